@@ -1,0 +1,51 @@
+// Typed view of the N-API addon (native/*.cc). Every function may throw a JS Error with ATen's message.
+import * as path from 'node:path';
+
+/** Opaque handle to an ATen tensor owned by the addon. */
+export type Handle = { readonly __aten: unique symbol };
+export type NativeDType = 'float32' | 'int32' | 'bool';
+
+export interface NativeMemory {
+  bytesInUse: number;
+  bytesCached: number;
+  numAllocations: number;
+  uploads: number;
+  downloads: number;
+}
+
+export interface Native {
+  upload(values: Float32Array | Int32Array | Uint8Array, shape: number[]): Handle;
+  download(h: Handle): Float32Array | Int32Array | Uint8Array;
+  scalar(value: number, dtype: NativeDType): Handle;
+  free(h: Handle): void;
+  shape(h: Handle): number[];
+  dtype(h: Handle): NativeDType | 'other';
+  reshape(h: Handle, shape: number[]): Handle;
+  cast(h: Handle, dtype: NativeDType): Handle;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  memory(): NativeMemory;
+  emptyCache(): void;
+  // Anything else is an op exported by one of the native/ops_*.cc families.
+  [op: string]: (...args: any[]) => any;
+}
+
+function load(): Native {
+  const candidates = [
+    path.join(__dirname, '..', '..', 'build', 'Release', 'aten.node'),
+    path.join(__dirname, '..', 'build', 'Release', 'aten.node'),
+  ];
+  let lastError: unknown;
+  for (const file of candidates) {
+    try {
+      return require(file) as Native;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(
+    `@cxr/backend-aten: the native addon could not be loaded (${String(lastError)}). ` +
+      'Build it with `npm run build:native -w @cxr/backend-aten` (needs Debian\'s libtorch-dev).');
+}
+
+export const native: Native = load();

@@ -1,0 +1,26 @@
+// The one list of native kernels. Every other kernel the cpu backend has is registered as a
+// fallback that runs the cpu kernel on this backend's data.
+import { KernelConfig, getKernelsForBackend, registerKernel } from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { BACKEND_NAME, AtenBackend } from './backend';
+import { nativeKernel } from './kernels/kernel';
+import { kernels as elementwise } from './kernels/elementwise';
+
+export const NATIVE_KERNELS: KernelConfig[] = [
+  ...elementwise,
+];
+
+export function registerAllKernels(): void {
+  const native = new Set<string>();
+  for (const k of NATIVE_KERNELS) {
+    registerKernel(k);
+    native.add(k.kernelName);
+  }
+  for (const k of getKernelsForBackend('cpu')) {
+    if (!native.has(k.kernelName)) {
+      registerKernel(nativeKernel(k.kernelName, () => null));
+    }
+  }
+}
+
+export { AtenBackend, BACKEND_NAME };

@@ -1,0 +1,35 @@
+// One data store shared by the ATen backend and its private cpu backend (the fallback).
+// An entry holds an ATen handle, a JS copy of the values, or both. The cpu backend reads
+// entries through get(), which downloads from ATen on demand; the ATen backend uses raw().
+import { DataId, DataStorage, DataType, TensorInfo, backend_util, engine, KernelBackend } from '@tensorflow/tfjs-core';
+import { Handle, native } from './native';
+
+export interface TensorEntry {
+  handle?: Handle;
+  /** Shape the handle was created with; a TensorInfo may view the same data with another shape. */
+  handleShape?: number[];
+  values?: backend_util.BackendValues;
+  dtype: DataType;
+  refCount: number;
+  complexTensorInfos?: { real: TensorInfo; imag: TensorInfo };
+}
+
+export class SharedStorage extends DataStorage<TensorEntry> {
+  constructor(owner: KernelBackend) {
+    super(owner, engine());
+  }
+
+  /** The entry as it is, without downloading. */
+  raw(dataId: DataId): TensorEntry {
+    return super.get(dataId);
+  }
+
+  /** The entry with `values` present (what the cpu kernels expect). */
+  override get(dataId: DataId): TensorEntry {
+    const entry = super.get(dataId);
+    if (entry.values === undefined && entry.handle !== undefined) {
+      entry.values = native.download(entry.handle);
+    }
+    return entry;
+  }
+}
