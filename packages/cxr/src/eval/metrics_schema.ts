@@ -1,0 +1,47 @@
+// The JSON that evaluate() writes to metrics/<split>.json. Also used to read those files back,
+// since a run directory may have been produced by another version of the tool.
+import { z } from 'zod';
+
+const Interval = z.tuple([z.number(), z.number()]);
+const Rate = z.number().min(0).max(1);
+
+export const Confusion = z.object({
+  tp: z.number().int().nonnegative(),
+  fp: z.number().int().nonnegative(),
+  tn: z.number().int().nonnegative(),
+  fn: z.number().int().nonnegative(),
+});
+export type Confusion = z.infer<typeof Confusion>;
+
+/**
+ * Rates that need a class which is absent (e.g. sensitivity without any pneumonia case) are null,
+ * never NaN, and `notes` says why.
+ */
+export const Metrics = z.looseObject({
+  n: z.number().int().nonnegative(),
+  accuracy: Rate,
+  sensitivity: Rate.nullable(),
+  specificity: Rate.nullable(),
+  precision: Rate.nullable(),
+  f1: Rate.nullable(),
+  auc: Rate.nullable(),
+  pr_auc: Rate.nullable(),
+  brier: Rate,
+  ece: Rate,
+  threshold: Rate,
+  confusion: Confusion,
+  ci95: z.object({
+    accuracy: Interval,
+    sensitivity: Interval.nullable(),
+    specificity: Interval.nullable(),
+    auc: Interval.nullable(),
+  }),
+  notes: z.array(z.string()).optional(),
+});
+export type Metrics = z.infer<typeof Metrics>;
+
+export function parseMetrics(json: unknown, where: string): Metrics {
+  const r = Metrics.safeParse(json);
+  if (!r.success) throw new Error(`${where}: not a metrics file: ${z.prettifyError(r.error)}`);
+  return r.data;
+}

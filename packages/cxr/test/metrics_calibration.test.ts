@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  applyTemperature,
+  balancedPoint,
+  confusionAt,
+  evaluate,
+  fitTemperature,
+  fitTemperatureFromProbs,
+  logit,
+  operatingPoints,
+  screeningPoint,
+  seededRandom,
+  sigmoid,
+  temperatureNll,
+} from '../src/eval';
+
+function normals(n: number, seed: number): number[] {
+  const rand = seededRandom(seed);
+  const out: number[] = [];
+  while (out.length < n) {
+    const u = 1 - rand();
+    const v = rand();
+    out.push(Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
+  }
+  return out;
+}
+
+/** Labels drawn from well-calibrated logits; the model reports them multiplied by `t`. */
+function overconfident(n: number, t: number, seed: number) {
+  const rand = seededRandom(seed + 1);
+  const trueLogits = normals(n, seed).map((z) => 2 * z);
+  const labels = trueLogits.map((z) => (rand() < sigmoid(z) ? 1 : 0));
+  return { labels, logits: trueLogits.map((z) => z * t) };
+}
+
+test('temperature scaling recovers a known temperature', () => {
+  for (const t of [0.5, 2.5]) {
+    const { labels, logits } = overconfident(20000, t, 11);
+    const fitted = fitTemperature(logits, labels);
+    assert.ok(Math.abs(fitted - t) / t < 0.06, `T = ${t}: fitted ${fitted}`);
+    assert.ok(temperatureNll(logits, labels, fitted) < temperatureNll(logits, labels, 1));
+    const probs = logits.map(sigmoid);
+    const fromProbs = fitTemperatureFromProbs(probs, labels);
+    assert.ok(Math.abs(fromProbs - fitted) / fitted < 1e-3, `${fromProbs} vs ${fitted}`);
+    // Calibration improves; the ranking and so the AUC do not change.
+    const before = evaluate(labels, probs, { bootstrap: { n: 0 } });
+    const after = evaluate(labels, applyTemperature(probs, fitted), { bootstrap: { n: 0 } });
+    assert.ok(after.ece < before.ece, `ece ${before.ece} -> ${after.ece}`);
+    assert.ok(Math.abs(after.auc! - before.auc!) < 1e-9);
+  }
+});
+
+test('the temperature search stays within its bounds on separable data', () => {
+  const t = fitTemperature([-3, -1, 2, 4], [0, 0, 1, 1], { min: 0.1, max: 10 });
+  assert.ok(t >= 0.1 && t < 0.1001, String(t));
+  assert.throws(() => fitTemperature([], []), RangeError);
+  assert.throws(() => fitTemperature([Infinity], [1]), /finite/);
+});
+
+test('applyTemperature works from probabilities', () => {
+  close(applyTemperature(0.5, 3), 0.5);
+  close(applyTemperature(sigmoid(4), 2), sigmoid(2));
+  close(applyTemperature(0.2, 1), 0.2);
+  assert.deepEqual(applyTemperature([0.5, 0.5], 2), [0.5, 0.5]);
+  close(logit(sigmoid(-3.25)), -3.25, 1e-9);
+  assert.ok(applyTemperature(1, 2) < 1 && applyTemperature(0, 0.5) >= 0);
+  assert.throws(() => applyTemperature(0.3, 0), RangeError);
+});
+
+function close(a: number, b: number, tol = 1e-12) {
+  assert.ok(Math.abs(a - b) <= tol, `expected ${b}, got ${a}`);
+}
+
+test('operating points meet their definitions', () => {
+  const rand = seededRandom(5);
+  const labels: number[] = [];
+  const probs: number[] = [];
+  for (let i = 0; i < 400; i++) {
+    const y = rand() < 0.6 ? 1 : 0;
+    labels.push(y);
+    probs.push(Math.round(1000 * Math.min(1, Math.max(0, (y ? 0.62 : 0.38) + 0.22 * normals(1, 100 + i)[0]))) / 1000);
+  }
+  const sens = (t: number) => {
+    const c = confusionAt(labels, probs, t);
+    return { sensitivity: c.tp / (c.tp + c.fn), specificity: c.tn / (c.tn + c.fp) };
+  };
+  const { screening, balanced } = operatingPoints(labels, probs);
+  assert.equal(screening.name, 'screening');
+  assert.ok(screening.sensitivity >= 0.95);
+  assert.deepEqual(sens(screening.threshold), { sensitivity: screening.sensitivity, specificity: screening.specificity });
+  // Any higher threshold loses sensitivity below the target.
+  const higher = [...new Set(probs)].filter((p) => p > screening.threshold);
+  for (const t of higher) assert.ok(sens(t).sensitivity < 0.95, `threshold ${t} also reaches 95%`);
+
+  assert.equal(balanced.name, 'balanced');
+  const j = balanced.sensitivity + balanced.specificity - 1;
+  for (const t of new Set(probs)) {
+    const s = sens(t);
+    assert.ok(s.sensitivity + s.specificity - 1 <= j + 1e-12, `threshold ${t} has a higher Youden J`);
+  }
+  assert.deepEqual(sens(balanced.threshold), { sensitivity: balanced.sensitivity, specificity: balanced.specificity });
+  assert.ok(screening.threshold <= balanced.threshold);
+});
+
+test('operating points on a tiny example', () => {
+  const labels = [1, 1, 1, 0, 1, 0, 0, 1, 0, 0];
+  const probs = [0.9, 0.8, 0.7, 0.7, 0.6, 0.4, 0.4, 0.3, 0.2, 0.1];
+  // All five positives are reached first at 0.3 (3 false positives above it).
+  assert.deepEqual(screeningPoint(labels, probs), { name: 'screening', threshold: 0.3, sensitivity: 1, specificity: 0.4 });
+  assert.deepEqual(screeningPoint(labels, probs, 0.8), { name: 'screening', threshold: 0.6, sensitivity: 0.8, specificity: 0.8 });
+  // Youden J by threshold: 0.9 .2, 0.8 .4, 0.7 .4, 0.6 .6, 0.4 .2, 0.3 .4, 0.2 .2, 0.1 0.
+  assert.deepEqual(balancedPoint(labels, probs), { name: 'balanced', threshold: 0.6, sensitivity: 0.8, specificity: 0.8 });
+  assert.throws(() => balancedPoint([1, 1], [0.2, 0.3]), /both/);
+});
