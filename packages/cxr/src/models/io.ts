@@ -1,0 +1,116 @@
+// Saving and loading TF.js Layers models as plain files (model.json + weights.bin) without
+// tfjs-node, plus cxr.json beside them. Saves are atomic: a killed process leaves either the
+// old folder or the new one, never a half-written mix.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { ModelMeta, parseMeta } from './metadata';
+
+const MODEL_JSON = 'model.json';
+const WEIGHTS_BIN = 'weights.bin';
+
+function fileSaver(dir: string): tf.io.IOHandler {
+  return {
+    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      const weights = artifacts.weightData == null ? new ArrayBuffer(0)
+        : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const modelJson = {
+        modelTopology: artifacts.modelTopology,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      };
+      fs.writeFileSync(path.join(dir, WEIGHTS_BIN), Buffer.from(weights));
+      fs.writeFileSync(path.join(dir, MODEL_JSON), JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    },
+  };
+}
+
+/** Reads a TF.js Layers model folder (model.json + its weight shards) from disk. */
+export function fileLoader(dir: string): tf.io.IOHandler {
+  return {
+    async load(): Promise<tf.io.ModelArtifacts> {
+      const jsonPath = path.join(dir, MODEL_JSON);
+      if (!fs.existsSync(jsonPath)) throw new Error(`${dir}: no ${MODEL_JSON} (not a TF.js model folder)`);
+      const json = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+        const specs: tf.io.WeightsManifestEntry[] = [];
+        const buffers: Buffer[] = [];
+        for (const group of manifest) {
+          for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
+          specs.push(...group.weights);
+        }
+        const all = Buffer.concat(buffers);
+        return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
+      });
+    },
+  };
+}
+
+/** sha256 over model.json and weights of a folder: the model's identity in audit logs. */
+export function modelDigest(dir: string): string {
+  const h = crypto.createHash('sha256');
+  for (const f of [MODEL_JSON, WEIGHTS_BIN, 'cxr.json']) {
+    const p = path.join(dir, f);
+    if (fs.existsSync(p)) h.update(fs.readFileSync(p));
+  }
+  return h.digest('hex');
+}
+
+function replaceDir(tmp: string, dir: string): void {
+  const old = `${dir}.old-${process.pid}`;
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  if (fs.existsSync(old)) fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** Writes `files` (name -> content) via a temp folder next to `dir`, then swaps it in. */
+export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
+  const parent = path.dirname(path.resolve(dir));
+  fs.mkdirSync(parent, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(dir)}.tmp-`));
+  return Promise.resolve(write(tmp)).then(() => replaceDir(tmp, dir), (e) => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  });
+}
+
+export async function saveLayersModel(model: tfl.LayersModel, dir: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  await model.save(fileSaver(dir));
+}
+
+export async function saveModel(model: tfl.LayersModel, dir: string, meta: ModelMeta): Promise<void> {
+  await writeDirAtomic(dir, async (tmp) => {
+    await saveLayersModel(model, tmp);
+    fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
+  });
+}
+
+export function readMeta(dir: string): ModelMeta {
+  const p = path.join(dir, 'cxr.json');
+  if (!fs.existsSync(p)) throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
+  return parseMeta(JSON.parse(fs.readFileSync(p, 'utf8')), p);
+}
+
+export interface LoadedModel {
+  dir: string;
+  meta: ModelMeta;
+  members: tfl.LayersModel[];
+  sha256: string;
+}
+
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const meta = readMeta(dir);
+  const memberDirs = meta.members.length ? meta.members.map((m) => path.join(dir, m)) : [dir];
+  const members = [];
+  for (const d of memberDirs) members.push(await tfl.loadLayersModel(fileLoader(d)));
+  const h = crypto.createHash('sha256');
+  for (const d of memberDirs) h.update(modelDigest(d));
+  h.update(fs.readFileSync(path.join(dir, 'cxr.json')));
+  return { dir, meta, members, sha256: h.digest('hex') };
+}

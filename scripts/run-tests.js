@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs the test suites one after another and prints one combined `N passed, M failed` line.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const suites = [
+  { name: 'backend-aten unit', cwd: 'packages/backend-aten', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
+  { name: 'tfjs-core conformance on aten', cwd: 'packages/backend-aten', cmd: ['node', 'test/conformance/run.js'] },
+  { name: 'cxr', cwd: 'packages/cxr', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
+];
+const only = process.argv[2];
+
+let passed = 0, failed = 0, skipped = 0;
+for (const s of suites) {
+  if (only && !s.name.includes(only)) continue;
+  console.log(`\n=== ${s.name} ===`);
+  const r = spawnSync(s.cmd[0], s.cmd.slice(1), { cwd: path.join(root, s.cwd), encoding: 'utf8', maxBuffer: 1 << 28 });
+  const out = (r.stdout || '') + (r.stderr || '');
+  process.stdout.write(out.length > 20000 ? out.slice(-20000) : out);
+  const num = (re) => { const m = out.match(re); return m ? Number(m[m.length - 1].match(/\d+/)[0]) : 0; };
+  // node --test prints "# pass N" / "# fail N" / "# skipped N"; the conformance runner prints "N passed, M failed".
+  const p = num(/^# pass \d+$/gm) || num(/^\d+ passed/gm);
+  const f = num(/^# fail \d+$/gm) || num(/\d+ failed/gm);
+  const k = num(/^# skipped \d+$/gm);
+  passed += p; skipped += k;
+  failed += f || (r.status !== 0 ? 1 : 0);
+  console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status})`);
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup on a fresh Debian machine: system packages, npm dependencies, native addon, TypeScript.
+# Usage: scripts/setup.sh [--with-test-deps]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# libtorch-dev: ATen for the engine. fonts-dejavu-core: text in rendered plots.
+pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core)
+if [ "${1:-}" = "--with-test-deps" ]; then
+  pkgs+=(chromium)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when the lock file changed since the last install.
+stamp=node_modules/.cxr-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+fi
+
+npm run build --silent
