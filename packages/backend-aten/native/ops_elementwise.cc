@@ -59,12 +59,26 @@ const std::unordered_map<std::string, Binary>& Binaries() {
       {"Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }},
       {"Multiply", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }},
       {"RealDiv", [](const at::Tensor& a, const at::Tensor& b) { return at::div(a, b); }},
-      {"FloorDiv", [](const at::Tensor& a, const at::Tensor& b) { return at::div(a, b, "floor"); }},
+      // floor(a / b) as TF.js computes it, in double: ATen's "floor" mode follows Python
+      // (0.5 // -inf == -1), and a float quotient can round up to the next integer (1.5 / 0.3f).
+      {"FloorDiv", [](const at::Tensor& a, const at::Tensor& b) {
+         return at::div(a.to(at::kDouble), b.to(at::kDouble)).floor_();
+       }},
       {"Maximum", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }},
       {"Minimum", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }},
-      {"Pow", [](const at::Tensor& a, const at::Tensor& b) { return at::pow(a, b); }},
+      // C's pow(±1, NaN or ±Inf) is 1; JS's Math.pow, and so TF.js, gives NaN.
+      {"Pow", [](const at::Tensor& a, const at::Tensor& b) {
+         auto r = at::pow(a, b);
+         return at::where(at::logical_and(a.abs().eq(1), b.isfinite().logical_not_()), NAN, r);
+       }},
       {"SquaredDifference", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b).square_(); }},
-      {"Mod", [](const at::Tensor& a, const at::Tensor& b) { return at::remainder(a, b); }},
+      // TF.js's floored modulo, in double as JS does it; at::remainder differs for infinite or
+      // huge divisors (0.5 mod -inf is -inf there, NaN in TF.js).
+      {"Mod", [](const at::Tensor& a, const at::Tensor& b) {
+         auto x = a.to(at::kDouble), y = b.to(at::kDouble);
+         auto r = at::fmod(x, y);
+         return at::where(x.lt(0).eq(y.lt(0)), r, at::fmod(r + y, y)).to(a.scalar_type());
+       }},
       {"Atan2", [](const at::Tensor& a, const at::Tensor& b) { return at::atan2(a, b); }},
       {"Equal", [](const at::Tensor& a, const at::Tensor& b) { return at::eq(a, b); }},
       {"NotEqual", [](const at::Tensor& a, const at::Tensor& b) { return at::ne(a, b); }},

@@ -81,12 +81,18 @@ void InitTensor(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "reshape", [](const Napi::CallbackInfo& info) {
     return Wrap(info.Env(), T(info[0]).reshape(Ints(info[1])));
   });
-  // cast(handle, dtype) with TF.js semantics: float->int truncates, x != 0 -> bool.
+  // cast(handle, dtype) with TF.js semantics: x != 0 -> bool; float -> int32 as JS stores a
+  // number into an Int32Array (truncate, NaN/Inf -> 0, wrap modulo 2^32), where a plain C++
+  // conversion is undefined for NaN and out-of-range values.
   Register(env, exports, "cast", [](const Napi::CallbackInfo& info) {
     auto& x = T(info[0]);
     auto dt = Str(info[1]);
     if (dt == "bool") return Wrap(info.Env(), x.ne(0));
-    if (dt == "int32") return Wrap(info.Env(), x.to(at::kInt));
+    if (dt == "int32") {
+      if (!x.is_floating_point()) return Wrap(info.Env(), x.to(at::kInt));
+      auto d = x.to(at::kDouble).nan_to_num(0, 0, 0).trunc_().fmod_(4294967296.0);
+      return Wrap(info.Env(), d.to(at::kLong).to(at::kInt));
+    }
     return Wrap(info.Env(), x.to(at::kFloat));
   });
   Register(env, exports, "setNumThreads", [](const Napi::CallbackInfo& info) -> Napi::Value {

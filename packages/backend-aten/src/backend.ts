@@ -1,6 +1,6 @@
 // The TF.js backend 'aten'. Tensor data lives in ATen tensors held by the addon; JS gets a copy
 // only when JS reads. Kernels without a native version run the cpu backend's kernel against
-// a private MathBackendCPU that shares this backend's data store (see fallback.ts).
+// a private MathBackendCPU that shares this backend's data store (see fallback()).
 import {
   BackendTimingInfo, DataId, DataType, KernelBackend, NamedAttrMap, NamedTensorInfoMap, Tensor,
   TensorInfo, backend_util, engine, getKernel, util,
@@ -32,6 +32,8 @@ export class AtenBackend extends KernelBackend {
     this.cpu = new MathBackendCPU();
     const cpu = this.cpu as unknown as Record<string, unknown>;
     cpu.data = this.data;
+    // Its "install tfjs-node" notice would be printed on the first fallback.
+    cpu.firstUse = false;
     // Lifetime is managed here so that native handles are freed and nothing is downloaded
     // just to count references.
     cpu.disposeData = (id: DataId, force?: boolean) => this.disposeData(id, force);
@@ -61,27 +63,51 @@ export class AtenBackend extends KernelBackend {
 
   /** Wraps a native result as a TensorInfo owned by this backend. */
   output(handle: Handle, dtype: DataType, shape?: number[]): TensorInfo {
+    // Every later upload, view and download assumes the handle holds `dtype`; ATen results such
+    // as indices (int64) or float quotients declared int32 are converted here, once.
+    if (native.dtype(handle) !== dtype) {
+      const cast = native.cast(handle, dtype as NativeDType);
+      native.free(handle);
+      handle = cast;
+    }
     const s = shape ?? native.shape(handle);
     const dataId = { id: nextId++ };
     this.data.set(dataId, { handle, handleShape: s, dtype, refCount: 1 });
     return { dataId, shape: s, dtype };
   }
 
-  /** Native handle for a tensor, uploaded on first use and viewed with the TensorInfo's shape. */
+  /**
+   * Native handle for a tensor with the TensorInfo's shape and dtype, uploaded on first use.
+   * Views with another shape (tf.reshape shares the dataId) or dtype (cpu Cast may too) are
+   * kept on the entry and freed with it: a view left to the GC would keep the storage alive
+   * after dispose, and replacing the entry's handle would free one another input still uses.
+   */
   handle(t: TensorInfo): Handle {
     const entry = this.data.raw(t.dataId);
     if (entry.handle === undefined) {
-      if (!NATIVE_DTYPES.has(t.dtype) || entry.values === undefined) {
+      if (!NATIVE_DTYPES.has(entry.dtype) || entry.values === undefined) {
         throw new Error(`aten: a ${t.dtype} tensor cannot be used by a native kernel`);
       }
-      const values = entry.values as Float32Array | Int32Array | Uint8Array;
+      const values = this.data.typed(entry) as Float32Array | Int32Array | Uint8Array;
       entry.handle = values.length === 1 && t.shape.length === 0
-        ? native.scalar(values[0], t.dtype as NativeDType)
+        ? native.scalar(values[0], entry.dtype as NativeDType)
         : native.upload(values, t.shape);
       entry.handleShape = t.shape.slice();
     }
-    if (!util.arraysEqual(entry.handleShape!, t.shape)) return native.reshape(entry.handle, t.shape);
-    return entry.handle;
+    if (entry.dtype === t.dtype && util.arraysEqual(entry.handleShape!, t.shape)) return entry.handle;
+    const key = `${t.dtype}[${t.shape}]`;
+    entry.views ??= new Map();
+    let view = entry.views.get(key);
+    if (view === undefined) {
+      view = native.reshape(entry.handle, t.shape);
+      if (entry.dtype !== t.dtype) {
+        const cast = native.cast(view, t.dtype as NativeDType);
+        native.free(view);
+        view = cast;
+      }
+      entry.views.set(key, view);
+    }
+    return view;
   }
 
   /** True when every input can go to a native kernel (no string/complex data). */
@@ -100,11 +126,19 @@ export class AtenBackend extends KernelBackend {
   override readSync(dataId: DataId): backend_util.BackendValues {
     const entry = this.data.raw(dataId);
     if (entry.complexTensorInfos != null || entry.dtype === 'string') return this.cpu.readSync(dataId);
-    return this.data.get(dataId).values!;
+    return this.data.typed(this.data.get(dataId));
   }
 
-  override async read(dataId: DataId): Promise<backend_util.BackendValues> {
-    return this.readSync(dataId);
+  override read(dataId: DataId): Promise<backend_util.BackendValues> {
+    // Read now: the tensor may be disposed before the promise settles (tfjs allows that).
+    // Resolve on a macrotask: handle wrappers are finalised by the event loop, and a training
+    // loop that only ever awaits reads would otherwise never let it run (RSS grows).
+    try {
+      const values = this.readSync(dataId);
+      return new Promise((resolve) => setImmediate(() => resolve(values)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override readToGPU(): never {
@@ -131,6 +165,7 @@ export class AtenBackend extends KernelBackend {
     entry.refCount--;
     if (!force && entry.refCount > 0) return false;
     if (entry.handle !== undefined) native.free(entry.handle);
+    entry.views?.forEach((v) => native.free(v));
     if (entry.complexTensorInfos != null) {
       this.disposeData(entry.complexTensorInfos.real.dataId, true);
       this.disposeData(entry.complexTensorInfos.imag.dataId, true);

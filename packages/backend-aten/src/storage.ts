@@ -8,11 +8,17 @@ export interface TensorEntry {
   handle?: Handle;
   /** Shape the handle was created with; a TensorInfo may view the same data with another shape. */
   handleShape?: number[];
+  /** Views of `handle` with another shape or dtype, keyed by both; freed with the entry. */
+  views?: Map<string, Handle>;
   values?: backend_util.BackendValues;
   dtype: DataType;
   refCount: number;
   complexTensorInfos?: { real: TensorInfo; imag: TensorInfo };
 }
+
+const ARRAY_TYPES: Partial<Record<DataType, Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor>> = {
+  float32: Float32Array, int32: Int32Array, bool: Uint8Array,
+};
 
 export class SharedStorage extends DataStorage<TensorEntry> {
   constructor(owner: KernelBackend) {
@@ -31,5 +37,18 @@ export class SharedStorage extends DataStorage<TensorEntry> {
       entry.values = native.download(entry.handle);
     }
     return entry;
+  }
+
+  /**
+   * The entry's values as the typed array of its dtype. Some cpu kernels store, say, an
+   * Int32Array for a float32 result, which the cpu backend converts on every read; this
+   * converts once, and makes uploads see the right element type.
+   */
+  typed(entry: TensorEntry): backend_util.BackendValues {
+    const Type = ARRAY_TYPES[entry.dtype];
+    if (Type !== undefined && entry.values !== undefined && !(entry.values instanceof Type)) {
+      entry.values = Type.from(entry.values as ArrayLike<number>);
+    }
+    return entry.values!;
   }
 }

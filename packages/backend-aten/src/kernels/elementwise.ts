@@ -16,8 +16,9 @@ const UNARY: Spec[] = [
   ['Square', NUMERIC], ['Tan', FLOAT], ['Tanh', FLOAT],
 ];
 
+// TF.js's FloorDiv returns int32 even for float inputs; output() converts the float quotient.
 const BINARY: Spec[] = [
-  ['Add', NUMERIC], ['Sub', NUMERIC], ['Multiply', NUMERIC], ['RealDiv', FLOAT], ['FloorDiv', FLOAT],
+  ['Add', NUMERIC], ['Sub', NUMERIC], ['Multiply', NUMERIC], ['RealDiv', FLOAT], ['FloorDiv', FLOAT, 'int32'],
   ['Maximum', NUMERIC], ['Minimum', NUMERIC], ['Pow', FLOAT], ['SquaredDifference', FLOAT], ['Mod', FLOAT],
   ['Atan2', FLOAT],
   ['Equal', NUMERIC, 'bool'], ['NotEqual', NUMERIC, 'bool'], ['Greater', NUMERIC, 'bool'],
