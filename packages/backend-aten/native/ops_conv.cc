@@ -1,8 +1,170 @@
-// Conv kernels.
+// Convolutions (2-D and 3-D, plain and depthwise): forward with fused bias/activation, and both
+// gradients through at::convolution_backward. TF.js tensors are channels-last; viewed as NC(D)HW
+// they have channels_last strides, which oneDNN reads directly and keeps for its results, so the
+// final permute back to channels-last is free.
+#include <algorithm>
+
 #include "common.h"
 
 namespace aten_addon {
+namespace {
 
-void InitConv(Napi::Env env, Napi::Object exports) {}
+bool Is3d(const at::Tensor& t) { return t.dim() == 5; }
+at::Tensor ChannelsFirst(const at::Tensor& t) { return Is3d(t) ? NdhwcToNcdhw(t) : NhwcToNchw(t); }
+at::Tensor ChannelsLastResult(const at::Tensor& t) { return Is3d(t) ? NcdhwToNdhwc(t) : NchwToNhwc(t); }
+at::MemoryFormat LastFormat(int64_t rank) {
+  return rank == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
+}
+
+// TF.js filter [spatial..., in, out] -> ATen [out, in, spatial...]. A depthwise filter
+// [spatial..., C, M] is the grouped filter [spatial..., 1, C*M] (output channel c*M+m).
+at::Tensor FilterToAten(at::Tensor w, bool depthwise) {
+  int64_t n = w.dim() - 2;
+  if (depthwise) {
+    auto s = w.sizes().vec();
+    s[n + 1] *= s[n];
+    s[n] = 1;
+    w = w.reshape(s);
+  }
+  std::vector<int64_t> perm = {n + 1, n};
+  for (int64_t i = 0; i < n; i++) perm.push_back(i);
+  return w.permute(perm).contiguous(LastFormat(w.dim()));
+}
+
+at::Tensor FilterFromAten(const at::Tensor& g, at::IntArrayRef tfShape) {
+  int64_t n = g.dim() - 2;
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < n; i++) perm.push_back(i + 2);
+  perm.push_back(1);
+  perm.push_back(0);
+  return g.permute(perm).contiguous().reshape(tfShape);
+}
+
+// TF.js pads, (before, after) per spatial dim, can be asymmetric ('same' with an even window or
+// stride 2), negative (3-D 'same' with stride > filter) or leave trailing rows unused. ATen takes
+// one symmetric pad per dim and floors the output size; whatever that cannot express is applied
+// to the input with constant_pad_nd (a copy, so only when needed).
+struct Pads {
+  std::vector<int64_t> sym, before, after;
+  bool extra = false;
+
+  Pads(const std::vector<int64_t>& pads, const std::vector<int64_t>& strides) {
+    size_t n = strides.size();
+    if (pads.size() != 2 * n) throw std::invalid_argument("expected two pads per spatial dimension");
+    for (size_t i = 0; i < n; i++) {
+      int64_t b = pads[2 * i], a = pads[2 * i + 1];
+      int64_t s = std::max<int64_t>(0, std::min(b, a));
+      int64_t eb = b - s, ea = a - s;
+      if (ea < 0 && ea > -strides[i]) ea = 0;  // ATen's floor drops these rows by itself
+      sym.push_back(s);
+      before.push_back(eb);
+      after.push_back(ea);
+      extra |= eb != 0 || ea != 0;
+    }
+  }
+
+  // constant_pad_nd's argument (last dim first); sign -1 undoes the padding on a gradient.
+  std::vector<int64_t> NdArg(int64_t sign) const {
+    std::vector<int64_t> r;
+    for (size_t i = before.size(); i-- > 0;) {
+      r.push_back(sign * before[i]);
+      r.push_back(sign * after[i]);
+    }
+    return r;
+  }
+  at::Tensor Apply(const at::Tensor& x) const { return extra ? at::constant_pad_nd(x, NdArg(1)) : x; }
+  at::Tensor Undo(const at::Tensor& g) const { return extra ? at::constant_pad_nd(g, NdArg(-1)) : g; }
+};
+
+struct Geometry {
+  std::vector<int64_t> strides, dilations;
+  Pads pads;
+  int64_t groups;
+  bool depthwise;
+
+  // args: strides, dilations, pads, groups (> 1 only for depthwise convolutions)
+  Geometry(const Napi::CallbackInfo& info, int first)
+      : strides(Ints(info[first])), dilations(Ints(info[first + 1])), pads(Ints(info[first + 2]), strides),
+        groups(Int(info[first + 3])), depthwise(groups > 1) {}
+
+  std::vector<int64_t> NoOutputPadding() const { return std::vector<int64_t>(strides.size(), 0); }
+};
+
+void Activate(at::Tensor& y, const std::string& act, const Napi::Value& prelu, double alpha) {
+  if (act == "linear") return;
+  if (act == "relu") y.relu_();
+  else if (act == "relu6") y.clamp_(0, 6);
+  else if (act == "elu") at::elu_(y);
+  else if (act == "sigmoid") y.sigmoid_();
+  else if (act == "leakyrelu") at::leaky_relu_(y, alpha);
+  else if (act == "prelu") y = at::where(y.lt(0), y * T(prelu), y);
+  else throw std::invalid_argument("unknown activation " + act);
+}
+
+}  // namespace
+
+void InitConv(Napi::Env env, Napi::Object exports) {
+  // conv(x, filter, strides, dilations, pads, groups[, bias, activation, preluWeights, leakyAlpha])
+  // bias may be any tensor broadcastable to the (channels-last) output.
+  Register(env, exports, "conv", [](const Napi::CallbackInfo& info) {
+    Geometry g(info, 2);
+    auto x = g.pads.Apply(ChannelsFirst(T(info[0])));
+    auto w = FilterToAten(T(info[1]), g.depthwise);
+    c10::optional<at::Tensor> convBias;
+    bool hasBias = info.Length() > 6 && info[6].IsExternal();
+    // A per-channel bias goes into the convolution itself, which oneDNN fuses.
+    if (hasBias && T(info[6]).dim() == 1 && T(info[6]).size(0) == w.size(0)) {
+      convBias = T(info[6]);
+      hasBias = false;
+    }
+    auto y = ChannelsLastResult(at::convolution(x, w, convBias, g.strides, g.pads.sym, g.dilations, false,
+                                                g.NoOutputPadding(), g.groups));
+    if (hasBias) y.add_(T(info[6]));
+    if (info.Length() > 7 && info[7].IsString()) {
+      Activate(y, Str(info[7]), info[8], info.Length() > 9 && info[9].IsNumber() ? Num(info[9]) : 0.2);
+    }
+    return Wrap(info.Env(), y);
+  });
+
+  // convBackpropInput(dy, filter, inputShape, strides, dilations, pads, groups) -> dx
+  Register(env, exports, "convBackpropInput", [](const Napi::CallbackInfo& info) {
+    auto dy = ChannelsFirst(T(info[0]));
+    auto w = FilterToAten(T(info[1]), Int(info[6]) > 1);
+    auto inShape = Ints(info[2]);
+    Geometry g(info, 3);
+    if (int64_t(inShape.size()) != dy.dim()) throw std::invalid_argument("inputShape rank does not match dy");
+    // ATen reads only the sizes and memory format of the input for dx.
+    std::vector<int64_t> shape = {inShape[0], inShape.back()};
+    for (size_t i = 0; i + 2 < inShape.size(); i++) {
+      shape.push_back(inShape[i + 1] + g.pads.before[i] + g.pads.after[i]);
+    }
+    auto input = at::empty(shape, dy.options().memory_format(LastFormat(dy.dim())));
+    auto grads = at::convolution_backward(dy, input, w, c10::nullopt, g.strides, g.pads.sym, g.dilations, false,
+                                          g.NoOutputPadding(), g.groups, {true, false, false});
+    return Wrap(info.Env(), ChannelsLastResult(g.pads.Undo(std::get<0>(grads))));
+  });
+
+  // convBackpropFilter(x, dy, filterShape, strides, dilations, pads, groups) -> dfilter (TF.js layout)
+  Register(env, exports, "convBackpropFilter", [](const Napi::CallbackInfo& info) {
+    Geometry g(info, 3);
+    auto x = g.pads.Apply(ChannelsFirst(T(info[0])));
+    auto dy = ChannelsFirst(T(info[1]));
+    auto tfShape = Ints(info[2]);
+    if (int64_t(tfShape.size()) != x.dim()) throw std::invalid_argument("filterShape rank does not match x");
+    int64_t n = x.dim() - 2;
+    int64_t in = tfShape[n], out = tfShape[n + 1];
+    if (g.depthwise) {
+      out *= in;
+      in = 1;
+    }
+    std::vector<int64_t> shape = {out, in};
+    for (int64_t i = 0; i < n; i++) shape.push_back(tfShape[i]);
+    // ATen reads only the sizes and memory format of the weight for dweight.
+    auto weight = at::empty(shape, x.options().memory_format(LastFormat(x.dim())));
+    auto grads = at::convolution_backward(dy, x, weight, c10::nullopt, g.strides, g.pads.sym, g.dilations, false,
+                                          g.NoOutputPadding(), g.groups, {false, true, false});
+    return Wrap(info.Env(), FilterFromAten(std::get<1>(grads), tfShape));
+  });
+}
 
 }  // namespace aten_addon

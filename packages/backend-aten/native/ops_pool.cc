@@ -1,8 +1,160 @@
-// Pool kernels.
+// Max and average pooling (2-D and 3-D) and their gradients, with TF.js semantics: max pooling
+// ignores NaN, average pooling divides by the number of real (non-padding) elements, and the
+// average-pool gradient divides by the full window size (as tfjs-backend-cpu does).
+#include <cmath>
+
 #include "common.h"
 
 namespace aten_addon {
+namespace {
 
-void InitPool(Napi::Env env, Napi::Object exports) {}
+at::Tensor ChannelsFirst(const at::Tensor& t) { return t.dim() == 5 ? NdhwcToNcdhw(t) : NhwcToNchw(t); }
+at::Tensor ChannelsLastResult(const at::Tensor& t) { return t.dim() == 5 ? NcdhwToNdhwc(t) : NchwToNhwc(t); }
+
+// How to express TF.js's windows with ATen's pooling arguments. args: kernel, strides, pads
+// ((before, after) per spatial dim, `after` chosen by the caller so that the windows give TF.js's
+// output size). ATen pads symmetrically by at most half a window and rounds the output size down
+// or up (ceil_mode, one flag for all dims). 'same' with stride 2 usually fits ceil_mode; anything
+// else is padded explicitly (a copy) and pooled without ATen padding.
+struct Plan {
+  std::vector<int64_t> kernel, strides, before, after, sym;
+  bool ceil = false, explicitPad = false;
+
+  Plan(const Napi::CallbackInfo& info, int first) : kernel(Ints(info[first])), strides(Ints(info[first + 1])) {
+    auto pads = Ints(info[first + 2]);
+    size_t n = kernel.size();
+    if (strides.size() != n || pads.size() != 2 * n) throw std::invalid_argument("bad pooling geometry");
+    bool floorOk = true, ceilOk = true;
+    for (size_t i = 0; i < n; i++) {
+      int64_t b = pads[2 * i], a = pads[2 * i + 1], k = kernel[i], s = strides[i];
+      before.push_back(b);
+      after.push_back(a);
+      bool fits = b >= 0 && b <= k / 2;
+      floorOk &= fits && b - a >= 0 && b - a < s;
+      ceilOk &= fits && a - b >= 0 && a - b < s && a < k;
+    }
+    if (floorOk || ceilOk) {
+      ceil = !floorOk;
+      sym = before;
+      return;
+    }
+    explicitPad = true;
+    sym.assign(n, 0);
+    for (size_t i = 0; i < n; i++) {
+      if (after[i] < 0 && after[i] > -strides[i]) after[i] = 0;  // the floor drops these rows
+    }
+  }
+
+  std::vector<int64_t> Ones() const { return std::vector<int64_t>(kernel.size(), 1); }
+  std::vector<int64_t> NdArg(int64_t sign) const {
+    std::vector<int64_t> r;
+    for (size_t i = before.size(); i-- > 0;) {
+      r.push_back(sign * before[i]);
+      r.push_back(sign * after[i]);
+    }
+    return r;
+  }
+  at::Tensor Pad(const at::Tensor& x, double value) const {
+    return explicitPad ? at::constant_pad_nd(x, NdArg(1), value) : x;
+  }
+  at::Tensor Unpad(const at::Tensor& g) const { return explicitPad ? at::constant_pad_nd(g, NdArg(-1)) : g; }
+
+  std::tuple<at::Tensor, at::Tensor> MaxWithIndices(const at::Tensor& x) const {
+    if (x.dim() == 5) return at::max_pool3d_with_indices(x, kernel, strides, sym, Ones(), ceil);
+    return at::max_pool2d_with_indices(x, kernel, strides, sym, Ones(), ceil);
+  }
+  at::Tensor Avg(const at::Tensor& x, bool countPad, c10::optional<int64_t> divisor) const {
+    if (x.dim() == 5) return at::avg_pool3d(x, kernel, strides, sym, ceil, countPad, divisor);
+    return at::avg_pool2d(x, kernel, strides, sym, ceil, countPad, divisor);
+  }
+  int64_t WindowSize() const {
+    int64_t r = 1;
+    for (auto k : kernel) r *= k;
+    return r;
+  }
+};
+
+at::Tensor WithoutNaN(const at::Tensor& x) { return x.masked_fill(x.isnan(), -INFINITY); }
+
+// Max pooling over the (padded) input with indices. A NaN never wins in TF.js (it never compares
+// greater), while ATen propagates it; NaN in the output is rare, so only then pool again.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> MaxPool(const Plan& p, const at::Tensor& x) {
+  auto xp = p.Pad(x, -INFINITY);
+  auto r = p.MaxWithIndices(xp);
+  if (std::get<0>(r).isnan().any().item<bool>()) {
+    xp = WithoutNaN(xp);
+    r = p.MaxWithIndices(xp);
+  }
+  return {xp, std::get<0>(r), std::get<1>(r)};
+}
+
+// Number of real input elements in each window along spatial dim i, shaped to broadcast.
+at::Tensor RealCounts(const Plan& p, int64_t i, int64_t in, int64_t out, int64_t rank) {
+  std::vector<float> c(out);
+  for (int64_t o = 0; o < out; o++) {
+    int64_t start = o * p.strides[i] - p.before[i];
+    c[o] = float(std::max<int64_t>(0, std::min(start + p.kernel[i], in) - std::max<int64_t>(start, 0)));
+  }
+  std::vector<int64_t> shape(rank, 1);
+  shape[2 + i] = out;
+  return at::tensor(c).reshape(shape);
+}
+
+}  // namespace
+
+void InitPool(Napi::Env env, Napi::Object exports) {
+  // maxPool(x, kernel, strides, pads) -> y
+  Register(env, exports, "maxPool", [](const Napi::CallbackInfo& info) {
+    Plan p(info, 1);
+    return Wrap(info.Env(), ChannelsLastResult(std::get<1>(MaxPool(p, ChannelsFirst(T(info[0]))))));
+  });
+
+  // maxPoolGrad(dy, x, kernel, strides, pads) -> dx: dy goes to the first maximum of each window.
+  Register(env, exports, "maxPoolGrad", [](const Napi::CallbackInfo& info) {
+    Plan p(info, 2);
+    auto dy = ChannelsFirst(T(info[0]));
+    auto [xp, y, indices] = MaxPool(p, ChannelsFirst(T(info[1])));
+    // A window whose maximum is -Infinity (all -Infinity or NaN) has no maximum position in TF.js
+    // and passes no gradient; ATen would give it to the window's first element.
+    auto empty = y.eq(-INFINITY);
+    if (empty.any().item<bool>()) dy = dy.masked_fill(empty, 0);
+    auto dx = dy.dim() == 5
+        ? at::max_pool3d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices)
+        : at::max_pool2d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices);
+    return Wrap(info.Env(), ChannelsLastResult(p.Unpad(dx)));
+  });
+
+  // avgPool(x, kernel, strides, pads) -> y
+  Register(env, exports, "avgPool", [](const Napi::CallbackInfo& info) {
+    Plan p(info, 1);
+    auto x = ChannelsFirst(T(info[0]));
+    if (!p.explicitPad) return Wrap(info.Env(), ChannelsLastResult(p.Avg(x, false, c10::nullopt)));
+    // Sum over the zero-padded input, then divide by the real elements per window; a window
+    // entirely in the padding gives 0/0 = NaN, as in TF.js.
+    auto y = p.Avg(p.Pad(x, 0), true, 1);
+    for (int64_t i = 0; i + 2 < x.dim(); i++) y.div_(RealCounts(p, i, x.size(i + 2), y.size(i + 2), x.dim()));
+    return Wrap(info.Env(), ChannelsLastResult(y));
+  });
+
+  // avgPoolGrad(dy, inputShape, kernel, strides, pads) -> dx. tfjs-backend-cpu spreads dy over each
+  // window's real elements divided by the full window size, even where the window overlaps padding.
+  Register(env, exports, "avgPoolGrad", [](const Napi::CallbackInfo& info) {
+    Plan p(info, 2);
+    auto dy = ChannelsFirst(T(info[0]));
+    auto inShape = Ints(info[1]);
+    if (int64_t(inShape.size()) != dy.dim()) throw std::invalid_argument("inputShape rank does not match dy");
+    std::vector<int64_t> shape = {inShape[0], inShape.back()};
+    for (size_t i = 0; i + 2 < inShape.size(); i++) {
+      shape.push_back(inShape[i + 1] + (p.explicitPad ? p.before[i] + p.after[i] : 0));
+    }
+    // ATen reads only the sizes and memory format of the input.
+    auto input = at::empty(shape, dy.options().memory_format(
+        dy.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast));
+    auto dx = dy.dim() == 5
+        ? at::avg_pool3d_backward(dy, input, p.kernel, p.strides, p.sym, p.ceil, true, p.WindowSize())
+        : at::avg_pool2d_backward(dy, input, p.kernel, p.strides, p.sym, p.ceil, true, p.WindowSize());
+    return Wrap(info.Env(), ChannelsLastResult(p.Unpad(dx)));
+  });
+}
 
 }  // namespace aten_addon

@@ -5,9 +5,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import { BACKEND_NAME, AtenBackend } from './backend';
 import { nativeKernel } from './kernels/kernel';
 import { kernels as elementwise } from './kernels/elementwise';
+import { kernels as conv } from './kernels/conv';
+import { kernels as pool } from './kernels/pool';
 
 export const NATIVE_KERNELS: KernelConfig[] = [
   ...elementwise,
+  ...conv,
+  ...pool,
 ];
 
 export function registerAllKernels(): void {

@@ -1,0 +1,77 @@
+// Max and average pooling (2-D and 3-D) and their gradients. Channels-last float32 only.
+import { AvgPool3DAttrs, AvgPoolAttrs, KernelConfig, TensorInfo, backend_util, util } from '@tensorflow/tfjs-core';
+import { Handle, native } from '../native';
+import { geometry } from './conv';
+import { nativeKernel } from './kernel';
+
+type Info = backend_util.Conv2DInfo | backend_util.Conv3DInfo;
+/** The attributes of every pooling kernel and gradient (2-D ones have no dataFormat). */
+type Attrs = Partial<AvgPool3DAttrs> & AvgPoolAttrs;
+
+function poolInfo(shape: number[], a: Attrs, rounding = a.dimRoundingMode): Info {
+  if (shape.length === 5) {
+    const a3 = a as unknown as AvgPool3DAttrs;
+    return backend_util.computePool3DInfo(shape as [number, number, number, number, number], a3.filterSize,
+      a3.strides, 1, a3.pad, rounding);
+  }
+  return backend_util.computePool2DInfo(shape as [number, number, number, number], a.filterSize, a.strides, 1,
+    a.pad, rounding);
+}
+
+function kernelSize(c: Info): number[] {
+  const c3 = c as backend_util.Conv3DInfo;
+  return c3.filterDepth !== undefined ? [c3.filterDepth, c.filterHeight, c.filterWidth] : [c.filterHeight, c.filterWidth];
+}
+
+const supported = (a: Attrs, ...ts: TensorInfo[]) =>
+  ts.every((t) => t.dtype === 'float32') && (a.dataFormat === undefined || a.dataFormat === 'NDHWC');
+
+function forward(name: string, op: 'maxPool' | 'avgPool'): KernelConfig {
+  return nativeKernel(name, (b, { inputs, attrs }) => {
+    const x = inputs.x as TensorInfo;
+    const a = attrs as unknown as Attrs;
+    if (!supported(a, x)) return null;
+    const info = poolInfo(x.shape, a);
+    const g = geometry(info);
+    if (g === null) return null;
+    return b.output(native[op](b.handle(x), kernelSize(info), g.strides, g.pads) as Handle, 'float32');
+  });
+}
+
+function maxGrad(name: string): KernelConfig {
+  return nativeKernel(name, (b, { inputs, attrs }) => {
+    const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+    const a = attrs as unknown as Attrs;
+    if (!supported(a, dy, input)) return null;
+    const info = poolInfo(input.shape, a);
+    const g = geometry(info);
+    if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
+    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), kernelSize(info), g.strides, g.pads) as Handle,
+      'float32');
+  });
+}
+
+// AvgPoolGrad (2-D) ignores dimRoundingMode in tfjs-backend-cpu; AvgPool3DGrad honours it.
+function avgGrad(name: string, useRounding: boolean): KernelConfig {
+  return nativeKernel(name, (b, { inputs, attrs }) => {
+    const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+    const a = attrs as unknown as Attrs;
+    if (!supported(a, dy, input)) return null;
+    const info = poolInfo(input.shape, a, useRounding ? a.dimRoundingMode : undefined);
+    const g = geometry(info);
+    if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
+    return b.output(native.avgPoolGrad(b.handle(dy), input.shape, kernelSize(info), g.strides, g.pads) as Handle,
+      'float32');
+  });
+}
+
+export const kernels: KernelConfig[] = [
+  forward('MaxPool', 'maxPool'),
+  forward('AvgPool', 'avgPool'),
+  forward('MaxPool3D', 'maxPool'),
+  forward('AvgPool3D', 'avgPool'),
+  maxGrad('MaxPoolGrad'),
+  maxGrad('MaxPool3DGrad'),
+  avgGrad('AvgPoolGrad', false),
+  avgGrad('AvgPool3DGrad', true),
+];
