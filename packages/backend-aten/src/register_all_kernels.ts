@@ -5,11 +5,18 @@ import '@tensorflow/tfjs-backend-cpu';
 import { BACKEND_NAME, AtenBackend } from './backend';
 import { nativeKernel } from './kernels/kernel';
 import { kernels as elementwise } from './kernels/elementwise';
+import { kernels as matmul } from './kernels/matmul';
+import { kernels as reduce } from './kernels/reduce';
+import { kernels as norm } from './kernels/norm';
+import { registerGradientOverrides } from './gradients';
 import { kernels as conv } from './kernels/conv';
 import { kernels as pool } from './kernels/pool';
 
 export const NATIVE_KERNELS: KernelConfig[] = [
   ...elementwise,
+  ...matmul,
+  ...reduce,
+  ...norm,
   ...conv,
   ...pool,
 ];
@@ -25,6 +32,7 @@ export function registerAllKernels(): void {
       registerKernel(nativeKernel(k.kernelName, () => null));
     }
   }
+  registerGradientOverrides();
 }
 
 export { AtenBackend, BACKEND_NAME };

@@ -1,0 +1,99 @@
+// FusedBatchNorm and its fused gradient on aten against the tfjs cpu backend, including the
+// moments -> batchNorm chain of tfjs-layers' BatchNormalization in training.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import type { AtenBackend } from '../src/index';
+import '../src/index';
+// Imported after the backend on purpose: tfjs-layers registers tfjs-core's gradients, replacing
+// the overrides, which the backend must then install again.
+import * as tfl from '@tensorflow/tfjs-layers';
+
+let seed = 5;
+function rand(shape: number[], lo = -1, hi = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = Array.from({ length: n }, () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return lo + (hi - lo) * (seed / 2 ** 32);
+  });
+  return tf.tensor(v, shape);
+}
+
+type Out = tf.Tensor | tf.Tensor[];
+
+/** Runs f on cpu and on aten from the same seed and compares every output. */
+async function parity(f: () => Out, tol = 1e-4, expectNative = true): Promise<void> {
+  const run = async (backend: string) => {
+    await tf.setBackend(backend);
+    const start = seed;
+    const outs = ([] as tf.Tensor[]).concat(tf.tidy(f));
+    seed = start;
+    const native = outs.map((t) => backend !== 'aten' || (tf.backend() as AtenBackend).data.raw(t.dataId).handle != null);
+    const res = outs.map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) }));
+    tf.dispose(outs);
+    return { res, native };
+  };
+  const cpu = await run('cpu');
+  const aten = await run('aten');
+  seed += 7;
+  if (expectNative) assert.ok(aten.native.every((n) => n), 'expected native outputs');
+  assert.equal(aten.res.length, cpu.res.length);
+  cpu.res.forEach((e, i) => {
+    const a = aten.res[i];
+    assert.deepEqual(a.shape, e.shape);
+    assert.equal(a.dtype, e.dtype);
+    a.values.forEach((v, j) => {
+      const w = e.values[j];
+      assert.ok(Math.abs(v - w) <= tol * (1 + Math.abs(w)), `output ${i}[${j}]: aten ${v}, cpu ${w}`);
+    });
+  });
+}
+
+test('batchNorm forward: ranks, optional scale and offset, scalar parameters', async () => {
+  for (const shape of [[2, 3, 4, 5], [6, 5], [3, 4, 5], [5], [2, 2, 3, 5]]) {
+    await parity(() => tf.batchNorm(rand(shape), rand([5]), rand([5], 0.5, 2), rand([5]), rand([5]), 1e-3));
+    await parity(() => tf.batchNorm(rand(shape), rand([5]), rand([5], 0.5, 2)));
+    await parity(() => tf.batchNorm(rand(shape), rand([5]), rand([5], 0.5, 2), undefined, rand([5])));
+    await parity(() => tf.batchNorm(rand(shape), rand([5]), rand([1], 0.5, 2), rand([1]), rand([5]), 0.1));
+  }
+  // Parameters with the trailing two dimensions' length cycle the same way.
+  await parity(() => tf.batchNorm(rand([2, 3, 4, 5]), rand([4, 5]), rand([4, 5], 0.5, 2), rand([4, 5]), rand([4, 5])));
+  // A parameter length that does not divide x's size goes to the cpu kernel.
+  await parity(() => tf.batchNorm(rand([2, 3, 7]), rand([3]), rand([3], 0.5, 2)), 1e-4, false);
+});
+
+test('batchNorm gradients for x, mean, variance, scale and offset', async () => {
+  for (const shape of [[2, 3, 4, 5], [6, 5], [3, 4, 5]]) {
+    await parity(() => tf.grads((x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, o: tf.Tensor, s: tf.Tensor) =>
+      tf.sum(tf.mul(tf.batchNorm(x, m, v, o, s, 1e-3), rand(shape))))(
+      [rand(shape), rand([5]), rand([5], 0.5, 2), rand([5]), rand([5])]), 1e-3, false);
+  }
+});
+
+test('gradients through moments -> batchNorm run the fused kernel', async () => {
+  const step = () => tf.grads((x: tf.Tensor, offset: tf.Tensor, scale: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    return tf.sum(tf.square(tf.sub(tf.batchNorm(x, mean, variance, offset, scale, 1e-3), rand([4, 3, 3, 6]))));
+  })([rand([4, 3, 3, 6]), rand([6]), rand([6], 0.5, 1.5)]);
+  await parity(step, 2e-3, false);
+  await tf.setBackend('aten');
+  const { kernelNames } = await tf.profile(() => { tf.dispose(step()); });
+  assert.ok(kernelNames.includes('AtenFusedBatchNormGrad'), kernelNames.join(','));
+  assert.ok(!kernelNames.includes('Rsqrt'), kernelNames.join(','));
+});
+
+test('a tfjs-layers BatchNormalization layer trains the same on aten and cpu', async () => {
+  await parity(() => {
+    const layer = tfl.layers.batchNormalization({ axis: -1 });
+    const x = tf.add(tf.mul(rand([4, 5, 5, 3]), 3), 2);
+    const target = rand([4, 5, 5, 3]);
+    layer.build(x.shape);
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(tf.square(tf.sub(layer.apply(x, { training: true }) as tf.Tensor, target))) as tf.Scalar,
+      layer.trainableWeights.map((w) => w.read() as tf.Variable));
+    const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.square(layer.apply(x, { training: true }) as tf.Tensor)))(x);
+    const out = [value, dx, ...Object.values(grads)];
+    layer.weights.forEach((w) => w.dispose());
+    return out;
+  }, 2e-3, false);
+});
