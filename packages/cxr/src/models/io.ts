@@ -84,11 +84,21 @@ export async function saveLayersModel(model: tfl.LayersModel, dir: string): Prom
   await model.save(fileSaver(dir));
 }
 
+/**
+ * Writes a cxr model (model.json, weights.bin, cxr.json) into `dir`, which may hold other files
+ * (a run's logs and reports). Each file is renamed into place; cxr.json goes last, so a folder
+ * with a cxr.json always has the weights it describes.
+ */
 export async function saveModel(model: tfl.LayersModel, dir: string, meta: ModelMeta): Promise<void> {
-  await writeDirAtomic(dir, async (tmp) => {
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(dir, '.save-'));
+  try {
     await saveLayersModel(model, tmp);
     fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
-  });
+    for (const f of [WEIGHTS_BIN, MODEL_JSON, 'cxr.json']) fs.renameSync(path.join(tmp, f), path.join(dir, f));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 export function readMeta(dir: string): ModelMeta {

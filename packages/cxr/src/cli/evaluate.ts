@@ -1,0 +1,28 @@
+// `cxr evaluate --model DIR --data DIR [--split NAME] --json`
+import { Command } from 'commander';
+import { initEngine } from '../engine';
+import { formatMetricsTable } from '../eval/format';
+import { runEvaluation } from '../eval/run';
+import { defaultModelDir } from '../paths';
+
+export function register(program: Command): void {
+  program.command('evaluate')
+    .description('evaluate a model on a labelled folder (NORMAL/ and PNEUMONIA/, or a Kaggle root with --split)')
+    .option('--model <dir>', 'model folder (default: the shipped model)')
+    .requiredOption('--data <dir>', 'data folder')
+    .option('--split <name>', 'split inside a Kaggle root (default: test, or the only split)')
+    .option('--operating-point <name>', 'screening or balanced (default: the model\'s)')
+    .option('--out <dir>', 'also write predictions/ and metrics/ here (e.g. a run folder, for `cxr report`)')
+    .option('--json', 'print one JSON object')
+    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const warn = (l: string) => process.stderr.write(l + '\n');
+      const m = await runEvaluation({
+        modelDir: o.model ?? defaultModelDir(), data: o.data, split: o.split, operatingPoint: o.operatingPoint,
+        out: o.out, progress: !o.json && process.stderr.isTTY, warn,
+      });
+      if (o.json) process.stdout.write(JSON.stringify(m) + '\n');
+      else process.stdout.write(`model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}\n` + formatMetricsTable(m) + '\n');
+    });
+}

@@ -1,0 +1,43 @@
+// `cxr train`: one command per experiment of the seed project, and cxr's own recipe.
+import { Command, Option } from 'commander';
+import * as path from 'node:path';
+import { initEngine } from '../engine';
+import { runTraining } from '../train/run';
+import { RECIPES } from '../train/presets';
+
+export function register(program: Command): void {
+  program.command('train')
+    .description('train a model on a Kaggle-layout data folder (validation carved out of train by patient)')
+    .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
+    .requiredOption('--out <dir>', 'run folder: model, checkpoints, log.jsonl, report')
+    .option('--recipe <name>', `named recipe (${Object.keys(RECIPES).join(', ')})`)
+    .option('--model <arch>', 'architecture: deadskull7, madz2000, cxrnet, reference')
+    .addOption(new Option('--balance <mode>', 'class balancing').choices(['none', 'class-weights', 'oversample', 'undersample']))
+    .option('--augment <preset>', 'augmentation preset: none, light, strong, madz2000')
+    .option('--epochs <n>', 'epochs', (v) => parseInt(v, 10))
+    .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10))
+    .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
+    .option('--lr <x>', 'learning rate', parseFloat)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']))
+    .option('--input-size <px>', 'model input size', (v) => parseInt(v, 10))
+    .option('--label-smoothing <x>', 'label smoothing', parseFloat)
+    .option('--patience <n>', 'early stopping patience in epochs (0 = off)', (v) => parseInt(v, 10))
+    .option('--limit-per-class <n>', 'use at most n training images per class (quick runs)', (v) => parseInt(v, 10))
+    .option('--seed <n>', 'seed for the split, order and augmentation', (v) => parseInt(v, 10))
+    .option('--name <name>', 'model name recorded in cxr.json')
+    .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
+    .option('--no-report', 'do not write the HTML/PNG report')
+    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const overrides = Object.fromEntries(Object.entries({
+        arch: o.model, balance: o.balance, augment: o.augment, epochs: o.epochs, batchSize: o.batchSize,
+        optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
+        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed,
+      }).filter(([, v]) => v !== undefined));
+      await runTraining({
+        data: o.data, out: path.resolve(o.out), recipeName: o.recipe, overrides, name: o.name,
+        resume: !!o.resume, report: o.report !== false,
+      });
+    });
+}

@@ -1,0 +1,77 @@
+// Model inference shared by training-time validation, `cxr evaluate`, `cxr predict` and the server:
+// pixels -> input tensor -> (ensemble members x test-time augmentations) -> mean logit -> calibrated
+// probability. One function so that every path computes exactly the same number.
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+
+export const TTA_NAMES = ['identity', 'zoom-in', 'zoom-out', 'shift-left', 'shift-right'] as const;
+
+export function logit(p: number): number {
+  const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
+  return Math.log(q / (1 - q));
+}
+
+export function sigmoid(z: number): number {
+  return 1 / (1 + Math.exp(-z));
+}
+
+/** Grayscale uint8 images (size x size each, concatenated) to a [n,size,size,1] float tensor in [0,1]. */
+export function toInput(pixels: Uint8Array, n: number, size: number): tf.Tensor4D {
+  return tf.tidy(() => tf.div(tf.tensor4d(pixels, [n, size, size, 1], 'int32'), 255) as tf.Tensor4D);
+}
+
+/** A deterministic test-time view of a batch (small zooms and shifts; never a flip). */
+export function ttaView(x: tf.Tensor4D, name: string): tf.Tensor4D {
+  if (name === 'identity') return x.clone();
+  const [, h, w] = x.shape;
+  return tf.tidy(() => {
+    const zoom = name === 'zoom-in' ? 0.92 : name === 'zoom-out' ? 1.08 : 1;
+    const dx = name === 'shift-left' ? 0.04 * w : name === 'shift-right' ? -0.04 * w : 0;
+    // Projective transform maps output (x, y) to input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    const cx = (w - 1) / 2, cy = (h - 1) / 2;
+    const m = [zoom, 0, cx - zoom * cx + dx, 0, zoom, cy - zoom * cy, 0, 0];
+    const transforms = tf.tile(tf.tensor2d(m, [1, 8]), [x.shape[0], 1]) as tf.Tensor2D;
+    return tf.image.transform(x, transforms, 'bilinear', 'nearest') as tf.Tensor4D;
+  });
+}
+
+/** Mean logit over members and TTA views for a batch; returns one number per image. */
+export function predictLogits(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = []): Float32Array {
+  const views = tta.length ? tta : ['identity'];
+  const sum = tf.tidy(() => {
+    let acc: tf.Tensor | null = null;
+    for (const v of views) {
+      const xv = ttaView(x, v);
+      for (const m of members) {
+        const p = tf.clipByValue(m.predict(xv) as tf.Tensor, 1e-7, 1 - 1e-7);
+        const z = tf.log(tf.div(p, tf.sub(1, p)));
+        acc = acc ? tf.add(acc, z) : z;
+      }
+    }
+    return tf.reshape(tf.div(acc!, views.length * members.length), [-1]);
+  });
+  const out = sum.dataSync() as Float32Array;
+  sum.dispose();
+  return Float32Array.from(out);
+}
+
+/** Logits for many images, in batches. */
+export async function predictAllLogits(members: LayersModel[], pixels: Uint8Array, n: number, size: number,
+    opts: { tta?: readonly string[]; batchSize?: number; onBatch?: (done: number) => void } = {}): Promise<Float32Array> {
+  const bs = opts.batchSize ?? 32;
+  const out = new Float32Array(n);
+  const per = size * size;
+  for (let i = 0; i < n; i += bs) {
+    const m = Math.min(bs, n - i);
+    const x = toInput(pixels.subarray(i * per, (i + m) * per), m, size);
+    out.set(predictLogits(members, x, opts.tta), i);
+    x.dispose();
+    opts.onBatch?.(i + m);
+    await new Promise((r) => setImmediate(r));
+  }
+  return out;
+}
+
+export function calibrated(logits: Float32Array, temperature: number): number[] {
+  return Array.from(logits, (z) => sigmoid(z / temperature));
+}

@@ -1,0 +1,45 @@
+// Per-epoch checkpoints: model weights, optimiser slots and loop state, written atomically so a
+// killed run resumes from the last finished epoch.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
+
+export interface LoopState {
+  epoch: number; // epochs completed
+  step: number;
+  bestAuc: number;
+  bestEpoch: number;
+  schedule: Record<string, number>;
+  elapsedSeconds: number;
+}
+
+export async function saveCheckpoint(dir: string, model: tfl.LayersModel, optimizer: tf.Optimizer,
+    state: LoopState): Promise<void> {
+  const named = await optimizer.getWeights();
+  const { data, specs } = await tf.io.encodeWeights(named);
+  await writeDirAtomic(dir, async (tmp) => {
+    await saveLayersModel(model, tmp);
+    fs.writeFileSync(path.join(tmp, 'optimizer.bin'), Buffer.from(data as ArrayBuffer));
+    fs.writeFileSync(path.join(tmp, 'optimizer.json'), JSON.stringify(specs));
+    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+  });
+}
+
+export function readState(dir: string): LoopState | null {
+  const p = path.join(dir, 'state.json');
+  return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as LoopState) : null;
+}
+
+/** Loads weights and optimiser slots from a checkpoint into an already-built, compiled model. */
+export async function restoreCheckpoint(dir: string, model: tfl.LayersModel, optimizer: tf.Optimizer): Promise<LoopState> {
+  const saved = await tfl.loadLayersModel(fileLoader(dir));
+  model.setWeights(saved.getWeights());
+  saved.dispose();
+  const specs = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as tf.io.WeightsManifestEntry[];
+  const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
+  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
+  await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
+  return readState(dir)!;
+}

@@ -1,0 +1,68 @@
+// From a data folder to in-memory ImageSets through the preprocessed cache.
+import * as crypto from 'node:crypto';
+import { cacheImages } from '../data/cache';
+import { ImageRecord, scanDataset } from '../data/dataset';
+import { splitByPatient } from '../data/split';
+import { ImageSet } from './images';
+
+export interface LoadOptions {
+  size: number;
+  cacheDir?: string;
+  progress?: boolean;
+  warn?: (line: string) => void;
+}
+
+export async function loadImageSet(records: readonly ImageRecord[], name: string, opts: LoadOptions): Promise<ImageSet> {
+  const set = await cacheImages(records, { size: opts.size, cacheDir: opts.cacheDir, name, progress: opts.progress, warn: opts.warn });
+  return {
+    size: set.size,
+    pixels: set.pixels,
+    labels: set.labels(),
+    files: set.images.map((r) => r.path),
+    patients: set.images.map((r) => r.patient),
+    sha256: set.images.map((r) => r.sha256),
+  } as ImageSet & { sha256: string[] };
+}
+
+/** Records of one split; a folder holding NORMAL/ and PNEUMONIA/ directly is its own split. */
+export async function splitRecords(root: string, split?: string): Promise<ImageRecord[]> {
+  const all = await scanDataset(root);
+  const splits = [...new Set(all.map((r) => r.split))];
+  const want = split ?? (splits.length === 1 ? splits[0] : splits.includes('test') ? 'test' : undefined);
+  if (!want) throw new Error(`${root} has splits ${splits.join(', ')}: choose one with --split`);
+  const records = all.filter((r) => r.split === want);
+  if (records.length === 0) throw new Error(`${root}: split '${want}' has no images (found: ${splits.join(', ') || 'none'})`);
+  return records;
+}
+
+/** Limits each class to n images (deterministically: the first n by patient-sorted order). */
+export function limitPerClass(records: ImageRecord[], n: number): ImageRecord[] {
+  if (n <= 0) return records;
+  const out: ImageRecord[] = [];
+  for (const label of [0, 1]) {
+    const cls = records.filter((r) => r.label === label);
+    // Spread the pick over the class so a subset is not one patient's images.
+    const step = Math.max(1, Math.floor(cls.length / n));
+    for (let i = 0; i < cls.length && out.filter((r) => r.label === label).length < n; i += step) out.push(cls[i]);
+  }
+  return out;
+}
+
+/** Patient-level train/validation split of the `train` split, then both loaded at `size`. */
+export async function loadTrainVal(root: string, opts: LoadOptions & { valFraction: number; seed: number; limitPerClass: number }) {
+  let records = await splitRecords(root, 'train');
+  records = limitPerClass(records, opts.limitPerClass);
+  const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed });
+  const train = await loadImageSet(split.train, 'train', opts);
+  const val = await loadImageSet(split.val, 'validation', opts);
+  const fingerprint = crypto.createHash('sha256')
+    .update(JSON.stringify({ train: [...(train as ImageSet & { sha256: string[] }).sha256].sort(), val: [...(val as ImageSet & { sha256: string[] }).sha256].sort() }))
+    .digest('hex');
+  return {
+    train, val,
+    info: {
+      root, fingerprint, valFraction: opts.valFraction, splitSeed: opts.seed,
+      trainPatients: new Set(train.patients).size, valPatients: new Set(val.patients).size,
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// In-memory image sets: preprocessed grayscale pixels of one size, with labels and file names.
+// This is what training, validation and evaluation iterate over.
+export interface ImageSet {
+  size: number;
+  /** n * size * size bytes, image after image. */
+  pixels: Uint8Array;
+  labels: Uint8Array;
+  files: string[];
+  patients: string[];
+}
+
+export function subset(set: ImageSet, indices: readonly number[]): ImageSet {
+  const per = set.size * set.size;
+  const pixels = new Uint8Array(indices.length * per);
+  indices.forEach((src, dst) => pixels.set(set.pixels.subarray(src * per, (src + 1) * per), dst * per));
+  return {
+    size: set.size,
+    pixels,
+    labels: Uint8Array.from(indices, (i) => set.labels[i]),
+    files: indices.map((i) => set.files[i]),
+    patients: indices.map((i) => set.patients[i]),
+  };
+}
+
+export function count(set: ImageSet): { n: number; normal: number; pneumonia: number } {
+  let pneumonia = 0;
+  for (const l of set.labels) pneumonia += l;
+  return { n: set.labels.length, normal: set.labels.length - pneumonia, pneumonia };
+}

@@ -1,0 +1,68 @@
+// `cxr train` end to end: data -> patient split -> cache -> training loop -> report.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
+import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
+import { architecture } from '../models';
+import { loadTrainVal } from './dataset_images';
+import { DEFAULT_RECIPE, RECIPES } from './presets';
+import { Recipe, RecipeInput } from './recipe';
+import { TrainResult, train } from './trainer';
+
+export interface RunOptions {
+  data: string;
+  out: string;
+  recipeName?: string;
+  overrides?: Partial<RecipeInput>;
+  name?: string;
+  resume?: boolean;
+  report?: boolean;
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
+  const base = RECIPES[name ?? DEFAULT_RECIPE];
+  if (!base) throw new Error(`unknown recipe '${name}' (known: ${Object.keys(RECIPES).join(', ')})`);
+  // A different architecture without an explicit size takes that architecture's own size.
+  const merged: RecipeInput = { ...base.recipe, ...overrides };
+  if (overrides.arch && overrides.inputSize === undefined && overrides.arch !== base.recipe.arch) delete merged.inputSize;
+  return Recipe.parse(merged);
+}
+
+export async function runTraining(o: RunOptions): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const recipePath = path.join(o.out, 'recipe.json');
+  // --resume keeps the recipe the run started with.
+  const recipe = o.resume && fs.existsSync(recipePath)
+    ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
+    : resolveRecipe(o.recipeName, o.overrides);
+  const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
+  const progress = o.progress ?? process.stderr.isTTY === true;
+
+  const { train: trainSet, val, info } = await loadTrainVal(o.data, {
+    size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass,
+  });
+  const augment: AugmentConfig = resolveAugment(recipe.augment);
+  const balance = recipe.balance as BalanceMode;
+  const result = await train({
+    recipe, train: trainSet, val, outDir: o.out, name: o.name, resume: o.resume, progress, log,
+    plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch) }),
+    classWeights: lossWeights(trainSet.labels, balance),
+    augment: isIdentity(augment) ? undefined
+      : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
+    dataInfo: info,
+  });
+  if (o.report !== false) {
+    try {
+      const { writeReport } = await import('../report/index.js');
+      const { files } = await writeReport(o.out);
+      log(`report: ${files.find((f: string) => f.endsWith('.html')) ?? path.join(o.out, 'report')}`);
+    } catch (e) {
+      log(`report not written: ${(e as Error).message}`);
+    }
+  }
+  return result;
+}
