@@ -9,6 +9,8 @@ import { kernels as matmul } from './kernels/matmul';
 import { kernels as reduce } from './kernels/reduce';
 import { kernels as norm } from './kernels/norm';
 import { registerGradientOverrides } from './gradients';
+import { kernels as layout } from './kernels/layout';
+import { kernels as image } from './kernels/image';
 import { kernels as conv } from './kernels/conv';
 import { kernels as pool } from './kernels/pool';
 
@@ -17,6 +19,8 @@ export const NATIVE_KERNELS: KernelConfig[] = [
   ...matmul,
   ...reduce,
   ...norm,
+  ...layout,
+  ...image,
   ...conv,
   ...pool,
 ];
