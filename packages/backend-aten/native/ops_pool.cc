@@ -88,12 +88,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> MaxPool(const Plan& p, const at::
   return {xp, std::get<0>(r), std::get<1>(r)};
 }
 
-// Number of real input elements in each window along spatial dim i, shaped to broadcast.
-at::Tensor RealCounts(const Plan& p, int64_t i, int64_t in, int64_t out, int64_t rank) {
+// Number of real input elements in each window along spatial dim i (at least minCount), shaped
+// to broadcast.
+at::Tensor RealCounts(const Plan& p, int64_t i, int64_t in, int64_t out, int64_t rank, int64_t minCount) {
   std::vector<float> c(out);
   for (int64_t o = 0; o < out; o++) {
     int64_t start = o * p.strides[i] - p.before[i];
-    c[o] = float(std::max<int64_t>(0, std::min(start + p.kernel[i], in) - std::max<int64_t>(start, 0)));
+    c[o] = float(std::max(minCount, std::min(start + p.kernel[i], in) - std::max<int64_t>(start, 0)));
   }
   std::vector<int64_t> shape(rank, 1);
   shape[2 + i] = out;
@@ -124,15 +125,19 @@ void InitPool(Napi::Env env, Napi::Object exports) {
     return Wrap(info.Env(), ChannelsLastResult(p.Unpad(dx)));
   });
 
-  // avgPool(x, kernel, strides, pads) -> y
+  // avgPool(x, kernel, strides, pads, emptyWindowIsZero) -> y. A window entirely in the padding
+  // gives 0/0 = NaN, or 0 with emptyWindowIsZero (tfjs-backend-cpu's AvgPool3D divides by
+  // max(count, 1)).
   Register(env, exports, "avgPool", [](const Napi::CallbackInfo& info) {
     Plan p(info, 1);
     auto x = ChannelsFirst(T(info[0]));
     if (!p.explicitPad) return Wrap(info.Env(), ChannelsLastResult(p.Avg(x, false, c10::nullopt)));
-    // Sum over the zero-padded input, then divide by the real elements per window; a window
-    // entirely in the padding gives 0/0 = NaN, as in TF.js.
+    // Sum over the zero-padded input, then divide by the real elements per window.
     auto y = p.Avg(p.Pad(x, 0), true, 1);
-    for (int64_t i = 0; i + 2 < x.dim(); i++) y.div_(RealCounts(p, i, x.size(i + 2), y.size(i + 2), x.dim()));
+    int64_t minCount = Bool(info[4]) ? 1 : 0;
+    for (int64_t i = 0; i + 2 < x.dim(); i++) {
+      y.div_(RealCounts(p, i, x.size(i + 2), y.size(i + 2), x.dim(), minCount));
+    }
     return Wrap(info.Env(), ChannelsLastResult(y));
   });
 

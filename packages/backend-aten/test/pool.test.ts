@@ -69,7 +69,7 @@ const CASES: Case[] = [
   { x: [2, 10, 9, 3], k: 4, s: 3, pad: 'same' },
   { x: [3, 9, 7, 5], k: 2, s: 2, pad: 'valid' },
   { x: [3, 9, 7, 5], k: [3, 2], s: [2, 1], pad: 'valid' },
-  { x: [2, 10, 8, 3], k: 1, s: 1, pad: 'valid' },
+  { x: [2, 10, 8, 3], k: 1, s: 2, pad: 'valid' },
   { x: [2, 9, 7, 3], k: 3, s: 2, pad: 1, round: 'ceil' },
   { x: [2, 9, 7, 3], k: 3, s: 2, pad: 1, round: 'floor' },
   { x: [2, 10, 8, 3], k: 3, s: 3, pad: 1, round: 'round' },
@@ -123,6 +123,7 @@ test('3-D pooling forward and gradients', async () => {
     [[2, 5, 6, 7, 3], 2, 2, 'same'],
     [[2, 6, 5, 4, 3], 3, 2, 'valid'],
     [[1, 5, 5, 5, 2], 1, 3, 'same'],
+    [[1, 3, 4, 3, 2], 2, 1, 2],  // windows entirely in the padding
   ];
   for (const [shape, k, s, pad] of cases) {
     const x = rand(shape, 3);
@@ -136,6 +137,12 @@ test('3-D pooling forward and gradients', async () => {
     await parity(`avg3d grad ${what}`, x, shape, dy, (t, g) => tf.grad((a: tf.Tensor) =>
       tf.sum(tf.mul(tf.avgPool3d(a as tf.Tensor5D, k, s, pad), g)))(t), 'avgPoolGrad');
   }
+});
+
+test('a 1x1 window keeping the shape is the identity, as in tfjs-backend-cpu (fallback)', async () => {
+  const x = rand([1, 2, 2, 3], 1);
+  await parity('max 1x1', x, [1, 2, 2, 3], [1], (t) => tf.maxPool(t as tf.Tensor4D, 1, 2, 1), null);
+  await parity('avg 1x1', x, [1, 2, 2, 3], [1], (t) => tf.avgPool(t as tf.Tensor4D, 1, 2, 1), null);
 });
 
 test('bad arguments throw a JS Error instead of crashing', async () => {

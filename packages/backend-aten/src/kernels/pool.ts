@@ -33,8 +33,14 @@ function forward(name: string, op: 'maxPool' | 'avgPool'): KernelConfig {
     if (!supported(a, x)) return null;
     const info = poolInfo(x.shape, a);
     const g = geometry(info);
-    if (g === null) return null;
-    return b.output(native[op](b.handle(x), kernelSize(info), g.strides, g.pads) as Handle, 'float32');
+    const k = kernelSize(info);
+    // tfjs-backend-cpu's 2-D pools return x itself for a 1x1 window with an unchanged shape, even
+    // when padding shifts the windows; its fallback is that cheap identity.
+    if (g === null || (k.length === 2 && k[0] === 1 && k[1] === 1 && util.arraysEqual(x.shape, info.outShape))) {
+      return null;
+    }
+    const emptyWindowIsZero = k.length === 3;  // tfjs-backend-cpu: 0 in AvgPool3D, NaN in AvgPool
+    return b.output(native[op](b.handle(x), k, g.strides, g.pads, emptyWindowIsZero) as Handle, 'float32');
   });
 }
 
