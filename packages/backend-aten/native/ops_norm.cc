@@ -1,6 +1,6 @@
-// FusedBatchNorm and its fused gradient. TF.js cycles each per-channel parameter over the
-// flattened x; with x viewed as [rows, L] (L the longest parameter) that is broadcasting a
-// parameter of L or 1 elements over the rows, which the TS side checks before calling.
+// FusedBatchNorm and its fused gradient on ATen's inference-mode batch norm. TF.js cycles each
+// per-channel parameter over the flattened x; with x viewed as [rows, L] (L the longest
+// parameter) that is a parameter of L or 1 elements per row, which the TS side checks first.
 #include "common.h"
 
 namespace aten_addon {
@@ -8,13 +8,16 @@ namespace {
 
 bool Given(const Napi::Value& v) { return v.IsExternal(); }
 
-// Per-parameter view: [L] or [1], so it broadcasts over x viewed as [rows, L].
-at::Tensor Param(const Napi::Value& v) { return T(v).reshape({-1}); }
-
+// TF.js's parameter view for ATen's batch norm: x as [rows, L] (channels in dimension 1) and
+// each parameter as [L], a one-element parameter repeated.
 int64_t Channels(const Napi::CallbackInfo& info, std::initializer_list<int> args) {
   int64_t l = 1;
   for (int i : args) if (Given(info[i])) l = std::max<int64_t>(l, T(info[i]).numel());
   return l;
+}
+c10::optional<at::Tensor> Param(const Napi::Value& v, int64_t l) {
+  if (!Given(v)) return c10::nullopt;
+  return T(v).reshape({-1}).expand({l}).contiguous();
 }
 
 // A per-channel gradient [L] folded back to the parameter's own shape.
@@ -29,41 +32,36 @@ void InitNorm(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "batchNorm", [](const Napi::CallbackInfo& info) {
     auto& x = T(info[0]);
     int64_t l = Channels(info, {1, 2, 3, 4});
-    auto x2 = x.reshape({-1, l});
-    // y = (x - mean) * k + offset with k = scale / sqrt(variance + eps). Centering first (rather
-    // than x * k + (offset - mean * k)) keeps precision when the mean is large next to the spread.
-    auto k = (Param(info[2]) + Num(info[5])).rsqrt_();
-    if (Given(info[4])) k = k * Param(info[4]);
-    auto centered = x2 - Param(info[1]);
-    auto y = Given(info[3]) ? at::addcmul(Param(info[3]), centered, k) : centered.mul_(k);
+    auto y = at::batch_norm(x.reshape({-1, l}), Param(info[4], l), Param(info[3], l), Param(info[1], l),
+                            Param(info[2], l), /*training=*/false, 0.0, Num(info[5]), /*cudnn_enabled=*/false);
     return Wrap(info.Env(), y.reshape(x.sizes()));
   });
   // batchNormGrad(dy, x, mean, variance, scale | null, offset | null, varianceEpsilon)
   //   -> [dx, dmean, dvariance, dscale, doffset]; dscale and doffset are shaped like mean when
   //   the parameter is absent.
   Register(env, exports, "batchNormGrad", [](const Napi::CallbackInfo& info) -> Napi::Value {
-    auto& dy = T(info[0]);
     auto& x = T(info[1]);
     auto& mean = T(info[2]);
     auto& variance = T(info[3]);
     int64_t l = Channels(info, {2, 3, 4, 5});
-    auto dy2 = dy.reshape({-1, l});
-    auto inv = (Param(info[3]) + Num(info[6])).rsqrt_();
-    auto scale = Given(info[4]) ? Param(info[4]) : at::ones({1}, inv.options());
-    auto k = inv * scale;
-    auto sumDy = dy2.sum(0);
-    auto sumDyXc = (dy2 * (x.reshape({-1, l}) - Param(info[2]))).sum(0);
-    auto dx = (dy2 * k).reshape(x.sizes());
-    auto dmean = -sumDy * k;
-    auto dvariance = sumDyXc * k * inv.square() * -0.5;
-    auto dscale = sumDyXc * inv;
+    double eps = Num(info[6]);
+    auto scale = Param(info[4], l);
+    // In inference mode ATen treats mean and variance as constants: dx = dy * scale * inv,
+    // dscale = sum(dy * (x - mean)) * inv, doffset = sum(dy), with inv = 1 / sqrt(variance + eps).
+    auto [dx, dscale, doffset] = at::native_batch_norm_backward(
+        T(info[0]).reshape({-1, l}), x.reshape({-1, l}), scale, Param(info[2], l), Param(info[3], l),
+        c10::nullopt, c10::nullopt, /*train=*/false, eps, {true, true, true});
+    auto inv = (*Param(info[3], l) + eps).rsqrt_();
+    auto k = scale ? inv * *scale : inv;
+    auto dmean = -doffset * k;
+    auto dvariance = dscale * k * inv * -0.5;
     auto env = info.Env();
     auto out = Napi::Array::New(env, 5);
-    out.Set(0u, Wrap(env, dx));
+    out.Set(0u, Wrap(env, dx.reshape(x.sizes())));
     out.Set(1u, Wrap(env, Fit(dmean, mean)));
     out.Set(2u, Wrap(env, Fit(dvariance, variance)));
     out.Set(3u, Wrap(env, Fit(dscale, Given(info[4]) ? T(info[4]) : mean)));
-    out.Set(4u, Wrap(env, Fit(sumDy, Given(info[5]) ? T(info[5]) : mean)));
+    out.Set(4u, Wrap(env, Fit(doffset, Given(info[5]) ? T(info[5]) : mean)));
     return out;
   });
 }
