@@ -86,10 +86,10 @@ async function main() {
       durations.push([r.duration ?? 0, r.fullName]);
       if (r.status === 'passed') counts.passed++;
       else if (r.status === 'failed') { counts.failed++; report(r.fullName, r.failedExpectations); }
-      else {
+      else if (denied.has(r.fullName)) { counts.skipped++; seenDenied.add(r.fullName); }
+      else if (r.status !== 'excluded') {  // 'excluded' here only means filtered out by the argument
         counts.skipped++;
-        if (denied.has(r.fullName)) seenDenied.add(r.fullName);
-        else if (process.env.CONFORMANCE_VERBOSE) console.log(`skipped (${r.status}): ${r.fullName}`);
+        if (process.env.CONFORMANCE_VERBOSE) console.log(`skipped (${r.status}): ${r.fullName}`);
       }
     },
     suiteDone(r) {
