@@ -1,0 +1,59 @@
+// `cxr experiments seed`: the seed project's experiments in its order, then cxr's recipe, each a
+// full training run on the same patient-level split, compared on that validation split.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readMeta } from '../models/io';
+import { writeComparison, ExperimentSummary } from '../report';
+import { RECIPES } from '../train/presets';
+import { RecipeInput } from '../train/recipe';
+import { runTraining } from '../train/run';
+
+export const SEED_EXPERIMENTS = ['seed1-baseline', 'seed2-balanced', 'seed3-madz2000', 'seed4-baseline-augment', 'cxr'];
+
+export interface ExperimentsOptions {
+  data: string;
+  out: string;
+  quick?: boolean;
+  only?: string[];
+  /** Skip experiments whose run folder already holds a finished model. */
+  resume?: boolean;
+  log?: (line: string) => void;
+}
+
+/** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
+const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
+
+export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files: string[]; summaries: ExperimentSummary[] }> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const names = o.only?.length ? SEED_EXPERIMENTS.filter((n) => o.only!.includes(n)) : SEED_EXPERIMENTS;
+  const summaries: ExperimentSummary[] = [];
+  for (const name of names) {
+    const runDir = path.join(o.out, name);
+    const done = fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+    if (!(o.resume && done)) {
+      log(`\n=== ${RECIPES[name].title} ===`);
+      await runTraining({
+        data: o.data, out: runDir, recipeName: name, overrides: o.quick ? QUICK : {}, name,
+        resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')), log,
+      });
+    }
+    const meta = readMeta(runDir);
+    const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
+    const v = meta.validation as { trainingSeconds?: number } | undefined;
+    summaries.push({
+      name: RECIPES[name].title, description: describe(meta.recipe), metrics,
+      trainingSeconds: v?.trainingSeconds ?? null, runDir,
+    });
+  }
+  const { files } = await writeComparison(summaries, o.out, {
+    title: `The seed project's experiments, reproduced${o.quick ? ' (quick subset)' : ''}`,
+    split: 'the patient-level validation split carved out of train (the official test split is withheld)',
+  });
+  return { files, summaries };
+}
+
+function describe(r: Record<string, unknown>): string {
+  return `${r.arch} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
+    `balance ${r.balance}, augment ${r.augment}${r.labelSmoothing ? `, label smoothing ${r.labelSmoothing}` : ''}` +
+    `${Array.isArray(r.tta) && r.tta.length ? `, TTA ${r.tta.length} views` : ''}`;
+}
