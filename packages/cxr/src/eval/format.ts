@@ -5,6 +5,13 @@ import type { Interval } from './stats';
 export const pct = (x: number | null, digits = 1): string => (x === null ? 'n/a' : `${(100 * x).toFixed(digits)}%`);
 export const dec = (x: number | null, digits = 3): string => (x === null ? 'n/a' : x.toFixed(digits));
 
+/** Human-readable duration: "42 s", "19 min", "2 h 5 min". */
+export function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  const min = Math.round(seconds / 60);
+  return min < 90 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
 export function formatInterval(ci: Interval | null, asPercent: boolean): string {
   if (ci === null) return '';
   return asPercent ? `${pct(ci[0])} – ${pct(ci[1])}` : `${dec(ci[0])} – ${dec(ci[1])}`;

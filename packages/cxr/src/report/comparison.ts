@@ -1,0 +1,147 @@
+// Side-by-side comparison of several experiments (`cxr experiments`): comparison.md for the
+// repository and comparison.html for reading, each with one row per experiment and its confusion matrix.
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { dec, formatDuration, formatInterval, pct } from '../eval/format';
+import { Metrics } from '../eval/metrics_schema';
+import { confusionChart, DEFAULT_CLASS_NAMES, type ClassNames } from './charts';
+import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
+import { writeChart } from './render';
+
+export const ExperimentSummary = z.object({
+  name: z.string().min(1),
+  description: z.string().default(''),
+  metrics: Metrics,
+  /** null when the run did not record its duration. */
+  trainingSeconds: z.number().nonnegative().nullable(),
+  runDir: z.string(),
+});
+export type ExperimentSummary = z.input<typeof ExperimentSummary>;
+
+export interface ComparisonOptions {
+  title?: string;
+  /** What the metrics were computed on, for the page's introduction. */
+  split?: string;
+  classNames?: ClassNames;
+}
+
+interface Column {
+  label: string;
+  value: (m: Metrics) => number | null;
+  /** The value and its 95% CI as text ('' when there is none). */
+  cell: (m: Metrics) => [string, string];
+}
+
+const COLUMNS: Column[] = [
+  { label: 'Accuracy', value: (m) => m.accuracy, cell: (m) => [pct(m.accuracy), formatInterval(m.ci95.accuracy, true)] },
+  { label: 'Sensitivity', value: (m) => m.sensitivity, cell: (m) => [pct(m.sensitivity), formatInterval(m.ci95.sensitivity, true)] },
+  { label: 'Specificity', value: (m) => m.specificity, cell: (m) => [pct(m.specificity), formatInterval(m.ci95.specificity, true)] },
+  { label: 'ROC AUC', value: (m) => m.auc, cell: (m) => [dec(m.auc), formatInterval(m.ci95.auc, false)] },
+];
+
+const mdCell = ([value, ci]: [string, string], bold: boolean) => {
+  const v = bold ? `**${value}**` : value;
+  return ci ? `${v} (${ci.replace(' – ', '–')})` : v;
+};
+
+const htmlCell = ([value, ci]: [string, string], bold: boolean) => {
+  const v = bold ? `<b>${escapeHtml(value)}</b>` : escapeHtml(value);
+  return ci ? `${v}<br><span class="ci">${escapeHtml(ci)}</span>` : v;
+};
+
+/** Index sets of the best experiment(s) per column, so the tables can highlight them. */
+function bestPerColumn(list: readonly { metrics: Metrics }[]): Set<number>[] {
+  return COLUMNS.map((c) => {
+    const values = list.map((e) => c.value(e.metrics));
+    const top = Math.max(...values.map((v) => v ?? -Infinity));
+    return new Set(list.length > 1 && Number.isFinite(top) ? values.flatMap((v, i) => (v === top ? [i] : [])) : []);
+  });
+}
+
+const mdEscape = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const duration = (s: number | null) => (s === null ? '—' : formatDuration(s));
+const relLink = (from: string, to: string) => path.relative(from, to).split(path.sep).join('/') || '.';
+
+export async function writeComparison(
+  experiments: readonly ExperimentSummary[],
+  outDir: string,
+  opts: ComparisonOptions = {},
+): Promise<{ files: string[] }> {
+  const list = z.array(ExperimentSummary).min(1, 'nothing to compare').parse(experiments);
+  const classNames = opts.classNames ?? DEFAULT_CLASS_NAMES;
+  const title = opts.title ?? 'Experiment comparison';
+  const split = opts.split ?? 'test';
+  await mkdir(outDir, { recursive: true });
+  const files: string[] = [];
+
+  // Unique file names even when two experiment names slug alike.
+  const seen = new Map<string, number>();
+  const bases = list.map((e) => {
+    const s = slug(e.name);
+    const n = (seen.get(s) ?? 0) + 1;
+    seen.set(s, n);
+    return `confusion-${n > 1 ? `${s}-${n}` : s}`;
+  });
+  const svgs: string[] = [];
+  for (const [i, e] of list.entries()) {
+    const spec = confusionChart(e.metrics.confusion, {
+      title: e.name,
+      subtitle: `threshold ${e.metrics.threshold.toFixed(3)}`,
+      classNames,
+      cell: 80,
+    });
+    const r = await writeChart(spec, path.join(outDir, bases[i]));
+    files.push(...r.files);
+    svgs.push(r.svg);
+  }
+
+  const best = bestPerColumn(list);
+  const intro = `Metrics on the ${split} set, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
+  const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
+
+  const md: string[] = [
+    `# ${title}`,
+    '',
+    `${intro} Generated ${generated} UTC.`,
+    '',
+    `| Experiment | ${COLUMNS.map((c) => c.label).join(' | ')} | Threshold | Training time | Run |`,
+    `|---|${COLUMNS.map(() => '---:').join('|')}|---:|---:|---|`,
+    ...list.map((e, i) => {
+      const cells = COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i)));
+      const name = `**${mdEscape(e.name)}**${e.description ? `<br>${mdEscape(e.description)}` : ''}`;
+      return `| ${name} | ${cells.join(' | ')} | ${e.metrics.threshold.toFixed(3)} | ${duration(e.trainingSeconds)} | [${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)}) |`;
+    }),
+    '',
+    '## Confusion matrices',
+    '',
+    `| ${list.map((e) => mdEscape(e.name)).join(' | ')} |`,
+    `|${list.map(() => ':---:').join('|')}|`,
+    `| ${list.map((e, i) => `![${mdEscape(e.name)}](${bases[i]}.png)`).join(' | ')} |`,
+    '',
+  ];
+  const mdFile = path.join(outDir, 'comparison.md');
+  await writeFile(mdFile, md.join('\n'));
+  files.push(mdFile);
+
+  const rows = list.map((e, i) => [
+    `<b>${escapeHtml(e.name)}</b>${e.description ? `<br><span class="desc">${escapeHtml(e.description)}</span>` : ''}`,
+    ...COLUMNS.map((c, j) => htmlCell(c.cell(e.metrics), best[j].has(i))),
+    e.metrics.threshold.toFixed(3),
+    escapeHtml(duration(e.trainingSeconds)),
+    `<a href="${escapeHtml(relLink(outDir, path.join(e.runDir, 'report', 'index.html')))}">report</a>`,
+  ]);
+  const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
+<section class="card">
+<p>${escapeHtml(intro)}</p>
+<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
+</section>
+<h2>Confusion matrices</h2>
+<div class="side">
+${list.map((e, i) => `<figure>${inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`)}<figcaption><a href="${bases[i]}.png">PNG</a> · <a href="${bases[i]}.svg">SVG</a></figcaption></figure>`).join('\n')}
+</div>`;
+  const htmlFile = path.join(outDir, 'comparison.html');
+  await writeFile(htmlFile, htmlPage(title, body));
+  files.push(htmlFile);
+  return { files };
+}

@@ -1,0 +1,5 @@
+export { writeReport, type ReportResult } from './write_report';
+export { writeComparison, ExperimentSummary, type ComparisonOptions } from './comparison';
+export { readRunDir, type RunData, type SplitData } from './run_dir';
+export * from './charts';
+export { renderSvg, svgToPng, writeChart, type ChartSpec } from './render';

@@ -1,0 +1,140 @@
+// Reads whatever a run directory holds. Everything is optional and loosely typed: a report should
+// still come out of a half-finished or older run, with warnings saying what was skipped.
+import { readdir, readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { Metrics, parseMetrics } from '../eval/metrics_schema';
+import type { EpochLog } from './charts';
+
+const Threshold = z.union([z.number(), z.looseObject({ threshold: z.number() })]);
+
+/** cxr.json; each field falls back to undefined on its own so one odd field does not hide the rest. */
+export const RunMeta = z.looseObject({
+  name: z.string().optional().catch(undefined),
+  version: z.union([z.string(), z.number()]).optional().catch(undefined),
+  arch: z.string().optional().catch(undefined),
+  inputSize: z.number().optional().catch(undefined),
+  classNames: z.tuple([z.string(), z.string()]).optional().catch(undefined),
+  temperature: z.number().optional().catch(undefined),
+  thresholds: z.record(z.string(), Threshold).optional().catch(undefined),
+  operatingPoints: z.record(z.string(), Threshold).optional().catch(undefined),
+  defaultOperatingPoint: z.string().optional().catch(undefined),
+  createdAt: z.string().optional().catch(undefined),
+});
+export type RunMeta = z.infer<typeof RunMeta>;
+
+const finite = z.number();
+export const EpochLine = z.looseObject({
+  epoch: finite,
+  loss: finite.optional().catch(undefined),
+  val_loss: finite.optional().catch(undefined),
+  val_auc: finite.nullable().optional().catch(undefined),
+  val_accuracy: finite.optional().catch(undefined),
+  lr: finite.optional().catch(undefined),
+  seconds: finite.optional().catch(undefined),
+});
+
+export const Predictions = z
+  .object({
+    files: z.array(z.string()).default([]),
+    labels: z.array(z.union([z.literal(0), z.literal(1)])),
+    probs: z.array(z.number().min(0).max(1)),
+  })
+  .refine((p) => p.labels.length === p.probs.length && p.labels.length > 0, 'labels and probs must be non-empty and equally long');
+export type Predictions = z.infer<typeof Predictions>;
+
+export interface SplitData {
+  name: string;
+  predictions?: Predictions;
+  metrics?: Metrics;
+}
+
+export interface RunData {
+  dir: string;
+  meta: RunMeta;
+  /** Whether cxr.json was there at all. */
+  hasMeta: boolean;
+  log: EpochLog[];
+  splits: SplitData[];
+  warnings: string[];
+}
+
+async function readJson(file: string): Promise<unknown | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return JSON.parse(text);
+}
+
+async function jsonNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length));
+  } catch {
+    return [];
+  }
+}
+
+/** The split a reader cares most about comes first. */
+const SPLIT_ORDER = ['test', 'val', 'validation', 'train'];
+function splitRank(name: string): number {
+  const i = SPLIT_ORDER.indexOf(name);
+  return i < 0 ? SPLIT_ORDER.length : i;
+}
+
+/** Thresholds from cxr.json, whether written as `thresholds` or `operatingPoints`, numbers or objects. */
+export function metaThresholds(meta: RunMeta): { name: string; threshold: number }[] {
+  const all = { ...meta.thresholds, ...meta.operatingPoints };
+  return Object.entries(all)
+    .map(([name, t]) => ({ name, threshold: typeof t === 'number' ? t : t.threshold }))
+    .filter((t) => t.threshold >= 0 && t.threshold <= 1);
+}
+
+export async function readRunDir(dir: string): Promise<RunData> {
+  const warnings: string[] = [];
+  const tryParse = async <T>(file: string, parse: (json: unknown) => T): Promise<T | undefined> => {
+    try {
+      const json = await readJson(file);
+      return json === undefined ? undefined : parse(json);
+    } catch (e) {
+      warnings.push(`skipped ${path.relative(dir, file)}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+
+  const rawMeta = await tryParse(path.join(dir, 'cxr.json'), (j) => RunMeta.parse(j));
+  const meta = rawMeta ?? RunMeta.parse({});
+
+  const log: EpochLog[] = [];
+  const logText = await readFile(path.join(dir, 'log.jsonl'), 'utf8').catch(() => '');
+  let badLines = 0;
+  for (const line of logText.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      log.push(EpochLine.parse(JSON.parse(line)) as EpochLog);
+    } catch {
+      badLines++;
+    }
+  }
+  if (badLines > 0) warnings.push(`log.jsonl: skipped ${badLines} unreadable line(s)`);
+  log.sort((a, b) => a.epoch - b.epoch);
+
+  const predDir = path.join(dir, 'predictions');
+  const metricsDir = path.join(dir, 'metrics');
+  const names = [...new Set([...(await jsonNames(predDir)), ...(await jsonNames(metricsDir))])];
+  names.sort((a, b) => splitRank(a) - splitRank(b) || a.localeCompare(b));
+  const splits: SplitData[] = [];
+  for (const name of names) {
+    const predictions = await tryParse(path.join(predDir, `${name}.json`), (j) => {
+      const r = Predictions.safeParse(j);
+      if (!r.success) throw new Error(z.prettifyError(r.error));
+      return r.data;
+    });
+    const metrics = await tryParse(path.join(metricsDir, `${name}.json`), (j) => parseMetrics(j, `metrics/${name}.json`));
+    if (predictions || metrics) splits.push({ name, predictions, metrics });
+  }
+  return { dir, meta, hasMeta: rawMeta !== undefined, log, splits, warnings };
+}

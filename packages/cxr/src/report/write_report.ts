@@ -1,0 +1,279 @@
+// `cxr report RUN_DIR`: plots (SVG + PNG) and one self-contained index.html in RUN_DIR/report/.
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
+import type { Metrics } from '../eval/metrics_schema';
+import { dec, formatDuration, formatInterval, metricRows, pct } from '../eval/format';
+import {
+  confusionChart,
+  DEFAULT_CLASS_NAMES,
+  prChart,
+  reliabilityChart,
+  rocChart,
+  trainingChart,
+  type ClassNames,
+  type EpochLog,
+  type MarkedPoint,
+} from './charts';
+import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
+import { writeChart, type ChartSpec } from './render';
+import { metaThresholds, readRunDir, type Predictions, type RunData, type RunMeta, type SplitData } from './run_dir';
+
+export interface ReportResult {
+  /** Every file written, index.html last. */
+  files: string[];
+  /** What was missing or unreadable in the run directory. */
+  warnings: string[];
+}
+
+const SPLIT_LABELS: Record<string, string> = { test: 'Test set', val: 'Validation set', validation: 'Validation set', train: 'Training set' };
+const splitLabel = (name: string) => SPLIT_LABELS[name] ?? `Split “${name}”`;
+
+/** The threshold used when a split has predictions but no metrics file. */
+function defaultThreshold(meta: RunMeta): number {
+  const points = metaThresholds(meta);
+  const preferred = points.find((p) => p.name === meta.defaultOperatingPoint) ?? points.find((p) => p.name === 'balanced');
+  return preferred?.threshold ?? 0.5;
+}
+
+function markedPoints(meta: RunMeta, p: Predictions, evaluatedAt: number): MarkedPoint[] {
+  const points = metaThresholds(meta);
+  if (!points.some((x) => Math.abs(x.threshold - evaluatedAt) < 1e-9)) points.push({ name: 'evaluated', threshold: evaluatedAt });
+  return points.map(({ name, threshold }) => {
+    const c = confusionAt(p.labels, p.probs, threshold);
+    return {
+      name: name === meta.defaultOperatingPoint ? `${name} (default)` : name,
+      threshold,
+      sensitivity: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
+      specificity: c.tn + c.fp > 0 ? c.tn / (c.tn + c.fp) : null,
+      precision: c.tp + c.fp > 0 ? c.tp / (c.tp + c.fp) : null,
+    };
+  });
+}
+
+interface Figure {
+  base: string;
+  svg: string;
+  caption: string;
+}
+
+function figureHtml(f: Figure): string {
+  const name = path.basename(f.base);
+  return `<figure>${inlineSvg(f.svg, name, f.caption)}
+<figcaption>${escapeHtml(f.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`;
+}
+
+function summarySentence(m: Metrics, classNames: ClassNames): string {
+  const c = m.confusion;
+  const pos = c.tp + c.fn;
+  const neg = c.tn + c.fp;
+  const parts: string[] = [];
+  if (pos > 0) {
+    parts.push(`Of <b>${pos}</b> images with ${escapeHtml(classNames[1])}, the model flagged <b>${c.tp}</b> (${pct(m.sensitivity)}) and missed ${c.fn}.`);
+  }
+  if (neg > 0) {
+    parts.push(
+      `Of <b>${neg}</b> ${escapeHtml(classNames[0])} images, it correctly left <b>${c.tn}</b> unflagged (${pct(m.specificity)}); ${c.fp} were false alarms.`,
+    );
+  }
+  parts.push(`An image is flagged when its predicted probability is at least ${m.threshold.toFixed(3)}.`);
+  return parts.join(' ');
+}
+
+function kpis(m: Metrics): string {
+  const kpi = (label: string, value: string, ci: string) =>
+    `<div class="kpi"><div class="v">${value}</div><div class="l">${label}</div><div class="ci">${ci ? `95% CI ${ci}` : '&nbsp;'}</div></div>`;
+  return `<div class="kpis">
+${kpi('Sensitivity', pct(m.sensitivity), formatInterval(m.ci95.sensitivity, true))}
+${kpi('Specificity', pct(m.specificity), formatInterval(m.ci95.specificity, true))}
+${kpi('ROC AUC', dec(m.auc), formatInterval(m.ci95.auc, false))}
+${kpi('Accuracy', pct(m.accuracy), formatInterval(m.ci95.accuracy, true))}
+</div>`;
+}
+
+function metricsTable(m: Metrics): string {
+  return table(
+    ['Metric', 'Value', '95% CI', 'What it means'],
+    metricRows(m).map((r) => [escapeHtml(r.label), escapeHtml(r.value), escapeHtml(r.ci), escapeHtml(r.help)]),
+    'metrics',
+  );
+}
+
+async function splitSection(split: SplitData, run: RunData, outDir: string, files: string[]): Promise<string> {
+  const { meta } = run;
+  const classNames = meta.classNames ?? DEFAULT_CLASS_NAMES;
+  const p = split.predictions;
+  const m = split.metrics ?? evaluate(p!.labels, p!.probs, { threshold: defaultThreshold(meta) });
+  const label = splitLabel(split.name);
+  const s = slug(split.name);
+  const figures: Figure[] = [];
+  const chart = async (kind: string, spec: ChartSpec, caption: string) => {
+    const base = path.join(outDir, `${kind}-${s}`);
+    const r = await writeChart(spec, base);
+    files.push(...r.files);
+    figures.push({ base, svg: r.svg, caption });
+  };
+
+  await chart(
+    'confusion',
+    confusionChart(m.confusion, { title: `Confusion matrix — ${label}`, subtitle: `threshold ${m.threshold.toFixed(3)} · % of each actual class`, classNames }),
+    'Counts of images by actual and predicted class. The diagonal holds the correct calls.',
+  );
+  if (p) {
+    const marks = markedPoints(meta, p, m.threshold);
+    const positives = p.labels.filter((y) => y === 1).length;
+    // A curve needs both classes (ROC) or at least one positive (PR); without them it would only mislead.
+    if (positives > 0 && positives < p.labels.length) {
+      const ci = m.ci95.auc ? ` (95% CI ${formatInterval(m.ci95.auc, false)})` : '';
+      await chart(
+        'roc',
+        rocChart(rocCurve(p.labels, p.probs), { title: `ROC curve — ${label}`, subtitle: `AUC ${dec(m.auc)}${ci}`, marks }),
+        'Each point of the curve is one threshold: moving right flags more images, catching more pneumonia at the cost of more false alarms. The dashed line is guessing.',
+      );
+    }
+    if (positives > 0) {
+      await chart(
+        'pr',
+        prChart(prCurve(p.labels, p.probs), {
+          title: `Precision–recall — ${label}`,
+          subtitle: `average precision ${dec(m.pr_auc)}`,
+          prevalence: positives / p.labels.length,
+          marks,
+        }),
+        'Of the flagged images, how many truly have pneumonia (precision), against the share of pneumonia caught (recall).',
+      );
+    }
+    await chart(
+      'reliability',
+      reliabilityChart(reliabilityBins(p.labels, p.probs), {
+        title: `Reliability — ${label}`,
+        subtitle: `expected calibration error ${dec(m.ece)}; Brier score ${dec(m.brier)}`,
+      }),
+      'Are the probabilities honest? Points on the dashed diagonal mean that, e.g., 80% of the images given 0.8 do have pneumonia. Bars: how many images fall in each range.',
+    );
+  }
+
+  const notes = [...(m.notes ?? []), ...(p ? [] : ['no predictions file for this split: curves are not available'])];
+  if (split.name === 'val' || split.name === 'validation') {
+    notes.push('Thresholds and calibration were tuned on this set, so its numbers are optimistic; the test set gives the fair estimate.');
+  }
+  return `<h2 id="split-${s}">${escapeHtml(label)}</h2>
+<section class="card">
+<p class="lead">${summarySentence(m, classNames)}</p>
+${kpis(m)}
+${notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
+<h3>All metrics (${m.n} images)</h3>
+${metricsTable(m)}
+</section>
+<div class="figs">
+${figures.map(figureHtml).join('\n')}
+</div>`;
+}
+
+async function trainingSection(log: EpochLog[], outDir: string, files: string[]): Promise<string> {
+  if (log.length === 0) return '';
+  const base = path.join(outDir, 'training');
+  const r = await writeChart(trainingChart(log, { title: 'Training progress', subtitle: `${log.length} epoch(s)` }), base);
+  files.push(...r.files);
+  const seconds = log.reduce((a, e) => a + (e.seconds ?? 0), 0);
+  const withAuc = log.filter((e) => typeof e.val_auc === 'number');
+  const best = withAuc.length ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a)) : null;
+  const facts = [
+    `${log.length} epoch(s)`,
+    ...(seconds > 0 ? [`training time ${formatDuration(seconds)}`] : []),
+    ...(best ? [`best validation AUC ${dec(best.val_auc as number)} at epoch ${best.epoch}`] : []),
+  ];
+  return `<h2 id="training">Training</h2>
+<p>${escapeHtml(facts.join(' · '))}.</p>
+<div class="figs">${figureHtml({ base, svg: r.svg, caption: 'Loss should fall and validation AUC rise; a validation loss that climbs while training loss keeps falling signals over-fitting.' })}</div>`;
+}
+
+function modelSection(run: RunData): string {
+  if (!run.hasMeta) return '<h2 id="model">Model</h2><p class="note">No cxr.json in this run directory.</p>';
+  const m = run.meta;
+  const rows: [string, string][] = [];
+  const add = (k: string, v: unknown) => {
+    if (v !== undefined && v !== null && v !== '') rows.push([k, escapeHtml(String(v))]);
+  };
+  add('Name', m.name);
+  add('Version', m.version);
+  add('Architecture', m.arch);
+  add('Input size', m.inputSize ? `${m.inputSize} × ${m.inputSize} pixels` : undefined);
+  add('Classes', m.classNames?.join(' / '));
+  add('Calibration temperature', m.temperature?.toFixed(3));
+  add('Created', m.createdAt);
+  const points = metaThresholds(m);
+  const opTable = points.length
+    ? `<h3>Operating points (chosen on the validation set)</h3>${table(
+        ['Name', 'Threshold', 'Validation sensitivity', 'Validation specificity'],
+        points.map((p) => {
+          const stored = { ...m.thresholds, ...m.operatingPoints }[p.name] as { sensitivity?: unknown; specificity?: unknown } | number;
+          const rate = (x: unknown) => (typeof x === 'number' ? pct(x) : '—');
+          return [
+            escapeHtml(p.name + (p.name === m.defaultOperatingPoint ? ' (default)' : '')),
+            p.threshold.toFixed(3),
+            typeof stored === 'object' ? rate(stored.sensitivity) : '—',
+            typeof stored === 'object' ? rate(stored.specificity) : '—',
+          ];
+        }),
+      )}`
+    : '';
+  const recipe = (m as Record<string, unknown>).recipe;
+  return `<h2 id="model">Model</h2>
+<section class="card">
+${table(['Field', 'Value'], rows.map(([k, v]) => [escapeHtml(k), v]), 'kv')}
+${opTable}
+${recipe !== undefined ? `<h3>Training recipe</h3><pre>${escapeHtml(JSON.stringify(recipe, null, 2))}</pre>` : ''}
+<details><summary>All metadata (cxr.json)</summary><pre>${escapeHtml(JSON.stringify(m, null, 2))}</pre></details>
+</section>`;
+}
+
+const GLOSSARY = `<h2 id="glossary">How to read this report</h2>
+<section class="card">
+<dl class="glossary">
+<dt>Sensitivity (recall)</dt><dd>Of the children who have pneumonia, the share the model flags. A screening tool needs this high: a missed case is the costly error.</dd>
+<dt>Specificity</dt><dd>Of the children without pneumonia, the share the model correctly leaves unflagged. Low specificity means many false alarms.</dd>
+<dt>Precision (positive predictive value)</dt><dd>Of the flagged images, the share that truly show pneumonia. It depends on how common pneumonia is in the set.</dd>
+<dt>ROC AUC</dt><dd>The chance that a random pneumonia image gets a higher score than a random normal one: 0.5 is guessing, 1.0 is perfect. It does not depend on the threshold.</dd>
+<dt>Threshold and operating points</dt><dd>The model outputs a probability; an image is flagged when it reaches the threshold. Lower thresholds catch more pneumonia but raise more false alarms. “Screening” is the highest threshold that still catches at least 95% of pneumonia on the validation set; “balanced” maximises sensitivity + specificity.</dd>
+<dt>95% confidence interval (CI)</dt><dd>The range of values compatible with this sample: a small test set gives wide intervals. Wilson intervals for proportions; a bootstrap (resampling) interval for AUC.</dd>
+<dt>Calibration (reliability, ECE, Brier)</dt><dd>Whether a stated probability can be taken at face value. The expected calibration error is the average gap between predicted and observed rates (0 is perfect).</dd>
+</dl>
+</section>
+<p class="disclaimer">This report describes a research model evaluated on a fixed data set. It is not a medical device, and its output is no substitute for review of the image by a qualified clinician.</p>`;
+
+/** Reads RUN_DIR (whatever is present) and writes RUN_DIR/report/. */
+export async function writeReport(runDir: string): Promise<ReportResult> {
+  const run = await readRunDir(runDir);
+  const outDir = path.join(runDir, 'report');
+  await mkdir(outDir, { recursive: true });
+  const files: string[] = [];
+  const warnings = [...run.warnings];
+  if (run.splits.length === 0) warnings.push('no predictions/ or metrics/ files: nothing to evaluate');
+
+  const sections: string[] = [];
+  for (const split of run.splits) sections.push(await splitSection(split, run, outDir, files));
+  sections.push(await trainingSection(run.log, outDir, files));
+  sections.push(modelSection(run));
+
+  const m = run.meta;
+  const title = `Pneumonia classifier report${m.name ? ` — ${m.name}` : ''}${m.version !== undefined ? ` v${m.version}` : ''}`;
+  const toc = [
+    ...run.splits.map((s) => `<a href="#split-${slug(s.name)}">${escapeHtml(splitLabel(s.name))}</a>`),
+    ...(run.log.length ? ['<a href="#training">Training</a>'] : []),
+    '<a href="#model">Model</a>',
+    '<a href="#glossary">How to read this report</a>',
+  ].join(' · ');
+  const body = `<header>
+<h1>${escapeHtml(title)}</h1>
+<p>Chest X-ray classification: ${escapeHtml((m.classNames ?? DEFAULT_CLASS_NAMES).join(' vs '))}${m.arch ? ` · ${escapeHtml(m.arch)}` : ''} · report generated ${escapeHtml(new Date().toISOString().slice(0, 16).replace('T', ' '))} UTC</p>
+<p>${toc}</p>
+</header>
+${warnings.map((w) => `<p class="note">${escapeHtml(w)}</p>`).join('\n')}
+${sections.join('\n')}
+${GLOSSARY}`;
+  const index = path.join(outDir, 'index.html');
+  await writeFile(index, htmlPage(title, body));
+  files.push(index);
+  return { files, warnings };
+}

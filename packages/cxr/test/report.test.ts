@@ -1,0 +1,169 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { evaluate, operatingPoints, seededRandom } from '../src/eval';
+import { confusionChart, writeComparison, writeReport } from '../src/report';
+import { inlineSvg } from '../src/report/html';
+import { measureText } from '../src/report/text_metrics';
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+const made: string[] = [];
+after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function tmpDir(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${name}-`));
+  made.push(dir);
+  return dir;
+}
+
+function synthetic(n: number, nPos: number, seed: number) {
+  const rand = seededRandom(seed);
+  const labels: number[] = [];
+  const probs: number[] = [];
+  const files: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const y = i < nPos ? 1 : 0;
+    const z = (y ? 1.5 : -1.5) + 2 * (rand() + rand() - 1);
+    labels.push(y);
+    probs.push(1 / (1 + Math.exp(-z)));
+    files.push(`${y ? 'PNEUMONIA' : 'NORMAL'}/img${i}.jpeg`);
+  }
+  return { files, labels, probs };
+}
+
+function writeJson(file: string, value: unknown) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+async function checkPng(file: string) {
+  const buf = fs.readFileSync(file);
+  assert.ok(buf.subarray(0, 8).equals(PNG_SIGNATURE), `${file} is not a PNG`);
+  const meta = await sharp(buf).metadata();
+  assert.ok(meta.width! >= 300 && meta.height! >= 300, `${file}: ${meta.width}x${meta.height}`);
+  // A blank image compresses to almost nothing; a chart with text and lines does not.
+  assert.ok(buf.length > 8000, `${file} is suspiciously small (${buf.length} bytes)`);
+}
+
+test('writeReport on a full run directory writes SVGs, PNGs and a self-contained page', async () => {
+  const dir = tmpDir('run');
+  const val = synthetic(200, 130, 1);
+  const testSplit = synthetic(240, 150, 2);
+  const ops = operatingPoints(val.labels, val.probs);
+  writeJson(path.join(dir, 'cxr.json'), {
+    name: 'tiny <model>',
+    version: '0.0.1',
+    arch: 'cxrnet',
+    inputSize: 128,
+    temperature: 1.3,
+    thresholds: { screening: ops.screening.threshold, balanced: ops.balanced.threshold },
+    recipe: { epochs: 3 },
+  });
+  writeJson(path.join(dir, 'predictions', 'val.json'), val);
+  writeJson(path.join(dir, 'predictions', 'test.json'), testSplit);
+  writeJson(path.join(dir, 'metrics', 'test.json'), evaluate(testSplit.labels, testSplit.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 200, seed: 1 } }));
+  const log = [1, 2, 3].map((epoch) => JSON.stringify({ epoch, loss: 0.7 / epoch, val_loss: 0.6 / epoch, val_auc: 0.8 + epoch / 50, val_accuracy: 0.75 + epoch / 50, lr: 1e-3, seconds: 30 }));
+  fs.writeFileSync(path.join(dir, 'log.jsonl'), `${log.join('\n')}\nnot json\n`);
+
+  const { files, warnings } = await writeReport(dir);
+  const out = path.join(dir, 'report');
+  const expected = ['confusion', 'roc', 'pr', 'reliability'].flatMap((k) => ['test', 'val'].flatMap((s) => [`${k}-${s}.svg`, `${k}-${s}.png`]));
+  expected.push('training.svg', 'training.png', 'index.html');
+  assert.deepEqual([...files].map((f) => path.relative(out, f)).sort(), expected.sort());
+  assert.deepEqual(warnings, ['log.jsonl: skipped 1 unreadable line(s)']);
+
+  for (const f of files.filter((f) => f.endsWith('.svg'))) {
+    const svg = fs.readFileSync(f, 'utf8');
+    assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, f);
+    assert.match(svg, /<text/, `${f} has no text`);
+  }
+  for (const f of files.filter((f) => f.endsWith('.png'))) await checkPng(f);
+  assert.match(fs.readFileSync(path.join(out, 'roc-test.svg'), 'utf8'), /AUC 0\.\d{3}/);
+  assert.match(fs.readFileSync(path.join(out, 'roc-test.svg'), 'utf8'), /screening \(t = /);
+
+  const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
+  for (const f of expected.filter((f) => f.endsWith('.png'))) assert.ok(html.includes(`href="${f}"`), `index.html does not link ${f}`);
+  assert.equal((html.match(/<svg\b/g) ?? []).length, 9, 'every plot is inlined');
+  assert.doesNotMatch(html, /<script|<link|src="https?:/, 'no external resources');
+  assert.match(html, /tiny &lt;model&gt;/, 'metadata is escaped');
+  assert.match(html, /Sensitivity/);
+  assert.match(html, /95% CI/);
+  assert.match(html, /skipped 1 unreadable/);
+});
+
+test('writeReport copes with a partial or broken run directory', async () => {
+  const dir = tmpDir('partial');
+  const t = synthetic(60, 30, 3);
+  writeJson(path.join(dir, 'metrics', 'test.json'), evaluate(t.labels, t.probs, { bootstrap: { n: 50, seed: 2 } }));
+  writeJson(path.join(dir, 'predictions', 'val.json'), '{"files": [], "labels": [0, 1], "probs": [0.2]}');
+  writeJson(path.join(dir, 'predictions', 'train.json'), { labels: [1, 1, 1], probs: [0.9, 0.4, 0.7] });
+  writeJson(path.join(dir, 'cxr.json'), '{ not json');
+  const { files, warnings } = await writeReport(dir);
+  const names = files.map((f) => path.basename(f));
+  // Pneumonia cases only: no ROC curve, but precision–recall is defined.
+  const train = ['confusion', 'pr', 'reliability'].flatMap((k) => [`${k}-train.svg`, `${k}-train.png`]);
+  assert.deepEqual(names, ['confusion-test.svg', 'confusion-test.png', ...train, 'index.html']);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.ok(warnings.some((w) => w.includes('predictions/val.json')));
+  assert.ok(warnings.some((w) => w.includes('cxr.json')));
+  const html = fs.readFileSync(files[files.length - 1], 'utf8');
+  assert.match(html, /curves are not available/);
+  assert.match(html, /AUC are undefined/, 'the single-class split says why its AUC is missing');
+  assert.doesNotMatch(html, /NaN/);
+
+  const empty = tmpDir('empty');
+  const r = await writeReport(empty);
+  assert.deepEqual(r.files.map((f) => path.basename(f)), ['index.html']);
+  assert.match(r.warnings.join(), /nothing to evaluate/);
+});
+
+test('writeComparison writes Markdown and HTML with a row and a confusion matrix per experiment', async () => {
+  const dir = tmpDir('cmp');
+  const a = synthetic(100, 60, 4);
+  const b = synthetic(100, 60, 5);
+  const experiments = [
+    { name: 'baseline', description: 'no augmentation', metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 50, seed: 1 } }), trainingSeconds: 600, runDir: path.join(dir, 'runs', 'baseline') },
+    { name: 'flip | rotate', description: 'with augmentation', metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 50, seed: 1 } }), trainingSeconds: null, runDir: path.join(dir, 'runs', 'aug') },
+  ];
+  const { files } = await writeComparison(experiments, dir);
+  assert.deepEqual(files.map((f) => path.basename(f)), [
+    'confusion-baseline.svg', 'confusion-baseline.png', 'confusion-flip-rotate.svg', 'confusion-flip-rotate.png', 'comparison.md', 'comparison.html',
+  ]);
+  const md = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
+  const rows = md.split('\n').filter((l) => l.startsWith('| **'));
+  assert.equal(rows.length, 2);
+  assert.match(rows[0], /\| 10 min \| \[runs\/baseline\]\(runs\/baseline\) \|$/);
+  assert.match(rows[1], /flip \\\| rotate/);
+  assert.match(rows[1], /\| — \|/);
+  assert.match(md, /!\[baseline\]\(confusion-baseline\.png\)/);
+  // Each rate comes with its interval.
+  assert.equal((rows[0].match(/\(\d+\.\d%–\d+\.\d%\)/g) ?? []).length, 3);
+  const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
+  assert.equal((html.match(/<svg\b/g) ?? []).length, 2);
+  for (const f of files.filter((f) => f.endsWith('.png'))) assert.ok(fs.readFileSync(f).subarray(0, 8).equals(PNG_SIGNATURE));
+  await assert.rejects(writeComparison([], dir), /nothing to compare/);
+});
+
+test('the confusion matrix spec holds counts and row shares', () => {
+  const spec = confusionChart({ tp: 30, fn: 10, tn: 50, fp: 0 }, { title: 't' }) as unknown as { data: { values: Record<string, unknown>[] } };
+  const cell = (actual: string, predicted: string) => spec.data.values.find((v) => v.actual === actual && v.predicted === predicted)!;
+  assert.equal(cell('pneumonia', 'pneumonia').count, 30);
+  assert.equal(cell('pneumonia', 'normal').share, 0.25);
+  assert.equal(cell('normal', 'normal').share, 1);
+  assert.equal(cell('normal', 'pneumonia').count, 0);
+});
+
+test('text is measured with the font, and inlined SVG ids stay unique', () => {
+  assert.ok(measureText('iiii', 12) < measureText('MMMM', 12) / 2);
+  assert.ok(measureText('Sensitivity', 12, true) > measureText('Sensitivity', 12));
+  assert.ok(Math.abs(measureText('abc', 24) - 2 * measureText('abc', 12)) < 1e-9);
+  const svg = '<svg width="1"><defs><clipPath id="clip1"/></defs><g clip-path="url(#clip1)"/></svg>';
+  const out = inlineSvg(svg, 'roc-test', 'ROC "curve"');
+  assert.match(out, /id="roc-test-clip1"/);
+  assert.match(out, /url\(#roc-test-clip1\)/);
+  assert.match(out, /^<svg role="img" aria-label="ROC &quot;curve&quot;"/);
+});
