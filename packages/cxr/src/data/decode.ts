@@ -1,0 +1,242 @@
+// Turns an image file (JPEG or PNG, any bit depth, gray/RGB/with alpha) into the model's input:
+// an S×S 8-bit grayscale square.
+//
+// Resizing SQUASHES to the square (sharp's fit: 'fill'), it does not crop or pad. Most of the
+// training data (the third-party 224×224 copies, see shared/data/README.md) was squashed
+// exactly like this, so squashing everything else keeps train and inference geometry the same.
+// Colour is reduced with the Rec. 601 luma weights on the encoded values, which is what PIL's
+// convert('L') did when the data set's RGB originals were turned gray.
+//
+// Untrusted input (web uploads) passes through here, so the byte size and the pixel count are
+// bounded before any pixel is decoded (decompression bombs), and every failure is a DecodeError
+// naming the input and carrying a machine-readable code.
+import * as fs from 'node:fs/promises';
+import sharp from 'sharp';
+
+export type ImageKind = 'jpeg' | 'png';
+/** 'raw' marks pixels that were decoded elsewhere (DICOM) and only resized here. */
+export type SourceKind = ImageKind | 'raw';
+
+export type DecodeErrorCode =
+  | 'EMPTY'
+  | 'TOO_LARGE'
+  | 'TOO_MANY_PIXELS'
+  | 'UNSUPPORTED_FORMAT'
+  | 'CORRUPT'
+  | 'READ_FAILED'
+  | 'INVALID_RAW';
+
+export class DecodeError extends Error {
+  constructor(
+    readonly code: DecodeErrorCode,
+    /** The file path, or a caller-chosen name for in-memory input. */
+    readonly source: string,
+    /** The reason without the source name, for callers that report the name themselves. */
+    readonly detail: string,
+  ) {
+    super(`${source}: ${detail}`);
+    this.name = 'DecodeError';
+  }
+}
+
+export interface DecodeLimits {
+  /** Largest accepted encoded input, in bytes. */
+  maxInputBytes: number;
+  /** Largest accepted width × height of the encoded image. */
+  maxPixels: number;
+}
+
+// Originals in this data set are at most ~3000×3000 and DICOM radiographs ~4300×4300; 50 MP
+// leaves room for those while capping a single decode at tens of megabytes of memory.
+export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
+  maxInputBytes: 64 * 1024 * 1024,
+  maxPixels: 50_000_000,
+});
+
+export interface DecodedImage {
+  /** size × size, row-major, 0 = black. */
+  pixels: Uint8Array;
+  size: number;
+  /** Dimensions of the source image (after EXIF orientation), before resizing. */
+  width: number;
+  height: number;
+  kind: SourceKind;
+}
+
+export interface DecodeOptions {
+  limits?: Partial<DecodeLimits>;
+  /** How the input is named in errors; decodeFile uses the path. */
+  name?: string;
+}
+
+/** Grayscale pixels already decoded by another reader, e.g. a DICOM frame after its VOI LUT. */
+export interface RawGrayImage {
+  width: number;
+  height: number;
+  /** width × height samples, row-major; MONOCHROME1 must already be inverted by the caller. */
+  data: Uint8Array | Uint16Array;
+  /** The value that maps to white for Uint16 data (e.g. 2^BitsStored − 1); default 65535. */
+  maxValue?: number;
+}
+
+const LUMA_601: [number, number, number] = [0.299, 0.587, 0.114];
+
+/** The image format from the leading bytes; names the common formats we refuse, for better errors. */
+export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'unknown' {
+  const at = (i: number, bytes: number[]) => bytes.every((b, k) => buf[i + k] === b);
+  if (at(0, [0xff, 0xd8, 0xff])) return 'jpeg';
+  if (at(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
+  if (at(128, [0x44, 0x49, 0x43, 0x4d])) return 'dicom';
+  if (at(0, [0x47, 0x49, 0x46, 0x38])) return 'gif';
+  if (at(0, [0x52, 0x49, 0x46, 0x46]) && at(8, [0x57, 0x45, 0x42, 0x50])) return 'webp';
+  if (at(0, [0x49, 0x49, 0x2a, 0x00]) || at(0, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
+  if (at(0, [0x42, 0x4d])) return 'bmp';
+  return 'unknown';
+}
+
+/** Decodes an encoded JPEG/PNG held in memory (e.g. an upload). */
+export async function decodeBuffer(
+  buf: Uint8Array,
+  size: number,
+  opts: DecodeOptions = {},
+): Promise<DecodedImage & { kind: ImageKind }> {
+  const name = opts.name ?? '<buffer>';
+  const limits = resolveLimits(opts.limits);
+  checkSize(size);
+  if (buf.length === 0) throw new DecodeError('EMPTY', name, 'empty file (0 bytes)');
+  if (buf.length > limits.maxInputBytes) {
+    throw new DecodeError('TOO_LARGE', name, `${buf.length} bytes exceeds the ${limits.maxInputBytes}-byte input limit`);
+  }
+  const kind = sniffFormat(buf);
+  if (kind !== 'jpeg' && kind !== 'png') {
+    const what = kind === 'unknown' ? 'not a JPEG or PNG image' : `${kind.toUpperCase()} is not supported here (JPEG or PNG expected)`;
+    throw new DecodeError('UNSUPPORTED_FORMAT', name, what);
+  }
+
+  // failOn 'warning' makes a truncated JPEG an error instead of a half-grey image.
+  const input = () => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: 'warning' });
+  let meta: sharp.Metadata;
+  try {
+    meta = await input().metadata();
+  } catch (err) {
+    throw sharpError(name, kind, err);
+  }
+  if (!meta.width || !meta.height) throw new DecodeError('CORRUPT', name, `${kind} header has no dimensions`);
+  if (meta.width * meta.height > limits.maxPixels) {
+    throw new DecodeError(
+      'TOO_MANY_PIXELS',
+      name,
+      `${meta.width}×${meta.height} exceeds the ${limits.maxPixels}-pixel limit`,
+    );
+  }
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+
+  let pipeline = input().autoOrient();
+  // Transparent areas carry no signal; black is "no X-ray exposure".
+  if (meta.hasAlpha) pipeline = pipeline.flatten({ background: { r: 0, g: 0, b: 0 } });
+  const colourChannels = (meta.channels ?? 1) - (meta.hasAlpha ? 1 : 0);
+  if (colourChannels >= 3) {
+    pipeline = meta.space === 'srgb' || meta.space === 'rgb16' || meta.space === 'rgb'
+      ? pipeline.recomb([LUMA_601, LUMA_601, LUMA_601])
+      : pipeline.toColourspace('b-w'); // e.g. CMYK JPEG: let libvips convert properly
+  }
+  pipeline = pipeline.extractChannel(0).resize(size, size, { fit: 'fill', kernel: 'lanczos3' });
+
+  let data: Buffer;
+  try {
+    // depth 'uchar' rescales 16-bit samples to 8 bits (rather than clipping them).
+    ({ data } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+  } catch (err) {
+    throw sharpError(name, kind, err);
+  }
+  if (data.length !== size * size) {
+    throw new DecodeError('CORRUPT', name, `decoder returned ${data.length} bytes, expected ${size * size}`);
+  }
+  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), size, width, height, kind };
+}
+
+/** Reads and decodes a file; the size limit is checked before reading. */
+export async function decodeFile(
+  file: string,
+  size: number,
+  opts: DecodeOptions = {},
+): Promise<DecodedImage & { kind: ImageKind }> {
+  return decodeBuffer(await readImageFile(file, opts.limits), size, { ...opts, name: opts.name ?? file });
+}
+
+/** Reads a file as bytes for decoding, refusing it before reading when it is over the byte limit. */
+export async function readImageFile(file: string, limits?: Partial<DecodeLimits>): Promise<Buffer> {
+  const { maxInputBytes } = resolveLimits(limits);
+  try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) throw new DecodeError('READ_FAILED', file, 'not a regular file');
+    if (st.size > maxInputBytes) {
+      throw new DecodeError('TOO_LARGE', file, `${st.size} bytes exceeds the ${maxInputBytes}-byte input limit`);
+    }
+    return await fs.readFile(file);
+  } catch (err) {
+    if (err instanceof DecodeError) throw err;
+    throw new DecodeError('READ_FAILED', file, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+/**
+ * The hook for readers that produce pixels themselves (DICOM): resizes already-grayscale
+ * samples to S×S exactly like decodeBuffer does for JPEG/PNG.
+ */
+export async function decodeRawGray(raw: RawGrayImage, size: number, opts: DecodeOptions = {}): Promise<DecodedImage> {
+  const name = opts.name ?? '<raw>';
+  const limits = resolveLimits(opts.limits);
+  checkSize(size);
+  const { width, height, data } = raw;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new DecodeError('INVALID_RAW', name, `invalid dimensions ${width}×${height}`);
+  }
+  if (width * height > limits.maxPixels) {
+    throw new DecodeError('TOO_MANY_PIXELS', name, `${width}×${height} exceeds the ${limits.maxPixels}-pixel limit`);
+  }
+  if (data.length !== width * height) {
+    throw new DecodeError('INVALID_RAW', name, `${data.length} samples for a ${width}×${height} image`);
+  }
+  let gray8: Uint8Array;
+  if (data instanceof Uint16Array) {
+    const max = raw.maxValue ?? 65535;
+    if (!(max > 0)) throw new DecodeError('INVALID_RAW', name, `maxValue must be positive, got ${max}`);
+    gray8 = new Uint8Array(data.length);
+    const scale = 255 / max;
+    for (let i = 0; i < data.length; i++) gray8[i] = Math.min(255, Math.round(data[i] * scale));
+  } else {
+    gray8 = data;
+  }
+  try {
+    const out = await sharp(gray8, { raw: { width, height, channels: 1 } })
+      .resize(size, size, { fit: 'fill', kernel: 'lanczos3' })
+      .extractChannel(0)
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    return { pixels: new Uint8Array(out.buffer, out.byteOffset, out.length), size, width, height, kind: 'raw' };
+  } catch (err) {
+    throw new DecodeError('INVALID_RAW', name, `cannot resize: ${errorText(err)}`);
+  }
+}
+
+function resolveLimits(partial?: Partial<DecodeLimits>): DecodeLimits {
+  return { ...DEFAULT_LIMITS, ...partial };
+}
+
+function checkSize(size: number): void {
+  if (!Number.isInteger(size) || size < 1 || size > 4096) {
+    throw new RangeError(`decode: output size must be an integer in 1..4096, got ${size}`);
+  }
+}
+
+function sharpError(name: string, kind: ImageKind, err: unknown): DecodeError {
+  const text = errorText(err);
+  if (/pixel limit/i.test(text)) return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${text})`);
+  return new DecodeError('CORRUPT', name, `corrupt or truncated ${kind.toUpperCase()}: ${text}`);
+}
+
+function errorText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, ' ');
+}

@@ -1,0 +1,81 @@
+// Carves a validation set out of train, by patient: all images of a child go to the same side,
+// so validation never scores an image whose twin (same chest, days apart) was trained on.
+// Patients are stratified by label so both sides keep the NORMAL/PNEUMONIA ratio; a patient
+// whose images carry different labels is placed by the majority of them (ties go to PNEUMONIA:
+// arbitrary, but fixed). The same seed and the same input give the same split,
+// whatever order the records arrive in.
+import type { Label } from './dataset';
+import { createRng, type Seed, shuffleInPlace } from './random';
+
+export interface SplitOptions {
+  /** Fraction of images (per class) to put in validation; default 0.15. */
+  valFraction?: number;
+  seed?: Seed;
+}
+
+export const DEFAULT_VAL_FRACTION = 0.15;
+export const DEFAULT_SPLIT_SEED = 42;
+
+export interface PatientSplit<T> {
+  train: T[];
+  val: T[];
+  /** Positions in the input array, ascending. */
+  trainIndices: number[];
+  valIndices: number[];
+}
+
+interface Patient {
+  id: string;
+  indices: number[];
+  label: Label;
+}
+
+export function splitByPatient<T extends { patient: string; label: Label }>(
+  items: readonly T[],
+  opts: SplitOptions = {},
+): PatientSplit<T> {
+  const valFraction = opts.valFraction ?? DEFAULT_VAL_FRACTION;
+  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError(`split: valFraction must be in [0, 1), got ${valFraction}`);
+  const seed = opts.seed ?? DEFAULT_SPLIT_SEED;
+
+  const byPatient = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const list = byPatient.get(item.patient);
+    if (list) list.push(i);
+    else byPatient.set(item.patient, [i]);
+  });
+
+  const strata: [Patient[], Patient[]] = [[], []];
+  // Sorted ids make the shuffle independent of input order.
+  for (const id of [...byPatient.keys()].sort()) {
+    const indices = byPatient.get(id)!;
+    const positives = indices.filter((i) => items[i].label === 1).length;
+    const label: Label = positives * 2 >= indices.length ? 1 : 0;
+    strata[label].push({ id, indices, label });
+  }
+
+  const inVal = new Uint8Array(items.length);
+  for (const label of [0, 1] as const) {
+    const patients = shuffleInPlace(strata[label], createRng(seed, 'split', label));
+    const images = patients.reduce((n, p) => n + p.indices.length, 0);
+    const target = Math.round(images * valFraction);
+    let taken = 0;
+    // Whole patients in shuffled order until the class's share is reached; the overshoot is
+    // at most one patient's images, which is a handful here.
+    for (const p of patients) {
+      if (taken >= target) break;
+      for (const i of p.indices) inVal[i] = 1;
+      taken += p.indices.length;
+    }
+  }
+
+  const trainIndices: number[] = [];
+  const valIndices: number[] = [];
+  inVal.forEach((v, i) => (v ? valIndices : trainIndices).push(i));
+  return {
+    train: trainIndices.map((i) => items[i]),
+    val: valIndices.map((i) => items[i]),
+    trainIndices,
+    valIndices,
+  };
+}

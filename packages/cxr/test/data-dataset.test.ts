@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DatasetLayoutError, scanDataset } from '../src/data/dataset';
+import { parsePatient, patientId } from '../src/data/patients';
+
+// dist/test -> repo root is four levels up; the shared data lives beside the checkout.
+const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+const CHEST = path.join(DATA, 'chest_xray');
+
+test('patient ids follow the Kaggle naming schemes', () => {
+  assert.equal(patientId('person1946_bacteria_4874.jpeg'), 'person1946');
+  assert.equal(patientId('/x/y/person447_virus_921_1.jpeg'), 'person447');
+  assert.equal(patientId('IM-0429-0001-0002.jpeg'), 'IM-0429');
+  assert.equal(patientId('IM-0115-0001.jpeg'), 'IM-0115');
+  // NORMAL2 is a separate numbering: the same number is a different child.
+  assert.equal(patientId('NORMAL2-IM-0429-0001.jpeg'), 'NORMAL2-IM-0429');
+  assert.notEqual(patientId('NORMAL2-IM-0429-0001.jpeg'), patientId('IM-0429-0001.jpeg'));
+  assert.deepEqual(parsePatient('scan.png'), { id: 'file:scan.png', recognised: false });
+});
+
+test('scans the Kaggle layout with splits', async () => {
+  const records = await scanDataset(CHEST);
+  const count = (split: string, label: number) => records.filter((r) => r.split === split && r.label === label).length;
+  assert.equal(count('train', 0), 1341);
+  assert.equal(count('train', 1), 3875);
+  assert.equal(count('val', 0), 8);
+  assert.equal(count('val', 1), 8);
+  const r = records.find((x) => x.path.endsWith('person1946_bacteria_4874.jpeg'));
+  assert.deepEqual(r, {
+    path: path.join(CHEST, 'val', 'PNEUMONIA', 'person1946_bacteria_4874.jpeg'),
+    split: 'val',
+    label: 1,
+    patient: 'person1946',
+  });
+  assert.ok(records.every((x) => path.isAbsolute(x.path)));
+});
+
+test('scans a single split folder, names it from the folder, ignores hidden files', async () => {
+  const val = await scanDataset(path.join(CHEST, 'val'));
+  assert.equal(val.length, 16);
+  assert.ok(val.every((r) => r.split === 'val'));
+
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-scan-'));
+  try {
+    await fs.mkdir(path.join(tmp, 'NORMAL'));
+    await fs.mkdir(path.join(tmp, 'PNEUMONIA', '.thumbs'), { recursive: true });
+    await fs.writeFile(path.join(tmp, 'NORMAL', 'IM-0001-0001.jpeg'), 'x');
+    await fs.writeFile(path.join(tmp, 'NORMAL', '.DS_Store'), 'x');
+    await fs.writeFile(path.join(tmp, 'PNEUMONIA', 'notes.txt'), 'x'); // reported later by decode
+    const recs = await scanDataset(tmp);
+    assert.deepEqual(recs.map((r) => [path.basename(r.path), r.split, r.label]), [
+      ['IM-0001-0001.jpeg', 'all', 0],
+      ['notes.txt', 'all', 1],
+    ]);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a folder without the layout is a clear error', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-scan-'));
+  try {
+    await assert.rejects(scanDataset(tmp), (e: unknown) => e instanceof DatasetLayoutError && /NORMAL\/ and PNEUMONIA\//.test(e.message));
+    await assert.rejects(scanDataset(path.join(tmp, 'missing')), DatasetLayoutError);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
