@@ -21,7 +21,7 @@ export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
 export interface ComparisonOptions {
   title?: string;
-  /** What the metrics were computed on, for the page's introduction. */
+  /** What the metrics were computed on, as a phrase completing "Metrics on …" (default "the test set"). */
   split?: string;
   classNames?: ClassNames;
 }
@@ -71,7 +71,7 @@ export async function writeComparison(
   const list = z.array(ExperimentSummary).min(1, 'nothing to compare').parse(experiments);
   const classNames = opts.classNames ?? DEFAULT_CLASS_NAMES;
   const title = opts.title ?? 'Experiment comparison';
-  const split = opts.split ?? 'test';
+  const split = opts.split ?? 'the test set';
   await mkdir(outDir, { recursive: true });
   const files: string[] = [];
 
@@ -97,7 +97,7 @@ export async function writeComparison(
   }
 
   const best = bestPerColumn(list);
-  const intro = `Metrics on the ${split} set, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
+  const intro = `Metrics on ${split}, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
   const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
 
   const md: string[] = [
