@@ -37,6 +37,7 @@ struct Lerp {
 };
 
 Lerp BilinearAxis(int64_t in, int64_t out, bool alignCorners, bool halfPixel) {
+  TORCH_CHECK(in > 0 || out == 0, "cannot resize an image with no rows or columns");
   double scale = ResizeScale(in, out, alignCorners);
   Lerp l{std::vector<int64_t>(out), std::vector<int64_t>(out), std::vector<double>(out)};
   for (int64_t i = 0; i < out; i++) {
@@ -49,6 +50,7 @@ Lerp BilinearAxis(int64_t in, int64_t out, bool alignCorners, bool halfPixel) {
 }
 
 at::Tensor NearestAxis(int64_t in, int64_t out, bool alignCorners, bool halfPixel) {
+  TORCH_CHECK(in > 0 || out == 0, "cannot resize an image with no rows or columns");
   double scale = ResizeScale(in, out, alignCorners);
   auto idx = at::empty({out}, at::kLong);
   auto* p = idx.data_ptr<int64_t>();

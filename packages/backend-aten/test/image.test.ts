@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradient functions
 import '../src/index';
 import { AtenBackend } from '../src/backend';
+import { native } from '../src/native';
 
 type Out = { shape: number[]; values: ArrayLike<number> };
 type Fn = () => tf.Tensor | tf.Tensor[];
@@ -218,6 +219,13 @@ test('bad image inputs give JS errors, not crashes', async () => {
   assert.throws(() => tf.engine().runKernel('CropAndResize',
     { image: tf.zeros([1, 4, 4, 1]), boxes: tf.zeros([2, 3]), boxInd: tf.zeros([2], 'int32') },
     { cropSize: [2, 2], method: 'bilinear', extrapolationValue: 0 }), /boxes/);
+  // Resizing an image with no rows reads nothing natively (the cpu kernel's NaNs are kept).
+  await parity(() => [tf.image.resizeBilinear(tf.zeros([1, 0, 3, 1]) as tf.Tensor4D, [2, 2]),
+    tf.image.resizeNearestNeighbor(tf.zeros([1, 2, 0, 1]) as tf.Tensor4D, [2, 2])], []);
+  await tf.setBackend('aten');
+  const h = native as unknown as Record<string, (...a: unknown[]) => unknown>;
+  assert.throws(() => h.resizeBilinearGrad(native.upload(new Float32Array(4), [1, 2, 2, 1]), 0, 3, false, false),
+    /no rows or columns/);
   // NaN and huge coordinates are filled, not used as indices.
   const t = tf.image.transform(tf.ones([1, 4, 4, 1]), tf.tensor2d([[NaN, 0, 0, 0, 1e300, 0, 0, 0]]), 'nearest', 'constant', 7);
   assert.deepEqual(Array.from(t.dataSync()), new Array(16).fill(7));

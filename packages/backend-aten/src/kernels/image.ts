@@ -12,12 +12,16 @@ interface ResizeAttrs {
 
 const isImage = (t: TensorInfo) => t.shape.length === 4;
 const isFloatImage = (t: TensorInfo) => isImage(t) && t.dtype === 'float32';
+// An image with no rows or columns resizes to NaN on cpu (it reads past the data); leave it there.
+const isResizable = (t: TensorInfo) => isImage(t) && t.shape[1] > 0 && t.shape[2] > 0;
+const isResizeGrad = (images: TensorInfo, dy: TensorInfo) => isResizable(images) && isFloatImage(dy) &&
+  dy.shape[0] === images.shape[0] && dy.shape[3] === images.shape[3];
 
 export const kernels: KernelConfig[] = [
   nativeKernel('ResizeBilinear', (b, { inputs, attrs }) => {
     const images = inputs.images as TensorInfo;
     const { alignCorners, halfPixelCenters, size: [h, w] } = attrs as unknown as ResizeAttrs;
-    if (!isFloatImage(images)) return null;
+    if (!isFloatImage(images) || !isResizable(images)) return null;
     const [n, , , c] = images.shape;
     return b.output(native.resizeBilinear(b.handle(images), h, w, alignCorners, halfPixelCenters), 'float32',
       [n, h, w, c]);
@@ -27,7 +31,7 @@ export const kernels: KernelConfig[] = [
   nativeKernel('ResizeBilinearGrad', (b, { inputs, attrs }) => {
     const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
     const { alignCorners, halfPixelCenters } = attrs as unknown as ResizeAttrs;
-    if (!isImage(images) || !isFloatImage(dy)) return null;
+    if (!isResizeGrad(images, dy)) return null;
     const [, h, w] = images.shape;
     return b.output(native.resizeBilinearGrad(b.handle(dy), h, w, alignCorners, halfPixelCenters), 'float32',
       images.shape);
@@ -35,7 +39,7 @@ export const kernels: KernelConfig[] = [
   nativeKernel('ResizeNearestNeighbor', (b, { inputs, attrs }) => {
     const images = inputs.images as TensorInfo;
     const { alignCorners, halfPixelCenters, size: [h, w] } = attrs as unknown as ResizeAttrs;
-    if (!isImage(images) || !b.nativeable(images)) return null;
+    if (!isResizable(images) || !b.nativeable(images)) return null;
     const [n, , , c] = images.shape;
     return b.output(native.resizeNearest(b.handle(images), h, w, alignCorners, halfPixelCenters), images.dtype,
       [n, h, w, c]);
@@ -43,7 +47,7 @@ export const kernels: KernelConfig[] = [
   nativeKernel('ResizeNearestNeighborGrad', (b, { inputs, attrs }) => {
     const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
     const { alignCorners, halfPixelCenters } = attrs as unknown as ResizeAttrs;
-    if (!isImage(images) || !isFloatImage(dy)) return null;
+    if (!isResizeGrad(images, dy)) return null;
     const [, h, w] = images.shape;
     return b.output(native.resizeNearestGrad(b.handle(dy), h, w, alignCorners, halfPixelCenters), 'float32',
       images.shape);
@@ -57,7 +61,7 @@ export const kernels: KernelConfig[] = [
     const { image, boxes, boxInd } = inputs as { image: TensorInfo; boxes: TensorInfo; boxInd: TensorInfo };
     const { cropSize: [h, w], method, extrapolationValue } =
       attrs as { cropSize: [number, number]; method: string; extrapolationValue: number };
-    if (!isFloatImage(image) || boxes.dtype !== 'float32' || !isOneOf(boxInd.dtype, ['int32'])) return null;
+    if (!isFloatImage(image) || boxes.dtype !== 'float32' || boxInd.dtype !== 'int32') return null;
     const out = native.cropAndResize(b.handle(image), b.handle(boxes), b.handle(boxInd), h, w, method === 'nearest',
       extrapolationValue);
     return b.output(out, 'float32', [boxes.shape[0], h, w, image.shape[3]]);
