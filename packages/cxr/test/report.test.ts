@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { evaluate, operatingPoints, seededRandom } from '../src/eval';
-import { confusionChart, writeComparison, writeReport } from '../src/report';
+import { confusionChart, readRunDir, writeComparison, writeReport } from '../src/report';
 import { inlineSvg } from '../src/report/html';
 import { measureText } from '../src/report/text_metrics';
 
@@ -67,8 +67,10 @@ test('writeReport on a full run directory writes SVGs, PNGs and a self-contained
   writeJson(path.join(dir, 'predictions', 'test.json'), testSplit);
   writeJson(path.join(dir, 'metrics', 'test.json'), evaluate(testSplit.labels, testSplit.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 200, seed: 1 } }));
   const log = [1, 2, 3].map((epoch) => JSON.stringify({ epoch, loss: 0.7 / epoch, val_loss: 0.6 / epoch, val_auc: 0.8 + epoch / 50, val_accuracy: 0.75 + epoch / 50, lr: 1e-3, seconds: 30 }));
-  fs.writeFileSync(path.join(dir, 'log.jsonl'), `${log.join('\n')}\nnot json\n`);
+  // Epoch 3 again, as a resumed run writes it.
+  fs.writeFileSync(path.join(dir, 'log.jsonl'), `${log.join('\n')}\nnot json\n${log[2]}\n`);
 
+  assert.deepEqual((await readRunDir(dir)).log.map((e) => e.epoch), [1, 2, 3]);
   const { files, warnings } = await writeReport(dir);
   const out = path.join(dir, 'report');
   const expected = ['confusion', 'roc', 'pr', 'reliability'].flatMap((k) => ['test', 'val'].flatMap((s) => [`${k}-${s}.svg`, `${k}-${s}.png`]));

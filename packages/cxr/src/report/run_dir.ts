@@ -120,7 +120,9 @@ export async function readRunDir(dir: string): Promise<RunData> {
     }
   }
   if (badLines > 0) warnings.push(`log.jsonl: skipped ${badLines} unreadable line(s)`);
-  log.sort((a, b) => a.epoch - b.epoch);
+  // A resumed run appends again from its checkpoint: the later line for an epoch is the one that counts.
+  const byEpoch = new Map(log.map((e) => [e.epoch, e]));
+  const epochs = [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
 
   const predDir = path.join(dir, 'predictions');
   const metricsDir = path.join(dir, 'metrics');
@@ -136,5 +138,5 @@ export async function readRunDir(dir: string): Promise<RunData> {
     const metrics = await tryParse(path.join(metricsDir, `${name}.json`), (j) => parseMetrics(j, `metrics/${name}.json`));
     if (predictions || metrics) splits.push({ name, predictions, metrics });
   }
-  return { dir, meta, hasMeta: rawMeta !== undefined, log, splits, warnings };
+  return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };
 }
