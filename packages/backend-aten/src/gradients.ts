@@ -35,6 +35,19 @@ function expandedDy(dy: Tensor, x: Tensor, axis: number | number[]): Tensor {
 }
 
 const OVERRIDES: Array<[string, string[], AtenGrad]> = [
+  // tfjs-core's Conv2D gradient refuses dilations > 1 (the seed's baseline CNN uses dilation 2);
+  // ATen's backward handles them, so the backprop kernels take `dilations` as an extra attribute.
+  ['Conv2D', ['x', 'filter'], (dy, [x, filter], attrs) => {
+    if (attrs.dataFormat === 'NCHW') return null;
+    const common = { strides: attrs.strides, pad: attrs.pad, dataFormat: attrs.dataFormat,
+      dimRoundingMode: attrs.dimRoundingMode, dilations: attrs.dilations };
+    return {
+      x: () => engine().runKernel('Conv2DBackpropInput', { dy, filter },
+        { ...common, inputShape: x.shape } as unknown as NamedAttrMap) as Tensor,
+      filter: () => engine().runKernel('Conv2DBackpropFilter', { x, dy },
+        { ...common, filterShape: filter.shape } as unknown as NamedAttrMap) as Tensor,
+    };
+  }],
   ['Sum', ['x'], (dy, [x], attrs) => ({
     x: () => broadcastTo(expandedDy(dy, x, attrs.axis as number[]), x.shape),
   })],

@@ -7,6 +7,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
 import { Handle, native } from '../native';
+import { ensureGradientOverrides } from '../gradients';
 import { nativeKernel } from './kernel';
 
 type Info = backend_util.Conv2DInfo | backend_util.Conv3DInfo;
@@ -80,6 +81,8 @@ type XDy = { x: TensorInfo; dy: TensorInfo };
 
 function conv2dKernel(name: string, depthwise: boolean, fusedOp: boolean): KernelConfig {
   return nativeKernel(name, (b, { inputs, attrs }) => {
+    // tfjs-layers may have re-registered tfjs-core's Conv2D gradient since the backend loaded.
+    if (name === 'Conv2D') ensureGradientOverrides();
     const { x, filter, bias, preluActivationWeights } = inputs as XF;
     const a = attrs as unknown as FusedConv2DAttrs;
     if (!float(x, filter, bias, preluActivationWeights) || !channelsLast(a.dataFormat)) return null;
@@ -102,16 +105,17 @@ export const kernels: KernelConfig[] = [
     const { dy, filter } = inputs as DyF;
     const a = attrs as unknown as Conv2DBackpropInputAttrs;
     if (!float(dy, filter) || !channelsLast(a.dataFormat)) return null;
-    const info = backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides, 1, a.pad,
-      a.dimRoundingMode);
+    // `dilations` is not a TF.js attribute here; the aten-only Conv2D gradient (gradients.ts) adds it.
+    const info = backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides,
+      (a as { dilations?: number | [number, number] }).dilations ?? 1, a.pad, a.dimRoundingMode);
     return backpropInput(b, dy, filter, info, 1);
   }),
   nativeKernel('Conv2DBackpropFilter', (b, { inputs, attrs }) => {
     const { x, dy } = inputs as XDy;
     const a = attrs as unknown as Conv2DBackpropFilterAttrs;
     if (!float(x, dy) || !channelsLast(a.dataFormat)) return null;
-    const info = backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad,
-      a.dimRoundingMode);
+    const info = backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides,
+      (a as { dilations?: number | [number, number] }).dilations ?? 1, a.pad, a.dimRoundingMode);
     return backpropFilter(b, x, dy, info, 1);
   }),
   nativeKernel('DepthwiseConv2dNativeBackpropInput', (b, { inputs, attrs }) => {
