@@ -1,0 +1,154 @@
+// Pixels -> the model's S×S grayscale square, defined exactly so that the server (Node, after
+// sharp decodes to raw pixels at the original size) and the web page (browser, after the canvas
+// decodes to RGBA) produce the same bytes, hence the same probability.
+//
+// Everything is integer arithmetic carried in doubles (exact below 2^53), so no floating-point
+// rounding can differ between engines. This module is bundled into the page: no Node imports.
+
+/** Rec. 601 luma weights in thousandths, as PIL's convert('L') (the data set's RGB -> gray). */
+const LUMA_R = 299;
+const LUMA_G = 587;
+const LUMA_B = 114;
+
+export type PixelArray = Uint8Array | Uint8ClampedArray;
+
+/**
+ * Interleaved 8-bit samples to one gray byte per pixel.
+ *
+ * - channels 1: copied.
+ * - channels 3 (RGB): floor((299 R + 587 G + 114 B + 500) / 1000), i.e. luma rounded half up;
+ *   R = G = B = v gives exactly v.
+ * - channels 2 (gray + alpha) and 4 (RGBA, not premultiplied): the gray (or luma) composited
+ *   over black, floor((v a + 127) / 255): transparent areas carry no signal, and black is
+ *   "no exposure".
+ */
+export function toGray(pixels: PixelArray, width: number, height: number, channels: number): Uint8Array {
+  checkDims(width, height);
+  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
+    throw new RangeError(`toGray: channels must be 1, 2, 3 or 4, got ${channels}`);
+  }
+  const n = width * height;
+  if (pixels.length !== n * channels) {
+    throw new RangeError(`toGray: ${pixels.length} samples for ${width}×${height}×${channels}`);
+  }
+  const out = new Uint8Array(n);
+  if (channels === 1) {
+    out.set(pixels);
+    return out;
+  }
+  for (let i = 0, p = 0; i < n; i++, p += channels) {
+    let v: number;
+    if (channels >= 3) v = Math.floor((LUMA_R * pixels[p] + LUMA_G * pixels[p + 1] + LUMA_B * pixels[p + 2] + 500) / 1000);
+    else v = pixels[p];
+    if (channels === 2 || channels === 4) v = Math.floor((v * pixels[p + channels - 1] + 127) / 255);
+    out[i] = v;
+  }
+  return out;
+}
+
+/**
+ * One axis of a resize as integer weights: output i = (Σ weight_k · src[index_k]) / denominator.
+ *
+ * Downscaling (and equal size) averages the area each output pixel covers: in units of 1/dst
+ * source pixels, output i spans [i·src, (i+1)·src) and source j spans [j·dst, (j+1)·dst), so
+ * the overlaps are integers summing to src. Upscaling is bilinear with pixel centres aligned
+ * (x = (i + ½)·src/dst − ½, clamped to the edge), in units of 1/(2·dst).
+ */
+interface AxisWeights {
+  /** Per output pixel: the first source index and its weights (consecutive sources). */
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float64Array;
+  /** Offset of each output pixel's weights in `weights`. */
+  offset: Int32Array;
+  denominator: number;
+}
+
+function axisWeights(src: number, dst: number): AxisWeights {
+  const start = new Int32Array(dst);
+  const count = new Int32Array(dst);
+  const offset = new Int32Array(dst);
+  const ws: number[] = [];
+  if (src >= dst) {
+    for (let i = 0; i < dst; i++) {
+      const lo = i * src, hi = (i + 1) * src;
+      const j0 = Math.floor(lo / dst), j1 = Math.ceil(hi / dst); // sources [j0, j1)
+      start[i] = j0;
+      count[i] = j1 - j0;
+      offset[i] = ws.length;
+      for (let j = j0; j < j1; j++) ws.push(Math.min(hi, (j + 1) * dst) - Math.max(lo, j * dst));
+    }
+    return { start, count, weights: Float64Array.from(ws), offset, denominator: src };
+  }
+  const den = 2 * dst;
+  const maxNum = (src - 1) * den;
+  for (let i = 0; i < dst; i++) {
+    const num = Math.min(maxNum, Math.max(0, (2 * i + 1) * src - dst));
+    const j0 = Math.floor(num / den);
+    const frac = num - j0 * den;
+    start[i] = j0;
+    offset[i] = ws.length;
+    if (frac === 0) {
+      count[i] = 1;
+      ws.push(den);
+    } else {
+      count[i] = 2;
+      ws.push(den - frac, frac);
+    }
+  }
+  return { start, count, weights: Float64Array.from(ws), offset, denominator: den };
+}
+
+/**
+ * Squashes a width×height gray image to size×size (no crop, no padding), each axis on its own:
+ * area average where it shrinks, bilinear where it grows. The result is the exact weighted sum
+ * divided by the product of the two denominators, rounded half up.
+ */
+export function resizeSquare(gray: PixelArray, width: number, height: number, size: number): Uint8Array {
+  checkDims(width, height);
+  if (!Number.isInteger(size) || size < 1 || size > 4096) {
+    throw new RangeError(`resizeSquare: size must be an integer in 1..4096, got ${size}`);
+  }
+  if (gray.length !== width * height) {
+    throw new RangeError(`resizeSquare: ${gray.length} samples for ${width}×${height}`);
+  }
+  const wx = axisWeights(width, size);
+  const wy = axisWeights(height, size);
+
+  // Horizontal pass: height rows of `size` unrounded (integer) sums.
+  const rows = new Float64Array(height * size);
+  for (let y = 0; y < height; y++) {
+    const rowIn = y * width, rowOut = y * size;
+    for (let i = 0; i < size; i++) {
+      const s = wx.start[i], c = wx.count[i], o = wx.offset[i];
+      let acc = 0;
+      for (let k = 0; k < c; k++) acc += wx.weights[o + k] * gray[rowIn + s + k];
+      rows[rowOut + i] = acc;
+    }
+  }
+
+  // Vertical pass, then one rounding: floor((2·sum + D) / (2·D)) is sum/D rounded half up.
+  const d = wx.denominator * wy.denominator;
+  const out = new Uint8Array(size * size);
+  for (let j = 0; j < size; j++) {
+    const s = wy.start[j], c = wy.count[j], o = wy.offset[j];
+    for (let i = 0; i < size; i++) {
+      let acc = 0;
+      for (let k = 0; k < c; k++) acc += wy.weights[o + k] * rows[(s + k) * size + i];
+      out[j * size + i] = Math.min(255, Math.floor((2 * acc + d) / (2 * d)));
+    }
+  }
+  return out;
+}
+
+/** toGray then resizeSquare: interleaved 8-bit pixels to the model's input square. */
+export function preprocessPixels(pixels: PixelArray, width: number, height: number, channels: number,
+    size: number): Uint8Array {
+  return resizeSquare(toGray(pixels, width, height, channels), width, height, size);
+}
+
+function checkDims(width: number, height: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`invalid image dimensions ${width}×${height}`);
+  }
+}
