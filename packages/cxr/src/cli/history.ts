@@ -1,0 +1,55 @@
+// `cxr history`: reads the audit log that `cxr serve` writes.
+import { Command } from 'commander';
+import { z } from 'zod';
+import { AuditLog, AuditRecord, defaultDbPath } from '../serve/audit';
+
+const Options = z.object({
+  db: z.string().min(1).optional(),
+  json: z.boolean().optional(),
+  limit: z.coerce.number().int().min(1).max(100_000),
+  label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+});
+
+function line(r: AuditRecord): string {
+  const when = r.createdAt.replace('T', ' ').slice(0, 19);
+  const prob = `${(r.probability * 100).toFixed(1).padStart(5)}%`;
+  const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
+  return `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
+    `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
+    `  ${Math.round(r.latencyMs)} ms${warn}`;
+}
+
+export function register(program: Command): void {
+  program.command('history')
+    .description('list past predictions from the audit log, newest first')
+    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option('--json', 'one JSON object per line')
+    .option('--limit <n>', 'how many', '20')
+    .option('--label <label>', 'only NORMAL or PNEUMONIA')
+    .option('--since <time>', 'only at or after this ISO 8601 time')
+    .action((raw: Record<string, unknown>) => {
+      const parsed = Options.safeParse(raw);
+      if (!parsed.success) throw new Error(`history: ${z.prettifyError(parsed.error)}`);
+      const o = parsed.data;
+      const audit = AuditLog.open(o.db ?? defaultDbPath(), { readonly: true });
+      try {
+        const page = audit.list({ limit: o.limit, label: o.label, since: o.since });
+        // Page through: list() caps one page, --limit may ask for more.
+        const items = [...page.items];
+        for (let p = 2; items.length < Math.min(o.limit, page.total); p++) {
+          const next = audit.list({ limit: page.limit, page: p, label: o.label, since: o.since }).items;
+          if (!next.length) break;
+          items.push(...next.slice(0, o.limit - items.length));
+        }
+        if (o.json) {
+          for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
+        } else {
+          process.stdout.write(`${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`);
+          for (const r of items) process.stdout.write(line(r) + '\n');
+        }
+      } finally {
+        audit.close();
+      }
+    });
+}

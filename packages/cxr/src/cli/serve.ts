@@ -1,0 +1,65 @@
+// `cxr serve`: the HTTP API and the web page (see docs/api.md).
+import { Command } from 'commander';
+import { z } from 'zod';
+import { initEngine } from '../engine';
+import { defaultModelDir } from '../paths';
+import { defaultDbPath } from '../serve/audit';
+import type { ServePredictor } from '../serve/predictor_port';
+import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
+
+const Options = z.object({
+  host: z.string().min(1),
+  port: z.coerce.number().int().min(0).max(65535),
+  model: z.string().min(1).optional(),
+  db: z.string().min(1).optional(),
+  oodPolicy: z.enum(['warn', 'refuse']),
+  storeImages: z.boolean(),
+  maxUploadMb: z.coerce.number().positive().max(1024),
+  concurrency: z.coerce.number().int().min(1).max(64),
+  threads: z.coerce.number().int().min(1).optional(),
+  quiet: z.boolean().optional(),
+});
+
+async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse'): Promise<ServePredictor> {
+  const { Predictor } = require('../predict/predictor') as {
+    Predictor: { load(dir: string, opts?: { oodPolicy?: 'warn' | 'refuse' }): Promise<ServePredictor> };
+  };
+  return Predictor.load(dir, { oodPolicy });
+}
+
+export function register(program: Command): void {
+  program.command('serve')
+    .description('serve the JSON API (/api/v1) and the web page; every prediction goes to an audit log')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '8080')
+    .option('--model <dir>', 'model folder (default: CXR_MODEL or the shipped model)')
+    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
+    .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
+    .option('--max-upload-mb <n>', 'largest accepted upload in MiB', '32')
+    .option('--concurrency <n>', 'predictions computed at once', '2')
+    .option('--threads <n>', 'engine threads')
+    .option('--quiet', 'no request log')
+    .addHelpText('after', '\nSet CXR_API_TOKEN to require "Authorization: Bearer <token>" on the API (the page asks for it once).')
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = Options.safeParse(raw);
+      if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
+      const o = parsed.data;
+      await initEngine(o.threads);
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const server = await startServer({
+        host: o.host,
+        port: o.port,
+        dbPath: o.db ?? defaultDbPath(),
+        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy),
+        apiToken: process.env.CXR_API_TOKEN || undefined,
+        storeImages: o.storeImages,
+        maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),
+        concurrency: o.concurrency,
+        webDir: defaultWebDir(),
+        logger: o.quiet ? false : { level: 'info' },
+        log,
+      });
+      closeOnSignals(server, log);
+    });
+}

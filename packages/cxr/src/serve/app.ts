@@ -1,0 +1,356 @@
+// The HTTP application: security headers, optional bearer token, the v1 JSON API, its OpenAPI
+// document and the web page. Built from already-open parts (predictor, audit log) so that tests
+// can inject requests without a port, and so that start-up order stays in server.ts.
+import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
+import multipart from '@fastify/multipart';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { AuditLog, AuditRecord } from './audit';
+import { tokenMatcher } from './auth';
+import { listModelFiles } from './model_files';
+import { isClientInputError, ServePredictor } from './predictor_port';
+import { RecentImages } from './recent_images';
+import { WorkQueue } from './queue';
+import {
+  errorSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
+} from './schemas';
+
+export interface AppOptions {
+  predictor: ServePredictor;
+  audit: AuditLog;
+  /** When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`. */
+  apiToken?: string;
+  /** Keep thumbnails and heat maps in the audit log (default true). */
+  storeImages?: boolean;
+  /** Largest accepted upload in bytes (default 32 MiB). */
+  maxUploadBytes?: number;
+  /** Folder of the built web page (index.html, app.js, ...); the page is not served when absent. */
+  webDir?: string | null;
+  /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
+  concurrency?: number;
+  maxWaiting?: number;
+  logger?: boolean | { level: string };
+}
+
+export const API_PREFIX = '/api/v1';
+const PUBLIC_API_ROUTES = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openapi.json`]);
+
+/** An error with an HTTP status and a code, answered as-is by the error handler. */
+export class HttpError extends Error {
+  constructor(readonly statusCode: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** The page's Content-Security-Policy: nothing inline, nothing from elsewhere; WebAssembly for in-browser mode. */
+export const CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'", "'wasm-unsafe-eval'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'blob:', 'data:'],
+  connectSrc: ["'self'"],
+  workerSrc: ["'self'", 'blob:'],
+  fontSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  // The server speaks plain HTTP on a local port; upgrading would break the page.
+  upgradeInsecureRequests: null,
+};
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { predictor, audit } = opts;
+  const storeImages = opts.storeImages ?? true;
+  const maxUploadBytes = opts.maxUploadBytes ?? 32 * 1024 * 1024;
+  const meta = predictor.model.meta;
+  const operatingPoints = Object.keys(meta.operatingPoints);
+  const modelFiles = listModelFiles(predictor.model.dir, meta);
+  const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
+  const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
+  const queue = new WorkQueue(opts.concurrency ?? 2, opts.maxWaiting ?? 64);
+  const recent = new RecentImages();
+  const authorized = opts.apiToken ? tokenMatcher(opts.apiToken) : null;
+  const startedAt = Date.now();
+
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 120_000,
+    // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    // A misspelt filter must be an error, not silently dropped (fastify's default removes it).
+    ajv: { customOptions: { removeAdditional: false } },
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: true, directives: CSP_DIRECTIVES },
+    // Plain HTTP on localhost: HSTS would be wrong here (terminate TLS in a proxy and set it there).
+    strictTransportSecurity: false,
+  });
+  await app.register(multipart, {
+    limits: { fileSize: maxUploadBytes, files: 1, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'cxr API',
+        version: '1.0.0',
+        description: 'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps '
+          + 'and an audit log of every prediction. A decision aid, not a diagnosis.',
+      },
+      components: opts.apiToken
+        ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+        : {},
+      security: opts.apiToken ? [{ bearer: [] }] : [],
+    },
+    // Name shared schemas after their $id, so the document reads components/schemas/Prediction.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (doc) => {
+      // The upload is streamed (not validated by a body schema), so its shape is described here.
+      const openapi = 'openapiObject' in doc ? doc.openapiObject : null;
+      const post = (openapi?.paths?.[`${API_PREFIX}/predictions`] as Record<string, Record<string, unknown>> | undefined)?.post;
+      if (post) {
+        post.requestBody = {
+          required: true,
+          content: {
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                properties: { image: { type: 'string', format: 'binary', description: `JPEG, PNG or DICOM, at most ${maxUploadBytes} bytes` } },
+                required: ['image'],
+              },
+            },
+          },
+        };
+      }
+      return openapi ?? {};
+    },
+  });
+  app.addSchema(errorSchema);
+  app.addSchema(predictionSchema);
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!authorized) return;
+    const url = req.url.split('?')[0];
+    if (!url.startsWith('/api/') || PUBLIC_API_ROUTES.has(url)) return;
+    if (!authorized(req.headers.authorization)) {
+      reply.header('WWW-Authenticate', 'Bearer realm="cxr"');
+      throw new HttpError(401, 'UNAUTHORIZED', 'this server needs an API token: send "Authorization: Bearer <token>"');
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => replyError(err, req, reply, maxUploadBytes));
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'NOT_FOUND', message: `no such resource: ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  const errors = { 400: { $ref: 'Error#' }, 401: { $ref: 'Error#' }, 404: { $ref: 'Error#' } };
+
+  const toApi = (r: AuditRecord, heatmapAvailable: boolean, thumbnailAvailable: boolean) => ({
+    ...r,
+    heatmapUrl: heatmapAvailable ? `${API_PREFIX}/predictions/${r.id}/heatmap.png` : null,
+    thumbnailUrl: thumbnailAvailable ? `${API_PREFIX}/predictions/${r.id}/thumbnail.png` : null,
+  });
+
+  await app.register(async (api) => {
+    api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>('/predictions', {
+      schema: {
+        summary: 'Predict from one image',
+        description: 'Send the image as multipart/form-data in a field named "image". The prediction is written to '
+          + 'the audit log before the answer is sent.',
+        tags: ['predictions'],
+        consumes: ['multipart/form-data'],
+        querystring: predictQuery(operatingPoints),
+        response: {
+          200: { $ref: 'Prediction#' },
+          ...errors,
+          413: { $ref: 'Error#' }, 415: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' },
+        },
+      },
+    }, async (req) => {
+      const received = performance.now();
+      const bytes = await readUpload(req);
+      const { operatingPoint, heatmap } = req.query;
+      const result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      const record: AuditRecord = {
+        id: crypto.randomUUID(),
+        createdAt: new Date().toISOString(),
+        input: result.input,
+        model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
+        probability: result.probability,
+        logit: result.logit,
+        threshold: result.threshold,
+        operatingPoint: result.operatingPoint,
+        label: result.label,
+        warnings: result.warnings,
+        ood: result.ood,
+        hasHeatmap: storeImages && result.heatmapPng !== undefined,
+        timings: result.timings,
+        latencyMs: performance.now() - received,
+      };
+      audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
+      if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+      return toApi(record, result.heatmapPng !== undefined, storeImages && result.thumbnailPng !== undefined);
+    });
+
+    api.get<{ Querystring: { label?: string; operatingPoint?: string; since?: string; until?: string; hasWarnings?: boolean; page: number; limit: number } }>(
+      '/predictions', {
+        schema: {
+          summary: 'Past predictions, newest first',
+          tags: ['predictions'],
+          querystring: historyQuery,
+          response: { 200: historyPageSchema, ...errors },
+        },
+      }, async (req) => {
+        const page = audit.list(req.query);
+        return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasHeatmap && storeImages)) };
+      });
+
+    api.get<{ Params: { id: string } }>('/predictions/:id', {
+      schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { $ref: 'Prediction#' }, ...errors } },
+    }, async (req) => {
+      const r = audit.get(req.params.id);
+      if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
+      return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, audit.image(r.id, 'thumbnail') !== null);
+    });
+
+    for (const which of ['heatmap', 'thumbnail'] as const) {
+      api.get<{ Params: { id: string } }>(`/predictions/:id/${which}.png`, {
+        schema: {
+          summary: which === 'heatmap' ? 'The prediction\'s Grad-CAM heat map (PNG)' : 'A small copy of the input (PNG)',
+          tags: ['predictions'],
+          params: idParams,
+          produces: ['image/png'],
+          response: { 200: { type: 'string', format: 'binary' }, ...errors },
+        },
+      }, async (req, reply) => {
+        const png = audit.image(req.params.id, which) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
+        if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
+        // A prediction's images never change; only the token holder may cache them.
+        return reply.type('image/png').header('Cache-Control', 'private, max-age=86400, immutable').send(png);
+      });
+    }
+
+    api.get('/model', {
+      schema: { summary: 'The served model: cxr.json, validation metrics, model card', tags: ['model'], response: { 200: modelInfoSchema, ...errors } },
+    }, async () => ({
+      name: predictor.model.name,
+      version: predictor.model.version,
+      sha256: predictor.model.sha256,
+      inputSize: meta.inputSize,
+      defaultOperatingPoint: meta.defaultOperatingPoint,
+      operatingPoints: meta.operatingPoints,
+      temperature: meta.temperature,
+      tta: meta.tta,
+      meta,
+      validation: meta.validation ?? null,
+      modelCard,
+      files: { members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`) },
+    }));
+
+    api.get<{ Params: { '*': string } }>('/model/files/*', {
+      schema: {
+        summary: 'Model files for running the model in the browser (TF.js Layers format)',
+        tags: ['model'],
+        params: { type: 'object', properties: { '*': { type: 'string' } } },
+        produces: ['application/json', 'application/octet-stream'],
+        response: { 200: { type: 'string', format: 'binary' }, ...errors },
+      },
+    }, async (req, reply) => {
+      const rel = req.params['*'];
+      const file = modelFiles.files.get(rel);
+      if (!file) throw new HttpError(404, 'NOT_FOUND', `no model file '${rel}'`);
+      reply.type(rel.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+      reply.header('Cache-Control', 'private, no-cache');
+      return reply.send(fs.createReadStream(file));
+    });
+
+    api.get('/health', {
+      schema: { summary: 'Liveness and the served model (no token needed)', tags: ['service'], response: { 200: healthSchema } },
+    }, async () => ({
+      status: 'ok' as const,
+      model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      predictions: audit.count(),
+      authRequired: authorized !== null,
+    }));
+
+    api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  }, { prefix: API_PREFIX });
+
+  if (opts.webDir && fs.existsSync(path.join(opts.webDir, 'index.html'))) {
+    await app.register(fastifyStatic, {
+      root: opts.webDir,
+      prefix: '/',
+      index: 'index.html',
+      dotfiles: 'deny',
+      // The bundle's names do not change between builds: make the browser revalidate.
+      cacheControl: true,
+      maxAge: 0,
+    });
+  } else {
+    app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+      reply.type('text/plain; charset=utf-8').send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'));
+  }
+  return app;
+}
+
+/** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
+async function readUpload(req: FastifyRequest): Promise<Buffer> {
+  if (!req.isMultipart()) {
+    throw new HttpError(415, 'NOT_MULTIPART',
+      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
+  }
+  const part = await req.file();
+  if (!part) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
+  if (part.fieldname !== 'image') {
+    part.file.resume();
+    throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
+  }
+  const bytes = await part.toBuffer();
+  if (bytes.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
+  return bytes;
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+function replyError(err: FastifyError, req: FastifyRequest, reply: FastifyReply, maxUploadBytes: number): FastifyReply {
+  let status: number;
+  let code: string;
+  let message: string;
+  if (isClientInputError(err)) {
+    ({ status, code, message } = err);
+  } else if (err instanceof HttpError) {
+    ({ statusCode: status, code, message } = err);
+  } else if (err.validation) {
+    status = 400; code = 'INVALID_REQUEST'; message = err.message;
+  } else if (err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    status = 413; code = 'TOO_LARGE'; message = `the upload exceeds the ${maxUploadBytes}-byte limit`;
+  } else if (err.code === 'FST_FILES_LIMIT' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') {
+    status = 413; code = 'TOO_MANY_PARTS'; message = 'send one image per request, in a field named "image"';
+  } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    status = 415; code = 'NOT_MULTIPART'; message = 'expected multipart/form-data with the image in a field named "image"';
+  } else if (err.code === 'BUSY') {
+    status = 503; code = 'BUSY'; message = err.message;
+    reply.header('Retry-After', '1');
+  } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    status = err.statusCode; code = err.code ?? 'BAD_REQUEST'; message = err.message;
+  } else {
+    req.log.error({ err }, 'request failed');
+    status = 500; code = 'INTERNAL'; message = 'internal error (details are in the server log)';
+  }
+  return reply.code(status).send({ statusCode: status, error: REASONS[status] ?? 'Error', code, message });
+}

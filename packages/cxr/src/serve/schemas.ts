@@ -1,0 +1,160 @@
+// JSON schemas of the v1 API. Fastify validates requests and serializes responses with them
+// (fields not in a response schema are never sent), and @fastify/swagger turns them into the
+// OpenAPI document, so the document cannot drift from what the server does.
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  description: 'Every 4xx/5xx answer',
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string', description: 'HTTP reason phrase' },
+    code: { type: 'string', description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT' },
+    message: { type: 'string', description: 'what went wrong, for people' },
+  },
+  required: ['statusCode', 'error', 'code', 'message'],
+} as const;
+
+const timings = {
+  type: 'object',
+  properties: {
+    decodeMs: { type: 'number' },
+    inferMs: { type: 'number' },
+    heatmapMs: { type: 'number' },
+    totalMs: { type: 'number' },
+  },
+  required: ['decodeMs', 'inferMs', 'totalMs'],
+} as const;
+
+const modelRef = {
+  type: 'object',
+  properties: { name: { type: 'string' }, version: { type: 'string' }, sha256: { type: 'string' } },
+  required: ['name', 'version', 'sha256'],
+} as const;
+
+export const predictionSchema = {
+  $id: 'Prediction',
+  type: 'object',
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    createdAt: { type: 'string', format: 'date-time' },
+    probability: { type: 'number', minimum: 0, maximum: 1, description: 'calibrated probability of pneumonia' },
+    logit: { type: 'number', description: 'mean logit over ensemble members and test-time views, before calibration' },
+    label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'], description: 'PNEUMONIA when probability >= threshold' },
+    operatingPoint: { type: 'string' },
+    threshold: { type: 'number' },
+    heatmapUrl: { type: ['string', 'null'], description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made' },
+    thumbnailUrl: { type: ['string', 'null'] },
+    warnings: { type: 'array', items: { type: 'string' } },
+    ood: {
+      type: ['object', 'null'],
+      properties: { score: { type: 'number' }, threshold: { type: 'number' }, outOfDistribution: { type: 'boolean' } },
+      required: ['score', 'threshold', 'outOfDistribution'],
+    },
+    input: {
+      type: 'object',
+      properties: {
+        kind: { type: 'string' },
+        width: { type: 'integer' },
+        height: { type: 'integer' },
+        sha256: { type: 'string' },
+        bytes: { type: 'integer' },
+      },
+      required: ['kind', 'width', 'height', 'sha256', 'bytes'],
+    },
+    model: modelRef,
+    timings,
+  },
+  required: ['id', 'createdAt', 'probability', 'logit', 'label', 'operatingPoint', 'threshold', 'heatmapUrl',
+    'thumbnailUrl', 'warnings', 'ood', 'input', 'model', 'timings'],
+} as const;
+
+export const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', format: 'uuid' } },
+  required: ['id'],
+} as const;
+
+export function predictQuery(operatingPoints: string[]) {
+  return {
+    type: 'object',
+    properties: {
+      operatingPoint: { type: 'string', enum: operatingPoints, description: 'threshold to apply; default: the model\'s' },
+      heatmap: { type: 'boolean', default: true, description: 'false skips the Grad-CAM heat map (faster)' },
+    },
+    additionalProperties: false,
+  } as const;
+}
+
+export const historyQuery = {
+  type: 'object',
+  properties: {
+    label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'] },
+    operatingPoint: { type: 'string', maxLength: 64 },
+    since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
+    until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
+    hasWarnings: { type: 'boolean' },
+    page: { type: 'integer', minimum: 1, default: 1 },
+    limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+  },
+  additionalProperties: false,
+} as const;
+
+export const historyPageSchema = {
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: { $ref: 'Prediction#' } },
+    total: { type: 'integer' },
+    page: { type: 'integer' },
+    limit: { type: 'integer' },
+  },
+  required: ['items', 'total', 'page', 'limit'],
+} as const;
+
+export const modelInfoSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    sha256: { type: 'string' },
+    inputSize: { type: 'integer' },
+    defaultOperatingPoint: { type: 'string' },
+    operatingPoints: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        properties: {
+          threshold: { type: 'number' },
+          sensitivity: { type: ['number', 'null'] },
+          specificity: { type: ['number', 'null'] },
+        },
+        required: ['threshold'],
+      },
+    },
+    temperature: { type: 'number' },
+    tta: { type: 'array', items: { type: 'string' } },
+    meta: { type: 'object', additionalProperties: true, description: 'the model folder\'s cxr.json' },
+    validation: { type: ['object', 'null'], additionalProperties: true, description: 'validation metrics from training' },
+    modelCard: { type: ['string', 'null'], description: 'MODEL_CARD.md (markdown) when the folder has one' },
+    files: {
+      type: 'object',
+      description: 'for loading the model in a browser (tf.loadLayersModel): one model.json per ensemble member',
+      properties: { members: { type: 'array', items: { type: 'string' } } },
+      required: ['members'],
+    },
+  },
+  required: ['name', 'version', 'sha256', 'inputSize', 'defaultOperatingPoint', 'operatingPoints', 'temperature',
+    'tta', 'meta', 'validation', 'modelCard', 'files'],
+} as const;
+
+export const healthSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok'] },
+    model: modelRef,
+    uptimeSeconds: { type: 'number' },
+    predictions: { type: 'integer', description: 'rows in the audit log' },
+    authRequired: { type: 'boolean' },
+  },
+  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired'],
+} as const;

@@ -1,0 +1,98 @@
+// Start-up and shutdown of `cxr serve`: the model is loaded and warmed up (one full prediction
+// with a heat map) before the port opens, so the first client does not pay for it; on SIGTERM
+// or SIGINT the server stops accepting, lets in-flight requests finish (their audit rows
+// included), then closes the database cleanly.
+import type { FastifyInstance } from 'fastify';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { AuditLog } from './audit';
+import { buildApp, AppOptions } from './app';
+import type { ServePredictor } from './predictor_port';
+
+export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit'> {
+  host: string;
+  port: number;
+  dbPath: string;
+  /** Loads the model; called once. */
+  loadPredictor: () => Promise<ServePredictor>;
+  /** Where start-up and shutdown lines go (default stderr). */
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  predictor: ServePredictor;
+  audit: AuditLog;
+  /** Idempotent: stops accepting, waits for in-flight requests, closes the log and the model. */
+  close(): Promise<void>;
+}
+
+/** The built page: dist/src/web/static next to this compiled file. */
+export function defaultWebDir(): string {
+  return path.join(__dirname, '..', 'web', 'static');
+}
+
+/** A synthetic radiograph-sized image: exercises decode, inference and the heat map once. */
+async function warmUpImage(): Promise<Buffer> {
+  const size = 512;
+  const px = Buffer.alloc(size * size);
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) px[y * size + x] = (x * 255 / size + y * 64 / size) & 0xff;
+  return sharp(px, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const predictor = await opts.loadPredictor();
+  let audit: AuditLog | null = null;
+  try {
+    const t0 = Date.now();
+    await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
+    log(`cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`);
+    audit = AuditLog.open(opts.dbPath);
+    const app = await buildApp({ ...opts, predictor, audit });
+    const address = await app.listen({ host: opts.host, port: opts.port });
+    let closing: Promise<void> | null = null;
+    const server: RunningServer = {
+      app, url: address, predictor, audit,
+      close: () => closing ??= (async () => {
+        await app.close();
+        audit!.close();
+        predictor.dispose();
+      })(),
+    };
+    log(`cxr serve: listening on ${address} (audit log ${opts.dbPath}${opts.apiToken ? ', API token required' : ''})`);
+    return server;
+  } catch (e) {
+    audit?.close();
+    predictor.dispose();
+    throw e;
+  }
+}
+
+/** Closes the server on the first SIGTERM/SIGINT and exits; a second signal exits at once. */
+export function closeOnSignals(server: RunningServer, log: (line: string) => void, graceMs = 30_000): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log(`cxr serve: ${signal} again, exiting without waiting`);
+      process.exit(130);
+    }
+    stopping = true;
+    log(`cxr serve: ${signal}: finishing in-flight requests, then closing the audit log`);
+    const timer = setTimeout(() => {
+      log(`cxr serve: requests still running after ${graceMs} ms, exiting`);
+      process.exit(1);
+    }, graceMs);
+    timer.unref();
+    server.close().then(() => {
+      log('cxr serve: closed cleanly');
+      process.exit(0);
+    }, (e: unknown) => {
+      log(`cxr serve: error while closing: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,83 @@
+// Shared by the serve/e2e/audit/bad-input tests: a tiny model with random weights (so no test
+// depends on a trained model being present), the sample inputs, and the predictor under test.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { cxrnet } from '../src/models/cxrnet';
+import { saveModel } from '../src/models/io';
+import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
+import { initEngine } from '../src/engine';
+import type { ServePredictor } from '../src/serve/predictor_port';
+
+export const DATA = '/work/shared/data';
+const SHARED = fs.existsSync(DATA) ? DATA : path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
+/** A full-resolution pediatric chest X-ray (JPEG), as a clinic would upload it. */
+export const XRAY_JPEG = path.join(SHARED, 'samples-fullres', 'PNEUMONIA', firstJpeg(path.join(SHARED, 'samples-fullres', 'PNEUMONIA')));
+export const XRAY_JPEG_NORMAL = path.join(SHARED, 'samples-fullres', 'NORMAL', firstJpeg(path.join(SHARED, 'samples-fullres', 'NORMAL')));
+export const DICOM_DIR = path.join(SHARED, 'dicom-samples');
+export const DICOM_FILE = path.join(DICOM_DIR, 'siim_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm');
+
+function firstJpeg(dir: string): string {
+  try {
+    return fs.readdirSync(dir).filter((f) => f.endsWith('.jpeg')).sort()[0] ?? 'missing.jpeg';
+  } catch {
+    return 'missing.jpeg';
+  }
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));
+}
+
+/** A cxr model folder with random weights, small enough to run in milliseconds. */
+export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta?: string[] } = {}): Promise<string> {
+  await initEngine();
+  const inputSize = opts.inputSize ?? 32;
+  const model = cxrnet({ inputSize, widths: [4, 8, 8, 8], dropout: 0 });
+  const meta: ModelMeta = {
+    format: MODEL_FORMAT,
+    name: 'tiny-test',
+    version: '0.0.1',
+    arch: 'cxrnet',
+    inputSize,
+    preprocessing: { resize: 'fill', scale: 1 / 255 },
+    classNames: ['NORMAL', 'PNEUMONIA'],
+    temperature: 1.5,
+    operatingPoints: {
+      screening: { threshold: 0.3, sensitivity: 0.95, specificity: 0.5 },
+      balanced: { threshold: 0.5, sensitivity: 0.85, specificity: 0.85 },
+    },
+    defaultOperatingPoint: 'balanced',
+    tta: opts.tta ?? [],
+    members: [],
+    recipe: {},
+    data: {},
+    validation: { auc: 0.5, note: 'random weights (test fixture)' },
+    createdAt: new Date().toISOString(),
+  };
+  await saveModel(model, dir, meta);
+  model.dispose();
+  return dir;
+}
+
+/** The real predictor (predict/predictor.ts) on a model folder. */
+export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 'warn'): Promise<ServePredictor> {
+  await initEngine();
+  try { require.resolve('../src/predict/predictor'); } catch {
+    return (require('./serve-standin') as typeof import('./serve-standin')).StandInPredictor.load(dir);
+  }
+  const { Predictor } = require('../src/predict/predictor') as {
+    Predictor: { load(d: string, o?: { oodPolicy?: 'warn' | 'refuse' }): Promise<ServePredictor> };
+  };
+  return Predictor.load(dir, { oodPolicy });
+}
+
+/** A multipart/form-data body with one file part. */
+export function multipartBody(field: string, filename: string, content: Buffer, contentType = 'application/octet-stream'):
+    { body: Buffer; headers: Record<string, string> } {
+  const boundary = `----cxrtest${Math.random().toString(16).slice(2)}`;
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\n`
+    + `Content-Type: ${contentType}\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  return { body: Buffer.concat([head, content, tail]), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
