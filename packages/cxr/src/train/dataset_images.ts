@@ -14,9 +14,13 @@ export interface LoadOptions {
 
 export async function loadImageSet(records: readonly ImageRecord[], name: string, opts: LoadOptions): Promise<ImageSet> {
   const set = await cacheImages(records, { size: opts.size, cacheDir: opts.cacheDir, name, progress: opts.progress, warn: opts.warn });
+  // The pack stores images by slot (shared across subsets), so gather them in record order.
+  const per = set.size * set.size;
+  const pixels = new Uint8Array(set.length * per);
+  for (let i = 0; i < set.length; i++) pixels.set(set.pixelsOf(i), i * per);
   return {
     size: set.size,
-    pixels: set.pixels,
+    pixels,
     labels: set.labels(),
     files: set.images.map((r) => r.path),
     patients: set.images.map((r) => r.patient),

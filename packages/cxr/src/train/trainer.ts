@@ -119,6 +119,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }) : null;
     bar?.start(steps, 0, { loss: '-', last: state.bestAuc >= 0 ? `best val AUC ${state.bestAuc.toFixed(4)}` : '' });
     let lossSum = 0;
+    const tTrain = Date.now();
     for (let b = 0; b < steps; b++) {
       const idx = indices.slice(b * recipe.batchSize, (b + 1) * recipe.batchSize);
       const buf = new Uint8Array(idx.length * per);
@@ -136,6 +137,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       bar?.update(b + 1, { loss: (lossSum / (b + 1)).toFixed(4) });
     }
     bar?.stop();
+    const trainSeconds = (Date.now() - tTrain) / 1000;
 
     const logits = await predictAllLogits([model], val.pixels, val.labels.length, size, { batchSize: 64 });
     const probs = Array.from(logits, sigmoid);
@@ -144,11 +146,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const acc = probs.reduce((s, p, i) => s + (+(p >= 0.5) === labels[i] ? 1 : 0), 0) / Math.max(1, labels.length);
     const entry = {
       epoch: epoch + 1, loss: lossSum / steps, val_loss: meanBce(labels, logits), val_auc: auc, val_accuracy: acc,
-      lr: schedule.lr(state.step - 1, steps), seconds: (Date.now() - t0) / 1000,
+      lr: schedule.lr(state.step - 1, steps), seconds: (Date.now() - t0) / 1000, train_seconds: trainSeconds,
     };
     fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
     log(`epoch ${epoch + 1}/${recipe.epochs}: loss ${entry.loss.toFixed(4)}, val loss ${entry.val_loss.toFixed(4)}, ` +
-      `val AUC ${auc.toFixed(4)}, val acc ${(acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(0)} s`);
+      `val AUC ${auc.toFixed(4)}, val acc ${(acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(0)} s ` +
+      `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`);
     if (schedule.onValidation(auc)) log(`  reducing learning rate`);
     if (auc > state.bestAuc) {
       state.bestAuc = auc;
