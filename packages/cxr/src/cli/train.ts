@@ -38,6 +38,7 @@ export function register(program: Command): void {
       await runTraining({
         data: o.data, out: path.resolve(o.out), recipeName: o.recipe, overrides, name: o.name,
         resume: !!o.resume, report: o.report !== false,
+        command: ['cxr', ...process.argv.slice(2)].join(' '),
       });
     });
 }

@@ -19,6 +19,7 @@ export interface RunOptions {
   report?: boolean;
   progress?: boolean;
   log?: (line: string) => void;
+  command?: string;
 }
 
 export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
@@ -54,6 +55,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     augment: isIdentity(augment) ? undefined
       : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
     dataInfo: info,
+    command: o.command,
   });
   if (o.report !== false) {
     try {

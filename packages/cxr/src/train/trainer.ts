@@ -8,6 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
 import { evaluate, fitTemperature, operatingPoints, rocAuc } from '../eval';
 import { architecture } from '../models';
+import { writeModelCard } from '../models/card';
 import { fileLoader, saveLayersModel, saveModel } from '../models/io';
 import { MODEL_FORMAT, ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits, sigmoid, toInput } from '../predict/infer';
@@ -37,6 +38,8 @@ export interface TrainOptions {
   dataInfo?: Record<string, unknown>;
   progress?: boolean;
   log?: (line: string) => void;
+  /** The command line that started the run, for the model card. */
+  command?: string;
 }
 
 export interface TrainResult {
@@ -199,6 +202,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     createdAt: new Date().toISOString(),
   };
   await saveModel(best, outDir, meta);
+  writeModelCard(outDir, meta, opts.command);
   fs.mkdirSync(path.join(outDir, 'predictions'), { recursive: true });
   fs.mkdirSync(path.join(outDir, 'metrics'), { recursive: true });
   fs.writeFileSync(path.join(outDir, 'predictions', 'val.json'), JSON.stringify({ files: val.files, labels, probs }));

@@ -1,0 +1,72 @@
+// MODEL_CARD.md, written next to every trained model from what the run recorded, so the card
+// never states a number that the run did not produce.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ModelMeta } from './metadata';
+
+const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
+const ci = (x: unknown, asPct: boolean) => {
+  if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'number') return '';
+  return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
+};
+
+export function modelCard(meta: ModelMeta, command?: string): string {
+  const v = (meta.validation ?? {}) as Record<string, any>;
+  const c = v.ci95 ?? {};
+  const d = meta.data as Record<string, any>;
+  const r = meta.recipe as Record<string, any>;
+  const ops = Object.entries(meta.operatingPoints)
+    .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`).join('\n');
+  return `# Model card: ${meta.name}
+
+Version ${meta.version}, created ${meta.createdAt}. Architecture \`${meta.arch}\`, input ${meta.inputSize}×${meta.inputSize} grayscale.
+
+## What it does
+Estimates the probability that a frontal pediatric chest X-ray shows pneumonia (bacterial or viral), calibrated by
+temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a named operating point.
+
+## Intended use and limitations
+- Decision support and teaching on **pediatric (age 1–5) frontal chest radiographs**, reviewed by a clinician. Not a diagnostic device.
+- Trained on one hospital's images (Guangzhou Women and Children's Medical Center, via Kermany et al. 2018), most of them AP films.
+  Expect worse performance on adults, lateral views, other hospitals' equipment and processing, and images with devices or text overlays.
+- Labels are NORMAL vs PNEUMONIA only; other findings are out of scope. Images that do not look like a frontal chest X-ray get a warning.
+- A published caveat of this data set: models reach near-perfect scores on splits of its training folder but lose mostly specificity
+  on the official test split (a shift between the two). The validation figures below come from a patient-level split of \`train\`
+  and are therefore optimistic for new data.
+
+## Training data
+- ${d.root ? `\`${path.basename(String(d.root))}\` ` : ''}Kaggle "Chest X-Ray Images (Pneumonia)" \`train\` split, carved by patient into
+  ${d.train?.n ?? '?'} training images (${d.train?.normal ?? '?'} normal, ${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients) and
+  ${d.validation?.n ?? '?'} validation images (${d.validation?.normal ?? '?'} normal, ${d.validation?.pneumonia ?? '?'} pneumonia; ${d.valPatients ?? '?'} patients),
+  validation fraction ${d.valFraction ?? '?'}, split seed ${d.splitSeed ?? '?'}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
+- The official test split was not used for anything.
+
+## Recipe
+${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
+batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
+test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
+${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
+## Validation (patient-level split of train; threshold = balanced operating point)
+| metric | value |
+| --- | --- |
+| images | ${v.n ?? 'n/a'} |
+| accuracy | ${pct(v.accuracy)}${ci(c.accuracy, true)} |
+| sensitivity | ${pct(v.sensitivity)}${ci(c.sensitivity, true)} |
+| specificity | ${pct(v.specificity)}${ci(c.specificity, true)} |
+| ROC AUC | ${typeof v.auc === 'number' ? v.auc.toFixed(4) : 'n/a'}${ci(c.auc, false)} |
+| PR AUC | ${typeof v.pr_auc === 'number' ? v.pr_auc.toFixed(4) : 'n/a'} |
+| Brier score | ${typeof v.brier === 'number' ? v.brier.toFixed(4) : 'n/a'} |
+| ECE | ${typeof v.ece === 'number' ? v.ece.toFixed(4) : 'n/a'} |
+
+## Operating points (chosen on validation)
+| name | threshold | sensitivity | specificity |
+| --- | --- | --- | --- |
+${ops}
+
+\`screening\`: the highest threshold with validation sensitivity ≥ 95%. \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.
+`;
+}
+
+export function writeModelCard(dir: string, meta: ModelMeta, command?: string): void {
+  fs.writeFileSync(path.join(dir, 'MODEL_CARD.md'), modelCard(meta, command));
+}
