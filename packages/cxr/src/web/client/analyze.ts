@@ -1,0 +1,197 @@
+// The Analyze view: files in, one result card per file. Cards re-threshold on the client with
+// the model's operating points (label = PNEUMONIA when probability >= threshold, as the server).
+import * as api from './api';
+import { $, el, isDicom, percent } from './dom';
+import { predictLocally, preloadLocalModel } from './local_model';
+
+export interface AnalyzeContext {
+  model: () => Promise<api.ModelInfo>;
+}
+
+interface CardState {
+  probability: number;
+  operatingPoint: string;
+}
+
+let cardCount = 0;
+
+function globalOperatingPoint(): string {
+  return (document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value) ?? 'balanced';
+}
+
+function localMode(): boolean {
+  return ($('#local-mode') as HTMLInputElement).checked;
+}
+
+function newCard(name: string): HTMLElement {
+  const tpl = $('#result-template') as HTMLTemplateElement;
+  const card = (tpl.content.firstElementChild as HTMLElement).cloneNode(true) as HTMLElement;
+  const n = ++cardCount;
+  card.id = `result-${n}`;
+  card.dataset.state = 'pending';
+  card.setAttribute('aria-labelledby', `result-${n}-name`);
+  const title = $('.file-name', card);
+  title.id = `result-${n}-name`;
+  title.textContent = name;
+  const badge = $('.label-badge', card);
+  badge.className = 'label-badge pending';
+  badge.textContent = 'Analyzing…';
+  $('.viewer', card).hidden = true;
+  $('.probability', card).hidden = true;
+  $('.meter', card).hidden = true;
+  $('.segmented', card).hidden = true;
+  return card;
+}
+
+function showError(card: HTMLElement, message: string): void {
+  card.dataset.state = 'error';
+  const badge = $('.label-badge', card);
+  badge.className = 'label-badge error';
+  badge.textContent = 'Not analyzed';
+  const list = $('.warnings', card);
+  list.replaceChildren(el('li', { className: 'error', textContent: message }));
+}
+
+function applyOperatingPoint(card: HTMLElement, info: api.ModelInfo, state: CardState): void {
+  const op = info.operatingPoints[state.operatingPoint];
+  const label = state.probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL';
+  const badge = $('.label-badge', card);
+  badge.className = `label-badge ${label}`;
+  badge.textContent = label === 'PNEUMONIA' ? 'Pneumonia likely' : 'No pneumonia found';
+  card.dataset.label = label;
+  card.dataset.operatingPoint = state.operatingPoint;
+  const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
+  const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
+  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${state.operatingPoint}${sens}${spec} on validation)`;
+  ($('.meter-threshold', card)).style.left = `${op.threshold * 100}%`;
+}
+
+function fillResult(card: HTMLElement, info: api.ModelInfo, state: CardState, warnings: string[], meta: string): void {
+  card.dataset.state = 'done';
+  card.dataset.probability = String(state.probability);
+  $('.prob-value', card).textContent = percent(state.probability);
+  $('.probability', card).hidden = false;
+  $('.meter', card).hidden = false;
+  ($('.meter-fill', card)).style.width = `${state.probability * 100}%`;
+  const fs = $('.segmented', card);
+  fs.hidden = false;
+  const group = `${card.id}-op`;
+  for (const name of Object.keys(info.operatingPoints)) {
+    const input = el('input', { type: 'radio', name: group, value: name, checked: name === state.operatingPoint });
+    input.addEventListener('change', () => {
+      state.operatingPoint = name;
+      applyOperatingPoint(card, info, state);
+    });
+    fs.append(el('label', {}, input, ` ${name}`));
+  }
+  applyOperatingPoint(card, info, state);
+  $('.warnings', card).replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
+  $('.meta', card).textContent = meta;
+}
+
+function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: string | null): void {
+  const viewer = $('.viewer', card);
+  const original = $('.original', card) as HTMLImageElement;
+  const heat = $('.heatmap', card) as HTMLImageElement;
+  if (!originalUrl && !heatmapUrl) return;
+  viewer.hidden = false;
+  const name = $('.file-name', card).textContent ?? 'image';
+  if (originalUrl) {
+    original.src = originalUrl;
+    original.alt = `Chest X-ray ${name}`;
+  }
+  const slider = $('.opacity', card) as HTMLInputElement;
+  slider.id = `${card.id}-opacity`;
+  if (heatmapUrl) {
+    heat.src = heatmapUrl;
+    heat.alt = `Heat map of the regions that drove the result for ${name}`;
+    heat.style.opacity = String(Number(slider.value) / 100);
+    slider.addEventListener('input', () => { heat.style.opacity = String(Number(slider.value) / 100); });
+  } else {
+    heat.hidden = true;
+    slider.closest('label')!.hidden = true;
+  }
+}
+
+async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInfo, dicom: boolean): Promise<void> {
+  const p = await api.predict(file, file.name, globalOperatingPoint());
+  card.dataset.source = 'server';
+  card.dataset.predictionId = p.id;
+  $('.where', card).textContent = 'Analyzed on the server';
+  const meta = `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · `
+    + `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
+  fillResult(card, info, { probability: p.probability, operatingPoint: p.operatingPoint }, p.warnings, meta);
+  const [heat, thumb] = await Promise.all([
+    p.heatmapUrl ? api.imageUrl(p.heatmapUrl).catch(() => null) : null,
+    dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
+  ]);
+  showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);
+}
+
+async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo): Promise<void> {
+  const r = await predictLocally(file, info);
+  card.dataset.source = 'local';
+  $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
+  const meta = `${r.width}×${r.height} · model ${info.name} ${info.version} · ${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
+  fillResult(card, info, { probability: r.probability, operatingPoint: globalOperatingPoint() }, [], meta);
+  showImages(card, URL.createObjectURL(file), null);
+}
+
+async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext): Promise<void> {
+  try {
+    const info = await ctx.model();
+    const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
+    const dicom = isDicom(head, file.name);
+    if (localMode()) {
+      if (dicom) throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
+      await analyzeLocally(file, card, info);
+    } else {
+      await analyzeOnServer(file, card, info, dicom);
+    }
+  } catch (e) {
+    showError(card, e instanceof Error ? e.message : String(e));
+  }
+}
+
+export function setUpAnalyze(ctx: AnalyzeContext): void {
+  const input = $('#file-input') as HTMLInputElement;
+  const drop = $('#drop');
+  const status = $('#status');
+  const results = $('#results');
+  let queue = Promise.resolve();
+
+  const take = (files: FileList | File[]) => {
+    const list = Array.from(files);
+    if (!list.length) return;
+    status.textContent = `Analyzing ${list.length} file${list.length > 1 ? 's' : ''}…`;
+    const cards = list.map((f) => newCard(f.name));
+    results.prepend(...cards);
+    // One at a time: keeps the order readable and the server's queue short.
+    list.forEach((f, i) => { queue = queue.then(() => analyze(f, cards[i], ctx)); });
+    queue = queue.then(() => { status.textContent = `Done: ${list.length} file${list.length > 1 ? 's' : ''} analyzed.`; });
+  };
+
+  input.addEventListener('change', () => {
+    if (input.files) take(input.files);
+    input.value = '';
+  });
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    if (e.dataTransfer?.files) take(e.dataTransfer.files);
+  });
+
+  const toggle = $('#local-mode') as HTMLInputElement;
+  toggle.addEventListener('change', () => {
+    if (!toggle.checked) {
+      status.textContent = 'Images are sent to the server, analyzed and logged.';
+      return;
+    }
+    status.textContent = 'Loading the model into this browser…';
+    ctx.model().then(preloadLocalModel).then(
+      () => { status.textContent = 'Model loaded: images are analyzed on this computer and never leave it.'; },
+      (e: unknown) => { status.textContent = `Could not load the model in the browser: ${e instanceof Error ? e.message : String(e)}`; });
+  });
+}

@@ -1,0 +1,96 @@
+// Talks to /api/v1. When the server wants a bearer token, the page asks for it once and keeps it
+// in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere.
+
+export interface Prediction {
+  id: string;
+  createdAt: string;
+  probability: number;
+  logit: number;
+  label: 'NORMAL' | 'PNEUMONIA';
+  operatingPoint: string;
+  threshold: number;
+  heatmapUrl: string | null;
+  thumbnailUrl: string | null;
+  warnings: string[];
+  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
+  input: { kind: string; width: number; height: number; sha256: string; bytes: number };
+  model: { name: string; version: string; sha256: string };
+  timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
+}
+
+export interface HistoryPage { items: Prediction[]; total: number; page: number; limit: number }
+
+export interface OperatingPoint { threshold: number; sensitivity?: number | null; specificity?: number | null }
+
+export interface ModelInfo {
+  name: string;
+  version: string;
+  sha256: string;
+  inputSize: number;
+  defaultOperatingPoint: string;
+  operatingPoints: Record<string, OperatingPoint>;
+  temperature: number;
+  tta: string[];
+  meta: Record<string, unknown>;
+  validation: Record<string, unknown> | null;
+  modelCard: string | null;
+  files: { members: string[] };
+}
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = 'cxr.apiToken';
+let askToken: (() => Promise<string>) | null = null;
+
+export function setTokenPrompt(prompt: () => Promise<string>): void {
+  askToken = prompt;
+}
+
+export function authHeaders(): Record<string, string> {
+  const t = sessionStorage.getItem(TOKEN_KEY);
+  return t ? { Authorization: `Bearer ${t}` } : {};
+}
+
+/** fetch with the token; on 401 asks for a token (once per failure) and retries. */
+export async function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } });
+    if (res.status !== 401 || !askToken || attempt >= 3) return res;
+    sessionStorage.setItem(TOKEN_KEY, await askToken());
+  }
+}
+
+async function json<T>(res: Response): Promise<T> {
+  const body = await res.json().catch(() => null) as ({ message?: string; code?: string } & T) | null;
+  if (!res.ok) throw new ApiError(res.status, body?.code ?? 'HTTP', body?.message ?? `${res.status} ${res.statusText}`);
+  return body as T;
+}
+
+export async function health(): Promise<{ authRequired: boolean }> {
+  return json(await fetch('/api/v1/health'));
+}
+
+export async function predict(file: Blob, name: string, operatingPoint: string): Promise<Prediction> {
+  const form = new FormData();
+  form.append('image', file, name);
+  return json(await apiFetch(`/api/v1/predictions?operatingPoint=${encodeURIComponent(operatingPoint)}`, { method: 'POST', body: form }));
+}
+
+export async function history(query: URLSearchParams): Promise<HistoryPage> {
+  return json(await apiFetch(`/api/v1/predictions?${query}`));
+}
+
+export async function modelInfo(): Promise<ModelInfo> {
+  return json(await apiFetch('/api/v1/model'));
+}
+
+/** An API image (heat map, thumbnail) as an object URL: <img> cannot send the token itself. */
+export async function imageUrl(url: string): Promise<string> {
+  const res = await apiFetch(url);
+  if (!res.ok) throw new ApiError(res.status, 'IMAGE', `${url}: ${res.status}`);
+  return URL.createObjectURL(await res.blob());
+}

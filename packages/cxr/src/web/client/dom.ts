@@ -1,0 +1,25 @@
+// Small DOM helpers: everything is built with textContent, never innerHTML, so no server or
+// file-provided text can inject markup.
+
+export function $(sel: string, root: ParentNode = document): HTMLElement {
+  const el = root.querySelector<HTMLElement>(sel);
+  if (!el) throw new Error(`page is missing ${sel}`);
+  return el;
+}
+
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
+    ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  Object.assign(e, props);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+export function percent(p: number): string {
+  return `${(p * 100).toFixed(1)} %`;
+}
+
+export function isDicom(bytes: Uint8Array, name: string): boolean {
+  const magic = bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+  return magic || /\.(dcm|dicom)$/i.test(name);
+}

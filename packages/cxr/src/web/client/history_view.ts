@@ -1,0 +1,69 @@
+// The History view: the audit log through GET /api/v1/predictions, with filters and paging.
+import * as api from './api';
+import { $, el, percent } from './dom';
+
+const PAGE_SIZE = 25;
+let page = 1;
+const thumbUrls: string[] = [];
+
+function query(): URLSearchParams {
+  const form = $('#history-filters') as HTMLFormElement;
+  const data = new FormData(form);
+  const q = new URLSearchParams({ page: String(page), limit: String(PAGE_SIZE) });
+  for (const key of ['label', 'operatingPoint', 'hasWarnings']) {
+    const v = String(data.get(key) ?? '');
+    if (v) q.set(key, v);
+  }
+  // Dates are local days: from the start of "since" to the end of "until".
+  const since = String(data.get('since') ?? '');
+  const until = String(data.get('until') ?? '');
+  if (since) q.set('since', new Date(`${since}T00:00:00`).toISOString());
+  if (until) q.set('until', new Date(`${until}T23:59:59.999`).toISOString());
+  return q;
+}
+
+function row(p: api.Prediction): HTMLTableRowElement {
+  const img = el('img', { alt: '' });
+  if (p.thumbnailUrl) {
+    api.imageUrl(p.thumbnailUrl).then((u) => { thumbUrls.push(u); img.src = u; img.alt = `Thumbnail of ${p.input.kind} image`; }, () => img.remove());
+  } else {
+    img.remove();
+  }
+  const when = new Date(p.createdAt);
+  return el('tr', {},
+    el('td', {}, el('time', { dateTime: p.createdAt, textContent: when.toLocaleString() })),
+    el('td', {}, p.thumbnailUrl ? img : '—'),
+    el('td', {}, el('span', { className: `tag ${p.label}`, textContent: p.label })),
+    el('td', { className: 'num', textContent: percent(p.probability) }),
+    el('td', { textContent: `${p.operatingPoint} (${percent(p.threshold)})` }),
+    el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
+    el('td', {}, p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—'),
+    el('td', { textContent: `${p.model.name} ${p.model.version}` }));
+}
+
+export async function loadHistory(): Promise<void> {
+  const body = $('#history-table tbody');
+  const status = $('#history-page');
+  try {
+    const res = await api.history(query());
+    for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
+    body.replaceChildren(...res.items.map(row));
+    if (!res.items.length) body.append(el('tr', {}, el('td', { colSpan: 8, textContent: 'No predictions match.' })));
+    const pages = Math.max(1, Math.ceil(res.total / res.limit));
+    status.textContent = `Page ${res.page} of ${pages} · ${res.total} prediction${res.total === 1 ? '' : 's'}`;
+    ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
+    ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
+  } catch (e) {
+    body.replaceChildren(el('tr', {}, el('td', { colSpan: 8, textContent: `Could not load the history: ${e instanceof Error ? e.message : String(e)}` })));
+  }
+}
+
+export function setUpHistory(): void {
+  ($('#history-filters') as HTMLFormElement).addEventListener('submit', (e) => {
+    e.preventDefault();
+    page = 1;
+    void loadHistory();
+  });
+  $('#history-prev').addEventListener('click', () => { page = Math.max(1, page - 1); void loadHistory(); });
+  $('#history-next').addEventListener('click', () => { page += 1; void loadHistory(); });
+}

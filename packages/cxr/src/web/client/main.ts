@@ -1,0 +1,64 @@
+// The page's entry point: hash routes (#/analyze, #/history, #/model), the token dialog, and the
+// model info every view needs.
+import * as api from './api';
+import { setUpAnalyze } from './analyze';
+import { $ } from './dom';
+import { loadHistory, setUpHistory } from './history_view';
+import { renderModel } from './model_view';
+
+let modelInfo: Promise<api.ModelInfo> | null = null;
+function model(): Promise<api.ModelInfo> {
+  modelInfo ??= api.modelInfo();
+  modelInfo.catch(() => { modelInfo = null; });
+  return modelInfo;
+}
+
+function askToken(): Promise<string> {
+  const dialog = $('#token-dialog') as HTMLDialogElement;
+  const input = $('#token-input') as HTMLInputElement;
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener('close', done);
+      resolve(input.value.trim());
+      input.value = '';
+    };
+    dialog.addEventListener('close', done);
+    if (!dialog.open) dialog.showModal();
+    input.focus();
+  });
+}
+
+const VIEWS = ['analyze', 'history', 'model'];
+
+function route(): void {
+  const name = location.hash.replace(/^#\/?/, '') || 'analyze';
+  const view = VIEWS.includes(name) ? name : 'analyze';
+  for (const v of VIEWS) $(`#view-${v}`).hidden = v !== view;
+  for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) {
+    if (a.dataset.nav === view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (view === 'history') void loadHistory();
+  if (view === 'model') model().then(renderModel, (e: unknown) => { $('#model-card').textContent = String(e); });
+  document.title = `cxr — ${view[0].toUpperCase()}${view.slice(1)}`;
+}
+
+function start(): void {
+  api.setTokenPrompt(askToken);
+  setUpAnalyze({ model });
+  setUpHistory();
+  window.addEventListener('hashchange', () => {
+    route();
+    $('#main').focus();
+  });
+  route();
+  model().then((info) => {
+    const def = document.querySelector<HTMLInputElement>(`input[name="op-global"][value="${info.defaultOperatingPoint}"]`);
+    if (def) def.checked = true;
+    document.body.dataset.ready = 'true';
+  }, (e: unknown) => {
+    $('#status').textContent = `Cannot reach the model: ${e instanceof Error ? e.message : String(e)}`;
+  });
+}
+
+start();

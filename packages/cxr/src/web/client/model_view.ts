@@ -1,0 +1,42 @@
+// The Model view: facts from cxr.json, operating points, validation metrics and MODEL_CARD.md.
+import DOMPurify from 'dompurify';
+import { marked } from 'marked';
+import * as api from './api';
+import { $, el, percent } from './dom';
+
+function fmt(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(4);
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+export function renderModel(info: api.ModelInfo): void {
+  const facts: [string, string][] = [
+    ['Name', info.name],
+    ['Version', info.version],
+    ['Architecture', String(info.meta.arch ?? '—')],
+    ['Input', `${info.inputSize}×${info.inputSize} grayscale`],
+    ['Calibration temperature', info.temperature.toFixed(3)],
+    ['Test-time views', info.tta.length ? info.tta.join(', ') : 'none'],
+    ['Created', String(info.meta.createdAt ?? '—')],
+    ['SHA-256', info.sha256],
+  ];
+  $('#model-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })]));
+  $('#model-ops tbody').replaceChildren(...Object.entries(info.operatingPoints).map(([name, op]) => el('tr', {},
+    el('th', { scope: 'row', textContent: name + (name === info.defaultOperatingPoint ? ' (default)' : '') }),
+    el('td', { className: 'num', textContent: percent(op.threshold) }),
+    el('td', { className: 'num', textContent: op.sensitivity != null ? percent(op.sensitivity) : '—' }),
+    el('td', { className: 'num', textContent: op.specificity != null ? percent(op.specificity) : '—' }))));
+  const validation = Object.entries(info.validation ?? {}).filter(([, v]) => typeof v !== 'object' || v === null);
+  $('#model-validation tbody').replaceChildren(...(validation.length
+    ? validation.map(([k, v]) => el('tr', {}, el('th', { scope: 'row', textContent: k }), el('td', { className: 'num', textContent: fmt(v) })))
+    : [el('tr', {}, el('td', { textContent: 'No validation metrics in this model folder.' }))]));
+  const card = $('#model-card');
+  if (info.modelCard) {
+    // The card is Markdown from the model folder: rendered, then sanitised before it touches the DOM.
+    card.innerHTML = DOMPurify.sanitize(marked.parse(info.modelCard, { async: false }));
+  } else {
+    card.replaceChildren(el('p', { textContent: 'This model folder has no MODEL_CARD.md.' }));
+  }
+}

@@ -1,0 +1,125 @@
+// The page in Debian's Chromium (playwright-core, no browser download): upload a real X-ray and
+// a DICOM, see probability and heat map, then the same X-ray in "process on this computer" mode
+// must give the server's probability within 1e-3. The page must run under the server's CSP
+// (any violation shows up as a console error and fails the test).
+// CXR_UPDATE_SCREENSHOT=1 also writes docs/screenshot.png.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium, Browser, Page } from 'playwright-core';
+import { buildWeb, STATIC_DIR } from '../src/web/build';
+import { RunningServer, startServer } from '../src/serve/server';
+import { DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+
+const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
+const REPO = path.resolve(__dirname, '..', '..', '..', '..');
+const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+
+let dir: string;
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+const consoleErrors: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('e2e');
+  if (!fs.existsSync(path.join(STATIC_DIR, 'app.js'))) await buildWeb();
+  // CXR_E2E_MODEL: run against a trained model (e.g. for the screenshot) instead of random weights.
+  const modelDir = process.env.CXR_E2E_MODEL
+    ?? await makeTinyModel(path.join(dir, 'model'), { inputSize: 64, tta: ['identity', 'zoom-in', 'shift-left'] });
+  server = await startServer({
+    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'audit.db'), webDir: STATIC_DIR,
+    loadPredictor: () => loadPredictor(modelDir), log: () => {},
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  // Everything the page loads must come from this server (no CDN).
+  await page.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(server.url) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
+    consoleErrors.push(`request outside the server: ${url}`);
+    return route.abort();
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function cards(): Promise<{ state: string; source: string; probability: number; name: string }[]> {
+  return page.$$eval('.result', (els) => els.map((e) => ({
+    state: (e as HTMLElement).dataset.state ?? '',
+    source: (e as HTMLElement).dataset.source ?? '',
+    probability: Number((e as HTMLElement).dataset.probability),
+    name: e.querySelector('.file-name')?.textContent ?? '',
+  })));
+}
+
+test('upload on the page, heat map, then the same probability in the browser', { skip, timeout: 180_000 }, async (t) => {
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+
+  await page.setInputFiles('#file-input', [XRAY_JPEG, DICOM_FILE]);
+  await page.waitForFunction(() => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 2,
+    undefined, { timeout: 60_000 });
+  const [jpegCard, dicomCard] = await cards(); // newest first, in upload order
+  assert.equal(jpegCard.state, 'done');
+  assert.equal(jpegCard.source, 'server');
+  assert.ok(jpegCard.probability >= 0 && jpegCard.probability <= 1);
+  const shown = await page.textContent('.result[data-source="server"] .prob-value');
+  assert.match(shown ?? '', /^\d+\.\d %$/);
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('.result[data-source="server"] img.heatmap');
+    return img !== null && img.complete && img.naturalWidth > 0;
+  }, undefined, { timeout: 20_000 });
+  if (fs.existsSync(path.join(__dirname, '..', 'src', 'predict', 'predictor.js'))) {
+    assert.equal(dicomCard.state, 'done', 'the DICOM is analyzed on the server');
+    assert.ok(dicomCard.probability >= 0 && dicomCard.probability <= 1);
+  }
+
+  // Re-thresholding on the client: the label follows the operating point switch.
+  const label = await page.getAttribute('.result[data-source="server"]', 'data-label');
+  await page.check('.result[data-source="server"] input[value="screening"]');
+  const op = await page.getAttribute('.result[data-source="server"]', 'data-operating-point');
+  assert.equal(op, 'screening');
+  assert.ok(label === 'NORMAL' || label === 'PNEUMONIA');
+
+  await page.check('#local-mode');
+  await page.waitForFunction(() => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+  await page.setInputFiles('#file-input', [XRAY_JPEG, DICOM_FILE]);
+  await page.waitForFunction(() => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 4,
+    undefined, { timeout: 60_000 });
+  const [local, localDicom] = await cards();
+  assert.equal(local.source, 'local', JSON.stringify(local));
+  assert.equal(local.state, 'done');
+  t.diagnostic(`in-browser ${local.probability} vs server ${jpegCard.probability}`);
+  assert.ok(Math.abs(local.probability - jpegCard.probability) < 1e-3,
+    `in-browser ${local.probability} vs server ${jpegCard.probability}`);
+  assert.equal(localDicom.state, 'error');
+  assert.match(await page.textContent('.result .warnings li.error') ?? '', /DICOM is processed on the server only/);
+
+  if (process.env.CXR_UPDATE_SCREENSHOT) {
+    await page.uncheck('#local-mode');
+    await page.evaluate(() => { for (const c of Array.from(document.querySelectorAll('.result')).slice(0, 2)) c.remove(); });
+    await page.screenshot({ path: process.env.CXR_SCREENSHOT_PATH ?? path.join(REPO, 'docs', 'screenshot.png'), fullPage: false });
+  }
+
+  await page.goto(`${server.url}/#/history`);
+  await page.waitForSelector('#history-table tbody tr td time');
+  const rows = await page.$$eval('#history-table tbody tr', (r) => r.length);
+  assert.ok(rows >= 1);
+  await page.goto(`${server.url}/#/model`);
+  await page.waitForSelector('#model-facts dd');
+
+  assert.deepEqual(consoleErrors, []);
+});
