@@ -1,5 +1,6 @@
 // Shared by the serve/e2e/audit/bad-input tests: a tiny model with random weights (so no test
 // depends on a trained model being present), the sample inputs, and the predictor under test.
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -80,4 +81,43 @@ export function multipartBody(field: string, filename: string, content: Buffer, 
     + `Content-Type: ${contentType}\r\n\r\n`);
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   return { body: Buffer.concat([head, content, tail]), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+export const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+
+export interface ChildServer {
+  url: string;
+  proc: ChildProcess;
+  /** Everything the server wrote to stderr so far. */
+  log(): string;
+  /** Sends `signal` and resolves with the exit code (null when killed by the signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** `cxr serve` as a child process on a free port; resolves once it listens. */
+export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<ChildServer> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--quiet', ...args], {
+    env: { ...process.env, CXR_API_TOKEN: '', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${err}`)); }, 180_000);
+    proc.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          url: m[1], proc, log: () => err,
+          stop: (signal = 'SIGTERM') => {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${err}`)); });
+  });
 }

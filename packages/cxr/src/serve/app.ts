@@ -310,15 +310,21 @@ async function readUpload(req: FastifyRequest): Promise<Buffer> {
     throw new HttpError(415, 'NOT_MULTIPART',
       `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
   }
-  const part = await req.file();
-  if (!part) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
-  if (part.fieldname !== 'image') {
-    part.file.resume();
-    throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
+  try {
+    const part = await req.file();
+    if (!part) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
+    if (part.fieldname !== 'image') {
+      part.file.resume();
+      throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
+    }
+    const bytes = await part.toBuffer();
+    if (bytes.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
+    return bytes;
+  } catch (e) {
+    // The multipart parser reports a malformed body (no boundary, cut short) as a plain Error.
+    if (e instanceof HttpError || (typeof (e as FastifyError).statusCode === 'number')) throw e;
+    throw new HttpError(400, 'MALFORMED_MULTIPART', `the multipart/form-data body is malformed: ${(e as Error).message}`);
   }
-  const bytes = await part.toBuffer();
-  if (bytes.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
-  return bytes;
 }
 
 const REASONS: Record<number, string> = {
