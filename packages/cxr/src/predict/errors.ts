@@ -1,0 +1,48 @@
+// The one error a caller of Predictor.predict has to expect: the input (or a request option) is
+// at fault, not the system. The HTTP layer turns it into its status as it is; the batch CLI into
+// a row's error column. Anything else escaping predict() is a bug.
+import { DecodeError, type DecodeErrorCode } from '../data/decode';
+import { DicomError, type DicomErrorCode } from '../data/dicom';
+
+export type InputErrorCode =
+  | DecodeErrorCode
+  | DicomErrorCode
+  | 'UNKNOWN_OPERATING_POINT'
+  | 'NOT_A_CHEST_XRAY';
+
+/** 400 bad request, 413 too large, 415 unsupported format, 422 readable but unusable. */
+export type InputErrorStatus = 400 | 413 | 415 | 422;
+
+const STATUS: Record<InputErrorCode, InputErrorStatus> = {
+  EMPTY: 400,
+  READ_FAILED: 400,
+  UNKNOWN_OPERATING_POINT: 400,
+  TOO_LARGE: 413,
+  TOO_MANY_PIXELS: 413,
+  UNSUPPORTED_FORMAT: 415,
+  NOT_DICOM: 415,
+  UNSUPPORTED_TRANSFER_SYNTAX: 415,
+  UNSUPPORTED_PIXEL_FORMAT: 415,
+  CORRUPT: 422,
+  TRUNCATED: 422,
+  INVALID_RAW: 422,
+  NO_PIXEL_DATA: 422,
+  NOT_A_CHEST_XRAY: 422,
+};
+
+export class InputError extends Error {
+  readonly status: InputErrorStatus;
+
+  constructor(readonly code: InputErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InputError';
+    this.status = STATUS[code];
+  }
+
+  /** The InputError for a decoder's error; other errors are returned unchanged (they are bugs). */
+  static from(err: unknown): unknown {
+    if (err instanceof InputError) return err;
+    if (err instanceof DecodeError || err instanceof DicomError) return new InputError(err.code, err.detail, { cause: err });
+    return err;
+  }
+}
