@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // bench/train-step: one training step of the reference CNN on the 'aten' backend, against
 // PyTorch (same model, channels_last, same thread count) and the tfjs cpu backend, in one run.
-// Usage: node bench/train-step/run.js [--steps 7] [--threads 2] [--no-cpu] [--json out.json]
+// tfjs-layers' BatchNormalization trains through aten.useFusedBatchNormTraining() (one native
+// kernel each way instead of tf.moments + tf.batchNorm); --no-fused-bn measures it without.
+// Usage: node bench/train-step/run.js [--steps 7] [--threads 2] [--no-cpu] [--no-fused-bn] [--json out.json]
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -14,6 +16,8 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
 const STEPS = Number(opt('steps', 7));
 const THREADS = Number(opt('threads', 2));
+const FUSED_BN = !args.includes('--no-fused-bn');
+if (FUSED_BN) aten.useFusedBatchNormTraining();
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 function referenceModel(size) {
@@ -82,7 +86,7 @@ function torchReference() {
 
 (async () => {
   aten.setNumThreads(THREADS);
-  const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version };
+  const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version, fused_batch_norm: FUSED_BN };
   result.torch = torchReference();
   result.aten = await trainSteps('aten', 32, 3, STEPS);
   if (!args.includes('--no-cpu')) result.cpu_batch4 = await trainSteps('cpu', 4, 0, 1);
@@ -92,7 +96,7 @@ function torchReference() {
   const fmt = (x) => (x == null ? 'n/a' : `${x.toFixed(1)} ms`);
   console.log(`train step, batch 32, 128x128x1, ${THREADS} threads (median of ${STEPS} after warm-up):`);
   console.log(`  PyTorch ${result.torch.torch ?? ''} channels_last: ${fmt(result.torch.median_ms)}`);
-  console.log(`  tfjs + aten:                 ${fmt(result.aten.median_ms)}  (ratio to PyTorch ${result.ratio_aten_over_torch?.toFixed(2) ?? 'n/a'})`);
+  console.log(`  tfjs + aten${FUSED_BN ? ' (fused BN)' : '           '}:     ${fmt(result.aten.median_ms)}  (ratio to PyTorch ${result.ratio_aten_over_torch?.toFixed(2) ?? 'n/a'})`);
   console.log(`  JS<->native transfers in one step: ${JSON.stringify(result.aten.transfers)}`);
   if (result.cpu_batch4) console.log(`  tfjs cpu backend, batch 4 (1 step): ${fmt(result.cpu_batch4.median_ms)}`);
   console.log(`inference (aten), 224x224x1: batch 1 ${fmt(result.inference_ms.batch1_224)}, batch 32 ${fmt(result.inference_ms.batch32_224)}`);

@@ -13,7 +13,8 @@
         "native/ops_matmul.cc",
         "native/ops_norm.cc",
         "native/ops_layout.cc",
-        "native/ops_image.cc"
+        "native/ops_image.cc",
+        "native/ops_grad.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

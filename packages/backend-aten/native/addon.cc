@@ -75,6 +75,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNorm(env, exports);
   InitLayout(env, exports);
   InitImage(env, exports);
+  InitGrad(env, exports);
   return exports;
 }
 

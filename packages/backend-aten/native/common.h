@@ -48,6 +48,7 @@ void InitMatmul(Napi::Env env, Napi::Object exports);
 void InitNorm(Napi::Env env, Napi::Object exports);
 void InitLayout(Napi::Env env, Napi::Object exports);
 void InitImage(Napi::Env env, Napi::Object exports);
+void InitGrad(Napi::Env env, Napi::Object exports);
 
 // Caching allocator (allocator.cc).
 void InstallCachingAllocator();

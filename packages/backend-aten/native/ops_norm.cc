@@ -20,6 +20,10 @@ c10::optional<at::Tensor> Param(const Napi::Value& v, int64_t l) {
   return T(v).reshape({-1}).expand({l}).contiguous();
 }
 
+// x as [rows, C] for the training kernels: channels last, parameters of C elements.
+at::Tensor Rows(const at::Tensor& x) { return x.reshape({-1, x.size(-1)}); }
+c10::optional<at::Tensor> Opt(const Napi::Value& v) { return Given(v) ? c10::optional<at::Tensor>(T(v)) : c10::nullopt; }
+
 // A per-channel gradient [L] folded back to the parameter's own shape.
 at::Tensor Fit(const at::Tensor& g, const at::Tensor& param) {
   return param.numel() == g.numel() ? g.reshape(param.sizes()) : g.sum().reshape(param.sizes());
@@ -62,6 +66,47 @@ void InitNorm(Napi::Env env, Napi::Object exports) {
     out.Set(2u, Wrap(env, Fit(dvariance, variance)));
     out.Set(3u, Wrap(env, Fit(dscale, Given(info[4]) ? T(info[4]) : mean)));
     out.Set(4u, Wrap(env, Fit(doffset, Given(info[5]) ? T(info[5]) : mean)));
+    return out;
+  });
+
+  // batchNormTraining(x, scale | null, offset | null, varianceEpsilon) -> [y, mean, variance]:
+  // normalisation over every axis but the last with the batch's own moments (the biased
+  // variance, as tf.moments gives it). ATen's statistics kernel reads x once.
+  Register(env, exports, "batchNormTraining", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto& x = T(info[0]);
+    auto rows = Rows(x);
+    auto [mean, variance] = at::batch_norm_update_stats(rows, c10::nullopt, c10::nullopt, 0.0);
+    auto y = at::batch_norm(rows, Opt(info[1]), Opt(info[2]), mean, variance, /*training=*/false, 0.0, Num(info[3]),
+                            /*cudnn_enabled=*/false);
+    auto env = info.Env();
+    auto out = Napi::Array::New(env, 3);
+    out.Set(0u, Wrap(env, y.reshape(x.sizes())));
+    out.Set(1u, Wrap(env, mean));
+    out.Set(2u, Wrap(env, variance));
+    return out;
+  });
+
+  // batchNormTrainingGrad(dy, x, mean, variance, scale | null, varianceEpsilon, dmean | null,
+  // dvariance | null) -> [dx, dscale, doffset]: the whole backward of batchNormTraining, mean and
+  // variance included, plus the gradients that reach x through other uses of mean and variance.
+  Register(env, exports, "batchNormTrainingGrad", [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto& x = T(info[1]);
+    auto& mean = T(info[2]);
+    double eps = Num(info[5]);
+    auto rows = Rows(x);
+    auto invstd = (T(info[3]) + eps).rsqrt_();
+    auto [dx, dscale, doffset] = at::native_batch_norm_backward(
+        Rows(T(info[0])), rows, Opt(info[4]), c10::nullopt, c10::nullopt, mean, invstd, /*train=*/true, eps,
+        {true, true, true});
+    double n = double(rows.size(0));
+    if (Given(info[6])) dx.add_(T(info[6]).reshape({1, -1}) / n);
+    // d variance / dx = 2 (x - mean) / n
+    if (Given(info[7])) dx.add_((rows - mean) * (T(info[7]).reshape({1, -1}) * (2 / n)));
+    auto env = info.Env();
+    auto out = Napi::Array::New(env, 3);
+    out.Set(0u, Wrap(env, dx.reshape(x.sizes())));
+    out.Set(1u, Wrap(env, dscale));
+    out.Set(2u, Wrap(env, doffset));
     return out;
   });
 }

@@ -78,14 +78,28 @@ at::Tensor WithoutNaN(const at::Tensor& x) { return x.masked_fill(x.isnan(), -IN
 
 // Max pooling over the (padded) input with indices. A NaN never wins in TF.js (it never compares
 // greater), while ATen propagates it; NaN in the output is rare, so only then pool again.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> MaxPool(const Plan& p, const at::Tensor& x) {
+// `finite` tells whether every output is finite: then no window was all NaN or -Infinity, and
+// the indices are exactly TF.js's maximum positions. One sum finds out without a mask.
+struct MaxResult {
+  at::Tensor xp, y, indices;
+  bool finite;
+};
+MaxResult MaxPool(const Plan& p, const at::Tensor& x) {
   auto xp = p.Pad(x, -INFINITY);
-  auto r = p.MaxWithIndices(xp);
-  if (std::get<0>(r).isnan().any().item<bool>()) {
+  auto [y, indices] = p.MaxWithIndices(xp);
+  bool finite = std::isfinite(y.sum().item<double>());
+  if (!finite && y.isnan().any().item<bool>()) {
     xp = WithoutNaN(xp);
-    r = p.MaxWithIndices(xp);
+    std::tie(y, indices) = p.MaxWithIndices(xp);
   }
-  return {xp, std::get<0>(r), std::get<1>(r)};
+  return {xp, y, indices, finite};
+}
+
+at::Tensor MaxBackward(const Plan& p, const at::Tensor& dy, const at::Tensor& xp, const at::Tensor& indices) {
+  auto dx = dy.dim() == 5
+      ? at::max_pool3d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices)
+      : at::max_pool2d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices);
+  return ChannelsLastResult(p.Unpad(dx));
 }
 
 // Number of real input elements in each window along spatial dim i (at least minCount), shaped
@@ -104,25 +118,35 @@ at::Tensor RealCounts(const Plan& p, int64_t i, int64_t in, int64_t out, int64_t
 }  // namespace
 
 void InitPool(Napi::Env env, Napi::Object exports) {
-  // maxPool(x, kernel, strides, pads) -> y
-  Register(env, exports, "maxPool", [](const Napi::CallbackInfo& info) {
+  // maxPool(x, kernel, strides, pads, withIndices) -> y, or [y, indices | undefined] with
+  // withIndices: the indices for maxPoolGrad, when they are TF.js's maximum positions.
+  Register(env, exports, "maxPool", [](const Napi::CallbackInfo& info) -> Napi::Value {
     Plan p(info, 1);
-    return Wrap(info.Env(), ChannelsLastResult(std::get<1>(MaxPool(p, ChannelsFirst(T(info[0]))))));
+    auto r = MaxPool(p, ChannelsFirst(T(info[0])));
+    auto env = info.Env();
+    auto y = Wrap(env, ChannelsLastResult(r.y));
+    if (!Bool(info[4])) return y;
+    auto out = Napi::Array::New(env, 2);
+    out.Set(0u, y);
+    out.Set(1u, r.finite ? Wrap(env, r.indices) : env.Undefined());
+    return out;
   });
 
-  // maxPoolGrad(dy, x, kernel, strides, pads) -> dx: dy goes to the first maximum of each window.
+  // maxPoolGrad(dy, x, kernel, strides, pads, indices | null) -> dx: dy goes to the first maximum
+  // of each window. Without the forward's indices, pools x again to find them.
   Register(env, exports, "maxPoolGrad", [](const Napi::CallbackInfo& info) {
     Plan p(info, 2);
     auto dy = ChannelsFirst(T(info[0]));
-    auto [xp, y, indices] = MaxPool(p, ChannelsFirst(T(info[1])));
+    auto x = ChannelsFirst(T(info[1]));
+    if (info[5].IsExternal()) return Wrap(info.Env(), MaxBackward(p, dy, p.Pad(x, -INFINITY), T(info[5])));
+    auto r = MaxPool(p, x);
     // A window whose maximum is -Infinity (all -Infinity or NaN) has no maximum position in TF.js
     // and passes no gradient; ATen would give it to the window's first element.
-    auto empty = y.eq(-INFINITY);
-    if (empty.any().item<bool>()) dy = dy.masked_fill(empty, 0);
-    auto dx = dy.dim() == 5
-        ? at::max_pool3d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices)
-        : at::max_pool2d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices);
-    return Wrap(info.Env(), ChannelsLastResult(p.Unpad(dx)));
+    if (!r.finite) {
+      auto empty = r.y.eq(-INFINITY);
+      if (empty.any().item<bool>()) dy = dy.masked_fill(empty, 0);
+    }
+    return Wrap(info.Env(), MaxBackward(p, dy, r.xp, r.indices));
   });
 
   // avgPool(x, kernel, strides, pads, emptyWindowIsZero) -> y. A window entirely in the padding

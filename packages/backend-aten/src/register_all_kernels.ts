@@ -13,6 +13,7 @@ import { kernels as layout } from './kernels/layout';
 import { kernels as image } from './kernels/image';
 import { kernels as conv } from './kernels/conv';
 import { kernels as pool } from './kernels/pool';
+import { kernels as grad } from './kernels/grad';
 
 export const NATIVE_KERNELS: KernelConfig[] = [
   ...elementwise,
@@ -23,6 +24,7 @@ export const NATIVE_KERNELS: KernelConfig[] = [
   ...image,
   ...conv,
   ...pool,
+  ...grad,
 ];
 
 export function registerAllKernels(): void {

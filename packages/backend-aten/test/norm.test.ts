@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AtenBackend } from '../src/index';
-import '../src/index';
+import { useFusedBatchNormTraining } from '../src/index';
 // Imported after the backend on purpose: tfjs-layers registers tfjs-core's gradients, replacing
 // the overrides, which the backend must then install again.
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -96,4 +96,50 @@ test('a tfjs-layers BatchNormalization layer trains the same on aten and cpu', a
     layer.weights.forEach((w) => w.dispose());
     return out;
   }, 2e-3, false);
+});
+
+/** tfjs-layers' training normalisation on cpu, AtenBatchNormTraining on aten: [y, mean, variance]. */
+function batchNormTraining(x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, eps: number): tf.Tensor[] {
+  if (tf.getBackend() === 'aten') {
+    return tf.engine().runKernel('AtenBatchNormTraining', { x, scale, offset }, { varianceEpsilon: eps }) as tf.Tensor[];
+  }
+  const { mean, variance } = tf.moments(x, [...Array(x.rank - 1).keys()]);
+  return [tf.batchNorm(x, mean, variance, offset, scale, eps), mean, variance];
+}
+
+test('AtenBatchNormTraining: outputs and gradients, also where mean and variance reach the loss', async () => {
+  for (const shape of [[4, 3, 3, 6], [7, 5], [2, 3, 4]]) {
+    const c = shape[shape.length - 1];
+    await parity(() => tf.grads((x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+      tf.sum(tf.mul(batchNormTraining(x, s, o, 1e-3)[0], rand(shape))))(
+      [tf.add(tf.mul(rand(shape), 3), 1), rand([c], 0.5, 1.5), rand([c])]), 2e-3, false);
+    await parity(() => tf.grads((x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+      const [y, mean, variance] = batchNormTraining(x, s, o, 0.1);
+      return tf.addN([tf.sum(tf.mul(y, rand(shape))), tf.sum(tf.mul(mean, rand([c]))), tf.sum(tf.mul(variance, rand([c])))]);
+    })([rand(shape), rand([c], 0.5, 1.5), rand([c])]), 2e-3, false);
+    await parity(() => batchNormTraining(rand(shape, -2, 5), rand([c]), rand([c]), 1e-3), 1e-4);
+  }
+});
+
+test('useFusedBatchNormTraining: BatchNormalization trains as before, in one kernel each way', async () => {
+  useFusedBatchNormTraining();
+  useFusedBatchNormTraining();
+  const step = () => {
+    const layer = tfl.layers.batchNormalization({ momentum: 0.9 });
+    const x = tf.add(tf.mul(rand([4, 5, 5, 3]), 3), 2);
+    const target = rand([4, 5, 5, 3]);
+    layer.build(x.shape);
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(tf.square(tf.sub(layer.apply(x, { training: true }) as tf.Tensor, target))) as tf.Scalar,
+      layer.trainableWeights.map((w) => w.read() as tf.Variable));
+    const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.square(layer.apply(x, { training: true }) as tf.Tensor)))(x);
+    const inference = layer.apply(x) as tf.Tensor;
+    const out = [value, dx, inference, ...Object.values(grads), ...layer.weights.map((w) => w.read().clone())];
+    layer.weights.forEach((w) => w.dispose());
+    return out;
+  };
+  await parity(step, 2e-3, false);
+  const { kernelNames } = await tf.profile(() => { tf.dispose(step()); });
+  assert.ok(kernelNames.includes('AtenBatchNormTraining') && kernelNames.includes('AtenBatchNormTrainingGrad') &&
+    !kernelNames.includes('AtenFusedBatchNormGrad'), kernelNames.join(','));
 });

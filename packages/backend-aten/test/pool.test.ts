@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's node bundle registers no gradients; tfjs-layers' bundle does.
 import '@tensorflow/tfjs-layers';
-import '../src/index';
+import { nativeMemory } from '../src/index';
 import { native } from '../src/native';
 
 type Fn = (x: tf.Tensor, dy: tf.Tensor) => tf.Tensor | tf.Tensor[];
@@ -19,13 +19,14 @@ function rand(shape: number[], seed: number, ties = false): Float32Array {
   });
 }
 
-const counts: Record<string, number> = {};
+const counts: Record<string, number> = { maxPoolGradWithIndices: 0 };
 const n = native as unknown as Record<string, (...a: unknown[]) => unknown>;
 for (const op of ['maxPool', 'avgPool', 'maxPoolGrad', 'avgPoolGrad']) {
   const orig = n[op];
   counts[op] = 0;
   n[op] = (...a: unknown[]) => {
     counts[op]++;
+    if (op === 'maxPoolGrad' && a[5] != null) counts.maxPoolGradWithIndices++;
     return orig(...a);
   };
 }
@@ -115,6 +116,30 @@ test('maxPool and avgPool gradients (MaxPoolGrad / AvgPoolGrad), ties included',
     await parity(`avg grad ${label(c)}`, rand(c.x, 5), c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
       tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, c.k, c.s, c.pad, c.round), g)))(t), 'avgPoolGrad');
   }
+});
+
+test('MaxPoolGrad reuses the indices of the forward pass, which are freed with its output', async () => {
+  const c = CASES[1];
+  const x = rand(c.x, 5);
+  const before = counts.maxPoolGradWithIndices;
+  await parity('max grad, indices kept', x, c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
+    tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t), 'maxPoolGrad');
+  assert.equal(counts.maxPoolGradWithIndices, before + 1);
+  // Outside a gradient no indices are made; inside, they go with the output.
+  const bytes = nativeMemory().bytesInUse;
+  tf.tidy(() => {
+    tf.maxPool(tf.tensor4d(x, c.x as [number, number, number, number]), c.k, c.s, c.pad);
+  });
+  tf.tidy(() => {
+    tf.grad((a: tf.Tensor) => tf.sum(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad)))(tf.tensor(x, c.x));
+  });
+  assert.equal(nativeMemory().bytesInUse, bytes);
+  // A window of -Infinity only has no maximum position: the indices are not used then.
+  const inf = x.slice().fill(-Infinity, 0, 2 * c.x[2] * c.x[3]);
+  const used = counts.maxPoolGradWithIndices;
+  await parity('max grad, -Infinity window', inf, c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
+    tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t), 'maxPoolGrad');
+  assert.equal(counts.maxPoolGradWithIndices, used);
 });
 
 test('3-D pooling forward and gradients', async () => {

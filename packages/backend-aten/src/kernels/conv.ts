@@ -81,8 +81,9 @@ type XDy = { x: TensorInfo; dy: TensorInfo };
 
 function conv2dKernel(name: string, depthwise: boolean, fusedOp: boolean): KernelConfig {
   return nativeKernel(name, (b, { inputs, attrs }) => {
-    // tfjs-layers may have re-registered tfjs-core's Conv2D gradient since the backend loaded.
-    if (name === 'Conv2D') ensureGradientOverrides();
+    // tfjs-layers may have re-registered tfjs-core's gradients since the backend loaded: Conv2D's
+    // must be ours when this runs, and Relu's (an element-wise kernel) when it follows.
+    ensureGradientOverrides();
     const { x, filter, bias, preluActivationWeights } = inputs as XF;
     const a = attrs as unknown as FusedConv2DAttrs;
     if (!float(x, filter, bias, preluActivationWeights) || !channelsLast(a.dataFormat)) return null;

@@ -3,6 +3,7 @@
 import { KernelConfig, TensorInfo, backend_util, util } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
 import { native } from '../native';
+import { ensureGradientOverrides } from '../gradients';
 import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
 /** Output shape, or null where TF.js's batch pairing (batch i with i % batchA, i % batchB) is not a broadcast ATen can express. */
@@ -20,6 +21,8 @@ function outShape(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB:
 }
 
 function matMul(backend: AtenBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean) {
+  // Dense layers' activations follow; the gradient of Relu must be ours by then.
+  ensureGradientOverrides();
   const shape = outShape(a, b, transposeA, transposeB);
   if (shape == null) return null;
   return backend.output(native.batchMatMul(backend.handle(a), backend.handle(b), transposeA, transposeB, shape), a.dtype);

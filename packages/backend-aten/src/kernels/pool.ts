@@ -1,7 +1,8 @@
 // Max and average pooling (2-D and 3-D) and their gradients. Channels-last float32 only.
-import { AvgPool3DAttrs, AvgPoolAttrs, KernelConfig, TensorInfo, backend_util, util } from '@tensorflow/tfjs-core';
+import { AvgPool3DAttrs, AvgPoolAttrs, KernelConfig, TensorInfo, backend_util, engine, util } from '@tensorflow/tfjs-core';
+import { AtenBackend } from '../backend';
 import { Handle, native } from '../native';
-import { geometry } from './conv';
+import { Geometry, geometry } from './conv';
 import { nativeKernel } from './kernel';
 
 type Info = backend_util.Conv2DInfo | backend_util.Conv3DInfo;
@@ -23,6 +24,28 @@ function kernelSize(c: Info): number[] {
   return c3.filterDepth !== undefined ? [c3.filterDepth, c.filterHeight, c.filterWidth] : [c.filterHeight, c.filterWidth];
 }
 
+// MaxPoolGrad finds each window's maximum again unless the forward kept its indices. They are
+// kept (when recording gradients) as an extra handle of the output's entry, which frees them
+// with the output; the key names the geometry they were computed for.
+const indicesKey = (k: number[], g: Geometry) => `maxPoolIndices ${k} ${g.strides} ${g.pads}`;
+
+function recordingGradients(): boolean {
+  const state = engine().state;
+  // The kernel itself runs at kernelDepth 1; deeper means inside another kernel or customGrad.
+  return state.gradientDepth > 0 && state.kernelDepth <= 1;
+}
+
+function maxPoolForward(b: AtenBackend, x: TensorInfo, k: number[], g: Geometry): TensorInfo {
+  if (!recordingGradients()) return b.output(native.maxPool(b.handle(x), k, g.strides, g.pads, false), 'float32');
+  const [y, indices] = native.maxPool(b.handle(x), k, g.strides, g.pads, true) as [Handle, Handle | undefined];
+  const out = b.output(y, 'float32');
+  if (indices !== undefined) {
+    const entry = b.data.raw(out.dataId);
+    (entry.views ??= new Map()).set(indicesKey(k, g), indices);
+  }
+  return out;
+}
+
 const supported = (a: Attrs, ...ts: TensorInfo[]) =>
   ts.every((t) => t.dtype === 'float32') && (a.dataFormat === undefined || a.dataFormat === 'NDHWC');
 
@@ -39,20 +62,23 @@ function forward(name: string, op: 'maxPool' | 'avgPool'): KernelConfig {
     if (g === null || (k.length === 2 && k[0] === 1 && k[1] === 1 && util.arraysEqual(x.shape, info.outShape))) {
       return null;
     }
+    if (op === 'maxPool') return maxPoolForward(b, x, k, g);
     const emptyWindowIsZero = k.length === 3;  // tfjs-backend-cpu: 0 in AvgPool3D, NaN in AvgPool
-    return b.output(native[op](b.handle(x), k, g.strides, g.pads, emptyWindowIsZero) as Handle, 'float32');
+    return b.output(native.avgPool(b.handle(x), k, g.strides, g.pads, emptyWindowIsZero) as Handle, 'float32');
   });
 }
 
 function maxGrad(name: string): KernelConfig {
   return nativeKernel(name, (b, { inputs, attrs }) => {
-    const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+    const { dy, input, output } = inputs as { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
     const a = attrs as unknown as Attrs;
     if (!supported(a, dy, input)) return null;
     const info = poolInfo(input.shape, a);
     const g = geometry(info);
     if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
-    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), kernelSize(info), g.strides, g.pads) as Handle,
+    const k = kernelSize(info);
+    const indices = output && b.data.has(output.dataId) ? b.data.raw(output.dataId).views?.get(indicesKey(k, g)) : undefined;
+    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), k, g.strides, g.pads, indices ?? null) as Handle,
       'float32');
   });
 }

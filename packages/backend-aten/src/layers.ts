@@ -1,0 +1,72 @@
+// Opt-in: tfjs-layers' BatchNormalization trained with one native kernel on 'aten'.
+import { Tensor, engine, getBackend, mul, serialization, sub, tidy } from '@tensorflow/tfjs-core';
+import { BACKEND_NAME } from './backend';
+import { BATCH_NORM_TRAINING } from './gradients';
+
+/** What the fused path reads of a tfjs-layers 4.x BatchNormalization layer. */
+interface BatchNormLayer {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  gamma: { read(): Tensor };
+  beta: { read(): Tensor };
+  movingMean: { read(): Tensor; write(t: Tensor): void };
+  movingVariance: { read(): Tensor; write(t: Tensor): void };
+}
+type Call = (this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) => Tensor | Tensor[];
+
+const PATCHED = Symbol.for('@cxr/backend-aten fused batch norm');
+
+function fusedInput(layer: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | null {
+  const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
+  const fits = x != null && kwargs?.training === true && getBackend() === BACKEND_NAME &&
+    // Deeper means a gradient of a gradient, which the fused backward cannot give.
+    engine().state.gradientDepth <= 1 &&
+    x.dtype === 'float32' && x.rank >= 2 && (layer.axis === -1 || layer.axis === x.rank - 1) &&
+    layer.center && layer.scale;
+  return fits ? x : null;
+}
+
+/**
+ * Makes tfjs-layers' BatchNormalization layers (existing and future instances) normalise a
+ * training batch with one native kernel on the 'aten' backend, and differentiate it with one more.
+ *
+ * tfjs-layers computes a training batch's statistics with tf.moments (Mean, Sub, Square, Mean)
+ * and normalises with tf.batchNorm; its backward pass then runs through all of those, about
+ * a dozen passes over the activation where the fused kernels take four. The fused path gives
+ * the same results up to float rounding (ATen's one-pass statistics) and updates the moving
+ * mean and variance exactly as tfjs-layers does. Inference, other backends, a normalisation
+ * axis other than the last, layers without center or scale, and higher-order gradients run
+ * tfjs-layers' own code.
+ *
+ * tfjs-layers must have been imported (it registers the layer class). Calling this again does
+ * nothing.
+ */
+export function useFusedBatchNormTraining(): void {
+  const entry = serialization.SerializationMap.getMap().classNameMap.BatchNormalization as unknown[] | undefined;
+  if (entry === undefined) {
+    throw new Error('useFusedBatchNormTraining: import @tensorflow/tfjs-layers first (no BatchNormalization class registered)');
+  }
+  const proto = (entry[0] as { prototype: Record<string | symbol, unknown> }).prototype;
+  if (proto[PATCHED]) return;
+  const original = proto.call as Call;
+  const call: Call = function (inputs, kwargs) {
+    const x = fusedInput(this, inputs, kwargs);
+    if (x === null) return original.call(this, inputs, kwargs);
+    return tidy(() => {
+      const [y, mean, variance] = engine().runKernel(BATCH_NORM_TRAINING,
+        { x, scale: this.gamma.read(), offset: this.beta.read() }, { varianceEpsilon: this.epsilon }) as Tensor[];
+      for (const [v, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
+        tidy(() => {
+          const old = v.read();
+          v.write(sub(old, mul(sub(old, value), 1 - this.momentum)));
+        });
+      }
+      return y;
+    });
+  };
+  proto.call = call;
+  proto[PATCHED] = true;
+}
