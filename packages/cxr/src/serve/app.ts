@@ -148,6 +148,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
   });
 
+  // Keep-alive sockets that finish a request after close() began would hold the server open
+  // until their idle timeout: tell those clients to disconnect.
+  let closing = false;
+  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('Connection', 'close');
+  });
+
   app.setErrorHandler((err: FastifyError, req, reply) => replyError(err, req, reply, maxUploadBytes));
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'NOT_FOUND', message: `no such resource: ${req.method} ${req.url.split('?')[0]}` });

@@ -1,0 +1,113 @@
+// The audit log on its own: migrations by user_version, WAL, filters and paging, read-only use
+// (cxr history), and that nothing patient-identifying has a column to go into.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { AuditLog, AuditRecord, SCHEMA_VERSION } from '../src/serve/audit';
+import { CLI, tempDir } from './serve-fixtures';
+
+function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
+    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000 + i, width: 800, height: 600 },
+    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
+    probability: i / 10, logit: i - 5, threshold: 0.5, operatingPoint: i % 2 ? 'screening' : 'balanced',
+    label: i / 10 >= 0.5 ? 'PNEUMONIA' : 'NORMAL',
+    warnings: i % 3 === 0 ? ['low contrast'] : [],
+    ood: i % 4 === 0 ? { score: 1.5, threshold: 3, outOfDistribution: false } : null,
+    hasHeatmap: true,
+    timings: { decodeMs: 1, inferMs: 2, heatmapMs: 3, totalMs: 6 },
+    latencyMs: 7,
+    ...over,
+  };
+}
+
+test('migrates a new file to the current schema in WAL mode, and reopens without migrating again', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'sub', 'audit.db');
+  const a = AuditLog.open(file);
+  a.insert(record(1), { thumbnailPng: Buffer.from([1, 2]), heatmapPng: Buffer.from([3]) });
+  a.close();
+  const raw = new Database(file);
+  assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+  raw.close();
+  const b = AuditLog.open(file);
+  assert.equal(b.count(), 1);
+  assert.deepEqual(b.get(record(1).id), record(1));
+  assert.deepEqual(b.image(record(1).id, 'thumbnail'), Buffer.from([1, 2]));
+  assert.deepEqual(b.image(record(1).id, 'heatmap'), Buffer.from([3]));
+  b.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('refuses a log written by a newer cxr', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const raw = new Database(file);
+  raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+  raw.close();
+  assert.throws(() => AuditLog.open(file), /newer/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('filters and pages, newest first', () => {
+  const a = AuditLog.open(':memory:');
+  for (let i = 0; i < 10; i++) a.insert(record(i), null);
+  const all = a.list({ limit: 4 });
+  assert.equal(all.total, 10);
+  assert.deepEqual(all.items.map((r) => r.probability), [0.9, 0.8, 0.7, 0.6]);
+  assert.equal(a.list({ limit: 4, page: 3 }).items.length, 2);
+  assert.equal(a.list({ label: 'PNEUMONIA' }).total, 5);
+  assert.equal(a.list({ operatingPoint: 'screening' }).total, 5);
+  assert.equal(a.list({ hasWarnings: true }).total, 4);
+  assert.equal(a.list({ hasWarnings: false }).total, 6);
+  assert.equal(a.list({ since: record(7).createdAt }).total, 3);
+  assert.equal(a.list({ until: record(2).createdAt }).total, 3);
+  assert.equal(a.list({ since: record(3).createdAt, until: '2026-01-01T00:05:00+00:00' }).total, 3);
+  assert.equal(a.image(record(1).id, 'heatmap'), null);
+  a.close();
+});
+
+test('a duplicate id is refused rather than overwriting a logged prediction', () => {
+  const a = AuditLog.open(':memory:');
+  a.insert(record(1), null);
+  assert.throws(() => a.insert(record(1, { probability: 0.99 }), null), /UNIQUE/);
+  assert.equal(a.get(record(1).id)?.probability, 0.1);
+  a.close();
+});
+
+test('no column for patient data: only hashes, sizes and results are stored', () => {
+  const a = AuditLog.open(':memory:');
+  a.close();
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  AuditLog.open(file).close();
+  const raw = new Database(file);
+  const columns = (raw.prepare("SELECT name FROM pragma_table_info('predictions')").all() as { name: string }[]).map((c) => c.name);
+  raw.close();
+  assert.ok(!columns.some((c) => /patient|name_of|birth|sex|accession|institution|file_?name/i.test(c)), columns.join(','));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('cxr history reads the log (text and --json)', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const a = AuditLog.open(file);
+  for (let i = 0; i < 5; i++) a.insert(record(i), null);
+  a.close();
+  const text = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--limit', '3'], { encoding: 'utf8' });
+  assert.match(text, /^5 prediction\(s\) in .*newest 3/);
+  assert.equal(text.trim().split('\n').length, 4);
+  assert.match(text, /PNEUMONIA|NORMAL/);
+  const json = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--json', '--label', 'NORMAL'], { encoding: 'utf8' })
+    .trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+  assert.equal(json.length, 5 - json.filter((r) => r.label === 'PNEUMONIA').length);
+  assert.ok(json.every((r) => r.label === 'NORMAL'));
+  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
