@@ -1,0 +1,107 @@
+// Keras weight files (HDF5, as written by model.save_weights / Keras Applications), read and
+// written with h5wasm, the HDF5 C library compiled to WebAssembly (no native build, works
+// offline). Layout: attribute `layer_names` on the root (or on `model_weights` for a whole
+// saved model); one group per layer with attribute `weight_names`; each weight a dataset at
+// `<layer>/<weight name>`, e.g. `conv2d_1/conv2d_1/kernel:0`. Keras splits attributes over
+// 64 KiB into `name0`, `name1`, ...
+import type { WeightArray, WeightMap } from './weights';
+
+type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } });
+type Group = InstanceType<H5['default']['Group']>;
+let h5: Promise<H5['default']> | null = null;
+
+async function lib(): Promise<H5['default']> {
+  h5 ??= import('h5wasm/node').then(async (m) => {
+    await m.default.ready;
+    return m.default;
+  });
+  return h5;
+}
+
+function strings(v: unknown): string[] {
+  if (v == null) return [];
+  const arr = Array.isArray(v) ? v : [v];
+  return arr.map((s) => (s instanceof Uint8Array ? Buffer.from(s).toString('latin1') : String(s)).replace(/\0+$/, ''));
+}
+
+function stringAttr(g: Group, name: string): string[] {
+  const attrs = g.attrs;
+  if (name in attrs) return strings(attrs[name].value);
+  const out: string[] = [];
+  for (let i = 0; `${name}${i}` in attrs; i++) out.push(...strings(attrs[`${name}${i}`].value));
+  return out;
+}
+
+/** Every layer's weights in a Keras .h5 file, keyed by layer name, then by short weight name ('kernel', 'gamma', ...). */
+export async function readKerasH5(file: string): Promise<WeightMap> {
+  const h5wasm = await lib();
+  const f = new h5wasm.File(file, 'r');
+  try {
+    const rootObj = f.get('model_weights');
+    const root = (rootObj instanceof h5wasm.Group ? rootObj : f) as Group;
+    const layerNames = stringAttr(root, 'layer_names');
+    if (layerNames.length === 0) throw new Error(`${file}: no 'layer_names' attribute (not a Keras weights file)`);
+    const out: WeightMap = new Map();
+    for (const layer of layerNames) {
+      const g = root.get(layer);
+      if (!(g instanceof h5wasm.Group)) throw new Error(`${file}: layer '${layer}' is listed but has no group`);
+      const names = stringAttr(g, 'weight_names');
+      if (names.length === 0) continue;
+      const weights = new Map<string, WeightArray>();
+      for (const wn of names) {
+        const d = g.get(wn);
+        if (!(d instanceof h5wasm.Dataset)) throw new Error(`${file}: weight '${layer}/${wn}' is listed but missing`);
+        const value = d.value;
+        if (!(value instanceof Float32Array || value instanceof Float64Array)) {
+          throw new Error(`${file}: weight '${layer}/${wn}' has dtype ${String(d.dtype)}, expected float`);
+        }
+        weights.set(shortWeightName(wn), { shape: [...d.shape!], data: Float32Array.from(value) });
+      }
+      out.set(layer, weights);
+    }
+    return out;
+  } finally {
+    f.close();
+  }
+}
+
+/** 'conv2d_1/kernel:0' -> 'kernel'. */
+export function shortWeightName(name: string): string {
+  return name.split('/').pop()!.replace(/:\d+$/, '');
+}
+
+export interface H5Layer {
+  name: string;
+  /** Weights in Keras order, with their full names (e.g. 'conv2d_1/kernel:0'). */
+  weights: Array<{ name: string; shape: number[]; data: Float32Array }>;
+}
+
+/**
+ * Writes layers the way Keras' save_weights does (fixed-length ASCII name attributes, float32
+ * datasets in per-layer groups). Used by the tests to make weight files without Keras.
+ */
+export async function writeKerasH5(file: string, layers: readonly H5Layer[], kerasVersion = '2.1.4'): Promise<void> {
+  const h5wasm = await lib();
+  const f = new h5wasm.File(file, 'w');
+  try {
+    const fixed = (xs: string[]) => `A${Math.max(1, ...xs.map((s) => s.length))}`;
+    const names = layers.map((l) => l.name);
+    f.create_attribute('layer_names', names, [names.length], fixed(names));
+    f.create_attribute('backend', 'tensorflow', null, fixed(['tensorflow']));
+    f.create_attribute('keras_version', kerasVersion, null, fixed([kerasVersion]));
+    for (const layer of layers) {
+      const g = f.create_group(layer.name);
+      const wn = layer.weights.map((w) => w.name);
+      g.create_attribute('weight_names', wn, [wn.length], fixed(wn));
+      for (const w of layer.weights) {
+        const parts = w.name.split('/');
+        const leaf = parts.pop()!;
+        let parent: Group = g;
+        for (const p of parts) parent = (parent.get(p) as Group | null) ?? parent.create_group(p);
+        parent.create_dataset({ name: leaf, data: w.data, shape: w.shape, dtype: '<f' });
+      }
+    }
+  } finally {
+    f.close();
+  }
+}
