@@ -20,6 +20,7 @@ function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
     warnings: i % 3 === 0 ? ['low contrast'] : [],
     ood: i % 4 === 0 ? { score: 1.5, threshold: 3, outOfDistribution: false } : null,
     hasHeatmap: true,
+    hasThumbnail: true,
     timings: { decodeMs: 1, inferMs: 2, heatmapMs: 3, totalMs: 6 },
     latencyMs: 7,
     ...over,

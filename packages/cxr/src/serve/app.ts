@@ -202,12 +202,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         warnings: result.warnings,
         ood: result.ood,
         hasHeatmap: storeImages && result.heatmapPng !== undefined,
+        hasThumbnail: storeImages && result.thumbnailPng !== undefined,
         timings: result.timings,
         latencyMs: performance.now() - received,
       };
       audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
-      return toApi(record, result.heatmapPng !== undefined, storeImages && result.thumbnailPng !== undefined);
+      return toApi(record, result.heatmapPng !== undefined, record.hasThumbnail);
     });
 
     api.get<{ Querystring: { label?: string; operatingPoint?: string; since?: string; until?: string; hasWarnings?: boolean; page: number; limit: number } }>(
@@ -220,7 +221,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         },
       }, async (req) => {
         const page = audit.list(req.query);
-        return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasHeatmap && storeImages)) };
+        return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)) };
       });
 
     api.get<{ Params: { id: string } }>('/predictions/:id', {
@@ -228,7 +229,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }, async (req) => {
       const r = audit.get(req.params.id);
       if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
-      return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, audit.image(r.id, 'thumbnail') !== null);
+      return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
     });
 
     for (const which of ['heatmap', 'thumbnail'] as const) {

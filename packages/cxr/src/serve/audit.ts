@@ -34,6 +34,7 @@ const MIGRATIONS: string[] = [
      ood_threshold REAL,
      ood_flag INTEGER,
      has_heatmap INTEGER NOT NULL,
+     has_thumbnail INTEGER NOT NULL,
      decode_ms REAL NOT NULL,
      infer_ms REAL NOT NULL,
      heatmap_ms REAL,
@@ -62,7 +63,9 @@ export interface AuditRecord {
   label: string;
   warnings: string[];
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
+  /** Whether the heat map and thumbnail are stored in the log. */
   hasHeatmap: boolean;
+  hasThumbnail: boolean;
   timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
   /** Wall time in the server from receiving the request to writing this row. */
   latencyMs: number;
@@ -96,7 +99,7 @@ interface Row {
   width: number; height: number; model_name: string; model_version: string; model_sha256: string;
   probability: number; logit: number; threshold: number; operating_point: string; label: string;
   warnings: string; ood_score: number | null; ood_threshold: number | null; ood_flag: number | null;
-  has_heatmap: number; decode_ms: number; infer_ms: number; heatmap_ms: number | null; total_ms: number;
+  has_heatmap: number; has_thumbnail: number; decode_ms: number; infer_ms: number; heatmap_ms: number | null; total_ms: number;
   latency_ms: number;
 }
 
@@ -117,11 +120,11 @@ export class AuditLog {
     this.db = db;
     this.insertRow = db.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes,
         width, height, model_name, model_version, model_sha256, probability, logit, threshold, operating_point,
-        label, warnings, warning_count, ood_score, ood_threshold, ood_flag, has_heatmap, decode_ms, infer_ms,
+        label, warnings, warning_count, ood_score, ood_threshold, ood_flag, has_heatmap, has_thumbnail, decode_ms, infer_ms,
         heatmap_ms, total_ms, latency_ms)
       VALUES (@id, @created_at, @input_sha256, @input_kind, @input_bytes, @width, @height, @model_name,
         @model_version, @model_sha256, @probability, @logit, @threshold, @operating_point, @label, @warnings,
-        @warning_count, @ood_score, @ood_threshold, @ood_flag, @has_heatmap, @decode_ms, @infer_ms, @heatmap_ms,
+        @warning_count, @ood_score, @ood_threshold, @ood_flag, @has_heatmap, @has_thumbnail, @decode_ms, @infer_ms, @heatmap_ms,
         @total_ms, @latency_ms)`);
     this.insertImages = db.prepare('INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (?, ?, ?)');
     this.insertBoth = db.transaction((r: AuditRecord, images: AuditImages | null) => {
@@ -224,6 +227,7 @@ function toRow(r: AuditRecord): Row & { warning_count: number } {
     threshold: r.threshold, operating_point: r.operatingPoint, label: r.label, warnings: JSON.stringify(r.warnings),
     warning_count: r.warnings.length, ood_score: r.ood?.score ?? null, ood_threshold: r.ood?.threshold ?? null,
     ood_flag: r.ood ? Number(r.ood.outOfDistribution) : null, has_heatmap: Number(r.hasHeatmap),
+    has_thumbnail: Number(r.hasThumbnail),
     decode_ms: r.timings.decodeMs, infer_ms: r.timings.inferMs, heatmap_ms: r.timings.heatmapMs ?? null,
     total_ms: r.timings.totalMs, latency_ms: r.latencyMs,
   };
@@ -246,6 +250,7 @@ function fromRow(row: Row): AuditRecord {
     ood: row.ood_score === null ? null
       : { score: row.ood_score, threshold: row.ood_threshold ?? 0, outOfDistribution: row.ood_flag === 1 },
     hasHeatmap: row.has_heatmap === 1,
+    hasThumbnail: row.has_thumbnail === 1,
     timings,
     latencyMs: row.latency_ms,
   };
