@@ -20,7 +20,7 @@ import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
 
 /** Bump whenever decode.ts would produce different pixels for the same file. */
-export const PREPROCESS_VERSION = 1;
+export const PREPROCESS_VERSION = 2;
 
 export function defaultCacheDir(): string {
   const env = process.env.CXR_CACHE;

@@ -1,7 +1,7 @@
 // Turns an image file (JPEG or PNG, any bit depth, gray/RGB/with alpha) into the model's input:
 // an S×S 8-bit grayscale square.
 //
-// Resizing SQUASHES to the square (sharp's fit: 'fill'), it does not crop or pad. Most of the
+// Resizing SQUASHES to the square (area average, preprocess.ts), it does not crop or pad. Most of the
 // training data (the third-party 224×224 copies, see shared/data/README.md) was squashed
 // exactly like this, so squashing everything else keeps train and inference geometry the same.
 // Colour is reduced with the Rec. 601 luma weights on the encoded values, which is what PIL's
@@ -12,6 +12,7 @@
 // naming the input and carrying a machine-readable code.
 import * as fs from 'node:fs/promises';
 import sharp from 'sharp';
+import { preprocessPixels, resizeSquare } from './preprocess';
 
 export type ImageKind = 'jpeg' | 'png';
 /** 'raw' marks pixels that were decoded elsewhere (DICOM) and only resized here. */
@@ -79,7 +80,6 @@ export interface RawGrayImage {
   maxValue?: number;
 }
 
-const LUMA_601: [number, number, number] = [0.299, 0.587, 0.114];
 
 /** The image format from the leading bytes; names the common formats we refuse, for better errors. */
 export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'unknown' {
@@ -132,28 +132,28 @@ export async function decodeBuffer(
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
 
+  // sharp only decodes (at the original size); gray conversion and the resize are preprocess.ts,
+  // the same code the web page runs, so the server and the browser see identical pixels.
   let pipeline = input().autoOrient();
-  // Transparent areas carry no signal; black is "no X-ray exposure".
-  if (meta.hasAlpha) pipeline = pipeline.flatten({ background: { r: 0, g: 0, b: 0 } });
   const colourChannels = (meta.channels ?? 1) - (meta.hasAlpha ? 1 : 0);
-  if (colourChannels >= 3) {
-    pipeline = meta.space === 'srgb' || meta.space === 'rgb16' || meta.space === 'rgb'
-      ? pipeline.recomb([LUMA_601, LUMA_601, LUMA_601])
-      : pipeline.toColourspace('b-w'); // e.g. CMYK JPEG: let libvips convert properly
-  }
-  pipeline = pipeline.extractChannel(0).resize(size, size, { fit: 'fill', kernel: 'lanczos3' });
+  const rgbLike = meta.space === 'srgb' || meta.space === 'rgb16' || meta.space === 'rgb' || meta.space === 'b-w' ||
+    meta.space === 'grey16';
+  if (colourChannels >= 3 && !rgbLike) pipeline = pipeline.toColourspace('srgb'); // e.g. CMYK JPEG
 
   let data: Buffer;
+  let info: sharp.OutputInfo;
   try {
     // depth 'uchar' rescales 16-bit samples to 8 bits (rather than clipping them).
-    ({ data } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+    ({ data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
   } catch (err) {
     throw sharpError(name, kind, err);
   }
-  if (data.length !== size * size) {
-    throw new DecodeError('CORRUPT', name, `decoder returned ${data.length} bytes, expected ${size * size}`);
+  if (data.length !== info.width * info.height * info.channels) {
+    throw new DecodeError('CORRUPT', name, `decoder returned ${data.length} bytes for ${info.width}×${info.height}×${info.channels}`);
   }
-  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), size, width, height, kind };
+  const pixels = preprocessPixels(new Uint8Array(data.buffer, data.byteOffset, data.length), info.width, info.height,
+    info.channels, size);
+  return { pixels, size, width, height, kind };
 }
 
 /** Reads and decodes a file; the size limit is checked before reading. */
@@ -209,16 +209,7 @@ export async function decodeRawGray(raw: RawGrayImage, size: number, opts: Decod
   } else {
     gray8 = data;
   }
-  try {
-    const out = await sharp(gray8, { raw: { width, height, channels: 1 } })
-      .resize(size, size, { fit: 'fill', kernel: 'lanczos3' })
-      .extractChannel(0)
-      .raw({ depth: 'uchar' })
-      .toBuffer();
-    return { pixels: new Uint8Array(out.buffer, out.byteOffset, out.length), size, width, height, kind: 'raw' };
-  } catch (err) {
-    throw new DecodeError('INVALID_RAW', name, `cannot resize: ${errorText(err)}`);
-  }
+  return { pixels: resizeSquare(gray8, width, height, size), size, width, height, kind: 'raw' };
 }
 
 function resolveLimits(partial?: Partial<DecodeLimits>): DecodeLimits {
