@@ -64,9 +64,6 @@ export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta
 /** The real predictor (predict/predictor.ts) on a model folder. */
 export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 'warn'): Promise<ServePredictor> {
   await initEngine();
-  try { require.resolve('../src/predict/predictor'); } catch {
-    return (require('./serve-standin') as typeof import('./serve-standin')).StandInPredictor.load(dir);
-  }
   const { Predictor } = require('../src/predict/predictor') as {
     Predictor: { load(d: string, o?: { oodPolicy?: 'warn' | 'refuse' }): Promise<ServePredictor> };
   };
