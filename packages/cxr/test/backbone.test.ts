@@ -14,7 +14,6 @@ import {
   backboneSpec, buildImagenetModel, buildTransferModel, fetchWeights, locateWeights, resolveBackbone,
 } from '../src/models/backbones';
 import { fileLoader } from '../src/models/io';
-import { splitModel } from '../src/explain/model_parts';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
 const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');
@@ -142,14 +141,16 @@ test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM and 
   assert.deepEqual(m.getLayer('last_conv').outputShape, [null, 4, 4, 256]);
   assert.equal(t.placed, 27 * 1 + 27 * 4);
   assert.deepEqual(m.trainableWeights.map((w) => w.originalName), ['pneumonia/kernel', 'pneumonia/bias']);
-  const parts = splitModel(m);
-  assert.deepEqual(parts.mapShape, [4, 4, 256]);
+  // What Grad-CAM (explain/model_parts) needs: 'last_conv', then a plain chain to Dense(1, sigmoid).
+  const names = m.layers.map((l) => l.name);
+  assert.deepEqual(names.slice(names.indexOf('last_conv')), ['last_conv', 'gap', 'dropout', 'pneumonia']);
+  const body = tfl.model({ inputs: m.inputs, outputs: m.getLayer('last_conv').output as tfl.SymbolicTensor });
   // Gray g gives the same features as the RGB model on (g, g, g)*2-1.
   const gray = tf.tidy(() => tf.div(tf.tensor4d(Array.from({ length: 2 * 128 * 128 }, (_, i) => (i * 31) % 256), [2, 128, 128, 1]), 255));
   const rgb = tf.tidy(() => tf.sub(tf.mul(tf.tile(gray, [1, 1, 1, 3]), 2), 1));
   const imagenet = await buildImagenetModel(spec, shared, 128);
   const want = imagenet.predict(rgb) as tf.Tensor;
-  const got = parts.body.predict(gray) as tf.Tensor;
+  const got = body.predict(gray) as tf.Tensor;
   const diff = tf.max(tf.abs(tf.sub(want, got))).dataSync()[0];
   assert.ok(diff < 1e-5, `feature maps differ by ${diff}`);
   tf.dispose([gray, rgb, want, got]);

@@ -30,6 +30,27 @@ export const RECIPES: Record<string, NamedRecipe> = {
       balance: 'class-weights', augment: 'strong', labelSmoothing: 0.05, tta: ['identity', 'zoom-in', 'zoom-out'],
     },
   },
+  // Transfer learning (docs/transfer-learning.md). 'auto' = InceptionV3 when its weights are
+  // present, else the largest MobileNet present; cxr.json's recipe.backboneFallback says which.
+  'seed6-transfer': {
+    title: 'Transfer learning: frozen ImageNet backbone (InceptionV3, else the largest MobileNet) + new head',
+    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'none', augment: 'none' },
+  },
+  'seed7-transfer-balanced': {
+    title: 'Transfer learning + class-balanced training set',
+    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'undersample', augment: 'none' },
+  },
+  'seed8-transfer-augment': {
+    title: 'Transfer learning + data augmentation (frozen backbone run on every augmented batch)',
+    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'light' },
+  },
+  'transfer-finetune': {
+    title: 'Transfer learning, then fine-tuning the top 2 backbone blocks; class weights, light augmentation, calibrated',
+    recipe: {
+      backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'cosine', epochs: 8, batchSize: 32,
+      balance: 'class-weights', augment: 'light', fineTune: { blocks: 2, epochs: 4, lr: 1e-4 }, tta: ['identity', 'zoom-in', 'zoom-out'],
+    },
+  },
 };
 
 export const DEFAULT_RECIPE = 'cxr';

@@ -20,6 +20,14 @@ export const Recipe = z.object({
   seed: z.number().int().default(42),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
+  /** Transfer learning from this ImageNet backbone (docs/transfer-learning.md); 'auto' = InceptionV3 if present, else the largest MobileNet. */
+  backbone: z.string().optional(),
+  /** Local backbone weights (TF.js model folder or Keras .h5) instead of the cache or a download. */
+  weights: z.string().optional(),
+  /** After the frozen-backbone head: unfreeze the top `blocks` backbone blocks for `epochs` more at `lr`. */
+  fineTune: z.object({ blocks: z.number().int().min(1), epochs: z.number().int().min(1), lr: z.number().positive() }).optional(),
+  /** Dropout before the transfer head's Dense layer (default 0.2). */
+  headDropout: z.number().min(0).max(0.9).optional(),
   tta: z.array(z.string()).default([]),
 });
 export type Recipe = z.infer<typeof Recipe>;

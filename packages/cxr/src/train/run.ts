@@ -8,6 +8,7 @@ import { loadTrainVal } from './dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { Recipe, RecipeInput } from './recipe';
 import { TrainResult, train } from './trainer';
+import { runTransferTraining } from './transfer';
 
 export interface RunOptions {
   data: string;
@@ -28,6 +29,9 @@ export function resolveRecipe(name: string | undefined, overrides: Partial<Recip
   // A different architecture without an explicit size takes that architecture's own size.
   const merged: RecipeInput = { ...base.recipe, ...overrides };
   if (overrides.arch && overrides.inputSize === undefined && overrides.arch !== base.recipe.arch) delete merged.inputSize;
+  // Likewise a backbone added to a from-scratch recipe takes the backbone's own size.
+  if (overrides.backbone && overrides.inputSize === undefined && !base.recipe.backbone) delete merged.inputSize;
+  if (merged.backbone) merged.arch = 'transfer';
   return Recipe.parse(merged);
 }
 
@@ -38,6 +42,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const recipe = o.resume && fs.existsSync(recipePath)
     ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
     : resolveRecipe(o.recipeName, o.overrides);
+  if (recipe.backbone) return runTransferTraining(o, recipe, log);
   const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');

@@ -1,0 +1,104 @@
+// Transfer learning on a small real subset: the frozen MobileNet v1 0.25 + head learns (AUC well
+// above chance), the result is a normal cxr model folder that loads and predicts like any other,
+// features are cached, and fine-tuning moves only the unfrozen blocks (batch norm untouched).
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine } from '../src/engine';
+import { readBackboneWeights, backboneSpec, locateWeights } from '../src/models/backbones';
+import { loadModel } from '../src/models/io';
+import { predictAllLogits, sigmoid } from '../src/predict/infer';
+import { loadTrainVal } from '../src/train/dataset_images';
+import { runTraining } from '../src/train/run';
+
+const repo = path.resolve(__dirname, '..', '..', '..', '..');
+const data = path.join(process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data'), 'chest_xray');
+const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');
+const imageCache = process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache');
+
+const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as string[] };
+
+test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", async () => {
+  await initEngine();
+  // Only the shared MobileNet v1 0.25 is present: no InceptionV3 anywhere.
+  process.env.CXR_CACHE = imageCache;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tl-'));
+  const lines: string[] = [];
+  const r = await runTraining({
+    data, out, recipeName: 'seed6-transfer', report: false, progress: false, log: (l) => lines.push(l),
+    overrides: { ...QUICK, epochs: 6 },
+  });
+  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(log.length, 6);
+  const best = Math.max(...log.map((e) => e.val_auc));
+  assert.ok(best > 0.75, `best validation AUC ${best}\n${lines.join('\n')}`);
+  assert.equal(r.meta.arch, 'transfer/mobilenet_v1_0.25');
+  assert.equal(r.meta.recipe.backbone, 'mobilenet_v1_0.25');
+  assert.equal(r.meta.recipe.backboneRequested, 'auto');
+  assert.match(String(r.meta.recipe.backboneFallback), /InceptionV3 weights not found/);
+  assert.ok(lines.some((l) => /fallback: InceptionV3 weights not found/.test(l)), lines.join('\n'));
+
+  // Loads and predicts through the same path as evaluate/predict/serve, gray [S,S,1] input.
+  const loaded = await loadModel(out);
+  const m = loaded.members[0];
+  assert.deepEqual(m.inputs[0].shape, [null, 128, 128, 1]);
+  assert.deepEqual(m.getLayer('last_conv').outputShape, [null, 4, 4, 256]);
+  const { val } = await loadTrainVal(data, { size: 128, valFraction: QUICK.valFraction, seed: 42, limitPerClass: QUICK.limitPerClass });
+  const logits = await predictAllLogits(loaded.members, val.pixels, val.labels.length, 128);
+  const saved = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8')) as { probs: number[] };
+  const T = loaded.meta.temperature;
+  const maxDiff = Math.max(...Array.from(logits, (z, i) => Math.abs(sigmoid(z / T) - saved.probs[i])));
+  assert.ok(maxDiff < 1e-5, `reloaded model disagrees with the run's own validation predictions by ${maxDiff}`);
+  m.dispose();
+
+  // The same data and backbone again: features come from the cache.
+  const again: string[] = [];
+  await runTraining({
+    data, out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tl-')), recipeName: 'seed6-transfer', report: false, progress: false,
+    log: (l) => again.push(l), overrides: { ...QUICK, epochs: 1 },
+  });
+  assert.ok(again.some((l) => /^train features: .*\(cached\)/.test(l)), again.join('\n'));
+});
+
+test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', async () => {
+  await initEngine();
+  process.env.CXR_CACHE = imageCache;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlft-'));
+  const lines: string[] = [];
+  const r = await runTraining({
+    data, out, recipeName: 'seed8-transfer-augment', report: false, progress: false, log: (l) => lines.push(l),
+    overrides: {
+      ...QUICK, inputSize: 96, limitPerClass: 40, epochs: 1, balance: 'oversample', backbone: 'mobilenet_v1_0.25', weights: shared,
+      fineTune: { blocks: 2, epochs: 1, lr: 1e-3 },
+    },
+  });
+  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((e) => [e.epoch, e.phase]), [[1, 'head'], [2, 'fine-tune']]);
+  assert.equal(r.meta.recipe.backboneFallback, null);
+  assert.ok(lines.some((l) => /features per batch/.test(l)), lines.join('\n'));
+
+  const loaded = await loadModel(out);
+  const m = loaded.members[0];
+  const imagenet = await readBackboneWeights(locateWeights(backboneSpec('mobilenet_v1_0.25'), shared)!);
+  const same = (layer: string, weight: number, short: string) => {
+    const got = m.getLayer(layer).getWeights()[weight].dataSync();
+    const want = imagenet.get(layer)!.get(short)!.data;
+    return got.length === want.length && got.every((v, i) => v === want[i]);
+  };
+  if (r.meta.validation?.bestPhase === 'fine-tune') {
+    assert.ok(!same('conv_pw_13', 0, 'kernel'), 'the top block did not train');
+    assert.ok(!same('conv_dw_12', 0, 'depthwise_kernel'), 'the second block from the top did not train');
+  }
+  assert.ok(same('conv_pw_11', 0, 'kernel'), 'a frozen block changed');
+  assert.ok(same('conv1', 0, 'kernel'), 'the first conv changed');
+  for (const [i, short] of ['gamma', 'beta', 'moving_mean', 'moving_variance'].entries()) {
+    assert.ok(same('conv_pw_13_bn', i, short), `batch norm ${short} changed`);
+  }
+  assert.deepEqual(Array.from(m.getLayer('to_rgb').getWeights()[0].dataSync()), [2, 2, 2]);
+  assert.deepEqual(Array.from(m.getLayer('to_rgb').getWeights()[1].dataSync()), [-1, -1, -1]);
+  m.dispose();
+  tf.disposeVariables();
+});
