@@ -56,6 +56,17 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** WCAG 2 A/AA problems that axe-core rates serious or critical on the current view. */
+async function accessibilityProblems(): Promise<string[]> {
+  // page.evaluate runs through DevTools, not as a page script, so the CSP does not block axe.
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: unknown[] }[] }> } }).axe;
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
+  });
+}
+
 async function cards(): Promise<{ state: string; source: string; probability: number; name: string }[]> {
   return page.$$eval('.result', (els) => els.map((e) => ({
     state: (e as HTMLElement).dataset.state ?? '',
@@ -85,6 +96,8 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.equal(dicomCard.state, 'done', 'the DICOM is analyzed on the server');
   assert.equal(dicomCard.source, 'server');
   assert.ok(dicomCard.probability >= 0 && dicomCard.probability <= 1);
+
+  assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with results');
 
   // Re-thresholding on the client: the label follows the operating point switch.
   const label = await page.getAttribute('.result[data-source="server"]', 'data-label');
@@ -117,8 +130,10 @@ test('upload on the page, heat map, then the same probability in the browser', {
   await page.waitForSelector('#history-table tbody tr td time');
   const rows = await page.$$eval('#history-table tbody tr', (r) => r.length);
   assert.ok(rows >= 1);
+  assert.deepEqual(await accessibilityProblems(), [], 'History view');
   await page.goto(`${server.url}/#/model`);
   await page.waitForSelector('#model-facts dd');
+  assert.deepEqual(await accessibilityProblems(), [], 'Model view');
 
   assert.deepEqual(consoleErrors, []);
 });
