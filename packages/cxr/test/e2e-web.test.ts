@@ -137,3 +137,28 @@ test('upload on the page, heat map, then the same probability in the browser', {
 
   assert.deepEqual(consoleErrors, []);
 });
+
+test('with CXR_API_TOKEN the page asks for the token once and keeps it for the tab', { skip, timeout: 120_000 }, async () => {
+  const modelDir = process.env.CXR_E2E_MODEL ?? path.join(dir, 'model');
+  const secured = await startServer({
+    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'secured.db'), webDir: STATIC_DIR, apiToken: 'e2e-token',
+    loadPredictor: () => loadPredictor(modelDir), log: () => {},
+  });
+  const context = await browser.newContext();
+  const tab = await context.newPage();
+  try {
+    await tab.goto(secured.url);
+    await tab.waitForSelector('#token-dialog[open]');
+    await tab.fill('#token-input', 'e2e-token');
+    await tab.press('#token-input', 'Enter');
+    await tab.waitForSelector('body[data-ready="true"]');
+    assert.equal(await tab.evaluate(() => sessionStorage.getItem('cxr.apiToken')), 'e2e-token');
+    await tab.setInputFiles('#file-input', [XRAY_JPEG]);
+    await tab.waitForSelector('.result[data-state="done"]', { timeout: 60_000 });
+    await tab.waitForFunction(() => (document.querySelector<HTMLImageElement>('.result img.heatmap')?.naturalWidth ?? 0) > 0);
+    assert.equal(await tab.isVisible('#token-dialog[open]'), false, 'asked only once');
+  } finally {
+    await context.close();
+    await secured.close();
+  }
+});
