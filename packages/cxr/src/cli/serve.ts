@@ -47,6 +47,10 @@ export function register(program: Command): void {
       const o = parsed.data;
       await initEngine(o.threads);
       const log = (line: string) => process.stderr.write(`${line}\n`);
+      const loopback = o.host === 'localhost' || o.host === '::1' || o.host.startsWith('127.');
+      if (!loopback && !process.env.CXR_API_TOKEN) {
+        log(`cxr serve: warning: listening on ${o.host} with no CXR_API_TOKEN: anyone who can reach this port can use the API and read its history`);
+      }
       const server = await startServer({
         host: o.host,
         port: o.port,
