@@ -57,7 +57,8 @@ function checkError(r: { status: number; json: Record<string, unknown> }, want: 
   assert.equal(typeof r.json.code, 'string', what);
   assert.ok(typeof r.json.message === 'string' && r.json.message.length > 10, `${what}: message ${r.json.message}`);
   assert.doesNotMatch(String(r.json.message), /internal error|undefined|\[object/i, what);
-  if (message) assert.match(String(r.json.message), message, `${what}: ${r.json.message}`);
+  // The machine-readable code counts as part of the explanation (e.g. TRUNCATED + byte counts).
+  if (message) assert.match(`${r.json.code} ${r.json.message}`, message, `${what}: ${r.json.code} ${r.json.message}`);
 }
 
 test('the corpus has at least 30 bad files', () => {
