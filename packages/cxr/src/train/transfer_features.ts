@@ -7,7 +7,6 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import { defaultCacheDir } from '../data/cache';
 import { startProgress } from '../data/progress';
 import { toInput } from '../predict/infer';
@@ -43,11 +42,13 @@ export function featureKey(set: ImageSet, identity: string): string {
     .digest('hex');
 }
 
-/** Runs `extractor` (gray images -> [n, dim]) in inference mode over a whole set. */
-export async function extractFeatures(extractor: tfl.LayersModel, set: ImageSet, opts: FeatureOptions): Promise<Features> {
+/** Gray images [n,S,S,1] -> features [n, dim], inference mode. */
+export type Extractor = (x: tf.Tensor4D) => tf.Tensor;
+
+/** Runs `extract` over a whole set, or reads its result from the disk cache. */
+export async function extractFeatures(extract: Extractor, dim: number, set: ImageSet, opts: FeatureOptions): Promise<Features> {
   const t0 = Date.now();
   const n = set.labels.length;
-  const dim = extractor.outputs[0].shape[1] as number;
   const dir = path.join(opts.cacheDir ?? defaultCacheDir(), 'features');
   const file = path.join(dir, `${featureKey(set, opts.identity)}.f32`);
   if (opts.persist !== false && fs.existsSync(file) && fs.statSync(file).size === n * dim * 4) {
@@ -61,7 +62,7 @@ export async function extractFeatures(extractor: tfl.LayersModel, set: ImageSet,
   for (let i = 0; i < n; i += bs) {
     const m = Math.min(bs, n - i);
     const x = toInput(set.pixels.subarray(i * per, (i + m) * per), m, set.size);
-    const y = extractor.predict(x) as tf.Tensor;
+    const y = extract(x);
     data.set(await y.data() as Float32Array, i * dim);
     tf.dispose([x, y]);
     bar.tick(m);
