@@ -5,6 +5,9 @@
 // kernel each way instead of tf.moments + tf.batchNorm); --no-fused-bn measures it without.
 // Usage: node bench/train-step/run.js [--steps 7] [--threads 2] [--no-cpu] [--no-fused-bn] [--json out.json]
 'use strict';
+// PyTorch runs with the environment as given: the aten backend sets OMP_WAIT_POLICY=PASSIVE for
+// its own process when unset (see packages/backend-aten/src/native.ts), not for the reference.
+const TORCH_ENV = { ...process.env, PATH: `/usr/bin:${process.env.PATH}` };
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -77,7 +80,7 @@ async function inference(batch) {
 function torchReference() {
   try {
     const out = execFileSync('python3', [path.join(__dirname, 'torch_ref.py'), String(THREADS), String(STEPS)],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `/usr/bin:${process.env.PATH}` } });
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: TORCH_ENV });
     return JSON.parse(out.trim().split('\n').pop());
   } catch (e) {
     return { error: `PyTorch reference unavailable (install Debian's python3-torch): ${String(e.message).split('\n')[0]}` };
@@ -86,7 +89,8 @@ function torchReference() {
 
 (async () => {
   aten.setNumThreads(THREADS);
-  const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version, fused_batch_norm: FUSED_BN };
+  const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version, fused_batch_norm: FUSED_BN,
+    aten_omp_wait_policy: process.env.OMP_WAIT_POLICY, torch_omp_wait_policy: TORCH_ENV.OMP_WAIT_POLICY ?? 'default' };
   result.torch = torchReference();
   result.aten = await trainSteps('aten', 32, 3, STEPS);
   if (!args.includes('--no-cpu')) result.cpu_batch4 = await trainSteps('cpu', 4, 0, 1);
@@ -99,7 +103,11 @@ function torchReference() {
   console.log(`  tfjs + aten${FUSED_BN ? ' (fused BN)' : '           '}:     ${fmt(result.aten.median_ms)}  (ratio to PyTorch ${result.ratio_aten_over_torch?.toFixed(2) ?? 'n/a'})`);
   console.log(`  JS<->native transfers in one step: ${JSON.stringify(result.aten.transfers)}`);
   if (result.cpu_batch4) console.log(`  tfjs cpu backend, batch 4 (1 step): ${fmt(result.cpu_batch4.median_ms)}`);
-  console.log(`inference (aten), 224x224x1: batch 1 ${fmt(result.inference_ms.batch1_224)}, batch 32 ${fmt(result.inference_ms.batch32_224)}`);
+  const ti = result.torch.inference_ms ?? {};
+  const vs = (a, t) => (t == null ? '' : ` (PyTorch ${fmt(t)}, ratio ${(a / t).toFixed(2)})`);
+  console.log(`inference, 224x224x1, model.predict on aten:`);
+  console.log(`  batch 1:  ${fmt(result.inference_ms.batch1_224)}${vs(result.inference_ms.batch1_224, ti.batch1_224)}`);
+  console.log(`  batch 32: ${fmt(result.inference_ms.batch32_224)}${vs(result.inference_ms.batch32_224, ti.batch32_224)}`);
   const out = opt('json', null);
   if (out) fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -1,6 +1,7 @@
 """PyTorch reference for bench/train-step: the same model, optimiser and batch as run.js.
 
-Prints one JSON object: median training-step time (ms) over several steps after warm-up.
+Prints one JSON object: median training-step time (ms) over several steps after warm-up, and
+the median inference time (eval mode, no autograd) for 1 and 32 images of 224x224x1.
 """
 import json
 import statistics
@@ -14,6 +15,34 @@ import torch.nn as nn
 def block(cin, cout):
     # Keras BatchNormalization defaults: momentum 0.99 (torch 0.01), epsilon 1e-3.
     return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.MaxPool2d(2)]
+
+
+def inference_model():
+    # The training model plus the sigmoid that tfjs applies in its Dense layer.
+    return nn.Sequential(*block(1, 32), *block(32, 64), *block(64, 128), *block(128, 128),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 1), nn.Sigmoid())
+
+
+def median_ms(f, warmup, steps):
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def inference_ms(batch, steps):
+    model = inference_model().to(memory_format=torch.channels_last).eval()
+    x = torch.rand(batch, 1, 224, 224).to(memory_format=torch.channels_last)
+
+    def predict():
+        with torch.no_grad():
+            return model(x).numpy()
+
+    return median_ms(predict, 3, steps)
 
 
 def main():
@@ -44,7 +73,9 @@ def main():
         t = time.perf_counter()
         step()
         times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({"torch": torch.__version__, "threads": threads, "median_ms": statistics.median(times), "times_ms": times}))
+    inference = {"batch1_224": inference_ms(1, steps), "batch32_224": inference_ms(32, steps)}
+    print(json.dumps({"torch": torch.__version__, "threads": threads, "median_ms": statistics.median(times), "times_ms": times,
+                      "inference_ms": inference}))
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ function fusedInput(layer: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Re
  * training batch with one native kernel on the 'aten' backend, and differentiate it with one more.
  *
  * tfjs-layers computes a training batch's statistics with tf.moments (Mean, Sub, Square, Mean)
- * and normalises with tf.batchNorm; its backward pass then runs through all of those, about
- * a dozen passes over the activation where the fused kernels take four. The fused path gives
- * the same results up to float rounding (ATen's one-pass statistics) and updates the moving
+ * and normalises with tf.batchNorm, and the backward pass runs through all of those: about
+ * eleven passes over the activation in all, where the fused kernels make four. The fused path
+ * gives the same results up to float rounding (ATen's statistics kernel) and updates the moving
  * mean and variance exactly as tfjs-layers does. Inference, other backends, a normalisation
  * axis other than the last, layers without center or scale, and higher-order gradients run
  * tfjs-layers' own code.

@@ -31,6 +31,12 @@ export interface Native {
 }
 
 function load(): Native {
+  // libgomp (which libtorch loads) reads its settings once, when the addon loads it. By default
+  // its workers spin after each parallel region; whenever the machine has more runnable threads
+  // than cores they take the core the JS thread needs next, and every op stalls (predict and
+  // training steps several times slower under load). Waiting passively costs a futex wake per
+  // parallel region. A value set by the user wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const candidates = [
     path.join(__dirname, '..', '..', 'build', 'Release', 'aten.node'),
     path.join(__dirname, '..', 'build', 'Release', 'aten.node'),
