@@ -30,6 +30,9 @@ export function register(program: Command): void {
       const [blocks, epochs, lr] = v.split(':');
       return { blocks: parseInt(blocks, 10), epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
     })
+    .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'",
+      (v) => (v === 'balance' ? v : parseInt(v, 10)))
+    .option('--gan-model <dir>', 'GAN folder (cxr gan train) that makes the --gan-images')
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
@@ -41,6 +44,7 @@ export function register(program: Command): void {
         optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
         patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed,
         backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,
+        ganImages: o.ganImages, ganModel: o.ganModel && path.resolve(o.ganModel),
       }).filter(([, v]) => v !== undefined));
       await runTraining({
         data: o.data, out: path.resolve(o.out), recipeName: o.recipe, overrides, name: o.name,

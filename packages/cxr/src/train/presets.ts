@@ -53,4 +53,15 @@ export const RECIPES: Record<string, NamedRecipe> = {
   },
 };
 
+// GAN-made images (docs/gan.md); both need --gan-model DIR from `cxr gan train`.
+RECIPES['gan-mix'] = {
+  title: "6. cxr's recipe + 500 GAN images per class (training set only)",
+  recipe: { ...RECIPES.cxr.recipe, ganImages: 500 },
+};
+// Compare with `--recipe cxr --balance oversample`: the same recipe, balanced by repeating real NORMAL images.
+RECIPES['gan-vs-oversample'] = {
+  title: "7. cxr's recipe balanced with GAN-made NORMAL images instead of class weights",
+  recipe: { ...RECIPES.cxr.recipe, balance: 'none', ganImages: 'balance' },
+};
+
 export const DEFAULT_RECIPE = 'cxr';

@@ -29,6 +29,10 @@ export const Recipe = z.object({
   /** Dropout before the transfer head's Dense layer (default 0.2). */
   headDropout: z.number().min(0).max(0.9).optional(),
   tta: z.array(z.string()).default([]),
+  /** Generated images added to the training set only: N per class, or 'balance' (the minority's shortfall). */
+  ganImages: z.union([z.number().int().min(0), z.literal('balance')]).optional(),
+  /** Folder written by `cxr gan train`, required when ganImages is set. */
+  ganModel: z.string().optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 export type RecipeInput = z.input<typeof Recipe>;

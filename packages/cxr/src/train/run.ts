@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
+import { withGanImages } from '../gan/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { architecture } from '../models';
 import { loadTrainVal } from './dataset_images';
@@ -48,9 +49,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
   const progress = o.progress ?? process.stderr.isTTY === true;
 
-  const { train: trainSet, val, info } = await loadTrainVal(o.data, {
+  const { train: realTrain, val, info } = await loadTrainVal(o.data, {
     size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass,
   });
+  // After the split, so generated images can only ever be training images.
+  const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
   const augment: AugmentConfig = resolveAugment(recipe.augment);
   const balance = recipe.balance as BalanceMode;
   const result = await train({
@@ -59,7 +62,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     classWeights: lossWeights(trainSet.labels, balance),
     augment: isIdentity(augment) ? undefined
       : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
-    dataInfo: info,
+    dataInfo: { ...info, ...ganInfo },
     command: o.command,
   });
   if (o.report !== false) {

@@ -1,0 +1,84 @@
+// `cxr gan train | sample | check`: synthetic chest X-rays from a class-conditional GAN.
+import { Command, Option } from 'commander';
+import * as path from 'node:path';
+import { initEngine } from '../engine';
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`not a whole number: ${v}`);
+  return n;
+};
+
+export function register(program: Command): void {
+  const gan = program.command('gan').description('class-conditional GAN: train it, sample X-rays, check for memorisation');
+
+  gan.command('train')
+    .description('train on the training part of the patient split (validation patients are never seen)')
+    .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
+    .requiredOption('--out <dir>', 'GAN folder: generator/, gan.json, samples/, log.jsonl, checkpoints/, memorisation/')
+    .addOption(new Option('--size <px>', 'image side').choices(['32', '64', '128']))
+    .option('--epochs <n>', 'epochs', int)
+    .option('--batch-size <n>', 'batch size', int)
+    .option('--g-width <n>', 'generator width (channels of its finest hidden layer)', int)
+    .option('--d-width <n>', 'discriminator width (channels of its first layer)', int)
+    .option('--z-dim <n>', 'noise dimensions', int)
+    .option('--lr <x>', 'Adam learning rate (both networks)', parseFloat)
+    .addOption(new Option('--loss <name>', 'GAN loss').choices(['bce', 'hinge']))
+    .addOption(new Option('--balance <mode>', 'class balance of the batches').choices(['none', 'oversample']))
+    .option('--limit-per-class <n>', 'use at most n images per class', int)
+    .option('--seed <n>', 'seed (split, order, noise, initial weights)', int)
+    .option('--quick', 'small subset and narrow networks, 2 epochs (CI smoke run)')
+    .option('--resume', 'continue from the last checkpoint in --out (--epochs may extend the run)')
+    .option('--check <n>', 'samples per class for the memorisation check (0 = skip)', int, 16)
+    .option('--threads <n>', 'engine threads (default: all cores)', int)
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const { QUICK } = await import('../gan/config.js');
+      const { trainGan } = await import('../gan/train.js');
+      const config = Object.fromEntries(Object.entries({
+        ...(o.quick ? QUICK : {}),
+        ...Object.fromEntries(Object.entries({
+          size: o.size && int(o.size), epochs: o.epochs, batchSize: o.batchSize, gWidth: o.gWidth, dWidth: o.dWidth,
+          zDim: o.zDim, lr: o.lr, loss: o.loss, balance: o.balance, limitPerClass: o.limitPerClass, seed: o.seed,
+        }).filter(([, v]) => v !== undefined)),
+      }));
+      const r = await trainGan({ data: o.data, out: path.resolve(o.out), config, resume: !!o.resume, checkPerClass: o.check });
+      process.stdout.write(`${path.resolve(o.out)}\n${r.grids.at(-1) ?? ''}\n`);
+    });
+
+  gan.command('sample')
+    .description('write generated X-rays of one class as PNG files')
+    .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
+    .requiredOption('--n <n>', 'number of images', int)
+    .requiredOption('--class <name>', 'NORMAL or PNEUMONIA')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--seed <n>', 'noise seed', int, 1)
+    .option('--size <px>', 'resize to this side (default: the GAN size)', int)
+    .action(async (o) => {
+      await initEngine();
+      const { sampleToFiles } = await import('../gan/sample.js');
+      const files = await sampleToFiles({ ganModel: path.resolve(o.ganModel), n: o.n, className: o.class, out: path.resolve(o.out), seed: o.seed, size: o.size });
+      process.stdout.write(files.join('\n') + '\n');
+    });
+
+  gan.command('check')
+    .description('memorisation check: nearest training image of each sample vs. real-to-real distances')
+    .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
+    .requiredOption('--data <root>', 'the data folder the GAN was trained on')
+    .option('--n <n>', 'samples per class', int, 32)
+    .option('--seed <n>', 'noise seed', int, 1)
+    .option('--out <dir>', 'output folder (default: <gan-model>/memorisation)')
+    .action(async (o) => {
+      await initEngine();
+      const { loadGenerator } = await import('../gan/generator_io.js');
+      const { memorisationCheck } = await import('../gan/memorisation.js');
+      const { loadTrainVal } = await import('../train/dataset_images.js');
+      const dir = path.resolve(o.ganModel);
+      const { model, meta } = await loadGenerator(dir);
+      const c = meta.config;
+      const { train, val } = await loadTrainVal(o.data, { size: c.size, valFraction: c.valFraction, seed: c.seed, limitPerClass: c.limitPerClass });
+      const s = await memorisationCheck(model, c.zDim, train, val, path.resolve(o.out ?? path.join(dir, 'memorisation')), { perClass: o.n, seed: o.seed });
+      model.dispose();
+      process.stdout.write(`${s.verdict}\n${s.files.markdown}\n${s.files.pairs}\n`);
+    });
+}

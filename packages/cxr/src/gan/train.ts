@@ -1,0 +1,170 @@
+// `cxr gan train`: the class-conditional GAN on the training part of the classifier's patient
+// split (validation patients are never shown to it), with a JSON-lines loss log, a sample grid
+// per epoch from fixed noise, per-epoch checkpoints (--resume), the exported generator after
+// every epoch, and the memorisation check at the end.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { SingleBar } from 'cli-progress';
+import { epochOrder } from '../data/balance';
+import { count, ImageSet } from '../train/images';
+import { loadTrainVal } from '../train/dataset_images';
+import { GanState, readGanState, restoreGanCheckpoint, saveGanCheckpoint } from './checkpoint';
+import { CLASS_NAMES, GanConfig, GanConfigInput } from './config';
+import { exportGenerator, GAN_FORMAT, GanMeta } from './generator_io';
+import { tilesOf, writeGrid } from './grid';
+import { recalibrateBatchNorm } from './bn_stats';
+import { memorisationCheck, MemorisationSummary } from './memorisation';
+import { buildDiscriminator, buildGenerator } from './models';
+import { gaussian, oneHot, toGanInput, toPixels } from './noise';
+import { ganStep, makeNets, Nets } from './step';
+
+export interface GanTrainOptions {
+  data: string;
+  out: string;
+  config: GanConfigInput;
+  resume?: boolean;
+  progress?: boolean;
+  /** Samples per class for the memorisation check; 0 skips it. */
+  checkPerClass?: number;
+  log?: (line: string) => void;
+}
+
+export interface GanTrainResult {
+  config: GanConfig;
+  epochs: number;
+  seconds: number;
+  grids: string[];
+  memorisation: MemorisationSummary | null;
+}
+
+/** The grid: this many columns, and this many rows per class (same noise in both classes). */
+export const GRID_COLS = 8;
+export const GRID_ROWS_PER_CLASS = 2;
+
+export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] {
+  const n = GRID_COLS * GRID_ROWS_PER_CLASS;
+  const z = gaussian(n, c.zDim, c.seed, 'grid');
+  const rows: Uint8Array[][] = [];
+  for (const cls of [0, 1]) {
+    const images = tf.tidy(() => nets.g.predict([tf.tensor2d(z, [n, c.zDim]), oneHot(Array(n).fill(cls))]) as tf.Tensor);
+    const tiles = tilesOf(toPixels(images), n, c.size);
+    images.dispose();
+    for (let r = 0; r < GRID_ROWS_PER_CLASS; r++) rows.push(tiles.slice(r * GRID_COLS, (r + 1) * GRID_COLS));
+  }
+  return rows;
+}
+
+function batchPixels(set: ImageSet, idx: readonly number[]): Uint8Array {
+  const per = set.size * set.size;
+  const buf = new Uint8Array(idx.length * per);
+  idx.forEach((src, j) => buf.set(set.pixels.subarray(src * per, (src + 1) * per), j * per));
+  return buf;
+}
+
+export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const progress = o.progress ?? process.stderr.isTTY === true;
+  fs.mkdirSync(o.out, { recursive: true });
+  const configPath = path.join(o.out, 'config.json');
+  const ckpt = path.join(o.out, 'checkpoints', 'last');
+  const logFile = path.join(o.out, 'log.jsonl');
+  const resuming = o.resume === true && readGanState(ckpt) !== null;
+  // A resumed run keeps the settings it started with; only the epoch count may grow.
+  const c = resuming
+    ? GanConfig.parse({ ...JSON.parse(fs.readFileSync(configPath, 'utf8')), ...(o.config.epochs ? { epochs: o.config.epochs } : {}) })
+    : GanConfig.parse(o.config);
+  fs.writeFileSync(configPath, JSON.stringify(c, null, 2) + '\n');
+
+  const { train, val, info } = await loadTrainVal(o.data, {
+    size: c.size, progress, warn: log, valFraction: c.valFraction, seed: c.seed, limitPerClass: c.limitPerClass,
+  });
+  const counts = count(train);
+  if (counts.normal === 0 || counts.pneumonia === 0) throw new Error('the GAN needs training images of both classes');
+
+  const nets = makeNets(buildGenerator(c), buildDiscriminator(c), c);
+  let state: GanState = { epoch: 0, step: 0, elapsedSeconds: 0 };
+  if (resuming) {
+    state = await restoreGanCheckpoint(ckpt, nets);
+    log(`resuming after epoch ${state.epoch}`);
+    if (fs.existsSync(logFile)) {
+      const kept = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).epoch <= state.epoch);
+      fs.writeFileSync(logFile, kept.map((l) => l + '\n').join(''));
+    }
+  } else if (fs.existsSync(logFile)) {
+    fs.rmSync(logFile);
+  }
+  log(`GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
+    `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
+    `G width ${c.gWidth} (${nets.g.countParams()} weights), D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`);
+
+  const dataInfo = { ...info, train: counts, validation: count(val) };
+  const grids: string[] = [];
+  const started = Date.now() - state.elapsedSeconds * 1000;
+  for (let epoch = state.epoch; epoch < c.epochs; epoch++) {
+    const t0 = Date.now();
+    const order = epochOrder(train.labels, c.balance, c.seed, epoch);
+    // Full batches only: batch norm statistics of a 3-image batch would be noise.
+    const steps = Math.max(1, Math.floor(order.length / c.batchSize));
+    const bar = progress ? new SingleBar({
+      format: `GAN epoch ${epoch + 1}/${c.epochs} [{bar}] {value}/{total} | D {d} G {g} | eta {eta_formatted}`,
+      stream: process.stderr, hideCursor: true,
+    }) : null;
+    bar?.start(steps, 0, { d: '-', g: '-' });
+    const sum = { dLoss: 0, gLoss: 0, dReal: 0, dFake: 0 };
+    for (let b = 0; b < steps; b++) {
+      const idx = order.slice(b * c.batchSize, (b + 1) * c.batchSize);
+      const real = toGanInput(batchPixels(train, idx), idx.length, c.size);
+      const labels = oneHot(idx.map((i) => train.labels[i]));
+      const z1 = tf.tensor2d(gaussian(idx.length, c.zDim, c.seed, 'step', state.step, 'd'), [idx.length, c.zDim]);
+      const z2 = tf.tensor2d(gaussian(idx.length, c.zDim, c.seed, 'step', state.step, 'g'), [idx.length, c.zDim]);
+      const s = ganStep(nets, real, labels, z1, z2, c);
+      tf.dispose([real, labels, z1, z2]);
+      if (!Number.isFinite(s.dLoss) || !Number.isFinite(s.gLoss)) {
+        throw new Error(`GAN training diverged at epoch ${epoch + 1}, step ${b + 1}: D loss ${s.dLoss}, G loss ${s.gLoss}`);
+      }
+      for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += s[k];
+      state.step++;
+      if (state.step % c.logEvery === 0) {
+        fs.appendFileSync(logFile, JSON.stringify({ kind: 'step', epoch: epoch + 1, step: state.step, d_loss: s.dLoss, g_loss: s.gLoss, d_real: s.dReal, d_fake: s.dFake }) + '\n');
+      }
+      bar?.update(b + 1, { d: (sum.dLoss / (b + 1)).toFixed(3), g: (sum.gLoss / (b + 1)).toFixed(3) });
+      // Let signals and I/O through between steps.
+      if (b % 8 === 7) await new Promise((r) => setImmediate(r));
+    }
+    bar?.stop();
+    recalibrateBatchNorm(nets.g, c.zDim, c.seed);
+    const grid = path.join(o.out, 'samples', `epoch-${String(epoch + 1).padStart(3, '0')}.png`);
+    await writeGrid(grid, sampleGrid(nets, c), c.size);
+    grids.push(grid);
+    const entry = {
+      kind: 'epoch', epoch: epoch + 1, step: state.step, d_loss: sum.dLoss / steps, g_loss: sum.gLoss / steps,
+      d_real: sum.dReal / steps, d_fake: sum.dFake / steps, seconds: (Date.now() - t0) / 1000,
+      ms_per_step: (Date.now() - t0) / steps,
+    };
+    fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
+    log(`GAN epoch ${epoch + 1}/${c.epochs}: D loss ${entry.d_loss.toFixed(3)}, G loss ${entry.g_loss.toFixed(3)}, ` +
+      `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`);
+    state.epoch = epoch + 1;
+    state.elapsedSeconds = (Date.now() - started) / 1000;
+    await saveGanCheckpoint(ckpt, nets, state);
+    const meta: GanMeta = {
+      format: GAN_FORMAT, size: c.size, zDim: c.zDim, classNames: [CLASS_NAMES[0], CLASS_NAMES[1]], epochs: state.epoch,
+      config: c, data: dataInfo, createdAt: new Date().toISOString(),
+    };
+    await exportGenerator(o.out, nets.g, meta);
+  }
+
+  let memorisation: MemorisationSummary | null = null;
+  if ((o.checkPerClass ?? 16) > 0) {
+    memorisation = await memorisationCheck(nets.g, c.zDim, train, val, path.join(o.out, 'memorisation'), { perClass: o.checkPerClass ?? 16, seed: c.seed });
+    log(`memorisation check: ${memorisation.verdict} (median distance to the nearest training image: samples ` +
+      `${memorisation.samples.median.toFixed(1)}, validation images ${memorisation.valToTrain.median.toFixed(1)} grey levels); ` +
+      `${memorisation.files.markdown}`);
+  }
+  nets.g.dispose();
+  nets.d.dispose();
+  nets.optG.dispose();
+  nets.optD.dispose();
+  return { config: c, epochs: state.epoch, seconds: state.elapsedSeconds, grids, memorisation };
+}
