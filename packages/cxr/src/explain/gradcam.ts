@@ -1,0 +1,108 @@
+// Grad-CAM (Selvaraju et al., 2017) for the pneumonia logit: which regions of the last feature
+// map push the logit up. Channel weights are the spatial means of d(logit)/d(A); the map is the
+// ReLU of the weighted channel sum. The positive class is always explained, whatever the label,
+// so a NORMAL call shows where the (weaker) pneumonia evidence is.
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { INFERNO } from './colormap';
+import { denseLogit, type ModelParts } from './model_parts';
+
+export interface CamResult {
+  /** height × width, row-major, scaled to [0, 1] (all zeros when nothing supports the class). */
+  map: Float32Array;
+  height: number;
+  width: number;
+  /** Largest raw map value before scaling, averaged over members; 0 = no positive evidence. */
+  peak: number;
+}
+
+/** Grad-CAM of one image x [1, S, S, 1], averaged over ensemble members at the first member's map size. */
+export function gradCam(members: readonly ModelParts[], x: tf.Tensor4D): CamResult {
+  if (members.length === 0) throw new Error('gradCam: no model');
+  if (x.shape[0] !== 1) throw new Error(`gradCam: one image at a time, got a batch of ${x.shape[0]}`);
+  const [height, width] = members[0].mapShape;
+  let peak = 0;
+  const acc = new Float32Array(height * width);
+  for (const parts of members) {
+    const cam = tf.tidy(() => {
+      const a = parts.body.predict(x) as tf.Tensor4D;
+      const logitOf = (fm: tf.Tensor) => tf.sum(denseLogit(parts, tf.reshape(parts.neck.apply(fm, { training: false }) as tf.Tensor, [1, -1]) as tf.Tensor2D));
+      const grads = tf.grad(logitOf)(a);
+      const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, C]
+      let m = tf.relu(tf.sum(tf.mul(a, weights), -1, true)) as tf.Tensor4D; // [1, h, w, 1]
+      if (m.shape[1] !== height || m.shape[2] !== width) m = tf.image.resizeBilinear(m, [height, width]);
+      return tf.reshape(m, [-1]);
+    });
+    const values = cam.dataSync() as Float32Array;
+    cam.dispose();
+    let max = 0;
+    for (const v of values) if (v > max) max = v;
+    peak += max / members.length;
+    if (max > 0) for (let i = 0; i < acc.length; i++) acc[i] += values[i] / max / members.length;
+  }
+  let max = 0;
+  for (const v of acc) if (v > max) max = v;
+  if (max > 0) for (let i = 0; i < acc.length; i++) acc[i] /= max;
+  return { map: acc, height, width, peak };
+}
+
+/** Bilinear resize of a map to height × width (pixel centres aligned, as image resizers do). */
+export function resizeMap(src: Float32Array, sh: number, sw: number, height: number, width: number): Float32Array {
+  const out = new Float32Array(height * width);
+  const sy = sh / height;
+  const sx = sw / width;
+  for (let y = 0; y < height; y++) {
+    const fy = Math.min(sh - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(sh - 1, y0 + 1);
+    const wy = fy - y0;
+    for (let x = 0; x < width; x++) {
+      const fx = Math.min(sw - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(sw - 1, x0 + 1);
+      const wx = fx - x0;
+      const top = src[y0 * sw + x0] * (1 - wx) + src[y0 * sw + x1] * wx;
+      const bottom = src[y1 * sw + x0] * (1 - wx) + src[y1 * sw + x1] * wx;
+      out[y * width + x] = top * (1 - wy) + bottom * wy;
+    }
+  }
+  return out;
+}
+
+/** The (row, column) of the map's maximum, in map cells. */
+export function argmax2d(cam: CamResult): { row: number; col: number } {
+  let best = 0;
+  for (let i = 1; i < cam.map.length; i++) if (cam.map[i] > cam.map[best]) best = i;
+  return { row: Math.floor(best / cam.width), col: best % cam.width };
+}
+
+export interface OverlayOptions {
+  /** Opacity of the colour where the map is 1; it fades with the map value. Default 0.6. */
+  maxAlpha?: number;
+  /** Map values below this are not coloured at all, so the X-ray shows through. Default 0.2. */
+  floor?: number;
+}
+
+/**
+ * The heat map over the grayscale image as an RGB PNG, at the image's own size. The map was
+ * computed on the squashed model input, and squashing back to the image's aspect is a plain
+ * resize, so each map cell lands on the region it saw.
+ */
+export async function renderOverlay(gray: Uint8Array, width: number, height: number, cam: CamResult,
+    opts: OverlayOptions = {}): Promise<Buffer> {
+  if (gray.length !== width * height) throw new Error(`renderOverlay: ${gray.length} pixels for ${width}×${height}`);
+  const maxAlpha = opts.maxAlpha ?? 0.6;
+  const floor = opts.floor ?? 0.2;
+  const m = resizeMap(cam.map, cam.height, cam.width, height, width);
+  const rgb = Buffer.allocUnsafe(width * height * 3);
+  for (let i = 0; i < m.length; i++) {
+    const v = Math.min(1, Math.max(0, m[i]));
+    const a = v <= floor ? 0 : (maxAlpha * (v - floor)) / (1 - floor);
+    const k = Math.round(v * 255) * 3;
+    const g = gray[i];
+    rgb[3 * i] = Math.round(g * (1 - a) + INFERNO[k] * a);
+    rgb[3 * i + 1] = Math.round(g * (1 - a) + INFERNO[k + 1] * a);
+    rgb[3 * i + 2] = Math.round(g * (1 - a) + INFERNO[k + 2] * a);
+  }
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
+}

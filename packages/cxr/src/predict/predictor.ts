@@ -1,0 +1,301 @@
+// The prediction service: one loaded model answering single-image requests (the web server,
+// `cxr predict`). Bytes in, a Prediction out; any fault of the input is an InputError with an
+// HTTP-style status, anything else is a bug. The probability is computed by predict/infer.ts,
+// the same code as `cxr evaluate`, so a served number equals an evaluated one.
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
+import { decodeDicom, isDicom } from '../data/dicom';
+import { initEngine } from '../engine';
+import { gradCam, renderOverlay } from '../explain/gradcam';
+import { features, type ModelParts, splitModel } from '../explain/model_parts';
+import { imageChecks, type ImageFacts, loadOod, mahalanobis, type OodModel, saturatedFraction } from '../explain/ood';
+import { loadModel, type LoadedModel } from '../models/io';
+import type { ModelMeta } from '../models/metadata';
+import { InputError } from './errors';
+import { predictLogits, sigmoid, toInput } from './infer';
+
+export interface PredictOptions {
+  operatingPoint?: string;
+  heatmap?: boolean;
+  thumbnail?: boolean;
+}
+
+export interface Prediction {
+  /** Calibrated: sigmoid(logit). */
+  probability: number;
+  /** Calibrated logit: the mean logit over members and test-time views, divided by the temperature. */
+  logit: number;
+  label: 'NORMAL' | 'PNEUMONIA';
+  operatingPoint: string;
+  /** PNEUMONIA when probability >= threshold (the convention of eval/). */
+  threshold: number;
+  /** Human-readable, e.g. "does not look like a frontal chest X-ray (OOD score …)". */
+  warnings: string[];
+  /** The statistical OOD gate; null when the model folder has no (valid) ood.json. */
+  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
+  input: { kind: 'jpeg' | 'png' | 'dicom'; width: number; height: number; sha256: string; bytes: number };
+  /** Grad-CAM overlay (RGB PNG) at the original aspect, long side ≤ 512. */
+  heatmapPng?: Buffer;
+  /** Grayscale PNG, long side ≤ 256. */
+  thumbnailPng?: Buffer;
+  timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
+}
+
+export type OodPolicy = 'warn' | 'refuse';
+
+export interface PredictorOptions {
+  /** 'warn' (default): OOD findings become warnings; 'refuse': they are an InputError (422). */
+  oodPolicy?: OodPolicy;
+  limits?: Partial<DecodeLimits>;
+  /** Skip the warm-up run (tests that time the first call, or that load many predictors). */
+  warmUp?: boolean;
+}
+
+const HEATMAP_SIDE = 512;
+const THUMBNAIL_SIDE = 256;
+
+export class Predictor {
+  readonly model: { name: string; version: string; sha256: string; dir: string; meta: ModelMeta };
+  readonly oodPolicy: OodPolicy;
+  /** Things found at load that limit the service (no ood.json, no Grad-CAM layer...). */
+  readonly notes: string[];
+  private readonly loaded: LoadedModel;
+  private readonly parts: ModelParts[] | null;
+  private readonly ood: OodModel | null;
+  private readonly limits: DecodeLimits;
+  private disposed = false;
+
+  private constructor(loaded: LoadedModel, opts: PredictorOptions) {
+    const { meta } = loaded;
+    this.loaded = loaded;
+    this.model = { name: meta.name, version: meta.version, sha256: loaded.sha256, dir: path.resolve(loaded.dir), meta };
+    this.oodPolicy = opts.oodPolicy ?? 'warn';
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.notes = [];
+    let parts: ModelParts[] | null = null;
+    try {
+      parts = loaded.members.map(splitModel);
+    } catch (e) {
+      this.notes.push(`heat maps and the OOD gate are unavailable: ${(e as Error).message}`);
+    }
+    this.parts = parts;
+    let ood: OodModel | null = null;
+    if (parts) {
+      const memberDir = meta.members.length ? path.join(loaded.dir, meta.members[0]) : loaded.dir;
+      const found = loadOod(loaded.dir, memberDir);
+      if (found.model && found.model.member < parts.length && found.model.dim === parts[found.model.member].featureDim) {
+        ood = found.model;
+      } else if (found.model) {
+        this.notes.push('ood.json does not match this model\'s features: the OOD gate is off');
+      } else {
+        this.notes.push(found.problem ?? `no ood.json in ${loaded.dir}: the OOD gate is off (fit it with 'cxr ood fit')`);
+      }
+    }
+    this.ood = ood;
+  }
+
+  /** Loads the model once and runs one warm-up prediction (first calls compile kernels and fill pools). */
+  static async load(modelDir: string, opts: PredictorOptions = {}): Promise<Predictor> {
+    await initEngine();
+    const loaded = await loadModel(modelDir);
+    const p = new Predictor(loaded, opts);
+    if (opts.warmUp !== false) {
+      try {
+        await p.run(await warmUpImage(), { heatmap: true, thumbnail: true }, 'warn');
+      } catch (e) {
+        p.dispose();
+        throw e;
+      }
+    }
+    return p;
+  }
+
+  get oodGate(): { threshold: number; featureLayer: string; percentile: number } | null {
+    return this.ood && { threshold: this.ood.threshold, featureLayer: this.ood.featureLayer, percentile: this.ood.percentile };
+  }
+
+  predict(bytes: Buffer, opts: PredictOptions = {}): Promise<Prediction> {
+    return this.run(bytes, opts, this.oodPolicy);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const m of this.loaded.members) m.dispose();
+  }
+
+  private async run(bytes: Buffer, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
+    if (this.disposed) throw new Error('Predictor: used after dispose()');
+    const t0 = performance.now();
+    const { meta } = this.model;
+    const opName = opts.operatingPoint ?? meta.defaultOperatingPoint;
+    const op = Object.hasOwn(meta.operatingPoints, opName) ? meta.operatingPoints[opName] : undefined;
+    if (!op) {
+      throw new InputError('UNKNOWN_OPERATING_POINT',
+        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`);
+    }
+    if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
+    const wantDisplay = !!(opts.heatmap || opts.thumbnail);
+
+    let img: DecodedInput;
+    try {
+      img = await this.decode(bytes, wantDisplay);
+    } catch (e) {
+      throw InputError.from(e);
+    }
+    const t1 = performance.now();
+
+    const warnings: string[] = [];
+    const checks = imageChecks(img.facts);
+    const x = toInput(img.pixels, 1, meta.inputSize);
+    let logit: number;
+    let oodResult: Prediction['ood'] = null;
+    let cam = null;
+    let t2: number;
+    try {
+      const meanLogit = predictLogits(this.loaded.members, x, meta.tta)[0];
+      logit = meanLogit / meta.temperature;
+      if (this.ood && this.parts) {
+        const h = features(this.parts[this.ood.member], x);
+        const score = mahalanobis(this.ood, h.dataSync());
+        h.dispose();
+        oodResult = { score, threshold: this.ood.threshold, outOfDistribution: score > this.ood.threshold };
+      }
+      t2 = performance.now();
+      const suspicious = oodResult?.outOfDistribution || checks.length > 0;
+      if (suspicious && policy === 'refuse') {
+        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${oodMessages(oodResult, checks).join('; ')}`);
+      }
+      if (opts.heatmap && this.parts) cam = gradCam(this.parts, x);
+    } finally {
+      x.dispose();
+    }
+    warnings.push(...oodMessages(oodResult, checks));
+
+    const probability = sigmoid(logit);
+    const out: Prediction = {
+      probability,
+      logit,
+      label: probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
+      operatingPoint: opName,
+      threshold: op.threshold,
+      warnings,
+      ood: oodResult,
+      input: { kind: img.kind, width: img.width, height: img.height, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length },
+      timings: { decodeMs: t1 - t0, inferMs: t2 - t1, totalMs: 0 },
+    };
+    if (opts.heatmap) {
+      if (cam && img.display) {
+        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam);
+      } else {
+        warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
+      }
+      out.timings.heatmapMs = performance.now() - t2;
+    }
+    if (opts.thumbnail && img.display) {
+      const { gray, width, height } = img.display;
+      out.thumbnailPng = await sharp(gray, { raw: { width, height, channels: 1 } })
+        .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .png().toBuffer();
+    }
+    out.timings.totalMs = performance.now() - t0;
+    return out;
+  }
+
+  /** Content-sniffed decode to the model input, plus a display-size grayscale copy when wanted. */
+  private async decode(bytes: Buffer, wantDisplay: boolean): Promise<DecodedInput> {
+    const size = this.model.meta.inputSize;
+    if (bytes.length === 0) throw new InputError('EMPTY', 'empty file (0 bytes)');
+    const format = sniffFormat(bytes);
+    if (format === 'jpeg' || format === 'png') {
+      const d = await decodeBuffer(bytes, size, { limits: this.limits, name: 'image' });
+      const facts: ImageFacts = { pixels: d.pixels, size };
+      let display: Display | undefined;
+      // Colour is lost in the model input; look at a small colour copy when the file has colour.
+      const channels = (await sharp(bytes).metadata()).channels ?? 1;
+      if (wantDisplay || channels >= 3) {
+        const side = wantDisplay ? HEATMAP_SIDE : 64;
+        const { data, info } = await sharp(bytes, { limitInputPixels: this.limits.maxPixels, failOn: 'warning' })
+          .autoOrient()
+          .flatten({ background: { r: 0, g: 0, b: 0 } })
+          .resize(side, side, { fit: 'inside', withoutEnlargement: true })
+          .raw({ depth: 'uchar' })
+          .toBuffer({ resolveWithObject: true });
+        facts.colourFraction = saturatedFraction(data, info.channels);
+        if (wantDisplay) display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
+      }
+      return { kind: format, width: d.width, height: d.height, pixels: d.pixels, facts, display };
+    }
+    if (isDicom(bytes)) {
+      const dcm = await decodeDicom(bytes, { limits: this.limits, name: 'DICOM' });
+      const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, { limits: this.limits, name: 'DICOM' });
+      const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart };
+      let display: Display | undefined;
+      if (wantDisplay) {
+        const { data, info } = await sharp(dcm.gray, { raw: { width: dcm.width, height: dcm.height, channels: 1 } })
+          .resize(HEATMAP_SIDE, HEATMAP_SIDE, { fit: 'inside', withoutEnlargement: true })
+          .raw().toBuffer({ resolveWithObject: true });
+        display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
+      }
+      return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display };
+    }
+    const what = format === 'unknown' || format === 'dicom' ? 'not a JPEG, PNG or DICOM image' : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
+    throw new InputError('UNSUPPORTED_FORMAT', what);
+  }
+}
+
+interface Display {
+  gray: Uint8Array;
+  width: number;
+  height: number;
+}
+
+interface DecodedInput {
+  kind: 'jpeg' | 'png' | 'dicom';
+  width: number;
+  height: number;
+  pixels: Uint8Array;
+  facts: ImageFacts;
+  display?: Display;
+}
+
+function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
+  const out: string[] = [];
+  if (ood?.outOfDistribution) {
+    out.push(`does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`);
+  }
+  for (const c of checks) out.push(c.message);
+  return out;
+}
+
+/** Rec. 601 luma, as decode.ts computes the model input. */
+function toGray(data: Uint8Array, channels: number): Uint8Array {
+  if (channels === 1) return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  const n = data.length / channels;
+  const out = new Uint8Array(n);
+  if (channels === 2) {
+    for (let i = 0; i < n; i++) out[i] = data[2 * i];
+    return out;
+  }
+  for (let i = 0; i < n; i++) {
+    out[i] = Math.round(0.299 * data[i * channels] + 0.587 * data[i * channels + 1] + 0.114 * data[i * channels + 2]);
+  }
+  return out;
+}
+
+/** A chest-like synthetic image for the warm-up run: bright borders and mediastinum, dark lungs. */
+async function warmUpImage(): Promise<Buffer> {
+  const w = 320;
+  const h = 320;
+  const px = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const lung = ((x - 100) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1 || ((x - 220) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1;
+      px[y * w + x] = lung ? 60 + ((x * 7 + y * 3) % 20) : 190;
+    }
+  }
+  return sharp(px, { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+}
