@@ -3,6 +3,7 @@
 // features are cached, and fine-tuning moves only the unfrozen blocks (batch norm untouched).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -101,4 +102,34 @@ test('augmentation + oversampling + fine-tuning: only the top blocks change, bat
   assert.deepEqual(Array.from(m.getLayer('to_rgb').getWeights()[1].dataSync()), [-1, -1, -1]);
   m.dispose();
   tf.disposeVariables();
+});
+
+test('a transfer run killed during fine-tuning resumes to the same epochs and a loadable model', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlresume-'));
+  const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
+  const args = [cli, 'train', '--data', data, '--out', out, '--backbone', 'mobilenet_v1_0.25', '--weights', shared, '--input-size', '96',
+    '--epochs', '2', '--fine-tune', '1:3:1e-4', '--limit-per-class', '40', '--batch-size', '16', '--augment', 'none', '--no-report'];
+  const env = { ...process.env, CXR_CACHE: imageCache };
+  const first = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  first.stderr.on('data', (d) => { stderr += d; });
+  const state = path.join(out, 'checkpoints', 'last', 'state.json');
+  const inFineTune = () => fs.existsSync(state) && JSON.parse(fs.readFileSync(state, 'utf8')).phase === 'fine-tune';
+  for (let i = 0; i < 1200 && !inFineTune() && first.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+  assert.ok(inFineTune(), `no fine-tuning checkpoint before the kill:\n${stderr}`);
+  assert.ok(!fs.existsSync(path.join(out, 'cxr.json')), 'the run finished before it could be killed');
+
+  const second = spawn(process.execPath, [...args, '--resume'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr2 = '';
+  second.stderr.on('data', (d) => { stderr2 += d; });
+  const code = await new Promise((r) => second.once('exit', r));
+  assert.equal(code, 0, stderr2);
+  assert.match(stderr2, /resuming after epoch [345] \(fine-tune/);
+  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((e) => [e.epoch, e.phase]), [[1, 'head'], [2, 'head'], [3, 'fine-tune'], [4, 'fine-tune'], [5, 'fine-tune']]);
+  const loaded = await loadModel(out);
+  assert.equal(loaded.meta.validation?.epochsRun, 5);
+  loaded.members[0].dispose();
 });
