@@ -57,16 +57,11 @@ export async function resolveBackbone(name: string, opts: ResolveOptions = {}): 
   if (inc) return { ...inc, requested: name, fallback: null };
   const mobile = present.sort((a, b) => b.spec.paramsM - a.spec.paramsM)[0];
   if (mobile) {
-    const fallback = `InceptionV3 weights not found (cache: ${fetchHint(inception)}); using the largest MobileNet available, ${mobile.spec.name}`;
-    log(`backbone: ${fallback}`);
+    const fallback = `InceptionV3 weights not found (run 'cxr backbone fetch ${inception.name}' to get them); using the largest MobileNet available, ${mobile.spec.name}`;
     return { ...mobile, requested: name, fallback };
   }
   if (opts.fetch === false) throw new Error(`no backbone weights found; run 'cxr backbone fetch inception_v3' (or a MobileNet)`);
   return { spec: inception, weights: await fetchWeights(inception, { progress: opts.progress, log }), requested: name, fallback: null };
-}
-
-function fetchHint(spec: BackboneSpec): string {
-  return `'cxr backbone fetch ${spec.name}' puts them there`;
 }
 
 const weightCache = new Map<string, WeightMap>();
