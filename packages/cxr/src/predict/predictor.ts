@@ -199,6 +199,7 @@ export class Predictor {
       const { gray, width, height } = img.display;
       out.thumbnailPng = await sharp(gray, { raw: { width, height, channels: 1 } })
         .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .toColourspace('b-w') // one channel: libvips would otherwise write RGB
         .png().toBuffer();
     }
     out.timings.totalMs = performance.now() - t0;

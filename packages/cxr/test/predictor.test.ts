@@ -1,0 +1,236 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { decodeBuffer } from '../src/data/decode';
+import { cxrnet } from '../src/models/cxrnet';
+import { loadModel, saveLayersModel } from '../src/models/io';
+import { InputError } from '../src/predict/errors';
+import { predictLogits, sigmoid, toInput } from '../src/predict/infer';
+import { Predictor } from '../src/predict/predictor';
+import { imageElements, TS, writeDicom } from './dicom-writer';
+import { makeSeededModel, seedWeights, SHARED, tempDir } from './ood-fixtures';
+
+const SIZE = 48;
+let root = '';
+let modelDir = '';
+let predictor: Predictor;
+
+/** A chest-like grayscale image (bright body, two dark lung fields), width × height. */
+function chestLike(width: number, height: number): Uint8Array {
+  const px = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const u = x / width, v = y / height;
+      const lung = ((u - 0.3) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1 || ((u - 0.7) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1;
+      px[y * width + x] = lung ? 50 + ((x * 13 + y * 7) % 30) : 170 + ((x + y) % 20);
+    }
+  }
+  return px;
+}
+
+const jpeg = (w: number, h: number) => sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } }).jpeg({ quality: 92 }).toBuffer();
+const png = (w: number, h: number) => sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+
+before(async () => {
+  root = tempDir('predictor');
+  modelDir = await makeSeededModel(path.join(root, 'model'), { inputSize: SIZE, widths: [4, 8, 8, 8] });
+  predictor = await Predictor.load(modelDir);
+});
+after(() => {
+  predictor?.dispose();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('load: model identity, and a note that the OOD gate is off without ood.json', () => {
+  const m = predictor.model;
+  assert.equal(m.name, 'seeded-test');
+  assert.equal(m.version, '0.0.1');
+  assert.match(m.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(m.dir, path.resolve(modelDir));
+  assert.equal(m.meta.inputSize, SIZE);
+  assert.ok(predictor.notes.some((n) => /ood\.json/.test(n)));
+  assert.equal(predictor.oodGate, null);
+});
+
+test('a JPEG prediction: calibrated probability, label at the operating point, input facts, timings', async () => {
+  const bytes = await jpeg(300, 240);
+  const r = await predictor.predict(bytes);
+  assert.ok(r.probability > 0 && r.probability < 1);
+  assert.ok(Math.abs(r.probability - sigmoid(r.logit)) < 1e-12);
+  assert.equal(r.operatingPoint, 'balanced');
+  assert.equal(r.threshold, 0.5);
+  assert.equal(r.label, r.probability >= 0.5 ? 'PNEUMONIA' : 'NORMAL');
+  assert.equal(r.ood, null);
+  assert.deepEqual(r.input, {
+    kind: 'jpeg', width: 300, height: 240, bytes: bytes.length,
+    sha256: (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'),
+  });
+  assert.equal(r.heatmapPng, undefined);
+  assert.equal(r.thumbnailPng, undefined);
+  for (const k of ['decodeMs', 'inferMs', 'totalMs'] as const) assert.ok(r.timings[k] >= 0);
+  assert.equal(r.timings.heatmapMs, undefined);
+});
+
+test('the served probability is exactly the evaluated one (same decode, same inference code)', async () => {
+  const bytes = await png(200, 260);
+  const r = await predictor.predict(bytes);
+  const { members, meta } = await loadModel(modelDir);
+  const { pixels } = await decodeBuffer(bytes, SIZE);
+  const x = toInput(pixels, 1, SIZE);
+  const z = predictLogits(members, x, meta.tta)[0];
+  x.dispose();
+  members.forEach((m) => m.dispose());
+  assert.equal(r.logit, z / meta.temperature);
+  assert.equal(r.probability, sigmoid(z / meta.temperature));
+});
+
+test('operating points: another one changes the threshold; an unknown one is a 400', async () => {
+  const bytes = await jpeg(100, 100);
+  const r = await predictor.predict(bytes, { operatingPoint: 'screening' });
+  assert.equal(r.operatingPoint, 'screening');
+  assert.equal(r.threshold, 0.3);
+  assert.equal(r.label, r.probability >= 0.3 ? 'PNEUMONIA' : 'NORMAL');
+  await assert.rejects(predictor.predict(bytes, { operatingPoint: 'toString' }),
+    (e: unknown) => e instanceof InputError && e.status === 400 && e.code === 'UNKNOWN_OPERATING_POINT' && /balanced/.test(e.message));
+});
+
+test('heat map at the original aspect (long side ≤ 512) and a grayscale thumbnail (≤ 256)', async () => {
+  for (const [w, h, hw, hh, tw, th] of [[800, 600, 512, 384, 256, 192], [300, 200, 300, 200, 256, 171], [150, 400, 150, 400, 96, 256]]) {
+    const r = await predictor.predict(await jpeg(w, h), { heatmap: true, thumbnail: true });
+    assert.ok(r.heatmapPng && r.thumbnailPng);
+    const hm = await sharp(r.heatmapPng).metadata();
+    assert.equal(hm.format, 'png');
+    assert.deepEqual([hm.width, hm.height, hm.channels], [hw, hh, 3], `heat map of ${w}×${h}`);
+    const th_ = await sharp(r.thumbnailPng).metadata();
+    assert.deepEqual([th_.width, th_.height, th_.channels], [tw, th, 1], `thumbnail of ${w}×${h}`);
+    assert.ok((r.timings.heatmapMs ?? -1) >= 0);
+  }
+});
+
+test('DICOM in (content-sniffed, no file name needed), with its header facts as warnings', async () => {
+  const w = 120, h = 100;
+  const px16 = Uint16Array.from(chestLike(w, h), (v) => v * 16);
+  const ok = writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12, pixels: px16 }));
+  const r = await predictor.predict(ok, { heatmap: true, thumbnail: true });
+  assert.equal(r.input.kind, 'dicom');
+  assert.deepEqual([r.input.width, r.input.height], [w, h]);
+  assert.deepEqual(r.warnings, []);
+  assert.ok(r.heatmapPng);
+  const lateral = writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12, pixels: px16, extra: [{ tag: 0x00185101, vr: 'CS', value: 'LL' }] }));
+  const rl = await predictor.predict(lateral);
+  assert.ok(rl.warnings.some((m) => /view position LL/.test(m)), rl.warnings.join('; '));
+});
+
+test('the sample DICOM files predict', { skip: !fs.existsSync(path.join(SHARED, 'dicom-samples')) && 'no shared/data' }, async () => {
+  const dir = path.join(SHARED, 'dicom-samples');
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.dcm'))) {
+    const r = await predictor.predict(fs.readFileSync(path.join(dir, f)));
+    assert.equal(r.input.kind, 'dicom', f);
+    assert.ok(r.probability > 0 && r.probability < 1, f);
+  }
+});
+
+/** A PNG header claiming width×height with almost no data: a decompression bomb's shape. */
+function pngBomb(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 0;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('bad input is always an InputError with a status, and no tensor is left behind', async () => {
+  const good = await jpeg(200, 200);
+  const gif = Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1');
+  const cases: Array<[string, Buffer, number, string]> = [
+    ['empty', Buffer.alloc(0), 400, 'EMPTY'],
+    ['text', Buffer.from('this is not an image'), 415, 'UNSUPPORTED_FORMAT'],
+    ['gif', gif, 415, 'UNSUPPORTED_FORMAT'],
+    ['truncated jpeg', good.subarray(0, Math.floor(good.length / 2)), 422, 'CORRUPT'],
+    ['truncated png', (await png(200, 200)).subarray(0, 300), 422, 'CORRUPT'],
+    ['png bomb', pngBomb(60000, 60000), 413, 'TOO_MANY_PIXELS'],
+    ['dicom mpeg2', writeDicom(imageElements({ rows: 4, columns: 4 }), { transferSyntax: TS.mpeg2, frames: [new Uint8Array(8)] }), 415, 'UNSUPPORTED_TRANSFER_SYNTAX'],
+    ['dicom without pixels', writeDicom(imageElements({ rows: 4, columns: 4 })), 422, 'NO_PIXEL_DATA'],
+    ['dicom truncated', writeDicom(imageElements({ rows: 40, columns: 40, pixels: new Uint16Array(1600) })).subarray(0, 1500), 422, 'TRUNCATED'],
+  ];
+  await predictor.predict(good, { heatmap: true, thumbnail: true }); // kernels compiled, pools filled
+  const before = tf.memory().numTensors;
+  for (const [what, bytes, status, code] of cases) {
+    for (const opts of [{}, { heatmap: true, thumbnail: true }]) {
+      await assert.rejects(predictor.predict(bytes, opts), (e: unknown) => {
+        assert.ok(e instanceof InputError, `${what}: expected an InputError, got ${String(e)}`);
+        assert.equal(e.status, status, `${what}: ${e.message}`);
+        assert.equal(e.code, code, `${what}: ${e.message}`);
+        assert.ok(e.message.length > 5);
+        return true;
+      });
+    }
+  }
+  await predictor.predict(good, { heatmap: true, thumbnail: true });
+  assert.equal(tf.memory().numTensors, before, 'tensors after errors and successes');
+});
+
+test('limits: a file over the byte limit is a 413', async () => {
+  const p = await Predictor.load(modelDir, { limits: { maxInputBytes: 1000 }, warmUp: false });
+  try {
+    await assert.rejects(p.predict(await png(300, 300)), (e: unknown) => e instanceof InputError && e.status === 413);
+  } finally {
+    p.dispose();
+  }
+});
+
+test('concurrent predictions give the same answers as one at a time', async () => {
+  const inputs = await Promise.all([jpeg(100, 120), png(90, 90), jpeg(400, 300), png(64, 200)]);
+  const serial: number[] = [];
+  for (const b of inputs) serial.push((await predictor.predict(b)).probability);
+  const parallel = await Promise.all(inputs.flatMap((b) => [predictor.predict(b, { heatmap: true }), predictor.predict(b)]));
+  parallel.forEach((r, i) => assert.equal(r.probability, serial[Math.floor(i / 2)]));
+});
+
+test('test-time augmentation and ensembles go through the same averaging as evaluation', async () => {
+  const dir = path.join(root, 'ensemble');
+  fs.mkdirSync(dir);
+  for (const [i, name] of ['m0', 'm1'].entries()) {
+    const m = cxrnet({ inputSize: SIZE, widths: [4, 8, 8, 8], dropout: 0 });
+    seedWeights(m, 10 + i);
+    await saveLayersModel(m, path.join(dir, name));
+    m.dispose();
+  }
+  const meta = JSON.parse(fs.readFileSync(path.join(modelDir, 'cxr.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'cxr.json'), JSON.stringify({ ...meta, members: ['m0', 'm1'], tta: ['identity', 'zoom-in'] }));
+  const p = await Predictor.load(dir);
+  try {
+    const bytes = await jpeg(150, 150);
+    const r = await p.predict(bytes, { heatmap: true });
+    const { members } = await loadModel(dir);
+    const x = toInput((await decodeBuffer(bytes, SIZE)).pixels, 1, SIZE);
+    const z = predictLogits(members, x, ['identity', 'zoom-in'])[0];
+    x.dispose();
+    members.forEach((m) => m.dispose());
+    assert.equal(r.logit, z / meta.temperature);
+    assert.ok(r.heatmapPng);
+  } finally {
+    p.dispose();
+  }
+});
+
+test('a disposed predictor refuses to predict', async () => {
+  const p = await Predictor.load(modelDir, { warmUp: false });
+  p.dispose();
+  p.dispose();
+  await assert.rejects(p.predict(await jpeg(50, 50)), /dispose/);
+});
