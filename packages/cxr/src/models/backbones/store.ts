@@ -174,13 +174,18 @@ export async function fetchWeights(spec: BackboneSpec, opts: FetchOptions = {}):
       log(`${spec.name}: copied from ${src}`);
     } else {
       log(`${spec.name}: downloading ${spec.weights.url}`);
-      await download(spec.weights.url, path.join(tmp, spec.weights.file), progress);
-      if (spec.weights.format === 'tfjs-layers') {
-        const base = spec.weights.url.slice(0, spec.weights.url.lastIndexOf('/') + 1);
-        for (const f of weightFiles(spec, tmp).slice(1)) {
-          if (f.includes('/') || f.includes('..')) throw new Error(`${spec.weights.url}: unexpected shard path '${f}'`);
-          await download(base + f, path.join(tmp, f), progress);
+      try {
+        await download(spec.weights.url, path.join(tmp, spec.weights.file), progress);
+        if (spec.weights.format === 'tfjs-layers') {
+          const base = spec.weights.url.slice(0, spec.weights.url.lastIndexOf('/') + 1);
+          for (const f of weightFiles(spec, tmp).slice(1)) {
+            if (f.includes('/') || f.includes('..')) throw new Error(`${spec.weights.url}: unexpected shard path '${f}'`);
+            await download(base + f, path.join(tmp, f), progress);
+          }
         }
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; without network, copy the files from elsewhere and run ` +
+          `'cxr backbone fetch ${spec.name} --weights PATH' or pass --weights PATH to cxr train`);
       }
     }
     const sums = verifyWeights(spec, tmp);
