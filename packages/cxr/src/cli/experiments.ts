@@ -13,10 +13,11 @@ export function register(program: Command): void {
     .option('--quick', 'small subset, 2 epochs, 64 px (smoke test)')
     .option('--only <names...>', 'run only these experiments')
     .option('--resume', 'skip finished experiments and resume interrupted ones')
+    .option('--gan-model <dir>', 'a GAN from `cxr gan train`: also run the GAN rows')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
-      const { files } = await runSeedExperiments({ data: o.data, out: path.resolve(o.out), quick: !!o.quick, only: o.only, resume: !!o.resume });
+      const { files } = await runSeedExperiments({ data: o.data, out: path.resolve(o.out), quick: !!o.quick, only: o.only, resume: !!o.resume, ganModel: o.ganModel });
       process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
     });
 }

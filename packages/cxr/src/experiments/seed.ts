@@ -8,7 +8,10 @@ import { RECIPES } from '../train/presets';
 import { RecipeInput } from '../train/recipe';
 import { runTraining } from '../train/run';
 
-export const SEED_EXPERIMENTS = ['seed1-baseline', 'seed2-balanced', 'seed3-madz2000', 'seed4-baseline-augment', 'cxr'];
+/** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
+export const SEED_EXPERIMENTS = ['seed1-baseline', 'seed2-balanced', 'seed3-madz2000', 'seed4-baseline-augment',
+  'seed6-transfer', 'seed7-transfer-balanced', 'seed8-transfer-augment', 'cxr'];
+export const GAN_EXPERIMENTS = ['gan-mix', 'gan-vs-oversample'];
 
 export interface ExperimentsOptions {
   data: string;
@@ -17,6 +20,8 @@ export interface ExperimentsOptions {
   only?: string[];
   /** Skip experiments whose run folder already holds a finished model. */
   resume?: boolean;
+  /** A GAN from `cxr gan train`: adds the GAN rows. */
+  ganModel?: string;
   log?: (line: string) => void;
 }
 
@@ -25,7 +30,8 @@ const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 6
 
 export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files: string[]; summaries: ExperimentSummary[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const names = o.only?.length ? SEED_EXPERIMENTS.filter((n) => o.only!.includes(n)) : SEED_EXPERIMENTS;
+  const all = o.ganModel ? [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS] : SEED_EXPERIMENTS;
+  const names = o.only?.length ? all.filter((n) => o.only!.includes(n)) : all;
   const summaries: ExperimentSummary[] = [];
   for (const name of names) {
     const runDir = path.join(o.out, name);
@@ -33,7 +39,8 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
     if (!(o.resume && done)) {
       log(`\n=== ${RECIPES[name].title} ===`);
       await runTraining({
-        data: o.data, out: runDir, recipeName: name, overrides: o.quick ? QUICK : {}, name,
+        data: o.data, out: runDir, recipeName: name, name,
+        overrides: { ...(o.quick ? QUICK : {}), ...(GAN_EXPERIMENTS.includes(name) ? { ganModel: o.ganModel } : {}) },
         resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')), log,
       });
     }
@@ -53,7 +60,9 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
 }
 
 function describe(r: Record<string, unknown>): string {
-  return `${r.arch} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
+  const model = r.backbone ? `${r.backboneFallback ? `${r.backbone} (fallback: ${r.backboneFallback})` : r.backbone} backbone`
+    : r.arch;
+  return `${model} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
     `balance ${r.balance}, augment ${r.augment}${r.labelSmoothing ? `, label smoothing ${r.labelSmoothing}` : ''}` +
     `${Array.isArray(r.tta) && r.tta.length ? `, TTA ${r.tta.length} views` : ''}`;
 }

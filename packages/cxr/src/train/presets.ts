@@ -8,23 +8,23 @@ export interface NamedRecipe {
 
 export const RECIPES: Record<string, NamedRecipe> = {
   'seed1-baseline': {
-    title: '1. Baseline CNN (deadskull7) + RMSprop',
+    title: 'Seed fig. 2: baseline CNN (deadskull7) + RMSprop',
     recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'none' },
   },
   'seed2-balanced': {
-    title: '2. Baseline CNN + class-balanced training set',
+    title: 'Seed fig. 3: baseline CNN + class-balanced training set',
     recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'undersample', augment: 'none' },
   },
   'seed3-madz2000': {
-    title: '3. madz2000 CNN with its data augmentation',
+    title: 'Seed fig. 4: madz2000 CNN with its data augmentation',
     recipe: { arch: 'madz2000', optimizer: 'rmsprop', lr: 1e-3, schedule: 'plateau', epochs: 12, batchSize: 32, balance: 'none', augment: 'madz2000' },
   },
   'seed4-baseline-augment': {
-    title: '4. Baseline CNN + data augmentation',
+    title: 'Seed fig. 5: baseline CNN + data augmentation',
     recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'light' },
   },
   cxr: {
-    title: '5. cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA',
+    title: 'cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA',
     recipe: {
       arch: 'cxrnet', inputSize: 192, optimizer: 'adam', lr: 2e-3, schedule: 'cosine', warmupEpochs: 0.5, epochs: 12, batchSize: 32,
       balance: 'class-weights', augment: 'strong', labelSmoothing: 0.05, tta: ['identity', 'zoom-in', 'zoom-out'],
@@ -33,15 +33,15 @@ export const RECIPES: Record<string, NamedRecipe> = {
   // Transfer learning (docs/transfer-learning.md). 'auto' = InceptionV3 when its weights are
   // present, else the largest MobileNet present; cxr.json's recipe.backboneFallback says which.
   'seed6-transfer': {
-    title: 'Transfer learning: frozen ImageNet backbone (InceptionV3, else the largest MobileNet) + new head',
+    title: 'Seed fig. 6: transfer learning, frozen ImageNet backbone (InceptionV3, else the largest MobileNet) + new head',
     recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'none', augment: 'none' },
   },
   'seed7-transfer-balanced': {
-    title: 'Transfer learning + class-balanced training set',
+    title: 'Seed fig. 7: transfer learning + class-balanced training set',
     recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'undersample', augment: 'none' },
   },
   'seed8-transfer-augment': {
-    title: 'Transfer learning + data augmentation (frozen backbone run on every augmented batch)',
+    title: 'Seed fig. 8: transfer learning + data augmentation (frozen backbone run on every augmented batch)',
     recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'light' },
   },
   'transfer-finetune': {
@@ -55,12 +55,12 @@ export const RECIPES: Record<string, NamedRecipe> = {
 
 // GAN-made images (docs/gan.md); both need --gan-model DIR from `cxr gan train`.
 RECIPES['gan-mix'] = {
-  title: "6. cxr's recipe + 500 GAN images per class (training set only)",
+  title: "cxr's recipe + 500 GAN images per class (training set only)",
   recipe: { ...RECIPES.cxr.recipe, ganImages: 500 },
 };
 // Compare with `--recipe cxr --balance oversample`: the same recipe, balanced by repeating real NORMAL images.
 RECIPES['gan-vs-oversample'] = {
-  title: "7. cxr's recipe balanced with GAN-made NORMAL images instead of class weights",
+  title: "cxr's recipe balanced with GAN-made NORMAL images instead of class weights",
   recipe: { ...RECIPES.cxr.recipe, balance: 'none', ganImages: 'balance' },
 };
 
