@@ -16,18 +16,25 @@ export interface CamResult {
   peak: number;
 }
 
-/** Grad-CAM of one image x [1, S, S, 1], averaged over ensemble members at the first member's map size. */
-export function gradCam(members: readonly ModelParts[], x: tf.Tensor4D): CamResult {
+/**
+ * Grad-CAM of image `index` of the batch x [n, S, S, 1], averaged over ensemble members at the
+ * first member's map size. (Images do not interact in inference mode, so the gradient of the
+ * batch's summed logits holds each image's own gradient.)
+ */
+export function gradCam(members: readonly ModelParts[], x: tf.Tensor4D, index = 0): CamResult {
   if (members.length === 0) throw new Error('gradCam: no model');
-  if (x.shape[0] !== 1) throw new Error(`gradCam: one image at a time, got a batch of ${x.shape[0]}`);
+  if (!(index >= 0 && index < x.shape[0])) throw new Error(`gradCam: no image ${index} in a batch of ${x.shape[0]}`);
   const [height, width] = members[0].mapShape;
   let peak = 0;
   const acc = new Float32Array(height * width);
   for (const parts of members) {
     const cam = tf.tidy(() => {
-      const a = parts.body.predict(x) as tf.Tensor4D;
-      const logitOf = (fm: tf.Tensor) => tf.sum(denseLogit(parts, tf.reshape(parts.neck.apply(fm, { training: false }) as tf.Tensor, [1, -1]) as tf.Tensor2D));
-      const grads = tf.grad(logitOf)(a);
+      const n = x.shape[0];
+      const all = parts.body.predict(x) as tf.Tensor4D;
+      const logitOf = (fm: tf.Tensor) => tf.sum(denseLogit(parts, tf.reshape(parts.neck.apply(fm, { training: false }) as tf.Tensor, [n, -1]) as tf.Tensor2D));
+      const pick = (t: tf.Tensor4D) => (n === 1 ? t : tf.slice(t, [index, 0, 0, 0], [1, -1, -1, -1]));
+      const grads = pick(tf.grad(logitOf)(all) as tf.Tensor4D);
+      const a = pick(all);
       const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, C]
       let m = tf.relu(tf.sum(tf.mul(a, weights), -1, true)) as tf.Tensor4D; // [1, h, w, 1]
       if (m.shape[1] !== height || m.shape[2] !== width) m = tf.image.resizeBilinear(m, [height, width]);
