@@ -39,6 +39,16 @@ export function balancedPoint(labels: readonly number[], probs: readonly number[
   return { name: 'balanced', ...best };
 }
 
+/**
+ * Both named points. Screening is never less sensitive than balanced: when Youden's point
+ * already catches more than `minSensitivity` of pneumonias, screening takes its threshold,
+ * so that switching to "screening" can only add alarms, never drop them.
+ */
 export function operatingPoints(labels: readonly number[], probs: readonly number[], minSensitivity = 0.95) {
-  return { screening: screeningPoint(labels, probs, minSensitivity), balanced: balancedPoint(labels, probs) };
+  const balanced = balancedPoint(labels, probs);
+  const screening = screeningPoint(labels, probs, minSensitivity);
+  if (screening.threshold > balanced.threshold) {
+    return { screening: { ...balanced, name: screening.name }, balanced };
+  }
+  return { screening, balanced };
 }

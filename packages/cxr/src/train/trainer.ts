@@ -6,12 +6,13 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
-import { evaluate, fitTemperature, operatingPoints, rocAuc } from '../eval';
+import { rocAuc } from '../eval';
 import { architecture } from '../models';
 import { writeModelCard } from '../models/card';
 import { fileLoader, saveLayersModel, saveModel } from '../models/io';
 import { MODEL_FORMAT, ModelMeta } from '../models/metadata';
-import { calibrated, predictAllLogits, sigmoid, toInput } from '../predict/infer';
+import { predictAllLogits, sigmoid, toInput } from '../predict/infer';
+import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { restoreCheckpoint, saveCheckpoint, LoopState, readState } from './checkpoint';
 import { ImageSet, count } from './images';
 import { weightedBce } from './loss';
@@ -173,12 +174,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   // Final model = best epoch on validation; calibration and operating points on validation.
   const best = fs.existsSync(ckptBest) ? await tfl.loadLayersModel(fileLoader(ckptBest)) : model;
-  const valLogits = await predictAllLogits([best], val.pixels, val.labels.length, size, { tta: recipe.tta, batchSize: 64 });
-  const labels = Array.from(val.labels);
-  const temperature = fitTemperature(Array.from(valLogits), labels);
-  const probs = calibrated(valLogits, temperature);
-  const ops = operatingPoints(labels, probs);
-  const metrics = evaluate(labels, probs, { threshold: ops.balanced.threshold });
+  const cal = await calibrateOnValidation([best], val, recipe.tta);
+  const { temperature, metrics } = cal;
   const seconds = state.elapsedSeconds;
   const meta: ModelMeta = {
     format: MODEL_FORMAT,
@@ -189,10 +186,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     preprocessing: { resize: 'fill', scale: 1 / 255, grayscale: true },
     classNames: ['NORMAL', 'PNEUMONIA'],
     temperature,
-    operatingPoints: {
-      screening: { threshold: ops.screening.threshold, sensitivity: ops.screening.sensitivity, specificity: ops.screening.specificity },
-      balanced: { threshold: ops.balanced.threshold, sensitivity: ops.balanced.sensitivity, specificity: ops.balanced.specificity },
-    },
+    operatingPoints: cal.operatingPoints,
     defaultOperatingPoint: 'balanced',
     tta: recipe.tta,
     members: [],
@@ -203,14 +197,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   await saveModel(best, outDir, meta);
   writeModelCard(outDir, meta, opts.command);
-  fs.mkdirSync(path.join(outDir, 'predictions'), { recursive: true });
-  fs.mkdirSync(path.join(outDir, 'metrics'), { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'predictions', 'val.json'), JSON.stringify({ files: val.files, labels, probs }));
-  fs.writeFileSync(path.join(outDir, 'metrics', 'val.json'), JSON.stringify(metrics, null, 2) + '\n');
+  writeValidationFiles(outDir, val.files, cal);
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();
   model.dispose();
   log(`validation (best epoch ${state.bestEpoch}, T=${temperature.toFixed(3)}): AUC ${metrics.auc?.toFixed(4)}, ` +
-    `accuracy ${(metrics.accuracy * 100).toFixed(1)}% at the balanced threshold ${ops.balanced.threshold.toFixed(3)}`);
+    `accuracy ${(metrics.accuracy * 100).toFixed(1)}% at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`);
   return { meta, epochs: state.epoch, seconds };
 }

@@ -1,0 +1,17 @@
+// `cxr calibrate --model DIR --data ROOT`: temperature and operating points again, on the same
+// patient-level validation split the model was trained with.
+import { Command } from 'commander';
+import { initEngine } from '../engine';
+import { defaultModelDir } from '../paths';
+import { recalibrate } from '../train/calibrate';
+
+export function register(program: Command): void {
+  program.command('calibrate')
+    .description('refit temperature and operating points of a model on its own validation split')
+    .option('--model <dir>', 'model folder (default: the shipped model)')
+    .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
+    .action(async (o) => {
+      await initEngine();
+      await recalibrate(o.model ?? defaultModelDir(), o.data, (l) => process.stderr.write(l + '\n'));
+    });
+}
