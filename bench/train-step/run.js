@@ -5,8 +5,9 @@
 // kernel each way instead of tf.moments + tf.batchNorm); --no-fused-bn measures it without.
 // Usage: node bench/train-step/run.js [--steps 7] [--threads 2] [--no-cpu] [--no-fused-bn] [--json out.json]
 'use strict';
-// PyTorch runs with the environment as given: the aten backend sets OMP_WAIT_POLICY=PASSIVE for
-// its own process when unset (see packages/backend-aten/src/native.ts), not for the reference.
+// PyTorch runs with the environment as given: unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set,
+// the aten backend makes its own OpenMP workers wait passively (packages/backend-aten/src/native.ts);
+// GOMP_SPINCOUNT=300000 (libgomp's default) gives both the same spinning workers.
 const TORCH_ENV = { ...process.env, PATH: `/usr/bin:${process.env.PATH}` };
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -90,7 +91,8 @@ function torchReference() {
 (async () => {
   aten.setNumThreads(THREADS);
   const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version, fused_batch_norm: FUSED_BN,
-    aten_omp_wait_policy: process.env.OMP_WAIT_POLICY, torch_omp_wait_policy: TORCH_ENV.OMP_WAIT_POLICY ?? 'default' };
+    aten_omp: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT },
+    torch_omp: { OMP_WAIT_POLICY: TORCH_ENV.OMP_WAIT_POLICY, GOMP_SPINCOUNT: TORCH_ENV.GOMP_SPINCOUNT } };
   result.torch = torchReference();
   result.aten = await trainSteps('aten', 32, 3, STEPS);
   if (!args.includes('--no-cpu')) result.cpu_batch4 = await trainSteps('cpu', 4, 0, 1);

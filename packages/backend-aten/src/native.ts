@@ -35,8 +35,10 @@ function load(): Native {
   // its workers spin after each parallel region; whenever the machine has more runnable threads
   // than cores they take the core the JS thread needs next, and every op stalls (predict and
   // training steps several times slower under load). Waiting passively costs a futex wake per
-  // parallel region. A value set by the user wins.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // parallel region. The user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  }
   const candidates = [
     path.join(__dirname, '..', '..', 'build', 'Release', 'aten.node'),
     path.join(__dirname, '..', 'build', 'Release', 'aten.node'),
