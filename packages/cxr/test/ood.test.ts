@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
 import sharp from 'sharp';
 import { decodeFile } from '../src/data/decode';
@@ -179,9 +180,13 @@ test('oodPolicy refuse turns a flagged image into a 422 InputError; X-rays still
   const p = await Predictor.load(modelDir, { oodPolicy: 'refuse' });
   try {
     const { 'noise.png': noise, 'colour-gradient.jpeg': colour } = await generatedNonXrays();
+    const tensors = tf.memory().numTensors;
     for (const bytes of [noise, colour]) {
-      await assert.rejects(p.predict(bytes), (e: unknown) => e instanceof InputError && e.status === 422 && e.code === 'NOT_A_CHEST_XRAY');
+      for (const opts of [{}, { heatmap: true, thumbnail: true }]) {
+        await assert.rejects(p.predict(bytes, opts), (e: unknown) => e instanceof InputError && e.status === 422 && e.code === 'NOT_A_CHEST_XRAY');
+      }
     }
+    assert.equal(tf.memory().numTensors, tensors, 'refusals leave no tensors behind');
     const xray = path.join(CHEST_XRAY, 'val', 'NORMAL', fs.readdirSync(path.join(CHEST_XRAY, 'val', 'NORMAL')).sort()[0]);
     const r = await p.predict(fs.readFileSync(xray));
     assert.deepEqual(r.warnings, []);
