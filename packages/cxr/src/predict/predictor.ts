@@ -173,7 +173,7 @@ export class Predictor {
     } finally {
       x.dispose();
     }
-    warnings.push(...oodMessages(oodResult, checks));
+    warnings.push(...oodMessages(oodResult, checks), ...img.notes);
 
     const probability = sigmoid(logit);
     const out: Prediction = {
@@ -228,7 +228,7 @@ export class Predictor {
         facts.colourFraction = saturatedFraction(data, info.channels);
         if (wantDisplay) display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
       }
-      return { kind: format, width: d.width, height: d.height, pixels: d.pixels, facts, display };
+      return { kind: format, width: d.width, height: d.height, pixels: d.pixels, facts, display, notes: [] };
     }
     if (isDicom(bytes)) {
       const dcm = await decodeDicom(bytes, { limits: this.limits, name: 'DICOM' });
@@ -241,7 +241,8 @@ export class Predictor {
           .raw().toBuffer({ resolveWithObject: true });
         display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
       }
-      return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display };
+      const notes = dcm.frames > 1 ? [`multi-frame DICOM (${dcm.frames} frames): only the first frame was read`] : [];
+      return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display, notes };
     }
     const what = format === 'unknown' || format === 'dicom' ? 'not a JPEG, PNG or DICOM image' : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
     throw new InputError('UNSUPPORTED_FORMAT', what);
@@ -275,6 +276,8 @@ interface DecodedInput {
   pixels: Uint8Array;
   facts: ImageFacts;
   display?: Display;
+  /** Things about the input itself worth a warning (not OOD findings). */
+  notes: string[];
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
