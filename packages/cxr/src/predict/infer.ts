@@ -35,24 +35,26 @@ export function ttaView(x: tf.Tensor4D, name: string): tf.Tensor4D {
   });
 }
 
-/** Mean logit over members and TTA views for a batch; returns one number per image. */
+/**
+ * Mean logit over members and TTA views for a batch; returns one number per image. The views are
+ * stacked into one batch per member, so a TTA prediction is one forward pass, not one per view.
+ */
 export function predictLogits(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = []): Float32Array {
   const views = tta.length ? tta : ['identity'];
-  const sum = tf.tidy(() => {
+  const n = x.shape[0];
+  const mean = tf.tidy(() => {
+    const batch = views.length === 1 ? ttaView(x, views[0]) : tf.concat(views.map((v) => ttaView(x, v)), 0);
     let acc: tf.Tensor | null = null;
-    for (const v of views) {
-      const xv = ttaView(x, v);
-      for (const m of members) {
-        const p = tf.clipByValue(m.predict(xv) as tf.Tensor, 1e-7, 1 - 1e-7);
-        const z = tf.log(tf.div(p, tf.sub(1, p)));
-        acc = acc ? tf.add(acc, z) : z;
-      }
+    for (const m of members) {
+      const p = tf.clipByValue(m.predict(batch) as tf.Tensor, 1e-7, 1 - 1e-7);
+      const z = tf.sum(tf.reshape(tf.log(tf.div(p, tf.sub(1, p))), [views.length, n]), 0);
+      acc = acc ? tf.add(acc, z) : z;
     }
-    return tf.reshape(tf.div(acc!, views.length * members.length), [-1]);
+    return tf.div(acc!, views.length * members.length);
   });
-  const out = sum.dataSync() as Float32Array;
-  sum.dispose();
-  return Float32Array.from(out);
+  const out = Float32Array.from(mean.dataSync() as Float32Array);
+  mean.dispose();
+  return out;
 }
 
 /** Logits for many images, in batches. */

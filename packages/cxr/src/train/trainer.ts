@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
 import { rocAuc } from '../eval';
+import { fitOodFromSets } from '../explain/ood_fit';
+import { saveOod } from '../explain/ood';
 import { architecture } from '../models';
 import { writeModelCard } from '../models/card';
 import { fileLoader, saveLayersModel, saveModel } from '../models/io';
@@ -197,6 +199,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   await saveModel(best, outDir, meta);
   writeModelCard(outDir, meta, opts.command);
+  // The not-a-chest-X-ray gate, fitted on the same training images (threshold on validation).
+  saveOod(outDir, await fitOodFromSets(best, trainSet, val, { memberDir: outDir, fitted: { ...opts.dataInfo } }));
   writeValidationFiles(outDir, val.files, cal);
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();
