@@ -150,7 +150,7 @@ export class Predictor {
 
     const warnings: string[] = [];
     const checks = imageChecks(img.facts);
-    const x = inputBatch(img.pixels, meta.inputSize);
+    const x = toInput(img.pixels, 1, meta.inputSize);
     let logit: number;
     let oodResult: Prediction['ood'] = null;
     let cam = null;
@@ -247,20 +247,6 @@ export class Predictor {
     const what = format === 'unknown' || format === 'dicom' ? 'not a JPEG, PNG or DICOM image' : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
     throw new InputError('UNSUPPORTED_FORMAT', what);
   }
-}
-
-/**
- * The model input for one image, as a batch of two copies (results are read from the first).
- * ATen skips oneDNN for a batch of one when a layer's input is small (N·C·H·W ≤ 20480 with 3×3
- * kernels: cxrnet's last stages) and falls back to a convolution that is 20-40× slower on
- * channels-last data; two identical images keep every layer on oneDNN, which is also what batched
- * evaluation runs, and cost less than the fallback. Remove once backend-aten handles batch 1.
- */
-function inputBatch(pixels: Uint8Array, size: number): tf.Tensor4D {
-  const two = new Uint8Array(2 * pixels.length);
-  two.set(pixels);
-  two.set(pixels, pixels.length);
-  return toInput(two, 2, size);
 }
 
 interface Display {
