@@ -3,50 +3,20 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import type { AtenBackend } from '../src/index';
 import { useFusedBatchNormTraining } from '../src/index';
+import { parity, rng } from './parity';
 // Imported after the backend on purpose: tfjs-layers registers tfjs-core's gradients, replacing
 // the overrides, which the backend must then install again.
 import * as tfl from '@tensorflow/tfjs-layers';
 
-let seed = 5;
+rng.state = 5;
 function rand(shape: number[], lo = -1, hi = 1): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const v = Array.from({ length: n }, () => {
-    seed = (seed * 1664525 + 1013904223) >>> 0;
+    const seed = rng.next();
     return lo + (hi - lo) * (seed / 2 ** 32);
   });
   return tf.tensor(v, shape);
-}
-
-type Out = tf.Tensor | tf.Tensor[];
-
-/** Runs f on cpu and on aten from the same seed and compares every output. */
-async function parity(f: () => Out, tol = 1e-4, expectNative = true): Promise<void> {
-  const run = async (backend: string) => {
-    await tf.setBackend(backend);
-    const start = seed;
-    const outs = ([] as tf.Tensor[]).concat(tf.tidy(f));
-    seed = start;
-    const native = outs.map((t) => backend !== 'aten' || (tf.backend() as AtenBackend).data.raw(t.dataId).handle != null);
-    const res = outs.map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) }));
-    tf.dispose(outs);
-    return { res, native };
-  };
-  const cpu = await run('cpu');
-  const aten = await run('aten');
-  seed += 7;
-  if (expectNative) assert.ok(aten.native.every((n) => n), 'expected native outputs');
-  assert.equal(aten.res.length, cpu.res.length);
-  cpu.res.forEach((e, i) => {
-    const a = aten.res[i];
-    assert.deepEqual(a.shape, e.shape);
-    assert.equal(a.dtype, e.dtype);
-    a.values.forEach((v, j) => {
-      const w = e.values[j];
-      assert.ok(Math.abs(v - w) <= tol * (1 + Math.abs(w)), `output ${i}[${j}]: aten ${v}, cpu ${w}`);
-    });
-  });
 }
 
 test('batchNorm forward: ranks, optional scale and offset, scalar parameters', async () => {
