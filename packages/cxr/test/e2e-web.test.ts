@@ -88,7 +88,7 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.equal(jpegCard.source, 'server');
   assert.ok(jpegCard.probability >= 0 && jpegCard.probability <= 1);
   const shown = await page.textContent('.result[data-source="server"] .prob-value');
-  assert.match(shown ?? '', /^\d+\.\d %$/);
+  assert.match(shown ?? '', /^(\d+\.\d|[<>] (99\.9|0\.1)) %$/);
   await page.waitForFunction(() => {
     const img = document.querySelector<HTMLImageElement>('.result[data-source="server"] img.heatmap');
     return img !== null && img.complete && img.naturalWidth > 0;

@@ -15,7 +15,10 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial
   return e;
 }
 
+/** One decimal; never rounds to a certainty the model did not state (0.9996 is "> 99.9 %", not "100.0 %"). */
 export function percent(p: number): string {
+  if (p > 0.999 && p < 1) return '> 99.9 %';
+  if (p < 0.001 && p > 0) return '< 0.1 %';
   return `${(p * 100).toFixed(1)} %`;
 }
 
