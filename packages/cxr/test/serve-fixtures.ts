@@ -8,6 +8,7 @@ import { cxrnet } from '../src/models/cxrnet';
 import { saveModel } from '../src/models/io';
 import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
+import { Predictor } from '../src/predict/predictor';
 import type { ServePredictor } from '../src/serve/predictor_port';
 
 export const DATA = '/work/shared/data';
@@ -64,9 +65,6 @@ export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta
 /** The real predictor (predict/predictor.ts) on a model folder. */
 export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 'warn'): Promise<ServePredictor> {
   await initEngine();
-  const { Predictor } = require('../src/predict/predictor') as {
-    Predictor: { load(d: string, o?: { oodPolicy?: 'warn' | 'refuse' }): Promise<ServePredictor> };
-  };
   return Predictor.load(dir, { oodPolicy });
 }
 

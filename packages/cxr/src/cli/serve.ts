@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
+import { Predictor } from '../predict/predictor';
 import { defaultDbPath } from '../serve/audit';
 import type { ServePredictor } from '../serve/predictor_port';
 import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
@@ -21,9 +22,6 @@ const Options = z.object({
 });
 
 async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse'): Promise<ServePredictor> {
-  const { Predictor } = require('../predict/predictor') as {
-    Predictor: { load(dir: string, opts?: { oodPolicy?: 'warn' | 'refuse' }): Promise<ServePredictor> };
-  };
   return Predictor.load(dir, { oodPolicy });
 }
 
