@@ -10,7 +10,7 @@ export const GanConfig = z.object({
   gWidth: z.number().int().min(4).max(256).default(32),
   /** Channels of the discriminator's first layer; each finer-to-coarser step doubles them. */
   dWidth: z.number().int().min(4).max(256).default(32),
-  epochs: z.number().int().min(1).default(20),
+  epochs: z.number().int().min(1).default(15),
   batchSize: z.number().int().min(2).default(32),
   lr: z.number().positive().default(2e-4),
   beta1: z.number().min(0).max(1).default(0.5),

@@ -74,7 +74,10 @@ export interface GanMixRecipe {
  * none), and what to record about them in the model's metadata.
  */
 export async function withGanImages(train: ImageSet, r: GanMixRecipe, log: (line: string) => void): Promise<{ train: ImageSet; info: Record<string, unknown> }> {
-  if (r.ganImages === undefined || r.ganImages === 0) return { train, info: {} };
+  if (r.ganImages === undefined || r.ganImages === 0) {
+    if (r.ganModel) log(`a GAN model (${r.ganModel}) but no --gan-images: no generated images added`);
+    return { train, info: {} };
+  }
   if (!r.ganModel) throw new Error(`the recipe adds GAN images (${r.ganImages}): pass the generator with --gan-model DIR`);
   const counts = ganCounts(r.ganImages, train.labels);
   const { set, digest, ganSize } = await syntheticSet(r.ganModel, counts, train.size, r.seed);
