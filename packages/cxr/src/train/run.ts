@@ -9,7 +9,7 @@ import { loadTrainVal } from './dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { Recipe, RecipeInput } from './recipe';
 import { TrainResult, train } from './trainer';
-import { runTransferTraining } from './transfer';
+import { trainTransfer } from './transfer';
 
 export interface RunOptions {
   data: string;
@@ -43,28 +43,13 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const recipe = o.resume && fs.existsSync(recipePath)
     ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
     : resolveRecipe(o.recipeName, o.overrides);
-  if (recipe.backbone) return runTransferTraining(o, recipe, log);
-  const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
-  const progress = o.progress ?? process.stderr.isTTY === true;
-
-  const { train: realTrain, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass,
-  });
-  // After the split, so generated images can only ever be training images.
-  const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
-  const augment: AugmentConfig = resolveAugment(recipe.augment);
-  const balance = recipe.balance as BalanceMode;
-  const result = await train({
-    recipe, train: trainSet, val, outDir: o.out, name: o.name, resume: o.resume, progress, log,
-    plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch) }),
-    classWeights: lossWeights(trainSet.labels, balance),
-    augment: isIdentity(augment) ? undefined
-      : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
-    dataInfo: { ...info, ...ganInfo },
-    command: o.command,
-  });
+  const result = recipe.backbone
+    ? await trainTransfer({
+      recipe, data: o.data, out: o.out, name: o.name, resume: o.resume, progress: o.progress, log, command: o.command,
+    })
+    : await trainFromScratch(o, recipe, log);
   if (o.report !== false) {
     try {
       const { writeReport } = await import('../report/index.js');
@@ -75,4 +60,26 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     }
   }
   return result;
+}
+
+async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: string) => void): Promise<TrainResult> {
+  const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
+  const progress = o.progress ?? process.stderr.isTTY === true;
+
+  const { train: realTrain, val, info } = await loadTrainVal(o.data, {
+    size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass,
+  });
+  // After the split, so generated images can only ever be training images.
+  const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
+  const augment: AugmentConfig = resolveAugment(recipe.augment);
+  const balance = recipe.balance as BalanceMode;
+  return train({
+    recipe, train: trainSet, val, outDir: o.out, name: o.name, resume: o.resume, progress, log,
+    plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch) }),
+    classWeights: lossWeights(trainSet.labels, balance),
+    augment: isIdentity(augment) ? undefined
+      : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
+    dataInfo: { ...info, ...ganInfo },
+    command: o.command,
+  });
 }

@@ -24,7 +24,6 @@ import { count, ImageSet } from './images';
 import { weightedBce } from './loss';
 import { Recipe } from './recipe';
 import { makeSchedule } from './schedule';
-import type { RunOptions } from './run';
 import type { TrainResult } from './trainer';
 import { Extractor, extractFeatures, gatherRows } from './transfer_features';
 import { finalizeTransfer } from './transfer_finalize';
@@ -297,21 +296,3 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   return { meta, epochs: state.epoch, seconds: state.elapsedSeconds };
 }
 
-/** `cxr train` with a backbone: what runTraining does for a from-scratch recipe (recipe.json, training, report). */
-export async function runTransferTraining(o: RunOptions, recipe: Recipe, log: (line: string) => void): Promise<TrainResult> {
-  fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
-  const result = await trainTransfer({
-    recipe, data: o.data, out: o.out, name: o.name, resume: o.resume, progress: o.progress, log, command: o.command,
-  });
-  if (o.report !== false) {
-    try {
-      const { writeReport } = await import('../report/index.js');
-      const { files } = await writeReport(o.out);
-      log(`report: ${files.find((f: string) => f.endsWith('.html')) ?? path.join(o.out, 'report')}`);
-    } catch (e) {
-      log(`report not written: ${(e as Error).message}`);
-    }
-  }
-  return result;
-}
