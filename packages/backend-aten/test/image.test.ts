@@ -5,25 +5,12 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradient functions
 import '../src/index';
-import { AtenBackend } from '../src/backend';
+import { fellBack, seq, size } from './parity';
 import { native } from '../src/native';
 
 type Out = { shape: number[]; values: ArrayLike<number> };
 type Fn = () => tf.Tensor | tf.Tensor[];
 
-/** Kernels that ran through the cpu fallback on aten. */
-const fellBack = new Set<string>();
-const originalFallback = AtenBackend.prototype.fallback;
-AtenBackend.prototype.fallback = function (name, args) {
-  fellBack.add(name);
-  return originalFallback.call(this, name, args);
-};
-
-function seq(n: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 31 - 1);
-}
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const image = (shape: number[], seed = 1) => tf.tensor4d(seq(size(shape), seed), shape as [number, number, number, number]);
 
 async function run(backend: string, fn: Fn): Promise<Out[]> {

@@ -5,25 +5,12 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradient functions
 import '../src/index';
-import { AtenBackend } from '../src/backend';
+import { fellBack, seq, size } from './parity';
 import { native } from '../src/native';
 
 type Out = { shape: number[]; dtype: string; values: ArrayLike<number> };
 type Fn = () => tf.Tensor | tf.Tensor[];
 
-/** Kernels that ran through the cpu fallback on aten. */
-const fellBack = new Set<string>();
-const originalFallback = AtenBackend.prototype.fallback;
-AtenBackend.prototype.fallback = function (name, args) {
-  fellBack.add(name);
-  return originalFallback.call(this, name, args);
-};
-
-function seq(n: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 31 - 1);
-}
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const floats = (shape: number[], seed = 1) => tf.tensor(seq(size(shape), seed), shape);
 const ints = (shape: number[], seed = 2) => tf.tensor(seq(size(shape), seed).map((v) => Math.round(v * 50)), shape, 'int32');
 const bools = (shape: number[], seed = 3) => tf.tensor(seq(size(shape), seed).map((v) => v > 0 ? 1 : 0), shape, 'bool');

@@ -2,7 +2,7 @@
 // same random inputs on both backends.
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import type { AtenBackend } from '../src/index';
+import { AtenBackend } from '../src/backend';
 
 /** LCG state shared by a test file's input generators; parity() rewinds it between backends. */
 export const rng = {
@@ -44,3 +44,18 @@ export async function parity(f: () => Out, tol = 1e-4, expectNative = true): Pro
     });
   });
 }
+
+/** Kernels that ran through the cpu fallback on aten since the test file loaded. */
+export const fellBack = new Set<string>();
+const originalFallback = AtenBackend.prototype.fallback;
+AtenBackend.prototype.fallback = function (name, args) {
+  fellBack.add(name);
+  return originalFallback.call(this, name, args);
+};
+
+/** n seeded values in [-1, 1). */
+export function seq(n: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 31 - 1);
+}
+export const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
