@@ -150,6 +150,33 @@ test('writeComparison writes Markdown and HTML with a row and a confusion matrix
   await assert.rejects(writeComparison([], dir), /nothing to compare/);
 });
 
+test('writeComparison draws every ROC curve on one plot and shows each run\'s training curves', async () => {
+  const dir = tmpDir('cmp-roc');
+  const a = synthetic(100, 60, 6);
+  const b = synthetic(100, 60, 7);
+  // Only run A has a report with training curves.
+  const runA = path.join(dir, 'runs', 'a');
+  fs.mkdirSync(runA, { recursive: true });
+  fs.writeFileSync(path.join(runA, 'log.jsonl'), [1, 2, 3].map((e) => JSON.stringify({ epoch: e, loss: 1 / e, val_loss: 1.2 / e, val_auc: 0.8 + e / 20 })).join('\n') + '\n');
+  await writeReport(runA);
+  assert.ok(fs.existsSync(path.join(runA, 'report', 'training.svg')));
+  const experiments = [
+    { name: 'A', metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 20, seed: 1 } }), trainingSeconds: 60, runDir: runA, predictions: { labels: a.labels, probs: a.probs } },
+    { name: 'B', metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 20, seed: 1 } }), trainingSeconds: 60, runDir: path.join(dir, 'runs', 'b'), predictions: { labels: b.labels, probs: b.probs } },
+  ];
+  const { files } = await writeComparison(experiments, dir);
+  assert.ok(files.some((f) => path.basename(f) === 'roc-comparison.png'));
+  const svg = fs.readFileSync(path.join(dir, 'roc-comparison.svg'), 'utf8');
+  const aucA = experiments[0].metrics.auc!.toFixed(3);
+  assert.ok(svg.includes(`a (AUC ${aucA})`), 'the legend names each run folder with its AUC');
+  const md = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
+  assert.match(md, /## ROC curves\n\n!\[[^\]]*\]\(roc-comparison\.png\)/);
+  assert.match(md, /### A\n\n!\[training curves\]\(runs\/a\/report\/training\.png\)/);
+  assert.doesNotMatch(md, /### B/, 'a run without a report gets no training-curve section');
+  const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
+  assert.equal((html.match(/<svg\b/g) ?? []).length, 2 + 1 + 1, 'two confusion matrices, one ROC plot, one training plot');
+});
+
 test('the confusion matrix spec holds counts and row shares', () => {
   const spec = confusionChart({ tp: 30, fn: 10, tn: 50, fp: 0 }, { title: 't' }) as unknown as { data: { values: Record<string, unknown>[] } };
   const cell = (actual: string, predicted: string) => spec.data.values.find((v) => v.actual === actual && v.predicted === predicted)!;

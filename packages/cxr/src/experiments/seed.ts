@@ -11,7 +11,7 @@ import { runTraining } from '../train/run';
 /** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
 export const SEED_EXPERIMENTS = ['seed1-baseline', 'seed2-balanced', 'seed3-madz2000', 'seed4-baseline-augment',
   'seed6-transfer', 'seed7-transfer-balanced', 'seed8-transfer-augment', 'cxr'];
-export const GAN_EXPERIMENTS = ['gan-mix', 'gan-vs-oversample'];
+export const GAN_EXPERIMENTS = ['gan-mix', 'gan-vs-oversample', 'cxr-oversample'];
 
 export interface ExperimentsOptions {
   data: string;
@@ -40,16 +40,19 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
       log(`\n=== ${RECIPES[name].title} ===`);
       await runTraining({
         data: o.data, out: runDir, recipeName: name, name,
-        overrides: { ...(o.quick ? QUICK : {}), ...(GAN_EXPERIMENTS.includes(name) ? { ganModel: o.ganModel } : {}) },
+        overrides: { ...(o.quick ? QUICK : {}), ...(RECIPES[name].recipe.ganImages ? { ganModel: o.ganModel } : {}) },
         resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')), log,
       });
     }
     const meta = readMeta(runDir);
     const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
     const v = meta.validation as { trainingSeconds?: number } | undefined;
+    const predFile = path.join(runDir, 'predictions', 'val.json');
+    const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
     summaries.push({
       name: RECIPES[name].title, description: describe(meta.recipe), metrics,
       trainingSeconds: v?.trainingSeconds ?? null, runDir,
+      predictions: predictions && { labels: predictions.labels, probs: predictions.probs },
     });
   }
   const { files } = await writeComparison(summaries, o.out, {

@@ -166,6 +166,46 @@ export function rocChart(points: readonly RocPoint[], opts: { title: string; sub
   } as ChartSpec;
 }
 
+/**
+ * Several ROC curves, one colour per model (the comparison page): the whole curve, and beside it
+ * the top-left corner where good models differ.
+ */
+export function rocOverlayChart(
+  curves: readonly { name: string; auc: number | null; points: readonly RocPoint[] }[],
+  opts: { title: string; subtitle?: string },
+): ChartSpec {
+  const label = (c: { name: string; auc: number | null }) => `${c.name} (AUC ${c.auc === null ? 'n/a' : c.auc.toFixed(3)})`;
+  const values = curves.flatMap((c) => c.points.map((p, i) => ({ model: label(c), i, fpr: p.fpr, tpr: p.tpr })));
+  const panel = (title: string, x: [number, number], y: [number, number], format = x[1] - x[0] < 1 ? '.2f' : '.1f') => ({
+    title: { text: title, fontSize: 13, fontWeight: 500 },
+    width: 340,
+    height: 340,
+    layer: [
+      ...(x[0] === 0 && x[1] === 1 ? [diagonal] : []),
+      {
+        data: { values },
+        mark: { type: 'line', strokeWidth: 1.8, interpolate: 'linear', clip: true },
+        encoding: {
+          x: { ...unitAxis('False positive rate (1 − specificity)'), field: 'fpr', scale: { domain: x, nice: false }, axis: { format, tickCount: 5 } },
+          y: { ...unitAxis('True positive rate (sensitivity)'), field: 'tpr', scale: { domain: y, nice: false }, axis: { format, tickCount: 5 } },
+          order: { field: 'i', type: 'quantitative' },
+          color: {
+            field: 'model', type: 'nominal', title: null,
+            scale: { domain: curves.map(label), scheme: curves.length > 10 ? 'category20' : 'tableau10' },
+            legend: { orient: 'bottom', direction: 'vertical', offset: 14 },
+          },
+        },
+      },
+    ],
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: opts.title, ...(opts.subtitle ? { subtitle: opts.subtitle } : {}) },
+    config,
+    hconcat: [panel('Whole curve', [0, 1], [0, 1]), panel('Top-left corner', [0, 0.3], [0.7, 1])],
+  } as ChartSpec;
+}
+
 export function prChart(
   points: readonly PrPoint[],
   opts: { title: string; subtitle?: string; prevalence: number; marks?: readonly MarkedPoint[] },

@@ -1,11 +1,13 @@
 // Side-by-side comparison of several experiments (`cxr experiments`): comparison.md for the
 // repository and comparison.html for reading, each with one row per experiment and its confusion matrix.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { dec, formatDuration, formatInterval, pct } from '../eval/format';
 import { Metrics } from '../eval/metrics_schema';
-import { confusionChart, DEFAULT_CLASS_NAMES, type ClassNames } from './charts';
+import { rocCurve } from '../eval/metrics';
+import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames } from './charts';
 import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
 
@@ -16,6 +18,8 @@ export const ExperimentSummary = z.object({
   /** null when the run did not record its duration. */
   trainingSeconds: z.number().nonnegative().nullable(),
   runDir: z.string(),
+  /** Validation labels and probabilities, for the ROC curves drawn on one plot. */
+  predictions: z.object({ labels: z.array(z.number()), probs: z.array(z.number()) }).optional(),
 });
 export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
@@ -96,6 +100,23 @@ export async function writeComparison(
     svgs.push(r.svg);
   }
 
+  const withRoc = list.filter((e) => e.predictions && e.predictions.labels.length > 0);
+  let rocSvg: string | null = null;
+  if (withRoc.length > 0) {
+    const spec = rocOverlayChart(
+      withRoc.map((e) => ({ name: path.basename(e.runDir), auc: e.metrics.auc, points: rocCurve(e.predictions!.labels, e.predictions!.probs) })),
+      { title: 'ROC curves (runs named by folder)', subtitle: split },
+    );
+    const r = await writeChart(spec, path.join(outDir, 'roc-comparison'));
+    files.push(...r.files);
+    rocSvg = r.svg;
+  }
+  // Each run's own training curves, where its report has them.
+  const curves = await Promise.all(list.map(async (e) => {
+    const base = path.join(e.runDir, 'report', 'training');
+    return existsSync(`${base}.svg`) ? { png: `${base}.png`, svg: await readFile(`${base}.svg`, 'utf8') } : null;
+  }));
+
   const best = bestPerColumn(list);
   const intro = `Metrics on ${split}, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
   const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -119,6 +140,12 @@ export async function writeComparison(
     `|${list.map(() => ':---:').join('|')}|`,
     `| ${list.map((e, i) => `![${mdEscape(e.name)}](${bases[i]}.png)`).join(' | ')} |`,
     '',
+    ...(rocSvg ? ['## ROC curves', '', '![ROC curves of every experiment](roc-comparison.png)', ''] : []),
+    ...(curves.some(Boolean) ? [
+      '## Training curves',
+      '',
+      ...list.flatMap((e, i) => (curves[i] ? [`### ${mdEscape(e.name)}`, '', `![training curves](${relLink(outDir, curves[i]!.png)})`, ''] : [])),
+    ] : []),
   ];
   const mdFile = path.join(outDir, 'comparison.md');
   await writeFile(mdFile, md.join('\n'));
@@ -139,7 +166,13 @@ export async function writeComparison(
 <h2>Confusion matrices</h2>
 <div class="side">
 ${list.map((e, i) => `<figure>${inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`)}<figcaption><a href="${bases[i]}.png">PNG</a> · <a href="${bases[i]}.svg">SVG</a></figcaption></figure>`).join('\n')}
-</div>`;
+</div>${rocSvg ? `
+<h2>ROC curves</h2>
+<figure>${inlineSvg(rocSvg, 'roc-comparison', 'ROC curves of every experiment')}</figure>` : ''}${curves.some(Boolean) ? `
+<h2>Training curves</h2>
+<div class="side">
+${list.map((e, i) => (curves[i] ? `<figure>${inlineSvg(curves[i]!.svg, `training-${bases[i]}`, `Training curves of ${e.name}`)}<figcaption>${escapeHtml(e.name)}</figcaption></figure>` : '')).join('\n')}
+</div>` : ''}`;
   const htmlFile = path.join(outDir, 'comparison.html');
   await writeFile(htmlFile, htmlPage(title, body));
   files.push(htmlFile);

@@ -26,7 +26,7 @@ export const RECIPES: Record<string, NamedRecipe> = {
   cxr: {
     title: 'cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA',
     recipe: {
-      arch: 'cxrnet', inputSize: 192, optimizer: 'adam', lr: 2e-3, schedule: 'cosine', warmupEpochs: 0.5, epochs: 12, batchSize: 32,
+      arch: 'cxrnet', inputSize: 160, optimizer: 'adam', lr: 2e-3, schedule: 'cosine', warmupEpochs: 0.5, epochs: 10, batchSize: 32,
       balance: 'class-weights', augment: 'strong', labelSmoothing: 0.05, tta: ['identity', 'zoom-in', 'zoom-out'],
     },
   },
@@ -58,10 +58,14 @@ RECIPES['gan-mix'] = {
   title: "cxr's recipe + 500 GAN images per class (training set only)",
   recipe: { ...RECIPES.cxr.recipe, ganImages: 500 },
 };
-// Compare with `--recipe cxr --balance oversample`: the same recipe, balanced by repeating real NORMAL images.
+// GAN images alone as the balancing, against the same recipe balanced by repeating real NORMAL images.
 RECIPES['gan-vs-oversample'] = {
   title: "cxr's recipe balanced with GAN-made NORMAL images instead of class weights",
   recipe: { ...RECIPES.cxr.recipe, balance: 'none', ganImages: 'balance' },
+};
+RECIPES['cxr-oversample'] = {
+  title: "cxr's recipe balanced by oversampling real NORMAL images (the resampling side of the GAN comparison)",
+  recipe: { ...RECIPES.cxr.recipe, balance: 'oversample' },
 };
 
 export const DEFAULT_RECIPE = 'cxr';
