@@ -5,6 +5,7 @@ import {
   evaluate,
   formatMetricsTable,
   Metrics,
+  pairedAucDifference,
   prCurve,
   reliabilityBins,
   rocAuc,
@@ -166,4 +167,27 @@ test('the terminal table shows values, intervals and the confusion matrix', () =
   assert.match(text, /ROC AUC\s+0\.820\s+0\.\d{3} – [01]\.\d{3}/);
   assert.match(text, /actual pneumonia\s+1\s+4/);
   assert.match(text, /actual normal\s+4\s+1/);
+});
+
+test('pairedAucDifference: the AUC difference on the same cases, with a paired bootstrap interval', () => {
+  const rand = seededRandom(11);
+  const labels: number[] = [];
+  const weak: number[] = [];
+  const strong: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const y = i % 3 === 0 ? 0 : 1;
+    const noise = rand() + rand() - 1;
+    labels.push(y);
+    weak.push(1 / (1 + Math.exp(-((y ? 0.6 : -0.6) + 2 * noise))));
+    strong.push(1 / (1 + Math.exp(-((y ? 2 : -2) + 2 * noise))));
+  }
+  const d = pairedAucDifference(labels, weak, strong, { n: 400, seed: 3 })!;
+  close(d.difference, rocAuc(labels, strong)! - rocAuc(labels, weak)!, 1e-12, 'difference');
+  assert.ok(d.ci95![0] > 0 && d.ci95![0] < d.difference && d.difference < d.ci95![1], `interval ${d.ci95} around ${d.difference}, above 0`);
+  // The same model against itself: no difference in any resample.
+  assert.deepEqual(pairedAucDifference(labels, weak, weak, { n: 50 }), { difference: 0, ci95: [0, 0] });
+  // The paired interval is narrower than the two unpaired AUC intervals' spread would suggest.
+  const a = evaluate(labels, weak, { bootstrap: { n: 400, seed: 3 } }).ci95.auc!;
+  assert.ok(d.ci95![1] - d.ci95![0] < (a[1] - a[0]) * 2);
+  assert.equal(pairedAucDifference([1, 1, 1], [0.2, 0.5, 0.9], [0.1, 0.2, 0.3]), null, 'one class only: no AUC');
 });

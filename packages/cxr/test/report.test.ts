@@ -175,6 +175,14 @@ test('writeComparison draws every ROC curve on one plot and shows each run\'s tr
   assert.doesNotMatch(md, /### B/, 'a run without a report gets no training-curve section');
   const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
   assert.equal((html.match(/<svg\b/g) ?? []).length, 2 + 1 + 1, 'two confusion matrices, one ROC plot, one training plot');
+
+  // With a reference: a paired ΔAUC column, 'reference' on its own row.
+  await writeComparison(experiments, dir, { reference: 'B' });
+  const rows = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8').split('\n').filter((l) => l.startsWith('| **'));
+  const delta = experiments[0].metrics.auc! - experiments[1].metrics.auc!;
+  const sign = delta >= 0 ? '\\+' : '−';
+  assert.match(rows[0], new RegExp(`\\| ${sign}${Math.abs(delta).toFixed(4)} \\([+−]\\d\\.\\d{4} to [+−]\\d\\.\\d{4}\\) \\|`));
+  assert.match(rows[1], /\| reference \|/);
 });
 
 test('the confusion matrix spec holds counts and row shares', () => {

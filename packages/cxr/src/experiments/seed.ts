@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMeta } from '../models/io';
 import { writeComparison, ExperimentSummary } from '../report';
-import { RECIPES } from '../train/presets';
+import { DEFAULT_RECIPE, RECIPES } from '../train/presets';
 import { RecipeInput } from '../train/recipe';
 import { runTraining } from '../train/run';
 
@@ -52,12 +52,13 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
     summaries.push({
       name: RECIPES[name].title, description: describe(meta.recipe), metrics,
       trainingSeconds: v?.trainingSeconds ?? null, runDir,
-      predictions: predictions && { labels: predictions.labels, probs: predictions.probs },
+      predictions: predictions && { labels: predictions.labels, probs: predictions.probs, files: predictions.files },
     });
   }
   const { files } = await writeComparison(summaries, o.out, {
     title: `The seed project's experiments, reproduced${o.quick ? ' (quick subset)' : ''}`,
     split: 'the patient-level validation split carved out of train (the official test split is withheld)',
+    reference: names.includes(DEFAULT_RECIPE) ? RECIPES[DEFAULT_RECIPE].title : undefined,
   });
   return { files, summaries };
 }

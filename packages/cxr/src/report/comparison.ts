@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { dec, formatDuration, formatInterval, pct } from '../eval/format';
 import { Metrics } from '../eval/metrics_schema';
-import { rocCurve } from '../eval/metrics';
+import { pairedAucDifference, rocCurve } from '../eval/metrics';
 import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames } from './charts';
 import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
@@ -19,7 +19,7 @@ export const ExperimentSummary = z.object({
   trainingSeconds: z.number().nonnegative().nullable(),
   runDir: z.string(),
   /** Validation labels and probabilities, for the ROC curves drawn on one plot. */
-  predictions: z.object({ labels: z.array(z.number()), probs: z.array(z.number()) }).optional(),
+  predictions: z.object({ labels: z.array(z.number()), probs: z.array(z.number()), files: z.array(z.string()).optional() }).optional(),
 });
 export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
@@ -28,7 +28,32 @@ export interface ComparisonOptions {
   /** What the metrics were computed on, as a phrase completing "Metrics on …" (default "the test set"). */
   split?: string;
   classNames?: ClassNames;
+  /** Name of the experiment every other one is compared with (paired AUC difference on the same cases). */
+  reference?: string;
 }
+
+type Prediction = NonNullable<ExperimentSummary['predictions']>;
+
+/** AUC(e) − AUC(reference) on the cases both scored, matched by file where both list files. */
+function aucVersusReference(e: Prediction, ref: Prediction): { difference: number; ci95: [number, number] | null } | null {
+  let labels = e.labels;
+  let probsE = e.probs;
+  let probsR = ref.probs;
+  if (e.files?.length && ref.files?.length) {
+    const at = new Map(ref.files.map((f, i) => [f, i]));
+    const common = e.files.flatMap((f, i) => (at.has(f) ? [[i, at.get(f)!] as const] : []));
+    if (common.length !== e.files.length || common.length !== ref.files.length) return null;
+    labels = common.map(([i]) => e.labels[i]);
+    probsE = common.map(([i]) => e.probs[i]);
+    probsR = common.map(([, j]) => ref.probs[j]);
+    if (common.some(([i, j]) => e.labels[i] !== ref.labels[j])) return null;
+  } else if (e.labels.length !== ref.labels.length || e.labels.some((y, i) => y !== ref.labels[i])) {
+    return null;
+  }
+  return pairedAucDifference(labels, probsR, probsE);
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
 
 interface Column {
   label: string;
@@ -117,6 +142,16 @@ export async function writeComparison(
     return existsSync(`${base}.svg`) ? { png: `${base}.png`, svg: await readFile(`${base}.svg`, 'utf8') } : null;
   }));
 
+  const ref = opts.reference === undefined ? undefined : list.find((e) => e.name === opts.reference);
+  const deltas = list.map((e) => (ref?.predictions && e.predictions && e !== ref ? aucVersusReference(e.predictions, ref.predictions) : null));
+  const deltaText = (i: number): [string, string] => {
+    const d = deltas[i];
+    if (list[i] === ref) return ['reference', ''];
+    if (!d) return ['—', ''];
+    return [signed(d.difference), d.ci95 ? `${signed(d.ci95[0])} to ${signed(d.ci95[1])}` : ''];
+  };
+  const deltaLabel = ref ? [`ΔAUC vs ${ref.name.split(':')[0]}`] : [];
+
   const best = bestPerColumn(list);
   const intro = `Metrics on ${split}, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
   const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -126,10 +161,11 @@ export async function writeComparison(
     '',
     `${intro} Generated ${generated} UTC.`,
     '',
-    `| Experiment | ${COLUMNS.map((c) => c.label).join(' | ')} | Threshold | Training time | Run |`,
-    `|---|${COLUMNS.map(() => '---:').join('|')}|---:|---:|---|`,
+    ...(ref ? [`ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, with a paired bootstrap 95% interval (an interval that excludes 0 is a difference the validation set can tell apart).`, ''] : []),
+    `| Experiment | ${[...COLUMNS.map((c) => c.label), ...deltaLabel].join(' | ')} | Threshold | Training time | Run |`,
+    `|---|${[...COLUMNS, ...deltaLabel].map(() => '---:').join('|')}|---:|---:|---|`,
     ...list.map((e, i) => {
-      const cells = COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i)));
+      const cells = [...COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i))), ...(ref ? [mdCell(deltaText(i), false)] : [])];
       const name = `**${mdEscape(e.name)}**${e.description ? `<br>${mdEscape(e.description)}` : ''}`;
       return `| ${name} | ${cells.join(' | ')} | ${e.metrics.threshold.toFixed(3)} | ${duration(e.trainingSeconds)} | [${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)}) |`;
     }),
@@ -154,6 +190,7 @@ export async function writeComparison(
   const rows = list.map((e, i) => [
     `<b>${escapeHtml(e.name)}</b>${e.description ? `<br><span class="desc">${escapeHtml(e.description)}</span>` : ''}`,
     ...COLUMNS.map((c, j) => htmlCell(c.cell(e.metrics), best[j].has(i))),
+    ...(ref ? [htmlCell(deltaText(i), false)] : []),
     e.metrics.threshold.toFixed(3),
     escapeHtml(duration(e.trainingSeconds)),
     `<a href="${escapeHtml(relLink(outDir, path.join(e.runDir, 'report', 'index.html')))}">report</a>`,
@@ -161,7 +198,7 @@ export async function writeComparison(
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
 <section class="card">
 <p>${escapeHtml(intro)}</p>
-<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
+<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), ...deltaLabel, 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
 </section>
 <h2>Confusion matrices</h2>
 <div class="side">
