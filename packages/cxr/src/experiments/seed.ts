@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMeta } from '../models/io';
 import { writeComparison, ExperimentSummary } from '../report';
-import { DEFAULT_RECIPE, RECIPES } from '../train/presets';
+import { RECIPES } from '../train/presets';
 import { RecipeInput } from '../train/recipe';
 import { runTraining } from '../train/run';
 
@@ -58,7 +58,7 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
   const { files } = await writeComparison(summaries, o.out, {
     title: `The seed project's experiments, reproduced${o.quick ? ' (quick subset)' : ''}`,
     split: 'the patient-level validation split carved out of train (the official test split is withheld)',
-    reference: names.includes(DEFAULT_RECIPE) ? RECIPES[DEFAULT_RECIPE].title : undefined,
+    reference: names.includes('cxr') ? RECIPES.cxr.title : undefined,
   });
   return { files, summaries };
 }

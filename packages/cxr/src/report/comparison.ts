@@ -172,10 +172,13 @@ export async function writeComparison(
     '',
     '## Confusion matrices',
     '',
-    `| ${list.map((e) => mdEscape(e.name)).join(' | ')} |`,
-    `|${list.map(() => ':---:').join('|')}|`,
-    `| ${list.map((e, i) => `![${mdEscape(e.name)}](${bases[i]}.png)`).join(' | ')} |`,
-    '',
+    // Four to a table, so that a page of many experiments does not scroll sideways.
+    ...Array.from({ length: Math.ceil(list.length / 4) }, (_, g) => list.slice(4 * g, 4 * g + 4)).flatMap((group, g) => [
+      `| ${group.map((e) => mdEscape(e.name)).join(' | ')} |`,
+      `|${group.map(() => ':---:').join('|')}|`,
+      `| ${group.map((e, k) => `![${mdEscape(e.name)}](${bases[4 * g + k]}.png)`).join(' | ')} |`,
+      '',
+    ]),
     ...(rocSvg ? ['## ROC curves', '', '![ROC curves of every experiment](roc-comparison.png)', ''] : []),
     ...(curves.some(Boolean) ? [
       '## Training curves',
