@@ -68,4 +68,5 @@ RECIPES['cxr-oversample'] = {
   recipe: { ...RECIPES.cxr.recipe, balance: 'oversample' },
 };
 
-export const DEFAULT_RECIPE = 'cxr';
+// The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).
+export const DEFAULT_RECIPE = 'cxr-oversample';
