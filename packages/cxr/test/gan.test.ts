@@ -15,6 +15,7 @@ import { gridDims } from '../src/gan/grid';
 import { ganCounts, isSynthetic, withGanImages } from '../src/gan/mix';
 import { nearest } from '../src/gan/nearest';
 import { GRID_COLS, GRID_ROWS_PER_CLASS } from '../src/gan/train';
+import { runSeedExperiments } from '../src/experiments/seed';
 import { readMeta } from '../src/models/io';
 import { loadTrainVal } from '../src/train/dataset_images';
 import { runTraining } from '../src/train/run';
@@ -139,6 +140,22 @@ test('cxr train --gan-images records the generated images and validates on real 
   assert.equal(d.validation.n, val.labels.length);
   const preds = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8'));
   assert.equal(preds.files.filter(isSynthetic).length, 0);
+});
+
+test('experiments seed --gan-model: the GAN row gets generated images, its resampling counterpart none', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-gan-'));
+  const { summaries } = await runSeedExperiments({
+    data, out, quick: true, ganModel: ganDir, only: ['gan-vs-oversample', 'cxr-oversample'], log: () => {},
+  });
+  assert.equal(summaries.length, 2);
+  const gan = readMeta(path.join(out, 'gan-vs-oversample'));
+  const over = readMeta(path.join(out, 'cxr-oversample'));
+  const synthetic = (m: typeof gan) => (m.data as { synthetic?: { perClass: unknown; generator: string } }).synthetic;
+  // The quick subset is already balanced, so 'balance' adds no image here; the row still draws on the GAN.
+  assert.deepEqual([synthetic(gan)?.perClass, synthetic(gan)?.generator], ['balance', ganDir], 'the GAN row balances with the GAN');
+  assert.equal(synthetic(over), undefined, 'no generated images in the oversampling row');
+  assert.equal((over.recipe as { balance: string }).balance, 'oversample');
+  assert.equal((gan.recipe as { balance: string }).balance, 'none');
 });
 
 test('nearest neighbours match brute force and honour exclusions', () => {
