@@ -63,3 +63,23 @@ test('a patient with mixed labels goes by its majority and stays whole', () => {
 test('valFraction outside [0, 1) is refused', () => {
   assert.throws(() => splitByPatient([], { valFraction: 1 }), RangeError);
 });
+
+test("mode 'block': the lowest patient numbers of each series, whole patients, about the fraction per class", () => {
+  const items = [
+    ...Array.from({ length: 20 }, (_, i) => ({ patient: `IM-${String(100 + i).padStart(4, '0')}`, label: 0 as Label })),
+    ...Array.from({ length: 20 }, (_, i) => ({ patient: `NORMAL2-IM-${String(500 + i).padStart(4, '0')}`, label: 0 as Label })),
+    // Two images each; numbers given out of order and without zero padding.
+    ...Array.from({ length: 40 }, (_, i) => ({ patient: `person${(i * 7) % 40 + 1}`, label: 1 as Label })).flatMap((r) => [r, { ...r }]),
+  ];
+  const { train, val } = splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 9 });
+  const valIds = new Set(val.map((r) => r.patient));
+  const expected = [
+    ...['0100', '0101', '0102', '0103', '0104'].map((n) => `IM-${n}`),
+    ...['0500', '0501', '0502', '0503', '0504'].map((n) => `NORMAL2-IM-${n}`),
+    ...Array.from({ length: 10 }, (_, i) => `person${i + 1}`),
+  ];
+  assert.deepEqual([...valIds].sort(), expected.sort());
+  assert.ok(train.every((r) => !valIds.has(r.patient)), 'no patient on both sides');
+  // The seed plays no part: the block is fixed by the numbers.
+  assert.deepEqual(splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 1 }).valIndices, splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 9 }).valIndices);
+});

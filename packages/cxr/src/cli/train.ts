@@ -24,6 +24,7 @@ export function register(program: Command): void {
     .option('--patience <n>', 'early stopping patience in epochs (0 = off)', (v) => parseInt(v, 10))
     .option('--limit-per-class <n>', 'use at most n training images per class (quick runs)', (v) => parseInt(v, 10))
     .option('--seed <n>', 'seed for the split, order and augmentation', (v) => parseInt(v, 10))
+    .addOption(new Option('--val-split <mode>', 'validation patients: random, or block (lowest patient numbers of each series)').choices(['random', 'block']))
     .option('--backbone <name>', "transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, or 'auto' (cxr backbone list)")
     .option('--weights <path>', 'local backbone weights (TF.js model folder or Keras .h5) instead of the cache/download')
     .option('--fine-tune <blocks:epochs:lr>', 'after the head, fine-tune the top backbone blocks, e.g. 2:4:1e-4', (v) => {
@@ -42,7 +43,7 @@ export function register(program: Command): void {
       const overrides = Object.fromEntries(Object.entries({
         arch: o.model, balance: o.balance, augment: o.augment, epochs: o.epochs, batchSize: o.batchSize,
         optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
-        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed,
+        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed, valSplit: o.valSplit,
         backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,
         ganImages: o.ganImages, ganModel: o.ganModel && path.resolve(o.ganModel),
       }).filter(([, v]) => v !== undefined));

@@ -11,6 +11,21 @@ export interface SplitOptions {
   /** Fraction of images (per class) to put in validation; default 0.15. */
   valFraction?: number;
   seed?: Seed;
+  /**
+   * 'random' (default): seeded shuffle of patients. 'block': the lowest-numbered patients of each
+   * file-name series (IM-, NORMAL2-IM-, person), so validation is a contiguous block of patient
+   * numbers as the official test split is; numbering follows acquisition, so this split measures
+   * a shift in time that a random one hides.
+   */
+  mode?: SplitMode;
+}
+
+export type SplitMode = 'random' | 'block';
+
+/** Series and number of a patient id ('NORMAL2-IM-0383' -> ['NORMAL2-IM-', 383]); unnumbered ids sort last. */
+function seriesOf(id: string): [string, number] {
+  const m = /^(.*?)(\d+)$/.exec(id);
+  return m ? [m[1], parseInt(m[2], 10)] : [id, Number.POSITIVE_INFINITY];
 }
 
 export const DEFAULT_VAL_FRACTION = 0.15;
@@ -55,18 +70,28 @@ export function splitByPatient<T extends { patient: string; label: Label }>(
   }
 
   const inVal = new Uint8Array(items.length);
-  for (const label of [0, 1] as const) {
-    const patients = shuffleInPlace(strata[label], createRng(seed, 'split', label));
-    const images = patients.reduce((n, p) => n + p.indices.length, 0);
-    const target = Math.round(images * valFraction);
+  // Whole patients in order until the share is reached; the overshoot is at most one patient's
+  // images, which is a handful here.
+  const take = (patients: readonly Patient[]) => {
+    const target = Math.round(patients.reduce((n, p) => n + p.indices.length, 0) * valFraction);
     let taken = 0;
-    // Whole patients in shuffled order until the class's share is reached; the overshoot is
-    // at most one patient's images, which is a handful here.
     for (const p of patients) {
       if (taken >= target) break;
       for (const i of p.indices) inVal[i] = 1;
       taken += p.indices.length;
     }
+  };
+  for (const label of [0, 1] as const) {
+    if ((opts.mode ?? 'random') === 'random') {
+      take(shuffleInPlace(strata[label], createRng(seed, 'split', label)));
+      continue;
+    }
+    const series = new Map<string, Patient[]>();
+    for (const p of strata[label]) {
+      const [name] = seriesOf(p.id);
+      series.set(name, [...(series.get(name) ?? []), p]);
+    }
+    for (const list of series.values()) take(list.sort((a, b) => seriesOf(a.id)[1] - seriesOf(b.id)[1]));
   }
 
   const trainIndices: number[] = [];

@@ -96,6 +96,7 @@ export async function fitOodFromData(modelDir: string, dataRoot: string, opts: F
     const limitPerClass = num(meta.recipe.limitPerClass, 0);
     const { train, val, info } = await loadTrainVal(dataRoot, {
       size: meta.inputSize, valFraction, seed, limitPerClass, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
+      valSplit: meta.data.valSplit === 'block' ? 'block' : 'random',
     });
     if (typeof meta.data.fingerprint === 'string' && meta.data.fingerprint !== info.fingerprint) {
       log(`warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`);

@@ -38,7 +38,7 @@ temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a name
 - ${d.root ? `\`${path.basename(String(d.root))}\` ` : ''}Kaggle "Chest X-Ray Images (Pneumonia)" \`train\` split, carved by patient into
   ${d.train?.n ?? '?'} training images (${d.train?.normal ?? '?'} normal, ${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients) and
   ${d.validation?.n ?? '?'} validation images (${d.validation?.normal ?? '?'} normal, ${d.validation?.pneumonia ?? '?'} pneumonia; ${d.valPatients ?? '?'} patients),
-  validation fraction ${d.valFraction ?? '?'}, split seed ${d.splitSeed ?? '?'}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
+  validation fraction ${d.valFraction ?? '?'}, ${d.valSplit === 'block' ? 'validation = the lowest patient numbers of each file-name series (block split)' : `split seed ${d.splitSeed ?? '?'}`}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
 - The official test split was not used for anything.
 
 ## Recipe

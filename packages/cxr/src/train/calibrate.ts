@@ -50,11 +50,11 @@ export function writeValidationFiles(dir: string, files: string[], c: Calibratio
 export async function recalibrate(modelDir: string, dataRoot: string, log: (l: string) => void): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
-  const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string };
+  const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string; valSplit?: 'random' | 'block' };
   const r = meta.recipe as { limitPerClass?: number };
   if (d.valFraction === undefined || d.splitSeed === undefined) throw new Error(`${modelDir}: cxr.json does not record its validation split`);
   const { val, info } = await loadTrainVal(dataRoot, {
-    size: meta.inputSize, valFraction: d.valFraction, seed: d.splitSeed, limitPerClass: r.limitPerClass ?? 0, warn: log,
+    size: meta.inputSize, valFraction: d.valFraction, seed: d.splitSeed, valSplit: d.valSplit, limitPerClass: r.limitPerClass ?? 0, warn: log,
   });
   if (d.fingerprint && info.fingerprint !== d.fingerprint) {
     throw new Error(`the data in ${dataRoot} is not the data this model was trained on (fingerprint differs)`);

@@ -2,7 +2,7 @@
 import * as crypto from 'node:crypto';
 import { cacheImages } from '../data/cache';
 import { ImageRecord, scanDataset } from '../data/dataset';
-import { splitByPatient } from '../data/split';
+import { splitByPatient, type SplitMode } from '../data/split';
 import { ImageSet } from './images';
 
 export interface LoadOptions {
@@ -53,10 +53,10 @@ export function limitPerClass(records: ImageRecord[], n: number): ImageRecord[] 
 }
 
 /** Patient-level train/validation split of the `train` split, then both loaded at `size`. */
-export async function loadTrainVal(root: string, opts: LoadOptions & { valFraction: number; seed: number; limitPerClass: number }) {
+export async function loadTrainVal(root: string, opts: LoadOptions & { valFraction: number; seed: number; limitPerClass: number; valSplit?: SplitMode }) {
   let records = await splitRecords(root, 'train');
   records = limitPerClass(records, opts.limitPerClass);
-  const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed });
+  const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });
   const train = await loadImageSet(split.train, 'train', opts);
   const val = await loadImageSet(split.val, 'validation', opts);
   const fingerprint = crypto.createHash('sha256')
@@ -65,7 +65,7 @@ export async function loadTrainVal(root: string, opts: LoadOptions & { valFracti
   return {
     train, val,
     info: {
-      root, fingerprint, valFraction: opts.valFraction, splitSeed: opts.seed,
+      root, fingerprint, valFraction: opts.valFraction, splitSeed: opts.seed, valSplit: opts.valSplit ?? 'random',
       trainPatients: new Set(train.patients).size, valPatients: new Set(val.patients).size,
     },
   };

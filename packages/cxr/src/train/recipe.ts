@@ -17,6 +17,8 @@ export const Recipe = z.object({
   /** Early stopping: epochs without a better validation AUC. 0 = off. */
   patience: z.number().int().min(0).default(0),
   valFraction: z.number().min(0.05).max(0.5).default(0.15),
+  /** How validation patients are picked: 'random' or 'block' (lowest patient numbers per series; data/split.ts). */
+  valSplit: z.enum(['random', 'block']).default('random'),
   seed: z.number().int().default(42),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
