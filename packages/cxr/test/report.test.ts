@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { evaluate, operatingPoints, seededRandom } from '../src/eval';
-import { confusionChart, readRunDir, writeComparison, writeReport } from '../src/report';
+import { confusionChart, readRunDir, wrapText, writeComparison, writeReport } from '../src/report';
 import { inlineSvg } from '../src/report/html';
 import { measureText } from '../src/report/text_metrics';
 
@@ -203,4 +203,11 @@ test('text is measured with the font, and inlined SVG ids stay unique', () => {
   assert.match(out, /id="roc-test-clip1"/);
   assert.match(out, /url\(#roc-test-clip1\)/);
   assert.match(out, /^<svg role="img" aria-label="ROC &quot;curve&quot;"/);
+});
+
+test('wrapText breaks long titles at spaces and keeps an over-long word whole', () => {
+  assert.deepEqual(wrapText('Seed fig. 6: transfer learning, frozen ImageNet backbone', 20), ['Seed fig. 6:', 'transfer learning,', 'frozen ImageNet', 'backbone']);
+  assert.deepEqual(wrapText('a-very-long-word-indeed x', 5), ['a-very-long-word-indeed', 'x']);
+  assert.deepEqual(wrapText('', 10), ['']);
+  for (const line of wrapText('cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA', 28)) assert.ok(line.length <= 28, line);
 });

@@ -74,6 +74,17 @@ function markLayer(marks: readonly MarkedPoint[], x: 'fpr' | 'recall', y: 'tpr' 
   };
 }
 
+/** Lines of at most `max` characters, broken at spaces (a longer word keeps its own line). */
+export function wrapText(text: string, max: number): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= max) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines.length ? lines : [''];
+}
+
 export function confusionChart(
   c: Confusion,
   opts: { title: string; subtitle?: string; classNames?: ClassNames; cell?: number },
@@ -100,7 +111,8 @@ export function confusionChart(
   const dark = { test: 'datum.share > 0.55', value: 'white' };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: opts.title, ...(opts.subtitle ? { subtitle: opts.subtitle } : {}) },
+    // Wrapped to the plot's width, so that a long experiment name does not widen (and so shrink) the matrix.
+    title: { text: wrapText(opts.title, Math.max(24, Math.round((cell * 2 + 60) / 8))), ...(opts.subtitle ? { subtitle: opts.subtitle } : {}) },
     config: { ...config, axis: { ...config.axis, grid: false, ticks: false, domain: false, labelPadding: 6 } },
     width: cell * 2,
     height: cell * 2,
