@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { initEngine } from '../src/engine';
 import { argmax2d, gradCam, renderOverlay, resizeMap } from '../src/explain/gradcam';
 import { INFERNO } from '../src/explain/colormap';
-import { splitModel, type ModelParts } from '../src/explain/model_parts';
+import { features, splitModel, type ModelParts } from '../src/explain/model_parts';
+import { predictLogits, predictWithFeatures } from '../src/predict/infer';
 import { cxrnet } from '../src/models/cxrnet';
 
 // Small images: with global average pooling, the blob must be a fair share of the picture for
@@ -177,6 +178,29 @@ test('every cxr architecture splits at last_conv and the split reproduces the mo
   const g = got.dataSync();
   for (let i = 0; i < 2; i++) assert.ok(Math.abs(w[i] - g[i]) < 1e-3, `${w[i]} vs ${g[i]}`);
   tf.dispose([x, want, got]);
+  m.dispose();
+});
+
+test('one pass gives the TTA logits and the OOD features that two passes give', () => {
+  const m = cxrnet({ inputSize: 32, widths: [4, 8], dropout: 0.3 });
+  const p = splitModel(m);
+  const tap = { member: 0, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(p.featureLayer).getOutputAt(0) as tfl.SymbolicTensor] }) };
+  const x = tf.randomUniform([2, 32, 32, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+  // 'identity' not first: the features must come from the identity view's rows of the stacked batch.
+  const tta = ['zoom-in', 'identity', 'shift-left'];
+  const r = predictWithFeatures([m], x, tta, tap);
+  const want = predictLogits([m], x, tta);
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(r.logits[i] - want[i]) < 1e-6, `${r.logits[i]} vs ${want[i]}`);
+  const h2 = features(p, x);
+  assert.deepEqual(r.features!.shape, h2.shape);
+  const a = r.features!.dataSync();
+  const b = h2.dataSync();
+  let maxDiff = 0;
+  for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+  assert.ok(maxDiff < 1e-5, `features differ by ${maxDiff}`);
+  // Without an identity view there is nothing to tap.
+  assert.equal(predictWithFeatures([m], x, ['zoom-in'], tap).features, null);
+  tf.dispose([x, h2, r.features!]);
   m.dispose();
 });
 

@@ -40,21 +40,47 @@ export function ttaView(x: tf.Tensor4D, name: string): tf.Tensor4D {
  * stacked into one batch per member, so a TTA prediction is one forward pass, not one per view.
  */
 export function predictLogits(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = []): Float32Array {
+  return predictWithFeatures(members, x, tta).logits;
+}
+
+/** A member's model with a second output (a hidden layer), sharing its weights. */
+export interface FeatureTap {
+  member: number;
+  model: LayersModel;
+}
+
+/**
+ * predictLogits, plus the identity view's second output of `tap` taken from the same forward pass
+ * (the OOD gate's features), so that a prediction runs the network once. `features` is null
+ * when there is no tap or no identity view; the caller disposes it.
+ */
+export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = [], tap?: FeatureTap):
+    { logits: Float32Array; features: tf.Tensor2D | null } {
   const views = tta.length ? tta : ['identity'];
   const n = x.shape[0];
+  const at = views.indexOf('identity');
+  let features: tf.Tensor2D | null = null;
   const mean = tf.tidy(() => {
     const batch = views.length === 1 ? ttaView(x, views[0]) : tf.concat(views.map((v) => ttaView(x, v)), 0);
     let acc: tf.Tensor | null = null;
-    for (const m of members) {
-      const p = tf.clipByValue(m.predict(batch) as tf.Tensor, 1e-7, 1 - 1e-7);
+    members.forEach((m, j) => {
+      let out: tf.Tensor;
+      if (tap && tap.member === j && at >= 0) {
+        const [p, h] = tap.model.predict(batch) as tf.Tensor[];
+        features = tf.keep(tf.reshape(tf.slice(h, at * n, n), [n, -1]) as tf.Tensor2D);
+        out = p;
+      } else {
+        out = m.predict(batch) as tf.Tensor;
+      }
+      const p = tf.clipByValue(out, 1e-7, 1 - 1e-7);
       const z = tf.sum(tf.reshape(tf.log(tf.div(p, tf.sub(1, p))), [views.length, n]), 0);
       acc = acc ? tf.add(acc, z) : z;
-    }
+    });
     return tf.div(acc!, views.length * members.length);
   });
-  const out = Float32Array.from(mean.dataSync() as Float32Array);
+  const logits = Float32Array.from(mean.dataSync() as Float32Array);
   mean.dispose();
-  return out;
+  return { logits, features };
 }
 
 /** Logits for many images, in batches. */

@@ -5,6 +5,7 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
@@ -15,7 +16,7 @@ import { imageChecks, type ImageFacts, loadOod, mahalanobis, type OodModel, satu
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
-import { predictLogits, sigmoid, toInput } from './infer';
+import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from './infer';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -65,6 +66,8 @@ export class Predictor {
   private readonly loaded: LoadedModel;
   private readonly parts: ModelParts[] | null;
   private readonly ood: OodModel | null;
+  /** The OOD member with its feature layer as a second output: features from the prediction's own pass. */
+  private readonly tap: FeatureTap | null;
   private readonly limits: DecodeLimits;
   private disposed = false;
 
@@ -95,6 +98,17 @@ export class Predictor {
       }
     }
     this.ood = ood;
+    let tap: FeatureTap | null = null;
+    if (ood) {
+      const m = loaded.members[ood.member];
+      try {
+        // Node 0 is the layer in the member's own graph (splitModel gave it a second one).
+        tap = { member: ood.member, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(ood.featureLayer).getOutputAt(0) as tfl.SymbolicTensor] }) };
+      } catch {
+        tap = null; // features() below runs the second pass instead
+      }
+    }
+    this.tap = tap;
   }
 
   /** Loads the model once and runs one warm-up prediction (first calls compile kernels and fill pools). */
@@ -156,10 +170,10 @@ export class Predictor {
     let cam = null;
     let t2: number;
     try {
-      const meanLogit = predictLogits(this.loaded.members, x, meta.tta)[0];
-      logit = meanLogit / meta.temperature;
+      const r = predictWithFeatures(this.loaded.members, x, meta.tta, this.tap ?? undefined);
+      logit = r.logits[0] / meta.temperature;
       if (this.ood && this.parts) {
-        const h = features(this.parts[this.ood.member], x);
+        const h = r.features ?? features(this.parts[this.ood.member], x);
         const score = mahalanobis(this.ood, h.dataSync().subarray(0, h.shape[1]));
         h.dispose();
         oodResult = { score, threshold: this.ood.threshold, outOfDistribution: score > this.ood.threshold };
