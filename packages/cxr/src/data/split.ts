@@ -86,12 +86,13 @@ export function splitByPatient<T extends { patient: string; label: Label }>(
       take(shuffleInPlace(strata[label], createRng(seed, 'split', label)));
       continue;
     }
-    const series = new Map<string, Patient[]>();
+    const series = new Map<string, { p: Patient; n: number }[]>();
     for (const p of strata[label]) {
-      const [name] = seriesOf(p.id);
-      series.set(name, [...(series.get(name) ?? []), p]);
+      const [name, n] = seriesOf(p.id);
+      if (!series.has(name)) series.set(name, []);
+      series.get(name)!.push({ p, n });
     }
-    for (const list of series.values()) take(list.sort((a, b) => seriesOf(a.id)[1] - seriesOf(b.id)[1]));
+    for (const list of series.values()) take(list.sort((a, b) => a.n - b.n).map((e) => e.p));
   }
 
   const trainIndices: number[] = [];

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadModel } from '../models/io';
 import { toInput } from '../predict/infer';
-import { loadTrainVal } from '../train/dataset_images';
+import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
+import { loadTrainVal, recordedSplit } from '../train/dataset_images';
 import type { ImageSet } from '../train/images';
 import { features, splitModel, type ModelParts } from './model_parts';
 import { fitGaussian, mahalanobis, OOD_FORMAT, type OodModel, percentile, saveOod, scoreSummary, weightsDigest } from './ood';
@@ -90,13 +91,12 @@ export async function fitOodFromData(modelDir: string, dataRoot: string, opts: F
   const loaded = await loadModel(modelDir);
   try {
     const { meta } = loaded;
-    const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
-    const valFraction = num(meta.data.valFraction, num(meta.recipe.valFraction, 0.15));
-    const seed = num(meta.data.splitSeed, num(meta.recipe.seed, 42));
-    const limitPerClass = num(meta.recipe.limitPerClass, 0);
+    const split = recordedSplit(meta);
+    const valFraction = split.valFraction ?? DEFAULT_VAL_FRACTION;
+    const seed = split.seed ?? DEFAULT_SPLIT_SEED;
+    const { limitPerClass } = split;
     const { train, val, info } = await loadTrainVal(dataRoot, {
-      size: meta.inputSize, valFraction, seed, limitPerClass, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
-      valSplit: meta.data.valSplit === 'block' ? 'block' : 'random',
+      ...split, valFraction, seed, size: meta.inputSize, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
     });
     if (typeof meta.data.fingerprint === 'string' && meta.data.fingerprint !== info.fingerprint) {
       log(`warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`);

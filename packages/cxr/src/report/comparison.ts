@@ -34,23 +34,15 @@ export interface ComparisonOptions {
 
 type Prediction = NonNullable<ExperimentSummary['predictions']>;
 
-/** AUC(e) − AUC(reference) on the cases both scored, matched by file where both list files. */
+/**
+ * AUC(e) − AUC(reference) when both scored the same cases: rows matched by file where both list
+ * files, else by position; null when the case sets or their labels differ.
+ */
 function aucVersusReference(e: Prediction, ref: Prediction): { difference: number; ci95: [number, number] | null } | null {
-  let labels = e.labels;
-  let probsE = e.probs;
-  let probsR = ref.probs;
-  if (e.files?.length && ref.files?.length) {
-    const at = new Map(ref.files.map((f, i) => [f, i]));
-    const common = e.files.flatMap((f, i) => (at.has(f) ? [[i, at.get(f)!] as const] : []));
-    if (common.length !== e.files.length || common.length !== ref.files.length) return null;
-    labels = common.map(([i]) => e.labels[i]);
-    probsE = common.map(([i]) => e.probs[i]);
-    probsR = common.map(([, j]) => ref.probs[j]);
-    if (common.some(([i, j]) => e.labels[i] !== ref.labels[j])) return null;
-  } else if (e.labels.length !== ref.labels.length || e.labels.some((y, i) => y !== ref.labels[i])) {
-    return null;
-  }
-  return pairedAucDifference(labels, probsR, probsE);
+  const byFile = e.files?.length && ref.files?.length ? new Map(ref.files.map((f, i) => [f, i])) : null;
+  const row = e.labels.map((_, i) => (byFile ? byFile.get(e.files![i]) : i));
+  if (e.labels.length !== ref.labels.length || row.some((j, i) => j === undefined || ref.labels[j] !== e.labels[i])) return null;
+  return pairedAucDifference(e.labels, row.map((j) => ref.probs[j!]), e.probs);
 }
 
 const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;

@@ -9,7 +9,7 @@ import { writeModelCard } from '../models/card';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../predict/infer';
-import { loadTrainVal } from './dataset_images';
+import { loadTrainVal, recordedSplit } from './dataset_images';
 import type { ImageSet } from './images';
 
 export interface Calibration {
@@ -50,12 +50,9 @@ export function writeValidationFiles(dir: string, files: string[], c: Calibratio
 export async function recalibrate(modelDir: string, dataRoot: string, log: (l: string) => void): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
-  const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string; valSplit?: 'random' | 'block' };
-  const r = meta.recipe as { limitPerClass?: number };
+  const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string };
   if (d.valFraction === undefined || d.splitSeed === undefined) throw new Error(`${modelDir}: cxr.json does not record its validation split`);
-  const { val, info } = await loadTrainVal(dataRoot, {
-    size: meta.inputSize, valFraction: d.valFraction, seed: d.splitSeed, valSplit: d.valSplit, limitPerClass: r.limitPerClass ?? 0, warn: log,
-  });
+  const { val, info } = await loadTrainVal(dataRoot, { ...recordedSplit(meta), valFraction: d.valFraction, seed: d.splitSeed, size: meta.inputSize, warn: log });
   if (d.fingerprint && info.fingerprint !== d.fingerprint) {
     throw new Error(`the data in ${dataRoot} is not the data this model was trained on (fingerprint differs)`);
   }

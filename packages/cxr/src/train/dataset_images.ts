@@ -4,6 +4,7 @@ import { cacheImages } from '../data/cache';
 import { ImageRecord, scanDataset } from '../data/dataset';
 import { splitByPatient, type SplitMode } from '../data/split';
 import { ImageSet } from './images';
+import type { Recipe } from './recipe';
 
 export interface LoadOptions {
   size: number;
@@ -52,8 +53,34 @@ export function limitPerClass(records: ImageRecord[], n: number): ImageRecord[] 
   return out;
 }
 
+export interface SplitChoice {
+  valFraction: number;
+  seed: number;
+  limitPerClass: number;
+  valSplit: SplitMode;
+}
+
+/** The split a recipe asks for. */
+export function splitOf(r: Recipe): SplitChoice {
+  return { valFraction: r.valFraction, seed: r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
+}
+
+/**
+ * The split a trained model recorded in cxr.json (`data`, else its recipe), so that calibration and
+ * the OOD gate see exactly its validation images. Fields it lacks are undefined.
+ */
+export function recordedSplit(meta: { data: Record<string, unknown>; recipe: Record<string, unknown> }): Partial<SplitChoice> & { limitPerClass: number; valSplit: SplitMode } {
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  return {
+    valFraction: num(meta.data.valFraction) ?? num(meta.recipe.valFraction),
+    seed: num(meta.data.splitSeed) ?? num(meta.recipe.seed),
+    limitPerClass: num(meta.recipe.limitPerClass) ?? 0,
+    valSplit: meta.data.valSplit === 'block' ? 'block' : 'random',
+  };
+}
+
 /** Patient-level train/validation split of the `train` split, then both loaded at `size`. */
-export async function loadTrainVal(root: string, opts: LoadOptions & { valFraction: number; seed: number; limitPerClass: number; valSplit?: SplitMode }) {
+export async function loadTrainVal(root: string, opts: LoadOptions & Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode }) {
   let records = await splitRecords(root, 'train');
   records = limitPerClass(records, opts.limitPerClass);
   const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });

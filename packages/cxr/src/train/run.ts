@@ -5,7 +5,7 @@ import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data
 import { withGanImages } from '../gan/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { architecture } from '../models';
-import { loadTrainVal } from './dataset_images';
+import { loadTrainVal, splitOf } from './dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { Recipe, RecipeInput } from './recipe';
 import { TrainResult, train } from './trainer';
@@ -67,7 +67,7 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   const progress = o.progress ?? process.stderr.isTTY === true;
 
   const { train: realTrain, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass, valSplit: recipe.valSplit,
+    size, progress, warn: log, ...splitOf(recipe),
   });
   // After the split, so generated images can only ever be training images.
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);

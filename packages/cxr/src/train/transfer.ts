@@ -19,7 +19,7 @@ import { compileFrozen } from '../models/backbones/fold';
 import { fileLoader, saveLayersModel } from '../models/io';
 import { predictAllLogits, sigmoid, toInput } from '../predict/infer';
 import { LoopState, readState, restoreCheckpoint, saveCheckpoint } from './checkpoint';
-import { loadTrainVal } from './dataset_images';
+import { loadTrainVal, splitOf } from './dataset_images';
 import { count, ImageSet } from './images';
 import { weightedBce } from './loss';
 import { Recipe } from './recipe';
@@ -103,7 +103,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     (backbone.fallback ? `\n  fallback: ${backbone.fallback}` : ''));
 
   const { train, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, valFraction: recipe.valFraction, seed: recipe.seed, limitPerClass: recipe.limitPerClass, valSplit: recipe.valSplit,
+    size, progress, warn: log, ...splitOf(recipe),
   });
   const dropout = recipe.headDropout ?? 0.2;
   const tm = await buildTransferModel(backbone, size, { dropout, seed: recipe.seed });
