@@ -68,6 +68,12 @@ screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defa
 `;
 }
 
+/** Everything below this line of a card is written by hand and survives regeneration (`cxr calibrate`). */
+export const HAND_WRITTEN_MARKER = '<!-- hand-written below: kept when the card is regenerated -->';
+
 export function writeModelCard(dir: string, meta: ModelMeta, command?: string): void {
-  fs.writeFileSync(path.join(dir, 'MODEL_CARD.md'), modelCard(meta, command));
+  const file = path.join(dir, 'MODEL_CARD.md');
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const at = old.indexOf(HAND_WRITTEN_MARKER);
+  fs.writeFileSync(file, modelCard(meta, command) + (at >= 0 ? `\n${old.slice(at)}` : ''));
 }
