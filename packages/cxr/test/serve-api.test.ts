@@ -216,6 +216,32 @@ test('bearer token: required on the API when configured, health stays public', a
   }
 });
 
+test('bearer token: encoded, doubled-slash and case variants of /api paths cannot bypass it', async () => {
+  const secured = await buildApp({ predictor, audit, apiToken: 's3cret-token' });
+  try {
+    // The router decodes percent-escapes; the check must hold on the route that matched, not on the raw URL.
+    const variants = [
+      '/%61pi/v1/predictions', '/api/%761/predictions', '/%61%70%69/v1/model', '/api/v1/%70redictions',
+      '/%61pi/v1/model/files/model.json', '/%61pi/v1/model/files/weights.bin', '/api/v1/model/files/%6dodel.json',
+    ];
+    for (const url of variants) {
+      const res = await secured.inject({ url });
+      assert.ok(res.statusCode === 401 || res.statusCode === 404, `${url} answered ${res.statusCode}`);
+      assert.notEqual(res.statusCode, 200, url);
+    }
+    // At least the plain encodings route to real handlers, so they must be refused, not merely missed.
+    assert.equal((await secured.inject({ url: '/%61pi/v1/predictions' })).statusCode, 401);
+    assert.equal((await secured.inject({ url: '/%61pi/v1/model/files/weights.bin' })).statusCode, 401);
+    for (const url of ['//api/v1/predictions', '/API/v1/predictions', '/api//v1/predictions', '/Api/V1/model']) {
+      assert.notEqual((await secured.inject({ url })).statusCode, 200, url);
+    }
+    const encodedPost = await secured.inject({ method: 'POST', url: '/%61pi/v1/predictions', payload: '' });
+    assert.equal(encodedPost.statusCode, 401);
+  } finally {
+    await secured.close();
+  }
+});
+
 test('--no-store-images keeps no images in the log but still serves the fresh heat map', async () => {
   const lean = await buildApp({ predictor, audit, storeImages: false });
   try {

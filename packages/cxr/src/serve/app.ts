@@ -140,8 +140,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     if (!authorized) return;
-    const url = req.url.split('?')[0];
-    if (!url.startsWith('/api/') || PUBLIC_API_ROUTES.has(url)) return;
+    // Decide on the route that matched (its pattern, after the router decoded the path), never on
+    // the raw URL: '/%61pi/v1/predictions' reaches the same handler as '/api/v1/predictions'.
+    // Unmatched requests have no pattern and fall through to the 404 handler.
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
     if (!authorized(req.headers.authorization)) {
       reply.header('WWW-Authenticate', 'Bearer realm="cxr"');
       throw new HttpError(401, 'UNAUTHORIZED', 'this server needs an API token: send "Authorization: Bearer <token>"');
