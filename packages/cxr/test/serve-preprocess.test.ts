@@ -2,7 +2,7 @@
 // arithmetic so that a change shows up here before it shows up as a probability mismatch.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { resizeSquare, toGray, preprocessPixels } from '../src/data/preprocess';
+import { normalizeImages, preprocessPixels, resizeSquare, toGray } from '../src/data/preprocess';
 
 test('toGray: gray copies, RGB is rounded Rec. 601 luma, equal channels keep their value', () => {
   assert.deepEqual(toGray(Uint8Array.from([0, 7, 255]), 3, 1, 1), Uint8Array.from([0, 7, 255]));
@@ -78,4 +78,32 @@ test('preprocessPixels: RGBA straight to the model square', () => {
   const rgba = new Uint8Array(6 * 4 * 4);
   for (let i = 0; i < 24; i++) rgba.set([50, 50, 50, 255], i * 4);
   assert.deepEqual(preprocessPixels(rgba, 6, 4, 4, 3), new Uint8Array(9).fill(50));
+});
+
+test('normalizeImages equalize: spreads levels over 0..255, ignores monotonic intensity changes, leaves flat images', () => {
+  const size = 16;
+  const n = size * size;
+  const ramp = Uint8Array.from({ length: n }, (_, i) => 60 + (i % 97)); // levels 60..156 only
+  const eq = normalizeImages(ramp.slice(), 1, size, 'equalize');
+  assert.equal(Math.min(...eq), 0);
+  assert.equal(Math.max(...eq), 255);
+  // Order is kept: a brighter input pixel never maps below a darker one.
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (ramp[i] < ramp[j]) assert.ok(eq[i] <= eq[j]);
+  // A gamma-like change (strictly increasing, so every level stays distinct) gives the same equalised image.
+  const gamma = Uint8Array.from(ramp, (v) => v + Math.floor((v - 60) ** 2 / 100));
+  assert.equal(new Set(gamma).size, new Set(ramp).size);
+  assert.deepEqual(normalizeImages(gamma, 1, size, 'equalize'), eq);
+  // Two images in one array are normalised independently.
+  const two = new Uint8Array(2 * n);
+  two.set(ramp, 0);
+  two.fill(90, n);
+  normalizeImages(two, 2, size, 'equalize');
+  assert.deepEqual(two.subarray(0, n), eq);
+  assert.ok(two.subarray(n).every((v) => v === 90), 'a one-level image is left as it is');
+  // 'none' is the identity and returns the same array.
+  const same = ramp.slice();
+  assert.equal(normalizeImages(same, 1, size, 'none'), same);
+  assert.deepEqual(same, ramp);
+  assert.throws(() => normalizeImages(ramp.slice(), 2, size, 'equalize'), /samples/);
+  assert.throws(() => normalizeImages(ramp.slice(), 1, size, 'clahe' as never), /unknown normalisation/);
 });

@@ -1,4 +1,5 @@
 // `cxr train`: one command per experiment of the seed project, and cxr's own recipe.
+import { NORMALIZE_MODES } from '../data/preprocess';
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -24,6 +25,8 @@ export function register(program: Command): void {
     .option('--patience <n>', 'early stopping patience in epochs (0 = off)', (v) => parseInt(v, 10))
     .option('--limit-per-class <n>', 'use at most n training images per class (quick runs)', (v) => parseInt(v, 10))
     .option('--seed <n>', 'seed for the split, order and augmentation', (v) => parseInt(v, 10))
+    .option('--split-seed <n>', 'seed of the patient split alone (ensemble members share one validation split)', (v) => parseInt(v, 10))
+    .addOption(new Option('--normalize <mode>', 'per-image intensity normalisation of the input').choices([...NORMALIZE_MODES]))
     .addOption(new Option('--val-split <mode>', 'validation patients: random, or block (lowest patient numbers of each series)').choices(['random', 'block']))
     .option('--backbone <name>', "transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, or 'auto' (cxr backbone list)")
     .option('--weights <path>', 'local backbone weights (TF.js model folder or Keras .h5) instead of the cache/download')
@@ -43,7 +46,7 @@ export function register(program: Command): void {
       const overrides = Object.fromEntries(Object.entries({
         arch: o.model, balance: o.balance, augment: o.augment, epochs: o.epochs, batchSize: o.batchSize,
         optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
-        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed, valSplit: o.valSplit,
+        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed, splitSeed: o.splitSeed, normalize: o.normalize, valSplit: o.valSplit,
         backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,
         ganImages: o.ganImages, ganModel: o.ganModel && path.resolve(o.ganModel),
       }).filter(([, v]) => v !== undefined));

@@ -152,3 +152,43 @@ function checkDims(width: number, height: number): void {
     throw new RangeError(`invalid image dimensions ${width}×${height}`);
   }
 }
+
+/**
+ * Per-image intensity normalisation applied to the model's input squares (recorded in cxr.json as
+ * `preprocessing.normalize`). 'equalize' is global histogram equalisation: it maps every monotonic
+ * change of exposure, gamma, contrast or window to (nearly) the same image, which is the kind of
+ * difference seen between sites and years of one archive.
+ */
+export const NORMALIZE_MODES = ['none', 'equalize'] as const;
+export type NormalizeMode = (typeof NORMALIZE_MODES)[number];
+
+/**
+ * Normalises `n` concatenated size×size gray images in place and returns the same array.
+ * Integer arithmetic only (identical in Node and the browser). Equalisation maps level v to
+ * round(255 · (cdf(v) − cdf_min) / (N − cdf_min)); a one-level image is left as it is.
+ */
+export function normalizeImages(pixels: Uint8Array, n: number, size: number, mode: NormalizeMode = 'none'): Uint8Array {
+  if (mode === 'none') return pixels;
+  if (mode !== 'equalize') throw new RangeError(`unknown normalisation '${String(mode)}' (known: ${NORMALIZE_MODES.join(', ')})`);
+  const per = size * size;
+  if (pixels.length !== n * per) throw new RangeError(`normalizeImages: ${pixels.length} samples for ${n} × ${size}²`);
+  const hist = new Int32Array(256);
+  const map = new Uint8Array(256);
+  for (let k = 0; k < n; k++) {
+    const img = pixels.subarray(k * per, (k + 1) * per);
+    hist.fill(0);
+    for (let i = 0; i < per; i++) hist[img[i]]++;
+    let first = 0;
+    while (hist[first] === 0) first++;
+    const cdfMin = hist[first];
+    const d = per - cdfMin;
+    if (d === 0) continue;
+    let cdf = 0;
+    for (let v = 0; v < 256; v++) {
+      cdf += hist[v];
+      map[v] = v < first ? 0 : Math.floor((2 * 255 * (cdf - cdfMin) + d) / (2 * d));
+    }
+    for (let i = 0; i < per; i++) img[i] = map[img[i]];
+  }
+  return pixels;
+}

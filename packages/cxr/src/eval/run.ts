@@ -24,7 +24,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<Metrics & { 
   const op = meta.operatingPoints[opName];
   if (!op) throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
   const records = await splitRecords(o.data, o.split);
-  const set = await loadImageSet(records, records[0].split, { size: meta.inputSize, progress: o.progress, warn: o.warn });
+  const set = await loadImageSet(records, records[0].split, { size: meta.inputSize, normalize: meta.preprocessing.normalize, progress: o.progress, warn: o.warn });
   const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
   const probs = calibrated(logits, meta.temperature);
   const labels = Array.from(set.labels);

@@ -96,7 +96,7 @@ export async function fitOodFromData(modelDir: string, dataRoot: string, opts: F
     const seed = split.seed ?? DEFAULT_SPLIT_SEED;
     const { limitPerClass } = split;
     const { train, val, info } = await loadTrainVal(dataRoot, {
-      ...split, valFraction, seed, size: meta.inputSize, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
+      ...split, valFraction, seed, size: meta.inputSize, normalize: meta.preprocessing.normalize, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
     });
     if (typeof meta.data.fingerprint === 'string' && meta.data.fingerprint !== info.fingerprint) {
       log(`warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`);

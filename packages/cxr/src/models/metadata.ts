@@ -1,6 +1,7 @@
 // cxr.json: everything needed to use a saved model besides its weights. Read with zod because a
 // model folder can come from anywhere.
 import { z } from 'zod';
+import { NORMALIZE_MODES } from '../data/preprocess';
 
 export const MODEL_FORMAT = 'cxr-model/1';
 
@@ -17,7 +18,12 @@ export const ModelMeta = z.looseObject({
   arch: z.string(),
   inputSize: z.number().int().positive(),
   /** How pixels become model input: grayscale, squashed to inputSize x inputSize, scaled to [0,1]. */
-  preprocessing: z.looseObject({ resize: z.literal('fill'), scale: z.number().positive() }),
+  preprocessing: z.looseObject({
+    resize: z.literal('fill'),
+    scale: z.number().positive(),
+    /** Per-image intensity normalisation after the resize (data/preprocess.ts); absent = 'none'. */
+    normalize: z.enum(NORMALIZE_MODES).optional(),
+  }),
   classNames: z.tuple([z.string(), z.string()]),
   /** Temperature for calibration: p = sigmoid(logit(p_raw) / T). */
   temperature: z.number().positive().default(1),

@@ -9,6 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
+import { normalizeImages } from '../data/preprocess';
 import { initEngine } from '../engine';
 import { gradCam, renderOverlay } from '../explain/gradcam';
 import { features, type ModelParts, splitModel } from '../explain/model_parts';
@@ -164,7 +165,8 @@ export class Predictor {
 
     const warnings: string[] = [];
     const checks = imageChecks(img.facts);
-    const x = toInput(img.pixels, 1, meta.inputSize);
+    // The image checks above read the raw square; the network reads it normalised as it was trained.
+    const x = toInput(normalizeImages(img.pixels.slice(), 1, meta.inputSize, meta.preprocessing.normalize), 1, meta.inputSize);
     let logit: number;
     let oodResult: Prediction['ood'] = null;
     let cam = null;

@@ -259,6 +259,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       version: predictor.model.version,
       sha256: predictor.model.sha256,
       inputSize: meta.inputSize,
+      normalize: meta.preprocessing.normalize ?? 'none',
       defaultOperatingPoint: meta.defaultOperatingPoint,
       operatingPoints: meta.operatingPoints,
       temperature: meta.temperature,

@@ -1,6 +1,7 @@
 // JSON schemas of the v1 API. Fastify validates requests and serializes responses with them
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
+import { NORMALIZE_MODES } from '../data/preprocess';
 
 export const errorSchema = {
   $id: 'Error',
@@ -118,6 +119,7 @@ export const modelInfoSchema = {
     version: { type: 'string' },
     sha256: { type: 'string' },
     inputSize: { type: 'integer' },
+    normalize: { type: 'string', enum: [...NORMALIZE_MODES], description: 'per-image intensity normalisation after the resize' },
     defaultOperatingPoint: { type: 'string' },
     operatingPoints: {
       type: 'object',

@@ -52,7 +52,7 @@ export async function recalibrate(modelDir: string, dataRoot: string, log: (l: s
   const { meta } = loaded;
   const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string };
   if (d.valFraction === undefined || d.splitSeed === undefined) throw new Error(`${modelDir}: cxr.json does not record its validation split`);
-  const { val, info } = await loadTrainVal(dataRoot, { ...recordedSplit(meta), valFraction: d.valFraction, seed: d.splitSeed, size: meta.inputSize, warn: log });
+  const { val, info } = await loadTrainVal(dataRoot, { ...recordedSplit(meta), valFraction: d.valFraction, seed: d.splitSeed, size: meta.inputSize, normalize: meta.preprocessing.normalize, warn: log });
   if (d.fingerprint && info.fingerprint !== d.fingerprint) {
     throw new Error(`the data in ${dataRoot} is not the data this model was trained on (fingerprint differs)`);
   }

@@ -2,6 +2,7 @@
 import * as crypto from 'node:crypto';
 import { cacheImages } from '../data/cache';
 import { ImageRecord, scanDataset } from '../data/dataset';
+import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import { splitByPatient, type SplitMode } from '../data/split';
 import { ImageSet } from './images';
 import type { Recipe } from './recipe';
@@ -11,6 +12,8 @@ export interface LoadOptions {
   cacheDir?: string;
   progress?: boolean;
   warn?: (line: string) => void;
+  /** The model's per-image normalisation, applied to every loaded image (cxr.json preprocessing.normalize). */
+  normalize?: NormalizeMode;
 }
 
 export async function loadImageSet(records: readonly ImageRecord[], name: string, opts: LoadOptions): Promise<ImageSet> {
@@ -19,6 +22,7 @@ export async function loadImageSet(records: readonly ImageRecord[], name: string
   const per = set.size * set.size;
   const pixels = new Uint8Array(set.length * per);
   for (let i = 0; i < set.length; i++) pixels.set(set.pixelsOf(i), i * per);
+  normalizeImages(pixels, set.length, set.size, opts.normalize);
   return {
     size: set.size,
     pixels,
@@ -62,7 +66,7 @@ export interface SplitChoice {
 
 /** The split a recipe asks for. */
 export function splitOf(r: Recipe): SplitChoice {
-  return { valFraction: r.valFraction, seed: r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
+  return { valFraction: r.valFraction, seed: r.splitSeed ?? r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
 }
 
 /**

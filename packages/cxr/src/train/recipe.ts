@@ -1,6 +1,7 @@
 // A training recipe: everything that decides how a model is trained. Stored in cxr.json and in
 // checkpoints so that a run can be resumed and reproduced.
 import { z } from 'zod';
+import { NORMALIZE_MODES } from '../data/preprocess';
 
 export const Recipe = z.object({
   arch: z.string().default('cxrnet'),
@@ -20,6 +21,10 @@ export const Recipe = z.object({
   /** How validation patients are picked: 'random' or 'block' (lowest patient numbers per series; data/split.ts). */
   valSplit: z.enum(['random', 'block']).default('random'),
   seed: z.number().int().default(42),
+  /** Seed of the patient split alone, when it must differ from `seed` (ensemble members share one validation split). */
+  splitSeed: z.number().int().optional(),
+  /** Per-image intensity normalisation of the input squares (data/preprocess.ts). */
+  normalize: z.enum(NORMALIZE_MODES).default('none'),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
   /** Transfer learning from this ImageNet backbone (docs/transfer-learning.md); 'auto' = InceptionV3 if present, else the largest MobileNet. */

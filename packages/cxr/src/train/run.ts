@@ -67,7 +67,7 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   const progress = o.progress ?? process.stderr.isTTY === true;
 
   const { train: realTrain, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, ...splitOf(recipe),
+    size, progress, warn: log, normalize: recipe.normalize, ...splitOf(recipe),
   });
   // After the split, so generated images can only ever be training images.
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);

@@ -185,7 +185,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     version: new Date().toISOString().replace(/[-:]/g, '').slice(0, 15),
     arch: arch.name,
     inputSize: size,
-    preprocessing: { resize: 'fill', scale: 1 / 255, grayscale: true },
+    preprocessing: { resize: 'fill', scale: 1 / 255, grayscale: true, normalize: recipe.normalize },
     classNames: ['NORMAL', 'PNEUMONIA'],
     temperature,
     operatingPoints: cal.operatingPoints,

@@ -103,7 +103,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     (backbone.fallback ? `\n  fallback: ${backbone.fallback}` : ''));
 
   const { train, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, ...splitOf(recipe),
+    size, progress, warn: log, normalize: recipe.normalize, ...splitOf(recipe),
   });
   const dropout = recipe.headDropout ?? 0.2;
   const tm = await buildTransferModel(backbone, size, { dropout, seed: recipe.seed });

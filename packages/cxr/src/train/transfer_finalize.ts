@@ -47,7 +47,7 @@ export async function finalizeTransfer(o: FinalizeInput): Promise<ModelMeta> {
     arch,
     inputSize: o.size,
     preprocessing: {
-      resize: 'fill', scale: 1 / 255, grayscale: true,
+      resize: 'fill', scale: 1 / 255, grayscale: true, normalize: o.recipe.normalize,
       // Built into the model (layer to_rgb): nothing for a caller to do beyond the usual gray/255.
       inModel: 'gray replicated to 3 channels, then x*2-1 (= pixel/127.5 - 1, the backbone\'s ImageNet normalisation)',
     },

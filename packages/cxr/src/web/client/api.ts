@@ -1,5 +1,6 @@
 // Talks to /api/v1. When the server wants a bearer token, the page asks for it once and keeps it
 // in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere.
+import type { NormalizeMode } from '../../data/preprocess';
 
 export interface Prediction {
   id: string;
@@ -27,6 +28,8 @@ export interface ModelInfo {
   version: string;
   sha256: string;
   inputSize: number;
+  /** Per-image intensity normalisation after the resize (cxr.json preprocessing.normalize). */
+  normalize: NormalizeMode;
   defaultOperatingPoint: string;
   operatingPoints: Record<string, OperatingPoint>;
   temperature: number;

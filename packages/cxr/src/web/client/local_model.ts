@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { preprocessPixels } from '../../data/preprocess';
+import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { predictLogits, sigmoid, toInput } from '../../predict/infer';
 import { authHeaders, ModelInfo } from './api';
 
@@ -70,7 +70,7 @@ export async function predictLocally(file: Blob, info: ModelInfo): Promise<Local
   const t0 = performance.now();
   const { rgba, width, height } = await decode(file);
   const size = info.inputSize;
-  const pixels = preprocessPixels(rgba, width, height, 4, size);
+  const pixels = normalizeImages(preprocessPixels(rgba, width, height, 4, size), 1, size, info.normalize);
   const x = toInput(pixels, 1, size);
   try {
     const logit = predictLogits(models, x, info.tta)[0];
