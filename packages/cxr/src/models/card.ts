@@ -63,7 +63,7 @@ ${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 | --- | --- | --- | --- |
 ${ops}
 
-\`screening\`: the highest threshold with validation sensitivity ≥ 95%, but never above \`balanced\` (so switching to
+\`screening\`: the highest threshold with validation sensitivity ≥ 99% (SCREENING_SENSITIVITY), but never above \`balanced\` (so switching to
 screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.
 `;
 }
