@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
 import { cardCommand, writeModelCard } from '../models/card';
-import { loadModel, saveLayersModel, writeDirAtomic } from '../models/io';
+import { loadModel, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../predict/infer';
 import { Predictor } from '../predict/predictor';
@@ -99,6 +99,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   const minImages = o.minImages ?? DEFAULT_MIN_IMAGES;
   if (!Number.isInteger(minImages) || minImages < 2) throw new AdaptRefused(`--min-images must be an integer ≥ 2, got ${minImages}`);
   checkOut(o.modelDir, o.outDir);
+  // Before any work: a --prior that cannot be honoured is refused up front.
+  const train = o.prior ? trainingPrior(readMeta(o.modelDir)) : null;
 
   // The source model's own Predictor reads the films: same decode, resize and gate as a prediction.
   const predictor = await Predictor.load(o.modelDir, { warmUp: false });
@@ -136,8 +138,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       bnLayers,
     };
     let operatingPoints = meta.operatingPoints;
-    if (o.prior) {
-      const train = trainingPrior(meta);
+    if (train) {
       const logits = await predictAllLogits(loaded.members, films.pixels, n, films.size, { tta: meta.tta, batchSize: o.batchSize });
       const est = estimatePrior(calibrated(logits, meta.temperature), train.prior);
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
