@@ -13,6 +13,7 @@ import { adaptModel, AdaptRefused } from '../src/adapt/adapt';
 import { bnLayers } from '../src/adapt/bn_stats';
 import { readSiteFilms } from '../src/adapt/films';
 import { estimatePrior, shiftThreshold } from '../src/adapt/prior';
+import { decodeFile } from '../src/data/decode';
 import { runEvaluation } from '../src/eval/run';
 import { saveOod } from '../src/explain/ood';
 import { fitOodFromSets } from '../src/explain/ood_fit';
@@ -212,4 +213,19 @@ test('EM recovers a known class prior; threshold shifts follow the log-odds', ()
   }
   assert.ok(Math.abs(shiftThreshold(0.5, Math.log(3)) - 0.25) < 1e-12);
   assert.ok(Math.abs(shiftThreshold(0.3, 0) - 0.3) < 1e-12);
+});
+
+test('Predictor.screen gives the pixels a prediction uses and the gate\'s findings', { skip }, async () => {
+  const p = await Predictor.load(source, { warmUp: false });
+  try {
+    const film = path.join(sites.a, sites.films[0]);
+    const s = await p.screen(fs.readFileSync(film));
+    assert.deepEqual(s.pixels, (await decodeFile(film, 64)).pixels);
+    assert.deepEqual(s.problems, []);
+    assert.ok(s.ood && !s.ood.outOfDistribution);
+    const noise = await p.screen((await generatedNonXrays())['colour-noise.png']);
+    assert.ok(noise.problems.length > 0);
+  } finally {
+    p.dispose();
+  }
 });
