@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HAND_WRITTEN_MARKER, writeModelCard } from '../src/models/card';
+import { cardCommand, HAND_WRITTEN_MARKER, writeModelCard } from '../src/models/card';
 import { readMeta } from '../src/models/io';
 
 const shipped = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default');
@@ -32,4 +32,21 @@ test('the shipped card has its hand-written sections below the marker', () => {
   const tail = card.slice(card.indexOf(HAND_WRITTEN_MARKER));
   assert.ok(card.includes(HAND_WRITTEN_MARKER));
   assert.match(tail, /## How this folder was made/);
+});
+
+test('cardCommand reads back the command a card was written with; the adaptation section appears only for adapted models', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));
+  const meta = readMeta(shipped);
+  assert.equal(cardCommand(dir), undefined, 'no card, no command');
+  writeModelCard(dir, meta, 'cxr train --data d --out runs/x --epochs 3');
+  assert.equal(cardCommand(dir), 'cxr train --data d --out runs/x --epochs 3');
+  assert.doesNotMatch(fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8'), /Adapted to a site/);
+  const adaptation = {
+    method: ['adabn' as const], films: { used: 120, rejected: 4, unreadable: 1 }, fingerprint: 'a'.repeat(64), date: '2026-01-01T00:00:00Z',
+    source: { name: meta.name, version: meta.version, sha256: 'b'.repeat(64) }, bnLayers: 13,
+  };
+  writeModelCard(dir, { ...meta, adaptation });
+  const card = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
+  assert.match(card, /## Adapted to a site[\s\S]*13 batch-norm layers were re-estimated on 120 of the site's films\n\(4 flagged/);
+  assert.match(card, /validation figures below are the \*\*source model's, measured before adaptation\*\*/);
 });

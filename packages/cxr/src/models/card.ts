@@ -25,7 +25,7 @@ Version ${meta.version}, created ${meta.createdAt}. Architecture \`${meta.arch}\
 Estimates the probability that a frontal pediatric chest X-ray shows pneumonia (bacterial or viral), calibrated by
 temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a named operating point.
 
-## Intended use and limitations
+${adaptationSection(meta)}## Intended use and limitations
 - Decision support and teaching on **pediatric (age 1–5) frontal chest radiographs**, reviewed by a clinician. Not a diagnostic device.
 - Trained on one hospital's images (Guangzhou Women and Children's Medical Center, via Kermany et al. 2018), most of them AP films.
   Expect worse performance on adults, lateral views, other hospitals' equipment and processing, and images with devices or text overlays.
@@ -41,11 +41,11 @@ temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a name
   validation fraction ${d.valFraction ?? '?'}, ${d.valSplit === 'block' ? 'validation = the lowest patient numbers of each file-name series (block split)' : `split seed ${d.splitSeed ?? '?'}`}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
 - The official test split was not used for anything.
 
-## Recipe
+${meta.ensemble ? ensembleSection(meta) : `## Recipe
 ${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
 batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
 test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
-${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
+`}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 ## Validation (patient-level split of train; threshold = balanced operating point)
 | metric | value |
 | --- | --- |
@@ -66,6 +66,49 @@ ${ops}
 \`screening\`: the highest threshold with validation sensitivity ≥ 99% (SCREENING_SENSITIVITY), but never above \`balanced\` (so switching to
 screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.
 `;
+}
+
+function adaptationSection(meta: ModelMeta): string {
+  const a = meta.adaptation;
+  if (!a) return '';
+  const p = a.prior;
+  const prior = p
+    ? `- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ${pct(p.site)} pneumonia on the site ` +
+      `against ${pct(p.train)} at calibration (${p.trainFrom}); the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds ` +
+      `(before: ${Object.entries(p.thresholdsBefore).map(([k, t]) => `${k} ${t.toFixed(3)}`).join(', ')}). Their sensitivity and specificity on the site are unknown.\n`
+    : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
+  return `## Adapted to a site
+This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) adapted on ${a.date} to one site's **unlabeled** films
+(${a.method.join(' + ')}): the moving mean and variance of its ${a.bnLayers} batch-norm layers were re-estimated on ${a.films.used} of the site's films
+(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).
+No weight was trained and no label was used.
+${prior}- The validation figures below are the **source model's, measured before adaptation**; the adapted model has not been validated on labelled
+  films of this site. Check it on a labelled local sample with \`cxr evaluate\` before relying on it.
+- The OOD gate's covariance and threshold were fitted on the training split before adaptation; its mean was refitted on the site's films.
+- Use it only for films from the site it was adapted to; keep the source model's folder to undo.
+
+`;
+}
+
+function ensembleSection(meta: ModelMeta): string {
+  const e = meta.ensemble!;
+  const rows = e.members.map((m) => `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4)} | \`${m.sha256.slice(0, 12)}\` |`);
+  return `## Ensemble
+${e.members.length} members, each a full model in its own sub-folder; the prediction is the mean of their logits
+(over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. Temperature and operating points were re-chosen
+for the ensemble on the members' shared validation split.
+
+| folder | member | arch | its validation AUC | sha256 |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`;
+}
+
+/** The training command recorded in a model folder's card, so that a rewrite keeps it. */
+export function cardCommand(dir: string): string | undefined {
+  const file = path.join(dir, 'MODEL_CARD.md');
+  if (!fs.existsSync(file)) return undefined;
+  return /Command:\n\n```sh\n([^\n]+)\n```/.exec(fs.readFileSync(file, 'utf8'))?.[1];
 }
 
 /** Everything below this line of a card is written by hand and survives regeneration (`cxr calibrate`). */

@@ -11,6 +11,52 @@ export const OperatingPoint = z.object({
   specificity: z.number().nullable().optional(),
 });
 
+/** Where a model came from when it was adapted to a site's unlabeled films (`cxr adapt`). */
+export const Adaptation = z.looseObject({
+  /** 'adabn': batch-norm statistics re-estimated on the site's films; 'prior-em': class prior re-estimated too. */
+  method: z.array(z.enum(['adabn', 'prior-em'])).min(1),
+  films: z.object({
+    used: z.number().int().nonnegative(),
+    /** Flagged by the OOD gate or the image checks, left out. */
+    rejected: z.number().int().nonnegative(),
+    /** Files that are not a readable JPEG, PNG or DICOM image. */
+    unreadable: z.number().int().nonnegative(),
+  }),
+  /** sha256 over the sorted sha256s of the films used: which films the statistics came from. */
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+  date: z.string(),
+  source: z.object({ name: z.string(), version: z.string(), sha256: z.string() }),
+  /** Batch-norm layers re-estimated (all members together). */
+  bnLayers: z.number().int().nonnegative(),
+  /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */
+  prior: z.object({
+    train: z.number().gt(0).lt(1),
+    trainFrom: z.string(),
+    site: z.number().gt(0).lt(1),
+    /** log-odds(site) - log-odds(train): added to every logit before the thresholds. */
+    logitShift: z.number(),
+    iterations: z.number().int().nonnegative(),
+    /** The operating points before the shift (validation-chosen). */
+    thresholdsBefore: z.record(z.string(), z.number()),
+  }).optional(),
+});
+export type Adaptation = z.infer<typeof Adaptation>;
+
+/** The members of an ensemble made by `cxr ensemble` (inference averages their logits). */
+export const EnsembleRecord = z.looseObject({
+  method: z.literal('mean-logit'),
+  members: z.array(z.object({
+    dir: z.string(),
+    from: z.string(),
+    name: z.string(),
+    version: z.string(),
+    arch: z.string(),
+    sha256: z.string(),
+    validationAuc: z.number().nullable(),
+  })).min(1),
+});
+export type EnsembleRecord = z.infer<typeof EnsembleRecord>;
+
 export const ModelMeta = z.looseObject({
   format: z.literal(MODEL_FORMAT),
   name: z.string(),
@@ -36,6 +82,8 @@ export const ModelMeta = z.looseObject({
   recipe: z.record(z.string(), z.unknown()).default({}),
   data: z.record(z.string(), z.unknown()).default({}),
   validation: z.record(z.string(), z.unknown()).optional(),
+  adaptation: Adaptation.optional(),
+  ensemble: EnsembleRecord.optional(),
   createdAt: z.string(),
 });
 export type ModelMeta = z.infer<typeof ModelMeta>;

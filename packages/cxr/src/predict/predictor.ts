@@ -46,6 +46,16 @@ export interface Prediction {
   timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
 }
 
+/** What Predictor.screen found: the model input and why the gate would flag it (empty: accepted). */
+export interface Screening {
+  /** inputSize × inputSize gray, exactly what predict() feeds the network. */
+  pixels: Uint8Array;
+  kind: 'jpeg' | 'png' | 'dicom';
+  ood: Prediction['ood'];
+  /** The OOD gate's and the image checks' findings, as predict() words them in warnings. */
+  problems: string[];
+}
+
 export type OodPolicy = 'warn' | 'refuse';
 
 export interface PredictorOptions {
@@ -136,6 +146,40 @@ export class Predictor {
     return this.run(bytes, opts, this.oodPolicy);
   }
 
+  /**
+   * The model input predict() would compute from `bytes` (size × size gray) and the gate's verdict
+   * on it (OOD score and image checks), without the classification: site adaptation reads its
+   * films through this, so they are preprocessed and screened exactly as predictions are.
+   * Unusable bytes throw InputError, as predict() does.
+   */
+  async screen(bytes: Buffer): Promise<Screening> {
+    if (this.disposed) throw new Error('Predictor: used after dispose()');
+    if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
+    let img: DecodedInput;
+    try {
+      img = await this.decode(bytes, false);
+    } catch (e) {
+      throw InputError.from(e);
+    }
+    let ood: Prediction['ood'] = null;
+    if (this.ood && this.parts) {
+      const x = toInput(img.pixels, 1, this.model.meta.inputSize);
+      const h = features(this.parts[this.ood.member], x);
+      x.dispose();
+      ood = this.oodVerdict(h);
+    }
+    const checks = imageChecks(img.facts);
+    return { pixels: img.pixels, kind: img.kind, ood, problems: oodMessages(ood, checks) };
+  }
+
+  /** The gate's verdict on features h [1, d] (disposed here). */
+  private oodVerdict(h: tf.Tensor2D): NonNullable<Prediction['ood']> {
+    const ood = this.ood!;
+    const score = mahalanobis(ood, h.dataSync().subarray(0, h.shape[1]));
+    h.dispose();
+    return { score, threshold: ood.threshold, outOfDistribution: score > ood.threshold };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -175,10 +219,7 @@ export class Predictor {
       const r = predictWithFeatures(this.loaded.members, x, meta.tta, this.tap ?? undefined);
       logit = r.logits[0] / meta.temperature;
       if (this.ood && this.parts) {
-        const h = r.features ?? features(this.parts[this.ood.member], x);
-        const score = mahalanobis(this.ood, h.dataSync().subarray(0, h.shape[1]));
-        h.dispose();
-        oodResult = { score, threshold: this.ood.threshold, outOfDistribution: score > this.ood.threshold };
+        oodResult = this.oodVerdict(r.features ?? features(this.parts[this.ood.member], x));
       }
       t2 = performance.now();
       const suspicious = oodResult?.outOfDistribution || checks.length > 0;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { evaluate, fitTemperature, operatingPoints } from '../eval';
 import type { Metrics } from '../eval/metrics_schema';
-import { writeModelCard } from '../models/card';
+import { cardCommand, writeModelCard } from '../models/card';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../predict/infer';
@@ -63,15 +63,9 @@ export async function recalibrate(modelDir: string, dataRoot: string, log: (l: s
     validation: { ...meta.validation, ...c.metrics },
   };
   fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
-  if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, readCommand(modelDir));
+  if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, val.files, c);
   log(`recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
     `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`);
   return c;
-}
-
-/** The training command recorded in an existing model card, so a rewrite keeps it. */
-function readCommand(dir: string): string | undefined {
-  const m = /Command:\n\n```sh\n([^\n]+)\n```/.exec(fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8'));
-  return m?.[1];
 }

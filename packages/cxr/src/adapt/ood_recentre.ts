@@ -1,0 +1,47 @@
+// The OOD gate of an adapted model. Its covariance and threshold describe how chest films vary
+// and were fitted on the training split; only its mean moves: adaptation changes the features
+// (batch norm now centres the site's films), so the mean becomes the mean feature vector of the
+// site's films under the adapted model. Re-fitting the covariance from one site's films (often
+// fewer than feature dimensions, one class mix) would make the gate narrower, not better.
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { features, splitModel } from '../explain/model_parts';
+import { mahalanobis, type OodModel } from '../explain/ood';
+import { toInput } from '../predict/infer';
+
+export interface RecentredGate {
+  gate: OodModel;
+  /** Mahalanobis distance between the old and the new mean (how far the site's features moved). */
+  meanShift: number;
+  /** Site films above the threshold under the recentred gate. */
+  flagged: number;
+}
+
+/** Mean feature vector of the films, then the gate with that mean; `weightsSha256` of the new member. */
+export async function recentreGate(old: OodModel, member: LayersModel, pixels: Uint8Array, n: number, size: number,
+    weightsSha256: string, batchSize = 32): Promise<RecentredGate> {
+  const parts = splitModel(member);
+  if (parts.featureDim !== old.dim) throw new Error(`ood.json has ${old.dim} features, the model ${parts.featureDim}`);
+  const d = parts.featureDim;
+  const all = new Float32Array(n * d);
+  const per = size * size;
+  for (let i = 0; i < n; i += batchSize) {
+    const m = Math.min(batchSize, n - i);
+    const x = toInput(pixels.subarray(i * per, (i + m) * per), m, size);
+    const h = features(parts, x);
+    all.set(h.dataSync() as Float32Array, i * d);
+    tf.dispose([x, h]);
+    await new Promise((r) => setImmediate(r));
+  }
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += all[i * d + j] / n;
+  const gate: OodModel = {
+    ...old,
+    mean: Array.from(mean),
+    weightsSha256,
+    fitted: { ...old.fitted, meanRefittedOn: { siteFilms: n, at: new Date().toISOString() } },
+  };
+  let flagged = 0;
+  for (let i = 0; i < n; i++) if (mahalanobis(gate, all.subarray(i * d, (i + 1) * d)) > gate.threshold) flagged++;
+  return { gate, meanShift: mahalanobis(old, mean), flagged };
+}

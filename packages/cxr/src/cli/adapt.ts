@@ -1,0 +1,42 @@
+// `cxr adapt --model DIR --images DIR --out DIR [--prior] [--min-images N] [--json]`: a model
+// adapted to a new site from that site's unlabeled films (docs/site-adaptation.md).
+import { Command, InvalidArgumentError } from 'commander';
+import * as path from 'node:path';
+import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
+import { initEngine } from '../engine';
+import { defaultModelDir } from '../paths';
+
+function minImagesArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('an integer ≥ 2');
+  return n;
+}
+
+export function register(program: Command): void {
+  program.command('adapt')
+    .description('adapt a model to a new site from its unlabeled films: batch-norm statistics re-estimated on them (AdaBN), '
+      + 'optionally the class prior (--prior); writes a new model folder')
+    .option('--model <dir>', 'source model folder, left unchanged (default: the shipped model)')
+    .requiredOption('--images <dir>', 'folder tree of the site\'s films (JPEG, PNG, DICOM; searched recursively; no labels needed)')
+    .requiredOption('--out <dir>', 'new folder for the adapted model (must not exist or be empty)')
+    .option('--prior', 're-estimate the share of pneumonia films on the site (EM) and move the thresholds accordingly')
+    .option('--min-images <n>', 'fewest usable films to adapt on', minImagesArg, DEFAULT_MIN_IMAGES)
+    .option('--json', 'print one JSON object (the adaptation record)')
+    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const command = ['cxr', ...process.argv.slice(2)].join(' ');
+      const r = await adaptModel({
+        modelDir: path.resolve(o.model ?? defaultModelDir()), imagesDir: o.images, outDir: o.out,
+        prior: !!o.prior, minImages: o.minImages, command, log,
+      });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: path.resolve(r.outDir), name: r.meta.name, version: r.meta.version, adaptation: r.adaptation, gate: r.gate }) + '\n');
+      } else {
+        const ops = Object.entries(r.meta.operatingPoints).map(([k, op]) => `${k} ${op.threshold.toFixed(3)}`).join(', ');
+        process.stdout.write(`adapted model written to ${r.outDir} (version ${r.meta.version}): ${r.adaptation.films.used} films, `
+          + `${r.adaptation.bnLayers} batch-norm layers; thresholds ${ops}\n`);
+      }
+    });
+}

@@ -1,0 +1,25 @@
+// `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR]`: one model folder averaging
+// the members' logits, with temperature and operating points re-chosen on their shared validation split.
+import { Command } from 'commander';
+import { initEngine } from '../engine';
+import { buildEnsemble } from '../train/ensemble';
+
+export function register(program: Command): void {
+  program.command('ensemble')
+    .description('combine trained models (same input size and preprocessing, same validation split) into one model folder '
+      + 'that averages their logits; temperature and operating points are re-chosen on the shared validation split')
+    .requiredOption('--members <dirs...>', 'two or more model folders')
+    .requiredOption('--out <dir>', 'new folder for the ensemble (must not exist or be empty)')
+    .option('--name <name>', 'model name (default: ensemble-<member names>)')
+    .option('--data <root>', 'data folder with train/ the members were trained on (default: the one they recorded)')
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const command = ['cxr', ...process.argv.slice(2)].join(' ');
+      await buildEnsemble({
+        members: o.members, outDir: o.out, name: o.name, data: o.data, cacheDir: o.cache, command,
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+    });
+}

@@ -1,0 +1,121 @@
+// `cxr ensemble` with two tiny members trained on the same small real subset and split, and
+// `cxr adapt` on the ensemble (each member adapted).
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { adaptModel } from '../src/adapt/adapt';
+import { register } from '../src/cli/ensemble';
+import { decodeFile } from '../src/data/decode';
+import { initEngine } from '../src/engine';
+import { evaluate } from '../src/eval';
+import { runEvaluation } from '../src/eval/run';
+import { loadModel, readMeta } from '../src/models/io';
+import { predictLogits, toInput } from '../src/predict/infer';
+import { Predictor } from '../src/predict/predictor';
+import { EnsembleRefused } from '../src/train/ensemble';
+import { runTraining } from '../src/train/run';
+import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+
+process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
+const skip = !haveData && 'no shared/data';
+let work: string;
+const members: string[] = [];
+
+async function cli(args: string[]): Promise<void> {
+  const program = new Command('cxr').exitOverride();
+  register(program);
+  await program.parseAsync(args, { from: 'user' });
+}
+
+before(async () => {
+  if (!haveData) return;
+  await initEngine();
+  work = tempDir('ensemble');
+  for (const arch of ['reference', 'cxrnet']) {
+    const out = path.join(work, arch);
+    await runTraining({
+      data: CHEST_XRAY, out, recipeName: 'cxr', report: false, progress: false, log: () => {},
+      overrides: {
+        arch, inputSize: 32, epochs: 2, limitPerClass: 40, valFraction: 0.3, batchSize: 16, augment: 'none', lr: 1e-3,
+        schedule: 'constant', warmupEpochs: 0, labelSmoothing: 0, balance: 'none', tta: [],
+      },
+    });
+    members.push(out);
+  }
+});
+
+after(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+test('cxr ensemble: one folder averaging the members, calibrated on their shared validation split', { skip }, async () => {
+  const out = path.join(work, 'ens');
+  await cli(['ensemble', '--members', ...members, '--out', out, '--name', 'tiny-ens', '--data', CHEST_XRAY]);
+  const meta = readMeta(out);
+  assert.equal(meta.name, 'tiny-ens');
+  assert.deepEqual(meta.members, ['m1', 'm2']);
+  assert.deepEqual(meta.ensemble!.members.map((m) => m.arch), ['reference', 'cxrnet']);
+  assert.match(fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'), /## Ensemble[\s\S]*\| `m2` \|/);
+
+  // The recorded operating point's figures are those of the ensemble's own validation predictions.
+  const val = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8')) as { files: string[]; labels: number[]; probs: number[] };
+  assert.equal(val.labels.length, (readMeta(members[0]).data.validation as { n: number }).n);
+  const op = meta.operatingPoints.balanced;
+  const m = evaluate(val.labels, val.probs, { threshold: op.threshold });
+  assert.equal(m.sensitivity, op.sensitivity);
+  assert.equal(m.specificity, op.specificity);
+  assert.notEqual(meta.temperature, readMeta(members[0]).temperature);
+
+  // A prediction is sigmoid(mean member logit / T), members run on their own.
+  const p = await Predictor.load(out);
+  try {
+    assert.ok(p.oodGate, p.notes.join('; '));
+    const film = val.files[0];
+    const r = await p.predict(fs.readFileSync(film));
+    const x = toInput((await decodeFile(film, 32)).pixels, 1, 32);
+    let sum = 0;
+    for (const d of members) {
+      const l = await loadModel(d);
+      sum += predictLogits(l.members, x)[0];
+      l.members[0].dispose();
+    }
+    x.dispose();
+    assert.ok(Math.abs(r.logit - sum / 2 / meta.temperature) < 1e-4, `${r.logit} vs ${sum / 2 / meta.temperature}`);
+    assert.ok(Math.abs(r.probability - val.probs[0]) < 1e-4);
+  } finally {
+    p.dispose();
+  }
+  const e = await runEvaluation({ modelDir: out, data: path.join(CHEST_XRAY, 'val') });
+  assert.equal(e.n, 16);
+
+  // Adapting an ensemble adapts every member.
+  const adapted = path.join(work, 'ens-adapted');
+  const a = await adaptModel({ modelDir: out, imagesDir: path.join(CHEST_XRAY, 'val'), outDir: adapted, minImages: 10 });
+  assert.ok(a.adaptation.bnLayers > 0);
+  for (const d of ['m1', 'm2']) {
+    assert.notDeepEqual(fs.readFileSync(path.join(adapted, d, 'weights.bin')), fs.readFileSync(path.join(out, d, 'weights.bin')), d);
+  }
+  const q = await Predictor.load(adapted);
+  assert.ok(q.oodGate, q.notes.join('; '));
+  q.dispose();
+});
+
+test('cxr ensemble refuses members with other inputs or other validation splits', { skip }, async () => {
+  const m0 = readMeta(members[0]);
+  const other = await makeSeededModel(path.join(work, 'other-size'), { inputSize: 48 });
+  fs.writeFileSync(path.join(other, 'cxr.json'), JSON.stringify({ ...readMeta(other), data: m0.data, recipe: m0.recipe }));
+  await assert.rejects(cli(['ensemble', '--members', members[0], other, '--out', path.join(work, 'bad1')]),
+    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message));
+
+  const resplit = path.join(work, 'resplit');
+  fs.cpSync(members[1], resplit, { recursive: true });
+  const m1 = readMeta(resplit);
+  fs.writeFileSync(path.join(resplit, 'cxr.json'), JSON.stringify({ ...m1, data: { ...m1.data, splitSeed: 7 } }));
+  await assert.rejects(cli(['ensemble', '--members', members[0], resplit, '--out', path.join(work, 'bad2'), '--data', CHEST_XRAY]),
+    (e: unknown) => e instanceof EnsembleRefused && /different splits/.test(e.message));
+  await assert.rejects(cli(['ensemble', '--members', members[0], '--out', path.join(work, 'bad3')]), /at least 2 members/);
+  assert.ok(!fs.existsSync(path.join(work, 'bad1')) && !fs.existsSync(path.join(work, 'bad2')));
+});
