@@ -2,6 +2,7 @@
 // from the bytes, so DICOM files without an extension count), each decoded, preprocessed and
 // screened by the source model's Predictor, exactly as a prediction would be. Films the OOD gate
 // or the image checks flag are left out; files that are not images are counted apart.
+import { normalizeImages } from '../data/preprocess';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,7 +29,7 @@ export function listFiles(dir: string): string[] {
 
 export interface SiteFilms {
   size: number;
-  /** n × size × size gray pixels of the films used, in `files` order. */
+  /** n × size × size model inputs of the films used (normalised as cxr.json says), in `files` order. */
   pixels: Uint8Array;
   files: string[];
   sha256: string[];
@@ -79,6 +80,7 @@ export async function readSiteFilms(predictor: Predictor, dir: string, opts: Rea
   const used = outcomes.flatMap((o, i) => (o.kind === 'used' ? [{ o, file: files[i] }] : []));
   const pixels = new Uint8Array(used.length * size * size);
   used.forEach(({ o }, k) => pixels.set(o.kind === 'used' ? o.pixels : [], k * size * size));
+  normalizeImages(pixels, used.length, size, predictor.model.meta.preprocessing.normalize);
   const others = (kind: 'rejected' | 'unreadable') => outcomes.flatMap((o, i) => (o.kind === kind ? [{ file: files[i], reason: o.reason }] : []));
   return {
     size,

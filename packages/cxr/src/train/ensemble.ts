@@ -98,7 +98,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
 
   const split = recordedSplit(first);
   const { train, val, info } = await loadTrainVal(root, {
-    ...split, valFraction: split.valFraction!, seed: split.seed!, size: first.inputSize, cacheDir: o.cacheDir, warn: log,
+    ...split, valFraction: split.valFraction!, seed: split.seed!, size: first.inputSize, normalize: first.preprocessing.normalize, cacheDir: o.cacheDir, warn: log,
   });
   if (info.fingerprint !== first.data.fingerprint) {
     throw new EnsembleRefused(`the images under ${root} are not the ones the members were trained on (split fingerprint differs)`);
