@@ -17,7 +17,7 @@ import { nearest } from '../src/gan/nearest';
 import { GRID_COLS, GRID_ROWS_PER_CLASS } from '../src/gan/train';
 import { runSeedExperiments } from '../src/experiments/seed';
 import { readMeta } from '../src/models/io';
-import { loadTrainVal } from '../src/train/dataset_images';
+import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');

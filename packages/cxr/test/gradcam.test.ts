@@ -10,7 +10,7 @@ import { initEngine } from '../src/engine';
 import { argmax2d, gradCam, renderOverlay, resizeMap } from '../src/explain/gradcam';
 import { INFERNO } from '../src/explain/colormap';
 import { features, splitModel, type ModelParts } from '../src/explain/model_parts';
-import { predictLogits, predictWithFeatures } from '../src/predict/infer';
+import { predictLogits, predictWithFeatures } from '../src/models/infer';
 import { cxrnet } from '../src/models/cxrnet';
 
 // Small images: with global average pooling, the blob must be a fair share of the picture for

@@ -3,7 +3,7 @@
 // thresholds) stays purely real. They are marked by their names: file and patient 'gan:<CLASS>/<n>'.
 import { resizeSquare } from '../data/preprocess';
 import { classCounts } from '../data/balance';
-import type { ImageSet } from '../train/images';
+import type { ImageSet } from '../data/images';
 import { CLASS_NAMES } from './config';
 import { generate, loadGenerator } from './generator_io';
 

@@ -16,7 +16,7 @@ import { imageChecks, type ImageFacts, loadOod, mahalanobis, type OodModel, satu
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
-import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from './infer';
+import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 
 export interface PredictOptions {
   operatingPoint?: string;

@@ -8,9 +8,9 @@ import type { Metrics } from '../eval/metrics_schema';
 import { writeModelCard } from '../models/card';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
-import { calibrated, predictAllLogits } from '../predict/infer';
-import { loadTrainVal, recordedSplit } from './dataset_images';
-import type { ImageSet } from './images';
+import { calibrated, predictAllLogits } from '../models/infer';
+import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import type { ImageSet } from '../data/images';
 
 export interface Calibration {
   temperature: number;

@@ -9,8 +9,8 @@ import type { ResolvedBackbone } from '../models/backbones';
 import { writeModelCard } from '../models/card';
 import { saveModel } from '../models/io';
 import { MODEL_FORMAT, ModelMeta } from '../models/metadata';
-import { calibrated, predictAllLogits } from '../predict/infer';
-import { ImageSet, count } from './images';
+import { calibrated, predictAllLogits } from '../models/infer';
+import { ImageSet, count } from '../data/images';
 import type { Recipe } from './recipe';
 
 export interface FinalizeInput {

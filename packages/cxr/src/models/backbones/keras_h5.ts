@@ -4,7 +4,7 @@
 // saved model); one group per layer with attribute `weight_names`; each weight a dataset at
 // `<layer>/<weight name>`, e.g. `conv2d_1/conv2d_1/kernel:0`. Keras splits attributes over
 // 64 KiB into `name0`, `name1`, ...
-import type { WeightArray, WeightMap } from './weights';
+import type { WeightArray, WeightMap } from './weight_map';
 
 type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } });
 type Group = InstanceType<H5['default']['Group']>;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { preprocessPixels } from '../../data/preprocess';
-import { predictLogits, sigmoid, toInput } from '../../predict/infer';
+import { predictLogits, sigmoid, toInput } from '../../models/infer';
 import { authHeaders, ModelInfo } from './api';
 
 /** Same bound as the server's decoder: refuse before allocating a huge canvas. */

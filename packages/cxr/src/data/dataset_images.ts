@@ -1,10 +1,9 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
-import { cacheImages } from '../data/cache';
-import { ImageRecord, scanDataset } from '../data/dataset';
-import { splitByPatient, type SplitMode } from '../data/split';
+import { cacheImages } from './cache';
+import { ImageRecord, scanDataset } from './dataset';
+import { splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
-import type { Recipe } from './recipe';
 
 export interface LoadOptions {
   size: number;
@@ -60,8 +59,8 @@ export interface SplitChoice {
   valSplit: SplitMode;
 }
 
-/** The split a recipe asks for. */
-export function splitOf(r: Recipe): SplitChoice {
+/** The split a recipe (train/recipe.ts) asks for. */
+export function splitOf(r: { valFraction: number; seed: number; limitPerClass: number; valSplit: SplitMode }): SplitChoice {
   return { valFraction: r.valFraction, seed: r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
 }
 
