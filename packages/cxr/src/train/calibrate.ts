@@ -20,8 +20,8 @@ export interface Calibration {
   labels: number[];
 }
 
-export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly string[]): Promise<Calibration> {
-  const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize: 64 });
+export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly string[], batchSize = 64): Promise<Calibration> {
+  const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
   const temperature = fitTemperature(Array.from(logits), labels);
   const probs = calibrated(logits, temperature);
