@@ -10,11 +10,8 @@ import { generate, loadGenerator } from './generator_io';
 /** N per class, or 'balance': as many of the minority class as it lacks, none of the majority. */
 export type GanImages = number | 'balance';
 
+/** File names of generated images in an ImageSet start with this (they have no file). */
 export const SYNTHETIC_PREFIX = 'gan:';
-
-export function isSynthetic(file: string): boolean {
-  return file.startsWith(SYNTHETIC_PREFIX);
-}
 
 export function ganCounts(spec: GanImages, labels: ArrayLike<number>): [number, number] {
   if (spec === 'balance') {

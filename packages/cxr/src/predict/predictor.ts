@@ -4,7 +4,6 @@
 // the same code as `cxr evaluate`, so a served number equals an evaluated one.
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
