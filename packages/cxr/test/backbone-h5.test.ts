@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
-import { backboneSpec, buildImagenetModel, BackboneSpec } from '../src/models/backbones';
-import { H5Layer, readKerasH5, writeKerasH5 } from '../src/models/backbones/keras_h5';
+import { backboneSpec, BackboneSpec } from '../src/models/backbones';
+import { buildImagenetModel } from './imagenet-model';
+import { readKerasH5 } from '../src/models/backbones/keras_h5';
+import { H5Layer, writeKerasH5 } from './keras-h5-writer';
 import { variableShortName } from '../src/models/backbones/weights';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-h5-'));

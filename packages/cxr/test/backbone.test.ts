@@ -11,9 +11,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import {
-  backboneSpec, buildImagenetModel, buildTransferModel, fetchWeights, locateWeights, resolveBackbone,
+  backboneSpec, buildTransferModel, fetchWeights, locateWeights, resolveBackbone,
 } from '../src/models/backbones';
 import { fileLoader } from '../src/models/io';
+import { buildImagenetModel } from './imagenet-model';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
 const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');

@@ -4,7 +4,9 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DatasetLayoutError, scanDataset } from '../src/data/dataset';
-import { parsePatient, patientId } from '../src/data/patients';
+import { parsePatient } from '../src/data/patients';
+
+const patientId = (fileName: string) => parsePatient(fileName).id;
 
 // dist/test -> repo root is four levels up; the shared data lives beside the checkout.
 const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');

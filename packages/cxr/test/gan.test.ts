@@ -12,13 +12,15 @@ import sharp from 'sharp';
 import { initEngine } from '../src/engine';
 import { generate, loadGenerator } from '../src/gan/generator_io';
 import { gridDims } from '../src/gan/grid';
-import { ganCounts, isSynthetic, withGanImages } from '../src/gan/mix';
+import { ganCounts, SYNTHETIC_PREFIX, withGanImages } from '../src/gan/mix';
 import { nearest } from '../src/gan/nearest';
 import { GRID_COLS, GRID_ROWS_PER_CLASS } from '../src/gan/train';
 import { runSeedExperiments } from '../src/experiments/seed';
 import { readMeta } from '../src/models/io';
-import { loadTrainVal } from '../src/train/dataset_images';
+import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
+
+const isSynthetic = (file: string) => file.startsWith(SYNTHETIC_PREFIX);
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
 const data = path.join(process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data'), 'chest_xray');

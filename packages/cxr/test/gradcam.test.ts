@@ -7,11 +7,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { initEngine } from '../src/engine';
-import { argmax2d, gradCam, renderOverlay, resizeMap } from '../src/explain/gradcam';
+import { type CamResult, gradCam, renderOverlay, resizeMap } from '../src/explain/gradcam';
 import { INFERNO } from '../src/explain/colormap';
 import { features, splitModel, type ModelParts } from '../src/explain/model_parts';
-import { predictLogits, predictWithFeatures } from '../src/predict/infer';
+import { predictLogits, predictWithFeatures } from '../src/models/infer';
 import { cxrnet } from '../src/models/cxrnet';
+
+/** The (row, column) of the map's maximum, in map cells. */
+function argmax2d(cam: CamResult): { row: number; col: number } {
+  let best = 0;
+  for (let i = 1; i < cam.map.length; i++) if (cam.map[i] > cam.map[best]) best = i;
+  return { row: Math.floor(best / cam.width), col: best % cam.width };
+}
 
 // Small images: with global average pooling, the blob must be a fair share of the picture for
 // a few epochs of training to find it.

@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initEngine } from '../src/engine';
-import { splitRecords, loadImageSet } from '../src/train/dataset_images';
+import { splitRecords, loadImageSet } from '../src/data/dataset_images';
 import { loadModel } from '../src/models/io';
-import { predictAllLogits } from '../src/predict/infer';
+import { predictAllLogits } from '../src/models/infer';
 import { Predictor } from '../src/predict/predictor';
 import { runTraining } from '../src/train/run';
 

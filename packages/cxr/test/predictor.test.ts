@@ -9,7 +9,7 @@ import { decodeBuffer } from '../src/data/decode';
 import { cxrnet } from '../src/models/cxrnet';
 import { loadModel, saveLayersModel } from '../src/models/io';
 import { InputError } from '../src/predict/errors';
-import { predictAllLogits, predictLogits, sigmoid, toInput } from '../src/predict/infer';
+import { predictAllLogits, predictLogits, sigmoid, toInput } from '../src/models/infer';
 import { Predictor } from '../src/predict/predictor';
 import { imageElements, TS, writeDicom } from './dicom-writer';
 import { makeSeededModel, seedWeights, SHARED, tempDir } from './ood-fixtures';

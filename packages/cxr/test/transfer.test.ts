@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/engine';
 import { readBackboneWeights, backboneSpec, locateWeights } from '../src/models/backbones';
 import { loadModel } from '../src/models/io';
-import { predictAllLogits, sigmoid } from '../src/predict/infer';
-import { loadTrainVal } from '../src/train/dataset_images';
+import { predictAllLogits, sigmoid } from '../src/models/infer';
+import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');

@@ -8,7 +8,7 @@ import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
 import { cardCommand, writeModelCard } from '../models/card';
 import { loadModel, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
-import { calibrated, predictAllLogits } from '../predict/infer';
+import { calibrated, predictAllLogits } from '../models/infer';
 import { Predictor } from '../predict/predictor';
 import { adaBn } from './bn_stats';
 import { filmsFingerprint, readSiteFilms, type SiteFilms } from './films';

@@ -8,7 +8,7 @@
 // are combined in float64 (Chan et al.'s pairwise update), so no E[x²] − E[x]² cancellation.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { toInput } from '../predict/infer';
+import { toInput } from '../models/infer';
 
 type Layer = tfl.layers.Layer;
 

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { features, splitModel } from '../explain/model_parts';
 import { mahalanobis, type OodModel } from '../explain/ood';
-import { toInput } from '../predict/infer';
+import { toInput } from '../models/infer';
 
 export interface RecentredGate {
   gate: OodModel;

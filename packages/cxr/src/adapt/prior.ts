@@ -3,7 +3,7 @@
 // probabilities. A probability p computed under the prior π_t becomes, under π,
 //   p' = (π/π_t) p / ((π/π_t) p + ((1−π)/(1−π_t)) (1−p)),
 // i.e. its log-odds move by log-odds(π) − log-odds(π_t); the new prior is the mean of the p'.
-import { logit, sigmoid } from '../predict/infer';
+import { logit, sigmoid } from '../models/infer';
 
 export interface PriorEstimate {
   prior: number;

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
-import { runEvaluation } from '../eval/run';
+import { runEvaluation } from './evaluate_run';
 import { defaultModelDir } from '../paths';
 
 export function register(program: Command): void {

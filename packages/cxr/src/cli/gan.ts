@@ -72,7 +72,7 @@ export function register(program: Command): void {
       await initEngine();
       const { loadGenerator } = await import('../gan/generator_io.js');
       const { memorisationCheck } = await import('../gan/memorisation.js');
-      const { loadTrainVal } = await import('../train/dataset_images.js');
+      const { loadTrainVal } = await import('../data/dataset_images.js');
       const dir = path.resolve(o.ganModel);
       const { model, meta } = await loadGenerator(dir);
       const c = meta.config;

@@ -3,8 +3,26 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as dataCommand from './data';
+import * as trainCommand from './train';
+import * as calibrateCommand from './calibrate';
+import * as evaluateCommand from './evaluate';
+import * as predictCommand from './predict';
+import * as reportCommand from './report';
+import * as experimentsCommand from './experiments';
+import * as backboneCommand from './backbone';
+import * as ganCommand from './gan';
+import * as oodCommand from './ood';
+import * as adaptCommand from './adapt';
+import * as ensembleCommand from './ensemble';
+import * as serveCommand from './serve';
+import * as historyCommand from './history';
 
-const COMMANDS = ['data', 'train', 'calibrate', 'evaluate', 'predict', 'report', 'experiments', 'backbone', 'gan', 'ood', 'adapt', 'ensemble', 'serve', 'history'];
+// In the order `cxr --help` lists them.
+const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
+  dataCommand, trainCommand, calibrateCommand, evaluateCommand, predictCommand, reportCommand,
+  experimentsCommand, backboneCommand, ganCommand, oodCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand,
+];
 
 export function buildProgram(): Command {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -12,11 +30,7 @@ export function buildProgram(): Command {
     .description('Pediatric chest X-ray pneumonia classifier: train, evaluate, report, predict, serve')
     .version(pkg.version)
     .showHelpAfterError();
-  for (const name of COMMANDS) {
-    const file = path.join(__dirname, `${name}.js`);
-    if (!fs.existsSync(file)) continue; // a command that is not built (yet) is simply absent
-    (require(file) as { register(p: Command): void }).register(program);
-  }
+  for (const command of COMMANDS) command.register(program);
   return program;
 }
 

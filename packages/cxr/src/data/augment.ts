@@ -51,7 +51,6 @@ const specSchema = z.union([
   z.enum(Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]]),
   augmentConfigSchema.partial().extend({ preset: z.enum(Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]]).optional() }).strict(),
 ]);
-export type AugmentSpec = z.input<typeof specSchema>;
 
 /**
  * A full config from a preset name, or from an object whose fields override a preset

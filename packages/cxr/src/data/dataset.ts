@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { parsePatient } from './patients';
 
 export const CLASS_NAMES = ['NORMAL', 'PNEUMONIA'] as const;
-export type ClassName = (typeof CLASS_NAMES)[number];
 /** 0 = NORMAL, 1 = PNEUMONIA (the positive class). */
 export type Label = 0 | 1;
 
@@ -30,10 +29,6 @@ export class DatasetLayoutError extends Error {
     super(message);
     this.name = 'DatasetLayoutError';
   }
-}
-
-export function labelName(label: Label): ClassName {
-  return CLASS_NAMES[label];
 }
 
 /** Lists every image of ROOT in a stable order (split, label, file name). */

@@ -24,10 +24,6 @@ export function parsePatient(fileName: string): PatientId {
   return { id: `file:${base}`, recognised: false };
 }
 
-export function patientId(fileName: string): string {
-  return parsePatient(fileName).id;
-}
-
 // Case-folded prefixes keep "Person12_" and "person12_" together without touching the number.
 function canonical(id: string): string {
   return id.replace(/^person/i, 'person').replace(/^normal2-im-/i, 'NORMAL2-IM-').replace(/^im-/i, 'IM-');

@@ -1,6 +1,5 @@
 // Temperature scaling (Guo et al., 2017): one scalar T divides the logit. It fixes over- or
 // under-confidence without changing the ranking, so AUC and the ROC curve are untouched.
-import { checkInputs } from './metrics';
 
 /** Probabilities are clipped this far from 0 and 1 before taking the logit, to keep it finite. */
 const EPS = 1e-7;
@@ -80,12 +79,6 @@ export function fitTemperature(logits: readonly number[], labels: readonly numbe
     }
   }
   return Math.exp((a + b) / 2);
-}
-
-/** Same fit, from probabilities (the model's sigmoid output) instead of logits. */
-export function fitTemperatureFromProbs(probs: readonly number[], labels: readonly number[], search?: TemperatureSearch): number {
-  checkInputs(labels, probs);
-  return fitTemperature(probs.map(logit), labels, search);
 }
 
 /** Rescales a probability by temperature T via its logit: sigmoid(logit(p) / T). */

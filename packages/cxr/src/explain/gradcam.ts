@@ -76,13 +76,6 @@ export function resizeMap(src: Float32Array, sh: number, sw: number, height: num
   return out;
 }
 
-/** The (row, column) of the map's maximum, in map cells. */
-export function argmax2d(cam: CamResult): { row: number; col: number } {
-  let best = 0;
-  for (let i = 1; i < cam.map.length; i++) if (cam.map[i] > cam.map[best]) best = i;
-  return { row: Math.floor(best / cam.width), col: best % cam.width };
-}
-
 export interface OverlayOptions {
   /** Opacity of the colour where the map is 1; it fades with the map value. Default 0.6. */
   maxAlpha?: number;

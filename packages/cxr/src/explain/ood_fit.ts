@@ -5,10 +5,10 @@
 import * as path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadModel } from '../models/io';
-import { toInput } from '../predict/infer';
+import { toInput } from '../models/infer';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
-import { loadTrainVal, recordedSplit } from '../train/dataset_images';
-import type { ImageSet } from '../train/images';
+import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import type { ImageSet } from '../data/images';
 import { features, splitModel, type ModelParts } from './model_parts';
 import { fitGaussian, mahalanobis, OOD_FORMAT, type OodModel, percentile, saveOod, scoreSummary, weightsDigest } from './ood';
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { createRng, shuffleInPlace } from '../data/random';
-import type { ImageSet } from '../train/images';
+import type { ImageSet } from '../data/images';
 import { CLASS_NAMES } from './config';
 import { generate } from './generator_io';
 import { tilesOf, writeGrid } from './grid';

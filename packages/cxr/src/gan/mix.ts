@@ -3,18 +3,15 @@
 // thresholds) stays purely real. They are marked by their names: file and patient 'gan:<CLASS>/<n>'.
 import { resizeSquare } from '../data/preprocess';
 import { classCounts } from '../data/balance';
-import type { ImageSet } from '../train/images';
+import type { ImageSet } from '../data/images';
 import { CLASS_NAMES } from './config';
 import { generate, loadGenerator } from './generator_io';
 
 /** N per class, or 'balance': as many of the minority class as it lacks, none of the majority. */
 export type GanImages = number | 'balance';
 
+/** File names of generated images in an ImageSet start with this (they have no file). */
 export const SYNTHETIC_PREFIX = 'gan:';
-
-export function isSynthetic(file: string): boolean {
-  return file.startsWith(SYNTHETIC_PREFIX);
-}
 
 export function ganCounts(spec: GanImages, labels: ArrayLike<number>): [number, number] {
   if (spec === 'balance') {

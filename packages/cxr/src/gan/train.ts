@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { SingleBar } from 'cli-progress';
 import { epochOrder } from '../data/balance';
-import { count, ImageSet } from '../train/images';
-import { loadTrainVal } from '../train/dataset_images';
+import { count, gatherPixels } from '../data/images';
+import { loadTrainVal } from '../data/dataset_images';
+import { appendRunLog, runLogPath, startRunLog } from '../report/run_log';
 import { GanState, readGanState, restoreGanCheckpoint, saveGanCheckpoint } from './checkpoint';
 import { CLASS_NAMES, GanConfig, GanConfigInput } from './config';
 import { exportGenerator, GAN_FORMAT, GanMeta } from './generator_io';
@@ -55,20 +56,13 @@ export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] 
   return rows;
 }
 
-function batchPixels(set: ImageSet, idx: readonly number[]): Uint8Array {
-  const per = set.size * set.size;
-  const buf = new Uint8Array(idx.length * per);
-  idx.forEach((src, j) => buf.set(set.pixels.subarray(src * per, (src + 1) * per), j * per));
-  return buf;
-}
-
 export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const progress = o.progress ?? process.stderr.isTTY === true;
   fs.mkdirSync(o.out, { recursive: true });
   const configPath = path.join(o.out, 'config.json');
   const ckpt = path.join(o.out, 'checkpoints', 'last');
-  const logFile = path.join(o.out, 'log.jsonl');
+  const logFile = runLogPath(o.out);
   const resuming = o.resume === true && readGanState(ckpt) !== null;
   // A resumed run keeps the settings it started with; only the epoch count may grow.
   const c = resuming
@@ -87,13 +81,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   if (resuming) {
     state = await restoreGanCheckpoint(ckpt, nets);
     log(`resuming after epoch ${state.epoch}`);
-    if (fs.existsSync(logFile)) {
-      const kept = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).epoch <= state.epoch);
-      fs.writeFileSync(logFile, kept.map((l) => l + '\n').join(''));
-    }
-  } else if (fs.existsSync(logFile)) {
-    fs.rmSync(logFile);
   }
+  startRunLog(logFile, resuming ? state.epoch : null);
   log(`GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
     `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
     `G width ${c.gWidth} (${nets.g.countParams()} weights), D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`);
@@ -114,7 +103,7 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     const sum = { dLoss: 0, gLoss: 0, dReal: 0, dFake: 0 };
     for (let b = 0; b < steps; b++) {
       const idx = order.slice(b * c.batchSize, (b + 1) * c.batchSize);
-      const real = toGanInput(batchPixels(train, idx), idx.length, c.size);
+      const real = toGanInput(gatherPixels(train, idx), idx.length, c.size);
       const labels = oneHot(idx.map((i) => train.labels[i]));
       const z1 = tf.tensor2d(gaussian(idx.length, c.zDim, c.seed, 'step', state.step, 'd'), [idx.length, c.zDim]);
       const z2 = tf.tensor2d(gaussian(idx.length, c.zDim, c.seed, 'step', state.step, 'g'), [idx.length, c.zDim]);
@@ -126,7 +115,7 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
       for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += s[k];
       state.step++;
       if (state.step % c.logEvery === 0) {
-        fs.appendFileSync(logFile, JSON.stringify({ kind: 'step', epoch: epoch + 1, step: state.step, d_loss: s.dLoss, g_loss: s.gLoss, d_real: s.dReal, d_fake: s.dFake }) + '\n');
+        appendRunLog(logFile, { kind: 'step', epoch: epoch + 1, step: state.step, d_loss: s.dLoss, g_loss: s.gLoss, d_real: s.dReal, d_fake: s.dFake });
       }
       bar?.update(b + 1, { d: (sum.dLoss / (b + 1)).toFixed(3), g: (sum.gLoss / (b + 1)).toFixed(3) });
       // Let signals and I/O through between steps.
@@ -142,7 +131,7 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
       d_real: sum.dReal / steps, d_fake: sum.dFake / steps, seconds: (Date.now() - t0) / 1000,
       ms_per_step: (Date.now() - t0) / steps,
     };
-    fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
+    appendRunLog(logFile, entry);
     log(`GAN epoch ${epoch + 1}/${c.epochs}: D loss ${entry.d_loss.toFixed(3)}, G loss ${entry.g_loss.toFixed(3)}, ` +
       `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`);
     state.epoch = epoch + 1;

@@ -1,10 +1,10 @@
 // The prediction service: one loaded model answering single-image requests (the web server,
 // `cxr predict`). Bytes in, a Prediction out; any fault of the input is an InputError with an
-// HTTP-style status, anything else is a bug. The probability is computed by predict/infer.ts,
+// HTTP-style status, anything else is a bug. The probability is computed by models/infer.ts,
 // the same code as `cxr evaluate`, so a served number equals an evaluated one.
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
@@ -17,7 +17,7 @@ import { imageChecks, type ImageFacts, loadOod, mahalanobis, type OodModel, satu
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
-import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from './infer';
+import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 
 export interface PredictOptions {
   operatingPoint?: string;

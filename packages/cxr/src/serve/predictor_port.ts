@@ -1,10 +1,8 @@
 // What the server needs from a predictor: the subset of predict/predictor.ts's Predictor that
 // the routes use. Kept structural so that tests can serve a stand-in and the server does not
 // depend on how predictions are computed.
-import type { PredictOptions, Prediction, Predictor } from '../predict/predictor';
+import type { Predictor } from '../predict/predictor';
 
-export type ServePredictOptions = PredictOptions;
-export type ServePrediction = Prediction;
 /** Structural, so that tests can serve a stand-in. */
 export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose'>;
 

@@ -8,9 +8,9 @@ import type { Metrics } from '../eval/metrics_schema';
 import { cardCommand, writeModelCard } from '../models/card';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
-import { calibrated, predictAllLogits } from '../predict/infer';
-import { loadTrainVal, recordedSplit } from './dataset_images';
-import type { ImageSet } from './images';
+import { calibrated, predictAllLogits } from '../models/infer';
+import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import type { ImageSet } from '../data/images';
 
 export interface Calibration {
   temperature: number;
@@ -20,8 +20,8 @@ export interface Calibration {
   labels: number[];
 }
 
-export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly string[]): Promise<Calibration> {
-  const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize: 64 });
+export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly string[], batchSize = 64): Promise<Calibration> {
+  const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
   const temperature = fitTemperature(Array.from(logits), labels);
   const probs = calibrated(logits, temperature);

@@ -1,5 +1,5 @@
 // `cxr ensemble`: several trained models as one model folder. Inference already averages the
-// logits of the sub-folders that cxr.json lists under `members` (predict/infer.ts); what is new
+// logits of the sub-folders that cxr.json lists under `members` (models/infer.ts); what is new
 // here is choosing the ensemble's own temperature and operating points, on the validation split
 // the members share (an average of calibrated members is not calibrated, and its thresholds are
 // not theirs). Members trained on different splits would leak validation images into training,
@@ -12,7 +12,7 @@ import { writeModelCard } from '../models/card';
 import { loadModel, type LoadedModel, writeDirAtomic } from '../models/io';
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
-import { loadTrainVal, recordedSplit } from './dataset_images';
+import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 
 export interface EnsembleOptions {
   members: string[];

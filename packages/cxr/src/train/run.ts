@@ -5,7 +5,7 @@ import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data
 import { withGanImages } from '../gan/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { architecture } from '../models';
-import { loadTrainVal, splitOf } from './dataset_images';
+import { loadTrainVal, splitOf } from '../data/dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { Recipe, RecipeInput } from './recipe';
 import { TrainResult, train } from './trainer';

@@ -13,20 +13,22 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
-import { rocAuc } from '../eval';
+import { loadTrainVal, splitOf } from '../data/dataset_images';
+import { count, gatherPixels, ImageSet } from '../data/images';
 import { buildTransferModel, freezeBackbone, POOL_LAYER, resolveBackbone } from '../models/backbones';
 import { compileFrozen } from '../models/backbones/fold';
+import { predictAllLogits, toInput } from '../models/infer';
 import { fileLoader, saveLayersModel } from '../models/io';
-import { predictAllLogits, sigmoid, toInput } from '../predict/infer';
-import { LoopState, readState, restoreCheckpoint, saveCheckpoint } from './checkpoint';
-import { loadTrainVal, splitOf } from './dataset_images';
-import { count, ImageSet } from './images';
+import { runLogPath, startRunLog } from '../report/run_log';
+import { LoopState, readState, restoreCheckpoint } from './checkpoint';
+import { finishRun } from './finish';
+import { runEpochs } from './loop';
 import { weightedBce } from './loss';
+import { createSlots, makeOptimizer } from './optim';
 import { Recipe } from './recipe';
 import { makeSchedule } from './schedule';
 import type { TrainResult } from './trainer';
 import { Extractor, extractFeatures, gatherRows } from './transfer_features';
-import { finalizeTransfer } from './transfer_finalize';
 import { buildHead, headLogits, transplantHead } from './transfer_head';
 
 export interface TransferRunOptions {
@@ -48,48 +50,13 @@ interface TransferState extends LoopState {
   bestPhase: 'head' | 'fine-tune';
 }
 
-function makeOptimizer(name: Recipe['optimizer'], lr: number): tf.Optimizer {
-  switch (name) {
-    case 'rmsprop': return tf.train.rmsprop(lr);
-    case 'adam': return tf.train.adam(lr);
-    case 'sgd': return tf.train.momentum(lr, 0.9, true);
-  }
-}
-
-function setLearningRate(opt: tf.Optimizer, lr: number): void {
-  (opt as unknown as { learningRate: number }).learningRate = lr;
-}
-
-function meanBce(labels: ArrayLike<number>, logits: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < logits.length; i++) {
-    const p = Math.min(1 - 1e-7, Math.max(1e-7, sigmoid(logits[i])));
-    s -= labels[i] ? Math.log(p) : Math.log(1 - p);
-  }
-  return s / Math.max(1, logits.length);
-}
-
-function batchPixels(set: ImageSet, idx: readonly number[]): Uint8Array {
-  const per = set.size * set.size;
-  const buf = new Uint8Array(idx.length * per);
-  idx.forEach((src, j) => buf.set(set.pixels.subarray(src * per, (src + 1) * per), j * per));
-  return buf;
-}
-
 /** Images of a batch as model input, augmented when asked (the caller disposes the result). */
 function batchInput(set: ImageSet, idx: readonly number[], aug: AugmentConfig | null, seed: string): tf.Tensor4D {
-  const x = toInput(batchPixels(set, idx), idx.length, set.size);
+  const x = toInput(gatherPixels(set, idx), idx.length, set.size);
   if (!aug) return x;
   const xa = augmentBatch(x, aug, seed);
   x.dispose();
   return xa;
-}
-
-async function zeroStep(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor): Promise<void> {
-  // Optimiser slots exist only after a first step; restoring a checkpoint needs them.
-  setLearningRate(opt, 0);
-  await model.trainOnBatch(x, y);
-  tf.dispose([x, y]);
 }
 
 export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult> {
@@ -123,36 +90,19 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   const ckptLast = path.join(out, 'checkpoints', 'last');
   const ckptHead = path.join(out, 'checkpoints', 'best-head');
   const ckptBest = path.join(out, 'checkpoints', 'best');
-  const logFile = path.join(out, 'log.jsonl');
+  const logFile = runLogPath(out);
   const saved = o.resume ? (readState(ckptLast) as TransferState | null) : null;
   let state: TransferState = saved ?? {
     phase: 'head', headEpochs: 0, headSteps: 0, bestPhase: 'head', epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0,
   };
-  if (saved) {
-    log(`resuming after epoch ${state.epoch} (${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`);
-    if (fs.existsSync(logFile)) {
-      const kept = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).epoch <= state.epoch);
-      fs.writeFileSync(logFile, kept.map((l) => l + '\n').join(''));
-    }
-  } else if (fs.existsSync(logFile)) {
-    fs.rmSync(logFile);
-  }
+  if (saved) log(`resuming after epoch ${state.epoch} (${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`);
+  startRunLog(logFile, saved ? state.epoch : null);
   const started = Date.now() - state.elapsedSeconds * 1000;
   const c = count(train);
   const ft = recipe.fineTune;
   log(`transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), validating on ${labels.length}; ` +
     `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
     (ft ? `, then fine-tuning the top ${ft.blocks} blocks for ${ft.epochs} epochs at lr ${ft.lr}` : ''));
-
-  const record = (entry: Record<string, unknown>) => fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
-  const validation = (logits: Float32Array) => {
-    const probs = Array.from(logits, sigmoid);
-    return {
-      auc: rocAuc(labels, probs) ?? 0,
-      acc: probs.reduce((s, p, i) => s + (+(p >= 0.5) === labels[i] ? 1 : 0), 0) / Math.max(1, labels.length),
-      loss: meanBce(labels, logits),
-    };
-  };
 
   // Phase 1: the head.
   const valFeatures = await extractFeatures(extract, dim, val, { identity, progress, label: 'validation features' });
@@ -164,55 +114,25 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     const trainFeatures = aug ? null : await extractFeatures(extract, dim, train, { identity, progress, label: 'train features' });
     if (trainFeatures) log(`train features: ${c.n} images x ${dim} in ${trainFeatures.seconds.toFixed(1)} s${trainFeatures.cached ? ' (cached)' : ''}`);
     if (saved) {
-      await zeroStep(head, headOpt, tf.zeros([1, dim]), tf.zeros([1, 1]));
+      await createSlots(head, headOpt, tf.zeros([1, dim]), tf.zeros([1, 1]));
       state = { ...state, ...(await restoreCheckpoint(ckptLast, head, headOpt)) };
     }
-    const schedule = makeSchedule(recipe, state.schedule);
-    for (let epoch = state.epoch; epoch < recipe.epochs; epoch++) {
-      const t0 = Date.now();
-      const indices = epochOrder(train.labels, balance, recipe.seed, epoch);
-      const steps = Math.ceil(indices.length / recipe.batchSize);
-      let lossSum = 0;
-      for (let b = 0; b < steps; b++) {
-        const idx = indices.slice(b * recipe.batchSize, (b + 1) * recipe.batchSize);
-        let x: tf.Tensor;
-        if (trainFeatures) {
-          x = gatherRows(trainFeatures.data, dim, idx);
-        } else {
-          const xi = batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`);
-          x = extract(xi);
-          xi.dispose();
-        }
-        const y = tf.tensor2d(Float32Array.from(idx, (i) => train.labels[i]), [idx.length, 1]);
-        setLearningRate(headOpt, schedule.lr(state.step, steps));
-        const l = (await head.trainOnBatch(x, y)) as number;
-        tf.dispose([x, y]);
-        if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at epoch ${epoch + 1}, batch ${b + 1}`);
-        lossSum += l;
-        state.step++;
-      }
-      const v = validation(headLogits(head, valFeatures.data, dim));
-      const entry = {
-        epoch: epoch + 1, phase: 'head', loss: lossSum / steps, val_loss: v.loss, val_auc: v.auc, val_accuracy: v.acc,
-        lr: schedule.lr(state.step - 1, steps), seconds: (Date.now() - t0) / 1000, train_seconds: (Date.now() - t0) / 1000,
-      };
-      record(entry);
-      log(`epoch ${epoch + 1}/${recipe.epochs} (head): loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
-        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(1)} s`);
-      if (schedule.onValidation(v.auc)) log('  reducing learning rate');
-      let stop = false;
-      if (v.auc > state.bestAuc) {
-        Object.assign(state, { bestAuc: v.auc, bestEpoch: epoch + 1, bestPhase: 'head' });
-        fs.rmSync(ckptHead, { recursive: true, force: true });
-        await saveLayersModel(head, ckptHead);
-      } else if (recipe.patience > 0 && epoch + 1 - state.bestEpoch >= recipe.patience) {
-        log(`early stopping the head: no better validation AUC for ${recipe.patience} epochs`);
-        stop = true;
-      }
-      Object.assign(state, { epoch: epoch + 1, headEpochs: epoch + 1, headSteps: state.step, schedule: schedule.state(), elapsedSeconds: (Date.now() - started) / 1000 });
-      await saveCheckpoint(ckptLast, head, headOpt, state);
-      if (stop) break;
-    }
+    await runEpochs({
+      name: 'head', state, endEpoch: recipe.epochs, epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs} (head)`,
+      model: head, optimizer: headOpt, schedule: makeSchedule(recipe, state.schedule), batchSize: recipe.batchSize,
+      labels: train.labels, order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
+      input: (idx, epoch, b) => {
+        if (trainFeatures) return gatherRows(trainFeatures.data, dim, idx);
+        const xi = batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`);
+        const x = extract(xi);
+        xi.dispose();
+        return x;
+      },
+      validate: async () => headLogits(head, valFeatures.data, dim), valLabels: labels, patience: recipe.patience,
+      bestDir: ckptHead, lastDir: ckptLast, onBest: (st) => { st.bestPhase = 'head'; },
+      onEpochEnd: (st) => Object.assign(st, { headEpochs: st.epoch, headSteps: st.step }),
+      logFile, started, log,
+    });
   }
   if (state.phase === 'head') {
     // The best head on the untouched backbone: the model to beat, and where fine-tuning starts.
@@ -232,63 +152,42 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     const opt = makeOptimizer(recipe.optimizer, ft.lr);
     tm.model.compile({ optimizer: opt, loss });
     if (state.phase === 'fine-tune') {
-      await zeroStep(tm.model, opt, toInput(train.pixels.subarray(0, size * size), 1, size), tf.zeros([1, 1]));
+      await createSlots(tm.model, opt, toInput(train.pixels.subarray(0, size * size), 1, size), tf.zeros([1, 1]));
       state = { ...state, ...(await restoreCheckpoint(ckptLast, tm.model, opt)) };
     } else {
       state = { ...state, phase: 'fine-tune', schedule: {} };
     }
     const trainable = tm.model.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, d) => a * d, 1), 0);
     log(`fine-tuning ${trainable} parameters (top ${ft.blocks} of ${tm.blocks.length} blocks, batch norm frozen)`);
-    const schedule = makeSchedule(ftRecipe, state.schedule);
     const total = state.headEpochs + ft.epochs;
-    for (let epoch = state.epoch; epoch < total; epoch++) {
-      const t0 = Date.now();
-      const e = epoch - state.headEpochs;
-      const indices = epochOrder(train.labels, balance, recipe.seed, epoch);
-      const steps = Math.ceil(indices.length / recipe.batchSize);
-      let lossSum = 0;
-      for (let b = 0; b < steps; b++) {
-        const idx = indices.slice(b * recipe.batchSize, (b + 1) * recipe.batchSize);
-        const x = batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`);
-        const y = tf.tensor2d(Float32Array.from(idx, (i) => train.labels[i]), [idx.length, 1]);
-        setLearningRate(opt, schedule.lr(state.step - state.headSteps, steps));
-        const l = (await tm.model.trainOnBatch(x, y)) as number;
-        tf.dispose([x, y]);
-        if (!Number.isFinite(l)) throw new Error(`fine-tuning diverged: loss ${l} at epoch ${epoch + 1}, batch ${b + 1}`);
-        lossSum += l;
-        state.step++;
-      }
-      const trainSeconds = (Date.now() - t0) / 1000;
-      const v = validation(await predictAllLogits([tm.model], val.pixels, labels.length, size, { batchSize: 32 }));
-      const entry = {
-        epoch: epoch + 1, phase: 'fine-tune', loss: lossSum / steps, val_loss: v.loss, val_auc: v.auc, val_accuracy: v.acc,
-        lr: schedule.lr(state.step - state.headSteps - 1, steps), seconds: (Date.now() - t0) / 1000, train_seconds: trainSeconds,
-      };
-      record(entry);
-      log(`epoch ${epoch + 1}/${total} (fine-tune ${e + 1}/${ft.epochs}): loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
-        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(0)} s ` +
-        `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`);
-      if (schedule.onValidation(v.auc)) log('  reducing learning rate');
-      let stop = false;
-      if (v.auc > state.bestAuc) {
-        Object.assign(state, { bestAuc: v.auc, bestEpoch: epoch + 1, bestPhase: 'fine-tune' });
-        fs.rmSync(ckptBest, { recursive: true, force: true });
-        await saveLayersModel(tm.model, ckptBest);
-      } else if (recipe.patience > 0 && epoch + 1 - Math.max(state.bestEpoch, state.headEpochs) >= recipe.patience) {
-        log(`early stopping fine-tuning: no better validation AUC for ${recipe.patience} epochs`);
-        stop = true;
-      }
-      Object.assign(state, { epoch: epoch + 1, schedule: schedule.state(), elapsedSeconds: (Date.now() - started) / 1000 });
-      await saveCheckpoint(ckptLast, tm.model, opt, state);
-      if (stop) break;
-    }
+    await runEpochs({
+      name: 'fine-tune', state, endEpoch: total,
+      epochTitle: (e) => `epoch ${e + 1}/${total} (fine-tune ${e - state.headEpochs + 1}/${ft.epochs})`,
+      model: tm.model, optimizer: opt, schedule: makeSchedule(ftRecipe, state.schedule), stepsBefore: state.headSteps,
+      batchSize: recipe.batchSize, labels: train.labels, order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
+      input: (idx, epoch, b) => batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`),
+      validate: () => predictAllLogits([tm.model], val.pixels, labels.length, size, { batchSize: 32 }), valLabels: labels,
+      // Patience counts within fine-tuning: a best epoch of the head does not stop it at once.
+      patience: recipe.patience, patienceFrom: (st) => Math.max(st.bestEpoch, st.headEpochs),
+      bestDir: ckptBest, lastDir: ckptLast, onBest: (st) => { st.bestPhase = 'fine-tune'; },
+      logFile, started, progress, log,
+    });
   }
 
   const best = await tfl.loadLayersModel(fileLoader(ckptBest));
-  const meta = await finalizeTransfer({
-    model: best, backbone, recipe, size, train, val, outDir: out, name: o.name, dataInfo: info,
-    bestEpoch: state.bestEpoch, bestPhase: state.bestPhase, epochsRun: state.epoch, seconds: state.elapsedSeconds,
-    command: o.command, log,
+  const arch = `transfer/${spec.name}`;
+  const { meta } = await finishRun({
+    model: best, train, val, outDir: out, name: o.name, defaultName: `${spec.name}-transfer-${new Date().toISOString().slice(0, 10)}`,
+    arch, size, tta: recipe.tta,
+    // Built into the model (layer to_rgb): nothing for a caller to do beyond the usual gray/255.
+    preprocessing: { normalize: recipe.normalize, inModel: 'gray replicated to 3 channels, then x*2-1 (= pixel/127.5 - 1, the backbone\'s ImageNet normalisation)' },
+    recipe: {
+      ...recipe, arch, inputSize: size,
+      backbone: spec.name, backboneRequested: backbone.requested, backboneFallback: backbone.fallback,
+      backboneWeights: { url: spec.weights.url, source: backbone.weights.source, sha256: backbone.weights.sha256 },
+    },
+    dataInfo: info, bestEpoch: state.bestEpoch, bestPhase: state.bestPhase, epochsRun: state.epoch, seconds: state.elapsedSeconds,
+    batchSize: 32, command: o.command, log,
   });
   best.dispose();
   tm.model.dispose();

@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { defaultCacheDir } from '../data/cache';
 import { startProgress } from '../data/progress';
-import { toInput } from '../predict/infer';
-import type { ImageSet } from './images';
+import { toInput } from '../models/infer';
+import type { ImageSet } from '../data/images';
 
 /** Bump when the features of the same images, backbone and weights would change. */
 const FEATURES_VERSION = 1;

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { HEAD_LAYER } from '../models/backbones';
-import { logit } from '../predict/infer';
+import { logit } from '../models/infer';
 
 export function buildHead(channels: number, dropout: number, seed: number): tfl.LayersModel {
   const input = tfl.input({ shape: [channels], name: 'features' });

@@ -78,17 +78,6 @@ export async function readBackboneWeights(w: LocatedWeights): Promise<WeightMap>
   return m;
 }
 
-/** The ImageNet model itself (input RGB [S,S,3] in [-1,1]; with its 1000-class top if asked). */
-export async function buildImagenetModel(spec: BackboneSpec, weights: LocatedWeights | string, size = spec.defaultInputSize,
-    opts: { includeTop?: boolean } = {}): Promise<tfl.LayersModel> {
-  const input = tfl.input({ shape: [size, size, 3], name: 'input_1' });
-  const g = spec.build(input, { includeTop: opts.includeTop });
-  const model = tfl.model({ inputs: input, outputs: g.output, name: spec.name });
-  const map = typeof weights === 'string' ? await readWeightFile(weights) : await readBackboneWeights(weights);
-  placeWeights(model.layers, map, typeof weights === 'string' ? weights : weights.path);
-  return model;
-}
-
 export interface TransferModel {
   model: tfl.LayersModel;
   /** Backbone layer names by block, input to output (fine-tuning unfreezes from the end). */

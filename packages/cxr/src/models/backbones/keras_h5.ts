@@ -1,10 +1,10 @@
-// Keras weight files (HDF5, as written by model.save_weights / Keras Applications), read and
-// written with h5wasm, the HDF5 C library compiled to WebAssembly (no native build, works
-// offline). Layout: attribute `layer_names` on the root (or on `model_weights` for a whole
+// Keras weight files (HDF5, as written by model.save_weights / Keras Applications), read with
+// h5wasm, the HDF5 C library compiled to WebAssembly (no native build, works offline; the tests
+// write such files with it, test/keras-h5-writer.ts). Layout: attribute `layer_names` on the root (or on `model_weights` for a whole
 // saved model); one group per layer with attribute `weight_names`; each weight a dataset at
 // `<layer>/<weight name>`, e.g. `conv2d_1/conv2d_1/kernel:0`. Keras splits attributes over
 // 64 KiB into `name0`, `name1`, ...
-import type { WeightArray, WeightMap } from './weights';
+import type { WeightArray, WeightMap } from './weight_map';
 
 type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } });
 type Group = InstanceType<H5['default']['Group']>;
@@ -68,40 +68,4 @@ export async function readKerasH5(file: string): Promise<WeightMap> {
 /** 'conv2d_1/kernel:0' -> 'kernel'. */
 export function shortWeightName(name: string): string {
   return name.split('/').pop()!.replace(/:\d+$/, '');
-}
-
-export interface H5Layer {
-  name: string;
-  /** Weights in Keras order, with their full names (e.g. 'conv2d_1/kernel:0'). */
-  weights: Array<{ name: string; shape: number[]; data: Float32Array }>;
-}
-
-/**
- * Writes layers the way Keras' save_weights does (fixed-length ASCII name attributes, float32
- * datasets in per-layer groups). Used by the tests to make weight files without Keras.
- */
-export async function writeKerasH5(file: string, layers: readonly H5Layer[], kerasVersion = '2.1.4'): Promise<void> {
-  const h5wasm = await lib();
-  const f = new h5wasm.File(file, 'w');
-  try {
-    const fixed = (xs: string[]) => `A${Math.max(1, ...xs.map((s) => s.length))}`;
-    const names = layers.map((l) => l.name);
-    f.create_attribute('layer_names', names, [names.length], fixed(names));
-    f.create_attribute('backend', 'tensorflow', null, fixed(['tensorflow']));
-    f.create_attribute('keras_version', kerasVersion, null, fixed([kerasVersion]));
-    for (const layer of layers) {
-      const g = f.create_group(layer.name);
-      const wn = layer.weights.map((w) => w.name);
-      g.create_attribute('weight_names', wn, [wn.length], fixed(wn));
-      for (const w of layer.weights) {
-        const parts = w.name.split('/');
-        const leaf = parts.pop()!;
-        let parent: Group = g;
-        for (const p of parts) parent = (parent.get(p) as Group | null) ?? parent.create_group(p);
-        parent.create_dataset({ name: leaf, data: w.data, shape: w.shape, dtype: '<f' });
-      }
-    }
-  } finally {
-    f.close();
-  }
 }

@@ -7,13 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readKerasH5 } from './keras_h5';
 
-export interface WeightArray {
-  shape: number[];
-  data: Float32Array;
-}
+import type { WeightMap } from './weight_map';
 
-/** layer name -> short weight name ('kernel', 'depthwise_kernel', 'gamma', 'moving_mean', ...) -> values. */
-export type WeightMap = Map<string, Map<string, WeightArray>>;
+export type { WeightArray, WeightMap } from './weight_map';
 
 /** Reads a TF.js Layers model folder's weights (model.json's manifest + its shard files). */
 export function readTfjsLayersWeights(dir: string): WeightMap {

@@ -1,11 +1,11 @@
 // "Process on this computer": the same model, preprocessing and arithmetic as the server
-// (preprocess.ts and predict/infer.ts are bundled as they are), on TF.js's WebAssembly backend.
+// (preprocess.ts and models/infer.ts are bundled as they are), on TF.js's WebAssembly backend.
 // Only the model files come from the server; the image stays in the browser.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { normalizeImages, preprocessPixels } from '../../data/preprocess';
-import { predictLogits, sigmoid, toInput } from '../../predict/infer';
+import { predictLogits, sigmoid, toInput } from '../../models/infer';
 import { authHeaders, ModelInfo } from './api';
 
 /** Same bound as the server's decoder: refuse before allocating a huge canvas. */

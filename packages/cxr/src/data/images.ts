@@ -27,3 +27,11 @@ export function count(set: ImageSet): { n: number; normal: number; pneumonia: nu
   for (const l of set.labels) pneumonia += l;
   return { n: set.labels.length, normal: set.labels.length - pneumonia, pneumonia };
 }
+
+/** The pixels of the images at `indices`, in that order (one training batch). */
+export function gatherPixels(set: ImageSet, indices: readonly number[]): Uint8Array {
+  const per = set.size * set.size;
+  const buf = new Uint8Array(indices.length * per);
+  indices.forEach((src, dst) => buf.set(set.pixels.subarray(src * per, (src + 1) * per), dst * per));
+  return buf;
+}

@@ -1,11 +1,10 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
-import { cacheImages } from '../data/cache';
-import { ImageRecord, scanDataset } from '../data/dataset';
-import { normalizeImages, type NormalizeMode } from '../data/preprocess';
-import { splitByPatient, type SplitMode } from '../data/split';
+import { cacheImages } from './cache';
+import { ImageRecord, scanDataset } from './dataset';
+import { normalizeImages, type NormalizeMode } from './preprocess';
+import { splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
-import type { Recipe } from './recipe';
 
 export interface LoadOptions {
   size: number;
@@ -64,8 +63,8 @@ export interface SplitChoice {
   valSplit: SplitMode;
 }
 
-/** The split a recipe asks for. */
-export function splitOf(r: Recipe): SplitChoice {
+/** The split a recipe (train/recipe.ts) asks for; `splitSeed`, when set, fixes the split apart from the training seed. */
+export function splitOf(r: { valFraction: number; seed: number; splitSeed?: number; limitPerClass: number; valSplit: SplitMode }): SplitChoice {
   return { valFraction: r.valFraction, seed: r.splitSeed ?? r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
 }
 

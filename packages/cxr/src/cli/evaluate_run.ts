@@ -2,10 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../models/io';
-import { calibrated, predictAllLogits } from '../predict/infer';
-import { loadImageSet, splitRecords } from '../train/dataset_images';
-import { evaluate } from './metrics';
-import type { Metrics } from './metrics_schema';
+import { calibrated, predictAllLogits } from '../models/infer';
+import { loadImageSet, splitRecords } from '../data/dataset_images';
+import { evaluate } from '../eval/metrics';
+import type { Metrics } from '../eval/metrics_schema';
 
 export interface EvaluateRunOptions {
   modelDir: string;

@@ -4,8 +4,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 
-export const TTA_NAMES = ['identity', 'zoom-in', 'zoom-out', 'shift-left', 'shift-right'] as const;
-
 export function logit(p: number): number {
   const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
   return Math.log(q / (1 - q));

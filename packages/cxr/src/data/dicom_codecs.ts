@@ -1,0 +1,264 @@
+// Compressed DICOM frames, decoded in-process: sharp for 8-bit JPEG, a JS lossless-JPEG decoder,
+// WASM builds of CharLS (JPEG-LS) and OpenJPEG (JPEG 2000), and RLE here. Declared sizes are
+// checked against the limits before a codec allocates anything.
+import * as dicomParser from 'dicom-parser';
+import sharp from 'sharp';
+import type { DecodeLimits } from './decode';
+import {
+  DicomError, errorText, type Fail, type Frame, LUMA, MONO, type PixelFormat, storedValues, TS, transferSyntaxName,
+} from './dicom_parse';
+
+/** Frame 0 of encapsulated pixel data, decoded by the codec of its transfer syntax. */
+export async function encapsulatedFrame(ds: dicomParser.DataSet, el: dicomParser.Element, pf: PixelFormat, ts: string,
+    frames: number, limits: DecodeLimits, fail: Fail): Promise<Frame> {
+  if (!el.encapsulatedPixelData || !el.fragments?.length) throw fail('CORRUPT', 'compressed transfer syntax but pixel data is not encapsulated');
+  let bytes: Uint8Array;
+  try {
+    if (frames === 1) {
+      bytes = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments.length);
+    } else if (el.basicOffsetTable?.length) {
+      bytes = dicomParser.readEncapsulatedImageFrame(ds, el, 0);
+    } else if (ts.startsWith('1.2.840.10008.1.2.4.5') || ts.startsWith('1.2.840.10008.1.2.4.7')) {
+      bytes = dicomParser.readEncapsulatedImageFrame(ds, el, 0, dicomParser.createJPEGBasicOffsetTable(ds, el));
+    } else {
+      bytes = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, 1);
+    }
+  } catch (e) {
+    throw fail('CORRUPT', `cannot read the first frame's fragments (${errorText(e)})`);
+  }
+  const out = await decodeCompressed(bytes, pf, ts, limits, fail);
+  if (out.width !== pf.columns || out.height !== pf.rows) {
+    throw fail('CORRUPT', `compressed frame is ${out.width}×${out.height}, header says ${pf.columns}×${pf.rows}`);
+  }
+  const n = pf.rows * pf.columns;
+  if (out.components === 3) {
+    const gray = new Uint8Array(n);
+    const s = out.samples;
+    // Codecs hand back RGB (they undo the YCbCr/ICT/RCT colour transform themselves).
+    for (let i = 0; i < n; i++) gray[i] = Math.round(LUMA[0] * s[3 * i] + LUMA[1] * s[3 * i + 1] + LUMA[2] * s[3 * i + 2]);
+    // A monochrome header over a three-component JPEG: the luma is the stored value.
+    return MONO.has(pf.photometric) ? { kind: 'mono', values: Float32Array.from(gray) } : { kind: 'colour', gray };
+  }
+  if (out.samples.length < n) throw fail('CORRUPT', `codec returned ${out.samples.length} samples for ${n} pixels`);
+  const fmt = { ...pf, signed: out.signed ?? pf.signed };
+  return { kind: 'mono', values: storedValues(out.samples.subarray(0, n), fmt) };
+}
+
+interface CodecOutput {
+  width: number;
+  height: number;
+  components: number;
+  /** Unsigned sample bit patterns (signed data is sign-extended later, from BitsStored). */
+  samples: Uint8Array | Uint16Array;
+  signed?: boolean;
+}
+
+async function decodeCompressed(bytes: Uint8Array, pf: PixelFormat, ts: string, limits: DecodeLimits, fail: Fail): Promise<CodecOutput> {
+  const checkDims = (w: number, h: number) => {
+    if (!(w > 0 && h > 0)) throw fail('CORRUPT', `compressed frame has no valid size (${w}×${h})`);
+    if (w * h > limits.maxPixels) throw fail('TOO_MANY_PIXELS', `compressed frame is ${w}×${h}, over the ${limits.maxPixels}-pixel limit`);
+  };
+  try {
+    switch (ts) {
+      case TS.jpegBaseline:
+      case TS.jpegExtended: {
+        const sof = jpegFrameHeader(bytes);
+        if (!sof) throw fail('CORRUPT', 'no JPEG frame header in the pixel data');
+        checkDims(sof.width, sof.height);
+        if (sof.precision > 8) throw fail('UNSUPPORTED_TRANSFER_SYNTAX', `${sof.precision}-bit JPEG (extended process) is not supported, only 8-bit`);
+        const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' })
+          .raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+        return { width: info.width, height: info.height, components: info.channels >= 3 ? 3 : 1, samples: oneOrThree(data, info.channels) };
+      }
+      case TS.jpegLossless:
+      case TS.jpegLosslessSV1: {
+        const sof = jpegFrameHeader(bytes);
+        if (!sof) throw fail('CORRUPT', 'no JPEG frame header in the pixel data');
+        checkDims(sof.width, sof.height);
+        const bytesPer = sof.precision > 8 ? 2 : 1;
+        const decoder = new (losslessJpeg().Decoder)();
+        const copy = new Uint8Array(bytes); // a copy that owns its ArrayBuffer (Buffer.slice would not)
+        const samples = decoder.decode(copy.buffer, 0, copy.byteLength, bytesPer);
+        return { width: sof.width, height: sof.height, components: sof.components, samples };
+      }
+      case TS.jpegLSLossless:
+      case TS.jpegLSNear: {
+        const sof = jpegFrameHeader(bytes);
+        if (!sof) throw fail('CORRUPT', 'no JPEG-LS frame header in the pixel data');
+        checkDims(sof.width, sof.height);
+        const lib = await codec('charls');
+        const decoder = new lib.JpegLSDecoder();
+        try {
+          decoder.getEncodedBuffer(bytes.length).set(bytes);
+          decoder.decode();
+          const info = decoder.getFrameInfo();
+          return wasmOutput(decoder.getDecodedBuffer(), info.width, info.height, info.componentCount, info.bitsPerSample);
+        } finally {
+          decoder.delete();
+        }
+      }
+      case TS.j2kLossless:
+      case TS.j2k: {
+        const siz = j2kImageSize(bytes);
+        if (!siz) throw fail('CORRUPT', 'no JPEG 2000 codestream header (SIZ) in the pixel data');
+        checkDims(siz.width, siz.height);
+        const lib = await codec('openjpeg');
+        const decoder = new lib.J2KDecoder();
+        try {
+          decoder.getEncodedBuffer(bytes.length).set(bytes);
+          decoder.decode();
+          const info = decoder.getFrameInfo();
+          const out = wasmOutput(decoder.getDecodedBuffer(), info.width, info.height, info.componentCount, info.bitsPerSample);
+          return { ...out, signed: info.isSigned };
+        } finally {
+          decoder.delete();
+        }
+      }
+      case TS.rle:
+        return decodeRle(bytes, pf, fail);
+      default:
+        throw fail('UNSUPPORTED_TRANSFER_SYNTAX', `transfer syntax ${ts} is not supported`);
+    }
+  } catch (e) {
+    if (e instanceof DicomError) throw e;
+    throw fail('CORRUPT', `cannot decode ${transferSyntaxName(ts)} pixel data (${errorText(e)})`);
+  }
+}
+
+function oneOrThree(data: Buffer, channels: number): Uint8Array {
+  if (channels === 1 || channels === 3) return new Uint8Array(data.buffer, data.byteOffset, data.length);
+  // Gray+alpha or RGBA: drop alpha (JPEG has none, but stay safe).
+  const keep = channels >= 3 ? 3 : 1;
+  const n = data.length / channels;
+  const out = new Uint8Array(n * keep);
+  for (let i = 0; i < n; i++) for (let c = 0; c < keep; c++) out[i * keep + c] = data[i * channels + c];
+  return out;
+}
+
+/** Copies a decoded WASM buffer out of the module's memory before the decoder is freed. */
+function wasmOutput(buf: Uint8Array, width: number, height: number, components: number, bits: number): CodecOutput {
+  const copy = buf.slice();
+  const samples = bits > 8 ? new Uint16Array(copy.buffer, 0, copy.byteLength >> 1) : copy;
+  return { width, height, components, samples };
+}
+
+interface JpegFrameHeader {
+  precision: number;
+  height: number;
+  width: number;
+  components: number;
+}
+
+/** Size and precision from the first SOF marker (any JPEG process, and JPEG-LS's SOF55). */
+function jpegFrameHeader(b: Uint8Array): JpegFrameHeader | null {
+  if (b[0] !== 0xff || b[1] !== 0xd8) return null;
+  let i = 2;
+  while (i + 9 < b.length) {
+    if (b[i] !== 0xff) return null;
+    const marker = b[i + 1];
+    if (marker === 0xff) { i++; continue; }
+    const len = (b[i + 2] << 8) | b[i + 3];
+    const isSof = (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
+    if (isSof) {
+      return { precision: b[i + 4], height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] };
+    }
+    if (marker === 0xda) return null;
+    i += 2 + len;
+  }
+  return null;
+}
+
+/**
+ * Image size from a JPEG 2000 codestream's SIZ segment (SOC FF4F, then SIZ FF51); searched for
+ * within the first bytes because some writers wrap the codestream in JP2 boxes.
+ */
+function j2kImageSize(b: Uint8Array): { width: number; height: number } | null {
+  const end = Math.min(b.length - 22, 4096);
+  for (let i = 0; i < end; i++) {
+    if (b[i] === 0xff && b[i + 1] === 0x4f && b[i + 2] === 0xff && b[i + 3] === 0x51) {
+      const v = new DataView(b.buffer, b.byteOffset + i + 8, 16);
+      return { width: v.getUint32(0) - v.getUint32(8), height: v.getUint32(4) - v.getUint32(12) };
+    }
+  }
+  return null;
+}
+
+/** DICOM RLE Lossless (PS3.5 G): a 64-byte header of segment offsets, one PackBits segment per byte plane. */
+function decodeRle(bytes: Uint8Array, pf: PixelFormat, fail: Fail): CodecOutput {
+  if (bytes.length < 64) throw fail('CORRUPT', 'RLE frame shorter than its header');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const segments = view.getUint32(0, true);
+  const bytesPer = pf.bitsAllocated / 8;
+  if (segments !== pf.samples * bytesPer) throw fail('CORRUPT', `RLE frame has ${segments} segments, expected ${pf.samples * bytesPer}`);
+  const n = pf.rows * pf.columns;
+  const planes: Uint8Array[] = [];
+  for (let s = 0; s < segments; s++) {
+    const start = view.getUint32(4 + 4 * s, true);
+    const end = s + 1 < segments ? view.getUint32(8 + 4 * s, true) : bytes.length;
+    if (start < 64 || end > bytes.length || end < start) throw fail('CORRUPT', 'RLE segment offsets out of range');
+    planes.push(unpackBits(bytes.subarray(start, end), n));
+  }
+  if (pf.samples === 3) {
+    const samples = new Uint8Array(3 * n);
+    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) samples[3 * i + c] = planes[c][i];
+    return { width: pf.columns, height: pf.rows, components: 3, samples };
+  }
+  if (bytesPer === 1) return { width: pf.columns, height: pf.rows, components: 1, samples: planes[0] };
+  // Segments hold the most significant byte plane first.
+  const samples = new Uint16Array(n);
+  for (let i = 0; i < n; i++) samples[i] = (planes[0][i] << 8) | planes[1][i];
+  return { width: pf.columns, height: pf.rows, components: 1, samples };
+}
+
+function unpackBits(src: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let i = 0;
+  let o = 0;
+  while (i < src.length && o < n) {
+    const h = src[i++];
+    if (h < 128) {
+      const count = Math.min(h + 1, n - o, src.length - i);
+      out.set(src.subarray(i, i + count), o);
+      i += h + 1;
+      o += count;
+    } else if (h > 128) {
+      const count = Math.min(257 - h, n - o);
+      out.fill(src[i++], o, o + count);
+      o += count;
+    }
+  }
+  return out;
+}
+
+// WASM codecs are instantiated once per process, on first use.
+interface WasmDecoder {
+  getEncodedBuffer(length: number): Uint8Array;
+  getDecodedBuffer(): Uint8Array;
+  decode(): void;
+  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned?: boolean };
+  delete(): void;
+}
+interface CodecModules {
+  charls: { JpegLSDecoder: new () => WasmDecoder };
+  openjpeg: { J2KDecoder: new () => WasmDecoder };
+}
+const codecs: { [K in keyof CodecModules]?: Promise<CodecModules[K]> } = {};
+
+function codec<K extends keyof CodecModules>(name: K): Promise<CodecModules[K]> {
+  const paths: Record<keyof CodecModules, string> = {
+    charls: '@cornerstonejs/codec-charls/decodewasmjs',
+    openjpeg: '@cornerstonejs/codec-openjpeg/decodewasmjs',
+  };
+  // print/printErr: OpenJPEG logs progress lines to stdout otherwise.
+  codecs[name] ??= (require(paths[name]) as (m: object) => Promise<CodecModules[K]>)({ print() {}, printErr() {} }) as never;
+  return codecs[name] as Promise<CodecModules[K]>;
+}
+
+interface LosslessJpeg {
+  Decoder: new () => { decode(buffer: ArrayBuffer, offset: number, length: number, numBytes: number): Uint8Array | Uint16Array };
+}
+let lossless: LosslessJpeg | null = null;
+function losslessJpeg(): LosslessJpeg {
+  lossless ??= require('jpeg-lossless-decoder-js') as LosslessJpeg;
+  return lossless;
+}

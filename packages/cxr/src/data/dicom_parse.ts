@@ -1,0 +1,208 @@
+// DICOM data sets (dicom-parser, with a capped inflater for deflated ones), the checks on a
+// frame's declared pixel format, and uncompressed pixel data to stored values. Every failure is a
+// DicomError with a code: files arrive from anywhere (uploads, PACS exports).
+import * as zlib from 'node:zlib';
+import * as dicomParser from 'dicom-parser';
+import type { DecodeLimits } from './decode';
+
+export type DicomErrorCode =
+  | 'NOT_DICOM'
+  | 'CORRUPT'
+  | 'TRUNCATED'
+  | 'NO_PIXEL_DATA'
+  | 'UNSUPPORTED_TRANSFER_SYNTAX'
+  | 'UNSUPPORTED_PIXEL_FORMAT'
+  | 'TOO_MANY_PIXELS'
+  | 'TOO_LARGE';
+
+export class DicomError extends Error {
+  constructor(readonly code: DicomErrorCode, readonly source: string, readonly detail: string) {
+    super(`${source}: ${detail}`);
+    this.name = 'DicomError';
+  }
+}
+
+export const TS = {
+  implicitLE: '1.2.840.10008.1.2',
+  explicitLE: '1.2.840.10008.1.2.1',
+  deflatedLE: '1.2.840.10008.1.2.1.99',
+  explicitBE: '1.2.840.10008.1.2.2',
+  jpegBaseline: '1.2.840.10008.1.2.4.50',
+  jpegExtended: '1.2.840.10008.1.2.4.51',
+  jpegLossless: '1.2.840.10008.1.2.4.57',
+  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
+  jpegLSLossless: '1.2.840.10008.1.2.4.80',
+  jpegLSNear: '1.2.840.10008.1.2.4.81',
+  j2kLossless: '1.2.840.10008.1.2.4.90',
+  j2k: '1.2.840.10008.1.2.4.91',
+  rle: '1.2.840.10008.1.2.5',
+} as const;
+
+export const TS_NAMES: Record<string, string> = {
+  [TS.implicitLE]: 'Implicit VR Little Endian',
+  [TS.explicitLE]: 'Explicit VR Little Endian',
+  [TS.deflatedLE]: 'Deflated Explicit VR Little Endian',
+  [TS.explicitBE]: 'Explicit VR Big Endian',
+  [TS.jpegBaseline]: 'JPEG Baseline',
+  [TS.jpegExtended]: 'JPEG Extended',
+  [TS.jpegLossless]: 'JPEG Lossless',
+  [TS.jpegLosslessSV1]: 'JPEG Lossless SV1',
+  [TS.jpegLSLossless]: 'JPEG-LS Lossless',
+  [TS.jpegLSNear]: 'JPEG-LS Near-Lossless',
+  [TS.j2kLossless]: 'JPEG 2000 Lossless',
+  [TS.j2k]: 'JPEG 2000',
+  [TS.rle]: 'RLE Lossless',
+};
+
+export const NATIVE = new Set<string>([TS.implicitLE, TS.explicitLE, TS.deflatedLE, TS.explicitBE]);
+export const SUPPORTED = new Set(Object.keys(TS_NAMES));
+
+export function transferSyntaxName(uid: string): string {
+  return TS_NAMES[uid] ?? uid;
+}
+
+/**
+ * True for a Part-10 file (preamble + 'DICM') and for a bare data set without one, which old
+ * archives still hold: it starts with a group 0002 or 0008 element in little endian.
+ */
+export function isDicom(buf: Uint8Array): boolean {
+  if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d) return true;
+  return bareDataSetSyntax(buf) !== null;
+}
+
+/** The transfer syntax of a data set without a file meta group, guessed from its first element. */
+export function bareDataSetSyntax(buf: Uint8Array): string | null {
+  if (buf.length < 12) return null;
+  const group = buf[0] | (buf[1] << 8);
+  const element = buf[2] | (buf[3] << 8);
+  if ((group !== 0x0008 && group !== 0x0002) || element > 0x0fff) return null;
+  const upper = (b: number) => b >= 0x41 && b <= 0x5a;
+  if (upper(buf[4]) && upper(buf[5])) return TS.explicitLE;
+  const length = (buf[4] | (buf[5] << 8) | (buf[6] << 16)) + buf[7] * 2 ** 24;
+  return length <= buf.length - 8 ? TS.implicitLE : null;
+}
+
+export type Fail = (code: DicomErrorCode, detail: string) => DicomError;
+
+export interface PixelFormat {
+  rows: number;
+  columns: number;
+  samples: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  signed: boolean;
+  photometric: string;
+  planar: number;
+}
+
+export const MONO = new Set(['MONOCHROME1', 'MONOCHROME2']);
+const COLOUR = new Set(['RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_ICT', 'YBR_RCT']);
+
+export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
+  if (MONO.has(pf.photometric)) {
+    if (pf.samples !== 1) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
+  } else if (COLOUR.has(pf.photometric)) {
+    if (pf.samples !== 3) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
+    if (pf.bitsAllocated !== 8) throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated}-bit colour is not supported`);
+  } else {
+    throw fail('UNSUPPORTED_PIXEL_FORMAT', `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`);
+  }
+  if (pf.bitsAllocated !== 8 && pf.bitsAllocated !== 16) {
+    throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated} bits allocated is not supported (8 or 16)`);
+  }
+  if (pf.bitsStored < 1 || pf.bitsStored > pf.bitsAllocated) {
+    throw fail('CORRUPT', `bits stored ${pf.bitsStored} does not fit bits allocated ${pf.bitsAllocated}`);
+  }
+}
+
+export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits: DecodeLimits, fail: Fail): dicomParser.DataSet {
+  // Node's own zlib with an output cap: a deflated data set is a compression bomb waiting to happen.
+  const inflater = (bytes: Uint8Array, position: number): Uint8Array => {
+    let inflated: Buffer;
+    try {
+      inflated = zlib.inflateRawSync(bytes.subarray(position), { maxOutputLength: limits.maxInputBytes * 4 });
+    } catch (e) {
+      throw fail('CORRUPT', `deflated data set does not inflate: ${errorText(e)}`);
+    }
+    const out = new Uint8Array(position + inflated.length);
+    out.set(bytes.subarray(0, position));
+    out.set(inflated, position);
+    return out;
+  };
+  const options = {
+    ...(bareSyntax ? { TransferSyntaxUID: bareSyntax } : {}),
+    inflater: inflater as unknown as (arr: Uint8Array, position: number) => void,
+  };
+  try {
+    return dicomParser.parseDicom(buf, options);
+  } catch (e) {
+    if (e instanceof DicomError) throw e;
+    const text = errorText(e);
+    // dicom-parser reports reads past the end as buffer overruns; partial files are common.
+    if (/overrun|beyond|past the end|end of buffer|exceeds/i.test(text)) throw fail('TRUNCATED', `truncated DICOM file (${text})`);
+    throw fail('CORRUPT', `unreadable DICOM data set (${text})`);
+  }
+}
+
+export type Frame = { kind: 'mono'; values: Float32Array } | { kind: 'colour'; gray: Uint8Array };
+
+/** Stored values of an uncompressed frame 0, masked to BitsStored and sign-extended. */
+export function nativeFrame(ds: dicomParser.DataSet, el: dicomParser.Element, pf: PixelFormat, bigEndian: boolean, fail: Fail): Frame {
+  const n = pf.rows * pf.columns;
+  const bytesPer = pf.bitsAllocated / 8;
+  const frameBytes = pf.photometric === 'YBR_FULL_422' ? n * 2 : n * pf.samples * bytesPer;
+  const available = Math.min(el.length, ds.byteArray.length - el.dataOffset);
+  if (available < frameBytes) {
+    throw fail('TRUNCATED', `pixel data holds ${Math.max(0, available)} bytes, one ${pf.columns}×${pf.rows} frame needs ${frameBytes}`);
+  }
+  const bytes = ds.byteArray.subarray(el.dataOffset, el.dataOffset + frameBytes);
+  if (pf.samples === 3) return { kind: 'colour', gray: colourToGray(bytes, pf) };
+  const raw = new Uint32Array(n);
+  if (bytesPer === 1) {
+    raw.set(bytes);
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) raw[i] = view.getUint16(2 * i, !bigEndian);
+  }
+  return { kind: 'mono', values: storedValues(raw, pf) };
+}
+
+export function storedValues(raw: ArrayLike<number>, pf: PixelFormat): Float32Array {
+  const out = new Float32Array(raw.length);
+  const mask = 2 ** pf.bitsStored - 1;
+  const signBit = 2 ** (pf.bitsStored - 1);
+  for (let i = 0; i < raw.length; i++) {
+    // Bits above BitsStored may hold overlays or garbage.
+    let v = raw[i] & mask;
+    if (pf.signed && v >= signBit) v -= 2 * signBit;
+    out[i] = v;
+  }
+  return out;
+}
+
+export const LUMA = [0.299, 0.587, 0.114];
+
+/** 8-bit colour samples to luma; YBR data already carries luma as its first component. */
+function colourToGray(bytes: Uint8Array, pf: PixelFormat): Uint8Array {
+  const n = pf.rows * pf.columns;
+  const out = new Uint8Array(n);
+  if (pf.photometric === 'YBR_FULL_422') {
+    // Y0 Y1 Cb Cr per pair of pixels.
+    for (let i = 0; i < n; i++) out[i] = bytes[(i >> 1) * 4 + (i & 1)];
+    return out;
+  }
+  const isYbr = pf.photometric.startsWith('YBR');
+  for (let i = 0; i < n; i++) {
+    const [a, b, c] = pf.planar === 1 ? [bytes[i], bytes[n + i], bytes[2 * n + i]] : [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]];
+    out[i] = isYbr ? a : Math.round(LUMA[0] * a + LUMA[1] * b + LUMA[2] * c);
+  }
+  return out;
+}
+
+export function errorText(e: unknown): string {
+  // dicom-parser throws strings, or { exception, dataSet } objects for partial parses.
+  const raw = e instanceof Error ? e.message
+    : typeof e === 'object' && e !== null && 'exception' in e ? String((e as { exception: unknown }).exception)
+    : String(e);
+  return raw.trim().replace(/\s+/g, ' ').slice(0, 300);
+}

@@ -1,0 +1,70 @@
+// The end of every classifier run: calibration (temperature) and operating points on the
+// validation split, then a cxr model folder (model.json + weights.bin + cxr.json), its model card,
+// and the validation predictions and metrics.
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { count, type ImageSet } from '../data/images';
+import { writeModelCard } from '../models/card';
+import { saveModel } from '../models/io';
+import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
+import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
+
+export interface FinishInput {
+  model: tfl.LayersModel;
+  train: ImageSet;
+  val: ImageSet;
+  outDir: string;
+  /** The model's name (cxr.json `name`); a dated default comes from defaultName. */
+  name?: string;
+  defaultName: string;
+  arch: string;
+  size: number;
+  /** Beyond the resize, scale and grayscale every model shares. */
+  preprocessing?: Record<string, unknown>;
+  tta: string[];
+  /** cxr.json `recipe`: the recipe as run. */
+  recipe: Record<string, unknown>;
+  dataInfo?: Record<string, unknown>;
+  bestEpoch: number;
+  /** The phase of the best epoch, for runs that have phases. */
+  bestPhase?: string;
+  epochsRun: number;
+  seconds: number;
+  /** Batch size of the calibration's forward passes. */
+  batchSize?: number;
+  command?: string;
+  log: (line: string) => void;
+}
+
+export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; calibration: Calibration }> {
+  const cal = await calibrateOnValidation([o.model], o.val, o.tta, o.batchSize);
+  const { temperature, metrics } = cal;
+  const now = new Date().toISOString();
+  const meta: ModelMeta = {
+    format: MODEL_FORMAT,
+    name: o.name ?? o.defaultName,
+    version: now.replace(/[-:]/g, '').slice(0, 15),
+    arch: o.arch,
+    inputSize: o.size,
+    preprocessing: { resize: 'fill', scale: 1 / 255, grayscale: true, ...o.preprocessing },
+    classNames: ['NORMAL', 'PNEUMONIA'],
+    temperature,
+    operatingPoints: cal.operatingPoints,
+    defaultOperatingPoint: 'balanced',
+    tta: o.tta,
+    members: [],
+    recipe: o.recipe,
+    data: { ...o.dataInfo, train: count(o.train), validation: count(o.val) },
+    validation: {
+      ...metrics, bestEpoch: o.bestEpoch, ...(o.bestPhase ? { bestPhase: o.bestPhase } : {}),
+      epochsRun: o.epochsRun, trainingSeconds: o.seconds,
+    } as Record<string, unknown>,
+    createdAt: now,
+  };
+  await saveModel(o.model, o.outDir, meta);
+  writeModelCard(o.outDir, meta, o.command);
+  writeValidationFiles(o.outDir, o.val.files, cal);
+  o.log(`validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
+    `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
+    `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`);
+  return { meta, calibration: cal };
+}

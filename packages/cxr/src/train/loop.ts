@@ -1,0 +1,150 @@
+// The epoch loop of every classifier recipe (from scratch, the transfer head, fine-tuning): per
+// batch the learning rate from the schedule and one model.trainOnBatch; per epoch validation AUC,
+// a log.jsonl line, the best model on validation AUC, early stopping, and a checkpoint of model,
+// optimiser slots and loop state that --resume continues from. What differs between recipes comes
+// in through a Phase: the batch input, the validation logits, what the loop state carries.
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { SingleBar } from 'cli-progress';
+import { rocAuc } from '../eval';
+import { saveLayersModel } from '../models/io';
+import { sigmoid } from '../models/infer';
+import { appendRunLog } from '../report/run_log';
+import { LoopState, saveCheckpoint } from './checkpoint';
+import { setLearningRate } from './optim';
+import type { Schedule } from './schedule';
+
+export interface ValidationSummary {
+  auc: number;
+  /** Accuracy at probability 0.5. */
+  acc: number;
+  /** Mean binary cross-entropy. */
+  loss: number;
+}
+
+function meanBce(labels: ArrayLike<number>, logits: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const p = Math.min(1 - 1e-7, Math.max(1e-7, sigmoid(logits[i])));
+    s -= labels[i] ? Math.log(p) : Math.log(1 - p);
+  }
+  return s / Math.max(1, logits.length);
+}
+
+export function summarizeValidation(labels: number[], logits: Float32Array): ValidationSummary {
+  const probs = Array.from(logits, sigmoid);
+  return {
+    auc: rocAuc(labels, probs) ?? 0,
+    acc: probs.reduce((s, p, i) => s + (+(p >= 0.5) === labels[i] ? 1 : 0), 0) / Math.max(1, labels.length),
+    loss: meanBce(labels, logits),
+  };
+}
+
+export interface Phase<S extends LoopState> {
+  /** Written as `phase` on each log line when set; also names the phase in messages. */
+  name?: 'head' | 'fine-tune';
+  /** The loop state; the loop updates it in place (epoch, step, best, schedule, elapsed time). */
+  state: S;
+  /** Epochs are numbered across phases: this one runs from state.epoch up to endEpoch. */
+  endEpoch: number;
+  /** "epoch 3/10" and the like, for the per-epoch log line. */
+  epochTitle(epoch: number): string;
+  model: tfl.LayersModel;
+  optimizer: tf.Optimizer;
+  schedule: Schedule;
+  /** Steps taken before this phase: a phase's schedule starts from its own step 0. */
+  stepsBefore?: number;
+  batchSize: number;
+  /** Training labels, indexed like order()'s indices. */
+  labels: ArrayLike<number>;
+  /** Sample order of an epoch (shuffling and class balancing). */
+  order(epoch: number): number[];
+  /** The model input of a batch (the loop disposes it). */
+  input(indices: number[], epoch: number, batch: number): tf.Tensor;
+  /** Validation logits of the model as it is now, and the labels they go with. */
+  validate(): Promise<Float32Array>;
+  valLabels: number[];
+  /** Epochs without a better validation AUC before stopping; 0 never stops early. */
+  patience: number;
+  /** The epoch patience counts from (default: the best epoch). */
+  patienceFrom?(state: S): number;
+  /** Where the best model so far and the per-epoch checkpoint go. */
+  bestDir: string;
+  lastDir: string;
+  /** State fields to set on a new best epoch / at the end of each epoch, before the checkpoint. */
+  onBest?(state: S): void;
+  onEpochEnd?(state: S): void;
+  logFile: string;
+  /** Date.now() of the run's start, counting time spent before a resume. */
+  started: number;
+  progress?: boolean;
+  log: (line: string) => void;
+}
+
+function words(name: Phase<LoopState>['name']) {
+  if (name === 'head') return { diverged: 'training', stopping: 'early stopping the head' };
+  if (name === 'fine-tune') return { diverged: 'fine-tuning', stopping: 'early stopping fine-tuning' };
+  return { diverged: 'training', stopping: 'early stopping' };
+}
+
+/** Runs the phase's epochs; returns whether it stopped early. */
+export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boolean> {
+  const { state, schedule, batchSize } = p;
+  const w = words(p.name);
+  const before = p.stepsBefore ?? 0;
+  for (let epoch = state.epoch; epoch < p.endEpoch; epoch++) {
+    const t0 = Date.now();
+    const indices = p.order(epoch);
+    const steps = Math.ceil(indices.length / batchSize);
+    const bar = p.progress ? new SingleBar({
+      format: `${p.epochTitle(epoch)} [{bar}] {value}/{total} batches | loss {loss} | eta {eta_formatted} | {last}`,
+      stream: process.stderr, hideCursor: true,
+    }) : null;
+    bar?.start(steps, 0, { loss: '-', last: state.bestAuc >= 0 ? `best val AUC ${state.bestAuc.toFixed(4)}` : '' });
+    let lossSum = 0;
+    for (let b = 0; b < steps; b++) {
+      const idx = indices.slice(b * batchSize, (b + 1) * batchSize);
+      setLearningRate(p.optimizer, schedule.lr(state.step - before, steps));
+      const x = p.input(idx, epoch, b);
+      const y = tf.tensor2d(Float32Array.from(idx, (i) => p.labels[i]), [idx.length, 1]);
+      const loss = (await p.model.trainOnBatch(x, y)) as number;
+      tf.dispose([x, y]);
+      if (!Number.isFinite(loss)) throw new Error(`${w.diverged} diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
+      lossSum += loss;
+      state.step++;
+      bar?.update(b + 1, { loss: (lossSum / (b + 1)).toFixed(4) });
+    }
+    bar?.stop();
+    const trainSeconds = (Date.now() - t0) / 1000;
+
+    const v = summarizeValidation(p.valLabels, await p.validate());
+    const entry = {
+      epoch: epoch + 1, ...(p.name ? { phase: p.name } : {}), loss: lossSum / steps, val_loss: v.loss, val_auc: v.auc, val_accuracy: v.acc,
+      lr: schedule.lr(state.step - before - 1, steps), seconds: (Date.now() - t0) / 1000, train_seconds: trainSeconds,
+    };
+    appendRunLog(p.logFile, entry);
+    p.log(`${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
+      `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
+      `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`);
+    if (schedule.onValidation(v.auc)) p.log('  reducing learning rate');
+    let stop = false;
+    if (v.auc > state.bestAuc) {
+      state.bestAuc = v.auc;
+      state.bestEpoch = epoch + 1;
+      p.onBest?.(state);
+      fs.rmSync(p.bestDir, { recursive: true, force: true });
+      await saveLayersModel(p.model, p.bestDir);
+    } else if (p.patience > 0 && epoch + 1 - (p.patienceFrom?.(state) ?? state.bestEpoch) >= p.patience) {
+      p.log(`${w.stopping}: no better validation AUC for ${p.patience} epochs`);
+      stop = true;
+    }
+    state.epoch = epoch + 1;
+    state.schedule = schedule.state();
+    state.elapsedSeconds = (Date.now() - p.started) / 1000;
+    p.onEpochEnd?.(state);
+    await saveCheckpoint(p.lastDir, p.model, p.optimizer, state);
+    if (stop) return true;
+  }
+  return false;
+}
