@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import { buildProgram } from '../src/cli/main';
 import { CHANGE_NAMES } from '../src/data/perturb_catalog';
 import { initEngine } from '../src/engine';
+import { evaluate } from '../src/eval/metrics';
+import { runSeedExperiments } from '../src/experiments/seed';
+import { writeComparison } from '../src/report';
 import { runEvaluation } from '../src/eval/run';
 import { scanDataset } from '../src/data/dataset';
 import { splitByPatient } from '../src/data/split';
@@ -141,4 +144,39 @@ test('bad arguments are refused with a message', async () => {
   assert.match(await refused('--changes', 'sunburn'), /unknown change\(s\) sunburn/);
   assert.match(await refused('--strengths', '0,2'), /strengths in \(0, 1\]/);
   assert.match(await refused('--limit', '-3'), /whole number/);
+});
+
+test('experiments --robustness adds robust and worst specificity and the mean ECE to the comparison', async () => {
+  await initEngine();
+  // A finished run (resume skips its training): the tiny model with a recorded split and validation metrics.
+  const exp = path.join(dir, 'experiments');
+  const runDir = path.join(exp, 'seed1-baseline');
+  fs.cpSync(model, runDir, { recursive: true });
+  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'cxr.json'), 'utf8'));
+  fs.writeFileSync(path.join(runDir, 'cxr.json'), JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }));
+  const metrics = evaluate([0, 0, 1, 1], [0.2, 0.6, 0.4, 0.9], { threshold: 0.5, bootstrap: { n: 0 } });
+  fs.mkdirSync(path.join(runDir, 'metrics'));
+  fs.writeFileSync(path.join(runDir, 'metrics', 'val.json'), JSON.stringify(metrics));
+
+  const plain = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, log: () => {} });
+  assert.equal(plain.summaries[0].robustness, undefined);
+  assert.doesNotMatch(fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8'), /Robust specificity/);
+
+  const { summaries } = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, robustness: { limit: 2 }, log: () => {} });
+  const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(runDir, 'robustness', 'robustness.json'), 'utf8')));
+  assert.equal(saved.data.n, 4);
+  assert.match(saved.data.source, /validation split/);
+  const s = saved.summary;
+  assert.deepEqual(summaries[0].robustness, { robustSpecificity: s.robustSpecificity, worstSpecificity: s.worstSpecificity!.value, meanEce: s.meanEce });
+  const md = fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8');
+  assert.match(md, /\| Robust specificity \| Worst specificity \| Mean ECE \(shifted\) \|/);
+  const row = md.split('\n').find((l) => l.startsWith('| **'))!;
+  assert.ok(row.includes(`| ${(100 * s.robustSpecificity!).toFixed(1)}% | ${(100 * s.worstSpecificity!.value).toFixed(1)}% | ${s.meanEce.toFixed(3)} |`), row);
+  assert.match(fs.readFileSync(path.join(exp, 'comparison.html'), 'utf8'), /<th>Robust specificity<\/th>/);
+
+  // A run without a benchmark beside one with: a dash in its cells.
+  const other = { ...summaries[0], name: 'other', robustness: undefined };
+  await writeComparison([summaries[0], other], path.join(dir, 'cmp'));
+  const rows = fs.readFileSync(path.join(dir, 'cmp', 'comparison.md'), 'utf8').split('\n').filter((l) => l.startsWith('| **'));
+  assert.match(rows[1], /\| — \| — \| — \|/);
 });
