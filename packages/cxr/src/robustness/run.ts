@@ -4,8 +4,8 @@
 // code behind `cxr evaluate` and the server), with the model's own test-time views, in batches.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CHANGES, changeByName, type Change } from '../data/perturb_catalog';
-import { createRng, type Seed } from '../data/random';
+import { CHANGES, changeByName, type Change, perturbAt } from '../data/perturb_catalog';
+import type { Seed } from '../data/random';
 import { expectedCalibrationError } from '../eval/metrics';
 import { loadModel, type LoadedModel } from '../models/io';
 import { calibrated, predictAllLogits } from '../predict/infer';
@@ -51,7 +51,7 @@ async function perturbSet(change: Change, pixels: Uint8Array, ids: readonly stri
   const out = new Uint8Array(pixels.length);
   for (let i = 0; i < ids.length; i++) {
     const img = { pixels: pixels.subarray(i * per, (i + 1) * per), size };
-    const r = await change.apply(img, strength, createRng(seed, 'perturb', change.name, strength, ids[i]));
+    const r = await perturbAt(change.name, img, strength, seed, ids[i]);
     out.set(r.pixels, i * per);
   }
   return out;
@@ -84,7 +84,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     const { set, source } = await loadBenchmarkImages(o.data, meta, { limit: o.limit, seed, warn: log, progress: o.progress });
     const n = set.labels.length;
     const labels = Array.from(set.labels);
-    const ids = set.files.map((f) => path.basename(f));
+    // Class folder and file name: the image's own random stream, whatever else is chosen with it.
+    const ids = set.files.map((f) => `${path.basename(path.dirname(f))}/${path.basename(f)}`);
     log(`${source}: ${n} images at ${set.size} px, ${changes.length} changes × ${strengths.length} strengths`);
 
     const clean = await scores(loaded, set.pixels, n, set.size, bs);
