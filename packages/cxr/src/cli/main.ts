@@ -15,13 +15,14 @@ import * as ganCommand from './gan';
 import * as oodCommand from './ood';
 import * as adaptCommand from './adapt';
 import * as ensembleCommand from './ensemble';
+import * as robustnessCommand from './robustness';
 import * as serveCommand from './serve';
 import * as historyCommand from './history';
 
 // In the order `cxr --help` lists them.
 const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
   dataCommand, trainCommand, calibrateCommand, evaluateCommand, predictCommand, reportCommand,
-  experimentsCommand, backboneCommand, ganCommand, oodCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand,
+  experimentsCommand, backboneCommand, ganCommand, oodCommand, robustnessCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand,
 ];
 
 export function buildProgram(): Command {

@@ -4,6 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMeta } from '../models/io';
 import { writeComparison, ExperimentSummary } from '../report';
+import { readRobustnessSummary } from '../robustness/metrics';
+import { writeRobustnessReport } from '../robustness/page';
+import { runRobustness } from '../robustness/run';
 import { RECIPES } from '../train/presets';
 import { RecipeInput } from '../train/recipe';
 import { runTraining } from '../train/run';
@@ -22,8 +25,12 @@ export interface ExperimentsOptions {
   resume?: boolean;
   /** A GAN from `cxr gan train`: adds the GAN rows. */
   ganModel?: string;
+  /** Run `cxr robustness` on each run's validation split (at most this many images per class) where it has none yet. */
+  robustness?: { limit: number };
   log?: (line: string) => void;
 }
+
+export const DEFAULT_ROBUSTNESS_LIMIT = 30;
 
 /** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
 const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
@@ -49,10 +56,17 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
     const v = meta.validation as { trainingSeconds?: number } | undefined;
     const predFile = path.join(runDir, 'predictions', 'val.json');
     const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
+    if (o.robustness && !readRobustnessSummary(runDir)) {
+      log(`robustness of ${name} (${o.robustness.limit} images per class)`);
+      const { result, examples } = await runRobustness({ modelDir: runDir, data: o.data, limit: o.robustness.limit, outside: false, log });
+      await writeRobustnessReport(result, examples, path.join(runDir, 'robustness'));
+    }
+    const robust = readRobustnessSummary(runDir);
     summaries.push({
       name: RECIPES[name].title, description: describe(meta.recipe), metrics,
       trainingSeconds: v?.trainingSeconds ?? null, runDir,
       predictions: predictions && { labels: predictions.labels, probs: predictions.probs, files: predictions.files },
+      ...(robust ? { robustness: { robustSpecificity: robust.robustSpecificity, worstSpecificity: robust.worstSpecificity?.value ?? null, meanEce: robust.meanEce } } : {}),
     });
   }
   const { files } = await writeComparison(summaries, o.out, {

@@ -20,6 +20,8 @@ export const ExperimentSummary = z.object({
   runDir: z.string(),
   /** Validation labels and probabilities, for the ROC curves drawn on one plot. */
   predictions: z.object({ labels: z.array(z.number()), probs: z.array(z.number()), files: z.array(z.string()).optional() }).optional(),
+  /** The summary of the run's robustness.json (`cxr robustness`), when it has one. */
+  robustness: z.object({ robustSpecificity: z.number().nullable(), worstSpecificity: z.number().nullable(), meanEce: z.number() }).optional(),
 });
 export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
@@ -143,6 +145,14 @@ export async function writeComparison(
     return [signed(d.difference), d.ci95 ? `${signed(d.ci95[0])} to ${signed(d.ci95[1])}` : ''];
   };
   const deltaLabel = ref ? [`ΔAUC vs ${ref.name.split(':')[0]}`] : [];
+  // Robustness columns only when some run was benchmarked (a missing one shows a dash).
+  const robust = list.some((e) => e.robustness);
+  const robustLabel = robust ? ['Robust specificity', 'Worst specificity', 'Mean ECE (shifted)'] : [];
+  const robustCells = (e: (typeof list)[number]): [string, string][] => {
+    if (!robust) return [];
+    const r = e.robustness;
+    return r ? [[pct(r.robustSpecificity), ''], [pct(r.worstSpecificity), ''], [r.meanEce.toFixed(3), '']] : [['—', ''], ['—', ''], ['—', '']];
+  };
 
   const best = bestPerColumn(list);
   const intro = `Metrics on ${split}, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
@@ -154,10 +164,12 @@ export async function writeComparison(
     `${intro} Generated ${generated} UTC.`,
     '',
     ...(ref ? [`ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, with a paired bootstrap 95% interval (an interval that excludes 0 is a difference the validation set can tell apart).`, ''] : []),
-    `| Experiment | ${[...COLUMNS.map((c) => c.label), ...deltaLabel].join(' | ')} | Threshold | Training time | Run |`,
-    `|---|${[...COLUMNS, ...deltaLabel].map(() => '---:').join('|')}|---:|---:|---|`,
+    ...(robust ? ['Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` (its own images and operating point); worst: the lowest of them; mean ECE over the same rows.', ''] : []),
+    `| Experiment | ${[...COLUMNS.map((c) => c.label), ...deltaLabel, ...robustLabel].join(' | ')} | Threshold | Training time | Run |`,
+    `|---|${[...COLUMNS, ...deltaLabel, ...robustLabel].map(() => '---:').join('|')}|---:|---:|---|`,
     ...list.map((e, i) => {
-      const cells = [...COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i))), ...(ref ? [mdCell(deltaText(i), false)] : [])];
+      const cells = [...COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i))), ...(ref ? [mdCell(deltaText(i), false)] : []),
+        ...robustCells(e).map((c) => mdCell(c, false))];
       const name = `**${mdEscape(e.name)}**${e.description ? `<br>${mdEscape(e.description)}` : ''}`;
       return `| ${name} | ${cells.join(' | ')} | ${e.metrics.threshold.toFixed(3)} | ${duration(e.trainingSeconds)} | [${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)}) |`;
     }),
@@ -186,6 +198,7 @@ export async function writeComparison(
     `<b>${escapeHtml(e.name)}</b>${e.description ? `<br><span class="desc">${escapeHtml(e.description)}</span>` : ''}`,
     ...COLUMNS.map((c, j) => htmlCell(c.cell(e.metrics), best[j].has(i))),
     ...(ref ? [htmlCell(deltaText(i), false)] : []),
+    ...robustCells(e).map((c) => htmlCell(c, false)),
     e.metrics.threshold.toFixed(3),
     escapeHtml(duration(e.trainingSeconds)),
     `<a href="${escapeHtml(relLink(outDir, path.join(e.runDir, 'report', 'index.html')))}">report</a>`,
@@ -193,7 +206,7 @@ export async function writeComparison(
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
 <section class="card">
 <p>${escapeHtml(intro)}</p>
-<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), ...deltaLabel, 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
+<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), ...deltaLabel, ...robustLabel, 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
 </section>
 <h2>Confusion matrices</h2>
 <div class="side">

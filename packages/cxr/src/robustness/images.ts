@@ -1,0 +1,84 @@
+// The images a robustness run scores: a labelled folder (NORMAL/ and PNEUMONIA/), or, given the
+// data root a model was trained from (it has train/), that model's own patient-level validation
+// split as recorded in its cxr.json — the split its operating point was chosen on.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ImageRecord } from '../data/dataset';
+import { createRng, type Seed, shuffleInPlace } from '../data/random';
+import { splitByPatient } from '../data/split';
+import type { ModelMeta } from '../models/metadata';
+import { limitPerClass, loadImageSet, recordedSplit, splitRecords } from '../data/dataset_images';
+import type { ImageSet } from '../data/images';
+
+export interface BenchmarkImages {
+  set: ImageSet;
+  /** In words: "folder …" or "validation split of … (valFraction 0.15, seed 42)". */
+  source: string;
+  kind: 'folder' | 'validation-split';
+}
+
+export interface ImageChoice {
+  /** Images per class at most (0 = all), chosen by `seed`. */
+  limit?: number;
+  seed?: Seed;
+  warn?: (line: string) => void;
+  progress?: boolean;
+}
+
+const hasClasses = (dir: string) => ['NORMAL', 'PNEUMONIA'].every((c) => fs.existsSync(path.join(dir, c)));
+
+/** True when `data` is a Kaggle-layout root whose train/ split the model's validation came from. */
+export function isTrainingRoot(data: string): boolean {
+  return hasClasses(path.join(data, 'train'));
+}
+
+/** The records of the model's recorded validation split inside a training root. */
+export async function validationRecords(data: string, meta: ModelMeta): Promise<{ records: ImageRecord[]; source: string }> {
+  const split = recordedSplit(meta);
+  if (split.valFraction === undefined || split.seed === undefined) {
+    throw new Error(`${meta.name}: cxr.json does not record its validation split (data.valFraction, data.splitSeed); pass a NORMAL/PNEUMONIA folder instead`);
+  }
+  const train = limitPerClass(await splitRecords(data, 'train'), split.limitPerClass);
+  const { val } = splitByPatient(train, { valFraction: split.valFraction, seed: split.seed, mode: split.valSplit });
+  const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
+  return { records: val, source: `validation split of ${data} (${val.length} images, valFraction ${split.valFraction}, ${how})` };
+}
+
+/**
+ * At most `limit` images per class, drawn by `seed` (a shuffle of each class, then the first
+ * `limit`), kept in their original order.
+ */
+export function chooseRecords<T extends { label: number }>(records: readonly T[], limit: number, seed: Seed): T[] {
+  if (!(limit > 0)) return [...records];
+  const keep = new Set<number>();
+  for (const label of [0, 1]) {
+    const idx = records.flatMap((r, i) => (r.label === label ? [i] : []));
+    shuffleInPlace(idx, createRng(seed, 'robustness-limit', label)).slice(0, limit).forEach((i) => keep.add(i));
+  }
+  return records.filter((_, i) => keep.has(i));
+}
+
+/** Decodes the chosen images once (through the preprocessed cache) at the model's input size. */
+export async function loadBenchmarkImages(data: string, meta: ModelMeta, opts: ImageChoice = {}): Promise<BenchmarkImages> {
+  if (!fs.existsSync(data)) throw new Error(`${data}: no such folder`);
+  let records: ImageRecord[];
+  let source: string;
+  let kind: BenchmarkImages['kind'];
+  if (isTrainingRoot(data)) {
+    ({ records, source } = await validationRecords(data, meta));
+    kind = 'validation-split';
+  } else if (hasClasses(data)) {
+    records = await splitRecords(data);
+    source = `folder ${data} (${records.length} images)`;
+    kind = 'folder';
+  } else {
+    throw new Error(`${data}: expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/`);
+  }
+  const chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1);
+  if (chosen.length < records.length) source += `, ${chosen.length} chosen (at most ${opts.limit} per class, seed ${opts.seed ?? 1})`;
+  const set = await loadImageSet(chosen, kind === 'folder' ? records[0].split : 'validation', {
+    size: meta.inputSize, warn: opts.warn, progress: opts.progress,
+  });
+  if (set.labels.length === 0) throw new Error(`${data}: no readable images`);
+  return { set, source, kind };
+}

@@ -1,0 +1,144 @@
+// The figures of one robustness row (a change at a strength, against the clean scores of the
+// same images) and the summary over all perturbed rows, plus the schema of robustness.json so that
+// a file read back (e.g. by the experiments comparison) is checked before it is trusted.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
+
+/** ECE with 15 equal-width bins, the usual choice in the calibration literature (Guo et al.). */
+export const ECE_BINS = 15;
+
+export const RobustnessRow = z.object({
+  change: z.string(),
+  strength: z.number().min(0).max(1),
+  /** The underlying parameter in words ("gamma 1.50"); "none" on the clean row. */
+  parameter: z.string(),
+  auc: z.number().nullable(),
+  sensitivity: z.number().nullable(),
+  specificity: z.number().nullable(),
+  /** Mean of (perturbed − clean) probability over the NORMAL images; positive = towards pneumonia. */
+  normalScoreShift: z.number().nullable(),
+  pneumoniaScoreShift: z.number().nullable(),
+  ece: z.number(),
+  n: z.number().int().positive(),
+});
+export type RobustnessRow = z.infer<typeof RobustnessRow>;
+
+export const RobustnessSummary = z.object({
+  cleanSpecificity: z.number().nullable(),
+  /** Mean specificity over all perturbed rows ("robust specificity"). */
+  robustSpecificity: z.number().nullable(),
+  worstSpecificity: z.object({ value: z.number(), change: z.string(), strength: z.number() }).nullable(),
+  /** Clean specificity minus the robust specificity. */
+  meanSpecificityDrop: z.number().nullable(),
+  cleanAuc: z.number().nullable(),
+  meanAuc: z.number().nullable(),
+  worstAuc: z.object({ value: z.number(), change: z.string(), strength: z.number() }).nullable(),
+  meanEce: z.number(),
+  meanNormalScoreShift: z.number().nullable(),
+  meanPneumoniaScoreShift: z.number().nullable(),
+  perturbedRows: z.number().int().nonnegative(),
+});
+export type RobustnessSummary = z.infer<typeof RobustnessSummary>;
+
+const meanOf = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+/** Mean of (probs − clean) over the cases with `label`; null when there are none. */
+function shift(labels: readonly number[], probs: readonly number[], clean: readonly number[], label: number): number | null {
+  return meanOf(labels.flatMap((y, i) => (y === label ? [probs[i] - clean[i]] : [])));
+}
+
+export function rowMetrics(
+  labels: readonly number[], probs: readonly number[], clean: readonly number[], threshold: number,
+): Omit<RobustnessRow, 'change' | 'strength' | 'parameter'> {
+  const c = confusionAt(labels, probs, threshold);
+  return {
+    auc: rocAuc(labels, probs),
+    sensitivity: c.tp + c.fn > 0 ? c.tp / (c.tp + c.fn) : null,
+    specificity: c.tn + c.fp > 0 ? c.tn / (c.tn + c.fp) : null,
+    normalScoreShift: shift(labels, probs, clean, 0),
+    pneumoniaScoreShift: shift(labels, probs, clean, 1),
+    ece: expectedCalibrationError(labels, probs, ECE_BINS),
+    n: labels.length,
+  };
+}
+
+function worst(rows: readonly RobustnessRow[], key: 'specificity' | 'auc'): RobustnessSummary['worstSpecificity'] {
+  let best: RobustnessSummary['worstSpecificity'] = null;
+  for (const r of rows) {
+    const v = r[key];
+    if (v !== null && (best === null || v < best.value)) best = { value: v, change: r.change, strength: r.strength };
+  }
+  return best;
+}
+
+/** Summary over the perturbed rows (strength > 0), against the clean row. */
+export function summarise(rows: readonly RobustnessRow[]): RobustnessSummary {
+  const clean = rows.find((r) => r.strength === 0);
+  const perturbed = rows.filter((r) => r.strength > 0);
+  const values = (key: 'specificity' | 'auc' | 'normalScoreShift' | 'pneumoniaScoreShift') =>
+    perturbed.flatMap((r) => (r[key] === null ? [] : [r[key] as number]));
+  const robustSpecificity = meanOf(values('specificity'));
+  return {
+    cleanSpecificity: clean?.specificity ?? null,
+    robustSpecificity,
+    worstSpecificity: worst(perturbed, 'specificity'),
+    meanSpecificityDrop: clean?.specificity != null && robustSpecificity !== null ? clean.specificity - robustSpecificity : null,
+    cleanAuc: clean?.auc ?? null,
+    meanAuc: meanOf(values('auc')),
+    worstAuc: worst(perturbed, 'auc'),
+    meanEce: meanOf(perturbed.map((r) => r.ece)) ?? 0,
+    meanNormalScoreShift: meanOf(values('normalScoreShift')),
+    meanPneumoniaScoreShift: meanOf(values('pneumoniaScoreShift')),
+    perturbedRows: perturbed.length,
+  };
+}
+
+export const OutsideCheck = z.object({
+  data: z.string(),
+  n: z.number().int().positive(),
+  auc: z.number().nullable(),
+  sensitivity: z.number().nullable(),
+  specificity: z.number().nullable(),
+  ece: z.number(),
+  meanNormalScore: z.number().nullable(),
+  meanPneumoniaScore: z.number().nullable(),
+});
+export type OutsideCheck = z.infer<typeof OutsideCheck>;
+
+export const RobustnessResult = z.object({
+  format: z.literal('cxr-robustness/1'),
+  model: z.object({ name: z.string(), version: z.string(), sha256: z.string(), dir: z.string() }),
+  data: z.object({ path: z.string(), source: z.string(), n: z.number(), normal: z.number(), pneumonia: z.number(), files: z.array(z.string()) }),
+  operatingPoint: z.object({ name: z.string(), threshold: z.number() }),
+  tta: z.array(z.string()),
+  seed: z.union([z.number(), z.string()]),
+  rows: z.array(RobustnessRow),
+  summary: RobustnessSummary,
+  /** Clean metrics on Kaggle's val folder; null when it is absent or is the benchmark's own data. */
+  outside: OutsideCheck.nullable(),
+  seconds: z.number(),
+  createdAt: z.string(),
+});
+export type RobustnessResult = z.infer<typeof RobustnessResult>;
+
+/**
+ * The summary of `<runDir>/robustness.json` or `<runDir>/robustness/robustness.json`; null when
+ * neither exists. A file that exists but does not parse is an error naming it.
+ */
+export function readRobustnessSummary(runDir: string): RobustnessSummary | null {
+  for (const file of [path.join(runDir, 'robustness.json'), path.join(runDir, 'robustness', 'robustness.json')]) {
+    if (!fs.existsSync(file)) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new Error(`${file}: not JSON (${(e as Error).message})`);
+    }
+    const parsed = RobustnessResult.safeParse(json);
+    if (!parsed.success) throw new Error(`${file}: not a robustness result: ${z.prettifyError(parsed.error)}`);
+    return parsed.data.summary;
+  }
+  return null;
+}

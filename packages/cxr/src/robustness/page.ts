@@ -1,0 +1,127 @@
+// `cxr robustness --out DIR`: robustness.json, the metric-against-strength plots (SVG + PNG) and
+// a self-contained index.html in the style of the run reports.
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { CHANGES } from '../data/perturb_catalog';
+import { dec, pct } from '../eval/format';
+import { escapeHtml, htmlPage, inlineSvg, table } from '../report/html';
+import { writeChart } from '../report/render';
+import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
+import type { RobustnessResult, RobustnessRow } from './metrics';
+import type { Example } from './run';
+
+const PLOTS: { metric: RowMetric; caption: string }[] = [
+  { metric: 'specificity', caption: 'Share of NORMAL films left unflagged at the model\'s default threshold. A falling line is the false alarms a shift causes.' },
+  { metric: 'sensitivity', caption: 'Share of PNEUMONIA films flagged at the default threshold.' },
+  { metric: 'auc', caption: 'Ranking quality, independent of the threshold: a change that keeps the AUC but moves the specificity only moved the scores.' },
+  { metric: 'normalScoreShift', caption: 'Mean change of the predicted probability of NORMAL films against the same films clean; above 0 = pushed towards pneumonia.' },
+  { metric: 'ece', caption: 'Expected calibration error (15 equal-width bins): the gap between stated probabilities and observed rates.' },
+];
+
+const signed = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
+
+function kpis(r: RobustnessResult): string {
+  const s = r.summary;
+  const kpi = (label: string, value: string, note: string) =>
+    `<div class="kpi"><div class="v">${escapeHtml(value)}</div><div class="l">${escapeHtml(label)}</div><div class="ci">${escapeHtml(note) || '&nbsp;'}</div></div>`;
+  return `<div class="kpis">
+${kpi('Clean specificity', pct(s.cleanSpecificity), `AUC ${dec(s.cleanAuc)}`)}
+${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; drop ${s.meanSpecificityDrop === null ? 'n/a' : `${(100 * s.meanSpecificityDrop).toFixed(1)} points`}`)}
+${kpi('Worst specificity', pct(s.worstSpecificity?.value ?? null), s.worstSpecificity ? `${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)}` : '')}
+${kpi('Mean ECE', dec(s.meanEce), 'over the perturbed rows')}
+${kpi('Mean NORMAL-score shift', signed(s.meanNormalScoreShift), `PNEUMONIA ${signed(s.meanPneumoniaScoreShift)}`)}
+</div>`;
+}
+
+function rowsTable(rows: readonly RobustnessRow[], cleanSpec: number | null): string {
+  const num = (x: number | null, f: (v: number) => string) => (x === null ? 'n/a' : f(x));
+  return table(
+    ['Change', 'Strength', 'Parameter', 'AUC', 'Sensitivity', 'Specificity', 'Δ NORMAL score', 'Δ PNEUMONIA score', 'ECE', 'n'],
+    rows.map((r) => {
+      // A drop of 10 points or more of specificity is what the page is for: make it stand out.
+      const bad = cleanSpec !== null && r.specificity !== null && cleanSpec - r.specificity >= 0.1;
+      const spec = num(r.specificity, (v) => pct(v));
+      return [
+        escapeHtml(r.change), r.strength.toFixed(2), escapeHtml(r.parameter), num(r.auc, (v) => v.toFixed(3)),
+        num(r.sensitivity, (v) => pct(v)), bad ? `<b>${spec}</b>` : spec, signed(r.normalScoreShift), signed(r.pneumoniaScoreShift),
+        r.ece.toFixed(3), String(r.n),
+      ];
+    }),
+    'robustness',
+  );
+}
+
+function outsideSection(r: RobustnessResult): string {
+  const o = r.outside;
+  if (!o) return '<p class="note">No outside check: Kaggle\'s val folder was not found beside the data, or it is the data itself.</p>';
+  const clean = r.rows.find((x) => x.strength === 0);
+  return `<p>The same model, clean, on <code>${escapeHtml(o.data)}</code> (${o.n} films; not used for any choice). Kaggle's val folder comes from the official test split's patients, so a gap here against the benchmark's clean row is the kind of shift this page is trying to predict.</p>
+${table(['Data', 'AUC', 'Sensitivity', 'Specificity', 'ECE', 'Mean NORMAL score', 'Mean PNEUMONIA score', 'n'], [
+    ['Benchmark images (clean)', dec(clean?.auc ?? null), pct(clean?.sensitivity ?? null), pct(clean?.specificity ?? null), clean ? clean.ece.toFixed(3) : 'n/a', '', '', String(clean?.n ?? '')],
+    ['Kaggle val (clean)', dec(o.auc), pct(o.sensitivity), pct(o.specificity), o.ece.toFixed(3), dec(o.meanNormalScore), dec(o.meanPneumoniaScore), String(o.n)],
+  ])}`;
+}
+
+async function exampleSheet(examples: readonly Example[]): Promise<string> {
+  if (examples.length === 0) return '';
+  const cells = await Promise.all(examples.map(async (e) => {
+    const png = await sharp(e.pixels, { raw: { width: e.size, height: e.size, channels: 1 } }).png().toBuffer();
+    const alt = `${e.change}${e.strength > 0 ? ` at strength ${e.strength.toFixed(2)}` : ''}`;
+    return `<figure class="example"><img src="data:image/png;base64,${png.toString('base64')}" width="${e.size}" height="${e.size}" alt="${escapeHtml(alt)}"><figcaption><b>${escapeHtml(e.change)}</b><br>${escapeHtml(e.parameter)}</figcaption></figure>`;
+  }));
+  return `<h2 id="examples">What the changes look like</h2>
+<p>One NORMAL film of the benchmark at the model's input size, clean and under each change at the highest strength.</p>
+<style>.sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(${examples[0].size + 26}px, 1fr)); gap: 10px; } figure.example img { image-rendering: pixelated; display: block; margin: 0 auto; }</style>
+<div class="sheet">${cells.join('\n')}</div>`;
+}
+
+export async function writeRobustnessReport(result: RobustnessResult, examples: readonly Example[], outDir: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files: string[] = [];
+  const json = path.join(outDir, 'robustness.json');
+  await writeFile(json, JSON.stringify(result, null, 2) + '\n');
+  files.push(json);
+
+  const figures: string[] = [];
+  for (const p of PLOTS) {
+    const base = path.join(outDir, `robustness-${p.metric}`);
+    const spec = strengthChart(result.rows, p.metric, { title: `${METRIC_LABELS[p.metric]} under nuisance changes`, subtitle: `${result.model.name} · ${result.data.n} images` });
+    const r = await writeChart(spec, base);
+    files.push(...r.files);
+    const name = path.basename(base);
+    figures.push(`<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${escapeHtml(p.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`);
+  }
+
+  const m = result.model;
+  const title = `Robustness to nuisance changes — ${m.name} v${m.version}`;
+  const changes = CHANGES.filter((c) => result.rows.some((r) => r.change === c.name));
+  const body = `<header>
+<h1>${escapeHtml(title)}</h1>
+<p>${escapeHtml(result.data.source)} · ${result.data.normal} NORMAL, ${result.data.pneumonia} PNEUMONIA · operating point ${escapeHtml(result.operatingPoint.name)} (threshold ${result.operatingPoint.threshold.toFixed(3)}) · test-time views: ${escapeHtml(result.tta.join(', ') || 'none')} · seed ${escapeHtml(String(result.seed))} · ${result.seconds.toFixed(0)} s · generated ${escapeHtml(result.createdAt.slice(0, 16).replace('T', ' '))} UTC</p>
+<p><a href="#summary">Summary</a> · <a href="#outside">Outside check</a> · <a href="#plots">Plots</a> · <a href="#rows">All rows</a> · <a href="#examples">Examples</a> · <a href="#changes">The changes</a></p>
+</header>
+<h2 id="summary">Summary</h2>
+<section class="card">
+<p class="lead">The same images, scored clean and under ${changes.length} nuisance changes at ${result.summary.perturbedRows / Math.max(1, changes.length)} strengths each. None of these changes alters the diagnosis, so a robust model keeps its specificity and sensitivity, and its scores stay where they were.</p>
+${kpis(result)}
+</section>
+<h2 id="outside">Outside check</h2>
+<section class="card">${outsideSection(result)}</section>
+<h2 id="plots">Metrics against strength</h2>
+<div class="figs">
+${figures.join('\n')}
+</div>
+<h2 id="rows">All rows</h2>
+<section class="card"><div class="wide">${rowsTable(result.rows, result.summary.cleanSpecificity)}</div>
+<p class="desc">Specificity in bold: 10 points or more below the clean row. Δ scores: mean of (perturbed − clean) predicted probability per class.</p></section>
+${await exampleSheet(examples)}
+<h2 id="changes">The changes</h2>
+<section class="card">${table(['Change', 'What it imitates', 'At strength 1'], changes.map((c) => [escapeHtml(c.name), escapeHtml(c.description), escapeHtml(c.parameter(1, examples[0]?.size ?? 160))]))}
+<p class="desc">Applied to the decoded model-size image (src/data/perturb.ts), seeded per image; strengths scale sizes with the image side. Run it again: <code>cxr robustness --model DIR --data DIR --out DIR</code>.</p></section>
+<p class="disclaimer">Synthetic changes measure sensitivity to nuisances, not accuracy on another hospital's films; a model can pass them all and still fail on a real shift.</p>`;
+  const index = path.join(outDir, 'index.html');
+  await writeFile(index, htmlPage(title, body));
+  files.push(index);
+  return files;
+}

@@ -1,0 +1,182 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildProgram } from '../src/cli/main';
+import { CHANGE_NAMES } from '../src/data/perturb_catalog';
+import { initEngine } from '../src/engine';
+import { evaluate } from '../src/eval/metrics';
+import { runSeedExperiments } from '../src/experiments/seed';
+import { writeComparison } from '../src/report';
+import { runEvaluation } from '../src/cli/evaluate_run';
+import { scanDataset } from '../src/data/dataset';
+import { splitByPatient } from '../src/data/split';
+import { RobustnessResult, readRobustnessSummary } from '../src/robustness/metrics';
+import { runRobustness } from '../src/robustness/run';
+import { CLI, DATA, makeTinyModel, tempDir } from './serve-fixtures';
+
+process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
+const ROOT = path.join(DATA, 'chest_xray');
+const TRAIN = path.join(ROOT, 'train');
+let dir = '';
+let model = '';
+let out = '';
+let run: { code: number | null; stdout: string; stderr: string };
+
+function cxr(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  dir = tempDir('robustness');
+  model = await makeTinyModel(path.join(dir, 'model'), { inputSize: 32, tta: ['identity', 'zoom-in'] });
+  out = path.join(dir, 'out');
+  run = cxr('robustness', '--model', model, '--data', TRAIN, '--limit', '4', '--seed', '3', '--json', '--out', out);
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const result = () => RobustnessResult.parse(JSON.parse(run.stdout));
+
+test('--json prints exactly one JSON object of the documented shape', () => {
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout.trim().split('\n').length, 1);
+  const r = result();
+  assert.equal(r.data.n, 8);
+  assert.deepEqual([r.data.normal, r.data.pneumonia], [4, 4]);
+  assert.ok(r.data.files.every((f) => f.startsWith(TRAIN)));
+  assert.deepEqual(r.tta, ['identity', 'zoom-in']);
+  assert.equal(r.operatingPoint.threshold, 0.5);
+  for (const row of r.rows) {
+    for (const k of ['change', 'strength', 'auc', 'sensitivity', 'specificity', 'normalScoreShift', 'pneumoniaScoreShift', 'ece', 'n']) {
+      assert.ok(k in row, `row has ${k}`);
+    }
+    assert.equal(row.n, 8);
+  }
+  assert.ok(r.summary.perturbedRows === r.rows.length - 1);
+});
+
+test('the clean row is strength 0 and equals `cxr evaluate` on the same images', async () => {
+  const r = result();
+  const clean = r.rows.filter((x) => x.strength === 0);
+  assert.equal(clean.length, 1);
+  assert.equal(clean[0].change, 'clean');
+  assert.equal(clean[0].normalScoreShift, 0);
+  // The same eight films copied into a folder of their own, scored by the evaluation command.
+  const copy = path.join(dir, 'copy');
+  for (const f of r.data.files) {
+    const cls = path.basename(path.dirname(f));
+    fs.mkdirSync(path.join(copy, cls), { recursive: true });
+    fs.copyFileSync(f, path.join(copy, cls, path.basename(f)));
+  }
+  await initEngine();
+  const m = await runEvaluation({ modelDir: model, data: copy, warn: () => {} });
+  assert.ok(Math.abs(m.auc! - clean[0].auc!) < 1e-12);
+  assert.equal(m.sensitivity, clean[0].sensitivity);
+  assert.equal(m.specificity, clean[0].specificity);
+  assert.equal(r.summary.cleanSpecificity, clean[0].specificity);
+});
+
+test('every change appears at three or more strengths, and the summary is computed over them', () => {
+  const r = result();
+  for (const name of CHANGE_NAMES) {
+    const strengths = r.rows.filter((x) => x.change === name).map((x) => x.strength);
+    assert.ok(new Set(strengths).size >= 3 && strengths.every((s) => s > 0), `${name}: ${strengths}`);
+  }
+  const perturbed = r.rows.filter((x) => x.strength > 0);
+  const specs = perturbed.map((x) => x.specificity!);
+  assert.ok(Math.abs(r.summary.robustSpecificity! - specs.reduce((a, b) => a + b, 0) / specs.length) < 1e-12);
+  assert.equal(r.summary.worstSpecificity!.value, Math.min(...specs));
+  assert.ok(Math.abs(r.summary.meanEce - perturbed.reduce((a, x) => a + x.ece, 0) / perturbed.length) < 1e-12);
+});
+
+test('an inverted film changes the scores', () => {
+  const inv = result().rows.find((x) => x.change === 'invert' && x.strength === 1)!;
+  assert.ok(Math.abs(inv.normalScoreShift!) > 1e-4 || Math.abs(inv.pneumoniaScoreShift!) > 1e-4, JSON.stringify(inv));
+});
+
+test('the outside check scores Kaggle\'s val folder beside the data', () => {
+  const o = result().outside!;
+  assert.equal(path.resolve(o.data), path.join(ROOT, 'val'));
+  assert.equal(o.n, 16);
+});
+
+test('--out writes robustness.json, the plots and index.html', () => {
+  for (const m of ['specificity', 'sensitivity', 'auc', 'normalScoreShift', 'ece']) {
+    for (const ext of ['svg', 'png']) assert.ok(fs.statSync(path.join(out, `robustness-${m}.${ext}`)).size > 1000, `${m}.${ext}`);
+  }
+  const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
+  assert.match(html, /<h1>Robustness to nuisance changes — tiny-test/);
+  assert.ok((html.match(/<svg role="img"/g) ?? []).length === 5);
+  assert.ok((html.match(/data:image\/png;base64,/g) ?? []).length === CHANGE_NAMES.length + 1, 'one example per change and the clean film');
+  const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(out, 'robustness.json'), 'utf8')));
+  assert.deepEqual(saved.rows, result().rows);
+  assert.deepEqual(readRobustnessSummary(out), result().summary);
+});
+
+test('a training root means the model\'s recorded validation split; without a record it is a clear error', async () => {
+  await initEngine();
+  const opts = { modelDir: model, data: ROOT, limit: 2, changes: ['invert', 'blur'], strengths: [0.5, 1], outside: false as const };
+  await assert.rejects(runRobustness(opts), /does not record its validation split/);
+
+  const meta = JSON.parse(fs.readFileSync(path.join(model, 'cxr.json'), 'utf8'));
+  fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }));
+  const r = await runRobustness(opts).then((x) => x.result).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+  assert.match(r.data.source, /validation split/);
+  assert.equal(r.outside, null);
+  assert.deepEqual(r.rows.map((x) => `${x.change}@${x.strength}`), ['clean@0', 'invert@0.5', 'invert@1', 'blur@0.5', 'blur@1']);
+  const records = (await scanDataset(ROOT)).filter((x) => x.split === 'train');
+  const val = new Set(splitByPatient(records, { valFraction: 0.15, seed: 42 }).val.map((x) => x.path));
+  assert.equal(r.data.files.length, 4);
+  assert.ok(r.data.files.every((f) => val.has(f)), 'every chosen film is in the model\'s validation split');
+});
+
+test('bad arguments are refused with a message', async () => {
+  const refused = async (...args: string[]) => {
+    let err = '';
+    const program = buildProgram().exitOverride();
+    program.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: (t) => (err += t) }));
+    await assert.rejects(program.parseAsync(['robustness', '--model', model, '--data', TRAIN, ...args], { from: 'user' }));
+    return err;
+  };
+  assert.match(await refused('--changes', 'sunburn'), /unknown change\(s\) sunburn/);
+  assert.match(await refused('--strengths', '0,2'), /strengths in \(0, 1\]/);
+  assert.match(await refused('--limit', '-3'), /whole number/);
+});
+
+test('experiments --robustness adds robust and worst specificity and the mean ECE to the comparison', async () => {
+  await initEngine();
+  // A finished run (resume skips its training): the tiny model with a recorded split and validation metrics.
+  const exp = path.join(dir, 'experiments');
+  const runDir = path.join(exp, 'seed1-baseline');
+  fs.cpSync(model, runDir, { recursive: true });
+  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'cxr.json'), 'utf8'));
+  fs.writeFileSync(path.join(runDir, 'cxr.json'), JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }));
+  const metrics = evaluate([0, 0, 1, 1], [0.2, 0.6, 0.4, 0.9], { threshold: 0.5, bootstrap: { n: 0 } });
+  fs.mkdirSync(path.join(runDir, 'metrics'));
+  fs.writeFileSync(path.join(runDir, 'metrics', 'val.json'), JSON.stringify(metrics));
+
+  const plain = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, log: () => {} });
+  assert.equal(plain.summaries[0].robustness, undefined);
+  assert.doesNotMatch(fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8'), /Robust specificity/);
+
+  const { summaries } = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, robustness: { limit: 2 }, log: () => {} });
+  const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(runDir, 'robustness', 'robustness.json'), 'utf8')));
+  assert.equal(saved.data.n, 4);
+  assert.match(saved.data.source, /validation split/);
+  const s = saved.summary;
+  assert.deepEqual(summaries[0].robustness, { robustSpecificity: s.robustSpecificity, worstSpecificity: s.worstSpecificity!.value, meanEce: s.meanEce });
+  const md = fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8');
+  assert.match(md, /\| Robust specificity \| Worst specificity \| Mean ECE \(shifted\) \|/);
+  const row = md.split('\n').find((l) => l.startsWith('| **'))!;
+  assert.ok(row.includes(`| ${(100 * s.robustSpecificity!).toFixed(1)}% | ${(100 * s.worstSpecificity!.value).toFixed(1)}% | ${s.meanEce.toFixed(3)} |`), row);
+  assert.match(fs.readFileSync(path.join(exp, 'comparison.html'), 'utf8'), /<th>Robust specificity<\/th>/);
+
+  // A run without a benchmark beside one with: a dash in its cells.
+  const other = { ...summaries[0], name: 'other', robustness: undefined };
+  await writeComparison([summaries[0], other], path.join(dir, 'cmp'));
+  const rows = fs.readFileSync(path.join(dir, 'cmp', 'comparison.md'), 'utf8').split('\n').filter((l) => l.startsWith('| **'));
+  assert.match(rows[1], /\| — \| — \| — \|/);
+});
