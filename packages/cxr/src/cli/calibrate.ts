@@ -10,8 +10,9 @@ export function register(program: Command): void {
     .description('refit temperature and operating points of a model on its own validation split')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
+    .option('--shifts', 'choose them on the validation films pooled with mildly changed copies (exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites')
     .action(async (o) => {
       await initEngine();
-      await recalibrate(o.model ?? defaultModelDir(), o.data, (l) => process.stderr.write(l + '\n'));
+      await recalibrate(o.model ?? defaultModelDir(), o.data, (l) => process.stderr.write(l + '\n'), { shifts: o.shifts === true });
     });
 }

@@ -82,6 +82,11 @@ export const ModelMeta = z.looseObject({
   recipe: z.record(z.string(), z.unknown()).default({}),
   data: z.record(z.string(), z.unknown()).default({}),
   validation: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * How temperature and operating points were chosen: on the validation films ('validation'), or on
+   * them pooled with mildly changed copies ('validation+shifts', train/calibrate.ts). Absent = 'validation'.
+   */
+  calibration: z.looseObject({ method: z.enum(['validation', 'validation+shifts']) }).optional(),
   adaptation: Adaptation.optional(),
   ensemble: EnsembleRecord.optional(),
   createdAt: z.string(),
