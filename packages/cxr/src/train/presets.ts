@@ -1,4 +1,5 @@
 // Named recipes: the seed project's experiments, in its order, and cxr's own recipe.
+import { SITE_SHIFT_AUGMENT } from '../data/shift_augment';
 import type { RecipeInput } from './recipe';
 
 export interface NamedRecipe {
@@ -74,6 +75,14 @@ RECIPES['cxr-oversample'] = {
 RECIPES['cxr-equalize'] = {
   title: "cxr-oversample on histogram-equalised input (per-image intensity normalisation)",
   recipe: { ...RECIPES['cxr-oversample'].recipe, normalize: 'equalize' },
+};
+
+// The same recipe trained on films that went through site-like changes (intensity, sharpness,
+// resolution; data/shift_augment.ts). The robustness benchmark's framing, compression, border,
+// marker, rotation and inversion changes stay unseen in training.
+RECIPES['cxr-shift'] = {
+  title: 'cxr-oversample trained with site-shift augmentation (exposure, gamma, contrast, blur, sharpen, noise, resampling)',
+  recipe: { ...RECIPES['cxr-oversample'].recipe, shiftAugment: SITE_SHIFT_AUGMENT },
 };
 
 // The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).

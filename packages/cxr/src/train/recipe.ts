@@ -2,6 +2,7 @@
 // checkpoints so that a run can be resumed and reproduced.
 import { z } from 'zod';
 import { NORMALIZE_MODES } from '../data/preprocess';
+import { shiftAugmentSchema } from '../data/shift_augment';
 
 export const Recipe = z.object({
   arch: z.string().default('cxrnet'),
@@ -25,6 +26,8 @@ export const Recipe = z.object({
   splitSeed: z.number().int().optional(),
   /** Per-image intensity normalisation of the input squares (data/preprocess.ts). */
   normalize: z.enum(NORMALIZE_MODES).default('none'),
+  /** Site-shift augmentation on the 8-bit films before anything else (data/shift_augment.ts). */
+  shiftAugment: shiftAugmentSchema.optional(),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
   /** Transfer learning from this ImageNet backbone (docs/transfer-learning.md); 'auto' = InceptionV3 if present, else the largest MobileNet. */

@@ -1,4 +1,5 @@
 // `cxr train` end to end: data -> patient split -> cache -> training loop -> report.
+import { checkShiftAugment, shiftAugmentBatch } from '../data/shift_augment';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
@@ -72,6 +73,12 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   // After the split, so generated images can only ever be training images.
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
   const augment: AugmentConfig = resolveAugment(recipe.augment);
+  const shift = recipe.shiftAugment;
+  if (shift) {
+    // The films are changed before the tensor is made; a normalisation applied at load would come first.
+    if (recipe.normalize !== 'none') throw new Error('shiftAugment with a per-image normalisation is not supported yet: use normalize none');
+    checkShiftAugment(shift);
+  }
   const balance = recipe.balance as BalanceMode;
   return train({
     recipe, train: trainSet, val, outDir: o.out, name: o.name, resume: o.resume, progress, log,
@@ -79,6 +86,7 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
     classWeights: lossWeights(trainSet.labels, balance),
     augment: isIdentity(augment) ? undefined
       : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
+    pixelAugment: shift && ((px, n, epoch, batch) => shiftAugmentBatch(px, n, size, shift, `${recipe.seed}:${epoch}:${batch}`)),
     dataInfo: { ...info, ...ganInfo },
     command: o.command,
   });

@@ -38,6 +38,8 @@ export interface TrainOptions {
   classWeights?: [number, number];
   /** Per-batch augmentation on the engine; must return a new tensor (the input is disposed by the caller). */
   augment?: (x: tf.Tensor4D, epoch: number, batch: number) => tf.Tensor4D;
+  /** Per-batch changes of the gathered 8-bit films (in place), before they become a tensor. */
+  pixelAugment?: (pixels: Uint8Array, n: number, epoch: number, batch: number) => void;
   dataInfo?: Record<string, unknown>;
   progress?: boolean;
   log?: (line: string) => void;
@@ -83,7 +85,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     model, optimizer, schedule: makeSchedule(recipe, state.schedule), batchSize: recipe.batchSize,
     labels: trainSet.labels, order: (e) => opts.plan(e).indices,
     input: (idx, epoch, b) => {
-      const x = toInput(gatherPixels(trainSet, idx), idx.length, size);
+      const pixels = gatherPixels(trainSet, idx);
+      opts.pixelAugment?.(pixels, idx.length, epoch, b);
+      const x = toInput(pixels, idx.length, size);
       const xa = opts.augment ? opts.augment(x, epoch, b) : x;
       if (xa !== x) x.dispose();
       return xa;
