@@ -16,6 +16,8 @@ import { listModelFiles } from './model_files';
 import { isClientInputError, ServePredictor } from './predictor_port';
 import { RecentImages } from './recent_images';
 import { WorkQueue } from './queue';
+import { HttpError } from './http_error';
+import { readUpload } from './upload';
 import {
   errorSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
 } from './schemas';
@@ -40,13 +42,7 @@ export interface AppOptions {
 export const API_PREFIX = '/api/v1';
 const PUBLIC_API_ROUTES = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openapi.json`]);
 
-/** An error with an HTTP status and a code, answered as-is by the error handler. */
-export class HttpError extends Error {
-  constructor(readonly statusCode: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+export { HttpError };
 
 /** The page's Content-Security-Policy: nothing inline, nothing from elsewhere; WebAssembly for in-browser mode. */
 export const CSP_DIRECTIVES = {
@@ -96,7 +92,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     strictTransportSecurity: false,
   });
   await app.register(multipart, {
-    limits: { fileSize: maxUploadBytes, files: 1, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
+    // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
+    limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await app.register(swagger, {
     openapi: {
@@ -189,7 +186,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       },
     }, async (req) => {
       const received = performance.now();
-      const bytes = await readUpload(req);
+      const bytes = await readUpload(req, { maxBytes: maxUploadBytes });
       const { operatingPoint, heatmap } = req.query;
       const result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
       const record: AuditRecord = {
@@ -314,29 +311,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       reply.type('text/plain; charset=utf-8').send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'));
   }
   return app;
-}
-
-/** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
-async function readUpload(req: FastifyRequest): Promise<Buffer> {
-  if (!req.isMultipart()) {
-    throw new HttpError(415, 'NOT_MULTIPART',
-      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
-  }
-  try {
-    const part = await req.file();
-    if (!part) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
-    if (part.fieldname !== 'image') {
-      part.file.resume();
-      throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
-    }
-    const bytes = await part.toBuffer();
-    if (bytes.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
-    return bytes;
-  } catch (e) {
-    // The multipart parser reports a malformed body (no boundary, cut short) as a plain Error.
-    if (e instanceof HttpError || (typeof (e as FastifyError).statusCode === 'number')) throw e;
-    throw new HttpError(400, 'MALFORMED_MULTIPART', `the multipart/form-data body is malformed: ${(e as Error).message}`);
-  }
 }
 
 const REASONS: Record<number, string> = {
