@@ -92,7 +92,7 @@ export interface ChildServer {
 /** `cxr serve` as a child process on a free port; resolves once it listens. */
 export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--quiet', ...args], {
-    env: { ...process.env, CXR_API_TOKEN: '', ...env },
+    env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

@@ -17,7 +17,7 @@ function line(r: AuditRecord): string {
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
   return `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
     `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-    `  ${Math.round(r.latencyMs)} ms${warn}`;
+    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${warn}`;
 }
 
 export function register(program: Command): void {

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AuditLog, AuditRecord } from './audit';
-import { tokenMatcher } from './auth';
+import { NamedToken, tokenMatcher } from './auth';
+import { exposureCheck } from './exposure';
 import { listModelFiles } from './model_files';
 import { isClientInputError, ServePredictor } from './predictor_port';
 import { RecentImages } from './recent_images';
@@ -27,6 +28,12 @@ export interface AppOptions {
   audit: AuditLog;
   /** When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`. */
   apiToken?: string;
+  /** Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". */
+  tokens?: NamedToken[];
+  /** The --host the server listens on: accepted in the Host header besides localhost and IP literals. */
+  boundHost?: string;
+  /** More names accepted in Host and Origin headers (--allowed-host). */
+  allowedHosts?: string[];
   /** Keep thumbnails and heat maps in the audit log (default true). */
   storeImages?: boolean;
   /** Largest accepted upload in bytes (default 32 MiB). */
@@ -72,7 +79,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
   const queue = new WorkQueue(opts.concurrency ?? 2, opts.maxWaiting ?? 64);
   const recent = new RecentImages();
-  const authorized = opts.apiToken ? tokenMatcher(opts.apiToken) : null;
+  const tokens = [...(opts.tokens ?? []), ...(opts.apiToken ? [{ name: 'default', token: opts.apiToken }] : [])];
+  const tokenName = tokens.length ? tokenMatcher(tokens) : null;
+  const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const startedAt = Date.now();
 
   const app = Fastify({
@@ -104,10 +113,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         description: 'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps '
           + 'and an audit log of every prediction. A decision aid, not a diagnosis.',
       },
-      components: opts.apiToken
+      components: tokenName
         ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
         : {},
-      security: opts.apiToken ? [{ bearer: [] }] : [],
+      security: tokenName ? [{ bearer: [] }] : [],
     },
     // Name shared schemas after their $id, so the document reads components/schemas/Prediction.
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -135,17 +144,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addSchema(errorSchema);
   app.addSchema(predictionSchema);
 
+  app.decorateRequest('tokenName', null);
+  app.addHook('onRequest', async (req) => checkExposure(req));
   app.addHook('onRequest', async (req, reply) => {
-    if (!authorized) return;
+    if (!tokenName) return;
     // Decide on the route that matched (its pattern, after the router decoded the path), never on
     // the raw URL: '/%61pi/v1/predictions' reaches the same handler as '/api/v1/predictions'.
     // Unmatched requests have no pattern and fall through to the 404 handler.
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
-    if (!authorized(req.headers.authorization)) {
+    const name = tokenName(req.headers.authorization);
+    if (name === null) {
       reply.header('WWW-Authenticate', 'Bearer realm="cxr"');
       throw new HttpError(401, 'UNAUTHORIZED', 'this server needs an API token: send "Authorization: Bearer <token>"');
     }
+    req.tokenName = name;
   });
 
   // Keep-alive sockets that finish a request after close() began would hold the server open
@@ -184,7 +197,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           413: { $ref: 'Error#' }, 415: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' },
         },
       },
-    }, async (req) => {
+    }, async (req, reply) => {
       const received = performance.now();
       const bytes = await readUpload(req, { maxBytes: maxUploadBytes });
       const { operatingPoint, heatmap } = req.query;
@@ -205,9 +218,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         hasThumbnail: storeImages && result.thumbnailPng !== undefined,
         timings: result.timings,
         latencyMs: performance.now() - received,
+        requestedBy: req.tokenName,
       };
       audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+      noStore(reply);
       return toApi(record, result.heatmapPng !== undefined, record.hasThumbnail);
     });
 
@@ -219,14 +234,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           querystring: historyQuery,
           response: { 200: historyPageSchema, ...errors },
         },
-      }, async (req) => {
+      }, async (req, reply) => {
+        noStore(reply);
         const page = audit.list(req.query);
         return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)) };
       });
 
     api.get<{ Params: { id: string } }>('/predictions/:id', {
       schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { $ref: 'Prediction#' }, ...errors } },
-    }, async (req) => {
+    }, async (req, reply) => {
+      noStore(reply);
       const r = audit.get(req.params.id);
       if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
@@ -290,7 +307,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
       uptimeSeconds: (Date.now() - startedAt) / 1000,
       predictions: audit.count(),
-      authRequired: authorized !== null,
+      authRequired: tokenName !== null,
     }));
 
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -311,6 +328,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       reply.type('text/plain; charset=utf-8').send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'));
   }
   return app;
+}
+
+/** Predictions are medical results: no browser or proxy may keep a copy. */
+function noStore(reply: FastifyReply): void {
+  reply.header('Cache-Control', 'no-store');
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the API token the request carried; null when the server needs none. */
+    tokenName: string | null;
+  }
 }
 
 const REASONS: Record<number, string> = {
