@@ -10,6 +10,7 @@ import * as zlib from 'node:zlib';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import { DEFAULT_LIMITS, type DecodeLimits } from './decode';
+import { transferSyntaxMismatch } from './dicom_syntax';
 
 export type DicomErrorCode =
   | 'NOT_DICOM'
@@ -19,7 +20,8 @@ export type DicomErrorCode =
   | 'UNSUPPORTED_TRANSFER_SYNTAX'
   | 'UNSUPPORTED_PIXEL_FORMAT'
   | 'TOO_MANY_PIXELS'
-  | 'TOO_LARGE';
+  | 'TOO_LARGE'
+  | 'TRANSFER_SYNTAX_MISMATCH';
 
 export class DicomError extends Error {
   constructor(readonly code: DicomErrorCode, readonly source: string, readonly detail: string) {
@@ -307,6 +309,8 @@ async function encapsulatedFrame(ds: dicomParser.DataSet, el: dicomParser.Elemen
   } catch (e) {
     throw fail('CORRUPT', `cannot read the first frame's fragments (${errorText(e)})`);
   }
+  const mismatch = transferSyntaxMismatch(bytes, ts);
+  if (mismatch) throw fail('TRANSFER_SYNTAX_MISMATCH', mismatch);
   const out = await decodeCompressed(bytes, pf, ts, limits, fail);
   if (out.width !== pf.columns || out.height !== pf.rows) {
     throw fail('CORRUPT', `compressed frame is ${out.width}×${out.height}, header says ${pf.columns}×${pf.rows}`);

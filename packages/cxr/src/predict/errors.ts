@@ -28,6 +28,7 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
   INVALID_RAW: 422,
   NO_PIXEL_DATA: 422,
   NOT_A_CHEST_XRAY: 422,
+  TRANSFER_SYNTAX_MISMATCH: 422,
 };
 
 export class InputError extends Error {
