@@ -3,9 +3,9 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
-import { Predictor } from '../predict/predictor';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
+import { loadPooledPredictor } from '../serve/decode_pool';
 import { isLoopbackHost } from '../serve/exposure';
 import type { ServePredictor } from '../serve/predictor_port';
 import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
@@ -26,8 +26,9 @@ const Options = z.object({
   tokensFile: z.string().min(1).optional(),
 });
 
-async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse'): Promise<ServePredictor> {
-  return Predictor.load(dir, { oodPolicy });
+async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse', decodeWorkers: number): Promise<ServePredictor> {
+  // Decoding in worker threads: the event loop (health, history, other requests) never waits on a file.
+  return loadPooledPredictor(dir, { oodPolicy, decodeWorkers });
 }
 
 export function register(program: Command): void {
@@ -69,7 +70,7 @@ export function register(program: Command): void {
         host: o.host,
         port: o.port,
         dbPath: o.db ?? defaultDbPath(),
-        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy),
+        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency),
         tokens,
         allowedHosts: o.allowedHost,
         storeImages: o.storeImages,
