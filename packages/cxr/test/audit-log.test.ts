@@ -142,3 +142,21 @@ test('cxr history reads the log (text and --json)', () => {
   assert.throws(() => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('cxr history --csv: one row per prediction, formula-like text cells escaped', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const a = AuditLog.open(file);
+  a.insert(record(1, { warnings: ['=HYPERLINK("http://evil.example","x")'], operatingPoint: '@SUM(A1)' }), null);
+  a.insert(record(2, { logit: -3 }), null);
+  a.close();
+  const text = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--csv'], { encoding: 'utf8' });
+  const lines = text.trim().split('\n');
+  assert.equal(lines.length, 3);
+  assert.match(lines[0], /^created_at,id,label,probability,/);
+  assert.match(lines[2], /,'@SUM\(A1\),/);
+  assert.match(lines[2], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)"$/);
+  assert.ok(!lines.some((l) => /(^|,)[=+@-]/.test(l)), text);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+

@@ -14,6 +14,7 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
 import { type OodPolicy, type Prediction, Predictor } from '../predict/predictor';
+import { csvLine } from '../report/csv';
 
 export interface BatchRow {
   file: string;
@@ -79,16 +80,13 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
 
 const CSV_COLUMNS = ['file', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
 
-function csvField(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
 function csvRow(r: BatchRow): string {
   const cells = [
     r.file, r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
     r.ood ? r.ood.score.toFixed(3) : '', r.warnings.join('; '), r.error ?? '', r.heatmap ?? '',
   ];
-  return cells.map(csvField).join(',');
+  // Every cell as text (numbers are pre-formatted): file names and messages are escaped alike.
+  return csvLine(cells);
 }
 
 /** Runs the batch, writing rows to `out` in input order as soon as each one and its predecessors are done. */
