@@ -90,3 +90,59 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
   }
   assert.equal(audit.count(), before);
 });
+
+/** Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when the server hangs up. */
+function stalledUpload(target: string, size: number, send: number, contentLength = false) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require('node:http') as typeof import('node:http');
+  const { body, headers } = multipartBody('image', 'slow.jpeg', paddedJpeg(size), 'image/jpeg');
+  const req = http.request(target, {
+    method: 'POST',
+    headers: { ...headers, ...(contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }) },
+  });
+  const answer = new Promise<{ status: number; body: string } | 'closed'>((resolve) => {
+    req.on('response', (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+    });
+    req.on('error', () => resolve('closed'));
+    req.on('close', () => setTimeout(() => resolve('closed'), 50));
+  });
+  req.write(body.subarray(0, send));
+  return { answer, abort: () => req.destroy() };
+}
+
+test('memory: uploads beyond the in-flight budget get 503; an idle body is dropped and its bytes released', { timeout: 120_000 }, async () => {
+  const limited = await buildApp({ predictor, audit, maxUploadBytes: 4 * MiB, uploadBudgetBytes: 8 * MiB, uploadIdleMs: 1500 });
+  const target = `${await limited.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
+  try {
+    // Two stalled 3 MiB uploads hold 6 MiB of the 8 MiB budget.
+    const a = stalledUpload(target, 4 * MiB, 3 * MiB);
+    const b = stalledUpload(target, 4 * MiB, 3 * MiB);
+    await new Promise((r) => setTimeout(r, 400));
+    // A third, chunked: refused once its bytes pass the budget.
+    const c = stalledUpload(target, 4 * MiB, 3 * MiB);
+    const cAnswer = await c.answer;
+    assert.notEqual(cAnswer, 'closed');
+    assert.equal((cAnswer as { status: number }).status, 503);
+    assert.match((cAnswer as { body: string }).body, /too many uploads/);
+    // A fourth that declares its length is refused before sending anything.
+    const d = stalledUpload(target, 3 * MiB, 0, true);
+    const dAnswer = await d.answer;
+    assert.equal((dAnswer as { status: number }).status, 503);
+    c.abort();
+    d.abort();
+    // The stalled ones are dropped after 1.5 s without data...
+    const t0 = Date.now();
+    assert.equal(await a.answer, 'closed');
+    assert.equal(await b.answer, 'closed');
+    assert.ok(Date.now() - t0 < 5000, `dropped after ${Date.now() - t0} ms`);
+    // ...and their bytes are back in the budget: a full upload now predicts.
+    const { body, headers } = multipartBody('image', 'ok.jpeg', paddedJpeg(3 * MiB), 'image/jpeg');
+    const ok = await httpPost(target, body, headers, { contentLength: true });
+    assert.equal(ok.status, 200, ok.body);
+  } finally {
+    await limited.close();
+  }
+});

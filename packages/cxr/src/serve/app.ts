@@ -18,7 +18,7 @@ import { isClientInputError, ServePredictor } from './predictor_port';
 import { RecentImages } from './recent_images';
 import { WorkQueue } from './queue';
 import { HttpError } from './http_error';
-import { readUpload } from './upload';
+import { readUpload, UploadBudget, UploadTicket } from './upload';
 import {
   errorSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
 } from './schemas';
@@ -38,6 +38,10 @@ export interface AppOptions {
   storeImages?: boolean;
   /** Largest accepted upload in bytes (default 32 MiB). */
   maxUploadBytes?: number;
+  /** Upload bytes held in memory by all requests together before 503 (default: concurrency + 2 largest uploads). */
+  uploadBudgetBytes?: number;
+  /** Drop an upload whose body stops arriving for this long (default 10 s). */
+  uploadIdleMs?: number;
   /** Folder of the built web page (index.html, app.js, ...); the page is not served when absent. */
   webDir?: string | null;
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
@@ -78,6 +82,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
   const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
   const queue = new WorkQueue(opts.concurrency ?? 2, opts.maxWaiting ?? 64);
+  // Memory follows the concurrency limit: room for the uploads being predicted and two more arriving.
+  const uploads = new UploadBudget(opts.uploadBudgetBytes ?? ((opts.concurrency ?? 2) + 2) * maxUploadBytes);
   const recent = new RecentImages();
   const tokens = [...(opts.tokens ?? []), ...(opts.apiToken ? [{ name: 'default', token: opts.apiToken }] : [])];
   const tokenName = tokens.length ? tokenMatcher(tokens) : null;
@@ -199,9 +205,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       },
     }, async (req, reply) => {
       const received = performance.now();
-      const bytes = await readUpload(req, { maxBytes: maxUploadBytes });
-      const { operatingPoint, heatmap } = req.query;
-      const result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      const ticket = new UploadTicket(uploads);
+      let result: Awaited<ReturnType<typeof predictor.predict>>;
+      let bytes: Buffer;
+      try {
+        bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
+        const { operatingPoint, heatmap } = req.query;
+        result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      } finally {
+        ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
+      }
       const record: AuditRecord = {
         id: crypto.randomUUID(),
         createdAt: new Date().toISOString(),
@@ -373,5 +386,6 @@ function replyError(err: FastifyError, req: FastifyRequest, reply: FastifyReply,
     req.log.error({ err }, 'request failed');
     status = 500; code = 'INTERNAL'; message = 'internal error (details are in the server log)';
   }
+  if (status === 503) reply.header('Retry-After', '1');
   return reply.code(status).send({ statusCode: status, error: REASONS[status] ?? 'Error', code, message });
 }
