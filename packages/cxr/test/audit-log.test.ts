@@ -23,6 +23,7 @@ function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
     hasThumbnail: true,
     timings: { decodeMs: 1, inferMs: 2, heatmapMs: 3, totalMs: 6 },
     latencyMs: 7,
+    requestedBy: i % 2 ? 'alice' : null,
     ...over,
   };
 }
@@ -43,6 +44,34 @@ test('migrates a new file to the current schema in WAL mode, and reopens without
   assert.deepEqual(b.image(record(1).id, 'thumbnail'), Buffer.from([1, 2]));
   assert.deepEqual(b.image(record(1).id, 'heatmap'), Buffer.from([3]));
   b.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a v1 log (before requested_by) migrates: old rows read as asked by nobody, new rows keep the token name', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  AuditLog.open(file).close();
+  // Turn the fresh file back into a v1 log: no requested_by column, user_version 1.
+  const raw = new Database(file);
+  raw.exec('ALTER TABLE predictions DROP COLUMN requested_by');
+  raw.pragma('user_version = 1');
+  raw.close();
+  const v1 = new Database(file);
+  const r = record(1);
+  v1.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes, width, height, model_name,
+    model_version, model_sha256, probability, logit, threshold, operating_point, label, warnings, warning_count,
+    has_heatmap, has_thumbnail, decode_ms, infer_ms, total_ms, latency_ms)
+    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0, 1, 1, 2, 3)`)
+    .run(r.id, r.createdAt);
+  v1.close();
+  const a = AuditLog.open(file);
+  assert.equal(a.get(r.id)?.requestedBy, null);
+  a.insert(record(3), null);
+  assert.equal(a.get(record(3).id)?.requestedBy, 'alice');
+  a.close();
+  const after = new Database(file, { readonly: true });
+  assert.equal(after.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  after.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -105,6 +134,7 @@ test('cxr history reads the log (text and --json)', () => {
   assert.match(text, /^5 prediction\(s\) in .*newest 3/);
   assert.equal(text.trim().split('\n').length, 4);
   assert.match(text, /PNEUMONIA|NORMAL/);
+  assert.match(text, / by alice/, 'the token name that asked');
   const json = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--json', '--label', 'NORMAL'], { encoding: 'utf8' })
     .trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
   assert.equal(json.length, 5 - json.filter((r) => r.label === 'PNEUMONIA').length);
@@ -112,3 +142,21 @@ test('cxr history reads the log (text and --json)', () => {
   assert.throws(() => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('cxr history --csv: one row per prediction, formula-like text cells escaped', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const a = AuditLog.open(file);
+  a.insert(record(1, { warnings: ['=HYPERLINK("http://evil.example","x")'], operatingPoint: '@SUM(A1)' }), null);
+  a.insert(record(2, { logit: -3 }), null);
+  a.close();
+  const text = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--csv'], { encoding: 'utf8' });
+  const lines = text.trim().split('\n');
+  assert.equal(lines.length, 3);
+  assert.match(lines[0], /^created_at,id,label,probability,/);
+  assert.match(lines[2], /,'@SUM\(A1\),/);
+  assert.match(lines[2], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)"$/);
+  assert.ok(!lines.some((l) => /(^|,)[=+@-]/.test(l)), text);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+

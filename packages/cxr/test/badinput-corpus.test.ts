@@ -99,7 +99,7 @@ test('malformed requests get a clear 4xx', { timeout: 120_000 }, async () => {
       const boundary = one.headers['content-type'].split('boundary=')[1];
       const second = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n\r\nxx\r\n--${boundary}--\r\n`);
       return post(Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]), one.headers);
-    }, [200, 400, 413]],
+    }, 400, /one file/],
     ['unknown operating point', () => upload(valid, 'x.jpeg', 'image', '?operatingPoint=yolo'), 400, /operatingPoint/],
     ['unknown query parameter', () => upload(valid, 'x.jpeg', 'image', '?debug=1'), 400],
     ['traversal file name is ignored', () => upload(valid, '../../../../etc/passwd', 'image', '?heatmap=false'), 200],

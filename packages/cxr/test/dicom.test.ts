@@ -296,3 +296,38 @@ test('bad files are DicomErrors with codes', async () => {
   const junk = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 37) % 256))]);
   await assert.rejects(decodeDicom(junk), (e: unknown) => e instanceof DicomError);
 });
+
+test('a codestream that contradicts its transfer syntax is refused, not decoded as noise', async () => {
+  const w = 64, h = 48;
+  const px8 = Uint8Array.from({ length: w * h }, (_, i) => (i % w) * 4);
+  const baseline = await sharp(px8, { raw: { width: w, height: h, channels: 1 } }).jpeg({ quality: 95 }).toBuffer();
+  const px16 = Uint16Array.from({ length: w * h }, (_, i) => ((i % w) * 97) % 4096);
+  const jls = await wasmEncode('charls', px16, w, h, 12);
+  const j2k = await wasmEncode('openjpeg', px16, w, h, 12);
+  const lossless = '1.2.840.10008.1.2.4.57';
+  const losslessSV1 = '1.2.840.10008.1.2.4.70';
+  const cases: [string, Uint8Array, string, number][] = [
+    ['baseline JPEG labelled JPEG Lossless SV1', baseline, losslessSV1, 8],
+    ['baseline JPEG labelled JPEG Lossless', baseline, lossless, 8],
+    ['baseline JPEG labelled JPEG-LS', baseline, TS.jpegLSLossless, 8],
+    ['baseline JPEG labelled JPEG 2000', baseline, TS.j2kLossless, 8],
+    ['JPEG-LS labelled JPEG baseline', jls, TS.jpegBaseline, 16],
+    ['JPEG-LS labelled JPEG Lossless SV1', jls, losslessSV1, 16],
+    ['JPEG 2000 labelled JPEG-LS', j2k, TS.jpegLSLossless, 16],
+    ['JPEG 2000 labelled JPEG baseline', j2k, TS.jpegBaseline, 16],
+  ];
+  for (const [what, frame, ts, bits] of cases) {
+    const file = writeDicom(imageElements({ rows: h, columns: w, bitsAllocated: bits, bitsStored: bits === 8 ? 8 : 12 }), { transferSyntax: ts, frames: [frame] });
+    await assert.rejects(decodeDicom(file), (e: unknown) => {
+      assert.ok(e instanceof DicomError, what);
+      assert.equal(e.code, 'TRANSFER_SYNTAX_MISMATCH', `${what}: ${e.message}`);
+      assert.match(e.message, new RegExp(`declares transfer syntax ${ts.replace(/\./g, '\\.')}`));
+      return true;
+    }, what);
+  }
+  // The same frames under their own labels still decode.
+  const ok = await decodeDicom(writeDicom(imageElements({ rows: h, columns: w, bitsAllocated: 8 }), { transferSyntax: TS.jpegBaseline, frames: [baseline] }));
+  assert.ok(meanAbsDiff(ok.gray, px8) < 3);
+  await decodeDicom(writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12 }), { transferSyntax: TS.jpegLSLossless, frames: [jls] }));
+  await decodeDicom(writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12 }), { transferSyntax: TS.j2kLossless, frames: [j2k] }));
+});

@@ -100,3 +100,15 @@ test('exit 1 when nothing could be predicted, or for an unknown operating point'
   assert.equal(badOp.code, 1);
   assert.match(badOp.stderr, /unknown operating point 'nonsense'/);
 });
+
+test('CSV: file names that look like spreadsheet formulas are written as text', () => {
+  const dir = path.join(root, 'formulas');
+  fs.mkdirSync(dir, { recursive: true });
+  const names = ['=HYPERLINK("http:evil.example").jpeg', '@SUM(1+1).jpeg', '-2+3.jpeg'];
+  for (const n of names) fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(dir, n));
+  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir } });
+  assert.equal(r.status, 0, r.stderr);
+  const rows = parseCsv(r.stdout);
+  assert.deepEqual(rows.map((x) => x.file), names.map((n) => `'${n}`));
+  assert.ok(rows.every((x) => Number(x.probability) > 0), r.stdout);
+});

@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { AuditLog } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
+import sharp from 'sharp';
+import { imageElements, writeDicom } from './dicom-writer';
 import { DICOM_FILE, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
@@ -81,6 +83,18 @@ test('a DICOM file predicts', async () => {
   assert.equal(p.input.kind, 'dicom');
   assert.ok(p.probability >= 0 && p.probability <= 1);
   assert.ok(p.heatmapUrl);
+});
+
+test('a baseline-JPEG DICOM relabelled JPEG Lossless is a 422 that says so, not a prediction', async () => {
+  const px = Uint8Array.from({ length: 128 * 96 }, (_, i) => ((i % 128) * 2 + Math.floor(i / 128)) & 0xff);
+  const jpeg = await sharp(px, { raw: { width: 128, height: 96, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
+  const file = writeDicom(imageElements({ rows: 96, columns: 128, bitsAllocated: 8 }), { transferSyntax: '1.2.840.10008.1.2.4.70', frames: [jpeg] });
+  const before = audit.count();
+  const res = await predict(file);
+  assert.equal(res.statusCode, 422, res.body);
+  assert.equal(res.json().code, 'TRANSFER_SYNTAX_MISMATCH');
+  assert.match(res.body, /JPEG baseline.*1\.2\.840\.10008\.1\.2\.4\.70/);
+  assert.equal(audit.count(), before);
 });
 
 test('operating point and heat map switches', async () => {

@@ -92,7 +92,7 @@ export interface ChildServer {
 /** `cxr serve` as a child process on a free port; resolves once it listens. */
 export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--quiet', ...args], {
-    env: { ...process.env, CXR_API_TOKEN: '', ...env },
+    env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -114,5 +114,49 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): P
       }
     });
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${err}`)); });
+  });
+}
+
+export interface HttpAnswer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+
+/**
+ * POSTs `body` over real HTTP, chunked (no Content-Length) unless `contentLength` is set, in
+ * `chunk`-byte writes that respect backpressure. The server may answer before the body is sent
+ * (413): the answer is what counts, a reset of the unsent rest is expected.
+ */
+export function httpPost(url: string, body: Buffer, headers: Record<string, string>,
+    opts: { chunk?: number; contentLength?: boolean; splitAt?: number[] } = {}): Promise<HttpAnswer> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require('node:http') as typeof import('node:http');
+  const chunk = opts.chunk ?? 64 * 1024;
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.request(url, {
+      method: 'POST',
+      headers: { ...headers, ...(opts.contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }) },
+    }, (res) => {
+      answered = true;
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => {
+        // An answer before the whole body was sent: drop the connection rather than leave a half-sent request open.
+        if (!req.writableFinished) req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', (e) => { if (!answered) reject(e); });
+    (async () => {
+      // Write boundaries: the given split points first (each write is one HTTP chunk), then every `chunk` bytes.
+      const cuts = [...(opts.splitAt ?? [])];
+      for (let i = cuts.at(-1) ?? 0; i < body.length; i += chunk) cuts.push(i);
+      let from = 0;
+      for (const to of [...cuts.filter((c) => c > 0 && c < body.length), body.length]) {
+        if (answered || req.destroyed) break;
+        if (!req.write(body.subarray(from, to))) await new Promise((r) => req.once('drain', r));
+        from = to;
+      }
+      if (!req.destroyed) req.end();
+    })().catch(() => { /* the server closed early: its answer is the result */ });
   });
 }

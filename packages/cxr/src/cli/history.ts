@@ -1,11 +1,13 @@
 // `cxr history`: reads the audit log that `cxr serve` writes.
 import { Command } from 'commander';
 import { z } from 'zod';
+import { csvLine } from '../report/csv';
 import { AuditLog, AuditRecord, defaultDbPath } from '../serve/audit';
 
 const Options = z.object({
   db: z.string().min(1).optional(),
   json: z.boolean().optional(),
+  csv: z.boolean().optional(),
   limit: z.coerce.number().int().min(1).max(100_000),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
@@ -17,7 +19,15 @@ function line(r: AuditRecord): string {
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
   return `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
     `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-    `  ${Math.round(r.latencyMs)} ms${warn}`;
+    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${warn}`;
+}
+
+const CSV_COLUMNS = ['created_at', 'id', 'label', 'probability', 'operating_point', 'threshold', 'kind', 'width', 'height',
+  'input_sha256', 'model', 'requested_by', 'latency_ms', 'warnings'];
+
+function csvRow(r: AuditRecord): string {
+  return csvLine([r.createdAt, r.id, r.label, r.probability, r.operatingPoint, r.threshold, r.input.kind, r.input.width,
+    r.input.height, r.input.sha256, `${r.model.name}@${r.model.version}`, r.requestedBy, Math.round(r.latencyMs), r.warnings.join('; ')]);
 }
 
 export function register(program: Command): void {
@@ -25,6 +35,7 @@ export function register(program: Command): void {
     .description('list past predictions from the audit log, newest first')
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--json', 'one JSON object per line')
+    .option('--csv', 'CSV with a header row (text cells starting with = + - @ are prefixed with \')')
     .option('--limit <n>', 'how many', '20')
     .option('--label <label>', 'only NORMAL or PNEUMONIA')
     .option('--since <time>', 'only at or after this ISO 8601 time')
@@ -42,7 +53,10 @@ export function register(program: Command): void {
           if (!next.length) break;
           items.push(...next.slice(0, o.limit - items.length));
         }
-        if (o.json) {
+        if (o.csv) {
+          process.stdout.write(CSV_COLUMNS.join(',') + '\n');
+          for (const r of items) process.stdout.write(csvRow(r) + '\n');
+        } else if (o.json) {
           for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
         } else {
           process.stdout.write(`${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`);

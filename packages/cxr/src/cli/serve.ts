@@ -3,8 +3,10 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
-import { Predictor } from '../predict/predictor';
 import { defaultDbPath } from '../serve/audit';
+import { loadTokens } from '../serve/auth';
+import { loadPooledPredictor } from '../serve/decode_pool';
+import { isLoopbackHost } from '../serve/exposure';
 import type { ServePredictor } from '../serve/predictor_port';
 import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
 
@@ -19,10 +21,14 @@ const Options = z.object({
   concurrency: z.coerce.number().int().min(1).max(64),
   threads: z.coerce.number().int().min(1).optional(),
   quiet: z.boolean().optional(),
+  allowNoToken: z.boolean().optional(),
+  allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
+  tokensFile: z.string().min(1).optional(),
 });
 
-async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse'): Promise<ServePredictor> {
-  return Predictor.load(dir, { oodPolicy });
+async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse', decodeWorkers: number): Promise<ServePredictor> {
+  // Decoding in worker threads: the event loop (health, history, other requests) never waits on a file.
+  return loadPooledPredictor(dir, { oodPolicy, decodeWorkers });
 }
 
 export function register(program: Command): void {
@@ -38,23 +44,35 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'predictions computed at once', '2')
     .option('--threads <n>', 'engine threads')
     .option('--quiet', 'no request log')
-    .addHelpText('after', '\nSet CXR_API_TOKEN to require "Authorization: Bearer <token>" on the API (the page asks for it once).')
+    .option('--tokens-file <file>', 'named API tokens, one "name:token" per line (the audit log records the name)')
+    .option('--allow-no-token', 'listen on a non-loopback --host without any API token (refused otherwise)')
+    .option('--allowed-host <name>', 'also answer to this Host name (repeatable; localhost and IP addresses always work)',
+      (v: string, prev: string[] = []) => [...prev, v])
+    .addHelpText('after', '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n'
+      + '"Authorization: Bearer <token>" on the API (the page asks for it once). Tokens are never read from the command line.')
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
       const o = parsed.data;
-      await initEngine(o.threads);
       const log = (line: string) => process.stderr.write(`${line}\n`);
-      const loopback = o.host === 'localhost' || o.host === '::1' || o.host.startsWith('127.');
-      if (!loopback && !process.env.CXR_API_TOKEN) {
-        log(`cxr serve: warning: listening on ${o.host} with no CXR_API_TOKEN: anyone who can reach this port can use the API and read its history`);
+      const tokens = loadTokens(process.env, o.tokensFile);
+      // Decided before the model loads: an exposed server without a token is refused, not warned about.
+      if (!isLoopbackHost(o.host) && tokens.length === 0) {
+        if (!o.allowNoToken) {
+          throw new Error(`serve: refusing to listen on ${o.host} without an API token: anyone who can reach the port could use `
+            + 'the API and read its history. Set CXR_API_TOKEN or CXR_API_TOKENS, or use --tokens-file; '
+            + 'or pass --allow-no-token if that is really wanted.');
+        }
+        log(`cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): anyone who can reach this port can use the API and read its history`);
       }
+      await initEngine(o.threads);
       const server = await startServer({
         host: o.host,
         port: o.port,
         dbPath: o.db ?? defaultDbPath(),
-        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy),
-        apiToken: process.env.CXR_API_TOKEN || undefined,
+        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency),
+        tokens,
+        allowedHosts: o.allowedHost,
         storeImages: o.storeImages,
         maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),
         concurrency: o.concurrency,

@@ -1,6 +1,7 @@
 // Compressed DICOM frames, decoded in-process: sharp for 8-bit JPEG, a JS lossless-JPEG decoder,
 // WASM builds of CharLS (JPEG-LS) and OpenJPEG (JPEG 2000), and RLE here. Declared sizes are
 // checked against the limits before a codec allocates anything.
+import { transferSyntaxMismatch } from './dicom_syntax';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import type { DecodeLimits } from './decode';
@@ -26,6 +27,8 @@ export async function encapsulatedFrame(ds: dicomParser.DataSet, el: dicomParser
   } catch (e) {
     throw fail('CORRUPT', `cannot read the first frame's fragments (${errorText(e)})`);
   }
+  const mismatch = transferSyntaxMismatch(bytes, ts);
+  if (mismatch) throw fail('TRANSFER_SYNTAX_MISMATCH', mismatch);
   const out = await decodeCompressed(bytes, pf, ts, limits, fail);
   if (out.width !== pf.columns || out.height !== pf.rows) {
     throw fail('CORRUPT', `compressed frame is ${out.width}×${out.height}, header says ${pf.columns}×${pf.rows}`);

@@ -13,7 +13,8 @@ export type DicomErrorCode =
   | 'UNSUPPORTED_TRANSFER_SYNTAX'
   | 'UNSUPPORTED_PIXEL_FORMAT'
   | 'TOO_MANY_PIXELS'
-  | 'TOO_LARGE';
+  | 'TOO_LARGE'
+  | 'TRANSFER_SYNTAX_MISMATCH';
 
 export class DicomError extends Error {
   constructor(readonly code: DicomErrorCode, readonly source: string, readonly detail: string) {
@@ -116,12 +117,18 @@ export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
 }
 
 export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits: DecodeLimits, fail: Fail): dicomParser.DataSet {
-  // Node's own zlib with an output cap: a deflated data set is a compression bomb waiting to happen.
+  // Node's own zlib with an output cap: a deflated data set is a compression bomb waiting to happen
+  // (255 KB inflating to 250 MB was seen). zlib stops as soon as the cap is passed. The cap is what
+  // the largest accepted frame can need: 16-bit samples at the pixel limit, plus room for the header.
+  const cap = Math.max(limits.maxInputBytes, 2 * limits.maxPixels) + 1024 * 1024;
   const inflater = (bytes: Uint8Array, position: number): Uint8Array => {
     let inflated: Buffer;
     try {
-      inflated = zlib.inflateRawSync(bytes.subarray(position), { maxOutputLength: limits.maxInputBytes * 4 });
+      inflated = zlib.inflateRawSync(bytes.subarray(position), { maxOutputLength: cap });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw fail('TOO_LARGE', `deflated data set inflates to more than ${cap} bytes (the most an image within the pixel limit needs)`);
+      }
       throw fail('CORRUPT', `deflated data set does not inflate: ${errorText(e)}`);
     }
     const out = new Uint8Array(position + inflated.length);

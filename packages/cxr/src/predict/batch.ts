@@ -1,6 +1,7 @@
 // Batch prediction behind `cxr predict PATH…`: files and folders to one output row per file, in the
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
+import { csvLine } from '../report/csv';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -73,16 +74,13 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
 
 const CSV_COLUMNS = ['file', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
 
-function csvField(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
 function csvRow(r: BatchRow): string {
   const cells = [
     r.file, r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
     r.ood ? r.ood.score.toFixed(3) : '', r.warnings.join('; '), r.error ?? '', r.heatmap ?? '',
   ];
-  return cells.map(csvField).join(',');
+  // Every cell as text (numbers are pre-formatted): file names and messages are escaped alike.
+  return csvLine(cells);
 }
 
 /** Runs the batch, writing rows to `out` in input order as soon as each one and its predecessors are done. */

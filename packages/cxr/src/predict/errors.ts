@@ -8,7 +8,8 @@ export type InputErrorCode =
   | DecodeErrorCode
   | DicomErrorCode
   | 'UNKNOWN_OPERATING_POINT'
-  | 'NOT_A_CHEST_XRAY';
+  | 'NOT_A_CHEST_XRAY'
+  | 'DECODE_TIMEOUT';
 
 /** 400 bad request, 413 too large, 415 unsupported format, 422 readable but unusable. */
 export type InputErrorStatus = 400 | 413 | 415 | 422;
@@ -28,6 +29,8 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
   INVALID_RAW: 422,
   NO_PIXEL_DATA: 422,
   NOT_A_CHEST_XRAY: 422,
+  TRANSFER_SYNTAX_MISMATCH: 422,
+  DECODE_TIMEOUT: 422,
 };
 
 export class InputError extends Error {

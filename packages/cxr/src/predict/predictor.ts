@@ -7,13 +7,13 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
-import { decodeBuffer, decodeRawGray, DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from '../data/decode';
-import { decodeDicom, isDicom } from '../data/dicom';
+import { DEFAULT_LIMITS, type DecodeLimits } from '../data/decode';
 import { normalizeImages } from '../data/preprocess';
 import { initEngine } from '../engine';
 import { gradCam, renderOverlay } from '../explain/gradcam';
 import { features, type ModelParts, splitModel } from '../explain/model_parts';
-import { imageChecks, type ImageFacts, loadOod, mahalanobis, type OodModel, saturatedFraction } from '../explain/ood';
+import { imageChecks, loadOod, mahalanobis, type OodModel } from '../explain/ood';
+import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
@@ -64,9 +64,10 @@ export interface PredictorOptions {
   limits?: Partial<DecodeLimits>;
   /** Skip the warm-up run (tests that time the first call, or that load many predictors). */
   warmUp?: boolean;
+  /** Decodes uploads elsewhere (the server: a worker pool, so decoding never blocks its event loop). */
+  decoder?: InputDecoder;
 }
 
-const HEATMAP_SIDE = 512;
 const THUMBNAIL_SIDE = 256;
 
 export class Predictor {
@@ -80,6 +81,7 @@ export class Predictor {
   /** The OOD member with its feature layer as a second output: features from the prediction's own pass. */
   private readonly tap: FeatureTap | null;
   private readonly limits: DecodeLimits;
+  private readonly decoder: InputDecoder | null;
   private disposed = false;
 
   private constructor(loaded: LoadedModel, opts: PredictorOptions) {
@@ -88,6 +90,7 @@ export class Predictor {
     this.model = { name: meta.name, version: meta.version, sha256: loaded.sha256, dir: path.resolve(loaded.dir), meta };
     this.oodPolicy = opts.oodPolicy ?? 'warn';
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.decoder = opts.decoder ?? null;
     this.notes = [];
     let parts: ModelParts[] | null = null;
     try {
@@ -263,64 +266,11 @@ export class Predictor {
     return out;
   }
 
-  /** Content-sniffed decode to the model input, plus a display-size grayscale copy when wanted. */
-  private async decode(bytes: Buffer, wantDisplay: boolean): Promise<DecodedInput> {
-    const size = this.model.meta.inputSize;
-    if (bytes.length === 0) throw new InputError('EMPTY', 'empty file (0 bytes)');
-    const format = sniffFormat(bytes);
-    if (format === 'jpeg' || format === 'png') {
-      const d = await decodeBuffer(bytes, size, { limits: this.limits, name: 'image' });
-      const facts: ImageFacts = { pixels: d.pixels, size };
-      let display: Display | undefined;
-      // Colour is lost in the model input; look at a small colour copy when the file has colour.
-      const channels = (await sharp(bytes).metadata()).channels ?? 1;
-      if (wantDisplay || channels >= 3) {
-        const side = wantDisplay ? HEATMAP_SIDE : 64;
-        const { data, info } = await sharp(bytes, { limitInputPixels: this.limits.maxPixels, failOn: 'warning' })
-          .autoOrient()
-          .flatten({ background: { r: 0, g: 0, b: 0 } })
-          .resize(side, side, { fit: 'inside', withoutEnlargement: true })
-          .raw({ depth: 'uchar' })
-          .toBuffer({ resolveWithObject: true });
-        facts.colourFraction = saturatedFraction(data, info.channels);
-        if (wantDisplay) display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
-      }
-      return { kind: format, width: d.width, height: d.height, pixels: d.pixels, facts, display, notes: [] };
-    }
-    if (isDicom(bytes)) {
-      const dcm = await decodeDicom(bytes, { limits: this.limits, name: 'DICOM' });
-      const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, { limits: this.limits, name: 'DICOM' });
-      const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart };
-      let display: Display | undefined;
-      if (wantDisplay) {
-        const { data, info } = await sharp(dcm.gray, { raw: { width: dcm.width, height: dcm.height, channels: 1 } })
-          .resize(HEATMAP_SIDE, HEATMAP_SIDE, { fit: 'inside', withoutEnlargement: true })
-          .raw().toBuffer({ resolveWithObject: true });
-        display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
-      }
-      const notes = dcm.frames > 1 ? [`multi-frame DICOM (${dcm.frames} frames): only the first frame was read`] : [];
-      return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display, notes };
-    }
-    const what = format === 'unknown' || format === 'dicom' ? 'not a JPEG, PNG or DICOM image' : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
-    throw new InputError('UNSUPPORTED_FORMAT', what);
+  /** Content-sniffed decode: in-process by default, or the caller's decoder (the server's worker pool). */
+  private decode(bytes: Buffer, wantDisplay: boolean): Promise<DecodedInput> {
+    const req = { size: this.model.meta.inputSize, limits: this.limits, wantDisplay };
+    return this.decoder ? this.decoder(bytes, req) : decodeInput(bytes, req);
   }
-}
-
-interface Display {
-  gray: Uint8Array;
-  width: number;
-  height: number;
-}
-
-interface DecodedInput {
-  kind: 'jpeg' | 'png' | 'dicom';
-  width: number;
-  height: number;
-  pixels: Uint8Array;
-  facts: ImageFacts;
-  display?: Display;
-  /** Things about the input itself worth a warning (not OOD findings). */
-  notes: string[];
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
@@ -329,21 +279,6 @@ function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): str
     out.push(`does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`);
   }
   for (const c of checks) out.push(c.message);
-  return out;
-}
-
-/** Rec. 601 luma, as decode.ts computes the model input. */
-function toGray(data: Uint8Array, channels: number): Uint8Array {
-  if (channels === 1) return new Uint8Array(data.buffer, data.byteOffset, data.length);
-  const n = data.length / channels;
-  const out = new Uint8Array(n);
-  if (channels === 2) {
-    for (let i = 0; i < n; i++) out[i] = data[2 * i];
-    return out;
-  }
-  for (let i = 0; i < n; i++) {
-    out[i] = Math.round(0.299 * data[i * channels] + 0.587 * data[i * channels + 1] + 0.114 * data[i * channels + 2]);
-  }
   return out;
 }
 

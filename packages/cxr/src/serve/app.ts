@@ -11,11 +11,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AuditLog, AuditRecord } from './audit';
-import { tokenMatcher } from './auth';
+import { NamedToken, tokenMatcher } from './auth';
+import { exposureCheck } from './exposure';
 import { listModelFiles } from './model_files';
 import { isClientInputError, ServePredictor } from './predictor_port';
 import { RecentImages } from './recent_images';
 import { WorkQueue } from './queue';
+import { HttpError } from './http_error';
+import { readUpload, UploadBudget, UploadTicket } from './upload';
 import {
   errorSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
 } from './schemas';
@@ -25,10 +28,20 @@ export interface AppOptions {
   audit: AuditLog;
   /** When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`. */
   apiToken?: string;
+  /** Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". */
+  tokens?: NamedToken[];
+  /** The --host the server listens on: accepted in the Host header besides localhost and IP literals. */
+  boundHost?: string;
+  /** More names accepted in Host and Origin headers (--allowed-host). */
+  allowedHosts?: string[];
   /** Keep thumbnails and heat maps in the audit log (default true). */
   storeImages?: boolean;
   /** Largest accepted upload in bytes (default 32 MiB). */
   maxUploadBytes?: number;
+  /** Upload bytes held in memory by all requests together before 503 (default: concurrency + 2 largest uploads). */
+  uploadBudgetBytes?: number;
+  /** Drop an upload whose body stops arriving for this long (default 10 s). */
+  uploadIdleMs?: number;
   /** Folder of the built web page (index.html, app.js, ...); the page is not served when absent. */
   webDir?: string | null;
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
@@ -40,13 +53,7 @@ export interface AppOptions {
 export const API_PREFIX = '/api/v1';
 const PUBLIC_API_ROUTES = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openapi.json`]);
 
-/** An error with an HTTP status and a code, answered as-is by the error handler. */
-export class HttpError extends Error {
-  constructor(readonly statusCode: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+export { HttpError };
 
 /** The page's Content-Security-Policy: nothing inline, nothing from elsewhere; WebAssembly for in-browser mode. */
 export const CSP_DIRECTIVES = {
@@ -75,8 +82,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
   const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
   const queue = new WorkQueue(opts.concurrency ?? 2, opts.maxWaiting ?? 64);
+  // Memory follows the concurrency limit: room for the uploads being predicted and two more arriving.
+  const uploads = new UploadBudget(opts.uploadBudgetBytes ?? ((opts.concurrency ?? 2) + 2) * maxUploadBytes);
   const recent = new RecentImages();
-  const authorized = opts.apiToken ? tokenMatcher(opts.apiToken) : null;
+  const tokens = [...(opts.tokens ?? []), ...(opts.apiToken ? [{ name: 'default', token: opts.apiToken }] : [])];
+  const tokenName = tokens.length ? tokenMatcher(tokens) : null;
+  const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const startedAt = Date.now();
 
   const app = Fastify({
@@ -96,7 +107,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     strictTransportSecurity: false,
   });
   await app.register(multipart, {
-    limits: { fileSize: maxUploadBytes, files: 1, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
+    // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
+    limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await app.register(swagger, {
     openapi: {
@@ -107,10 +119,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         description: 'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps '
           + 'and an audit log of every prediction. A decision aid, not a diagnosis.',
       },
-      components: opts.apiToken
+      components: tokenName
         ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
         : {},
-      security: opts.apiToken ? [{ bearer: [] }] : [],
+      security: tokenName ? [{ bearer: [] }] : [],
     },
     // Name shared schemas after their $id, so the document reads components/schemas/Prediction.
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -138,17 +150,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addSchema(errorSchema);
   app.addSchema(predictionSchema);
 
+  app.decorateRequest('tokenName', null);
+  app.addHook('onRequest', async (req) => checkExposure(req));
   app.addHook('onRequest', async (req, reply) => {
-    if (!authorized) return;
+    if (!tokenName) return;
     // Decide on the route that matched (its pattern, after the router decoded the path), never on
     // the raw URL: '/%61pi/v1/predictions' reaches the same handler as '/api/v1/predictions'.
     // Unmatched requests have no pattern and fall through to the 404 handler.
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
-    if (!authorized(req.headers.authorization)) {
+    const name = tokenName(req.headers.authorization);
+    if (name === null) {
       reply.header('WWW-Authenticate', 'Bearer realm="cxr"');
       throw new HttpError(401, 'UNAUTHORIZED', 'this server needs an API token: send "Authorization: Bearer <token>"');
     }
+    req.tokenName = name;
   });
 
   // Keep-alive sockets that finish a request after close() began would hold the server open
@@ -187,11 +203,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           413: { $ref: 'Error#' }, 415: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' },
         },
       },
-    }, async (req) => {
+    }, async (req, reply) => {
       const received = performance.now();
-      const bytes = await readUpload(req);
-      const { operatingPoint, heatmap } = req.query;
-      const result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      const ticket = new UploadTicket(uploads);
+      let result: Awaited<ReturnType<typeof predictor.predict>>;
+      let bytes: Buffer;
+      try {
+        bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
+        const { operatingPoint, heatmap } = req.query;
+        result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      } finally {
+        ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
+      }
       const record: AuditRecord = {
         id: crypto.randomUUID(),
         createdAt: new Date().toISOString(),
@@ -208,9 +231,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         hasThumbnail: storeImages && result.thumbnailPng !== undefined,
         timings: result.timings,
         latencyMs: performance.now() - received,
+        requestedBy: req.tokenName,
       };
       audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+      noStore(reply);
       return toApi(record, result.heatmapPng !== undefined, record.hasThumbnail);
     });
 
@@ -222,14 +247,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           querystring: historyQuery,
           response: { 200: historyPageSchema, ...errors },
         },
-      }, async (req) => {
+      }, async (req, reply) => {
+        noStore(reply);
         const page = audit.list(req.query);
         return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)) };
       });
 
     api.get<{ Params: { id: string } }>('/predictions/:id', {
       schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { $ref: 'Prediction#' }, ...errors } },
-    }, async (req) => {
+    }, async (req, reply) => {
+      noStore(reply);
       const r = audit.get(req.params.id);
       if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
@@ -294,7 +321,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
       uptimeSeconds: (Date.now() - startedAt) / 1000,
       predictions: audit.count(),
-      authRequired: authorized !== null,
+      authRequired: tokenName !== null,
     }));
 
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -317,26 +344,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
-async function readUpload(req: FastifyRequest): Promise<Buffer> {
-  if (!req.isMultipart()) {
-    throw new HttpError(415, 'NOT_MULTIPART',
-      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
-  }
-  try {
-    const part = await req.file();
-    if (!part) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
-    if (part.fieldname !== 'image') {
-      part.file.resume();
-      throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
-    }
-    const bytes = await part.toBuffer();
-    if (bytes.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
-    return bytes;
-  } catch (e) {
-    // The multipart parser reports a malformed body (no boundary, cut short) as a plain Error.
-    if (e instanceof HttpError || (typeof (e as FastifyError).statusCode === 'number')) throw e;
-    throw new HttpError(400, 'MALFORMED_MULTIPART', `the multipart/form-data body is malformed: ${(e as Error).message}`);
+/** Predictions are medical results: no browser or proxy may keep a copy. */
+function noStore(reply: FastifyReply): void {
+  reply.header('Cache-Control', 'no-store');
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the API token the request carried; null when the server needs none. */
+    tokenName: string | null;
   }
 }
 
@@ -371,5 +387,6 @@ function replyError(err: FastifyError, req: FastifyRequest, reply: FastifyReply,
     req.log.error({ err }, 'request failed');
     status = 500; code = 'INTERNAL'; message = 'internal error (details are in the server log)';
   }
+  if (status === 503) reply.header('Retry-After', '1');
   return reply.code(status).send({ statusCode: status, error: REASONS[status] ?? 'Error', code, message });
 }

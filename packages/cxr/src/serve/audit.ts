@@ -47,6 +47,8 @@ const MIGRATIONS: string[] = [
      thumbnail_png BLOB,
      heatmap_png BLOB
    );`,
+  // v2: who asked (the API token's name; NULL when the server needs no token, and for older rows).
+  'ALTER TABLE predictions ADD COLUMN requested_by TEXT;',
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -69,6 +71,8 @@ export interface AuditRecord {
   timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
   /** Wall time in the server from receiving the request to writing this row. */
   latencyMs: number;
+  /** The name of the API token that asked; null when the server needs no token. */
+  requestedBy: string | null;
 }
 
 export interface AuditImages {
@@ -100,7 +104,7 @@ interface Row {
   probability: number; logit: number; threshold: number; operating_point: string; label: string;
   warnings: string; ood_score: number | null; ood_threshold: number | null; ood_flag: number | null;
   has_heatmap: number; has_thumbnail: number; decode_ms: number; infer_ms: number; heatmap_ms: number | null; total_ms: number;
-  latency_ms: number;
+  latency_ms: number; requested_by: string | null;
 }
 
 /** CXR_DB, else ~/.local/share/cxr/audit.db (XDG_DATA_HOME when set). */
@@ -121,11 +125,11 @@ export class AuditLog {
     this.insertRow = db.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes,
         width, height, model_name, model_version, model_sha256, probability, logit, threshold, operating_point,
         label, warnings, warning_count, ood_score, ood_threshold, ood_flag, has_heatmap, has_thumbnail, decode_ms, infer_ms,
-        heatmap_ms, total_ms, latency_ms)
+        heatmap_ms, total_ms, latency_ms, requested_by)
       VALUES (@id, @created_at, @input_sha256, @input_kind, @input_bytes, @width, @height, @model_name,
         @model_version, @model_sha256, @probability, @logit, @threshold, @operating_point, @label, @warnings,
         @warning_count, @ood_score, @ood_threshold, @ood_flag, @has_heatmap, @has_thumbnail, @decode_ms, @infer_ms, @heatmap_ms,
-        @total_ms, @latency_ms)`);
+        @total_ms, @latency_ms, @requested_by)`);
     this.insertImages = db.prepare('INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (?, ?, ?)');
     this.insertBoth = db.transaction((r: AuditRecord, images: AuditImages | null) => {
       this.insertRow.run(toRow(r));
@@ -229,7 +233,7 @@ function toRow(r: AuditRecord): Row & { warning_count: number } {
     ood_flag: r.ood ? Number(r.ood.outOfDistribution) : null, has_heatmap: Number(r.hasHeatmap),
     has_thumbnail: Number(r.hasThumbnail),
     decode_ms: r.timings.decodeMs, infer_ms: r.timings.inferMs, heatmap_ms: r.timings.heatmapMs ?? null,
-    total_ms: r.timings.totalMs, latency_ms: r.latencyMs,
+    total_ms: r.timings.totalMs, latency_ms: r.latencyMs, requested_by: r.requestedBy ?? null,
   };
 }
 
@@ -253,5 +257,6 @@ function fromRow(row: Row): AuditRecord {
     hasThumbnail: row.has_thumbnail === 1,
     timings,
     latencyMs: row.latency_ms,
+    requestedBy: row.requested_by ?? null,
   };
 }

@@ -1,15 +1,76 @@
-// Optional bearer token for the API (CXR_API_TOKEN). Compared in constant time over digests, so
-// neither the token's content nor its length leaks through response timing.
+// API tokens: CXR_API_TOKEN (one token, named "default"), or named tokens from CXR_API_TOKENS
+// or a --tokens-file (`name:token` lines), so that the audit log can record who asked. Tokens
+// are never taken from the command line (they would show in `ps` and shell history).
+//
+// Every presented token is compared with every configured one in constant time over digests,
+// so neither a token's content, its length nor which one matched leaks through timing.
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+
+export interface NamedToken {
+  name: string;
+  token: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits in a Bearer header
 
 function digest(s: string): Buffer {
   return crypto.createHash('sha256').update(s, 'utf8').digest();
 }
 
-export function tokenMatcher(token: string): (authorization: string | undefined) => boolean {
-  const want = digest(token);
+/**
+ * `name:token` entries, one per line (a file) or separated by commas/whitespace (an env var).
+ * Blank lines and `#` comments are skipped. Errors name the source and line, never the token.
+ */
+export function parseTokenList(text: string, source: string): NamedToken[] {
+  const out: NamedToken[] = [];
+  const entries = text.split(/\r?\n/).flatMap((line, i) => {
+    const bare = line.replace(/(^|\s)#.*$/, '').trim();
+    return bare ? bare.split(/[\s,]+/).map((entry) => ({ entry, line: i + 1 })) : [];
+  });
+  for (const { entry, line } of entries) {
+    const colon = entry.indexOf(':');
+    const where = `${source}${source.startsWith('CXR_') ? '' : `:${line}`}`;
+    if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
+    const name = entry.slice(0, colon);
+    const token = entry.slice(colon + 1);
+    if (!NAME.test(name)) throw new Error(`${where}: token name '${name.slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
+    if (!TOKEN.test(token)) throw new Error(`${where}: the token of '${name}' must be 8-512 printable characters without spaces`);
+    if (out.some((t) => t.name === name)) throw new Error(`${where}: token name '${name}' appears twice`);
+    if (out.some((t) => t.token === token)) throw new Error(`${where}: '${name}' has the same token as another name`);
+    out.push({ name, token });
+  }
+  return out;
+}
+
+/** The configured tokens: --tokens-file, else CXR_API_TOKENS, else CXR_API_TOKEN as "default"; [] = no auth. */
+export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedToken[] {
+  if (tokensFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(tokensFile, 'utf8');
+    } catch (e) {
+      throw new Error(`--tokens-file ${tokensFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    const tokens = parseTokenList(text, tokensFile);
+    if (!tokens.length) throw new Error(`--tokens-file ${tokensFile}: no name:token lines`);
+    return tokens;
+  }
+  if (env.CXR_API_TOKENS) return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
+  if (env.CXR_API_TOKEN) return [{ name: 'default', token: env.CXR_API_TOKEN }];
+  return [];
+}
+
+/** The name of the token in an `Authorization: Bearer` header, or null when it matches none. */
+export function tokenMatcher(tokens: NamedToken[]): (authorization: string | undefined) => string | null {
+  const wanted = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
   return (authorization) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-    return m !== null && crypto.timingSafeEqual(digest(m[1]), want);
+    const got = digest(m ? m[1] : '');
+    let found: string | null = null;
+    // No early exit: the time taken does not depend on which token matched.
+    for (const w of wanted) if (crypto.timingSafeEqual(got, w.digest) && m) found = w.name;
+    return found;
   };
 }

@@ -65,9 +65,10 @@ export const predictionSchema = {
     },
     model: modelRef,
     timings,
+    requestedBy: { type: ['string', 'null'], description: 'name of the API token that asked; null when the server needs no token' },
   },
   required: ['id', 'createdAt', 'probability', 'logit', 'label', 'operatingPoint', 'threshold', 'heatmapUrl',
-    'thumbnailUrl', 'warnings', 'ood', 'input', 'model', 'timings'],
+    'thumbnailUrl', 'warnings', 'ood', 'input', 'model', 'timings', 'requestedBy'],
 } as const;
 
 export const idParams = {

@@ -7,9 +7,10 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { AuditLog } from './audit';
 import { buildApp, AppOptions } from './app';
+import { listenUrl } from './exposure';
 import type { ServePredictor } from './predictor_port';
 
-export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit'> {
+export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost'> {
   host: string;
   port: number;
   dbPath: string;
@@ -50,8 +51,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
     log(`cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`);
     audit = AuditLog.open(opts.dbPath);
-    const app = await buildApp({ ...opts, predictor, audit });
-    const address = await app.listen({ host: opts.host, port: opts.port });
+    const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit });
+    await app.listen({ host: opts.host, port: opts.port });
+    // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
+    const address = listenUrl(app.server.address());
     let closing: Promise<void> | null = null;
     const server: RunningServer = {
       app, url: address, predictor, audit,
@@ -61,7 +64,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         predictor.dispose();
       })(),
     };
-    log(`cxr serve: listening on ${address} (audit log ${opts.dbPath}${opts.apiToken ? ', API token required' : ''})`);
+    const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
+    log(`cxr serve: listening on ${address} (audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`);
     return server;
   } catch (e) {
     audit?.close();

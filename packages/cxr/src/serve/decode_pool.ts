@@ -1,0 +1,156 @@
+// Decoding off the event loop. The model runs on the main thread (its native backend is loaded
+// once per process), but everything before it (DICOM parsing and inflation, the JPEG-LS/JPEG
+// 2000/lossless codecs, VOI and gray conversion, the resize to the model input) is plain CPU
+// work on untrusted bytes: a 49-megapixel PNG held /health for 2 s. Here it runs in a small pool
+// of worker threads; a decode that runs past its deadline has its worker terminated (and
+// replaced), and a worker that dies (memory cap) fails only its own request.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { DecodedInput, DecodeRequest, InputDecoder } from '../predict/decode_input';
+import { InputError, type InputErrorCode } from '../predict/errors';
+import { Predictor, type PredictorOptions } from '../predict/predictor';
+import type { ServePredictor } from './predictor_port';
+
+export interface DecodePoolOptions {
+  /** Worker threads (default 2). */
+  size?: number;
+  /** Longest one decode may take before its worker is terminated (default 30 s). */
+  timeoutMs?: number;
+  /** V8 heap cap per worker, in MiB (default 512): a runaway decode ends that worker, not the server. */
+  maxHeapMb?: number;
+}
+
+interface Task {
+  id: number;
+  bytes: Uint8Array;
+  req: DecodeRequest;
+  resolve: (v: DecodedInput) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  /** Set once the worker has loaded its modules: the deadline covers decoding, not start-up. */
+  ready: boolean;
+  task: Task | null;
+  timer: NodeJS.Timeout | null;
+}
+
+type Reply = { id: number; ok: true; value: DecodedInput } | { id: number; ok: false; code?: InputErrorCode; message: string };
+
+const WORKER_FILE = path.join(__dirname, 'decode_worker.js');
+
+export class DecodePool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Task[] = [];
+  private nextId = 1;
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly maxHeapMb: number;
+
+  constructor(opts: DecodePoolOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxHeapMb = opts.maxHeapMb ?? 512;
+    for (let i = 0; i < Math.max(1, opts.size ?? 2); i++) this.slots.push(this.spawn());
+  }
+
+  /** An InputDecoder for Predictor: same results and errors as decodeInput, off the main thread. */
+  readonly decode: InputDecoder = (bytes, req) => new Promise<DecodedInput>((resolve, reject) => {
+    if (this.closed) return reject(new Error('DecodePool: closed'));
+    this.queue.push({ id: this.nextId++, bytes, req, resolve, reject });
+    this.pump();
+  });
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.queue.splice(0)) t.reject(new Error('DecodePool: closed'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_FILE, { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } });
+    const slot: Slot = { worker, ready: false, task: null, timer: null };
+    worker.on('message', (r: Reply | { ready: true }) => {
+      if ('ready' in r) {
+        slot.ready = true;
+        this.pump();
+        return;
+      }
+      const task = slot.task;
+      if (!task || task.id !== r.id) return;
+      this.finish(slot);
+      if (r.ok) task.resolve(r.value);
+      else if (r.code) task.reject(new InputError(r.code, r.message));
+      else task.reject(new Error(`decode worker: ${r.message}`));
+      this.pump();
+    });
+    // A crash (out of memory, a native fault reported as an error) or a termination: fail the
+    // task it held, put a fresh worker in its place.
+    const replace = (why: string) => {
+      if (this.closed || !this.slots.includes(slot)) return;
+      const task = slot.task;
+      this.finish(slot);
+      this.slots[this.slots.indexOf(slot)] = this.spawn();
+      task?.reject(new Error(`decode worker: ${why}`));
+      this.pump();
+    };
+    worker.on('error', (e) => replace(e.message));
+    worker.on('exit', (code) => replace(`exited with code ${code}`));
+    // Idle workers must not keep a finished process alive. After the listeners: adding a
+    // 'message' listener refs the worker's port again.
+    worker.unref();
+    return slot;
+  }
+
+  private finish(slot: Slot): void {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.task = null;
+  }
+
+  private pump(): void {
+    this.assign();
+    // A decode in flight or waiting keeps the process alive until it is answered; idle workers do not.
+    for (const slot of this.slots) {
+      if (slot.task || this.queue.length) slot.worker.ref();
+      else slot.worker.unref();
+    }
+  }
+
+  private assign(): void {
+    for (const slot of this.slots) {
+      if (!this.queue.length) return;
+      if (slot.task || !slot.ready) continue;
+      const task = this.queue.shift()!;
+      slot.task = task;
+      slot.timer = setTimeout(() => {
+        // Reject first (a clear 422), then end the worker; its exit handler brings a new one.
+        this.finish(slot);
+        task.reject(new InputError('DECODE_TIMEOUT', `decoding took longer than ${this.timeoutMs / 1000} s: the file is too complex to process`));
+        this.slots[this.slots.indexOf(slot)] = this.spawn();
+        void slot.worker.terminate();
+        this.pump();
+      }, this.timeoutMs);
+      slot.worker.postMessage({ id: task.id, bytes: task.bytes, req: task.req });
+    }
+  }
+}
+
+/** The server's predictor: Predictor.load with its decoding in a DecodePool, closed with it. */
+export async function loadPooledPredictor(dir: string, opts: PredictorOptions & { decodeWorkers?: number } = {}): Promise<ServePredictor> {
+  const pool = new DecodePool({ size: opts.decodeWorkers });
+  try {
+    const p = await Predictor.load(dir, { ...opts, decoder: pool.decode });
+    return {
+      model: p.model,
+      predict: (bytes, o) => p.predict(bytes, o),
+      dispose: () => {
+        p.dispose();
+        void pool.close();
+      },
+    };
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+}

@@ -1,0 +1,141 @@
+// Reading the uploaded image out of a multipart/form-data request. Every way the upload itself
+// can be wrong is a 4xx here, before any decoding:
+// - over the byte limit: 413, also when the body is chunked. @fastify/multipart's toBuffer() only
+//   notices busboy's `truncated` flag when a chunk arrives after it is set; when the file's bytes
+//   end exactly on the limit (common with chunked bodies) it returned the cut bytes, which were
+//   then predicted and logged under the hash of the cut file. The flag is checked after the end.
+// - more than one file part: 400 (the second would otherwise be silently ignored).
+// - memory: uploads are buffered whole, so the bytes held by all requests still being read or
+//   waiting for the model are counted against a budget; beyond it, 503 (40 stalled 30 MB uploads
+//   used to take the server from 0.75 to 1.65 GB). A declared Content-Length is checked before a
+//   byte is read; chunked bodies are charged as they arrive.
+// - a body that stops arriving: the connection is dropped after `idleMs` without a byte, instead
+//   of holding its buffer until the 2-minute request timeout.
+import type { FastifyError, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { HttpError } from './http_error';
+
+export interface UploadLimits {
+  /** Largest accepted file, in bytes. */
+  maxBytes: number;
+  /** Shared across requests: the bytes this upload holds are charged here (and handed back by the caller). */
+  budget?: UploadBudget;
+  /** Drop the connection after this long without a byte of body (default 10 s). */
+  idleMs?: number;
+}
+
+/** Multipart framing around the file: boundaries and part headers (limited to 100 header pairs). */
+const MULTIPART_OVERHEAD = 64 * 1024;
+
+/** Bytes of uploads held in memory by all requests together. */
+export class UploadBudget {
+  private used = 0;
+
+  constructor(readonly limit: number) {}
+
+  get inFlight(): number {
+    return this.used;
+  }
+
+  /** Whether `n` more bytes would fit now. */
+  fits(n: number): boolean {
+    return this.used + n <= this.limit;
+  }
+
+  take(n: number): void {
+    if (!this.fits(n)) throw busy(this.used);
+    this.used += n;
+  }
+
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
+function busy(used: number): HttpError {
+  return new HttpError(503, 'BUSY', `the server is receiving too many uploads at once (${Math.round(used / 2 ** 20)} MiB in flight); retry shortly`);
+}
+
+/** What one request holds against the budget; release() once the bytes are no longer needed. */
+export class UploadTicket {
+  held = 0;
+  constructor(private readonly budget: UploadBudget | undefined) {}
+  charge(n: number): void {
+    this.budget?.take(n);
+    this.held += n;
+  }
+  release(): void {
+    this.budget?.give(this.held);
+    this.held = 0;
+  }
+}
+
+export function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, 'TOO_LARGE', `the upload exceeds the ${maxBytes}-byte limit`);
+}
+
+/** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
+export async function readUpload(req: FastifyRequest, limits: UploadLimits, ticket: UploadTicket): Promise<Buffer> {
+  if (!req.isMultipart()) {
+    throw new HttpError(415, 'NOT_MULTIPART',
+      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared)) {
+    if (declared > limits.maxBytes + MULTIPART_OVERHEAD) throw tooLarge(limits.maxBytes);
+    if (limits.budget && !limits.budget.fits(declared)) throw busy(limits.budget.inFlight);
+  }
+  // Reset by every chunk of the raw body; when it fires the connection goes (nothing else would free it).
+  const idleMs = limits.idleMs ?? 10_000;
+  let idle: NodeJS.Timeout | null = null;
+  const touch = () => {
+    if (idle) clearTimeout(idle);
+    idle = setTimeout(() => {
+      req.log.info(`upload idle for ${idleMs} ms: closing the connection`);
+      req.raw.destroy(new HttpError(408, 'BODY_TIMEOUT', `no upload data for ${idleMs / 1000} s`));
+    }, idleMs);
+  };
+  if (!req.raw.readableEnded) {
+    touch();
+    req.raw.on('data', touch);
+  }
+  let image: Buffer | null = null;
+  try {
+    for await (const part of req.parts()) {
+      if (part.type !== 'file') continue; // text fields carry nothing we use
+      if (image !== null) {
+        part.file.resume();
+        throw new HttpError(400, 'TOO_MANY_FILES', 'send exactly one file per request, in a field named "image" (this body has more than one)');
+      }
+      if (part.fieldname !== 'image') {
+        part.file.resume();
+        throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
+      }
+      image = await readFile(part.file as Readable & { truncated?: boolean }, limits.maxBytes, ticket);
+    }
+  } catch (e) {
+    // The multipart parser reports a malformed body (no boundary, cut short) as a plain Error.
+    if (e instanceof HttpError || (typeof (e as FastifyError).statusCode === 'number')) throw e;
+    throw new HttpError(400, 'MALFORMED_MULTIPART', `the multipart/form-data body is malformed: ${(e as Error).message}`);
+  } finally {
+    if (idle) clearTimeout(idle);
+    req.raw.off('data', touch);
+  }
+  if (image === null) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
+  if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
+  return image;
+}
+
+async function readFile(file: Readable & { truncated?: boolean }, maxBytes: number, ticket: UploadTicket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of file as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (file.truncated || total > maxBytes) throw tooLarge(maxBytes);
+    ticket.charge(chunk.length);
+    chunks.push(chunk);
+  }
+  // busboy sets `truncated` without emitting another chunk when the limit falls on a chunk end.
+  if (file.truncated) throw tooLarge(maxBytes);
+  return Buffer.concat(chunks, total);
+}

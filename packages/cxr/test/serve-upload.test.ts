@@ -1,0 +1,148 @@
+// Upload limits over real HTTP (fastify.inject does not chunk): an upload over the limit is a
+// 413 whether or not it is chunked, and never reaches the predictor or the audit log; two file
+// parts are a 400, not "the first one wins".
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { AuditLog } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import type { ServePredictor } from '../src/serve/predictor_port';
+import { httpPost, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+
+let dir: string;
+let predictor: ServePredictor;
+let audit: AuditLog;
+let app: FastifyInstance;
+let url: string;
+
+before(async () => {
+  dir = tempDir('serve-upload');
+  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
+  audit = AuditLog.open(path.join(dir, 'audit.db'));
+  app = await buildApp({ predictor, audit });
+  url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
+});
+
+after(async () => {
+  await app.close();
+  audit.close();
+  predictor.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// A real JPEG followed by padding: a decoder reads the image and ignores the rest, so a cut
+// copy of this file still predicts, which is what made the truncation invisible.
+const MiB = 1024 * 1024;
+function paddedJpeg(total: number): Buffer {
+  const jpeg = fs.readFileSync(XRAY_JPEG);
+  return Buffer.concat([jpeg, Buffer.alloc(total - jpeg.length)]);
+}
+
+test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predicted)', { timeout: 120_000 }, async () => {
+  const before = audit.count();
+  const { body, headers } = multipartBody('image', 'big.jpeg', paddedJpeg(40 * MiB), 'image/jpeg');
+  const fileStart = body.indexOf('\r\n\r\n') + 4;
+  // One HTTP chunk ends exactly at the limit: the parser then marks the file truncated without
+  // handing over another chunk, and the multipart plugin's toBuffer() returned the cut bytes.
+  for (const splitAt of [[fileStart + 32 * MiB], [fileStart + 7 * MiB, fileStart + 32 * MiB], []]) {
+    const res = await httpPost(url, body, headers, { chunk: 64 * 1024, splitAt });
+    assert.equal(res.status, 413, `writes split at ${splitAt.join(', ')}: ${res.body}`);
+    assert.match(res.body, /TOO_LARGE/);
+  }
+  const withLength = await httpPost(url, body, headers, { contentLength: true });
+  assert.equal(withLength.status, 413, withLength.body);
+  assert.equal(audit.count(), before, 'nothing logged');
+});
+
+test('a file of exactly the limit is accepted, one byte more is not', { timeout: 120_000 }, async () => {
+  const small = await buildApp({ predictor, audit, maxUploadBytes: 2 * MiB });
+  const smallUrl = `${await small.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
+  try {
+    for (const [size, want] of [[2 * MiB, 200], [2 * MiB + 1, 413]] as const) {
+      const { body, headers } = multipartBody('image', 'x.jpeg', paddedJpeg(size), 'image/jpeg');
+      const fileStart = body.indexOf('\r\n\r\n') + 4;
+      // An HTTP chunk that ends on the limit, the case the parser missed.
+      const res = await httpPost(smallUrl, body, headers, { chunk: 64 * 1024, splitAt: [fileStart + 2 * MiB] });
+      assert.equal(res.status, want, `${size} bytes: ${res.body}`);
+    }
+  } finally {
+    await small.close();
+  }
+});
+
+test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }, async () => {
+  const before = audit.count();
+  const jpeg = fs.readFileSync(XRAY_JPEG);
+  const one = multipartBody('image', 'a.jpeg', jpeg, 'image/jpeg');
+  const boundary = one.headers['content-type'].split('boundary=')[1];
+  const second = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    jpeg, Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const body = Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]);
+  for (const opts of [{ chunk: 4096 }, { contentLength: true }]) {
+    const res = await httpPost(url, body, one.headers, opts);
+    assert.equal(res.status, 400, res.body);
+    assert.match(res.body, /TOO_MANY_FILES/);
+    assert.match(res.body, /one file/);
+  }
+  assert.equal(audit.count(), before);
+});
+
+/** Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when the server hangs up. */
+function stalledUpload(target: string, size: number, send: number, contentLength = false) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require('node:http') as typeof import('node:http');
+  const { body, headers } = multipartBody('image', 'slow.jpeg', paddedJpeg(size), 'image/jpeg');
+  const req = http.request(target, {
+    method: 'POST',
+    headers: { ...headers, ...(contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }) },
+  });
+  const answer = new Promise<{ status: number; body: string } | 'closed'>((resolve) => {
+    req.on('response', (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+    });
+    req.on('error', () => resolve('closed'));
+    req.on('close', () => setTimeout(() => resolve('closed'), 50));
+  });
+  req.write(body.subarray(0, send));
+  return { answer, abort: () => req.destroy() };
+}
+
+test('memory: uploads beyond the in-flight budget get 503; an idle body is dropped and its bytes released', { timeout: 120_000 }, async () => {
+  const limited = await buildApp({ predictor, audit, maxUploadBytes: 4 * MiB, uploadBudgetBytes: 8 * MiB, uploadIdleMs: 1500 });
+  const target = `${await limited.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
+  try {
+    // Two stalled 3 MiB uploads hold 6 MiB of the 8 MiB budget.
+    const a = stalledUpload(target, 4 * MiB, 3 * MiB);
+    const b = stalledUpload(target, 4 * MiB, 3 * MiB);
+    await new Promise((r) => setTimeout(r, 400));
+    // A third, chunked: refused once its bytes pass the budget.
+    const c = stalledUpload(target, 4 * MiB, 3 * MiB);
+    const cAnswer = await c.answer;
+    assert.notEqual(cAnswer, 'closed');
+    assert.equal((cAnswer as { status: number }).status, 503);
+    assert.match((cAnswer as { body: string }).body, /too many uploads/);
+    // A fourth that declares its length is refused before sending anything.
+    const d = stalledUpload(target, 3 * MiB, 0, true);
+    const dAnswer = await d.answer;
+    assert.equal((dAnswer as { status: number }).status, 503);
+    c.abort();
+    d.abort();
+    // The stalled ones are dropped after 1.5 s without data...
+    const t0 = Date.now();
+    assert.equal(await a.answer, 'closed');
+    assert.equal(await b.answer, 'closed');
+    assert.ok(Date.now() - t0 < 5000, `dropped after ${Date.now() - t0} ms`);
+    // ...and their bytes are back in the budget: a full upload now predicts.
+    const { body, headers } = multipartBody('image', 'ok.jpeg', paddedJpeg(3 * MiB), 'image/jpeg');
+    const ok = await httpPost(target, body, headers, { contentLength: true });
+    assert.equal(ok.status, 200, ok.body);
+  } finally {
+    await limited.close();
+  }
+});
