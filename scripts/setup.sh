@@ -10,7 +10,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # libtorch-dev: ATen for the engine. fonts-dejavu-core: text in rendered plots.
 pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core)
 if [ "${1:-}" = "--with-test-deps" ]; then
-  pkgs+=(chromium)
+  # chromium: the web page's end-to-end test. orthanc*: the PACS end-to-end test (scripts/stack.sh).
+  pkgs+=(chromium orthanc orthanc-dicomweb)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,7 +20,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # RUNLEVEL=1: packages with a system service (orthanc) do not start it; scripts/stack.sh runs its own.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # npm ci only when the lock file changed since the last install.
