@@ -28,8 +28,7 @@ ensure_packages() {
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   log "installing ${missing[*]}"
   $sudo apt-get update -qq
-  # The packages' own system services are not wanted: this stack runs its own instances.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # A TCP port free on loopback now (the kernel picks it), or $1 when that one is still free.
