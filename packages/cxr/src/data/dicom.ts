@@ -101,7 +101,7 @@ export function isDicom(buf: Uint8Array): boolean {
 }
 
 /** The transfer syntax of a data set without a file meta group, guessed from its first element. */
-function bareDataSetSyntax(buf: Uint8Array): string | null {
+export function bareDataSetSyntax(buf: Uint8Array): string | null {
   if (buf.length < 12) return null;
   const group = buf[0] | (buf[1] << 8);
   const element = buf[2] | (buf[3] << 8);
