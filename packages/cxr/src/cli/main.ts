@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-const COMMANDS = ['data', 'train', 'calibrate', 'evaluate', 'predict', 'report', 'experiments', 'backbone', 'gan', 'ood', 'adapt', 'ensemble', 'serve', 'history'];
+const COMMANDS = ['data', 'train', 'calibrate', 'evaluate', 'predict', 'report', 'experiments', 'backbone', 'gan', 'ood', 'adapt', 'ensemble', 'serve', 'history', 'orthanc'];
 
 export function buildProgram(): Command {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };

@@ -35,7 +35,10 @@ export interface ResultUids {
   sopInstanceUid: string;
 }
 
-export function srUids(source: SourceImage, model: ResultModel, operatingPoint: string): ResultUids {
+/** The source identity the result UIDs derive from (the PACS's tags carry it, before any download). */
+export type SourceRef = Pick<SourceImage, 'studyInstanceUid' | 'sopInstanceUid'>;
+
+export function srUids(source: SourceRef, model: ResultModel, operatingPoint: string): ResultUids {
   return {
     // One series per model version within the study.
     seriesInstanceUid: derivedUid('cxr-sr-series', source.studyInstanceUid, model.sha256),
@@ -43,7 +46,7 @@ export function srUids(source: SourceImage, model: ResultModel, operatingPoint: 
   };
 }
 
-export function scUids(source: SourceImage, model: ResultModel): ResultUids {
+export function scUids(source: SourceRef, model: ResultModel): ResultUids {
   return {
     seriesInstanceUid: derivedUid('cxr-sc-series', source.studyInstanceUid, model.sha256),
     sopInstanceUid: derivedUid('cxr-sc', source.sopInstanceUid, model.sha256),
