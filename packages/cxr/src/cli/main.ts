@@ -18,11 +18,12 @@ import * as ensembleCommand from './ensemble';
 import * as robustnessCommand from './robustness';
 import * as serveCommand from './serve';
 import * as historyCommand from './history';
+import * as orthancCommand from './orthanc';
 
 // In the order `cxr --help` lists them.
 const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
   dataCommand, trainCommand, calibrateCommand, evaluateCommand, predictCommand, reportCommand,
-  experimentsCommand, backboneCommand, ganCommand, oodCommand, robustnessCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand,
+  experimentsCommand, backboneCommand, ganCommand, oodCommand, robustnessCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand, orthancCommand,
 ];
 
 export function buildProgram(): Command {

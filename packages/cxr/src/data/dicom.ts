@@ -13,7 +13,7 @@ import {
   bareDataSetSyntax, checkPixelFormat, DicomError, type DicomErrorCode, NATIVE, nativeFrame, parseDataSet, type PixelFormat, SUPPORTED, TS, TS_NAMES,
 } from './dicom_parse';
 
-export { DicomError, type DicomErrorCode, isDicom } from './dicom_parse';
+export { bareDataSetSyntax, DicomError, type DicomErrorCode, isDicom } from './dicom_parse';
 
 export interface DicomImage {
   /** width × height display values, row-major, 0 = black (MONOCHROME1 already inverted). */

@@ -1,0 +1,97 @@
+// `cxr orthanc sync`: predicts every new chest radiograph that arrives in an Orthanc PACS and
+// stores the report (DICOM SR) and the heat map (Secondary Capture) back into its study.
+// Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import * as path from 'node:path';
+import { initEngine } from '../engine';
+import { loadOrthancConfig, OrthancClient, OrthancError, syncOnce, type SyncStats } from '../pacs';
+import { defaultModelDir } from '../paths';
+import { Predictor } from '../predict/predictor';
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number');
+  return n;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  return n;
+}
+
+function summary(s: SyncStats): string {
+  return `${s.instances} new instances: ${s.processed} predicted and stored, ${s.alreadyDone} already done, ` +
+    `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`;
+}
+
+export function register(program: Command): void {
+  const orthanc = program.command('orthanc').description('work with an Orthanc PACS (docs/deployment.md)');
+  orthanc.command('sync')
+    .description('predict new chest radiographs from Orthanc\'s change feed and store an SR report and a heat map ' +
+      'back into each study. Connection: CXR_ORTHANC_URL, CXR_ORTHANC_USER, CXR_ORTHANC_PASSWORD (scripts/stack.sh ' +
+      'writes them to .stack/env) or --config. Polls until SIGINT/SIGTERM unless --once.')
+    .option('--once', 'one pass to the end of the change feed, then exit')
+    .option('--url <url>', 'Orthanc URL (default: $CXR_ORTHANC_URL or the config file\'s)')
+    .option('--config <file>', 'JSON file {"url", "user", "password"} (mode 600)')
+    .option('--state <file>', 'cursor file', '.cxr-orthanc-state.json')
+    .option('--since-start', 'read the change feed from its beginning (default: from the saved cursor; a first run starts at the end)')
+    .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
+    .option('--operating-point <name>', 'threshold to call PNEUMONIA (default: the model\'s)')
+    .addOption(new Option('--ood-policy <policy>', 'films that do not look like chest X-rays: warn (in the report), or refuse (no result)').choices(['warn', 'refuse']).default('warn'))
+    .option('--interval <seconds>', 'seconds between polls', positiveNumber, 5)
+    .option('--batch <n>', 'changes read per request', positiveInt, 100)
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
+    .option('--json', 'print the run\'s counts as JSON on stdout')
+    .action(async (o) => {
+      const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
+      const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
+      const client = new OrthancClient(config);
+      await initEngine(o.threads);
+      const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
+      let stopping = false;
+      let wake: (() => void) | null = null;
+      const onSignal = (sig: string) => {
+        if (stopping) process.exit(130); // a second signal: stop now
+        stopping = true;
+        log(`${sig}: stopping after the current film`);
+        wake?.();
+      };
+      const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+      process.on('SIGINT', handlers.SIGINT);
+      process.on('SIGTERM', handlers.SIGTERM);
+      if (!o.once) log(`watching ${config.url} every ${o.interval} s with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`);
+      const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
+      let sinceStart = !!o.sinceStart;
+      try {
+        for (;;) {
+          try {
+            const s = await syncOnce({
+              client, predictor, stateFile: path.resolve(o.state), sinceStart, operatingPoint: o.operatingPoint,
+              batchSize: o.batch, shouldStop: () => stopping, log,
+            });
+            sinceStart = false; // only the first pass restarts the feed
+            for (const k of ['instances', 'processed', 'alreadyDone', 'skipped', 'failed'] as const) total[k] += s[k];
+            total.cursor = s.cursor;
+            if (o.once || s.instances > 0) log(summary(s));
+          } catch (e) {
+            if (!(e instanceof OrthancError) || o.once) throw e;
+            log(`${e.message}; retrying in ${o.interval} s`); // the PACS may be restarting
+          }
+          if (o.once || stopping) break;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, o.interval * 1000);
+            wake = () => { clearTimeout(t); resolve(); };
+          });
+          wake = null;
+          if (stopping) break;
+        }
+      } finally {
+        process.off('SIGINT', handlers.SIGINT);
+        process.off('SIGTERM', handlers.SIGTERM);
+        predictor.dispose();
+      }
+      if (o.json) process.stdout.write(JSON.stringify(total) + '\n');
+      if (total.failed > 0 && o.once) process.exitCode = 2;
+    });
+}

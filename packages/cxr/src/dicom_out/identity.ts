@@ -1,0 +1,21 @@
+// What marks a DICOM object as written by cxr, and the fixed words every result carries. The
+// PACS sync recognises its own outputs by these, so it never feeds a result back to the model.
+export const MANUFACTURER = 'cxr';
+
+/** Burned into the heat map and written into every report: the results are advisory. */
+export const CAVEAT = 'AI-generated, not a diagnosis; a decision aid for trained readers';
+
+export const SOP_CLASS = {
+  comprehensiveSr: '1.2.840.10008.5.1.4.1.1.88.33',
+  secondaryCapture: '1.2.840.10008.5.1.4.1.1.7',
+} as const;
+
+export const SERIES_NUMBER = { sr: 9801, sc: 9802 } as const;
+
+export const TRANSFER_SYNTAX_EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/** Series description of a result series: names the model version the series belongs to. */
+export function seriesDescription(kind: 'sr' | 'sc', model: { name: string; version: string }): string {
+  const what = kind === 'sr' ? 'AI pneumonia report' : 'AI heat map';
+  return `cxr ${what} (${model.name} ${model.version})`.slice(0, 64);
+}

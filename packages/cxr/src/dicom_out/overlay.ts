@@ -1,0 +1,76 @@
+// The heat map as a reader sees it in the PACS: the Grad-CAM overlay, a colour legend bar beside
+// it and text lines (the caveat, the result) burned in below, since a secondary capture has no
+// other place a viewer is sure to show. Text is SVG rendered by sharp (librsvg with the system
+// fonts; setup installs DejaVu).
+import sharp from 'sharp';
+import { INFERNO } from '../explain/colormap';
+
+export interface AnnotatedImage {
+  /** width × height × 3, RGB interleaved. */
+  rgb: Buffer;
+  width: number;
+  height: number;
+}
+
+const LEGEND_W = 84;
+const FONT_PX = 13;
+const LINE_PX = 18;
+const PAD = 8;
+/** Below this the text lines would wrap into too many rows. */
+const MIN_WIDTH = 420;
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** Greedy word wrap to about `chars` characters a line (DejaVu Sans averages ~0.55 em a glyph). */
+export function wrap(line: string, chars: number): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const word of line.split(/\s+/).filter(Boolean)) {
+    if (cur && cur.length + 1 + word.length > chars) {
+      out.push(cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+function legendSvg(x: number, height: number): string {
+  const top = PAD + LINE_PX;
+  const barH = Math.max(40, height - top - LINE_PX - PAD);
+  const stops: string[] = [];
+  for (let i = 0; i <= 8; i++) {
+    const k = Math.round((i / 8) * 255) * 3;
+    stops.push(`<stop offset="${(1 - i / 8).toFixed(3)}" stop-color="rgb(${INFERNO[k]},${INFERNO[k + 1]},${INFERNO[k + 2]})"/>`);
+  }
+  return `<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">${stops.reverse().join('')}</linearGradient></defs>`
+    + `<text x="${x + PAD}" y="${PAD + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">Grad-CAM</text>`
+    + `<rect x="${x + PAD}" y="${top}" width="18" height="${barH}" fill="url(#g)" stroke="white" stroke-width="1"/>`
+    + `<text x="${x + PAD + 24}" y="${top + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">high</text>`
+    + `<text x="${x + PAD + 24}" y="${top + barH}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">low</text>`;
+}
+
+/** The overlay PNG with a legend on the right and `lines` of text below, as raw RGB. */
+export async function annotateHeatmap(overlayPng: Buffer, lines: string[]): Promise<AnnotatedImage> {
+  const meta = await sharp(overlayPng).metadata();
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (!w || !h) throw new Error('heat map PNG has no size');
+  const width = Math.max(w + LEGEND_W, MIN_WIDTH);
+  const chars = Math.floor((width - 2 * PAD) / (FONT_PX * 0.6));
+  const wrapped = lines.flatMap((l) => wrap(l, chars));
+  const textTop = h + PAD;
+  const height = textTop + wrapped.length * LINE_PX + PAD;
+  const textSvg = wrapped.map((l, i) =>
+    `<text x="${PAD}" y="${textTop + FONT_PX + i * LINE_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">${escapeXml(l)}</text>`).join('');
+  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${legendSvg(w, h)}${textSvg}</svg>`);
+  const { data, info } = await sharp({ create: { width, height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+    .composite([{ input: overlayPng, left: 0, top: 0 }, { input: svg, left: 0, top: 0 }])
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`annotated heat map has ${info.channels} channels, expected 3`);
+  return { rgb: data, width: info.width, height: info.height };
+}

@@ -1,0 +1,51 @@
+// The Grad-CAM heat map as a DICOM Secondary Capture image (RGB, 8 bits, uncompressed) in the
+// source's study, with the caveat and the result burned into the pixels.
+import { annotateHeatmap } from './overlay';
+import { CAVEAT, SOP_CLASS } from './identity';
+import { type Dataset, writePart10 } from './part10';
+import { commonAttributes, type DicomObject, type ResultInput, scUids } from './result';
+
+/** The text lines burned in below the heat map. */
+export function burnedInLines(input: ResultInput): string[] {
+  const p = input.prediction;
+  return [
+    CAVEAT,
+    `${input.model.name} ${input.model.version}: P(pneumonia) ${p.probability.toFixed(2)}, ` +
+      `${p.operatingPoint} threshold ${p.threshold.toFixed(2)}: ${p.label}`,
+  ];
+}
+
+export async function buildSecondaryCapture(input: ResultInput, heatmapPng: Buffer): Promise<DicomObject> {
+  const { source, model } = input;
+  const uids = scUids(source, model);
+  const img = await annotateHeatmap(heatmapPng, burnedInLines(input));
+  const ds: Dataset = {
+    ...commonAttributes('sc', input, uids, SOP_CLASS.secondaryCapture, 'OT'),
+    ConversionType: 'WSD', // workstation: a rendered result, not a digitised film
+    ImageType: ['DERIVED', 'SECONDARY'],
+    DerivationDescription: 'Grad-CAM class activation map of the pneumonia model over the source film',
+    SourceImageSequence: [{ ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUid }],
+    PatientOrientation: '',
+    BurnedInAnnotation: 'YES',
+    ImageComments: CAVEAT,
+    SamplesPerPixel: 3,
+    PhotometricInterpretation: 'RGB',
+    PlanarConfiguration: 0,
+    Rows: img.height,
+    Columns: img.width,
+    BitsAllocated: 8,
+    BitsStored: 8,
+    HighBit: 7,
+    PixelRepresentation: 0,
+    LossyImageCompression: '00',
+    PixelData: [img.rgb.buffer.slice(img.rgb.byteOffset, img.rgb.byteOffset + img.rgb.byteLength)],
+    _vrMap: { PixelData: 'OB' },
+  };
+  return {
+    bytes: writePart10(ds),
+    sopClassUid: SOP_CLASS.secondaryCapture,
+    sopInstanceUid: uids.sopInstanceUid,
+    seriesInstanceUid: uids.seriesInstanceUid,
+    studyInstanceUid: source.studyInstanceUid,
+  };
+}

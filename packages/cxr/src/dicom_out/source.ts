@@ -1,0 +1,70 @@
+// The source film's header facts a result needs: the patient and study modules (copied as they
+// are, so the result files into the same patient and study) and the identity of the image the
+// result refers to. Files come from the PACS, i.e. from outside: the identifiers are validated.
+import { z } from 'zod';
+import { type Dataset, readHeader } from './part10';
+import { isUid } from './uids';
+
+/** Patient module and General Study module attributes copied from the source into each result. */
+export const COPIED_ATTRIBUTES = [
+  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
+  'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber', 'StudyDescription',
+] as const;
+
+/** Type 2 attributes of those modules: present in the result even when empty. */
+const TYPE2 = ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'];
+
+const uid = (what: string) => z.string({ error: `${what} is missing` }).trim().refine(isUid, { message: `${what} is not a valid UID` });
+
+const IdentitySchema = z.object({
+  StudyInstanceUID: uid('StudyInstanceUID (0020,000D)'),
+  SeriesInstanceUID: uid('SeriesInstanceUID (0020,000E)'),
+  SOPInstanceUID: uid('SOPInstanceUID (0008,0018)'),
+  SOPClassUID: uid('SOPClassUID (0008,0016)'),
+  Modality: z.string().optional(),
+  BodyPartExamined: z.string().optional(),
+  Manufacturer: z.string().optional(),
+});
+
+export interface SourceImage {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  modality?: string;
+  bodyPart?: string;
+  manufacturer?: string;
+  /** The COPIED_ATTRIBUTES, ready to spread into a result data set. */
+  patientStudy: Dataset;
+}
+
+/** Reads and checks the source header; throws an Error naming what is missing or malformed. */
+export function readSource(bytes: Uint8Array): SourceImage {
+  let ds: Dataset;
+  try {
+    ds = readHeader(bytes);
+  } catch (e) {
+    throw new Error(`source DICOM file cannot be read: ${(e as Error).message}`);
+  }
+  const parsed = IdentitySchema.safeParse(ds);
+  if (!parsed.success) {
+    throw new Error(`source DICOM file: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const id = parsed.data;
+  const patientStudy: Dataset = {};
+  for (const k of COPIED_ATTRIBUTES) {
+    if (ds[k] !== undefined && ds[k] !== null && ds[k] !== '') patientStudy[k] = ds[k];
+    else if (TYPE2.includes(k)) patientStudy[k] = '';
+  }
+  patientStudy.StudyInstanceUID = id.StudyInstanceUID;
+  return {
+    studyInstanceUid: id.StudyInstanceUID,
+    seriesInstanceUid: id.SeriesInstanceUID,
+    sopInstanceUid: id.SOPInstanceUID,
+    sopClassUid: id.SOPClassUID,
+    modality: id.Modality?.trim() || undefined,
+    bodyPart: id.BodyPartExamined?.trim() || undefined,
+    manufacturer: id.Manufacturer?.trim() || undefined,
+    patientStudy,
+  };
+}

@@ -1,0 +1,163 @@
+// End to end with a real Orthanc (scripts/stack.sh): films uploaded over REST, `cxr orthanc sync
+// --once` as a child process of the built CLI, then the PACS must hold exactly one report (SR)
+// and one heat map (SC) per chest film, in the film's own study, and still so after reruns.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as dicomParser from 'dicom-parser';
+import { readSource } from '../src/dicom_out';
+import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const skip = stackUnavailable();
+if (skip) console.log(`# pacs-e2e skipped: ${skip}`);
+
+let stack: Stack | undefined;
+let dir = '';
+let modelDir = '';
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('pacs-e2e');
+  modelDir = await makeTinyModel(path.join(dir, 'model'));
+  stack = startStack('pacs-e2e');
+});
+after(() => {
+  stopStack(stack);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function sync(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    // Credentials only through the environment, as in production.
+    const env = { ...process.env, ...stack!.env, CXR_MODEL: modelDir };
+    const child = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--state', path.join(dir, 'state.json'), '--json', ...args], { env, cwd: dir });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function findInstances(query: Record<string, string>): Promise<string[]> {
+  const res = await orthanc(stack!, '/tools/find', { method: 'POST', body: JSON.stringify({ Level: 'Instance', Query: query }) });
+  assert.equal(res.status, 200);
+  return await res.json() as string[];
+}
+
+async function dataset(id: string): Promise<dicomParser.DataSet> {
+  const res = await orthanc(stack!, `/instances/${id}/file`);
+  return dicomParser.parseDicom(new Uint8Array(await res.arrayBuffer()));
+}
+
+const str = (ds: dicomParser.DataSet, tag: string) => ds.string(tag)?.replace(/\0/g, '').trim();
+const first = (ds: dicomParser.DataSet, ...tags: string[]) => tags.reduce((d, t) => d.elements[t].items![0].dataSet!, ds);
+
+/** For every SR (or SC) in the PACS: the source SOP instance it refers to → the study it was filed in. */
+async function results(modality: 'SR' | 'OT'): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const id of await findInstances({ Modality: modality })) {
+    const ds = await dataset(id);
+    const source = modality === 'SR'
+      ? str(first(ds, 'x0040a375', 'x00081115', 'x00081199'), 'x00081155')!
+      : str(first(ds, 'x00082112'), 'x00081155')!;
+    out.set(source, [...(out.get(source) ?? []), str(ds, 'x0020000d')!]);
+  }
+  return out;
+}
+
+test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its study; reruns add nothing', { skip: skip ?? false, timeout: 240_000 }, async () => {
+  // Upload every sample; files holding the same SOP instance are stored once by Orthanc.
+  const films = new Map<string, string>(); // SOP instance UID → study UID
+  for (const f of fs.readdirSync(DICOM_DIR).filter((n) => n.endsWith('.dcm')).sort()) {
+    const bytes = fs.readFileSync(path.join(DICOM_DIR, f));
+    const res = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
+    assert.equal(res.status, 200, `${f} uploaded`);
+    const src = readSource(bytes);
+    films.set(src.sopInstanceUid, src.studyInstanceUid);
+  }
+  assert.equal(films.size, 4, 'the six samples hold four distinct chest instances');
+
+  const first = await sync('--once', '--since-start');
+  assert.equal(first.code, 0, first.stderr);
+  const stats = JSON.parse(first.stdout) as Record<string, number>;
+  assert.deepEqual({ processed: stats.processed, failed: stats.failed, alreadyDone: stats.alreadyDone }, { processed: 4, failed: 0, alreadyDone: 0 }, first.stderr);
+
+  const check = async () => {
+    for (const modality of ['SR', 'OT'] as const) {
+      const r = await results(modality);
+      assert.equal(r.size, films.size, `${modality}: one per chest film`);
+      for (const [sop, study] of films) {
+        assert.deepEqual(r.get(sop), [study], `${modality} for ${sop}: exactly one, in the film's study`);
+      }
+    }
+    assert.equal((await findInstances({})).length, films.size * 3, 'films + their SR + SC, nothing else');
+  };
+  await check();
+
+  // Second run from the saved cursor: only cxr's own results are new, and they are skipped.
+  const second = await sync('--once');
+  assert.equal(second.code, 0, second.stderr);
+  const s2 = JSON.parse(second.stdout) as Record<string, number>;
+  assert.equal(s2.processed, 0);
+  assert.equal(s2.skipped, films.size * 2, 'the 8 results, recognised as cxr\'s own');
+  assert.match(second.stderr, /a cxr result/);
+
+  // From the start again: every film is found done (deterministic UIDs) and nothing is stored twice.
+  const third = await sync('--once', '--since-start');
+  assert.equal(third.code, 0, third.stderr);
+  const s3 = JSON.parse(third.stdout) as Record<string, number>;
+  assert.equal(s3.processed, 0);
+  assert.equal(s3.alreadyDone, films.size);
+  await check();
+
+  // A film arriving later is picked up from the saved cursor, and only it.
+  const [someFilm] = await findInstances({ Modality: 'CR' });
+  const newUid = '2.25.1234567890123456789';
+  const modified = await orthanc(stack!, `/instances/${someFilm}/modify`, {
+    method: 'POST', body: JSON.stringify({ Replace: { SOPInstanceUID: newUid }, Force: true }),
+  });
+  assert.equal(modified.status, 200);
+  const upload = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(await modified.arrayBuffer()) });
+  assert.equal(upload.status, 200);
+  films.set(newUid, (await (await orthanc(stack!, `/instances/${someFilm}/simplified-tags`)).json() as { StudyInstanceUID: string }).StudyInstanceUID);
+  const fourth = await sync('--once');
+  assert.equal(fourth.code, 0, fourth.stderr);
+  const s4 = JSON.parse(fourth.stdout) as Record<string, number>;
+  assert.deepEqual({ instances: s4.instances, processed: s4.processed }, { instances: 1, processed: 1 }, fourth.stderr);
+  await check();
+
+  // Polling: SIGTERM stops it cleanly (exit 0, counts printed).
+  const poll = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--interval', '0.5', '--state', path.join(dir, 'state.json'), '--json'],
+    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir } });
+  let pollErr = '';
+  let pollOut = '';
+  poll.stdout.on('data', (d) => (pollOut += d));
+  const exited = new Promise<number | null>((resolve) => poll.on('close', resolve));
+  await new Promise<void>((resolve) => poll.stderr.on('data', (d) => { pollErr += d; if (/watching/.test(pollErr)) resolve(); }));
+  await new Promise((r) => setTimeout(r, 1200)); // a few polls
+  poll.kill('SIGTERM');
+  assert.equal(await exited, 0, pollErr);
+  assert.match(pollErr, /SIGTERM: stopping after the current film/);
+  assert.equal((JSON.parse(pollOut) as Record<string, number>).processed, 0);
+
+  // Wrong password: a clear error, non-zero exit, the cursor file untouched.
+  const state = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
+  const bad = await new Promise<Run>((resolve) => {
+    const env = { ...process.env, ...stack!.env, CXR_ORTHANC_PASSWORD: 'wrong', CXR_MODEL: modelDir };
+    const child = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--once', '--state', path.join(dir, 'state.json')], { env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout: '', stderr }));
+  });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /HTTP 401 \(check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD\)/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).last, JSON.parse(state).last);
+});

@@ -1,0 +1,68 @@
+// Starts scripts/stack.sh in a temporary data folder for the PACS tests, and reads back its env
+// file. A machine where Orthanc cannot be installed (no apt, not root) skips these tests with a
+// reason; CI installs it (scripts/setup.sh --with-test-deps), so there they run.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
+export const STACK_SH = path.join(REPO, 'scripts', 'stack.sh');
+
+export interface Stack {
+  dir: string;
+  env: Record<string, string>;
+  up: { code: number | null; stdout: string; stderr: string };
+}
+
+export function stackCmd(dir: string, cmd: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(STACK_SH, [cmd], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, CXR_STACK_DIR: dir } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function orthancInstalled(): boolean {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', 'orthanc', 'orthanc-dicomweb'], { encoding: 'utf8' });
+  return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === 2;
+}
+
+/** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
+export function stackUnavailable(): string | null {
+  if (orthancInstalled()) return null;
+  const root = process.getuid?.() === 0;
+  const sudo = spawnSync('sudo', ['-n', 'true']).status === 0;
+  const apt = spawnSync('apt-get', ['--version']).status === 0;
+  if (apt && (root || sudo)) return null;
+  return 'Orthanc is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
+}
+
+export function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+/** `stack.sh up` in a fresh temporary data folder; throws with the script's output when it fails. */
+export function startStack(prefix: string): Stack {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));
+  const up = stackCmd(dir, 'up');
+  if (up.code !== 0) {
+    stackCmd(dir, 'down');
+    throw new Error(`stack.sh up failed (${up.code}):\n${up.stdout}\n${up.stderr}`);
+  }
+  return { dir, env: parseEnv(fs.readFileSync(path.join(dir, 'env'), 'utf8')), up };
+}
+
+export function stopStack(stack: Stack | undefined): void {
+  if (!stack) return;
+  stackCmd(stack.dir, 'down');
+  fs.rmSync(stack.dir, { recursive: true, force: true });
+}
+
+/** GET/POST on Orthanc's REST API with the stack's credentials. */
+export async function orthanc(stack: Stack, route: string, init: RequestInit = {}): Promise<Response> {
+  const auth = Buffer.from(`${stack.env.CXR_ORTHANC_USER}:${stack.env.CXR_ORTHANC_PASSWORD}`).toString('base64');
+  return fetch(stack.env.CXR_ORTHANC_URL + route, { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
+}

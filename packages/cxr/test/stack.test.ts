@@ -1,0 +1,55 @@
+// scripts/stack.sh: Orthanc on loopback with basic auth and DICOMweb, idempotent up, clean down.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { orthanc, type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+
+const skip = stackUnavailable();
+let stack: Stack | undefined;
+after(() => stopStack(stack));
+
+test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it', { skip: skip ?? false, timeout: 300_000 }, async () => {
+  stack = startStack('stack');
+  const { dir, env } = stack;
+  assert.match(env.CXR_ORTHANC_URL, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(env.CXR_ORTHANC_USER, 'cxr');
+  assert.ok(env.CXR_ORTHANC_PASSWORD.length >= 32, 'a generated password');
+  assert.match(stack.up.stdout, /cxr orthanc sync --once/);
+
+  // Secrets are readable by their owner only.
+  for (const f of ['env', 'orthanc/password', 'orthanc/orthanc.json']) {
+    assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} is mode 600`);
+  }
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'orthanc', 'orthanc.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.RemoteAccessAllowed, false);
+  assert.equal(cfg.AuthenticationEnabled, true);
+  assert.ok((cfg.Plugins as string[])[0].includes('libOrthancDicomWeb'));
+
+  // Basic auth is enforced, the password works, the DICOMweb plugin answers.
+  const anon = await fetch(`${env.CXR_ORTHANC_URL}/system`);
+  assert.equal(anon.status, 401);
+  const sys = await orthanc(stack, '/system');
+  assert.equal(sys.status, 200);
+  const system = await sys.json() as { HttpPort: number; Name: string };
+  assert.equal(`http://127.0.0.1:${system.HttpPort}`, env.CXR_ORTHANC_URL);
+  const qido = await orthanc(stack, '/dicom-web/studies', { headers: { accept: 'application/dicom+json' } });
+  assert.equal(qido.status, 200);
+  assert.deepEqual(await qido.json(), []);
+
+  const pid = fs.readFileSync(path.join(dir, 'orthanc', 'pid'), 'utf8');
+  const again = stackCmd(dir, 'up');
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /already running/);
+  assert.equal(fs.readFileSync(path.join(dir, 'orthanc', 'pid'), 'utf8'), pid, 'the same process');
+  assert.equal(stackCmd(dir, 'status').code, 0);
+
+  const down = stackCmd(dir, 'down');
+  assert.equal(down.code, 0, down.stderr);
+  assert.ok(!fs.existsSync(path.join(dir, 'orthanc', 'pid')));
+  const st = stackCmd(dir, 'status');
+  assert.equal(st.code, 1);
+  assert.match(st.stdout, /orthanc: stopped/);
+  await assert.rejects(fetch(`${env.CXR_ORTHANC_URL}/system`), 'nothing listens any more');
+  assert.equal(stackCmd(dir, 'down').code, 0, 'down twice is fine');
+});
