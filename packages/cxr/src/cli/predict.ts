@@ -14,12 +14,17 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
 import { type OodPolicy, type Prediction, Predictor } from '../predict/predictor';
+import { verdictHeadline } from '../predict/verdict';
 
 export interface BatchRow {
   file: string;
   probability: number | null;
   logit: number | null;
   label: Prediction['label'] | null;
+  /** assessed / cannot-assess / outside-population (null for an error row). */
+  verdict: Prediction['verdict']['status'] | null;
+  /** The headline a clinician reads, e.g. "No signs of pneumonia detected" or "Cannot assess this image". */
+  result: string | null;
   operatingPoint: string;
   threshold: number;
   warnings: string[];
@@ -77,7 +82,7 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
   return jobs;
 }
 
-const CSV_COLUMNS = ['file', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
+const CSV_COLUMNS = ['file', 'result', 'verdict', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
 
 function csvField(v: string): string {
   return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
@@ -85,7 +90,7 @@ function csvField(v: string): string {
 
 function csvRow(r: BatchRow): string {
   const cells = [
-    r.file, r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
+    r.file, r.result ?? '', r.verdict ?? '', r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
     r.ood ? r.ood.score.toFixed(3) : '', r.warnings.join('; '), r.error ?? '', r.heatmap ?? '',
   ];
   return cells.map(csvField).join(',');
@@ -109,7 +114,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
 
     const jobs = expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({
-      file, probability: null, logit: null, label: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
+      file, probability: null, logit: null, label: null, verdict: null, result: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
     });
     const rows: (BatchRow | undefined)[] = new Array(jobs.length);
     const heatmapNames = new Set<string>();
@@ -136,7 +141,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
           fs.writeFileSync(heatmap, r.heatmapPng);
         }
         return {
-          file, probability: r.probability, logit: r.logit, label: r.label, operatingPoint: r.operatingPoint,
+          file, probability: r.probability, logit: r.logit, label: r.label, verdict: r.verdict.status,
+          result: verdictHeadline(r.verdict.status, r.label), operatingPoint: r.operatingPoint,
           threshold: r.threshold, warnings: r.warnings, ood: r.ood, heatmap, error: null,
         };
       } catch (e) {

@@ -18,6 +18,7 @@ import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from './infer';
+import { deriveVerdict, oodReason, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -34,7 +35,12 @@ export interface Prediction {
   operatingPoint: string;
   /** PNEUMONIA when probability >= threshold (the convention of eval/). */
   threshold: number;
-  /** Human-readable, e.g. "does not look like a frontal chest X-ray (OOD score …)". */
+  /**
+   * What the result may be used for (predict/verdict.ts): 'assessed', 'cannot-assess' (the label
+   * is not a finding) or 'outside-population', with the reasons.
+   */
+  verdict: Verdict;
+  /** Human-readable: the verdict's reasons, then notes about the input (e.g. multi-frame DICOM). */
   warnings: string[];
   /** The statistical OOD gate; null when the model folder has no (valid) ood.json. */
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
@@ -215,6 +221,7 @@ export class Predictor {
     let oodResult: Prediction['ood'] = null;
     let cam = null;
     let t2: number;
+    let verdict: Verdict;
     try {
       const r = predictWithFeatures(this.loaded.members, x, meta.tta, this.tap ?? undefined);
       logit = r.logits[0] / meta.temperature;
@@ -222,15 +229,15 @@ export class Predictor {
         oodResult = this.oodVerdict(r.features ?? features(this.parts[this.ood.member], x));
       }
       t2 = performance.now();
-      const suspicious = oodResult?.outOfDistribution || checks.length > 0;
-      if (suspicious && policy === 'refuse') {
-        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${oodMessages(oodResult, checks).join('; ')}`);
+      verdict = deriveVerdict({ ood: oodResult, checks, width: img.width, height: img.height, facts: img.facts });
+      if ((verdict.status === 'cannot-assess' || oodResult?.outOfDistribution) && policy === 'refuse') {
+        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`);
       }
       if (opts.heatmap && this.parts) cam = gradCam(this.parts, x, 0);
     } finally {
       x.dispose();
     }
-    warnings.push(...oodMessages(oodResult, checks), ...img.notes);
+    warnings.push(...verdict.reasons.map((r) => r.message), ...img.notes);
 
     const probability = sigmoid(logit);
     const out: Prediction = {
@@ -239,6 +246,7 @@ export class Predictor {
       label: probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
       operatingPoint: opName,
       threshold: op.threshold,
+      verdict,
       warnings,
       ood: oodResult,
       input: { kind: img.kind, width: img.width, height: img.height, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length },
@@ -276,7 +284,7 @@ export class Predictor {
       const channels = (await sharp(bytes).metadata()).channels ?? 1;
       if (wantDisplay || channels >= 3) {
         const side = wantDisplay ? HEATMAP_SIDE : 64;
-        const { data, info } = await sharp(bytes, { limitInputPixels: this.limits.maxPixels, failOn: 'warning' })
+        const { data, info } = await sharp(bytes, { limitInputPixels: this.limits.maxPixels, failOn: 'warning', ignoreIcc: true })
           .autoOrient()
           .flatten({ background: { r: 0, g: 0, b: 0 } })
           .resize(side, side, { fit: 'inside', withoutEnlargement: true })
@@ -290,7 +298,9 @@ export class Predictor {
     if (isDicom(bytes)) {
       const dcm = await decodeDicom(bytes, { limits: this.limits, name: 'DICOM' });
       const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, { limits: this.limits, name: 'DICOM' });
-      const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart };
+      const facts: ImageFacts = {
+        pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart, patientAge: dcm.patientAge,
+      };
       let display: Display | undefined;
       if (wantDisplay) {
         const { data, info } = await sharp(dcm.gray, { raw: { width: dcm.width, height: dcm.height, channels: 1 } })
@@ -324,12 +334,8 @@ interface DecodedInput {
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
-  const out: string[] = [];
-  if (ood?.outOfDistribution) {
-    out.push(`does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`);
-  }
-  for (const c of checks) out.push(c.message);
-  return out;
+  const reason = oodReason(ood);
+  return [...(reason ? [reason.message] : []), ...checks.map((c) => c.message)];
 }
 
 /** Rec. 601 luma, as decode.ts computes the model input. */
