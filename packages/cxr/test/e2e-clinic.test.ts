@@ -161,6 +161,13 @@ test('the operating point switch changes the answer for a film between the thres
   const [local2] = await upload([inverted]);
   assert.equal(local2.verdict, 'cannot-assess');
   await setLocal(false);
+  // The server cannot be reached: people read what to do, not the browser's "Failed to fetch".
+  await page.route('**/api/v1/predictions**', (r) => r.abort('connectionrefused'));
+  const [down] = await upload([between]);
+  assert.equal(down.state, 'error');
+  assert.match(await page.textContent('.result .warnings li.error') ?? '', /^Cannot reach the cxr server\..*try again\.$/);
+  await page.unroute('**/api/v1/predictions**');
+  consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)));
   await page.evaluate(() => { for (const c of Array.from(document.querySelectorAll('.result')).slice(1, -1)) c.remove(); });
   await shot('analyze-1280');
   assert.deepEqual(await axe(), []);
