@@ -254,7 +254,8 @@ export class Predictor {
     };
     if (opts.heatmap) {
       if (cam && img.display) {
-        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam);
+        // As strong as the model's belief: a confident NORMAL shows (almost) no colour.
+        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, { strength: probability });
       } else {
         warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
       }
