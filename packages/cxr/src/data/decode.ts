@@ -113,8 +113,11 @@ export async function decodeBuffer(
     throw new DecodeError('UNSUPPORTED_FORMAT', name, what);
   }
 
-  // failOn 'warning' makes a truncated JPEG an error instead of a half-grey image.
-  const input = () => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: 'warning' });
+  // failOn 'warning' makes a truncated JPEG an error instead of a half-grey image. ignoreIcc: the
+  // stored sample values are the image, as the data set was made (PIL convert('L') ignores ICC
+  // profiles) and as the page decodes (createImageBitmap with colorSpaceConversion 'none'); a
+  // conversion through an embedded gray profile moved radiographs by about 14 levels.
+  const input = () => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true });
   let meta: sharp.Metadata;
   try {
     meta = await input().metadata();

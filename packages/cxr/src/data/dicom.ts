@@ -28,6 +28,8 @@ export interface DicomImage {
   viewPosition?: string;
   /** (0018,0015) BodyPartExamined, e.g. 'CHEST'. */
   bodyPart?: string;
+  /** (0010,1010) PatientAge, e.g. '004Y' (or '62' in files that omit the unit). */
+  patientAge?: string;
   frames: number;
   bitsStored: number;
   /** How stored values became display values: 'voi-lut', 'window', 'full-range' or 'min-max'. */
@@ -95,6 +97,6 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   };
   return {
     gray, width: columns, height: rows, modality: text('x00080060'), photometric, transferSyntax,
-    viewPosition: text('x00185101'), bodyPart: text('x00180015'), frames, bitsStored, voi,
+    viewPosition: text('x00185101'), bodyPart: text('x00180015'), patientAge: text('x00101010'), frames, bitsStored, voi,
   };
 }

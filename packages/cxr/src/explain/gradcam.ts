@@ -79,6 +79,14 @@ export function resizeMap(src: Float32Array, sh: number, sw: number, height: num
 export interface OverlayOptions {
   /** Opacity of the colour where the map is 1; it fades with the map value. Default 0.6. */
   maxAlpha?: number;
+  /**
+   * How strong the explained evidence is, 0..1 (the predictor passes the calibrated probability
+   * of pneumonia); the map is scaled by it before colouring. The map itself is scaled to its own
+   * maximum, so without this a film with almost no pneumonia evidence (peak 0.04 against 0.3-0.45
+   * on pneumonia films) showed its noise at full colour: hot spots on side markers and border
+   * cells of normal films. Default 1.
+   */
+  strength?: number;
   /** Map values below this are not coloured at all, so the X-ray shows through. Default 0.2. */
   floor?: number;
 }
@@ -93,10 +101,11 @@ export async function renderOverlay(gray: Uint8Array, width: number, height: num
   if (gray.length !== width * height) throw new Error(`renderOverlay: ${gray.length} pixels for ${width}×${height}`);
   const maxAlpha = opts.maxAlpha ?? 0.6;
   const floor = opts.floor ?? 0.2;
+  const strength = Math.min(1, Math.max(0, opts.strength ?? 1));
   const m = resizeMap(cam.map, cam.height, cam.width, height, width);
   const rgb = Buffer.allocUnsafe(width * height * 3);
   for (let i = 0; i < m.length; i++) {
-    const v = Math.min(1, Math.max(0, m[i]));
+    const v = Math.min(1, Math.max(0, m[i] * strength));
     const a = v <= floor ? 0 : (maxAlpha * (v - floor)) / (1 - floor);
     const k = Math.round(v * 255) * 3;
     const g = gray[i];

@@ -1,6 +1,7 @@
 // Batch prediction behind `cxr predict PATH…`: files and folders to one output row per file, in the
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
+import { verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +16,10 @@ export interface BatchRow {
   probability: number | null;
   logit: number | null;
   label: Prediction['label'] | null;
+  /** assessed / cannot-assess / outside-population (null for an error row). */
+  verdict: Prediction['verdict']['status'] | null;
+  /** The headline a clinician reads, e.g. "No signs of pneumonia detected" or "Cannot assess this image". */
+  result: string | null;
   operatingPoint: string;
   threshold: number;
   warnings: string[];
@@ -72,11 +77,11 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
   return jobs;
 }
 
-const CSV_COLUMNS = ['file', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
+const CSV_COLUMNS = ['file', 'result', 'verdict', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
 
 function csvRow(r: BatchRow): string {
   const cells = [
-    r.file, r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
+    r.file, r.result ?? '', r.verdict ?? '', r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
     r.ood ? r.ood.score.toFixed(3) : '', r.warnings.join('; '), r.error ?? '', r.heatmap ?? '',
   ];
   // Every cell as text (numbers are pre-formatted): file names and messages are escaped alike.
@@ -101,7 +106,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
 
     const jobs = expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({
-      file, probability: null, logit: null, label: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
+      file, probability: null, logit: null, label: null, verdict: null, result: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
     });
     const rows: (BatchRow | undefined)[] = new Array(jobs.length);
     const heatmapNames = new Set<string>();
@@ -128,7 +133,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
           fs.writeFileSync(heatmap, r.heatmapPng);
         }
         return {
-          file, probability: r.probability, logit: r.logit, label: r.label, operatingPoint: r.operatingPoint,
+          file, probability: r.probability, logit: r.logit, label: r.label, verdict: r.verdict.status,
+          result: verdictHeadline(r.verdict.status, r.label), operatingPoint: r.operatingPoint,
           threshold: r.threshold, warnings: r.warnings, ood: r.ood, heatmap, error: null,
         };
       } catch (e) {

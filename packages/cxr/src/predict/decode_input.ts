@@ -51,7 +51,7 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     const channels = (await sharp(bytes).metadata()).channels ?? 1;
     if (wantDisplay || channels >= 3) {
       const side = wantDisplay ? HEATMAP_SIDE : 64;
-      const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning' })
+      const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true })
         .autoOrient()
         .flatten({ background: { r: 0, g: 0, b: 0 } })
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })
@@ -65,7 +65,7 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
   if (isDicom(bytes)) {
     const dcm = await decodeDicom(bytes, { limits, name: 'DICOM' });
     const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, { limits, name: 'DICOM' });
-    const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart };
+    const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart, patientAge: dcm.patientAge };
     let display: Display | undefined;
     if (wantDisplay) {
       const { data, info } = await sharp(dcm.gray, { raw: { width: dcm.width, height: dcm.height, channels: 1 } })

@@ -18,6 +18,7 @@ import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
+import { deriveVerdict, oodReason, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -34,7 +35,12 @@ export interface Prediction {
   operatingPoint: string;
   /** PNEUMONIA when probability >= threshold (the convention of eval/). */
   threshold: number;
-  /** Human-readable, e.g. "does not look like a frontal chest X-ray (OOD score …)". */
+  /**
+   * What the result may be used for (predict/verdict.ts): 'assessed', 'cannot-assess' (the label
+   * is not a finding) or 'outside-population', with the reasons.
+   */
+  verdict: Verdict;
+  /** Human-readable: the verdict's reasons, then notes about the input (e.g. multi-frame DICOM). */
   warnings: string[];
   /** The statistical OOD gate; null when the model folder has no (valid) ood.json. */
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
@@ -218,6 +224,7 @@ export class Predictor {
     let oodResult: Prediction['ood'] = null;
     let cam = null;
     let t2: number;
+    let verdict: Verdict;
     try {
       const r = predictWithFeatures(this.loaded.members, x, meta.tta, this.tap ?? undefined);
       logit = r.logits[0] / meta.temperature;
@@ -225,15 +232,15 @@ export class Predictor {
         oodResult = this.oodVerdict(r.features ?? features(this.parts[this.ood.member], x));
       }
       t2 = performance.now();
-      const suspicious = oodResult?.outOfDistribution || checks.length > 0;
-      if (suspicious && policy === 'refuse') {
-        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${oodMessages(oodResult, checks).join('; ')}`);
+      verdict = deriveVerdict({ ood: oodResult, checks, width: img.width, height: img.height, facts: img.facts });
+      if ((verdict.status === 'cannot-assess' || oodResult?.outOfDistribution) && policy === 'refuse') {
+        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`);
       }
       if (opts.heatmap && this.parts) cam = gradCam(this.parts, x, 0);
     } finally {
       x.dispose();
     }
-    warnings.push(...oodMessages(oodResult, checks), ...img.notes);
+    warnings.push(...verdict.reasons.map((r) => r.message), ...img.notes);
 
     const probability = sigmoid(logit);
     const out: Prediction = {
@@ -242,6 +249,7 @@ export class Predictor {
       label: probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
       operatingPoint: opName,
       threshold: op.threshold,
+      verdict,
       warnings,
       ood: oodResult,
       input: { kind: img.kind, width: img.width, height: img.height, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length },
@@ -249,7 +257,8 @@ export class Predictor {
     };
     if (opts.heatmap) {
       if (cam && img.display) {
-        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam);
+        // As strong as the model's belief: a confident NORMAL shows (almost) no colour.
+        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, { strength: probability });
       } else {
         warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
       }
@@ -274,12 +283,8 @@ export class Predictor {
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
-  const out: string[] = [];
-  if (ood?.outOfDistribution) {
-    out.push(`does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`);
-  }
-  for (const c of checks) out.push(c.message);
-  return out;
+  const reason = oodReason(ood);
+  return [...(reason ? [reason.message] : []), ...checks.map((c) => c.message)];
 }
 
 /** A chest-like synthetic image for the warm-up run: bright borders and mediastinum, dark lungs. */

@@ -236,7 +236,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
       noStore(reply);
-      return toApi(record, result.heatmapPng !== undefined, record.hasThumbnail);
+      return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
     });
 
     api.get<{ Querystring: { label?: string; operatingPoint?: string; since?: string; until?: string; hasWarnings?: boolean; page: number; limit: number } }>(
@@ -294,7 +294,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       meta,
       validation: meta.validation ?? null,
       modelCard,
-      files: { members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`) },
+      files: {
+        members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`),
+        ood: modelFiles.ood && `${API_PREFIX}/model/files/${modelFiles.ood}`,
+      },
     }));
 
     api.get<{ Params: { '*': string } }>('/model/files/*', {

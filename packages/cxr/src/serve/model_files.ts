@@ -3,11 +3,18 @@
 // in this table, so no request path is ever joined onto the file system (no traversal).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { loadOod, OOD_FILE } from '../explain/ood';
 import type { ModelMeta } from '../models/metadata';
 
 export interface ModelFiles {
   /** URL-relative path of each member's model.json, e.g. 'model.json' or 'fold1/model.json'. */
   members: string[];
+  /**
+   * URL-relative path of the OOD gate's parameters (ood.json), so that the page gates images as the
+   * server does; null when the folder has no ood.json the server itself would use (missing,
+   * invalid, or fitted for other weights).
+   */
+  ood: string | null;
   /** URL-relative path -> absolute file. */
   files: Map<string, string>;
 }
@@ -40,5 +47,11 @@ export function listModelFiles(dir: string, meta: ModelMeta): ModelFiles {
       }
     }
   }
-  return { members, files };
+  const memberDir = meta.members.length ? path.join(root, meta.members[0]) : root;
+  let ood: string | null = null;
+  if (loadOod(root, memberDir).model) {
+    ood = OOD_FILE;
+    files.set(OOD_FILE, path.join(root, OOD_FILE));
+  }
+  return { members, ood, files };
 }

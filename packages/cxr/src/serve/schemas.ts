@@ -47,6 +47,19 @@ export const predictionSchema = {
     heatmapUrl: { type: ['string', 'null'], description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made' },
     thumbnailUrl: { type: ['string', 'null'] },
     warnings: { type: 'array', items: { type: 'string' } },
+    verdict: {
+      type: 'object',
+      description: 'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population '
+        + '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
+      properties: {
+        status: { type: 'string', enum: ['assessed', 'cannot-assess', 'outside-population'] },
+        reasons: {
+          type: 'array',
+          items: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] },
+        },
+      },
+      required: ['status', 'reasons'],
+    },
     ood: {
       type: ['object', 'null'],
       properties: { score: { type: 'number' }, threshold: { type: 'number' }, outOfDistribution: { type: 'boolean' } },
@@ -142,8 +155,11 @@ export const modelInfoSchema = {
     files: {
       type: 'object',
       description: 'for loading the model in a browser (tf.loadLayersModel): one model.json per ensemble member',
-      properties: { members: { type: 'array', items: { type: 'string' } } },
-      required: ['members'],
+      properties: {
+        members: { type: 'array', items: { type: 'string' } },
+        ood: { type: ['string', 'null'], description: 'the OOD gate\'s parameters (ood.json), null when the server runs without a gate' },
+      },
+      required: ['members', 'ood'],
     },
   },
   required: ['name', 'version', 'sha256', 'inputSize', 'defaultOperatingPoint', 'operatingPoints', 'temperature',

@@ -38,7 +38,7 @@ export async function buildWeb(opts: { check?: boolean; minify?: boolean } = {})
     define: { 'process.env.NODE_ENV': '"production"' },
     logLevel: 'warning',
   });
-  for (const f of ['index.html', 'style.css']) fs.copyFileSync(path.join(SRC, 'page', f), path.join(tmp, f));
+  for (const f of ['index.html', 'style.css', 'favicon.svg']) fs.copyFileSync(path.join(SRC, 'page', f), path.join(tmp, f));
   for (const f of fs.readdirSync(wasmDir()).filter((n) => n.endsWith('.wasm'))) {
     fs.copyFileSync(path.join(wasmDir(), f), path.join(tmp, 'wasm', f));
   }

@@ -1,7 +1,8 @@
 // The Analyze view: files in, one result card per file. Cards re-threshold on the client with
 // the model's operating points (label = PNEUMONIA when probability >= threshold, as the server).
+import { type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
 import * as api from './api';
-import { $, el, isDicom, percent } from './dom';
+import { $, distinctOperatingPoints, el, isDicom, percent } from './dom';
 import { predictLocally, preloadLocalModel } from './local_model';
 
 export interface AnalyzeContext {
@@ -11,6 +12,7 @@ export interface AnalyzeContext {
 interface CardState {
   probability: number;
   operatingPoint: string;
+  status: VerdictStatus;
 }
 
 let cardCount = 0;
@@ -56,33 +58,47 @@ function applyOperatingPoint(card: HTMLElement, info: api.ModelInfo, state: Card
   const op = info.operatingPoints[state.operatingPoint];
   const label = state.probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL';
   const badge = $('.label-badge', card);
-  badge.className = `label-badge ${label}`;
-  badge.textContent = label === 'PNEUMONIA' ? 'Pneumonia likely' : 'No pneumonia found';
+  // Only an assessed image gets the green/red finding colours.
+  badge.className = `label-badge ${state.status === 'assessed' ? label : state.status}`;
+  badge.textContent = verdictHeadline(state.status, label);
   card.dataset.label = label;
+  card.dataset.verdict = state.status;
   card.dataset.operatingPoint = state.operatingPoint;
   const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
   const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
-  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${state.operatingPoint}${sens}${spec} on validation)`;
+  const same = distinctOperatingPoints(info).find((d) => d.names.includes(state.operatingPoint))!.names;
+  const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : state.operatingPoint;
+  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${names}${sens}${spec} on validation)`;
   ($('.meter-threshold', card)).style.left = `${op.threshold * 100}%`;
 }
 
 function fillResult(card: HTMLElement, info: api.ModelInfo, state: CardState, warnings: string[], meta: string): void {
   card.dataset.state = 'done';
   card.dataset.probability = String(state.probability);
+  // An image that cannot be assessed gets no number: a probability for a blank page or a
+  // screenshot would read as a finding.
+  const assessable = state.status !== 'cannot-assess';
   $('.prob-value', card).textContent = percent(state.probability);
-  $('.probability', card).hidden = false;
-  $('.meter', card).hidden = false;
+  $('.prob-caption', card).textContent = state.status === 'outside-population'
+    ? 'probability of pneumonia (for reference only: not validated for this patient)' : 'probability of pneumonia';
+  $('.probability', card).hidden = !assessable;
+  $('.meter', card).hidden = !assessable;
+  $('.threshold', card).hidden = !assessable;
   ($('.meter-fill', card)).style.width = `${state.probability * 100}%`;
   const fs = $('.segmented', card);
-  fs.hidden = false;
+  // A switch is offered only between thresholds that differ: one that changes nothing misleads.
+  const points = distinctOperatingPoints(info);
+  fs.hidden = !assessable || points.length < 2;
   const group = `${card.id}-op`;
-  for (const name of Object.keys(info.operatingPoints)) {
-    const input = el('input', { type: 'radio', name: group, value: name, checked: name === state.operatingPoint });
+  const current = points.find((d) => d.names.includes(state.operatingPoint))?.names[0];
+  for (const { names } of points) {
+    const name = names[0];
+    const input = el('input', { type: 'radio', name: group, value: name, checked: name === current });
     input.addEventListener('change', () => {
       state.operatingPoint = name;
       applyOperatingPoint(card, info, state);
     });
-    fs.append(el('label', {}, input, ` ${name}`));
+    fs.append(el('label', {}, input, ` ${names.join(' = ')}`));
   }
   applyOperatingPoint(card, info, state);
   $('.warnings', card).replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
@@ -110,6 +126,7 @@ function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: s
   } else {
     heat.hidden = true;
     slider.closest('label')!.hidden = true;
+    $('.legend', card).hidden = true;
   }
 }
 
@@ -120,7 +137,9 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
   $('.where', card).textContent = 'Analyzed on the server';
   const meta = `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · `
     + `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
-  fillResult(card, info, { probability: p.probability, operatingPoint: p.operatingPoint }, p.warnings, meta);
+  // A server without verdicts (older version): its warnings still mean the image is not assessed.
+  const verdict: Verdict = p.verdict ?? { status: p.warnings.length ? 'cannot-assess' : 'assessed', reasons: [] };
+  fillResult(card, info, { probability: p.probability, operatingPoint: p.operatingPoint, status: verdict.status }, p.warnings, meta);
   const [heat, thumb] = await Promise.all([
     p.heatmapUrl ? api.imageUrl(p.heatmapUrl).catch(() => null) : null,
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
@@ -133,7 +152,8 @@ async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo
   card.dataset.source = 'local';
   $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
   const meta = `${r.width}×${r.height} · model ${info.name} ${info.version} · ${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
-  fillResult(card, info, { probability: r.probability, operatingPoint: globalOperatingPoint() }, [], meta);
+  fillResult(card, info, { probability: r.probability, operatingPoint: globalOperatingPoint(), status: r.verdict.status }, r.warnings, meta);
+  card.dataset.oodScore = r.ood ? String(r.ood.score) : '';
   showImages(card, URL.createObjectURL(file), null);
 }
 
@@ -149,7 +169,7 @@ async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext): Prom
       await analyzeOnServer(file, card, info, dicom);
     }
   } catch (e) {
-    showError(card, e instanceof Error ? e.message : String(e));
+    showError(card, api.humanError(e));
   }
 }
 
@@ -192,6 +212,6 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     status.textContent = 'Loading the model into this browser…';
     ctx.model().then(preloadLocalModel).then(
       () => { status.textContent = 'Model loaded: images are analyzed on this computer and never leave it.'; },
-      (e: unknown) => { status.textContent = `Could not load the model in the browser: ${e instanceof Error ? e.message : String(e)}`; });
+      (e: unknown) => { status.textContent = `Could not load the model in the browser: ${api.humanError(e)}`; });
   });
 }

@@ -1,6 +1,7 @@
 // Talks to /api/v1. When the server wants a bearer token, the page asks for it once and keeps it
 // in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere.
 import type { NormalizeMode } from '../../data/preprocess';
+import type { Verdict } from '../../predict/verdict';
 
 export interface Prediction {
   id: string;
@@ -13,6 +14,8 @@ export interface Prediction {
   heatmapUrl: string | null;
   thumbnailUrl: string | null;
   warnings: string[];
+  /** Sent with new predictions (not stored in the history). */
+  verdict?: Verdict;
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
   input: { kind: string; width: number; height: number; sha256: string; bytes: number };
   model: { name: string; version: string; sha256: string };
@@ -37,7 +40,8 @@ export interface ModelInfo {
   meta: Record<string, unknown>;
   validation: Record<string, unknown> | null;
   modelCard: string | null;
-  files: { members: string[] };
+  /** ood: the OOD gate's parameters (ood.json); null when the server runs without a gate. */
+  files: { members: string[]; ood: string | null };
 }
 
 export class ApiError extends Error {
@@ -58,10 +62,30 @@ export function authHeaders(): Record<string, string> {
   return t ? { Authorization: `Bearer ${t}` } : {};
 }
 
+/** Said instead of the browser's "Failed to fetch" (or "NetworkError when attempting…"). */
+export const UNREACHABLE = 'Cannot reach the cxr server. It may be stopped or restarting, or the network is down. '
+  + 'Check that it is running, then try again.';
+
+/** fetch, with a network failure (server down, connection refused) as an ApiError people can read. */
+async function send(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'UNREACHABLE', UNREACHABLE);
+  }
+}
+
+/** An error's message for the page: never the browser's bare "Failed to fetch". */
+export function humanError(e: unknown): string {
+  if (e instanceof TypeError && /fetch|network/i.test(e.message)) return UNREACHABLE;
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** fetch with the token; on 401 asks for a token (once per failure) and retries. */
 export async function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
-    const res = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } });
+    const res = await send(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } });
     if (res.status !== 401 || !askToken || attempt >= 3) return res;
     sessionStorage.setItem(TOKEN_KEY, await askToken());
   }
@@ -74,7 +98,7 @@ async function json<T>(res: Response): Promise<T> {
 }
 
 export async function health(): Promise<{ authRequired: boolean }> {
-  return json(await fetch('/api/v1/health'));
+  return json(await send('/api/v1/health'));
 }
 
 export async function predict(file: Blob, name: string, operatingPoint: string): Promise<Prediction> {

@@ -26,3 +26,5 @@ export function isDicom(bytes: Uint8Array, name: string): boolean {
   const magic = bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
   return magic || /\.(dcm|dicom)$/i.test(name);
 }
+
+export { distinctOperatingPoints } from '../../predict/operating_points';

@@ -22,6 +22,27 @@ function query(): URLSearchParams {
   return q;
 }
 
+/**
+ * A link to the row's heat map. The image needs the API token, which a plain link cannot send,
+ * so a click fetches it and shows it in a dialog; the href still works where no token is needed.
+ */
+function heatmapLink(url: string, id: string): HTMLAnchorElement {
+  const a = el('a', { href: url, textContent: 'Heat map', title: `Heat map of prediction ${id}` });
+  a.addEventListener('click', (e) => {
+    e.preventDefault();
+    const dialog = $('#heatmap-dialog') as HTMLDialogElement;
+    const img = $('#heatmap-image') as HTMLImageElement;
+    $('#heatmap-title').textContent = `Heat map · ${id.slice(0, 8)}`;
+    api.imageUrl(url).then((u) => {
+      if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+      img.src = u;
+      img.alt = `Heat map of prediction ${id}`;
+      if (!dialog.open) dialog.showModal();
+    }, (err: unknown) => { $('#history-page').textContent = `Could not load the heat map: ${api.humanError(err)}`; });
+  });
+  return a;
+}
+
 function row(p: api.Prediction): HTMLTableRowElement {
   const img = el('img', { alt: '' });
   if (p.thumbnailUrl) {
@@ -30,14 +51,17 @@ function row(p: api.Prediction): HTMLTableRowElement {
     img.remove();
   }
   const when = new Date(p.createdAt);
-  return el('tr', {},
+  return el('tr', { id: `prediction-${p.id}` },
     el('td', {}, el('time', { dateTime: p.createdAt, textContent: when.toLocaleString() })),
+    // The id is what the audit log, the API and a support request refer to; shortened, full in the title.
+    el('td', {}, el('code', { className: 'id', title: p.id, textContent: p.id.slice(0, 8) })),
     el('td', {}, p.thumbnailUrl ? img : '—'),
     el('td', {}, el('span', { className: `tag ${p.label}`, textContent: p.label })),
     el('td', { className: 'num', textContent: percent(p.probability) }),
     el('td', { textContent: `${p.operatingPoint} (${percent(p.threshold)})` }),
     el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
-    el('td', {}, p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—'),
+    el('td', { className: 'warnings-cell' }, p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—'),
+    el('td', {}, p.heatmapUrl ? heatmapLink(p.heatmapUrl, p.id) : '—'),
     el('td', { textContent: `${p.model.name} ${p.model.version}` }));
 }
 
@@ -48,13 +72,13 @@ export async function loadHistory(): Promise<void> {
     const res = await api.history(query());
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
     body.replaceChildren(...res.items.map(row));
-    if (!res.items.length) body.append(el('tr', {}, el('td', { colSpan: 8, textContent: 'No predictions match.' })));
+    if (!res.items.length) body.append(el('tr', {}, el('td', { colSpan: 10, textContent: 'No predictions match.' })));
     const pages = Math.max(1, Math.ceil(res.total / res.limit));
     status.textContent = `Page ${res.page} of ${pages} · ${res.total} prediction${res.total === 1 ? '' : 's'}`;
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
     ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
   } catch (e) {
-    body.replaceChildren(el('tr', {}, el('td', { colSpan: 8, textContent: `Could not load the history: ${e instanceof Error ? e.message : String(e)}` })));
+    body.replaceChildren(el('tr', {}, el('td', { colSpan: 10, textContent: `Could not load the history: ${api.humanError(e)}` })));
   }
 }
 

@@ -1,28 +1,58 @@
 // "Process on this computer": the same model, preprocessing and arithmetic as the server
-// (preprocess.ts and models/infer.ts are bundled as they are), on TF.js's WebAssembly backend.
+// (preprocess.ts and models/infer.ts are bundled as they are), on TF.js's WebAssembly backend,
+// and the same gate: the OOD score (ood.json's parameters, the features from the same forward
+// pass), the image checks and the verdict are the server's own modules, bundled.
 // Only the model files come from the server; the image stays in the browser.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { normalizeImages, preprocessPixels } from '../../data/preprocess';
-import { predictLogits, sigmoid, toInput } from '../../models/infer';
-import { authHeaders, ModelInfo } from './api';
+import { imageChecks, saturatedFraction } from '../../explain/image_checks';
+import { mahalanobis, OodModel } from '../../explain/ood_model';
+import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../models/infer';
+import { deriveVerdict, type Verdict } from '../../predict/verdict';
+import { apiFetch, authHeaders, ModelInfo } from './api';
 
 /** Same bound as the server's decoder: refuse before allocating a huge canvas. */
 const MAX_PIXELS = 50_000_000;
 
+/** The server reads colour from a copy this size (long side); so does the page. */
+const COLOUR_SIDE = 64;
+
 export interface LocalResult {
   probability: number;
   logit: number;
+  verdict: Verdict;
+  /** The verdict's reasons as text, as the server's warnings. */
+  warnings: string[];
+  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
   width: number;
   height: number;
   ms: number;
 }
 
-let loading: Promise<tfl.LayersModel[]> | null = null;
+interface Loaded {
+  members: tfl.LayersModel[];
+  gate: { ood: OodModel; tap: FeatureTap } | null;
+}
+
+let loading: Promise<Loaded> | null = null;
 let loadedFor = '';
 
-async function members(info: ModelInfo): Promise<tfl.LayersModel[]> {
+/** ood.json, validated as the server validates it; the tap is the gate's member with its feature layer as a second output. */
+async function loadGate(url: string, members: tfl.LayersModel[]): Promise<Loaded['gate']> {
+  const res = await apiFetch(url);
+  if (!res.ok) throw new Error(`the OOD gate's parameters could not be loaded (${res.status})`);
+  const parsed = OodModel.safeParse(await res.json());
+  if (!parsed.success) throw new Error(`the OOD gate's parameters are invalid: ${parsed.error.issues[0]?.message ?? 'unknown problem'}`);
+  const ood = parsed.data;
+  const m = members[ood.member];
+  if (!m) throw new Error(`the OOD gate refers to member ${ood.member}, the model has ${members.length}`);
+  const tap = { member: ood.member, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(ood.featureLayer).output as tfl.SymbolicTensor] }) };
+  return { ood, tap };
+}
+
+async function members(info: ModelInfo): Promise<Loaded> {
   if (!loading || loadedFor !== info.sha256) {
     loadedFor = info.sha256;
     loading = (async () => {
@@ -31,8 +61,10 @@ async function members(info: ModelInfo): Promise<tfl.LayersModel[]> {
       setWasmPaths(new URL('wasm/', document.baseURI).href);
       if (!(await tf.setBackend('wasm'))) throw new Error('WebAssembly backend failed to start');
       await tf.ready();
-      return Promise.all(info.files.members.map((url) =>
+      const members = await Promise.all(info.files.members.map((url) =>
         tfl.loadLayersModel(tf.io.http(url, { requestInit: { headers: authHeaders() } }))));
+      // Without the gate an answer would go out unchecked: a failure to load it fails the mode.
+      return { members, gate: info.files.ood ? await loadGate(info.files.ood, members) : null };
     })();
     loading.catch(() => { loading = null; });
   }
@@ -44,8 +76,12 @@ export function preloadLocalModel(info: ModelInfo): Promise<unknown> {
   return members(info);
 }
 
-/** Decodes with the browser (EXIF orientation applied, no colour management) to RGBA at full size. */
-async function decode(file: Blob): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
+/**
+ * Decodes with the browser (EXIF orientation applied, no colour management: embedded ICC profiles
+ * are ignored, as the server and the data set do) to RGBA at full size, plus the fraction of
+ * saturated colour in a small copy (the image check for colour photos).
+ */
+async function decode(file: Blob): Promise<{ rgba: Uint8ClampedArray; width: number; height: number; colourFraction: number }> {
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
@@ -59,23 +95,48 @@ async function decode(file: Blob): Promise<{ rgba: Uint8ClampedArray; width: num
     const ctx = canvas.getContext('2d', { willReadFrequently: true, colorSpace: 'srgb' });
     if (!ctx) throw new Error('no 2D canvas');
     ctx.drawImage(bmp, 0, 0);
-    return { rgba: ctx.getImageData(0, 0, width, height).data, width, height };
+    const k = Math.min(1, COLOUR_SIDE / Math.max(width, height));
+    const sw = Math.max(1, Math.round(width * k));
+    const sh = Math.max(1, Math.round(height * k));
+    const small = new OffscreenCanvas(sw, sh).getContext('2d', { willReadFrequently: true, colorSpace: 'srgb' });
+    if (!small) throw new Error('no 2D canvas');
+    small.imageSmoothingQuality = 'high';
+    small.drawImage(bmp, 0, 0, sw, sh);
+    const colourFraction = saturatedFraction(new Uint8Array(small.getImageData(0, 0, sw, sh).data.buffer), 4);
+    return { rgba: ctx.getImageData(0, 0, width, height).data, width, height, colourFraction };
   } finally {
     bmp.close();
   }
 }
 
 export async function predictLocally(file: Blob, info: ModelInfo): Promise<LocalResult> {
-  const models = await members(info);
+  const { members: models, gate } = await members(info);
   const t0 = performance.now();
-  const { rgba, width, height } = await decode(file);
+  const { rgba, width, height, colourFraction } = await decode(file);
   const size = info.inputSize;
-  const pixels = normalizeImages(preprocessPixels(rgba, width, height, 4, size), 1, size, info.normalize);
-  const x = toInput(pixels, 1, size);
+  const square = preprocessPixels(rgba, width, height, 4, size);
+  // As the server: the checks read the raw square, the network the normalised one.
+  const checks = imageChecks({ pixels: square, size, colourFraction });
+  const x = toInput(normalizeImages(square.slice(), 1, size, info.normalize), 1, size);
+  let logit: number;
+  let ood: LocalResult['ood'] = null;
   try {
-    const logit = predictLogits(models, x, info.tta)[0];
-    return { logit, probability: sigmoid(logit / info.temperature), width, height, ms: performance.now() - t0 };
+    const r = predictWithFeatures(models, x, info.tta, gate?.tap);
+    logit = r.logits[0];
+    if (gate && r.features) {
+      const h = r.features.dataSync();
+      r.features.dispose();
+      const score = mahalanobis(gate.ood, h.subarray(0, gate.ood.dim));
+      ood = { score, threshold: gate.ood.threshold, outOfDistribution: score > gate.ood.threshold };
+    } else if (gate) {
+      throw new Error('the OOD gate needs the identity view among the model\'s test-time views');
+    }
   } finally {
     x.dispose();
   }
+  const verdict = deriveVerdict({ ood, checks, width, height, facts: {} });
+  return {
+    logit, probability: sigmoid(logit / info.temperature), verdict, warnings: verdict.reasons.map((v) => v.message), ood,
+    width, height, ms: performance.now() - t0,
+  };
 }

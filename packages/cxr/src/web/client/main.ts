@@ -2,7 +2,7 @@
 // model info every view needs.
 import * as api from './api';
 import { setUpAnalyze } from './analyze';
-import { $ } from './dom';
+import { $, distinctOperatingPoints, el } from './dom';
 import { loadHistory, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
 
@@ -43,6 +43,21 @@ function route(): void {
   document.title = `cxr — ${view[0].toUpperCase()}${view.slice(1)}`;
 }
 
+const HINTS: Record<string, string> = { screening: 'fewer missed cases', balanced: 'fewer false alarms' };
+
+/** One radio per distinct threshold of this model (two names for one threshold are one choice). */
+function renderGlobalOperatingPoints(info: api.ModelInfo): void {
+  const fs = $('#op-global');
+  const points = distinctOperatingPoints(info);
+  fs.hidden = points.length < 2;
+  fs.replaceChildren(el('legend', { textContent: 'Operating point' }), ...points.map(({ names }) => {
+    const hint = names.map((n) => HINTS[n]).find(Boolean);
+    return el('label', {},
+      el('input', { type: 'radio', name: 'op-global', value: names[0], checked: names.includes(info.defaultOperatingPoint) }),
+      ` ${names.join(' = ')}`, ...(hint ? [' ', el('span', { className: 'hint', textContent: `(${hint})` })] : []));
+  }));
+}
+
 function start(): void {
   api.setTokenPrompt(askToken);
   setUpAnalyze({ model });
@@ -53,11 +68,10 @@ function start(): void {
   });
   route();
   model().then((info) => {
-    const def = document.querySelector<HTMLInputElement>(`input[name="op-global"][value="${info.defaultOperatingPoint}"]`);
-    if (def) def.checked = true;
+    renderGlobalOperatingPoints(info);
     document.body.dataset.ready = 'true';
   }, (e: unknown) => {
-    $('#status').textContent = `Cannot reach the model: ${e instanceof Error ? e.message : String(e)}`;
+    $('#status').textContent = `Cannot reach the model: ${api.humanError(e)}`;
   });
 }
 

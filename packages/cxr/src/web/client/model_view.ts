@@ -11,6 +11,29 @@ function fmt(v: unknown): string {
   return String(v);
 }
 
+/**
+ * Relative links in MODEL_CARD.md point into the source tree next to the model folder (e.g.
+ * ../../docs/experiments/README.md from models/default/), which this server does not serve: in
+ * the page they would resolve against the page's own URL and 404. They become the path they
+ * name, as text; absolute http(s) links and in-page anchors stay links.
+ */
+export function fixCardLinks(root: HTMLElement): void {
+  for (const a of Array.from(root.querySelectorAll('a'))) {
+    const href = a.getAttribute('href') ?? '';
+    if (/^(https?:|mailto:|#)/i.test(href)) {
+      if (/^https?:/i.test(href)) a.rel = 'noopener noreferrer';
+      continue;
+    }
+    // Resolved as the card's own folder would (models/<name>/MODEL_CARD.md in the source tree).
+    const resolved = new URL(href, 'https://source.invalid/models/model/').pathname.replace(/^\//, '');
+    const text = a.textContent ?? '';
+    const span = el('span', { className: 'source-ref', title: 'in the cxr source tree; not served by this server' },
+      text, ' ', el('code', { textContent: text === resolved ? '' : resolved }));
+    if (text === resolved) span.lastChild?.remove();
+    a.replaceWith(span);
+  }
+}
+
 export function renderModel(info: api.ModelInfo): void {
   const facts: [string, string][] = [
     ['Name', info.name],
@@ -36,6 +59,7 @@ export function renderModel(info: api.ModelInfo): void {
   if (info.modelCard) {
     // The card is Markdown from the model folder: rendered, then sanitised before it touches the DOM.
     card.innerHTML = DOMPurify.sanitize(marked.parse(info.modelCard, { async: false }));
+    fixCardLinks(card);
   } else {
     card.replaceChildren(el('p', { textContent: 'This model folder has no MODEL_CARD.md.' }));
   }

@@ -1,0 +1,108 @@
+// Image checks that need no fitting (blank, noise, inverted, colour, DICOM header facts). Pure
+// functions with no Node imports: the web page bundles this module, so an image analysed in the
+// browser is checked by the same code as on the server.
+
+export interface ImageFacts {
+  /** The model input: size × size grayscale. */
+  pixels: Uint8Array;
+  size: number;
+  /** Fraction of pixels with saturated colour in the original (0 for grayscale sources). */
+  colourFraction?: number;
+  /** From a DICOM header, upper-case. */
+  modality?: string;
+  viewPosition?: string;
+  bodyPart?: string;
+  /** (0010,1010) PatientAge as written, e.g. '004Y' or '62'; read by predict/verdict.ts, not here. */
+  patientAge?: string;
+}
+
+export interface ImageCheck {
+  code: 'BLANK' | 'NOISE' | 'INVERTED' | 'COLOUR' | 'LATERAL' | 'BODY_PART' | 'MODALITY';
+  message: string;
+}
+
+// Thresholds from the training split (64 px): the contrast (mediastinum − lung fields) / std
+// was ≥ 0.28 for 99% of images and ≤ −0.31 for 99% of their negatives.
+const INVERTED_BELOW = -0.1;
+// Mean neighbour difference / std: radiographs are smooth (at most 0.23 at 64 px, less at larger
+// sizes), white noise is about 1.15, grass or gravel photos 0.6-0.9.
+const ROUGHNESS_ABOVE = 0.5;
+const BLANK_STD_BELOW = 6;
+const COLOUR_FRACTION_ABOVE = 0.05;
+const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
+const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
+
+export function imageChecks(f: ImageFacts): ImageCheck[] {
+  const out: ImageCheck[] = [];
+  const { pixels, size } = f;
+  let sum = 0;
+  let sq = 0;
+  for (const v of pixels) {
+    sum += v;
+    sq += v * v;
+  }
+  const mean = sum / pixels.length;
+  const std = Math.sqrt(Math.max(0, sq / pixels.length - mean * mean));
+  if (std < BLANK_STD_BELOW) {
+    out.push({ code: 'BLANK', message: `image is blank or nearly uniform (contrast ${std.toFixed(1)} of 255)` });
+  } else {
+    const region = (x0: number, x1: number, y0: number, y1: number) => {
+      let s = 0;
+      let n = 0;
+      for (let y = Math.floor(y0 * size); y < Math.ceil(y1 * size); y++) {
+        for (let x = Math.floor(x0 * size); x < Math.ceil(x1 * size); x++) {
+          s += pixels[y * size + x];
+          n++;
+        }
+      }
+      return s / Math.max(1, n);
+    };
+    let diff = 0;
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const v = pixels[y * size + x];
+        if (x + 1 < size) diff += Math.abs(v - pixels[y * size + x + 1]);
+        if (y + 1 < size) diff += Math.abs(v - pixels[(y + 1) * size + x]);
+      }
+    }
+    const roughness = diff / (2 * size * (size - 1)) / (std + 1);
+    if (roughness > ROUGHNESS_ABOVE) {
+      out.push({ code: 'NOISE', message: `image is mostly noise or fine texture (roughness ${roughness.toFixed(2)}), unlike a radiograph` });
+    }
+    const lungs = (region(0.18, 0.38, 0.25, 0.65) + region(0.62, 0.82, 0.25, 0.65)) / 2;
+    const mediastinum = region(0.44, 0.56, 0.2, 0.8);
+    const contrast = (mediastinum - lungs) / (std + 1);
+    if (contrast < INVERTED_BELOW) {
+      out.push({ code: 'INVERTED', message: `looks inverted: the lung fields are brighter than the mediastinum (contrast ${contrast.toFixed(2)})` });
+    }
+  }
+  if ((f.colourFraction ?? 0) > COLOUR_FRACTION_ABOVE) {
+    out.push({ code: 'COLOUR', message: `colour image (${Math.round(f.colourFraction! * 100)}% saturated pixels): X-rays are grayscale` });
+  }
+  if (f.viewPosition && LATERAL_VIEWS.has(f.viewPosition)) {
+    out.push({ code: 'LATERAL', message: `DICOM view position ${f.viewPosition}: the model reads frontal (PA/AP) views only` });
+  }
+  if (f.bodyPart && !/CHEST|THORAX|LUNG/.test(f.bodyPart)) {
+    out.push({ code: 'BODY_PART', message: `DICOM body part ${f.bodyPart}: not a chest image` });
+  }
+  if (f.modality && !XRAY_MODALITIES.has(f.modality)) {
+    out.push({ code: 'MODALITY', message: `DICOM modality ${f.modality}: not a radiograph` });
+  }
+  return out;
+}
+
+/** Fraction of pixels whose colour is clearly saturated (HSV saturation > 0.3 and not near black). */
+export function saturatedFraction(rgb: Uint8Array, channels: number): number {
+  if (channels < 3) return 0;
+  const n = Math.floor(rgb.length / channels);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const r = rgb[i * channels];
+    const g = rgb[i * channels + 1];
+    const b = rgb[i * channels + 2];
+    const max = Math.max(r, g, b);
+    const min = Math.min(r, g, b);
+    if (max > 40 && (max - min) / max > 0.3) count++;
+  }
+  return n ? count / n : 0;
+}

@@ -1,0 +1,103 @@
+// What a prediction may be used for: the one place that turns the OOD gate, the image checks and
+// the DICOM header into the answer a clinician sees. A probability is only a finding when the
+// image is a frontal chest X-ray of the population the model was trained on (children aged 1–5):
+//   - 'cannot-assess': the image is not something the model can read (blank, tiny, inverted,
+//     colour, noise, lateral, not a radiograph, or unlike any chest X-ray to the OOD gate). The
+//     label is not shown as a finding.
+//   - 'outside-population': a chest radiograph, but of a patient the model was not made for
+//     (DICOM PatientAge over the range, or a chest radiograph by its header that the gate finds
+//     unlike the training films). The number is shown for reference only.
+//   - 'assessed': none of the above; the label is a decision aid, never a diagnosis.
+// No Node imports: the web page bundles this module, so the browser's verdict is the server's.
+import type { ImageCheck, ImageFacts } from '../explain/image_checks';
+
+export type VerdictStatus = 'assessed' | 'cannot-assess' | 'outside-population';
+
+export type VerdictReasonCode = ImageCheck['code'] | 'OOD' | 'TOO_SMALL' | 'AGE';
+
+export interface VerdictReason {
+  code: VerdictReasonCode;
+  /** For people, e.g. "image is blank or nearly uniform (contrast 0.0 of 255)". */
+  message: string;
+}
+
+export interface Verdict {
+  status: VerdictStatus;
+  /** Why the status is not 'assessed' (empty when it is). */
+  reasons: VerdictReason[];
+}
+
+export const INTENDED_POPULATION = 'children aged 1–5';
+/** Ages above this are outside the population; the margin over 5 keeps borderline ages assessed. */
+export const MAX_AGE_YEARS = 10;
+/** A shorter side below this has too little detail for a 1-pixel-per-structure reading (e.g. a 1×1 image). */
+export const MIN_SIDE = 64;
+
+export interface VerdictEvidence {
+  /** The statistical OOD gate's result; null when the model has no gate. */
+  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
+  checks: readonly ImageCheck[];
+  /** The input's size as decoded. */
+  width: number;
+  height: number;
+  /** DICOM header facts (absent for JPEG/PNG). */
+  facts: Pick<ImageFacts, 'modality' | 'bodyPart' | 'viewPosition' | 'patientAge'>;
+}
+
+/** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
+export function ageInYears(as: string | undefined): number | null {
+  const m = /^\s*(\d{1,3})\s*([DWMY]?)\s*$/i.exec(as ?? '');
+  if (!m) return null;
+  const n = Number(m[1]);
+  const per = { D: 365.25, W: 52.18, M: 12, Y: 1, '': 1 }[m[2].toUpperCase() as 'D' | 'W' | 'M' | 'Y' | ''];
+  return n / per;
+}
+
+/** The gate's finding, as the API and the page word it. */
+export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
+  if (!ood?.outOfDistribution) return null;
+  return { code: 'OOD', message: `does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})` };
+}
+
+export function deriveVerdict(e: VerdictEvidence): Verdict {
+  const unreadable: VerdictReason[] = [];
+  const side = Math.min(e.width, e.height);
+  if (side < MIN_SIDE) {
+    unreadable.push({ code: 'TOO_SMALL', message: `image is too small to read (${e.width}×${e.height} pixels; at least ${MIN_SIDE} on the shorter side)` });
+  }
+  for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
+  const age = ageInYears(e.facts.patientAge);
+  const ageReason: VerdictReason | null = age !== null && age > MAX_AGE_YEARS
+    // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
+    ? { code: 'AGE', message: `outside the intended population (${INTENDED_POPULATION}): the DICOM header gives a patient age over ${MAX_AGE_YEARS} years` }
+    : null;
+  const ood = oodReason(e.ood);
+  if (unreadable.length) {
+    return { status: 'cannot-assess', reasons: [...unreadable, ...(ood ? [ood] : []), ...(ageReason ? [ageReason] : [])] };
+  }
+  // A header that says chest radiograph (DICOM, no header check fired) makes an OOD score mean
+  // "a chest film unlike the training films" (an adult's, another site's), not "not a chest X-ray".
+  const chestByHeader = e.facts.modality !== undefined || e.facts.bodyPart !== undefined;
+  if (ageReason) {
+    const unlike = ood && { code: 'OOD' as const, message: `unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})` };
+    return { status: 'outside-population', reasons: [ageReason, ...(unlike ? [unlike] : [])] };
+  }
+  if (ood && chestByHeader && age === null) {
+    return {
+      status: 'outside-population',
+      reasons: [{ code: 'OOD', message: `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, but unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})` }],
+    };
+  }
+  if (ood) return { status: 'cannot-assess', reasons: [ood] };
+  return { status: 'assessed', reasons: [] };
+}
+
+/**
+ * The headline shown for a result: a decision aid's wording, never a diagnosis ("no signs of
+ * pneumonia detected", not "no pneumonia"), and no finding at all when the image cannot be assessed.
+ */
+export function verdictHeadline(status: VerdictStatus, label: 'NORMAL' | 'PNEUMONIA'): string {
+  if (status === 'cannot-assess') return 'Cannot assess this image';
+  if (status === 'outside-population') return `Outside the intended population (${INTENDED_POPULATION})`;
+  return label === 'PNEUMONIA' ? 'Signs of pneumonia detected' : 'No signs of pneumonia detected';
+}

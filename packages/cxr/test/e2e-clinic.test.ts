@@ -1,0 +1,209 @@
+// The page with the shipped model in Debian's Chromium: what a clinician sees.
+//  - all 12 full-resolution samples (six NORMAL files carry an ICC profile) give the server's
+//    probability and verdict in "process on this computer" mode, to 1e-3;
+//  - a screenshot of the app is "Cannot assess" in both modes (the browser runs the same gate);
+//  - the operating point switch changes the answer for a film between the two thresholds;
+//  - no serious accessibility problem, and no horizontal overflow on a 390 px phone.
+// CXR_SCREENSHOT_DIR=dir also writes the views at 1280 px and 390 px there.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { chromium, Browser, Page } from 'playwright-core';
+import { buildWeb, STATIC_DIR } from '../src/web/build';
+import { RunningServer, startServer } from '../src/serve/server';
+import { SHARED } from './ood-fixtures';
+import { loadPredictor, tempDir } from './serve-fixtures';
+
+const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
+const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
+const FULLRES = path.join(SHARED, 'samples-fullres');
+const skip = !fs.existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}`
+  : !fs.existsSync(path.join(SHIPPED, 'ood.json')) || !fs.existsSync(FULLRES) ? 'no shipped model or no samples' : false;
+const SHOTS = process.env.CXR_SCREENSHOT_DIR;
+
+let dir: string;
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+const consoleErrors: string[] = [];
+const samples = skip ? [] : ['NORMAL', 'PNEUMONIA'].flatMap((c) =>
+  fs.readdirSync(path.join(FULLRES, c)).filter((f) => f.endsWith('.jpeg')).sort().map((f) => path.join(FULLRES, c, f)));
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('e2e-clinic');
+  await buildWeb();
+  server = await startServer({
+    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'audit.db'), webDir: STATIC_DIR,
+    loadPredictor: () => loadPredictor(SHIPPED), log: () => {},
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Card { name: string; state: string; source: string; verdict: string; label: string; probability: number; badge: string; probVisible: boolean }
+
+async function cards(): Promise<Card[]> {
+  return page.$$eval('.result', (els) => els.map((e) => {
+    const d = (e as HTMLElement).dataset;
+    return {
+      name: e.querySelector('.file-name')?.textContent ?? '', state: d.state ?? '', source: d.source ?? '', verdict: d.verdict ?? '',
+      label: d.label ?? '', probability: Number(d.probability), badge: e.querySelector('.label-badge')?.textContent ?? '',
+      probVisible: !(e.querySelector('.probability') as HTMLElement).hidden,
+    };
+  }));
+}
+
+async function upload(files: string[]): Promise<Card[]> {
+  const before = (await cards()).length;
+  await page.setInputFiles('#file-input', files);
+  await page.waitForFunction((n) => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === n,
+    before + files.length, { timeout: 120_000 });
+  // Each batch is put on top of the list, in upload order.
+  const out = (await cards()).slice(0, files.length);
+  assert.deepEqual(out.map((c) => c.name), files.map((f) => path.basename(f)));
+  return out;
+}
+
+async function setLocal(on: boolean): Promise<void> {
+  if (on) {
+    await page.check('#local-mode');
+    await page.waitForFunction(() => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+  } else {
+    await page.uncheck('#local-mode');
+  }
+}
+
+async function axe(): Promise<string[]> {
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  return page.evaluate(async () => {
+    const a = (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> } }).axe;
+    const r = await a.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.nodes.length})`);
+  });
+}
+
+async function shot(name: string): Promise<void> {
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+test('in the browser: the server\'s probability and verdict on all 12 full-resolution samples (ICC profiles included)', { skip, timeout: 600_000 }, async (t) => {
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  const onServer = await upload(samples);
+  await setLocal(true);
+  const local = await upload(samples);
+  await setLocal(false);
+  for (let i = 0; i < samples.length; i++) {
+    const [s, l] = [onServer[i], local[i]];
+    assert.equal(s.source, 'server');
+    assert.equal(l.source, 'local', JSON.stringify(l));
+    assert.equal(l.state, 'done', JSON.stringify(l));
+    t.diagnostic(`${path.basename(samples[i])}: server ${s.probability.toFixed(5)} browser ${l.probability.toFixed(5)}`);
+    assert.ok(Math.abs(s.probability - l.probability) < 1e-3, `${samples[i]}: server ${s.probability} vs browser ${l.probability}`);
+    assert.equal(l.verdict, s.verdict, samples[i]);
+    assert.equal(s.verdict, 'assessed', samples[i]);
+  }
+  assert.deepEqual(await axe(), [], 'Analyze view with results');
+});
+
+test('the operating point switch changes the answer for a film between the thresholds; a screenshot cannot be assessed in either mode', { skip, timeout: 300_000 }, async () => {
+  const info = await (await fetch(`${server.url}/api/v1/model`)).json() as { operatingPoints: Record<string, { threshold: number }> };
+  const { screening, balanced } = info.operatingPoints;
+  assert.ok(screening.threshold < balanced.threshold);
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  const global = await page.$$eval('input[name="op-global"]', (els) => els.map((e) => (e as HTMLInputElement).value));
+  assert.deepEqual(global.sort(), ['balanced', 'screening']);
+
+  const between = samples.find((f) => /0772/.test(f))!;
+  const [card] = await upload([between]);
+  assert.ok(card.probability >= screening.threshold && card.probability < balanced.threshold, `${card.probability}`);
+  const sel = '.result[data-source="server"]';
+  assert.equal(await page.getAttribute(sel, 'data-label'), 'NORMAL');
+  assert.equal(await page.textContent(`${sel} .label-badge`), 'No signs of pneumonia detected');
+  await page.check(`${sel} input[value="screening"]`);
+  assert.equal(await page.getAttribute(sel, 'data-label'), 'PNEUMONIA');
+  assert.equal(await page.textContent(`${sel} .label-badge`), 'Signs of pneumonia detected');
+  await page.check(`${sel} input[value="balanced"]`);
+  assert.equal(await page.getAttribute(sel, 'data-label'), 'NORMAL');
+
+  // A screenshot of this page, analyzed on the server and in the browser.
+  const screenshot = path.join(dir, 'screenshot-of-the-app.png');
+  await page.screenshot({ path: screenshot });
+  const [server1] = await upload([screenshot]);
+  assert.equal(server1.verdict, 'cannot-assess', JSON.stringify(server1));
+  assert.equal(server1.badge, 'Cannot assess this image');
+  assert.equal(server1.probVisible, false, 'no probability for an image that cannot be assessed');
+  await setLocal(true);
+  const [local1] = await upload([screenshot]);
+  assert.equal(local1.source, 'local');
+  assert.equal(local1.verdict, 'cannot-assess', JSON.stringify(local1));
+  assert.equal(local1.probVisible, false);
+  const localWarnings = await page.$$eval('.result[data-source="local"] .warnings li', (li) => li.map((e) => e.textContent ?? ''));
+  assert.ok(localWarnings.some((w) => /does not look like a frontal chest X-ray|colour image/.test(w)), localWarnings.join('|'));
+  // An inverted film too: the browser runs the image checks.
+  const inverted = path.join(dir, 'inverted.png');
+  await sharp(between).greyscale().negate({ alpha: false }).png().toFile(inverted);
+  const [local2] = await upload([inverted]);
+  assert.equal(local2.verdict, 'cannot-assess');
+  await setLocal(false);
+  // The server cannot be reached: people read what to do, not the browser's "Failed to fetch".
+  await page.route('**/api/v1/predictions**', (r) => r.abort('connectionrefused'));
+  const [down] = await upload([between]);
+  assert.equal(down.state, 'error');
+  assert.match(await page.textContent('.result .warnings li.error') ?? '', /^Cannot reach the cxr server\..*try again\.$/);
+  await page.unroute('**/api/v1/predictions**');
+  consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)));
+  await page.evaluate(() => { for (const c of Array.from(document.querySelectorAll('.result')).slice(1, -1)) c.remove(); });
+  await shot('analyze-1280');
+  assert.deepEqual(await axe(), []);
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('a 390 px phone: no view is wider than the screen; History links each row\'s heat map; the model card has no dead link', { skip, timeout: 120_000 }, async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  for (const view of ['analyze', 'history', 'model']) {
+    await page.goto(`${server.url}/#/${view}`);
+    await page.waitForSelector('body[data-ready="true"]');
+    if (view === 'history') await page.waitForSelector('#history-table tbody tr td time');
+    if (view === 'model') await page.waitForSelector('#model-card p');
+    await shot(`${view}-390`);
+    assert.ok(await overflow() <= 0, `${view} overflows a 390 px screen by ${await overflow()} px`);
+  }
+  await page.setViewportSize({ width: 1280, height: 1000 });
+  await page.goto(`${server.url}/#/history`);
+  await page.waitForSelector('#history-table tbody tr td time');
+  await shot('history-1280');
+  const id = await page.getAttribute('#history-table tbody tr td code.id', 'title');
+  assert.match(id ?? '', /^[0-9a-f-]{36}$/);
+  await page.click('#history-table tbody tr a[href$="heatmap.png"]');
+  await page.waitForFunction(() => (document.querySelector<HTMLImageElement>('#heatmap-image')?.naturalWidth ?? 0) > 0);
+  assert.equal(await page.isVisible('#heatmap-dialog[open]'), true);
+  await page.click('#heatmap-dialog button');
+  assert.deepEqual(await axe(), [], 'History view');
+  await page.goto(`${server.url}/#/model`);
+  await page.waitForSelector('#model-card p');
+  await shot('model-1280');
+  const relative = await page.$$eval('#model-card a', (as) => as.map((a) => a.getAttribute('href') ?? '').filter((h) => !/^(https?:|#|mailto:)/.test(h)));
+  assert.deepEqual(relative, [], 'relative links in the card would 404 on this server');
+  assert.match(await page.textContent('#model-card') ?? '', /docs\/experiments\/README\.md/);
+  assert.equal(await page.getAttribute('link[rel="icon"]', 'href'), 'favicon.svg');
+  assert.equal((await fetch(`${server.url}/favicon.svg`)).status, 200);
+  assert.deepEqual(await axe(), [], 'Model view');
+  assert.deepEqual(consoleErrors, []);
+});
