@@ -10,9 +10,36 @@ const suites = [
   { name: 'tfjs-core conformance on aten', cwd: 'packages/backend-aten', cmd: ['node', 'test/conformance/run.js'] },
   { name: 'cxr', cwd: 'packages/cxr', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
 ];
+// Guard-rails run first and count one passed or failed each, so a lint, width, layering or type
+// error fails the run (and CI) like a failing test does.
+const tsc = require.resolve('typescript/bin/tsc');
+const checks = [
+  { name: 'lint (biome)', cwd: '.', cmd: ['node', require.resolve('@biomejs/biome/bin/biome'), 'lint', '--max-diagnostics=50'] },
+  { name: 'line width', cwd: '.', cmd: ['node', 'scripts/check-line-width.js'] },
+  { name: 'layers', cwd: 'packages/cxr', cmd: ['node', 'scripts/check-layers.js'] },
+  { name: 'typecheck backend-aten', cwd: '.', cmd: ['node', tsc, '-p', 'packages/backend-aten', '--noEmit'] },
+  { name: 'typecheck cxr', cwd: '.', cmd: ['node', tsc, '-p', 'packages/cxr', '--noEmit'] },
+  { name: 'typecheck web client', cwd: '.', cmd: ['node', tsc, '-p', 'packages/cxr/src/web/client/tsconfig.json'] },
+];
 const only = process.argv[2];
 
 let passed = 0, failed = 0, skipped = 0;
+if (!only || 'guard-rails'.includes(only)) {
+  console.log('\n=== guard-rails ===');
+  let p = 0, f = 0;
+  for (const c of checks) {
+    const r = spawnSync(c.cmd[0], c.cmd.slice(1), { cwd: path.join(root, c.cwd), encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status === 0) p++;
+    else {
+      f++;
+      const out = (r.stdout || '') + (r.stderr || '') + (r.error ? String(r.error) : '');
+      process.stdout.write(out.length > 8000 ? out.slice(-8000) : out);
+    }
+    console.log(`${r.status === 0 ? 'ok' : 'FAILED'}  ${c.name}`);
+  }
+  passed += p; failed += f;
+  console.log(`--- guard-rails: ${p} passed, ${f} failed`);
+}
 for (const s of suites) {
   if (only && !s.name.includes(only)) continue;
   console.log(`\n=== ${s.name} ===`);

@@ -7,7 +7,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { Handle, NativeDType, native } from './native';
-import { SharedStorage, TensorEntry } from './storage';
+import { SharedStorage, } from './storage';
 
 export const BACKEND_NAME = 'aten';
 

@@ -27,6 +27,7 @@ export interface Native {
   memory(): NativeMemory;
   emptyCache(): void;
   // Anything else is an op exported by one of the native/ops_*.cc families.
+  // biome-ignore lint/suspicious/noExplicitAny: each native op has its own signature; wrappers in kernels/ type them.
   [op: string]: (...args: any[]) => any;
 }
 

@@ -11,7 +11,7 @@ import {
 } from '../src/data/augment';
 import { decodeFile } from '../src/data/decode';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 const S = 48;
 let images: Float32Array;
 

@@ -2,15 +2,14 @@
 // features as the layers model, for all three architectures.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { backboneSpec, buildTransferModel, InferenceBatchNorm, locateWeights } from '../src/models/backbones';
 import { compileFrozen } from '../src/models/backbones/fold';
+import { MOBILENET_025 } from './shared-data';
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');
+const shared = MOBILENET_025;
 
 function compare(model: tfl.LayersModel, output: string, size: number, channels: number, expectFolded: number): void {
   const compiled = compileFrozen(model, output)!;

@@ -15,9 +15,9 @@ import {
 } from '../src/models/backbones';
 import { fileLoader } from '../src/models/io';
 import { buildImagenetModel } from './imagenet-model';
+import { MOBILENET_025 } from './shared-data';
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');
+const shared = MOBILENET_025;
 
 function tmpCache(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bb-'));

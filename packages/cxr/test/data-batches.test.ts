@@ -10,7 +10,7 @@ import { batchCount, disposeBatch, iterateBatches } from '../src/data/batches';
 import { type CachedImageSet, cacheImages } from '../src/data/cache';
 import { scanDataset } from '../src/data/dataset';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 const S = 24;
 let tmp = '';
 let set: CachedImageSet;

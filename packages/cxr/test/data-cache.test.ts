@@ -7,7 +7,7 @@ import { cacheImages } from '../src/data/cache';
 import { scanDataset } from '../src/data/dataset';
 import { decodeFile } from '../src/data/decode';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 const VAL = path.join(DATA, 'chest_xray', 'val');
 const SIZE = 32;
 let tmp = '';

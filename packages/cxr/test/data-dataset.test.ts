@@ -8,8 +8,7 @@ import { parsePatient } from '../src/data/patients';
 
 const patientId = (fileName: string) => parsePatient(fileName).id;
 
-// dist/test -> repo root is four levels up; the shared data lives beside the checkout.
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 const CHEST = path.join(DATA, 'chest_xray');
 
 test('patient ids follow the Kaggle naming schemes', () => {

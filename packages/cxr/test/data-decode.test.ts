@@ -7,7 +7,7 @@ import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { DecodeError, type DecodeErrorCode, decodeBuffer, decodeFile, decodeRawGray, sniffFormat } from '../src/data/decode';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 let tmp = '';
 
 before(async () => {

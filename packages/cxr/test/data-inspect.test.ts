@@ -5,10 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatInspectReport, inspectDataset } from '../src/data/inspect';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA, needsData } from './shared-data';
 const VAL = path.join(DATA, 'chest_xray', 'val');
 
-test('inspect counts, finds duplicates across splits, shared patients and unreadable files', async () => {
+test('inspect counts, finds duplicates across splits, shared patients and unreadable files', { skip: needsData() }, async () => {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-inspect-'));
   try {
     const put = async (rel: string, from: string | Buffer) => {

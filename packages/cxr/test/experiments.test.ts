@@ -8,14 +8,13 @@ import * as path from 'node:path';
 import { initEngine } from '../src/engine';
 import { SEED_EXPERIMENTS, runSeedExperiments } from '../src/experiments/seed';
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const shared = process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data');
+import { CHEST_XRAY, needsData } from './shared-data';
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
-test('experiments seed --quick writes one row and one confusion matrix per experiment', async () => {
+test('experiments seed --quick writes one row and one confusion matrix per experiment', { skip: needsData() }, async () => {
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-'));
-  const { files, summaries } = await runSeedExperiments({ data: path.join(shared, 'chest_xray'), out, quick: true, log: () => {} });
+  const { files, summaries } = await runSeedExperiments({ data: CHEST_XRAY, out, quick: true, log: () => {} });
   assert.equal(summaries.length, SEED_EXPERIMENTS.length);
   const md = fs.readFileSync(path.join(out, 'comparison.md'), 'utf8');
   for (const fig of [2, 3, 4, 5, 6, 7, 8]) assert.match(md, new RegExp(`Seed fig\\. ${fig}:`));

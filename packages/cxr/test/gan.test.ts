@@ -22,8 +22,8 @@ import { runTraining } from '../src/train/run';
 
 const isSynthetic = (file: string) => file.startsWith(SYNTHETIC_PREFIX);
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const data = path.join(process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data'), 'chest_xray');
+import { CHEST_XRAY } from './shared-data';
+const data = CHEST_XRAY;
 const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 

@@ -43,8 +43,8 @@ test('the check reports a file cycle, a folder cycle and upward imports', () => 
   try {
     const r = check(root);
     assert.equal(r.status, 1);
-    assert.match(r.stdout, /file-level cycles: 1\n  data\/a\.ts <-> data\/b\.ts <-> models\/m\.ts/);
-    assert.match(r.stdout, /folder-level cycles: 1\n  data <-> models/);
+    assert.match(r.stdout, /file-level cycles: 1\n {2}data\/a\.ts <-> data\/b\.ts <-> models\/m\.ts/);
+    assert.match(r.stdout, /folder-level cycles: 1\n {2}data <-> models/);
     assert.match(r.stdout, /upward imports: 2 /);
     assert.match(r.stdout, /data\/c\.ts -> cli\/x\.ts/);
   } finally {

@@ -10,9 +10,10 @@ import { cxrnet } from '../src/models/cxrnet';
 import { saveModel } from '../src/models/io';
 import { MODEL_FORMAT, type ModelMeta } from '../src/models/metadata';
 
-export const SHARED = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
-export const CHEST_XRAY = path.join(SHARED, 'chest_xray');
-export const haveData = fs.existsSync(path.join(CHEST_XRAY, 'train'));
+import { CHEST_XRAY, DATA as SHARED, needsData } from './shared-data';
+
+export { CHEST_XRAY, SHARED };
+export const haveData = !needsData(path.join(CHEST_XRAY, 'train'));
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));

@@ -9,7 +9,7 @@ import {
 import { CHANGES, changeByName, perturbAt } from '../src/data/perturb_catalog';
 import { createRng } from '../src/data/random';
 
-const DATA = process.env.CXR_DATA ?? path.resolve(__dirname, '../../../..', '../shared/data');
+import { DATA } from './shared-data';
 const S = 64;
 let xray: SquareImage;
 

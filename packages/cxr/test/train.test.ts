@@ -10,12 +10,13 @@ import { initEngine } from '../src/engine';
 import { loadModel } from '../src/models/io';
 import { runTraining } from '../src/train/run';
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const data = path.join(process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data'), 'chest_xray');
+import { CHEST_XRAY, needsData } from './shared-data';
+const data = CHEST_XRAY;
+const skip = needsData();
 const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
-test('validation AUC rises clearly above 0.5 within a few epochs on a small real subset', async () => {
+test('validation AUC rises clearly above 0.5 within a few epochs on a small real subset', { skip }, async () => {
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-train-'));
   const lines: string[] = [];
@@ -45,7 +46,7 @@ function runCli(args: string[]) {
   return { child, done, stderr: () => stderr };
 }
 
-test('a killed training run resumes to the same epoch count and a loadable model', async () => {
+test('a killed training run resumes to the same epoch count and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-resume-'));
   const args = ['train', '--data', data, '--out', out, '--model', 'reference', '--input-size', '48', '--epochs', '3',
     '--limit-per-class', '40', '--batch-size', '16', '--no-report'];

@@ -15,14 +15,15 @@ import { predictAllLogits, sigmoid } from '../src/models/infer';
 import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
 
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
-const data = path.join(process.env.CXR_DATA ?? path.resolve(repo, '..', 'shared', 'data'), 'chest_xray');
-const shared = path.join(process.env.CXR_PRETRAINED ?? path.resolve(repo, '..', 'shared', 'pretrained'), 'mobilenet_v1_0.25_224');
+import { CHEST_XRAY, MOBILENET_025, needsData } from './shared-data';
+const data = CHEST_XRAY;
+const shared = MOBILENET_025;
+const skip = needsData(CHEST_XRAY, MOBILENET_025);
 const imageCache = process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache');
 
 const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as string[] };
 
-test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", async () => {
+test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", { skip }, async () => {
   await initEngine();
   // Only the shared MobileNet v1 0.25 is present: no InceptionV3 anywhere.
   process.env.CXR_CACHE = imageCache;
@@ -64,7 +65,7 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
   assert.ok(again.some((l) => /^train features: .*\(cached\)/.test(l)), again.join('\n'));
 });
 
-test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', async () => {
+test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', { skip }, async () => {
   await initEngine();
   process.env.CXR_CACHE = imageCache;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlft-'));
@@ -104,7 +105,7 @@ test('augmentation + oversampling + fine-tuning: only the top blocks change, bat
   tf.disposeVariables();
 });
 
-test('a transfer run killed during fine-tuning resumes to the same epochs and a loadable model', async () => {
+test('a transfer run killed during fine-tuning resumes to the same epochs and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlresume-'));
   const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
   const args = [cli, 'train', '--data', data, '--out', out, '--backbone', 'mobilenet_v1_0.25', '--weights', shared, '--input-size', '96',

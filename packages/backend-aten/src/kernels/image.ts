@@ -2,7 +2,7 @@
 // rotation, i.e. what per-batch data augmentation runs every step.
 import { KernelConfig, TensorInfo, backend_util } from '@tensorflow/tfjs-core';
 import { native } from '../native';
-import { isOneOf, nativeKernel } from './kernel';
+import { nativeKernel } from './kernel';
 
 interface ResizeAttrs {
   alignCorners: boolean;

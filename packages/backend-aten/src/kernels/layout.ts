@@ -24,7 +24,7 @@ function reshapeTo(b: AtenBackend, x: TensorInfo, requested: number[]): TensorIn
 }
 
 function flatPaddings(paddings: Array<[number, number]>): number[] {
-  return paddings.flatMap(([before, after]) => [before, after]);
+  return paddings.flat();
 }
 
 function paddedShape(x: TensorInfo, paddings: Array<[number, number]>): number[] {

@@ -102,7 +102,7 @@ export type OodLoad = { model: OodModel; problem?: undefined } | { model: null; 
 export function loadOod(modelDir: string, memberDir: string): OodLoad {
   const file = path.join(modelDir, OOD_FILE);
   if (!fs.existsSync(file)) return { model: null, problem: null };
-  let parsed;
+  let parsed: ReturnType<typeof OodModel.safeParse>;
   try {
     parsed = OodModel.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
   } catch (e) {

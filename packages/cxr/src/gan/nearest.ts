@@ -33,7 +33,7 @@ export function nearest(queries: Uint8Array, nq: number, refs: Uint8Array, nr: n
     for (let i = 0; i < nq; i++) {
       for (let j = 0; j < m; j++) {
         const d = v[i * m + j];
-        if (d < best[i] && !(skip && skip(i, r0 + j))) {
+        if (d < best[i] && !(skip?.(i, r0 + j))) {
           best[i] = d;
           index[i] = r0 + j;
         }

@@ -10,11 +10,15 @@ const ci = (x: unknown, asPct: boolean) => {
   return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
 };
 
+// meta.json's validation, data and recipe are free-form records that the card only prints.
+// biome-ignore lint/suspicious/noExplicitAny: read for display, never computed with
+type Loose = Record<string, any>;
+
 export function modelCard(meta: ModelMeta, command?: string): string {
-  const v = (meta.validation ?? {}) as Record<string, any>;
+  const v = (meta.validation ?? {}) as Loose;
   const c = v.ci95 ?? {};
-  const d = meta.data as Record<string, any>;
-  const r = meta.recipe as Record<string, any>;
+  const d = meta.data as Loose;
+  const r = meta.recipe as Loose;
   const ops = Object.entries(meta.operatingPoints)
     .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`).join('\n');
   return `# Model card: ${meta.name}

@@ -3,9 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { vegaTextWidth } from './text_metrics';
-import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
-
-export type ChartSpec = TopLevelSpec;
+export type ChartSpec = import('vega-lite', { with: { 'resolution-mode': 'import' } }).TopLevelSpec;
 
 /** vega and vega-lite ship only as ES modules; this CommonJS package loads them on first use. */
 async function libraries() {

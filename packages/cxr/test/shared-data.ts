@@ -1,0 +1,27 @@
+// Where the tests find the read-only data beside the checkout (../shared), in one place, and
+// needsData: the `skip` option of a test that cannot run without it. CXR_DATA and CXR_PRETRAINED
+// point elsewhere. The data is never copied into the repository.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The repository root: compiled tests run from packages/cxr/dist/test, four levels down. */
+export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
+export const DATA = process.env.CXR_DATA ?? path.resolve(REPO, '..', 'shared', 'data');
+/** The Kaggle layout: train/ and val/, each with NORMAL/ and PNEUMONIA/. */
+export const CHEST_XRAY = path.join(DATA, 'chest_xray');
+export const SAMPLES_FULLRES = path.join(DATA, 'samples-fullres');
+export const DICOM_SAMPLES = path.join(DATA, 'dicom-samples');
+export const PRETRAINED = process.env.CXR_PRETRAINED ?? path.resolve(REPO, '..', 'shared', 'pretrained');
+/** The TF.js MobileNet v1 0.25 that the backbone and transfer tests build on. */
+export const MOBILENET_025 = path.join(PRETRAINED, 'mobilenet_v1_0.25_224');
+
+/**
+ * For node:test's `skip` option: false when every path exists (default: the chest_xray folder),
+ * otherwise the reason, naming the first missing path, so a skipped test says what it lacks.
+ */
+export function needsData(...paths: string[]): string | false {
+  for (const p of paths.length ? paths : [CHEST_XRAY]) {
+    if (!fs.existsSync(p)) return `needs ../shared data: ${p} is missing (set CXR_DATA or CXR_PRETRAINED to its folder)`;
+  }
+  return false;
+}

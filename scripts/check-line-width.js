@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Fails on any line longer than the limit in packages/*/src and packages/*/test TypeScript.
+// The target is 160 while the formatter is off, and 120 once the formatter runs over the whole tree
+// (after the branches in flight merge). Today 103 lines exceed 160 (837 exceed 120), too many to fix
+// while other branches edit those files, so the default limit is the longest line today (445, HTML
+// and Markdown templates): it stops things getting worse. Lower it as the formatter lands.
+// Usage: node scripts/check-line-width.js [--max N] [ROOT]
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const args = process.argv.slice(2);
+const at = args.indexOf('--max');
+const max = at >= 0 ? Number(args.splice(at, 2)[1]) : 445;
+if (!Number.isInteger(max) || max < 1) {
+  console.error('--max needs a positive whole number');
+  process.exit(2);
+}
+const root = path.resolve(args[0] ?? path.join(__dirname, '..'));
+
+function tsFiles(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'node_modules' ? [] : tsFiles(p);
+    return e.isFile() && e.name.endsWith('.ts') ? [p] : [];
+  });
+}
+
+const packages = path.join(root, 'packages');
+const files = fs.existsSync(packages)
+  ? fs.readdirSync(packages).flatMap((p) => ['src', 'test'].flatMap((d) => tsFiles(path.join(packages, p, d))))
+  : [];
+const long = [];
+for (const f of files) {
+  fs.readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+    // Code points, not UTF-16 units, so "×" or "–" count as one column.
+    const width = [...line.replace(/\r$/, '')].length;
+    if (width > max) long.push(`${path.relative(root, f)}:${i + 1}: ${width} > ${max}`);
+  });
+}
+for (const l of long) console.log(l);
+console.log(`line width: ${files.length} files, ${long.length} line(s) over ${max} characters`);
+process.exit(long.length ? 1 : 0);
