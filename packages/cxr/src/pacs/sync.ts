@@ -76,7 +76,7 @@ export async function processInstance(client: OrthancClient, predictor: Predicto
     return 'already-done';
   }
   const bytes = await client.instanceFile(id);
-  let results;
+  let results: Awaited<ReturnType<typeof buildResults>>;
   try {
     const prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
     results = await buildResults({ source: readSource(bytes), prediction, model });
