@@ -117,5 +117,24 @@ test('cxr ensemble refuses members with other inputs or other validation splits'
   await assert.rejects(cli(['ensemble', '--members', members[0], resplit, '--out', path.join(work, 'bad2'), '--data', CHEST_XRAY]),
     (e: unknown) => e instanceof EnsembleRefused && /different splits/.test(e.message));
   await assert.rejects(cli(['ensemble', '--members', members[0], '--out', path.join(work, 'bad3')]), /at least 2 members/);
+
+  // A member written before cxr.json had `normalize` (absent = 'none') matches one that says 'none';
+  // a member that equalises its input does not.
+  const legacy = path.join(work, 'legacy');
+  fs.cpSync(members[1], legacy, { recursive: true });
+  const ml = readMeta(legacy);
+  const { normalize: _dropped, ...prepNoNormalize } = ml.preprocessing;
+  fs.writeFileSync(path.join(legacy, 'cxr.json'), JSON.stringify({ ...ml, preprocessing: prepNoNormalize }));
+  const withNone = path.join(work, 'with-none');
+  fs.cpSync(members[0], withNone, { recursive: true });
+  const mn = readMeta(withNone);
+  fs.writeFileSync(path.join(withNone, 'cxr.json'), JSON.stringify({ ...mn, preprocessing: { ...mn.preprocessing, normalize: 'none' } }));
+  await cli(['ensemble', '--members', withNone, legacy, '--out', path.join(work, 'legacy-ens'), '--data', CHEST_XRAY]);
+  assert.ok(fs.existsSync(path.join(work, 'legacy-ens', 'cxr.json')));
+  const eq = path.join(work, 'equalised');
+  fs.cpSync(members[1], eq, { recursive: true });
+  fs.writeFileSync(path.join(eq, 'cxr.json'), JSON.stringify({ ...ml, preprocessing: { ...ml.preprocessing, normalize: 'equalize' } }));
+  await assert.rejects(cli(['ensemble', '--members', withNone, eq, '--out', path.join(work, 'bad4'), '--data', CHEST_XRAY]),
+    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message));
   assert.ok(!fs.existsSync(path.join(work, 'bad1')) && !fs.existsSync(path.join(work, 'bad2')));
 });

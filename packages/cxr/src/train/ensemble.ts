@@ -48,7 +48,12 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
     return m;
   });
   const [first] = metas;
-  const prep = (m: ModelMeta) => JSON.stringify({ inputSize: m.inputSize, preprocessing: m.preprocessing, classNames: m.classNames });
+  // Compared field by field in a fixed order; an absent normalisation is 'none' (older cxr.json files).
+  const prep = (m: ModelMeta) => {
+    const p: Record<string, unknown> = { ...m.preprocessing, normalize: m.preprocessing.normalize ?? 'none' };
+    const sorted = Object.fromEntries(Object.keys(p).sort().map((k) => [k, p[k]]));
+    return JSON.stringify({ inputSize: m.inputSize, preprocessing: sorted, classNames: m.classNames });
+  };
   metas.forEach((m, i) => {
     if (prep(m) !== prep(first)) {
       throw new EnsembleRefused(`members differ in input: ${dirs[0]} takes ${prep(first)}, ${dirs[i]} takes ${prep(m)}; ` +
