@@ -74,6 +74,9 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
     assert.equal(img.headers['content-type'], 'image/png');
     assert.deepEqual([...img.rawPayload.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
+  // Stored compactly: a palette heat map and a 160 px thumbnail (was 154 KB + 34 KB per prediction).
+  const stored = (audit.image(p.id, 'heatmap')?.length ?? 0) + (audit.image(p.id, 'thumbnail')?.length ?? 0);
+  assert.ok(stored > 0 && stored < 70_000, `${stored} bytes of images stored`);
 });
 
 test('a DICOM file predicts', async () => {

@@ -20,6 +20,7 @@ import { WorkQueue } from './queue';
 import { HttpError } from './http_error';
 import { readUpload, UploadBudget, UploadTicket } from './upload';
 import { problem, sendProblem, toProblem } from './problem';
+import { compactImages } from './retention';
 import {
   problemResponse, problemSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
 } from './schemas';
@@ -249,7 +250,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         latencyMs: performance.now() - received,
         requestedBy: req.tokenName,
       };
-      audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
+      audit.insert(record, storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
       noStore(reply);
       return toApi(record, result.heatmapPng !== undefined, record.hasThumbnail);
