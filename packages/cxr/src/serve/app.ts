@@ -224,9 +224,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const received = performance.now();
       const ticket = new UploadTicket(uploads);
       let result: Awaited<ReturnType<typeof predictor.predict>>;
-      let bytes: Buffer;
       try {
-        bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
+        const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
         const { operatingPoint, heatmap } = req.query;
         result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
       } finally {
