@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { AuditLog, AuditRecord, SCHEMA_VERSION } from '../src/serve/audit';
+import { parseRetention, retentionCutoff } from '../src/serve/retention';
 import { CLI, tempDir } from './serve-fixtures';
 
 function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
@@ -160,3 +161,36 @@ test('cxr history --csv: one row per prediction, formula-like text cells escaped
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+
+test('image retention: pruneImages and `cxr history prune --before` drop old images, keep every prediction', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const a = AuditLog.open(file);
+  for (let i = 0; i < 6; i++) a.insert(record(i), { thumbnailPng: Buffer.from([i]), heatmapPng: Buffer.from([i, i]) });
+  // record(i) is made at 2026-01-01T00:0i: prune the first three.
+  assert.equal(a.pruneImages('2026-01-01T00:03:00Z'), 3);
+  assert.equal(a.image(record(2).id, 'heatmap'), null);
+  assert.equal(a.get(record(2).id)?.hasHeatmap, false);
+  assert.deepEqual(a.image(record(3).id, 'thumbnail'), Buffer.from([3]));
+  assert.equal(a.pruneImages('2026-01-01T00:03:00Z'), 0, 'idempotent');
+  a.close();
+  const out = execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', '2026-01-01T00:05:00Z'], { encoding: 'utf8' });
+  assert.match(out, /removed the images of 2 prediction\(s\)/);
+  const b = AuditLog.open(file);
+  assert.equal(b.count(), 6);
+  assert.equal(b.image(record(4).id, 'thumbnail'), null);
+  assert.deepEqual(b.image(record(5).id, 'thumbnail'), Buffer.from([5]));
+  b.close();
+  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', 'last week'], { stdio: 'pipe' }), /before/);
+  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
+  assert.ok(!fs.existsSync(path.join(dir, 'none.db')));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('retention durations', () => {
+  assert.equal(parseRetention('30d'), 30 * 86_400_000);
+  assert.equal(parseRetention('12h'), 12 * 3_600_000);
+  assert.equal(parseRetention('0'), 0);
+  for (const bad of ['30', 'forever', '-1d', '1w']) assert.throws(() => parseRetention(bad), /retain-images/, bad);
+  assert.equal(retentionCutoff(86_400_000, Date.UTC(2026, 0, 2)), '2026-01-01T00:00:00.000Z');
+});

@@ -53,12 +53,15 @@ function checkError(r: { status: number; json: Record<string, unknown> }, want: 
   const allowed = Array.isArray(want) ? want : [want];
   assert.ok(allowed.includes(r.status), `${what}: status ${r.status} not in ${allowed}: ${JSON.stringify(r.json)}`);
   if (r.status === 200) return;
-  assert.equal(r.json.statusCode, r.status, `${what}: error body ${JSON.stringify(r.json)}`);
+  // RFC 9457 problem details.
+  assert.equal(r.json.status, r.status, `${what}: error body ${JSON.stringify(r.json)}`);
   assert.equal(typeof r.json.code, 'string', what);
-  assert.ok(typeof r.json.message === 'string' && r.json.message.length > 10, `${what}: message ${r.json.message}`);
-  assert.doesNotMatch(String(r.json.message), /internal error|undefined|\[object/i, what);
+  assert.equal(typeof r.json.type, 'string', what);
+  assert.equal(typeof r.json.title, 'string', what);
+  assert.ok(typeof r.json.detail === 'string' && r.json.detail.length > 10, `${what}: detail ${r.json.detail}`);
+  assert.doesNotMatch(String(r.json.detail), /internal error|undefined|\[object/i, what);
   // The machine-readable code counts as part of the explanation (e.g. TRUNCATED + byte counts).
-  if (message) assert.match(`${r.json.code} ${r.json.message}`, message, `${what}: ${r.json.code} ${r.json.message}`);
+  if (message) assert.match(`${r.json.code} ${r.json.detail}`, message, `${what}: ${r.json.code} ${r.json.detail}`);
 }
 
 test('the corpus has at least 30 bad files', () => {
@@ -75,7 +78,7 @@ test('every bad file gets a clear 4xx and the server keeps serving', { timeout: 
     } catch (e) {
       problems.push((e as Error).message);
     }
-    t.diagnostic(`${f.name}: ${r.status} ${r.json.code ?? ''} ${String(r.json.message ?? '').slice(0, 120)}`);
+    t.diagnostic(`${f.name}: ${r.status} ${r.json.code ?? ''} ${String(r.json.detail ?? '').slice(0, 120)}`);
     await stillServing(f.name);
   }
   assert.deepEqual(problems, []);

@@ -74,6 +74,9 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
     assert.equal(img.headers['content-type'], 'image/png');
     assert.deepEqual([...img.rawPayload.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
+  // Stored compactly: a palette heat map and a 160 px thumbnail (was 154 KB + 34 KB per prediction).
+  const stored = (audit.image(p.id, 'heatmap')?.length ?? 0) + (audit.image(p.id, 'thumbnail')?.length ?? 0);
+  assert.ok(stored > 0 && stored < 70_000, `${stored} bytes of images stored`);
 });
 
 test('a DICOM file predicts', async () => {
@@ -109,7 +112,34 @@ test('operating point and heat map switches', async () => {
   const bad = await predict(XRAY_JPEG, '?operatingPoint=aggressive');
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json().code, 'INVALID_REQUEST');
-  assert.match(bad.json().message, /operatingPoint/);
+  assert.match(bad.json().detail, /operatingPoint/);
+});
+
+test('errors are RFC 9457 problem details, and validation errors name the parameter', async () => {
+  const cases: [string, number, string, RegExp][] = [
+    ['/api/v1/predictions?colour=red', 400, 'INVALID_REQUEST', /unknown query parameter 'colour'/],
+    ['/api/v1/predictions?operatingPoint=aggressive', 400, 'INVALID_REQUEST', /'operatingPoint' must be one of: screening, balanced/],
+    ['/api/v1/predictions/not-an-id', 400, 'INVALID_REQUEST', /path parameter 'id'/],
+    ['/api/v1/predictions/00000000-0000-4000-8000-000000000000', 404, 'NOT_FOUND', /no prediction with id/],
+    ['/api/v1/nothing', 404, 'NOT_FOUND', /no such resource/],
+    ['/api/v1/predictions/00000000-0000-4000-8000-000000000000/heatmap.png', 404, 'NOT_FOUND', /no heatmap/],
+  ];
+  for (const [url, status, code, detail] of cases) {
+    const r = await app.inject(url);
+    assert.equal(r.statusCode, status, url);
+    assert.match(String(r.headers['content-type']), /^application\/problem\+json/, url);
+    const p = r.json();
+    assert.deepEqual(Object.keys(p).sort(), ['code', 'detail', 'status', 'title', 'type'], url);
+    assert.equal(p.status, status);
+    assert.equal(p.code, code);
+    assert.equal(p.type, `urn:cxr:problem:${code.toLowerCase().replace(/_/g, '-')}`);
+    assert.equal(p.title, status === 400 ? 'Bad Request' : 'Not Found');
+    assert.match(p.detail, detail, url);
+  }
+  const upload = await predict(Buffer.from('GIF89a, not really'));
+  assert.equal(upload.statusCode, 415);
+  assert.match(String(upload.headers['content-type']), /^application\/problem\+json/);
+  assert.equal(upload.json().code, 'UNSUPPORTED_FORMAT');
 });
 
 test('history: paging and filters', async () => {
@@ -135,7 +165,7 @@ test('history: paging and filters', async () => {
   const clean = (await app.inject('/api/v1/predictions?hasWarnings=false')).json();
   assert.equal(warned.total + clean.total, all.total);
 
-  for (const q of ['label=maybe', 'since=yesterday', 'limit=0', 'limit=100000', 'page=-1', 'colour=red']) {
+  for (const q of ['label=maybe', 'since=yesterday', 'limit=0', 'limit=100000', 'page=-1', 'colour=red', 'operatingPoint=nonsense']) {
     const r = await app.inject(`/api/v1/predictions?${q}`);
     assert.equal(r.statusCode, 400, q);
     assert.equal(r.json().code, 'INVALID_REQUEST', q);
@@ -207,6 +237,23 @@ test('OpenAPI document describes the API', async () => {
   assert.ok(post.responses['413']);
   assert.ok(doc.components.schemas.Prediction || JSON.stringify(post.responses['200']).includes('probability'));
   assert.deepEqual(post.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, ['screening', 'balanced']);
+  // Errors are problem+json everywhere, images are image/png, and the bearer scheme is declared.
+  assert.ok(post.responses['413'].content['application/problem+json'], JSON.stringify(post.responses['413']));
+  assert.doesNotMatch(post.responses['413'].description, /Default Response/);
+  for (const which of ['heatmap', 'thumbnail']) {
+    const get = doc.paths[`/api/v1/predictions/{id}/${which}.png`].get;
+    assert.deepEqual(Object.keys(get.responses['200'].content), ['image/png'], which);
+    assert.deepEqual(Object.keys(get.responses['404'].content), ['application/problem+json'], which);
+  }
+  assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
+  assert.deepEqual(doc.paths['/api/v1/health'].get.security, []);
+  const history = doc.paths['/api/v1/predictions'].get;
+  assert.deepEqual(history.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, ['screening', 'balanced']);
+  for (const [p, item] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { description: string }> }>>)) {
+    for (const [method, op] of Object.entries(item)) {
+      for (const [status, r] of Object.entries(op.responses)) assert.notEqual(r.description, 'Default Response', `${method} ${p} ${status}`);
+    }
+  }
 });
 
 test('bearer token: required on the API when configured, health stays public', async () => {

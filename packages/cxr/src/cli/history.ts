@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { csvLine } from '../report/csv';
 import { AuditLog, AuditRecord, defaultDbPath } from '../serve/audit';
+import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 
 const Options = z.object({
   db: z.string().min(1).optional(),
@@ -30,8 +31,32 @@ function csvRow(r: AuditRecord): string {
     r.input.height, r.input.sha256, `${r.model.name}@${r.model.version}`, r.requestedBy, Math.round(r.latencyMs), r.warnings.join('; ')]);
 }
 
+const PruneOptions = z.object({
+  db: z.string().min(1).optional(),
+  before: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(),
+});
+
 export function register(program: Command): void {
-  program.command('history')
+  const history = program.command('history');
+  history.command('prune')
+    .description('remove stored heat maps and thumbnails of older predictions (the predictions stay in the log)')
+    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option('--before <time>', 'ISO 8601 date or time (default: 30 days ago, the serve default)')
+    .action((_raw: Record<string, unknown>, cmd: Command) => {
+      // --db may be parsed by `history` itself (it has the same option): read both levels.
+      const parsed = PruneOptions.safeParse(cmd.optsWithGlobals());
+      if (!parsed.success) throw new Error(`history prune: ${z.prettifyError(parsed.error)}`);
+      const before = parsed.data.before ?? retentionCutoff(DEFAULT_RETENTION_MS);
+      const file = parsed.data.db ?? defaultDbPath();
+      const audit = AuditLog.open(file, { mustExist: true });
+      try {
+        const n = audit.pruneImages(before);
+        process.stdout.write(`removed the images of ${n} prediction(s) made before ${new Date(before).toISOString()} from ${audit.file}\n`);
+      } finally {
+        audit.close();
+      }
+    });
+  history
     .description('list past predictions from the audit log, newest first')
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--json', 'one JSON object per line')

@@ -7,6 +7,7 @@ import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
 import { loadPooledPredictor } from '../serve/decode_pool';
 import { isLoopbackHost } from '../serve/exposure';
+import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
 import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
 
@@ -24,6 +25,14 @@ const Options = z.object({
   allowNoToken: z.boolean().optional(),
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
+  retainImages: z.string().transform((v, ctx) => {
+    try {
+      return parseRetention(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  }),
 });
 
 async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse', decodeWorkers: number): Promise<ServePredictor> {
@@ -40,6 +49,7 @@ export function register(program: Command): void {
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
     .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
+    .option('--retain-images <duration>', 'keep stored heat maps and thumbnails this long (e.g. 30d, 12h; 0 = keep none)', '30d')
     .option('--max-upload-mb <n>', 'largest accepted upload in MiB', '32')
     .option('--concurrency <n>', 'predictions computed at once', '2')
     .option('--threads <n>', 'engine threads')
@@ -73,7 +83,8 @@ export function register(program: Command): void {
         loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency),
         tokens,
         allowedHosts: o.allowedHost,
-        storeImages: o.storeImages,
+        storeImages: o.storeImages && o.retainImages > 0,
+        retainImagesMs: o.retainImages,
         maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),
         concurrency: o.concurrency,
         webDir: defaultWebDir(),

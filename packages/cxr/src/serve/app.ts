@@ -14,13 +14,15 @@ import { AuditLog, AuditRecord } from './audit';
 import { NamedToken, tokenMatcher } from './auth';
 import { exposureCheck } from './exposure';
 import { listModelFiles } from './model_files';
-import { isClientInputError, ServePredictor } from './predictor_port';
+import type { ServePredictor } from './predictor_port';
 import { RecentImages } from './recent_images';
 import { WorkQueue } from './queue';
 import { HttpError } from './http_error';
 import { readUpload, UploadBudget, UploadTicket } from './upload';
+import { problem, sendProblem, toProblem } from './problem';
+import { compactImages } from './retention';
 import {
-  errorSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
+  problemResponse, problemSchema, healthSchema, historyPageSchema, historyQuery, idParams, modelInfoSchema, predictionSchema, predictQuery,
 } from './schemas';
 
 export interface AppOptions {
@@ -119,10 +121,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         description: 'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps '
           + 'and an audit log of every prediction. A decision aid, not a diagnosis.',
       },
-      components: tokenName
-        ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
-        : {},
-      security: tokenName ? [{ bearer: [] }] : [],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http', scheme: 'bearer',
+            description: 'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one',
+          },
+        },
+      },
+      // Health and this document are public (their routes say security: []); the rest needs the
+      // token when one is configured, and nothing otherwise ({} = no requirement).
+      security: tokenName ? [{ bearer: [] }] : [{ bearer: [] }, {}],
     },
     // Name shared schemas after their $id, so the document reads components/schemas/Prediction.
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -147,7 +156,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return openapi ?? {};
     },
   });
-  app.addSchema(errorSchema);
+  app.addSchema(problemSchema);
   app.addSchema(predictionSchema);
 
   app.decorateRequest('tokenName', null);
@@ -175,12 +184,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (closing) reply.header('Connection', 'close');
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => replyError(err, req, reply, maxUploadBytes));
+  app.setErrorHandler((err: FastifyError, req, reply) => sendProblem(reply, toProblem(err, req, maxUploadBytes)));
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'NOT_FOUND', message: `no such resource: ${req.method} ${req.url.split('?')[0]}` });
+    sendProblem(reply, problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
   });
 
-  const errors = { 400: { $ref: 'Error#' }, 401: { $ref: 'Error#' }, 404: { $ref: 'Error#' } };
+  const errors = {
+    400: problemResponse('Invalid request: a query or path parameter is wrong (the detail names it)'),
+    401: problemResponse('An API token is required and was missing or wrong'),
+    403: problemResponse('Host not allowed, or a cross-origin request'),
+    404: problemResponse('No such prediction, image or file'),
+  };
 
   const toApi = (r: AuditRecord, heatmapAvailable: boolean, thumbnailAvailable: boolean) => ({
     ...r,
@@ -198,18 +212,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         consumes: ['multipart/form-data'],
         querystring: predictQuery(operatingPoints),
         response: {
-          200: { $ref: 'Prediction#' },
+          200: { description: 'The prediction, already written to the audit log', $ref: 'Prediction#' },
           ...errors,
-          413: { $ref: 'Error#' }, 415: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' },
+          413: problemResponse('Upload over the byte limit, or an image over the pixel limit'),
+          415: problemResponse('Not multipart/form-data, or not a JPEG, PNG or DICOM image'),
+          422: problemResponse('The image cannot be read, or was refused as not a chest X-ray'),
+          503: problemResponse('Busy (too many predictions or uploads at once), or shutting down; see Retry-After'),
         },
       },
     }, async (req, reply) => {
       const received = performance.now();
       const ticket = new UploadTicket(uploads);
       let result: Awaited<ReturnType<typeof predictor.predict>>;
-      let bytes: Buffer;
       try {
-        bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
+        const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
         const { operatingPoint, heatmap } = req.query;
         result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
       } finally {
@@ -233,7 +249,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         latencyMs: performance.now() - received,
         requestedBy: req.tokenName,
       };
-      audit.insert(record, storeImages ? { thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng } : null);
+      audit.insert(record, storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null);
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
       noStore(reply);
       return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
@@ -244,8 +260,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         schema: {
           summary: 'Past predictions, newest first',
           tags: ['predictions'],
-          querystring: historyQuery,
-          response: { 200: historyPageSchema, ...errors },
+          querystring: historyQuery(operatingPoints),
+          response: { 200: { description: 'One page of the audit log', ...historyPageSchema }, ...errors },
         },
       }, async (req, reply) => {
         noStore(reply);
@@ -254,7 +270,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       });
 
     api.get<{ Params: { id: string } }>('/predictions/:id', {
-      schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { $ref: 'Prediction#' }, ...errors } },
+      schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { description: 'The prediction as it was answered', $ref: 'Prediction#' }, ...errors } },
     }, async (req, reply) => {
       noStore(reply);
       const r = audit.get(req.params.id);
@@ -269,7 +285,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           tags: ['predictions'],
           params: idParams,
           produces: ['image/png'],
-          response: { 200: { type: 'string', format: 'binary' }, ...errors },
+          response: {
+            200: { description: `The ${which} (PNG)`, content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
+            ...errors,
+          },
         },
       }, async (req, reply) => {
         const png = audit.image(req.params.id, which) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
@@ -280,7 +299,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     }
 
     api.get('/model', {
-      schema: { summary: 'The served model: cxr.json, validation metrics, model card', tags: ['model'], response: { 200: modelInfoSchema, ...errors } },
+      schema: { summary: 'The served model: cxr.json, validation metrics, model card', tags: ['model'], response: { 200: { description: 'The model\'s facts, metrics and card', ...modelInfoSchema }, ...errors } },
     }, async () => ({
       name: predictor.model.name,
       version: predictor.model.version,
@@ -306,7 +325,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         tags: ['model'],
         params: { type: 'object', properties: { '*': { type: 'string' } } },
         produces: ['application/json', 'application/octet-stream'],
-        response: { 200: { type: 'string', format: 'binary' }, ...errors },
+        response: {
+          200: {
+            description: 'model.json (application/json) or a weight shard (application/octet-stream)',
+            content: {
+              'application/json': { schema: { type: 'object', additionalProperties: true } },
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+            },
+          },
+          ...errors,
+        },
       },
     }, async (req, reply) => {
       const rel = req.params['*'];
@@ -318,7 +346,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     });
 
     api.get('/health', {
-      schema: { summary: 'Liveness and the served model (no token needed)', tags: ['service'], response: { 200: healthSchema } },
+      schema: { summary: 'Liveness and the served model (no token needed)', tags: ['service'], security: [],
+        response: { 200: { description: 'The server is up and the model is loaded', ...healthSchema } } },
     }, async () => ({
       status: 'ok' as const,
       model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
@@ -359,37 +388,3 @@ declare module 'fastify' {
   }
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 503: 'Service Unavailable',
-};
-
-function replyError(err: FastifyError, req: FastifyRequest, reply: FastifyReply, maxUploadBytes: number): FastifyReply {
-  let status: number;
-  let code: string;
-  let message: string;
-  if (isClientInputError(err)) {
-    ({ status, code, message } = err);
-  } else if (err instanceof HttpError) {
-    ({ statusCode: status, code, message } = err);
-  } else if (err.validation) {
-    status = 400; code = 'INVALID_REQUEST'; message = err.message;
-  } else if (err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    status = 413; code = 'TOO_LARGE'; message = `the upload exceeds the ${maxUploadBytes}-byte limit`;
-  } else if (err.code === 'FST_FILES_LIMIT' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') {
-    status = 413; code = 'TOO_MANY_PARTS'; message = 'send one image per request, in a field named "image"';
-  } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    status = 415; code = 'NOT_MULTIPART'; message = 'expected multipart/form-data with the image in a field named "image"';
-  } else if (err.code === 'BUSY') {
-    status = 503; code = 'BUSY'; message = err.message;
-    reply.header('Retry-After', '1');
-  } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    status = err.statusCode; code = err.code ?? 'BAD_REQUEST'; message = err.message;
-  } else {
-    req.log.error({ err }, 'request failed');
-    status = 500; code = 'INTERNAL'; message = 'internal error (details are in the server log)';
-  }
-  if (status === 503) reply.header('Retry-After', '1');
-  return reply.code(status).send({ statusCode: status, error: REASONS[status] ?? 'Error', code, message });
-}

@@ -140,9 +140,9 @@ export class AuditLog {
   }
 
   /** Opens (creating if needed) and migrates the log; `:memory:` works for tests. */
-  static open(file: string, opts: { readonly?: boolean } = {}): AuditLog {
+  static open(file: string, opts: { readonly?: boolean; mustExist?: boolean } = {}): AuditLog {
+    if ((opts.readonly || opts.mustExist) && !fs.existsSync(file)) throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
     if (file !== ':memory:' && !opts.readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    if (opts.readonly && !fs.existsSync(file)) throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
     const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     try {
       db.pragma('busy_timeout = 5000');
@@ -196,6 +196,20 @@ export class AuditLog {
     const rows = this.db.prepare(`SELECT * FROM predictions ${clause} ORDER BY seq DESC LIMIT @limit OFFSET @offset`)
       .all({ ...args, limit, offset: (page - 1) * limit }) as Row[];
     return { items: rows.map(fromRow), total, page, limit };
+  }
+
+  /**
+   * Removes the heat maps and thumbnails of predictions made before `before` (ISO time); the
+   * predictions themselves stay. Returns how many predictions lost their images.
+   */
+  pruneImages(before: string): number {
+    const cutoff = new Date(before).toISOString();
+    return this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM prediction_images WHERE prediction_id IN
+        (SELECT id FROM predictions WHERE created_at < ?)`).run(cutoff);
+      return this.db.prepare(`UPDATE predictions SET has_heatmap = 0, has_thumbnail = 0
+        WHERE created_at < ? AND (has_heatmap = 1 OR has_thumbnail = 1)`).run(cutoff).changes;
+    })();
   }
 
   count(): number {

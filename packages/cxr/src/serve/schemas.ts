@@ -3,18 +3,24 @@
 // OpenAPI document, so the document cannot drift from what the server does.
 import { NORMALIZE_MODES } from '../data/preprocess';
 
-export const errorSchema = {
-  $id: 'Error',
+export const problemSchema = {
+  $id: 'Problem',
   type: 'object',
-  description: 'Every 4xx/5xx answer',
+  description: 'RFC 9457 problem details: every 4xx/5xx answer, as application/problem+json',
   properties: {
-    statusCode: { type: 'integer' },
-    error: { type: 'string', description: 'HTTP reason phrase' },
-    code: { type: 'string', description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT' },
-    message: { type: 'string', description: 'what went wrong, for people' },
+    type: { type: 'string', format: 'uri', description: 'urn:cxr:problem:<code>, e.g. urn:cxr:problem:too-many-pixels' },
+    title: { type: 'string', description: 'the HTTP status\'s reason phrase' },
+    status: { type: 'integer', description: 'the HTTP status code' },
+    detail: { type: 'string', description: 'what went wrong with this request, for people' },
+    code: { type: 'string', description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT, INVALID_REQUEST' },
   },
-  required: ['statusCode', 'error', 'code', 'message'],
+  required: ['type', 'title', 'status', 'detail', 'code'],
 } as const;
+
+/** A response entry for an error status: problem+json with the Problem schema. */
+export function problemResponse(description: string) {
+  return { description, content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } } as const;
+}
 
 const timings = {
   type: 'object',
@@ -101,19 +107,21 @@ export function predictQuery(operatingPoints: string[]) {
   } as const;
 }
 
-export const historyQuery = {
-  type: 'object',
-  properties: {
-    label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'] },
-    operatingPoint: { type: 'string', maxLength: 64 },
-    since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
-    until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
-    hasWarnings: { type: 'boolean' },
-    page: { type: 'integer', minimum: 1, default: 1 },
-    limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
-  },
-  additionalProperties: false,
-} as const;
+export function historyQuery(operatingPoints: string[]) {
+  return {
+    type: 'object',
+    properties: {
+      label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'] },
+      operatingPoint: { type: 'string', enum: operatingPoints, description: 'one of the served model\'s operating points' },
+      since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
+      until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
+      hasWarnings: { type: 'boolean' },
+      page: { type: 'integer', minimum: 1, default: 1 },
+      limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+    },
+    additionalProperties: false,
+  } as const;
+}
 
 export const historyPageSchema = {
   type: 'object',

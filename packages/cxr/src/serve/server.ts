@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { AuditLog } from './audit';
 import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
+import { retentionCutoff } from './retention';
 import type { ServePredictor } from './predictor_port';
 
 export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost'> {
@@ -16,6 +17,8 @@ export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 
   dbPath: string;
   /** Loads the model; called once. */
   loadPredictor: () => Promise<ServePredictor>;
+  /** Keep stored images this long (pruned at start and every hour); undefined = forever. */
+  retainImagesMs?: number;
   /** Where start-up and shutdown lines go (default stderr). */
   log?: (line: string) => void;
 }
@@ -51,6 +54,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
     log(`cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`);
     audit = AuditLog.open(opts.dbPath);
+    const opened = audit;
+    const prune = () => {
+      if (opts.retainImagesMs === undefined) return;
+      const n = opened.pruneImages(retentionCutoff(opts.retainImagesMs));
+      if (n) log(`cxr serve: removed the images of ${n} prediction(s) older than the retention`);
+    };
+    prune();
+    const pruner = setInterval(prune, 3_600_000);
+    pruner.unref();
     const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit });
     await app.listen({ host: opts.host, port: opts.port });
     // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
@@ -59,6 +71,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const server: RunningServer = {
       app, url: address, predictor, audit,
       close: () => closing ??= (async () => {
+        clearInterval(pruner);
         await app.close();
         audit!.close();
         predictor.dispose();

@@ -92,8 +92,9 @@ export async function apiFetch(url: string, init: RequestInit = {}): Promise<Res
 }
 
 async function json<T>(res: Response): Promise<T> {
-  const body = await res.json().catch(() => null) as ({ message?: string; code?: string } & T) | null;
-  if (!res.ok) throw new ApiError(res.status, body?.code ?? 'HTTP', body?.message ?? `${res.status} ${res.statusText}`);
+  // Errors are RFC 9457 problem details: { type, title, status, detail, code }.
+  const body = await res.json().catch(() => null) as ({ detail?: string; code?: string } & T) | null;
+  if (!res.ok) throw new ApiError(res.status, body?.code ?? 'HTTP', body?.detail ?? `${res.status} ${res.statusText}`);
   return body as T;
 }
 

@@ -1,0 +1,78 @@
+// Every error the API answers, as RFC 9457 problem details (application/problem+json):
+// { type, title, status, detail, code }. `code` is the machine-readable cause the API always had
+// (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either.
+// Validation errors name what was wrong: the unknown query parameter, the allowed values.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from './http_error';
+import { isClientInputError } from './predictor_port';
+
+export const PROBLEM_TYPE = 'application/problem+json';
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  406: 'Not Acceptable', 408: 'Request Timeout', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+}
+
+export function problem(status: number, code: string, detail: string): Problem {
+  return { type: `urn:cxr:problem:${code.toLowerCase().replace(/_/g, '-')}`, title: REASONS[status] ?? 'Error', status, detail, code };
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
+  if (p.status === 503) reply.header('Retry-After', '1');
+  return reply.code(p.status).type(`${PROBLEM_TYPE}; charset=utf-8`).send(p);
+}
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** ajv's errors in words a client can act on; `where` is fastify's validationContext (querystring, params). */
+export function validationDetail(errors: AjvError[], where: string | undefined): string {
+  const what = where === 'querystring' ? 'query parameter' : where === 'params' ? 'path parameter' : `${where ?? 'request'} field`;
+  return errors.map((e) => {
+    const name = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    if (e.keyword === 'additionalProperties') return `unknown ${what} '${String(e.params.additionalProperty)}'`;
+    if (e.keyword === 'enum') {
+      const allowed = (e.params.allowedValues as unknown[] | undefined)?.map(String).join(', ');
+      return `${what} '${name}' must be one of: ${allowed}`;
+    }
+    return `${what} '${name || '?'}' ${e.message ?? 'is invalid'}`;
+  }).join('; ');
+}
+
+/** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
+export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
+  if (isClientInputError(err)) return problem(err.status, err.code, err.message);
+  if (err instanceof HttpError) return problem(err.statusCode, err.code, err.message);
+  if (err.validation) return problem(400, 'INVALID_REQUEST', validationDetail(err.validation as AjvError[], err.validationContext));
+  switch (err.code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problem(413, 'TOO_LARGE', `the upload exceeds the ${maxUploadBytes}-byte limit`);
+    case 'FST_FILES_LIMIT':
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return problem(413, 'TOO_MANY_PARTS', 'send one image per request, in a field named "image"');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return problem(415, 'NOT_MULTIPART', 'expected multipart/form-data with the image in a field named "image"');
+    case 'BUSY':
+      return problem(503, 'BUSY', err.message);
+  }
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    return problem(err.statusCode, err.code ?? 'BAD_REQUEST', err.message);
+  }
+  req.log.error({ err }, 'request failed');
+  return problem(500, 'INTERNAL', 'internal error (details are in the server log)');
+}

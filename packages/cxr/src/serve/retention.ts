@@ -1,0 +1,41 @@
+// How long the audit log keeps images, and how small they are. Rows (the audit itself) are kept;
+// heat maps and thumbnails are what made the log grow by 166 KB per prediction, forever.
+// Stored images are re-encoded compactly: the heat map as a palette PNG (about a quarter of
+// the size, visually the same overlay) and the thumbnail at 160 px.
+import sharp from 'sharp';
+import type { AuditImages } from './audit';
+
+const DAY_MS = 86_400_000;
+
+/** '30d', '12h', '90m' or '0' (keep none) to milliseconds. */
+export function parseRetention(text: string): number {
+  const m = /^(\d{1,6})([dhm]?)$/.exec(text.trim());
+  if (!m) throw new Error(`--retain-images: expected a duration such as 30d, 12h or 0 (keep none), got '${text.slice(0, 40)}'`);
+  const n = Number(m[1]);
+  if (n > 0 && !m[2]) throw new Error(`--retain-images: say the unit, e.g. ${n}d (d, h or m), or 0 to keep none`);
+  return n * (m[2] === 'h' ? 3_600_000 : m[2] === 'm' ? 60_000 : DAY_MS);
+}
+
+export const DEFAULT_RETENTION_MS = 30 * DAY_MS;
+
+/** The cut-off: images of predictions made before this are removed. */
+export function retentionCutoff(retainMs: number, now = Date.now()): string {
+  return new Date(now - retainMs).toISOString();
+}
+
+export const THUMBNAIL_STORED_SIDE = 160;
+
+export async function compactImages(images: AuditImages): Promise<AuditImages> {
+  const out: AuditImages = {};
+  if (images.heatmapPng) {
+    out.heatmapPng = await sharp(images.heatmapPng).png({ palette: true, quality: 80, effort: 7, compressionLevel: 9 }).toBuffer();
+  }
+  if (images.thumbnailPng) {
+    out.thumbnailPng = await sharp(images.thumbnailPng)
+      .resize(THUMBNAIL_STORED_SIDE, THUMBNAIL_STORED_SIDE, { fit: 'inside', withoutEnlargement: true })
+      .toColourspace('b-w')
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+  }
+  return out;
+}
