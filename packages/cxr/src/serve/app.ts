@@ -1,7 +1,7 @@
 // The HTTP application: security headers, optional bearer token, the v1 JSON API, its OpenAPI
 // document and the web page. Built from already-open parts (predictor, audit log) so that tests
 // can inject requests without a port, and so that start-up order stays in server.ts.
-import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
