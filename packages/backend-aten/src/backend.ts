@@ -18,6 +18,8 @@ export interface KernelArgs {
 }
 
 const NATIVE_DTYPES = new Set<DataType>(['float32', 'int32', 'bool']);
+/** A tensor whose dtype the addon stores. */
+export type NativeTensorInfo = TensorInfo & { dtype: NativeDType };
 
 let nextId = 0;
 
@@ -110,9 +112,11 @@ export class AtenBackend extends KernelBackend {
     return view;
   }
 
-  /** True when every input can go to a native kernel (no string/complex data). */
-  nativeable(...ts: TensorInfo[]): boolean {
-    for (const t of ts) if (!NATIVE_DTYPES.has(t.dtype)) return false;
+  /** True when every input can go to a native kernel (no string/complex data); then the first
+   * one's dtype is known to be a NativeDType. */
+  nativeable(t: TensorInfo, ...more: TensorInfo[]): t is NativeTensorInfo {
+    if (!NATIVE_DTYPES.has(t.dtype)) return false;
+    for (const u of more) if (!NATIVE_DTYPES.has(u.dtype)) return false;
     return true;
   }
 

@@ -1,35 +1,8 @@
-// Typed view of the N-API addon (native/*.cc). Every function may throw a JS Error with ATen's message.
+// Loads the N-API addon (native/*.cc); its functions' types are in native_ops.ts.
 import * as path from 'node:path';
+import type { Native } from './native_ops';
 
-/** Opaque handle to an ATen tensor owned by the addon. */
-export type Handle = { readonly __aten: unique symbol };
-export type NativeDType = 'float32' | 'int32' | 'bool';
-
-export interface NativeMemory {
-  bytesInUse: number;
-  bytesCached: number;
-  numAllocations: number;
-  uploads: number;
-  downloads: number;
-}
-
-export interface Native {
-  upload(values: Float32Array | Int32Array | Uint8Array, shape: number[]): Handle;
-  download(h: Handle): Float32Array | Int32Array | Uint8Array;
-  scalar(value: number, dtype: NativeDType): Handle;
-  free(h: Handle): void;
-  shape(h: Handle): number[];
-  dtype(h: Handle): NativeDType | 'other';
-  reshape(h: Handle, shape: number[]): Handle;
-  cast(h: Handle, dtype: NativeDType): Handle;
-  setNumThreads(n: number): void;
-  getNumThreads(): number;
-  memory(): NativeMemory;
-  emptyCache(): void;
-  // Anything else is an op exported by one of the native/ops_*.cc families.
-  // biome-ignore lint/suspicious/noExplicitAny: each native op has its own signature; wrappers in kernels/ type them.
-  [op: string]: (...args: any[]) => any;
-}
+export type * from './native_ops';
 
 function load(): Native {
   // libgomp (which libtorch loads) reads its settings once, when the addon loads it. By default

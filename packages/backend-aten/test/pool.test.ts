@@ -172,8 +172,8 @@ test('a 1x1 window keeping the shape is the identity, as in tfjs-backend-cpu (fa
 
 test('bad arguments throw a JS Error instead of crashing', async () => {
   const h = native.upload(new Float32Array(2 * 4 * 4 * 3), [2, 4, 4, 3]);
-  assert.throws(() => native.maxPool(h, [2, 2], [1], [0, 0, 0, 0]), /aten\.maxPool/);
-  assert.throws(() => native.avgPool(h, [9, 9], [1, 1], [0, 0, 0, 0]), /aten\.avgPool/);
-  assert.throws(() => native.maxPoolGrad(h, h, [2, 2], [2, 2], [0, 0, 0, 0]), /aten\.maxPoolGrad/);
+  assert.throws(() => native.maxPool(h, [2, 2], [1], [0, 0, 0, 0], false), /aten\.maxPool/);
+  assert.throws(() => native.avgPool(h, [9, 9], [1, 1], [0, 0, 0, 0], false), /aten\.avgPool/);
+  assert.throws(() => native.maxPoolGrad(h, h, [2, 2], [2, 2], [0, 0, 0, 0], null), /aten\.maxPoolGrad/);
   native.free(h);
 });

@@ -6,7 +6,7 @@ import {
   FusedConv2DAttrs, KernelConfig, TensorInfo, backend_util, util,
 } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
-import { Handle, native } from '../native';
+import { FusedActivation, native } from '../native';
 import { ensureGradientOverrides } from '../gradients';
 import { nativeKernel } from './kernel';
 
@@ -46,33 +46,34 @@ const broadcastsTo = (t: TensorInfo | undefined, shape: number[]) =>
   t === undefined || util.arraysEqual(backend_util.assertAndGetBroadcastShape(t.shape, shape), shape);
 
 function forward(b: AtenBackend, x: TensorInfo, filter: TensorInfo, info: Info, groups: number,
-    fused?: { bias?: TensorInfo; prelu?: TensorInfo; activation: string; leakyreluAlpha?: number }): TensorInfo | null {
+    fused?: { bias?: TensorInfo; prelu?: TensorInfo; activation: FusedActivation; leakyreluAlpha?: number },
+): TensorInfo | null {
   const g = geometry(info);
   if (g === null) return null;
   if (fused && (!broadcastsTo(fused.bias, info.outShape) || !broadcastsTo(fused.prelu, info.outShape) ||
       (fused.activation === 'prelu' && fused.prelu === undefined))) {
     return null;
   }
-  const args: unknown[] = [b.handle(x), b.handle(filter), g.strides, g.dilations, g.pads, groups];
-  if (fused) {
-    args.push(fused.bias && b.handle(fused.bias), fused.activation ?? 'linear',
-      fused.prelu && b.handle(fused.prelu), fused.leakyreluAlpha);
-  }
-  return b.output(native.conv(...args) as Handle, 'float32');
+  const hx = b.handle(x), hf = b.handle(filter);
+  const y = fused
+    ? native.conv(hx, hf, g.strides, g.dilations, g.pads, groups, fused.bias && b.handle(fused.bias),
+      fused.activation ?? 'linear', fused.prelu && b.handle(fused.prelu), fused.leakyreluAlpha)
+    : native.conv(hx, hf, g.strides, g.dilations, g.pads, groups);
+  return b.output(y, 'float32');
 }
 
 function backpropInput(b: AtenBackend, dy: TensorInfo, filter: TensorInfo, info: Info, groups: number) {
   const g = geometry(info);
   if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
   return b.output(native.convBackpropInput(b.handle(dy), b.handle(filter), info.inShape, g.strides, g.dilations,
-    g.pads, groups) as Handle, 'float32');
+    g.pads, groups), 'float32');
 }
 
 function backpropFilter(b: AtenBackend, x: TensorInfo, dy: TensorInfo, info: Info, groups: number) {
   const g = geometry(info);
   if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
   return b.output(native.convBackpropFilter(b.handle(x), b.handle(dy), info.filterShape, g.strides, g.dilations,
-    g.pads, groups) as Handle, 'float32');
+    g.pads, groups), 'float32');
 }
 
 type XF = { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };

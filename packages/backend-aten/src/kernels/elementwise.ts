@@ -1,12 +1,12 @@
 // Unary and binary element-wise kernels, activations and their gradients.
 import { DataType, KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
-import { NativeDType, native } from '../native';
-import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
+import { BinaryOp, UnaryOp, native } from '../native';
+import { FLOAT, NATIVE_DTYPES, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
-/** [kernel name, dtypes handled natively, output dtype (default: input's)] */
-type Spec = [string, readonly DataType[], DataType?];
+/** [kernel name (the native op's too), dtypes handled natively, output dtype (default: input's)] */
+type Spec<Op extends string> = [Op, readonly DataType[], DataType?];
 
-const UNARY: Spec[] = [
+const UNARY: Spec<UnaryOp>[] = [
   ['Abs', NUMERIC], ['Acos', FLOAT], ['Acosh', FLOAT], ['Asin', FLOAT], ['Asinh', FLOAT], ['Atan', FLOAT],
   ['Atanh', FLOAT], ['Ceil', FLOAT], ['Cos', FLOAT], ['Cosh', FLOAT], ['Elu', FLOAT], ['Erf', FLOAT],
   ['Exp', FLOAT], ['Expm1', FLOAT], ['Floor', FLOAT], ['IsFinite', FLOAT, 'bool'], ['IsInf', FLOAT, 'bool'],
@@ -17,7 +17,7 @@ const UNARY: Spec[] = [
 ];
 
 // TF.js's FloorDiv returns int32 even for float inputs; output() converts the float quotient.
-const BINARY: Spec[] = [
+const BINARY: Spec<BinaryOp>[] = [
   ['Add', NUMERIC], ['Sub', NUMERIC], ['Multiply', NUMERIC], ['RealDiv', FLOAT], ['FloorDiv', FLOAT, 'int32'],
   ['Maximum', NUMERIC], ['Minimum', NUMERIC], ['Pow', FLOAT], ['SquaredDifference', FLOAT], ['Mod', FLOAT],
   ['Atan2', FLOAT],
@@ -78,8 +78,8 @@ const others: KernelConfig[] = [
   nativeKernel('Cast', (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     const dtype = attrs!.dtype as DataType;
-    if (!b.nativeable(x) || !isOneOf(dtype, ['float32', 'int32', 'bool'])) return null;
-    return b.output(native.cast(b.handle(x), dtype as NativeDType), dtype, x.shape);
+    if (!b.nativeable(x) || !isOneOf(dtype, NATIVE_DTYPES)) return null;
+    return b.output(native.cast(b.handle(x), dtype), dtype, x.shape);
   }),
 ];
 

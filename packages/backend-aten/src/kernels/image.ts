@@ -1,7 +1,7 @@
 // Image kernels (NHWC): resizing and its gradients, flips, crops, projective transforms and
 // rotation, i.e. what per-batch data augmentation runs every step.
 import { KernelConfig, TensorInfo, backend_util } from '@tensorflow/tfjs-core';
-import { native } from '../native';
+import { FillMode, native } from '../native';
 import { nativeKernel } from './kernel';
 
 interface ResizeAttrs {
@@ -11,6 +11,8 @@ interface ResizeAttrs {
 }
 
 const isImage = (t: TensorInfo) => t.shape.length === 4;
+const FILL_MODES: readonly FillMode[] = ['constant', 'reflect', 'wrap', 'nearest'];
+const isFillMode = (m: string): m is FillMode => (FILL_MODES as readonly string[]).includes(m);
 const isFloatImage = (t: TensorInfo) => isImage(t) && t.dtype === 'float32';
 // An image with no rows or columns resizes to NaN on cpu (it reads past the data); leave it there.
 const isResizable = (t: TensorInfo) => isImage(t) && t.shape[1] > 0 && t.shape[2] > 0;
@@ -76,7 +78,7 @@ export const kernels: KernelConfig[] = [
     const [h, w] = outputShape ?? [ih, iw];
     // The cpu kernel returns after the first image, leaving the rest at fillValue; this
     // transforms every image, as TensorFlow does.
-    const mode = ['reflect', 'wrap', 'nearest'].includes(fillMode) ? fillMode : 'constant';
+    const mode = isFillMode(fillMode) ? fillMode : 'constant';
     const out = native.transform(b.handle(image), b.handle(transforms), interpolation === 'nearest', mode,
       fillValue ?? 0, h, w);
     return b.output(out, 'float32', [n, h, w, c]);

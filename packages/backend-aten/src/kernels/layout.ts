@@ -3,10 +3,8 @@
 // kernels use, so errors and edge cases (negative axes, masks, -1 sizes) behave identically.
 import { DataType, KernelConfig, Tensor, TensorInfo, backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
-import { Handle, native } from '../native';
-import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
-
-const NATIVE_DTYPES: readonly DataType[] = ['float32', 'int32', 'bool'];
+import { native } from '../native';
+import { FLOAT, NATIVE_DTYPES, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
 /** The same data seen with another shape: shares the dataId, no copy. */
 function view(b: AtenBackend, x: TensorInfo, shape: number[]): TensorInfo {
@@ -88,14 +86,15 @@ export const kernels: KernelConfig[] = [
   }),
   nativeKernel('Concat', (b, { inputs, attrs }) => {
     const ts = inputs as unknown as TensorInfo[];
-    if (!ts.every((t) => isOneOf(t.dtype, NATIVE_DTYPES) && t.dtype === ts[0].dtype)) return null;
+    const dtype = ts[0].dtype;
+    if (!isOneOf(dtype, NATIVE_DTYPES) || !ts.every((t) => t.dtype === dtype)) return null;
     const axis = util.parseAxisParam(attrs!.axis as number, ts[0].shape)[0];
     const shapes = ts.map((t) => t.shape);
     backend_util.assertParamsConsistent(shapes, axis);
     const shape = backend_util.computeOutShape(shapes, axis);
     const nonEmpty = ts.filter((t) => util.sizeFromShape(t.shape) > 0);
     if (util.sizeFromShape(shape) === 0 || nonEmpty.length === 0) {
-      return b.output(native.fill(shape, 0, ts[0].dtype), ts[0].dtype, shape);
+      return b.output(native.fill(shape, 0, dtype), dtype, shape);
     }
     if (nonEmpty.length === 1) return view(b, nonEmpty[0], shape);
     return b.output(native.concat(nonEmpty.map((t) => b.handle(t)), axis), ts[0].dtype, shape);
@@ -119,14 +118,14 @@ export const kernels: KernelConfig[] = [
     if (!b.nativeable(x)) return null;
     const axis = (attrs!.axis as number) < 0 ? (attrs!.axis as number) + x.shape.length : attrs!.axis as number;
     const shape = x.shape.filter((_, i) => i !== axis);
-    return (native.unstack(b.handle(x), axis) as Handle[]).map((h) => b.output(h, x.dtype, shape));
+    return native.unstack(b.handle(x), axis).map((h) => b.output(h, x.dtype, shape));
   }),
   nativeKernel('SplitV', (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     if (!b.nativeable(x)) return null;
     const axis = util.parseAxisParam(attrs!.axis as number, x.shape)[0];
     const sizes = backend_util.prepareSplitSize(x, attrs!.numOrSizeSplits as number[] | number, axis);
-    return (native.split(b.handle(x), sizes, axis) as Handle[]).map((h, i) => {
+    return native.split(b.handle(x), sizes, axis).map((h, i) => {
       const shape = x.shape.slice();
       shape[axis] = sizes[i];
       return b.output(h, x.dtype, shape);

@@ -2,7 +2,7 @@
 // reaches JS as an Error.
 import { KernelConfig, TensorInfo, backend_util, util } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
-import { native } from '../native';
+import { FusedActivation, native } from '../native';
 import { ensureGradientOverrides } from '../gradients';
 import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
@@ -35,7 +35,7 @@ export const kernels: KernelConfig[] = [
   nativeKernel('_FusedMatMul', (b, { inputs, attrs }) => {
     const { a, b: bb, bias, preluActivationWeights: prelu } = inputs as Record<string, TensorInfo | undefined>;
     const transposeA = !!attrs!.transposeA, transposeB = !!attrs!.transposeB;
-    const activation = (attrs!.activation as string | undefined) ?? 'linear';
+    const activation = (attrs!.activation as FusedActivation | undefined) ?? 'linear';
     const shape = outShape(a!, bb!, transposeA, transposeB);
     if (shape == null) return null;
     // int32 only without an activation: the activations are float functions in the cpu kernels.

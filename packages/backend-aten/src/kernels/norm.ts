@@ -6,7 +6,7 @@ import { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import {
   BATCH_NORM_GRAD, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, batchNormChannels, ensureGradientOverrides,
 } from '../gradients';
-import { Handle, native } from '../native';
+import { native } from '../native';
 import { nativeKernel } from './kernel';
 
 type Inputs = Record<string, TensorInfo | undefined>;
@@ -30,7 +30,7 @@ export const kernels: KernelConfig[] = [
     const { dy, x, mean, variance, scale, offset } = inputs as Inputs;
     const opt = (t?: TensorInfo) => (t != null ? b.handle(t) : null);
     const hs = native.batchNormGrad(b.handle(dy!), b.handle(x!), b.handle(mean!), b.handle(variance!), opt(scale),
-      opt(offset), epsilon(attrs)) as Handle[];
+      opt(offset), epsilon(attrs));
     return hs.map((h) => b.output(h, 'float32'));
   }),
 
@@ -44,7 +44,7 @@ export const kernels: KernelConfig[] = [
       throw new Error(`${BATCH_NORM_TRAINING}: expected float32 x and scale and offset of shape [${c}]`);
     }
     const [y, mean, variance] = native.batchNormTraining(b.handle(x), b.handle(scale), b.handle(offset),
-      epsilon(attrs)) as Handle[];
+      epsilon(attrs));
     return [b.output(y, 'float32', x.shape), b.output(mean, 'float32', [c]), b.output(variance, 'float32', [c])];
   }),
 
@@ -54,7 +54,7 @@ export const kernels: KernelConfig[] = [
     const { dy, x, mean, variance, scale, dmean, dvariance } = inputs as Inputs;
     const opt = (t?: TensorInfo) => (t != null ? b.handle(t) : null);
     const hs = native.batchNormTrainingGrad(b.handle(dy!), b.handle(x!), b.handle(mean!), b.handle(variance!),
-      opt(scale), epsilon(attrs), opt(dmean), opt(dvariance)) as Handle[];
+      opt(scale), epsilon(attrs), opt(dmean), opt(dvariance));
     return hs.map((h) => b.output(h, 'float32'));
   }),
 ];

@@ -1,7 +1,7 @@
 // Max and average pooling (2-D and 3-D) and their gradients. Channels-last float32 only.
 import { AvgPool3DAttrs, AvgPoolAttrs, KernelConfig, TensorInfo, backend_util, engine, util } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
-import { Handle, native } from '../native';
+import { native } from '../native';
 import { Geometry, geometry } from './conv';
 import { nativeKernel } from './kernel';
 
@@ -37,7 +37,7 @@ function recordingGradients(): boolean {
 
 function maxPoolForward(b: AtenBackend, x: TensorInfo, k: number[], g: Geometry): TensorInfo {
   if (!recordingGradients()) return b.output(native.maxPool(b.handle(x), k, g.strides, g.pads, false), 'float32');
-  const [y, indices] = native.maxPool(b.handle(x), k, g.strides, g.pads, true) as [Handle, Handle | undefined];
+  const [y, indices] = native.maxPool(b.handle(x), k, g.strides, g.pads, true);
   const out = b.output(y, 'float32');
   if (indices !== undefined) {
     const entry = b.data.raw(out.dataId);
@@ -64,7 +64,7 @@ function forward(name: string, op: 'maxPool' | 'avgPool'): KernelConfig {
     }
     if (op === 'maxPool') return maxPoolForward(b, x, k, g);
     const emptyWindowIsZero = k.length === 3;  // tfjs-backend-cpu: 0 in AvgPool3D, NaN in AvgPool
-    return b.output(native.avgPool(b.handle(x), k, g.strides, g.pads, emptyWindowIsZero) as Handle, 'float32');
+    return b.output(native.avgPool(b.handle(x), k, g.strides, g.pads, emptyWindowIsZero), 'float32');
   });
 }
 
@@ -78,7 +78,7 @@ function maxGrad(name: string): KernelConfig {
     if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
     const k = kernelSize(info);
     const indices = output && b.data.has(output.dataId) ? b.data.raw(output.dataId).views?.get(indicesKey(k, g)) : undefined;
-    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), k, g.strides, g.pads, indices ?? null) as Handle,
+    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), k, g.strides, g.pads, indices ?? null),
       'float32');
   });
 }
@@ -92,7 +92,7 @@ function avgGrad(name: string, useRounding: boolean): KernelConfig {
     const info = poolInfo(input.shape, a, useRounding ? a.dimRoundingMode : undefined);
     const g = geometry(info);
     if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
-    return b.output(native.avgPoolGrad(b.handle(dy), input.shape, kernelSize(info), g.strides, g.pads) as Handle,
+    return b.output(native.avgPoolGrad(b.handle(dy), input.shape, kernelSize(info), g.strides, g.pads),
       'float32');
   });
 }

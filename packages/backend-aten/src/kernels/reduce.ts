@@ -1,11 +1,11 @@
 // Reductions (Sum, Mean, Max, Min, Prod, All, Any), ArgMax/ArgMin, Softmax, Cumsum/Cumprod.
 import { DataType, KernelConfig, TensorInfo, util } from '@tensorflow/tfjs-core';
 import { ensureGradientOverrides } from '../gradients';
-import { native } from '../native';
+import { ReduceOp, native } from '../native';
 import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
 /** [kernel, native op, name of the axis attribute, dtypes handled, output dtype] */
-type Spec = [string, string, string, readonly DataType[], (x: DataType) => DataType];
+type Spec = [string, ReduceOp, string, readonly DataType[], (x: DataType) => DataType];
 
 const ANY: readonly DataType[] = ['float32', 'int32', 'bool'];
 const same = (d: DataType) => d;
@@ -33,8 +33,8 @@ const reductions = REDUCTIONS.map(([name, op, axisAttr, dtypes, outDtype]) => na
   return b.output(native.reduce(op, b.handle(x), axes, !!attrs!.keepDims), outDtype(x.dtype));
 }));
 
-const argReductions = [['ArgMax', true], ['ArgMin', false]].map(([name, isMax]) =>
-  nativeKernel(name as string, (b, { inputs, attrs }) => {
+const argReductions = ([['ArgMax', true], ['ArgMin', false]] as const).map(([name, isMax]) =>
+  nativeKernel(name, (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     if (!isOneOf(x.dtype, NUMERIC) || x.shape.length === 0) return null;
     const axis = util.parseAxisParam(attrs!.axis as number | number[], x.shape)[0];
@@ -42,7 +42,7 @@ const argReductions = [['ArgMax', true], ['ArgMin', false]].map(([name, isMax]) 
     return b.output(native.argReduce(b.handle(x), axis, isMax), 'int32');
   }));
 
-const cumulative = [['Cumsum', 'cumsum'], ['Cumprod', 'cumprod']].map(([name, op]) =>
+const cumulative = ([['Cumsum', 'cumsum'], ['Cumprod', 'cumprod']] as const).map(([name, op]) =>
   nativeKernel(name, (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     const axis = attrs!.axis as number;
