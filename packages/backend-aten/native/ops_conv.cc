@@ -5,16 +5,10 @@
 #include <algorithm>
 
 #include "common.h"
+#include "padding.h"
 
 namespace aten_addon {
 namespace {
-
-bool Is3d(const at::Tensor& t) { return t.dim() == 5; }
-at::Tensor ChannelsFirst(const at::Tensor& t) { return Is3d(t) ? NdhwcToNcdhw(t) : NhwcToNchw(t); }
-at::Tensor ChannelsLastResult(const at::Tensor& t) { return Is3d(t) ? NcdhwToNdhwc(t) : NchwToNhwc(t); }
-at::MemoryFormat LastFormat(int64_t rank) {
-  return rank == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
-}
 
 // TF.js filter [spatial..., in, out] -> ATen [out, in, spatial...]. A depthwise filter
 // [spatial..., C, M] is the grouped filter [spatial..., 1, C*M] (output channel c*M+m).
@@ -28,7 +22,7 @@ at::Tensor FilterToAten(at::Tensor w, bool depthwise) {
   }
   std::vector<int64_t> perm = {n + 1, n};
   for (int64_t i = 0; i < n; i++) perm.push_back(i);
-  return w.permute(perm).contiguous(LastFormat(w.dim()));
+  return w.permute(perm).contiguous(ChannelsLastFormat(w.dim()));
 }
 
 at::Tensor FilterFromAten(const at::Tensor& g, at::IntArrayRef tfShape) {
@@ -40,13 +34,11 @@ at::Tensor FilterFromAten(const at::Tensor& g, at::IntArrayRef tfShape) {
   return g.permute(perm).contiguous().reshape(tfShape);
 }
 
-// TF.js pads, (before, after) per spatial dim, can be asymmetric ('same' with an even window or
-// stride 2), negative (3-D 'same' with stride > filter) or leave trailing rows unused. ATen takes
-// one symmetric pad per dim and floors the output size; whatever that cannot express is applied
-// to the input with constant_pad_nd (a copy, so only when needed).
+// ATen pads each dim symmetrically by the smaller of TF.js's two pads (never below zero); the
+// rest is applied explicitly (padding.h).
 struct Pads {
-  std::vector<int64_t> sym, before, after;
-  bool extra = false;
+  std::vector<int64_t> sym;
+  ExplicitPads extra;
 
   Pads(const std::vector<int64_t>& pads, const std::vector<int64_t>& strides) {
     size_t n = strides.size();
@@ -54,26 +46,10 @@ struct Pads {
     for (size_t i = 0; i < n; i++) {
       int64_t b = pads[2 * i], a = pads[2 * i + 1];
       int64_t s = std::max<int64_t>(0, std::min(b, a));
-      int64_t eb = b - s, ea = a - s;
-      if (ea < 0 && ea > -strides[i]) ea = 0;  // ATen's floor drops these rows by itself
       sym.push_back(s);
-      before.push_back(eb);
-      after.push_back(ea);
-      extra |= eb != 0 || ea != 0;
+      extra.Add(b - s, a - s, strides[i]);
     }
   }
-
-  // constant_pad_nd's argument (last dim first); sign -1 undoes the padding on a gradient.
-  std::vector<int64_t> NdArg(int64_t sign) const {
-    std::vector<int64_t> r;
-    for (size_t i = before.size(); i-- > 0;) {
-      r.push_back(sign * before[i]);
-      r.push_back(sign * after[i]);
-    }
-    return r;
-  }
-  at::Tensor Apply(const at::Tensor& x) const { return extra ? at::constant_pad_nd(x, NdArg(1)) : x; }
-  at::Tensor Undo(const at::Tensor& g) const { return extra ? at::constant_pad_nd(g, NdArg(-1)) : g; }
 };
 
 struct Geometry {
@@ -108,7 +84,7 @@ void InitConv(Napi::Env env, Napi::Object exports) {
   // bias may be any tensor broadcastable to the (channels-last) output.
   Register(env, exports, "conv", [](const Napi::CallbackInfo& info) {
     Geometry g(info, 2);
-    auto x = g.pads.Apply(ChannelsFirst(T(info[0])));
+    auto x = g.pads.extra.Apply(ChannelsFirst(T(info[0])));
     // ATen 1.13 sends small single-image inputs (N*C*H*W <= 20480) to its slow convolution,
     // 10-40x slower than oneDNN here; repeating the image past that size and keeping the first
     // result costs far less than the slow path.
@@ -137,22 +113,16 @@ void InitConv(Napi::Env env, Napi::Object exports) {
     auto w = FilterToAten(T(info[1]), Int(info[6]) > 1);
     auto inShape = Ints(info[2]);
     Geometry g(info, 3);
-    if (int64_t(inShape.size()) != dy.dim()) throw std::invalid_argument("inputShape rank does not match dy");
-    // ATen reads only the sizes and memory format of the input for dx.
-    std::vector<int64_t> shape = {inShape[0], inShape.back()};
-    for (size_t i = 0; i + 2 < inShape.size(); i++) {
-      shape.push_back(inShape[i + 1] + g.pads.before[i] + g.pads.after[i]);
-    }
-    auto input = at::empty(shape, dy.options().memory_format(LastFormat(dy.dim())));
+    auto input = g.pads.extra.PaddedInputLike(inShape, dy);
     auto grads = at::convolution_backward(dy, input, w, c10::nullopt, g.strides, g.pads.sym, g.dilations, false,
                                           g.NoOutputPadding(), g.groups, {true, false, false});
-    return Wrap(info.Env(), ChannelsLastResult(g.pads.Undo(std::get<0>(grads))));
+    return Wrap(info.Env(), ChannelsLastResult(g.pads.extra.Undo(std::get<0>(grads))));
   });
 
   // convBackpropFilter(x, dy, filterShape, strides, dilations, pads, groups) -> dfilter (TF.js layout)
   Register(env, exports, "convBackpropFilter", [](const Napi::CallbackInfo& info) {
     Geometry g(info, 3);
-    auto x = g.pads.Apply(ChannelsFirst(T(info[0])));
+    auto x = g.pads.extra.Apply(ChannelsFirst(T(info[0])));
     auto dy = ChannelsFirst(T(info[1]));
     auto tfShape = Ints(info[2]);
     if (int64_t(tfShape.size()) != x.dim()) throw std::invalid_argument("filterShape rank does not match x");
@@ -165,7 +135,7 @@ void InitConv(Napi::Env env, Napi::Object exports) {
     std::vector<int64_t> shape = {out, in};
     for (int64_t i = 0; i < n; i++) shape.push_back(tfShape[i]);
     // ATen reads only the sizes and memory format of the weight for dweight.
-    auto weight = at::empty(shape, x.options().memory_format(LastFormat(x.dim())));
+    auto weight = at::empty(shape, x.options().memory_format(ChannelsLastFormat(x.dim())));
     auto grads = at::convolution_backward(dy, x, weight, c10::nullopt, g.strides, g.pads.sym, g.dilations, false,
                                           g.NoOutputPadding(), g.groups, {false, true, false});
     return Wrap(info.Env(), FilterFromAten(std::get<1>(grads), tfShape));

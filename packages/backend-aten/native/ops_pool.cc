@@ -4,31 +4,30 @@
 #include <cmath>
 
 #include "common.h"
+#include "padding.h"
 
 namespace aten_addon {
 namespace {
-
-at::Tensor ChannelsFirst(const at::Tensor& t) { return t.dim() == 5 ? NdhwcToNcdhw(t) : NhwcToNchw(t); }
-at::Tensor ChannelsLastResult(const at::Tensor& t) { return t.dim() == 5 ? NcdhwToNdhwc(t) : NchwToNhwc(t); }
 
 // How to express TF.js's windows with ATen's pooling arguments. args: kernel, strides, pads
 // ((before, after) per spatial dim, `after` chosen by the caller so that the windows give TF.js's
 // output size). ATen pads symmetrically by at most half a window and rounds the output size down
 // or up (ceil_mode, one flag for all dims). 'same' with stride 2 usually fits ceil_mode; anything
-// else is padded explicitly (a copy) and pooled without ATen padding.
+// else is padded explicitly (padding.h) and pooled without ATen padding.
 struct Plan {
-  std::vector<int64_t> kernel, strides, before, after, sym;
-  bool ceil = false, explicitPad = false;
+  std::vector<int64_t> kernel, strides, sym;
+  ExplicitPads pad;  // empty unless ATen's padding cannot express TF.js's
+  bool ceil = false;
 
   Plan(const Napi::CallbackInfo& info, int first) : kernel(Ints(info[first])), strides(Ints(info[first + 1])) {
     auto pads = Ints(info[first + 2]);
     size_t n = kernel.size();
     if (strides.size() != n || pads.size() != 2 * n) throw std::invalid_argument("bad pooling geometry");
     bool floorOk = true, ceilOk = true;
+    std::vector<int64_t> before;
     for (size_t i = 0; i < n; i++) {
       int64_t b = pads[2 * i], a = pads[2 * i + 1], k = kernel[i], s = strides[i];
       before.push_back(b);
-      after.push_back(a);
       bool fits = b >= 0 && b <= k / 2;
       floorOk &= fits && b - a >= 0 && b - a < s;
       ceilOk &= fits && a - b >= 0 && a - b < s && a < k;
@@ -38,26 +37,12 @@ struct Plan {
       sym = before;
       return;
     }
-    explicitPad = true;
+    // Some dim fits neither, so it has a non-zero pad and `pad` is active.
     sym.assign(n, 0);
-    for (size_t i = 0; i < n; i++) {
-      if (after[i] < 0 && after[i] > -strides[i]) after[i] = 0;  // the floor drops these rows
-    }
+    for (size_t i = 0; i < n; i++) pad.Add(pads[2 * i], pads[2 * i + 1], strides[i]);
   }
 
   std::vector<int64_t> Ones() const { return std::vector<int64_t>(kernel.size(), 1); }
-  std::vector<int64_t> NdArg(int64_t sign) const {
-    std::vector<int64_t> r;
-    for (size_t i = before.size(); i-- > 0;) {
-      r.push_back(sign * before[i]);
-      r.push_back(sign * after[i]);
-    }
-    return r;
-  }
-  at::Tensor Pad(const at::Tensor& x, double value) const {
-    return explicitPad ? at::constant_pad_nd(x, NdArg(1), value) : x;
-  }
-  at::Tensor Unpad(const at::Tensor& g) const { return explicitPad ? at::constant_pad_nd(g, NdArg(-1)) : g; }
 
   std::tuple<at::Tensor, at::Tensor> MaxWithIndices(const at::Tensor& x) const {
     if (x.dim() == 5) return at::max_pool3d_with_indices(x, kernel, strides, sym, Ones(), ceil);
@@ -85,7 +70,7 @@ struct MaxResult {
   bool finite;
 };
 MaxResult MaxPool(const Plan& p, const at::Tensor& x) {
-  auto xp = p.Pad(x, -INFINITY);
+  auto xp = p.pad.Apply(x, -INFINITY);
   auto [y, indices] = p.MaxWithIndices(xp);
   bool finite = std::isfinite(y.sum().item<double>());
   if (!finite && y.isnan().any().item<bool>()) {
@@ -99,7 +84,7 @@ at::Tensor MaxBackward(const Plan& p, const at::Tensor& dy, const at::Tensor& xp
   auto dx = dy.dim() == 5
       ? at::max_pool3d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices)
       : at::max_pool2d_with_indices_backward(dy, xp, p.kernel, p.strides, p.sym, p.Ones(), p.ceil, indices);
-  return ChannelsLastResult(p.Unpad(dx));
+  return ChannelsLastResult(p.pad.Undo(dx));
 }
 
 // Number of real input elements in each window along spatial dim i (at least minCount), shaped
@@ -107,7 +92,7 @@ at::Tensor MaxBackward(const Plan& p, const at::Tensor& dy, const at::Tensor& xp
 at::Tensor RealCounts(const Plan& p, int64_t i, int64_t in, int64_t out, int64_t rank, int64_t minCount) {
   std::vector<float> c(out);
   for (int64_t o = 0; o < out; o++) {
-    int64_t start = o * p.strides[i] - p.before[i];
+    int64_t start = o * p.strides[i] - p.pad.before[i];
     c[o] = float(std::max(minCount, std::min(start + p.kernel[i], in) - std::max<int64_t>(start, 0)));
   }
   std::vector<int64_t> shape(rank, 1);
@@ -138,7 +123,7 @@ void InitPool(Napi::Env env, Napi::Object exports) {
     Plan p(info, 2);
     auto dy = ChannelsFirst(T(info[0]));
     auto x = ChannelsFirst(T(info[1]));
-    if (info[5].IsExternal()) return Wrap(info.Env(), MaxBackward(p, dy, p.Pad(x, -INFINITY), T(info[5])));
+    if (info[5].IsExternal()) return Wrap(info.Env(), MaxBackward(p, dy, p.pad.Apply(x, -INFINITY), T(info[5])));
     auto r = MaxPool(p, x);
     // A window whose maximum is -Infinity (all -Infinity or NaN) has no maximum position in TF.js
     // and passes no gradient; ATen would give it to the window's first element.
@@ -155,9 +140,9 @@ void InitPool(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "avgPool", [](const Napi::CallbackInfo& info) {
     Plan p(info, 1);
     auto x = ChannelsFirst(T(info[0]));
-    if (!p.explicitPad) return Wrap(info.Env(), ChannelsLastResult(p.Avg(x, false, c10::nullopt)));
+    if (!p.pad.active) return Wrap(info.Env(), ChannelsLastResult(p.Avg(x, false, c10::nullopt)));
     // Sum over the zero-padded input, then divide by the real elements per window.
-    auto y = p.Avg(p.Pad(x, 0), true, 1);
+    auto y = p.Avg(p.pad.Apply(x, 0), true, 1);
     int64_t minCount = Bool(info[4]) ? 1 : 0;
     for (int64_t i = 0; i + 2 < x.dim(); i++) {
       y.div_(RealCounts(p, i, x.size(i + 2), y.size(i + 2), x.dim(), minCount));
@@ -170,19 +155,11 @@ void InitPool(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "avgPoolGrad", [](const Napi::CallbackInfo& info) {
     Plan p(info, 2);
     auto dy = ChannelsFirst(T(info[0]));
-    auto inShape = Ints(info[1]);
-    if (int64_t(inShape.size()) != dy.dim()) throw std::invalid_argument("inputShape rank does not match dy");
-    std::vector<int64_t> shape = {inShape[0], inShape.back()};
-    for (size_t i = 0; i + 2 < inShape.size(); i++) {
-      shape.push_back(inShape[i + 1] + (p.explicitPad ? p.before[i] + p.after[i] : 0));
-    }
-    // ATen reads only the sizes and memory format of the input.
-    auto input = at::empty(shape, dy.options().memory_format(
-        dy.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast));
+    auto input = p.pad.PaddedInputLike(Ints(info[1]), dy);
     auto dx = dy.dim() == 5
         ? at::avg_pool3d_backward(dy, input, p.kernel, p.strides, p.sym, p.ceil, true, p.WindowSize())
         : at::avg_pool2d_backward(dy, input, p.kernel, p.strides, p.sym, p.ceil, true, p.WindowSize());
-    return Wrap(info.Env(), ChannelsLastResult(p.Unpad(dx)));
+    return Wrap(info.Env(), ChannelsLastResult(p.pad.Undo(dx)));
   });
 }
 
