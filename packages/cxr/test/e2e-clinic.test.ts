@@ -120,6 +120,23 @@ test('in the browser: the server\'s probability and verdict on all 12 full-resol
   assert.deepEqual(await axe(), [], 'Analyze view with results');
 });
 
+/**
+ * A real film whose served probability lies between the two thresholds, whatever model is shipped:
+ * the full-resolution samples first, then NORMAL training films, asked of the server's API.
+ */
+async function filmBetween(lo: number, hi: number): Promise<string> {
+  const normals = path.join(SHARED, 'chest_xray', 'train', 'NORMAL');
+  const candidates = [...samples, ...fs.readdirSync(normals).sort().map((f) => path.join(normals, f))];
+  for (const file of candidates.slice(0, 400)) {
+    const form = new FormData();
+    form.append('image', new Blob([fs.readFileSync(file)]), path.basename(file));
+    const res = await fetch(`${server.url}/api/v1/predictions`, { method: 'POST', body: form });
+    const p = (await res.json()) as { probability?: number; verdict?: { status: string } };
+    if (p.verdict?.status === 'assessed' && p.probability !== undefined && p.probability >= lo && p.probability < hi) return file;
+  }
+  throw new Error(`no film among ${candidates.length} scores between ${lo} and ${hi}`);
+}
+
 test('the operating point switch changes the answer for a film between the thresholds; a screenshot cannot be assessed in either mode', { skip, timeout: 300_000 }, async () => {
   const info = await (await fetch(`${server.url}/api/v1/model`)).json() as { operatingPoints: Record<string, { threshold: number }> };
   const { screening, balanced } = info.operatingPoints;
@@ -129,7 +146,7 @@ test('the operating point switch changes the answer for a film between the thres
   const global = await page.$$eval('input[name="op-global"]', (els) => els.map((e) => (e as HTMLInputElement).value));
   assert.deepEqual(global.sort(), ['balanced', 'screening']);
 
-  const between = samples.find((f) => /0772/.test(f))!;
+  const between = await filmBetween(screening.threshold, balanced.threshold);
   const [card] = await upload([between]);
   assert.ok(card.probability >= screening.threshold && card.probability < balanced.threshold, `${card.probability}`);
   const sel = '.result[data-source="server"]';
