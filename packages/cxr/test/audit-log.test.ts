@@ -194,3 +194,33 @@ test('retention durations', () => {
   for (const bad of ['30', 'forever', '-1d', '1w']) assert.throws(() => parseRetention(bad), /retain-images/, bad);
   assert.equal(retentionCutoff(86_400_000, Date.UTC(2026, 0, 2)), '2026-01-01T00:00:00.000Z');
 });
+
+test('every record field round-trips through its column: null OOD, no heat-map time, nobody asking', () => {
+  const a = AuditLog.open(':memory:');
+  const bare = record(1, { ood: null, timings: { decodeMs: 1, inferMs: 2, totalMs: 3 }, requestedBy: null, hasHeatmap: false });
+  const full = record(4, { ood: { score: 9, threshold: 3, outOfDistribution: true }, warnings: ['a', 'b "c"'] });
+  a.insert(bare, null);
+  a.insert(full, null);
+  assert.deepEqual(a.get(bare.id), bare);
+  assert.deepEqual(a.get(full.id), full);
+  assert.equal(a.list({ hasWarnings: true }).total, 1);
+  a.close();
+});
+
+test('a stored label or input kind outside the schema is an error naming the row and column, not a silent string', () => {
+  const dir = tempDir('audit');
+  const file = path.join(dir, 'audit.db');
+  const a = AuditLog.open(file);
+  a.insert(record(1), null);
+  a.insert(record(2), null);
+  a.close();
+  const raw = new Database(file);
+  raw.prepare('UPDATE predictions SET label = ? WHERE id = ?').run('MAYBE', record(1).id);
+  raw.prepare('UPDATE predictions SET input_kind = ? WHERE id = ?').run('gif', record(2).id);
+  raw.close();
+  const b = AuditLog.open(file);
+  assert.throws(() => b.get(record(1).id), new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`));
+  assert.throws(() => b.get(record(2).id), /input_kind is 'gif', not one of jpeg, png, dicom/);
+  b.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -34,7 +34,7 @@ before(async () => {
   if (!haveData) return;
   await initEngine();
   work = tempDir('ensemble');
-  for (const arch of ['reference', 'cxrnet']) {
+  for (const arch of ['reference', 'cxrnet'] as const) {
     const out = path.join(work, arch);
     await runTraining({
       data: CHEST_XRAY, out, recipeName: 'cxr', report: false, progress: false, log: () => {},

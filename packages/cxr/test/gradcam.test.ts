@@ -12,6 +12,7 @@ import { INFERNO } from '../src/explain/colormap';
 import { features, splitModel, type ModelParts } from '../src/explain/model_parts';
 import { predictLogits, predictWithFeatures } from '../src/models/infer';
 import { cxrnet } from '../src/models/cxrnet';
+import type { TtaView } from '../src/models/tta_views';
 
 /** The (row, column) of the map's maximum, in map cells. */
 function argmax2d(cam: CamResult): { row: number; col: number } {
@@ -194,7 +195,7 @@ test('one pass gives the TTA logits and the OOD features that two passes give', 
   const tap = { member: 0, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(p.featureLayer).getOutputAt(0) as tfl.SymbolicTensor] }) };
   const x = tf.randomUniform([2, 32, 32, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
   // 'identity' not first: the features must come from the identity view's rows of the stacked batch.
-  const tta = ['zoom-in', 'identity', 'shift-left'];
+  const tta: TtaView[] = ['zoom-in', 'identity', 'shift-left'];
   const r = predictWithFeatures([m], x, tta, tap);
   const want = predictLogits([m], x, tta);
   for (let i = 0; i < 2; i++) assert.ok(Math.abs(r.logits[i] - want[i]) < 1e-6, `${r.logits[i]} vs ${want[i]}`);

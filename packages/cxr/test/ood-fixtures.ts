@@ -11,6 +11,7 @@ import { saveModel } from '../src/models/io';
 import { MODEL_FORMAT, type ModelMeta } from '../src/models/metadata';
 
 import { CHEST_XRAY, DATA as SHARED, needsData } from './shared-data';
+import type { TtaView } from '../src/models/tta_views';
 
 export { CHEST_XRAY, SHARED };
 export const haveData = !needsData(path.join(CHEST_XRAY, 'train'));
@@ -55,7 +56,7 @@ export function seedWeights(model: LayersModel, seed: number): void {
 
 export interface TinyModelOptions {
   inputSize?: number;
-  tta?: string[];
+  tta?: TtaView[];
   seed?: number;
   widths?: number[];
   /** cxr.json "data"/"recipe" entries that `cxr ood fit` rebuilds the split from. */

@@ -10,6 +10,7 @@ import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
 import type { ServePredictor } from '../src/serve/predictor_port';
+import type { TtaView } from '../src/models/tta_views';
 
 export const DATA = '/work/shared/data';
 const SHARED = fs.existsSync(DATA) ? DATA : path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
@@ -32,7 +33,7 @@ export function tempDir(prefix: string): string {
 }
 
 /** A cxr model folder with random weights, small enough to run in milliseconds. */
-export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta?: string[] } = {}): Promise<string> {
+export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta?: TtaView[] } = {}): Promise<string> {
   await initEngine();
   const inputSize = opts.inputSize ?? 32;
   const model = cxrnet({ inputSize, widths: [4, 8, 8, 8], dropout: 0 });

@@ -16,12 +16,13 @@ import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
 
 import { CHEST_XRAY, MOBILENET_025, needsData } from './shared-data';
+import type { TtaView } from '../src/models/tta_views';
 const data = CHEST_XRAY;
 const shared = MOBILENET_025;
 const skip = needsData(CHEST_XRAY, MOBILENET_025);
 const imageCache = process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache');
 
-const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as string[] };
+const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as TtaView[] };
 
 test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", { skip }, async () => {
   await initEngine();

@@ -67,9 +67,8 @@ function checkOut(modelDir: string, outDir: string): void {
 
 /** The prior the calibration assumed: the validation split's (temperature and thresholds were chosen there). */
 function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
-  const d = meta.data as Record<string, { n?: unknown; pneumonia?: unknown } | undefined>;
-  for (const key of ['validation', 'train']) {
-    const c = d[key];
+  for (const key of ['validation', 'train'] as const) {
+    const c = meta.data[key];
     if (c && typeof c.n === 'number' && typeof c.pneumonia === 'number' && c.n > 0 && c.pneumonia > 0 && c.pneumonia < c.n) {
       return { prior: c.pneumonia / c.n, from: `${key} split (${c.pneumonia}/${c.n} pneumonia)` };
     }

@@ -1,5 +1,8 @@
 // `cxr train`: one command per experiment of the seed project, and cxr's own recipe.
+import { AUGMENT_PRESET_NAMES } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
+import { ARCH_NAMES } from '../models';
+import { TTA_VIEWS } from '../models/tta_views';
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -12,9 +15,10 @@ export function register(program: Command): void {
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
     .requiredOption('--out <dir>', 'run folder: model, checkpoints, log.jsonl, report')
     .option('--recipe <name>', `named recipe (${Object.keys(RECIPES).join(', ')})`)
-    .option('--model <arch>', 'architecture: deadskull7, madz2000, cxrnet, reference')
+    .addOption(new Option('--model <arch>', 'architecture trained from scratch').choices(ARCH_NAMES))
     .addOption(new Option('--balance <mode>', 'class balancing').choices(['none', 'class-weights', 'oversample', 'undersample']))
-    .option('--augment <preset>', 'augmentation preset: none, light, strong, madz2000')
+    .addOption(new Option('--augment <preset>', 'augmentation preset').choices(AUGMENT_PRESET_NAMES))
+    .addOption(new Option('--tta <view...>', 'test-time views averaged at prediction').choices(TTA_VIEWS))
     .option('--epochs <n>', 'epochs', (v) => parseInt(v, 10))
     .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10))
     .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
@@ -44,7 +48,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       await initEngine(o.threads);
       const overrides = Object.fromEntries(Object.entries({
-        arch: o.model, balance: o.balance, augment: o.augment, epochs: o.epochs, batchSize: o.batchSize,
+        arch: o.model, balance: o.balance, augment: o.augment, tta: o.tta, epochs: o.epochs, batchSize: o.batchSize,
         optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
         patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed, splitSeed: o.splitSeed, normalize: o.normalize, valSplit: o.valSplit,
         backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,

@@ -46,10 +46,13 @@ export const AUGMENT_PRESETS = {
 
 export type AugmentPreset = keyof typeof AUGMENT_PRESETS;
 export const DEFAULT_AUGMENT_PRESET: AugmentPreset = 'light';
+/** The preset names: what a recipe's `augment` and `cxr train --augment` accept. */
+export const AUGMENT_PRESET_NAMES = Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]];
+export const augmentPresetSchema = z.enum(AUGMENT_PRESET_NAMES);
 
 const specSchema = z.union([
-  z.enum(Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]]),
-  augmentConfigSchema.partial().extend({ preset: z.enum(Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]]).optional() }).strict(),
+  augmentPresetSchema,
+  augmentConfigSchema.partial().extend({ preset: augmentPresetSchema.optional() }).strict(),
 ]);
 
 /**

@@ -53,7 +53,7 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
     }
     const meta = readMeta(runDir);
     const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
-    const v = meta.validation as { trainingSeconds?: number } | undefined;
+    const v = meta.validation;
     const predFile = path.join(runDir, 'predictions', 'val.json');
     const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
     if (o.robustness && !readRobustnessSummary(runDir)) {

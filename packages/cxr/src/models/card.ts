@@ -2,7 +2,7 @@
 // never states a number that the run did not produce.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelMeta } from './metadata';
+import type { ModelMeta, ValidationRecord } from './metadata';
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
 const ci = (x: unknown, asPct: boolean) => {
@@ -10,15 +10,12 @@ const ci = (x: unknown, asPct: boolean) => {
   return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
 };
 
-// meta.json's validation, data and recipe are free-form records that the card only prints.
-// biome-ignore lint/suspicious/noExplicitAny: read for display, never computed with
-type Loose = Record<string, any>;
 
 export function modelCard(meta: ModelMeta, command?: string): string {
-  const v = (meta.validation ?? {}) as Loose;
+  const v: ValidationRecord = meta.validation ?? {};
   const c = v.ci95 ?? {};
-  const d = meta.data as Loose;
-  const r = meta.recipe as Loose;
+  const d = meta.data;
+  const r = meta.recipe;
   const ops = Object.entries(meta.operatingPoints)
     .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`).join('\n');
   return `# Model card: ${meta.name}

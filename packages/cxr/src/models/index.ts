@@ -12,7 +12,11 @@ export interface Architecture {
   build(inputSize: number): LayersModel;
 }
 
-export const ARCHITECTURES: Record<string, Architecture> = {
+/** What a recipe's `arch` and `cxr train --model` accept. */
+export const ARCH_NAMES = ['deadskull7', 'madz2000', 'cxrnet', 'reference'] as const;
+export type ArchName = (typeof ARCH_NAMES)[number];
+
+export const ARCHITECTURES: Record<ArchName, Architecture> = {
   deadskull7: {
     name: 'deadskull7', defaultInputSize: 150, build: deadskull7,
     description: 'The seed\'s baseline CNN (deadskull7 repo): paired 3x3 convs 16-128, dilation 2 in the last two blocks',
@@ -32,7 +36,7 @@ export const ARCHITECTURES: Record<string, Architecture> = {
 };
 
 export function architecture(name: string): Architecture {
-  const a = ARCHITECTURES[name];
+  const a = (ARCH_NAMES as readonly string[]).includes(name) ? ARCHITECTURES[name as ArchName] : undefined;
   if (!a) throw new Error(`unknown model architecture '${name}' (known: ${Object.keys(ARCHITECTURES).join(', ')})`);
   return a;
 }

@@ -3,6 +3,7 @@
 // probability. One function so that every path computes exactly the same number.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { TTA_VIEWS, type TtaView } from './tta_views';
 
 export function logit(p: number): number {
   const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
@@ -18,8 +19,14 @@ export function toInput(pixels: Uint8Array, n: number, size: number): tf.Tensor4
   return tf.tidy(() => tf.div(tf.tensor4d(pixels, [n, size, size, 1], 'int32'), 255) as tf.Tensor4D);
 }
 
-/** A deterministic test-time view of a batch (small zooms and shifts; never a flip). */
-export function ttaView(x: tf.Tensor4D, name: string): tf.Tensor4D {
+/**
+ * A deterministic test-time view of a batch (small zooms and shifts; never a flip). An unknown
+ * name throws: a misspelt view must not quietly become the identity.
+ */
+export function ttaView(x: tf.Tensor4D, name: TtaView): tf.Tensor4D {
+  if (!(TTA_VIEWS as readonly string[]).includes(name)) {
+    throw new RangeError(`unknown test-time view '${String(name)}' (known: ${TTA_VIEWS.join(', ')})`);
+  }
   if (name === 'identity') return x.clone();
   const [, h, w] = x.shape;
   return tf.tidy(() => {
@@ -37,7 +44,7 @@ export function ttaView(x: tf.Tensor4D, name: string): tf.Tensor4D {
  * Mean logit over members and TTA views for a batch; returns one number per image. The views are
  * stacked into one batch per member, so a TTA prediction is one forward pass, not one per view.
  */
-export function predictLogits(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = []): Float32Array {
+export function predictLogits(members: LayersModel[], x: tf.Tensor4D, tta: readonly TtaView[] = []): Float32Array {
   return predictWithFeatures(members, x, tta).logits;
 }
 
@@ -52,9 +59,9 @@ export interface FeatureTap {
  * (the OOD gate's features), so that a prediction runs the network once. `features` is null
  * when there is no tap or no identity view; the caller disposes it.
  */
-export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta: readonly string[] = [], tap?: FeatureTap):
+export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta: readonly TtaView[] = [], tap?: FeatureTap):
     { logits: Float32Array; features: tf.Tensor2D | null } {
-  const views = tta.length ? tta : ['identity'];
+  const views: readonly TtaView[] = tta.length ? tta : ['identity'];
   const n = x.shape[0];
   const at = views.indexOf('identity');
   let features: tf.Tensor2D | null = null;
@@ -83,7 +90,7 @@ export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta:
 
 /** Logits for many images, in batches. */
 export async function predictAllLogits(members: LayersModel[], pixels: Uint8Array, n: number, size: number,
-    opts: { tta?: readonly string[]; batchSize?: number; onBatch?: (done: number) => void } = {}): Promise<Float32Array> {
+    opts: { tta?: readonly TtaView[]; batchSize?: number; onBatch?: (done: number) => void } = {}): Promise<Float32Array> {
   const bs = opts.batchSize ?? 32;
   const out = new Float32Array(n);
   const per = size * size;

@@ -1,7 +1,9 @@
 // cxr.json: everything needed to use a saved model besides its weights. Read with zod because a
 // model folder can come from anywhere.
 import { z } from 'zod';
+import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
+import { TTA_VIEWS } from './tta_views';
 
 export const MODEL_FORMAT = 'cxr-model/1';
 
@@ -57,6 +59,72 @@ export const EnsembleRecord = z.looseObject({
 });
 export type EnsembleRecord = z.infer<typeof EnsembleRecord>;
 
+/** A test-time view's name; anything else is refused when cxr.json or a recipe is read. */
+export const TtaViewName = z.enum(TTA_VIEWS);
+
+// The records below are what a training run writes. They are loose (unknown keys are kept) and
+// every field is optional, because older cxr.json files lack some and an ensemble records none
+// of its own recipe; a field that is present must have its type.
+const num = z.number().optional();
+const rate = z.number().nullable().optional();
+const Counts = z.looseObject({ n: num, normal: num, pneumonia: num });
+const Interval = z.tuple([z.number(), z.number()]).nullable().optional();
+
+/** The training recipe as run (train/recipe.ts); `arch` is free text here: 'transfer/<backbone>' too. */
+export const RecipeRecord = z.looseObject({
+  arch: z.string().optional(),
+  inputSize: num,
+  epochs: num,
+  batchSize: num,
+  optimizer: z.string().optional(),
+  lr: num,
+  schedule: z.string().optional(),
+  balance: z.string().optional(),
+  augment: augmentPresetSchema.optional(),
+  labelSmoothing: num,
+  valFraction: num,
+  seed: num,
+  limitPerClass: num,
+  backbone: z.string().optional(),
+  tta: z.array(TtaViewName).optional(),
+});
+export type RecipeRecord = z.infer<typeof RecipeRecord>;
+
+/** The data a model was trained and validated on: the split and the class counts. */
+export const DataRecord = z.looseObject({
+  root: z.string().optional(),
+  fingerprint: z.string().optional(),
+  valFraction: num,
+  splitSeed: num,
+  valSplit: z.enum(['random', 'block']).optional(),
+  trainPatients: num,
+  valPatients: num,
+  train: Counts.optional(),
+  validation: Counts.optional(),
+});
+export type DataRecord = z.infer<typeof DataRecord>;
+
+/** Validation metrics at the balanced threshold (eval/metrics_schema.ts) and how training went. */
+export const ValidationRecord = z.looseObject({
+  n: num,
+  accuracy: rate,
+  sensitivity: rate,
+  specificity: rate,
+  precision: rate,
+  f1: rate,
+  auc: rate,
+  pr_auc: rate,
+  brier: rate,
+  ece: rate,
+  threshold: num,
+  ci95: z.looseObject({ accuracy: Interval, sensitivity: Interval, specificity: Interval, auc: Interval }).optional(),
+  bestEpoch: num,
+  bestPhase: z.string().optional(),
+  epochsRun: num,
+  trainingSeconds: num,
+});
+export type ValidationRecord = z.infer<typeof ValidationRecord>;
+
 export const ModelMeta = z.looseObject({
   format: z.literal(MODEL_FORMAT),
   name: z.string(),
@@ -76,12 +144,12 @@ export const ModelMeta = z.looseObject({
   operatingPoints: z.record(z.string(), OperatingPoint),
   defaultOperatingPoint: z.string(),
   /** Test-time augmentation used by predict (averaged in logit space). */
-  tta: z.array(z.string()).default([]),
+  tta: z.array(TtaViewName).default([]),
   /** Sub-folders holding ensemble members (each a TF.js Layers model); [] = the folder itself. */
   members: z.array(z.string()).default([]),
-  recipe: z.record(z.string(), z.unknown()).default({}),
-  data: z.record(z.string(), z.unknown()).default({}),
-  validation: z.record(z.string(), z.unknown()).optional(),
+  recipe: RecipeRecord.default({}),
+  data: DataRecord.default({}),
+  validation: ValidationRecord.optional(),
   /**
    * How temperature and operating points were chosen: on the validation films ('validation'), or on
    * them pooled with mildly changed copies ('validation+shifts', train/calibrate.ts). Absent = 'validation'.

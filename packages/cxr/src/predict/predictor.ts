@@ -18,6 +18,7 @@ import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
+import type { InputKind, PredictionResult } from './prediction_schema';
 import { deriveVerdict, oodReason, type Verdict } from './verdict';
 
 export interface PredictOptions {
@@ -26,37 +27,22 @@ export interface PredictOptions {
   thumbnail?: boolean;
 }
 
-export interface Prediction {
-  /** Calibrated: sigmoid(logit). */
-  probability: number;
-  /** Calibrated logit: the mean logit over members and test-time views, divided by the temperature. */
-  logit: number;
-  label: 'NORMAL' | 'PNEUMONIA';
-  operatingPoint: string;
-  /** PNEUMONIA when probability >= threshold (the convention of eval/). */
-  threshold: number;
-  /**
-   * What the result may be used for (predict/verdict.ts): 'assessed', 'cannot-assess' (the label
-   * is not a finding) or 'outside-population', with the reasons.
-   */
-  verdict: Verdict;
-  /** Human-readable: the verdict's reasons, then notes about the input (e.g. multi-frame DICOM). */
-  warnings: string[];
-  /** The statistical OOD gate; null when the model folder has no (valid) ood.json. */
-  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
-  input: { kind: 'jpeg' | 'png' | 'dicom'; width: number; height: number; sha256: string; bytes: number };
+/**
+ * The model's answer about one image: the fields of predict/prediction_schema.ts (probability,
+ * label, verdict, OOD gate, input facts, timings), plus the images made for it.
+ */
+export type Prediction = PredictionResult & {
   /** Grad-CAM overlay (RGB PNG) at the original aspect, long side ≤ 512. */
   heatmapPng?: Buffer;
   /** Grayscale PNG, long side ≤ 256. */
   thumbnailPng?: Buffer;
-  timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
-}
+};
 
 /** What Predictor.screen found: the model input and why the gate would flag it (empty: accepted). */
 export interface Screening {
   /** inputSize × inputSize gray, exactly what predict() feeds the network. */
   pixels: Uint8Array;
-  kind: 'jpeg' | 'png' | 'dicom';
+  kind: InputKind;
   ood: Prediction['ood'];
   /** The OOD gate's and the image checks' findings, as predict() words them in warnings. */
   problems: string[];

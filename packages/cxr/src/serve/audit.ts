@@ -8,6 +8,8 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { AuditRecord } from '../predict/prediction_schema';
+import { type AuditRow, fromRow, INSERT_SQL, toRow } from './audit_columns';
 
 /** Schema changes, in order; user_version = how many have been applied. Never edit a shipped one. */
 const MIGRATIONS: string[] = [
@@ -53,27 +55,7 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export interface AuditRecord {
-  id: string;
-  createdAt: string;
-  input: { sha256: string; kind: string; bytes: number; width: number; height: number };
-  model: { name: string; version: string; sha256: string };
-  probability: number;
-  logit: number;
-  threshold: number;
-  operatingPoint: string;
-  label: string;
-  warnings: string[];
-  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
-  /** Whether the heat map and thumbnail are stored in the log. */
-  hasHeatmap: boolean;
-  hasThumbnail: boolean;
-  timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
-  /** Wall time in the server from receiving the request to writing this row. */
-  latencyMs: number;
-  /** The name of the API token that asked; null when the server needs no token. */
-  requestedBy: string | null;
-}
+export type { AuditRecord } from '../predict/prediction_schema';
 
 export interface AuditImages {
   thumbnailPng?: Buffer;
@@ -98,15 +80,6 @@ export interface HistoryPage {
   limit: number;
 }
 
-interface Row {
-  id: string; created_at: string; input_sha256: string; input_kind: string; input_bytes: number;
-  width: number; height: number; model_name: string; model_version: string; model_sha256: string;
-  probability: number; logit: number; threshold: number; operating_point: string; label: string;
-  warnings: string; ood_score: number | null; ood_threshold: number | null; ood_flag: number | null;
-  has_heatmap: number; has_thumbnail: number; decode_ms: number; infer_ms: number; heatmap_ms: number | null; total_ms: number;
-  latency_ms: number; requested_by: string | null;
-}
-
 /** CXR_DB, else ~/.local/share/cxr/audit.db (XDG_DATA_HOME when set). */
 export function defaultDbPath(): string {
   if (process.env.CXR_DB) return process.env.CXR_DB;
@@ -122,14 +95,7 @@ export class AuditLog {
 
   private constructor(db: Database.Database, readonly file: string) {
     this.db = db;
-    this.insertRow = db.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes,
-        width, height, model_name, model_version, model_sha256, probability, logit, threshold, operating_point,
-        label, warnings, warning_count, ood_score, ood_threshold, ood_flag, has_heatmap, has_thumbnail, decode_ms, infer_ms,
-        heatmap_ms, total_ms, latency_ms, requested_by)
-      VALUES (@id, @created_at, @input_sha256, @input_kind, @input_bytes, @width, @height, @model_name,
-        @model_version, @model_sha256, @probability, @logit, @threshold, @operating_point, @label, @warnings,
-        @warning_count, @ood_score, @ood_threshold, @ood_flag, @has_heatmap, @has_thumbnail, @decode_ms, @infer_ms, @heatmap_ms,
-        @total_ms, @latency_ms, @requested_by)`);
+    this.insertRow = db.prepare(INSERT_SQL);
     this.insertImages = db.prepare('INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (?, ?, ?)');
     this.insertBoth = db.transaction((r: AuditRecord, images: AuditImages | null) => {
       this.insertRow.run(toRow(r));
@@ -169,7 +135,7 @@ export class AuditLog {
   }
 
   get(id: string): AuditRecord | null {
-    const row = this.db.prepare('SELECT * FROM predictions WHERE id = ?').get(id) as Row | undefined;
+    const row = this.db.prepare('SELECT * FROM predictions WHERE id = ?').get(id) as AuditRow | undefined;
     return row ? fromRow(row) : null;
   }
 
@@ -194,7 +160,7 @@ export class AuditLog {
     const page = Math.max(1, filter.page ?? 1);
     const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM predictions ${clause}`).get(args) as { n: number }).n;
     const rows = this.db.prepare(`SELECT * FROM predictions ${clause} ORDER BY seq DESC LIMIT @limit OFFSET @offset`)
-      .all({ ...args, limit, offset: (page - 1) * limit }) as Row[];
+      .all({ ...args, limit, offset: (page - 1) * limit }) as AuditRow[];
     return { items: rows.map(fromRow), total, page, limit };
   }
 
@@ -235,42 +201,4 @@ function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
-}
-
-function toRow(r: AuditRecord): Row & { warning_count: number } {
-  return {
-    id: r.id, created_at: r.createdAt, input_sha256: r.input.sha256, input_kind: r.input.kind,
-    input_bytes: r.input.bytes, width: r.input.width, height: r.input.height, model_name: r.model.name,
-    model_version: r.model.version, model_sha256: r.model.sha256, probability: r.probability, logit: r.logit,
-    threshold: r.threshold, operating_point: r.operatingPoint, label: r.label, warnings: JSON.stringify(r.warnings),
-    warning_count: r.warnings.length, ood_score: r.ood?.score ?? null, ood_threshold: r.ood?.threshold ?? null,
-    ood_flag: r.ood ? Number(r.ood.outOfDistribution) : null, has_heatmap: Number(r.hasHeatmap),
-    has_thumbnail: Number(r.hasThumbnail),
-    decode_ms: r.timings.decodeMs, infer_ms: r.timings.inferMs, heatmap_ms: r.timings.heatmapMs ?? null,
-    total_ms: r.timings.totalMs, latency_ms: r.latencyMs, requested_by: r.requestedBy ?? null,
-  };
-}
-
-function fromRow(row: Row): AuditRecord {
-  const timings: AuditRecord['timings'] = { decodeMs: row.decode_ms, inferMs: row.infer_ms, totalMs: row.total_ms };
-  if (row.heatmap_ms !== null) timings.heatmapMs = row.heatmap_ms;
-  return {
-    id: row.id,
-    createdAt: row.created_at,
-    input: { sha256: row.input_sha256, kind: row.input_kind, bytes: row.input_bytes, width: row.width, height: row.height },
-    model: { name: row.model_name, version: row.model_version, sha256: row.model_sha256 },
-    probability: row.probability,
-    logit: row.logit,
-    threshold: row.threshold,
-    operatingPoint: row.operating_point,
-    label: row.label,
-    warnings: JSON.parse(row.warnings) as string[],
-    ood: row.ood_score === null ? null
-      : { score: row.ood_score, threshold: row.ood_threshold ?? 0, outOfDistribution: row.ood_flag === 1 },
-    hasHeatmap: row.has_heatmap === 1,
-    hasThumbnail: row.has_thumbnail === 1,
-    timings,
-    latencyMs: row.latency_ms,
-    requestedBy: row.requested_by ?? null,
-  };
 }

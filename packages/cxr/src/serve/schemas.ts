@@ -1,7 +1,10 @@
 // JSON schemas of the v1 API. Fastify validates requests and serializes responses with them
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
-import { NORMALIZE_MODES } from '../data/preprocess';
+import { modelRefSchema } from '../predict/prediction_schema';
+
+export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
+export { modelInfoSchema } from '../predict/model_info_schema';
 
 export const problemSchema = {
   $id: 'Problem',
@@ -21,74 +24,6 @@ export const problemSchema = {
 export function problemResponse(description: string) {
   return { description, content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } } as const;
 }
-
-const timings = {
-  type: 'object',
-  properties: {
-    decodeMs: { type: 'number' },
-    inferMs: { type: 'number' },
-    heatmapMs: { type: 'number' },
-    totalMs: { type: 'number' },
-  },
-  required: ['decodeMs', 'inferMs', 'totalMs'],
-} as const;
-
-const modelRef = {
-  type: 'object',
-  properties: { name: { type: 'string' }, version: { type: 'string' }, sha256: { type: 'string' } },
-  required: ['name', 'version', 'sha256'],
-} as const;
-
-export const predictionSchema = {
-  $id: 'Prediction',
-  type: 'object',
-  properties: {
-    id: { type: 'string', format: 'uuid' },
-    createdAt: { type: 'string', format: 'date-time' },
-    probability: { type: 'number', minimum: 0, maximum: 1, description: 'calibrated probability of pneumonia' },
-    logit: { type: 'number', description: 'mean logit over ensemble members and test-time views, before calibration' },
-    label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'], description: 'PNEUMONIA when probability >= threshold' },
-    operatingPoint: { type: 'string' },
-    threshold: { type: 'number' },
-    heatmapUrl: { type: ['string', 'null'], description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made' },
-    thumbnailUrl: { type: ['string', 'null'] },
-    warnings: { type: 'array', items: { type: 'string' } },
-    verdict: {
-      type: 'object',
-      description: 'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population '
-        + '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
-      properties: {
-        status: { type: 'string', enum: ['assessed', 'cannot-assess', 'outside-population'] },
-        reasons: {
-          type: 'array',
-          items: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] },
-        },
-      },
-      required: ['status', 'reasons'],
-    },
-    ood: {
-      type: ['object', 'null'],
-      properties: { score: { type: 'number' }, threshold: { type: 'number' }, outOfDistribution: { type: 'boolean' } },
-      required: ['score', 'threshold', 'outOfDistribution'],
-    },
-    input: {
-      type: 'object',
-      properties: {
-        kind: { type: 'string' },
-        width: { type: 'integer' },
-        height: { type: 'integer' },
-        sha256: { type: 'string' },
-        bytes: { type: 'integer' },
-      },
-      required: ['kind', 'width', 'height', 'sha256', 'bytes'],
-    },
-    model: modelRef,
-    timings,
-    requestedBy: { type: ['string', 'null'], description: 'name of the API token that asked; null when the server needs no token' },
-  },
-  required: ['id', 'createdAt', 'probability', 'logit', 'label', 'operatingPoint', 'threshold', 'heatmapUrl',
-    'thumbnailUrl', 'warnings', 'ood', 'input', 'model', 'timings', 'requestedBy'],
-} as const;
 
 export const idParams = {
   type: 'object',
@@ -123,62 +58,11 @@ export function historyQuery(operatingPoints: string[]) {
   } as const;
 }
 
-export const historyPageSchema = {
-  type: 'object',
-  properties: {
-    items: { type: 'array', items: { $ref: 'Prediction#' } },
-    total: { type: 'integer' },
-    page: { type: 'integer' },
-    limit: { type: 'integer' },
-  },
-  required: ['items', 'total', 'page', 'limit'],
-} as const;
-
-export const modelInfoSchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    version: { type: 'string' },
-    sha256: { type: 'string' },
-    inputSize: { type: 'integer' },
-    normalize: { type: 'string', enum: [...NORMALIZE_MODES], description: 'per-image intensity normalisation after the resize' },
-    defaultOperatingPoint: { type: 'string' },
-    operatingPoints: {
-      type: 'object',
-      additionalProperties: {
-        type: 'object',
-        properties: {
-          threshold: { type: 'number' },
-          sensitivity: { type: ['number', 'null'] },
-          specificity: { type: ['number', 'null'] },
-        },
-        required: ['threshold'],
-      },
-    },
-    temperature: { type: 'number' },
-    tta: { type: 'array', items: { type: 'string' } },
-    meta: { type: 'object', additionalProperties: true, description: 'the model folder\'s cxr.json' },
-    validation: { type: ['object', 'null'], additionalProperties: true, description: 'validation metrics from training' },
-    modelCard: { type: ['string', 'null'], description: 'MODEL_CARD.md (markdown) when the folder has one' },
-    files: {
-      type: 'object',
-      description: 'for loading the model in a browser (tf.loadLayersModel): one model.json per ensemble member',
-      properties: {
-        members: { type: 'array', items: { type: 'string' } },
-        ood: { type: ['string', 'null'], description: 'the OOD gate\'s parameters (ood.json), null when the server runs without a gate' },
-      },
-      required: ['members', 'ood'],
-    },
-  },
-  required: ['name', 'version', 'sha256', 'inputSize', 'defaultOperatingPoint', 'operatingPoints', 'temperature',
-    'tta', 'meta', 'validation', 'modelCard', 'files'],
-} as const;
-
 export const healthSchema = {
   type: 'object',
   properties: {
     status: { type: 'string', enum: ['ok'] },
-    model: modelRef,
+    model: modelRefSchema,
     uptimeSeconds: { type: 'number' },
     predictions: { type: 'integer', description: 'rows in the audit log' },
     authRequired: { type: 'boolean' },

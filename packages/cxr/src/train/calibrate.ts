@@ -13,6 +13,7 @@ import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { perturbAt } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
+import type { TtaView } from '../models/tta_views';
 
 export interface Calibration {
   temperature: number;
@@ -22,7 +23,7 @@ export interface Calibration {
   labels: number[];
 }
 
-export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly string[], batchSize = 64): Promise<Calibration> {
+export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly TtaView[], batchSize = 64): Promise<Calibration> {
   const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
   const temperature = fitTemperature(Array.from(logits), labels);
@@ -52,7 +53,7 @@ export function writeValidationFiles(dir: string, files: string[], c: Calibratio
 export async function recalibrate(modelDir: string, dataRoot: string, log: (l: string) => void, opts: { shifts?: boolean } = {}): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
-  const d = meta.data as { valFraction?: number; splitSeed?: number; fingerprint?: string };
+  const d = meta.data;
   if (d.valFraction === undefined || d.splitSeed === undefined) throw new Error(`${modelDir}: cxr.json does not record its validation split`);
   const { val, info } = await loadTrainVal(dataRoot, { ...recordedSplit(meta), valFraction: d.valFraction, seed: d.splitSeed, size: meta.inputSize,
     // Shift-aware calibration changes the films before the model's normalisation, so it loads them raw.
@@ -116,7 +117,7 @@ async function viewLogits(members: LayersModel[], raw: ImageSet, change: string 
 }
 
 export interface ShiftOptions {
-  tta: readonly string[];
+  tta: readonly TtaView[];
   /** The model's own normalisation, applied after each change (as the Predictor does). */
   normalize?: NormalizeMode;
   changes?: readonly string[];

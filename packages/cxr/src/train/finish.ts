@@ -7,6 +7,7 @@ import { writeModelCard } from '../models/card';
 import { saveModel } from '../models/io';
 import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
+import type { TtaView } from '../models/tta_views';
 
 export interface FinishInput {
   model: tfl.LayersModel;
@@ -20,7 +21,7 @@ export interface FinishInput {
   size: number;
   /** Beyond the resize, scale and grayscale every model shares. */
   preprocessing?: Record<string, unknown>;
-  tta: string[];
+  tta: TtaView[];
   /** cxr.json `recipe`: the recipe as run. */
   recipe: Record<string, unknown>;
   dataInfo?: Record<string, unknown>;
@@ -57,7 +58,7 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
     validation: {
       ...metrics, bestEpoch: o.bestEpoch, ...(o.bestPhase ? { bestPhase: o.bestPhase } : {}),
       epochsRun: o.epochsRun, trainingSeconds: o.seconds,
-    } as Record<string, unknown>,
+    },
     createdAt: now,
   };
   await saveModel(o.model, o.outDir, meta);

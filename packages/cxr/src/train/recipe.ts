@@ -1,11 +1,15 @@
 // A training recipe: everything that decides how a model is trained. Stored in cxr.json and in
 // checkpoints so that a run can be resumed and reproduced.
 import { z } from 'zod';
+import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
+import { ARCH_NAMES } from '../models';
+import { TtaViewName } from '../models/metadata';
 import { shiftAugmentSchema } from '../data/shift_augment';
 
 export const Recipe = z.object({
-  arch: z.string().default('cxrnet'),
+  /** A from-scratch architecture, or 'transfer' (set when `backbone` is: train/run.ts). */
+  arch: z.enum([...ARCH_NAMES, 'transfer']).default('cxrnet'),
   inputSize: z.number().int().min(32).max(512).optional(),
   epochs: z.number().int().min(1).default(12),
   batchSize: z.number().int().min(1).default(32),
@@ -14,7 +18,7 @@ export const Recipe = z.object({
   schedule: z.enum(['constant', 'plateau', 'cosine', 'onecycle']).default('cosine'),
   warmupEpochs: z.number().min(0).default(0),
   balance: z.enum(['none', 'class-weights', 'oversample', 'undersample']).default('none'),
-  augment: z.string().default('none'),
+  augment: augmentPresetSchema.default('none'),
   labelSmoothing: z.number().min(0).max(0.5).default(0),
   /** Early stopping: epochs without a better validation AUC. 0 = off. */
   patience: z.number().int().min(0).default(0),
@@ -38,7 +42,7 @@ export const Recipe = z.object({
   fineTune: z.object({ blocks: z.number().int().min(1), epochs: z.number().int().min(1), lr: z.number().positive() }).optional(),
   /** Dropout before the transfer head's Dense layer (default 0.2). */
   headDropout: z.number().min(0).max(0.9).optional(),
-  tta: z.array(z.string()).default([]),
+  tta: z.array(TtaViewName).default([]),
   /** Generated images added to the training set only: N per class, or 'balance' (the minority's shortfall). */
   ganImages: z.union([z.number().int().min(0), z.literal('balance')]).optional(),
   /** Folder written by `cxr gan train`, required when ganImages is set. */

@@ -1,48 +1,12 @@
 // Talks to /api/v1. When the server wants a bearer token, the page asks for it once and keeps it
 // in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere.
-import type { NormalizeMode } from '../../data/preprocess';
-import type { Verdict } from '../../predict/verdict';
+// The answers' types come from the JSON schemas the server serializes them with.
+import type { ModelInfo, OperatingPointInfo } from '../../predict/model_info_schema';
+import type { ApiPrediction, HistoryPage } from '../../predict/prediction_schema';
 
-export interface Prediction {
-  id: string;
-  createdAt: string;
-  probability: number;
-  logit: number;
-  label: 'NORMAL' | 'PNEUMONIA';
-  operatingPoint: string;
-  threshold: number;
-  heatmapUrl: string | null;
-  thumbnailUrl: string | null;
-  warnings: string[];
-  /** Sent with new predictions (not stored in the history). */
-  verdict?: Verdict;
-  ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
-  input: { kind: string; width: number; height: number; sha256: string; bytes: number };
-  model: { name: string; version: string; sha256: string };
-  timings: { decodeMs: number; inferMs: number; heatmapMs?: number; totalMs: number };
-}
-
-export interface HistoryPage { items: Prediction[]; total: number; page: number; limit: number }
-
-export interface OperatingPoint { threshold: number; sensitivity?: number | null; specificity?: number | null }
-
-export interface ModelInfo {
-  name: string;
-  version: string;
-  sha256: string;
-  inputSize: number;
-  /** Per-image intensity normalisation after the resize (cxr.json preprocessing.normalize). */
-  normalize: NormalizeMode;
-  defaultOperatingPoint: string;
-  operatingPoints: Record<string, OperatingPoint>;
-  temperature: number;
-  tta: string[];
-  meta: Record<string, unknown>;
-  validation: Record<string, unknown> | null;
-  modelCard: string | null;
-  /** ood: the OOD gate's parameters (ood.json); null when the server runs without a gate. */
-  files: { members: string[]; ood: string | null };
-}
+export type { HistoryPage, ModelInfo };
+export type Prediction = ApiPrediction;
+export type OperatingPoint = OperatingPointInfo;
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {

@@ -1,0 +1,165 @@
+// The prediction's shape, written once. These JSON schemas are what Fastify serializes answers
+// with and what the OpenAPI document shows; the TypeScript types of the Predictor's result, the
+// audit record and the web page's API client are derived from them (json-schema-to-ts), so a
+// field added here reaches every one of them, and a field missing here reaches none.
+// No Node imports: the web page imports the types of this module.
+import type { FromSchema } from 'json-schema-to-ts';
+import type { Verdict } from './verdict';
+
+export const LABELS = ['NORMAL', 'PNEUMONIA'] as const;
+export const INPUT_KINDS = ['jpeg', 'png', 'dicom'] as const;
+export const VERDICT_STATUSES = ['assessed', 'cannot-assess', 'outside-population'] as const;
+
+const labelSchema = { type: 'string', enum: LABELS } as const;
+
+export const oodSchema = {
+  type: ['object', 'null'],
+  description: 'the statistical OOD gate; null when the model folder has no (valid) ood.json',
+  properties: { score: { type: 'number' }, threshold: { type: 'number' }, outOfDistribution: { type: 'boolean' } },
+  required: ['score', 'threshold', 'outOfDistribution'],
+  additionalProperties: false,
+} as const;
+
+export const inputSchema = {
+  type: 'object',
+  properties: {
+    kind: { type: 'string', enum: INPUT_KINDS },
+    width: { type: 'integer' },
+    height: { type: 'integer' },
+    sha256: { type: 'string' },
+    bytes: { type: 'integer' },
+  },
+  required: ['kind', 'width', 'height', 'sha256', 'bytes'],
+  additionalProperties: false,
+} as const;
+
+export const timingsSchema = {
+  type: 'object',
+  properties: {
+    decodeMs: { type: 'number' },
+    inferMs: { type: 'number' },
+    heatmapMs: { type: 'number' },
+    totalMs: { type: 'number' },
+  },
+  required: ['decodeMs', 'inferMs', 'totalMs'],
+  additionalProperties: false,
+} as const;
+
+export const modelRefSchema = {
+  type: 'object',
+  properties: { name: { type: 'string' }, version: { type: 'string' }, sha256: { type: 'string' } },
+  required: ['name', 'version', 'sha256'],
+  additionalProperties: false,
+} as const;
+
+export const verdictSchema = {
+  type: 'object',
+  description: 'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population '
+    + '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
+  properties: {
+    status: { type: 'string', enum: VERDICT_STATUSES },
+    reasons: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { code: { type: 'string' }, message: { type: 'string' } },
+        required: ['code', 'message'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['status', 'reasons'],
+  additionalProperties: false,
+} as const;
+
+/** What the model says about one image: the fields the Predictor, the audit log and the API share. */
+const resultProperties = {
+  probability: { type: 'number', minimum: 0, maximum: 1, description: 'calibrated probability of pneumonia: sigmoid(logit)' },
+  logit: { type: 'number', description: 'mean logit over ensemble members and test-time views, divided by the temperature' },
+  label: { ...labelSchema, description: 'PNEUMONIA when probability >= threshold' },
+  operatingPoint: { type: 'string' },
+  threshold: { type: 'number' },
+  warnings: {
+    type: 'array', items: { type: 'string' },
+    description: 'the verdict\'s reasons, then notes about the input (e.g. multi-frame DICOM)',
+  },
+  ood: oodSchema,
+  input: inputSchema,
+  timings: timingsSchema,
+} as const;
+const resultRequired = ['probability', 'logit', 'label', 'operatingPoint', 'threshold', 'warnings', 'ood', 'input', 'timings'] as const;
+
+/** What a served prediction is besides the model's result: its identity, model and asker. */
+const recordProperties = {
+  id: { type: 'string', format: 'uuid' },
+  createdAt: { type: 'string', format: 'date-time' },
+  model: modelRefSchema,
+  requestedBy: { type: ['string', 'null'], description: 'name of the API token that asked; null when the server needs no token' },
+} as const;
+const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;
+
+/** Predictor.predict's result, less the PNG buffers (predict/predictor.ts adds them). */
+export const predictionResultSchema = {
+  type: 'object',
+  properties: { ...resultProperties, verdict: verdictSchema },
+  required: [...resultRequired, 'verdict'],
+  additionalProperties: false,
+} as const;
+
+/** One row of the audit log (serve/audit.ts maps each field to its SQL column). */
+export const auditRecordSchema = {
+  type: 'object',
+  properties: {
+    ...recordProperties,
+    ...resultProperties,
+    hasHeatmap: { type: 'boolean', description: 'whether the heat map is stored in the log' },
+    hasThumbnail: { type: 'boolean', description: 'whether the thumbnail is stored in the log' },
+    latencyMs: { type: 'number', description: 'wall time in the server from receiving the request to writing the row' },
+  },
+  required: [...recordRequired, ...resultRequired, 'hasHeatmap', 'hasThumbnail', 'latencyMs'],
+  additionalProperties: false,
+} as const;
+
+/** A prediction as the HTTP API answers it (POST, GET one, each history item). */
+export const predictionSchema = {
+  $id: 'Prediction',
+  type: 'object',
+  properties: {
+    ...recordProperties,
+    ...resultProperties,
+    heatmapUrl: { type: ['string', 'null'], description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made' },
+    thumbnailUrl: { type: ['string', 'null'] },
+    verdict: verdictSchema,
+  },
+  required: [...recordRequired, ...resultRequired, 'heatmapUrl', 'thumbnailUrl'],
+  additionalProperties: false,
+} as const;
+
+export const historyPageSchema = {
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: { $ref: 'Prediction#' } },
+    total: { type: 'integer' },
+    page: { type: 'integer' },
+    limit: { type: 'integer' },
+  },
+  required: ['items', 'total', 'page', 'limit'],
+  additionalProperties: false,
+} as const;
+
+/**
+ * The schema's verdict with the reason codes of predict/verdict.ts (the schema says string: the
+ * codes are a vocabulary that grows, and clients must accept new ones).
+ */
+type WithVerdict<T extends { verdict?: unknown }> = Omit<T, 'verdict'> & (undefined extends T['verdict'] ? { verdict?: Verdict } : { verdict: Verdict });
+
+export type PredictionResult = WithVerdict<FromSchema<typeof predictionResultSchema>>;
+export type AuditRecord = FromSchema<typeof auditRecordSchema>;
+export type ApiPrediction = WithVerdict<FromSchema<typeof predictionSchema>>;
+export type HistoryPage = Omit<FromSchema<typeof historyPageSchema>, 'items'> & { items: ApiPrediction[] };
+export type PredictionLabel = (typeof LABELS)[number];
+export type InputKind = (typeof INPUT_KINDS)[number];
+
+// Compile-time proof that verdict.ts's Verdict is a value of the schema's verdict.
+type Assert<T extends true> = T;
+export type VerdictFitsSchema = Assert<Verdict extends FromSchema<typeof verdictSchema> ? true : false>;
