@@ -45,7 +45,7 @@ ${adaptationSection(meta)}## Intended use and limitations
 ${meta.ensemble ? ensembleSection(meta) : `## Recipe
 ${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
 batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
-test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
+${r.shiftAugment ? `site-shift augmentation on ${Math.round(r.shiftAugment.probability * 100)}% of training films (${r.shiftAugment.changes.join(', ')}; strength up to ${r.shiftAugment.maxStrength});\n` : ''}${meta.preprocessing.normalize && meta.preprocessing.normalize !== 'none' ? `per-image normalisation \`${meta.preprocessing.normalize}\`;\n` : ''}test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
 `}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 ## Validation (patient-level split of train; threshold = balanced operating point)
 | metric | value |
@@ -64,7 +64,7 @@ test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Train
 | --- | --- | --- | --- |
 ${ops}
 
-\`screening\`: the highest threshold with validation sensitivity ≥ 99% (SCREENING_SENSITIVITY), but never above \`balanced\` (so switching to
+\`screening\`: the highest threshold with validation sensitivity ≥ 99%, but never above \`balanced\` (so switching to
 screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.
 `;
 }

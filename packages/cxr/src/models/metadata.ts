@@ -1,5 +1,6 @@
 // cxr.json: everything needed to use a saved model besides its weights. Read with zod because a
 // model folder can come from anywhere.
+import { shiftAugmentSchema } from '../data/shift_augment';
 import { z } from 'zod';
 import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
@@ -87,6 +88,9 @@ export const RecipeRecord = z.looseObject({
   limitPerClass: num,
   backbone: z.string().optional(),
   tta: z.array(TtaViewName).optional(),
+  splitSeed: num,
+  normalize: z.enum(NORMALIZE_MODES).optional(),
+  shiftAugment: shiftAugmentSchema.optional(),
 });
 export type RecipeRecord = z.infer<typeof RecipeRecord>;
 

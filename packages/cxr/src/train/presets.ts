@@ -86,4 +86,4 @@ RECIPES['cxr-shift'] = {
 };
 
 // The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).
-export const DEFAULT_RECIPE = 'cxr-oversample';
+export const DEFAULT_RECIPE = 'cxr-shift';
