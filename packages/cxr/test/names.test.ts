@@ -40,7 +40,8 @@ test('cxr.json: recipe, data and validation are typed, keep unknown keys, and ol
   assert.equal(meta.recipe.augment, 'strong');
   assert.equal(meta.data.train?.pneumonia, 3294);
   assert.equal(meta.data.site, 'x');
-  assert.equal(meta.validation?.trainingSeconds, 491.88);
+  assert.equal(meta.validation?.trainingSeconds, readDefault().validation.trainingSeconds);
+  assert.equal(typeof meta.validation?.trainingSeconds, 'number');
   // A field that is there must have its type: a split fraction as text is refused.
   assert.throws(() => parseMeta({ ...readDefault(), data: { valFraction: '0.15' } }, 'm'), /data\.valFraction/);
   // The oldest shape: no recipe, data or validation at all.

@@ -45,7 +45,7 @@ ${adaptationSection(meta)}## Intended use and limitations
 ${meta.ensemble ? ensembleSection(meta) : `## Recipe
 ${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
 batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
-${r.shiftAugment ? `site-shift augmentation on ${Math.round(r.shiftAugment.probability * 100)}% of training films (${r.shiftAugment.changes.join(', ')}; strength up to ${r.shiftAugment.maxStrength});\n` : ''}${meta.preprocessing.normalize && meta.preprocessing.normalize !== 'none' ? `per-image normalisation \`${meta.preprocessing.normalize}\`;\n` : ''}test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
+${shiftLine(r)}${meta.preprocessing.normalize && meta.preprocessing.normalize !== 'none' ? `per-image normalisation \`${meta.preprocessing.normalize}\`;\n` : ''}
 `}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 ## Validation (patient-level split of train; threshold = balanced operating point)
 | metric | value |
@@ -120,4 +120,12 @@ export function writeModelCard(dir: string, meta: ModelMeta, command?: string): 
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   const at = old.indexOf(HAND_WRITTEN_MARKER);
   fs.writeFileSync(file, modelCard(meta, command) + (at >= 0 ? `\n${old.slice(at)}` : ''));
+}
+
+/** The recipe's site-shift augmentation in words, or nothing. */
+function shiftLine(r: ModelMeta['recipe']): string {
+  const a = r.shiftAugment;
+  if (!a) return '';
+  return `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films `
+    + `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`;
 }
