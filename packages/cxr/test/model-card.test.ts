@@ -50,3 +50,18 @@ test('cardCommand reads back the command a card was written with; the adaptation
   assert.match(card, /## Adapted to a site[\s\S]*13 batch-norm layers were re-estimated on 120 of the site's films\n\(4 flagged/);
   assert.match(card, /validation figures below are the \*\*source model's, measured before adaptation\*\*/);
 });
+
+test('the recipe section names site-shift augmentation and input normalisation, and keeps its test-time views line', () => {
+  const meta = readMeta(path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-recipe-'));
+  const shift = { probability: 0.5, maxStrength: 1, changes: ['blur', 'noise'] };
+  writeModelCard(dir, { ...meta, recipe: { ...meta.recipe, shiftAugment: shift }, preprocessing: { ...meta.preprocessing, normalize: 'equalize' } });
+  const card = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
+  assert.match(card, /site-shift augmentation on 50% of training films \(blur, noise; strength up to 1\);/);
+  assert.match(card, /per-image normalisation `equalize`;/);
+  assert.match(card, /test-time augmentation: .+\. Training took/);
+  writeModelCard(dir, { ...meta, recipe: { ...meta.recipe, shiftAugment: undefined }, preprocessing: { ...meta.preprocessing, normalize: 'none' } });
+  const plain = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
+  assert.doesNotMatch(plain, /site-shift|per-image normalisation/);
+  assert.match(plain, /test-time augmentation: .+\. Training took/);
+});

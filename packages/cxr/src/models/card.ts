@@ -45,7 +45,7 @@ ${adaptationSection(meta)}## Intended use and limitations
 ${meta.ensemble ? ensembleSection(meta) : `## Recipe
 ${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
 batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
-${shiftLine(r)}${meta.preprocessing.normalize && meta.preprocessing.normalize !== 'none' ? `per-image normalisation \`${meta.preprocessing.normalize}\`;\n` : ''}
+${shiftLine(r)}${normalizeLine(meta)}test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
 `}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 ## Validation (patient-level split of train; threshold = balanced operating point)
 | metric | value |
@@ -128,4 +128,10 @@ function shiftLine(r: ModelMeta['recipe']): string {
   if (!a) return '';
   return `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films `
     + `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`;
+}
+
+/** The model's per-image normalisation in words, or nothing when there is none. */
+function normalizeLine(meta: ModelMeta): string {
+  const n = meta.preprocessing.normalize;
+  return n && n !== 'none' ? `per-image normalisation \`${n}\`;\n` : '';
 }
