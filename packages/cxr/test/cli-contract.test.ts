@@ -90,7 +90,7 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   assert.match(unwritable.stderr, /--out .*: cannot write there/);
 });
 
-test('cxr train --json ends with one JSON summary line; cxr calibrate --json prints one object', { skip: needsData() }, () => {
+test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', { skip: needsData() }, () => {
   const out = path.join(root, 'tiny-run');
   const t = cxr('train', '--data', CHEST_XRAY, '--out', out, '--model', 'reference', '--input-size', '32', '--epochs', '1',
     '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--json');
@@ -105,4 +105,17 @@ test('cxr train --json ends with one JSON summary line; cxr calibrate --json pri
   const cal = JSON.parse(c.stdout) as { temperature: number; metrics: { n: number } };
   assert.ok(cal.temperature > 0);
   assert.ok(cal.metrics.n > 0);
+
+  // A second member on the same validation split (same split seed), then the ensemble of both.
+  const second = path.join(root, 'tiny-run-2');
+  const t2 = cxr('train', '--data', CHEST_XRAY, '--out', second, '--model', 'reference', '--input-size', '32', '--epochs', '1',
+    '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--seed', '2', '--split-seed', '42');
+  assert.equal(t2.code, 0, t2.stderr);
+  const ensOut = path.join(root, 'tiny-ensemble');
+  const e = cxr('ensemble', '--members', out, second, '--out', ensOut, '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const ens = JSON.parse(e.stdout) as { out: string; name: string; operatingPoints: Record<string, { threshold: number }> };
+  assert.equal(ens.out, ensOut);
+  assert.ok(fs.existsSync(path.join(ensOut, 'cxr.json')));
+  assert.ok(ens.operatingPoints.balanced.threshold > 0);
 });
