@@ -12,8 +12,11 @@ let root = '';
 let modelDir = '';
 let images = '';
 
+// The default audit log of these runs: inside the test folder, never the user's.
+const auditDb = () => path.join(root, 'audit.db');
+
 function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -53,11 +56,11 @@ before(async () => {
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-test('a folder: CSV rows in name order, errors as rows, exit 0', () => {
+test('a folder: CSV rows in name order, non-images skipped and counted, exit 0', () => {
   const r = cxr('predict', images);
   assert.equal(r.code, 0, r.stderr);
   const rows = parseCsv(r.stdout);
-  assert.deepEqual(rows.map((x) => path.basename(x.file)), ['a.jpeg', 'b, with comma.png', 'c.dcm', 'd.txt']);
+  assert.deepEqual(rows.map((x) => path.basename(x.file)), ['a.jpeg', 'b, with comma.png', 'c.dcm']);
   for (const row of rows.slice(0, 3)) {
     const p = Number(row.probability);
     assert.ok(p > 0 && p < 1, JSON.stringify(row));
@@ -66,9 +69,9 @@ test('a folder: CSV rows in name order, errors as rows, exit 0', () => {
     assert.equal(row.threshold, '0.5');
     assert.equal(row.error, '');
   }
-  assert.equal(rows[3].probability, '');
-  assert.match(rows[3].error, /not a JPEG, PNG or DICOM/);
-  assert.match(r.stderr, /3 predicted, 1 failed/);
+  assert.match(r.stderr, /3 predicted, 0 failed, 1 skipped \(not images\)/);
+  // Without -r, the sub-folder's image is not read, and the user is told how to include it.
+  assert.match(r.stderr, /hint: .*images has sub-folders with images; add -r/);
 });
 
 test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', () => {
@@ -79,7 +82,8 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(rows.map((x) => path.relative(root, x.file as string)),
-    ['images/a.jpeg', 'nope.jpeg', 'images/a.jpeg', 'images/b, with comma.png', 'images/c.dcm', 'images/d.txt', 'images/sub/a.jpeg']);
+    ['images/a.jpeg', 'nope.jpeg', 'images/a.jpeg', 'images/b, with comma.png', 'images/c.dcm', 'images/sub/a.jpeg']);
+  assert.doesNotMatch(r.stderr, /hint:/);
   assert.match(String(rows[1].error), /no such file/);
   for (const row of rows.filter((x) => x.error === null)) {
     assert.equal(row.operatingPoint, 'screening');
@@ -93,9 +97,12 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
 });
 
 test('exit 1 when nothing could be predicted, or for an unknown operating point', () => {
+  // A non-image named on its own is a row with its error (it was asked for), not a skip.
   const none = cxr('predict', path.join(images, 'd.txt'), path.join(root, 'missing'));
   assert.equal(none.code, 1);
-  assert.equal(parseCsv(none.stdout).length, 2);
+  const rows = parseCsv(none.stdout);
+  assert.equal(rows.length, 2);
+  assert.match(rows[0].error, /not a JPEG, PNG or DICOM/);
   const badOp = cxr('predict', images, '--operating-point', 'nonsense');
   assert.equal(badOp.code, 1);
   assert.match(badOp.stderr, /unknown operating point 'nonsense'/);
@@ -106,9 +113,68 @@ test('CSV: file names that look like spreadsheet formulas are written as text', 
   fs.mkdirSync(dir, { recursive: true });
   const names = ['=HYPERLINK("http:evil.example").jpeg', '@SUM(1+1).jpeg', '-2+3.jpeg'];
   for (const n of names) fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(dir, n));
-  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir } });
+  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() } });
   assert.equal(r.status, 0, r.stderr);
   const rows = parseCsv(r.stdout);
   assert.deepEqual(rows.map((x) => x.file), names.map((n) => `'${n}`));
   assert.ok(rows.every((x) => Number(x.probability) > 0), r.stdout);
+});
+
+test('every prediction goes to the audit log that cxr history reads; --no-audit writes none', () => {
+  const db = path.join(root, 'own-audit.db');
+  const r = cxr('predict', images, '--db', db, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ file: string; probability: number; label: string }>;
+  const h = cxr('history', '--db', db, '--json', '--limit', '100');
+  assert.equal(h.code, 0, h.stderr);
+  const logged = h.stdout.trim().split('\n').map((l) => JSON.parse(l) as { probability: number; label: string; input: { kind: string } });
+  assert.equal(logged.length, rows.length);
+  // Newest first in the log; the same answers as the rows, whatever order they finished in.
+  const key = (x: { probability: number; label: string }) => `${x.label} ${x.probability.toFixed(6)}`;
+  assert.deepEqual(logged.map(key).sort(), rows.map(key).sort());
+  assert.deepEqual(logged.map((x) => x.input.kind).sort(), ['dicom', 'jpeg', 'png']);
+
+  // The default log is CXR_DB (as for cxr serve).
+  const before = fs.existsSync(auditDb()) ? JSON.parse(cxr('history', '--json', '--limit', '1').stdout || '{}') : null;
+  const one = cxr('predict', path.join(images, 'a.jpeg'));
+  assert.equal(one.code, 0, one.stderr);
+  const latest = JSON.parse(cxr('history', '--json', '--limit', '1').stdout) as { id: string };
+  assert.notEqual(latest.id, before?.id);
+
+  const quiet = path.join(root, 'never.db');
+  const n = cxr('predict', path.join(images, 'a.jpeg'), '--db', quiet, '--no-audit');
+  assert.equal(n.code, 0, n.stderr);
+  assert.equal(fs.existsSync(quiet), false);
+});
+
+test('an empty folder, or one with images only below it, is a clear exit 1', () => {
+  const empty = path.join(root, 'empty');
+  fs.mkdirSync(path.join(empty, 'notes'), { recursive: true });
+  fs.writeFileSync(path.join(empty, 'readme.txt'), 'no films here');
+  const r = cxr('predict', empty);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /no JPEG, PNG or DICOM files/);
+  assert.match(r.stderr, /nothing to predict .*1 non-image file\(s\) skipped/);
+  assert.doesNotMatch(r.stderr, /hint:/);
+
+  const nested = path.join(root, 'nested');
+  fs.mkdirSync(path.join(nested, 'day1'), { recursive: true });
+  fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(nested, 'day1', 'a.jpeg'));
+  const h = cxr('predict', nested);
+  assert.equal(h.code, 1);
+  assert.match(h.stderr, /hint: .*nested has sub-folders with images; add -r/);
+  assert.equal(cxr('predict', nested, '-r').code, 0);
+});
+
+test('an unwritable --heatmaps or --db fails at once with a message naming it', () => {
+  const file = path.join(images, 'a.jpeg'); // a file where a folder would have to be
+  const heat = cxr('predict', images, '--heatmaps', path.join(file, 'maps'));
+  assert.equal(heat.code, 1);
+  assert.equal(heat.stdout, '');
+  assert.match(heat.stderr, /--heatmaps .*maps: cannot write there/);
+  const db = cxr('predict', images, '--db', path.join(file, 'audit.db'));
+  assert.equal(db.code, 1);
+  assert.equal(db.stdout, '');
+  assert.match(db.stderr, /audit log .*audit\.db: cannot write it .*--no-audit/);
 });

@@ -1,6 +1,7 @@
 // `cxr calibrate --model DIR --data ROOT`: temperature and operating points again, on the same
 // patient-level validation split the model was trained with.
 import { Command } from 'commander';
+import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { recalibrate } from '../train/calibrate';
@@ -11,8 +12,13 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
     .option('--shifts', 'choose them on the validation films pooled with mildly changed copies (exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites')
+    .option('--json', 'print one JSON object: the new temperature, operating points and validation metrics')
     .action(async (o) => {
       await initEngine();
-      await recalibrate(o.model ?? defaultModelDir(), o.data, (l) => process.stderr.write(l + '\n'), { shifts: o.shifts === true });
+      const model = path.resolve(o.model ?? defaultModelDir());
+      const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), { shifts: o.shifts === true });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ model, temperature: c.temperature, operatingPoints: c.operatingPoints, metrics: c.metrics }) + '\n');
+      }
     });
 }

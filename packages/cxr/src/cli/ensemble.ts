@@ -1,6 +1,7 @@
 // `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR]`: one model folder averaging
 // the members' logits, with temperature and operating points re-chosen on their shared validation split.
 import { Command } from 'commander';
+import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { buildEnsemble } from '../train/ensemble';
 
@@ -13,13 +14,18 @@ export function register(program: Command): void {
     .option('--name <name>', 'model name (default: ensemble-<member names>)')
     .option('--data <root>', 'data folder with train/ the members were trained on (default: the one they recorded)')
     .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--json', 'print one JSON object: the new folder, name, version, temperature and operating points')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
-      await buildEnsemble({
+      const meta = await buildEnsemble({
         members: o.members, outDir: o.out, name: o.name, data: o.data, cacheDir: o.cache, command,
         log: (l) => process.stderr.write(l + '\n'),
       });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: path.resolve(o.out), name: meta.name, version: meta.version,
+          temperature: meta.temperature, operatingPoints: meta.operatingPoints }) + '\n');
+      }
     });
 }

@@ -7,6 +7,17 @@ import { loadImageSet, splitRecords } from '../data/dataset_images';
 import { evaluate } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
 
+/**
+ * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
+ * validation split every threshold was chosen on). An evaluation never writes over them.
+ */
+const RUN_OWN_SPLITS = new Set(['val', 'train']);
+
+/** The file name (without .json) an evaluation of `split` is written under in predictions/ and metrics/. */
+export function evaluationFileName(split: string): string {
+  return RUN_OWN_SPLITS.has(split) ? `eval-${split}` : split;
+}
+
 export interface EvaluateRunOptions {
   modelDir: string;
   data: string;
@@ -15,6 +26,8 @@ export interface EvaluateRunOptions {
   out?: string;
   progress?: boolean;
   warn?: (line: string) => void;
+  /** Told each file written under `out`. */
+  wrote?: (file: string) => void;
 }
 
 export async function runEvaluation(o: EvaluateRunOptions): Promise<Metrics & { operatingPoint: string; model: Record<string, string> }> {
@@ -32,10 +45,15 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<Metrics & { 
   loaded.members.forEach((m) => m.dispose());
   const split = records[0].split;
   if (o.out) {
+    const name = evaluationFileName(split);
     fs.mkdirSync(path.join(o.out, 'predictions'), { recursive: true });
     fs.mkdirSync(path.join(o.out, 'metrics'), { recursive: true });
-    fs.writeFileSync(path.join(o.out, 'predictions', `${split}.json`), JSON.stringify({ files: set.files, labels, probs }));
-    fs.writeFileSync(path.join(o.out, 'metrics', `${split}.json`), JSON.stringify(metrics, null, 2) + '\n');
+    const predictionsFile = path.join(o.out, 'predictions', `${name}.json`);
+    const metricsFile = path.join(o.out, 'metrics', `${name}.json`);
+    fs.writeFileSync(predictionsFile, JSON.stringify({ files: set.files, labels, probs }));
+    fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 2) + '\n');
+    o.wrote?.(predictionsFile);
+    o.wrote?.(metricsFile);
   }
   return { ...metrics, operatingPoint: opName, model: { name: meta.name, version: meta.version, sha256: loaded.sha256 } };
 }

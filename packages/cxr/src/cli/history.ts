@@ -11,7 +11,9 @@ const Options = z.object({
   csv: z.boolean().optional(),
   limit: z.coerce.number().int().min(1).max(100_000),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
+  // A bare date means its first moment in UTC (the log's times are UTC).
+  since: z.iso.datetime({ offset: true }).or(z.iso.date())
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'not a real date').optional(),
 });
 
 function line(r: AuditRecord): string {
@@ -59,11 +61,11 @@ export function register(program: Command): void {
   history
     .description('list past predictions from the audit log, newest first')
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
-    .option('--json', 'one JSON object per line')
+    .option('--json', 'JSON Lines: one prediction object per line')
     .option('--csv', 'CSV with a header row (text cells starting with = + - @ are prefixed with \')')
     .option('--limit <n>', 'how many', '20')
     .option('--label <label>', 'only NORMAL or PNEUMONIA')
-    .option('--since <time>', 'only at or after this ISO 8601 time')
+    .option('--since <time>', 'only at or after this ISO 8601 date (2026-12-01, UTC) or time (2026-12-01T08:00:00Z)')
     .action((raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw new Error(`history: ${z.prettifyError(parsed.error)}`);

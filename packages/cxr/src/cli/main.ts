@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `cxr` command line: each sub-command lives in its own module with a register() function.
 import { Command } from 'commander';
+import { z } from 'zod';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as dataCommand from './data';
@@ -38,7 +39,9 @@ export function buildProgram(): Command {
 
 if (require.main === module) {
   buildProgram().parseAsync(process.argv).catch((e: unknown) => {
-    process.stderr.write(`cxr: ${e instanceof Error ? e.message : String(e)}\n`);
+    // A schema's complaint (a cxr.json, a recipe, an option) as readable lines, not the issues' JSON.
+    const message = e instanceof z.ZodError ? z.prettifyError(e) : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`cxr: ${message}\n`);
     if (process.env.CXR_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exit(1);
   });

@@ -1,14 +1,20 @@
 // `cxr predict PATH…`: predictions for a batch of files, one output row per file, in the order
 // the files were named (folders sorted by name). A file that cannot be read or is not a usable
-// image gets a row with its error, and the batch goes on.
+// image gets a row with its error, and the batch goes on. Files in a folder that are not images
+// are skipped and counted. Every prediction is written to the audit log (the one `cxr serve`
+// writes, read by `cxr history`) unless --no-audit.
 //
 // Exit status: 0 when at least one file got a prediction; 1 when none did (no files, or every
 // file failed), and for usage errors or a model that cannot be loaded.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
-import { runBatch } from '../predict/batch';
+import { collectInputs, runBatch } from '../predict/batch';
+import type { AuditLog } from '../serve/audit';
+import { defaultDbPath } from '../serve/audit';
+import { ensureWritableDir, openAuditLogForWriting } from './writable';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -19,26 +25,53 @@ function positiveInt(v: string): number {
 export function register(program: Command): void {
   program.command('predict')
     .description('predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
-      'A file that fails gets a row with its error and the batch goes on. ' +
+      'A file that fails gets a row with its error and the batch goes on; other files in a folder are skipped. ' +
+      'Every prediction goes to the audit log (cxr history). ' +
       'Exit status 0 when at least one file got a prediction, 1 when none did.')
     .argument('<paths...>', 'files and folders')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
     .option('-r, --recursive', 'descend into sub-folders')
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
+    .option('--json', 'the same as --format json: one JSON array of rows')
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
     .option('--operating-point <name>', 'threshold to call PNEUMONIA (default: the model\'s, usually balanced)')
     .addOption(new Option('--ood-policy <policy>', 'images that do not look like chest X-rays: warn, or refuse (an error row)').choices(['warn', 'refuse']).default('warn'))
+    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)')
+    .option('--no-audit', 'do not write the predictions to the audit log')
     .option('--concurrency <n>', 'files in flight at once (default: number of cores)', positiveInt)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--no-progress', 'no progress bar (it is shown only on a terminal anyway)')
     .action(async (paths: string[], o) => {
-      await initEngine(o.threads);
-      const result = await runBatch({
-        paths, modelDir: path.resolve(o.model ?? defaultModelDir()), recursive: !!o.recursive, format: o.format,
-        heatmapDir: o.heatmaps, operatingPoint: o.operatingPoint, oodPolicy: o.oodPolicy, concurrency: o.concurrency,
-        progress: o.progress === false ? false : undefined,
-      });
-      if (result.failed) process.stderr.write(`cxr predict: ${result.processed} predicted, ${result.failed} failed\n`);
-      if (result.processed === 0) process.exitCode = 1;
+      const log = (l: string) => process.stderr.write(`cxr predict: ${l}\n`);
+      // Everything that can fail without the model is checked first: no engine start for nothing.
+      const inputs = collectInputs(paths, !!o.recursive);
+      for (const dir of inputs.foldersWithImagesBelow) log(`hint: ${dir} has sub-folders with images; add -r to include them`);
+      for (const dir of inputs.emptyFolders) log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
+      if (inputs.jobs.length === 0) {
+        throw new Error(`predict: nothing to predict in ${paths.join(', ')}${inputs.skipped.length ? ` (${inputs.skipped.length} non-image file(s) skipped)` : ''}`);
+      }
+      if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
+      const audit: AuditLog | null = o.audit === false ? null : openAuditLogForWriting(o.db ?? defaultDbPath());
+      try {
+        await initEngine(o.threads);
+        const modelDir = path.resolve(o.model ?? defaultModelDir());
+        const result = await runBatch({
+          paths, jobs: inputs.jobs, modelDir, recursive: !!o.recursive, format: o.json ? 'json' : o.format,
+          heatmapDir: o.heatmaps, operatingPoint: o.operatingPoint, oodPolicy: o.oodPolicy, concurrency: o.concurrency,
+          progress: o.progress === false ? false : undefined,
+          onPrediction: audit ? (_file, r, model, latencyMs) => audit.insert({
+            id: crypto.randomUUID(), createdAt: new Date().toISOString(), input: r.input, model,
+            probability: r.probability, logit: r.logit, threshold: r.threshold, operatingPoint: r.operatingPoint,
+            label: r.label, warnings: r.warnings, ood: r.ood, hasHeatmap: false, hasThumbnail: false,
+            timings: r.timings, latencyMs, requestedBy: null,
+          }, null) : undefined,
+        });
+        const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';
+        if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);
+        if (audit && result.processed) log(`${result.processed} prediction(s) written to the audit log ${audit.file}`);
+        if (result.processed === 0) process.exitCode = 1;
+      } finally {
+        audit?.close();
+      }
     });
 }

@@ -44,6 +44,7 @@ export function register(program: Command): void {
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
+    .option('--json', 'end with one JSON summary line on stdout (the model folder, name, version, epochs, seconds, operating points)')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
@@ -54,10 +55,14 @@ export function register(program: Command): void {
         backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,
         ganImages: o.ganImages, ganModel: o.ganModel && path.resolve(o.ganModel),
       }).filter(([, v]) => v !== undefined));
-      await runTraining({
+      const r = await runTraining({
         data: o.data, out: path.resolve(o.out), recipeName: o.recipe, overrides, name: o.name,
         resume: !!o.resume, report: o.report !== false,
         command: ['cxr', ...process.argv.slice(2)].join(' '),
       });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: path.resolve(o.out), name: r.meta.name, version: r.meta.version, epochs: r.epochs,
+          seconds: r.seconds, temperature: r.meta.temperature, operatingPoints: r.meta.operatingPoints }) + '\n');
+      }
     });
 }

@@ -6,7 +6,7 @@ import { csvLine } from '../report/csv';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readImageFile } from '../data/decode';
+import { readImageFile, sniffFormat } from '../data/decode';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { type OodPolicy, type Prediction, Predictor } from './predictor';
@@ -39,6 +39,10 @@ export interface BatchOptions {
   /** Files in flight at once; default: the number of cores (decodes overlap with inference). */
   concurrency?: number;
   progress?: boolean;
+  /** The files to predict, already collected (collectInputs); default: expandPaths(paths, recursive). */
+  jobs?: BatchJob[];
+  /** Called with each prediction as it is made (the CLI writes it to the audit log); a throw stops the batch. */
+  onPrediction?: (file: string, prediction: Prediction, model: { name: string; version: string; sha256: string }, latencyMs: number) => void;
   out?: NodeJS.WritableStream;
   log?: (line: string) => void;
 }
@@ -55,26 +59,83 @@ export interface BatchJob {
   missing: boolean;
 }
 
-/** The files named by `paths`, in order: files as given, folders expanded (sorted; hidden entries skipped). */
-export function expandPaths(paths: readonly string[], recursive: boolean): BatchJob[] {
-  const jobs: BatchJob[] = [];
+/** What collectInputs found: the jobs, and what a user should hear about the folders named. */
+export interface CollectedInputs {
+  jobs: BatchJob[];
+  /** Files inside named folders that are not JPEG, PNG or DICOM (by their leading bytes): not predicted. */
+  skipped: string[];
+  /** Named folders holding no image at all (with -r: in the whole tree). */
+  emptyFolders: string[];
+  /** Named folders, without -r, that have images in sub-folders left unread. */
+  foldersWithImagesBelow: string[];
+}
+
+/** A file whose leading bytes say JPEG, PNG or DICOM (unreadable files count as images: their row says why). */
+function looksLikeImage(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(132);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    const kind = sniffFormat(head.subarray(0, n));
+    return kind === 'jpeg' || kind === 'png' || kind === 'dicom';
+  } catch {
+    return true;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+function sortedEntries(dir: string): fs.Dirent[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Whether any sub-folder of `dir`, at any depth, holds an image (stops at the first). */
+function imagesBelow(dir: string): boolean {
+  for (const e of sortedEntries(dir)) {
+    const p = path.join(dir, e.name);
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) continue;
+    if (sortedEntries(p).some((f) => fs.statSync(path.join(p, f.name), { throwIfNoEntry: false })?.isFile() && looksLikeImage(path.join(p, f.name)))) return true;
+    if (imagesBelow(p)) return true;
+  }
+  return false;
+}
+
+/**
+ * The files named by `paths`, in order: files as given (whatever they hold: their row says what is
+ * wrong), folders expanded (sorted; hidden entries skipped) to the files that look like images; the
+ * others found in folders are counted as skipped, not failed: a folder of films often holds notes too.
+ */
+export function collectInputs(paths: readonly string[], recursive: boolean): CollectedInputs {
+  const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [] };
   const walk = (dir: string) => {
-    const entries = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
+    for (const e of sortedEntries(dir)) {
       const p = path.join(dir, e.name);
       const st = fs.statSync(p, { throwIfNoEntry: false });
-      if (st?.isFile()) jobs.push({ file: p, missing: false });
-      else if (st?.isDirectory() && recursive) walk(p);
+      if (st?.isFile()) {
+        if (looksLikeImage(p)) found.jobs.push({ file: p, missing: false });
+        else found.skipped.push(p);
+      } else if (st?.isDirectory() && recursive) walk(p);
     }
   };
   for (const p of paths) {
     const st = fs.statSync(p, { throwIfNoEntry: false });
-    if (!st) jobs.push({ file: p, missing: true });
-    else if (st.isDirectory()) walk(p);
-    else jobs.push({ file: p, missing: false });
+    if (!st) found.jobs.push({ file: p, missing: true });
+    else if (st.isDirectory()) {
+      const before = found.jobs.length;
+      walk(p);
+      if (found.jobs.length === before) found.emptyFolders.push(p);
+      if (!recursive && imagesBelow(p)) found.foldersWithImagesBelow.push(p);
+    } else found.jobs.push({ file: p, missing: false });
   }
-  return jobs;
+  return found;
+}
+
+/** The files named by `paths` (see collectInputs). */
+export function expandPaths(paths: readonly string[], recursive: boolean): BatchJob[] {
+  return collectInputs(paths, recursive).jobs;
 }
 
 const CSV_COLUMNS = ['file', 'result', 'verdict', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
@@ -104,7 +165,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     for (const n of predictor.notes) log(`note: ${n}`);
     if (o.heatmapDir) fs.mkdirSync(o.heatmapDir, { recursive: true });
 
-    const jobs = expandPaths(o.paths, !!o.recursive);
+    const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({
       file, probability: null, logit: null, label: null, verdict: null, result: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
     });
@@ -126,7 +187,9 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         return errorRow(file, (InputError.from(e) as Error).message);
       }
       try {
+        const started = performance.now();
         const r = await predictor.predict(bytes, { operatingPoint: opName, heatmap: !!o.heatmapDir });
+        o.onPrediction?.(file, r, { name: meta.name, version: meta.version, sha256: predictor.model.sha256 }, performance.now() - started);
         let heatmap: string | null = null;
         if (r.heatmapPng) {
           heatmap = heatmapPath(file);

@@ -1,0 +1,121 @@
+// The command line's promises outside `cxr predict`: cxr history --since takes a date, schema errors
+// read as sentences, evaluate --out keeps a run's own validation metrics, train and calibrate --json.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { AuditLog, type AuditRecord } from '../src/serve/audit';
+import { makeSeededModel, tempDir } from './ood-fixtures';
+import { CHEST_XRAY, needsData } from './shared-data';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+let root = '';
+
+function cxr(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8', timeout: 300_000, env: { ...process.env, CXR_DB: path.join(root, 'default.db'), CXR_CACHE: process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache') },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function record(id: number, createdAt: string): AuditRecord {
+  return {
+    id: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`, createdAt,
+    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
+    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
+    probability: 0.2, logit: -1.4, threshold: 0.5, operatingPoint: 'balanced', label: 'NORMAL', warnings: [], ood: null,
+    hasHeatmap: false, hasThumbnail: false, timings: { decodeMs: 1, inferMs: 2, totalMs: 3 }, latencyMs: 4, requestedBy: null,
+  };
+}
+
+before(() => { root = tempDir('cli-contract'); });
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+test('cxr history --since takes a date (its first moment, UTC) as well as a time; a bad one reads as a sentence', () => {
+  const db = path.join(root, 'history.db');
+  const log = AuditLog.open(db);
+  log.insert(record(1, '2026-11-30T23:59:59.000Z'), null);
+  log.insert(record(2, '2026-12-01T00:00:00.000Z'), null);
+  log.insert(record(3, '2026-12-02T08:00:00.000Z'), null);
+  log.close();
+  const ids = (since: string) => {
+    const r = cxr('history', '--db', db, '--json', '--since', since);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AuditRecord).id.slice(-1));
+  };
+  assert.deepEqual(ids('2026-12-01'), ['3', '2']);
+  assert.deepEqual(ids('2026-12-02'), ['3']);
+  assert.deepEqual(ids('2026-12-01T12:00:00Z'), ['3']);
+  const bad = cxr('history', '--db', db, '--since', 'yesterday');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /since/);
+  assert.doesNotMatch(bad.stderr, /"code"|\[\s*\{/);
+});
+
+test('a schema error (here a run\'s recipe.json) is printed readably, not as the issues\' JSON', () => {
+  const run = path.join(root, 'bad-run');
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'recipe.json'), JSON.stringify({ epochs: 'many' }));
+  const r = cxr('train', '--data', path.join(root, 'no-data'), '--out', run, '--resume');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /✖ .*\n\s*→ at epochs/);
+  assert.doesNotMatch(r.stderr, /"code"/);
+});
+
+test('cxr evaluate --out a run folder never writes over its validation metrics', async () => {
+  const model = await makeSeededModel(path.join(root, 'model'), { inputSize: 32, widths: [4, 8, 8, 8] });
+  const own = '{"auc": 0.99, "note": "the run\'s own validation metrics"}\n';
+  fs.mkdirSync(path.join(model, 'metrics'), { recursive: true });
+  fs.writeFileSync(path.join(model, 'metrics', 'val.json'), own);
+  // A labelled folder that happens to be called val (Kaggle ships one).
+  const data = path.join(root, 'kaggle', 'val');
+  const px = (v: number) => sharp(Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * v) % 256), { raw: { width: 64, height: 64, channels: 1 } }).jpeg().toBuffer();
+  for (const [cls, names] of [['NORMAL', ['IM-0001-0001', 'IM-0002-0001']], ['PNEUMONIA', ['person1_virus_1', 'person2_bacteria_2']]] as const) {
+    fs.mkdirSync(path.join(data, cls), { recursive: true });
+    for (const [k, n] of names.entries()) fs.writeFileSync(path.join(data, cls, `${n}.jpeg`), await px(k + (cls === 'NORMAL' ? 3 : 7)));
+  }
+  const r = cxr('evaluate', '--model', model, '--data', data, '--out', model, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(path.join(model, 'metrics', 'val.json'), 'utf8'), own);
+  const written = JSON.parse(fs.readFileSync(path.join(model, 'metrics', 'eval-val.json'), 'utf8')) as { n: number };
+  assert.equal(written.n, (JSON.parse(r.stdout) as { n: number }).n);
+  assert.ok(fs.existsSync(path.join(model, 'predictions', 'eval-val.json')));
+  assert.match(r.stderr, /wrote .*metrics\/eval-val\.json/);
+
+  const unwritable = cxr('evaluate', '--model', model, '--data', data, '--out', path.join(model, 'cxr.json', 'x'));
+  assert.equal(unwritable.code, 1);
+  assert.match(unwritable.stderr, /--out .*: cannot write there/);
+});
+
+test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', { skip: needsData() }, () => {
+  const out = path.join(root, 'tiny-run');
+  const t = cxr('train', '--data', CHEST_XRAY, '--out', out, '--model', 'reference', '--input-size', '32', '--epochs', '1',
+    '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--json');
+  assert.equal(t.code, 0, t.stderr);
+  const lines = t.stdout.trim().split('\n');
+  const summary = JSON.parse(lines[lines.length - 1]) as { out: string; epochs: number; operatingPoints: Record<string, { threshold: number }> };
+  assert.equal(summary.out, out);
+  assert.equal(summary.epochs, 1);
+  assert.ok(summary.operatingPoints.balanced.threshold > 0);
+  const c = cxr('calibrate', '--model', out, '--data', CHEST_XRAY, '--json');
+  assert.equal(c.code, 0, c.stderr);
+  const cal = JSON.parse(c.stdout) as { temperature: number; metrics: { n: number } };
+  assert.ok(cal.temperature > 0);
+  assert.ok(cal.metrics.n > 0);
+
+  // A second member on the same validation split (same split seed), then the ensemble of both.
+  const second = path.join(root, 'tiny-run-2');
+  const t2 = cxr('train', '--data', CHEST_XRAY, '--out', second, '--model', 'reference', '--input-size', '32', '--epochs', '1',
+    '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--seed', '2', '--split-seed', '42');
+  assert.equal(t2.code, 0, t2.stderr);
+  const ensOut = path.join(root, 'tiny-ensemble');
+  const e = cxr('ensemble', '--members', out, second, '--out', ensOut, '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const ens = JSON.parse(e.stdout) as { out: string; name: string; operatingPoints: Record<string, { threshold: number }> };
+  assert.equal(ens.out, ensOut);
+  assert.ok(fs.existsSync(path.join(ensOut, 'cxr.json')));
+  assert.ok(ens.operatingPoints.balanced.threshold > 0);
+});
