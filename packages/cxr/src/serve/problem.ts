@@ -2,7 +2,7 @@
 // { type, title, status, detail, code }. `code` is the machine-readable cause the API always had
 // (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either.
 // Validation errors name what was wrong: the unknown query parameter, the allowed values.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
 
@@ -75,4 +75,12 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
   }
   req.log.error({ err }, 'request failed');
   return problem(500, 'INTERNAL', 'internal error (details are in the server log)');
+}
+
+/** Every error, and every unknown path, answers as a problem document. */
+export function answerWithProblems(app: FastifyInstance, maxUploadBytes: number): void {
+  app.setErrorHandler((err: FastifyError, req, reply) => sendProblem(reply, toProblem(err, req, maxUploadBytes)));
+  app.setNotFoundHandler((req, reply) => {
+    sendProblem(reply, problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
+  });
 }

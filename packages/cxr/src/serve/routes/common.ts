@@ -1,0 +1,29 @@
+// What every /api/v1 route shares: the prefix, the error answers each route documents, the
+// no-store rule for medical results, and the API's view of an audit record (with image URLs).
+import type { FastifyReply } from 'fastify';
+import type { AuditRecord } from '../audit';
+import { problemResponse } from '../schemas';
+
+export const API_PREFIX = '/api/v1';
+
+/** The error answers every API route can give (routes add their own, e.g. 413 for uploads). */
+export const API_ERRORS = {
+  400: problemResponse('Invalid request: a query or path parameter is wrong (the detail names it)'),
+  401: problemResponse('An API token is required and was missing or wrong'),
+  403: problemResponse('Host not allowed, or a cross-origin request'),
+  404: problemResponse('No such prediction, image or file'),
+};
+
+/** Predictions are medical results: no browser or proxy may keep a copy. */
+export function noStore(reply: FastifyReply): void {
+  reply.header('Cache-Control', 'no-store');
+}
+
+/** An audit record as the API answers it: the record plus links to its images, null when there are none. */
+export function toApi(r: AuditRecord, heatmapAvailable: boolean, thumbnailAvailable: boolean) {
+  return {
+    ...r,
+    heatmapUrl: heatmapAvailable ? `${API_PREFIX}/predictions/${r.id}/heatmap.png` : null,
+    thumbnailUrl: thumbnailAvailable ? `${API_PREFIX}/predictions/${r.id}/thumbnail.png` : null,
+  };
+}
