@@ -32,3 +32,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 npm run build --silent
+
+# npm ci ran before dist/ existed, so it could not link the `cxr` command: link it (and mark it executable) now.
+npm rebuild --ignore-scripts --silent -w packages/cxr
