@@ -144,3 +144,17 @@ export async function perturbAt(name: string, img: SquareImage, strength: number
   const c = changeByName(name);
   return c.apply(img, strength, createRng(seed, 'perturb', name, strength, image));
 }
+
+/**
+ * Every image of a set (n size×size squares back to back) through change `name` at `strength`, into a
+ * new array; image i draws from its own stream keyed by ids[i], as perturbAt does.
+ */
+export async function perturbImages(name: string, pixels: Uint8Array, ids: readonly string[], size: number, strength: number, seed: Seed): Promise<Uint8Array> {
+  const per = size * size;
+  const out = new Uint8Array(pixels.length);
+  for (let i = 0; i < ids.length; i++) {
+    const img = { pixels: pixels.subarray(i * per, (i + 1) * per), size };
+    out.set((await perturbAt(name, img, strength, seed, ids[i])).pixels, i * per);
+  }
+  return out;
+}

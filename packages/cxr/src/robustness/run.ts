@@ -4,7 +4,7 @@
 // code behind `cxr evaluate` and the server), with the model's own test-time views, in batches.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CHANGES, changeByName, type Change, perturbAt } from '../data/perturb_catalog';
+import { CHANGES, changeByName, perturbImages } from '../data/perturb_catalog';
 import type { Seed } from '../data/random';
 import { expectedCalibrationError } from '../eval/metrics';
 import { loadModel, type LoadedModel } from '../models/io';
@@ -46,18 +46,6 @@ async function scores(loaded: LoadedModel, pixels: Uint8Array, n: number, size: 
   const input = normalizeImages(pixels.slice(), n, size, meta.preprocessing.normalize);
   const logits = await predictAllLogits(loaded.members, input, n, size, { tta: meta.tta, batchSize });
   return calibrated(logits, meta.temperature);
-}
-
-/** Every image of the set through one change at one strength, back to back like the input. */
-async function perturbSet(change: Change, pixels: Uint8Array, ids: readonly string[], size: number, strength: number, seed: Seed): Promise<Uint8Array> {
-  const per = size * size;
-  const out = new Uint8Array(pixels.length);
-  for (let i = 0; i < ids.length; i++) {
-    const img = { pixels: pixels.subarray(i * per, (i + 1) * per), size };
-    const r = await perturbAt(change.name, img, strength, seed, ids[i]);
-    out.set(r.pixels, i * per);
-  }
-  return out;
 }
 
 /** One image under each change at the highest strength, for the report's picture sheet (not part of the JSON). */
@@ -102,7 +90,7 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     for (const change of changes) {
       const t = performance.now();
       for (const s of strengths) {
-        const pixels = await perturbSet(change, set.pixels, ids, set.size, s, seed);
+        const pixels = await perturbImages(change.name, set.pixels, ids, set.size, s, seed);
         const probs = await scores(loaded, pixels, n, set.size, bs);
         rows.push({ change: change.name, strength: s, parameter: change.parameter(s, set.size), ...rowMetrics(labels, probs, clean, op.threshold) });
         if (s === Math.max(...strengths)) examples.push(sheet(change.name, s, change.parameter(s, set.size), pixels));

@@ -11,7 +11,7 @@ import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
-import { perturbAt } from '../data/perturb_catalog';
+import { perturbImages } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import type { TtaView } from '../models/tta_views';
 
@@ -103,15 +103,10 @@ export type ShiftCalibrationRecord = {
 };
 
 async function viewLogits(members: LayersModel[], raw: ImageSet, change: string | null, o: ShiftOptions): Promise<Float32Array> {
-  const per = raw.size * raw.size;
   const n = raw.labels.length;
-  const pixels = new Uint8Array(raw.pixels);
-  if (change) {
-    for (let i = 0; i < n; i++) {
-      const img = { pixels: raw.pixels.subarray(i * per, (i + 1) * per), size: raw.size };
-      pixels.set((await perturbAt(change, img, o.strength ?? SHIFT_STRENGTH, o.seed ?? 1, raw.files[i])).pixels, i * per);
-    }
-  }
+  const pixels = change
+    ? await perturbImages(change, raw.pixels, raw.files, raw.size, o.strength ?? SHIFT_STRENGTH, o.seed ?? 1)
+    : new Uint8Array(raw.pixels);
   normalizeImages(pixels, n, raw.size, o.normalize);
   return predictAllLogits(members, pixels, n, raw.size, { tta: o.tta, batchSize: o.batchSize ?? 64 });
 }
