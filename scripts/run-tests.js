@@ -6,7 +6,11 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const suites = [
-  { name: 'backend-aten unit', cwd: 'packages/backend-aten', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
+  {
+    name: 'backend-aten unit',
+    cwd: 'packages/backend-aten',
+    cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'],
+  },
   { name: 'tfjs-core conformance on aten', cwd: 'packages/backend-aten', cmd: ['node', 'test/conformance/run.js'] },
   { name: 'cxr', cwd: 'packages/cxr', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
 ];
@@ -14,7 +18,11 @@ const suites = [
 // error fails the run (and CI) like a failing test does.
 const tsc = require.resolve('typescript/bin/tsc');
 const checks = [
-  { name: 'lint (biome)', cwd: '.', cmd: ['node', require.resolve('@biomejs/biome/bin/biome'), 'lint', '--max-diagnostics=50'] },
+  {
+    name: 'lint and format (biome check)',
+    cwd: '.',
+    cmd: ['node', require.resolve('@biomejs/biome/bin/biome'), 'check', '--max-diagnostics=50'],
+  },
   { name: 'line width', cwd: '.', cmd: ['node', 'scripts/check-line-width.js'] },
   { name: 'layers', cwd: 'packages/cxr', cmd: ['node', 'scripts/check-layers.js'] },
   { name: 'typecheck backend-aten', cwd: '.', cmd: ['node', tsc, '-p', 'packages/backend-aten', '--noEmit'] },
@@ -23,12 +31,19 @@ const checks = [
 ];
 const only = process.argv[2];
 
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 if (!only || 'guard-rails'.includes(only)) {
   console.log('\n=== guard-rails ===');
-  let p = 0, f = 0;
+  let p = 0,
+    f = 0;
   for (const c of checks) {
-    const r = spawnSync(c.cmd[0], c.cmd.slice(1), { cwd: path.join(root, c.cwd), encoding: 'utf8', maxBuffer: 1 << 26 });
+    const r = spawnSync(c.cmd[0], c.cmd.slice(1), {
+      cwd: path.join(root, c.cwd),
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    });
     if (r.status === 0) p++;
     else {
       f++;
@@ -37,7 +52,8 @@ if (!only || 'guard-rails'.includes(only)) {
     }
     console.log(`${r.status === 0 ? 'ok' : 'FAILED'}  ${c.name}`);
   }
-  passed += p; failed += f;
+  passed += p;
+  failed += f;
   console.log(`--- guard-rails: ${p} passed, ${f} failed`);
 }
 for (const s of suites) {
@@ -46,12 +62,16 @@ for (const s of suites) {
   const r = spawnSync(s.cmd[0], s.cmd.slice(1), { cwd: path.join(root, s.cwd), encoding: 'utf8', maxBuffer: 1 << 28 });
   const out = (r.stdout || '') + (r.stderr || '');
   process.stdout.write(out.length > 20000 ? out.slice(-20000) : out);
-  const num = (re) => { const m = out.match(re); return m ? Number(m[m.length - 1].match(/\d+/)[0]) : 0; };
+  const num = (re) => {
+    const m = out.match(re);
+    return m ? Number(m[m.length - 1].match(/\d+/)[0]) : 0;
+  };
   // node --test prints "# pass N" / "# fail N" / "# skipped N"; the conformance runner prints "N passed, M failed".
   const p = num(/^# pass \d+$/gm) || num(/^\d+ passed/gm);
   const f = num(/^# fail \d+$/gm) || num(/\d+ failed/gm);
   const k = num(/^# skipped \d+$/gm);
-  passed += p; skipped += k;
+  passed += p;
+  skipped += k;
   failed += f || (r.status !== 0 ? 1 : 0);
   console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status})`);
 }

@@ -18,7 +18,13 @@ function sampleImage() {
   const given = opt('image');
   if (given) return given;
   const d = path.join(SHARED, 'samples-fullres', 'PNEUMONIA');
-  return path.join(d, fs.readdirSync(d).filter((f) => f.endsWith('.jpeg')).sort()[0]);
+  return path.join(
+    d,
+    fs
+      .readdirSync(d)
+      .filter((f) => f.endsWith('.jpeg'))
+      .sort()[0],
+  );
 }
 
 /**
@@ -39,10 +45,21 @@ async function benchModel() {
   const inputSize = Number(opt('input-size', 192));
   const model = cxrnet({ inputSize });
   await saveModel(model, dir, {
-    format: MODEL_FORMAT, name: 'cxrnet-random', version: 'bench', arch: 'cxrnet', inputSize,
-    preprocessing: { resize: 'fill', scale: 1 / 255 }, classNames: ['NORMAL', 'PNEUMONIA'], temperature: 1,
-    operatingPoints: { screening: { threshold: 0.3 }, balanced: { threshold: 0.5 } }, defaultOperatingPoint: 'balanced',
-    tta: [], members: [], recipe: {}, data: {}, createdAt: new Date().toISOString(),
+    format: MODEL_FORMAT,
+    name: 'cxrnet-random',
+    version: 'bench',
+    arch: 'cxrnet',
+    inputSize,
+    preprocessing: { resize: 'fill', scale: 1 / 255 },
+    classNames: ['NORMAL', 'PNEUMONIA'],
+    temperature: 1,
+    operatingPoints: { screening: { threshold: 0.3 }, balanced: { threshold: 0.5 } },
+    defaultOperatingPoint: 'balanced',
+    tta: [],
+    members: [],
+    recipe: {},
+    data: {},
+    createdAt: new Date().toISOString(),
   });
   model.dispose();
   return { dir, note: `cxrnet ${inputSize}×${inputSize}, random weights (no models/default yet)`, temp: true };
@@ -51,7 +68,9 @@ async function benchModel() {
 function multipart(file) {
   const boundary = '----cxrbench7MA4YWxkTrZu0gW';
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${path.basename(file)}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${path.basename(file)}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+    ),
     fs.readFileSync(file),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -65,7 +84,10 @@ function median(xs) {
 }
 
 function machine() {
-  return `${os.cpus().length} × ${os.cpus()[0].model.trim()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  return `${os.cpus().length} × ${os.cpus()[0].model.trim()}, load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
 }
 
 module.exports = { ROOT, DIST, opt, sampleImage, benchModel, multipart, median, machine };

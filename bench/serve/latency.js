@@ -21,7 +21,10 @@ async function main() {
   const out = {};
   for (const heatmap of [false, true]) {
     for (let i = 0; i < 3; i++) await predictor.predict(bytes, { heatmap });
-    const wall = [], decode = [], infer = [], heat = [];
+    const wall = [],
+      decode = [],
+      infer = [],
+      heat = [];
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
       const p = await predictor.predict(bytes, { heatmap });
@@ -31,7 +34,9 @@ async function main() {
       if (p.timings.heatmapMs !== undefined) heat.push(p.timings.heatmapMs);
     }
     out[heatmap ? 'withHeatmap' : 'withoutHeatmap'] = {
-      totalMs: +median(wall).toFixed(1), decodeMs: +median(decode).toFixed(1), inferMs: +median(infer).toFixed(1),
+      totalMs: +median(wall).toFixed(1),
+      decodeMs: +median(decode).toFixed(1),
+      inferMs: +median(infer).toFixed(1),
       ...(heat.length ? { heatmapMs: +median(heat).toFixed(1) } : {}),
     };
   }
@@ -40,4 +45,7 @@ async function main() {
   if (model.temp) fs.rmSync(model.dir, { recursive: true, force: true });
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -16,8 +16,22 @@ async function main() {
   const model = await benchModel();
   const image = sampleImage();
   const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bench-db-')), 'audit.db');
-  const proc = spawn(process.execPath, [path.join(DIST, 'src', 'cli', 'main.js'), 'serve', '--port', '0', '--quiet',
-    '--model', model.dir, '--db', db, ...(opt('threads') ? ['--threads', opt('threads')] : [])], { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, CXR_API_TOKEN: '' } });
+  const proc = spawn(
+    process.execPath,
+    [
+      path.join(DIST, 'src', 'cli', 'main.js'),
+      'serve',
+      '--port',
+      '0',
+      '--quiet',
+      '--model',
+      model.dir,
+      '--db',
+      db,
+      ...(opt('threads') ? ['--threads', opt('threads')] : []),
+    ],
+    { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, CXR_API_TOKEN: '' } },
+  );
   const url = await new Promise((resolve, reject) => {
     let err = '';
     proc.stderr.on('data', (b) => {
@@ -31,7 +45,13 @@ async function main() {
   console.log(`model: ${model.note}\nimage: ${image} (${body.length} bytes)\nmachine: ${machine()}`);
   console.log(`autocannon: ${connections} connections, ${duration} s, POST ${url}/api/v1/predictions${query}`);
   const result = await autocannon({
-    url: `${url}/api/v1/predictions${query}`, method: 'POST', body, headers, connections, duration, timeout: 60,
+    url: `${url}/api/v1/predictions${query}`,
+    method: 'POST',
+    body,
+    headers,
+    connections,
+    duration,
+    timeout: 60,
   });
   proc.kill('SIGTERM');
   await new Promise((r) => proc.once('exit', r));
@@ -50,4 +70,7 @@ async function main() {
   if (summary.errors || summary.non2xx || summary.timeouts) process.exitCode = 1;
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -25,9 +25,16 @@ async function main() {
   const audit = AuditLog.open(path.join(tmp, 'audit.db'));
   const app = await buildApp({ predictor, audit });
   const { body, headers } = multipart(image);
-  console.log(`model: ${model.note}\nimage: ${image}\nmachine: ${machine()}\n${count} predictions after ${warmup} warm-up (every other one with a heat map)`);
+  console.log(
+    `model: ${model.note}\nimage: ${image}\nmachine: ${machine()}\n${count} predictions after ${warmup} warm-up (every other one with a heat map)`,
+  );
   const once = async (i) => {
-    const res = await app.inject({ method: 'POST', url: `/api/v1/predictions${i % 2 ? '?heatmap=false' : ''}`, payload: body, headers });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/predictions${i % 2 ? '?heatmap=false' : ''}`,
+      payload: body,
+      headers,
+    });
     if (res.statusCode !== 200) throw new Error(`request ${i}: ${res.statusCode} ${res.body}`);
   };
   const mib = (b) => (b / 2 ** 20).toFixed(1);
@@ -45,22 +52,39 @@ async function main() {
       global.gc?.();
       const rss = process.memoryUsage().rss;
       maxRss = Math.max(maxRss, rss);
-      console.log(`${i + 1}: RSS ${mib(rss)} MiB, tensors ${tf.memory().numTensors}, ${((Date.now() - t0) / (i + 1)).toFixed(1)} ms/request`);
+      console.log(
+        `${i + 1}: RSS ${mib(rss)} MiB, tensors ${tf.memory().numTensors}, ${((Date.now() - t0) / (i + 1)).toFixed(1)} ms/request`,
+      );
       if (tf.memory().numTensors !== tensors) throw new Error(`tensor leak: ${tf.memory().numTensors} vs ${tensors}`);
     }
   }
   global.gc?.();
   const rss1 = process.memoryUsage().rss;
   const growth = rss1 / rss0 - 1;
-  const summary = { count, warmup, tensors, rssAfterWarmupMiB: +mib(rss0), rssEndMiB: +mib(rss1), maxRssMiB: +mib(maxRss),
-    growthPercent: +(growth * 100).toFixed(2), logged: audit.count(), msPerRequest: +((Date.now() - t0) / count).toFixed(1) };
+  const summary = {
+    count,
+    warmup,
+    tensors,
+    rssAfterWarmupMiB: +mib(rss0),
+    rssEndMiB: +mib(rss1),
+    maxRssMiB: +mib(maxRss),
+    growthPercent: +(growth * 100).toFixed(2),
+    logged: audit.count(),
+    msPerRequest: +((Date.now() - t0) / count).toFixed(1),
+  };
   console.log(JSON.stringify(summary, null, 2));
   await app.close();
   audit.close();
   predictor.dispose();
   fs.rmSync(tmp, { recursive: true, force: true });
   if (model.temp) fs.rmSync(model.dir, { recursive: true, force: true });
-  if (growth >= 0.05) { console.error(`RSS grew ${(growth * 100).toFixed(1)} % (limit 5 %)`); process.exitCode = 1; }
+  if (growth >= 0.05) {
+    console.error(`RSS grew ${(growth * 100).toFixed(1)} % (limit 5 %)`);
+    process.exitCode = 1;
+  }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -17,17 +17,32 @@ const tfl = require('@tensorflow/tfjs-layers');
 const aten = require('@cxr/backend-aten');
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
 const STEPS = Number(opt('steps', 7));
 const THREADS = Number(opt('threads', 2));
 const FUSED_BN = !args.includes('--no-fused-bn');
 if (FUSED_BN) aten.useFusedBatchNormTraining();
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 function referenceModel(size) {
   const m = tfl.sequential();
   [32, 64, 128, 128].forEach((filters, i) => {
-    m.add(tfl.layers.conv2d({ ...(i === 0 ? { inputShape: [size, size, 1] } : {}), filters, kernelSize: 3, padding: 'same', activation: 'relu' }));
+    m.add(
+      tfl.layers.conv2d({
+        ...(i === 0 ? { inputShape: [size, size, 1] } : {}),
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+      }),
+    );
     m.add(tfl.layers.batchNormalization());
     m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
   });
@@ -80,36 +95,55 @@ async function inference(batch) {
 
 function torchReference() {
   try {
-    const out = execFileSync('python3', [path.join(__dirname, 'torch_ref.py'), String(THREADS), String(STEPS)],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: TORCH_ENV });
+    const out = execFileSync('python3', [path.join(__dirname, 'torch_ref.py'), String(THREADS), String(STEPS)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: TORCH_ENV,
+    });
     return JSON.parse(out.trim().split('\n').pop());
   } catch (e) {
-    return { error: `PyTorch reference unavailable (install Debian's python3-torch): ${String(e.message).split('\n')[0]}` };
+    return {
+      error: `PyTorch reference unavailable (install Debian's python3-torch): ${String(e.message).split('\n')[0]}`,
+    };
   }
 }
 
 (async () => {
   aten.setNumThreads(THREADS);
-  const result = { date: new Date().toISOString(), threads: THREADS, steps: STEPS, node: process.version, fused_batch_norm: FUSED_BN,
+  const result = {
+    date: new Date().toISOString(),
+    threads: THREADS,
+    steps: STEPS,
+    node: process.version,
+    fused_batch_norm: FUSED_BN,
     aten_omp: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT },
-    torch_omp: { OMP_WAIT_POLICY: TORCH_ENV.OMP_WAIT_POLICY, GOMP_SPINCOUNT: TORCH_ENV.GOMP_SPINCOUNT } };
+    torch_omp: { OMP_WAIT_POLICY: TORCH_ENV.OMP_WAIT_POLICY, GOMP_SPINCOUNT: TORCH_ENV.GOMP_SPINCOUNT },
+  };
   result.torch = torchReference();
   result.aten = await trainSteps('aten', 32, 3, STEPS);
   if (!args.includes('--no-cpu')) result.cpu_batch4 = await trainSteps('cpu', 4, 0, 1);
   result.inference_ms = { batch1_224: await inference(1), batch32_224: await inference(32) };
   if (result.torch.median_ms) result.ratio_aten_over_torch = result.aten.median_ms / result.torch.median_ms;
-  if (result.cpu_batch4) result.ratio_cpu_batch4_over_aten_batch32 = result.cpu_batch4.median_ms / result.aten.median_ms;
+  if (result.cpu_batch4)
+    result.ratio_cpu_batch4_over_aten_batch32 = result.cpu_batch4.median_ms / result.aten.median_ms;
   const fmt = (x) => (x == null ? 'n/a' : `${x.toFixed(1)} ms`);
   console.log(`train step, batch 32, 128x128x1, ${THREADS} threads (median of ${STEPS} after warm-up):`);
   console.log(`  PyTorch ${result.torch.torch ?? ''} channels_last: ${fmt(result.torch.median_ms)}`);
-  console.log(`  tfjs + aten${FUSED_BN ? ' (fused BN)' : '           '}:     ${fmt(result.aten.median_ms)}  (ratio to PyTorch ${result.ratio_aten_over_torch?.toFixed(2) ?? 'n/a'})`);
+  console.log(
+    `  tfjs + aten${FUSED_BN ? ' (fused BN)' : '           '}:     ${fmt(result.aten.median_ms)}  (ratio to PyTorch ${result.ratio_aten_over_torch?.toFixed(2) ?? 'n/a'})`,
+  );
   console.log(`  JS<->native transfers in one step: ${JSON.stringify(result.aten.transfers)}`);
   if (result.cpu_batch4) console.log(`  tfjs cpu backend, batch 4 (1 step): ${fmt(result.cpu_batch4.median_ms)}`);
   const ti = result.torch.inference_ms ?? {};
   const vs = (a, t) => (t == null ? '' : ` (PyTorch ${fmt(t)}, ratio ${(a / t).toFixed(2)})`);
   console.log(`inference, 224x224x1, model.predict on aten:`);
   console.log(`  batch 1:  ${fmt(result.inference_ms.batch1_224)}${vs(result.inference_ms.batch1_224, ti.batch1_224)}`);
-  console.log(`  batch 32: ${fmt(result.inference_ms.batch32_224)}${vs(result.inference_ms.batch32_224, ti.batch32_224)}`);
+  console.log(
+    `  batch 32: ${fmt(result.inference_ms.batch32_224)}${vs(result.inference_ms.batch32_224, ti.batch32_224)}`,
+  );
   const out = opt('json', null);
   if (out) fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

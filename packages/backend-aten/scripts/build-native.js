@@ -8,7 +8,9 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 if (!fs.existsSync('/usr/include/ATen/ATen.h')) {
-  console.error('backend-aten: libtorch headers not found (/usr/include/ATen). Install Debian\'s libtorch-dev: apt-get install libtorch-dev');
+  console.error(
+    "backend-aten: libtorch headers not found (/usr/include/ATen). Install Debian's libtorch-dev: apt-get install libtorch-dev",
+  );
   process.exit(1);
 }
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');

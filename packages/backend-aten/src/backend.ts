@@ -2,12 +2,22 @@
 // only when JS reads. Kernels without a native version run the cpu backend's kernel against
 // a private MathBackendCPU that shares this backend's data store (see fallback()).
 import {
-  BackendTimingInfo, DataId, DataType, KernelBackend, NamedAttrMap, NamedTensorInfoMap, Tensor,
-  TensorInfo, backend_util, engine, getKernel, util,
+  BackendTimingInfo,
+  DataId,
+  DataType,
+  KernelBackend,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  Tensor,
+  TensorInfo,
+  backend_util,
+  engine,
+  getKernel,
+  util,
 } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { Handle, NativeDType, native } from './native';
-import { SharedStorage, } from './storage';
+import { SharedStorage } from './storage';
 
 export const BACKEND_NAME = 'aten';
 
@@ -40,7 +50,9 @@ export class AtenBackend extends KernelBackend {
     // just to count references.
     cpu.disposeData = (id: DataId, force?: boolean) => this.disposeData(id, force);
     cpu.incRef = (id: DataId) => this.incRef(id);
-    cpu.decRef = (id: DataId) => { this.data.raw(id).refCount--; };
+    cpu.decRef = (id: DataId) => {
+      this.data.raw(id).refCount--;
+    };
     cpu.refCount = (id: DataId) => this.refCount(id);
     cpu.makeOutput = (values: backend_util.BackendValues, shape: number[], dtype: DataType) =>
       engine().makeTensorFromTensorInfo(this.cpu.makeTensorInfo(shape, dtype, values), this);
@@ -54,8 +66,13 @@ export class AtenBackend extends KernelBackend {
     return dataId;
   }
 
-  override move(dataId: DataId, values: backend_util.BackendValues, _shape: number[], dtype: DataType,
-      refCount: number): void {
+  override move(
+    dataId: DataId,
+    values: backend_util.BackendValues,
+    _shape: number[],
+    dtype: DataType,
+    refCount: number,
+  ): void {
     this.data.set(dataId, { values, dtype, refCount });
   }
 
@@ -91,9 +108,10 @@ export class AtenBackend extends KernelBackend {
         throw new Error(`aten: a ${t.dtype} tensor cannot be used by a native kernel`);
       }
       const values = this.data.typed(entry) as Float32Array | Int32Array | Uint8Array;
-      entry.handle = values.length === 1 && t.shape.length === 0
-        ? native.scalar(values[0], entry.dtype as NativeDType)
-        : native.upload(values, t.shape);
+      entry.handle =
+        values.length === 1 && t.shape.length === 0
+          ? native.scalar(values[0], entry.dtype as NativeDType)
+          : native.upload(values, t.shape);
       entry.handleShape = t.shape.slice();
     }
     if (entry.dtype === t.dtype && util.arraysEqual(entry.handleShape!, t.shape)) return entry.handle;
@@ -188,8 +206,9 @@ export class AtenBackend extends KernelBackend {
 
   override memory() {
     const m = native.memory();
-    return { unreliable: false, numBytesInNative: m.bytesInUse, numBytesCachedNative: m.bytesCached } as
-      { unreliable: boolean };
+    return { unreliable: false, numBytesInNative: m.bytesInUse, numBytesCachedNative: m.bytesCached } as {
+      unreliable: boolean;
+    };
   }
 
   override async time(f: () => void): Promise<BackendTimingInfo> {

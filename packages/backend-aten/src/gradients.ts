@@ -6,8 +6,21 @@
 // backward pass that is itself being recorded (higher-order gradients: the native kernels have
 // no gradients), to the gradient it replaced.
 import {
-  GradConfig, NamedAttrMap, NamedTensorMap, Tensor, TensorInfo, backend, backend_util, cast, div, engine, getBackend,
-  getGradient, registerGradient, reshape, util,
+  GradConfig,
+  NamedAttrMap,
+  NamedTensorMap,
+  Tensor,
+  TensorInfo,
+  backend,
+  backend_util,
+  cast,
+  div,
+  engine,
+  getBackend,
+  getGradient,
+  registerGradient,
+  reshape,
+  util,
 } from '@tensorflow/tfjs-core';
 import type { AtenBackend } from './backend';
 import { BACKEND_NAME } from './backend';
@@ -44,43 +57,71 @@ const run = (kernel: string, inputs: NamedTensorMap, attrs: NamedAttrMap = {}) =
 function broadcastToInput(dy: Tensor, x: Tensor, axes: number[]): Tensor {
   const shape = x.shape.slice();
   for (const a of axes) shape[a] = 1;
-  return run(BROADCAST_VIEW, { x: reshape(dy.dtype === 'float32' ? dy : cast(dy, 'float32'), shape) }, { shape: x.shape });
+  return run(
+    BROADCAST_VIEW,
+    { x: reshape(dy.dtype === 'float32' ? dy : cast(dy, 'float32'), shape) },
+    { shape: x.shape },
+  );
 }
 
 const OVERRIDES: Array<[string, string[], AtenGrad, boolean?]> = [
   // tfjs-core's Conv2D gradient refuses dilations > 1 (the seed's baseline CNN uses dilation 2);
   // ATen's backward handles them, so the backprop kernels take `dilations` as an extra attribute.
-  ['Conv2D', ['x', 'filter'], (dy, [x, filter], attrs) => {
-    if (attrs.dataFormat === 'NCHW') return null;
-    const common = { strides: attrs.strides, pad: attrs.pad, dataFormat: attrs.dataFormat,
-      dimRoundingMode: attrs.dimRoundingMode, dilations: attrs.dilations };
-    return {
-      x: () => run('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: x.shape } as unknown as NamedAttrMap),
-      filter: () => run('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: filter.shape } as unknown as NamedAttrMap),
-    };
-  }, ANY_ORDER],
-  ['Sum', ['x'], (dy, [x], attrs) => ({
-    x: () => broadcastToInput(dy, x, util.parseAxisParam(attrs.axis as number[], x.shape)),
-  })],
-  ['Mean', ['x'], (dy, [x], attrs) => ({
-    x: () => {
-      const axes = util.parseAxisParam(attrs.axis as number[], x.shape);
-      const n = util.sizeFromShape(backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
-      // Divided before the reshape: a scalar dy (the loss's) then becomes a native scalar, not an upload.
-      return broadcastToInput(div(dy.dtype === 'float32' ? dy : cast(dy, 'float32'), n), x, axes);
+  [
+    'Conv2D',
+    ['x', 'filter'],
+    (dy, [x, filter], attrs) => {
+      if (attrs.dataFormat === 'NCHW') return null;
+      const common = {
+        strides: attrs.strides,
+        pad: attrs.pad,
+        dataFormat: attrs.dataFormat,
+        dimRoundingMode: attrs.dimRoundingMode,
+        dilations: attrs.dilations,
+      };
+      return {
+        x: () =>
+          run('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: x.shape } as unknown as NamedAttrMap),
+        filter: () =>
+          run('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: filter.shape } as unknown as NamedAttrMap),
+      };
     },
-  })],
+    ANY_ORDER,
+  ],
+  [
+    'Sum',
+    ['x'],
+    (dy, [x], attrs) => ({
+      x: () => broadcastToInput(dy, x, util.parseAxisParam(attrs.axis as number[], x.shape)),
+    }),
+  ],
+  [
+    'Mean',
+    ['x'],
+    (dy, [x], attrs) => ({
+      x: () => {
+        const axes = util.parseAxisParam(attrs.axis as number[], x.shape);
+        const n = util.sizeFromShape(backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
+        // Divided before the reshape: a scalar dy (the loss's) then becomes a native scalar, not an upload.
+        return broadcastToInput(div(dy.dtype === 'float32' ? dy : cast(dy, 'float32'), n), x, axes);
+      },
+    }),
+  ],
   ['Relu', ['x'], (dy, [x]) => (x.dtype === 'float32' ? { x: () => run(RELU_GRAD, { dy, x }) } : null)],
   ['Square', ['x'], (dy, [x]) => (x.dtype === 'float32' ? { x: () => run(SQUARE_GRAD, { dy, x }) } : null)],
   // 'offset' is saved as well so that its gradient takes its own shape, not mean's.
-  ['FusedBatchNorm', ['x', 'mean', 'variance', 'scale', 'offset'], (dy, [x, mean, variance, scale, offset], attrs) => {
-    if (batchNormChannels(x, [mean, variance, scale, offset]) == null) return null;
-    const inputs: NamedTensorMap = { dy, x, mean, variance };
-    if (scale != null) inputs.scale = scale;
-    if (offset != null) inputs.offset = offset;
-    const [dx, dmean, dvariance, dscale, doffset] = engine().runKernel(BATCH_NORM_GRAD, inputs, attrs) as Tensor[];
-    return { x: () => dx, mean: () => dmean, variance: () => dvariance, scale: () => dscale, offset: () => doffset };
-  }],
+  [
+    'FusedBatchNorm',
+    ['x', 'mean', 'variance', 'scale', 'offset'],
+    (dy, [x, mean, variance, scale, offset], attrs) => {
+      if (batchNormChannels(x, [mean, variance, scale, offset]) == null) return null;
+      const inputs: NamedTensorMap = { dy, x, mean, variance };
+      if (scale != null) inputs.scale = scale;
+      if (offset != null) inputs.offset = offset;
+      const [dx, dmean, dvariance, dscale, doffset] = engine().runKernel(BATCH_NORM_GRAD, inputs, attrs) as Tensor[];
+      return { x: () => dx, mean: () => dmean, variance: () => dvariance, scale: () => dscale, offset: () => doffset };
+    },
+  ],
 ];
 
 /** True when a backward pass may use the overrides: on aten, and for those without gradients of their own, not recorded for a higher order. */
@@ -106,7 +147,8 @@ export function ensureGradientOverrides(): void {
       gradFunc: (dy, saved, attrs) => {
         const grads = useOverride(anyOrder) ? atenGrad(dy as Tensor, saved, attrs) : null;
         if (grads != null) return grads;
-        if (original == null) throw new Error(`Cannot compute gradient: gradient function not found for ${kernelName}.`);
+        if (original == null)
+          throw new Error(`Cannot compute gradient: gradient function not found for ${kernelName}.`);
         return original.gradFunc(dy, saved, attrs);
       },
     };

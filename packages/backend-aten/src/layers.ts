@@ -21,11 +21,17 @@ const PATCHED = Symbol.for('@cxr/backend-aten fused batch norm');
 
 function fusedInput(layer: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | null {
   const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
-  const fits = x != null && kwargs?.training === true && getBackend() === BACKEND_NAME &&
+  const fits =
+    x != null &&
+    kwargs?.training === true &&
+    getBackend() === BACKEND_NAME &&
     // Deeper means a gradient of a gradient, which the fused backward cannot give.
     engine().state.gradientDepth <= 1 &&
-    x.dtype === 'float32' && x.rank >= 2 && (layer.axis === -1 || layer.axis === x.rank - 1) &&
-    layer.center && layer.scale;
+    x.dtype === 'float32' &&
+    x.rank >= 2 &&
+    (layer.axis === -1 || layer.axis === x.rank - 1) &&
+    layer.center &&
+    layer.scale;
   return fits ? x : null;
 }
 
@@ -47,7 +53,9 @@ function fusedInput(layer: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Re
 export function useFusedBatchNormTraining(): void {
   const entry = serialization.SerializationMap.getMap().classNameMap.BatchNormalization as unknown[] | undefined;
   if (entry === undefined) {
-    throw new Error('useFusedBatchNormTraining: import @tensorflow/tfjs-layers first (no BatchNormalization class registered)');
+    throw new Error(
+      'useFusedBatchNormTraining: import @tensorflow/tfjs-layers first (no BatchNormalization class registered)',
+    );
   }
   const proto = (entry[0] as { prototype: Record<string | symbol, unknown> }).prototype;
   if (proto[PATCHED]) return;
@@ -56,9 +64,15 @@ export function useFusedBatchNormTraining(): void {
     const x = fusedInput(this, inputs, kwargs);
     if (x === null) return original.call(this, inputs, kwargs);
     return tidy(() => {
-      const [y, mean, variance] = engine().runKernel(BATCH_NORM_TRAINING,
-        { x, scale: this.gamma.read(), offset: this.beta.read() }, { varianceEpsilon: this.epsilon }) as Tensor[];
-      for (const [v, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
+      const [y, mean, variance] = engine().runKernel(
+        BATCH_NORM_TRAINING,
+        { x, scale: this.gamma.read(), offset: this.beta.read() },
+        { varianceEpsilon: this.epsilon },
+      ) as Tensor[];
+      for (const [v, value] of [
+        [this.movingMean, mean],
+        [this.movingVariance, variance],
+      ] as const) {
         tidy(() => {
           const old = v.read();
           v.write(sub(old, mul(sub(old, value), 1 - this.momentum)));

@@ -27,7 +27,8 @@ function load(): Native {
   }
   throw new Error(
     `@cxr/backend-aten: the native addon could not be loaded (${String(lastError)}). ` +
-      'Build it with `npm run build:native -w @cxr/backend-aten` (needs Debian\'s libtorch-dev).');
+      "Build it with `npm run build:native -w @cxr/backend-aten` (needs Debian's libtorch-dev).",
+  );
 }
 
 export const native: Native = load();

@@ -40,15 +40,65 @@ export interface NativeTensorOps {
 
 /** The ops `unary` runs, by TF.js kernel name (ops_elementwise.cc's table). */
 export type UnaryOp =
-  | 'Abs' | 'Acos' | 'Acosh' | 'Asin' | 'Asinh' | 'Atan' | 'Atanh' | 'Ceil' | 'Cos' | 'Cosh' | 'Elu' | 'Erf'
-  | 'Exp' | 'Expm1' | 'Floor' | 'IsFinite' | 'IsInf' | 'IsNan' | 'Log' | 'Log1p' | 'LogicalNot' | 'Neg'
-  | 'Reciprocal' | 'Relu' | 'Relu6' | 'Round' | 'Rsqrt' | 'Selu' | 'Sigmoid' | 'Sign' | 'Sin' | 'Sinh'
-  | 'Softplus' | 'Sqrt' | 'Square' | 'Tan' | 'Tanh';
+  | 'Abs'
+  | 'Acos'
+  | 'Acosh'
+  | 'Asin'
+  | 'Asinh'
+  | 'Atan'
+  | 'Atanh'
+  | 'Ceil'
+  | 'Cos'
+  | 'Cosh'
+  | 'Elu'
+  | 'Erf'
+  | 'Exp'
+  | 'Expm1'
+  | 'Floor'
+  | 'IsFinite'
+  | 'IsInf'
+  | 'IsNan'
+  | 'Log'
+  | 'Log1p'
+  | 'LogicalNot'
+  | 'Neg'
+  | 'Reciprocal'
+  | 'Relu'
+  | 'Relu6'
+  | 'Round'
+  | 'Rsqrt'
+  | 'Selu'
+  | 'Sigmoid'
+  | 'Sign'
+  | 'Sin'
+  | 'Sinh'
+  | 'Softplus'
+  | 'Sqrt'
+  | 'Square'
+  | 'Tan'
+  | 'Tanh';
 /** The ops `binary` runs, by TF.js kernel name; both operands have the same dtype. */
 export type BinaryOp =
-  | 'Add' | 'Sub' | 'Multiply' | 'RealDiv' | 'FloorDiv' | 'Maximum' | 'Minimum' | 'Pow' | 'SquaredDifference'
-  | 'Mod' | 'Atan2' | 'Equal' | 'NotEqual' | 'Greater' | 'GreaterEqual' | 'Less' | 'LessEqual' | 'LogicalAnd'
-  | 'LogicalOr' | 'LogicalXor';
+  | 'Add'
+  | 'Sub'
+  | 'Multiply'
+  | 'RealDiv'
+  | 'FloorDiv'
+  | 'Maximum'
+  | 'Minimum'
+  | 'Pow'
+  | 'SquaredDifference'
+  | 'Mod'
+  | 'Atan2'
+  | 'Equal'
+  | 'NotEqual'
+  | 'Greater'
+  | 'GreaterEqual'
+  | 'Less'
+  | 'LessEqual'
+  | 'LogicalAnd'
+  | 'LogicalOr'
+  | 'LogicalXor';
 
 /** ops_elementwise.cc */
 export interface NativeElementwiseOps {
@@ -95,13 +145,37 @@ export type FusedActivation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid' | 
 export interface NativeConvOps {
   /** bias broadcasts to the output (a per-channel one is fused into the convolution); no activation
    * is 'linear'; 'prelu' needs preluWeights; leakyAlpha defaults to 0.2. */
-  conv(x: Handle, filter: Handle, strides: Shape, dilations: Shape, pads: Shape, groups: number,
-    bias?: Handle, activation?: FusedActivation, preluWeights?: Handle, leakyAlpha?: number): Handle;
-  convBackpropInput(dy: Handle, filter: Handle, inputShape: Shape, strides: Shape, dilations: Shape, pads: Shape,
-    groups: number): Handle;
+  conv(
+    x: Handle,
+    filter: Handle,
+    strides: Shape,
+    dilations: Shape,
+    pads: Shape,
+    groups: number,
+    bias?: Handle,
+    activation?: FusedActivation,
+    preluWeights?: Handle,
+    leakyAlpha?: number,
+  ): Handle;
+  convBackpropInput(
+    dy: Handle,
+    filter: Handle,
+    inputShape: Shape,
+    strides: Shape,
+    dilations: Shape,
+    pads: Shape,
+    groups: number,
+  ): Handle;
   /** The filter's gradient in TF.js's layout, filterShape. */
-  convBackpropFilter(x: Handle, dy: Handle, filterShape: Shape, strides: Shape, dilations: Shape, pads: Shape,
-    groups: number): Handle;
+  convBackpropFilter(
+    x: Handle,
+    dy: Handle,
+    filterShape: Shape,
+    strides: Shape,
+    dilations: Shape,
+    pads: Shape,
+    groups: number,
+  ): Handle;
 }
 
 /** ops_pool.cc: 2-D and 3-D pooling with TF.js's NaN and padding semantics. */
@@ -119,23 +193,57 @@ export interface NativePoolOps {
 /** ops_matmul.cc: a and b batched over all but their last two dims, the result shaped outShape. */
 export interface NativeMatmulOps {
   batchMatMul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean, outShape: Shape): Handle;
-  fusedMatMul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean, outShape: Shape, bias: Handle | null,
-    activation: FusedActivation, preluWeights: Handle | null, leakyAlpha: number): Handle;
+  fusedMatMul(
+    a: Handle,
+    b: Handle,
+    transposeA: boolean,
+    transposeB: boolean,
+    outShape: Shape,
+    bias: Handle | null,
+    activation: FusedActivation,
+    preluWeights: Handle | null,
+    leakyAlpha: number,
+  ): Handle;
 }
 
 /** ops_norm.cc: batch normalisation, inference and training. */
 export interface NativeNormOps {
-  batchNorm(x: Handle, mean: Handle, variance: Handle, offset: Handle | null, scale: Handle | null,
-    varianceEpsilon: number): Handle;
+  batchNorm(
+    x: Handle,
+    mean: Handle,
+    variance: Handle,
+    offset: Handle | null,
+    scale: Handle | null,
+    varianceEpsilon: number,
+  ): Handle;
   /** [dx, dmean, dvariance, dscale, doffset]; an absent parameter's gradient is shaped like mean. */
-  batchNormGrad(dy: Handle, x: Handle, mean: Handle, variance: Handle, scale: Handle | null, offset: Handle | null,
-    varianceEpsilon: number): [Handle, Handle, Handle, Handle, Handle];
+  batchNormGrad(
+    dy: Handle,
+    x: Handle,
+    mean: Handle,
+    variance: Handle,
+    scale: Handle | null,
+    offset: Handle | null,
+    varianceEpsilon: number,
+  ): [Handle, Handle, Handle, Handle, Handle];
   /** [y, mean, variance] with the batch's moments over every axis but the last. */
-  batchNormTraining(x: Handle, scale: Handle | null, offset: Handle | null,
-    varianceEpsilon: number): [Handle, Handle, Handle];
+  batchNormTraining(
+    x: Handle,
+    scale: Handle | null,
+    offset: Handle | null,
+    varianceEpsilon: number,
+  ): [Handle, Handle, Handle];
   /** [dx, dscale, doffset], dmean and dvariance being the gradients reaching the moments' outputs. */
-  batchNormTrainingGrad(dy: Handle, x: Handle, mean: Handle, variance: Handle, scale: Handle | null,
-    varianceEpsilon: number, dmean: Handle | null, dvariance: Handle | null): [Handle, Handle, Handle];
+  batchNormTrainingGrad(
+    dy: Handle,
+    x: Handle,
+    mean: Handle,
+    variance: Handle,
+    scale: Handle | null,
+    varianceEpsilon: number,
+    dmean: Handle | null,
+    dvariance: Handle | null,
+  ): [Handle, Handle, Handle];
 }
 
 /** ops_layout.cc: copies and rearrangements. */
@@ -167,24 +275,67 @@ export type FillMode = 'constant' | 'reflect' | 'wrap' | 'nearest';
 
 /** ops_image.cc: float32 NHWC images; height and width are the output's (the input's for gradients). */
 export interface NativeImageOps {
-  resizeBilinear(images: Handle, height: number, width: number, alignCorners: boolean,
-    halfPixelCenters: boolean): Handle;
-  resizeBilinearGrad(dy: Handle, height: number, width: number, alignCorners: boolean,
-    halfPixelCenters: boolean): Handle;
-  resizeNearest(images: Handle, height: number, width: number, alignCorners: boolean,
-    halfPixelCenters: boolean): Handle;
-  resizeNearestGrad(dy: Handle, height: number, width: number, alignCorners: boolean,
-    halfPixelCenters: boolean): Handle;
+  resizeBilinear(
+    images: Handle,
+    height: number,
+    width: number,
+    alignCorners: boolean,
+    halfPixelCenters: boolean,
+  ): Handle;
+  resizeBilinearGrad(
+    dy: Handle,
+    height: number,
+    width: number,
+    alignCorners: boolean,
+    halfPixelCenters: boolean,
+  ): Handle;
+  resizeNearest(
+    images: Handle,
+    height: number,
+    width: number,
+    alignCorners: boolean,
+    halfPixelCenters: boolean,
+  ): Handle;
+  resizeNearestGrad(
+    dy: Handle,
+    height: number,
+    width: number,
+    alignCorners: boolean,
+    halfPixelCenters: boolean,
+  ): Handle;
   /** boxes float32 [n, 4] (y1, x1, y2, x2 normalised), boxInd int32 [n]. */
-  cropAndResize(image: Handle, boxes: Handle, boxInd: Handle, cropHeight: number, cropWidth: number,
-    nearest: boolean, extrapolationValue: number): Handle;
+  cropAndResize(
+    image: Handle,
+    boxes: Handle,
+    boxInd: Handle,
+    cropHeight: number,
+    cropWidth: number,
+    nearest: boolean,
+    extrapolationValue: number,
+  ): Handle;
   /** transforms float32 [1, 8] or [batch, 8], projective, mapping output to input points. */
-  transform(image: Handle, transforms: Handle, nearest: boolean, fillMode: FillMode, fillValue: number,
-    outHeight: number, outWidth: number): Handle;
+  transform(
+    image: Handle,
+    transforms: Handle,
+    nearest: boolean,
+    fillMode: FillMode,
+    fillValue: number,
+    outHeight: number,
+    outWidth: number,
+  ): Handle;
   /** Nearest-pixel rotation about (centerX, centerY); fill has one value per channel. */
   rotate(image: Handle, sin: number, cos: number, centerX: number, centerY: number, fill: readonly number[]): Handle;
 }
 
 /** Everything the addon exports. */
-export interface Native extends NativeTensorOps, NativeElementwiseOps, NativeGradOps, NativeReduceOps, NativeConvOps,
-  NativePoolOps, NativeMatmulOps, NativeNormOps, NativeLayoutOps, NativeImageOps {}
+export interface Native
+  extends NativeTensorOps,
+    NativeElementwiseOps,
+    NativeGradOps,
+    NativeReduceOps,
+    NativeConvOps,
+    NativePoolOps,
+    NativeMatmulOps,
+    NativeNormOps,
+    NativeLayoutOps,
+    NativeImageOps {}

@@ -16,9 +16,12 @@ export interface TensorEntry {
   complexTensorInfos?: { real: TensorInfo; imag: TensorInfo };
 }
 
-const ARRAY_TYPES: Partial<Record<DataType, Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor>> = {
-  float32: Float32Array, int32: Int32Array, bool: Uint8Array,
-};
+const ARRAY_TYPES: Partial<Record<DataType, Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor>> =
+  {
+    float32: Float32Array,
+    int32: Int32Array,
+    bool: Uint8Array,
+  };
 
 export class SharedStorage extends DataStorage<TensorEntry> {
   constructor(owner: KernelBackend) {

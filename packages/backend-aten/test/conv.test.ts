@@ -28,14 +28,14 @@ function calls(op: string): () => number {
   };
   return () => count;
 }
-const counters = Object.fromEntries(
-  ['conv', 'convBackpropInput', 'convBackpropFilter'].map((op) => [op, calls(op)]));
+const counters = Object.fromEntries(['conv', 'convBackpropInput', 'convBackpropFilter'].map((op) => [op, calls(op)]));
 
 async function run(backend: string, inputs: Inputs, fn: Fn) {
   await tf.setBackend(backend);
   return tf.tidy(() => {
     const ts = Object.fromEntries(
-      Object.entries(inputs).map(([k, shape], i) => [k, tf.tensor(rand(shape, 7 + 31 * i), shape)]));
+      Object.entries(inputs).map(([k, shape], i) => [k, tf.tensor(rand(shape, 7 + 31 * i), shape)]),
+    );
     const out = fn(ts);
     return (Array.isArray(out) ? out : [out]).map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
   });
@@ -63,7 +63,14 @@ async function parity(inputs: Inputs, fn: Fn, nativeOp: string | null = 'conv', 
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
-interface Case { x: number[]; f: number[]; s: number | [number, number]; pad: Pad; d?: number; round?: Rounding }
+interface Case {
+  x: number[];
+  f: number[];
+  s: number | [number, number];
+  pad: Pad;
+  d?: number;
+  round?: Rounding;
+}
 
 const CASES: Case[] = [
   { x: [1, 5, 5, 1], f: [3, 3, 1, 1], s: 1, pad: 'valid' },
@@ -75,7 +82,17 @@ const CASES: Case[] = [
   { x: [3, 9, 7, 5], f: [3, 2, 5, 4], s: [2, 1], pad: 'valid' },
   { x: [2, 10, 8, 3], f: [3, 3, 3, 6], s: 3, pad: 'valid' },
   { x: [3, 9, 7, 5], f: [1, 1, 5, 4], s: 1, pad: 'valid' },
-  { x: [2, 9, 7, 3], f: [3, 3, 3, 4], s: 2, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
+  {
+    x: [2, 9, 7, 3],
+    f: [3, 3, 3, 4],
+    s: 2,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 3],
+      [0, 0],
+    ],
+  },
   { x: [2, 9, 7, 3], f: [3, 3, 3, 4], s: 2, pad: 1, round: 'ceil' },
   { x: [2, 9, 7, 3], f: [3, 3, 3, 4], s: 2, pad: 2, round: 'floor' },
   { x: [2, 10, 8, 3], f: [3, 2, 3, 4], s: 3, pad: 1, round: 'round' },
@@ -86,30 +103,50 @@ const DILATED: Case[] = [
   { x: [2, 11, 10, 3], f: [2, 2, 3, 2], s: 1, pad: 'same', d: 3 },
 ];
 const label = (c: Case) => `x${c.x} f${c.f} s${c.s} ${JSON.stringify(c.pad)} d${c.d ?? 1} ${c.round ?? ''}`;
-const outShape = (c: Case, depthwise = false) => tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number],
-  c.f as [number, number, number, number], c.s, c.d ?? 1, c.pad, c.round, depthwise).outShape;
+const outShape = (c: Case, depthwise = false) =>
+  tf.backend_util.computeConv2DInfo(
+    c.x as [number, number, number, number],
+    c.f as [number, number, number, number],
+    c.s,
+    c.d ?? 1,
+    c.pad,
+    c.round,
+    depthwise,
+  ).outShape;
 
 test('conv2d forward: paddings, strides, dilations, rounding modes', async () => {
   for (const c of [...CASES, ...DILATED]) {
-    await parity({ x: c.x, f: c.f }, (t) => tf.conv2d(t.x as tf.Tensor4D, t.f as tf.Tensor4D, c.s, c.pad, 'NHWC',
-      c.d ?? 1, c.round)).catch((e) => assert.fail(`${label(c)}: ${e.message}`));
+    await parity({ x: c.x, f: c.f }, (t) =>
+      tf.conv2d(t.x as tf.Tensor4D, t.f as tf.Tensor4D, c.s, c.pad, 'NHWC', c.d ?? 1, c.round),
+    ).catch((e) => assert.fail(`${label(c)}: ${e.message}`));
   }
 });
 
 test('conv2d gradients (Conv2DBackpropInput / Conv2DBackpropFilter)', async () => {
   for (const c of CASES) {
     const dy = outShape(c);
-    await parity({ x: c.x, f: c.f, dy }, (t) => tf.grads((x: tf.Tensor, f: tf.Tensor) =>
-      tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.s, c.pad, 'NHWC', 1, c.round), t.dy)))([t.x, t.f]),
-    'convBackpropFilter').catch((e) => assert.fail(`${label(c)}: ${e.message}`));
+    await parity(
+      { x: c.x, f: c.f, dy },
+      (t) =>
+        tf.grads((x: tf.Tensor, f: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.s, c.pad, 'NHWC', 1, c.round), t.dy)),
+        )([t.x, t.f]),
+      'convBackpropFilter',
+    ).catch((e) => assert.fail(`${label(c)}: ${e.message}`));
   }
 });
 
 test('conv2dTranspose runs Conv2DBackpropInput natively', async () => {
-  await parity({ x: [3, 5, 4, 6], f: [3, 3, 2, 6] },
-    (t) => tf.conv2dTranspose(t.x as tf.Tensor4D, t.f as tf.Tensor4D, [3, 10, 8, 2], 2, 'same'), 'convBackpropInput');
-  await parity({ x: [2, 4, 4, 3], f: [2, 2, 5, 3] },
-    (t) => tf.conv2dTranspose(t.x as tf.Tensor4D, t.f as tf.Tensor4D, [2, 8, 8, 5], 2, 'valid'), 'convBackpropInput');
+  await parity(
+    { x: [3, 5, 4, 6], f: [3, 3, 2, 6] },
+    (t) => tf.conv2dTranspose(t.x as tf.Tensor4D, t.f as tf.Tensor4D, [3, 10, 8, 2], 2, 'same'),
+    'convBackpropInput',
+  );
+  await parity(
+    { x: [2, 4, 4, 3], f: [2, 2, 5, 3] },
+    (t) => tf.conv2dTranspose(t.x as tf.Tensor4D, t.f as tf.Tensor4D, [2, 8, 8, 5], 2, 'valid'),
+    'convBackpropInput',
+  );
 });
 
 /** The filter with d-1 zeros between taps: a dilated convolution is a plain one with it. */
@@ -119,7 +156,8 @@ function zeroInserted(f: tf.Tensor, d: number): tf.Tensor {
   const src = f.dataSync();
   const out = new Float32Array(eh * ew * c * m);
   for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) out.set(src.subarray((i * kw + j) * c * m, (i * kw + j + 1) * c * m), (i * d * ew + j * d) * c * m);
+    for (let j = 0; j < kw; j++)
+      out.set(src.subarray((i * kw + j) * c * m, (i * kw + j + 1) * c * m), (i * d * ew + j * d) * c * m);
   }
   return tf.tensor4d(out, [eh, ew, c, m]);
 }
@@ -134,18 +172,41 @@ test('dilated depthwise backprop kernels (called directly)', async () => {
     const eff = [(f[0] - 1) * d + 1, (f[1] - 1) * d + 1, f[2], f[3]];
     const attrs = { strides: c.s, pad: c.pad, dilations: d } as unknown as tf.NamedAttrMap;
     const cpu = () => tf.getBackend() === 'cpu';
-    await parity({ x: c.x, dy }, (t) => {
-      if (!cpu()) {
-        return tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: t.x, dy: t.dy },
-          { ...attrs, filterShape: f }) as tf.Tensor;
-      }
-      const g = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: t.x, dy: t.dy },
-        { ...attrs, dilations: 1, filterShape: eff }) as tf.Tensor;
-      return tf.stridedSlice(g, [0, 0, 0, 0], eff, [d, d, 1, 1]);
-    }, 'convBackpropFilter');
-    await parity({ dy, f }, (t) => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput',
-      { dy: t.dy, filter: cpu() ? zeroInserted(t.f, d) : t.f },
-      { ...attrs, dilations: cpu() ? 1 : d, inputShape: c.x }) as tf.Tensor, 'convBackpropInput');
+    await parity(
+      { x: c.x, dy },
+      (t) => {
+        if (!cpu()) {
+          return tf
+            .engine()
+            .runKernel(
+              'DepthwiseConv2dNativeBackpropFilter',
+              { x: t.x, dy: t.dy },
+              { ...attrs, filterShape: f },
+            ) as tf.Tensor;
+        }
+        const g = tf
+          .engine()
+          .runKernel(
+            'DepthwiseConv2dNativeBackpropFilter',
+            { x: t.x, dy: t.dy },
+            { ...attrs, dilations: 1, filterShape: eff },
+          ) as tf.Tensor;
+        return tf.stridedSlice(g, [0, 0, 0, 0], eff, [d, d, 1, 1]);
+      },
+      'convBackpropFilter',
+    );
+    await parity(
+      { dy, f },
+      (t) =>
+        tf
+          .engine()
+          .runKernel(
+            'DepthwiseConv2dNativeBackpropInput',
+            { dy: t.dy, filter: cpu() ? zeroInserted(t.f, d) : t.f },
+            { ...attrs, dilations: cpu() ? 1 : d, inputShape: c.x },
+          ) as tf.Tensor,
+      'convBackpropInput',
+    );
   }
 });
 
@@ -158,24 +219,33 @@ test('depthwiseConv2d forward and gradients, channel multipliers 1 and 3', async
       const dc = { ...c, f, s };
       const conv = (x: tf.Tensor, w: tf.Tensor) =>
         tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, c.pad, 'NHWC', c.d ?? 1, c.round);
-      await parity({ x: c.x, f }, (t) => conv(t.x, t.f))
-        .catch((e) => assert.fail(`${label(dc)}: ${e.message}`));
+      await parity({ x: c.x, f }, (t) => conv(t.x, t.f)).catch((e) => assert.fail(`${label(dc)}: ${e.message}`));
       if (c.d) continue;
-      await parity({ x: c.x, f, dy: outShape(dc, true) },
-        (t) => tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(conv(x, w), t.dy)))([t.x, t.f]), 'convBackpropFilter')
-        .catch((e) => assert.fail(`grad ${label(dc)}: ${e.message}`));
+      await parity(
+        { x: c.x, f, dy: outShape(dc, true) },
+        (t) => tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(conv(x, w), t.dy)))([t.x, t.f]),
+        'convBackpropFilter',
+      ).catch((e) => assert.fail(`grad ${label(dc)}: ${e.message}`));
     }
   }
 });
 
 test('separableConv2d forward and gradients', async () => {
-  for (const [s, pad] of [[1, 'same'], [2, 'same'], [1, 'valid']] as const) {
+  for (const [s, pad] of [
+    [1, 'same'],
+    [2, 'same'],
+    [1, 'valid'],
+  ] as const) {
     const fn = (x: tf.Tensor, dw: tf.Tensor, pw: tf.Tensor) =>
       tf.separableConv2d(x as tf.Tensor4D, dw as tf.Tensor4D, pw as tf.Tensor4D, s, pad);
     await parity({ x: [3, 9, 8, 5], dw: [3, 3, 5, 2], pw: [1, 1, 10, 4] }, (t) => fn(t.x, t.dw, t.pw));
-    await parity({ x: [3, 9, 8, 5], dw: [3, 3, 5, 2], pw: [1, 1, 10, 4] },
-      (t) => tf.grads((x: tf.Tensor, dw: tf.Tensor, pw: tf.Tensor) => tf.sum(tf.square(fn(x, dw, pw))))([t.x, t.dw, t.pw]),
-      'convBackpropFilter', 3e-4);
+    await parity(
+      { x: [3, 9, 8, 5], dw: [3, 3, 5, 2], pw: [1, 1, 10, 4] },
+      (t) =>
+        tf.grads((x: tf.Tensor, dw: tf.Tensor, pw: tf.Tensor) => tf.sum(tf.square(fn(x, dw, pw))))([t.x, t.dw, t.pw]),
+      'convBackpropFilter',
+      3e-4,
+    );
   }
 });
 
@@ -192,10 +262,18 @@ test('fused conv2d and depthwiseConv2d: bias and every activation', async () => 
         if (bias) inputs.bias = bias;
         const op = depthwise ? tf.fused.depthwiseConv2d : tf.fused.conv2d;
         // x is scaled so that relu6 clips.
-        await parity(inputs, (t) => op({
-          x: tf.mul(t.x, 4) as tf.Tensor4D, filter: t.f as tf.Tensor4D, strides: 2, pad: 'same', bias: t.bias,
-          activation, preluActivationWeights: activation === 'prelu' ? t.alpha : undefined, leakyreluAlpha: 0.3,
-        })).catch((e) => assert.fail(`${depthwise ? 'depthwise ' : ''}${activation} bias ${bias}: ${e.message}`));
+        await parity(inputs, (t) =>
+          op({
+            x: tf.mul(t.x, 4) as tf.Tensor4D,
+            filter: t.f as tf.Tensor4D,
+            strides: 2,
+            pad: 'same',
+            bias: t.bias,
+            activation,
+            preluActivationWeights: activation === 'prelu' ? t.alpha : undefined,
+            leakyreluAlpha: 0.3,
+          }),
+        ).catch((e) => assert.fail(`${depthwise ? 'depthwise ' : ''}${activation} bias ${bias}: ${e.message}`));
       }
     }
   }
@@ -203,10 +281,26 @@ test('fused conv2d and depthwiseConv2d: bias and every activation', async () => 
 
 test('fused conv2d gradients (bias + relu) go through the native backprop kernels', async () => {
   for (const activation of ['linear', 'relu', 'elu'] as const) {
-    await parity({ x: [3, 9, 7, 5], f: [3, 3, 5, 4], bias: [4], dy: [3, 5, 4, 4] }, (t) => tf.grads(
-      (x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.fused.conv2d({
-        x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: 2, pad: 'same', bias: b, activation,
-      }), t.dy)))([t.x, t.f, t.bias]), 'convBackpropInput');
+    await parity(
+      { x: [3, 9, 7, 5], f: [3, 3, 5, 4], bias: [4], dy: [3, 5, 4, 4] },
+      (t) =>
+        tf.grads((x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              tf.fused.conv2d({
+                x: x as tf.Tensor4D,
+                filter: f as tf.Tensor4D,
+                strides: 2,
+                pad: 'same',
+                bias: b,
+                activation,
+              }),
+              t.dy,
+            ),
+          ),
+        )([t.x, t.f, t.bias]),
+      'convBackpropInput',
+    );
   }
 });
 
@@ -221,24 +315,44 @@ test('conv3d forward and gradients', async () => {
   for (const [x, f, s, pad, d] of cases) {
     const fn = (a: tf.Tensor, w: tf.Tensor) => tf.conv3d(a as tf.Tensor5D, w as tf.Tensor5D, s, pad, 'NDHWC', d);
     await parity({ x, f }, (t) => fn(t.x, t.f));
-    if (d === 1) await parity({ x, f }, (t) => tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.square(fn(a, w))))(
-      [t.x, t.f]), 'convBackpropFilter', 3e-4);
+    if (d === 1)
+      await parity(
+        { x, f },
+        (t) => tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.square(fn(a, w))))([t.x, t.f]),
+        'convBackpropFilter',
+        3e-4,
+      );
   }
 });
 
 test('NCHW data falls back to the cpu kernel', async () => {
-  await parity({ x: [2, 3, 6, 5], f: [3, 3, 3, 2] },
-    (t) => tf.conv2d(t.x as tf.Tensor4D, t.f as tf.Tensor4D, 1, 'same', 'NCHW'), null);
+  await parity(
+    { x: [2, 3, 6, 5], f: [3, 3, 3, 2] },
+    (t) => tf.conv2d(t.x as tf.Tensor4D, t.f as tf.Tensor4D, 1, 'same', 'NCHW'),
+    null,
+  );
 });
 
 test('bad shapes throw a JS Error instead of crashing', async () => {
   await tf.setBackend('aten');
   const x = tf.ones([1, 5, 5, 3]);
-  const f = tf.ones([3, 3, 4, 2]);  // 4 input channels for a 3-channel input
-  assert.throws(() => tf.engine().runKernel('Conv2D', { x, filter: f },
-    { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 }), /aten\.conv/);
-  assert.throws(() => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.ones([1, 5, 5, 2]), filter: f },
-    { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [1, 5, 5, 3] }), /aten\.convBackpropInput/);
+  const f = tf.ones([3, 3, 4, 2]); // 4 input channels for a 3-channel input
+  assert.throws(
+    () =>
+      tf.engine().runKernel('Conv2D', { x, filter: f }, { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 }),
+    /aten\.conv/,
+  );
+  assert.throws(
+    () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropInput',
+          { dy: tf.ones([1, 5, 5, 2]), filter: f },
+          { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [1, 5, 5, 3] },
+        ),
+    /aten\.convBackpropInput/,
+  );
   const h = native.upload(new Float32Array(4), [2, 2]);
   assert.throws(() => native.conv(h, h, [1, 1], [1, 1], [0, 0, 0, 0], 1), Error);
   native.free(h);

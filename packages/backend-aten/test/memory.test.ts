@@ -7,7 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { nativeMemory } from '../src/index';
 
-interface Sample { step: number; rss: number; tensors: number; nativeBytes: number }
+interface Sample {
+  step: number;
+  rss: number;
+  tensors: number;
+  nativeBytes: number;
+}
 
 /** The 1,000-step run; executed in a child process (see below) and reports one sample per line. */
 async function probe(): Promise<void> {
@@ -30,7 +35,12 @@ async function probe(): Promise<void> {
     await model.trainOnBatch(xs, ys);
     if (step === 50 || step % 250 === 0) {
       gc();
-      const s: Sample = { step, rss: process.memoryUsage().rss, tensors: tf.memory().numTensors, nativeBytes: nativeMemory().bytesInUse };
+      const s: Sample = {
+        step,
+        rss: process.memoryUsage().rss,
+        tensors: tf.memory().numTensors,
+        nativeBytes: nativeMemory().bytesInUse,
+      };
       process.stdout.write(JSON.stringify(s) + '\n');
     }
   }
@@ -55,10 +65,16 @@ if (process.env.ATEN_MEMORY_PROBE) {
   test('1,000 training steps: no growth in tensors, native bytes or RSS (< 5 % after step 50)', () => {
     // A fresh process with a full GC before each sample and V8's young generation at its final
     // size from the start: otherwise V8 doubling its nursery once (16 -> 32 MB) reads as growth.
-    const r = spawnSync(process.execPath, ['--expose-gc', '--min-semi-space-size=16', __filename],
-      { env: { ...process.env, ATEN_MEMORY_PROBE: '1' }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--expose-gc', '--min-semi-space-size=16', __filename], {
+      env: { ...process.env, ATEN_MEMORY_PROBE: '1' },
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
-    const samples = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Sample);
+    const samples = r.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Sample);
     assert.equal(samples.length, 5, r.stdout + r.stderr);
     const [first, ...rest] = samples;
     for (const s of rest) {

@@ -6,25 +6,78 @@ import { Native, native } from '../src/native';
 
 // The compiler checks that this names every member of Native and nothing else.
 const TYPED: Record<keyof Native, true> = {
-  upload: true, download: true, scalar: true, free: true, shape: true, dtype: true, reshape: true, cast: true,
-  setNumThreads: true, getNumThreads: true, memory: true, emptyCache: true,
-  unary: true, binary: true, step: true, leakyRelu: true, prelu: true, clip: true, select: true, addN: true,
+  upload: true,
+  download: true,
+  scalar: true,
+  free: true,
+  shape: true,
+  dtype: true,
+  reshape: true,
+  cast: true,
+  setNumThreads: true,
+  getNumThreads: true,
+  memory: true,
+  emptyCache: true,
+  unary: true,
+  binary: true,
+  step: true,
+  leakyRelu: true,
+  prelu: true,
+  clip: true,
+  select: true,
+  addN: true,
   eluGrad: true,
-  reluGrad: true, squareGrad: true, broadcastView: true,
-  reduce: true, argReduce: true, softmax: true, cumulative: true,
-  conv: true, convBackpropInput: true, convBackpropFilter: true,
-  maxPool: true, maxPoolGrad: true, avgPool: true, avgPoolGrad: true,
-  batchMatMul: true, fusedMatMul: true,
-  batchNorm: true, batchNormGrad: true, batchNormTraining: true, batchNormTrainingGrad: true,
-  transpose: true, slice: true, stridedSlice: true, concat: true, stack: true, unstack: true, split: true,
-  tile: true, pad: true, mirrorPad: true, gather: true, gatherNd: true, reverse: true, oneHot: true, fill: true,
-  range: true, einsum: true,
-  resizeBilinear: true, resizeBilinearGrad: true, resizeNearest: true, resizeNearestGrad: true,
-  cropAndResize: true, transform: true, rotate: true,
+  reluGrad: true,
+  squareGrad: true,
+  broadcastView: true,
+  reduce: true,
+  argReduce: true,
+  softmax: true,
+  cumulative: true,
+  conv: true,
+  convBackpropInput: true,
+  convBackpropFilter: true,
+  maxPool: true,
+  maxPoolGrad: true,
+  avgPool: true,
+  avgPoolGrad: true,
+  batchMatMul: true,
+  fusedMatMul: true,
+  batchNorm: true,
+  batchNormGrad: true,
+  batchNormTraining: true,
+  batchNormTrainingGrad: true,
+  transpose: true,
+  slice: true,
+  stridedSlice: true,
+  concat: true,
+  stack: true,
+  unstack: true,
+  split: true,
+  tile: true,
+  pad: true,
+  mirrorPad: true,
+  gather: true,
+  gatherNd: true,
+  reverse: true,
+  oneHot: true,
+  fill: true,
+  range: true,
+  einsum: true,
+  resizeBilinear: true,
+  resizeBilinearGrad: true,
+  resizeNearest: true,
+  resizeNearestGrad: true,
+  cropAndResize: true,
+  transform: true,
+  rotate: true,
 };
 
 test('every function the addon exports has a typed signature, and every signature an export', () => {
-  const exported = Object.entries(native).filter(([, v]) => typeof v === 'function').map(([k]) => k).sort();
+  const exported = Object.entries(native)
+    .filter(([, v]) => typeof v === 'function')
+    .map(([k]) => k)
+    .sort();
   assert.deepEqual(exported, Object.keys(TYPED).sort());
 });
 
@@ -35,7 +88,13 @@ test('the typed multi-result ops return what their signatures say', () => {
   assert.deepEqual(Array.from(native.download(y)), [4, 6]);
   assert.notEqual(indices, undefined);
   const parts = native.split(x, [1, 2], 1);
-  assert.deepEqual(parts.map((p) => native.shape(p)), [[1, 1, 2, 1], [1, 2, 2, 1]]);
+  assert.deepEqual(
+    parts.map((p) => native.shape(p)),
+    [
+      [1, 1, 2, 1],
+      [1, 2, 2, 1],
+    ],
+  );
   const scale = native.upload(new Float32Array([1]), [1]);
   const offset = native.upload(new Float32Array([0]), [1]);
   const moments = native.batchNormTraining(x, scale, offset, 0.001);

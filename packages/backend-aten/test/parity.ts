@@ -23,7 +23,9 @@ export async function parity(f: () => Out, tol = 1e-4, expectNative = true): Pro
     const start = rng.state;
     const outs = ([] as tf.Tensor[]).concat(tf.tidy(f));
     rng.state = start;
-    const native = outs.map((t) => backend !== 'aten' || (tf.backend() as AtenBackend).data.raw(t.dataId).handle != null);
+    const native = outs.map(
+      (t) => backend !== 'aten' || (tf.backend() as AtenBackend).data.raw(t.dataId).handle != null,
+    );
     const res = outs.map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) }));
     tf.dispose(outs);
     return { res, native };
@@ -31,7 +33,11 @@ export async function parity(f: () => Out, tol = 1e-4, expectNative = true): Pro
   const cpu = await run('cpu');
   const aten = await run('aten');
   rng.state += 7;
-  if (expectNative) assert.ok(aten.native.every((n) => n), 'expected native outputs');
+  if (expectNative)
+    assert.ok(
+      aten.native.every((n) => n),
+      'expected native outputs',
+    );
   assert.equal(aten.res.length, cpu.res.length);
   cpu.res.forEach((e, i) => {
     const a = aten.res[i];

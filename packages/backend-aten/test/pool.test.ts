@@ -40,8 +40,14 @@ async function run(backend: string, x: Float32Array, xShape: number[], dyShape: 
 }
 
 /** Runs fn on cpu and aten and compares; nativeOp names the native op that must have run. */
-async function parity(what: string, x: Float32Array, xShape: number[], dyShape: number[], fn: Fn,
-    nativeOp: string | null) {
+async function parity(
+  what: string,
+  x: Float32Array,
+  xShape: number[],
+  dyShape: number[],
+  fn: Fn,
+  nativeOp: string | null,
+) {
   const want = await run('cpu', x, xShape, dyShape, fn);
   const before = nativeOp ? counts[nativeOp] : 0;
   const got = await run('aten', x, xShape, dyShape, fn);
@@ -59,14 +65,20 @@ async function parity(what: string, x: Float32Array, xShape: number[], dyShape: 
 
 type Pad = 'same' | 'valid' | number;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
-interface Case { x: number[]; k: number | [number, number]; s: number | [number, number]; pad: Pad; round?: Rounding }
+interface Case {
+  x: number[];
+  k: number | [number, number];
+  s: number | [number, number];
+  pad: Pad;
+  round?: Rounding;
+}
 
 const CASES: Case[] = [
   { x: [3, 9, 7, 5], k: 3, s: 1, pad: 'same' },
   { x: [3, 9, 7, 5], k: 3, s: 2, pad: 'same' },
-  { x: [3, 8, 8, 5], k: 3, s: 2, pad: 'same' },  // asymmetric: ceil_mode
+  { x: [3, 8, 8, 5], k: 3, s: 2, pad: 'same' }, // asymmetric: ceil_mode
   { x: [3, 9, 7, 5], k: 2, s: 2, pad: 'same' },
-  { x: [3, 9, 7, 5], k: 2, s: 1, pad: 'same' },  // asymmetric, stride 1: explicit padding
+  { x: [3, 9, 7, 5], k: 2, s: 1, pad: 'same' }, // asymmetric, stride 1: explicit padding
   { x: [2, 10, 9, 3], k: 4, s: 3, pad: 'same' },
   { x: [3, 9, 7, 5], k: 2, s: 2, pad: 'valid' },
   { x: [3, 9, 7, 5], k: [3, 2], s: [2, 1], pad: 'valid' },
@@ -74,19 +86,31 @@ const CASES: Case[] = [
   { x: [2, 9, 7, 3], k: 3, s: 2, pad: 1, round: 'ceil' },
   { x: [2, 9, 7, 3], k: 3, s: 2, pad: 1, round: 'floor' },
   { x: [2, 10, 8, 3], k: 3, s: 3, pad: 1, round: 'round' },
-  { x: [1, 5, 5, 2], k: 2, s: 1, pad: 2 },  // windows entirely in the padding
+  { x: [1, 5, 5, 2], k: 2, s: 1, pad: 2 }, // windows entirely in the padding
 ];
 const label = (c: Case) => `x${c.x} k${c.k} s${c.s} ${c.pad} ${c.round ?? ''}`;
-const outShape = (c: Case) => tf.backend_util.computePool2DInfo(c.x as [number, number, number, number], c.k, c.s, 1,
-  c.pad, c.round).outShape;
+const outShape = (c: Case) =>
+  tf.backend_util.computePool2DInfo(c.x as [number, number, number, number], c.k, c.s, 1, c.pad, c.round).outShape;
 
 test('maxPool and avgPool forward: paddings, strides, rounding, windows in the padding', async () => {
   for (const c of CASES) {
     const x = rand(c.x, 5);
-    await parity(`max ${label(c)}`, x, c.x, [1], (t) => tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad, c.round),
-      'maxPool');
-    await parity(`avg ${label(c)}`, x, c.x, [1], (t) => tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad, c.round),
-      'avgPool');
+    await parity(
+      `max ${label(c)}`,
+      x,
+      c.x,
+      [1],
+      (t) => tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad, c.round),
+      'maxPool',
+    );
+    await parity(
+      `avg ${label(c)}`,
+      x,
+      c.x,
+      [1],
+      (t) => tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad, c.round),
+      'avgPool',
+    );
   }
 });
 
@@ -94,27 +118,49 @@ test('maxPool ignores NaN like tfjs-backend-cpu; avgPool propagates it', async (
   const shape = [2, 6, 5, 3];
   const x = rand(shape, 11);
   for (let i = 0; i < x.length; i += 7) x[i] = NaN;
-  x.fill(NaN, 0, 3 * 5 * 2);  // whole windows of NaN give -Infinity
-  for (const c of [{ k: 2, s: 2, pad: 'same' }, { k: 3, s: 1, pad: 'valid' }] as const) {
+  x.fill(NaN, 0, 3 * 5 * 2); // whole windows of NaN give -Infinity
+  for (const c of [
+    { k: 2, s: 2, pad: 'same' },
+    { k: 3, s: 1, pad: 'valid' },
+  ] as const) {
     await parity(`max ${c.k} ${c.s}`, x, shape, [1], (t) => tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad), 'maxPool');
     await parity(`avg ${c.k} ${c.s}`, x, shape, [1], (t) => tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad), 'avgPool');
   }
   const dyShape = [2, 3, 3, 3];
-  await parity('max grad with NaN', x, shape, dyShape, (t, dy) => tf.grad((a: tf.Tensor) =>
-    tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'same'), dy)))(t), 'maxPoolGrad');
+  await parity(
+    'max grad with NaN',
+    x,
+    shape,
+    dyShape,
+    (t, dy) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'same'), dy)))(t),
+    'maxPoolGrad',
+  );
 });
 
 test('maxPool and avgPool gradients (MaxPoolGrad / AvgPoolGrad), ties included', async () => {
   for (const c of CASES) {
-    if (c.round !== undefined && c.round !== 'floor') continue;  // tfjs-core's gradients drop the rounding mode
+    if (c.round !== undefined && c.round !== 'floor') continue; // tfjs-core's gradients drop the rounding mode
     for (const ties of [false, true]) {
       const x = rand(c.x, 5, ties);
       const dy = outShape(c);
-      await parity(`max grad ${label(c)} ties ${ties}`, x, c.x, dy, (t, g) => tf.grad((a: tf.Tensor) =>
-        tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad, c.round), g)))(t), 'maxPoolGrad');
+      await parity(
+        `max grad ${label(c)} ties ${ties}`,
+        x,
+        c.x,
+        dy,
+        (t, g) =>
+          tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad, c.round), g)))(t),
+        'maxPoolGrad',
+      );
     }
-    await parity(`avg grad ${label(c)}`, rand(c.x, 5), c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
-      tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, c.k, c.s, c.pad, c.round), g)))(t), 'avgPoolGrad');
+    await parity(
+      `avg grad ${label(c)}`,
+      rand(c.x, 5),
+      c.x,
+      outShape(c),
+      (t, g) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, c.k, c.s, c.pad, c.round), g)))(t),
+      'avgPoolGrad',
+    );
   }
 });
 
@@ -122,8 +168,14 @@ test('MaxPoolGrad reuses the indices of the forward pass, which are freed with i
   const c = CASES[1];
   const x = rand(c.x, 5);
   const before = counts.maxPoolGradWithIndices;
-  await parity('max grad, indices kept', x, c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
-    tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t), 'maxPoolGrad');
+  await parity(
+    'max grad, indices kept',
+    x,
+    c.x,
+    outShape(c),
+    (t, g) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t),
+    'maxPoolGrad',
+  );
   assert.equal(counts.maxPoolGradWithIndices, before + 1);
   // Outside a gradient no indices are made; inside, they go with the output.
   const bytes = nativeMemory().bytesInUse;
@@ -137,8 +189,14 @@ test('MaxPoolGrad reuses the indices of the forward pass, which are freed with i
   // A window of -Infinity only has no maximum position: the indices are not used then.
   const inf = x.slice().fill(-Infinity, 0, 2 * c.x[2] * c.x[3]);
   const used = counts.maxPoolGradWithIndices;
-  await parity('max grad, -Infinity window', inf, c.x, outShape(c), (t, g) => tf.grad((a: tf.Tensor) =>
-    tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t), 'maxPoolGrad');
+  await parity(
+    'max grad, -Infinity window',
+    inf,
+    c.x,
+    outShape(c),
+    (t, g) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), g)))(t),
+    'maxPoolGrad',
+  );
   assert.equal(counts.maxPoolGradWithIndices, used);
 });
 
@@ -148,19 +206,36 @@ test('3-D pooling forward and gradients', async () => {
     [[2, 5, 6, 7, 3], 2, 2, 'same'],
     [[2, 6, 5, 4, 3], 3, 2, 'valid'],
     [[1, 5, 5, 5, 2], 1, 3, 'same'],
-    [[1, 3, 4, 3, 2], 2, 1, 2],  // windows entirely in the padding
+    [[1, 3, 4, 3, 2], 2, 1, 2], // windows entirely in the padding
   ];
   for (const [shape, k, s, pad] of cases) {
     const x = rand(shape, 3);
     const what = `x${shape} k${k} s${s} ${pad}`;
-    const dy = tf.backend_util.computePool3DInfo(shape as [number, number, number, number, number], k, s, 1, pad)
-      .outShape;
+    const dy = tf.backend_util.computePool3DInfo(
+      shape as [number, number, number, number, number],
+      k,
+      s,
+      1,
+      pad,
+    ).outShape;
     await parity(`max3d ${what}`, x, shape, dy, (t) => tf.maxPool3d(t as tf.Tensor5D, k, s, pad), 'maxPool');
     await parity(`avg3d ${what}`, x, shape, dy, (t) => tf.avgPool3d(t as tf.Tensor5D, k, s, pad), 'avgPool');
-    await parity(`max3d grad ${what}`, x, shape, dy, (t, g) => tf.grad((a: tf.Tensor) =>
-      tf.sum(tf.mul(tf.maxPool3d(a as tf.Tensor5D, k, s, pad), g)))(t), 'maxPoolGrad');
-    await parity(`avg3d grad ${what}`, x, shape, dy, (t, g) => tf.grad((a: tf.Tensor) =>
-      tf.sum(tf.mul(tf.avgPool3d(a as tf.Tensor5D, k, s, pad), g)))(t), 'avgPoolGrad');
+    await parity(
+      `max3d grad ${what}`,
+      x,
+      shape,
+      dy,
+      (t, g) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool3d(a as tf.Tensor5D, k, s, pad), g)))(t),
+      'maxPoolGrad',
+    );
+    await parity(
+      `avg3d grad ${what}`,
+      x,
+      shape,
+      dy,
+      (t, g) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.avgPool3d(a as tf.Tensor5D, k, s, pad), g)))(t),
+      'avgPoolGrad',
+    );
   }
 });
 

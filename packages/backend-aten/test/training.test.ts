@@ -8,7 +8,7 @@ import '../src/index';
 /** Images with a bright blob in the left (label 1) or right (label 0) half, plus noise. */
 function blobs(n: number, size: number, seed: number): { xs: tf.Tensor4D; ys: tf.Tensor2D } {
   let s = seed;
-  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   const x = new Float32Array(n * size * size);
   const y = new Float32Array(n);
   for (let i = 0; i < n; i++) {

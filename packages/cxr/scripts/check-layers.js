@@ -17,9 +17,19 @@ const FLOORS = {
   '': 0,
   data: 1,
   models: 2,
-  eval: 3, explain: 3,
-  predict: 4, report: 4,
-  train: 5, serve: 5, web: 5, gan: 5, experiments: 5, adapt: 5, robustness: 5, pacs: 5, dicom_out: 5,
+  eval: 3,
+  explain: 3,
+  predict: 4,
+  report: 4,
+  train: 5,
+  serve: 5,
+  web: 5,
+  gan: 5,
+  experiments: 5,
+  adapt: 5,
+  robustness: 5,
+  pacs: 5,
+  dicom_out: 5,
   cli: 6,
 };
 // src/index.ts is the package's public face: it re-exports from every floor by design.
@@ -45,7 +55,10 @@ const IMPORT_RE = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+
 
 function readImports(file) {
   // Strip comments so commented-out imports do not count.
-  const text = fs.readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = fs
+    .readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const deps = new Set();
   for (const m of text.matchAll(IMPORT_RE)) {
     const target = resolveImport(file, m[1]);
@@ -65,18 +78,31 @@ const floorOf = (r) => {
 // Strongly connected components (Tarjan) of a graph given as Map<node, Set<node>>.
 function cycles(graph) {
   let index = 0;
-  const idx = new Map(), low = new Map(), onStack = new Set(), stack = [], out = [];
+  const idx = new Map(),
+    low = new Map(),
+    onStack = new Set(),
+    stack = [],
+    out = [];
   const visit = (v) => {
-    idx.set(v, index); low.set(v, index); index++;
-    stack.push(v); onStack.add(v);
+    idx.set(v, index);
+    low.set(v, index);
+    index++;
+    stack.push(v);
+    onStack.add(v);
     for (const w of graph.get(v) ?? []) {
-      if (!idx.has(w)) { visit(w); low.set(v, Math.min(low.get(v), low.get(w))); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)));
+      if (!idx.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v), low.get(w)));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)));
     }
     if (low.get(v) === idx.get(v)) {
       const comp = [];
       let w;
-      do { w = stack.pop(); onStack.delete(w); comp.push(w); } while (w !== v);
+      do {
+        w = stack.pop();
+        onStack.delete(w);
+        comp.push(w);
+      } while (w !== v);
       if (comp.length > 1 || (graph.get(v) ?? new Set()).has(v)) out.push(comp.sort());
     }
   };
@@ -95,7 +121,8 @@ for (const f of files) {
   fileGraph.set(from, new Set(deps));
   for (const to of deps) {
     // The library API (src/index.ts) re-exports every floor: it stands above them all, not in src/'s root floor.
-    const a = EXEMPT_FROM_FLOOR_CHECK.has(from) ? '(api)' : folderOf(from), b = folderOf(to);
+    const a = EXEMPT_FROM_FLOOR_CHECK.has(from) ? '(api)' : folderOf(from),
+      b = folderOf(to);
     if (a !== b) {
       if (!folderGraph.has(a)) folderGraph.set(a, new Set());
       folderGraph.get(a).add(b);
@@ -114,10 +141,11 @@ for (const c of fileCycles) console.log(`  ${c.join(' <-> ')}`);
 console.log(`folder-level cycles: ${folderCycles.length}`);
 for (const c of folderCycles) {
   console.log(`  ${c.map((x) => x || '(src)').join(' <-> ')}`);
-  for (const a of c) for (const b of c) {
-    const e = folderEdges.get(`${a || '(src)'} -> ${b || '(src)'}`);
-    if (a !== b && e) console.log(`    e.g. ${e}`);
-  }
+  for (const a of c)
+    for (const b of c) {
+      const e = folderEdges.get(`${a || '(src)'} -> ${b || '(src)'}`);
+      if (a !== b && e) console.log(`    e.g. ${e}`);
+    }
 }
 console.log(`upward imports: ${upward.length} (allowed: ${MAX_UPWARD})`);
 for (const u of upward) console.log(`  ${u}`);

@@ -24,16 +24,29 @@ export async function makeSites(root: string, perClass: number): Promise<Sites> 
   const films: string[] = [];
   for (const cls of ['NORMAL', 'PNEUMONIA']) {
     const dir = path.join(CHEST_XRAY, 'train', cls);
-    const all = fs.readdirSync(dir).filter((f) => f.endsWith('.jpeg')).sort();
+    const all = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.jpeg'))
+      .sort();
     const step = Math.floor(all.length / perClass);
     for (const site of ['a', 'b']) fs.mkdirSync(path.join(root, site, cls), { recursive: true });
     for (let i = 0; i < perClass; i++) {
       const name = path.join(cls, all[i * step].replace(/\.jpeg$/, '.png'));
-      const { data, info } = await sharp(path.join(dir, all[i * step])).grayscale().resize(256, 256, { fit: 'fill' })
-        .raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(path.join(dir, all[i * step]))
+        .grayscale()
+        .resize(256, 256, { fit: 'fill' })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       const raw = { raw: { width: info.width, height: info.height, channels: 1 as const } };
-      await sharp(data, raw).png().toFile(path.join(root, 'a', name));
-      await sharp(data.map((v) => lut[v]), raw).png().toFile(path.join(root, 'b', name));
+      await sharp(data, raw)
+        .png()
+        .toFile(path.join(root, 'a', name));
+      await sharp(
+        data.map((v) => lut[v]),
+        raw,
+      )
+        .png()
+        .toFile(path.join(root, 'b', name));
       films.push(name);
     }
   }

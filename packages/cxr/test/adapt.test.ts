@@ -34,7 +34,13 @@ async function filmSet(modelDir: string, dir: string): Promise<ImageSet> {
   const p = await Predictor.load(modelDir, { warmUp: false });
   try {
     const f = await readSiteFilms(p, dir);
-    return { size: f.size, pixels: f.pixels, labels: new Uint8Array(f.files.length), files: f.files, patients: f.files };
+    return {
+      size: f.size,
+      pixels: f.pixels,
+      labels: new Uint8Array(f.files.length),
+      files: f.files,
+      patients: f.files,
+    };
   } finally {
     p.dispose();
   }
@@ -51,11 +57,17 @@ before(async () => {
   const set = await filmSet(source, sites.a);
   const idx = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
   const loaded = await loadModel(source);
-  saveOod(source, await fitOodFromSets(loaded.members[0], subset(set, idx(0, 40)), subset(set, idx(40, 60)), { memberDir: source }));
+  saveOod(
+    source,
+    await fitOodFromSets(loaded.members[0], subset(set, idx(0, 40)), subset(set, idx(40, 60)), { memberDir: source }),
+  );
   loaded.members[0].dispose();
   // The class counts --prior reads the calibration's prior from.
   const meta = readMeta(source);
-  fs.writeFileSync(path.join(source, 'cxr.json'), JSON.stringify({ ...meta, data: { ...meta.data, validation: { n: 60, normal: 30, pneumonia: 30 } } }));
+  fs.writeFileSync(
+    path.join(source, 'cxr.json'),
+    JSON.stringify({ ...meta, data: { ...meta.data, validation: { n: 60, normal: 30, pneumonia: 30 } } }),
+  );
 });
 
 after(() => {
@@ -67,14 +79,17 @@ async function logitsOf(modelDir: string, dir: string, cls: string): Promise<num
   const p = await Predictor.load(modelDir, { warmUp: false });
   try {
     const out: number[] = [];
-    for (const f of sites.films.filter((n) => n.startsWith(cls))) out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
+    for (const f of sites.films.filter((n) => n.startsWith(cls)))
+      out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
     return out;
   } finally {
     p.dispose();
   }
 }
 
-test('every batch-norm layer ends up with the pooled statistics of its input over all site films', { skip }, async () => {
+test('every batch-norm layer ends up with the pooled statistics of its input over all site films', {
+  skip,
+}, async () => {
   const out = path.join(work, 'exact');
   // An odd batch size: statistics combined over uneven batches must equal one pass over all films.
   const r = await adaptModel({ modelDir: source, imagesDir: sites.b, outDir: out, minImages: 20, batchSize: 7 });
@@ -98,8 +113,15 @@ test('every batch-norm layer ends up with the pooled statistics of its input ove
       const w = layer.getWeights();
       const movingMean = w[w.length - 2].arraySync() as number[];
       const movingVar = w[w.length - 1].arraySync() as number[];
-      mean.forEach((v, c) => assert.ok(Math.abs(movingMean[c] - v) <= 1e-4 * (1 + Math.abs(v)), `${layer.name}[${c}] mean ${movingMean[c]} vs ${v}`));
-      variance.forEach((v, c) => assert.ok(Math.abs(movingVar[c] - v) <= 1e-4 * (1 + v), `${layer.name}[${c}] variance ${movingVar[c]} vs ${v}`));
+      mean.forEach((v, c) =>
+        assert.ok(
+          Math.abs(movingMean[c] - v) <= 1e-4 * (1 + Math.abs(v)),
+          `${layer.name}[${c}] mean ${movingMean[c]} vs ${v}`,
+        ),
+      );
+      variance.forEach((v, c) =>
+        assert.ok(Math.abs(movingVar[c] - v) <= 1e-4 * (1 + v), `${layer.name}[${c}] variance ${movingVar[c]} vs ${v}`),
+      );
       const old = before.members[0].getLayer(layer.name).getWeights();
       if (Math.abs((old[old.length - 2].arraySync() as number[])[0] - movingMean[0]) > 1e-3) moved++;
     }
@@ -118,7 +140,10 @@ test('after adaptation, NORMAL scores on the shifted films move back toward the 
   const adapted = await logitsOf(out, sites.b, 'NORMAL');
   const mad = (x: number[]) => x.reduce((s, v, i) => s + Math.abs(v - reference[i]), 0) / x.length;
   assert.ok(mad(shifted) > 0.05, `the shift barely changes the source model's scores (${mad(shifted)})`);
-  assert.ok(mad(adapted) < 0.5 * mad(shifted), `mean |Δlogit| ${mad(adapted).toFixed(3)} adapted vs ${mad(shifted).toFixed(3)} unadapted`);
+  assert.ok(
+    mad(adapted) < 0.5 * mad(shifted),
+    `mean |Δlogit| ${mad(adapted).toFixed(3)} adapted vs ${mad(shifted).toFixed(3)} unadapted`,
+  );
 });
 
 test('refuses too few films, a folder of non-X-rays, and writing over the source', { skip }, async () => {
@@ -126,20 +151,30 @@ test('refuses too few films, a folder of non-X-rays, and writing over the source
   fs.mkdirSync(few);
   for (const f of sites.films.slice(0, 5)) fs.copyFileSync(path.join(sites.b, f), path.join(few, path.basename(f)));
   fs.writeFileSync(path.join(few, 'notes.txt'), 'not an image');
-  await assert.rejects(adaptModel({ modelDir: source, imagesDir: few, outDir: path.join(work, 'out-few') }),
-    (e: unknown) => e instanceof AdaptRefused && /only 5 usable chest films .*1 unreadable.* at least 50/.test(e.message));
+  await assert.rejects(
+    adaptModel({ modelDir: source, imagesDir: few, outDir: path.join(work, 'out-few') }),
+    (e: unknown) =>
+      e instanceof AdaptRefused && /only 5 usable chest films .*1 unreadable.* at least 50/.test(e.message),
+  );
 
   // Photos, noise, text pages and blanks, plus three real films: mostly not chest X-rays.
   const junk = path.join(work, 'junk');
   fs.mkdirSync(path.join(junk, 'nested'), { recursive: true });
-  for (const [name, bytes] of Object.entries(await generatedNonXrays())) fs.writeFileSync(path.join(junk, 'nested', name), bytes);
+  for (const [name, bytes] of Object.entries(await generatedNonXrays()))
+    fs.writeFileSync(path.join(junk, 'nested', name), bytes);
   for (const f of sites.films.slice(0, 3)) fs.copyFileSync(path.join(sites.a, f), path.join(junk, path.basename(f)));
-  await assert.rejects(adaptModel({ modelDir: source, imagesDir: junk, outDir: path.join(work, 'out-junk'), minImages: 2 }),
-    (e: unknown) => e instanceof AdaptRefused && /(\d+) of 11 images do not look like frontal chest X-rays/.test(e.message));
+  await assert.rejects(
+    adaptModel({ modelDir: source, imagesDir: junk, outDir: path.join(work, 'out-junk'), minImages: 2 }),
+    (e: unknown) =>
+      e instanceof AdaptRefused && /(\d+) of 11 images do not look like frontal chest X-rays/.test(e.message),
+  );
   assert.ok(!fs.existsSync(path.join(work, 'out-junk')) && !fs.existsSync(path.join(work, 'out-few')));
 
   const before = fs.readFileSync(path.join(source, 'weights.bin'));
-  await assert.rejects(adaptModel({ modelDir: source, imagesDir: sites.b, outDir: source, minImages: 20 }), /source model folder/);
+  await assert.rejects(
+    adaptModel({ modelDir: source, imagesDir: sites.b, outDir: source, minImages: 20 }),
+    /source model folder/,
+  );
   assert.deepEqual(fs.readFileSync(path.join(source, 'weights.bin')), before);
 });
 
@@ -148,16 +183,27 @@ test('a mixed folder: non-X-rays are left out, the films are used', { skip }, as
   fs.cpSync(sites.b, mixed, { recursive: true });
   const junk = await generatedNonXrays();
   for (const [name, bytes] of Object.entries(junk)) fs.writeFileSync(path.join(mixed, `junk-${name}`), bytes);
-  const r = await adaptModel({ modelDir: source, imagesDir: mixed, outDir: path.join(work, 'out-mixed'), minImages: 20 });
+  const r = await adaptModel({
+    modelDir: source,
+    imagesDir: mixed,
+    outDir: path.join(work, 'out-mixed'),
+    minImages: 20,
+  });
   const rejectedJunk = r.rejected.filter((x) => path.basename(x.file).startsWith('junk-')).length;
-  assert.ok(rejectedJunk >= Object.keys(junk).length - 1, `non-X-rays left out: ${rejectedJunk}/${Object.keys(junk).length}`);
+  assert.ok(
+    rejectedJunk >= Object.keys(junk).length - 1,
+    `non-X-rays left out: ${rejectedJunk}/${Object.keys(junk).length}`,
+  );
   assert.ok(r.adaptation.films.used >= 50, `films used: ${r.adaptation.films.used}`);
 });
 
 test('cxr adapt --prior writes a folder that predicts, evaluates and records the adaptation', { skip }, async () => {
   const out = path.join(work, 'cli');
-  const run = spawnSync(process.execPath, [CLI, 'adapt', '--model', source, '--images', sites.b, '--out', out, '--prior', '--min-images', '20', '--json'],
-    { encoding: 'utf8' });
+  const run = spawnSync(
+    process.execPath,
+    [CLI, 'adapt', '--model', source, '--images', sites.b, '--out', out, '--prior', '--min-images', '20', '--json'],
+    { encoding: 'utf8' },
+  );
   assert.equal(run.status, 0, run.stderr);
   const printed = JSON.parse(run.stdout);
   const meta = readMeta(out);
@@ -166,7 +212,14 @@ test('cxr adapt --prior writes a folder that predicts, evaluates and records the
   assert.deepEqual(printed.adaptation, a);
   assert.deepEqual(a.method, ['adabn', 'prior-em']);
   assert.equal(a.films.used, 60);
-  const digests = sites.films.map((f) => crypto.createHash('sha256').update(fs.readFileSync(path.join(sites.b, f))).digest('hex')).sort();
+  const digests = sites.films
+    .map((f) =>
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(sites.b, f)))
+        .digest('hex'),
+    )
+    .sort();
   assert.equal(a.fingerprint, crypto.createHash('sha256').update(digests.join('\n')).digest('hex'));
   assert.equal(a.source.name, src.name);
   assert.equal(a.source.version, src.version);
@@ -215,7 +268,7 @@ test('EM recovers a known class prior; threshold shifts follow the log-odds', ()
   assert.ok(Math.abs(shiftThreshold(0.3, 0) - 0.3) < 1e-12);
 });
 
-test('Predictor.screen gives the pixels a prediction uses and the gate\'s findings', { skip }, async () => {
+test("Predictor.screen gives the pixels a prediction uses and the gate's findings", { skip }, async () => {
   const p = await Predictor.load(source, { warmUp: false });
   try {
     const film = path.join(sites.a, sites.films[0]);

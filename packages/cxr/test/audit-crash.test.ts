@@ -23,7 +23,11 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 async function predictOnce(url: string, query = '?heatmap=false'): Promise<string | null> {
   const { body, headers } = multipartBody('image', 'x.jpeg', jpeg);
   try {
-    const res = await fetch(`${url}/api/v1/predictions${query}`, { method: 'POST', body: new Uint8Array(body), headers });
+    const res = await fetch(`${url}/api/v1/predictions${query}`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers,
+    });
     if (res.status !== 200) return null;
     return ((await res.json()) as { id: string }).id;
   } catch {
@@ -31,7 +35,9 @@ async function predictOnce(url: string, query = '?heatmap=false'): Promise<strin
   }
 }
 
-test('kill -9 during a burst: every acknowledged prediction is in the log after restart', { timeout: 300_000 }, async () => {
+test('kill -9 during a burst: every acknowledged prediction is in the log after restart', {
+  timeout: 300_000,
+}, async () => {
   const db = path.join(dir, 'crash.db');
   const server = await spawnServer(['--model', model, '--db', db, '--concurrency', '2']);
   const acked: string[] = [];
@@ -63,9 +69,10 @@ test('kill -9 during a burst: every acknowledged prediction is in the log after 
 
   const again = await spawnServer(['--model', model, '--db', db]);
   try {
-    const health = await (await fetch(`${again.url}/api/v1/health`)).json() as { predictions: number };
+    const health = (await (await fetch(`${again.url}/api/v1/health`)).json()) as { predictions: number };
     assert.ok(health.predictions >= acked.length);
-    for (const id of acked.slice(0, 5)) assert.equal((await fetch(`${again.url}/api/v1/predictions/${id}`)).status, 200);
+    for (const id of acked.slice(0, 5))
+      assert.equal((await fetch(`${again.url}/api/v1/predictions/${id}`)).status, 200);
     assert.ok(await predictOnce(again.url), 'serves after the restart');
   } finally {
     assert.equal(await again.stop('SIGTERM'), 0);

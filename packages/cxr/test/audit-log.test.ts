@@ -16,7 +16,10 @@ function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
     createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
     input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000 + i, width: 800, height: 600 },
     model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: i / 10, logit: i - 5, threshold: 0.5, operatingPoint: i % 2 ? 'screening' : 'balanced',
+    probability: i / 10,
+    logit: i - 5,
+    threshold: 0.5,
+    operatingPoint: i % 2 ? 'screening' : 'balanced',
     label: i / 10 >= 0.5 ? 'PNEUMONIA' : 'NORMAL',
     warnings: i % 3 === 0 ? ['low contrast'] : [],
     ood: i % 4 === 0 ? { score: 1.5, threshold: 3, outOfDistribution: false } : null,
@@ -62,8 +65,10 @@ test('a v1 log (before requested_by) migrates: old rows read as asked by nobody,
   v1.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes, width, height, model_name,
     model_version, model_sha256, probability, logit, threshold, operating_point, label, warnings, warning_count,
     has_heatmap, has_thumbnail, decode_ms, infer_ms, total_ms, latency_ms)
-    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0, 1, 1, 2, 3)`)
-    .run(r.id, r.createdAt);
+    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0, 1, 1, 2, 3)`).run(
+    r.id,
+    r.createdAt,
+  );
   v1.close();
   const a = AuditLog.open(file);
   assert.equal(a.get(r.id)?.requestedBy, null);
@@ -91,7 +96,10 @@ test('filters and pages, newest first', () => {
   for (let i = 0; i < 10; i++) a.insert(record(i), null);
   const all = a.list({ limit: 4 });
   assert.equal(all.total, 10);
-  assert.deepEqual(all.items.map((r) => r.probability), [0.9, 0.8, 0.7, 0.6]);
+  assert.deepEqual(
+    all.items.map((r) => r.probability),
+    [0.9, 0.8, 0.7, 0.6],
+  );
   assert.equal(a.list({ limit: 4, page: 3 }).items.length, 2);
   assert.equal(a.list({ label: 'PNEUMONIA' }).total, 5);
   assert.equal(a.list({ operatingPoint: 'screening' }).total, 5);
@@ -119,9 +127,14 @@ test('no column for patient data: only hashes, sizes and results are stored', ()
   const file = path.join(dir, 'audit.db');
   AuditLog.open(file).close();
   const raw = new Database(file);
-  const columns = (raw.prepare("SELECT name FROM pragma_table_info('predictions')").all() as { name: string }[]).map((c) => c.name);
+  const columns = (raw.prepare("SELECT name FROM pragma_table_info('predictions')").all() as { name: string }[]).map(
+    (c) => c.name,
+  );
   raw.close();
-  assert.ok(!columns.some((c) => /patient|name_of|birth|sex|accession|institution|file_?name/i.test(c)), columns.join(','));
+  assert.ok(
+    !columns.some((c) => /patient|name_of|birth|sex|accession|institution|file_?name/i.test(c)),
+    columns.join(','),
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -136,11 +149,18 @@ test('cxr history reads the log (text and --json)', () => {
   assert.equal(text.trim().split('\n').length, 4);
   assert.match(text, /PNEUMONIA|NORMAL/);
   assert.match(text, / by alice/, 'the token name that asked');
-  const json = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--json', '--label', 'NORMAL'], { encoding: 'utf8' })
-    .trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+  const json = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--json', '--label', 'NORMAL'], {
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditRecord);
   assert.equal(json.length, 5 - json.filter((r) => r.label === 'PNEUMONIA').length);
   assert.ok(json.every((r) => r.label === 'NORMAL'));
-  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
+  assert.throws(
+    () => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }),
+    /no audit log/,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -161,7 +181,6 @@ test('cxr history --csv: one row per prediction, formula-like text cells escaped
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-
 test('image retention: pruneImages and `cxr history prune --before` drop old images, keep every prediction', () => {
   const dir = tempDir('audit');
   const file = path.join(dir, 'audit.db');
@@ -174,15 +193,29 @@ test('image retention: pruneImages and `cxr history prune --before` drop old ima
   assert.deepEqual(a.image(record(3).id, 'thumbnail'), Buffer.from([3]));
   assert.equal(a.pruneImages('2026-01-01T00:03:00Z'), 0, 'idempotent');
   a.close();
-  const out = execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', '2026-01-01T00:05:00Z'], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    [CLI, 'history', 'prune', '--db', file, '--before', '2026-01-01T00:05:00Z'],
+    { encoding: 'utf8' },
+  );
   assert.match(out, /removed the images of 2 prediction\(s\)/);
   const b = AuditLog.open(file);
   assert.equal(b.count(), 6);
   assert.equal(b.image(record(4).id, 'thumbnail'), null);
   assert.deepEqual(b.image(record(5).id, 'thumbnail'), Buffer.from([5]));
   b.close();
-  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', 'last week'], { stdio: 'pipe' }), /before/);
-  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }), /no audit log/);
+  assert.throws(
+    () =>
+      execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', 'last week'], {
+        stdio: 'pipe',
+      }),
+    /before/,
+  );
+  assert.throws(
+    () =>
+      execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }),
+    /no audit log/,
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'none.db')));
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -197,7 +230,12 @@ test('retention durations', () => {
 
 test('every record field round-trips through its column: null OOD, no heat-map time, nobody asking', () => {
   const a = AuditLog.open(':memory:');
-  const bare = record(1, { ood: null, timings: { decodeMs: 1, inferMs: 2, totalMs: 3 }, requestedBy: null, hasHeatmap: false });
+  const bare = record(1, {
+    ood: null,
+    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
+    requestedBy: null,
+    hasHeatmap: false,
+  });
   const full = record(4, { ood: { score: 9, threshold: 3, outOfDistribution: true }, warnings: ['a', 'b "c"'] });
   a.insert(bare, null);
   a.insert(full, null);
@@ -219,7 +257,10 @@ test('a stored label or input kind outside the schema is an error naming the row
   raw.prepare('UPDATE predictions SET input_kind = ? WHERE id = ?').run('gif', record(2).id);
   raw.close();
   const b = AuditLog.open(file);
-  assert.throws(() => b.get(record(1).id), new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`));
+  assert.throws(
+    () => b.get(record(1).id),
+    new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`),
+  );
   assert.throws(() => b.get(record(2).id), /input_kind is 'gif', not one of jpeg, png, dicom/);
   b.close();
   fs.rmSync(dir, { recursive: true, force: true });

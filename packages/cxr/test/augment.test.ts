@@ -3,12 +3,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@cxr/backend-aten';
-import {
-  AUGMENT_PRESETS,
-  augmentBatch,
-  drawAugmentations,
-  resolveAugment,
-} from '../src/data/augment';
+import { AUGMENT_PRESETS, augmentBatch, drawAugmentations, resolveAugment } from '../src/data/augment';
 import { decodeFile } from '../src/data/decode';
 
 import { DATA } from './shared-data';
@@ -18,7 +13,12 @@ let images: Float32Array;
 before(async () => {
   await tf.ready();
   const dir = path.join(DATA, 'chest_xray', 'val', 'PNEUMONIA');
-  const names = ['person1946_bacteria_4874.jpeg', 'person1947_bacteria_4876.jpeg', 'person1949_bacteria_4880.jpeg', 'person1950_bacteria_4881.jpeg'];
+  const names = [
+    'person1946_bacteria_4874.jpeg',
+    'person1947_bacteria_4876.jpeg',
+    'person1949_bacteria_4880.jpeg',
+    'person1950_bacteria_4881.jpeg',
+  ];
   images = new Float32Array(names.length * S * S);
   for (const [i, n] of names.entries()) {
     const { pixels } = await decodeFile(path.join(dir, n), S);
@@ -73,7 +73,8 @@ test('none is the identity, as a new tensor', () => {
 test('horizontal flip is off by default and only madz2000 turns it on', () => {
   assert.equal(resolveAugment().horizontalFlip, false);
   assert.equal(resolveAugment({ rotationDeg: 3 }).horizontalFlip, false);
-  for (const [name, cfg] of Object.entries(AUGMENT_PRESETS)) assert.equal(cfg.horizontalFlip, name === 'madz2000', name);
+  for (const [name, cfg] of Object.entries(AUGMENT_PRESETS))
+    assert.equal(cfg.horizontalFlip, name === 'madz2000', name);
   assert.ok(drawAugmentations(64, S, resolveAugment('strong'), 9).every((a) => !a.flip));
   assert.deepEqual(
     { ...AUGMENT_PRESETS.madz2000 },
@@ -100,5 +101,8 @@ test('configs are validated', () => {
   assert.throws(() => resolveAugment('wild'), /invalid augmentation/);
   assert.throws(() => resolveAugment({ rotationDeg: -1 }), /invalid augmentation/);
   assert.throws(() => resolveAugment({ rotate: 5 }), /invalid augmentation/);
-  assert.deepEqual(resolveAugment({ preset: 'strong', horizontalFlip: true }), { ...AUGMENT_PRESETS.strong, horizontalFlip: true });
+  assert.deepEqual(resolveAugment({ preset: 'strong', horizontalFlip: true }), {
+    ...AUGMENT_PRESETS.strong,
+    horizontalFlip: true,
+  });
 });

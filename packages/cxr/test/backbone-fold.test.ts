@@ -30,12 +30,18 @@ function compare(model: tfl.LayersModel, output: string, size: number, channels:
 test('MobileNet v1 0.25 transfer model: pooled features of the compiled backbone match the layers model', async () => {
   await initEngine();
   const spec = backboneSpec('mobilenet_v1_0.25');
-  const t = await buildTransferModel({ spec, weights: locateWeights(spec, shared)!, requested: spec.name, fallback: null }, 160);
+  const t = await buildTransferModel(
+    { spec, weights: locateWeights(spec, shared)!, requested: spec.name, fallback: null },
+    160,
+  );
   compare(t.model, 'gap', 160, 1, 27);
   t.model.dispose();
 });
 
-for (const [name, size, convs] of [['mobilenet_v2_0.35', 96, 52], ['inception_v3', 75, 94]] as const) {
+for (const [name, size, convs] of [
+  ['mobilenet_v2_0.35', 96, 52],
+  ['inception_v3', 75, 94],
+] as const) {
   test(`${name}: compiled feature map matches, with non-trivial batch-norm statistics`, async () => {
     await initEngine();
     const spec = backboneSpec(name);
@@ -44,13 +50,17 @@ for (const [name, size, convs] of [['mobilenet_v2_0.35', 96, 52], ['inception_v3
     let seed = 1;
     for (const l of model.layers) {
       if (!(l instanceof InferenceBatchNorm)) continue;
-      l.setWeights(l.weights.map((v) => {
-        const short = v.originalName.split('/').pop();
-        const n = v.shape[0] as number;
-        return short === 'moving_variance' ? tf.randomUniform([n], 0.5, 2, 'float32', seed++)
-          : short === 'gamma' ? tf.randomUniform([n], 0.5, 1.5, 'float32', seed++)
-            : tf.randomUniform([n], -0.2, 0.2, 'float32', seed++);
-      }));
+      l.setWeights(
+        l.weights.map((v) => {
+          const short = v.originalName.split('/').pop();
+          const n = v.shape[0] as number;
+          return short === 'moving_variance'
+            ? tf.randomUniform([n], 0.5, 2, 'float32', seed++)
+            : short === 'gamma'
+              ? tf.randomUniform([n], 0.5, 1.5, 'float32', seed++)
+              : tf.randomUniform([n], -0.2, 0.2, 'float32', seed++);
+        }),
+      );
     }
     compare(model, spec.featureLayer, size, 3, convs);
     model.dispose();

@@ -38,13 +38,20 @@ function kerasLayout(spec: BackboneSpec, size: number): { layers: H5Layer[]; mod
     weights: l.weights.map((v) => ({
       name: `${l.name}/${variableShortName(v)}:0`,
       shape: v.shape as number[],
-      data: values((v.shape as number[]).reduce((a, b) => a * b, 1), seed++),
+      data: values(
+        (v.shape as number[]).reduce((a, b) => a * b, 1),
+        seed++,
+      ),
     })),
   }));
   return { layers, model };
 }
 
-async function roundTrip(name: string, size: number, expect: { params: number; variables: number; layers?: Record<string, number[]> }) {
+async function roundTrip(
+  name: string,
+  size: number,
+  expect: { params: number; variables: number; layers?: Record<string, number[]> },
+) {
   await initEngine();
   const spec = backboneSpec(name);
   const { layers, model: reference } = kerasLayout(spec, size);
@@ -63,7 +70,10 @@ async function roundTrip(name: string, size: number, expect: { params: number; v
       assert.ok(w, `no written weight for ${layer.name}/${variableShortName(v)}`);
       const got = v.read().dataSync() as Float32Array;
       assert.deepEqual(v.shape, w.shape);
-      assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(w.data.buffer)), `${v.originalName} differs`);
+      assert.ok(
+        Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(w.data.buffer)),
+        `${v.originalName} differs`,
+      );
       checked++;
     }
   }
@@ -78,7 +88,8 @@ async function roundTrip(name: string, size: number, expect: { params: number; v
 test('InceptionV3: a full-size Keras-layout .h5 loads with all 94 conv + 94 batch-norm layers placed', async () => {
   const file = await roundTrip('inception_v3', 75, {
     // keras.applications InceptionV3(include_top=False): 21,802,784 parameters.
-    params: 21802784, variables: 94 + 94 * 3,
+    params: 21802784,
+    variables: 94 + 94 * 3,
     layers: { conv2d_1: [3, 3, 3, 32], conv2d_94: [1, 1, 2048, 192], batch_normalization_94: [192] },
   });
   const w = await readKerasH5(file);
@@ -89,7 +100,9 @@ test('InceptionV3: a full-size Keras-layout .h5 loads with all 94 conv + 94 batc
 test('MobileNetV2 1.0: a full-size Keras-layout .h5 loads with every layer placed', async () => {
   // keras.applications MobileNetV2(include_top=False): 2,257,984 parameters, 52 convolutions.
   await roundTrip('mobilenet_v2_1.0', 96, {
-    params: 2257984, variables: 52 + 52 * 4, layers: { Conv1: [3, 3, 3, 32], Conv_1: [1, 1, 320, 1280], block_16_project: [1, 1, 960, 320] },
+    params: 2257984,
+    variables: 52 + 52 * 4,
+    layers: { Conv1: [3, 3, 3, 32], Conv_1: [1, 1, 320, 1280], block_16_project: [1, 1, 960, 320] },
   });
 });
 
@@ -99,19 +112,37 @@ test('a .h5 missing a layer or with a wrong shape is refused by name', async () 
   const { layers, model } = kerasLayout(spec, 96);
   model.dispose();
   const missing = path.join(dir, 'missing.h5');
-  await writeKerasH5(missing, layers.filter((l) => l.name !== 'block_5_project'));
+  await writeKerasH5(
+    missing,
+    layers.filter((l) => l.name !== 'block_5_project'),
+  );
   await assert.rejects(buildImagenetModel(spec, missing, 96), /no weights for layer 'block_5_project'/);
   const wrong = path.join(dir, 'wrong.h5');
-  await writeKerasH5(wrong, layers.map((l) => (l.name === 'Conv1'
-    ? { ...l, weights: [{ name: 'Conv1/kernel:0', shape: [3, 3, 3, 8], data: values(216, 1) }] } : l)));
-  await assert.rejects(buildImagenetModel(spec, wrong, 96), /'Conv1\/kernel' is \[3,3,3,8\] in the file but \[3,3,3,16\] in the model/);
+  await writeKerasH5(
+    wrong,
+    layers.map((l) =>
+      l.name === 'Conv1'
+        ? { ...l, weights: [{ name: 'Conv1/kernel:0', shape: [3, 3, 3, 8], data: values(216, 1) }] }
+        : l,
+    ),
+  );
+  await assert.rejects(
+    buildImagenetModel(spec, wrong, 96),
+    /'Conv1\/kernel' is \[3,3,3,8\] in the file but \[3,3,3,16\] in the model/,
+  );
 });
 
 test('a tiny model saved in the Keras layout reads back exactly (attributes, nested weight names)', async () => {
   const file = path.join(dir, 'tiny.h5');
   await writeKerasH5(file, [
     { name: 'input_1', weights: [] },
-    { name: 'conv2d_1', weights: [{ name: 'conv2d_1/kernel:0', shape: [1, 1, 3, 2], data: values(6, 7) }, { name: 'conv2d_1/bias:0', shape: [2], data: values(2, 8) }] },
+    {
+      name: 'conv2d_1',
+      weights: [
+        { name: 'conv2d_1/kernel:0', shape: [1, 1, 3, 2], data: values(6, 7) },
+        { name: 'conv2d_1/bias:0', shape: [2], data: values(2, 8) },
+      ],
+    },
     { name: 'activation_1', weights: [] },
   ]);
   const w = await readKerasH5(file);

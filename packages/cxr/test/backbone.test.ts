@@ -11,7 +11,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import {
-  backboneSpec, buildTransferModel, fetchWeights, locateWeights, resolveBackbone,
+  backboneSpec,
+  buildTransferModel,
+  fetchWeights,
+  locateWeights,
+  resolveBackbone,
 } from '../src/models/backbones';
 import { fileLoader } from '../src/models/io';
 import { buildImagenetModel } from './imagenet-model';
@@ -58,9 +62,14 @@ test('backbone names: aliases, alphas, unknown names', () => {
   assert.equal(backboneSpec('mobilenet-v2').name, 'mobilenet_v2_1.0');
   assert.equal(backboneSpec('mobilenet_v1_0.5').name, 'mobilenet_v1_0.50');
   assert.equal(backboneSpec('mobilenet_v1_0.25_224').name, 'mobilenet_v1_0.25');
-  assert.equal(backboneSpec('mobilenet_v2_0.35').weights.url,
-    'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5');
-  assert.equal(backboneSpec('mobilenet_v1_0.75').weights.url, 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json');
+  assert.equal(
+    backboneSpec('mobilenet_v2_0.35').weights.url,
+    'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5',
+  );
+  assert.equal(
+    backboneSpec('mobilenet_v1_0.75').weights.url,
+    'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json',
+  );
   assert.throws(() => backboneSpec('resnet50'), /unknown backbone 'resnet50'/);
 });
 
@@ -88,7 +97,10 @@ test('fetch downloads model.json and its shards once into the cache, verified; a
     requests++;
     const name = decodeURIComponent(req.url!.split('/').pop()!);
     let body = files.get(name);
-    if (!body) { res.writeHead(404).end(); return; }
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
     if (corrupt && name === 'group1-shard1of1') body = Buffer.from(body.map((v, i) => (i === 0 ? v ^ 1 : v)));
     res.writeHead(200, { 'content-length': body.length }).end(body);
   });
@@ -136,18 +148,32 @@ test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM and 
   await initEngine();
   tmpCache();
   const spec = backboneSpec('mobilenet_v1_0.25');
-  const t = await buildTransferModel({ spec, weights: locateWeights(spec, shared)!, requested: spec.name, fallback: null }, 128);
+  const t = await buildTransferModel(
+    { spec, weights: locateWeights(spec, shared)!, requested: spec.name, fallback: null },
+    128,
+  );
   const m = t.model;
   assert.deepEqual(m.inputs[0].shape, [null, 128, 128, 1]);
   assert.deepEqual(m.getLayer('last_conv').outputShape, [null, 4, 4, 256]);
   assert.equal(t.placed, 27 * 1 + 27 * 4);
-  assert.deepEqual(m.trainableWeights.map((w) => w.originalName), ['pneumonia/kernel', 'pneumonia/bias']);
+  assert.deepEqual(
+    m.trainableWeights.map((w) => w.originalName),
+    ['pneumonia/kernel', 'pneumonia/bias'],
+  );
   // What Grad-CAM (explain/model_parts) needs: 'last_conv', then a plain chain to Dense(1, sigmoid).
   const names = m.layers.map((l) => l.name);
   assert.deepEqual(names.slice(names.indexOf('last_conv')), ['last_conv', 'gap', 'dropout', 'pneumonia']);
   const body = tfl.model({ inputs: m.inputs, outputs: m.getLayer('last_conv').output as tfl.SymbolicTensor });
   // Gray g gives the same features as the RGB model on (g, g, g)*2-1.
-  const gray = tf.tidy(() => tf.div(tf.tensor4d(Array.from({ length: 2 * 128 * 128 }, (_, i) => (i * 31) % 256), [2, 128, 128, 1]), 255));
+  const gray = tf.tidy(() =>
+    tf.div(
+      tf.tensor4d(
+        Array.from({ length: 2 * 128 * 128 }, (_, i) => (i * 31) % 256),
+        [2, 128, 128, 1],
+      ),
+      255,
+    ),
+  );
   const rgb = tf.tidy(() => tf.sub(tf.mul(tf.tile(gray, [1, 1, 1, 3]), 2), 1));
   const imagenet = await buildImagenetModel(spec, shared, 128);
   const want = imagenet.predict(rgb) as tf.Tensor;

@@ -18,7 +18,14 @@ before(async () => {
   dir = tempDir('badinput');
   await makeTinyModel(path.join(dir, 'model'));
   corpus = await writeCorpus(path.join(dir, 'corpus'), MAX_UPLOAD_MB * 1024 * 1024);
-  server = await spawnServer(['--model', path.join(dir, 'model'), '--db', path.join(dir, 'audit.db'), '--max-upload-mb', String(MAX_UPLOAD_MB)]);
+  server = await spawnServer([
+    '--model',
+    path.join(dir, 'model'),
+    '--db',
+    path.join(dir, 'audit.db'),
+    '--max-upload-mb',
+    String(MAX_UPLOAD_MB),
+  ]);
 });
 
 after(async () => {
@@ -26,8 +33,16 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function post(body: Buffer | string, headers: Record<string, string>, query = ''): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}/api/v1/predictions${query}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
+async function post(
+  body: Buffer | string,
+  headers: Record<string, string>,
+  query = '',
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}/api/v1/predictions${query}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+    headers,
+  });
   const text = await res.text();
   let json: Record<string, unknown>;
   try {
@@ -49,7 +64,12 @@ async function stillServing(after: string): Promise<void> {
   assert.equal(ok.status, 200, `valid request after ${after}: ${JSON.stringify(ok.json)}`);
 }
 
-function checkError(r: { status: number; json: Record<string, unknown> }, want: number | number[], what: string, message?: RegExp): void {
+function checkError(
+  r: { status: number; json: Record<string, unknown> },
+  want: number | number[],
+  what: string,
+  message?: RegExp,
+): void {
   const allowed = Array.isArray(want) ? want : [want];
   assert.ok(allowed.includes(r.status), `${what}: status ${r.status} not in ${allowed}: ${JSON.stringify(r.json)}`);
   if (r.status === 200) return;
@@ -88,21 +108,40 @@ test('malformed requests get a clear 4xx', { timeout: 120_000 }, async () => {
   const cases: [string, () => ReturnType<typeof post>, number | number[], RegExp?][] = [
     ['wrong multipart field', () => upload(valid, 'x.jpeg', 'file'), 400, /field named "image"/],
     ['zero-byte file field', () => upload(Buffer.alloc(0)), 400, /empty/],
-    ['multipart without a file', () => {
-      const b = '--B\r\nContent-Disposition: form-data; name="image"\r\n\r\nnot a file\r\n--B--\r\n';
-      return post(b, { 'content-type': 'multipart/form-data; boundary=B' });
-    }, 400, /no file/],
+    [
+      'multipart without a file',
+      () => {
+        const b = '--B\r\nContent-Disposition: form-data; name="image"\r\n\r\nnot a file\r\n--B--\r\n';
+        return post(b, { 'content-type': 'multipart/form-data; boundary=B' });
+      },
+      400,
+      /no file/,
+    ],
     ['raw JPEG body', () => post(valid, { 'content-type': 'image/jpeg' }), 415, /multipart/],
     ['JSON body', () => post('{"image":"abc"}', { 'content-type': 'application/json' }), 415, /multipart/],
     ['no content type', () => post('hello', {}), [400, 415]],
-    ['broken multipart', () => post('--B\r\nContent-Disposition: form-da', { 'content-type': 'multipart/form-data; boundary=B' }), [400, 415]],
+    [
+      'broken multipart',
+      () => post('--B\r\nContent-Disposition: form-da', { 'content-type': 'multipart/form-data; boundary=B' }),
+      [400, 415],
+    ],
     ['multipart without boundary', () => post('x', { 'content-type': 'multipart/form-data' }), [400, 415]],
-    ['two files', () => {
-      const one = multipartBody('image', 'a.jpeg', valid);
-      const boundary = one.headers['content-type'].split('boundary=')[1];
-      const second = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n\r\nxx\r\n--${boundary}--\r\n`);
-      return post(Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]), one.headers);
-    }, 400, /one file/],
+    [
+      'two files',
+      () => {
+        const one = multipartBody('image', 'a.jpeg', valid);
+        const boundary = one.headers['content-type'].split('boundary=')[1];
+        const second = Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n\r\nxx\r\n--${boundary}--\r\n`,
+        );
+        return post(
+          Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]),
+          one.headers,
+        );
+      },
+      400,
+      /one file/,
+    ],
     ['unknown operating point', () => upload(valid, 'x.jpeg', 'image', '?operatingPoint=yolo'), 400, /operatingPoint/],
     ['unknown query parameter', () => upload(valid, 'x.jpeg', 'image', '?debug=1'), 400],
     ['traversal file name is ignored', () => upload(valid, '../../../../etc/passwd', 'image', '?heatmap=false'), 200],

@@ -51,14 +51,22 @@ async function solidPng(width: number, height: number): Promise<Buffer> {
   const deflate = zlib.createDeflate({ level: 9 });
   const parts: Buffer[] = [];
   deflate.on('data', (b: Buffer) => parts.push(b));
-  const done = new Promise((resolve, reject) => { deflate.on('end', resolve); deflate.on('error', reject); });
+  const done = new Promise((resolve, reject) => {
+    deflate.on('end', resolve);
+    deflate.on('error', reject);
+  });
   const row = Buffer.alloc(width + 1); // filter byte 0 + zero pixels
   for (let y = 0; y < height; y++) {
     if (!deflate.write(row)) await new Promise((r) => deflate.once('drain', r));
   }
   deflate.end();
   await done;
-  return Buffer.concat([PNG_SIG, ihdr(width, height), chunk('IDAT', Buffer.concat(parts)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    PNG_SIG,
+    ihdr(width, height),
+    chunk('IDAT', Buffer.concat(parts)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** A tiny valid image body under a header that claims another size. */
@@ -75,7 +83,8 @@ function element(group: number, elem: number, vr: string, value: Buffer | string
   let v: Buffer;
   if (typeof value === 'number') {
     v = Buffer.alloc(vr === 'UL' ? 4 : 2);
-    if (vr === 'UL') v.writeUInt32LE(value); else v.writeUInt16LE(value);
+    if (vr === 'UL') v.writeUInt32LE(value);
+    else v.writeUInt16LE(value);
   } else if (typeof value === 'string') {
     v = Buffer.from(value.length % 2 ? value + (vr === 'UI' ? '\0' : ' ') : value, 'latin1');
   } else {
@@ -85,11 +94,18 @@ function element(group: number, elem: number, vr: string, value: Buffer | string
   head.writeUInt16LE(group, 0);
   head.writeUInt16LE(elem, 2);
   head.write(vr, 4, 'latin1');
-  if (LONG_VRS.has(vr)) head.writeUInt32LE(v.length, 8); else head.writeUInt16LE(v.length, 6);
+  if (LONG_VRS.has(vr)) head.writeUInt32LE(v.length, 8);
+  else head.writeUInt16LE(v.length, 6);
   return Buffer.concat([head, v]);
 }
 
-function dicom(opts: { transferSyntax?: string; rows?: number; cols?: number; pixels?: Buffer | null; encapsulated?: boolean }): Buffer {
+function dicom(opts: {
+  transferSyntax?: string;
+  rows?: number;
+  cols?: number;
+  pixels?: Buffer | null;
+  encapsulated?: boolean;
+}): Buffer {
   const ts = opts.transferSyntax ?? '1.2.840.10008.1.2.1';
   const metaBody = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
@@ -98,9 +114,13 @@ function dicom(opts: { transferSyntax?: string; rows?: number; cols?: number; pi
     element(0x0002, 0x0010, 'UI', ts),
     element(0x0002, 0x0012, 'UI', '1.2.3.4'),
   ]);
-  const rows = opts.rows ?? 64, cols = opts.cols ?? 64;
+  const rows = opts.rows ?? 64,
+    cols = opts.cols ?? 64;
   const parts = [
-    Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', metaBody.length), metaBody,
+    Buffer.alloc(128),
+    Buffer.from('DICM', 'latin1'),
+    element(0x0002, 0x0000, 'UL', metaBody.length),
+    metaBody,
     element(0x0008, 0x0060, 'CS', 'CR'),
     element(0x0010, 0x0010, 'PN', 'Test^Patient'),
     element(0x0018, 0x0015, 'CS', 'CHEST'),
@@ -151,7 +171,12 @@ export async function writeCorpus(dir: string, maxUploadBytes: number): Promise<
   add('truncated-half.jpeg', jpeg.subarray(0, jpeg.length >> 1), [400, 422], CORRUPT);
   add('truncated-header.jpeg', jpeg.subarray(0, 200), [400, 422], CORRUPT);
   add('soi-eoi-only.jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xd9]), [400, 422], CORRUPT);
-  add('jpeg-then-html.jpeg', Buffer.concat([jpeg.subarray(0, 4), Buffer.from('<html><script>alert(1)</script></html>')]), [400, 422], CORRUPT);
+  add(
+    'jpeg-then-html.jpeg',
+    Buffer.concat([jpeg.subarray(0, 4), Buffer.from('<html><script>alert(1)</script></html>')]),
+    [400, 422],
+    CORRUPT,
+  );
   add('truncated-half.png', png.subarray(0, png.length >> 1), [400, 422], CORRUPT);
   add('signature-only.png', PNG_SIG, [400, 422], CORRUPT);
   const flipped = Buffer.from(png);
@@ -160,12 +185,23 @@ export async function writeCorpus(dir: string, maxUploadBytes: number): Promise<
   add('zero-width.png', lyingPng(0, 10), [400, 422], CORRUPT);
   add('huge-20000x20000.png', await solidPng(20000, 20000), 413, /pixel/i);
   add('bomb-header-100000x100000.png', lyingPng(100000, 100000), 413, /pixel/i);
-  add('cmyk.jpeg', await sharp({ create: { width: 300, height: 300, channels: 3, background: '#808080' } }).toColourspace('cmyk').jpeg().toBuffer(),
-    [200, 415, 422]);
+  add(
+    'cmyk.jpeg',
+    await sharp({ create: { width: 300, height: 300, channels: 3, background: '#808080' } })
+      .toColourspace('cmyk')
+      .jpeg()
+      .toBuffer(),
+    [200, 415, 422],
+  );
   add('text-renamed.jpg', 'This is not an image, just some text renamed to .jpg\n', 415, UNSUPPORTED);
   add('page.html', '<!doctype html><html><body><img src=x onerror=alert(1)></body></html>', 415, UNSUPPORTED);
   add('data.json', JSON.stringify({ image: 'base64...', probability: 1 }), 415, UNSUPPORTED);
-  add('drawing.svg', '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>', 415, UNSUPPORTED);
+  add(
+    'drawing.svg',
+    '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+    415,
+    UNSUPPORTED,
+  );
   add('doc.pdf', '%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n', 415, UNSUPPORTED);
   add('archive.zip', Buffer.from([0x50, 0x4b, 0x03, 0x04, ...Buffer.alloc(40)]), 415, UNSUPPORTED);
   add('animation.gif', await gray.clone().gif().toBuffer(), 415, /GIF/);
@@ -176,11 +212,25 @@ export async function writeCorpus(dir: string, maxUploadBytes: number): Promise<
   add('truncated-half.dcm', dcm.subarray(0, dcm.length >> 1), [400, 422], CORRUPT);
   add('preamble-only.dcm', dcm.subarray(0, 132), [400, 415, 422]);
   add('no-pixel-data.dcm', dicom({ pixels: null }), [400, 422], /pixel/i);
-  add('unsupported-syntax-mpeg2.dcm', dicom({ transferSyntax: '1.2.840.10008.1.2.4.100', pixels: Buffer.alloc(256, 7), encapsulated: true }),
-    [415, 422], /transfer syntax|not supported|unsupported/i);
+  add(
+    'unsupported-syntax-mpeg2.dcm',
+    dicom({ transferSyntax: '1.2.840.10008.1.2.4.100', pixels: Buffer.alloc(256, 7), encapsulated: true }),
+    [415, 422],
+    /transfer syntax|not supported|unsupported/i,
+  );
   add('short-pixel-data.dcm', dicom({ rows: 512, cols: 512, pixels: Buffer.alloc(100) }), [400, 422], CORRUPT);
-  add('huge-dimensions.dcm', dicom({ rows: 65535, cols: 65535, pixels: Buffer.alloc(64) }), [413, 422], /pixel|limit|expected/i);
+  add(
+    'huge-dimensions.dcm',
+    dicom({ rows: 65535, cols: 65535, pixels: Buffer.alloc(64) }),
+    [413, 422],
+    /pixel|limit|expected/i,
+  );
   add('zero-rows.dcm', dicom({ rows: 0, cols: 64, pixels: Buffer.alloc(64) }), [400, 422]);
-  add('huge-upload.jpeg', Buffer.concat([jpeg.subarray(0, 4), Buffer.alloc(maxUploadBytes + 1024, 0x42)]), 413, /limit/);
+  add(
+    'huge-upload.jpeg',
+    Buffer.concat([jpeg.subarray(0, 4), Buffer.alloc(maxUploadBytes + 1024, 0x42)]),
+    413,
+    /limit/,
+  );
   return out;
 }

@@ -16,22 +16,41 @@ let root = '';
 
 function cxr(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8', timeout: 300_000, env: { ...process.env, CXR_DB: path.join(root, 'default.db'), CXR_CACHE: process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache') },
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: {
+      ...process.env,
+      CXR_DB: path.join(root, 'default.db'),
+      CXR_CACHE: process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache'),
+    },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function record(id: number, createdAt: string): AuditRecord {
   return {
-    id: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`, createdAt,
+    id: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`,
+    createdAt,
     input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
     model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.2, logit: -1.4, threshold: 0.5, operatingPoint: 'balanced', label: 'NORMAL', warnings: [], ood: null,
-    hasHeatmap: false, hasThumbnail: false, timings: { decodeMs: 1, inferMs: 2, totalMs: 3 }, latencyMs: 4, requestedBy: null,
+    probability: 0.2,
+    logit: -1.4,
+    threshold: 0.5,
+    operatingPoint: 'balanced',
+    label: 'NORMAL',
+    warnings: [],
+    ood: null,
+    hasHeatmap: false,
+    hasThumbnail: false,
+    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
+    latencyMs: 4,
+    requestedBy: null,
   };
 }
 
-before(() => { root = tempDir('cli-contract'); });
+before(() => {
+  root = tempDir('cli-contract');
+});
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 test('cxr history --since takes a date (its first moment, UTC) as well as a time; a bad one reads as a sentence', () => {
@@ -44,7 +63,11 @@ test('cxr history --since takes a date (its first moment, UTC) as well as a time
   const ids = (since: string) => {
     const r = cxr('history', '--db', db, '--json', '--since', since);
     assert.equal(r.code, 0, r.stderr);
-    return r.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AuditRecord).id.slice(-1));
+    return r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as AuditRecord).id.slice(-1));
   };
   assert.deepEqual(ids('2026-12-01'), ['3', '2']);
   assert.deepEqual(ids('2026-12-02'), ['3']);
@@ -55,7 +78,7 @@ test('cxr history --since takes a date (its first moment, UTC) as well as a time
   assert.doesNotMatch(bad.stderr, /"code"|\[\s*\{/);
 });
 
-test('a schema error (here a run\'s recipe.json) is printed readably, not as the issues\' JSON', () => {
+test("a schema error (here a run's recipe.json) is printed readably, not as the issues' JSON", () => {
   const run = path.join(root, 'bad-run');
   fs.mkdirSync(run, { recursive: true });
   fs.writeFileSync(path.join(run, 'recipe.json'), JSON.stringify({ epochs: 'many' }));
@@ -72,10 +95,20 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   fs.writeFileSync(path.join(model, 'metrics', 'val.json'), own);
   // A labelled folder that happens to be called val (Kaggle ships one).
   const data = path.join(root, 'kaggle', 'val');
-  const px = (v: number) => sharp(Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * v) % 256), { raw: { width: 64, height: 64, channels: 1 } }).jpeg().toBuffer();
-  for (const [cls, names] of [['NORMAL', ['IM-0001-0001', 'IM-0002-0001']], ['PNEUMONIA', ['person1_virus_1', 'person2_bacteria_2']]] as const) {
+  const px = (v: number) =>
+    sharp(
+      Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * v) % 256),
+      { raw: { width: 64, height: 64, channels: 1 } },
+    )
+      .jpeg()
+      .toBuffer();
+  for (const [cls, names] of [
+    ['NORMAL', ['IM-0001-0001', 'IM-0002-0001']],
+    ['PNEUMONIA', ['person1_virus_1', 'person2_bacteria_2']],
+  ] as const) {
     fs.mkdirSync(path.join(data, cls), { recursive: true });
-    for (const [k, n] of names.entries()) fs.writeFileSync(path.join(data, cls, `${n}.jpeg`), await px(k + (cls === 'NORMAL' ? 3 : 7)));
+    for (const [k, n] of names.entries())
+      fs.writeFileSync(path.join(data, cls, `${n}.jpeg`), await px(k + (cls === 'NORMAL' ? 3 : 7)));
   }
   const r = cxr('evaluate', '--model', model, '--data', data, '--out', model, '--json');
   assert.equal(r.code, 0, r.stderr);
@@ -90,13 +123,36 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   assert.match(unwritable.stderr, /--out .*: cannot write there/);
 });
 
-test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', { skip: needsData() }, () => {
+test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', {
+  skip: needsData(),
+}, () => {
   const out = path.join(root, 'tiny-run');
-  const t = cxr('train', '--data', CHEST_XRAY, '--out', out, '--model', 'reference', '--input-size', '32', '--epochs', '1',
-    '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--json');
+  const t = cxr(
+    'train',
+    '--data',
+    CHEST_XRAY,
+    '--out',
+    out,
+    '--model',
+    'reference',
+    '--input-size',
+    '32',
+    '--epochs',
+    '1',
+    '--limit-per-class',
+    '20',
+    '--batch-size',
+    '16',
+    '--no-report',
+    '--json',
+  );
   assert.equal(t.code, 0, t.stderr);
   const lines = t.stdout.trim().split('\n');
-  const summary = JSON.parse(lines[lines.length - 1]) as { out: string; epochs: number; operatingPoints: Record<string, { threshold: number }> };
+  const summary = JSON.parse(lines[lines.length - 1]) as {
+    out: string;
+    epochs: number;
+    operatingPoints: Record<string, { threshold: number }>;
+  };
   assert.equal(summary.out, out);
   assert.equal(summary.epochs, 1);
   assert.ok(summary.operatingPoints.balanced.threshold > 0);
@@ -108,13 +164,37 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
 
   // A second member on the same validation split (same split seed), then the ensemble of both.
   const second = path.join(root, 'tiny-run-2');
-  const t2 = cxr('train', '--data', CHEST_XRAY, '--out', second, '--model', 'reference', '--input-size', '32', '--epochs', '1',
-    '--limit-per-class', '20', '--batch-size', '16', '--no-report', '--seed', '2', '--split-seed', '42');
+  const t2 = cxr(
+    'train',
+    '--data',
+    CHEST_XRAY,
+    '--out',
+    second,
+    '--model',
+    'reference',
+    '--input-size',
+    '32',
+    '--epochs',
+    '1',
+    '--limit-per-class',
+    '20',
+    '--batch-size',
+    '16',
+    '--no-report',
+    '--seed',
+    '2',
+    '--split-seed',
+    '42',
+  );
   assert.equal(t2.code, 0, t2.stderr);
   const ensOut = path.join(root, 'tiny-ensemble');
   const e = cxr('ensemble', '--members', out, second, '--out', ensOut, '--json');
   assert.equal(e.code, 0, e.stderr);
-  const ens = JSON.parse(e.stdout) as { out: string; name: string; operatingPoints: Record<string, { threshold: number }> };
+  const ens = JSON.parse(e.stdout) as {
+    out: string;
+    name: string;
+    operatingPoints: Record<string, { threshold: number }>;
+  };
   assert.equal(ens.out, ensOut);
   assert.ok(fs.existsSync(path.join(ensOut, 'cxr.json')));
   assert.ok(ens.operatingPoints.balanced.threshold > 0);

@@ -6,5 +6,22 @@ import { buildProgram } from '../src/cli/main';
 
 test('cxr registers all its commands, in help order', () => {
   const names = buildProgram().commands.map((c) => c.name());
-  assert.deepEqual(names, ['data', 'train', 'calibrate', 'evaluate', 'predict', 'report', 'experiments', 'backbone', 'gan', 'ood', 'robustness', 'adapt', 'ensemble', 'serve', 'history', 'orthanc']);
+  assert.deepEqual(names, [
+    'data',
+    'train',
+    'calibrate',
+    'evaluate',
+    'predict',
+    'report',
+    'experiments',
+    'backbone',
+    'gan',
+    'ood',
+    'robustness',
+    'adapt',
+    'ensemble',
+    'serve',
+    'history',
+    'orthanc',
+  ]);
 });

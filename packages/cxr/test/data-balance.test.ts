@@ -15,8 +15,14 @@ test('class weights equalise the classes', () => {
 test('none and class-weights visit every image once, shuffled', () => {
   for (const mode of ['none', 'class-weights'] as const) {
     const order = epochOrder(labels, mode, 1, 0);
-    assert.deepEqual([...order].sort((a, b) => a - b), labels.map((_, i) => i));
-    assert.notDeepEqual(order, labels.map((_, i) => i));
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      labels.map((_, i) => i),
+    );
+    assert.notDeepEqual(
+      order,
+      labels.map((_, i) => i),
+    );
   }
 });
 

@@ -26,7 +26,10 @@ before(async () => {
       await fs.copyFile(path.join(VAL, cls, name), path.join(root, cls, name));
     }
   }
-  await fs.copyFile(path.join(VAL, 'NORMAL', 'NORMAL2-IM-1427-0001.jpeg'), path.join(root, 'NORMAL', 'NORMAL2-IM-1427-0002.jpeg'));
+  await fs.copyFile(
+    path.join(VAL, 'NORMAL', 'NORMAL2-IM-1427-0001.jpeg'),
+    path.join(root, 'NORMAL', 'NORMAL2-IM-1427-0002.jpeg'),
+  );
   await fs.writeFile(path.join(root, 'NORMAL', 'IM-9999-0001.jpeg'), '');
   await fs.writeFile(path.join(root, 'NORMAL', 'readme.jpeg'), 'not an image');
   const whole = await fs.readFile(path.join(VAL, 'PNEUMONIA', 'person1954_bacteria_4886.jpeg'));
@@ -48,7 +51,11 @@ test('corrupt and unsupported files are reported by name and skipped; the cache 
   assert.deepEqual(first.skipped.map((s) => path.basename(s.path)).sort(), BAD);
   assert.deepEqual(first.skipped.map((s) => s.code).sort(), ['CORRUPT', 'EMPTY', 'UNSUPPORTED_FORMAT']);
   assert.equal(warnings.length, 3);
-  for (const name of BAD) assert.ok(warnings.some((w) => w.includes(name)), `a warning names ${name}`);
+  for (const name of BAD)
+    assert.ok(
+      warnings.some((w) => w.includes(name)),
+      `a warning names ${name}`,
+    );
   assert.equal(first.stats.reused, false);
   assert.equal(first.stats.decoded, 9, 'the duplicate is decoded once');
   assert.ok(first.images.every((im) => !BAD.includes(path.basename(im.path))));
@@ -65,7 +72,10 @@ test('corrupt and unsupported files are reported by name and skipped; the cache 
   assert.equal(second.stats.decoded, 0);
   assert.equal(second.stats.packFile, first.stats.packFile);
   assert.deepEqual(again, warnings, 'skipped files are reported again without decoding');
-  assert.deepEqual(second.images.map((im) => im.path), first.images.map((im) => im.path));
+  assert.deepEqual(
+    second.images.map((im) => im.path),
+    first.images.map((im) => im.path),
+  );
   for (let k = 0; k < second.length; k++) assert.deepEqual(second.pixelsOf(k), first.pixelsOf(k));
 });
 

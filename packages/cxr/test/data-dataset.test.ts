@@ -52,10 +52,13 @@ test('scans a single split folder, names it from the folder, ignores hidden file
     await fs.writeFile(path.join(tmp, 'NORMAL', '.DS_Store'), 'x');
     await fs.writeFile(path.join(tmp, 'PNEUMONIA', 'notes.txt'), 'x'); // reported later by decode
     const recs = await scanDataset(tmp);
-    assert.deepEqual(recs.map((r) => [path.basename(r.path), r.split, r.label]), [
-      ['IM-0001-0001.jpeg', 'all', 0],
-      ['notes.txt', 'all', 1],
-    ]);
+    assert.deepEqual(
+      recs.map((r) => [path.basename(r.path), r.split, r.label]),
+      [
+        ['IM-0001-0001.jpeg', 'all', 0],
+        ['notes.txt', 'all', 1],
+      ],
+    );
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
@@ -64,7 +67,10 @@ test('scans a single split folder, names it from the folder, ignores hidden file
 test('a folder without the layout is a clear error', async () => {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-scan-'));
   try {
-    await assert.rejects(scanDataset(tmp), (e: unknown) => e instanceof DatasetLayoutError && /NORMAL\/ and PNEUMONIA\//.test(e.message));
+    await assert.rejects(
+      scanDataset(tmp),
+      (e: unknown) => e instanceof DatasetLayoutError && /NORMAL\/ and PNEUMONIA\//.test(e.message),
+    );
     await assert.rejects(scanDataset(path.join(tmp, 'missing')), DatasetLayoutError);
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });

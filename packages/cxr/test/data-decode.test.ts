@@ -5,7 +5,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
-import { DecodeError, type DecodeErrorCode, decodeBuffer, decodeFile, decodeRawGray, sniffFormat } from '../src/data/decode';
+import {
+  DecodeError,
+  type DecodeErrorCode,
+  decodeBuffer,
+  decodeFile,
+  decodeRawGray,
+  sniffFormat,
+} from '../src/data/decode';
 
 import { DATA } from './shared-data';
 let tmp = '';
@@ -53,7 +60,9 @@ function pngHeaderOnly(width: number, height: number): Buffer {
 
 test('8-bit grayscale JPEG', async () => {
   const file = path.join(tmp, 'gray.jpeg');
-  await sharp(Buffer.alloc(64 * 48, 100), { raw: { width: 64, height: 48, channels: 1 } }).jpeg().toFile(file);
+  await sharp(Buffer.alloc(64 * 48, 100), { raw: { width: 64, height: 48, channels: 1 } })
+    .jpeg()
+    .toFile(file);
   const img = await decodeFile(file, 32);
   assert.equal(img.kind, 'jpeg');
   assert.deepEqual([img.width, img.height, img.size, img.pixels.length], [64, 48, 32, 32 * 32]);
@@ -63,7 +72,9 @@ test('8-bit grayscale JPEG', async () => {
 test('RGB JPEG becomes Rec. 601 luma', async () => {
   const rgb = Buffer.alloc(40 * 40 * 3);
   for (let i = 0; i < 40 * 40; i++) rgb.set([200, 100, 50], i * 3);
-  const buf = await sharp(rgb, { raw: { width: 40, height: 40, channels: 3 } }).jpeg({ quality: 100 }).toBuffer();
+  const buf = await sharp(rgb, { raw: { width: 40, height: 40, channels: 3 } })
+    .jpeg({ quality: 100 })
+    .toBuffer();
   const img = await decodeBuffer(buf, 16);
   assert.ok(Math.abs(mean(img.pixels) - (0.299 * 200 + 0.587 * 100 + 0.114 * 50)) < 3, `mean ${mean(img.pixels)}`);
 });
@@ -78,7 +89,10 @@ test('a real full-resolution RGB original', async () => {
 test('16-bit PNG is scaled to 8 bits, not clipped', async () => {
   const d = new Uint16Array(30 * 20).fill(0x8000);
   const file = path.join(tmp, 'deep.png');
-  await sharp(d, { raw: { width: 30, height: 20, channels: 1 } }).toColourspace('grey16').png().toFile(file);
+  await sharp(d, { raw: { width: 30, height: 20, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toFile(file);
   assert.equal((await sharp(file).metadata()).depth, 'ushort');
   const img = await decodeFile(file, 8);
   assert.equal(img.kind, 'png');
@@ -87,8 +101,14 @@ test('16-bit PNG is scaled to 8 bits, not clipped', async () => {
 
 test('RGBA PNG: transparency becomes black', async () => {
   const rgba = Buffer.alloc(20 * 20 * 4);
-  for (let y = 0; y < 20; y++) for (let x = 0; x < 20; x++) rgba.set([255, 255, 255, x < 10 ? 255 : 0], (y * 20 + x) * 4);
-  const img = await decodeBuffer(await sharp(rgba, { raw: { width: 20, height: 20, channels: 4 } }).png().toBuffer(), 20);
+  for (let y = 0; y < 20; y++)
+    for (let x = 0; x < 20; x++) rgba.set([255, 255, 255, x < 10 ? 255 : 0], (y * 20 + x) * 4);
+  const img = await decodeBuffer(
+    await sharp(rgba, { raw: { width: 20, height: 20, channels: 4 } })
+      .png()
+      .toBuffer(),
+    20,
+  );
   assert.equal(img.pixels[5 * 20 + 2], 255);
   assert.equal(img.pixels[5 * 20 + 17], 0);
 });
@@ -98,17 +118,30 @@ test('non-square input is squashed to the square, not cropped', async () => {
   const h = 100;
   const raw = Buffer.alloc(w * h);
   for (let y = 0; y < h; y++) raw.fill(255, y * w + w / 2, (y + 1) * w);
-  const img = await decodeBuffer(await sharp(raw, { raw: { width: w, height: h, channels: 1 } }).png().toBuffer(), 10);
+  const img = await decodeBuffer(
+    await sharp(raw, { raw: { width: w, height: h, channels: 1 } })
+      .png()
+      .toBuffer(),
+    10,
+  );
   // Lanczos rings by a level or two next to the edge, hence the margins.
   for (let y = 0; y < 10; y++) {
-    assert.ok(img.pixels.subarray(y * 10, y * 10 + 4).every((v) => v <= 4), `row ${y} left half`);
-    assert.ok(img.pixels.subarray(y * 10 + 6, y * 10 + 10).every((v) => v >= 251), `row ${y} right half`);
+    assert.ok(
+      img.pixels.subarray(y * 10, y * 10 + 4).every((v) => v <= 4),
+      `row ${y} left half`,
+    );
+    assert.ok(
+      img.pixels.subarray(y * 10 + 6, y * 10 + 10).every((v) => v >= 251),
+      `row ${y} right half`,
+    );
   }
 });
 
 test('the type comes from the content, not the name', async () => {
   const file = path.join(tmp, 'really-a-png.jpg');
-  await sharp(Buffer.alloc(16, 7), { raw: { width: 4, height: 4, channels: 1 } }).png().toFile(file);
+  await sharp(Buffer.alloc(16, 7), { raw: { width: 4, height: 4, channels: 1 } })
+    .png()
+    .toFile(file);
   assert.equal((await decodeFile(file, 4)).kind, 'png');
 });
 
@@ -139,7 +172,9 @@ test('rejects a PNG over the pixel limit before decoding it', async () => {
   await fs.writeFile(file, pngHeaderOnly(30000, 30000)); // 900 MP claimed in about 1 KB
   await assert.rejects(decodeFile(file, 8), rejectsWith('TOO_MANY_PIXELS', file));
   const small = path.join(tmp, 'small.png');
-  await sharp(Buffer.alloc(100 * 100), { raw: { width: 100, height: 100, channels: 1 } }).png().toFile(small);
+  await sharp(Buffer.alloc(100 * 100), { raw: { width: 100, height: 100, channels: 1 } })
+    .png()
+    .toFile(small);
   await assert.rejects(decodeFile(small, 8, { limits: { maxPixels: 5000 } }), rejectsWith('TOO_MANY_PIXELS', small));
 });
 
@@ -155,5 +190,8 @@ test('raw grayscale hook (for DICOM): 16-bit samples scaled by maxValue', async 
   const img = await decodeRawGray({ width: 12, height: 6, data, maxValue: 4095 }, 4);
   assert.equal(img.kind, 'raw');
   assert.deepEqual([...img.pixels], new Array(16).fill(255));
-  await assert.rejects(decodeRawGray({ width: 5, height: 5, data: new Uint8Array(3) }, 4), (e: unknown) => e instanceof DecodeError && e.code === 'INVALID_RAW');
+  await assert.rejects(
+    decodeRawGray({ width: 5, height: 5, data: new Uint8Array(3) }, 4),
+    (e: unknown) => e instanceof DecodeError && e.code === 'INVALID_RAW',
+  );
 });

@@ -8,7 +8,9 @@ import { formatInspectReport, inspectDataset } from '../src/data/inspect';
 import { DATA, needsData } from './shared-data';
 const VAL = path.join(DATA, 'chest_xray', 'val');
 
-test('inspect counts, finds duplicates across splits, shared patients and unreadable files', { skip: needsData() }, async () => {
+test('inspect counts, finds duplicates across splits, shared patients and unreadable files', {
+  skip: needsData(),
+}, async () => {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-inspect-'));
   try {
     const put = async (rel: string, from: string | Buffer) => {
@@ -21,23 +23,38 @@ test('inspect counts, finds duplicates across splits, shared patients and unread
     await put('train/NORMAL/NORMAL2-IM-1427-0001.jpeg', normal);
     await put('val/NORMAL/NORMAL2-IM-1427-0002.jpeg', normal); // same bytes, same child, other split
     await put('train/NORMAL/NORMAL2-IM-1430-0001.jpeg', path.join(VAL, 'NORMAL', 'NORMAL2-IM-1430-0001.jpeg'));
-    await put('train/PNEUMONIA/person1946_bacteria_4874.jpeg', path.join(VAL, 'PNEUMONIA', 'person1946_bacteria_4874.jpeg'));
-    await put('train/PNEUMONIA/person1946_bacteria_4875.jpeg', path.join(VAL, 'PNEUMONIA', 'person1946_bacteria_4875.jpeg'));
+    await put(
+      'train/PNEUMONIA/person1946_bacteria_4874.jpeg',
+      path.join(VAL, 'PNEUMONIA', 'person1946_bacteria_4874.jpeg'),
+    );
+    await put(
+      'train/PNEUMONIA/person1946_bacteria_4875.jpeg',
+      path.join(VAL, 'PNEUMONIA', 'person1946_bacteria_4875.jpeg'),
+    );
     await put('train/PNEUMONIA/broken.jpeg', Buffer.from('nope'));
 
     const r = await inspectDataset(tmp);
     assert.deepEqual(
       r.splits.map((s) => [s.split, s.normal, s.pneumonia, s.patients]),
-      [['train', 2, 3, 4], ['val', 1, 0, 1]],
+      [
+        ['train', 2, 3, 4],
+        ['val', 1, 0, 1],
+      ],
     );
     assert.equal(r.total.images, 6);
     assert.equal(r.total.unrecognisedNames, 1);
     assert.deepEqual(r.patientsInSeveralSplits, ['NORMAL2-IM-1427']);
     assert.equal(r.duplicates.groups.length, 1);
-    assert.deepEqual(r.duplicates.groups[0].files, ['train/NORMAL/NORMAL2-IM-1427-0001.jpeg', 'val/NORMAL/NORMAL2-IM-1427-0002.jpeg']);
+    assert.deepEqual(r.duplicates.groups[0].files, [
+      'train/NORMAL/NORMAL2-IM-1427-0001.jpeg',
+      'val/NORMAL/NORMAL2-IM-1427-0002.jpeg',
+    ]);
     assert.equal(r.duplicates.groups[0].acrossSplits, true);
     assert.equal(r.duplicates.extraCopiesAcrossSplits, 1);
-    assert.deepEqual(r.unreadable.map((u) => [u.path, u.code]), [['train/PNEUMONIA/broken.jpeg', 'UNSUPPORTED_FORMAT']]);
+    assert.deepEqual(
+      r.unreadable.map((u) => [u.path, u.code]),
+      [['train/PNEUMONIA/broken.jpeg', 'UNSUPPORTED_FORMAT']],
+    );
     assert.equal(r.sizes.measured, 5);
     assert.ok(r.sizes.width && r.sizes.width.min >= 224);
 

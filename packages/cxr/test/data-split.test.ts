@@ -40,16 +40,23 @@ test('deterministic for a seed, independent of input order, different for anothe
   const names = (rs: { path: string }[]) => rs.map((r) => r.path).sort();
   assert.deepEqual(names(a.val), names(b.val));
   assert.notDeepEqual(names(a.val), names(c.val));
-  assert.deepEqual(a.valIndices.map((i) => records[i]), a.val);
+  assert.deepEqual(
+    a.valIndices.map((i) => records[i]),
+    a.val,
+  );
 });
 
 test('a patient with mixed labels goes by its majority and stays whole', () => {
   const items: Array<{ patient: string; label: Label }> = [];
-  for (let p = 0; p < 40; p++) for (let k = 0; k < 3; k++) items.push({ patient: `p${p}`, label: (p % 4 === 0 ? (k === 0 ? 1 : 0) : 1) as Label });
+  for (let p = 0; p < 40; p++)
+    for (let k = 0; k < 3; k++) items.push({ patient: `p${p}`, label: (p % 4 === 0 ? (k === 0 ? 1 : 0) : 1) as Label });
   for (let seed = 0; seed < 5; seed++) {
     const { trainIndices, valIndices } = splitByPatient(items, { seed, valFraction: 0.25 });
     const side = new Map<string, string>();
-    for (const [name, idx] of [['train', trainIndices], ['val', valIndices]] as const) {
+    for (const [name, idx] of [
+      ['train', trainIndices],
+      ['val', valIndices],
+    ] as const) {
       for (const i of idx) {
         const prev = side.get(items[i].patient);
         assert.ok(prev === undefined || prev === name, `${items[i].patient} on both sides`);
@@ -69,9 +76,14 @@ test('valFraction outside [0, 1) is refused', () => {
 test("mode 'block': the lowest patient numbers of each series, whole patients, about the fraction per class", () => {
   const items = [
     ...Array.from({ length: 20 }, (_, i) => ({ patient: `IM-${String(100 + i).padStart(4, '0')}`, label: 0 as Label })),
-    ...Array.from({ length: 20 }, (_, i) => ({ patient: `NORMAL2-IM-${String(500 + i).padStart(4, '0')}`, label: 0 as Label })),
+    ...Array.from({ length: 20 }, (_, i) => ({
+      patient: `NORMAL2-IM-${String(500 + i).padStart(4, '0')}`,
+      label: 0 as Label,
+    })),
     // Two images each; numbers given out of order and without zero padding.
-    ...Array.from({ length: 40 }, (_, i) => ({ patient: `person${(i * 7) % 40 + 1}`, label: 1 as Label })).flatMap((r) => [r, { ...r }]),
+    ...Array.from({ length: 40 }, (_, i) => ({ patient: `person${((i * 7) % 40) + 1}`, label: 1 as Label })).flatMap(
+      (r) => [r, { ...r }],
+    ),
   ];
   const { train, val } = splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 9 });
   const valIds = new Set(val.map((r) => r.patient));
@@ -81,7 +93,13 @@ test("mode 'block': the lowest patient numbers of each series, whole patients, a
     ...Array.from({ length: 10 }, (_, i) => `person${i + 1}`),
   ];
   assert.deepEqual([...valIds].sort(), expected.sort());
-  assert.ok(train.every((r) => !valIds.has(r.patient)), 'no patient on both sides');
+  assert.ok(
+    train.every((r) => !valIds.has(r.patient)),
+    'no patient on both sides',
+  );
   // The seed plays no part: the block is fixed by the numbers.
-  assert.deepEqual(splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 1 }).valIndices, splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 9 }).valIndices);
+  assert.deepEqual(
+    splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 1 }).valIndices,
+    splitByPatient(items, { valFraction: 0.25, mode: 'block', seed: 9 }).valIndices,
+  );
 });

@@ -30,7 +30,10 @@ function stripIcc(jpeg: Buffer): Buffer {
 }
 
 test('an embedded ICC profile does not change the decoded pixels', { skip }, async () => {
-  const files = fs.readdirSync(NORMAL).filter((f) => f.endsWith('.jpeg')).sort();
+  const files = fs
+    .readdirSync(NORMAL)
+    .filter((f) => f.endsWith('.jpeg'))
+    .sort();
   assert.equal(files.length, 6);
   for (const f of files) {
     const bytes = fs.readFileSync(path.join(NORMAL, f));

@@ -6,7 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import { buildResults, buildSr, CAVEAT, CODES, derivedUid, isUid, readSource, SOP_CLASS, type ResultInput } from '../src/dicom_out';
+import {
+  buildResults,
+  buildSr,
+  CAVEAT,
+  CODES,
+  derivedUid,
+  isUid,
+  readSource,
+  SOP_CLASS,
+  type ResultInput,
+} from '../src/dicom_out';
 import { wrap } from '../src/dicom_out/overlay';
 import { type Prediction, Predictor } from '../src/predict/predictor';
 import { imageElements, writeDicom } from './dicom-writer';
@@ -28,9 +38,17 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function input(over: Partial<ResultInput> & { prediction?: Prediction } = {}): ResultInput & { prediction: Prediction } {
+function input(
+  over: Partial<ResultInput> & { prediction?: Prediction } = {},
+): ResultInput & { prediction: Prediction } {
   const { name, version, sha256 } = predictor.model;
-  return { source: readSource(sourceBytes), prediction, model: { name, version, sha256 }, now: new Date('2024-05-01T12:34:56Z'), ...over };
+  return {
+    source: readSource(sourceBytes),
+    prediction,
+    model: { name, version, sha256 },
+    now: new Date('2024-05-01T12:34:56Z'),
+    ...over,
+  };
 }
 
 const parse = (b: Buffer) => dicomParser.parseDicom(new Uint8Array(b));
@@ -152,14 +170,18 @@ test('SC: RGB heat map with legend and burned-in caveat, same study, own series,
   const at = (x: number, y: number) => Array.from(rgb.subarray((y * cols + x) * 3, (y * cols + x) * 3 + 3));
   // The heat map itself is copied in unchanged at the top left.
   const heatRaw = await sharp(prediction.heatmapPng!).removeAlpha().raw().toBuffer();
-  assert.deepEqual(at(10, 10), Array.from(heatRaw.subarray((10 * heat.width! + 10) * 3, (10 * heat.width! + 10) * 3 + 3)));
+  assert.deepEqual(
+    at(10, 10),
+    Array.from(heatRaw.subarray((10 * heat.width! + 10) * 3, (10 * heat.width! + 10) * 3 + 3)),
+  );
   // Text was rendered: the band below the image holds light (glyph) pixels on the black ground.
   let lit = 0;
   for (let y = heat.height! + 1; y < rows; y++) for (let x = 0; x < cols; x++) if (at(x, y)[0] > 128) lit++;
   assert.ok(lit > 300, `caveat glyphs burned in (${lit} light pixels)`);
   // The legend bar runs from light yellow (high, top) to near black (low, bottom).
   const barX = heat.width! + 8 + 9;
-  let top = -1, bottom = -1;
+  let top = -1,
+    bottom = -1;
   for (let y = 0; y < heat.height!; y++) {
     const [r, g] = at(barX, y);
     if (top < 0 && r > 200 && g > 200) top = y;

@@ -72,13 +72,21 @@ function encodeElement(el: Element, enc: Enc): Buffer {
   const elem = el.tag & 0xffff;
   const head = [u16(group, enc.bigEndian), u16(elem, enc.bigEndian)];
   if (el.vr === 'SQ') {
-    const items = (el.value as Item[]).map((item) => Buffer.concat([
-      u16(0xfffe, enc.bigEndian), u16(0xe000, enc.bigEndian), u32(0xffffffff, enc.bigEndian),
-      ...sortTags(item).map((e) => encodeElement(e, enc)),
-      u16(0xfffe, enc.bigEndian), u16(0xe00d, enc.bigEndian), u32(0, enc.bigEndian),
-    ]));
+    const items = (el.value as Item[]).map((item) =>
+      Buffer.concat([
+        u16(0xfffe, enc.bigEndian),
+        u16(0xe000, enc.bigEndian),
+        u32(0xffffffff, enc.bigEndian),
+        ...sortTags(item).map((e) => encodeElement(e, enc)),
+        u16(0xfffe, enc.bigEndian),
+        u16(0xe00d, enc.bigEndian),
+        u32(0, enc.bigEndian),
+      ]),
+    );
     const end = Buffer.concat([u16(0xfffe, enc.bigEndian), u16(0xe0dd, enc.bigEndian), u32(0, enc.bigEndian)]);
-    const len = enc.implicit ? [u32(0xffffffff, enc.bigEndian)] : [Buffer.from('SQ'), Buffer.alloc(2), u32(0xffffffff, enc.bigEndian)];
+    const len = enc.implicit
+      ? [u32(0xffffffff, enc.bigEndian)]
+      : [Buffer.from('SQ'), Buffer.alloc(2), u32(0xffffffff, enc.bigEndian)];
     return Buffer.concat([...head, ...len, ...items, end]);
   }
   const v = valueBytes(el, enc);
@@ -97,13 +105,25 @@ function sortTags(els: Element[]): Element[] {
 function encapsulated(frames: Uint8Array[]): Buffer {
   const item = (data: Uint8Array) => {
     const pad = data.length % 2 ? Buffer.alloc(1) : Buffer.alloc(0);
-    return Buffer.concat([u16(0xfffe, false), u16(0xe000, false), u32(data.length + pad.length, false), Buffer.from(data), pad]);
+    return Buffer.concat([
+      u16(0xfffe, false),
+      u16(0xe000, false),
+      u32(data.length + pad.length, false),
+      Buffer.from(data),
+      pad,
+    ]);
   };
   return Buffer.concat([
-    u16(0x7fe0, false), u16(0x0010, false), Buffer.from('OB'), Buffer.alloc(2), u32(0xffffffff, false),
+    u16(0x7fe0, false),
+    u16(0x0010, false),
+    Buffer.from('OB'),
+    Buffer.alloc(2),
+    u32(0xffffffff, false),
     item(new Uint8Array(0)),
     ...frames.map(item),
-    u16(0xfffe, false), u16(0xe0dd, false), u32(0, false),
+    u16(0xfffe, false),
+    u16(0xe0dd, false),
+    u32(0, false),
   ]);
 }
 
@@ -123,12 +143,14 @@ export function writeDicom(elements: Element[], opts: WriteOptions = {}): Buffer
   if (opts.partTen === false) return body;
   if (ts === TS.deflatedLE) body = zlib.deflateRawSync(body);
   const metaEnc: Enc = { implicit: false, bigEndian: false };
-  const meta = Buffer.concat([
-    { tag: 0x00020001, vr: 'OB', value: new Uint8Array([0, 1]) },
-    { tag: 0x00020002, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1.1' },
-    { tag: 0x00020003, vr: 'UI', value: '1.2.3.4.5.6.7.8.9' },
-    { tag: 0x00020010, vr: 'UI', value: ts },
-  ].map((e) => encodeElement(e, metaEnc)));
+  const meta = Buffer.concat(
+    [
+      { tag: 0x00020001, vr: 'OB', value: new Uint8Array([0, 1]) },
+      { tag: 0x00020002, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1.1' },
+      { tag: 0x00020003, vr: 'UI', value: '1.2.3.4.5.6.7.8.9' },
+      { tag: 0x00020010, vr: 'UI', value: ts },
+    ].map((e) => encodeElement(e, metaEnc)),
+  );
   const groupLength = encodeElement({ tag: 0x00020000, vr: 'UL', value: [meta.length] }, metaEnc);
   return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), groupLength, meta, body]);
 }
@@ -185,9 +207,10 @@ function packBits(bytes: Uint8Array): Buffer {
 
 /** A DICOM RLE Lossless frame of 8- or 16-bit single-sample pixels. */
 export function rleFrame(pixels: Uint8Array | Uint16Array): Uint8Array {
-  const planes: Uint8Array[] = pixels instanceof Uint16Array
-    ? [Uint8Array.from(pixels, (v) => v >> 8), Uint8Array.from(pixels, (v) => v & 0xff)]
-    : [pixels];
+  const planes: Uint8Array[] =
+    pixels instanceof Uint16Array
+      ? [Uint8Array.from(pixels, (v) => v >> 8), Uint8Array.from(pixels, (v) => v & 0xff)]
+      : [pixels];
   const segments = planes.map(packBits);
   const header = Buffer.alloc(64);
   header.writeUInt32LE(segments.length, 0);

@@ -19,8 +19,11 @@ import { loadPredictor, tempDir } from './serve-fixtures';
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
 const FULLRES = path.join(SHARED, 'samples-fullres');
-const skip = !fs.existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}`
-  : !fs.existsSync(path.join(SHIPPED, 'ood.json')) || !fs.existsSync(FULLRES) ? 'no shipped model or no samples' : false;
+const skip = !fs.existsSync(CHROMIUM)
+  ? `no Chromium at ${CHROMIUM}`
+  : !fs.existsSync(path.join(SHIPPED, 'ood.json')) || !fs.existsSync(FULLRES)
+    ? 'no shipped model or no samples'
+    : false;
 const SHOTS = process.env.CXR_SCREENSHOT_DIR;
 
 let dir: string;
@@ -28,23 +31,43 @@ let server: RunningServer;
 let browser: Browser;
 let page: Page;
 const consoleErrors: string[] = [];
-const samples = skip ? [] : ['NORMAL', 'PNEUMONIA'].flatMap((c) =>
-  fs.readdirSync(path.join(FULLRES, c)).filter((f) => f.endsWith('.jpeg')).sort().map((f) => path.join(FULLRES, c, f)));
+const samples = skip
+  ? []
+  : ['NORMAL', 'PNEUMONIA'].flatMap((c) =>
+      fs
+        .readdirSync(path.join(FULLRES, c))
+        .filter((f) => f.endsWith('.jpeg'))
+        .sort()
+        .map((f) => path.join(FULLRES, c, f)),
+    );
 
 before(async () => {
   if (skip) return;
   dir = tempDir('e2e-clinic');
   await buildWeb();
   server = await startServer({
-    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'audit.db'), webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(SHIPPED), log: () => {},
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'audit.db'),
+    webDir: STATIC_DIR,
+    loadPredictor: () => loadPredictor(SHIPPED),
+    log: () => {},
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
   page.on('pageerror', (e) => consoleErrors.push(e.message));
 });
 
@@ -54,34 +77,60 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Card { name: string; state: string; source: string; verdict: string; label: string; probability: number; badge: string; probVisible: boolean }
+interface Card {
+  name: string;
+  state: string;
+  source: string;
+  verdict: string;
+  label: string;
+  probability: number;
+  badge: string;
+  probVisible: boolean;
+}
 
 async function cards(): Promise<Card[]> {
-  return page.$$eval('.result', (els) => els.map((e) => {
-    const d = (e as HTMLElement).dataset;
-    return {
-      name: e.querySelector('.file-name')?.textContent ?? '', state: d.state ?? '', source: d.source ?? '', verdict: d.verdict ?? '',
-      label: d.label ?? '', probability: Number(d.probability), badge: e.querySelector('.label-badge')?.textContent ?? '',
-      probVisible: !(e.querySelector('.probability') as HTMLElement).hidden,
-    };
-  }));
+  return page.$$eval('.result', (els) =>
+    els.map((e) => {
+      const d = (e as HTMLElement).dataset;
+      return {
+        name: e.querySelector('.file-name')?.textContent ?? '',
+        state: d.state ?? '',
+        source: d.source ?? '',
+        verdict: d.verdict ?? '',
+        label: d.label ?? '',
+        probability: Number(d.probability),
+        badge: e.querySelector('.label-badge')?.textContent ?? '',
+        probVisible: !(e.querySelector('.probability') as HTMLElement).hidden,
+      };
+    }),
+  );
 }
 
 async function upload(files: string[]): Promise<Card[]> {
   const before = (await cards()).length;
   await page.setInputFiles('#file-input', files);
-  await page.waitForFunction((n) => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === n,
-    before + files.length, { timeout: 120_000 });
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === n,
+    before + files.length,
+    { timeout: 120_000 },
+  );
   // Each batch is put on top of the list, in upload order.
   const out = (await cards()).slice(0, files.length);
-  assert.deepEqual(out.map((c) => c.name), files.map((f) => path.basename(f)));
+  assert.deepEqual(
+    out.map((c) => c.name),
+    files.map((f) => path.basename(f)),
+  );
   return out;
 }
 
 async function setLocal(on: boolean): Promise<void> {
   if (on) {
     await page.check('#local-mode');
-    await page.waitForFunction(() => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+    await page.waitForFunction(
+      () => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''),
+      undefined,
+      { timeout: 120_000 },
+    );
   } else {
     await page.uncheck('#local-mode');
   }
@@ -90,9 +139,17 @@ async function setLocal(on: boolean): Promise<void> {
 async function axe(): Promise<string[]> {
   await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
   return page.evaluate(async () => {
-    const a = (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> } }).axe;
+    const a = (
+      window as unknown as {
+        axe: {
+          run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }>;
+        };
+      }
+    ).axe;
     const r = await a.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.nodes.length})`);
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.nodes.length})`);
   });
 }
 
@@ -100,7 +157,10 @@ async function shot(name: string): Promise<void> {
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-test('in the browser: the server\'s probability and verdict on all 12 full-resolution samples (ICC profiles included)', { skip, timeout: 600_000 }, async (t) => {
+test("in the browser: the server's probability and verdict on all 12 full-resolution samples (ICC profiles included)", {
+  skip,
+  timeout: 600_000,
+}, async (t) => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');
   const onServer = await upload(samples);
@@ -112,8 +172,13 @@ test('in the browser: the server\'s probability and verdict on all 12 full-resol
     assert.equal(s.source, 'server');
     assert.equal(l.source, 'local', JSON.stringify(l));
     assert.equal(l.state, 'done', JSON.stringify(l));
-    t.diagnostic(`${path.basename(samples[i])}: server ${s.probability.toFixed(5)} browser ${l.probability.toFixed(5)}`);
-    assert.ok(Math.abs(s.probability - l.probability) < 1e-3, `${samples[i]}: server ${s.probability} vs browser ${l.probability}`);
+    t.diagnostic(
+      `${path.basename(samples[i])}: server ${s.probability.toFixed(5)} browser ${l.probability.toFixed(5)}`,
+    );
+    assert.ok(
+      Math.abs(s.probability - l.probability) < 1e-3,
+      `${samples[i]}: server ${s.probability} vs browser ${l.probability}`,
+    );
     assert.equal(l.verdict, s.verdict, samples[i]);
     assert.equal(s.verdict, 'assessed', samples[i]);
   }
@@ -126,19 +191,31 @@ test('in the browser: the server\'s probability and verdict on all 12 full-resol
  */
 async function filmBetween(lo: number, hi: number): Promise<string> {
   const normals = path.join(SHARED, 'chest_xray', 'train', 'NORMAL');
-  const candidates = [...samples, ...fs.readdirSync(normals).sort().map((f) => path.join(normals, f))];
+  const candidates = [
+    ...samples,
+    ...fs
+      .readdirSync(normals)
+      .sort()
+      .map((f) => path.join(normals, f)),
+  ];
   for (const file of candidates.slice(0, 400)) {
     const form = new FormData();
     form.append('image', new Blob([fs.readFileSync(file)]), path.basename(file));
     const res = await fetch(`${server.url}/api/v1/predictions`, { method: 'POST', body: form });
     const p = (await res.json()) as { probability?: number; verdict?: { status: string } };
-    if (p.verdict?.status === 'assessed' && p.probability !== undefined && p.probability >= lo && p.probability < hi) return file;
+    if (p.verdict?.status === 'assessed' && p.probability !== undefined && p.probability >= lo && p.probability < hi)
+      return file;
   }
   throw new Error(`no film among ${candidates.length} scores between ${lo} and ${hi}`);
 }
 
-test('the operating point switch changes the answer for a film between the thresholds; a screenshot cannot be assessed in either mode', { skip, timeout: 300_000 }, async () => {
-  const info = await (await fetch(`${server.url}/api/v1/model`)).json() as { operatingPoints: Record<string, { threshold: number }> };
+test('the operating point switch changes the answer for a film between the thresholds; a screenshot cannot be assessed in either mode', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const info = (await (await fetch(`${server.url}/api/v1/model`)).json()) as {
+    operatingPoints: Record<string, { threshold: number }>;
+  };
   const { screening, balanced } = info.operatingPoints;
   assert.ok(screening.threshold < balanced.threshold);
   await page.goto(server.url);
@@ -170,8 +247,13 @@ test('the operating point switch changes the answer for a film between the thres
   assert.equal(local1.source, 'local');
   assert.equal(local1.verdict, 'cannot-assess', JSON.stringify(local1));
   assert.equal(local1.probVisible, false);
-  const localWarnings = await page.$$eval('.result[data-source="local"] .warnings li', (li) => li.map((e) => e.textContent ?? ''));
-  assert.ok(localWarnings.some((w) => /does not look like a frontal chest X-ray|colour image/.test(w)), localWarnings.join('|'));
+  const localWarnings = await page.$$eval('.result[data-source="local"] .warnings li', (li) =>
+    li.map((e) => e.textContent ?? ''),
+  );
+  assert.ok(
+    localWarnings.some((w) => /does not look like a frontal chest X-ray|colour image/.test(w)),
+    localWarnings.join('|'),
+  );
   // An inverted film too: the browser runs the image checks.
   const inverted = path.join(dir, 'inverted.png');
   await sharp(between).greyscale().negate({ alpha: false }).png().toFile(inverted);
@@ -182,16 +264,28 @@ test('the operating point switch changes the answer for a film between the thres
   await page.route('**/api/v1/predictions**', (r) => r.abort('connectionrefused'));
   const [down] = await upload([between]);
   assert.equal(down.state, 'error');
-  assert.match(await page.textContent('.result .warnings li.error') ?? '', /^Cannot reach the cxr server\..*try again\.$/);
+  assert.match(
+    (await page.textContent('.result .warnings li.error')) ?? '',
+    /^Cannot reach the cxr server\..*try again\.$/,
+  );
   await page.unroute('**/api/v1/predictions**');
-  consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)));
-  await page.evaluate(() => { for (const c of Array.from(document.querySelectorAll('.result')).slice(1, -1)) c.remove(); });
+  consoleErrors.splice(
+    0,
+    consoleErrors.length,
+    ...consoleErrors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
+  );
+  await page.evaluate(() => {
+    for (const c of Array.from(document.querySelectorAll('.result')).slice(1, -1)) c.remove();
+  });
   await shot('analyze-1280');
   assert.deepEqual(await axe(), []);
   assert.deepEqual(consoleErrors, []);
 });
 
-test('a 390 px phone: no view is wider than the screen; History links each row\'s heat map; the model card has no dead link', { skip, timeout: 120_000 }, async () => {
+test("a 390 px phone: no view is wider than the screen; History links each row's heat map; the model card has no dead link", {
+  skip,
+  timeout: 120_000,
+}, async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   for (const view of ['analyze', 'history', 'model']) {
@@ -200,7 +294,7 @@ test('a 390 px phone: no view is wider than the screen; History links each row\'
     if (view === 'history') await page.waitForSelector('#history-table tbody tr td time');
     if (view === 'model') await page.waitForSelector('#model-card p');
     await shot(`${view}-390`);
-    assert.ok(await overflow() <= 0, `${view} overflows a 390 px screen by ${await overflow()} px`);
+    assert.ok((await overflow()) <= 0, `${view} overflows a 390 px screen by ${await overflow()} px`);
   }
   await page.setViewportSize({ width: 1280, height: 1000 });
   await page.goto(`${server.url}/#/history`);
@@ -216,13 +310,15 @@ test('a 390 px phone: no view is wider than the screen; History links each row\'
   await page.goto(`${server.url}/#/model`);
   await page.waitForSelector('#model-card p');
   await shot('model-1280');
-  const relative = await page.$$eval('#model-card a', (as) => as.map((a) => a.getAttribute('href') ?? '').filter((h) => !/^(https?:|#|mailto:)/.test(h)));
+  const relative = await page.$$eval('#model-card a', (as) =>
+    as.map((a) => a.getAttribute('href') ?? '').filter((h) => !/^(https?:|#|mailto:)/.test(h)),
+  );
   assert.deepEqual(relative, [], 'relative links in the card would 404 on this server');
   // A relative link of the shipped card (e.g. ../../docs/...) is shown as its path in the source tree.
   const cardLink = /\]\((\.\.\/[^)#]+)/.exec(fs.readFileSync(path.join(SHIPPED, 'MODEL_CARD.md'), 'utf8'))?.[1];
   assert.ok(cardLink, 'the shipped card has a relative link to check');
   const inTree = path.relative(path.resolve(SHIPPED, '..', '..'), path.resolve(SHIPPED, cardLink));
-  assert.ok((await page.textContent('#model-card') ?? '').includes(inTree), inTree);
+  assert.ok(((await page.textContent('#model-card')) ?? '').includes(inTree), inTree);
   assert.equal(await page.getAttribute('link[rel="icon"]', 'href'), 'favicon.svg');
   assert.equal((await fetch(`${server.url}/favicon.svg`)).status, 200);
   assert.deepEqual(await axe(), [], 'Model view');

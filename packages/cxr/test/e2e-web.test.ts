@@ -27,19 +27,34 @@ before(async () => {
   dir = tempDir('e2e');
   if (!fs.existsSync(path.join(STATIC_DIR, 'app.js'))) await buildWeb();
   // CXR_E2E_MODEL: run against a trained model (e.g. for the screenshot) instead of random weights.
-  const modelDir = process.env.CXR_E2E_MODEL
-    ?? await makeTinyModel(path.join(dir, 'model'), { inputSize: 64, tta: ['identity', 'zoom-in', 'shift-left'] });
+  const modelDir =
+    process.env.CXR_E2E_MODEL ??
+    (await makeTinyModel(path.join(dir, 'model'), { inputSize: 64, tta: ['identity', 'zoom-in', 'shift-left'] }));
   server = await startServer({
-    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'audit.db'), webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(modelDir), log: () => {},
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'audit.db'),
+    webDir: STATIC_DIR,
+    loadPredictor: () => loadPredictor(modelDir),
+    log: () => {},
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
   page.on('pageerror', (e) => consoleErrors.push(e.message));
   // Everything the page loads must come from this server (no CDN).
   await page.route('**/*', (route) => {
@@ -61,38 +76,63 @@ async function accessibilityProblems(): Promise<string[]> {
   // page.evaluate runs through DevTools, not as a page script, so the CSP does not block axe.
   await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
   return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: unknown[] }[] }> } }).axe;
-    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            ctx: Document,
+            o: object,
+          ): Promise<{ violations: { id: string; impact: string; help: string; nodes: unknown[] }[] }>;
+        };
+      }
+    ).axe;
+    const r = await axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
   });
 }
 
 async function cards(): Promise<{ state: string; source: string; probability: number; name: string }[]> {
-  return page.$$eval('.result', (els) => els.map((e) => ({
-    state: (e as HTMLElement).dataset.state ?? '',
-    source: (e as HTMLElement).dataset.source ?? '',
-    probability: Number((e as HTMLElement).dataset.probability),
-    name: e.querySelector('.file-name')?.textContent ?? '',
-  })));
+  return page.$$eval('.result', (els) =>
+    els.map((e) => ({
+      state: (e as HTMLElement).dataset.state ?? '',
+      source: (e as HTMLElement).dataset.source ?? '',
+      probability: Number((e as HTMLElement).dataset.probability),
+      name: e.querySelector('.file-name')?.textContent ?? '',
+    })),
+  );
 }
 
-test('upload on the page, heat map, then the same probability in the browser', { skip, timeout: 180_000 }, async (t) => {
+test('upload on the page, heat map, then the same probability in the browser', {
+  skip,
+  timeout: 180_000,
+}, async (t) => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');
 
   await page.setInputFiles('#file-input', [XRAY_JPEG, DICOM_FILE]);
-  await page.waitForFunction(() => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 2,
-    undefined, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 2,
+    undefined,
+    { timeout: 60_000 },
+  );
   const [jpegCard, dicomCard] = await cards(); // newest first, in upload order
   assert.equal(jpegCard.state, 'done');
   assert.equal(jpegCard.source, 'server');
   assert.ok(jpegCard.probability >= 0 && jpegCard.probability <= 1);
   const shown = await page.textContent('.result[data-source="server"] .prob-value');
   assert.match(shown ?? '', /^(\d+\.\d|[<>] (99\.9|0\.1)) %$/);
-  await page.waitForFunction(() => {
-    const img = document.querySelector<HTMLImageElement>('.result[data-source="server"] img.heatmap');
-    return img !== null && img.complete && img.naturalWidth > 0;
-  }, undefined, { timeout: 20_000 });
+  await page.waitForFunction(
+    () => {
+      const img = document.querySelector<HTMLImageElement>('.result[data-source="server"] img.heatmap');
+      return img !== null && img.complete && img.naturalWidth > 0;
+    },
+    undefined,
+    { timeout: 20_000 },
+  );
   assert.equal(dicomCard.state, 'done', 'the DICOM is analyzed on the server');
   assert.equal(dicomCard.source, 'server');
   assert.ok(dicomCard.probability >= 0 && dicomCard.probability <= 1);
@@ -107,23 +147,37 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.ok(label === 'NORMAL' || label === 'PNEUMONIA');
 
   await page.check('#local-mode');
-  await page.waitForFunction(() => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''),
+    undefined,
+    { timeout: 60_000 },
+  );
   await page.setInputFiles('#file-input', [XRAY_JPEG, DICOM_FILE]);
-  await page.waitForFunction(() => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 4,
-    undefined, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === 4,
+    undefined,
+    { timeout: 60_000 },
+  );
   const [local, localDicom] = await cards();
   assert.equal(local.source, 'local', JSON.stringify(local));
   assert.equal(local.state, 'done');
   t.diagnostic(`in-browser ${local.probability} vs server ${jpegCard.probability}`);
-  assert.ok(Math.abs(local.probability - jpegCard.probability) < 1e-3,
-    `in-browser ${local.probability} vs server ${jpegCard.probability}`);
+  assert.ok(
+    Math.abs(local.probability - jpegCard.probability) < 1e-3,
+    `in-browser ${local.probability} vs server ${jpegCard.probability}`,
+  );
   assert.equal(localDicom.state, 'error');
-  assert.match(await page.textContent('.result .warnings li.error') ?? '', /DICOM is processed on the server only/);
+  assert.match((await page.textContent('.result .warnings li.error')) ?? '', /DICOM is processed on the server only/);
 
   if (process.env.CXR_UPDATE_SCREENSHOT) {
     await page.uncheck('#local-mode');
-    await page.evaluate(() => { for (const c of Array.from(document.querySelectorAll('.result')).slice(0, 2)) c.remove(); });
-    await page.screenshot({ path: process.env.CXR_SCREENSHOT_PATH ?? path.join(REPO, 'docs', 'screenshot.png'), fullPage: false });
+    await page.evaluate(() => {
+      for (const c of Array.from(document.querySelectorAll('.result')).slice(0, 2)) c.remove();
+    });
+    await page.screenshot({
+      path: process.env.CXR_SCREENSHOT_PATH ?? path.join(REPO, 'docs', 'screenshot.png'),
+      fullPage: false,
+    });
   }
 
   await page.goto(`${server.url}/#/history`);
@@ -138,11 +192,19 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.deepEqual(consoleErrors, []);
 });
 
-test('with CXR_API_TOKEN the page asks for the token once and keeps it for the tab', { skip, timeout: 120_000 }, async () => {
+test('with CXR_API_TOKEN the page asks for the token once and keeps it for the tab', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const modelDir = process.env.CXR_E2E_MODEL ?? path.join(dir, 'model');
   const secured = await startServer({
-    host: '127.0.0.1', port: 0, dbPath: path.join(dir, 'secured.db'), webDir: STATIC_DIR, apiToken: 'e2e-token',
-    loadPredictor: () => loadPredictor(modelDir), log: () => {},
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'secured.db'),
+    webDir: STATIC_DIR,
+    apiToken: 'e2e-token',
+    loadPredictor: () => loadPredictor(modelDir),
+    log: () => {},
   });
   const context = await browser.newContext();
   const tab = await context.newPage();
@@ -155,7 +217,9 @@ test('with CXR_API_TOKEN the page asks for the token once and keeps it for the t
     assert.equal(await tab.evaluate(() => sessionStorage.getItem('cxr.apiToken')), 'e2e-token');
     await tab.setInputFiles('#file-input', [XRAY_JPEG]);
     await tab.waitForSelector('.result[data-state="done"]', { timeout: 60_000 });
-    await tab.waitForFunction(() => (document.querySelector<HTMLImageElement>('.result img.heatmap')?.naturalWidth ?? 0) > 0);
+    await tab.waitForFunction(
+      () => (document.querySelector<HTMLImageElement>('.result img.heatmap')?.naturalWidth ?? 0) > 0,
+    );
     assert.equal(await tab.isVisible('#token-dialog[open]'), false, 'asked only once');
   } finally {
     await context.close();

@@ -37,10 +37,26 @@ before(async () => {
   for (const arch of ['reference', 'cxrnet'] as const) {
     const out = path.join(work, arch);
     await runTraining({
-      data: CHEST_XRAY, out, recipeName: 'cxr', report: false, progress: false, log: () => {},
+      data: CHEST_XRAY,
+      out,
+      recipeName: 'cxr',
+      report: false,
+      progress: false,
+      log: () => {},
       overrides: {
-        arch, inputSize: 32, epochs: 2, limitPerClass: 40, valFraction: 0.3, batchSize: 16, augment: 'none', lr: 1e-3,
-        schedule: 'constant', warmupEpochs: 0, labelSmoothing: 0, balance: 'none', tta: [],
+        arch,
+        inputSize: 32,
+        epochs: 2,
+        limitPerClass: 40,
+        valFraction: 0.3,
+        batchSize: 16,
+        augment: 'none',
+        lr: 1e-3,
+        schedule: 'constant',
+        warmupEpochs: 0,
+        labelSmoothing: 0,
+        balance: 'none',
+        tta: [],
       },
     });
     members.push(out);
@@ -51,17 +67,26 @@ after(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-test('cxr ensemble: one folder averaging the members, calibrated on their shared validation split', { skip }, async () => {
+test('cxr ensemble: one folder averaging the members, calibrated on their shared validation split', {
+  skip,
+}, async () => {
   const out = path.join(work, 'ens');
   await cli(['ensemble', '--members', ...members, '--out', out, '--name', 'tiny-ens', '--data', CHEST_XRAY]);
   const meta = readMeta(out);
   assert.equal(meta.name, 'tiny-ens');
   assert.deepEqual(meta.members, ['m1', 'm2']);
-  assert.deepEqual(meta.ensemble!.members.map((m) => m.arch), ['reference', 'cxrnet']);
+  assert.deepEqual(
+    meta.ensemble!.members.map((m) => m.arch),
+    ['reference', 'cxrnet'],
+  );
   assert.match(fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'), /## Ensemble[\s\S]*\| `m2` \|/);
 
   // The recorded operating point's figures are those of the ensemble's own validation predictions.
-  const val = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8')) as { files: string[]; labels: number[]; probs: number[] };
+  const val = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8')) as {
+    files: string[];
+    labels: number[];
+    probs: number[];
+  };
   assert.equal(val.labels.length, (readMeta(members[0]).data.validation as { n: number }).n);
   const op = meta.operatingPoints.balanced;
   const m = evaluate(val.labels, val.probs, { threshold: op.threshold });
@@ -93,10 +118,19 @@ test('cxr ensemble: one folder averaging the members, calibrated on their shared
 
   // Adapting an ensemble adapts every member.
   const adapted = path.join(work, 'ens-adapted');
-  const a = await adaptModel({ modelDir: out, imagesDir: path.join(CHEST_XRAY, 'val'), outDir: adapted, minImages: 10 });
+  const a = await adaptModel({
+    modelDir: out,
+    imagesDir: path.join(CHEST_XRAY, 'val'),
+    outDir: adapted,
+    minImages: 10,
+  });
   assert.ok(a.adaptation.bnLayers > 0);
   for (const d of ['m1', 'm2']) {
-    assert.notDeepEqual(fs.readFileSync(path.join(adapted, d, 'weights.bin')), fs.readFileSync(path.join(out, d, 'weights.bin')), d);
+    assert.notDeepEqual(
+      fs.readFileSync(path.join(adapted, d, 'weights.bin')),
+      fs.readFileSync(path.join(out, d, 'weights.bin')),
+      d,
+    );
   }
   const q = await Predictor.load(adapted);
   assert.ok(q.oodGate, q.notes.join('; '));
@@ -106,17 +140,27 @@ test('cxr ensemble: one folder averaging the members, calibrated on their shared
 test('cxr ensemble refuses members with other inputs or other validation splits', { skip }, async () => {
   const m0 = readMeta(members[0]);
   const other = await makeSeededModel(path.join(work, 'other-size'), { inputSize: 48 });
-  fs.writeFileSync(path.join(other, 'cxr.json'), JSON.stringify({ ...readMeta(other), data: m0.data, recipe: m0.recipe }));
-  await assert.rejects(cli(['ensemble', '--members', members[0], other, '--out', path.join(work, 'bad1')]),
-    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message));
+  fs.writeFileSync(
+    path.join(other, 'cxr.json'),
+    JSON.stringify({ ...readMeta(other), data: m0.data, recipe: m0.recipe }),
+  );
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], other, '--out', path.join(work, 'bad1')]),
+    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message),
+  );
 
   const resplit = path.join(work, 'resplit');
   fs.cpSync(members[1], resplit, { recursive: true });
   const m1 = readMeta(resplit);
   fs.writeFileSync(path.join(resplit, 'cxr.json'), JSON.stringify({ ...m1, data: { ...m1.data, splitSeed: 7 } }));
-  await assert.rejects(cli(['ensemble', '--members', members[0], resplit, '--out', path.join(work, 'bad2'), '--data', CHEST_XRAY]),
-    (e: unknown) => e instanceof EnsembleRefused && /different splits/.test(e.message));
-  await assert.rejects(cli(['ensemble', '--members', members[0], '--out', path.join(work, 'bad3')]), /at least 2 members/);
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], resplit, '--out', path.join(work, 'bad2'), '--data', CHEST_XRAY]),
+    (e: unknown) => e instanceof EnsembleRefused && /different splits/.test(e.message),
+  );
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], '--out', path.join(work, 'bad3')]),
+    /at least 2 members/,
+  );
 
   // A member written before cxr.json had `normalize` (absent = 'none') matches one that says 'none';
   // a member that equalises its input does not.
@@ -128,13 +172,21 @@ test('cxr ensemble refuses members with other inputs or other validation splits'
   const withNone = path.join(work, 'with-none');
   fs.cpSync(members[0], withNone, { recursive: true });
   const mn = readMeta(withNone);
-  fs.writeFileSync(path.join(withNone, 'cxr.json'), JSON.stringify({ ...mn, preprocessing: { ...mn.preprocessing, normalize: 'none' } }));
+  fs.writeFileSync(
+    path.join(withNone, 'cxr.json'),
+    JSON.stringify({ ...mn, preprocessing: { ...mn.preprocessing, normalize: 'none' } }),
+  );
   await cli(['ensemble', '--members', withNone, legacy, '--out', path.join(work, 'legacy-ens'), '--data', CHEST_XRAY]);
   assert.ok(fs.existsSync(path.join(work, 'legacy-ens', 'cxr.json')));
   const eq = path.join(work, 'equalised');
   fs.cpSync(members[1], eq, { recursive: true });
-  fs.writeFileSync(path.join(eq, 'cxr.json'), JSON.stringify({ ...ml, preprocessing: { ...ml.preprocessing, normalize: 'equalize' } }));
-  await assert.rejects(cli(['ensemble', '--members', withNone, eq, '--out', path.join(work, 'bad4'), '--data', CHEST_XRAY]),
-    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message));
+  fs.writeFileSync(
+    path.join(eq, 'cxr.json'),
+    JSON.stringify({ ...ml, preprocessing: { ...ml.preprocessing, normalize: 'equalize' } }),
+  );
+  await assert.rejects(
+    cli(['ensemble', '--members', withNone, eq, '--out', path.join(work, 'bad4'), '--data', CHEST_XRAY]),
+    (e: unknown) => e instanceof EnsembleRefused && /differ in input/.test(e.message),
+  );
   assert.ok(!fs.existsSync(path.join(work, 'bad1')) && !fs.existsSync(path.join(work, 'bad2')));
 });

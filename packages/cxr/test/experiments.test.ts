@@ -11,7 +11,9 @@ import { SEED_EXPERIMENTS, runSeedExperiments } from '../src/experiments/seed';
 import { CHEST_XRAY, needsData } from './shared-data';
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
-test('experiments seed --quick writes one row and one confusion matrix per experiment', { skip: needsData() }, async () => {
+test('experiments seed --quick writes one row and one confusion matrix per experiment', {
+  skip: needsData(),
+}, async () => {
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-'));
   const { files, summaries } = await runSeedExperiments({ data: CHEST_XRAY, out, quick: true, log: () => {} });

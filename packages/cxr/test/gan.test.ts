@@ -52,8 +52,15 @@ test('gan train --quick writes a sample grid per epoch with one row block per cl
     assert.equal(meta.format, 'png');
     assert.deepEqual([meta.width, meta.height], [want.width, want.height]);
   }
-  const log = fs.readFileSync(path.join(ganDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.filter((e) => e.kind === 'epoch').map((e) => e.epoch), [1, 2]);
+  const log = fs
+    .readFileSync(path.join(ganDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.filter((e) => e.kind === 'epoch').map((e) => e.epoch),
+    [1, 2],
+  );
   for (const e of log) assert.ok(Number.isFinite(e.d_loss) && Number.isFinite(e.g_loss), JSON.stringify(e));
   assert.ok(fs.existsSync(path.join(ganDir, 'checkpoints', 'last', 'state.json')));
 });
@@ -61,7 +68,8 @@ test('gan train --quick writes a sample grid per epoch with one row block per cl
 test("the generator's output changes with the class label and with the noise", async () => {
   const { model, meta } = await loadGenerator(ganDir);
   assert.equal(meta.size, 64);
-  const n = 4, per = 64 * 64;
+  const n = 4,
+    per = 64 * 64;
   const normal = generate(model, meta.zDim, Array(n).fill(0), 7);
   const pneumonia = generate(model, meta.zDim, Array(n).fill(1), 7); // same noise, other label
   const otherNoise = generate(model, meta.zDim, Array(n).fill(0), 8);
@@ -88,13 +96,29 @@ test('the memorisation check writes pairs.png and numbers next to real-to-real d
 
 test('gan sample writes N PNGs of the asked class', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-sample-'));
-  const r = cxr(['gan', 'sample', '--gan-model', ganDir, '--n', '3', '--class', 'PNEUMONIA', '--out', out, '--size', '96']);
+  const r = cxr([
+    'gan',
+    'sample',
+    '--gan-model',
+    ganDir,
+    '--n',
+    '3',
+    '--class',
+    'PNEUMONIA',
+    '--out',
+    out,
+    '--size',
+    '96',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const files = fs.readdirSync(out).sort();
   assert.deepEqual(files, ['PNEUMONIA-s1-0001.png', 'PNEUMONIA-s1-0002.png', 'PNEUMONIA-s1-0003.png']);
   const meta = await sharp(path.join(out, files[0])).metadata();
   assert.deepEqual([meta.width, meta.height, meta.channels], [96, 96, 1]);
-  assert.notEqual(cxr(['gan', 'sample', '--gan-model', ganDir, '--n', '1', '--class', 'COVID', '--out', out]).status, 0);
+  assert.notEqual(
+    cxr(['gan', 'sample', '--gan-model', ganDir, '--n', '1', '--class', 'COVID', '--out', out]).status,
+    0,
+  );
 });
 
 test('gan train --resume continues from the last checkpoint', () => {
@@ -104,8 +128,13 @@ test('gan train --resume continues from the last checkpoint', () => {
   const r = cxr([...args, '--epochs', '2', '--resume']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /resuming after epoch 1/);
-  const epochs = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-    .filter((e) => e.kind === 'epoch').map((e) => e.epoch);
+  const epochs = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.kind === 'epoch')
+    .map((e) => e.epoch);
   assert.deepEqual(epochs, [1, 2]);
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'gan.json'), 'utf8')).epochs, 2);
 });
@@ -119,7 +148,10 @@ test('GAN images are resized to the classifier size and appended to the training
   assert.equal(r.train.files.filter(isSynthetic).length, 10);
   assert.equal(val.files.filter(isSynthetic).length, 0);
   assert.deepEqual(r.info.synthetic && (r.info.synthetic as { normal: number }).normal, 5);
-  await assert.rejects(withGanImages(train, { ganImages: 5, seed: 42 }, () => {}), /--gan-model/);
+  await assert.rejects(
+    withGanImages(train, { ganImages: 5, seed: 42 }, () => {}),
+    /--gan-model/,
+  );
   assert.deepEqual(ganCounts('balance', [0, 1, 1, 1]), [2, 0]);
   assert.deepEqual(ganCounts(3, [0, 1]), [3, 3]);
 });
@@ -127,14 +159,33 @@ test('GAN images are resized to the classifier size and appended to the training
 test('cxr train --gan-images records the generated images and validates on real images only', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-mix-'));
   await runTraining({
-    data, out, report: false, progress: false, log: () => {},
+    data,
+    out,
+    report: false,
+    progress: false,
+    log: () => {},
     overrides: {
-      arch: 'reference', inputSize: 48, epochs: 1, limitPerClass: 20, valFraction: 0.3, batchSize: 16, augment: 'none',
-      schedule: 'constant', warmupEpochs: 0, balance: 'none', tta: [], ganImages: 'balance', ganModel: ganDir,
+      arch: 'reference',
+      inputSize: 48,
+      epochs: 1,
+      limitPerClass: 20,
+      valFraction: 0.3,
+      batchSize: 16,
+      augment: 'none',
+      schedule: 'constant',
+      warmupEpochs: 0,
+      balance: 'none',
+      tta: [],
+      ganImages: 'balance',
+      ganModel: ganDir,
     },
   });
   const meta = readMeta(out);
-  const d = meta.data as { synthetic: { normal: number; pneumonia: number }; train: { n: number }; validation: { n: number } };
+  const d = meta.data as {
+    synthetic: { normal: number; pneumonia: number };
+    train: { n: number };
+    validation: { n: number };
+  };
   const { train, val } = await loadTrainVal(data, { size: 48, valFraction: 0.3, seed: 42, limitPerClass: 20 });
   const [n0, n1] = ganCounts('balance', train.labels);
   assert.deepEqual([d.synthetic.normal, d.synthetic.pneumonia], [n0, n1]);
@@ -147,33 +198,48 @@ test('cxr train --gan-images records the generated images and validates on real 
 test('experiments seed --gan-model: the GAN row gets generated images, its resampling counterpart none', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-gan-'));
   const { summaries } = await runSeedExperiments({
-    data, out, quick: true, ganModel: ganDir, only: ['gan-vs-oversample', 'cxr-oversample'], log: () => {},
+    data,
+    out,
+    quick: true,
+    ganModel: ganDir,
+    only: ['gan-vs-oversample', 'cxr-oversample'],
+    log: () => {},
   });
   assert.equal(summaries.length, 2);
   const gan = readMeta(path.join(out, 'gan-vs-oversample'));
   const over = readMeta(path.join(out, 'cxr-oversample'));
   const synthetic = (m: typeof gan) => (m.data as { synthetic?: { perClass: unknown; generator: string } }).synthetic;
   // The quick subset is already balanced, so 'balance' adds no image here; the row still draws on the GAN.
-  assert.deepEqual([synthetic(gan)?.perClass, synthetic(gan)?.generator], ['balance', ganDir], 'the GAN row balances with the GAN');
+  assert.deepEqual(
+    [synthetic(gan)?.perClass, synthetic(gan)?.generator],
+    ['balance', ganDir],
+    'the GAN row balances with the GAN',
+  );
   assert.equal(synthetic(over), undefined, 'no generated images in the oversampling row');
   assert.equal((over.recipe as { balance: string }).balance, 'oversample');
   assert.equal((gan.recipe as { balance: string }).balance, 'none');
 });
 
 test('nearest neighbours match brute force and honour exclusions', () => {
-  const dim = 16, nq = 5, nr = 37;
+  const dim = 16,
+    nq = 5,
+    nr = 37;
   const q = Uint8Array.from({ length: nq * dim }, (_, i) => (i * 37) % 251);
   const r = Uint8Array.from({ length: nr * dim }, (_, i) => (i * 91 + 7) % 253);
   r.set(q.subarray(dim, 2 * dim), 20 * dim); // query 1 has an exact copy at 20
   const skip = (i: number, j: number) => j === 3 * i;
   const got = nearest(q, nq, r, nr, dim, skip, 8);
   for (let i = 0; i < nq; i++) {
-    let best = Infinity, arg = -1;
+    let best = Infinity,
+      arg = -1;
     for (let j = 0; j < nr; j++) {
       if (skip(i, j)) continue;
       let s = 0;
       for (let k = 0; k < dim; k++) s += (q[i * dim + k] - r[j * dim + k]) ** 2;
-      if (s < best) { best = s; arg = j; }
+      if (s < best) {
+        best = s;
+        arg = j;
+      }
     }
     assert.equal(got.index[i], arg);
     assert.ok(Math.abs(got.distance[i] - Math.sqrt(best / dim)) < 1e-2);

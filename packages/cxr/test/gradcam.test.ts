@@ -39,7 +39,10 @@ function rng(seed: number): () => number {
   };
 }
 
-interface Sample { pixels: Float32Array; blob: { x: number; y: number } | null }
+interface Sample {
+  pixels: Float32Array;
+  blob: { x: number; y: number } | null;
+}
 
 function makeImage(rand: () => number, withBlob: boolean): Sample {
   const px = new Float32Array(S * S);
@@ -74,12 +77,27 @@ before(async () => {
   const input = tfl.input({ shape: [S, S, 1] });
   // Seeded initial weights and a fixed order: an unseeded run could start with dead ReLUs and not learn.
   const init = (seed: number) => tfl.initializers.heNormal({ seed });
-  let x = tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) })
+  let x = tfl.layers
+    .conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) })
     .apply(input) as tfl.SymbolicTensor;
-  x = tfl.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'last_conv', kernelInitializer: init(2) })
+  x = tfl.layers
+    .conv2d({
+      filters: 16,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      name: 'last_conv',
+      kernelInitializer: init(2),
+    })
     .apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 1, activation: 'sigmoid', name: 'pneumonia', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) })
+  const out = tfl.layers
+    .dense({
+      units: 1,
+      activation: 'sigmoid',
+      name: 'pneumonia',
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+    })
     .apply(x) as tfl.SymbolicTensor;
   model = tfl.model({ inputs: input, outputs: out });
   model.compile({ optimizer: tf.train.adam(0.01), loss: 'binaryCrossentropy' });
@@ -102,14 +120,15 @@ before(async () => {
 
 after(() => model?.dispose());
 
-const prob = (px: Float32Array) => tf.tidy(() => (model.predict(tf.tensor4d(px, [1, S, S, 1])) as tf.Tensor).dataSync()[0]);
+const prob = (px: Float32Array) =>
+  tf.tidy(() => (model.predict(tf.tensor4d(px, [1, S, S, 1])) as tf.Tensor).dataSync()[0]);
 
 test('the model learned the task (sanity check for the tests below)', () => {
   const rand = rng(99);
   let correct = 0;
   for (let i = 0; i < 40; i++) {
     const s = makeImage(rand, i % 2 === 0);
-    correct += (prob(s.pixels) >= 0.5) === !!s.blob ? 1 : 0;
+    correct += prob(s.pixels) >= 0.5 === !!s.blob ? 1 : 0;
   }
   assert.ok(correct >= 36, `accuracy ${correct}/40`);
 });
@@ -154,7 +173,7 @@ test('a blank image has no positive evidence: all-zero map', () => {
   for (const v of cam.map) assert.ok(v >= 0 && v <= 1);
 });
 
-test('ensembles average their members\' maps; a model without last_conv is refused', () => {
+test("ensembles average their members' maps; a model without last_conv is refused", () => {
   const s = makeImage(rng(5), true);
   const x = tf.tensor4d(s.pixels, [1, S, S, 1]);
   const single = gradCam([parts], x);
@@ -162,7 +181,9 @@ test('ensembles average their members\' maps; a model without last_conv is refus
   x.dispose();
   for (let i = 0; i < single.map.length; i++) assert.ok(Math.abs(single.map[i] - double.map[i]) < 1e-5);
   const input = tfl.input({ shape: [8, 8, 1] });
-  const y = tfl.layers.dense({ units: 1, activation: 'sigmoid' }).apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor;
+  const y = tfl.layers
+    .dense({ units: 1, activation: 'sigmoid' })
+    .apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor;
   const plain = tfl.model({ inputs: input, outputs: y });
   assert.throws(() => splitModel(plain), /last_conv/);
   plain.dispose();
@@ -192,7 +213,13 @@ test('every cxr architecture splits at last_conv and the split reproduces the mo
 test('one pass gives the TTA logits and the OOD features that two passes give', () => {
   const m = cxrnet({ inputSize: 32, widths: [4, 8], dropout: 0.3 });
   const p = splitModel(m);
-  const tap = { member: 0, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(p.featureLayer).getOutputAt(0) as tfl.SymbolicTensor] }) };
+  const tap = {
+    member: 0,
+    model: tfl.model({
+      inputs: m.inputs,
+      outputs: [m.outputs[0], m.getLayer(p.featureLayer).getOutputAt(0) as tfl.SymbolicTensor],
+    }),
+  };
   const x = tf.randomUniform([2, 32, 32, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
   // 'identity' not first: the features must come from the identity view's rows of the stacked batch.
   const tta: TtaView[] = ['zoom-in', 'identity', 'shift-left'];
@@ -216,7 +243,10 @@ test('resizeMap is bilinear and keeps constants constant', () => {
   const flat = resizeMap(new Float32Array([0.5, 0.5, 0.5, 0.5]), 2, 2, 5, 7);
   assert.ok(flat.every((v) => Math.abs(v - 0.5) < 1e-6));
   const ramp = resizeMap(new Float32Array([0, 1]), 1, 2, 1, 4);
-  assert.deepEqual([...ramp].map((v) => +v.toFixed(3)), [0, 0.25, 0.75, 1]);
+  assert.deepEqual(
+    [...ramp].map((v) => +v.toFixed(3)),
+    [0, 0.25, 0.75, 1],
+  );
 });
 
 test('the colour map gets brighter monotonically (readable in grayscale)', () => {
@@ -229,7 +259,8 @@ test('the colour map gets brighter monotonically (readable in grayscale)', () =>
 });
 
 test('renderOverlay: PNG at the image size, coloured where the map is high, gray where it is low', async () => {
-  const width = 60, height = 40;
+  const width = 60,
+    height = 40;
   const gray = new Uint8Array(width * height).fill(128);
   const map = new Float32Array(16);
   map[0] = 1; // top-left cell of a 4x4 map

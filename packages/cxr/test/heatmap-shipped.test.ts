@@ -11,10 +11,13 @@ import { SHARED } from './ood-fixtures';
 
 const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
 const FULLRES = path.join(SHARED, 'samples-fullres');
-const skip = fs.existsSync(path.join(SHIPPED, 'ood.json')) && fs.existsSync(FULLRES) ? false : 'no shipped model or no samples';
+const skip =
+  fs.existsSync(path.join(SHIPPED, 'ood.json')) && fs.existsSync(FULLRES) ? false : 'no shipped model or no samples';
 let predictor: Predictor;
 
-before(async () => { if (!skip) predictor = await Predictor.load(SHIPPED, { warmUp: false }); });
+before(async () => {
+  if (!skip) predictor = await Predictor.load(SHIPPED, { warmUp: false });
+});
 after(() => predictor?.dispose());
 
 /** Fraction of the overlay's pixels that are visibly coloured (the film itself is gray). */

@@ -1,6 +1,6 @@
 // Keras weight files for the tests, written with h5wasm in the layout that
 // src/models/backbones/keras_h5.ts reads.
-type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } });
+type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' }});
 type Group = InstanceType<H5['default']['Group']>;
 
 async function lib(): Promise<H5['default']> {

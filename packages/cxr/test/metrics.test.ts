@@ -113,7 +113,10 @@ test('a single-class set gives null AUC with a reason, and no NaN anywhere', () 
   assert.equal(m.ci95.sensitivity, null);
   assert.equal(m.specificity, 0.75);
   assert.equal(m.f1, 0);
-  assert.ok(m.notes?.some((n) => n.includes('AUC')), String(m.notes));
+  assert.ok(
+    m.notes?.some((n) => n.includes('AUC')),
+    String(m.notes),
+  );
   Metrics.parse(JSON.parse(json));
 
   const allPos = evaluate([1, 1, 1], [0.2, 0.4, 0.9], { threshold: 0.95 });
@@ -183,7 +186,10 @@ test('pairedAucDifference: the AUC difference on the same cases, with a paired b
   }
   const d = pairedAucDifference(labels, weak, strong, { n: 400, seed: 3 })!;
   close(d.difference, rocAuc(labels, strong)! - rocAuc(labels, weak)!, 1e-12, 'difference');
-  assert.ok(d.ci95![0] > 0 && d.ci95![0] < d.difference && d.difference < d.ci95![1], `interval ${d.ci95} around ${d.difference}, above 0`);
+  assert.ok(
+    d.ci95![0] > 0 && d.ci95![0] < d.difference && d.difference < d.ci95![1],
+    `interval ${d.ci95} around ${d.difference}, above 0`,
+  );
   // The same model against itself: no difference in any resample.
   assert.deepEqual(pairedAucDifference(labels, weak, weak, { n: 50 }), { difference: 0, ci95: [0, 0] });
   // The paired interval is narrower than the two unpaired AUC intervals' spread would suggest.

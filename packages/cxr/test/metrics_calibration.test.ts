@@ -86,7 +86,10 @@ test('operating points meet their definitions', () => {
   const { screening, balanced } = operatingPoints(labels, probs);
   assert.equal(screening.name, 'screening');
   assert.ok(screening.sensitivity >= SCREENING_SENSITIVITY);
-  assert.deepEqual(sens(screening.threshold), { sensitivity: screening.sensitivity, specificity: screening.specificity });
+  assert.deepEqual(sens(screening.threshold), {
+    sensitivity: screening.sensitivity,
+    specificity: screening.specificity,
+  });
   // Any higher threshold loses sensitivity below the target.
   const higher = [...new Set(probs)].filter((p) => p > screening.threshold);
   for (const t of higher) assert.ok(sens(t).sensitivity < SCREENING_SENSITIVITY, `threshold ${t} also reaches 99%`);
@@ -105,9 +108,24 @@ test('operating points on a tiny example', () => {
   const labels = [1, 1, 1, 0, 1, 0, 0, 1, 0, 0];
   const probs = [0.9, 0.8, 0.7, 0.7, 0.6, 0.4, 0.4, 0.3, 0.2, 0.1];
   // All five positives are reached first at 0.3 (3 false positives above it).
-  assert.deepEqual(screeningPoint(labels, probs), { name: 'screening', threshold: 0.3, sensitivity: 1, specificity: 0.4 });
-  assert.deepEqual(screeningPoint(labels, probs, 0.8), { name: 'screening', threshold: 0.6, sensitivity: 0.8, specificity: 0.8 });
+  assert.deepEqual(screeningPoint(labels, probs), {
+    name: 'screening',
+    threshold: 0.3,
+    sensitivity: 1,
+    specificity: 0.4,
+  });
+  assert.deepEqual(screeningPoint(labels, probs, 0.8), {
+    name: 'screening',
+    threshold: 0.6,
+    sensitivity: 0.8,
+    specificity: 0.8,
+  });
   // Youden J by threshold: 0.9 .2, 0.8 .4, 0.7 .4, 0.6 .6, 0.4 .2, 0.3 .4, 0.2 .2, 0.1 0.
-  assert.deepEqual(balancedPoint(labels, probs), { name: 'balanced', threshold: 0.6, sensitivity: 0.8, specificity: 0.8 });
+  assert.deepEqual(balancedPoint(labels, probs), {
+    name: 'balanced',
+    threshold: 0.6,
+    sensitivity: 0.8,
+    specificity: 0.8,
+  });
   assert.throws(() => balancedPoint([1, 1], [0.2, 0.3]), /both/);
 });

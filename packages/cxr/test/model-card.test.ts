@@ -18,7 +18,10 @@ test('regenerating a card keeps the hand-written part below the marker, and only
   assert.ok(!generated.includes(HAND_WRITTEN_MARKER));
 
   const notes = `${HAND_WRITTEN_MARKER}\n\n## Why this model\nChosen on validation.\n`;
-  fs.writeFileSync(path.join(dir, 'MODEL_CARD.md'), generated.replace('## Recipe', '## Recipe (edited by hand, not kept)') + '\n' + notes);
+  fs.writeFileSync(
+    path.join(dir, 'MODEL_CARD.md'),
+    generated.replace('## Recipe', '## Recipe (edited by hand, not kept)') + '\n' + notes,
+  );
   writeModelCard(dir, { ...meta, temperature: 1.234 });
   const card = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
   assert.ok(card.endsWith(notes), 'the notes stay at the end, once');
@@ -42,12 +45,19 @@ test('cardCommand reads back the command a card was written with; the adaptation
   assert.equal(cardCommand(dir), 'cxr train --data d --out runs/x --epochs 3');
   assert.doesNotMatch(fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8'), /Adapted to a site/);
   const adaptation = {
-    method: ['adabn' as const], films: { used: 120, rejected: 4, unreadable: 1 }, fingerprint: 'a'.repeat(64), date: '2026-01-01T00:00:00Z',
-    source: { name: meta.name, version: meta.version, sha256: 'b'.repeat(64) }, bnLayers: 13,
+    method: ['adabn' as const],
+    films: { used: 120, rejected: 4, unreadable: 1 },
+    fingerprint: 'a'.repeat(64),
+    date: '2026-01-01T00:00:00Z',
+    source: { name: meta.name, version: meta.version, sha256: 'b'.repeat(64) },
+    bnLayers: 13,
   };
   writeModelCard(dir, { ...meta, adaptation });
   const card = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
-  assert.match(card, /## Adapted to a site[\s\S]*13 batch-norm layers were re-estimated on 120 of the site's films\n\(4 flagged/);
+  assert.match(
+    card,
+    /## Adapted to a site[\s\S]*13 batch-norm layers were re-estimated on 120 of the site's films\n\(4 flagged/,
+  );
   assert.match(card, /validation figures below are the \*\*source model's, measured before adaptation\*\*/);
 });
 
@@ -55,12 +65,20 @@ test('the recipe section names site-shift augmentation and input normalisation, 
   const meta = readMeta(path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-recipe-'));
   const shift = { probability: 0.5, maxStrength: 1, changes: ['blur', 'noise'] };
-  writeModelCard(dir, { ...meta, recipe: { ...meta.recipe, shiftAugment: shift }, preprocessing: { ...meta.preprocessing, normalize: 'equalize' } });
+  writeModelCard(dir, {
+    ...meta,
+    recipe: { ...meta.recipe, shiftAugment: shift },
+    preprocessing: { ...meta.preprocessing, normalize: 'equalize' },
+  });
   const card = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
   assert.match(card, /site-shift augmentation on 50% of training films \(blur, noise; strength up to 1\);/);
   assert.match(card, /per-image normalisation `equalize`;/);
   assert.match(card, /test-time augmentation: .+\. Training took/);
-  writeModelCard(dir, { ...meta, recipe: { ...meta.recipe, shiftAugment: undefined }, preprocessing: { ...meta.preprocessing, normalize: 'none' } });
+  writeModelCard(dir, {
+    ...meta,
+    recipe: { ...meta.recipe, shiftAugment: undefined },
+    preprocessing: { ...meta.preprocessing, normalize: 'none' },
+  });
   const plain = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
   assert.doesNotMatch(plain, /site-shift|per-image normalisation/);
   assert.match(plain, /test-time augmentation: .+\. Training took/);

@@ -30,7 +30,10 @@ test('ttaView refuses an unknown view instead of returning the identity', async 
 });
 
 test('cxr.json: a misspelt test-time view is an error naming the field', () => {
-  assert.throws(() => parseMeta({ ...readDefault(), tta: ['identity', 'zoom_in'] }, 'm/cxr.json'), /m\/cxr.json: not a valid cxr.json[\s\S]*tta\[1\]/);
+  assert.throws(
+    () => parseMeta({ ...readDefault(), tta: ['identity', 'zoom_in'] }, 'm/cxr.json'),
+    /m\/cxr.json: not a valid cxr.json[\s\S]*tta\[1\]/,
+  );
   assert.throws(() => parseMeta({ ...readDefault(), recipe: { tta: ['flip'] } }, 'm'), /recipe\.tta\[0\]/);
   assert.throws(() => parseMeta({ ...readDefault(), recipe: { augment: 'heavy' } }, 'm'), /recipe\.augment/);
 });
@@ -63,7 +66,11 @@ test('cxr train takes its choices from the same lists, and refuses others before
   assert.deepEqual(choices('--model'), [...ARCH_NAMES]);
   assert.deepEqual(choices('--augment'), [...AUGMENT_PRESET_NAMES]);
   assert.deepEqual(choices('--tta'), [...TTA_VIEWS]);
-  const r = spawnSync(process.execPath, [CLI, 'train', '--data', 'nowhere', '--out', 'nowhere', '--tta', 'identity', 'zoom_in'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'train', '--data', 'nowhere', '--out', 'nowhere', '--tta', 'identity', 'zoom_in'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 1);
   assert.match(r.stderr, /argument 'zoom_in' is invalid\. Allowed choices are identity, zoom-in/);
 });

@@ -18,14 +18,28 @@ import { CHEST_XRAY, needsData } from './shared-data';
 const data = CHEST_XRAY;
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
-test('an equalising recipe is recorded, and the Predictor and the loaders feed the network the same input', { skip: needsData() }, async () => {
+test('an equalising recipe is recorded, and the Predictor and the loaders feed the network the same input', {
+  skip: needsData(),
+}, async () => {
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-norm-'));
   const r = await runTraining({
-    data, out, recipeName: 'cxr-equalize', report: false, progress: false, log: () => {},
+    data,
+    out,
+    recipeName: 'cxr-equalize',
+    report: false,
+    progress: false,
+    log: () => {},
     overrides: {
-      inputSize: 48, epochs: 1, limitPerClass: 40, valFraction: 0.3, batchSize: 16, augment: 'none', tta: [],
-      seed: 5, splitSeed: 42,
+      inputSize: 48,
+      epochs: 1,
+      limitPerClass: 40,
+      valFraction: 0.3,
+      batchSize: 16,
+      augment: 'none',
+      tta: [],
+      seed: 5,
+      splitSeed: 42,
     },
   });
   assert.equal(r.meta.preprocessing.normalize, 'equalize');
@@ -43,8 +57,10 @@ test('an equalising recipe is recorded, and the Predictor and the loaders feed t
   const predictor = await Predictor.load(out);
   for (let i = 0; i < records.length; i++) {
     const p = await predictor.predict(fs.readFileSync(records[i].path));
-    assert.ok(Math.abs(p.logit * r.meta.temperature - viaLoader[i]) < 1e-4,
-      `${records[i].path}: predictor ${p.logit * r.meta.temperature} vs loader ${viaLoader[i]}`);
+    assert.ok(
+      Math.abs(p.logit * r.meta.temperature - viaLoader[i]) < 1e-4,
+      `${records[i].path}: predictor ${p.logit * r.meta.temperature} vs loader ${viaLoader[i]}`,
+    );
   }
   // The normalisation really changes what the network sees.
   assert.ok(viaLoader.some((z, i) => Math.abs(z - unnormalised[i]) > 1e-3));

@@ -8,7 +8,14 @@ import sharp from 'sharp';
 import { decodeFile } from '../src/data/decode';
 import { register } from '../src/cli/ood';
 import {
-  fitGaussian, imageChecks, loadOod, mahalanobis, OOD_FILE, percentile, saturatedFraction, weightsDigest,
+  fitGaussian,
+  imageChecks,
+  loadOod,
+  mahalanobis,
+  OOD_FILE,
+  percentile,
+  saturatedFraction,
+  weightsDigest,
 } from '../src/explain/ood';
 import { InputError } from '../src/predict/errors';
 import { Predictor } from '../src/predict/predictor';
@@ -26,7 +33,11 @@ function normals(seed: number): () => number {
 
 test('fitGaussian recovers a known Gaussian: precision ≈ Σ⁻¹, E[d²] ≈ dim', () => {
   // x = A z with A lower-triangular, so Σ = A Aᵀ.
-  const A = [[2, 0, 0], [1, 1, 0], [0, -0.5, 0.5]];
+  const A = [
+    [2, 0, 0],
+    [1, 1, 0],
+    [0, -0.5, 0.5],
+  ];
   const n = 4000;
   const g = normals(3);
   const x = new Float64Array(n * 3);
@@ -38,7 +49,11 @@ test('fitGaussian recovers a known Gaussian: precision ≈ Σ⁻¹, E[d²] ≈ d
   assert.ok(fit.shrinkage >= 0 && fit.shrinkage < 0.05, `shrinkage ${fit.shrinkage}`);
   for (const m of fit.mean) assert.ok(Math.abs(m - 5) < 0.15);
   // Σ⁻¹ of A Aᵀ for this A, computed by hand: Σ = [[4,2,0],[2,2,-0.5],[0,-0.5,0.5]].
-  const sigma = [[4, 2, 0], [2, 2, -0.5], [0, -0.5, 0.5]];
+  const sigma = [
+    [4, 2, 0],
+    [2, 2, -0.5],
+    [0, -0.5, 0.5],
+  ];
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 3; c++) {
       let v = 0;
@@ -53,7 +68,8 @@ test('fitGaussian recovers a known Gaussian: precision ≈ Σ⁻¹, E[d²] ≈ d
 });
 
 test('fitGaussian stays usable with fewer samples than dimensions and with dead features', () => {
-  const n = 20, d = 50;
+  const n = 20,
+    d = 50;
   const g = normals(9);
   const x = Float64Array.from({ length: n * d }, (_, i) => (i % d === 7 ? 0 : g()));
   const fit = fitGaussian(x, n, d);
@@ -71,8 +87,15 @@ test('percentile interpolates between order statistics', () => {
   assert.equal(percentile([0, 10], 99), 9.9);
 });
 
-test('image checks: blank, inverted, colour, and DICOM header facts', { skip: !haveData && 'no shared/data' }, async () => {
-  const xray = path.join(CHEST_XRAY, 'train', 'NORMAL', fs.readdirSync(path.join(CHEST_XRAY, 'train', 'NORMAL')).sort()[0]);
+test('image checks: blank, inverted, colour, and DICOM header facts', {
+  skip: !haveData && 'no shared/data',
+}, async () => {
+  const xray = path.join(
+    CHEST_XRAY,
+    'train',
+    'NORMAL',
+    fs.readdirSync(path.join(CHEST_XRAY, 'train', 'NORMAL')).sort()[0],
+  );
   const { pixels } = await decodeFile(xray, 64);
   const codes = (f: Parameters<typeof imageChecks>[0]) => imageChecks(f).map((c) => c.code);
   assert.deepEqual(codes({ pixels, size: 64 }), []);
@@ -114,7 +137,9 @@ async function runCli(args: string[]): Promise<void> {
   await program.parseAsync(args, { from: 'user' });
 }
 
-test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagged', { skip: !haveData && 'no shared/data' }, async () => {
+test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagged', {
+  skip: !haveData && 'no shared/data',
+}, async () => {
   await runCli(['ood', 'fit', '--model', modelDir, '--data', CHEST_XRAY, '--cache', cacheDir]);
   const found = loadOod(modelDir, modelDir);
   assert.ok(found.model, String(found.problem));
@@ -125,7 +150,7 @@ test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagg
   assert.equal(ood.weightsSha256, weightsDigest(modelDir));
   assert.equal(ood.fitted.valFraction, 0.25);
   assert.equal(ood.fitted.splitSeed, 3);
-  assert.equal(ood.fitted.trainImages as number + (ood.fitted.validationImages as number), 120);
+  assert.equal((ood.fitted.trainImages as number) + (ood.fitted.validationImages as number), 120);
   assert.ok(ood.threshold >= ood.scores.validation.p50);
 
   const p = await Predictor.load(modelDir);
@@ -141,7 +166,13 @@ test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagg
     for (const dir of [path.join(CHEST_XRAY, 'val'), path.join(SHARED, 'samples-fullres')]) {
       for (const cls of ['NORMAL', 'PNEUMONIA']) {
         const d = path.join(dir, cls);
-        if (fs.existsSync(d)) xrays.push(...fs.readdirSync(d).filter((f) => f.endsWith('.jpeg')).map((f) => path.join(d, f)));
+        if (fs.existsSync(d))
+          xrays.push(
+            ...fs
+              .readdirSync(d)
+              .filter((f) => f.endsWith('.jpeg'))
+              .map((f) => path.join(d, f)),
+          );
       }
     }
     let passed = 0;
@@ -169,25 +200,37 @@ test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagg
         if (!(e instanceof InputError)) throw e; // e.g. a deliberately truncated sample: not an image at all
       }
     }
-    if (realScored > 0) assert.ok(realCaught >= 0.75 * realScored, `real pictures flagged: ${realCaught}/${realScored}`);
+    if (realScored > 0)
+      assert.ok(realCaught >= 0.75 * realScored, `real pictures flagged: ${realCaught}/${realScored}`);
   } finally {
     p.dispose();
   }
 });
 
-test('oodPolicy refuse turns a flagged image into a 422 InputError; X-rays still pass', { skip: !haveData && 'no shared/data' }, async () => {
-  if (!fs.existsSync(path.join(modelDir, OOD_FILE))) await runCli(['ood', 'fit', '--model', modelDir, '--data', CHEST_XRAY, '--cache', cacheDir]);
+test('oodPolicy refuse turns a flagged image into a 422 InputError; X-rays still pass', {
+  skip: !haveData && 'no shared/data',
+}, async () => {
+  if (!fs.existsSync(path.join(modelDir, OOD_FILE)))
+    await runCli(['ood', 'fit', '--model', modelDir, '--data', CHEST_XRAY, '--cache', cacheDir]);
   const p = await Predictor.load(modelDir, { oodPolicy: 'refuse' });
   try {
     const { 'noise.png': noise, 'colour-gradient.jpeg': colour } = await generatedNonXrays();
     const tensors = tf.memory().numTensors;
     for (const bytes of [noise, colour]) {
       for (const opts of [{}, { heatmap: true, thumbnail: true }]) {
-        await assert.rejects(p.predict(bytes, opts), (e: unknown) => e instanceof InputError && e.status === 422 && e.code === 'NOT_A_CHEST_XRAY');
+        await assert.rejects(
+          p.predict(bytes, opts),
+          (e: unknown) => e instanceof InputError && e.status === 422 && e.code === 'NOT_A_CHEST_XRAY',
+        );
       }
     }
     assert.equal(tf.memory().numTensors, tensors, 'refusals leave no tensors behind');
-    const xray = path.join(CHEST_XRAY, 'val', 'NORMAL', fs.readdirSync(path.join(CHEST_XRAY, 'val', 'NORMAL')).sort()[0]);
+    const xray = path.join(
+      CHEST_XRAY,
+      'val',
+      'NORMAL',
+      fs.readdirSync(path.join(CHEST_XRAY, 'val', 'NORMAL')).sort()[0],
+    );
     const r = await p.predict(fs.readFileSync(xray));
     assert.deepEqual(r.warnings, []);
   } finally {
@@ -195,7 +238,9 @@ test('oodPolicy refuse turns a flagged image into a 422 InputError; X-rays still
   }
 });
 
-test('an ood.json from other weights, or a broken one, is ignored with a note', { skip: !haveData && 'no shared/data' }, async () => {
+test('an ood.json from other weights, or a broken one, is ignored with a note', {
+  skip: !haveData && 'no shared/data',
+}, async () => {
   if (!fs.existsSync(path.join(modelDir, OOD_FILE))) return;
   const other = await makeSeededModel(path.join(tempDir('ood-other'), 'model'), { seed: 2 });
   try {
@@ -209,7 +254,9 @@ test('an ood.json from other weights, or a broken one, is ignored with a note', 
     try {
       assert.equal(p.oodGate, null);
       assert.ok(p.notes.some((n) => /not JSON/.test(n)));
-      const png = await sharp(new Uint8Array(64 * 64).fill(90), { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+      const png = await sharp(new Uint8Array(64 * 64).fill(90), { raw: { width: 64, height: 64, channels: 1 } })
+        .png()
+        .toBuffer();
       assert.equal((await p.predict(png)).ood, null);
     } finally {
       p.dispose();

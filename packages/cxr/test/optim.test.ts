@@ -13,7 +13,7 @@ function stepSize(name: 'sgd' | 'adam' | 'rmsprop', lr: number): number {
   const w = tf.variable(tf.scalar(1));
   setLearningRate(opt, lr);
   opt.minimize(() => tf.sum(w) as tf.Scalar);
-  const moved = 1 - (w.dataSync()[0]);
+  const moved = 1 - w.dataSync()[0];
   w.dispose();
   opt.dispose();
   return moved;

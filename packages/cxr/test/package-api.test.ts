@@ -16,7 +16,16 @@ test('the package root exports the library API, with types', () => {
   assert.ok(fs.existsSync(path.join(pkgDir, pkg.types)), `types ${pkg.types} exist`);
   // Resolved by name, as a program in this workspace (or one that installed the package) would.
   const api = require(require.resolve('@cxr/app', { paths: [repo] }));
-  for (const name of ['Predictor', 'loadModel', 'runBatch', 'runEvaluation', 'runTraining', 'runRobustness', 'adaptModel', 'initEngine']) {
+  for (const name of [
+    'Predictor',
+    'loadModel',
+    'runBatch',
+    'runEvaluation',
+    'runTraining',
+    'runRobustness',
+    'adaptModel',
+    'initEngine',
+  ]) {
     assert.equal(typeof api[name], 'function', name);
   }
   assert.equal(typeof api.Predictor.load, 'function');
@@ -26,5 +35,6 @@ test('the linked cxr command is executable and lists its commands', () => {
   const bin = path.join(repo, 'node_modules', '.bin', 'cxr');
   assert.ok(fs.existsSync(bin), 'node_modules/.bin/cxr after npm ci');
   const help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
-  for (const cmd of ['predict', 'serve', 'train', 'robustness', 'adapt', 'orthanc']) assert.match(help, new RegExp(`\\b${cmd}\\b`));
+  for (const cmd of ['predict', 'serve', 'train', 'robustness', 'adapt', 'orthanc'])
+    assert.match(help, new RegExp(`\\b${cmd}\\b`));
 });

@@ -30,13 +30,21 @@ after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function sync(...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     // Credentials only through the environment, as in production.
     const env = { ...process.env, ...stack!.env, CXR_MODEL: modelDir };
-    const child = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--state', path.join(dir, 'state.json'), '--json', ...args], { env, cwd: dir });
+    const child = spawn(
+      process.execPath,
+      [MAIN, 'orthanc', 'sync', '--state', path.join(dir, 'state.json'), '--json', ...args],
+      { env, cwd: dir },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -47,9 +55,12 @@ function sync(...args: string[]): Promise<Run> {
 }
 
 async function findInstances(query: Record<string, string>): Promise<string[]> {
-  const res = await orthanc(stack!, '/tools/find', { method: 'POST', body: JSON.stringify({ Level: 'Instance', Query: query }) });
+  const res = await orthanc(stack!, '/tools/find', {
+    method: 'POST',
+    body: JSON.stringify({ Level: 'Instance', Query: query }),
+  });
   assert.equal(res.status, 200);
-  return await res.json() as string[];
+  return (await res.json()) as string[];
 }
 
 async function dataset(id: string): Promise<dicomParser.DataSet> {
@@ -58,25 +69,33 @@ async function dataset(id: string): Promise<dicomParser.DataSet> {
 }
 
 const str = (ds: dicomParser.DataSet, tag: string) => ds.string(tag)?.replace(/\0/g, '').trim();
-const first = (ds: dicomParser.DataSet, ...tags: string[]) => tags.reduce((d, t) => d.elements[t].items![0].dataSet!, ds);
+const first = (ds: dicomParser.DataSet, ...tags: string[]) =>
+  tags.reduce((d, t) => d.elements[t].items![0].dataSet!, ds);
 
 /** For every SR (or SC) in the PACS: the source SOP instance it refers to → the study it was filed in. */
 async function results(modality: 'SR' | 'OT'): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   for (const id of await findInstances({ Modality: modality })) {
     const ds = await dataset(id);
-    const source = modality === 'SR'
-      ? str(first(ds, 'x0040a375', 'x00081115', 'x00081199'), 'x00081155')!
-      : str(first(ds, 'x00082112'), 'x00081155')!;
+    const source =
+      modality === 'SR'
+        ? str(first(ds, 'x0040a375', 'x00081115', 'x00081199'), 'x00081155')!
+        : str(first(ds, 'x00082112'), 'x00081155')!;
     out.set(source, [...(out.get(source) ?? []), str(ds, 'x0020000d')!]);
   }
   return out;
 }
 
-test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its study; reruns add nothing', { skip: skip ?? false, timeout: 240_000 }, async () => {
+test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its study; reruns add nothing', {
+  skip: skip ?? false,
+  timeout: 240_000,
+}, async () => {
   // Upload every sample; files holding the same SOP instance are stored once by Orthanc.
   const films = new Map<string, string>(); // SOP instance UID → study UID
-  for (const f of fs.readdirSync(DICOM_DIR).filter((n) => n.endsWith('.dcm')).sort()) {
+  for (const f of fs
+    .readdirSync(DICOM_DIR)
+    .filter((n) => n.endsWith('.dcm'))
+    .sort()) {
     const bytes = fs.readFileSync(path.join(DICOM_DIR, f));
     const res = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
     assert.equal(res.status, 200, `${f} uploaded`);
@@ -88,7 +107,11 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   const first = await sync('--once', '--since-start');
   assert.equal(first.code, 0, first.stderr);
   const stats = JSON.parse(first.stdout) as Record<string, number>;
-  assert.deepEqual({ processed: stats.processed, failed: stats.failed, alreadyDone: stats.alreadyDone }, { processed: 4, failed: 0, alreadyDone: 0 }, first.stderr);
+  assert.deepEqual(
+    { processed: stats.processed, failed: stats.failed, alreadyDone: stats.alreadyDone },
+    { processed: 4, failed: 0, alreadyDone: 0 },
+    first.stderr,
+  );
 
   const check = async () => {
     for (const modality of ['SR', 'OT'] as const) {
@@ -107,7 +130,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   assert.equal(second.code, 0, second.stderr);
   const s2 = JSON.parse(second.stdout) as Record<string, number>;
   assert.equal(s2.processed, 0);
-  assert.equal(s2.skipped, films.size * 2, 'the 8 results, recognised as cxr\'s own');
+  assert.equal(s2.skipped, films.size * 2, "the 8 results, recognised as cxr's own");
   assert.match(second.stderr, /a cxr result/);
 
   // From the start again: every film is found done (deterministic UIDs) and nothing is stored twice.
@@ -122,12 +145,20 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   const [someFilm] = await findInstances({ Modality: 'CR' });
   const newUid = '2.25.1234567890123456789';
   const modified = await orthanc(stack!, `/instances/${someFilm}/modify`, {
-    method: 'POST', body: JSON.stringify({ Replace: { SOPInstanceUID: newUid }, Force: true }),
+    method: 'POST',
+    body: JSON.stringify({ Replace: { SOPInstanceUID: newUid }, Force: true }),
   });
   assert.equal(modified.status, 200);
-  const upload = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(await modified.arrayBuffer()) });
+  const upload = await orthanc(stack!, '/instances', {
+    method: 'POST',
+    body: new Uint8Array(await modified.arrayBuffer()),
+  });
   assert.equal(upload.status, 200);
-  films.set(newUid, (await (await orthanc(stack!, `/instances/${someFilm}/simplified-tags`)).json() as { StudyInstanceUID: string }).StudyInstanceUID);
+  films.set(
+    newUid,
+    ((await (await orthanc(stack!, `/instances/${someFilm}/simplified-tags`)).json()) as { StudyInstanceUID: string })
+      .StudyInstanceUID,
+  );
   const fourth = await sync('--once');
   assert.equal(fourth.code, 0, fourth.stderr);
   const s4 = JSON.parse(fourth.stdout) as Record<string, number>;
@@ -135,13 +166,21 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   await check();
 
   // Polling: SIGTERM stops it cleanly (exit 0, counts printed).
-  const poll = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--interval', '0.5', '--state', path.join(dir, 'state.json'), '--json'],
-    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir } });
+  const poll = spawn(
+    process.execPath,
+    [MAIN, 'orthanc', 'sync', '--interval', '0.5', '--state', path.join(dir, 'state.json'), '--json'],
+    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir } },
+  );
   let pollErr = '';
   let pollOut = '';
   poll.stdout.on('data', (d) => (pollOut += d));
   const exited = new Promise<number | null>((resolve) => poll.on('close', resolve));
-  await new Promise<void>((resolve) => poll.stderr.on('data', (d) => { pollErr += d; if (/watching/.test(pollErr)) resolve(); }));
+  await new Promise<void>((resolve) =>
+    poll.stderr.on('data', (d) => {
+      pollErr += d;
+      if (/watching/.test(pollErr)) resolve();
+    }),
+  );
   await new Promise((r) => setTimeout(r, 1200)); // a few polls
   poll.kill('SIGTERM');
   assert.equal(await exited, 0, pollErr);
@@ -152,7 +191,11 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   const state = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
   const bad = await new Promise<Run>((resolve) => {
     const env = { ...process.env, ...stack!.env, CXR_ORTHANC_PASSWORD: 'wrong', CXR_MODEL: modelDir };
-    const child = spawn(process.execPath, [MAIN, 'orthanc', 'sync', '--once', '--state', path.join(dir, 'state.json')], { env });
+    const child = spawn(
+      process.execPath,
+      [MAIN, 'orthanc', 'sync', '--once', '--state', path.join(dir, 'state.json')],
+      { env },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout: '', stderr }));

@@ -14,27 +14,46 @@ test('config: environment, config file over environment, --url over both, errors
   try {
     const env = { CXR_ORTHANC_URL: 'http://127.0.0.1:8042/', CXR_ORTHANC_USER: 'u', CXR_ORTHANC_PASSWORD: 'p' };
     assert.deepEqual(loadOrthancConfig({ env }), { url: 'http://127.0.0.1:8042', user: 'u', password: 'p' });
-    assert.deepEqual(loadOrthancConfig({ env, url: 'https://pacs.example:443/orthanc' }).url, 'https://pacs.example:443/orthanc');
+    assert.deepEqual(
+      loadOrthancConfig({ env, url: 'https://pacs.example:443/orthanc' }).url,
+      'https://pacs.example:443/orthanc',
+    );
 
     const file = path.join(dir, 'orthanc.json');
-    fs.writeFileSync(file, JSON.stringify({ url: 'http://10.0.0.5:8042', user: 'f', password: 'secret' }), { mode: 0o644 });
+    fs.writeFileSync(file, JSON.stringify({ url: 'http://10.0.0.5:8042', user: 'f', password: 'secret' }), {
+      mode: 0o644,
+    });
     const warnings: string[] = [];
-    assert.deepEqual(loadOrthancConfig({ env, configFile: file, warn: (l) => warnings.push(l) }), { url: 'http://10.0.0.5:8042', user: 'f', password: 'secret' });
+    assert.deepEqual(loadOrthancConfig({ env, configFile: file, warn: (l) => warnings.push(l) }), {
+      url: 'http://10.0.0.5:8042',
+      user: 'f',
+      password: 'secret',
+    });
     assert.match(warnings.join(), /readable by others/);
     fs.chmodSync(file, 0o600);
     warnings.length = 0;
     loadOrthancConfig({ env, configFile: file, warn: (l) => warnings.push(l) });
     assert.deepEqual(warnings, []);
 
-    assert.deepEqual(loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://h:1' } }), { url: 'http://h:1', user: undefined, password: undefined });
+    assert.deepEqual(loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://h:1' } }), {
+      url: 'http://h:1',
+      user: undefined,
+      password: undefined,
+    });
     assert.throws(() => loadOrthancConfig({ env: {} }), /no Orthanc URL: set CXR_ORTHANC_URL/);
     assert.throws(() => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'ftp://h' } }), /must be an http/);
-    assert.throws(() => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://h', CXR_ORTHANC_USER: 'u' } }), /both a user and a password/);
+    assert.throws(
+      () => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://h', CXR_ORTHANC_USER: 'u' } }),
+      /both a user and a password/,
+    );
     fs.writeFileSync(file, JSON.stringify({ url: 'http://h', pasword: 'typo' }));
     assert.throws(() => loadOrthancConfig({ env: {}, configFile: file }), /Unrecognized key.*pasword/i);
     fs.writeFileSync(file, '{not json');
     assert.throws(() => loadOrthancConfig({ env: {}, configFile: file }), /is not JSON/);
-    assert.throws(() => loadOrthancConfig({ env: {}, configFile: path.join(dir, 'missing.json') }), /cannot read config file/);
+    assert.throws(
+      () => loadOrthancConfig({ env: {}, configFile: path.join(dir, 'missing.json') }),
+      /cannot read config file/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -60,18 +79,34 @@ test('state: absent is null, written atomically, read back, foreign files refuse
   }
 });
 
-test('filter: chest CR/DX/DR read; other modalities, body parts and cxr\'s own results skipped', () => {
-  const film = { Modality: 'CR', BodyPartExamined: 'CHEST', SOPInstanceUID: '1.2.3', StudyInstanceUID: '1.2', SOPClassUID: '1.2.840.10008.5.1.4.1.1.1' };
+test("filter: chest CR/DX/DR read; other modalities, body parts and cxr's own results skipped", () => {
+  const film = {
+    Modality: 'CR',
+    BodyPartExamined: 'CHEST',
+    SOPInstanceUID: '1.2.3',
+    StudyInstanceUID: '1.2',
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.1',
+  };
   assert.deepEqual(classifyInstance(film), { accept: true });
   assert.deepEqual(classifyInstance({ ...film, Modality: 'DX', BodyPartExamined: undefined }), { accept: true });
   assert.deepEqual(classifyInstance({ ...film, Modality: 'DR', BodyPartExamined: '' }), { accept: true });
   // A secondary capture of a chest film from elsewhere is still a chest film (as in the SIIM sample).
   assert.deepEqual(classifyInstance({ ...film, SOPClassUID: SOP_CLASS.secondaryCapture }), { accept: true });
   assert.match((classifyInstance({ ...film, Modality: 'CT' }) as { reason: string }).reason, /modality CT/);
-  assert.match((classifyInstance({ ...film, BodyPartExamined: 'HAND' }) as { reason: string }).reason, /body part HAND/);
+  assert.match(
+    (classifyInstance({ ...film, BodyPartExamined: 'HAND' }) as { reason: string }).reason,
+    /body part HAND/,
+  );
   assert.match((classifyInstance({ ...film, Manufacturer: MANUFACTURER }) as { reason: string }).reason, /cxr result/);
-  assert.match((classifyInstance({ ...film, Modality: 'SR', SOPClassUID: SOP_CLASS.comprehensiveSr }) as { reason: string }).reason, /cxr result/);
-  assert.match((classifyInstance({ ...film, SOPInstanceUID: undefined }) as { reason: string }).reason, /no SOP instance/);
+  assert.match(
+    (classifyInstance({ ...film, Modality: 'SR', SOPClassUID: SOP_CLASS.comprehensiveSr }) as { reason: string })
+      .reason,
+    /cxr result/,
+  );
+  assert.match(
+    (classifyInstance({ ...film, SOPInstanceUID: undefined }) as { reason: string }).reason,
+    /no SOP instance/,
+  );
 });
 
 test('STOW-RS body: one application/dicom part per instance, bytes intact', () => {

@@ -3,8 +3,24 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { decodeFile } from '../src/data/decode';
 import {
-  addGaussianNoise, adjustExposure, applyGamma, applyWindow, burnText, collimate, downUpSample, gaussianBlur, invertFilm,
-  jpegRecode, padBorder, rotate, scaleContrast, sideMarker, squashAspect, type SquareImage, unsharpMask, zoomCrop,
+  addGaussianNoise,
+  adjustExposure,
+  applyGamma,
+  applyWindow,
+  burnText,
+  collimate,
+  downUpSample,
+  gaussianBlur,
+  invertFilm,
+  jpegRecode,
+  padBorder,
+  rotate,
+  scaleContrast,
+  sideMarker,
+  squashAspect,
+  type SquareImage,
+  unsharpMask,
+  zoomCrop,
 } from '../src/data/perturb';
 import { CHANGES, changeByName, perturbAt } from '../src/data/perturb_catalog';
 import { createRng } from '../src/data/random';
@@ -18,7 +34,10 @@ before(async () => {
   xray = { pixels, size: S };
 });
 
-const ramp = (n = 16): SquareImage => ({ pixels: Uint8Array.from({ length: n * n }, (_, i) => Math.round((i / (n * n - 1)) * 255)), size: n });
+const ramp = (n = 16): SquareImage => ({
+  pixels: Uint8Array.from({ length: n * n }, (_, i) => Math.round((i / (n * n - 1)) * 255)),
+  size: n,
+});
 const flat = (v: number, n = 32): SquareImage => ({ pixels: new Uint8Array(n * n).fill(v), size: n });
 const mean = (img: SquareImage) => img.pixels.reduce((a, v) => a + v, 0) / img.pixels.length;
 const variance = (img: SquareImage) => {
@@ -74,7 +93,10 @@ test('blur reduces the variance of noise; sharpening raises it; both keep a flat
 });
 
 test('noise is seeded: the same seed gives the same pixels, another seed others', () => {
-  assert.deepEqual(addGaussianNoise(xray, 10, createRng('a')).pixels, addGaussianNoise(xray, 10, createRng('a')).pixels);
+  assert.deepEqual(
+    addGaussianNoise(xray, 10, createRng('a')).pixels,
+    addGaussianNoise(xray, 10, createRng('a')).pixels,
+  );
   assert.ok(differing(addGaussianNoise(xray, 10, createRng('a')), addGaussianNoise(xray, 10, createRng('b'))) > 100);
 });
 
@@ -87,7 +109,10 @@ test('JPEG at quality 10 differs from the original more than at quality 95', asy
 });
 
 test('down- and up-sampling loses fine detail but keeps the mean', () => {
-  const checker: SquareImage = { pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) => (((i % 32) + Math.floor(i / 32)) % 2) * 255), size: 32 };
+  const checker: SquareImage = {
+    pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) => (((i % 32) + Math.floor(i / 32)) % 2) * 255),
+    size: 32,
+  };
   const out = downUpSample(checker, 0.5);
   assert.ok(variance(out) < variance(checker) / 10);
   assert.ok(Math.abs(mean(out) - mean(checker)) < 2);
@@ -110,10 +135,19 @@ test('geometry: a zero rotation is exact, a quarter turn moves a corner, padding
 });
 
 test('aspect squash narrows horizontally only; zoom enlarges the centre', () => {
-  const bar: SquareImage = { pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) => ((i % 32) >= 8 && (i % 32) < 24 ? 255 : 0)), size: 32 };
-  const bright = (img: SquareImage, y: number) => Array.from({ length: 32 }, (_, x) => at(img, x, y)).filter((v) => v > 127).length;
+  const bar: SquareImage = {
+    pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) => (i % 32 >= 8 && i % 32 < 24 ? 255 : 0)),
+    size: 32,
+  };
+  const bright = (img: SquareImage, y: number) =>
+    Array.from({ length: 32 }, (_, x) => at(img, x, y)).filter((v) => v > 127).length;
   assert.ok(bright(squashAspect(bar, 0.5), 10) < 12);
-  const col: SquareImage = { pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) => (Math.floor(i / 32) >= 8 && Math.floor(i / 32) < 24 ? 255 : 0)), size: 32 };
+  const col: SquareImage = {
+    pixels: Uint8Array.from({ length: 32 * 32 }, (_, i) =>
+      Math.floor(i / 32) >= 8 && Math.floor(i / 32) < 24 ? 255 : 0,
+    ),
+    size: 32,
+  };
   assert.deepEqual(squashAspect(col, 0.5).pixels, col.pixels, 'rows stay where they were');
   assert.ok(bright(zoomCrop(bar, 1.5), 10) > 20);
 });
@@ -127,7 +161,10 @@ test('burned-in text and side markers draw bright blocks near the top and leave 
   const right = sideMarker(dark, { letter: 'R', corner: 'right', height: 0.2 });
   const rows = Array.from(right.pixels).flatMap((v, i) => (v !== 30 ? [i] : []));
   assert.ok(rows.length > 100 && rows.every((i) => i % 128 > 64 && Math.floor(i / 128) < 40));
-  assert.ok(right.pixels.some((v) => v === 0) && right.pixels.some((v) => v === 250), 'a bright plate with a dark letter');
+  assert.ok(
+    right.pixels.some((v) => v === 0) && right.pixels.some((v) => v === 250),
+    'a bright plate with a dark letter',
+  );
   assert.notDeepEqual(sideMarker(dark, { letter: 'L', corner: 'right', height: 0.2 }).pixels, right.pixels);
 });
 
@@ -137,7 +174,11 @@ test('every catalogued change is the identity at strength 0 and changes the imag
     assert.deepEqual(zero.pixels, xray.pixels, `${c.name} at 0`);
     const full = await perturbAt(c.name, xray, 1, 7);
     assert.ok(differing(full, xray) > 20, `${c.name} at 1 changes the image`);
-    assert.deepEqual((await perturbAt(c.name, xray, 1, 7)).pixels, full.pixels, `${c.name} is deterministic for a seed`);
+    assert.deepEqual(
+      (await perturbAt(c.name, xray, 1, 7)).pixels,
+      full.pixels,
+      `${c.name} is deterministic for a seed`,
+    );
     assert.ok(c.parameter(0.5, S).length > 0);
   }
   assert.throws(() => changeByName('nope'), /unknown change 'nope'/);

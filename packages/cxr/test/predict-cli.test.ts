@@ -16,7 +16,11 @@ let images = '';
 const auditDb = () => path.join(root, 'audit.db');
 
 function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -25,13 +29,21 @@ function parseCsv(text: string): Record<string, string>[] {
   const lines = text.trim().split('\n');
   const split = (line: string) => {
     const out: string[] = [];
-    let cur = '', quoted = false;
+    let cur = '',
+      quoted = false;
     for (let i = 0; i < line.length; i++) {
       const c = line[i];
       if (quoted) {
-        if (c === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (c === '"') quoted = false; else cur += c;
+        if (c === '"' && line[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else if (c === '"') quoted = false;
+        else cur += c;
       } else if (c === '"') quoted = true;
-      else if (c === ',') { out.push(cur); cur = ''; } else cur += c;
+      else if (c === ',') {
+        out.push(cur);
+        cur = '';
+      } else cur += c;
     }
     out.push(cur);
     return out;
@@ -49,7 +61,10 @@ before(async () => {
   const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
   fs.writeFileSync(path.join(images, 'a.jpeg'), await sharp(px, raw).jpeg().toBuffer());
   fs.writeFileSync(path.join(images, 'b, with comma.png'), await sharp(px, raw).png().toBuffer());
-  fs.writeFileSync(path.join(images, 'c.dcm'), writeDicom(imageElements({ rows: 100, columns: 120, bitsAllocated: 8, pixels: px })));
+  fs.writeFileSync(
+    path.join(images, 'c.dcm'),
+    writeDicom(imageElements({ rows: 100, columns: 120, bitsAllocated: 8, pixels: px })),
+  );
   fs.writeFileSync(path.join(images, 'd.txt'), 'not an image');
   fs.writeFileSync(path.join(images, '.hidden.jpeg'), 'hidden');
   fs.writeFileSync(path.join(images, 'sub', 'a.jpeg'), await sharp(px, raw).jpeg().toBuffer());
@@ -60,7 +75,10 @@ test('a folder: CSV rows in name order, non-images skipped and counted, exit 0',
   const r = cxr('predict', images);
   assert.equal(r.code, 0, r.stderr);
   const rows = parseCsv(r.stdout);
-  assert.deepEqual(rows.map((x) => path.basename(x.file)), ['a.jpeg', 'b, with comma.png', 'c.dcm']);
+  assert.deepEqual(
+    rows.map((x) => path.basename(x.file)),
+    ['a.jpeg', 'b, with comma.png', 'c.dcm'],
+  );
   for (const row of rows.slice(0, 3)) {
     const p = Number(row.probability);
     assert.ok(p > 0 && p < 1, JSON.stringify(row));
@@ -77,12 +95,25 @@ test('a folder: CSV rows in name order, non-images skipped and counted, exit 0',
 test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', () => {
   const heat = path.join(root, 'heat');
   const missing = path.join(root, 'nope.jpeg');
-  const r = cxr('predict', path.join(images, 'a.jpeg'), missing, images, '--recursive', '--format', 'json',
-    '--heatmaps', heat, '--operating-point', 'screening');
+  const r = cxr(
+    'predict',
+    path.join(images, 'a.jpeg'),
+    missing,
+    images,
+    '--recursive',
+    '--format',
+    'json',
+    '--heatmaps',
+    heat,
+    '--operating-point',
+    'screening',
+  );
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
-  assert.deepEqual(rows.map((x) => path.relative(root, x.file as string)),
-    ['images/a.jpeg', 'nope.jpeg', 'images/a.jpeg', 'images/b, with comma.png', 'images/c.dcm', 'images/sub/a.jpeg']);
+  assert.deepEqual(
+    rows.map((x) => path.relative(root, x.file as string)),
+    ['images/a.jpeg', 'nope.jpeg', 'images/a.jpeg', 'images/b, with comma.png', 'images/c.dcm', 'images/sub/a.jpeg'],
+  );
   assert.doesNotMatch(r.stderr, /hint:/);
   assert.match(String(rows[1].error), /no such file/);
   for (const row of rows.filter((x) => x.error === null)) {
@@ -113,11 +144,22 @@ test('CSV: file names that look like spreadsheet formulas are written as text', 
   fs.mkdirSync(dir, { recursive: true });
   const names = ['=HYPERLINK("http:evil.example").jpeg', '@SUM(1+1).jpeg', '-2+3.jpeg'];
   for (const n of names) fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(dir, n));
-  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() } });
+  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() },
+  });
   assert.equal(r.status, 0, r.stderr);
   const rows = parseCsv(r.stdout);
-  assert.deepEqual(rows.map((x) => x.file), names.map((n) => `'${n}`));
-  assert.ok(rows.every((x) => Number(x.probability) > 0), r.stdout);
+  assert.deepEqual(
+    rows.map((x) => x.file),
+    names.map((n) => `'${n}`),
+  );
+  assert.ok(
+    rows.every((x) => Number(x.probability) > 0),
+    r.stdout,
+  );
 });
 
 test('every prediction goes to the audit log that cxr history reads; --no-audit writes none', () => {
@@ -127,7 +169,10 @@ test('every prediction goes to the audit log that cxr history reads; --no-audit 
   const rows = JSON.parse(r.stdout) as Array<{ file: string; probability: number; label: string }>;
   const h = cxr('history', '--db', db, '--json', '--limit', '100');
   assert.equal(h.code, 0, h.stderr);
-  const logged = h.stdout.trim().split('\n').map((l) => JSON.parse(l) as { probability: number; label: string; input: { kind: string } });
+  const logged = h.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { probability: number; label: string; input: { kind: string } });
   assert.equal(logged.length, rows.length);
   // Newest first in the log; the same answers as the rows, whatever order they finished in.
   const key = (x: { probability: number; label: string }) => `${x.label} ${x.probability.toFixed(6)}`;

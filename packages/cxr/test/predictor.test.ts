@@ -24,16 +24,24 @@ function chestLike(width: number, height: number): Uint8Array {
   const px = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const u = x / width, v = y / height;
-      const lung = ((u - 0.3) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1 || ((u - 0.7) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1;
+      const u = x / width,
+        v = y / height;
+      const lung =
+        ((u - 0.3) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1 || ((u - 0.7) / 0.15) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1;
       px[y * width + x] = lung ? 50 + ((x * 13 + y * 7) % 30) : 170 + ((x + y) % 20);
     }
   }
   return px;
 }
 
-const jpeg = (w: number, h: number) => sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } }).jpeg({ quality: 92 }).toBuffer();
-const png = (w: number, h: number) => sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+const jpeg = (w: number, h: number) =>
+  sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } })
+    .jpeg({ quality: 92 })
+    .toBuffer();
+const png = (w: number, h: number) =>
+  sharp(chestLike(w, h), { raw: { width: w, height: h, channels: 1 } })
+    .png()
+    .toBuffer();
 
 before(async () => {
   root = tempDir('predictor');
@@ -66,7 +74,10 @@ test('a JPEG prediction: calibrated probability, label at the operating point, i
   assert.equal(r.label, r.probability >= 0.5 ? 'PNEUMONIA' : 'NORMAL');
   assert.equal(r.ood, null);
   assert.deepEqual(r.input, {
-    kind: 'jpeg', width: 300, height: 240, bytes: bytes.length,
+    kind: 'jpeg',
+    width: 300,
+    height: 240,
+    bytes: bytes.length,
     sha256: (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'),
   });
   assert.equal(r.heatmapPng, undefined);
@@ -102,12 +113,19 @@ test('operating points: another one changes the threshold; an unknown one is a 4
   assert.equal(r.operatingPoint, 'screening');
   assert.equal(r.threshold, 0.3);
   assert.equal(r.label, r.probability >= 0.3 ? 'PNEUMONIA' : 'NORMAL');
-  await assert.rejects(predictor.predict(bytes, { operatingPoint: 'toString' }),
-    (e: unknown) => e instanceof InputError && e.status === 400 && e.code === 'UNKNOWN_OPERATING_POINT' && /balanced/.test(e.message));
+  await assert.rejects(
+    predictor.predict(bytes, { operatingPoint: 'toString' }),
+    (e: unknown) =>
+      e instanceof InputError && e.status === 400 && e.code === 'UNKNOWN_OPERATING_POINT' && /balanced/.test(e.message),
+  );
 });
 
 test('heat map at the original aspect (long side ≤ 512) and a grayscale thumbnail (≤ 256)', async () => {
-  for (const [w, h, hw, hh, tw, th] of [[800, 600, 512, 384, 256, 192], [300, 200, 300, 200, 256, 171], [150, 400, 150, 400, 96, 256]]) {
+  for (const [w, h, hw, hh, tw, th] of [
+    [800, 600, 512, 384, 256, 192],
+    [300, 200, 300, 200, 256, 171],
+    [150, 400, 150, 400, 96, 256],
+  ]) {
     const r = await predictor.predict(await jpeg(w, h), { heatmap: true, thumbnail: true });
     assert.ok(r.heatmapPng && r.thumbnailPng);
     const hm = await sharp(r.heatmapPng).metadata();
@@ -120,7 +138,8 @@ test('heat map at the original aspect (long side ≤ 512) and a grayscale thumbn
 });
 
 test('DICOM in (content-sniffed, no file name needed), with its header facts as warnings', async () => {
-  const w = 120, h = 100;
+  const w = 120,
+    h = 100;
   const px16 = Uint16Array.from(chestLike(w, h), (v) => v * 16);
   const ok = writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12, pixels: px16 }));
   const r = await predictor.predict(ok, { heatmap: true, thumbnail: true });
@@ -128,12 +147,25 @@ test('DICOM in (content-sniffed, no file name needed), with its header facts as 
   assert.deepEqual([r.input.width, r.input.height], [w, h]);
   assert.deepEqual(r.warnings, []);
   assert.ok(r.heatmapPng);
-  const lateral = writeDicom(imageElements({ rows: h, columns: w, bitsStored: 12, pixels: px16, extra: [{ tag: 0x00185101, vr: 'CS', value: 'LL' }] }));
+  const lateral = writeDicom(
+    imageElements({
+      rows: h,
+      columns: w,
+      bitsStored: 12,
+      pixels: px16,
+      extra: [{ tag: 0x00185101, vr: 'CS', value: 'LL' }],
+    }),
+  );
   const rl = await predictor.predict(lateral);
-  assert.ok(rl.warnings.some((m) => /view position LL/.test(m)), rl.warnings.join('; '));
+  assert.ok(
+    rl.warnings.some((m) => /view position LL/.test(m)),
+    rl.warnings.join('; '),
+  );
 });
 
-test('the sample DICOM files predict', { skip: !fs.existsSync(path.join(SHARED, 'dicom-samples')) && 'no shared/data' }, async () => {
+test('the sample DICOM files predict', {
+  skip: !fs.existsSync(path.join(SHARED, 'dicom-samples')) && 'no shared/data',
+}, async () => {
   const dir = path.join(SHARED, 'dicom-samples');
   for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.dcm'))) {
     const r = await predictor.predict(fs.readFileSync(path.join(dir, f)));
@@ -157,8 +189,12 @@ function pngBomb(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8;
   ihdr[9] = 0;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 test('bad input is always an InputError with a status, and no tensor is left behind', async () => {
@@ -171,9 +207,19 @@ test('bad input is always an InputError with a status, and no tensor is left beh
     ['truncated jpeg', good.subarray(0, Math.floor(good.length / 2)), 422, 'CORRUPT'],
     ['truncated png', (await png(200, 200)).subarray(0, 300), 422, 'CORRUPT'],
     ['png bomb', pngBomb(60000, 60000), 413, 'TOO_MANY_PIXELS'],
-    ['dicom mpeg2', writeDicom(imageElements({ rows: 4, columns: 4 }), { transferSyntax: TS.mpeg2, frames: [new Uint8Array(8)] }), 415, 'UNSUPPORTED_TRANSFER_SYNTAX'],
+    [
+      'dicom mpeg2',
+      writeDicom(imageElements({ rows: 4, columns: 4 }), { transferSyntax: TS.mpeg2, frames: [new Uint8Array(8)] }),
+      415,
+      'UNSUPPORTED_TRANSFER_SYNTAX',
+    ],
     ['dicom without pixels', writeDicom(imageElements({ rows: 4, columns: 4 })), 422, 'NO_PIXEL_DATA'],
-    ['dicom truncated', writeDicom(imageElements({ rows: 40, columns: 40, pixels: new Uint16Array(1600) })).subarray(0, 1500), 422, 'TRUNCATED'],
+    [
+      'dicom truncated',
+      writeDicom(imageElements({ rows: 40, columns: 40, pixels: new Uint16Array(1600) })).subarray(0, 1500),
+      422,
+      'TRUNCATED',
+    ],
   ];
   await predictor.predict(good, { heatmap: true, thumbnail: true }); // kernels compiled, pools filled
   const before = tf.memory().numTensors;
@@ -205,7 +251,9 @@ test('concurrent predictions give the same answers as one at a time', async () =
   const inputs = await Promise.all([jpeg(100, 120), png(90, 90), jpeg(400, 300), png(64, 200)]);
   const serial: number[] = [];
   for (const b of inputs) serial.push((await predictor.predict(b)).probability);
-  const parallel = await Promise.all(inputs.flatMap((b) => [predictor.predict(b, { heatmap: true }), predictor.predict(b)]));
+  const parallel = await Promise.all(
+    inputs.flatMap((b) => [predictor.predict(b, { heatmap: true }), predictor.predict(b)]),
+  );
   parallel.forEach((r, i) => assert.equal(r.probability, serial[Math.floor(i / 2)]));
 });
 
@@ -219,7 +267,10 @@ test('test-time augmentation and ensembles go through the same averaging as eval
     m.dispose();
   }
   const meta = JSON.parse(fs.readFileSync(path.join(modelDir, 'cxr.json'), 'utf8'));
-  fs.writeFileSync(path.join(dir, 'cxr.json'), JSON.stringify({ ...meta, members: ['m0', 'm1'], tta: ['identity', 'zoom-in'] }));
+  fs.writeFileSync(
+    path.join(dir, 'cxr.json'),
+    JSON.stringify({ ...meta, members: ['m0', 'm1'], tta: ['identity', 'zoom-in'] }),
+  );
   const p = await Predictor.load(dir);
   try {
     const bytes = await jpeg(150, 150);

@@ -65,15 +65,33 @@ test('writeReport on a full run directory writes SVGs, PNGs and a self-contained
   });
   writeJson(path.join(dir, 'predictions', 'val.json'), val);
   writeJson(path.join(dir, 'predictions', 'test.json'), testSplit);
-  writeJson(path.join(dir, 'metrics', 'test.json'), evaluate(testSplit.labels, testSplit.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 200, seed: 1 } }));
-  const log = [1, 2, 3].map((epoch) => JSON.stringify({ epoch, loss: 0.7 / epoch, val_loss: 0.6 / epoch, val_auc: 0.8 + epoch / 50, val_accuracy: 0.75 + epoch / 50, lr: 1e-3, seconds: 30 }));
+  writeJson(
+    path.join(dir, 'metrics', 'test.json'),
+    evaluate(testSplit.labels, testSplit.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 200, seed: 1 } }),
+  );
+  const log = [1, 2, 3].map((epoch) =>
+    JSON.stringify({
+      epoch,
+      loss: 0.7 / epoch,
+      val_loss: 0.6 / epoch,
+      val_auc: 0.8 + epoch / 50,
+      val_accuracy: 0.75 + epoch / 50,
+      lr: 1e-3,
+      seconds: 30,
+    }),
+  );
   // Epoch 3 again, as a resumed run writes it.
   fs.writeFileSync(path.join(dir, 'log.jsonl'), `${log.join('\n')}\nnot json\n${log[2]}\n`);
 
-  assert.deepEqual((await readRunDir(dir)).log.map((e) => e.epoch), [1, 2, 3]);
+  assert.deepEqual(
+    (await readRunDir(dir)).log.map((e) => e.epoch),
+    [1, 2, 3],
+  );
   const { files, warnings } = await writeReport(dir);
   const out = path.join(dir, 'report');
-  const expected = ['confusion', 'roc', 'pr', 'reliability'].flatMap((k) => ['test', 'val'].flatMap((s) => [`${k}-${s}.svg`, `${k}-${s}.png`]));
+  const expected = ['confusion', 'roc', 'pr', 'reliability'].flatMap((k) =>
+    ['test', 'val'].flatMap((s) => [`${k}-${s}.svg`, `${k}-${s}.png`]),
+  );
   expected.push('training.svg', 'training.png', 'index.html');
   assert.deepEqual([...files].map((f) => path.relative(out, f)).sort(), expected.sort());
   assert.deepEqual(warnings, ['log.jsonl: skipped 1 unreadable line(s)']);
@@ -88,7 +106,8 @@ test('writeReport on a full run directory writes SVGs, PNGs and a self-contained
   assert.match(fs.readFileSync(path.join(out, 'roc-test.svg'), 'utf8'), /screening \(t = /);
 
   const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
-  for (const f of expected.filter((f) => f.endsWith('.png'))) assert.ok(html.includes(`href="${f}"`), `index.html does not link ${f}`);
+  for (const f of expected.filter((f) => f.endsWith('.png')))
+    assert.ok(html.includes(`href="${f}"`), `index.html does not link ${f}`);
   assert.equal((html.match(/<svg\b/g) ?? []).length, 9, 'every plot is inlined');
   assert.doesNotMatch(html, /<script|<link|src="https?:/, 'no external resources');
   assert.match(html, /tiny &lt;model&gt;/, 'metadata is escaped');
@@ -119,7 +138,10 @@ test('writeReport copes with a partial or broken run directory', async () => {
 
   const empty = tmpDir('empty');
   const r = await writeReport(empty);
-  assert.deepEqual(r.files.map((f) => path.basename(f)), ['index.html']);
+  assert.deepEqual(
+    r.files.map((f) => path.basename(f)),
+    ['index.html'],
+  );
   assert.match(r.warnings.join(), /nothing to evaluate/);
 });
 
@@ -128,13 +150,33 @@ test('writeComparison writes Markdown and HTML with a row and a confusion matrix
   const a = synthetic(100, 60, 4);
   const b = synthetic(100, 60, 5);
   const experiments = [
-    { name: 'baseline', description: 'no augmentation', metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 50, seed: 1 } }), trainingSeconds: 600, runDir: path.join(dir, 'runs', 'baseline') },
-    { name: 'flip | rotate', description: 'with augmentation', metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 50, seed: 1 } }), trainingSeconds: null, runDir: path.join(dir, 'runs', 'aug') },
+    {
+      name: 'baseline',
+      description: 'no augmentation',
+      metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 50, seed: 1 } }),
+      trainingSeconds: 600,
+      runDir: path.join(dir, 'runs', 'baseline'),
+    },
+    {
+      name: 'flip | rotate',
+      description: 'with augmentation',
+      metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 50, seed: 1 } }),
+      trainingSeconds: null,
+      runDir: path.join(dir, 'runs', 'aug'),
+    },
   ];
   const { files } = await writeComparison(experiments, dir);
-  assert.deepEqual(files.map((f) => path.basename(f)), [
-    'confusion-baseline.svg', 'confusion-baseline.png', 'confusion-flip-rotate.svg', 'confusion-flip-rotate.png', 'comparison.md', 'comparison.html',
-  ]);
+  assert.deepEqual(
+    files.map((f) => path.basename(f)),
+    [
+      'confusion-baseline.svg',
+      'confusion-baseline.png',
+      'confusion-flip-rotate.svg',
+      'confusion-flip-rotate.png',
+      'comparison.md',
+      'comparison.html',
+    ],
+  );
   const md = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
   const rows = md.split('\n').filter((l) => l.startsWith('| **'));
   assert.equal(rows.length, 2);
@@ -146,23 +188,41 @@ test('writeComparison writes Markdown and HTML with a row and a confusion matrix
   assert.equal((rows[0].match(/\(\d+\.\d%–\d+\.\d%\)/g) ?? []).length, 3);
   const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
   assert.equal((html.match(/<svg\b/g) ?? []).length, 2);
-  for (const f of files.filter((f) => f.endsWith('.png'))) assert.ok(fs.readFileSync(f).subarray(0, 8).equals(PNG_SIGNATURE));
+  for (const f of files.filter((f) => f.endsWith('.png')))
+    assert.ok(fs.readFileSync(f).subarray(0, 8).equals(PNG_SIGNATURE));
   await assert.rejects(writeComparison([], dir), /nothing to compare/);
 });
 
-test('writeComparison draws every ROC curve on one plot and shows each run\'s training curves', async () => {
+test("writeComparison draws every ROC curve on one plot and shows each run's training curves", async () => {
   const dir = tmpDir('cmp-roc');
   const a = synthetic(100, 60, 6);
   const b = synthetic(100, 60, 7);
   // Only run A has a report with training curves.
   const runA = path.join(dir, 'runs', 'a');
   fs.mkdirSync(runA, { recursive: true });
-  fs.writeFileSync(path.join(runA, 'log.jsonl'), [1, 2, 3].map((e) => JSON.stringify({ epoch: e, loss: 1 / e, val_loss: 1.2 / e, val_auc: 0.8 + e / 20 })).join('\n') + '\n');
+  fs.writeFileSync(
+    path.join(runA, 'log.jsonl'),
+    [1, 2, 3]
+      .map((e) => JSON.stringify({ epoch: e, loss: 1 / e, val_loss: 1.2 / e, val_auc: 0.8 + e / 20 }))
+      .join('\n') + '\n',
+  );
   await writeReport(runA);
   assert.ok(fs.existsSync(path.join(runA, 'report', 'training.svg')));
   const experiments = [
-    { name: 'A', metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 20, seed: 1 } }), trainingSeconds: 60, runDir: runA, predictions: { labels: a.labels, probs: a.probs } },
-    { name: 'B', metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 20, seed: 1 } }), trainingSeconds: 60, runDir: path.join(dir, 'runs', 'b'), predictions: { labels: b.labels, probs: b.probs } },
+    {
+      name: 'A',
+      metrics: evaluate(a.labels, a.probs, { bootstrap: { n: 20, seed: 1 } }),
+      trainingSeconds: 60,
+      runDir: runA,
+      predictions: { labels: a.labels, probs: a.probs },
+    },
+    {
+      name: 'B',
+      metrics: evaluate(b.labels, b.probs, { bootstrap: { n: 20, seed: 1 } }),
+      trainingSeconds: 60,
+      runDir: path.join(dir, 'runs', 'b'),
+      predictions: { labels: b.labels, probs: b.probs },
+    },
   ];
   const { files } = await writeComparison(experiments, dir);
   assert.ok(files.some((f) => path.basename(f) === 'roc-comparison.png'));
@@ -174,20 +234,33 @@ test('writeComparison draws every ROC curve on one plot and shows each run\'s tr
   assert.match(md, /### A\n\n!\[training curves\]\(runs\/a\/report\/training\.png\)/);
   assert.doesNotMatch(md, /### B/, 'a run without a report gets no training-curve section');
   const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
-  assert.equal((html.match(/<svg\b/g) ?? []).length, 2 + 1 + 1, 'two confusion matrices, one ROC plot, one training plot');
+  assert.equal(
+    (html.match(/<svg\b/g) ?? []).length,
+    2 + 1 + 1,
+    'two confusion matrices, one ROC plot, one training plot',
+  );
 
   // With a reference: a paired ΔAUC column, 'reference' on its own row.
   await writeComparison(experiments, dir, { reference: 'B' });
-  const rows = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8').split('\n').filter((l) => l.startsWith('| **'));
+  const rows = fs
+    .readFileSync(path.join(dir, 'comparison.md'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('| **'));
   const delta = experiments[0].metrics.auc! - experiments[1].metrics.auc!;
   const sign = delta >= 0 ? '\\+' : '−';
-  assert.match(rows[0], new RegExp(`\\| ${sign}${Math.abs(delta).toFixed(4)} \\([+−]\\d\\.\\d{4} to [+−]\\d\\.\\d{4}\\) \\|`));
+  assert.match(
+    rows[0],
+    new RegExp(`\\| ${sign}${Math.abs(delta).toFixed(4)} \\([+−]\\d\\.\\d{4} to [+−]\\d\\.\\d{4}\\) \\|`),
+  );
   assert.match(rows[1], /\| reference \|/);
 });
 
 test('the confusion matrix spec holds counts and row shares', () => {
-  const spec = confusionChart({ tp: 30, fn: 10, tn: 50, fp: 0 }, { title: 't' }) as unknown as { data: { values: Record<string, unknown>[] } };
-  const cell = (actual: string, predicted: string) => spec.data.values.find((v) => v.actual === actual && v.predicted === predicted)!;
+  const spec = confusionChart({ tp: 30, fn: 10, tn: 50, fp: 0 }, { title: 't' }) as unknown as {
+    data: { values: Record<string, unknown>[] };
+  };
+  const cell = (actual: string, predicted: string) =>
+    spec.data.values.find((v) => v.actual === actual && v.predicted === predicted)!;
   assert.equal(cell('pneumonia', 'pneumonia').count, 30);
   assert.equal(cell('pneumonia', 'normal').share, 0.25);
   assert.equal(cell('normal', 'normal').share, 1);
@@ -206,8 +279,17 @@ test('text is measured with the font, and inlined SVG ids stay unique', () => {
 });
 
 test('wrapText breaks long titles at spaces and keeps an over-long word whole', () => {
-  assert.deepEqual(wrapText('Seed fig. 6: transfer learning, frozen ImageNet backbone', 20), ['Seed fig. 6:', 'transfer learning,', 'frozen ImageNet', 'backbone']);
+  assert.deepEqual(wrapText('Seed fig. 6: transfer learning, frozen ImageNet backbone', 20), [
+    'Seed fig. 6:',
+    'transfer learning,',
+    'frozen ImageNet',
+    'backbone',
+  ]);
   assert.deepEqual(wrapText('a-very-long-word-indeed x', 5), ['a-very-long-word-indeed', 'x']);
   assert.deepEqual(wrapText('', 10), ['']);
-  for (const line of wrapText('cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA', 28)) assert.ok(line.length <= 28, line);
+  for (const line of wrapText(
+    'cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA',
+    28,
+  ))
+    assert.ok(line.length <= 28, line);
 });

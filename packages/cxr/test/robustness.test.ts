@@ -50,7 +50,17 @@ test('--json prints exactly one JSON object of the documented shape', () => {
   assert.deepEqual(r.tta, ['identity', 'zoom-in']);
   assert.equal(r.operatingPoint.threshold, 0.5);
   for (const row of r.rows) {
-    for (const k of ['change', 'strength', 'auc', 'sensitivity', 'specificity', 'normalScoreShift', 'pneumoniaScoreShift', 'ece', 'n']) {
+    for (const k of [
+      'change',
+      'strength',
+      'auc',
+      'sensitivity',
+      'specificity',
+      'normalScoreShift',
+      'pneumoniaScoreShift',
+      'ece',
+      'n',
+    ]) {
       assert.ok(k in row, `row has ${k}`);
     }
     assert.equal(row.n, 8);
@@ -97,7 +107,7 @@ test('an inverted film changes the scores', () => {
   assert.ok(Math.abs(inv.normalScoreShift!) > 1e-4 || Math.abs(inv.pneumoniaScoreShift!) > 1e-4, JSON.stringify(inv));
 });
 
-test('the outside check scores Kaggle\'s val folder beside the data', () => {
+test("the outside check scores Kaggle's val folder beside the data", () => {
   const o = result().outside!;
   assert.equal(path.resolve(o.data), path.join(ROOT, 'val'));
   assert.equal(o.n, 16);
@@ -105,32 +115,54 @@ test('the outside check scores Kaggle\'s val folder beside the data', () => {
 
 test('--out writes robustness.json, the plots and index.html', () => {
   for (const m of ['specificity', 'sensitivity', 'auc', 'normalScoreShift', 'ece']) {
-    for (const ext of ['svg', 'png']) assert.ok(fs.statSync(path.join(out, `robustness-${m}.${ext}`)).size > 1000, `${m}.${ext}`);
+    for (const ext of ['svg', 'png'])
+      assert.ok(fs.statSync(path.join(out, `robustness-${m}.${ext}`)).size > 1000, `${m}.${ext}`);
   }
   const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
   assert.match(html, /<h1>Robustness to nuisance changes — tiny-test/);
   assert.ok((html.match(/<svg role="img"/g) ?? []).length === 5);
-  assert.ok((html.match(/data:image\/png;base64,/g) ?? []).length === CHANGE_NAMES.length + 1, 'one example per change and the clean film');
+  assert.ok(
+    (html.match(/data:image\/png;base64,/g) ?? []).length === CHANGE_NAMES.length + 1,
+    'one example per change and the clean film',
+  );
   const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(out, 'robustness.json'), 'utf8')));
   assert.deepEqual(saved.rows, result().rows);
   assert.deepEqual(readRobustnessSummary(out), result().summary);
 });
 
-test('a training root means the model\'s recorded validation split; without a record it is a clear error', async () => {
+test("a training root means the model's recorded validation split; without a record it is a clear error", async () => {
   await initEngine();
-  const opts = { modelDir: model, data: ROOT, limit: 2, changes: ['invert', 'blur'], strengths: [0.5, 1], outside: false as const };
+  const opts = {
+    modelDir: model,
+    data: ROOT,
+    limit: 2,
+    changes: ['invert', 'blur'],
+    strengths: [0.5, 1],
+    outside: false as const,
+  };
   await assert.rejects(runRobustness(opts), /does not record its validation split/);
 
   const meta = JSON.parse(fs.readFileSync(path.join(model, 'cxr.json'), 'utf8'));
-  fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }));
-  const r = await runRobustness(opts).then((x) => x.result).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+  fs.writeFileSync(
+    path.join(model, 'cxr.json'),
+    JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
+  );
+  const r = await runRobustness(opts)
+    .then((x) => x.result)
+    .finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
   assert.match(r.data.source, /validation split/);
   assert.equal(r.outside, null);
-  assert.deepEqual(r.rows.map((x) => `${x.change}@${x.strength}`), ['clean@0', 'invert@0.5', 'invert@1', 'blur@0.5', 'blur@1']);
+  assert.deepEqual(
+    r.rows.map((x) => `${x.change}@${x.strength}`),
+    ['clean@0', 'invert@0.5', 'invert@1', 'blur@0.5', 'blur@1'],
+  );
   const records = (await scanDataset(ROOT)).filter((x) => x.split === 'train');
   const val = new Set(splitByPatient(records, { valFraction: 0.15, seed: 42 }).val.map((x) => x.path));
   assert.equal(r.data.files.length, 4);
-  assert.ok(r.data.files.every((f) => val.has(f)), 'every chosen film is in the model\'s validation split');
+  assert.ok(
+    r.data.files.every((f) => val.has(f)),
+    "every chosen film is in the model's validation split",
+  );
 });
 
 test('bad arguments are refused with a message', async () => {
@@ -138,7 +170,9 @@ test('bad arguments are refused with a message', async () => {
     let err = '';
     const program = buildProgram().exitOverride();
     program.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: (t) => (err += t) }));
-    await assert.rejects(program.parseAsync(['robustness', '--model', model, '--data', TRAIN, ...args], { from: 'user' }));
+    await assert.rejects(
+      program.parseAsync(['robustness', '--model', model, '--data', TRAIN, ...args], { from: 'user' }),
+    );
     return err;
   };
   assert.match(await refused('--changes', 'sunburn'), /unknown change\(s\) sunburn/);
@@ -153,30 +187,60 @@ test('experiments --robustness adds robust and worst specificity and the mean EC
   const runDir = path.join(exp, 'seed1-baseline');
   fs.cpSync(model, runDir, { recursive: true });
   const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'cxr.json'), 'utf8'));
-  fs.writeFileSync(path.join(runDir, 'cxr.json'), JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }));
+  fs.writeFileSync(
+    path.join(runDir, 'cxr.json'),
+    JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
+  );
   const metrics = evaluate([0, 0, 1, 1], [0.2, 0.6, 0.4, 0.9], { threshold: 0.5, bootstrap: { n: 0 } });
   fs.mkdirSync(path.join(runDir, 'metrics'));
   fs.writeFileSync(path.join(runDir, 'metrics', 'val.json'), JSON.stringify(metrics));
 
-  const plain = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, log: () => {} });
+  const plain = await runSeedExperiments({
+    data: ROOT,
+    out: exp,
+    only: ['seed1-baseline'],
+    resume: true,
+    log: () => {},
+  });
   assert.equal(plain.summaries[0].robustness, undefined);
   assert.doesNotMatch(fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8'), /Robust specificity/);
 
-  const { summaries } = await runSeedExperiments({ data: ROOT, out: exp, only: ['seed1-baseline'], resume: true, robustness: { limit: 2 }, log: () => {} });
-  const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(runDir, 'robustness', 'robustness.json'), 'utf8')));
+  const { summaries } = await runSeedExperiments({
+    data: ROOT,
+    out: exp,
+    only: ['seed1-baseline'],
+    resume: true,
+    robustness: { limit: 2 },
+    log: () => {},
+  });
+  const saved = RobustnessResult.parse(
+    JSON.parse(fs.readFileSync(path.join(runDir, 'robustness', 'robustness.json'), 'utf8')),
+  );
   assert.equal(saved.data.n, 4);
   assert.match(saved.data.source, /validation split/);
   const s = saved.summary;
-  assert.deepEqual(summaries[0].robustness, { robustSpecificity: s.robustSpecificity, worstSpecificity: s.worstSpecificity!.value, meanEce: s.meanEce });
+  assert.deepEqual(summaries[0].robustness, {
+    robustSpecificity: s.robustSpecificity,
+    worstSpecificity: s.worstSpecificity!.value,
+    meanEce: s.meanEce,
+  });
   const md = fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8');
   assert.match(md, /\| Robust specificity \| Worst specificity \| Mean ECE \(shifted\) \|/);
   const row = md.split('\n').find((l) => l.startsWith('| **'))!;
-  assert.ok(row.includes(`| ${(100 * s.robustSpecificity!).toFixed(1)}% | ${(100 * s.worstSpecificity!.value).toFixed(1)}% | ${s.meanEce.toFixed(3)} |`), row);
+  assert.ok(
+    row.includes(
+      `| ${(100 * s.robustSpecificity!).toFixed(1)}% | ${(100 * s.worstSpecificity!.value).toFixed(1)}% | ${s.meanEce.toFixed(3)} |`,
+    ),
+    row,
+  );
   assert.match(fs.readFileSync(path.join(exp, 'comparison.html'), 'utf8'), /<th>Robust specificity<\/th>/);
 
   // A run without a benchmark beside one with: a dash in its cells.
   const other = { ...summaries[0], name: 'other', robustness: undefined };
   await writeComparison([summaries[0], other], path.join(dir, 'cmp'));
-  const rows = fs.readFileSync(path.join(dir, 'cmp', 'comparison.md'), 'utf8').split('\n').filter((l) => l.startsWith('| **'));
+  const rows = fs
+    .readFileSync(path.join(dir, 'cmp', 'comparison.md'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('| **'));
   assert.match(rows[1], /\| — \| — \| — \|/);
 });

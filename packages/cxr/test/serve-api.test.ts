@@ -38,7 +38,11 @@ after(async () => {
 
 async function predict(file: string | Buffer, query = '', field = 'image', target = app) {
   const content = typeof file === 'string' ? fs.readFileSync(file) : file;
-  const { body, headers } = multipartBody(field, typeof file === 'string' ? path.basename(file) : 'upload.bin', content);
+  const { body, headers } = multipartBody(
+    field,
+    typeof file === 'string' ? path.basename(file) : 'upload.bin',
+    content,
+  );
   return target.inject({ method: 'POST', url: `/api/v1/predictions${query}`, payload: body, headers });
 }
 
@@ -90,8 +94,13 @@ test('a DICOM file predicts', async () => {
 
 test('a baseline-JPEG DICOM relabelled JPEG Lossless is a 422 that says so, not a prediction', async () => {
   const px = Uint8Array.from({ length: 128 * 96 }, (_, i) => ((i % 128) * 2 + Math.floor(i / 128)) & 0xff);
-  const jpeg = await sharp(px, { raw: { width: 128, height: 96, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
-  const file = writeDicom(imageElements({ rows: 96, columns: 128, bitsAllocated: 8 }), { transferSyntax: '1.2.840.10008.1.2.4.70', frames: [jpeg] });
+  const jpeg = await sharp(px, { raw: { width: 128, height: 96, channels: 1 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  const file = writeDicom(imageElements({ rows: 96, columns: 128, bitsAllocated: 8 }), {
+    transferSyntax: '1.2.840.10008.1.2.4.70',
+    frames: [jpeg],
+  });
   const before = audit.count();
   const res = await predict(file);
   assert.equal(res.statusCode, 422, res.body);
@@ -118,7 +127,12 @@ test('operating point and heat map switches', async () => {
 test('errors are RFC 9457 problem details, and validation errors name the parameter', async () => {
   const cases: [string, number, string, RegExp][] = [
     ['/api/v1/predictions?colour=red', 400, 'INVALID_REQUEST', /unknown query parameter 'colour'/],
-    ['/api/v1/predictions?operatingPoint=aggressive', 400, 'INVALID_REQUEST', /'operatingPoint' must be one of: screening, balanced/],
+    [
+      '/api/v1/predictions?operatingPoint=aggressive',
+      400,
+      'INVALID_REQUEST',
+      /'operatingPoint' must be one of: screening, balanced/,
+    ],
     ['/api/v1/predictions/not-an-id', 400, 'INVALID_REQUEST', /path parameter 'id'/],
     ['/api/v1/predictions/00000000-0000-4000-8000-000000000000', 404, 'NOT_FOUND', /no prediction with id/],
     ['/api/v1/nothing', 404, 'NOT_FOUND', /no such resource/],
@@ -153,8 +167,13 @@ test('history: paging and filters', async () => {
   assert.ok(all.items[0].createdAt >= all.items[1].createdAt, 'newest first');
 
   const screening = (await app.inject('/api/v1/predictions?operatingPoint=screening')).json();
-  assert.ok(screening.items.length >= 1 && screening.items.every((r: { operatingPoint: string }) => r.operatingPoint === 'screening'));
-  const future = (await app.inject(`/api/v1/predictions?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).json();
+  assert.ok(
+    screening.items.length >= 1 &&
+      screening.items.every((r: { operatingPoint: string }) => r.operatingPoint === 'screening'),
+  );
+  const future = (
+    await app.inject(`/api/v1/predictions?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)
+  ).json();
   assert.equal(future.total, 0);
   const past = (await app.inject(`/api/v1/predictions?until=${encodeURIComponent(new Date().toISOString())}`)).json();
   assert.equal(past.total, all.total);
@@ -165,7 +184,15 @@ test('history: paging and filters', async () => {
   const clean = (await app.inject('/api/v1/predictions?hasWarnings=false')).json();
   assert.equal(warned.total + clean.total, all.total);
 
-  for (const q of ['label=maybe', 'since=yesterday', 'limit=0', 'limit=100000', 'page=-1', 'colour=red', 'operatingPoint=nonsense']) {
+  for (const q of [
+    'label=maybe',
+    'since=yesterday',
+    'limit=0',
+    'limit=100000',
+    'page=-1',
+    'colour=red',
+    'operatingPoint=nonsense',
+  ]) {
     const r = await app.inject(`/api/v1/predictions?${q}`);
     assert.equal(r.statusCode, 400, q);
     assert.equal(r.json().code, 'INVALID_REQUEST', q);
@@ -190,9 +217,15 @@ test('model info and the model files for in-browser mode, without path traversal
   assert.equal(weights.statusCode, 200);
   assert.equal(weights.rawPayload.length, fs.statSync(path.join(dir, 'model', 'weights.bin')).size);
 
-  for (const url of ['/api/v1/model/files/cxr.json', '/api/v1/model/files/MODEL_CARD.md', '/api/v1/model/files/../cxr.json',
-    '/api/v1/model/files/..%2fcxr.json', '/api/v1/model/files/%2e%2e/%2e%2e/secret.txt', '/api/v1/model/files/',
-    '/api/v1/model/files//etc/passwd']) {
+  for (const url of [
+    '/api/v1/model/files/cxr.json',
+    '/api/v1/model/files/MODEL_CARD.md',
+    '/api/v1/model/files/../cxr.json',
+    '/api/v1/model/files/..%2fcxr.json',
+    '/api/v1/model/files/%2e%2e/%2e%2e/secret.txt',
+    '/api/v1/model/files/',
+    '/api/v1/model/files//etc/passwd',
+  ]) {
     const r = await app.inject(url);
     assert.ok(r.statusCode === 404 || r.statusCode === 400, `${url}: ${r.statusCode}`);
     assert.doesNotMatch(r.body, /outside the web folder|root:/);
@@ -211,7 +244,13 @@ test('static page: served, with a strict CSP, and no traversal out of its folder
   assert.equal(page.headers['x-content-type-options'], 'nosniff');
   const api = await app.inject('/api/v1/health');
   assert.ok(api.headers['content-security-policy']);
-  for (const url of ['/../secret.txt', '/..%2fsecret.txt', '/%2e%2e/secret.txt', '/..%5csecret.txt', '/.%2e/.%2e/secret.txt']) {
+  for (const url of [
+    '/../secret.txt',
+    '/..%2fsecret.txt',
+    '/%2e%2e/secret.txt',
+    '/..%5csecret.txt',
+    '/.%2e/.%2e/secret.txt',
+  ]) {
     const r = await app.inject(url);
     assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${url}: ${r.statusCode}`);
     assert.doesNotMatch(r.body, /outside the web folder/);
@@ -227,8 +266,14 @@ test('OpenAPI document describes the API', async () => {
   const doc = res.json();
   assert.match(doc.openapi, /^3\./);
   assert.equal(doc.info.title, 'cxr API');
-  for (const p of ['/api/v1/predictions', '/api/v1/predictions/{id}', '/api/v1/predictions/{id}/heatmap.png',
-    '/api/v1/predictions/{id}/thumbnail.png', '/api/v1/model', '/api/v1/health']) {
+  for (const p of [
+    '/api/v1/predictions',
+    '/api/v1/predictions/{id}',
+    '/api/v1/predictions/{id}/heatmap.png',
+    '/api/v1/predictions/{id}/thumbnail.png',
+    '/api/v1/model',
+    '/api/v1/health',
+  ]) {
     assert.ok(doc.paths[p], `documents ${p}`);
   }
   const post = doc.paths['/api/v1/predictions'].post;
@@ -236,7 +281,10 @@ test('OpenAPI document describes the API', async () => {
   assert.ok(post.responses['200']);
   assert.ok(post.responses['413']);
   assert.ok(doc.components.schemas.Prediction || JSON.stringify(post.responses['200']).includes('probability'));
-  assert.deepEqual(post.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, ['screening', 'balanced']);
+  assert.deepEqual(post.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, [
+    'screening',
+    'balanced',
+  ]);
   // Errors are problem+json everywhere, images are image/png, and the bearer scheme is declared.
   assert.ok(post.responses['413'].content['application/problem+json'], JSON.stringify(post.responses['413']));
   assert.doesNotMatch(post.responses['413'].description, /Default Response/);
@@ -248,10 +296,16 @@ test('OpenAPI document describes the API', async () => {
   assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
   assert.deepEqual(doc.paths['/api/v1/health'].get.security, []);
   const history = doc.paths['/api/v1/predictions'].get;
-  assert.deepEqual(history.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, ['screening', 'balanced']);
-  for (const [p, item] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { description: string }> }>>)) {
+  assert.deepEqual(history.parameters.find((x: { name: string }) => x.name === 'operatingPoint').schema.enum, [
+    'screening',
+    'balanced',
+  ]);
+  for (const [p, item] of Object.entries(
+    doc.paths as Record<string, Record<string, { responses: Record<string, { description: string }> }>>,
+  )) {
     for (const [method, op] of Object.entries(item)) {
-      for (const [status, r] of Object.entries(op.responses)) assert.notEqual(r.description, 'Default Response', `${method} ${p} ${status}`);
+      for (const [status, r] of Object.entries(op.responses))
+        assert.notEqual(r.description, 'Default Response', `${method} ${p} ${status}`);
     }
   }
 });
@@ -282,8 +336,13 @@ test('bearer token: encoded, doubled-slash and case variants of /api paths canno
   try {
     // The router decodes percent-escapes; the check must hold on the route that matched, not on the raw URL.
     const variants = [
-      '/%61pi/v1/predictions', '/api/%761/predictions', '/%61%70%69/v1/model', '/api/v1/%70redictions',
-      '/%61pi/v1/model/files/model.json', '/%61pi/v1/model/files/weights.bin', '/api/v1/model/files/%6dodel.json',
+      '/%61pi/v1/predictions',
+      '/api/%761/predictions',
+      '/%61%70%69/v1/model',
+      '/api/v1/%70redictions',
+      '/%61pi/v1/model/files/model.json',
+      '/%61pi/v1/model/files/weights.bin',
+      '/api/v1/model/files/%6dodel.json',
     ];
     for (const url of variants) {
       const res = await secured.inject({ url });

@@ -37,7 +37,14 @@ after(async () => {
 const jpeg = () => multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG), 'image/jpeg');
 
 test('Host allow-list: localhost names, IP literals, the bound host and --allowed-host; anything else 403', async () => {
-  for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080', '192.168.1.20:8080', 'xray.clinic.lan:8080', 'LOCALHOST']) {
+  for (const host of [
+    'localhost:8080',
+    '127.0.0.1:8080',
+    '[::1]:8080',
+    '192.168.1.20:8080',
+    'xray.clinic.lan:8080',
+    'LOCALHOST',
+  ]) {
     const res = await app.inject({ url: '/api/v1/health', headers: { host } });
     assert.equal(res.statusCode, 200, host);
   }
@@ -54,15 +61,30 @@ test('Origin: a cross-site POST is refused before it reaches the predictor; same
   const before = audit.count();
   const { body, headers } = jpeg();
   const post = (extra: Record<string, string>) =>
-    app.inject({ method: 'POST', url: '/api/v1/predictions?heatmap=false', payload: body, headers: { ...headers, host: 'localhost:8080', ...extra } });
-  for (const origin of ['http://evil.example', 'null', 'http://localhost:3000', 'https://localhost.evil.example:8080', 'file://']) {
+    app.inject({
+      method: 'POST',
+      url: '/api/v1/predictions?heatmap=false',
+      payload: body,
+      headers: { ...headers, host: 'localhost:8080', ...extra },
+    });
+  for (const origin of [
+    'http://evil.example',
+    'null',
+    'http://localhost:3000',
+    'https://localhost.evil.example:8080',
+    'file://',
+  ]) {
     const res = await post({ origin });
     assert.equal(res.statusCode, 403, origin);
     assert.equal(res.json().code, 'CROSS_ORIGIN');
   }
   assert.equal(audit.count(), before, 'nothing logged');
   assert.equal((await post({ origin: 'http://localhost:8080' })).statusCode, 200);
-  assert.equal((await post({ origin: 'https://xray.clinic.lan' })).statusCode, 200, 'an --allowed-host origin (TLS proxy)');
+  assert.equal(
+    (await post({ origin: 'https://xray.clinic.lan' })).statusCode,
+    200,
+    'an --allowed-host origin (TLS proxy)',
+  );
   assert.equal((await post({})).statusCode, 200, 'curl sends no Origin');
   const get = await app.inject({ url: '/api/v1/predictions', headers: { origin: 'http://evil.example' } });
   assert.equal(get.statusCode, 200, 'reads are not state-changing (CORS keeps their answers from the other page)');
@@ -78,19 +100,33 @@ test('prediction answers are never cached', async () => {
 });
 
 test('named tokens: the audit log and the API record which token asked', async () => {
-  const tokens = parseTokenList('# radiology\nalice:alice-token-123\n\nbob:bob-token-4567  # night shift\n', 'tokens.txt');
+  const tokens = parseTokenList(
+    '# radiology\nalice:alice-token-123\n\nbob:bob-token-4567  # night shift\n',
+    'tokens.txt',
+  );
   const secured = await buildApp({ predictor, audit, tokens });
   try {
     const { body, headers } = jpeg();
-    const res = await secured.inject({ method: 'POST', url: '/api/v1/predictions?heatmap=false', payload: body,
-      headers: { ...headers, authorization: 'Bearer bob-token-4567' } });
+    const res = await secured.inject({
+      method: 'POST',
+      url: '/api/v1/predictions?heatmap=false',
+      payload: body,
+      headers: { ...headers, authorization: 'Bearer bob-token-4567' },
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().requestedBy, 'bob');
     assert.equal(audit.get(res.json().id)?.requestedBy, 'bob');
-    const one = await secured.inject({ url: `/api/v1/predictions/${res.json().id}`, headers: { authorization: 'Bearer alice-token-123' } });
+    const one = await secured.inject({
+      url: `/api/v1/predictions/${res.json().id}`,
+      headers: { authorization: 'Bearer alice-token-123' },
+    });
     assert.equal(one.json().requestedBy, 'bob');
-    const wrong = await secured.inject({ method: 'POST', url: '/api/v1/predictions', payload: body,
-      headers: { ...headers, authorization: 'Bearer bob-token-456' } });
+    const wrong = await secured.inject({
+      method: 'POST',
+      url: '/api/v1/predictions',
+      payload: body,
+      headers: { ...headers, authorization: 'Bearer bob-token-456' },
+    });
     assert.equal(wrong.statusCode, 401);
   } finally {
     await secured.close();
@@ -99,7 +135,10 @@ test('named tokens: the audit log and the API record which token asked', async (
   const open = await app.inject({ method: 'POST', url: '/api/v1/predictions?heatmap=false', payload: body, headers });
   assert.equal(open.json().requestedBy, null, 'no token configured: nobody to name');
   assert.deepEqual(loadTokens({ CXR_API_TOKEN: 'single-token' }), [{ name: 'default', token: 'single-token' }]);
-  assert.deepEqual(loadTokens({ CXR_API_TOKENS: 'a:aaaaaaaa1,b:bbbbbbbb2', CXR_API_TOKEN: 'x' }).map((t) => t.name), ['a', 'b']);
+  assert.deepEqual(
+    loadTokens({ CXR_API_TOKENS: 'a:aaaaaaaa1,b:bbbbbbbb2', CXR_API_TOKEN: 'x' }).map((t) => t.name),
+    ['a', 'b'],
+  );
 });
 
 test('token lists: clear errors that never repeat the token', () => {
@@ -111,38 +150,62 @@ test('token lists: clear errors that never repeat the token', () => {
     ['al ice:secret-one-1', /name:token|must be/],
   ];
   for (const [text, want] of cases) {
-    assert.throws(() => parseTokenList(text, 'tokens.txt'), (e: Error) => {
-      assert.match(e.message, want);
-      assert.doesNotMatch(e.message, /secret|short/);
-      return true;
-    }, text);
+    assert.throws(
+      () => parseTokenList(text, 'tokens.txt'),
+      (e: Error) => {
+        assert.match(e.message, want);
+        assert.doesNotMatch(e.message, /secret|short/);
+        return true;
+      },
+      text,
+    );
   }
 });
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env }, timeout: 60_000 },
-      (err, _stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }));
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env }, timeout: 60_000 },
+      (err, _stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }),
+    );
   });
 }
 
 test('cxr serve on a non-loopback host without a token refuses to start', { timeout: 120_000 }, async () => {
-  const r = await runCli(['serve', '--host', '0.0.0.0', '--port', '0', '--model', modelDir, '--db', path.join(dir, 'cli.db')], {});
+  const r = await runCli(
+    ['serve', '--host', '0.0.0.0', '--port', '0', '--model', modelDir, '--db', path.join(dir, 'cli.db')],
+    {},
+  );
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /refusing to listen on 0\.0\.0\.0 without an API token/);
   assert.match(r.stderr, /--allow-no-token/);
 });
 
-test('cxr serve prints the address it is bound to, and --tokens-file names who asked', { timeout: 240_000 }, async () => {
+test('cxr serve prints the address it is bound to, and --tokens-file names who asked', {
+  timeout: 240_000,
+}, async () => {
   const file = path.join(dir, 'tokens.txt');
   fs.writeFileSync(file, 'carol:carol-token-789\n', { mode: 0o600 });
-  const server = await spawnServer(['--host', '0.0.0.0', '--model', modelDir, '--db', path.join(dir, 'cli.db'), '--tokens-file', file]);
+  const server = await spawnServer([
+    '--host',
+    '0.0.0.0',
+    '--model',
+    modelDir,
+    '--db',
+    path.join(dir, 'cli.db'),
+    '--tokens-file',
+    file,
+  ]);
   try {
     assert.match(server.url, /^http:\/\/0\.0\.0\.0:\d+$/, server.log());
     const url = server.url.replace('0.0.0.0', '127.0.0.1');
     const { body, headers } = jpeg();
     const res = await fetch(`${url}/api/v1/predictions?heatmap=false`, {
-      method: 'POST', body: new Uint8Array(body), headers: { ...headers, authorization: 'Bearer carol-token-789' },
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { ...headers, authorization: 'Bearer carol-token-789' },
     });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { requestedBy: string }).requestedBy, 'carol');

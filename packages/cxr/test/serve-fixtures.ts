@@ -15,14 +15,29 @@ import type { TtaView } from '../src/models/tta_views';
 export const DATA = '/work/shared/data';
 const SHARED = fs.existsSync(DATA) ? DATA : path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
 /** A full-resolution pediatric chest X-ray (JPEG), as a clinic would upload it. */
-export const XRAY_JPEG = path.join(SHARED, 'samples-fullres', 'PNEUMONIA', firstJpeg(path.join(SHARED, 'samples-fullres', 'PNEUMONIA')));
-export const XRAY_JPEG_NORMAL = path.join(SHARED, 'samples-fullres', 'NORMAL', firstJpeg(path.join(SHARED, 'samples-fullres', 'NORMAL')));
+export const XRAY_JPEG = path.join(
+  SHARED,
+  'samples-fullres',
+  'PNEUMONIA',
+  firstJpeg(path.join(SHARED, 'samples-fullres', 'PNEUMONIA')),
+);
+export const XRAY_JPEG_NORMAL = path.join(
+  SHARED,
+  'samples-fullres',
+  'NORMAL',
+  firstJpeg(path.join(SHARED, 'samples-fullres', 'NORMAL')),
+);
 export const DICOM_DIR = path.join(SHARED, 'dicom-samples');
 export const DICOM_FILE = path.join(DICOM_DIR, 'siim_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm');
 
 function firstJpeg(dir: string): string {
   try {
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.jpeg')).sort()[0] ?? 'missing.jpeg';
+    return (
+      fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.jpeg'))
+        .sort()[0] ?? 'missing.jpeg'
+    );
   } catch {
     return 'missing.jpeg';
   }
@@ -70,13 +85,22 @@ export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 
 }
 
 /** A multipart/form-data body with one file part. */
-export function multipartBody(field: string, filename: string, content: Buffer, contentType = 'application/octet-stream'):
-    { body: Buffer; headers: Record<string, string> } {
+export function multipartBody(
+  field: string,
+  filename: string,
+  content: Buffer,
+  contentType = 'application/octet-stream',
+): { body: Buffer; headers: Record<string, string> } {
   const boundary = `----cxrtest${Math.random().toString(16).slice(2)}`;
-  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\n`
-    + `Content-Type: ${contentType}\r\n\r\n`);
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\n` +
+      `Content-Type: ${contentType}\r\n\r\n`,
+  );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  return { body: Buffer.concat([head, content, tail]), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+  return {
+    body: Buffer.concat([head, content, tail]),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
 }
 
 export const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -99,14 +123,19 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): P
   let err = '';
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${err}`)); }, 180_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start:\n${err}`));
+    }, 180_000);
     proc.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
       const m = /listening on (http:\/\/\S+)/.exec(err);
       if (m) {
         clearTimeout(timer);
         resolve({
-          url: m[1], proc, log: () => err,
+          url: m[1],
+          proc,
+          log: () => err,
           stop: (signal = 'SIGTERM') => {
             if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
             return exited;
@@ -114,39 +143,59 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): P
         });
       }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${err}`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening:\n${err}`));
+    });
   });
 }
 
-export interface HttpAnswer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 /**
  * POSTs `body` over real HTTP, chunked (no Content-Length) unless `contentLength` is set, in
  * `chunk`-byte writes that respect backpressure. The server may answer before the body is sent
  * (413): the answer is what counts, a reset of the unsent rest is expected.
  */
-export function httpPost(url: string, body: Buffer, headers: Record<string, string>,
-    opts: { chunk?: number; contentLength?: boolean; splitAt?: number[] } = {}): Promise<HttpAnswer> {
+export function httpPost(
+  url: string,
+  body: Buffer,
+  headers: Record<string, string>,
+  opts: { chunk?: number; contentLength?: boolean; splitAt?: number[] } = {},
+): Promise<HttpAnswer> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const http = require('node:http') as typeof import('node:http');
   const chunk = opts.chunk ?? 64 * 1024;
   return new Promise((resolve, reject) => {
     let answered = false;
-    const req = http.request(url, {
-      method: 'POST',
-      headers: { ...headers, ...(opts.contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }) },
-    }, (res) => {
-      answered = true;
-      const parts: Buffer[] = [];
-      res.on('data', (b: Buffer) => parts.push(b));
-      res.on('end', () => {
-        // An answer before the whole body was sent: drop the connection rather than leave a half-sent request open.
-        if (!req.writableFinished) req.destroy();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() });
-      });
-      res.on('error', reject);
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          ...headers,
+          ...(opts.contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }),
+        },
+      },
+      (res) => {
+        answered = true;
+        const parts: Buffer[] = [];
+        res.on('data', (b: Buffer) => parts.push(b));
+        res.on('end', () => {
+          // An answer before the whole body was sent: drop the connection rather than leave a half-sent request open.
+          if (!req.writableFinished) req.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', (e) => {
+      if (!answered) reject(e);
     });
-    req.on('error', (e) => { if (!answered) reject(e); });
     (async () => {
       // Write boundaries: the given split points first (each write is one HTTP chunk), then every `chunk` bytes.
       const cuts = [...(opts.splitAt ?? [])];
@@ -158,6 +207,8 @@ export function httpPost(url: string, body: Buffer, headers: Record<string, stri
         from = to;
       }
       if (!req.destroyed) req.end();
-    })().catch(() => { /* the server closed early: its answer is the result */ });
+    })().catch(() => {
+      /* the server closed early: its answer is the result */
+    });
   });
 }

@@ -16,7 +16,12 @@ test('300 predictions: constant tensor count, flat RSS', { timeout: 600_000 }, a
   const app = await buildApp({ predictor, audit });
   const { body, headers } = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
   const once = async (i: number) => {
-    const res = await app.inject({ method: 'POST', url: `/api/v1/predictions${i % 2 ? '?heatmap=false' : ''}`, payload: body, headers });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/predictions${i % 2 ? '?heatmap=false' : ''}`,
+      payload: body,
+      headers,
+    });
     assert.equal(res.statusCode, 200, res.body);
   };
   try {
@@ -30,7 +35,9 @@ test('300 predictions: constant tensor count, flat RSS', { timeout: 600_000 }, a
     }
     global.gc?.();
     const growth = process.memoryUsage().rss / rss0 - 1;
-    t.diagnostic(`RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (${(growth * 100).toFixed(1)} %), ${tensors} tensors`);
+    t.diagnostic(
+      `RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (${(growth * 100).toFixed(1)} %), ${tensors} tensors`,
+    );
     assert.equal(tf.memory().numTensors, tensors);
     // Loose here (300 requests, allocator noise); the 10,000-request bench holds it to 5 %.
     assert.ok(growth < 0.25, `RSS grew ${(growth * 100).toFixed(1)} %`);

@@ -11,7 +11,10 @@ test('toGray: gray copies, RGB is rounded Rec. 601 luma, equal channels keep the
   assert.deepEqual(toGray(rgb, 4, 1, 3), Uint8Array.from([76, 150, 29, 18]));
   const same = new Uint8Array(256 * 3);
   for (let v = 0; v < 256; v++) same.fill(v, v * 3, v * 3 + 3);
-  assert.deepEqual(toGray(same, 256, 1, 3), Uint8Array.from({ length: 256 }, (_, v) => v));
+  assert.deepEqual(
+    toGray(same, 256, 1, 3),
+    Uint8Array.from({ length: 256 }, (_, v) => v),
+  );
 });
 
 test('toGray: alpha composites over black', () => {
@@ -29,8 +32,16 @@ test('toGray: rejects inconsistent input', () => {
 test('resizeSquare: same size is the identity, a constant image stays constant', () => {
   const img = Uint8Array.from({ length: 64 }, (_, i) => (i * 37) % 256);
   assert.deepEqual(resizeSquare(img, 8, 8, 8), img);
-  for (const [w, h, s] of [[13, 7, 5], [3, 11, 16], [100, 30, 17], [1, 1, 9]]) {
-    assert.ok(resizeSquare(new Uint8Array(w * h).fill(173), w, h, s).every((v) => v === 173), `${w}x${h}->${s}`);
+  for (const [w, h, s] of [
+    [13, 7, 5],
+    [3, 11, 16],
+    [100, 30, 17],
+    [1, 1, 9],
+  ]) {
+    assert.ok(
+      resizeSquare(new Uint8Array(w * h).fill(173), w, h, s).every((v) => v === 173),
+      `${w}x${h}->${s}`,
+    );
   }
 });
 
@@ -54,11 +65,14 @@ test('resizeSquare: upscale is bilinear with aligned centres and clamped edges',
 });
 
 test('resizeSquare: matches a floating-point reference within rounding, mixed up/down axes', () => {
-  const w = 37, h = 5, s = 11;
+  const w = 37,
+    h = 5,
+    s = 11;
   const img = Uint8Array.from({ length: w * h }, (_, i) => (i * 97 + 13) % 256);
   const out = resizeSquare(img, w, h, s);
   const area = (x: number, i: number, src: number, dst: number) => {
-    const lo = (i * src) / dst, hi = ((i + 1) * src) / dst;
+    const lo = (i * src) / dst,
+      hi = ((i + 1) * src) / dst;
     return Math.max(0, Math.min(hi, x + 1) - Math.max(lo, x)) / (src / dst);
   };
   const bil = (x: number, j: number, src: number, dst: number) => {
@@ -99,7 +113,10 @@ test('normalizeImages equalize: spreads levels over 0..255, ignores monotonic in
   two.fill(90, n);
   normalizeImages(two, 2, size, 'equalize');
   assert.deepEqual(two.subarray(0, n), eq);
-  assert.ok(two.subarray(n).every((v) => v === 90), 'a one-level image is left as it is');
+  assert.ok(
+    two.subarray(n).every((v) => v === 90),
+    'a one-level image is left as it is',
+  );
   // 'none' is the identity and returns the same array.
   const same = ramp.slice();
   assert.equal(normalizeImages(same, 1, size, 'none'), same);

@@ -41,10 +41,14 @@ after(async () => {
 function healthOnce(): Promise<number> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    http.get(`${base}/api/v1/health`, { agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`health ${res.statusCode}`))));
-    }).on('error', reject);
+    http
+      .get(`${base}/api/v1/health`, { agent: false }, (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`health ${res.statusCode}`)),
+        );
+      })
+      .on('error', reject);
   });
 }
 
@@ -73,18 +77,25 @@ function report(t: { diagnostic(s: string): void }, what: string, health: number
 }
 
 test('a 49-megapixel PNG is decoded without stalling /health', { timeout: 300_000 }, async (t) => {
-  const w = 7000, h = 7000;
+  const w = 7000,
+    h = 7000;
   const px = Buffer.alloc(w * h);
   for (let y = 0; y < h; y++) px.fill((y * 255) / h, y * w, (y + 1) * w);
-  const png = await sharp(px, { raw: { width: w, height: h, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
+  const png = await sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
   const r = await whilePolling(png);
   assert.equal(r.status, 200, r.body);
   report(t, '49 MP PNG', r.health);
 });
 
-test('a deflated DICOM bomb (250 MB inflated) is refused with 413 before it is inflated, without stalling /health', { timeout: 300_000 }, async (t) => {
+test('a deflated DICOM bomb (250 MB inflated) is refused with 413 before it is inflated, without stalling /health', {
+  timeout: 300_000,
+}, async (t) => {
   const side = 11_180; // 11180² 16-bit samples = 250 MB
-  const bomb = writeDicom(imageElements({ rows: side, columns: side, pixels: new Uint16Array(side * side) }), { transferSyntax: TS.deflatedLE });
+  const bomb = writeDicom(imageElements({ rows: side, columns: side, pixels: new Uint16Array(side * side) }), {
+    transferSyntax: TS.deflatedLE,
+  });
   assert.ok(bomb.length < 1024 * 1024, `bomb is ${bomb.length} bytes`);
   const r = await whilePolling(bomb);
   assert.equal(r.status, 413, r.body);
@@ -96,22 +107,32 @@ test('a large deflated DICOM within the caps is decoded without stalling /health
   const side = 6000; // 36 MP, 72 MB inflated
   const px = new Uint16Array(side * side);
   for (let i = 0; i < px.length; i++) px[i] = (i % side) & 0xfff;
-  const file = writeDicom(imageElements({ rows: side, columns: side, bitsStored: 12, pixels: px }), { transferSyntax: TS.deflatedLE });
+  const file = writeDicom(imageElements({ rows: side, columns: side, bitsStored: 12, pixels: px }), {
+    transferSyntax: TS.deflatedLE,
+  });
   const r = await whilePolling(file);
   assert.equal(r.status, 200, r.body);
   report(t, '36 MP deflated DICOM', r.health);
 });
 
-test('the decode pool: input errors keep their code, a stuck decode is cut off and the pool recovers', { timeout: 120_000 }, async () => {
+test('the decode pool: input errors keep their code, a stuck decode is cut off and the pool recovers', {
+  timeout: 120_000,
+}, async () => {
   const pool = new DecodePool({ size: 1, timeoutMs: 50 });
   try {
     const req = { size: 32, limits: { ...DEFAULT_LIMITS }, wantDisplay: false };
-    await assert.rejects(pool.decode(Buffer.from('GIF89a not really'), req), (e: Error & { code?: string; status?: number }) =>
-      e.code === 'UNSUPPORTED_FORMAT' && e.status === 415);
+    await assert.rejects(
+      pool.decode(Buffer.from('GIF89a not really'), req),
+      (e: Error & { code?: string; status?: number }) => e.code === 'UNSUPPORTED_FORMAT' && e.status === 415,
+    );
     const w = 7000;
-    const big = await sharp(Buffer.alloc(w * w, 128), { raw: { width: w, height: w, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
-    await assert.rejects(pool.decode(big, req), (e: Error & { code?: string; status?: number }) =>
-      e.code === 'DECODE_TIMEOUT' && e.status === 422);
+    const big = await sharp(Buffer.alloc(w * w, 128), { raw: { width: w, height: w, channels: 1 } })
+      .png({ compressionLevel: 1 })
+      .toBuffer();
+    await assert.rejects(
+      pool.decode(big, req),
+      (e: Error & { code?: string; status?: number }) => e.code === 'DECODE_TIMEOUT' && e.status === 422,
+    );
     const ok = await new DecodePool({ size: 1 }).decode(fs.readFileSync(XRAY_JPEG), req);
     assert.equal(ok.pixels.length, 32 * 32);
     // The same pool after its worker was terminated: a fresh worker answers.

@@ -40,7 +40,9 @@ function paddedJpeg(total: number): Buffer {
   return Buffer.concat([jpeg, Buffer.alloc(total - jpeg.length)]);
 }
 
-test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predicted)', { timeout: 120_000 }, async () => {
+test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predicted)', {
+  timeout: 120_000,
+}, async () => {
   const before = audit.count();
   const { body, headers } = multipartBody('image', 'big.jpeg', paddedJpeg(40 * MiB), 'image/jpeg');
   const fileStart = body.indexOf('\r\n\r\n') + 4;
@@ -60,7 +62,10 @@ test('a file of exactly the limit is accepted, one byte more is not', { timeout:
   const small = await buildApp({ predictor, audit, maxUploadBytes: 2 * MiB });
   const smallUrl = `${await small.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
   try {
-    for (const [size, want] of [[2 * MiB, 200], [2 * MiB + 1, 413]] as const) {
+    for (const [size, want] of [
+      [2 * MiB, 200],
+      [2 * MiB + 1, 413],
+    ] as const) {
       const { body, headers } = multipartBody('image', 'x.jpeg', paddedJpeg(size), 'image/jpeg');
       const fileStart = body.indexOf('\r\n\r\n') + 4;
       // An HTTP chunk that ends on the limit, the case the parser missed.
@@ -78,8 +83,11 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
   const one = multipartBody('image', 'a.jpeg', jpeg, 'image/jpeg');
   const boundary = one.headers['content-type'].split('boundary=')[1];
   const second = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\nContent-Type: image/jpeg\r\n\r\n`),
-    jpeg, Buffer.from(`\r\n--${boundary}--\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+    ),
+    jpeg,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
   const body = Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]);
   for (const opts of [{ chunk: 4096 }, { contentLength: true }]) {
@@ -98,7 +106,10 @@ function stalledUpload(target: string, size: number, send: number, contentLength
   const { body, headers } = multipartBody('image', 'slow.jpeg', paddedJpeg(size), 'image/jpeg');
   const req = http.request(target, {
     method: 'POST',
-    headers: { ...headers, ...(contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }) },
+    headers: {
+      ...headers,
+      ...(contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }),
+    },
   });
   const answer = new Promise<{ status: number; body: string } | 'closed'>((resolve) => {
     req.on('response', (res) => {
@@ -113,8 +124,16 @@ function stalledUpload(target: string, size: number, send: number, contentLength
   return { answer, abort: () => req.destroy() };
 }
 
-test('memory: uploads beyond the in-flight budget get 503; an idle body is dropped and its bytes released', { timeout: 120_000 }, async () => {
-  const limited = await buildApp({ predictor, audit, maxUploadBytes: 4 * MiB, uploadBudgetBytes: 8 * MiB, uploadIdleMs: 1500 });
+test('memory: uploads beyond the in-flight budget get 503; an idle body is dropped and its bytes released', {
+  timeout: 120_000,
+}, async () => {
+  const limited = await buildApp({
+    predictor,
+    audit,
+    maxUploadBytes: 4 * MiB,
+    uploadBudgetBytes: 8 * MiB,
+    uploadIdleMs: 1500,
+  });
   const target = `${await limited.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
   try {
     // Two stalled 3 MiB uploads hold 6 MiB of the 8 MiB budget.

@@ -21,7 +21,8 @@ export const MOBILENET_025 = path.join(PRETRAINED, 'mobilenet_v1_0.25_224');
  */
 export function needsData(...paths: string[]): string | false {
   for (const p of paths.length ? paths : [CHEST_XRAY]) {
-    if (!fs.existsSync(p)) return `needs ../shared data: ${p} is missing (set CXR_DATA or CXR_PRETRAINED to its folder)`;
+    if (!fs.existsSync(p))
+      return `needs ../shared data: ${p} is missing (set CXR_DATA or CXR_PRETRAINED to its folder)`;
   }
   return false;
 }

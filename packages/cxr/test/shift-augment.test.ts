@@ -20,8 +20,12 @@ function films(n: number, size: number): Uint8Array {
 }
 
 test('shiftAugmentBatch is seeded and changes about the asked share of films', () => {
-  const n = 200, size = 16, per = size * size;
-  const a = films(n, size), b = films(n, size), c = films(n, size);
+  const n = 200,
+    size = 16,
+    per = size * size;
+  const a = films(n, size),
+    b = films(n, size),
+    c = films(n, size);
   shiftAugmentBatch(a, n, size, SITE_SHIFT_AUGMENT, 'seed-1');
   shiftAugmentBatch(b, n, size, SITE_SHIFT_AUGMENT, 'seed-1');
   shiftAugmentBatch(c, n, size, SITE_SHIFT_AUGMENT, 'seed-2');
@@ -46,12 +50,25 @@ test('the cxr-shift recipe trains on a small subset and records its augmentation
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-shift-'));
   const r = await runTraining({
-    data, out, recipeName: 'cxr-shift', report: false, progress: false, log: () => {},
+    data,
+    out,
+    recipeName: 'cxr-shift',
+    report: false,
+    progress: false,
+    log: () => {},
     overrides: { inputSize: 48, epochs: 1, limitPerClass: 40, valFraction: 0.3, batchSize: 16, tta: [] },
   });
   assert.deepEqual(r.meta.recipe.shiftAugment, SITE_SHIFT_AUGMENT);
-  await assert.rejects(runTraining({
-    data, out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-shift-')), recipeName: 'cxr-shift', report: false, progress: false,
-    log: () => {}, overrides: { inputSize: 48, epochs: 1, limitPerClass: 40, normalize: 'equalize' },
-  }), /normalize none/);
+  await assert.rejects(
+    runTraining({
+      data,
+      out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-shift-')),
+      recipeName: 'cxr-shift',
+      report: false,
+      progress: false,
+      log: () => {},
+      overrides: { inputSize: 48, epochs: 1, limitPerClass: 40, normalize: 'equalize' },
+    }),
+    /normalize none/,
+  );
 });

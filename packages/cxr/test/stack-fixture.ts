@@ -16,7 +16,11 @@ export interface Stack {
 }
 
 export function stackCmd(dir: string, cmd: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(STACK_SH, [cmd], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, CXR_STACK_DIR: dir } });
+  const r = spawnSync(STACK_SH, [cmd], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, CXR_STACK_DIR: dir },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -64,5 +68,8 @@ export function stopStack(stack: Stack | undefined): void {
 /** GET/POST on Orthanc's REST API with the stack's credentials. */
 export async function orthanc(stack: Stack, route: string, init: RequestInit = {}): Promise<Response> {
   const auth = Buffer.from(`${stack.env.CXR_ORTHANC_USER}:${stack.env.CXR_ORTHANC_PASSWORD}`).toString('base64');
-  return fetch(stack.env.CXR_ORTHANC_URL + route, { ...init, headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) } });
+  return fetch(stack.env.CXR_ORTHANC_URL + route, {
+    ...init,
+    headers: { authorization: `Basic ${auth}`, ...(init.headers ?? {}) },
+  });
 }

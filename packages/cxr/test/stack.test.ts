@@ -9,7 +9,10 @@ const skip = stackUnavailable();
 let stack: Stack | undefined;
 after(() => stopStack(stack));
 
-test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it', { skip: skip ?? false, timeout: 300_000 }, async () => {
+test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it', {
+  skip: skip ?? false,
+  timeout: 300_000,
+}, async () => {
   stack = startStack('stack');
   const { dir, env } = stack;
   assert.match(env.CXR_ORTHANC_URL, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -31,7 +34,7 @@ test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it
   assert.equal(anon.status, 401);
   const sys = await orthanc(stack, '/system');
   assert.equal(sys.status, 200);
-  const system = await sys.json() as { HttpPort: number; Name: string };
+  const system = (await sys.json()) as { HttpPort: number; Name: string };
   assert.equal(`http://127.0.0.1:${system.HttpPort}`, env.CXR_ORTHANC_URL);
   const qido = await orthanc(stack, '/dicom-web/studies', { headers: { accept: 'application/dicom+json' } });
   assert.equal(qido.status, 200);

@@ -21,13 +21,33 @@ test('validation AUC rises clearly above 0.5 within a few epochs on a small real
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-train-'));
   const lines: string[] = [];
   const r = await runTraining({
-    data, out, recipeName: 'cxr', report: false, progress: false, log: (l) => lines.push(l),
+    data,
+    out,
+    recipeName: 'cxr',
+    report: false,
+    progress: false,
+    log: (l) => lines.push(l),
     overrides: {
-      arch: 'cxrnet', inputSize: 64, epochs: 4, limitPerClass: 150, valFraction: 0.3, batchSize: 16, augment: 'none',
-      lr: 1e-3, schedule: 'constant', warmupEpochs: 0, labelSmoothing: 0, balance: 'none', tta: [],
+      arch: 'cxrnet',
+      inputSize: 64,
+      epochs: 4,
+      limitPerClass: 150,
+      valFraction: 0.3,
+      batchSize: 16,
+      augment: 'none',
+      lr: 1e-3,
+      schedule: 'constant',
+      warmupEpochs: 0,
+      labelSmoothing: 0,
+      balance: 'none',
+      tta: [],
     },
   });
-  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(log.length, 4);
   const best = Math.max(...log.map((e) => e.val_auc));
   assert.ok(best > 0.75, `best validation AUC ${best}\n${lines.join('\n')}`);
@@ -41,20 +61,39 @@ test('validation AUC rises clearly above 0.5 within a few epochs on a small real
 function runCli(args: string[]) {
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, done, stderr: () => stderr };
 }
 
 test('a killed training run resumes to the same epoch count and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-resume-'));
-  const args = ['train', '--data', data, '--out', out, '--model', 'reference', '--input-size', '48', '--epochs', '3',
-    '--limit-per-class', '40', '--batch-size', '16', '--no-report'];
+  const args = [
+    'train',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--model',
+    'reference',
+    '--input-size',
+    '48',
+    '--epochs',
+    '3',
+    '--limit-per-class',
+    '40',
+    '--batch-size',
+    '16',
+    '--no-report',
+  ];
   const first = runCli(args);
   const logFile = path.join(out, 'log.jsonl');
   const ckpt = path.join(out, 'checkpoints', 'last', 'state.json');
   // Kill -9 once the first epoch's checkpoint is on disk, before the run can finish.
-  for (let i = 0; i < 600 && !(fs.existsSync(ckpt) && fs.existsSync(logFile)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 600 && !(fs.existsSync(ckpt) && fs.existsSync(logFile)); i++)
+    await new Promise((r) => setTimeout(r, 100));
   first.child.kill('SIGKILL');
   await first.done;
   assert.ok(fs.existsSync(ckpt), `no checkpoint after the first epoch:\n${first.stderr()}`);
@@ -63,7 +102,11 @@ test('a killed training run resumes to the same epoch count and a loadable model
   const second = runCli([...args, '--resume']);
   assert.equal(await second.done, 0, second.stderr());
   assert.match(second.stderr(), /resuming after epoch [12]/);
-  const epochs = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  const epochs = fs
+    .readFileSync(logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).epoch);
   assert.deepEqual(epochs, [1, 2, 3]);
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 3);

@@ -24,17 +24,28 @@ const imageCache = process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cac
 
 const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as TtaView[] };
 
-test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", { skip }, async () => {
+test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", {
+  skip,
+}, async () => {
   await initEngine();
   // Only the shared MobileNet v1 0.25 is present: no InceptionV3 anywhere.
   process.env.CXR_CACHE = imageCache;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tl-'));
   const lines: string[] = [];
   const r = await runTraining({
-    data, out, recipeName: 'seed6-transfer', report: false, progress: false, log: (l) => lines.push(l),
+    data,
+    out,
+    recipeName: 'seed6-transfer',
+    report: false,
+    progress: false,
+    log: (l) => lines.push(l),
     overrides: { ...QUICK, epochs: 6 },
   });
-  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(log.length, 6);
   const best = Math.max(...log.map((e) => e.val_auc));
   assert.ok(best > 0.75, `best validation AUC ${best}\n${lines.join('\n')}`);
@@ -42,14 +53,22 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
   assert.equal(r.meta.recipe.backbone, 'mobilenet_v1_0.25');
   assert.equal(r.meta.recipe.backboneRequested, 'auto');
   assert.match(String(r.meta.recipe.backboneFallback), /InceptionV3 weights not found/);
-  assert.ok(lines.some((l) => /fallback: InceptionV3 weights not found/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /fallback: InceptionV3 weights not found/.test(l)),
+    lines.join('\n'),
+  );
 
   // Loads and predicts through the same path as evaluate/predict/serve, gray [S,S,1] input.
   const loaded = await loadModel(out);
   const m = loaded.members[0];
   assert.deepEqual(m.inputs[0].shape, [null, 128, 128, 1]);
   assert.deepEqual(m.getLayer('last_conv').outputShape, [null, 4, 4, 256]);
-  const { val } = await loadTrainVal(data, { size: 128, valFraction: QUICK.valFraction, seed: 42, limitPerClass: QUICK.limitPerClass });
+  const { val } = await loadTrainVal(data, {
+    size: 128,
+    valFraction: QUICK.valFraction,
+    seed: 42,
+    limitPerClass: QUICK.limitPerClass,
+  });
   const logits = await predictAllLogits(loaded.members, val.pixels, val.labels.length, 128);
   const saved = JSON.parse(fs.readFileSync(path.join(out, 'predictions', 'val.json'), 'utf8')) as { probs: number[] };
   const T = loaded.meta.temperature;
@@ -60,28 +79,62 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
   // The same data and backbone again: features come from the cache.
   const again: string[] = [];
   await runTraining({
-    data, out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tl-')), recipeName: 'seed6-transfer', report: false, progress: false,
-    log: (l) => again.push(l), overrides: { ...QUICK, epochs: 1 },
+    data,
+    out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tl-')),
+    recipeName: 'seed6-transfer',
+    report: false,
+    progress: false,
+    log: (l) => again.push(l),
+    overrides: { ...QUICK, epochs: 1 },
   });
-  assert.ok(again.some((l) => /^train features: .*\(cached\)/.test(l)), again.join('\n'));
+  assert.ok(
+    again.some((l) => /^train features: .*\(cached\)/.test(l)),
+    again.join('\n'),
+  );
 });
 
-test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', { skip }, async () => {
+test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', {
+  skip,
+}, async () => {
   await initEngine();
   process.env.CXR_CACHE = imageCache;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlft-'));
   const lines: string[] = [];
   const r = await runTraining({
-    data, out, recipeName: 'seed8-transfer-augment', report: false, progress: false, log: (l) => lines.push(l),
+    data,
+    out,
+    recipeName: 'seed8-transfer-augment',
+    report: false,
+    progress: false,
+    log: (l) => lines.push(l),
     overrides: {
-      ...QUICK, inputSize: 96, limitPerClass: 40, epochs: 1, balance: 'oversample', backbone: 'mobilenet_v1_0.25', weights: shared,
+      ...QUICK,
+      inputSize: 96,
+      limitPerClass: 40,
+      epochs: 1,
+      balance: 'oversample',
+      backbone: 'mobilenet_v1_0.25',
+      weights: shared,
       fineTune: { blocks: 2, epochs: 1, lr: 1e-3 },
     },
   });
-  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.map((e) => [e.epoch, e.phase]), [[1, 'head'], [2, 'fine-tune']]);
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.map((e) => [e.epoch, e.phase]),
+    [
+      [1, 'head'],
+      [2, 'fine-tune'],
+    ],
+  );
   assert.equal(r.meta.recipe.backboneFallback, null);
-  assert.ok(lines.some((l) => /features per batch/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /features per batch/.test(l)),
+    lines.join('\n'),
+  );
 
   const loaded = await loadModel(out);
   const m = loaded.members[0];
@@ -109,15 +162,41 @@ test('augmentation + oversampling + fine-tuning: only the top blocks change, bat
 test('a transfer run killed during fine-tuning resumes to the same epochs and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlresume-'));
   const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
-  const args = [cli, 'train', '--data', data, '--out', out, '--backbone', 'mobilenet_v1_0.25', '--weights', shared, '--input-size', '96',
-    '--epochs', '2', '--fine-tune', '1:3:1e-4', '--limit-per-class', '40', '--batch-size', '16', '--augment', 'none', '--no-report'];
+  const args = [
+    cli,
+    'train',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--backbone',
+    'mobilenet_v1_0.25',
+    '--weights',
+    shared,
+    '--input-size',
+    '96',
+    '--epochs',
+    '2',
+    '--fine-tune',
+    '1:3:1e-4',
+    '--limit-per-class',
+    '40',
+    '--batch-size',
+    '16',
+    '--augment',
+    'none',
+    '--no-report',
+  ];
   const env = { ...process.env, CXR_CACHE: imageCache };
   const first = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
-  first.stderr.on('data', (d) => { stderr += d; });
+  first.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const state = path.join(out, 'checkpoints', 'last', 'state.json');
   const inFineTune = () => fs.existsSync(state) && JSON.parse(fs.readFileSync(state, 'utf8')).phase === 'fine-tune';
-  for (let i = 0; i < 1200 && !inFineTune() && first.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 1200 && !inFineTune() && first.exitCode === null; i++)
+    await new Promise((r) => setTimeout(r, 100));
   first.kill('SIGKILL');
   await new Promise((r) => first.once('exit', r));
   assert.ok(inFineTune(), `no fine-tuning checkpoint before the kill:\n${stderr}`);
@@ -125,12 +204,27 @@ test('a transfer run killed during fine-tuning resumes to the same epochs and a 
 
   const second = spawn(process.execPath, [...args, '--resume'], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr2 = '';
-  second.stderr.on('data', (d) => { stderr2 += d; });
+  second.stderr.on('data', (d) => {
+    stderr2 += d;
+  });
   const code = await new Promise((r) => second.once('exit', r));
   assert.equal(code, 0, stderr2);
   assert.match(stderr2, /resuming after epoch [345] \(fine-tune/);
-  const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.map((e) => [e.epoch, e.phase]), [[1, 'head'], [2, 'head'], [3, 'fine-tune'], [4, 'fine-tune'], [5, 'fine-tune']]);
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.map((e) => [e.epoch, e.phase]),
+    [
+      [1, 'head'],
+      [2, 'head'],
+      [3, 'fine-tune'],
+      [4, 'fine-tune'],
+      [5, 'fine-tune'],
+    ],
+  );
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 5);
   loaded.members[0].dispose();

@@ -14,7 +14,8 @@ import { SHARED } from './ood-fixtures';
 const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
 const TRAIN = path.join(SHARED, 'chest_xray', 'train');
 const DICOM = path.join(SHARED, 'dicom-samples');
-const skip = fs.existsSync(path.join(SHIPPED, 'ood.json')) && fs.existsSync(TRAIN) ? false : 'no shipped model or no data';
+const skip =
+  fs.existsSync(path.join(SHIPPED, 'ood.json')) && fs.existsSync(TRAIN) ? false : 'no shipped model or no data';
 
 let predictor: Predictor;
 const firstFilm = (cls: string) => path.join(TRAIN, cls, fs.readdirSync(path.join(TRAIN, cls)).sort()[0]);
@@ -28,7 +29,9 @@ after(() => predictor?.dispose());
 async function screenshotLike(): Promise<Buffer> {
   const film = await sharp(firstFilm('NORMAL')).resize(360, 300).png().toBuffer();
   const bar = (w: number, h: number, r: number, g: number, b: number) =>
-    sharp({ create: { width: w, height: h, channels: 3, background: { r, g, b } } }).png().toBuffer();
+    sharp({ create: { width: w, height: h, channels: 3, background: { r, g, b } } })
+      .png()
+      .toBuffer();
   return sharp({ create: { width: 1280, height: 800, channels: 3, background: { r: 246, g: 247, b: 249 } } })
     .composite([
       { input: await bar(1280, 64, 20, 36, 58), left: 0, top: 0 },
@@ -39,7 +42,8 @@ async function screenshotLike(): Promise<Buffer> {
       { input: film, left: 90, top: 460 },
       { input: await bar(600, 14, 11, 92, 173), left: 560, top: 320 },
     ])
-    .png().toBuffer();
+    .png()
+    .toBuffer();
 }
 
 async function verdictOf(bytes: Buffer) {
@@ -62,11 +66,17 @@ test('an inverted film from the training set cannot be assessed', { skip }, asyn
 });
 
 test('a blank image and a 1×1 image cannot be assessed (the 1×1 one also as too small)', { skip }, async () => {
-  const blank = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+  const blank = await sharp({
+    create: { width: 400, height: 300, channels: 3, background: { r: 128, g: 128, b: 128 } },
+  })
+    .png()
+    .toBuffer();
   const b = await verdictOf(blank);
   assert.equal(b.status, 'cannot-assess');
   assert.ok(b.codes.includes('BLANK'));
-  const one = await sharp(Buffer.from([90]), { raw: { width: 1, height: 1, channels: 1 } }).png().toBuffer();
+  const one = await sharp(Buffer.from([90]), { raw: { width: 1, height: 1, channels: 1 } })
+    .png()
+    .toBuffer();
   const o = await verdictOf(one);
   assert.equal(o.status, 'cannot-assess');
   assert.deepEqual(o.codes.slice(0, 2), ['TOO_SMALL', 'BLANK']);
@@ -78,30 +88,46 @@ test('the SIIM sample (an adult, PatientAge 62) is outside the intended populati
   const v = await verdictOf(fs.readFileSync(path.join(DICOM, siim)));
   assert.equal(v.status, 'outside-population', JSON.stringify(v));
   assert.equal(v.codes[0], 'AGE');
-  assert.match(v.warnings[0], /outside the intended population \(children aged 1–5\): the DICOM header gives a patient age over 10 years/);
+  assert.match(
+    v.warnings[0],
+    /outside the intended population \(children aged 1–5\): the DICOM header gives a patient age over 10 years/,
+  );
   assert.ok(!v.warnings.some((w) => /does not look like a frontal chest X-ray/.test(w)));
   assert.equal(verdictHeadline(v.status, v.label), 'Outside the intended population (children aged 1–5)');
 });
 
-test('an adult chest DICOM without an age that the gate rejects is outside the population, not "not a chest X-ray"', { skip }, async () => {
+test('an adult chest DICOM without an age that the gate rejects is outside the population, not "not a chest X-ray"', {
+  skip,
+}, async () => {
   const v = await verdictOf(fs.readFileSync(path.join(DICOM, 'WG04_RG1_J2KI.dcm')));
   assert.equal(v.status, 'outside-population', JSON.stringify(v));
   assert.deepEqual(v.codes, ['OOD']);
   assert.match(v.warnings[0], /chest radiograph by its DICOM header, but unlike the training films/);
 });
 
-test('a child\'s film is assessed, as JPEG and as DICOM with PatientAge 4Y; the same pixels at 62Y are not', { skip }, async () => {
+test("a child's film is assessed, as JPEG and as DICOM with PatientAge 4Y; the same pixels at 62Y are not", {
+  skip,
+}, async () => {
   const film = firstFilm('PNEUMONIA');
   const jpeg = await verdictOf(fs.readFileSync(film));
   assert.deepEqual({ status: jpeg.status, codes: jpeg.codes }, { status: 'assessed', codes: [] });
   const { data, info } = await sharp(film).greyscale().raw().toBuffer({ resolveWithObject: true });
-  const dcm = (age: string) => writeDicom(imageElements({
-    rows: info.height, columns: info.width, bitsAllocated: 8, pixels: new Uint8Array(data),
-    extra: [{ tag: 0x00101010, vr: 'AS', value: age }],
-  }));
+  const dcm = (age: string) =>
+    writeDicom(
+      imageElements({
+        rows: info.height,
+        columns: info.width,
+        bitsAllocated: 8,
+        pixels: new Uint8Array(data),
+        extra: [{ tag: 0x00101010, vr: 'AS', value: age }],
+      }),
+    );
   const child = await verdictOf(dcm('004Y'));
   assert.equal(child.status, 'assessed', JSON.stringify(child));
-  assert.match(verdictHeadline(child.status, child.label), /^(No signs of pneumonia detected|Signs of pneumonia detected)$/);
+  assert.match(
+    verdictHeadline(child.status, child.label),
+    /^(No signs of pneumonia detected|Signs of pneumonia detected)$/,
+  );
   const adult = await verdictOf(dcm('062Y'));
   assert.equal(adult.status, 'outside-population');
   assert.deepEqual(adult.codes, ['AGE']);
@@ -122,12 +148,20 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.deepEqual(deriveVerdict(base), { status: 'assessed', reasons: [] });
   const jpegOod = deriveVerdict({ ...base, ood });
   assert.equal(jpegOod.status, 'cannot-assess');
-  assert.match(jpegOod.reasons[0].message, /does not look like a frontal chest X-ray \(OOD score 30\.0 > threshold 20\.0\)/);
+  assert.match(
+    jpegOod.reasons[0].message,
+    /does not look like a frontal chest X-ray \(OOD score 30\.0 > threshold 20\.0\)/,
+  );
   const lateralAdult = deriveVerdict({
-    ...base, checks: [{ code: 'LATERAL', message: 'lateral' }], facts: { modality: 'CR', patientAge: '070Y' },
+    ...base,
+    checks: [{ code: 'LATERAL', message: 'lateral' }],
+    facts: { modality: 'CR', patientAge: '070Y' },
   });
   assert.equal(lateralAdult.status, 'cannot-assess');
-  assert.deepEqual(lateralAdult.reasons.map((r) => r.code), ['LATERAL', 'AGE']);
+  assert.deepEqual(
+    lateralAdult.reasons.map((r) => r.code),
+    ['LATERAL', 'AGE'],
+  );
   // A child's DICOM that the gate rejects is not "outside the population" by age: it cannot be assessed.
   assert.equal(deriveVerdict({ ...base, ood, facts: { modality: 'CR', patientAge: '003Y' } }).status, 'cannot-assess');
   assert.equal(deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '010Y' } }).status, 'assessed');

@@ -1,9 +1,18 @@
 // Convolutions: Conv2D, depthwise, fused (bias + activation), Conv3D and all their gradients.
 // Channels-last float32 only; NCHW data, other dtypes and empty tensors run the cpu kernels.
 import {
-  Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, Conv3DAttrs, Conv3DBackpropFilterV2Attrs,
-  Conv3DBackpropInputV2Attrs, DepthwiseConv2dNativeBackpropFilterAttrs, DepthwiseConv2dNativeBackpropInputAttrs,
-  FusedConv2DAttrs, KernelConfig, TensorInfo, backend_util, util,
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  Conv3DAttrs,
+  Conv3DBackpropFilterV2Attrs,
+  Conv3DBackpropInputV2Attrs,
+  DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeBackpropInputAttrs,
+  FusedConv2DAttrs,
+  KernelConfig,
+  TensorInfo,
+  backend_util,
+  util,
 } from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
 import { FusedActivation, native } from '../native';
@@ -45,19 +54,39 @@ const channelsLast = (format?: string) => format === undefined || format === 'NH
 const broadcastsTo = (t: TensorInfo | undefined, shape: number[]) =>
   t === undefined || util.arraysEqual(backend_util.assertAndGetBroadcastShape(t.shape, shape), shape);
 
-function forward(b: AtenBackend, x: TensorInfo, filter: TensorInfo, info: Info, groups: number,
-    fused?: { bias?: TensorInfo; prelu?: TensorInfo; activation: FusedActivation; leakyreluAlpha?: number },
+function forward(
+  b: AtenBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: Info,
+  groups: number,
+  fused?: { bias?: TensorInfo; prelu?: TensorInfo; activation: FusedActivation; leakyreluAlpha?: number },
 ): TensorInfo | null {
   const g = geometry(info);
   if (g === null) return null;
-  if (fused && (!broadcastsTo(fused.bias, info.outShape) || !broadcastsTo(fused.prelu, info.outShape) ||
-      (fused.activation === 'prelu' && fused.prelu === undefined))) {
+  if (
+    fused &&
+    (!broadcastsTo(fused.bias, info.outShape) ||
+      !broadcastsTo(fused.prelu, info.outShape) ||
+      (fused.activation === 'prelu' && fused.prelu === undefined))
+  ) {
     return null;
   }
-  const hx = b.handle(x), hf = b.handle(filter);
+  const hx = b.handle(x),
+    hf = b.handle(filter);
   const y = fused
-    ? native.conv(hx, hf, g.strides, g.dilations, g.pads, groups, fused.bias && b.handle(fused.bias),
-      fused.activation ?? 'linear', fused.prelu && b.handle(fused.prelu), fused.leakyreluAlpha)
+    ? native.conv(
+        hx,
+        hf,
+        g.strides,
+        g.dilations,
+        g.pads,
+        groups,
+        fused.bias && b.handle(fused.bias),
+        fused.activation ?? 'linear',
+        fused.prelu && b.handle(fused.prelu),
+        fused.leakyreluAlpha,
+      )
     : native.conv(hx, hf, g.strides, g.dilations, g.pads, groups);
   return b.output(y, 'float32');
 }
@@ -65,15 +94,19 @@ function forward(b: AtenBackend, x: TensorInfo, filter: TensorInfo, info: Info, 
 function backpropInput(b: AtenBackend, dy: TensorInfo, filter: TensorInfo, info: Info, groups: number) {
   const g = geometry(info);
   if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
-  return b.output(native.convBackpropInput(b.handle(dy), b.handle(filter), info.inShape, g.strides, g.dilations,
-    g.pads, groups), 'float32');
+  return b.output(
+    native.convBackpropInput(b.handle(dy), b.handle(filter), info.inShape, g.strides, g.dilations, g.pads, groups),
+    'float32',
+  );
 }
 
 function backpropFilter(b: AtenBackend, x: TensorInfo, dy: TensorInfo, info: Info, groups: number) {
   const g = geometry(info);
   if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
-  return b.output(native.convBackpropFilter(b.handle(x), b.handle(dy), info.filterShape, g.strides, g.dilations,
-    g.pads, groups), 'float32');
+  return b.output(
+    native.convBackpropFilter(b.handle(x), b.handle(dy), info.filterShape, g.strides, g.dilations, g.pads, groups),
+    'float32',
+  );
 }
 
 type XF = { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
@@ -88,8 +121,15 @@ function conv2dKernel(name: string, depthwise: boolean, fusedOp: boolean): Kerne
     const { x, filter, bias, preluActivationWeights } = inputs as XF;
     const a = attrs as unknown as FusedConv2DAttrs;
     if (!float(x, filter, bias, preluActivationWeights) || !channelsLast(a.dataFormat)) return null;
-    const info = backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, a.strides,
-      a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise);
+    const info = backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      filter.shape as Shape4,
+      a.strides,
+      a.dilations ?? 1,
+      a.pad,
+      a.dimRoundingMode,
+      depthwise,
+    );
     const fused = fusedOp
       ? { bias, prelu: preluActivationWeights, activation: a.activation, leakyreluAlpha: a.leakyreluAlpha }
       : undefined;
@@ -108,32 +148,58 @@ export const kernels: KernelConfig[] = [
     const a = attrs as unknown as Conv2DBackpropInputAttrs;
     if (!float(dy, filter) || !channelsLast(a.dataFormat)) return null;
     // `dilations` is not a TF.js attribute here; the aten-only Conv2D gradient (gradients.ts) adds it.
-    const info = backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides,
-      (a as { dilations?: number | [number, number] }).dilations ?? 1, a.pad, a.dimRoundingMode);
+    const info = backend_util.computeConv2DInfo(
+      a.inputShape,
+      filter.shape as Shape4,
+      a.strides,
+      (a as { dilations?: number | [number, number] }).dilations ?? 1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     return backpropInput(b, dy, filter, info, 1);
   }),
   nativeKernel('Conv2DBackpropFilter', (b, { inputs, attrs }) => {
     const { x, dy } = inputs as XDy;
     const a = attrs as unknown as Conv2DBackpropFilterAttrs;
     if (!float(x, dy) || !channelsLast(a.dataFormat)) return null;
-    const info = backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides,
-      (a as { dilations?: number | [number, number] }).dilations ?? 1, a.pad, a.dimRoundingMode);
+    const info = backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      a.filterShape,
+      a.strides,
+      (a as { dilations?: number | [number, number] }).dilations ?? 1,
+      a.pad,
+      a.dimRoundingMode,
+    );
     return backpropFilter(b, x, dy, info, 1);
   }),
   nativeKernel('DepthwiseConv2dNativeBackpropInput', (b, { inputs, attrs }) => {
     const { dy, filter } = inputs as DyF;
     const a = attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
     if (!float(dy, filter)) return null;
-    const info = backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides, a.dilations,
-      a.pad, a.dimRoundingMode, true);
+    const info = backend_util.computeConv2DInfo(
+      a.inputShape,
+      filter.shape as Shape4,
+      a.strides,
+      a.dilations,
+      a.pad,
+      a.dimRoundingMode,
+      true,
+    );
     return backpropInput(b, dy, filter, info, a.inputShape[3]);
   }),
   nativeKernel('DepthwiseConv2dNativeBackpropFilter', (b, { inputs, attrs }) => {
     const { x, dy } = inputs as XDy;
     const a = attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
     if (!float(x, dy)) return null;
-    const info = backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, a.dilations, a.pad,
-      a.dimRoundingMode, true);
+    const info = backend_util.computeConv2DInfo(
+      x.shape as Shape4,
+      a.filterShape,
+      a.strides,
+      a.dilations,
+      a.pad,
+      a.dimRoundingMode,
+      true,
+    );
     return backpropFilter(b, x, dy, info, x.shape[3]);
   }),
 
@@ -141,8 +207,13 @@ export const kernels: KernelConfig[] = [
     const { x, filter } = inputs as XF;
     const a = attrs as unknown as Conv3DAttrs;
     if (!float(x, filter) || !channelsLast(a.dataFormat)) return null;
-    const info = backend_util.computeConv3DInfo(x.shape as Shape5, filter.shape as Shape5, a.strides,
-      a.dilations ?? 1, a.pad);
+    const info = backend_util.computeConv3DInfo(
+      x.shape as Shape5,
+      filter.shape as Shape5,
+      a.strides,
+      a.dilations ?? 1,
+      a.pad,
+    );
     return forward(b, x, filter, info, 1);
   }),
   nativeKernel('Conv3DBackpropInputV2', (b, { inputs, attrs }) => {

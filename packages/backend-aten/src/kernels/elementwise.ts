@@ -7,37 +7,85 @@ import { FLOAT, NATIVE_DTYPES, NUMERIC, isOneOf, nativeKernel } from './kernel';
 type Spec<Op extends string> = [Op, readonly DataType[], DataType?];
 
 const UNARY: Spec<UnaryOp>[] = [
-  ['Abs', NUMERIC], ['Acos', FLOAT], ['Acosh', FLOAT], ['Asin', FLOAT], ['Asinh', FLOAT], ['Atan', FLOAT],
-  ['Atanh', FLOAT], ['Ceil', FLOAT], ['Cos', FLOAT], ['Cosh', FLOAT], ['Elu', FLOAT], ['Erf', FLOAT],
-  ['Exp', FLOAT], ['Expm1', FLOAT], ['Floor', FLOAT], ['IsFinite', FLOAT, 'bool'], ['IsInf', FLOAT, 'bool'],
-  ['IsNan', FLOAT, 'bool'], ['Log', FLOAT], ['Log1p', FLOAT], ['LogicalNot', ['bool']], ['Neg', NUMERIC],
-  ['Reciprocal', FLOAT], ['Relu', FLOAT], ['Relu6', FLOAT], ['Round', FLOAT], ['Rsqrt', FLOAT], ['Selu', FLOAT],
-  ['Sigmoid', FLOAT], ['Sign', FLOAT], ['Sin', FLOAT], ['Sinh', FLOAT], ['Softplus', FLOAT], ['Sqrt', FLOAT],
-  ['Square', NUMERIC], ['Tan', FLOAT], ['Tanh', FLOAT],
+  ['Abs', NUMERIC],
+  ['Acos', FLOAT],
+  ['Acosh', FLOAT],
+  ['Asin', FLOAT],
+  ['Asinh', FLOAT],
+  ['Atan', FLOAT],
+  ['Atanh', FLOAT],
+  ['Ceil', FLOAT],
+  ['Cos', FLOAT],
+  ['Cosh', FLOAT],
+  ['Elu', FLOAT],
+  ['Erf', FLOAT],
+  ['Exp', FLOAT],
+  ['Expm1', FLOAT],
+  ['Floor', FLOAT],
+  ['IsFinite', FLOAT, 'bool'],
+  ['IsInf', FLOAT, 'bool'],
+  ['IsNan', FLOAT, 'bool'],
+  ['Log', FLOAT],
+  ['Log1p', FLOAT],
+  ['LogicalNot', ['bool']],
+  ['Neg', NUMERIC],
+  ['Reciprocal', FLOAT],
+  ['Relu', FLOAT],
+  ['Relu6', FLOAT],
+  ['Round', FLOAT],
+  ['Rsqrt', FLOAT],
+  ['Selu', FLOAT],
+  ['Sigmoid', FLOAT],
+  ['Sign', FLOAT],
+  ['Sin', FLOAT],
+  ['Sinh', FLOAT],
+  ['Softplus', FLOAT],
+  ['Sqrt', FLOAT],
+  ['Square', NUMERIC],
+  ['Tan', FLOAT],
+  ['Tanh', FLOAT],
 ];
 
 // TF.js's FloorDiv returns int32 even for float inputs; output() converts the float quotient.
 const BINARY: Spec<BinaryOp>[] = [
-  ['Add', NUMERIC], ['Sub', NUMERIC], ['Multiply', NUMERIC], ['RealDiv', FLOAT], ['FloorDiv', FLOAT, 'int32'],
-  ['Maximum', NUMERIC], ['Minimum', NUMERIC], ['Pow', FLOAT], ['SquaredDifference', FLOAT], ['Mod', FLOAT],
+  ['Add', NUMERIC],
+  ['Sub', NUMERIC],
+  ['Multiply', NUMERIC],
+  ['RealDiv', FLOAT],
+  ['FloorDiv', FLOAT, 'int32'],
+  ['Maximum', NUMERIC],
+  ['Minimum', NUMERIC],
+  ['Pow', FLOAT],
+  ['SquaredDifference', FLOAT],
+  ['Mod', FLOAT],
   ['Atan2', FLOAT],
-  ['Equal', NUMERIC, 'bool'], ['NotEqual', NUMERIC, 'bool'], ['Greater', NUMERIC, 'bool'],
-  ['GreaterEqual', NUMERIC, 'bool'], ['Less', NUMERIC, 'bool'], ['LessEqual', NUMERIC, 'bool'],
-  ['LogicalAnd', ['bool'], 'bool'], ['LogicalOr', ['bool'], 'bool'], ['LogicalXor', ['bool'], 'bool'],
+  ['Equal', NUMERIC, 'bool'],
+  ['NotEqual', NUMERIC, 'bool'],
+  ['Greater', NUMERIC, 'bool'],
+  ['GreaterEqual', NUMERIC, 'bool'],
+  ['Less', NUMERIC, 'bool'],
+  ['LessEqual', NUMERIC, 'bool'],
+  ['LogicalAnd', ['bool'], 'bool'],
+  ['LogicalOr', ['bool'], 'bool'],
+  ['LogicalXor', ['bool'], 'bool'],
 ];
 
-const unary = UNARY.map(([name, dtypes, out]) => nativeKernel(name, (b, { inputs }) => {
-  const x = inputs.x as TensorInfo;
-  if (!isOneOf(x.dtype, dtypes)) return null;
-  return b.output(native.unary(name, b.handle(x)), out ?? x.dtype);
-}));
+const unary = UNARY.map(([name, dtypes, out]) =>
+  nativeKernel(name, (b, { inputs }) => {
+    const x = inputs.x as TensorInfo;
+    if (!isOneOf(x.dtype, dtypes)) return null;
+    return b.output(native.unary(name, b.handle(x)), out ?? x.dtype);
+  }),
+);
 
-const binary = BINARY.map(([name, dtypes, out]) => nativeKernel(name, (b, { inputs }) => {
-  const a = inputs.a as TensorInfo;
-  const bb = inputs.b as TensorInfo;
-  if (a.dtype !== bb.dtype || !isOneOf(a.dtype, dtypes)) return null;
-  return b.output(native.binary(name, b.handle(a), b.handle(bb)), out ?? a.dtype);
-}));
+const binary = BINARY.map(([name, dtypes, out]) =>
+  nativeKernel(name, (b, { inputs }) => {
+    const a = inputs.a as TensorInfo;
+    const bb = inputs.b as TensorInfo;
+    if (a.dtype !== bb.dtype || !isOneOf(a.dtype, dtypes)) return null;
+    return b.output(native.binary(name, b.handle(a), b.handle(bb)), out ?? a.dtype);
+  }),
+);
 
 const others: KernelConfig[] = [
   nativeKernel('Step', (b, { inputs, attrs }) => {

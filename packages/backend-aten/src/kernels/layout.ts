@@ -15,9 +15,13 @@ function view(b: AtenBackend, x: TensorInfo, shape: number[]): TensorInfo {
 function reshapeTo(b: AtenBackend, x: TensorInfo, requested: number[]): TensorInfo {
   const size = util.sizeFromShape(x.shape);
   const shape = util.inferFromImplicitShape(requested, size);
-  util.assert(size === util.sizeFromShape(shape), () => `The new shape (${shape}) has ` +
-    `${util.sizeFromShape(shape)} elements and the old shape (${x.shape}) has ${size} elements. ` +
-    'The new shape and old shape must have the same number of elements.');
+  util.assert(
+    size === util.sizeFromShape(shape),
+    () =>
+      `The new shape (${shape}) has ` +
+      `${util.sizeFromShape(shape)} elements and the old shape (${x.shape}) has ${size} elements. ` +
+      'The new shape and old shape must have the same number of elements.',
+  );
   return view(b, x, shape);
 }
 
@@ -59,7 +63,11 @@ export const kernels: KernelConfig[] = [
     const x = inputs.x as TensorInfo;
     const perm = attrs!.perm as number[];
     if (!b.nativeable(x)) return null;
-    return b.output(native.transpose(b.handle(x), perm), x.dtype, perm.map((p) => x.shape[p]));
+    return b.output(
+      native.transpose(b.handle(x), perm),
+      x.dtype,
+      perm.map((p) => x.shape[p]),
+    );
   }),
   nativeKernel('Slice', (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
@@ -72,17 +80,36 @@ export const kernels: KernelConfig[] = [
     const x = inputs.x as TensorInfo;
     if (!b.nativeable(x)) return null;
     const a = attrs as unknown as {
-      begin: number[]; end: number[]; strides: number[]; beginMask: number; endMask: number;
-      ellipsisMask: number; newAxisMask: number; shrinkAxisMask: number;
+      begin: number[];
+      end: number[];
+      strides: number[];
+      beginMask: number;
+      endMask: number;
+      ellipsisMask: number;
+      newAxisMask: number;
+      shrinkAxisMask: number;
     };
-    const info = slice_util.sliceInfo(x.shape, a.begin, a.end, a.strides, a.beginMask, a.endMask,
-      a.ellipsisMask, a.newAxisMask, a.shrinkAxisMask);
+    const info = slice_util.sliceInfo(
+      x.shape,
+      a.begin,
+      a.end,
+      a.strides,
+      a.beginMask,
+      a.endMask,
+      a.ellipsisMask,
+      a.newAxisMask,
+      a.shrinkAxisMask,
+    );
     if (info.isIdentity) return reshapeTo(b, x, info.finalShape);
     // Per input dimension (shrunk ones have size 1); finalShape then adds and drops axes.
     const sizes = slice_util.computeOutShape(info.begin, info.end, info.strides).map((s) => Math.max(0, s));
-    if (sizes.length !== x.shape.length || util.sizeFromShape(sizes) !== util.sizeFromShape(info.finalShape)) return null;
-    return b.output(native.stridedSlice(b.handle(x), info.begin, info.strides, sizes, info.finalShape), x.dtype,
-      info.finalShape);
+    if (sizes.length !== x.shape.length || util.sizeFromShape(sizes) !== util.sizeFromShape(info.finalShape))
+      return null;
+    return b.output(
+      native.stridedSlice(b.handle(x), info.begin, info.strides, sizes, info.finalShape),
+      x.dtype,
+      info.finalShape,
+    );
   }),
   nativeKernel('Concat', (b, { inputs, attrs }) => {
     const ts = inputs as unknown as TensorInfo[];
@@ -97,7 +124,14 @@ export const kernels: KernelConfig[] = [
       return b.output(native.fill(shape, 0, dtype), dtype, shape);
     }
     if (nonEmpty.length === 1) return view(b, nonEmpty[0], shape);
-    return b.output(native.concat(nonEmpty.map((t) => b.handle(t)), axis), ts[0].dtype, shape);
+    return b.output(
+      native.concat(
+        nonEmpty.map((t) => b.handle(t)),
+        axis,
+      ),
+      ts[0].dtype,
+      shape,
+    );
   }),
   nativeKernel('Pack', (b, { inputs, attrs }) => {
     const ts = inputs as unknown as TensorInfo[];
@@ -107,16 +141,23 @@ export const kernels: KernelConfig[] = [
       util.assert(ts[0].dtype === t.dtype, () => 'All tensors passed to stack must have matching dtypes');
     });
     const rank = ts[0].shape.length;
-    const axis = (attrs!.axis as number) < 0 ? (attrs!.axis as number) + rank + 1 : attrs!.axis as number;
+    const axis = (attrs!.axis as number) < 0 ? (attrs!.axis as number) + rank + 1 : (attrs!.axis as number);
     const shape = ts[0].shape.slice();
     shape.splice(axis, 0, ts.length);
     if (ts.length === 1) return view(b, ts[0], shape);
-    return b.output(native.stack(ts.map((t) => b.handle(t)), axis), ts[0].dtype, shape);
+    return b.output(
+      native.stack(
+        ts.map((t) => b.handle(t)),
+        axis,
+      ),
+      ts[0].dtype,
+      shape,
+    );
   }),
   nativeKernel('Unpack', (b, { inputs, attrs }) => {
     const x = inputs.value as TensorInfo;
     if (!b.nativeable(x)) return null;
-    const axis = (attrs!.axis as number) < 0 ? (attrs!.axis as number) + x.shape.length : attrs!.axis as number;
+    const axis = (attrs!.axis as number) < 0 ? (attrs!.axis as number) + x.shape.length : (attrs!.axis as number);
     const shape = x.shape.filter((_, i) => i !== axis);
     return native.unstack(b.handle(x), axis).map((h) => b.output(h, x.dtype, shape));
   }),
@@ -135,7 +176,11 @@ export const kernels: KernelConfig[] = [
     const x = inputs.x as TensorInfo;
     const reps = attrs!.reps as number[];
     if (!b.nativeable(x) || reps.length !== x.shape.length) return null;
-    return b.output(native.tile(b.handle(x), reps), x.dtype, x.shape.map((s, i) => s * reps[i]));
+    return b.output(
+      native.tile(b.handle(x), reps),
+      x.dtype,
+      x.shape.map((s, i) => s * reps[i]),
+    );
   }),
   nativeKernel('PadV2', (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
@@ -167,7 +212,11 @@ export const kernels: KernelConfig[] = [
     if (!b.nativeable(params) || indices.dtype !== 'int32') return null;
     const [shape, numSlices, sliceSize, strides] = backend_util.prepareAndValidate(params, indices);
     if (numSlices === 0) return b.output(native.fill(shape, 0, params.dtype), params.dtype, shape);
-    return b.output(native.gatherNd(b.handle(params), b.handle(indices), strides, sliceSize, shape), params.dtype, shape);
+    return b.output(
+      native.gatherNd(b.handle(params), b.handle(indices), strides, sliceSize, shape),
+      params.dtype,
+      shape,
+    );
   }),
   nativeKernel('Reverse', (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
@@ -178,9 +227,17 @@ export const kernels: KernelConfig[] = [
   }),
   nativeKernel('OneHot', (b, { inputs, attrs }) => {
     const indices = inputs.indices as TensorInfo;
-    const { depth, onValue, offValue, dtype } = attrs as { depth: number; onValue: number; offValue: number; dtype: DataType };
+    const { depth, onValue, offValue, dtype } = attrs as {
+      depth: number;
+      onValue: number;
+      offValue: number;
+      dtype: DataType;
+    };
     if (indices.dtype !== 'int32' || !isOneOf(dtype, NATIVE_DTYPES)) return null;
-    return b.output(native.oneHot(b.handle(indices), depth, onValue, offValue, dtype), dtype, [...indices.shape, depth]);
+    return b.output(native.oneHot(b.handle(indices), depth, onValue, offValue, dtype), dtype, [
+      ...indices.shape,
+      depth,
+    ]);
   }),
   nativeKernel('Fill', (b, { attrs }) => {
     const { shape, value } = attrs as { shape: number[]; value: number | string };
@@ -188,11 +245,13 @@ export const kernels: KernelConfig[] = [
     if (typeof value === 'string' || !isOneOf(dtype, NATIVE_DTYPES)) return null;
     return b.output(native.fill(shape, value, dtype), dtype, shape);
   }),
-  ...(['ZerosLike', 'OnesLike'] as const).map((name) => nativeKernel(name, (b, { inputs }) => {
-    const x = inputs.x as TensorInfo;
-    if (!b.nativeable(x)) return null;
-    return b.output(native.fill(x.shape, name === 'OnesLike' ? 1 : 0, x.dtype), x.dtype, x.shape);
-  })),
+  ...(['ZerosLike', 'OnesLike'] as const).map((name) =>
+    nativeKernel(name, (b, { inputs }) => {
+      const x = inputs.x as TensorInfo;
+      if (!b.nativeable(x)) return null;
+      return b.output(native.fill(x.shape, name === 'OnesLike' ? 1 : 0, x.dtype), x.dtype, x.shape);
+    }),
+  ),
   nativeKernel('Range', (b, { attrs }) => {
     const { start, stop, dtype } = attrs as { start: number; stop: number; dtype: DataType };
     let step = attrs!.step as number;
@@ -210,6 +269,12 @@ export const kernels: KernelConfig[] = [
     // ATen accepts more (ellipses, traces, any operand count); keep TF.js's limits and errors.
     const { allDims, idDims } = backend_util.decodeEinsumEquation(attrs!.equation as string, ts.length);
     backend_util.checkEinsumDimSizes(allDims.length, idDims, ts as unknown as Tensor[]);
-    return b.output(native.einsum(attrs!.equation as string, ts.map((t) => b.handle(t))), 'float32');
+    return b.output(
+      native.einsum(
+        attrs!.equation as string,
+        ts.map((t) => b.handle(t)),
+      ),
+      'float32',
+    );
   }),
 ];

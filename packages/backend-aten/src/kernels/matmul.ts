@@ -25,25 +25,38 @@ function matMul(backend: AtenBackend, a: TensorInfo, b: TensorInfo, transposeA: 
   ensureGradientOverrides();
   const shape = outShape(a, b, transposeA, transposeB);
   if (shape == null) return null;
-  return backend.output(native.batchMatMul(backend.handle(a), backend.handle(b), transposeA, transposeB, shape), a.dtype);
+  return backend.output(
+    native.batchMatMul(backend.handle(a), backend.handle(b), transposeA, transposeB, shape),
+    a.dtype,
+  );
 }
 
 export const kernels: KernelConfig[] = [
   nativeKernel('BatchMatMul', (b, { inputs, attrs }) =>
-    matMul(b, inputs.a as TensorInfo, inputs.b as TensorInfo, !!attrs!.transposeA, !!attrs!.transposeB)),
+    matMul(b, inputs.a as TensorInfo, inputs.b as TensorInfo, !!attrs!.transposeA, !!attrs!.transposeB),
+  ),
 
   nativeKernel('_FusedMatMul', (b, { inputs, attrs }) => {
     const { a, b: bb, bias, preluActivationWeights: prelu } = inputs as Record<string, TensorInfo | undefined>;
-    const transposeA = !!attrs!.transposeA, transposeB = !!attrs!.transposeB;
+    const transposeA = !!attrs!.transposeA,
+      transposeB = !!attrs!.transposeB;
     const activation = (attrs!.activation as FusedActivation | undefined) ?? 'linear';
     const shape = outShape(a!, bb!, transposeA, transposeB);
     if (shape == null) return null;
     // int32 only without an activation: the activations are float functions in the cpu kernels.
     if (activation !== 'linear' && !isOneOf(a!.dtype, FLOAT)) return null;
     if ((bias != null && bias.dtype !== a!.dtype) || (activation === 'prelu' && prelu?.dtype !== a!.dtype)) return null;
-    const h = native.fusedMatMul(b.handle(a!), b.handle(bb!), transposeA, transposeB, shape,
-      bias != null ? b.handle(bias) : null, activation, activation === 'prelu' ? b.handle(prelu!) : null,
-      (attrs!.leakyreluAlpha as number | undefined) ?? 0.2);
+    const h = native.fusedMatMul(
+      b.handle(a!),
+      b.handle(bb!),
+      transposeA,
+      transposeB,
+      shape,
+      bias != null ? b.handle(bias) : null,
+      activation,
+      activation === 'prelu' ? b.handle(prelu!) : null,
+      (attrs!.leakyreluAlpha as number | undefined) ?? 0.2,
+    );
     return b.output(h, a!.dtype);
   }),
 ];

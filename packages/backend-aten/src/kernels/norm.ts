@@ -4,7 +4,11 @@
 // (see ../layers.ts), and AtenBatchNormTrainingGrad its whole backward.
 import { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import {
-  BATCH_NORM_GRAD, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, batchNormChannels, ensureGradientOverrides,
+  BATCH_NORM_GRAD,
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  batchNormChannels,
+  ensureGradientOverrides,
 } from '../gradients';
 import { native } from '../native';
 import { nativeKernel } from './kernel';
@@ -20,8 +24,14 @@ export const kernels: KernelConfig[] = [
     const { x, mean, variance, offset, scale } = inputs as Inputs;
     if (batchNormChannels(x!, [mean, variance, offset, scale]) == null) return null;
     const opt = (t?: TensorInfo) => (t != null ? b.handle(t) : null);
-    const h = native.batchNorm(b.handle(x!), b.handle(mean!), b.handle(variance!), opt(offset), opt(scale),
-      epsilon(attrs));
+    const h = native.batchNorm(
+      b.handle(x!),
+      b.handle(mean!),
+      b.handle(variance!),
+      opt(offset),
+      opt(scale),
+      epsilon(attrs),
+    );
     return b.output(h, 'float32', x!.shape);
   }),
 
@@ -29,8 +39,15 @@ export const kernels: KernelConfig[] = [
   nativeKernel(BATCH_NORM_GRAD, (b, { inputs, attrs }) => {
     const { dy, x, mean, variance, scale, offset } = inputs as Inputs;
     const opt = (t?: TensorInfo) => (t != null ? b.handle(t) : null);
-    const hs = native.batchNormGrad(b.handle(dy!), b.handle(x!), b.handle(mean!), b.handle(variance!), opt(scale),
-      opt(offset), epsilon(attrs));
+    const hs = native.batchNormGrad(
+      b.handle(dy!),
+      b.handle(x!),
+      b.handle(mean!),
+      b.handle(variance!),
+      opt(scale),
+      opt(offset),
+      epsilon(attrs),
+    );
     return hs.map((h) => b.output(h, 'float32'));
   }),
 
@@ -39,12 +56,18 @@ export const kernels: KernelConfig[] = [
   nativeKernel(BATCH_NORM_TRAINING, (b, { inputs, attrs }) => {
     const { x, scale, offset } = inputs as Record<string, TensorInfo>;
     const c = x.shape[x.shape.length - 1];
-    if (![x, scale, offset].every((t) => t != null && t.dtype === 'float32') ||
-        ![scale, offset].every((p) => p.shape.length === 1 && p.shape[0] === c)) {
+    if (
+      ![x, scale, offset].every((t) => t != null && t.dtype === 'float32') ||
+      ![scale, offset].every((p) => p.shape.length === 1 && p.shape[0] === c)
+    ) {
       throw new Error(`${BATCH_NORM_TRAINING}: expected float32 x and scale and offset of shape [${c}]`);
     }
-    const [y, mean, variance] = native.batchNormTraining(b.handle(x), b.handle(scale), b.handle(offset),
-      epsilon(attrs));
+    const [y, mean, variance] = native.batchNormTraining(
+      b.handle(x),
+      b.handle(scale),
+      b.handle(offset),
+      epsilon(attrs),
+    );
     return [b.output(y, 'float32', x.shape), b.output(mean, 'float32', [c]), b.output(variance, 'float32', [c])];
   }),
 
@@ -53,8 +76,16 @@ export const kernels: KernelConfig[] = [
   nativeKernel(BATCH_NORM_TRAINING_GRAD, (b, { inputs, attrs }) => {
     const { dy, x, mean, variance, scale, dmean, dvariance } = inputs as Inputs;
     const opt = (t?: TensorInfo) => (t != null ? b.handle(t) : null);
-    const hs = native.batchNormTrainingGrad(b.handle(dy!), b.handle(x!), b.handle(mean!), b.handle(variance!),
-      opt(scale), epsilon(attrs), opt(dmean), opt(dvariance));
+    const hs = native.batchNormTrainingGrad(
+      b.handle(dy!),
+      b.handle(x!),
+      b.handle(mean!),
+      b.handle(variance!),
+      opt(scale),
+      epsilon(attrs),
+      opt(dmean),
+      opt(dvariance),
+    );
     return hs.map((h) => b.output(h, 'float32'));
   }),
 ];

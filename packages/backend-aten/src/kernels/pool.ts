@@ -1,5 +1,13 @@
 // Max and average pooling (2-D and 3-D) and their gradients. Channels-last float32 only.
-import { AvgPool3DAttrs, AvgPoolAttrs, KernelConfig, TensorInfo, backend_util, engine, util } from '@tensorflow/tfjs-core';
+import {
+  AvgPool3DAttrs,
+  AvgPoolAttrs,
+  KernelConfig,
+  TensorInfo,
+  backend_util,
+  engine,
+  util,
+} from '@tensorflow/tfjs-core';
 import { AtenBackend } from '../backend';
 import { native } from '../native';
 import { Geometry, geometry } from './conv';
@@ -12,16 +20,30 @@ type Attrs = Partial<AvgPool3DAttrs> & AvgPoolAttrs;
 function poolInfo(shape: number[], a: Attrs, rounding = a.dimRoundingMode): Info {
   if (shape.length === 5) {
     const a3 = a as unknown as AvgPool3DAttrs;
-    return backend_util.computePool3DInfo(shape as [number, number, number, number, number], a3.filterSize,
-      a3.strides, 1, a3.pad, rounding);
+    return backend_util.computePool3DInfo(
+      shape as [number, number, number, number, number],
+      a3.filterSize,
+      a3.strides,
+      1,
+      a3.pad,
+      rounding,
+    );
   }
-  return backend_util.computePool2DInfo(shape as [number, number, number, number], a.filterSize, a.strides, 1,
-    a.pad, rounding);
+  return backend_util.computePool2DInfo(
+    shape as [number, number, number, number],
+    a.filterSize,
+    a.strides,
+    1,
+    a.pad,
+    rounding,
+  );
 }
 
 function kernelSize(c: Info): number[] {
   const c3 = c as backend_util.Conv3DInfo;
-  return c3.filterDepth !== undefined ? [c3.filterDepth, c.filterHeight, c.filterWidth] : [c.filterHeight, c.filterWidth];
+  return c3.filterDepth !== undefined
+    ? [c3.filterDepth, c.filterHeight, c.filterWidth]
+    : [c.filterHeight, c.filterWidth];
 }
 
 // MaxPoolGrad finds each window's maximum again unless the forward kept its indices. They are
@@ -63,7 +85,7 @@ function forward(name: string, op: 'maxPool' | 'avgPool'): KernelConfig {
       return null;
     }
     if (op === 'maxPool') return maxPoolForward(b, x, k, g);
-    const emptyWindowIsZero = k.length === 3;  // tfjs-backend-cpu: 0 in AvgPool3D, NaN in AvgPool
+    const emptyWindowIsZero = k.length === 3; // tfjs-backend-cpu: 0 in AvgPool3D, NaN in AvgPool
     return b.output(native.avgPool(b.handle(x), k, g.strides, g.pads, emptyWindowIsZero), 'float32');
   });
 }
@@ -77,9 +99,12 @@ function maxGrad(name: string): KernelConfig {
     const g = geometry(info);
     if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
     const k = kernelSize(info);
-    const indices = output && b.data.has(output.dataId) ? b.data.raw(output.dataId).views?.get(indicesKey(k, g)) : undefined;
-    return b.output(native.maxPoolGrad(b.handle(dy), b.handle(input), k, g.strides, g.pads, indices ?? null),
-      'float32');
+    const indices =
+      output && b.data.has(output.dataId) ? b.data.raw(output.dataId).views?.get(indicesKey(k, g)) : undefined;
+    return b.output(
+      native.maxPoolGrad(b.handle(dy), b.handle(input), k, g.strides, g.pads, indices ?? null),
+      'float32',
+    );
   });
 }
 
@@ -92,8 +117,7 @@ function avgGrad(name: string, useRounding: boolean): KernelConfig {
     const info = poolInfo(input.shape, a, useRounding ? a.dimRoundingMode : undefined);
     const g = geometry(info);
     if (g === null || !util.arraysEqual(dy.shape, info.outShape)) return null;
-    return b.output(native.avgPoolGrad(b.handle(dy), input.shape, kernelSize(info), g.strides, g.pads),
-      'float32');
+    return b.output(native.avgPoolGrad(b.handle(dy), input.shape, kernelSize(info), g.strides, g.pads), 'float32');
   });
 }
 

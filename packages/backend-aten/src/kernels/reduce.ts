@@ -22,38 +22,51 @@ const REDUCTIONS: Spec[] = [
   ['Any', 'any', 'axis', ['bool'], same],
 ];
 
-const reductions = REDUCTIONS.map(([name, op, axisAttr, dtypes, outDtype]) => nativeKernel(name, (b, { inputs, attrs }) => {
-  // Sum and Mean gradients must be ours by the time the engine records this kernel.
-  if (name === 'Sum' || name === 'Mean') ensureGradientOverrides();
-  const x = inputs.x as TensorInfo;
-  if (!isOneOf(x.dtype, dtypes)) return null;
-  const axes = util.parseAxisParam(attrs![axisAttr] as number | number[], x.shape);
-  // Empty reductions: the cpu kernels' results (NaN, 0, garbage) are not worth reproducing.
-  if (axes.some((a) => x.shape[a] === 0)) return null;
-  return b.output(native.reduce(op, b.handle(x), axes, !!attrs!.keepDims), outDtype(x.dtype));
-}));
+const reductions = REDUCTIONS.map(([name, op, axisAttr, dtypes, outDtype]) =>
+  nativeKernel(name, (b, { inputs, attrs }) => {
+    // Sum and Mean gradients must be ours by the time the engine records this kernel.
+    if (name === 'Sum' || name === 'Mean') ensureGradientOverrides();
+    const x = inputs.x as TensorInfo;
+    if (!isOneOf(x.dtype, dtypes)) return null;
+    const axes = util.parseAxisParam(attrs![axisAttr] as number | number[], x.shape);
+    // Empty reductions: the cpu kernels' results (NaN, 0, garbage) are not worth reproducing.
+    if (axes.some((a) => x.shape[a] === 0)) return null;
+    return b.output(native.reduce(op, b.handle(x), axes, !!attrs!.keepDims), outDtype(x.dtype));
+  }),
+);
 
-const argReductions = ([['ArgMax', true], ['ArgMin', false]] as const).map(([name, isMax]) =>
+const argReductions = (
+  [
+    ['ArgMax', true],
+    ['ArgMin', false],
+  ] as const
+).map(([name, isMax]) =>
   nativeKernel(name, (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     if (!isOneOf(x.dtype, NUMERIC) || x.shape.length === 0) return null;
     const axis = util.parseAxisParam(attrs!.axis as number | number[], x.shape)[0];
     if (x.shape[axis] === 0) return null;
     return b.output(native.argReduce(b.handle(x), axis, isMax), 'int32');
-  }));
+  }),
+);
 
-const cumulative = ([['Cumsum', 'cumsum'], ['Cumprod', 'cumprod']] as const).map(([name, op]) =>
+const cumulative = (
+  [
+    ['Cumsum', 'cumsum'],
+    ['Cumprod', 'cumprod'],
+  ] as const
+).map(([name, op]) =>
   nativeKernel(name, (b, { inputs, attrs }) => {
     const x = inputs.x as TensorInfo;
     const axis = attrs!.axis as number;
     // Negative axes go to the cpu kernel, which reads them its own way.
-    if (!isOneOf(x.dtype, ANY) || !(axis >= 0 && axis < x.shape.length) ||
-        x.shape[axis] === 0) {
+    if (!isOneOf(x.dtype, ANY) || !(axis >= 0 && axis < x.shape.length) || x.shape[axis] === 0) {
       return null;
     }
     const h = native.cumulative(op, b.handle(x), axis, !!attrs!.exclusive, !!attrs!.reverse);
     return b.output(h, upcast(x.dtype));
-  }));
+  }),
+);
 
 export const kernels: KernelConfig[] = [
   ...reductions,

@@ -22,20 +22,23 @@ const virtual = {
     build.onResolve({ filter: /^conformance:/ }, (a) => ({ path: a.path, namespace: 'conformance' }));
     build.onLoad({ filter: /.*/, namespace: 'conformance' }, (a) => ({
       resolveDir: pkg,
-      contents: a.path === 'conformance:env'
-        // Must run before any *_test.js module calls describeWithFlags.
-        ? `import {setTestEnvs} from '@tensorflow/tfjs-core/dist/jasmine_util';
+      contents:
+        a.path === 'conformance:env'
+          ? // Must run before any *_test.js module calls describeWithFlags.
+            `import {setTestEnvs} from '@tensorflow/tfjs-core/dist/jasmine_util';
            setTestEnvs([{name: 'aten', backendName: 'aten', flags: {}, isDataSync: true}]);`
-        // Gradients and chained ops are registered by the tfjs union package, not by tfjs-core.
-        : `import 'conformance:env'; import './src/index.ts';
+          : // Gradients and chained ops are registered by the tfjs union package, not by tfjs-core.
+            `import 'conformance:env'; import './src/index.ts';
            import '@tensorflow/tfjs-core/dist/register_all_gradients';
            import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
            import '@tensorflow/tfjs-core/dist/tests';`,
     }));
     build.onLoad({ filter: /[\\/]src[\\/]native\.ts$/ }, async (a) => ({
       loader: 'ts',
-      contents: (await require('node:fs/promises').readFile(a.path, 'utf8'))
-        .replaceAll('__dirname', JSON.stringify(path.dirname(a.path))),
+      contents: (await require('node:fs/promises').readFile(a.path, 'utf8')).replaceAll(
+        '__dirname',
+        JSON.stringify(path.dirname(a.path)),
+      ),
     }));
   },
 };
@@ -76,7 +79,10 @@ async function main() {
   const report = (name, failed) => {
     console.log(`FAILED: ${name}`);
     for (const f of failed) {
-      const stack = (f.stack || '').split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 4);
+      const stack = (f.stack || '')
+        .split('\n')
+        .filter((l) => /^\s+at /.test(l))
+        .slice(0, 4);
       console.log(['  ' + f.message, ...stack].join('\n    '));
     }
   };
@@ -85,22 +91,33 @@ async function main() {
     specDone(r) {
       durations.push([r.duration ?? 0, r.fullName]);
       if (r.status === 'passed') counts.passed++;
-      else if (r.status === 'failed') { counts.failed++; report(r.fullName, r.failedExpectations); }
-      else if (denied.has(r.fullName)) { counts.skipped++; seenDenied.add(r.fullName); }
-      else if (r.status !== 'excluded') {  // 'excluded' here only means filtered out by the argument
+      else if (r.status === 'failed') {
+        counts.failed++;
+        report(r.fullName, r.failedExpectations);
+      } else if (denied.has(r.fullName)) {
+        counts.skipped++;
+        seenDenied.add(r.fullName);
+      } else if (r.status !== 'excluded') {
+        // 'excluded' here only means filtered out by the argument
         counts.skipped++;
         if (process.env.CONFORMANCE_VERBOSE) console.log(`skipped (${r.status}): ${r.fullName}`);
       }
     },
     suiteDone(r) {
       // An error in beforeAll/afterAll belongs to no spec; count it so it cannot pass silently.
-      if (r.failedExpectations.length) { counts.failed++; report(`${r.fullName} (suite)`, r.failedExpectations); }
+      if (r.failedExpectations.length) {
+        counts.failed++;
+        report(`${r.fullName} (suite)`, r.failedExpectations);
+      }
     },
   });
 
   require(bundle);
   const result = await jasmine.execute();
-  for (const f of result.failedExpectations ?? []) { counts.failed++; report('(top level)', [f]); }
+  for (const f of result.failedExpectations ?? []) {
+    counts.failed++;
+    report('(top level)', [f]);
+  }
   if (grep == null) {
     for (const name of denied.keys()) {
       if (!seenDenied.has(name)) console.log(`warning: deny-list entry matches no spec: ${name}`);
@@ -111,9 +128,13 @@ async function main() {
     for (const [ms, name] of durations.slice(0, 10)) console.log(`slow: ${ms} ms ${name}`);
   }
   console.log(`time: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-  console.log(`${counts.passed} passed, ${counts.failed} failed` +
-    (counts.skipped ? `, ${counts.skipped} skipped` : ''));
+  console.log(
+    `${counts.passed} passed, ${counts.failed} failed` + (counts.skipped ? `, ${counts.skipped} skipped` : ''),
+  );
   process.exitCode = counts.failed > 0 || result.overallStatus === 'failed' ? 1 : 0;
 }
 
-main().catch((e) => { console.error(e); process.exitCode = 1; });
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -58,10 +58,14 @@ function checkOut(modelDir: string, outDir: string): void {
   const src = path.resolve(modelDir);
   const out = path.resolve(outDir);
   if (out === src || out.startsWith(src + path.sep)) {
-    throw new AdaptRefused(`--out ${outDir} is (inside) the source model folder: write the adapted model to a new folder and keep the original`);
+    throw new AdaptRefused(
+      `--out ${outDir} is (inside) the source model folder: write the adapted model to a new folder and keep the original`,
+    );
   }
   if (fs.existsSync(out) && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
-    throw new AdaptRefused(`--out ${outDir} already exists and is not empty: choose a new folder (an earlier adaptation is not overwritten)`);
+    throw new AdaptRefused(
+      `--out ${outDir} already exists and is not empty: choose a new folder (an earlier adaptation is not overwritten)`,
+    );
   }
 }
 
@@ -69,34 +73,50 @@ function checkOut(modelDir: string, outDir: string): void {
 function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
   for (const key of ['validation', 'train'] as const) {
     const c = meta.data[key];
-    if (c && typeof c.n === 'number' && typeof c.pneumonia === 'number' && c.n > 0 && c.pneumonia > 0 && c.pneumonia < c.n) {
+    if (
+      c &&
+      typeof c.n === 'number' &&
+      typeof c.pneumonia === 'number' &&
+      c.n > 0 &&
+      c.pneumonia > 0 &&
+      c.pneumonia < c.n
+    ) {
       return { prior: c.pneumonia / c.n, from: `${key} split (${c.pneumonia}/${c.n} pneumonia)` };
     }
   }
-  throw new AdaptRefused('--prior: cxr.json records no class counts of its validation or training split, so the prior the model was calibrated under is unknown');
+  throw new AdaptRefused(
+    '--prior: cxr.json records no class counts of its validation or training split, so the prior the model was calibrated under is unknown',
+  );
 }
 
 function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): void {
   const used = films.files.length;
   const readable = used + films.rejected.length;
   if (readable === 0) {
-    throw new AdaptRefused(`${imagesDir}: no readable JPEG, PNG or DICOM images (${films.unreadable.length} other files)`);
+    throw new AdaptRefused(
+      `${imagesDir}: no readable JPEG, PNG or DICOM images (${films.unreadable.length} other files)`,
+    );
   }
   if (films.rejected.length / readable > MAX_REJECTED_FRACTION) {
     const example = films.rejected[0];
-    throw new AdaptRefused(`${imagesDir}: ${films.rejected.length} of ${readable} images do not look like frontal chest X-rays ` +
-      `(e.g. ${path.basename(example.file)}: ${example.reason}); refusing to adapt the model to them`);
+    throw new AdaptRefused(
+      `${imagesDir}: ${films.rejected.length} of ${readable} images do not look like frontal chest X-rays ` +
+        `(e.g. ${path.basename(example.file)}: ${example.reason}); refusing to adapt the model to them`,
+    );
   }
   if (used < minImages) {
-    throw new AdaptRefused(`${imagesDir}: only ${used} usable chest films (${films.rejected.length} flagged, ${films.unreadable.length} unreadable); ` +
-      `adaptation needs at least ${minImages} (--min-images)`);
+    throw new AdaptRefused(
+      `${imagesDir}: only ${used} usable chest films (${films.rejected.length} flagged, ${films.unreadable.length} unreadable); ` +
+        `adaptation needs at least ${minImages} (--min-images)`,
+    );
   }
 }
 
 export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   const log = o.log ?? (() => {});
   const minImages = o.minImages ?? DEFAULT_MIN_IMAGES;
-  if (!Number.isInteger(minImages) || minImages < 2) throw new AdaptRefused(`--min-images must be an integer ≥ 2, got ${minImages}`);
+  if (!Number.isInteger(minImages) || minImages < 2)
+    throw new AdaptRefused(`--min-images must be an integer ≥ 2, got ${minImages}`);
   checkOut(o.modelDir, o.outDir);
   // Before any work: a --prior that cannot be honoured is refused up front.
   const train = o.prior ? trainingPrior(readMeta(o.modelDir)) : null;
@@ -108,12 +128,16 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   try {
     for (const n of predictor.notes) log(`note: ${n}`);
     films = await readSiteFilms(predictor, o.imagesDir, {
-      onFile: (done, total) => { if (done === total || done % 100 === 0) log(`screened ${done}/${total} files`); },
+      onFile: (done, total) => {
+        if (done === total || done % 100 === 0) log(`screened ${done}/${total} files`);
+      },
     });
   } finally {
     predictor.dispose();
   }
-  log(`${films.files.length} films used, ${films.rejected.length} flagged by the gate, ${films.unreadable.length} unreadable`);
+  log(
+    `${films.files.length} films used, ${films.rejected.length} flagged by the gate, ${films.unreadable.length} unreadable`,
+  );
   checkFilms(films, minImages, o.imagesDir);
 
   const loaded = await loadModel(o.modelDir);
@@ -126,7 +150,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       bnLayers += updates.length;
       log(`member ${k + 1}/${loaded.members.length}: ${updates.length} batch-norm layers re-estimated on ${n} films`);
     }
-    if (bnLayers === 0) throw new AdaptRefused(`${o.modelDir}: the model has no batch-norm layers, so there are no statistics to adapt`);
+    if (bnLayers === 0)
+      throw new AdaptRefused(`${o.modelDir}: the model has no batch-norm layers, so there are no statistics to adapt`);
 
     const adaptation: Adaptation = {
       method: ['adabn'],
@@ -138,28 +163,44 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     };
     let operatingPoints = meta.operatingPoints;
     if (train) {
-      const logits = await predictAllLogits(loaded.members, films.pixels, n, films.size, { tta: meta.tta, batchSize: o.batchSize });
+      const logits = await predictAllLogits(loaded.members, films.pixels, n, films.size, {
+        tta: meta.tta,
+        batchSize: o.batchSize,
+      });
       const est = estimatePrior(calibrated(logits, meta.temperature), train.prior);
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
       const shift = logOdds(est.prior) - logOdds(train.prior);
       // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.
-      operatingPoints = Object.fromEntries(Object.entries(meta.operatingPoints)
-        .map(([k, op]) => [k, { threshold: shiftThreshold(op.threshold, shift), sensitivity: null, specificity: null }]));
+      operatingPoints = Object.fromEntries(
+        Object.entries(meta.operatingPoints).map(([k, op]) => [
+          k,
+          { threshold: shiftThreshold(op.threshold, shift), sensitivity: null, specificity: null },
+        ]),
+      );
       adaptation.method.push('prior-em');
       adaptation.prior = {
-        train: train.prior, trainFrom: train.from, site: est.prior, logitShift: shift, iterations: est.iterations,
+        train: train.prior,
+        trainFrom: train.from,
+        site: est.prior,
+        logitShift: shift,
+        iterations: est.iterations,
         thresholdsBefore: Object.fromEntries(Object.entries(meta.operatingPoints).map(([k, op]) => [k, op.threshold])),
       };
-      log(`class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ${(100 * est.prior).toFixed(1)}% estimated on the site ` +
-        `(log-odds shift ${shift.toFixed(3)})`);
+      log(
+        `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ${(100 * est.prior).toFixed(1)}% estimated on the site ` +
+          `(log-odds shift ${shift.toFixed(3)})`,
+      );
     }
-    const adapted: ModelMeta = parseMeta({
-      ...meta,
-      version: `${meta.version}-adapted-${adaptation.date.replace(/[-:]/g, '').slice(0, 15)}`,
-      operatingPoints,
-      adaptation,
-      createdAt: adaptation.date,
-    }, 'adapted cxr.json');
+    const adapted: ModelMeta = parseMeta(
+      {
+        ...meta,
+        version: `${meta.version}-adapted-${adaptation.date.replace(/[-:]/g, '').slice(0, 15)}`,
+        operatingPoints,
+        adaptation,
+        createdAt: adaptation.date,
+      },
+      'adapted cxr.json',
+    );
 
     let gate: AdaptResult['gate'] = null;
     const memberDirs = meta.members.length ? meta.members : ['.'];
@@ -168,11 +209,20 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       const srcGate = loadOod(o.modelDir, path.join(o.modelDir, memberDirs[0]));
       if (srcGate.model) {
         const g = srcGate.model;
-        const r = await recentreGate(g, loaded.members[g.member], films.pixels, n, films.size,
-          weightsDigest(path.join(tmp, memberDirs[0])), o.batchSize);
+        const r = await recentreGate(
+          g,
+          loaded.members[g.member],
+          films.pixels,
+          n,
+          films.size,
+          weightsDigest(path.join(tmp, memberDirs[0])),
+          o.batchSize,
+        );
         saveOod(tmp, r.gate);
         gate = { meanShift: r.meanShift, flagged: r.flagged };
-        log(`OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); ${r.flagged} of ${n} films above its threshold now`);
+        log(
+          `OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); ${r.flagged} of ${n} films above its threshold now`,
+        );
       } else if (fs.existsSync(path.join(o.modelDir, OOD_FILE))) {
         log(`note: ${srcGate.problem}: the adapted model has no OOD gate either`);
       }
@@ -182,13 +232,29 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       if (fs.existsSync(card)) fs.copyFileSync(card, path.join(tmp, 'MODEL_CARD.md'));
       writeModelCard(tmp, adapted, fs.existsSync(card) ? cardCommand(o.modelDir) : o.command);
       const rel = (f: string) => path.relative(o.imagesDir, f);
-      fs.writeFileSync(path.join(tmp, ADAPTATION_REPORT), JSON.stringify({
-        adaptation, command: o.command ?? null, gate,
-        rejected: films.rejected.map((r) => ({ file: rel(r.file), reason: r.reason })),
-        unreadable: films.unreadable.map((r) => ({ file: rel(r.file), reason: r.reason })),
-      }, null, 2) + '\n');
+      fs.writeFileSync(
+        path.join(tmp, ADAPTATION_REPORT),
+        JSON.stringify(
+          {
+            adaptation,
+            command: o.command ?? null,
+            gate,
+            rejected: films.rejected.map((r) => ({ file: rel(r.file), reason: r.reason })),
+            unreadable: films.unreadable.map((r) => ({ file: rel(r.file), reason: r.reason })),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     });
-    return { outDir: o.outDir, meta: adapted, adaptation, gate, rejected: films.rejected, unreadable: films.unreadable };
+    return {
+      outDir: o.outDir,
+      meta: adapted,
+      adaptation,
+      gate,
+      rejected: films.rejected,
+      unreadable: films.unreadable,
+    };
   } finally {
     for (const m of loaded.members) m.dispose();
   }

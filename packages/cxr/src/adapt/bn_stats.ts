@@ -110,7 +110,13 @@ export interface BnUpdate {
  * Sets the moving mean and variance of every batch-norm layer of `model` to the pooled statistics
  * of its input over the n images in `pixels` (size × size gray each), in inference mode.
  */
-export async function adaBn(model: tfl.LayersModel, pixels: Uint8Array, n: number, size: number, opts: AdaBnOptions = {}): Promise<BnUpdate[]> {
+export async function adaBn(
+  model: tfl.LayersModel,
+  pixels: Uint8Array,
+  n: number,
+  size: number,
+  opts: AdaBnOptions = {},
+): Promise<BnUpdate[]> {
   const layers = bnLayers(model);
   if (n < 2) throw new Error(`batch-norm statistics need at least 2 images, got ${n}`);
   const bs = opts.batchSize ?? 32;
@@ -144,8 +150,10 @@ export async function adaBn(model: tfl.LayersModel, pixels: Uint8Array, n: numbe
     }
     wave.forEach((layer, k) => {
       const w = layer.getWeights();
-      const [mean, variance] = [tf.tensor(Float32Array.from(acc[k].mean), w[w.length - 2].shape),
-        tf.tensor(Float32Array.from(acc[k].variance()), w[w.length - 1].shape)];
+      const [mean, variance] = [
+        tf.tensor(Float32Array.from(acc[k].mean), w[w.length - 2].shape),
+        tf.tensor(Float32Array.from(acc[k].variance()), w[w.length - 1].shape),
+      ];
       layer.setWeights([...w.slice(0, -2), mean, variance]);
       tf.dispose([mean, variance]);
       updates.push({ layer: layer.name, channels: acc[k].mean.length, count: acc[k].n });

@@ -15,7 +15,9 @@ export function listFiles(dir: string): string[] {
   if (!st?.isDirectory()) throw new Error(`${dir}: not a folder`);
   const out: string[] = [];
   const walk = (d: string) => {
-    const entries = fs.readdirSync(d, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'))
+    const entries = fs
+      .readdirSync(d, { withFileTypes: true })
+      .filter((e) => !e.name.startsWith('.'))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const p = path.join(d, e.name);
@@ -43,7 +45,9 @@ export interface ReadFilmsOptions {
   onFile?: (done: number, total: number) => void;
 }
 
-type Outcome = { kind: 'used'; pixels: Uint8Array; sha256: string } | { kind: 'rejected' | 'unreadable'; reason: string };
+type Outcome =
+  | { kind: 'used'; pixels: Uint8Array; sha256: string }
+  | { kind: 'rejected' | 'unreadable'; reason: string };
 
 async function screenFile(predictor: Predictor, file: string): Promise<Outcome> {
   let bytes: Buffer;
@@ -63,7 +67,11 @@ async function screenFile(predictor: Predictor, file: string): Promise<Outcome> 
 }
 
 /** Reads and screens every file under `dir` with `predictor` (the source model). */
-export async function readSiteFilms(predictor: Predictor, dir: string, opts: ReadFilmsOptions = {}): Promise<SiteFilms> {
+export async function readSiteFilms(
+  predictor: Predictor,
+  dir: string,
+  opts: ReadFilmsOptions = {},
+): Promise<SiteFilms> {
   const files = listFiles(dir);
   const size = predictor.model.meta.inputSize;
   const outcomes: Outcome[] = new Array(files.length);
@@ -81,7 +89,8 @@ export async function readSiteFilms(predictor: Predictor, dir: string, opts: Rea
   const pixels = new Uint8Array(used.length * size * size);
   used.forEach(({ o }, k) => pixels.set(o.kind === 'used' ? o.pixels : [], k * size * size));
   normalizeImages(pixels, used.length, size, predictor.model.meta.preprocessing.normalize);
-  const others = (kind: 'rejected' | 'unreadable') => outcomes.flatMap((o, i) => (o.kind === kind ? [{ file: files[i], reason: o.reason }] : []));
+  const others = (kind: 'rejected' | 'unreadable') =>
+    outcomes.flatMap((o, i) => (o.kind === kind ? [{ file: files[i], reason: o.reason }] : []));
   return {
     size,
     pixels,
@@ -94,5 +103,8 @@ export async function readSiteFilms(predictor: Predictor, dir: string, opts: Rea
 
 /** sha256 over the sorted per-film sha256s: names the set of films, whatever their order or paths. */
 export function filmsFingerprint(sha256s: readonly string[]): string {
-  return crypto.createHash('sha256').update([...sha256s].sort().join('\n')).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update([...sha256s].sort().join('\n'))
+    .digest('hex');
 }

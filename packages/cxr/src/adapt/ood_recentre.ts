@@ -18,8 +18,15 @@ export interface RecentredGate {
 }
 
 /** Mean feature vector of the films, then the gate with that mean; `weightsSha256` of the new member. */
-export async function recentreGate(old: OodModel, member: LayersModel, pixels: Uint8Array, n: number, size: number,
-    weightsSha256: string, batchSize = 32): Promise<RecentredGate> {
+export async function recentreGate(
+  old: OodModel,
+  member: LayersModel,
+  pixels: Uint8Array,
+  n: number,
+  size: number,
+  weightsSha256: string,
+  batchSize = 32,
+): Promise<RecentredGate> {
   const parts = splitModel(member);
   if (parts.featureDim !== old.dim) throw new Error(`ood.json has ${old.dim} features, the model ${parts.featureDim}`);
   const d = parts.featureDim;

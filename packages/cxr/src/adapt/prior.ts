@@ -18,7 +18,11 @@ export function logOdds(p: number): number {
 }
 
 /** EM estimate of P(positive) on a sample whose probabilities were calibrated under `trainPrior`. */
-export function estimatePrior(probs: readonly number[], trainPrior: number, opts: { tol?: number; maxIterations?: number } = {}): PriorEstimate {
+export function estimatePrior(
+  probs: readonly number[],
+  trainPrior: number,
+  opts: { tol?: number; maxIterations?: number } = {},
+): PriorEstimate {
   if (!(trainPrior > 0 && trainPrior < 1)) throw new Error(`training prior must be in (0, 1), got ${trainPrior}`);
   if (probs.length === 0) throw new Error('prior estimation needs at least one probability');
   const tol = opts.tol ?? 1e-7;

@@ -13,11 +13,17 @@ function minImagesArg(v: string): number {
 }
 
 export function register(program: Command): void {
-  program.command('adapt')
-    .description('adapt a model to a new site from its unlabeled films: batch-norm statistics re-estimated on them (AdaBN), '
-      + 'optionally the class prior (--prior); writes a new model folder')
+  program
+    .command('adapt')
+    .description(
+      'adapt a model to a new site from its unlabeled films: batch-norm statistics re-estimated on them (AdaBN), ' +
+        'optionally the class prior (--prior); writes a new model folder',
+    )
     .option('--model <dir>', 'source model folder, left unchanged (default: the shipped model)')
-    .requiredOption('--images <dir>', 'folder tree of the site\'s films (JPEG, PNG, DICOM; searched recursively; no labels needed)')
+    .requiredOption(
+      '--images <dir>',
+      "folder tree of the site's films (JPEG, PNG, DICOM; searched recursively; no labels needed)",
+    )
     .requiredOption('--out <dir>', 'new folder for the adapted model (must not exist or be empty)')
     .option('--prior', 're-estimate the share of pneumonia films on the site (EM) and move the thresholds accordingly')
     .option('--min-images <n>', 'fewest usable films to adapt on', minImagesArg, DEFAULT_MIN_IMAGES)
@@ -28,15 +34,32 @@ export function register(program: Command): void {
       const log = (l: string) => process.stderr.write(l + '\n');
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
       const r = await adaptModel({
-        modelDir: path.resolve(o.model ?? defaultModelDir()), imagesDir: o.images, outDir: o.out,
-        prior: !!o.prior, minImages: o.minImages, command, log,
+        modelDir: path.resolve(o.model ?? defaultModelDir()),
+        imagesDir: o.images,
+        outDir: o.out,
+        prior: !!o.prior,
+        minImages: o.minImages,
+        command,
+        log,
       });
       if (o.json) {
-        process.stdout.write(JSON.stringify({ out: path.resolve(r.outDir), name: r.meta.name, version: r.meta.version, adaptation: r.adaptation, gate: r.gate }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            out: path.resolve(r.outDir),
+            name: r.meta.name,
+            version: r.meta.version,
+            adaptation: r.adaptation,
+            gate: r.gate,
+          }) + '\n',
+        );
       } else {
-        const ops = Object.entries(r.meta.operatingPoints).map(([k, op]) => `${k} ${op.threshold.toFixed(3)}`).join(', ');
-        process.stdout.write(`adapted model written to ${r.outDir} (version ${r.meta.version}): ${r.adaptation.films.used} films, `
-          + `${r.adaptation.bnLayers} batch-norm layers; thresholds ${ops}\n`);
+        const ops = Object.entries(r.meta.operatingPoints)
+          .map(([k, op]) => `${k} ${op.threshold.toFixed(3)}`)
+          .join(', ');
+        process.stdout.write(
+          `adapted model written to ${r.outDir} (version ${r.meta.version}): ${r.adaptation.films.used} films, ` +
+            `${r.adaptation.bnLayers} batch-norm layers; thresholds ${ops}\n`,
+        );
       }
     });
 }

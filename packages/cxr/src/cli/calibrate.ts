@@ -7,18 +7,29 @@ import { defaultModelDir } from '../paths';
 import { recalibrate } from '../train/calibrate';
 
 export function register(program: Command): void {
-  program.command('calibrate')
+  program
+    .command('calibrate')
     .description('refit temperature and operating points of a model on its own validation split')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
-    .option('--shifts', 'choose them on the validation films pooled with mildly changed copies (exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites')
+    .option(
+      '--shifts',
+      'choose them on the validation films pooled with mildly changed copies (exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites',
+    )
     .option('--json', 'print one JSON object: the new temperature, operating points and validation metrics')
     .action(async (o) => {
       await initEngine();
       const model = path.resolve(o.model ?? defaultModelDir());
       const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), { shifts: o.shifts === true });
       if (o.json) {
-        process.stdout.write(JSON.stringify({ model, temperature: c.temperature, operatingPoints: c.operatingPoints, metrics: c.metrics }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            model,
+            temperature: c.temperature,
+            operatingPoints: c.operatingPoints,
+            metrics: c.metrics,
+          }) + '\n',
+        );
       }
     });
 }

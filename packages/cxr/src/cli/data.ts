@@ -10,7 +10,10 @@ export function register(program: Command): void {
   data
     .command('inspect')
     .description('counts per split and class, patients, image sizes, exact duplicates and unreadable files')
-    .argument('<root>', 'a Kaggle chest_xray folder (train/val/test inside) or one split folder (NORMAL/ and PNEUMONIA/ inside)')
+    .argument(
+      '<root>',
+      'a Kaggle chest_xray folder (train/val/test inside) or one split folder (NORMAL/ and PNEUMONIA/ inside)',
+    )
     .option('--json', 'print the report as JSON')
     .action(async (root: string, opts: { json?: boolean }) => {
       const report = await inspectDataset(root);
@@ -19,7 +22,9 @@ export function register(program: Command): void {
 
   data
     .command('cache')
-    .description('decode every image once to SIZE×SIZE grayscale and store it in the cache, so training never decodes again')
+    .description(
+      'decode every image once to SIZE×SIZE grayscale and store it in the cache, so training never decodes again',
+    )
     .argument('<root>', 'a Kaggle chest_xray folder or one split folder')
     .option('-s, --size <px>', 'output side in pixels', parseSize, 224)
     .option('--cache-dir <dir>', `cache folder (default: $CXR_CACHE or ${defaultCacheDir()})`)
@@ -28,12 +33,15 @@ export function register(program: Command): void {
       const records = await scanDataset(root);
       const splits = [...new Set(records.map((r) => r.split))];
       for (const split of splits) {
-        const set = await cacheImages(records.filter((r) => r.split === split), {
-          size: opts.size,
-          cacheDir: opts.cacheDir,
-          concurrency: opts.concurrency,
-          name: split,
-        });
+        const set = await cacheImages(
+          records.filter((r) => r.split === split),
+          {
+            size: opts.size,
+            cacheDir: opts.cacheDir,
+            concurrency: opts.concurrency,
+            name: split,
+          },
+        );
         const s = set.stats;
         const how = s.reused ? 'already cached' : `${s.decoded} decoded, ${s.copied} copied from other packs`;
         process.stdout.write(

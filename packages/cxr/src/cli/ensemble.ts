@@ -6,9 +6,12 @@ import { initEngine } from '../engine';
 import { buildEnsemble } from '../train/ensemble';
 
 export function register(program: Command): void {
-  program.command('ensemble')
-    .description('combine trained models (same input size and preprocessing, same validation split) into one model folder '
-      + 'that averages their logits; temperature and operating points are re-chosen on the shared validation split')
+  program
+    .command('ensemble')
+    .description(
+      'combine trained models (same input size and preprocessing, same validation split) into one model folder ' +
+        'that averages their logits; temperature and operating points are re-chosen on the shared validation split',
+    )
     .requiredOption('--members <dirs...>', 'two or more model folders')
     .requiredOption('--out <dir>', 'new folder for the ensemble (must not exist or be empty)')
     .option('--name <name>', 'model name (default: ensemble-<member names>)')
@@ -20,12 +23,24 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
       const meta = await buildEnsemble({
-        members: o.members, outDir: o.out, name: o.name, data: o.data, cacheDir: o.cache, command,
+        members: o.members,
+        outDir: o.out,
+        name: o.name,
+        data: o.data,
+        cacheDir: o.cache,
+        command,
         log: (l) => process.stderr.write(l + '\n'),
       });
       if (o.json) {
-        process.stdout.write(JSON.stringify({ out: path.resolve(o.out), name: meta.name, version: meta.version,
-          temperature: meta.temperature, operatingPoints: meta.operatingPoints }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            out: path.resolve(o.out),
+            name: meta.name,
+            version: meta.version,
+            temperature: meta.temperature,
+            operatingPoints: meta.operatingPoints,
+          }) + '\n',
+        );
       }
     });
 }

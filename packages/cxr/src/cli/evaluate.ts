@@ -7,14 +7,18 @@ import { defaultModelDir } from '../paths';
 import { ensureWritableDir } from './writable';
 
 export function register(program: Command): void {
-  program.command('evaluate')
+  program
+    .command('evaluate')
     .description('evaluate a model on a labelled folder (NORMAL/ and PNEUMONIA/, or a Kaggle root with --split)')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <dir>', 'data folder')
     .option('--split <name>', 'split inside a Kaggle root (default: test, or the only split)')
-    .option('--operating-point <name>', 'screening or balanced (default: the model\'s)')
-    .option('--out <dir>', 'also write predictions/<split>.json and metrics/<split>.json here (e.g. a run folder, for `cxr report`; ' +
-      'a split named val or train is written as eval-val / eval-train, never over the run\'s own validation metrics)')
+    .option('--operating-point <name>', "screening or balanced (default: the model's)")
+    .option(
+      '--out <dir>',
+      'also write predictions/<split>.json and metrics/<split>.json here (e.g. a run folder, for `cxr report`; ' +
+        "a split named val or train is written as eval-val / eval-train, never over the run's own validation metrics)",
+    )
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
@@ -22,10 +26,21 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const m = await runEvaluation({
-        modelDir: o.model ?? defaultModelDir(), data: o.data, split: o.split, operatingPoint: o.operatingPoint,
-        out: o.out, progress: !o.json && process.stderr.isTTY, warn, wrote: (f) => warn(`wrote ${f}`),
+        modelDir: o.model ?? defaultModelDir(),
+        data: o.data,
+        split: o.split,
+        operatingPoint: o.operatingPoint,
+        out: o.out,
+        progress: !o.json && process.stderr.isTTY,
+        warn,
+        wrote: (f) => warn(`wrote ${f}`),
       });
       if (o.json) process.stdout.write(JSON.stringify(m) + '\n');
-      else process.stdout.write(`model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}\n` + formatMetricsTable(m) + '\n');
+      else
+        process.stdout.write(
+          `model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}\n` +
+            formatMetricsTable(m) +
+            '\n',
+        );
     });
 }

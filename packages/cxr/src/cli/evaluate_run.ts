@@ -30,14 +30,22 @@ export interface EvaluateRunOptions {
   wrote?: (file: string) => void;
 }
 
-export async function runEvaluation(o: EvaluateRunOptions): Promise<Metrics & { operatingPoint: string; model: Record<string, string> }> {
+export async function runEvaluation(
+  o: EvaluateRunOptions,
+): Promise<Metrics & { operatingPoint: string; model: Record<string, string> }> {
   const loaded = await loadModel(o.modelDir);
   const { meta } = loaded;
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
   const op = meta.operatingPoints[opName];
-  if (!op) throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
+  if (!op)
+    throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
   const records = await splitRecords(o.data, o.split);
-  const set = await loadImageSet(records, records[0].split, { size: meta.inputSize, normalize: meta.preprocessing.normalize, progress: o.progress, warn: o.warn });
+  const set = await loadImageSet(records, records[0].split, {
+    size: meta.inputSize,
+    normalize: meta.preprocessing.normalize,
+    progress: o.progress,
+    warn: o.warn,
+  });
   const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
   const probs = calibrated(logits, meta.temperature);
   const labels = Array.from(set.labels);
@@ -55,5 +63,9 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<Metrics & { 
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
   }
-  return { ...metrics, operatingPoint: opName, model: { name: meta.name, version: meta.version, sha256: loaded.sha256 } };
+  return {
+    ...metrics,
+    operatingPoint: opName,
+    model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
+  };
 }

@@ -10,9 +10,12 @@ const int = (v: string) => {
 };
 
 export function register(program: Command): void {
-  const gan = program.command('gan').description('class-conditional GAN: train it, sample X-rays, check for memorisation');
+  const gan = program
+    .command('gan')
+    .description('class-conditional GAN: train it, sample X-rays, check for memorisation');
 
-  gan.command('train')
+  gan
+    .command('train')
     .description('train on the training part of the patient split (validation patients are never seen)')
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
     .requiredOption('--out <dir>', 'GAN folder: generator/, gan.json, samples/, log.jsonl, checkpoints/, memorisation/')
@@ -35,18 +38,38 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const { QUICK } = await import('../gan/config.js');
       const { trainGan } = await import('../gan/train.js');
-      const config = Object.fromEntries(Object.entries({
-        ...(o.quick ? QUICK : {}),
-        ...Object.fromEntries(Object.entries({
-          size: o.size && int(o.size), epochs: o.epochs, batchSize: o.batchSize, gWidth: o.gWidth, dWidth: o.dWidth,
-          zDim: o.zDim, lr: o.lr, loss: o.loss, balance: o.balance, limitPerClass: o.limitPerClass, seed: o.seed,
-        }).filter(([, v]) => v !== undefined)),
-      }));
-      const r = await trainGan({ data: o.data, out: path.resolve(o.out), config, resume: !!o.resume, checkPerClass: o.check });
+      const config = Object.fromEntries(
+        Object.entries({
+          ...(o.quick ? QUICK : {}),
+          ...Object.fromEntries(
+            Object.entries({
+              size: o.size && int(o.size),
+              epochs: o.epochs,
+              batchSize: o.batchSize,
+              gWidth: o.gWidth,
+              dWidth: o.dWidth,
+              zDim: o.zDim,
+              lr: o.lr,
+              loss: o.loss,
+              balance: o.balance,
+              limitPerClass: o.limitPerClass,
+              seed: o.seed,
+            }).filter(([, v]) => v !== undefined),
+          ),
+        }),
+      );
+      const r = await trainGan({
+        data: o.data,
+        out: path.resolve(o.out),
+        config,
+        resume: !!o.resume,
+        checkPerClass: o.check,
+      });
       process.stdout.write(`${path.resolve(o.out)}\n${r.grids.at(-1) ?? ''}\n`);
     });
 
-  gan.command('sample')
+  gan
+    .command('sample')
     .description('write generated X-rays of one class as PNG files')
     .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
     .requiredOption('--n <n>', 'number of images', int)
@@ -57,11 +80,19 @@ export function register(program: Command): void {
     .action(async (o) => {
       await initEngine();
       const { sampleToFiles } = await import('../gan/sample.js');
-      const files = await sampleToFiles({ ganModel: path.resolve(o.ganModel), n: o.n, className: o.class, out: path.resolve(o.out), seed: o.seed, size: o.size });
+      const files = await sampleToFiles({
+        ganModel: path.resolve(o.ganModel),
+        n: o.n,
+        className: o.class,
+        out: path.resolve(o.out),
+        seed: o.seed,
+        size: o.size,
+      });
       process.stdout.write(files.join('\n') + '\n');
     });
 
-  gan.command('check')
+  gan
+    .command('check')
     .description('memorisation check: nearest training image of each sample vs. real-to-real distances')
     .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
     .requiredOption('--data <root>', 'the data folder the GAN was trained on')
@@ -76,8 +107,20 @@ export function register(program: Command): void {
       const dir = path.resolve(o.ganModel);
       const { model, meta } = await loadGenerator(dir);
       const c = meta.config;
-      const { train, val } = await loadTrainVal(o.data, { size: c.size, valFraction: c.valFraction, seed: c.seed, limitPerClass: c.limitPerClass });
-      const s = await memorisationCheck(model, c.zDim, train, val, path.resolve(o.out ?? path.join(dir, 'memorisation')), { perClass: o.n, seed: o.seed });
+      const { train, val } = await loadTrainVal(o.data, {
+        size: c.size,
+        valFraction: c.valFraction,
+        seed: c.seed,
+        limitPerClass: c.limitPerClass,
+      });
+      const s = await memorisationCheck(
+        model,
+        c.zDim,
+        train,
+        val,
+        path.resolve(o.out ?? path.join(dir, 'memorisation')),
+        { perClass: o.n, seed: o.seed },
+      );
       model.dispose();
       process.stdout.write(`${s.verdict}\n${s.files.markdown}\n${s.files.pairs}\n`);
     });

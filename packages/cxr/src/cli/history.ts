@@ -12,25 +12,58 @@ const Options = z.object({
   limit: z.coerce.number().int().min(1).max(100_000),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
   // A bare date means its first moment in UTC (the log's times are UTC).
-  since: z.iso.datetime({ offset: true }).or(z.iso.date())
-    .refine((v) => !Number.isNaN(Date.parse(v)), 'not a real date').optional(),
+  since: z.iso
+    .datetime({ offset: true })
+    .or(z.iso.date())
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'not a real date')
+    .optional(),
 });
 
 function line(r: AuditRecord): string {
   const when = r.createdAt.replace('T', ' ').slice(0, 19);
   const prob = `${(r.probability * 100).toFixed(1).padStart(5)}%`;
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
-  return `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
+  return (
+    `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
     `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${warn}`;
+    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${warn}`
+  );
 }
 
-const CSV_COLUMNS = ['created_at', 'id', 'label', 'probability', 'operating_point', 'threshold', 'kind', 'width', 'height',
-  'input_sha256', 'model', 'requested_by', 'latency_ms', 'warnings'];
+const CSV_COLUMNS = [
+  'created_at',
+  'id',
+  'label',
+  'probability',
+  'operating_point',
+  'threshold',
+  'kind',
+  'width',
+  'height',
+  'input_sha256',
+  'model',
+  'requested_by',
+  'latency_ms',
+  'warnings',
+];
 
 function csvRow(r: AuditRecord): string {
-  return csvLine([r.createdAt, r.id, r.label, r.probability, r.operatingPoint, r.threshold, r.input.kind, r.input.width,
-    r.input.height, r.input.sha256, `${r.model.name}@${r.model.version}`, r.requestedBy, Math.round(r.latencyMs), r.warnings.join('; ')]);
+  return csvLine([
+    r.createdAt,
+    r.id,
+    r.label,
+    r.probability,
+    r.operatingPoint,
+    r.threshold,
+    r.input.kind,
+    r.input.width,
+    r.input.height,
+    r.input.sha256,
+    `${r.model.name}@${r.model.version}`,
+    r.requestedBy,
+    Math.round(r.latencyMs),
+    r.warnings.join('; '),
+  ]);
 }
 
 const PruneOptions = z.object({
@@ -40,7 +73,8 @@ const PruneOptions = z.object({
 
 export function register(program: Command): void {
   const history = program.command('history');
-  history.command('prune')
+  history
+    .command('prune')
     .description('remove stored heat maps and thumbnails of older predictions (the predictions stay in the log)')
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--before <time>', 'ISO 8601 date or time (default: 30 days ago, the serve default)')
@@ -53,7 +87,9 @@ export function register(program: Command): void {
       const audit = AuditLog.open(file, { mustExist: true });
       try {
         const n = audit.pruneImages(before);
-        process.stdout.write(`removed the images of ${n} prediction(s) made before ${new Date(before).toISOString()} from ${audit.file}\n`);
+        process.stdout.write(
+          `removed the images of ${n} prediction(s) made before ${new Date(before).toISOString()} from ${audit.file}\n`,
+        );
       } finally {
         audit.close();
       }
@@ -62,7 +98,7 @@ export function register(program: Command): void {
     .description('list past predictions from the audit log, newest first')
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--json', 'JSON Lines: one prediction object per line')
-    .option('--csv', 'CSV with a header row (text cells starting with = + - @ are prefixed with \')')
+    .option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')")
     .option('--limit <n>', 'how many', '20')
     .option('--label <label>', 'only NORMAL or PNEUMONIA')
     .option('--since <time>', 'only at or after this ISO 8601 date (2026-12-01, UTC) or time (2026-12-01T08:00:00Z)')
@@ -86,7 +122,9 @@ export function register(program: Command): void {
         } else if (o.json) {
           for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
         } else {
-          process.stdout.write(`${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`);
+          process.stdout.write(
+            `${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`,
+          );
           for (const r of items) process.stdout.write(line(r) + '\n');
         }
       } finally {

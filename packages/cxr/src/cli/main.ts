@@ -23,12 +23,28 @@ import * as orthancCommand from './orthanc';
 
 // In the order `cxr --help` lists them.
 const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
-  dataCommand, trainCommand, calibrateCommand, evaluateCommand, predictCommand, reportCommand,
-  experimentsCommand, backboneCommand, ganCommand, oodCommand, robustnessCommand, adaptCommand, ensembleCommand, serveCommand, historyCommand, orthancCommand,
+  dataCommand,
+  trainCommand,
+  calibrateCommand,
+  evaluateCommand,
+  predictCommand,
+  reportCommand,
+  experimentsCommand,
+  backboneCommand,
+  ganCommand,
+  oodCommand,
+  robustnessCommand,
+  adaptCommand,
+  ensembleCommand,
+  serveCommand,
+  historyCommand,
+  orthancCommand,
 ];
 
 export function buildProgram(): Command {
-  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
   const program = new Command('cxr')
     .description('Pediatric chest X-ray pneumonia classifier: train, evaluate, report, predict, serve')
     .version(pkg.version)
@@ -38,11 +54,13 @@ export function buildProgram(): Command {
 }
 
 if (require.main === module) {
-  buildProgram().parseAsync(process.argv).catch((e: unknown) => {
-    // A schema's complaint (a cxr.json, a recipe, an option) as readable lines, not the issues' JSON.
-    const message = e instanceof z.ZodError ? z.prettifyError(e) : e instanceof Error ? e.message : String(e);
-    process.stderr.write(`cxr: ${message}\n`);
-    if (process.env.CXR_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exit(1);
-  });
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((e: unknown) => {
+      // A schema's complaint (a cxr.json, a recipe, an option) as readable lines, not the issues' JSON.
+      const message = e instanceof z.ZodError ? z.prettifyError(e) : e instanceof Error ? e.message : String(e);
+      process.stderr.write(`cxr: ${message}\n`);
+      if (process.env.CXR_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+      process.exit(1);
+    });
 }

@@ -19,8 +19,11 @@ function percentileArg(v: string): number {
 export function register(program: Command): void {
   const ood = program.command('ood').description('the not-a-chest-X-ray gate (out-of-distribution detection)');
 
-  ood.command('fit')
-    .description('fit the gate on the training split the model was trained on (same patient split), threshold from its validation split; writes ood.json')
+  ood
+    .command('fit')
+    .description(
+      'fit the gate on the training split the model was trained on (same patient split), threshold from its validation split; writes ood.json',
+    )
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
     .option('--percentile <p>', 'validation percentile used as the threshold', percentileArg, 99)
@@ -32,13 +35,21 @@ export function register(program: Command): void {
       if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
-      const fitted = await fitOodFromData(dir, root, { percentile: o.percentile, cacheDir: o.cache, progress: process.stderr.isTTY === true, log });
+      const fitted = await fitOodFromData(dir, root, {
+        percentile: o.percentile,
+        cacheDir: o.cache,
+        progress: process.stderr.isTTY === true,
+        log,
+      });
       const v = fitted.scores.validation;
-      log(`ood.json written to ${dir}: ${fitted.dim} features from '${fitted.featureLayer}', shrinkage ${fitted.shrinkage.toFixed(3)}, ` +
-        `threshold ${fitted.threshold.toFixed(2)} (p${fitted.percentile} of ${v.n} validation scores; median ${v.p50.toFixed(2)})`);
+      log(
+        `ood.json written to ${dir}: ${fitted.dim} features from '${fitted.featureLayer}', shrinkage ${fitted.shrinkage.toFixed(3)}, ` +
+          `threshold ${fitted.threshold.toFixed(2)} (p${fitted.percentile} of ${v.n} validation scores; median ${v.p50.toFixed(2)})`,
+      );
     });
 
-  ood.command('score')
+  ood
+    .command('score')
     .description('score files with the gate and the image checks (exit code 0 even when files are flagged)')
     .argument('<files...>', 'JPEG, PNG or DICOM files')
     .option('--model <dir>', 'model folder (default: the shipped model)')

@@ -21,28 +21,43 @@ function positiveInt(v: string): number {
 }
 
 function summary(s: SyncStats): string {
-  return `${s.instances} new instances: ${s.processed} predicted and stored, ${s.alreadyDone} already done, ` +
-    `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`;
+  return (
+    `${s.instances} new instances: ${s.processed} predicted and stored, ${s.alreadyDone} already done, ` +
+    `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`
+  );
 }
 
 export function register(program: Command): void {
   const orthanc = program.command('orthanc').description('work with an Orthanc PACS (docs/deployment.md)');
-  orthanc.command('sync')
-    .description('predict new chest radiographs from Orthanc\'s change feed and store an SR report and a heat map ' +
-      'back into each study. Connection: CXR_ORTHANC_URL, CXR_ORTHANC_USER, CXR_ORTHANC_PASSWORD (scripts/stack.sh ' +
-      'writes them to .stack/env) or --config. Polls until SIGINT/SIGTERM unless --once.')
+  orthanc
+    .command('sync')
+    .description(
+      "predict new chest radiographs from Orthanc's change feed and store an SR report and a heat map " +
+        'back into each study. Connection: CXR_ORTHANC_URL, CXR_ORTHANC_USER, CXR_ORTHANC_PASSWORD (scripts/stack.sh ' +
+        'writes them to .stack/env) or --config. Polls until SIGINT/SIGTERM unless --once.',
+    )
     .option('--once', 'one pass to the end of the change feed, then exit')
-    .option('--url <url>', 'Orthanc URL (default: $CXR_ORTHANC_URL or the config file\'s)')
+    .option('--url <url>', "Orthanc URL (default: $CXR_ORTHANC_URL or the config file's)")
     .option('--config <file>', 'JSON file {"url", "user", "password"} (mode 600)')
     .option('--state <file>', 'cursor file', '.cxr-orthanc-state.json')
-    .option('--since-start', 'read the change feed from its beginning (default: from the saved cursor; a first run starts at the end)')
+    .option(
+      '--since-start',
+      'read the change feed from its beginning (default: from the saved cursor; a first run starts at the end)',
+    )
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
-    .option('--operating-point <name>', 'threshold to call PNEUMONIA (default: the model\'s)')
-    .addOption(new Option('--ood-policy <policy>', 'films that do not look like chest X-rays: warn (in the report), or refuse (no result)').choices(['warn', 'refuse']).default('warn'))
+    .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's)")
+    .addOption(
+      new Option(
+        '--ood-policy <policy>',
+        'films that do not look like chest X-rays: warn (in the report), or refuse (no result)',
+      )
+        .choices(['warn', 'refuse'])
+        .default('warn'),
+    )
     .option('--interval <seconds>', 'seconds between polls', positiveNumber, 5)
     .option('--batch <n>', 'changes read per request', positiveInt, 100)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
-    .option('--json', 'print the run\'s counts as JSON on stdout')
+    .option('--json', "print the run's counts as JSON on stdout")
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
@@ -60,15 +75,24 @@ export function register(program: Command): void {
       const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
       process.on('SIGINT', handlers.SIGINT);
       process.on('SIGTERM', handlers.SIGTERM);
-      if (!o.once) log(`watching ${config.url} every ${o.interval} s with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`);
+      if (!o.once)
+        log(
+          `watching ${config.url} every ${o.interval} s with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`,
+        );
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
       try {
         for (;;) {
           try {
             const s = await syncOnce({
-              client, predictor, stateFile: path.resolve(o.state), sinceStart, operatingPoint: o.operatingPoint,
-              batchSize: o.batch, shouldStop: () => stopping, log,
+              client,
+              predictor,
+              stateFile: path.resolve(o.state),
+              sinceStart,
+              operatingPoint: o.operatingPoint,
+              batchSize: o.batch,
+              shouldStop: () => stopping,
+              log,
             });
             sinceStart = false; // only the first pass restarts the feed
             for (const k of ['instances', 'processed', 'alreadyDone', 'skipped', 'failed'] as const) total[k] += s[k];
@@ -81,7 +105,10 @@ export function register(program: Command): void {
           if (o.once || stopping) break;
           await new Promise<void>((resolve) => {
             const t = setTimeout(resolve, o.interval * 1000);
-            wake = () => { clearTimeout(t); resolve(); };
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
           });
           wake = null;
           if (stopping) break;

@@ -23,19 +23,26 @@ function positiveInt(v: string): number {
 }
 
 export function register(program: Command): void {
-  program.command('predict')
-    .description('predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
-      'A file that fails gets a row with its error and the batch goes on; other files in a folder are skipped. ' +
-      'Every prediction goes to the audit log (cxr history). ' +
-      'Exit status 0 when at least one file got a prediction, 1 when none did.')
+  program
+    .command('predict')
+    .description(
+      'predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
+        'A file that fails gets a row with its error and the batch goes on; other files in a folder are skipped. ' +
+        'Every prediction goes to the audit log (cxr history). ' +
+        'Exit status 0 when at least one file got a prediction, 1 when none did.',
+    )
     .argument('<paths...>', 'files and folders')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
     .option('-r, --recursive', 'descend into sub-folders')
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
     .option('--json', 'the same as --format json: one JSON array of rows')
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
-    .option('--operating-point <name>', 'threshold to call PNEUMONIA (default: the model\'s, usually balanced)')
-    .addOption(new Option('--ood-policy <policy>', 'images that do not look like chest X-rays: warn, or refuse (an error row)').choices(['warn', 'refuse']).default('warn'))
+    .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's, usually balanced)")
+    .addOption(
+      new Option('--ood-policy <policy>', 'images that do not look like chest X-rays: warn, or refuse (an error row)')
+        .choices(['warn', 'refuse'])
+        .default('warn'),
+    )
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)')
     .option('--no-audit', 'do not write the predictions to the audit log')
     .option('--concurrency <n>', 'files in flight at once (default: number of cores)', positiveInt)
@@ -45,10 +52,14 @@ export function register(program: Command): void {
       const log = (l: string) => process.stderr.write(`cxr predict: ${l}\n`);
       // Everything that can fail without the model is checked first: no engine start for nothing.
       const inputs = collectInputs(paths, !!o.recursive);
-      for (const dir of inputs.foldersWithImagesBelow) log(`hint: ${dir} has sub-folders with images; add -r to include them`);
-      for (const dir of inputs.emptyFolders) log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
+      for (const dir of inputs.foldersWithImagesBelow)
+        log(`hint: ${dir} has sub-folders with images; add -r to include them`);
+      for (const dir of inputs.emptyFolders)
+        log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
       if (inputs.jobs.length === 0) {
-        throw new Error(`predict: nothing to predict in ${paths.join(', ')}${inputs.skipped.length ? ` (${inputs.skipped.length} non-image file(s) skipped)` : ''}`);
+        throw new Error(
+          `predict: nothing to predict in ${paths.join(', ')}${inputs.skipped.length ? ` (${inputs.skipped.length} non-image file(s) skipped)` : ''}`,
+        );
       }
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
       const audit: AuditLog | null = o.audit === false ? null : openAuditLogForWriting(o.db ?? defaultDbPath());
@@ -56,15 +67,40 @@ export function register(program: Command): void {
         await initEngine(o.threads);
         const modelDir = path.resolve(o.model ?? defaultModelDir());
         const result = await runBatch({
-          paths, jobs: inputs.jobs, modelDir, recursive: !!o.recursive, format: o.json ? 'json' : o.format,
-          heatmapDir: o.heatmaps, operatingPoint: o.operatingPoint, oodPolicy: o.oodPolicy, concurrency: o.concurrency,
+          paths,
+          jobs: inputs.jobs,
+          modelDir,
+          recursive: !!o.recursive,
+          format: o.json ? 'json' : o.format,
+          heatmapDir: o.heatmaps,
+          operatingPoint: o.operatingPoint,
+          oodPolicy: o.oodPolicy,
+          concurrency: o.concurrency,
           progress: o.progress === false ? false : undefined,
-          onPrediction: audit ? (_file, r, model, latencyMs) => audit.insert({
-            id: crypto.randomUUID(), createdAt: new Date().toISOString(), input: r.input, model,
-            probability: r.probability, logit: r.logit, threshold: r.threshold, operatingPoint: r.operatingPoint,
-            label: r.label, warnings: r.warnings, ood: r.ood, hasHeatmap: false, hasThumbnail: false,
-            timings: r.timings, latencyMs, requestedBy: null,
-          }, null) : undefined,
+          onPrediction: audit
+            ? (_file, r, model, latencyMs) =>
+                audit.insert(
+                  {
+                    id: crypto.randomUUID(),
+                    createdAt: new Date().toISOString(),
+                    input: r.input,
+                    model,
+                    probability: r.probability,
+                    logit: r.logit,
+                    threshold: r.threshold,
+                    operatingPoint: r.operatingPoint,
+                    label: r.label,
+                    warnings: r.warnings,
+                    ood: r.ood,
+                    hasHeatmap: false,
+                    hasThumbnail: false,
+                    timings: r.timings,
+                    latencyMs,
+                    requestedBy: null,
+                  },
+                  null,
+                )
+            : undefined,
         });
         const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';
         if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);

@@ -13,37 +13,55 @@ const nonNegativeInt = (v: string) => {
 
 const strengthList = (v: string) => {
   const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !(x > 0 && x <= 1))) throw new InvalidArgumentError('expected comma-separated strengths in (0, 1]');
+  if (xs.length === 0 || xs.some((x) => !(x > 0 && x <= 1)))
+    throw new InvalidArgumentError('expected comma-separated strengths in (0, 1]');
   return xs;
 };
 
 const changeList = (v: string) => {
-  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const xs = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = xs.filter((x) => !CHANGE_NAMES.includes(x));
-  if (unknown.length) throw new InvalidArgumentError(`unknown change(s) ${unknown.join(', ')} (known: ${CHANGE_NAMES.join(', ')})`);
+  if (unknown.length)
+    throw new InvalidArgumentError(`unknown change(s) ${unknown.join(', ')} (known: ${CHANGE_NAMES.join(', ')})`);
   return xs;
 };
 
 export function register(program: Command): void {
-  program.command('robustness')
-    .description('score a model clean and under nuisance changes (exposure, blur, JPEG, borders, markers...) at graded strengths')
+  program
+    .command('robustness')
+    .description(
+      'score a model clean and under nuisance changes (exposure, blur, JPEG, borders, markers...) at graded strengths',
+    )
     .option('--model <dir>', 'model folder (default: the shipped model)')
-    .requiredOption('--data <dir>', 'a NORMAL/PNEUMONIA folder, or the data root the model was trained on (its recorded validation split)')
+    .requiredOption(
+      '--data <dir>',
+      'a NORMAL/PNEUMONIA folder, or the data root the model was trained on (its recorded validation split)',
+    )
     .option('--json', 'print one JSON object on stdout')
     .option('--out <dir>', 'write robustness.json, plots and index.html here')
     .option('--limit <n>', 'at most N images per class, chosen by --seed (default: all)', nonNegativeInt, 0)
     .option('--seed <s>', 'seed of the image choice and of the random changes', nonNegativeInt, 1)
     .option('--changes <list>', `only these changes (comma-separated: ${CHANGE_NAMES.join(', ')})`, changeList)
     .option('--strengths <list>', 'strengths in (0, 1] (default 0.33,0.67,1)', strengthList)
-    .option('--outside <dir>', 'the outside-check folder (default: Kaggle\'s val folder beside the data)')
+    .option('--outside <dir>', "the outside-check folder (default: Kaggle's val folder beside the data)")
     .option('--no-outside', 'skip the outside check')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const { result, examples } = await runRobustness({
-        modelDir: o.model ?? defaultModelDir(), data: o.data, limit: o.limit, seed: o.seed, changes: o.changes,
-        strengths: o.strengths, outside: o.outside === true ? undefined : o.outside, log, progress: !o.json && process.stderr.isTTY,
+        modelDir: o.model ?? defaultModelDir(),
+        data: o.data,
+        limit: o.limit,
+        seed: o.seed,
+        changes: o.changes,
+        strengths: o.strengths,
+        outside: o.outside === true ? undefined : o.outside,
+        log,
+        progress: !o.json && process.stderr.isTTY,
       });
       if (o.out) {
         const files = await writeRobustnessReport(result, examples, o.out);
@@ -55,10 +73,19 @@ export function register(program: Command): void {
       }
       const s = result.summary;
       const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-      const lines = result.rows.map((r) => `${r.change.padEnd(14)} ${r.strength.toFixed(2)}  auc ${r.auc?.toFixed(3) ?? 'n/a'}  sens ${p(r.sensitivity).padStart(6)}  spec ${p(r.specificity).padStart(6)}  ΔN ${r.normalScoreShift?.toFixed(3) ?? 'n/a'}  ΔP ${r.pneumoniaScoreShift?.toFixed(3) ?? 'n/a'}  ece ${r.ece.toFixed(3)}`);
-      lines.push('', `robust specificity ${p(s.robustSpecificity)} (clean ${p(s.cleanSpecificity)}), worst ${p(s.worstSpecificity?.value ?? null)}` +
-        `${s.worstSpecificity ? ` (${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)})` : ''}, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${s.meanNormalScoreShift?.toFixed(3) ?? 'n/a'}`);
-      if (result.outside) lines.push(`outside check (${result.outside.data}, n ${result.outside.n}): auc ${result.outside.auc?.toFixed(3) ?? 'n/a'}, sens ${p(result.outside.sensitivity)}, spec ${p(result.outside.specificity)}`);
+      const lines = result.rows.map(
+        (r) =>
+          `${r.change.padEnd(14)} ${r.strength.toFixed(2)}  auc ${r.auc?.toFixed(3) ?? 'n/a'}  sens ${p(r.sensitivity).padStart(6)}  spec ${p(r.specificity).padStart(6)}  ΔN ${r.normalScoreShift?.toFixed(3) ?? 'n/a'}  ΔP ${r.pneumoniaScoreShift?.toFixed(3) ?? 'n/a'}  ece ${r.ece.toFixed(3)}`,
+      );
+      lines.push(
+        '',
+        `robust specificity ${p(s.robustSpecificity)} (clean ${p(s.cleanSpecificity)}), worst ${p(s.worstSpecificity?.value ?? null)}` +
+          `${s.worstSpecificity ? ` (${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)})` : ''}, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${s.meanNormalScoreShift?.toFixed(3) ?? 'n/a'}`,
+      );
+      if (result.outside)
+        lines.push(
+          `outside check (${result.outside.data}, n ${result.outside.n}): auc ${result.outside.auc?.toFixed(3) ?? 'n/a'}, sens ${p(result.outside.sensitivity)}, spec ${p(result.outside.specificity)}`,
+        );
       process.stdout.write(lines.join('\n') + '\n');
     });
 }

@@ -35,13 +35,18 @@ const Options = z.object({
   }),
 });
 
-async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse', decodeWorkers: number): Promise<ServePredictor> {
+async function loadPredictor(
+  dir: string,
+  oodPolicy: 'warn' | 'refuse',
+  decodeWorkers: number,
+): Promise<ServePredictor> {
   // Decoding in worker threads: the event loop (health, history, other requests) never waits on a file.
   return loadPooledPredictor(dir, { oodPolicy, decodeWorkers });
 }
 
 export function register(program: Command): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('serve the JSON API (/api/v1) and the web page; every prediction goes to an audit log')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', '8080')
@@ -49,17 +54,27 @@ export function register(program: Command): void {
     .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
     .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
     .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
-    .option('--retain-images <duration>', 'keep stored heat maps and thumbnails this long (e.g. 30d, 12h; 0 = keep none)', '30d')
+    .option(
+      '--retain-images <duration>',
+      'keep stored heat maps and thumbnails this long (e.g. 30d, 12h; 0 = keep none)',
+      '30d',
+    )
     .option('--max-upload-mb <n>', 'largest accepted upload in MiB', '32')
     .option('--concurrency <n>', 'predictions computed at once', '2')
     .option('--threads <n>', 'engine threads')
     .option('--quiet', 'no request log')
     .option('--tokens-file <file>', 'named API tokens, one "name:token" per line (the audit log records the name)')
     .option('--allow-no-token', 'listen on a non-loopback --host without any API token (refused otherwise)')
-    .option('--allowed-host <name>', 'also answer to this Host name (repeatable; localhost and IP addresses always work)',
-      (v: string, prev: string[] = []) => [...prev, v])
-    .addHelpText('after', '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n'
-      + '"Authorization: Bearer <token>" on the API (the page asks for it once). Tokens are never read from the command line.')
+    .option(
+      '--allowed-host <name>',
+      'also answer to this Host name (repeatable; localhost and IP addresses always work)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .addHelpText(
+      'after',
+      '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n' +
+        '"Authorization: Bearer <token>" on the API (the page asks for it once). Tokens are never read from the command line.',
+    )
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
@@ -69,11 +84,15 @@ export function register(program: Command): void {
       // Decided before the model loads: an exposed server without a token is refused, not warned about.
       if (!isLoopbackHost(o.host) && tokens.length === 0) {
         if (!o.allowNoToken) {
-          throw new Error(`serve: refusing to listen on ${o.host} without an API token: anyone who can reach the port could use `
-            + 'the API and read its history. Set CXR_API_TOKEN or CXR_API_TOKENS, or use --tokens-file; '
-            + 'or pass --allow-no-token if that is really wanted.');
+          throw new Error(
+            `serve: refusing to listen on ${o.host} without an API token: anyone who can reach the port could use ` +
+              'the API and read its history. Set CXR_API_TOKEN or CXR_API_TOKENS, or use --tokens-file; ' +
+              'or pass --allow-no-token if that is really wanted.',
+          );
         }
-        log(`cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): anyone who can reach this port can use the API and read its history`);
+        log(
+          `cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): anyone who can reach this port can use the API and read its history`,
+        );
       }
       await initEngine(o.threads);
       const server = await startServer({

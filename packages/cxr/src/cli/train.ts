@@ -10,59 +10,120 @@ import { runTraining } from '../train/run';
 import { RECIPES } from '../train/presets';
 
 export function register(program: Command): void {
-  program.command('train')
+  program
+    .command('train')
     .description('train a model on a Kaggle-layout data folder (validation carved out of train by patient)')
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
     .requiredOption('--out <dir>', 'run folder: model, checkpoints, log.jsonl, report')
     .option('--recipe <name>', `named recipe (${Object.keys(RECIPES).join(', ')})`)
     .addOption(new Option('--model <arch>', 'architecture trained from scratch').choices(ARCH_NAMES))
-    .addOption(new Option('--balance <mode>', 'class balancing').choices(['none', 'class-weights', 'oversample', 'undersample']))
+    .addOption(
+      new Option('--balance <mode>', 'class balancing').choices(['none', 'class-weights', 'oversample', 'undersample']),
+    )
     .addOption(new Option('--augment <preset>', 'augmentation preset').choices(AUGMENT_PRESET_NAMES))
     .addOption(new Option('--tta <view...>', 'test-time views averaged at prediction').choices(TTA_VIEWS))
     .option('--epochs <n>', 'epochs', (v) => parseInt(v, 10))
     .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10))
     .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
     .option('--lr <x>', 'learning rate', parseFloat)
-    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']))
+    .addOption(
+      new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']),
+    )
     .option('--input-size <px>', 'model input size', (v) => parseInt(v, 10))
     .option('--label-smoothing <x>', 'label smoothing', parseFloat)
     .option('--patience <n>', 'early stopping patience in epochs (0 = off)', (v) => parseInt(v, 10))
     .option('--limit-per-class <n>', 'use at most n training images per class (quick runs)', (v) => parseInt(v, 10))
     .option('--seed <n>', 'seed for the split, order and augmentation', (v) => parseInt(v, 10))
-    .option('--split-seed <n>', 'seed of the patient split alone (ensemble members share one validation split)', (v) => parseInt(v, 10))
-    .addOption(new Option('--normalize <mode>', 'per-image intensity normalisation of the input').choices([...NORMALIZE_MODES]))
-    .addOption(new Option('--val-split <mode>', 'validation patients: random, or block (lowest patient numbers of each series)').choices(['random', 'block']))
-    .option('--backbone <name>', "transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, or 'auto' (cxr backbone list)")
-    .option('--weights <path>', 'local backbone weights (TF.js model folder or Keras .h5) instead of the cache/download')
-    .option('--fine-tune <blocks:epochs:lr>', 'after the head, fine-tune the top backbone blocks, e.g. 2:4:1e-4', (v) => {
-      const [blocks, epochs, lr] = v.split(':');
-      return { blocks: parseInt(blocks, 10), epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
-    })
-    .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'",
-      (v) => (v === 'balance' ? v : parseInt(v, 10)))
+    .option('--split-seed <n>', 'seed of the patient split alone (ensemble members share one validation split)', (v) =>
+      parseInt(v, 10),
+    )
+    .addOption(
+      new Option('--normalize <mode>', 'per-image intensity normalisation of the input').choices([...NORMALIZE_MODES]),
+    )
+    .addOption(
+      new Option(
+        '--val-split <mode>',
+        'validation patients: random, or block (lowest patient numbers of each series)',
+      ).choices(['random', 'block']),
+    )
+    .option(
+      '--backbone <name>',
+      "transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, or 'auto' (cxr backbone list)",
+    )
+    .option(
+      '--weights <path>',
+      'local backbone weights (TF.js model folder or Keras .h5) instead of the cache/download',
+    )
+    .option(
+      '--fine-tune <blocks:epochs:lr>',
+      'after the head, fine-tune the top backbone blocks, e.g. 2:4:1e-4',
+      (v) => {
+        const [blocks, epochs, lr] = v.split(':');
+        return { blocks: parseInt(blocks, 10), epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
+      },
+    )
+    .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'", (v) =>
+      v === 'balance' ? v : parseInt(v, 10),
+    )
     .option('--gan-model <dir>', 'GAN folder (cxr gan train) that makes the --gan-images')
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
-    .option('--json', 'end with one JSON summary line on stdout (the model folder, name, version, epochs, seconds, operating points)')
+    .option(
+      '--json',
+      'end with one JSON summary line on stdout (the model folder, name, version, epochs, seconds, operating points)',
+    )
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
-      const overrides = Object.fromEntries(Object.entries({
-        arch: o.model, balance: o.balance, augment: o.augment, tta: o.tta, epochs: o.epochs, batchSize: o.batchSize,
-        optimizer: o.optimizer, lr: o.lr, schedule: o.schedule, inputSize: o.inputSize, labelSmoothing: o.labelSmoothing,
-        patience: o.patience, limitPerClass: o.limitPerClass, seed: o.seed, splitSeed: o.splitSeed, normalize: o.normalize, valSplit: o.valSplit,
-        backbone: o.backbone, weights: o.weights && path.resolve(o.weights), fineTune: o.fineTune,
-        ganImages: o.ganImages, ganModel: o.ganModel && path.resolve(o.ganModel),
-      }).filter(([, v]) => v !== undefined));
+      const overrides = Object.fromEntries(
+        Object.entries({
+          arch: o.model,
+          balance: o.balance,
+          augment: o.augment,
+          tta: o.tta,
+          epochs: o.epochs,
+          batchSize: o.batchSize,
+          optimizer: o.optimizer,
+          lr: o.lr,
+          schedule: o.schedule,
+          inputSize: o.inputSize,
+          labelSmoothing: o.labelSmoothing,
+          patience: o.patience,
+          limitPerClass: o.limitPerClass,
+          seed: o.seed,
+          splitSeed: o.splitSeed,
+          normalize: o.normalize,
+          valSplit: o.valSplit,
+          backbone: o.backbone,
+          weights: o.weights && path.resolve(o.weights),
+          fineTune: o.fineTune,
+          ganImages: o.ganImages,
+          ganModel: o.ganModel && path.resolve(o.ganModel),
+        }).filter(([, v]) => v !== undefined),
+      );
       const r = await runTraining({
-        data: o.data, out: path.resolve(o.out), recipeName: o.recipe, overrides, name: o.name,
-        resume: !!o.resume, report: o.report !== false,
+        data: o.data,
+        out: path.resolve(o.out),
+        recipeName: o.recipe,
+        overrides,
+        name: o.name,
+        resume: !!o.resume,
+        report: o.report !== false,
         command: ['cxr', ...process.argv.slice(2)].join(' '),
       });
       if (o.json) {
-        process.stdout.write(JSON.stringify({ out: path.resolve(o.out), name: r.meta.name, version: r.meta.version, epochs: r.epochs,
-          seconds: r.seconds, temperature: r.meta.temperature, operatingPoints: r.meta.operatingPoints }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            out: path.resolve(o.out),
+            name: r.meta.name,
+            version: r.meta.version,
+            epochs: r.epochs,
+            seconds: r.seconds,
+            temperature: r.meta.temperature,
+            operatingPoints: r.meta.operatingPoints,
+          }) + '\n',
+        );
       }
     });
 }

@@ -32,7 +32,13 @@ export const augmentConfigSchema = z.object({
 export type AugmentConfig = z.infer<typeof augmentConfigSchema>;
 
 const NONE: AugmentConfig = {
-  rotationDeg: 0, zoom: 0, shift: 0, brightness: 0, contrast: 0, horizontalFlip: false, fillMode: 'nearest',
+  rotationDeg: 0,
+  zoom: 0,
+  shift: 0,
+  brightness: 0,
+  contrast: 0,
+  horizontalFlip: false,
+  fillMode: 'nearest',
 };
 
 export const AUGMENT_PRESETS = {
@@ -140,12 +146,22 @@ export function augmentBatch(xs: tf.Tensor4D, cfg: AugmentConfig, seed: Seed): t
   return tf.tidy(() => {
     let out: tf.Tensor4D = xs;
     if (hasGeometry(cfg)) {
-      const transforms = tf.tensor2d(params.map((p) => transformCoefficients(p, height)), [batch, 8], 'float32');
+      const transforms = tf.tensor2d(
+        params.map((p) => transformCoefficients(p, height)),
+        [batch, 8],
+        'float32',
+      );
       out = tf.image.transform(out, transforms, 'bilinear', cfg.fillMode, 0);
     }
     if (cfg.brightness > 0 || cfg.contrast > 0) {
-      const k = tf.tensor4d(params.map((p) => p.contrast), [batch, 1, 1, 1]);
-      const d = tf.tensor4d(params.map((p) => p.brightness), [batch, 1, 1, 1]);
+      const k = tf.tensor4d(
+        params.map((p) => p.contrast),
+        [batch, 1, 1, 1],
+      );
+      const d = tf.tensor4d(
+        params.map((p) => p.brightness),
+        [batch, 1, 1, 1],
+      );
       const mean = tf.mean(out, [1, 2, 3], true);
       out = tf.add(tf.add(tf.mul(tf.sub(out, mean), k), mean), d);
     }

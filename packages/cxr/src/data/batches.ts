@@ -33,11 +33,13 @@ export function batchCount(n: number, batchSize: number, dropRemainder = false):
 
 export function* iterateBatches(set: CachedImageSet, opts: BatchOptions): Generator<Batch, void, undefined> {
   const { batchSize, labelFormat = 'binary', dropRemainder = false } = opts;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batches: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batches: batchSize must be a positive integer, got ${batchSize}`);
   const order = opts.order ?? Array.from({ length: set.length }, (_, i) => i);
   for (let i = 0; i < order.length; i++) {
     const k = order[i];
-    if (!Number.isInteger(k) || k < 0 || k >= set.length) throw new RangeError(`batches: order[${i}] = ${k} is outside 0..${set.length - 1}`);
+    if (!Number.isInteger(k) || k < 0 || k >= set.length)
+      throw new RangeError(`batches: order[${i}] = ${k} is outside 0..${set.length - 1}`);
   }
   const augment = opts.augment && !isIdentity(opts.augment) ? opts.augment : undefined;
   if (augment && opts.seed === undefined) throw new Error('batches: augmentation needs a seed');

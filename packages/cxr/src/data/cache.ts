@@ -15,7 +15,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { ImageRecord } from './dataset';
-import { DecodeError, type DecodeErrorCode, type DecodeLimits, DEFAULT_LIMITS, decodeBuffer, readImageFile } from './decode';
+import {
+  DecodeError,
+  type DecodeErrorCode,
+  type DecodeLimits,
+  DEFAULT_LIMITS,
+  decodeBuffer,
+  readImageFile,
+} from './decode';
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
 
@@ -95,7 +102,13 @@ export class CachedImageSet {
 
   /** A view on some of the images (e.g. the validation part of a split); pixels are shared. */
   subset(indices: readonly number[]): CachedImageSet {
-    return new CachedImageSet(this.size, indices.map((i) => this.images[i]), this.pixels, [], this.stats);
+    return new CachedImageSet(
+      this.size,
+      indices.map((i) => this.images[i]),
+      this.pixels,
+      [],
+      this.stats,
+    );
   }
 }
 
@@ -120,7 +133,8 @@ interface Hashed {
 export async function cacheImages(records: readonly ImageRecord[], opts: CacheOptions): Promise<CachedImageSet> {
   const t0 = performance.now();
   const size = opts.size;
-  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new RangeError(`cache: size must be an integer in 1..4096, got ${size}`);
+  if (!Number.isInteger(size) || size < 1 || size > 4096)
+    throw new RangeError(`cache: size must be an integer in 1..4096, got ${size}`);
   const limits: DecodeLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const concurrency = opts.concurrency ?? Math.max(2, os.availableParallelism());
   const warn = opts.warn ?? ((line: string) => console.warn(line));
@@ -153,7 +167,15 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
   if (!pack) {
     const firstPath = new Map<string, string>();
     for (const h of ok) if (!firstPath.has(h.sha256)) firstPath.set(h.sha256, h.record.path);
-    const built = await buildPack(unique, firstPath, { dir, base, size, limits, concurrency, progress: opts.progress, name });
+    const built = await buildPack(unique, firstPath, {
+      dir,
+      base,
+      size,
+      limits,
+      concurrency,
+      progress: opts.progress,
+      name,
+    });
     pack = built.pack;
     decoded = built.decoded;
     copied = built.copied;
@@ -264,7 +286,10 @@ async function buildPack(
     await forEachConcurrent(todo, ctx.concurrency, async (sha) => {
       const file = pathOf.get(sha)!;
       try {
-        const img = await decodeBuffer(await readImageFile(file, ctx.limits), ctx.size, { name: file, limits: ctx.limits });
+        const img = await decodeBuffer(await readImageFile(file, ctx.limits), ctx.size, {
+          name: file,
+          limits: ctx.limits,
+        });
         pixels.set(img.pixels, slotOf.get(sha)! * n);
         results.set(sha, { width: img.width, height: img.height });
       } catch (err) {
@@ -277,7 +302,13 @@ async function buildPack(
     bar.stop();
   }
 
-  const index: PackIndex = { format: 'cxr-image-pack', version: PREPROCESS_VERSION, size: ctx.size, slots: [], failures: [] };
+  const index: PackIndex = {
+    format: 'cxr-image-pack',
+    version: PREPROCESS_VERSION,
+    size: ctx.size,
+    slots: [],
+    failures: [],
+  };
   unique.forEach((sha, i) => {
     const r = results.get(sha)!;
     if ('code' in r) {

@@ -25,7 +25,10 @@ export interface ImageRecord {
 }
 
 export class DatasetLayoutError extends Error {
-  constructor(readonly root: string, message: string) {
+  constructor(
+    readonly root: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'DatasetLayoutError';
   }

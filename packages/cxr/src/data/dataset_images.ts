@@ -15,8 +15,18 @@ export interface LoadOptions {
   normalize?: NormalizeMode;
 }
 
-export async function loadImageSet(records: readonly ImageRecord[], name: string, opts: LoadOptions): Promise<ImageSet> {
-  const set = await cacheImages(records, { size: opts.size, cacheDir: opts.cacheDir, name, progress: opts.progress, warn: opts.warn });
+export async function loadImageSet(
+  records: readonly ImageRecord[],
+  name: string,
+  opts: LoadOptions,
+): Promise<ImageSet> {
+  const set = await cacheImages(records, {
+    size: opts.size,
+    cacheDir: opts.cacheDir,
+    name,
+    progress: opts.progress,
+    warn: opts.warn,
+  });
   // The pack stores images by slot (shared across subsets), so gather them in record order.
   const per = set.size * set.size;
   const pixels = new Uint8Array(set.length * per);
@@ -39,7 +49,8 @@ export async function splitRecords(root: string, split?: string): Promise<ImageR
   const want = split ?? (splits.length === 1 ? splits[0] : splits.includes('test') ? 'test' : undefined);
   if (!want) throw new Error(`${root} has splits ${splits.join(', ')}: choose one with --split`);
   const records = all.filter((r) => r.split === want);
-  if (records.length === 0) throw new Error(`${root}: split '${want}' has no images (found: ${splits.join(', ') || 'none'})`);
+  if (records.length === 0)
+    throw new Error(`${root}: split '${want}' has no images (found: ${splits.join(', ') || 'none'})`);
   return records;
 }
 
@@ -64,15 +75,29 @@ export interface SplitChoice {
 }
 
 /** The split a recipe (train/recipe.ts) asks for; `splitSeed`, when set, fixes the split apart from the training seed. */
-export function splitOf(r: { valFraction: number; seed: number; splitSeed?: number; limitPerClass: number; valSplit: SplitMode }): SplitChoice {
-  return { valFraction: r.valFraction, seed: r.splitSeed ?? r.seed, limitPerClass: r.limitPerClass, valSplit: r.valSplit };
+export function splitOf(r: {
+  valFraction: number;
+  seed: number;
+  splitSeed?: number;
+  limitPerClass: number;
+  valSplit: SplitMode;
+}): SplitChoice {
+  return {
+    valFraction: r.valFraction,
+    seed: r.splitSeed ?? r.seed,
+    limitPerClass: r.limitPerClass,
+    valSplit: r.valSplit,
+  };
 }
 
 /**
  * The split a trained model recorded in cxr.json (`data`, else its recipe), so that calibration and
  * the OOD gate see exactly its validation images. Fields it lacks are undefined.
  */
-export function recordedSplit(meta: { data: Record<string, unknown>; recipe: Record<string, unknown> }): Partial<SplitChoice> & { limitPerClass: number; valSplit: SplitMode } {
+export function recordedSplit(meta: {
+  data: Record<string, unknown>;
+  recipe: Record<string, unknown>;
+}): Partial<SplitChoice> & { limitPerClass: number; valSplit: SplitMode } {
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   return {
     valFraction: num(meta.data.valFraction) ?? num(meta.recipe.valFraction),
@@ -83,20 +108,35 @@ export function recordedSplit(meta: { data: Record<string, unknown>; recipe: Rec
 }
 
 /** Patient-level train/validation split of the `train` split, then both loaded at `size`. */
-export async function loadTrainVal(root: string, opts: LoadOptions & Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode }) {
+export async function loadTrainVal(
+  root: string,
+  opts: LoadOptions & Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode },
+) {
   let records = await splitRecords(root, 'train');
   records = limitPerClass(records, opts.limitPerClass);
   const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });
   const train = await loadImageSet(split.train, 'train', opts);
   const val = await loadImageSet(split.val, 'validation', opts);
-  const fingerprint = crypto.createHash('sha256')
-    .update(JSON.stringify({ train: [...(train as ImageSet & { sha256: string[] }).sha256].sort(), val: [...(val as ImageSet & { sha256: string[] }).sha256].sort() }))
+  const fingerprint = crypto
+    .createHash('sha256')
+    .update(
+      JSON.stringify({
+        train: [...(train as ImageSet & { sha256: string[] }).sha256].sort(),
+        val: [...(val as ImageSet & { sha256: string[] }).sha256].sort(),
+      }),
+    )
     .digest('hex');
   return {
-    train, val,
+    train,
+    val,
     info: {
-      root, fingerprint, valFraction: opts.valFraction, splitSeed: opts.seed, valSplit: opts.valSplit ?? 'random',
-      trainPatients: new Set(train.patients).size, valPatients: new Set(val.patients).size,
+      root,
+      fingerprint,
+      valFraction: opts.valFraction,
+      splitSeed: opts.seed,
+      valSplit: opts.valSplit ?? 'random',
+      trainPatients: new Set(train.patients).size,
+      valPatients: new Set(val.patients).size,
     },
   };
 }

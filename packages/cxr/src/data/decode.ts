@@ -80,7 +80,6 @@ export interface RawGrayImage {
   maxValue?: number;
 }
 
-
 /** The image format from the leading bytes; names the common formats we refuse, for better errors. */
 export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'unknown' {
   const at = (i: number, bytes: number[]) => bytes.every((b, k) => buf[i + k] === b);
@@ -105,11 +104,18 @@ export async function decodeBuffer(
   checkSize(size);
   if (buf.length === 0) throw new DecodeError('EMPTY', name, 'empty file (0 bytes)');
   if (buf.length > limits.maxInputBytes) {
-    throw new DecodeError('TOO_LARGE', name, `${buf.length} bytes exceeds the ${limits.maxInputBytes}-byte input limit`);
+    throw new DecodeError(
+      'TOO_LARGE',
+      name,
+      `${buf.length} bytes exceeds the ${limits.maxInputBytes}-byte input limit`,
+    );
   }
   const kind = sniffFormat(buf);
   if (kind !== 'jpeg' && kind !== 'png') {
-    const what = kind === 'unknown' ? 'not a JPEG or PNG image' : `${kind.toUpperCase()} is not supported here (JPEG or PNG expected)`;
+    const what =
+      kind === 'unknown'
+        ? 'not a JPEG or PNG image'
+        : `${kind.toUpperCase()} is not supported here (JPEG or PNG expected)`;
     throw new DecodeError('UNSUPPORTED_FORMAT', name, what);
   }
 
@@ -139,7 +145,11 @@ export async function decodeBuffer(
   // the same code the web page runs, so the server and the browser see identical pixels.
   let pipeline = input().autoOrient();
   const colourChannels = (meta.channels ?? 1) - (meta.hasAlpha ? 1 : 0);
-  const rgbLike = meta.space === 'srgb' || meta.space === 'rgb16' || meta.space === 'rgb' || meta.space === 'b-w' ||
+  const rgbLike =
+    meta.space === 'srgb' ||
+    meta.space === 'rgb16' ||
+    meta.space === 'rgb' ||
+    meta.space === 'b-w' ||
     meta.space === 'grey16';
   if (colourChannels >= 3 && !rgbLike) pipeline = pipeline.toColourspace('srgb'); // e.g. CMYK JPEG
 
@@ -152,10 +162,19 @@ export async function decodeBuffer(
     throw sharpError(name, kind, err);
   }
   if (data.length !== info.width * info.height * info.channels) {
-    throw new DecodeError('CORRUPT', name, `decoder returned ${data.length} bytes for ${info.width}×${info.height}×${info.channels}`);
+    throw new DecodeError(
+      'CORRUPT',
+      name,
+      `decoder returned ${data.length} bytes for ${info.width}×${info.height}×${info.channels}`,
+    );
   }
-  const pixels = preprocessPixels(new Uint8Array(data.buffer, data.byteOffset, data.length), info.width, info.height,
-    info.channels, size);
+  const pixels = preprocessPixels(
+    new Uint8Array(data.buffer, data.byteOffset, data.length),
+    info.width,
+    info.height,
+    info.channels,
+    size,
+  );
   return { pixels, size, width, height, kind };
 }
 
@@ -227,7 +246,8 @@ function checkSize(size: number): void {
 
 function sharpError(name: string, kind: ImageKind, err: unknown): DecodeError {
   const text = errorText(err);
-  if (/pixel limit/i.test(text)) return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${text})`);
+  if (/pixel limit/i.test(text))
+    return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${text})`);
   return new DecodeError('CORRUPT', name, `corrupt or truncated ${kind.toUpperCase()}: ${text}`);
 }
 

@@ -10,7 +10,17 @@ import { DEFAULT_LIMITS, type DecodeLimits } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { toDisplay, type VoiMethod } from './dicom_display';
 import {
-  bareDataSetSyntax, checkPixelFormat, DicomError, type DicomErrorCode, NATIVE, nativeFrame, parseDataSet, type PixelFormat, SUPPORTED, TS, TS_NAMES,
+  bareDataSetSyntax,
+  checkPixelFormat,
+  DicomError,
+  type DicomErrorCode,
+  NATIVE,
+  nativeFrame,
+  parseDataSet,
+  type PixelFormat,
+  SUPPORTED,
+  TS,
+  TS_NAMES,
 } from './dicom_parse';
 
 export { bareDataSetSyntax, DicomError, type DicomErrorCode, isDicom } from './dicom_parse';
@@ -56,10 +66,14 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const ds = parseDataSet(buf, bareSyntax, limits, fail);
   const transferSyntax = (ds.string('x00020010') ?? bareSyntax ?? TS.implicitLE).replace(/\0/g, '').trim();
   if (!SUPPORTED.has(transferSyntax)) {
-    throw fail('UNSUPPORTED_TRANSFER_SYNTAX', `transfer syntax ${transferSyntax} is not supported (supported: ${[...new Set(Object.values(TS_NAMES))].join(', ')})`);
+    throw fail(
+      'UNSUPPORTED_TRANSFER_SYNTAX',
+      `transfer syntax ${transferSyntax} is not supported (supported: ${[...new Set(Object.values(TS_NAMES))].join(', ')})`,
+    );
   }
   const pixelElement = ds.elements.x7fe00010;
-  if (!pixelElement || pixelElement.length === 0) throw fail('NO_PIXEL_DATA', 'no pixel data (7FE0,0010): not an image object');
+  if (!pixelElement || pixelElement.length === 0)
+    throw fail('NO_PIXEL_DATA', 'no pixel data (7FE0,0010): not an image object');
 
   const rows = ds.uint16('x00280010') ?? 0;
   const columns = ds.uint16('x00280011') ?? 0;
@@ -96,7 +110,17 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     return s ? s.toUpperCase() : undefined;
   };
   return {
-    gray, width: columns, height: rows, modality: text('x00080060'), photometric, transferSyntax,
-    viewPosition: text('x00185101'), bodyPart: text('x00180015'), patientAge: text('x00101010'), frames, bitsStored, voi,
+    gray,
+    width: columns,
+    height: rows,
+    modality: text('x00080060'),
+    photometric,
+    transferSyntax,
+    viewPosition: text('x00185101'),
+    bodyPart: text('x00180015'),
+    patientAge: text('x00101010'),
+    frames,
+    bitsStored,
+    voi,
   };
 }

@@ -6,13 +6,30 @@ import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import type { DecodeLimits } from './decode';
 import {
-  DicomError, errorText, type Fail, type Frame, LUMA, MONO, type PixelFormat, storedValues, TS, transferSyntaxName,
+  DicomError,
+  errorText,
+  type Fail,
+  type Frame,
+  LUMA,
+  MONO,
+  type PixelFormat,
+  storedValues,
+  TS,
+  transferSyntaxName,
 } from './dicom_parse';
 
 /** Frame 0 of encapsulated pixel data, decoded by the codec of its transfer syntax. */
-export async function encapsulatedFrame(ds: dicomParser.DataSet, el: dicomParser.Element, pf: PixelFormat, ts: string,
-    frames: number, limits: DecodeLimits, fail: Fail): Promise<Frame> {
-  if (!el.encapsulatedPixelData || !el.fragments?.length) throw fail('CORRUPT', 'compressed transfer syntax but pixel data is not encapsulated');
+export async function encapsulatedFrame(
+  ds: dicomParser.DataSet,
+  el: dicomParser.Element,
+  pf: PixelFormat,
+  ts: string,
+  frames: number,
+  limits: DecodeLimits,
+  fail: Fail,
+): Promise<Frame> {
+  if (!el.encapsulatedPixelData || !el.fragments?.length)
+    throw fail('CORRUPT', 'compressed transfer syntax but pixel data is not encapsulated');
   let bytes: Uint8Array;
   try {
     if (frames === 1) {
@@ -38,7 +55,8 @@ export async function encapsulatedFrame(ds: dicomParser.DataSet, el: dicomParser
     const gray = new Uint8Array(n);
     const s = out.samples;
     // Codecs hand back RGB (they undo the YCbCr/ICT/RCT colour transform themselves).
-    for (let i = 0; i < n; i++) gray[i] = Math.round(LUMA[0] * s[3 * i] + LUMA[1] * s[3 * i + 1] + LUMA[2] * s[3 * i + 2]);
+    for (let i = 0; i < n; i++)
+      gray[i] = Math.round(LUMA[0] * s[3 * i] + LUMA[1] * s[3 * i + 1] + LUMA[2] * s[3 * i + 2]);
     // A monochrome header over a three-component JPEG: the luma is the stored value.
     return MONO.has(pf.photometric) ? { kind: 'mono', values: Float32Array.from(gray) } : { kind: 'colour', gray };
   }
@@ -56,10 +74,17 @@ interface CodecOutput {
   signed?: boolean;
 }
 
-async function decodeCompressed(bytes: Uint8Array, pf: PixelFormat, ts: string, limits: DecodeLimits, fail: Fail): Promise<CodecOutput> {
+async function decodeCompressed(
+  bytes: Uint8Array,
+  pf: PixelFormat,
+  ts: string,
+  limits: DecodeLimits,
+  fail: Fail,
+): Promise<CodecOutput> {
   const checkDims = (w: number, h: number) => {
     if (!(w > 0 && h > 0)) throw fail('CORRUPT', `compressed frame has no valid size (${w}×${h})`);
-    if (w * h > limits.maxPixels) throw fail('TOO_MANY_PIXELS', `compressed frame is ${w}×${h}, over the ${limits.maxPixels}-pixel limit`);
+    if (w * h > limits.maxPixels)
+      throw fail('TOO_MANY_PIXELS', `compressed frame is ${w}×${h}, over the ${limits.maxPixels}-pixel limit`);
   };
   try {
     switch (ts) {
@@ -68,10 +93,20 @@ async function decodeCompressed(bytes: Uint8Array, pf: PixelFormat, ts: string, 
         const sof = jpegFrameHeader(bytes);
         if (!sof) throw fail('CORRUPT', 'no JPEG frame header in the pixel data');
         checkDims(sof.width, sof.height);
-        if (sof.precision > 8) throw fail('UNSUPPORTED_TRANSFER_SYNTAX', `${sof.precision}-bit JPEG (extended process) is not supported, only 8-bit`);
+        if (sof.precision > 8)
+          throw fail(
+            'UNSUPPORTED_TRANSFER_SYNTAX',
+            `${sof.precision}-bit JPEG (extended process) is not supported, only 8-bit`,
+          );
         const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' })
-          .raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-        return { width: info.width, height: info.height, components: info.channels >= 3 ? 3 : 1, samples: oneOrThree(data, info.channels) };
+          .raw({ depth: 'uchar' })
+          .toBuffer({ resolveWithObject: true });
+        return {
+          width: info.width,
+          height: info.height,
+          components: info.channels >= 3 ? 3 : 1,
+          samples: oneOrThree(data, info.channels),
+        };
       }
       case TS.jpegLossless:
       case TS.jpegLosslessSV1: {
@@ -95,7 +130,13 @@ async function decodeCompressed(bytes: Uint8Array, pf: PixelFormat, ts: string, 
           decoder.getEncodedBuffer(bytes.length).set(bytes);
           decoder.decode();
           const info = decoder.getFrameInfo();
-          return wasmOutput(decoder.getDecodedBuffer(), info.width, info.height, info.componentCount, info.bitsPerSample);
+          return wasmOutput(
+            decoder.getDecodedBuffer(),
+            info.width,
+            info.height,
+            info.componentCount,
+            info.bitsPerSample,
+          );
         } finally {
           decoder.delete();
         }
@@ -111,7 +152,13 @@ async function decodeCompressed(bytes: Uint8Array, pf: PixelFormat, ts: string, 
           decoder.getEncodedBuffer(bytes.length).set(bytes);
           decoder.decode();
           const info = decoder.getFrameInfo();
-          const out = wasmOutput(decoder.getDecodedBuffer(), info.width, info.height, info.componentCount, info.bitsPerSample);
+          const out = wasmOutput(
+            decoder.getDecodedBuffer(),
+            info.width,
+            info.height,
+            info.componentCount,
+            info.bitsPerSample,
+          );
           return { ...out, signed: info.isSigned };
         } finally {
           decoder.delete();
@@ -159,11 +206,20 @@ function jpegFrameHeader(b: Uint8Array): JpegFrameHeader | null {
   while (i + 9 < b.length) {
     if (b[i] !== 0xff) return null;
     const marker = b[i + 1];
-    if (marker === 0xff) { i++; continue; }
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
     const len = (b[i + 2] << 8) | b[i + 3];
-    const isSof = (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
+    const isSof =
+      (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
     if (isSof) {
-      return { precision: b[i + 4], height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] };
+      return {
+        precision: b[i + 4],
+        height: (b[i + 5] << 8) | b[i + 6],
+        width: (b[i + 7] << 8) | b[i + 8],
+        components: b[i + 9],
+      };
     }
     if (marker === 0xda) return null;
     i += 2 + len;
@@ -192,7 +248,8 @@ function decodeRle(bytes: Uint8Array, pf: PixelFormat, fail: Fail): CodecOutput 
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const segments = view.getUint32(0, true);
   const bytesPer = pf.bitsAllocated / 8;
-  if (segments !== pf.samples * bytesPer) throw fail('CORRUPT', `RLE frame has ${segments} segments, expected ${pf.samples * bytesPer}`);
+  if (segments !== pf.samples * bytesPer)
+    throw fail('CORRUPT', `RLE frame has ${segments} segments, expected ${pf.samples * bytesPer}`);
   const n = pf.rows * pf.columns;
   const planes: Uint8Array[] = [];
   for (let s = 0; s < segments; s++) {
@@ -253,12 +310,17 @@ function codec<K extends keyof CodecModules>(name: K): Promise<CodecModules[K]> 
     openjpeg: '@cornerstonejs/codec-openjpeg/decodewasmjs',
   };
   // print/printErr: OpenJPEG logs progress lines to stdout otherwise.
-  codecs[name] ??= (require(paths[name]) as (m: object) => Promise<CodecModules[K]>)({ print() {}, printErr() {} }) as never;
+  codecs[name] ??= (require(paths[name]) as (m: object) => Promise<CodecModules[K]>)({
+    print() {},
+    printErr() {},
+  }) as never;
   return codecs[name] as Promise<CodecModules[K]>;
 }
 
 interface LosslessJpeg {
-  Decoder: new () => { decode(buffer: ArrayBuffer, offset: number, length: number, numBytes: number): Uint8Array | Uint16Array };
+  Decoder: new () => {
+    decode(buffer: ArrayBuffer, offset: number, length: number, numBytes: number): Uint8Array | Uint16Array;
+  };
 }
 let lossless: LosslessJpeg | null = null;
 function losslessJpeg(): LosslessJpeg {

@@ -7,7 +7,11 @@ import type { PixelFormat } from './dicom_parse';
 export type VoiMethod = 'voi-lut' | 'window' | 'full-range' | 'min-max';
 
 /** Modality rescale, then the VOI transform, to 0..255 display values. */
-export function toDisplay(values: Float32Array, ds: dicomParser.DataSet, pf: PixelFormat): { gray: Uint8Array; voi: VoiMethod } {
+export function toDisplay(
+  values: Float32Array,
+  ds: dicomParser.DataSet,
+  pf: PixelFormat,
+): { gray: Uint8Array; voi: VoiMethod } {
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
   const rescaled = slope !== 1 || intercept !== 0;
@@ -70,7 +74,10 @@ function windowValue(x: number, c: number, w: number, fn: string): number {
   return Math.round(Math.min(1, Math.max(0, y)) * 255);
 }
 
-function voiLut(ds: dicomParser.DataSet, pf: PixelFormat): { first: number; bits: number; data: ArrayLike<number> } | null {
+function voiLut(
+  ds: dicomParser.DataSet,
+  pf: PixelFormat,
+): { first: number; bits: number; data: ArrayLike<number> } | null {
   const item = ds.elements.x00283010?.items?.[0]?.dataSet;
   const dataEl = item?.elements.x00283006;
   if (!item || !dataEl || !item.elements.x00283002) return null;
@@ -81,10 +88,12 @@ function voiLut(ds: dicomParser.DataSet, pf: PixelFormat): { first: number; bits
   const available = Math.min(dataEl.length, item.byteArray.length - dataEl.dataOffset);
   if (available >= entries * 2) {
     const data = new Uint16Array(entries);
-    for (let i = 0; i < entries; i++) data[i] = item.byteArrayParser.readUint16(item.byteArray, dataEl.dataOffset + 2 * i);
+    for (let i = 0; i < entries; i++)
+      data[i] = item.byteArrayParser.readUint16(item.byteArray, dataEl.dataOffset + 2 * i);
     return { first, bits, data };
   }
   // Some writers pack an 8-bit LUT one entry per byte.
-  if (bits <= 8 && available >= entries) return { first, bits, data: item.byteArray.subarray(dataEl.dataOffset, dataEl.dataOffset + entries) };
+  if (bits <= 8 && available >= entries)
+    return { first, bits, data: item.byteArray.subarray(dataEl.dataOffset, dataEl.dataOffset + entries) };
   return null;
 }

@@ -17,7 +17,11 @@ export type DicomErrorCode =
   | 'TRANSFER_SYNTAX_MISMATCH';
 
 export class DicomError extends Error {
-  constructor(readonly code: DicomErrorCode, readonly source: string, readonly detail: string) {
+  constructor(
+    readonly code: DicomErrorCode,
+    readonly source: string,
+    readonly detail: string,
+  ) {
     super(`${source}: ${detail}`);
     this.name = 'DicomError';
   }
@@ -67,7 +71,8 @@ export function transferSyntaxName(uid: string): string {
  * archives still hold: it starts with a group 0002 or 0008 element in little endian.
  */
 export function isDicom(buf: Uint8Array): boolean {
-  if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d) return true;
+  if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d)
+    return true;
   return bareDataSetSyntax(buf) !== null;
 }
 
@@ -104,9 +109,13 @@ export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
     if (pf.samples !== 1) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
   } else if (COLOUR.has(pf.photometric)) {
     if (pf.samples !== 3) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
-    if (pf.bitsAllocated !== 8) throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated}-bit colour is not supported`);
+    if (pf.bitsAllocated !== 8)
+      throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated}-bit colour is not supported`);
   } else {
-    throw fail('UNSUPPORTED_PIXEL_FORMAT', `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`);
+    throw fail(
+      'UNSUPPORTED_PIXEL_FORMAT',
+      `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`,
+    );
   }
   if (pf.bitsAllocated !== 8 && pf.bitsAllocated !== 16) {
     throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated} bits allocated is not supported (8 or 16)`);
@@ -116,7 +125,12 @@ export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
   }
 }
 
-export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits: DecodeLimits, fail: Fail): dicomParser.DataSet {
+export function parseDataSet(
+  buf: Uint8Array,
+  bareSyntax: string | null,
+  limits: DecodeLimits,
+  fail: Fail,
+): dicomParser.DataSet {
   // Node's own zlib with an output cap: a deflated data set is a compression bomb waiting to happen
   // (255 KB inflating to 250 MB was seen). zlib stops as soon as the cap is passed. The cap is what
   // the largest accepted frame can need: 16-bit samples at the pixel limit, plus room for the header.
@@ -127,7 +141,10 @@ export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits:
       inflated = zlib.inflateRawSync(bytes.subarray(position), { maxOutputLength: cap });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw fail('TOO_LARGE', `deflated data set inflates to more than ${cap} bytes (the most an image within the pixel limit needs)`);
+        throw fail(
+          'TOO_LARGE',
+          `deflated data set inflates to more than ${cap} bytes (the most an image within the pixel limit needs)`,
+        );
       }
       throw fail('CORRUPT', `deflated data set does not inflate: ${errorText(e)}`);
     }
@@ -146,7 +163,8 @@ export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits:
     if (e instanceof DicomError) throw e;
     const text = errorText(e);
     // dicom-parser reports reads past the end as buffer overruns; partial files are common.
-    if (/overrun|beyond|past the end|end of buffer|exceeds/i.test(text)) throw fail('TRUNCATED', `truncated DICOM file (${text})`);
+    if (/overrun|beyond|past the end|end of buffer|exceeds/i.test(text))
+      throw fail('TRUNCATED', `truncated DICOM file (${text})`);
     throw fail('CORRUPT', `unreadable DICOM data set (${text})`);
   }
 }
@@ -154,13 +172,22 @@ export function parseDataSet(buf: Uint8Array, bareSyntax: string | null, limits:
 export type Frame = { kind: 'mono'; values: Float32Array } | { kind: 'colour'; gray: Uint8Array };
 
 /** Stored values of an uncompressed frame 0, masked to BitsStored and sign-extended. */
-export function nativeFrame(ds: dicomParser.DataSet, el: dicomParser.Element, pf: PixelFormat, bigEndian: boolean, fail: Fail): Frame {
+export function nativeFrame(
+  ds: dicomParser.DataSet,
+  el: dicomParser.Element,
+  pf: PixelFormat,
+  bigEndian: boolean,
+  fail: Fail,
+): Frame {
   const n = pf.rows * pf.columns;
   const bytesPer = pf.bitsAllocated / 8;
   const frameBytes = pf.photometric === 'YBR_FULL_422' ? n * 2 : n * pf.samples * bytesPer;
   const available = Math.min(el.length, ds.byteArray.length - el.dataOffset);
   if (available < frameBytes) {
-    throw fail('TRUNCATED', `pixel data holds ${Math.max(0, available)} bytes, one ${pf.columns}×${pf.rows} frame needs ${frameBytes}`);
+    throw fail(
+      'TRUNCATED',
+      `pixel data holds ${Math.max(0, available)} bytes, one ${pf.columns}×${pf.rows} frame needs ${frameBytes}`,
+    );
   }
   const bytes = ds.byteArray.subarray(el.dataOffset, el.dataOffset + frameBytes);
   if (pf.samples === 3) return { kind: 'colour', gray: colourToGray(bytes, pf) };
@@ -200,7 +227,8 @@ function colourToGray(bytes: Uint8Array, pf: PixelFormat): Uint8Array {
   }
   const isYbr = pf.photometric.startsWith('YBR');
   for (let i = 0; i < n; i++) {
-    const [a, b, c] = pf.planar === 1 ? [bytes[i], bytes[n + i], bytes[2 * n + i]] : [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]];
+    const [a, b, c] =
+      pf.planar === 1 ? [bytes[i], bytes[n + i], bytes[2 * n + i]] : [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]];
     out[i] = isYbr ? a : Math.round(LUMA[0] * a + LUMA[1] * b + LUMA[2] * c);
   }
   return out;
@@ -208,8 +236,11 @@ function colourToGray(bytes: Uint8Array, pf: PixelFormat): Uint8Array {
 
 export function errorText(e: unknown): string {
   // dicom-parser throws strings, or { exception, dataSet } objects for partial parses.
-  const raw = e instanceof Error ? e.message
-    : typeof e === 'object' && e !== null && 'exception' in e ? String((e as { exception: unknown }).exception)
-    : String(e);
+  const raw =
+    e instanceof Error
+      ? e.message
+      : typeof e === 'object' && e !== null && 'exception' in e
+        ? String((e as { exception: unknown }).exception)
+        : String(e);
   return raw.trim().replace(/\s+/g, ' ').slice(0, 300);
 }

@@ -5,7 +5,13 @@
 // the SOC+SIZ pair (FF4F FF51) or the JP2 signature box of JPEG 2000. Self-contained on purpose
 // (no imports), so that it can move with whichever module ends up holding the codecs.
 
-export type CodestreamKind = 'jpeg-dct' | 'jpeg-lossless' | 'jpeg-ls' | 'jpeg-hierarchical' | 'jpeg-arithmetic' | 'jpeg2000';
+export type CodestreamKind =
+  | 'jpeg-dct'
+  | 'jpeg-lossless'
+  | 'jpeg-ls'
+  | 'jpeg-hierarchical'
+  | 'jpeg-arithmetic'
+  | 'jpeg2000';
 
 const KIND_NAMES: Record<CodestreamKind, string> = {
   'jpeg-dct': 'a JPEG baseline/extended (DCT) codestream',
@@ -13,7 +19,7 @@ const KIND_NAMES: Record<CodestreamKind, string> = {
   'jpeg-ls': 'a JPEG-LS (SOF55) codestream',
   'jpeg-hierarchical': 'a hierarchical JPEG codestream',
   'jpeg-arithmetic': 'an arithmetic-coded JPEG codestream',
-  'jpeg2000': 'a JPEG 2000 codestream',
+  jpeg2000: 'a JPEG 2000 codestream',
 };
 
 /** Transfer syntax UID -> the codestream kinds it may carry; syntaxes not listed are not checked. */
@@ -33,13 +39,17 @@ const EXPECTED: Record<string, { name: string; kinds: CodestreamKind[] }> = {
 export function codestreamKind(b: Uint8Array): CodestreamKind | null {
   if (b.length >= 4 && b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51) return 'jpeg2000';
   // JP2 file: a 12-byte signature box 'jP  ' then 0D 0A 87 0A.
-  if (b.length >= 12 && b[3] === 0x0c && b[4] === 0x6a && b[5] === 0x50 && b[6] === 0x20 && b[7] === 0x20) return 'jpeg2000';
+  if (b.length >= 12 && b[3] === 0x0c && b[4] === 0x6a && b[5] === 0x50 && b[6] === 0x20 && b[7] === 0x20)
+    return 'jpeg2000';
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
   let i = 2;
   while (i + 3 < b.length) {
     if (b[i] !== 0xff) return null;
     const marker = b[i + 1];
-    if (marker === 0xff) { i++; continue; } // fill byte
+    if (marker === 0xff) {
+      i++;
+      continue;
+    } // fill byte
     if (marker === 0xf7) return 'jpeg-ls';
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (marker <= 0xc2) return 'jpeg-dct';
@@ -62,6 +72,8 @@ export function transferSyntaxMismatch(frame: Uint8Array, transferSyntax: string
   if (!expected) return null;
   const kind = codestreamKind(frame);
   if (kind === null || expected.kinds.includes(kind)) return null;
-  return `the pixel data is ${KIND_NAMES[kind]}, but the file declares transfer syntax ${transferSyntax} `
-    + `(${expected.name}): decoding it that way would produce noise. Re-export the image, or correct (0002,0010)`;
+  return (
+    `the pixel data is ${KIND_NAMES[kind]}, but the file declares transfer syntax ${transferSyntax} ` +
+    `(${expected.name}): decoding it that way would produce noise. Re-export the image, or correct (0002,0010)`
+  );
 }

@@ -126,11 +126,16 @@ function sharedPatients(records: readonly ImageRecord[]): string[] {
     s.add(r.split);
     splitsOf.set(r.patient, s);
   }
-  return [...splitsOf].filter(([, s]) => s.size > 1).map(([p]) => p).sort(compare);
+  return [...splitsOf]
+    .filter(([, s]) => s.size > 1)
+    .map(([p]) => p)
+    .sort(compare);
 }
 
 function sizeSummary(info: ReadonlyArray<{ width?: number; height?: number }>): InspectReport['sizes'] {
-  const measured = info.filter((i): i is { width: number; height: number } => i.width !== undefined && i.height !== undefined);
+  const measured = info.filter(
+    (i): i is { width: number; height: number } => i.width !== undefined && i.height !== undefined,
+  );
   return {
     measured: measured.length,
     width: distribution(measured.map((i) => i.width)),
@@ -191,7 +196,8 @@ export function formatInspectReport(r: InspectReport): string {
     ['total', r.total.normal, r.total.pneumonia, r.total.images, r.total.patients].map(String),
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  for (const row of rows) lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
+  for (const row of rows)
+    lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
   if (r.total.unrecognisedNames > 0) {
     lines.push(`(${r.total.unrecognisedNames} file names name no patient; each is counted as its own patient)`);
   }
@@ -208,9 +214,14 @@ export function formatInspectReport(r: InspectReport): string {
   lines.push(`  exactly 224×224: ${r.sizes.square224}`);
 
   const d = r.duplicates;
-  lines.push('', `Exact duplicates (identical bytes): ${d.groups.length} groups; extra copies within a split: ${d.extraCopiesWithinSplits}, across splits: ${d.extraCopiesAcrossSplits}`);
+  lines.push(
+    '',
+    `Exact duplicates (identical bytes): ${d.groups.length} groups; extra copies within a split: ${d.extraCopiesWithinSplits}, across splits: ${d.extraCopiesAcrossSplits}`,
+  );
   for (const g of d.groups) {
-    const flags = [g.acrossSplits ? 'ACROSS SPLITS' : '', g.conflictingLabels ? 'CONFLICTING LABELS' : ''].filter(Boolean).join(', ');
+    const flags = [g.acrossSplits ? 'ACROSS SPLITS' : '', g.conflictingLabels ? 'CONFLICTING LABELS' : '']
+      .filter(Boolean)
+      .join(', ');
     lines.push(`  ${g.files.join(' = ')}${flags ? `  [${flags}]` : ''}`);
   }
 

@@ -26,5 +26,8 @@ export function parsePatient(fileName: string): PatientId {
 
 // Case-folded prefixes keep "Person12_" and "person12_" together without touching the number.
 function canonical(id: string): string {
-  return id.replace(/^person/i, 'person').replace(/^normal2-im-/i, 'NORMAL2-IM-').replace(/^im-/i, 'IM-');
+  return id
+    .replace(/^person/i, 'person')
+    .replace(/^normal2-im-/i, 'NORMAL2-IM-')
+    .replace(/^im-/i, 'IM-');
 }

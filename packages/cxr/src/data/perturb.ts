@@ -18,7 +18,9 @@ export interface SquareImage {
 
 function check(img: SquareImage): void {
   if (!Number.isInteger(img.size) || img.size < 1 || img.pixels.length !== img.size * img.size) {
-    throw new RangeError(`perturb: expected a square image of ${img.size}×${img.size}, got ${img.pixels.length} pixels`);
+    throw new RangeError(
+      `perturb: expected a square image of ${img.size}×${img.size}, got ${img.pixels.length} pixels`,
+    );
   }
 }
 
@@ -153,10 +155,14 @@ export async function jpegRecode(img: SquareImage, quality: number): Promise<Squ
   requireRange('quality', quality, 1, 100);
   check(img);
   const raw = { raw: { width: img.size, height: img.size, channels: 1 as const } };
-  const jpeg = await sharp(img.pixels, raw).jpeg({ quality: Math.round(quality), chromaSubsampling: '4:4:4' }).toBuffer();
+  const jpeg = await sharp(img.pixels, raw)
+    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:4:4' })
+    .toBuffer();
   const { data, info } = await sharp(jpeg).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
   if (info.width !== img.size || info.height !== img.size || info.channels !== 1) {
-    throw new Error(`jpegRecode: decoded ${info.width}×${info.height}×${info.channels}, expected ${img.size}×${img.size}×1`);
+    throw new Error(
+      `jpegRecode: decoded ${info.width}×${info.height}×${info.channels}, expected ${img.size}×${img.size}×1`,
+    );
   }
   return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length).slice(), size: img.size };
 }
@@ -180,7 +186,11 @@ export function downUpSample(img: SquareImage, factor: number): SquareImage {
  * Resamples with a map from each OUTPUT pixel to the INPUT position it shows (bilinear).
  * Positions outside the image take the nearest edge pixel, or `fill` when it is a gray level.
  */
-function resample(img: SquareImage, source: (x: number, y: number) => [number, number], fill: number | 'edge'): SquareImage {
+function resample(
+  img: SquareImage,
+  source: (x: number, y: number) => [number, number],
+  fill: number | 'edge',
+): SquareImage {
   check(img);
   const { size: n, pixels } = img;
   const out = new Uint8Array(n * n);
@@ -192,8 +202,10 @@ function resample(img: SquareImage, source: (x: number, y: number) => [number, n
         out[y * n + x] = fill;
         continue;
       }
-      const x0 = Math.floor(sx), y0 = Math.floor(sy);
-      const fx = sx - x0, fy = sy - y0;
+      const x0 = Math.floor(sx),
+        y0 = Math.floor(sy);
+      const fx = sx - x0,
+        fy = sy - y0;
       const top = at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx;
       const bottom = at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx;
       out[y * n + x] = clamp8(top * (1 - fy) + bottom * fy);
@@ -207,7 +219,8 @@ export function rotate(img: SquareImage, degrees: number): SquareImage {
   requireRange('degrees', degrees, -180, 180);
   const c = (img.size - 1) / 2;
   const a = (degrees * Math.PI) / 180;
-  const cos = Math.cos(a), sin = Math.sin(a);
+  const cos = Math.cos(a),
+    sin = Math.sin(a);
   // The inverse rotation maps output to input; y points down on screen.
   return resample(img, (x, y) => [c + cos * (x - c) - sin * (y - c), c + sin * (x - c) + cos * (y - c)], 0);
 }
@@ -259,13 +272,22 @@ export function collimate(img: SquareImage, fraction: number): SquareImage {
 // ---------------------------------------------------------------- burned-in annotations
 
 /** Sets the pixels of a `rows` bitmap (strings of '#' and '.') at (x, y), each bit a cell × cell block. */
-function stamp(out: Uint8Array, n: number, rows: readonly string[], x: number, y: number, cell: number, value: number): void {
+function stamp(
+  out: Uint8Array,
+  n: number,
+  rows: readonly string[],
+  x: number,
+  y: number,
+  cell: number,
+  value: number,
+): void {
   rows.forEach((row, j) => {
     for (let i = 0; i < row.length; i++) {
       if (row[i] !== '#') continue;
       for (let dy = 0; dy < cell; dy++) {
         for (let dx = 0; dx < cell; dx++) {
-          const px = x + i * cell + dx, py = y + j * cell + dy;
+          const px = x + i * cell + dx,
+            py = y + j * cell + dy;
           if (px >= 0 && py >= 0 && px < n && py < n) out[py * n + px] = value;
         }
       }
@@ -297,10 +319,12 @@ export function sideMarker(img: SquareImage, opts: MarkerOptions): SquareImage {
   const n = img.size;
   const out = img.pixels.slice();
   const cell = Math.max(1, Math.round((opts.height * n) / 9)); // 7 letter rows + a 1-cell margin above and below
-  const w = 7 * cell, h = 9 * cell;
+  const w = 7 * cell,
+    h = 9 * cell;
   const x0 = opts.corner === 'left' ? Math.round(0.04 * n) : n - Math.round(0.04 * n) - w;
   const y0 = Math.round(0.04 * n);
-  for (let y = y0; y < y0 + h && y < n; y++) for (let x = Math.max(0, x0); x < x0 + w && x < n; x++) out[y * n + x] = 250;
+  for (let y = y0; y < y0 + h && y < n; y++)
+    for (let x = Math.max(0, x0); x < x0 + w && x < n; x++) out[y * n + x] = 250;
   stamp(out, n, LETTERS[opts.letter], x0 + cell, y0 + cell, cell, 0);
   return { pixels: out, size: n };
 }
@@ -323,7 +347,9 @@ export function burnText(img: SquareImage, lines: number, height: number, rand: 
     const chars = 6 + Math.floor(rand() * 6);
     for (let k = 0; k < chars; k++) {
       if (rand() < 0.15) continue; // a space between words
-      const glyph = Array.from({ length: 5 }, () => Array.from({ length: 3 }, () => (rand() < 0.55 ? '#' : '.')).join(''));
+      const glyph = Array.from({ length: 5 }, () =>
+        Array.from({ length: 3 }, () => (rand() < 0.55 ? '#' : '.')).join(''),
+      );
       stamp(out, n, glyph, margin + k * 4 * cell, y, cell, 245);
     }
   }

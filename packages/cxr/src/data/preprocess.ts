@@ -38,7 +38,8 @@ export function toGray(pixels: PixelArray, width: number, height: number, channe
   }
   for (let i = 0, p = 0; i < n; i++, p += channels) {
     let v: number;
-    if (channels >= 3) v = Math.floor((LUMA_R * pixels[p] + LUMA_G * pixels[p + 1] + LUMA_B * pixels[p + 2] + 500) / 1000);
+    if (channels >= 3)
+      v = Math.floor((LUMA_R * pixels[p] + LUMA_G * pixels[p + 1] + LUMA_B * pixels[p + 2] + 500) / 1000);
     else v = pixels[p];
     if (channels === 2 || channels === 4) v = Math.floor((v * pixels[p + channels - 1] + 127) / 255);
     out[i] = v;
@@ -71,8 +72,10 @@ function axisWeights(src: number, dst: number): AxisWeights {
   const ws: number[] = [];
   if (src >= dst) {
     for (let i = 0; i < dst; i++) {
-      const lo = i * src, hi = (i + 1) * src;
-      const j0 = Math.floor(lo / dst), j1 = Math.ceil(hi / dst); // sources [j0, j1)
+      const lo = i * src,
+        hi = (i + 1) * src;
+      const j0 = Math.floor(lo / dst),
+        j1 = Math.ceil(hi / dst); // sources [j0, j1)
       start[i] = j0;
       count[i] = j1 - j0;
       offset[i] = ws.length;
@@ -118,9 +121,12 @@ export function resizeSquare(gray: PixelArray, width: number, height: number, si
   // Horizontal pass: height rows of `size` unrounded (integer) sums.
   const rows = new Float64Array(height * size);
   for (let y = 0; y < height; y++) {
-    const rowIn = y * width, rowOut = y * size;
+    const rowIn = y * width,
+      rowOut = y * size;
     for (let i = 0; i < size; i++) {
-      const s = wx.start[i], c = wx.count[i], o = wx.offset[i];
+      const s = wx.start[i],
+        c = wx.count[i],
+        o = wx.offset[i];
       let acc = 0;
       for (let k = 0; k < c; k++) acc += wx.weights[o + k] * gray[rowIn + s + k];
       rows[rowOut + i] = acc;
@@ -131,7 +137,9 @@ export function resizeSquare(gray: PixelArray, width: number, height: number, si
   const d = wx.denominator * wy.denominator;
   const out = new Uint8Array(size * size);
   for (let j = 0; j < size; j++) {
-    const s = wy.start[j], c = wy.count[j], o = wy.offset[j];
+    const s = wy.start[j],
+      c = wy.count[j],
+      o = wy.offset[j];
     for (let i = 0; i < size; i++) {
       let acc = 0;
       for (let k = 0; k < c; k++) acc += wy.weights[o + k] * rows[(s + k) * size + i];
@@ -142,8 +150,13 @@ export function resizeSquare(gray: PixelArray, width: number, height: number, si
 }
 
 /** toGray then resizeSquare: interleaved 8-bit pixels to the model's input square. */
-export function preprocessPixels(pixels: PixelArray, width: number, height: number, channels: number,
-    size: number): Uint8Array {
+export function preprocessPixels(
+  pixels: PixelArray,
+  width: number,
+  height: number,
+  channels: number,
+  size: number,
+): Uint8Array {
   return resizeSquare(toGray(pixels, width, height, channels), width, height, size);
 }
 
@@ -169,7 +182,8 @@ export type NormalizeMode = (typeof NORMALIZE_MODES)[number];
  */
 export function normalizeImages(pixels: Uint8Array, n: number, size: number, mode: NormalizeMode = 'none'): Uint8Array {
   if (mode === 'none') return pixels;
-  if (mode !== 'equalize') throw new RangeError(`unknown normalisation '${String(mode)}' (known: ${NORMALIZE_MODES.join(', ')})`);
+  if (mode !== 'equalize')
+    throw new RangeError(`unknown normalisation '${String(mode)}' (known: ${NORMALIZE_MODES.join(', ')})`);
   const per = size * size;
   if (pixels.length !== n * per) throw new RangeError(`normalizeImages: ${pixels.length} samples for ${n} × ${size}²`);
   const hist = new Int32Array(256);

@@ -10,7 +10,11 @@ export interface Progress {
 export function startProgress(label: string, total: number, enabled = process.stderr.isTTY === true): Progress {
   if (!enabled || total === 0) return { tick() {}, stop() {} };
   const bar = new SingleBar(
-    { format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, stream: process.stderr, hideCursor: true },
+    {
+      format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`,
+      stream: process.stderr,
+      hideCursor: true,
+    },
     Presets.shades_classic,
   );
   bar.start(total, 0);

@@ -8,21 +8,34 @@ import { z } from 'zod';
 import { changeByName } from './perturb_catalog';
 import { createRng, type Seed, uniform } from './random';
 
-export const shiftAugmentSchema = z.object({
-  /** Share of training films changed in each batch. */
-  probability: z.number().min(0).max(1),
-  /** Strengths are drawn from [0, maxStrength] (the catalogue's scale: 1 = its strongest graded change). */
-  maxStrength: z.number().min(0).max(1),
-  /** Catalogue change names; only those that run synchronously (not 'jpeg'). */
-  changes: z.array(z.string()).min(1),
-}).strict();
+export const shiftAugmentSchema = z
+  .object({
+    /** Share of training films changed in each batch. */
+    probability: z.number().min(0).max(1),
+    /** Strengths are drawn from [0, maxStrength] (the catalogue's scale: 1 = its strongest graded change). */
+    maxStrength: z.number().min(0).max(1),
+    /** Catalogue change names; only those that run synchronously (not 'jpeg'). */
+    changes: z.array(z.string()).min(1),
+  })
+  .strict();
 export type ShiftAugment = z.infer<typeof shiftAugmentSchema>;
 
 /** Intensity, sharpness and resolution: what differs between sites and years of one archive. */
 export const SITE_SHIFT_AUGMENT: ShiftAugment = {
   probability: 0.5,
   maxStrength: 1,
-  changes: ['exposure-up', 'exposure-down', 'gamma-up', 'gamma-down', 'contrast-down', 'contrast-up', 'blur', 'sharpen', 'noise', 'resample'],
+  changes: [
+    'exposure-up',
+    'exposure-down',
+    'gamma-up',
+    'gamma-down',
+    'contrast-down',
+    'contrast-up',
+    'blur',
+    'sharpen',
+    'noise',
+    'resample',
+  ],
 };
 
 /** Throws a readable error for an unknown or asynchronous change, before training starts. */

@@ -50,7 +50,8 @@ export function splitByPatient<T extends { patient: string; label: Label }>(
   opts: SplitOptions = {},
 ): PatientSplit<T> {
   const valFraction = opts.valFraction ?? DEFAULT_VAL_FRACTION;
-  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError(`split: valFraction must be in [0, 1), got ${valFraction}`);
+  if (!(valFraction >= 0 && valFraction < 1))
+    throw new RangeError(`split: valFraction must be in [0, 1), got ${valFraction}`);
   const seed = opts.seed ?? DEFAULT_SPLIT_SEED;
 
   const byPatient = new Map<string, number[]>();

@@ -3,7 +3,9 @@
 declare module 'dcmjs' {
   /** A data set keyed by DICOM keyword; sequences are arrays of such objects. */
   export type NaturalDataset = { [keyword: string]: unknown };
-  export interface DenaturalizedDataset { [tag: string]: { vr: string; Value?: unknown[] } }
+  export interface DenaturalizedDataset {
+    [tag: string]: { vr: string; Value?: unknown[] };
+  }
   export namespace data {
     class DicomDict {
       constructor(meta: DenaturalizedDataset);
@@ -12,7 +14,10 @@ declare module 'dcmjs' {
       write(options?: { allowInvalidVRLength?: boolean }): ArrayBuffer;
     }
     class DicomMessage {
-      static readFile(buffer: ArrayBuffer, options?: { untilTag?: string; includeUntilTagValue?: boolean; ignoreErrors?: boolean }): DicomDict;
+      static readFile(
+        buffer: ArrayBuffer,
+        options?: { untilTag?: string; includeUntilTagValue?: boolean; ignoreErrors?: boolean },
+      ): DicomDict;
     }
     class DicomMetaDictionary {
       static naturalizeDataset(dataset: DenaturalizedDataset): NaturalDataset;

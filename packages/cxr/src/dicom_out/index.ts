@@ -13,7 +13,9 @@ export { scUids, srUids, type DicomObject, type ResultInput, type ResultModel, t
 export { derivedUid, isUid } from './uids';
 
 /** The heat map (when the prediction has one) and the report pointing to it. */
-export async function buildResults(input: ResultInput & { prediction: Prediction }): Promise<{ sr: DicomObject; sc: DicomObject | null }> {
+export async function buildResults(
+  input: ResultInput & { prediction: Prediction },
+): Promise<{ sr: DicomObject; sc: DicomObject | null }> {
   const sc = input.prediction.heatmapPng ? await buildSecondaryCapture(input, input.prediction.heatmapPng) : null;
   return { sr: buildSr(input, sc ?? undefined), sc };
 }

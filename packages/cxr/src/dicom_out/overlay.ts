@@ -43,13 +43,17 @@ function legendSvg(x: number, height: number): string {
   const stops: string[] = [];
   for (let i = 0; i <= 8; i++) {
     const k = Math.round((i / 8) * 255) * 3;
-    stops.push(`<stop offset="${(1 - i / 8).toFixed(3)}" stop-color="rgb(${INFERNO[k]},${INFERNO[k + 1]},${INFERNO[k + 2]})"/>`);
+    stops.push(
+      `<stop offset="${(1 - i / 8).toFixed(3)}" stop-color="rgb(${INFERNO[k]},${INFERNO[k + 1]},${INFERNO[k + 2]})"/>`,
+    );
   }
-  return `<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">${stops.reverse().join('')}</linearGradient></defs>`
-    + `<text x="${x + PAD}" y="${PAD + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">Grad-CAM</text>`
-    + `<rect x="${x + PAD}" y="${top}" width="18" height="${barH}" fill="url(#g)" stroke="white" stroke-width="1"/>`
-    + `<text x="${x + PAD + 24}" y="${top + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">high</text>`
-    + `<text x="${x + PAD + 24}" y="${top + barH}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">low</text>`;
+  return (
+    `<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">${stops.reverse().join('')}</linearGradient></defs>` +
+    `<text x="${x + PAD}" y="${PAD + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">Grad-CAM</text>` +
+    `<rect x="${x + PAD}" y="${top}" width="18" height="${barH}" fill="url(#g)" stroke="white" stroke-width="1"/>` +
+    `<text x="${x + PAD + 24}" y="${top + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">high</text>` +
+    `<text x="${x + PAD + 24}" y="${top + barH}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">low</text>`
+  );
 }
 
 /** The overlay PNG with a legend on the right and `lines` of text below, as raw RGB. */
@@ -63,11 +67,20 @@ export async function annotateHeatmap(overlayPng: Buffer, lines: string[]): Prom
   const wrapped = lines.flatMap((l) => wrap(l, chars));
   const textTop = h + PAD;
   const height = textTop + wrapped.length * LINE_PX + PAD;
-  const textSvg = wrapped.map((l, i) =>
-    `<text x="${PAD}" y="${textTop + FONT_PX + i * LINE_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">${escapeXml(l)}</text>`).join('');
-  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${legendSvg(w, h)}${textSvg}</svg>`);
+  const textSvg = wrapped
+    .map(
+      (l, i) =>
+        `<text x="${PAD}" y="${textTop + FONT_PX + i * LINE_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">${escapeXml(l)}</text>`,
+    )
+    .join('');
+  const svg = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${legendSvg(w, h)}${textSvg}</svg>`,
+  );
   const { data, info } = await sharp({ create: { width, height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
-    .composite([{ input: overlayPng, left: 0, top: 0 }, { input: svg, left: 0, top: 0 }])
+    .composite([
+      { input: overlayPng, left: 0, top: 0 },
+      { input: svg, left: 0, top: 0 },
+    ])
     .removeAlpha()
     .raw()
     .toBuffer({ resolveWithObject: true });

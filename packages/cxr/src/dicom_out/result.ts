@@ -60,7 +60,13 @@ export function dicomDateTime(d: Date): { date: string; time: string } {
 }
 
 /** The attributes every result shares: patient and study (copied), series, equipment, SOP common. */
-export function commonAttributes(kind: 'sr' | 'sc', input: ResultInput, uids: ResultUids, sopClassUid: string, modality: string): Dataset {
+export function commonAttributes(
+  kind: 'sr' | 'sc',
+  input: ResultInput,
+  uids: ResultUids,
+  sopClassUid: string,
+  modality: string,
+): Dataset {
   const { date, time } = dicomDateTime(input.now ?? new Date());
   return {
     SpecificCharacterSet: 'ISO_IR 192', // dcmjs writes text as UTF-8

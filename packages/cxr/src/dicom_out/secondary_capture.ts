@@ -24,7 +24,9 @@ export async function buildSecondaryCapture(input: ResultInput, heatmapPng: Buff
     ConversionType: 'WSD', // workstation: a rendered result, not a digitised film
     ImageType: ['DERIVED', 'SECONDARY'],
     DerivationDescription: 'Grad-CAM class activation map of the pneumonia model over the source film',
-    SourceImageSequence: [{ ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUid }],
+    SourceImageSequence: [
+      { ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUid },
+    ],
     PatientOrientation: '',
     BurnedInAnnotation: 'YES',
     ImageComments: CAVEAT,

@@ -7,14 +7,38 @@ import { isUid } from './uids';
 
 /** Patient module and General Study module attributes copied from the source into each result. */
 export const COPIED_ATTRIBUTES = [
-  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
-  'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber', 'StudyDescription',
+  'PatientName',
+  'PatientID',
+  'IssuerOfPatientID',
+  'PatientBirthDate',
+  'PatientSex',
+  'StudyInstanceUID',
+  'StudyDate',
+  'StudyTime',
+  'ReferringPhysicianName',
+  'StudyID',
+  'AccessionNumber',
+  'StudyDescription',
 ] as const;
 
 /** Type 2 attributes of those modules: present in the result even when empty. */
-const TYPE2 = ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'];
+const TYPE2 = [
+  'PatientName',
+  'PatientID',
+  'PatientBirthDate',
+  'PatientSex',
+  'StudyDate',
+  'StudyTime',
+  'ReferringPhysicianName',
+  'StudyID',
+  'AccessionNumber',
+];
 
-const uid = (what: string) => z.string({ error: `${what} is missing` }).trim().refine(isUid, { message: `${what} is not a valid UID` });
+const uid = (what: string) =>
+  z
+    .string({ error: `${what} is missing` })
+    .trim()
+    .refine(isUid, { message: `${what} is not a valid UID` });
 
 const IdentitySchema = z.object({
   StudyInstanceUID: uid('StudyInstanceUID (0020,000D)'),

@@ -23,7 +23,11 @@ interface Code {
   CodeMeaning: string;
 }
 
-const code = (value: string, scheme: string, meaning: string): Code => ({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
+const code = (value: string, scheme: string, meaning: string): Code => ({
+  CodeValue: value,
+  CodingSchemeDesignator: scheme,
+  CodeMeaning: meaning,
+});
 
 export const CODES = {
   report: code('18748-4', 'LN', 'Diagnostic imaging report'),
@@ -43,17 +47,25 @@ export const CODES = {
   unitless: code('1', 'UCUM', 'no units'),
 };
 
-const item = (valueType: string, concept: Code, rest: Dataset): Dataset =>
-  ({ RelationshipType: 'CONTAINS', ValueType: valueType, ConceptNameCodeSequence: [concept], ...rest });
+const item = (valueType: string, concept: Code, rest: Dataset): Dataset => ({
+  RelationshipType: 'CONTAINS',
+  ValueType: valueType,
+  ConceptNameCodeSequence: [concept],
+  ...rest,
+});
 
 const text = (concept: Code, value: string): Dataset => item('TEXT', concept, { TextValue: value });
 
 // DS holds at most 16 characters: write the number, not JavaScript's 17-digit rendering.
 const num = (concept: Code, value: number): Dataset =>
-  item('NUM', concept, { MeasuredValueSequence: [{ MeasurementUnitsCodeSequence: [CODES.unitless], NumericValue: value.toFixed(6) }] });
+  item('NUM', concept, {
+    MeasuredValueSequence: [{ MeasurementUnitsCodeSequence: [CODES.unitless], NumericValue: value.toFixed(6) }],
+  });
 
 const image = (concept: Code, ref: { sopClassUid: string; sopInstanceUid: string }): Dataset =>
-  item('IMAGE', concept, { ReferencedSOPSequence: [{ ReferencedSOPClassUID: ref.sopClassUid, ReferencedSOPInstanceUID: ref.sopInstanceUid }] });
+  item('IMAGE', concept, {
+    ReferencedSOPSequence: [{ ReferencedSOPClassUID: ref.sopClassUid, ReferencedSOPInstanceUID: ref.sopInstanceUid }],
+  });
 
 /** The heat map secondary capture the report points to. */
 export type HeatmapRef = Pick<DicomObject, 'sopClassUid' | 'sopInstanceUid' | 'seriesInstanceUid'>;
@@ -66,10 +78,15 @@ function evidence(studyInstanceUid: string, refs: HeatmapRef[]): Dataset[] {
     list.push({ ReferencedSOPClassUID: r.sopClassUid, ReferencedSOPInstanceUID: r.sopInstanceUid });
     series.set(r.seriesInstanceUid, list);
   }
-  return [{
-    StudyInstanceUID: studyInstanceUid,
-    ReferencedSeriesSequence: [...series].map(([uid, sops]) => ({ SeriesInstanceUID: uid, ReferencedSOPSequence: sops })),
-  }];
+  return [
+    {
+      StudyInstanceUID: studyInstanceUid,
+      ReferencedSeriesSequence: [...series].map(([uid, sops]) => ({
+        SeriesInstanceUID: uid,
+        ReferencedSOPSequence: sops,
+      })),
+    },
+  ];
 }
 
 /** The report for one prediction on one source film, as a Part-10 Comprehensive SR. */
@@ -99,7 +116,11 @@ export function buildSr(input: ResultInput, heatmap?: HeatmapRef): DicomObject {
     PreliminaryFlag: 'PRELIMINARY',
     // The film the report is about; the heat map is other evidence, produced alongside.
     CurrentRequestedProcedureEvidenceSequence: evidence(source.studyInstanceUid, [
-      { sopClassUid: source.sopClassUid, sopInstanceUid: source.sopInstanceUid, seriesInstanceUid: source.seriesInstanceUid },
+      {
+        sopClassUid: source.sopClassUid,
+        sopInstanceUid: source.sopInstanceUid,
+        seriesInstanceUid: source.seriesInstanceUid,
+      },
     ]),
     ...(heatmap ? { PertinentOtherEvidenceSequence: evidence(source.studyInstanceUid, [heatmap]) } : {}),
     ValueType: 'CONTAINER',

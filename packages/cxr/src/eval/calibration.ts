@@ -41,9 +41,15 @@ const GOLDEN = (Math.sqrt(5) - 1) / 2;
  * Fits T > 0 minimising the validation NLL. The NLL is convex in 1/T, hence unimodal in log T,
  * so a golden-section search on log T finds the minimum without gradients or a learning rate.
  */
-export function fitTemperature(logits: readonly number[], labels: readonly number[], search: TemperatureSearch = {}): number {
+export function fitTemperature(
+  logits: readonly number[],
+  labels: readonly number[],
+  search: TemperatureSearch = {},
+): number {
   if (logits.length !== labels.length || logits.length === 0) {
-    throw new RangeError(`fitTemperature: need equally long, non-empty logits and labels (${logits.length}, ${labels.length})`);
+    throw new RangeError(
+      `fitTemperature: need equally long, non-empty logits and labels (${logits.length}, ${labels.length})`,
+    );
   }
   labels.forEach((y, i) => {
     if (y !== 0 && y !== 1) throw new RangeError(`labels[${i}] = ${y}: labels must be 0 or 1`);
@@ -85,7 +91,8 @@ export function fitTemperature(logits: readonly number[], labels: readonly numbe
 export function applyTemperature(prob: number, temperature: number): number;
 export function applyTemperature(probs: readonly number[], temperature: number): number[];
 export function applyTemperature(p: number | readonly number[], temperature: number): number | number[] {
-  if (!(temperature > 0 && Number.isFinite(temperature))) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+  if (!(temperature > 0 && Number.isFinite(temperature)))
+    throw new RangeError(`temperature must be > 0, got ${temperature}`);
   const one = (q: number) => (temperature === 1 ? q : sigmoid(logit(q) / temperature));
   return typeof p === 'number' ? one(p) : p.map(one);
 }

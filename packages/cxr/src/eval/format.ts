@@ -27,14 +27,39 @@ export interface MetricRow {
 /** The rows shown to people, in reading order; shared by the terminal table and the HTML report. */
 export function metricRows(m: Metrics): MetricRow[] {
   return [
-    { label: 'Accuracy', value: pct(m.accuracy), ci: formatInterval(m.ci95.accuracy, true), help: 'share of all images classified correctly' },
-    { label: 'Sensitivity', value: pct(m.sensitivity), ci: formatInterval(m.ci95.sensitivity, true), help: 'share of pneumonia images flagged (recall)' },
-    { label: 'Specificity', value: pct(m.specificity), ci: formatInterval(m.ci95.specificity, true), help: 'share of normal images not flagged' },
+    {
+      label: 'Accuracy',
+      value: pct(m.accuracy),
+      ci: formatInterval(m.ci95.accuracy, true),
+      help: 'share of all images classified correctly',
+    },
+    {
+      label: 'Sensitivity',
+      value: pct(m.sensitivity),
+      ci: formatInterval(m.ci95.sensitivity, true),
+      help: 'share of pneumonia images flagged (recall)',
+    },
+    {
+      label: 'Specificity',
+      value: pct(m.specificity),
+      ci: formatInterval(m.ci95.specificity, true),
+      help: 'share of normal images not flagged',
+    },
     { label: 'Precision', value: pct(m.precision), ci: '', help: 'share of flagged images that are pneumonia (PPV)' },
     { label: 'F1', value: dec(m.f1), ci: '', help: 'harmonic mean of precision and sensitivity' },
-    { label: 'ROC AUC', value: dec(m.auc), ci: formatInterval(m.ci95.auc, false), help: 'chance a pneumonia image scores above a normal one' },
+    {
+      label: 'ROC AUC',
+      value: dec(m.auc),
+      ci: formatInterval(m.ci95.auc, false),
+      help: 'chance a pneumonia image scores above a normal one',
+    },
     { label: 'PR AUC', value: dec(m.pr_auc), ci: '', help: 'average precision over all thresholds' },
-    { label: 'Brier score', value: dec(m.brier), ci: '', help: 'mean squared error of the probabilities (lower is better)' },
+    {
+      label: 'Brier score',
+      value: dec(m.brier),
+      ci: '',
+      help: 'mean squared error of the probabilities (lower is better)',
+    },
     { label: 'ECE', value: dec(m.ece), ci: '', help: 'expected calibration error, 10 bins (lower is better)' },
   ];
 }

@@ -112,7 +112,10 @@ function bootstrapAuc(s: Sorted, n: number, seed: number): Interval | null {
  * of the difference rather than the (much wider) spread of each AUC on its own.
  */
 export function pairedAucDifference(
-  labels: readonly number[], probsA: readonly number[], probsB: readonly number[], opts: { n?: number; seed?: number } = {},
+  labels: readonly number[],
+  probsA: readonly number[],
+  probsB: readonly number[],
+  opts: { n?: number; seed?: number } = {},
 ): { difference: number; ci95: Interval | null } | null {
   checkInputs(labels, probsA);
   checkInputs(labels, probsB);

@@ -22,7 +22,11 @@ function candidates(labels: readonly number[], probs: readonly number[]) {
  * The highest threshold whose sensitivity is at least `minSensitivity`: the fewest false alarms
  * among the thresholds that still catch the required share of pneumonias.
  */
-export function screeningPoint(labels: readonly number[], probs: readonly number[], minSensitivity = 0.95): OperatingPoint {
+export function screeningPoint(
+  labels: readonly number[],
+  probs: readonly number[],
+  minSensitivity = 0.95,
+): OperatingPoint {
   // Sensitivity only grows as the threshold falls, so the first hit is the highest threshold.
   const hit = candidates(labels, probs).find((c) => c.sensitivity >= minSensitivity);
   // The lowest threshold calls everything positive (sensitivity 1), so there is always a hit.
@@ -51,7 +55,11 @@ export const SCREENING_SENSITIVITY = 0.99;
  * so that switching to "screening" can only add alarms, never drop them; then the two coincide,
  * and callers must not offer a switch between them.
  */
-export function operatingPoints(labels: readonly number[], probs: readonly number[], minSensitivity = SCREENING_SENSITIVITY) {
+export function operatingPoints(
+  labels: readonly number[],
+  probs: readonly number[],
+  minSensitivity = SCREENING_SENSITIVITY,
+) {
   const balanced = balancedPoint(labels, probs);
   const screening = screeningPoint(labels, probs, minSensitivity);
   if (screening.threshold > balanced.threshold) {

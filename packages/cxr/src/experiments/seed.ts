@@ -12,8 +12,16 @@ import { RecipeInput } from '../train/recipe';
 import { runTraining } from '../train/run';
 
 /** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
-export const SEED_EXPERIMENTS = ['seed1-baseline', 'seed2-balanced', 'seed3-madz2000', 'seed4-baseline-augment',
-  'seed6-transfer', 'seed7-transfer-balanced', 'seed8-transfer-augment', 'cxr'];
+export const SEED_EXPERIMENTS = [
+  'seed1-baseline',
+  'seed2-balanced',
+  'seed3-madz2000',
+  'seed4-baseline-augment',
+  'seed6-transfer',
+  'seed7-transfer-balanced',
+  'seed8-transfer-augment',
+  'cxr',
+];
 export const GAN_EXPERIMENTS = ['gan-mix', 'gan-vs-oversample', 'cxr-oversample'];
 
 export interface ExperimentsOptions {
@@ -35,20 +43,27 @@ export const DEFAULT_ROBUSTNESS_LIMIT = 30;
 /** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
 const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
 
-export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files: string[]; summaries: ExperimentSummary[] }> {
+export async function runSeedExperiments(
+  o: ExperimentsOptions,
+): Promise<{ files: string[]; summaries: ExperimentSummary[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const all = o.ganModel ? [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS] : SEED_EXPERIMENTS;
   const names = o.only?.length ? all.filter((n) => o.only!.includes(n)) : all;
   const summaries: ExperimentSummary[] = [];
   for (const name of names) {
     const runDir = path.join(o.out, name);
-    const done = fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+    const done =
+      fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
     if (!(o.resume && done)) {
       log(`\n=== ${RECIPES[name].title} ===`);
       await runTraining({
-        data: o.data, out: runDir, recipeName: name, name,
+        data: o.data,
+        out: runDir,
+        recipeName: name,
+        name,
         overrides: { ...(o.quick ? QUICK : {}), ...(RECIPES[name].recipe.ganImages ? { ganModel: o.ganModel } : {}) },
-        resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')), log,
+        resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')),
+        log,
       });
     }
     const meta = readMeta(runDir);
@@ -58,15 +73,32 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
     const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
     if (o.robustness && !readRobustnessSummary(runDir)) {
       log(`robustness of ${name} (${o.robustness.limit} images per class)`);
-      const { result, examples } = await runRobustness({ modelDir: runDir, data: o.data, limit: o.robustness.limit, outside: false, log });
+      const { result, examples } = await runRobustness({
+        modelDir: runDir,
+        data: o.data,
+        limit: o.robustness.limit,
+        outside: false,
+        log,
+      });
       await writeRobustnessReport(result, examples, path.join(runDir, 'robustness'));
     }
     const robust = readRobustnessSummary(runDir);
     summaries.push({
-      name: RECIPES[name].title, description: describe(meta.recipe), metrics,
-      trainingSeconds: v?.trainingSeconds ?? null, runDir,
+      name: RECIPES[name].title,
+      description: describe(meta.recipe),
+      metrics,
+      trainingSeconds: v?.trainingSeconds ?? null,
+      runDir,
       predictions: predictions && { labels: predictions.labels, probs: predictions.probs, files: predictions.files },
-      ...(robust ? { robustness: { robustSpecificity: robust.robustSpecificity, worstSpecificity: robust.worstSpecificity?.value ?? null, meanEce: robust.meanEce } } : {}),
+      ...(robust
+        ? {
+            robustness: {
+              robustSpecificity: robust.robustSpecificity,
+              worstSpecificity: robust.worstSpecificity?.value ?? null,
+              meanEce: robust.meanEce,
+            },
+          }
+        : {}),
     });
   }
   const { files } = await writeComparison(summaries, o.out, {
@@ -78,9 +110,12 @@ export async function runSeedExperiments(o: ExperimentsOptions): Promise<{ files
 }
 
 function describe(r: Record<string, unknown>): string {
-  const model = r.backbone ? `${r.backboneFallback ? `${r.backbone} (fallback: ${r.backboneFallback})` : r.backbone} backbone`
+  const model = r.backbone
+    ? `${r.backboneFallback ? `${r.backbone} (fallback: ${r.backboneFallback})` : r.backbone} backbone`
     : r.arch;
-  return `${model} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
+  return (
+    `${model} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
     `balance ${r.balance}, augment ${r.augment}${r.labelSmoothing ? `, label smoothing ${r.labelSmoothing}` : ''}` +
-    `${Array.isArray(r.tta) && r.tta.length ? `, TTA ${r.tta.length} views` : ''}`;
+    `${Array.isArray(r.tta) && r.tta.length ? `, TTA ${r.tta.length} views` : ''}`
+  );
 }

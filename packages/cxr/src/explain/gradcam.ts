@@ -31,7 +31,10 @@ export function gradCam(members: readonly ModelParts[], x: tf.Tensor4D, index = 
     const cam = tf.tidy(() => {
       const n = x.shape[0];
       const all = parts.body.predict(x) as tf.Tensor4D;
-      const logitOf = (fm: tf.Tensor) => tf.sum(denseLogit(parts, tf.reshape(parts.neck.apply(fm, { training: false }) as tf.Tensor, [n, -1]) as tf.Tensor2D));
+      const logitOf = (fm: tf.Tensor) =>
+        tf.sum(
+          denseLogit(parts, tf.reshape(parts.neck.apply(fm, { training: false }) as tf.Tensor, [n, -1]) as tf.Tensor2D),
+        );
       const pick = (t: tf.Tensor4D) => (n === 1 ? t : tf.slice(t, [index, 0, 0, 0], [1, -1, -1, -1]));
       const grads = pick(tf.grad(logitOf)(all) as tf.Tensor4D);
       const a = pick(all);
@@ -96,8 +99,13 @@ export interface OverlayOptions {
  * computed on the squashed model input, and squashing back to the image's aspect is a plain
  * resize, so each map cell lands on the region it saw.
  */
-export async function renderOverlay(gray: Uint8Array, width: number, height: number, cam: CamResult,
-    opts: OverlayOptions = {}): Promise<Buffer> {
+export async function renderOverlay(
+  gray: Uint8Array,
+  width: number,
+  height: number,
+  cam: CamResult,
+  opts: OverlayOptions = {},
+): Promise<Buffer> {
   if (gray.length !== width * height) throw new Error(`renderOverlay: ${gray.length} pixels for ${width}×${height}`);
   const maxAlpha = opts.maxAlpha ?? 0.6;
   const floor = opts.floor ?? 0.2;
@@ -113,5 +121,7 @@ export async function renderOverlay(gray: Uint8Array, width: number, height: num
     rgb[3 * i + 1] = Math.round(g * (1 - a) + INFERNO[k + 1] * a);
     rgb[3 * i + 2] = Math.round(g * (1 - a) + INFERNO[k + 2] * a);
   }
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer();
+  return sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
 }

@@ -67,20 +67,32 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     }
     const roughness = diff / (2 * size * (size - 1)) / (std + 1);
     if (roughness > ROUGHNESS_ABOVE) {
-      out.push({ code: 'NOISE', message: `image is mostly noise or fine texture (roughness ${roughness.toFixed(2)}), unlike a radiograph` });
+      out.push({
+        code: 'NOISE',
+        message: `image is mostly noise or fine texture (roughness ${roughness.toFixed(2)}), unlike a radiograph`,
+      });
     }
     const lungs = (region(0.18, 0.38, 0.25, 0.65) + region(0.62, 0.82, 0.25, 0.65)) / 2;
     const mediastinum = region(0.44, 0.56, 0.2, 0.8);
     const contrast = (mediastinum - lungs) / (std + 1);
     if (contrast < INVERTED_BELOW) {
-      out.push({ code: 'INVERTED', message: `looks inverted: the lung fields are brighter than the mediastinum (contrast ${contrast.toFixed(2)})` });
+      out.push({
+        code: 'INVERTED',
+        message: `looks inverted: the lung fields are brighter than the mediastinum (contrast ${contrast.toFixed(2)})`,
+      });
     }
   }
   if ((f.colourFraction ?? 0) > COLOUR_FRACTION_ABOVE) {
-    out.push({ code: 'COLOUR', message: `colour image (${Math.round(f.colourFraction! * 100)}% saturated pixels): X-rays are grayscale` });
+    out.push({
+      code: 'COLOUR',
+      message: `colour image (${Math.round(f.colourFraction! * 100)}% saturated pixels): X-rays are grayscale`,
+    });
   }
   if (f.viewPosition && LATERAL_VIEWS.has(f.viewPosition)) {
-    out.push({ code: 'LATERAL', message: `DICOM view position ${f.viewPosition}: the model reads frontal (PA/AP) views only` });
+    out.push({
+      code: 'LATERAL',
+      message: `DICOM view position ${f.viewPosition}: the model reads frontal (PA/AP) views only`,
+    });
   }
   if (f.bodyPart && !/CHEST|THORAX|LUNG/.test(f.bodyPart)) {
     out.push({ code: 'BODY_PART', message: `DICOM body part ${f.bodyPart}: not a chest image` });

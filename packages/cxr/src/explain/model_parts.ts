@@ -29,16 +29,23 @@ export interface ModelParts {
 export function splitModel(model: tfl.LayersModel): ModelParts {
   const layers = model.layers;
   const li = layers.findIndex((l) => l.name === FEATURE_MAP_LAYER);
-  if (li < 0) throw new Error(`model '${model.name}' has no layer named '${FEATURE_MAP_LAYER}' (needed for Grad-CAM and the OOD gate)`);
+  if (li < 0)
+    throw new Error(
+      `model '${model.name}' has no layer named '${FEATURE_MAP_LAYER}' (needed for Grad-CAM and the OOD gate)`,
+    );
   const last = layers[layers.length - 1];
   const cfg = last.getConfig() as { units?: number; activation?: string };
   if (last.getClassName() !== 'Dense' || cfg.units !== 1 || cfg.activation !== 'sigmoid') {
-    throw new Error(`model '${model.name}' does not end in Dense(1, sigmoid) (found ${last.getClassName()} '${last.name}')`);
+    throw new Error(
+      `model '${model.name}' does not end in Dense(1, sigmoid) (found ${last.getClassName()} '${last.name}')`,
+    );
   }
   for (let i = li + 1; i < layers.length; i++) {
     const inbound = layers[i].inboundNodes[0]?.inboundLayers ?? [];
     if (inbound.length !== 1 || inbound[0] !== layers[i - 1]) {
-      throw new Error(`model '${model.name}': layers after '${FEATURE_MAP_LAYER}' are not a simple chain at '${layers[i].name}'`);
+      throw new Error(
+        `model '${model.name}': layers after '${FEATURE_MAP_LAYER}' are not a simple chain at '${layers[i].name}'`,
+      );
     }
   }
   const mapOut = layers[li].output as tfl.SymbolicTensor;
@@ -48,10 +55,17 @@ export function splitModel(model: tfl.LayersModel): ModelParts {
   let h: tfl.SymbolicTensor = neckIn;
   for (let i = li + 1; i < layers.length - 1; i++) h = layers[i].apply(h) as tfl.SymbolicTensor;
   const neck = tfl.model({ inputs: neckIn, outputs: h, name: `${model.name}_neck` });
-  const featureLayer = li + 1 < layers.length - 1 ? lastNonDropout(layers.slice(li + 1, layers.length - 1)) : FEATURE_MAP_LAYER;
+  const featureLayer =
+    li + 1 < layers.length - 1 ? lastNonDropout(layers.slice(li + 1, layers.length - 1)) : FEATURE_MAP_LAYER;
   const [kernel, bias] = last.getWeights() as [tf.Tensor2D, tf.Tensor1D];
   return {
-    body, neck, kernel, bias, featureLayer, featureDim: kernel.shape[0], mapShape,
+    body,
+    neck,
+    kernel,
+    bias,
+    featureLayer,
+    featureDim: kernel.shape[0],
+    mapShape,
   };
 }
 

@@ -77,7 +77,10 @@ export function percentile(values: ArrayLike<number>, p: number): number {
 
 export function scoreSummary(scores: ArrayLike<number>): Record<string, number> {
   return {
-    n: scores.length, p50: percentile(scores, 50), p95: percentile(scores, 95), p99: percentile(scores, 99),
+    n: scores.length,
+    p50: percentile(scores, 50),
+    p95: percentile(scores, 95),
+    p99: percentile(scores, 99),
     max: percentile(scores, 100),
   };
 }
@@ -114,4 +117,3 @@ export function loadOod(modelDir: string, memberDir: string): OodLoad {
   }
   return { model: parsed.data };
 }
-

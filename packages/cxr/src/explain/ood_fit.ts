@@ -10,7 +10,16 @@ import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { features, splitModel, type ModelParts } from './model_parts';
-import { fitGaussian, mahalanobis, OOD_FORMAT, type OodModel, percentile, saveOod, scoreSummary, weightsDigest } from './ood';
+import {
+  fitGaussian,
+  mahalanobis,
+  OOD_FORMAT,
+  type OodModel,
+  percentile,
+  saveOod,
+  scoreSummary,
+  weightsDigest,
+} from './ood';
 
 export const DEFAULT_OOD_PERCENTILE = 99;
 
@@ -43,13 +52,18 @@ export interface FitFromSetsOptions {
 }
 
 /** The OOD gate of `model` from in-memory train/validation sets (e.g. at the end of training). */
-export async function fitOodFromSets(model: LayersModel, train: ImageSet, val: ImageSet, opts: FitFromSetsOptions): Promise<OodModel> {
+export async function fitOodFromSets(
+  model: LayersModel,
+  train: ImageSet,
+  val: ImageSet,
+  opts: FitFromSetsOptions,
+): Promise<OodModel> {
   const parts = splitModel(model);
   const d = parts.featureDim;
   const trainFeatures = await setFeatures(parts, train);
   const gauss = fitGaussian(trainFeatures, train.labels.length, d);
   const scoresOf = async (set: ImageSet, feats?: Float32Array) => {
-    const f = feats ?? await setFeatures(parts, set);
+    const f = feats ?? (await setFeatures(parts, set));
     return Array.from({ length: set.labels.length }, (_, i) => mahalanobis(gauss, f.subarray(i * d, (i + 1) * d)));
   };
   const trainScores = await scoresOf(train, trainFeatures);
@@ -86,7 +100,11 @@ export interface FitFromDataOptions {
 }
 
 /** `cxr ood fit`: rebuilds the training run's split from cxr.json, fits, writes ood.json. */
-export async function fitOodFromData(modelDir: string, dataRoot: string, opts: FitFromDataOptions = {}): Promise<OodModel> {
+export async function fitOodFromData(
+  modelDir: string,
+  dataRoot: string,
+  opts: FitFromDataOptions = {},
+): Promise<OodModel> {
   const log = opts.log ?? (() => {});
   const loaded = await loadModel(modelDir);
   try {
@@ -96,16 +114,34 @@ export async function fitOodFromData(modelDir: string, dataRoot: string, opts: F
     const seed = split.seed ?? DEFAULT_SPLIT_SEED;
     const { limitPerClass } = split;
     const { train, val, info } = await loadTrainVal(dataRoot, {
-      ...split, valFraction, seed, size: meta.inputSize, normalize: meta.preprocessing.normalize, cacheDir: opts.cacheDir, progress: opts.progress, warn: log,
+      ...split,
+      valFraction,
+      seed,
+      size: meta.inputSize,
+      normalize: meta.preprocessing.normalize,
+      cacheDir: opts.cacheDir,
+      progress: opts.progress,
+      warn: log,
     });
     if (typeof meta.data.fingerprint === 'string' && meta.data.fingerprint !== info.fingerprint) {
-      log(`warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`);
+      log(
+        `warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`,
+      );
     }
-    log(`fitting the OOD gate on ${train.labels.length} training images, threshold from ${val.labels.length} validation images`);
+    log(
+      `fitting the OOD gate on ${train.labels.length} training images, threshold from ${val.labels.length} validation images`,
+    );
     const memberDir = meta.members.length ? path.join(modelDir, meta.members[0]) : modelDir;
     const ood = await fitOodFromSets(loaded.members[0], train, val, {
-      percentile: opts.percentile, memberDir,
-      fitted: { data: path.resolve(dataRoot), fingerprint: info.fingerprint, valFraction, splitSeed: seed, limitPerClass },
+      percentile: opts.percentile,
+      memberDir,
+      fitted: {
+        data: path.resolve(dataRoot),
+        fingerprint: info.fingerprint,
+        valFraction,
+        splitSeed: seed,
+        limitPerClass,
+      },
     });
     saveOod(modelDir, ood);
     return ood;

@@ -36,7 +36,14 @@ export type GanConfigInput = z.input<typeof GanConfig>;
 
 /** --quick: a small subset and narrow networks, for CI (well under a minute on 2 cores). */
 export const QUICK: GanConfigInput = {
-  size: 64, zDim: 32, gWidth: 8, dWidth: 8, epochs: 2, batchSize: 16, limitPerClass: 40, logEvery: 2,
+  size: 64,
+  zDim: 32,
+  gWidth: 8,
+  dWidth: 8,
+  epochs: 2,
+  batchSize: 16,
+  limitPerClass: 40,
+  logEvery: 2,
 };
 
 export const CLASS_NAMES = ['NORMAL', 'PNEUMONIA'] as const;

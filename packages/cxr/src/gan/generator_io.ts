@@ -35,7 +35,8 @@ export function readGanMeta(dir: string): GanMeta {
   const p = path.join(dir, 'gan.json');
   if (!fs.existsSync(p)) throw new Error(`${dir}: no gan.json (not a trained GAN folder; run 'cxr gan train' first)`);
   const parsed = GanMeta.safeParse(JSON.parse(fs.readFileSync(p, 'utf8')));
-  if (!parsed.success) throw new Error(`${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new Error(`${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
 
@@ -50,7 +51,8 @@ export async function loadGenerator(dir: string): Promise<LoadedGenerator> {
   const meta = readGanMeta(dir);
   const model = await tfl.loadLayersModel(fileLoader(path.join(dir, 'generator')));
   const [, s, s2, ch] = model.outputs[0].shape;
-  if (s !== meta.size || s2 !== meta.size || ch !== 1) throw new Error(`${dir}: generator makes ${s}x${s2}x${ch}, gan.json says ${meta.size}px gray`);
+  if (s !== meta.size || s2 !== meta.size || ch !== 1)
+    throw new Error(`${dir}: generator makes ${s}x${s2}x${ch}, gan.json says ${meta.size}px gray`);
   const digest = modelDigest(path.join(dir, 'generator'));
   return { model, meta, digest };
 }
@@ -60,15 +62,23 @@ export async function loadGenerator(dir: string): Promise<LoadedGenerator> {
  * stream (seed, stream...), so the same call makes the same images. Batch normalisation runs in
  * inference mode (moving statistics), so an image does not depend on what else is in its batch.
  */
-export function generate(g: tfl.LayersModel, zDim: number, labels: ArrayLike<number>, seed: Seed,
-    stream: Array<string | number> = [], batchSize = 64): Uint8Array {
+export function generate(
+  g: tfl.LayersModel,
+  zDim: number,
+  labels: ArrayLike<number>,
+  seed: Seed,
+  stream: Array<string | number> = [],
+  batchSize = 64,
+): Uint8Array {
   const size = g.outputs[0].shape[1] as number;
   const out = new Uint8Array(labels.length * size * size);
   for (let i = 0; i < labels.length; i += batchSize) {
     const m = Math.min(batchSize, labels.length - i);
     const lab = Array.from({ length: m }, (_, k) => labels[i + k]);
     // One noise stream per batch offset keeps image i's noise fixed whatever n is asked for.
-    const images = tf.tidy(() => g.predict([noiseTensor(m, zDim, seed, ...stream, 'batch', i), oneHot(lab)]) as tf.Tensor);
+    const images = tf.tidy(
+      () => g.predict([noiseTensor(m, zDim, seed, ...stream, 'batch', i), oneHot(lab)]) as tf.Tensor,
+    );
     out.set(toPixels(images), i * size * size);
     images.dispose();
   }

@@ -11,24 +11,39 @@ export function gridDims(rows: number, cols: number, size: number, gap = GRID_GA
 }
 
 /** tiles[r][c]: size*size gray bytes, or undefined for an empty cell. */
-export function gridPixels(tiles: Array<Array<Uint8Array | undefined>>, size: number, gap = GRID_GAP): { width: number; height: number; pixels: Uint8Array } {
+export function gridPixels(
+  tiles: Array<Array<Uint8Array | undefined>>,
+  size: number,
+  gap = GRID_GAP,
+): { width: number; height: number; pixels: Uint8Array } {
   const cols = Math.max(0, ...tiles.map((r) => r.length));
   const { width, height } = gridDims(tiles.length, cols, size, gap);
   const pixels = new Uint8Array(width * height);
-  tiles.forEach((row, r) => row.forEach((tile, c) => {
-    if (!tile) return;
-    if (tile.length !== size * size) throw new RangeError(`grid tile (${r}, ${c}) has ${tile.length} bytes, expected ${size * size}`);
-    const x0 = gap + c * (size + gap), y0 = gap + r * (size + gap);
-    for (let y = 0; y < size; y++) pixels.set(tile.subarray(y * size, (y + 1) * size), (y0 + y) * width + x0);
-  }));
+  tiles.forEach((row, r) =>
+    row.forEach((tile, c) => {
+      if (!tile) return;
+      if (tile.length !== size * size)
+        throw new RangeError(`grid tile (${r}, ${c}) has ${tile.length} bytes, expected ${size * size}`);
+      const x0 = gap + c * (size + gap),
+        y0 = gap + r * (size + gap);
+      for (let y = 0; y < size; y++) pixels.set(tile.subarray(y * size, (y + 1) * size), (y0 + y) * width + x0);
+    }),
+  );
   return { width, height, pixels };
 }
 
 export async function grayPng(pixels: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return sharp(pixels, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 6 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
+    .png({ compressionLevel: 6 })
+    .toBuffer();
 }
 
-export async function writeGrid(file: string, tiles: Array<Array<Uint8Array | undefined>>, size: number): Promise<void> {
+export async function writeGrid(
+  file: string,
+  tiles: Array<Array<Uint8Array | undefined>>,
+  size: number,
+): Promise<void> {
   const g = gridPixels(tiles, size);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, await grayPng(g.pixels, g.width, g.height));

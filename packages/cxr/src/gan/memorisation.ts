@@ -44,7 +44,11 @@ export interface MemorisationSummary {
 
 function pick(n: number, k: number, seed: number, name: string): number[] {
   const all = Array.from({ length: n }, (_, i) => i);
-  return k >= n ? all : shuffleInPlace(all, createRng(seed, 'memorisation', name)).slice(0, k).sort((a, b) => a - b);
+  return k >= n
+    ? all
+    : shuffleInPlace(all, createRng(seed, 'memorisation', name))
+        .slice(0, k)
+        .sort((a, b) => a - b);
 }
 
 function gather(set: ImageSet, indices: readonly number[]): Uint8Array {
@@ -54,8 +58,14 @@ function gather(set: ImageSet, indices: readonly number[]): Uint8Array {
   return out;
 }
 
-export async function memorisationCheck(g: tfl.LayersModel, zDim: number, train: ImageSet, val: ImageSet | null,
-    outDir: string, o: MemorisationOptions = {}): Promise<MemorisationSummary> {
+export async function memorisationCheck(
+  g: tfl.LayersModel,
+  zDim: number,
+  train: ImageSet,
+  val: ImageSet | null,
+  outDir: string,
+  o: MemorisationOptions = {},
+): Promise<MemorisationSummary> {
   const perClass = o.perClass ?? 16;
   const maxQueries = o.maxQueries ?? 400;
   const seed = o.seed ?? 1;
@@ -63,33 +73,50 @@ export async function memorisationCheck(g: tfl.LayersModel, zDim: number, train:
   const size = train.size;
   const dim = size * size;
   const nTrain = train.labels.length;
-  if (g.outputs[0].shape[1] !== size) throw new Error(`generator makes ${g.outputs[0].shape[1]}px images, training set is ${size}px`);
+  if (g.outputs[0].shape[1] !== size)
+    throw new Error(`generator makes ${g.outputs[0].shape[1]}px images, training set is ${size}px`);
 
   const labels = [...Array(perClass).fill(0), ...Array(perClass).fill(1)];
   const samples = new Uint8Array(labels.length * dim);
   for (const cls of [0, 1]) {
-    samples.set(generate(g, zDim, Array(perClass).fill(cls), seed, ['memorisation', CLASS_NAMES[cls]]), cls * perClass * dim);
+    samples.set(
+      generate(g, zDim, Array(perClass).fill(cls), seed, ['memorisation', CLASS_NAMES[cls]]),
+      cls * perClass * dim,
+    );
   }
   const sampleNn = nearest(samples, labels.length, train.pixels, nTrain, dim);
 
   const tq = pick(nTrain, maxQueries, seed, 'train');
-  const trainNn = nearest(gather(train, tq), tq.length, train.pixels, nTrain, dim,
-    (q, r) => train.patients[r] === train.patients[tq[q]]);
+  const trainNn = nearest(
+    gather(train, tq),
+    tq.length,
+    train.pixels,
+    nTrain,
+    dim,
+    (q, r) => train.patients[r] === train.patients[tq[q]],
+  );
   const vq = val ? pick(val.labels.length, maxQueries, seed, 'val') : [];
   const valNn = val ? nearest(gather(val, vq), vq.length, train.pixels, nTrain, dim) : null;
 
   const trainSpread = spread(trainNn.distance);
   const valSpread = valNn ? spread(valNn.distance) : spread([]);
   const all = spread(sampleNn.distance);
-  const byClass = Object.fromEntries([0, 1].map((c) => [CLASS_NAMES[c], spread(sampleNn.distance.subarray(c * perClass, (c + 1) * perClass))]));
+  const byClass = Object.fromEntries(
+    [0, 1].map((c) => [CLASS_NAMES[c], spread(sampleNn.distance.subarray(c * perClass, (c + 1) * perClass))]),
+  );
   const closer = Array.from(sampleNn.distance).filter((d) => d < trainSpread.p05).length / labels.length;
   const ratio = all.median / valSpread.median;
-  const verdict = closer > 0.1 || ratio < 0.6
-    ? 'POSSIBLE MEMORISATION: samples sit closer to individual training images than real X-rays of different children do; inspect pairs.png'
-    : 'no sign of memorisation at pixel level: samples are about as far from the training set as real X-rays of other children';
+  const verdict =
+    closer > 0.1 || ratio < 0.6
+      ? 'POSSIBLE MEMORISATION: samples sit closer to individual training images than real X-rays of different children do; inspect pairs.png'
+      : 'no sign of memorisation at pixel level: samples are about as far from the training set as real X-rays of other children';
 
   fs.mkdirSync(outDir, { recursive: true });
-  const files = { pairs: path.join(outDir, 'pairs.png'), summary: path.join(outDir, 'summary.json'), markdown: path.join(outDir, 'summary.md') };
+  const files = {
+    pairs: path.join(outDir, 'pairs.png'),
+    summary: path.join(outDir, 'summary.json'),
+    markdown: path.join(outDir, 'summary.md'),
+  };
   const sampleTiles = tilesOf(samples, labels.length, size);
   const rows: Uint8Array[][] = [];
   for (let i = 0; i < labels.length; i += cols) {
@@ -109,8 +136,10 @@ export async function memorisationCheck(g: tfl.LayersModel, zDim: number, train:
     medianRatioToVal: ratio,
     verdict,
     pairs: labels.map((c, k) => ({
-      class: CLASS_NAMES[c], distance: sampleNn.distance[k],
-      nearest: train.files[sampleNn.index[k]], nearestClass: CLASS_NAMES[train.labels[sampleNn.index[k]]],
+      class: CLASS_NAMES[c],
+      distance: sampleNn.distance[k],
+      nearest: train.files[sampleNn.index[k]],
+      nearestClass: CLASS_NAMES[train.labels[sampleNn.index[k]]],
     })),
     files,
   };
@@ -121,7 +150,8 @@ export async function memorisationCheck(g: tfl.LayersModel, zDim: number, train:
 
 function markdown(s: MemorisationSummary, cols: number): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '–');
-  const row = (name: string, v: Spread) => `| ${name} | ${v.n} | ${f(v.min)} | ${f(v.p05)} | ${f(v.median)} | ${f(v.mean)} |`;
+  const row = (name: string, v: Spread) =>
+    `| ${name} | ${v.n} | ${f(v.min)} | ${f(v.p05)} | ${f(v.median)} | ${f(v.mean)} |`;
   return [
     '# GAN memorisation check',
     '',

@@ -18,12 +18,18 @@ export function ganCounts(spec: GanImages, labels: ArrayLike<number>): [number, 
     const [n0, n1] = classCounts(labels);
     return [Math.max(0, n1 - n0), Math.max(0, n0 - n1)];
   }
-  if (!Number.isInteger(spec) || spec < 0) throw new RangeError(`GAN images per class must be a whole number >= 0, got ${spec}`);
+  if (!Number.isInteger(spec) || spec < 0)
+    throw new RangeError(`GAN images per class must be a whole number >= 0, got ${spec}`);
   return [spec, spec];
 }
 
 /** Upsampled (or shrunk) to `size` with the same squash/resize the classifier's images go through. */
-export async function syntheticSet(ganDir: string, counts: [number, number], size: number, seed: number): Promise<{ set: ImageSet; digest: string; ganSize: number }> {
+export async function syntheticSet(
+  ganDir: string,
+  counts: [number, number],
+  size: number,
+  seed: number,
+): Promise<{ set: ImageSet; digest: string; ganSize: number }> {
   const { model, meta, digest } = await loadGenerator(ganDir);
   try {
     const per = size * size;
@@ -70,17 +76,33 @@ export interface GanMixRecipe {
  * The training set with the recipe's generated images appended (unchanged when it asks for
  * none), and what to record about them in the model's metadata.
  */
-export async function withGanImages(train: ImageSet, r: GanMixRecipe, log: (line: string) => void): Promise<{ train: ImageSet; info: Record<string, unknown> }> {
+export async function withGanImages(
+  train: ImageSet,
+  r: GanMixRecipe,
+  log: (line: string) => void,
+): Promise<{ train: ImageSet; info: Record<string, unknown> }> {
   if (r.ganImages === undefined || r.ganImages === 0) {
     if (r.ganModel) log(`a GAN model (${r.ganModel}) but no --gan-images: no generated images added`);
     return { train, info: {} };
   }
-  if (!r.ganModel) throw new Error(`the recipe adds GAN images (${r.ganImages}): pass the generator with --gan-model DIR`);
+  if (!r.ganModel)
+    throw new Error(`the recipe adds GAN images (${r.ganImages}): pass the generator with --gan-model DIR`);
   const counts = ganCounts(r.ganImages, train.labels);
   const { set, digest, ganSize } = await syntheticSet(r.ganModel, counts, train.size, r.seed);
-  log(`adding ${counts[0]} NORMAL and ${counts[1]} PNEUMONIA GAN images (${ganSize}px -> ${train.size}px) to the training set only`);
+  log(
+    `adding ${counts[0]} NORMAL and ${counts[1]} PNEUMONIA GAN images (${ganSize}px -> ${train.size}px) to the training set only`,
+  );
   return {
     train: concatSets(train, set),
-    info: { synthetic: { normal: counts[0], pneumonia: counts[1], perClass: r.ganImages, generator: r.ganModel, generatorSha256: digest, ganSize } },
+    info: {
+      synthetic: {
+        normal: counts[0],
+        pneumonia: counts[1],
+        perClass: r.ganImages,
+        generator: r.ganModel,
+        generatorSha256: digest,
+        ganSize,
+      },
+    },
   };
 }

@@ -33,15 +33,30 @@ export function buildGenerator(c: Pick<GanConfig, 'size' | 'zDim' | 'gWidth' | '
   h = tfl.layers.reshape({ targetShape: [4, 4, top], name: 'g_reshape' }).apply(h) as T;
   h = bnRelu(h, 'g0');
   for (let i = 1; i < n; i++) {
-    h = tfl.layers.conv2dTranspose({
-      filters: top / 2 ** i, kernelSize: 4, strides: 2, padding: 'same', useBias: false,
-      kernelInitializer: init(), name: `g${i}_convt`,
-    }).apply(h) as T;
+    h = tfl.layers
+      .conv2dTranspose({
+        filters: top / 2 ** i,
+        kernelSize: 4,
+        strides: 2,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: init(),
+        name: `g${i}_convt`,
+      })
+      .apply(h) as T;
     h = bnRelu(h, `g${i}`);
   }
-  const image = tfl.layers.conv2dTranspose({
-    filters: 1, kernelSize: 4, strides: 2, padding: 'same', activation: 'tanh', kernelInitializer: init(), name: 'g_image',
-  }).apply(h) as T;
+  const image = tfl.layers
+    .conv2dTranspose({
+      filters: 1,
+      kernelSize: 4,
+      strides: 2,
+      padding: 'same',
+      activation: 'tanh',
+      kernelInitializer: init(),
+      name: 'g_image',
+    })
+    .apply(h) as T;
   return tfl.model({ inputs: [noise, label], outputs: image, name: 'generator' });
 }
 
@@ -58,17 +73,26 @@ export function buildDiscriminator(c: Pick<GanConfig, 'size' | 'dWidth' | 'seed'
   const label = tfl.input({ shape: [2], name: 'label' });
   let h: T = image;
   for (let i = 0; i < n; i++) {
-    h = tfl.layers.conv2d({
-      filters: c.dWidth * 2 ** i, kernelSize: 4, strides: 2, padding: 'same', useBias: i === 0,
-      kernelInitializer: init(), name: `d${i}_conv`,
-    }).apply(h) as T;
+    h = tfl.layers
+      .conv2d({
+        filters: c.dWidth * 2 ** i,
+        kernelSize: 4,
+        strides: 2,
+        padding: 'same',
+        useBias: i === 0,
+        kernelInitializer: init(),
+        name: `d${i}_conv`,
+      })
+      .apply(h) as T;
     if (i > 0) h = tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `d${i}_bn` }).apply(h) as T;
     h = tfl.layers.leakyReLU({ alpha: 0.2, name: `d${i}_lrelu` }).apply(h) as T;
   }
   const features = tfl.layers.flatten({ name: 'd_features' }).apply(h) as T;
   const dim = 16 * c.dWidth * 2 ** (n - 1);
   const score = tfl.layers.dense({ units: 1, kernelInitializer: init(), name: 'd_score' }).apply(features) as T;
-  const embed = tfl.layers.dense({ units: dim, useBias: false, kernelInitializer: init(), name: 'd_embed' }).apply(label) as T;
+  const embed = tfl.layers
+    .dense({ units: dim, useBias: false, kernelInitializer: init(), name: 'd_embed' })
+    .apply(label) as T;
   const projection = tfl.layers.dot({ axes: 1, name: 'd_projection' }).apply([embed, features]) as T;
   const logit = tfl.layers.add({ name: 'd_logit' }).apply([score, projection]) as T;
   return tfl.model({ inputs: [image, label], outputs: logit, name: 'discriminator' });

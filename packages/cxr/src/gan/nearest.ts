@@ -13,8 +13,15 @@ export interface Nearest {
  * queries: nq images, refs: nr images, each `dim` bytes. `skip(q, r)` excludes pairs (the image
  * itself, or images of the same patient).
  */
-export function nearest(queries: Uint8Array, nq: number, refs: Uint8Array, nr: number, dim: number,
-    skip?: (q: number, r: number) => boolean, chunk = 1024): Nearest {
+export function nearest(
+  queries: Uint8Array,
+  nq: number,
+  refs: Uint8Array,
+  nr: number,
+  dim: number,
+  skip?: (q: number, r: number) => boolean,
+  chunk = 1024,
+): Nearest {
   const index = new Int32Array(nq).fill(-1);
   const best = new Float64Array(nq).fill(Infinity);
   if (nq === 0 || nr === 0) return { index, distance: new Float32Array(nq).fill(NaN) };
@@ -24,7 +31,10 @@ export function nearest(queries: Uint8Array, nq: number, refs: Uint8Array, nr: n
   for (let r0 = 0; r0 < nr; r0 += chunk) {
     const m = Math.min(chunk, nr - r0);
     const d2 = tf.tidy(() => {
-      const r = tf.sub(tf.cast(tf.tensor2d(refs.subarray(r0 * dim, (r0 + m) * dim), [m, dim], 'int32'), 'float32'), mean);
+      const r = tf.sub(
+        tf.cast(tf.tensor2d(refs.subarray(r0 * dim, (r0 + m) * dim), [m, dim], 'int32'), 'float32'),
+        mean,
+      );
       const rr = tf.reshape(tf.sum(tf.square(r), 1), [1, m]);
       return tf.add(tf.sub(qq, tf.mul(2, tf.matMul(q, r, false, true))), rr);
     });
@@ -33,7 +43,7 @@ export function nearest(queries: Uint8Array, nq: number, refs: Uint8Array, nr: n
     for (let i = 0; i < nq; i++) {
       for (let j = 0; j < m; j++) {
         const d = v[i * m + j];
-        if (d < best[i] && !(skip?.(i, r0 + j))) {
+        if (d < best[i] && !skip?.(i, r0 + j)) {
           best[i] = d;
           index[i] = r0 + j;
         }
@@ -41,7 +51,10 @@ export function nearest(queries: Uint8Array, nq: number, refs: Uint8Array, nr: n
     }
   }
   tf.dispose([mean, q, qq]);
-  return { index, distance: Float32Array.from(best, (d) => (Number.isFinite(d) ? Math.sqrt(Math.max(0, d) / dim) : NaN)) };
+  return {
+    index,
+    distance: Float32Array.from(best, (d) => (Number.isFinite(d) ? Math.sqrt(Math.max(0, d) / dim) : NaN)),
+  };
 }
 
 export interface Spread {
@@ -55,12 +68,15 @@ export interface Spread {
 export function quantile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const x = (sorted.length - 1) * p;
-  const lo = Math.floor(x), hi = Math.ceil(x);
+  const lo = Math.floor(x),
+    hi = Math.ceil(x);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
 }
 
 export function spread(values: ArrayLike<number>): Spread {
-  const s = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  const s = Array.from(values)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   return {
     n: s.length,
     min: s.length ? s[0] : NaN,

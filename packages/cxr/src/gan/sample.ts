@@ -23,7 +23,8 @@ export async function sampleToFiles(o: SampleOptions): Promise<string[]> {
     const seed = o.seed ?? 1;
     const pixels = generate(model, meta.zDim, Array(o.n).fill(cls), seed, ['sample', CLASS_NAMES[cls]]);
     fs.mkdirSync(o.out, { recursive: true });
-    const s = meta.size, size = o.size ?? s;
+    const s = meta.size,
+      size = o.size ?? s;
     const files: string[] = [];
     for (let i = 0; i < o.n; i++) {
       const tile = pixels.subarray(i * s * s, (i + 1) * s * s);

@@ -48,7 +48,9 @@ export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] 
   const z = gaussian(n, c.zDim, c.seed, 'grid');
   const rows: Uint8Array[][] = [];
   for (const cls of [0, 1]) {
-    const images = tf.tidy(() => nets.g.predict([tf.tensor2d(z, [n, c.zDim]), oneHot(Array(n).fill(cls))]) as tf.Tensor);
+    const images = tf.tidy(
+      () => nets.g.predict([tf.tensor2d(z, [n, c.zDim]), oneHot(Array(n).fill(cls))]) as tf.Tensor,
+    );
     const tiles = tilesOf(toPixels(images), n, c.size);
     images.dispose();
     for (let r = 0; r < GRID_ROWS_PER_CLASS; r++) rows.push(tiles.slice(r * GRID_COLS, (r + 1) * GRID_COLS));
@@ -66,12 +68,20 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   const resuming = o.resume === true && readGanState(ckpt) !== null;
   // A resumed run keeps the settings it started with; only the epoch count may grow.
   const c = resuming
-    ? GanConfig.parse({ ...JSON.parse(fs.readFileSync(configPath, 'utf8')), ...(o.config.epochs ? { epochs: o.config.epochs } : {}) })
+    ? GanConfig.parse({
+        ...JSON.parse(fs.readFileSync(configPath, 'utf8')),
+        ...(o.config.epochs ? { epochs: o.config.epochs } : {}),
+      })
     : GanConfig.parse(o.config);
   fs.writeFileSync(configPath, JSON.stringify(c, null, 2) + '\n');
 
   const { train, val, info } = await loadTrainVal(o.data, {
-    size: c.size, progress, warn: log, valFraction: c.valFraction, seed: c.seed, limitPerClass: c.limitPerClass,
+    size: c.size,
+    progress,
+    warn: log,
+    valFraction: c.valFraction,
+    seed: c.seed,
+    limitPerClass: c.limitPerClass,
   });
   const counts = count(train);
   if (counts.normal === 0 || counts.pneumonia === 0) throw new Error('the GAN needs training images of both classes');
@@ -83,9 +93,11 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     log(`resuming after epoch ${state.epoch}`);
   }
   startRunLog(logFile, resuming ? state.epoch : null);
-  log(`GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
-    `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
-    `G width ${c.gWidth} (${nets.g.countParams()} weights), D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`);
+  log(
+    `GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
+      `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
+      `G width ${c.gWidth} (${nets.g.countParams()} weights), D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`,
+  );
 
   const dataInfo = { ...info, train: counts, validation: count(val) };
   const grids: string[] = [];
@@ -95,10 +107,13 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     const order = epochOrder(train.labels, c.balance, c.seed, epoch);
     // Full batches only: batch norm statistics of a 3-image batch would be noise.
     const steps = Math.max(1, Math.floor(order.length / c.batchSize));
-    const bar = progress ? new SingleBar({
-      format: `GAN epoch ${epoch + 1}/${c.epochs} [{bar}] {value}/{total} | D {d} G {g} | eta {eta_formatted}`,
-      stream: process.stderr, hideCursor: true,
-    }) : null;
+    const bar = progress
+      ? new SingleBar({
+          format: `GAN epoch ${epoch + 1}/${c.epochs} [{bar}] {value}/{total} | D {d} G {g} | eta {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+        })
+      : null;
     bar?.start(steps, 0, { d: '-', g: '-' });
     const sum = { dLoss: 0, gLoss: 0, dReal: 0, dFake: 0 };
     for (let b = 0; b < steps; b++) {
@@ -110,12 +125,22 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
       const s = ganStep(nets, real, labels, z1, z2, c);
       tf.dispose([real, labels, z1, z2]);
       if (!Number.isFinite(s.dLoss) || !Number.isFinite(s.gLoss)) {
-        throw new Error(`GAN training diverged at epoch ${epoch + 1}, step ${b + 1}: D loss ${s.dLoss}, G loss ${s.gLoss}`);
+        throw new Error(
+          `GAN training diverged at epoch ${epoch + 1}, step ${b + 1}: D loss ${s.dLoss}, G loss ${s.gLoss}`,
+        );
       }
       for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += s[k];
       state.step++;
       if (state.step % c.logEvery === 0) {
-        appendRunLog(logFile, { kind: 'step', epoch: epoch + 1, step: state.step, d_loss: s.dLoss, g_loss: s.gLoss, d_real: s.dReal, d_fake: s.dFake });
+        appendRunLog(logFile, {
+          kind: 'step',
+          epoch: epoch + 1,
+          step: state.step,
+          d_loss: s.dLoss,
+          g_loss: s.gLoss,
+          d_real: s.dReal,
+          d_fake: s.dFake,
+        });
       }
       bar?.update(b + 1, { d: (sum.dLoss / (b + 1)).toFixed(3), g: (sum.gLoss / (b + 1)).toFixed(3) });
       // Let signals and I/O through between steps.
@@ -127,29 +152,48 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     await writeGrid(grid, sampleGrid(nets, c), c.size);
     grids.push(grid);
     const entry = {
-      kind: 'epoch', epoch: epoch + 1, step: state.step, d_loss: sum.dLoss / steps, g_loss: sum.gLoss / steps,
-      d_real: sum.dReal / steps, d_fake: sum.dFake / steps, seconds: (Date.now() - t0) / 1000,
+      kind: 'epoch',
+      epoch: epoch + 1,
+      step: state.step,
+      d_loss: sum.dLoss / steps,
+      g_loss: sum.gLoss / steps,
+      d_real: sum.dReal / steps,
+      d_fake: sum.dFake / steps,
+      seconds: (Date.now() - t0) / 1000,
       ms_per_step: (Date.now() - t0) / steps,
     };
     appendRunLog(logFile, entry);
-    log(`GAN epoch ${epoch + 1}/${c.epochs}: D loss ${entry.d_loss.toFixed(3)}, G loss ${entry.g_loss.toFixed(3)}, ` +
-      `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`);
+    log(
+      `GAN epoch ${epoch + 1}/${c.epochs}: D loss ${entry.d_loss.toFixed(3)}, G loss ${entry.g_loss.toFixed(3)}, ` +
+        `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`,
+    );
     state.epoch = epoch + 1;
     state.elapsedSeconds = (Date.now() - started) / 1000;
     await saveGanCheckpoint(ckpt, nets, state);
     const meta: GanMeta = {
-      format: GAN_FORMAT, size: c.size, zDim: c.zDim, classNames: [CLASS_NAMES[0], CLASS_NAMES[1]], epochs: state.epoch,
-      config: c, data: dataInfo, createdAt: new Date().toISOString(),
+      format: GAN_FORMAT,
+      size: c.size,
+      zDim: c.zDim,
+      classNames: [CLASS_NAMES[0], CLASS_NAMES[1]],
+      epochs: state.epoch,
+      config: c,
+      data: dataInfo,
+      createdAt: new Date().toISOString(),
     };
     await exportGenerator(o.out, nets.g, meta);
   }
 
   let memorisation: MemorisationSummary | null = null;
   if ((o.checkPerClass ?? 16) > 0) {
-    memorisation = await memorisationCheck(nets.g, c.zDim, train, val, path.join(o.out, 'memorisation'), { perClass: o.checkPerClass ?? 16, seed: c.seed });
-    log(`memorisation check: ${memorisation.verdict} (median distance to the nearest training image: samples ` +
-      `${memorisation.samples.median.toFixed(1)}, validation images ${memorisation.valToTrain.median.toFixed(1)} grey levels); ` +
-      `${memorisation.files.markdown}`);
+    memorisation = await memorisationCheck(nets.g, c.zDim, train, val, path.join(o.out, 'memorisation'), {
+      perClass: o.checkPerClass ?? 16,
+      seed: c.seed,
+    });
+    log(
+      `memorisation check: ${memorisation.verdict} (median distance to the nearest training image: samples ` +
+        `${memorisation.samples.median.toFixed(1)}, validation images ${memorisation.valToTrain.median.toFixed(1)} grey levels); ` +
+        `${memorisation.files.markdown}`,
+    );
   }
   nets.g.dispose();
   nets.d.dispose();

@@ -10,14 +10,14 @@ const ci = (x: unknown, asPct: boolean) => {
   return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
 };
 
-
 export function modelCard(meta: ModelMeta, command?: string): string {
   const v: ValidationRecord = meta.validation ?? {};
   const c = v.ci95 ?? {};
   const d = meta.data;
   const r = meta.recipe;
   const ops = Object.entries(meta.operatingPoints)
-    .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`).join('\n');
+    .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`)
+    .join('\n');
   return `# Model card: ${meta.name}
 
 Version ${meta.version}, created ${meta.createdAt}. Architecture \`${meta.arch}\`, input ${meta.inputSize}×${meta.inputSize} grayscale.
@@ -42,11 +42,15 @@ ${adaptationSection(meta)}## Intended use and limitations
   validation fraction ${d.valFraction ?? '?'}, ${d.valSplit === 'block' ? 'validation = the lowest patient numbers of each file-name series (block split)' : `split seed ${d.splitSeed ?? '?'}`}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
 - The official test split was not used for anything.
 
-${meta.ensemble ? ensembleSection(meta) : `## Recipe
+${
+  meta.ensemble
+    ? ensembleSection(meta)
+    : `## Recipe
 ${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
 batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
 ${shiftLine(r)}${normalizeLine(meta)}test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
-`}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
+`
+}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
 ## Validation (patient-level split of train; threshold = balanced operating point)
 | metric | value |
 | --- | --- |
@@ -76,7 +80,9 @@ function adaptationSection(meta: ModelMeta): string {
   const prior = p
     ? `- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ${pct(p.site)} pneumonia on the site ` +
       `against ${pct(p.train)} at calibration (${p.trainFrom}); the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds ` +
-      `(before: ${Object.entries(p.thresholdsBefore).map(([k, t]) => `${k} ${t.toFixed(3)}`).join(', ')}). Their sensitivity and specificity on the site are unknown.\n`
+      `(before: ${Object.entries(p.thresholdsBefore)
+        .map(([k, t]) => `${k} ${t.toFixed(3)}`)
+        .join(', ')}). Their sensitivity and specificity on the site are unknown.\n`
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
   return `## Adapted to a site
 This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) adapted on ${a.date} to one site's **unlabeled** films
@@ -93,7 +99,10 @@ ${prior}- The validation figures below are the **source model's, measured before
 
 function ensembleSection(meta: ModelMeta): string {
   const e = meta.ensemble!;
-  const rows = e.members.map((m) => `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4)} | \`${m.sha256.slice(0, 12)}\` |`);
+  const rows = e.members.map(
+    (m) =>
+      `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4)} | \`${m.sha256.slice(0, 12)}\` |`,
+  );
   return `## Ensemble
 ${e.members.length} members, each a full model in its own sub-folder; the prediction is the mean of their logits
 (over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. Temperature and operating points were re-chosen
@@ -126,8 +135,10 @@ export function writeModelCard(dir: string, meta: ModelMeta, command?: string): 
 function shiftLine(r: ModelMeta['recipe']): string {
   const a = r.shiftAugment;
   if (!a) return '';
-  return `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films `
-    + `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`;
+  return (
+    `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films ` +
+    `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`
+  );
 }
 
 /** The model's per-image normalisation in words, or nothing when there is none. */

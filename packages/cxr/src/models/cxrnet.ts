@@ -6,10 +6,17 @@ import * as tf from '@tensorflow/tfjs-layers';
 type T = tf.SymbolicTensor;
 
 function convBn(x: T, filters: number, kernelSize: number, strides: number, name: string, relu: boolean): T {
-  let y = tf.layers.conv2d({
-    filters, kernelSize, strides, padding: 'same', useBias: false, name: `${name}_conv`,
-    kernelInitializer: 'heNormal',
-  }).apply(x) as T;
+  let y = tf.layers
+    .conv2d({
+      filters,
+      kernelSize,
+      strides,
+      padding: 'same',
+      useBias: false,
+      name: `${name}_conv`,
+      kernelInitializer: 'heNormal',
+    })
+    .apply(x) as T;
   y = tf.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(y) as T;
   return relu ? (tf.layers.activation({ activation: 'relu', name: `${name}_relu` }).apply(y) as T) : y;
 }

@@ -33,7 +33,8 @@ export function ttaView(x: tf.Tensor4D, name: TtaView): tf.Tensor4D {
     const zoom = name === 'zoom-in' ? 0.92 : name === 'zoom-out' ? 1.08 : 1;
     const dx = name === 'shift-left' ? 0.04 * w : name === 'shift-right' ? -0.04 * w : 0;
     // Projective transform maps output (x, y) to input (a0 x + a1 y + a2, b0 x + b1 y + b2).
-    const cx = (w - 1) / 2, cy = (h - 1) / 2;
+    const cx = (w - 1) / 2,
+      cy = (h - 1) / 2;
     const m = [zoom, 0, cx - zoom * cx + dx, 0, zoom, cy - zoom * cy, 0, 0];
     const transforms = tf.tile(tf.tensor2d(m, [1, 8]), [x.shape[0], 1]) as tf.Tensor2D;
     return tf.image.transform(x, transforms, 'bilinear', 'nearest') as tf.Tensor4D;
@@ -59,14 +60,24 @@ export interface FeatureTap {
  * (the OOD gate's features), so that a prediction runs the network once. `features` is null
  * when there is no tap or no identity view; the caller disposes it.
  */
-export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta: readonly TtaView[] = [], tap?: FeatureTap):
-    { logits: Float32Array; features: tf.Tensor2D | null } {
+export function predictWithFeatures(
+  members: LayersModel[],
+  x: tf.Tensor4D,
+  tta: readonly TtaView[] = [],
+  tap?: FeatureTap,
+): { logits: Float32Array; features: tf.Tensor2D | null } {
   const views: readonly TtaView[] = tta.length ? tta : ['identity'];
   const n = x.shape[0];
   const at = views.indexOf('identity');
   let features: tf.Tensor2D | null = null;
   const mean = tf.tidy(() => {
-    const batch = views.length === 1 ? ttaView(x, views[0]) : tf.concat(views.map((v) => ttaView(x, v)), 0);
+    const batch =
+      views.length === 1
+        ? ttaView(x, views[0])
+        : tf.concat(
+            views.map((v) => ttaView(x, v)),
+            0,
+          );
     let acc: tf.Tensor | null = null;
     members.forEach((m, j) => {
       let out: tf.Tensor;
@@ -89,8 +100,13 @@ export function predictWithFeatures(members: LayersModel[], x: tf.Tensor4D, tta:
 }
 
 /** Logits for many images, in batches. */
-export async function predictAllLogits(members: LayersModel[], pixels: Uint8Array, n: number, size: number,
-    opts: { tta?: readonly TtaView[]; batchSize?: number; onBatch?: (done: number) => void } = {}): Promise<Float32Array> {
+export async function predictAllLogits(
+  members: LayersModel[],
+  pixels: Uint8Array,
+  n: number,
+  size: number,
+  opts: { tta?: readonly TtaView[]; batchSize?: number; onBatch?: (done: number) => void } = {},
+): Promise<Float32Array> {
   const bs = opts.batchSize ?? 32;
   const out = new Float32Array(n);
   const per = size * size;

@@ -14,8 +14,8 @@ const WEIGHTS_BIN = 'weights.bin';
 function fileSaver(dir: string): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-      const weights = artifacts.weightData == null ? new ArrayBuffer(0)
-        : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const weights =
+        artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
       const modelJson = {
         modelTopology: artifacts.modelTopology,
         format: artifacts.format ?? 'layers-model',
@@ -73,10 +73,13 @@ export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void
   const parent = path.dirname(path.resolve(dir));
   fs.mkdirSync(parent, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(dir)}.tmp-`));
-  return Promise.resolve(write(tmp)).then(() => replaceDir(tmp, dir), (e) => {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  });
+  return Promise.resolve(write(tmp)).then(
+    () => replaceDir(tmp, dir),
+    (e) => {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    },
+  );
 }
 
 export async function saveLayersModel(model: tfl.LayersModel, dir: string): Promise<void> {

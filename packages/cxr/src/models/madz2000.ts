@@ -5,12 +5,24 @@ import * as tf from '@tensorflow/tfjs-layers';
 export function madz2000(inputSize = 150): tf.LayersModel {
   const input = tf.input({ shape: [inputSize, inputSize, 1], name: 'image' });
   let x: tf.SymbolicTensor = input;
-  const blocks: Array<[number, number]> = [[32, 0], [64, 0.1], [64, 0], [128, 0.2], [256, 0.2]];
+  const blocks: Array<[number, number]> = [
+    [32, 0],
+    [64, 0.1],
+    [64, 0],
+    [128, 0.2],
+    [256, 0.2],
+  ];
   blocks.forEach(([filters, dropout], i) => {
     const last = i === blocks.length - 1;
-    x = tf.layers.conv2d({
-      filters, kernelSize: 3, padding: 'same', activation: 'relu', name: last ? 'last_conv' : `block${i + 1}_conv`,
-    }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: last ? 'last_conv' : `block${i + 1}_conv`,
+      })
+      .apply(x) as tf.SymbolicTensor;
     if (dropout > 0) x = tf.layers.dropout({ rate: dropout }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.batchNormalization({ name: `block${i + 1}_bn` }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same' }).apply(x) as tf.SymbolicTensor;

@@ -32,31 +32,37 @@ export const Adaptation = z.looseObject({
   /** Batch-norm layers re-estimated (all members together). */
   bnLayers: z.number().int().nonnegative(),
   /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */
-  prior: z.object({
-    train: z.number().gt(0).lt(1),
-    trainFrom: z.string(),
-    site: z.number().gt(0).lt(1),
-    /** log-odds(site) - log-odds(train): added to every logit before the thresholds. */
-    logitShift: z.number(),
-    iterations: z.number().int().nonnegative(),
-    /** The operating points before the shift (validation-chosen). */
-    thresholdsBefore: z.record(z.string(), z.number()),
-  }).optional(),
+  prior: z
+    .object({
+      train: z.number().gt(0).lt(1),
+      trainFrom: z.string(),
+      site: z.number().gt(0).lt(1),
+      /** log-odds(site) - log-odds(train): added to every logit before the thresholds. */
+      logitShift: z.number(),
+      iterations: z.number().int().nonnegative(),
+      /** The operating points before the shift (validation-chosen). */
+      thresholdsBefore: z.record(z.string(), z.number()),
+    })
+    .optional(),
 });
 export type Adaptation = z.infer<typeof Adaptation>;
 
 /** The members of an ensemble made by `cxr ensemble` (inference averages their logits). */
 export const EnsembleRecord = z.looseObject({
   method: z.literal('mean-logit'),
-  members: z.array(z.object({
-    dir: z.string(),
-    from: z.string(),
-    name: z.string(),
-    version: z.string(),
-    arch: z.string(),
-    sha256: z.string(),
-    validationAuc: z.number().nullable(),
-  })).min(1),
+  members: z
+    .array(
+      z.object({
+        dir: z.string(),
+        from: z.string(),
+        name: z.string(),
+        version: z.string(),
+        arch: z.string(),
+        sha256: z.string(),
+        validationAuc: z.number().nullable(),
+      }),
+    )
+    .min(1),
 });
 export type EnsembleRecord = z.infer<typeof EnsembleRecord>;
 

@@ -6,7 +6,14 @@ export function reference(inputSize = 128): tf.LayersModel {
   const input = tf.input({ shape: [inputSize, inputSize, 1], name: 'image' });
   let x: tf.SymbolicTensor = input;
   [32, 64, 128, 128].forEach((filters, i) => {
-    x = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu', name: i === 3 ? 'last_conv' : `conv${i + 1}` })
+    x = tf.layers
+      .conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: i === 3 ? 'last_conv' : `conv${i + 1}`,
+      })
       .apply(x) as tf.SymbolicTensor;
     x = tf.layers.batchNormalization({ name: `bn${i + 1}` }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x) as tf.SymbolicTensor;

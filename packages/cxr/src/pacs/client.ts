@@ -6,14 +6,19 @@ import type { OrthancConfig } from './config';
 import { stowBody } from './multipart';
 
 export class OrthancError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = 'OrthancError';
   }
 }
 
 const ChangesSchema = z.object({
-  Changes: z.array(z.object({ ChangeType: z.string(), ID: z.string(), Seq: z.number().int(), ResourceType: z.string().optional() })),
+  Changes: z.array(
+    z.object({ ChangeType: z.string(), ID: z.string(), Seq: z.number().int(), ResourceType: z.string().optional() }),
+  ),
   Done: z.boolean(),
   Last: z.number().int(),
 });
@@ -22,10 +27,12 @@ export type ChangePage = z.infer<typeof ChangesSchema>;
 const TagsSchema = z.record(z.string(), z.unknown());
 const IdListSchema = z.array(z.string());
 // STOW-RS response (PS3.18 10.5.3): FailedSOPSequence (0008,1198), ReferencedSOPSequence (0008,1199).
-const StowResponseSchema = z.object({
-  '00081198': z.object({ Value: z.array(z.record(z.string(), z.unknown())).optional() }).optional(),
-  '00081199': z.object({ Value: z.array(z.record(z.string(), z.unknown())).optional() }).optional(),
-}).passthrough();
+const StowResponseSchema = z
+  .object({
+    '00081198': z.object({ Value: z.array(z.record(z.string(), z.unknown())).optional() }).optional(),
+    '00081199': z.object({ Value: z.array(z.record(z.string(), z.unknown())).optional() }).optional(),
+  })
+  .passthrough();
 
 const TIMEOUT_MS = 60_000;
 
@@ -33,19 +40,31 @@ export class OrthancClient {
   private readonly auth: string | undefined;
 
   constructor(readonly config: OrthancConfig) {
-    this.auth = config.user !== undefined ? `Basic ${Buffer.from(`${config.user}:${config.password}`).toString('base64')}` : undefined;
+    this.auth =
+      config.user !== undefined
+        ? `Basic ${Buffer.from(`${config.user}:${config.password}`).toString('base64')}`
+        : undefined;
   }
 
-  private async request(method: string, route: string, init: { body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    route: string,
+    init: { body?: Buffer | string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.auth) headers.authorization = this.auth;
     let res: Response;
     try {
-      const body = typeof init.body === 'string' || init.body === undefined ? init.body : new Uint8Array(init.body.buffer as ArrayBuffer, init.body.byteOffset, init.body.length);
+      const body =
+        typeof init.body === 'string' || init.body === undefined
+          ? init.body
+          : new Uint8Array(init.body.buffer as ArrayBuffer, init.body.byteOffset, init.body.length);
       res = await fetch(this.config.url + route, { method, headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
     } catch (e) {
       const cause = (e as { cause?: { message?: string } }).cause?.message;
-      throw new OrthancError(`${method} ${route}: Orthanc at ${this.config.url} is unreachable (${cause ?? (e as Error).message})`);
+      throw new OrthancError(
+        `${method} ${route}: Orthanc at ${this.config.url} is unreachable (${cause ?? (e as Error).message})`,
+      );
     }
     if (!res.ok) {
       const text = (await res.text().catch(() => '')).slice(0, 300);
@@ -55,7 +74,12 @@ export class OrthancClient {
     return res;
   }
 
-  private async json<T>(schema: z.ZodType<T>, method: string, route: string, init?: { body?: Buffer | string; headers?: Record<string, string> }): Promise<T> {
+  private async json<T>(
+    schema: z.ZodType<T>,
+    method: string,
+    route: string,
+    init?: { body?: Buffer | string; headers?: Record<string, string> },
+  ): Promise<T> {
     const res = await this.request(method, route, init);
     let body: unknown;
     try {
@@ -64,7 +88,10 @@ export class OrthancClient {
       throw new OrthancError(`${method} ${route}: the answer is not JSON`);
     }
     const r = schema.safeParse(body);
-    if (!r.success) throw new OrthancError(`${method} ${route}: unexpected answer (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})`);
+    if (!r.success)
+      throw new OrthancError(
+        `${method} ${route}: unexpected answer (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})`,
+      );
     return r.data;
   }
 
@@ -96,11 +123,16 @@ export class OrthancClient {
   /** Stores Part-10 instances with STOW-RS; throws unless every one was accepted. */
   async stow(instances: Buffer[]): Promise<void> {
     const { body, contentType } = stowBody(instances);
-    const r = await this.json(StowResponseSchema, 'POST', '/dicom-web/studies', { body, headers: { 'content-type': contentType, accept: 'application/dicom+json' } });
+    const r = await this.json(StowResponseSchema, 'POST', '/dicom-web/studies', {
+      body,
+      headers: { 'content-type': contentType, accept: 'application/dicom+json' },
+    });
     const failed = r['00081198']?.Value?.length ?? 0;
     const stored = r['00081199']?.Value?.length ?? 0;
     if (failed > 0 || stored !== instances.length) {
-      throw new OrthancError(`STOW-RS: ${stored} of ${instances.length} instances stored, ${failed} failed: ${JSON.stringify(r['00081198']?.Value ?? []).slice(0, 300)}`);
+      throw new OrthancError(
+        `STOW-RS: ${stored} of ${instances.length} instances stored, ${failed} failed: ${JSON.stringify(r['00081198']?.Value ?? []).slice(0, 300)}`,
+      );
     }
   }
 }

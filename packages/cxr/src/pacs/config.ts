@@ -10,15 +10,21 @@ export interface OrthancConfig {
   password?: string;
 }
 
-const UrlSchema = z.string().trim()
-  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), { message: 'must be an http:// or https:// URL' })
+const UrlSchema = z
+  .string()
+  .trim()
+  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), {
+    message: 'must be an http:// or https:// URL',
+  })
   .transform((s) => s.replace(/\/+$/, ''));
 
-const FileSchema = z.object({
-  url: UrlSchema.optional(),
-  user: z.string().min(1).optional(),
-  password: z.string().min(1).optional(),
-}).strict();
+const FileSchema = z
+  .object({
+    url: UrlSchema.optional(),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+  })
+  .strict();
 
 export interface ConfigSources {
   /** A JSON file {url, user, password}; its values win over the environment's. */
@@ -47,7 +53,9 @@ export function loadOrthancConfig(src: ConfigSources): OrthancConfig {
     }
     const r = FileSchema.safeParse(json);
     if (!r.success) {
-      throw new Error(`config file ${src.configFile}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+      throw new Error(
+        `config file ${src.configFile}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
+      );
     }
     file = r.data;
     if (file.password && (fs.statSync(src.configFile).mode & 0o077) !== 0) {
@@ -55,7 +63,10 @@ export function loadOrthancConfig(src: ConfigSources): OrthancConfig {
     }
   }
   const rawUrl = src.url ?? file.url ?? env.CXR_ORTHANC_URL;
-  if (!rawUrl) throw new Error('no Orthanc URL: set CXR_ORTHANC_URL (scripts/stack.sh writes it to .stack/env), or give --url or --config');
+  if (!rawUrl)
+    throw new Error(
+      'no Orthanc URL: set CXR_ORTHANC_URL (scripts/stack.sh writes it to .stack/env), or give --url or --config',
+    );
   const url = UrlSchema.safeParse(rawUrl);
   if (!url.success) throw new Error(`Orthanc URL '${rawUrl}' ${url.error.issues[0].message}`);
   const user = file.user ?? (env.CXR_ORTHANC_USER || undefined);

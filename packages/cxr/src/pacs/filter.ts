@@ -7,19 +7,26 @@ const OWN_CLASSES = new Set<string>([SOP_CLASS.comprehensiveSr]);
 
 export type Verdict = { accept: true } | { accept: false; reason: string };
 
-const tag = (tags: Record<string, unknown>, k: string): string => (typeof tags[k] === 'string' ? (tags[k] as string).trim() : '');
+const tag = (tags: Record<string, unknown>, k: string): string =>
+  typeof tags[k] === 'string' ? (tags[k] as string).trim() : '';
 
 /** Decides from Orthanc's simplified tags (keyword → string). */
 export function classifyInstance(tags: Record<string, unknown>): Verdict {
   const manufacturer = tag(tags, 'Manufacturer');
   const sopClass = tag(tags, 'SOPClassUID');
-  if (manufacturer === MANUFACTURER || OWN_CLASSES.has(sopClass) || tag(tags, 'SeriesDescription').startsWith(`${MANUFACTURER} AI `)) {
+  if (
+    manufacturer === MANUFACTURER ||
+    OWN_CLASSES.has(sopClass) ||
+    tag(tags, 'SeriesDescription').startsWith(`${MANUFACTURER} AI `)
+  ) {
     return { accept: false, reason: 'a cxr result' };
   }
   const modality = tag(tags, 'Modality').toUpperCase();
-  if (!MODALITIES.has(modality)) return { accept: false, reason: `modality ${modality || '(none)'} is not CR, DX or DR` };
+  if (!MODALITIES.has(modality))
+    return { accept: false, reason: `modality ${modality || '(none)'} is not CR, DX or DR` };
   const body = tag(tags, 'BodyPartExamined').toUpperCase();
   if (body && body !== 'CHEST') return { accept: false, reason: `body part ${body} is not CHEST` };
-  if (!tag(tags, 'SOPInstanceUID') || !tag(tags, 'StudyInstanceUID')) return { accept: false, reason: 'no SOP instance or study UID' };
+  if (!tag(tags, 'SOPInstanceUID') || !tag(tags, 'StudyInstanceUID'))
+    return { accept: false, reason: 'no SOP instance or study UID' };
   return { accept: true };
 }

@@ -9,8 +9,15 @@ export function stowBody(instances: Buffer[]): { body: Buffer; contentType: stri
   while (instances.some((b) => b.includes(boundary)));
   const parts: Buffer[] = [];
   for (const b of instances) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${b.length}\r\n\r\n`), b, Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${b.length}\r\n\r\n`),
+      b,
+      Buffer.from('\r\n'),
+    );
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(parts), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}` };
+  return {
+    body: Buffer.concat(parts),
+    contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`,
+  };
 }

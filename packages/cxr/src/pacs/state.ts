@@ -30,7 +30,10 @@ export function readState(file: string): SyncState | null {
     throw new Error(`state file ${file} is not JSON: remove it (and use --since-start to redo everything)`);
   }
   const r = StateSchema.safeParse(json);
-  if (!r.success) throw new Error(`state file ${file} is not a cxr sync state (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})`);
+  if (!r.success)
+    throw new Error(
+      `state file ${file} is not a cxr sync state (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})`,
+    );
   return r.data;
 }
 

@@ -46,18 +46,26 @@ async function startCursor(o: SyncOptions): Promise<number> {
   if (o.sinceStart) return 0;
   const saved = readState(o.stateFile);
   if (saved && saved.url !== url) {
-    throw new Error(`state file ${o.stateFile} belongs to ${saved.url}, not ${url}: use another --state file (or --since-start)`);
+    throw new Error(
+      `state file ${o.stateFile} belongs to ${saved.url}, not ${url}: use another --state file (or --since-start)`,
+    );
   }
   if (saved) return saved.last;
   const last = await o.client.lastChange();
-  o.log?.(`first run: starting at the end of the change feed (change ${last}); films already in the PACS are not read (--since-start reads them)`);
+  o.log?.(
+    `first run: starting at the end of the change feed (change ${last}); films already in the PACS are not read (--since-start reads them)`,
+  );
   writeState(o.stateFile, url, last);
   return last;
 }
 
 /** Handles one new instance end to end. Throws OrthancError only. */
-export async function processInstance(client: OrthancClient, predictor: Predictor, id: string,
-    opts: { operatingPoint?: string; log?: (line: string) => void } = {}): Promise<InstanceOutcome> {
+export async function processInstance(
+  client: OrthancClient,
+  predictor: Predictor,
+  id: string,
+  opts: { operatingPoint?: string; log?: (line: string) => void } = {},
+): Promise<InstanceOutcome> {
   const log = opts.log ?? (() => {});
   const tags = await client.instanceTags(id);
   const verdict = classifyInstance(tags);
@@ -65,9 +73,16 @@ export async function processInstance(client: OrthancClient, predictor: Predicto
     log(`skip ${id}: ${verdict.reason}`);
     return 'skipped';
   }
-  const model: ResultModel = { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 };
+  const model: ResultModel = {
+    name: predictor.model.name,
+    version: predictor.model.version,
+    sha256: predictor.model.sha256,
+  };
   const operatingPoint = opts.operatingPoint ?? predictor.model.meta.defaultOperatingPoint;
-  const ref = { studyInstanceUid: String(tags.StudyInstanceUID).trim(), sopInstanceUid: String(tags.SOPInstanceUID).trim() };
+  const ref = {
+    studyInstanceUid: String(tags.StudyInstanceUID).trim(),
+    sopInstanceUid: String(tags.SOPInstanceUID).trim(),
+  };
   const srUid = srUids(ref, model, operatingPoint).sopInstanceUid;
   const scUid = scUids(ref, model).sopInstanceUid;
   const [srThere, scThere] = await Promise.all([client.findInstance(srUid), client.findInstance(scUid)]);
@@ -80,8 +95,10 @@ export async function processInstance(client: OrthancClient, predictor: Predicto
   try {
     const prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
     results = await buildResults({ source: readSource(bytes), prediction, model });
-    log(`predicted ${id} (${ref.sopInstanceUid}): ${prediction.label} p=${prediction.probability.toFixed(3)}` +
-      (prediction.warnings.length ? ` [${prediction.warnings.join('; ')}]` : ''));
+    log(
+      `predicted ${id} (${ref.sopInstanceUid}): ${prediction.label} p=${prediction.probability.toFixed(3)}` +
+        (prediction.warnings.length ? ` [${prediction.warnings.join('; ')}]` : ''),
+    );
   } catch (e) {
     log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
     return 'failed';
@@ -101,7 +118,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
   const limit = o.batchSize ?? 100;
   let cursor = await startCursor(o);
   const stats: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor };
-  const count = { processed: 'processed', 'already-done': 'alreadyDone', skipped: 'skipped', failed: 'failed' } as const;
+  const count = {
+    processed: 'processed',
+    'already-done': 'alreadyDone',
+    skipped: 'skipped',
+    failed: 'failed',
+  } as const;
   try {
     for (;;) {
       const page = await o.client.changes(cursor, limit);
@@ -109,7 +131,9 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
         if (o.shouldStop?.()) return stats;
         if (change.ChangeType === 'NewInstance') {
           stats.instances++;
-          stats[count[await processInstance(o.client, o.predictor, change.ID, { operatingPoint: o.operatingPoint, log })]]++;
+          stats[
+            count[await processInstance(o.client, o.predictor, change.ID, { operatingPoint: o.operatingPoint, log })]
+          ]++;
         }
         cursor = change.Seq;
       }

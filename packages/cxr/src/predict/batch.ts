@@ -42,7 +42,12 @@ export interface BatchOptions {
   /** The files to predict, already collected (collectInputs); default: expandPaths(paths, recursive). */
   jobs?: BatchJob[];
   /** Called with each prediction as it is made (the CLI writes it to the audit log); a throw stops the batch. */
-  onPrediction?: (file: string, prediction: Prediction, model: { name: string; version: string; sha256: string }, latencyMs: number) => void;
+  onPrediction?: (
+    file: string,
+    prediction: Prediction,
+    model: { name: string; version: string; sha256: string },
+    latencyMs: number,
+  ) => void;
   out?: NodeJS.WritableStream;
   log?: (line: string) => void;
 }
@@ -87,7 +92,9 @@ function looksLikeImage(file: string): boolean {
 }
 
 function sortedEntries(dir: string): fs.Dirent[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'))
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => !e.name.startsWith('.'))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -97,7 +104,14 @@ function imagesBelow(dir: string): boolean {
     const p = path.join(dir, e.name);
     const st = fs.statSync(p, { throwIfNoEntry: false });
     if (!st?.isDirectory()) continue;
-    if (sortedEntries(p).some((f) => fs.statSync(path.join(p, f.name), { throwIfNoEntry: false })?.isFile() && looksLikeImage(path.join(p, f.name)))) return true;
+    if (
+      sortedEntries(p).some(
+        (f) =>
+          fs.statSync(path.join(p, f.name), { throwIfNoEntry: false })?.isFile() &&
+          looksLikeImage(path.join(p, f.name)),
+      )
+    )
+      return true;
     if (imagesBelow(p)) return true;
   }
   return false;
@@ -138,12 +152,33 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
   return collectInputs(paths, recursive).jobs;
 }
 
-const CSV_COLUMNS = ['file', 'result', 'verdict', 'probability', 'label', 'operating_point', 'threshold', 'ood_score', 'warnings', 'error', 'heatmap'];
+const CSV_COLUMNS = [
+  'file',
+  'result',
+  'verdict',
+  'probability',
+  'label',
+  'operating_point',
+  'threshold',
+  'ood_score',
+  'warnings',
+  'error',
+  'heatmap',
+];
 
 function csvRow(r: BatchRow): string {
   const cells = [
-    r.file, r.result ?? '', r.verdict ?? '', r.probability === null ? '' : r.probability.toFixed(6), r.label ?? '', r.operatingPoint, String(r.threshold),
-    r.ood ? r.ood.score.toFixed(3) : '', r.warnings.join('; '), r.error ?? '', r.heatmap ?? '',
+    r.file,
+    r.result ?? '',
+    r.verdict ?? '',
+    r.probability === null ? '' : r.probability.toFixed(6),
+    r.label ?? '',
+    r.operatingPoint,
+    String(r.threshold),
+    r.ood ? r.ood.score.toFixed(3) : '',
+    r.warnings.join('; '),
+    r.error ?? '',
+    r.heatmap ?? '',
   ];
   // Every cell as text (numbers are pre-formatted): file names and messages are escaped alike.
   return csvLine(cells);
@@ -159,7 +194,9 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     const meta = predictor.model.meta;
     const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
     if (!Object.hasOwn(meta.operatingPoints, opName)) {
-      throw new Error(`unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`);
+      throw new Error(
+        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
+      );
     }
     const threshold = meta.operatingPoints[opName].threshold;
     for (const n of predictor.notes) log(`note: ${n}`);
@@ -167,7 +204,18 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
 
     const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({
-      file, probability: null, logit: null, label: null, verdict: null, result: null, operatingPoint: opName, threshold, warnings: [], ood: null, heatmap: null, error,
+      file,
+      probability: null,
+      logit: null,
+      label: null,
+      verdict: null,
+      result: null,
+      operatingPoint: opName,
+      threshold,
+      warnings: [],
+      ood: null,
+      heatmap: null,
+      error,
     });
     const rows: (BatchRow | undefined)[] = new Array(jobs.length);
     const heatmapNames = new Set<string>();
@@ -189,16 +237,30 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       try {
         const started = performance.now();
         const r = await predictor.predict(bytes, { operatingPoint: opName, heatmap: !!o.heatmapDir });
-        o.onPrediction?.(file, r, { name: meta.name, version: meta.version, sha256: predictor.model.sha256 }, performance.now() - started);
+        o.onPrediction?.(
+          file,
+          r,
+          { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },
+          performance.now() - started,
+        );
         let heatmap: string | null = null;
         if (r.heatmapPng) {
           heatmap = heatmapPath(file);
           fs.writeFileSync(heatmap, r.heatmapPng);
         }
         return {
-          file, probability: r.probability, logit: r.logit, label: r.label, verdict: r.verdict.status,
-          result: verdictHeadline(r.verdict.status, r.label), operatingPoint: r.operatingPoint,
-          threshold: r.threshold, warnings: r.warnings, ood: r.ood, heatmap, error: null,
+          file,
+          probability: r.probability,
+          logit: r.logit,
+          label: r.label,
+          verdict: r.verdict.status,
+          result: verdictHeadline(r.verdict.status, r.label),
+          operatingPoint: r.operatingPoint,
+          threshold: r.threshold,
+          warnings: r.warnings,
+          ood: r.ood,
+          heatmap,
+          error: null,
         };
       } catch (e) {
         if (e instanceof InputError) return errorRow(file, e.message);

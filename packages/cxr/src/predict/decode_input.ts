@@ -51,7 +51,11 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     const channels = (await sharp(bytes).metadata()).channels ?? 1;
     if (wantDisplay || channels >= 3) {
       const side = wantDisplay ? HEATMAP_SIDE : 64;
-      const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true })
+      const { data, info } = await sharp(bytes, {
+        limitInputPixels: limits.maxPixels,
+        failOn: 'warning',
+        ignoreIcc: true,
+      })
         .autoOrient()
         .flatten({ background: { r: 0, g: 0, b: 0 } })
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })
@@ -64,19 +68,33 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
   }
   if (isDicom(bytes)) {
     const dcm = await decodeDicom(bytes, { limits, name: 'DICOM' });
-    const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, { limits, name: 'DICOM' });
-    const facts: ImageFacts = { pixels: d.pixels, size, modality: dcm.modality, viewPosition: dcm.viewPosition, bodyPart: dcm.bodyPart, patientAge: dcm.patientAge };
+    const d = await decodeRawGray({ width: dcm.width, height: dcm.height, data: dcm.gray }, size, {
+      limits,
+      name: 'DICOM',
+    });
+    const facts: ImageFacts = {
+      pixels: d.pixels,
+      size,
+      modality: dcm.modality,
+      viewPosition: dcm.viewPosition,
+      bodyPart: dcm.bodyPart,
+      patientAge: dcm.patientAge,
+    };
     let display: Display | undefined;
     if (wantDisplay) {
       const { data, info } = await sharp(dcm.gray, { raw: { width: dcm.width, height: dcm.height, channels: 1 } })
         .resize(HEATMAP_SIDE, HEATMAP_SIDE, { fit: 'inside', withoutEnlargement: true })
-        .raw().toBuffer({ resolveWithObject: true });
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
     }
     const notes = dcm.frames > 1 ? [`multi-frame DICOM (${dcm.frames} frames): only the first frame was read`] : [];
     return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display, notes };
   }
-  const what = format === 'unknown' || format === 'dicom' ? 'not a JPEG, PNG or DICOM image' : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
+  const what =
+    format === 'unknown' || format === 'dicom'
+      ? 'not a JPEG, PNG or DICOM image'
+      : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
   throw new InputError('UNSUPPORTED_FORMAT', what);
 }
 

@@ -36,7 +36,11 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
 export class InputError extends Error {
   readonly status: InputErrorStatus;
 
-  constructor(readonly code: InputErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: InputErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'InputError';
     this.status = STATUS[code];
@@ -45,7 +49,8 @@ export class InputError extends Error {
   /** The InputError for a decoder's error; other errors are returned unchanged (they are bugs). */
   static from(err: unknown): unknown {
     if (err instanceof InputError) return err;
-    if (err instanceof DecodeError || err instanceof DicomError) return new InputError(err.code, err.detail, { cause: err });
+    if (err instanceof DecodeError || err instanceof DicomError)
+      return new InputError(err.code, err.detail, { cause: err });
     return err;
   }
 }

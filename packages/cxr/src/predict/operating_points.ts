@@ -11,7 +11,10 @@ export interface DistinctPoint {
  * The model's operating points grouped by threshold: two names for one threshold are one choice
  * (a switch between them would change nothing), in the model's order.
  */
-export function distinctOperatingPoints(info: { operatingPoints: Record<string, { threshold: number }>; defaultOperatingPoint: string }): DistinctPoint[] {
+export function distinctOperatingPoints(info: {
+  operatingPoints: Record<string, { threshold: number }>;
+  defaultOperatingPoint: string;
+}): DistinctPoint[] {
   const out: DistinctPoint[] = [];
   for (const [name, op] of Object.entries(info.operatingPoints)) {
     const same = out.find((d) => Math.abs(d.threshold - op.threshold) < 1e-9);

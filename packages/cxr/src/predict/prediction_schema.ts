@@ -54,8 +54,9 @@ export const modelRefSchema = {
 
 export const verdictSchema = {
   type: 'object',
-  description: 'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population '
-    + '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
+  description:
+    'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population ' +
+    '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
   properties: {
     status: { type: 'string', enum: VERDICT_STATUSES },
     reasons: {
@@ -74,27 +75,49 @@ export const verdictSchema = {
 
 /** What the model says about one image: the fields the Predictor, the audit log and the API share. */
 const resultProperties = {
-  probability: { type: 'number', minimum: 0, maximum: 1, description: 'calibrated probability of pneumonia: sigmoid(logit)' },
-  logit: { type: 'number', description: 'mean logit over ensemble members and test-time views, divided by the temperature' },
+  probability: {
+    type: 'number',
+    minimum: 0,
+    maximum: 1,
+    description: 'calibrated probability of pneumonia: sigmoid(logit)',
+  },
+  logit: {
+    type: 'number',
+    description: 'mean logit over ensemble members and test-time views, divided by the temperature',
+  },
   label: { ...labelSchema, description: 'PNEUMONIA when probability >= threshold' },
   operatingPoint: { type: 'string' },
   threshold: { type: 'number' },
   warnings: {
-    type: 'array', items: { type: 'string' },
-    description: 'the verdict\'s reasons, then notes about the input (e.g. multi-frame DICOM)',
+    type: 'array',
+    items: { type: 'string' },
+    description: "the verdict's reasons, then notes about the input (e.g. multi-frame DICOM)",
   },
   ood: oodSchema,
   input: inputSchema,
   timings: timingsSchema,
 } as const;
-const resultRequired = ['probability', 'logit', 'label', 'operatingPoint', 'threshold', 'warnings', 'ood', 'input', 'timings'] as const;
+const resultRequired = [
+  'probability',
+  'logit',
+  'label',
+  'operatingPoint',
+  'threshold',
+  'warnings',
+  'ood',
+  'input',
+  'timings',
+] as const;
 
 /** What a served prediction is besides the model's result: its identity, model and asker. */
 const recordProperties = {
   id: { type: 'string', format: 'uuid' },
   createdAt: { type: 'string', format: 'date-time' },
   model: modelRefSchema,
-  requestedBy: { type: ['string', 'null'], description: 'name of the API token that asked; null when the server needs no token' },
+  requestedBy: {
+    type: ['string', 'null'],
+    description: 'name of the API token that asked; null when the server needs no token',
+  },
 } as const;
 const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;
 
@@ -127,7 +150,10 @@ export const predictionSchema = {
   properties: {
     ...recordProperties,
     ...resultProperties,
-    heatmapUrl: { type: ['string', 'null'], description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made' },
+    heatmapUrl: {
+      type: ['string', 'null'],
+      description: 'Grad-CAM heat map PNG (same aspect as the input), null when not made',
+    },
     thumbnailUrl: { type: ['string', 'null'] },
     verdict: verdictSchema,
   },
@@ -151,7 +177,8 @@ export const historyPageSchema = {
  * The schema's verdict with the reason codes of predict/verdict.ts (the schema says string: the
  * codes are a vocabulary that grows, and clients must accept new ones).
  */
-type WithVerdict<T extends { verdict?: unknown }> = Omit<T, 'verdict'> & (undefined extends T['verdict'] ? { verdict?: Verdict } : { verdict: Verdict });
+type WithVerdict<T extends { verdict?: unknown }> = Omit<T, 'verdict'> &
+  (undefined extends T['verdict'] ? { verdict?: Verdict } : { verdict: Verdict });
 
 export type PredictionResult = WithVerdict<FromSchema<typeof predictionResultSchema>>;
 export type AuditRecord = FromSchema<typeof auditRecordSchema>;

@@ -95,12 +95,18 @@ export class Predictor {
     if (parts) {
       const memberDir = meta.members.length ? path.join(loaded.dir, meta.members[0]) : loaded.dir;
       const found = loadOod(loaded.dir, memberDir);
-      if (found.model && found.model.member < parts.length && found.model.dim === parts[found.model.member].featureDim) {
+      if (
+        found.model &&
+        found.model.member < parts.length &&
+        found.model.dim === parts[found.model.member].featureDim
+      ) {
         ood = found.model;
       } else if (found.model) {
-        this.notes.push('ood.json does not match this model\'s features: the OOD gate is off');
+        this.notes.push("ood.json does not match this model's features: the OOD gate is off");
       } else {
-        this.notes.push(found.problem ?? `no ood.json in ${loaded.dir}: the OOD gate is off (fit it with 'cxr ood fit')`);
+        this.notes.push(
+          found.problem ?? `no ood.json in ${loaded.dir}: the OOD gate is off (fit it with 'cxr ood fit')`,
+        );
       }
     }
     this.ood = ood;
@@ -109,7 +115,13 @@ export class Predictor {
       const m = loaded.members[ood.member];
       try {
         // Node 0 is the layer in the member's own graph (splitModel gave it a second one).
-        tap = { member: ood.member, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(ood.featureLayer).getOutputAt(0) as tfl.SymbolicTensor] }) };
+        tap = {
+          member: ood.member,
+          model: tfl.model({
+            inputs: m.inputs,
+            outputs: [m.outputs[0], m.getLayer(ood.featureLayer).getOutputAt(0) as tfl.SymbolicTensor],
+          }),
+        };
       } catch {
         tap = null; // features() below runs the second pass instead
       }
@@ -134,7 +146,13 @@ export class Predictor {
   }
 
   get oodGate(): { threshold: number; featureLayer: string; percentile: number } | null {
-    return this.ood && { threshold: this.ood.threshold, featureLayer: this.ood.featureLayer, percentile: this.ood.percentile };
+    return (
+      this.ood && {
+        threshold: this.ood.threshold,
+        featureLayer: this.ood.featureLayer,
+        percentile: this.ood.percentile,
+      }
+    );
   }
 
   predict(bytes: Buffer, opts: PredictOptions = {}): Promise<Prediction> {
@@ -188,8 +206,10 @@ export class Predictor {
     const opName = opts.operatingPoint ?? meta.defaultOperatingPoint;
     const op = Object.hasOwn(meta.operatingPoints, opName) ? meta.operatingPoints[opName] : undefined;
     if (!op) {
-      throw new InputError('UNKNOWN_OPERATING_POINT',
-        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`);
+      throw new InputError(
+        'UNKNOWN_OPERATING_POINT',
+        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
+      );
     }
     if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
     const wantDisplay = !!(opts.heatmap || opts.thumbnail);
@@ -205,7 +225,11 @@ export class Predictor {
     const warnings: string[] = [];
     const checks = imageChecks(img.facts);
     // The image checks above read the raw square; the network reads it normalised as it was trained.
-    const x = toInput(normalizeImages(img.pixels.slice(), 1, meta.inputSize, meta.preprocessing.normalize), 1, meta.inputSize);
+    const x = toInput(
+      normalizeImages(img.pixels.slice(), 1, meta.inputSize, meta.preprocessing.normalize),
+      1,
+      meta.inputSize,
+    );
     let logit: number;
     let oodResult: Prediction['ood'] = null;
     let cam = null;
@@ -220,7 +244,10 @@ export class Predictor {
       t2 = performance.now();
       verdict = deriveVerdict({ ood: oodResult, checks, width: img.width, height: img.height, facts: img.facts });
       if ((verdict.status === 'cannot-assess' || oodResult?.outOfDistribution) && policy === 'refuse') {
-        throw new InputError('NOT_A_CHEST_XRAY', `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`);
+        throw new InputError(
+          'NOT_A_CHEST_XRAY',
+          `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`,
+        );
       }
       if (opts.heatmap && this.parts) cam = gradCam(this.parts, x, 0);
     } finally {
@@ -238,13 +265,21 @@ export class Predictor {
       verdict,
       warnings,
       ood: oodResult,
-      input: { kind: img.kind, width: img.width, height: img.height, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length },
+      input: {
+        kind: img.kind,
+        width: img.width,
+        height: img.height,
+        sha256: crypto.createHash('sha256').update(bytes).digest('hex'),
+        bytes: bytes.length,
+      },
       timings: { decodeMs: t1 - t0, inferMs: t2 - t1, totalMs: 0 },
     };
     if (opts.heatmap) {
       if (cam && img.display) {
         // As strong as the model's belief: a confident NORMAL shows (almost) no colour.
-        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, { strength: probability });
+        out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, {
+          strength: probability,
+        });
       } else {
         warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
       }
@@ -255,7 +290,8 @@ export class Predictor {
       out.thumbnailPng = await sharp(gray, { raw: { width, height, channels: 1 } })
         .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
         .toColourspace('b-w') // one channel: libvips would otherwise write RGB
-        .png().toBuffer();
+        .png()
+        .toBuffer();
     }
     out.timings.totalMs = performance.now() - t0;
     return out;
@@ -280,9 +316,12 @@ async function warmUpImage(): Promise<Buffer> {
   const px = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const lung = ((x - 100) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1 || ((x - 220) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1;
+      const lung =
+        ((x - 100) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1 || ((x - 220) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1;
       px[y * w + x] = lung ? 60 + ((x * 7 + y * 3) % 20) : 190;
     }
   }
-  return sharp(px, { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+  return sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .png()
+    .toBuffer();
 }

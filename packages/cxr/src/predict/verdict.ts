@@ -56,36 +56,57 @@ export function ageInYears(as: string | undefined): number | null {
 /** The gate's finding, as the API and the page word it. */
 export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
   if (!ood?.outOfDistribution) return null;
-  return { code: 'OOD', message: `does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})` };
+  return {
+    code: 'OOD',
+    message: `does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`,
+  };
 }
 
 export function deriveVerdict(e: VerdictEvidence): Verdict {
   const unreadable: VerdictReason[] = [];
   const side = Math.min(e.width, e.height);
   if (side < MIN_SIDE) {
-    unreadable.push({ code: 'TOO_SMALL', message: `image is too small to read (${e.width}×${e.height} pixels; at least ${MIN_SIDE} on the shorter side)` });
+    unreadable.push({
+      code: 'TOO_SMALL',
+      message: `image is too small to read (${e.width}×${e.height} pixels; at least ${MIN_SIDE} on the shorter side)`,
+    });
   }
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
   const age = ageInYears(e.facts.patientAge);
-  const ageReason: VerdictReason | null = age !== null && age > MAX_AGE_YEARS
-    // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
-    ? { code: 'AGE', message: `outside the intended population (${INTENDED_POPULATION}): the DICOM header gives a patient age over ${MAX_AGE_YEARS} years` }
-    : null;
+  const ageReason: VerdictReason | null =
+    age !== null && age > MAX_AGE_YEARS
+      ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
+        {
+          code: 'AGE',
+          message: `outside the intended population (${INTENDED_POPULATION}): the DICOM header gives a patient age over ${MAX_AGE_YEARS} years`,
+        }
+      : null;
   const ood = oodReason(e.ood);
   if (unreadable.length) {
-    return { status: 'cannot-assess', reasons: [...unreadable, ...(ood ? [ood] : []), ...(ageReason ? [ageReason] : [])] };
+    return {
+      status: 'cannot-assess',
+      reasons: [...unreadable, ...(ood ? [ood] : []), ...(ageReason ? [ageReason] : [])],
+    };
   }
   // A header that says chest radiograph (DICOM, no header check fired) makes an OOD score mean
   // "a chest film unlike the training films" (an adult's, another site's), not "not a chest X-ray".
   const chestByHeader = e.facts.modality !== undefined || e.facts.bodyPart !== undefined;
   if (ageReason) {
-    const unlike = ood && { code: 'OOD' as const, message: `unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})` };
+    const unlike = ood && {
+      code: 'OOD' as const,
+      message: `unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})`,
+    };
     return { status: 'outside-population', reasons: [ageReason, ...(unlike ? [unlike] : [])] };
   }
   if (ood && chestByHeader && age === null) {
     return {
       status: 'outside-population',
-      reasons: [{ code: 'OOD', message: `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, but unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})` }],
+      reasons: [
+        {
+          code: 'OOD',
+          message: `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, but unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})`,
+        },
+      ],
     };
   }
   if (ood) return { status: 'cannot-assess', reasons: [ood] };

@@ -38,8 +38,23 @@ const config = {
   background: 'white',
   padding: 12,
   view: { stroke: '#9aa5b1' },
-  title: { fontSize: 15, fontWeight: 600, color: INK, anchor: 'start', offset: 12, subtitleFontSize: 12, subtitleColor: '#52606d' },
-  axis: { labelFontSize: 12, titleFontSize: 12.5, titleFontWeight: 500, titleColor: INK, labelColor: '#3e4c59', gridColor: GRID },
+  title: {
+    fontSize: 15,
+    fontWeight: 600,
+    color: INK,
+    anchor: 'start',
+    offset: 12,
+    subtitleFontSize: 12,
+    subtitleColor: '#52606d',
+  },
+  axis: {
+    labelFontSize: 12,
+    titleFontSize: 12.5,
+    titleFontWeight: 500,
+    titleColor: INK,
+    labelColor: '#3e4c59',
+    gridColor: GRID,
+  },
   legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 360, symbolSize: 90 },
 } as const;
 
@@ -92,8 +107,20 @@ export function confusionChart(
   const [neg, pos] = opts.classNames ?? DEFAULT_CLASS_NAMES;
   const cell = opts.cell ?? 130;
   const rows = [
-    { actual: neg, cells: [{ predicted: neg, count: c.tn }, { predicted: pos, count: c.fp }] },
-    { actual: pos, cells: [{ predicted: neg, count: c.fn }, { predicted: pos, count: c.tp }] },
+    {
+      actual: neg,
+      cells: [
+        { predicted: neg, count: c.tn },
+        { predicted: pos, count: c.fp },
+      ],
+    },
+    {
+      actual: pos,
+      cells: [
+        { predicted: neg, count: c.fn },
+        { predicted: pos, count: c.tp },
+      ],
+    },
   ];
   const values = rows.flatMap((r) => {
     const total = r.cells[0].count + r.cells[1].count;
@@ -112,14 +139,29 @@ export function confusionChart(
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     // Wrapped to the plot's width, so that a long experiment name does not widen (and so shrink) the matrix.
-    title: { text: wrapText(opts.title, Math.max(24, Math.round((cell * 2 + 60) / 8))), ...(opts.subtitle ? { subtitle: opts.subtitle } : {}) },
+    title: {
+      text: wrapText(opts.title, Math.max(24, Math.round((cell * 2 + 60) / 8))),
+      ...(opts.subtitle ? { subtitle: opts.subtitle } : {}),
+    },
     config: { ...config, axis: { ...config.axis, grid: false, ticks: false, domain: false, labelPadding: 6 } },
     width: cell * 2,
     height: cell * 2,
     data: { values },
     encoding: {
-      x: { field: 'predicted', type: 'nominal', sort: [neg, pos], title: 'Predicted', axis: { orient: 'top', labelAngle: 0 } },
-      y: { field: 'actual', type: 'nominal', sort: [neg, pos], title: 'Actual', axis: { labelAngle: -90, labelAlign: 'center', labelBaseline: 'bottom' } },
+      x: {
+        field: 'predicted',
+        type: 'nominal',
+        sort: [neg, pos],
+        title: 'Predicted',
+        axis: { orient: 'top', labelAngle: 0 },
+      },
+      y: {
+        field: 'actual',
+        type: 'nominal',
+        sort: [neg, pos],
+        title: 'Actual',
+        axis: { labelAngle: -90, labelAlign: 'center', labelBaseline: 'bottom' },
+      },
     },
     layer: [
       {
@@ -141,7 +183,12 @@ export function confusionChart(
 }
 
 const diagonal = {
-  data: { values: [{ a: 0, b: 0 }, { a: 1, b: 1 }] },
+  data: {
+    values: [
+      { a: 0, b: 0 },
+      { a: 1, b: 1 },
+    ],
+  },
   mark: { type: 'line', strokeDash: [5, 4], color: '#9aa5b1', strokeWidth: 1.2 },
   encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
 };
@@ -153,7 +200,10 @@ const unitAxis = (title: string) => ({
   axis: { format: '.1f', tickCount: 5 },
 });
 
-export function rocChart(points: readonly RocPoint[], opts: { title: string; subtitle?: string; marks?: readonly MarkedPoint[] }): ChartSpec {
+export function rocChart(
+  points: readonly RocPoint[],
+  opts: { title: string; subtitle?: string; marks?: readonly MarkedPoint[] },
+): ChartSpec {
   const values = points.map((p, i) => ({ i, fpr: p.fpr, tpr: p.tpr }));
   const marks = opts.marks ?? [];
   return {
@@ -186,9 +236,15 @@ export function rocOverlayChart(
   curves: readonly { name: string; auc: number | null; points: readonly RocPoint[] }[],
   opts: { title: string; subtitle?: string },
 ): ChartSpec {
-  const label = (c: { name: string; auc: number | null }) => `${c.name} (AUC ${c.auc === null ? 'n/a' : c.auc.toFixed(3)})`;
+  const label = (c: { name: string; auc: number | null }) =>
+    `${c.name} (AUC ${c.auc === null ? 'n/a' : c.auc.toFixed(3)})`;
   const values = curves.flatMap((c) => c.points.map((p, i) => ({ model: label(c), i, fpr: p.fpr, tpr: p.tpr })));
-  const panel = (title: string, x: [number, number], y: [number, number], format = x[1] - x[0] < 1 ? '.2f' : '.1f') => ({
+  const panel = (
+    title: string,
+    x: [number, number],
+    y: [number, number],
+    format = x[1] - x[0] < 1 ? '.2f' : '.1f',
+  ) => ({
     title: { text: title, fontSize: 13, fontWeight: 500 },
     width: 340,
     height: 340,
@@ -198,11 +254,23 @@ export function rocOverlayChart(
         data: { values },
         mark: { type: 'line', strokeWidth: 1.8, interpolate: 'linear', clip: true },
         encoding: {
-          x: { ...unitAxis('False positive rate (1 − specificity)'), field: 'fpr', scale: { domain: x, nice: false }, axis: { format, tickCount: 5 } },
-          y: { ...unitAxis('True positive rate (sensitivity)'), field: 'tpr', scale: { domain: y, nice: false }, axis: { format, tickCount: 5 } },
+          x: {
+            ...unitAxis('False positive rate (1 − specificity)'),
+            field: 'fpr',
+            scale: { domain: x, nice: false },
+            axis: { format, tickCount: 5 },
+          },
+          y: {
+            ...unitAxis('True positive rate (sensitivity)'),
+            field: 'tpr',
+            scale: { domain: y, nice: false },
+            axis: { format, tickCount: 5 },
+          },
           order: { field: 'i', type: 'quantitative' },
           color: {
-            field: 'model', type: 'nominal', title: null,
+            field: 'model',
+            type: 'nominal',
+            title: null,
             scale: { domain: curves.map(label), scheme: curves.length > 10 ? 'category20' : 'tableau10' },
             legend: { orient: 'bottom', direction: 'vertical', offset: 14 },
           },
@@ -238,7 +306,10 @@ export function prChart(
       {
         data: { values: [{ prevalence: opts.prevalence, label: `chance level (prevalence ${pct(opts.prevalence)})` }] },
         layer: [
-          { mark: { type: 'rule', strokeDash: [5, 4], color: '#9aa5b1' }, encoding: { y: { field: 'prevalence', type: 'quantitative' } } },
+          {
+            mark: { type: 'rule', strokeDash: [5, 4], color: '#9aa5b1' },
+            encoding: { y: { field: 'prevalence', type: 'quantitative' } },
+          },
           {
             mark: { type: 'text', align: 'left', dx: 4, dy: -7, fontSize: 11, color: '#7b8794' },
             encoding: { x: { datum: 0 }, y: { field: 'prevalence', type: 'quantitative' }, text: { field: 'label' } },
@@ -255,7 +326,10 @@ export function prChart(
   } as ChartSpec;
 }
 
-export function reliabilityChart(bins: readonly ReliabilityBin[], opts: { title: string; subtitle?: string }): ChartSpec {
+export function reliabilityChart(
+  bins: readonly ReliabilityBin[],
+  opts: { title: string; subtitle?: string },
+): ChartSpec {
   const filled = bins.filter((b) => b.count > 0);
   const width = 380;
   return {
@@ -302,11 +376,19 @@ export function reliabilityChart(bins: readonly ReliabilityBin[], opts: { title:
 
 export function trainingChart(log: readonly EpochLog[], opts: { title: string; subtitle?: string }): ChartSpec {
   const series = (panel: string, key: keyof EpochLog, label: string) =>
-    log.flatMap((e) => (typeof e[key] === 'number' && Number.isFinite(e[key]) ? [{ epoch: e.epoch, panel, series: label, value: e[key] }] : []));
+    log.flatMap((e) =>
+      typeof e[key] === 'number' && Number.isFinite(e[key])
+        ? [{ epoch: e.epoch, panel, series: label, value: e[key] }]
+        : [],
+    );
   const loss = [...series('loss', 'loss', 'training loss'), ...series('loss', 'val_loss', 'validation loss')];
-  const quality = [...series('quality', 'val_auc', 'validation AUC'), ...series('quality', 'val_accuracy', 'validation accuracy')];
+  const quality = [
+    ...series('quality', 'val_auc', 'validation AUC'),
+    ...series('quality', 'val_accuracy', 'validation accuracy'),
+  ];
   const withAuc = log.filter((e) => typeof e.val_auc === 'number');
-  const best = withAuc.length > 0 ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a)) : null;
+  const best =
+    withAuc.length > 0 ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a)) : null;
   const xAxis = { field: 'epoch', type: 'quantitative', title: 'Epoch', axis: { tickMinStep: 1, format: 'd' } };
   const panel = (values: object[], title: string, yTitle: string, colours: string[], yScale: object) => ({
     width: 340,
@@ -319,7 +401,13 @@ export function trainingChart(log: readonly EpochLog[], opts: { title: string; s
         encoding: {
           x: xAxis,
           y: { field: 'value', type: 'quantitative', title: yTitle, scale: yScale },
-          color: { field: 'series', type: 'nominal', title: null, scale: { range: colours }, legend: { orient: 'top', direction: 'horizontal' } },
+          color: {
+            field: 'series',
+            type: 'nominal',
+            title: null,
+            scale: { range: colours },
+            legend: { orient: 'top', direction: 'horizontal' },
+          },
         },
       },
       ...(best
@@ -327,9 +415,20 @@ export function trainingChart(log: readonly EpochLog[], opts: { title: string; s
             {
               data: { values: [{ epoch: best.epoch, label: 'best val AUC' }] },
               layer: [
-                { mark: { type: 'rule', strokeDash: [3, 3], color: '#7b8794' }, encoding: { x: { field: 'epoch', type: 'quantitative' } } },
                 {
-                  mark: { type: 'text', align: 'right', baseline: 'top', dx: -4, dy: 4, fontSize: 11, color: '#7b8794' },
+                  mark: { type: 'rule', strokeDash: [3, 3], color: '#7b8794' },
+                  encoding: { x: { field: 'epoch', type: 'quantitative' } },
+                },
+                {
+                  mark: {
+                    type: 'text',
+                    align: 'right',
+                    baseline: 'top',
+                    dx: -4,
+                    dy: 4,
+                    fontSize: 11,
+                    color: '#7b8794',
+                  },
                   encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } },
                 },
               ],

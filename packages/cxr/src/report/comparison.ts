@@ -19,9 +19,13 @@ export const ExperimentSummary = z.object({
   trainingSeconds: z.number().nonnegative().nullable(),
   runDir: z.string(),
   /** Validation labels and probabilities, for the ROC curves drawn on one plot. */
-  predictions: z.object({ labels: z.array(z.number()), probs: z.array(z.number()), files: z.array(z.string()).optional() }).optional(),
+  predictions: z
+    .object({ labels: z.array(z.number()), probs: z.array(z.number()), files: z.array(z.string()).optional() })
+    .optional(),
   /** The summary of the run's robustness.json (`cxr robustness`), when it has one. */
-  robustness: z.object({ robustSpecificity: z.number().nullable(), worstSpecificity: z.number().nullable(), meanEce: z.number() }).optional(),
+  robustness: z
+    .object({ robustSpecificity: z.number().nullable(), worstSpecificity: z.number().nullable(), meanEce: z.number() })
+    .optional(),
 });
 export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
@@ -40,11 +44,19 @@ type Prediction = NonNullable<ExperimentSummary['predictions']>;
  * AUC(e) − AUC(reference) when both scored the same cases: rows matched by file where both list
  * files, else by position; null when the case sets or their labels differ.
  */
-function aucVersusReference(e: Prediction, ref: Prediction): { difference: number; ci95: [number, number] | null } | null {
+function aucVersusReference(
+  e: Prediction,
+  ref: Prediction,
+): { difference: number; ci95: [number, number] | null } | null {
   const byFile = e.files?.length && ref.files?.length ? new Map(ref.files.map((f, i) => [f, i])) : null;
   const row = e.labels.map((_, i) => (byFile ? byFile.get(e.files![i]) : i));
-  if (e.labels.length !== ref.labels.length || row.some((j, i) => j === undefined || ref.labels[j] !== e.labels[i])) return null;
-  return pairedAucDifference(e.labels, row.map((j) => ref.probs[j!]), e.probs);
+  if (e.labels.length !== ref.labels.length || row.some((j, i) => j === undefined || ref.labels[j] !== e.labels[i]))
+    return null;
+  return pairedAucDifference(
+    e.labels,
+    row.map((j) => ref.probs[j!]),
+    e.probs,
+  );
 }
 
 const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
@@ -57,9 +69,21 @@ interface Column {
 }
 
 const COLUMNS: Column[] = [
-  { label: 'Accuracy', value: (m) => m.accuracy, cell: (m) => [pct(m.accuracy), formatInterval(m.ci95.accuracy, true)] },
-  { label: 'Sensitivity', value: (m) => m.sensitivity, cell: (m) => [pct(m.sensitivity), formatInterval(m.ci95.sensitivity, true)] },
-  { label: 'Specificity', value: (m) => m.specificity, cell: (m) => [pct(m.specificity), formatInterval(m.ci95.specificity, true)] },
+  {
+    label: 'Accuracy',
+    value: (m) => m.accuracy,
+    cell: (m) => [pct(m.accuracy), formatInterval(m.ci95.accuracy, true)],
+  },
+  {
+    label: 'Sensitivity',
+    value: (m) => m.sensitivity,
+    cell: (m) => [pct(m.sensitivity), formatInterval(m.ci95.sensitivity, true)],
+  },
+  {
+    label: 'Specificity',
+    value: (m) => m.specificity,
+    cell: (m) => [pct(m.specificity), formatInterval(m.ci95.specificity, true)],
+  },
   { label: 'ROC AUC', value: (m) => m.auc, cell: (m) => [dec(m.auc), formatInterval(m.ci95.auc, false)] },
 ];
 
@@ -123,7 +147,11 @@ export async function writeComparison(
   let rocSvg: string | null = null;
   if (withRoc.length > 0) {
     const spec = rocOverlayChart(
-      withRoc.map((e) => ({ name: path.basename(e.runDir), auc: e.metrics.auc, points: rocCurve(e.predictions!.labels, e.predictions!.probs) })),
+      withRoc.map((e) => ({
+        name: path.basename(e.runDir),
+        auc: e.metrics.auc,
+        points: rocCurve(e.predictions!.labels, e.predictions!.probs),
+      })),
       { title: 'ROC curves (runs named by folder)', subtitle: split },
     );
     const r = await writeChart(spec, path.join(outDir, 'roc-comparison'));
@@ -131,13 +159,17 @@ export async function writeComparison(
     rocSvg = r.svg;
   }
   // Each run's own training curves, where its report has them.
-  const curves = await Promise.all(list.map(async (e) => {
-    const base = path.join(e.runDir, 'report', 'training');
-    return existsSync(`${base}.svg`) ? { png: `${base}.png`, svg: await readFile(`${base}.svg`, 'utf8') } : null;
-  }));
+  const curves = await Promise.all(
+    list.map(async (e) => {
+      const base = path.join(e.runDir, 'report', 'training');
+      return existsSync(`${base}.svg`) ? { png: `${base}.png`, svg: await readFile(`${base}.svg`, 'utf8') } : null;
+    }),
+  );
 
   const ref = opts.reference === undefined ? undefined : list.find((e) => e.name === opts.reference);
-  const deltas = list.map((e) => (ref?.predictions && e.predictions && e !== ref ? aucVersusReference(e.predictions, ref.predictions) : null));
+  const deltas = list.map((e) =>
+    ref?.predictions && e.predictions && e !== ref ? aucVersusReference(e.predictions, ref.predictions) : null,
+  );
   const deltaText = (i: number): [string, string] => {
     const d = deltas[i];
     if (list[i] === ref) return ['reference', ''];
@@ -151,7 +183,17 @@ export async function writeComparison(
   const robustCells = (e: (typeof list)[number]): [string, string][] => {
     if (!robust) return [];
     const r = e.robustness;
-    return r ? [[pct(r.robustSpecificity), ''], [pct(r.worstSpecificity), ''], [r.meanEce.toFixed(3), '']] : [['—', ''], ['—', ''], ['—', '']];
+    return r
+      ? [
+          [pct(r.robustSpecificity), ''],
+          [pct(r.worstSpecificity), ''],
+          [r.meanEce.toFixed(3), ''],
+        ]
+      : [
+          ['—', ''],
+          ['—', ''],
+          ['—', ''],
+        ];
   };
 
   const best = bestPerColumn(list);
@@ -163,13 +205,26 @@ export async function writeComparison(
     '',
     `${intro} Generated ${generated} UTC.`,
     '',
-    ...(ref ? [`ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, with a paired bootstrap 95% interval (an interval that excludes 0 is a difference the validation set can tell apart).`, ''] : []),
-    ...(robust ? ['Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` (its own images and operating point); worst: the lowest of them; mean ECE over the same rows.', ''] : []),
+    ...(ref
+      ? [
+          `ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, with a paired bootstrap 95% interval (an interval that excludes 0 is a difference the validation set can tell apart).`,
+          '',
+        ]
+      : []),
+    ...(robust
+      ? [
+          'Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` (its own images and operating point); worst: the lowest of them; mean ECE over the same rows.',
+          '',
+        ]
+      : []),
     `| Experiment | ${[...COLUMNS.map((c) => c.label), ...deltaLabel, ...robustLabel].join(' | ')} | Threshold | Training time | Run |`,
     `|---|${[...COLUMNS, ...deltaLabel, ...robustLabel].map(() => '---:').join('|')}|---:|---:|---|`,
     ...list.map((e, i) => {
-      const cells = [...COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i))), ...(ref ? [mdCell(deltaText(i), false)] : []),
-        ...robustCells(e).map((c) => mdCell(c, false))];
+      const cells = [
+        ...COLUMNS.map((c, j) => mdCell(c.cell(e.metrics), best[j].has(i))),
+        ...(ref ? [mdCell(deltaText(i), false)] : []),
+        ...robustCells(e).map((c) => mdCell(c, false)),
+      ];
       const name = `**${mdEscape(e.name)}**${e.description ? `<br>${mdEscape(e.description)}` : ''}`;
       return `| ${name} | ${cells.join(' | ')} | ${e.metrics.threshold.toFixed(3)} | ${duration(e.trainingSeconds)} | [${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)}) |`;
     }),
@@ -177,18 +232,26 @@ export async function writeComparison(
     '## Confusion matrices',
     '',
     // Four to a table, so that a page of many experiments does not scroll sideways.
-    ...Array.from({ length: Math.ceil(list.length / 4) }, (_, g) => list.slice(4 * g, 4 * g + 4)).flatMap((group, g) => [
-      `| ${group.map((e) => mdEscape(e.name)).join(' | ')} |`,
-      `|${group.map(() => ':---:').join('|')}|`,
-      `| ${group.map((e, k) => `![${mdEscape(e.name)}](${bases[4 * g + k]}.png)`).join(' | ')} |`,
-      '',
-    ]),
+    ...Array.from({ length: Math.ceil(list.length / 4) }, (_, g) => list.slice(4 * g, 4 * g + 4)).flatMap(
+      (group, g) => [
+        `| ${group.map((e) => mdEscape(e.name)).join(' | ')} |`,
+        `|${group.map(() => ':---:').join('|')}|`,
+        `| ${group.map((e, k) => `![${mdEscape(e.name)}](${bases[4 * g + k]}.png)`).join(' | ')} |`,
+        '',
+      ],
+    ),
     ...(rocSvg ? ['## ROC curves', '', '![ROC curves of every experiment](roc-comparison.png)', ''] : []),
-    ...(curves.some(Boolean) ? [
-      '## Training curves',
-      '',
-      ...list.flatMap((e, i) => (curves[i] ? [`### ${mdEscape(e.name)}`, '', `![training curves](${relLink(outDir, curves[i]!.png)})`, ''] : [])),
-    ] : []),
+    ...(curves.some(Boolean)
+      ? [
+          '## Training curves',
+          '',
+          ...list.flatMap((e, i) =>
+            curves[i]
+              ? [`### ${mdEscape(e.name)}`, '', `![training curves](${relLink(outDir, curves[i]!.png)})`, '']
+              : [],
+          ),
+        ]
+      : []),
   ];
   const mdFile = path.join(outDir, 'comparison.md');
   await writeFile(mdFile, md.join('\n'));
@@ -211,13 +274,21 @@ export async function writeComparison(
 <h2>Confusion matrices</h2>
 <div class="side">
 ${list.map((e, i) => `<figure>${inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`)}<figcaption><a href="${bases[i]}.png">PNG</a> · <a href="${bases[i]}.svg">SVG</a></figcaption></figure>`).join('\n')}
-</div>${rocSvg ? `
+</div>${
+    rocSvg
+      ? `
 <h2>ROC curves</h2>
-<figure>${inlineSvg(rocSvg, 'roc-comparison', 'ROC curves of every experiment')}</figure>` : ''}${curves.some(Boolean) ? `
+<figure>${inlineSvg(rocSvg, 'roc-comparison', 'ROC curves of every experiment')}</figure>`
+      : ''
+  }${
+    curves.some(Boolean)
+      ? `
 <h2>Training curves</h2>
 <div class="side">
 ${list.map((e, i) => (curves[i] ? `<figure>${inlineSvg(curves[i]!.svg, `training-${bases[i]}`, `Training curves of ${e.name}`)}<figcaption>${escapeHtml(e.name)}</figcaption></figure>` : '')).join('\n')}
-</div>` : ''}`;
+</div>`
+      : ''
+  }`;
   const htmlFile = path.join(outDir, 'comparison.html');
   await writeFile(htmlFile, htmlPage(title, body));
   files.push(htmlFile);

@@ -3,7 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { vegaTextWidth } from './text_metrics';
-export type ChartSpec = import('vega-lite', { with: { 'resolution-mode': 'import' } }).TopLevelSpec;
+export type ChartSpec = import('vega-lite', { with: { 'resolution-mode': 'import' }}).TopLevelSpec;
 
 /** vega and vega-lite ship only as ES modules; this CommonJS package loads them on first use. */
 async function libraries() {
@@ -26,7 +26,9 @@ export async function renderSvg(spec: ChartSpec): Promise<string> {
 
 /** Rendered at twice the SVG's nominal size so that the PNG stays sharp on high-density screens. */
 export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
-  return sharp(Buffer.from(svg), { density: 72 * scale }).png().toBuffer();
+  return sharp(Buffer.from(svg), { density: 72 * scale })
+    .png()
+    .toBuffer();
 }
 
 /** Writes `<base>.svg` and `<base>.png`; returns the SVG text (for inlining) and both paths. */

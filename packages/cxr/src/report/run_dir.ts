@@ -40,7 +40,10 @@ export const Predictions = z
     labels: z.array(z.union([z.literal(0), z.literal(1)])),
     probs: z.array(z.number().min(0).max(1)),
   })
-  .refine((p) => p.labels.length === p.probs.length && p.labels.length > 0, 'labels and probs must be non-empty and equally long');
+  .refine(
+    (p) => p.labels.length === p.probs.length && p.labels.length > 0,
+    'labels and probs must be non-empty and equally long',
+  );
 export type Predictions = z.infer<typeof Predictions>;
 
 export interface SplitData {
@@ -135,7 +138,9 @@ export async function readRunDir(dir: string): Promise<RunData> {
       if (!r.success) throw new Error(z.prettifyError(r.error));
       return r.data;
     });
-    const metrics = await tryParse(path.join(metricsDir, `${name}.json`), (j) => parseMetrics(j, `metrics/${name}.json`));
+    const metrics = await tryParse(path.join(metricsDir, `${name}.json`), (j) =>
+      parseMetrics(j, `metrics/${name}.json`),
+    );
     if (predictions || metrics) splits.push({ name, predictions, metrics });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };

@@ -17,7 +17,10 @@ export function startRunLog(file: string, resumedAfterEpoch: number | null): voi
     fs.rmSync(file);
     return;
   }
-  const kept = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { epoch: number }).epoch <= resumedAfterEpoch);
+  const kept = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && (JSON.parse(l) as { epoch: number }).epoch <= resumedAfterEpoch);
   fs.writeFileSync(file, kept.map((l) => l + '\n').join(''));
 }
 

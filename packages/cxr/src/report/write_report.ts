@@ -26,19 +26,26 @@ export interface ReportResult {
   warnings: string[];
 }
 
-const SPLIT_LABELS: Record<string, string> = { test: 'Test set', val: 'Validation set', validation: 'Validation set', train: 'Training set' };
+const SPLIT_LABELS: Record<string, string> = {
+  test: 'Test set',
+  val: 'Validation set',
+  validation: 'Validation set',
+  train: 'Training set',
+};
 const splitLabel = (name: string) => SPLIT_LABELS[name] ?? `Split “${name}”`;
 
 /** The threshold used when a split has predictions but no metrics file. */
 function defaultThreshold(meta: RunMeta): number {
   const points = metaThresholds(meta);
-  const preferred = points.find((p) => p.name === meta.defaultOperatingPoint) ?? points.find((p) => p.name === 'balanced');
+  const preferred =
+    points.find((p) => p.name === meta.defaultOperatingPoint) ?? points.find((p) => p.name === 'balanced');
   return preferred?.threshold ?? 0.5;
 }
 
 function markedPoints(meta: RunMeta, p: Predictions, evaluatedAt: number): MarkedPoint[] {
   const points = metaThresholds(meta);
-  if (!points.some((x) => Math.abs(x.threshold - evaluatedAt) < 1e-9)) points.push({ name: 'evaluated', threshold: evaluatedAt });
+  if (!points.some((x) => Math.abs(x.threshold - evaluatedAt) < 1e-9))
+    points.push({ name: 'evaluated', threshold: evaluatedAt });
   return points.map(({ name, threshold }) => {
     const c = confusionAt(p.labels, p.probs, threshold);
     return {
@@ -69,7 +76,9 @@ function summarySentence(m: Metrics, classNames: ClassNames): string {
   const neg = c.tn + c.fp;
   const parts: string[] = [];
   if (pos > 0) {
-    parts.push(`Of <b>${pos}</b> images with ${escapeHtml(classNames[1])}, the model flagged <b>${c.tp}</b> (${pct(m.sensitivity)}) and missed ${c.fn}.`);
+    parts.push(
+      `Of <b>${pos}</b> images with ${escapeHtml(classNames[1])}, the model flagged <b>${c.tp}</b> (${pct(m.sensitivity)}) and missed ${c.fn}.`,
+    );
   }
   if (neg > 0) {
     parts.push(
@@ -116,7 +125,11 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
 
   await chart(
     'confusion',
-    confusionChart(m.confusion, { title: `Confusion matrix — ${label}`, subtitle: `threshold ${m.threshold.toFixed(3)} · % of each actual class`, classNames }),
+    confusionChart(m.confusion, {
+      title: `Confusion matrix — ${label}`,
+      subtitle: `threshold ${m.threshold.toFixed(3)} · % of each actual class`,
+      classNames,
+    }),
     'Counts of images by actual and predicted class. The diagonal holds the correct calls.',
   );
   if (p) {
@@ -127,7 +140,11 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
       const ci = m.ci95.auc ? ` (95% CI ${formatInterval(m.ci95.auc, false)})` : '';
       await chart(
         'roc',
-        rocChart(rocCurve(p.labels, p.probs), { title: `ROC curve — ${label}`, subtitle: `AUC ${dec(m.auc)}${ci}`, marks }),
+        rocChart(rocCurve(p.labels, p.probs), {
+          title: `ROC curve — ${label}`,
+          subtitle: `AUC ${dec(m.auc)}${ci}`,
+          marks,
+        }),
         'Each point of the curve is one threshold: moving right flags more images, catching more pneumonia at the cost of more false alarms. The dashed line is guessing.',
       );
     }
@@ -155,7 +172,9 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
 
   const notes = [...(m.notes ?? []), ...(p ? [] : ['no predictions file for this split: curves are not available'])];
   if (split.name === 'val' || split.name === 'validation') {
-    notes.push('Thresholds and calibration were tuned on this set, so its numbers are optimistic; the test set gives the fair estimate.');
+    notes.push(
+      'Thresholds and calibration were tuned on this set, so its numbers are optimistic; the test set gives the fair estimate.',
+    );
   }
   return `<h2 id="split-${s}">${escapeHtml(label)}</h2>
 <section class="card">
@@ -173,11 +192,16 @@ ${figures.map(figureHtml).join('\n')}
 async function trainingSection(log: EpochLog[], outDir: string, files: string[]): Promise<string> {
   if (log.length === 0) return '';
   const base = path.join(outDir, 'training');
-  const r = await writeChart(trainingChart(log, { title: 'Training progress', subtitle: `${log.length} epoch(s)` }), base);
+  const r = await writeChart(
+    trainingChart(log, { title: 'Training progress', subtitle: `${log.length} epoch(s)` }),
+    base,
+  );
   files.push(...r.files);
   const seconds = log.reduce((a, e) => a + (e.seconds ?? 0), 0);
   const withAuc = log.filter((e) => typeof e.val_auc === 'number');
-  const best = withAuc.length ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a)) : null;
+  const best = withAuc.length
+    ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a))
+    : null;
   const facts = [
     `${log.length} epoch(s)`,
     ...(seconds > 0 ? [`training time ${formatDuration(seconds)}`] : []),
@@ -207,7 +231,9 @@ function modelSection(run: RunData): string {
     ? `<h3>Operating points (chosen on the validation set)</h3>${table(
         ['Name', 'Threshold', 'Validation sensitivity', 'Validation specificity'],
         points.map((p) => {
-          const stored = { ...m.thresholds, ...m.operatingPoints }[p.name] as { sensitivity?: unknown; specificity?: unknown } | number;
+          const stored = { ...m.thresholds, ...m.operatingPoints }[p.name] as
+            | { sensitivity?: unknown; specificity?: unknown }
+            | number;
           const rate = (x: unknown) => (typeof x === 'number' ? pct(x) : '—');
           return [
             escapeHtml(p.name + (p.name === m.defaultOperatingPoint ? ' (default)' : '')),
@@ -221,7 +247,11 @@ function modelSection(run: RunData): string {
   const recipe = (m as Record<string, unknown>).recipe;
   return `<h2 id="model">Model</h2>
 <section class="card">
-${table(['Field', 'Value'], rows.map(([k, v]) => [escapeHtml(k), v]), 'kv')}
+${table(
+  ['Field', 'Value'],
+  rows.map(([k, v]) => [escapeHtml(k), v]),
+  'kv',
+)}
 ${opTable}
 ${recipe !== undefined ? `<h3>Training recipe</h3><pre>${escapeHtml(JSON.stringify(recipe, null, 2))}</pre>` : ''}
 <details><summary>All metadata (cxr.json)</summary><pre>${escapeHtml(JSON.stringify(m, null, 2))}</pre></details>

@@ -19,20 +19,45 @@ const config = {
   background: 'white',
   padding: 12,
   view: { stroke: '#9aa5b1' },
-  title: { fontSize: 15, fontWeight: 600, color: '#1f2933', anchor: 'start', offset: 12, subtitleFontSize: 12, subtitleColor: '#52606d' },
-  axis: { labelFontSize: 12, titleFontSize: 12.5, titleFontWeight: 500, titleColor: '#1f2933', labelColor: '#3e4c59', gridColor: '#e4e7eb' },
+  title: {
+    fontSize: 15,
+    fontWeight: 600,
+    color: '#1f2933',
+    anchor: 'start',
+    offset: 12,
+    subtitleFontSize: 12,
+    subtitleColor: '#52606d',
+  },
+  axis: {
+    labelFontSize: 12,
+    titleFontSize: 12.5,
+    titleFontWeight: 500,
+    titleColor: '#1f2933',
+    labelColor: '#3e4c59',
+    gridColor: '#e4e7eb',
+  },
   legend: { labelFontSize: 11, titleFontSize: 12, symbolSize: 60, columns: 2 },
 } as const;
 
 /** The points of one metric: each change's rows plus the clean row as its strength-0 point. */
-export function strengthSeries(rows: readonly RobustnessRow[], metric: RowMetric): { change: string; strength: number; value: number }[] {
+export function strengthSeries(
+  rows: readonly RobustnessRow[],
+  metric: RowMetric,
+): { change: string; strength: number; value: number }[] {
   const clean = rows.find((r) => r.strength === 0);
   const changes = [...new Set(rows.filter((r) => r.strength > 0).map((r) => r.change))];
-  return changes.flatMap((change) => [...(clean ? [clean] : []), ...rows.filter((r) => r.change === change && r.strength > 0)]
-    .flatMap((r) => (r[metric] === null ? [] : [{ change, strength: r.strength, value: r[metric] as number }])));
+  return changes.flatMap((change) =>
+    [...(clean ? [clean] : []), ...rows.filter((r) => r.change === change && r.strength > 0)].flatMap((r) =>
+      r[metric] === null ? [] : [{ change, strength: r.strength, value: r[metric] as number }],
+    ),
+  );
 }
 
-export function strengthChart(rows: readonly RobustnessRow[], metric: RowMetric, opts: { title: string; subtitle?: string }): ChartSpec {
+export function strengthChart(
+  rows: readonly RobustnessRow[],
+  metric: RowMetric,
+  opts: { title: string; subtitle?: string },
+): ChartSpec {
   const values = strengthSeries(rows, metric);
   const changes = [...new Set(values.map((v) => v.change))];
   const unit = metric === 'specificity' || metric === 'sensitivity' || metric === 'auc';
@@ -44,18 +69,40 @@ export function strengthChart(rows: readonly RobustnessRow[], metric: RowMetric,
     width: 420,
     height: 300,
     layer: [
-      ...(shift ? [{ data: { values: [{ y: 0 }] }, mark: { type: 'rule', color: '#9aa5b1', strokeDash: [4, 3] }, encoding: { y: { field: 'y', type: 'quantitative' } } }] : []),
+      ...(shift
+        ? [
+            {
+              data: { values: [{ y: 0 }] },
+              mark: { type: 'rule', color: '#9aa5b1', strokeDash: [4, 3] },
+              encoding: { y: { field: 'y', type: 'quantitative' } },
+            },
+          ]
+        : []),
       {
         data: { values },
         mark: { type: 'line', strokeWidth: 1.6, point: { filled: true, size: 28 } },
         encoding: {
-          x: { field: 'strength', type: 'quantitative', title: 'Strength (0 = clean)', scale: { domain: [0, 1], nice: false }, axis: { format: '.2f', tickCount: 4 } },
+          x: {
+            field: 'strength',
+            type: 'quantitative',
+            title: 'Strength (0 = clean)',
+            scale: { domain: [0, 1], nice: false },
+            axis: { format: '.2f', tickCount: 4 },
+          },
           y: {
-            field: 'value', type: 'quantitative', title: METRIC_LABELS[metric],
+            field: 'value',
+            type: 'quantitative',
+            title: METRIC_LABELS[metric],
             scale: unit ? { domainMax: 1, zero: false } : { zero: shift },
             axis: { format: shift ? '+.2f' : unit ? '.2f' : '.3f' },
           },
-          color: { field: 'change', type: 'nominal', title: 'Change', scale: { domain: changes, scheme: 'category20' }, legend: { orient: 'right' } },
+          color: {
+            field: 'change',
+            type: 'nominal',
+            title: 'Change',
+            scale: { domain: changes, scheme: 'category20' },
+            legend: { orient: 'right' },
+          },
           order: { field: 'strength', type: 'quantitative' },
         },
       },

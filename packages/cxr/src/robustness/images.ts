@@ -33,15 +33,23 @@ export function isTrainingRoot(data: string): boolean {
 }
 
 /** The records of the model's recorded validation split inside a training root. */
-export async function validationRecords(data: string, meta: ModelMeta): Promise<{ records: ImageRecord[]; source: string }> {
+export async function validationRecords(
+  data: string,
+  meta: ModelMeta,
+): Promise<{ records: ImageRecord[]; source: string }> {
   const split = recordedSplit(meta);
   if (split.valFraction === undefined || split.seed === undefined) {
-    throw new Error(`${meta.name}: cxr.json does not record its validation split (data.valFraction, data.splitSeed); pass a NORMAL/PNEUMONIA folder instead`);
+    throw new Error(
+      `${meta.name}: cxr.json does not record its validation split (data.valFraction, data.splitSeed); pass a NORMAL/PNEUMONIA folder instead`,
+    );
   }
   const train = limitPerClass(await splitRecords(data, 'train'), split.limitPerClass);
   const { val } = splitByPatient(train, { valFraction: split.valFraction, seed: split.seed, mode: split.valSplit });
   const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
-  return { records: val, source: `validation split of ${data} (${val.length} images, valFraction ${split.valFraction}, ${how})` };
+  return {
+    records: val,
+    source: `validation split of ${data} (${val.length} images, valFraction ${split.valFraction}, ${how})`,
+  };
 }
 
 /**
@@ -53,13 +61,19 @@ export function chooseRecords<T extends { label: number }>(records: readonly T[]
   const keep = new Set<number>();
   for (const label of [0, 1]) {
     const idx = records.flatMap((r, i) => (r.label === label ? [i] : []));
-    shuffleInPlace(idx, createRng(seed, 'robustness-limit', label)).slice(0, limit).forEach((i) => keep.add(i));
+    shuffleInPlace(idx, createRng(seed, 'robustness-limit', label))
+      .slice(0, limit)
+      .forEach((i) => keep.add(i));
   }
   return records.filter((_, i) => keep.has(i));
 }
 
 /** Decodes the chosen images once (through the preprocessed cache) at the model's input size. */
-export async function loadBenchmarkImages(data: string, meta: ModelMeta, opts: ImageChoice = {}): Promise<BenchmarkImages> {
+export async function loadBenchmarkImages(
+  data: string,
+  meta: ModelMeta,
+  opts: ImageChoice = {},
+): Promise<BenchmarkImages> {
   if (!fs.existsSync(data)) throw new Error(`${data}: no such folder`);
   let records: ImageRecord[];
   let source: string;
@@ -75,9 +89,12 @@ export async function loadBenchmarkImages(data: string, meta: ModelMeta, opts: I
     throw new Error(`${data}: expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/`);
   }
   const chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1);
-  if (chosen.length < records.length) source += `, ${chosen.length} chosen (at most ${opts.limit} per class, seed ${opts.seed ?? 1})`;
+  if (chosen.length < records.length)
+    source += `, ${chosen.length} chosen (at most ${opts.limit} per class, seed ${opts.seed ?? 1})`;
   const set = await loadImageSet(chosen, kind === 'folder' ? records[0].split : 'validation', {
-    size: meta.inputSize, warn: opts.warn, progress: opts.progress,
+    size: meta.inputSize,
+    warn: opts.warn,
+    progress: opts.progress,
   });
   if (set.labels.length === 0) throw new Error(`${data}: no readable images`);
   return { set, source, kind };

@@ -45,12 +45,20 @@ export type RobustnessSummary = z.infer<typeof RobustnessSummary>;
 const meanOf = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 /** Mean of (probs − clean) over the cases with `label`; null when there are none. */
-function shift(labels: readonly number[], probs: readonly number[], clean: readonly number[], label: number): number | null {
+function shift(
+  labels: readonly number[],
+  probs: readonly number[],
+  clean: readonly number[],
+  label: number,
+): number | null {
   return meanOf(labels.flatMap((y, i) => (y === label ? [probs[i] - clean[i]] : [])));
 }
 
 export function rowMetrics(
-  labels: readonly number[], probs: readonly number[], clean: readonly number[], threshold: number,
+  labels: readonly number[],
+  probs: readonly number[],
+  clean: readonly number[],
+  threshold: number,
 ): Omit<RobustnessRow, 'change' | 'strength' | 'parameter'> {
   const c = confusionAt(labels, probs, threshold);
   return {
@@ -84,7 +92,8 @@ export function summarise(rows: readonly RobustnessRow[]): RobustnessSummary {
     cleanSpecificity: clean?.specificity ?? null,
     robustSpecificity,
     worstSpecificity: worst(perturbed, 'specificity'),
-    meanSpecificityDrop: clean?.specificity != null && robustSpecificity !== null ? clean.specificity - robustSpecificity : null,
+    meanSpecificityDrop:
+      clean?.specificity != null && robustSpecificity !== null ? clean.specificity - robustSpecificity : null,
     cleanAuc: clean?.auc ?? null,
     meanAuc: meanOf(values('auc')),
     worstAuc: worst(perturbed, 'auc'),
@@ -110,7 +119,14 @@ export type OutsideCheck = z.infer<typeof OutsideCheck>;
 export const RobustnessResult = z.object({
   format: z.literal('cxr-robustness/1'),
   model: z.object({ name: z.string(), version: z.string(), sha256: z.string(), dir: z.string() }),
-  data: z.object({ path: z.string(), source: z.string(), n: z.number(), normal: z.number(), pneumonia: z.number(), files: z.array(z.string()) }),
+  data: z.object({
+    path: z.string(),
+    source: z.string(),
+    n: z.number(),
+    normal: z.number(),
+    pneumonia: z.number(),
+    files: z.array(z.string()),
+  }),
   operatingPoint: z.object({ name: z.string(), threshold: z.number() }),
   tta: z.array(z.string()),
   seed: z.union([z.number(), z.string()]),

@@ -12,11 +12,27 @@ import type { RobustnessResult, RobustnessRow } from './metrics';
 import type { Example } from './run';
 
 const PLOTS: { metric: RowMetric; caption: string }[] = [
-  { metric: 'specificity', caption: 'Share of NORMAL films left unflagged at the model\'s default threshold. A falling line is the false alarms a shift causes.' },
+  {
+    metric: 'specificity',
+    caption:
+      "Share of NORMAL films left unflagged at the model's default threshold. A falling line is the false alarms a shift causes.",
+  },
   { metric: 'sensitivity', caption: 'Share of PNEUMONIA films flagged at the default threshold.' },
-  { metric: 'auc', caption: 'Ranking quality, independent of the threshold: a change that keeps the AUC but moves the specificity only moved the scores.' },
-  { metric: 'normalScoreShift', caption: 'Mean change of the predicted probability of NORMAL films against the same films clean; above 0 = pushed towards pneumonia.' },
-  { metric: 'ece', caption: 'Expected calibration error (15 equal-width bins): the gap between stated probabilities and observed rates.' },
+  {
+    metric: 'auc',
+    caption:
+      'Ranking quality, independent of the threshold: a change that keeps the AUC but moves the specificity only moved the scores.',
+  },
+  {
+    metric: 'normalScoreShift',
+    caption:
+      'Mean change of the predicted probability of NORMAL films against the same films clean; above 0 = pushed towards pneumonia.',
+  },
+  {
+    metric: 'ece',
+    caption:
+      'Expected calibration error (15 equal-width bins): the gap between stated probabilities and observed rates.',
+  },
 ];
 
 const signed = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
@@ -37,15 +53,33 @@ ${kpi('Mean NORMAL-score shift', signed(s.meanNormalScoreShift), `PNEUMONIA ${si
 function rowsTable(rows: readonly RobustnessRow[], cleanSpec: number | null): string {
   const num = (x: number | null, f: (v: number) => string) => (x === null ? 'n/a' : f(x));
   return table(
-    ['Change', 'Strength', 'Parameter', 'AUC', 'Sensitivity', 'Specificity', 'Δ NORMAL score', 'Δ PNEUMONIA score', 'ECE', 'n'],
+    [
+      'Change',
+      'Strength',
+      'Parameter',
+      'AUC',
+      'Sensitivity',
+      'Specificity',
+      'Δ NORMAL score',
+      'Δ PNEUMONIA score',
+      'ECE',
+      'n',
+    ],
     rows.map((r) => {
       // A drop of 10 points or more of specificity is what the page is for: make it stand out.
       const bad = cleanSpec !== null && r.specificity !== null && cleanSpec - r.specificity >= 0.1;
       const spec = num(r.specificity, (v) => pct(v));
       return [
-        escapeHtml(r.change), r.strength.toFixed(2), escapeHtml(r.parameter), num(r.auc, (v) => v.toFixed(3)),
-        num(r.sensitivity, (v) => pct(v)), bad ? `<b>${spec}</b>` : spec, signed(r.normalScoreShift), signed(r.pneumoniaScoreShift),
-        r.ece.toFixed(3), String(r.n),
+        escapeHtml(r.change),
+        r.strength.toFixed(2),
+        escapeHtml(r.parameter),
+        num(r.auc, (v) => v.toFixed(3)),
+        num(r.sensitivity, (v) => pct(v)),
+        bad ? `<b>${spec}</b>` : spec,
+        signed(r.normalScoreShift),
+        signed(r.pneumoniaScoreShift),
+        r.ece.toFixed(3),
+        String(r.n),
       ];
     }),
     'robustness',
@@ -54,29 +88,59 @@ function rowsTable(rows: readonly RobustnessRow[], cleanSpec: number | null): st
 
 function outsideSection(r: RobustnessResult): string {
   const o = r.outside;
-  if (!o) return '<p class="note">No outside check: Kaggle\'s val folder was not found beside the data, or it is the data itself.</p>';
+  if (!o)
+    return '<p class="note">No outside check: Kaggle\'s val folder was not found beside the data, or it is the data itself.</p>';
   const clean = r.rows.find((x) => x.strength === 0);
   return `<p>The same model, clean, on <code>${escapeHtml(o.data)}</code> (${o.n} films; not used for any choice). Kaggle's val folder comes from the official test split's patients, so a gap here against the benchmark's clean row is the kind of shift this page is trying to predict.</p>
-${table(['Data', 'AUC', 'Sensitivity', 'Specificity', 'ECE', 'Mean NORMAL score', 'Mean PNEUMONIA score', 'n'], [
-    ['Benchmark images (clean)', dec(clean?.auc ?? null), pct(clean?.sensitivity ?? null), pct(clean?.specificity ?? null), clean ? clean.ece.toFixed(3) : 'n/a', '', '', String(clean?.n ?? '')],
-    ['Kaggle val (clean)', dec(o.auc), pct(o.sensitivity), pct(o.specificity), o.ece.toFixed(3), dec(o.meanNormalScore), dec(o.meanPneumoniaScore), String(o.n)],
-  ])}`;
+${table(
+  ['Data', 'AUC', 'Sensitivity', 'Specificity', 'ECE', 'Mean NORMAL score', 'Mean PNEUMONIA score', 'n'],
+  [
+    [
+      'Benchmark images (clean)',
+      dec(clean?.auc ?? null),
+      pct(clean?.sensitivity ?? null),
+      pct(clean?.specificity ?? null),
+      clean ? clean.ece.toFixed(3) : 'n/a',
+      '',
+      '',
+      String(clean?.n ?? ''),
+    ],
+    [
+      'Kaggle val (clean)',
+      dec(o.auc),
+      pct(o.sensitivity),
+      pct(o.specificity),
+      o.ece.toFixed(3),
+      dec(o.meanNormalScore),
+      dec(o.meanPneumoniaScore),
+      String(o.n),
+    ],
+  ],
+)}`;
 }
 
 async function exampleSheet(examples: readonly Example[]): Promise<string> {
   if (examples.length === 0) return '';
-  const cells = await Promise.all(examples.map(async (e) => {
-    const png = await sharp(e.pixels, { raw: { width: e.size, height: e.size, channels: 1 } }).png().toBuffer();
-    const alt = `${e.change}${e.strength > 0 ? ` at strength ${e.strength.toFixed(2)}` : ''}`;
-    return `<figure class="example"><img src="data:image/png;base64,${png.toString('base64')}" width="${e.size}" height="${e.size}" alt="${escapeHtml(alt)}"><figcaption><b>${escapeHtml(e.change)}</b><br>${escapeHtml(e.parameter)}</figcaption></figure>`;
-  }));
+  const cells = await Promise.all(
+    examples.map(async (e) => {
+      const png = await sharp(e.pixels, { raw: { width: e.size, height: e.size, channels: 1 } })
+        .png()
+        .toBuffer();
+      const alt = `${e.change}${e.strength > 0 ? ` at strength ${e.strength.toFixed(2)}` : ''}`;
+      return `<figure class="example"><img src="data:image/png;base64,${png.toString('base64')}" width="${e.size}" height="${e.size}" alt="${escapeHtml(alt)}"><figcaption><b>${escapeHtml(e.change)}</b><br>${escapeHtml(e.parameter)}</figcaption></figure>`;
+    }),
+  );
   return `<h2 id="examples">What the changes look like</h2>
 <p>One NORMAL film of the benchmark at the model's input size, clean and under each change at the highest strength.</p>
 <style>.sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(${examples[0].size + 26}px, 1fr)); gap: 10px; } figure.example img { image-rendering: pixelated; display: block; margin: 0 auto; }</style>
 <div class="sheet">${cells.join('\n')}</div>`;
 }
 
-export async function writeRobustnessReport(result: RobustnessResult, examples: readonly Example[], outDir: string): Promise<string[]> {
+export async function writeRobustnessReport(
+  result: RobustnessResult,
+  examples: readonly Example[],
+  outDir: string,
+): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
   const files: string[] = [];
   const json = path.join(outDir, 'robustness.json');
@@ -86,11 +150,16 @@ export async function writeRobustnessReport(result: RobustnessResult, examples: 
   const figures: string[] = [];
   for (const p of PLOTS) {
     const base = path.join(outDir, `robustness-${p.metric}`);
-    const spec = strengthChart(result.rows, p.metric, { title: `${METRIC_LABELS[p.metric]} under nuisance changes`, subtitle: `${result.model.name} · ${result.data.n} images` });
+    const spec = strengthChart(result.rows, p.metric, {
+      title: `${METRIC_LABELS[p.metric]} under nuisance changes`,
+      subtitle: `${result.model.name} · ${result.data.n} images`,
+    });
     const r = await writeChart(spec, base);
     files.push(...r.files);
     const name = path.basename(base);
-    figures.push(`<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${escapeHtml(p.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`);
+    figures.push(
+      `<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${escapeHtml(p.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`,
+    );
   }
 
   const m = result.model;
@@ -117,7 +186,14 @@ ${figures.join('\n')}
 <p class="desc">Specificity in bold: 10 points or more below the clean row. Δ scores: mean of (perturbed − clean) predicted probability per class.</p></section>
 ${await exampleSheet(examples)}
 <h2 id="changes">The changes</h2>
-<section class="card">${table(['Change', 'What it imitates', 'At strength 1'], changes.map((c) => [escapeHtml(c.name), escapeHtml(c.description), escapeHtml(c.parameter(1, examples[0]?.size ?? 160))]))}
+<section class="card">${table(
+    ['Change', 'What it imitates', 'At strength 1'],
+    changes.map((c) => [
+      escapeHtml(c.name),
+      escapeHtml(c.description),
+      escapeHtml(c.parameter(1, examples[0]?.size ?? 160)),
+    ]),
+  )}
 <p class="desc">Applied to the decoded model-size image (src/data/perturb.ts), seeded per image; strengths scale sizes with the image side. Run it again: <code>cxr robustness --model DIR --data DIR --out DIR</code>.</p></section>
 <p class="disclaimer">Synthetic changes measure sensitivity to nuisances, not accuracy on another hospital's films; a model can pass them all and still fail on a real shift.</p>`;
   const index = path.join(outDir, 'index.html');

@@ -11,7 +11,14 @@ import { loadModel, type LoadedModel } from '../models/io';
 import { normalizeImages } from '../data/preprocess';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadBenchmarkImages } from './images';
-import { ECE_BINS, type OutsideCheck, type RobustnessResult, type RobustnessRow, rowMetrics, summarise } from './metrics';
+import {
+  ECE_BINS,
+  type OutsideCheck,
+  type RobustnessResult,
+  type RobustnessRow,
+  rowMetrics,
+  summarise,
+} from './metrics';
 
 export const DEFAULT_STRENGTHS = [1 / 3, 2 / 3, 1] as const;
 
@@ -40,7 +47,13 @@ export function defaultOutsideFolder(data: string): string | null {
   return found && path.resolve(found) !== here ? found : null;
 }
 
-async function scores(loaded: LoadedModel, pixels: Uint8Array, n: number, size: number, batchSize: number): Promise<number[]> {
+async function scores(
+  loaded: LoadedModel,
+  pixels: Uint8Array,
+  n: number,
+  size: number,
+  batchSize: number,
+): Promise<number[]> {
   const { meta } = loaded;
   // Changes act on the film as it arrives; the model's own normalisation comes after them, as in the Predictor.
   const input = normalizeImages(pixels.slice(), n, size, meta.preprocessing.normalize);
@@ -62,7 +75,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
   const log = o.log ?? (() => {});
   const seed = o.seed ?? 1;
   const strengths = [...(o.strengths ?? DEFAULT_STRENGTHS)];
-  if (strengths.length === 0 || strengths.some((s) => !(s > 0 && s <= 1))) throw new RangeError(`strengths must lie in (0, 1], got ${strengths.join(', ')}`);
+  if (strengths.length === 0 || strengths.some((s) => !(s > 0 && s <= 1)))
+    throw new RangeError(`strengths must lie in (0, 1], got ${strengths.join(', ')}`);
   const changes = o.changes?.length ? o.changes.map(changeByName) : [...CHANGES];
   const bs = o.batchSize ?? 32;
 
@@ -72,7 +86,12 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     const opName = meta.defaultOperatingPoint;
     const op = meta.operatingPoints[opName];
     if (!op) throw new Error(`${o.modelDir}: the default operating point '${opName}' is not in cxr.json`);
-    const { set, source } = await loadBenchmarkImages(o.data, meta, { limit: o.limit, seed, warn: log, progress: o.progress });
+    const { set, source } = await loadBenchmarkImages(o.data, meta, {
+      limit: o.limit,
+      seed,
+      warn: log,
+      progress: o.progress,
+    });
     const n = set.labels.length;
     const labels = Array.from(set.labels);
     // Class folder and file name: the image's own random stream, whatever else is chosen with it.
@@ -80,26 +99,40 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     log(`${source}: ${n} images at ${set.size} px, ${changes.length} changes × ${strengths.length} strengths`);
 
     const clean = await scores(loaded, set.pixels, n, set.size, bs);
-    const rows: RobustnessRow[] = [{ change: 'clean', strength: 0, parameter: 'none', ...rowMetrics(labels, clean, clean, op.threshold) }];
+    const rows: RobustnessRow[] = [
+      { change: 'clean', strength: 0, parameter: 'none', ...rowMetrics(labels, clean, clean, op.threshold) },
+    ];
     // The sheet shows a NORMAL film: NORMAL films are the ones whose scores drift on the test split.
     const shown = Math.max(0, labels.indexOf(0));
     const per = set.size * set.size;
-    const sheet = (change: string, strength: number, parameter: string, pixels: Uint8Array): Example =>
-      ({ change, strength, parameter, pixels: pixels.slice(shown * per, (shown + 1) * per), size: set.size });
+    const sheet = (change: string, strength: number, parameter: string, pixels: Uint8Array): Example => ({
+      change,
+      strength,
+      parameter,
+      pixels: pixels.slice(shown * per, (shown + 1) * per),
+      size: set.size,
+    });
     const examples: Example[] = [sheet('clean', 0, 'none', set.pixels)];
     for (const change of changes) {
       const t = performance.now();
       for (const s of strengths) {
         const pixels = await perturbImages(change.name, set.pixels, ids, set.size, s, seed);
         const probs = await scores(loaded, pixels, n, set.size, bs);
-        rows.push({ change: change.name, strength: s, parameter: change.parameter(s, set.size), ...rowMetrics(labels, probs, clean, op.threshold) });
+        rows.push({
+          change: change.name,
+          strength: s,
+          parameter: change.parameter(s, set.size),
+          ...rowMetrics(labels, probs, clean, op.threshold),
+        });
         if (s === Math.max(...strengths)) examples.push(sheet(change.name, s, change.parameter(s, set.size), pixels));
       }
       const last = rows[rows.length - 1];
-      log(`${change.name.padEnd(14)} spec ${fmt(last.specificity)} sens ${fmt(last.sensitivity)} at strength 1 (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+      log(
+        `${change.name.padEnd(14)} spec ${fmt(last.specificity)} sens ${fmt(last.sensitivity)} at strength 1 (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+      );
     }
 
-    const outsideDir = o.outside === false ? null : o.outside ?? defaultOutsideFolder(o.data);
+    const outsideDir = o.outside === false ? null : (o.outside ?? defaultOutsideFolder(o.data));
     let outside: OutsideCheck | null = null;
     if (outsideDir && path.resolve(outsideDir) !== path.resolve(o.data)) {
       const other = await loadBenchmarkImages(outsideDir, meta, { warn: log });
@@ -111,8 +144,14 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
         return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
       };
       outside = {
-        data: outsideDir, n: ol.length, auc: m.auc, sensitivity: m.sensitivity, specificity: m.specificity,
-        ece: expectedCalibrationError(ol, op2, ECE_BINS), meanNormalScore: meanWhere(0), meanPneumoniaScore: meanWhere(1),
+        data: outsideDir,
+        n: ol.length,
+        auc: m.auc,
+        sensitivity: m.sensitivity,
+        specificity: m.specificity,
+        ece: expectedCalibrationError(ol, op2, ECE_BINS),
+        meanNormalScore: meanWhere(0),
+        meanPneumoniaScore: meanWhere(1),
       };
     }
 

@@ -88,13 +88,25 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   answerWithProblems(app, maxUploadBytes);
 
   // The routes in the order the OpenAPI document lists them.
-  await app.register(async (api) => {
-    predictionRoutes(api, { predictor, audit, queue, uploads, recent, storeImages, maxUploadBytes, uploadIdleMs: opts.uploadIdleMs });
-    historyRoutes(api, { audit, recent, operatingPoints: Object.keys(predictor.model.meta.operatingPoints) });
-    modelRoutes(api, predictor);
-    healthRoute(api, { predictor, audit, authRequired: tokenName !== null, startedAt });
-    openApiDocumentRoute(api, app);
-  }, { prefix: API_PREFIX });
+  await app.register(
+    async (api) => {
+      predictionRoutes(api, {
+        predictor,
+        audit,
+        queue,
+        uploads,
+        recent,
+        storeImages,
+        maxUploadBytes,
+        uploadIdleMs: opts.uploadIdleMs,
+      });
+      historyRoutes(api, { audit, recent, operatingPoints: Object.keys(predictor.model.meta.operatingPoints) });
+      modelRoutes(api, predictor);
+      healthRoute(api, { predictor, audit, authRequired: tokenName !== null, startedAt });
+      openApiDocumentRoute(api, app);
+    },
+    { prefix: API_PREFIX },
+  );
   await webRoutes(app, opts.webDir);
   return app;
 }

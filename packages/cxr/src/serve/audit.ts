@@ -93,10 +93,15 @@ export class AuditLog {
   private readonly insertImages: Database.Statement;
   private readonly insertBoth: (r: AuditRecord, images: AuditImages | null) => void;
 
-  private constructor(db: Database.Database, readonly file: string) {
+  private constructor(
+    db: Database.Database,
+    readonly file: string,
+  ) {
     this.db = db;
     this.insertRow = db.prepare(INSERT_SQL);
-    this.insertImages = db.prepare('INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (?, ?, ?)');
+    this.insertImages = db.prepare(
+      'INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (?, ?, ?)',
+    );
     this.insertBoth = db.transaction((r: AuditRecord, images: AuditImages | null) => {
       this.insertRow.run(toRow(r));
       if (images && (images.thumbnailPng || images.heatmapPng)) {
@@ -107,7 +112,8 @@ export class AuditLog {
 
   /** Opens (creating if needed) and migrates the log; `:memory:` works for tests. */
   static open(file: string, opts: { readonly?: boolean; mustExist?: boolean } = {}): AuditLog {
-    if ((opts.readonly || opts.mustExist) && !fs.existsSync(file)) throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
+    if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
+      throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
     if (file !== ':memory:' && !opts.readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     try {
@@ -119,8 +125,10 @@ export class AuditLog {
         migrate(db);
       } else {
         const v = db.pragma('user_version', { simple: true }) as number;
-        if (v > SCHEMA_VERSION) throw new Error(`${file}: audit log schema v${v} is newer than this cxr (v${SCHEMA_VERSION})`);
-        if (v < SCHEMA_VERSION) throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
+        if (v > SCHEMA_VERSION)
+          throw new Error(`${file}: audit log schema v${v} is newer than this cxr (v${SCHEMA_VERSION})`);
+        if (v < SCHEMA_VERSION)
+          throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
       }
       return new AuditLog(db, file);
     } catch (e) {
@@ -142,24 +150,38 @@ export class AuditLog {
   image(id: string, which: 'thumbnail' | 'heatmap'): Buffer | null {
     const col = which === 'thumbnail' ? 'thumbnail_png' : 'heatmap_png';
     const row = this.db.prepare(`SELECT ${col} AS png FROM prediction_images WHERE prediction_id = ?`).get(id) as
-      { png: Buffer | null } | undefined;
+      | { png: Buffer | null }
+      | undefined;
     return row?.png ?? null;
   }
 
   list(filter: HistoryFilter = {}): HistoryPage {
     const where: string[] = [];
     const args: Record<string, unknown> = {};
-    if (filter.label) { where.push('label = @label'); args.label = filter.label; }
-    if (filter.operatingPoint) { where.push('operating_point = @op'); args.op = filter.operatingPoint; }
+    if (filter.label) {
+      where.push('label = @label');
+      args.label = filter.label;
+    }
+    if (filter.operatingPoint) {
+      where.push('operating_point = @op');
+      args.op = filter.operatingPoint;
+    }
     // created_at is stored as toISOString() (fixed width, UTC), so text order is time order.
-    if (filter.since) { where.push('created_at >= @since'); args.since = new Date(filter.since).toISOString(); }
-    if (filter.until) { where.push('created_at <= @until'); args.until = new Date(filter.until).toISOString(); }
+    if (filter.since) {
+      where.push('created_at >= @since');
+      args.since = new Date(filter.since).toISOString();
+    }
+    if (filter.until) {
+      where.push('created_at <= @until');
+      args.until = new Date(filter.until).toISOString();
+    }
     if (filter.hasWarnings !== undefined) where.push(filter.hasWarnings ? 'warning_count > 0' : 'warning_count = 0');
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const limit = Math.max(1, Math.min(1000, filter.limit ?? 50));
     const page = Math.max(1, filter.page ?? 1);
     const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM predictions ${clause}`).get(args) as { n: number }).n;
-    const rows = this.db.prepare(`SELECT * FROM predictions ${clause} ORDER BY seq DESC LIMIT @limit OFFSET @offset`)
+    const rows = this.db
+      .prepare(`SELECT * FROM predictions ${clause} ORDER BY seq DESC LIMIT @limit OFFSET @offset`)
       .all({ ...args, limit, offset: (page - 1) * limit }) as AuditRow[];
     return { items: rows.map(fromRow), total, page, limit };
   }
@@ -171,10 +193,14 @@ export class AuditLog {
   pruneImages(before: string): number {
     const cutoff = new Date(before).toISOString();
     return this.db.transaction(() => {
-      this.db.prepare(`DELETE FROM prediction_images WHERE prediction_id IN
-        (SELECT id FROM predictions WHERE created_at < ?)`).run(cutoff);
-      return this.db.prepare(`UPDATE predictions SET has_heatmap = 0, has_thumbnail = 0
-        WHERE created_at < ? AND (has_heatmap = 1 OR has_thumbnail = 1)`).run(cutoff).changes;
+      this.db
+        .prepare(`DELETE FROM prediction_images WHERE prediction_id IN
+        (SELECT id FROM predictions WHERE created_at < ?)`)
+        .run(cutoff);
+      return this.db
+        .prepare(`UPDATE predictions SET has_heatmap = 0, has_thumbnail = 0
+        WHERE created_at < ? AND (has_heatmap = 1 OR has_thumbnail = 1)`)
+        .run(cutoff).changes;
     })();
   }
 

@@ -10,7 +10,8 @@ type Storage = 'value' | 'bool' | 'json';
 /** Dotted paths to the scalar and array fields of T ('input.sha256', 'warnings'). */
 type LeafPath<T, P extends string = ''> = {
   [K in keyof T & string]-?: NonNullable<T[K]> extends readonly unknown[] | string | number | boolean
-    ? `${P}${K}` : LeafPath<NonNullable<T[K]>, `${P}${K}.`>
+    ? `${P}${K}`
+    : LeafPath<NonNullable<T[K]>, `${P}${K}.`>;
 }[keyof T & string];
 
 interface Column {
@@ -69,9 +70,17 @@ type Json = { [k: string]: unknown };
 export function toRow(r: AuditRecord): Record<string, SqlValue> {
   const row: Record<string, SqlValue> = {};
   for (const c of COLUMNS) {
-    const v = c.field.split('.').reduce<unknown>((o, k) => (o === null || o === undefined ? undefined : (o as Json)[k]), r);
-    row[c.column] = v === undefined || v === null ? null
-      : c.as === 'bool' ? Number(v) : c.as === 'json' ? JSON.stringify(v) : v as SqlValue;
+    const v = c.field
+      .split('.')
+      .reduce<unknown>((o, k) => (o === null || o === undefined ? undefined : (o as Json)[k]), r);
+    row[c.column] =
+      v === undefined || v === null
+        ? null
+        : c.as === 'bool'
+          ? Number(v)
+          : c.as === 'json'
+            ? JSON.stringify(v)
+            : (v as SqlValue);
   }
   for (const [column, f] of Object.entries(DERIVED)) row[column] = f(r);
   return row;
@@ -100,7 +109,11 @@ export function fromRow(row: AuditRow): AuditRecord {
   return out as AuditRecord;
 }
 
-interface SchemaNode { properties?: Record<string, SchemaNode>; enum?: readonly unknown[]; type?: unknown }
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  enum?: readonly unknown[];
+  type?: unknown;
+}
 
 function schemaAt(field: string): SchemaNode {
   return field.split('.').reduce<SchemaNode>((s, k) => s.properties?.[k] ?? {}, auditRecordSchema as SchemaNode);

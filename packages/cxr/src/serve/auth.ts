@@ -35,8 +35,10 @@ export function parseTokenList(text: string, source: string): NamedToken[] {
     if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
     const name = entry.slice(0, colon);
     const token = entry.slice(colon + 1);
-    if (!NAME.test(name)) throw new Error(`${where}: token name '${name.slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
-    if (!TOKEN.test(token)) throw new Error(`${where}: the token of '${name}' must be 8-512 printable characters without spaces`);
+    if (!NAME.test(name))
+      throw new Error(`${where}: token name '${name.slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
+    if (!TOKEN.test(token))
+      throw new Error(`${where}: the token of '${name}' must be 8-512 printable characters without spaces`);
     if (out.some((t) => t.name === name)) throw new Error(`${where}: token name '${name}' appears twice`);
     if (out.some((t) => t.token === token)) throw new Error(`${where}: '${name}' has the same token as another name`);
     out.push({ name, token });

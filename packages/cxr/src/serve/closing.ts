@@ -4,7 +4,9 @@ import type { FastifyInstance } from 'fastify';
 
 export function closeKeepAliveOnShutdown(app: FastifyInstance): void {
   let closing = false;
-  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (_req, reply) => {
     if (closing) reply.header('Connection', 'close');
   });

@@ -36,7 +36,9 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
-type Reply = { id: number; ok: true; value: DecodedInput } | { id: number; ok: false; code?: InputErrorCode; message: string };
+type Reply =
+  | { id: number; ok: true; value: DecodedInput }
+  | { id: number; ok: false; code?: InputErrorCode; message: string };
 
 const WORKER_FILE = path.join(__dirname, 'decode_worker.js');
 
@@ -55,11 +57,12 @@ export class DecodePool {
   }
 
   /** An InputDecoder for Predictor: same results and errors as decodeInput, off the main thread. */
-  readonly decode: InputDecoder = (bytes, req) => new Promise<DecodedInput>((resolve, reject) => {
-    if (this.closed) return reject(new Error('DecodePool: closed'));
-    this.queue.push({ id: this.nextId++, bytes, req, resolve, reject });
-    this.pump();
-  });
+  readonly decode: InputDecoder = (bytes, req) =>
+    new Promise<DecodedInput>((resolve, reject) => {
+      if (this.closed) return reject(new Error('DecodePool: closed'));
+      this.queue.push({ id: this.nextId++, bytes, req, resolve, reject });
+      this.pump();
+    });
 
   async close(): Promise<void> {
     this.closed = true;
@@ -126,7 +129,12 @@ export class DecodePool {
       slot.timer = setTimeout(() => {
         // Reject first (a clear 422), then end the worker; its exit handler brings a new one.
         this.finish(slot);
-        task.reject(new InputError('DECODE_TIMEOUT', `decoding took longer than ${this.timeoutMs / 1000} s: the file is too complex to process`));
+        task.reject(
+          new InputError(
+            'DECODE_TIMEOUT',
+            `decoding took longer than ${this.timeoutMs / 1000} s: the file is too complex to process`,
+          ),
+        );
         this.slots[this.slots.indexOf(slot)] = this.spawn();
         void slot.worker.terminate();
         this.pump();
@@ -137,7 +145,10 @@ export class DecodePool {
 }
 
 /** The server's predictor: Predictor.load with its decoding in a DecodePool, closed with it. */
-export async function loadPooledPredictor(dir: string, opts: PredictorOptions & { decodeWorkers?: number } = {}): Promise<ServePredictor> {
+export async function loadPooledPredictor(
+  dir: string,
+  opts: PredictorOptions & { decodeWorkers?: number } = {},
+): Promise<ServePredictor> {
   const pool = new DecodePool({ size: opts.decodeWorkers });
   try {
     const p = await Predictor.load(dir, { ...opts, decoder: pool.decode });

@@ -17,9 +17,11 @@ parentPort?.on('message', (task: DecodeTask) => {
     (value) => parentPort!.postMessage({ id: task.id, ok: true, value }),
     (e: unknown) => {
       const err = InputError.from(e);
-      parentPort!.postMessage(err instanceof InputError
-        ? { id: task.id, ok: false, code: err.code, message: err.message }
-        : { id: task.id, ok: false, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      parentPort!.postMessage(
+        err instanceof InputError
+          ? { id: task.id, ok: false, code: err.code, message: err.message }
+          : { id: task.id, ok: false, message: e instanceof Error ? (e.stack ?? e.message) : String(e) },
+      );
     },
   );
 });

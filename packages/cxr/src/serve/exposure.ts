@@ -44,8 +44,11 @@ export function exposureCheck(opts: ExposureOptions): (req: FastifyRequest) => v
     const host = req.headers.host;
     // HTTP/1.0 clients may omit Host; browsers never do, so there is nothing to rebind.
     if (host !== undefined && !hostAllowed(hostnameOf(host))) {
-      throw new HttpError(403, 'HOST_NOT_ALLOWED',
-        `Host '${host.slice(0, 100)}' is not one this server answers to (start it with --allowed-host NAME to add it)`);
+      throw new HttpError(
+        403,
+        'HOST_NOT_ALLOWED',
+        `Host '${host.slice(0, 100)}' is not one this server answers to (start it with --allowed-host NAME to add it)`,
+      );
     }
     const origin = req.headers.origin;
     if (origin === undefined || !STATE_CHANGING.has(req.method)) return;
@@ -58,8 +61,11 @@ export function exposureCheck(opts: ExposureOptions): (req: FastifyRequest) => v
     }
     const sameOrigin = originHost !== null && host !== undefined && originHost === host.toLowerCase();
     if (!sameOrigin && !(originHost !== null && extra.has(hostnameOf(originHost)))) {
-      throw new HttpError(403, 'CROSS_ORIGIN',
-        `cross-origin ${req.method} from '${origin.slice(0, 100)}' refused: only this server's own page may send it`);
+      throw new HttpError(
+        403,
+        'CROSS_ORIGIN',
+        `cross-origin ${req.method} from '${origin.slice(0, 100)}' refused: only this server's own page may send it`,
+      );
     }
   };
 }

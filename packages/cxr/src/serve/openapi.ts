@@ -12,21 +12,27 @@ export interface OpenApiOptions {
 }
 
 /** Registers the generator and the shared schemas; call before the routes are added. */
-export async function registerOpenApi(app: FastifyInstance, { authRequired, maxUploadBytes }: OpenApiOptions): Promise<void> {
+export async function registerOpenApi(
+  app: FastifyInstance,
+  { authRequired, maxUploadBytes }: OpenApiOptions,
+): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: {
         title: 'cxr API',
         version: '1.0.0',
-        description: 'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps '
-          + 'and an audit log of every prediction. A decision aid, not a diagnosis.',
+        description:
+          'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps ' +
+          'and an audit log of every prediction. A decision aid, not a diagnosis.',
       },
       components: {
         securitySchemes: {
           bearer: {
-            type: 'http', scheme: 'bearer',
-            description: 'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one',
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one',
           },
         },
       },
@@ -39,7 +45,9 @@ export async function registerOpenApi(app: FastifyInstance, { authRequired, maxU
     transformObject: (doc) => {
       // The upload is streamed (not validated by a body schema), so its shape is described here.
       const openapi = 'openapiObject' in doc ? doc.openapiObject : null;
-      const post = (openapi?.paths?.[`${API_PREFIX}/predictions`] as Record<string, Record<string, unknown>> | undefined)?.post;
+      const post = (
+        openapi?.paths?.[`${API_PREFIX}/predictions`] as Record<string, Record<string, unknown>> | undefined
+      )?.post;
       if (post) {
         post.requestBody = {
           required: true,
@@ -47,7 +55,13 @@ export async function registerOpenApi(app: FastifyInstance, { authRequired, maxU
             'multipart/form-data': {
               schema: {
                 type: 'object',
-                properties: { image: { type: 'string', format: 'binary', description: `JPEG, PNG or DICOM, at most ${maxUploadBytes} bytes` } },
+                properties: {
+                  image: {
+                    type: 'string',
+                    format: 'binary',
+                    description: `JPEG, PNG or DICOM, at most ${maxUploadBytes} bytes`,
+                  },
+                },
                 required: ['image'],
               },
             },

@@ -9,9 +9,19 @@ import { isClientInputError } from './predictor_port';
 export const PROBLEM_TYPE = 'application/problem+json';
 
 const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 408: 'Request Timeout', 413: 'Content Too Large', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 export interface Problem {
@@ -23,7 +33,13 @@ export interface Problem {
 }
 
 export function problem(status: number, code: string, detail: string): Problem {
-  return { type: `urn:cxr:problem:${code.toLowerCase().replace(/_/g, '-')}`, title: REASONS[status] ?? 'Error', status, detail, code };
+  return {
+    type: `urn:cxr:problem:${code.toLowerCase().replace(/_/g, '-')}`,
+    title: REASONS[status] ?? 'Error',
+    status,
+    detail,
+    code,
+  };
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
@@ -40,23 +56,27 @@ interface AjvError {
 
 /** ajv's errors in words a client can act on; `where` is fastify's validationContext (querystring, params). */
 export function validationDetail(errors: AjvError[], where: string | undefined): string {
-  const what = where === 'querystring' ? 'query parameter' : where === 'params' ? 'path parameter' : `${where ?? 'request'} field`;
-  return errors.map((e) => {
-    const name = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
-    if (e.keyword === 'additionalProperties') return `unknown ${what} '${String(e.params.additionalProperty)}'`;
-    if (e.keyword === 'enum') {
-      const allowed = (e.params.allowedValues as unknown[] | undefined)?.map(String).join(', ');
-      return `${what} '${name}' must be one of: ${allowed}`;
-    }
-    return `${what} '${name || '?'}' ${e.message ?? 'is invalid'}`;
-  }).join('; ');
+  const what =
+    where === 'querystring' ? 'query parameter' : where === 'params' ? 'path parameter' : `${where ?? 'request'} field`;
+  return errors
+    .map((e) => {
+      const name = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      if (e.keyword === 'additionalProperties') return `unknown ${what} '${String(e.params.additionalProperty)}'`;
+      if (e.keyword === 'enum') {
+        const allowed = (e.params.allowedValues as unknown[] | undefined)?.map(String).join(', ');
+        return `${what} '${name}' must be one of: ${allowed}`;
+      }
+      return `${what} '${name || '?'}' ${e.message ?? 'is invalid'}`;
+    })
+    .join('; ');
 }
 
 /** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
 export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
   if (isClientInputError(err)) return problem(err.status, err.code, err.message);
   if (err instanceof HttpError) return problem(err.statusCode, err.code, err.message);
-  if (err.validation) return problem(400, 'INVALID_REQUEST', validationDetail(err.validation as AjvError[], err.validationContext));
+  if (err.validation)
+    return problem(400, 'INVALID_REQUEST', validationDetail(err.validation as AjvError[], err.validationContext));
   switch (err.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -81,6 +101,9 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
 export function answerWithProblems(app: FastifyInstance, maxUploadBytes: number): void {
   app.setErrorHandler((err: FastifyError, req, reply) => sendProblem(reply, toProblem(err, req, maxUploadBytes)));
   app.setNotFoundHandler((req, reply) => {
-    sendProblem(reply, problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
+    sendProblem(
+      reply,
+      problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0].slice(0, 200)}`),
+    );
   });
 }

@@ -4,7 +4,10 @@
 export class RecentImages {
   private readonly map = new Map<string, { png: Buffer; expires: number }>();
 
-  constructor(private readonly capacity = 64, private readonly ttlMs = 10 * 60_000) {}
+  constructor(
+    private readonly capacity = 64,
+    private readonly ttlMs = 10 * 60_000,
+  ) {}
 
   set(id: string, png: Buffer): void {
     this.map.delete(id);

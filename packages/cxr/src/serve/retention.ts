@@ -10,7 +10,10 @@ const DAY_MS = 86_400_000;
 /** '30d', '12h', '90m' or '0' (keep none) to milliseconds. */
 export function parseRetention(text: string): number {
   const m = /^(\d{1,6})([dhm]?)$/.exec(text.trim());
-  if (!m) throw new Error(`--retain-images: expected a duration such as 30d, 12h or 0 (keep none), got '${text.slice(0, 40)}'`);
+  if (!m)
+    throw new Error(
+      `--retain-images: expected a duration such as 30d, 12h or 0 (keep none), got '${text.slice(0, 40)}'`,
+    );
   const n = Number(m[1]);
   if (n > 0 && !m[2]) throw new Error(`--retain-images: say the unit, e.g. ${n}d (d, h or m), or 0 to keep none`);
   return n * (m[2] === 'h' ? 3_600_000 : m[2] === 'm' ? 60_000 : DAY_MS);
@@ -28,7 +31,9 @@ export const THUMBNAIL_STORED_SIDE = 160;
 export async function compactImages(images: AuditImages): Promise<AuditImages> {
   const out: AuditImages = {};
   if (images.heatmapPng) {
-    out.heatmapPng = await sharp(images.heatmapPng).png({ palette: true, quality: 80, effort: 7, compressionLevel: 9 }).toBuffer();
+    out.heatmapPng = await sharp(images.heatmapPng)
+      .png({ palette: true, quality: 80, effort: 7, compressionLevel: 9 })
+      .toBuffer();
   }
   if (images.thumbnailPng) {
     out.thumbnailPng = await sharp(images.thumbnailPng)

@@ -11,11 +11,18 @@ export const problemSchema = {
   type: 'object',
   description: 'RFC 9457 problem details: every 4xx/5xx answer, as application/problem+json',
   properties: {
-    type: { type: 'string', format: 'uri', description: 'urn:cxr:problem:<code>, e.g. urn:cxr:problem:too-many-pixels' },
-    title: { type: 'string', description: 'the HTTP status\'s reason phrase' },
+    type: {
+      type: 'string',
+      format: 'uri',
+      description: 'urn:cxr:problem:<code>, e.g. urn:cxr:problem:too-many-pixels',
+    },
+    title: { type: 'string', description: "the HTTP status's reason phrase" },
     status: { type: 'integer', description: 'the HTTP status code' },
     detail: { type: 'string', description: 'what went wrong with this request, for people' },
-    code: { type: 'string', description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT, INVALID_REQUEST' },
+    code: {
+      type: 'string',
+      description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT, INVALID_REQUEST',
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
 } as const;
@@ -35,7 +42,11 @@ export function predictQuery(operatingPoints: string[]) {
   return {
     type: 'object',
     properties: {
-      operatingPoint: { type: 'string', enum: operatingPoints, description: 'threshold to apply; default: the model\'s' },
+      operatingPoint: {
+        type: 'string',
+        enum: operatingPoints,
+        description: "threshold to apply; default: the model's",
+      },
       heatmap: { type: 'boolean', default: true, description: 'false skips the Grad-CAM heat map (faster)' },
     },
     additionalProperties: false,
@@ -47,7 +58,11 @@ export function historyQuery(operatingPoints: string[]) {
     type: 'object',
     properties: {
       label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'] },
-      operatingPoint: { type: 'string', enum: operatingPoints, description: 'one of the served model\'s operating points' },
+      operatingPoint: {
+        type: 'string',
+        enum: operatingPoints,
+        description: "one of the served model's operating points",
+      },
       since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
       until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
       hasWarnings: { type: 'boolean' },

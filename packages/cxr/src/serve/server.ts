@@ -41,8 +41,11 @@ export function defaultWebDir(): string {
 async function warmUpImage(): Promise<Buffer> {
   const size = 512;
   const px = Buffer.alloc(size * size);
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) px[y * size + x] = (x * 255 / size + y * 64 / size) & 0xff;
-  return sharp(px, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) px[y * size + x] = ((x * 255) / size + (y * 64) / size) & 0xff;
+  return sharp(px, { raw: { width: size, height: size, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
@@ -52,7 +55,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   try {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
-    log(`cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`);
+    log(
+      `cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`,
+    );
     audit = AuditLog.open(opts.dbPath);
     const opened = audit;
     const prune = () => {
@@ -69,16 +74,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const address = listenUrl(app.server.address());
     let closing: Promise<void> | null = null;
     const server: RunningServer = {
-      app, url: address, predictor, audit,
-      close: () => closing ??= (async () => {
-        clearInterval(pruner);
-        await app.close();
-        audit!.close();
-        predictor.dispose();
-      })(),
+      app,
+      url: address,
+      predictor,
+      audit,
+      close: () =>
+        (closing ??= (async () => {
+          clearInterval(pruner);
+          await app.close();
+          audit!.close();
+          predictor.dispose();
+        })()),
     };
     const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
-    log(`cxr serve: listening on ${address} (audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`);
+    log(
+      `cxr serve: listening on ${address} (audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
+    );
     return server;
   } catch (e) {
     audit?.close();
@@ -102,13 +113,16 @@ export function closeOnSignals(server: RunningServer, log: (line: string) => voi
       process.exit(1);
     }, graceMs);
     timer.unref();
-    server.close().then(() => {
-      log('cxr serve: closed cleanly');
-      process.exit(0);
-    }, (e: unknown) => {
-      log(`cxr serve: error while closing: ${e instanceof Error ? e.message : String(e)}`);
-      process.exit(1);
-    });
+    server.close().then(
+      () => {
+        log('cxr serve: closed cleanly');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log(`cxr serve: error while closing: ${e instanceof Error ? e.message : String(e)}`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -53,7 +53,11 @@ export class UploadBudget {
 }
 
 function busy(used: number): HttpError {
-  return new HttpError(503, 'BUSY', `the server is receiving too many uploads at once (${Math.round(used / 2 ** 20)} MiB in flight); retry shortly`);
+  return new HttpError(
+    503,
+    'BUSY',
+    `the server is receiving too many uploads at once (${Math.round(used / 2 ** 20)} MiB in flight); retry shortly`,
+  );
 }
 
 /** What one request holds against the budget; release() once the bytes are no longer needed. */
@@ -77,8 +81,11 @@ export function tooLarge(maxBytes: number): HttpError {
 /** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
 export async function readUpload(req: FastifyRequest, limits: UploadLimits, ticket: UploadTicket): Promise<Buffer> {
   if (!req.isMultipart()) {
-    throw new HttpError(415, 'NOT_MULTIPART',
-      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`);
+    throw new HttpError(
+      415,
+      'NOT_MULTIPART',
+      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`,
+    );
   }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared)) {
@@ -105,28 +112,45 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
       if (part.type !== 'file') continue; // text fields carry nothing we use
       if (image !== null) {
         part.file.resume();
-        throw new HttpError(400, 'TOO_MANY_FILES', 'send exactly one file per request, in a field named "image" (this body has more than one)');
+        throw new HttpError(
+          400,
+          'TOO_MANY_FILES',
+          'send exactly one file per request, in a field named "image" (this body has more than one)',
+        );
       }
       if (part.fieldname !== 'image') {
         part.file.resume();
-        throw new HttpError(400, 'WRONG_FIELD', `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`);
+        throw new HttpError(
+          400,
+          'WRONG_FIELD',
+          `expected the file in a field named "image", got "${part.fieldname.slice(0, 64)}"`,
+        );
       }
       image = await readFile(part.file as Readable & { truncated?: boolean }, limits.maxBytes, ticket);
     }
   } catch (e) {
     // The multipart parser reports a malformed body (no boundary, cut short) as a plain Error.
-    if (e instanceof HttpError || (typeof (e as FastifyError).statusCode === 'number')) throw e;
-    throw new HttpError(400, 'MALFORMED_MULTIPART', `the multipart/form-data body is malformed: ${(e as Error).message}`);
+    if (e instanceof HttpError || typeof (e as FastifyError).statusCode === 'number') throw e;
+    throw new HttpError(
+      400,
+      'MALFORMED_MULTIPART',
+      `the multipart/form-data body is malformed: ${(e as Error).message}`,
+    );
   } finally {
     if (idle) clearTimeout(idle);
     req.raw.off('data', touch);
   }
-  if (image === null) throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
+  if (image === null)
+    throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
   if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
   return image;
 }
 
-async function readFile(file: Readable & { truncated?: boolean }, maxBytes: number, ticket: UploadTicket): Promise<Buffer> {
+async function readFile(
+  file: Readable & { truncated?: boolean },
+  maxBytes: number,
+  ticket: UploadTicket,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of file as AsyncIterable<Buffer>) {

@@ -23,13 +23,22 @@ export interface Calibration {
   labels: number[];
 }
 
-export async function calibrateOnValidation(members: LayersModel[], val: ImageSet, tta: readonly TtaView[], batchSize = 64): Promise<Calibration> {
+export async function calibrateOnValidation(
+  members: LayersModel[],
+  val: ImageSet,
+  tta: readonly TtaView[],
+  batchSize = 64,
+): Promise<Calibration> {
   const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
   const temperature = fitTemperature(Array.from(logits), labels);
   const probs = calibrated(logits, temperature);
   const ops = operatingPoints(labels, probs);
-  const point = (p: typeof ops.balanced) => ({ threshold: p.threshold, sensitivity: p.sensitivity, specificity: p.specificity });
+  const point = (p: typeof ops.balanced) => ({
+    threshold: p.threshold,
+    sensitivity: p.sensitivity,
+    specificity: p.specificity,
+  });
   return {
     temperature,
     operatingPoints: { screening: point(ops.screening), balanced: point(ops.balanced) },
@@ -42,7 +51,10 @@ export async function calibrateOnValidation(members: LayersModel[], val: ImageSe
 export function writeValidationFiles(dir: string, files: string[], c: Calibration): void {
   fs.mkdirSync(path.join(dir, 'predictions'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'metrics'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'predictions', 'val.json'), JSON.stringify({ files, labels: c.labels, probs: c.probs }));
+  fs.writeFileSync(
+    path.join(dir, 'predictions', 'val.json'),
+    JSON.stringify({ files, labels: c.labels, probs: c.probs }),
+  );
   fs.writeFileSync(path.join(dir, 'metrics', 'val.json'), JSON.stringify(c.metrics, null, 2) + '\n');
 }
 
@@ -50,30 +62,48 @@ export function writeValidationFiles(dir: string, files: string[], c: Calibratio
  * `cxr calibrate`: recomputes temperature and operating points of a saved model on the validation
  * split it was trained with (valFraction, split seed and subset limit are read from cxr.json).
  */
-export async function recalibrate(modelDir: string, dataRoot: string, log: (l: string) => void, opts: { shifts?: boolean } = {}): Promise<Calibration> {
+export async function recalibrate(
+  modelDir: string,
+  dataRoot: string,
+  log: (l: string) => void,
+  opts: { shifts?: boolean } = {},
+): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
   const d = meta.data;
-  if (d.valFraction === undefined || d.splitSeed === undefined) throw new Error(`${modelDir}: cxr.json does not record its validation split`);
-  const { val, info } = await loadTrainVal(dataRoot, { ...recordedSplit(meta), valFraction: d.valFraction, seed: d.splitSeed, size: meta.inputSize,
+  if (d.valFraction === undefined || d.splitSeed === undefined)
+    throw new Error(`${modelDir}: cxr.json does not record its validation split`);
+  const { val, info } = await loadTrainVal(dataRoot, {
+    ...recordedSplit(meta),
+    valFraction: d.valFraction,
+    seed: d.splitSeed,
+    size: meta.inputSize,
     // Shift-aware calibration changes the films before the model's normalisation, so it loads them raw.
-    normalize: opts.shifts ? 'none' : meta.preprocessing.normalize, warn: log });
+    normalize: opts.shifts ? 'none' : meta.preprocessing.normalize,
+    warn: log,
+  });
   if (d.fingerprint && info.fingerprint !== d.fingerprint) {
     throw new Error(`the data in ${dataRoot} is not the data this model was trained on (fingerprint differs)`);
   }
-  const shifted = opts.shifts ? await calibrateUnderShift(loaded.members, val, { tta: meta.tta, normalize: meta.preprocessing.normalize, log }) : null;
-  const c = shifted ?? await calibrateOnValidation(loaded.members, val, meta.tta);
+  const shifted = opts.shifts
+    ? await calibrateUnderShift(loaded.members, val, { tta: meta.tta, normalize: meta.preprocessing.normalize, log })
+    : null;
+  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta));
   loaded.members.forEach((m) => m.dispose());
   const updated: ModelMeta = {
-    ...meta, temperature: c.temperature, operatingPoints: c.operatingPoints,
+    ...meta,
+    temperature: c.temperature,
+    operatingPoints: c.operatingPoints,
     validation: { ...meta.validation, ...c.metrics },
     calibration: shifted ? shifted.record : { method: 'validation' },
   };
   fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, val.files, c);
-  log(`recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
-    `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`);
+  log(
+    `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
+      `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
+  );
   return c;
 }
 
@@ -87,8 +117,19 @@ export async function recalibrate(modelDir: string, dataRoot: string, log: (l: s
 // Still validation only: no test film, no label from outside the training folder.
 /** The changes pooled with the clean films: the kinds of difference seen between sites, not broken films. */
 export const SHIFT_CHANGES = [
-  'exposure-up', 'exposure-down', 'gamma-up', 'gamma-down', 'contrast-down', 'contrast-up',
-  'blur', 'noise', 'jpeg', 'resample', 'zoom', 'padding', 'collimation',
+  'exposure-up',
+  'exposure-down',
+  'gamma-up',
+  'gamma-down',
+  'contrast-down',
+  'contrast-up',
+  'blur',
+  'noise',
+  'jpeg',
+  'resample',
+  'zoom',
+  'padding',
+  'collimation',
 ] as const;
 /** Mild: the benchmark's lowest graded strength. */
 export const SHIFT_STRENGTH = 1 / 3;
@@ -102,7 +143,12 @@ export type ShiftCalibrationRecord = {
   views: number;
 };
 
-async function viewLogits(members: LayersModel[], raw: ImageSet, change: string | null, o: ShiftOptions): Promise<Float32Array> {
+async function viewLogits(
+  members: LayersModel[],
+  raw: ImageSet,
+  change: string | null,
+  o: ShiftOptions,
+): Promise<Float32Array> {
   const n = raw.labels.length;
   const pixels = change
     ? await perturbImages(change, raw.pixels, raw.files, raw.size, o.strength ?? SHIFT_STRENGTH, o.seed ?? 1)
@@ -127,7 +173,11 @@ export interface ShiftOptions {
  * changed copy per change. `raw` holds the validation squares *before* the model's normalisation.
  * The reported metrics and each point's sensitivity and specificity are those on the clean films.
  */
-export async function calibrateUnderShift(members: LayersModel[], raw: ImageSet, o: ShiftOptions): Promise<Calibration & { record: ShiftCalibrationRecord }> {
+export async function calibrateUnderShift(
+  members: LayersModel[],
+  raw: ImageSet,
+  o: ShiftOptions,
+): Promise<Calibration & { record: ShiftCalibrationRecord }> {
   const changes = [...(o.changes ?? SHIFT_CHANGES)];
   const labels = Array.from(raw.labels);
   const clean = await viewLogits(members, raw, null, o);
@@ -151,6 +201,12 @@ export async function calibrateUnderShift(members: LayersModel[], raw: ImageSet,
     metrics: evaluate(labels, probs, { threshold: ops.balanced.threshold }),
     probs,
     labels,
-    record: { method: 'validation+shifts', changes, strength: o.strength ?? SHIFT_STRENGTH, films: labels.length, views: changes.length + 1 },
+    record: {
+      method: 'validation+shifts',
+      changes,
+      strength: o.strength ?? SHIFT_STRENGTH,
+      films: labels.length,
+      views: changes.length + 1,
+    },
   };
 }

@@ -15,8 +15,12 @@ export interface LoopState {
   elapsedSeconds: number;
 }
 
-export async function saveCheckpoint(dir: string, model: tfl.LayersModel, optimizer: tf.Optimizer,
-    state: LoopState): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  model: tfl.LayersModel,
+  optimizer: tf.Optimizer,
+  state: LoopState,
+): Promise<void> {
   const named = await optimizer.getWeights();
   const { data, specs } = await tf.io.encodeWeights(named);
   await writeDirAtomic(dir, async (tmp) => {
@@ -33,7 +37,11 @@ export function readState(dir: string): LoopState | null {
 }
 
 /** Loads weights and optimiser slots from a checkpoint into an already-built, compiled model. */
-export async function restoreCheckpoint(dir: string, model: tfl.LayersModel, optimizer: tf.Optimizer): Promise<LoopState> {
+export async function restoreCheckpoint(
+  dir: string,
+  model: tfl.LayersModel,
+  optimizer: tf.Optimizer,
+): Promise<LoopState> {
   const saved = await tfl.loadLayersModel(fileLoader(dir));
   model.setWeights(saved.getWeights());
   saved.dispose();

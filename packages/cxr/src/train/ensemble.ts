@@ -35,13 +35,20 @@ export class EnsembleRefused extends Error {
 /** The split a member was validated on, as one comparable value. */
 function splitKey(meta: ModelMeta): string {
   const s = recordedSplit(meta);
-  return JSON.stringify({ fingerprint: meta.data.fingerprint ?? null, valFraction: s.valFraction ?? null, seed: s.seed ?? null, valSplit: s.valSplit, limitPerClass: s.limitPerClass });
+  return JSON.stringify({
+    fingerprint: meta.data.fingerprint ?? null,
+    valFraction: s.valFraction ?? null,
+    seed: s.seed ?? null,
+    valSplit: s.valSplit,
+    limitPerClass: s.limitPerClass,
+  });
 }
 
 /** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
 export function checkMembers(dirs: string[]): ModelMeta[] {
   if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
-  if (new Set(dirs.map((d) => path.resolve(d))).size !== dirs.length) throw new EnsembleRefused('the same member is named twice');
+  if (new Set(dirs.map((d) => path.resolve(d))).size !== dirs.length)
+    throw new EnsembleRefused('the same member is named twice');
   const metas = dirs.map((d) => {
     const m = parseMeta(JSON.parse(fs.readFileSync(path.join(d, 'cxr.json'), 'utf8')), path.join(d, 'cxr.json'));
     if (m.members.length) throw new EnsembleRefused(`${d} is itself an ensemble: name its members instead`);
@@ -51,23 +58,33 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
   // Compared field by field in a fixed order; an absent normalisation is 'none' (older cxr.json files).
   const prep = (m: ModelMeta) => {
     const p: Record<string, unknown> = { ...m.preprocessing, normalize: m.preprocessing.normalize ?? 'none' };
-    const sorted = Object.fromEntries(Object.keys(p).sort().map((k) => [k, p[k]]));
+    const sorted = Object.fromEntries(
+      Object.keys(p)
+        .sort()
+        .map((k) => [k, p[k]]),
+    );
     return JSON.stringify({ inputSize: m.inputSize, preprocessing: sorted, classNames: m.classNames });
   };
   metas.forEach((m, i) => {
     if (prep(m) !== prep(first)) {
-      throw new EnsembleRefused(`members differ in input: ${dirs[0]} takes ${prep(first)}, ${dirs[i]} takes ${prep(m)}; ` +
-        'members must share input size, preprocessing and classes');
+      throw new EnsembleRefused(
+        `members differ in input: ${dirs[0]} takes ${prep(first)}, ${dirs[i]} takes ${prep(m)}; ` +
+          'members must share input size, preprocessing and classes',
+      );
     }
   });
   for (const [i, m] of metas.entries()) {
     const s = recordedSplit(m);
     if (typeof m.data.fingerprint !== 'string' || s.valFraction === undefined || s.seed === undefined) {
-      throw new EnsembleRefused(`${dirs[i]}: cxr.json does not record its validation split (data fingerprint, valFraction, seed)`);
+      throw new EnsembleRefused(
+        `${dirs[i]}: cxr.json does not record its validation split (data fingerprint, valFraction, seed)`,
+      );
     }
     if (splitKey(m) !== splitKey(first)) {
-      throw new EnsembleRefused(`${dirs[0]} and ${dirs[i]} were validated on different splits (${splitKey(first)} vs ${splitKey(m)}): ` +
-        'the ensemble\'s temperature and thresholds need one validation split that no member trained on; retrain them with the same data, --val-fraction and --seed');
+      throw new EnsembleRefused(
+        `${dirs[0]} and ${dirs[i]} were validated on different splits (${splitKey(first)} vs ${splitKey(m)}): ` +
+          "the ensemble's temperature and thresholds need one validation split that no member trained on; retrain them with the same data, --val-fraction and --seed",
+      );
     }
   }
   return metas;
@@ -76,13 +93,17 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
 /** The files of a member model (model.json and the weight files it names), copied byte for byte. */
 function copyMember(from: string, to: string): void {
   fs.mkdirSync(to, { recursive: true });
-  const json = JSON.parse(fs.readFileSync(path.join(from, 'model.json'), 'utf8')) as { weightsManifest?: { paths: string[] }[] };
+  const json = JSON.parse(fs.readFileSync(path.join(from, 'model.json'), 'utf8')) as {
+    weightsManifest?: { paths: string[] }[];
+  };
   const files = ['model.json', ...(json.weightsManifest ?? []).flatMap((g) => g.paths)];
   for (const f of files) {
-    if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..')) throw new EnsembleRefused(`${from}/model.json names a weight file outside its folder: ${f}`);
+    if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..'))
+      throw new EnsembleRefused(`${from}/model.json names a weight file outside its folder: ${f}`);
     fs.copyFileSync(path.join(from, f), path.join(to, f));
   }
-  if (fs.existsSync(path.join(from, 'cxr.json'))) fs.copyFileSync(path.join(from, 'cxr.json'), path.join(to, 'cxr.json'));
+  if (fs.existsSync(path.join(from, 'cxr.json')))
+    fs.copyFileSync(path.join(from, 'cxr.json'), path.join(to, 'cxr.json'));
 }
 
 export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
@@ -90,23 +111,36 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
   const metas = checkMembers(o.members);
   const out = path.resolve(o.outDir);
   if (o.members.some((d) => path.resolve(d) === out) || (fs.existsSync(out) && fs.readdirSync(out).length > 0)) {
-    throw new EnsembleRefused(`--out ${o.outDir} already exists and is not empty (or is a member): choose a new folder`);
+    throw new EnsembleRefused(
+      `--out ${o.outDir} already exists and is not empty (or is a member): choose a new folder`,
+    );
   }
   const first = metas[0];
-  const recordedRoot = typeof first.data.root === 'string' && fs.existsSync(first.data.root) ? first.data.root : undefined;
+  const recordedRoot =
+    typeof first.data.root === 'string' && fs.existsSync(first.data.root) ? first.data.root : undefined;
   const root = o.data ?? recordedRoot;
-  if (!root) throw new EnsembleRefused('the members\' recorded data folder is not here: pass --data (the folder holding train/)');
+  if (!root)
+    throw new EnsembleRefused("the members' recorded data folder is not here: pass --data (the folder holding train/)");
   const tta = first.tta;
   metas.forEach((m, i) => {
-    if (JSON.stringify(m.tta) !== JSON.stringify(tta)) log(`note: ${o.members[i]} used test-time views [${m.tta}]; the ensemble uses the first member's [${tta}]`);
+    if (JSON.stringify(m.tta) !== JSON.stringify(tta))
+      log(`note: ${o.members[i]} used test-time views [${m.tta}]; the ensemble uses the first member's [${tta}]`);
   });
 
   const split = recordedSplit(first);
   const { train, val, info } = await loadTrainVal(root, {
-    ...split, valFraction: split.valFraction!, seed: split.seed!, size: first.inputSize, normalize: first.preprocessing.normalize, cacheDir: o.cacheDir, warn: log,
+    ...split,
+    valFraction: split.valFraction!,
+    seed: split.seed!,
+    size: first.inputSize,
+    normalize: first.preprocessing.normalize,
+    cacheDir: o.cacheDir,
+    warn: log,
   });
   if (info.fingerprint !== first.data.fingerprint) {
-    throw new EnsembleRefused(`the images under ${root} are not the ones the members were trained on (split fingerprint differs)`);
+    throw new EnsembleRefused(
+      `the images under ${root} are not the ones the members were trained on (split fingerprint differs)`,
+    );
   }
   const loaded: LoadedModel[] = [];
   try {
@@ -118,30 +152,40 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
     const record: EnsembleRecord = {
       method: 'mean-logit',
       members: metas.map((m, i) => ({
-        dir: dirs[i], from: path.resolve(o.members[i]), name: m.name, version: m.version, arch: m.arch, sha256: loaded[i].sha256,
+        dir: dirs[i],
+        from: path.resolve(o.members[i]),
+        name: m.name,
+        version: m.version,
+        arch: m.arch,
+        sha256: loaded[i].sha256,
         validationAuc: typeof m.validation?.auc === 'number' ? m.validation.auc : null,
       })),
     };
     const createdAt = new Date().toISOString();
-    const meta = parseMeta({
-      format: MODEL_FORMAT,
-      name: o.name ?? `ensemble-${metas.map((m) => m.name).join('+')}`,
-      version: createdAt.replace(/[-:]/g, '').slice(0, 15),
-      arch: `ensemble(${metas.map((m) => m.arch).join(', ')})`,
-      inputSize: first.inputSize,
-      preprocessing: first.preprocessing,
-      classNames: first.classNames,
-      temperature: c.temperature,
-      operatingPoints: c.operatingPoints,
-      defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint) ? first.defaultOperatingPoint : 'balanced',
-      tta,
-      members: dirs,
-      recipe: {},
-      data: { ...first.data, root },
-      validation: { ...c.metrics },
-      ensemble: record,
-      createdAt,
-    }, 'ensemble cxr.json');
+    const meta = parseMeta(
+      {
+        format: MODEL_FORMAT,
+        name: o.name ?? `ensemble-${metas.map((m) => m.name).join('+')}`,
+        version: createdAt.replace(/[-:]/g, '').slice(0, 15),
+        arch: `ensemble(${metas.map((m) => m.arch).join(', ')})`,
+        inputSize: first.inputSize,
+        preprocessing: first.preprocessing,
+        classNames: first.classNames,
+        temperature: c.temperature,
+        operatingPoints: c.operatingPoints,
+        defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint)
+          ? first.defaultOperatingPoint
+          : 'balanced',
+        tta,
+        members: dirs,
+        recipe: {},
+        data: { ...first.data, root },
+        validation: { ...c.metrics },
+        ensemble: record,
+        createdAt,
+      },
+      'ensemble cxr.json',
+    );
     await writeDirAtomic(out, async (tmp) => {
       o.members.forEach((d, i) => copyMember(d, path.join(tmp, dirs[i])));
       // The gate reads member 0's features: its ood.json still fits the copied weights byte for byte.
@@ -150,14 +194,19 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         fs.copyFileSync(path.join(o.members[0], OOD_FILE), path.join(tmp, OOD_FILE));
       } else {
         log(`fitting the OOD gate on the first member's features (${train.labels.length} training images)`);
-        saveOod(tmp, await fitOodFromSets(members[0], train, val, { memberDir: path.join(tmp, dirs[0]), fitted: { ...info } }));
+        saveOod(
+          tmp,
+          await fitOodFromSets(members[0], train, val, { memberDir: path.join(tmp, dirs[0]), fitted: { ...info } }),
+        );
       }
       fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
       writeModelCard(tmp, meta, o.command);
       writeValidationFiles(tmp, val.files, c);
     });
-    log(`ensemble written to ${o.outDir}: validation AUC ${c.metrics.auc?.toFixed(4) ?? 'n/a'}, T=${c.temperature.toFixed(3)}, ` +
-      `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`);
+    log(
+      `ensemble written to ${o.outDir}: validation AUC ${c.metrics.auc?.toFixed(4) ?? 'n/a'}, T=${c.temperature.toFixed(3)}, ` +
+        `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
+    );
     return meta;
   } finally {
     for (const l of loaded) l.members.forEach((m) => m.dispose());

@@ -56,16 +56,21 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
     recipe: o.recipe,
     data: { ...o.dataInfo, train: count(o.train), validation: count(o.val) },
     validation: {
-      ...metrics, bestEpoch: o.bestEpoch, ...(o.bestPhase ? { bestPhase: o.bestPhase } : {}),
-      epochsRun: o.epochsRun, trainingSeconds: o.seconds,
+      ...metrics,
+      bestEpoch: o.bestEpoch,
+      ...(o.bestPhase ? { bestPhase: o.bestPhase } : {}),
+      epochsRun: o.epochsRun,
+      trainingSeconds: o.seconds,
     },
     createdAt: now,
   };
   await saveModel(o.model, o.outDir, meta);
   writeModelCard(o.outDir, meta, o.command);
   writeValidationFiles(o.outDir, o.val.files, cal);
-  o.log(`validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
-    `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
-    `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`);
+  o.log(
+    `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
+      `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
+      `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`,
+  );
   return { meta, calibration: cal };
 }

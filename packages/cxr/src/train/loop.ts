@@ -97,20 +97,27 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
     const t0 = Date.now();
     const indices = p.order(epoch);
     const steps = Math.ceil(indices.length / batchSize);
-    const bar = p.progress ? new SingleBar({
-      format: `${p.epochTitle(epoch)} [{bar}] {value}/{total} batches | loss {loss} | eta {eta_formatted} | {last}`,
-      stream: process.stderr, hideCursor: true,
-    }) : null;
+    const bar = p.progress
+      ? new SingleBar({
+          format: `${p.epochTitle(epoch)} [{bar}] {value}/{total} batches | loss {loss} | eta {eta_formatted} | {last}`,
+          stream: process.stderr,
+          hideCursor: true,
+        })
+      : null;
     bar?.start(steps, 0, { loss: '-', last: state.bestAuc >= 0 ? `best val AUC ${state.bestAuc.toFixed(4)}` : '' });
     let lossSum = 0;
     for (let b = 0; b < steps; b++) {
       const idx = indices.slice(b * batchSize, (b + 1) * batchSize);
       setLearningRate(p.optimizer, schedule.lr(state.step - before, steps));
       const x = p.input(idx, epoch, b);
-      const y = tf.tensor2d(Float32Array.from(idx, (i) => p.labels[i]), [idx.length, 1]);
+      const y = tf.tensor2d(
+        Float32Array.from(idx, (i) => p.labels[i]),
+        [idx.length, 1],
+      );
       const loss = (await p.model.trainOnBatch(x, y)) as number;
       tf.dispose([x, y]);
-      if (!Number.isFinite(loss)) throw new Error(`${w.diverged} diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
+      if (!Number.isFinite(loss))
+        throw new Error(`${w.diverged} diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
       lossSum += loss;
       state.step++;
       bar?.update(b + 1, { loss: (lossSum / (b + 1)).toFixed(4) });
@@ -120,13 +127,22 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
 
     const v = summarizeValidation(p.valLabels, await p.validate());
     const entry = {
-      epoch: epoch + 1, ...(p.name ? { phase: p.name } : {}), loss: lossSum / steps, val_loss: v.loss, val_auc: v.auc, val_accuracy: v.acc,
-      lr: schedule.lr(state.step - before - 1, steps), seconds: (Date.now() - t0) / 1000, train_seconds: trainSeconds,
+      epoch: epoch + 1,
+      ...(p.name ? { phase: p.name } : {}),
+      loss: lossSum / steps,
+      val_loss: v.loss,
+      val_auc: v.auc,
+      val_accuracy: v.acc,
+      lr: schedule.lr(state.step - before - 1, steps),
+      seconds: (Date.now() - t0) / 1000,
+      train_seconds: trainSeconds,
     };
     appendRunLog(p.logFile, entry);
-    p.log(`${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
-      `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
-      `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`);
+    p.log(
+      `${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
+        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
+        `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`,
+    );
     if (schedule.onValidation(v.auc)) p.log('  reducing learning rate');
     let stop = false;
     if (v.auc > state.bestAuc) {

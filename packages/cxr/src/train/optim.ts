@@ -6,9 +6,12 @@ import type { Recipe } from './recipe';
 
 export function makeOptimizer(name: Recipe['optimizer'], lr: number): tf.Optimizer {
   switch (name) {
-    case 'rmsprop': return tf.train.rmsprop(lr);
-    case 'adam': return tf.train.adam(lr);
-    case 'sgd': return tf.train.momentum(lr, 0.9, true);
+    case 'rmsprop':
+      return tf.train.rmsprop(lr);
+    case 'adam':
+      return tf.train.adam(lr);
+    case 'sgd':
+      return tf.train.momentum(lr, 0.9, true);
   }
 }
 
@@ -27,7 +30,12 @@ export function setLearningRate(opt: tf.Optimizer, lr: number): void {
  * into existing ones: one step at learning rate 0 on a batch (x, y), which it disposes. The step's
  * effect on the weights is overwritten by the restore.
  */
-export async function createSlots(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor): Promise<void> {
+export async function createSlots(
+  model: tfl.LayersModel,
+  opt: tf.Optimizer,
+  x: tf.Tensor,
+  y: tf.Tensor,
+): Promise<void> {
   setLearningRate(opt, 0);
   await model.trainOnBatch(x, y);
   tf.dispose([x, y]);

@@ -10,46 +10,133 @@ export interface NamedRecipe {
 export const RECIPES: Record<string, NamedRecipe> = {
   'seed1-baseline': {
     title: 'Seed fig. 2: baseline CNN (deadskull7) + RMSprop',
-    recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'none' },
+    recipe: {
+      arch: 'deadskull7',
+      optimizer: 'rmsprop',
+      lr: 1e-4,
+      schedule: 'constant',
+      epochs: 10,
+      batchSize: 32,
+      balance: 'none',
+      augment: 'none',
+    },
   },
   'seed2-balanced': {
     title: 'Seed fig. 3: baseline CNN + class-balanced training set',
-    recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'undersample', augment: 'none' },
+    recipe: {
+      arch: 'deadskull7',
+      optimizer: 'rmsprop',
+      lr: 1e-4,
+      schedule: 'constant',
+      epochs: 10,
+      batchSize: 32,
+      balance: 'undersample',
+      augment: 'none',
+    },
   },
   'seed3-madz2000': {
     title: 'Seed fig. 4: madz2000 CNN with its data augmentation',
-    recipe: { arch: 'madz2000', optimizer: 'rmsprop', lr: 1e-3, schedule: 'plateau', epochs: 12, batchSize: 32, balance: 'none', augment: 'madz2000' },
+    recipe: {
+      arch: 'madz2000',
+      optimizer: 'rmsprop',
+      lr: 1e-3,
+      schedule: 'plateau',
+      epochs: 12,
+      batchSize: 32,
+      balance: 'none',
+      augment: 'madz2000',
+    },
   },
   'seed4-baseline-augment': {
     title: 'Seed fig. 5: baseline CNN + data augmentation',
-    recipe: { arch: 'deadskull7', optimizer: 'rmsprop', lr: 1e-4, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'light' },
+    recipe: {
+      arch: 'deadskull7',
+      optimizer: 'rmsprop',
+      lr: 1e-4,
+      schedule: 'constant',
+      epochs: 10,
+      batchSize: 32,
+      balance: 'none',
+      augment: 'light',
+    },
   },
   cxr: {
     title: 'cxr: residual CNN, strong augmentation, label smoothing, cosine LR, calibrated, TTA',
     recipe: {
-      arch: 'cxrnet', inputSize: 160, optimizer: 'adam', lr: 2e-3, schedule: 'cosine', warmupEpochs: 0.5, epochs: 10, batchSize: 32,
-      balance: 'class-weights', augment: 'strong', labelSmoothing: 0.05, tta: ['identity', 'zoom-in', 'zoom-out'],
+      arch: 'cxrnet',
+      inputSize: 160,
+      optimizer: 'adam',
+      lr: 2e-3,
+      schedule: 'cosine',
+      warmupEpochs: 0.5,
+      epochs: 10,
+      batchSize: 32,
+      balance: 'class-weights',
+      augment: 'strong',
+      labelSmoothing: 0.05,
+      tta: ['identity', 'zoom-in', 'zoom-out'],
     },
   },
   // Transfer learning (docs/transfer-learning.md). 'auto' = InceptionV3 when its weights are
   // present, else the largest MobileNet present; cxr.json's recipe.backboneFallback says which.
   'seed6-transfer': {
-    title: 'Seed fig. 6: transfer learning, frozen ImageNet backbone (InceptionV3, else the largest MobileNet) + new head',
-    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'none', augment: 'none' },
+    title:
+      'Seed fig. 6: transfer learning, frozen ImageNet backbone (InceptionV3, else the largest MobileNet) + new head',
+    recipe: {
+      backbone: 'auto',
+      inputSize: 224,
+      optimizer: 'adam',
+      lr: 1e-3,
+      schedule: 'constant',
+      epochs: 15,
+      batchSize: 32,
+      balance: 'none',
+      augment: 'none',
+    },
   },
   'seed7-transfer-balanced': {
     title: 'Seed fig. 7: transfer learning + class-balanced training set',
-    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 15, batchSize: 32, balance: 'undersample', augment: 'none' },
+    recipe: {
+      backbone: 'auto',
+      inputSize: 224,
+      optimizer: 'adam',
+      lr: 1e-3,
+      schedule: 'constant',
+      epochs: 15,
+      batchSize: 32,
+      balance: 'undersample',
+      augment: 'none',
+    },
   },
   'seed8-transfer-augment': {
     title: 'Seed fig. 8: transfer learning + data augmentation (frozen backbone run on every augmented batch)',
-    recipe: { backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'constant', epochs: 10, batchSize: 32, balance: 'none', augment: 'light' },
+    recipe: {
+      backbone: 'auto',
+      inputSize: 224,
+      optimizer: 'adam',
+      lr: 1e-3,
+      schedule: 'constant',
+      epochs: 10,
+      batchSize: 32,
+      balance: 'none',
+      augment: 'light',
+    },
   },
   'transfer-finetune': {
-    title: 'Transfer learning, then fine-tuning the top 2 backbone blocks; class weights, light augmentation, calibrated',
+    title:
+      'Transfer learning, then fine-tuning the top 2 backbone blocks; class weights, light augmentation, calibrated',
     recipe: {
-      backbone: 'auto', inputSize: 224, optimizer: 'adam', lr: 1e-3, schedule: 'cosine', epochs: 8, batchSize: 32,
-      balance: 'class-weights', augment: 'light', fineTune: { blocks: 2, epochs: 4, lr: 1e-4 }, tta: ['identity', 'zoom-in', 'zoom-out'],
+      backbone: 'auto',
+      inputSize: 224,
+      optimizer: 'adam',
+      lr: 1e-3,
+      schedule: 'cosine',
+      epochs: 8,
+      batchSize: 32,
+      balance: 'class-weights',
+      augment: 'light',
+      fineTune: { blocks: 2, epochs: 4, lr: 1e-4 },
+      tta: ['identity', 'zoom-in', 'zoom-out'],
     },
   },
 };
@@ -73,7 +160,7 @@ RECIPES['cxr-oversample'] = {
 // the same recipe on histogram-equalised input, so exposure, gamma, contrast and window changes
 // reach the network as (nearly) the same image.
 RECIPES['cxr-equalize'] = {
-  title: "cxr-oversample on histogram-equalised input (per-image intensity normalisation)",
+  title: 'cxr-oversample on histogram-equalised input (per-image intensity normalisation)',
   recipe: { ...RECIPES['cxr-oversample'].recipe, normalize: 'equalize' },
 };
 
@@ -81,7 +168,8 @@ RECIPES['cxr-equalize'] = {
 // resolution; data/shift_augment.ts). The robustness benchmark's framing, compression, border,
 // marker, rotation and inversion changes stay unseen in training.
 RECIPES['cxr-shift'] = {
-  title: 'cxr-oversample trained with site-shift augmentation (exposure, gamma, contrast, blur, sharpen, noise, resampling)',
+  title:
+    'cxr-oversample trained with site-shift augmentation (exposure, gamma, contrast, blur, sharpen, noise, resampling)',
   recipe: { ...RECIPES['cxr-oversample'].recipe, shiftAugment: SITE_SHIFT_AUGMENT },
 };
 

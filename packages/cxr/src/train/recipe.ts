@@ -39,7 +39,9 @@ export const Recipe = z.object({
   /** Local backbone weights (TF.js model folder or Keras .h5) instead of the cache or a download. */
   weights: z.string().optional(),
   /** After the frozen-backbone head: unfreeze the top `blocks` backbone blocks for `epochs` more at `lr`. */
-  fineTune: z.object({ blocks: z.number().int().min(1), epochs: z.number().int().min(1), lr: z.number().positive() }).optional(),
+  fineTune: z
+    .object({ blocks: z.number().int().min(1), epochs: z.number().int().min(1), lr: z.number().positive() })
+    .optional(),
   /** Dropout before the transfer head's Dense layer (default 0.2). */
   headDropout: z.number().min(0).max(0.9).optional(),
   tta: z.array(TtaViewName).default([]),

@@ -30,7 +30,8 @@ export function resolveRecipe(name: string | undefined, overrides: Partial<Recip
   if (!base) throw new Error(`unknown recipe '${name}' (known: ${Object.keys(RECIPES).join(', ')})`);
   // A different architecture without an explicit size takes that architecture's own size.
   const merged: RecipeInput = { ...base.recipe, ...overrides };
-  if (overrides.arch && overrides.inputSize === undefined && overrides.arch !== base.recipe.arch) delete merged.inputSize;
+  if (overrides.arch && overrides.inputSize === undefined && overrides.arch !== base.recipe.arch)
+    delete merged.inputSize;
   // Likewise a backbone added to a from-scratch recipe takes the backbone's own size.
   if (overrides.backbone && overrides.inputSize === undefined && !base.recipe.backbone) delete merged.inputSize;
   if (merged.backbone) merged.arch = 'transfer';
@@ -41,15 +42,23 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const recipePath = path.join(o.out, 'recipe.json');
   // --resume keeps the recipe the run started with.
-  const recipe = o.resume && fs.existsSync(recipePath)
-    ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
-    : resolveRecipe(o.recipeName, o.overrides);
+  const recipe =
+    o.resume && fs.existsSync(recipePath)
+      ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
+      : resolveRecipe(o.recipeName, o.overrides);
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
   const result = recipe.backbone
     ? await trainTransfer({
-      recipe, data: o.data, out: o.out, name: o.name, resume: o.resume, progress: o.progress, log, command: o.command,
-    })
+        recipe,
+        data: o.data,
+        out: o.out,
+        name: o.name,
+        resume: o.resume,
+        progress: o.progress,
+        log,
+        command: o.command,
+      })
     : await trainFromScratch(o, recipe, log);
   if (o.report !== false) {
     try {
@@ -67,8 +76,16 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
   const progress = o.progress ?? process.stderr.isTTY === true;
 
-  const { train: realTrain, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, normalize: recipe.normalize, ...splitOf(recipe),
+  const {
+    train: realTrain,
+    val,
+    info,
+  } = await loadTrainVal(o.data, {
+    size,
+    progress,
+    warn: log,
+    normalize: recipe.normalize,
+    ...splitOf(recipe),
   });
   // After the split, so generated images can only ever be training images.
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
@@ -76,17 +93,27 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   const shift = recipe.shiftAugment;
   if (shift) {
     // The films are changed before the tensor is made; a normalisation applied at load would come first.
-    if (recipe.normalize !== 'none') throw new Error('shiftAugment with a per-image normalisation is not supported yet: use normalize none');
+    if (recipe.normalize !== 'none')
+      throw new Error('shiftAugment with a per-image normalisation is not supported yet: use normalize none');
     checkShiftAugment(shift);
   }
   const balance = recipe.balance as BalanceMode;
   return train({
-    recipe, train: trainSet, val, outDir: o.out, name: o.name, resume: o.resume, progress, log,
+    recipe,
+    train: trainSet,
+    val,
+    outDir: o.out,
+    name: o.name,
+    resume: o.resume,
+    progress,
+    log,
     plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch) }),
     classWeights: lossWeights(trainSet.labels, balance),
-    augment: isIdentity(augment) ? undefined
+    augment: isIdentity(augment)
+      ? undefined
       : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
-    pixelAugment: shift && ((px, n, epoch, batch) => shiftAugmentBatch(px, n, size, shift, `${recipe.seed}:${epoch}:${batch}`)),
+    pixelAugment:
+      shift && ((px, n, epoch, batch) => shiftAugmentBatch(px, n, size, shift, `${recipe.seed}:${epoch}:${batch}`)),
     dataInfo: { ...info, ...ganInfo },
     command: o.command,
   });

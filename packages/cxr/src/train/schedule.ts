@@ -22,8 +22,10 @@ export function makeSchedule(recipe: Recipe, saved?: Record<string, number>): Sc
     lr(step, stepsPerEpoch) {
       const e = step / stepsPerEpoch; // fractional epoch
       switch (recipe.schedule) {
-        case 'constant': return base * warmup(e);
-        case 'plateau': return plateauLr * warmup(e);
+        case 'constant':
+          return base * warmup(e);
+        case 'plateau':
+          return plateauLr * warmup(e);
         case 'cosine': {
           const t = Math.min(1, Math.max(0, (e - warm) / Math.max(1e-9, total - warm)));
           return base * warmup(e) * (0.02 + 0.98 * 0.5 * (1 + Math.cos(Math.PI * t)));
@@ -32,14 +34,22 @@ export function makeSchedule(recipe: Recipe, saved?: Record<string, number>): Sc
           // Linear ramp to the peak over the first 30 %, cosine down to 1/100 of the peak.
           const t = e / total;
           if (t < 0.3) return base * (0.1 + 0.9 * (t / 0.3));
-          return base * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * (t - 0.3) / 0.7)));
+          return base * (0.01 + 0.99 * 0.5 * (1 + Math.cos((Math.PI * (t - 0.3)) / 0.7)));
         }
       }
     },
     onValidation(auc) {
       if (recipe.schedule !== 'plateau') return false;
-      if (auc > best + 1e-4) { best = auc; bad = 0; return false; }
-      if (++bad >= 2) { plateauLr = Math.max(plateauLr * 0.3, 1e-6); bad = 0; return true; }
+      if (auc > best + 1e-4) {
+        best = auc;
+        bad = 0;
+        return false;
+      }
+      if (++bad >= 2) {
+        plateauLr = Math.max(plateauLr * 0.3, 1e-6);
+        bad = 0;
+        return true;
+      }
       return false;
     },
     state: () => ({ plateauLr, best, bad }),

@@ -58,7 +58,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const arch = architecture(recipe.arch);
   const size = recipe.inputSize ?? arch.defaultInputSize;
-  if (trainSet.size !== size || val.size !== size) throw new Error(`images are ${trainSet.size}px but the model takes ${size}px`);
+  if (trainSet.size !== size || val.size !== size)
+    throw new Error(`images are ${trainSet.size}px but the model takes ${size}px`);
   fs.mkdirSync(outDir, { recursive: true });
   const ckptLast = path.join(outDir, 'checkpoints', 'last');
   const ckptBest = path.join(outDir, 'checkpoints', 'best');
@@ -71,19 +72,34 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let state: LoopState = { epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0 };
   const resuming = opts.resume === true && readState(ckptLast) !== null;
   if (resuming) {
-    await createSlots(model, optimizer, toInput(trainSet.pixels.subarray(0, size * size), 1, size), tf.tensor2d([trainSet.labels[0]], [1, 1]));
+    await createSlots(
+      model,
+      optimizer,
+      toInput(trainSet.pixels.subarray(0, size * size), 1, size),
+      tf.tensor2d([trainSet.labels[0]], [1, 1]),
+    );
     state = await restoreCheckpoint(ckptLast, model, optimizer);
-    log(`resuming after epoch ${state.epoch} (best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`);
+    log(
+      `resuming after epoch ${state.epoch} (best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
+    );
   }
   startRunLog(logFile, resuming ? state.epoch : null);
   const c = count(trainSet);
-  log(`training ${arch.name} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
-    `validating on ${val.labels.length}; ${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`);
+  log(
+    `training ${arch.name} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
+      `validating on ${val.labels.length}; ${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
+  );
 
   await runEpochs({
-    state, endEpoch: recipe.epochs, epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs}`,
-    model, optimizer, schedule: makeSchedule(recipe, state.schedule), batchSize: recipe.batchSize,
-    labels: trainSet.labels, order: (e) => opts.plan(e).indices,
+    state,
+    endEpoch: recipe.epochs,
+    epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs}`,
+    model,
+    optimizer,
+    schedule: makeSchedule(recipe, state.schedule),
+    batchSize: recipe.batchSize,
+    labels: trainSet.labels,
+    order: (e) => opts.plan(e).indices,
     input: (idx, epoch, b) => {
       const pixels = gatherPixels(trainSet, idx);
       opts.pixelAugment?.(pixels, idx.length, epoch, b);
@@ -93,17 +109,36 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       return xa;
     },
     validate: () => predictAllLogits([model], val.pixels, val.labels.length, size, { batchSize: 64 }),
-    valLabels: Array.from(val.labels), patience: recipe.patience,
-    bestDir: ckptBest, lastDir: ckptLast, logFile, started: Date.now() - state.elapsedSeconds * 1000,
-    progress: opts.progress, log,
+    valLabels: Array.from(val.labels),
+    patience: recipe.patience,
+    bestDir: ckptBest,
+    lastDir: ckptLast,
+    logFile,
+    started: Date.now() - state.elapsedSeconds * 1000,
+    progress: opts.progress,
+    log,
   });
 
   // Final model = best epoch on validation; calibration and operating points on validation.
   const best = fs.existsSync(ckptBest) ? await tfl.loadLayersModel(fileLoader(ckptBest)) : model;
   const { meta } = await finishRun({
-    model: best, train: trainSet, val, outDir, name: opts.name, defaultName: `${arch.name}-${new Date().toISOString().slice(0, 10)}`,
-    arch: arch.name, size, preprocessing: { normalize: recipe.normalize }, tta: recipe.tta, recipe: { ...recipe, inputSize: size }, dataInfo: opts.dataInfo,
-    bestEpoch: state.bestEpoch, epochsRun: state.epoch, seconds: state.elapsedSeconds, command: opts.command, log,
+    model: best,
+    train: trainSet,
+    val,
+    outDir,
+    name: opts.name,
+    defaultName: `${arch.name}-${new Date().toISOString().slice(0, 10)}`,
+    arch: arch.name,
+    size,
+    preprocessing: { normalize: recipe.normalize },
+    tta: recipe.tta,
+    recipe: { ...recipe, inputSize: size },
+    dataInfo: opts.dataInfo,
+    bestEpoch: state.bestEpoch,
+    epochsRun: state.epoch,
+    seconds: state.elapsedSeconds,
+    command: opts.command,
+    log,
   });
   // The not-a-chest-X-ray gate, fitted on the same training images (threshold on validation).
   saveOod(outDir, await fitOodFromSets(best, trainSet, val, { memberDir: outDir, fitted: { ...opts.dataInfo } }));

@@ -66,15 +66,24 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   const backbone = await resolveBackbone(recipe.backbone!, { weights: recipe.weights, progress, log });
   const { spec } = backbone;
   const size = recipe.inputSize ?? spec.defaultInputSize;
-  log(`backbone ${spec.name}: ${spec.title}; weights ${backbone.weights.path} (${backbone.weights.source})` +
-    (backbone.fallback ? `\n  fallback: ${backbone.fallback}` : ''));
+  log(
+    `backbone ${spec.name}: ${spec.title}; weights ${backbone.weights.path} (${backbone.weights.source})` +
+      (backbone.fallback ? `\n  fallback: ${backbone.fallback}` : ''),
+  );
 
   const { train, val, info } = await loadTrainVal(o.data, {
-    size, progress, warn: log, normalize: recipe.normalize, ...splitOf(recipe),
+    size,
+    progress,
+    warn: log,
+    normalize: recipe.normalize,
+    ...splitOf(recipe),
   });
   const dropout = recipe.headDropout ?? 0.2;
   const tm = await buildTransferModel(backbone, size, { dropout, seed: recipe.seed });
-  const layersExtractor = tfl.model({ inputs: tm.model.inputs, outputs: tm.model.getLayer(POOL_LAYER).output as tfl.SymbolicTensor });
+  const layersExtractor = tfl.model({
+    inputs: tm.model.inputs,
+    outputs: tm.model.getLayer(POOL_LAYER).output as tfl.SymbolicTensor,
+  });
   const dim = layersExtractor.outputs[0].shape[1] as number;
   // The frozen backbone with batch norm folded into fused convolutions: same features, fewer passes.
   const compiled = compileFrozen(tm.model, POOL_LAYER);
@@ -93,34 +102,62 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   const logFile = runLogPath(out);
   const saved = o.resume ? (readState(ckptLast) as TransferState | null) : null;
   let state: TransferState = saved ?? {
-    phase: 'head', headEpochs: 0, headSteps: 0, bestPhase: 'head', epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0,
+    phase: 'head',
+    headEpochs: 0,
+    headSteps: 0,
+    bestPhase: 'head',
+    epoch: 0,
+    step: 0,
+    bestAuc: -1,
+    bestEpoch: -1,
+    schedule: {},
+    elapsedSeconds: 0,
   };
-  if (saved) log(`resuming after epoch ${state.epoch} (${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`);
+  if (saved)
+    log(
+      `resuming after epoch ${state.epoch} (${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
+    );
   startRunLog(logFile, saved ? state.epoch : null);
   const started = Date.now() - state.elapsedSeconds * 1000;
   const c = count(train);
   const ft = recipe.fineTune;
-  log(`transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), validating on ${labels.length}; ` +
-    `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
-    (ft ? `, then fine-tuning the top ${ft.blocks} blocks for ${ft.epochs} epochs at lr ${ft.lr}` : ''));
+  log(
+    `transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), validating on ${labels.length}; ` +
+      `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
+      (ft ? `, then fine-tuning the top ${ft.blocks} blocks for ${ft.epochs} epochs at lr ${ft.lr}` : ''),
+  );
 
   // Phase 1: the head.
   const valFeatures = await extractFeatures(extract, dim, val, { identity, progress, label: 'validation features' });
-  log(`validation features: ${labels.length} images x ${dim} in ${valFeatures.seconds.toFixed(1)} s${valFeatures.cached ? ' (cached)' : ''}`);
+  log(
+    `validation features: ${labels.length} images x ${dim} in ${valFeatures.seconds.toFixed(1)} s${valFeatures.cached ? ' (cached)' : ''}`,
+  );
   const head = buildHead(dim, dropout, recipe.seed);
   const headOpt = makeOptimizer(recipe.optimizer, recipe.lr);
   head.compile({ optimizer: headOpt, loss });
   if (state.phase === 'head' && state.epoch < recipe.epochs) {
-    const trainFeatures = aug ? null : await extractFeatures(extract, dim, train, { identity, progress, label: 'train features' });
-    if (trainFeatures) log(`train features: ${c.n} images x ${dim} in ${trainFeatures.seconds.toFixed(1)} s${trainFeatures.cached ? ' (cached)' : ''}`);
+    const trainFeatures = aug
+      ? null
+      : await extractFeatures(extract, dim, train, { identity, progress, label: 'train features' });
+    if (trainFeatures)
+      log(
+        `train features: ${c.n} images x ${dim} in ${trainFeatures.seconds.toFixed(1)} s${trainFeatures.cached ? ' (cached)' : ''}`,
+      );
     if (saved) {
       await createSlots(head, headOpt, tf.zeros([1, dim]), tf.zeros([1, 1]));
       state = { ...state, ...(await restoreCheckpoint(ckptLast, head, headOpt)) };
     }
     await runEpochs({
-      name: 'head', state, endEpoch: recipe.epochs, epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs} (head)`,
-      model: head, optimizer: headOpt, schedule: makeSchedule(recipe, state.schedule), batchSize: recipe.batchSize,
-      labels: train.labels, order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
+      name: 'head',
+      state,
+      endEpoch: recipe.epochs,
+      epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs} (head)`,
+      model: head,
+      optimizer: headOpt,
+      schedule: makeSchedule(recipe, state.schedule),
+      batchSize: recipe.batchSize,
+      labels: train.labels,
+      order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
       input: (idx, epoch, b) => {
         if (trainFeatures) return gatherRows(trainFeatures.data, dim, idx);
         const xi = batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`);
@@ -128,10 +165,18 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
         xi.dispose();
         return x;
       },
-      validate: async () => headLogits(head, valFeatures.data, dim), valLabels: labels, patience: recipe.patience,
-      bestDir: ckptHead, lastDir: ckptLast, onBest: (st) => { st.bestPhase = 'head'; },
+      validate: async () => headLogits(head, valFeatures.data, dim),
+      valLabels: labels,
+      patience: recipe.patience,
+      bestDir: ckptHead,
+      lastDir: ckptLast,
+      onBest: (st) => {
+        st.bestPhase = 'head';
+      },
       onEpochEnd: (st) => Object.assign(st, { headEpochs: st.epoch, headSteps: st.step }),
-      logFile, started, log,
+      logFile,
+      started,
+      log,
     });
   }
   if (state.phase === 'head') {
@@ -157,41 +202,79 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     } else {
       state = { ...state, phase: 'fine-tune', schedule: {} };
     }
-    const trainable = tm.model.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, d) => a * d, 1), 0);
+    const trainable = tm.model.trainableWeights.reduce(
+      (s, w) => s + (w.shape as number[]).reduce((a, d) => a * d, 1),
+      0,
+    );
     log(`fine-tuning ${trainable} parameters (top ${ft.blocks} of ${tm.blocks.length} blocks, batch norm frozen)`);
     const total = state.headEpochs + ft.epochs;
     await runEpochs({
-      name: 'fine-tune', state, endEpoch: total,
+      name: 'fine-tune',
+      state,
+      endEpoch: total,
       epochTitle: (e) => `epoch ${e + 1}/${total} (fine-tune ${e - state.headEpochs + 1}/${ft.epochs})`,
-      model: tm.model, optimizer: opt, schedule: makeSchedule(ftRecipe, state.schedule), stepsBefore: state.headSteps,
-      batchSize: recipe.batchSize, labels: train.labels, order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
+      model: tm.model,
+      optimizer: opt,
+      schedule: makeSchedule(ftRecipe, state.schedule),
+      stepsBefore: state.headSteps,
+      batchSize: recipe.batchSize,
+      labels: train.labels,
+      order: (e) => epochOrder(train.labels, balance, recipe.seed, e),
       input: (idx, epoch, b) => batchInput(train, idx, aug, `${recipe.seed}:${epoch}:${b}`),
-      validate: () => predictAllLogits([tm.model], val.pixels, labels.length, size, { batchSize: 32 }), valLabels: labels,
+      validate: () => predictAllLogits([tm.model], val.pixels, labels.length, size, { batchSize: 32 }),
+      valLabels: labels,
       // Patience counts within fine-tuning: a best epoch of the head does not stop it at once.
-      patience: recipe.patience, patienceFrom: (st) => Math.max(st.bestEpoch, st.headEpochs),
-      bestDir: ckptBest, lastDir: ckptLast, onBest: (st) => { st.bestPhase = 'fine-tune'; },
-      logFile, started, progress, log,
+      patience: recipe.patience,
+      patienceFrom: (st) => Math.max(st.bestEpoch, st.headEpochs),
+      bestDir: ckptBest,
+      lastDir: ckptLast,
+      onBest: (st) => {
+        st.bestPhase = 'fine-tune';
+      },
+      logFile,
+      started,
+      progress,
+      log,
     });
   }
 
   const best = await tfl.loadLayersModel(fileLoader(ckptBest));
   const arch = `transfer/${spec.name}`;
   const { meta } = await finishRun({
-    model: best, train, val, outDir: out, name: o.name, defaultName: `${spec.name}-transfer-${new Date().toISOString().slice(0, 10)}`,
-    arch, size, tta: recipe.tta,
+    model: best,
+    train,
+    val,
+    outDir: out,
+    name: o.name,
+    defaultName: `${spec.name}-transfer-${new Date().toISOString().slice(0, 10)}`,
+    arch,
+    size,
+    tta: recipe.tta,
     // Built into the model (layer to_rgb): nothing for a caller to do beyond the usual gray/255.
-    preprocessing: { normalize: recipe.normalize, inModel: 'gray replicated to 3 channels, then x*2-1 (= pixel/127.5 - 1, the backbone\'s ImageNet normalisation)' },
+    preprocessing: {
+      normalize: recipe.normalize,
+      inModel: "gray replicated to 3 channels, then x*2-1 (= pixel/127.5 - 1, the backbone's ImageNet normalisation)",
+    },
     recipe: {
-      ...recipe, arch, inputSize: size,
-      backbone: spec.name, backboneRequested: backbone.requested, backboneFallback: backbone.fallback,
+      ...recipe,
+      arch,
+      inputSize: size,
+      backbone: spec.name,
+      backboneRequested: backbone.requested,
+      backboneFallback: backbone.fallback,
       backboneWeights: { url: spec.weights.url, source: backbone.weights.source, sha256: backbone.weights.sha256 },
     },
-    dataInfo: info, bestEpoch: state.bestEpoch, bestPhase: state.bestPhase, epochsRun: state.epoch, seconds: state.elapsedSeconds,
-    batchSize: 32, command: o.command, log,
+    dataInfo: info,
+    bestEpoch: state.bestEpoch,
+    bestPhase: state.bestPhase,
+    epochsRun: state.epoch,
+    seconds: state.elapsedSeconds,
+    batchSize: 32,
+    command: o.command,
+    log,
   });
   best.dispose();
   tm.model.dispose();
   for (const d of [ckptBest, ckptHead]) fs.rmSync(d, { recursive: true, force: true });
   return { meta, epochs: state.epoch, seconds: state.elapsedSeconds };
 }
-

@@ -36,7 +36,8 @@ export interface Features {
 }
 
 export function featureKey(set: ImageSet, identity: string): string {
-  return crypto.createHash('sha256')
+  return crypto
+    .createHash('sha256')
     .update(`cxr-features/${FEATURES_VERSION}\n${identity}\n${set.size}\n`)
     .update(set.pixels)
     .digest('hex');
@@ -46,14 +47,24 @@ export function featureKey(set: ImageSet, identity: string): string {
 export type Extractor = (x: tf.Tensor4D) => tf.Tensor;
 
 /** Runs `extract` over a whole set, or reads its result from the disk cache. */
-export async function extractFeatures(extract: Extractor, dim: number, set: ImageSet, opts: FeatureOptions): Promise<Features> {
+export async function extractFeatures(
+  extract: Extractor,
+  dim: number,
+  set: ImageSet,
+  opts: FeatureOptions,
+): Promise<Features> {
   const t0 = Date.now();
   const n = set.labels.length;
   const dir = path.join(opts.cacheDir ?? defaultCacheDir(), 'features');
   const file = path.join(dir, `${featureKey(set, opts.identity)}.f32`);
   if (opts.persist !== false && fs.existsSync(file) && fs.statSync(file).size === n * dim * 4) {
     const buf = fs.readFileSync(file);
-    return { data: new Float32Array(buf.buffer, buf.byteOffset, n * dim).slice(), dim, cached: true, seconds: (Date.now() - t0) / 1000 };
+    return {
+      data: new Float32Array(buf.buffer, buf.byteOffset, n * dim).slice(),
+      dim,
+      cached: true,
+      seconds: (Date.now() - t0) / 1000,
+    };
   }
   const bs = opts.batchSize ?? 32;
   const per = set.size * set.size;
@@ -63,7 +74,7 @@ export async function extractFeatures(extract: Extractor, dim: number, set: Imag
     const m = Math.min(bs, n - i);
     const x = toInput(set.pixels.subarray(i * per, (i + m) * per), m, set.size);
     const y = extract(x);
-    data.set(await y.data() as Float32Array, i * dim);
+    data.set((await y.data()) as Float32Array, i * dim);
     tf.dispose([x, y]);
     bar.tick(m);
   }

@@ -9,9 +9,14 @@ import { logit } from '../models/infer';
 export function buildHead(channels: number, dropout: number, seed: number): tfl.LayersModel {
   const input = tfl.input({ shape: [channels], name: 'features' });
   const x = tfl.layers.dropout({ rate: dropout, name: 'dropout' }).apply(input) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({
-    units: 1, activation: 'sigmoid', name: HEAD_LAYER, kernelInitializer: tfl.initializers.glorotUniform({ seed }),
-  }).apply(x) as tfl.SymbolicTensor;
+  const out = tfl.layers
+    .dense({
+      units: 1,
+      activation: 'sigmoid',
+      name: HEAD_LAYER,
+      kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+    })
+    .apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out, name: 'transfer_head' });
 }
 
@@ -21,7 +26,9 @@ export function headLogits(head: tfl.LayersModel, features: Float32Array, dim: n
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += batchSize) {
     const m = Math.min(batchSize, n - i);
-    const p = tf.tidy(() => head.predict(tf.tensor2d(features.subarray(i * dim, (i + m) * dim), [m, dim])) as tf.Tensor);
+    const p = tf.tidy(
+      () => head.predict(tf.tensor2d(features.subarray(i * dim, (i + m) * dim), [m, dim])) as tf.Tensor,
+    );
     const probs = p.dataSync();
     p.dispose();
     for (let j = 0; j < m; j++) out[i + j] = logit(probs[j]);

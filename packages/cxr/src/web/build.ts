@@ -17,8 +17,11 @@ function wasmDir(): string {
 
 export async function buildWeb(opts: { check?: boolean; minify?: boolean } = {}): Promise<void> {
   if (opts.check) {
-    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(SRC, 'client', 'tsconfig.json')],
-      { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [require.resolve('typescript/bin/tsc'), '-p', path.join(SRC, 'client', 'tsconfig.json')],
+      { stdio: 'inherit' },
+    );
   }
   const tmp = `${STATIC_DIR}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -38,7 +41,8 @@ export async function buildWeb(opts: { check?: boolean; minify?: boolean } = {})
     define: { 'process.env.NODE_ENV': '"production"' },
     logLevel: 'warning',
   });
-  for (const f of ['index.html', 'style.css', 'favicon.svg']) fs.copyFileSync(path.join(SRC, 'page', f), path.join(tmp, f));
+  for (const f of ['index.html', 'style.css', 'favicon.svg'])
+    fs.copyFileSync(path.join(SRC, 'page', f), path.join(tmp, f));
   for (const f of fs.readdirSync(wasmDir()).filter((n) => n.endsWith('.wasm'))) {
     fs.copyFileSync(path.join(wasmDir(), f), path.join(tmp, 'wasm', f));
   }
@@ -49,9 +53,13 @@ export async function buildWeb(opts: { check?: boolean; minify?: boolean } = {})
 if (require.main === module) {
   const t0 = Date.now();
   buildWeb({ check: process.argv.includes('--check'), minify: !process.argv.includes('--no-minify') }).then(
-    () => process.stdout.write(`web page built into ${path.relative(process.cwd(), STATIC_DIR)} in ${Date.now() - t0} ms\n`),
+    () =>
+      process.stdout.write(
+        `web page built into ${path.relative(process.cwd(), STATIC_DIR)} in ${Date.now() - t0} ms\n`,
+      ),
     (e: unknown) => {
       process.stderr.write(`web build failed: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exit(1);
-    });
+    },
+  );
 }

@@ -28,7 +28,8 @@ function inbound(layer: tfl.layers.Layer): tfl.layers.Layer[] {
 function fusableActivation(layer: tfl.layers.Layer): Activation | null {
   const cls = layer.getClassName();
   const cfg = layer.getConfig() as { activation?: string; maxValue?: number | null };
-  if (cls === 'Activation' && (cfg.activation === 'relu' || cfg.activation === 'relu6' || cfg.activation === 'linear')) return cfg.activation;
+  if (cls === 'Activation' && (cfg.activation === 'relu' || cfg.activation === 'relu6' || cfg.activation === 'linear'))
+    return cfg.activation;
   if (cls === 'ReLU') return cfg.maxValue === 6 ? 'relu6' : cfg.maxValue == null ? 'relu' : null;
   return null;
 }
@@ -45,7 +46,8 @@ function named(layer: tfl.layers.Layer): Map<string, tf.Tensor> {
 export function compileFrozen(model: tfl.LayersModel, output: string): CompiledNetwork | null {
   if (model.inputs.length !== 1 || model.layers.some((l) => l.inboundNodes.length > 1)) return null;
   const consumers = new Map<string, tfl.layers.Layer[]>();
-  for (const l of model.layers) for (const i of inbound(l)) consumers.set(i.name, [...(consumers.get(i.name) ?? []), l]);
+  for (const l of model.layers)
+    for (const i of inbound(l)) consumers.set(i.name, [...(consumers.get(i.name) ?? []), l]);
   const only = (l: tfl.layers.Layer) => {
     const c = consumers.get(l.name) ?? [];
     return c.length === 1 ? c[0] : null;
@@ -61,17 +63,27 @@ export function compileFrozen(model: tfl.LayersModel, output: string): CompiledN
     const inputs = inbound(layer).map((l) => alias.get(l.name) ?? l.name);
     if (cls === 'InputLayer') continue;
     if (cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') {
-      steps.push({ name: layer.name, inputs, run: (xs) => layer.apply(xs.length === 1 ? xs[0] : xs, { training: false }) as tf.Tensor });
+      steps.push({
+        name: layer.name,
+        inputs,
+        run: (xs) => layer.apply(xs.length === 1 ? xs[0] : xs, { training: false }) as tf.Tensor,
+      });
       continue;
     }
-    const cfg = layer.getConfig() as { strides: number[]; padding: 'same' | 'valid'; dilationRate: number[]; activation: string; useBias: boolean };
+    const cfg = layer.getConfig() as {
+      strides: number[];
+      padding: 'same' | 'valid';
+      dilationRate: number[];
+      activation: string;
+      useBias: boolean;
+    };
     const w = named(layer);
     let kernel = w.get(cls === 'Conv2D' ? 'kernel' : 'depthwise_kernel')!;
     let bias: tf.Tensor | undefined = cfg.useBias ? w.get('bias') : undefined;
     let activation = cfg.activation as Activation;
     let last = layer;
     const bn = only(layer);
-    if (bn && bn.getClassName() === 'BatchNormalization' && (activation === 'linear')) {
+    if (bn && bn.getClassName() === 'BatchNormalization' && activation === 'linear') {
       const b = named(bn);
       const eps = (bn.getConfig() as { epsilon: number }).epsilon;
       const [k, bb] = tf.tidy(() => {
@@ -97,12 +109,21 @@ export function compileFrozen(model: tfl.LayersModel, output: string): CompiledN
       last = act;
     }
     if (activation !== 'linear' && activation !== 'relu' && activation !== 'relu6') return null;
-    const args = { filter: kernel, strides: cfg.strides as [number, number], pad: cfg.padding, dilations: cfg.dilationRate as [number, number], bias, activation };
+    const args = {
+      filter: kernel,
+      strides: cfg.strides as [number, number],
+      pad: cfg.padding,
+      dilations: cfg.dilationRate as [number, number],
+      bias,
+      activation,
+    };
     steps.push({
-      name: last.name, inputs,
-      run: ([x]) => (cls === 'Conv2D'
-        ? tf.fused.conv2d({ x: x as tf.Tensor4D, ...args, filter: kernel as tf.Tensor4D })
-        : tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, ...args, filter: kernel as tf.Tensor4D })),
+      name: last.name,
+      inputs,
+      run: ([x]) =>
+        cls === 'Conv2D'
+          ? tf.fused.conv2d({ x: x as tf.Tensor4D, ...args, filter: kernel as tf.Tensor4D })
+          : tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, ...args, filter: kernel as tf.Tensor4D }),
     });
     for (const n of [layer.name, bn?.name, act?.name]) if (n && skip.has(n)) alias.set(n, last.name);
     alias.set(layer.name, last.name);
@@ -117,11 +138,12 @@ export function compileFrozen(model: tfl.LayersModel, output: string): CompiledN
   const inputName = model.inputLayers[0].name;
   return {
     folded,
-    predict: (x) => tf.tidy(() => {
-      const values = new Map<string, tf.Tensor>([[inputName, x]]);
-      for (const s of plan) values.set(s.name, s.run(s.inputs.map((n) => values.get(n)!)));
-      return values.get(output)!;
-    }),
+    predict: (x) =>
+      tf.tidy(() => {
+        const values = new Map<string, tf.Tensor>([[inputName, x]]);
+        for (const s of plan) values.set(s.name, s.run(s.inputs.map((n) => values.get(n)!)));
+        return values.get(output)!;
+      }),
     dispose: () => tf.dispose(owned),
   };
 }

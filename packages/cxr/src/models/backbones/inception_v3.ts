@@ -9,20 +9,42 @@ export const INCEPTION_V3_FEATURES = 'mixed10';
 
 type Pad = 'same' | 'valid';
 
-function conv2dBn(f: LayerFactory, x: T, filters: number, rows: number, cols: number, padding: Pad = 'same', strides = 1): T {
-  let y = f.apply(tfl.layers.conv2d({
-    filters, kernelSize: [rows, cols], strides, padding, useBias: false, name: f.auto('conv2d'),
-  }), x);
+function conv2dBn(
+  f: LayerFactory,
+  x: T,
+  filters: number,
+  rows: number,
+  cols: number,
+  padding: Pad = 'same',
+  strides = 1,
+): T {
+  let y = f.apply(
+    tfl.layers.conv2d({
+      filters,
+      kernelSize: [rows, cols],
+      strides,
+      padding,
+      useBias: false,
+      name: f.auto('conv2d'),
+    }),
+    x,
+  );
   y = f.bn(y, { axis: 3, scale: false, name: f.auto('batch_normalization') });
   return f.apply(tfl.layers.activation({ activation: 'relu', name: f.auto('activation') }), y);
 }
 
 function maxPool(f: LayerFactory, x: T): T {
-  return f.apply(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: f.auto('max_pooling2d') }), x);
+  return f.apply(
+    tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: f.auto('max_pooling2d') }),
+    x,
+  );
 }
 
 function avgPool(f: LayerFactory, x: T): T {
-  return f.apply(tfl.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: f.auto('average_pooling2d') }), x);
+  return f.apply(
+    tfl.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: f.auto('average_pooling2d') }),
+    x,
+  );
 }
 
 function concat(f: LayerFactory, xs: T[], name?: string): T {

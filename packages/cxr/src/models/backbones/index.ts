@@ -46,13 +46,20 @@ export async function resolveBackbone(name: string, opts: ResolveOptions = {}): 
     const spec = backboneSpec(name);
     const found = locateWeights(spec, opts.weights);
     if (found) return { spec, weights: found, requested: name, fallback: null };
-    if (opts.fetch === false) throw new Error(`no weights for ${spec.name}: run 'cxr backbone fetch ${spec.name}' or pass --weights PATH`);
-    return { spec, weights: await fetchWeights(spec, { progress: opts.progress, log }), requested: name, fallback: null };
+    if (opts.fetch === false)
+      throw new Error(`no weights for ${spec.name}: run 'cxr backbone fetch ${spec.name}' or pass --weights PATH`);
+    return {
+      spec,
+      weights: await fetchWeights(spec, { progress: opts.progress, log }),
+      requested: name,
+      fallback: null,
+    };
   }
   if (opts.weights) throw new Error(`--weights needs a named --backbone (not '${AUTO_BACKBONE}')`);
   const inception = backboneSpec('inception_v3');
-  const present = BACKBONES.map((spec) => ({ spec, weights: locateWeights(spec) }))
-    .filter((b): b is { spec: BackboneSpec; weights: LocatedWeights } => b.weights !== null);
+  const present = BACKBONES.map((spec) => ({ spec, weights: locateWeights(spec) })).filter(
+    (b): b is { spec: BackboneSpec; weights: LocatedWeights } => b.weights !== null,
+  );
   const inc = present.find((b) => b.spec === inception);
   if (inc) return { ...inc, requested: name, fallback: null };
   const mobile = present.sort((a, b) => b.spec.paramsM - a.spec.paramsM)[0];
@@ -60,8 +67,14 @@ export async function resolveBackbone(name: string, opts: ResolveOptions = {}): 
     const fallback = `InceptionV3 weights not found (run 'cxr backbone fetch ${inception.name}' to get them); using the largest MobileNet available, ${mobile.spec.name}`;
     return { ...mobile, requested: name, fallback };
   }
-  if (opts.fetch === false) throw new Error(`no backbone weights found; run 'cxr backbone fetch inception_v3' (or a MobileNet)`);
-  return { spec: inception, weights: await fetchWeights(inception, { progress: opts.progress, log }), requested: name, fallback: null };
+  if (opts.fetch === false)
+    throw new Error(`no backbone weights found; run 'cxr backbone fetch inception_v3' (or a MobileNet)`);
+  return {
+    spec: inception,
+    weights: await fetchWeights(inception, { progress: opts.progress, log }),
+    requested: name,
+    fallback: null,
+  };
 }
 
 const weightCache = new Map<string, WeightMap>();
@@ -91,17 +104,27 @@ export const POOL_LAYER = 'gap';
 export const HEAD_LAYER = 'pneumonia';
 
 /** cxr's transfer model for gray [size,size,1] input, backbone frozen, head freshly initialised. */
-export async function buildTransferModel(b: ResolvedBackbone, size: number, opts: { dropout?: number; seed?: number } = {}): Promise<TransferModel> {
-  if (size < b.spec.minInputSize) throw new Error(`${b.spec.name} needs at least ${b.spec.minInputSize} px input, got ${size}`);
+export async function buildTransferModel(
+  b: ResolvedBackbone,
+  size: number,
+  opts: { dropout?: number; seed?: number } = {},
+): Promise<TransferModel> {
+  if (size < b.spec.minInputSize)
+    throw new Error(`${b.spec.name} needs at least ${b.spec.minInputSize} px input, got ${size}`);
   const input = tfl.input({ shape: [size, size, 1], name: 'image' });
   const rgb = grayToRgb(input).output;
   const g = b.spec.build(rgb);
   let x: T = tfl.layers.activation({ activation: 'linear', name: FEATURE_MAP_LAYER }).apply(g.output) as T;
   x = tfl.layers.globalAveragePooling2d({ name: POOL_LAYER }).apply(x) as T;
   x = tfl.layers.dropout({ rate: opts.dropout ?? 0.2, name: 'dropout' }).apply(x) as T;
-  const out = tfl.layers.dense({
-    units: 1, activation: 'sigmoid', name: HEAD_LAYER, kernelInitializer: tfl.initializers.glorotUniform({ seed: opts.seed }),
-  }).apply(x) as T;
+  const out = tfl.layers
+    .dense({
+      units: 1,
+      activation: 'sigmoid',
+      name: HEAD_LAYER,
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: opts.seed }),
+    })
+    .apply(x) as T;
   const model = tfl.model({ inputs: input, outputs: out, name: `transfer_${b.spec.name.replace(/\./g, '_')}` });
   const names = new Set(g.blocks.flat());
   const backboneLayers = model.layers.filter((l) => names.has(l.name));

@@ -6,7 +6,7 @@
 // 64 KiB into `name0`, `name1`, ...
 import type { WeightArray, WeightMap } from './weight_map';
 
-type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } });
+type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' }});
 type Group = InstanceType<H5['default']['Group']>;
 let h5: Promise<H5['default']> | null = null;
 

@@ -2,7 +2,10 @@
 // for fine-tuning, batch norm that stays in inference mode, and the gray-to-RGB input step.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { BatchNormalization, BatchNormalizationLayerArgs } from '@tensorflow/tfjs-layers/dist/layers/normalization';
+import type {
+  BatchNormalization,
+  BatchNormalizationLayerArgs,
+} from '@tensorflow/tfjs-layers/dist/layers/normalization';
 
 export type T = tfl.SymbolicTensor;
 type Kwargs = Record<string, unknown>;
@@ -82,8 +85,13 @@ export const TO_RGB_LAYER = 'to_rgb';
  */
 export function grayToRgb(x: T): { output: T; layer: tfl.layers.Layer } {
   const layer = tfl.layers.conv2d({
-    filters: 3, kernelSize: 1, useBias: true, name: TO_RGB_LAYER, trainable: false,
-    kernelInitializer: tfl.initializers.constant({ value: 2 }), biasInitializer: tfl.initializers.constant({ value: -1 }),
+    filters: 3,
+    kernelSize: 1,
+    useBias: true,
+    name: TO_RGB_LAYER,
+    trainable: false,
+    kernelInitializer: tfl.initializers.constant({ value: 2 }),
+    biasInitializer: tfl.initializers.constant({ value: -1 }),
   });
   return { output: layer.apply(x) as T, layer };
 }

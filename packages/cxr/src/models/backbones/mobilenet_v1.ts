@@ -7,30 +7,64 @@ import { BackboneGraph, BuildOptions, LayerFactory, T } from './layers';
 
 /** (pointwise filters, stride) of depthwise-separable blocks 1..13. */
 const BLOCKS: Array<[number, number]> = [
-  [64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2],
-  [512, 1], [512, 1], [512, 1], [512, 1], [512, 1], [1024, 2], [1024, 1],
+  [64, 1],
+  [128, 2],
+  [128, 1],
+  [256, 2],
+  [256, 1],
+  [512, 2],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [512, 1],
+  [1024, 2],
+  [1024, 1],
 ];
 
 export const MOBILENET_V1_FEATURES = 'conv_pw_13_relu';
 
 export function mobilenetV1(input: T, alpha: number, opts: BuildOptions = {}): BackboneGraph {
   const f = new LayerFactory();
-  let x = f.apply(tfl.layers.conv2d({
-    filters: Math.trunc(32 * alpha), kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'conv1',
-  }), input);
+  let x = f.apply(
+    tfl.layers.conv2d({
+      filters: Math.trunc(32 * alpha),
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      useBias: false,
+      name: 'conv1',
+    }),
+    input,
+  );
   x = f.bn(x, { name: 'conv1_bn' });
   x = f.apply(tfl.layers.activation({ activation: 'relu6', name: 'conv1_relu' }), x);
   BLOCKS.forEach(([filters, stride], i) => {
     const id = i + 1;
     f.block();
-    x = f.apply(tfl.layers.depthwiseConv2d({
-      kernelSize: 3, strides: stride, padding: 'same', depthMultiplier: 1, useBias: false, name: `conv_dw_${id}`,
-    }), x);
+    x = f.apply(
+      tfl.layers.depthwiseConv2d({
+        kernelSize: 3,
+        strides: stride,
+        padding: 'same',
+        depthMultiplier: 1,
+        useBias: false,
+        name: `conv_dw_${id}`,
+      }),
+      x,
+    );
     x = f.bn(x, { name: `conv_dw_${id}_bn` });
     x = f.apply(tfl.layers.activation({ activation: 'relu6', name: `conv_dw_${id}_relu` }), x);
-    x = f.apply(tfl.layers.conv2d({
-      filters: Math.trunc(filters * alpha), kernelSize: 1, padding: 'same', useBias: false, name: `conv_pw_${id}`,
-    }), x);
+    x = f.apply(
+      tfl.layers.conv2d({
+        filters: Math.trunc(filters * alpha),
+        kernelSize: 1,
+        padding: 'same',
+        useBias: false,
+        name: `conv_pw_${id}`,
+      }),
+      x,
+    );
     x = f.bn(x, { name: `conv_pw_${id}_bn` });
     x = f.apply(tfl.layers.activation({ activation: 'relu6', name: `conv_pw_${id}_relu` }), x);
   });

@@ -40,7 +40,9 @@ function digest(file: string, algo: 'sha256' | 'md5'): string {
 /** The files a weights location consists of (model.json and its shards, or the .h5). */
 function weightFiles(spec: BackboneSpec, dir: string): string[] {
   if (spec.weights.format === 'keras-h5') return [spec.weights.file];
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as {
+    weightsManifest?: Array<{ paths: string[] }>;
+  };
   if (!Array.isArray(json.weightsManifest)) throw new Error(`${dir}/model.json has no weightsManifest`);
   return ['model.json', ...json.weightsManifest.flatMap((g) => g.paths)];
 }
@@ -60,7 +62,11 @@ function readSums(dir: string): Record<string, string> | null {
  * Checks the files of `dir` and returns their sha256. Throws on any mismatch with a known
  * digest, Keras' md5/size, or `recorded` (the cache's own SHA256SUMS).
  */
-export function verifyWeights(spec: BackboneSpec, dir: string, recorded?: Record<string, string> | null): Record<string, string> {
+export function verifyWeights(
+  spec: BackboneSpec,
+  dir: string,
+  recorded?: Record<string, string> | null,
+): Record<string, string> {
   const known = KNOWN_SHA256[spec.name] ?? {};
   const out: Record<string, string> = {};
   for (const f of weightFiles(spec, dir)) {
@@ -68,19 +74,26 @@ export function verifyWeights(spec: BackboneSpec, dir: string, recorded?: Record
     if (!fs.existsSync(p)) throw new Error(`${spec.name}: ${p} is missing`);
     const sha = digest(p, 'sha256');
     const want = known[f] ?? recorded?.[f];
-    if (want && want !== sha) throw new Error(`${spec.name}: ${p} has sha256 ${sha}, expected ${want} (corrupt or not the canonical file)`);
+    if (want && want !== sha)
+      throw new Error(`${spec.name}: ${p} has sha256 ${sha}, expected ${want} (corrupt or not the canonical file)`);
     if (f === spec.weights.file && spec.weights.format === 'keras-h5') {
       if (spec.weights.bytes && fs.statSync(p).size !== spec.weights.bytes) {
         throw new Error(`${spec.name}: ${p} is ${fs.statSync(p).size} bytes, expected ${spec.weights.bytes}`);
       }
-      if (spec.weights.md5 && digest(p, 'md5') !== spec.weights.md5) throw new Error(`${spec.name}: ${p} fails Keras' md5 check (${spec.weights.md5})`);
+      if (spec.weights.md5 && digest(p, 'md5') !== spec.weights.md5)
+        throw new Error(`${spec.name}: ${p} fails Keras' md5 check (${spec.weights.md5})`);
     }
     out[f] = sha;
   }
   return out;
 }
 
-function located(spec: BackboneSpec, dir: string, source: LocatedWeights['source'], sha256: Record<string, string>): LocatedWeights {
+function located(
+  spec: BackboneSpec,
+  dir: string,
+  source: LocatedWeights['source'],
+  sha256: Record<string, string>,
+): LocatedWeights {
   return { path: spec.weights.format === 'keras-h5' ? path.join(dir, spec.weights.file) : dir, source, sha256 };
 }
 
@@ -104,7 +117,10 @@ export function locateWeights(spec: BackboneSpec, explicit?: string): LocatedWei
   if (explicit) {
     const abs = path.resolve(explicit);
     const dir = folderAt(spec, abs);
-    if (!dir) throw new Error(`${explicit}: no ${spec.weights.format === 'keras-h5' ? `.h5 weights (${spec.weights.file})` : 'TF.js model (model.json)'} for ${spec.name}`);
+    if (!dir)
+      throw new Error(
+        `${explicit}: no ${spec.weights.format === 'keras-h5' ? `.h5 weights (${spec.weights.file})` : 'TF.js model (model.json)'} for ${spec.name}`,
+      );
     if (spec.weights.format === 'keras-h5' && !fs.statSync(abs).isDirectory()) {
       // A renamed .h5 is fine when given explicitly; the canonical name only matters for lookups.
       const sha = digest(abs, 'sha256');
@@ -146,7 +162,8 @@ async function download(url: string, dest: string, progress: boolean): Promise<v
     bar.stop();
     await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
   }
-  if (total > 0 && fs.statSync(dest).size !== total) throw new Error(`download of ${url} is truncated (${fs.statSync(dest).size} of ${total} bytes)`);
+  if (total > 0 && fs.statSync(dest).size !== total)
+    throw new Error(`download of ${url} is truncated (${fs.statSync(dest).size} of ${total} bytes)`);
 }
 
 export interface FetchOptions {
@@ -167,7 +184,10 @@ export async function fetchWeights(spec: BackboneSpec, opts: FetchOptions = {}):
   await writeDirAtomic(dir, async (tmp) => {
     if (opts.from) {
       const src = folderAt(spec, path.resolve(opts.from));
-      if (!src) throw new Error(`${opts.from}: no ${spec.weights.format === 'keras-h5' ? spec.weights.file : 'model.json'} for ${spec.name}`);
+      if (!src)
+        throw new Error(
+          `${opts.from}: no ${spec.weights.format === 'keras-h5' ? spec.weights.file : 'model.json'} for ${spec.name}`,
+        );
       const srcFile = fs.statSync(path.resolve(opts.from)).isDirectory() ? null : path.resolve(opts.from);
       if (srcFile && spec.weights.format === 'keras-h5') fs.copyFileSync(srcFile, path.join(tmp, spec.weights.file));
       else for (const f of weightFiles(spec, src)) fs.copyFileSync(path.join(src, f), path.join(tmp, f));
@@ -179,17 +199,25 @@ export async function fetchWeights(spec: BackboneSpec, opts: FetchOptions = {}):
         if (spec.weights.format === 'tfjs-layers') {
           const base = spec.weights.url.slice(0, spec.weights.url.lastIndexOf('/') + 1);
           for (const f of weightFiles(spec, tmp).slice(1)) {
-            if (f.includes('/') || f.includes('..')) throw new Error(`${spec.weights.url}: unexpected shard path '${f}'`);
+            if (f.includes('/') || f.includes('..'))
+              throw new Error(`${spec.weights.url}: unexpected shard path '${f}'`);
             await download(base + f, path.join(tmp, f), progress);
           }
         }
       } catch (e) {
-        throw new Error(`${(e as Error).message}; without network, copy the files from elsewhere and run ` +
-          `'cxr backbone fetch ${spec.name} --weights PATH' or pass --weights PATH to cxr train`);
+        throw new Error(
+          `${(e as Error).message}; without network, copy the files from elsewhere and run ` +
+            `'cxr backbone fetch ${spec.name} --weights PATH' or pass --weights PATH to cxr train`,
+        );
       }
     }
     const sums = verifyWeights(spec, tmp);
-    fs.writeFileSync(path.join(tmp, SUMS), Object.entries(sums).map(([f, h]) => `${h}  ${f}\n`).join(''));
+    fs.writeFileSync(
+      path.join(tmp, SUMS),
+      Object.entries(sums)
+        .map(([f, h]) => `${h}  ${f}\n`)
+        .join(''),
+    );
   });
   log(`${spec.name}: verified and stored in ${dir}`);
   return locateWeights(spec)!;

@@ -64,9 +64,14 @@ export function placeWeights(layers: readonly tfl.layers.Layer[], weights: Weigh
     const values = layer.weights.map((v) => {
       const short = variableShortName(v);
       const w = entry.get(short);
-      if (!w) throw new Error(`${source}: layer '${layer.name}' has no weight '${short}' (has: ${[...entry.keys()].join(', ')})`);
+      if (!w)
+        throw new Error(
+          `${source}: layer '${layer.name}' has no weight '${short}' (has: ${[...entry.keys()].join(', ')})`,
+        );
       if (w.shape.length !== v.shape.length || w.shape.some((d, i) => d !== v.shape[i])) {
-        throw new Error(`${source}: '${layer.name}/${short}' is [${w.shape}] in the file but [${v.shape}] in the model`);
+        throw new Error(
+          `${source}: '${layer.name}/${short}' is [${w.shape}] in the file but [${v.shape}] in the model`,
+        );
       }
       return tf.tensor(w.data, w.shape);
     });

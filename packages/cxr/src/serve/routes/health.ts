@@ -12,15 +12,26 @@ export interface HealthRouteOptions {
   startedAt: number;
 }
 
-export function healthRoute(api: FastifyInstance, { predictor, audit, authRequired, startedAt }: HealthRouteOptions): void {
-  api.get('/health', {
-    schema: { summary: 'Liveness and the served model (no token needed)', tags: ['service'], security: [],
-      response: { 200: { description: 'The server is up and the model is loaded', ...healthSchema } } },
-  }, async () => ({
-    status: 'ok' as const,
-    model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
-    uptimeSeconds: (Date.now() - startedAt) / 1000,
-    predictions: audit.count(),
-    authRequired,
-  }));
+export function healthRoute(
+  api: FastifyInstance,
+  { predictor, audit, authRequired, startedAt }: HealthRouteOptions,
+): void {
+  api.get(
+    '/health',
+    {
+      schema: {
+        summary: 'Liveness and the served model (no token needed)',
+        tags: ['service'],
+        security: [],
+        response: { 200: { description: 'The server is up and the model is loaded', ...healthSchema } },
+      },
+    },
+    async () => ({
+      status: 'ok' as const,
+      model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      predictions: audit.count(),
+      authRequired,
+    }),
+  );
 }

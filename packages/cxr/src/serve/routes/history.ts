@@ -14,46 +14,78 @@ export interface HistoryRouteOptions {
 }
 
 export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPoints }: HistoryRouteOptions): void {
-  api.get<{ Querystring: { label?: string; operatingPoint?: string; since?: string; until?: string; hasWarnings?: boolean; page: number; limit: number } }>(
-    '/predictions', {
+  api.get<{
+    Querystring: {
+      label?: string;
+      operatingPoint?: string;
+      since?: string;
+      until?: string;
+      hasWarnings?: boolean;
+      page: number;
+      limit: number;
+    };
+  }>(
+    '/predictions',
+    {
       schema: {
         summary: 'Past predictions, newest first',
         tags: ['predictions'],
         querystring: historyQuery(operatingPoints),
         response: { 200: { description: 'One page of the audit log', ...historyPageSchema }, ...API_ERRORS },
       },
-    }, async (req, reply) => {
+    },
+    async (req, reply) => {
       noStore(reply);
       const page = audit.list(req.query);
-      return { ...page, items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)) };
-    });
+      return {
+        ...page,
+        items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)),
+      };
+    },
+  );
 
-  api.get<{ Params: { id: string } }>('/predictions/:id', {
-    schema: { summary: 'One past prediction', tags: ['predictions'], params: idParams, response: { 200: { description: 'The prediction as it was answered', $ref: 'Prediction#' }, ...API_ERRORS } },
-  }, async (req, reply) => {
-    noStore(reply);
-    const r = audit.get(req.params.id);
-    if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
-    return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
-  });
-
-  for (const which of ['heatmap', 'thumbnail'] as const) {
-    api.get<{ Params: { id: string } }>(`/predictions/:id/${which}.png`, {
+  api.get<{ Params: { id: string } }>(
+    '/predictions/:id',
+    {
       schema: {
-        summary: which === 'heatmap' ? 'The prediction\'s Grad-CAM heat map (PNG)' : 'A small copy of the input (PNG)',
+        summary: 'One past prediction',
         tags: ['predictions'],
         params: idParams,
-        produces: ['image/png'],
-        response: {
-          200: { description: `The ${which} (PNG)`, content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
-          ...API_ERRORS,
+        response: { 200: { description: 'The prediction as it was answered', $ref: 'Prediction#' }, ...API_ERRORS },
+      },
+    },
+    async (req, reply) => {
+      noStore(reply);
+      const r = audit.get(req.params.id);
+      if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
+      return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
+    },
+  );
+
+  for (const which of ['heatmap', 'thumbnail'] as const) {
+    api.get<{ Params: { id: string } }>(
+      `/predictions/:id/${which}.png`,
+      {
+        schema: {
+          summary: which === 'heatmap' ? "The prediction's Grad-CAM heat map (PNG)" : 'A small copy of the input (PNG)',
+          tags: ['predictions'],
+          params: idParams,
+          produces: ['image/png'],
+          response: {
+            200: {
+              description: `The ${which} (PNG)`,
+              content: { 'image/png': { schema: { type: 'string', format: 'binary' } } },
+            },
+            ...API_ERRORS,
+          },
         },
       },
-    }, async (req, reply) => {
-      const png = audit.image(req.params.id, which) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
-      if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
-      // A prediction's images never change; only the token holder may cache them.
-      return reply.type('image/png').header('Cache-Control', 'private, max-age=86400, immutable').send(png);
-    });
+      async (req, reply) => {
+        const png = audit.image(req.params.id, which) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
+        if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
+        // A prediction's images never change; only the token holder may cache them.
+        return reply.type('image/png').header('Cache-Control', 'private, max-age=86400, immutable').send(png);
+      },
+    );
   }
 }

@@ -15,51 +15,63 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
   const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
   const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
 
-  api.get('/model', {
-    schema: { summary: 'The served model: cxr.json, validation metrics, model card', tags: ['model'], response: { 200: { description: 'The model\'s facts, metrics and card', ...modelInfoSchema }, ...API_ERRORS } },
-  }, async () => ({
-    name: predictor.model.name,
-    version: predictor.model.version,
-    sha256: predictor.model.sha256,
-    inputSize: meta.inputSize,
-    normalize: meta.preprocessing.normalize ?? 'none',
-    defaultOperatingPoint: meta.defaultOperatingPoint,
-    operatingPoints: meta.operatingPoints,
-    temperature: meta.temperature,
-    tta: meta.tta,
-    meta,
-    validation: meta.validation ?? null,
-    modelCard,
-    files: {
-      members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`),
-      ood: modelFiles.ood && `${API_PREFIX}/model/files/${modelFiles.ood}`,
-    },
-  }));
-
-  api.get<{ Params: { '*': string } }>('/model/files/*', {
-    schema: {
-      summary: 'Model files for running the model in the browser (TF.js Layers format)',
-      tags: ['model'],
-      params: { type: 'object', properties: { '*': { type: 'string' } } },
-      produces: ['application/json', 'application/octet-stream'],
-      response: {
-        200: {
-          description: 'model.json (application/json) or a weight shard (application/octet-stream)',
-          content: {
-            'application/json': { schema: { type: 'object', additionalProperties: true } },
-            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
-          },
-        },
-        ...API_ERRORS,
+  api.get(
+    '/model',
+    {
+      schema: {
+        summary: 'The served model: cxr.json, validation metrics, model card',
+        tags: ['model'],
+        response: { 200: { description: "The model's facts, metrics and card", ...modelInfoSchema }, ...API_ERRORS },
       },
     },
-  }, async (req, reply) => {
-    const rel = req.params['*'];
-    // Only the files listed from cxr.json are served: the path is a key, never joined onto a folder.
-    const file = modelFiles.files.get(rel);
-    if (!file) throw new HttpError(404, 'NOT_FOUND', `no model file '${rel}'`);
-    reply.type(rel.endsWith('.json') ? 'application/json' : 'application/octet-stream');
-    reply.header('Cache-Control', 'private, no-cache');
-    return reply.send(fs.createReadStream(file));
-  });
+    async () => ({
+      name: predictor.model.name,
+      version: predictor.model.version,
+      sha256: predictor.model.sha256,
+      inputSize: meta.inputSize,
+      normalize: meta.preprocessing.normalize ?? 'none',
+      defaultOperatingPoint: meta.defaultOperatingPoint,
+      operatingPoints: meta.operatingPoints,
+      temperature: meta.temperature,
+      tta: meta.tta,
+      meta,
+      validation: meta.validation ?? null,
+      modelCard,
+      files: {
+        members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`),
+        ood: modelFiles.ood && `${API_PREFIX}/model/files/${modelFiles.ood}`,
+      },
+    }),
+  );
+
+  api.get<{ Params: { '*': string } }>(
+    '/model/files/*',
+    {
+      schema: {
+        summary: 'Model files for running the model in the browser (TF.js Layers format)',
+        tags: ['model'],
+        params: { type: 'object', properties: { '*': { type: 'string' } } },
+        produces: ['application/json', 'application/octet-stream'],
+        response: {
+          200: {
+            description: 'model.json (application/json) or a weight shard (application/octet-stream)',
+            content: {
+              'application/json': { schema: { type: 'object', additionalProperties: true } },
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+            },
+          },
+          ...API_ERRORS,
+        },
+      },
+    },
+    async (req, reply) => {
+      const rel = req.params['*'];
+      // Only the files listed from cxr.json are served: the path is a key, never joined onto a folder.
+      const file = modelFiles.files.get(rel);
+      if (!file) throw new HttpError(404, 'NOT_FOUND', `no model file '${rel}'`);
+      reply.type(rel.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+      reply.header('Cache-Control', 'private, no-cache');
+      return reply.send(fs.createReadStream(file));
+    },
+  );
 }

@@ -28,55 +28,67 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
   const { predictor, audit, queue, uploads, recent, storeImages, maxUploadBytes } = opts;
   const operatingPoints = Object.keys(predictor.model.meta.operatingPoints);
 
-  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>('/predictions', {
-    schema: {
-      summary: 'Predict from one image',
-      description: 'Send the image as multipart/form-data in a field named "image". The prediction is written to '
-        + 'the audit log before the answer is sent.',
-      tags: ['predictions'],
-      consumes: ['multipart/form-data'],
-      querystring: predictQuery(operatingPoints),
-      response: {
-        200: { description: 'The prediction, already written to the audit log', $ref: 'Prediction#' },
-        ...API_ERRORS,
-        413: problemResponse('Upload over the byte limit, or an image over the pixel limit'),
-        415: problemResponse('Not multipart/form-data, or not a JPEG, PNG or DICOM image'),
-        422: problemResponse('The image cannot be read, or was refused as not a chest X-ray'),
-        503: problemResponse('Busy (too many predictions or uploads at once), or shutting down; see Retry-After'),
+  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
+    '/predictions',
+    {
+      schema: {
+        summary: 'Predict from one image',
+        description:
+          'Send the image as multipart/form-data in a field named "image". The prediction is written to ' +
+          'the audit log before the answer is sent.',
+        tags: ['predictions'],
+        consumes: ['multipart/form-data'],
+        querystring: predictQuery(operatingPoints),
+        response: {
+          200: { description: 'The prediction, already written to the audit log', $ref: 'Prediction#' },
+          ...API_ERRORS,
+          413: problemResponse('Upload over the byte limit, or an image over the pixel limit'),
+          415: problemResponse('Not multipart/form-data, or not a JPEG, PNG or DICOM image'),
+          422: problemResponse('The image cannot be read, or was refused as not a chest X-ray'),
+          503: problemResponse('Busy (too many predictions or uploads at once), or shutting down; see Retry-After'),
+        },
       },
     },
-  }, async (req, reply) => {
-    const received = performance.now();
-    const ticket = new UploadTicket(uploads);
-    let result: Awaited<ReturnType<typeof predictor.predict>>;
-    try {
-      const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs }, ticket);
-      const { operatingPoint, heatmap } = req.query;
-      result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
-    } finally {
-      ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
-    }
-    const record: AuditRecord = {
-      id: crypto.randomUUID(),
-      createdAt: new Date().toISOString(),
-      input: result.input,
-      model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
-      probability: result.probability,
-      logit: result.logit,
-      threshold: result.threshold,
-      operatingPoint: result.operatingPoint,
-      label: result.label,
-      warnings: result.warnings,
-      ood: result.ood,
-      hasHeatmap: storeImages && result.heatmapPng !== undefined,
-      hasThumbnail: storeImages && result.thumbnailPng !== undefined,
-      timings: result.timings,
-      latencyMs: performance.now() - received,
-      requestedBy: req.tokenName,
-    };
-    audit.insert(record, storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null);
-    if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
-    noStore(reply);
-    return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
-  });
+    async (req, reply) => {
+      const received = performance.now();
+      const ticket = new UploadTicket(uploads);
+      let result: Awaited<ReturnType<typeof predictor.predict>>;
+      try {
+        const bytes = await readUpload(
+          req,
+          { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs },
+          ticket,
+        );
+        const { operatingPoint, heatmap } = req.query;
+        result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+      } finally {
+        ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
+      }
+      const record: AuditRecord = {
+        id: crypto.randomUUID(),
+        createdAt: new Date().toISOString(),
+        input: result.input,
+        model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
+        probability: result.probability,
+        logit: result.logit,
+        threshold: result.threshold,
+        operatingPoint: result.operatingPoint,
+        label: result.label,
+        warnings: result.warnings,
+        ood: result.ood,
+        hasHeatmap: storeImages && result.heatmapPng !== undefined,
+        hasThumbnail: storeImages && result.thumbnailPng !== undefined,
+        timings: result.timings,
+        latencyMs: performance.now() - received,
+        requestedBy: req.tokenName,
+      };
+      audit.insert(
+        record,
+        storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,
+      );
+      if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+      noStore(reply);
+      return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
+    },
+  );
 }

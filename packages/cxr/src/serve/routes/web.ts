@@ -17,6 +17,9 @@ export async function webRoutes(app: FastifyInstance, webDir: string | null | un
     });
   } else {
     app.get('/', { schema: { hide: true } }, async (_req, reply) =>
-      reply.type('text/plain; charset=utf-8').send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'));
+      reply
+        .type('text/plain; charset=utf-8')
+        .send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'),
+    );
   }
 }

@@ -18,7 +18,7 @@ interface CardState {
 let cardCount = 0;
 
 function globalOperatingPoint(): string {
-  return (document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value) ?? 'balanced';
+  return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
 }
 
 function localMode(): boolean {
@@ -69,7 +69,7 @@ function applyOperatingPoint(card: HTMLElement, info: api.ModelInfo, state: Card
   const same = distinctOperatingPoints(info).find((d) => d.names.includes(state.operatingPoint))!.names;
   const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : state.operatingPoint;
   $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${names}${sens}${spec} on validation)`;
-  ($('.meter-threshold', card)).style.left = `${op.threshold * 100}%`;
+  $('.meter-threshold', card).style.left = `${op.threshold * 100}%`;
 }
 
 function fillResult(card: HTMLElement, info: api.ModelInfo, state: CardState, warnings: string[], meta: string): void {
@@ -79,12 +79,14 @@ function fillResult(card: HTMLElement, info: api.ModelInfo, state: CardState, wa
   // screenshot would read as a finding.
   const assessable = state.status !== 'cannot-assess';
   $('.prob-value', card).textContent = percent(state.probability);
-  $('.prob-caption', card).textContent = state.status === 'outside-population'
-    ? 'probability of pneumonia (for reference only: not validated for this patient)' : 'probability of pneumonia';
+  $('.prob-caption', card).textContent =
+    state.status === 'outside-population'
+      ? 'probability of pneumonia (for reference only: not validated for this patient)'
+      : 'probability of pneumonia';
   $('.probability', card).hidden = !assessable;
   $('.meter', card).hidden = !assessable;
   $('.threshold', card).hidden = !assessable;
-  ($('.meter-fill', card)).style.width = `${state.probability * 100}%`;
+  $('.meter-fill', card).style.width = `${state.probability * 100}%`;
   const fs = $('.segmented', card);
   // A switch is offered only between thresholds that differ: one that changes nothing misleads.
   const points = distinctOperatingPoints(info);
@@ -122,7 +124,9 @@ function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: s
     heat.src = heatmapUrl;
     heat.alt = `Heat map of the regions that drove the result for ${name}`;
     heat.style.opacity = String(Number(slider.value) / 100);
-    slider.addEventListener('input', () => { heat.style.opacity = String(Number(slider.value) / 100); });
+    slider.addEventListener('input', () => {
+      heat.style.opacity = String(Number(slider.value) / 100);
+    });
   } else {
     heat.hidden = true;
     slider.closest('label')!.hidden = true;
@@ -135,11 +139,18 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
   card.dataset.source = 'server';
   card.dataset.predictionId = p.id;
   $('.where', card).textContent = 'Analyzed on the server';
-  const meta = `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · `
-    + `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
+  const meta =
+    `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
+    `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
   // A server without verdicts (older version): its warnings still mean the image is not assessed.
   const verdict: Verdict = p.verdict ?? { status: p.warnings.length ? 'cannot-assess' : 'assessed', reasons: [] };
-  fillResult(card, info, { probability: p.probability, operatingPoint: p.operatingPoint, status: verdict.status }, p.warnings, meta);
+  fillResult(
+    card,
+    info,
+    { probability: p.probability, operatingPoint: p.operatingPoint, status: verdict.status },
+    p.warnings,
+    meta,
+  );
   const [heat, thumb] = await Promise.all([
     p.heatmapUrl ? api.imageUrl(p.heatmapUrl).catch(() => null) : null,
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
@@ -152,7 +163,13 @@ async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo
   card.dataset.source = 'local';
   $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
   const meta = `${r.width}×${r.height} · model ${info.name} ${info.version} · ${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
-  fillResult(card, info, { probability: r.probability, operatingPoint: globalOperatingPoint(), status: r.verdict.status }, r.warnings, meta);
+  fillResult(
+    card,
+    info,
+    { probability: r.probability, operatingPoint: globalOperatingPoint(), status: r.verdict.status },
+    r.warnings,
+    meta,
+  );
   card.dataset.oodScore = r.ood ? String(r.ood.score) : '';
   showImages(card, URL.createObjectURL(file), null);
 }
@@ -163,7 +180,8 @@ async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext): Prom
     const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
     const dicom = isDicom(head, file.name);
     if (localMode()) {
-      if (dicom) throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
+      if (dicom)
+        throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
       await analyzeLocally(file, card, info);
     } else {
       await analyzeOnServer(file, card, info, dicom);
@@ -187,15 +205,22 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     const cards = list.map((f) => newCard(f.name));
     results.prepend(...cards);
     // One at a time: keeps the order readable and the server's queue short.
-    list.forEach((f, i) => { queue = queue.then(() => analyze(f, cards[i], ctx)); });
-    queue = queue.then(() => { status.textContent = `Done: ${list.length} file${list.length > 1 ? 's' : ''} analyzed.`; });
+    list.forEach((f, i) => {
+      queue = queue.then(() => analyze(f, cards[i], ctx));
+    });
+    queue = queue.then(() => {
+      status.textContent = `Done: ${list.length} file${list.length > 1 ? 's' : ''} analyzed.`;
+    });
   };
 
   input.addEventListener('change', () => {
     if (input.files) take(input.files);
     input.value = '';
   });
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
@@ -210,8 +235,16 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
       return;
     }
     status.textContent = 'Loading the model into this browser…';
-    ctx.model().then(preloadLocalModel).then(
-      () => { status.textContent = 'Model loaded: images are analyzed on this computer and never leave it.'; },
-      (e: unknown) => { status.textContent = `Could not load the model in the browser: ${api.humanError(e)}`; });
+    ctx
+      .model()
+      .then(preloadLocalModel)
+      .then(
+        () => {
+          status.textContent = 'Model loaded: images are analyzed on this computer and never leave it.';
+        },
+        (e: unknown) => {
+          status.textContent = `Could not load the model in the browser: ${api.humanError(e)}`;
+        },
+      );
   });
 }

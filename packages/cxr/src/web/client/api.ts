@@ -9,7 +9,11 @@ export type Prediction = ApiPrediction;
 export type OperatingPoint = OperatingPointInfo;
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -27,8 +31,9 @@ export function authHeaders(): Record<string, string> {
 }
 
 /** Said instead of the browser's "Failed to fetch" (or "NetworkError when attempting…"). */
-export const UNREACHABLE = 'Cannot reach the cxr server. It may be stopped or restarting, or the network is down. '
-  + 'Check that it is running, then try again.';
+export const UNREACHABLE =
+  'Cannot reach the cxr server. It may be stopped or restarting, or the network is down. ' +
+  'Check that it is running, then try again.';
 
 /** fetch, with a network failure (server down, connection refused) as an ApiError people can read. */
 async function send(url: string, init: RequestInit = {}): Promise<Response> {
@@ -49,7 +54,10 @@ export function humanError(e: unknown): string {
 /** fetch with the token; on 401 asks for a token (once per failure) and retries. */
 export async function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
-    const res = await send(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } });
+    const res = await send(url, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() },
+    });
     if (res.status !== 401 || !askToken || attempt >= 3) return res;
     sessionStorage.setItem(TOKEN_KEY, await askToken());
   }
@@ -57,7 +65,7 @@ export async function apiFetch(url: string, init: RequestInit = {}): Promise<Res
 
 async function json<T>(res: Response): Promise<T> {
   // Errors are RFC 9457 problem details: { type, title, status, detail, code }.
-  const body = await res.json().catch(() => null) as ({ detail?: string; code?: string } & T) | null;
+  const body = (await res.json().catch(() => null)) as ({ detail?: string; code?: string } & T) | null;
   if (!res.ok) throw new ApiError(res.status, body?.code ?? 'HTTP', body?.detail ?? `${res.status} ${res.statusText}`);
   return body as T;
 }
@@ -69,7 +77,12 @@ export async function health(): Promise<{ authRequired: boolean }> {
 export async function predict(file: Blob, name: string, operatingPoint: string): Promise<Prediction> {
   const form = new FormData();
   form.append('image', file, name);
-  return json(await apiFetch(`/api/v1/predictions?operatingPoint=${encodeURIComponent(operatingPoint)}`, { method: 'POST', body: form }));
+  return json(
+    await apiFetch(`/api/v1/predictions?operatingPoint=${encodeURIComponent(operatingPoint)}`, {
+      method: 'POST',
+      body: form,
+    }),
+  );
 }
 
 export async function history(query: URLSearchParams): Promise<HistoryPage> {

@@ -7,8 +7,11 @@ export function $(sel: string, root: ParentNode = document): HTMLElement {
   return el;
 }
 
-export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
-    ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   Object.assign(e, props);
   for (const c of children) e.append(c);
@@ -23,7 +26,8 @@ export function percent(p: number): string {
 }
 
 export function isDicom(bytes: Uint8Array, name: string): boolean {
-  const magic = bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+  const magic =
+    bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
   return magic || /\.(dcm|dicom)$/i.test(name);
 }
 

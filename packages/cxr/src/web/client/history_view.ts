@@ -33,12 +33,17 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
     const dialog = $('#heatmap-dialog') as HTMLDialogElement;
     const img = $('#heatmap-image') as HTMLImageElement;
     $('#heatmap-title').textContent = `Heat map · ${id.slice(0, 8)}`;
-    api.imageUrl(url).then((u) => {
-      if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
-      img.src = u;
-      img.alt = `Heat map of prediction ${id}`;
-      if (!dialog.open) dialog.showModal();
-    }, (err: unknown) => { $('#history-page').textContent = `Could not load the heat map: ${api.humanError(err)}`; });
+    api.imageUrl(url).then(
+      (u) => {
+        if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+        img.src = u;
+        img.alt = `Heat map of prediction ${id}`;
+        if (!dialog.open) dialog.showModal();
+      },
+      (err: unknown) => {
+        $('#history-page').textContent = `Could not load the heat map: ${api.humanError(err)}`;
+      },
+    );
   });
   return a;
 }
@@ -46,12 +51,21 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
 function row(p: api.Prediction): HTMLTableRowElement {
   const img = el('img', { alt: '' });
   if (p.thumbnailUrl) {
-    api.imageUrl(p.thumbnailUrl).then((u) => { thumbUrls.push(u); img.src = u; img.alt = `Thumbnail of ${p.input.kind} image`; }, () => img.remove());
+    api.imageUrl(p.thumbnailUrl).then(
+      (u) => {
+        thumbUrls.push(u);
+        img.src = u;
+        img.alt = `Thumbnail of ${p.input.kind} image`;
+      },
+      () => img.remove(),
+    );
   } else {
     img.remove();
   }
   const when = new Date(p.createdAt);
-  return el('tr', { id: `prediction-${p.id}` },
+  return el(
+    'tr',
+    { id: `prediction-${p.id}` },
     el('td', {}, el('time', { dateTime: p.createdAt, textContent: when.toLocaleString() })),
     // The id is what the audit log, the API and a support request refer to; shortened, full in the title.
     el('td', {}, el('code', { className: 'id', title: p.id, textContent: p.id.slice(0, 8) })),
@@ -60,9 +74,14 @@ function row(p: api.Prediction): HTMLTableRowElement {
     el('td', { className: 'num', textContent: percent(p.probability) }),
     el('td', { textContent: `${p.operatingPoint} (${percent(p.threshold)})` }),
     el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
-    el('td', { className: 'warnings-cell' }, p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—'),
+    el(
+      'td',
+      { className: 'warnings-cell' },
+      p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—',
+    ),
     el('td', {}, p.heatmapUrl ? heatmapLink(p.heatmapUrl, p.id) : '—'),
-    el('td', { textContent: `${p.model.name} ${p.model.version}` }));
+    el('td', { textContent: `${p.model.name} ${p.model.version}` }),
+  );
 }
 
 export async function loadHistory(): Promise<void> {
@@ -78,7 +97,9 @@ export async function loadHistory(): Promise<void> {
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
     ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
   } catch (e) {
-    body.replaceChildren(el('tr', {}, el('td', { colSpan: 10, textContent: `Could not load the history: ${api.humanError(e)}` })));
+    body.replaceChildren(
+      el('tr', {}, el('td', { colSpan: 10, textContent: `Could not load the history: ${api.humanError(e)}` })),
+    );
   }
 }
 
@@ -88,6 +109,12 @@ export function setUpHistory(): void {
     page = 1;
     void loadHistory();
   });
-  $('#history-prev').addEventListener('click', () => { page = Math.max(1, page - 1); void loadHistory(); });
-  $('#history-next').addEventListener('click', () => { page += 1; void loadHistory(); });
+  $('#history-prev').addEventListener('click', () => {
+    page = Math.max(1, page - 1);
+    void loadHistory();
+  });
+  $('#history-next').addEventListener('click', () => {
+    page += 1;
+    void loadHistory();
+  });
 }

@@ -44,11 +44,18 @@ async function loadGate(url: string, members: tfl.LayersModel[]): Promise<Loaded
   const res = await apiFetch(url);
   if (!res.ok) throw new Error(`the OOD gate's parameters could not be loaded (${res.status})`);
   const parsed = OodModel.safeParse(await res.json());
-  if (!parsed.success) throw new Error(`the OOD gate's parameters are invalid: ${parsed.error.issues[0]?.message ?? 'unknown problem'}`);
+  if (!parsed.success)
+    throw new Error(`the OOD gate's parameters are invalid: ${parsed.error.issues[0]?.message ?? 'unknown problem'}`);
   const ood = parsed.data;
   const m = members[ood.member];
   if (!m) throw new Error(`the OOD gate refers to member ${ood.member}, the model has ${members.length}`);
-  const tap = { member: ood.member, model: tfl.model({ inputs: m.inputs, outputs: [m.outputs[0], m.getLayer(ood.featureLayer).output as tfl.SymbolicTensor] }) };
+  const tap = {
+    member: ood.member,
+    model: tfl.model({
+      inputs: m.inputs,
+      outputs: [m.outputs[0], m.getLayer(ood.featureLayer).output as tfl.SymbolicTensor],
+    }),
+  };
   return { ood, tap };
 }
 
@@ -61,12 +68,17 @@ async function members(info: ModelInfo): Promise<Loaded> {
       setWasmPaths(new URL('wasm/', document.baseURI).href);
       if (!(await tf.setBackend('wasm'))) throw new Error('WebAssembly backend failed to start');
       await tf.ready();
-      const members = await Promise.all(info.files.members.map((url) =>
-        tfl.loadLayersModel(tf.io.http(url, { requestInit: { headers: authHeaders() } }))));
+      const members = await Promise.all(
+        info.files.members.map((url) =>
+          tfl.loadLayersModel(tf.io.http(url, { requestInit: { headers: authHeaders() } })),
+        ),
+      );
       // Without the gate an answer would go out unchecked: a failure to load it fails the mode.
       return { members, gate: info.files.ood ? await loadGate(info.files.ood, members) : null };
     })();
-    loading.catch(() => { loading = null; });
+    loading.catch(() => {
+      loading = null;
+    });
   }
   return loading;
 }
@@ -81,10 +93,16 @@ export function preloadLocalModel(info: ModelInfo): Promise<unknown> {
  * are ignored, as the server and the data set do) to RGBA at full size, plus the fraction of
  * saturated colour in a small copy (the image check for colour photos).
  */
-async function decode(file: Blob): Promise<{ rgba: Uint8ClampedArray; width: number; height: number; colourFraction: number }> {
+async function decode(
+  file: Blob,
+): Promise<{ rgba: Uint8ClampedArray; width: number; height: number; colourFraction: number }> {
   let bmp: ImageBitmap;
   try {
-    bmp = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
+    bmp = await createImageBitmap(file, {
+      colorSpaceConversion: 'none',
+      premultiplyAlpha: 'none',
+      imageOrientation: 'from-image',
+    });
   } catch {
     throw new Error('this browser cannot decode the file (is it a JPEG or PNG image?)');
   }
@@ -129,14 +147,20 @@ export async function predictLocally(file: Blob, info: ModelInfo): Promise<Local
       const score = mahalanobis(gate.ood, h.subarray(0, gate.ood.dim));
       ood = { score, threshold: gate.ood.threshold, outOfDistribution: score > gate.ood.threshold };
     } else if (gate) {
-      throw new Error('the OOD gate needs the identity view among the model\'s test-time views');
+      throw new Error("the OOD gate needs the identity view among the model's test-time views");
     }
   } finally {
     x.dispose();
   }
   const verdict = deriveVerdict({ ood, checks, width, height, facts: {} });
   return {
-    logit, probability: sigmoid(logit / info.temperature), verdict, warnings: verdict.reasons.map((v) => v.message), ood,
-    width, height, ms: performance.now() - t0,
+    logit,
+    probability: sigmoid(logit / info.temperature),
+    verdict,
+    warnings: verdict.reasons.map((v) => v.message),
+    ood,
+    width,
+    height,
+    ms: performance.now() - t0,
   };
 }

@@ -9,7 +9,9 @@ import { renderModel } from './model_view';
 let modelInfo: Promise<api.ModelInfo> | null = null;
 function model(): Promise<api.ModelInfo> {
   modelInfo ??= api.modelInfo();
-  modelInfo.catch(() => { modelInfo = null; });
+  modelInfo.catch(() => {
+    modelInfo = null;
+  });
   return modelInfo;
 }
 
@@ -39,7 +41,10 @@ function route(): void {
     else a.removeAttribute('aria-current');
   }
   if (view === 'history') void loadHistory();
-  if (view === 'model') model().then(renderModel, (e: unknown) => { $('#model-card').textContent = String(e); });
+  if (view === 'model')
+    model().then(renderModel, (e: unknown) => {
+      $('#model-card').textContent = String(e);
+    });
   document.title = `cxr — ${view[0].toUpperCase()}${view.slice(1)}`;
 }
 
@@ -50,12 +55,24 @@ function renderGlobalOperatingPoints(info: api.ModelInfo): void {
   const fs = $('#op-global');
   const points = distinctOperatingPoints(info);
   fs.hidden = points.length < 2;
-  fs.replaceChildren(el('legend', { textContent: 'Operating point' }), ...points.map(({ names }) => {
-    const hint = names.map((n) => HINTS[n]).find(Boolean);
-    return el('label', {},
-      el('input', { type: 'radio', name: 'op-global', value: names[0], checked: names.includes(info.defaultOperatingPoint) }),
-      ` ${names.join(' = ')}`, ...(hint ? [' ', el('span', { className: 'hint', textContent: `(${hint})` })] : []));
-  }));
+  fs.replaceChildren(
+    el('legend', { textContent: 'Operating point' }),
+    ...points.map(({ names }) => {
+      const hint = names.map((n) => HINTS[n]).find(Boolean);
+      return el(
+        'label',
+        {},
+        el('input', {
+          type: 'radio',
+          name: 'op-global',
+          value: names[0],
+          checked: names.includes(info.defaultOperatingPoint),
+        }),
+        ` ${names.join(' = ')}`,
+        ...(hint ? [' ', el('span', { className: 'hint', textContent: `(${hint})` })] : []),
+      );
+    }),
+  );
 }
 
 function start(): void {
@@ -67,12 +84,15 @@ function start(): void {
     $('#main').focus();
   });
   route();
-  model().then((info) => {
-    renderGlobalOperatingPoints(info);
-    document.body.dataset.ready = 'true';
-  }, (e: unknown) => {
-    $('#status').textContent = `Cannot reach the model: ${api.humanError(e)}`;
-  });
+  model().then(
+    (info) => {
+      renderGlobalOperatingPoints(info);
+      document.body.dataset.ready = 'true';
+    },
+    (e: unknown) => {
+      $('#status').textContent = `Cannot reach the model: ${api.humanError(e)}`;
+    },
+  );
 }
 
 start();

@@ -27,8 +27,13 @@ export function fixCardLinks(root: HTMLElement): void {
     // Resolved as the card's own folder would (models/<name>/MODEL_CARD.md in the source tree).
     const resolved = new URL(href, 'https://source.invalid/models/model/').pathname.replace(/^\//, '');
     const text = a.textContent ?? '';
-    const span = el('span', { className: 'source-ref', title: 'in the cxr source tree; not served by this server' },
-      text, ' ', el('code', { textContent: text === resolved ? '' : resolved }));
+    const span = el(
+      'span',
+      { className: 'source-ref', title: 'in the cxr source tree; not served by this server' },
+      text,
+      ' ',
+      el('code', { textContent: text === resolved ? '' : resolved }),
+    );
     if (text === resolved) span.lastChild?.remove();
     a.replaceWith(span);
   }
@@ -45,16 +50,29 @@ export function renderModel(info: api.ModelInfo): void {
     ['Created', String(info.meta.createdAt ?? '—')],
     ['SHA-256', info.sha256],
   ];
-  $('#model-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })]));
-  $('#model-ops tbody').replaceChildren(...Object.entries(info.operatingPoints).map(([name, op]) => el('tr', {},
-    el('th', { scope: 'row', textContent: name + (name === info.defaultOperatingPoint ? ' (default)' : '') }),
-    el('td', { className: 'num', textContent: percent(op.threshold) }),
-    el('td', { className: 'num', textContent: op.sensitivity != null ? percent(op.sensitivity) : '—' }),
-    el('td', { className: 'num', textContent: op.specificity != null ? percent(op.specificity) : '—' }))));
+  $('#model-facts').replaceChildren(
+    ...facts.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })]),
+  );
+  $('#model-ops tbody').replaceChildren(
+    ...Object.entries(info.operatingPoints).map(([name, op]) =>
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'row', textContent: name + (name === info.defaultOperatingPoint ? ' (default)' : '') }),
+        el('td', { className: 'num', textContent: percent(op.threshold) }),
+        el('td', { className: 'num', textContent: op.sensitivity != null ? percent(op.sensitivity) : '—' }),
+        el('td', { className: 'num', textContent: op.specificity != null ? percent(op.specificity) : '—' }),
+      ),
+    ),
+  );
   const validation = Object.entries(info.validation ?? {}).filter(([, v]) => typeof v !== 'object' || v === null);
-  $('#model-validation tbody').replaceChildren(...(validation.length
-    ? validation.map(([k, v]) => el('tr', {}, el('th', { scope: 'row', textContent: k }), el('td', { className: 'num', textContent: fmt(v) })))
-    : [el('tr', {}, el('td', { textContent: 'No validation metrics in this model folder.' }))]));
+  $('#model-validation tbody').replaceChildren(
+    ...(validation.length
+      ? validation.map(([k, v]) =>
+          el('tr', {}, el('th', { scope: 'row', textContent: k }), el('td', { className: 'num', textContent: fmt(v) })),
+        )
+      : [el('tr', {}, el('td', { textContent: 'No validation metrics in this model folder.' }))]),
+  );
   const card = $('#model-card');
   if (info.modelCard) {
     // The card is Markdown from the model folder: rendered, then sanitised before it touches the DOM.
