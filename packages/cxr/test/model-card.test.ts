@@ -37,7 +37,7 @@ test('the shipped card has its hand-written sections below the marker', () => {
   assert.match(tail, /## How this folder was made/);
 });
 
-test('cardCommand reads back the command a card was written with; the adaptation section appears only for adapted models', () => {
+test("cardCommand reads back a card's command; only an adapted model's card has the adaptation section", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));
   const meta = readMeta(shipped);
   assert.equal(cardCommand(dir), undefined, 'no card, no command');
@@ -61,7 +61,7 @@ test('cardCommand reads back the command a card was written with; the adaptation
   assert.match(card, /validation figures below are the \*\*source model's, measured before adaptation\*\*/);
 });
 
-test('the recipe section names site-shift augmentation and input normalisation, and keeps its test-time views line', () => {
+test('the recipe section names site-shift augmentation and normalisation, and keeps the test-time views line', () => {
   const meta = readMeta(path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-recipe-'));
   const shift = { probability: 0.5, maxStrength: 1, changes: ['blur', 'noise'] };

@@ -1,5 +1,7 @@
 // MODEL_CARD.md, written next to every trained model from what the run recorded, so the card
-// never states a number that the run did not produce.
+// never states a number that the run did not produce. Each section is an array of the card's
+// lines; a line longer than the source's width is split with `+`, which leaves the card unchanged
+// (test/model-card-golden.test.ts holds its exact bytes).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelMeta, ValidationRecord } from './metadata';
@@ -9,109 +11,168 @@ const ci = (x: unknown, asPct: boolean) => {
   if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'number') return '';
   return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
 };
+const fixed4 = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : 'n/a');
+
+const INTENDED_USE = [
+  '## Intended use and limitations',
+  '- Decision support and teaching on **pediatric (age 1–5) frontal chest radiographs**, reviewed by a clinician. ' +
+    'Not a diagnostic device.',
+  "- Trained on one hospital's images (Guangzhou Women and Children's Medical Center, via Kermany et al. 2018), " +
+    'most of them AP films.',
+  "  Expect worse performance on adults, lateral views, other hospitals' equipment and processing, " +
+    'and images with devices or text overlays.',
+  '- Labels are NORMAL vs PNEUMONIA only; other findings are out of scope. ' +
+    'Images that do not look like a frontal chest X-ray get a warning.',
+  '- A published caveat of this data set: models reach near-perfect scores on splits of its training folder ' +
+    'but lose mostly specificity',
+  '  on the official test split (a shift between the two). ' +
+    'The validation figures below come from a patient-level split of `train`',
+  '  and are therefore optimistic for new data.',
+];
 
 export function modelCard(meta: ModelMeta, command?: string): string {
   const v: ValidationRecord = meta.validation ?? {};
   const c = v.ci95 ?? {};
+  const ops = Object.entries(meta.operatingPoints).map(
+    ([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`,
+  );
+  const commandBlock = command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : '';
+  return [
+    `# Model card: ${meta.name}`,
+    '',
+    `Version ${meta.version}, created ${meta.createdAt}. ` +
+      `Architecture \`${meta.arch}\`, input ${meta.inputSize}×${meta.inputSize} grayscale.`,
+    '',
+    '## What it does',
+    'Estimates the probability that a frontal pediatric chest X-ray shows pneumonia (bacterial or viral), ' +
+      'calibrated by',
+    `temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a named operating point.`,
+    '',
+    // The adaptation section, when there is one, ends in a blank line of its own.
+    adaptationSection(meta) + INTENDED_USE[0],
+    ...INTENDED_USE.slice(1),
+    '',
+    ...trainingDataSection(meta),
+    '',
+    // Either section ends in a newline, so the command block (or nothing) follows it directly.
+    (meta.ensemble ? ensembleSection(meta) : recipeSection(meta)) + commandBlock,
+    '## Validation (patient-level split of train; threshold = balanced operating point)',
+    '| metric | value |',
+    '| --- | --- |',
+    `| images | ${v.n ?? 'n/a'} |`,
+    `| accuracy | ${pct(v.accuracy)}${ci(c.accuracy, true)} |`,
+    `| sensitivity | ${pct(v.sensitivity)}${ci(c.sensitivity, true)} |`,
+    `| specificity | ${pct(v.specificity)}${ci(c.specificity, true)} |`,
+    `| ROC AUC | ${fixed4(v.auc)}${ci(c.auc, false)} |`,
+    `| PR AUC | ${fixed4(v.pr_auc)} |`,
+    `| Brier score | ${fixed4(v.brier)} |`,
+    `| ECE | ${fixed4(v.ece)} |`,
+    '',
+    '## Operating points (chosen on validation)',
+    '| name | threshold | sensitivity | specificity |',
+    '| --- | --- | --- | --- |',
+    ...ops,
+    '',
+    '`screening`: the highest threshold with validation sensitivity ≥ 99%, but never above `balanced` (so switching to',
+    `screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.`,
+    '',
+  ].join('\n');
+}
+
+function trainingDataSection(meta: ModelMeta): string[] {
   const d = meta.data;
+  const split =
+    d.valSplit === 'block'
+      ? 'validation = the lowest patient numbers of each file-name series (block split)'
+      : `split seed ${d.splitSeed ?? '?'}`;
+  return [
+    '## Training data',
+    `- ${d.root ? `\`${path.basename(String(d.root))}\` ` : ''}` +
+      'Kaggle "Chest X-Ray Images (Pneumonia)" `train` split, carved by patient into',
+    `  ${d.train?.n ?? '?'} training images (${d.train?.normal ?? '?'} normal, ` +
+      `${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients) and`,
+    `  ${d.validation?.n ?? '?'} validation images (${d.validation?.normal ?? '?'} normal, ` +
+      `${d.validation?.pneumonia ?? '?'} pneumonia; ${d.valPatients ?? '?'} patients),`,
+    `  validation fraction ${d.valFraction ?? '?'}, ${split}. ` +
+      `Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.`,
+    '- The official test split was not used for anything.',
+  ];
+}
+
+function recipeSection(meta: ModelMeta): string {
   const r = meta.recipe;
-  const ops = Object.entries(meta.operatingPoints)
-    .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`)
-    .join('\n');
-  return `# Model card: ${meta.name}
-
-Version ${meta.version}, created ${meta.createdAt}. Architecture \`${meta.arch}\`, input ${meta.inputSize}×${meta.inputSize} grayscale.
-
-## What it does
-Estimates the probability that a frontal pediatric chest X-ray shows pneumonia (bacterial or viral), calibrated by
-temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a named operating point.
-
-${adaptationSection(meta)}## Intended use and limitations
-- Decision support and teaching on **pediatric (age 1–5) frontal chest radiographs**, reviewed by a clinician. Not a diagnostic device.
-- Trained on one hospital's images (Guangzhou Women and Children's Medical Center, via Kermany et al. 2018), most of them AP films.
-  Expect worse performance on adults, lateral views, other hospitals' equipment and processing, and images with devices or text overlays.
-- Labels are NORMAL vs PNEUMONIA only; other findings are out of scope. Images that do not look like a frontal chest X-ray get a warning.
-- A published caveat of this data set: models reach near-perfect scores on splits of its training folder but lose mostly specificity
-  on the official test split (a shift between the two). The validation figures below come from a patient-level split of \`train\`
-  and are therefore optimistic for new data.
-
-## Training data
-- ${d.root ? `\`${path.basename(String(d.root))}\` ` : ''}Kaggle "Chest X-Ray Images (Pneumonia)" \`train\` split, carved by patient into
-  ${d.train?.n ?? '?'} training images (${d.train?.normal ?? '?'} normal, ${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients) and
-  ${d.validation?.n ?? '?'} validation images (${d.validation?.normal ?? '?'} normal, ${d.validation?.pneumonia ?? '?'} pneumonia; ${d.valPatients ?? '?'} patients),
-  validation fraction ${d.valFraction ?? '?'}, ${d.valSplit === 'block' ? 'validation = the lowest patient numbers of each file-name series (block split)' : `split seed ${d.splitSeed ?? '?'}`}. Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.
-- The official test split was not used for anything.
-
-${
-  meta.ensemble
-    ? ensembleSection(meta)
-    : `## Recipe
-${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs (best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),
-batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; label smoothing ${r.labelSmoothing ?? 0};
-${shiftLine(r)}${normalizeLine(meta)}test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a'}.
-`
-}${command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : ''}
-## Validation (patient-level split of train; threshold = balanced operating point)
-| metric | value |
-| --- | --- |
-| images | ${v.n ?? 'n/a'} |
-| accuracy | ${pct(v.accuracy)}${ci(c.accuracy, true)} |
-| sensitivity | ${pct(v.sensitivity)}${ci(c.sensitivity, true)} |
-| specificity | ${pct(v.specificity)}${ci(c.specificity, true)} |
-| ROC AUC | ${typeof v.auc === 'number' ? v.auc.toFixed(4) : 'n/a'}${ci(c.auc, false)} |
-| PR AUC | ${typeof v.pr_auc === 'number' ? v.pr_auc.toFixed(4) : 'n/a'} |
-| Brier score | ${typeof v.brier === 'number' ? v.brier.toFixed(4) : 'n/a'} |
-| ECE | ${typeof v.ece === 'number' ? v.ece.toFixed(4) : 'n/a'} |
-
-## Operating points (chosen on validation)
-| name | threshold | sensitivity | specificity |
-| --- | --- | --- | --- |
-${ops}
-
-\`screening\`: the highest threshold with validation sensitivity ≥ 99%, but never above \`balanced\` (so switching to
-screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.
-`;
+  const v: ValidationRecord = meta.validation ?? {};
+  const took = typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a';
+  return [
+    '## Recipe',
+    `${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs ` +
+      `(best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),`,
+    `batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; ` +
+      `label smoothing ${r.labelSmoothing ?? 0};`,
+    // Either line below ends in its own newline when present.
+    shiftLine(r) +
+      normalizeLine(meta) +
+      `test-time augmentation: ${meta.tta.length ? meta.tta.join(', ') : 'none'}. Training took ${took}.`,
+    '',
+  ].join('\n');
 }
 
 function adaptationSection(meta: ModelMeta): string {
   const a = meta.adaptation;
   if (!a) return '';
   const p = a.prior;
-  const prior = p
-    ? `- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ${pct(p.site)} pneumonia on the site ` +
-      `against ${pct(p.train)} at calibration (${p.trainFrom}); the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds ` +
-      `(before: ${Object.entries(p.thresholdsBefore)
+  const before = p
+    ? Object.entries(p.thresholdsBefore)
         .map(([k, t]) => `${k} ${t.toFixed(3)}`)
-        .join(', ')}). Their sensitivity and specificity on the site are unknown.\n`
+        .join(', ')
+    : '';
+  // One line of the card, either way, ending in its own newline.
+  const prior = p
+    ? '- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ' +
+      `${pct(p.site)} pneumonia on the site against ${pct(p.train)} at calibration (${p.trainFrom}); ` +
+      `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
+      'Their sensitivity and specificity on the site are unknown.\n'
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
-  return `## Adapted to a site
-This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) adapted on ${a.date} to one site's **unlabeled** films
-(${a.method.join(' + ')}): the moving mean and variance of its ${a.bnLayers} batch-norm layers were re-estimated on ${a.films.used} of the site's films
-(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).
-No weight was trained and no label was used.
-${prior}- The validation figures below are the **source model's, measured before adaptation**; the adapted model has not been validated on labelled
-  films of this site. Check it on a labelled local sample with \`cxr evaluate\` before relying on it.
-- The OOD gate's covariance and threshold were fitted on the training split before adaptation; its mean was refitted on the site's films.
-- Use it only for films from the site it was adapted to; keep the source model's folder to undo.
-
-`;
+  return [
+    '## Adapted to a site',
+    `This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) ` +
+      `adapted on ${a.date} to one site's **unlabeled** films`,
+    `(${a.method.join(' + ')}): the moving mean and variance of its ${a.bnLayers} batch-norm layers ` +
+      `were re-estimated on ${a.films.used} of the site's films`,
+    `(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ` +
+      `${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).`,
+    'No weight was trained and no label was used.',
+    prior +
+      "- The validation figures below are the **source model's, measured before adaptation**; " +
+      'the adapted model has not been validated on labelled',
+    '  films of this site. Check it on a labelled local sample with `cxr evaluate` before relying on it.',
+    "- The OOD gate's covariance and threshold were fitted on the training split before adaptation; " +
+      "its mean was refitted on the site's films.",
+    "- Use it only for films from the site it was adapted to; keep the source model's folder to undo.",
+    '',
+    '',
+  ].join('\n');
 }
 
 function ensembleSection(meta: ModelMeta): string {
   const e = meta.ensemble!;
-  const rows = e.members.map(
-    (m) =>
-      `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4)} | \`${m.sha256.slice(0, 12)}\` |`,
-  );
-  return `## Ensemble
-${e.members.length} members, each a full model in its own sub-folder; the prediction is the mean of their logits
-(over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. Temperature and operating points were re-chosen
-for the ensemble on the members' shared validation split.
-
-| folder | member | arch | its validation AUC | sha256 |
-| --- | --- | --- | --- | --- |
-${rows.join('\n')}
-`;
+  const rows = e.members.map((m) => {
+    const auc = m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4);
+    return `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${auc} | \`${m.sha256.slice(0, 12)}\` |`;
+  });
+  return [
+    '## Ensemble',
+    `${e.members.length} members, each a full model in its own sub-folder; ` +
+      'the prediction is the mean of their logits',
+    `(over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. ` +
+      'Temperature and operating points were re-chosen',
+    "for the ensemble on the members' shared validation split.",
+    '',
+    '| folder | member | arch | its validation AUC | sha256 |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
 }
 
 /** The training command recorded in a model folder's card, so that a rewrite keeps it. */
