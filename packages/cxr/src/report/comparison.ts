@@ -8,7 +8,7 @@ import { dec, formatDuration, formatInterval, pct } from '../eval/format';
 import { Metrics } from '../eval/metrics_schema';
 import { pairedAucDifference, rocCurve } from '../eval/metrics';
 import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames } from './charts';
-import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
+import { downloadLinks, escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
 
 export const ExperimentSummary = z.object({
@@ -197,9 +197,21 @@ export async function writeComparison(
   };
 
   const best = bestPerColumn(list);
-  const intro = `Metrics on ${split}, each model at its own threshold; 95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). The best value per column is in bold.`;
+  const intro =
+    `Metrics on ${split}, each model at its own threshold; ` +
+    '95% confidence intervals in brackets or below (Wilson for proportions, bootstrap for AUC). ' +
+    'The best value per column is in bold.';
   const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
 
+  const head = [
+    'Experiment',
+    ...COLUMNS.map((c) => c.label),
+    ...deltaLabel,
+    ...robustLabel,
+    'Threshold',
+    'Training time',
+    'Run',
+  ];
   const md: string[] = [
     `# ${title}`,
     '',
@@ -207,17 +219,20 @@ export async function writeComparison(
     '',
     ...(ref
       ? [
-          `ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, with a paired bootstrap 95% interval (an interval that excludes 0 is a difference the validation set can tell apart).`,
+          `ΔAUC: this row's validation AUC minus that of "${ref.name}" on the same images, ` +
+            'with a paired bootstrap 95% interval ' +
+            '(an interval that excludes 0 is a difference the validation set can tell apart).',
           '',
         ]
       : []),
     ...(robust
       ? [
-          'Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` (its own images and operating point); worst: the lowest of them; mean ECE over the same rows.',
+          'Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` ' +
+            '(its own images and operating point); worst: the lowest of them; mean ECE over the same rows.',
           '',
         ]
       : []),
-    `| Experiment | ${[...COLUMNS.map((c) => c.label), ...deltaLabel, ...robustLabel].join(' | ')} | Threshold | Training time | Run |`,
+    `| ${head.join(' | ')} |`,
     `|---|${[...COLUMNS, ...deltaLabel, ...robustLabel].map(() => '---:').join('|')}|---:|---:|---|`,
     ...list.map((e, i) => {
       const cells = [
@@ -226,7 +241,8 @@ export async function writeComparison(
         ...robustCells(e).map((c) => mdCell(c, false)),
       ];
       const name = `**${mdEscape(e.name)}**${e.description ? `<br>${mdEscape(e.description)}` : ''}`;
-      return `| ${name} | ${cells.join(' | ')} | ${e.metrics.threshold.toFixed(3)} | ${duration(e.trainingSeconds)} | [${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)}) |`;
+      const run = `[${mdEscape(relLink(outDir, e.runDir))}](${relLink(outDir, e.runDir)})`;
+      return `| ${[name, ...cells, e.metrics.threshold.toFixed(3), duration(e.trainingSeconds), run].join(' | ')} |`;
     }),
     '',
     '## Confusion matrices',
@@ -266,14 +282,25 @@ export async function writeComparison(
     escapeHtml(duration(e.trainingSeconds)),
     `<a href="${escapeHtml(relLink(outDir, path.join(e.runDir, 'report', 'index.html')))}">report</a>`,
   ]);
+  const confusionFigures = list.map((e, i) => {
+    const svg = inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`);
+    return `<figure>${svg}<figcaption>${downloadLinks(bases[i])}</figcaption></figure>`;
+  });
+  // One entry per experiment, empty where a run has no training curves (as the page always had).
+  const curveFigures = list.map((e, i) => {
+    const c = curves[i];
+    if (!c) return '';
+    const svg = inlineSvg(c.svg, `training-${bases[i]}`, `Training curves of ${e.name}`);
+    return `<figure>${svg}<figcaption>${escapeHtml(e.name)}</figcaption></figure>`;
+  });
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
 <section class="card">
 <p>${escapeHtml(intro)}</p>
-<div class="wide">${table(['Experiment', ...COLUMNS.map((c) => c.label), ...deltaLabel, ...robustLabel, 'Threshold', 'Training time', 'Run'], rows, 'comparison')}</div>
+<div class="wide">${table(head, rows, 'comparison')}</div>
 </section>
 <h2>Confusion matrices</h2>
 <div class="side">
-${list.map((e, i) => `<figure>${inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`)}<figcaption><a href="${bases[i]}.png">PNG</a> · <a href="${bases[i]}.svg">SVG</a></figcaption></figure>`).join('\n')}
+${confusionFigures.join('\n')}
 </div>${
     rocSvg
       ? `
@@ -285,7 +312,7 @@ ${list.map((e, i) => `<figure>${inlineSvg(svgs[i], bases[i], `Confusion matrix o
       ? `
 <h2>Training curves</h2>
 <div class="side">
-${list.map((e, i) => (curves[i] ? `<figure>${inlineSvg(curves[i]!.svg, `training-${bases[i]}`, `Training curves of ${e.name}`)}<figcaption>${escapeHtml(e.name)}</figcaption></figure>` : '')).join('\n')}
+${curveFigures.join('\n')}
 </div>`
       : ''
   }`;

@@ -15,7 +15,7 @@ import {
   type EpochLog,
   type MarkedPoint,
 } from './charts';
-import { escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
+import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, slug, table } from './html';
 import { writeChart, type ChartSpec } from './render';
 import { metaThresholds, readRunDir, type Predictions, type RunData, type RunMeta, type SplitData } from './run_dir';
 
@@ -66,8 +66,10 @@ interface Figure {
 
 function figureHtml(f: Figure): string {
   const name = path.basename(f.base);
-  return `<figure>${inlineSvg(f.svg, name, f.caption)}
-<figcaption>${escapeHtml(f.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`;
+  return (
+    `<figure>${inlineSvg(f.svg, name, f.caption)}\n` +
+    `<figcaption>${escapeHtml(f.caption)} · ${downloadLinks(name)}</figcaption></figure>`
+  );
 }
 
 function summarySentence(m: Metrics, classNames: ClassNames): string {
@@ -77,12 +79,14 @@ function summarySentence(m: Metrics, classNames: ClassNames): string {
   const parts: string[] = [];
   if (pos > 0) {
     parts.push(
-      `Of <b>${pos}</b> images with ${escapeHtml(classNames[1])}, the model flagged <b>${c.tp}</b> (${pct(m.sensitivity)}) and missed ${c.fn}.`,
+      `Of <b>${pos}</b> images with ${escapeHtml(classNames[1])}, ` +
+        `the model flagged <b>${c.tp}</b> (${pct(m.sensitivity)}) and missed ${c.fn}.`,
     );
   }
   if (neg > 0) {
     parts.push(
-      `Of <b>${neg}</b> ${escapeHtml(classNames[0])} images, it correctly left <b>${c.tn}</b> unflagged (${pct(m.specificity)}); ${c.fp} were false alarms.`,
+      `Of <b>${neg}</b> ${escapeHtml(classNames[0])} images, ` +
+        `it correctly left <b>${c.tn}</b> unflagged (${pct(m.specificity)}); ${c.fp} were false alarms.`,
     );
   }
   parts.push(`An image is flagged when its predicted probability is at least ${m.threshold.toFixed(3)}.`);
@@ -90,8 +94,7 @@ function summarySentence(m: Metrics, classNames: ClassNames): string {
 }
 
 function kpis(m: Metrics): string {
-  const kpi = (label: string, value: string, ci: string) =>
-    `<div class="kpi"><div class="v">${value}</div><div class="l">${label}</div><div class="ci">${ci ? `95% CI ${ci}` : '&nbsp;'}</div></div>`;
+  const kpi = (label: string, value: string, ci: string) => kpiBox(value, label, ci ? `95% CI ${ci}` : '&nbsp;');
   return `<div class="kpis">
 ${kpi('Sensitivity', pct(m.sensitivity), formatInterval(m.ci95.sensitivity, true))}
 ${kpi('Specificity', pct(m.specificity), formatInterval(m.ci95.specificity, true))}
@@ -145,7 +148,8 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
           subtitle: `AUC ${dec(m.auc)}${ci}`,
           marks,
         }),
-        'Each point of the curve is one threshold: moving right flags more images, catching more pneumonia at the cost of more false alarms. The dashed line is guessing.',
+        'Each point of the curve is one threshold: moving right flags more images, ' +
+          'catching more pneumonia at the cost of more false alarms. The dashed line is guessing.',
       );
     }
     if (positives > 0) {
@@ -157,7 +161,8 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
           prevalence: positives / p.labels.length,
           marks,
         }),
-        'Of the flagged images, how many truly have pneumonia (precision), against the share of pneumonia caught (recall).',
+        'Of the flagged images, how many truly have pneumonia (precision), ' +
+          'against the share of pneumonia caught (recall).',
       );
     }
     await chart(
@@ -166,14 +171,16 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
         title: `Reliability — ${label}`,
         subtitle: `expected calibration error ${dec(m.ece)}; Brier score ${dec(m.brier)}`,
       }),
-      'Are the probabilities honest? Points on the dashed diagonal mean that, e.g., 80% of the images given 0.8 do have pneumonia. Bars: how many images fall in each range.',
+      'Are the probabilities honest? Points on the dashed diagonal mean that, ' +
+        'e.g., 80% of the images given 0.8 do have pneumonia. Bars: how many images fall in each range.',
     );
   }
 
   const notes = [...(m.notes ?? []), ...(p ? [] : ['no predictions file for this split: curves are not available'])];
   if (split.name === 'val' || split.name === 'validation') {
     notes.push(
-      'Thresholds and calibration were tuned on this set, so its numbers are optimistic; the test set gives the fair estimate.',
+      'Thresholds and calibration were tuned on this set, so its numbers are optimistic; ' +
+        'the test set gives the fair estimate.',
     );
   }
   return `<h2 id="split-${s}">${escapeHtml(label)}</h2>
@@ -207,9 +214,12 @@ async function trainingSection(log: EpochLog[], outDir: string, files: string[])
     ...(seconds > 0 ? [`training time ${formatDuration(seconds)}`] : []),
     ...(best ? [`best validation AUC ${dec(best.val_auc as number)} at epoch ${best.epoch}`] : []),
   ];
+  const caption =
+    'Loss should fall and validation AUC rise; ' +
+    'a validation loss that climbs while training loss keeps falling signals over-fitting.';
   return `<h2 id="training">Training</h2>
 <p>${escapeHtml(facts.join(' · '))}.</p>
-<div class="figs">${figureHtml({ base, svg: r.svg, caption: 'Loss should fall and validation AUC rise; a validation loss that climbs while training loss keeps falling signals over-fitting.' })}</div>`;
+<div class="figs">${figureHtml({ base, svg: r.svg, caption })}</div>`;
 }
 
 function modelSection(run: RunData): string {
@@ -258,19 +268,55 @@ ${recipe !== undefined ? `<h3>Training recipe</h3><pre>${escapeHtml(JSON.stringi
 </section>`;
 }
 
-const GLOSSARY = `<h2 id="glossary">How to read this report</h2>
-<section class="card">
-<dl class="glossary">
-<dt>Sensitivity (recall)</dt><dd>Of the children who have pneumonia, the share the model flags. A screening tool needs this high: a missed case is the costly error.</dd>
-<dt>Specificity</dt><dd>Of the children without pneumonia, the share the model correctly leaves unflagged. Low specificity means many false alarms.</dd>
-<dt>Precision (positive predictive value)</dt><dd>Of the flagged images, the share that truly show pneumonia. It depends on how common pneumonia is in the set.</dd>
-<dt>ROC AUC</dt><dd>The chance that a random pneumonia image gets a higher score than a random normal one: 0.5 is guessing, 1.0 is perfect. It does not depend on the threshold.</dd>
-<dt>Threshold and operating points</dt><dd>The model outputs a probability; an image is flagged when it reaches the threshold. Lower thresholds catch more pneumonia but raise more false alarms. “Screening” is the highest threshold that still catches at least 95% of pneumonia on the validation set; “balanced” maximises sensitivity + specificity.</dd>
-<dt>95% confidence interval (CI)</dt><dd>The range of values compatible with this sample: a small test set gives wide intervals. Wilson intervals for proportions; a bootstrap (resampling) interval for AUC.</dd>
-<dt>Calibration (reliability, ECE, Brier)</dt><dd>Whether a stated probability can be taken at face value. The expected calibration error is the average gap between predicted and observed rates (0 is perfect).</dd>
-</dl>
-</section>
-<p class="disclaimer">This report describes a research model evaluated on a fixed data set. It is not a medical device, and its output is no substitute for review of the image by a qualified clinician.</p>`;
+/** One entry of the glossary: the term and its explanation, both HTML. */
+const term = (dt: string, dd: string) => `<dt>${dt}</dt><dd>${dd}</dd>`;
+
+const GLOSSARY = [
+  '<h2 id="glossary">How to read this report</h2>',
+  '<section class="card">',
+  '<dl class="glossary">',
+  term(
+    'Sensitivity (recall)',
+    'Of the children who have pneumonia, the share the model flags. ' +
+      'A screening tool needs this high: a missed case is the costly error.',
+  ),
+  term(
+    'Specificity',
+    'Of the children without pneumonia, the share the model correctly leaves unflagged. ' +
+      'Low specificity means many false alarms.',
+  ),
+  term(
+    'Precision (positive predictive value)',
+    'Of the flagged images, the share that truly show pneumonia. ' +
+      'It depends on how common pneumonia is in the set.',
+  ),
+  term(
+    'ROC AUC',
+    'The chance that a random pneumonia image gets a higher score than a random normal one: ' +
+      '0.5 is guessing, 1.0 is perfect. It does not depend on the threshold.',
+  ),
+  term(
+    'Threshold and operating points',
+    'The model outputs a probability; an image is flagged when it reaches the threshold. ' +
+      'Lower thresholds catch more pneumonia but raise more false alarms. ' +
+      '“Screening” is the highest threshold that still catches at least 95% of pneumonia on the validation set; ' +
+      '“balanced” maximises sensitivity + specificity.',
+  ),
+  term(
+    '95% confidence interval (CI)',
+    'The range of values compatible with this sample: a small test set gives wide intervals. ' +
+      'Wilson intervals for proportions; a bootstrap (resampling) interval for AUC.',
+  ),
+  term(
+    'Calibration (reliability, ECE, Brier)',
+    'Whether a stated probability can be taken at face value. ' +
+      'The expected calibration error is the average gap between predicted and observed rates (0 is perfect).',
+  ),
+  '</dl>',
+  '</section>',
+  '<p class="disclaimer">This report describes a research model evaluated on a fixed data set. ' +
+    'It is not a medical device, and its output is no substitute for review of the image by a qualified clinician.</p>',
+].join('\n');
 
 /** Reads RUN_DIR (whatever is present) and writes RUN_DIR/report/. */
 export async function writeReport(runDir: string): Promise<ReportResult> {
@@ -287,16 +333,20 @@ export async function writeReport(runDir: string): Promise<ReportResult> {
   sections.push(modelSection(run));
 
   const m = run.meta;
-  const title = `Pneumonia classifier report${m.name ? ` — ${m.name}` : ''}${m.version !== undefined ? ` v${m.version}` : ''}`;
+  const title =
+    'Pneumonia classifier report' + (m.name ? ` — ${m.name}` : '') + (m.version !== undefined ? ` v${m.version}` : '');
   const toc = [
     ...run.splits.map((s) => `<a href="#split-${slug(s.name)}">${escapeHtml(splitLabel(s.name))}</a>`),
     ...(run.log.length ? ['<a href="#training">Training</a>'] : []),
     '<a href="#model">Model</a>',
     '<a href="#glossary">How to read this report</a>',
   ].join(' · ');
+  const classes = (m.classNames ?? DEFAULT_CLASS_NAMES).join(' vs ');
+  const arch = m.arch ? ` · ${escapeHtml(m.arch)}` : '';
+  const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
   const body = `<header>
 <h1>${escapeHtml(title)}</h1>
-<p>Chest X-ray classification: ${escapeHtml((m.classNames ?? DEFAULT_CLASS_NAMES).join(' vs '))}${m.arch ? ` · ${escapeHtml(m.arch)}` : ''} · report generated ${escapeHtml(new Date().toISOString().slice(0, 16).replace('T', ' '))} UTC</p>
+<p>Chest X-ray classification: ${escapeHtml(classes)}${arch} · report generated ${escapeHtml(generated)} UTC</p>
 <p>${toc}</p>
 </header>
 ${warnings.map((w) => `<p class="note">${escapeHtml(w)}</p>`).join('\n')}

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { CHANGES } from '../data/perturb_catalog';
 import { dec, pct } from '../eval/format';
-import { escapeHtml, htmlPage, inlineSvg, table } from '../report/html';
+import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, table } from '../report/html';
 import { writeChart } from '../report/render';
 import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
 import type { RobustnessResult, RobustnessRow } from './metrics';
@@ -15,18 +15,21 @@ const PLOTS: { metric: RowMetric; caption: string }[] = [
   {
     metric: 'specificity',
     caption:
-      "Share of NORMAL films left unflagged at the model's default threshold. A falling line is the false alarms a shift causes.",
+      "Share of NORMAL films left unflagged at the model's default threshold. " +
+      'A falling line is the false alarms a shift causes.',
   },
   { metric: 'sensitivity', caption: 'Share of PNEUMONIA films flagged at the default threshold.' },
   {
     metric: 'auc',
     caption:
-      'Ranking quality, independent of the threshold: a change that keeps the AUC but moves the specificity only moved the scores.',
+      'Ranking quality, independent of the threshold: ' +
+      'a change that keeps the AUC but moves the specificity only moved the scores.',
   },
   {
     metric: 'normalScoreShift',
     caption:
-      'Mean change of the predicted probability of NORMAL films against the same films clean; above 0 = pushed towards pneumonia.',
+      'Mean change of the predicted probability of NORMAL films against the same films clean; ' +
+      'above 0 = pushed towards pneumonia.',
   },
   {
     metric: 'ece',
@@ -35,16 +38,29 @@ const PLOTS: { metric: RowMetric; caption: string }[] = [
   },
 ];
 
+const ROWS_NOTE =
+  'Specificity in bold: 10 points or more below the clean row. ' +
+  'Δ scores: mean of (perturbed − clean) predicted probability per class.';
+const CHANGES_NOTE =
+  'Applied to the decoded model-size image (src/data/perturb.ts), seeded per image; ' +
+  'strengths scale sizes with the image side. ' +
+  'Run it again: <code>cxr robustness --model DIR --data DIR --out DIR</code>.';
+const DISCLAIMER =
+  "Synthetic changes measure sensitivity to nuisances, not accuracy on another hospital's films; " +
+  'a model can pass them all and still fail on a real shift.';
+
 const signed = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
 
 function kpis(r: RobustnessResult): string {
   const s = r.summary;
   const kpi = (label: string, value: string, note: string) =>
-    `<div class="kpi"><div class="v">${escapeHtml(value)}</div><div class="l">${escapeHtml(label)}</div><div class="ci">${escapeHtml(note) || '&nbsp;'}</div></div>`;
+    kpiBox(escapeHtml(value), escapeHtml(label), escapeHtml(note) || '&nbsp;');
+  const drop = s.meanSpecificityDrop === null ? 'n/a' : `${(100 * s.meanSpecificityDrop).toFixed(1)} points`;
+  const worst = s.worstSpecificity;
   return `<div class="kpis">
 ${kpi('Clean specificity', pct(s.cleanSpecificity), `AUC ${dec(s.cleanAuc)}`)}
-${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; drop ${s.meanSpecificityDrop === null ? 'n/a' : `${(100 * s.meanSpecificityDrop).toFixed(1)} points`}`)}
-${kpi('Worst specificity', pct(s.worstSpecificity?.value ?? null), s.worstSpecificity ? `${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)}` : '')}
+${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; drop ${drop}`)}
+${kpi('Worst specificity', pct(worst?.value ?? null), worst ? `${worst.change} at ${worst.strength.toFixed(2)}` : '')}
 ${kpi('Mean ECE', dec(s.meanEce), 'over the perturbed rows')}
 ${kpi('Mean NORMAL-score shift', signed(s.meanNormalScoreShift), `PNEUMONIA ${signed(s.meanPneumoniaScoreShift)}`)}
 </div>`;
@@ -88,10 +104,18 @@ function rowsTable(rows: readonly RobustnessRow[], cleanSpec: number | null): st
 
 function outsideSection(r: RobustnessResult): string {
   const o = r.outside;
-  if (!o)
-    return '<p class="note">No outside check: Kaggle\'s val folder was not found beside the data, or it is the data itself.</p>';
+  if (!o) {
+    return (
+      '<p class="note">No outside check: ' +
+      "Kaggle's val folder was not found beside the data, or it is the data itself.</p>"
+    );
+  }
   const clean = r.rows.find((x) => x.strength === 0);
-  return `<p>The same model, clean, on <code>${escapeHtml(o.data)}</code> (${o.n} films; not used for any choice). Kaggle's val folder comes from the official test split's patients, so a gap here against the benchmark's clean row is the kind of shift this page is trying to predict.</p>
+  const intro =
+    `<p>The same model, clean, on <code>${escapeHtml(o.data)}</code> (${o.n} films; not used for any choice). ` +
+    "Kaggle's val folder comes from the official test split's patients, " +
+    "so a gap here against the benchmark's clean row is the kind of shift this page is trying to predict.</p>";
+  return `${intro}
 ${table(
   ['Data', 'AUC', 'Sensitivity', 'Specificity', 'ECE', 'Mean NORMAL score', 'Mean PNEUMONIA score', 'n'],
   [
@@ -127,12 +151,20 @@ async function exampleSheet(examples: readonly Example[]): Promise<string> {
         .png()
         .toBuffer();
       const alt = `${e.change}${e.strength > 0 ? ` at strength ${e.strength.toFixed(2)}` : ''}`;
-      return `<figure class="example"><img src="data:image/png;base64,${png.toString('base64')}" width="${e.size}" height="${e.size}" alt="${escapeHtml(alt)}"><figcaption><b>${escapeHtml(e.change)}</b><br>${escapeHtml(e.parameter)}</figcaption></figure>`;
+      const img =
+        `<img src="data:image/png;base64,${png.toString('base64')}" ` +
+        `width="${e.size}" height="${e.size}" alt="${escapeHtml(alt)}">`;
+      const caption = `<b>${escapeHtml(e.change)}</b><br>${escapeHtml(e.parameter)}`;
+      return `<figure class="example">${img}<figcaption>${caption}</figcaption></figure>`;
     }),
   );
+  // The grid's columns fit the example images, whose size is the model's input size.
+  const style =
+    `.sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(${examples[0].size + 26}px, 1fr)); ` +
+    'gap: 10px; } figure.example img { image-rendering: pixelated; display: block; margin: 0 auto; }';
   return `<h2 id="examples">What the changes look like</h2>
 <p>One NORMAL film of the benchmark at the model's input size, clean and under each change at the highest strength.</p>
-<style>.sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(${examples[0].size + 26}px, 1fr)); gap: 10px; } figure.example img { image-rendering: pixelated; display: block; margin: 0 auto; }</style>
+<style>${style}</style>
 <div class="sheet">${cells.join('\n')}</div>`;
 }
 
@@ -157,22 +189,45 @@ export async function writeRobustnessReport(
     const r = await writeChart(spec, base);
     files.push(...r.files);
     const name = path.basename(base);
-    figures.push(
-      `<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${escapeHtml(p.caption)} · <a href="${name}.png">PNG</a> · <a href="${name}.svg">SVG</a></figcaption></figure>`,
-    );
+    const caption = `${escapeHtml(p.caption)} · ${downloadLinks(name)}`;
+    figures.push(`<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${caption}</figcaption></figure>`);
   }
 
   const m = result.model;
   const title = `Robustness to nuisance changes — ${m.name} v${m.version}`;
   const changes = CHANGES.filter((c) => result.rows.some((r) => r.change === c.name));
+  const op = result.operatingPoint;
+  const facts = [
+    escapeHtml(result.data.source),
+    `${result.data.normal} NORMAL, ${result.data.pneumonia} PNEUMONIA`,
+    `operating point ${escapeHtml(op.name)} (threshold ${op.threshold.toFixed(3)})`,
+    `test-time views: ${escapeHtml(result.tta.join(', ') || 'none')}`,
+    `seed ${escapeHtml(String(result.seed))}`,
+    `${result.seconds.toFixed(0)} s`,
+    `generated ${escapeHtml(result.createdAt.slice(0, 16).replace('T', ' '))} UTC`,
+  ];
+  const sections: [string, string][] = [
+    ['summary', 'Summary'],
+    ['outside', 'Outside check'],
+    ['plots', 'Plots'],
+    ['rows', 'All rows'],
+    ['examples', 'Examples'],
+    ['changes', 'The changes'],
+  ];
+  const nav = sections.map(([id, name]) => `<a href="#${id}">${name}</a>`);
+  const strengths = result.summary.perturbedRows / Math.max(1, changes.length);
+  const lead =
+    `The same images, scored clean and under ${changes.length} nuisance changes at ${strengths} strengths each. ` +
+    'None of these changes alters the diagnosis, so a robust model keeps its specificity and sensitivity, ' +
+    'and its scores stay where they were.';
   const body = `<header>
 <h1>${escapeHtml(title)}</h1>
-<p>${escapeHtml(result.data.source)} · ${result.data.normal} NORMAL, ${result.data.pneumonia} PNEUMONIA · operating point ${escapeHtml(result.operatingPoint.name)} (threshold ${result.operatingPoint.threshold.toFixed(3)}) · test-time views: ${escapeHtml(result.tta.join(', ') || 'none')} · seed ${escapeHtml(String(result.seed))} · ${result.seconds.toFixed(0)} s · generated ${escapeHtml(result.createdAt.slice(0, 16).replace('T', ' '))} UTC</p>
-<p><a href="#summary">Summary</a> · <a href="#outside">Outside check</a> · <a href="#plots">Plots</a> · <a href="#rows">All rows</a> · <a href="#examples">Examples</a> · <a href="#changes">The changes</a></p>
+<p>${facts.join(' · ')}</p>
+<p>${nav.join(' · ')}</p>
 </header>
 <h2 id="summary">Summary</h2>
 <section class="card">
-<p class="lead">The same images, scored clean and under ${changes.length} nuisance changes at ${result.summary.perturbedRows / Math.max(1, changes.length)} strengths each. None of these changes alters the diagnosis, so a robust model keeps its specificity and sensitivity, and its scores stay where they were.</p>
+<p class="lead">${lead}</p>
 ${kpis(result)}
 </section>
 <h2 id="outside">Outside check</h2>
@@ -183,7 +238,7 @@ ${figures.join('\n')}
 </div>
 <h2 id="rows">All rows</h2>
 <section class="card"><div class="wide">${rowsTable(result.rows, result.summary.cleanSpecificity)}</div>
-<p class="desc">Specificity in bold: 10 points or more below the clean row. Δ scores: mean of (perturbed − clean) predicted probability per class.</p></section>
+<p class="desc">${ROWS_NOTE}</p></section>
 ${await exampleSheet(examples)}
 <h2 id="changes">The changes</h2>
 <section class="card">${table(
@@ -194,8 +249,8 @@ ${await exampleSheet(examples)}
       escapeHtml(c.parameter(1, examples[0]?.size ?? 160)),
     ]),
   )}
-<p class="desc">Applied to the decoded model-size image (src/data/perturb.ts), seeded per image; strengths scale sizes with the image side. Run it again: <code>cxr robustness --model DIR --data DIR --out DIR</code>.</p></section>
-<p class="disclaimer">Synthetic changes measure sensitivity to nuisances, not accuracy on another hospital's films; a model can pass them all and still fail on a real shift.</p>`;
+<p class="desc">${CHANGES_NOTE}</p></section>
+<p class="disclaimer">${DISCLAIMER}</p>`;
   const index = path.join(outDir, 'index.html');
   await writeFile(index, htmlPage(title, body));
   files.push(index);
