@@ -124,7 +124,10 @@ const OVERRIDES: Array<[string, string[], AtenGrad, boolean?]> = [
   ],
 ];
 
-/** True when a backward pass may use the overrides: on aten, and for those without gradients of their own, not recorded for a higher order. */
+/**
+ * True when a backward pass may use the overrides: on aten, and for those without gradients of
+ * their own, not recorded for a higher order.
+ */
 function useOverride(anyOrder = false): boolean {
   return getBackend() === BACKEND_NAME && (anyOrder || engine().state.gradientDepth === 0);
 }

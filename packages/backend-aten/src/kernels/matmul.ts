@@ -6,7 +6,10 @@ import { FusedActivation, native } from '../native';
 import { ensureGradientOverrides } from '../gradients';
 import { FLOAT, NUMERIC, isOneOf, nativeKernel } from './kernel';
 
-/** Output shape, or null where TF.js's batch pairing (batch i with i % batchA, i % batchB) is not a broadcast ATen can express. */
+/**
+ * Output shape, or null where TF.js's batch pairing (batch i with i % batchA, i % batchB) is not a
+ * broadcast ATen can express.
+ */
 function outShape(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): number[] | null {
   if (a.shape.length < 2 || b.shape.length < 2 || a.dtype !== b.dtype || !isOneOf(a.dtype, NUMERIC)) return null;
   if (util.sizeFromShape(a.shape) === 0 || util.sizeFromShape(b.shape) === 0) return null;

@@ -59,7 +59,8 @@ function checkOut(modelDir: string, outDir: string): void {
   const out = path.resolve(outDir);
   if (out === src || out.startsWith(src + path.sep)) {
     throw new AdaptRefused(
-      `--out ${outDir} is (inside) the source model folder: write the adapted model to a new folder and keep the original`,
+      `--out ${outDir} is (inside) the source model folder: ` +
+        'write the adapted model to a new folder and keep the original',
     );
   }
   if (fs.existsSync(out) && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
@@ -85,7 +86,8 @@ function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
     }
   }
   throw new AdaptRefused(
-    '--prior: cxr.json records no class counts of its validation or training split, so the prior the model was calibrated under is unknown',
+    '--prior: cxr.json records no class counts of its validation or training split, ' +
+      'so the prior the model was calibrated under is unknown',
   );
 }
 
@@ -106,7 +108,8 @@ function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): voi
   }
   if (used < minImages) {
     throw new AdaptRefused(
-      `${imagesDir}: only ${used} usable chest films (${films.rejected.length} flagged, ${films.unreadable.length} unreadable); ` +
+      `${imagesDir}: only ${used} usable chest films ` +
+        `(${films.rejected.length} flagged, ${films.unreadable.length} unreadable); ` +
         `adaptation needs at least ${minImages} (--min-images)`,
     );
   }
@@ -136,7 +139,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     predictor.dispose();
   }
   log(
-    `${films.files.length} films used, ${films.rejected.length} flagged by the gate, ${films.unreadable.length} unreadable`,
+    `${films.files.length} films used, ${films.rejected.length} flagged by the gate, ` +
+      `${films.unreadable.length} unreadable`,
   );
   checkFilms(films, minImages, o.imagesDir);
 
@@ -187,7 +191,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         thresholdsBefore: Object.fromEntries(Object.entries(meta.operatingPoints).map(([k, op]) => [k, op.threshold])),
       };
       log(
-        `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ${(100 * est.prior).toFixed(1)}% estimated on the site ` +
+        `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +
+          `${(100 * est.prior).toFixed(1)}% estimated on the site ` +
           `(log-odds shift ${shift.toFixed(3)})`,
       );
     }
@@ -221,7 +226,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         saveOod(tmp, r.gate);
         gate = { meanShift: r.meanShift, flagged: r.flagged };
         log(
-          `OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); ${r.flagged} of ${n} films above its threshold now`,
+          `OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); ` +
+            `${r.flagged} of ${n} films above its threshold now`,
         );
       } else if (fs.existsSync(path.join(o.modelDir, OOD_FILE))) {
         log(`note: ${srcGate.problem}: the adapted model has no OOD gate either`);

@@ -53,7 +53,8 @@ export async function scanDataset(root: string): Promise<ImageRecord[]> {
   } else {
     throw new DatasetLayoutError(
       abs,
-      `${abs}: no chest_xray layout found: expected train/, val/ or test/ folders, or NORMAL/ and PNEUMONIA/ folders directly inside`,
+      `${abs}: no chest_xray layout found: ` +
+        'expected train/, val/ or test/ folders, or NORMAL/ and PNEUMONIA/ folders directly inside',
     );
   }
 

@@ -74,7 +74,10 @@ export interface SplitChoice {
   valSplit: SplitMode;
 }
 
-/** The split a recipe (train/recipe.ts) asks for; `splitSeed`, when set, fixes the split apart from the training seed. */
+/**
+ * The split a recipe (train/recipe.ts) asks for; `splitSeed`, when set, fixes the split apart from
+ * the training seed.
+ */
 export function splitOf(r: {
   valFraction: number;
   seed: number;

@@ -68,7 +68,8 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   if (!SUPPORTED.has(transferSyntax)) {
     throw fail(
       'UNSUPPORTED_TRANSFER_SYNTAX',
-      `transfer syntax ${transferSyntax} is not supported (supported: ${[...new Set(Object.values(TS_NAMES))].join(', ')})`,
+      `transfer syntax ${transferSyntax} is not supported ` +
+        `(supported: ${[...new Set(Object.values(TS_NAMES))].join(', ')})`,
     );
   }
   const pixelElement = ds.elements.x7fe00010;

@@ -216,7 +216,8 @@ export function formatInspectReport(r: InspectReport): string {
   const d = r.duplicates;
   lines.push(
     '',
-    `Exact duplicates (identical bytes): ${d.groups.length} groups; extra copies within a split: ${d.extraCopiesWithinSplits}, across splits: ${d.extraCopiesAcrossSplits}`,
+    `Exact duplicates (identical bytes): ${d.groups.length} groups; ` +
+      `extra copies within a split: ${d.extraCopiesWithinSplits}, across splits: ${d.extraCopiesAcrossSplits}`,
   );
   for (const g of d.groups) {
     const flags = [g.acrossSplits ? 'ACROSS SPLITS' : '', g.conflictingLabels ? 'CONFLICTING LABELS' : '']

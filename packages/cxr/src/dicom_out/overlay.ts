@@ -37,6 +37,10 @@ export function wrap(line: string, chars: number): string[] {
   return out;
 }
 
+/** White text with its baseline at (x, y); `content` is already XML. */
+const svgText = (x: number, y: number, content: string) =>
+  `<text x="${x}" y="${y}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">${content}</text>`;
+
 function legendSvg(x: number, height: number): string {
   const top = PAD + LINE_PX;
   const barH = Math.max(40, height - top - LINE_PX - PAD);
@@ -49,10 +53,10 @@ function legendSvg(x: number, height: number): string {
   }
   return (
     `<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">${stops.reverse().join('')}</linearGradient></defs>` +
-    `<text x="${x + PAD}" y="${PAD + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">Grad-CAM</text>` +
+    svgText(x + PAD, PAD + FONT_PX, 'Grad-CAM') +
     `<rect x="${x + PAD}" y="${top}" width="18" height="${barH}" fill="url(#g)" stroke="white" stroke-width="1"/>` +
-    `<text x="${x + PAD + 24}" y="${top + FONT_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">high</text>` +
-    `<text x="${x + PAD + 24}" y="${top + barH}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">low</text>`
+    svgText(x + PAD + 24, top + FONT_PX, 'high') +
+    svgText(x + PAD + 24, top + barH, 'low')
   );
 }
 
@@ -67,12 +71,7 @@ export async function annotateHeatmap(overlayPng: Buffer, lines: string[]): Prom
   const wrapped = lines.flatMap((l) => wrap(l, chars));
   const textTop = h + PAD;
   const height = textTop + wrapped.length * LINE_PX + PAD;
-  const textSvg = wrapped
-    .map(
-      (l, i) =>
-        `<text x="${PAD}" y="${textTop + FONT_PX + i * LINE_PX}" font-family="DejaVu Sans" font-size="${FONT_PX}" fill="white">${escapeXml(l)}</text>`,
-    )
-    .join('');
+  const textSvg = wrapped.map((l, i) => svgText(PAD, textTop + FONT_PX + i * LINE_PX, escapeXml(l))).join('');
   const svg = Buffer.from(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${legendSvg(w, h)}${textSvg}</svg>`,
   );

@@ -108,8 +108,10 @@ export async function memorisationCheck(
   const ratio = all.median / valSpread.median;
   const verdict =
     closer > 0.1 || ratio < 0.6
-      ? 'POSSIBLE MEMORISATION: samples sit closer to individual training images than real X-rays of different children do; inspect pairs.png'
-      : 'no sign of memorisation at pixel level: samples are about as far from the training set as real X-rays of other children';
+      ? 'POSSIBLE MEMORISATION: samples sit closer to individual training images ' +
+        'than real X-rays of different children do; inspect pairs.png'
+      : 'no sign of memorisation at pixel level: ' +
+        'samples are about as far from the training set as real X-rays of other children';
 
   fs.mkdirSync(outDir, { recursive: true });
   const files = {
@@ -152,6 +154,7 @@ function markdown(s: MemorisationSummary, cols: number): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '–');
   const row = (name: string, v: Spread) =>
     `| ${name} | ${v.n} | ${f(v.min)} | ${f(v.p05)} | ${f(v.median)} | ${f(v.mean)} |`;
+  const ratio = Number.isFinite(s.medianRatioToVal) ? s.medianRatioToVal.toFixed(2) : '–';
   return [
     '# GAN memorisation check',
     '',
@@ -165,12 +168,13 @@ function markdown(s: MemorisationSummary, cols: number): string {
     row('validation images', s.valToTrain),
     '',
     `- Samples closer than the 5th percentile of training -> training: ${(s.closerThanTrainP05 * 100).toFixed(0)}%`,
-    `- Median sample distance / median validation distance: ${Number.isFinite(s.medianRatioToVal) ? s.medianRatioToVal.toFixed(2) : '–'}`,
+    `- Median sample distance / median validation distance: ${ratio}`,
     `- Verdict: ${s.verdict}`,
     '',
     `![pairs](pairs.png)`,
     '',
-    `pairs.png: rows of ${cols} generated samples (NORMAL first, then PNEUMONIA), each above its nearest training image.`,
+    `pairs.png: rows of ${cols} generated samples (NORMAL first, then PNEUMONIA), ` +
+      'each above its nearest training image.',
     '',
   ].join('\n');
 }

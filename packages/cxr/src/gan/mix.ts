@@ -90,7 +90,8 @@ export async function withGanImages(
   const counts = ganCounts(r.ganImages, train.labels);
   const { set, digest, ganSize } = await syntheticSet(r.ganModel, counts, train.size, r.seed);
   log(
-    `adding ${counts[0]} NORMAL and ${counts[1]} PNEUMONIA GAN images (${ganSize}px -> ${train.size}px) to the training set only`,
+    `adding ${counts[0]} NORMAL and ${counts[1]} PNEUMONIA GAN images (${ganSize}px -> ${train.size}px) ` +
+      'to the training set only',
   );
   return {
     train: concatSets(train, set),

@@ -96,7 +96,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   log(
     `GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
       `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
-      `G width ${c.gWidth} (${nets.g.countParams()} weights), D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`,
+      `G width ${c.gWidth} (${nets.g.countParams()} weights), ` +
+      `D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`,
   );
 
   const dataInfo = { ...info, train: counts, validation: count(val) };
@@ -165,7 +166,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     appendRunLog(logFile, entry);
     log(
       `GAN epoch ${epoch + 1}/${c.epochs}: D loss ${entry.d_loss.toFixed(3)}, G loss ${entry.g_loss.toFixed(3)}, ` +
-        `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`,
+        `D(real) ${entry.d_real.toFixed(2)}, D(fake) ${entry.d_fake.toFixed(2)}, ` +
+        `${entry.seconds.toFixed(0)} s (${entry.ms_per_step.toFixed(0)} ms/step)`,
     );
     state.epoch = epoch + 1;
     state.elapsedSeconds = (Date.now() - started) / 1000;
@@ -191,7 +193,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
     });
     log(
       `memorisation check: ${memorisation.verdict} (median distance to the nearest training image: samples ` +
-        `${memorisation.samples.median.toFixed(1)}, validation images ${memorisation.valToTrain.median.toFixed(1)} grey levels); ` +
+        `${memorisation.samples.median.toFixed(1)}, ` +
+        `validation images ${memorisation.valToTrain.median.toFixed(1)} grey levels); ` +
         `${memorisation.files.markdown}`,
     );
   }

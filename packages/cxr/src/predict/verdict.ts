@@ -53,12 +53,16 @@ export function ageInYears(as: string | undefined): number | null {
   return n / per;
 }
 
+/** The gate's score against its threshold, as every OOD reason words it. */
+const oodScore = (ood: NonNullable<VerdictEvidence['ood']>) =>
+  `OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)}`;
+
 /** The gate's finding, as the API and the page word it. */
 export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
   if (!ood?.outOfDistribution) return null;
   return {
     code: 'OOD',
-    message: `does not look like a frontal chest X-ray (OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)})`,
+    message: `does not look like a frontal chest X-ray (${oodScore(ood)})`,
   };
 }
 
@@ -78,7 +82,9 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
       ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
         {
           code: 'AGE',
-          message: `outside the intended population (${INTENDED_POPULATION}): the DICOM header gives a patient age over ${MAX_AGE_YEARS} years`,
+          message:
+            `outside the intended population (${INTENDED_POPULATION}): ` +
+            `the DICOM header gives a patient age over ${MAX_AGE_YEARS} years`,
         }
       : null;
   const ood = oodReason(e.ood);
@@ -94,7 +100,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   if (ageReason) {
     const unlike = ood && {
       code: 'OOD' as const,
-      message: `unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})`,
+      message: `unlike the training films (${oodScore(e.ood!)})`,
     };
     return { status: 'outside-population', reasons: [ageReason, ...(unlike ? [unlike] : [])] };
   }
@@ -104,7 +110,9 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
       reasons: [
         {
           code: 'OOD',
-          message: `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, but unlike the training films (OOD score ${e.ood!.score.toFixed(1)} > threshold ${e.ood!.threshold.toFixed(1)})`,
+          message:
+            `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, ` +
+            `but unlike the training films (${oodScore(e.ood!)})`,
         },
       ],
     };

@@ -40,7 +40,8 @@ export async function validationRecords(
   const split = recordedSplit(meta);
   if (split.valFraction === undefined || split.seed === undefined) {
     throw new Error(
-      `${meta.name}: cxr.json does not record its validation split (data.valFraction, data.splitSeed); pass a NORMAL/PNEUMONIA folder instead`,
+      `${meta.name}: cxr.json does not record its validation split (data.valFraction, data.splitSeed); ` +
+        'pass a NORMAL/PNEUMONIA folder instead',
     );
   }
   const train = limitPerClass(await splitRecords(data, 'train'), split.limitPerClass);

@@ -128,7 +128,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
       }
       const last = rows[rows.length - 1];
       log(
-        `${change.name.padEnd(14)} spec ${fmt(last.specificity)} sens ${fmt(last.sensitivity)} at strength 1 (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+        `${change.name.padEnd(14)} spec ${fmt(last.specificity)} sens ${fmt(last.sensitivity)} ` +
+          `at strength 1 (${((performance.now() - t) / 1000).toFixed(1)} s)`,
       );
     }
 

@@ -102,14 +102,16 @@ export async function recalibrate(
   writeValidationFiles(modelDir, val.files, c);
   log(
     `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
-      `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
+      `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
+      `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
   );
   return c;
 }
 
-// Shift-aware calibration (`cxr calibrate --shifts`): the temperature and the operating points are chosen on the validation
-// films as they are *and* under mild nuisance changes of the robustness benchmark
-// (data/perturb_catalog.ts) — exposure, gamma, contrast, blur, noise, JPEG, resampling, framing.
+// Shift-aware calibration (`cxr calibrate --shifts`): the temperature and the operating points
+// are chosen on the validation films as they are *and* under mild nuisance changes of the
+// robustness benchmark (data/perturb_catalog.ts) — exposure, gamma, contrast, blur, noise, JPEG,
+// resampling, framing.
 // A validation split the model nearly separates leaves the balanced threshold anywhere on a wide
 // plateau and fits an over-sharp temperature; films from another site or year then score NORMAL
 // films too high (docs/robustness.md). Pooling mildly changed copies of the same validation films

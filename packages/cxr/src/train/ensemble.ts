@@ -83,7 +83,8 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
     if (splitKey(m) !== splitKey(first)) {
       throw new EnsembleRefused(
         `${dirs[0]} and ${dirs[i]} were validated on different splits (${splitKey(first)} vs ${splitKey(m)}): ` +
-          "the ensemble's temperature and thresholds need one validation split that no member trained on; retrain them with the same data, --val-fraction and --seed",
+          "the ensemble's temperature and thresholds need one validation split that no member trained on; " +
+          'retrain them with the same data, --val-fraction and --seed',
       );
     }
   }
@@ -204,8 +205,10 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       writeValidationFiles(tmp, val.files, c);
     });
     log(
-      `ensemble written to ${o.outDir}: validation AUC ${c.metrics.auc?.toFixed(4) ?? 'n/a'}, T=${c.temperature.toFixed(3)}, ` +
-        `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
+      `ensemble written to ${o.outDir}: ` +
+        `validation AUC ${c.metrics.auc?.toFixed(4) ?? 'n/a'}, T=${c.temperature.toFixed(3)}, ` +
+        `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
+        `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
     );
     return meta;
   } finally {

@@ -140,7 +140,8 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
     appendRunLog(p.logFile, entry);
     p.log(
       `${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
-        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
+        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ` +
+        `${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
         `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`,
     );
     if (schedule.onValidation(v.auc)) p.log('  reducing learning rate');

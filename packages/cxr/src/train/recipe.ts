@@ -34,7 +34,10 @@ export const Recipe = z.object({
   shiftAugment: shiftAugmentSchema.optional(),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
-  /** Transfer learning from this ImageNet backbone (docs/transfer-learning.md); 'auto' = InceptionV3 if present, else the largest MobileNet. */
+  /**
+   * Transfer learning from this ImageNet backbone (docs/transfer-learning.md); 'auto' = InceptionV3
+   * if present, else the largest MobileNet.
+   */
   backbone: z.string().optional(),
   /** Local backbone weights (TF.js model folder or Keras .h5) instead of the cache or a download. */
   weights: z.string().optional(),

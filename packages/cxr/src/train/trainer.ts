@@ -80,14 +80,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     );
     state = await restoreCheckpoint(ckptLast, model, optimizer);
     log(
-      `resuming after epoch ${state.epoch} (best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
+      `resuming after epoch ${state.epoch} ` +
+        `(best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
     );
   }
   startRunLog(logFile, resuming ? state.epoch : null);
   const c = count(trainSet);
   log(
     `training ${arch.name} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
-      `validating on ${val.labels.length}; ${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
+      `validating on ${val.labels.length}; ` +
+      `${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
 
   await runEpochs({

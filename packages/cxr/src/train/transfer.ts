@@ -115,22 +115,26 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   };
   if (saved)
     log(
-      `resuming after epoch ${state.epoch} (${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
+      `resuming after epoch ${state.epoch} ` +
+        `(${state.phase}; best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
     );
   startRunLog(logFile, saved ? state.epoch : null);
   const started = Date.now() - state.elapsedSeconds * 1000;
   const c = count(train);
   const ft = recipe.fineTune;
   log(
-    `transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), validating on ${labels.length}; ` +
-      `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
+    `transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
+      `validating on ${labels.length}; ` +
+      `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ` +
+      `${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
       (ft ? `, then fine-tuning the top ${ft.blocks} blocks for ${ft.epochs} epochs at lr ${ft.lr}` : ''),
   );
 
   // Phase 1: the head.
   const valFeatures = await extractFeatures(extract, dim, val, { identity, progress, label: 'validation features' });
   log(
-    `validation features: ${labels.length} images x ${dim} in ${valFeatures.seconds.toFixed(1)} s${valFeatures.cached ? ' (cached)' : ''}`,
+    `validation features: ${labels.length} images x ${dim} ` +
+      `in ${valFeatures.seconds.toFixed(1)} s${valFeatures.cached ? ' (cached)' : ''}`,
   );
   const head = buildHead(dim, dropout, recipe.seed);
   const headOpt = makeOptimizer(recipe.optimizer, recipe.lr);
@@ -141,7 +145,8 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
       : await extractFeatures(extract, dim, train, { identity, progress, label: 'train features' });
     if (trainFeatures)
       log(
-        `train features: ${c.n} images x ${dim} in ${trainFeatures.seconds.toFixed(1)} s${trainFeatures.cached ? ' (cached)' : ''}`,
+        `train features: ${c.n} images x ${dim} ` +
+          `in ${trainFeatures.seconds.toFixed(1)} s${trainFeatures.cached ? ' (cached)' : ''}`,
       );
     if (saved) {
       await createSlots(head, headOpt, tf.zeros([1, dim]), tf.zeros([1, 1]));

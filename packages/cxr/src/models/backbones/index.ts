@@ -64,7 +64,9 @@ export async function resolveBackbone(name: string, opts: ResolveOptions = {}): 
   if (inc) return { ...inc, requested: name, fallback: null };
   const mobile = present.sort((a, b) => b.spec.paramsM - a.spec.paramsM)[0];
   if (mobile) {
-    const fallback = `InceptionV3 weights not found (run 'cxr backbone fetch ${inception.name}' to get them); using the largest MobileNet available, ${mobile.spec.name}`;
+    const fallback =
+      `InceptionV3 weights not found (run 'cxr backbone fetch ${inception.name}' to get them); ` +
+      `using the largest MobileNet available, ${mobile.spec.name}`;
     return { ...mobile, requested: name, fallback };
   }
   if (opts.fetch === false)

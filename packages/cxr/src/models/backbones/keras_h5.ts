@@ -1,9 +1,9 @@
 // Keras weight files (HDF5, as written by model.save_weights / Keras Applications), read with
 // h5wasm, the HDF5 C library compiled to WebAssembly (no native build, works offline; the tests
-// write such files with it, test/keras-h5-writer.ts). Layout: attribute `layer_names` on the root (or on `model_weights` for a whole
-// saved model); one group per layer with attribute `weight_names`; each weight a dataset at
-// `<layer>/<weight name>`, e.g. `conv2d_1/conv2d_1/kernel:0`. Keras splits attributes over
-// 64 KiB into `name0`, `name1`, ...
+// write such files with it, test/keras-h5-writer.ts). Layout: attribute `layer_names` on the root
+// (or on `model_weights` for a whole saved model); one group per layer with attribute
+// `weight_names`; each weight a dataset at `<layer>/<weight name>`, e.g.
+// `conv2d_1/conv2d_1/kernel:0`. Keras splits attributes over 64 KiB into `name0`, `name1`, ...
 import type { WeightArray, WeightMap } from './weight_map';
 
 type H5 = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' }});
@@ -32,7 +32,10 @@ function stringAttr(g: Group, name: string): string[] {
   return out;
 }
 
-/** Every layer's weights in a Keras .h5 file, keyed by layer name, then by short weight name ('kernel', 'gamma', ...). */
+/**
+ * Every layer's weights in a Keras .h5 file, keyed by layer name, then by short weight name
+ * ('kernel', 'gamma', ...).
+ */
 export async function readKerasH5(file: string): Promise<WeightMap> {
   const h5wasm = await lib();
   const f = new h5wasm.File(file, 'r');

@@ -27,7 +27,10 @@ export function backboneCacheDir(): string {
   return path.join(defaultCacheDir(), 'backbones');
 }
 
-/** Read-only folders searched after the cache: $CXR_PRETRAINED (path list), then shared/pretrained beside the repository. */
+/**
+ * Read-only folders searched after the cache: $CXR_PRETRAINED (path list), then shared/pretrained
+ * beside the repository.
+ */
 export function pretrainedRoots(): string[] {
   const env = (process.env.CXR_PRETRAINED ?? '').split(path.delimiter).filter(Boolean);
   return [...env, path.resolve(repoRoot(), '..', 'shared', 'pretrained')];
@@ -117,10 +120,9 @@ export function locateWeights(spec: BackboneSpec, explicit?: string): LocatedWei
   if (explicit) {
     const abs = path.resolve(explicit);
     const dir = folderAt(spec, abs);
-    if (!dir)
-      throw new Error(
-        `${explicit}: no ${spec.weights.format === 'keras-h5' ? `.h5 weights (${spec.weights.file})` : 'TF.js model (model.json)'} for ${spec.name}`,
-      );
+    const wanted =
+      spec.weights.format === 'keras-h5' ? `.h5 weights (${spec.weights.file})` : 'TF.js model (model.json)';
+    if (!dir) throw new Error(`${explicit}: no ${wanted} for ${spec.name}`);
     if (spec.weights.format === 'keras-h5' && !fs.statSync(abs).isDirectory()) {
       // A renamed .h5 is fine when given explicitly; the canonical name only matters for lookups.
       const sha = digest(abs, 'sha256');

@@ -162,7 +162,9 @@ async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo
   const r = await predictLocally(file, info);
   card.dataset.source = 'local';
   $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
-  const meta = `${r.width}×${r.height} · model ${info.name} ${info.version} · ${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
+  const meta =
+    `${r.width}×${r.height} · model ${info.name} ${info.version} · ` +
+    `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
   fillResult(
     card,
     info,

@@ -39,7 +39,10 @@ interface Loaded {
 let loading: Promise<Loaded> | null = null;
 let loadedFor = '';
 
-/** ood.json, validated as the server validates it; the tap is the gate's member with its feature layer as a second output. */
+/**
+ * ood.json, validated as the server validates it; the tap is the gate's member with its feature
+ * layer as a second output.
+ */
 async function loadGate(url: string, members: tfl.LayersModel[]): Promise<Loaded['gate']> {
   const res = await apiFetch(url);
   if (!res.ok) throw new Error(`the OOD gate's parameters could not be loaded (${res.status})`);
