@@ -36,7 +36,7 @@ function fixedInput(n: number, size: number): tf.Tensor4D {
   return tf.tensor4d(data, [n, size, size, 3]);
 }
 
-test('MobileNet v1 0.25 built in TypeScript from the shared weights matches tf.loadLayersModel (max abs diff < 1e-5)', async () => {
+test('MobileNet v1 0.25 built in TypeScript from the shared weights matches tf.loadLayersModel (< 1e-5)', async () => {
   await initEngine();
   const spec = backboneSpec('mobilenet_v1_0.25');
   const reference = await tfl.loadLayersModel(fileLoader(shared));
@@ -64,7 +64,8 @@ test('backbone names: aliases, alphas, unknown names', () => {
   assert.equal(backboneSpec('mobilenet_v1_0.25_224').name, 'mobilenet_v1_0.25');
   assert.equal(
     backboneSpec('mobilenet_v2_0.35').weights.url,
-    'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5',
+    'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/' +
+      'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5',
   );
   assert.equal(
     backboneSpec('mobilenet_v1_0.75').weights.url,
@@ -88,7 +89,7 @@ test('local weights are verified against the canonical sha256; a changed byte is
   assert.throws(() => locateWeights(spec, bad), /group29-shard1of1 has sha256 .* expected/);
 });
 
-test('fetch downloads model.json and its shards once into the cache, verified; a corrupt download is not kept', async () => {
+test('fetch downloads model.json and its shards once into the cache, verified; a corrupt one is not kept', async () => {
   const cache = tmpCache();
   const files = new Map(fs.readdirSync(shared).map((f) => [f, fs.readFileSync(path.join(shared, f))]));
   let corrupt = false;
@@ -144,7 +145,7 @@ test("'auto' falls back to the largest MobileNet present and says so", async () 
   assert.match(r.fallback ?? '', /InceptionV3 weights not found.*mobilenet_v1_0\.25/);
 });
 
-test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM and starts with the backbone frozen', async () => {
+test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM, its backbone starts frozen', async () => {
   await initEngine();
   tmpCache();
   const spec = backboneSpec('mobilenet_v1_0.25');

@@ -209,7 +209,7 @@ async function filmBetween(lo: number, hi: number): Promise<string> {
   throw new Error(`no film among ${candidates.length} scores between ${lo} and ${hi}`);
 }
 
-test('the operating point switch changes the answer for a film between the thresholds; a screenshot cannot be assessed in either mode', {
+test('the operating point switch changes a between-thresholds answer; a screenshot is unassessable in both', {
   skip,
   timeout: 300_000,
 }, async () => {
@@ -282,7 +282,7 @@ test('the operating point switch changes the answer for a film between the thres
   assert.deepEqual(consoleErrors, []);
 });
 
-test("a 390 px phone: no view is wider than the screen; History links each row's heat map; the model card has no dead link", {
+test("a 390 px phone: no view wider than the screen; History links each row's heat map; no dead card link", {
   skip,
   timeout: 120_000,
 }, async () => {

@@ -119,7 +119,7 @@ test('down- and up-sampling loses fine detail but keeps the mean', () => {
   assert.deepEqual(downUpSample(xray, 1).pixels, xray.pixels);
 });
 
-test('geometry: a zero rotation is exact, a quarter turn moves a corner, padding and collimation blacken the edges', () => {
+test('geometry: zero rotation is exact, a quarter turn moves a corner, padding and collimation blacken edges', () => {
   assert.deepEqual(rotate(xray, 0).pixels, xray.pixels);
   const dot: SquareImage = { pixels: new Uint8Array(16 * 16), size: 16 };
   dot.pixels[2 * 16 + 12] = 255; // (x 12, y 2): top right

@@ -227,12 +227,9 @@ test('experiments --robustness adds robust and worst specificity and the mean EC
   const md = fs.readFileSync(path.join(exp, 'comparison.md'), 'utf8');
   assert.match(md, /\| Robust specificity \| Worst specificity \| Mean ECE \(shifted\) \|/);
   const row = md.split('\n').find((l) => l.startsWith('| **'))!;
-  assert.ok(
-    row.includes(
-      `| ${(100 * s.robustSpecificity!).toFixed(1)}% | ${(100 * s.worstSpecificity!.value).toFixed(1)}% | ${s.meanEce.toFixed(3)} |`,
-    ),
-    row,
-  );
+  const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const cells = [percent(s.robustSpecificity!), percent(s.worstSpecificity!.value), s.meanEce.toFixed(3)];
+  assert.ok(row.includes(`| ${cells.join(' | ')} |`), row);
   assert.match(fs.readFileSync(path.join(exp, 'comparison.html'), 'utf8'), /<th>Robust specificity<\/th>/);
 
   // A run without a benchmark beside one with: a dash in its cells.

@@ -24,7 +24,7 @@ const imageCache = process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cac
 
 const QUICK = { inputSize: 128, limitPerClass: 100, valFraction: 0.3, batchSize: 16, tta: [] as TtaView[] };
 
-test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a normal cxr model folder", {
+test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC well above 0.5, a cxr model", {
   skip,
 }, async () => {
   await initEngine();
@@ -93,7 +93,7 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
   );
 });
 
-test('augmentation + oversampling + fine-tuning: only the top blocks change, batch norm and lower blocks keep ImageNet values', {
+test('augmentation + oversampling + fine-tuning: only the top blocks change, BN and lower ones keep ImageNet values', {
   skip,
 }, async () => {
   await initEngine();
