@@ -65,10 +65,8 @@ test('a v1 log (before requested_by) migrates: old rows read as asked by nobody,
   v1.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes, width, height, model_name,
     model_version, model_sha256, probability, logit, threshold, operating_point, label, warnings, warning_count,
     has_heatmap, has_thumbnail, decode_ms, infer_ms, total_ms, latency_ms)
-    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0, 1, 1, 2, 3)`).run(
-    r.id,
-    r.createdAt,
-  );
+    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]',
+      0, 0, 0, 1, 1, 2, 3)`).run(r.id, r.createdAt);
   v1.close();
   const a = AuditLog.open(file);
   assert.equal(a.get(r.id)?.requestedBy, null);
@@ -245,7 +243,7 @@ test('every record field round-trips through its column: null OOD, no heat-map t
   a.close();
 });
 
-test('a stored label or input kind outside the schema is an error naming the row and column, not a silent string', () => {
+test('a stored label or input kind outside the schema is an error naming row and column, not a silent string', () => {
   const dir = tempDir('audit');
   const file = path.join(dir, 'audit.db');
   const a = AuditLog.open(file);

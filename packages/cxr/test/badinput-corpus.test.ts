@@ -132,7 +132,8 @@ test('malformed requests get a clear 4xx', { timeout: 120_000 }, async () => {
         const one = multipartBody('image', 'a.jpeg', valid);
         const boundary = one.headers['content-type'].split('boundary=')[1];
         const second = Buffer.from(
-          `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n\r\nxx\r\n--${boundary}--\r\n`,
+          `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n\r\n` +
+            `xx\r\n--${boundary}--\r\n`,
         );
         return post(
           Buffer.concat([one.body.subarray(0, one.body.length - `--${boundary}--\r\n`.length), second]),

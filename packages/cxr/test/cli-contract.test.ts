@@ -53,7 +53,7 @@ before(() => {
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-test('cxr history --since takes a date (its first moment, UTC) as well as a time; a bad one reads as a sentence', () => {
+test('cxr history --since takes a date (its first moment, UTC) or a time; a bad one reads as a sentence', () => {
   const db = path.join(root, 'history.db');
   const log = AuditLog.open(db);
   log.insert(record(1, '2026-11-30T23:59:59.000Z'), null);

@@ -37,10 +37,12 @@ export async function generatedNonXrays(): Promise<Record<string, Buffer>> {
   const lines = Array.from(
     { length: 14 },
     (_, i) =>
-      `<text x="16" y="${24 + i * 17}" font-family="DejaVu Sans" font-size="13">Lorem ipsum dolor sit amet, consectetur ${i}</text>`,
+      `<text x="16" y="${24 + i * 17}" font-family="DejaVu Sans" font-size="13">` +
+      `Lorem ipsum dolor sit amet, consectetur ${i}</text>`,
   ).join('');
   const text = Buffer.from(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="260"><rect width="100%" height="100%" fill="white"/>${lines}</svg>`,
+    '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="260">' +
+      `<rect width="100%" height="100%" fill="white"/>${lines}</svg>`,
   );
   return {
     'noise.png': await gray(noise, w, h),

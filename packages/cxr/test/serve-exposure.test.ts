@@ -36,7 +36,7 @@ after(async () => {
 
 const jpeg = () => multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG), 'image/jpeg');
 
-test('Host allow-list: localhost names, IP literals, the bound host and --allowed-host; anything else 403', async () => {
+test('Host allow-list: localhost names, IP literals, the bound host, --allowed-host; anything else 403', async () => {
   for (const host of [
     'localhost:8080',
     '127.0.0.1:8080',
@@ -57,7 +57,7 @@ test('Host allow-list: localhost names, IP literals, the bound host and --allowe
   }
 });
 
-test('Origin: a cross-site POST is refused before it reaches the predictor; same-origin and no-Origin pass', async () => {
+test('Origin: a cross-site POST is refused before the predictor; same-origin and no-Origin pass', async () => {
   const before = audit.count();
   const { body, headers } = jpeg();
   const post = (extra: Record<string, string>) =>

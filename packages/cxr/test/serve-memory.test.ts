@@ -36,7 +36,8 @@ test('300 predictions: constant tensor count, flat RSS', { timeout: 600_000 }, a
     global.gc?.();
     const growth = process.memoryUsage().rss / rss0 - 1;
     t.diagnostic(
-      `RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (${(growth * 100).toFixed(1)} %), ${tensors} tensors`,
+      `RSS ${(rss0 / 2 ** 20).toFixed(0)} MiB -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB ` +
+        `(${(growth * 100).toFixed(1)} %), ${tensors} tensors`,
     );
     assert.equal(tf.memory().numTensors, tensors);
     // Loose here (300 requests, allocator noise); the 10,000-request bench holds it to 5 %.

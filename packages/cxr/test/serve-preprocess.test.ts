@@ -94,7 +94,7 @@ test('preprocessPixels: RGBA straight to the model square', () => {
   assert.deepEqual(preprocessPixels(rgba, 6, 4, 4, 3), new Uint8Array(9).fill(50));
 });
 
-test('normalizeImages equalize: spreads levels over 0..255, ignores monotonic intensity changes, leaves flat images', () => {
+test('normalizeImages equalize: spreads levels over 0..255, ignores monotonic changes, leaves flat images', () => {
   const size = 16;
   const n = size * size;
   const ramp = Uint8Array.from({ length: n }, (_, i) => 60 + (i % 97)); // levels 60..156 only

@@ -84,7 +84,8 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
   const boundary = one.headers['content-type'].split('boundary=')[1];
   const second = Buffer.concat([
     Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="b.jpeg"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
     ),
     jpeg,
     Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -99,7 +100,10 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
   assert.equal(audit.count(), before);
 });
 
-/** Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when the server hangs up. */
+/**
+ * Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when
+ * the server hangs up.
+ */
 function stalledUpload(target: string, size: number, send: number, contentLength = false) {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const http = require('node:http') as typeof import('node:http');

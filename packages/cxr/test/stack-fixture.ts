@@ -36,7 +36,10 @@ export function stackUnavailable(): string | null {
   const sudo = spawnSync('sudo', ['-n', 'true']).status === 0;
   const apt = spawnSync('apt-get', ['--version']).status === 0;
   if (apt && (root || sudo)) return null;
-  return 'Orthanc is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
+  return (
+    'Orthanc is not installed and cannot be installed here (needs apt-get as root): ' +
+    'run scripts/setup.sh --with-test-deps'
+  );
 }
 
 export function parseEnv(text: string): Record<string, string> {

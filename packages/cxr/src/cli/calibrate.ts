@@ -14,7 +14,8 @@ export function register(program: Command): void {
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
     .option(
       '--shifts',
-      'choose them on the validation films pooled with mildly changed copies (exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites',
+      'choose them on the validation films pooled with mildly changed copies ' +
+        '(exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites',
     )
     .option('--json', 'print one JSON object: the new temperature, operating points and validation metrics')
     .action(async (o) => {

@@ -45,7 +45,8 @@ export function register(program: Command): void {
         const s = set.stats;
         const how = s.reused ? 'already cached' : `${s.decoded} decoded, ${s.copied} copied from other packs`;
         process.stdout.write(
-          `${split}: ${set.length} images at ${opts.size}px (${how}; ${set.skipped.length} skipped) in ${s.seconds.toFixed(1)} s -> ${s.packFile}\n`,
+          `${split}: ${set.length} images at ${opts.size}px (${how}; ${set.skipped.length} skipped) ` +
+            `in ${s.seconds.toFixed(1)} s -> ${s.packFile}\n`,
         );
       }
     });

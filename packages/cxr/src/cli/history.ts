@@ -123,7 +123,8 @@ export function register(program: Command): void {
           for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
         } else {
           process.stdout.write(
-            `${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`,
+            `${page.total} prediction(s) in ${audit.file}` +
+              `${items.length < page.total ? `, newest ${items.length}` : ''}\n`,
           );
           for (const r of items) process.stdout.write(line(r) + '\n');
         }

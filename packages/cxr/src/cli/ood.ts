@@ -22,7 +22,8 @@ export function register(program: Command): void {
   ood
     .command('fit')
     .description(
-      'fit the gate on the training split the model was trained on (same patient split), threshold from its validation split; writes ood.json',
+      'fit the gate on the training split the model was trained on (same patient split), ' +
+        'threshold from its validation split; writes ood.json',
     )
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
@@ -43,8 +44,9 @@ export function register(program: Command): void {
       });
       const v = fitted.scores.validation;
       log(
-        `ood.json written to ${dir}: ${fitted.dim} features from '${fitted.featureLayer}', shrinkage ${fitted.shrinkage.toFixed(3)}, ` +
-          `threshold ${fitted.threshold.toFixed(2)} (p${fitted.percentile} of ${v.n} validation scores; median ${v.p50.toFixed(2)})`,
+        `ood.json written to ${dir}: ${fitted.dim} features from '${fitted.featureLayer}', ` +
+          `shrinkage ${fitted.shrinkage.toFixed(3)}, threshold ${fitted.threshold.toFixed(2)} ` +
+          `(p${fitted.percentile} of ${v.n} validation scores; median ${v.p50.toFixed(2)})`,
       );
     });
 
@@ -74,7 +76,10 @@ export function register(program: Command): void {
     });
 }
 
-/** The data root recorded at training time, if it still exists (relative roots were relative to the working directory). */
+/**
+ * The data root recorded at training time, if it still exists (relative roots were relative to the
+ * working directory).
+ */
 function recordedDataRoot(dir: string): string | undefined {
   const root = readMeta(dir).data.root;
   return typeof root === 'string' && fs.existsSync(root) ? root : undefined;

@@ -77,7 +77,8 @@ export function register(program: Command): void {
       process.on('SIGTERM', handlers.SIGTERM);
       if (!o.once)
         log(
-          `watching ${config.url} every ${o.interval} s with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`,
+          `watching ${config.url} every ${o.interval} s ` +
+            `with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`,
         );
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;

@@ -58,7 +58,8 @@ export function register(program: Command): void {
         log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
       if (inputs.jobs.length === 0) {
         throw new Error(
-          `predict: nothing to predict in ${paths.join(', ')}${inputs.skipped.length ? ` (${inputs.skipped.length} non-image file(s) skipped)` : ''}`,
+          `predict: nothing to predict in ${paths.join(', ')}` +
+            `${inputs.skipped.length ? ` (${inputs.skipped.length} non-image file(s) skipped)` : ''}`,
         );
       }
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');

@@ -75,16 +75,23 @@ export function register(program: Command): void {
       const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
       const lines = result.rows.map(
         (r) =>
-          `${r.change.padEnd(14)} ${r.strength.toFixed(2)}  auc ${r.auc?.toFixed(3) ?? 'n/a'}  sens ${p(r.sensitivity).padStart(6)}  spec ${p(r.specificity).padStart(6)}  ΔN ${r.normalScoreShift?.toFixed(3) ?? 'n/a'}  ΔP ${r.pneumoniaScoreShift?.toFixed(3) ?? 'n/a'}  ece ${r.ece.toFixed(3)}`,
+          `${r.change.padEnd(14)} ${r.strength.toFixed(2)}  auc ${r.auc?.toFixed(3) ?? 'n/a'}  ` +
+          `sens ${p(r.sensitivity).padStart(6)}  spec ${p(r.specificity).padStart(6)}  ` +
+          `ΔN ${r.normalScoreShift?.toFixed(3) ?? 'n/a'}  ΔP ${r.pneumoniaScoreShift?.toFixed(3) ?? 'n/a'}  ` +
+          `ece ${r.ece.toFixed(3)}`,
       );
       lines.push(
         '',
-        `robust specificity ${p(s.robustSpecificity)} (clean ${p(s.cleanSpecificity)}), worst ${p(s.worstSpecificity?.value ?? null)}` +
-          `${s.worstSpecificity ? ` (${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)})` : ''}, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${s.meanNormalScoreShift?.toFixed(3) ?? 'n/a'}`,
+        `robust specificity ${p(s.robustSpecificity)} (clean ${p(s.cleanSpecificity)}), ` +
+          `worst ${p(s.worstSpecificity?.value ?? null)}` +
+          (s.worstSpecificity ? ` (${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)})` : '') +
+          `, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${s.meanNormalScoreShift?.toFixed(3) ?? 'n/a'}`,
       );
       if (result.outside)
         lines.push(
-          `outside check (${result.outside.data}, n ${result.outside.n}): auc ${result.outside.auc?.toFixed(3) ?? 'n/a'}, sens ${p(result.outside.sensitivity)}, spec ${p(result.outside.specificity)}`,
+          `outside check (${result.outside.data}, n ${result.outside.n}): ` +
+            `auc ${result.outside.auc?.toFixed(3) ?? 'n/a'}, ` +
+            `sens ${p(result.outside.sensitivity)}, spec ${p(result.outside.specificity)}`,
         );
       process.stdout.write(lines.join('\n') + '\n');
     });

@@ -73,7 +73,8 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n' +
-        '"Authorization: Bearer <token>" on the API (the page asks for it once). Tokens are never read from the command line.',
+        '"Authorization: Bearer <token>" on the API (the page asks for it once). ' +
+        'Tokens are never read from the command line.',
     )
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
@@ -91,7 +92,8 @@ export function register(program: Command): void {
           );
         }
         log(
-          `cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): anyone who can reach this port can use the API and read its history`,
+          `cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): ` +
+            'anyone who can reach this port can use the API and read its history',
         );
       }
       await initEngine(o.threads);

@@ -48,7 +48,8 @@ export function register(program: Command): void {
     )
     .option(
       '--backbone <name>',
-      "transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, or 'auto' (cxr backbone list)",
+      'transfer learning from an ImageNet backbone: inception_v3, mobilenet_v2_<alpha>, mobilenet_v1_<alpha>, ' +
+        "or 'auto' (cxr backbone list)",
     )
     .option(
       '--weights <path>',

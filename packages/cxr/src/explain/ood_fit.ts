@@ -125,11 +125,13 @@ export async function fitOodFromData(
     });
     if (typeof meta.data.fingerprint === 'string' && meta.data.fingerprint !== info.fingerprint) {
       log(
-        `warning: the images under ${dataRoot} differ from the ones the model was trained on (split fingerprint mismatch); fitting anyway`,
+        `warning: the images under ${dataRoot} differ from the ones the model was trained on ` +
+          '(split fingerprint mismatch); fitting anyway',
       );
     }
     log(
-      `fitting the OOD gate on ${train.labels.length} training images, threshold from ${val.labels.length} validation images`,
+      `fitting the OOD gate on ${train.labels.length} training images, ` +
+        `threshold from ${val.labels.length} validation images`,
     );
     const memberDir = meta.members.length ? path.join(modelDir, meta.members[0]) : modelDir;
     const ood = await fitOodFromSets(loaded.members[0], train, val, {

@@ -131,7 +131,8 @@ export class OrthancClient {
     const stored = r['00081199']?.Value?.length ?? 0;
     if (failed > 0 || stored !== instances.length) {
       throw new OrthancError(
-        `STOW-RS: ${stored} of ${instances.length} instances stored, ${failed} failed: ${JSON.stringify(r['00081198']?.Value ?? []).slice(0, 300)}`,
+        `STOW-RS: ${stored} of ${instances.length} instances stored, ${failed} failed: ` +
+          JSON.stringify(r['00081198']?.Value ?? []).slice(0, 300),
       );
     }
   }

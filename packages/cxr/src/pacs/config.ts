@@ -54,7 +54,8 @@ export function loadOrthancConfig(src: ConfigSources): OrthancConfig {
     const r = FileSchema.safeParse(json);
     if (!r.success) {
       throw new Error(
-        `config file ${src.configFile}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
+        `config file ${src.configFile}: ` +
+          r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
       );
     }
     file = r.data;

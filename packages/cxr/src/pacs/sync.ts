@@ -53,7 +53,8 @@ async function startCursor(o: SyncOptions): Promise<number> {
   if (saved) return saved.last;
   const last = await o.client.lastChange();
   o.log?.(
-    `first run: starting at the end of the change feed (change ${last}); films already in the PACS are not read (--since-start reads them)`,
+    `first run: starting at the end of the change feed (change ${last}); ` +
+      'films already in the PACS are not read (--since-start reads them)',
   );
   writeState(o.stateFile, url, last);
   return last;

@@ -63,7 +63,8 @@ export type AuditRow = Record<(typeof COLUMNS)[number]['column'], SqlValue>;
 const DERIVED = { warning_count: (r: AuditRecord): number => r.warnings.length };
 
 const written = [...COLUMNS.map((c) => c.column), ...Object.keys(DERIVED)];
-export const INSERT_SQL = `INSERT INTO predictions (${written.join(', ')}) VALUES (${written.map((c) => `@${c}`).join(', ')})`;
+export const INSERT_SQL =
+  `INSERT INTO predictions (${written.join(', ')}) ` + `VALUES (${written.map((c) => `@${c}`).join(', ')})`;
 
 type Json = { [k: string]: unknown };
 

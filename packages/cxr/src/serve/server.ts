@@ -56,7 +56,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
     log(
-      `cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`,
+      `cxr serve: model ${predictor.model.name} ${predictor.model.version} ` +
+        `loaded and warmed up in ${Date.now() - t0} ms`,
     );
     audit = AuditLog.open(opts.dbPath);
     const opened = audit;
@@ -88,7 +89,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
     log(
-      `cxr serve: listening on ${address} (audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
+      `cxr serve: listening on ${address} ` +
+        `(audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
     );
     return server;
   } catch (e) {

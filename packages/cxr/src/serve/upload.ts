@@ -84,7 +84,8 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
     throw new HttpError(
       415,
       'NOT_MULTIPART',
-      `expected multipart/form-data with the image in a field named "image", got ${req.headers['content-type'] ?? 'no Content-Type'}`,
+      'expected multipart/form-data with the image in a field named "image", ' +
+        `got ${req.headers['content-type'] ?? 'no Content-Type'}`,
     );
   }
   const declared = Number(req.headers['content-length']);
