@@ -221,3 +221,40 @@ export function rleFrame(pixels: Uint8Array | Uint16Array): Uint8Array {
   });
   return Buffer.concat([header, ...segments]);
 }
+
+interface WasmEncoder {
+  getDecodedBuffer(info: object): Uint8Array;
+  getEncodedBuffer(): Uint8Array;
+  encode(): void;
+  delete(): void;
+}
+
+export async function wasmEncode(
+  kind: 'charls' | 'openjpeg',
+  px: Uint16Array,
+  width: number,
+  height: number,
+  bits: number,
+): Promise<Uint8Array> {
+  const mod = kind === 'charls' ? '@cornerstonejs/codec-charls/wasmjs' : '@cornerstonejs/codec-openjpeg/wasmjs';
+  const lib = await (require(mod) as (m: object) => Promise<Record<string, new () => WasmEncoder>>)({
+    print() {},
+    printErr() {},
+  });
+  const enc = new lib[kind === 'charls' ? 'JpegLSEncoder' : 'J2KEncoder']();
+  try {
+    const input = enc.getDecodedBuffer({
+      width,
+      height,
+      bitsPerSample: bits,
+      componentCount: 1,
+      isSigned: false,
+      isUsingColorTransform: false,
+    });
+    input.set(new Uint8Array(px.buffer, px.byteOffset, px.byteLength));
+    enc.encode();
+    return enc.getEncodedBuffer().slice();
+  } finally {
+    enc.delete();
+  }
+}

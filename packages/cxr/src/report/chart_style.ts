@@ -1,0 +1,116 @@
+// The look shared by every report plot: fonts, colours, Vega-Lite config, the operating-point layer
+// and the unit axes. The chart builders (charts.ts, curve_charts.ts) only arrange data on top of it.
+
+export type ClassNames = readonly [string, string];
+export const DEFAULT_CLASS_NAMES: ClassNames = ['normal', 'pneumonia'];
+
+/** A threshold shown on the curves: where the model would operate. */
+export interface MarkedPoint {
+  name: string;
+  threshold: number;
+  /** null where the split lacks the class the rate needs. */
+  sensitivity: number | null;
+  specificity: number | null;
+  precision: number | null;
+}
+
+export interface EpochLog {
+  epoch: number;
+  loss?: number;
+  val_loss?: number;
+  val_auc?: number | null;
+  val_accuracy?: number;
+  seconds?: number;
+}
+
+const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
+export const INK = '#1f2933';
+export const CURVE = '#1f6fb2';
+const GRID = '#e4e7eb';
+/** Colour-blind-safe (Okabe–Ito) colours for operating points, in a fixed order. */
+const MARK_COLOURS = ['#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9'];
+
+export const config = {
+  font: FONT,
+  background: 'white',
+  padding: 12,
+  view: { stroke: '#9aa5b1' },
+  title: {
+    fontSize: 15,
+    fontWeight: 600,
+    color: INK,
+    anchor: 'start',
+    offset: 12,
+    subtitleFontSize: 12,
+    subtitleColor: '#52606d',
+  },
+  axis: {
+    labelFontSize: 12,
+    titleFontSize: 12.5,
+    titleFontWeight: 500,
+    titleColor: INK,
+    labelColor: '#3e4c59',
+    gridColor: GRID,
+  },
+  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 360, symbolSize: 90 },
+} as const;
+
+export const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+const markLabel = (m: MarkedPoint) =>
+  `${m.name} (t = ${m.threshold.toFixed(3)}): sens ${pct(m.sensitivity)}, spec ${pct(m.specificity)}`;
+
+export function markLayer(marks: readonly MarkedPoint[], x: 'fpr' | 'recall', y: 'tpr' | 'precision') {
+  const values = marks.map((m) => ({
+    label: markLabel(m),
+    fpr: m.specificity === null ? null : 1 - m.specificity,
+    tpr: m.sensitivity,
+    recall: m.sensitivity,
+    precision: m.precision,
+  }));
+  return {
+    data: { values },
+    mark: { type: 'point', filled: true, size: 140, stroke: 'white', strokeWidth: 1.5, opacity: 1 },
+    encoding: {
+      x: { field: x, type: 'quantitative' },
+      y: { field: y, type: 'quantitative' },
+      color: {
+        field: 'label',
+        type: 'nominal',
+        title: 'Operating points',
+        scale: { domain: values.map((v) => v.label), range: MARK_COLOURS.slice(0, Math.max(1, values.length)) },
+        // Below the plot rather than inside it, where it would hide part of some curves.
+        legend: { orient: 'bottom', direction: 'vertical', offset: 14 },
+      },
+    },
+  };
+}
+
+/** Lines of at most `max` characters, broken at spaces (a longer word keeps its own line). */
+export function wrapText(text: string, max: number): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= max) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines.length ? lines : [''];
+}
+
+export const diagonal = {
+  data: {
+    values: [
+      { a: 0, b: 0 },
+      { a: 1, b: 1 },
+    ],
+  },
+  mark: { type: 'line', strokeDash: [5, 4], color: '#9aa5b1', strokeWidth: 1.2 },
+  encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
+};
+
+export const unitAxis = (title: string) => ({
+  type: 'quantitative',
+  title,
+  scale: { domain: [0, 1], nice: false },
+  axis: { format: '.1f', tickCount: 5 },
+});
