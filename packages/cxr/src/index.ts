@@ -9,7 +9,7 @@ export { initEngine } from './engine';
 export { defaultModelDir } from './paths';
 export { Predictor, type Prediction, type PredictOptions } from './predict/predictor';
 export { InputError } from './predict/errors';
-export { type VerdictStatus } from './predict/verdict';
+export type { VerdictStatus } from './predict/verdict';
 export { runBatch, expandPaths } from './predict/batch';
 export { loadModel, readMeta, type LoadedModel } from './models/io';
 export { ModelMeta, parseMeta } from './models/metadata';

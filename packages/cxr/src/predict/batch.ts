@@ -47,7 +47,7 @@ export interface BatchOptions {
     prediction: Prediction,
     model: { name: string; version: string; sha256: string },
     latencyMs: number,
-  ) => void;
+  ) => void | Promise<void>;
   out?: NodeJS.WritableStream;
   log?: (line: string) => void;
 }
@@ -237,7 +237,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       try {
         const started = performance.now();
         const r = await predictor.predict(bytes, { operatingPoint: opName, heatmap: !!o.heatmapDir });
-        o.onPrediction?.(
+        await o.onPrediction?.(
           file,
           r,
           { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },

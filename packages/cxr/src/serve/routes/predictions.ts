@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import * as crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { AuditLog, AuditRecord } from '../audit';
+import type { AuditRecord, AuditStore } from '../audit';
 import type { ServePredictor } from '../predictor_port';
 import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
@@ -14,7 +14,7 @@ import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
   predictor: ServePredictor;
-  audit: AuditLog;
+  audit: AuditStore;
   queue: WorkQueue;
   uploads: UploadBudget;
   /** Heat maps of predictions whose images the audit log does not keep (storeImages false). */
@@ -81,8 +81,9 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
         timings: result.timings,
         latencyMs: performance.now() - received,
         requestedBy: req.tokenName,
+        resultKey: null,
       };
-      audit.insert(
+      await audit.insert(
         record,
         storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,
       );
