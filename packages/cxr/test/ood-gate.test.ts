@@ -68,7 +68,9 @@ async function runCli(args: string[]): Promise<string> {
   register(program);
   let out = '';
   const write = process.stdout.write;
-  process.stdout.write = ((chunk: string) => {
+  // Only the command's text: the test runner's own (binary) reports pass through.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof chunk !== 'string') return (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
     out += chunk;
     return true;
   }) as typeof process.stdout.write;
