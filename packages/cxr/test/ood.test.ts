@@ -146,7 +146,7 @@ test('cxr ood fit writes ood.json; X-rays pass the gate and non-X-rays are flagg
   const ood = found.model;
   assert.equal(ood.featureLayer, 'gap');
   assert.equal(ood.dim, 32);
-  assert.equal(ood.percentile, 99);
+  assert.equal(ood.percentile, 99.5);
   assert.equal(ood.weightsSha256, weightsDigest(modelDir));
   assert.equal(ood.fitted.valFraction, 0.25);
   assert.equal(ood.fitted.splitSeed, 3);

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { features, splitModel } from '../explain/model_parts';
-import { mahalanobis, type OodModel } from '../explain/ood';
+import { mahalanobis, type OodModel, oodScore } from '../explain/ood';
 import { toInput } from '../models/infer';
 
 export interface RecentredGate {
@@ -42,13 +42,16 @@ export async function recentreGate(
   }
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += all[i * d + j] / n;
+  // Class means (cxr-ood/2) move with the overall mean: the same shift, their spacing kept.
+  const shift = Array.from(mean, (m, j) => m - old.mean[j]);
   const gate: OodModel = {
     ...old,
     mean: Array.from(mean),
+    classMeans: old.classMeans?.map((c) => c.map((v, j) => v + shift[j])),
     weightsSha256,
     fitted: { ...old.fitted, meanRefittedOn: { siteFilms: n, at: new Date().toISOString() } },
   };
   let flagged = 0;
-  for (let i = 0; i < n; i++) if (mahalanobis(gate, all.subarray(i * d, (i + 1) * d)) > gate.threshold) flagged++;
+  for (let i = 0; i < n; i++) if (oodScore(gate, all.subarray(i * d, (i + 1) * d)) > gate.threshold) flagged++;
   return { gate, meanShift: mahalanobis(old, mean), flagged };
 }

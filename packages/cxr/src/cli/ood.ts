@@ -1,10 +1,12 @@
 // `cxr ood fit`: fits the not-a-chest-X-ray gate of a trained model (ood.json in its folder).
 // `cxr ood score`: shows how the gate and the image checks see some files.
+// `cxr ood evaluate`: false alarms on real films and refusals of generated non-X-rays.
 import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { fitOodFromData } from '../explain/ood_fit';
+import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
+import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
 import { readMeta } from '../models/io';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
@@ -16,18 +18,30 @@ function percentileArg(v: string): number {
   return n;
 }
 
+function countArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('a whole number from 1 to 1000');
+  return n;
+}
+
 export function register(program: Command): void {
   const ood = program.command('ood').description('the not-a-chest-X-ray gate (out-of-distribution detection)');
 
   ood
     .command('fit')
     .description(
-      'fit the gate on the training split the model was trained on (same patient split), ' +
-        'threshold from its validation split; writes ood.json',
+      'fit the gate on the training split the model was trained on (same patient split; each film also under ' +
+        'one mild change), threshold from its validation split (clean and under every mild change, ' +
+        'class-balanced); writes ood.json',
     )
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
-    .option('--percentile <p>', 'validation percentile used as the threshold', percentileArg, 99)
+    .option(
+      '--percentile <p>',
+      'class-balanced percentile of the validation scores (clean and mildly changed films) used as the threshold',
+      percentileArg,
+      DEFAULT_OOD_PERCENTILE,
+    )
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
@@ -46,8 +60,38 @@ export function register(program: Command): void {
       log(
         `ood.json written to ${dir}: ${fitted.dim} features from '${fitted.featureLayer}', ` +
           `shrinkage ${fitted.shrinkage.toFixed(3)}, threshold ${fitted.threshold.toFixed(2)} ` +
-          `(p${fitted.percentile} of ${v.n} validation scores; median ${v.p50.toFixed(2)})`,
+          `(class-balanced p${fitted.percentile} of ${v.n} validation films, clean and mildly changed; ` +
+          `median ${v.p50.toFixed(2)})`,
       );
+    });
+
+  ood
+    .command('evaluate')
+    .description(
+      "measure the gate: how often it stops real chest films (the model's validation split, the data " +
+        "folder's val split, mildly changed validation films) and how often it refuses generated images " +
+        'that are not chest films, per kind',
+    )
+    .option('--model <dir>', 'model folder (default: the shipped model)')
+    .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
+    .option('--per-kind <n>', 'generated non-X-ray images per kind', countArg, 32)
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--json', 'print one JSON object instead of the table')
+    .option('--check', 'exit code 1 when the bars (false alarms, refusals) are not met')
+    .action(async (o) => {
+      const dir = path.resolve(o.model ?? defaultModelDir());
+      const root = o.data ?? recordedDataRoot(dir);
+      if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+      await initEngine(o.threads);
+      const report = await evaluateGate(dir, {
+        dataRoot: root,
+        perKind: o.perKind,
+        cacheDir: o.cache,
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write((o.json ? JSON.stringify(report) : formatGateReport(report)) + '\n');
+      if (o.check && !report.bars.met) process.exitCode = 1;
     });
 
   ood

@@ -19,7 +19,7 @@ import { type GaussianFit, OodModel } from './ood_model';
 
 export const OOD_FILE = 'ood.json';
 // The gate's parameters, score and image checks live in bundle-safe modules (the page uses them).
-export { type GaussianFit, mahalanobis, OOD_FORMAT, OodModel } from './ood_model';
+export { type GaussianFit, mahalanobis, OOD_FORMAT, OodModel, oodDecision, oodScore } from './ood_model';
 export { type ImageCheck, imageChecks, type ImageFacts, saturatedFraction } from './image_checks';
 
 /**

@@ -3,17 +3,25 @@
 // and stores it; see there for the method).
 import { z } from 'zod';
 
-export const OOD_FORMAT = 'cxr-ood/1';
+/** Written now; 'cxr-ood/1' files (one mean, no class means) are still read. */
+export const OOD_FORMAT = 'cxr-ood/2';
+export const OOD_FORMATS = ['cxr-ood/1', OOD_FORMAT] as const;
 
 export const OodModel = z
   .object({
-    format: z.literal(OOD_FORMAT),
+    format: z.enum(OOD_FORMATS),
     /** Layer whose output the features are (the input of the final dense layer). */
     featureLayer: z.string(),
     /** Which ensemble member's features (cxr.json members order; 0 for a single model). */
     member: z.number().int().nonnegative(),
     dim: z.number().int().positive(),
     mean: z.array(z.number()),
+    /**
+     * One mean per class (classNames order), sharing `precision` (fitted on within-class deviations).
+     * The score is the distance to the nearest class mean, so neither class sits nearer the gate's
+     * centre for being the larger one in training. Absent (cxr-ood/1): the distance to `mean`.
+     */
+    classMeans: z.array(z.array(z.number())).optional(),
     /** Inverse of the shrunk covariance, row-major dim × dim. */
     precision: z.array(z.number()),
     shrinkage: z.number().min(0).max(1),
@@ -22,15 +30,22 @@ export const OodModel = z
     percentile: z.number().gt(0).lt(100),
     /** sha256 of the member's model.json + weights.bin: an ood.json left over from another training run is ignored. */
     weightsSha256: z.string(),
-    scores: z.object({
-      train: z.record(z.string(), z.number()),
-      validation: z.record(z.string(), z.number()),
-    }),
+    /** Score summaries (n, p50, p95, p99, max) of the films the gate was fitted and thresholded on. */
+    scores: z
+      .object({
+        train: z.record(z.string(), z.number()),
+        validation: z.record(z.string(), z.number()),
+      })
+      .catchall(z.record(z.string(), z.number())),
     fitted: z.record(z.string(), z.unknown()),
   })
-  .refine((m) => m.mean.length === m.dim && m.precision.length === m.dim * m.dim, {
-    message: 'mean/precision sizes do not match dim',
-  });
+  .refine(
+    (m) =>
+      m.mean.length === m.dim &&
+      m.precision.length === m.dim * m.dim &&
+      (m.classMeans ?? []).every((c) => c.length === m.dim),
+    { message: 'mean/classMeans/precision sizes do not match dim' },
+  );
 export type OodModel = z.infer<typeof OodModel>;
 
 export interface GaussianFit {
@@ -41,7 +56,7 @@ export interface GaussianFit {
 
 /** Mahalanobis distance of one feature vector to the fitted Gaussian. */
 export function mahalanobis(
-  model: Pick<OodModel, 'mean' | 'precision' | 'dim'> | GaussianFit,
+  model: { mean: ArrayLike<number>; precision: ArrayLike<number> },
   h: ArrayLike<number>,
 ): number {
   const d = model.mean.length;
@@ -56,4 +71,24 @@ export function mahalanobis(
     q += diff[i] * row;
   }
   return Math.sqrt(Math.max(0, q));
+}
+
+/** The gate's score of one feature vector: the distance to the nearest class mean, else to the mean. */
+export function oodScore(
+  model: { mean: ArrayLike<number>; precision: ArrayLike<number>; classMeans?: ArrayLike<number>[] },
+  h: ArrayLike<number>,
+): number {
+  if (!model.classMeans?.length) return mahalanobis(model, h);
+  let best = Infinity;
+  for (const mean of model.classMeans) best = Math.min(best, mahalanobis({ mean, precision: model.precision }, h));
+  return best;
+}
+
+/** The gate's verdict on one feature vector; the server and the web page both decide through this. */
+export function oodDecision(
+  model: Pick<OodModel, 'mean' | 'precision' | 'classMeans' | 'threshold'>,
+  h: ArrayLike<number>,
+): { score: number; threshold: number; outOfDistribution: boolean } {
+  const score = oodScore(model, h);
+  return { score, threshold: model.threshold, outOfDistribution: score > model.threshold };
 }

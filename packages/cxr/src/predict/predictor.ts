@@ -12,7 +12,7 @@ import { normalizeImages } from '../data/preprocess';
 import { initEngine } from '../engine';
 import { gradCam, renderOverlay } from '../explain/gradcam';
 import { features, type ModelParts, splitModel } from '../explain/model_parts';
-import { imageChecks, loadOod, mahalanobis, type OodModel } from '../explain/ood';
+import { imageChecks, loadOod, oodDecision, type OodModel } from '../explain/ood';
 import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
@@ -187,10 +187,9 @@ export class Predictor {
 
   /** The gate's verdict on features h [1, d] (disposed here). */
   private oodVerdict(h: tf.Tensor2D): NonNullable<Prediction['ood']> {
-    const ood = this.ood!;
-    const score = mahalanobis(ood, h.dataSync().subarray(0, h.shape[1]));
+    const verdict = oodDecision(this.ood!, h.dataSync().subarray(0, h.shape[1]));
     h.dispose();
-    return { score, threshold: ood.threshold, outOfDistribution: score > ood.threshold };
+    return verdict;
   }
 
   dispose(): void {

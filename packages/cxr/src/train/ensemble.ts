@@ -197,7 +197,11 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         log(`fitting the OOD gate on the first member's features (${train.labels.length} training images)`);
         saveOod(
           tmp,
-          await fitOodFromSets(members[0], train, val, { memberDir: path.join(tmp, dirs[0]), fitted: { ...info } }),
+          await fitOodFromSets(members[0], train, val, {
+            memberDir: path.join(tmp, dirs[0]),
+            normalize: meta.preprocessing.normalize,
+            fitted: { ...info },
+          }),
         );
       }
       fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');

@@ -142,8 +142,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     command: opts.command,
     log,
   });
-  // The not-a-chest-X-ray gate, fitted on the same training images (threshold on validation).
-  saveOod(outDir, await fitOodFromSets(best, trainSet, val, { memberDir: outDir, fitted: { ...opts.dataInfo } }));
+  // The not-a-chest-X-ray gate, fitted on the same training images (threshold on validation, clean and mildly changed).
+  saveOod(
+    outDir,
+    await fitOodFromSets(best, trainSet, val, {
+      memberDir: outDir,
+      normalize: recipe.normalize,
+      fitted: { ...opts.dataInfo },
+    }),
+  );
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();
   model.dispose();

@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { imageChecks, saturatedFraction } from '../../explain/image_checks';
-import { mahalanobis, OodModel } from '../../explain/ood_model';
+import { OodModel, oodDecision } from '../../explain/ood_model';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../models/infer';
 import { deriveVerdict, type Verdict } from '../../predict/verdict';
 import { apiFetch, authHeaders, ModelInfo } from './api';
@@ -147,8 +147,7 @@ export async function predictLocally(file: Blob, info: ModelInfo): Promise<Local
     if (gate && r.features) {
       const h = r.features.dataSync();
       r.features.dispose();
-      const score = mahalanobis(gate.ood, h.subarray(0, gate.ood.dim));
-      ood = { score, threshold: gate.ood.threshold, outOfDistribution: score > gate.ood.threshold };
+      ood = oodDecision(gate.ood, h.subarray(0, gate.ood.dim));
     } else if (gate) {
       throw new Error("the OOD gate needs the identity view among the model's test-time views");
     }

@@ -1,0 +1,218 @@
+// `cxr ood evaluate`: how often the not-a-chest-X-ray gate (OOD score + image checks + verdict)
+// stops real chest films (false alarms) and how often it stops things that are not chest films
+// (refusals). Real films: the model's own validation split (rebuilt from cxr.json), the data
+// folder's `val` split (Kaggle val) when there is one, and mildly changed copies of the validation
+// films through the robustness catalogue. Non-X-rays: the generated corpus (robustness/ood_corpus.ts)
+// and negatives of the validation films.
+import * as path from 'node:path';
+import { DEFAULT_LIMITS } from '../data/decode';
+import { loadImageSet, loadTrainVal, recordedSplit, splitRecords } from '../data/dataset_images';
+import { perturbImages } from '../data/perturb_catalog';
+import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
+import { splitModel } from '../explain/model_parts';
+import { loadOod } from '../explain/ood';
+import { MILD_CHANGES, MILD_STRENGTH } from '../explain/ood_fit';
+import { loadModel } from '../models/io';
+import { decodeInput } from '../predict/decode_input';
+import { DEFAULT_PER_KIND, drawNonXrays, INVERTED_KIND, invertedFilms } from './ood_corpus';
+import { type ScreenContext, type ScreenOutcome, screenSquares, type SquareOrigin } from './ood_screen';
+
+/** The bars of issue 9: real films stopped at most this often, each non-X-ray kind at least this often. */
+export const FALSE_ALARM_BAR = 0.01;
+export const REFUSAL_BAR = 0.95;
+
+export interface RateRow {
+  /** validation, kaggle-val, mild:<change>; or a corpus kind. */
+  set: string;
+  /** NORMAL / PNEUMONIA for films; 'all' for the corpus. */
+  group: string;
+  n: number;
+  stopped: number;
+  rate: number;
+  /** How many were stopped for each reason code (one image can have several). */
+  reasons: Record<string, number>;
+}
+
+export interface GateReport {
+  model: string;
+  gate: { format: string; threshold: number; classMeans: boolean } | null;
+  notes: string[];
+  films: RateRow[];
+  falseAlarms: { overall: RateRow; NORMAL: RateRow; PNEUMONIA: RateRow };
+  corpus: RateRow[];
+  /** The bars and whether this gate meets them on what was measured. */
+  bars: { falseAlarmAtMost: number; refusalAtLeast: number; met: boolean; failures: string[] };
+}
+
+export interface GateEvalOptions {
+  dataRoot: string;
+  /** Generated images per corpus kind. */
+  perKind?: number;
+  seed?: number;
+  strength?: number;
+  changes?: readonly string[];
+  cacheDir?: string;
+  log?: (line: string) => void;
+}
+
+function rows(set: string, outcomes: readonly ScreenOutcome[], groups: readonly string[]): RateRow[] {
+  const by = new Map<string, RateRow>();
+  outcomes.forEach((o, i) => {
+    const g = groups[i];
+    const r = by.get(g) ?? { set, group: g, n: 0, stopped: 0, rate: 0, reasons: {} };
+    r.n++;
+    if (o.refused) {
+      r.stopped++;
+      for (const c of new Set(o.reasons)) r.reasons[c] = (r.reasons[c] ?? 0) + 1;
+    }
+    by.set(g, r);
+  });
+  return [...by.values()].map((r) => ({ ...r, rate: r.n ? r.stopped / r.n : 0 }));
+}
+
+/** Rows pooled into one (e.g. all films of a class). */
+export function pool(set: string, group: string, rs: readonly RateRow[]): RateRow {
+  const r: RateRow = { set, group, n: 0, stopped: 0, rate: 0, reasons: {} };
+  for (const x of rs) {
+    r.n += x.n;
+    r.stopped += x.stopped;
+    for (const [k, v] of Object.entries(x.reasons)) r.reasons[k] = (r.reasons[k] ?? 0) + v;
+  }
+  r.rate = r.n ? r.stopped / r.n : 0;
+  return r;
+}
+
+export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promise<GateReport> {
+  const log = o.log ?? (() => {});
+  const loaded = await loadModel(modelDir);
+  try {
+    const { meta } = loaded;
+    const size = meta.inputSize;
+    const memberDir = meta.members.length ? path.join(modelDir, meta.members[0]) : modelDir;
+    const found = loadOod(modelDir, memberDir);
+    const notes: string[] = [];
+    if (!found.model) notes.push(found.problem ?? 'no ood.json: the image checks alone');
+    const gate = found.model;
+    const ctx: ScreenContext = {
+      parts: gate ? splitModel(loaded.members[gate.member]) : null,
+      gate,
+      size,
+      normalize: meta.preprocessing.normalize,
+    };
+    const names = meta.classNames;
+    const split = recordedSplit(meta);
+    // Raw squares (no normalisation): the checks read them raw, screenSquares normalises for the network.
+    const { val } = await loadTrainVal(o.dataRoot, {
+      ...split,
+      valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
+      seed: split.seed ?? DEFAULT_SPLIT_SEED,
+      size,
+      cacheDir: o.cacheDir,
+      warn: log,
+    });
+    const classes = Array.from(val.labels, (l) => names[l]);
+    const n = val.labels.length;
+    log(`validation: ${n} films`);
+    const films = rows('validation', await screenSquares(ctx, val.pixels, n), classes);
+    const kaggle = await splitRecords(o.dataRoot, 'val').catch(() => null);
+    if (kaggle) {
+      const kv = await loadImageSet(kaggle, 'val', { size, cacheDir: o.cacheDir, warn: log });
+      log(`kaggle-val: ${kv.labels.length} films`);
+      const kvClasses = Array.from(kv.labels, (l) => names[l]);
+      films.push(...rows('kaggle-val', await screenSquares(ctx, kv.pixels, kv.labels.length), kvClasses));
+    } else {
+      notes.push(`${o.dataRoot} has no val split: Kaggle val not measured`);
+    }
+    const strength = o.strength ?? MILD_STRENGTH;
+    for (const change of o.changes ?? MILD_CHANGES) {
+      log(`mild:${change} (strength ${strength.toFixed(2)})`);
+      const px = await perturbImages(change, val.pixels, val.files, size, strength, o.seed ?? 1);
+      films.push(...rows(`mild:${change}`, await screenSquares(ctx, px, n), classes));
+    }
+    const corpus = rows(INVERTED_KIND, await screenSquares(ctx, invertedFilms(val.pixels), n), Array(n).fill('all'));
+    const drawn = await drawNonXrays(o.perKind ?? DEFAULT_PER_KIND, o.seed ?? 1);
+    log(`corpus: ${drawn.length} generated images`);
+    const squares = new Uint8Array(drawn.length * size * size);
+    const origins: SquareOrigin[] = [];
+    for (const [i, img] of drawn.entries()) {
+      const d = await decodeInput(img.bytes, { size, limits: DEFAULT_LIMITS, wantDisplay: false });
+      squares.set(d.pixels, i * size * size);
+      origins.push({ colourFraction: d.facts.colourFraction, width: d.width, height: d.height });
+    }
+    const outcomes = await screenSquares(ctx, squares, drawn.length, origins);
+    for (const kind of new Set(drawn.map((d) => d.kind))) {
+      const idx = drawn.flatMap((d, i) => (d.kind === kind ? [i] : []));
+      corpus.push(
+        pool(
+          kind,
+          'all',
+          rows(
+            kind,
+            idx.map((i) => outcomes[i]),
+            Array(idx.length).fill('all'),
+          ),
+        ),
+      );
+    }
+    const falseAlarms = {
+      overall: pool('films', 'all', films),
+      NORMAL: pool(
+        'films',
+        names[0],
+        films.filter((r) => r.group === names[0]),
+      ),
+      PNEUMONIA: pool(
+        'films',
+        names[1],
+        films.filter((r) => r.group === names[1]),
+      ),
+    };
+    const failures = [
+      ...Object.values(falseAlarms)
+        .filter((r) => r.rate > FALSE_ALARM_BAR)
+        .map((r) => `false alarms on ${r.group} films ${pct(r.rate)} > ${pct(FALSE_ALARM_BAR)}`),
+      ...corpus
+        .filter((r) => r.rate < REFUSAL_BAR)
+        .map((r) => `refusal of ${r.set} ${pct(r.rate)} < ${pct(REFUSAL_BAR)}`),
+    ];
+    return {
+      model: path.resolve(modelDir),
+      gate: gate && { format: gate.format, threshold: gate.threshold, classMeans: !!gate.classMeans?.length },
+      notes,
+      films,
+      falseAlarms,
+      corpus,
+      bars: { falseAlarmAtMost: FALSE_ALARM_BAR, refusalAtLeast: REFUSAL_BAR, met: failures.length === 0, failures },
+    };
+  } finally {
+    for (const m of loaded.members) m.dispose();
+  }
+}
+
+export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** The report as a plain-text table for people. */
+export function formatGateReport(r: GateReport): string {
+  const reasons = (x: RateRow) =>
+    Object.entries(x.reasons)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  const line = (x: RateRow) => {
+    const name = `${x.set} ${x.group === 'all' ? '' : x.group}`.padEnd(32);
+    const count = `${String(x.stopped).padStart(5)} / ${String(x.n).padEnd(5)}`;
+    return `  ${name}${count}${pct(x.rate).padStart(7)}  ${reasons(x)}`;
+  };
+  const gate = r.gate
+    ? `${r.gate.format}, threshold ${r.gate.threshold.toFixed(2)}${r.gate.classMeans ? ', nearest class mean' : ''}`
+    : 'none (image checks only)';
+  return [
+    `model ${r.model}; gate ${gate}`,
+    ...r.notes.map((n) => `note: ${n}`),
+    `false alarms on real chest films (bar: at most ${pct(r.bars.falseAlarmAtMost)})`,
+    ...r.films.map(line),
+    ...Object.values(r.falseAlarms).map(line),
+    `refusals of images that are not chest films (bar: at least ${pct(r.bars.refusalAtLeast)} per kind)`,
+    ...r.corpus.map(line),
+    r.bars.met ? 'bars met' : `bars NOT met: ${r.bars.failures.join('; ')}`,
+  ].join('\n');
+}
