@@ -1,5 +1,6 @@
 // Vega-Lite specs of the robustness page: one metric against strength, one line per change,
 // every line starting from the clean row at strength 0.
+import { config as reportConfig } from '../report/chart_style';
 import type { ChartSpec } from '../report/render';
 import type { RobustnessRow } from './metrics';
 
@@ -14,30 +15,8 @@ export const METRIC_LABELS: Record<RowMetric, string> = {
   ece: 'Expected calibration error (15 bins)',
 };
 
-const config = {
-  font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
-  background: 'white',
-  padding: 12,
-  view: { stroke: '#9aa5b1' },
-  title: {
-    fontSize: 15,
-    fontWeight: 600,
-    color: '#1f2933',
-    anchor: 'start',
-    offset: 12,
-    subtitleFontSize: 12,
-    subtitleColor: '#52606d',
-  },
-  axis: {
-    labelFontSize: 12,
-    titleFontSize: 12.5,
-    titleFontWeight: 500,
-    titleColor: '#1f2933',
-    labelColor: '#3e4c59',
-    gridColor: '#e4e7eb',
-  },
-  legend: { labelFontSize: 11, titleFontSize: 12, symbolSize: 60, columns: 2 },
-} as const;
+// The report's look, with a two-column legend: one entry per change is a long list.
+const config = { ...reportConfig, legend: { labelFontSize: 11, titleFontSize: 12, symbolSize: 60, columns: 2 } };
 
 /** The points of one metric: each change's rows plus the clean row as its strength-0 point. */
 export function strengthSeries(
