@@ -14,7 +14,7 @@ const suites = [
   { name: 'tfjs-core conformance on aten', cwd: 'packages/backend-aten', cmd: ['node', 'test/conformance/run.js'] },
   { name: 'cxr', cwd: 'packages/cxr', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
 ];
-// Guard-rails run first and count one passed or failed each, so a lint, width, layering or type
+// Guard-rails run first and count one passed or failed each, so a lint, width, layering, engines or type
 // error fails the run (and CI) like a failing test does.
 const tsc = require.resolve('typescript/bin/tsc');
 const checks = [
@@ -25,6 +25,7 @@ const checks = [
   },
   { name: 'line width', cwd: '.', cmd: ['node', 'scripts/check-line-width.js'] },
   { name: 'layers', cwd: 'packages/cxr', cmd: ['node', 'scripts/check-layers.js'] },
+  { name: 'dependency engines (claimed Node versions)', cwd: '.', cmd: ['node', 'scripts/check-engines.js'] },
   { name: 'typecheck backend-aten', cwd: '.', cmd: ['node', tsc, '-p', 'packages/backend-aten', '--noEmit'] },
   { name: 'typecheck cxr', cwd: '.', cmd: ['node', tsc, '-p', 'packages/cxr', '--noEmit'] },
   { name: 'typecheck web client', cwd: '.', cmd: ['node', tsc, '-p', 'packages/cxr/src/web/client/tsconfig.json'] },

@@ -36,7 +36,7 @@ async function main() {
     let err = '';
     proc.stderr.on('data', (b) => {
       err += b;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(err);
       if (m) resolve(m[1]);
     });
     proc.once('exit', (c) => reject(new Error(`server exited ${c}: ${err}`)));

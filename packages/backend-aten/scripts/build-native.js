@@ -13,7 +13,19 @@ if (!fs.existsSync('/usr/include/ATen/ATen.h')) {
   );
   process.exit(1);
 }
-const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+// node-gyp: the checkout's (a dev install), else the one npm bundles and names in
+// npm_config_node_gyp while it runs install scripts (a production install, `npm ci --omit=dev`).
+function findGyp() {
+  try {
+    return require.resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    const bundled = process.env.npm_config_node_gyp;
+    if (bundled && fs.existsSync(bundled)) return bundled;
+    console.error('backend-aten: node-gyp not found: run this through npm (npm run build:native) or install node-gyp');
+    process.exit(1);
+  }
+}
+const gyp = findGyp();
 const haveBuild = fs.existsSync(path.join(root, 'build', 'Makefile'));
 const args = haveBuild ? ['build'] : ['rebuild'];
 args.push(`--jobs=${process.env.ATEN_BUILD_JOBS || require('node:os').availableParallelism()}`, '--nodedir=/usr');

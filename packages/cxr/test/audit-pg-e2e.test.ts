@@ -94,7 +94,7 @@ test('cxr serve --db postgres://: the answered prediction is in PostgreSQL; cxr 
   const server = await spawnServer(['--model', model, '--db', url]);
   let id: string;
   try {
-    assert.match(server.log(), /audit log postgres:\/\/cxr:\*\*\*\*\*@127\.0\.0\.1:\d+\/cxr/);
+    assert.match(server.log(), /"auditLog":"postgres:\/\/cxr:\*\*\*\*\*@127\.0\.0\.1:\d+\/cxr"/);
     assert.ok(!server.log().includes(password(url)), 'the password is not logged');
     const { body, headers } = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
     const res = await fetch(`${server.url}/api/v1/predictions`, {

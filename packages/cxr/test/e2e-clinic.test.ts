@@ -15,6 +15,7 @@ import { buildWeb, STATIC_DIR } from '../src/web/build';
 import { RunningServer, startServer } from '../src/serve/server';
 import { SHARED } from './ood-fixtures';
 import { loadPredictor, tempDir } from './serve-fixtures';
+import { silentLogger } from '../src/log';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
@@ -51,7 +52,7 @@ before(async () => {
     dbPath: path.join(dir, 'audit.db'),
     webDir: STATIC_DIR,
     loadPredictor: () => loadPredictor(SHIPPED),
-    log: () => {},
+    log: silentLogger(),
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,

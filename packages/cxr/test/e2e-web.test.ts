@@ -11,6 +11,7 @@ import { chromium, Browser, Page } from 'playwright-core';
 import { buildWeb, STATIC_DIR } from '../src/web/build';
 import { RunningServer, startServer } from '../src/serve/server';
 import { DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { silentLogger } from '../src/log';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
@@ -36,7 +37,7 @@ before(async () => {
     dbPath: path.join(dir, 'audit.db'),
     webDir: STATIC_DIR,
     loadPredictor: () => loadPredictor(modelDir),
-    log: () => {},
+    log: silentLogger(),
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -204,7 +205,7 @@ test('with CXR_API_TOKEN the page asks for the token once and keeps it for the t
     webDir: STATIC_DIR,
     apiToken: 'e2e-token',
     loadPredictor: () => loadPredictor(modelDir),
-    log: () => {},
+    log: silentLogger(),
   });
   const context = await browser.newContext();
   const tab = await context.newPage();

@@ -129,7 +129,8 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): P
     }, 180_000);
     proc.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(err);
+      // The start-up line is JSON (src/log.ts): the URL ends at the closing quote.
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(err);
       if (m) {
         clearTimeout(timer);
         resolve({

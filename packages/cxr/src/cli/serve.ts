@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { initEngine } from '../engine';
+import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { defaultModelDir } from '../paths';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
@@ -9,7 +10,7 @@ import { loadPooledPredictor } from '../serve/decode_pool';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
-import { closeOnSignals, defaultWebDir, startServer } from '../serve/server';
+import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
 
 const Options = z.object({
   host: z.string().min(1),
@@ -22,6 +23,8 @@ const Options = z.object({
   concurrency: z.coerce.number().int().min(1).max(64),
   threads: z.coerce.number().int().min(1).optional(),
   quiet: z.boolean().optional(),
+  logLevel: z.string().optional(),
+  metricsPublic: z.boolean().optional(),
   allowNoToken: z.boolean().optional(),
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
@@ -39,9 +42,10 @@ async function loadPredictor(
   dir: string,
   oodPolicy: 'warn' | 'refuse',
   decodeWorkers: number,
+  log: Logger,
 ): Promise<ServePredictor> {
   // Decoding in worker threads: the event loop (health, history, other requests) never waits on a file.
-  return loadPooledPredictor(dir, { oodPolicy, decodeWorkers });
+  return loadPooledPredictor(dir, { oodPolicy, decodeWorkers, log });
 }
 
 export function register(program: Command): void {
@@ -65,7 +69,9 @@ export function register(program: Command): void {
     .option('--max-upload-mb <n>', 'largest accepted upload in MiB', '32')
     .option('--concurrency <n>', 'predictions computed at once', '2')
     .option('--threads <n>', 'engine threads')
-    .option('--quiet', 'no request log')
+    .option('--quiet', 'no line per request (start-up, warnings and errors are still logged)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
+    .option('--metrics-public', 'answer /metrics without the API token (for a Prometheus scraper inside the network)')
     .option('--tokens-file <file>', 'named API tokens, one "name:token" per line (the audit log records the name)')
     .option('--allow-no-token', 'listen on a non-loopback --host without any API token (refused otherwise)')
     .option(
@@ -77,44 +83,58 @@ export function register(program: Command): void {
       'after',
       '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n' +
         '"Authorization: Bearer <token>" on the API (the page asks for it once). ' +
-        'Tokens are never read from the command line.',
+        'Tokens are never read from the command line.\n' +
+        'Logs are JSON lines on stderr (pino); /metrics is in Prometheus text format.',
     )
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
       const o = parsed.data;
-      const log = (line: string) => process.stderr.write(`${line}\n`);
-      const tokens = loadTokens(process.env, o.tokensFile);
-      // Decided before the model loads: an exposed server without a token is refused, not warned about.
-      if (!isLoopbackHost(o.host) && tokens.length === 0) {
-        if (!o.allowNoToken) {
-          throw new Error(
-            `serve: refusing to listen on ${o.host} without an API token: anyone who can reach the port could use ` +
-              'the API and read its history. Set CXR_API_TOKEN or CXR_API_TOKENS, or use --tokens-file; ' +
-              'or pass --allow-no-token if that is really wanted.',
-          );
-        }
-        log(
-          `cxr serve: warning: listening on ${o.host} with no API token (--allow-no-token): ` +
-            'anyone who can reach this port can use the API and read its history',
-        );
+      const log = createLogger({ level: resolveLogLevel(o.logLevel) });
+      // From here on every line, a refusal or a start-up failure included, is one JSON log line.
+      try {
+        await serve(o, log);
+      } catch (e) {
+        log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
+        process.exit(1);
       }
-      await initEngine(o.threads);
-      const server = await startServer({
-        host: o.host,
-        port: o.port,
-        dbPath: o.db ?? defaultDbPath(),
-        loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency),
-        tokens,
-        allowedHosts: o.allowedHost,
-        storeImages: o.storeImages && o.retainImages > 0,
-        retainImagesMs: o.retainImages,
-        maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),
-        concurrency: o.concurrency,
-        webDir: defaultWebDir(),
-        logger: o.quiet ? false : { level: 'info' },
-        log,
-      });
-      closeOnSignals(server, log);
     });
+}
+
+async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
+  const tokens = loadTokens(process.env, o.tokensFile);
+  // Decided before the model loads: an exposed server without a token is refused, not warned about.
+  if (!isLoopbackHost(o.host) && tokens.length === 0) {
+    if (!o.allowNoToken) {
+      throw new Error(
+        `serve: refusing to listen on ${o.host} without an API token: anyone who can reach the port could use ` +
+          'the API and read its history. Set CXR_API_TOKEN or CXR_API_TOKENS, or use --tokens-file; ' +
+          'or pass --allow-no-token if that is really wanted.',
+      );
+    }
+    log.warn(
+      { host: o.host },
+      `listening on ${o.host} with no API token (--allow-no-token): ` +
+        'anyone who can reach this port can use the API and read its history',
+    );
+  }
+  await initEngine(o.threads);
+  let server: RunningServer | undefined;
+  closeOnSignals(() => server, log);
+  server = await startServer({
+    host: o.host,
+    port: o.port,
+    dbPath: o.db ?? defaultDbPath(),
+    loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency, log),
+    tokens,
+    allowedHosts: o.allowedHost,
+    storeImages: o.storeImages && o.retainImages > 0,
+    retainImagesMs: o.retainImages,
+    maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),
+    concurrency: o.concurrency,
+    webDir: defaultWebDir(),
+    requestLog: !o.quiet,
+    metricsPublic: o.metricsPublic,
+    log,
+  });
 }

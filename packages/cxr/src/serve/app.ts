@@ -3,20 +3,24 @@
 // can inject requests without a port, and so that start-up order stays in server.ts. Each part
 // lives in its own module; this file only puts them together, in the order fastify needs:
 // plugins and hooks first, then the routes (so the OpenAPI generator sees every one).
-import Fastify, { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
 import { NamedToken, tokenMatcher } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
 import { exposureCheck } from './exposure';
 import { HttpError } from './http_error';
+import { type Logger, silentLogger } from '../log';
+import { ServeMetrics } from './metrics';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
 import { answerWithProblems } from './problem';
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
+import { requestLogController } from './request_log';
 import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
+import { metricsRoute } from './routes/metrics';
 import { historyRoutes } from './routes/history';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
@@ -48,7 +52,14 @@ export interface AppOptions {
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
   concurrency?: number;
   maxWaiting?: number;
-  logger?: boolean | { level: string };
+  /** Fastify's logger (the server's pino instance); default: none. */
+  logger?: Logger;
+  /** A line per request on that logger (default true); false: only failed requests. */
+  requestLog?: boolean;
+  /** What /metrics reports (default: a new registry); one per app. */
+  metrics?: ServeMetrics;
+  /** /metrics answers without the API token (--metrics-public). */
+  metricsPublic?: boolean;
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
@@ -65,9 +76,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const tokens = [...(opts.tokens ?? []), ...(opts.apiToken ? [{ name: 'default', token: opts.apiToken }] : [])];
   const tokenName = tokens.length ? tokenMatcher(tokens) : null;
   const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
+  const metrics = opts.metrics ?? new ServeMetrics();
+  metrics.addGauge('cxr_predictions_running', 'Predictions being computed now', () => queue.running);
+  metrics.addGauge('cxr_predictions_waiting', 'Predictions waiting for a free slot', () => queue.queued);
+  metrics.addGauge(
+    'cxr_upload_bytes_held',
+    'Upload bytes held in memory by requests in flight',
+    () => uploads.inFlight,
+  );
+  const { decodeStats } = predictor;
+  if (decodeStats) metrics.watchDecodePool(decodeStats);
 
   const app = Fastify({
-    logger: opts.logger ?? false,
+    // Widened to Fastify's logger type, so that the instance keeps the default FastifyInstance type.
+    loggerInstance: (opts.logger ?? silentLogger()) as FastifyBaseLogger,
+    logController: requestLogController(opts.requestLog ?? true),
     bodyLimit: 1024 * 1024,
     requestTimeout: 120_000,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
@@ -83,7 +106,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
-  addRequestGuards(app, { checkExposure, tokenName });
+  addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
+  // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded).
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+  });
   closeKeepAliveOnShutdown(app);
   answerWithProblems(app, maxUploadBytes);
 
@@ -96,6 +123,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         queue,
         uploads,
         recent,
+        metrics,
         storeImages,
         maxUploadBytes,
         uploadIdleMs: opts.uploadIdleMs,
@@ -107,6 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     { prefix: API_PREFIX },
   );
+  metricsRoute(app, metrics);
   await webRoutes(app, opts.webDir);
   return app;
 }

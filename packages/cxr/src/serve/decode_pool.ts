@@ -9,7 +9,8 @@ import { Worker } from 'node:worker_threads';
 import type { DecodedInput, DecodeRequest, InputDecoder } from '../predict/decode_input';
 import { InputError, type InputErrorCode } from '../predict/errors';
 import { Predictor, type PredictorOptions } from '../predict/predictor';
-import type { ServePredictor } from './predictor_port';
+import type { Logger } from '../log';
+import type { DecodePoolStats, ServePredictor } from './predictor_port';
 
 export interface DecodePoolOptions {
   /** Worker threads (default 2). */
@@ -18,6 +19,8 @@ export interface DecodePoolOptions {
   timeoutMs?: number;
   /** V8 heap cap per worker, in MiB (default 512): a runaway decode ends that worker, not the server. */
   maxHeapMb?: number;
+  /** Where a replaced worker is reported (default: nowhere). */
+  log?: Logger;
 }
 
 interface Task {
@@ -36,6 +39,14 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
+/** A worker crashed or was ended while decoding: a fault of the server, not of the input. */
+export class DecodeWorkerError extends Error {
+  constructor(why: string) {
+    super(`decode worker: ${why}`);
+    this.name = 'DecodeWorkerError';
+  }
+}
+
 type Reply =
   | { id: number; ok: true; value: DecodedInput }
   | { id: number; ok: false; code?: InputErrorCode; message: string };
@@ -47,12 +58,15 @@ export class DecodePool {
   private readonly queue: Task[] = [];
   private nextId = 1;
   private closed = false;
+  private restarts = 0;
   private readonly timeoutMs: number;
   private readonly maxHeapMb: number;
+  private readonly log: Logger | undefined;
 
   constructor(opts: DecodePoolOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxHeapMb = opts.maxHeapMb ?? 512;
+    this.log = opts.log;
     for (let i = 0; i < Math.max(1, opts.size ?? 2); i++) this.slots.push(this.spawn());
   }
 
@@ -63,6 +77,15 @@ export class DecodePool {
       this.queue.push({ id: this.nextId++, bytes, req, resolve, reject });
       this.pump();
     });
+
+  stats(): DecodePoolStats {
+    return {
+      size: this.slots.length,
+      busy: this.slots.filter((s) => s.task !== null).length,
+      queued: this.queue.length,
+      restarts: this.restarts,
+    };
+  }
 
   async close(): Promise<void> {
     this.closed = true;
@@ -84,7 +107,7 @@ export class DecodePool {
       this.finish(slot);
       if (r.ok) task.resolve(r.value);
       else if (r.code) task.reject(new InputError(r.code, r.message));
-      else task.reject(new Error(`decode worker: ${r.message}`));
+      else task.reject(new DecodeWorkerError(r.message));
       this.pump();
     });
     // A crash (out of memory, a native fault reported as an error) or a termination: fail the
@@ -93,8 +116,10 @@ export class DecodePool {
       if (this.closed || !this.slots.includes(slot)) return;
       const task = slot.task;
       this.finish(slot);
+      this.restarts++;
+      this.log?.warn({ why, busy: task !== null }, 'decode worker ended; starting a new one');
       this.slots[this.slots.indexOf(slot)] = this.spawn();
-      task?.reject(new Error(`decode worker: ${why}`));
+      task?.reject(new DecodeWorkerError(why));
       this.pump();
     };
     worker.on('error', (e) => replace(e.message));
@@ -135,6 +160,8 @@ export class DecodePool {
             `decoding took longer than ${this.timeoutMs / 1000} s: the file is too complex to process`,
           ),
         );
+        this.restarts++;
+        this.log?.warn({ timeoutMs: this.timeoutMs }, 'a decode ran past its deadline; its worker is replaced');
         this.slots[this.slots.indexOf(slot)] = this.spawn();
         void slot.worker.terminate();
         this.pump();
@@ -147,14 +174,16 @@ export class DecodePool {
 /** The server's predictor: Predictor.load with its decoding in a DecodePool, closed with it. */
 export async function loadPooledPredictor(
   dir: string,
-  opts: PredictorOptions & { decodeWorkers?: number } = {},
+  opts: PredictorOptions & { decodeWorkers?: number; log?: Logger } = {},
 ): Promise<ServePredictor> {
-  const pool = new DecodePool({ size: opts.decodeWorkers });
+  const { decodeWorkers, log, ...predictorOpts } = opts;
+  const pool = new DecodePool({ size: decodeWorkers, log });
   try {
-    const p = await Predictor.load(dir, { ...opts, decoder: pool.decode });
+    const p = await Predictor.load(dir, { ...predictorOpts, decoder: pool.decode });
     return {
       model: p.model,
       predict: (bytes, o) => p.predict(bytes, o),
+      decodeStats: () => pool.stats(),
       dispose: () => {
         p.dispose();
         void pool.close();

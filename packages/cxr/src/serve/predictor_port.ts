@@ -3,8 +3,21 @@
 // depend on how predictions are computed.
 import type { Predictor } from '../predict/predictor';
 
-/** Structural, so that tests can serve a stand-in. */
-export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose'>;
+/** What the server's decode pool (decode_pool.ts) is doing, read by /metrics. */
+export interface DecodePoolStats {
+  size: number;
+  /** Workers decoding a file now. */
+  busy: number;
+  /** Decodes waiting for a free worker. */
+  queued: number;
+  /** Workers replaced after a crash, an out-of-memory exit or a deadline, since the pool started. */
+  restarts: number;
+}
+
+/** Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics). */
+export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose'> & {
+  decodeStats?: () => DecodePoolStats;
+};
 
 /**
  * A client's mistake reported by the predictor (predict/errors.ts's InputError): a 4xx status

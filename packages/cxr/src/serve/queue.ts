@@ -40,4 +40,14 @@ export class WorkQueue {
   get pending(): number {
     return this.active + this.waiting.length;
   }
+
+  /** Predictions running now. */
+  get running(): number {
+    return this.active;
+  }
+
+  /** Predictions waiting for a slot. */
+  get queued(): number {
+    return this.waiting.length;
+  }
 }

@@ -1,9 +1,11 @@
 // Security headers and the checks every request passes before its handler: Host/Origin exposure,
-// then the bearer token on the matched route (health and the OpenAPI document stay public).
+// then the bearer token on the matched route (health and the OpenAPI document stay public; /metrics
+// needs the token too unless the server was started with --metrics-public).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import { HttpError } from './http_error';
 import { API_PREFIX } from './routes/common';
+import { METRICS_ROUTE } from './routes/metrics';
 
 /** The page's Content-Security-Policy: nothing inline, nothing from elsewhere; WebAssembly for in-browser mode. */
 export const CSP_DIRECTIVES = {
@@ -37,9 +39,14 @@ export interface RequestGuards {
   checkExposure: (req: FastifyRequest) => void;
   /** The name of the token an Authorization header carries, null when none matches; null when no token is needed. */
   tokenName: ((authorization: string | undefined) => string | null) | null;
+  /** /metrics answers without a token (--metrics-public). */
+  metricsPublic?: boolean;
 }
 
-export function addRequestGuards(app: FastifyInstance, { checkExposure, tokenName }: RequestGuards): void {
+export function addRequestGuards(
+  app: FastifyInstance,
+  { checkExposure, tokenName, metricsPublic }: RequestGuards,
+): void {
   app.decorateRequest('tokenName', null);
   app.addHook('onRequest', async (req) => checkExposure(req));
   app.addHook('onRequest', async (req, reply) => {
@@ -48,7 +55,11 @@ export function addRequestGuards(app: FastifyInstance, { checkExposure, tokenNam
     // the raw URL: '/%61pi/v1/predictions' reaches the same handler as '/api/v1/predictions'.
     // Unmatched requests have no pattern and fall through to the 404 handler.
     const route = req.routeOptions.url;
-    if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
+    if (route === undefined) return;
+    const guarded = route.startsWith('/api/')
+      ? !PUBLIC_API_ROUTES.has(route)
+      : route === METRICS_ROUTE && !metricsPublic;
+    if (!guarded) return;
     const name = tokenName(req.headers.authorization);
     if (name === null) {
       reply.header('WWW-Authenticate', 'Bearer realm="cxr"');

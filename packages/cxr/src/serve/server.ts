@@ -1,17 +1,20 @@
 // Start-up and shutdown of `cxr serve`: the model is loaded and warmed up (one full prediction
 // with a heat map) before the port opens, so the first client does not pay for it; on SIGTERM
 // or SIGINT the server stops accepting, lets in-flight requests finish (their audit rows
-// included), then closes the database cleanly.
+// included), then closes the database cleanly. Every line goes through the one pino logger
+// (src/log.ts), which Fastify's request log shares.
 import type { FastifyInstance } from 'fastify';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { type AuditStore, openAuditStore } from './audit';
 import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
+import { createLogger, type Logger } from '../log';
+import { ServeMetrics } from './metrics';
 import { retentionCutoff } from './retention';
 import type { ServePredictor } from './predictor_port';
 
-export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost'> {
+export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost' | 'logger' | 'metrics'> {
   host: string;
   port: number;
   /** The audit log: an SQLite file or a postgres:// URL (serve/audit.ts). */
@@ -20,8 +23,10 @@ export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 
   loadPredictor: () => Promise<ServePredictor>;
   /** Keep stored images this long (pruned at start and every hour); undefined = forever. */
   retainImagesMs?: number;
-  /** Where start-up and shutdown lines go (default stderr). */
-  log?: (line: string) => void;
+  /** The logger of every server line, the request log included (default: JSON lines on stderr at info). */
+  log?: Logger;
+  /** What /metrics reports (default: a new registry with the process metrics). */
+  metrics?: ServeMetrics;
 }
 
 export interface RunningServer {
@@ -29,6 +34,8 @@ export interface RunningServer {
   url: string;
   predictor: ServePredictor;
   audit: AuditStore;
+  /** What /metrics reports: `metrics.addGauge(name, help, () => n)` exposes one more number. */
+  metrics: ServeMetrics;
   /** Idempotent: stops accepting, waits for in-flight requests, closes the log and the model. */
   close(): Promise<void>;
 }
@@ -50,31 +57,37 @@ async function warmUpImage(): Promise<Buffer> {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = opts.log ?? createLogger();
+  const metrics = opts.metrics ?? new ServeMetrics();
   const predictor = await opts.loadPredictor();
   let audit: AuditStore | null = null;
   try {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
-    log(
-      `cxr serve: model ${predictor.model.name} ${predictor.model.version} ` +
-        `loaded and warmed up in ${Date.now() - t0} ms`,
-    );
+    const { name, version } = predictor.model;
+    log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
     audit = await openAuditStore(opts.dbPath);
     const opened = audit;
     const prune = async () => {
       if (opts.retainImagesMs === undefined) return;
       const n = await opened.pruneImages(retentionCutoff(opts.retainImagesMs));
-      if (n) log(`cxr serve: removed the images of ${n} prediction(s) older than the retention`);
+      if (n) log.info({ pruned: n }, `removed the images of ${n} prediction(s) older than the retention`);
     };
     await prune();
     // A failed hourly prune (a shared database briefly away) is said and retried next hour, not fatal.
     const pruner = setInterval(
-      () => prune().catch((e: unknown) => log(`cxr serve: pruning images failed: ${(e as Error).message}`)),
+      () => prune().catch((e: unknown) => log.error({ err: e }, `pruning images failed: ${(e as Error).message}`)),
       3_600_000,
     );
     pruner.unref();
-    const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit });
+    const app = await buildApp({
+      ...opts,
+      boundHost: opts.host,
+      predictor,
+      audit,
+      metrics,
+      logger: log,
+    });
     await app.listen({ host: opts.host, port: opts.port });
     // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
     const address = listenUrl(app.server.address());
@@ -84,6 +97,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       url: address,
       predictor,
       audit,
+      metrics,
       close: () =>
         (closing ??= (async () => {
           clearInterval(pruner);
@@ -93,9 +107,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         })()),
     };
     const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
-    log(
-      `cxr serve: listening on ${address} (audit log ${audit.location}` +
-        `${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
+    log.info(
+      {
+        url: address,
+        auditLog: audit.location,
+        tokensConfigured: tokenCount,
+        metricsPublic: opts.metricsPublic ?? false,
+      },
+      `listening on ${address}`,
     );
     return server;
   } catch (e) {
@@ -105,28 +124,37 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 }
 
-/** Closes the server on the first SIGTERM/SIGINT and exits; a second signal exits at once. */
-export function closeOnSignals(server: RunningServer, log: (line: string) => void, graceMs = 30_000): void {
+/**
+ * Closes the server on the first SIGTERM/SIGINT and exits; a second signal exits at once. Installed
+ * before the server starts (`server` then returns undefined): a signal that arrives between the
+ * "listening" line and the caller's next step must not meet Node's default, an abrupt kill.
+ */
+export function closeOnSignals(server: () => RunningServer | undefined, log: Logger, graceMs = 30_000): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log(`cxr serve: ${signal} again, exiting without waiting`);
+      log.warn({ signal }, `${signal} again, exiting without waiting`);
       process.exit(130);
     }
     stopping = true;
-    log(`cxr serve: ${signal}: finishing in-flight requests, then closing the audit log`);
+    const running = server();
+    if (!running) {
+      log.info({ signal }, `${signal} before the server was listening: exiting`);
+      process.exit(0);
+    }
+    log.info({ signal }, `${signal}: finishing in-flight requests, then closing the audit log`);
     const timer = setTimeout(() => {
-      log(`cxr serve: requests still running after ${graceMs} ms, exiting`);
+      log.error({ graceMs }, `requests still running after ${graceMs} ms, exiting`);
       process.exit(1);
     }, graceMs);
     timer.unref();
-    server.close().then(
+    running.close().then(
       () => {
-        log('cxr serve: closed cleanly');
+        log.info('closed cleanly');
         process.exit(0);
       },
       (e: unknown) => {
-        log(`cxr serve: error while closing: ${e instanceof Error ? e.message : String(e)}`);
+        log.error({ err: e }, 'error while closing');
         process.exit(1);
       },
     );

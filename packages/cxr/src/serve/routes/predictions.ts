@@ -4,7 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import * as crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { AuditRecord, AuditStore } from '../audit';
-import type { ServePredictor } from '../predictor_port';
+import { DecodeWorkerError } from '../decode_pool';
+import { type ServeMetrics, WORKER_FAILED } from '../metrics';
+import { isClientInputError, type ServePredictor } from '../predictor_port';
 import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
 import { compactImages } from '../retention';
@@ -19,13 +21,14 @@ export interface PredictionRouteOptions {
   uploads: UploadBudget;
   /** Heat maps of predictions whose images the audit log does not keep (storeImages false). */
   recent: RecentImages;
+  metrics: ServeMetrics;
   storeImages: boolean;
   maxUploadBytes: number;
   uploadIdleMs?: number;
 }
 
 export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOptions): void {
-  const { predictor, audit, queue, uploads, recent, storeImages, maxUploadBytes } = opts;
+  const { predictor, audit, queue, uploads, recent, metrics, storeImages, maxUploadBytes } = opts;
   const operatingPoints = Object.keys(predictor.model.meta.operatingPoints);
 
   api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
@@ -60,7 +63,14 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           ticket,
         );
         const { operatingPoint, heatmap } = req.query;
-        result = await queue.run(() => predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }));
+        result = await queue.run(() =>
+          predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }).catch((e: unknown) => {
+            // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
+            if (isClientInputError(e)) metrics.inputFailure(e.code);
+            else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
+            throw e;
+          }),
+        );
       } finally {
         ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
       }
@@ -88,6 +98,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
         storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,
       );
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+      metrics.prediction(result, performance.now() - received);
       noStore(reply);
       return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
     },

@@ -1,0 +1,175 @@
+// What `cxr serve` exposes at /metrics, in Prometheus text format (prom-client). One registry per
+// server, so that several apps in one process (the tests) keep their own counts. Labels are
+// only ever drawn from small closed sets (labels, operating points, verdicts, error codes, route
+// patterns): never an id, a file name, a token name or anything a client chooses freely, which
+// would make the series count grow without bound and could carry patient data.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { InputErrorCode } from '../predict/errors';
+import type { PredictionResult } from '../predict/prediction_schema';
+import type { DecodePoolStats } from './predictor_port';
+
+/** Seconds: a warm CPU inference takes tens of ms, a large DICOM decode seconds, the deadline is 30 s. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Input errors that are about the request, not about decoding the image. */
+const NOT_DECODE_FAILURES = new Set<string>(['UNKNOWN_OPERATING_POINT', 'NOT_A_CHEST_XRAY']);
+
+/** A decode worker crashed or ran out of memory (serve/decode_pool.ts): counted as a decode failure. */
+export const WORKER_FAILED = 'WORKER_FAILED';
+
+export type DecodeFailureReason = InputErrorCode | typeof WORKER_FAILED;
+
+export class ServeMetrics {
+  readonly registry = new Registry();
+  private readonly predictions: Counter<'label' | 'operating_point' | 'verdict'>;
+  private readonly oodChecks: Counter;
+  private readonly oodFlags: Counter<'action'>;
+  private readonly decodeFailures: Counter<'reason'>;
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly httpDuration: Histogram<'method' | 'route'>;
+  private readonly stages: Histogram<'stage'>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.predictions = new Counter({
+      name: 'cxr_predictions_total',
+      help: 'Predictions answered, by label, operating point and verdict status',
+      labelNames: ['label', 'operating_point', 'verdict'],
+      registers,
+    });
+    this.oodChecks = new Counter({
+      name: 'cxr_ood_checks_total',
+      help: 'Images that went through the out-of-distribution gate',
+      registers,
+    });
+    this.oodFlags = new Counter({
+      name: 'cxr_ood_flags_total',
+      help: 'Images the out-of-distribution gate flagged: answered with a warning, or refused (--ood-policy refuse)',
+      labelNames: ['action'],
+      registers,
+    });
+    this.decodeFailures = new Counter({
+      name: 'cxr_decode_failures_total',
+      help: 'Uploads that could not be decoded, by reason (the API error code)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'cxr_http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'cxr_http_request_duration_seconds',
+      help: 'Time from request to answer, by method and route pattern',
+      labelNames: ['method', 'route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.stages = new Histogram({
+      name: 'cxr_prediction_duration_seconds',
+      help:
+        'Time spent per prediction: decode, inference, heatmap (when asked for), predict (the three ' +
+        'together) and total (upload, queueing, prediction and audit write)',
+      labelNames: ['stage'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * A gauge read when Prometheus scrapes: one line to expose any number the server can compute,
+   * e.g. `metrics.addGauge('cxr_queue_depth', 'Jobs waiting in the job queue', () => jobs.queueDepth())`.
+   */
+  addGauge(name: string, help: string, collect: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(collect());
+      },
+    });
+  }
+
+  /** A gauge with one label (e.g. worker state), read at scrape time from a record of values. */
+  addLabelledGauge<L extends string>(
+    name: string,
+    help: string,
+    label: L,
+    collect: () => Record<string, number>,
+  ): void {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        for (const [value, n] of Object.entries(collect())) this.set({ [label]: value } as Record<L, string>, n);
+      },
+    });
+  }
+
+  /** The decode pool's workers by state, its queue, and how often a worker had to be replaced. */
+  watchDecodePool(stats: () => DecodePoolStats): void {
+    this.addLabelledGauge('cxr_decode_workers', 'Decode worker threads, by state', 'state', () => {
+      const s = stats();
+      return { busy: s.busy, idle: s.size - s.busy };
+    });
+    this.addGauge('cxr_decode_queue_length', 'Decodes waiting for a free worker', () => stats().queued);
+    new Counter({
+      name: 'cxr_decode_worker_restarts_total',
+      help: 'Decode workers replaced after a crash, an out-of-memory exit or a deadline',
+      registers: [this.registry],
+      collect() {
+        // The pool keeps the count; a counter only goes up, so setting it from there is safe.
+        this.reset();
+        this.inc(stats().restarts);
+      },
+    });
+  }
+
+  /** An answered prediction: its label, operating point, verdict, OOD flag and stage timings. */
+  prediction(result: PredictionResult, totalMs: number): void {
+    this.predictions.inc({
+      label: result.label,
+      operating_point: result.operatingPoint,
+      verdict: result.verdict.status,
+    });
+    if (result.ood) {
+      this.oodChecks.inc();
+      if (result.ood.outOfDistribution) this.oodFlags.inc({ action: 'warned' });
+    }
+    const t = result.timings;
+    this.stages.observe({ stage: 'decode' }, t.decodeMs / 1000);
+    this.stages.observe({ stage: 'inference' }, t.inferMs / 1000);
+    if (t.heatmapMs !== undefined) this.stages.observe({ stage: 'heatmap' }, t.heatmapMs / 1000);
+    this.stages.observe({ stage: 'predict' }, t.totalMs / 1000);
+    this.stages.observe({ stage: 'total' }, totalMs / 1000);
+  }
+
+  /** A prediction that failed on its input: a decode failure, or an image the OOD gate refused. */
+  inputFailure(code: string): void {
+    if (code === 'NOT_A_CHEST_XRAY') {
+      this.oodChecks.inc();
+      this.oodFlags.inc({ action: 'refused' });
+    } else if (!NOT_DECODE_FAILURES.has(code)) this.decodeFailures.inc({ reason: code });
+  }
+
+  /** An answered HTTP request; `route` is the matched pattern (never the raw URL), undefined when none matched. */
+  httpRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+    const r = route ?? 'unmatched';
+    this.httpRequests.inc({ method, route: r, status: String(status) });
+    this.httpDuration.observe({ method, route: r }, seconds);
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
