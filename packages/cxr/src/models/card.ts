@@ -16,7 +16,10 @@ export function modelCard(meta: ModelMeta, command?: string): string {
   const d = meta.data;
   const r = meta.recipe;
   const ops = Object.entries(meta.operatingPoints)
-    .map(([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`)
+    .map(([name, op]) => {
+      const rates = `${pct(op.sensitivity)} | ${pct(op.specificity)}`;
+      return `| ${name} | ${op.threshold.toFixed(3)} | ${rates} | ${op.rule ?? '-'} |`;
+    })
     .join('\n');
   return `# Model card: ${meta.name}
 
@@ -64,8 +67,8 @@ ${shiftLine(r)}${normalizeLine(meta)}test-time augmentation: ${meta.tta.length ?
 | ECE | ${typeof v.ece === 'number' ? v.ece.toFixed(4) : 'n/a'} |
 
 ## Operating points (chosen on validation)
-| name | threshold | sensitivity | specificity |
-| --- | --- | --- | --- |
+| name | threshold | sensitivity | specificity | chosen by |
+| --- | --- | --- | --- | --- |
 ${ops}
 
 \`screening\`: the highest threshold with validation sensitivity ≥ 99%, but never above \`balanced\` (so switching to
