@@ -83,7 +83,7 @@ test('operating points meet their definitions', () => {
     const c = confusionAt(labels, probs, t);
     return { sensitivity: c.tp / (c.tp + c.fn), specificity: c.tn / (c.tn + c.fp) };
   };
-  const { screening, balanced } = operatingPoints(labels, probs);
+  const { screening, balanced } = operatingPoints(labels, probs, SCREENING_SENSITIVITY, 'youden');
   assert.equal(screening.name, 'screening');
   assert.ok(screening.sensitivity >= SCREENING_SENSITIVITY);
   assert.deepEqual(sens(screening.threshold), {
@@ -113,12 +113,14 @@ test('operating points on a tiny example', () => {
     threshold: 0.3,
     sensitivity: 1,
     specificity: 0.4,
+    rule: 'sensitivity>=0.95',
   });
   assert.deepEqual(screeningPoint(labels, probs, 0.8), {
     name: 'screening',
     threshold: 0.6,
     sensitivity: 0.8,
     specificity: 0.8,
+    rule: 'sensitivity>=0.8',
   });
   // Youden J by threshold: 0.9 .2, 0.8 .4, 0.7 .4, 0.6 .6, 0.4 .2, 0.3 .4, 0.2 .2, 0.1 0.
   assert.deepEqual(balancedPoint(labels, probs), {
@@ -126,6 +128,7 @@ test('operating points on a tiny example', () => {
     threshold: 0.6,
     sensitivity: 0.8,
     specificity: 0.8,
+    rule: 'youden',
   });
   assert.throws(() => balancedPoint([1, 1], [0.2, 0.3]), /both/);
 });

@@ -1,5 +1,5 @@
 // Training on a small real subset: validation AUC rises above chance, and a run killed mid-way
-// resumes to the same epoch count with a loadable model.
+// (with a weight average) resumes to the same epoch count with a loadable model.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -87,6 +87,9 @@ test('a killed training run resumes to the same epoch count and a loadable model
     '--batch-size',
     '16',
     '--no-report',
+    // With a weight average, which the checkpoint must carry for the resumed run to continue it.
+    '--ema',
+    '0.9',
   ];
   const first = runCli(args);
   const logFile = path.join(out, 'log.jsonl');
@@ -98,6 +101,10 @@ test('a killed training run resumes to the same epoch count and a loadable model
   await first.done;
   assert.ok(fs.existsSync(ckpt), `no checkpoint after the first epoch:\n${first.stderr()}`);
   assert.ok(!fs.existsSync(path.join(out, 'cxr.json')), 'the run finished before it could be killed');
+  assert.ok(
+    fs.existsSync(path.join(out, 'checkpoints', 'last', 'average.json')),
+    'no weight average in the checkpoint',
+  );
 
   const second = runCli([...args, '--resume']);
   assert.equal(await second.done, 0, second.stderr());
@@ -110,5 +117,10 @@ test('a killed training run resumes to the same epoch count and a loadable model
   assert.deepEqual(epochs, [1, 2, 3]);
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 3);
+  assert.deepEqual(loaded.meta.recipe.weightAverage, { method: 'ema', decay: 0.9 });
+  // The resumed run continued the checkpoint's average: it counts every step of the run, not only the resumed ones.
+  const last = path.join(out, 'checkpoints', 'last');
+  const steps = JSON.parse(fs.readFileSync(path.join(last, 'average.json'), 'utf8')).steps;
+  assert.equal(steps, JSON.parse(fs.readFileSync(path.join(last, 'state.json'), 'utf8')).step);
   loaded.members[0].dispose();
 });

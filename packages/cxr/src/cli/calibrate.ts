@@ -1,6 +1,7 @@
 // `cxr calibrate --model DIR --data ROOT`: temperature and operating points again, on the same
 // patient-level validation split the model was trained with.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
@@ -17,11 +18,22 @@ export function register(program: Command): void {
       'choose them on the validation films pooled with mildly changed copies ' +
         '(exposure, gamma, contrast, blur, noise, JPEG, resampling, framing), so they hold on films from other sites',
     )
+    .addOption(
+      new Option(
+        '--rule <name>',
+        "how the balanced threshold is chosen: the middle of Youden's J plateau, or J's maximum (the earlier rule)",
+      )
+        .choices([...BALANCED_RULES])
+        .default(DEFAULT_BALANCED_RULE),
+    )
     .option('--json', 'print one JSON object: the new temperature, operating points and validation metrics')
     .action(async (o) => {
       await initEngine();
       const model = path.resolve(o.model ?? defaultModelDir());
-      const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), { shifts: o.shifts === true });
+      const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), {
+        shifts: o.shifts === true,
+        rule: o.rule,
+      });
       if (o.json) {
         process.stdout.write(
           JSON.stringify({

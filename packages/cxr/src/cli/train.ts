@@ -67,6 +67,14 @@ export function register(program: Command): void {
       v === 'balance' ? v : parseInt(v, 10),
     )
     .option('--gan-model <dir>', 'GAN folder (cxr gan train) that makes the --gan-images')
+    .option('--ema <decay>', 'finish with an exponential moving average of the weights, e.g. 0.998 per step', (v) => ({
+      method: 'ema',
+      decay: parseFloat(v),
+    }))
+    .option('--mix <method:alpha>', 'mixup or cutmix per batch, labels mixed alike, e.g. mixup:0.2', (v) => {
+      const [method, alpha] = v.split(':');
+      return { method, alpha: parseFloat(alpha) };
+    })
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
@@ -101,6 +109,8 @@ export function register(program: Command): void {
           fineTune: o.fineTune,
           ganImages: o.ganImages,
           ganModel: o.ganModel && path.resolve(o.ganModel),
+          weightAverage: o.ema,
+          mix: o.mix,
         }).filter(([, v]) => v !== undefined),
       );
       const r = await runTraining({

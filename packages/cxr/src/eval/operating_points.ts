@@ -1,13 +1,21 @@
 // Thresholds chosen on the validation set, for two uses: screening (miss few pneumonias) and a
 // balanced default. Candidates are the distinct predicted probabilities, since the calls only
 // change there; a case is called positive when prob >= threshold.
-import { thresholdSweep } from './metrics';
+import { confusionAt, thresholdSweep } from './metrics';
+
+/** How the balanced point is chosen (recorded as `rule` on each point in cxr.json). */
+export const BALANCED_RULES = ['youden', 'youden-plateau-middle'] as const;
+export type BalancedRule = (typeof BALANCED_RULES)[number];
+/** The rule new models and `cxr calibrate` use unless told otherwise. */
+export const DEFAULT_BALANCED_RULE: BalancedRule = 'youden-plateau-middle';
 
 export interface OperatingPoint {
   name: string;
   threshold: number;
   sensitivity: number;
   specificity: number;
+  /** The rule that chose it, e.g. 'youden-plateau-middle' or 'sensitivity>=0.99'. */
+  rule?: string;
 }
 
 function candidates(labels: readonly number[], probs: readonly number[]) {
@@ -30,7 +38,7 @@ export function screeningPoint(
   // Sensitivity only grows as the threshold falls, so the first hit is the highest threshold.
   const hit = candidates(labels, probs).find((c) => c.sensitivity >= minSensitivity);
   // The lowest threshold calls everything positive (sensitivity 1), so there is always a hit.
-  return { name: 'screening', ...hit! };
+  return { name: 'screening', ...hit!, rule: `sensitivity>=${minSensitivity}` };
 }
 
 /** Maximises Youden's J = sensitivity + specificity - 1; among ties, the highest threshold. */
@@ -40,7 +48,57 @@ export function balancedPoint(labels: readonly number[], probs: readonly number[
   for (const c of all) {
     if (c.sensitivity + c.specificity > best.sensitivity + best.specificity) best = c;
   }
-  return { name: 'balanced', ...best };
+  return { name: 'balanced', ...best, rule: 'youden' };
+}
+
+/**
+ * J tolerance of the plateau: 0.01 is two NORMAL films of the 201 in the validation split (or six
+ * PNEUMONIA films), below the split's own sampling error of J (the specificity alone has a standard
+ * error of about 0.015 at 95 %), so thresholds within it are indistinguishable on validation.
+ */
+export const PLATEAU_TOLERANCE = 0.01;
+
+const logit = (p: number) => Math.log(Math.max(1e-12, p) / Math.max(1e-12, 1 - p));
+
+/**
+ * Youden's J is flat over a wide range of thresholds on a validation set the model nearly
+ * separates, and its exact maximum lands wherever the one or two hardest films happen to sit: on
+ * the cxr-shift seeds it wandered from 0.05 to 0.27, always near the plateau's low edge, where
+ * NORMAL films from another site (which score higher) cross it first. This rule takes every
+ * threshold whose J is within `tolerance` of the maximum and returns the middle of their range in
+ * logit space: the threshold farthest from both edges where validation starts to lose films, so
+ * that a shift of the scores in either direction (NORMAL up, PNEUMONIA down, as the shift benchmark
+ * shows) costs the least. Logit space because site shifts move logits roughly additively, and the
+ * middle is the same whatever the temperature. The range's envelope is used even if J dips inside it
+ * (it does by at most the tolerance plus a film on these curves); the point reports the
+ * sensitivity and specificity at the chosen threshold itself.
+ */
+export function plateauMiddlePoint(
+  labels: readonly number[],
+  probs: readonly number[],
+  tolerance = PLATEAU_TOLERANCE,
+): OperatingPoint {
+  // Candidates run from the highest threshold down; any threshold in (next candidate, candidate]
+  // makes the same calls as the candidate, so the plateau reaches down to just above the candidate
+  // after its lowest member. With a gap between the classes and no tolerance, the middle is the
+  // middle of the gap.
+  const all = candidates(labels, probs);
+  const j = (c: (typeof all)[number]) => c.sensitivity + c.specificity - 1;
+  const max = Math.max(...all.map(j));
+  const first = all.findIndex((c) => j(c) >= max - tolerance - 1e-12);
+  let last = first;
+  for (let i = first; i < all.length; i++) if (j(all[i]) >= max - tolerance - 1e-12) last = i;
+  const hi = all[first].threshold;
+  const lo = (all[last + 1] ?? all[last]).threshold;
+  const threshold = Math.min(1, Math.max(0, 1 / (1 + Math.exp(-(logit(lo) + logit(hi)) / 2))));
+  const c = confusionAt(labels, probs, threshold);
+  return {
+    name: 'balanced',
+    threshold,
+    sensitivity: c.tp / (c.tp + c.fn),
+    specificity: c.tn / (c.tn + c.fp),
+    rule: 'youden-plateau-middle',
+  };
 }
 
 /**
@@ -59,8 +117,9 @@ export function operatingPoints(
   labels: readonly number[],
   probs: readonly number[],
   minSensitivity = SCREENING_SENSITIVITY,
+  rule: BalancedRule = DEFAULT_BALANCED_RULE,
 ) {
-  const balanced = balancedPoint(labels, probs);
+  const balanced = rule === 'youden' ? balancedPoint(labels, probs) : plateauMiddlePoint(labels, probs);
   const screening = screeningPoint(labels, probs, minSensitivity);
   if (screening.threshold > balanced.threshold) {
     return { screening: { ...balanced, name: screening.name }, balanced };

@@ -34,7 +34,8 @@ export function modelCard(meta: ModelMeta, command?: string): string {
   const v: ValidationRecord = meta.validation ?? {};
   const c = v.ci95 ?? {};
   const ops = Object.entries(meta.operatingPoints).map(
-    ([name, op]) => `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} |`,
+    ([name, op]) =>
+      `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} | ${op.rule ?? '-'} |`,
   );
   const commandBlock = command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : '';
   return [
@@ -69,8 +70,8 @@ export function modelCard(meta: ModelMeta, command?: string): string {
     `| ECE | ${fixed4(v.ece)} |`,
     '',
     '## Operating points (chosen on validation)',
-    '| name | threshold | sensitivity | specificity |',
-    '| --- | --- | --- | --- |',
+    '| name | threshold | sensitivity | specificity | chosen by |',
+    '| --- | --- | --- | --- | --- |',
     ...ops,
     '',
     '`screening`: the highest threshold with validation sensitivity ≥ 99%, but never above `balanced` (so switching to',

@@ -12,6 +12,8 @@ export const OperatingPoint = z.object({
   threshold: z.number().min(0).max(1),
   sensitivity: z.number().nullable().optional(),
   specificity: z.number().nullable().optional(),
+  /** How it was chosen on validation (eval/operating_points.ts), e.g. 'youden-plateau-middle'. */
+  rule: z.string().optional(),
 });
 
 /** Where a model came from when it was adapted to a site's unlabeled films (`cxr adapt`). */

@@ -11,6 +11,7 @@ export const operatingPointSchema = {
     threshold: { type: 'number' },
     sensitivity: { type: ['number', 'null'] },
     specificity: { type: ['number', 'null'] },
+    rule: { type: 'string' },
   },
   required: ['threshold'],
   additionalProperties: false,

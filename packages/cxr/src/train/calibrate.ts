@@ -3,7 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { confusionAt, evaluate, fitTemperature, operatingPoints } from '../eval';
+import {
+  type BalancedRule,
+  confusionAt,
+  evaluate,
+  fitTemperature,
+  operatingPoints,
+  SCREENING_SENSITIVITY,
+} from '../eval';
 import type { Metrics } from '../eval/metrics_schema';
 import { cardCommand, writeModelCard } from '../models/card';
 import { loadModel } from '../models/io';
@@ -28,16 +35,18 @@ export async function calibrateOnValidation(
   val: ImageSet,
   tta: readonly TtaView[],
   batchSize = 64,
+  rule?: BalancedRule,
 ): Promise<Calibration> {
   const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
   const temperature = fitTemperature(Array.from(logits), labels);
   const probs = calibrated(logits, temperature);
-  const ops = operatingPoints(labels, probs);
+  const ops = operatingPoints(labels, probs, SCREENING_SENSITIVITY, rule);
   const point = (p: typeof ops.balanced) => ({
     threshold: p.threshold,
     sensitivity: p.sensitivity,
     specificity: p.specificity,
+    rule: p.rule,
   });
   return {
     temperature,
@@ -66,7 +75,7 @@ export async function recalibrate(
   modelDir: string,
   dataRoot: string,
   log: (l: string) => void,
-  opts: { shifts?: boolean } = {},
+  opts: { shifts?: boolean; rule?: BalancedRule } = {},
 ): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
@@ -86,9 +95,14 @@ export async function recalibrate(
     throw new Error(`the data in ${dataRoot} is not the data this model was trained on (fingerprint differs)`);
   }
   const shifted = opts.shifts
-    ? await calibrateUnderShift(loaded.members, val, { tta: meta.tta, normalize: meta.preprocessing.normalize, log })
+    ? await calibrateUnderShift(loaded.members, val, {
+        tta: meta.tta,
+        normalize: meta.preprocessing.normalize,
+        log,
+        rule: opts.rule,
+      })
     : null;
-  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta));
+  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta, 64, opts.rule));
   loaded.members.forEach((m) => m.dispose());
   const updated: ModelMeta = {
     ...meta,
@@ -103,7 +117,8 @@ export async function recalibrate(
   log(
     `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
       `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
-      `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
+      `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)} (${c.operatingPoints.balanced.rule}), ` +
+      `validation ECE ${c.metrics.ece.toFixed(3)}`,
   );
   return c;
 }
@@ -168,6 +183,8 @@ export interface ShiftOptions {
   seed?: number;
   batchSize?: number;
   log?: (line: string) => void;
+  /** How the balanced point is chosen (eval/operating_points.ts). */
+  rule?: BalancedRule;
 }
 
 /**
@@ -191,15 +208,25 @@ export async function calibrateUnderShift(
     pooledLabels.push(...labels);
   }
   const temperature = fitTemperature(pooledLogits, pooledLabels);
-  const ops = operatingPoints(pooledLabels, calibrated(Float32Array.from(pooledLogits), temperature));
+  const ops = operatingPoints(
+    pooledLabels,
+    calibrated(Float32Array.from(pooledLogits), temperature),
+    SCREENING_SENSITIVITY,
+    o.rule,
+  );
   const probs = calibrated(clean, temperature);
-  const onClean = (threshold: number) => {
-    const c = confusionAt(labels, probs, threshold);
-    return { threshold, sensitivity: c.tp / (c.tp + c.fn), specificity: c.tn / (c.tn + c.fp) };
+  const onClean = (p: { threshold: number; rule?: string }) => {
+    const c = confusionAt(labels, probs, p.threshold);
+    return {
+      threshold: p.threshold,
+      sensitivity: c.tp / (c.tp + c.fn),
+      specificity: c.tn / (c.tn + c.fp),
+      rule: p.rule,
+    };
   };
   return {
     temperature,
-    operatingPoints: { screening: onClean(ops.screening.threshold), balanced: onClean(ops.balanced.threshold) },
+    operatingPoints: { screening: onClean(ops.screening), balanced: onClean(ops.balanced) },
     metrics: evaluate(labels, probs, { threshold: ops.balanced.threshold }),
     probs,
     labels,

@@ -20,6 +20,8 @@ export async function saveCheckpoint(
   model: tfl.LayersModel,
   optimizer: tf.Optimizer,
   state: LoopState,
+  /** More files of the same checkpoint (the weight average), written inside the same atomic write. */
+  extra?: (dir: string) => Promise<void>,
 ): Promise<void> {
   const named = await optimizer.getWeights();
   const { data, specs } = await tf.io.encodeWeights(named);
@@ -28,6 +30,7 @@ export async function saveCheckpoint(
     fs.writeFileSync(path.join(tmp, 'optimizer.bin'), Buffer.from(data as ArrayBuffer));
     fs.writeFileSync(path.join(tmp, 'optimizer.json'), JSON.stringify(specs));
     fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+    await extra?.(tmp);
   });
 }
 

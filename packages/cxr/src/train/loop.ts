@@ -14,6 +14,7 @@ import { appendRunLog } from '../report/run_log';
 import { LoopState, saveCheckpoint } from './checkpoint';
 import { setLearningRate } from './optim';
 import type { Schedule } from './schedule';
+import type { WeightAverage } from './weight_average';
 
 export interface ValidationSummary {
   auc: number;
@@ -62,9 +63,16 @@ export interface Phase<S extends LoopState> {
   order(epoch: number): number[];
   /** The model input of a batch (the loop disposes it). */
   input(indices: number[], epoch: number, batch: number): tf.Tensor;
+  /** Blends the batch's films and labels (mixup, cutmix: data/mix.ts); returns new tensors. */
+  mix?(x: tf.Tensor, y: tf.Tensor, epoch: number, batch: number): { x: tf.Tensor; y: tf.Tensor };
   /** Validation logits of the model as it is now, and the labels they go with. */
   validate(): Promise<Float32Array>;
   valLabels: number[];
+  /**
+   * Weight averaging (weight_average.ts): updated after every step; validation, the best model and
+   * early stopping see the averaged weights, training continues on the raw ones.
+   */
+  average?: WeightAverage;
   /** Epochs without a better validation AUC before stopping; 0 never stops early. */
   patience: number;
   /** The epoch patience counts from (default: the best epoch). */
@@ -109,22 +117,29 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
     for (let b = 0; b < steps; b++) {
       const idx = indices.slice(b * batchSize, (b + 1) * batchSize);
       setLearningRate(p.optimizer, schedule.lr(state.step - before, steps));
-      const x = p.input(idx, epoch, b);
-      const y = tf.tensor2d(
+      let x = p.input(idx, epoch, b);
+      let y: tf.Tensor = tf.tensor2d(
         Float32Array.from(idx, (i) => p.labels[i]),
         [idx.length, 1],
       );
+      if (p.mix) {
+        const mixed = p.mix(x, y, epoch, b);
+        tf.dispose([x, y]);
+        ({ x, y } = mixed);
+      }
       const loss = (await p.model.trainOnBatch(x, y)) as number;
       tf.dispose([x, y]);
       if (!Number.isFinite(loss))
         throw new Error(`${w.diverged} diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
       lossSum += loss;
       state.step++;
+      p.average?.update();
       bar?.update(b + 1, { loss: (lossSum / (b + 1)).toFixed(4) });
     }
     bar?.stop();
     const trainSeconds = (Date.now() - t0) / 1000;
 
+    const putBack = p.average?.swapIn();
     const v = summarizeValidation(p.valLabels, await p.validate());
     const entry = {
       epoch: epoch + 1,
@@ -156,11 +171,13 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
       p.log(`${w.stopping}: no better validation AUC for ${p.patience} epochs`);
       stop = true;
     }
+    putBack?.();
     state.epoch = epoch + 1;
     state.schedule = schedule.state();
     state.elapsedSeconds = (Date.now() - p.started) / 1000;
     p.onEpochEnd?.(state);
-    await saveCheckpoint(p.lastDir, p.model, p.optimizer, state);
+    const average = p.average;
+    await saveCheckpoint(p.lastDir, p.model, p.optimizer, state, average && ((dir) => average.save(dir)));
     if (stop) return true;
   }
   return false;

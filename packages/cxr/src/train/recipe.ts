@@ -6,6 +6,8 @@ import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
 import { TtaViewName } from '../models/metadata';
 import { shiftAugmentSchema } from '../data/shift_augment';
+import { mixSchema } from '../data/mix';
+import { weightAverageSchema } from './weight_average';
 
 export const Recipe = z.object({
   /** A from-scratch architecture, or 'transfer' (set when `backbone` is: train/run.ts). */
@@ -32,6 +34,10 @@ export const Recipe = z.object({
   normalize: z.enum(NORMALIZE_MODES).default('none'),
   /** Site-shift augmentation on the 8-bit films before anything else (data/shift_augment.ts). */
   shiftAugment: shiftAugmentSchema.optional(),
+  /** mixup or cutmix per batch, labels mixed alike (data/mix.ts). */
+  mix: mixSchema.optional(),
+  /** The finished model is a moving average of the weights (train/weight_average.ts); from-scratch recipes. */
+  weightAverage: weightAverageSchema.optional(),
   /** Limit images per class (tests, --quick). 0 = all. */
   limitPerClass: z.number().int().min(0).default(0),
   /**

@@ -2,8 +2,10 @@
 import { checkShiftAugment, shiftAugmentBatch } from '../data/shift_augment';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
 import { withGanImages } from '../gan/mix';
+import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { architecture } from '../models';
 import { loadTrainVal, splitOf } from '../data/dataset_images';
@@ -48,6 +50,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       : resolveRecipe(o.recipeName, o.overrides);
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
+  if (recipe.backbone && (recipe.mix || recipe.weightAverage))
+    throw new Error('mix and weightAverage are supported by from-scratch recipes only, not with a backbone');
   const result = recipe.backbone
     ? await trainTransfer({
         recipe,
@@ -112,6 +116,10 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
     augment: isIdentity(augment)
       ? undefined
       : (x, epoch, batch) => augmentBatch(x, augment, `${recipe.seed}:${epoch}:${batch}`),
+    mix:
+      recipe.mix &&
+      ((x, y, epoch, batch) =>
+        mixBatch(x as tf.Tensor4D, y as tf.Tensor2D, recipe.mix!, `${recipe.seed}:${epoch}:${batch}`)),
     pixelAugment:
       shift && ((px, n, epoch, batch) => shiftAugmentBatch(px, n, size, shift, `${recipe.seed}:${epoch}:${batch}`)),
     dataInfo: { ...info, ...ganInfo },

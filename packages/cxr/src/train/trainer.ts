@@ -20,6 +20,7 @@ import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
 import { Recipe } from './recipe';
 import { makeSchedule } from './schedule';
+import { WeightAverage } from './weight_average';
 
 export interface EpochPlan {
   /** Training-set indices for this epoch, in order. */
@@ -38,6 +39,8 @@ export interface TrainOptions {
   classWeights?: [number, number];
   /** Per-batch augmentation on the engine; must return a new tensor (the input is disposed by the caller). */
   augment?: (x: tf.Tensor4D, epoch: number, batch: number) => tf.Tensor4D;
+  /** Per-batch mixing of films and labels (mixup, cutmix); returns new tensors. */
+  mix?: (x: tf.Tensor, y: tf.Tensor, epoch: number, batch: number) => { x: tf.Tensor; y: tf.Tensor };
   /** Per-batch changes of the gathered 8-bit films (in place), before they become a tensor. */
   pixelAugment?: (pixels: Uint8Array, n: number, epoch: number, batch: number) => void;
   dataInfo?: Record<string, unknown>;
@@ -69,6 +72,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
   model.compile({ optimizer, loss: weightedBce(recipe.labelSmoothing, opts.classWeights) });
 
+  // Created before a restore: restore() overwrites its starting point with the checkpoint's average.
+  const average = recipe.weightAverage ? new WeightAverage(recipe.weightAverage, model) : undefined;
   let state: LoopState = { epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0 };
   const resuming = opts.resume === true && readState(ckptLast) !== null;
   if (resuming) {
@@ -79,6 +84,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       tf.tensor2d([trainSet.labels[0]], [1, 1]),
     );
     state = await restoreCheckpoint(ckptLast, model, optimizer);
+    average?.restore(ckptLast);
     log(
       `resuming after epoch ${state.epoch} ` +
         `(best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
@@ -110,6 +116,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (xa !== x) x.dispose();
       return xa;
     },
+    mix: opts.mix,
+    average,
     validate: () => predictAllLogits([model], val.pixels, val.labels.length, size, { batchSize: 64 }),
     valLabels: Array.from(val.labels),
     patience: recipe.patience,
@@ -123,6 +131,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   // Final model = best epoch on validation; calibration and operating points on validation.
   const best = fs.existsSync(ckptBest) ? await tfl.loadLayersModel(fileLoader(ckptBest)) : model;
+  // Without a saved best epoch the model itself finishes, and with averaging that is its average.
+  if (best === model) average?.swapIn();
   const { meta } = await finishRun({
     model: best,
     train: trainSet,
@@ -153,6 +163,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   );
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();
+  average?.dispose();
   model.dispose();
   return { meta, epochs: state.epoch, seconds: state.elapsedSeconds };
 }
