@@ -10,8 +10,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # libtorch-dev: ATen for the engine. fonts-dejavu-core: text in rendered plots.
 pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core)
 if [ "${1:-}" = "--with-test-deps" ]; then
-  # chromium: the web page's end-to-end test. orthanc*: the PACS end-to-end test (scripts/stack.sh).
-  pkgs+=(chromium orthanc orthanc-dicomweb)
+  # chromium: the web page's end-to-end test. orthanc*, redis-server: the PACS and queue end-to-end tests
+  # (scripts/stack.sh).
+  pkgs+=(chromium orthanc orthanc-dicomweb redis-server)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

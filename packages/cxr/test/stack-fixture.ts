@@ -1,5 +1,5 @@
-// Starts scripts/stack.sh in a temporary data folder for the PACS tests, and reads back its env
-// file. A machine where Orthanc cannot be installed (no apt, not root) skips these tests with a
+// Starts scripts/stack.sh in a temporary data folder for the PACS and queue tests, and reads back its
+// env file. A machine where Orthanc or Redis cannot be installed (no apt, not root) skips these tests with a
 // reason; CI installs it (scripts/setup.sh --with-test-deps), so there they run.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -24,19 +24,21 @@ export function stackCmd(dir: string, cmd: string): { code: number | null; stdou
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function orthancInstalled(): boolean {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', 'orthanc', 'orthanc-dicomweb'], { encoding: 'utf8' });
-  return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === 2;
+const STACK_PACKAGES = ['orthanc', 'orthanc-dicomweb', 'redis-server'];
+
+function stackInstalled(): boolean {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}\n', ...STACK_PACKAGES], { encoding: 'utf8' });
+  return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === STACK_PACKAGES.length;
 }
 
 /** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
 export function stackUnavailable(): string | null {
-  if (orthancInstalled()) return null;
+  if (stackInstalled()) return null;
   const root = process.getuid?.() === 0;
   const sudo = spawnSync('sudo', ['-n', 'true']).status === 0;
   const apt = spawnSync('apt-get', ['--version']).status === 0;
   if (apt && (root || sudo)) return null;
-  return 'Orthanc is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
+  return 'Orthanc or Redis is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
 }
 
 export function parseEnv(text: string): Record<string, string> {
