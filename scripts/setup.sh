@@ -10,9 +10,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # libtorch-dev: ATen for the engine. fonts-dejavu-core: text in rendered plots.
 pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core)
 if [ "${1:-}" = "--with-test-deps" ]; then
-  # chromium: the web page's end-to-end test. orthanc*, redis-server: the PACS and queue end-to-end tests
-  # (scripts/stack.sh).
-  pkgs+=(chromium orthanc orthanc-dicomweb redis-server)
+  # chromium: the web page's end-to-end test. orthanc*: the PACS end-to-end test; postgresql: the
+  # shared audit log's tests; redis-server: the job queue's (all started by scripts/stack.sh).
+  pkgs+=(chromium orthanc orthanc-dicomweb postgresql redis-server)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { AuditLog } from '../src/serve/audit';
+import { openAuditStore } from '../src/serve/audit';
 import { makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
@@ -61,11 +61,12 @@ test('kill -9 during a burst: every acknowledged prediction is in the log after 
   const raw = new Database(db);
   assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
   raw.close();
-  const audit = AuditLog.open(db);
-  const missing = acked.filter((id) => audit.get(id) === null);
+  const audit = await openAuditStore(db);
+  const missing: string[] = [];
+  for (const id of acked) if ((await audit.get(id)) === null) missing.push(id);
   assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged predictions lost`);
-  assert.ok(audit.count() >= acked.length);
-  audit.close();
+  assert.ok((await audit.count()) >= acked.length);
+  await audit.close();
 
   const again = await spawnServer(['--model', model, '--db', db]);
   try {
@@ -91,7 +92,7 @@ test('SIGTERM: in-flight requests finish, then the log is checkpointed and close
   const answered = ids.filter((x): x is string => x !== null);
   assert.ok(answered.length >= 1, 'requests already received were answered');
   assert.ok(!fs.existsSync(`${db}-wal`) || fs.statSync(`${db}-wal`).size === 0, 'WAL checkpointed on close');
-  const audit = AuditLog.open(db);
-  for (const id of answered) assert.ok(audit.get(id), `answered ${id} is logged`);
-  audit.close();
+  const audit = await openAuditStore(db);
+  for (const id of answered) assert.ok(await audit.get(id), `answered ${id} is logged`);
+  await audit.close();
 });

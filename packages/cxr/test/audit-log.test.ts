@@ -1,14 +1,20 @@
-// The audit log on its own: migrations by user_version, WAL, filters and paging, read-only use
-// (cxr history), and that nothing patient-identifying has a column to go into.
-import { test } from 'node:test';
+// The audit log on its own, against both stores (an SQLite file and PostgreSQL): migrations,
+// filters and paging, idempotent insertOnce, read-only use (cxr history), image retention, and
+// that nothing patient-identifying has a column to go into. SQLite-only facts (WAL) at the end.
+import { after, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { AuditLog, AuditRecord, SCHEMA_VERSION } from '../src/serve/audit';
+import { type AuditRecord, openAuditStore, SCHEMA_VERSION } from '../src/serve/audit';
+import { MIGRATIONS, POSTGRES, SQLITE } from '../src/serve/audit_migrations';
 import { parseRetention, retentionCutoff } from '../src/serve/retention';
+import { type AuditBackend, postgresBackend, sqliteBackend } from './audit-backends';
 import { CLI, tempDir } from './serve-fixtures';
+
+const run = promisify(execFile);
 
 function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
   return {
@@ -28,195 +34,275 @@ function record(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
     timings: { decodeMs: 1, inferMs: 2, heatmapMs: 3, totalMs: 6 },
     latencyMs: 7,
     requestedBy: i % 2 ? 'alice' : null,
+    resultKey: null,
     ...over,
   };
 }
 
-test('migrates a new file to the current schema in WAL mode, and reopens without migrating again', () => {
+const backends = [sqliteBackend(), postgresBackend()];
+after(() => {
+  for (const b of backends) b.done();
+});
+
+for (const b of backends) describeBackend(b);
+
+function describeBackend(b: AuditBackend): void {
+  const cli = (...args: string[]) =>
+    execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: 'pipe' });
+
+  describe(`audit store on ${b.name}`, { skip: b.skip }, () => {
+    test('migrates a new log to the current schema, and reopens without migrating again', async () => {
+      const target = await b.fresh();
+      const a = await openAuditStore(target);
+      assert.equal(a.kind, b.name);
+      await a.insert(record(1), { thumbnailPng: Buffer.from([1, 2]), heatmapPng: Buffer.from([3]) });
+      await a.close();
+      assert.equal(await b.version(target), SCHEMA_VERSION);
+      const again = await openAuditStore(target);
+      assert.equal(await again.count(), 1);
+      assert.deepEqual(await again.get(record(1).id), record(1));
+      assert.deepEqual(await again.image(record(1).id, 'thumbnail'), Buffer.from([1, 2]));
+      assert.deepEqual(await again.image(record(1).id, 'heatmap'), Buffer.from([3]));
+      await again.close();
+      assert.equal(await b.version(target), SCHEMA_VERSION);
+    });
+
+    test('a v2 log (before result_key) migrates: old rows read with no key, new rows take one', async () => {
+      const target = await b.fresh();
+      if (b.name === 'sqlite') {
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        const raw = new Database(target);
+        for (const m of MIGRATIONS.slice(0, 2)) raw.exec(m(SQLITE));
+        raw.pragma('user_version = 2');
+        raw.close();
+      } else {
+        await b.raw(target, 'CREATE TABLE audit_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)');
+        for (const [v, m] of MIGRATIONS.slice(0, 2).entries()) {
+          await b.raw(target, m(POSTGRES));
+          await b.raw(target, 'INSERT INTO audit_schema_migrations VALUES ($1, $2)', [v + 1, 'then']);
+        }
+      }
+      const r = record(1);
+      await b.raw(
+        target,
+        `INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes, width, height, model_name,
+        model_version, model_sha256, probability, logit, threshold, operating_point, label, warnings, warning_count,
+        has_heatmap, has_thumbnail, decode_ms, infer_ms, total_ms, latency_ms, requested_by)
+        VALUES ($1, $2, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0,
+        1, 1, 2, 3, 'bob')`,
+        [r.id, r.createdAt],
+      );
+      const a = await openAuditStore(target);
+      const old = await a.get(r.id);
+      assert.equal(old?.resultKey, null);
+      assert.equal(old?.requestedBy, 'bob');
+      assert.equal(await a.insertOnce(record(3), null, 'sha256:01'), 'inserted');
+      assert.equal((await a.get(record(3).id))?.resultKey, 'sha256:01');
+      await a.close();
+      assert.equal(await b.version(target), SCHEMA_VERSION);
+    });
+
+    test('refuses a log written by a newer cxr', async () => {
+      const target = await b.fresh();
+      await (await openAuditStore(target)).close();
+      await b.setVersion(target, SCHEMA_VERSION + 1);
+      await assert.rejects(openAuditStore(target), /newer/);
+      await assert.rejects(openAuditStore(target, { readonly: true }), /newer/);
+    });
+
+    test('filters and pages, newest first', async () => {
+      const a = await openAuditStore(await b.fresh());
+      for (let i = 0; i < 10; i++) await a.insert(record(i), null);
+      const all = await a.list({ limit: 4 });
+      assert.equal(all.total, 10);
+      assert.deepEqual(
+        all.items.map((r) => r.probability),
+        [0.9, 0.8, 0.7, 0.6],
+      );
+      assert.equal((await a.list({ limit: 4, page: 3 })).items.length, 2);
+      assert.equal((await a.list({ label: 'PNEUMONIA' })).total, 5);
+      assert.equal((await a.list({ operatingPoint: 'screening' })).total, 5);
+      assert.equal((await a.list({ hasWarnings: true })).total, 4);
+      assert.equal((await a.list({ hasWarnings: false })).total, 6);
+      assert.equal((await a.list({ since: record(7).createdAt })).total, 3);
+      assert.equal((await a.list({ until: record(2).createdAt })).total, 3);
+      assert.equal((await a.list({ since: record(3).createdAt, until: '2026-01-01T00:05:00+00:00' })).total, 3);
+      const filtered = await a.list({ label: 'NORMAL', hasWarnings: true, limit: 1, page: 2 });
+      assert.deepEqual([filtered.total, filtered.items[0].id], [2, record(0).id]);
+      assert.equal(await a.image(record(1).id, 'heatmap'), null);
+      await a.close();
+    });
+
+    test('a duplicate id is refused rather than overwriting a logged prediction', async () => {
+      const a = await openAuditStore(await b.fresh());
+      await a.insert(record(1), null);
+      await assert.rejects(a.insert(record(1, { probability: 0.99 }), null), /already logged \(UNIQUE\)/);
+      assert.equal((await a.get(record(1).id))?.probability, 0.1);
+      await a.close();
+    });
+
+    test('insertOnce: one row per result key, model and operating point; plain rows never deduplicated', async () => {
+      const a = await openAuditStore(await b.fresh());
+      const images = { thumbnailPng: Buffer.from([9]) };
+      assert.equal(await a.insertOnce(record(1), images, 'sha256:aa'), 'inserted');
+      assert.equal(await a.insertOnce(record(2, { operatingPoint: 'screening' }), images, 'sha256:aa'), 'exists');
+      assert.equal(await a.get(record(2).id), null, 'the second row is not written');
+      assert.equal(await a.image(record(2).id, 'thumbnail'), null, 'nor its images');
+      // Another operating point or model is another answer.
+      assert.equal(await a.insertOnce(record(4), null, 'sha256:aa'), 'inserted');
+      const otherModel = { name: 'm', version: '2', sha256: 'ef'.repeat(32) };
+      assert.equal(await a.insertOnce(record(5, { model: otherModel }), null, 'sha256:aa'), 'inserted');
+      const found = await a.findByResultKey('sha256:aa', 'cd'.repeat(32), 'screening');
+      assert.deepEqual(found, { ...record(1), resultKey: 'sha256:aa' });
+      assert.deepEqual(await a.image(record(1).id, 'thumbnail'), Buffer.from([9]));
+      assert.equal(await a.findByResultKey('sha256:aa', 'cd'.repeat(32), 'sensitive'), null);
+      assert.equal(await a.findByResultKey('sha256:bb', 'cd'.repeat(32), 'screening'), null);
+      // Plain inserts (uploads) have no key: the same image twice is two rows.
+      await a.insert(record(7), null);
+      await a.insert(record(9), null);
+      assert.equal(await a.count(), 5);
+      await a.close();
+    });
+
+    test('concurrent insertOnce of one key from two connections: exactly one row', async () => {
+      const target = await b.fresh();
+      const [x, y] = [await openAuditStore(target), await openAuditStore(target)];
+      for (let round = 0; round < 10; round++) {
+        const key = `1.2.840.99.${round}`;
+        const got = await Promise.all(
+          Array.from({ length: 8 }, (_, k) =>
+            (k % 2 ? x : y).insertOnce(record(100 + round * 8 + k, { operatingPoint: 'balanced' }), null, key),
+          ),
+        );
+        assert.equal(got.filter((g) => g === 'inserted').length, 1, `round ${round}: ${got.join(',')}`);
+      }
+      assert.equal(await x.count(), 10);
+      assert.equal(Number((await b.raw(target, 'SELECT COUNT(DISTINCT result_key) AS n FROM predictions'))[0].n), 10);
+      await Promise.all([x.close(), y.close()]);
+    });
+
+    test('two processes opening a new log at once both migrate it without failing', async () => {
+      const target = await b.fresh();
+      const script = `require(${JSON.stringify(path.join(__dirname, '..', 'src', 'serve', 'audit.js'))})
+        .openAuditStore(process.argv[1]).then((s) => s.count().then((n) => s.close().then(() => console.log(n))))`;
+      const outs = await Promise.all(
+        Array.from({ length: 4 }, () => run(process.execPath, ['-e', script, target], { encoding: 'utf8' })),
+      );
+      assert.deepEqual(
+        outs.map((o) => o.stdout.trim()),
+        ['0', '0', '0', '0'],
+      );
+      assert.equal(await b.version(target), SCHEMA_VERSION);
+    });
+
+    test('no column for patient data: only hashes, sizes and results are stored', async () => {
+      const target = await b.fresh();
+      await (await openAuditStore(target)).close();
+      const columns = await b.columns(target);
+      assert.ok(columns.includes('result_key') && columns.includes('input_sha256'), columns.join(','));
+      assert.ok(
+        !columns.some((c) => /patient|name_of|birth|sex|accession|institution|file_?name/i.test(c)),
+        columns.join(','),
+      );
+    });
+
+    test('every record field round-trips through its column: null OOD, no heat-map time, nobody asking', async () => {
+      const a = await openAuditStore(await b.fresh());
+      const bare = record(1, {
+        ood: null,
+        timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
+        requestedBy: null,
+        hasHeatmap: false,
+      });
+      const full = record(4, {
+        ood: { score: 9.123456789, threshold: 3, outOfDistribution: true },
+        warnings: ['a', 'b "c"'],
+        probability: 0.123456789012,
+        latencyMs: 1234.5678901,
+      });
+      await a.insert(bare, null);
+      await a.insert(full, null);
+      assert.deepEqual(await a.get(bare.id), bare);
+      assert.deepEqual(await a.get(full.id), full, 'doubles keep every digit');
+      assert.equal((await a.list({ hasWarnings: true })).total, 1);
+      await a.close();
+    });
+
+    test('a stored label or input kind outside the schema is an error naming the row and column', async () => {
+      const target = await b.fresh();
+      const a = await openAuditStore(target);
+      await a.insert(record(1), null);
+      await a.insert(record(2), null);
+      await b.raw(target, 'UPDATE predictions SET label = $1 WHERE id = $2', ['MAYBE', record(1).id]);
+      await b.raw(target, 'UPDATE predictions SET input_kind = $1 WHERE id = $2', ['gif', record(2).id]);
+      await assert.rejects(
+        a.get(record(1).id),
+        new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`),
+      );
+      await assert.rejects(a.get(record(2).id), /input_kind is 'gif', not one of jpeg, png, dicom/);
+      await a.close();
+    });
+
+    test('image retention: pruneImages and `cxr history prune` drop old images, keep every prediction', async () => {
+      const target = await b.fresh();
+      const a = await openAuditStore(target);
+      for (let i = 0; i < 6; i++)
+        await a.insert(record(i), { thumbnailPng: Buffer.from([i]), heatmapPng: Buffer.from([i, i]) });
+      // record(i) is made at 2026-01-01T00:0i: prune the first three.
+      assert.equal(await a.pruneImages('2026-01-01T00:03:00Z'), 3);
+      assert.equal(await a.image(record(2).id, 'heatmap'), null);
+      assert.equal((await a.get(record(2).id))?.hasHeatmap, false);
+      assert.deepEqual(await a.image(record(3).id, 'thumbnail'), Buffer.from([3]));
+      assert.equal(await a.pruneImages('2026-01-01T00:03:00Z'), 0, 'idempotent');
+      await a.close();
+      const out = cli('history', 'prune', '--db', target, '--before', '2026-01-01T00:05:00Z');
+      assert.match(out, /removed the images of 2 prediction\(s\)/);
+      const again = await openAuditStore(target);
+      assert.equal(await again.count(), 6);
+      assert.equal(await again.image(record(4).id, 'thumbnail'), null);
+      assert.deepEqual(await again.image(record(5).id, 'thumbnail'), Buffer.from([5]));
+      await again.close();
+      assert.throws(() => cli('history', 'prune', '--db', target, '--before', 'last week'), /before/);
+    });
+
+    test('cxr history reads the log (text, --json, --csv), a missing log is an error', async () => {
+      const target = await b.fresh();
+      const a = await openAuditStore(target);
+      for (let i = 0; i < 5; i++) await a.insert(record(i), null);
+      await a.insert(record(5, { warnings: ['=HYPERLINK("http://evil.example","x")'] }), null);
+      await a.close();
+      const text = cli('history', '--db', target, '--limit', '3');
+      assert.match(text, /^6 prediction\(s\) in .*newest 3/);
+      assert.equal(text.trim().split('\n').length, 4);
+      assert.match(text, / by alice/, 'the token name that asked');
+      const json = cli('history', '--db', target, '--json', '--label', 'NORMAL')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as AuditRecord);
+      assert.deepEqual(
+        json.map((r) => r.id),
+        [4, 3, 2, 1, 0].map((i) => record(i).id),
+      );
+      const csv = cli('history', '--db', target, '--csv').trim().split('\n');
+      assert.equal(csv.length, 7);
+      assert.match(csv[1], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)"$/);
+      const empty = await b.fresh(); // nothing there yet: no log to read
+      assert.throws(() => cli('history', '--db', empty), /no audit log/);
+      assert.throws(() => cli('history', 'prune', '--db', empty), /no audit log/);
+    });
+  });
+}
+
+test('SQLite: WAL mode, and `cxr history` of a missing file creates nothing', async () => {
   const dir = tempDir('audit');
   const file = path.join(dir, 'sub', 'audit.db');
-  const a = AuditLog.open(file);
-  a.insert(record(1), { thumbnailPng: Buffer.from([1, 2]), heatmapPng: Buffer.from([3]) });
-  a.close();
+  await (await openAuditStore(file)).close();
   const raw = new Database(file);
-  assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
   raw.close();
-  const b = AuditLog.open(file);
-  assert.equal(b.count(), 1);
-  assert.deepEqual(b.get(record(1).id), record(1));
-  assert.deepEqual(b.image(record(1).id, 'thumbnail'), Buffer.from([1, 2]));
-  assert.deepEqual(b.image(record(1).id, 'heatmap'), Buffer.from([3]));
-  b.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('a v1 log (before requested_by) migrates: old rows read as asked by nobody, new rows keep the token name', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  AuditLog.open(file).close();
-  // Turn the fresh file back into a v1 log: no requested_by column, user_version 1.
-  const raw = new Database(file);
-  raw.exec('ALTER TABLE predictions DROP COLUMN requested_by');
-  raw.pragma('user_version = 1');
-  raw.close();
-  const v1 = new Database(file);
-  const r = record(1);
-  v1.prepare(`INSERT INTO predictions (id, created_at, input_sha256, input_kind, input_bytes, width, height, model_name,
-    model_version, model_sha256, probability, logit, threshold, operating_point, label, warnings, warning_count,
-    has_heatmap, has_thumbnail, decode_ms, infer_ms, total_ms, latency_ms)
-    VALUES (?, ?, 'ab', 'jpeg', 1, 1, 1, 'm', '1', 'cd', 0.5, 0, 0.5, 'balanced', 'PNEUMONIA', '[]', 0, 0, 0, 1, 1, 2, 3)`).run(
-    r.id,
-    r.createdAt,
-  );
-  v1.close();
-  const a = AuditLog.open(file);
-  assert.equal(a.get(r.id)?.requestedBy, null);
-  a.insert(record(3), null);
-  assert.equal(a.get(record(3).id)?.requestedBy, 'alice');
-  a.close();
-  const after = new Database(file, { readonly: true });
-  assert.equal(after.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  after.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('refuses a log written by a newer cxr', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  const raw = new Database(file);
-  raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
-  raw.close();
-  assert.throws(() => AuditLog.open(file), /newer/);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('filters and pages, newest first', () => {
-  const a = AuditLog.open(':memory:');
-  for (let i = 0; i < 10; i++) a.insert(record(i), null);
-  const all = a.list({ limit: 4 });
-  assert.equal(all.total, 10);
-  assert.deepEqual(
-    all.items.map((r) => r.probability),
-    [0.9, 0.8, 0.7, 0.6],
-  );
-  assert.equal(a.list({ limit: 4, page: 3 }).items.length, 2);
-  assert.equal(a.list({ label: 'PNEUMONIA' }).total, 5);
-  assert.equal(a.list({ operatingPoint: 'screening' }).total, 5);
-  assert.equal(a.list({ hasWarnings: true }).total, 4);
-  assert.equal(a.list({ hasWarnings: false }).total, 6);
-  assert.equal(a.list({ since: record(7).createdAt }).total, 3);
-  assert.equal(a.list({ until: record(2).createdAt }).total, 3);
-  assert.equal(a.list({ since: record(3).createdAt, until: '2026-01-01T00:05:00+00:00' }).total, 3);
-  assert.equal(a.image(record(1).id, 'heatmap'), null);
-  a.close();
-});
-
-test('a duplicate id is refused rather than overwriting a logged prediction', () => {
-  const a = AuditLog.open(':memory:');
-  a.insert(record(1), null);
-  assert.throws(() => a.insert(record(1, { probability: 0.99 }), null), /UNIQUE/);
-  assert.equal(a.get(record(1).id)?.probability, 0.1);
-  a.close();
-});
-
-test('no column for patient data: only hashes, sizes and results are stored', () => {
-  const a = AuditLog.open(':memory:');
-  a.close();
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  AuditLog.open(file).close();
-  const raw = new Database(file);
-  const columns = (raw.prepare("SELECT name FROM pragma_table_info('predictions')").all() as { name: string }[]).map(
-    (c) => c.name,
-  );
-  raw.close();
-  assert.ok(
-    !columns.some((c) => /patient|name_of|birth|sex|accession|institution|file_?name/i.test(c)),
-    columns.join(','),
-  );
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('cxr history reads the log (text and --json)', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  const a = AuditLog.open(file);
-  for (let i = 0; i < 5; i++) a.insert(record(i), null);
-  a.close();
-  const text = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--limit', '3'], { encoding: 'utf8' });
-  assert.match(text, /^5 prediction\(s\) in .*newest 3/);
-  assert.equal(text.trim().split('\n').length, 4);
-  assert.match(text, /PNEUMONIA|NORMAL/);
-  assert.match(text, / by alice/, 'the token name that asked');
-  const json = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--json', '--label', 'NORMAL'], {
-    encoding: 'utf8',
-  })
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as AuditRecord);
-  assert.equal(json.length, 5 - json.filter((r) => r.label === 'PNEUMONIA').length);
-  assert.ok(json.every((r) => r.label === 'NORMAL'));
-  assert.throws(
-    () => execFileSync(process.execPath, [CLI, 'history', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }),
-    /no audit log/,
-  );
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('cxr history --csv: one row per prediction, formula-like text cells escaped', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  const a = AuditLog.open(file);
-  a.insert(record(1, { warnings: ['=HYPERLINK("http://evil.example","x")'], operatingPoint: '@SUM(A1)' }), null);
-  a.insert(record(2, { logit: -3 }), null);
-  a.close();
-  const text = execFileSync(process.execPath, [CLI, 'history', '--db', file, '--csv'], { encoding: 'utf8' });
-  const lines = text.trim().split('\n');
-  assert.equal(lines.length, 3);
-  assert.match(lines[0], /^created_at,id,label,probability,/);
-  assert.match(lines[2], /,'@SUM\(A1\),/);
-  assert.match(lines[2], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)"$/);
-  assert.ok(!lines.some((l) => /(^|,)[=+@-]/.test(l)), text);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-test('image retention: pruneImages and `cxr history prune --before` drop old images, keep every prediction', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  const a = AuditLog.open(file);
-  for (let i = 0; i < 6; i++) a.insert(record(i), { thumbnailPng: Buffer.from([i]), heatmapPng: Buffer.from([i, i]) });
-  // record(i) is made at 2026-01-01T00:0i: prune the first three.
-  assert.equal(a.pruneImages('2026-01-01T00:03:00Z'), 3);
-  assert.equal(a.image(record(2).id, 'heatmap'), null);
-  assert.equal(a.get(record(2).id)?.hasHeatmap, false);
-  assert.deepEqual(a.image(record(3).id, 'thumbnail'), Buffer.from([3]));
-  assert.equal(a.pruneImages('2026-01-01T00:03:00Z'), 0, 'idempotent');
-  a.close();
-  const out = execFileSync(
-    process.execPath,
-    [CLI, 'history', 'prune', '--db', file, '--before', '2026-01-01T00:05:00Z'],
-    { encoding: 'utf8' },
-  );
-  assert.match(out, /removed the images of 2 prediction\(s\)/);
-  const b = AuditLog.open(file);
-  assert.equal(b.count(), 6);
-  assert.equal(b.image(record(4).id, 'thumbnail'), null);
-  assert.deepEqual(b.image(record(5).id, 'thumbnail'), Buffer.from([5]));
-  b.close();
-  assert.throws(
-    () =>
-      execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', file, '--before', 'last week'], {
-        stdio: 'pipe',
-      }),
-    /before/,
-  );
-  assert.throws(
-    () =>
-      execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', path.join(dir, 'none.db')], { stdio: 'pipe' }),
-    /no audit log/,
-  );
-  assert.ok(!fs.existsSync(path.join(dir, 'none.db')));
+  const none = path.join(dir, 'none.db');
+  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', none], { stdio: 'pipe' }));
+  assert.ok(!fs.existsSync(none));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -226,42 +312,4 @@ test('retention durations', () => {
   assert.equal(parseRetention('0'), 0);
   for (const bad of ['30', 'forever', '-1d', '1w']) assert.throws(() => parseRetention(bad), /retain-images/, bad);
   assert.equal(retentionCutoff(86_400_000, Date.UTC(2026, 0, 2)), '2026-01-01T00:00:00.000Z');
-});
-
-test('every record field round-trips through its column: null OOD, no heat-map time, nobody asking', () => {
-  const a = AuditLog.open(':memory:');
-  const bare = record(1, {
-    ood: null,
-    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
-    requestedBy: null,
-    hasHeatmap: false,
-  });
-  const full = record(4, { ood: { score: 9, threshold: 3, outOfDistribution: true }, warnings: ['a', 'b "c"'] });
-  a.insert(bare, null);
-  a.insert(full, null);
-  assert.deepEqual(a.get(bare.id), bare);
-  assert.deepEqual(a.get(full.id), full);
-  assert.equal(a.list({ hasWarnings: true }).total, 1);
-  a.close();
-});
-
-test('a stored label or input kind outside the schema is an error naming the row and column, not a silent string', () => {
-  const dir = tempDir('audit');
-  const file = path.join(dir, 'audit.db');
-  const a = AuditLog.open(file);
-  a.insert(record(1), null);
-  a.insert(record(2), null);
-  a.close();
-  const raw = new Database(file);
-  raw.prepare('UPDATE predictions SET label = ? WHERE id = ?').run('MAYBE', record(1).id);
-  raw.prepare('UPDATE predictions SET input_kind = ? WHERE id = ?').run('gif', record(2).id);
-  raw.close();
-  const b = AuditLog.open(file);
-  assert.throws(
-    () => b.get(record(1).id),
-    new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`),
-  );
-  assert.throws(() => b.get(record(2).id), /input_kind is 'gif', not one of jpeg, png, dicom/);
-  b.close();
-  fs.rmSync(dir, { recursive: true, force: true });
 });

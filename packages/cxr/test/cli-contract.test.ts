@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { AuditLog, type AuditRecord } from '../src/serve/audit';
+import { type AuditRecord, openAuditStore } from '../src/serve/audit';
 import { makeSeededModel, tempDir } from './ood-fixtures';
 import { CHEST_XRAY, needsData } from './shared-data';
 
@@ -45,6 +45,7 @@ function record(id: number, createdAt: string): AuditRecord {
     timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
     latencyMs: 4,
     requestedBy: null,
+    resultKey: null,
   };
 }
 
@@ -53,13 +54,13 @@ before(() => {
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-test('cxr history --since takes a date (its first moment, UTC) as well as a time; a bad one reads as a sentence', () => {
+test('cxr history --since takes a date (its first moment, UTC) as well as a time; a bad one reads as a sentence', async () => {
   const db = path.join(root, 'history.db');
-  const log = AuditLog.open(db);
-  log.insert(record(1, '2026-11-30T23:59:59.000Z'), null);
-  log.insert(record(2, '2026-12-01T00:00:00.000Z'), null);
-  log.insert(record(3, '2026-12-02T08:00:00.000Z'), null);
-  log.close();
+  const log = await openAuditStore(db);
+  await log.insert(record(1, '2026-11-30T23:59:59.000Z'), null);
+  await log.insert(record(2, '2026-12-01T00:00:00.000Z'), null);
+  await log.insert(record(3, '2026-12-02T08:00:00.000Z'), null);
+  await log.close();
   const ids = (since: string) => {
     const r = cxr('history', '--db', db, '--json', '--since', since);
     assert.equal(r.code, 0, r.stderr);

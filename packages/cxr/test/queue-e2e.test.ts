@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { readSource } from '../src/dicom_out';
 import { modelIdentity } from '../src/models/io';
 import { type JobQueue, openQueue, queueDepth } from '../src/queue';
-import { AuditLog } from '../src/serve/audit';
+import { openAuditStore } from '../src/serve/audit';
 import { assertOneResultEach, findInstances } from './pacs-results';
 import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
@@ -41,12 +41,15 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** The audit log: the stack's PostgreSQL when it has one, else an SQLite file. */
+const auditTarget = () => stack!.env.CXR_DB ?? path.join(dir, 'audit.db');
+
 /** Credentials only through the environment, as in production. */
 const env = (extra: Record<string, string> = {}) => ({
   ...process.env,
   ...stack!.env,
   CXR_MODEL: modelDir,
-  CXR_DB: path.join(dir, 'audit.db'),
+  CXR_DB: auditTarget(),
   ...extra,
 });
 
@@ -99,23 +102,28 @@ const drained = (completed: number) => async () => {
   return d.waiting === 0 && d.active === 0 && d.completed === completed;
 };
 
-/** The audit log's rows: exactly one per film, found by the film's input hash. */
-function auditRows(): { total: number; perFilm: Map<string, number> } {
-  const log = AuditLog.open(path.join(dir, 'audit.db'), { readonly: true });
+/** The audit log's rows: how many, and how many per result key (SOP Instance UID). */
+async function auditRows(): Promise<{ total: number; perKey: Map<string | null, number> }> {
+  const store = await openAuditStore(auditTarget(), { readonly: true });
   try {
-    const page = log.list({ limit: 1000 });
-    const perFilm = new Map<string, number>();
-    for (const r of page.items) perFilm.set(r.input.sha256, (perFilm.get(r.input.sha256) ?? 0) + 1);
-    return { total: page.total, perFilm };
+    const page = await store.list({ limit: 1000 });
+    const perKey = new Map<string | null, number>();
+    for (const r of page.items) perKey.set(r.resultKey, (perKey.get(r.resultKey) ?? 0) + 1);
+    return { total: page.total, perKey };
   } finally {
-    log.close();
+    await store.close();
   }
 }
 
-function assertOneAuditRowEach(films: number): void {
-  const rows = auditRows();
-  assert.equal(rows.total, films, 'one audit row per film');
-  assert.equal(rows.perFilm.size, films, 'no film has two rows');
+/** Exactly one row per film, keyed by the film's SOP Instance UID. */
+async function assertOneAuditRowEach(films: Map<string, string>): Promise<void> {
+  const rows = await auditRows();
+  assert.equal(rows.total, films.size, 'one audit row per film');
+  assert.deepEqual([...rows.perKey.keys()].sort(), [...films.keys()].sort(), 'keyed by the films');
+  assert.ok(
+    [...rows.perKey.values()].every((n) => n === 1),
+    'no film has two rows',
+  );
 }
 
 async function stop(w: Worker): Promise<void> {
@@ -141,13 +149,13 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
   }
   assert.equal(films.size, 4, 'the six samples hold four distinct chest instances');
 
-  // The change feed queued (not predicted in the sync process), then two workers drain it.
+  // Two workers wait; the change feed is queued (not predicted in the sync process), they drain it.
+  const workers = [await startWorker(), await startWorker()];
   const state = path.join(dir, 'state.json');
   const sync = await cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']);
   assert.equal(sync.code, 0, sync.stderr);
   assert.equal((JSON.parse(sync.stdout) as { processed: number }).processed, 4, sync.stderr);
   assert.match(sync.stderr, /4 queued/);
-  const workers = [await startWorker(), await startWorker()];
   await waitFor(drained(4), 120_000, 'the first batch');
   for (const w of workers) await stop(w);
   assert.ok(
@@ -155,7 +163,7 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
     'both workers took jobs',
   );
   await assertOneResultEach(stack!, films);
-  assertOneAuditRowEach(4);
+  await assertOneAuditRowEach(films);
 
   // Again, through the sync and a full backfill: every film is found done, nothing is queued.
   const again = await cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']);
@@ -169,7 +177,7 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
     { queued: 0, alreadyDone: 4, skipped: 8 },
   );
   await assertOneResultEach(stack!, films);
-  assertOneAuditRowEach(4);
+  await assertOneAuditRowEach(films);
 
   // A second batch: four new films (new SOP Instance UIDs in the same studies).
   for (const [k, id] of (await findInstances(stack!, { Modality: 'CR' }))
@@ -193,7 +201,7 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
   // This worker pauses after writing a job's audit row and before storing its SR and SC: it is
   // killed there, the worst moment (a retry must neither add a second row nor lose the results).
   const doomed = await startWorker({ CXR_WORKER_PAUSE_AFTER_AUDIT_MS: '60000' }, ['--concurrency', '1']);
-  await waitFor(() => auditRows().total === 5, 60_000, 'the first audit row of the second batch');
+  await waitFor(async () => (await auditRows()).total === 5, 60_000, 'the first audit row of the second batch');
   doomed.child.kill('SIGKILL');
   assert.equal(await doomed.exited, null, 'killed, not exited');
   assert.equal((await queueDepth(queue!)).active, 1, 'its job is still marked running');
@@ -204,7 +212,7 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
   await stop(rescuer);
   assert.match(rescuer.log(), /stopped answering; queued again/, 'the killed job was found stalled and retried');
   await assertOneResultEach(stack!, films);
-  assertOneAuditRowEach(8);
+  await assertOneAuditRowEach(films);
 
   // Rerun: the whole archive offered again, nothing is queued, nothing is added.
   const rerun = await cxr(['enqueue', '--orthanc-all', '--json']);
@@ -212,5 +220,5 @@ test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and au
   const r = JSON.parse(rerun.stdout) as Record<string, number>;
   assert.deepEqual({ queued: r.queued, alreadyDone: r.alreadyDone }, { queued: 0, alreadyDone: 8 });
   await assertOneResultEach(stack!, films);
-  assertOneAuditRowEach(8);
+  await assertOneAuditRowEach(films);
 });

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog } from '../src/serve/audit';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import sharp from 'sharp';
@@ -14,7 +14,7 @@ import { DICOM_FILE, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_
 
 let dir: string;
 let predictor: ServePredictor;
-let audit: AuditLog;
+let audit: AuditStore;
 let app: FastifyInstance;
 
 before(async () => {
@@ -25,13 +25,13 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'web', 'index.html'), '<!doctype html><title>cxr</title>');
   fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the web folder');
   predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = AuditLog.open(path.join(dir, 'audit.db'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
   app = await buildApp({ predictor, audit, webDir: path.join(dir, 'web') });
 });
 
 after(async () => {
   await app.close();
-  audit.close();
+  await audit.close();
   predictor.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -63,7 +63,7 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
   assert.ok(p.timings.totalMs > 0);
   assert.equal(Object.hasOwn(p, 'latencyMs'), false, 'response schema drops internal fields');
 
-  const row = audit.get(p.id);
+  const row = await audit.get(p.id);
   assert.ok(row, 'written to the audit log');
   assert.equal(row.probability, p.probability);
   assert.equal(row.input.sha256, p.input.sha256);
@@ -79,7 +79,8 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
     assert.deepEqual([...img.rawPayload.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
   // Stored compactly: a palette heat map and a 160 px thumbnail (was 154 KB + 34 KB per prediction).
-  const stored = (audit.image(p.id, 'heatmap')?.length ?? 0) + (audit.image(p.id, 'thumbnail')?.length ?? 0);
+  const stored =
+    ((await audit.image(p.id, 'heatmap'))?.length ?? 0) + ((await audit.image(p.id, 'thumbnail'))?.length ?? 0);
   assert.ok(stored > 0 && stored < 70_000, `${stored} bytes of images stored`);
 });
 
@@ -101,12 +102,12 @@ test('a baseline-JPEG DICOM relabelled JPEG Lossless is a 422 that says so, not 
     transferSyntax: '1.2.840.10008.1.2.4.70',
     frames: [jpeg],
   });
-  const before = audit.count();
+  const before = await audit.count();
   const res = await predict(file);
   assert.equal(res.statusCode, 422, res.body);
   assert.equal(res.json().code, 'TRANSFER_SYNTAX_MISMATCH');
   assert.match(res.body, /JPEG baseline.*1\.2\.840\.10008\.1\.2\.4\.70/);
-  assert.equal(audit.count(), before);
+  assert.equal(await audit.count(), before);
 });
 
 test('operating point and heat map switches', async () => {
@@ -370,8 +371,8 @@ test('--no-store-images keeps no images in the log but still serves the fresh he
     const p = res.json();
     assert.equal(p.thumbnailUrl, null);
     assert.ok(p.heatmapUrl);
-    assert.equal(audit.image(p.id, 'heatmap'), null);
-    assert.equal(audit.image(p.id, 'thumbnail'), null);
+    assert.equal(await audit.image(p.id, 'heatmap'), null);
+    assert.equal(await audit.image(p.id, 'thumbnail'), null);
     assert.equal((await lean.inject(p.heatmapUrl)).statusCode, 200);
   } finally {
     await lean.close();

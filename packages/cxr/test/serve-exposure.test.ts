@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog } from '../src/serve/audit';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadTokens, parseTokenList } from '../src/serve/auth';
 import type { ServePredictor } from '../src/serve/predictor_port';
@@ -16,20 +16,20 @@ import { CLI, loadPredictor, makeTinyModel, multipartBody, spawnServer, tempDir,
 let dir: string;
 let modelDir: string;
 let predictor: ServePredictor;
-let audit: AuditLog;
+let audit: AuditStore;
 let app: FastifyInstance;
 
 before(async () => {
   dir = tempDir('serve-exposure');
   modelDir = await makeTinyModel(path.join(dir, 'model'));
   predictor = await loadPredictor(modelDir);
-  audit = AuditLog.open(path.join(dir, 'audit.db'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
   app = await buildApp({ predictor, audit, boundHost: '127.0.0.1', allowedHosts: ['xray.clinic.lan'] });
 });
 
 after(async () => {
   await app.close();
-  audit.close();
+  await audit.close();
   predictor.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -58,7 +58,7 @@ test('Host allow-list: localhost names, IP literals, the bound host and --allowe
 });
 
 test('Origin: a cross-site POST is refused before it reaches the predictor; same-origin and no-Origin pass', async () => {
-  const before = audit.count();
+  const before = await audit.count();
   const { body, headers } = jpeg();
   const post = (extra: Record<string, string>) =>
     app.inject({
@@ -78,7 +78,7 @@ test('Origin: a cross-site POST is refused before it reaches the predictor; same
     assert.equal(res.statusCode, 403, origin);
     assert.equal(res.json().code, 'CROSS_ORIGIN');
   }
-  assert.equal(audit.count(), before, 'nothing logged');
+  assert.equal(await audit.count(), before, 'nothing logged');
   assert.equal((await post({ origin: 'http://localhost:8080' })).statusCode, 200);
   assert.equal(
     (await post({ origin: 'https://xray.clinic.lan' })).statusCode,
@@ -115,7 +115,7 @@ test('named tokens: the audit log and the API record which token asked', async (
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().requestedBy, 'bob');
-    assert.equal(audit.get(res.json().id)?.requestedBy, 'bob');
+    assert.equal((await audit.get(res.json().id))?.requestedBy, 'bob');
     const one = await secured.inject({
       url: `/api/v1/predictions/${res.json().id}`,
       headers: { authorization: 'Bearer alice-token-123' },

@@ -5,14 +5,14 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AuditLog } from '../src/serve/audit';
+import { openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 test('300 predictions: constant tensor count, flat RSS', { timeout: 600_000 }, async (t) => {
   const dir = tempDir('serve-mem');
   const predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  const audit = AuditLog.open(path.join(dir, 'audit.db'));
+  const audit = await openAuditStore(path.join(dir, 'audit.db'));
   const app = await buildApp({ predictor, audit });
   const { body, headers } = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
   const once = async (i: number) => {
@@ -41,10 +41,10 @@ test('300 predictions: constant tensor count, flat RSS', { timeout: 600_000 }, a
     assert.equal(tf.memory().numTensors, tensors);
     // Loose here (300 requests, allocator noise); the 10,000-request bench holds it to 5 %.
     assert.ok(growth < 0.25, `RSS grew ${(growth * 100).toFixed(1)} %`);
-    assert.equal(audit.count(), 330);
+    assert.equal(await audit.count(), 330);
   } finally {
     await app.close();
-    audit.close();
+    await audit.close();
     predictor.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   }

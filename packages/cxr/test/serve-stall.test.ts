@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog } from '../src/serve/audit';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { DecodePool, loadPooledPredictor } from '../src/serve/decode_pool';
 import type { ServePredictor } from '../src/serve/predictor_port';
@@ -19,21 +19,21 @@ import { httpPost, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './se
 
 let dir: string;
 let predictor: ServePredictor;
-let audit: AuditLog;
+let audit: AuditStore;
 let app: FastifyInstance;
 let base: string;
 
 before(async () => {
   dir = tempDir('serve-stall');
   predictor = await loadPooledPredictor(await makeTinyModel(path.join(dir, 'model')), { decodeWorkers: 2 });
-  audit = AuditLog.open(path.join(dir, 'audit.db'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
   app = await buildApp({ predictor, audit });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 
 after(async () => {
   await app.close();
-  audit.close();
+  await audit.close();
   predictor.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -6,28 +6,28 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog } from '../src/serve/audit';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { httpPost, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
 let predictor: ServePredictor;
-let audit: AuditLog;
+let audit: AuditStore;
 let app: FastifyInstance;
 let url: string;
 
 before(async () => {
   dir = tempDir('serve-upload');
   predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = AuditLog.open(path.join(dir, 'audit.db'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
   app = await buildApp({ predictor, audit });
   url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
 });
 
 after(async () => {
   await app.close();
-  audit.close();
+  await audit.close();
   predictor.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -43,7 +43,7 @@ function paddedJpeg(total: number): Buffer {
 test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predicted)', {
   timeout: 120_000,
 }, async () => {
-  const before = audit.count();
+  const before = await audit.count();
   const { body, headers } = multipartBody('image', 'big.jpeg', paddedJpeg(40 * MiB), 'image/jpeg');
   const fileStart = body.indexOf('\r\n\r\n') + 4;
   // One HTTP chunk ends exactly at the limit: the parser then marks the file truncated without
@@ -55,7 +55,7 @@ test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predict
   }
   const withLength = await httpPost(url, body, headers, { contentLength: true });
   assert.equal(withLength.status, 413, withLength.body);
-  assert.equal(audit.count(), before, 'nothing logged');
+  assert.equal(await audit.count(), before, 'nothing logged');
 });
 
 test('a file of exactly the limit is accepted, one byte more is not', { timeout: 120_000 }, async () => {
@@ -78,7 +78,7 @@ test('a file of exactly the limit is accepted, one byte more is not', { timeout:
 });
 
 test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }, async () => {
-  const before = audit.count();
+  const before = await audit.count();
   const jpeg = fs.readFileSync(XRAY_JPEG);
   const one = multipartBody('image', 'a.jpeg', jpeg, 'image/jpeg');
   const boundary = one.headers['content-type'].split('boundary=')[1];
@@ -96,7 +96,7 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
     assert.match(res.body, /TOO_MANY_FILES/);
     assert.match(res.body, /one file/);
   }
-  assert.equal(audit.count(), before);
+  assert.equal(await audit.count(), before);
 });
 
 /** Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when the server hangs up. */

@@ -1,5 +1,5 @@
-// Starts scripts/stack.sh in a temporary data folder for the PACS and queue tests, and reads back its
-// env file. A machine where Orthanc or Redis cannot be installed (no apt, not root) skips these tests with a
+// Starts scripts/stack.sh in a temporary data folder for the PACS, audit and queue tests, and reads back
+// its env file. A machine where Orthanc or Redis cannot be installed (no apt, not root) skips these tests with a
 // reason; CI installs it (scripts/setup.sh --with-test-deps), so there they run.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,8 +15,12 @@ export interface Stack {
   up: { code: number | null; stdout: string; stderr: string };
 }
 
-export function stackCmd(dir: string, cmd: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(STACK_SH, [cmd], {
+export function stackCmd(
+  dir: string,
+  cmd: string,
+  services: string[] = [],
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(STACK_SH, [cmd, ...services], {
     encoding: 'utf8',
     timeout: 300_000,
     env: { ...process.env, CXR_STACK_DIR: dir },
@@ -31,14 +35,33 @@ function stackInstalled(): boolean {
   return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === STACK_PACKAGES.length;
 }
 
-/** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
-export function stackUnavailable(): string | null {
-  if (stackInstalled()) return null;
+function canInstall(): boolean {
   const root = process.getuid?.() === 0;
   const sudo = spawnSync('sudo', ['-n', 'true']).status === 0;
   const apt = spawnSync('apt-get', ['--version']).status === 0;
-  if (apt && (root || sudo)) return null;
+  return apt && (root || sudo);
+}
+
+/** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
+export function stackUnavailable(): string | null {
+  if (stackInstalled() || canInstall()) return null;
   return 'Orthanc or Redis is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
+}
+
+function postgresInstalled(): boolean {
+  const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  if (fromConfig.status === 0 && fs.existsSync(path.join(fromConfig.stdout.trim(), 'initdb'))) return true;
+  const lib = '/usr/lib/postgresql';
+  return fs.existsSync(lib) && fs.readdirSync(lib).some((v) => fs.existsSync(path.join(lib, v, 'bin', 'initdb')));
+}
+
+/** The same for the PostgreSQL service of the stack. */
+export function postgresUnavailable(): string | null {
+  if (postgresInstalled() || canInstall()) return null;
+  return (
+    'PostgreSQL is not installed and cannot be installed here (needs apt-get as root): ' +
+    'run scripts/setup.sh --with-test-deps'
+  );
 }
 
 export function parseEnv(text: string): Record<string, string> {
@@ -50,10 +73,13 @@ export function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
-/** `stack.sh up` in a fresh temporary data folder; throws with the script's output when it fails. */
-export function startStack(prefix: string): Stack {
+/**
+ * `stack.sh up` (every service, or the ones named) in a fresh temporary data folder; throws with
+ * the script's output when it fails.
+ */
+export function startStack(prefix: string, services: string[] = []): Stack {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));
-  const up = stackCmd(dir, 'up');
+  const up = stackCmd(dir, 'up', services);
   if (up.code !== 0) {
     stackCmd(dir, 'down');
     throw new Error(`stack.sh up failed (${up.code}):\n${up.stdout}\n${up.stderr}`);

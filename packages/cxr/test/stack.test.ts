@@ -1,11 +1,20 @@
-// scripts/stack.sh: Orthanc on loopback with basic auth and DICOMweb, Redis on loopback with a
-// password; idempotent up, clean down.
+// scripts/stack.sh: Orthanc on loopback with basic auth and DICOMweb, PostgreSQL on loopback with a
+// generated password, Redis on loopback with a password; idempotent up, clean down.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { orthanc, type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { openAuditStore } from '../src/serve/audit';
+import {
+  orthanc,
+  postgresUnavailable,
+  type Stack,
+  stackCmd,
+  stackUnavailable,
+  startStack,
+  stopStack,
+} from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -71,4 +80,59 @@ test('stack.sh up starts Orthanc and Redis locked down; up again is a no-op; dow
   assert.match(st.stdout, /redis: stopped/);
   await assert.rejects(fetch(`${env.CXR_ORTHANC_URL}/system`), 'nothing listens any more');
   assert.equal(stackCmd(dir, 'down').code, 0, 'down twice is fine');
+});
+
+const pgSkip = postgresUnavailable();
+let pgStack: Stack | undefined;
+after(() => stopStack(pgStack));
+
+test('stack.sh up postgresql: loopback only, a generated password, the cxr database; idempotent; down stops it', {
+  skip: pgSkip ?? false,
+  timeout: 300_000,
+}, async () => {
+  pgStack = startStack('stack-pg', ['postgresql']);
+  const { dir, env } = pgStack;
+  assert.deepEqual(Object.keys(env), ['CXR_DB'], 'only the named service');
+  const url = new URL(env.CXR_DB);
+  assert.equal(url.protocol, 'postgres:');
+  assert.equal(url.hostname, '127.0.0.1');
+  assert.equal(url.pathname, '/cxr');
+  assert.equal(url.username, 'cxr');
+  assert.ok(url.password.length >= 32, 'a generated password');
+  for (const f of ['env', 'postgresql/password']) {
+    assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} is mode 600`);
+  }
+  const conf = fs.readFileSync(path.join(dir, 'postgresql', 'data', 'cxr-stack.conf'), 'utf8');
+  assert.match(conf, /^listen_addresses = '127\.0\.0\.1'$/m);
+  // The password works and nothing else does.
+  const store = await openAuditStore(env.CXR_DB);
+  assert.equal(await store.count(), 0);
+  await store.close();
+  url.password = 'wrong';
+  await assert.rejects(openAuditStore(url.toString()), /password authentication failed/);
+
+  const pid = stackCmd(dir, 'status', ['postgresql']);
+  assert.equal(pid.code, 0);
+  const again = stackCmd(dir, 'up', ['postgresql']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /postgresql already running/);
+  assert.equal(stackCmd(dir, 'status', ['postgresql']).stdout, pid.stdout, 'the same server');
+  assert.match(stackCmd(dir, 'up', ['redis']).stderr, /unknown service 'redis'/);
+
+  assert.equal(stackCmd(dir, 'down', ['postgresql']).code, 0);
+  const st = stackCmd(dir, 'status', ['postgresql']);
+  assert.equal(st.code, 1);
+  assert.match(st.stdout, /postgresql: stopped/);
+  await assert.rejects(openAuditStore(env.CXR_DB), /ECONNREFUSED/);
+  // Up again with the same password.
+  const up = stackCmd(dir, 'up', ['postgresql']);
+  assert.equal(up.code, 0, up.stderr);
+  const back = await openAuditStore(
+    fs
+      .readFileSync(path.join(dir, 'env'), 'utf8')
+      .trim()
+      .replace(/^CXR_DB=/, ''),
+  );
+  assert.equal(await back.count(), 0);
+  await back.close();
 });

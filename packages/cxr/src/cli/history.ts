@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { csvLine } from '../report/csv';
-import { AuditLog, AuditRecord, defaultDbPath } from '../serve/audit';
+import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 
 const Options = z.object({
@@ -66,6 +66,8 @@ function csvRow(r: AuditRecord): string {
   ]);
 }
 
+const DB_HELP = 'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)';
+
 const PruneOptions = z.object({
   db: z.string().min(1).optional(),
   before: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(),
@@ -76,43 +78,43 @@ export function register(program: Command): void {
   history
     .command('prune')
     .description('remove stored heat maps and thumbnails of older predictions (the predictions stay in the log)')
-    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option('--db <file|url>', DB_HELP)
     .option('--before <time>', 'ISO 8601 date or time (default: 30 days ago, the serve default)')
-    .action((_raw: Record<string, unknown>, cmd: Command) => {
+    .action(async (_raw: Record<string, unknown>, cmd: Command) => {
       // --db may be parsed by `history` itself (it has the same option): read both levels.
       const parsed = PruneOptions.safeParse(cmd.optsWithGlobals());
       if (!parsed.success) throw new Error(`history prune: ${z.prettifyError(parsed.error)}`);
       const before = parsed.data.before ?? retentionCutoff(DEFAULT_RETENTION_MS);
-      const file = parsed.data.db ?? defaultDbPath();
-      const audit = AuditLog.open(file, { mustExist: true });
+      const audit = await openAuditStore(parsed.data.db ?? defaultDbPath(), { mustExist: true });
       try {
-        const n = audit.pruneImages(before);
+        const n = await audit.pruneImages(before);
         process.stdout.write(
-          `removed the images of ${n} prediction(s) made before ${new Date(before).toISOString()} from ${audit.file}\n`,
+          `removed the images of ${n} prediction(s) made before ${new Date(before).toISOString()} ` +
+            `from ${audit.location}\n`,
         );
       } finally {
-        audit.close();
+        await audit.close();
       }
     });
   history
     .description('list past predictions from the audit log, newest first')
-    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option('--db <file|url>', DB_HELP)
     .option('--json', 'JSON Lines: one prediction object per line')
     .option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')")
     .option('--limit <n>', 'how many', '20')
     .option('--label <label>', 'only NORMAL or PNEUMONIA')
     .option('--since <time>', 'only at or after this ISO 8601 date (2026-12-01, UTC) or time (2026-12-01T08:00:00Z)')
-    .action((raw: Record<string, unknown>) => {
+    .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw new Error(`history: ${z.prettifyError(parsed.error)}`);
       const o = parsed.data;
-      const audit = AuditLog.open(o.db ?? defaultDbPath(), { readonly: true });
+      const audit = await openAuditStore(o.db ?? defaultDbPath(), { readonly: true });
       try {
-        const page = audit.list({ limit: o.limit, label: o.label, since: o.since });
+        const page = await audit.list({ limit: o.limit, label: o.label, since: o.since });
         // Page through: list() caps one page, --limit may ask for more.
         const items = [...page.items];
         for (let p = 2; items.length < Math.min(o.limit, page.total); p++) {
-          const next = audit.list({ limit: page.limit, page: p, label: o.label, since: o.since }).items;
+          const next = (await audit.list({ limit: page.limit, page: p, label: o.label, since: o.since })).items;
           if (!next.length) break;
           items.push(...next.slice(0, o.limit - items.length));
         }
@@ -123,12 +125,13 @@ export function register(program: Command): void {
           for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
         } else {
           process.stdout.write(
-            `${page.total} prediction(s) in ${audit.file}${items.length < page.total ? `, newest ${items.length}` : ''}\n`,
+            `${page.total} prediction(s) in ${audit.location}` +
+              `${items.length < page.total ? `, newest ${items.length}` : ''}\n`,
           );
           for (const r of items) process.stdout.write(line(r) + '\n');
         }
       } finally {
-        audit.close();
+        await audit.close();
       }
     });
 }

@@ -12,9 +12,8 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
-import type { AuditLog } from '../serve/audit';
-import { defaultDbPath } from '../serve/audit';
-import { ensureWritableDir, openAuditLogForWriting } from './writable';
+import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -43,7 +42,10 @@ export function register(program: Command): void {
         .choices(['warn', 'refuse'])
         .default('warn'),
     )
-    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)')
+    .option(
+      '--db <file|url>',
+      'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)',
+    )
     .option('--no-audit', 'do not write the predictions to the audit log')
     .option('--concurrency <n>', 'files in flight at once (default: number of cores)', positiveInt)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
@@ -62,7 +64,8 @@ export function register(program: Command): void {
         );
       }
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
-      const audit: AuditLog | null = o.audit === false ? null : openAuditLogForWriting(o.db ?? defaultDbPath());
+      const audit: AuditStore | null =
+        o.audit === false ? null : await openAuditStoreForWriting(o.db ?? defaultDbPath());
       try {
         await initEngine(o.threads);
         const modelDir = path.resolve(o.model ?? defaultModelDir());
@@ -84,10 +87,11 @@ export function register(program: Command): void {
         });
         const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';
         if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);
-        if (audit && result.processed) log(`${result.processed} prediction(s) written to the audit log ${audit.file}`);
+        if (audit && result.processed)
+          log(`${result.processed} prediction(s) written to the audit log ${audit.location}`);
         if (result.processed === 0) process.exitCode = 1;
       } finally {
-        audit?.close();
+        await audit?.close();
       }
     });
 }

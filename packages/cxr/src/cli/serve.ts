@@ -51,7 +51,10 @@ export function register(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', '8080')
     .option('--model <dir>', 'model folder (default: CXR_MODEL or the shipped model)')
-    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db)')
+    .option(
+      '--db <file|url>',
+      'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)',
+    )
     .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
     .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
     .option(

@@ -6,8 +6,9 @@ import { initEngine } from '../engine';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
-import { loadRedisUrl, openQueue, openResultStore, redactRedisUrl, startWorker, UploadStore } from '../queue';
+import { loadRedisUrl, openQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
 import { defaultDbPath } from '../serve/audit';
+import { openAuditStoreForWriting } from './writable';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -34,7 +35,10 @@ export function register(program: Command): void {
     .option('--redis-config <file>', 'JSON file {"url": "redis://..."} (mode 600)')
     .option('--orthanc-config <file>', 'JSON file {"url", "user", "password"} for Orthanc jobs (mode 600)')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL); it picks the queue')
-    .option('--db <file>', 'audit log (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)')
+    .option(
+      '--db <file>',
+      'audit log: an SQLite file or a postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)',
+    )
     .addOption(
       new Option('--ood-policy <policy>', 'films that do not look like chest X-rays: warn, or refuse (the job fails)')
         .choices(['warn', 'refuse'])
@@ -60,7 +64,7 @@ export function register(program: Command): void {
       const orthanc = orthancWanted
         ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }))
         : null;
-      const store = openResultStore(o.db ?? defaultDbPath());
+      const store = await openAuditStoreForWriting(o.db ?? defaultDbPath());
       await initEngine(o.threads);
       const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.

@@ -2,7 +2,7 @@
 // write must be writable, or the command stops at once with a message that names it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AuditLog } from '../serve/audit';
+import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 
 function reason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
@@ -23,11 +23,17 @@ export function ensureWritableDir(dir: string, what: string): void {
   }
 }
 
-/** Opens (creating and migrating) the audit log at `file`, or says plainly why it cannot be written. */
-export function openAuditLogForWriting(file: string): AuditLog {
+/**
+ * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or says
+ * plainly why it cannot be written. The target is named with any password hidden.
+ */
+export async function openAuditStoreForWriting(target: string): Promise<AuditStore> {
   try {
-    return AuditLog.open(file);
+    return await openAuditStore(target);
   } catch (e) {
-    throw new Error(`audit log ${file}: cannot write it (${reason(e)}); choose another with --db, or --no-audit`);
+    const why = reason(e);
+    // The stores' own messages already name the log (redacted); a file error does not.
+    const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
+    throw new Error(`${what}; choose another with --db, or --no-audit`);
   }
 }

@@ -12,6 +12,8 @@ export interface AuditRecordContext {
   /** Whether the heat map / thumbnail are stored with the row. */
   hasHeatmap?: boolean;
   hasThumbnail?: boolean;
+  /** The queue's result key (SOP Instance UID, else sha256:<hex>); null for a direct prediction. */
+  resultKey?: string | null;
 }
 
 export function auditRecordOf(r: PredictionResult, c: AuditRecordContext): AuditRecord {
@@ -32,5 +34,6 @@ export function auditRecordOf(r: PredictionResult, c: AuditRecordContext): Audit
     timings: r.timings,
     latencyMs: c.latencyMs,
     requestedBy: c.requestedBy,
+    resultKey: c.resultKey ?? null,
   };
 }

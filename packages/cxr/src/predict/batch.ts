@@ -47,7 +47,7 @@ export interface BatchOptions {
     prediction: Prediction,
     model: { name: string; version: string; sha256: string },
     latencyMs: number,
-  ) => void;
+  ) => void | Promise<void>;
   out?: NodeJS.WritableStream;
   log?: (line: string) => void;
 }
@@ -258,7 +258,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       const done = await predictFile(predictor, file, { operatingPoint: opName, heatmap: !!o.heatmapDir });
       if (!done.ok) return errorRow(file, done.error);
       const r = done.prediction;
-      o.onPrediction?.(
+      await o.onPrediction?.(
         file,
         r,
         { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },

@@ -118,6 +118,12 @@ const recordProperties = {
     type: ['string', 'null'],
     description: 'name of the API token that asked; null when the server needs no token',
   },
+  resultKey: {
+    type: ['string', 'null'],
+    description:
+      'what a queued prediction was about (DICOM SOP Instance UID, else sha256:<hex of the file>); ' +
+      'null for a direct upload',
+  },
 } as const;
 const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;
 
@@ -139,7 +145,7 @@ export const auditRecordSchema = {
     hasThumbnail: { type: 'boolean', description: 'whether the thumbnail is stored in the log' },
     latencyMs: { type: 'number', description: 'wall time in the server from receiving the request to writing the row' },
   },
-  required: [...recordRequired, ...resultRequired, 'hasHeatmap', 'hasThumbnail', 'latencyMs'],
+  required: [...recordRequired, ...resultRequired, 'resultKey', 'hasHeatmap', 'hasThumbnail', 'latencyMs'],
   additionalProperties: false,
 } as const;
 

@@ -16,7 +16,6 @@ export {
   queueDepth,
   type QueueDepth,
 } from './queue';
-export { openResultStore, type ClosableResultStore } from './result_store';
 export { allInstances, enqueueFile, enqueueInstance, enqueueUpload, type JobSpec, syncHandler } from './sources';
 export { UploadStore } from './uploads';
 export { type RunningWorker, startWorker, type WorkerOptions } from './worker';

@@ -17,15 +17,12 @@ import { predictFile } from '../predict/batch';
 import { InputError } from '../predict/errors';
 import type { ApiPrediction, AuditRecord } from '../predict/prediction_schema';
 import type { Prediction, Predictor } from '../predict/predictor';
-import type { AuditImages } from '../serve/audit';
+import type { AuditImages, AuditStore } from '../serve/audit';
 import { compactImages } from '../serve/retention';
 import { toApi } from '../serve/routes/common';
 
 /** The audit log as the queue needs it: written once per result, found again by its key. */
-export interface ResultStore {
-  insertOnce(record: AuditRecord, images: AuditImages | null, resultKey: string): Promise<'inserted' | 'exists'>;
-  findByResultKey(resultKey: string, modelSha256: string, operatingPoint: string): Promise<AuditRecord | null>;
-}
+export type ResultStore = Pick<AuditStore, 'insertOnce' | 'findByResultKey'>;
 
 export interface JobContext {
   predictor: Predictor;
@@ -74,6 +71,7 @@ async function recordOnce(
     requestedBy: data.requestedBy,
     hasHeatmap: !!images?.heatmapPng,
     hasThumbnail: !!images?.thumbnailPng,
+    resultKey: data.resultKey,
   });
   if ((await ctx.store.insertOnce(record, images, data.resultKey)) === 'inserted') return record;
   const first = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);

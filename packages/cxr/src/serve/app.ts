@@ -5,7 +5,7 @@
 // plugins and hooks first, then the routes (so the OpenAPI generator sees every one).
 import Fastify, { FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import type { AuditLog } from './audit';
+import type { AuditStore } from './audit';
 import { NamedToken, tokenMatcher } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
 import { exposureCheck } from './exposure';
@@ -26,7 +26,7 @@ import { UploadBudget } from './upload';
 
 export interface AppOptions {
   predictor: ServePredictor;
-  audit: AuditLog;
+  audit: AuditStore;
   /** When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`. */
   apiToken?: string;
   /** Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". */

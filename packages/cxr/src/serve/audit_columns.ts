@@ -49,6 +49,7 @@ export const COLUMNS = [
   { column: 'total_ms', field: 'timings.totalMs', as: 'value' },
   { column: 'latency_ms', field: 'latencyMs', as: 'value' },
   { column: 'requested_by', field: 'requestedBy', as: 'value' },
+  { column: 'result_key', field: 'resultKey', as: 'value' },
 ] as const satisfies readonly Column[];
 
 // Compile-time: every field of the record has a column (this line fails to build otherwise).
@@ -101,7 +102,7 @@ export function fromRow(row: AuditRow): AuditRecord {
       throw new Error(`audit log row ${row.id}: ${c.column} is '${v}', not one of ${allowed.join(', ')}`);
     }
   }
-  // A field that may be null (ood, requestedBy) is null when its columns are.
+  // A field that may be null (ood, requestedBy, resultKey) is null when its columns are.
   for (const [name, s] of Object.entries(auditRecordSchema.properties)) {
     if (!(name in out) && Array.isArray(s.type) && (s.type as readonly string[]).includes('null')) out[name] = null;
   }

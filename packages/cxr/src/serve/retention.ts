@@ -3,7 +3,7 @@
 // Stored images are re-encoded compactly: the heat map as a palette PNG (about a quarter of
 // the size, visually the same overlay) and the thumbnail at 160 px.
 import sharp from 'sharp';
-import type { AuditImages } from './audit';
+import type { AuditImages } from './audit_store';
 
 const DAY_MS = 86_400_000;
 

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { AuditLog } from './audit';
+import { type AuditStore, openAuditStore } from './audit';
 import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
 import { retentionCutoff } from './retention';
@@ -14,6 +14,7 @@ import type { ServePredictor } from './predictor_port';
 export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost'> {
   host: string;
   port: number;
+  /** The audit log: an SQLite file or a postgres:// URL (serve/audit.ts). */
   dbPath: string;
   /** Loads the model; called once. */
   loadPredictor: () => Promise<ServePredictor>;
@@ -27,7 +28,7 @@ export interface RunningServer {
   app: FastifyInstance;
   url: string;
   predictor: ServePredictor;
-  audit: AuditLog;
+  audit: AuditStore;
   /** Idempotent: stops accepting, waits for in-flight requests, closes the log and the model. */
   close(): Promise<void>;
 }
@@ -51,22 +52,26 @@ async function warmUpImage(): Promise<Buffer> {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const predictor = await opts.loadPredictor();
-  let audit: AuditLog | null = null;
+  let audit: AuditStore | null = null;
   try {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
     log(
       `cxr serve: model ${predictor.model.name} ${predictor.model.version} loaded and warmed up in ${Date.now() - t0} ms`,
     );
-    audit = AuditLog.open(opts.dbPath);
+    audit = await openAuditStore(opts.dbPath);
     const opened = audit;
-    const prune = () => {
+    const prune = async () => {
       if (opts.retainImagesMs === undefined) return;
-      const n = opened.pruneImages(retentionCutoff(opts.retainImagesMs));
+      const n = await opened.pruneImages(retentionCutoff(opts.retainImagesMs));
       if (n) log(`cxr serve: removed the images of ${n} prediction(s) older than the retention`);
     };
-    prune();
-    const pruner = setInterval(prune, 3_600_000);
+    await prune();
+    // A failed hourly prune (a shared database briefly away) is said and retried next hour, not fatal.
+    const pruner = setInterval(
+      () => prune().catch((e: unknown) => log(`cxr serve: pruning images failed: ${(e as Error).message}`)),
+      3_600_000,
+    );
     pruner.unref();
     const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit });
     await app.listen({ host: opts.host, port: opts.port });
@@ -82,17 +87,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (closing ??= (async () => {
           clearInterval(pruner);
           await app.close();
-          audit!.close();
+          await opened.close();
           predictor.dispose();
         })()),
     };
     const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
     log(
-      `cxr serve: listening on ${address} (audit log ${opts.dbPath}${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
+      `cxr serve: listening on ${address} (audit log ${audit.location}` +
+        `${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
     );
     return server;
   } catch (e) {
-    audit?.close();
+    await audit?.close().catch(() => {});
     predictor.dispose();
     throw e;
   }

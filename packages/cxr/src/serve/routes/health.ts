@@ -1,12 +1,12 @@
 // GET /health: liveness and the served model, public even when the server needs a token.
 import type { FastifyInstance } from 'fastify';
-import type { AuditLog } from '../audit';
+import type { AuditStore } from '../audit';
 import type { ServePredictor } from '../predictor_port';
 import { healthSchema } from '../schemas';
 
 export interface HealthRouteOptions {
   predictor: ServePredictor;
-  audit: AuditLog;
+  audit: AuditStore;
   authRequired: boolean;
   /** When the app was built (Date.now()): the uptime counts from there. */
   startedAt: number;
@@ -30,7 +30,7 @@ export function healthRoute(
       status: 'ok' as const,
       model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
       uptimeSeconds: (Date.now() - startedAt) / 1000,
-      predictions: audit.count(),
+      predictions: await audit.count(),
       authRequired,
     }),
   );

@@ -1,13 +1,13 @@
 // Past predictions from the audit log: one page of them, one by id, and its images.
 import type { FastifyInstance } from 'fastify';
-import type { AuditLog } from '../audit';
+import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
 import { historyPageSchema, historyQuery, idParams } from '../schemas';
 import { API_ERRORS, noStore, toApi } from './common';
 
 export interface HistoryRouteOptions {
-  audit: AuditLog;
+  audit: AuditStore;
   /** Heat maps kept in memory when the audit log keeps no images: they still count as available. */
   recent: RecentImages;
   operatingPoints: string[];
@@ -36,7 +36,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     },
     async (req, reply) => {
       noStore(reply);
-      const page = audit.list(req.query);
+      const page = await audit.list(req.query);
       return {
         ...page,
         items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)),
@@ -56,7 +56,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     },
     async (req, reply) => {
       noStore(reply);
-      const r = audit.get(req.params.id);
+      const r = await audit.get(req.params.id);
       if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
     },
@@ -81,7 +81,8 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
         },
       },
       async (req, reply) => {
-        const png = audit.image(req.params.id, which) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
+        const png =
+          (await audit.image(req.params.id, which)) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
         if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
         // A prediction's images never change; only the token holder may cache them.
         return reply.type('image/png').header('Cache-Control', 'private, max-age=86400, immutable').send(png);

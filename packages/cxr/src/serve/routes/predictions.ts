@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import { auditRecordOf } from '../../predict/audit_record';
-import type { AuditLog, AuditRecord } from '../audit';
+import type { AuditRecord, AuditStore } from '../audit';
 import type { ServePredictor } from '../predictor_port';
 import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
@@ -14,7 +14,7 @@ import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
   predictor: ServePredictor;
-  audit: AuditLog;
+  audit: AuditStore;
   queue: WorkQueue;
   uploads: UploadBudget;
   /** Heat maps of predictions whose images the audit log does not keep (storeImages false). */
@@ -71,7 +71,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
         hasHeatmap: storeImages && result.heatmapPng !== undefined,
         hasThumbnail: storeImages && result.thumbnailPng !== undefined,
       });
-      audit.insert(
+      await audit.insert(
         record,
         storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,
       );

@@ -1,0 +1,163 @@
+// The audit store's queries, written once: SqlAuditStore speaks to SQLite and PostgreSQL through
+// a SqlDriver that runs named-parameter SQL (@name). Each driver turns @name into its own
+// placeholders, so what is stored and how it is filtered, paged and pruned cannot drift apart.
+import type { AuditRecord } from '../predict/prediction_schema';
+import type { AuditImages, AuditStore, HistoryFilter, HistoryPage } from './audit_store';
+import { type AuditRow, fromRow, INSERT_SQL, toRow } from './audit_columns';
+
+export type SqlParams = Record<string, unknown>;
+
+export interface SqlStatement {
+  sql: string;
+  params: SqlParams;
+  /** Run only when the statement before changed a row (else counted as 0 changes). */
+  ifChanged?: boolean;
+}
+
+export interface SqlDriver {
+  all<T>(sql: string, params?: SqlParams): Promise<T[]>;
+  /** Runs the statements in one durable transaction; how many rows each one changed. */
+  transaction(statements: SqlStatement[]): Promise<number[]>;
+  /** Whether `e` is a UNIQUE constraint violation. */
+  isUniqueViolation(e: unknown): boolean;
+  close(): Promise<void>;
+}
+
+/** The names used in `sql`, in order of first use (drivers bind only those). */
+export function paramNames(sql: string): string[] {
+  return [...new Set([...sql.matchAll(/@([a-z_][a-z0-9_]*)/gi)].map((m) => m[1]))];
+}
+
+/** Only the parameters `sql` uses; a missing one is a programming error, said plainly. */
+export function bindNamed(sql: string, params: SqlParams): SqlParams {
+  const out: SqlParams = {};
+  for (const name of paramNames(sql)) {
+    if (!(name in params)) throw new Error(`audit SQL: no value for @${name}`);
+    out[name] = params[name] ?? null;
+  }
+  return out;
+}
+
+const INSERT_IMAGES =
+  'INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (@id, @thumbnail, @heatmap)';
+
+// The same statement guarded by the result-key index: a second worker's row is dropped, not an error.
+const INSERT_ONCE = `${INSERT_SQL}
+  ON CONFLICT (result_key, model_sha256, operating_point) WHERE result_key IS NOT NULL DO NOTHING`;
+
+function imageStatement(id: string, images: AuditImages | null, ifChanged = false): SqlStatement[] {
+  if (!images || (!images.thumbnailPng && !images.heatmapPng)) return [];
+  const params = { id, thumbnail: images.thumbnailPng ?? null, heatmap: images.heatmapPng ?? null };
+  return [{ sql: INSERT_IMAGES, params, ifChanged }];
+}
+
+export class SqlAuditStore implements AuditStore {
+  constructor(
+    private readonly driver: SqlDriver,
+    readonly kind: 'sqlite' | 'postgres',
+    readonly location: string,
+  ) {}
+
+  async insert(record: AuditRecord, images: AuditImages | null): Promise<void> {
+    try {
+      await this.driver.transaction([{ sql: INSERT_SQL, params: toRow(record) }, ...imageStatement(record.id, images)]);
+    } catch (e) {
+      if (!this.driver.isUniqueViolation(e)) throw e;
+      throw new Error(
+        `audit log: a prediction with id ${record.id} is already logged (UNIQUE); it is never overwritten`,
+      );
+    }
+  }
+
+  async insertOnce(record: AuditRecord, images: AuditImages | null, resultKey: string): Promise<'inserted' | 'exists'> {
+    const row = toRow({ ...record, resultKey });
+    const [changed] = await this.driver.transaction([
+      { sql: INSERT_ONCE, params: row },
+      ...imageStatement(record.id, images, true),
+    ]);
+    return changed ? 'inserted' : 'exists';
+  }
+
+  async findByResultKey(resultKey: string, modelSha256: string, operatingPoint: string): Promise<AuditRecord | null> {
+    const rows = await this.driver.all<AuditRow>(
+      `SELECT * FROM predictions WHERE result_key = @key AND model_sha256 = @model AND operating_point = @op`,
+      { key: resultKey, model: modelSha256, op: operatingPoint },
+    );
+    return rows.length ? fromRow(rows[0]) : null;
+  }
+
+  async get(id: string): Promise<AuditRecord | null> {
+    const rows = await this.driver.all<AuditRow>('SELECT * FROM predictions WHERE id = @id', { id });
+    return rows.length ? fromRow(rows[0]) : null;
+  }
+
+  async image(id: string, which: 'thumbnail' | 'heatmap'): Promise<Buffer | null> {
+    const col = which === 'thumbnail' ? 'thumbnail_png' : 'heatmap_png';
+    const rows = await this.driver.all<{ png: Buffer | null }>(
+      `SELECT ${col} AS png FROM prediction_images WHERE prediction_id = @id`,
+      { id },
+    );
+    return rows[0]?.png ?? null;
+  }
+
+  async list(filter: HistoryFilter = {}): Promise<HistoryPage> {
+    const where: string[] = [];
+    const args: SqlParams = {};
+    if (filter.label) {
+      where.push('label = @label');
+      args.label = filter.label;
+    }
+    if (filter.operatingPoint) {
+      where.push('operating_point = @op');
+      args.op = filter.operatingPoint;
+    }
+    // created_at is stored as toISOString() (fixed width, UTC), so text order is time order.
+    if (filter.since) {
+      where.push('created_at >= @since');
+      args.since = new Date(filter.since).toISOString();
+    }
+    if (filter.until) {
+      where.push('created_at <= @until');
+      args.until = new Date(filter.until).toISOString();
+    }
+    if (filter.hasWarnings !== undefined) where.push(filter.hasWarnings ? 'warning_count > 0' : 'warning_count = 0');
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const limit = Math.max(1, Math.min(1000, filter.limit ?? 50));
+    const page = Math.max(1, filter.page ?? 1);
+    const [{ n }] = await this.driver.all<{ n: number }>(
+      `SELECT CAST(COUNT(*) AS INTEGER) AS n FROM predictions ${clause}`,
+      args,
+    );
+    const rows = await this.driver.all<AuditRow>(
+      `SELECT * FROM predictions ${clause} ORDER BY seq DESC LIMIT @limit OFFSET @offset`,
+      { ...args, limit, offset: (page - 1) * limit },
+    );
+    return { items: rows.map(fromRow), total: Number(n), page, limit };
+  }
+
+  async pruneImages(before: string): Promise<number> {
+    const cutoff = new Date(before).toISOString();
+    const [, changed] = await this.driver.transaction([
+      {
+        sql: `DELETE FROM prediction_images WHERE prediction_id IN
+          (SELECT id FROM predictions WHERE created_at < @cutoff)`,
+        params: { cutoff },
+      },
+      {
+        sql: `UPDATE predictions SET has_heatmap = 0, has_thumbnail = 0
+          WHERE created_at < @cutoff AND (has_heatmap = 1 OR has_thumbnail = 1)`,
+        params: { cutoff },
+      },
+    ]);
+    return changed;
+  }
+
+  async count(): Promise<number> {
+    const [{ n }] = await this.driver.all<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM predictions');
+    return Number(n);
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+}

@@ -1,0 +1,91 @@
+// The embedded store: one SQLite file (better-sqlite3, synchronous underneath). WAL with
+// synchronous=FULL: a committed row is on disk when insert() resolves. The schema version is
+// SQLite's user_version, as it has been since the first release of the log.
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { AuditOpenOptions } from './audit_store';
+import { MIGRATIONS, SCHEMA_VERSION, SQLITE } from './audit_migrations';
+import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
+
+class SqliteDriver implements SqlDriver {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(private readonly db: Database.Database) {}
+
+  private prepare(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  async all<T>(sql: string, params: SqlParams = {}): Promise<T[]> {
+    return this.prepare(sql).all(bindNamed(sql, params)) as T[];
+  }
+
+  async transaction(statements: SqlStatement[]): Promise<number[]> {
+    return this.db.transaction(() => {
+      const changes: number[] = [];
+      for (const s of statements) {
+        if (s.ifChanged && !changes[changes.length - 1]) changes.push(0);
+        else changes.push(this.prepare(s.sql).run(bindNamed(s.sql, s.params)).changes);
+      }
+      return changes;
+    })();
+  }
+
+  isUniqueViolation(e: unknown): boolean {
+    const code = (e as { code?: unknown }).code;
+    return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  }
+
+  /** Checkpoints the WAL into the main file and closes; the next open finds a tidy database. */
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    if (!this.db.readonly) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
+  }
+}
+
+/** Opens (creating if needed) and migrates the file; `:memory:` works for tests. */
+export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlAuditStore {
+  if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
+    throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
+  if (file !== ':memory:' && !opts.readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  try {
+    db.pragma('busy_timeout = 5000');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    } else {
+      const v = db.pragma('user_version', { simple: true }) as number;
+      if (v > SCHEMA_VERSION)
+        throw new Error(`${file}: audit log schema v${v} is newer than this cxr (v${SCHEMA_VERSION})`);
+      if (v < SCHEMA_VERSION)
+        throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
+    }
+    return new SqlAuditStore(new SqliteDriver(db), 'sqlite', file);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+function migrate(db: Database.Database): void {
+  // IMMEDIATE: the write lock is taken before user_version is read, so two processes opening a
+  // new file at once apply each migration exactly once (the second waits, then finds it done).
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`audit log schema v${current} is newer than this cxr understands (v${SCHEMA_VERSION})`);
+    }
+    for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v](SQLITE));
+    if (current < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

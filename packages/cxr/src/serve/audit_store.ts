@@ -1,0 +1,58 @@
+// The audit store's interface and the shapes it takes and gives, shared by its two
+// implementations (audit_sqlite.ts, audit_pg.ts, both through audit_sql.ts) and their callers.
+import type { AuditRecord } from '../predict/prediction_schema';
+
+export interface AuditImages {
+  thumbnailPng?: Buffer;
+  heatmapPng?: Buffer;
+}
+
+export interface HistoryFilter {
+  label?: string;
+  operatingPoint?: string;
+  /** ISO 8601 bounds on createdAt, inclusive. */
+  since?: string;
+  until?: string;
+  hasWarnings?: boolean;
+  page?: number;
+  limit?: number;
+}
+
+export interface HistoryPage {
+  items: AuditRecord[];
+  total: number;
+  page: number;
+  limit: number;
+}
+
+export interface AuditOpenOptions {
+  /** Read only (cxr history): the log must exist at the current schema; nothing is migrated. */
+  readonly?: boolean;
+  /** The log must exist already (cxr history prune); it is migrated if older. */
+  mustExist?: boolean;
+}
+
+export interface AuditStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the log is, safe to print: the file, or the URL with its password hidden. */
+  readonly location: string;
+  /** Commits the row (and images) durably; resolves only once it is on disk. A duplicate id is refused. */
+  insert(record: AuditRecord, images: AuditImages | null): Promise<void>;
+  /**
+   * Commits the row with `resultKey` unless a row with the same key, model and operating point is
+   * there already (then nothing is written). Safe when several workers race on the same key.
+   */
+  insertOnce(record: AuditRecord, images: AuditImages | null, resultKey: string): Promise<'inserted' | 'exists'>;
+  findByResultKey(resultKey: string, modelSha256: string, operatingPoint: string): Promise<AuditRecord | null>;
+  get(id: string): Promise<AuditRecord | null>;
+  image(id: string, which: 'thumbnail' | 'heatmap'): Promise<Buffer | null>;
+  /** Newest first (insertion order), filtered and paged. */
+  list(filter?: HistoryFilter): Promise<HistoryPage>;
+  /**
+   * Removes the heat maps and thumbnails of predictions made before `before` (ISO time); the
+   * predictions themselves stay. Resolves to how many predictions lost their images.
+   */
+  pruneImages(before: string): Promise<number>;
+  count(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+// Where the audit log lives, from --db or CXR_DB: a postgres:// or postgresql:// URL names a
+// shared PostgreSQL database, anything else is an SQLite file. The URL may carry a password, so
+// it is checked here (before any connection) and only ever printed redacted.
+
+export type AuditTarget =
+  | { kind: 'sqlite'; file: string }
+  /** `display` is the URL with its password replaced, safe for logs and errors. */
+  | { kind: 'postgres'; url: string; display: string; password: string | null };
+
+/** Query parameters passed on to the driver; anything else is refused rather than ignored. */
+const PG_PARAMS: Record<string, RegExp> = {
+  sslmode: /^(disable|prefer|require|verify-ca|verify-full|no-verify)$/,
+  sslrootcert: /^[^\0]{1,4096}$/,
+  application_name: /^[\w .-]{1,63}$/,
+  connect_timeout: /^\d{1,4}$/,
+};
+
+const REDACTED = '*****';
+
+export function isPostgresUrl(target: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(target.trim());
+}
+
+/**
+ * The URL with any password replaced. Everything up to the last '@' counts as user and password,
+ * so a password with an unencoded '@' or '/' is hidden too (at worst more is hidden than needed).
+ */
+export function redactUrl(text: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@/is.exec(text);
+  if (!m) return text;
+  const auth = m[2];
+  const colon = auth.indexOf(':');
+  const user = colon < 0 ? auth : auth.slice(0, colon);
+  return `${m[1]}${user}${colon < 0 ? '' : `:${REDACTED}`}@${text.slice(m[0].length)}`;
+}
+
+/** `message` with every appearance of the password (plain or URL-encoded) replaced. */
+export function redactSecret(message: string, password: string | null): string {
+  if (!password) return message;
+  let out = message;
+  for (const p of new Set([password, encodeURIComponent(password)])) out = out.split(p).join(REDACTED);
+  return out;
+}
+
+export function parseAuditTarget(text: string): AuditTarget {
+  const target = text.trim();
+  if (!target) throw new Error('audit log: --db / CXR_DB is empty');
+  if (!isPostgresUrl(target)) {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target);
+    if (scheme) {
+      throw new Error(
+        `audit log: ${scheme[1]}:// is not supported; use a postgres:// URL or the path of an SQLite file`,
+      );
+    }
+    return { kind: 'sqlite', file: target };
+  }
+  const display = redactUrl(target);
+  const bad = (why: string) => new Error(`audit log URL ${display}: ${why}`);
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    throw bad('not a valid URL (expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)');
+  }
+  if (!url.hostname) throw bad('no host (expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)');
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!database) throw bad('no database name after the host');
+  if (database.includes('/') || !/^[^\0]{1,63}$/.test(database)) throw bad(`'${database}' is not a database name`);
+  if (url.hash) throw bad('a URL fragment (#...) has no meaning here');
+  for (const [key, value] of url.searchParams) {
+    const allowed = PG_PARAMS[key];
+    if (!allowed) throw bad(`unknown parameter '${key}' (allowed: ${Object.keys(PG_PARAMS).join(', ')})`);
+    if (!allowed.test(value)) throw bad(`parameter ${key} has an invalid value`);
+  }
+  let password: string | null = null;
+  try {
+    password = url.password ? decodeURIComponent(url.password) : null;
+  } catch {
+    throw bad('the password is not valid URL encoding (percent-encode special characters)');
+  }
+  return { kind: 'postgres', url: target, display, password };
+}

@@ -1,0 +1,137 @@
+// The shared audit log end to end: `cxr serve --db postgres://...` answers a prediction that is
+// then in PostgreSQL, `cxr predict` and `cxr history` use the same database through CXR_DB, and
+// no password is ever printed. The URL checks themselves need no server.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type AuditRecord, openAuditStore } from '../src/serve/audit';
+import { parseAuditTarget, redactSecret, redactUrl } from '../src/serve/audit_target';
+import { postgresBackend } from './audit-backends';
+import { CLI, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
+
+const pg = postgresBackend();
+let dir = '';
+let model = '';
+
+before(async () => {
+  if (pg.skip) return;
+  dir = tempDir('audit-pg');
+  model = await makeTinyModel(path.join(dir, 'model'));
+});
+after(() => {
+  pg.done();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function cxr(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, CXR_MODEL: model, ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const password = (url: string) => decodeURIComponent(new URL(url).password);
+
+test('URLs: postgres:// and postgresql:// name PostgreSQL, anything else a file; bad ones are refused', () => {
+  assert.deepEqual(parseAuditTarget('/var/lib/cxr/audit.db'), { kind: 'sqlite', file: '/var/lib/cxr/audit.db' });
+  const t = parseAuditTarget('postgresql://cxr:s%40cr%2Fet@db.lan:5433/audit?sslmode=verify-full');
+  assert.equal(t.kind, 'postgres');
+  assert.equal(t.kind === 'postgres' && t.password, 's@cr/et');
+  assert.equal(t.kind === 'postgres' && t.display, 'postgresql://cxr:*****@db.lan:5433/audit?sslmode=verify-full');
+  const refused: [string, RegExp][] = [
+    ['mysql://u:p@h/db', /mysql:\/\/ is not supported/],
+    ['postgres://cxr:pw@/db', /not a valid URL/],
+    ['postgres:///db', /no host/],
+    ['postgres://cxr:pw@db.lan', /no database name/],
+    ['postgres://cxr:pw@db.lan/a/b', /not a database name/],
+    ['postgres://cxr:pw@db.lan/db?sslcert=/etc/x', /unknown parameter 'sslcert'/],
+    ['postgres://cxr:pw@db.lan/db?sslmode=maybe', /sslmode has an invalid value/],
+    ['postgres://cxr:pw@db.lan:99999/db', /not a valid URL/],
+    ['', /empty/],
+  ];
+  for (const [url, why] of refused) {
+    assert.throws(() => parseAuditTarget(url), why, url);
+    assert.throws(
+      () => parseAuditTarget(url),
+      (e: Error) => !/\bpw\b/.test(e.message),
+      `${url}: the password is not in the message`,
+    );
+  }
+  assert.equal(redactUrl('postgres://u:p@ss@h/db'), 'postgres://u:*****@h/db', 'an unencoded @ in the password');
+  assert.equal(redactUrl('postgres://h/db'), 'postgres://h/db');
+  assert.equal(redactSecret('failed for s@cr/et and s%40cr%2Fet', 's@cr/et'), 'failed for ***** and *****');
+});
+
+test('a wrong password or a closed port: a clear error without the password', { skip: pg.skip }, async () => {
+  const url = await pg.fresh();
+  const wrong = url.replace(`:${encodeURIComponent(password(url))}@`, ':not-the-password-42@');
+  await assert.rejects(openAuditStore(wrong), (e: Error) => {
+    assert.match(e.message, /^audit log postgres:\/\/cxr:\*\*\*\*\*@127\.0\.0\.1:\d+\/cxr: .*password authentication/);
+    assert.ok(!e.message.includes('not-the-password-42'), e.message);
+    return true;
+  });
+  const r = cxr(['history', '--db', wrong]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /password authentication failed/);
+  assert.ok(!r.stderr.includes('not-the-password-42'), r.stderr);
+  // PGPASSWORD supplies a password the URL leaves out.
+  const bare = url.replace(/:[^:@/]+@/, '@');
+  await (await openAuditStore(url)).close();
+  const viaEnv = cxr(['history', '--db', bare], { PGPASSWORD: password(url) });
+  assert.equal(viaEnv.code, 0, viaEnv.stderr);
+  assert.match(viaEnv.stdout, /^0 prediction\(s\) in postgres:\/\/cxr@127\.0\.0\.1/);
+});
+
+test('cxr serve --db postgres://: the answered prediction is in PostgreSQL; cxr predict and history share it', {
+  skip: pg.skip,
+  timeout: 300_000,
+}, async () => {
+  const url = await pg.fresh();
+  const server = await spawnServer(['--model', model, '--db', url]);
+  let id: string;
+  try {
+    assert.match(server.log(), /audit log postgres:\/\/cxr:\*\*\*\*\*@127\.0\.0\.1:\d+\/cxr/);
+    assert.ok(!server.log().includes(password(url)), 'the password is not logged');
+    const { body, headers } = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
+    const res = await fetch(`${server.url}/api/v1/predictions`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers,
+    });
+    assert.equal(res.status, 200);
+    const answer = (await res.json()) as AuditRecord & { heatmapUrl: string };
+    id = answer.id;
+    assert.equal(answer.resultKey, null);
+    // Straight from PostgreSQL, not through the server.
+    const rows = await pg.raw(url, 'SELECT id, label, probability FROM predictions');
+    assert.deepEqual(rows, [{ id, label: answer.label, probability: answer.probability }]);
+    const heat = await fetch(`${server.url}${answer.heatmapUrl}`);
+    assert.equal(heat.status, 200);
+    assert.equal(
+      Buffer.from(await heat.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+      'PNG',
+    );
+  } finally {
+    assert.equal(await server.stop('SIGTERM'), 0, server.log());
+  }
+  // cxr predict through CXR_DB (no password on the command line) adds a row; history sees both.
+  const p = cxr(['predict', XRAY_JPEG, '--json'], { CXR_DB: url });
+  assert.equal(p.code, 0, p.stderr);
+  assert.match(p.stderr, /1 prediction\(s\) written to the audit log postgres:\/\/cxr:\*\*\*\*\*@/);
+  assert.ok(!p.stderr.includes(password(url)));
+  const h = cxr(['history', '--json'], { CXR_DB: url });
+  assert.equal(h.code, 0, h.stderr);
+  const listed = h.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditRecord);
+  assert.equal(listed.length, 2);
+  assert.equal(listed[1].id, id, 'newest first: the served one is older');
+  assert.equal(listed[0].requestedBy, null);
+});
