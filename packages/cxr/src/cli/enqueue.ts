@@ -67,7 +67,7 @@ export function register(program: Command): void {
         if (o.orthancAll) {
           const client = new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }));
           for await (const id of allInstances(client)) {
-            const r = await enqueueInstance(queue, client, spec, id);
+            const r = (await enqueueInstance(queue, client, spec, id)).outcome;
             if (r === 'skipped') counts.skipped++;
             else countOutcome(counts, r);
           }

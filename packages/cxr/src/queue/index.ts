@@ -1,5 +1,6 @@
 // The job queue (BullMQ on Redis): `cxr enqueue` and POST /api/v1/jobs add jobs, `cxr worker`
 // runs them (see docs/deployment.md, "Many workers").
+export { queueApi, type QueueApi, type QueueApiOptions } from './api';
 export { loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
 export { JobDataSchema, jobIdFor, JOB_ID_PATTERN, parseJobData, queueNameFor, resultKeyOf, type JobData } from './job';
 export { type JobContext, type JobResult, processJob, type ResultStore } from './process';

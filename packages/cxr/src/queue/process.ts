@@ -15,7 +15,7 @@ import { type OrthancClient, processInstance } from '../pacs';
 import { auditRecordOf } from '../predict/audit_record';
 import { predictFile } from '../predict/batch';
 import { InputError } from '../predict/errors';
-import type { ApiPrediction, AuditRecord } from '../predict/prediction_schema';
+import { type ApiPrediction, type AuditRecord, predictionSchema } from '../predict/prediction_schema';
 import type { Prediction, Predictor } from '../predict/predictor';
 import type { AuditImages, AuditStore } from '../serve/audit';
 import { compactImages } from '../serve/retention';
@@ -48,11 +48,17 @@ export interface JobResult {
   prediction: ApiPrediction | null;
 }
 
+/** The record as POST /predictions answers it: the Prediction schema's fields, nothing more. */
 function apiView(record: AuditRecord, verdict?: Prediction['verdict']): ApiPrediction {
-  return {
+  const full: Record<string, unknown> = {
     ...toApi(record, record.hasHeatmap, record.hasThumbnail),
     ...(verdict ? { verdict } : {}),
-  } as ApiPrediction;
+  };
+  return Object.fromEntries(
+    Object.keys(predictionSchema.properties)
+      .filter((k) => full[k] !== undefined)
+      .map((k) => [k, full[k]]),
+  ) as ApiPrediction;
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

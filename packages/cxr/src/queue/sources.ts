@@ -51,32 +51,37 @@ export function enqueueUpload(
 
 export type OrthancOutcome = EnqueueOutcome | 'skipped';
 
-/** Queues one Orthanc instance when it is a chest film whose results are not in the PACS yet. */
+/**
+ * Queues one Orthanc instance when it is a chest film. With checkPacs (a backfill), a film whose
+ * SR and SC are in the PACS already counts as done without a job; the API always gets a job, so
+ * that its id can be followed.
+ */
 export async function enqueueInstance(
   queue: JobQueue,
   client: OrthancClient,
   spec: JobSpec,
   id: string,
-  log: (line: string) => void = () => {},
-): Promise<OrthancOutcome> {
+  opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
+): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
   const tags = await client.instanceTags(id);
   const verdict = classifyInstance(tags);
   if (!verdict.accept) {
-    log(`skip ${id}: ${verdict.reason}`);
-    return 'skipped';
+    opts.log?.(`skip ${id}: ${verdict.reason}`);
+    return { outcome: 'skipped', id: null, reason: verdict.reason };
   }
   const ref = {
     studyInstanceUid: String(tags.StudyInstanceUID).trim(),
     sopInstanceUid: String(tags.SOPInstanceUID).trim(),
   };
-  const model = { name: '', version: '', sha256: spec.modelSha256 };
-  const [sr, sc] = await Promise.all([
-    client.findInstance(srUids(ref, model, spec.operatingPoint).sopInstanceUid),
-    client.findInstance(scUids(ref, model).sopInstanceUid),
-  ]);
-  if (sr.length > 0 && sc.length > 0) return 'already-done';
-  return (await enqueue(queue, dataFor(spec, { kind: 'orthanc', instanceId: id }, ref.sopInstanceUid), spec.priority))
-    .outcome;
+  if (opts.checkPacs ?? true) {
+    const model = { name: '', version: '', sha256: spec.modelSha256 };
+    const [sr, sc] = await Promise.all([
+      client.findInstance(srUids(ref, model, spec.operatingPoint).sopInstanceUid),
+      client.findInstance(scUids(ref, model).sopInstanceUid),
+    ]);
+    if (sr.length > 0 && sc.length > 0) return { outcome: 'already-done', id: null };
+  }
+  return enqueue(queue, dataFor(spec, { kind: 'orthanc', instanceId: id }, ref.sopInstanceUid), spec.priority);
 }
 
 /** For syncOnce's handleInstance: queued counts as processed, done elsewhere as already done. */
@@ -87,7 +92,7 @@ export function syncHandler(
   log?: (line: string) => void,
 ): (id: string) => Promise<InstanceOutcome> {
   return async (id) => {
-    const o = await enqueueInstance(queue, client, spec, id, log);
+    const o = (await enqueueInstance(queue, client, spec, id, { log })).outcome;
     return o === 'skipped' ? 'skipped' : o === 'queued' || o === 'requeued' ? 'processed' : 'already-done';
   };
 }

@@ -18,6 +18,7 @@ import { RecentImages } from './recent_images';
 import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
 import { historyRoutes } from './routes/history';
+import { jobRoutes, type JobsPort } from './routes/jobs';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
 import { webRoutes } from './routes/web';
@@ -48,6 +49,8 @@ export interface AppOptions {
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
   concurrency?: number;
   maxWaiting?: number;
+  /** The job queue behind POST/GET /jobs (queue/api.ts); without it those routes answer 503. */
+  jobs?: JobsPort;
   logger?: boolean | { level: string };
 }
 
@@ -69,6 +72,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 1024 * 1024,
+    // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
+    routerOptions: { maxParamLength: 300 },
     requestTimeout: 120_000,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
     forceCloseConnections: 'idle',
@@ -99,6 +104,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         storeImages,
         maxUploadBytes,
         uploadIdleMs: opts.uploadIdleMs,
+      });
+      jobRoutes(api, {
+        jobs: opts.jobs,
+        operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
+        maxUploadBytes,
+        uploads,
       });
       historyRoutes(api, { audit, recent, operatingPoints: Object.keys(predictor.model.meta.operatingPoints) });
       modelRoutes(api, predictor);

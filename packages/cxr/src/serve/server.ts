@@ -8,10 +8,13 @@ import sharp from 'sharp';
 import { type AuditStore, openAuditStore } from './audit';
 import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
+import type { JobsPort } from './routes/jobs';
 import { retentionCutoff } from './retention';
 import type { ServePredictor } from './predictor_port';
 
-export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost'> {
+export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost' | 'jobs'> {
+  /** Opens the job queue for the loaded model (POST/GET /api/v1/jobs); none: those answer 503. */
+  openJobs?: (predictor: ServePredictor) => JobsPort & { close(): Promise<void> };
   host: string;
   port: number;
   /** The audit log: an SQLite file or a postgres:// URL (serve/audit.ts). */
@@ -53,6 +56,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const predictor = await opts.loadPredictor();
   let audit: AuditStore | null = null;
+  let jobs: (JobsPort & { close(): Promise<void> }) | undefined;
   try {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
@@ -73,7 +77,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       3_600_000,
     );
     pruner.unref();
-    const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit });
+    jobs = opts.openJobs?.(predictor);
+    const app = await buildApp({ ...opts, boundHost: opts.host, predictor, audit, jobs });
     await app.listen({ host: opts.host, port: opts.port });
     // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
     const address = listenUrl(app.server.address());
@@ -87,18 +92,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (closing ??= (async () => {
           clearInterval(pruner);
           await app.close();
+          await jobs?.close();
           await opened.close();
           predictor.dispose();
         })()),
     };
     const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
     log(
-      `cxr serve: listening on ${address} (audit log ${audit.location}` +
+      `cxr serve: listening on ${address} (audit log ${audit.location}${jobs ? ', job queue on' : ''}` +
         `${tokenCount ? `, API token required (${tokenCount} configured)` : ''})`,
     );
     return server;
   } catch (e) {
     await audit?.close().catch(() => {});
+    await jobs?.close().catch(() => {});
     predictor.dispose();
     throw e;
   }
