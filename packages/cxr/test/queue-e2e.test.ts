@@ -132,7 +132,7 @@ async function stop(w: Worker): Promise<void> {
   assert.match(w.log(), /SIGTERM: finishing the jobs in progress/);
 }
 
-test('Orthanc → cxr orthanc sync --queue → two workers → one SR, SC and audit row per film; kill -9 mid-job and rerun: still one', {
+test('sync --queue, two workers: one SR, SC and audit row per film; again, and after a kill -9 mid-job: still one', {
   skip: skip ?? false,
   timeout: 400_000,
 }, async () => {

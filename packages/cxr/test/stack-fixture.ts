@@ -45,7 +45,10 @@ function canInstall(): boolean {
 /** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
 export function stackUnavailable(): string | null {
   if (stackInstalled() || canInstall()) return null;
-  return 'Orthanc or Redis is not installed and cannot be installed here (needs apt-get as root): run scripts/setup.sh --with-test-deps';
+  return (
+    'Orthanc or Redis is not installed and cannot be installed here (needs apt-get as root): ' +
+    'run scripts/setup.sh --with-test-deps'
+  );
 }
 
 function postgresInstalled(): boolean {

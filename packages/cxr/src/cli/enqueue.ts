@@ -51,7 +51,8 @@ export function register(program: Command): void {
       const operatingPoint: string = o.operatingPoint ?? model.meta.defaultOperatingPoint;
       if (!Object.hasOwn(model.meta.operatingPoints, operatingPoint)) {
         throw new Error(
-          `enqueue: unknown operating point '${operatingPoint}' (this model has: ${Object.keys(model.meta.operatingPoints).join(', ')})`,
+          `enqueue: unknown operating point '${operatingPoint}' ` +
+            `(this model has: ${Object.keys(model.meta.operatingPoints).join(', ')})`,
         );
       }
       const spec: JobSpec = {

@@ -47,7 +47,8 @@ export function loadRedisUrl(src: RedisSources): string {
     const r = FileSchema.safeParse(json);
     if (!r.success) {
       throw new Error(
-        `Redis config file ${src.configFile}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
+        `Redis config file ${src.configFile}: ` +
+          r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
       );
     }
     if (new URL(r.data.url).password && (fs.statSync(src.configFile).mode & 0o077) !== 0) {

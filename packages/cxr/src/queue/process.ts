@@ -41,7 +41,10 @@ export interface JobContext {
 }
 
 export interface JobResult {
-  /** predicted: made now; reused: the audit log had it; already-done: the PACS had its results; skipped: not a chest film. */
+  /**
+   * predicted: made now; reused: the audit log had it; already-done: the PACS had its results;
+   * skipped: not a chest film.
+   */
   outcome: 'predicted' | 'reused' | 'already-done' | 'skipped';
   resultKey: string;
   /** As POST /api/v1/predictions answers it; null when skipped, or done by a run that kept no audit row. */

@@ -32,9 +32,8 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
     async (job) => {
       ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
       const r = await processJob(ctx, job.data);
-      ctx.log(
-        `job ${job.id}: ${r.outcome}${r.prediction ? ` ${r.prediction.label} p=${r.prediction.probability.toFixed(3)}` : ''}`,
-      );
+      const p = r.prediction;
+      ctx.log(`job ${job.id}: ${r.outcome}${p ? ` ${p.label} p=${p.probability.toFixed(3)}` : ''}`);
       return r;
     },
     {

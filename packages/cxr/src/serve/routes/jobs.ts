@@ -206,7 +206,8 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         throw new HttpError(
           415,
           'UNSUPPORTED_MEDIA_TYPE',
-          `expected multipart/form-data (films) or application/json (Orthanc instance ids), got ${req.headers['content-type'] ?? 'no Content-Type'}`,
+          'expected multipart/form-data (films) or application/json (Orthanc instance ids), ' +
+            `got ${req.headers['content-type'] ?? 'no Content-Type'}`,
         );
       }
       noStore(reply);
