@@ -95,7 +95,12 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     if (source.kind === 'upload') await ctx.uploads.drop(source.sha256);
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
   }
-  const opts = { operatingPoint: data.operatingPoint, heatmap: data.heatmap, thumbnail: ctx.storeImages };
+  // Thumbnails for uploads only, as cxr serve keeps them; a file job does what cxr predict does.
+  const opts = {
+    operatingPoint: data.operatingPoint,
+    heatmap: data.heatmap,
+    thumbnail: ctx.storeImages && source.kind === 'upload',
+  };
   let bytes: Buffer;
   let prediction: Prediction;
   let latencyMs: number;
