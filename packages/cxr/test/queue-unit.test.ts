@@ -3,6 +3,7 @@
 // job is found instead of redone, and held uploads respect their cap.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,7 +23,7 @@ import {
   UploadStore,
   type JobQueue,
 } from '../src/queue';
-import { DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
+import { CLI, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const MODEL = 'a'.repeat(64);
@@ -93,6 +94,23 @@ test('Redis URL: environment, config file, or flag (warned about when it holds a
     tls: undefined,
     maxRetriesPerRequest: null,
   });
+});
+
+test('cxr enqueue / cxr worker: usage errors and a missing queue are said plainly, before any work', () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CXR_REDIS_URL: '' } });
+  const none = cli('enqueue');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /name files or folders, or --orthanc-all/);
+  const both = cli('enqueue', 'x.png', '--orthanc-all');
+  assert.match(both.stderr, /not both/);
+  const noRedis = cli('enqueue', 'x.png');
+  assert.equal(noRedis.status, 1);
+  assert.match(noRedis.stderr, /no job queue configured: set CXR_REDIS_URL/);
+  const worker = cli('worker');
+  assert.equal(worker.status, 1);
+  assert.match(worker.stderr, /no job queue configured/);
+  assert.match(cli('enqueue', 'x.png', '--priority', 'urgent').stderr, /Allowed choices are low, normal/);
 });
 
 const skip = stackUnavailable();
