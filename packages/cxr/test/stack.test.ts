@@ -117,7 +117,7 @@ test('stack.sh up postgresql: loopback only, a generated password, the cxr datab
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /postgresql already running/);
   assert.equal(stackCmd(dir, 'status', ['postgresql']).stdout, pid.stdout, 'the same server');
-  assert.match(stackCmd(dir, 'up', ['redis']).stderr, /unknown service 'redis'/);
+  assert.match(stackCmd(dir, 'up', ['mongodb']).stderr, /unknown service 'mongodb'/);
 
   assert.equal(stackCmd(dir, 'down', ['postgresql']).code, 0);
   const st = stackCmd(dir, 'status', ['postgresql']);
