@@ -23,7 +23,7 @@ before(async () => {
   if (skip) return;
   dir = tempDir('pacs-e2e');
   modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('pacs-e2e');
+  stack = startStack('pacs-e2e', ['orthanc']);
 });
 after(() => {
   stopStack(stack);
