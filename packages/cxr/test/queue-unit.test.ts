@@ -117,7 +117,7 @@ const skip = stackUnavailable();
 let stack: Stack | undefined;
 let queue: JobQueue | undefined;
 before(() => {
-  if (!skip) stack = startStack('queue-unit');
+  if (!skip) stack = startStack('queue-unit', ['redis']);
 });
 after(async () => {
   await queue?.close();
