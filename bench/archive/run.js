@@ -91,7 +91,15 @@ async function queueOnce(i, env, mode) {
     await new Promise((r) => setTimeout(r, 20));
   }
   const s = (performance.now() - t0) / 1000;
-  await Promise.all(workers.map((w) => new Promise((r) => (w.on('close', r), w.kill('SIGTERM')))));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise((r) => {
+          w.on('close', r);
+          w.kill('SIGTERM');
+        }),
+    ),
+  );
   return { films, seconds: s };
 }
 

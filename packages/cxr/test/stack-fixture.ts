@@ -31,7 +31,9 @@ export function stackCmd(
 const STACK_PACKAGES = ['orthanc', 'orthanc-dicomweb', 'redis-server'];
 
 function stackInstalled(): boolean {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}\n', ...STACK_PACKAGES], { encoding: 'utf8' });
+  // dpkg-query's own ${...} format, one line per package.
+  const format = ['-f=$', '{Status}\n'].join('');
+  const r = spawnSync('dpkg-query', ['-W', format, ...STACK_PACKAGES], { encoding: 'utf8' });
   return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === STACK_PACKAGES.length;
 }
 
