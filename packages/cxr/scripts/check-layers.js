@@ -30,6 +30,7 @@ const FLOORS = {
   robustness: 5,
   pacs: 5,
   dicom_out: 5,
+  queue: 5,
   cli: 6,
 };
 // src/index.ts is the package's public face: it re-exports from every floor by design.

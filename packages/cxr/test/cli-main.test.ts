@@ -23,5 +23,7 @@ test('cxr registers all its commands, in help order', () => {
     'serve',
     'history',
     'orthanc',
+    'enqueue',
+    'worker',
   ]);
 });

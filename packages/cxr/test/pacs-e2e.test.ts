@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as dicomParser from 'dicom-parser';
 import { readSource } from '../src/dicom_out';
 import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
+import { assertOneResultEach, findInstances as findInstancesIn } from './pacs-results';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -54,37 +54,7 @@ function sync(...args: string[]): Promise<Run> {
   });
 }
 
-async function findInstances(query: Record<string, string>): Promise<string[]> {
-  const res = await orthanc(stack!, '/tools/find', {
-    method: 'POST',
-    body: JSON.stringify({ Level: 'Instance', Query: query }),
-  });
-  assert.equal(res.status, 200);
-  return (await res.json()) as string[];
-}
-
-async function dataset(id: string): Promise<dicomParser.DataSet> {
-  const res = await orthanc(stack!, `/instances/${id}/file`);
-  return dicomParser.parseDicom(new Uint8Array(await res.arrayBuffer()));
-}
-
-const str = (ds: dicomParser.DataSet, tag: string) => ds.string(tag)?.replace(/\0/g, '').trim();
-const first = (ds: dicomParser.DataSet, ...tags: string[]) =>
-  tags.reduce((d, t) => d.elements[t].items![0].dataSet!, ds);
-
-/** For every SR (or SC) in the PACS: the source SOP instance it refers to → the study it was filed in. */
-async function results(modality: 'SR' | 'OT'): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const id of await findInstances({ Modality: modality })) {
-    const ds = await dataset(id);
-    const source =
-      modality === 'SR'
-        ? str(first(ds, 'x0040a375', 'x00081115', 'x00081199'), 'x00081155')!
-        : str(first(ds, 'x00082112'), 'x00081155')!;
-    out.set(source, [...(out.get(source) ?? []), str(ds, 'x0020000d')!]);
-  }
-  return out;
-}
+const findInstances = (query: Record<string, string>) => findInstancesIn(stack!, query);
 
 test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its study; reruns add nothing', {
   skip: skip ?? false,
@@ -113,16 +83,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
     first.stderr,
   );
 
-  const check = async () => {
-    for (const modality of ['SR', 'OT'] as const) {
-      const r = await results(modality);
-      assert.equal(r.size, films.size, `${modality}: one per chest film`);
-      for (const [sop, study] of films) {
-        assert.deepEqual(r.get(sop), [study], `${modality} for ${sop}: exactly one, in the film's study`);
-      }
-    }
-    assert.equal((await findInstances({})).length, films.size * 3, 'films + their SR + SC, nothing else');
-  };
+  const check = () => assertOneResultEach(stack!, films);
   await check();
 
   // Second run from the saved cursor: only cxr's own results are new, and they are skipped.

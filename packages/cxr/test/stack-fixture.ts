@@ -1,5 +1,5 @@
-// Starts scripts/stack.sh in a temporary data folder for the PACS and audit tests, and reads back its env
-// file. A machine where Orthanc cannot be installed (no apt, not root) skips these tests with a
+// Starts scripts/stack.sh in a temporary data folder for the PACS, audit and queue tests, and reads back
+// its env file. A machine where Orthanc or Redis cannot be installed (no apt, not root) skips these tests with a
 // reason; CI installs it (scripts/setup.sh --with-test-deps), so there they run.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,9 +28,13 @@ export function stackCmd(
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function orthancInstalled(): boolean {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', 'orthanc', 'orthanc-dicomweb'], { encoding: 'utf8' });
-  return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === 2;
+const STACK_PACKAGES = ['orthanc', 'orthanc-dicomweb', 'redis-server'];
+
+function stackInstalled(): boolean {
+  // dpkg-query's own ${...} format, one line per package.
+  const format = ['-f=$', '{Status}\n'].join('');
+  const r = spawnSync('dpkg-query', ['-W', format, ...STACK_PACKAGES], { encoding: 'utf8' });
+  return r.status === 0 && (r.stdout.match(/install ok installed/g) ?? []).length === STACK_PACKAGES.length;
 }
 
 function canInstall(): boolean {
@@ -42,9 +46,9 @@ function canInstall(): boolean {
 
 /** Why the stack cannot run here, or null when it can (installed, or installable as root with apt). */
 export function stackUnavailable(): string | null {
-  if (orthancInstalled() || canInstall()) return null;
+  if (stackInstalled() || canInstall()) return null;
   return (
-    'Orthanc is not installed and cannot be installed here (needs apt-get as root): ' +
+    'Orthanc or Redis is not installed and cannot be installed here (needs apt-get as root): ' +
     'run scripts/setup.sh --with-test-deps'
   );
 }

@@ -1,7 +1,8 @@
 // scripts/stack.sh: Orthanc on loopback with basic auth and DICOMweb, PostgreSQL on loopback with a
-// generated password; idempotent up, clean down.
+// generated password, Redis on loopback with a password; idempotent up, clean down.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openAuditStore } from '../src/serve/audit';
@@ -19,7 +20,7 @@ const skip = stackUnavailable();
 let stack: Stack | undefined;
 after(() => stopStack(stack));
 
-test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it', {
+test('stack.sh up starts Orthanc and Redis locked down; up again is a no-op; down stops it', {
   skip: skip ?? false,
   timeout: 300_000,
 }, async () => {
@@ -31,7 +32,7 @@ test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it
   assert.match(stack.up.stdout, /cxr orthanc sync --once/);
 
   // Secrets are readable by their owner only.
-  for (const f of ['env', 'orthanc/password', 'orthanc/orthanc.json']) {
+  for (const f of ['env', 'orthanc/password', 'orthanc/orthanc.json', 'redis/password', 'redis/redis.conf']) {
     assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} is mode 600`);
   }
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'orthanc', 'orthanc.json'), 'utf8')) as Record<string, unknown>;
@@ -50,6 +51,19 @@ test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it
   assert.equal(qido.status, 200);
   assert.deepEqual(await qido.json(), []);
 
+  // Redis: loopback, a generated password, enforced (an unauthenticated PING is refused).
+  const redis = new URL(env.CXR_REDIS_URL);
+  assert.equal(redis.protocol, 'redis:');
+  assert.equal(redis.hostname, '127.0.0.1');
+  assert.ok(redis.password.length >= 32, 'a generated Redis password');
+  const cli = (auth: string) =>
+    spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', redis.port, 'ping'], {
+      encoding: 'utf8',
+      env: { ...process.env, REDISCLI_AUTH: auth },
+    }).stdout.trim();
+  assert.equal(cli(redis.password), 'PONG');
+  assert.match(cli('wrong'), /WRONGPASS|NOAUTH|invalid/i);
+
   const pid = fs.readFileSync(path.join(dir, 'orthanc', 'pid'), 'utf8');
   const again = stackCmd(dir, 'up');
   assert.equal(again.code, 0, again.stderr);
@@ -63,6 +77,7 @@ test('stack.sh up starts Orthanc locked down; up again is a no-op; down stops it
   const st = stackCmd(dir, 'status');
   assert.equal(st.code, 1);
   assert.match(st.stdout, /orthanc: stopped/);
+  assert.match(st.stdout, /redis: stopped/);
   await assert.rejects(fetch(`${env.CXR_ORTHANC_URL}/system`), 'nothing listens any more');
   assert.equal(stackCmd(dir, 'down').code, 0, 'down twice is fine');
 });
@@ -102,7 +117,7 @@ test('stack.sh up postgresql: loopback only, a generated password, the cxr datab
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /postgresql already running/);
   assert.equal(stackCmd(dir, 'status', ['postgresql']).stdout, pid.stdout, 'the same server');
-  assert.match(stackCmd(dir, 'up', ['redis']).stderr, /unknown service 'redis'/);
+  assert.match(stackCmd(dir, 'up', ['mongodb']).stderr, /unknown service 'mongodb'/);
 
   assert.equal(stackCmd(dir, 'down', ['postgresql']).code, 0);
   const st = stackCmd(dir, 'status', ['postgresql']);

@@ -20,6 +20,8 @@ import * as robustnessCommand from './robustness';
 import * as serveCommand from './serve';
 import * as historyCommand from './history';
 import * as orthancCommand from './orthanc';
+import * as enqueueCommand from './enqueue';
+import * as workerCommand from './worker';
 
 // In the order `cxr --help` lists them.
 const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
@@ -39,6 +41,8 @@ const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
   serveCommand,
   historyCommand,
   orthancCommand,
+  enqueueCommand,
+  workerCommand,
 ];
 
 export function buildProgram(): Command {

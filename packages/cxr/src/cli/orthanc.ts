@@ -4,9 +4,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { loadOrthancConfig, OrthancClient, OrthancError, syncOnce, type SyncStats } from '../pacs';
+import { modelIdentity } from '../models/io';
+import { loadOrthancConfig, OrthancClient, OrthancError, type SyncOptions, syncOnce, type SyncStats } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
+import { type JobQueue, type JobSpec, loadRedisUrl, openQueue, syncHandler } from '../queue';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -20,9 +22,10 @@ function positiveInt(v: string): number {
   return n;
 }
 
-function summary(s: SyncStats): string {
+function summary(s: SyncStats, queued: boolean): string {
   return (
-    `${s.instances} new instances: ${s.processed} predicted and stored, ${s.alreadyDone} already done, ` +
+    `${s.instances} new instances: ${s.processed} ${queued ? 'queued' : 'predicted and stored'}, ` +
+    `${s.alreadyDone} already ${queued ? 'queued or done' : 'done'}, ` +
     `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`
   );
 }
@@ -58,12 +61,38 @@ export function register(program: Command): void {
     .option('--batch <n>', 'changes read per request', positiveInt, 100)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--json', "print the run's counts as JSON on stdout")
+    .option(
+      '--queue',
+      'queue each new chest film for cxr worker (normal priority) instead of predicting here; ' +
+        'Redis: CXR_REDIS_URL or --redis-config ("processed" then counts films queued)',
+    )
+    .option('--redis-config <file>', 'with --queue: JSON file {"url": "redis://..."} (mode 600)')
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
       const client = new OrthancClient(config);
-      await initEngine(o.threads);
-      const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
+      const modelDir = path.resolve(o.model ?? defaultModelDir());
+      let predictor: Predictor | undefined;
+      let queue: JobQueue | undefined;
+      let handleInstance: SyncOptions['handleInstance'];
+      let model: { name: string; version: string };
+      if (o.queue) {
+        const identity = modelIdentity(modelDir);
+        queue = openQueue(loadRedisUrl({ configFile: o.redisConfig, warn: log }), identity.sha256);
+        const spec: JobSpec = {
+          modelSha256: identity.sha256,
+          operatingPoint: o.operatingPoint ?? identity.meta.defaultOperatingPoint,
+          heatmap: true,
+          requestedBy: null,
+          priority: 'normal',
+        };
+        handleInstance = syncHandler(queue, client, spec, log);
+        model = identity.meta;
+      } else {
+        await initEngine(o.threads);
+        predictor = await Predictor.load(modelDir, { oodPolicy: o.oodPolicy });
+        model = predictor.model;
+      }
       let stopping = false;
       let wake: (() => void) | null = null;
       const onSignal = (sig: string) => {
@@ -77,8 +106,8 @@ export function register(program: Command): void {
       process.on('SIGTERM', handlers.SIGTERM);
       if (!o.once)
         log(
-          `watching ${config.url} every ${o.interval} s ` +
-            `with ${predictor.model.name} ${predictor.model.version} (Ctrl-C to stop)`,
+          `watching ${config.url} every ${o.interval} s with ${model.name} ${model.version}` +
+            `${queue ? `, queueing to ${queue.name}` : ''} (Ctrl-C to stop)`,
         );
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
@@ -88,6 +117,7 @@ export function register(program: Command): void {
             const s = await syncOnce({
               client,
               predictor,
+              handleInstance,
               stateFile: path.resolve(o.state),
               sinceStart,
               operatingPoint: o.operatingPoint,
@@ -98,7 +128,7 @@ export function register(program: Command): void {
             sinceStart = false; // only the first pass restarts the feed
             for (const k of ['instances', 'processed', 'alreadyDone', 'skipped', 'failed'] as const) total[k] += s[k];
             total.cursor = s.cursor;
-            if (o.once || s.instances > 0) log(summary(s));
+            if (o.once || s.instances > 0) log(summary(s, !!queue));
           } catch (e) {
             if (!(e instanceof OrthancError) || o.once) throw e;
             log(`${e.message}; retrying in ${o.interval} s`); // the PACS may be restarting
@@ -117,7 +147,8 @@ export function register(program: Command): void {
       } finally {
         process.off('SIGINT', handlers.SIGINT);
         process.off('SIGTERM', handlers.SIGTERM);
-        predictor.dispose();
+        predictor?.dispose();
+        await queue?.close();
       }
       if (o.json) process.stdout.write(JSON.stringify(total) + '\n');
       if (total.failed > 0 && o.once) process.exitCode = 2;

@@ -7,10 +7,10 @@
 // Exit status: 0 when at least one file got a prediction; 1 when none did (no files, or every
 // file failed), and for usage errors or a model that cannot be loaded.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
+import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
@@ -83,28 +83,7 @@ export function register(program: Command): void {
           progress: o.progress === false ? false : undefined,
           onPrediction: audit
             ? (_file, r, model, latencyMs) =>
-                audit.insert(
-                  {
-                    id: crypto.randomUUID(),
-                    createdAt: new Date().toISOString(),
-                    input: r.input,
-                    model,
-                    probability: r.probability,
-                    logit: r.logit,
-                    threshold: r.threshold,
-                    operatingPoint: r.operatingPoint,
-                    label: r.label,
-                    warnings: r.warnings,
-                    ood: r.ood,
-                    hasHeatmap: false,
-                    hasThumbnail: false,
-                    timings: r.timings,
-                    latencyMs,
-                    requestedBy: null,
-                    resultKey: null,
-                  },
-                  null,
-                )
+                audit.insert(auditRecordOf(r, { model, latencyMs, requestedBy: null }), null)
             : undefined,
         });
         const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';

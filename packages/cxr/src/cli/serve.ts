@@ -3,7 +3,9 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { initEngine } from '../engine';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
+import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
+import { loadRedisUrl, openQueue, queueApi } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
 import { loadPooledPredictor } from '../serve/decode_pool';
@@ -28,6 +30,11 @@ const Options = z.object({
   allowNoToken: z.boolean().optional(),
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
+  redisConfig: z.string().min(1).optional(),
+  jobUploadsMb: z.coerce
+    .number()
+    .positive()
+    .max(1024 * 1024),
   retainImages: z.string().transform((v, ctx) => {
     try {
       return parseRetention(v);
@@ -73,6 +80,11 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .option('--metrics-public', 'answer /metrics without the API token (for a Prometheus scraper inside the network)')
     .option('--tokens-file <file>', 'named API tokens, one "name:token" per line (the audit log records the name)')
+    .option(
+      '--redis-config <file>',
+      'job queue: JSON file {"url": "redis://..."} (default: $CXR_REDIS_URL; none: no /jobs)',
+    )
+    .option('--job-uploads-mb <n>', 'MiB of uploaded films held in Redis for workers, all together', '1024')
     .option('--allow-no-token', 'listen on a non-loopback --host without any API token (refused otherwise)')
     .option(
       '--allowed-host <name>',
@@ -118,10 +130,23 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
         'anyone who can reach this port can use the API and read its history',
     );
   }
+  const warn = (line: string) => log.warn(line);
+  const redisUrl =
+    o.redisConfig || process.env.CXR_REDIS_URL ? loadRedisUrl({ configFile: o.redisConfig, warn }) : null;
+  const orthanc = process.env.CXR_ORTHANC_URL ? new OrthancClient(loadOrthancConfig({ warn })) : null;
   await initEngine(o.threads);
   let server: RunningServer | undefined;
   closeOnSignals(() => server, log);
   server = await startServer({
+    openJobs: redisUrl
+      ? (p) =>
+          queueApi({
+            queue: openQueue(redisUrl, p.model.sha256),
+            model: { sha256: p.model.sha256, defaultOperatingPoint: p.model.meta.defaultOperatingPoint },
+            orthanc,
+            uploadCapBytes: Math.round(o.jobUploadsMb * 1024 * 1024),
+          })
+      : undefined,
     host: o.host,
     port: o.port,
     dbPath: o.db ?? defaultDbPath(),

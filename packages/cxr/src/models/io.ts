@@ -117,13 +117,25 @@ export interface LoadedModel {
   sha256: string;
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+function memberDirs(dir: string, meta: ModelMeta): string[] {
+  return meta.members.length ? meta.members.map((m) => path.join(dir, m)) : [dir];
+}
+
+/**
+ * A model folder's metadata and identity (the sha256 loadModel reports) without loading its
+ * weights into the engine: what `cxr enqueue` needs to name the model its jobs are for.
+ */
+export function modelIdentity(dir: string): { meta: ModelMeta; sha256: string } {
   const meta = readMeta(dir);
-  const memberDirs = meta.members.length ? meta.members.map((m) => path.join(dir, m)) : [dir];
-  const members = [];
-  for (const d of memberDirs) members.push(await tfl.loadLayersModel(fileLoader(d)));
   const h = crypto.createHash('sha256');
-  for (const d of memberDirs) h.update(modelDigest(d));
+  for (const d of memberDirs(dir, meta)) h.update(modelDigest(d));
   h.update(fs.readFileSync(path.join(dir, 'cxr.json')));
-  return { dir, meta, members, sha256: h.digest('hex') };
+  return { meta, sha256: h.digest('hex') };
+}
+
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const { meta, sha256 } = modelIdentity(dir);
+  const members = [];
+  for (const d of memberDirs(dir, meta)) members.push(await tfl.loadLayersModel(fileLoader(d)));
+  return { dir, meta, members, sha256 };
 }

@@ -105,6 +105,11 @@ export class OrthancClient {
     return (await this.json(ChangesSchema, 'GET', '/changes?last')).Last;
   }
 
+  /** One page of every instance id in the PACS (Orthanc's order), for a backfill. */
+  instances(since: number, limit: number): Promise<string[]> {
+    return this.json(IdListSchema, 'GET', `/instances?since=${since}&limit=${limit}`);
+  }
+
   instanceTags(id: string): Promise<Record<string, unknown>> {
     return this.json(TagsSchema, 'GET', `/instances/${encodeURIComponent(id)}/simplified-tags`);
   }

@@ -3,4 +3,4 @@ export { loadOrthancConfig, type OrthancConfig } from './config';
 export { OrthancClient, OrthancError } from './client';
 export { classifyInstance } from './filter';
 export { readState, writeState, type SyncState } from './state';
-export { processInstance, syncOnce, type SyncOptions, type SyncStats } from './sync';
+export { type InstanceOutcome, processInstance, syncOnce, type SyncOptions, type SyncStats } from './sync';

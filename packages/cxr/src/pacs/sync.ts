@@ -6,14 +6,15 @@
 // skipped. A film the model cannot read (corrupt, not a chest X-ray under --ood-policy refuse)
 // is logged and passed over, so one bad film cannot block the queue.
 import { buildResults, readSource, scUids, srUids, type ResultModel } from '../dicom_out';
-import type { Predictor } from '../predict/predictor';
+import type { Prediction, Predictor } from '../predict/predictor';
 import { OrthancClient, OrthancError } from './client';
 import { classifyInstance } from './filter';
 import { readState, writeState } from './state';
 
 export interface SyncOptions {
   client: OrthancClient;
-  predictor: Predictor;
+  /** Predicts each new instance here; not needed with handleInstance. */
+  predictor?: Predictor;
   stateFile: string;
   /** Start from the beginning of the change feed instead of the saved cursor. */
   sinceStart?: boolean;
@@ -23,6 +24,11 @@ export interface SyncOptions {
   /** Checked between instances: true stops after the current one, cursor saved. */
   shouldStop?: () => boolean;
   log?: (line: string) => void;
+  /**
+   * What to do with each new instance; default: processInstance (predict and store here). The job
+   * queue passes one that queues the film for `cxr worker` instead ('processed' = queued).
+   */
+  handleInstance?: (id: string) => Promise<InstanceOutcome>;
 }
 
 export interface SyncStats {
@@ -39,6 +45,17 @@ export interface SyncStats {
 }
 
 export type InstanceOutcome = 'processed' | 'already-done' | 'skipped' | 'failed';
+
+export interface ProcessOptions {
+  operatingPoint?: string;
+  log?: (line: string) => void;
+  /**
+   * Called with each new prediction before its results are stored (the queue's workers write the
+   * audit row here, so a worker killed after it finds the row on retry); a throw stops the film
+   * with nothing stored, and propagates.
+   */
+  onPrediction?: (p: Prediction, film: { sopInstanceUid: string; latencyMs: number }) => Promise<void>;
+}
 
 /** The cursor to start from: saved, or the feed's end for a first run (new films only), or 0. */
 async function startCursor(o: SyncOptions): Promise<number> {
@@ -60,12 +77,12 @@ async function startCursor(o: SyncOptions): Promise<number> {
   return last;
 }
 
-/** Handles one new instance end to end. Throws OrthancError only. */
+/** Handles one new instance end to end. Throws OrthancError, or what onPrediction throws. */
 export async function processInstance(
   client: OrthancClient,
   predictor: Predictor,
   id: string,
-  opts: { operatingPoint?: string; log?: (line: string) => void } = {},
+  opts: ProcessOptions = {},
 ): Promise<InstanceOutcome> {
   const log = opts.log ?? (() => {});
   const tags = await client.instanceTags(id);
@@ -91,10 +108,12 @@ export async function processInstance(
     log(`done already ${id} (${ref.sopInstanceUid})`);
     return 'already-done';
   }
+  const started = performance.now();
   const bytes = await client.instanceFile(id);
   let results: Awaited<ReturnType<typeof buildResults>>;
+  let prediction: Prediction;
   try {
-    const prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
+    prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
     results = await buildResults({ source: readSource(bytes), prediction, model });
     log(
       `predicted ${id} (${ref.sopInstanceUid}): ${prediction.label} p=${prediction.probability.toFixed(3)}` +
@@ -104,6 +123,10 @@ export async function processInstance(
     log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
     return 'failed';
   }
+  await opts.onPrediction?.(prediction, {
+    sopInstanceUid: ref.sopInstanceUid,
+    latencyMs: performance.now() - started,
+  });
   // The heat map first: the report refers to it.
   const toStore = [];
   if (results.sc && scThere.length === 0) toStore.push(results.sc.bytes);
@@ -117,6 +140,13 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
   const log = o.log ?? (() => {});
   const url = o.client.config.url;
   const limit = o.batchSize ?? 100;
+  const predictor = o.predictor;
+  const handle =
+    o.handleInstance ??
+    (predictor
+      ? (id: string) => processInstance(o.client, predictor, id, { operatingPoint: o.operatingPoint, log })
+      : null);
+  if (!handle) throw new Error('syncOnce: needs a predictor or handleInstance');
   let cursor = await startCursor(o);
   const stats: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor };
   const count = {
@@ -132,9 +162,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
         if (o.shouldStop?.()) return stats;
         if (change.ChangeType === 'NewInstance') {
           stats.instances++;
-          stats[
-            count[await processInstance(o.client, o.predictor, change.ID, { operatingPoint: o.operatingPoint, log })]
-          ]++;
+          stats[count[await handle(change.ID)]]++;
         }
         cursor = change.Seq;
       }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { readImageFile, sniffFormat } from '../data/decode';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
-import { type OodPolicy, type Prediction, Predictor } from './predictor';
+import { type OodPolicy, type PredictOptions, type Prediction, Predictor } from './predictor';
 
 export interface BatchRow {
   file: string;
@@ -184,6 +184,33 @@ function csvRow(r: BatchRow): string {
   return csvLine(cells);
 }
 
+/** A file's prediction, or why the file gives none (unreadable, not a usable image). */
+export type FilePrediction =
+  | { ok: true; prediction: Prediction; bytes: Buffer; latencyMs: number }
+  | { ok: false; error: string };
+
+/**
+ * One file through the model, as `cxr predict` and the queue's workers do it: read (size-capped),
+ * predict. A file that cannot be read or used is an answer ({ok: false}), not a throw; what is
+ * thrown is a fault of the program or the engine.
+ */
+export async function predictFile(predictor: Predictor, file: string, opts: PredictOptions): Promise<FilePrediction> {
+  let bytes: Buffer;
+  try {
+    bytes = await readImageFile(file);
+  } catch (e) {
+    return { ok: false, error: (InputError.from(e) as Error).message };
+  }
+  try {
+    const started = performance.now();
+    const prediction = await predictor.predict(bytes, opts);
+    return { ok: true, prediction, bytes, latencyMs: performance.now() - started };
+  } catch (e) {
+    if (e instanceof InputError) return { ok: false, error: e.message };
+    throw e;
+  }
+}
+
 /** Runs the batch, writing rows to `out` in input order as soon as each one and its predecessors are done. */
 export async function runBatch(o: BatchOptions): Promise<BatchResult> {
   const out = o.out ?? process.stdout;
@@ -228,44 +255,34 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     };
 
     const predictOne = async (file: string): Promise<BatchRow> => {
-      let bytes: Buffer;
-      try {
-        bytes = await readImageFile(file);
-      } catch (e) {
-        return errorRow(file, (InputError.from(e) as Error).message);
+      const done = await predictFile(predictor, file, { operatingPoint: opName, heatmap: !!o.heatmapDir });
+      if (!done.ok) return errorRow(file, done.error);
+      const r = done.prediction;
+      await o.onPrediction?.(
+        file,
+        r,
+        { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },
+        done.latencyMs,
+      );
+      let heatmap: string | null = null;
+      if (r.heatmapPng) {
+        heatmap = heatmapPath(file);
+        fs.writeFileSync(heatmap, r.heatmapPng);
       }
-      try {
-        const started = performance.now();
-        const r = await predictor.predict(bytes, { operatingPoint: opName, heatmap: !!o.heatmapDir });
-        await o.onPrediction?.(
-          file,
-          r,
-          { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },
-          performance.now() - started,
-        );
-        let heatmap: string | null = null;
-        if (r.heatmapPng) {
-          heatmap = heatmapPath(file);
-          fs.writeFileSync(heatmap, r.heatmapPng);
-        }
-        return {
-          file,
-          probability: r.probability,
-          logit: r.logit,
-          label: r.label,
-          verdict: r.verdict.status,
-          result: verdictHeadline(r.verdict.status, r.label),
-          operatingPoint: r.operatingPoint,
-          threshold: r.threshold,
-          warnings: r.warnings,
-          ood: r.ood,
-          heatmap,
-          error: null,
-        };
-      } catch (e) {
-        if (e instanceof InputError) return errorRow(file, e.message);
-        throw e;
-      }
+      return {
+        file,
+        probability: r.probability,
+        logit: r.logit,
+        label: r.label,
+        verdict: r.verdict.status,
+        result: verdictHeadline(r.verdict.status, r.label),
+        operatingPoint: r.operatingPoint,
+        threshold: r.threshold,
+        warnings: r.warnings,
+        ood: r.ood,
+        heatmap,
+        error: null,
+      };
     };
 
     // Rows go out in input order; a finished row waits for the ones before it.

@@ -22,6 +22,7 @@ import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
 import { metricsRoute } from './routes/metrics';
 import { historyRoutes } from './routes/history';
+import { jobRoutes, type JobsPort } from './routes/jobs';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
 import { webRoutes } from './routes/web';
@@ -60,6 +61,8 @@ export interface AppOptions {
   metrics?: ServeMetrics;
   /** /metrics answers without the API token (--metrics-public). */
   metricsPublic?: boolean;
+  /** The job queue behind POST/GET /jobs (queue/api.ts); without it those routes answer 503. */
+  jobs?: JobsPort;
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
@@ -92,6 +95,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     loggerInstance: (opts.logger ?? silentLogger()) as FastifyBaseLogger,
     logController: requestLogController(opts.requestLog ?? true),
     bodyLimit: 1024 * 1024,
+    // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
+    routerOptions: { maxParamLength: 300 },
     requestTimeout: 120_000,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
     forceCloseConnections: 'idle',
@@ -127,6 +132,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         storeImages,
         maxUploadBytes,
         uploadIdleMs: opts.uploadIdleMs,
+      });
+      jobRoutes(api, {
+        jobs: opts.jobs,
+        operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
+        maxUploadBytes,
+        uploads,
       });
       historyRoutes(api, { audit, recent, operatingPoints: Object.keys(predictor.model.meta.operatingPoints) });
       modelRoutes(api, predictor);

@@ -81,15 +81,16 @@ export class ServeMetrics {
 
   /**
    * A gauge read when Prometheus scrapes: one line to expose any number the server can compute,
-   * e.g. `metrics.addGauge('cxr_queue_depth', 'Jobs waiting in the job queue', () => jobs.queueDepth())`.
+   * e.g. `metrics.addGauge('cxr_queue_waiting', 'Jobs waiting', async () => (await jobs.depth()).waiting)`.
    */
-  addGauge(name: string, help: string, collect: () => number): void {
+  addGauge(name: string, help: string, collect: () => number | Promise<number>): void {
     new Gauge({
       name,
       help,
       registers: [this.registry],
-      collect() {
-        this.set(collect());
+      // prom-client awaits an async collect, so a number held elsewhere (Redis) can be read at scrape time.
+      async collect() {
+        this.set(await collect());
       },
     });
   }

@@ -68,6 +68,44 @@ export async function registerOpenApi(
           },
         };
       }
+      // POST /jobs reads its body itself too: films (multipart) or Orthanc instance ids (JSON).
+      const jobs = (openapi?.paths?.[`${API_PREFIX}/jobs`] as Record<string, Record<string, unknown>> | undefined)
+        ?.post;
+      if (jobs) {
+        jobs.requestBody = {
+          required: true,
+          content: {
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                properties: {
+                  image: {
+                    type: 'array',
+                    items: { type: 'string', format: 'binary' },
+                    description: `one or more films (JPEG, PNG or DICOM), each at most ${maxUploadBytes} bytes`,
+                  },
+                },
+                required: ['image'],
+              },
+            },
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  orthancInstances: {
+                    type: 'array',
+                    items: { type: 'string', description: 'an Orthanc instance id' },
+                    minItems: 1,
+                    maxItems: 1000,
+                  },
+                },
+                required: ['orthancInstances'],
+                additionalProperties: false,
+              },
+            },
+          },
+        };
+      }
       return openapi ?? {};
     },
   });

@@ -11,10 +11,14 @@ import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
 import { createLogger, type Logger } from '../log';
 import { ServeMetrics } from './metrics';
+import type { JobsPort } from './routes/jobs';
 import { retentionCutoff } from './retention';
 import type { ServePredictor } from './predictor_port';
 
-export interface ServerOptions extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost' | 'logger' | 'metrics'> {
+export interface ServerOptions
+  extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost' | 'logger' | 'metrics' | 'jobs'> {
+  /** Opens the job queue for the loaded model (POST/GET /api/v1/jobs); none: those answer 503. */
+  openJobs?: (predictor: ServePredictor) => JobsPort & { close(): Promise<void> };
   host: string;
   port: number;
   /** The audit log: an SQLite file or a postgres:// URL (serve/audit.ts). */
@@ -61,6 +65,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = opts.metrics ?? new ServeMetrics();
   const predictor = await opts.loadPredictor();
   let audit: AuditStore | null = null;
+  let jobs: (JobsPort & { close(): Promise<void> }) | undefined;
   try {
     const t0 = Date.now();
     await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
@@ -80,6 +85,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       3_600_000,
     );
     pruner.unref();
+    jobs = opts.openJobs?.(predictor);
+    if (jobs) {
+      const depth = jobs;
+      metrics.addGauge(
+        'cxr_queue_waiting',
+        'Jobs of this model waiting in the queue',
+        async () => (await depth.depth()).waiting,
+      );
+      metrics.addGauge(
+        'cxr_queue_active',
+        'Jobs of this model running on workers',
+        async () => (await depth.depth()).active,
+      );
+    }
     const app = await buildApp({
       ...opts,
       boundHost: opts.host,
@@ -87,6 +106,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       audit,
       metrics,
       logger: log,
+      jobs,
     });
     await app.listen({ host: opts.host, port: opts.port });
     // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
@@ -102,6 +122,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (closing ??= (async () => {
           clearInterval(pruner);
           await app.close();
+          await jobs?.close();
           await opened.close();
           predictor.dispose();
         })()),
@@ -111,6 +132,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       {
         url: address,
         auditLog: audit.location,
+        jobQueue: jobs !== undefined,
         tokensConfigured: tokenCount,
         metricsPublic: opts.metricsPublic ?? false,
       },
@@ -119,6 +141,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return server;
   } catch (e) {
     await audit?.close().catch(() => {});
+    await jobs?.close().catch(() => {});
     predictor.dispose();
     throw e;
   }

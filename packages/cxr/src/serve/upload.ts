@@ -147,7 +147,8 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
   return image;
 }
 
-async function readFile(
+/** One file part of a multipart body, within `maxBytes`, charged to `ticket`. */
+export async function readFile(
   file: Readable & { truncated?: boolean },
   maxBytes: number,
   ticket: UploadTicket,

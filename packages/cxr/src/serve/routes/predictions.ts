@@ -1,8 +1,8 @@
 // POST /predictions: read the upload within the memory budget, predict in the work queue, write
 // the audit record, then answer. Reading past predictions is in history.ts.
 import type { FastifyInstance } from 'fastify';
-import * as crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { auditRecordOf } from '../../predict/audit_record';
 import type { AuditRecord, AuditStore } from '../audit';
 import { DecodeWorkerError } from '../decode_pool';
 import { type ServeMetrics, WORKER_FAILED } from '../metrics';
@@ -74,25 +74,13 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
       } finally {
         ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
       }
-      const record: AuditRecord = {
-        id: crypto.randomUUID(),
-        createdAt: new Date().toISOString(),
-        input: result.input,
-        model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
-        probability: result.probability,
-        logit: result.logit,
-        threshold: result.threshold,
-        operatingPoint: result.operatingPoint,
-        label: result.label,
-        warnings: result.warnings,
-        ood: result.ood,
-        hasHeatmap: storeImages && result.heatmapPng !== undefined,
-        hasThumbnail: storeImages && result.thumbnailPng !== undefined,
-        timings: result.timings,
+      const record: AuditRecord = auditRecordOf(result, {
+        model: predictor.model,
         latencyMs: performance.now() - received,
         requestedBy: req.tokenName,
-        resultKey: null,
-      };
+        hasHeatmap: storeImages && result.heatmapPng !== undefined,
+        hasThumbnail: storeImages && result.thumbnailPng !== undefined,
+      });
       await audit.insert(
         record,
         storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,

@@ -1,0 +1,110 @@
+// `cxr worker`: consumes the job queue until SIGTERM/SIGINT, then finishes the jobs in progress
+// and exits 0. Start as many as the machines allow, on one Redis (docs/deployment.md).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import * as path from 'node:path';
+import { initEngine } from '../engine';
+import { loadOrthancConfig, OrthancClient } from '../pacs';
+import { defaultModelDir } from '../paths';
+import { Predictor } from '../predict/predictor';
+import { loadRedisUrl, openQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
+import { defaultDbPath } from '../serve/audit';
+import { openAuditStoreForWriting } from './writable';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  return n;
+}
+
+/** A pause for fault-injection tests only (see queue/process.ts); absent or 0 in production. */
+function pauseAfterAuditMs(): number {
+  const v = Number(process.env.CXR_WORKER_PAUSE_AFTER_AUDIT_MS ?? 0);
+  return Number.isFinite(v) && v > 0 ? Math.min(v, 600_000) : 0;
+}
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'run queued prediction jobs (cxr enqueue, POST /api/v1/jobs) until SIGINT/SIGTERM, then finish the ' +
+        'jobs in progress and exit 0. Redis: CXR_REDIS_URL or --redis-config. Orthanc jobs need ' +
+        'CXR_ORTHANC_URL (and _USER, _PASSWORD) or --orthanc-config. Every result goes to the audit log once.',
+    )
+    .option('--concurrency <n>', 'jobs run at once by this process', positiveInt, 2)
+    .option('--redis <url>', 'Redis URL (default: $CXR_REDIS_URL; a password here is visible to other users)')
+    .option('--redis-config <file>', 'JSON file {"url": "redis://..."} (mode 600)')
+    .option('--orthanc-config <file>', 'JSON file {"url", "user", "password"} for Orthanc jobs (mode 600)')
+    .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL); it picks the queue')
+    .option(
+      '--db <file>',
+      'audit log: an SQLite file or a postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)',
+    )
+    .addOption(
+      new Option('--ood-policy <policy>', 'films that do not look like chest X-rays: warn, or refuse (the job fails)')
+        .choices(['warn', 'refuse'])
+        .default('warn'),
+    )
+    .option('--no-store-images', 'do not keep heat maps and thumbnails of file and upload jobs in the audit log')
+    .option(
+      '--lock-duration <ms>',
+      'how long a job stays locked to a worker that stopped answering',
+      positiveInt,
+      30_000,
+    )
+    .option(
+      '--stalled-interval <ms>',
+      'how often stalled jobs are looked for (default: half the lock duration)',
+      positiveInt,
+    )
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
+    .action(async (o) => {
+      const log = (line: string) => process.stderr.write(`cxr worker: ${line}\n`);
+      const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
+      const orthancWanted = o.orthancConfig !== undefined || !!process.env.CXR_ORTHANC_URL;
+      const orthanc = orthancWanted
+        ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }))
+        : null;
+      const store = await openAuditStoreForWriting(o.db ?? defaultDbPath());
+      await initEngine(o.threads);
+      const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
+      // The upload store shares the queue's connection.
+      const queue = openQueue(redisUrl, predictor.model.sha256);
+      const running = await startWorker(
+        {
+          predictor,
+          store,
+          uploads: new UploadStore(queue.client, 0),
+          orthanc,
+          storeImages: o.storeImages !== false,
+          log,
+          pauseAfterAuditMs: pauseAfterAuditMs(),
+        },
+        {
+          redisUrl,
+          concurrency: o.concurrency,
+          lockDurationMs: o.lockDuration,
+          stalledIntervalMs: o.stalledInterval,
+        },
+      );
+      log(
+        `consuming ${running.worker.name} on ${redactRedisUrl(redisUrl)} with ${predictor.model.name} ` +
+          `${predictor.model.version}, ${o.concurrency} at once (audit log ${store.location}; Ctrl-C to stop)`,
+      );
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (sig: string) => {
+          if (stopping) process.exit(130); // a second signal: stop now, the jobs in progress are retried
+          stopping = true;
+          log(`${sig}: finishing the jobs in progress`);
+          resolve();
+        };
+        process.on('SIGINT', () => onSignal('SIGINT'));
+        process.on('SIGTERM', () => onSignal('SIGTERM'));
+      });
+      await running.close();
+      await queue.close();
+      await store.close();
+      predictor.dispose();
+      log('stopped');
+    });
+}

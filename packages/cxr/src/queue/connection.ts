@@ -1,0 +1,91 @@
+// Where the job queue's Redis is: CXR_REDIS_URL (scripts/stack.sh writes it), a JSON config file
+// {"url": ...} (mode 600), or --redis. A password belongs in the first two: a command line is
+// readable by every user in the process list, so a --redis URL holding one earns a warning.
+import * as fs from 'node:fs';
+import type { ConnectionOptions } from 'bullmq';
+import { z } from 'zod';
+
+const UrlSchema = z
+  .string()
+  .trim()
+  .refine((s) => URL.canParse(s) && /^rediss?:$/.test(new URL(s).protocol), {
+    message: 'must be a redis:// or rediss:// URL (redis://:PASSWORD@HOST:PORT/DB)',
+  })
+  .refine((s) => /^\/?\d*$/.test(new URL(s).pathname), { message: 'the path must be a database number, e.g. /0' });
+
+const FileSchema = z.object({ url: UrlSchema }).strict();
+
+export interface RedisSources {
+  /** --redis on the command line. */
+  url?: string;
+  /** --redis-config: a JSON file {"url": "redis://..."}. */
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  warn?: (line: string) => void;
+}
+
+/** The Redis URL from the flag, the config file or CXR_REDIS_URL (in that order); throws when none. */
+export function loadRedisUrl(src: RedisSources): string {
+  const env = src.env ?? process.env;
+  if (src.url !== undefined) {
+    const r = UrlSchema.safeParse(src.url);
+    if (!r.success) throw new Error(`--redis: ${r.error.issues[0].message}`);
+    if (new URL(r.data).password) {
+      src.warn?.(
+        'warning: --redis holds a password, which other users can read in the process list; use CXR_REDIS_URL',
+      );
+    }
+    return r.data;
+  }
+  if (src.configFile) {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(src.configFile, 'utf8'));
+    } catch (e) {
+      throw new Error(`cannot read Redis config file ${src.configFile}: ${(e as Error).message}`);
+    }
+    const r = FileSchema.safeParse(json);
+    if (!r.success) {
+      throw new Error(
+        `Redis config file ${src.configFile}: ` +
+          r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
+      );
+    }
+    if (new URL(r.data.url).password && (fs.statSync(src.configFile).mode & 0o077) !== 0) {
+      src.warn?.(`warning: ${src.configFile} holds a password and is readable by others (chmod 600 it)`);
+    }
+    return r.data.url;
+  }
+  const fromEnv = env.CXR_REDIS_URL;
+  if (!fromEnv) {
+    throw new Error(
+      'no job queue configured: set CXR_REDIS_URL (scripts/stack.sh writes it to .stack/env), or give --redis-config',
+    );
+  }
+  const r = UrlSchema.safeParse(fromEnv);
+  if (!r.success) throw new Error(`CXR_REDIS_URL ${r.error.issues[0].message}`);
+  return r.data;
+}
+
+/** ioredis options for BullMQ, parsed from the URL (no password is logged or kept elsewhere). */
+export function redisConnection(url: string): ConnectionOptions {
+  const u = new URL(url);
+  const db = Number(u.pathname.replace('/', '') || '0');
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(u.port || 6379),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // BullMQ's workers block on Redis; they must wait for it, not fail a command after N retries.
+    maxRetriesPerRequest: null,
+  };
+}
+
+/** The URL without its password, for log lines. */
+export function redactRedisUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}

@@ -1,0 +1,22 @@
+// The job queue (BullMQ on Redis): `cxr enqueue` and POST /api/v1/jobs add jobs, `cxr worker`
+// runs them (see docs/deployment.md, "Many workers").
+export { queueApi, type QueueApi, type QueueApiOptions } from './api';
+export { loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
+export { JobDataSchema, jobIdFor, JOB_ID_PATTERN, parseJobData, queueNameFor, resultKeyOf, type JobData } from './job';
+export { type JobContext, type JobResult, processJob, type ResultStore } from './process';
+export {
+  countOutcome,
+  emptyCounts,
+  enqueue,
+  type EnqueueCounts,
+  type EnqueueOutcome,
+  jobIdOf,
+  type JobQueue,
+  openQueue,
+  type Priority,
+  queueDepth,
+  type QueueDepth,
+} from './queue';
+export { allInstances, enqueueFile, enqueueInstance, enqueueUpload, type JobSpec, syncHandler } from './sources';
+export { UploadStore } from './uploads';
+export { type RunningWorker, startWorker, type WorkerOptions } from './worker';

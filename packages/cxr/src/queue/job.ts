@@ -1,0 +1,94 @@
+// One queued prediction: what to read (a file, an Orthanc instance or an uploaded film), for which
+// model and operating point, with or without a heat map. Job data comes back out of Redis, which
+// other programs can write to, so the worker validates it with the same schema before use.
+//
+// The job id is the result's identity: the film (its SOP Instance UID, else the sha256 of its
+// bytes), the model's sha256 and the operating point. BullMQ adds a job only when no job with its
+// id exists, so the same film queued twice is one job, and a finished job is found, not redone.
+import * as crypto from 'node:crypto';
+import { z } from 'zod';
+import { sniffFormat } from '../data/decode';
+import { readHeader } from '../dicom_out/part10';
+import { isUid } from '../dicom_out/uids';
+
+/**
+ * The BullMQ queue of one model: `cxr enqueue` and the API feed it, every `cxr worker` serving
+ * that model consumes it. One queue per model, so that workers moving to a new model (a rolling
+ * upgrade) never take a job meant for the other one.
+ */
+export function queueNameFor(modelSha256: string): string {
+  return `cxr-predict.${modelSha256.slice(0, 16)}`;
+}
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex');
+
+/** A result key: a SOP Instance UID, or `sha256:` and the hex digest of the file's bytes. */
+export const ResultKeySchema = z
+  .string()
+  .refine((k) => isUid(k) || /^sha256:[0-9a-f]{64}$/.test(k), 'a SOP Instance UID or sha256:<hex>');
+
+export const JobSourceSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('file'), path: z.string().min(1).max(4096) }).strict(),
+  // Orthanc's ids are SHA-1 digests in five dash-separated groups.
+  z.object({ kind: z.literal('orthanc'), instanceId: z.string().regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/) }).strict(),
+  // An upload to POST /api/v1/jobs: its bytes wait in Redis under this digest (queue/uploads.ts).
+  z.object({ kind: z.literal('upload'), sha256: sha256Hex, name: z.string().max(255) }).strict(),
+]);
+export type JobSource = z.infer<typeof JobSourceSchema>;
+
+export const JobDataSchema = z
+  .object({
+    source: JobSourceSchema,
+    resultKey: ResultKeySchema,
+    /** The model the result is for: a worker serving another model refuses the job. */
+    model: z.object({ sha256: sha256Hex }).strict(),
+    operatingPoint: z.string().min(1).max(64),
+    heatmap: z.boolean(),
+    /** The API token's name for uploads; null from the command line. */
+    requestedBy: z.string().max(128).nullable(),
+  })
+  .strict();
+export type JobData = z.infer<typeof JobDataSchema>;
+
+/** Job data from Redis, or an error that says which field is wrong. */
+export function parseJobData(data: unknown): JobData {
+  const r = JobDataSchema.safeParse(data);
+  if (!r.success) {
+    throw new Error(
+      `malformed job data: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return r.data;
+}
+
+/** The SOP Instance UID of a DICOM file's bytes, or null (not DICOM, no valid UID). */
+export function sopInstanceUid(bytes: Uint8Array): string | null {
+  if (sniffFormat(bytes.subarray(0, 132)) !== 'dicom') return null;
+  try {
+    const uid = String(readHeader(bytes).SOPInstanceUID ?? '').trim();
+    return isUid(uid) ? uid : null;
+  } catch {
+    return null;
+  }
+}
+
+export function sha256Of(bytes: Uint8Array): string {
+  return crypto.createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The film's result key: its SOP Instance UID, else `sha256:` of its bytes. */
+export function resultKeyOf(bytes: Uint8Array): string {
+  return sopInstanceUid(bytes) ?? `sha256:${sha256Of(bytes)}`;
+}
+
+/**
+ * The job id for a result: key, model and operating point joined by `~` (BullMQ refuses `:` in
+ * ids, so `sha256:` becomes `sha256-`; UIDs are digits and dots, so the id stays unambiguous and
+ * safe in a URL path).
+ */
+export function jobIdFor(resultKey: string, modelSha256: string, operatingPoint: string): string {
+  return [resultKey.replace(/^sha256:/, 'sha256-'), modelSha256, encodeURIComponent(operatingPoint)].join('~');
+}
+
+/** A job id as clients send it back (GET /api/v1/jobs/:id): the same three parts, nothing else. */
+export const JOB_ID_PATTERN = '^([0-9.]{1,64}|sha256-[0-9a-f]{64})~[0-9a-f]{64}~[A-Za-z0-9._%-]{1,96}$';

@@ -1,0 +1,181 @@
+// What a worker does with one job: the same work as `cxr predict` (predictFile) for files and
+// uploads, the same as `cxr orthanc sync` (processInstance) for Orthanc instances, and one audit
+// row per result. A job can run more than once (its worker killed mid-job, the lock expired,
+// another worker took it), so every step is safe to repeat:
+// - the audit row is written with insertOnce on (result key, model, operating point); a second
+//   run finds it and writes nothing;
+// - SR and Secondary Capture have UIDs derived from the film, model and operating point, and
+//   processInstance stores only those not in the PACS yet;
+// - the row is written before the results are stored, so a run killed in between still leaves
+//   its row, and the retry stores the results.
+import { UnrecoverableError } from 'bullmq';
+import { resultKeyOf, parseJobData, type JobData } from './job';
+import type { UploadStore } from './uploads';
+import { type OrthancClient, processInstance } from '../pacs';
+import { auditRecordOf } from '../predict/audit_record';
+import { predictFile } from '../predict/batch';
+import { InputError } from '../predict/errors';
+import { type ApiPrediction, type AuditRecord, predictionSchema } from '../predict/prediction_schema';
+import type { Prediction, Predictor } from '../predict/predictor';
+import type { AuditImages, AuditStore } from '../serve/audit';
+import { compactImages } from '../serve/retention';
+import { toApi } from '../serve/routes/common';
+
+/** The audit log as the queue needs it: written once per result, found again by its key. */
+export type ResultStore = Pick<AuditStore, 'insertOnce' | 'findByResultKey'>;
+
+export interface JobContext {
+  predictor: Predictor;
+  store: ResultStore;
+  uploads: UploadStore;
+  /** Needed for Orthanc jobs only. */
+  orthanc: OrthancClient | null;
+  /** Keep the heat map (and thumbnail) of file and upload jobs in the audit log. */
+  storeImages: boolean;
+  log: (line: string) => void;
+  /**
+   * Fault injection for the kill -9 test: wait this long after the audit row is written and
+   * before the results are stored (CXR_WORKER_PAUSE_AFTER_AUDIT_MS). Zero in production.
+   */
+  pauseAfterAuditMs?: number;
+}
+
+export interface JobResult {
+  /**
+   * predicted: made now; reused: the audit log had it; already-done: the PACS had its results;
+   * skipped: not a chest film.
+   */
+  outcome: 'predicted' | 'reused' | 'already-done' | 'skipped';
+  resultKey: string;
+  /** As POST /api/v1/predictions answers it; null when skipped, or done by a run that kept no audit row. */
+  prediction: ApiPrediction | null;
+}
+
+/** The record as POST /predictions answers it: the Prediction schema's fields, nothing more. */
+function apiView(record: AuditRecord, verdict?: Prediction['verdict']): ApiPrediction {
+  const full: Record<string, unknown> = {
+    ...toApi(record, record.hasHeatmap, record.hasThumbnail),
+    ...(verdict ? { verdict } : {}),
+  };
+  return Object.fromEntries(
+    Object.keys(predictionSchema.properties)
+      .filter((k) => full[k] !== undefined)
+      .map((k) => [k, full[k]]),
+  ) as ApiPrediction;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes the row once; when another run wrote it first, that row is the result. */
+async function recordOnce(
+  ctx: JobContext,
+  data: JobData,
+  prediction: Prediction,
+  latencyMs: number,
+  images: AuditImages | null,
+): Promise<AuditRecord> {
+  const record = auditRecordOf(prediction, {
+    model: ctx.predictor.model,
+    latencyMs,
+    requestedBy: data.requestedBy,
+    hasHeatmap: !!images?.heatmapPng,
+    hasThumbnail: !!images?.thumbnailPng,
+    resultKey: data.resultKey,
+  });
+  if ((await ctx.store.insertOnce(record, images, data.resultKey)) === 'inserted') return record;
+  const first = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  if (!first) throw new Error(`audit log: ${data.resultKey} was reported present and then not found`);
+  return first;
+}
+
+async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
+  const { source } = data;
+  const known = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  if (known) {
+    if (source.kind === 'upload') await ctx.uploads.drop(source.sha256);
+    return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
+  }
+  // Thumbnails for uploads only, as cxr serve keeps them; a file job does what cxr predict does.
+  const opts = {
+    operatingPoint: data.operatingPoint,
+    heatmap: data.heatmap,
+    thumbnail: ctx.storeImages && source.kind === 'upload',
+  };
+  let bytes: Buffer;
+  let prediction: Prediction;
+  let latencyMs: number;
+  if (source.kind === 'file') {
+    const done = await predictFile(ctx.predictor, source.path, opts);
+    if (!done.ok) throw new UnrecoverableError(done.error);
+    ({ bytes, prediction, latencyMs } = done);
+  } else if (source.kind === 'upload') {
+    const held = await ctx.uploads.get(source.sha256);
+    if (!held) throw new UnrecoverableError(`the uploaded film ${source.sha256} is no longer held (upload it again)`);
+    bytes = held;
+    const started = performance.now();
+    try {
+      prediction = await ctx.predictor.predict(bytes, opts);
+    } catch (e) {
+      if (e instanceof InputError) throw new UnrecoverableError(e.message);
+      throw e;
+    }
+    latencyMs = performance.now() - started;
+  } else throw new Error('filmJob: not a film');
+  if (resultKeyOf(bytes) !== data.resultKey) {
+    throw new UnrecoverableError(`${source.kind === 'file' ? source.path : 'the upload'} changed since it was queued`);
+  }
+  const images = ctx.storeImages
+    ? await compactImages({ heatmapPng: prediction.heatmapPng, thumbnailPng: prediction.thumbnailPng })
+    : null;
+  const record = await recordOnce(ctx, data, prediction, latencyMs, images);
+  if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
+  if (source.kind === 'upload') await ctx.uploads.drop(source.sha256);
+  return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(record, prediction.verdict) };
+}
+
+async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): Promise<JobResult> {
+  if (!ctx.orthanc) {
+    throw new UnrecoverableError(
+      'an Orthanc job, and this worker has no Orthanc configured (CXR_ORTHANC_URL or --orthanc-config)',
+    );
+  }
+  let made: { record: AuditRecord; verdict: Prediction['verdict'] } | null = null;
+  const outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
+    operatingPoint: data.operatingPoint,
+    log: ctx.log,
+    onPrediction: async (prediction, film) => {
+      if (film.sopInstanceUid !== data.resultKey) {
+        throw new UnrecoverableError(`instance ${instanceId} is now ${film.sopInstanceUid}, not ${data.resultKey}`);
+      }
+      // The heat map lives in the PACS (the Secondary Capture); the row keeps the numbers.
+      made = { record: await recordOnce(ctx, data, prediction, film.latencyMs, null), verdict: prediction.verdict };
+      if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
+    },
+  });
+  if (outcome === 'failed') throw new UnrecoverableError(`instance ${instanceId} could not be predicted (see the log)`);
+  if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
+  const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;
+  if (m) return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(m.record, m.verdict) };
+  const known = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  return { outcome: 'already-done', resultKey: data.resultKey, prediction: known ? apiView(known) : null };
+}
+
+/** Runs one job's data; throws UnrecoverableError for what a retry cannot fix. */
+export async function processJob(ctx: JobContext, raw: unknown): Promise<JobResult> {
+  let data: JobData;
+  try {
+    data = parseJobData(raw);
+  } catch (e) {
+    throw new UnrecoverableError((e as Error).message);
+  }
+  if (data.model.sha256 !== ctx.predictor.model.sha256) {
+    throw new UnrecoverableError(
+      `the job is for model ${data.model.sha256.slice(0, 12)}…, this worker serves ` +
+        `${ctx.predictor.model.name} ${ctx.predictor.model.sha256.slice(0, 12)}… (run a worker with that model)`,
+    );
+  }
+  if (!Object.hasOwn(ctx.predictor.model.meta.operatingPoints, data.operatingPoint)) {
+    throw new UnrecoverableError(`unknown operating point '${data.operatingPoint}'`);
+  }
+  return data.source.kind === 'orthanc' ? orthancJob(ctx, data, data.source.instanceId) : filmJob(ctx, data);
+}

@@ -1,0 +1,107 @@
+// Turning what `cxr enqueue`, `cxr orthanc sync --queue` and the API name into jobs: files (read
+// once for their result key), Orthanc instances (their tags say whether they are chest films and
+// give the SOP Instance UID; a film whose SR and SC are already in the PACS counts as done).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { scUids, srUids } from '../dicom_out';
+import { classifyInstance, type OrthancClient } from '../pacs';
+import type { InstanceOutcome } from '../pacs/sync';
+import { type JobData, resultKeyOf } from './job';
+import { enqueue, type EnqueueOutcome, type JobQueue, type Priority } from './queue';
+
+/** The model and options every job of one run shares. */
+export interface JobSpec {
+  modelSha256: string;
+  operatingPoint: string;
+  heatmap: boolean;
+  requestedBy: string | null;
+  priority: Priority;
+}
+
+function dataFor(spec: JobSpec, source: JobData['source'], resultKey: string): JobData {
+  return {
+    source,
+    resultKey,
+    model: { sha256: spec.modelSha256 },
+    operatingPoint: spec.operatingPoint,
+    heatmap: spec.heatmap,
+    requestedBy: spec.requestedBy,
+  };
+}
+
+/** Queues one file by its absolute path (workers may run elsewhere in the same folder tree). */
+export async function enqueueFile(queue: JobQueue, spec: JobSpec, file: string): Promise<EnqueueOutcome> {
+  const abs = path.resolve(file);
+  const key = resultKeyOf(await fs.promises.readFile(abs));
+  return (await enqueue(queue, dataFor(spec, { kind: 'file', path: abs }, key), spec.priority)).outcome;
+}
+
+/** Queues an uploaded film whose bytes are already held (queue/uploads.ts). */
+export function enqueueUpload(
+  queue: JobQueue,
+  spec: JobSpec,
+  upload: { sha256: string; name: string; resultKey: string },
+): Promise<{ id: string; outcome: EnqueueOutcome }> {
+  return enqueue(
+    queue,
+    dataFor(spec, { kind: 'upload', sha256: upload.sha256, name: upload.name }, upload.resultKey),
+    spec.priority,
+  );
+}
+
+export type OrthancOutcome = EnqueueOutcome | 'skipped';
+
+/**
+ * Queues one Orthanc instance when it is a chest film. With checkPacs (a backfill), a film whose
+ * SR and SC are in the PACS already counts as done without a job; the API always gets a job, so
+ * that its id can be followed.
+ */
+export async function enqueueInstance(
+  queue: JobQueue,
+  client: OrthancClient,
+  spec: JobSpec,
+  id: string,
+  opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
+): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
+  const tags = await client.instanceTags(id);
+  const verdict = classifyInstance(tags);
+  if (!verdict.accept) {
+    opts.log?.(`skip ${id}: ${verdict.reason}`);
+    return { outcome: 'skipped', id: null, reason: verdict.reason };
+  }
+  const ref = {
+    studyInstanceUid: String(tags.StudyInstanceUID).trim(),
+    sopInstanceUid: String(tags.SOPInstanceUID).trim(),
+  };
+  if (opts.checkPacs ?? true) {
+    const model = { name: '', version: '', sha256: spec.modelSha256 };
+    const [sr, sc] = await Promise.all([
+      client.findInstance(srUids(ref, model, spec.operatingPoint).sopInstanceUid),
+      client.findInstance(scUids(ref, model).sopInstanceUid),
+    ]);
+    if (sr.length > 0 && sc.length > 0) return { outcome: 'already-done', id: null };
+  }
+  return enqueue(queue, dataFor(spec, { kind: 'orthanc', instanceId: id }, ref.sopInstanceUid), spec.priority);
+}
+
+/** For syncOnce's handleInstance: queued counts as processed, done elsewhere as already done. */
+export function syncHandler(
+  queue: JobQueue,
+  client: OrthancClient,
+  spec: JobSpec,
+  log?: (line: string) => void,
+): (id: string) => Promise<InstanceOutcome> {
+  return async (id) => {
+    const o = (await enqueueInstance(queue, client, spec, id, { log })).outcome;
+    return o === 'skipped' ? 'skipped' : o === 'queued' || o === 'requeued' ? 'processed' : 'already-done';
+  };
+}
+
+/** Every instance in the PACS, page by page (a backfill of the archive). */
+export async function* allInstances(client: OrthancClient, pageSize = 500): AsyncGenerator<string> {
+  for (let since = 0; ; since += pageSize) {
+    const page = await client.instances(since, pageSize);
+    yield* page;
+    if (page.length < pageSize) return;
+  }
+}

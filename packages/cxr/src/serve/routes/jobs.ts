@@ -1,0 +1,254 @@
+// The asynchronous batch API: POST /jobs queues films for `cxr worker` (uploaded, or Orthanc
+// instances by id) and answers 202 at once; GET /jobs/:id says how a job stands and, when it is
+// done, gives its prediction in the same shape as POST /predictions. The queue itself is behind
+// JobsPort (queue/api.ts implements it), so the server runs, and answers 503 here, without one.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { HttpError } from '../http_error';
+import { predictQuery, problemResponse } from '../schemas';
+import { readFile, tooLarge, UploadBudget, UploadTicket } from '../upload';
+import { API_ERRORS, API_PREFIX, noStore } from './common';
+
+export interface JobOptions {
+  operatingPoint?: string;
+  heatmap: boolean;
+  requestedBy: string | null;
+}
+
+/** What happened to one film offered: queued now, or an existing job's (same film, model, operating point). */
+export type SubmitStatus = 'queued' | 'already-queued' | 'already-done' | 'requeued' | 'skipped';
+
+export interface Submitted {
+  id: string | null;
+  status: SubmitStatus;
+  /** Why a film was not queued (skipped: not a chest film). */
+  reason?: string;
+}
+
+export interface JobState {
+  id: string;
+  status: 'waiting' | 'active' | 'completed' | 'failed';
+  outcome: string | null;
+  /** The prediction (POST /predictions' shape) once completed; null before, or when there is none. */
+  prediction: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export interface JobsPort {
+  /** The pattern a job id matches (validated before the queue is asked). */
+  readonly idPattern: string;
+  /** Throws HttpError 503 when the held uploads are over their cap. */
+  submitUpload(bytes: Buffer, name: string, o: JobOptions): Promise<Submitted>;
+  /** Throws HttpError 503 when the server has no Orthanc configured. */
+  submitOrthanc(instanceId: string, o: JobOptions): Promise<Submitted>;
+  status(id: string): Promise<JobState | null>;
+  /** Jobs of this model's queue waiting to start and running now (for /metrics). */
+  depth(): Promise<{ waiting: number; active: number }>;
+}
+
+export interface JobRouteOptions {
+  jobs: JobsPort | undefined;
+  operatingPoints: string[];
+  maxUploadBytes: number;
+  uploads: UploadBudget;
+  /** Films per request (default 32). */
+  maxFiles?: number;
+}
+
+const OrthancBody = z
+  .object({
+    orthancInstances: z
+      .array(z.string().regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/, 'an Orthanc instance id (five groups of 8 hex digits)'))
+      .min(1)
+      .max(1000),
+  })
+  .strict();
+
+const submittedSchema = {
+  type: 'object',
+  properties: {
+    id: { type: ['string', 'null'], description: 'the job id: the film, model and operating point (null if skipped)' },
+    status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
+    statusUrl: { type: ['string', 'null'] },
+    file: { type: 'string', description: 'the uploaded file name, for uploads' },
+    orthancInstance: { type: 'string' },
+    reason: { type: 'string' },
+  },
+  required: ['id', 'status', 'statusUrl'],
+  additionalProperties: false,
+} as const;
+
+const jobStateSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed'] },
+    outcome: {
+      type: ['string', 'null'],
+      description: 'predicted, reused (found in the audit log), already-done (results in the PACS), skipped',
+    },
+    prediction: { anyOf: [{ $ref: 'Prediction#' }, { type: 'null' }] },
+    error: { type: ['string', 'null'], description: 'why the job failed' },
+  },
+  required: ['id', 'status', 'outcome', 'prediction', 'error'],
+  additionalProperties: false,
+} as const;
+
+function noQueue(): HttpError {
+  return new HttpError(
+    503,
+    'NO_QUEUE',
+    'this server has no job queue: start cxr serve with CXR_REDIS_URL set (docs/deployment.md, "Many workers"), ' +
+      'or use POST /api/v1/predictions',
+  );
+}
+
+/** Every file part of the body (field "image", repeatable), within the byte limits. */
+async function readFiles(
+  req: FastifyRequest,
+  o: JobRouteOptions,
+  ticket: UploadTicket,
+): Promise<{ name: string; bytes: Buffer }[]> {
+  const maxFiles = o.maxFiles ?? 32;
+  const files: { name: string; bytes: Buffer }[] = [];
+  try {
+    for await (const part of req.parts({ limits: { files: maxFiles + 1, fileSize: o.maxUploadBytes } })) {
+      if (part.type !== 'file') continue;
+      if (part.fieldname !== 'image') {
+        part.file.resume();
+        throw new HttpError(
+          400,
+          'WRONG_FIELD',
+          `send each film in a field named "image", got "${part.fieldname.slice(0, 64)}"`,
+        );
+      }
+      if (files.length === maxFiles) {
+        part.file.resume();
+        throw new HttpError(413, 'TOO_MANY_FILES', `at most ${maxFiles} films per request`);
+      }
+      const bytes = await readFile(part.file as Readable & { truncated?: boolean }, o.maxUploadBytes, ticket);
+      if (bytes.length === 0) throw new HttpError(400, 'EMPTY', `${part.filename || 'a file'} is empty (0 bytes)`);
+      files.push({ name: (part.filename || 'upload').slice(0, 255), bytes });
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(o.maxUploadBytes);
+    if (e instanceof HttpError || typeof (e as { statusCode?: unknown }).statusCode === 'number') throw e;
+    throw new HttpError(
+      400,
+      'MALFORMED_MULTIPART',
+      `the multipart/form-data body is malformed: ${(e as Error).message}`,
+    );
+  }
+  if (files.length === 0)
+    throw new HttpError(400, 'NO_FILE', 'no film in the request: send each in a field named "image"');
+  return files;
+}
+
+export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
+  const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
+
+  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
+    '/jobs',
+    {
+      schema: {
+        summary: 'Queue films for prediction (asynchronous)',
+        description:
+          'Either multipart/form-data with one or more films in fields named "image", or JSON ' +
+          '{"orthancInstances": [ids]} naming instances in the PACS the server is configured with. Answers 202 ' +
+          'at once; each job is then followed at its statusUrl. A film already queued or done for this model ' +
+          'and operating point (same SOP Instance UID, else same bytes) gets the existing job.',
+        tags: ['jobs'],
+        consumes: ['multipart/form-data', 'application/json'],
+        querystring: predictQuery(o.operatingPoints),
+        response: {
+          202: {
+            description: 'Queued (or found queued or done)',
+            type: 'object',
+            properties: { jobs: { type: 'array', items: submittedSchema } },
+            required: ['jobs'],
+            additionalProperties: false,
+          },
+          ...API_ERRORS,
+          413: problemResponse('A film over the byte limit, or too many films in one request'),
+          415: problemResponse('Neither multipart/form-data nor JSON'),
+          503: problemResponse('No job queue configured (or no Orthanc for instance ids), or the upload store is full'),
+        },
+      },
+    },
+    async (req, reply) => {
+      const jobs = o.jobs;
+      if (!jobs) throw noQueue();
+      const opts: JobOptions = { ...req.query, requestedBy: req.tokenName };
+      const out: Record<string, unknown>[] = [];
+      if (req.isMultipart()) {
+        const ticket = new UploadTicket(o.uploads);
+        try {
+          for (const f of await readFiles(req, o, ticket)) {
+            const s = await jobs.submitUpload(f.bytes, f.name, opts);
+            out.push({ ...s, statusUrl: statusUrl(s.id), file: f.name });
+          }
+        } finally {
+          ticket.release();
+        }
+      } else if ((req.headers['content-type'] ?? '').startsWith('application/json')) {
+        const body = OrthancBody.safeParse(req.body);
+        if (!body.success) {
+          throw new HttpError(
+            400,
+            'INVALID_REQUEST',
+            body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+          );
+        }
+        for (const id of body.data.orthancInstances) {
+          const s = await jobs.submitOrthanc(id, opts);
+          out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: id });
+        }
+      } else {
+        throw new HttpError(
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+          'expected multipart/form-data (films) or application/json (Orthanc instance ids), ' +
+            `got ${req.headers['content-type'] ?? 'no Content-Type'}`,
+        );
+      }
+      noStore(reply);
+      return reply.code(202).send({ jobs: out });
+    },
+  );
+
+  api.get<{ Params: { id: string } }>(
+    '/jobs/:id',
+    {
+      schema: {
+        summary: 'How a queued job stands, and its prediction once done',
+        tags: ['jobs'],
+        params: {
+          type: 'object',
+          properties: { id: { type: 'string', maxLength: 300 } },
+          required: ['id'],
+        },
+        response: {
+          200: { description: 'The job', ...jobStateSchema },
+          ...API_ERRORS,
+          503: problemResponse('No job queue configured'),
+        },
+      },
+    },
+    async (req, reply) => {
+      const jobs = o.jobs;
+      if (!jobs) throw noQueue();
+      if (!new RegExp(jobs.idPattern).test(req.params.id)) {
+        throw new HttpError(
+          400,
+          'INVALID_REQUEST',
+          `path parameter 'id' is not a job id (as POST /api/v1/jobs returns)`,
+        );
+      }
+      const state = await jobs.status(req.params.id);
+      if (!state) throw new HttpError(404, 'NOT_FOUND', `no job ${req.params.id} (finished jobs are kept for 7 days)`);
+      noStore(reply);
+      return state;
+    },
+  );
+}

@@ -1,0 +1,170 @@
+// POST/GET /api/v1/jobs on a real `cxr serve` and `cxr worker` sharing the stack's Redis and audit
+// log: films uploaded in one request, 202 with job ids, the prediction once a worker is done (the
+// shape of POST /predictions); the same film again finds the finished job; an upload survives a
+// restart of the server before any worker took it; a server without a queue answers 503.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CLI, DICOM_FILE, makeTinyModel, spawnServer, tempDir, XRAY_JPEG, type ChildServer } from './serve-fixtures';
+import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+
+const skip = stackUnavailable();
+let stack: Stack | undefined;
+let dir = '';
+let modelDir = '';
+const children: ChildProcess[] = [];
+const servers: ChildServer[] = [];
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('queue-api');
+  modelDir = await makeTinyModel(path.join(dir, 'model'));
+  stack = startStack('queue-api');
+});
+after(async () => {
+  for (const s of servers) await s.stop('SIGKILL');
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  stopStack(stack);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const env = () => ({ ...stack!.env, CXR_MODEL: modelDir, CXR_API_TOKEN: 'tok-123' });
+const auth = { authorization: 'Bearer tok-123' };
+
+async function serve(extra: Record<string, string> = {}): Promise<ChildServer> {
+  const s = await spawnServer(['--threads', '1'], { ...env(), ...extra });
+  servers.push(s);
+  return s;
+}
+
+function films(...files: string[]): FormData {
+  const form = new FormData();
+  for (const f of files) form.append('image', new Blob([new Uint8Array(fs.readFileSync(f))]), path.basename(f));
+  return form;
+}
+
+async function startWorker(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'worker', '--threads', '1'], { env: { ...process.env, ...env() } });
+  children.push(child);
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d) => {
+      log += d;
+      if (/consuming/.test(log)) resolve();
+    });
+    child.on('close', (code) => reject(new Error(`worker exited ${code}: ${log}`)));
+  });
+  return child;
+}
+
+interface JobAnswer {
+  id: string;
+  status: string;
+  outcome: string | null;
+  prediction: Record<string, unknown> | null;
+  error: string | null;
+}
+
+async function until(server: ChildServer, url: string, status: string): Promise<JobAnswer> {
+  const end = Date.now() + 90_000;
+  for (;;) {
+    const res = await fetch(server.url + url, { headers: auth });
+    assert.equal(res.status, 200, server.log());
+    const body = (await res.json()) as JobAnswer;
+    if (body.status === status) return body;
+    assert.notEqual(body.status, 'failed', body.error ?? '');
+    if (Date.now() > end) throw new Error(`job still ${body.status}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('POST /api/v1/jobs → 202, a worker predicts, GET gives the prediction; resubmitting reuses it', {
+  skip: skip ?? false,
+  timeout: 400_000,
+}, async () => {
+  let server = await serve();
+  const noAuth = await fetch(`${server.url}/api/v1/jobs`, { method: 'POST', body: films(XRAY_JPEG) });
+  assert.equal(noAuth.status, 401, 'behind the token like every other route');
+
+  const posted = await fetch(`${server.url}/api/v1/jobs?heatmap=false`, {
+    method: 'POST',
+    headers: auth,
+    body: films(DICOM_FILE, XRAY_JPEG),
+  });
+  assert.equal(posted.status, 202, await posted.clone().text());
+  const { jobs } = (await posted.json()) as { jobs: { id: string; status: string; statusUrl: string; file: string }[] };
+  assert.deepEqual(
+    jobs.map((j) => j.status),
+    ['queued', 'queued'],
+  );
+  assert.match(jobs[0].id, /^1\.2\.276\.0\.7230010\.3\.1\.4\.8323329\.6904\.1517875201\.850819~[0-9a-f]{64}~balanced$/);
+  assert.match(jobs[1].id, /^sha256-[0-9a-f]{64}~/);
+  assert.equal(jobs[1].file, path.basename(XRAY_JPEG));
+  const w0 = await fetch(server.url + jobs[0].statusUrl, { headers: auth });
+  const waiting = (await w0.json()) as JobAnswer;
+  assert.equal(w0.status, 200, JSON.stringify(waiting));
+  assert.deepEqual({ status: waiting.status, prediction: waiting.prediction }, { status: 'waiting', prediction: null });
+  // /metrics reads the queue at scrape time: both films wait, none runs (no worker yet).
+  const metrics = await (await fetch(`${server.url}/metrics`, { headers: auth })).text();
+  assert.match(metrics, /^cxr_queue_waiting 2$/m);
+  assert.match(metrics, /^cxr_queue_active 0$/m);
+
+  // The uploads are held in Redis: a restart of the server before any worker loses nothing.
+  assert.equal(await server.stop(), 0);
+  server = await serve();
+  const worker = await startWorker();
+  for (const j of jobs) {
+    const done = await until(server, j.statusUrl, 'completed');
+    assert.equal(done.outcome, 'predicted', JSON.stringify(done));
+    const p = done.prediction!;
+    assert.ok(typeof p.probability === 'number' && p.probability >= 0 && p.probability <= 1);
+    assert.equal(p.requestedBy, 'default', 'the token that queued it');
+    assert.equal(p.operatingPoint, 'balanced');
+    assert.ok((p.verdict as { status: string }).status, 'the verdict, as POST /predictions gives it');
+    // The prediction is in the shared audit log, under its id.
+    const row = await fetch(`${server.url}/api/v1/predictions/${p.id as string}`, { headers: auth });
+    assert.equal(row.status, 200);
+    assert.equal(((await row.json()) as { probability: number }).probability, p.probability);
+  }
+
+  // The same film again: the finished job, no new prediction.
+  const again = await fetch(`${server.url}/api/v1/jobs?heatmap=false`, {
+    method: 'POST',
+    headers: auth,
+    body: films(DICOM_FILE),
+  });
+  assert.equal(again.status, 202);
+  const a = ((await again.json()) as { jobs: { id: string; status: string }[] }).jobs[0];
+  assert.deepEqual(a, { ...a, id: jobs[0].id, status: 'already-done' });
+
+  // Errors are problem+json.
+  const missing = await fetch(`${server.url}/api/v1/jobs/sha256-${'0'.repeat(64)}~${'0'.repeat(64)}~balanced`, {
+    headers: auth,
+  });
+  assert.equal(missing.status, 404);
+  assert.match(missing.headers.get('content-type') ?? '', /application\/problem\+json/);
+  const bad = await fetch(`${server.url}/api/v1/jobs/..%2Fetc`, { headers: auth });
+  assert.equal(bad.status, 400);
+  const badJson = await fetch(`${server.url}/api/v1/jobs`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ orthancInstances: ['nope'] }),
+  });
+  assert.equal(badJson.status, 400);
+  assert.match(((await badJson.json()) as { detail: string }).detail, /orthancInstances\.0: an Orthanc instance id/);
+
+  // The OpenAPI document describes both routes.
+  const doc = (await (await fetch(`${server.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
+  assert.ok(doc.paths['/api/v1/jobs'] && doc.paths['/api/v1/jobs/{id}']);
+
+  worker.kill('SIGTERM');
+  assert.equal(await server.stop(), 0);
+
+  // Without a queue: 503 with a clear message.
+  const plain = await serve({ CXR_REDIS_URL: '' });
+  const off = await fetch(`${plain.url}/api/v1/jobs`, { method: 'POST', headers: auth, body: films(XRAY_JPEG) });
+  assert.equal(off.status, 503);
+  assert.match(((await off.json()) as { detail: string }).detail, /no job queue: start cxr serve with CXR_REDIS_URL/);
+});

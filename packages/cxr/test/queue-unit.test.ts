@@ -1,0 +1,182 @@
+// The queue's pieces on their own: the job schema, result keys and job ids, the Redis URL rules,
+// and (on a real Redis from scripts/stack.sh) that one film queued twice is one job, a finished
+// job is found instead of redone, and held uploads respect their cap.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  emptyCounts,
+  countOutcome,
+  enqueue,
+  jobIdFor,
+  JOB_ID_PATTERN,
+  type JobData,
+  loadRedisUrl,
+  openQueue,
+  parseJobData,
+  queueDepth,
+  redisConnection,
+  resultKeyOf,
+  UploadStore,
+  type JobQueue,
+} from '../src/queue';
+import { CLI, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+
+const MODEL = 'a'.repeat(64);
+const job = (over: Partial<JobData> = {}): JobData => ({
+  source: { kind: 'file', path: '/films/a.dcm' },
+  resultKey: '1.2.840.1',
+  model: { sha256: MODEL },
+  operatingPoint: 'balanced',
+  heatmap: false,
+  requestedBy: null,
+  ...over,
+});
+
+test('job schema: accepts the three sources, refuses what a worker cannot use, naming the field', () => {
+  assert.deepEqual(parseJobData(job()), job());
+  const orthanc = job({ source: { kind: 'orthanc', instanceId: '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d' } });
+  assert.deepEqual(parseJobData(orthanc), orthanc);
+  const upload = job({
+    source: { kind: 'upload', sha256: 'b'.repeat(64), name: 'x.png' },
+    resultKey: `sha256:${'b'.repeat(64)}`,
+  });
+  assert.deepEqual(parseJobData(upload), upload);
+  assert.throws(() => parseJobData({ ...job(), source: { kind: 'url', url: 'http://x' } }), /source/);
+  assert.throws(() => parseJobData(job({ resultKey: 'sha256:xyz' })), /resultKey: a SOP Instance UID or sha256/);
+  assert.throws(() => parseJobData(job({ model: { sha256: 'nope' } })), /model\.sha256/);
+  assert.throws(() => parseJobData({ ...job(), extra: 1 }), /malformed job data/);
+  assert.throws(() => parseJobData(job({ source: { kind: 'orthanc', instanceId: '../../system' } })), /instanceId/);
+});
+
+test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes; job ids are URL-safe', () => {
+  const dicom = fs.readFileSync(DICOM_FILE);
+  assert.equal(resultKeyOf(dicom), '1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819');
+  const jpeg = fs.readFileSync(XRAY_JPEG);
+  assert.match(resultKeyOf(jpeg), /^sha256:[0-9a-f]{64}$/);
+  const a = jobIdFor(resultKeyOf(jpeg), MODEL, 'balanced');
+  assert.ok(!a.includes(':'), 'BullMQ refuses : in ids');
+  assert.match(a, new RegExp(JOB_ID_PATTERN));
+  assert.match(jobIdFor(resultKeyOf(dicom), MODEL, 'high-sensitivity'), new RegExp(JOB_ID_PATTERN));
+  assert.notEqual(a, jobIdFor(resultKeyOf(jpeg), MODEL, 'high-sensitivity'), 'the operating point is part of the id');
+  assert.notEqual(a, jobIdFor(resultKeyOf(jpeg), 'c'.repeat(64), 'balanced'), 'so is the model');
+});
+
+test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {
+  assert.throws(() => loadRedisUrl({ env: {} }), /no job queue configured: set CXR_REDIS_URL/);
+  assert.throws(() => loadRedisUrl({ env: { CXR_REDIS_URL: 'http://x' } }), /redis:\/\//);
+  assert.equal(
+    loadRedisUrl({ env: { CXR_REDIS_URL: 'redis://:pw@127.0.0.1:6380/2' } }),
+    'redis://:pw@127.0.0.1:6380/2',
+  );
+  const warnings: string[] = [];
+  loadRedisUrl({ url: 'redis://:pw@h:1/0', env: {}, warn: (l) => warnings.push(l) });
+  assert.match(warnings[0], /process list/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-redis-'));
+  const file = path.join(dir, 'redis.json');
+  fs.writeFileSync(file, JSON.stringify({ url: 'redis://:pw@h:1/0' }), { mode: 0o644 });
+  const w2: string[] = [];
+  assert.equal(loadRedisUrl({ configFile: file, env: {}, warn: (l) => w2.push(l) }), 'redis://:pw@h:1/0');
+  assert.match(w2[0], /chmod 600/);
+  fs.writeFileSync(file, JSON.stringify({ url: 'redis://h', password: 'x' }));
+  assert.throws(() => loadRedisUrl({ configFile: file, env: {} }), /Unrecognized key/i);
+  fs.rmSync(dir, { recursive: true });
+  assert.deepEqual(redisConnection('redis://:p%40ss@10.0.0.1:6390/3'), {
+    host: '10.0.0.1',
+    port: 6390,
+    username: undefined,
+    password: 'p@ss',
+    db: 3,
+    tls: undefined,
+    maxRetriesPerRequest: null,
+  });
+});
+
+test('cxr enqueue / cxr worker: usage errors and a missing queue are said plainly, before any work', () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CXR_REDIS_URL: '' } });
+  const none = cli('enqueue');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /name files or folders, or --orthanc-all/);
+  const both = cli('enqueue', 'x.png', '--orthanc-all');
+  assert.match(both.stderr, /not both/);
+  const noRedis = cli('enqueue', 'x.png');
+  assert.equal(noRedis.status, 1);
+  assert.match(noRedis.stderr, /no job queue configured: set CXR_REDIS_URL/);
+  const worker = cli('worker');
+  assert.equal(worker.status, 1);
+  assert.match(worker.stderr, /no job queue configured/);
+  assert.match(cli('enqueue', 'x.png', '--priority', 'urgent').stderr, /Allowed choices are low, normal/);
+});
+
+const skip = stackUnavailable();
+let stack: Stack | undefined;
+let queue: JobQueue | undefined;
+before(() => {
+  if (!skip) stack = startStack('queue-unit', ['redis']);
+});
+after(async () => {
+  await queue?.close();
+  stopStack(stack);
+});
+
+test('enqueue on Redis: the same film twice is one job; a finished one is done, a failed one requeued', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  queue = openQueue(stack!.env.CXR_REDIS_URL, MODEL);
+  const counts = emptyCounts();
+  const first = await enqueue(queue, job(), 'low');
+  countOutcome(counts, first.outcome);
+  countOutcome(counts, (await enqueue(queue, job({ source: { kind: 'file', path: '/elsewhere/same.dcm' } }))).outcome);
+  countOutcome(counts, (await enqueue(queue, job({ operatingPoint: 'high-sensitivity' }))).outcome);
+  assert.deepEqual(counts, { queued: 2, alreadyQueued: 1, alreadyDone: 0, requeued: 0 });
+  assert.equal(first.id, jobIdFor('1.2.840.1', MODEL, 'balanced'));
+  assert.deepEqual(await queueDepth(queue), { waiting: 2, active: 0, completed: 0, failed: 0 });
+  const stored = await queue.getJob(first.id);
+  assert.equal(stored!.opts.priority, 100, 'low priority: behind normal jobs');
+
+  // Finish one and fail the other, as a worker would.
+  const { Worker } = await import('bullmq');
+  let n = 0;
+  const worker = new Worker(
+    queue.name,
+    async (j) => {
+      if (j.data.operatingPoint === 'high-sensitivity')
+        throw new (await import('bullmq')).UnrecoverableError('bad film');
+      n++;
+      return { ok: true };
+    },
+    { connection: redisConnection(stack!.env.CXR_REDIS_URL) },
+  );
+  const end = Date.now() + 30_000;
+  while (Date.now() < end) {
+    const d = await queueDepth(queue);
+    if (d.completed === 1 && d.failed === 1) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await worker.close();
+  assert.equal(n, 1);
+  assert.equal((await enqueue(queue, job())).outcome, 'already-done', 'a finished job is found, not redone');
+  assert.equal((await enqueue(queue, job({ operatingPoint: 'high-sensitivity' }))).outcome, 'requeued');
+  assert.deepEqual(await queueDepth(queue), { waiting: 1, active: 0, completed: 1, failed: 0 });
+});
+
+test('uploads held in Redis: stored once, capped, dropped after use', { skip: skip ?? false }, async () => {
+  const store = new UploadStore((queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL)).client, 1000);
+  const a = Buffer.alloc(600, 1);
+  assert.equal(await store.put('a'.repeat(64), a), 'stored');
+  assert.equal(await store.put('a'.repeat(64), a), 'already-there');
+  assert.equal(await store.put('b'.repeat(64), Buffer.alloc(600, 2)), 'over-cap');
+  assert.equal(await store.totalBytes(), 600);
+  assert.deepEqual(await store.get('a'.repeat(64)), a);
+  assert.equal(await store.drop('a'.repeat(64)), true);
+  assert.equal(await store.drop('a'.repeat(64)), false);
+  assert.equal(await store.totalBytes(), 0);
+  assert.equal(await store.get('a'.repeat(64)), null);
+  assert.equal(await store.put('b'.repeat(64), Buffer.alloc(600, 2)), 'stored', 'room again');
+});
