@@ -7,8 +7,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_LIMITS } from '../src/data/decode';
-import { LAYOUT_SIZE, LAYOUT_STAT_NAMES, layoutStats, resampleSquare } from '../src/explain/film_layout';
-import { FILM_LAYOUT_FIT } from '../src/explain/film_layout_fitted';
+import {
+  FILM_LAYOUT_FIT,
+  LAYOUT_SIZE,
+  LAYOUT_STAT_NAMES,
+  layoutStats,
+  resampleSquare,
+} from '../src/explain/film_layout';
 import { imageChecks } from '../src/explain/image_checks';
 import { decodeInput } from '../src/predict/decode_input';
 import { drawNonXrays } from '../src/robustness/ood_corpus';

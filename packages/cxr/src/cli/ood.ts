@@ -81,9 +81,8 @@ export function register(program: Command): void {
       const text = renderLayoutModule(fit, path.basename(path.resolve(o.data)));
       if (o.out) fs.writeFileSync(o.out, text);
       else process.stdout.write(text);
-      log(
-        `layout threshold ${fit.threshold.toFixed(2)} (per class ${fit.fitted.perClassThreshold.map((t) => t.toFixed(2)).join(', ')})`,
-      );
+      const perClass = fit.fitted.perClassThreshold.map((t) => t.toFixed(2)).join(', ');
+      log(`layout threshold ${fit.threshold.toFixed(2)} (per class ${perClass})`);
     });
 
   ood

@@ -6,7 +6,10 @@
 // `cxr ood fit-layout` into film_layout_fitted.ts; an image far from it is refused as LAYOUT.
 // No Node imports: the web page bundles this module with image_checks.ts, so the browser and the
 // server apply the same check.
-import { FILM_LAYOUT_FIT } from './film_layout_fitted';
+import { FILM_LAYOUT_FIT as FITTED } from './film_layout_fitted';
+
+/** The fit in use (`cxr ood fit-layout`). */
+export const FILM_LAYOUT_FIT: LayoutFit = FITTED;
 
 /** The side the statistics are computed at: squares of another size are resampled to it first. */
 export const LAYOUT_SIZE = 160;
