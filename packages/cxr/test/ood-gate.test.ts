@@ -135,8 +135,14 @@ test('cxr ood evaluate --json: false alarms per set and class, refusals per corp
   assert.deepEqual(r.corpus.map((x) => x.set).sort(), ['inverted-film', ...DRAWN_KINDS].sort());
   // Blank and noise images are stopped by the image checks whatever the gate's fit.
   assert.equal(r.corpus.find((x) => x.set === 'blank-noise')!.rate, 1);
+  // The held-out estimate counts the validation films and their mild changes once each.
+  const fitted = r.films.filter((x) => x.set !== 'kaggle-val').reduce((a, x) => a + x.n, 0);
+  assert.equal(r.heldOut?.rates.overall.n, fitted);
+  assert.equal(r.heldOut?.inSample.overall.n, fitted);
+  assert.equal(r.heldOut?.thresholds.length, 2);
   assert.equal(r.bars.met, r.bars.failures.length === 0);
   assert.match(formatGateReport(r), /false alarms on real chest films/);
+  assert.match(formatGateReport(r), /held-out /);
 });
 
 // The shipped model as users get it: its refitted gate, through the Predictor (decode, checks, gate, verdict).

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { fitLayout, renderLayoutModule } from '../explain/film_layout_fit';
 import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
 import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
 import { readMeta } from '../models/io';
@@ -63,6 +64,25 @@ export function register(program: Command): void {
           `(class-balanced p${fitted.percentile} of ${v.n} validation films, clean and mildly changed; ` +
           `median ${v.p50.toFixed(2)})`,
       );
+    });
+
+  ood
+    .command('fit-layout')
+    .description(
+      "fit the image checks' layout statistic on the training split's films (clean and mildly changed; no " +
+        'non-X-ray image is used) and print it as the module src/explain/film_layout_fitted.ts',
+    )
+    .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
+    .option('--out <file>', 'write the module here instead of printing it')
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .action(async (o) => {
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const fit = await fitLayout(o.data, { cacheDir: o.cache, log });
+      const text = renderLayoutModule(fit, path.basename(path.resolve(o.data)));
+      if (o.out) fs.writeFileSync(o.out, text);
+      else process.stdout.write(text);
+      const perClass = fit.fitted.perClassThreshold.map((t) => t.toFixed(2)).join(', ');
+      log(`layout threshold ${fit.threshold.toFixed(2)} (per class ${perClass})`);
     });
 
   ood

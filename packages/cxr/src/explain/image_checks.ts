@@ -1,6 +1,7 @@
 // Image checks that need no fitting (blank, noise, inverted, colour, DICOM header facts). Pure
 // functions with no Node imports: the web page bundles this module, so an image analysed in the
 // browser is checked by the same code as on the server.
+import { layoutDecision } from './film_layout';
 
 export interface ImageFacts {
   /** The model input: size × size grayscale. */
@@ -17,7 +18,7 @@ export interface ImageFacts {
 }
 
 export interface ImageCheck {
-  code: 'BLANK' | 'NOISE' | 'INVERTED' | 'COLOUR' | 'LATERAL' | 'BODY_PART' | 'MODALITY';
+  code: 'BLANK' | 'NOISE' | 'INVERTED' | 'LAYOUT' | 'COLOUR' | 'LATERAL' | 'BODY_PART' | 'MODALITY';
   message: string;
 }
 
@@ -95,6 +96,17 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
         message:
           'looks inverted or has no chest layout: the lung fields are not darker than the mediastinum ' +
           `(contrast ${contrast.toFixed(2)})`,
+      });
+    }
+    // The catch-all for what the specific checks let through (flat textures, drawings, gray
+    // photos): statistics unlike those of training films (explain/film_layout.ts).
+    const layout = out.length ? null : layoutDecision(f.pixels, f.size);
+    if (layout?.unlike) {
+      out.push({
+        code: 'LAYOUT',
+        message:
+          'does not look like a frontal chest film: its contrast, texture and layout are unlike every training ' +
+          `film's (distance ${layout.score.toFixed(1)} > ${layout.threshold.toFixed(1)})`,
       });
     }
   }

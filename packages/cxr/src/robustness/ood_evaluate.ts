@@ -15,6 +15,7 @@ import { MILD_CHANGES, MILD_STRENGTH } from '../explain/ood_fit';
 import { loadModel } from '../models/io';
 import { decodeInput } from '../predict/decode_input';
 import { DEFAULT_PER_KIND, drawNonXrays, INVERTED_KIND, invertedFilms } from './ood_corpus';
+import { type HeldOutEstimate, type ScoredFilm, splitHalfEstimate } from './ood_heldout';
 import { type ScreenContext, type ScreenOutcome, screenSquares, type SquareOrigin } from './ood_screen';
 
 /** The bars of issue 9: real films stopped at most this often, each non-X-ray kind at least this often. */
@@ -40,6 +41,11 @@ export interface GateReport {
   films: RateRow[];
   falseAlarms: { overall: RateRow; NORMAL: RateRow; PNEUMONIA: RateRow };
   corpus: RateRow[];
+  /**
+   * The false alarms on the validation films (clean and mildly changed) with a threshold set on the other
+   * half of the validation patients: the rates above use the gate's own threshold, set on these same films.
+   */
+  heldOut: HeldOutEstimate | null;
   /** The bars and whether this gate meets them on what was measured. */
   bars: { falseAlarmAtMost: number; refusalAtLeast: number; met: boolean; failures: string[] };
 }
@@ -113,7 +119,13 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
     const classes = Array.from(val.labels, (l) => names[l]);
     const n = val.labels.length;
     log(`validation: ${n} films`);
-    const films = rows('validation', await screenSquares(ctx, val.pixels, n), classes);
+    const valOutcomes = await screenSquares(ctx, val.pixels, n);
+    const films = rows('validation', valOutcomes, classes);
+    // The films that set the gate's threshold, for the held-out estimate.
+    const scored: ScoredFilm[] = [];
+    const keep = (outcomes: readonly ScreenOutcome[]) =>
+      outcomes.forEach((outcome, i) => scored.push({ outcome, group: classes[i], patient: val.patients[i] }));
+    keep(valOutcomes);
     const kaggle = await splitRecords(o.dataRoot, 'val').catch(() => null);
     if (kaggle) {
       const kv = await loadImageSet(kaggle, 'val', { size, cacheDir: o.cacheDir, warn: log });
@@ -127,7 +139,9 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
     for (const change of o.changes ?? MILD_CHANGES) {
       log(`mild:${change} (strength ${strength.toFixed(2)})`);
       const px = await perturbImages(change, val.pixels, val.files, size, strength, o.seed ?? 1);
-      films.push(...rows(`mild:${change}`, await screenSquares(ctx, px, n), classes));
+      const outcomes = await screenSquares(ctx, px, n);
+      keep(outcomes);
+      films.push(...rows(`mild:${change}`, outcomes, classes));
     }
     const corpus = rows(INVERTED_KIND, await screenSquares(ctx, invertedFilms(val.pixels), n), Array(n).fill('all'));
     const drawn = await drawNonXrays(o.perKind ?? DEFAULT_PER_KIND, o.seed ?? 1);
@@ -182,6 +196,7 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
       films,
       falseAlarms,
       corpus,
+      heldOut: gate ? splitHalfEstimate(scored, gate.percentile, gate.threshold, o.seed ?? 1) : null,
       bars: { falseAlarmAtMost: FALSE_ALARM_BAR, refusalAtLeast: REFUSAL_BAR, met: failures.length === 0, failures },
     };
   } finally {
@@ -190,6 +205,19 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
 }
 
 export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function heldOutLines(h: HeldOutEstimate | null): string[] {
+  if (!h) return [];
+  const rate = (k: string, x: Record<string, { n: number; stopped: number; rate: number }>) =>
+    `${k} ${pct(x[k]?.rate ?? 0)} (${x[k]?.stopped ?? 0} / ${x[k]?.n ?? 0})`;
+  const keys = Object.keys(h.rates);
+  return [
+    `held out (validation and its mild changes; ${h.method}; p${h.percentile}, thresholds ` +
+      `${h.thresholds.map((t) => t.toFixed(2)).join(' / ')}):`,
+    `  held-out   ${keys.map((k) => rate(k, h.rates)).join(', ')}`,
+    `  in-sample  ${keys.map((k) => rate(k, h.inSample)).join(', ')}`,
+  ];
+}
 
 /** The report as a plain-text table for people. */
 export function formatGateReport(r: GateReport): string {
@@ -211,6 +239,7 @@ export function formatGateReport(r: GateReport): string {
     `false alarms on real chest films (bar: at most ${pct(r.bars.falseAlarmAtMost)})`,
     ...r.films.map(line),
     ...Object.values(r.falseAlarms).map(line),
+    ...heldOutLines(r.heldOut),
     `refusals of images that are not chest films (bar: at least ${pct(r.bars.refusalAtLeast)} per kind)`,
     ...r.corpus.map(line),
     r.bars.met ? 'bars met' : `bars NOT met: ${r.bars.failures.join('; ')}`,
