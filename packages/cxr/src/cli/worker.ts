@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { createLogger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
@@ -57,8 +58,11 @@ export function register(program: Command): void {
       positiveInt,
     )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .action(async (o) => {
-      const log = (line: string) => process.stderr.write(`cxr worker: ${line}\n`);
+      // The server's logger: one JSON line per event on stderr, credentials redacted (src/log.ts).
+      const logger = createLogger({ level: resolveLogLevel(o.logLevel) }).child({ component: 'worker' });
+      const log = (line: string) => logger.info(line);
       const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
       const orthancWanted = o.orthancConfig !== undefined || !!process.env.CXR_ORTHANC_URL;
       const orthanc = orthancWanted

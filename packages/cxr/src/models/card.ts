@@ -75,7 +75,8 @@ export function modelCard(meta: ModelMeta, command?: string): string {
     ...ops,
     '',
     '`screening`: the highest threshold with validation sensitivity ≥ 99%, but never above `balanced` (so switching to',
-    `screening can only add alarms). \`balanced\`: Youden's J. Default: \`${meta.defaultOperatingPoint}\`.`,
+    `screening can only add alarms). \`balanced\`: ${balancedRule(meta.operatingPoints.balanced?.rule)}. ` +
+      `Default: \`${meta.defaultOperatingPoint}\`.`,
     '',
   ].join('\n');
 }
@@ -207,4 +208,12 @@ function shiftLine(r: ModelMeta['recipe']): string {
 function normalizeLine(meta: ModelMeta): string {
   const n = meta.preprocessing.normalize;
   return n && n !== 'none' ? `per-image normalisation \`${n}\`;\n` : '';
+}
+
+/** What the balanced point's rule means, in the card's words (models made before rules were recorded: J's maximum). */
+function balancedRule(rule: string | undefined): string {
+  if (rule === 'youden-plateau-middle') {
+    return "the middle (in logit space) of the thresholds whose Youden's J is within 0.01 of its maximum";
+  }
+  return "Youden's J (its maximum)";
 }
