@@ -197,11 +197,18 @@ export function writeModelCard(dir: string, meta: ModelMeta, command?: string): 
 /** The recipe's site-shift augmentation in words, or nothing. */
 function shiftLine(r: ModelMeta['recipe']): string {
   const a = r.shiftAugment;
-  if (!a) return '';
-  return (
-    `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films ` +
-    `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`
-  );
+  const lines = [
+    a
+      ? `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films ` +
+        `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`
+      : '',
+    r.mix ? `${r.mix.method} on ${Math.round(r.mix.probability * 100)}% of batches (alpha ${r.mix.alpha});\n` : '',
+    r.weightAverage
+      ? `the weights are a moving average (${r.weightAverage.method}, decay ${r.weightAverage.decay} per step, ` +
+        'batch-norm statistics included);\n'
+      : '',
+  ];
+  return lines.join('');
 }
 
 /** The model's per-image normalisation in words, or nothing when there is none. */

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
 import { TTA_VIEWS } from './tta_views';
+import { mixSchema } from '../data/mix';
 
 export const MODEL_FORMAT = 'cxr-model/1';
 
@@ -99,6 +100,9 @@ export const RecipeRecord = z.looseObject({
   splitSeed: num,
   normalize: z.enum(NORMALIZE_MODES).optional(),
   shiftAugment: shiftAugmentSchema.optional(),
+  // The recipe's schema for it lives with the training loop (train/weight_average.ts), a floor above.
+  weightAverage: z.looseObject({ method: z.string(), decay: z.number() }).optional(),
+  mix: mixSchema.optional(),
 });
 export type RecipeRecord = z.infer<typeof RecipeRecord>;
 
