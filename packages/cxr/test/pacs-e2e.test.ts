@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSource } from '../src/dicom_out';
+import { openAuditStore } from '../src/serve/audit';
 import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
 import { assertOneResultEach, findInstances as findInstancesIn } from './pacs-results';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
@@ -39,7 +40,7 @@ interface Run {
 function sync(...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     // Credentials only through the environment, as in production.
-    const env = { ...process.env, ...stack!.env, CXR_MODEL: modelDir };
+    const env = { ...process.env, ...stack!.env, CXR_MODEL: modelDir, CXR_DB: auditDb() };
     const child = spawn(
       process.execPath,
       [MAIN, 'orthanc', 'sync', '--state', path.join(dir, 'state.json'), '--json', ...args],
@@ -55,6 +56,19 @@ function sync(...args: string[]): Promise<Run> {
 }
 
 const findInstances = (query: Record<string, string>) => findInstancesIn(stack!, query);
+/** The sync's own audit log (SQLite here; the queue's e2e test covers PostgreSQL). */
+const auditDb = () => path.join(dir, 'audit.db');
+
+/** The audit rows' result keys: one per film predicted, whatever the reruns. */
+async function auditKeys(): Promise<string[]> {
+  const store = await openAuditStore(auditDb(), { readonly: true });
+  try {
+    const page = await store.list({ limit: 1000 });
+    return page.items.map((r) => r.resultKey ?? '').sort();
+  } finally {
+    await store.close();
+  }
+}
 
 test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its study; reruns add nothing', {
   skip: skip ?? false,
@@ -85,6 +99,8 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
 
   const check = () => assertOneResultEach(stack!, films);
   await check();
+  // As cxr predict: one audit row per film, keyed by its SOP Instance UID.
+  assert.deepEqual(await auditKeys(), [...films.keys()].sort());
 
   // Second run from the saved cursor: only cxr's own results are new, and they are skipped.
   const second = await sync('--once');
@@ -101,6 +117,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   assert.equal(s3.processed, 0);
   assert.equal(s3.alreadyDone, films.size);
   await check();
+  assert.deepEqual(await auditKeys(), [...films.keys()].sort(), 'reruns add no audit row');
 
   // A film arriving later is picked up from the saved cursor, and only it.
   const [someFilm] = await findInstances({ Modality: 'CR' });
@@ -125,12 +142,13 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   const s4 = JSON.parse(fourth.stdout) as Record<string, number>;
   assert.deepEqual({ instances: s4.instances, processed: s4.processed }, { instances: 1, processed: 1 }, fourth.stderr);
   await check();
+  assert.deepEqual(await auditKeys(), [...films.keys()].sort(), 'the late film has its row too');
 
   // Polling: SIGTERM stops it cleanly (exit 0, counts printed).
   const poll = spawn(
     process.execPath,
     [MAIN, 'orthanc', 'sync', '--interval', '0.5', '--state', path.join(dir, 'state.json'), '--json'],
-    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir } },
+    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir, CXR_DB: auditDb() } },
   );
   let pollErr = '';
   let pollOut = '';
@@ -151,7 +169,13 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   // Wrong password: a clear error, non-zero exit, the cursor file untouched.
   const state = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
   const bad = await new Promise<Run>((resolve) => {
-    const env = { ...process.env, ...stack!.env, CXR_ORTHANC_PASSWORD: 'wrong', CXR_MODEL: modelDir };
+    const env = {
+      ...process.env,
+      ...stack!.env,
+      CXR_ORTHANC_PASSWORD: 'wrong',
+      CXR_MODEL: modelDir,
+      CXR_DB: auditDb(),
+    };
     const child = spawn(
       process.execPath,
       [MAIN, 'orthanc', 'sync', '--once', '--state', path.join(dir, 'state.json')],

@@ -7,8 +7,11 @@ import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient, OrthancError, type SyncOptions, syncOnce, type SyncStats } from '../pacs';
 import { defaultModelDir } from '../paths';
+import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
 import { type JobQueue, type JobSpec, loadRedisUrl, openQueue, syncHandler } from '../queue';
+import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { openAuditStoreForWriting } from './writable';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -67,6 +70,12 @@ export function register(program: Command): void {
         'Redis: CXR_REDIS_URL or --redis-config ("processed" then counts films queued)',
     )
     .option('--redis-config <file>', 'with --queue: JSON file {"url": "redis://..."} (mode 600)')
+    .option(
+      '--db <file|url>',
+      'audit log for the films predicted here: SQLite file or postgres:// URL (default: CXR_DB or ' +
+        '~/.local/share/cxr/audit.db, as cxr serve); with --queue the workers write it',
+    )
+    .option('--no-audit', 'do not write the predictions to the audit log')
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
@@ -75,6 +84,7 @@ export function register(program: Command): void {
       let predictor: Predictor | undefined;
       let queue: JobQueue | undefined;
       let handleInstance: SyncOptions['handleInstance'];
+      let audit: AuditStore | undefined;
       let model: { name: string; version: string };
       if (o.queue) {
         const identity = modelIdentity(modelDir);
@@ -92,7 +102,25 @@ export function register(program: Command): void {
         await initEngine(o.threads);
         predictor = await Predictor.load(modelDir, { oodPolicy: o.oodPolicy });
         model = predictor.model;
+        // As cxr predict: one audit row per film, keyed by its SOP Instance UID, so a rerun adds none.
+        if (o.audit !== false) audit = await openAuditStoreForWriting(o.db ?? defaultDbPath());
       }
+      const loaded = predictor;
+      const store = audit;
+      const onPrediction: SyncOptions['onPrediction'] =
+        loaded && store
+          ? async (prediction, film) => {
+              const record = auditRecordOf(prediction, {
+                model: loaded.model,
+                latencyMs: film.latencyMs,
+                requestedBy: null,
+                hasHeatmap: false,
+                hasThumbnail: false,
+                resultKey: film.sopInstanceUid,
+              });
+              await store.insertOnce(record, null, film.sopInstanceUid);
+            }
+          : undefined;
       let stopping = false;
       let wake: (() => void) | null = null;
       const onSignal = (sig: string) => {
@@ -118,6 +146,7 @@ export function register(program: Command): void {
               client,
               predictor,
               handleInstance,
+              onPrediction,
               stateFile: path.resolve(o.state),
               sinceStart,
               operatingPoint: o.operatingPoint,
@@ -149,6 +178,7 @@ export function register(program: Command): void {
         process.off('SIGTERM', handlers.SIGTERM);
         predictor?.dispose();
         await queue?.close();
+        await audit?.close();
       }
       if (o.json) process.stdout.write(JSON.stringify(total) + '\n');
       if (total.failed > 0 && o.once) process.exitCode = 2;

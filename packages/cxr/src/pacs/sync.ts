@@ -19,6 +19,8 @@ export interface SyncOptions {
   /** Start from the beginning of the change feed instead of the saved cursor. */
   sinceStart?: boolean;
   operatingPoint?: string;
+  /** Called with each film's prediction before its results are stored (the audit row: cxr orthanc sync). */
+  onPrediction?: ProcessOptions['onPrediction'];
   /** Changes read per request (one batch; the cursor is saved after each). */
   batchSize?: number;
   /** Checked between instances: true stops after the current one, cursor saved. */
@@ -144,7 +146,12 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
   const handle =
     o.handleInstance ??
     (predictor
-      ? (id: string) => processInstance(o.client, predictor, id, { operatingPoint: o.operatingPoint, log })
+      ? (id: string) =>
+          processInstance(o.client, predictor, id, {
+            operatingPoint: o.operatingPoint,
+            log,
+            onPrediction: o.onPrediction,
+          })
       : null);
   if (!handle) throw new Error('syncOnce: needs a predictor or handleInstance');
   let cursor = await startCursor(o);
