@@ -63,6 +63,9 @@ for (const s of suites) {
   const r = spawnSync(s.cmd[0], s.cmd.slice(1), { cwd: path.join(root, s.cwd), encoding: 'utf8', maxBuffer: 1 << 28 });
   const out = (r.stdout || '') + (r.stderr || '');
   process.stdout.write(out.length > 20000 ? out.slice(-20000) : out);
+  // The tail above may not reach back to a failure: repeat each failing test's report in full.
+  const failures = failureReports(out);
+  if (failures.length) console.log(`\n--- ${s.name}: the failing tests\n${failures.join('\n')}`);
   const num = (re) => {
     const m = out.match(re);
     return m ? Number(m[m.length - 1].match(/\d+/)[0]) : 0;
@@ -77,4 +80,26 @@ for (const s of suites) {
   console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status})`);
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+
+/** Each `not ok` block of node:test's TAP output: the line and its indented YAML report (error, stack). */
+function failureReports(out) {
+  const lines = out.split('\n');
+  const reports = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)not ok /.exec(lines[i]);
+    if (!m) continue;
+    const block = [lines[i]];
+    const indent = m[1].length;
+    for (let j = i + 1; j < lines.length && j < i + 80; j++) {
+      const l = lines[j];
+      const own = l.length - l.trimStart().length;
+      if (l.trim() !== '' && own <= indent && !l.trimStart().startsWith('---') && !l.trimStart().startsWith('...')) {
+        break;
+      }
+      block.push(l);
+    }
+    reports.push(block.join('\n'));
+  }
+  return reports;
+}
 process.exit(failed ? 1 : 0);
