@@ -145,7 +145,12 @@ test('DICOM in (content-sniffed, no file name needed), with its header facts as 
   const r = await predictor.predict(ok, { heatmap: true, thumbnail: true });
   assert.equal(r.input.kind, 'dicom');
   assert.deepEqual([r.input.width, r.input.height], [w, h]);
-  assert.deepEqual(r.warnings, []);
+  // No header fact to warn about (frontal, no age, no modality). The drawn image itself is not a real
+  // film, so the film-layout image check may say so; that is the only warning allowed here.
+  assert.deepEqual(
+    r.warnings.filter((m) => !/does not look like a frontal chest film/.test(m)),
+    [],
+  );
   assert.ok(r.heatmapPng);
   const lateral = writeDicom(
     imageElements({
