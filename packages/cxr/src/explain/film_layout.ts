@@ -7,6 +7,7 @@
 // No Node imports: the web page bundles this module with image_checks.ts, so the browser and the
 // server apply the same check.
 import { FILM_LAYOUT_FIT as FITTED } from './film_layout_fitted';
+import { resizeMap } from './resize';
 
 /** The fit in use (`cxr ood fit-layout`). */
 export const FILM_LAYOUT_FIT: LayoutFit = FITTED;
@@ -44,24 +45,9 @@ export interface LayoutFit {
 /** Bilinear resample of a size × size square to `to` × `to` (identity when the sizes match). */
 export function resampleSquare(pixels: Uint8Array, size: number, to: number): Uint8Array {
   if (size === to) return pixels;
-  const out = new Uint8Array(to * to);
-  const k = size / to;
-  for (let y = 0; y < to; y++) {
-    const sy = Math.min(size - 1, Math.max(0, (y + 0.5) * k - 0.5));
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(size - 1, y0 + 1);
-    const fy = sy - y0;
-    for (let x = 0; x < to; x++) {
-      const sx = Math.min(size - 1, Math.max(0, (x + 0.5) * k - 0.5));
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(size - 1, x0 + 1);
-      const fx = sx - x0;
-      const top = pixels[y0 * size + x0] * (1 - fx) + pixels[y0 * size + x1] * fx;
-      const bottom = pixels[y1 * size + x0] * (1 - fx) + pixels[y1 * size + x1] * fx;
-      out[y * to + x] = Math.round(top * (1 - fy) + bottom * fy);
-    }
-  }
-  return out;
+  // The heat map's bilinear resize (same sampling grid), rounded back to 8 bits.
+  const resized = resizeMap(Float32Array.from(pixels), size, size, to, to);
+  return Uint8Array.from(resized, (v) => Math.round(v));
 }
 
 const variance = (xs: ArrayLike<number>) => {
