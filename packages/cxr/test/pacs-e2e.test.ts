@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readSource } from '../src/dicom_out';
 import { openAuditStore } from '../src/serve/audit';
-import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
-import { assertOneResultEach, findInstances as findInstancesIn } from './pacs-results';
+import { makeTinyModel, tempDir } from './serve-fixtures';
+import { assertOneResultEach, uploadSamples, findInstances as findInstancesIn } from './pacs-results';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -75,17 +74,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   timeout: 240_000,
 }, async () => {
   // Upload every sample; files holding the same SOP instance are stored once by Orthanc.
-  const films = new Map<string, string>(); // SOP instance UID → study UID
-  for (const f of fs
-    .readdirSync(DICOM_DIR)
-    .filter((n) => n.endsWith('.dcm'))
-    .sort()) {
-    const bytes = fs.readFileSync(path.join(DICOM_DIR, f));
-    const res = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
-    assert.equal(res.status, 200, `${f} uploaded`);
-    const src = readSource(bytes);
-    films.set(src.sopInstanceUid, src.studyInstanceUid);
-  }
+  const films = await uploadSamples(stack!);
   assert.equal(films.size, 4, 'the six samples hold four distinct chest instances');
 
   const first = await sync('--once', '--since-start');

@@ -2,6 +2,10 @@
 // back from Orthanc through the stack's REST API. Shared by the PACS and queue end-to-end tests.
 import assert from 'node:assert/strict';
 import * as dicomParser from 'dicom-parser';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readSource } from '../src/dicom_out';
+import { DICOM_DIR } from './serve-fixtures';
 import { orthanc, type Stack } from './stack-fixture';
 
 export async function findInstances(stack: Stack, query: Record<string, string>): Promise<string[]> {
@@ -46,4 +50,21 @@ export async function assertOneResultEach(stack: Stack, films: Map<string, strin
     }
   }
   assert.equal((await findInstances(stack, {})).length, films.size * 3, 'films + their SR + SC, nothing else');
+}
+
+/** Uploads every sample file to Orthanc; the map is SOP Instance UID → Study Instance UID (files holding the
+ * same instance are stored once). */
+export async function uploadSamples(stack: Stack): Promise<Map<string, string>> {
+  const films = new Map<string, string>();
+  for (const f of fs
+    .readdirSync(DICOM_DIR)
+    .filter((n) => n.endsWith('.dcm'))
+    .sort()) {
+    const bytes = fs.readFileSync(path.join(DICOM_DIR, f));
+    const res = await orthanc(stack, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
+    assert.equal(res.status, 200, `${f} uploaded`);
+    const src = readSource(bytes);
+    films.set(src.sopInstanceUid, src.studyInstanceUid);
+  }
+  return films;
 }

@@ -13,8 +13,8 @@ import { readSource } from '../src/dicom_out';
 import { modelIdentity } from '../src/models/io';
 import { type JobQueue, openQueue, queueDepth } from '../src/queue';
 import { openAuditStore } from '../src/serve/audit';
-import { assertOneResultEach, findInstances } from './pacs-results';
-import { DICOM_DIR, makeTinyModel, tempDir } from './serve-fixtures';
+import { assertOneResultEach, uploadSamples, findInstances } from './pacs-results';
+import { makeTinyModel, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -136,17 +136,7 @@ test('sync --queue, two workers: one SR, SC and audit row per film; again, and a
   skip: skip ?? false,
   timeout: 400_000,
 }, async () => {
-  const films = new Map<string, string>(); // SOP instance UID → study UID
-  for (const f of fs
-    .readdirSync(DICOM_DIR)
-    .filter((n) => n.endsWith('.dcm'))
-    .sort()) {
-    const bytes = fs.readFileSync(path.join(DICOM_DIR, f));
-    const res = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
-    assert.equal(res.status, 200, `${f} uploaded`);
-    const src = readSource(bytes);
-    films.set(src.sopInstanceUid, src.studyInstanceUid);
-  }
+  const films = await uploadSamples(stack!);
   assert.equal(films.size, 4, 'the six samples hold four distinct chest instances');
 
   // Two workers wait; the change feed is queued (not predicted in the sync process), they drain it.
