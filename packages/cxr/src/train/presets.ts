@@ -196,5 +196,18 @@ RECIPES['cxr-shift-marks'] = {
   },
 };
 
+// cxr-shift-ema with mixup on every batch (data/mix.ts; lambda ~ Beta(0.2, 0.2), so most films
+// stay nearly whole): softer targets between the classes, aimed at over-confident NORMAL scores.
+RECIPES['cxr-shift-mixup'] = {
+  title: 'cxr-shift-ema with mixup (alpha 0.2) on every batch',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, mix: { method: 'mixup', alpha: 0.2, probability: 1 } },
+};
+
+// cxr-shift-ema at 224 px instead of 160 (about twice the pixels and the training time).
+RECIPES['cxr-shift-224'] = {
+  title: 'cxr-shift-ema at 224 px input',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, inputSize: 224 },
+};
+
 // The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).
 export const DEFAULT_RECIPE = 'cxr-shift';
