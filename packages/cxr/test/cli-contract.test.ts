@@ -162,6 +162,15 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
   const cal = JSON.parse(c.stdout) as { temperature: number; metrics: { n: number } };
   assert.ok(cal.temperature > 0);
   assert.ok(cal.metrics.n > 0);
+  const p = cxr('calibrate', '--model', out, '--data', CHEST_XRAY, '--scaling', 'platt', '--json');
+  assert.equal(p.code, 0, p.stderr);
+  const platt = JSON.parse(p.stdout) as { temperature: number; logitBias: number; scaling: string };
+  assert.equal(platt.scaling, 'platt');
+  const written = JSON.parse(fs.readFileSync(path.join(out, 'cxr.json'), 'utf8'));
+  assert.equal(written.logitBias, platt.logitBias);
+  assert.equal(written.temperature, platt.temperature);
+  assert.equal(written.calibration.scaling, 'platt');
+  assert.match(fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'), /Platt scaling \(sigmoid\(logit \/ /);
 
   // A second member on the same validation split (same split seed), then the ensemble of both.
   const second = path.join(root, 'tiny-run-2');

@@ -5,6 +5,7 @@ import {
   balancedPoint,
   confusionAt,
   evaluate,
+  fitPlatt,
   fitTemperature,
   logit,
   operatingPoints,
@@ -54,6 +55,34 @@ test('the temperature search stays within its bounds on separable data', () => {
   assert.ok(t >= 0.1 && t < 0.1001, String(t));
   assert.throws(() => fitTemperature([], []), RangeError);
   assert.throws(() => fitTemperature([Infinity], [1]), /finite/);
+});
+
+test('Platt scaling recovers a known slope and bias', () => {
+  // The model reports t·z − k for a well-calibrated logit z: sigmoid(reported / t + k / t) is calibrated.
+  for (const [t, k] of [
+    [0.5, 1.5],
+    [2, -3],
+  ]) {
+    const { labels, logits } = overconfident(20000, 1, 5);
+    const reported = logits.map((z) => t * z - k);
+    const fit = fitPlatt(reported, labels);
+    assert.ok(Math.abs(fit.temperature - t) / t < 0.05, `T ${fit.temperature} vs ${t}`);
+    assert.ok(Math.abs(fit.bias - k / t) < 0.1, `bias ${fit.bias} vs ${k / t}`);
+    // Temperature alone cannot move the level: its cross-entropy is worse.
+    const nll = (T: number, b: number) =>
+      reported.reduce((s, z, i) => s - Math.log(labels[i] ? sigmoid(z / T + b) : 1 - sigmoid(z / T + b)), 0);
+    assert.ok(nll(fit.temperature, fit.bias) < nll(fitTemperature(reported, labels), 0));
+  }
+});
+
+test('Platt scaling stays finite on separable data and keeps the ranking', () => {
+  const logits = [-4, -3, -2.5, -1, 1, 2, 3, 5, 6, 7];
+  const labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+  const fit = fitPlatt(logits, labels);
+  assert.ok(fit.temperature > 0 && Number.isFinite(fit.temperature), `T ${fit.temperature}`);
+  assert.ok(Number.isFinite(fit.bias));
+  assert.throws(() => fitPlatt([1, 2], [1]), /equally long/);
+  assert.throws(() => fitPlatt([1, Number.NaN], [1, 0]), /finite/);
 });
 
 test('applyTemperature works from probabilities', () => {

@@ -79,6 +79,7 @@ export async function makeSeededModel(dir: string, opts: TinyModelOptions = {}):
     preprocessing: { resize: 'fill', scale: 1 / 255 },
     classNames: ['NORMAL', 'PNEUMONIA'],
     temperature: 1.5,
+    logitBias: 0,
     operatingPoints: {
       screening: { threshold: 0.3, sensitivity: 0.95, specificity: 0.5 },
       balanced: { threshold: 0.5, sensitivity: 0.85, specificity: 0.85 },

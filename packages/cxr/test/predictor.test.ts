@@ -9,7 +9,7 @@ import { decodeBuffer } from '../src/data/decode';
 import { cxrnet } from '../src/models/cxrnet';
 import { loadModel, saveLayersModel } from '../src/models/io';
 import { InputError } from '../src/predict/errors';
-import { predictAllLogits, predictLogits, sigmoid, toInput } from '../src/models/infer';
+import { calibrated, predictAllLogits, predictLogits, sigmoid, toInput } from '../src/models/infer';
 import { Predictor } from '../src/predict/predictor';
 import { imageElements, TS, writeDicom } from './dicom-writer';
 import { makeSeededModel, seedWeights, SHARED, tempDir } from './ood-fixtures';
@@ -105,6 +105,26 @@ test('the served probability is the evaluated one', async () => {
   const { z, temperature } = await evaluatedLogit(modelDir, bytes);
   assert.ok(Math.abs(r.logit - z / temperature) < 1e-5, `${r.logit} vs ${z / temperature}`);
   assert.ok(Math.abs(r.probability - sigmoid(z / temperature)) < 1e-6);
+});
+
+test('a Platt-scaled model serves sigmoid(logit / T + bias), and evaluate computes the same', async () => {
+  const platt = path.join(root, 'platt');
+  fs.cpSync(modelDir, platt, { recursive: true });
+  const metaPath = path.join(platt, 'cxr.json');
+  const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
+  fs.writeFileSync(metaPath, JSON.stringify({ ...meta, temperature: 2, logitBias: 1.25 }));
+  const p = await Predictor.load(platt);
+  try {
+    const bytes = await png(200, 260);
+    const r = await p.predict(bytes);
+    const { z } = await evaluatedLogit(platt, bytes);
+    assert.ok(Math.abs(r.logit - (z / 2 + 1.25)) < 1e-5, `${r.logit} vs ${z / 2 + 1.25}`);
+    assert.ok(Math.abs(r.probability - calibrated(Float32Array.of(z), 2, 1.25)[0]) < 1e-6);
+    // The bias moves the probability: the same film scores higher than with temperature alone.
+    assert.ok(r.probability > sigmoid(z / 2));
+  } finally {
+    p.dispose();
+  }
 });
 
 test('operating points: another one changes the threshold; an unknown one is a 400', async () => {

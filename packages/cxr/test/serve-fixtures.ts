@@ -61,6 +61,7 @@ export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta
     preprocessing: { resize: 'fill', scale: 1 / 255 },
     classNames: ['NORMAL', 'PNEUMONIA'],
     temperature: 1.5,
+    logitBias: 0,
     operatingPoints: {
       screening: { threshold: 0.3, sensitivity: 0.95, specificity: 0.5 },
       balanced: { threshold: 0.5, sensitivity: 0.85, specificity: 0.85 },

@@ -171,7 +171,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         tta: meta.tta,
         batchSize: o.batchSize,
       });
-      const est = estimatePrior(calibrated(logits, meta.temperature), train.prior);
+      const est = estimatePrior(calibrated(logits, meta.temperature, meta.logitBias), train.prior);
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
       const shift = logOdds(est.prior) - logOdds(train.prior);
       // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.

@@ -1,16 +1,16 @@
-// `cxr calibrate --model DIR --data ROOT`: temperature and operating points again, on the same
-// patient-level validation split the model was trained with.
+// `cxr calibrate --model DIR --data ROOT`: calibration (temperature, or Platt's slope and bias) and
+// operating points again, on the same patient-level validation split the model was trained with.
 import { Command, Option } from 'commander';
 import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
-import { recalibrate } from '../train/calibrate';
+import { recalibrate, SCALINGS } from '../train/calibrate';
 
 export function register(program: Command): void {
   program
     .command('calibrate')
-    .description('refit temperature and operating points of a model on its own validation split')
+    .description('refit calibration and operating points of a model on its own validation split')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
     .option(
@@ -26,19 +26,30 @@ export function register(program: Command): void {
         .choices([...BALANCED_RULES])
         .default(DEFAULT_BALANCED_RULE),
     )
-    .option('--json', 'print one JSON object: the new temperature, operating points and validation metrics')
+    .addOption(
+      new Option(
+        '--scaling <method>',
+        'temperature: one divisor of the logit; platt: a divisor and a bias (corrects the level of the scores too)',
+      )
+        .choices([...SCALINGS])
+        .default('temperature'),
+    )
+    .option('--json', 'print one JSON object: the new temperature, logit bias, operating points and validation metrics')
     .action(async (o) => {
       await initEngine();
       const model = path.resolve(o.model ?? defaultModelDir());
       const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), {
         shifts: o.shifts === true,
         rule: o.rule,
+        scaling: o.scaling,
       });
       if (o.json) {
         process.stdout.write(
           JSON.stringify({
             model,
             temperature: c.temperature,
+            logitBias: c.bias,
+            scaling: c.scaling,
             operatingPoints: c.operatingPoints,
             metrics: c.metrics,
           }) + '\n',

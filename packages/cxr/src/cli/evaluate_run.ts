@@ -47,7 +47,7 @@ export async function runEvaluation(
     warn: o.warn,
   });
   const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
-  const probs = calibrated(logits, meta.temperature);
+  const probs = calibrated(logits, meta.temperature, meta.logitBias);
   const labels = Array.from(set.labels);
   const metrics = evaluate(labels, probs, { threshold: op.threshold });
   loaded.members.forEach((m) => m.dispose());

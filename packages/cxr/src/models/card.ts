@@ -47,7 +47,7 @@ export function modelCard(meta: ModelMeta, command?: string): string {
     '## What it does',
     'Estimates the probability that a frontal pediatric chest X-ray shows pneumonia (bacterial or viral), ' +
       'calibrated by',
-    `temperature scaling (T = ${meta.temperature.toFixed(3)}), and calls it at a named operating point.`,
+    `${calibrationWords(meta)}, and calls it at a named operating point.`,
     '',
     // The adaptation section, when there is one, ends in a blank line of its own.
     adaptationSection(meta) + INTENDED_USE[0],
@@ -223,4 +223,11 @@ function balancedRule(rule: string | undefined): string {
     return "the middle (in logit space) of the thresholds whose Youden's J is within 0.01 of its maximum";
   }
   return "Youden's J (its maximum)";
+}
+
+function calibrationWords(meta: ModelMeta): string {
+  const t = meta.temperature.toFixed(3);
+  if (meta.logitBias === 0) return `temperature scaling (T = ${t})`;
+  const b = `${meta.logitBias >= 0 ? '+' : '−'} ${Math.abs(meta.logitBias).toFixed(3)}`;
+  return `Platt scaling (sigmoid(logit / ${t} ${b}))`;
 }

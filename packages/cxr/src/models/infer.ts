@@ -121,6 +121,7 @@ export async function predictAllLogits(
   return out;
 }
 
-export function calibrated(logits: Float32Array, temperature: number): number[] {
-  return Array.from(logits, (z) => sigmoid(z / temperature));
+/** Calibrated probabilities: sigmoid(logit / temperature + bias), as cxr.json records them. */
+export function calibrated(logits: Float32Array, temperature: number, bias = 0): number[] {
+  return Array.from(logits, (z) => sigmoid(z / temperature + bias));
 }

@@ -155,8 +155,9 @@ export const ModelMeta = z.looseObject({
     normalize: z.enum(NORMALIZE_MODES).optional(),
   }),
   classNames: z.tuple([z.string(), z.string()]),
-  /** Temperature for calibration: p = sigmoid(logit(p_raw) / T). */
+  /** Calibration: p = sigmoid(logit / temperature + logitBias) (temperature or Platt scaling). */
   temperature: z.number().positive().default(1),
+  logitBias: z.number().default(0),
   operatingPoints: z.record(z.string(), OperatingPoint),
   defaultOperatingPoint: z.string(),
   /** Test-time augmentation used by predict (averaged in logit space). */
@@ -170,7 +171,13 @@ export const ModelMeta = z.looseObject({
    * How temperature and operating points were chosen: on the validation films ('validation'), or on
    * them pooled with mildly changed copies ('validation+shifts', train/calibrate.ts). Absent = 'validation'.
    */
-  calibration: z.looseObject({ method: z.enum(['validation', 'validation+shifts']) }).optional(),
+  calibration: z
+    .looseObject({
+      method: z.enum(['validation', 'validation+shifts']),
+      /** 'temperature' (bias 0) or 'platt' (slope and bias). Absent = 'temperature'. */
+      scaling: z.enum(['temperature', 'platt']).optional(),
+    })
+    .optional(),
   adaptation: Adaptation.optional(),
   ensemble: EnsembleRecord.optional(),
   createdAt: z.string(),

@@ -32,6 +32,7 @@ export const modelInfoSchema = {
     defaultOperatingPoint: { type: 'string' },
     operatingPoints: { type: 'object', additionalProperties: operatingPointSchema },
     temperature: { type: 'number' },
+    logitBias: { type: 'number', description: 'calibrated probability = sigmoid(logit / temperature + logitBias)' },
     tta: { type: 'array', items: { type: 'string', enum: TTA_VIEWS } },
     meta: { type: 'object', additionalProperties: true, description: "the model folder's cxr.json" },
     validation: {
@@ -63,6 +64,7 @@ export const modelInfoSchema = {
     'defaultOperatingPoint',
     'operatingPoints',
     'temperature',
+    'logitBias',
     'tta',
     'meta',
     'validation',

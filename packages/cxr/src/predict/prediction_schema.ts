@@ -83,7 +83,8 @@ const resultProperties = {
   },
   logit: {
     type: 'number',
-    description: 'mean logit over ensemble members and test-time views, divided by the temperature',
+    description:
+      'mean logit over ensemble members and test-time views, divided by the temperature, plus the logit bias',
   },
   label: { ...labelSchema, description: 'PNEUMONIA when probability >= threshold' },
   operatingPoint: { type: 'string' },

@@ -236,7 +236,7 @@ export class Predictor {
     let verdict: Verdict;
     try {
       const r = predictWithFeatures(this.loaded.members, x, meta.tta, this.tap ?? undefined);
-      logit = r.logits[0] / meta.temperature;
+      logit = r.logits[0] / meta.temperature + meta.logitBias;
       if (this.ood && this.parts) {
         oodResult = this.oodVerdict(r.features ?? features(this.parts[this.ood.member], x));
       }

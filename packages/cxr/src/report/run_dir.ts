@@ -16,6 +16,7 @@ export const RunMeta = z.looseObject({
   inputSize: z.number().optional().catch(undefined),
   classNames: z.tuple([z.string(), z.string()]).optional().catch(undefined),
   temperature: z.number().optional().catch(undefined),
+  logitBias: z.number().optional().catch(undefined),
   thresholds: z.record(z.string(), Threshold).optional().catch(undefined),
   operatingPoints: z.record(z.string(), Threshold).optional().catch(undefined),
   defaultOperatingPoint: z.string().optional().catch(undefined),

@@ -235,6 +235,7 @@ function modelSection(run: RunData): string {
   add('Input size', m.inputSize ? `${m.inputSize} × ${m.inputSize} pixels` : undefined);
   add('Classes', m.classNames?.join(' / '));
   add('Calibration temperature', m.temperature?.toFixed(3));
+  if (m.logitBias) add('Calibration logit bias', m.logitBias.toFixed(3));
   add('Created', m.createdAt);
   const points = metaThresholds(m);
   const opTable = points.length

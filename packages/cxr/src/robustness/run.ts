@@ -58,7 +58,7 @@ async function scores(
   // Changes act on the film as it arrives; the model's own normalisation comes after them, as in the Predictor.
   const input = normalizeImages(pixels.slice(), n, size, meta.preprocessing.normalize);
   const logits = await predictAllLogits(loaded.members, input, n, size, { tta: meta.tta, batchSize });
-  return calibrated(logits, meta.temperature);
+  return calibrated(logits, meta.temperature, meta.logitBias);
 }
 
 /** One image under each change at the highest strength, for the report's picture sheet (not part of the JSON). */

@@ -7,7 +7,9 @@ import {
   type BalancedRule,
   confusionAt,
   evaluate,
+  fitPlatt,
   fitTemperature,
+  type LogitCalibration,
   operatingPoints,
   SCREENING_SENSITIVITY,
 } from '../eval';
@@ -22,8 +24,23 @@ import { perturbImages } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import type { TtaView } from '../models/tta_views';
 
+/** Temperature alone (bias 0), or Platt's slope and bias (eval/calibration.ts). */
+export type Scaling = 'temperature' | 'platt';
+export const SCALINGS: readonly Scaling[] = ['temperature', 'platt'];
+
+function fitScaling(
+  logits: readonly number[],
+  labels: readonly number[],
+  scaling: Scaling = 'temperature',
+): LogitCalibration {
+  return scaling === 'platt' ? fitPlatt(logits, labels) : { temperature: fitTemperature(logits, labels), bias: 0 };
+}
+
 export interface Calibration {
   temperature: number;
+  /** Added to logit / temperature (0 for temperature scaling). */
+  bias: number;
+  scaling: Scaling;
   operatingPoints: ModelMeta['operatingPoints'];
   metrics: Metrics;
   probs: number[];
@@ -36,11 +53,12 @@ export async function calibrateOnValidation(
   tta: readonly TtaView[],
   batchSize = 64,
   rule?: BalancedRule,
+  scaling: Scaling = 'temperature',
 ): Promise<Calibration> {
   const logits = await predictAllLogits(members, val.pixels, val.labels.length, val.size, { tta, batchSize });
   const labels = Array.from(val.labels);
-  const temperature = fitTemperature(Array.from(logits), labels);
-  const probs = calibrated(logits, temperature);
+  const { temperature, bias } = fitScaling(Array.from(logits), labels, scaling);
+  const probs = calibrated(logits, temperature, bias);
   const ops = operatingPoints(labels, probs, SCREENING_SENSITIVITY, rule);
   const point = (p: typeof ops.balanced) => ({
     threshold: p.threshold,
@@ -50,6 +68,8 @@ export async function calibrateOnValidation(
   });
   return {
     temperature,
+    bias,
+    scaling,
     operatingPoints: { screening: point(ops.screening), balanced: point(ops.balanced) },
     metrics: evaluate(labels, probs, { threshold: ops.balanced.threshold }),
     probs,
@@ -75,7 +95,7 @@ export async function recalibrate(
   modelDir: string,
   dataRoot: string,
   log: (l: string) => void,
-  opts: { shifts?: boolean; rule?: BalancedRule } = {},
+  opts: { shifts?: boolean; rule?: BalancedRule; scaling?: Scaling } = {},
 ): Promise<Calibration> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
@@ -100,22 +120,25 @@ export async function recalibrate(
         normalize: meta.preprocessing.normalize,
         log,
         rule: opts.rule,
+        scaling: opts.scaling,
       })
     : null;
-  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta, 64, opts.rule));
+  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta, 64, opts.rule, opts.scaling));
   loaded.members.forEach((m) => m.dispose());
   const updated: ModelMeta = {
     ...meta,
     temperature: c.temperature,
+    logitBias: c.bias,
     operatingPoints: c.operatingPoints,
     validation: { ...meta.validation, ...c.metrics },
-    calibration: shifted ? shifted.record : { method: 'validation' },
+    calibration: { ...(shifted ? shifted.record : { method: 'validation' }), scaling: c.scaling },
   };
   fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, val.files, c);
   log(
-    `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}, ` +
+    `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}` +
+      (c.scaling === 'platt' ? `, bias ${c.bias.toFixed(3)}, ` : ', ') +
       `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
       `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)} (${c.operatingPoints.balanced.rule}), ` +
       `validation ECE ${c.metrics.ece.toFixed(3)}`,
@@ -185,6 +208,7 @@ export interface ShiftOptions {
   log?: (line: string) => void;
   /** How the balanced point is chosen (eval/operating_points.ts). */
   rule?: BalancedRule;
+  scaling?: Scaling;
 }
 
 /**
@@ -207,14 +231,15 @@ export async function calibrateUnderShift(
     pooledLogits.push(...(await viewLogits(members, raw, change, o)));
     pooledLabels.push(...labels);
   }
-  const temperature = fitTemperature(pooledLogits, pooledLabels);
+  const scaling = o.scaling ?? 'temperature';
+  const { temperature, bias } = fitScaling(pooledLogits, pooledLabels, scaling);
   const ops = operatingPoints(
     pooledLabels,
-    calibrated(Float32Array.from(pooledLogits), temperature),
+    calibrated(Float32Array.from(pooledLogits), temperature, bias),
     SCREENING_SENSITIVITY,
     o.rule,
   );
-  const probs = calibrated(clean, temperature);
+  const probs = calibrated(clean, temperature, bias);
   const onClean = (p: { threshold: number; rule?: string }) => {
     const c = confusionAt(labels, probs, p.threshold);
     return {
@@ -226,6 +251,8 @@ export async function calibrateUnderShift(
   };
   return {
     temperature,
+    bias,
+    scaling,
     operatingPoints: { screening: onClean(ops.screening), balanced: onClean(ops.balanced) },
     metrics: evaluate(labels, probs, { threshold: ops.balanced.threshold }),
     probs,

@@ -173,6 +173,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         preprocessing: first.preprocessing,
         classNames: first.classNames,
         temperature: c.temperature,
+        logitBias: c.bias,
         operatingPoints: c.operatingPoints,
         defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint)
           ? first.defaultOperatingPoint

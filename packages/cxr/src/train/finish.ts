@@ -49,6 +49,7 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
     preprocessing: { resize: 'fill', scale: 1 / 255, grayscale: true, ...o.preprocessing },
     classNames: ['NORMAL', 'PNEUMONIA'],
     temperature,
+    logitBias: cal.bias,
     operatingPoints: cal.operatingPoints,
     defaultOperatingPoint: 'balanced',
     tta: o.tta,

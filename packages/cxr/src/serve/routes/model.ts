@@ -33,6 +33,7 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
       defaultOperatingPoint: meta.defaultOperatingPoint,
       operatingPoints: meta.operatingPoints,
       temperature: meta.temperature,
+      logitBias: meta.logitBias,
       tta: meta.tta,
       meta,
       validation: meta.validation ?? null,

@@ -157,7 +157,7 @@ export async function predictLocally(file: Blob, info: ModelInfo): Promise<Local
   const verdict = deriveVerdict({ ood, checks, width, height, facts: {} });
   return {
     logit,
-    probability: sigmoid(logit / info.temperature),
+    probability: sigmoid(logit / info.temperature + info.logitBias),
     verdict,
     warnings: verdict.reasons.map((v) => v.message),
     ood,

@@ -46,6 +46,7 @@ export function renderModel(info: api.ModelInfo): void {
     ['Architecture', String(info.meta.arch ?? '—')],
     ['Input', `${info.inputSize}×${info.inputSize} grayscale`],
     ['Calibration temperature', info.temperature.toFixed(3)],
+    ['Calibration logit bias', info.logitBias.toFixed(3)],
     ['Test-time views', info.tta.length ? info.tta.join(', ') : 'none'],
     ['Created', String(info.meta.createdAt ?? '—')],
     ['SHA-256', info.sha256],
