@@ -1,4 +1,4 @@
-// Per-image normalisation is part of the model: a recipe with `normalize: 'equalize'` records it in
+// Per-image normalisation is part of the model: a recipe with `normalize: 'equalize'` or 'fov' records it in
 // cxr.json, and every path that feeds the network (training-time loading, evaluation, the server's
 // Predictor) applies it, so they compute the same number. `splitSeed` fixes the patient split apart
 // from the training seed (what ensemble members need).
@@ -12,21 +12,33 @@ import { splitRecords, loadImageSet } from '../src/data/dataset_images';
 import { loadModel } from '../src/models/io';
 import { predictAllLogits } from '../src/models/infer';
 import { Predictor } from '../src/predict/predictor';
+import type { NormalizeMode } from '../src/data/preprocess';
 import { runTraining } from '../src/train/run';
 
 import { CHEST_XRAY, needsData } from './shared-data';
 const data = CHEST_XRAY;
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
-test('an equalising recipe is recorded, and the Predictor and the loaders feed the network the same input', {
-  skip: needsData(),
-}, async () => {
+for (const [recipeName, mode] of [
+  ['cxr-equalize', 'equalize'],
+  ['cxr-shift-fov', 'fov'],
+] as const) {
+  test(
+    `a ${mode} recipe is recorded, and the Predictor and the loaders feed the network the same input`,
+    {
+      skip: needsData(),
+    },
+    () => checkNormalisedRecipe(recipeName, mode),
+  );
+}
+
+async function checkNormalisedRecipe(recipeName: string, mode: NormalizeMode): Promise<void> {
   await initEngine();
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-norm-'));
   const r = await runTraining({
     data,
     out,
-    recipeName: 'cxr-equalize',
+    recipeName,
     report: false,
     progress: false,
     log: () => {},
@@ -42,12 +54,12 @@ test('an equalising recipe is recorded, and the Predictor and the loaders feed t
       splitSeed: 42,
     },
   });
-  assert.equal(r.meta.preprocessing.normalize, 'equalize');
-  assert.equal(r.meta.recipe.normalize, 'equalize');
+  assert.equal(r.meta.preprocessing.normalize, mode);
+  assert.equal(r.meta.recipe.normalize, mode);
   assert.equal(r.meta.data.splitSeed, 42, 'the split follows splitSeed, not the training seed');
 
   const records = (await splitRecords(data, 'train')).slice(0, 3);
-  const set = await loadImageSet(records, 'train', { size: 48, normalize: 'equalize' });
+  const set = await loadImageSet(records, 'train', { size: 48, normalize: mode });
   const loaded = await loadModel(out);
   const viaLoader = await predictAllLogits(loaded.members, set.pixels, records.length, 48);
   const raw = await loadImageSet(records, 'train', { size: 48 });
@@ -65,4 +77,4 @@ test('an equalising recipe is recorded, and the Predictor and the loaders feed t
   // The normalisation really changes what the network sees.
   assert.ok(viaLoader.some((z, i) => Math.abs(z - unnormalised[i]) > 1e-3));
   predictor.dispose();
-});
+}

@@ -2,7 +2,8 @@
 // arithmetic so that a change shows up here before it shows up as a probability mismatch.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { normalizeImages, preprocessPixels, resizeSquare, toGray } from '../src/data/preprocess';
+import { bodyBox, cropToBody, normalizeImages, preprocessPixels, resizeSquare, toGray } from '../src/data/preprocess';
+import { collimate, padBorder } from '../src/data/perturb';
 
 test('toGray: gray copies, RGB is rounded Rec. 601 luma, equal channels keep their value', () => {
   assert.deepEqual(toGray(Uint8Array.from([0, 7, 255]), 3, 1, 1), Uint8Array.from([0, 7, 255]));
@@ -123,4 +124,64 @@ test('normalizeImages equalize: spreads levels over 0..255, ignores monotonic ch
   assert.deepEqual(same, ramp);
   assert.throws(() => normalizeImages(ramp.slice(), 2, size, 'equalize'), /samples/);
   assert.throws(() => normalizeImages(ramp.slice(), 1, size, 'clahe' as never), /unknown normalisation/);
+});
+
+/** A body-like square: mid-gray soft tissue with two darker lung fields, edge to edge. */
+function bodySquare(size: number): Uint8Array {
+  const img = new Uint8Array(size * size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const u = x / size;
+      const v = y / size;
+      const lung =
+        ((u - 0.3) / 0.14) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1 || ((u - 0.7) / 0.14) ** 2 + ((v - 0.45) / 0.3) ** 2 < 1;
+      img[y * size + x] = lung ? 70 + ((x * 7 + y * 3) % 20) : 170 + ((x + 2 * y) % 25);
+    }
+  }
+  return img;
+}
+
+const meanAbsDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+
+test('fov: a film shrunk inside a black border comes back as the film; a film without margins is unchanged', () => {
+  const size = 96;
+  const film = bodySquare(size);
+  assert.deepEqual(bodyBox(film, size), { top: 0, bottom: size, left: 0, right: size });
+  assert.deepEqual(cropToBody(film, size), film);
+  const padded = padBorder({ pixels: film, size }, 0.15).pixels;
+  const box = bodyBox(padded, size);
+  assert.ok(box.top > 10 && box.left > 10 && box.bottom < size - 10 && box.right < size - 10, JSON.stringify(box));
+  const before = meanAbsDiff(padded, film);
+  const after = meanAbsDiff(cropToBody(padded, size), film);
+  assert.ok(
+    after < before / 4,
+    `mean |difference| to the film: ${after.toFixed(1)} after the crop, ${before.toFixed(1)} before`,
+  );
+  assert.ok(after < 12, `mean |difference| ${after.toFixed(1)}`);
+});
+
+test('fov: collimation bands are cropped away; a nearly black film is not zoomed into', () => {
+  const size = 64;
+  const banded = collimate({ pixels: bodySquare(size), size }, 0.1).pixels;
+  const box = bodyBox(banded, size);
+  assert.ok(box.top >= 5 && box.left >= 5 && size - box.bottom >= 5 && size - box.right >= 5, JSON.stringify(box));
+  const out = cropToBody(banded, size);
+  assert.ok(out[0] > 100 && out[size * size - 1] > 100, 'the corners are body, not band, after the crop');
+  // A small bright patch in a black square: keeping it would zoom past half the side, so nothing is cropped.
+  const dark = new Uint8Array(size * size);
+  for (let y = 28; y < 36; y++) dark.fill(200, y * size + 28, y * size + 36);
+  assert.deepEqual(bodyBox(dark, size), { top: 0, bottom: size, left: 0, right: size });
+});
+
+test("normalizeImages 'fov' crops each image of a batch on its own", () => {
+  const size = 48;
+  const film = bodySquare(size);
+  const padded = padBorder({ pixels: film, size }, 0.2).pixels;
+  const batch = new Uint8Array(2 * size * size);
+  batch.set(film, 0);
+  batch.set(padded, size * size);
+  normalizeImages(batch, 2, size, 'fov');
+  assert.deepEqual(batch.subarray(0, size * size), film);
+  assert.deepEqual(batch.subarray(size * size), cropToBody(padded, size));
+  assert.throws(() => normalizeImages(new Uint8Array(10), 1, size, 'fov'), /samples/);
 });

@@ -167,12 +167,14 @@ function checkDims(width: number, height: number): void {
 }
 
 /**
- * Per-image intensity normalisation applied to the model's input squares (recorded in cxr.json as
+ * Per-image normalisation applied to the model's input squares (recorded in cxr.json as
  * `preprocessing.normalize`). 'equalize' is global histogram equalisation: it maps every monotonic
  * change of exposure, gamma, contrast or window to (nearly) the same image, which is the kind of
- * difference seen between sites and years of one archive.
+ * difference seen between sites and years of one archive. 'fov' normalises the field of view: it
+ * crops the square to the body (cropToBody), so black borders, collimation bands and loose framing
+ * reach the network as (nearly) the same film.
  */
-export const NORMALIZE_MODES = ['none', 'equalize'] as const;
+export const NORMALIZE_MODES = ['none', 'equalize', 'fov'] as const;
 export type NormalizeMode = (typeof NORMALIZE_MODES)[number];
 
 /**
@@ -182,10 +184,14 @@ export type NormalizeMode = (typeof NORMALIZE_MODES)[number];
  */
 export function normalizeImages(pixels: Uint8Array, n: number, size: number, mode: NormalizeMode = 'none'): Uint8Array {
   if (mode === 'none') return pixels;
-  if (mode !== 'equalize')
+  if (mode !== 'equalize' && mode !== 'fov')
     throw new RangeError(`unknown normalisation '${String(mode)}' (known: ${NORMALIZE_MODES.join(', ')})`);
   const per = size * size;
   if (pixels.length !== n * per) throw new RangeError(`normalizeImages: ${pixels.length} samples for ${n} × ${size}²`);
+  if (mode === 'fov') {
+    for (let k = 0; k < n; k++) pixels.set(cropToBody(pixels.subarray(k * per, (k + 1) * per), size), k * per);
+    return pixels;
+  }
   const hist = new Int32Array(256);
   const map = new Uint8Array(256);
   for (let k = 0; k < n; k++) {
@@ -205,4 +211,48 @@ export function normalizeImages(pixels: Uint8Array, n: number, size: number, mod
     for (let i = 0; i < per; i++) img[i] = map[img[i]];
   }
   return pixels;
+}
+
+// Field-of-view normalisation. Outside the body a film is dark: air, black borders, collimation
+// bands. A row or column whose mean stays under a quarter of the brightest row's (column's) mean
+// is outside the body; the square is cropped to the rows and columns between the first and last
+// that are not, and resized back. Crops that would keep under half of either side are not made
+// (a film that dark is for the image checks to flag, not for this step to zoom into).
+const FOV_LEVEL = 0.25;
+const FOV_MIN_KEEP = 0.5;
+
+/** The body's rows [top, bottom) and columns [left, right) in a size×size gray square. */
+export function bodyBox(img: Uint8Array, size: number): { top: number; bottom: number; left: number; right: number } {
+  if (img.length !== size * size) throw new RangeError(`bodyBox: ${img.length} samples for ${size}²`);
+  const rows = new Float64Array(size);
+  const cols = new Float64Array(size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const v = img[y * size + x];
+      rows[y] += v;
+      cols[x] += v;
+    }
+  }
+  const extent = (profile: Float64Array): [number, number] => {
+    const level = FOV_LEVEL * Math.max(...profile);
+    let a = 0;
+    while (a < size && profile[a] < level) a++;
+    let b = size;
+    while (b > a && profile[b - 1] < level) b--;
+    return b - a >= FOV_MIN_KEEP * size ? [a, b] : [0, size];
+  };
+  const [top, bottom] = extent(rows);
+  const [left, right] = extent(cols);
+  return { top, bottom, left, right };
+}
+
+/** The square cropped to its body box and resized back to size×size (a copy; unchanged when nothing is cropped). */
+export function cropToBody(img: Uint8Array, size: number): Uint8Array {
+  const { top, bottom, left, right } = bodyBox(img, size);
+  const w = right - left;
+  const h = bottom - top;
+  if (w === size && h === size) return img.slice();
+  const crop = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) crop.set(img.subarray((top + y) * size + left, (top + y) * size + right), y * w);
+  return resizeSquare(crop, w, h, size);
 }

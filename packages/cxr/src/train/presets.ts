@@ -209,5 +209,12 @@ RECIPES['cxr-shift-224'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, inputSize: 224 },
 };
 
+// cxr-shift-ema on films cropped to the body (normalize 'fov', data/preprocess.ts): black borders and
+// loose framing reach the network as the same film, at training and at prediction alike.
+RECIPES['cxr-shift-fov'] = {
+  title: 'cxr-shift-ema on films cropped to the body (field-of-view normalisation)',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, normalize: 'fov' },
+};
+
 // The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).
 export const DEFAULT_RECIPE = 'cxr-shift';

@@ -96,9 +96,10 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   const augment: AugmentConfig = resolveAugment(recipe.augment);
   const shift = recipe.shiftAugment;
   if (shift) {
-    // The films are changed before the tensor is made; a normalisation applied at load would come first.
-    if (recipe.normalize !== 'none')
-      throw new Error('shiftAugment with a per-image normalisation is not supported yet: use normalize none');
+    // The films are changed before the tensor is made; a normalisation applied at load comes first.
+    // Cropping to the body nearly commutes with the site changes (pixel-wise or local), equalisation does not.
+    if (recipe.normalize === 'equalize')
+      throw new Error('shiftAugment with histogram equalisation is not supported: use normalize none or fov');
     checkShiftAugment(shift);
   }
   const balance = recipe.balance as BalanceMode;
