@@ -108,6 +108,13 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
       before,
     );
     assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
+
+    // Without --resume a run trains again, and its old benchmark, now stale, is redone.
+    const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
+    const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;
+    cxr(...args, '--recipes', RECIPE_NAMES[0], '--seeds', String(SEEDS[0]));
+    assert.notEqual(fs.statSync(path.join(dirs[0], 'cxr.json')).mtimeMs, before[0][1]);
+    assert.notEqual(RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt, createdAt);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
