@@ -255,6 +255,65 @@ test("writeComparison draws every ROC curve on one plot and shows each run's tra
   assert.match(rows[1], /\| reference \|/);
 });
 
+test('writeComparison: a per-recipe row per group; shift columns only where a run has them', async () => {
+  const dir = tmpDir('cmp-groups');
+  const m = (seed: number) =>
+    evaluate(synthetic(60, 30, seed).labels, synthetic(60, 30, seed).probs, {
+      bootstrap: { n: 0 },
+    });
+  const robustness = (spec: number, auc: number | null) => ({
+    robustSpecificity: spec,
+    worstSpecificity: spec / 2,
+    meanEce: 0.1,
+    shift: {
+      robustSensitivity: 0.9,
+      meanAuc: auc,
+      meanNormalScoreShift: -0.0123,
+      outside: { n: 16, normal: 8, specificity: 0.625, auc: 1 },
+    },
+  });
+  const run = (name: string, group: string, seed: number, r?: ReturnType<typeof robustness>) => ({
+    name,
+    group,
+    metrics: m(seed),
+    trainingSeconds: 1,
+    runDir: path.join(dir, name),
+    ...(r ? { robustness: r } : {}),
+  });
+  const list = [
+    run('a-s1', 'a', 1, robustness(0.5, 0.8)),
+    run('a-s2', 'a', 2, robustness(0.7, null)),
+    run('b-s1', 'b', 3),
+  ];
+  await writeComparison(list, dir);
+  const md = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
+  const rows = md.split('\n').filter((l) => l.startsWith('| **'));
+  assert.equal(rows.length, 2 + 3);
+  const aucs = [list[0].metrics.auc!, list[1].metrics.auc!];
+  const mean = ((aucs[0] + aucs[1]) / 2).toFixed(3);
+  const range = `${Math.min(...aucs).toFixed(3)}–${Math.max(...aucs).toFixed(3)}`;
+  assert.ok(rows[0].startsWith(`| **a** | 2 | ${mean} (${range}) |`), rows[0]);
+  assert.match(rows[0], /\| 60\.0% \(50\.0%–70\.0%\) \| 90\.0% \(90\.0%–90\.0%\) \| 0\.800 \(1 of 2 runs\) \|/);
+  assert.match(rows[0], /\| 6\/16 \|$/);
+  assert.match(rows[1], /^\| \*\*b\*\* \| 1 \| [0-9.]+ \| [0-9.]+ \| — \| — \| — \| — \| — \| — \| — \|$/);
+  assert.match(
+    rows[2],
+    /\| 50\.0% \| 25\.0% \| 0\.100 \| 90\.0% \| 0\.800 \| −0\.012 \| 62\.5% \(NORMAL called PNEUMONIA 3\/8\) \| 1\.000/,
+  );
+  assert.match(rows[4], /\| — \| — \| — \| — \| — \| — \| — \| — \|/);
+  const html = fs.readFileSync(path.join(dir, 'comparison.html'), 'utf8');
+  assert.equal((html.match(/<table/g) ?? []).length, 2);
+
+  // Without groups and shift figures: one table, the seed's three robustness columns.
+  await writeComparison(
+    list.map(({ group: _, robustness: r, ...e }) => (r ? { ...e, robustness: { ...r, shift: undefined } } : e)),
+    dir,
+  );
+  const plain = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
+  assert.doesNotMatch(plain, /Per recipe|Robust sensitivity|Kaggle val/);
+  assert.match(plain, /\| Robust specificity \| Worst specificity \| Mean ECE \(shifted\) \| Threshold \|/);
+});
+
 test('the confusion matrix spec holds counts and row shares', () => {
   const spec = confusionChart({ tp: 30, fn: 10, tn: 50, fp: 0 }, { title: 't' }) as unknown as {
     data: { values: Record<string, unknown>[] };

@@ -13,7 +13,7 @@ import { writeComparison } from '../src/report';
 import { runEvaluation } from '../src/cli/evaluate_run';
 import { scanDataset } from '../src/data/dataset';
 import { splitByPatient } from '../src/data/split';
-import { RobustnessResult, readRobustnessSummary } from '../src/robustness/metrics';
+import { RobustnessResult, readRobustnessResult, readRobustnessSummary } from '../src/robustness/metrics';
 import { runRobustness } from '../src/robustness/run';
 import { CLI, DATA, makeTinyModel, tempDir } from './serve-fixtures';
 
@@ -100,6 +100,21 @@ test('every change appears at three or more strengths, and the summary is comput
   assert.ok(Math.abs(r.summary.robustSpecificity! - specs.reduce((a, b) => a + b, 0) / specs.length) < 1e-12);
   assert.equal(r.summary.worstSpecificity!.value, Math.min(...specs));
   assert.ok(Math.abs(r.summary.meanEce - perturbed.reduce((a, x) => a + x.ece, 0) / perturbed.length) < 1e-12);
+  const sens = perturbed.map((x) => x.sensitivity!);
+  assert.ok(Math.abs(r.summary.robustSensitivity! - sens.reduce((a, b) => a + b, 0) / sens.length) < 1e-12);
+});
+
+test('a robustness.json written before robust sensitivity and the outside NORMAL count still reads', () => {
+  const old = JSON.parse(run.stdout);
+  delete old.summary.robustSensitivity;
+  delete old.outside.normal;
+  const runDir = path.join(dir, 'old-result');
+  fs.mkdirSync(path.join(runDir, 'robustness'), { recursive: true });
+  fs.writeFileSync(path.join(runDir, 'robustness', 'robustness.json'), JSON.stringify(old));
+  const summary = readRobustnessSummary(runDir)!;
+  assert.equal(summary.robustSensitivity, undefined);
+  assert.equal(summary.robustSpecificity, result().summary.robustSpecificity);
+  assert.equal(readRobustnessResult(runDir)!.outside!.normal, undefined);
 });
 
 test('an inverted film changes the scores', () => {
@@ -111,6 +126,7 @@ test("the outside check scores Kaggle's val folder beside the data", () => {
   const o = result().outside!;
   assert.equal(path.resolve(o.data), path.join(ROOT, 'val'));
   assert.equal(o.n, 16);
+  assert.equal(o.normal, 8);
 });
 
 test('--out writes robustness.json, the plots and index.html', () => {

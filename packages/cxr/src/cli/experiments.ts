@@ -1,11 +1,33 @@
-// `cxr experiments seed --data ROOT [--quick]`
-import { Command } from 'commander';
+// `cxr experiments seed --data ROOT [--quick]`, `cxr experiments shift --data ROOT [--seeds N...]`
+import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { DEFAULT_ROBUSTNESS_LIMIT, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
+import {
+  QUICK_ROBUSTNESS_LIMIT,
+  SHIFT_EXPERIMENTS,
+  SHIFT_ROBUSTNESS_LIMIT,
+  SHIFT_SEEDS,
+  SHIFT_SPLIT_SEED,
+  runShiftExperiments,
+} from '../experiments/shift';
+
+const wholeNumber = (v: string) => {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`expected a whole number ≥ 0, got '${v}'`);
+  return parseInt(v, 10);
+};
+const positive = (v: string) => {
+  const n = wholeNumber(v);
+  if (n === 0) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+};
+// Variadic: commander passes the list so far.
+const seedList = (v: string, previous: number[] | undefined) => [...(previous ?? []), wholeNumber(v)];
 
 export function register(program: Command): void {
-  const exp = program.command('experiments').description("reproduce the seed project's experiments");
+  const exp = program
+    .command('experiments')
+    .description("experiment tables: the seed project's experiments, the generalisation recipes over seeds");
   exp
     .command('seed')
     .description(`run ${SEED_EXPERIMENTS.join(', ')} in order and write a comparison table`)
@@ -33,6 +55,38 @@ export function register(program: Command): void {
         resume: !!o.resume,
         ganModel: o.ganModel,
         robustness: o.robustness ? { limit: o.robustnessLimit } : undefined,
+      });
+      process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
+    });
+  exp
+    .command('shift')
+    .description(
+      `train ${SHIFT_EXPERIMENTS.join(', ')} with seeds ${SHIFT_SEEDS.join(' ')} (split seed ${SHIFT_SPLIT_SEED}), ` +
+        'benchmark each with `cxr robustness` and the outside check, and compare them per run and per recipe',
+    )
+    .requiredOption('--data <root>', 'Kaggle-layout data folder (train/, and val/ for the outside check)')
+    .option('--out <dir>', 'output folder', 'runs/shift-experiments')
+    .option('--recipes <names...>', `recipes to run (default: ${SHIFT_EXPERIMENTS.join(' ')})`)
+    .option('--seeds <n...>', `training seeds (default: ${SHIFT_SEEDS.join(' ')})`, seedList)
+    .option('--resume', 'skip finished runs and resume interrupted ones')
+    .option(
+      '--robustness-limit <n>',
+      `images per class of the robustness benchmark (default ${SHIFT_ROBUSTNESS_LIMIT}; ` +
+        `${QUICK_ROBUSTNESS_LIMIT} with --quick)`,
+      positive,
+    )
+    .option('--quick', 'small subset, 2 epochs, 64 px, a small benchmark (smoke test)')
+    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const { files } = await runShiftExperiments({
+        data: o.data,
+        out: path.resolve(o.out),
+        recipes: o.recipes,
+        seeds: o.seeds,
+        resume: !!o.resume,
+        robustnessLimit: o.robustnessLimit,
+        quick: !!o.quick,
       });
       process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
     });

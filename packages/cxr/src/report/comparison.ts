@@ -8,6 +8,9 @@ import { dec, formatDuration, formatInterval, pct } from '../eval/format';
 import { Metrics } from '../eval/metrics_schema';
 import { pairedAucDifference, rocCurve } from '../eval/metrics';
 import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames } from './charts';
+import { type Cell, htmlCell, mdCell, mdEscape } from './comparison_cells';
+import { RECIPE_NOTE, recipeTable } from './comparison_recipes';
+import { RobustnessColumns, robustColumns } from './comparison_robust';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
 
@@ -22,10 +25,9 @@ export const ExperimentSummary = z.object({
   predictions: z
     .object({ labels: z.array(z.number()), probs: z.array(z.number()), files: z.array(z.string()).optional() })
     .optional(),
-  /** The summary of the run's robustness.json (`cxr robustness`), when it has one. */
-  robustness: z
-    .object({ robustSpecificity: z.number().nullable(), worstSpecificity: z.number().nullable(), meanEce: z.number() })
-    .optional(),
+  robustness: RobustnessColumns.optional(),
+  /** The recipe the run trained (one of several seeds): runs sharing one also get a per-recipe row. */
+  group: z.string().min(1).optional(),
 });
 export type ExperimentSummary = z.input<typeof ExperimentSummary>;
 
@@ -65,7 +67,7 @@ interface Column {
   label: string;
   value: (m: Metrics) => number | null;
   /** The value and its 95% CI as text ('' when there is none). */
-  cell: (m: Metrics) => [string, string];
+  cell: (m: Metrics) => Cell;
 }
 
 const COLUMNS: Column[] = [
@@ -87,16 +89,6 @@ const COLUMNS: Column[] = [
   { label: 'ROC AUC', value: (m) => m.auc, cell: (m) => [dec(m.auc), formatInterval(m.ci95.auc, false)] },
 ];
 
-const mdCell = ([value, ci]: [string, string], bold: boolean) => {
-  const v = bold ? `**${value}**` : value;
-  return ci ? `${v} (${ci.replace(' – ', '–')})` : v;
-};
-
-const htmlCell = ([value, ci]: [string, string], bold: boolean) => {
-  const v = bold ? `<b>${escapeHtml(value)}</b>` : escapeHtml(value);
-  return ci ? `${v}<br><span class="ci">${escapeHtml(ci)}</span>` : v;
-};
-
 /** Index sets of the best experiment(s) per column, so the tables can highlight them. */
 function bestPerColumn(list: readonly { metrics: Metrics }[]): Set<number>[] {
   return COLUMNS.map((c) => {
@@ -106,7 +98,6 @@ function bestPerColumn(list: readonly { metrics: Metrics }[]): Set<number>[] {
   });
 }
 
-const mdEscape = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const duration = (s: number | null) => (s === null ? '—' : formatDuration(s));
 const relLink = (from: string, to: string) => path.relative(from, to).split(path.sep).join('/') || '.';
 
@@ -170,31 +161,17 @@ export async function writeComparison(
   const deltas = list.map((e) =>
     ref?.predictions && e.predictions && e !== ref ? aucVersusReference(e.predictions, ref.predictions) : null,
   );
-  const deltaText = (i: number): [string, string] => {
+  const deltaText = (i: number): Cell => {
     const d = deltas[i];
     if (list[i] === ref) return ['reference', ''];
     if (!d) return ['—', ''];
     return [signed(d.difference), d.ci95 ? `${signed(d.ci95[0])} to ${signed(d.ci95[1])}` : ''];
   };
   const deltaLabel = ref ? [`ΔAUC vs ${ref.name.split(':')[0]}`] : [];
-  // Robustness columns only when some run was benchmarked (a missing one shows a dash).
-  const robust = list.some((e) => e.robustness);
-  const robustLabel = robust ? ['Robust specificity', 'Worst specificity', 'Mean ECE (shifted)'] : [];
-  const robustCells = (e: (typeof list)[number]): [string, string][] => {
-    if (!robust) return [];
-    const r = e.robustness;
-    return r
-      ? [
-          [pct(r.robustSpecificity), ''],
-          [pct(r.worstSpecificity), ''],
-          [r.meanEce.toFixed(3), ''],
-        ]
-      : [
-          ['—', ''],
-          ['—', ''],
-          ['—', ''],
-        ];
-  };
+  const robust = robustColumns(list);
+  const robustLabel = robust.labels;
+  const robustCells = (e: (typeof list)[number]) => robust.cells(e.robustness);
+  const recipes = recipeTable(list);
 
   const best = bestPerColumn(list);
   const intro =
@@ -225,10 +202,23 @@ export async function writeComparison(
           '',
         ]
       : []),
-    ...(robust
+    ...robust.notes,
+    ...(recipes
       ? [
-          'Robust specificity: mean specificity over every nuisance change and strength of `cxr robustness` ' +
-            '(its own images and operating point); worst: the lowest of them; mean ECE over the same rows.',
+          '## Per recipe, over its seeds',
+          '',
+          RECIPE_NOTE,
+          '',
+          `| ${recipes.head.join(' | ')} |`,
+          `|---|${recipes.head
+            .slice(1)
+            .map(() => '---:')
+            .join('|')}|`,
+          ...recipes.rows.map(
+            (r) => `| ${[`**${mdEscape(r.group)}**`, r.runs, ...r.cells.map((c) => mdCell(c, false))].join(' | ')} |`,
+          ),
+          '',
+          '## Per run',
           '',
         ]
       : []),
@@ -293,9 +283,25 @@ export async function writeComparison(
     const svg = inlineSvg(c.svg, `training-${bases[i]}`, `Training curves of ${e.name}`);
     return `<figure>${svg}<figcaption>${escapeHtml(e.name)}</figcaption></figure>`;
   });
+  const recipeSection = recipes
+    ? `<section class="card">
+<h2>Per recipe, over its seeds</h2>
+<p>${escapeHtml(RECIPE_NOTE)}</p>
+<div class="wide">${table(
+        recipes.head,
+        recipes.rows.map((r) => [
+          `<b>${escapeHtml(r.group)}</b>`,
+          String(r.runs),
+          ...r.cells.map((c) => htmlCell(c, false)),
+        ]),
+        'comparison recipes',
+      )}</div>
+</section>
+`
+    : '';
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
-<section class="card">
-<p>${escapeHtml(intro)}</p>
+${recipeSection}<section class="card">
+${recipes ? '<h2>Per run</h2>\n' : ''}<p>${escapeHtml(intro)}</p>
 <div class="wide">${table(head, rows, 'comparison')}</div>
 </section>
 <h2>Confusion matrices</h2>

@@ -29,6 +29,8 @@ export const RobustnessSummary = z.object({
   cleanSpecificity: z.number().nullable(),
   /** Mean specificity over all perturbed rows ("robust specificity"). */
   robustSpecificity: z.number().nullable(),
+  /** Mean sensitivity over all perturbed rows; absent in results written before it was added. */
+  robustSensitivity: z.number().nullable().optional(),
   worstSpecificity: z.object({ value: z.number(), change: z.string(), strength: z.number() }).nullable(),
   /** Clean specificity minus the robust specificity. */
   meanSpecificityDrop: z.number().nullable(),
@@ -85,12 +87,13 @@ function worst(rows: readonly RobustnessRow[], key: 'specificity' | 'auc'): Robu
 export function summarise(rows: readonly RobustnessRow[]): RobustnessSummary {
   const clean = rows.find((r) => r.strength === 0);
   const perturbed = rows.filter((r) => r.strength > 0);
-  const values = (key: 'specificity' | 'auc' | 'normalScoreShift' | 'pneumoniaScoreShift') =>
+  const values = (key: 'specificity' | 'sensitivity' | 'auc' | 'normalScoreShift' | 'pneumoniaScoreShift') =>
     perturbed.flatMap((r) => (r[key] === null ? [] : [r[key] as number]));
   const robustSpecificity = meanOf(values('specificity'));
   return {
     cleanSpecificity: clean?.specificity ?? null,
     robustSpecificity,
+    robustSensitivity: meanOf(values('sensitivity')),
     worstSpecificity: worst(perturbed, 'specificity'),
     meanSpecificityDrop:
       clean?.specificity != null && robustSpecificity !== null ? clean.specificity - robustSpecificity : null,
@@ -107,6 +110,8 @@ export function summarise(rows: readonly RobustnessRow[]): RobustnessSummary {
 export const OutsideCheck = z.object({
   data: z.string(),
   n: z.number().int().positive(),
+  /** How many of the n films are NORMAL; absent in results written before it was added. */
+  normal: z.number().int().nonnegative().optional(),
   auc: z.number().nullable(),
   sensitivity: z.number().nullable(),
   specificity: z.number().nullable(),
@@ -140,10 +145,10 @@ export const RobustnessResult = z.object({
 export type RobustnessResult = z.infer<typeof RobustnessResult>;
 
 /**
- * The summary of `<runDir>/robustness.json` or `<runDir>/robustness/robustness.json`; null when
- * neither exists. A file that exists but does not parse is an error naming it.
+ * `<runDir>/robustness.json` or `<runDir>/robustness/robustness.json`; null when neither exists.
+ * A file that exists but does not parse is an error naming it.
  */
-export function readRobustnessSummary(runDir: string): RobustnessSummary | null {
+export function readRobustnessResult(runDir: string): RobustnessResult | null {
   for (const file of [path.join(runDir, 'robustness.json'), path.join(runDir, 'robustness', 'robustness.json')]) {
     if (!fs.existsSync(file)) continue;
     let json: unknown;
@@ -154,7 +159,12 @@ export function readRobustnessSummary(runDir: string): RobustnessSummary | null 
     }
     const parsed = RobustnessResult.safeParse(json);
     if (!parsed.success) throw new Error(`${file}: not a robustness result: ${z.prettifyError(parsed.error)}`);
-    return parsed.data.summary;
+    return parsed.data;
   }
   return null;
+}
+
+/** The summary of the run folder's robustness result (readRobustnessResult); null when it has none. */
+export function readRobustnessSummary(runDir: string): RobustnessSummary | null {
+  return readRobustnessResult(runDir)?.summary ?? null;
 }

@@ -147,6 +147,7 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
       outside = {
         data: outsideDir,
         n: ol.length,
+        normal: ol.filter((y) => y === 0).length,
         auc: m.auc,
         sensitivity: m.sensitivity,
         specificity: m.specificity,

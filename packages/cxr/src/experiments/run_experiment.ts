@@ -1,0 +1,126 @@
+// One row of an experiments table (`cxr experiments seed`, `cxr experiments shift`): train the
+// recipe into its run folder unless --resume finds it finished, benchmark it with `cxr robustness`
+// where asked and not done yet, and read the folder back as the comparison's summary.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readMeta } from '../models/io';
+import type { ExperimentSummary } from '../report';
+import { readRobustnessResult, type RobustnessResult } from '../robustness/metrics';
+import { writeRobustnessReport } from '../robustness/page';
+import { runRobustness } from '../robustness/run';
+import type { RecipeInput } from '../train/recipe';
+import { runTraining } from '../train/run';
+
+/** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
+export const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
+
+export interface ExperimentRun {
+  data: string;
+  runDir: string;
+  recipeName: string;
+  /** The run's name in cxr.json. */
+  name: string;
+  /** The row's name in the table. */
+  title: string;
+  overrides: Partial<RecipeInput>;
+  /** Skip training when the folder holds a finished model; resume an interrupted one from its checkpoint. */
+  resume: boolean;
+  /** Benchmark with `cxr robustness` (at most `limit` images per class); `outside`: also Kaggle's val folder. */
+  robustness?: { limit: number; outside: boolean };
+  /** Also summarise robust sensitivity, AUC, NORMAL score shift and the outside check (the shift table). */
+  shiftColumns?: boolean;
+  /** Runs of one recipe over several seeds share a group (the comparison's per-recipe table). */
+  group?: string;
+  log: (line: string) => void;
+}
+
+/** A finished run: training wrote its model and the validation metrics. */
+export const isFinished = (runDir: string) =>
+  fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+
+export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary> {
+  const { runDir, log } = o;
+  const trained = !(o.resume && isFinished(runDir));
+  if (trained) {
+    log(`\n=== ${o.title} ===`);
+    await runTraining({
+      data: o.data,
+      out: runDir,
+      recipeName: o.recipeName,
+      name: o.name,
+      overrides: o.overrides,
+      resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')),
+      log,
+    });
+  }
+  const meta = readMeta(runDir);
+  const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
+  const predFile = path.join(runDir, 'predictions', 'val.json');
+  const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
+  // A model trained just now makes any earlier benchmark of the folder stale.
+  if (o.robustness && (trained || !readRobustnessResult(runDir))) {
+    log(`robustness of ${o.name} (${o.robustness.limit} images per class)`);
+    const { result, examples } = await runRobustness({
+      modelDir: runDir,
+      data: o.data,
+      limit: o.robustness.limit,
+      outside: o.robustness.outside ? undefined : false,
+      log,
+    });
+    await writeRobustnessReport(result, examples, path.join(runDir, 'robustness'));
+  }
+  const robust = readRobustnessResult(runDir);
+  return {
+    name: o.title,
+    description: describe(meta.recipe),
+    metrics,
+    trainingSeconds: meta.validation?.trainingSeconds ?? null,
+    runDir,
+    predictions: predictions && { labels: predictions.labels, probs: predictions.probs, files: predictions.files },
+    ...(robust ? { robustness: robustnessColumns(robust, !!o.shiftColumns) } : {}),
+    ...(o.group === undefined ? {} : { group: o.group }),
+  };
+}
+
+function robustnessColumns(r: RobustnessResult, shift: boolean): NonNullable<ExperimentSummary['robustness']> {
+  const s = r.summary;
+  const o = r.outside;
+  return {
+    robustSpecificity: s.robustSpecificity,
+    worstSpecificity: s.worstSpecificity?.value ?? null,
+    meanEce: s.meanEce,
+    ...(shift
+      ? {
+          shift: {
+            robustSensitivity: s.robustSensitivity ?? null,
+            meanAuc: s.meanAuc,
+            meanNormalScoreShift: s.meanNormalScoreShift,
+            outside: o && { n: o.n, normal: o.normal ?? null, specificity: o.specificity, auc: o.auc },
+          },
+        }
+      : {}),
+  };
+}
+
+/** The recipe in one line; the shift recipes' extra fields only where a recipe sets them. */
+export function describe(r: Record<string, unknown>): string {
+  const model = r.backbone
+    ? `${r.backboneFallback ? `${r.backbone} (fallback: ${r.backboneFallback})` : r.backbone} backbone`
+    : r.arch;
+  const extras = [
+    r.normalize && r.normalize !== 'none' ? `normalize ${r.normalize}` : '',
+    isRecord(r.shiftAugment) && Array.isArray(r.shiftAugment.changes)
+      ? `shift augmentation (${r.shiftAugment.changes.length} changes)`
+      : '',
+    isRecord(r.weightAverage) ? `EMA ${r.weightAverage.decay}` : '',
+    isRecord(r.mix) ? `${r.mix.method} ${r.mix.alpha}` : '',
+  ].filter(Boolean);
+  return (
+    `${model} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
+    `balance ${r.balance}, augment ${r.augment}${r.labelSmoothing ? `, label smoothing ${r.labelSmoothing}` : ''}` +
+    `${Array.isArray(r.tta) && r.tta.length ? `, TTA ${r.tta.length} views` : ''}` +
+    extras.map((x) => `, ${x}`).join('')
+  );
+}
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;

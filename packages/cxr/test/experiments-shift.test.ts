@@ -1,0 +1,137 @@
+// `cxr experiments shift --quick`: two recipes × two seeds trained on a tiny subset, each
+// benchmarked with its outside check, and compared per run and per recipe; --resume trains nothing.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { dec, pct } from '../src/eval/format';
+import { runShiftExperiments, SHIFT_EXPERIMENTS, shiftRunName } from '../src/experiments/shift';
+import { RobustnessResult } from '../src/robustness/metrics';
+import { RECIPES } from '../src/train/presets';
+import { CLI } from './serve-fixtures';
+import { CHEST_XRAY, needsData } from './shared-data';
+
+process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
+
+const RECIPE_NAMES = ['cxr-shift', 'cxr-shift-ema'];
+const SEEDS = [1, 2];
+
+function cxr(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+const read = (file: string) => fs.readFileSync(file, 'utf8');
+const withoutTime = (s: string) => s.replace(/Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC/g, 'Generated (time) UTC');
+
+/** Mean (min–max) as the recipe table writes it. */
+function summary(xs: number[], format: (x: number) => string): string {
+  const mean = format(xs.reduce((a, b) => a + b, 0) / xs.length);
+  return `${mean} (${format(Math.min(...xs))}–${format(Math.max(...xs))})`;
+}
+
+test('experiments shift --quick trains, benchmarks and compares every recipe × seed; --resume redoes nothing', {
+  skip: needsData(),
+}, async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-shift-exp-'));
+  try {
+    const args = ['experiments', 'shift', '--data', CHEST_XRAY, '--out', out, '--quick'];
+    const printed = cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String));
+    assert.deepEqual(printed.trim().split('\n'), [path.join(out, 'comparison.md'), path.join(out, 'comparison.html')]);
+
+    const runs = RECIPE_NAMES.flatMap((recipe) => SEEDS.map((seed) => ({ recipe, seed })));
+    const dirs = runs.map((r) => path.join(out, shiftRunName(r.recipe, r.seed)));
+    const folders = fs.readdirSync(out, { withFileTypes: true }).filter((d) => d.isDirectory());
+    assert.deepEqual(folders.map((d) => d.name).sort(), dirs.map((d) => path.basename(d)).sort());
+    const validationFiles = new Set<string>();
+    for (const [i, dir] of dirs.entries()) {
+      const meta = JSON.parse(read(path.join(dir, 'cxr.json')));
+      assert.equal(meta.recipe.seed, runs[i].seed, dir);
+      assert.equal(meta.data.splitSeed, 42, 'every run shares split seed 42');
+      validationFiles.add(JSON.stringify(JSON.parse(read(path.join(dir, 'predictions', 'val.json'))).files));
+      const r = RobustnessResult.parse(JSON.parse(read(path.join(dir, 'robustness', 'robustness.json'))));
+      assert.equal(path.resolve(r.outside!.data), path.join(CHEST_XRAY, 'val'), 'the outside check is on');
+    }
+    assert.equal(validationFiles.size, 1, 'one validation split for all runs');
+
+    const md = read(path.join(out, 'comparison.md'));
+    const [recipePart, runPart] = md.split('## Per run');
+    assert.ok(runPart, 'a per-recipe and a per-run table');
+    const rowsOf = (part: string) => part.split('\n').filter((l) => l.startsWith('| **'));
+    const runRows = rowsOf(runPart.split('## Confusion matrices')[0]);
+    assert.equal(runRows.length, 4);
+    assert.match(recipePart, /chosen on the validation split and the robustness benchmark only/);
+    const recipeRows = rowsOf(recipePart);
+    assert.equal(recipeRows.length, 2);
+
+    // Each recipe row: the means (and ranges) of its runs' own files.
+    for (const [g, recipe] of RECIPE_NAMES.entries()) {
+      const mine = dirs.filter((_, i) => runs[i].recipe === recipe);
+      const val = mine.map((d) => JSON.parse(read(path.join(d, 'metrics', 'val.json'))));
+      const rob = mine.map((d) =>
+        RobustnessResult.parse(JSON.parse(read(path.join(d, 'robustness', 'robustness.json')))),
+      );
+      const ece = (x: number) => x.toFixed(3);
+      const figures: [number[], (x: number) => string][] = [
+        [val.map((m) => m.auc), dec],
+        [val.map((m) => m.ece), ece],
+        [rob.map((r) => r.summary.robustSpecificity!), pct],
+        [rob.map((r) => r.summary.robustSensitivity!), pct],
+        [rob.map((r) => r.summary.meanAuc!), dec],
+        [rob.map((r) => r.summary.meanEce), ece],
+        [rob.map((r) => r.outside!.specificity!), pct],
+        [rob.map((r) => r.outside!.auc!), dec],
+      ];
+      const expected = figures.map(([xs, format]) => summary(xs, format));
+      const calledOf = (o: RobustnessResult['outside']) => o!.normal! - Math.round(o!.specificity! * o!.normal!);
+      const called = rob.reduce((a, r) => a + calledOf(r.outside), 0);
+      const row = recipeRows[g];
+      assert.ok(row.startsWith(`| **${recipe}** | 2 | ${expected.join(' | ')} | ${called}/16 |`), row);
+      for (const [k, d] of mine.entries()) {
+        const runRow = runRows.find((l) => l.startsWith(`| **${path.basename(d)}**`))!;
+        const o = rob[k].outside!;
+        const cell = `| ${pct(o.specificity)} (NORMAL called PNEUMONIA ${calledOf(o)}/${o.normal}) |`;
+        assert.ok(runRow.includes(cell), runRow);
+      }
+    }
+    assert.match(read(path.join(out, 'comparison.html')), /<h2>Per recipe, over its seeds<\/h2>/);
+
+    // --resume: nothing trains or is benchmarked again, and the table is the same.
+    const files = dirs.flatMap((d) => [path.join(d, 'cxr.json'), path.join(d, 'robustness', 'robustness.json')]);
+    const before = files.map((f) => [read(f), fs.statSync(f).mtimeMs]);
+    cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String), '--resume');
+    assert.deepEqual(
+      files.map((f) => [read(f), fs.statSync(f).mtimeMs]),
+      before,
+    );
+    assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
+
+    // Without --resume a run trains again, and its old benchmark, now stale, is redone.
+    const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
+    const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;
+    cxr(...args, '--recipes', RECIPE_NAMES[0], '--seeds', String(SEEDS[0]));
+    assert.notEqual(fs.statSync(path.join(dirs[0], 'cxr.json')).mtimeMs, before[0][1]);
+    assert.notEqual(RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt, createdAt);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('experiments shift refuses unknown or GAN recipes and repeated seeds, naming them', async () => {
+  const o = { data: 'nowhere', out: 'nowhere', log: () => {} };
+  await assert.rejects(runShiftExperiments({ ...o, recipes: ['cxr-shfit'] }), /unknown recipe 'cxr-shfit'/);
+  await assert.rejects(runShiftExperiments({ ...o, recipes: ['gan-mix'] }), /GAN recipes need/);
+  await assert.rejects(runShiftExperiments({ ...o, seeds: [1, 1] }), /a seed is named twice/);
+  await assert.rejects(runShiftExperiments({ ...o, seeds: [] }), /seeds/);
+  const r = spawnSync(process.execPath, [CLI, 'experiments', 'shift', '--data', 'x', '--seeds', 'one'], {
+    encoding: 'utf8',
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
+  // The defaults are the seven generalisation recipes, each one a known recipe.
+  assert.equal(SHIFT_EXPERIMENTS.length, 7);
+  for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
+});
