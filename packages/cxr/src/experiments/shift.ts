@@ -15,6 +15,7 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-ema',
   'cxr-shift-marks',
   'cxr-shift-mixup',
+  'cxr-shift-fov',
   'cxr-shift-224',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
