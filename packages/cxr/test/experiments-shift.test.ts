@@ -109,6 +109,15 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     );
     assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
 
+    // --table-only: a recipe with no run folder is left out of the table, not trained.
+    cxr(...args, '--recipes', ...RECIPE_NAMES, 'cxr-shift-mixup', '--seeds', ...SEEDS.map(String), '--table-only');
+    assert.equal(fs.existsSync(path.join(out, 'cxr-shift-mixup-s1')), false);
+    assert.deepEqual(
+      files.map((f) => [read(f), fs.statSync(f).mtimeMs]),
+      before,
+    );
+    assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
+
     // Without --resume a run trains again, and its old benchmark, now stale, is redone.
     const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
     const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;
@@ -131,7 +140,7 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
-  // The defaults are the seven generalisation recipes, each one a known recipe.
-  assert.equal(SHIFT_EXPERIMENTS.length, 7);
+  // The defaults are the eight generalisation recipes, each one a known recipe.
+  assert.equal(SHIFT_EXPERIMENTS.length, 8);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });

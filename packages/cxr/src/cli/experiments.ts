@@ -76,10 +76,12 @@ export function register(program: Command): void {
       positive,
     )
     .option('--quick', 'small subset, 2 epochs, 64 px, a small benchmark (smoke test)')
+    .option('--table-only', 'train and benchmark nothing: redraw the tables from the finished run folders in --out')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
       const { files } = await runShiftExperiments({
+        tableOnly: !!o.tableOnly,
         data: o.data,
         out: path.resolve(o.out),
         recipes: o.recipes,

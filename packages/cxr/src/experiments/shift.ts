@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeComparison, type ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { QUICK, runExperiment } from './run_experiment';
+import { isFinished, QUICK, runExperiment } from './run_experiment';
 
 export const SHIFT_EXPERIMENTS = [
   'cxr-oversample',
@@ -43,6 +43,8 @@ export const ShiftExperimentsOptions = z.object({
   /** Images per class of the robustness benchmark (default 60; 4 with quick). */
   robustnessLimit: z.number().int().positive().optional(),
   quick: z.boolean().default(false),
+  /** Train and benchmark nothing: the tables from the finished run folders only (the others are listed as missing). */
+  tableOnly: z.boolean().default(false),
 });
 export type ShiftExperimentsOptions = z.input<typeof ShiftExperimentsOptions> & { log?: (line: string) => void };
 
@@ -61,6 +63,10 @@ export async function runShiftExperiments(
   for (const recipe of o.recipes) {
     for (const seed of o.seeds) {
       const name = shiftRunName(recipe, seed);
+      if (o.tableOnly && !isFinished(path.join(o.out, name))) {
+        log(`not in the table (no finished run folder): ${name}`);
+        continue;
+      }
       summaries.push(
         await runExperiment({
           data: o.data,
@@ -69,8 +75,8 @@ export async function runShiftExperiments(
           name,
           title: name,
           overrides: { ...(o.quick ? QUICK : {}), seed, splitSeed: SHIFT_SPLIT_SEED },
-          resume: o.resume,
-          robustness: { limit, outside: true },
+          resume: o.resume || o.tableOnly,
+          robustness: o.tableOnly ? undefined : { limit, outside: true },
           shiftColumns: true,
           group: recipe,
           log,
@@ -78,6 +84,7 @@ export async function runShiftExperiments(
       );
     }
   }
+  if (summaries.length === 0) throw new Error(`experiments shift: no finished run folder in ${o.out}`);
   const { files } = await writeComparison(summaries, o.out, {
     title: `The generalisation recipes over seeds${o.quick ? ' (quick subset)' : ''}`,
     split:
