@@ -159,7 +159,10 @@ export function readRobustnessResult(runDir: string): RobustnessResult | null {
     }
     const parsed = RobustnessResult.safeParse(json);
     if (!parsed.success) throw new Error(`${file}: not a robustness result: ${z.prettifyError(parsed.error)}`);
-    return parsed.data;
+    const r = parsed.data;
+    // Results written before robust sensitivity was summarised still hold the rows it is the mean of.
+    if (r.summary.robustSensitivity === undefined) r.summary.robustSensitivity = summarise(r.rows).robustSensitivity;
+    return r;
   }
   return null;
 }
