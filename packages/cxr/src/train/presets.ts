@@ -216,5 +216,5 @@ RECIPES['cxr-shift-fov'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, normalize: 'fov' },
 };
 
-// The shipped model's recipe (models/default/MODEL_CARD.md says why it won on validation).
-export const DEFAULT_RECIPE = 'cxr-shift';
+// The shipped model's recipe: models/default is an ensemble of two of its seeds (its MODEL_CARD.md says why).
+export const DEFAULT_RECIPE = 'cxr-shift-ema';
