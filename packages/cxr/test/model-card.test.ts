@@ -9,6 +9,8 @@ import { cardCommand, HAND_WRITTEN_MARKER, writeModelCard } from '../src/models/
 import { readMeta } from '../src/models/io';
 
 const shipped = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default');
+/** A single trained run (the shipped model is an ensemble, whose card has no recipe section). */
+const singleRun = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'candidates', 'cxr-shift');
 
 test('regenerating a card keeps the hand-written part below the marker, and only that', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));
@@ -62,7 +64,7 @@ test("cardCommand reads back a card's command; only an adapted model's card has 
 });
 
 test('the recipe section names site-shift augmentation and normalisation, and keeps the test-time views line', () => {
-  const meta = readMeta(path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default'));
+  const meta = readMeta(singleRun);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-recipe-'));
   const shift = { probability: 0.5, maxStrength: 1, changes: ['blur', 'noise'] };
   writeModelCard(dir, {

@@ -79,6 +79,8 @@ export function renderModel(info: api.ModelInfo): void {
     // The card is Markdown from the model folder: rendered, then sanitised before it touches the DOM.
     card.innerHTML = DOMPurify.sanitize(marked.parse(info.modelCard, { async: false }));
     fixCardLinks(card);
+    // Code blocks and tables scroll sideways on a narrow screen (style.css): keyboard users must reach them too.
+    for (const wide of Array.from(card.querySelectorAll('pre, table'))) wide.setAttribute('tabindex', '0');
   } else {
     card.replaceChildren(el('p', { textContent: 'This model folder has no MODEL_CARD.md.' }));
   }
