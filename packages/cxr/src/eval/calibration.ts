@@ -175,8 +175,3 @@ export function fitPlatt(logits: readonly number[], labels: readonly number[]): 
     return { temperature: fitTemperature(logits, labels), bias: 0 };
   return { temperature: 1 / a, bias: b };
 }
-
-/** Calibrated probability of one logit. */
-export function calibrateLogit(z: number, c: LogitCalibration): number {
-  return sigmoid(z / c.temperature + c.bias);
-}
