@@ -104,7 +104,7 @@ test('every change appears at three or more strengths, and the summary is comput
   assert.ok(Math.abs(r.summary.robustSensitivity! - sens.reduce((a, b) => a + b, 0) / sens.length) < 1e-12);
 });
 
-test('a robustness.json written before robust sensitivity and the outside NORMAL count still reads; robust sensitivity comes from its rows', () => {
+test('a robustness.json written before robust sensitivity and the outside NORMAL count still reads', () => {
   const old = JSON.parse(run.stdout);
   delete old.summary.robustSensitivity;
   delete old.outside.normal;
