@@ -20,3 +20,16 @@ export { RECIPES, DEFAULT_RECIPE } from './train/presets';
 export { recalibrate } from './train/calibrate';
 export { runRobustness } from './robustness/run';
 export { adaptModel, AdaptRefused } from './adapt/adapt';
+// Hospital integration: results written back as DICOM (SR + Secondary Capture), and the job queue
+// (BullMQ on Redis) that `cxr enqueue` / `cxr worker` use, for programs that feed archives to it.
+export { buildResults, buildSr, buildSecondaryCapture } from './dicom_out';
+export {
+  enqueueFile,
+  openQueue,
+  queueDepth,
+  redisConnection,
+  startWorker,
+  type JobQueue,
+  type RunningWorker,
+  type WorkerOptions,
+} from './queue';

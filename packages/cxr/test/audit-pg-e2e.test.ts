@@ -86,6 +86,39 @@ test('a wrong password or a closed port: a clear error without the password', { 
   assert.match(viaEnv.stdout, /^0 prediction\(s\) in postgres:\/\/cxr@127\.0\.0\.1/);
 });
 
+test('pool_size in the URL is a cxr parameter: bounded, and taken out of what the driver sees', () => {
+  const t = parseAuditTarget('postgres://cxr:pw@db.lan/audit?sslmode=require&pool_size=3');
+  assert.ok(t.kind === 'postgres');
+  assert.equal(t.poolSize, 3);
+  assert.equal(t.url, 'postgres://cxr:pw@db.lan/audit?sslmode=require');
+  assert.equal(t.display, 'postgres://cxr:*****@db.lan/audit?sslmode=require&pool_size=3');
+  const plain = parseAuditTarget('postgres://cxr:pw@db.lan/audit');
+  assert.equal(plain.kind === 'postgres' && plain.poolSize, 8);
+  for (const bad of ['0', '100', 'x', '']) {
+    assert.throws(
+      () => parseAuditTarget(`postgres://cxr:pw@db.lan/audit?pool_size=${bad}`),
+      /pool_size has an invalid/,
+    );
+  }
+});
+
+test('pool_size bounds the connections one process opens', { skip: pg.skip }, async () => {
+  const url = await pg.fresh();
+  // Its own application_name, so that no other connection to the test server is counted.
+  const sep = url.includes('?') ? '&' : '?';
+  const store = await openAuditStore(`${url}${sep}application_name=cxr-pool-test&pool_size=2`);
+  try {
+    await Promise.all(Array.from({ length: 12 }, () => store.count()));
+    const [{ n }] = (await pg.raw(
+      url,
+      "SELECT CAST(COUNT(*) AS INTEGER) AS n FROM pg_stat_activity WHERE application_name = 'cxr-pool-test'",
+    )) as { n: number }[];
+    assert.equal(n, 2, 'twelve queries at once share the two pooled connections');
+  } finally {
+    await store.close();
+  }
+});
+
 test('cxr serve --db postgres://: the answered prediction is in PostgreSQL; cxr predict and history share it', {
   skip: pg.skip,
   timeout: 300_000,

@@ -25,6 +25,10 @@ test('the package root exports the library API, with types', () => {
     'runRobustness',
     'adaptModel',
     'initEngine',
+    'buildResults',
+    'openQueue',
+    'enqueueFile',
+    'startWorker',
   ]) {
     assert.equal(typeof api[name], 'function', name);
   }

@@ -311,6 +311,29 @@ test('OpenAPI document describes the API', async () => {
   }
 });
 
+test('health: probes share one audit-log count for a few seconds; a failed count is not kept', async () => {
+  let calls = 0;
+  let failNext = true;
+  const counting: AuditStore = Object.create(audit);
+  counting.count = async () => {
+    calls++;
+    if (failNext) {
+      failNext = false;
+      throw new Error('database gone for a moment');
+    }
+    return audit.count();
+  };
+  const probed = await buildApp({ predictor, audit: counting });
+  try {
+    assert.equal((await probed.inject('/api/v1/health')).statusCode, 500);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => probed.inject('/api/v1/health')));
+    for (const a of answers) assert.equal(a.json().predictions, await audit.count());
+    assert.equal(calls, 2, 'one failed count, then one count for five probes');
+  } finally {
+    await probed.close();
+  }
+});
+
 test('bearer token: required on the API when configured, health stays public', async () => {
   const secured = await buildApp({ predictor, audit, apiToken: 's3cret-token' });
   try {

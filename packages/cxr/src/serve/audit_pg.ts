@@ -121,7 +121,7 @@ export async function openPostgresStore(
 ): Promise<SqlAuditStore> {
   const pool = new Pool({
     connectionString: target.url,
-    max: 8,
+    max: target.poolSize,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     application_name: 'cxr',

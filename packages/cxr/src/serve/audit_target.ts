@@ -5,7 +5,10 @@
 export type AuditTarget =
   | { kind: 'sqlite'; file: string }
   /** `display` is the URL with its password replaced, safe for logs and errors. */
-  | { kind: 'postgres'; url: string; display: string; password: string | null };
+  | { kind: 'postgres'; url: string; display: string; password: string | null; poolSize: number };
+
+/** Connections one process keeps to PostgreSQL unless the URL says `?pool_size=N`. */
+export const DEFAULT_PG_POOL_SIZE = 8;
 
 /** Query parameters passed on to the driver; anything else is refused rather than ignored. */
 const PG_PARAMS: Record<string, RegExp> = {
@@ -13,6 +16,8 @@ const PG_PARAMS: Record<string, RegExp> = {
   sslrootcert: /^[^\0]{1,4096}$/,
   application_name: /^[\w .-]{1,63}$/,
   connect_timeout: /^\d{1,4}$/,
+  // cxr's own: the size of the connection pool (taken out of the URL before it reaches the driver).
+  pool_size: /^([1-9]|[1-9]\d)$/,
 };
 
 const REDACTED = '*****';
@@ -78,5 +83,9 @@ export function parseAuditTarget(text: string): AuditTarget {
   } catch {
     throw bad('the password is not valid URL encoding (percent-encode special characters)');
   }
-  return { kind: 'postgres', url: target, display, password };
+  // pool_size is ours, not libpq's: the driver gets the URL without it.
+  const poolSize = Number(url.searchParams.get('pool_size') ?? DEFAULT_PG_POOL_SIZE);
+  url.searchParams.delete('pool_size');
+  const driverUrl = target.includes('pool_size=') ? url.toString() : target;
+  return { kind: 'postgres', url: driverUrl, display, password, poolSize };
 }

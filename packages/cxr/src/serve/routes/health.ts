@@ -12,10 +12,26 @@ export interface HealthRouteOptions {
   startedAt: number;
 }
 
+/** How long /health reuses the audit log's row count: a probe every second must not scan the table each time. */
+export const HEALTH_COUNT_TTL_MS = 5_000;
+
 export function healthRoute(
   api: FastifyInstance,
   { predictor, audit, authRequired, startedAt }: HealthRouteOptions,
 ): void {
+  // One count in flight at a time, reused for HEALTH_COUNT_TTL_MS; a failed count is not kept.
+  let counted: { at: number; n: Promise<number> } | null = null;
+  const predictions = (): Promise<number> => {
+    const now = Date.now();
+    if (!counted || now - counted.at > HEALTH_COUNT_TTL_MS) {
+      const n = audit.count();
+      counted = { at: now, n };
+      n.catch(() => {
+        if (counted?.n === n) counted = null;
+      });
+    }
+    return counted.n;
+  };
   api.get(
     '/health',
     {
@@ -30,7 +46,7 @@ export function healthRoute(
       status: 'ok' as const,
       model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
       uptimeSeconds: (Date.now() - startedAt) / 1000,
-      predictions: await audit.count(),
+      predictions: await predictions(),
       authRequired,
     }),
   );
