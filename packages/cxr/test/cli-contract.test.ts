@@ -119,6 +119,16 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   assert.ok(fs.existsSync(path.join(model, 'predictions', 'eval-val.json')));
   assert.match(r.stderr, /wrote .*metrics\/eval-val\.json/);
 
+  // Per file-name group, in the table a person reads; a pattern that is not one is refused.
+  const grouped = cxr('evaluate', '--model', model, '--data', data, '--groups', '^(IM|person)');
+  assert.equal(grouped.code, 0, grouped.stderr);
+  assert.match(grouped.stdout, /per group \(at the same threshold\):\ngroup +films +specificity/);
+  assert.match(grouped.stdout, /\nIM +2 +\d+\.\d% \(\d\/2\) +— /);
+  assert.match(grouped.stdout, /\nperson +2 +— +\d+\.\d% \(\d\/2\)/);
+  const badPattern = cxr('evaluate', '--model', model, '--data', data, '--groups', '([');
+  assert.equal(badPattern.code, 1);
+  assert.match(badPattern.stderr, /--groups: '\(\[' is not a regular expression/);
+
   const unwritable = cxr('evaluate', '--model', model, '--data', data, '--out', path.join(model, 'cxr.json', 'x'));
   assert.equal(unwritable.code, 1);
   assert.match(unwritable.stderr, /--out .*: cannot write there/);

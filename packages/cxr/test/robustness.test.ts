@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { buildProgram } from '../src/cli/main';
 import { CHANGE_NAMES } from '../src/data/perturb_catalog';
 import { initEngine } from '../src/engine';
+import { groupPattern } from '../src/eval/groups';
 import { evaluate } from '../src/eval/metrics';
 import { runSeedExperiments } from '../src/experiments/seed';
 import { writeComparison } from '../src/report';
@@ -180,6 +181,43 @@ test("a training root means the model's recorded validation split; without a rec
     r.data.files.every((f) => val.has(f)),
     "every chosen film is in the model's validation split",
   );
+});
+
+test("cxr evaluate --split validation: the model's own validation split, metrics per file-name group", async () => {
+  await initEngine();
+  const meta = JSON.parse(fs.readFileSync(path.join(model, 'cxr.json'), 'utf8'));
+  fs.writeFileSync(
+    path.join(model, 'cxr.json'),
+    JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
+  );
+  const m = await runEvaluation({
+    modelDir: model,
+    data: ROOT,
+    split: 'validation',
+    groups: groupPattern('^(NORMAL2|IM|person)'),
+    warn: () => {},
+  }).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+  const records = (await scanDataset(ROOT)).filter((x) => x.split === 'train');
+  const val = splitByPatient(records, { valFraction: 0.15, seed: 42 }).val;
+  assert.equal(m.n, val.length);
+  assert.match(m.source, /validation split/);
+  const groups = m.groups ?? [];
+  assert.deepEqual(
+    groups.map((g) => g.group),
+    ['IM', 'NORMAL2', 'person'],
+  );
+  const named = (prefix: string) => val.filter((r) => path.basename(r.path).startsWith(prefix));
+  for (const g of groups) {
+    const films = named(g.group === 'IM' ? 'IM-' : g.group);
+    assert.equal(g.n, films.length, g.group);
+    assert.equal(g.normal, films.filter((r) => r.label === 0).length, g.group);
+  }
+  // The groups split the whole set's confusion matrix between them.
+  const tn = groups.reduce((a, g) => a + Math.round((g.specificity ?? 0) * g.normal), 0);
+  const tp = groups.reduce((a, g) => a + Math.round((g.sensitivity ?? 0) * g.pneumonia), 0);
+  assert.equal(tn, m.confusion.tn);
+  assert.equal(tp, m.confusion.tp);
+  assert.throws(() => groupPattern('(unclosed'), /--groups: '\(unclosed' is not a regular expression/);
 });
 
 test('bad arguments are refused with a message', async () => {

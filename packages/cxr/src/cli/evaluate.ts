@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
+import { formatGroupTable, groupPattern } from '../eval/groups';
 import { runEvaluation } from './evaluate_run';
 import { defaultModelDir } from '../paths';
 import { ensureWritableDir } from './writable';
@@ -12,17 +13,27 @@ export function register(program: Command): void {
     .description('evaluate a model on a labelled folder (NORMAL/ and PNEUMONIA/, or a Kaggle root with --split)')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <dir>', 'data folder')
-    .option('--split <name>', 'split inside a Kaggle root (default: test, or the only split)')
+    .option(
+      '--split <name>',
+      'split inside a Kaggle root (default: test, or the only split); `validation` on a training root means ' +
+        "the model's own patient-level validation split, the one its thresholds were chosen on",
+    )
     .option('--operating-point <name>', "screening or balanced (default: the model's)")
     .option(
       '--out <dir>',
       'also write predictions/<split>.json and metrics/<split>.json here (e.g. a run folder, for `cxr report`; ' +
         "a split named val or train is written as eval-val / eval-train, never over the run's own validation metrics)",
     )
+    .option(
+      '--groups <regex>',
+      "also report specificity and sensitivity per group of films: the regular expression's first capture group " +
+        "on each file name (e.g. '^(NORMAL2|IM|person)' for the Kaggle file-name series)",
+    )
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       if (o.out) ensureWritableDir(o.out, '--out');
+      const groups = o.groups === undefined ? undefined : groupPattern(o.groups);
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const m = await runEvaluation({
@@ -30,6 +41,7 @@ export function register(program: Command): void {
         data: o.data,
         split: o.split,
         operatingPoint: o.operatingPoint,
+        groups,
         out: o.out,
         progress: !o.json && process.stderr.isTTY,
         warn,
@@ -38,9 +50,10 @@ export function register(program: Command): void {
       if (o.json) process.stdout.write(JSON.stringify(m) + '\n');
       else
         process.stdout.write(
-          `model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}\n` +
+          `model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}, on ${m.source}\n` +
             formatMetricsTable(m) +
-            '\n',
+            '\n' +
+            (m.groups ? `\nper group (at the same threshold):\n${formatGroupTable(m.groups)}\n` : ''),
         );
     });
 }

@@ -4,14 +4,19 @@ import * as path from 'node:path';
 import { loadModel } from '../models/io';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
+import { type GroupRow, metricsByGroup } from '../eval/groups';
 import { evaluate } from '../eval/metrics';
+import { isTrainingRoot, validationRecords } from '../robustness/images';
 import type { Metrics } from '../eval/metrics_schema';
 
 /**
  * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
  * validation split every threshold was chosen on). An evaluation never writes over them.
  */
-const RUN_OWN_SPLITS = new Set(['val', 'train']);
+const RUN_OWN_SPLITS = new Set(['val', 'train', 'validation']);
+
+/** The split name that, on a training root, means the model's own recorded validation split. */
+export const VALIDATION_SPLIT = 'validation';
 
 /** The file name (without .json) an evaluation of `split` is written under in predictions/ and metrics/. */
 export function evaluationFileName(split: string): string {
@@ -23,6 +28,8 @@ export interface EvaluateRunOptions {
   data: string;
   split?: string;
   operatingPoint?: string;
+  /** Also report metrics per group of file names (eval/groups.ts). */
+  groups?: RegExp;
   out?: string;
   progress?: boolean;
   warn?: (line: string) => void;
@@ -32,15 +39,19 @@ export interface EvaluateRunOptions {
 
 export async function runEvaluation(
   o: EvaluateRunOptions,
-): Promise<Metrics & { operatingPoint: string; model: Record<string, string> }> {
+): Promise<Metrics & { operatingPoint: string; model: Record<string, string>; source: string; groups?: GroupRow[] }> {
   const loaded = await loadModel(o.modelDir);
   const { meta } = loaded;
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
   const op = meta.operatingPoints[opName];
   if (!op)
     throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
-  const records = await splitRecords(o.data, o.split);
-  const set = await loadImageSet(records, records[0].split, {
+  // `--split validation` on a training root: the patient-level split the model was calibrated on.
+  const ownValidation = o.split === VALIDATION_SPLIT && isTrainingRoot(o.data);
+  const { records, source } = ownValidation
+    ? await validationRecords(o.data, meta)
+    : await splitRecords(o.data, o.split).then((r) => ({ records: r, source: `${o.data} (${r[0].split})` }));
+  const set = await loadImageSet(records, ownValidation ? VALIDATION_SPLIT : records[0].split, {
     size: meta.inputSize,
     normalize: meta.preprocessing.normalize,
     progress: o.progress,
@@ -51,7 +62,7 @@ export async function runEvaluation(
   const labels = Array.from(set.labels);
   const metrics = evaluate(labels, probs, { threshold: op.threshold });
   loaded.members.forEach((m) => m.dispose());
-  const split = records[0].split;
+  const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
   if (o.out) {
     const name = evaluationFileName(split);
     fs.mkdirSync(path.join(o.out, 'predictions'), { recursive: true });
@@ -67,5 +78,7 @@ export async function runEvaluation(
     ...metrics,
     operatingPoint: opName,
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
+    source,
+    ...(o.groups ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups) } : {}),
   };
 }

@@ -4,3 +4,4 @@ export * from './stats';
 export * from './calibration';
 export * from './operating_points';
 export * from './format';
+export * from './groups';
