@@ -17,6 +17,7 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-mixup',
   'cxr-shift-fov',
   'cxr-shift-224',
+  'cxr-shift-framing',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
 /** The patient split every run shares (`cxr train --split-seed 42`). */
