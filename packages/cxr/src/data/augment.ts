@@ -47,9 +47,9 @@ export const AUGMENT_PRESETS = {
   light: { ...NONE, rotationDeg: 7, zoom: 0.08, shift: 0.05, brightness: 0.05, contrast: 0.1 },
   strong: { ...NONE, rotationDeg: 15, zoom: 0.15, shift: 0.1, brightness: 0.1, contrast: 0.2 },
   /**
-   * `strong` with twice the zoom range (scale 0.7–1.3 per axis, so up to ×1.43 closer): NORMAL films
-   * framed tightly, chest filling the frame as on most PNEUMONIA films, score high; a model that
-   * has seen every framing cannot use it as a sign.
+   * `strong` with twice the zoom range (scale 0.7–1.3 per axis, so up to ×1.43 closer), so that a
+   * tightly framed NORMAL film (chest filling the frame, as on most PNEUMONIA films) is a framing the
+   * model has seen labelled NORMAL (recipe cxr-shift-framing).
    */
   framing: { ...NONE, rotationDeg: 15, zoom: 0.3, shift: 0.1, brightness: 0.1, contrast: 0.2 },
   /** The madz2000 Kaggle notebook's ImageDataGenerator, flips included. */

@@ -204,10 +204,10 @@ RECIPES['cxr-shift-mixup'] = {
 };
 
 // cxr-shift-ema with twice the zoom range ('framing' preset, data/augment.ts). The validation NORMAL
-// films every model calls PNEUMONIA, and Kaggle's val NORMAL films, are framed tightly (chest filling
+// films every model calls PNEUMONIA, and Kaggle's val NORMAL films, look framed tightly (chest filling
 // the frame, as on most PNEUMONIA films), and the benchmark's zoom row is every model's worst: the
-// scale of the chest in the frame acts as a sign. The benchmark's zoom and aspect rows are then
-// changes this recipe saw in training (its other rows still compare it fairly).
+// test of whether the chest's scale in the frame acts as a sign (docs/generalisation.md, round 4).
+// The benchmark's zoom and aspect rows are changes this recipe saw in training.
 RECIPES['cxr-shift-framing'] = {
   title: 'cxr-shift-ema with twice the zoom range in training (scale 0.7–1.3 per axis): framing is not a sign',
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, augment: 'framing' },
