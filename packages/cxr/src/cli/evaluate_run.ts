@@ -51,7 +51,8 @@ export async function runEvaluation(
   const { records, source } = ownValidation
     ? await validationRecords(o.data, meta)
     : await splitRecords(o.data, o.split).then((r) => ({ records: r, source: `${o.data} (${r[0].split})` }));
-  const set = await loadImageSet(records, ownValidation ? VALIDATION_SPLIT : records[0].split, {
+  const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
+  const set = await loadImageSet(records, split, {
     size: meta.inputSize,
     normalize: meta.preprocessing.normalize,
     progress: o.progress,
@@ -62,7 +63,6 @@ export async function runEvaluation(
   const labels = Array.from(set.labels);
   const metrics = evaluate(labels, probs, { threshold: op.threshold });
   loaded.members.forEach((m) => m.dispose());
-  const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
   if (o.out) {
     const name = evaluationFileName(split);
     fs.mkdirSync(path.join(o.out, 'predictions'), { recursive: true });

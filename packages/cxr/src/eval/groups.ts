@@ -3,6 +3,7 @@
 // sat in one file-name series, and in a hospital they may sit with one scanner or one site's folder.
 // The whole-set figures hide that; this table shows it.
 import * as path from 'node:path';
+import { dec, pct } from './format';
 
 export interface GroupRow {
   group: string;
@@ -72,15 +73,14 @@ export function metricsByGroup(
 
 /** A plain-text table for the terminal. */
 export function formatGroupTable(rows: readonly GroupRow[]): string {
-  const pct = (v: number | null, n: number) =>
-    v === null ? '—' : `${(100 * v).toFixed(1)}% (${Math.round(v * n)}/${n})`;
-  const num = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+  const share = (v: number | null, n: number) => (v === null ? '—' : `${pct(v)} (${Math.round(v * n)}/${n})`);
+  const num = (v: number | null) => (v === null ? '—' : dec(v));
   const head = ['group', 'films', 'specificity (NORMAL called NORMAL)', 'sensitivity', 'mean NORMAL score'];
   const body = rows.map((r) => [
     r.group,
     String(r.n),
-    pct(r.specificity, r.normal),
-    pct(r.sensitivity, r.pneumonia),
+    share(r.specificity, r.normal),
+    share(r.sensitivity, r.pneumonia),
     num(r.meanNormalScore),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

@@ -84,8 +84,8 @@ export function parseAuditTarget(text: string): AuditTarget {
     throw bad('the password is not valid URL encoding (percent-encode special characters)');
   }
   // pool_size is ours, not libpq's: the driver gets the URL without it.
-  const poolSize = Number(url.searchParams.get('pool_size') ?? DEFAULT_PG_POOL_SIZE);
+  const pool = url.searchParams.get('pool_size');
   url.searchParams.delete('pool_size');
-  const driverUrl = target.includes('pool_size=') ? url.toString() : target;
-  return { kind: 'postgres', url: driverUrl, display, password, poolSize };
+  const poolSize = pool === null ? DEFAULT_PG_POOL_SIZE : Number(pool);
+  return { kind: 'postgres', url: pool === null ? target : url.toString(), display, password, poolSize };
 }
