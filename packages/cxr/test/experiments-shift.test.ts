@@ -140,7 +140,7 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
-  // The defaults are the nine generalisation recipes, each one a known recipe.
-  assert.equal(SHIFT_EXPERIMENTS.length, 9);
+  // The defaults are the eleven generalisation recipes, each one a known recipe.
+  assert.equal(SHIFT_EXPERIMENTS.length, 11);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });

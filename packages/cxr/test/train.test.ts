@@ -90,6 +90,9 @@ test('a killed training run resumes to the same epoch count and a loadable model
     // With a weight average, which the checkpoint must carry for the resumed run to continue it.
     '--ema',
     '0.9',
+    // And period-balanced epochs, whose draws the resumed run must repeat from the seed.
+    '--period-balance',
+    '5:3',
   ];
   const first = runCli(args);
   const logFile = path.join(out, 'log.jsonl');
@@ -118,6 +121,8 @@ test('a killed training run resumes to the same epoch count and a loadable model
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 3);
   assert.deepEqual(loaded.meta.recipe.weightAverage, { method: 'ema', decay: 0.9 });
+  assert.deepEqual(loaded.meta.recipe.periodBalance, { window: 5, maxWeight: 3 });
+  assert.match(first.stderr(), /period balance: \d+ of \d+ training films weigh more than 1/);
   // The resumed run continued the checkpoint's average: it counts every step of the run, not only the resumed ones.
   const last = path.join(out, 'checkpoints', 'last');
   const steps = JSON.parse(fs.readFileSync(path.join(last, 'average.json'), 'utf8')).steps;

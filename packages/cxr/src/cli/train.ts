@@ -75,6 +75,14 @@ export function register(program: Command): void {
       const [method, alpha] = v.split(':');
       return { method, alpha: parseFloat(alpha) };
     })
+    .option(
+      '--period-balance <window:max>',
+      'draw each class evenly over its patient-number periods: stretch half-width and largest weight, e.g. 25:4',
+      (v) => {
+        const [window, maxWeight] = v.split(':');
+        return { window: parseInt(window, 10), maxWeight: parseFloat(maxWeight ?? '4') };
+      },
+    )
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
@@ -111,6 +119,7 @@ export function register(program: Command): void {
           ganModel: o.ganModel && path.resolve(o.ganModel),
           weightAverage: o.ema,
           mix: o.mix,
+          periodBalance: o.periodBalance,
         }).filter(([, v]) => v !== undefined),
       );
       const r = await runTraining({

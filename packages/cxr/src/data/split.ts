@@ -23,7 +23,7 @@ export interface SplitOptions {
 export type SplitMode = 'random' | 'block';
 
 /** Series and number of a patient id ('NORMAL2-IM-0383' -> ['NORMAL2-IM-', 383]); unnumbered ids sort last. */
-function seriesOf(id: string): [string, number] {
+export function seriesOf(id: string): [string, number] {
   const m = /^(.*?)(\d+)$/.exec(id);
   return m ? [m[1], parseInt(m[2], 10)] : [id, Number.POSITIVE_INFINITY];
 }

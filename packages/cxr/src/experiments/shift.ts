@@ -18,6 +18,8 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-fov',
   'cxr-shift-224',
   'cxr-shift-framing',
+  'cxr-shift-ema-block',
+  'cxr-shift-ema-period',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
 /** The patient split every run shares (`cxr train --split-seed 42`). */

@@ -6,6 +6,7 @@ import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
 import { TTA_VIEWS } from './tta_views';
 import { mixSchema } from '../data/mix';
+import { periodBalanceSchema } from '../data/period_balance';
 
 export const MODEL_FORMAT = 'cxr-model/1';
 
@@ -103,6 +104,7 @@ export const RecipeRecord = z.looseObject({
   // The recipe's schema for it lives with the training loop (train/weight_average.ts), a floor above.
   weightAverage: z.looseObject({ method: z.string(), decay: z.number() }).optional(),
   mix: mixSchema.optional(),
+  periodBalance: periodBalanceSchema.optional(),
 });
 export type RecipeRecord = z.infer<typeof RecipeRecord>;
 

@@ -213,6 +213,24 @@ RECIPES['cxr-shift-framing'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, augment: 'framing' },
 };
 
+// cxr-shift-ema validated on a block of patient numbers instead of a random draw (data/split.ts
+// 'block': the lowest-numbered patients of each file-name series). The official test split is such a
+// block (its NORMAL films are numbered below every training film), and a random split's NORMAL2
+// scores climb with the patient number, so a random validation split hides a drift in time that
+// this one measures; thresholds and temperature are chosen on films from outside the trained range.
+RECIPES['cxr-shift-ema-block'] = {
+  title: 'cxr-shift-ema validated on the lowest patient numbers of each series (a block, as the test split is)',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, valSplit: 'block' },
+};
+
+// cxr-shift-ema with each class drawn evenly over its acquisition periods (data/period_balance.ts):
+// the validation NORMAL films every model calls PNEUMONIA sit in stretches of patient numbers where
+// the data set has few NORMAL films, so those periods' normal films weigh up to 4 times more.
+RECIPES['cxr-shift-ema-period'] = {
+  title: 'cxr-shift-ema with each class drawn evenly over its acquisition periods (sparse stretches up to 4x)',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, periodBalance: { window: 25, maxWeight: 4 } },
+};
+
 // cxr-shift-ema at 224 px instead of 160 (about twice the pixels and the training time).
 RECIPES['cxr-shift-224'] = {
   title: 'cxr-shift-ema at 224 px input',

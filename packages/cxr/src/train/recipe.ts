@@ -7,6 +7,7 @@ import { ARCH_NAMES } from '../models';
 import { TtaViewName } from '../models/metadata';
 import { shiftAugmentSchema } from '../data/shift_augment';
 import { mixSchema } from '../data/mix';
+import { periodBalanceSchema } from '../data/period_balance';
 import { weightAverageSchema } from './weight_average';
 
 export const Recipe = z.object({
@@ -36,6 +37,8 @@ export const Recipe = z.object({
   shiftAugment: shiftAugmentSchema.optional(),
   /** mixup or cutmix per batch, labels mixed alike (data/mix.ts). */
   mix: mixSchema.optional(),
+  /** Each class's films drawn evenly over the periods their patient numbers span (data/period_balance.ts). */
+  periodBalance: periodBalanceSchema.optional(),
   /** The finished model is a moving average of the weights (train/weight_average.ts); from-scratch recipes. */
   weightAverage: weightAverageSchema.optional(),
   /** Limit images per class (tests, --quick). 0 = all. */

@@ -7,6 +7,7 @@ import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data
 import { withGanImages } from '../gan/mix';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
+import { periodWeights } from '../data/period_balance';
 import { architecture } from '../models';
 import { loadTrainVal, splitOf } from '../data/dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
@@ -50,8 +51,10 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       : resolveRecipe(o.recipeName, o.overrides);
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
-  if (recipe.backbone && (recipe.mix || recipe.weightAverage))
-    throw new Error('mix and weightAverage are supported by from-scratch recipes only, not with a backbone');
+  if (recipe.backbone && (recipe.mix || recipe.weightAverage || recipe.periodBalance))
+    throw new Error(
+      'mix, weightAverage and periodBalance are supported by from-scratch recipes only, not with a backbone',
+    );
   const result = recipe.backbone
     ? await trainTransfer({
         recipe,
@@ -103,6 +106,12 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
     checkShiftAugment(shift);
   }
   const balance = recipe.balance as BalanceMode;
+  const weights = recipe.periodBalance && periodWeights(trainSet.patients, trainSet.labels, recipe.periodBalance);
+  if (weights) {
+    const raised = weights.filter((w) => w > 1).length;
+    const most = Math.max(...weights).toFixed(2);
+    log(`period balance: ${raised} of ${weights.length} training films weigh more than 1 (at most ${most})`);
+  }
   return train({
     recipe,
     train: trainSet,
@@ -112,7 +121,7 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
     resume: o.resume,
     progress,
     log,
-    plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch) }),
+    plan: (epoch) => ({ indices: epochOrder(trainSet.labels, balance, recipe.seed, epoch, weights) }),
     classWeights: lossWeights(trainSet.labels, balance),
     augment: isIdentity(augment)
       ? undefined

@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classCounts, epochOrder } from '../src/data/balance';
+import { periodWeights } from '../src/data/period_balance';
+
+// NORMAL2 numbers 1..40 all present, then a sparse stretch: every tenth number from 50 to 240.
+const dense = Array.from({ length: 40 }, (_, i) => `NORMAL2-IM-${String(i + 1).padStart(4, '0')}`);
+const sparse = Array.from({ length: 20 }, (_, i) => `NORMAL2-IM-${String(50 + 10 * i).padStart(4, '0')}`);
+
+test('films from a sparse stretch of patient numbers weigh more, capped, dense ones weigh 1', () => {
+  const patients = [...dense, ...sparse, 'file:gan-1.png'];
+  const labels = patients.map(() => 0);
+  const w = periodWeights(patients, labels, { window: 5, maxWeight: 4 });
+  assert.equal(w.length, patients.length);
+  for (let i = 0; i < 35; i++) assert.equal(w[i], 1, dense[i]);
+  // Inside the sparse stretch 1 of 11 numbers has a film against the median's 11 of 11: capped at 4.
+  for (let i = 41; i < 59; i++) assert.equal(w[i], 4, patients[i]);
+  assert.ok(w.every((x) => x >= 1 && x <= 4));
+  assert.equal(w[patients.length - 1], 1, 'an unnumbered film weighs 1');
+  // A larger cap lets the sparsest films weigh more; a cap of 1 switches the weighting off.
+  assert.ok(Math.max(...periodWeights(patients, labels, { window: 5, maxWeight: 10 })) > 4);
+  assert.ok(periodWeights(patients, labels, { window: 5, maxWeight: 1 }).every((x) => x === 1));
+});
+
+test('classes and series are weighed apart', () => {
+  // The same numbers as PNEUMONIA films (another class) or IM- films (another series) do not
+  // make the sparse NORMAL2 stretch dense.
+  const patients = [...dense, ...sparse, ...sparse.map((p) => p.replace('NORMAL2-', ''))];
+  const labels = [...dense.map(() => 0), ...sparse.map(() => 0), ...sparse.map(() => 0)];
+  const w = periodWeights(patients, labels, { window: 5 });
+  assert.equal(w[50], 4);
+  // The IM- series is evenly sparse on its own: every film at its median.
+  assert.ok(w.slice(60).every((x) => x === 1));
+  const asPneumonia = periodWeights([...dense, ...dense], [...dense.map(() => 0), ...dense.map(() => 1)]);
+  assert.ok(asPneumonia.every((x) => x === 1));
+  assert.throws(() => periodWeights(dense, [0]), /40 patient ids for 1 labels/);
+  assert.throws(() =>
+    periodWeights(
+      dense,
+      dense.map(() => 0),
+      { maxWeight: 0.5 },
+    ),
+  );
+});
+
+test('weighted epochs keep the class sizes of the mode and draw in proportion to the weights', () => {
+  const labels = [...Array(30).fill(1), ...Array(10).fill(0)] as number[];
+  // NORMAL image 30 weighs 4, the other NORMAL images 1: 30 draws over a total weight of 13.
+  const weights = labels.map((_, i) => (i === 30 ? 4 : 1));
+  const counts = new Map<number, number>();
+  for (let epoch = 0; epoch < 20; epoch++) {
+    const order = epochOrder(labels, 'oversample', 3, epoch, weights);
+    assert.deepEqual(classCounts(order.map((i) => labels[i])), [30, 30]);
+    for (const i of order) counts.set(i, (counts.get(i) ?? 0) + 1);
+    // Systematic draws stray by at most one from their expectation (30 · 4/13 ≈ 9.2).
+    const heavy = order.filter((i) => i === 30).length;
+    assert.ok(heavy === 9 || heavy === 10, `heavy image drawn ${heavy} times`);
+  }
+  // Over the epochs every light NORMAL image comes about 30/13 ≈ 2.3 times an epoch.
+  for (let i = 31; i < 40; i++) assert.ok(Math.abs(counts.get(i)! / 20 - 30 / 13) < 0.35, `${i}: ${counts.get(i)}`);
+  // Unweighted PNEUMONIA images of equal weight each come once.
+  for (let i = 0; i < 30; i++) assert.equal(counts.get(i), 20);
+  assert.deepEqual(epochOrder(labels, 'oversample', 3, 1, weights), epochOrder(labels, 'oversample', 3, 1, weights));
+  assert.deepEqual(classCounts(epochOrder(labels, 'none', 3, 0, weights).map((i) => labels[i])), [10, 30]);
+  assert.deepEqual(classCounts(epochOrder(labels, 'undersample', 3, 0, weights).map((i) => labels[i])), [10, 10]);
+  assert.throws(() => epochOrder(labels, 'oversample', 3, 0, [1, 2]), /2 weights for 40 images/);
+  assert.throws(
+    () =>
+      epochOrder(
+        labels,
+        'oversample',
+        3,
+        0,
+        labels.map(() => 0),
+      ),
+    /not a positive number/,
+  );
+});
