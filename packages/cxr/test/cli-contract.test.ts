@@ -125,6 +125,12 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   assert.match(grouped.stdout, /per group \(at the same threshold\):\ngroup +films +specificity/);
   assert.match(grouped.stdout, /\nIM +2 +\d+\.\d% \(\d\/2\) +— /);
   assert.match(grouped.stdout, /\nperson +2 +— +\d+\.\d% \(\d\/2\)/);
+  const byPeriod = cxr('evaluate', '--model', model, '--data', data, '--period-groups');
+  assert.equal(byPeriod.code, 0, byPeriod.stderr);
+  assert.match(byPeriod.stdout, /\nIM dense +2 +\d+\.\d% \(\d\/2\) +— /);
+  const both = cxr('evaluate', '--model', model, '--data', data, '--groups', 'IM', '--period-groups');
+  assert.equal(both.code, 1);
+  assert.match(both.stderr, /--groups and --period-groups: choose one/);
   const badPattern = cxr('evaluate', '--model', model, '--data', data, '--groups', '([');
   assert.equal(badPattern.code, 1);
   assert.match(badPattern.stderr, /--groups: '\(\[' is not a regular expression/);

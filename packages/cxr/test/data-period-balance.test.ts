@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classCounts, epochOrder } from '../src/data/balance';
-import { periodWeights } from '../src/data/period_balance';
+import { periodGrouper, periodWeights } from '../src/data/period_balance';
 
 // NORMAL2 numbers 1..40 all present, then a sparse stretch: every tenth number from 50 to 240.
 const dense = Array.from({ length: 40 }, (_, i) => `NORMAL2-IM-${String(i + 1).padStart(4, '0')}`);
@@ -75,4 +75,19 @@ test('weighted epochs keep the class sizes of the mode and draw in proportion to
       ),
     /not a positive number/,
   );
+});
+
+test('period groups name the series and whether a film sits in a sparse stretch of its class', () => {
+  const patients = [...dense, ...sparse, 'person3', 'file:x.png'];
+  const labels = [...dense.map(() => 0), ...sparse.map(() => 0), 1, 0];
+  const group = periodGrouper(patients, labels, 5);
+  assert.equal(group(dense[10], 0), 'NORMAL2-IM dense');
+  assert.equal(group(sparse[5], 0), 'NORMAL2-IM sparse');
+  // A film outside the reference: counted by the reference films around its number.
+  assert.equal(group('NORMAL2-IM-0012', 0), 'NORMAL2-IM dense');
+  assert.equal(group('NORMAL2-IM-0175', 0), 'NORMAL2-IM sparse');
+  assert.equal(group('person3', 1), 'person dense');
+  // No reference films of that class and series, or no number: no period.
+  assert.equal(group(dense[10], 1), 'NORMAL2-IM (no period)');
+  assert.equal(group('file:x.png', 0), 'file:x.png (no period)');
 });

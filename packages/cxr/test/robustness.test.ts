@@ -8,6 +8,7 @@ import { buildProgram } from '../src/cli/main';
 import { CHANGE_NAMES } from '../src/data/perturb_catalog';
 import { initEngine } from '../src/engine';
 import { groupPattern } from '../src/eval/groups';
+import { periodGrouper } from '../src/data/period_balance';
 import { evaluate } from '../src/eval/metrics';
 import { runSeedExperiments } from '../src/experiments/seed';
 import { writeComparison } from '../src/report';
@@ -190,13 +191,12 @@ test("cxr evaluate --split validation: the model's own validation split, metrics
     path.join(model, 'cxr.json'),
     JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
   );
-  const m = await runEvaluation({
-    modelDir: model,
-    data: ROOT,
-    split: 'validation',
-    groups: groupPattern('^(NORMAL2|IM|person)'),
-    warn: () => {},
-  }).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+  const run = (o: Partial<Parameters<typeof runEvaluation>[0]>) =>
+    runEvaluation({ modelDir: model, data: ROOT, split: 'validation', warn: () => {}, ...o });
+  const [m, byPeriod] = await Promise.all([
+    run({ groups: groupPattern('^(NORMAL2|IM|person)') }),
+    run({ periodGroups: true }),
+  ]).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
   const records = (await scanDataset(ROOT)).filter((x) => x.split === 'train');
   const val = splitByPatient(records, { valFraction: 0.15, seed: 42 }).val;
   assert.equal(m.n, val.length);
@@ -218,6 +218,19 @@ test("cxr evaluate --split validation: the model's own validation split, metrics
   assert.equal(tn, m.confusion.tn);
   assert.equal(tp, m.confusion.tp);
   assert.throws(() => groupPattern('(unclosed'), /--groups: '\(unclosed' is not a regular expression/);
+
+  // By period: the stretches of patient numbers are counted over the whole training folder.
+  const period = periodGrouper(
+    records.map((r) => r.patient),
+    records.map((r) => r.label),
+  );
+  const expected = new Map<string, number>();
+  for (const r of val) expected.set(period(r.patient, r.label), (expected.get(period(r.patient, r.label)) ?? 0) + 1);
+  assert.deepEqual(
+    (byPeriod.groups ?? []).map((g) => [g.group, g.n]),
+    [...expected.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+  assert.ok((byPeriod.groups ?? []).every((g) => / (sparse|dense)$/.test(g.group)));
 });
 
 test('bad arguments are refused with a message', async () => {

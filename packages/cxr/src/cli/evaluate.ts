@@ -29,10 +29,16 @@ export function register(program: Command): void {
       "also report specificity and sensitivity per group of films: the regular expression's first capture group " +
         "on each file name (e.g. '^(NORMAL2|IM|person)' for the Kaggle file-name series)",
     )
+    .option(
+      '--period-groups',
+      'also report them per file-name series and sparse or dense stretch of patient numbers (the periods ' +
+        '`cxr train --period-balance` evens out)',
+    )
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       if (o.out) ensureWritableDir(o.out, '--out');
+      if (o.groups !== undefined && o.periodGroups) throw new Error('--groups and --period-groups: choose one');
       const groups = o.groups === undefined ? undefined : groupPattern(o.groups);
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
@@ -42,6 +48,7 @@ export function register(program: Command): void {
         split: o.split,
         operatingPoint: o.operatingPoint,
         groups,
+        periodGroups: !!o.periodGroups,
         out: o.out,
         progress: !o.json && process.stderr.isTTY,
         warn,

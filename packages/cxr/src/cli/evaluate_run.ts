@@ -7,6 +7,8 @@ import { loadImageSet, splitRecords } from '../data/dataset_images';
 import { type GroupRow, metricsByGroup } from '../eval/groups';
 import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
+import { periodGrouper } from '../data/period_balance';
+import { parsePatient } from '../data/patients';
 import type { Metrics } from '../eval/metrics_schema';
 
 /**
@@ -30,6 +32,11 @@ export interface EvaluateRunOptions {
   operatingPoint?: string;
   /** Also report metrics per group of file names (eval/groups.ts). */
   groups?: RegExp;
+  /**
+   * Group by series and sparse or dense stretch of patient numbers instead (data/period_balance.ts),
+   * the stretches counted over the whole training folder for `--split validation`, else over the set.
+   */
+  periodGroups?: boolean;
   out?: string;
   progress?: boolean;
   warn?: (line: string) => void;
@@ -79,6 +86,17 @@ export async function runEvaluation(
     operatingPoint: opName,
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
     source,
-    ...(o.groups ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups) } : {}),
+    ...(o.groups || o.periodGroups
+      ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups ?? (await byPeriod())) }
+      : {}),
   };
+
+  async function byPeriod(): Promise<(file: string, i: number) => string> {
+    const reference = ownValidation ? await splitRecords(o.data, 'train') : records;
+    const group = periodGrouper(
+      reference.map((r) => r.patient),
+      reference.map((r) => r.label),
+    );
+    return (file, i) => group(parsePatient(file).id, labels[i]);
+  }
 }

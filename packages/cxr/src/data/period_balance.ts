@@ -15,6 +15,52 @@ export const periodBalanceSchema = z.object({
 });
 export type PeriodBalance = z.infer<typeof periodBalanceSchema>;
 
+/** Per class and series: the patient numbers that have a film, and the median density of their stretches. */
+interface SeriesNumbers {
+  numbers: Set<number>;
+  lo: number;
+  hi: number;
+  median: number;
+}
+
+const seriesKey = (label: number, series: string) => `${label}\u0000${series}`;
+
+/** Share of the numbers within ±window of n (clipped to the series' range) that have a film. */
+function densityAt(s: Omit<SeriesNumbers, 'median'>, n: number, window: number): number {
+  // The stretch is clipped to the series' range, so its first and last films are not counted sparse.
+  const from = Math.max(s.lo, n - window);
+  const to = Math.min(s.hi, n + window);
+  if (to < from) return 0;
+  let count = 0;
+  for (let m = from; m <= to; m++) if (s.numbers.has(m)) count++;
+  return count / (to - from + 1);
+}
+
+function seriesNumbers(
+  patients: readonly string[],
+  labels: ArrayLike<number>,
+  window: number,
+): Map<string, SeriesNumbers> {
+  if (patients.length !== labels.length)
+    throw new RangeError(`period balance: ${patients.length} patient ids for ${labels.length} labels`);
+  const sets = new Map<string, Set<number>>();
+  patients.forEach((id, i) => {
+    const [series, n] = seriesOf(id);
+    if (!Number.isFinite(n)) return;
+    const k = seriesKey(labels[i], series);
+    if (!sets.has(k)) sets.set(k, new Set());
+    sets.get(k)!.add(n);
+  });
+  const out = new Map<string, SeriesNumbers>();
+  for (const [k, numbers] of sets) {
+    const sorted = [...numbers].sort((a, b) => a - b);
+    const s = { numbers, lo: sorted[0], hi: sorted[sorted.length - 1] };
+    const densities = sorted.map((n) => densityAt(s, n, window)).sort((a, b) => a - b);
+    out.set(k, { ...s, median: densities[Math.floor(densities.length / 2)] });
+  }
+  return out;
+}
+
 /**
  * One weight per image, ≥ 1: the median density of its series and class over the density of its
  * own stretch (the share of numbers within ±window that have a film of that class), capped at
@@ -26,42 +72,35 @@ export function periodWeights(
   opts: Partial<PeriodBalance> = {},
 ): Float64Array {
   const { window, maxWeight } = periodBalanceSchema.parse(opts);
-  if (patients.length !== labels.length)
-    throw new RangeError(`period balance: ${patients.length} patient ids for ${labels.length} labels`);
-  const key = (i: number, series: string) => `${labels[i]}\u0000${series}`;
-  const present = new Map<string, Set<number>>();
-  const parsed = patients.map((id) => seriesOf(id));
-  parsed.forEach(([series, n], i) => {
-    if (!Number.isFinite(n)) return;
-    const k = key(i, series);
-    if (!present.has(k)) present.set(k, new Set());
-    present.get(k)!.add(n);
+  const series = seriesNumbers(patients, labels, window);
+  return Float64Array.from(patients, (id, i) => {
+    const [name, n] = seriesOf(id);
+    if (!Number.isFinite(n)) return 1;
+    const s = series.get(seriesKey(labels[i], name))!;
+    return Math.min(maxWeight, Math.max(1, s.median / densityAt(s, n, window)));
   });
-  const density = new Map<string, Map<number, number>>();
-  const median = new Map<string, number>();
-  for (const [k, numbers] of present) {
-    const sorted = [...numbers].sort((a, b) => a - b);
-    const lo = sorted[0];
-    const hi = sorted[sorted.length - 1];
-    const byNumber = new Map<number, number>();
-    for (const n of sorted) {
-      // The stretch is clipped to the series' range, so its first and last films are not counted sparse.
-      const from = Math.max(lo, n - window);
-      const to = Math.min(hi, n + window);
-      let count = 0;
-      for (let m = from; m <= to; m++) if (numbers.has(m)) count++;
-      byNumber.set(n, count / (to - from + 1));
-    }
-    density.set(k, byNumber);
-    const values = [...byNumber.values()].sort((a, b) => a - b);
-    median.set(k, values[Math.floor(values.length / 2)]);
-  }
-  const weights = new Float64Array(patients.length).fill(1);
-  parsed.forEach(([series, n], i) => {
-    if (!Number.isFinite(n)) return;
-    const k = key(i, series);
-    const d = density.get(k)!.get(n)!;
-    weights[i] = Math.min(maxWeight, Math.max(1, median.get(k)! / d));
-  });
-  return weights;
+}
+
+/** A stretch is sparse below this share of its series' median density (its films would weigh over 4/3). */
+export const SPARSE_SHARE = 0.75;
+
+/**
+ * Group names for `cxr evaluate --period-groups`: a film's series and whether its stretch of patient
+ * numbers is sparse among the reference films of its class ('NORMAL2-IM sparse', 'person dense').
+ * On a model's validation split the reference is the whole training folder, whose numbering the
+ * periods come from; a film whose number has no reference films of its class around it is sparse.
+ */
+export function periodGrouper(
+  refPatients: readonly string[],
+  refLabels: ArrayLike<number>,
+  window = periodBalanceSchema.shape.window.parse(undefined),
+): (patient: string, label: number) => string {
+  const series = seriesNumbers(refPatients, refLabels, window);
+  return (patient, label) => {
+    const [name, n] = seriesOf(patient);
+    const s = series.get(seriesKey(label, name));
+    const stem = name.replace(/-$/, '');
+    if (!Number.isFinite(n) || !s) return `${stem} (no period)`;
+    return `${stem} ${densityAt(s, n, window) < SPARSE_SHARE * s.median ? 'sparse' : 'dense'}`;
+  };
 }

@@ -46,13 +46,14 @@ export function metricsByGroup(
   labels: ArrayLike<number>,
   probs: ArrayLike<number>,
   threshold: number,
-  pattern: RegExp,
+  /** A pattern read by groupOf, or the group of the film at index i. */
+  pattern: RegExp | ((file: string, i: number) => string),
 ): GroupRow[] {
   if (files.length !== labels.length || files.length !== probs.length)
     throw new RangeError(`metricsByGroup: ${files.length} files, ${labels.length} labels, ${probs.length} scores`);
   const scores = new Map<string, { normal: number[]; pneumonia: number[] }>();
   files.forEach((f, i) => {
-    const g = groupOf(f, pattern);
+    const g = typeof pattern === 'function' ? pattern(f, i) : groupOf(f, pattern);
     const s = scores.get(g) ?? { normal: [], pneumonia: [] };
     (labels[i] === 1 ? s.pneumonia : s.normal).push(probs[i]);
     scores.set(g, s);
