@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { dec, pct } from '../src/eval/format';
+import { describe } from '../src/experiments/run_experiment';
 import { runShiftExperiments, SHIFT_EXPERIMENTS, shiftRunName } from '../src/experiments/shift';
 import { RobustnessResult } from '../src/robustness/metrics';
 import { RECIPES } from '../src/train/presets';
@@ -143,4 +144,12 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   // The defaults are the eleven generalisation recipes, each one a known recipe.
   assert.equal(SHIFT_EXPERIMENTS.length, 11);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
+});
+
+test('a run row names period balancing and a block validation split', () => {
+  const recipe = { ...RECIPES['cxr-shift-ema-period'].recipe, valSplit: 'block' };
+  const text = describe(recipe as Record<string, unknown>);
+  assert.match(text, /period balance ±25 up to 4×/);
+  assert.match(text, /validation: block split/);
+  assert.doesNotMatch(describe(RECIPES['cxr-shift-ema'].recipe as Record<string, unknown>), /period|block/);
 });

@@ -114,6 +114,8 @@ export function describe(r: Record<string, unknown>): string {
       : '',
     isRecord(r.weightAverage) ? `EMA ${r.weightAverage.decay}` : '',
     isRecord(r.mix) ? `${r.mix.method} ${r.mix.alpha}` : '',
+    isRecord(r.periodBalance) ? `period balance ±${r.periodBalance.window} up to ${r.periodBalance.maxWeight}×` : '',
+    r.valSplit === 'block' ? 'validation: block split' : '',
   ].filter(Boolean);
   return (
     `${model} ${r.inputSize}px, ${r.optimizer} lr ${r.lr} (${r.schedule}), ${r.epochs} epochs, batch ${r.batchSize}, ` +
