@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classCounts, epochOrder } from '../src/data/balance';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { periodGrouper, periodWeights } from '../src/data/period_balance';
+import { runTraining } from '../src/train/run';
 
 // NORMAL2 numbers 1..40 all present, then a sparse stretch: every tenth number from 50 to 240.
 const dense = Array.from({ length: 40 }, (_, i) => `NORMAL2-IM-${String(i + 1).padStart(4, '0')}`);
@@ -90,4 +94,19 @@ test('period groups name the series and whether a film sits in a sparse stretch 
   // No reference films of that class and series, or no number: no period.
   assert.equal(group(dense[10], 1), 'NORMAL2-IM (no period)');
   assert.equal(group('file:x.png', 0), 'file:x.png (no period)');
+});
+
+test('period balancing is refused with an ImageNet backbone, before any data is read', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-period-'));
+  await assert.rejects(
+    runTraining({
+      data: path.join(out, 'no-data'),
+      out,
+      recipeName: 'cxr',
+      overrides: { backbone: 'mobilenet_v1_0.25', periodBalance: { window: 25, maxWeight: 4 } },
+      log: () => {},
+    }),
+    /periodBalance are supported by from-scratch recipes only/,
+  );
+  fs.rmSync(out, { recursive: true, force: true });
 });
