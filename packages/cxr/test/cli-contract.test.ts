@@ -186,7 +186,11 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
   assert.equal(written.logitBias, platt.logitBias);
   assert.equal(written.temperature, platt.temperature);
   assert.equal(written.calibration.scaling, 'platt');
-  assert.match(fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'), /Platt scaling \(sigmoid\(logit \/ /);
+  // A one-epoch model on six validation films may rank them backwards: then the fit keeps the temperature alone.
+  assert.match(
+    fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'),
+    written.logitBias === 0 ? /the Platt fit asked for fell back to it/ : /Platt scaling \(sigmoid\(logit \/ /,
+  );
 
   // A second member on the same validation split (same split seed), then the ensemble of both.
   const second = path.join(root, 'tiny-run-2');

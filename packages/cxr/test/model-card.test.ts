@@ -85,3 +85,22 @@ test('the recipe section names site-shift augmentation and normalisation, and ke
   assert.doesNotMatch(plain, /site-shift|per-image normalisation/);
   assert.match(plain, /test-time augmentation: .+\. Training took/);
 });
+
+test('the card names the calibration that was applied, a Platt fit that fell back included', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));
+  const meta = readMeta(singleRun);
+  const card = (m: typeof meta) => {
+    writeModelCard(dir, m);
+    return fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
+  };
+  const platt = { method: 'validation' as const, scaling: 'platt' as const };
+  assert.match(
+    card({ ...meta, logitBias: 0.5, calibration: platt }),
+    /Platt scaling \(sigmoid\(logit \/ [\d.]+ \+ 0\.500\)\)/,
+  );
+  assert.match(card({ ...meta, logitBias: 0, calibration: platt }), /the Platt fit asked for fell back to it/);
+  const plain = card({ ...meta, logitBias: 0, calibration: { method: 'validation' } });
+  assert.match(plain, /temperature scaling \(T = [\d.]+\)/);
+  assert.doesNotMatch(plain, /Platt/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

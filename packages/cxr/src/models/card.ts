@@ -227,7 +227,11 @@ function balancedRule(rule: string | undefined): string {
 
 function calibrationWords(meta: ModelMeta): string {
   const t = meta.temperature.toFixed(3);
-  if (meta.logitBias === 0) return `temperature scaling (T = ${t})`;
+  if (meta.logitBias === 0)
+    // fitPlatt falls back to the temperature alone when its slope would invert the ranking.
+    return meta.calibration?.scaling === 'platt'
+      ? `temperature scaling (T = ${t}; the Platt fit asked for fell back to it, its slope not being positive)`
+      : `temperature scaling (T = ${t})`;
   const b = `${meta.logitBias >= 0 ? '+' : '−'} ${Math.abs(meta.logitBias).toFixed(3)}`;
   return `Platt scaling (sigmoid(logit / ${t} ${b}))`;
 }
