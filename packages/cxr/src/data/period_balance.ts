@@ -7,9 +7,12 @@
 import { z } from 'zod';
 import { seriesOf } from './split';
 
+/** Half-width of the stretch of patient numbers a film's density is counted over, unless a recipe says. */
+export const DEFAULT_PERIOD_WINDOW = 25;
+
 export const periodBalanceSchema = z.object({
   /** Half-width of the stretch of patient numbers a film's density is counted over. */
-  window: z.number().int().min(1).max(1000).default(25),
+  window: z.number().int().min(1).max(1000).default(DEFAULT_PERIOD_WINDOW),
   /** The largest weight a film gets (its stretch at most this many times sparser than the series' median). */
   maxWeight: z.number().min(1).max(20).default(4),
 });
@@ -93,7 +96,7 @@ export const SPARSE_SHARE = 0.75;
 export function periodGrouper(
   refPatients: readonly string[],
   refLabels: ArrayLike<number>,
-  window = periodBalanceSchema.shape.window.parse(undefined),
+  window = DEFAULT_PERIOD_WINDOW,
 ): (patient: string, label: number) => string {
   const series = seriesNumbers(refPatients, refLabels, window);
   return (patient, label) => {
