@@ -24,6 +24,13 @@ test('films from a sparse stretch of patient numbers weigh more, capped, dense o
   // A larger cap lets the sparsest films weigh more; a cap of 1 switches the weighting off.
   assert.ok(Math.max(...periodWeights(patients, labels, { window: 5, maxWeight: 10 })) > 4);
   assert.ok(periodWeights(patients, labels, { window: 5, maxWeight: 1 }).every((x) => x === 1));
+  // A power above 1 squares the ratio before the cap: films between 1 and the cap move further from 1.
+  const plain = periodWeights(patients, labels, { window: 5, maxWeight: 20 });
+  const squared = periodWeights(patients, labels, { window: 5, maxWeight: 20, power: 2 });
+  const between = [...plain.keys()].filter((i) => plain[i] > 1 && plain[i] ** 2 < 20);
+  assert.ok(between.length > 0, 'the fixture has films between 1 and the cap');
+  for (const i of between) assert.ok(Math.abs(squared[i] - plain[i] ** 2) < 1e-9, patients[i]);
+  assert.ok(squared.every((x) => x >= 1 && x <= 20));
 });
 
 test('classes and series are weighed apart', () => {

@@ -88,6 +88,11 @@ test('cxr ensemble: one folder averaging the members, calibrated on their shared
     probs: number[];
   };
   assert.equal(val.labels.length, (readMeta(members[0]).data.validation as { n: number }).n);
+  // Films are named relative to the data root, not by this machine's folders.
+  assert.ok(
+    val.files.every((f) => /^train\/(NORMAL|PNEUMONIA)\/[^/]+$/.test(f)),
+    val.files.slice(0, 3).join(', '),
+  );
   const op = meta.operatingPoints.balanced;
   const m = evaluate(val.labels, val.probs, { threshold: op.threshold });
   assert.equal(m.sensitivity, op.sensitivity);
@@ -98,7 +103,7 @@ test('cxr ensemble: one folder averaging the members, calibrated on their shared
   const p = await Predictor.load(out);
   try {
     assert.ok(p.oodGate, p.notes.join('; '));
-    const film = val.files[0];
+    const film = path.join(CHEST_XRAY, val.files[0]);
     const r = await p.predict(fs.readFileSync(film));
     const x = toInput((await decodeFile(film, 32)).pixels, 1, 32);
     let sum = 0;

@@ -141,8 +141,8 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
-  // The defaults are the eleven generalisation recipes, each one a known recipe.
-  assert.equal(SHIFT_EXPERIMENTS.length, 11);
+  // The defaults are the twelve generalisation recipes, each one a known recipe.
+  assert.equal(SHIFT_EXPERIMENTS.length, 12);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });
 
@@ -151,5 +151,7 @@ test('a run row names period balancing and a block validation split', () => {
   const text = describe(recipe as Record<string, unknown>);
   assert.match(text, /period balance ±25 up to 4×/);
   assert.match(text, /validation: block split/);
+  assert.doesNotMatch(text, /ratio\^/, 'power 1 is not named');
+  assert.match(describe(RECIPES['cxr-shift-ema-period2'].recipe as Record<string, unknown>), /up to 8× \(ratio\^2\)/);
   assert.doesNotMatch(describe(RECIPES['cxr-shift-ema'].recipe as Record<string, unknown>), /period|block/);
 });

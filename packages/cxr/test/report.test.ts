@@ -253,6 +253,25 @@ test("writeComparison draws every ROC curve on one plot and shows each run's tra
     new RegExp(`\\| ${sign}${Math.abs(delta).toFixed(4)} \\([+−]\\d\\.\\d{4} to [+−]\\d\\.\\d{4}\\) \\|`),
   );
   assert.match(rows[1], /\| reference \|/);
+
+  // Rows are paired by film, also when one predictions file names films by absolute path (older
+  // runs) and the other relative to the data root, in another order.
+  const named = (f: (i: number) => string, p: { labels: number[]; probs: number[] }, order: number[]) => ({
+    labels: order.map((i) => p.labels[i]),
+    probs: order.map((i) => p.probs[i]),
+    files: order.map(f),
+  });
+  const forward = a.labels.map((_, i) => i);
+  const byPath = [
+    { ...experiments[0], predictions: named((i) => `/mnt/x/chest_xray/train/C/f${i}.jpeg`, a, forward) },
+    { ...experiments[1], predictions: named((i) => `train/C/f${i}.jpeg`, b, [...forward].reverse()) },
+  ];
+  await writeComparison(byPath, dir, { reference: 'B' });
+  const pairedRow = fs
+    .readFileSync(path.join(dir, 'comparison.md'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('| **'))[0];
+  assert.equal(pairedRow, rows[0], 'the same paired difference as matched by position');
 });
 
 test('writeComparison: a per-recipe row per group; shift columns only where a run has them', async () => {

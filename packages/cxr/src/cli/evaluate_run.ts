@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { loadModel } from '../models/io';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
+import { filesRelativeTo } from '../data/images';
 import { type GroupRow, metricsByGroup } from '../eval/groups';
 import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
@@ -76,7 +77,7 @@ export async function runEvaluation(
     fs.mkdirSync(path.join(o.out, 'metrics'), { recursive: true });
     const predictionsFile = path.join(o.out, 'predictions', `${name}.json`);
     const metricsFile = path.join(o.out, 'metrics', `${name}.json`);
-    fs.writeFileSync(predictionsFile, JSON.stringify({ files: set.files, labels, probs }));
+    fs.writeFileSync(predictionsFile, JSON.stringify({ files: filesRelativeTo(o.data, set.files), labels, probs }));
     fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);

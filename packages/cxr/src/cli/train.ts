@@ -76,11 +76,16 @@ export function register(program: Command): void {
       return { method, alpha: parseFloat(alpha) };
     })
     .option(
-      '--period-balance <window:max>',
-      'draw each class evenly over its patient-number periods: stretch half-width and largest weight, e.g. 25:4',
+      '--period-balance <window:max[:power]>',
+      'draw each class evenly over its patient-number periods: stretch half-width, largest weight and the power ' +
+        'the sparseness ratio is raised to (default 1), e.g. 25:4 or 25:8:2',
       (v) => {
-        const [window, maxWeight] = v.split(':');
-        return { window: parseInt(window, 10), maxWeight: parseFloat(maxWeight ?? '4') };
+        const [window, maxWeight, power] = v.split(':');
+        return {
+          window: parseInt(window, 10),
+          maxWeight: parseFloat(maxWeight ?? '4'),
+          power: parseFloat(power ?? '1'),
+        };
       },
     )
     .option('--name <name>', 'model name recorded in cxr.json')

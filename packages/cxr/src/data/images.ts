@@ -1,5 +1,6 @@
 // In-memory image sets: preprocessed grayscale pixels of one size, with labels and file names.
 // This is what training, validation and evaluation iterate over.
+import * as path from 'node:path';
 export interface ImageSet {
   size: number;
   /** n * size * size bytes, image after image. */
@@ -34,4 +35,17 @@ export function gatherPixels(set: ImageSet, indices: readonly number[]): Uint8Ar
   const buf = new Uint8Array(indices.length * per);
   indices.forEach((src, dst) => buf.set(set.pixels.subarray(src * per, (src + 1) * per), dst * per));
   return buf;
+}
+
+/**
+ * Film paths relative to the data root they were read from, '/'-separated ('train/NORMAL/IM-0119-0001.jpeg'):
+ * a predictions file then names its films alike on every machine and does not carry this machine's folders.
+ * A path outside the root (never the case for loaded sets) is kept as given.
+ */
+export function filesRelativeTo(root: string, files: readonly string[]): string[] {
+  const base = path.resolve(root);
+  return files.map((f) => {
+    const rel = path.relative(base, path.resolve(f));
+    return rel.startsWith('..') || path.isAbsolute(rel) ? f : rel.split(path.sep).join('/');
+  });
 }

@@ -15,6 +15,8 @@ export const periodBalanceSchema = z.object({
   window: z.number().int().min(1).max(1000).default(DEFAULT_PERIOD_WINDOW),
   /** The largest weight a film gets (its stretch at most this many times sparser than the series' median). */
   maxWeight: z.number().min(1).max(20).default(4),
+  /** The sparseness ratio is raised to this power before the cap: 2 leans harder on the sparsest stretches. */
+  power: z.number().min(0.5).max(4).default(1),
 });
 export type PeriodBalance = z.infer<typeof periodBalanceSchema>;
 
@@ -66,21 +68,21 @@ function seriesNumbers(
 
 /**
  * One weight per image, ≥ 1: the median density of its series and class over the density of its
- * own stretch (the share of numbers within ±window that have a film of that class), capped at
- * maxWeight. Images whose patient id carries no number (generated or unrecognised files) weigh 1.
+ * own stretch (the share of numbers within ±window that have a film of that class), raised to
+ * `power` and capped at maxWeight. Images whose patient id carries no number (generated or unrecognised files) weigh 1.
  */
 export function periodWeights(
   patients: readonly string[],
   labels: ArrayLike<number>,
   opts: Partial<PeriodBalance> = {},
 ): Float64Array {
-  const { window, maxWeight } = periodBalanceSchema.parse(opts);
+  const { window, maxWeight, power } = periodBalanceSchema.parse(opts);
   const series = seriesNumbers(patients, labels, window);
   return Float64Array.from(patients, (id, i) => {
     const [name, n] = seriesOf(id);
     if (!Number.isFinite(n)) return 1;
     const s = series.get(seriesKey(labels[i], name))!;
-    return Math.min(maxWeight, Math.max(1, s.median / densityAt(s, n, window)));
+    return Math.min(maxWeight, Math.max(1, (s.median / densityAt(s, n, window)) ** power));
   });
 }
 

@@ -102,6 +102,11 @@ function robustnessColumns(r: RobustnessResult, shift: boolean): NonNullable<Exp
   };
 }
 
+function periodText(p: Record<string, unknown>): string {
+  const power = typeof p.power === 'number' && p.power !== 1 ? ` (ratio^${p.power})` : '';
+  return `period balance ±${p.window} up to ${p.maxWeight}×${power}`;
+}
+
 /** The recipe in one line; the shift recipes' extra fields only where a recipe sets them. */
 export function describe(r: Record<string, unknown>): string {
   const model = r.backbone
@@ -114,7 +119,7 @@ export function describe(r: Record<string, unknown>): string {
       : '',
     isRecord(r.weightAverage) ? `EMA ${r.weightAverage.decay}` : '',
     isRecord(r.mix) ? `${r.mix.method} ${r.mix.alpha}` : '',
-    isRecord(r.periodBalance) ? `period balance ±${r.periodBalance.window} up to ${r.periodBalance.maxWeight}×` : '',
+    isRecord(r.periodBalance) ? periodText(r.periodBalance) : '',
     r.valSplit === 'block' ? 'validation: block split' : '',
   ].filter(Boolean);
   return (

@@ -43,6 +43,12 @@ export interface ComparisonOptions {
 type Prediction = NonNullable<ExperimentSummary['predictions']>;
 
 /**
+ * A film's split, class folder and name: predictions files name films relative to the data root
+ * ('train/NORMAL/x.jpeg'), older ones by absolute path, and both must match.
+ */
+const filmKey = (f: string) => f.split(/[\\/]/).slice(-3).join('/');
+
+/**
  * AUC(e) − AUC(reference) when both scored the same cases: rows matched by file where both list
  * files, else by position; null when the case sets or their labels differ.
  */
@@ -50,8 +56,8 @@ function aucVersusReference(
   e: Prediction,
   ref: Prediction,
 ): { difference: number; ci95: [number, number] | null } | null {
-  const byFile = e.files?.length && ref.files?.length ? new Map(ref.files.map((f, i) => [f, i])) : null;
-  const row = e.labels.map((_, i) => (byFile ? byFile.get(e.files![i]) : i));
+  const byFile = e.files?.length && ref.files?.length ? new Map(ref.files.map((f, i) => [filmKey(f), i])) : null;
+  const row = e.labels.map((_, i) => (byFile ? byFile.get(filmKey(e.files![i])) : i));
   if (e.labels.length !== ref.labels.length || row.some((j, i) => j === undefined || ref.labels[j] !== e.labels[i]))
     return null;
   return pairedAucDifference(

@@ -19,7 +19,7 @@ import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
-import type { ImageSet } from '../data/images';
+import { filesRelativeTo, type ImageSet } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import type { TtaView } from '../models/tta_views';
@@ -77,12 +77,13 @@ export async function calibrateOnValidation(
   };
 }
 
-export function writeValidationFiles(dir: string, files: string[], c: Calibration): void {
+/** predictions/val.json (films named relative to the data root) and metrics/val.json of a model folder. */
+export function writeValidationFiles(dir: string, dataRoot: string, files: string[], c: Calibration): void {
   fs.mkdirSync(path.join(dir, 'predictions'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'metrics'), { recursive: true });
   fs.writeFileSync(
     path.join(dir, 'predictions', 'val.json'),
-    JSON.stringify({ files, labels: c.labels, probs: c.probs }),
+    JSON.stringify({ files: filesRelativeTo(dataRoot, files), labels: c.labels, probs: c.probs }),
   );
   fs.writeFileSync(path.join(dir, 'metrics', 'val.json'), JSON.stringify(c.metrics, null, 2) + '\n');
 }
@@ -135,7 +136,7 @@ export async function recalibrate(
   };
   fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
-  writeValidationFiles(modelDir, val.files, c);
+  writeValidationFiles(modelDir, dataRoot, val.files, c);
   log(
     `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}` +
       (c.scaling === 'platt' ? `, bias ${c.bias.toFixed(3)}, ` : ', ') +

@@ -207,7 +207,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       }
       fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
       writeModelCard(tmp, meta, o.command);
-      writeValidationFiles(tmp, val.files, c);
+      writeValidationFiles(tmp, root, val.files, c);
     });
     log(
       `ensemble written to ${o.outDir}: ` +

@@ -67,7 +67,7 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   };
   await saveModel(o.model, o.outDir, meta);
   writeModelCard(o.outDir, meta, o.command);
-  writeValidationFiles(o.outDir, o.val.files, cal);
+  writeValidationFiles(o.outDir, String(o.dataInfo?.root ?? '.'), o.val.files, cal);
   o.log(
     `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
       `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +

@@ -231,6 +231,13 @@ RECIPES['cxr-shift-ema-period'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, periodBalance: { window: 25, maxWeight: 4 } },
 };
 
+// Period balancing leaning harder on the sparsest stretches: the ratio squared, up to 8x. Round 5 found the
+// sparse-stretch NORMAL films still half wrong at 4x; this asks whether more weight moves them further.
+RECIPES['cxr-shift-ema-period2'] = {
+  title: 'cxr-shift-ema-period with the sparseness ratio squared (sparse stretches up to 8x)',
+  recipe: { ...RECIPES['cxr-shift-ema'].recipe, periodBalance: { window: 25, maxWeight: 8, power: 2 } },
+};
+
 // cxr-shift-ema at 224 px instead of 160 (about twice the pixels and the training time).
 RECIPES['cxr-shift-224'] = {
   title: 'cxr-shift-ema at 224 px input',
