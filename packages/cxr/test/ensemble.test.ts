@@ -142,6 +142,44 @@ test('cxr ensemble: one folder averaging the members, calibrated on their shared
   q.dispose();
 });
 
+test('cxr ensemble --float16: half the weight bytes, calibrated and gated on the weights as stored', {
+  skip,
+}, async () => {
+  const full = path.join(work, 'ens32');
+  const half = path.join(work, 'ens16');
+  await cli(['ensemble', '--members', ...members, '--out', full, '--data', CHEST_XRAY]);
+  await cli(['ensemble', '--members', ...members, '--out', half, '--data', CHEST_XRAY, '--float16']);
+  const meta = readMeta(half);
+  assert.equal(meta.ensemble!.weights, 'float16');
+  assert.equal(readMeta(full).ensemble!.weights, undefined);
+  for (const d of ['m1', 'm2']) {
+    const bytes = (dir: string) => fs.statSync(path.join(dir, d, 'weights.bin')).size;
+    assert.ok(Math.abs(bytes(half) - bytes(full) / 2) <= 64, `${d}: ${bytes(half)} vs ${bytes(full)}`);
+  }
+  assert.match(fs.readFileSync(path.join(half, 'MODEL_CARD.md'), 'utf8'), /half precision \(float16\)/);
+  // The half-precision folder loads (TF.js widens the weights), predicts as the recorded validation
+  // predictions say, close to the float32 ensemble, and carries its own gate.
+  const val = JSON.parse(fs.readFileSync(path.join(half, 'predictions', 'val.json'), 'utf8')) as {
+    files: string[];
+    probs: number[];
+  };
+  const full32 = JSON.parse(fs.readFileSync(path.join(full, 'predictions', 'val.json'), 'utf8')) as {
+    probs: number[];
+  };
+  const p = await Predictor.load(half);
+  try {
+    assert.ok(p.oodGate, p.notes.join('; '));
+    for (const i of [0, 1, 2]) {
+      const r = await p.predict(fs.readFileSync(path.join(CHEST_XRAY, val.files[i])));
+      assert.ok(Math.abs(r.probability - val.probs[i]) < 1e-4, `${r.probability} vs ${val.probs[i]}`);
+    }
+  } finally {
+    p.dispose();
+  }
+  const gap = Math.max(...val.probs.map((x, i) => Math.abs(x - full32.probs[i])));
+  assert.ok(gap < 0.02, `float16 moved a validation probability by ${gap}`);
+});
+
 test('cxr ensemble refuses members with other inputs or other validation splits', { skip }, async () => {
   const m0 = readMeta(members[0]);
   const other = await makeSeededModel(path.join(work, 'other-size'), { inputSize: 48 });

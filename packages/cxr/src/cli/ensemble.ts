@@ -1,4 +1,4 @@
-// `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR]`: one model folder averaging
+// `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR] [--float16]`: one model folder averaging
 // the members' logits, with temperature and operating points re-chosen on their shared validation split.
 import { Command } from 'commander';
 import * as path from 'node:path';
@@ -17,6 +17,10 @@ export function register(program: Command): void {
     .option('--name <name>', 'model name (default: ensemble-<member names>)')
     .option('--data <root>', 'data folder with train/ the members were trained on (default: the one they recorded)')
     .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option(
+      '--float16',
+      "store the members' weights in half precision (half the bytes), calibrated on the rounded weights",
+    )
     .option('--json', 'print one JSON object: the new folder, name, version, temperature and operating points')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
@@ -28,6 +32,7 @@ export function register(program: Command): void {
         name: o.name,
         data: o.data,
         cacheDir: o.cache,
+        weights: o.float16 ? 'float16' : 'float32',
         command,
         log: (l) => process.stderr.write(l + '\n'),
       });

@@ -168,7 +168,10 @@ function ensembleSection(meta: ModelMeta): string {
       'the prediction is the mean of their logits',
     `(over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. ` +
       'Temperature and operating points were re-chosen',
-    "for the ensemble on the members' shared validation split.",
+    "for the ensemble on the members' shared validation split." +
+      (e.weights === 'float16'
+        ? " The members' weights are stored in half precision (float16), rounded before that calibration."
+        : ''),
     '',
     '| folder | member | arch | its validation AUC | sha256 |',
     '| --- | --- | --- | --- | --- |',

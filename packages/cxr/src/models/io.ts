@@ -7,21 +7,27 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelMeta, parseMeta } from './metadata';
+import { encodeFloat16 } from './weights_float16';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 
-function fileSaver(dir: string): tf.io.IOHandler {
+/** How weights are written: float32 as trained, or float16 (half the bytes; models/weights_float16.ts). */
+export type WeightStorage = 'float32' | 'float16';
+
+function fileSaver(dir: string, storage: WeightStorage): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-      const weights =
+      let weights =
         artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      let specs = artifacts.weightSpecs ?? [];
+      if (storage === 'float16') ({ specs, data: weights } = encodeFloat16(specs, weights));
       const modelJson = {
         modelTopology: artifacts.modelTopology,
         format: artifacts.format ?? 'layers-model',
         generatedBy: artifacts.generatedBy,
         convertedBy: artifacts.convertedBy ?? null,
-        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: specs }],
       };
       fs.writeFileSync(path.join(dir, WEIGHTS_BIN), Buffer.from(weights));
       fs.writeFileSync(path.join(dir, MODEL_JSON), JSON.stringify(modelJson));
@@ -82,9 +88,13 @@ export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void
   );
 }
 
-export async function saveLayersModel(model: tfl.LayersModel, dir: string): Promise<void> {
+export async function saveLayersModel(
+  model: tfl.LayersModel,
+  dir: string,
+  storage: WeightStorage = 'float32',
+): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
-  await model.save(fileSaver(dir));
+  await model.save(fileSaver(dir, storage));
 }
 
 /**

@@ -67,6 +67,8 @@ export const EnsembleRecord = z.looseObject({
       }),
     )
     .min(1),
+  /** 'float16': the members' weights were rounded to half precision before calibration and stored so. */
+  weights: z.enum(['float32', 'float16']).optional(),
 });
 export type EnsembleRecord = z.infer<typeof EnsembleRecord>;
 

@@ -9,8 +9,9 @@ import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod } from '../explain/ood';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { writeModelCard } from '../models/card';
-import { loadModel, type LoadedModel, writeDirAtomic } from '../models/io';
+import { loadModel, type LoadedModel, saveLayersModel, type WeightStorage, writeDirAtomic } from '../models/io';
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
+import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 
@@ -21,6 +22,8 @@ export interface EnsembleOptions {
   /** Data root holding train/ (default: the one the members recorded, if it exists). */
   data?: string;
   cacheDir?: string;
+  /** 'float16' stores the members in half precision (half the bytes), calibrated as stored. */
+  weights?: WeightStorage;
   command?: string;
   log?: (line: string) => void;
 }
@@ -103,8 +106,19 @@ function copyMember(from: string, to: string): void {
       throw new EnsembleRefused(`${from}/model.json names a weight file outside its folder: ${f}`);
     fs.copyFileSync(path.join(from, f), path.join(to, f));
   }
+  copyMemberMeta(from, to);
+}
+
+/** A member's own cxr.json, kept beside its weights for provenance. */
+function copyMemberMeta(from: string, to: string): void {
   if (fs.existsSync(path.join(from, 'cxr.json')))
     fs.copyFileSync(path.join(from, 'cxr.json'), path.join(to, 'cxr.json'));
+}
+
+/** A member rounded to float16, written in half precision, with its own cxr.json for provenance. */
+async function saveHalfMember(model: LoadedModel['members'][number], from: string, to: string): Promise<void> {
+  await saveLayersModel(model, to, 'float16');
+  copyMemberMeta(from, to);
 }
 
 export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
@@ -147,6 +161,8 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
   try {
     for (const d of o.members) loaded.push(await loadModel(d));
     const members = loaded.map((l) => l.members[0]);
+    const half = o.weights === 'float16';
+    if (half) for (const m of members) roundWeightsToFloat16(m);
     log(`calibrating ${members.length} members together on ${val.labels.length} validation images`);
     const c = await calibrateOnValidation(members, val, tta);
     const dirs = members.map((_, i) => `m${i + 1}`);
@@ -161,6 +177,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         sha256: loaded[i].sha256,
         validationAuc: typeof m.validation?.auc === 'number' ? m.validation.auc : null,
       })),
+      ...(half ? { weights: 'float16' as const } : {}),
     };
     const createdAt = new Date().toISOString();
     const meta = parseMeta(
@@ -189,10 +206,14 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       'ensemble cxr.json',
     );
     await writeDirAtomic(out, async (tmp) => {
-      o.members.forEach((d, i) => copyMember(d, path.join(tmp, dirs[i])));
-      // The gate reads member 0's features: its ood.json still fits the copied weights byte for byte.
+      for (const [i, d] of o.members.entries()) {
+        if (!half) copyMember(d, path.join(tmp, dirs[i]));
+        else await saveHalfMember(members[i], d, path.join(tmp, dirs[i]));
+      }
+      // The gate reads member 0's features: its ood.json still fits copied weights byte for byte
+      // (rounded ones are other weights, so the gate is fitted again on them).
       const gate = loadOod(o.members[0], o.members[0]);
-      if (gate.model && gate.model.member === 0) {
+      if (!half && gate.model && gate.model.member === 0) {
         fs.copyFileSync(path.join(o.members[0], OOD_FILE), path.join(tmp, OOD_FILE));
       } else {
         log(`fitting the OOD gate on the first member's features (${train.labels.length} training images)`);
