@@ -1,6 +1,7 @@
 // In-memory image sets: preprocessed grayscale pixels of one size, with labels and file names.
 // This is what training, validation and evaluation iterate over.
 import * as path from 'node:path';
+
 export interface ImageSet {
   size: number;
   /** n * size * size bytes, image after image. */

@@ -69,7 +69,8 @@ function seriesNumbers(
 /**
  * One weight per image, ≥ 1: the median density of its series and class over the density of its
  * own stretch (the share of numbers within ±window that have a film of that class), raised to
- * `power` and capped at maxWeight. Images whose patient id carries no number (generated or unrecognised files) weigh 1.
+ * `power` and capped at maxWeight. Images whose patient id carries no number (generated or
+ * unrecognised files) weigh 1.
  */
 export function periodWeights(
   patients: readonly string[],
