@@ -121,7 +121,7 @@ test('a killed training run resumes to the same epoch count and a loadable model
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 3);
   assert.deepEqual(loaded.meta.recipe.weightAverage, { method: 'ema', decay: 0.9 });
-  assert.deepEqual(loaded.meta.recipe.periodBalance, { window: 5, maxWeight: 3 });
+  assert.deepEqual(loaded.meta.recipe.periodBalance, { window: 5, maxWeight: 3, power: 1 });
   assert.match(first.stderr(), /period balance: \d+ of \d+ training films weigh more than 1/);
   // The resumed run continued the checkpoint's average: it counts every step of the run, not only the resumed ones.
   const last = path.join(out, 'checkpoints', 'last');
