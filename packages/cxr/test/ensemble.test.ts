@@ -178,6 +178,26 @@ test('cxr ensemble --float16: half the weight bytes, calibrated and gated on the
   }
   const gap = Math.max(...val.probs.map((x, i) => Math.abs(x - full32.probs[i])));
   assert.ok(gap < 0.02, `float16 moved a validation probability by ${gap}`);
+
+  // Adapting it keeps what its cxr.json and card say: the adapted members are stored in half precision too.
+  const adapted = path.join(work, 'ens16-adapted');
+  await adaptModel({ modelDir: half, imagesDir: path.join(CHEST_XRAY, 'val'), outDir: adapted, minImages: 10 });
+  assert.equal(readMeta(adapted).ensemble!.weights, 'float16');
+  for (const d of ['m1', 'm2']) {
+    const weights = (dir: string) => fs.readFileSync(path.join(dir, d, 'weights.bin'));
+    assert.equal(weights(adapted).length, weights(half).length, d);
+    assert.notDeepEqual(weights(adapted), weights(half), `${d}: adaptation changed no statistic`);
+    const manifest = JSON.parse(fs.readFileSync(path.join(adapted, d, 'model.json'), 'utf8')).weightsManifest[0];
+    for (const w of manifest.weights) if (w.dtype === 'float32') assert.equal(w.quantization?.dtype, 'float16', w.name);
+  }
+  const q = await Predictor.load(adapted);
+  try {
+    assert.ok(q.oodGate, q.notes.join('; '));
+    const r = await q.predict(fs.readFileSync(path.join(CHEST_XRAY, val.files[0])));
+    assert.ok(r.probability >= 0 && r.probability <= 1);
+  } finally {
+    q.dispose();
+  }
 });
 
 test('cxr ensemble refuses members with other inputs or other validation splits', { skip }, async () => {

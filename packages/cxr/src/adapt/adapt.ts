@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
 import { cardCommand, writeModelCard } from '../models/card';
 import { loadModel, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
+import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { Predictor } from '../predict/predictor';
@@ -148,11 +149,15 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   const { meta } = loaded;
   try {
     const n = films.files.length;
+    const storage = meta.ensemble?.weights === 'float16' ? 'float16' : 'float32';
     let bnLayers = 0;
     for (const [k, m] of loaded.members.entries()) {
       const updates = await adaBn(m, films.pixels, n, films.size, { batchSize: o.batchSize });
       bnLayers += updates.length;
       log(`member ${k + 1}/${loaded.members.length}: ${updates.length} batch-norm layers re-estimated on ${n} films`);
+      // A half-precision source stays half precision (as its cxr.json and card say), rounded before anything
+      // below (prior, gate) is computed on it.
+      if (storage === 'float16') roundWeightsToFloat16(m);
     }
     if (bnLayers === 0)
       throw new AdaptRefused(`${o.modelDir}: the model has no batch-norm layers, so there are no statistics to adapt`);
@@ -210,7 +215,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     let gate: AdaptResult['gate'] = null;
     const memberDirs = meta.members.length ? meta.members : ['.'];
     await writeDirAtomic(o.outDir, async (tmp) => {
-      for (const [k, m] of loaded.members.entries()) await saveLayersModel(m, path.join(tmp, memberDirs[k]));
+      for (const [k, m] of loaded.members.entries()) await saveLayersModel(m, path.join(tmp, memberDirs[k]), storage);
       const srcGate = loadOod(o.modelDir, path.join(o.modelDir, memberDirs[0]));
       if (srcGate.model) {
         const g = srcGate.model;

@@ -56,9 +56,10 @@ export async function runEvaluation(
     throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
   // `--split validation` on a training root: the patient-level split the model was calibrated on.
   const ownValidation = o.split === VALIDATION_SPLIT && isTrainingRoot(o.data);
-  const { records, source } = ownValidation
+  // `folder`: what patient-number stretches are counted over (the whole training folder for the own split).
+  const { records, source, folder } = ownValidation
     ? await validationRecords(o.data, meta)
-    : await splitRecords(o.data, o.split).then((r) => ({ records: r, source: `${o.data} (${r[0].split})` }));
+    : await splitRecords(o.data, o.split).then((r) => ({ records: r, source: `${o.data} (${r[0].split})`, folder: r }));
   const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
   const set = await loadImageSet(records, split, {
     size: meta.inputSize,
@@ -88,15 +89,14 @@ export async function runEvaluation(
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
     source,
     ...(o.groups || o.periodGroups
-      ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups ?? (await byPeriod())) }
+      ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
       : {}),
   };
 
-  async function byPeriod(): Promise<(file: string, i: number) => string> {
-    const reference = ownValidation ? await splitRecords(o.data, 'train') : records;
+  function byPeriod(): (file: string, i: number) => string {
     const group = periodGrouper(
-      reference.map((r) => r.patient),
-      reference.map((r) => r.label),
+      folder.map((r) => r.patient),
+      folder.map((r) => r.label),
     );
     return (file, i) => group(parsePatient(file).id, labels[i]);
   }

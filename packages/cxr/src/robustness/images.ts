@@ -32,11 +32,11 @@ export function isTrainingRoot(data: string): boolean {
   return hasClasses(path.join(data, 'train'));
 }
 
-/** The records of the model's recorded validation split inside a training root. */
+/** The records of the model's recorded validation split inside a training root, and of the whole train/ folder. */
 export async function validationRecords(
   data: string,
   meta: ModelMeta,
-): Promise<{ records: ImageRecord[]; source: string }> {
+): Promise<{ records: ImageRecord[]; source: string; folder: ImageRecord[] }> {
   const split = recordedSplit(meta);
   if (split.valFraction === undefined || split.seed === undefined) {
     throw new Error(
@@ -44,11 +44,13 @@ export async function validationRecords(
         'pass a NORMAL/PNEUMONIA folder instead',
     );
   }
-  const train = limitPerClass(await splitRecords(data, 'train'), split.limitPerClass);
+  const folder = await splitRecords(data, 'train');
+  const train = limitPerClass(folder, split.limitPerClass);
   const { val } = splitByPatient(train, { valFraction: split.valFraction, seed: split.seed, mode: split.valSplit });
   const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
   return {
     records: val,
+    folder,
     source: `validation split of ${data} (${val.length} images, valFraction ${split.valFraction}, ${how})`,
   };
 }

@@ -9,6 +9,9 @@ import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
 import type { TtaView } from '../models/tta_views';
 
+/** cxr.json `data` as a run records it: the data root, then whatever describes the split. */
+export type DataInfo = { root: string } & Record<string, unknown>;
+
 export interface FinishInput {
   model: tfl.LayersModel;
   train: ImageSet;
@@ -24,7 +27,8 @@ export interface FinishInput {
   tta: TtaView[];
   /** cxr.json `recipe`: the recipe as run. */
   recipe: Record<string, unknown>;
-  dataInfo?: Record<string, unknown>;
+  /** cxr.json `data`: where the films came from (`root`, the data root predictions name films against) and the split. */
+  dataInfo: DataInfo;
   bestEpoch: number;
   /** The phase of the best epoch, for runs that have phases. */
   bestPhase?: string;
@@ -67,7 +71,7 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   };
   await saveModel(o.model, o.outDir, meta);
   writeModelCard(o.outDir, meta, o.command);
-  writeValidationFiles(o.outDir, String(o.dataInfo?.root ?? '.'), o.val.files, cal);
+  writeValidationFiles(o.outDir, o.dataInfo.root, o.val.files, cal);
   o.log(
     `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
       `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +

@@ -14,7 +14,7 @@ import { fileLoader } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { LoopState, readState, restoreCheckpoint } from './checkpoint';
-import { finishRun } from './finish';
+import { type DataInfo, finishRun } from './finish';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
@@ -43,7 +43,7 @@ export interface TrainOptions {
   mix?: (x: tf.Tensor, y: tf.Tensor, epoch: number, batch: number) => { x: tf.Tensor; y: tf.Tensor };
   /** Per-batch changes of the gathered 8-bit films (in place), before they become a tensor. */
   pixelAugment?: (pixels: Uint8Array, n: number, epoch: number, batch: number) => void;
-  dataInfo?: Record<string, unknown>;
+  dataInfo: DataInfo;
   progress?: boolean;
   log?: (line: string) => void;
   /** The command line that started the run, for the model card. */
