@@ -27,7 +27,7 @@ export interface FinishInput {
   tta: TtaView[];
   /** cxr.json `recipe`: the recipe as run. */
   recipe: Record<string, unknown>;
-  /** cxr.json `data`: where the films came from (`root`, the data root predictions name films against) and the split. */
+  /** cxr.json `data`: the data root (what predictions name films against) and the split. */
   dataInfo: DataInfo;
   bestEpoch: number;
   /** The phase of the best epoch, for runs that have phases. */
