@@ -1,6 +1,8 @@
 // The page in Debian's Chromium (playwright-core, no browser download): upload a real X-ray and
 // a DICOM, see probability and heat map, then the same X-ray in "process on this computer" mode
-// must give the server's probability within 1e-3. The page must run under the server's CSP
+// must give the server's probability within 1e-3. The model's weights are stored in half precision
+// (as `cxr ensemble --float16` writes them), so the browser's own widening of them is checked too;
+// e2e-clinic.test.ts covers float32 weights in the page. The page must run under the server's CSP
 // (any violation shows up as a console error and fails the test).
 // CXR_UPDATE_SCREENSHOT=1 also writes docs/screenshot.png.
 import { after, before, test } from 'node:test';
@@ -30,7 +32,11 @@ before(async () => {
   // CXR_E2E_MODEL: run against a trained model (e.g. for the screenshot) instead of random weights.
   const modelDir =
     process.env.CXR_E2E_MODEL ??
-    (await makeTinyModel(path.join(dir, 'model'), { inputSize: 64, tta: ['identity', 'zoom-in', 'shift-left'] }));
+    (await makeTinyModel(path.join(dir, 'model'), {
+      inputSize: 64,
+      tta: ['identity', 'zoom-in', 'shift-left'],
+      storage: 'float16',
+    }));
   server = await startServer({
     host: '127.0.0.1',
     port: 0,
@@ -111,6 +117,11 @@ test('upload on the page, heat map, then the same probability in the browser', {
   skip,
   timeout: 180_000,
 }, async (t) => {
+  if (!process.env.CXR_E2E_MODEL) {
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'model', 'model.json'), 'utf8')).weightsManifest;
+    const kinds = new Set(manifest[0].weights.map((w: { quantization?: { dtype: string } }) => w.quantization?.dtype));
+    assert.deepEqual([...kinds], ['float16'], 'the page is given half-precision weights');
+  }
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cxrnet } from '../src/models/cxrnet';
-import { saveModel } from '../src/models/io';
+import { saveModel, type WeightStorage } from '../src/models/io';
 import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
@@ -48,7 +48,10 @@ export function tempDir(prefix: string): string {
 }
 
 /** A cxr model folder with random weights, small enough to run in milliseconds. */
-export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta?: TtaView[] } = {}): Promise<string> {
+export async function makeTinyModel(
+  dir: string,
+  opts: { inputSize?: number; tta?: TtaView[]; storage?: WeightStorage } = {},
+): Promise<string> {
   await initEngine();
   const inputSize = opts.inputSize ?? 32;
   const model = cxrnet({ inputSize, widths: [4, 8, 8, 8], dropout: 0 });
@@ -74,7 +77,7 @@ export async function makeTinyModel(dir: string, opts: { inputSize?: number; tta
     validation: { auc: 0.5, note: 'random weights (test fixture)' },
     createdAt: new Date().toISOString(),
   };
-  await saveModel(model, dir, meta);
+  await saveModel(model, dir, meta, opts.storage);
   model.dispose();
   return dir;
 }

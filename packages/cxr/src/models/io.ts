@@ -102,11 +102,16 @@ export async function saveLayersModel(
  * (a run's logs and reports). Each file is renamed into place; cxr.json goes last, so a folder
  * with a cxr.json always has the weights it describes.
  */
-export async function saveModel(model: tfl.LayersModel, dir: string, meta: ModelMeta): Promise<void> {
+export async function saveModel(
+  model: tfl.LayersModel,
+  dir: string,
+  meta: ModelMeta,
+  storage: WeightStorage = 'float32',
+): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(dir, '.save-'));
   try {
-    await saveLayersModel(model, tmp);
+    await saveLayersModel(model, tmp, storage);
     fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
     for (const f of [WEIGHTS_BIN, MODEL_JSON, 'cxr.json']) fs.renameSync(path.join(tmp, f), path.join(dir, f));
   } finally {
