@@ -130,6 +130,7 @@ export const RobustnessResult = z.object({
     n: z.number(),
     normal: z.number(),
     pneumonia: z.number(),
+    /** The benchmark's films, relative to `path` (absolute where a film lies outside it). */
     files: z.array(z.string()),
   }),
   operatingPoint: z.object({ name: z.string(), threshold: z.number() }),

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CHANGES, changeByName, perturbImages } from '../data/perturb_catalog';
 import type { Seed } from '../data/random';
+import { filesRelativeTo } from '../data/images';
 import { expectedCalibrationError } from '../eval/metrics';
 import { loadModel, type LoadedModel } from '../models/io';
 import { normalizeImages } from '../data/preprocess';
@@ -161,7 +162,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     const result: RobustnessResult = {
       format: 'cxr-robustness/1',
       model: { name: meta.name, version: meta.version, sha256: loaded.sha256, dir: path.resolve(o.modelDir) },
-      data: { path: o.data, source, n, normal, pneumonia: n - normal, files: set.files },
+      // Films named relative to the data folder, as predictions files name them (portable).
+      data: { path: o.data, source, n, normal, pneumonia: n - normal, files: filesRelativeTo(o.data, set.files) },
       operatingPoint: { name: opName, threshold: op.threshold },
       tta: [...meta.tta],
       seed,
