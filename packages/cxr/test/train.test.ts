@@ -110,7 +110,11 @@ test('a killed training run resumes to the same epoch count and a loadable model
   );
 
   const second = runCli([...args, '--resume']);
+  // The same run uninterrupted, alongside: the resumed run must end where it does.
+  const whole = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-whole-'));
+  const third = runCli(args.map((a) => (a === out ? whole : a)));
   assert.equal(await second.done, 0, second.stderr());
+  assert.equal(await third.done, 0, third.stderr());
   assert.match(second.stderr(), /resuming after epoch [12]/);
   const epochs = fs
     .readFileSync(logFile, 'utf8')
@@ -127,5 +131,49 @@ test('a killed training run resumes to the same epoch count and a loadable model
   const last = path.join(out, 'checkpoints', 'last');
   const steps = JSON.parse(fs.readFileSync(path.join(last, 'average.json'), 'utf8')).steps;
   assert.equal(steps, JSON.parse(fs.readFileSync(path.join(last, 'state.json'), 'utf8')).step);
+  // Same initial weights and the same dropout masks per epoch and batch (train/seeded_math_random.ts): the
+  // killed and resumed run ends on the uninterrupted run's weights, up to Adam's rounding on restore.
+  const weights = (dir: string) =>
+    new Float32Array(new Uint8Array(fs.readFileSync(path.join(dir, 'checkpoints', 'last', 'weights.bin'))).buffer);
+  const [a, b] = [weights(out), weights(whole)];
+  assert.equal(a.length, b.length);
+  const gap = a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+  assert.ok(gap < 1e-3, `resumed and uninterrupted runs differ by up to ${gap}`);
   loaded.members[0].dispose();
+  fs.rmSync(whole, { recursive: true, force: true });
+});
+
+test('two runs of one recipe and seed write the same weights, byte for byte', { skip }, async () => {
+  const runs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-repeat-')));
+  for (const out of runs) {
+    // One after the other: the same thread count, and no competition that could reorder anything.
+    const r = runCli([
+      'train',
+      '--data',
+      data,
+      '--out',
+      out,
+      '--recipe',
+      'cxr-shift-ema',
+      '--input-size',
+      '32',
+      '--epochs',
+      '2',
+      '--limit-per-class',
+      '30',
+      '--batch-size',
+      '16',
+      '--no-report',
+      '--threads',
+      '2',
+    ]);
+    assert.equal(await r.done, 0, r.stderr());
+  }
+  const [a, b] = runs.map((d) => fs.readFileSync(path.join(d, 'weights.bin')));
+  assert.ok(a.equals(b), 'the two runs ended on different weights');
+  // The recipe has dropout, so its masks (and not only the initial weights) came from the seed.
+  const topology = JSON.parse(fs.readFileSync(path.join(runs[0], 'model.json'), 'utf8')).modelTopology;
+  const layers: Array<{ class_name: string; config: { rate?: number } }> = topology.config.layers;
+  assert.ok(layers.some((l) => l.class_name === 'Dropout' && (l.config.rate ?? 0) > 0));
+  for (const d of runs) fs.rmSync(d, { recursive: true, force: true });
 });

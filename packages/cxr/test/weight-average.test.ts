@@ -66,6 +66,7 @@ function phase(r: Run, dir: string, endEpoch: number, mix: boolean): Phase<LoopS
   const valX = tf.tensor4d(xs, [N, 1, 1, FEATURES]);
   return {
     state: r.state,
+    seed: 1,
     endEpoch,
     epochTitle: (e) => `epoch ${e + 1}`,
     model: r.model,

@@ -7,12 +7,14 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
+import type { Seed } from '../data/random';
 import { rocAuc } from '../eval';
 import { saveLayersModel } from '../models/io';
 import { sigmoid } from '../models/infer';
 import { appendRunLog } from '../report/run_log';
 import { LoopState, saveCheckpoint } from './checkpoint';
 import { setLearningRate } from './optim';
+import { withSeededMathRandom } from './seeded_math_random';
 import type { Schedule } from './schedule';
 import type { WeightAverage } from './weight_average';
 
@@ -47,6 +49,8 @@ export interface Phase<S extends LoopState> {
   name?: 'head' | 'fine-tune';
   /** The loop state; the loop updates it in place (epoch, step, best, schedule, elapsed time). */
   state: S;
+  /** The run's seed: each step's dropout masks are drawn from it (train/seeded_math_random.ts). */
+  seed: Seed;
   /** Epochs are numbered across phases: this one runs from state.epoch up to endEpoch. */
   endEpoch: number;
   /** "epoch 3/10" and the like, for the per-epoch log line. */
@@ -127,7 +131,9 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
         tf.dispose([x, y]);
         ({ x, y } = mixed);
       }
-      const loss = (await p.model.trainOnBatch(x, y)) as number;
+      const loss = (await withSeededMathRandom(p.seed, [p.name ?? 'train', epoch, b], () =>
+        p.model.trainOnBatch(x, y),
+      )) as number;
       tf.dispose([x, y]);
       if (!Number.isFinite(loss))
         throw new Error(`${w.diverged} diverged: loss ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);

@@ -15,6 +15,7 @@ import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { type DataInfo, finishRun } from './finish';
+import { withSeededMathRandom } from './seeded_math_random';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
@@ -68,7 +69,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const ckptBest = path.join(outDir, 'checkpoints', 'best');
   const logFile = runLogPath(outDir);
 
-  const model = arch.build(size);
+  // Initial weights from the run's seed (TF.js would take a fresh one from Math.random).
+  const model = withSeededMathRandom(recipe.seed, ['init'], () => arch.build(size));
   const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
   model.compile({ optimizer, loss: weightedBce(recipe.labelSmoothing, opts.classWeights) });
 
@@ -100,6 +102,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   await runEpochs({
     state,
+    seed: recipe.seed,
     endEpoch: recipe.epochs,
     epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs}`,
     model,

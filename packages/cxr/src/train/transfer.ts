@@ -155,6 +155,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     await runEpochs({
       name: 'head',
       state,
+      seed: recipe.seed,
       endEpoch: recipe.epochs,
       epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs} (head)`,
       model: head,
@@ -216,6 +217,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     await runEpochs({
       name: 'fine-tune',
       state,
+      seed: recipe.seed,
       endEpoch: total,
       epochTitle: (e) => `epoch ${e + 1}/${total} (fine-tune ${e - state.headEpochs + 1}/${ft.epochs})`,
       model: tm.model,
