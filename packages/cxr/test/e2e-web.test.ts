@@ -204,6 +204,51 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.deepEqual(consoleErrors, []);
 });
 
+test("an age typed on the page: an adult's JPEG is outside the intended population, on the server and in the browser", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  const verdicts = () => page.$$eval('.result', (els) => els.map((e) => (e as HTMLElement).dataset.verdict ?? ''));
+  const upload = async (n: number) => {
+    await page.setInputFiles('#file-input', [XRAY_JPEG]);
+    await page.waitForFunction((k) => document.querySelectorAll('.result[data-state="done"]').length === k, n, {
+      timeout: 60_000,
+    });
+  };
+  await page.uncheck('#local-mode');
+  await page.fill('#patient-age', '40');
+  await upload(1);
+  assert.equal((await verdicts())[0], 'outside-population');
+  assert.match((await page.textContent('.result .label-badge')) ?? '', /Outside the intended population/);
+  assert.match(
+    (await page.textContent('.result .warnings')) ?? '',
+    /age given with the image is a patient age over 10/,
+  );
+
+  await page.check('#local-mode');
+  await page.waitForFunction(
+    () => /Model loaded/.test(document.querySelector('#status')?.textContent ?? ''),
+    undefined,
+    {
+      timeout: 60_000,
+    },
+  );
+  await upload(2);
+  assert.equal((await verdicts())[0], 'outside-population', 'the browser applies the typed age as the server does');
+
+  // A child's age, or none: the same film is assessed (this model has no gate, and the film passes the checks).
+  await page.fill('#patient-age', '3');
+  await upload(3);
+  await page.uncheck('#local-mode');
+  await page.fill('#patient-age', '');
+  await upload(4);
+  assert.deepEqual((await verdicts()).slice(0, 2), ['assessed', 'assessed']);
+  assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with the age field');
+  assert.deepEqual(consoleErrors, []);
+});
+
 test('with CXR_API_TOKEN the page asks for the token once and keeps it for the tab', {
   skip,
   timeout: 120_000,

@@ -125,6 +125,32 @@ test('operating point and heat map switches', async () => {
   assert.match(bad.json().detail, /operatingPoint/);
 });
 
+test("patientAge: an adult's age makes a JPEG's answer outside the population; the log keeps the bound only", async () => {
+  const adult = await predict(XRAY_JPEG, '?patientAge=34&heatmap=false');
+  assert.equal(adult.statusCode, 200, adult.body);
+  assert.equal(adult.json().verdict.status, 'outside-population');
+  assert.deepEqual(
+    adult.json().verdict.reasons.map((r: { code: string }) => r.code),
+    ['AGE'],
+  );
+  const stored = await app.inject(`/api/v1/predictions/${adult.json().id}`);
+  assert.equal(stored.statusCode, 200);
+  assert.ok(stored.json().warnings.some((w: string) => /age given with the image is a patient age over 10/.test(w)));
+  assert.ok(!JSON.stringify(stored.json().warnings).includes('34'), 'the age itself is not stored');
+  assert.ok(!('patientAge' in stored.json()));
+
+  const child = await predict(XRAY_JPEG, '?patientAge=3.5&heatmap=false');
+  assert.equal(child.statusCode, 200, child.body);
+  assert.ok(!child.json().verdict.reasons.some((r: { code: string }) => r.code === 'AGE'));
+
+  for (const bad of ['-1', '131', 'ten']) {
+    const res = await predict(XRAY_JPEG, `?patientAge=${bad}`);
+    assert.equal(res.statusCode, 400, `${bad}: ${res.body}`);
+    assert.equal(res.json().code, 'INVALID_REQUEST');
+    assert.match(res.json().detail, /patientAge/);
+  }
+});
+
 test('errors are RFC 9457 problem details, and validation errors name the parameter', async () => {
   const cases: [string, number, string, RegExp][] = [
     ['/api/v1/predictions?colour=red', 400, 'INVALID_REQUEST', /unknown query parameter 'colour'/],

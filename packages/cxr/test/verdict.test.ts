@@ -184,3 +184,31 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.equal(deriveVerdict({ ...base, ood, facts: { modality: 'CR', patientAge: '003Y' } }).status, 'cannot-assess');
   assert.equal(deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '010Y' } }).status, 'assessed');
 });
+
+test('deriveVerdict: an age given with a JPEG/PNG places it outside the population; a header age comes first', () => {
+  const base = { ood: null, checks: [], width: 512, height: 512, facts: {} };
+  const adult = deriveVerdict({ ...base, statedAgeYears: 34 });
+  assert.equal(adult.status, 'outside-population');
+  assert.deepEqual(
+    adult.reasons.map((r) => r.code),
+    ['AGE'],
+  );
+  assert.match(adult.reasons[0].message, /the age given with the image is a patient age over 10 years/);
+  assert.doesNotMatch(adult.reasons[0].message, /34/, 'the age itself is not repeated (warnings go to the audit log)');
+  assert.equal(deriveVerdict({ ...base, statedAgeYears: 4 }).status, 'assessed');
+  assert.equal(deriveVerdict({ ...base, statedAgeYears: 0.5 }).status, 'assessed');
+  // The DICOM header's age is the record: a typed age does not override it, either way.
+  const header = (patientAge: string) => ({ ...base, facts: { modality: 'CR', patientAge } });
+  assert.equal(deriveVerdict({ ...header('004Y'), statedAgeYears: 40 }).status, 'assessed');
+  const byHeader = deriveVerdict({ ...header('062Y'), statedAgeYears: 4 });
+  assert.equal(byHeader.status, 'outside-population');
+  assert.match(byHeader.reasons[0].message, /the DICOM header gives/);
+  // A photo sent with an adult's age is still not a chest X-ray.
+  const ood = { score: 30, threshold: 20, outOfDistribution: true };
+  const photo = deriveVerdict({ ...base, ood, statedAgeYears: 40 });
+  assert.equal(photo.status, 'cannot-assess');
+  assert.deepEqual(
+    photo.reasons.map((r) => r.code),
+    ['OOD', 'AGE'],
+  );
+});

@@ -8,6 +8,7 @@ export type InputErrorCode =
   | DecodeErrorCode
   | DicomErrorCode
   | 'UNKNOWN_OPERATING_POINT'
+  | 'BAD_PATIENT_AGE'
   | 'NOT_A_CHEST_XRAY'
   | 'DECODE_TIMEOUT';
 
@@ -18,6 +19,7 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
   EMPTY: 400,
   READ_FAILED: 400,
   UNKNOWN_OPERATING_POINT: 400,
+  BAD_PATIENT_AGE: 400,
   TOO_LARGE: 413,
   TOO_MANY_PIXELS: 413,
   UNSUPPORTED_FORMAT: 415,

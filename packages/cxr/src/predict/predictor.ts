@@ -25,7 +25,12 @@ export interface PredictOptions {
   operatingPoint?: string;
   heatmap?: boolean;
   thumbnail?: boolean;
+  /** The patient's age in years, for a film whose header has none (JPEG, PNG): over the range, outside-population. */
+  patientAge?: number;
 }
+
+/** The ages a caller may state (years; a newborn is 0). */
+export const STATED_AGE_RANGE = { min: 0, max: 130 } as const;
 
 /**
  * The model's answer about one image: the fields of predict/prediction_schema.ts (probability,
@@ -210,6 +215,13 @@ export class Predictor {
         `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
       );
     }
+    const age = opts.patientAge;
+    if (age !== undefined && !(Number.isFinite(age) && age >= STATED_AGE_RANGE.min && age <= STATED_AGE_RANGE.max)) {
+      throw new InputError(
+        'BAD_PATIENT_AGE',
+        `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${age}`,
+      );
+    }
     if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
     const wantDisplay = !!(opts.heatmap || opts.thumbnail);
 
@@ -241,7 +253,14 @@ export class Predictor {
         oodResult = this.oodVerdict(r.features ?? features(this.parts[this.ood.member], x));
       }
       t2 = performance.now();
-      verdict = deriveVerdict({ ood: oodResult, checks, width: img.width, height: img.height, facts: img.facts });
+      verdict = deriveVerdict({
+        ood: oodResult,
+        checks,
+        width: img.width,
+        height: img.height,
+        facts: img.facts,
+        statedAgeYears: opts.patientAge,
+      });
       if ((verdict.status === 'cannot-assess' || oodResult?.outOfDistribution) && policy === 'refuse') {
         throw new InputError(
           'NOT_A_CHEST_XRAY',

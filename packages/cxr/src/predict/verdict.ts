@@ -5,8 +5,9 @@
 //     colour, noise, lateral, not a radiograph, or unlike any chest X-ray to the OOD gate). The
 //     label is not shown as a finding.
 //   - 'outside-population': a chest radiograph, but of a patient the model was not made for
-//     (DICOM PatientAge over the range, or a chest radiograph by its header that the gate finds
-//     unlike the training films). The number is shown for reference only.
+//     (DICOM PatientAge, or the age the user gave with a JPEG/PNG, over the range; or a chest
+//     radiograph by its header that the gate finds unlike the training films). The number is
+//     shown for reference only.
 //   - 'assessed': none of the above; the label is a decision aid, never a diagnosis.
 // No Node imports: the web page bundles this module, so the browser's verdict is the server's.
 import type { ImageCheck, ImageFacts } from '../explain/image_checks';
@@ -42,6 +43,11 @@ export interface VerdictEvidence {
   height: number;
   /** DICOM header facts (absent for JPEG/PNG). */
   facts: Pick<ImageFacts, 'modality' | 'bodyPart' | 'viewPosition' | 'patientAge'>;
+  /**
+   * The patient's age in years as the user gave it with the image (a JPEG or PNG carries none).
+   * A readable PatientAge in the DICOM header takes precedence.
+   */
+  statedAgeYears?: number;
 }
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
@@ -76,7 +82,8 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
     });
   }
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
-  const age = ageInYears(e.facts.patientAge);
+  const headerAge = ageInYears(e.facts.patientAge);
+  const age = headerAge ?? e.statedAgeYears ?? null;
   const ageReason: VerdictReason | null =
     age !== null && age > MAX_AGE_YEARS
       ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
@@ -84,7 +91,8 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
           code: 'AGE',
           message:
             `outside the intended population (${INTENDED_POPULATION}): ` +
-            `the DICOM header gives a patient age over ${MAX_AGE_YEARS} years`,
+            `${headerAge !== null ? 'the DICOM header gives' : 'the age given with the image is'} ` +
+            `a patient age over ${MAX_AGE_YEARS} years`,
         }
       : null;
   const ood = oodReason(e.ood);
@@ -97,6 +105,9 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   // A header that says chest radiograph (DICOM, no header check fired) makes an OOD score mean
   // "a chest film unlike the training films" (an adult's, another site's), not "not a chest X-ray".
   const chestByHeader = e.facts.modality !== undefined || e.facts.bodyPart !== undefined;
+  // An age typed with a file the gate rejects says nothing about what the file is: still not a chest X-ray.
+  if (ageReason && ood && headerAge === null && !chestByHeader)
+    return { status: 'cannot-assess', reasons: [ood, ageReason] };
   if (ageReason) {
     const unlike = ood && {
       code: 'OOD' as const,

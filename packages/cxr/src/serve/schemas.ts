@@ -2,6 +2,7 @@
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
 import { modelRefSchema } from '../predict/prediction_schema';
+import { STATED_AGE_RANGE } from '../predict/predictor';
 
 export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
 export { modelInfoSchema } from '../predict/model_info_schema';
@@ -48,6 +49,14 @@ export function predictQuery(operatingPoints: string[]) {
         description: "threshold to apply; default: the model's",
       },
       heatmap: { type: 'boolean', default: true, description: 'false skips the Grad-CAM heat map (faster)' },
+      patientAge: {
+        type: 'number',
+        minimum: STATED_AGE_RANGE.min,
+        maximum: STATED_AGE_RANGE.max,
+        description:
+          "the patient's age in years, for films whose header gives none (JPEG, PNG); over 10 the answer is " +
+          "'outside-population'. A DICOM PatientAge takes precedence. Not stored: the audit log keeps only the bound.",
+      },
     },
     additionalProperties: false,
   } as const;

@@ -31,7 +31,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
   const { predictor, audit, queue, uploads, recent, metrics, storeImages, maxUploadBytes } = opts;
   const operatingPoints = Object.keys(predictor.model.meta.operatingPoints);
 
-  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
+  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean; patientAge?: number } }>(
     '/predictions',
     {
       schema: {
@@ -62,14 +62,16 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs },
           ticket,
         );
-        const { operatingPoint, heatmap } = req.query;
+        const { operatingPoint, heatmap, patientAge } = req.query;
         result = await queue.run(() =>
-          predictor.predict(bytes, { operatingPoint, heatmap, thumbnail: storeImages }).catch((e: unknown) => {
-            // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
-            if (isClientInputError(e)) metrics.inputFailure(e.code);
-            else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
-            throw e;
-          }),
+          predictor
+            .predict(bytes, { operatingPoint, heatmap, patientAge, thumbnail: storeImages })
+            .catch((e: unknown) => {
+              // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
+              if (isClientInputError(e)) metrics.inputFailure(e.code);
+              else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
+              throw e;
+            }),
         );
       } finally {
         ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)

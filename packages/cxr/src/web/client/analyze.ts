@@ -21,6 +21,12 @@ function globalOperatingPoint(): string {
   return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
 }
 
+/** The age typed on the page, in years; undefined when the field is empty or not a valid age. */
+function statedAge(): number | undefined {
+  const field = $('#patient-age') as HTMLInputElement;
+  return field.value !== '' && field.checkValidity() ? field.valueAsNumber : undefined;
+}
+
 function localMode(): boolean {
   return ($('#local-mode') as HTMLInputElement).checked;
 }
@@ -135,7 +141,7 @@ function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: s
 }
 
 async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInfo, dicom: boolean): Promise<void> {
-  const p = await api.predict(file, file.name, globalOperatingPoint());
+  const p = await api.predict(file, file.name, globalOperatingPoint(), statedAge());
   card.dataset.source = 'server';
   card.dataset.predictionId = p.id;
   $('.where', card).textContent = 'Analyzed on the server';
@@ -159,7 +165,7 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
 }
 
 async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo): Promise<void> {
-  const r = await predictLocally(file, info);
+  const r = await predictLocally(file, info, statedAge());
   card.dataset.source = 'local';
   $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
   const meta =

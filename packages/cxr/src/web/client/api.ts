@@ -74,15 +74,17 @@ export async function health(): Promise<{ authRequired: boolean }> {
   return json(await send('/api/v1/health'));
 }
 
-export async function predict(file: Blob, name: string, operatingPoint: string): Promise<Prediction> {
+export async function predict(
+  file: Blob,
+  name: string,
+  operatingPoint: string,
+  patientAge?: number,
+): Promise<Prediction> {
   const form = new FormData();
   form.append('image', file, name);
-  return json(
-    await apiFetch(`/api/v1/predictions?operatingPoint=${encodeURIComponent(operatingPoint)}`, {
-      method: 'POST',
-      body: form,
-    }),
-  );
+  const query = new URLSearchParams({ operatingPoint });
+  if (patientAge !== undefined) query.set('patientAge', String(patientAge));
+  return json(await apiFetch(`/api/v1/predictions?${query}`, { method: 'POST', body: form }));
 }
 
 export async function history(query: URLSearchParams): Promise<HistoryPage> {

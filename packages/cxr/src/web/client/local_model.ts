@@ -130,7 +130,8 @@ async function decode(
   }
 }
 
-export async function predictLocally(file: Blob, info: ModelInfo): Promise<LocalResult> {
+/** `patientAge`: years, as typed on the page (the file carries none); over the range, outside-population. */
+export async function predictLocally(file: Blob, info: ModelInfo, patientAge?: number): Promise<LocalResult> {
   const { members: models, gate } = await members(info);
   const t0 = performance.now();
   const { rgba, width, height, colourFraction } = await decode(file);
@@ -154,7 +155,7 @@ export async function predictLocally(file: Blob, info: ModelInfo): Promise<Local
   } finally {
     x.dispose();
   }
-  const verdict = deriveVerdict({ ood, checks, width, height, facts: {} });
+  const verdict = deriveVerdict({ ood, checks, width, height, facts: {}, statedAgeYears: patientAge });
   return {
     logit,
     probability: sigmoid(logit / info.temperature + info.logitBias),
