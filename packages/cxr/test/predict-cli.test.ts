@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { imageElements, writeDicom } from './dicom-writer';
 import { makeSeededModel, tempDir } from './ood-fixtures';
+import { XRAY_JPEG } from './serve-fixtures';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -137,6 +138,27 @@ test('exit 1 when nothing could be predicted, or for an unknown operating point'
   const badOp = cxr('predict', images, '--operating-point', 'nonsense');
   assert.equal(badOp.code, 1);
   assert.match(badOp.stderr, /unknown operating point 'nonsense'/);
+});
+
+test("--patient-age: an adult's age puts a film outside the population; a bad age is refused before any work", {
+  skip: !fs.existsSync(XRAY_JPEG) && 'no shared samples',
+}, () => {
+  const rows = (...args: string[]) => {
+    const r = cxr('predict', XRAY_JPEG, '--json', '--no-audit', ...args);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Array<{ verdict: string; warnings: string[] }>;
+  };
+  const [plain] = rows();
+  assert.notEqual(plain.verdict, 'outside-population', JSON.stringify(plain));
+  const [adult] = rows('--patient-age', '40');
+  assert.equal(adult.verdict, 'outside-population', JSON.stringify(adult));
+  assert.ok(adult.warnings.some((w) => /age given with the image is a patient age over 10/.test(w)));
+  assert.equal(rows('--patient-age', '4')[0].verdict, plain.verdict);
+  for (const bad of ['-2', '200', 'old']) {
+    const r = cxr('predict', XRAY_JPEG, '--patient-age', bad);
+    assert.equal(r.code, 1, bad);
+    assert.match(r.stderr, /--patient-age.*a number of years from 0 to 130/);
+  }
 });
 
 test('CSV: file names that look like spreadsheet formulas are written as text', () => {

@@ -12,12 +12,21 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
+import { STATED_AGE_RANGE } from '../predict/predictor';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  return n;
+}
+
+/** Years, as `--patient-age` takes them (the range Predictor accepts). */
+function patientAge(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < STATED_AGE_RANGE.min || n > STATED_AGE_RANGE.max)
+    throw new InvalidArgumentError(`a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}`);
   return n;
 }
 
@@ -37,6 +46,11 @@ export function register(program: Command): void {
     .option('--json', 'the same as --format json: one JSON array of rows')
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
     .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's, usually balanced)")
+    .option(
+      '--patient-age <years>',
+      "the patient's age, for every file whose header gives none (JPEG, PNG): over 10, outside-population",
+      patientAge,
+    )
     .addOption(
       new Option('--ood-policy <policy>', 'images that do not look like chest X-rays: warn, or refuse (an error row)')
         .choices(['warn', 'refuse'])
@@ -78,6 +92,7 @@ export function register(program: Command): void {
           format: o.json ? 'json' : o.format,
           heatmapDir: o.heatmaps,
           operatingPoint: o.operatingPoint,
+          patientAge: o.patientAge,
           oodPolicy: o.oodPolicy,
           concurrency: o.concurrency,
           progress: o.progress === false ? false : undefined,

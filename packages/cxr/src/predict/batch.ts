@@ -35,6 +35,8 @@ export interface BatchOptions {
   format?: 'csv' | 'json';
   heatmapDir?: string;
   operatingPoint?: string;
+  /** The patient's age in years, for files whose header gives none (Predictor's `patientAge`). */
+  patientAge?: number;
   oodPolicy?: OodPolicy;
   /** Files in flight at once; default: the number of cores (decodes overlap with inference). */
   concurrency?: number;
@@ -255,7 +257,11 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     };
 
     const predictOne = async (file: string): Promise<BatchRow> => {
-      const done = await predictFile(predictor, file, { operatingPoint: opName, heatmap: !!o.heatmapDir });
+      const done = await predictFile(predictor, file, {
+        operatingPoint: opName,
+        heatmap: !!o.heatmapDir,
+        patientAge: o.patientAge,
+      });
       if (!done.ok) return errorRow(file, done.error);
       const r = done.prediction;
       await o.onPrediction?.(
