@@ -125,7 +125,7 @@ test('operating point and heat map switches', async () => {
   assert.match(bad.json().detail, /operatingPoint/);
 });
 
-test("patientAge: an adult's age makes a JPEG's answer outside the population; the log keeps the bound only", async () => {
+test("patientAge: an adult's age puts a JPEG outside the population; the log keeps only the bound", async () => {
   const adult = await predict(XRAY_JPEG, '?patientAge=34&heatmap=false');
   assert.equal(adult.statusCode, 200, adult.body);
   assert.equal(adult.json().verdict.status, 'outside-population');
