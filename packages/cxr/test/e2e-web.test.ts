@@ -245,6 +245,12 @@ test("an age typed on the page: an adult's JPEG is outside the intended populati
   await page.fill('#patient-age', '');
   await upload(4);
   assert.deepEqual((await verdicts()).slice(0, 2), ['assessed', 'assessed']);
+  // An age out of range is said, not dropped: the card is an error and nothing is sent.
+  await page.fill('#patient-age', '200');
+  await page.setInputFiles('#file-input', [XRAY_JPEG]);
+  await page.waitForSelector('.result[data-state="error"]', { timeout: 30_000 });
+  assert.match((await page.textContent('.result .warnings li.error')) ?? '', /Patient age must be a number of years/);
+  await page.fill('#patient-age', '');
   assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with the age field');
   assert.deepEqual(consoleErrors, []);
 });

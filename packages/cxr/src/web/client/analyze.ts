@@ -21,10 +21,14 @@ function globalOperatingPoint(): string {
   return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
 }
 
-/** The age typed on the page, in years; undefined when the field is empty or not a valid age. */
+/** The age typed on the page, in years; undefined when the field is empty. An invalid age is an error, not ignored. */
 function statedAge(): number | undefined {
   const field = $('#patient-age') as HTMLInputElement;
-  return field.value !== '' && field.checkValidity() ? field.valueAsNumber : undefined;
+  // A number field reports text it cannot read as empty, with badInput set.
+  if (field.value === '' && !field.validity.badInput) return undefined;
+  if (!field.checkValidity())
+    throw new Error(`Patient age must be a number of years from ${field.min} to ${field.max} (or left empty).`);
+  return field.valueAsNumber;
 }
 
 function localMode(): boolean {
