@@ -12,7 +12,7 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
-import { STATED_AGE_RANGE } from '../predict/predictor';
+import { isStatedAge, STATED_AGE_RANGE } from '../predict/predictor';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
@@ -25,7 +25,7 @@ function positiveInt(v: string): number {
 /** Years, as `--patient-age` takes them (the range Predictor accepts). */
 function patientAge(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < STATED_AGE_RANGE.min || n > STATED_AGE_RANGE.max)
+  if (v.trim() === '' || !isStatedAge(n))
     throw new InvalidArgumentError(`a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}`);
   return n;
 }

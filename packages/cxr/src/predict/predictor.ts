@@ -32,6 +32,11 @@ export interface PredictOptions {
 /** The ages a caller may state (years; a newborn is 0). */
 export const STATED_AGE_RANGE = { min: 0, max: 130 } as const;
 
+/** Whether `years` is an age a caller may state (every edge that takes one checks it here). */
+export function isStatedAge(years: number): boolean {
+  return Number.isFinite(years) && years >= STATED_AGE_RANGE.min && years <= STATED_AGE_RANGE.max;
+}
+
 /**
  * The model's answer about one image: the fields of predict/prediction_schema.ts (probability,
  * label, verdict, OOD gate, input facts, timings), plus the images made for it.
@@ -216,7 +221,7 @@ export class Predictor {
       );
     }
     const age = opts.patientAge;
-    if (age !== undefined && !(Number.isFinite(age) && age >= STATED_AGE_RANGE.min && age <= STATED_AGE_RANGE.max)) {
+    if (age !== undefined && !isStatedAge(age)) {
       throw new InputError(
         'BAD_PATIENT_AGE',
         `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${age}`,
