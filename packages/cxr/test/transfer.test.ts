@@ -1,6 +1,7 @@
 // Transfer learning on a small real subset: the frozen MobileNet v1 0.25 + head learns (AUC well
 // above chance), the result is a normal cxr model folder that loads and predicts like any other,
-// features are cached, and fine-tuning moves only the unfrozen blocks (batch norm untouched).
+// features are cached, fine-tuning moves only the unfrozen blocks (batch norm untouched), and an
+// end-to-end run trains every layer, batch norm included.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -228,4 +229,76 @@ test('a transfer run killed during fine-tuning resumes to the same epochs and a 
   const loaded = await loadModel(out);
   assert.equal(loaded.meta.validation?.epochsRun, 5);
   loaded.members[0].dispose();
+});
+
+test('end to end: every backbone layer and batch norm train from ImageNet, with EMA and period balance, and a gate', {
+  skip,
+}, async () => {
+  await initEngine();
+  process.env.CXR_CACHE = imageCache;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-e2e-'));
+  const lines: string[] = [];
+  const r = await runTraining({
+    data,
+    out,
+    recipeName: 'cxr-shift-ema-period-mobilenet',
+    report: false,
+    progress: false,
+    log: (l) => lines.push(l),
+    overrides: { ...QUICK, inputSize: 96, limitPerClass: 40, epochs: 2, weights: shared },
+  });
+  assert.equal(r.meta.arch, 'transfer/mobilenet_v1_0.25');
+  assert.equal(r.meta.recipe.endToEnd, true);
+  assert.equal(r.meta.recipe.backbone, 'mobilenet_v1_0.25');
+  assert.deepEqual(r.meta.recipe.weightAverage, { method: 'ema', decay: 0.998 });
+  assert.match(String(r.meta.preprocessing.inModel), /x\*2-1/);
+  assert.ok(
+    lines.some((l) => /^period balance: /.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(fs.existsSync(path.join(out, 'ood.json')), 'no not-a-chest-X-ray gate');
+  const log = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(log.length, 2);
+
+  const loaded = await loadModel(out);
+  const m = loaded.members[0];
+  const imagenet = await readBackboneWeights(locateWeights(backboneSpec('mobilenet_v1_0.25'), shared)!);
+  const changed = (layer: string, weight: number, short: string) => {
+    const got = m.getLayer(layer).getWeights()[weight].dataSync();
+    const want = imagenet.get(layer)!.get(short)!.data;
+    return got.length === want.length && got.some((v, i) => v !== want[i]);
+  };
+  assert.ok(changed('conv1', 0, 'kernel'), 'the first conv did not train');
+  assert.ok(changed('conv_dw_1', 0, 'depthwise_kernel'), 'the first block did not train');
+  assert.ok(changed('conv_pw_13', 0, 'kernel'), 'the top block did not train');
+  for (const [i, short] of ['gamma', 'beta', 'moving_mean', 'moving_variance'].entries())
+    assert.ok(changed('conv1_bn', i, short), `batch norm ${short} did not train`);
+  assert.deepEqual(Array.from(m.getLayer('to_rgb').getWeights()[0].dataSync()), [2, 2, 2]);
+  assert.deepEqual(Array.from(m.getLayer('to_rgb').getWeights()[1].dataSync()), [-1, -1, -1]);
+  m.dispose();
+  tf.disposeVariables();
+});
+
+test('end to end needs a backbone and excludes fine-tuning; head-first runs refuse whole-model options', async () => {
+  const run = (overrides: Parameters<typeof runTraining>[0]['overrides']) =>
+    runTraining({
+      data: '/nonexistent',
+      out: fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-e2e-bad-')),
+      recipeName: 'cxr-shift',
+      report: false,
+      overrides,
+    });
+  await assert.rejects(run({ endToEnd: true }), /endToEnd needs a backbone/);
+  await assert.rejects(
+    run({ endToEnd: true, backbone: 'mobilenet_v1_0.25', fineTune: { blocks: 2, epochs: 1, lr: 1e-4 } }),
+    /drop fineTune/,
+  );
+  await assert.rejects(
+    run({ backbone: 'mobilenet_v1_0.25', weightAverage: { method: 'ema', decay: 0.99 } }),
+    /need a whole-model run/,
+  );
 });

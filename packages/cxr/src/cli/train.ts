@@ -63,6 +63,11 @@ export function register(program: Command): void {
         return { blocks: parseInt(blocks, 10), epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
       },
     )
+    .option(
+      '--end-to-end',
+      'with --backbone: train the whole model (batch norm too) from the first step, with every from-scratch ' +
+        'option (--ema, --period-balance, the shift augmentation), instead of head first',
+    )
     .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'", (v) =>
       v === 'balance' ? v : parseInt(v, 10),
     )
@@ -120,6 +125,7 @@ export function register(program: Command): void {
           backbone: o.backbone,
           weights: o.weights && path.resolve(o.weights),
           fineTune: o.fineTune,
+          endToEnd: o.endToEnd,
           ganImages: o.ganImages,
           ganModel: o.ganModel && path.resolve(o.ganModel),
           weightAverage: o.ema,

@@ -21,6 +21,7 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-ema-block',
   'cxr-shift-ema-period',
   'cxr-shift-ema-period2',
+  'cxr-shift-ema-period-mobilenet',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
 /** The patient split every run shares (`cxr train --split-seed 42`). */

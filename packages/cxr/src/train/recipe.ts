@@ -54,6 +54,11 @@ export const Recipe = z.object({
   fineTune: z
     .object({ blocks: z.number().int().min(1), epochs: z.number().int().min(1), lr: z.number().positive() })
     .optional(),
+  /**
+   * With a backbone: no frozen-head phase; the whole model (batch norm too) trains from the first step
+   * through the from-scratch trainer, so shiftAugment, mix, periodBalance and weightAverage apply.
+   */
+  endToEnd: z.boolean().optional(),
   /** Dropout before the transfer head's Dense layer (default 0.2). */
   headDropout: z.number().min(0).max(0.9).optional(),
   tta: z.array(TtaViewName).default([]),

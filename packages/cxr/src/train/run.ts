@@ -8,10 +8,10 @@ import { withGanImages } from '../gan/mix';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { periodWeights } from '../data/period_balance';
-import { architecture } from '../models';
 import { loadTrainVal, splitOf } from '../data/dataset_images';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { Recipe, RecipeInput } from './recipe';
+import { modelSource } from './model_source';
 import { TrainResult, train } from './trainer';
 import { trainTransfer } from './transfer';
 
@@ -51,22 +51,25 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       : resolveRecipe(o.recipeName, o.overrides);
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
-  if (recipe.backbone && (recipe.mix || recipe.weightAverage || recipe.periodBalance))
+  if (recipe.backbone && !recipe.endToEnd && (recipe.mix || recipe.weightAverage || recipe.periodBalance))
     throw new Error(
-      'mix, weightAverage and periodBalance are supported by from-scratch recipes only, not with a backbone',
+      'mix, weightAverage and periodBalance need a whole-model run: from scratch, or a backbone with endToEnd',
     );
-  const result = recipe.backbone
-    ? await trainTransfer({
-        recipe,
-        data: o.data,
-        out: o.out,
-        name: o.name,
-        resume: o.resume,
-        progress: o.progress,
-        log,
-        command: o.command,
-      })
-    : await trainFromScratch(o, recipe, log);
+  if (recipe.endToEnd && (!recipe.backbone || recipe.fineTune))
+    throw new Error('endToEnd needs a backbone and trains every layer from the start: drop fineTune');
+  const result =
+    recipe.backbone && !recipe.endToEnd
+      ? await trainTransfer({
+          recipe,
+          data: o.data,
+          out: o.out,
+          name: o.name,
+          resume: o.resume,
+          progress: o.progress,
+          log,
+          command: o.command,
+        })
+      : await trainWholeModel(o, recipe, log);
   if (o.report !== false) {
     try {
       const { writeReport } = await import('../report/index.js');
@@ -79,9 +82,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   return result;
 }
 
-async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: string) => void): Promise<TrainResult> {
-  const size = recipe.inputSize ?? architecture(recipe.arch).defaultInputSize;
+/** A from-scratch architecture, or a backbone trained end to end: one trainer, one set of options. */
+async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string) => void): Promise<TrainResult> {
   const progress = o.progress ?? process.stderr.isTTY === true;
+  const source = await modelSource(recipe, { progress, log });
+  const size = source.size;
 
   const {
     train: realTrain,
@@ -114,6 +119,7 @@ async function trainFromScratch(o: RunOptions, recipe: Recipe, log: (line: strin
   }
   return train({
     recipe,
+    source,
     train: trainSet,
     val,
     outDir: o.out,

@@ -1,6 +1,7 @@
-// A model trained from scratch (the recipes without a backbone): the architecture's model on
-// images, per-batch augmentation on the engine, through the shared epoch loop (loop.ts), then
-// calibration on validation (finish.ts) and the not-a-chest-X-ray gate.
+// The one trainer of whole models: a from-scratch architecture, or an ImageNet backbone trained end to
+// end (model_source.ts), on images with per-batch augmentation on the engine, through the shared epoch
+// loop (loop.ts), then calibration on validation (finish.ts) and the not-a-chest-X-ray gate. The
+// transfer trainer's head-first runs (transfer.ts) share the loop and the finish.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,18 +9,17 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { count, gatherPixels, ImageSet } from '../data/images';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { saveOod } from '../explain/ood';
-import { architecture } from '../models';
 import { predictAllLogits, toInput } from '../models/infer';
 import { fileLoader } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { type DataInfo, finishRun } from './finish';
-import { withSeededMathRandom } from './seeded_math_random';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
 import { Recipe } from './recipe';
+import type { ModelSource } from './model_source';
 import { makeSchedule } from './schedule';
 import { WeightAverage } from './weight_average';
 
@@ -30,6 +30,8 @@ export interface EpochPlan {
 
 export interface TrainOptions {
   recipe: Recipe;
+  /** The model to train and what cxr.json records of it (model_source.ts). */
+  source: ModelSource;
   train: ImageSet;
   val: ImageSet;
   outDir: string;
@@ -60,8 +62,8 @@ export interface TrainResult {
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { recipe, train: trainSet, val, outDir } = opts;
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const arch = architecture(recipe.arch);
-  const size = recipe.inputSize ?? arch.defaultInputSize;
+  const { source } = opts;
+  const size = source.size;
   if (trainSet.size !== size || val.size !== size)
     throw new Error(`images are ${trainSet.size}px but the model takes ${size}px`);
   fs.mkdirSync(outDir, { recursive: true });
@@ -69,8 +71,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const ckptBest = path.join(outDir, 'checkpoints', 'best');
   const logFile = runLogPath(outDir);
 
-  // Initial weights from the run's seed (TF.js would take a fresh one from Math.random).
-  const model = withSeededMathRandom(recipe.seed, ['init'], () => arch.build(size));
+  const model = await source.build();
   const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
   model.compile({ optimizer, loss: weightedBce(recipe.labelSmoothing, opts.classWeights) });
 
@@ -95,7 +96,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   startRunLog(logFile, resuming ? state.epoch : null);
   const c = count(trainSet);
   log(
-    `training ${arch.name} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
+    `training ${source.arch} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
       `validating on ${val.labels.length}; ` +
       `${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
@@ -142,12 +143,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     val,
     outDir,
     name: opts.name,
-    defaultName: `${arch.name}-${new Date().toISOString().slice(0, 10)}`,
-    arch: arch.name,
+    defaultName: `${source.defaultName}-${new Date().toISOString().slice(0, 10)}`,
+    arch: source.arch,
     size,
-    preprocessing: { normalize: recipe.normalize },
+    preprocessing: source.preprocessing,
     tta: recipe.tta,
-    recipe: { ...recipe, inputSize: size },
+    recipe: { ...recipe, arch: source.arch, inputSize: size, ...source.recipeExtras },
     dataInfo: opts.dataInfo,
     bestEpoch: state.bestEpoch,
     epochsRun: state.epoch,

@@ -25,6 +25,7 @@ import { finishRun } from './finish';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
+import { backboneRecord } from './model_source';
 import { Recipe } from './recipe';
 import { makeSchedule } from './schedule';
 import type { TrainResult } from './trainer';
@@ -246,7 +247,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   }
 
   const best = await tfl.loadLayersModel(fileLoader(ckptBest));
-  const arch = `transfer/${spec.name}`;
+  const record = backboneRecord(backbone, recipe.normalize);
   const { meta } = await finishRun({
     model: best,
     train,
@@ -254,23 +255,11 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     outDir: out,
     name: o.name,
     defaultName: `${spec.name}-transfer-${new Date().toISOString().slice(0, 10)}`,
-    arch,
+    arch: record.arch,
     size,
     tta: recipe.tta,
-    // Built into the model (layer to_rgb): nothing for a caller to do beyond the usual gray/255.
-    preprocessing: {
-      normalize: recipe.normalize,
-      inModel: "gray replicated to 3 channels, then x*2-1 (= pixel/127.5 - 1, the backbone's ImageNet normalisation)",
-    },
-    recipe: {
-      ...recipe,
-      arch,
-      inputSize: size,
-      backbone: spec.name,
-      backboneRequested: backbone.requested,
-      backboneFallback: backbone.fallback,
-      backboneWeights: { url: spec.weights.url, source: backbone.weights.source, sha256: backbone.weights.sha256 },
-    },
+    preprocessing: record.preprocessing,
+    recipe: { ...recipe, arch: record.arch, inputSize: size, ...record.recipeExtras },
     dataInfo: info,
     bestEpoch: state.bestEpoch,
     bestPhase: state.bestPhase,

@@ -95,7 +95,7 @@ function block8(f: LayerFactory, x: T, i: number): T {
 }
 
 export function inceptionV3(input: T, opts: BuildOptions = {}): BackboneGraph {
-  const f = new LayerFactory();
+  const f = new LayerFactory(opts);
   let x = conv2dBn(f, input, 32, 3, 3, 'valid', 2);
   x = conv2dBn(f, x, 32, 3, 3, 'valid');
   x = conv2dBn(f, x, 64, 3, 3);

@@ -7,7 +7,7 @@
 // The transfer model takes exactly what every cxr model takes, so evaluate, predict, serve and
 // Grad-CAM use it unchanged.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { grayToRgb, InferenceBatchNorm, T } from './layers';
+import { grayToRgb, InferenceBatchNorm, T, TO_RGB_LAYER } from './layers';
 import { AUTO_BACKBONE, BACKBONES, BackboneSpec, backboneSpec } from './registry';
 import { fetchWeights, LocatedWeights, locateWeights } from './store';
 import { placeWeights, readWeightFile, WeightMap } from './weights';
@@ -105,17 +105,23 @@ export const FEATURE_MAP_LAYER = 'last_conv';
 export const POOL_LAYER = 'gap';
 export const HEAD_LAYER = 'pneumonia';
 
-/** cxr's transfer model for gray [size,size,1] input, backbone frozen, head freshly initialised. */
+/**
+ * cxr's transfer model for gray [size,size,1] input, head freshly initialised. The backbone is frozen,
+ * or with `endToEnd` trainable as a whole, batch norm included (only the to_rgb step stays fixed).
+ */
 export async function buildTransferModel(
   b: ResolvedBackbone,
   size: number,
-  opts: { dropout?: number; seed?: number } = {},
+  opts: { dropout?: number; seed?: number; endToEnd?: boolean } = {},
 ): Promise<TransferModel> {
   if (size < b.spec.minInputSize)
     throw new Error(`${b.spec.name} needs at least ${b.spec.minInputSize} px input, got ${size}`);
+  // tfjs-layers' batch norm cannot train without its scale, and InceptionV3's has none.
+  if (opts.endToEnd && b.spec.family === 'inception_v3')
+    throw new Error(`end-to-end training needs a MobileNet backbone (${b.spec.name}'s batch norm has no scale)`);
   const input = tfl.input({ shape: [size, size, 1], name: 'image' });
   const rgb = grayToRgb(input).output;
-  const g = b.spec.build(rgb);
+  const g = b.spec.build(rgb, { trainableBatchNorm: opts.endToEnd });
   let x: T = tfl.layers.activation({ activation: 'linear', name: FEATURE_MAP_LAYER }).apply(g.output) as T;
   x = tfl.layers.globalAveragePooling2d({ name: POOL_LAYER }).apply(x) as T;
   x = tfl.layers.dropout({ rate: opts.dropout ?? 0.2, name: 'dropout' }).apply(x) as T;
@@ -131,7 +137,8 @@ export async function buildTransferModel(
   const names = new Set(g.blocks.flat());
   const backboneLayers = model.layers.filter((l) => names.has(l.name));
   const { placed } = placeWeights(backboneLayers, await readBackboneWeights(b.weights), b.weights.path);
-  freezeBackbone(model, g.blocks, 0);
+  if (opts.endToEnd) model.getLayer(TO_RGB_LAYER).trainable = false;
+  else freezeBackbone(model, g.blocks, 0);
   return { model, blocks: g.blocks, placed };
 }
 
@@ -147,5 +154,5 @@ export function freezeBackbone(model: tfl.LayersModel, blocks: string[][], unfro
     const layer = model.getLayer(name);
     layer.trainable = open.has(name) && !(layer instanceof InferenceBatchNorm);
   }
-  model.getLayer('to_rgb').trainable = false;
+  model.getLayer(TO_RGB_LAYER).trainable = false;
 }

@@ -41,6 +41,9 @@ export class LayerFactory {
   private readonly counts = new Map<string, number>();
   readonly blocks: string[][] = [[]];
 
+  /** trainableBatchNorm: plain batch norm (batch statistics in training) for end-to-end training. */
+  constructor(private readonly opts: BuildOptions = {}) {}
+
   /** The next automatic Keras name for a class prefix such as 'conv2d'. */
   auto(prefix: string): string {
     const n = (this.counts.get(prefix) ?? 0) + 1;
@@ -59,7 +62,8 @@ export class LayerFactory {
   }
 
   bn(x: T, args: BatchNormalizationLayerArgs): T {
-    return this.apply(new InferenceBatchNorm(args), x);
+    const layer = this.opts.trainableBatchNorm ? tfl.layers.batchNormalization(args) : new InferenceBatchNorm(args);
+    return this.apply(layer, x);
   }
 }
 
@@ -72,6 +76,12 @@ export interface BackboneGraph {
 export interface BuildOptions {
   /** Also build the ImageNet classifier (for checking weights against a reference). */
   includeTop?: boolean;
+  /**
+   * Batch norm as tfjs-layers' own layer, which trains and normalises with batch statistics while the
+   * model trains: for end-to-end training (recipe.endToEnd), where every layer adapts to X-ray films and
+   * `cxr adapt` may later re-estimate the statistics on a site's films. Default: InferenceBatchNorm.
+   */
+  trainableBatchNorm?: boolean;
 }
 
 export const TO_RGB_LAYER = 'to_rgb';

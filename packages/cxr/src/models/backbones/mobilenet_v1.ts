@@ -25,7 +25,7 @@ const BLOCKS: Array<[number, number]> = [
 export const MOBILENET_V1_FEATURES = 'conv_pw_13_relu';
 
 export function mobilenetV1(input: T, alpha: number, opts: BuildOptions = {}): BackboneGraph {
-  const f = new LayerFactory();
+  const f = new LayerFactory(opts);
   let x = f.apply(
     tfl.layers.conv2d({
       filters: Math.trunc(32 * alpha),

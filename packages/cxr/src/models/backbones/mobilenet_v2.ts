@@ -101,7 +101,7 @@ function invertedResidual(
 }
 
 export function mobilenetV2(input: T, alpha: number, opts: BuildOptions = {}): BackboneGraph {
-  const f = new LayerFactory();
+  const f = new LayerFactory(opts);
   let x = f.apply(
     tfl.layers.conv2d({
       filters: makeDivisible(32 * alpha),
