@@ -254,6 +254,12 @@ RECIPES['cxr-shift-ema-period-mobilenet'] = {
   },
 };
 
+// The same at MobileNet's own ImageNet input size (about twice the pixels and the training time).
+RECIPES['cxr-shift-ema-period-mobilenet-224'] = {
+  title: "cxr-shift-ema-period-mobilenet at 224 px, the backbone's ImageNet input size",
+  recipe: { ...RECIPES['cxr-shift-ema-period-mobilenet'].recipe, inputSize: 224 },
+};
+
 // cxr-shift-ema at 224 px instead of 160 (about twice the pixels and the training time).
 RECIPES['cxr-shift-224'] = {
   title: 'cxr-shift-ema at 224 px input',
