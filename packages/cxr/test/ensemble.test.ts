@@ -241,6 +241,16 @@ test('cxr ensemble refuses members with other inputs or other validation splits'
   );
   await cli(['ensemble', '--members', withNone, legacy, '--out', path.join(work, 'legacy-ens'), '--data', CHEST_XRAY]);
   assert.ok(fs.existsSync(path.join(work, 'legacy-ens', 'cxr.json')));
+  // A backbone member records the RGB scaling inside its graph (`inModel`); its input is the same.
+  const backboneLike = path.join(work, 'backbone-like');
+  fs.cpSync(members[1], backboneLike, { recursive: true });
+  fs.writeFileSync(
+    path.join(backboneLike, 'cxr.json'),
+    JSON.stringify({ ...ml, preprocessing: { ...ml.preprocessing, inModel: 'gray replicated to 3 channels' } }),
+  );
+  const mixed = path.join(work, 'mixed-ens');
+  await cli(['ensemble', '--members', members[0], backboneLike, '--out', mixed, '--data', CHEST_XRAY]);
+  assert.equal(readMeta(mixed).members.length, 2);
   const eq = path.join(work, 'equalised');
   fs.cpSync(members[1], eq, { recursive: true });
   fs.writeFileSync(

@@ -59,8 +59,11 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
   });
   const [first] = metas;
   // Compared field by field in a fixed order; an absent normalisation is 'none' (older cxr.json files).
+  // `inModel` describes a step inside the member's own graph (a backbone's RGB scaling), not what a caller
+  // feeds it, so a backbone member and a from-scratch member take the same input.
   const prep = (m: ModelMeta) => {
-    const p: Record<string, unknown> = { ...m.preprocessing, normalize: m.preprocessing.normalize ?? 'none' };
+    const { inModel: _inside, ...outside } = m.preprocessing;
+    const p: Record<string, unknown> = { ...outside, normalize: m.preprocessing.normalize ?? 'none' };
     const sorted = Object.fromEntries(
       Object.keys(p)
         .sort()
