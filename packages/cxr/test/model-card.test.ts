@@ -10,7 +10,7 @@ import { readMeta } from '../src/models/io';
 
 const shipped = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default');
 /** A single trained run (the shipped model is an ensemble, whose card has no recipe section). */
-const singleRun = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'candidates', 'cxr-shift');
+const singleRun = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'candidates', 'cxr-shift-ema');
 
 test('regenerating a card keeps the hand-written part below the marker, and only that', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));

@@ -273,6 +273,7 @@ RECIPES['cxr-shift-fov'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, normalize: 'fov' },
 };
 
-// What `cxr train` uses without --recipe. Not cxr-shift-ema, the shipped model's recipe (models/default is
-// two of its seeds): weight averaging is not built for --backbone runs, which must work with the default.
+// What `cxr train` uses without --recipe. Not the shipped model's recipe (cxr-shift-ema-period-mobilenet,
+// models/default is three of its seeds): that needs backbone weights in the cache, and its weight averaging
+// and period balance are not built for head-first --backbone runs, which must work with the default.
 export const DEFAULT_RECIPE = 'cxr-shift';
