@@ -55,8 +55,9 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     throw new Error(
       'mix, weightAverage and periodBalance need a whole-model run: from scratch, or a backbone with endToEnd',
     );
-  if (recipe.endToEnd && (!recipe.backbone || recipe.fineTune))
-    throw new Error('endToEnd needs a backbone and trains every layer from the start: drop fineTune');
+  if (recipe.endToEnd && !recipe.backbone) throw new Error('endToEnd needs a backbone (--backbone NAME)');
+  if (recipe.endToEnd && recipe.fineTune)
+    throw new Error('endToEnd trains every layer from the start, so fineTune has nothing to do: drop fineTune');
   const result =
     recipe.backbone && !recipe.endToEnd
       ? await trainTransfer({
