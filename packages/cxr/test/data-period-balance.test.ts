@@ -103,7 +103,7 @@ test('period groups name the series and whether a film sits in a sparse stretch 
   assert.equal(group('file:x.png', 0), 'file:x.png (no period)');
 });
 
-test('period balancing is refused with an ImageNet backbone, before any data is read', async () => {
+test('period balancing is refused with an ImageNet backbone trained head first, before any data is read', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-period-'));
   await assert.rejects(
     runTraining({
@@ -113,7 +113,7 @@ test('period balancing is refused with an ImageNet backbone, before any data is 
       overrides: { backbone: 'mobilenet_v1_0.25', periodBalance: { window: 25, maxWeight: 4 } },
       log: () => {},
     }),
-    /periodBalance are supported by from-scratch recipes only/,
+    /periodBalance need a whole-model run: from scratch, or a backbone with endToEnd/,
   );
   fs.rmSync(out, { recursive: true, force: true });
 });

@@ -188,12 +188,25 @@ test("in the browser: the server's probability and verdict on all 12 full-resolu
 
 /**
  * A real film whose served probability lies between the two thresholds, whatever model is shipped:
- * the full-resolution samples first, then NORMAL training films, asked of the server's API.
+ * the full-resolution samples first, then the shipped model's validation films that its own
+ * predictions file places in that band (nearest the band's middle first; the thresholds can lie close
+ * together), then NORMAL training films, each asked of the server's API.
  */
 async function filmBetween(lo: number, hi: number): Promise<string> {
   const normals = path.join(SHARED, 'chest_xray', 'train', 'NORMAL');
+  const val = JSON.parse(fs.readFileSync(path.join(SHIPPED, 'predictions', 'val.json'), 'utf8')) as {
+    files: string[];
+    probs: number[];
+  };
+  const mid = (lo + hi) / 2;
+  const inBand = val.files
+    .map((f, i) => ({ file: path.resolve(SHARED, 'chest_xray', f), p: val.probs[i] }))
+    .filter((c) => c.p >= lo && c.p < hi)
+    .sort((a, b) => Math.abs(a.p - mid) - Math.abs(b.p - mid))
+    .map((c) => c.file);
   const candidates = [
     ...samples,
+    ...inBand,
     ...fs
       .readdirSync(normals)
       .sort()
