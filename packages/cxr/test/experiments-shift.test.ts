@@ -142,7 +142,7 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
   // The defaults are the fourteen generalisation recipes, each one a known recipe.
-  assert.equal(SHIFT_EXPERIMENTS.length, 14);
+  assert.equal(SHIFT_EXPERIMENTS.length, 15);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });
 

@@ -3,10 +3,11 @@ import { AUGMENT_PRESET_NAMES } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
 import { TTA_VIEWS } from '../models/tta_views';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { runTraining } from '../train/run';
+import { trainSeedEnsemble } from '../train/seed_ensemble';
 import { RECIPES } from '../train/presets';
 
 export function register(program: Command): void {
@@ -93,6 +94,14 @@ export function register(program: Command): void {
         };
       },
     )
+    .option(
+      '--seeds <n...>',
+      'train one member per seed on one patient split (--split-seed, default the first seed) and combine them ' +
+        'with cxr ensemble into --out; only the first member fits the OOD gate',
+      (v: string, prev: number[] = []) => [...prev, parseSeed(v)],
+    )
+    .option('--members-dir <dir>', "with --seeds: where the members are trained (default '<out>-members')")
+    .option('--no-gate', 'do not fit the not-a-chest-X-ray gate (cxr ood fit can fit it later)')
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
     .option('--no-report', 'do not write the HTML/PNG report')
@@ -133,7 +142,7 @@ export function register(program: Command): void {
           periodBalance: o.periodBalance,
         }).filter(([, v]) => v !== undefined),
       );
-      const r = await runTraining({
+      const run = {
         data: o.data,
         out: path.resolve(o.out),
         recipeName: o.recipe,
@@ -141,8 +150,32 @@ export function register(program: Command): void {
         name: o.name,
         resume: !!o.resume,
         report: o.report !== false,
+        gate: o.gate !== false,
         command: ['cxr', ...process.argv.slice(2)].join(' '),
-      });
+      };
+      if (o.seeds) {
+        const e = await trainSeedEnsemble({ ...run, seeds: o.seeds, membersDir: o.membersDir });
+        const trained = e.members.filter((m) => m.trained).length;
+        process.stderr.write(
+          `${e.meta.name}: ${e.members.length} members (${trained} trained now) in ${e.seconds.toFixed(0)} s\n`,
+        );
+        if (o.json) {
+          process.stdout.write(
+            JSON.stringify({
+              out: run.out,
+              name: e.meta.name,
+              version: e.meta.version,
+              members: e.members,
+              seconds: e.seconds,
+              temperature: e.meta.temperature,
+              operatingPoints: e.meta.operatingPoints,
+            }) + '\n',
+          );
+        }
+        return;
+      }
+      if (o.membersDir) throw new Error('--members-dir goes with --seeds');
+      const r = await runTraining(run);
       if (o.json) {
         process.stdout.write(
           JSON.stringify({
@@ -157,4 +190,10 @@ export function register(program: Command): void {
         );
       }
     });
+}
+
+function parseSeed(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`a seed is a whole number >= 0, got '${v}'`);
+  return n;
 }

@@ -23,6 +23,7 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-ema-period2',
   'cxr-shift-ema-period-mobilenet',
   'cxr-shift-ema-period-mobilenet-224',
+  'cxr-shift-ema-period-mobilenet-short',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
 /** The patient split every run shares (`cxr train --split-seed 42`). */

@@ -26,6 +26,8 @@ export interface RunOptions {
   progress?: boolean;
   log?: (line: string) => void;
   command?: string;
+  /** Fit the not-a-chest-X-ray gate at the end (default true; an ensemble's later members skip it). */
+  gate?: boolean;
 }
 
 export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
@@ -141,5 +143,6 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
       shift && ((px, n, epoch, batch) => shiftAugmentBatch(px, n, size, shift, `${recipe.seed}:${epoch}:${batch}`)),
     dataInfo: { ...info, ...ganInfo },
     command: o.command,
+    gate: o.gate,
   });
 }

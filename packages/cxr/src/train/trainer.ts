@@ -51,6 +51,8 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** The command line that started the run, for the model card. */
   command?: string;
+  /** Fit the not-a-chest-X-ray gate after training (default true). */
+  gate?: boolean;
 }
 
 export interface TrainResult {
@@ -157,14 +159,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     log,
   });
   // The not-a-chest-X-ray gate, fitted on the same training images (threshold on validation, clean and mildly changed).
-  saveOod(
-    outDir,
-    await fitOodFromSets(best, trainSet, val, {
-      memberDir: outDir,
-      normalize: recipe.normalize,
-      fitted: { ...opts.dataInfo },
-    }),
-  );
+  if (opts.gate !== false) {
+    saveOod(
+      outDir,
+      await fitOodFromSets(best, trainSet, val, {
+        memberDir: outDir,
+        normalize: recipe.normalize,
+        fitted: { ...opts.dataInfo },
+      }),
+    );
+  } else {
+    log(`no OOD gate fitted (--no-gate): 'cxr ood fit --model ${outDir}' fits one later`);
+  }
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();
   average?.dispose();

@@ -1,0 +1,74 @@
+// `cxr train --seeds 42 7 1`: one recipe trained once per seed on one shared patient split, then the
+// runs combined by `cxr ensemble` into --out. One command for what the shipped model is (docs/generalisation.md:
+// single runs differ by seed more than validation shows, so the shipped model averages several).
+//
+// Only the first member fits the not-a-chest-X-ray gate: the ensemble's gate reads the first member's
+// features and copies its ood.json, so fitting one per member would cost minutes (about two per member
+// here) for files nothing reads. A finished member is kept on a rerun, an interrupted one resumes with
+// --resume, so a long ensemble can be stopped and continued like a single run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ModelMeta } from '../models/metadata';
+import { buildEnsemble } from './ensemble';
+import { type RunOptions, runTraining } from './run';
+
+export interface SeedEnsembleOptions extends RunOptions {
+  /** One member per seed (initialisation, order and augmentation); at least two, all different. */
+  seeds: number[];
+  /** Where the members are trained (default: `<out>-members`); each in `<name>-s<seed>`. */
+  membersDir?: string;
+}
+
+export interface SeedEnsembleResult {
+  meta: ModelMeta;
+  members: { dir: string; seed: number; seconds: number; trained: boolean }[];
+  /** Wall-clock seconds of the whole command: members, gate and ensemble. */
+  seconds: number;
+}
+
+/** A member that a previous run of the command finished: its model and validation metrics are written. */
+const finished = (dir: string) =>
+  fs.existsSync(path.join(dir, 'cxr.json')) && fs.existsSync(path.join(dir, 'metrics', 'val.json'));
+
+export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEnsembleResult> {
+  const start = Date.now();
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  if (o.seeds.length < 2) throw new Error(`--seeds needs at least 2 seeds for an ensemble, got ${o.seeds.length}`);
+  if (new Set(o.seeds).size !== o.seeds.length) throw new Error(`--seeds names a seed twice: ${o.seeds.join(' ')}`);
+  if (o.overrides?.seed !== undefined) throw new Error('--seed and --seeds together: give the seeds with --seeds');
+  const out = path.resolve(o.out);
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
+    throw new Error(`--out ${o.out} already exists and is not empty: the ensemble needs a new folder`);
+  const membersDir = path.resolve(o.membersDir ?? `${out}-members`);
+  const base = o.name ?? o.recipeName ?? path.basename(out);
+  // Every member validates on the same films, or the ensemble could not be calibrated (ensemble.ts).
+  const splitSeed = o.overrides?.splitSeed ?? o.seeds[0];
+  const members: SeedEnsembleResult['members'] = [];
+  for (const [i, seed] of o.seeds.entries()) {
+    const dir = path.join(membersDir, `${base}-s${seed}`);
+    if (finished(dir)) {
+      log(`member ${i + 1} of ${o.seeds.length} (seed ${seed}) already trained in ${dir}: kept`);
+      members.push({ dir, seed, seconds: 0, trained: false });
+      continue;
+    }
+    log(`member ${i + 1} of ${o.seeds.length}: seed ${seed}, split seed ${splitSeed}, in ${dir}`);
+    const r = await runTraining({
+      ...o,
+      out: dir,
+      name: `${base}-s${seed}`,
+      overrides: { ...o.overrides, seed, splitSeed },
+      resume: o.resume === true && fs.existsSync(path.join(dir, 'checkpoints', 'last')),
+      gate: i === 0 && o.gate !== false,
+    });
+    members.push({ dir, seed, seconds: r.seconds, trained: true });
+  }
+  const meta = await buildEnsemble({
+    members: members.map((m) => m.dir),
+    outDir: out,
+    name: o.name ?? `${base}-ens${o.seeds.length}`,
+    data: o.data,
+    command: o.command,
+    log,
+  });
+  return { meta, members, seconds: (Date.now() - start) / 1000 };
+}
