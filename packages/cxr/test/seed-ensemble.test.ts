@@ -58,7 +58,7 @@ test('cxr train --seeds: one member per seed on one split, one gate, one ensembl
   const out = path.join(work, 'ens');
   await cli([...TINY, '--out', out, '--seeds', '3', '5', '--name', 'tiny']);
   const membersDir = `${out}-members`;
-  const [m3, m5] = ['tiny-s3', 'tiny-s5'].map((d) => path.join(membersDir, d));
+  const [m3, m5] = ['cxr-s3', 'cxr-s5'].map((d) => path.join(membersDir, d));
   const metas = [m3, m5].map((d) => readMeta(d));
   assert.deepEqual(
     metas.map((m) => m.recipe.seed),

@@ -15,7 +15,7 @@ import { type RunOptions, runTraining } from './run';
 export interface SeedEnsembleOptions extends RunOptions {
   /** One member per seed (initialisation, order and augmentation); at least two, all different. */
   seeds: number[];
-  /** Where the members are trained (default: `<out>-members`); each in `<name>-s<seed>`. */
+  /** Where the members are trained (default: `<out>-members`); each in `<recipe>-s<seed>`. */
   membersDir?: string;
 }
 
@@ -40,7 +40,9 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
     throw new Error(`--out ${o.out} already exists and is not empty: the ensemble needs a new folder`);
   const membersDir = path.resolve(o.membersDir ?? `${out}-members`);
-  const base = o.name ?? o.recipeName ?? path.basename(out);
+  // Members are named after the recipe they run (`<recipe>-s<seed>`, as `cxr experiments shift` names its runs),
+  // the ensemble after --name.
+  const base = o.recipeName ?? o.name ?? path.basename(out);
   // Every member validates on the same films, or the ensemble could not be calibrated (ensemble.ts).
   const splitSeed = o.overrides?.splitSeed ?? o.seeds[0];
   const members: SeedEnsembleResult['members'] = [];
