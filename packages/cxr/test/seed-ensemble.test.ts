@@ -92,6 +92,22 @@ test('cxr train --seeds: one member per seed on one split, one gate, one ensembl
   await cli([...TINY, '--out', again, '--seeds', '3', '5', '--name', 'tiny', '--members-dir', membersDir]);
   assert.equal(fs.statSync(path.join(m5, 'weights.bin')).mtimeMs, before);
   assert.equal(readMeta(again).members.length, 2);
+  // The same members folder with other options: those members are not this recipe's, so nothing is reused.
+  await assert.rejects(
+    cli([
+      ...TINY,
+      '--epochs',
+      '2',
+      '--out',
+      path.join(work, 'other'),
+      '--seeds',
+      '3',
+      '5',
+      '--members-dir',
+      membersDir,
+    ]),
+    /trained with another recipe/,
+  );
 });
 
 test('cxr train --seeds refuses one seed, a repeated seed, --seed beside it and a used --out, before training', {

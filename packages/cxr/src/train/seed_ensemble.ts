@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelMeta } from '../models/metadata';
 import { buildEnsemble } from './ensemble';
-import { type RunOptions, runTraining } from './run';
+import { Recipe } from './recipe';
+import { type RunOptions, resolveRecipe, runTraining } from './run';
 
 export interface SeedEnsembleOptions extends RunOptions {
   /** One member per seed (initialisation, order and augmentation); at least two, all different. */
@@ -49,6 +50,14 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
   for (const [i, seed] of o.seeds.entries()) {
     const dir = path.join(membersDir, `${base}-s${seed}`);
     if (finished(dir)) {
+      // Kept only if it ran this very recipe: a member trained with other options under the same name is not this one.
+      const asked = JSON.stringify(resolveRecipe(o.recipeName, { ...o.overrides, seed, splitSeed }));
+      const ran = JSON.stringify(Recipe.parse(JSON.parse(fs.readFileSync(path.join(dir, 'recipe.json'), 'utf8'))));
+      if (asked !== ran)
+        throw new Error(
+          `${dir} was trained with another recipe than this command asks for (${ran} vs ${asked}): ` +
+            'choose another --members-dir, or remove that member',
+        );
       log(`member ${i + 1} of ${o.seeds.length} (seed ${seed}) already trained in ${dir}: kept`);
       members.push({ dir, seed, seconds: 0, trained: false });
       continue;
