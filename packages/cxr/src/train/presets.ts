@@ -255,8 +255,9 @@ RECIPES['cxr-shift-ema-period-mobilenet'] = {
 };
 
 // The same in 3 epochs instead of 10 (the cosine schedule over 3). In round 8 two of three seeds had their best
-// validation AUC at epoch 3 and the later epochs moved it by about 0.001 at most; a 10-epoch member takes about 15 minutes
-// here, so three of them could not fit the 20-minute budget for the shipped model; three 3-epoch members can.
+// validation AUC at epoch 3 and the later epochs moved it by about 0.001 at most; a 10-epoch member takes about
+// 15 minutes here, so three of them could not fit the 20-minute budget for the shipped model; three
+// 3-epoch members can.
 RECIPES['cxr-shift-ema-period-mobilenet-short'] = {
   title: 'cxr-shift-ema-period-mobilenet in 3 epochs (a member of a 3-seed ensemble trained within 20 minutes)',
   recipe: { ...RECIPES['cxr-shift-ema-period-mobilenet'].recipe, epochs: 3 },
