@@ -9,7 +9,7 @@ import { readRobustnessResult, type RobustnessResult } from '../robustness/metri
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import type { RecipeInput } from '../train/recipe';
-import { runTraining } from '../train/run';
+import { isFinished, runTraining } from '../train/run';
 
 /** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
 export const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
@@ -34,9 +34,8 @@ export interface ExperimentRun {
   log: (line: string) => void;
 }
 
-/** A finished run: training wrote its model and the validation metrics. */
-export const isFinished = (runDir: string) =>
-  fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+// A finished run is train/run.ts's `isFinished`, re-exported for the experiment commands.
+export { isFinished };
 
 export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary> {
   const { runDir, log } = o;

@@ -30,6 +30,10 @@ export interface RunOptions {
   gate?: boolean;
 }
 
+/** A finished run: training wrote its model and the validation metrics (kept by --resume-style reruns). */
+export const isFinished = (runDir: string) =>
+  fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+
 export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
   const base = RECIPES[name ?? DEFAULT_RECIPE];
   if (!base) throw new Error(`unknown recipe '${name}' (known: ${Object.keys(RECIPES).join(', ')})`);

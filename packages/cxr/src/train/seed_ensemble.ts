@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import type { ModelMeta } from '../models/metadata';
 import { buildEnsemble } from './ensemble';
 import { Recipe } from './recipe';
-import { type RunOptions, resolveRecipe, runTraining } from './run';
+import { isFinished, type RunOptions, resolveRecipe, runTraining } from './run';
 
 export interface SeedEnsembleOptions extends RunOptions {
   /** One member per seed (initialisation, order and augmentation); at least two, all different. */
@@ -26,10 +26,6 @@ export interface SeedEnsembleResult {
   /** Wall-clock seconds of the whole command: members, gate and ensemble. */
   seconds: number;
 }
-
-/** A member that a previous run of the command finished: its model and validation metrics are written. */
-const finished = (dir: string) =>
-  fs.existsSync(path.join(dir, 'cxr.json')) && fs.existsSync(path.join(dir, 'metrics', 'val.json'));
 
 export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEnsembleResult> {
   const start = Date.now();
@@ -49,7 +45,7 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
   const members: SeedEnsembleResult['members'] = [];
   for (const [i, seed] of o.seeds.entries()) {
     const dir = path.join(membersDir, `${base}-s${seed}`);
-    if (finished(dir)) {
+    if (isFinished(dir)) {
       // Kept only if it ran this very recipe: a member trained with other options under the same name is not this one.
       const asked = JSON.stringify(resolveRecipe(o.recipeName, { ...o.overrides, seed, splitSeed }));
       const ran = JSON.stringify(Recipe.parse(JSON.parse(fs.readFileSync(path.join(dir, 'recipe.json'), 'utf8'))));
