@@ -38,6 +38,15 @@ void InitGrad(Napi::Env env, Napi::Object exports) {
     }));
   });
 
+  // relu6Grad(dy, x): dy where 0 < x < 6, else 0 (TF's Relu6Grad, and what tfjs-layers' relu6,
+  // minimum(6, relu(x)), differentiates to); NaN in x gives NaN, as reluGrad does.
+  Register(env, exports, "relu6Grad", [](const Napi::CallbackInfo& info) {
+    return Wrap(info.Env(), Zip(T(info[0]), T(info[1]), [](float dy, float x) {
+      float inside = x > 0 && x < 6 ? 1.0f : 0.0f;
+      return dy * (x != x ? x : inside);
+    }));
+  });
+
   // squareGrad(dy, x): dy * 2x in one pass; dy may be a broadcast (the gradient of a mean).
   Register(env, exports, "squareGrad", [](const Napi::CallbackInfo& info) {
     auto& dy = T(info[0]);

@@ -31,6 +31,8 @@ export const SQUARE_GRAD = 'AtenSquareGrad';
 export const BROADCAST_VIEW = 'AtenBroadcastView';
 export const BATCH_NORM_TRAINING = 'AtenBatchNormTraining';
 export const BATCH_NORM_TRAINING_GRAD = 'AtenBatchNormTrainingGrad';
+export const RELU6 = 'AtenRelu6';
+export const RELU6_GRAD = 'AtenRelu6Grad';
 
 /**
  * The parameter length L for which FusedBatchNorm's cyclic reading of its parameters is a
@@ -185,7 +187,19 @@ const batchNormTrainingGrad: GradConfig = {
   },
 };
 
+/**
+ * AtenRelu6 (tfjs-layers' relu6 activation on aten, see ../layers.ts) -> x, in one kernel. Its
+ * gradient is TF's Relu6Grad, zero at x = 6 like tfjs-layers' minimum(6, relu(x)), where
+ * tfjs-core's Relu6 gradient passes dy at x = 6; hence a kernel of its own, not Relu6.
+ */
+const relu6Grad: GradConfig = {
+  kernelName: RELU6,
+  inputsToSave: ['x'],
+  gradFunc: (dy, [x]) => ({ x: () => run(RELU6_GRAD, { dy: dy as Tensor, x }) }),
+};
+
 export function registerGradientOverrides(): void {
   ensureGradientOverrides();
   registerGradient(batchNormTrainingGrad);
+  registerGradient(relu6Grad);
 }

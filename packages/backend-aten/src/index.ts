@@ -29,4 +29,4 @@ registerAllKernels();
 registerBackend(BACKEND_NAME, () => new AtenBackend(), PRIORITY);
 
 export { AtenBackend, BACKEND_NAME, NATIVE_KERNELS };
-export { useFusedBatchNormTraining } from './layers';
+export { useFusedBatchNormTraining, useNativeRelu6 } from './layers';

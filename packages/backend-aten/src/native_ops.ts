@@ -119,6 +119,7 @@ export interface NativeElementwiseOps {
 /** ops_grad.cc: fused gradients. */
 export interface NativeGradOps {
   reluGrad(dy: Handle, x: Handle): Handle;
+  relu6Grad(dy: Handle, x: Handle): Handle;
   squareGrad(dy: Handle, x: Handle): Handle;
   /** x expanded to shape without a copy; x's rank must already match. */
   broadcastView(x: Handle, shape: Shape): Handle;

@@ -28,6 +28,7 @@ const TYPED: Record<keyof Native, true> = {
   addN: true,
   eluGrad: true,
   reluGrad: true,
+  relu6Grad: true,
   squareGrad: true,
   broadcastView: true,
   reduce: true,
