@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { adaptModel, AdaptRefused } from '../src/adapt/adapt';
-import { bnLayers } from '../src/adapt/bn_stats';
+import { bnLayers } from '../src/models/bn_moments';
 import { readSiteFilms } from '../src/adapt/films';
 import { estimatePrior, shiftThreshold } from '../src/adapt/prior';
 import { decodeFile } from '../src/data/decode';

@@ -10,6 +10,7 @@ import { register } from '../src/cli/train';
 import { initEngine } from '../src/engine';
 import { readMeta } from '../src/models/io';
 import { loadOod } from '../src/explain/ood';
+import { loadBnReference } from '../src/models/bn_reference';
 import { Predictor } from '../src/predict/predictor';
 import { CHEST_XRAY, haveData, tempDir } from './ood-fixtures';
 
@@ -77,6 +78,17 @@ test('cxr train --seeds: one member per seed on one split, one gate, one ensembl
   // The ensemble's gate is the first member's, copied byte for byte.
   assert.equal(fs.readFileSync(path.join(out, 'ood.json'), 'utf8'), fs.readFileSync(path.join(m3, 'ood.json'), 'utf8'));
   assert.ok(loadOod(out, path.join(out, meta.members[0])).model, 'the gate fits the copied member');
+  // Every run and the ensemble carry the batch-norm reference `cxr adapt` adapts against, for their weights.
+  for (const [dir, members] of [
+    [m3, [m3]],
+    [out, meta.members.map((d) => path.join(out, d))],
+  ] as const) {
+    const ref = loadBnReference(dir, members);
+    assert.ok(ref.members, `${dir}: ${ref.members === null ? ref.problem : ''}`);
+    assert.equal(ref.members.length, members.length);
+    assert.ok(ref.members[0].size > 0);
+    assert.equal(ref.ref.films.count, metas[0].data.validation?.n);
+  }
   const p = await Predictor.load(out);
   try {
     const film = path.join(CHEST_XRAY, 'val', 'NORMAL', fs.readdirSync(path.join(CHEST_XRAY, 'val', 'NORMAL'))[0]);

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
 import { cardCommand, writeModelCard } from '../models/card';
-import { loadModel, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
+import { loadBnReference } from '../models/bn_reference';
+import { loadModel, memberDirs, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
@@ -31,6 +32,8 @@ export interface AdaptOptions {
   imagesDir: string;
   outDir: string;
   prior?: boolean;
+  /** Plain AdaBN (the site's own statistics) even where the model carries reference statistics. */
+  plain?: boolean;
   minImages?: number;
   batchSize?: number;
   /** Written into the card (the command that made the folder). */
@@ -150,9 +153,21 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   try {
     const n = films.files.length;
     const storage = meta.ensemble?.weights === 'float16' ? 'float16' : 'float32';
+    const reference = o.plain ? null : loadBnReference(o.modelDir, memberDirs(o.modelDir, meta));
+    const relative = reference?.members != null;
+    if (reference && !reference.members) {
+      log(
+        `note: no usable reference statistics (${reference.problem}): plain AdaBN, which moves the scores of a ` +
+          "model trained on augmented films even on a site like its own; 'cxr adapt-reference' writes them",
+      );
+    }
+    log(relative ? "relative AdaBN: the site's films against the model's validation films" : 'plain AdaBN');
     let bnLayers = 0;
     for (const [k, m] of loaded.members.entries()) {
-      const updates = await adaBn(m, films.pixels, n, films.size, { batchSize: o.batchSize });
+      const updates = await adaBn(m, films.pixels, n, films.size, {
+        batchSize: o.batchSize,
+        reference: reference?.members?.[k],
+      });
       bnLayers += updates.length;
       log(`member ${k + 1}/${loaded.members.length}: ${updates.length} batch-norm layers re-estimated on ${n} films`);
       // A half-precision source stays half precision (as its cxr.json and card say), rounded before anything
@@ -163,7 +178,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       throw new AdaptRefused(`${o.modelDir}: the model has no batch-norm layers, so there are no statistics to adapt`);
 
     const adaptation: Adaptation = {
-      method: ['adabn'],
+      method: [relative ? 'adabn-relative' : 'adabn'],
       films: { used: n, rejected: films.rejected.length, unreadable: films.unreadable.length },
       fingerprint: filmsFingerprint(films.sha256),
       date: new Date().toISOString(),
@@ -213,10 +228,10 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     );
 
     let gate: AdaptResult['gate'] = null;
-    const memberDirs = meta.members.length ? meta.members : ['.'];
+    const dirs = meta.members.length ? meta.members : ['.'];
     await writeDirAtomic(o.outDir, async (tmp) => {
-      for (const [k, m] of loaded.members.entries()) await saveLayersModel(m, path.join(tmp, memberDirs[k]), storage);
-      const srcGate = loadOod(o.modelDir, path.join(o.modelDir, memberDirs[0]));
+      for (const [k, m] of loaded.members.entries()) await saveLayersModel(m, path.join(tmp, dirs[k]), storage);
+      const srcGate = loadOod(o.modelDir, path.join(o.modelDir, dirs[0]));
       if (srcGate.model) {
         const g = srcGate.model;
         const r = await recentreGate(
@@ -225,13 +240,15 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
           films.pixels,
           n,
           films.size,
-          weightsDigest(path.join(tmp, memberDirs[0])),
-          o.batchSize,
+          weightsDigest(path.join(tmp, dirs[0])),
+          { batchSize: o.batchSize, recentre: !relative },
         );
         saveOod(tmp, r.gate);
         gate = { meanShift: r.meanShift, flagged: r.flagged };
         log(
-          `OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); ` +
+          (relative
+            ? `OOD gate: the source model's (the site's mean feature is ${r.meanShift.toFixed(2)} from its mean); `
+            : `OOD gate: mean refitted on the site's films (moved by ${r.meanShift.toFixed(2)}); `) +
             `${r.flagged} of ${n} films above its threshold now`,
         );
       } else if (fs.existsSync(path.join(o.modelDir, OOD_FILE))) {

@@ -1,100 +1,26 @@
 // AdaBN (Li et al. 2016, "Revisiting batch normalization for practical domain adaptation"): the
-// moving mean and variance of every batch-norm layer are replaced by the statistics of that
-// layer's input over all of a new site's images. Exact pooled statistics, not momentum updates:
-// each layer's input is computed in inference mode with every earlier batch-norm layer already
-// adapted (a layer's input depends on the layers before it), so layers are done in waves: a wave
-// is every layer whose upstream batch-norm layers are all done, one forward pass per batch of
-// images for the whole wave. Per batch and channel the mean and the sum of squared deviations
-// are combined in float64 (Chan et al.'s pairwise update), so no E[x²] − E[x]² cancellation.
+// moving mean and variance of every batch-norm layer re-estimated from a new site's images.
+// Each layer's input is computed in inference mode with every earlier batch-norm layer already
+// adapted (a layer's input depends on the layers before it), so layers are done in waves (one
+// forward pass per batch of images for the whole wave), with exact pooled statistics, not
+// momentum updates.
+//
+// Plain AdaBN sets the statistics to the site's. That assumes the moving statistics describe
+// clean films as the network sees them in inference mode, which is not so for a network trained
+// in training mode on heavily augmented batches: the shipped model, adapted on its own (unshifted)
+// validation films, loses six points of sensitivity and its calibration (ECE 0.02 -> 0.10). With
+// a reference (models/bn_reference.ts: the same statistics measured on the model's validation
+// films), adaptation is relative: a channel whose site input is a·x + b of the reference's gets
+// the moving statistics that undo a and b, so a site like the reference leaves the model as it was.
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import { toInput } from '../models/infer';
-
-type Layer = tfl.layers.Layer;
-
-interface BnConfig {
-  axis?: number | number[];
-}
-
-/** The batch-norm layers of a model in forward (topological) order; nested models are refused. */
-export function bnLayers(model: tfl.LayersModel): Layer[] {
-  for (const l of model.layers) {
-    if (l instanceof tfl.LayersModel && l.layers.some((x) => x.getClassName() === 'BatchNormalization')) {
-      throw new Error(`model '${model.name}': batch norm inside the nested model '${l.name}' is not supported`);
-    }
-  }
-  return model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
-}
-
-/** Batch-norm layers upstream of `layer` (through any path), by name. */
-function upstreamBn(layer: Layer, memo: Map<string, Set<string>>): Set<string> {
-  const known = memo.get(layer.name);
-  if (known) return known;
-  const out = new Set<string>();
-  memo.set(layer.name, out);
-  for (const node of layer.inboundNodes.slice(0, 1)) {
-    for (const src of node.inboundLayers) {
-      if (src.getClassName() === 'BatchNormalization') out.add(src.name);
-      for (const n of upstreamBn(src, memo)) out.add(n);
-    }
-  }
-  return out;
-}
-
-/** Layers grouped so that every layer's upstream batch-norm layers are in earlier groups. */
-export function bnWaves(layers: Layer[]): Layer[][] {
-  const memo = new Map<string, Set<string>>();
-  const done = new Set<string>();
-  const waves: Layer[][] = [];
-  let left = layers;
-  while (left.length) {
-    const wave = left.filter((l) => [...upstreamBn(l, memo)].every((n) => done.has(n)));
-    if (wave.length === 0) throw new Error('batch-norm layers form a cycle (not a feed-forward model)');
-    waves.push(wave);
-    for (const l of wave) done.add(l.name);
-    left = left.filter((l) => !done.has(l.name));
-  }
-  return waves;
-}
-
-/** Running per-channel statistics: count, mean and sum of squared deviations (M2). */
-export class PooledMoments {
-  n = 0;
-  readonly mean: Float64Array;
-  readonly m2: Float64Array;
-
-  constructor(channels: number) {
-    this.mean = new Float64Array(channels);
-    this.m2 = new Float64Array(channels);
-  }
-
-  /** Adds a group of nb values per channel with the given means and (population) variances. */
-  add(nb: number, mean: ArrayLike<number>, variance: ArrayLike<number>): void {
-    if (nb <= 0) return;
-    const n = this.n + nb;
-    for (let c = 0; c < this.mean.length; c++) {
-      const delta = mean[c] - this.mean[c];
-      this.mean[c] += (delta * nb) / n;
-      this.m2[c] += variance[c] * nb + (delta * delta * this.n * nb) / n;
-    }
-    this.n = n;
-  }
-
-  /** Population variance (divided by n): the variance of all values pooled. */
-  variance(): Float64Array {
-    return this.m2.map((v) => (this.n > 0 ? v / this.n : 0));
-  }
-}
-
-function channelAxis(layer: Layer, rank: number): number {
-  const cfg = layer.getConfig() as BnConfig;
-  const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis ?? -1];
-  if (axis.length !== 1) throw new Error(`batch norm '${layer.name}' normalises over several axes: not supported`);
-  return axis[0] < 0 ? rank + axis[0] : axis[0];
-}
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { bnLayers, bnWaves, layerInputMoments, type PooledMoments } from '../models/bn_moments';
+import type { BnStats } from '../models/bn_reference';
 
 export interface AdaBnOptions {
   batchSize?: number;
+  /** Reference statistics of the model's own validation films, by layer name: relative adaptation. */
+  reference?: Map<string, BnStats>;
   /** Called after each wave with the layers done so far and the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -107,8 +33,35 @@ export interface BnUpdate {
 }
 
 /**
- * Sets the moving mean and variance of every batch-norm layer of `model` to the pooled statistics
- * of its input over the n images in `pixels` (size × size gray each), in inference mode.
+ * Moving statistics that make a site input with these moments normalise as the reference's input
+ * did under the source statistics (mean, variance): per channel, with s the ratio of the site's to
+ * the reference's standard deviation (epsilon included, as the layer divides by sqrt(var + eps)),
+ * std' = std · s and mean' = site mean + (mean − reference mean) · s.
+ */
+export function relativeStats(
+  source: { mean: ArrayLike<number>; variance: ArrayLike<number> },
+  reference: BnStats,
+  site: PooledMoments,
+  epsilon: number,
+): { mean: Float32Array; variance: Float32Array } {
+  const c = source.mean.length;
+  if (reference.mean.length !== c || site.mean.length !== c)
+    throw new Error(`reference statistics for ${reference.mean.length} channels, the layer has ${c}`);
+  const siteVar = site.variance();
+  const mean = new Float32Array(c);
+  const variance = new Float32Array(c);
+  for (let k = 0; k < c; k++) {
+    const s = Math.sqrt((siteVar[k] + epsilon) / (reference.variance[k] + epsilon));
+    mean[k] = site.mean[k] + (source.mean[k] - reference.mean[k]) * s;
+    variance[k] = Math.max(0, (source.variance[k] + epsilon) * s * s - epsilon);
+  }
+  return { mean, variance };
+}
+
+/**
+ * Sets the moving mean and variance of every batch-norm layer of `model` from the pooled
+ * statistics of its input over the n images in `pixels` (size × size gray each): the site's own
+ * (plain AdaBN), or relative to `opts.reference` when given (which must cover every layer).
  */
 export async function adaBn(
   model: tfl.LayersModel,
@@ -119,41 +72,24 @@ export async function adaBn(
 ): Promise<BnUpdate[]> {
   const layers = bnLayers(model);
   if (n < 2) throw new Error(`batch-norm statistics need at least 2 images, got ${n}`);
-  const bs = opts.batchSize ?? 32;
-  const per = size * size;
+  const missing = opts.reference && layers.find((l) => !opts.reference?.has(l.name));
+  if (missing) throw new Error(`no reference statistics for batch-norm layer '${missing.name}'`);
   const updates: BnUpdate[] = [];
   for (const wave of bnWaves(layers)) {
-    const inputs = wave.map((l) => l.getInputAt(0) as tfl.SymbolicTensor);
-    // A sub-model sharing the model's layers (and so its weights) up to this wave's inputs.
-    const probe = tfl.model({ inputs: model.inputs, outputs: inputs });
-    const axes = inputs.map((t, i) => channelAxis(wave[i], t.shape.length));
-    const acc = inputs.map((t, i) => new PooledMoments(t.shape[axes[i]] ?? 0));
-    for (let i = 0; i < n; i += bs) {
-      const m = Math.min(bs, n - i);
-      const stats = tf.tidy(() => {
-        const x = toInput(pixels.subarray(i * per, (i + m) * per), m, size);
-        const out = probe.predict(x);
-        const outs = Array.isArray(out) ? out : [out];
-        return outs.map((t, k) => {
-          const rank = t.shape.length;
-          const reduce = Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axes[k]);
-          const { mean, variance } = tf.moments(t, reduce);
-          return { mean, variance, count: reduce.reduce((p, a) => p * t.shape[a], 1) };
-        });
-      });
-      stats.forEach((s, k) => {
-        acc[k].add(s.count, s.mean.dataSync(), s.variance.dataSync());
-        s.mean.dispose();
-        s.variance.dispose();
-      });
-      await new Promise((r) => setImmediate(r));
-    }
+    const acc = await layerInputMoments(model, wave, pixels, n, size, opts.batchSize ?? 32);
     wave.forEach((layer, k) => {
       const w = layer.getWeights();
-      const [mean, variance] = [
-        tf.tensor(Float32Array.from(acc[k].mean), w[w.length - 2].shape),
-        tf.tensor(Float32Array.from(acc[k].variance()), w[w.length - 1].shape),
-      ];
+      const [movingMean, movingVariance] = w.slice(-2);
+      const stats = opts.reference
+        ? relativeStats(
+            { mean: movingMean.dataSync(), variance: movingVariance.dataSync() },
+            opts.reference.get(layer.name) as BnStats,
+            acc[k],
+            (layer.getConfig() as { epsilon?: number }).epsilon ?? 1e-3,
+          )
+        : { mean: Float32Array.from(acc[k].mean), variance: Float32Array.from(acc[k].variance()) };
+      const mean = tf.tensor(stats.mean, movingMean.shape);
+      const variance = tf.tensor(stats.variance, movingVariance.shape);
       layer.setWeights([...w.slice(0, -2), mean, variance]);
       tf.dispose([mean, variance]);
       updates.push({ layer: layer.name, channels: acc[k].mean.length, count: acc[k].n });

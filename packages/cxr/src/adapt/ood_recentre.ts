@@ -1,8 +1,9 @@
 // The OOD gate of an adapted model. Its covariance and threshold describe how chest films vary
-// and were fitted on the training split; only its mean moves: adaptation changes the features
-// (batch norm now centres the site's films), so the mean becomes the mean feature vector of the
-// site's films under the adapted model. Re-fitting the covariance from one site's films (often
-// fewer than feature dimensions, one class mix) would make the gate narrower, not better.
+// and were fitted on the training split. After plain AdaBN only its mean moves: batch norm now
+// centres the site's films, so the mean becomes the mean feature vector of the site's films under
+// the adapted model. After relative AdaBN the gate stays as it was: films like the validation
+// films keep their features. Re-fitting the covariance from one site's films (often fewer than
+// feature dimensions, one class mix) would make the gate narrower, not better.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { features, splitModel } from '../explain/model_parts';
@@ -17,7 +18,10 @@ export interface RecentredGate {
   flagged: number;
 }
 
-/** Mean feature vector of the films, then the gate with that mean; `weightsSha256` of the new member. */
+/**
+ * Mean feature vector of the films, then the gate with that mean (or, with `recentre: false`, the
+ * same gate), for the new member's weights (`weightsSha256`), and the films it flags.
+ */
 export async function recentreGate(
   old: OodModel,
   member: LayersModel,
@@ -25,8 +29,9 @@ export async function recentreGate(
   n: number,
   size: number,
   weightsSha256: string,
-  batchSize = 32,
+  opts: { batchSize?: number; recentre?: boolean } = {},
 ): Promise<RecentredGate> {
+  const batchSize = opts.batchSize ?? 32;
   const parts = splitModel(member);
   if (parts.featureDim !== old.dim) throw new Error(`ood.json has ${old.dim} features, the model ${parts.featureDim}`);
   const d = parts.featureDim;
@@ -44,13 +49,16 @@ export async function recentreGate(
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += all[i * d + j] / n;
   // Class means (cxr-ood/2) move with the overall mean: the same shift, their spacing kept.
   const shift = Array.from(mean, (m, j) => m - old.mean[j]);
-  const gate: OodModel = {
-    ...old,
-    mean: Array.from(mean),
-    classMeans: old.classMeans?.map((c) => c.map((v, j) => v + shift[j])),
-    weightsSha256,
-    fitted: { ...old.fitted, meanRefittedOn: { siteFilms: n, at: new Date().toISOString() } },
-  };
+  const gate: OodModel =
+    opts.recentre === false
+      ? { ...old, weightsSha256 }
+      : {
+          ...old,
+          mean: Array.from(mean),
+          classMeans: old.classMeans?.map((c) => c.map((v, j) => v + shift[j])),
+          weightsSha256,
+          fitted: { ...old.fitted, meanRefittedOn: { siteFilms: n, at: new Date().toISOString() } },
+        };
   let flagged = 0;
   for (let i = 0; i < n; i++) if (oodScore(gate, all.subarray(i * d, (i + 1) * d)) > gate.threshold) flagged++;
   return { gate, meanShift: mahalanobis(old, mean), flagged };

@@ -1,9 +1,12 @@
-// `cxr adapt --model DIR --images DIR --out DIR [--prior] [--min-images N] [--json]`: a model
-// adapted to a new site from that site's unlabeled films (docs/site-adaptation.md).
+// `cxr adapt --model DIR --images DIR --out DIR [--prior] [--plain] [--min-images N] [--json]`: a
+// model adapted to a new site from that site's unlabeled films (docs/site-adaptation.md), and
+// `cxr adapt-reference --model DIR [--data DIR]`, which writes the reference statistics it adapts against.
 import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
 import { initEngine } from '../engine';
+import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
+import { recordedDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 
 function minImagesArg(v: string): number {
@@ -26,6 +29,10 @@ export function register(program: Command): void {
     )
     .requiredOption('--out <dir>', 'new folder for the adapted model (must not exist or be empty)')
     .option('--prior', 're-estimate the share of pneumonia films on the site (EM) and move the thresholds accordingly')
+    .option(
+      '--plain',
+      "plain AdaBN: the site's own statistics, even where the model has reference statistics (bn-reference.json)",
+    )
     .option('--min-images <n>', 'fewest usable films to adapt on', minImagesArg, DEFAULT_MIN_IMAGES)
     .option('--json', 'print one JSON object (the adaptation record)')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
@@ -38,6 +45,7 @@ export function register(program: Command): void {
         imagesDir: o.images,
         outDir: o.out,
         prior: !!o.prior,
+        plain: !!o.plain,
         minImages: o.minImages,
         command,
         log,
@@ -61,5 +69,29 @@ export function register(program: Command): void {
             `${r.adaptation.bnLayers} batch-norm layers; thresholds ${ops}\n`,
         );
       }
+    });
+
+  program
+    .command('adapt-reference')
+    .description(
+      `write ${BN_REFERENCE_FILE} into a model folder: the batch-norm input statistics of its own validation ` +
+        "films, which 'cxr adapt' adapts against (training and 'cxr ensemble' write it already)",
+    )
+    .option('--model <dir>', 'model folder (default: the shipped model)')
+    .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      const dir = path.resolve(o.model ?? defaultModelDir());
+      const root = o.data ?? recordedDataRoot(dir);
+      if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+      await initEngine(o.threads);
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const ref = await writeBnReferenceFromData(dir, root, { cacheDir: o.cache, log });
+      const layers = ref.members.reduce((k, m) => k + Object.keys(m.layers).length, 0);
+      process.stdout.write(
+        `${path.join(dir, BN_REFERENCE_FILE)} written: ${layers} batch-norm layers in ${ref.members.length} ` +
+          `member(s), from ${ref.films.count} films of the ${ref.films.source}\n`,
+      );
     });
 }

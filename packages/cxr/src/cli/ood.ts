@@ -8,7 +8,7 @@ import { initEngine } from '../engine';
 import { fitLayout, renderLayoutModule } from '../explain/film_layout_fit';
 import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
 import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
-import { readMeta } from '../models/io';
+import { recordedDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
@@ -138,13 +138,4 @@ export function register(program: Command): void {
         p.dispose();
       }
     });
-}
-
-/**
- * The data root recorded at training time, if it still exists (relative roots were relative to the
- * working directory).
- */
-function recordedDataRoot(dir: string): string | undefined {
-  const root = readMeta(dir).data.root;
-  return typeof root === 'string' && fs.existsSync(root) ? root : undefined;
 }

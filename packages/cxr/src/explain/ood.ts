@@ -10,7 +10,6 @@
 //  - simple image checks that need no fitting: blank images, noise, inverted grayscale (lungs
 //    brighter than the mediastinum), saturated colour, and DICOM headers that say lateral/other
 //    body part or a modality that is not radiography.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
@@ -20,6 +19,8 @@ import { type GaussianFit, OodModel } from './ood_model';
 export const OOD_FILE = 'ood.json';
 // The gate's parameters, score and image checks live in bundle-safe modules (the page uses them).
 export { type GaussianFit, mahalanobis, OOD_FORMAT, OodModel, oodDecision, oodScore } from './ood_model';
+export { weightsDigest } from '../models/io';
+import { weightsDigest } from '../models/io';
 export { type ImageCheck, imageChecks, type ImageFacts, saturatedFraction } from './image_checks';
 
 /**
@@ -83,13 +84,6 @@ export function scoreSummary(scores: ArrayLike<number>): Record<string, number> 
     p99: percentile(scores, 99),
     max: percentile(scores, 100),
   };
-}
-
-/** Digest of the files that determine a member's features. */
-export function weightsDigest(memberDir: string): string {
-  const h = crypto.createHash('sha256');
-  for (const f of ['model.json', 'weights.bin']) h.update(fs.readFileSync(path.join(memberDir, f)));
-  return h.digest('hex');
 }
 
 export function saveOod(modelDir: string, model: OodModel): void {

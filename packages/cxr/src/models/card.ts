@@ -135,12 +135,15 @@ function adaptationSection(meta: ModelMeta): string {
       `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
       'Their sensitivity and specificity on the site are unknown.\n'
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
+  const relative = a.method.includes('adabn-relative');
   return [
     '## Adapted to a site',
     `This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) ` +
       `adapted on ${a.date} to one site's **unlabeled** films`,
     `(${a.method.join(' + ')}): the moving mean and variance of its ${a.bnLayers} batch-norm layers ` +
-      `were re-estimated on ${a.films.used} of the site's films`,
+      (relative
+        ? `were moved by how ${a.films.used} of the site's films differ from the model's validation films`
+        : `were re-estimated on ${a.films.used} of the site's films`),
     `(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ` +
       `${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).`,
     'No weight was trained and no label was used.',
@@ -148,8 +151,11 @@ function adaptationSection(meta: ModelMeta): string {
       "- The validation figures below are the **source model's, measured before adaptation**; " +
       'the adapted model has not been validated on labelled',
     '  films of this site. Check it on a labelled local sample with `cxr evaluate` before relying on it.',
-    "- The OOD gate's covariance and threshold were fitted on the training split before adaptation; " +
-      "its mean was refitted on the site's films.",
+    relative
+      ? "- The OOD gate is the source model's (fitted on the training split): relative adaptation keeps the " +
+        'features of films like the validation films where they were.'
+      : "- The OOD gate's covariance and threshold were fitted on the training split before adaptation; " +
+        "its mean was refitted on the site's films.",
     "- Use it only for films from the site it was adapted to; keep the source model's folder to undo.",
     '',
     '',

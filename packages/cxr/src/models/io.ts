@@ -57,6 +57,13 @@ export function fileLoader(dir: string): tf.io.IOHandler {
   };
 }
 
+/** sha256 of a member's model.json and weights.bin: what a gate or reference statistics were measured for. */
+export function weightsDigest(memberDir: string): string {
+  const h = crypto.createHash('sha256');
+  for (const f of [MODEL_JSON, WEIGHTS_BIN]) h.update(fs.readFileSync(path.join(memberDir, f)));
+  return h.digest('hex');
+}
+
 /** sha256 over model.json and weights of a folder: the model's identity in audit logs. */
 export function modelDigest(dir: string): string {
   const h = crypto.createHash('sha256');
@@ -132,7 +139,7 @@ export interface LoadedModel {
   sha256: string;
 }
 
-function memberDirs(dir: string, meta: ModelMeta): string[] {
+export function memberDirs(dir: string, meta: ModelMeta): string[] {
   return meta.members.length ? meta.members.map((m) => path.join(dir, m)) : [dir];
 }
 
@@ -153,4 +160,13 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   const members = [];
   for (const d of memberDirs(dir, meta)) members.push(await tfl.loadLayersModel(fileLoader(d)));
   return { dir, meta, members, sha256 };
+}
+
+/**
+ * The data root recorded at training time, if it still exists (relative roots were relative to the
+ * working directory).
+ */
+export function recordedDataRoot(dir: string): string | undefined {
+  const root = readMeta(dir).data.root;
+  return typeof root === 'string' && fs.existsSync(root) ? root : undefined;
 }

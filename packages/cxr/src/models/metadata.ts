@@ -20,8 +20,12 @@ export const OperatingPoint = z.object({
 
 /** Where a model came from when it was adapted to a site's unlabeled films (`cxr adapt`). */
 export const Adaptation = z.looseObject({
-  /** 'adabn': batch-norm statistics re-estimated on the site's films; 'prior-em': class prior re-estimated too. */
-  method: z.array(z.enum(['adabn', 'prior-em'])).min(1),
+  /**
+   * 'adabn-relative': batch-norm statistics moved by how the site's films differ from the model's
+   * validation films (bn-reference.json); 'adabn': set to the site's own; 'prior-em': class prior
+   * re-estimated too.
+   */
+  method: z.array(z.enum(['adabn', 'adabn-relative', 'prior-em'])).min(1),
   films: z.object({
     used: z.number().int().nonnegative(),
     /** Flagged by the OOD gate or the image checks, left out. */

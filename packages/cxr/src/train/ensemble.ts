@@ -8,11 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod } from '../explain/ood';
 import { fitOodFromSets } from '../explain/ood_fit';
+import { bnLayers } from '../models/bn_moments';
 import { writeModelCard } from '../models/card';
 import { loadModel, type LoadedModel, saveLayersModel, type WeightStorage, writeDirAtomic } from '../models/io';
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
+import { writeValidationReference } from './finish';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 
 export interface EnsembleOptions {
@@ -230,6 +232,19 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         );
       }
       fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
+      if (members.some((m) => bnLayers(m).length > 0)) {
+        log(
+          `measuring the members' batch-norm inputs on the ${val.labels.length} validation films (bn-reference.json)`,
+        );
+        await writeValidationReference({
+          model: members[0],
+          members,
+          dirs: dirs.map((d) => path.join(tmp, d)),
+          val,
+          outDir: tmp,
+          dataInfo: info,
+        });
+      }
       writeModelCard(tmp, meta, o.command);
       writeValidationFiles(tmp, root, val.files, c);
     });

@@ -1,8 +1,10 @@
 // The end of every classifier run: calibration (temperature) and operating points on the
 // validation split, then a cxr model folder (model.json + weights.bin + cxr.json), its model card,
-// and the validation predictions and metrics.
+// the validation predictions and metrics, and the batch-norm reference statistics `cxr adapt` uses.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { count, type ImageSet } from '../data/images';
+import { bnLayers } from '../models/bn_moments';
+import { writeBnReference } from '../models/bn_reference';
 import { writeModelCard } from '../models/card';
 import { saveModel } from '../models/io';
 import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
@@ -72,10 +74,26 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   await saveModel(o.model, o.outDir, meta);
   writeModelCard(o.outDir, meta, o.command);
   writeValidationFiles(o.outDir, o.dataInfo.root, o.val.files, cal);
+  if (bnLayers(o.model).length > 0) await writeValidationReference(o);
   o.log(
     `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
       `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
       `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`,
   );
   return { meta, calibration: cal };
+}
+
+/** bn-reference.json: the batch-norm inputs on the validation films, for relative adaptation. */
+export async function writeValidationReference(
+  o: Pick<FinishInput, 'model' | 'val' | 'outDir' | 'dataInfo'> & { members?: tfl.LayersModel[]; dirs?: string[] },
+): Promise<void> {
+  const split = typeof o.dataInfo.splitSeed === 'number' ? ` (split seed ${o.dataInfo.splitSeed})` : '';
+  const fingerprint = typeof o.dataInfo.fingerprint === 'string' ? o.dataInfo.fingerprint : undefined;
+  await writeBnReference(o.outDir, o.members ?? [o.model], o.dirs ?? [o.outDir], {
+    pixels: o.val.pixels,
+    n: o.val.labels.length,
+    size: o.val.size,
+    source: `validation split${split}`,
+    fingerprint,
+  });
 }

@@ -1,0 +1,147 @@
+// Relative adaptation (`cxr adapt` with bn-reference.json). The source is a seeded cxrnet whose
+// moving statistics do not describe the films (as for a network trained on augmented batches);
+// its reference statistics are measured on site A's films, as training measures them on the
+// validation films. Site B is site A under an acquisition-like shift (adapt-fixtures.ts).
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { adaptModel } from '../src/adapt/adapt';
+import { readSiteFilms } from '../src/adapt/films';
+import { BN_REFERENCE_FILE, loadBnReference, writeBnReference } from '../src/models/bn_reference';
+import { loadModel, readMeta } from '../src/models/io';
+import { Predictor } from '../src/predict/predictor';
+import { makeSites, type Sites } from './adapt-fixtures';
+import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+
+const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const skip = !haveData && 'no shared/data';
+let work: string;
+let sites: Sites;
+let source: string;
+
+before(async () => {
+  if (!haveData) return;
+  work = tempDir('adapt-relative');
+  sites = await makeSites(path.join(work, 'sites'), 30);
+  source = await makeSeededModel(path.join(work, 'source'), { inputSize: 64 });
+  const p = await Predictor.load(source, { warmUp: false });
+  const films = await readSiteFilms(p, sites.a);
+  p.dispose();
+  const loaded = await loadModel(source);
+  await writeBnReference(source, loaded.members, [source], {
+    pixels: films.pixels,
+    n: films.files.length,
+    size: films.size,
+    source: 'site A',
+  });
+  loaded.members[0].dispose();
+});
+
+after(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Logits of every film (or one class's) of a site folder under a model. */
+async function logitsOf(modelDir: string, dir: string, cls = ''): Promise<number[]> {
+  const p = await Predictor.load(modelDir, { warmUp: false });
+  try {
+    const out: number[] = [];
+    for (const f of sites.films.filter((n) => n.startsWith(cls)))
+      out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
+    return out;
+  } finally {
+    p.dispose();
+  }
+}
+
+const meanAbsDiff = (x: number[], y: number[]) => x.reduce((s, v, i) => s + Math.abs(v - y[i]), 0) / x.length;
+
+test('on films like the reference ones, relative adaptation leaves the model as it was; plain AdaBN does not', {
+  skip,
+}, async () => {
+  const lines: string[] = [];
+  const rel = path.join(work, 'rel-a');
+  const r = await adaptModel({
+    modelDir: source,
+    imagesDir: sites.a,
+    outDir: rel,
+    minImages: 20,
+    log: (l) => lines.push(l),
+  });
+  assert.deepEqual(r.adaptation.method, ['adabn-relative']);
+  assert.ok(
+    lines.some((l) => /relative AdaBN/.test(l)),
+    lines.join('\n'),
+  );
+  const plain = path.join(work, 'plain-a');
+  const q = await adaptModel({ modelDir: source, imagesDir: sites.a, outDir: plain, minImages: 20, plain: true });
+  assert.deepEqual(q.adaptation.method, ['adabn']);
+
+  const src = await logitsOf(source, sites.a);
+  const relLogits = await logitsOf(rel, sites.a);
+  relLogits.forEach((v, i) => assert.ok(Math.abs(v - src[i]) <= 1e-3 * (1 + Math.abs(src[i])), `${v} vs ${src[i]}`));
+  const moved = meanAbsDiff(await logitsOf(plain, sites.a), src);
+  assert.ok(moved > 0.05, `plain AdaBN barely moved the logits (${moved})`);
+
+  const card = fs.readFileSync(path.join(rel, 'MODEL_CARD.md'), 'utf8');
+  assert.match(card, /adabn-relative/);
+  assert.match(card, /differ from the model's validation films/);
+  // The adapted folder carries no reference of its own (adapt again from the source).
+  assert.ok(!fs.existsSync(path.join(rel, BN_REFERENCE_FILE)));
+});
+
+test('on shifted films, relative adaptation brings NORMAL scores back toward the unshifted ones', {
+  skip,
+}, async () => {
+  const out = path.join(work, 'rel-b');
+  await adaptModel({ modelDir: source, imagesDir: sites.b, outDir: out, minImages: 20 });
+  const reference = await logitsOf(source, sites.a, 'NORMAL');
+  const shifted = meanAbsDiff(await logitsOf(source, sites.b, 'NORMAL'), reference);
+  const adapted = meanAbsDiff(await logitsOf(out, sites.b, 'NORMAL'), reference);
+  assert.ok(shifted > 0.05, `the shift barely changes the source model's scores (${shifted})`);
+  assert.ok(adapted < 0.5 * shifted, `mean |Δlogit| ${adapted.toFixed(3)} adapted vs ${shifted.toFixed(3)} unadapted`);
+});
+
+test('a reference measured for other weights is not used: plain AdaBN, with a note', { skip }, async () => {
+  const copy = path.join(work, 'stale');
+  fs.cpSync(source, copy, { recursive: true });
+  const file = path.join(copy, BN_REFERENCE_FILE);
+  const ref = JSON.parse(fs.readFileSync(file, 'utf8'));
+  ref.members[0].weightsSha256 = '0'.repeat(64);
+  fs.writeFileSync(file, JSON.stringify(ref));
+  const problem = loadBnReference(copy, [copy]);
+  assert.ok(problem.members === null && /other weights/.test(problem.problem));
+  const lines: string[] = [];
+  const r = await adaptModel({
+    modelDir: copy,
+    imagesDir: sites.a,
+    outDir: path.join(work, 'stale-out'),
+    minImages: 20,
+    log: (l) => lines.push(l),
+  });
+  assert.deepEqual(r.adaptation.method, ['adabn']);
+  assert.ok(
+    lines.some((l) => /no usable reference statistics .*other weights/.test(l)),
+    lines.join('\n'),
+  );
+});
+
+test("cxr adapt-reference writes the reference from the model's own validation split", { skip }, async () => {
+  const dir = await makeSeededModel(path.join(work, 'cli-model'), { inputSize: 64 });
+  const run = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir, '--data', CHEST_XRAY], {
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /13 batch-norm layers in 1 member\(s\), from \d+ films of the validation split/);
+  const loaded = loadBnReference(dir, [dir]);
+  assert.ok(loaded.members, 'the written reference loads and matches the weights');
+  // The split cxr.json records (limit 60 per class, a quarter for validation): 30 films.
+  assert.equal(loaded.ref.films.count, 30);
+  assert.equal(loaded.members[0].size, 13);
+  assert.equal(readMeta(dir).name, 'seeded-test');
+  const bad = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /records no data folder: pass --data/);
+});
