@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { Predictor } from '../src/predict/predictor';
 import { CHEST_XRAY } from './ood-fixtures';
 
 export interface Sites {
@@ -51,4 +52,17 @@ export async function makeSites(root: string, perClass: number): Promise<Sites> 
     }
   }
   return { a: path.join(root, 'a'), b: path.join(root, 'b'), films };
+}
+
+/** A model's logits for the films of a site folder whose names start with `prefix` (a class), in film order. */
+export async function siteLogits(modelDir: string, dir: string, sites: Sites, prefix = ''): Promise<number[]> {
+  const p = await Predictor.load(modelDir, { warmUp: false });
+  try {
+    const out: number[] = [];
+    for (const f of sites.films.filter((n) => n.startsWith(prefix)))
+      out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
+    return out;
+  } finally {
+    p.dispose();
+  }
 }

@@ -8,11 +8,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
+import { adaptShiftMarkdown, adaptShiftTable } from '../src/experiments/adapt_shift';
 import { readSiteFilms } from '../src/adapt/films';
 import { BN_REFERENCE_FILE, loadBnReference, writeBnReference } from '../src/models/bn_reference';
 import { loadModel, readMeta } from '../src/models/io';
 import { Predictor } from '../src/predict/predictor';
-import { makeSites, type Sites } from './adapt-fixtures';
+import { makeSites, type Sites, siteLogits } from './adapt-fixtures';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -43,18 +44,7 @@ after(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** Logits of every film (or one class's) of a site folder under a model. */
-async function logitsOf(modelDir: string, dir: string, cls = ''): Promise<number[]> {
-  const p = await Predictor.load(modelDir, { warmUp: false });
-  try {
-    const out: number[] = [];
-    for (const f of sites.films.filter((n) => n.startsWith(cls)))
-      out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
-    return out;
-  } finally {
-    p.dispose();
-  }
-}
+const logitsOf = (modelDir: string, dir: string, cls = '') => siteLogits(modelDir, dir, sites, cls);
 
 const meanAbsDiff = (x: number[], y: number[]) => x.reduce((s, v, i) => s + Math.abs(v - y[i]), 0) / x.length;
 
@@ -144,4 +134,24 @@ test("cxr adapt-reference writes the reference from the model's own validation s
   const bad = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /records no data folder: pass --data/);
+});
+
+test('cxr experiments adapt: on the clean validation films relative adaptation changes nothing, plain does', {
+  skip,
+}, async () => {
+  // The model of the test above, with the reference it wrote.
+  const dir = path.join(work, 'cli-model');
+  const rows = await adaptShiftTable(dir, CHEST_XRAY, { changes: ['none', 'gamma-up@1'] });
+  assert.deepEqual(
+    rows.map((r) => `${r.change} ${r.adaptation}`),
+    ['none none', 'none plain', 'none relative', 'gamma-up none', 'gamma-up plain', 'gamma-up relative'],
+  );
+  const [asIs, plain, relative] = rows;
+  assert.equal(relative.auc, asIs.auc);
+  assert.equal(relative.sensitivity, asIs.sensitivity);
+  assert.equal(relative.specificity, asIs.specificity);
+  assert.ok(Math.abs(relative.meanNormal - asIs.meanNormal) < 1e-4);
+  assert.ok(Math.abs(plain.meanNormal - asIs.meanNormal) > 1e-3, 'plain AdaBN moves the scores');
+  assert.match(adaptShiftMarkdown(rows), /\| gamma-up 1 \| relative \|/);
+  await assert.rejects(adaptShiftTable(dir, CHEST_XRAY, { changes: ['gamma-up'] }), /NAME@STRENGTH/);
 });

@@ -20,7 +20,7 @@ import { fitOodFromSets } from '../src/explain/ood_fit';
 import { loadModel, readMeta } from '../src/models/io';
 import { Predictor } from '../src/predict/predictor';
 import { type ImageSet, subset } from '../src/data/images';
-import { makeSites, type Sites } from './adapt-fixtures';
+import { makeSites, type Sites, siteLogits } from './adapt-fixtures';
 import { haveData, makeSeededModel, tempDir } from './ood-fixtures';
 import { generatedNonXrays } from './ood-images';
 
@@ -74,18 +74,7 @@ after(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** Calibrated logits of the films of one class, in film order. */
-async function logitsOf(modelDir: string, dir: string, cls: string): Promise<number[]> {
-  const p = await Predictor.load(modelDir, { warmUp: false });
-  try {
-    const out: number[] = [];
-    for (const f of sites.films.filter((n) => n.startsWith(cls)))
-      out.push((await p.predict(fs.readFileSync(path.join(dir, f)))).logit);
-    return out;
-  } finally {
-    p.dispose();
-  }
-}
+const logitsOf = (modelDir: string, dir: string, cls = '') => siteLogits(modelDir, dir, sites, cls);
 
 test('every batch-norm layer ends up with the pooled statistics of its input over all site films', {
   skip,

@@ -1,7 +1,11 @@
-// `cxr experiments seed --data ROOT [--quick]`, `cxr experiments shift --data ROOT [--seeds N...]`
+// `cxr experiments seed --data ROOT [--quick]`, `cxr experiments shift --data ROOT [--seeds N...]`,
+// `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--json]`
 import { Command, InvalidArgumentError } from 'commander';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { adaptShiftMarkdown, adaptShiftTable, DEFAULT_ADAPT_CHANGES } from '../experiments/adapt_shift';
+import { defaultModelDir } from '../paths';
 import { DEFAULT_ROBUSTNESS_LIMIT, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
 import {
   QUICK_ROBUSTNESS_LIMIT,
@@ -91,5 +95,31 @@ export function register(program: Command): void {
         quick: !!o.quick,
       });
       process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
+    });
+
+  exp
+    .command('adapt')
+    .description(
+      "site adaptation on the model's own validation films, clean and under catalog changes: the model as it is, " +
+        'after plain AdaBN and after relative AdaBN, each adapted on the films it is scored on (no labels used)',
+    )
+    .option('--model <dir>', 'model folder with bn-reference.json (default: the shipped model)')
+    .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (the model trained on it)')
+    .option('--changes <specs...>', `NAME@STRENGTH or none (default: ${DEFAULT_ADAPT_CHANGES.join(' ')})`)
+    .option('--out <file>', 'also write the Markdown table to this file')
+    .option('--json', 'print the rows as one JSON object')
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      const model = path.resolve(o.model ?? defaultModelDir());
+      const rows = await adaptShiftTable(model, o.data, {
+        changes: o.changes,
+        cacheDir: o.cache,
+        log: (l) => process.stderr.write(`${l}\n`),
+      });
+      const table = adaptShiftMarkdown(rows);
+      if (o.out) fs.writeFileSync(o.out, `${table}\n`);
+      process.stdout.write(o.json ? `${JSON.stringify({ model, rows })}\n` : `${table}\n`);
     });
 }
