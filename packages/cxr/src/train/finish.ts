@@ -74,7 +74,12 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   await saveModel(o.model, o.outDir, meta);
   writeModelCard(o.outDir, meta, o.command);
   writeValidationFiles(o.outDir, o.dataInfo.root, o.val.files, cal);
-  if (bnLayers(o.model).length > 0) await writeValidationReference(o);
+  // An extra for site adaptation: a model it cannot be measured for is still a finished run.
+  try {
+    if (bnLayers(o.model).length > 0) await writeValidationReference(o);
+  } catch (e) {
+    o.log(`note: no bn-reference.json (${(e as Error).message}); 'cxr adapt' will use plain AdaBN`);
+  }
   o.log(
     `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
       `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
