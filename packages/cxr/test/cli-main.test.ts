@@ -19,6 +19,7 @@ test('cxr registers all its commands, in help order', () => {
     'ood',
     'robustness',
     'adapt',
+    'adapt-reference',
     'ensemble',
     'serve',
     'history',
