@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
 import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
-import { recordedDataRoot } from '../models/io';
+import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 
 function minImagesArg(v: string): number {
@@ -82,9 +82,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
-      const dir = path.resolve(o.model ?? defaultModelDir());
-      const root = o.data ?? recordedDataRoot(dir);
-      if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const ref = await writeBnReferenceFromData(dir, root, { cacheDir: o.cache, log });

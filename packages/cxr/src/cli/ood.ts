@@ -8,7 +8,7 @@ import { initEngine } from '../engine';
 import { fitLayout, renderLayoutModule } from '../explain/film_layout_fit';
 import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
 import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
-import { recordedDataRoot } from '../models/io';
+import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
@@ -46,9 +46,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
-      const dir = path.resolve(o.model ?? defaultModelDir());
-      const root = o.data ?? recordedDataRoot(dir);
-      if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const fitted = await fitOodFromData(dir, root, {
@@ -100,9 +98,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object instead of the table')
     .option('--check', 'exit code 1 when the bars (false alarms, refusals) are not met')
     .action(async (o) => {
-      const dir = path.resolve(o.model ?? defaultModelDir());
-      const root = o.data ?? recordedDataRoot(dir);
-      if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);
       const report = await evaluateGate(dir, {
         dataRoot: root,

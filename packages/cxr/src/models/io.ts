@@ -170,3 +170,11 @@ export function recordedDataRoot(dir: string): string | undefined {
   const root = readMeta(dir).data.root;
   return typeof root === 'string' && fs.existsSync(root) ? root : undefined;
 }
+
+/** A command's model folder (resolved) and data root (`data`, else the recorded one; required). */
+export function modelAndDataRoot(modelDir: string, data?: string): { dir: string; root: string } {
+  const dir = path.resolve(modelDir);
+  const root = data ?? recordedDataRoot(dir);
+  if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+  return { dir, root };
+}
