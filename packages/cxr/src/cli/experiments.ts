@@ -1,10 +1,12 @@
 // `cxr experiments seed --data ROOT [--quick]`, `cxr experiments shift --data ROOT [--seeds N...]`,
-// `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--json]`
+// `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--json]`,
+// `cxr experiments heatmap --model DIR --data ROOT [--layers L...] [--json]`
 import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { adaptShiftMarkdown, adaptShiftTable, DEFAULT_ADAPT_CHANGES } from '../experiments/adapt_shift';
+import { DEFAULT_HEATMAP_FILMS, heatmapMarkdown, heatmapTable } from '../experiments/heatmap';
 import { defaultModelDir } from '../paths';
 import { DEFAULT_ROBUSTNESS_LIMIT, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
 import {
@@ -121,5 +123,38 @@ export function register(program: Command): void {
       const table = adaptShiftMarkdown(rows);
       if (o.out) fs.writeFileSync(o.out, `${table}\n`);
       process.stdout.write(o.json ? `${JSON.stringify({ model, rows })}\n` : `${table}\n`);
+    });
+
+  exp
+    .command('heatmap')
+    .description(
+      "how faithful the model's Grad-CAM maps are, per layer: the logit's fall when the pixels a map ranks " +
+        'highest are blurred away (against random maps of the same grid), on its validation pneumonia films',
+    )
+    .option('--model <dir>', 'model folder (default: the shipped model)')
+    .option(
+      '--data <root>',
+      'data folder with train/{NORMAL,PNEUMONIA}: its validation split (the model trained on it)',
+    )
+    .option('--images <dir>', 'instead of --data: a folder of pneumonia films')
+    .option('--layers <names...>', "more layers to compare (the heat map's layer and last_conv always are)")
+    .option('--limit <n>', `films (default ${DEFAULT_HEATMAP_FILMS})`, positive)
+    .option('--out <file>', 'also write the Markdown table to this file')
+    .option('--json', 'print the result as one JSON object')
+    .option('--cache <dir>', 'preprocessed-image cache folder')
+    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .action(async (o) => {
+      await initEngine(o.threads);
+      if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
+      const model = path.resolve(o.model ?? defaultModelDir());
+      const films = o.images ? { images: o.images } : { data: o.data, cacheDir: o.cache };
+      const result = await heatmapTable(model, films, {
+        layers: o.layers,
+        limit: o.limit,
+        log: (l) => process.stderr.write(`${l}\n`),
+      });
+      const table = heatmapMarkdown(result);
+      if (o.out) fs.writeFileSync(o.out, `${table}\n`);
+      process.stdout.write(o.json ? `${JSON.stringify(result)}\n` : `${table}\n`);
     });
 }

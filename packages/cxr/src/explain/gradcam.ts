@@ -1,12 +1,13 @@
-// Grad-CAM (Selvaraju et al., 2017) for the pneumonia logit: which regions of the last feature
-// map push the logit up. Channel weights are the spatial means of d(logit)/d(A); the map is the
-// ReLU of the weighted channel sum. The positive class is always explained, whatever the label,
-// so a NORMAL call shows where the (weaker) pneumonia evidence is.
+// Grad-CAM (Selvaraju et al., 2017) for the pneumonia logit: which regions of a feature map (the
+// last one, or a finer one: model_parts.ts camParts) push the logit up. Channel weights are the
+// spatial means of d(logit)/d(A); the map is the ReLU of the weighted channel sum. The positive
+// class is always explained, whatever the label, so a NORMAL call shows where the (weaker)
+// pneumonia evidence is.
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { INFERNO } from './colormap';
 import { resizeMap } from './resize';
-import { denseLogit, type ModelParts } from './model_parts';
+import { type CamMap, denseLogit } from './model_parts';
 
 export interface CamResult {
   /** height × width, row-major, scaled to [0, 1] (all zeros when nothing supports the class). */
@@ -22,7 +23,7 @@ export interface CamResult {
  * first member's map size. (Images do not interact in inference mode, so the gradient of the
  * batch's summed logits holds each image's own gradient.)
  */
-export function gradCam(members: readonly ModelParts[], x: tf.Tensor4D, index = 0): CamResult {
+export function gradCam(members: readonly CamMap[], x: tf.Tensor4D, index = 0): CamResult {
   if (members.length === 0) throw new Error('gradCam: no model');
   if (!(index >= 0 && index < x.shape[0])) throw new Error(`gradCam: no image ${index} in a batch of ${x.shape[0]}`);
   const [height, width] = members[0].mapShape;

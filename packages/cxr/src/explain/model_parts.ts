@@ -5,6 +5,7 @@
 // Every cxr architecture ends in a chain after 'last_conv' (pooling/flatten, dense, dropout)
 // and a Dense(1, sigmoid); that is checked here rather than assumed, so a new architecture
 // that breaks the pattern fails at load with a clear message.
+// Grad-CAM may read a finer map than 'last_conv' (camParts below).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
@@ -74,8 +75,83 @@ function lastNonDropout(chain: tfl.layers.Layer[]): string {
   return chain[chain.length - 1].name;
 }
 
+/**
+ * What Grad-CAM needs: image -> feature map (body), map -> h (neck), and the final dense layer.
+ * A ModelParts is one (the map is 'last_conv'); camParts may give a finer one.
+ */
+export type CamMap = Pick<ModelParts, 'body' | 'neck' | 'kernel' | 'bias' | 'mapShape'>;
+export interface CamParts extends CamMap {
+  /** The layer whose output the map is. */
+  layer: string;
+}
+
+/**
+ * The map Grad-CAM reads: the deepest layer before 'last_conv' with at least twice its resolution,
+ * when every layer from there to the output is a simple chain (MobileNet v1: 'conv_pw_11_relu', 10×10
+ * at 160 px, against 5×5); otherwise 'last_conv' itself (cxrnet: its last residual block joins two
+ * branches, and a model cut inside a branch is not a model). Why: a 5×5 map paints a fifth of the
+ * film per cell, and on the shipped model's validation pneumonia films the 10×10 map is the more
+ * faithful one, also against random maps of its own grid, while a 20×20 map is less so
+ * (`cxr experiments heatmap`, docs/heat-maps.md).
+ */
+export function camParts(model: tfl.LayersModel, parts: ModelParts): CamParts {
+  const layers = model.layers;
+  const chain = chainIntoHead(model);
+  for (let j = chain.length - 1; j >= 0; j--) {
+    const [h, w] = outputShape(layers[chain[j]]) ?? [0, 0];
+    if (h >= 2 * parts.mapShape[0] && w >= 2 * parts.mapShape[1])
+      return camPartsAt(model, parts, layers[chain[j]].name);
+  }
+  return { ...parts, layer: FEATURE_MAP_LAYER };
+}
+
+/** Grad-CAM's view at a named layer: 'last_conv', or one from which the rest of the model is a chain. */
+export function camPartsAt(model: tfl.LayersModel, parts: ModelParts, layer: string): CamParts {
+  if (layer === FEATURE_MAP_LAYER) return { ...parts, layer };
+  const layers = model.layers;
+  const j = layers.findIndex((l) => l.name === layer);
+  if (j < 0) throw new Error(`model '${model.name}' has no layer '${layer}'`);
+  const shape = outputShape(layers[j]);
+  if (!chainIntoHead(model).includes(j) || !shape)
+    throw new Error(
+      `layer '${layer}': the model after it is not a simple chain of 4-D maps, so Grad-CAM cannot start there`,
+    );
+  const out = layers[j].getOutputAt(0) as tfl.SymbolicTensor;
+  const body = tfl.model({ inputs: model.inputs, outputs: out, name: `${model.name}_cam_body` });
+  const mapIn = tfl.input({ shape, name: `${model.name}_cam_in` });
+  let x: tfl.SymbolicTensor = mapIn;
+  for (let i = j + 1; i < layers.length - 1; i++) x = layers[i].apply(x) as tfl.SymbolicTensor;
+  const neck = tfl.model({ inputs: mapIn, outputs: x, name: `${model.name}_cam_neck` });
+  return { body, neck, kernel: parts.kernel, bias: parts.bias, mapShape: shape, layer };
+}
+
+/**
+ * Indices of the layers before 'last_conv', shallowest first, from which every later layer takes
+ * exactly its predecessor's output (so the model from there on is a chain), stopping at the first
+ * that is not a 4-D map.
+ */
+function chainIntoHead(model: tfl.LayersModel): number[] {
+  const layers = model.layers;
+  const li = layers.findIndex((l) => l.name === FEATURE_MAP_LAYER);
+  const out: number[] = [];
+  for (let j = li - 1; j >= 1; j--) {
+    const inbound = layers[j + 1].inboundNodes[0]?.inboundLayers ?? [];
+    if (inbound.length !== 1 || inbound[0] !== layers[j] || !outputShape(layers[j])) break;
+    out.unshift(j);
+  }
+  return out;
+}
+
+/** [height, width, channels] of a layer's (first) output when it is a 4-D map. */
+function outputShape(layer: tfl.layers.Layer): [number, number, number] | null {
+  const out = layer.getOutputAt(0);
+  if (Array.isArray(out) || out.shape.length !== 4) return null;
+  const [, h, w, c] = out.shape;
+  return h && w && c ? [h, w, c] : null;
+}
+
 /** Logits [n] from features h [n, d]. */
-export function denseLogit(parts: ModelParts, h: tf.Tensor2D): tf.Tensor1D {
+export function denseLogit(parts: Pick<ModelParts, 'kernel' | 'bias'>, h: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() => tf.reshape(tf.add(tf.matMul(h, parts.kernel), parts.bias), [-1]) as tf.Tensor1D);
 }
 

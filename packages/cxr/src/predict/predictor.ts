@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, type DecodeLimits } from '../data/decode';
 import { normalizeImages } from '../data/preprocess';
 import { initEngine } from '../engine';
 import { gradCam, renderOverlay } from '../explain/gradcam';
-import { features, type ModelParts, splitModel } from '../explain/model_parts';
+import { type CamParts, camParts, features, type ModelParts, splitModel } from '../explain/model_parts';
 import { imageChecks, loadOod, oodDecision, type OodModel } from '../explain/ood';
 import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
 import { loadModel, type LoadedModel } from '../models/io';
@@ -79,6 +79,8 @@ export class Predictor {
   readonly notes: string[];
   private readonly loaded: LoadedModel;
   private readonly parts: ModelParts[] | null;
+  /** Grad-CAM's view of each member (a finer map than the gate's where the model allows). */
+  private readonly cams: CamParts[] | null;
   private readonly ood: OodModel | null;
   /** The OOD member with its feature layer as a second output: features from the prediction's own pass. */
   private readonly tap: FeatureTap | null;
@@ -101,6 +103,8 @@ export class Predictor {
       this.notes.push(`heat maps and the OOD gate are unavailable: ${(e as Error).message}`);
     }
     this.parts = parts;
+    const split = parts;
+    this.cams = split ? loaded.members.map((m, i) => camParts(m, split[i])) : null;
     let ood: OodModel | null = null;
     if (parts) {
       const memberDir = meta.members.length ? path.join(loaded.dir, meta.members[0]) : loaded.dir;
@@ -272,7 +276,7 @@ export class Predictor {
           `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`,
         );
       }
-      if (opts.heatmap && this.parts) cam = gradCam(this.parts, x, 0);
+      if (opts.heatmap && this.cams) cam = gradCam(this.cams, x, 0);
     } finally {
       x.dispose();
     }
