@@ -13,7 +13,8 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'packages', 'cxr', 'dist', 'src', 'cli', 'main.js');
-const SHARED = fs.existsSync('/work/shared/data') ? '/work/shared/data' : path.resolve(ROOT, '..', 'shared', 'data');
+// The data beside the checkout (../shared/data), or CXR_DATA, as in the tests.
+const SHARED = process.env.CXR_DATA ?? path.resolve(ROOT, '..', 'shared', 'data');
 const opt = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;

@@ -6,7 +6,8 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIST = path.join(ROOT, 'packages', 'cxr', 'dist');
-const SHARED = fs.existsSync('/work/shared/data') ? '/work/shared/data' : path.resolve(ROOT, '..', 'shared', 'data');
+// The data beside the checkout (../shared/data), or CXR_DATA, as in the tests.
+const SHARED = process.env.CXR_DATA ?? path.resolve(ROOT, '..', 'shared', 'data');
 
 function opt(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
