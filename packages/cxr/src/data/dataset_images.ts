@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import { cacheImages } from './cache';
 import { ImageRecord, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
-import { splitByPatient, type SplitMode } from './split';
+import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
 
 export interface LoadOptions {
@@ -142,4 +142,33 @@ export async function loadTrainVal(
       valPatients: new Set(val.patients).size,
     },
   };
+}
+
+/** What a model folder's cxr.json says about its data (models/metadata.ts ModelMeta has these fields). */
+export interface RecordedData {
+  data: Record<string, unknown>;
+  recipe: Record<string, unknown>;
+  inputSize: number;
+  preprocessing: { normalize?: NormalizeMode };
+}
+
+/**
+ * The patient split a model was trained on (from its cxr.json, the defaults where it records none), loaded at
+ * its input size with its normalisation; `raw` leaves the squares unnormalised.
+ */
+export function loadRecordedSplit(
+  root: string,
+  meta: RecordedData,
+  opts: Omit<LoadOptions, 'size' | 'normalize'> & { raw?: boolean } = {},
+) {
+  const { raw, ...load } = opts;
+  const split = recordedSplit(meta);
+  return loadTrainVal(root, {
+    ...split,
+    valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
+    seed: split.seed ?? DEFAULT_SPLIT_SEED,
+    size: meta.inputSize,
+    normalize: raw ? undefined : meta.preprocessing.normalize,
+    ...load,
+  });
 }

@@ -6,10 +6,9 @@
 // change, not the sampling noise of a real site's smaller, different set of films.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { adaBn } from '../adapt/bn_stats';
-import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import { loadRecordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
 import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
 import { loadBnReference } from '../models/bn_reference';
 import { calibrated, predictAllLogits } from '../models/infer';
@@ -75,16 +74,7 @@ export async function adaptShiftTable(
   const dirs = memberDirs(modelDir, source.meta);
   const reference = loadBnReference(modelDir, dirs);
   if (!reference.members) throw new Error(`${reference.problem}: run 'cxr adapt-reference' first`);
-  const split = recordedSplit(source.meta);
-  const { val } = await loadTrainVal(dataRoot, {
-    ...split,
-    valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
-    seed: split.seed ?? DEFAULT_SPLIT_SEED,
-    size: source.meta.inputSize,
-    normalize: source.meta.preprocessing.normalize,
-    cacheDir: opts.cacheDir,
-    warn: log,
-  });
+  const { val } = await loadRecordedSplit(dataRoot, source.meta, { cacheDir: opts.cacheDir, warn: log });
   const n = val.labels.length;
   const rows: AdaptShiftRow[] = [];
   try {

@@ -9,9 +9,8 @@
 // collimation edges), a cue of maps drawn to the frame rather than the lungs.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import { loadRecordedSplit } from '../data/dataset_images';
 import { createRng } from '../data/random';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
 import { gradCam } from '../explain/gradcam';
 import { type CamMap, camParts, camPartsAt, FEATURE_MAP_LAYER, splitModel } from '../explain/model_parts';
 import { predictLogits, toInput } from '../models/infer';
@@ -76,16 +75,7 @@ async function pneumoniaFilms(
       predictor.dispose();
     }
   }
-  const split = recordedSplit(meta);
-  const { val } = await loadTrainVal(films.data, {
-    ...split,
-    valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
-    seed: split.seed ?? DEFAULT_SPLIT_SEED,
-    size: meta.inputSize,
-    normalize: meta.preprocessing.normalize,
-    cacheDir: films.cacheDir,
-    warn: log,
-  });
+  const { val } = await loadRecordedSplit(films.data, meta, { cacheDir: films.cacheDir, warn: log });
   const indices = Array.from(val.labels.keys()).filter((i) => val.labels[i] === 1);
   return { pixels: val.pixels, indices, size: val.size };
 }

@@ -8,8 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { loadTrainVal, recordedSplit } from '../data/dataset_images';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
+import { loadRecordedSplit } from '../data/dataset_images';
 import { bnLayers, layerInputMoments } from './bn_moments';
 import { loadModel, memberDirs, weightsDigest } from './io';
 
@@ -132,14 +131,7 @@ export async function writeBnReferenceFromData(
   const loaded = await loadModel(modelDir);
   try {
     const { meta } = loaded;
-    const split = recordedSplit(meta);
-    const seed = split.seed ?? DEFAULT_SPLIT_SEED;
-    const { val, info } = await loadTrainVal(dataRoot, {
-      ...split,
-      valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
-      seed,
-      size: meta.inputSize,
-      normalize: meta.preprocessing.normalize,
+    const { val, info } = await loadRecordedSplit(dataRoot, meta, {
       cacheDir: opts.cacheDir,
       progress: opts.progress,
       warn: opts.log,
@@ -154,7 +146,7 @@ export async function writeBnReferenceFromData(
       pixels: val.pixels,
       n: val.labels.length,
       size: val.size,
-      source: `validation split (split seed ${seed})`,
+      source: `validation split (split seed ${info.splitSeed})`,
       fingerprint: info.fingerprint,
     });
   } finally {

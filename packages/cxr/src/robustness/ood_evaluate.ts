@@ -6,9 +6,8 @@
 // and negatives of the validation films.
 import * as path from 'node:path';
 import { DEFAULT_LIMITS } from '../data/decode';
-import { loadImageSet, loadTrainVal, recordedSplit, splitRecords } from '../data/dataset_images';
+import { loadImageSet, loadRecordedSplit, splitRecords } from '../data/dataset_images';
 import { perturbImages } from '../data/perturb_catalog';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
 import { splitModel } from '../explain/model_parts';
 import { loadOod } from '../explain/ood';
 import { MILD_CHANGES, MILD_STRENGTH } from '../explain/ood_fit';
@@ -106,16 +105,8 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
       normalize: meta.preprocessing.normalize,
     };
     const names = meta.classNames;
-    const split = recordedSplit(meta);
     // Raw squares (no normalisation): the checks read them raw, screenSquares normalises for the network.
-    const { val } = await loadTrainVal(o.dataRoot, {
-      ...split,
-      valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
-      seed: split.seed ?? DEFAULT_SPLIT_SEED,
-      size,
-      cacheDir: o.cacheDir,
-      warn: log,
-    });
+    const { val } = await loadRecordedSplit(o.dataRoot, meta, { raw: true, cacheDir: o.cacheDir, warn: log });
     const classes = Array.from(val.labels, (l) => names[l]);
     const n = val.labels.length;
     log(`validation: ${n} films`);
