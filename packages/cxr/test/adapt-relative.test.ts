@@ -134,6 +134,13 @@ test("cxr adapt-reference writes the reference from the model's own validation s
   const bad = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /records no data folder: pass --data/);
+  // A folder trained on another machine records that machine's path: the error names it.
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'cxr.json'), 'utf8'));
+  meta.data.root = path.join(work, 'gone', 'chest_xray');
+  fs.writeFileSync(path.join(dir, 'cxr.json'), JSON.stringify(meta));
+  const moved = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
+  assert.notEqual(moved.status, 0);
+  assert.match(moved.stderr, /the data folder cxr\.json records \(.*gone.chest_xray\) is not here: pass --data/);
 });
 
 test('cxr experiments adapt: on the clean validation films relative adaptation changes nothing, plain does', {

@@ -175,6 +175,14 @@ export function recordedDataRoot(dir: string): string | undefined {
 export function modelAndDataRoot(modelDir: string, data?: string): { dir: string; root: string } {
   const dir = path.resolve(modelDir);
   const root = data ?? recordedDataRoot(dir);
-  if (!root) throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+  if (!root) {
+    // Folders trained elsewhere (the committed ones among them) record a path of that machine.
+    const recorded = readMeta(dir).data.root;
+    throw new Error(
+      typeof recorded === 'string'
+        ? `${dir}: the data folder cxr.json records (${recorded}) is not here: pass --data`
+        : `${dir}: cxr.json records no data folder: pass --data`,
+    );
+  }
   return { dir, root };
 }
