@@ -145,12 +145,32 @@ async function readFiles(
   return files;
 }
 
+/**
+ * POST /predictions' query without `patientAge`. A job's result is shared by every request for the same film,
+ * model and operating point (the job id, the audit row's key), so it cannot depend on an age one request states;
+ * a DICOM film's own PatientAge is read as in POST /predictions.
+ */
+function jobsQuery(operatingPoints: string[]) {
+  const { patientAge: _age, ...properties } = predictQuery(operatingPoints).properties;
+  return { type: 'object', properties, additionalProperties: false } as const;
+}
+
+const AGE_NOT_FOR_JOBS =
+  "query parameter 'patientAge' is not taken by queued jobs (a job's result is shared by every request for the " +
+  'same film): send DICOM films, whose PatientAge is read, or use POST /api/v1/predictions for a JPEG or PNG ' +
+  'with a stated age';
+
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
 
   api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
     '/jobs',
     {
+      // Before the schema's generic "unknown query parameter": say why, and what to do instead.
+      preValidation: async (req) => {
+        if (Object.hasOwn(req.query as object, 'patientAge'))
+          throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_JOBS);
+      },
       schema: {
         summary: 'Queue films for prediction (asynchronous)',
         description:
@@ -160,7 +180,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           'and operating point (same SOP Instance UID, else same bytes) gets the existing job.',
         tags: ['jobs'],
         consumes: ['multipart/form-data', 'application/json'],
-        querystring: predictQuery(o.operatingPoints),
+        querystring: jobsQuery(o.operatingPoints),
         response: {
           202: {
             description: 'Queued (or found queued or done)',
