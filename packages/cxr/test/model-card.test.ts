@@ -9,8 +9,8 @@ import { cardCommand, HAND_WRITTEN_MARKER, writeModelCard } from '../src/models/
 import { readMeta } from '../src/models/io';
 
 const shipped = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default');
-/** A single trained run (the shipped model is an ensemble, whose card has no recipe section). */
-const singleRun = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'candidates', 'cxr-shift-ema');
+/** A single trained run: the shipped ensemble's first member (an ensemble's card has no recipe section). */
+const singleRun = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'default', 'm1');
 
 test('regenerating a card keeps the hand-written part below the marker, and only that', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'));

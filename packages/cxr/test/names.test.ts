@@ -18,7 +18,7 @@ import { TTA_VIEWS, type TtaView } from '../src/models/tta_views';
 import { resolveRecipe } from '../src/train/run';
 
 // A single trained run's cxr.json (the shipped model is an ensemble; its recipe is in its members' files).
-const DEFAULT_META = path.join(__dirname, '..', '..', '..', '..', 'models', 'candidates', 'cxr-shift-ema', 'cxr.json');
+const DEFAULT_META = path.join(__dirname, '..', '..', '..', '..', 'models', 'default', 'm1', 'cxr.json');
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const readDefault = () => JSON.parse(fs.readFileSync(DEFAULT_META, 'utf8'));
 
