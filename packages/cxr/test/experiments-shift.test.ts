@@ -141,8 +141,9 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
-  // The defaults are the fourteen generalisation recipes, each one a known recipe.
-  assert.equal(SHIFT_EXPERIMENTS.length, 15);
+  // The defaults are the generalisation recipes, the shipped model's among them, each a known recipe, none twice.
+  assert.ok(SHIFT_EXPERIMENTS.includes('cxr-shift-ema-period-mobilenet-short'));
+  assert.equal(new Set(SHIFT_EXPERIMENTS).size, SHIFT_EXPERIMENTS.length);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });
 
