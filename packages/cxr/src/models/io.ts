@@ -163,26 +163,17 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
 }
 
 /**
- * The data root recorded at training time, if it still exists (relative roots were relative to the
- * working directory).
+ * A command's model folder (resolved) and data root: `data`, else the one recorded at training time if it still
+ * exists (relative roots were relative to the working directory); required.
  */
-export function recordedDataRoot(dir: string): string | undefined {
-  const root = readMeta(dir).data.root;
-  return typeof root === 'string' && fs.existsSync(root) ? root : undefined;
-}
-
-/** A command's model folder (resolved) and data root (`data`, else the recorded one; required). */
 export function modelAndDataRoot(modelDir: string, data?: string): { dir: string; root: string } {
   const dir = path.resolve(modelDir);
-  const root = data ?? recordedDataRoot(dir);
-  if (!root) {
-    // Folders trained elsewhere (the committed ones among them) record a path of that machine.
-    const recorded = readMeta(dir).data.root;
-    throw new Error(
-      typeof recorded === 'string'
-        ? `${dir}: the data folder cxr.json records (${recorded}) is not here: pass --data`
-        : `${dir}: cxr.json records no data folder: pass --data`,
-    );
+  if (data !== undefined) return { dir, root: data };
+  const recorded = readMeta(dir).data.root;
+  if (typeof recorded !== 'string') throw new Error(`${dir}: cxr.json records no data folder: pass --data`);
+  // Folders trained elsewhere (the committed ones among them) record a path of that machine.
+  if (!fs.existsSync(recorded)) {
+    throw new Error(`${dir}: the data folder cxr.json records (${recorded}) is not here: pass --data`);
   }
-  return { dir, root };
+  return { dir, root: recorded };
 }
