@@ -69,6 +69,14 @@ export function register(program: Command): void {
       'with --backbone: train the whole model (batch norm too) from the first step, with every from-scratch ' +
         'option (--ema, --period-balance, the shift augmentation), instead of head first',
     )
+    .option(
+      '--head-first <epochs:lr>',
+      'with --end-to-end: train the head alone on the frozen backbone first (a linear probe), e.g. 1:5e-3',
+      (v) => {
+        const [epochs, lr] = v.split(':');
+        return { epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
+      },
+    )
     .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'", (v) =>
       v === 'balance' ? v : parseInt(v, 10),
     )
@@ -135,6 +143,7 @@ export function register(program: Command): void {
           weights: o.weights && path.resolve(o.weights),
           fineTune: o.fineTune,
           endToEnd: o.endToEnd,
+          headFirst: o.headFirst,
           ganImages: o.ganImages,
           ganModel: o.ganModel && path.resolve(o.ganModel),
           weightAverage: o.ema,

@@ -207,6 +207,10 @@ export function writeModelCard(dir: string, meta: ModelMeta, command?: string): 
 function shiftLine(r: ModelMeta['recipe']): string {
   const a = r.shiftAugment;
   const lines = [
+    r.headFirst
+      ? `the head alone trained first on the frozen ImageNet features (${r.headFirst.epochs} epochs at lr ` +
+        `${r.headFirst.lr}), then the whole model for the epochs above;\n`
+      : '',
     a
       ? `site-shift augmentation on ${Math.round(a.probability * 100)}% of training films ` +
         `(${a.changes.join(', ')}; strength up to ${a.maxStrength});\n`

@@ -111,6 +111,7 @@ export const RecipeRecord = z.looseObject({
   weightAverage: z.looseObject({ method: z.string(), decay: z.number() }).optional(),
   mix: mixSchema.optional(),
   periodBalance: periodBalanceSchema.optional(),
+  headFirst: z.looseObject({ epochs: z.number(), lr: z.number() }).optional(),
 });
 export type RecipeRecord = z.infer<typeof RecipeRecord>;
 

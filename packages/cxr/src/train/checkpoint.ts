@@ -39,15 +39,24 @@ export function readState(dir: string): LoopState | null {
   return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as LoopState) : null;
 }
 
+/**
+ * A checkpoint's weights, without its optimiser slots, layer by layer: a model's flat weight list puts
+ * trainable weights first, so its order changes when layers are frozen (a headFirst probe's checkpoint
+ * restored into the unfrozen model), while each layer's own order does not.
+ */
+export async function loadCheckpointWeights(dir: string, model: tfl.LayersModel): Promise<void> {
+  const saved = await tfl.loadLayersModel(fileLoader(dir));
+  for (const layer of model.layers) layer.setWeights(saved.getLayer(layer.name).getWeights());
+  saved.dispose();
+}
+
 /** Loads weights and optimiser slots from a checkpoint into an already-built, compiled model. */
 export async function restoreCheckpoint(
   dir: string,
   model: tfl.LayersModel,
   optimizer: tf.Optimizer,
 ): Promise<LoopState> {
-  const saved = await tfl.loadLayersModel(fileLoader(dir));
-  model.setWeights(saved.getWeights());
-  saved.dispose();
+  await loadCheckpointWeights(dir, model);
   const specs = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as tf.io.WeightsManifestEntry[];
   const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
   const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);

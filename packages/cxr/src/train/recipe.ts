@@ -59,6 +59,13 @@ export const Recipe = z.object({
    * through the from-scratch trainer, so shiftAugment, mix, periodBalance and weightAverage apply.
    */
   endToEnd: z.boolean().optional(),
+  /**
+   * With endToEnd: the head alone trains first, on the frozen ImageNet features (a linear probe), for
+   * `epochs` at a constant `lr`; then the whole model trains for the recipe's `epochs` as usual (LP-FT,
+   * Kumar et al. 2022: a random head's first gradients distort the pretrained features, which costs
+   * most on inputs unlike the training set). Batch-norm statistics follow the films in the probe too.
+   */
+  headFirst: z.object({ epochs: z.number().int().min(1), lr: z.number().positive() }).optional(),
   /** Dropout before the transfer head's Dense layer (default 0.2). */
   headDropout: z.number().min(0).max(0.9).optional(),
   tta: z.array(TtaViewName).default([]),

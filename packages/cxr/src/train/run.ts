@@ -64,6 +64,10 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   if (recipe.endToEnd && !recipe.backbone) throw new Error('endToEnd needs a backbone (--backbone NAME)');
   if (recipe.endToEnd && recipe.fineTune)
     throw new Error('endToEnd trains every layer from the start, so fineTune has nothing to do: drop fineTune');
+  if (recipe.headFirst && !recipe.endToEnd)
+    throw new Error(
+      'headFirst is the first phase of an endToEnd run (a head-first transfer run has its own head phase)',
+    );
   const result =
     recipe.backbone && !recipe.endToEnd
       ? await trainTransfer({

@@ -9,11 +9,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { count, gatherPixels, ImageSet } from '../data/images';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { saveOod } from '../explain/ood';
+import { HEAD_LAYER } from '../models/backbones';
 import { predictAllLogits, toInput } from '../models/infer';
 import { fileLoader } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
-import { LoopState, readState, restoreCheckpoint } from './checkpoint';
+import { loadCheckpointWeights, LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { type DataInfo, finishRun } from './finish';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
@@ -55,6 +56,22 @@ export interface TrainOptions {
   gate?: boolean;
 }
 
+/** The loop state of a whole-model run: with `headFirst`, which phase wrote it and where the probe ended. */
+interface WholeState extends LoopState {
+  phase?: 'head' | 'whole';
+  headSteps?: number;
+}
+
+/**
+ * Freezes every layer but the head (the recipe's headFirst phase); returns what puts them back.
+ * Recompile after either: tfjs-layers collects the trainable weights at compile.
+ */
+function trainHeadOnly(model: tfl.LayersModel): () => void {
+  const was = model.layers.map((l) => l.trainable);
+  for (const l of model.layers) l.trainable = l.name === HEAD_LAYER;
+  return () => model.layers.forEach((l, i) => (l.trainable = was[i]));
+}
+
 export interface TrainResult {
   meta: ModelMeta;
   epochs: number;
@@ -74,47 +91,35 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const logFile = runLogPath(outDir);
 
   const model = await source.build();
-  const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
-  model.compile({ optimizer, loss: weightedBce(recipe.labelSmoothing, opts.classWeights) });
-
-  // Created before a restore: restore() overwrites its starting point with the checkpoint's average.
-  const average = recipe.weightAverage ? new WeightAverage(recipe.weightAverage, model) : undefined;
-  let state: LoopState = { epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0 };
-  const resuming = opts.resume === true && readState(ckptLast) !== null;
-  if (resuming) {
-    await createSlots(
-      model,
-      optimizer,
-      toInput(trainSet.pixels.subarray(0, size * size), 1, size),
-      tf.tensor2d([trainSet.labels[0]], [1, 1]),
-    );
-    state = await restoreCheckpoint(ckptLast, model, optimizer);
-    average?.restore(ckptLast);
+  const loss = weightedBce(recipe.labelSmoothing, opts.classWeights);
+  const headEpochs = recipe.headFirst?.epochs ?? 0;
+  const saved = opts.resume === true ? (readState(ckptLast) as WholeState | null) : null;
+  let state: WholeState = saved ?? { epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0 };
+  // An optimiser's slots are created by one step before a checkpoint's can be restored into them.
+  const restore = async (optimizer: tf.Optimizer) => {
+    const x = toInput(trainSet.pixels.subarray(0, size * size), 1, size);
+    await createSlots(model, optimizer, x, tf.tensor2d([trainSet.labels[0]], [1, 1]));
+    state = (await restoreCheckpoint(ckptLast, model, optimizer)) as WholeState;
     log(
       `resuming after epoch ${state.epoch} ` +
         `(best validation AUC ${state.bestAuc.toFixed(4)} at epoch ${state.bestEpoch})`,
     );
-  }
-  startRunLog(logFile, resuming ? state.epoch : null);
+  };
+  startRunLog(logFile, saved ? state.epoch : null);
   const c = count(trainSet);
   log(
     `training ${source.arch} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
       `validating on ${val.labels.length}; ` +
+      (headEpochs ? `the head alone for ${headEpochs} epochs at lr ${recipe.headFirst?.lr}, then ` : '') +
       `${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
-
-  await runEpochs({
-    state,
+  const phase = {
     seed: recipe.seed,
-    endEpoch: recipe.epochs,
-    epochTitle: (e) => `epoch ${e + 1}/${recipe.epochs}`,
     model,
-    optimizer,
-    schedule: makeSchedule(recipe, state.schedule),
     batchSize: recipe.batchSize,
     labels: trainSet.labels,
-    order: (e) => opts.plan(e).indices,
-    input: (idx, epoch, b) => {
+    order: (e: number) => opts.plan(e).indices,
+    input: (idx: number[], epoch: number, b: number) => {
       const pixels = gatherPixels(trainSet, idx);
       opts.pixelAugment?.(pixels, idx.length, epoch, b);
       const x = toInput(pixels, idx.length, size);
@@ -123,16 +128,63 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       return xa;
     },
     mix: opts.mix,
-    average,
     validate: () => predictAllLogits([model], val.pixels, val.labels.length, size, { batchSize: 64 }),
     valLabels: Array.from(val.labels),
-    patience: recipe.patience,
     bestDir: ckptBest,
     lastDir: ckptLast,
     logFile,
-    started: Date.now() - state.elapsedSeconds * 1000,
     progress: opts.progress,
     log,
+  };
+
+  const headFirst = recipe.headFirst;
+  if (headFirst && state.epoch < headEpochs) {
+    const unfreeze = trainHeadOnly(model);
+    const optimizer = makeOptimizer(recipe.optimizer, headFirst.lr);
+    model.compile({ optimizer, loss });
+    if (saved) await restore(optimizer);
+    await runEpochs({
+      ...phase,
+      name: 'head',
+      state,
+      endEpoch: headEpochs,
+      epochTitle: (e) => `head epoch ${e + 1}/${headEpochs}`,
+      optimizer,
+      schedule: makeSchedule({ ...recipe, schedule: 'constant', lr: headFirst.lr, warmupEpochs: 0 }),
+      patience: 0,
+      onEpochEnd: (st) => Object.assign(st, { phase: 'head', headSteps: st.step }),
+      started: Date.now() - state.elapsedSeconds * 1000,
+    });
+    unfreeze();
+    optimizer.dispose();
+  } else if (saved?.phase === 'head') {
+    // Stopped between the phases: the probe's weights, and the whole model's phase starts afresh (as it would have).
+    await loadCheckpointWeights(ckptLast, model);
+    log(`resuming after the head's ${state.epoch} epochs`);
+  }
+
+  const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
+  model.compile({ optimizer, loss });
+  // Created before a restore: restore() overwrites its starting point with the checkpoint's average.
+  const average = recipe.weightAverage ? new WeightAverage(recipe.weightAverage, model) : undefined;
+  if (saved && state.phase !== 'head') {
+    await restore(optimizer);
+    average?.restore(ckptLast);
+  }
+  const total = headEpochs + recipe.epochs;
+  await runEpochs({
+    ...phase,
+    state,
+    endEpoch: total,
+    epochTitle: (e) => `epoch ${e + 1}/${total}`,
+    optimizer,
+    // A plateau schedule's saved state is the head's after the probe: the whole model's starts afresh.
+    schedule: makeSchedule(recipe, state.phase === 'head' ? undefined : state.schedule),
+    stepsBefore: state.headSteps ?? 0,
+    average,
+    patience: recipe.patience,
+    onEpochEnd: (st) => Object.assign(st, { phase: 'whole' }),
+    started: Date.now() - state.elapsedSeconds * 1000,
   });
 
   // Final model = best epoch on validation; calibration and operating points on validation.
