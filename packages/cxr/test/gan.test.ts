@@ -22,6 +22,7 @@ import { runTraining } from '../src/train/run';
 
 const isSynthetic = (file: string) => file.startsWith(SYNTHETIC_PREFIX);
 
+import { readRunLog } from './child-cli';
 import { CHEST_XRAY } from './shared-data';
 const data = CHEST_XRAY;
 const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
@@ -52,11 +53,7 @@ test('gan train --quick writes a sample grid per epoch with one row block per cl
     assert.equal(meta.format, 'png');
     assert.deepEqual([meta.width, meta.height], [want.width, want.height]);
   }
-  const log = fs
-    .readFileSync(path.join(ganDir, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(ganDir);
   assert.deepEqual(
     log.filter((e) => e.kind === 'epoch').map((e) => e.epoch),
     [1, 2],
@@ -128,11 +125,7 @@ test('gan train --resume continues from the last checkpoint', () => {
   const r = cxr([...args, '--epochs', '2', '--resume']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /resuming after epoch 1/);
-  const epochs = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
+  const epochs = readRunLog(out)
     .filter((e) => e.kind === 'epoch')
     .map((e) => e.epoch);
   assert.deepEqual(epochs, [1, 2]);

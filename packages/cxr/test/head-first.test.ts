@@ -3,7 +3,6 @@
 // killed between the two phases resumes to the uninterrupted run's weights.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,21 +10,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { backboneSpec, HEAD_LAYER, locateWeights, readBackboneWeights } from '../src/models/backbones';
 import { fileLoader, loadModel } from '../src/models/io';
+import { readRunLog, spawnCli } from './child-cli';
 import { CHEST_XRAY, MOBILENET_025, needsData } from './shared-data';
 
 const skip = needsData(CHEST_XRAY, MOBILENET_025);
-const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const env = { ...process.env, CXR_CACHE: process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache') };
-
-function runCli(args: string[]) {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, done, stderr: () => stderr };
-}
 
 test('headFirst: the probe trains the head alone, then every layer trains; a kill between them resumes', {
   skip,
@@ -57,7 +46,7 @@ test('headFirst: the probe trains the head alone, then every layer trains; a kil
     '--threads',
     '2',
   ];
-  const first = runCli(args);
+  const first = spawnCli(args, env);
   const ckpt = path.join(out, 'checkpoints', 'last');
   // Kill -9 as soon as the probe's checkpoint is on disk: a whole-model epoch takes far longer than the poll.
   for (let i = 0; i < 1200 && !fs.existsSync(path.join(ckpt, 'state.json')); i++)
@@ -89,17 +78,16 @@ test('headFirst: the probe trains the head alone, then every layer trains; a kil
   const headKernel = Array.from(probe.getLayer(HEAD_LAYER).getWeights()[0].dataSync());
   probe.dispose();
 
-  const second = runCli([...args, '--resume']);
+  const second = spawnCli([...args, '--resume'], env);
   const whole = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-lpft-whole-'));
-  const third = runCli(args.map((a) => (a === out ? whole : a)));
+  const third = spawnCli(
+    args.map((a) => (a === out ? whole : a)),
+    env,
+  );
   assert.equal(await second.done, 0, second.stderr());
   assert.equal(await third.done, 0, third.stderr());
   assert.match(second.stderr(), /resuming after the head's 1 epochs/);
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(out);
   assert.deepEqual(
     log.map((e) => [e.epoch, e.phase ?? 'whole']),
     [

@@ -2,7 +2,6 @@
 // (with a weight average) resumes to the same epoch count with a loadable model.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,10 +9,10 @@ import { initEngine } from '../src/engine';
 import { loadModel } from '../src/models/io';
 import { runTraining } from '../src/train/run';
 
+import { readRunLog, spawnCli } from './child-cli';
 import { CHEST_XRAY, needsData } from './shared-data';
 const data = CHEST_XRAY;
 const skip = needsData();
-const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
 test('validation AUC rises clearly above 0.5 within a few epochs on a small real subset', { skip }, async () => {
@@ -43,11 +42,7 @@ test('validation AUC rises clearly above 0.5 within a few epochs on a small real
       tta: [],
     },
   });
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(out);
   assert.equal(log.length, 4);
   const best = Math.max(...log.map((e) => e.val_auc));
   assert.ok(best > 0.75, `best validation AUC ${best}\n${lines.join('\n')}`);
@@ -57,16 +52,6 @@ test('validation AUC rises clearly above 0.5 within a few epochs on a small real
   assert.equal(loaded.members.length, 1);
   loaded.members[0].dispose();
 });
-
-function runCli(args: string[]) {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, done, stderr: () => stderr };
-}
 
 test('a killed training run resumes to the same epoch count and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-resume-'));
@@ -94,7 +79,7 @@ test('a killed training run resumes to the same epoch count and a loadable model
     '--period-balance',
     '5:3',
   ];
-  const first = runCli(args);
+  const first = spawnCli(args);
   const logFile = path.join(out, 'log.jsonl');
   const ckpt = path.join(out, 'checkpoints', 'last', 'state.json');
   // Kill -9 once the first epoch's checkpoint is on disk, before the run can finish.
@@ -109,10 +94,10 @@ test('a killed training run resumes to the same epoch count and a loadable model
     'no weight average in the checkpoint',
   );
 
-  const second = runCli([...args, '--resume']);
+  const second = spawnCli([...args, '--resume']);
   // The same run uninterrupted, alongside: the resumed run must end where it does.
   const whole = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-whole-'));
-  const third = runCli(args.map((a) => (a === out ? whole : a)));
+  const third = spawnCli(args.map((a) => (a === out ? whole : a)));
   assert.equal(await second.done, 0, second.stderr());
   assert.equal(await third.done, 0, third.stderr());
   assert.match(second.stderr(), /resuming after epoch [12]/);
@@ -147,7 +132,7 @@ test('two runs of one recipe and seed write the same weights, byte for byte', { 
   const runs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-repeat-')));
   for (const out of runs) {
     // One after the other: the same thread count, and no competition that could reorder anything.
-    const r = runCli([
+    const r = spawnCli([
       'train',
       '--data',
       data,

@@ -4,7 +4,6 @@
 // end-to-end run trains every layer, batch norm included.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +15,7 @@ import { predictAllLogits, sigmoid } from '../src/models/infer';
 import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
 
+import { readRunLog, spawnCli } from './child-cli';
 import { CHEST_XRAY, MOBILENET_025, needsData } from './shared-data';
 import type { TtaView } from '../src/models/tta_views';
 const data = CHEST_XRAY;
@@ -42,11 +42,7 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
     log: (l) => lines.push(l),
     overrides: { ...QUICK, epochs: 6 },
   });
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(out);
   assert.equal(log.length, 6);
   const best = Math.max(...log.map((e) => e.val_auc));
   assert.ok(best > 0.75, `best validation AUC ${best}\n${lines.join('\n')}`);
@@ -119,11 +115,7 @@ test('augmentation + oversampling + fine-tuning: only the top blocks change, BN 
       fineTune: { blocks: 2, epochs: 1, lr: 1e-3 },
     },
   });
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(out);
   assert.deepEqual(
     log.map((e) => [e.epoch, e.phase]),
     [
@@ -162,9 +154,7 @@ test('augmentation + oversampling + fine-tuning: only the top blocks change, BN 
 
 test('a transfer run killed during fine-tuning resumes to the same epochs and a loadable model', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tlresume-'));
-  const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
   const args = [
-    cli,
     'train',
     '--data',
     data,
@@ -189,33 +179,20 @@ test('a transfer run killed during fine-tuning resumes to the same epochs and a 
     '--no-report',
   ];
   const env = { ...process.env, CXR_CACHE: imageCache };
-  const first = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
-  let stderr = '';
-  first.stderr.on('data', (d) => {
-    stderr += d;
-  });
+  const first = spawnCli(args, env);
   const state = path.join(out, 'checkpoints', 'last', 'state.json');
   const inFineTune = () => fs.existsSync(state) && JSON.parse(fs.readFileSync(state, 'utf8')).phase === 'fine-tune';
-  for (let i = 0; i < 1200 && !inFineTune() && first.exitCode === null; i++)
+  for (let i = 0; i < 1200 && !inFineTune() && first.child.exitCode === null; i++)
     await new Promise((r) => setTimeout(r, 100));
-  first.kill('SIGKILL');
-  await new Promise((r) => first.once('exit', r));
-  assert.ok(inFineTune(), `no fine-tuning checkpoint before the kill:\n${stderr}`);
+  first.child.kill('SIGKILL');
+  await first.done;
+  assert.ok(inFineTune(), `no fine-tuning checkpoint before the kill:\n${first.stderr()}`);
   assert.ok(!fs.existsSync(path.join(out, 'cxr.json')), 'the run finished before it could be killed');
 
-  const second = spawn(process.execPath, [...args, '--resume'], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  let stderr2 = '';
-  second.stderr.on('data', (d) => {
-    stderr2 += d;
-  });
-  const code = await new Promise((r) => second.once('exit', r));
-  assert.equal(code, 0, stderr2);
-  assert.match(stderr2, /resuming after epoch [345] \(fine-tune/);
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const second = spawnCli([...args, '--resume'], env);
+  assert.equal(await second.done, 0, second.stderr());
+  assert.match(second.stderr(), /resuming after epoch [345] \(fine-tune/);
+  const log = readRunLog(out);
   assert.deepEqual(
     log.map((e) => [e.epoch, e.phase]),
     [
@@ -257,11 +234,7 @@ test('end to end: every backbone layer and batch norm train from ImageNet, with 
     lines.join('\n'),
   );
   assert.ok(fs.existsSync(path.join(out, 'ood.json')), 'no not-a-chest-X-ray gate');
-  const log = fs
-    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const log = readRunLog(out);
   assert.equal(log.length, 2);
 
   const loaded = await loadModel(out);
