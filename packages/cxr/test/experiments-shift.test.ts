@@ -142,17 +142,19 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
   // The defaults are the generalisation recipes, the shipped model's among them, each a known recipe, none twice.
-  assert.ok(SHIFT_EXPERIMENTS.includes('cxr-shift-ema-period-mobilenet-short'));
+  assert.ok(SHIFT_EXPERIMENTS.includes('cxr-shift-ema-period-mobilenet-short-lpft'));
   assert.equal(new Set(SHIFT_EXPERIMENTS).size, SHIFT_EXPERIMENTS.length);
   for (const name of SHIFT_EXPERIMENTS) assert.ok(RECIPES[name], name);
 });
 
-test('a run row names period balancing and a block validation split', () => {
+test('a run row names period balancing, a block validation split and a head-first probe', () => {
   const recipe = { ...RECIPES['cxr-shift-ema-period'].recipe, valSplit: 'block' };
   const text = describe(recipe as Record<string, unknown>);
   assert.match(text, /period balance ±25 up to 4×/);
   assert.match(text, /validation: block split/);
   assert.doesNotMatch(text, /ratio\^/, 'power 1 is not named');
   assert.match(describe(RECIPES['cxr-shift-ema-period2'].recipe as Record<string, unknown>), /up to 8× \(ratio\^2\)/);
-  assert.doesNotMatch(describe(RECIPES['cxr-shift-ema'].recipe as Record<string, unknown>), /period|block/);
+  assert.doesNotMatch(describe(RECIPES['cxr-shift-ema'].recipe as Record<string, unknown>), /period|block|head alone/);
+  const lpft = RECIPES['cxr-shift-ema-period-mobilenet-short-lpft'].recipe as Record<string, unknown>;
+  assert.match(describe(lpft), /head alone first 1 epoch\(s\) at lr 0\.005/);
 });

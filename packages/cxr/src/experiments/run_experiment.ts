@@ -112,6 +112,7 @@ export function describe(r: Record<string, unknown>): string {
     ? `${r.backboneFallback ? `${r.backbone} (fallback: ${r.backboneFallback})` : r.backbone} backbone`
     : r.arch;
   const extras = [
+    isRecord(r.headFirst) ? `head alone first ${r.headFirst.epochs} epoch(s) at lr ${r.headFirst.lr}` : '',
     r.normalize && r.normalize !== 'none' ? `normalize ${r.normalize}` : '',
     isRecord(r.shiftAugment) && Array.isArray(r.shiftAugment.changes)
       ? `shift augmentation (${r.shiftAugment.changes.length} changes)`
