@@ -299,7 +299,7 @@ RECIPES['cxr-shift-fov'] = {
   recipe: { ...RECIPES['cxr-shift-ema'].recipe, normalize: 'fov' },
 };
 
-// What `cxr train` uses without --recipe. Not the shipped model's recipe (cxr-shift-ema-period-mobilenet-short,
+// What `cxr train` uses without --recipe. Not the shipped model's recipe (cxr-shift-ema-period-mobilenet-short-lpft,
 // models/default is three of its seeds): that needs backbone weights in the cache, and its weight averaging
 // and period balance are not built for head-first --backbone runs, which must work with the default.
 export const DEFAULT_RECIPE = 'cxr-shift';
