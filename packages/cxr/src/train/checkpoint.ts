@@ -42,12 +42,20 @@ export function readState(dir: string): LoopState | null {
 /**
  * A checkpoint's weights, without its optimiser slots, layer by layer: a model's flat weight list puts
  * trainable weights first, so its order changes when layers are frozen (a headFirst probe's checkpoint
- * restored into the unfrozen model), while each layer's own order does not.
+ * restored into the unfrozen model), while each layer's own order does not. Layers pair by position, not
+ * by name: a model built again in one process gets new automatic layer names.
  */
 export async function loadCheckpointWeights(dir: string, model: tfl.LayersModel): Promise<void> {
   const saved = await tfl.loadLayersModel(fileLoader(dir));
-  for (const layer of model.layers) layer.setWeights(saved.getLayer(layer.name).getWeights());
-  saved.dispose();
+  try {
+    if (saved.layers.length !== model.layers.length)
+      throw new Error(`the checkpoint in ${dir} has ${saved.layers.length} layers, the model ${model.layers.length}`);
+    model.layers.forEach((layer, i) => {
+      layer.setWeights(saved.layers[i].getWeights());
+    });
+  } finally {
+    saved.dispose();
+  }
 }
 
 /** Loads weights and optimiser slots from a checkpoint into an already-built, compiled model. */
