@@ -56,7 +56,7 @@ test('headFirst: the probe trains the head alone, then every layer trains; a kil
   const state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8'));
   assert.equal(state.phase, 'head', `the first checkpoint is not the probe's:\n${first.stderr()}`);
   assert.equal(state.epoch, 1);
-  assert.match(first.stderr(), /the head alone for 1 epochs at lr 0\.005, then 2 epochs/);
+  assert.match(first.stderr(), /the head alone for 1 epoch at lr 0\.005, then 2 epochs/);
 
   // After the probe: the backbone's weights are ImageNet's, bit for bit; its batch-norm statistics are not.
   const probe = await tfl.loadLayersModel(fileLoader(ckpt));
@@ -86,7 +86,7 @@ test('headFirst: the probe trains the head alone, then every layer trains; a kil
   );
   assert.equal(await second.done, 0, second.stderr());
   assert.equal(await third.done, 0, third.stderr());
-  assert.match(second.stderr(), /resuming after the head's 1 epochs/);
+  assert.match(second.stderr(), /resuming after the head's 1 epoch$/m);
   const log = readRunLog(out);
   assert.deepEqual(
     log.map((e) => [e.epoch, e.phase ?? 'whole']),

@@ -208,7 +208,7 @@ function shiftLine(r: ModelMeta['recipe']): string {
   const a = r.shiftAugment;
   const lines = [
     r.headFirst
-      ? `the head alone trained first on the frozen ImageNet features (${r.headFirst.epochs} epochs at lr ` +
+      ? `the head alone trained first on the frozen ImageNet features (${r.headFirst.epochs} epoch(s) at lr ` +
         `${r.headFirst.lr}), then the whole model for the epochs above;\n`
       : '',
     a

@@ -72,6 +72,8 @@ function trainHeadOnly(model: tfl.LayersModel): () => void {
   return () => model.layers.forEach((l, i) => (l.trainable = was[i]));
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 export interface TrainResult {
   meta: ModelMeta;
   epochs: number;
@@ -110,7 +112,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   log(
     `training ${source.arch} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
       `validating on ${val.labels.length}; ` +
-      (headEpochs ? `the head alone for ${headEpochs} epochs at lr ${recipe.headFirst?.lr}, then ` : '') +
+      (headEpochs ? `the head alone for ${plural(headEpochs, 'epoch')} at lr ${recipe.headFirst?.lr}, then ` : '') +
       `${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
   const phase = {
