@@ -162,7 +162,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else if (saved?.phase === 'head') {
     // Stopped between the phases: the probe's weights, and the whole model's phase starts afresh (as it would have).
     await loadCheckpointWeights(ckptLast, model);
-    log(`resuming after the head's ${state.epoch} epochs`);
+    log(`resuming after the head's ${plural(state.epoch, 'epoch')}`);
   }
 
   const optimizer = makeOptimizer(recipe.optimizer, recipe.lr);
