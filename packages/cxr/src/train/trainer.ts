@@ -113,7 +113,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     `training ${source.arch} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
       `validating on ${val.labels.length}; ` +
       (headEpochs ? `the head alone for ${plural(headEpochs, 'epoch')} at lr ${recipe.headFirst?.lr}, then ` : '') +
-      `${recipe.epochs} epochs, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
+      `${plural(recipe.epochs, 'epoch')}, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
   const phase = {
     seed: recipe.seed,
