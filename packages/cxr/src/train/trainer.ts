@@ -94,7 +94,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const model = await source.build();
   const loss = weightedBce(recipe.labelSmoothing, opts.classWeights);
-  const headEpochs = recipe.headFirst?.epochs ?? 0;
+  const headFirst = recipe.headFirst;
+  const headEpochs = headFirst?.epochs ?? 0;
   const saved = opts.resume === true ? (readState(ckptLast) as WholeState | null) : null;
   let state: WholeState = saved ?? { epoch: 0, step: 0, bestAuc: -1, bestEpoch: -1, schedule: {}, elapsedSeconds: 0 };
   // An optimiser's slots are created by one step before a checkpoint's can be restored into them.
@@ -112,7 +113,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   log(
     `training ${source.arch} at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
       `validating on ${val.labels.length}; ` +
-      (headEpochs ? `the head alone for ${plural(headEpochs, 'epoch')} at lr ${recipe.headFirst?.lr}, then ` : '') +
+      (headFirst ? `the head alone for ${plural(headEpochs, 'epoch')} at lr ${headFirst.lr}, then ` : '') +
       `${plural(recipe.epochs, 'epoch')}, batch ${recipe.batchSize}, ${recipe.optimizer} lr ${recipe.lr}`,
   );
   const phase = {
@@ -139,7 +140,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     log,
   };
 
-  const headFirst = recipe.headFirst;
   if (headFirst && state.epoch < headEpochs) {
     const unfreeze = trainHeadOnly(model);
     const optimizer = makeOptimizer(recipe.optimizer, headFirst.lr);
