@@ -1,9 +1,11 @@
-// `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR] [--float16]`: one model folder averaging
-// the members' logits, with temperature and operating points re-chosen on their shared validation split.
+// `cxr ensemble --members A B C --out DIR [--name NAME] [--data DIR] [--float16] [--soup]`: one model folder
+// averaging the members' logits (or, with --soup, their weights), with temperature and operating points
+// re-chosen on their shared validation split.
 import { Command } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { buildEnsemble } from '../train/ensemble';
+import { buildSoup } from '../train/soup';
 
 export function register(program: Command): void {
   program
@@ -21,12 +23,17 @@ export function register(program: Command): void {
       '--float16',
       "store the members' weights in half precision (half the bytes), calibrated on the rounded weights",
     )
+    .option(
+      '--soup',
+      "average the members' weights into one model (a model soup: one model's inference time); members must " +
+        'share an architecture and one fine-tuning start (trained with --head-first), or it is refused',
+    )
     .option('--json', 'print one JSON object: the new folder, name, version, temperature and operating points')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
       await initEngine(o.threads);
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
-      const meta = await buildEnsemble({
+      const meta = await (o.soup ? buildSoup : buildEnsemble)({
         members: o.members,
         outDir: o.out,
         name: o.name,

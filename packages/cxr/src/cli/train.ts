@@ -109,6 +109,10 @@ export function register(program: Command): void {
       (v: string, prev: number[] = []) => [...prev, parseSeed(v)],
     )
     .option('--members-dir <dir>', "with --seeds: where the members are trained (default '<out>-members')")
+    .option(
+      '--soup',
+      "with --seeds: average the members' weights into one model (cxr ensemble --soup) instead of their logits",
+    )
     .option('--no-gate', 'do not fit the not-a-chest-X-ray gate (cxr ood fit can fit it later)')
     .option('--name <name>', 'model name recorded in cxr.json')
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
@@ -163,7 +167,7 @@ export function register(program: Command): void {
         command: ['cxr', ...process.argv.slice(2)].join(' '),
       };
       if (o.seeds) {
-        const e = await trainSeedEnsemble({ ...run, seeds: o.seeds, membersDir: o.membersDir });
+        const e = await trainSeedEnsemble({ ...run, seeds: o.seeds, membersDir: o.membersDir, soup: o.soup === true });
         const trained = e.members.filter((m) => m.trained).length;
         process.stderr.write(
           `${e.meta.name}: ${e.members.length} members (${trained} trained now) in ${e.seconds.toFixed(0)} s\n`,
@@ -184,6 +188,7 @@ export function register(program: Command): void {
         return;
       }
       if (o.membersDir) throw new Error('--members-dir goes with --seeds');
+      if (o.soup) throw new Error('--soup goes with --seeds: it averages the members --seeds trains');
       const r = await runTraining(run);
       if (o.json) {
         process.stdout.write(

@@ -27,6 +27,7 @@ export const SHIFT_EXPERIMENTS = [
   'cxr-shift-ema-period-mobilenet-224-short',
   'cxr-shift-ema-period-mobilenet-short-lpft',
   'cxr-shift-ema-period-mobilenet-224-short-lpft',
+  'cxr-shift-ema-period-mobilenet-short-lpft-gentle',
 ];
 export const SHIFT_SEEDS = [42, 1, 7];
 /** The patient split every run shares (`cxr train --split-seed 42`). */

@@ -164,22 +164,34 @@ function adaptationSection(meta: ModelMeta): string {
 
 function ensembleSection(meta: ModelMeta): string {
   const e = meta.ensemble!;
+  const soup = e.method === 'weight-soup';
   const rows = e.members.map((m) => {
     const auc = m.validationAuc === null ? 'n/a' : m.validationAuc.toFixed(4);
-    return `| \`${m.dir}\` | ${m.name} ${m.version} | ${m.arch} | ${auc} | \`${m.sha256.slice(0, 12)}\` |`;
+    const where = soup ? `\`${m.from}\`` : `\`${m.dir}\``;
+    return `| ${where} | ${m.name} ${m.version} | ${m.arch} | ${auc} | \`${m.sha256.slice(0, 12)}\` |`;
   });
+  const how = soup
+    ? [
+        '## Weight soup',
+        `${e.members.length} members' weights (batch-norm statistics included) averaged into this one model ` +
+          '(a model soup): one forward pass per view',
+      ]
+    : [
+        '## Ensemble',
+        `${e.members.length} members, each a full model in its own sub-folder; ` +
+          'the prediction is the mean of their logits',
+      ];
   return [
-    '## Ensemble',
-    `${e.members.length} members, each a full model in its own sub-folder; ` +
-      'the prediction is the mean of their logits',
+    ...how,
     `(over test-time views too: ${meta.tta.length ? meta.tta.join(', ') : 'none'}), then temperature-scaled. ` +
       'Temperature and operating points were re-chosen',
-    "for the ensemble on the members' shared validation split." +
+    `for the ${soup ? 'soup' : 'ensemble'} on the members' shared validation split.` +
       (e.weights === 'float16'
-        ? " The members' weights are stored in half precision (float16), rounded before that calibration."
+        ? ` The ${soup ? 'averaged weights are' : "members' weights are"} stored in half precision (float16), ` +
+          'rounded before that calibration.'
         : ''),
     '',
-    '| folder | member | arch | its validation AUC | sha256 |',
+    `| ${soup ? 'from' : 'folder'} | member | arch | its validation AUC | sha256 |`,
     '| --- | --- | --- | --- | --- |',
     ...rows,
     '',

@@ -55,13 +55,17 @@ export const Adaptation = z.looseObject({
 });
 export type Adaptation = z.infer<typeof Adaptation>;
 
-/** The members of an ensemble made by `cxr ensemble` (inference averages their logits). */
+/**
+ * The members of a model made by `cxr ensemble`: 'mean-logit', inference averages the logits of the
+ * members kept in sub-folders; 'weight-soup', their weights were averaged into the folder's one model.
+ */
 export const EnsembleRecord = z.looseObject({
-  method: z.literal('mean-logit'),
+  method: z.enum(['mean-logit', 'weight-soup']),
   members: z
     .array(
       z.object({
-        dir: z.string(),
+        /** The member's sub-folder; null in a soup, which keeps no member. */
+        dir: z.string().nullable(),
         from: z.string(),
         name: z.string(),
         version: z.string(),

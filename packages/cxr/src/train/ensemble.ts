@@ -16,6 +16,7 @@ import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { writeValidationReference } from './finish';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
+import type { ImageSet } from '../data/images';
 
 export interface EnsembleOptions {
   members: string[];
@@ -126,7 +127,20 @@ async function saveHalfMember(model: LoadedModel['members'][number], from: strin
   copyMemberMeta(from, to);
 }
 
-export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
+/** What both ways of combining members start from: their metadata, the output folder and their shared split. */
+export interface PreparedMembers {
+  metas: ModelMeta[];
+  first: ModelMeta;
+  out: string;
+  root: string;
+  tta: ModelMeta['tta'];
+  train: ImageSet;
+  val: ImageSet;
+  info: Awaited<ReturnType<typeof loadTrainVal>>['info'];
+}
+
+/** Checks the members and the output folder, and loads the members' shared training and validation split. */
+export async function prepareMembers(o: EnsembleOptions): Promise<PreparedMembers> {
   const log = o.log ?? (() => {});
   const metas = checkMembers(o.members);
   const out = path.resolve(o.outDir);
@@ -144,7 +158,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
   const tta = first.tta;
   metas.forEach((m, i) => {
     if (JSON.stringify(m.tta) !== JSON.stringify(tta))
-      log(`note: ${o.members[i]} used test-time views [${m.tta}]; the ensemble uses the first member's [${tta}]`);
+      log(`note: ${o.members[i]} used test-time views [${m.tta}]; the combined model uses the first member's [${tta}]`);
   });
 
   const split = recordedSplit(first);
@@ -162,6 +176,25 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       `the images under ${root} are not the ones the members were trained on (split fingerprint differs)`,
     );
   }
+  return { metas, first, out, root, tta, train, val, info };
+}
+
+/** The ensemble record's member rows: where each member came from and what it was. */
+export function memberRows(o: EnsembleOptions, metas: ModelMeta[], loaded: LoadedModel[], dirs: (string | null)[]) {
+  return metas.map((m, i) => ({
+    dir: dirs[i],
+    from: path.resolve(o.members[i]),
+    name: m.name,
+    version: m.version,
+    arch: m.arch,
+    sha256: loaded[i].sha256,
+    validationAuc: typeof m.validation?.auc === 'number' ? m.validation.auc : null,
+  }));
+}
+
+export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
+  const log = o.log ?? (() => {});
+  const { metas, first, out, root, tta, train, val, info } = await prepareMembers(o);
   const loaded: LoadedModel[] = [];
   try {
     for (const d of o.members) loaded.push(await loadModel(d));
@@ -173,15 +206,7 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
     const dirs = members.map((_, i) => `m${i + 1}`);
     const record: EnsembleRecord = {
       method: 'mean-logit',
-      members: metas.map((m, i) => ({
-        dir: dirs[i],
-        from: path.resolve(o.members[i]),
-        name: m.name,
-        version: m.version,
-        arch: m.arch,
-        sha256: loaded[i].sha256,
-        validationAuc: typeof m.validation?.auc === 'number' ? m.validation.auc : null,
-      })),
+      members: memberRows(o, metas, loaded, dirs),
       ...(half ? { weights: 'float16' as const } : {}),
     };
     const createdAt = new Date().toISOString();

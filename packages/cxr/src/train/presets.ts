@@ -293,6 +293,14 @@ RECIPES['cxr-shift-ema-period-mobilenet-224-short-lpft'] = {
   recipe: { ...RECIPES['cxr-shift-ema-period-mobilenet-short-lpft'].recipe, inputSize: 224 },
 };
 
+// The probe's recipe with the whole-model phase at 2e-4 instead of 5e-4. In LP-FT the probe gives fine-tuning
+// a head that already fits, so the backbone need move only as far as the X-ray task asks; a smaller step
+// moves the ImageNet features less still, which is what held NORMAL films in place under the changes in round 12.
+RECIPES['cxr-shift-ema-period-mobilenet-short-lpft-gentle'] = {
+  title: 'cxr-shift-ema-period-mobilenet-short-lpft with the whole-model phase at lr 2e-4',
+  recipe: { ...RECIPES['cxr-shift-ema-period-mobilenet-short-lpft'].recipe, lr: 2e-4 },
+};
+
 // cxr-shift-ema at 224 px instead of 160 (about twice the pixels and the training time).
 RECIPES['cxr-shift-224'] = {
   title: 'cxr-shift-ema at 224 px input',

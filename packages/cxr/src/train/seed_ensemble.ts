@@ -5,11 +5,13 @@
 // Only the first member fits the not-a-chest-X-ray gate: the ensemble's gate reads the first member's
 // features and copies its ood.json, so fitting one per member would cost minutes (about two per member
 // here) for files nothing reads. A finished member is kept on a rerun, an interrupted one resumes with
-// --resume, so a long ensemble can be stopped and continued like a single run.
+// --resume, so a long ensemble can be stopped and continued like a single run. With --soup the members'
+// weights are averaged into one model instead (train/soup.ts), which fits its own gate, so no member fits one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelMeta } from '../models/metadata';
 import { buildEnsemble } from './ensemble';
+import { buildSoup } from './soup';
 import { Recipe } from './recipe';
 import { isFinished, type RunOptions, resolveRecipe, runTraining } from './run';
 
@@ -18,6 +20,8 @@ export interface SeedEnsembleOptions extends RunOptions {
   seeds: number[];
   /** Where the members are trained (default: `<out>-members`); each in `<recipe>-s<seed>`. */
   membersDir?: string;
+  /** Average the members' weights into one model (`cxr ensemble --soup`) instead of their logits. */
+  soup?: boolean;
 }
 
 export interface SeedEnsembleResult {
@@ -65,14 +69,14 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
       name: `${base}-s${seed}`,
       overrides: { ...o.overrides, seed, splitSeed },
       resume: o.resume === true && fs.existsSync(path.join(dir, 'checkpoints', 'last')),
-      gate: i === 0 && o.gate !== false,
+      gate: i === 0 && o.gate !== false && o.soup !== true,
     });
     members.push({ dir, seed, seconds: r.seconds, trained: true });
   }
-  const meta = await buildEnsemble({
+  const meta = await (o.soup ? buildSoup : buildEnsemble)({
     members: members.map((m) => m.dir),
     outDir: out,
-    name: o.name ?? `${base}-ens${o.seeds.length}`,
+    name: o.name ?? `${base}-${o.soup ? 'soup' : 'ens'}${o.seeds.length}`,
     data: o.data,
     command: o.command,
     log,
