@@ -12,7 +12,7 @@ import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { Predictor } from '../predict/predictor';
-import { adaBn } from './bn_stats';
+import { adaptMembers, type ClassMix } from './class_mix';
 import { filmsFingerprint, readSiteFilms, type SiteFilms } from './films';
 import { recentreGate } from './ood_recentre';
 import { estimatePrior, logOdds, shiftThreshold } from './prior';
@@ -34,6 +34,8 @@ export interface AdaptOptions {
   prior?: boolean;
   /** Plain AdaBN (the site's own statistics) even where the model carries reference statistics. */
   plain?: boolean;
+  /** The site's share of pneumonia films the reference is mixed at (default 'auto': estimated). */
+  classMix?: ClassMix;
   minImages?: number;
   batchSize?: number;
   /** Written into the card (the command that made the folder). */
@@ -162,18 +164,15 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       );
     }
     log(relative ? "relative AdaBN: the site's films against the model's validation films" : 'plain AdaBN');
-    let bnLayers = 0;
-    for (const [k, m] of loaded.members.entries()) {
-      const updates = await adaBn(m, films.pixels, n, films.size, {
-        batchSize: o.batchSize,
-        reference: reference?.members?.[k],
-      });
-      bnLayers += updates.length;
-      log(`member ${k + 1}/${loaded.members.length}: ${updates.length} batch-norm layers re-estimated on ${n} films`);
-      // A half-precision source stays half precision (as its cxr.json and card say), rounded before anything
-      // below (prior, gate) is computed on it.
-      if (storage === 'float16') roundWeightsToFloat16(m);
-    }
+    const { bnLayers, classMix } = await adaptMembers(
+      loaded.members,
+      { pixels: films.pixels, n, size: films.size },
+      { reference, classMix: o.classMix ?? 'auto', meta, batchSize: o.batchSize, log },
+    );
+    log(`${loaded.members.length} member(s): ${bnLayers} batch-norm layers re-estimated on ${n} films`);
+    // A half-precision source stays half precision (as its cxr.json and card say), rounded before anything
+    // below (prior, gate) is computed on it.
+    if (storage === 'float16') for (const m of loaded.members) roundWeightsToFloat16(m);
     if (bnLayers === 0)
       throw new AdaptRefused(`${o.modelDir}: the model has no batch-norm layers, so there are no statistics to adapt`);
 
@@ -184,6 +183,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       date: new Date().toISOString(),
       source: { name: source.name, version: source.version, sha256: source.sha256 },
       bnLayers,
+      ...(classMix ? { classMix } : {}),
     };
     let operatingPoints = meta.operatingPoints;
     if (train) {

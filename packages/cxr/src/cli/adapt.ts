@@ -1,13 +1,22 @@
-// `cxr adapt --model DIR --images DIR --out DIR [--prior] [--plain] [--min-images N] [--json]`: a
+// `cxr adapt --model DIR --images DIR --out DIR [--prior] [--plain] [--class-mix M] [--min-images N] [--json]`: a
 // model adapted to a new site from that site's unlabeled films (docs/site-adaptation.md), and
 // `cxr adapt-reference --model DIR [--data DIR]`, which writes the reference statistics it adapts against.
 import { Command, InvalidArgumentError } from 'commander';
 import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
+import type { ClassMix } from '../adapt/class_mix';
 import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
 import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
+
+function classMixArg(v: string): ClassMix {
+  if (v === 'auto' || v === 'reference') return v;
+  const x = Number(v);
+  if (!(x > 0 && x < 1))
+    throw new InvalidArgumentError("'auto', 'reference', or the share of pneumonia films, 0 < x < 1");
+  return x;
+}
 
 function minImagesArg(v: string): number {
   const n = Number(v);
@@ -33,6 +42,14 @@ export function register(program: Command): void {
       '--plain',
       "plain AdaBN: the site's own statistics, even where the model has reference statistics (bn-reference.json)",
     )
+    .option(
+      '--class-mix <mix>',
+      "the site's share of pneumonia films, against which its films are compared with the validation films: " +
+        "'auto' estimates it from the films; a number gives it (e.g. 0.2); 'reference' takes the validation " +
+        "films' own (about 0.74), as before the reference kept the classes apart",
+      classMixArg,
+      'auto',
+    )
     .option('--min-images <n>', 'fewest usable films to adapt on', minImagesArg, DEFAULT_MIN_IMAGES)
     .option('--json', 'print one JSON object (the adaptation record)')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
@@ -46,6 +63,7 @@ export function register(program: Command): void {
         outDir: o.out,
         prior: !!o.prior,
         plain: !!o.plain,
+        classMix: o.classMix,
         minImages: o.minImages,
         command,
         log,

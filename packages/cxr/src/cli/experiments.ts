@@ -102,12 +102,23 @@ export function register(program: Command): void {
   exp
     .command('adapt')
     .description(
-      "site adaptation on the model's own validation films, clean and under catalog changes: the model as it is, " +
-        'after plain AdaBN and after relative AdaBN, each adapted on the films it is scored on (no labels used)',
+      "site adaptation on the model's own validation films, clean and under catalog changes, and (--shares) on " +
+        'them resampled to other shares of pneumonia: the model as it is, after plain AdaBN, after relative AdaBN ' +
+        "against the pooled reference and against the reference mixed at the site's estimated share (the default " +
+        "of 'cxr adapt'), each adapted on the films it is scored on (no labels used)",
     )
     .option('--model <dir>', 'model folder with bn-reference.json (default: the shipped model)')
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (the model trained on it)')
     .option('--changes <specs...>', `NAME@STRENGTH or none (default: ${DEFAULT_ADAPT_CHANGES.join(' ')})`)
+    .option(
+      '--shares <x...>',
+      'also sites of the validation films resampled to these shares of pneumonia (a class mix unlike the split)',
+      (v: string, prev: number[] = []) => {
+        const x = Number(v);
+        if (!(x > 0 && x < 1)) throw new InvalidArgumentError('a share of pneumonia, 0 < x < 1');
+        return [...prev, x];
+      },
+    )
     .option('--out <file>', 'also write the Markdown table to this file')
     .option('--json', 'print the rows as one JSON object')
     .option('--cache <dir>', 'preprocessed-image cache folder')
@@ -117,6 +128,7 @@ export function register(program: Command): void {
       const model = path.resolve(o.model ?? defaultModelDir());
       const rows = await adaptShiftTable(model, o.data, {
         changes: o.changes,
+        shares: o.shares,
         cacheDir: o.cache,
         log: (l) => process.stderr.write(`${l}\n`),
       });

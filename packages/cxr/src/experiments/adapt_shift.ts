@@ -3,11 +3,13 @@
 // after plain AdaBN, and after relative AdaBN (against the model's bn-reference.json), each
 // adapted on the very films it is then scored on, without their labels. The changed films are
 // the reference films under a known change, so this measures how well adaptation undoes the
-// change, not the sampling noise of a real site's smaller, different set of films.
-import type * as tfl from '@tensorflow/tfjs-layers';
-import { adaBn } from '../adapt/bn_stats';
+// change, not the sampling noise of a real site's smaller, different set of films. With `shares`,
+// the same is done on the validation films resampled to other shares of pneumonia (a site's class
+// mix), where relative AdaBN against the pooled reference ('relative-pooled', the behaviour before
+// the reference kept the classes apart) is scored beside the class-aware default ('relative').
+import { adaptMembers, type ClassMix } from '../adapt/class_mix';
 import { loadRecordedSplit } from '../data/dataset_images';
-import type { ImageSet } from '../data/images';
+import { type ImageSet, subset } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
 import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
 import { loadBnReference } from '../models/bn_reference';
@@ -15,9 +17,11 @@ import { calibrated, predictAllLogits } from '../models/infer';
 import { type LoadedModel, loadModel, memberDirs } from '../models/io';
 
 export const DEFAULT_ADAPT_CHANGES = ['none', 'gamma-up@1', 'contrast-down@1', 'exposure-down@1', 'blur@1'];
-const METHODS = ['none', 'plain', 'relative'] as const;
+const METHODS = ['none', 'plain', 'relative-pooled', 'relative'] as const;
 
 export interface AdaptShiftRow {
+  /** Share of pneumonia among the films scored (the validation split's own, or a resampled site's). */
+  pneumonia: number;
   change: string;
   strength: number;
   /** 'none': the model as it is; 'plain' / 'relative': adapted on these films first. */
@@ -43,7 +47,7 @@ async function score(
   loaded: LoadedModel,
   set: ImageSet,
   pixels: Uint8Array,
-  row: Omit<AdaptShiftRow, 'auc' | 'sensitivity' | 'specificity' | 'ece' | 'meanNormal'>,
+  row: Omit<AdaptShiftRow, 'auc' | 'sensitivity' | 'specificity' | 'ece' | 'meanNormal' | 'pneumonia'>,
 ): Promise<AdaptShiftRow> {
   const { meta } = loaded;
   const n = set.labels.length;
@@ -53,6 +57,7 @@ async function score(
   const c = confusionAt(labels, probs, meta.operatingPoints.balanced.threshold);
   const normal = probs.filter((_, i) => labels[i] === 0);
   return {
+    pneumonia: labels.reduce((a, b) => a + b, 0) / n,
     ...row,
     auc: rocAuc(labels, probs),
     sensitivity: c.tp / (c.tp + c.fn),
@@ -62,11 +67,44 @@ async function score(
   };
 }
 
-/** Rows for every change × {as is, plain AdaBN, relative AdaBN} on the model's validation films. */
+/**
+ * The validation films resampled to a share of pneumonia: every film of the scarcer class, and films of
+ * the other spread evenly over it (deterministic).
+ */
+export function resampleToShare(set: ImageSet, share: number): ImageSet {
+  if (!(share > 0 && share < 1)) throw new Error(`a share of pneumonia is in (0, 1), got ${share}`);
+  const idx = [0, 1].map((c) => Array.from(set.labels, (l, i) => (l === c ? i : -1)).filter((i) => i >= 0));
+  const [normal, pneumonia] = idx;
+  // Keep every NORMAL film if the pneumonia films that goes with suffice, else every pneumonia film.
+  const wantP = Math.round((normal.length * share) / (1 - share));
+  const [keepN, keepP] =
+    wantP <= pneumonia.length
+      ? [normal.length, wantP]
+      : [Math.round((pneumonia.length * (1 - share)) / share), pneumonia.length];
+  const spread = (xs: number[], k: number) => Array.from({ length: k }, (_, j) => xs[Math.floor((j * xs.length) / k)]);
+  return subset(
+    set,
+    [...spread(normal, keepN), ...spread(pneumonia, keepP)].sort((a, b) => a - b),
+  );
+}
+
+/**
+ * Rows for every site × change × {as is, plain AdaBN, relative AdaBN against the pooled reference,
+ * relative AdaBN against the reference mixed at the estimated share} on the model's validation films;
+ * the sites are the validation split itself and, for each of `shares`, the split resampled to it.
+ */
 export async function adaptShiftTable(
   modelDir: string,
   dataRoot: string,
-  opts: { changes?: string[]; cacheDir?: string; log?: (line: string) => void } = {},
+  opts: {
+    changes?: string[];
+    cacheDir?: string;
+    log?: (line: string) => void;
+    /** The class mix relative adaptation assumes (default 'auto', as `cxr adapt`). */
+    classMix?: ClassMix;
+    /** Also sites resampled to these shares of pneumonia. */
+    shares?: number[];
+  } = {},
 ): Promise<AdaptShiftRow[]> {
   const log = opts.log ?? (() => {});
   const changes = (opts.changes ?? DEFAULT_ADAPT_CHANGES).map(parseChange);
@@ -74,25 +112,36 @@ export async function adaptShiftTable(
   const dirs = memberDirs(modelDir, source.meta);
   const reference = loadBnReference(modelDir, dirs);
   if (!reference.members) throw new Error(`${reference.problem}: run 'cxr adapt-reference' first`);
-  const { val } = await loadRecordedSplit(dataRoot, source.meta, { cacheDir: opts.cacheDir, warn: log });
-  const n = val.labels.length;
+  const { val: all } = await loadRecordedSplit(dataRoot, source.meta, { cacheDir: opts.cacheDir, warn: log });
+  const sites = [all, ...(opts.shares ?? []).map((s) => resampleToShare(all, s))];
+  // Against the pooled reference is the class-aware one when the reference does not keep the classes apart.
+  const methods = METHODS.filter((m) => m !== 'relative-pooled' || reference.byClass);
   const rows: AdaptShiftRow[] = [];
   try {
-    for (const { name, strength } of changes) {
+    for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
+      const n = val.labels.length;
       const pixels =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
-      for (const adaptation of METHODS) {
+      for (const adaptation of methods) {
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);
         try {
-          for (const [k, m] of adaptation === 'none' ? [] : loaded.members.entries()) {
-            const ref = adaptation === 'relative' ? reference.members[k] : undefined;
-            await adaBn(m as tfl.LayersModel, pixels, n, val.size, { reference: ref });
+          // As `cxr adapt` does: relative by default with the site's class mix estimated from the films.
+          if (adaptation !== 'none') {
+            await adaptMembers(
+              loaded.members,
+              { pixels, n, size: val.size },
+              {
+                reference: adaptation === 'plain' ? null : reference,
+                classMix: adaptation === 'relative-pooled' ? 'reference' : (opts.classMix ?? 'auto'),
+                meta: source.meta,
+              },
+            );
           }
           const row = await score(loaded, val, pixels, { change: name, strength, adaptation });
           log(
-            `${name}@${strength} ${adaptation}: AUC ${row.auc?.toFixed(4)}, sensitivity ` +
-              `${(100 * row.sensitivity).toFixed(1)}%, specificity ${(100 * row.specificity).toFixed(1)}%, ` +
-              `ECE ${row.ece.toFixed(3)}`,
+            `${(100 * row.pneumonia).toFixed(1)}% pneumonia, ${name}@${strength} ${adaptation}: ` +
+              `AUC ${row.auc?.toFixed(4)}, sensitivity ${(100 * row.sensitivity).toFixed(1)}%, ` +
+              `specificity ${(100 * row.specificity).toFixed(1)}%, ECE ${row.ece.toFixed(3)}`,
           );
           rows.push(row);
         } finally {
@@ -110,11 +159,11 @@ export async function adaptShiftTable(
 export function adaptShiftMarkdown(rows: readonly AdaptShiftRow[]): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   return [
-    '| change | adaptation | AUC | sensitivity | specificity | ECE | mean p(NORMAL films) |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| pneumonia | change | adaptation | AUC | sensitivity | specificity | ECE | mean p(NORMAL films) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map(
       (r) =>
-        `| ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ${r.adaptation} | ` +
+        `| ${pct(r.pneumonia)} | ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ${r.adaptation} | ` +
         `${r.auc?.toFixed(4) ?? 'n/a'} | ${pct(r.sensitivity)} | ${pct(r.specificity)} | ${r.ece.toFixed(3)} | ` +
         `${r.meanNormal.toFixed(3)} |`,
     ),

@@ -136,6 +136,13 @@ function adaptationSection(meta: ModelMeta): string {
       'Their sensitivity and specificity on the site are unknown.\n'
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
   const relative = a.method.includes('adabn-relative');
+  const m = a.classMix;
+  const how = { estimated: 'estimated from the films', given: 'as given', reference: "the validation films' own" };
+  const mix =
+    m && relative
+      ? `- The validation films were compared with the site's in the site's mix of classes: ${pct(m.site)} ` +
+        `pneumonia (${how[m.how]}) against ${pct(m.reference)} among the validation films.\n`
+      : '';
   return [
     '## Adapted to a site',
     `This is \`${a.source.name}\` version ${a.source.version} (sha256 \`${a.source.sha256.slice(0, 16)}\`) ` +
@@ -147,7 +154,8 @@ function adaptationSection(meta: ModelMeta): string {
     `(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ` +
       `${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).`,
     'No weight was trained and no label was used.',
-    prior +
+    mix +
+      prior +
       "- The validation figures below are the **source model's, measured before adaptation**; " +
       'the adapted model has not been validated on labelled',
     '  films of this site. Check it on a labelled local sample with `cxr evaluate` before relying on it.',

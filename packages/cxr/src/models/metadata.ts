@@ -39,6 +39,18 @@ export const Adaptation = z.looseObject({
   source: z.object({ name: z.string(), version: z.string(), sha256: z.string() }),
   /** Batch-norm layers re-estimated (all members together). */
   bnLayers: z.number().int().nonnegative(),
+  /**
+   * With a reference that keeps the classes apart: the validation films' share of pneumonia, the share the
+   * reference was mixed at for this site, and how it was found (EM estimates before and after each round).
+   */
+  classMix: z
+    .object({
+      reference: z.number().gt(0).lt(1),
+      site: z.number().gt(0).lt(1),
+      how: z.enum(['estimated', 'given', 'reference']),
+      estimates: z.array(z.number()).optional(),
+    })
+    .optional(),
   /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */
   prior: z
     .object({

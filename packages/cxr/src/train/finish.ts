@@ -100,5 +100,6 @@ export async function writeValidationReference(
     size: o.val.size,
     source: `validation split${split}`,
     fingerprint,
+    labels: o.val.labels,
   });
 }
