@@ -38,7 +38,7 @@ export interface ClassMixRecord {
   /** Share the reference was mixed at for the adaptation written. */
   site: number;
   how: 'estimated' | 'given' | 'reference';
-  /** With 'estimated': the EM estimate before the first adaptation and after each one. */
+  /** With 'estimated': the estimate before the first adaptation and after each one. */
   estimates?: number[];
 }
 

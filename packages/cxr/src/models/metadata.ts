@@ -41,7 +41,7 @@ export const Adaptation = z.looseObject({
   bnLayers: z.number().int().nonnegative(),
   /**
    * With a reference that keeps the classes apart: the validation films' share of pneumonia, the share the
-   * reference was mixed at for this site, and how it was found (EM estimates before and after each round).
+   * reference was mixed at for this site, and how it was found (the estimates before and after each round).
    */
   classMix: z
     .object({
