@@ -13,7 +13,7 @@ import { writeModelCard } from '../models/card';
 import { loadModel, type LoadedModel, saveLayersModel, type WeightStorage, writeDirAtomic } from '../models/io';
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
-import { calibrateOnValidation, writeValidationFiles } from './calibrate';
+import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { writeValidationReference } from './finish';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
@@ -192,6 +192,41 @@ export function memberRows(o: EnsembleOptions, metas: ModelMeta[], loaded: Loade
   }));
 }
 
+/** cxr.json of a model combined from members: the first member's input, the new calibration and record. */
+export function combinedMeta(
+  p: Pick<PreparedMembers, 'metas' | 'first' | 'root'>,
+  c: Calibration,
+  o: { name: string; arch: string; members: string[]; record: EnsembleRecord },
+): ModelMeta {
+  const { first, root } = p;
+  const createdAt = new Date().toISOString();
+  return parseMeta(
+    {
+      format: MODEL_FORMAT,
+      name: o.name,
+      version: createdAt.replace(/[-:]/g, '').slice(0, 15),
+      arch: o.arch,
+      inputSize: first.inputSize,
+      preprocessing: first.preprocessing,
+      classNames: first.classNames,
+      temperature: c.temperature,
+      logitBias: c.bias,
+      operatingPoints: c.operatingPoints,
+      defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint)
+        ? first.defaultOperatingPoint
+        : 'balanced',
+      tta: first.tta,
+      members: o.members,
+      recipe: {},
+      data: { ...first.data, root },
+      validation: { ...c.metrics },
+      ensemble: o.record,
+      createdAt,
+    },
+    `${o.record.method === 'weight-soup' ? 'soup' : 'ensemble'} cxr.json`,
+  );
+}
+
 export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
   const log = o.log ?? (() => {});
   const { metas, first, out, root, tta, train, val, info } = await prepareMembers(o);
@@ -209,32 +244,12 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       members: memberRows(o, metas, loaded, dirs),
       ...(half ? { weights: 'float16' as const } : {}),
     };
-    const createdAt = new Date().toISOString();
-    const meta = parseMeta(
-      {
-        format: MODEL_FORMAT,
-        name: o.name ?? `ensemble-${metas.map((m) => m.name).join('+')}`,
-        version: createdAt.replace(/[-:]/g, '').slice(0, 15),
-        arch: `ensemble(${metas.map((m) => m.arch).join(', ')})`,
-        inputSize: first.inputSize,
-        preprocessing: first.preprocessing,
-        classNames: first.classNames,
-        temperature: c.temperature,
-        logitBias: c.bias,
-        operatingPoints: c.operatingPoints,
-        defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint)
-          ? first.defaultOperatingPoint
-          : 'balanced',
-        tta,
-        members: dirs,
-        recipe: {},
-        data: { ...first.data, root },
-        validation: { ...c.metrics },
-        ensemble: record,
-        createdAt,
-      },
-      'ensemble cxr.json',
-    );
+    const meta = combinedMeta({ metas, first, root }, c, {
+      name: o.name ?? `ensemble-${metas.map((m) => m.name).join('+')}`,
+      arch: `ensemble(${metas.map((m) => m.arch).join(', ')})`,
+      members: dirs,
+      record,
+    });
     await writeDirAtomic(out, async (tmp) => {
       for (const [i, d] of o.members.entries()) {
         if (!half) copyMember(d, path.join(tmp, dirs[i]));

@@ -16,12 +16,12 @@ import { saveOod } from '../explain/ood';
 import { bnLayers } from '../models/bn_moments';
 import { writeModelCard } from '../models/card';
 import { loadModel, type LoadedModel, saveLayersModel, writeDirAtomic } from '../models/io';
-import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
+import type { EnsembleRecord, ModelMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { predictAllLogits } from '../models/infer';
 import { rocAuc } from '../eval/metrics';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
-import { EnsembleRefused, type EnsembleOptions, memberRows, prepareMembers } from './ensemble';
+import { combinedMeta, EnsembleRefused, type EnsembleOptions, memberRows, prepareMembers } from './ensemble';
 import { writeValidationReference } from './finish';
 
 /**
@@ -124,32 +124,12 @@ export async function buildSoup(o: EnsembleOptions): Promise<ModelMeta> {
       ...(half ? { weights: 'float16' as const } : {}),
       check,
     };
-    const createdAt = new Date().toISOString();
-    const meta = parseMeta(
-      {
-        format: MODEL_FORMAT,
-        name: o.name ?? `soup-${metas.map((m) => m.name).join('+')}`,
-        version: createdAt.replace(/[-:]/g, '').slice(0, 15),
-        arch: first.arch,
-        inputSize: first.inputSize,
-        preprocessing: first.preprocessing,
-        classNames: first.classNames,
-        temperature: c.temperature,
-        logitBias: c.bias,
-        operatingPoints: c.operatingPoints,
-        defaultOperatingPoint: Object.hasOwn(c.operatingPoints, first.defaultOperatingPoint)
-          ? first.defaultOperatingPoint
-          : 'balanced',
-        tta,
-        members: [],
-        recipe: {},
-        data: { ...first.data, root },
-        validation: { ...c.metrics },
-        ensemble: record,
-        createdAt,
-      },
-      'soup cxr.json',
-    );
+    const meta = combinedMeta({ metas, first, root }, c, {
+      name: o.name ?? `soup-${metas.map((m) => m.name).join('+')}`,
+      arch: first.arch,
+      members: [],
+      record,
+    });
     await writeDirAtomic(out, async (tmp) => {
       await saveLayersModel(soup, tmp, half ? 'float16' : 'float32');
       log(`fitting the OOD gate on the soup's features (${train.labels.length} training images)`);
