@@ -27,7 +27,11 @@ const clampShare = (x: number) => Math.min(1 - SHARE_FLOOR, Math.max(SHARE_FLOOR
 
 /** 'auto': estimated from the films; 'reference': the validation films' mix; a number: the site's share, given. */
 export type ClassMix = 'auto' | 'reference' | number;
-/** Adaptations at most with 'auto' (the estimate usually settles after the second). */
+/**
+ * Adaptations at most with 'auto' (the estimate usually settles after the second). The estimate is taken
+ * again only while it settles: when a round moves it at least as far as the round before, the adaptation
+ * at the previous share is kept.
+ */
 export const MAX_MIX_ROUNDS = 3;
 /** The estimate has settled when it moves less than this between two adaptations. */
 export const MIX_TOLERANCE = 0.01;
@@ -137,16 +141,29 @@ export async function adaptMembers(
     let share = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
     const estimates = [share];
     let layers = 0;
+    let lastStep = Number.POSITIVE_INFINITY;
     for (let round = 1; round <= MAX_MIX_ROUNDS; round++) {
       if (round > 1) restore(members, saved);
       layers = await run(mixed(share));
       const next = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
       estimates.push(next);
+      const step = Math.abs(next - share);
       log(
         `class mix, round ${round}: adapted at ${(100 * share).toFixed(1)}% pneumonia, ` +
           `estimated ${(100 * next).toFixed(1)}% after`,
       );
-      if (Math.abs(next - share) < MIX_TOLERANCE || round === MAX_MIX_ROUNDS) break;
+      if (step < MIX_TOLERANCE || round === MAX_MIX_ROUNDS) break;
+      if (step >= lastStep) {
+        // The estimate runs away instead of settling (few films, or classes whose statistics lie far apart:
+        // a share set too high makes the films look more like pneumonia, which raises the next estimate).
+        // Keep the adaptation at the share before this round's.
+        share = estimates[estimates.length - 3];
+        log(`class mix: the estimate does not settle; adapting at ${(100 * share).toFixed(1)}% again`);
+        restore(members, saved);
+        layers = await run(mixed(share));
+        break;
+      }
+      lastStep = step;
       share = next;
     }
     return { bnLayers: layers, classMix: { reference: byClass.pneumonia, site: share, how: 'estimated', estimates } };
