@@ -18,7 +18,7 @@ import { writeModelCard } from '../models/card';
 import { loadModel, type LoadedModel, saveLayersModel, writeDirAtomic } from '../models/io';
 import type { EnsembleRecord, ModelMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
-import { predictAllLogits } from '../models/infer';
+import { predictAllLogits, sigmoid } from '../models/infer';
 import { rocAuc } from '../eval/metrics';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { combinedMeta, EnsembleRefused, type EnsembleOptions, memberRows, prepareMembers } from './ensemble';
@@ -34,11 +34,7 @@ export const MIN_SPREAD_RATIO = 0.5;
 export const MAX_AUC_LOSS = 0.02;
 
 /** AUC of raw logits (through the sigmoid, which keeps their order). */
-const logitAuc = (labels: number[], logits: Float32Array) =>
-  rocAuc(
-    labels,
-    Array.from(logits, (l) => 1 / (1 + Math.exp(-l))),
-  ) ?? 0;
+const logitAuc = (labels: number[], logits: Float32Array) => rocAuc(labels, Array.from(logits, sigmoid)) ?? 0;
 
 function std(xs: Float32Array): number {
   const m = xs.reduce((s, x) => s + x, 0) / xs.length;
