@@ -106,10 +106,11 @@ test("adaptation compares a site with the validation films mixed in the site's o
   assert.ok(mix.estimates && mix.estimates.length >= 2, JSON.stringify(mix));
   assert.ok(Math.abs(mix.site - siteShare) < 0.15, `estimated ${mix.site}, the site has ${siteShare}`);
   assert.ok(
-    lines.some((l) => /class mix, round 1/.test(l)),
+    lines.some((l) => /class mix: adapted at/.test(l)),
     lines.join('\n'),
   );
 
+  t.diagnostic(lines.filter((l) => /class mix/.test(l)).join(' | '));
   const source = await logits(model, 0);
   const byPooled = meanShift(await logits(pooled, 0), source);
   const byMixed = meanShift(await logits(mixed, 0), source);

@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
-import { adaptShiftMarkdown, adaptShiftTable } from '../src/experiments/adapt_shift';
+import { adaptShiftMarkdown, adaptShiftTable, resampleToShare } from '../src/experiments/adapt_shift';
+import type { ImageSet } from '../src/data/images';
 import { readSiteFilms } from '../src/adapt/films';
 import { BN_REFERENCE_FILE, loadBnReference, writeBnReference } from '../src/models/bn_reference';
 import { loadModel, readMeta } from '../src/models/io';
@@ -178,4 +179,37 @@ test('cxr experiments adapt: on the clean validation films relative adaptation c
   assert.ok(Math.abs(fifth[4].pneumonia - 0.2) < 0.05, `${fifth[4].pneumonia}`);
   assert.equal(fifth[0].pneumonia, asIs.pneumonia);
   await assert.rejects(adaptShiftTable(dir, CHEST_XRAY, { changes: ['gamma-up'] }), /NAME@STRENGTH/);
+  // Smaller sites, and the kinds asked for: the first estimate without the search beside the default.
+  const small = await adaptShiftTable(dir, CHEST_XRAY, {
+    changes: ['none'],
+    shares: [0.5],
+    films: 12,
+    methods: ['none', 'relative-first', 'relative'],
+  });
+  assert.deepEqual(
+    small.slice(3).map((r) => `${r.films} ${r.pneumonia.toFixed(2)} ${r.adaptation} ${r.mixedAt === null}`),
+    ['12 0.50 none true', '12 0.50 relative-first false', '12 0.50 relative false'],
+  );
+  // The first site keeps the validation split's own mix, at 12 films.
+  assert.ok(Math.abs(small[0].pneumonia - asIs.pneumonia) < 1 / 12, `${small[0].pneumonia} vs ${asIs.pneumonia}`);
+  assert.deepEqual(
+    small.map((r) => r.films),
+    [12, 12, 12, 12, 12, 12],
+  );
+  assert.match(adaptShiftMarkdown(small), /\| 50\.0% \| 12 \| none \| relative-first \| \d+\.\d% \|/);
+});
+
+test('sites resampled to a share and a number of films take each class evenly, or say why they cannot', () => {
+  const labels = Uint8Array.from({ length: 40 }, (_, i) => (i < 10 ? 0 : 1));
+  const set: ImageSet = {
+    size: 1,
+    pixels: Uint8Array.from(labels.keys()),
+    labels,
+    files: Array.from(labels.keys(), (i) => `f${i}`),
+    patients: Array.from(labels.keys(), (i) => `p${i}`),
+  };
+  const site = resampleToShare(set, 0.5, 16);
+  assert.deepEqual(Array.from(site.pixels), [0, 1, 2, 3, 5, 6, 7, 8, 10, 13, 17, 21, 25, 28, 32, 36]);
+  assert.equal(resampleToShare(set, 0.2).labels.length, 13); // every NORMAL film, round(2.5) pneumonia films
+  assert.throws(() => resampleToShare(set, 0.2, 20), /20 films at 0\.2 pneumonia need 16 NORMAL .* has 10 and 30/);
 });

@@ -6,12 +6,13 @@
 // normal films towards PNEUMONIA (the shipped model adapted on its own validation films resampled to
 // half pneumonia lost 16 points of specificity; round 13, docs/site-adaptation.md). So the reference is
 // mixed in the site's own proportion (bn_reference.ts mixReference), and that proportion is estimated
-// from the films, again after each adaptation, because an acquisition change moves the scores the first
-// estimate rests on. The estimate is the confusion-matrix one (Lipton et al. 2018, "black box shift
-// estimation"): the share of films called PNEUMONIA at the balanced threshold, corrected by the
-// sensitivity and specificity measured there on validation. Under a change of class mix alone it is
-// unbiased; EM on the calibrated scores (prior.ts) leans on calibration, which is weakest in the middle
-// of the scale, and read the shipped model's sites 3 to 4 points short of their share.
+// from the films: the share at which adapting and estimating again reads the share back (mix_search.ts),
+// because an acquisition change moves the scores the first estimate rests on. Each estimate is the
+// confusion-matrix one (Lipton et al. 2018, "black box shift estimation"): the share of films called
+// PNEUMONIA at the balanced threshold, corrected by the sensitivity and specificity measured there on
+// validation. Under a change of class mix alone it is unbiased; EM on the calibrated scores (prior.ts)
+// leans on calibration, which is weakest in the middle of the scale, and read the shipped model's sites 3
+// to 4 points short of their share.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { bnLayers } from '../models/bn_moments';
@@ -19,31 +20,24 @@ import { type BnStats, type loadBnReference, mixReference } from '../models/bn_r
 import { calibrated, predictAllLogits } from '../models/infer';
 import type { ModelMeta } from '../models/metadata';
 import { adaBn } from './bn_stats';
+import { clampShare, settleShare } from './mix_search';
 import { estimatePrior } from './prior';
 
-/** Shares are kept inside these bounds: a site of one class only is not adapted to as if it were. */
-const SHARE_FLOOR = 0.01;
-const clampShare = (x: number) => Math.min(1 - SHARE_FLOOR, Math.max(SHARE_FLOOR, x));
-
-/** 'auto': estimated from the films; 'reference': the validation films' mix; a number: the site's share, given. */
-export type ClassMix = 'auto' | 'reference' | number;
 /**
- * Adaptations at most with 'auto' (the estimate usually settles after the second). The estimate is taken
- * again only while it settles: when a round moves it at least as far as the round before, the adaptation
- * at the previous share is kept.
+ * 'auto': estimated from the films (mix_search.ts); 'first': the estimate before adapting, without the search
+ * (for comparison); 'reference': the validation films' mix; a number: the site's share, given.
  */
-export const MAX_MIX_ROUNDS = 3;
-/** The estimate has settled when it moves less than this between two adaptations. */
-export const MIX_TOLERANCE = 0.01;
-
+export type ClassMix = 'auto' | 'first' | 'reference' | number;
 export interface ClassMixRecord {
   /** Share of pneumonia among the reference (validation) films. */
   reference: number;
   /** Share the reference was mixed at for the adaptation written. */
   site: number;
-  how: 'estimated' | 'given' | 'reference';
-  /** With 'estimated': the estimate before the first adaptation and after each one. */
+  how: 'estimated' | 'first' | 'given' | 'reference';
+  /** With 'estimated': the estimate before the first adaptation, then after each one. */
   estimates?: number[];
+  /** With 'estimated': the share of each adaptation tried (mix_search.ts), in order. */
+  adaptedAt?: number[];
 }
 
 export interface SiteFilmsPixels {
@@ -138,35 +132,38 @@ export async function adaptMembers(
   }
   const saved = snapshot(members);
   try {
-    let share = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
-    const estimates = [share];
+    const first = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
+    log(`class mix: ${(100 * first).toFixed(1)}% pneumonia estimated before adapting`);
+    if (opts.classMix === 'first') {
+      return {
+        bnLayers: await run(mixed(first)),
+        classMix: { reference: byClass.pneumonia, site: first, how: 'first', estimates: [first] },
+      };
+    }
     let layers = 0;
-    let lastStep = Number.POSITIVE_INFINITY;
-    for (let round = 1; round <= MAX_MIX_ROUNDS; round++) {
-      if (round > 1) restore(members, saved);
+    const search = await settleShare(first, async (share) => {
+      restore(members, saved);
       layers = await run(mixed(share));
       const next = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
-      estimates.push(next);
-      const step = Math.abs(next - share);
-      log(
-        `class mix, round ${round}: adapted at ${(100 * share).toFixed(1)}% pneumonia, ` +
-          `estimated ${(100 * next).toFixed(1)}% after`,
-      );
-      if (step < MIX_TOLERANCE || round === MAX_MIX_ROUNDS) break;
-      if (step >= lastStep) {
-        // The estimate runs away instead of settling (few films, or classes whose statistics lie far apart:
-        // a share set too high makes the films look more like pneumonia, which raises the next estimate).
-        // Keep the adaptation at the share before this round's.
-        share = estimates[estimates.length - 3];
-        log(`class mix: the estimate does not settle; adapting at ${(100 * share).toFixed(1)}% again`);
-        restore(members, saved);
-        layers = await run(mixed(share));
-        break;
-      }
-      lastStep = step;
-      share = next;
+      log(`class mix: adapted at ${(100 * share).toFixed(1)}% pneumonia, estimated ${(100 * next).toFixed(1)}% after`);
+      return next;
+    });
+    const last = search.points[search.points.length - 1];
+    if (last.at !== search.share) {
+      restore(members, saved);
+      layers = await run(mixed(search.share));
     }
-    return { bnLayers: layers, classMix: { reference: byClass.pneumonia, site: share, how: 'estimated', estimates } };
+    log(`class mix: ${(100 * search.share).toFixed(1)}% pneumonia`);
+    return {
+      bnLayers: layers,
+      classMix: {
+        reference: byClass.pneumonia,
+        site: search.share,
+        how: 'estimated',
+        estimates: [first, ...search.points.map((p) => p.estimate)],
+        adaptedAt: search.points.map((p) => p.at),
+      },
+    };
   } finally {
     for (const layer of saved) for (const ws of layer) tf.dispose(ws);
   }

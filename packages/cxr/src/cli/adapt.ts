@@ -11,10 +11,10 @@ import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 
 function classMixArg(v: string): ClassMix {
-  if (v === 'auto' || v === 'reference') return v;
+  if (v === 'auto' || v === 'first' || v === 'reference') return v;
   const x = Number(v);
   if (!(x > 0 && x < 1))
-    throw new InvalidArgumentError("'auto', 'reference', or the share of pneumonia films, 0 < x < 1");
+    throw new InvalidArgumentError("'auto', 'first', 'reference', or the share of pneumonia films, 0 < x < 1");
   return x;
 }
 
@@ -45,8 +45,9 @@ export function register(program: Command): void {
     .option(
       '--class-mix <mix>',
       "the site's share of pneumonia films, against which its films are compared with the validation films: " +
-        "'auto' estimates it from the films; a number gives it (e.g. 0.2); 'reference' takes the validation " +
-        "films' own (about 0.74), as before the reference kept the classes apart",
+        "'auto' estimates it from the films; a number gives it (e.g. 0.2); 'first' takes the estimate before " +
+        "adapting, without searching where it settles, and 'reference' the validation films' own (about 0.74), " +
+        'as before the reference kept the classes apart (both for comparison)',
       classMixArg,
       'auto',
     )

@@ -1,11 +1,17 @@
 // `cxr experiments seed --data ROOT [--quick]`, `cxr experiments shift --data ROOT [--seeds N...]`,
-// `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--json]`,
+// `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--shares X...] [--films N] [--methods M...]`,
 // `cxr experiments heatmap --model DIR --data ROOT [--layers L...] [--json]`
 import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { adaptShiftMarkdown, adaptShiftTable, DEFAULT_ADAPT_CHANGES } from '../experiments/adapt_shift';
+import {
+  ADAPT_METHODS,
+  type AdaptMethod,
+  adaptShiftMarkdown,
+  adaptShiftTable,
+  DEFAULT_ADAPT_CHANGES,
+} from '../experiments/adapt_shift';
 import { DEFAULT_HEATMAP_FILMS, heatmapMarkdown, heatmapTable } from '../experiments/heatmap';
 import { defaultModelDir } from '../paths';
 import { DEFAULT_ROBUSTNESS_LIMIT, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
@@ -119,6 +125,21 @@ export function register(program: Command): void {
         return [...prev, x];
       },
     )
+    .option('--films <n>', 'sites of this many films each (a smaller site: more sampling noise)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 10) throw new InvalidArgumentError('an integer ≥ 10');
+      return n;
+    })
+    .option(
+      '--methods <kinds...>',
+      `kinds of adaptation to score: ${ADAPT_METHODS.join(', ')} (default: all but relative-first, which adapts ` +
+        'at the estimate before adapting, without the search)',
+      (v: string, prev: AdaptMethod[] = []) => {
+        if (!(ADAPT_METHODS as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`one of ${ADAPT_METHODS.join(', ')}`);
+        return [...prev, v as AdaptMethod];
+      },
+    )
     .option('--out <file>', 'also write the Markdown table to this file')
     .option('--json', 'print the rows as one JSON object')
     .option('--cache <dir>', 'preprocessed-image cache folder')
@@ -129,6 +150,8 @@ export function register(program: Command): void {
       const rows = await adaptShiftTable(model, o.data, {
         changes: o.changes,
         shares: o.shares,
+        films: o.films,
+        methods: o.methods,
         cacheDir: o.cache,
         log: (l) => process.stderr.write(`${l}\n`),
       });

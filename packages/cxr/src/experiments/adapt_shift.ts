@@ -17,15 +17,22 @@ import { calibrated, predictAllLogits } from '../models/infer';
 import { type LoadedModel, loadModel, memberDirs } from '../models/io';
 
 export const DEFAULT_ADAPT_CHANGES = ['none', 'gamma-up@1', 'contrast-down@1', 'exposure-down@1', 'blur@1'];
-const METHODS = ['none', 'plain', 'relative-pooled', 'relative'] as const;
+export const ADAPT_METHODS = ['none', 'plain', 'relative-pooled', 'relative-first', 'relative'] as const;
+export type AdaptMethod = (typeof ADAPT_METHODS)[number];
+/** Rows by default: relative-first (the estimate before adapting, no search) only on request. */
+const DEFAULT_METHODS: AdaptMethod[] = ['none', 'plain', 'relative-pooled', 'relative'];
 
 export interface AdaptShiftRow {
   /** Share of pneumonia among the films scored (the validation split's own, or a resampled site's). */
   pneumonia: number;
   change: string;
   strength: number;
-  /** 'none': the model as it is; 'plain' / 'relative': adapted on these films first. */
-  adaptation: (typeof METHODS)[number];
+  /** 'none': the model as it is; the others: adapted on these films first. */
+  adaptation: AdaptMethod;
+  /** Films scored (and adapted on). */
+  films: number;
+  /** Share of pneumonia the reference was mixed at (relative kinds), else null. */
+  mixedAt: number | null;
   auc: number | null;
   sensitivity: number;
   specificity: number;
@@ -47,7 +54,7 @@ async function score(
   loaded: LoadedModel,
   set: ImageSet,
   pixels: Uint8Array,
-  row: Omit<AdaptShiftRow, 'auc' | 'sensitivity' | 'specificity' | 'ece' | 'meanNormal' | 'pneumonia'>,
+  row: Pick<AdaptShiftRow, 'change' | 'strength' | 'adaptation' | 'mixedAt'>,
 ): Promise<AdaptShiftRow> {
   const { meta } = loaded;
   const n = set.labels.length;
@@ -58,6 +65,7 @@ async function score(
   const normal = probs.filter((_, i) => labels[i] === 0);
   return {
     pneumonia: labels.reduce((a, b) => a + b, 0) / n,
+    films: n,
     ...row,
     auc: rocAuc(labels, probs),
     sensitivity: c.tp / (c.tp + c.fn),
@@ -68,19 +76,31 @@ async function score(
 }
 
 /**
- * The validation films resampled to a share of pneumonia: every film of the scarcer class, and films of
- * the other spread evenly over it (deterministic).
+ * The validation films resampled to a share of pneumonia, deterministically: with `films`, that many films
+ * (each class's spread evenly over its films); otherwise every film of the scarcer class, and films of the
+ * other spread evenly over it.
  */
-export function resampleToShare(set: ImageSet, share: number): ImageSet {
+export function resampleToShare(set: ImageSet, share: number, films?: number): ImageSet {
   if (!(share > 0 && share < 1)) throw new Error(`a share of pneumonia is in (0, 1), got ${share}`);
   const idx = [0, 1].map((c) => Array.from(set.labels, (l, i) => (l === c ? i : -1)).filter((i) => i >= 0));
   const [normal, pneumonia] = idx;
-  // Keep every NORMAL film if the pneumonia films that goes with suffice, else every pneumonia film.
-  const wantP = Math.round((normal.length * share) / (1 - share));
-  const [keepN, keepP] =
-    wantP <= pneumonia.length
-      ? [normal.length, wantP]
-      : [Math.round((pneumonia.length * (1 - share)) / share), pneumonia.length];
+  let [keepN, keepP]: number[] = [];
+  if (films !== undefined) {
+    keepP = Math.round(films * share);
+    keepN = films - keepP;
+    if (keepP > pneumonia.length || keepN > normal.length || keepP < 1 || keepN < 1)
+      throw new Error(
+        `${films} films at ${share} pneumonia need ${keepN} NORMAL and ${keepP} PNEUMONIA films; ` +
+          `the validation split has ${normal.length} and ${pneumonia.length}`,
+      );
+  } else {
+    // Keep every NORMAL film if the pneumonia films that goes with suffice, else every pneumonia film.
+    const wantP = Math.round((normal.length * share) / (1 - share));
+    [keepN, keepP] =
+      wantP <= pneumonia.length
+        ? [normal.length, wantP]
+        : [Math.round((pneumonia.length * (1 - share)) / share), pneumonia.length];
+  }
   const spread = (xs: number[], k: number) => Array.from({ length: k }, (_, j) => xs[Math.floor((j * xs.length) / k)]);
   return subset(
     set,
@@ -104,6 +124,10 @@ export async function adaptShiftTable(
     classMix?: ClassMix;
     /** Also sites resampled to these shares of pneumonia. */
     shares?: number[];
+    /** Sites of this many films (each site resampled; the validation mix kept for the split itself). */
+    films?: number;
+    /** Kinds of adaptation to score (default: all but relative-first). */
+    methods?: AdaptMethod[];
   } = {},
 ): Promise<AdaptShiftRow[]> {
   const log = opts.log ?? (() => {});
@@ -113,9 +137,16 @@ export async function adaptShiftTable(
   const reference = loadBnReference(modelDir, dirs);
   if (!reference.members) throw new Error(`${reference.problem}: run 'cxr adapt-reference' first`);
   const { val: all } = await loadRecordedSplit(dataRoot, source.meta, { cacheDir: opts.cacheDir, warn: log });
-  const sites = [all, ...(opts.shares ?? []).map((s) => resampleToShare(all, s))];
-  // Against the pooled reference is the class-aware one when the reference does not keep the classes apart.
-  const methods = METHODS.filter((m) => m !== 'relative-pooled' || reference.byClass);
+  const own = all.labels.reduce((a, b) => a + b, 0) / all.labels.length;
+  const sites = [
+    opts.films === undefined ? all : resampleToShare(all, own, opts.films),
+    ...(opts.shares ?? []).map((s) => resampleToShare(all, s, opts.films)),
+  ];
+  // Against the pooled reference (or the first estimate) is the class-aware one when the reference does not
+  // keep the classes apart.
+  const methods = (opts.methods ?? DEFAULT_METHODS).filter(
+    (m) => reference.byClass || (m !== 'relative-pooled' && m !== 'relative-first'),
+  );
   const rows: AdaptShiftRow[] = [];
   try {
     for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
@@ -126,20 +157,24 @@ export async function adaptShiftTable(
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);
         try {
           // As `cxr adapt` does: relative by default with the site's class mix estimated from the films.
+          let mixedAt: number | null = null;
           if (adaptation !== 'none') {
-            await adaptMembers(
+            const how = { 'relative-pooled': 'reference', 'relative-first': 'first' } as const;
+            const adapted = await adaptMembers(
               loaded.members,
               { pixels, n, size: val.size },
               {
                 reference: adaptation === 'plain' ? null : reference,
-                classMix: adaptation === 'relative-pooled' ? 'reference' : (opts.classMix ?? 'auto'),
+                classMix: how[adaptation as keyof typeof how] ?? opts.classMix ?? 'auto',
                 meta: source.meta,
               },
             );
+            mixedAt = adapted.classMix?.site ?? null;
           }
-          const row = await score(loaded, val, pixels, { change: name, strength, adaptation });
+          const row = await score(loaded, val, pixels, { change: name, strength, adaptation, mixedAt });
           log(
-            `${(100 * row.pneumonia).toFixed(1)}% pneumonia, ${name}@${strength} ${adaptation}: ` +
+            `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films), ${name}@${strength} ${adaptation}` +
+              `${mixedAt === null ? '' : ` at ${(100 * mixedAt).toFixed(1)}%`}: ` +
               `AUC ${row.auc?.toFixed(4)}, sensitivity ${(100 * row.sensitivity).toFixed(1)}%, ` +
               `specificity ${(100 * row.specificity).toFixed(1)}%, ECE ${row.ece.toFixed(3)}`,
           );
@@ -159,11 +194,13 @@ export async function adaptShiftTable(
 export function adaptShiftMarkdown(rows: readonly AdaptShiftRow[]): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   return [
-    '| pneumonia | change | adaptation | AUC | sensitivity | specificity | ECE | mean p(NORMAL films) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| pneumonia | films | change | adaptation | mixed at | AUC | sensitivity | specificity | ECE | ' +
+      'mean p(NORMAL films) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map(
       (r) =>
-        `| ${pct(r.pneumonia)} | ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ${r.adaptation} | ` +
+        `| ${pct(r.pneumonia)} | ${r.films} | ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ` +
+        `${r.adaptation} | ${r.mixedAt === null ? '' : pct(r.mixedAt)} | ` +
         `${r.auc?.toFixed(4) ?? 'n/a'} | ${pct(r.sensitivity)} | ${pct(r.specificity)} | ${r.ece.toFixed(3)} | ` +
         `${r.meanNormal.toFixed(3)} |`,
     ),

@@ -137,7 +137,12 @@ function adaptationSection(meta: ModelMeta): string {
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
   const relative = a.method.includes('adabn-relative');
   const m = a.classMix;
-  const how = { estimated: 'estimated from the films', given: 'as given', reference: "the validation films' own" };
+  const how = {
+    estimated: 'estimated from the films',
+    first: 'the estimate before adapting, without the search',
+    given: 'as given',
+    reference: "the validation films' own",
+  };
   const mix =
     m && relative
       ? `- The validation films were compared with the site's in the site's mix of classes: ${pct(m.site)} ` +

@@ -41,14 +41,16 @@ export const Adaptation = z.looseObject({
   bnLayers: z.number().int().nonnegative(),
   /**
    * With a reference that keeps the classes apart: the validation films' share of pneumonia, the share the
-   * reference was mixed at for this site, and how it was found (the estimates before and after each round).
+   * reference was mixed at for this site, and how it was found: the estimate before adapting, then after each
+   * adaptation tried (`estimates`), and the share each was tried at (`adaptedAt`; adapt/mix_search.ts).
    */
   classMix: z
     .object({
       reference: z.number().gt(0).lt(1),
       site: z.number().gt(0).lt(1),
-      how: z.enum(['estimated', 'given', 'reference']),
+      how: z.enum(['estimated', 'first', 'given', 'reference']),
       estimates: z.array(z.number()).optional(),
+      adaptedAt: z.array(z.number()).optional(),
     })
     .optional(),
   /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */

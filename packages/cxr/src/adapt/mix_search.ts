@@ -1,0 +1,119 @@
+// Where the class-mix estimate settles. Adapting against the reference mixed at a share s and then
+// estimating the films' share gives a map f(s). At the site's true share the adapted films read back
+// about that share; a share set too low reads back higher, and one set too high (but not far) lower:
+// the true share is a fixed point that attracts (f crosses the diagonal from above). But a share set far
+// too high makes the films look like pneumonia films, which raises the estimate: a second attracting
+// fixed point near "all pneumonia", separated from the first by one that repels. Measured on the shipped
+// model (round 14, docs/site-adaptation.md): Kaggle's 16 val films (half pneumonia) read 49% back when
+// adapted at 40% or 50%, 69% at 60% and 88% at 70% or 80%; iterating from the first estimate (62%,
+// raised by the films' acquisition) ran away towards the second. So, unless the first steps settle close
+// by, the map is scanned over a grid, and of the shares where it crosses the diagonal from above, the one
+// nearest the estimate before adaptation is taken and refined: that estimate is off only by what the
+// acquisition does to the scores.
+
+/** Shares the reference is mixed at to scan the map, when the first two estimates do not settle. */
+export const MIX_GRID = [0.1, 0.3, 0.5, 0.7, 0.9] as const;
+/** Further evaluations inside the chosen bracket. */
+export const MIX_REFINEMENTS = 2;
+/** A share whose adapted films read back within this of it is a fixed point. */
+export const MIX_TOLERANCE = 0.01;
+/** Shares stay inside these bounds (a site of one class only is not adapted to as if it were). */
+export const SHARE_FLOOR = 0.01;
+export const clampShare = (x: number) => Math.min(1 - SHARE_FLOOR, Math.max(SHARE_FLOOR, x));
+
+export interface MixPoint {
+  /** Share the reference was mixed at. */
+  at: number;
+  /** Share estimated from the films after adapting at it. */
+  estimate: number;
+}
+
+export interface MixSearch {
+  share: number;
+  /** Every adaptation tried, in order. */
+  points: MixPoint[];
+  /** 'first': adapting at the estimate before adaptation read it back; 'crossing': found by the scan. */
+  how: 'first' | 'crossing';
+}
+
+const gap = (p: MixPoint) => p.estimate - p.at;
+
+interface Bracket {
+  /** Ends with gap(lo) > 0 >= gap(hi); an end at the share bounds may be unmeasured (null). */
+  lo: MixPoint | null;
+  hi: MixPoint | null;
+  loAt: number;
+  hiAt: number;
+}
+
+/** The root of the gap inside a bracket: interpolated between measured ends, else the midpoint. */
+function guess(b: Bracket): number {
+  if (b.lo && b.hi) return b.lo.at + (gap(b.lo) * (b.hi.at - b.lo.at)) / (gap(b.lo) - gap(b.hi));
+  return (b.loAt + b.hiAt) / 2;
+}
+
+/**
+ * Intervals between consecutive measured shares where the estimate crosses the diagonal from above. There is
+ * always one: the estimate is at least the floor below the lowest share and at most the ceiling above the highest.
+ */
+function brackets(points: readonly MixPoint[]): Bracket[] {
+  const sorted = [...points].sort((a, b) => a.at - b.at);
+  const out: Bracket[] = [];
+  // Below the lowest share the estimate cannot be lower than the floor, above the highest not higher than the ceiling.
+  const first = sorted[0];
+  const last = sorted[sorted.length - 1];
+  if (gap(first) <= 0 && first.at > SHARE_FLOOR) out.push({ lo: null, hi: first, loAt: SHARE_FLOOR, hiAt: first.at });
+  for (let i = 0; i + 1 < sorted.length; i++) {
+    const [a, b] = [sorted[i], sorted[i + 1]];
+    if (gap(a) > 0 && gap(b) <= 0) out.push({ lo: a, hi: b, loAt: a.at, hiAt: b.at });
+  }
+  if (gap(last) > 0 && last.at < 1 - SHARE_FLOOR)
+    out.push({ lo: last, hi: null, loAt: last.at, hiAt: 1 - SHARE_FLOOR });
+  return out;
+}
+
+/**
+ * The share to adapt at: the attracting fixed point of the estimate nearest `first` (the estimate before
+ * any adaptation). `estimateAfter(s)` adapts at s (from the source model) and estimates the share again.
+ * Most sites need one or two adaptations: `first` itself when adapting there reads it back, else the next
+ * estimate when the two bracket a fixed point closer than the scan could resolve (half its spacing). Only
+ * when they do not (the estimate runs away, or moves far) is the map scanned over MIX_GRID, and the bracket
+ * nearest `first` refined MIX_REFINEMENTS times.
+ */
+export async function settleShare(
+  first: number,
+  estimateAfter: (share: number) => Promise<number>,
+): Promise<MixSearch> {
+  const points: MixPoint[] = [];
+  const measure = async (at: number) => {
+    const p = { at, estimate: await estimateAfter(at) };
+    points.push(p);
+    return p;
+  };
+  const refine = async (b: Bracket): Promise<MixSearch> => {
+    for (let k = 0; k < MIX_REFINEMENTS; k++) {
+      const p = await measure(clampShare(guess(b)));
+      if (Math.abs(gap(p)) < MIX_TOLERANCE) return { share: p.at, points, how: 'crossing' };
+      if (gap(p) > 0) [b.lo, b.loAt] = [p, p.at];
+      else [b.hi, b.hiAt] = [p, p.at];
+    }
+    return { share: clampShare(guess(b)), points, how: 'crossing' };
+  };
+  const p0 = await measure(first);
+  if (Math.abs(gap(p0)) < MIX_TOLERANCE) return { share: first, points, how: 'first' };
+  const p1 = await measure(clampShare(p0.estimate));
+  const spacing = MIX_GRID[1] - MIX_GRID[0];
+  if (Math.abs(p1.at - p0.at) <= spacing / 2) {
+    if (Math.abs(gap(p1)) < MIX_TOLERANCE) return { share: p1.at, points, how: 'crossing' };
+    const local = brackets([p0, p1]).filter((b) => b.lo && b.hi);
+    if (local.length === 1) return refine(local[0]);
+  }
+  for (const at of MIX_GRID) await measure(at);
+  const near = points.filter((p) => Math.abs(gap(p)) < MIX_TOLERANCE);
+  // The candidate nearest the first estimate: a measured fixed point, or a bracket's guessed root.
+  const [chosen] = [
+    ...near.map((p) => ({ at: p.at, bracket: null as Bracket | null })),
+    ...brackets(points).map((b) => ({ at: guess(b), bracket: b as Bracket | null })),
+  ].sort((a, b) => Math.abs(a.at - first) - Math.abs(b.at - first));
+  return chosen.bracket ? refine(chosen.bracket) : { share: chosen.at, points, how: 'crossing' };
+}
