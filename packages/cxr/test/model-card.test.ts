@@ -61,6 +61,17 @@ test("cardCommand reads back a card's command; only an adapted model's card has 
     /## Adapted to a site[\s\S]*13 batch-norm layers were re-estimated on 120 of the site's films\n\(4 flagged/,
   );
   assert.match(card, /validation figures below are the \*\*source model's, measured before adaptation\*\*/);
+  // Relative adaptation names the class mix, and says when its estimate did not settle.
+  const classMix = { reference: 0.74, site: 0.8, how: 'estimated' as const, estimates: [0.8], adaptedAt: [] };
+  for (const search of ['crossing', 'unsettled'] as const) {
+    writeModelCard(dir, {
+      ...meta,
+      adaptation: { ...adaptation, method: ['adabn-relative'], classMix: { ...classMix, search } },
+    });
+    const text = fs.readFileSync(path.join(dir, 'MODEL_CARD.md'), 'utf8');
+    assert.match(text, /site's mix of classes: 80\.0% pneumonia \(estimated from the films\) against 74\.0%/);
+    assert.equal(/The estimate did not settle/.test(text), search === 'unsettled', search);
+  }
 });
 
 test('the recipe section names site-shift augmentation and normalisation, and keeps the test-time views line', () => {

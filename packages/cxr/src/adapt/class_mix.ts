@@ -38,6 +38,8 @@ export interface ClassMixRecord {
   estimates?: number[];
   /** With 'estimated': the share of each adaptation tried (mix_search.ts), in order. */
   adaptedAt?: number[];
+  /** With 'estimated': how the share was settled (mix_search.ts MixSearch.how). */
+  search?: 'first' | 'crossing' | 'unsettled';
 }
 
 export interface SiteFilmsPixels {
@@ -149,6 +151,13 @@ export async function adaptMembers(
       return next;
     });
     const last = search.points[search.points.length - 1];
+    if (search.how === 'unsettled') {
+      log(
+        'warning: the class-mix estimate did not settle at or below the first estimate (the films read as more ' +
+          'pneumonia at every share tried: a difference adaptation does not undo); adapting at the first ' +
+          "estimate. If you know the site's share of pneumonia films, give it with --class-mix",
+      );
+    }
     if (last.at !== search.share) {
       restore(members, saved);
       layers = await run(mixed(search.share));
@@ -162,6 +171,7 @@ export async function adaptMembers(
         how: 'estimated',
         estimates: [first, ...search.points.map((p) => p.estimate)],
         adaptedAt: search.points.map((p) => p.at),
+        search: search.how,
       },
     };
   } finally {

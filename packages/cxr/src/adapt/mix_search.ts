@@ -8,9 +8,12 @@
 // adapted at 40% or 50%, 69% at 60% and 88% at 70% or 80%; iterating from the first estimate (62%,
 // raised by the films' acquisition) ran away towards the second. So, unless the first steps settle close
 // by, the map is scanned over a grid, and of the shares where it crosses the diagonal from above, the one
-// nearest the estimate before adaptation is taken and refined: that estimate is off only by what the
-// acquisition does to the scores.
-
+// nearest the estimate before adaptation is taken and refined, but only at or below that estimate. A
+// change that adaptation does not undo can read as pneumonia at every share (the shipped model's
+// validation films under strong noise, 74.5% pneumonia: 30% read back 55%, 70% 78%, 90% 91%), and then
+// the only fixed point is the runaway one; the scan never found one below the first estimate that was
+// not the site's (the maps of round 14), and none above it that was. Without one at or below, the first
+// estimate is kept, and the search says it did not settle.
 /** Shares the reference is mixed at to scan the map, when the first two estimates do not settle. */
 export const MIX_GRID = [0.1, 0.3, 0.5, 0.7, 0.9] as const;
 /** Further evaluations inside the chosen bracket. */
@@ -32,8 +35,11 @@ export interface MixSearch {
   share: number;
   /** Every adaptation tried, in order. */
   points: MixPoint[];
-  /** 'first': adapting at the estimate before adaptation read it back; 'crossing': found by the scan. */
-  how: 'first' | 'crossing';
+  /**
+   * 'first': adapting at the estimate before adaptation read it back; 'crossing': a fixed point found near it
+   * or by the scan; 'unsettled': none at or below it, so the first estimate is kept.
+   */
+  how: 'first' | 'crossing' | 'unsettled';
 }
 
 const gap = (p: MixPoint) => p.estimate - p.at;
@@ -78,7 +84,7 @@ function brackets(points: readonly MixPoint[]): Bracket[] {
  * Most sites need one or two adaptations: `first` itself when adapting there reads it back, else the next
  * estimate when the two bracket a fixed point closer than the scan could resolve (half its spacing). Only
  * when they do not (the estimate runs away, or moves far) is the map scanned over MIX_GRID, and the bracket
- * nearest `first` refined MIX_REFINEMENTS times.
+ * nearest `first` at or below it refined MIX_REFINEMENTS times; without one, `first` is kept ('unsettled').
  */
 export async function settleShare(
   first: number,
@@ -109,11 +115,13 @@ export async function settleShare(
     if (local.length === 1) return refine(local[0]);
   }
   for (const at of MIX_GRID) await measure(at);
-  const near = points.filter((p) => Math.abs(gap(p)) < MIX_TOLERANCE);
-  // The candidate nearest the first estimate: a measured fixed point, or a bracket's guessed root.
-  const [chosen] = [
-    ...near.map((p) => ({ at: p.at, bracket: null as Bracket | null })),
-    ...brackets(points).map((b) => ({ at: guess(b), bracket: b as Bracket | null })),
-  ].sort((a, b) => Math.abs(a.at - first) - Math.abs(b.at - first));
-  return chosen.bracket ? refine(chosen.bracket) : { share: chosen.at, points, how: 'crossing' };
+  // The crossing nearest the first estimate and not above it (by its guessed root).
+  const [chosen] = brackets(points)
+    .filter((b) => guess(b) <= first + MIX_TOLERANCE)
+    .sort((a, b) => Math.abs(guess(a) - first) - Math.abs(guess(b) - first));
+  if (!chosen) return { share: first, points, how: 'unsettled' };
+  // An end measured close enough to the diagonal needs no refinement.
+  const end = [chosen.hi, chosen.lo].find((p) => p && Math.abs(gap(p)) < MIX_TOLERANCE);
+  if (end) return { share: end.at, points, how: 'crossing' };
+  return refine(chosen);
 }

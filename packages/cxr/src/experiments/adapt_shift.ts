@@ -167,6 +167,7 @@ export async function adaptShiftTable(
                 reference: adaptation === 'plain' ? null : reference,
                 classMix: how[adaptation as keyof typeof how] ?? opts.classMix ?? 'auto',
                 meta: source.meta,
+                log: (l) => log(`  ${l}`),
               },
             );
             mixedAt = adapted.classMix?.site ?? null;

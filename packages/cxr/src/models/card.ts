@@ -146,7 +146,12 @@ function adaptationSection(meta: ModelMeta): string {
   const mix =
     m && relative
       ? `- The validation films were compared with the site's in the site's mix of classes: ${pct(m.site)} ` +
-        `pneumonia (${how[m.how]}) against ${pct(m.reference)} among the validation films.\n`
+        `pneumonia (${how[m.how]}) against ${pct(m.reference)} among the validation films.` +
+        (m.search === 'unsettled'
+          ? ' The estimate did not settle: at every share tried the adapted films read as more pneumonia, a ' +
+            'difference adaptation does not undo, so the estimate before adapting was used; the scores of ' +
+            "this site's normal films may be too high. Give the site's share if it is known.\n"
+          : '\n')
       : '';
   return [
     '## Adapted to a site',

@@ -51,6 +51,7 @@ export const Adaptation = z.looseObject({
       how: z.enum(['estimated', 'first', 'given', 'reference']),
       estimates: z.array(z.number()).optional(),
       adaptedAt: z.array(z.number()).optional(),
+      search: z.enum(['first', 'crossing', 'unsettled']).optional(),
     })
     .optional(),
   /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */
