@@ -11,9 +11,10 @@
 // nearest the estimate before adaptation is taken and refined, but only at or below that estimate. A
 // change that adaptation does not undo can read as pneumonia at every share (the shipped model's
 // validation films under strong noise, 74.5% pneumonia: 30% read back 55%, 70% 78%, 90% 91%), and then
-// the only fixed point is the runaway one; the scan never found one below the first estimate that was
-// not the site's (the maps of round 14), and none above it that was. Without one at or below, the first
-// estimate is kept, and the search says it did not settle.
+// the only fixed point is the runaway one. In the maps of round 14 every crossing the scan found below the
+// first estimate was near the site's share, and every one above it was the runaway. Without one at or below,
+// the first estimate is kept, and the search says it did not settle.
+
 /** Shares the reference is mixed at to scan the map, when the first two estimates do not settle. */
 export const MIX_GRID = [0.1, 0.3, 0.5, 0.7, 0.9] as const;
 /** Further evaluations inside the chosen bracket. */
