@@ -46,17 +46,15 @@ export interface MixSearch {
 const gap = (p: MixPoint) => p.estimate - p.at;
 
 interface Bracket {
-  /** Ends with gap(lo) > 0 >= gap(hi); an end at the share bounds may be unmeasured (null). */
+  /** Ends with gap(lo) > 0 >= gap(hi); an end at the share bounds is unmeasured (null). */
   lo: MixPoint | null;
   hi: MixPoint | null;
-  loAt: number;
-  hiAt: number;
 }
 
 /** The root of the gap inside a bracket: interpolated between measured ends, else the midpoint. */
 function guess(b: Bracket): number {
   if (b.lo && b.hi) return b.lo.at + (gap(b.lo) * (b.hi.at - b.lo.at)) / (gap(b.lo) - gap(b.hi));
-  return (b.loAt + b.hiAt) / 2;
+  return ((b.lo?.at ?? SHARE_FLOOR) + (b.hi?.at ?? 1 - SHARE_FLOOR)) / 2;
 }
 
 /**
@@ -69,13 +67,12 @@ function brackets(points: readonly MixPoint[]): Bracket[] {
   // Below the lowest share the estimate cannot be lower than the floor, above the highest not higher than the ceiling.
   const first = sorted[0];
   const last = sorted[sorted.length - 1];
-  if (gap(first) <= 0 && first.at > SHARE_FLOOR) out.push({ lo: null, hi: first, loAt: SHARE_FLOOR, hiAt: first.at });
+  if (gap(first) <= 0 && first.at > SHARE_FLOOR) out.push({ lo: null, hi: first });
   for (let i = 0; i + 1 < sorted.length; i++) {
     const [a, b] = [sorted[i], sorted[i + 1]];
-    if (gap(a) > 0 && gap(b) <= 0) out.push({ lo: a, hi: b, loAt: a.at, hiAt: b.at });
+    if (gap(a) > 0 && gap(b) <= 0) out.push({ lo: a, hi: b });
   }
-  if (gap(last) > 0 && last.at < 1 - SHARE_FLOOR)
-    out.push({ lo: last, hi: null, loAt: last.at, hiAt: 1 - SHARE_FLOOR });
+  if (gap(last) > 0 && last.at < 1 - SHARE_FLOOR) out.push({ lo: last, hi: null });
   return out;
 }
 
@@ -101,8 +98,8 @@ export async function settleShare(
     for (let k = 0; k < MIX_REFINEMENTS; k++) {
       const p = await measure(clampShare(guess(b)));
       if (Math.abs(gap(p)) < MIX_TOLERANCE) return { share: p.at, points, how: 'crossing' };
-      if (gap(p) > 0) [b.lo, b.loAt] = [p, p.at];
-      else [b.hi, b.hiAt] = [p, p.at];
+      if (gap(p) > 0) b.lo = p;
+      else b.hi = p;
     }
     return { share: clampShare(guess(b)), points, how: 'crossing' };
   };

@@ -21,6 +21,11 @@ export const ADAPT_METHODS = ['none', 'plain', 'relative-pooled', 'relative-firs
 export type AdaptMethod = (typeof ADAPT_METHODS)[number];
 /** Rows by default: relative-first (the estimate before adapting, no search) only on request. */
 const DEFAULT_METHODS: AdaptMethod[] = ['none', 'plain', 'relative-pooled', 'relative'];
+/** The class mix each relative kind adapts at ('relative' takes the table's, by default 'auto'). */
+const CLASS_MIX_OF: Partial<Record<AdaptMethod, ClassMix>> = {
+  'relative-pooled': 'reference',
+  'relative-first': 'first',
+};
 
 export interface AdaptShiftRow {
   /** Share of pneumonia among the films scored (the validation split's own, or a resampled site's). */
@@ -84,23 +89,19 @@ export function resampleToShare(set: ImageSet, share: number, films?: number): I
   if (!(share > 0 && share < 1)) throw new Error(`a share of pneumonia is in (0, 1), got ${share}`);
   const idx = [0, 1].map((c) => Array.from(set.labels, (l, i) => (l === c ? i : -1)).filter((i) => i >= 0));
   const [normal, pneumonia] = idx;
-  let [keepN, keepP]: number[] = [];
-  if (films !== undefined) {
-    keepP = Math.round(films * share);
-    keepN = films - keepP;
-    if (keepP > pneumonia.length || keepN > normal.length || keepP < 1 || keepN < 1)
-      throw new Error(
-        `${films} films at ${share} pneumonia need ${keepN} NORMAL and ${keepP} PNEUMONIA films; ` +
-          `the validation split has ${normal.length} and ${pneumonia.length}`,
-      );
-  } else {
-    // Keep every NORMAL film if the pneumonia films that goes with suffice, else every pneumonia film.
-    const wantP = Math.round((normal.length * share) / (1 - share));
-    [keepN, keepP] =
-      wantP <= pneumonia.length
+  // Without `films`: every NORMAL film if the pneumonia films that go with them suffice, else every pneumonia film.
+  const wantP = Math.round((normal.length * share) / (1 - share));
+  const [keepN, keepP] =
+    films !== undefined
+      ? [films - Math.round(films * share), Math.round(films * share)]
+      : wantP <= pneumonia.length
         ? [normal.length, wantP]
         : [Math.round((pneumonia.length * (1 - share)) / share), pneumonia.length];
-  }
+  if (films !== undefined && (keepP > pneumonia.length || keepN > normal.length || keepP < 1 || keepN < 1))
+    throw new Error(
+      `${films} films at ${share} pneumonia need ${keepN} NORMAL and ${keepP} PNEUMONIA films; ` +
+        `the validation split has ${normal.length} and ${pneumonia.length}`,
+    );
   const spread = (xs: number[], k: number) => Array.from({ length: k }, (_, j) => xs[Math.floor((j * xs.length) / k)]);
   return subset(
     set,
@@ -159,13 +160,12 @@ export async function adaptShiftTable(
           // As `cxr adapt` does: relative by default with the site's class mix estimated from the films.
           let mixedAt: number | null = null;
           if (adaptation !== 'none') {
-            const how = { 'relative-pooled': 'reference', 'relative-first': 'first' } as const;
             const adapted = await adaptMembers(
               loaded.members,
               { pixels, n, size: val.size },
               {
                 reference: adaptation === 'plain' ? null : reference,
-                classMix: how[adaptation as keyof typeof how] ?? opts.classMix ?? 'auto',
+                classMix: CLASS_MIX_OF[adaptation] ?? opts.classMix ?? 'auto',
                 meta: source.meta,
                 log: (l) => log(`  ${l}`),
               },
