@@ -1,9 +1,9 @@
 // AdaBN (Li et al. 2016, "Revisiting batch normalization for practical domain adaptation"): the
 // moving mean and variance of every batch-norm layer re-estimated from a new site's images.
 // Each layer's input is computed in inference mode with every earlier batch-norm layer already
-// adapted (a layer's input depends on the layers before it), so layers are done in waves (one
-// forward pass per batch of images for the whole wave), with exact pooled statistics, not
-// momentum updates.
+// adapted (a layer's input depends on the layers before it), so layers are done in waves, with
+// exact pooled statistics, not momentum updates; each wave starts from the tensors the previous
+// one left (models/layer_inputs.ts), so the whole adaptation costs about one forward pass.
 //
 // Plain AdaBN sets the statistics to the site's. That assumes the moving statistics describe
 // clean films as the network sees them in inference mode, which is not so for a network trained
@@ -14,11 +14,14 @@
 // the moving statistics that undo a and b, so a site like the reference leaves the model as it was.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { bnLayers, bnWaves, layerInputMoments, type PooledMoments } from '../models/bn_moments';
+import { bnLayers, bnWaves, type PooledMoments } from '../models/bn_moments';
+import { LayerInputs } from '../models/layer_inputs';
 import type { BnStats } from '../models/bn_reference';
 
 export interface AdaBnOptions {
   batchSize?: number;
+  /** Most bytes of activations kept between waves (default: models/layer_inputs.ts's; 0 recomputes each wave). */
+  keepBytes?: number;
   /** Reference statistics of the model's own validation films, by layer name: relative adaptation. */
   reference?: Map<string, BnStats>;
   /** Called after each wave with the layers done so far and the total. */
@@ -75,26 +78,31 @@ export async function adaBn(
   const missing = opts.reference && layers.find((l) => !opts.reference?.has(l.name));
   if (missing) throw new Error(`no reference statistics for batch-norm layer '${missing.name}'`);
   const updates: BnUpdate[] = [];
-  for (const wave of bnWaves(layers)) {
-    const acc = await layerInputMoments(model, wave, pixels, n, size, opts.batchSize ?? 32);
-    wave.forEach((layer, k) => {
-      const w = layer.getWeights();
-      const [movingMean, movingVariance] = w.slice(-2);
-      const stats = opts.reference
-        ? relativeStats(
-            { mean: movingMean.dataSync(), variance: movingVariance.dataSync() },
-            opts.reference.get(layer.name) as BnStats,
-            acc[k],
-            (layer.getConfig() as { epsilon?: number }).epsilon ?? 1e-3,
-          )
-        : { mean: Float32Array.from(acc[k].mean), variance: Float32Array.from(acc[k].variance()) };
-      const mean = tf.tensor(stats.mean, movingMean.shape);
-      const variance = tf.tensor(stats.variance, movingVariance.shape);
-      layer.setWeights([...w.slice(0, -2), mean, variance]);
-      tf.dispose([mean, variance]);
-      updates.push({ layer: layer.name, channels: acc[k].mean.length, count: acc[k].n });
-    });
-    opts.onProgress?.(updates.length, layers.length);
+  const inputs = new LayerInputs(model, pixels, n, size, { batchSize: opts.batchSize, keepBytes: opts.keepBytes });
+  try {
+    for (const wave of bnWaves(layers)) {
+      const acc = await inputs.moments(wave);
+      wave.forEach((layer, k) => {
+        const w = layer.getWeights();
+        const [movingMean, movingVariance] = w.slice(-2);
+        const stats = opts.reference
+          ? relativeStats(
+              { mean: movingMean.dataSync(), variance: movingVariance.dataSync() },
+              opts.reference.get(layer.name) as BnStats,
+              acc[k],
+              (layer.getConfig() as { epsilon?: number }).epsilon ?? 1e-3,
+            )
+          : { mean: Float32Array.from(acc[k].mean), variance: Float32Array.from(acc[k].variance()) };
+        const mean = tf.tensor(stats.mean, movingMean.shape);
+        const variance = tf.tensor(stats.variance, movingVariance.shape);
+        layer.setWeights([...w.slice(0, -2), mean, variance]);
+        tf.dispose([mean, variance]);
+        updates.push({ layer: layer.name, channels: acc[k].mean.length, count: acc[k].n });
+      });
+      opts.onProgress?.(updates.length, layers.length);
+    }
+  } finally {
+    inputs.dispose();
   }
   return updates;
 }

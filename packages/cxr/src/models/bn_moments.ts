@@ -2,10 +2,9 @@
 // order and in waves (a wave is every layer whose upstream batch-norm layers are in earlier
 // waves), and per-channel mean and variance over many images combined in float64 (Chan et al.'s
 // pairwise update), so no E[x²] − E[x]² cancellation. Used by site adaptation (adapt/bn_stats.ts)
-// and by the reference statistics a model carries for it (models/bn_reference.ts).
-import * as tf from '@tensorflow/tfjs-core';
+// and by the reference statistics a model carries for it (models/bn_reference.ts), both through
+// models/layer_inputs.ts, which computes the layers' inputs.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { toInput } from './infer';
 
 type Layer = tfl.layers.Layer;
 
@@ -88,45 +87,4 @@ export function channelAxis(layer: Layer, rank: number): number {
   const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis ?? -1];
   if (axis.length !== 1) throw new Error(`batch norm '${layer.name}' normalises over several axes: not supported`);
   return axis[0] < 0 ? rank + axis[0] : axis[0];
-}
-
-/**
- * Pooled per-channel moments of the inputs of `layers` (all of one wave, or any layers whose inputs
- * do not depend on each other's statistics) over the n images in `pixels`, in inference mode.
- */
-export async function layerInputMoments(
-  model: tfl.LayersModel,
-  layers: Layer[],
-  pixels: Uint8Array,
-  n: number,
-  size: number,
-  batchSize = 32,
-): Promise<PooledMoments[]> {
-  const inputs = layers.map((l) => l.getInputAt(0) as tfl.SymbolicTensor);
-  // A sub-model sharing the model's layers (and so its weights) up to these inputs.
-  const probe = tfl.model({ inputs: model.inputs, outputs: inputs });
-  const axes = inputs.map((t, i) => channelAxis(layers[i], t.shape.length));
-  const acc = inputs.map((t, i) => new PooledMoments(t.shape[axes[i]] ?? 0));
-  const per = size * size;
-  for (let i = 0; i < n; i += batchSize) {
-    const m = Math.min(batchSize, n - i);
-    const stats = tf.tidy(() => {
-      const x = toInput(pixels.subarray(i * per, (i + m) * per), m, size);
-      const out = probe.predict(x);
-      const outs = Array.isArray(out) ? out : [out];
-      return outs.map((t, k) => {
-        const rank = t.shape.length;
-        const reduce = Array.from({ length: rank }, (_, a) => a).filter((a) => a !== axes[k]);
-        const { mean, variance } = tf.moments(t, reduce);
-        return { mean, variance, count: reduce.reduce((p, a) => p * t.shape[a], 1) };
-      });
-    });
-    stats.forEach((s, k) => {
-      acc[k].add(s.count, s.mean.dataSync(), s.variance.dataSync());
-      s.mean.dispose();
-      s.variance.dispose();
-    });
-    await new Promise((r) => setImmediate(r));
-  }
-  return acc;
 }

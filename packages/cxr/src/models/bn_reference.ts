@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { loadRecordedSplit } from '../data/dataset_images';
-import { bnLayers, layerInputMoments } from './bn_moments';
+import { bnLayers } from './bn_moments';
+import { layerInputMoments } from './layer_inputs';
 import { loadModel, memberDirs, weightsDigest } from './io';
 
 export const BN_REFERENCE_FILE = 'bn-reference.json';
