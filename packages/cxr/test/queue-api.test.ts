@@ -139,6 +139,38 @@ test('POST /api/v1/jobs → 202, a worker predicts, GET gives the prediction; re
   const a = ((await again.json()) as { jobs: { id: string; status: string }[] }).jobs[0];
   assert.deepEqual(a, { ...a, id: jobs[0].id, status: 'already-done' });
 
+  // A JPEG with a stated adult's age: another result (the answer is outside the population), its own job; a
+  // child's age answers as no age does, so it finds the finished job.
+  const adult = await fetch(`${server.url}/api/v1/jobs?heatmap=false&patientAge=34`, {
+    method: 'POST',
+    headers: auth,
+    body: films(XRAY_JPEG),
+  });
+  assert.equal(adult.status, 202, await adult.clone().text());
+  const aj = ((await adult.json()) as { jobs: { id: string; status: string; statusUrl: string }[] }).jobs[0];
+  assert.equal(aj.status, 'queued');
+  assert.equal(aj.id, jobs[1].id.replace('~', '+age-over-10~'));
+  assert.ok(aj.statusUrl.endsWith(encodeURIComponent(aj.id)), aj.statusUrl);
+  const adultDone = await until(server, aj.statusUrl, 'completed');
+  const verdict = adultDone.prediction!.verdict as { status: string; reasons: { code: string }[] };
+  assert.equal(verdict.status, 'outside-population', JSON.stringify(verdict));
+  assert.ok(verdict.reasons.some((r) => r.code === 'AGE'));
+  assert.notEqual(adultDone.prediction!.id, (await until(server, jobs[1].statusUrl, 'completed')).prediction!.id);
+  const childAge = await fetch(`${server.url}/api/v1/jobs?heatmap=false&patientAge=3.5`, {
+    method: 'POST',
+    headers: auth,
+    body: films(XRAY_JPEG),
+  });
+  const cj = ((await childAge.json()) as { jobs: { id: string; status: string }[] }).jobs[0];
+  assert.deepEqual(cj, { ...cj, id: jobs[1].id, status: 'already-done' });
+  const pacsAge = await fetch(`${server.url}/api/v1/jobs?patientAge=34`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ orthancInstances: ['0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d'] }),
+  });
+  assert.equal(pacsAge.status, 400);
+  assert.match(((await pacsAge.json()) as { detail: string }).detail, /'patientAge' is for uploaded films/);
+
   // Errors are problem+json.
   const missing = await fetch(`${server.url}/api/v1/jobs/sha256-${'0'.repeat(64)}~${'0'.repeat(64)}~balanced`, {
     headers: auth,

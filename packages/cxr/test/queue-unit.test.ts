@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  AGE_OVER_BOUND,
   emptyCounts,
   countOutcome,
   enqueue,
@@ -51,6 +52,15 @@ test('job schema: accepts the three sources, refuses what a worker cannot use, n
   assert.throws(() => parseJobData(job({ model: { sha256: 'nope' } })), /model\.sha256/);
   assert.throws(() => parseJobData({ ...job(), extra: 1 }), /malformed job data/);
   assert.throws(() => parseJobData(job({ source: { kind: 'orthanc', instanceId: '../../system' } })), /instanceId/);
+  // A stated age travels with the job; the result key says whether it is over the bound, and must agree.
+  const adult = job({ resultKey: `1.2.840.1${AGE_OVER_BOUND}`, patientAge: 34 });
+  assert.deepEqual(parseJobData(adult), adult);
+  const child = job({ patientAge: 3.5 });
+  assert.deepEqual(parseJobData(child), child);
+  assert.throws(() => parseJobData(job({ patientAge: 34 })), /resultKey: ends in \+age-over-10 exactly when/);
+  assert.throws(() => parseJobData(job({ resultKey: `1.2.840.1${AGE_OVER_BOUND}` })), /resultKey: ends in/);
+  assert.throws(() => parseJobData(job({ patientAge: 131 })), /patientAge: a number of years from 0 to 130/);
+  assert.throws(() => parseJobData(job({ resultKey: `${AGE_OVER_BOUND}`, patientAge: 34 })), /resultKey: a SOP/);
 });
 
 test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes; job ids are URL-safe', () => {
@@ -64,6 +74,16 @@ test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes
   assert.match(jobIdFor(resultKeyOf(dicom), MODEL, 'high-sensitivity'), new RegExp(JOB_ID_PATTERN));
   assert.notEqual(a, jobIdFor(resultKeyOf(jpeg), MODEL, 'high-sensitivity'), 'the operating point is part of the id');
   assert.notEqual(a, jobIdFor(resultKeyOf(jpeg), 'c'.repeat(64), 'balanced'), 'so is the model');
+  // A stated age over the bound is a different result; an age within it answers as no age does.
+  assert.equal(resultKeyOf(jpeg, 34), `${resultKeyOf(jpeg)}+age-over-10`);
+  assert.equal(resultKeyOf(jpeg, 10), resultKeyOf(jpeg));
+  assert.equal(resultKeyOf(jpeg, 3.5), resultKeyOf(jpeg));
+  assert.equal(resultKeyOf(dicom, 10.5), '1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819+age-over-10');
+  const aged = jobIdFor(resultKeyOf(jpeg, 34), MODEL, 'balanced');
+  assert.notEqual(aged, a);
+  assert.match(aged, new RegExp(JOB_ID_PATTERN));
+  assert.match(jobIdFor(resultKeyOf(dicom, 34), MODEL, 'balanced'), new RegExp(JOB_ID_PATTERN));
+  assert.doesNotMatch(`${a}+age-over-10`, new RegExp(JOB_ID_PATTERN), 'the suffix belongs to the film part');
 });
 
 test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {
@@ -111,6 +131,10 @@ test('cxr enqueue / cxr worker: usage errors and a missing queue are said plainl
   assert.equal(worker.status, 1);
   assert.match(worker.stderr, /no job queue configured/);
   assert.match(cli('enqueue', 'x.png', '--priority', 'urgent').stderr, /Allowed choices are low, normal/);
+  assert.match(cli('enqueue', 'x.png', '--patient-age', 'ten').stderr, /a number of years from 0 to 130/);
+  const pacsAge = cli('enqueue', '--orthanc-all', '--patient-age', '34');
+  assert.equal(pacsAge.status, 1);
+  assert.match(pacsAge.stderr, /a stated patient age is not taken for films in the PACS: .*PatientAge is read/);
 });
 
 const skip = stackUnavailable();

@@ -7,6 +7,7 @@ import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { collectInputs } from '../predict/batch';
+import { patientAge } from './predict';
 import {
   allInstances,
   countOutcome,
@@ -15,6 +16,7 @@ import {
   enqueueInstance,
   type JobSpec,
   loadRedisUrl,
+  ORTHANC_AGE,
   openQueue,
   queueDepth,
 } from '../queue';
@@ -24,8 +26,8 @@ export function register(program: Command): void {
     .command('enqueue')
     .description(
       'queue JPEG, PNG or DICOM files (or folders), or every chest film in Orthanc (--orthanc-all), for cxr worker. ' +
-        'A film already queued or done (same SOP Instance UID or file bytes, model and operating point) is not ' +
-        'queued again. Redis: CXR_REDIS_URL or --redis-config.',
+        'A film already queued or done (same SOP Instance UID or file bytes, stated age over 10 or not, model and ' +
+        'operating point) is not queued again. Redis: CXR_REDIS_URL or --redis-config.',
     )
     .argument('[paths...]', 'files and folders (workers read them by the same absolute path)')
     .option('-r, --recursive', 'descend into sub-folders')
@@ -38,6 +40,12 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model folder the workers serve (default: the shipped model, or $CXR_MODEL)')
     .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's)")
     .option('--heatmap', 'make a heat map for files too (Orthanc films always get one, for the Secondary Capture)')
+    .option(
+      '--patient-age <years>',
+      "the patient's age, for every file whose header gives none (JPEG, PNG): over 10, outside-population " +
+        '(not with --orthanc-all: DICOM films in the PACS give their own)',
+      patientAge,
+    )
     .option('--redis <url>', 'Redis URL (default: $CXR_REDIS_URL; a password here is visible to other users)')
     .option('--redis-config <file>', 'JSON file {"url": "redis://..."} (mode 600)')
     .option('--orthanc-config <file>', 'JSON file {"url", "user", "password"} (mode 600)')
@@ -46,6 +54,7 @@ export function register(program: Command): void {
       const log = (l: string) => process.stderr.write(`cxr enqueue: ${l}\n`);
       if (!o.orthancAll && paths.length === 0) throw new Error('enqueue: name files or folders, or --orthanc-all');
       if (o.orthancAll && paths.length > 0) throw new Error('enqueue: give files or --orthanc-all, not both');
+      if (o.orthancAll && o.patientAge !== undefined) throw new Error(`enqueue: ${ORTHANC_AGE}`);
       const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
       const model = modelIdentity(path.resolve(o.model ?? defaultModelDir()));
       const operatingPoint: string = o.operatingPoint ?? model.meta.defaultOperatingPoint;
@@ -61,6 +70,7 @@ export function register(program: Command): void {
         heatmap: !!o.heatmap,
         requestedBy: null,
         priority: o.priority,
+        ...(o.patientAge !== undefined ? { patientAge: o.patientAge } : {}),
       };
       const counts = { ...emptyCounts(), skipped: 0, missing: 0 };
       const queue = openQueue(redisUrl, model.sha256);

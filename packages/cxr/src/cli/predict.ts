@@ -22,8 +22,8 @@ function positiveInt(v: string): number {
   return n;
 }
 
-/** Years, as `--patient-age` takes them (the range Predictor accepts). */
-function patientAge(v: string): number {
+/** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
+export function patientAge(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !isStatedAge(n))
     throw new InvalidArgumentError(`a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}`);

@@ -122,8 +122,8 @@ const recordProperties = {
   resultKey: {
     type: ['string', 'null'],
     description:
-      'what a queued prediction was about (DICOM SOP Instance UID, else sha256:<hex of the file>); ' +
-      'null for a direct upload',
+      'what a queued prediction was about (DICOM SOP Instance UID, else sha256:<hex of the file>; then ' +
+      "'+age-over-10' when the age stated with it was over 10); null for a direct upload",
   },
 } as const;
 const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;

@@ -8,7 +8,7 @@ import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/
 import { JOB_ID_PATTERN, type JobData, resultKeyOf, sha256Of } from './job';
 import type { JobResult } from './process';
 import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
-import { enqueueInstance, type JobSpec } from './sources';
+import { dataFor, enqueueInstance, type JobSpec } from './sources';
 import { UploadStore } from './uploads';
 
 export interface QueueApiOptions {
@@ -32,6 +32,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     heatmap: opts.heatmap,
     requestedBy: opts.requestedBy,
     priority: 'normal',
+    ...(opts.patientAge !== undefined ? { patientAge: opts.patientAge } : {}),
   });
   return {
     idPattern: JOB_ID_PATTERN,
@@ -39,14 +40,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     async submitUpload(bytes, name, opts): Promise<Submitted> {
       const s = spec(opts);
       const sha256 = sha256Of(bytes);
-      const data: JobData = {
-        source: { kind: 'upload', sha256, name },
-        resultKey: resultKeyOf(bytes),
-        model: { sha256: s.modelSha256 },
-        operatingPoint: s.operatingPoint,
-        heatmap: s.heatmap,
-        requestedBy: s.requestedBy,
-      };
+      const data = dataFor(s, { kind: 'upload', sha256, name }, resultKeyOf(bytes, s.patientAge));
       // The bytes first: a worker never sees a job whose film is not held. A finished job's
       // film is not held again (the result stands).
       const existing = await o.queue.getJob(jobIdOf(data));

@@ -2,7 +2,17 @@
 // runs them (see docs/deployment.md, "Many workers").
 export { queueApi, type QueueApi, type QueueApiOptions } from './api';
 export { loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
-export { JobDataSchema, jobIdFor, JOB_ID_PATTERN, parseJobData, queueNameFor, resultKeyOf, type JobData } from './job';
+export {
+  AGE_OVER_BOUND,
+  filmKeyOf,
+  JobDataSchema,
+  jobIdFor,
+  JOB_ID_PATTERN,
+  parseJobData,
+  queueNameFor,
+  resultKeyOf,
+  type JobData,
+} from './job';
 export { type JobContext, type JobResult, processJob, type ResultStore } from './process';
 export {
   countOutcome,
@@ -17,6 +27,14 @@ export {
   queueDepth,
   type QueueDepth,
 } from './queue';
-export { allInstances, enqueueFile, enqueueInstance, enqueueUpload, type JobSpec, syncHandler } from './sources';
+export {
+  allInstances,
+  enqueueFile,
+  enqueueInstance,
+  enqueueUpload,
+  type JobSpec,
+  ORTHANC_AGE,
+  syncHandler,
+} from './sources';
 export { UploadStore } from './uploads';
 export { type RunningWorker, startWorker, type WorkerOptions } from './worker';

@@ -5,11 +5,16 @@
 // The job id is the result's identity: the film (its SOP Instance UID, else the sha256 of its
 // bytes), the model's sha256 and the operating point. BullMQ adds a job only when no job with its
 // id exists, so the same film queued twice is one job, and a finished job is found, not redone.
+// A stated patient age (for JPEG and PNG films, which carry none) changes a result only when it is
+// over the intended population's bound (predict/verdict.ts), so the result key says that and
+// nothing more: the same film with and without "over 10" is two results, with ages 3 and 7 one.
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
 import { sniffFormat } from '../data/decode';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
+import { isStatedAge } from '../predict/predictor';
+import { MAX_AGE_YEARS } from '../predict/verdict';
 
 /**
  * The BullMQ queue of one model: `cxr enqueue` and the API feed it, every `cxr worker` serving
@@ -22,10 +27,19 @@ export function queueNameFor(modelSha256: string): string {
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex');
 
-/** A result key: a SOP Instance UID, or `sha256:` and the hex digest of the file's bytes. */
+/** What a result key adds when the age stated with the film is over the intended population's bound. */
+export const AGE_OVER_BOUND = `+age-over-${MAX_AGE_YEARS}`;
+
+/** A film's key: a SOP Instance UID, or `sha256:` and the hex digest of the file's bytes. */
+const isFilmKey = (k: string) => isUid(k) || /^sha256:[0-9a-f]{64}$/.test(k);
+
+/** A result key: a film's key, followed by AGE_OVER_BOUND when the age stated with it is over the bound. */
 export const ResultKeySchema = z
   .string()
-  .refine((k) => isUid(k) || /^sha256:[0-9a-f]{64}$/.test(k), 'a SOP Instance UID or sha256:<hex>');
+  .refine(
+    (k) => isFilmKey(filmKeyOf(k)),
+    `a SOP Instance UID or sha256:<hex>, optionally followed by ${AGE_OVER_BOUND}`,
+  );
 
 export const JobSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), path: z.string().min(1).max(4096) }).strict(),
@@ -46,8 +60,17 @@ export const JobDataSchema = z
     heatmap: z.boolean(),
     /** The API token's name for uploads; null from the command line. */
     requestedBy: z.string().max(128).nullable(),
+    /** Years, stated with the film (used where its header gives none, as POST /predictions uses it). */
+    patientAge: z.number().refine(isStatedAge, 'a number of years from 0 to 130').optional(),
   })
-  .strict();
+  .strict()
+  .refine(
+    (d) => d.resultKey.endsWith(AGE_OVER_BOUND) === (d.patientAge !== undefined && d.patientAge > MAX_AGE_YEARS),
+    {
+      path: ['resultKey'],
+      message: `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}`,
+    },
+  );
 export type JobData = z.infer<typeof JobDataSchema>;
 
 /** Job data from Redis, or an error that says which field is wrong. */
@@ -76,19 +99,30 @@ export function sha256Of(bytes: Uint8Array): string {
   return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The film's result key: its SOP Instance UID, else `sha256:` of its bytes. */
-export function resultKeyOf(bytes: Uint8Array): string {
-  return sopInstanceUid(bytes) ?? `sha256:${sha256Of(bytes)}`;
+/**
+ * The film's result key: its SOP Instance UID, else `sha256:` of its bytes; followed by AGE_OVER_BOUND
+ * when the age stated with it is over the bound.
+ */
+export function resultKeyOf(bytes: Uint8Array, patientAge?: number): string {
+  const film = sopInstanceUid(bytes) ?? `sha256:${sha256Of(bytes)}`;
+  return patientAge !== undefined && patientAge > MAX_AGE_YEARS ? film + AGE_OVER_BOUND : film;
+}
+
+/** The film's key within a result key (the SOP Instance UID or sha256, without the age suffix). */
+export function filmKeyOf(resultKey: string): string {
+  return resultKey.endsWith(AGE_OVER_BOUND) ? resultKey.slice(0, -AGE_OVER_BOUND.length) : resultKey;
 }
 
 /**
  * The job id for a result: key, model and operating point joined by `~` (BullMQ refuses `:` in
- * ids, so `sha256:` becomes `sha256-`; UIDs are digits and dots, so the id stays unambiguous and
- * safe in a URL path).
+ * ids, so `sha256:` becomes `sha256-`; UIDs are digits and dots, and the age suffix has no `~`, so
+ * the id stays unambiguous; clients are given it URL-encoded).
  */
 export function jobIdFor(resultKey: string, modelSha256: string, operatingPoint: string): string {
   return [resultKey.replace(/^sha256:/, 'sha256-'), modelSha256, encodeURIComponent(operatingPoint)].join('~');
 }
 
+/** The film part of a job id: a UID or `sha256-` digest, then the age suffix or nothing. */
+const FILM_ID = `([0-9.]{1,64}|sha256-[0-9a-f]{64})(${AGE_OVER_BOUND.replace('+', '\\+')})?`;
 /** A job id as clients send it back (GET /api/v1/jobs/:id): the same three parts, nothing else. */
-export const JOB_ID_PATTERN = '^([0-9.]{1,64}|sha256-[0-9a-f]{64})~[0-9a-f]{64}~[A-Za-z0-9._%-]{1,96}$';
+export const JOB_ID_PATTERN = `^${FILM_ID}~[0-9a-f]{64}~[A-Za-z0-9._%-]{1,96}$`;

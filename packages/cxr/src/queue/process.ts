@@ -9,7 +9,7 @@
 // - the row is written before the results are stored, so a run killed in between still leaves
 //   its row, and the retry stores the results.
 import { UnrecoverableError } from 'bullmq';
-import { resultKeyOf, parseJobData, type JobData } from './job';
+import { filmKeyOf, resultKeyOf, parseJobData, type JobData } from './job';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, processInstance } from '../pacs';
 import { auditRecordOf } from '../predict/audit_record';
@@ -100,6 +100,7 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     operatingPoint: data.operatingPoint,
     heatmap: data.heatmap,
     thumbnail: ctx.storeImages && source.kind === 'upload',
+    patientAge: data.patientAge,
   };
   let bytes: Buffer;
   let prediction: Prediction;
@@ -121,7 +122,7 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     }
     latencyMs = performance.now() - started;
   } else throw new Error('filmJob: not a film');
-  if (resultKeyOf(bytes) !== data.resultKey) {
+  if (resultKeyOf(bytes) !== filmKeyOf(data.resultKey)) {
     throw new UnrecoverableError(`${source.kind === 'file' ? source.path : 'the upload'} changed since it was queued`);
   }
   const images = ctx.storeImages

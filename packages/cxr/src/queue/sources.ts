@@ -16,9 +16,12 @@ export interface JobSpec {
   heatmap: boolean;
   requestedBy: string | null;
   priority: Priority;
+  /** Years, stated for films whose header gives none (JPEG, PNG); not for Orthanc instances. */
+  patientAge?: number;
 }
 
-function dataFor(spec: JobSpec, source: JobData['source'], resultKey: string): JobData {
+/** A job's data: what to read, its result key, and the run's model and options. */
+export function dataFor(spec: JobSpec, source: JobData['source'], resultKey: string): JobData {
   return {
     source,
     resultKey,
@@ -26,13 +29,14 @@ function dataFor(spec: JobSpec, source: JobData['source'], resultKey: string): J
     operatingPoint: spec.operatingPoint,
     heatmap: spec.heatmap,
     requestedBy: spec.requestedBy,
+    ...(spec.patientAge !== undefined ? { patientAge: spec.patientAge } : {}),
   };
 }
 
 /** Queues one file by its absolute path (workers may run elsewhere in the same folder tree). */
 export async function enqueueFile(queue: JobQueue, spec: JobSpec, file: string): Promise<EnqueueOutcome> {
   const abs = path.resolve(file);
-  const key = resultKeyOf(await fs.promises.readFile(abs));
+  const key = resultKeyOf(await fs.promises.readFile(abs), spec.patientAge);
   return (await enqueue(queue, dataFor(spec, { kind: 'file', path: abs }, key), spec.priority)).outcome;
 }
 
@@ -51,6 +55,10 @@ export function enqueueUpload(
 
 export type OrthancOutcome = EnqueueOutcome | 'skipped';
 
+/** Why a stated age is refused with Orthanc instances. */
+export const ORTHANC_AGE =
+  "a stated patient age is not taken for films in the PACS: their DICOM header's PatientAge is read";
+
 /**
  * Queues one Orthanc instance when it is a chest film. With checkPacs (a backfill), a film whose
  * SR and SC are in the PACS already counts as done without a job; the API always gets a job, so
@@ -63,6 +71,8 @@ export async function enqueueInstance(
   id: string,
   opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
 ): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
+  // Its SR and SC are named by film, model and operating point alone: one result per instance.
+  if (spec.patientAge !== undefined) throw new Error(ORTHANC_AGE);
   const tags = await client.instanceTags(id);
   const verdict = classifyInstance(tags);
   if (!verdict.accept) {

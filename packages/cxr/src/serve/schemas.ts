@@ -55,7 +55,8 @@ export function predictQuery(operatingPoints: string[]) {
         maximum: STATED_AGE_RANGE.max,
         description:
           "the patient's age in years, for films whose header gives none (JPEG, PNG); over 10 the answer is " +
-          "'outside-population'. A DICOM PatientAge takes precedence. Not stored: the audit log keeps only the bound.",
+          "'outside-population'. A DICOM PatientAge takes precedence. Not in the audit log, which keeps only the " +
+          'bound; a queued job (POST /jobs) holds it with its other data until the job is removed.',
       },
     },
     additionalProperties: false,

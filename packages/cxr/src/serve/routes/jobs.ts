@@ -14,6 +14,8 @@ export interface JobOptions {
   operatingPoint?: string;
   heatmap: boolean;
   requestedBy: string | null;
+  /** Years, for uploaded films whose header gives none (as POST /predictions takes it). */
+  patientAge?: number;
 }
 
 /** What happened to one film offered: queued now, or an existing job's (same film, model, operating point). */
@@ -68,7 +70,11 @@ const OrthancBody = z
 const submittedSchema = {
   type: 'object',
   properties: {
-    id: { type: ['string', 'null'], description: 'the job id: the film, model and operating point (null if skipped)' },
+    id: {
+      type: ['string', 'null'],
+      description:
+        'the job id: the film (and whether a stated age is over 10), model and operating point (null if skipped)',
+    },
     status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
     statusUrl: { type: ['string', 'null'] },
     file: { type: 'string', description: 'the uploaded file name, for uploads' },
@@ -146,41 +152,30 @@ async function readFiles(
 }
 
 /**
- * POST /predictions' query without `patientAge`. A job's result is shared by every request for the same film,
- * model and operating point (the job id, the audit row's key), so it cannot depend on an age one request states;
- * a DICOM film's own PatientAge is read as in POST /predictions.
+ * A stated age is for uploaded JPEG and PNG films; a film in the PACS is named by its SR and SC, one result per
+ * instance, and its header's PatientAge is read.
  */
-function jobsQuery(operatingPoints: string[]) {
-  const { patientAge: _age, ...properties } = predictQuery(operatingPoints).properties;
-  return { type: 'object', properties, additionalProperties: false } as const;
-}
-
-const AGE_NOT_FOR_JOBS =
-  "query parameter 'patientAge' is not taken by queued jobs (a job's result is shared by every request for the " +
-  'same film): send DICOM films, whose PatientAge is read, or use POST /api/v1/predictions for a JPEG or PNG ' +
-  'with a stated age';
+const AGE_NOT_FOR_PACS =
+  "query parameter 'patientAge' is for uploaded films: films in the PACS are read with their DICOM header's " +
+  'PatientAge';
 
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
 
-  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean } }>(
+  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean; patientAge?: number } }>(
     '/jobs',
     {
-      // Before the schema's generic "unknown query parameter": say why, and what to do instead.
-      preValidation: async (req) => {
-        if (Object.hasOwn(req.query as object, 'patientAge'))
-          throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_JOBS);
-      },
       schema: {
         summary: 'Queue films for prediction (asynchronous)',
         description:
           'Either multipart/form-data with one or more films in fields named "image", or JSON ' +
           '{"orthancInstances": [ids]} naming instances in the PACS the server is configured with. Answers 202 ' +
           'at once; each job is then followed at its statusUrl. A film already queued or done for this model ' +
-          'and operating point (same SOP Instance UID, else same bytes) gets the existing job.',
+          'and operating point (same SOP Instance UID, else same bytes, and a stated patientAge over 10 or not) ' +
+          'gets the existing job. patientAge is for uploaded films only.',
         tags: ['jobs'],
         consumes: ['multipart/form-data', 'application/json'],
-        querystring: jobsQuery(o.operatingPoints),
+        querystring: predictQuery(o.operatingPoints),
         response: {
           202: {
             description: 'Queued (or found queued or done)',
@@ -220,6 +215,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
             body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
           );
         }
+        if (opts.patientAge !== undefined) throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_PACS);
         for (const id of body.data.orthancInstances) {
           const s = await jobs.submitOrthanc(id, opts);
           out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: id });
