@@ -29,6 +29,7 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex
 
 /** What a result key adds when the age stated with the film is over the intended population's bound. */
 export const AGE_OVER_BOUND = `+age-over-${MAX_AGE_YEARS}`;
+const overBound = (patientAge?: number) => patientAge !== undefined && patientAge > MAX_AGE_YEARS;
 
 /** A film's key: a SOP Instance UID, or `sha256:` and the hex digest of the file's bytes. */
 const isFilmKey = (k: string) => isUid(k) || /^sha256:[0-9a-f]{64}$/.test(k);
@@ -64,13 +65,10 @@ export const JobDataSchema = z
     patientAge: z.number().refine(isStatedAge, 'a number of years from 0 to 130').optional(),
   })
   .strict()
-  .refine(
-    (d) => d.resultKey.endsWith(AGE_OVER_BOUND) === (d.patientAge !== undefined && d.patientAge > MAX_AGE_YEARS),
-    {
-      path: ['resultKey'],
-      message: `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}`,
-    },
-  );
+  .refine((d) => d.resultKey.endsWith(AGE_OVER_BOUND) === overBound(d.patientAge), {
+    path: ['resultKey'],
+    message: `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}`,
+  });
 export type JobData = z.infer<typeof JobDataSchema>;
 
 /** Job data from Redis, or an error that says which field is wrong. */
@@ -105,7 +103,7 @@ export function sha256Of(bytes: Uint8Array): string {
  */
 export function resultKeyOf(bytes: Uint8Array, patientAge?: number): string {
   const film = sopInstanceUid(bytes) ?? `sha256:${sha256Of(bytes)}`;
-  return patientAge !== undefined && patientAge > MAX_AGE_YEARS ? film + AGE_OVER_BOUND : film;
+  return overBound(patientAge) ? film + AGE_OVER_BOUND : film;
 }
 
 /** The film's key within a result key (the SOP Instance UID or sha256, without the age suffix). */
