@@ -172,12 +172,22 @@ test('cxr experiments adapt: on the clean validation films relative adaptation c
     assert.ok(Math.abs(r.meanNormal - asIs.meanNormal) < 1e-4);
   }
   assert.ok(Math.abs(plain.meanNormal - asIs.meanNormal) > 1e-3, 'plain AdaBN moves the scores');
-  assert.match(adaptShiftMarkdown(rows), /\| gamma-up 1 \| relative \|/);
-  // A site resampled to a fifth pneumonia: every NORMAL film, a fifth of the films pneumonia.
-  const fifth = await adaptShiftTable(dir, CHEST_XRAY, { changes: ['none'], shares: [0.2], classMix: 'reference' });
-  assert.equal(fifth.length, 8);
-  assert.ok(Math.abs(fifth[4].pneumonia - 0.2) < 0.05, `${fifth[4].pneumonia}`);
+  assert.match(adaptShiftMarkdown(rows), /\| gamma-up 1 \| \d+ \| relative \|/);
+  // A site resampled to a fifth pneumonia: every NORMAL film, a fifth of the films pneumonia. Each site says how
+  // many of its films `cxr adapt` would leave out: none of the validation films, every inverted one.
+  const fifth = await adaptShiftTable(dir, CHEST_XRAY, {
+    changes: ['none', 'invert@1'],
+    shares: [0.2],
+    classMix: 'reference',
+  });
+  assert.equal(fifth.length, 16);
+  assert.ok(Math.abs(fifth[8].pneumonia - 0.2) < 0.05, `${fifth[8].pneumonia}`);
   assert.equal(fifth[0].pneumonia, asIs.pneumonia);
+  assert.deepEqual(
+    fifth.map((r) => (r.change === 'none' ? r.flagged : r.films - r.flagged)),
+    fifth.map(() => 0),
+    fifth.map((r) => `${r.change}: ${r.flagged} of ${r.films} flagged`).join(', '),
+  );
   await assert.rejects(adaptShiftTable(dir, CHEST_XRAY, { changes: ['gamma-up'] }), /NAME@STRENGTH/);
   // Smaller sites, and the kinds asked for: the first estimate without the search beside the default.
   const small = await adaptShiftTable(dir, CHEST_XRAY, {
@@ -196,7 +206,7 @@ test('cxr experiments adapt: on the clean validation films relative adaptation c
     small.map((r) => r.films),
     [12, 12, 12, 12, 12, 12],
   );
-  assert.match(adaptShiftMarkdown(small), /\| 50\.0% \| 12 \| none \| relative-first \| \d+\.\d% \|/);
+  assert.match(adaptShiftMarkdown(small), /\| 50\.0% \| 12 \| none \| \d+ \| relative-first \| \d+\.\d% \|/);
 });
 
 test('sites resampled to a share and a number of films take each class evenly, or say why they cannot', () => {

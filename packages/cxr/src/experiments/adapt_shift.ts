@@ -7,6 +7,9 @@
 // the same is done on the validation films resampled to other shares of pneumonia (a site's class
 // mix), where relative AdaBN against the pooled reference ('relative-pooled', the behaviour before
 // the reference kept the classes apart) is scored beside the class-aware default ('relative').
+// Each site also says how many of its films the source model's gate and image checks flag, as `cxr
+// adapt` screens them: a site where most are flagged is one `cxr adapt` refuses (adapt.ts).
+import sharp from 'sharp';
 import { adaptMembers, type ClassMix } from '../adapt/class_mix';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { type ImageSet, subset } from '../data/images';
@@ -15,6 +18,7 @@ import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
 import { loadBnReference } from '../models/bn_reference';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { type LoadedModel, loadModel, memberDirs } from '../models/io';
+import { Predictor } from '../predict/predictor';
 
 export const DEFAULT_ADAPT_CHANGES = ['none', 'gamma-up@1', 'contrast-down@1', 'exposure-down@1', 'blur@1'];
 export const ADAPT_METHODS = ['none', 'plain', 'relative-pooled', 'relative-first', 'relative'] as const;
@@ -38,6 +42,8 @@ export interface AdaptShiftRow {
   films: number;
   /** Share of pneumonia the reference was mixed at (relative kinds), else null. */
   mixedAt: number | null;
+  /** Films of the site (as changed) the source model's gate or image checks flag, as `cxr adapt` screens them. */
+  flagged: number;
   auc: number | null;
   sensitivity: number;
   specificity: number;
@@ -59,7 +65,7 @@ async function score(
   loaded: LoadedModel,
   set: ImageSet,
   pixels: Uint8Array,
-  row: Pick<AdaptShiftRow, 'change' | 'strength' | 'adaptation' | 'mixedAt'>,
+  row: Pick<AdaptShiftRow, 'change' | 'strength' | 'adaptation' | 'mixedAt' | 'flagged'>,
 ): Promise<AdaptShiftRow> {
   const { meta } = loaded;
   const n = set.labels.length;
@@ -78,6 +84,25 @@ async function score(
     ece: expectedCalibrationError(labels, probs),
     meanNormal: normal.reduce((a, b) => a + b, 0) / normal.length,
   };
+}
+
+/**
+ * How many of the n films (size × size gray, as the benchmark changed them) the predictor's gate or image
+ * checks flag: each as the bytes of a PNG file of that size through Predictor.screen, as `cxr adapt` reads a
+ * site's files.
+ */
+async function flaggedFilms(predictor: Predictor, pixels: Uint8Array, n: number, size: number): Promise<number> {
+  const per = size * size;
+  let flagged = 0;
+  for (let i = 0; i < n; i++) {
+    const png = await sharp(Buffer.from(pixels.subarray(i * per, (i + 1) * per)), {
+      raw: { width: size, height: size, channels: 1 },
+    })
+      .png()
+      .toBuffer();
+    if ((await predictor.screen(png)).problems.length) flagged++;
+  }
+  return flagged;
 }
 
 /**
@@ -148,12 +173,15 @@ export async function adaptShiftTable(
   const methods = (opts.methods ?? DEFAULT_METHODS).filter(
     (m) => reference.byClass || (m !== 'relative-pooled' && m !== 'relative-first'),
   );
+  // The source model's gate and image checks, to count the films `cxr adapt` would leave out.
+  const predictor = await Predictor.load(modelDir, { warmUp: false });
   const rows: AdaptShiftRow[] = [];
   try {
     for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
       const n = val.labels.length;
       const pixels =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
+      const flagged = await flaggedFilms(predictor, pixels, val.labels.length, val.size);
       for (const adaptation of methods) {
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);
         try {
@@ -172,10 +200,10 @@ export async function adaptShiftTable(
             );
             mixedAt = adapted.classMix?.site ?? null;
           }
-          const row = await score(loaded, val, pixels, { change: name, strength, adaptation, mixedAt });
+          const row = await score(loaded, val, pixels, { change: name, strength, adaptation, mixedAt, flagged });
           log(
-            `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films), ${name}@${strength} ${adaptation}` +
-              `${mixedAt === null ? '' : ` at ${(100 * mixedAt).toFixed(1)}%`}: ` +
+            `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films, ${flagged} flagged), ${name}@${strength} ` +
+              `${adaptation}${mixedAt === null ? '' : ` at ${(100 * mixedAt).toFixed(1)}%`}: ` +
               `AUC ${row.auc?.toFixed(4)}, sensitivity ${(100 * row.sensitivity).toFixed(1)}%, ` +
               `specificity ${(100 * row.specificity).toFixed(1)}%, ECE ${row.ece.toFixed(3)}`,
           );
@@ -187,6 +215,7 @@ export async function adaptShiftTable(
     }
   } finally {
     for (const m of source.members) m.dispose();
+    predictor.dispose();
   }
   return rows;
 }
@@ -195,13 +224,13 @@ export async function adaptShiftTable(
 export function adaptShiftMarkdown(rows: readonly AdaptShiftRow[]): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   return [
-    '| pneumonia | films | change | adaptation | mixed at | AUC | sensitivity | specificity | ECE | ' +
+    '| pneumonia | films | change | flagged | adaptation | mixed at | AUC | sensitivity | specificity | ECE | ' +
       'mean p(NORMAL films) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map(
       (r) =>
         `| ${pct(r.pneumonia)} | ${r.films} | ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ` +
-        `${r.adaptation} | ${r.mixedAt === null ? '' : pct(r.mixedAt)} | ` +
+        `${r.flagged} | ${r.adaptation} | ${r.mixedAt === null ? '' : pct(r.mixedAt)} | ` +
         `${r.auc?.toFixed(4) ?? 'n/a'} | ${pct(r.sensitivity)} | ${pct(r.specificity)} | ${r.ece.toFixed(3)} | ` +
         `${r.meanNormal.toFixed(3)} |`,
     ),
