@@ -181,7 +181,7 @@ export async function adaptShiftTable(
       const n = val.labels.length;
       const pixels =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
-      const flagged = await flaggedFilms(predictor, pixels, val.labels.length, val.size);
+      const flagged = await flaggedFilms(predictor, pixels, n, val.size);
       for (const adaptation of methods) {
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);
         try {
