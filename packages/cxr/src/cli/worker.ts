@@ -1,5 +1,8 @@
 // `cxr worker`: consumes the job queue until SIGTERM/SIGINT, then finishes the jobs in progress
-// and exits 0. Start as many as the machines allow, on one Redis (docs/deployment.md).
+// and exits 0. Start as many as the machines allow, on one Redis (docs/deployment.md). Closing
+// waits for Redis too (BullMQ hands finished jobs back and quits its connections), so with Redis
+// gone it would wait forever: after --close-timeout the worker exits 1 anyway, and a job still
+// locked to it is retried by another worker once its lock runs out.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -57,6 +60,12 @@ export function register(program: Command): void {
       'how often stalled jobs are looked for (default: half the lock duration)',
       positiveInt,
     )
+    .option(
+      '--close-timeout <ms>',
+      'after SIGINT/SIGTERM, how long to wait for the jobs in progress and for Redis before exiting anyway (exit 1)',
+      positiveInt,
+      30_000,
+    )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .action(async (o) => {
@@ -105,8 +114,24 @@ export function register(program: Command): void {
         process.on('SIGINT', () => onSignal('SIGINT'));
         process.on('SIGTERM', () => onSignal('SIGTERM'));
       });
-      await running.close();
-      await queue.close();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), o.closeTimeout);
+      });
+      const closed = (async () => {
+        await running.close();
+        await queue.close();
+        return 'closed' as const;
+      })();
+      if ((await Promise.race([closed, late])) === 'late') {
+        logger.error(
+          `the queue did not close within ${o.closeTimeout / 1000} s (is Redis reachable?): exiting without ` +
+            'it; a job still locked to this worker is retried by another one when its lock runs out',
+        );
+        await store.close();
+        process.exit(1);
+      }
+      clearTimeout(timer);
       await store.close();
       predictor.dispose();
       log('stopped');
