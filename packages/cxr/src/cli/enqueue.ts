@@ -17,7 +17,7 @@ import {
   type JobSpec,
   loadRedisUrl,
   ORTHANC_AGE,
-  openQueue,
+  connectQueue,
   queueDepth,
 } from '../queue';
 
@@ -73,7 +73,7 @@ export function register(program: Command): void {
         ...(o.patientAge !== undefined ? { patientAge: o.patientAge } : {}),
       };
       const counts = { ...emptyCounts(), skipped: 0, missing: 0 };
-      const queue = openQueue(redisUrl, model.sha256);
+      const queue = await connectQueue(redisUrl, model.sha256);
       try {
         if (o.orthancAll) {
           const client = new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }));

@@ -9,7 +9,7 @@ import { loadOrthancConfig, OrthancClient, OrthancError, type SyncOptions, syncO
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
-import { type JobQueue, type JobSpec, loadRedisUrl, openQueue, syncHandler } from '../queue';
+import { type JobQueue, type JobSpec, loadRedisUrl, connectQueue, syncHandler } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
 
@@ -88,7 +88,7 @@ export function register(program: Command): void {
       let model: { name: string; version: string };
       if (o.queue) {
         const identity = modelIdentity(modelDir);
-        queue = openQueue(loadRedisUrl({ configFile: o.redisConfig, warn: log }), identity.sha256);
+        queue = await connectQueue(loadRedisUrl({ configFile: o.redisConfig, warn: log }), identity.sha256);
         const spec: JobSpec = {
           modelSha256: identity.sha256,
           operatingPoint: o.operatingPoint ?? identity.meta.defaultOperatingPoint,

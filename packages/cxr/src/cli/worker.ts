@@ -10,7 +10,7 @@ import { createLogger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
-import { loadRedisUrl, openQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
+import { loadRedisUrl, connectQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
 
@@ -81,7 +81,7 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.
-      const queue = openQueue(redisUrl, predictor.model.sha256);
+      const queue = await connectQueue(redisUrl, predictor.model.sha256);
       const running = await startWorker(
         {
           predictor,

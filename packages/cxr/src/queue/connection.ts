@@ -3,6 +3,7 @@
 // readable by every user in the process list, so a --redis URL holding one earns a warning.
 import * as fs from 'node:fs';
 import type { ConnectionOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 
 const UrlSchema = z
@@ -88,4 +89,44 @@ export function redactRedisUrl(url: string): string {
   const u = new URL(url);
   if (u.password) u.password = '***';
   return u.toString();
+}
+
+/** How long the command-line tools wait for Redis before saying it cannot be reached. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Connects once, without retrying, and pings: an error naming the server (password hidden) and the cause
+ * (refused, timed out, wrong password) when Redis does not answer within `timeoutMs`.
+ */
+export async function checkRedis(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
+  const client = new Redis({
+    ...(redisConnection(url) as RedisOptions),
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+  });
+  // The cause, for the message below (the rejection itself only says the connection closed).
+  let cause = '';
+  client.on('error', (e: Error) => {
+    cause ||= e.message;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect().then(() => client.ping()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (e) {
+    throw new Error(
+      `cannot reach Redis at ${redactRedisUrl(url)} (${cause || (e as Error).message}): ` +
+        'is it running, and is the URL right?',
+    );
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
 }

@@ -17,6 +17,7 @@ export { type JobContext, type JobResult, processJob, type ResultStore } from '.
 export {
   countOutcome,
   emptyCounts,
+  connectQueue,
   enqueue,
   type EnqueueCounts,
   type EnqueueOutcome,

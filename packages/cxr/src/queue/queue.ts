@@ -2,7 +2,7 @@
 // deep the queue is. Jobs are kept after they finish, so that queueing the same film again finds
 // the finished job instead of predicting it twice.
 import { type Job, Queue } from 'bullmq';
-import { redisConnection } from './connection';
+import { checkRedis, redisConnection } from './connection';
 import { type JobData, jobIdFor, queueNameFor } from './job';
 
 export type Priority = 'low' | 'normal';
@@ -19,6 +19,16 @@ export type JobQueue = Queue<JobData, unknown, 'predict'>;
 /** The queue of the model with this sha256. */
 export function openQueue(redisUrl: string, modelSha256: string): JobQueue {
   return new Queue<JobData, unknown, 'predict'>(queueNameFor(modelSha256), { connection: redisConnection(redisUrl) });
+}
+
+/**
+ * The queue, once Redis answers (connection.ts checkRedis): BullMQ's connections retry for ever (a worker
+ * rides out a Redis restart that way), so a command started against a Redis that is not there would otherwise
+ * wait without a word.
+ */
+export async function connectQueue(redisUrl: string, modelSha256: string): Promise<JobQueue> {
+  await checkRedis(redisUrl);
+  return openQueue(redisUrl, modelSha256);
 }
 
 /** What happened to one film offered to the queue. */

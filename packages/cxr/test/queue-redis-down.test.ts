@@ -1,12 +1,14 @@
-// `cxr worker` asked to stop while Redis is gone: closing waits for Redis (BullMQ quits its connections), so
-// without a bound it waited forever (found with a worker left running for 87 minutes after its Redis was
-// stopped). With --close-timeout it exits 1 after that long and says why; with Redis up it stops at once, 0.
+// The queue's commands when Redis is not there. BullMQ's connections retry for ever, so without bounds
+// `cxr enqueue` and `cxr worker` started against a Redis that is not running waited without a word, and a
+// worker asked to stop after its Redis went away waited for ever (found with a worker left running for 87
+// minutes). Now they check Redis first and say why they stop (refused, wrong password), and a stopping worker
+// exits 1 after --close-timeout; with Redis up it stops at once, 0.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
+import { CLI, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
@@ -44,6 +46,29 @@ async function startWorker(): Promise<{ log: () => string; exited: Promise<numbe
   }
   return { log: () => log, exited, child };
 }
+
+test('cxr enqueue and cxr worker say when Redis cannot be reached, and why, instead of waiting', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, () => {
+  const run = (url: string, ...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, CXR_REDIS_URL: url, CXR_MODEL: modelDir },
+    });
+  const refused = run('redis://:secret@127.0.0.1:1/0', 'enqueue', XRAY_JPEG);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 \(connect ECONNREFUSED/);
+  assert.doesNotMatch(refused.stderr, /secret/);
+  const wrong = stack!.env.CXR_REDIS_URL.replace(/\/\/:[^@]*@/, '//:wrong@');
+  const denied = run(wrong, 'enqueue', XRAY_JPEG);
+  assert.equal(denied.status, 1, denied.stderr);
+  assert.match(denied.stderr, /cannot reach Redis at .*\(WRONGPASS/);
+  const worker = run('redis://127.0.0.1:1', 'worker', '--threads', '1', '--db', path.join(dir, 'refused.db'));
+  assert.equal(worker.status, 1, worker.stderr);
+  assert.match(worker.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED/);
+});
 
 test('a worker stopped with Redis up exits 0; with Redis gone it exits 1 after --close-timeout, saying why', {
   skip: skip ?? false,
