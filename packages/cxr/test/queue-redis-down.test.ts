@@ -1,14 +1,15 @@
 // The queue's commands when Redis is not there. BullMQ's connections retry for ever, so without bounds
 // `cxr enqueue` and `cxr worker` started against a Redis that is not running waited without a word, and a
 // worker asked to stop after its Redis went away waited for ever (found with a worker left running for 87
-// minutes). Now they check Redis first and say why they stop (refused, wrong password), and a stopping worker
-// exits 1 after --close-timeout; with Redis up it stops at once, 0.
+// minutes); `cxr serve` held POST /jobs and /metrics open while Redis was away. Now the commands check Redis
+// first and say why they stop (refused, wrong password), a stopping worker exits 1 after --close-timeout (with
+// Redis up it stops at once, 0), and the server answers 503 QUEUE_UNAVAILABLE, scrapes NaN, and still exits.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { CLI, makeTinyModel, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
@@ -68,6 +69,44 @@ test('cxr enqueue and cxr worker say when Redis cannot be reached, and why, inst
   const worker = run('redis://127.0.0.1:1', 'worker', '--threads', '1', '--db', path.join(dir, 'refused.db'));
   assert.equal(worker.status, 1, worker.stderr);
   assert.match(worker.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED/);
+});
+
+test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics answers, SIGTERM exits 0', {
+  skip: skip ?? false,
+  timeout: 240_000,
+}, async () => {
+  const own = startStack('serve-redis-down', ['redis']);
+  let up = true;
+  try {
+    const server = await spawnServer(['--db', path.join(dir, 'serve.db')], { ...own.env, CXR_MODEL: modelDir });
+    const post = () => {
+      const form = new FormData();
+      form.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
+      return fetch(`${server.url}/api/v1/jobs?heatmap=false`, { method: 'POST', body: form });
+    };
+    assert.equal((await post()).status, 202, server.log());
+    stopStack(own);
+    up = false;
+    const t0 = Date.now();
+    const res = await post();
+    const took = Date.now() - t0;
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { code: string; detail: string };
+    assert.equal(body.code, 'QUEUE_UNAVAILABLE');
+    assert.match(body.detail, /the job queue \(Redis\) did not answer within 5 s; retry later/);
+    assert.ok(took < 15_000, `answered after ${took} ms`);
+    const metrics = await fetch(`${server.url}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^cxr_queue_waiting Nan$/m);
+    const direct = new FormData();
+    direct.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
+    const predicted = await fetch(`${server.url}/api/v1/predictions?heatmap=false`, { method: 'POST', body: direct });
+    assert.equal(predicted.status, 200, 'predictions do not need the queue');
+    assert.equal(await server.stop('SIGTERM'), 0, server.log());
+    assert.match(server.log(), /the job queue \(Redis\) did not close within 5 s: not waiting for it/);
+  } finally {
+    if (up) stopStack(own);
+  }
 });
 
 test('a worker stopped with Redis up exits 0; with Redis gone it exits 1 after --close-timeout, saying why', {

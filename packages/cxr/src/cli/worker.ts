@@ -12,6 +12,7 @@ import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
 import { loadRedisUrl, connectQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
 import { defaultDbPath } from '../serve/audit';
+import { settlesWithin } from '../serve/jobs_bound';
 import { openAuditStoreForWriting } from './writable';
 
 function positiveInt(v: string): number {
@@ -114,16 +115,11 @@ export function register(program: Command): void {
         process.on('SIGINT', () => onSignal('SIGINT'));
         process.on('SIGTERM', () => onSignal('SIGTERM'));
       });
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), o.closeTimeout);
-      });
-      const closed = (async () => {
+      const closing = (async () => {
         await running.close();
         await queue.close();
-        return 'closed' as const;
       })();
-      if ((await Promise.race([closed, late])) === 'late') {
+      if (!(await settlesWithin(closing, o.closeTimeout))) {
         logger.error(
           `the queue did not close within ${o.closeTimeout / 1000} s (is Redis reachable?): exiting without ` +
             'it; a job still locked to this worker is retried by another one when its lock runs out',
@@ -131,7 +127,6 @@ export function register(program: Command): void {
         await store.close();
         process.exit(1);
       }
-      clearTimeout(timer);
       await store.close();
       predictor.dispose();
       log('stopped');

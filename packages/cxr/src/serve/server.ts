@@ -10,6 +10,7 @@ import { type AuditStore, openAuditStore } from './audit';
 import { buildApp, AppOptions } from './app';
 import { listenUrl } from './exposure';
 import { createLogger, type Logger } from '../log';
+import { boundedJobs, QUEUE_TIMEOUT_MS, settlesWithin } from './jobs_bound';
 import { ServeMetrics } from './metrics';
 import type { JobsPort } from './routes/jobs';
 import { retentionCutoff } from './retention';
@@ -85,19 +86,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       3_600_000,
     );
     pruner.unref();
-    jobs = opts.openJobs?.(predictor);
+    const opening = opts.openJobs?.(predictor);
+    jobs = opening && boundedJobs(opening);
     if (jobs) {
       const depth = jobs;
-      metrics.addGauge(
-        'cxr_queue_waiting',
-        'Jobs of this model waiting in the queue',
-        async () => (await depth.depth()).waiting,
-      );
-      metrics.addGauge(
-        'cxr_queue_active',
-        'Jobs of this model running on workers',
-        async () => (await depth.depth()).active,
-      );
+      // NaN while the queue does not answer: the scrape still answers, and the gap shows in the graphs.
+      const read = (k: 'waiting' | 'active') => async () => (await depth.depth().catch(() => null))?.[k] ?? Number.NaN;
+      metrics.addGauge('cxr_queue_waiting', 'Jobs of this model waiting in the queue', read('waiting'));
+      metrics.addGauge('cxr_queue_active', 'Jobs of this model running on workers', read('active'));
     }
     const app = await buildApp({
       ...opts,
@@ -122,7 +118,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (closing ??= (async () => {
           clearInterval(pruner);
           await app.close();
-          await jobs?.close();
+          if (jobs && !(await settlesWithin(jobs.close(), QUEUE_TIMEOUT_MS)))
+            log.warn(`the job queue (Redis) did not close within ${QUEUE_TIMEOUT_MS / 1000} s: not waiting for it`);
           await opened.close();
           predictor.dispose();
         })()),
