@@ -5,6 +5,7 @@
 // locked to it is retried by another worker once its lock runs out.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
+import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
@@ -12,7 +13,6 @@ import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
 import { loadRedisUrl, connectQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
 import { defaultDbPath } from '../serve/audit';
-import { settlesWithin } from '../serve/jobs_bound';
 import { openAuditStoreForWriting } from './writable';
 
 function positiveInt(v: string): number {
@@ -119,15 +119,15 @@ export function register(program: Command): void {
         await running.close();
         await queue.close();
       })();
-      if (!(await settlesWithin(closing, o.closeTimeout))) {
+      const closed = await settlesWithin(closing, o.closeTimeout);
+      if (!closed) {
         logger.error(
           `the queue did not close within ${o.closeTimeout / 1000} s (is Redis reachable?): exiting without ` +
             'it; a job still locked to this worker is retried by another one when its lock runs out',
         );
-        await store.close();
-        process.exit(1);
       }
       await store.close();
+      if (!closed) process.exit(1);
       predictor.dispose();
       log('stopped');
     });

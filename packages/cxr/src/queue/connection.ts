@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
+import { LATE, orLate } from '../deadline';
 
 const UrlSchema = z
   .string()
@@ -112,21 +113,20 @@ export async function checkRedis(url: string, timeoutMs = CONNECT_TIMEOUT_MS): P
   client.on('error', (e: Error) => {
     cause ||= e.message;
   });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      client.connect().then(() => client.ping()),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-      }),
-    ]);
+    if (
+      (await orLate(
+        client.connect().then(() => client.ping()),
+        timeoutMs,
+      )) === LATE
+    )
+      throw new Error(`no answer within ${timeoutMs / 1000} s`);
   } catch (e) {
     throw new Error(
       `cannot reach Redis at ${redactRedisUrl(url)} (${cause || (e as Error).message}): ` +
         'is it running, and is the URL right?',
     );
   } finally {
-    clearTimeout(timer);
     client.disconnect();
   }
 }
