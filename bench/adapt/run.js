@@ -9,21 +9,13 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { ROOT, opt, median } = require('../serve/common');
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const DIST = path.join(ROOT, 'packages', 'cxr', 'dist', 'src');
 const SHARED = process.env.CXR_DATA ?? path.resolve(ROOT, '..', 'shared', 'data');
-const opt = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
 const RUNS = Number(opt('runs', 5));
 const FILMS = Number(opt('films', 200));
 const MODEL = path.resolve(opt('model', path.join(ROOT, 'models', 'default')));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** A site folder of links to the first films of each class of the training folder (half each). */
 function siteFolder() {
