@@ -19,7 +19,9 @@ import {
 } from '../src/models/backbones';
 import { fileLoader } from '../src/models/io';
 import { buildImagenetModel } from './imagenet-model';
-import { MOBILENET_025 } from './shared-data';
+import { MOBILENET_025, needsData } from './shared-data';
+
+const skip = needsData(MOBILENET_025);
 
 const shared = MOBILENET_025;
 
@@ -36,7 +38,9 @@ function fixedInput(n: number, size: number): tf.Tensor4D {
   return tf.tensor4d(data, [n, size, size, 3]);
 }
 
-test('MobileNet v1 0.25 built in TypeScript from the shared weights matches tf.loadLayersModel (< 1e-5)', async () => {
+test('MobileNet v1 0.25 built in TypeScript from the shared weights matches tf.loadLayersModel (< 1e-5)', {
+  skip,
+}, async () => {
   await initEngine();
   const spec = backboneSpec('mobilenet_v1_0.25');
   const reference = await tfl.loadLayersModel(fileLoader(shared));
@@ -74,7 +78,7 @@ test('backbone names: aliases, alphas, unknown names', () => {
   assert.throws(() => backboneSpec('resnet50'), /unknown backbone 'resnet50'/);
 });
 
-test('local weights are verified against the canonical sha256; a changed byte is refused', () => {
+test('local weights are verified against the canonical sha256; a changed byte is refused', { skip }, () => {
   const spec = backboneSpec('mobilenet_v1_0.25');
   const ok = locateWeights(spec, shared)!;
   assert.equal(ok.source, 'local');
@@ -89,7 +93,9 @@ test('local weights are verified against the canonical sha256; a changed byte is
   assert.throws(() => locateWeights(spec, bad), /group29-shard1of1 has sha256 .* expected/);
 });
 
-test('fetch downloads model.json and its shards once into the cache, verified; a corrupt one is not kept', async () => {
+test('fetch downloads model.json and its shards once into the cache, verified; a corrupt one is not kept', {
+  skip,
+}, async () => {
   const cache = tmpCache();
   const files = new Map(fs.readdirSync(shared).map((f) => [f, fs.readFileSync(path.join(shared, f))]));
   let corrupt = false;
@@ -136,7 +142,7 @@ test('an unreachable URL gives a readable error', async () => {
   await assert.rejects(fetchWeights(spec, { progress: false }), /could not download http:\/\/127\.0\.0\.1:9\//);
 });
 
-test("'auto' falls back to the largest MobileNet present and says so", async () => {
+test("'auto' falls back to the largest MobileNet present and says so", { skip }, async () => {
   const cache = tmpCache();
   await fetchWeights(backboneSpec('mobilenet_v1_0.25'), { from: shared });
   assert.ok(fs.existsSync(path.join(cache, 'backbones', 'mobilenet_v1_0.25', 'model.json')));
@@ -145,7 +151,9 @@ test("'auto' falls back to the largest MobileNet present and says so", async () 
   assert.match(r.fallback ?? '', /InceptionV3 weights not found.*mobilenet_v1_0\.25/);
 });
 
-test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM, its backbone starts frozen', async () => {
+test('the transfer model takes gray [S,S,1], exposes last_conv for Grad-CAM, its backbone starts frozen', {
+  skip,
+}, async () => {
   await initEngine();
   tmpCache();
   const spec = backboneSpec('mobilenet_v1_0.25');

@@ -8,8 +8,9 @@ import { parsePatient } from '../src/data/patients';
 
 const patientId = (fileName: string) => parsePatient(fileName).id;
 
-import { DATA } from './shared-data';
+import { DATA, needsData } from './shared-data';
 const CHEST = path.join(DATA, 'chest_xray');
+const skip = needsData(CHEST);
 
 test('patient ids follow the Kaggle naming schemes', () => {
   assert.equal(patientId('person1946_bacteria_4874.jpeg'), 'person1946');
@@ -22,7 +23,7 @@ test('patient ids follow the Kaggle naming schemes', () => {
   assert.deepEqual(parsePatient('scan.png'), { id: 'file:scan.png', recognised: false });
 });
 
-test('scans the Kaggle layout with splits', async () => {
+test('scans the Kaggle layout with splits', { skip }, async () => {
   const records = await scanDataset(CHEST);
   const count = (split: string, label: number) => records.filter((r) => r.split === split && r.label === label).length;
   assert.equal(count('train', 0), 1341);
@@ -39,7 +40,7 @@ test('scans the Kaggle layout with splits', async () => {
   assert.ok(records.every((x) => path.isAbsolute(x.path)));
 });
 
-test('scans a single split folder, names it from the folder, ignores hidden files', async () => {
+test('scans a single split folder, names it from the folder, ignores hidden files', { skip }, async () => {
   const val = await scanDataset(path.join(CHEST, 'val'));
   assert.equal(val.length, 16);
   assert.ok(val.every((r) => r.split === 'val'));

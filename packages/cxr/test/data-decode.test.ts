@@ -14,7 +14,7 @@ import {
   sniffFormat,
 } from '../src/data/decode';
 
-import { DATA } from './shared-data';
+import { DATA, needsData } from './shared-data';
 let tmp = '';
 
 before(async () => {
@@ -79,8 +79,11 @@ test('RGB JPEG becomes Rec. 601 luma', async () => {
   assert.ok(Math.abs(mean(img.pixels) - (0.299 * 200 + 0.587 * 100 + 0.114 * 50)) < 3, `mean ${mean(img.pixels)}`);
 });
 
-test('a real full-resolution RGB original', async () => {
-  const file = path.join(DATA, 'samples-fullres', 'PNEUMONIA', 'person1073_bacteria_3008.jpeg');
+const FULLRES_FILM = path.join(DATA, 'samples-fullres', 'PNEUMONIA', 'person1073_bacteria_3008.jpeg');
+const KAGGLE_FILM = path.join(DATA, 'chest_xray', 'val', 'NORMAL', 'NORMAL2-IM-1427-0001.jpeg');
+
+test('a real full-resolution RGB original', { skip: needsData(FULLRES_FILM) }, async () => {
+  const file = FULLRES_FILM;
   const img = await decodeFile(file, 64);
   assert.deepEqual([img.width, img.height, img.pixels.length], [978, 626, 64 * 64]);
   assert.ok(mean(img.pixels) > 20 && mean(img.pixels) < 235);
@@ -151,9 +154,9 @@ test('rejects an empty file', async () => {
   await assert.rejects(decodeFile(file, 8), rejectsWith('EMPTY', file));
 });
 
-test('rejects a truncated JPEG', async () => {
+test('rejects a truncated JPEG', { skip: needsData(KAGGLE_FILM) }, async () => {
   const file = path.join(tmp, 'truncated.jpeg');
-  const whole = await fs.readFile(path.join(DATA, 'chest_xray', 'val', 'NORMAL', 'NORMAL2-IM-1427-0001.jpeg'));
+  const whole = await fs.readFile(KAGGLE_FILM);
   await fs.writeFile(file, whole.subarray(0, whole.length >> 1));
   await assert.rejects(decodeFile(file, 8), rejectsWith('CORRUPT', file));
 });

@@ -23,8 +23,9 @@ import { runTraining } from '../src/train/run';
 const isSynthetic = (file: string) => file.startsWith(SYNTHETIC_PREFIX);
 
 import { readRunLog } from './child-cli';
-import { CHEST_XRAY } from './shared-data';
+import { CHEST_XRAY, needsData } from './shared-data';
 const data = CHEST_XRAY;
+const skip = needsData(data);
 const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
@@ -37,6 +38,7 @@ function cxr(args: string[]): { status: number | null; stdout: string; stderr: s
 let ganDir = '';
 
 before(async () => {
+  if (skip) return;
   await initEngine();
   ganDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-'));
   const r = cxr(['gan', 'train', '--data', data, '--out', ganDir, '--quick']);
@@ -44,7 +46,7 @@ before(async () => {
   process.stderr.write(`# cxr gan train --quick: ${r.seconds.toFixed(1)} s\n`);
 });
 
-test('gan train --quick writes a sample grid per epoch with one row block per class', async () => {
+test('gan train --quick writes a sample grid per epoch with one row block per class', { skip }, async () => {
   for (const epoch of ['001', '002']) {
     const png = path.join(ganDir, 'samples', `epoch-${epoch}.png`);
     assert.ok(fs.existsSync(png), `${png} missing`);
@@ -62,7 +64,7 @@ test('gan train --quick writes a sample grid per epoch with one row block per cl
   assert.ok(fs.existsSync(path.join(ganDir, 'checkpoints', 'last', 'state.json')));
 });
 
-test("the generator's output changes with the class label and with the noise", async () => {
+test("the generator's output changes with the class label and with the noise", { skip }, async () => {
   const { model, meta } = await loadGenerator(ganDir);
   assert.equal(meta.size, 64);
   const n = 4,
@@ -80,7 +82,7 @@ test("the generator's output changes with the class label and with the noise", a
   model.dispose();
 });
 
-test('the memorisation check writes pairs.png and numbers next to real-to-real distances', async () => {
+test('the memorisation check writes pairs.png and numbers next to real-to-real distances', { skip }, async () => {
   const dir = path.join(ganDir, 'memorisation');
   const s = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
   assert.equal(s.samples.n, 32);
@@ -91,7 +93,7 @@ test('the memorisation check writes pairs.png and numbers next to real-to-real d
   assert.deepEqual([meta.width, meta.height], Object.values(gridDims(8, 8, 64)));
 });
 
-test('gan sample writes N PNGs of the asked class', async () => {
+test('gan sample writes N PNGs of the asked class', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-sample-'));
   const r = cxr([
     'gan',
@@ -118,7 +120,7 @@ test('gan sample writes N PNGs of the asked class', async () => {
   );
 });
 
-test('gan train --resume continues from the last checkpoint', () => {
+test('gan train --resume continues from the last checkpoint', { skip }, () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-resume-'));
   const args = ['gan', 'train', '--data', data, '--out', out, '--quick', '--check', '0'];
   assert.equal(cxr([...args, '--epochs', '1']).status, 0);
@@ -132,7 +134,7 @@ test('gan train --resume continues from the last checkpoint', () => {
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'gan.json'), 'utf8')).epochs, 2);
 });
 
-test('GAN images are resized to the classifier size and appended to the training set only', async () => {
+test('GAN images are resized to the classifier size and appended to the training set only', { skip }, async () => {
   const { train, val } = await loadTrainVal(data, { size: 48, valFraction: 0.3, seed: 42, limitPerClass: 20 });
   const r = await withGanImages(train, { ganImages: 5, ganModel: ganDir, seed: 42 }, () => {});
   assert.equal(r.train.labels.length, train.labels.length + 10);
@@ -149,7 +151,7 @@ test('GAN images are resized to the classifier size and appended to the training
   assert.deepEqual(ganCounts(3, [0, 1]), [3, 3]);
 });
 
-test('cxr train --gan-images records the generated images and validates on real images only', async () => {
+test('cxr train --gan-images records the generated images and validates on real images only', { skip }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-mix-'));
   await runTraining({
     data,
@@ -188,7 +190,9 @@ test('cxr train --gan-images records the generated images and validates on real 
   assert.equal(preds.files.filter(isSynthetic).length, 0);
 });
 
-test('experiments seed --gan-model: the GAN row gets generated images, its resampling counterpart none', async () => {
+test('experiments seed --gan-model: the GAN row gets generated images, its resampling counterpart none', {
+  skip,
+}, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-gan-'));
   const { summaries } = await runSeedExperiments({
     data,
