@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, makeTinyModel, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { type ChildServer, CLI, makeTinyModel, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
@@ -79,12 +79,17 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
   let up = true;
   try {
     const server = await spawnServer(['--db', path.join(dir, 'serve.db')], { ...own.env, CXR_MODEL: modelDir });
+    children.push(server.proc); // killed by after() if an assertion stops the test before server.stop()
     const post = () => {
       const form = new FormData();
       form.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
       return fetch(`${server.url}/api/v1/jobs?heatmap=false`, { method: 'POST', body: form });
     };
     assert.equal((await post()).status, 202, server.log());
+    // The start-up check's line names the server, its password hidden.
+    await logSays(server, /job queue: Redis at redis:\/\/(:\*\*\*@)?127\.0\.0\.1:\d+\/\d* answers/);
+    const password = new URL(own.env.CXR_REDIS_URL).password;
+    assert.ok(!password || !server.log().includes(password), 'the log does not show the Redis password');
     stopStack(own);
     up = false;
     const t0 = Date.now();
@@ -108,6 +113,36 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
     if (up) stopStack(own);
   }
 });
+
+test('cxr serve started with Redis unreachable says so at start, and still serves predictions', {
+  skip: skip ?? false,
+  timeout: 240_000,
+}, async () => {
+  const server = await spawnServer(['--db', path.join(dir, 'serve-unreachable.db')], {
+    CXR_REDIS_URL: 'redis://127.0.0.1:1',
+    CXR_MODEL: modelDir,
+  });
+  children.push(server.proc);
+  try {
+    await logSays(server, /job queue: cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/? \(connect ECONNREFUSED/);
+    assert.match(server.log(), /The \/jobs routes answer 503 QUEUE_UNAVAILABLE until it does/);
+    const direct = new FormData();
+    direct.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
+    const predicted = await fetch(`${server.url}/api/v1/predictions?heatmap=false`, { method: 'POST', body: direct });
+    assert.equal(predicted.status, 200, server.log());
+  } finally {
+    await server.stop('SIGTERM');
+  }
+});
+
+/** Waits (up to 20 s) until the server's log matches `pattern`: the start-up queue check runs after it listens. */
+async function logSays(server: ChildServer, pattern: RegExp): Promise<void> {
+  const until = Date.now() + 20_000;
+  while (!pattern.test(server.log())) {
+    if (Date.now() > until) assert.fail(`the server's log never matched ${pattern}:\n${server.log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 test('a worker stopped with Redis up exits 0; with Redis gone it exits 1 after --close-timeout, saying why', {
   skip: skip ?? false,

@@ -5,7 +5,7 @@ import { initEngine } from '../engine';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
-import { loadRedisUrl, openQueue, queueApi } from '../queue';
+import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
 import { loadPooledPredictor } from '../serve/decode_pool';
@@ -162,4 +162,15 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
     metricsPublic: o.metricsPublic,
     log,
   });
+  // Predictions need no queue, so a Redis that is away does not stop the server; but an integrator starting it
+  // should hear at once, not at the first job's 503. Checked after start, so the check never delays it.
+  if (redisUrl)
+    checkRedis(redisUrl).then(
+      () => log.info(`job queue: Redis at ${redactRedisUrl(redisUrl)} answers`),
+      (e: unknown) =>
+        log.warn(
+          `job queue: ${(e as Error).message} The /jobs routes answer 503 QUEUE_UNAVAILABLE until it does; ` +
+            'predictions do not need it.',
+        ),
+    );
 }

@@ -1,7 +1,7 @@
 // The job queue (BullMQ on Redis): `cxr enqueue` and POST /api/v1/jobs add jobs, `cxr worker`
 // runs them (see docs/deployment.md, "Many workers").
 export { queueApi, type QueueApi, type QueueApiOptions } from './api';
-export { loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
+export { checkRedis, loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
 export {
   AGE_OVER_BOUND,
   filmKeyOf,
