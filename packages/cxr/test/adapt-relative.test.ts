@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
+import { trainingPrior } from '../src/adapt/adapt';
 import { adaptShiftMarkdown, adaptShiftTable, resampleToShare } from '../src/experiments/adapt_shift';
 import type { ImageSet } from '../src/data/images';
 import { readSiteFilms } from '../src/adapt/films';
@@ -207,6 +208,41 @@ test('cxr experiments adapt: on the clean validation films relative adaptation c
     [12, 12, 12, 12, 12, 12],
   );
   assert.match(adaptShiftMarkdown(small), /\| 50\.0% \| 12 \| none \| \d+ \| relative-first \| \d+\.\d% \|/);
+  // `cxr adapt --prior`'s thresholds on the default adaptation: the same model and probabilities as the relative row
+  // (one adaptation scores both), the threshold moved by the log-odds between the EM prior and the calibration's.
+  // This seeded model records no class counts; its copy gets the validation split's, which --prior needs.
+  const counted = path.join(work, 'counted-model');
+  fs.cpSync(dir, counted, { recursive: true });
+  const meta = JSON.parse(fs.readFileSync(path.join(counted, 'cxr.json'), 'utf8'));
+  const pneumonia = Math.round(asIs.pneumonia * asIs.films);
+  meta.data.validation = { n: asIs.films, normal: asIs.films - pneumonia, pneumonia };
+  fs.writeFileSync(path.join(counted, 'cxr.json'), JSON.stringify(meta));
+  const calibratedAt = pneumonia / asIs.films;
+  assert.equal(trainingPrior(meta).prior, calibratedAt);
+  const withPrior = await adaptShiftTable(counted, CHEST_XRAY, {
+    changes: ['none'],
+    shares: [0.3],
+    films: 20,
+    methods: ['relative', 'relative-prior'],
+  });
+  assert.deepEqual(
+    withPrior.map((r) => r.adaptation),
+    ['relative', 'relative-prior', 'relative', 'relative-prior'],
+  );
+  for (const [relative, prior] of [withPrior.slice(0, 2), withPrior.slice(2)]) {
+    assert.equal(relative.prior, null);
+    assert.equal(relative.threshold, meta.operatingPoints.balanced.threshold);
+    assert.ok(prior.prior !== null && prior.prior > 0 && prior.prior < 1, `${prior.prior}`);
+    const logOdds = (p: number) => Math.log(p / (1 - p));
+    const expected =
+      1 / (1 + Math.exp(-(logOdds(relative.threshold) - (logOdds(prior.prior) - logOdds(calibratedAt)))));
+    assert.ok(Math.abs(prior.threshold - expected) < 1e-9, `${prior.threshold} vs ${expected}`);
+    assert.ok(Math.abs(prior.threshold - relative.threshold) > 1e-4, `the threshold moved: prior ${prior.prior}`);
+    assert.equal(prior.auc, relative.auc);
+    assert.equal(prior.ece, relative.ece);
+    assert.equal(prior.mixedAt, relative.mixedAt);
+  }
+  assert.match(adaptShiftMarkdown(withPrior), /\| relative-prior \| \d+\.\d% \| \d+\.\d% \| 0\.\d{3} \|/);
 });
 
 test('sites resampled to a share and a number of films take each class evenly, or say why they cannot', () => {

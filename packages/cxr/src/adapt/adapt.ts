@@ -15,7 +15,7 @@ import { Predictor } from '../predict/predictor';
 import { adaptMembers, type ClassMix } from './class_mix';
 import { filmsFingerprint, readSiteFilms, type SiteFilms } from './films';
 import { recentreGate } from './ood_recentre';
-import { estimatePrior, logOdds, shiftThreshold } from './prior';
+import { shiftThreshold, sitePrior } from './prior';
 
 /**
  * Fewest usable films by default. Each batch-norm channel's statistics pool images × positions,
@@ -77,7 +77,7 @@ function checkOut(modelDir: string, outDir: string): void {
 }
 
 /** The prior the calibration assumed: the validation split's (temperature and thresholds were chosen there). */
-function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
+export function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
   for (const key of ['validation', 'train'] as const) {
     const c = meta.data[key];
     if (
@@ -191,9 +191,9 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         tta: meta.tta,
         batchSize: o.batchSize,
       });
-      const est = estimatePrior(calibrated(logits, meta.temperature, meta.logitBias), train.prior);
+      const est = sitePrior(calibrated(logits, meta.temperature, meta.logitBias), train.prior);
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
-      const shift = logOdds(est.prior) - logOdds(train.prior);
+      const { shift } = est;
       // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.
       operatingPoints = Object.fromEntries(
         Object.entries(meta.operatingPoints).map(([k, op]) => [

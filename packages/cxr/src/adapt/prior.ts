@@ -48,3 +48,15 @@ export function estimatePrior(
 export function shiftThreshold(threshold: number, logitShift: number): number {
   return sigmoid(logit(threshold) - logitShift);
 }
+
+/** The site's prior and the log-odds shift that moves the model's thresholds to it. */
+export interface SitePrior extends PriorEstimate {
+  /** logOdds(site prior) − logOdds(calibration prior): added to every logit, or subtracted from the thresholds. */
+  shift: number;
+}
+
+/** EM's estimate of the site's prior from its calibrated probabilities, and the shift it implies. */
+export function sitePrior(probs: readonly number[], trainPrior: number): SitePrior {
+  const est = estimatePrior(probs, trainPrior);
+  return { ...est, shift: logOdds(est.prior) - logOdds(trainPrior) };
+}

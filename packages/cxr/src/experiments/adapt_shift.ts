@@ -10,7 +10,9 @@
 // Each site also says how many of its films the source model's gate and image checks flag, as `cxr
 // adapt` screens them: a site where most are flagged is one `cxr adapt` refuses (adapt.ts).
 import sharp from 'sharp';
+import { trainingPrior } from '../adapt/adapt';
 import { adaptMembers, type ClassMix } from '../adapt/class_mix';
+import { shiftThreshold, sitePrior } from '../adapt/prior';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { type ImageSet, subset } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
@@ -21,9 +23,19 @@ import { type LoadedModel, loadModel, memberDirs } from '../models/io';
 import { Predictor } from '../predict/predictor';
 
 export const DEFAULT_ADAPT_CHANGES = ['none', 'gamma-up@1', 'contrast-down@1', 'exposure-down@1', 'blur@1'];
-export const ADAPT_METHODS = ['none', 'plain', 'relative-pooled', 'relative-first', 'relative'] as const;
+export const ADAPT_METHODS = [
+  'none',
+  'plain',
+  'relative-pooled',
+  'relative-first',
+  'relative',
+  'relative-prior',
+] as const;
 export type AdaptMethod = (typeof ADAPT_METHODS)[number];
-/** Rows by default: relative-first (the estimate before adapting, no search) only on request. */
+/**
+ * Rows by default: relative-first (the estimate before adapting, no search) and relative-prior (the default
+ * adaptation, then `cxr adapt --prior`'s thresholds moved to the site's estimated prior) only on request.
+ */
 const DEFAULT_METHODS: AdaptMethod[] = ['none', 'plain', 'relative-pooled', 'relative'];
 /** The class mix each relative kind adapts at ('relative' takes the table's, by default 'auto'). */
 const CLASS_MIX_OF: Partial<Record<AdaptMethod, ClassMix>> = {
@@ -42,6 +54,10 @@ export interface AdaptShiftRow {
   films: number;
   /** Share of pneumonia the reference was mixed at (relative kinds), else null. */
   mixedAt: number | null;
+  /** The balanced threshold the row is scored at: the model's, or for relative-prior moved to the site's prior. */
+  threshold: number;
+  /** relative-prior: the site's share of pneumonia estimated by EM after adapting (`cxr adapt --prior`), else null. */
+  prior: number | null;
   /** Films of the site (as changed) the source model's gate or image checks flag, as `cxr adapt` screens them. */
   flagged: number;
   auc: number | null;
@@ -66,18 +82,24 @@ async function score(
   set: ImageSet,
   pixels: Uint8Array,
   row: Pick<AdaptShiftRow, 'change' | 'strength' | 'adaptation' | 'mixedAt' | 'flagged'>,
+  trainPrior: number | null,
 ): Promise<AdaptShiftRow> {
   const { meta } = loaded;
   const n = set.labels.length;
   const logits = await predictAllLogits(loaded.members, pixels, n, set.size, { tta: meta.tta });
   const probs = calibrated(logits, meta.temperature, meta.logitBias);
   const labels = Array.from(set.labels);
-  const c = confusionAt(labels, probs, meta.operatingPoints.balanced.threshold);
+  // As `cxr adapt --prior` writes them: the probabilities unchanged, the thresholds moved to the site's prior.
+  const site = trainPrior === null ? null : sitePrior(probs, trainPrior);
+  const threshold = shiftThreshold(meta.operatingPoints.balanced.threshold, site?.shift ?? 0);
+  const c = confusionAt(labels, probs, threshold);
   const normal = probs.filter((_, i) => labels[i] === 0);
   return {
     pneumonia: labels.reduce((a, b) => a + b, 0) / n,
     films: n,
     ...row,
+    threshold,
+    prior: site?.prior ?? null,
     auc: rocAuc(labels, probs),
     sensitivity: c.tp / (c.tp + c.fn),
     specificity: c.tn / (c.tn + c.fp),
@@ -152,7 +174,7 @@ export async function adaptShiftTable(
     shares?: number[];
     /** Sites of this many films (each site resampled; the validation mix kept for the split itself). */
     films?: number;
-    /** Kinds of adaptation to score (default: all but relative-first). */
+    /** Kinds of adaptation to score (default: all but relative-first and relative-prior). */
     methods?: AdaptMethod[];
   } = {},
 ): Promise<AdaptShiftRow[]> {
@@ -175,6 +197,7 @@ export async function adaptShiftTable(
   );
   // The source model's gate and image checks, to count the films `cxr adapt` would leave out.
   const predictor = await Predictor.load(modelDir, { warmUp: false });
+  const trainPrior = methods.includes('relative-prior') ? trainingPrior(source.meta).prior : null;
   const rows: AdaptShiftRow[] = [];
   try {
     for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
@@ -182,7 +205,9 @@ export async function adaptShiftTable(
       const pixels =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
       const flagged = await flaggedFilms(predictor, pixels, n, val.size);
-      for (const adaptation of methods) {
+      // relative-prior scores the default adaptation's own model at moved thresholds: one adaptation for both rows.
+      const kinds = methods.filter((m) => m !== 'relative-prior' || !methods.includes('relative'));
+      for (const adaptation of kinds) {
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);
         try {
           // As `cxr adapt` does: relative by default with the site's class mix estimated from the films.
@@ -200,14 +225,27 @@ export async function adaptShiftTable(
             );
             mixedAt = adapted.classMix?.site ?? null;
           }
-          const row = await score(loaded, val, pixels, { change: name, strength, adaptation, mixedAt, flagged });
-          log(
-            `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films, ${flagged} flagged), ${name}@${strength} ` +
-              `${adaptation}${mixedAt === null ? '' : ` at ${(100 * mixedAt).toFixed(1)}%`}: ` +
-              `AUC ${row.auc?.toFixed(4)}, sensitivity ${(100 * row.sensitivity).toFixed(1)}%, ` +
-              `specificity ${(100 * row.specificity).toFixed(1)}%, ECE ${row.ece.toFixed(3)}`,
-          );
-          rows.push(row);
+          const scored =
+            adaptation === 'relative' && methods.includes('relative-prior')
+              ? [adaptation, 'relative-prior' as const]
+              : [adaptation];
+          for (const kind of scored) {
+            const row = await score(
+              loaded,
+              val,
+              pixels,
+              { change: name, strength, adaptation: kind, mixedAt, flagged },
+              kind === 'relative-prior' ? trainPrior : null,
+            );
+            log(
+              `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films, ${flagged} flagged), ${name}@${strength} ` +
+                `${kind}${mixedAt === null ? '' : ` at ${(100 * mixedAt).toFixed(1)}%`}` +
+                `${row.prior === null ? '' : `, prior ${(100 * row.prior).toFixed(1)}%`}: ` +
+                `AUC ${row.auc?.toFixed(4)}, sensitivity ${(100 * row.sensitivity).toFixed(1)}%, ` +
+                `specificity ${(100 * row.specificity).toFixed(1)}%, ECE ${row.ece.toFixed(3)}`,
+            );
+            rows.push(row);
+          }
         } finally {
           if (loaded !== source) for (const m of loaded.members) m.dispose();
         }
@@ -224,13 +262,14 @@ export async function adaptShiftTable(
 export function adaptShiftMarkdown(rows: readonly AdaptShiftRow[]): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   return [
-    '| pneumonia | films | change | flagged | adaptation | mixed at | AUC | sensitivity | specificity | ECE | ' +
-      'mean p(NORMAL films) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| pneumonia | films | change | flagged | adaptation | mixed at | prior | threshold | AUC | sensitivity | ' +
+      'specificity | ECE | mean p(NORMAL films) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map(
       (r) =>
         `| ${pct(r.pneumonia)} | ${r.films} | ${r.change === 'none' ? 'none' : `${r.change} ${r.strength}`} | ` +
         `${r.flagged} | ${r.adaptation} | ${r.mixedAt === null ? '' : pct(r.mixedAt)} | ` +
+        `${r.prior === null ? '' : pct(r.prior)} | ${r.threshold.toFixed(3)} | ` +
         `${r.auc?.toFixed(4) ?? 'n/a'} | ${pct(r.sensitivity)} | ${pct(r.specificity)} | ${r.ece.toFixed(3)} | ` +
         `${r.meanNormal.toFixed(3)} |`,
     ),
