@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
+import { readMeta } from '../src/models/io';
 import { initEngine } from '../src/engine';
 import { BN_REFERENCE_FORMAT, loadBnReference } from '../src/models/bn_reference';
 import { Predictor } from '../src/predict/predictor';
@@ -136,4 +137,35 @@ test('a share given by the site is used as given', { skip }, async () => {
     classMix: 0.2,
   });
   assert.deepEqual({ how: r.adaptation.classMix?.how, site: r.adaptation.classMix?.site }, { how: 'given', site: 0.2 });
+});
+
+test('--prior moves the thresholds to the share the adaptation settled on, or was given', { skip }, async () => {
+  const source = readMeta(model);
+  const logOdds = (p: number) => Math.log(p / (1 - p));
+  for (const classMix of ['auto', 0.2] as const) {
+    const lines: string[] = [];
+    const r = await adaptModel({
+      modelDir: model,
+      imagesDir: site,
+      outDir: path.join(work, `prior-${classMix}`),
+      minImages: 20,
+      classMix,
+      prior: true,
+      log: (l) => lines.push(l),
+    });
+    const a = r.adaptation;
+    assert.deepEqual(a.method, ['adabn-relative', 'prior']);
+    assert.equal(a.prior?.from, 'class-mix');
+    assert.equal(a.prior?.site, a.classMix?.site);
+    assert.equal(a.prior?.iterations, undefined);
+    const shift = logOdds(a.classMix!.site) - logOdds(a.prior!.train);
+    assert.ok(Math.abs(a.prior!.logitShift - shift) < 1e-12);
+    const adapted = readMeta(path.join(work, `prior-${classMix}`));
+    const moved = 1 / (1 + Math.exp(-(logOdds(source.operatingPoints.balanced.threshold) - shift)));
+    assert.ok(Math.abs(adapted.operatingPoints.balanced.threshold - moved) < 1e-12);
+    assert.ok(
+      lines.some((l) => /on the site \(the share the batch-norm adaptation settled on/.test(l)),
+      lines.join('\n'),
+    );
+  }
 });

@@ -233,6 +233,7 @@ test('cxr experiments adapt: on the clean validation films relative adaptation c
     assert.equal(relative.prior, null);
     assert.equal(relative.threshold, meta.operatingPoints.balanced.threshold);
     assert.ok(prior.prior !== null && prior.prior > 0 && prior.prior < 1, `${prior.prior}`);
+    assert.equal(prior.prior, relative.mixedAt, 'the share the adaptation settled on, as cxr adapt --prior takes it');
     const logOdds = (p: number) => Math.log(p / (1 - p));
     const expected =
       1 / (1 + Math.exp(-(logOdds(relative.threshold) - (logOdds(prior.prior) - logOdds(calibratedAt)))));

@@ -199,7 +199,7 @@ test('cxr adapt --prior writes a folder that predicts, evaluates and records the
   const src = readMeta(source);
   const a = meta.adaptation!;
   assert.deepEqual(printed.adaptation, a);
-  assert.deepEqual(a.method, ['adabn', 'prior-em']);
+  assert.deepEqual(a.method, ['adabn', 'prior']);
   // A strong site shift (brightness, contrast and gamma at once): the film-layout check may set aside a
   // few of the 60 as unlike every training film. Adaptation uses exactly the films a prediction's
   // screening accepts, and its fingerprint covers those.
@@ -229,6 +229,13 @@ test('cxr adapt --prior writes a folder that predicts, evaluates and records the
   assert.equal(a.source.version, src.version);
   // The thresholds moved by the recorded log-odds shift; the temperature stayed.
   assert.ok(a.prior && a.prior.site > 0 && a.prior.site < 1);
+  // Plain AdaBN mixes no reference at a share, so the share is estimated from the adapted model's scores: by the
+  // confusion matrix where the balanced point records its validation figures, by EM otherwise.
+  const op = src.operatingPoints.balanced;
+  const separates =
+    typeof op.sensitivity === 'number' && typeof op.specificity === 'number' && op.sensitivity + op.specificity > 1.5;
+  assert.equal(a.prior.from, separates ? 'confusion-matrix' : 'em');
+  assert.equal(a.prior.iterations === undefined, a.prior.from !== 'em');
   for (const [k, op] of Object.entries(meta.operatingPoints)) {
     assert.ok(Math.abs(op.threshold - shiftThreshold(src.operatingPoints[k].threshold, a.prior.logitShift)) < 1e-12);
   }

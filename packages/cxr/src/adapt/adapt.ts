@@ -5,14 +5,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
-import { cardCommand, writeModelCard } from '../models/card';
+import { cardCommand, PRIOR_WORDS, writeModelCard } from '../models/card';
 import { loadBnReference } from '../models/bn_reference';
 import { loadModel, memberDirs, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Adaptation, type ModelMeta, parseMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { Predictor } from '../predict/predictor';
-import { adaptMembers, type ClassMix } from './class_mix';
+import { adaptMembers, type ClassMix, siteShareOf } from './class_mix';
 import { filmsFingerprint, readSiteFilms, type SiteFilms } from './films';
 import { recentreGate } from './ood_recentre';
 import { shiftThreshold, sitePrior } from './prior';
@@ -187,11 +187,21 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     };
     let operatingPoints = meta.operatingPoints;
     if (train) {
-      const logits = await predictAllLogits(loaded.members, films.pixels, n, films.size, {
-        tta: meta.tta,
-        batchSize: o.batchSize,
-      });
-      const est = sitePrior(calibrated(logits, meta.temperature, meta.logitBias), train.prior);
+      // The share the adaptation itself settled on (or was given) when it mixed the reference at one; else
+      // estimated from the adapted model's scores.
+      const mixed = siteShareOf(classMix);
+      const probs =
+        mixed === undefined
+          ? calibrated(
+              await predictAllLogits(loaded.members, films.pixels, n, films.size, {
+                tta: meta.tta,
+                batchSize: o.batchSize,
+              }),
+              meta.temperature,
+              meta.logitBias,
+            )
+          : [];
+      const est = sitePrior(probs, train.prior, { classMix: mixed, balanced: meta.operatingPoints.balanced });
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
       const { shift } = est;
       // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.
@@ -201,19 +211,19 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
           { threshold: shiftThreshold(op.threshold, shift), sensitivity: null, specificity: null },
         ]),
       );
-      adaptation.method.push('prior-em');
+      adaptation.method.push('prior');
       adaptation.prior = {
         train: train.prior,
         trainFrom: train.from,
         site: est.prior,
+        from: est.from,
         logitShift: shift,
-        iterations: est.iterations,
+        ...(est.iterations === undefined ? {} : { iterations: est.iterations }),
         thresholdsBefore: Object.fromEntries(Object.entries(meta.operatingPoints).map(([k, op]) => [k, op.threshold])),
       };
       log(
         `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +
-          `${(100 * est.prior).toFixed(1)}% estimated on the site ` +
-          `(log-odds shift ${shift.toFixed(3)})`,
+          `${(100 * est.prior).toFixed(1)}% on the site (${PRIOR_WORDS[est.from]}; log-odds shift ${shift.toFixed(3)})`,
       );
     }
     const adapted: ModelMeta = parseMeta(

@@ -21,7 +21,7 @@ import { calibrated, predictAllLogits } from '../models/infer';
 import type { ModelMeta } from '../models/metadata';
 import { adaBn } from './bn_stats';
 import { clampShare, settleShare } from './mix_search';
-import { estimatePrior } from './prior';
+import { confusionShare, estimatePrior } from './prior';
 
 /**
  * 'auto': estimated from the films (mix_search.ts); 'first': the estimate before adapting, without the search
@@ -40,6 +40,11 @@ export interface ClassMixRecord {
   adaptedAt?: number[];
   /** With 'estimated': how the share was settled (mix_search.ts MixSearch.how). */
   search?: 'first' | 'crossing' | 'unsettled';
+}
+
+/** The share an adaptation mixed the reference at as the site's own (estimated or given), else undefined. */
+export function siteShareOf(record: ClassMixRecord | null | undefined): number | undefined {
+  return record && record.how !== 'reference' ? record.site : undefined;
 }
 
 export interface SiteFilmsPixels {
@@ -75,13 +80,8 @@ async function estimateShare(
 ): Promise<number> {
   const logits = await predictAllLogits([...members], films.pixels, films.n, films.size, { tta: meta.tta, batchSize });
   const probs = calibrated(logits, meta.temperature, meta.logitBias);
-  const op = meta.operatingPoints.balanced;
-  if (op && typeof op.sensitivity === 'number' && typeof op.specificity === 'number') {
-    const called = probs.reduce((s, p) => s + (p >= op.threshold ? 1 : 0), 0) / probs.length;
-    const falseAlarm = 1 - op.specificity;
-    if (op.sensitivity - falseAlarm > 0.5) return clampShare((called - falseAlarm) / (op.sensitivity - falseAlarm));
-  }
-  return clampShare(estimatePrior(Array.from(probs), calibratedUnder).prior);
+  const share = meta.operatingPoints.balanced ? confusionShare(probs, meta.operatingPoints.balanced) : null;
+  return clampShare(share ?? estimatePrior(probs, calibratedUnder).prior);
 }
 
 /**

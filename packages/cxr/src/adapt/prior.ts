@@ -4,6 +4,7 @@
 //   p' = (π/π_t) p / ((π/π_t) p + ((1−π)/(1−π_t)) (1−p)),
 // i.e. its log-odds move by log-odds(π) − log-odds(π_t); the new prior is the mean of the p'.
 import { logit, sigmoid } from '../models/infer';
+import type { PRIOR_SOURCES } from '../models/metadata';
 
 export interface PriorEstimate {
   prior: number;
@@ -49,14 +50,67 @@ export function shiftThreshold(threshold: number, logitShift: number): number {
   return sigmoid(logit(threshold) - logitShift);
 }
 
-/** The site's prior and the log-odds shift that moves the model's thresholds to it. */
-export interface SitePrior extends PriorEstimate {
-  /** logOdds(site prior) − logOdds(calibration prior): added to every logit, or subtracted from the thresholds. */
-  shift: number;
+/** An operating point's threshold and, where recorded, its validation sensitivity and specificity. */
+export interface MeasuredPoint {
+  threshold: number;
+  sensitivity?: number | null;
+  specificity?: number | null;
 }
 
-/** EM's estimate of the site's prior from its calibrated probabilities, and the shift it implies. */
-export function sitePrior(probs: readonly number[], trainPrior: number): SitePrior {
+/**
+ * The confusion-matrix estimate of the share of pneumonia (Lipton et al. 2018, "black box shift estimation"):
+ * the share called PNEUMONIA at the threshold, corrected by its validation sensitivity and specificity. Under a
+ * change of class mix alone it is unbiased; EM leans on calibration, weakest mid-scale, and read the shipped
+ * model's sites 3 to 5 points short (docs/site-adaptation.md). Null where the point records no sensitivity and
+ * specificity, or they barely tell the classes apart.
+ */
+export function confusionShare(probs: readonly number[], op: MeasuredPoint): number | null {
+  if (typeof op.sensitivity !== 'number' || typeof op.specificity !== 'number') return null;
+  const falseAlarm = 1 - op.specificity;
+  if (!(op.sensitivity - falseAlarm > 0.5)) return null;
+  const called = probs.reduce((s, p) => s + (p >= op.threshold ? 1 : 0), 0) / probs.length;
+  return (called - falseAlarm) / (op.sensitivity - falseAlarm);
+}
+
+/**
+ * Where `cxr adapt --prior` takes the site's share from: the share relative adaptation settled on or was given
+ * ('class-mix'), else the confusion-matrix estimate on the adapted model's scores, else EM on them.
+ */
+export type PriorSource = (typeof PRIOR_SOURCES)[number];
+
+/** The site's prior, where it came from, and the log-odds shift that moves the model's thresholds to it. */
+export interface SitePrior {
+  prior: number;
+  from: PriorSource;
+  /** logOdds(site prior) − logOdds(calibration prior): added to every logit, or subtracted from the thresholds. */
+  shift: number;
+  /** With EM: its iterations, and whether it converged. */
+  iterations?: number;
+  converged: boolean;
+}
+
+/** Kept off 0 and 1, where the log-odds (and the threshold shift) would be infinite. */
+const clampPrior = (p: number) => Math.min(1 - PRIOR_FLOOR, Math.max(PRIOR_FLOOR, p));
+
+/**
+ * The site's prior for moving the thresholds: `classMix` (the share the adaptation used) when given, else the
+ * confusion-matrix estimate at `balanced`, else EM, from the (adapted) model's calibrated probabilities.
+ */
+export function sitePrior(
+  probs: readonly number[],
+  trainPrior: number,
+  opts: { classMix?: number; balanced?: MeasuredPoint } = {},
+): SitePrior {
+  const at = (prior: number, from: PriorSource, rest: Partial<SitePrior> = {}): SitePrior => ({
+    prior,
+    from,
+    shift: logOdds(prior) - logOdds(trainPrior),
+    converged: true,
+    ...rest,
+  });
+  if (opts.classMix !== undefined) return at(clampPrior(opts.classMix), 'class-mix');
+  const share = opts.balanced ? confusionShare(probs, opts.balanced) : null;
+  if (share !== null) return at(clampPrior(share), 'confusion-matrix');
   const est = estimatePrior(probs, trainPrior);
-  return { ...est, shift: logOdds(est.prior) - logOdds(trainPrior) };
+  return at(est.prior, 'em', { iterations: est.iterations, converged: est.converged });
 }

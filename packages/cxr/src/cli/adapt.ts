@@ -37,7 +37,12 @@ export function register(program: Command): void {
       "folder tree of the site's films (JPEG, PNG, DICOM; searched recursively; no labels needed)",
     )
     .requiredOption('--out <dir>', 'new folder for the adapted model (must not exist or be empty)')
-    .option('--prior', 're-estimate the share of pneumonia films on the site (EM) and move the thresholds accordingly')
+    .option(
+      '--prior',
+      "move the thresholds to the site's share of pneumonia films: the share the adaptation settled on (or " +
+        '--class-mix), estimated from the adapted scores after plain AdaBN; trades sensitivity for specificity ' +
+        'where the share is low (docs/site-adaptation.md)',
+    )
     .option(
       '--plain',
       "plain AdaBN: the site's own statistics, even where the model has reference statistics (bn-reference.json)",

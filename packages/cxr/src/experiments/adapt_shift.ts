@@ -11,7 +11,7 @@
 // adapt` screens them: a site where most are flagged is one `cxr adapt` refuses (adapt.ts).
 import sharp from 'sharp';
 import { trainingPrior } from '../adapt/adapt';
-import { adaptMembers, type ClassMix } from '../adapt/class_mix';
+import { adaptMembers, type ClassMix, siteShareOf } from '../adapt/class_mix';
 import { shiftThreshold, sitePrior } from '../adapt/prior';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { type ImageSet, subset } from '../data/images';
@@ -56,7 +56,7 @@ export interface AdaptShiftRow {
   mixedAt: number | null;
   /** The balanced threshold the row is scored at: the model's, or for relative-prior moved to the site's prior. */
   threshold: number;
-  /** relative-prior: the site's share of pneumonia estimated by EM after adapting (`cxr adapt --prior`), else null. */
+  /** relative-prior: the site's share of pneumonia the thresholds are moved to (`cxr adapt --prior`), else null. */
   prior: number | null;
   /** Films of the site (as changed) the source model's gate or image checks flag, as `cxr adapt` screens them. */
   flagged: number;
@@ -82,15 +82,17 @@ async function score(
   set: ImageSet,
   pixels: Uint8Array,
   row: Pick<AdaptShiftRow, 'change' | 'strength' | 'adaptation' | 'mixedAt' | 'flagged'>,
-  trainPrior: number | null,
+  /** relative-prior: the calibration's prior and the share the adaptation settled on (if any). */
+  prior: { train: number; classMix?: number } | null,
 ): Promise<AdaptShiftRow> {
   const { meta } = loaded;
   const n = set.labels.length;
   const logits = await predictAllLogits(loaded.members, pixels, n, set.size, { tta: meta.tta });
   const probs = calibrated(logits, meta.temperature, meta.logitBias);
   const labels = Array.from(set.labels);
-  // As `cxr adapt --prior` writes them: the probabilities unchanged, the thresholds moved to the site's prior.
-  const site = trainPrior === null ? null : sitePrior(probs, trainPrior);
+  // As `cxr adapt --prior` writes them: the probabilities unchanged, the thresholds moved to the site's prior,
+  // which is the share the adaptation settled on when it has one.
+  const site = prior && sitePrior(probs, prior.train, { ...prior, balanced: meta.operatingPoints.balanced });
   const threshold = shiftThreshold(meta.operatingPoints.balanced.threshold, site?.shift ?? 0);
   const c = confusionAt(labels, probs, threshold);
   const normal = probs.filter((_, i) => labels[i] === 0);
@@ -212,6 +214,7 @@ export async function adaptShiftTable(
         try {
           // As `cxr adapt` does: relative by default with the site's class mix estimated from the films.
           let mixedAt: number | null = null;
+          let siteShare: number | undefined;
           if (adaptation !== 'none') {
             const adapted = await adaptMembers(
               loaded.members,
@@ -224,6 +227,7 @@ export async function adaptShiftTable(
               },
             );
             mixedAt = adapted.classMix?.site ?? null;
+            siteShare = siteShareOf(adapted.classMix);
           }
           const scored =
             adaptation === 'relative' && methods.includes('relative-prior')
@@ -235,7 +239,7 @@ export async function adaptShiftTable(
               val,
               pixels,
               { change: name, strength, adaptation: kind, mixedAt, flagged },
-              kind === 'relative-prior' ? trainPrior : null,
+              kind === 'relative-prior' && trainPrior !== null ? { train: trainPrior, classMix: siteShare } : null,
             );
             log(
               `${(100 * row.pneumonia).toFixed(1)}% pneumonia (${n} films, ${flagged} flagged), ${name}@${strength} ` +

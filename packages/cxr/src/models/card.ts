@@ -4,7 +4,7 @@
 // (test/model-card-golden.test.ts holds its exact bytes).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelMeta, ValidationRecord } from './metadata';
+import type { ModelMeta, PRIOR_SOURCES, ValidationRecord } from './metadata';
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
 const ci = (x: unknown, asPct: boolean) => {
@@ -119,6 +119,13 @@ function recipeSection(meta: ModelMeta): string {
   ].join('\n');
 }
 
+/** Where `cxr adapt --prior` took the site's share from, as the card and the log say it. */
+export const PRIOR_WORDS: Record<(typeof PRIOR_SOURCES)[number], string> = {
+  'class-mix': 'the share the batch-norm adaptation settled on (or was given)',
+  'confusion-matrix': "the share the adapted model calls PNEUMONIA, corrected by the threshold's validation figures",
+  em: 'an EM estimate (Saerens et al. 2002) on the calibrated probabilities',
+};
+
 function adaptationSection(meta: ModelMeta): string {
   const a = meta.adaptation;
   if (!a) return '';
@@ -130,7 +137,7 @@ function adaptationSection(meta: ModelMeta): string {
     : '';
   // One line of the card, either way, ending in its own newline.
   const prior = p
-    ? '- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ' +
+    ? `- Class prior taken from ${PRIOR_WORDS[p.from ?? 'em']}: ` +
       `${pct(p.site)} pneumonia on the site against ${pct(p.train)} at calibration (${p.trainFrom}); ` +
       `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
       'Their sensitivity and specificity on the site are unknown.\n'

@@ -18,14 +18,17 @@ export const OperatingPoint = z.object({
   rule: z.string().optional(),
 });
 
+/** Where `cxr adapt --prior` took the site's share of pneumonia from (adapt/prior.ts sitePrior). */
+export const PRIOR_SOURCES = ['class-mix', 'confusion-matrix', 'em'] as const;
+
 /** Where a model came from when it was adapted to a site's unlabeled films (`cxr adapt`). */
 export const Adaptation = z.looseObject({
   /**
    * 'adabn-relative': batch-norm statistics moved by how the site's films differ from the model's
-   * validation films (bn-reference.json); 'adabn': set to the site's own; 'prior-em': class prior
-   * re-estimated too.
+   * validation films (bn-reference.json); 'adabn': set to the site's own; 'prior': thresholds moved to the
+   * site's class prior too ('prior-em' in folders written before the prior could come from the class mix).
    */
-  method: z.array(z.enum(['adabn', 'adabn-relative', 'prior-em'])).min(1),
+  method: z.array(z.enum(['adabn', 'adabn-relative', 'prior', 'prior-em'])).min(1),
   films: z.object({
     used: z.number().int().nonnegative(),
     /** Flagged by the OOD gate or the image checks, left out. */
@@ -54,15 +57,18 @@ export const Adaptation = z.looseObject({
       search: z.enum(['first', 'crossing', 'unsettled']).optional(),
     })
     .optional(),
-  /** With prior-em: P(PNEUMONIA) the calibration assumed and the one estimated on the site. */
+  /** With prior (or prior-em): P(PNEUMONIA) the calibration assumed and the one taken for the site. */
   prior: z
     .object({
       train: z.number().gt(0).lt(1),
       trainFrom: z.string(),
       site: z.number().gt(0).lt(1),
+      /** Where `site` came from (adapt/prior.ts PriorSource); absent in older folders: EM. */
+      from: z.enum(PRIOR_SOURCES).optional(),
       /** log-odds(site) - log-odds(train): added to every logit before the thresholds. */
       logitShift: z.number(),
-      iterations: z.number().int().nonnegative(),
+      /** EM's iterations (with `from` 'em' or absent). */
+      iterations: z.number().int().nonnegative().optional(),
       /** The operating points before the shift (validation-chosen). */
       thresholdsBefore: z.record(z.string(), z.number()),
     })
