@@ -1,6 +1,6 @@
 // `cxr adapt`: a trained model adapted to a new hospital from that site's unlabeled films.
-// Batch-norm statistics are re-estimated on the films (AdaBN); optionally the class prior too
-// (EM), which moves the thresholds. The result is a new, complete model folder; the source
+// Batch-norm statistics are re-estimated on the films (AdaBN); optionally the thresholds are moved to
+// the site's class prior too (adapt/prior.ts). The result is a new, complete model folder; the source
 // folder is never touched, so undoing an adaptation is using the old folder again.
 import * as fs from 'node:fs';
 import * as path from 'node:path';

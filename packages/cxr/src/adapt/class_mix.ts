@@ -8,11 +8,8 @@
 // mixed in the site's own proportion (bn_reference.ts mixReference), and that proportion is estimated
 // from the films: the share at which adapting and estimating again reads the share back (mix_search.ts),
 // because an acquisition change moves the scores the first estimate rests on. Each estimate is the
-// confusion-matrix one (Lipton et al. 2018, "black box shift estimation"): the share of films called
-// PNEUMONIA at the balanced threshold, corrected by the sensitivity and specificity measured there on
-// validation. Under a change of class mix alone it is unbiased; EM on the calibrated scores (prior.ts)
-// leans on calibration, which is weakest in the middle of the scale, and read the shipped model's sites 3
-// to 4 points short of their share.
+// confusion-matrix one (prior.ts confusionShare), EM's only where the threshold's validation figures are
+// not recorded.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { bnLayers } from '../models/bn_moments';

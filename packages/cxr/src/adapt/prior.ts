@@ -61,8 +61,8 @@ export interface MeasuredPoint {
  * The confusion-matrix estimate of the share of pneumonia (Lipton et al. 2018, "black box shift estimation"):
  * the share called PNEUMONIA at the threshold, corrected by its validation sensitivity and specificity. Under a
  * change of class mix alone it is unbiased; EM leans on calibration, weakest mid-scale, and read the shipped
- * model's sites 3 to 5 points short (docs/site-adaptation.md). Null where the point records no sensitivity and
- * specificity, or they barely tell the classes apart.
+ * model's sites 2 to 6 points short (docs/site-adaptation.md, round 16). Null where the point records no
+ * sensitivity and specificity, or they barely tell the classes apart.
  */
 export function confusionShare(probs: readonly number[], op: MeasuredPoint): number | null {
   if (typeof op.sensitivity !== 'number' || typeof op.specificity !== 'number') return null;
