@@ -92,7 +92,8 @@ async function score(
   const labels = Array.from(set.labels);
   // As `cxr adapt --prior` writes them: the probabilities unchanged, the thresholds moved to the site's prior,
   // which is the share the adaptation settled on when it has one.
-  const site = prior && sitePrior(probs, prior.train, { ...prior, balanced: meta.operatingPoints.balanced });
+  const site =
+    prior && sitePrior(probs, prior.train, { classMix: prior.classMix, balanced: meta.operatingPoints.balanced });
   const threshold = shiftThreshold(meta.operatingPoints.balanced.threshold, site?.shift ?? 0);
   const c = confusionAt(labels, probs, threshold);
   const normal = probs.filter((_, i) => labels[i] === 0);
@@ -198,8 +199,8 @@ export async function adaptShiftTable(
     (m) => reference.byClass || (m !== 'relative-pooled' && m !== 'relative-first'),
   );
   // The source model's gate and image checks, to count the films `cxr adapt` would leave out.
-  const predictor = await Predictor.load(modelDir, { warmUp: false });
   const trainPrior = methods.includes('relative-prior') ? trainingPrior(source.meta).prior : null;
+  const predictor = await Predictor.load(modelDir, { warmUp: false });
   const rows: AdaptShiftRow[] = [];
   try {
     for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
