@@ -164,7 +164,9 @@ test('--prior moves the thresholds to the share the adaptation settled on, or wa
     const moved = 1 / (1 + Math.exp(-(logOdds(source.operatingPoints.balanced.threshold) - shift)));
     assert.ok(Math.abs(adapted.operatingPoints.balanced.threshold - moved) < 1e-12);
     assert.ok(
-      lines.some((l) => /on the site \(the share the batch-norm adaptation settled on/.test(l)),
+      lines.some((l) =>
+        /% on the site, the share the batch-norm adaptation settled on .*: thresholds moved by/.test(l),
+      ),
       lines.join('\n'),
     );
   }

@@ -223,7 +223,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       };
       log(
         `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +
-          `${(100 * est.prior).toFixed(1)}% on the site (${PRIOR_WORDS[est.from]}; log-odds shift ${shift.toFixed(3)})`,
+          `${(100 * est.prior).toFixed(1)}% on the site, ${PRIOR_WORDS[est.from]}: thresholds moved by ` +
+          `${shift.toFixed(3)} in log-odds`,
       );
     }
     const adapted: ModelMeta = parseMeta(
