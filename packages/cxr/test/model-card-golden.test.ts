@@ -40,32 +40,6 @@ const adapted: ModelMeta = {
   },
 };
 
-// Adapted with --prior since round 17: relative AdaBN at the settled share, probabilities re-calibrated to it.
-const recalibrated: ModelMeta = {
-  ...adapted,
-  logitBias: -0.75,
-  adaptation: {
-    ...adapted.adaptation!,
-    method: ['adabn-relative', 'prior'],
-    classMix: {
-      reference: 0.74,
-      site: 0.55,
-      how: 'estimated',
-      estimates: [0.6, 0.56],
-      adaptedAt: [0.6],
-      search: 'crossing',
-    },
-    prior: {
-      train: 0.74,
-      trainFrom: 'validation split (581/782 pneumonia)',
-      site: 0.55,
-      from: 'class-mix',
-      logitShift: -0.75,
-      thresholdsBefore: { screening: 0.07, balanced: 0.27 },
-    },
-  },
-};
-
 const ensemble: ModelMeta = {
   ...base,
   members: ['m0', 'm1'],
@@ -97,7 +71,6 @@ const ensemble: ModelMeta = {
 const cases: [string, string][] = [
   ['card-trained.md', modelCard(base, 'cxr train --data ../shared/data/chest_xray --out runs/x --epochs 10')],
   ['card-adapted.md', modelCard(adapted)],
-  ['card-adapted-prior.md', modelCard(recalibrated)],
   ['card-ensemble.md', modelCard(ensemble)],
 ];
 

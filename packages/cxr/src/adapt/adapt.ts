@@ -76,15 +76,8 @@ function checkOut(modelDir: string, outDir: string): void {
   }
 }
 
-/**
- * The prior the calibration assumed: the validation split's (temperature and thresholds were chosen there), or the
- * site's share for a folder already adapted with --prior.
- */
+/** The prior the calibration assumed: the validation split's (temperature and thresholds were chosen there). */
 export function trainingPrior(meta: ModelMeta): { prior: number; from: string } {
-  // A folder adapted with --prior has its probabilities calibrated to that site's share already.
-  const earlier = meta.adaptation;
-  if (earlier?.prior && earlier.method.includes('prior'))
-    return { prior: earlier.prior.site, from: 'the site share its earlier adaptation calibrated to' };
   for (const key of ['validation', 'train'] as const) {
     const c = meta.data[key];
     if (
@@ -192,7 +185,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       bnLayers,
       ...(classMix ? { classMix } : {}),
     };
-    let { operatingPoints, logitBias } = meta;
+    let operatingPoints = meta.operatingPoints;
     if (train) {
       // The share the adaptation itself settled on (or was given) when it mixed the reference at one; else
       // estimated from the adapted model's scores.
@@ -211,15 +204,11 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       const est = sitePrior(probs, train.prior, { classMix: mixed, balanced: meta.operatingPoints.balanced });
       if (!est.converged) log(`warning: the prior estimate did not converge in ${est.iterations} iterations`);
       const { shift } = est;
-      // The probabilities re-calibrated to the site's share (Bayes: every logit moves by the log-odds between
-      // the shares), and each threshold moved with them so that it makes the same calls. Sensitivity and
-      // specificity do not depend on the share, so the points keep their rule and validation figures; moving
-      // the thresholds without the probabilities (before round 17) traded missed cases for fewer alarms.
-      logitBias = meta.logitBias + shift;
+      // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.
       operatingPoints = Object.fromEntries(
         Object.entries(meta.operatingPoints).map(([k, op]) => [
           k,
-          { ...op, threshold: shiftThreshold(op.threshold, -shift) },
+          { threshold: shiftThreshold(op.threshold, shift), sensitivity: null, specificity: null },
         ]),
       );
       adaptation.method.push('prior');
@@ -234,8 +223,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       };
       log(
         `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +
-          `${(100 * est.prior).toFixed(1)}% on the site, ${PRIOR_WORDS[est.from]}: probabilities and ` +
-          `thresholds moved by ${shift.toFixed(3)} in log-odds (the same calls)`,
+          `${(100 * est.prior).toFixed(1)}% on the site, ${PRIOR_WORDS[est.from]}: thresholds moved by ` +
+          `${shift.toFixed(3)} in log-odds`,
       );
     }
     const adapted: ModelMeta = parseMeta(
@@ -243,7 +232,6 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         ...meta,
         version: `${meta.version}-adapted-${adaptation.date.replace(/[-:]/g, '').slice(0, 15)}`,
         operatingPoints,
-        logitBias,
         adaptation,
         createdAt: adaptation.date,
       },

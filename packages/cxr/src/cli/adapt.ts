@@ -39,9 +39,9 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'new folder for the adapted model (must not exist or be empty)')
     .option(
       '--prior',
-      "re-calibrate the probabilities to the site's share of pneumonia films (the share the adaptation settled " +
-        'on, or --class-mix; estimated from the adapted scores after plain AdaBN), the thresholds moved along ' +
-        'so that they make the same calls',
+      "move the thresholds to the site's share of pneumonia films: the share the adaptation settled on (or " +
+        '--class-mix), estimated from the adapted scores after plain AdaBN; trades sensitivity for specificity ' +
+        'where the share is low (docs/site-adaptation.md)',
     )
     .option(
       '--plain',

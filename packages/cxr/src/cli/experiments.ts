@@ -134,7 +134,7 @@ export function register(program: Command): void {
       '--methods <kinds...>',
       `kinds of adaptation to score: ${ADAPT_METHODS.join(', ')} (default: all but relative-first, which adapts ` +
         'at the estimate before adapting, without the search, and relative-prior, the default adaptation with ' +
-        "its probabilities re-calibrated to the site's share as 'cxr adapt --prior' does)",
+        "the thresholds moved to the site's estimated prior as 'cxr adapt --prior' does)",
       (v: string, prev: AdaptMethod[] = []) => {
         if (!(ADAPT_METHODS as readonly string[]).includes(v))
           throw new InvalidArgumentError(`one of ${ADAPT_METHODS.join(', ')}`);

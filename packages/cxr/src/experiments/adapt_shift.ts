@@ -34,7 +34,7 @@ export const ADAPT_METHODS = [
 export type AdaptMethod = (typeof ADAPT_METHODS)[number];
 /**
  * Rows by default: relative-first (the estimate before adapting, no search) and relative-prior (the default
- * adaptation with `cxr adapt --prior`'s probabilities, re-calibrated to the site's share) only on request.
+ * adaptation, then `cxr adapt --prior`'s thresholds moved to the site's estimated prior) only on request.
  */
 const DEFAULT_METHODS: AdaptMethod[] = ['none', 'plain', 'relative-pooled', 'relative'];
 /** The class mix each relative kind adapts at ('relative' takes the table's, by default 'auto'). */
@@ -54,9 +54,9 @@ export interface AdaptShiftRow {
   films: number;
   /** Share of pneumonia the reference was mixed at (relative kinds), else null. */
   mixedAt: number | null;
-  /** The balanced threshold the row is scored at: the model's, or for relative-prior moved with the probabilities. */
+  /** The balanced threshold the row is scored at: the model's, or for relative-prior moved to the site's prior. */
   threshold: number;
-  /** relative-prior: the site's share the probabilities are re-calibrated to (`cxr adapt --prior`), else null. */
+  /** relative-prior: the site's share of pneumonia the thresholds are moved to (`cxr adapt --prior`), else null. */
   prior: number | null;
   /** Films of the site (as changed) the source model's gate or image checks flag, as `cxr adapt` screens them. */
   flagged: number;
@@ -88,16 +88,13 @@ async function score(
   const { meta } = loaded;
   const n = set.labels.length;
   const logits = await predictAllLogits(loaded.members, pixels, n, set.size, { tta: meta.tta });
-  const calibratedProbs = calibrated(logits, meta.temperature, meta.logitBias);
+  const probs = calibrated(logits, meta.temperature, meta.logitBias);
   const labels = Array.from(set.labels);
-  // As `cxr adapt --prior` writes them: the probabilities re-calibrated to the site's share (the one the
-  // adaptation settled on when it has one) and the threshold moved along, so the calls stay the same.
+  // As `cxr adapt --prior` writes them: the probabilities unchanged, the thresholds moved to the site's prior,
+  // which is the share the adaptation settled on when it has one.
   const site =
-    prior &&
-    sitePrior(calibratedProbs, prior.train, { classMix: prior.classMix, balanced: meta.operatingPoints.balanced });
-  const shift = site?.shift ?? 0;
-  const probs = shift ? calibrated(logits, meta.temperature, meta.logitBias + shift) : calibratedProbs;
-  const threshold = shiftThreshold(meta.operatingPoints.balanced.threshold, -shift);
+    prior && sitePrior(probs, prior.train, { classMix: prior.classMix, balanced: meta.operatingPoints.balanced });
+  const threshold = shiftThreshold(meta.operatingPoints.balanced.threshold, site?.shift ?? 0);
   const c = confusionAt(labels, probs, threshold);
   const normal = probs.filter((_, i) => labels[i] === 0);
   return {
@@ -211,7 +208,7 @@ export async function adaptShiftTable(
       const pixels =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
       const flagged = await flaggedFilms(predictor, pixels, n, val.size);
-      // relative-prior scores the default adaptation's own model, re-calibrated: one adaptation for both rows.
+      // relative-prior scores the default adaptation's own model at moved thresholds: one adaptation for both rows.
       const kinds = methods.filter((m) => m !== 'relative-prior' || !methods.includes('relative'));
       for (const adaptation of kinds) {
         const loaded = adaptation === 'none' ? source : await loadModel(modelDir);

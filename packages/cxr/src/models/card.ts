@@ -135,21 +135,13 @@ function adaptationSection(meta: ModelMeta): string {
         .map(([k, t]) => `${k} ${t.toFixed(3)}`)
         .join(', ')
     : '';
-  // One line of the card, either way, ending in its own newline. 'prior': probabilities re-calibrated to the
-  // site's share with the thresholds moved along (the same calls); 'prior-em' (before round 17): the thresholds
-  // alone moved, the probabilities unchanged.
-  const prior = !p
-    ? '- Temperature and operating points are the validation-chosen ones of the source model.\n'
-    : a.method.includes('prior')
-      ? `- Probabilities re-calibrated to the site's share of pneumonia, ${PRIOR_WORDS[p.from ?? 'em']}: ` +
-        `${pct(p.site)} on the site against ${pct(p.train)} at calibration (${p.trainFrom}); the logit bias and ` +
-        `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (thresholds before: ` +
-        `${before}), so each point makes the same calls as before, with the validation sensitivity and ` +
-        'specificity of the source model.\n'
-      : '- Class prior re-estimated by EM (Saerens et al. 2002) on the calibrated probabilities: ' +
-        `${pct(p.site)} pneumonia on the site against ${pct(p.train)} at calibration (${p.trainFrom}); ` +
-        `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
-        'Their sensitivity and specificity on the site are unknown.\n';
+  // One line of the card, either way, ending in its own newline.
+  const prior = p
+    ? `- Class prior taken from ${PRIOR_WORDS[p.from ?? 'em']}: ` +
+      `${pct(p.site)} pneumonia on the site against ${pct(p.train)} at calibration (${p.trainFrom}); ` +
+      `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
+      'Their sensitivity and specificity on the site are unknown.\n'
+    : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
   const relative = a.method.includes('adabn-relative');
   const m = a.classMix;
   const how = {

@@ -25,9 +25,8 @@ export const PRIOR_SOURCES = ['class-mix', 'confusion-matrix', 'em'] as const;
 export const Adaptation = z.looseObject({
   /**
    * 'adabn-relative': batch-norm statistics moved by how the site's films differ from the model's
-   * validation films (bn-reference.json); 'adabn': set to the site's own; 'prior': probabilities re-calibrated
-   * to the site's share of pneumonia, thresholds moved along; 'prior-em' (folders adapted before round 17): the
-   * thresholds alone moved to an EM estimate of the share.
+   * validation films (bn-reference.json); 'adabn': set to the site's own; 'prior': thresholds moved to the
+   * site's class prior too ('prior-em' in folders written before the prior could come from the class mix).
    */
   method: z.array(z.enum(['adabn', 'adabn-relative', 'prior', 'prior-em'])).min(1),
   films: z.object({
@@ -66,10 +65,7 @@ export const Adaptation = z.looseObject({
       site: z.number().gt(0).lt(1),
       /** Where `site` came from (adapt/prior.ts PriorSource); absent in older folders: EM. */
       from: z.enum(PRIOR_SOURCES).optional(),
-      /**
-       * log-odds(site) - log-odds(train). 'prior': added to the logit bias, and to the thresholds' log-odds (the same
-       * calls); 'prior-em': subtracted from the thresholds' log-odds alone.
-       */
+      /** log-odds(site) - log-odds(train): added to every logit before the thresholds. */
       logitShift: z.number(),
       /** EM's iterations (with `from` 'em' or absent). */
       iterations: z.number().int().nonnegative().optional(),
