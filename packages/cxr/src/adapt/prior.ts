@@ -13,6 +13,8 @@ export interface PriorEstimate {
 }
 
 const PRIOR_FLOOR = 1e-4;
+/** Kept off 0 and 1, where the log-odds (and the threshold shift) would be infinite. */
+const clampPrior = (p: number) => Math.min(1 - PRIOR_FLOOR, Math.max(PRIOR_FLOOR, p));
 
 export function logOdds(p: number): number {
   return Math.log(p / (1 - p));
@@ -34,8 +36,7 @@ export function estimatePrior(
     const shift = logOdds(prior) - logOdds(trainPrior);
     let sum = 0;
     for (const v of z) sum += sigmoid(v + shift);
-    // Kept off 0 and 1, where the log-odds (and the threshold shift) would be infinite.
-    const next = Math.min(1 - PRIOR_FLOOR, Math.max(PRIOR_FLOOR, sum / z.length));
+    const next = clampPrior(sum / z.length);
     if (Math.abs(next - prior) < tol) return { prior: next, iterations: it, converged: true };
     prior = next;
   }
@@ -88,9 +89,6 @@ export interface SitePrior {
   iterations?: number;
   converged: boolean;
 }
-
-/** Kept off 0 and 1, where the log-odds (and the threshold shift) would be infinite. */
-const clampPrior = (p: number) => Math.min(1 - PRIOR_FLOOR, Math.max(PRIOR_FLOOR, p));
 
 /**
  * The site's prior for moving the thresholds: `classMix` (the share the adaptation used) when given, else the
