@@ -192,6 +192,33 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
     written.logitBias === 0 ? /the Platt fit asked for fell back to it/ : /Platt scaling \(sigmoid\(logit \/ /,
   );
 
+  // New test-time views come with a new calibration, both written to cxr.json and the card.
+  const v = cxr(
+    'calibrate',
+    '--model',
+    out,
+    '--data',
+    CHEST_XRAY,
+    '--tta',
+    'identity',
+    'gamma-up',
+    'gamma-down',
+    '--json',
+  );
+  assert.equal(v.code, 0, v.stderr);
+  assert.deepEqual((JSON.parse(v.stdout) as { tta: string[] }).tta, ['identity', 'gamma-up', 'gamma-down']);
+  assert.match(v.stderr, /test-time views identity, gamma-up, gamma-down/);
+  const withViews = JSON.parse(fs.readFileSync(path.join(out, 'cxr.json'), 'utf8'));
+  assert.deepEqual(withViews.tta, ['identity', 'gamma-up', 'gamma-down']);
+  assert.notEqual(withViews.temperature, written.temperature);
+  assert.match(
+    fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8'),
+    /test-time augmentation: identity, gamma-up, gamma-down\./,
+  );
+  const misspelt = cxr('calibrate', '--model', out, '--data', CHEST_XRAY, '--tta', 'gamma_up');
+  assert.equal(misspelt.code, 1);
+  assert.match(misspelt.stderr, /'gamma_up' is invalid\. Allowed choices are identity, zoom-in/);
+
   // A second member on the same validation split (same split seed), then the ensemble of both.
   const second = path.join(root, 'tiny-run-2');
   const t2 = cxr(

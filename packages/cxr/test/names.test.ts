@@ -30,6 +30,17 @@ test('ttaView refuses an unknown view instead of returning the identity', async 
   x.dispose();
 });
 
+test('the gamma views keep black and white and move the mid-tones the way their names say', async () => {
+  await initEngine();
+  const x = tf.tensor4d([0, 0.25, 0.5, 1], [1, 2, 2, 1]);
+  const up = Array.from(ttaView(x, 'gamma-up').dataSync());
+  const down = Array.from(ttaView(x, 'gamma-down').dataSync());
+  x.dispose();
+  assert.deepEqual([up[0], up[3], down[0], down[3]], [0, 1, 0, 1]);
+  assert.ok(Math.abs(up[2] - 0.5 ** 1.25) < 1e-6 && up[1] < 0.25, `gamma-up darkens: ${up}`);
+  assert.ok(Math.abs(down[2] - 0.5 ** 0.8) < 1e-6 && down[1] > 0.25, `gamma-down brightens: ${down}`);
+});
+
 test('cxr.json: a misspelt test-time view is an error naming the field', () => {
   assert.throws(
     () => parseMeta({ ...readDefault(), tta: ['identity', 'zoom_in'] }, 'm/cxr.json'),

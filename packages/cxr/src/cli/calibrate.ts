@@ -5,6 +5,7 @@ import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points'
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
+import { TTA_VIEWS } from '../models/tta_views';
 import { recalibrate, SCALINGS } from '../train/calibrate';
 
 export function register(program: Command): void {
@@ -34,6 +35,12 @@ export function register(program: Command): void {
         .choices([...SCALINGS])
         .default('temperature'),
     )
+    .addOption(
+      new Option(
+        '--tta <view...>',
+        "the test-time views averaged at prediction, replacing the model's (its calibration is fitted with them)",
+      ).choices(TTA_VIEWS),
+    )
     .option('--json', 'print one JSON object: the new temperature, logit bias, operating points and validation metrics')
     .action(async (o) => {
       await initEngine();
@@ -42,6 +49,7 @@ export function register(program: Command): void {
         shifts: o.shifts === true,
         rule: o.rule,
         scaling: o.scaling,
+        tta: o.tta,
       });
       if (o.json) {
         process.stdout.write(
@@ -50,6 +58,7 @@ export function register(program: Command): void {
             temperature: c.temperature,
             logitBias: c.bias,
             scaling: c.scaling,
+            tta: c.tta,
             operatingPoints: c.operatingPoints,
             metrics: c.metrics,
           }) + '\n',

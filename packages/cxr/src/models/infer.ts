@@ -28,6 +28,9 @@ export function ttaView(x: tf.Tensor4D, name: TtaView): tf.Tensor4D {
     throw new RangeError(`unknown test-time view '${String(name)}' (known: ${TTA_VIEWS.join(', ')})`);
   }
   if (name === 'identity') return x.clone();
+  // The same gamma as the benchmark's gamma changes at strength 0.25 (data/perturb_catalog.ts).
+  if (name === 'gamma-up') return tf.tidy(() => tf.pow(x, 1.25) as tf.Tensor4D);
+  if (name === 'gamma-down') return tf.tidy(() => tf.pow(x, 0.8) as tf.Tensor4D);
   const [, h, w] = x.shape;
   return tf.tidy(() => {
     const zoom = name === 'zoom-in' ? 0.92 : name === 'zoom-out' ? 1.08 : 1;

@@ -96,10 +96,12 @@ export async function recalibrate(
   modelDir: string,
   dataRoot: string,
   log: (l: string) => void,
-  opts: { shifts?: boolean; rule?: BalancedRule; scaling?: Scaling } = {},
-): Promise<Calibration> {
+  opts: { shifts?: boolean; rule?: BalancedRule; scaling?: Scaling; tta?: readonly TtaView[] } = {},
+): Promise<Calibration & { tta: TtaView[] }> {
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
+  // New test-time views change every score, so they are only ever set together with a new calibration.
+  const tta = opts.tta ? [...opts.tta] : meta.tta;
   const d = meta.data;
   if (d.valFraction === undefined || d.splitSeed === undefined)
     throw new Error(`${modelDir}: cxr.json does not record its validation split`);
@@ -117,17 +119,18 @@ export async function recalibrate(
   }
   const shifted = opts.shifts
     ? await calibrateUnderShift(loaded.members, val, {
-        tta: meta.tta,
+        tta,
         normalize: meta.preprocessing.normalize,
         log,
         rule: opts.rule,
         scaling: opts.scaling,
       })
     : null;
-  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, meta.tta, 64, opts.rule, opts.scaling));
+  const c = shifted ?? (await calibrateOnValidation(loaded.members, val, tta, 64, opts.rule, opts.scaling));
   loaded.members.forEach((m) => m.dispose());
   const updated: ModelMeta = {
     ...meta,
+    tta,
     temperature: c.temperature,
     logitBias: c.bias,
     operatingPoints: c.operatingPoints,
@@ -138,13 +141,14 @@ export async function recalibrate(
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, dataRoot, val.files, c);
   log(
-    `recalibrated on ${val.labels.length} validation images: T=${c.temperature.toFixed(3)}` +
+    `recalibrated on ${val.labels.length} validation images (test-time views ${tta.join(', ')}): ` +
+      `T=${c.temperature.toFixed(3)}` +
       (c.scaling === 'platt' ? `, bias ${c.bias.toFixed(3)}, ` : ', ') +
       `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
       `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)} (${c.operatingPoints.balanced.rule}), ` +
       `validation ECE ${c.metrics.ece.toFixed(3)}`,
   );
-  return c;
+  return { ...c, tta };
 }
 
 // Shift-aware calibration (`cxr calibrate --shifts`): the temperature and the operating points
