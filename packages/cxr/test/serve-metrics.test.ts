@@ -11,6 +11,8 @@ import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadPooledPredictor } from '../src/serve/decode_pool';
 import { ServeMetrics } from '../src/serve/metrics';
+import { startServer } from '../src/serve/server';
+import { silentLogger } from '../src/log';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { OOD_FORMAT } from '../src/explain/ood_model';
 import { weightsDigest } from '../src/explain/ood';
@@ -180,6 +182,24 @@ test('OOD flags: warned answers and refusals, each also an OOD check', async () 
   assert.equal(metricValue(r, 'cxr_ood_checks_total'), 1);
   assert.equal(metricValue(r, 'cxr_ood_flags_total', { action: 'refused' }), 1);
   assert.equal(metricValue(r, 'cxr_decode_failures_total'), 0, 'a refusal is not a decode failure');
+});
+
+test('a server whose gate refuses still starts (its warm-up image only warns) and refuses at the door', async () => {
+  const modelDir = await modelWithStrictGate();
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'refuse-start.db'),
+    loadPredictor: () => loadPooledPredictor(modelDir, { decodeWorkers: 1, oodPolicy: 'refuse' }),
+    log: silentLogger(),
+  });
+  try {
+    const res = await upload(server.app, film);
+    assert.equal(res.statusCode, 422, res.body);
+    assert.equal(res.json().code, 'NOT_A_CHEST_XRAY');
+  } finally {
+    await server.close();
+  }
 });
 
 test('labels are route patterns and closed sets, never ids or paths a client chose', async () => {

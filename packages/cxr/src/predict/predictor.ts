@@ -174,6 +174,15 @@ export class Predictor {
   }
 
   /**
+   * One full prediction (heat map and thumbnail included) whose gate only warns, whatever the
+   * policy: a server runs it on a synthetic image before it listens, to load every kernel, and
+   * under `refuse` the gate would reject that image before the heat map ran.
+   */
+  warmUp(bytes: Buffer): Promise<Prediction> {
+    return this.run(bytes, { heatmap: true, thumbnail: true }, 'warn');
+  }
+
+  /**
    * The model input predict() would compute from `bytes` (size × size gray) and the gate's verdict
    * on it (OOD score and image checks), without the classification: site adaptation reads its
    * films through this, so they are preprocessed and screened exactly as predictions are.

@@ -183,6 +183,7 @@ export async function loadPooledPredictor(
     return {
       model: p.model,
       predict: (bytes, o) => p.predict(bytes, o),
+      warmUp: (bytes) => p.warmUp(bytes),
       decodeStats: () => pool.stats(),
       dispose: () => {
         p.dispose();

@@ -15,7 +15,7 @@ export interface DecodePoolStats {
 }
 
 /** Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics). */
-export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose'> & {
+export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose' | 'warmUp'> & {
   decodeStats?: () => DecodePoolStats;
 };
 

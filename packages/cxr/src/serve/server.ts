@@ -70,7 +70,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let jobs: (JobsPort & { close(): Promise<void> }) | undefined;
   try {
     const t0 = Date.now();
-    await predictor.predict(await warmUpImage(), { heatmap: true, thumbnail: true });
+    await predictor.warmUp(await warmUpImage());
     const { name, version } = predictor.model;
     log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
     audit = await openAuditStore(opts.dbPath);
