@@ -95,6 +95,7 @@ function describeBackend(b: AuditBackend): void {
       const a = await openAuditStore(target);
       const old = await a.get(r.id);
       assert.equal(old?.resultKey, null);
+      assert.equal(old?.verdict, undefined, 'a row logged before verdicts were kept has none');
       assert.equal(old?.requestedBy, 'bob');
       assert.equal(await a.insertOnce(record(3), null, 'sha256:01'), 'inserted');
       assert.equal((await a.get(record(3).id))?.resultKey, 'sha256:01');
@@ -219,6 +220,7 @@ function describeBackend(b: AuditBackend): void {
         warnings: ['a', 'b "c"'],
         probability: 0.123456789012,
         latencyMs: 1234.5678901,
+        verdict: { status: 'cannot-assess', reasons: [{ code: 'OOD', message: 'not like a chest X-ray' }] },
       });
       await a.insert(bare, null);
       await a.insert(full, null);
@@ -289,6 +291,18 @@ function describeBackend(b: AuditBackend): void {
       const empty = await b.fresh(); // nothing there yet: no log to read
       assert.throws(() => cli('history', '--db', empty), /no audit log/);
       assert.throws(() => cli('history', 'prune', '--db', empty), /no audit log/);
+      // A film that could not be assessed reads as the page showed it: no finding, no number. (A new
+      // log: on PostgreSQL, fresh() empties the one above.)
+      const vTarget = await b.fresh();
+      const verdicts = await openAuditStore(vTarget);
+      await verdicts.insert(record(7, { verdict: { status: 'cannot-assess', reasons: [] } }), null);
+      await verdicts.insert(record(8, { verdict: { status: 'outside-population', reasons: [] } }), null);
+      await verdicts.close();
+      const [outside, cannot] = cli('history', '--db', vTarget, '--limit', '2').trim().split('\n').slice(1);
+      assert.match(cannot, new RegExp(`${record(7).id}  cannot assess +screening`));
+      assert.doesNotMatch(cannot, /PNEUMONIA|%/);
+      assert.match(outside, /PNEUMONIA +80\.0% .*\(outside the intended population\)/);
+      assert.match(cli('history', '--db', vTarget, '--csv').split('\n')[0], /^created_at,id,label,verdict,/);
     });
   });
 }

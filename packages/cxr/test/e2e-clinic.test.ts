@@ -314,6 +314,16 @@ test("a 390 px phone: no view wider than the screen; History links each row's he
   await page.goto(`${server.url}/#/history`);
   await page.waitForSelector('#history-table tbody tr td time');
   await shot('history-1280');
+  // The screenshot analyzed above could not be assessed: History says so too, with no number.
+  const findings = await page.$$eval('#history-table tbody tr', (trs) =>
+    trs.map((tr) => [tr.querySelector('td.finding')?.textContent ?? '', tr.querySelector('td.num')?.textContent ?? '']),
+  );
+  const notAssessed = findings.filter(([f]) => f === 'Cannot assess');
+  assert.ok(notAssessed.length >= 1, JSON.stringify(findings));
+  assert.ok(
+    notAssessed.every(([, p]) => p === '—'),
+    JSON.stringify(notAssessed),
+  );
   const id = await page.getAttribute('#history-table tbody tr td code.id', 'title');
   assert.match(id ?? '', /^[0-9a-f-]{36}$/);
   await page.click('#history-table tbody tr a[href$="heatmap.png"]');

@@ -138,6 +138,8 @@ test("patientAge: an adult's age puts a JPEG outside the population; the log kee
   assert.ok(stored.json().warnings.some((w: string) => /age given with the image is a patient age over 10/.test(w)));
   assert.ok(!JSON.stringify(stored.json().warnings).includes('34'), 'the age itself is not stored');
   assert.ok(!('patientAge' in stored.json()));
+  assert.deepEqual(stored.json().verdict, adult.json().verdict, 'the log keeps the verdict the answer gave');
+  assert.ok(!JSON.stringify(stored.json().verdict).includes('34'), 'nor does the verdict keep the age');
 
   const child = await predict(XRAY_JPEG, '?patientAge=3.5&heatmap=false');
   assert.equal(child.statusCode, 200, child.body);

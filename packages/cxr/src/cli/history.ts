@@ -22,11 +22,14 @@ const Options = z.object({
 function line(r: AuditRecord): string {
   const when = r.createdAt.replace('T', ' ').slice(0, 19);
   const prob = `${(r.probability * 100).toFixed(1).padStart(5)}%`;
+  // As the page shows it: an image that could not be assessed has no finding and no number.
+  const finding = r.verdict?.status === 'cannot-assess' ? 'cannot assess'.padEnd(16) : `${r.label.padEnd(9)} ${prob}`;
+  const outside = r.verdict?.status === 'outside-population' ? '  (outside the intended population)' : '';
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
   return (
-    `${when}  ${r.id}  ${r.label.padEnd(9)} ${prob}  ${r.operatingPoint.padEnd(9)} ` +
+    `${when}  ${r.id}  ${finding}  ${r.operatingPoint.padEnd(9)} ` +
     `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${warn}`
+    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${outside}${warn}`
   );
 }
 
@@ -34,6 +37,7 @@ const CSV_COLUMNS = [
   'created_at',
   'id',
   'label',
+  'verdict',
   'probability',
   'operating_point',
   'threshold',
@@ -52,6 +56,7 @@ function csvRow(r: AuditRecord): string {
     r.createdAt,
     r.id,
     r.label,
+    r.verdict?.status ?? '',
     r.probability,
     r.operatingPoint,
     r.threshold,

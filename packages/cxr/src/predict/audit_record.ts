@@ -35,5 +35,6 @@ export function auditRecordOf(r: PredictionResult, c: AuditRecordContext): Audit
     latencyMs: c.latencyMs,
     requestedBy: c.requestedBy,
     resultKey: c.resultKey ?? null,
+    verdict: r.verdict,
   };
 }

@@ -56,7 +56,8 @@ export const verdictSchema = {
   type: 'object',
   description:
     'what the result may be used for: assessed; cannot-assess (the label is not a finding); outside-population ' +
-    '(not the children aged 1–5 the model was made for). Sent with new predictions; history rows do not store it.',
+    '(not the children aged 1–5 the model was made for). Stored with every prediction since v4 of the audit log; ' +
+    'rows logged before it have none.',
   properties: {
     status: { type: 'string', enum: VERDICT_STATUSES },
     reasons: {
@@ -145,6 +146,7 @@ export const auditRecordSchema = {
     hasHeatmap: { type: 'boolean', description: 'whether the heat map is stored in the log' },
     hasThumbnail: { type: 'boolean', description: 'whether the thumbnail is stored in the log' },
     latencyMs: { type: 'number', description: 'wall time in the server from receiving the request to writing the row' },
+    verdict: verdictSchema,
   },
   required: [...recordRequired, ...resultRequired, 'resultKey', 'hasHeatmap', 'hasThumbnail', 'latencyMs'],
   additionalProperties: false,

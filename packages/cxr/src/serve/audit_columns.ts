@@ -50,6 +50,8 @@ export const COLUMNS = [
   { column: 'latency_ms', field: 'latencyMs', as: 'value' },
   { column: 'requested_by', field: 'requestedBy', as: 'value' },
   { column: 'result_key', field: 'resultKey', as: 'value' },
+  { column: 'verdict_status', field: 'verdict.status', as: 'value' },
+  { column: 'verdict_reasons', field: 'verdict.reasons', as: 'json' },
 ] as const satisfies readonly Column[];
 
 // Compile-time: every field of the record has a column (this line fails to build otherwise).

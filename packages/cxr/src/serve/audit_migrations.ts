@@ -71,6 +71,10 @@ export const MIGRATIONS: ((d: Dialect) => string)[] = [
   () => `ALTER TABLE predictions ADD COLUMN result_key TEXT;
    CREATE UNIQUE INDEX predictions_result_key ON predictions (result_key, model_sha256, operating_point)
      WHERE result_key IS NOT NULL;`,
+  // v4: what the answer may be used for (predict/verdict.ts), so that the history can say "cannot
+  // assess" where the page did, instead of a finding. NULL for older rows: their verdict was not kept.
+  () => `ALTER TABLE predictions ADD COLUMN verdict_status TEXT;
+   ALTER TABLE predictions ADD COLUMN verdict_reasons TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

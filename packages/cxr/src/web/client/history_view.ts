@@ -1,5 +1,6 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
+import { verdictHeadline } from '../../predict/verdict';
 import { $, el, percent } from './dom';
 
 const PAGE_SIZE = 25;
@@ -48,6 +49,28 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
   return a;
 }
 
+/**
+ * The row's finding as the Analyze view showed it: no finding and no number for an image that could
+ * not be assessed. A row logged before verdicts were kept follows the Analyze view's rule for a
+ * server without verdicts (warnings mean not assessed).
+ */
+function finding(p: api.Prediction): [HTMLElement, string] {
+  const status = p.verdict?.status ?? (p.warnings.length ? 'cannot-assess' : 'assessed');
+  if (status === 'cannot-assess') {
+    return [el('span', { className: 'tag cannot-assess', textContent: 'Cannot assess' }), '—'];
+  }
+  const tag = el('span', { className: `tag ${p.label}`, textContent: p.label });
+  if (status === 'outside-population') {
+    const note = el('span', {
+      className: 'outside',
+      textContent: ' · outside population',
+      title: verdictHeadline(status, p.label),
+    });
+    return [el('span', {}, tag, note), percent(p.probability)];
+  }
+  return [tag, percent(p.probability)];
+}
+
 function row(p: api.Prediction): HTMLTableRowElement {
   const img = el('img', { alt: '' });
   if (p.thumbnailUrl) {
@@ -63,6 +86,7 @@ function row(p: api.Prediction): HTMLTableRowElement {
     img.remove();
   }
   const when = new Date(p.createdAt);
+  const [tag, probability] = finding(p);
   return el(
     'tr',
     { id: `prediction-${p.id}` },
@@ -70,8 +94,8 @@ function row(p: api.Prediction): HTMLTableRowElement {
     // The id is what the audit log, the API and a support request refer to; shortened, full in the title.
     el('td', {}, el('code', { className: 'id', title: p.id, textContent: p.id.slice(0, 8) })),
     el('td', {}, p.thumbnailUrl ? img : '—'),
-    el('td', {}, el('span', { className: `tag ${p.label}`, textContent: p.label })),
-    el('td', { className: 'num', textContent: percent(p.probability) }),
+    el('td', { className: 'finding' }, tag),
+    el('td', { className: 'num', textContent: probability }),
     el('td', { textContent: `${p.operatingPoint} (${percent(p.threshold)})` }),
     el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
     el(
