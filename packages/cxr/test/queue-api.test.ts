@@ -111,10 +111,24 @@ test('POST /api/v1/jobs → 202, a worker predicts, GET gives the prediction; re
   assert.match(metrics, /^cxr_queue_waiting 2$/m);
   assert.match(metrics, /^cxr_queue_active 0$/m);
 
+  // The same JPEG at another operating point: its own job, sharing the film held for the first.
+  const other = await fetch(`${server.url}/api/v1/jobs?heatmap=false&operatingPoint=screening`, {
+    method: 'POST',
+    headers: auth,
+    body: films(XRAY_JPEG),
+  });
+  assert.equal(other.status, 202, await other.clone().text());
+  const screening = ((await other.json()) as { jobs: { id: string; status: string; statusUrl: string }[] }).jobs[0];
+  assert.deepEqual(screening, { ...screening, id: jobs[1].id.replace(/balanced$/, 'screening'), status: 'queued' });
+
   // The uploads are held in Redis: a restart of the server before any worker loses nothing.
   assert.equal(await server.stop(), 0);
   server = await serve();
   const worker = await startWorker();
+  // Whichever of the two jobs of the JPEG runs first, the other still finds its film.
+  const screened = await until(server, screening.statusUrl, 'completed');
+  assert.equal(screened.outcome, 'predicted', JSON.stringify(screened));
+  assert.equal(screened.prediction!.operatingPoint, 'screening');
   for (const j of jobs) {
     const done = await until(server, j.statusUrl, 'completed');
     assert.equal(done.outcome, 'predicted', JSON.stringify(done));

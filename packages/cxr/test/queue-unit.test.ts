@@ -190,17 +190,25 @@ test('enqueue on Redis: the same film twice is one job; a finished one is done, 
   assert.deepEqual(await queueDepth(queue), { waiting: 1, active: 0, completed: 1, failed: 0 });
 });
 
-test('uploads held in Redis: stored once, capped, dropped after use', { skip: skip ?? false }, async () => {
+test('uploads held in Redis: stored once, capped, dropped when the last job that wants them is done', {
+  skip: skip ?? false,
+}, async () => {
   const store = new UploadStore((queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL)).client, 1000);
   const a = Buffer.alloc(600, 1);
-  assert.equal(await store.put('a'.repeat(64), a), 'stored');
-  assert.equal(await store.put('a'.repeat(64), a), 'already-there');
-  assert.equal(await store.put('b'.repeat(64), Buffer.alloc(600, 2)), 'over-cap');
+  const [sa, sb] = ['a'.repeat(64), 'b'.repeat(64)];
+  assert.equal(await store.put(sa, a, 'job-balanced'), 'stored');
+  assert.equal(await store.put(sa, a, 'job-balanced'), 'already-there');
+  // The same film for another job (another operating point): held once, by both.
+  assert.equal(await store.put(sa, a, 'job-screening'), 'already-there');
+  assert.equal(await store.put(sb, Buffer.alloc(600, 2), 'job-b'), 'over-cap');
   assert.equal(await store.totalBytes(), 600);
-  assert.deepEqual(await store.get('a'.repeat(64)), a);
-  assert.equal(await store.drop('a'.repeat(64)), true);
-  assert.equal(await store.drop('a'.repeat(64)), false);
+  assert.deepEqual(await store.get(sa), a);
+  assert.equal(await store.release(sa, 'job-balanced'), 'still-held');
+  assert.deepEqual(await store.get(sa), a, 'the screening job still finds its film');
+  assert.equal(await store.release(sa, 'job-balanced'), 'still-held', 'a second release of one job changes nothing');
+  assert.equal(await store.release(sa, 'job-screening'), 'dropped');
+  assert.equal(await store.release(sa, 'job-screening'), 'not-there');
   assert.equal(await store.totalBytes(), 0);
-  assert.equal(await store.get('a'.repeat(64)), null);
-  assert.equal(await store.put('b'.repeat(64), Buffer.alloc(600, 2)), 'stored', 'room again');
+  assert.equal(await store.get(sa), null);
+  assert.equal(await store.put(sb, Buffer.alloc(600, 2), 'job-b'), 'stored', 'room again');
 });

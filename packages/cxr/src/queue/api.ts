@@ -45,7 +45,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       // film is not held again (the result stands).
       const existing = await o.queue.getJob(jobIdOf(data));
       const state = existing ? await existing.getState() : null;
-      if (state !== 'completed' && (await uploads.put(sha256, bytes)) === 'over-cap') {
+      if (state !== 'completed' && (await uploads.put(sha256, bytes, jobIdOf(data))) === 'over-cap') {
         throw new HttpError(503, 'BUSY', 'too many uploaded films are waiting for a worker; retry later');
       }
       const r = await enqueue(o.queue, data, 'normal');

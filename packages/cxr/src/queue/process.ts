@@ -10,6 +10,7 @@
 //   its row, and the retry stores the results.
 import { UnrecoverableError } from 'bullmq';
 import { filmKeyOf, resultKeyOf, parseJobData, type JobData } from './job';
+import { jobIdOf } from './queue';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, processInstance } from '../pacs';
 import { auditRecordOf } from '../predict/audit_record';
@@ -92,7 +93,7 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   const { source } = data;
   const known = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
   if (known) {
-    if (source.kind === 'upload') await ctx.uploads.drop(source.sha256);
+    if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
   }
   // Thumbnails for uploads only, as cxr serve keeps them; a file job does what cxr predict does.
@@ -117,8 +118,10 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     try {
       prediction = await ctx.predictor.predict(bytes, opts);
     } catch (e) {
-      if (e instanceof InputError) throw new UnrecoverableError(e.message);
-      throw e;
+      if (!(e instanceof InputError)) throw e;
+      // Never retried, so this job lets the film go (another job for the same film keeps it).
+      await ctx.uploads.release(source.sha256, jobIdOf(data));
+      throw new UnrecoverableError(e.message);
     }
     latencyMs = performance.now() - started;
   } else throw new Error('filmJob: not a film');
@@ -130,7 +133,7 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     : null;
   const record = await recordOnce(ctx, data, prediction, latencyMs, images);
   if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
-  if (source.kind === 'upload') await ctx.uploads.drop(source.sha256);
+  if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
   return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(record, prediction.verdict) };
 }
 
