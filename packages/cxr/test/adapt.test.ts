@@ -146,6 +146,19 @@ test('refuses too few films, a folder of non-X-rays, and writing over the source
       e instanceof AdaptRefused && /only 5 usable chest films .*1 unreadable.* at least 50/.test(e.message),
   );
 
+  // Sixty copies of one film are one film: the minimum counts distinct films.
+  const copies = path.join(work, 'copies');
+  fs.mkdirSync(copies);
+  for (let i = 0; i < 60; i++)
+    fs.copyFileSync(path.join(sites.b, sites.films[0]), path.join(copies, `copy-${i}${path.extname(sites.films[0])}`));
+  await assert.rejects(
+    adaptModel({ modelDir: source, imagesDir: copies, outDir: path.join(work, 'out-copies') }),
+    (e: unknown) =>
+      e instanceof AdaptRefused &&
+      /only 1 usable chest films .*59 copies of films counted once.* at least 50/.test(e.message),
+  );
+  assert.ok(!fs.existsSync(path.join(work, 'out-copies')));
+
   // Photos, noise, text pages and blanks, plus three real films: mostly not chest X-rays.
   const junk = path.join(work, 'junk');
   fs.mkdirSync(path.join(junk, 'nested'), { recursive: true });
@@ -242,6 +255,9 @@ test('cxr adapt --prior writes a folder that predicts, evaluates and records the
   assert.equal(meta.temperature, src.temperature);
   const card = fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8');
   assert.match(card, /## Adapted to a site/);
+  // The card says which way the thresholds went, as they did (the recorded shift moves the scores).
+  const balancedUp = meta.operatingPoints.balanced.threshold > src.operatingPoints.balanced.threshold;
+  assert.match(card, new RegExp(`thresholds moved ${balancedUp ? 'up' : 'down'} by \\d`));
   assert.match(card, new RegExp(`re-estimated on ${a.films.used} of the site's films`));
 
   const [p, q] = [await Predictor.load(source), await Predictor.load(out)];

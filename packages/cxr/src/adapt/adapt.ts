@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod, weightsDigest } from '../explain/ood';
-import { cardCommand, PRIOR_WORDS, writeModelCard } from '../models/card';
+import { cardCommand, PRIOR_WORDS, thresholdMove, writeModelCard } from '../models/card';
 import { loadBnReference } from '../models/bn_reference';
 import { loadModel, memberDirs, readMeta, saveLayersModel, writeDirAtomic } from '../models/io';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
@@ -113,9 +113,10 @@ function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): voi
     );
   }
   if (used < minImages) {
+    const copies = films.duplicates.length ? `, ${films.duplicates.length} copies of films counted once` : '';
     throw new AdaptRefused(
       `${imagesDir}: only ${used} usable chest films ` +
-        `(${films.rejected.length} flagged, ${films.unreadable.length} unreadable); ` +
+        `(${films.rejected.length} flagged, ${films.unreadable.length} unreadable${copies}); ` +
         `adaptation needs at least ${minImages} (--min-images)`,
     );
   }
@@ -146,7 +147,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   }
   log(
     `${films.files.length} films used, ${films.rejected.length} flagged by the gate, ` +
-      `${films.unreadable.length} unreadable`,
+      `${films.unreadable.length} unreadable` +
+      (films.duplicates.length ? `, ${films.duplicates.length} copies of films already used` : ''),
   );
   checkFilms(films, minImages, o.imagesDir);
 
@@ -178,7 +180,12 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
 
     const adaptation: Adaptation = {
       method: [relative ? 'adabn-relative' : 'adabn'],
-      films: { used: n, rejected: films.rejected.length, unreadable: films.unreadable.length },
+      films: {
+        used: n,
+        rejected: films.rejected.length,
+        unreadable: films.unreadable.length,
+        ...(films.duplicates.length ? { duplicates: films.duplicates.length } : {}),
+      },
       fingerprint: filmsFingerprint(films.sha256),
       date: new Date().toISOString(),
       source: { name: source.name, version: source.version, sha256: source.sha256 },
@@ -223,8 +230,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       };
       log(
         `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +
-          `${(100 * est.prior).toFixed(1)}% on the site, ${PRIOR_WORDS[est.from]}: thresholds moved by ` +
-          `${shift.toFixed(3)} in log-odds`,
+          `${(100 * est.prior).toFixed(1)}% on the site, ${PRIOR_WORDS[est.from]}: thresholds moved ` +
+          thresholdMove(shift),
       );
     }
     const adapted: ModelMeta = parseMeta(
@@ -280,6 +287,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
             gate,
             rejected: films.rejected.map((r) => ({ file: rel(r.file), reason: r.reason })),
             unreadable: films.unreadable.map((r) => ({ file: rel(r.file), reason: r.reason })),
+            duplicates: films.duplicates.map((d) => ({ file: rel(d.file), of: rel(d.of) })),
           },
           null,
           2,

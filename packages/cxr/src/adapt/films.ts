@@ -1,7 +1,9 @@
 // A site's films for adaptation: every file under a folder (recursively; the format is sniffed
 // from the bytes, so DICOM files without an extension count), each decoded, preprocessed and
 // screened by the source model's Predictor, exactly as a prediction would be. Films the OOD gate
-// or the image checks flag are left out; files that are not images are counted apart.
+// or the image checks flag are left out; files that are not images are counted apart. A file with
+// the same bytes as a film already taken counts once: sixty copies of one film are one film, and
+// statistics re-estimated on them would fit that film alone.
 import { normalizeImages } from '../data/preprocess';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -37,6 +39,8 @@ export interface SiteFilms {
   sha256: string[];
   rejected: { file: string; reason: string }[];
   unreadable: { file: string; reason: string }[];
+  /** Files with the same bytes as a film used (`of`), left out. */
+  duplicates: { file: string; of: string }[];
 }
 
 export interface ReadFilmsOptions {
@@ -85,7 +89,18 @@ export async function readSiteFilms(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
-  const used = outcomes.flatMap((o, i) => (o.kind === 'used' ? [{ o, file: files[i] }] : []));
+  const first = new Map<string, string>();
+  const duplicates: SiteFilms['duplicates'] = [];
+  const used = outcomes.flatMap((o, i) => {
+    if (o.kind !== 'used') return [];
+    const of = first.get(o.sha256);
+    if (of !== undefined) {
+      duplicates.push({ file: files[i], of });
+      return [];
+    }
+    first.set(o.sha256, files[i]);
+    return [{ o, file: files[i] }];
+  });
   const pixels = new Uint8Array(used.length * size * size);
   used.forEach(({ o }, k) => pixels.set(o.kind === 'used' ? o.pixels : [], k * size * size));
   normalizeImages(pixels, used.length, size, predictor.model.meta.preprocessing.normalize);
@@ -98,6 +113,7 @@ export async function readSiteFilms(
     sha256: used.map((u) => (u.o.kind === 'used' ? u.o.sha256 : '')),
     rejected: others('rejected'),
     unreadable: others('unreadable'),
+    duplicates,
   };
 }
 

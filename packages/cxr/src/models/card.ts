@@ -120,6 +120,15 @@ function recipeSection(meta: ModelMeta): string {
 }
 
 /** Where `cxr adapt --prior` took the site's share from, as the card and the log say it. */
+/**
+ * How the thresholds moved, in words: a score shift of `logitShift` moves every threshold the other
+ * way (a site with fewer pneumonia films raises them), e.g. "up by 1.400 in log-odds".
+ */
+export function thresholdMove(logitShift: number): string {
+  if (logitShift === 0) return 'unchanged';
+  return `${logitShift < 0 ? 'up' : 'down'} by ${Math.abs(logitShift).toFixed(3)} in log-odds`;
+}
+
 export const PRIOR_WORDS: Record<(typeof PRIOR_SOURCES)[number], string> = {
   'class-mix': 'the share the batch-norm adaptation settled on (or was given)',
   'confusion-matrix': "the share the adapted model calls PNEUMONIA, corrected by the threshold's validation figures",
@@ -139,7 +148,7 @@ function adaptationSection(meta: ModelMeta): string {
   const prior = p
     ? `- Class prior taken from ${PRIOR_WORDS[p.from ?? 'em']}: ` +
       `${pct(p.site)} pneumonia on the site against ${pct(p.train)} at calibration (${p.trainFrom}); ` +
-      `the operating-point thresholds moved by ${p.logitShift.toFixed(3)} in log-odds (before: ${before}). ` +
+      `the operating-point thresholds moved ${thresholdMove(p.logitShift)} (before: ${before}). ` +
       'Their sensitivity and specificity on the site are unknown.\n'
     : '- Temperature and operating points are the validation-chosen ones of the source model.\n';
   const relative = a.method.includes('adabn-relative');
@@ -169,7 +178,9 @@ function adaptationSection(meta: ModelMeta): string {
         ? `were moved by how ${a.films.used} of the site's films differ from the model's validation films`
         : `were re-estimated on ${a.films.used} of the site's films`),
     `(${a.films.rejected} flagged by the OOD gate or the image checks and left out, ` +
-      `${a.films.unreadable} unreadable files; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).`,
+      `${a.films.unreadable} unreadable files` +
+      (a.films.duplicates ? `, ${a.films.duplicates} copies of films already used` : '') +
+      `; film-set fingerprint \`${a.fingerprint.slice(0, 16)}\`).`,
     'No weight was trained and no label was used.',
     mix +
       prior +

@@ -35,6 +35,8 @@ export const Adaptation = z.looseObject({
     rejected: z.number().int().nonnegative(),
     /** Files that are not a readable JPEG, PNG or DICOM image. */
     unreadable: z.number().int().nonnegative(),
+    /** Files with the same bytes as a film used, counted once (absent: none, or an older folder). */
+    duplicates: z.number().int().nonnegative().optional(),
   }),
   /** sha256 over the sorted sha256s of the films used: which films the statistics came from. */
   fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
