@@ -192,6 +192,27 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
     written.logitBias === 0 ? /the Platt fit asked for fell back to it/ : /Platt scaling \(sigmoid\(logit \/ /,
   );
 
+  // --split validation is the model's own split, defined only in the folder it trained on: another training
+  // root (here a few of the same films) is refused, not evaluated as if it were that split.
+  const own = cxr('evaluate', '--model', out, '--data', CHEST_XRAY, '--split', 'validation', '--json');
+  assert.equal(own.code, 0, own.stderr);
+  const other = path.join(root, 'other-root');
+  for (const cls of ['NORMAL', 'PNEUMONIA']) {
+    const from = path.join(CHEST_XRAY, 'train', cls);
+    fs.mkdirSync(path.join(other, 'train', cls), { recursive: true });
+    for (const f of fs.readdirSync(from).sort().slice(0, 6))
+      fs.copyFileSync(path.join(from, f), path.join(other, 'train', cls, f));
+  }
+  const foreign = cxr('evaluate', '--model', out, '--data', other, '--split', 'validation');
+  assert.equal(foreign.code, 1);
+  assert.match(foreign.stderr, /other-root is not the data .* was trained on \(its split fingerprint differs\)/);
+  // Class folders with nothing in them: said so, not "has splits : choose one".
+  const empty = path.join(root, 'empty-classes');
+  for (const cls of ['NORMAL', 'PNEUMONIA']) fs.mkdirSync(path.join(empty, cls), { recursive: true });
+  const none = cxr('evaluate', '--model', out, '--data', empty);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /empty-classes: no images in NORMAL\/ and PNEUMONIA\//);
+
   // New test-time views come with a new calibration, both written to cxr.json and the card.
   const v = cxr(
     'calibrate',

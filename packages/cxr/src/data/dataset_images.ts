@@ -1,5 +1,6 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import { cacheImages } from './cache';
 import { ImageRecord, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
@@ -46,6 +47,9 @@ export async function loadImageSet(
 export async function splitRecords(root: string, split?: string): Promise<ImageRecord[]> {
   const all = await scanDataset(root);
   const splits = [...new Set(all.map((r) => r.split))];
+  if (all.length === 0) {
+    throw new Error(`${root}: no images in NORMAL/ and PNEUMONIA/ (nor in train/, val/ or test/ holding them)`);
+  }
   const want = split ?? (splits.length === 1 ? splits[0] : splits.includes('test') ? 'test' : undefined);
   if (!want) throw new Error(`${root} has splits ${splits.join(', ')}: choose one with --split`);
   const records = all.filter((r) => r.split === want);
@@ -120,15 +124,10 @@ export async function loadTrainVal(
   const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });
   const train = await loadImageSet(split.train, 'train', opts);
   const val = await loadImageSet(split.val, 'validation', opts);
-  const fingerprint = crypto
-    .createHash('sha256')
-    .update(
-      JSON.stringify({
-        train: [...(train as ImageSet & { sha256: string[] }).sha256].sort(),
-        val: [...(val as ImageSet & { sha256: string[] }).sha256].sort(),
-      }),
-    )
-    .digest('hex');
+  const fingerprint = splitFingerprint(
+    (train as ImageSet & { sha256: string[] }).sha256,
+    (val as ImageSet & { sha256: string[] }).sha256,
+  );
   return {
     train,
     val,
@@ -142,6 +141,41 @@ export async function loadTrainVal(
       valPatients: new Set(val.patients).size,
     },
   };
+}
+
+/** Names a training/validation split by the content digests of its images, whatever their paths. */
+export function splitFingerprint(train: readonly string[], val: readonly string[]): string {
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ train: [...train].sort(), val: [...val].sort() }))
+    .digest('hex');
+}
+
+/**
+ * splitFingerprint from the files' bytes, without decoding them: equal to loadTrainVal's whenever
+ * every file decodes (a file that does not is left out of a loaded set, so a mismatch here is only
+ * conclusive after loadTrainVal agrees).
+ */
+export async function filesFingerprint(train: readonly ImageRecord[], val: readonly ImageRecord[]): Promise<string> {
+  const digest = async (records: readonly ImageRecord[]) => {
+    const out: string[] = new Array(records.length);
+    for (let i = 0; i < records.length; i += 32) {
+      const chunk = records.slice(i, i + 32);
+      const hashes = await Promise.all(
+        chunk.map(async (r) =>
+          crypto
+            .createHash('sha256')
+            .update(await fs.promises.readFile(r.path))
+            .digest('hex'),
+        ),
+      );
+      hashes.forEach((h, k) => {
+        out[i + k] = h;
+      });
+    }
+    return out;
+  };
+  return splitFingerprint(await digest(train), await digest(val));
 }
 
 /** What a model folder's cxr.json says about its data (models/metadata.ts ModelMeta has these fields). */

@@ -7,7 +7,14 @@ import type { ImageRecord } from '../data/dataset';
 import { createRng, type Seed, shuffleInPlace } from '../data/random';
 import { splitByPatient } from '../data/split';
 import type { ModelMeta } from '../models/metadata';
-import { limitPerClass, loadImageSet, recordedSplit, splitRecords } from '../data/dataset_images';
+import {
+  filesFingerprint,
+  limitPerClass,
+  loadImageSet,
+  loadTrainVal,
+  recordedSplit,
+  splitRecords,
+} from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 
 export interface BenchmarkImages {
@@ -32,6 +39,30 @@ export function isTrainingRoot(data: string): boolean {
   return hasClasses(path.join(data, 'train'));
 }
 
+/**
+ * Refuses a training root other than the model's: its "validation split" would hold films the model
+ * trained on, or other films altogether. The bytes are compared first (fast); only a mismatch there
+ * loads the split as training did (files that do not decode are left out of its fingerprint).
+ */
+async function checkSameData(data: string, meta: ModelMeta, train: ImageRecord[], val: ImageRecord[]): Promise<void> {
+  const recorded = meta.data.fingerprint;
+  if (typeof recorded !== 'string') return;
+  if ((await filesFingerprint(train, val)) === recorded) return;
+  const split = recordedSplit(meta);
+  const { info } = await loadTrainVal(data, {
+    ...split,
+    valFraction: split.valFraction!,
+    seed: split.seed!,
+    size: meta.inputSize,
+  });
+  if (info.fingerprint === recorded) return;
+  const root = typeof meta.data.root === 'string' ? ` (it recorded ${meta.data.root})` : '';
+  throw new Error(
+    `${data} is not the data ${meta.name} was trained on (its split fingerprint differs): its validation split ` +
+      `is only defined in the training folder the model used${root}; pass that, or a NORMAL/PNEUMONIA folder`,
+  );
+}
+
 /** The records of the model's recorded validation split inside a training root, and of the whole train/ folder. */
 export async function validationRecords(
   data: string,
@@ -45,8 +76,13 @@ export async function validationRecords(
     );
   }
   const folder = await splitRecords(data, 'train');
-  const train = limitPerClass(folder, split.limitPerClass);
-  const { val } = splitByPatient(train, { valFraction: split.valFraction, seed: split.seed, mode: split.valSplit });
+  const limited = limitPerClass(folder, split.limitPerClass);
+  const { train, val } = splitByPatient(limited, {
+    valFraction: split.valFraction,
+    seed: split.seed,
+    mode: split.valSplit,
+  });
+  await checkSameData(data, meta, train, val);
   const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
   return {
     records: val,
