@@ -224,6 +224,24 @@ test('cxr ensemble refuses members with other inputs or other validation splits'
     cli(['ensemble', '--members', members[0], '--out', path.join(work, 'bad3')]),
     /at least 2 members/,
   );
+  // One model counted twice is refused however it is named: a symlink to it, or a copy of its folder.
+  const link = path.join(work, 'member-link');
+  fs.symlinkSync(path.resolve(members[0]), link);
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], link, '--out', path.join(work, 'bad4')]),
+    (e: unknown) => e instanceof EnsembleRefused && /the same member is named twice: .*member-link is /.test(e.message),
+  );
+  const copy = path.join(work, 'member-copy');
+  fs.cpSync(members[0], copy, { recursive: true });
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], copy, '--out', path.join(work, 'bad5')]),
+    (e: unknown) => e instanceof EnsembleRefused && /member-copy is a copy of /.test(e.message),
+  );
+  await assert.rejects(
+    cli(['ensemble', '--members', members[0], path.join(work, 'nowhere'), '--out', path.join(work, 'bad6')]),
+    /nowhere: not a cxr model folder \(no cxr\.json there\)/,
+  );
+  assert.ok(!['bad4', 'bad5', 'bad6'].some((d) => fs.existsSync(path.join(work, d))));
 
   // A member written before cxr.json had `normalize` (absent = 'none') matches one that says 'none';
   // a member that equalises its input does not.

@@ -4,6 +4,7 @@
 // the members share (an average of calibrated members is not calibrated, and its thresholds are
 // not theirs). Members trained on different splits would leak validation images into training,
 // so they are refused.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE, saveOod } from '../explain/ood';
@@ -53,8 +54,24 @@ function splitKey(meta: ModelMeta): string {
 /** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
 export function checkMembers(dirs: string[]): ModelMeta[] {
   if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
-  if (new Set(dirs.map((d) => path.resolve(d))).size !== dirs.length)
-    throw new EnsembleRefused('the same member is named twice');
+  for (const d of dirs) {
+    if (!fs.existsSync(path.join(d, 'cxr.json')))
+      throw new EnsembleRefused(`${d}: not a cxr model folder (no cxr.json there)`);
+  }
+  // By what the members are, not how they are named: a symlink or a copy of a member is the same member.
+  const seen = new Map<string, string>();
+  for (const d of dirs) {
+    const digest = memberWeightsDigest(d);
+    for (const key of [`path:${fs.realpathSync(d)}`, ...(digest ? [`weights:${digest}`] : [])]) {
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        throw new EnsembleRefused(
+          `the same member is named twice: ${d} is ${key.startsWith('path') ? '' : 'a copy of '}${earlier}`,
+        );
+      }
+      seen.set(key, d);
+    }
+  }
   const metas = dirs.map((d) => {
     const m = parseMeta(JSON.parse(fs.readFileSync(path.join(d, 'cxr.json'), 'utf8')), path.join(d, 'cxr.json'));
     if (m.members.length) throw new EnsembleRefused(`${d} is itself an ensemble: name its members instead`);
@@ -100,18 +117,32 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
   return metas;
 }
 
+/** The weight files model.json names (an ensemble's own model.json names none: refused later). */
+function weightFiles(dir: string): string[] {
+  const file = path.join(dir, 'model.json');
+  if (!fs.existsSync(file)) return [];
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
+  const files = (json.weightsManifest ?? []).flatMap((g) => g.paths);
+  for (const f of files) {
+    if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..'))
+      throw new EnsembleRefused(`${dir}/model.json names a weight file outside its folder: ${f}`);
+  }
+  return files;
+}
+
+/** sha256 over a member's weight files (two members with equal digests are one model); '' without any. */
+function memberWeightsDigest(dir: string): string {
+  const files = weightFiles(dir);
+  if (!files.length) return '';
+  const h = crypto.createHash('sha256');
+  for (const f of files) h.update(fs.readFileSync(path.join(dir, f)));
+  return h.digest('hex');
+}
+
 /** The files of a member model (model.json and the weight files it names), copied byte for byte. */
 function copyMember(from: string, to: string): void {
   fs.mkdirSync(to, { recursive: true });
-  const json = JSON.parse(fs.readFileSync(path.join(from, 'model.json'), 'utf8')) as {
-    weightsManifest?: { paths: string[] }[];
-  };
-  const files = ['model.json', ...(json.weightsManifest ?? []).flatMap((g) => g.paths)];
-  for (const f of files) {
-    if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..'))
-      throw new EnsembleRefused(`${from}/model.json names a weight file outside its folder: ${f}`);
-    fs.copyFileSync(path.join(from, f), path.join(to, f));
-  }
+  for (const f of ['model.json', ...weightFiles(from)]) fs.copyFileSync(path.join(from, f), path.join(to, f));
   copyMemberMeta(from, to);
 }
 
