@@ -231,6 +231,7 @@ test('history: paging and filters', async () => {
     'limit=0',
     'limit=100000',
     'page=-1',
+    'page=184467440737095516',
     'colour=red',
     'operatingPoint=nonsense',
   ]) {
@@ -238,6 +239,8 @@ test('history: paging and filters', async () => {
     assert.equal(r.statusCode, 400, q);
     assert.equal(r.json().code, 'INVALID_REQUEST', q);
   }
+  const far = (await app.inject('/api/v1/predictions?page=1000000000&limit=200')).json();
+  assert.deepEqual([far.items.length, far.total], [0, all.total], 'a page past the end is empty');
   assert.equal((await app.inject('/api/v1/predictions/00000000-0000-4000-8000-000000000000')).statusCode, 404);
   assert.equal((await app.inject('/api/v1/predictions/not-an-id')).statusCode, 400);
 });

@@ -76,7 +76,8 @@ export function historyQuery(operatingPoints: string[]) {
       since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
       until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
       hasWarnings: { type: 'boolean' },
-      page: { type: 'integer', minimum: 1, default: 1 },
+      // Bounded so that the row offset stays an exact integer in SQL (a page past the end is simply empty).
+      page: { type: 'integer', minimum: 1, maximum: 1_000_000_000, default: 1 },
       limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
     },
     additionalProperties: false,
