@@ -14,7 +14,7 @@ import { type Logger, silentLogger } from '../log';
 import { ServeMetrics } from './metrics';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
-import { answerWithProblems } from './problem';
+import { answerWithProblems, clientErrorResponse, problem, sendProblem } from './problem';
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
 import { requestLogController } from './request_log';
@@ -100,7 +100,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 120_000,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // closing.ts answers those as a problem instead.
+    return503OnClosing: false,
+    // A URL the router cannot take (bad escapes, a path segment over maxParamLength): still a problem.
+    frameworkErrors: (err, _req, reply) =>
+      sendProblem(
+        reply,
+        problem(
+          400,
+          'INVALID_REQUEST',
+          err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : err.message,
+        ),
+      ),
+    clientErrorHandler: (err, socket) => {
+      if (socket.writable) socket.end(clientErrorResponse(err as { code?: string }));
+      else socket.destroy();
+    },
     // A misspelt filter must be an error, not silently dropped (fastify's default removes it).
     ajv: { customOptions: { removeAdditional: false } },
   });

@@ -63,6 +63,10 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db);
+      // Past the migration, a write waits this long for a lock another program holds. better-sqlite3
+      // waits synchronously, so a server answers nothing else meanwhile: it asks for a short wait, and
+      // past it the request gets 503 BUSY (problem.ts) rather than a frozen server.
+      if (opts.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(opts.busyTimeoutMs)}`);
     } else {
       const v = db.pragma('user_version', { simple: true }) as number;
       if (v > SCHEMA_VERSION)

@@ -30,6 +30,8 @@ export interface AuditOpenOptions {
   readonly?: boolean;
   /** The log must exist already (cxr history prune); it is migrated if older. */
   mustExist?: boolean;
+  /** SQLite: how long a write waits for another program's lock before failing SQLITE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
 }
 
 export interface AuditStore {

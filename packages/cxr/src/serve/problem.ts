@@ -20,6 +20,7 @@ const REASONS: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -71,6 +72,26 @@ export function validationDetail(errors: AjvError[], where: string | undefined):
     .join('; ');
 }
 
+const GENERIC_CODES: Record<number, string> = { 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED' };
+
+/**
+ * The raw HTTP answer to a request Node could not parse or wait for (headers too large, too slow,
+ * malformed): the socket never reached a route, so it is written by hand, still as a problem.
+ */
+export function clientErrorResponse(err: { code?: string }): string {
+  const [status, code, detail]: [number, string, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', 'the request line or headers are over the size limit']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'TIMEOUT', 'the request did not arrive in time']
+        : [400, 'INVALID_REQUEST', 'a malformed HTTP request'];
+  const body = JSON.stringify(problem(status, code, detail));
+  return (
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: ${PROBLEM_TYPE}; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
 /** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
 export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
   if (isClientInputError(err)) return problem(err.status, err.code, err.message);
@@ -89,9 +110,16 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
       return problem(415, 'NOT_MULTIPART', 'expected multipart/form-data with the image in a field named "image"');
     case 'BUSY':
       return problem(503, 'BUSY', err.message);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return problem(400, 'INVALID_REQUEST', `the JSON body cannot be read: ${err.message}`);
+    // The audit log is locked by another program past its wait: nothing was answered without a row.
+    case 'SQLITE_BUSY':
+      return problem(503, 'BUSY', 'the audit log is locked by another program; retry shortly');
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    return problem(err.statusCode, err.code ?? 'BAD_REQUEST', err.message);
+    // The framework's own 4xx (a forbidden static path, ...): the API's codes, not the framework's.
+    return problem(err.statusCode, GENERIC_CODES[err.statusCode] ?? 'INVALID_REQUEST', err.message);
   }
   req.log.error({ err }, 'request failed');
   return problem(500, 'INTERNAL', 'internal error (details are in the server log)');

@@ -62,6 +62,9 @@ async function warmUpImage(): Promise<Buffer> {
     .toBuffer();
 }
 
+/** How long a prediction's audit write waits for another program's lock on an SQLite log (then 503). */
+const SQLITE_LOCK_WAIT_MS = 250;
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger();
   const metrics = opts.metrics ?? new ServeMetrics();
@@ -73,7 +76,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.warmUp(await warmUpImage());
     const { name, version } = predictor.model;
     log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
-    audit = await openAuditStore(opts.dbPath);
+    audit = await openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS });
     const opened = audit;
     const prune = async () => {
       if (opts.retainImagesMs === undefined) return;
