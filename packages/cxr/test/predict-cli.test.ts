@@ -122,10 +122,20 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
     assert.equal(row.threshold, 0.3);
     assert.ok(fs.existsSync(row.heatmap as string), `heat map of ${row.file}`);
   }
-  // Same base name twice: the heat maps do not overwrite each other.
-  const maps = rows.map((x) => x.heatmap).filter(Boolean);
-  assert.equal(new Set(maps).size, maps.length);
-  assert.equal(fs.readdirSync(heat).length, 5);
+  // Maps are named after the path inside the folder named: a.jpeg and sub/a.jpeg do not overwrite each
+  // other, and a.jpeg named twice (itself, and in its folder) is one file with one map.
+  assert.deepEqual(
+    rows.map((x) => (x.heatmap === null ? null : path.relative(heat, x.heatmap as string))),
+    [
+      'a.jpeg.heatmap.png',
+      null,
+      'a.jpeg.heatmap.png',
+      'b, with comma.png.heatmap.png',
+      'c.dcm.heatmap.png',
+      'sub__a.jpeg.heatmap.png',
+    ],
+  );
+  assert.equal(fs.readdirSync(heat).length, 4);
 });
 
 test('exit 1 when nothing could be predicted, or for an unknown operating point', () => {

@@ -57,7 +57,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`cxr history | head -1`) closes the pipe, and the next write fails with
+ * EPIPE, an 'error' event no command listens for: a stack trace and exit 1. Stop quietly instead, with
+ * the status of a tool killed by SIGPIPE (128 + 13), as `yes | head` does. Other errors are thrown on.
+ * Rows already written to the audit log stay (each insert is committed on its own).
+ */
+function stopQuietlyWhenClosed(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
+}
+
 if (require.main === module) {
+  stopQuietlyWhenClosed(process.stdout);
+  stopQuietlyWhenClosed(process.stderr);
   buildProgram()
     .parseAsync(process.argv)
     .catch((e: unknown) => {

@@ -5,7 +5,9 @@
 // writes, read by `cxr history`) unless --no-audit.
 //
 // Exit status: 0 when at least one file got a prediction; 1 when none did (no files, or every
-// file failed), and for usage errors or a model that cannot be loaded.
+// file failed), and for usage errors or a model that cannot be loaded; 130 (SIGINT) or 143 (SIGTERM)
+// when stopped: the files in flight finish, the output is closed (a whole JSON array), and stderr says
+// how many files were done. A second signal stops at once.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -70,6 +72,7 @@ export function register(program: Command): void {
       const inputs = collectInputs(paths, !!o.recursive);
       for (const dir of inputs.foldersWithImagesBelow)
         log(`hint: ${dir} has sub-folders with images; add -r to include them`);
+      for (const note of inputs.notes) log(note);
       for (const dir of inputs.emptyFolders)
         log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
       if (inputs.jobs.length === 0) {
@@ -81,6 +84,17 @@ export function register(program: Command): void {
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
       const audit: AuditStore | null =
         o.audit === false ? null : await openAuditStoreForWriting(o.db ?? defaultDbPath());
+      // Stopping cleanly: the rows done are written and the output closed, rather than cut mid-row.
+      const stop = new AbortController();
+      let stoppedBy: NodeJS.Signals | null = null;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stoppedBy) process.exit(signal === 'SIGINT' ? 130 : 143);
+        stoppedBy = signal;
+        log(`${signal}: finishing the files in progress, then stopping (again to stop at once)`);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         await initEngine(o.threads);
         const modelDir = path.resolve(o.model ?? defaultModelDir());
@@ -96,6 +110,7 @@ export function register(program: Command): void {
           oodPolicy: o.oodPolicy,
           concurrency: o.concurrency,
           progress: o.progress === false ? false : undefined,
+          signal: stop.signal,
           onPrediction: audit
             ? (_file, r, model, latencyMs) =>
                 audit.insert(auditRecordOf(r, { model, latencyMs, requestedBy: null }), null)
@@ -105,8 +120,13 @@ export function register(program: Command): void {
         if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);
         if (audit && result.processed)
           log(`${result.processed} prediction(s) written to the audit log ${audit.location}`);
-        if (result.processed === 0) process.exitCode = 1;
+        if (stoppedBy) {
+          log(`stopped by ${stoppedBy}: ${result.rows.length} of ${result.total} file(s) done`);
+          process.exitCode = stoppedBy === 'SIGINT' ? 130 : 143;
+        } else if (result.processed === 0) process.exitCode = 1;
       } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
         await audit?.close();
       }
     });

@@ -3,6 +3,7 @@
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
 import { verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -52,18 +53,30 @@ export interface BatchOptions {
   ) => void | Promise<void>;
   out?: NodeJS.WritableStream;
   log?: (line: string) => void;
+  /**
+   * Stops the batch (the CLI's SIGINT, SIGTERM): no new file is started, the files in flight finish
+   * (their audit rows and output rows included), and the output is closed as for a finished batch.
+   */
+  signal?: AbortSignal;
 }
 
 export interface BatchResult {
+  /** One row per file done, in input order: every file unless interrupted, then the files before the stop. */
   rows: BatchRow[];
   processed: number;
   failed: number;
+  /** The files named (rows.length of them are done). */
+  total: number;
+  /** Whether `signal` stopped the batch before the last file. */
+  interrupted: boolean;
 }
 
 /** A file to predict, or a named path that does not exist (reported as an error row, in place). */
 export interface BatchJob {
   file: string;
   missing: boolean;
+  /** Its path inside the folder named ('/'-separated), or its base name: its heat map's name (heatmapNames). */
+  name?: string;
 }
 
 /** What collectInputs found: the jobs, and what a user should hear about the folders named. */
@@ -75,6 +88,8 @@ export interface CollectedInputs {
   emptyFolders: string[];
   /** Named folders, without -r, that have images in sub-folders left unread. */
   foldersWithImagesBelow: string[];
+  /** Folders and entries passed over (a link back to a folder already read, one that cannot be read), one line each. */
+  notes: string[];
 }
 
 /** A file whose leading bytes say JPEG, PNG or DICOM (unreadable files count as images: their row says why). */
@@ -100,23 +115,53 @@ function sortedEntries(dir: string): fs.Dirent[] {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+
+/**
+ * A folder walk that reads each real folder once: links are followed (a study folder may be a link), but
+ * a link back up the tree was walked until ELOOP, aborting the batch. What cannot be read is noted and passed over.
+ */
+function folderWalk(notes: string[] | null) {
+  const seen = new Set<string>();
+  const skip = (line: string) => void notes?.push(line);
+  return {
+    /** The folder's entries; none when it was read already, or cannot be read. */
+    entries(dir: string): fs.Dirent[] {
+      try {
+        const real = fs.realpathSync(dir);
+        if (!seen.has(real)) {
+          seen.add(real);
+          return sortedEntries(dir);
+        }
+        skip(`${dir}: skipped, the same folder as ${real}, read already (a link loop or a second link)`);
+      } catch (e) {
+        skip(`${dir}: skipped, cannot read this folder (${why(e)})`);
+      }
+      return [];
+    },
+    /** The entry's stat (links followed); undefined for a broken link, or a loop of links (noted). */
+    stat(p: string): fs.Stats | undefined {
+      try {
+        return fs.statSync(p, { throwIfNoEntry: false });
+      } catch (e) {
+        skip(`${p}: skipped (${why(e)})`);
+        return undefined;
+      }
+    },
+  };
+}
+type FolderWalk = ReturnType<typeof folderWalk>;
+
 /** Whether any sub-folder of `dir`, at any depth, holds an image (stops at the first). */
-function imagesBelow(dir: string): boolean {
-  for (const e of sortedEntries(dir)) {
+function imagesBelow(dir: string, walk = folderWalk(null), top = true): boolean {
+  const folders: string[] = [];
+  for (const e of walk.entries(dir)) {
     const p = path.join(dir, e.name);
-    const st = fs.statSync(p, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) continue;
-    if (
-      sortedEntries(p).some(
-        (f) =>
-          fs.statSync(path.join(p, f.name), { throwIfNoEntry: false })?.isFile() &&
-          looksLikeImage(path.join(p, f.name)),
-      )
-    )
-      return true;
-    if (imagesBelow(p)) return true;
+    const st = walk.stat(p);
+    if (!top && st?.isFile() && looksLikeImage(p)) return true;
+    if (st?.isDirectory()) folders.push(p);
   }
-  return false;
+  return folders.some((p) => imagesBelow(p, walk, false));
 }
 
 /**
@@ -125,26 +170,35 @@ function imagesBelow(dir: string): boolean {
  * others found in folders are counted as skipped, not failed: a folder of films often holds notes too.
  */
 export function collectInputs(paths: readonly string[], recursive: boolean): CollectedInputs {
-  const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [] };
-  const walk = (dir: string) => {
-    for (const e of sortedEntries(dir)) {
+  const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [], notes: [] };
+  const walkFolder = (dir: string, rel: string, walk: FolderWalk) => {
+    for (const e of walk.entries(dir)) {
       const p = path.join(dir, e.name);
-      const st = fs.statSync(p, { throwIfNoEntry: false });
+      const name = rel ? `${rel}/${e.name}` : e.name;
+      const st = walk.stat(p);
       if (st?.isFile()) {
-        if (looksLikeImage(p)) found.jobs.push({ file: p, missing: false });
+        if (looksLikeImage(p)) found.jobs.push({ file: p, missing: false, name });
         else found.skipped.push(p);
-      } else if (st?.isDirectory() && recursive) walk(p);
+      } else if (st?.isDirectory() && recursive) walkFolder(p, name, walk);
     }
   };
   for (const p of paths) {
-    const st = fs.statSync(p, { throwIfNoEntry: false });
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p, { throwIfNoEntry: false });
+    } catch {
+      // There but unusable (a loop of links): tried as a file, so its row says what is wrong.
+      found.jobs.push({ file: p, missing: false, name: path.basename(p) });
+      continue;
+    }
     if (!st) found.jobs.push({ file: p, missing: true });
     else if (st.isDirectory()) {
       const before = found.jobs.length;
-      walk(p);
+      // One walk per folder named: a folder named twice is read twice, as a file named twice is.
+      walkFolder(p, '', folderWalk(found.notes));
       if (found.jobs.length === before) found.emptyFolders.push(p);
       if (!recursive && imagesBelow(p)) found.foldersWithImagesBelow.push(p);
-    } else found.jobs.push({ file: p, missing: false });
+    } else found.jobs.push({ file: p, missing: false, name: path.basename(p) });
   }
   return found;
 }
@@ -152,6 +206,30 @@ export function collectInputs(paths: readonly string[], recursive: boolean): Col
 /** The files named by `paths` (see collectInputs). */
 export function expandPaths(paths: readonly string[], recursive: boolean): BatchJob[] {
   return collectInputs(paths, recursive).jobs;
+}
+
+const shortHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
+
+/**
+ * Each job's heat map file name ('' if missing), from the job alone, never from the order files finish in:
+ * a CSV kept from an earlier run must still point at its own film's map. PACS exports repeat IM-0001.dcm in
+ * every study, so the name is the path inside the folder named, '/' as '__', extension kept. The same file
+ * named twice shares its map; another file under a taken name (also in another case) gets its path's hash.
+ */
+export function heatmapNames(jobs: readonly BatchJob[]): string[] {
+  const owners = new Map<string, string>();
+  return jobs.map((job) => {
+    if (job.missing) return '';
+    const file = path.resolve(job.file);
+    let stem = (job.name ?? path.basename(job.file)).replace(/[\\/]+/g, '__') || 'image';
+    // A deep path could pass the 255-byte limit of a file name: keep its end, made unique by a hash.
+    if (Buffer.byteLength(stem) > 200) stem = `${shortHash(stem)}-${stem.slice(-50)}`;
+    let name = `${stem}.heatmap.png`;
+    const owner = owners.get(name.toLowerCase());
+    if (owner !== undefined && owner !== file) name = `${stem}-${shortHash(file)}.heatmap.png`;
+    if (!owners.has(name.toLowerCase())) owners.set(name.toLowerCase(), file);
+    return name;
+  });
 }
 
 const CSV_COLUMNS = [
@@ -247,16 +325,9 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       error,
     });
     const rows: (BatchRow | undefined)[] = new Array(jobs.length);
-    const heatmapNames = new Set<string>();
-    const heatmapPath = (file: string) => {
-      const base = path.basename(file).replace(/\.[^.]*$/, '') || 'image';
-      let name = `${base}.heatmap.png`;
-      for (let k = 2; heatmapNames.has(name); k++) name = `${base}-${k}.heatmap.png`;
-      heatmapNames.add(name);
-      return path.join(o.heatmapDir!, name);
-    };
+    const heatmapFiles = heatmapNames(jobs);
 
-    const predictOne = async (file: string): Promise<BatchRow> => {
+    const predictOne = async (file: string, i: number): Promise<BatchRow> => {
       const done = await predictFile(predictor, file, {
         operatingPoint: opName,
         heatmap: !!o.heatmapDir,
@@ -272,7 +343,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       );
       let heatmap: string | null = null;
       if (r.heatmapPng) {
-        heatmap = heatmapPath(file);
+        heatmap = path.join(o.heatmapDir!, heatmapFiles[i]);
         fs.writeFileSync(heatmap, r.heatmapPng);
       }
       return {
@@ -308,10 +379,12 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     const concurrency = Math.max(1, o.concurrency ?? os.availableParallelism());
     let next = 0;
     const worker = async () => {
-      while (next < jobs.length) {
+      while (next < jobs.length && !o.signal?.aborted) {
         const i = next++;
         const job = jobs[i];
-        rows[i] = job.missing ? errorRow(job.file, `${job.file}: no such file or folder`) : await predictOne(job.file);
+        rows[i] = job.missing
+          ? errorRow(job.file, `${job.file}: no such file or folder`)
+          : await predictOne(job.file, i);
         bar.tick();
         flush();
       }
@@ -321,10 +394,12 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     } finally {
       bar.stop();
     }
-    if (format === 'json') out.write(jobs.length ? '\n]\n' : ']\n');
-    const done = rows as BatchRow[];
+    if (format === 'json') out.write(written ? '\n]\n' : ']\n');
+    // Every file started is done, so the rows done are the first `written` (all of them unless stopped).
+    const done = rows.slice(0, written) as BatchRow[];
     const failed = done.filter((r) => r.error !== null).length;
-    return { rows: done, processed: done.length - failed, failed };
+    const interrupted = written < jobs.length;
+    return { rows: done, processed: done.length - failed, failed, total: jobs.length, interrupted };
   } finally {
     predictor.dispose();
   }
