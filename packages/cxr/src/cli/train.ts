@@ -3,10 +3,11 @@ import { AUGMENT_PRESET_NAMES } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
 import { TTA_VIEWS } from '../models/tta_views';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option, type OptionValues } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { runTraining } from '../train/run';
+import { readState } from '../train/checkpoint';
+import { type RunOptions, runTraining } from '../train/run';
 import { trainSeedEnsemble } from '../train/seed_ensemble';
 import { RECIPES } from '../train/presets';
 
@@ -165,45 +166,94 @@ export function register(program: Command): void {
         report: o.report !== false,
         gate: o.gate !== false,
         command: ['cxr', ...process.argv.slice(2)].join(' '),
+        refuseExisting: true,
       };
-      if (o.seeds) {
-        const e = await trainSeedEnsemble({ ...run, seeds: o.seeds, membersDir: o.membersDir, soup: o.soup === true });
-        const trained = e.members.filter((m) => m.trained).length;
-        process.stderr.write(
-          `${e.meta.name}: ${e.members.length} members (${trained} trained now) in ${e.seconds.toFixed(0)} s\n`,
-        );
-        if (o.json) {
-          process.stdout.write(
-            JSON.stringify({
-              out: run.out,
-              name: e.meta.name,
-              version: e.meta.version,
-              members: e.members,
-              seconds: e.seconds,
-              temperature: e.meta.temperature,
-              operatingPoints: e.meta.operatingPoints,
-            }) + '\n',
-          );
-        }
-        return;
-      }
-      if (o.membersDir) throw new Error('--members-dir goes with --seeds');
-      if (o.soup) throw new Error('--soup goes with --seeds: it averages the members --seeds trains');
-      const r = await runTraining(run);
-      if (o.json) {
-        process.stdout.write(
-          JSON.stringify({
-            out: path.resolve(o.out),
-            name: r.meta.name,
-            version: r.meta.version,
-            epochs: r.epochs,
-            seconds: r.seconds,
-            temperature: r.meta.temperature,
-            operatingPoints: r.meta.operatingPoints,
-          }) + '\n',
-        );
+      const quiet = sayHowToContinue(run.out, o.seeds !== undefined);
+      try {
+        await train(o, run);
+      } finally {
+        quiet();
       }
     });
+}
+
+/** The command once its options are read: a seed ensemble, or one run. */
+async function train(o: OptionValues, run: RunOptions): Promise<void> {
+  if (o.seeds) {
+    const e = await trainSeedEnsemble({ ...run, seeds: o.seeds, membersDir: o.membersDir, soup: o.soup === true });
+    const trained = e.members.filter((m) => m.trained).length;
+    process.stderr.write(
+      `${e.meta.name}: ${e.members.length} members (${trained} trained now) in ${e.seconds.toFixed(0)} s\n`,
+    );
+    if (o.json) {
+      process.stdout.write(
+        JSON.stringify({
+          out: run.out,
+          name: e.meta.name,
+          version: e.meta.version,
+          members: e.members,
+          seconds: e.seconds,
+          temperature: e.meta.temperature,
+          operatingPoints: e.meta.operatingPoints,
+        }) + '\n',
+      );
+    }
+    return;
+  }
+  if (o.membersDir) throw new Error('--members-dir goes with --seeds');
+  if (o.soup) throw new Error('--soup goes with --seeds: it averages the members --seeds trains');
+  const r = await runTraining(run);
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify({
+        out: path.resolve(o.out),
+        name: r.meta.name,
+        version: r.meta.version,
+        epochs: r.epochs,
+        seconds: r.seconds,
+        temperature: r.meta.temperature,
+        operatingPoints: r.meta.operatingPoints,
+      }) + '\n',
+    );
+  }
+}
+
+/** A word of the command line as a shell reads it back. */
+const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
+
+/**
+ * Ctrl-C or SIGTERM stops a run where it is (every finished epoch is checkpointed): before the signal ends the
+ * process as it would have (exit 130 or 143), one line says where the run stopped and the command that continues
+ * it. Returns what removes the handlers.
+ */
+function sayHowToContinue(out: string, seeds: boolean): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    off();
+    // A seed ensemble's epochs are its current member's; its own --out has no checkpoint.
+    let state: ReturnType<typeof readState> = null;
+    try {
+      state = seeds ? null : readState(path.join(out, 'checkpoints', 'last'));
+    } catch {
+      // Caught mid-write: the line still says how to continue.
+    }
+    const where = seeds
+      ? 'interrupted'
+      : state
+        ? `interrupted after epoch ${state.epoch}`
+        : 'interrupted before the first epoch ended';
+    const args = process.argv.slice(2).map(shellWord);
+    if (!args.includes('--resume')) args.push('--resume');
+    process.stderr.write(`${where}; continue with: cxr ${args.join(' ')}\n`);
+    process.kill(process.pid, signal);
+  };
+  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+  const off = () => {
+    process.off('SIGINT', handlers.SIGINT);
+    process.off('SIGTERM', handlers.SIGTERM);
+  };
+  process.on('SIGINT', handlers.SIGINT);
+  process.on('SIGTERM', handlers.SIGTERM);
+  return off;
 }
 
 function parseSeed(v: string): number {

@@ -71,3 +71,29 @@ export async function restoreCheckpoint(
   await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
   return readState(dir)!;
 }
+
+/**
+ * The data a run's checkpoints were trained on: its data root and the patient split's fingerprint (the formula
+ * of data/dataset_images.ts, which cxr.json records and `cxr calibrate` checks). Written when a run starts, so
+ * that --resume can refuse other data before it trains on another split or compares AUCs across two.
+ */
+export interface RunData {
+  root: string;
+  fingerprint: string;
+  train: number;
+  validation: number;
+}
+
+/** Beside the checkpoint rather than in it: it is written before the first epoch, and by either trainer. */
+export const runDataPath = (outDir: string) => path.join(outDir, 'checkpoints', 'data.json');
+
+export function writeRunData(outDir: string, data: RunData): void {
+  fs.mkdirSync(path.dirname(runDataPath(outDir)), { recursive: true });
+  fs.writeFileSync(runDataPath(outDir), JSON.stringify(data, null, 2) + '\n');
+}
+
+/** Null for a run started before runs recorded their data. */
+export function readRunData(outDir: string): RunData | null {
+  const p = runDataPath(outDir);
+  return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as RunData) : null;
+}

@@ -1,5 +1,6 @@
 // `cxr train` end to end: data -> patient split -> cache -> training loop -> report.
 import { checkShiftAugment, shiftAugmentBatch } from '../data/shift_augment';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -8,8 +9,14 @@ import { withGanImages } from '../gan/mix';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { periodWeights } from '../data/period_balance';
-import { loadTrainVal, splitOf } from '../data/dataset_images';
+import { limitPerClass, loadTrainVal, splitFingerprint, splitOf, splitRecords } from '../data/dataset_images';
+import { CLASS_NAMES, type ImageRecord } from '../data/dataset';
+import { DecodeError, readImageFile } from '../data/decode';
+import { forEachConcurrent } from '../data/pool';
+import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
+import { z } from 'zod';
+import { readRunData, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';
 import { TrainResult, train } from './trainer';
@@ -28,6 +35,11 @@ export interface RunOptions {
   command?: string;
   /** Fit the not-a-chest-X-ray gate at the end (default true; an ensemble's later members skip it). */
   gate?: boolean;
+  /**
+   * Refuse an --out that already holds a model or a checkpoint unless resuming (`cxr train`); the experiment
+   * commands leave it off, as they retrain a row without --resume on purpose.
+   */
+  refuseExisting?: boolean;
 }
 
 /** A finished run: training wrote its model and the validation metrics (kept by --resume-style reruns). */
@@ -49,25 +61,26 @@ export function resolveRecipe(name: string | undefined, overrides: Partial<Recip
 
 export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const recipePath = path.join(o.out, 'recipe.json');
-  // --resume keeps the recipe the run started with.
-  const recipe =
-    o.resume && fs.existsSync(recipePath)
-      ? Recipe.parse(JSON.parse(fs.readFileSync(recipePath, 'utf8')))
-      : resolveRecipe(o.recipeName, o.overrides);
+  // Everything is checked before anything is written: a refused command leaves --out as it was.
+  checkOut(o);
+  const recipe = o.resume ? resumedRecipe(o) : resolveRecipe(o.recipeName, o.overrides);
+  checkRecipe(recipe);
+  const data = await checkData(o.data, recipe);
+  const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
+  const started = o.resume && checkpointed ? readRunData(o.out) : null;
+  if (started && started.fingerprint !== data.fingerprint)
+    throw new Error(
+      `the data in ${o.data} is not the data this run started on (split fingerprint differs): ` +
+        `its checkpoint trained on ${started.root} (${started.train} training and ${started.validation} ` +
+        `validation films), this split has ${data.train} and ${data.validation}; ` +
+        `resume with --data ${started.root}, or train on other data into a new folder`,
+    );
+  if (o.resume && checkpointed && !started)
+    log(`note: ${o.out} does not record the data it started on (an older run): resuming without checking it`);
   fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(recipePath, JSON.stringify(recipe, null, 2) + '\n');
-  if (recipe.backbone && !recipe.endToEnd && (recipe.mix || recipe.weightAverage || recipe.periodBalance))
-    throw new Error(
-      'mix, weightAverage and periodBalance need a whole-model run: from scratch, or a backbone with endToEnd',
-    );
-  if (recipe.endToEnd && !recipe.backbone) throw new Error('endToEnd needs a backbone (--backbone NAME)');
-  if (recipe.endToEnd && recipe.fineTune)
-    throw new Error('endToEnd trains every layer from the start, so fineTune has nothing to do: drop fineTune');
-  if (recipe.headFirst && !recipe.endToEnd)
-    throw new Error(
-      'headFirst is the first phase of an endToEnd run (a head-first transfer run has its own head phase)',
-    );
+  fs.writeFileSync(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
+  // A checkpoint keeps the record of the data it was trained on; a run without one starts on this data.
+  if (!(o.resume && checkpointed)) writeRunData(o.out, { root: path.resolve(o.data), ...data });
   const result =
     recipe.backbone && !recipe.endToEnd
       ? await trainTransfer({
@@ -114,13 +127,6 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
   const augment: AugmentConfig = resolveAugment(recipe.augment);
   const shift = recipe.shiftAugment;
-  if (shift) {
-    // The films are changed before the tensor is made; a normalisation applied at load comes first.
-    // Cropping to the body nearly commutes with the site changes (pixel-wise or local), equalisation does not.
-    if (recipe.normalize === 'equalize')
-      throw new Error('shiftAugment with histogram equalisation is not supported: use normalize none or fov');
-    checkShiftAugment(shift);
-  }
   const balance = recipe.balance as BalanceMode;
   const weights = recipe.periodBalance && periodWeights(trainSet.patients, trainSet.labels, recipe.periodBalance);
   if (weights) {
@@ -153,4 +159,140 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
     command: o.command,
     gate: o.gate,
   });
+}
+
+// The checks before a run writes anything.
+
+function checkOut(o: RunOptions): void {
+  const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
+  // A run that was stopped while finishing still has its best epoch's checkpoint; a finished one has removed it.
+  if (o.resume && isFinished(o.out) && !fs.existsSync(path.join(o.out, 'checkpoints', 'best')))
+    throw new Error(`${o.out} holds a finished run: there is nothing to resume (train again into a new folder)`);
+  if (o.resume || !o.refuseExisting) return;
+  if (fs.existsSync(path.join(o.out, 'cxr.json')))
+    throw new Error(
+      `${o.out} already holds a trained model, which training would overwrite: choose a new --out folder`,
+    );
+  if (checkpointed)
+    throw new Error(
+      `${o.out} already holds an unfinished run: continue it with --resume, or choose a new --out folder`,
+    );
+}
+
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x,
+  );
+
+/**
+ * --resume continues the recipe the run started with (its recipe.json). Options given with it must agree
+ * with that recipe: silently training another number of epochs, or another recipe, is not a resume.
+ */
+function resumedRecipe(o: RunOptions): Recipe {
+  const file = path.join(o.out, 'recipe.json');
+  if (!fs.existsSync(file)) return resolveRecipe(o.recipeName, o.overrides);
+  let saved: Recipe;
+  try {
+    saved = Recipe.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  } catch (e) {
+    const why = e instanceof z.ZodError ? z.prettifyError(e) : (e as Error).message;
+    throw new Error(
+      `${file}, the recipe this run started with (--resume continues it), is not a valid recipe:\n${why}\n` +
+        'fix it, or start the run again in a new folder',
+    );
+  }
+  try {
+    checkRecipe(saved);
+  } catch (e) {
+    throw new Error(`${file}, the recipe this run started with (--resume continues it): ${(e as Error).message}`);
+  }
+  // With --recipe the whole recipe it names is asked for; otherwise only the options given.
+  const asked = o.recipeName !== undefined ? resolveRecipe(o.recipeName, o.overrides) : undefined;
+  const fields = asked ? Object.keys({ ...asked, ...saved }) : Object.keys(o.overrides ?? {});
+  const given = asked ?? Recipe.parse({ ...saved, ...o.overrides });
+  const differ = fields.filter((k) => canonical(given[k as keyof Recipe]) !== canonical(saved[k as keyof Recipe]));
+  if (differ.length > 0)
+    throw new Error(
+      `--resume continues the run in ${o.out} with the recipe it started with, and these options differ from it: ` +
+        differ
+          .map(
+            (k) =>
+              `${k} ${canonical(given[k as keyof Recipe]) ?? '(none)'} ` +
+              `(saved: ${canonical(saved[k as keyof Recipe]) ?? '(none)'})`,
+          )
+          .join(', ') +
+        `; drop them or give the saved values to resume, or train into a new folder`,
+    );
+  return saved;
+}
+
+function checkRecipe(recipe: Recipe): void {
+  if (recipe.backbone && !recipe.endToEnd && (recipe.mix || recipe.weightAverage || recipe.periodBalance))
+    throw new Error(
+      'mix, weightAverage and periodBalance need a whole-model run: from scratch, or a backbone with endToEnd',
+    );
+  if (recipe.endToEnd && !recipe.backbone) throw new Error('endToEnd needs a backbone (--backbone NAME)');
+  if (recipe.endToEnd && recipe.fineTune)
+    throw new Error('endToEnd trains every layer from the start, so fineTune has nothing to do: drop fineTune');
+  if (recipe.headFirst && !recipe.endToEnd)
+    throw new Error(
+      'headFirst is the first phase of an endToEnd run (a head-first transfer run has its own head phase)',
+    );
+  if (recipe.ganImages && !recipe.ganModel)
+    throw new Error(`the recipe adds GAN images (${recipe.ganImages}): pass the generator with --gan-model DIR`);
+  if (recipe.shiftAugment) {
+    // The films are changed before the tensor is made; a normalisation applied at load comes first.
+    // Cropping to the body nearly commutes with the site changes (pixel-wise or local), equalisation does not.
+    if (recipe.normalize === 'equalize')
+      throw new Error('shiftAugment with histogram equalisation is not supported: use normalize none or fov');
+    checkShiftAugment(recipe.shiftAugment);
+  }
+}
+
+/**
+ * The patient split the recipe trains on, from the file list alone (nothing decoded): both sides must hold
+ * both classes, or the run would train every epoch and only then fail to choose its operating points.
+ * Its fingerprint is data/dataset_images.ts's splitFingerprint, which differs from a loaded split's only
+ * where a file reads but does not decode.
+ */
+async function checkData(root: string, recipe: Recipe): Promise<Omit<RunData, 'root'>> {
+  const all = await splitRecords(root, 'train');
+  const records = limitPerClass(all, recipe.limitPerClass);
+  const s = splitOf(recipe);
+  const split = splitByPatient(records, { valFraction: s.valFraction, seed: s.seed, mode: s.valSplit });
+  const lacking = (rs: readonly ImageRecord[]) => CLASS_NAMES.filter((_, label) => !rs.some((r) => r.label === label));
+  if (lacking(all).length > 0)
+    throw new Error(
+      `${root}: the training folder has no ${lacking(all).join(' or ')} images; training needs both classes`,
+    );
+  for (const [side, rs] of [
+    ['training', split.train],
+    ['validation', split.val],
+  ] as const) {
+    if (lacking(rs).length > 0)
+      throw new Error(
+        `${root}: the ${side} side of the patient split (${rs.length} images) has no ${lacking(rs).join(' or ')} ` +
+          'images; training and its operating points need both classes on both sides: use more images per class ' +
+          '(--limit-per-class) or another validation fraction',
+      );
+  }
+  const hashes = async (rs: readonly ImageRecord[]) => {
+    const out: string[] = [];
+    await forEachConcurrent(rs, 8, async (r) => {
+      try {
+        out.push(
+          crypto
+            .createHash('sha256')
+            .update(await readImageFile(r.path))
+            .digest('hex'),
+        );
+      } catch (e) {
+        // The cache skips a file it cannot read in the same way (data/cache.ts).
+        if (!(e instanceof DecodeError)) throw e;
+      }
+    });
+    return out.sort();
+  };
+  const [train, val] = [await hashes(split.train), await hashes(split.val)];
+  return { fingerprint: splitFingerprint(train, val), train: split.train.length, validation: split.val.length };
 }

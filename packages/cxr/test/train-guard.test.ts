@@ -1,0 +1,171 @@
+// What `cxr train` refuses before it writes anything (a bad data folder or flags, one class on a side of the
+// split, a folder that already holds a run), what --resume refuses (other data, other options, a finished
+// run), and the line an interrupted run leaves on stderr.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnCli } from './child-cli';
+import { CHEST_XRAY, needsData } from './shared-data';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const env = { ...process.env, CXR_CACHE: process.env.CXR_CACHE ?? path.join(os.tmpdir(), 'cxr-test-cache') };
+const skip = needsData();
+const TINY = [
+  '--model',
+  'reference',
+  '--input-size',
+  '32',
+  '--limit-per-class',
+  '20',
+  '--batch-size',
+  '16',
+  '--no-report',
+  '--no-gate',
+  '--threads',
+  '1',
+];
+
+function cxr(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env });
+  return { code: r.status, stderr: r.stderr };
+}
+
+/** Every file under dir with its bytes, to show that a refused command changed nothing. */
+function snapshot(dir: string): Record<string, string> {
+  const files = fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  return Object.fromEntries(
+    files.map((e) => {
+      const p = path.join(e.parentPath, e.name);
+      return [path.relative(dir, p), fs.readFileSync(p).toString('base64')];
+    }),
+  );
+}
+
+/** A Kaggle-layout train/ folder of links to the shared films (no decoding needed to be refused). */
+function linkedData(root: string, normal: string[], pneumonia: string[]): string {
+  for (const [cls, names] of [
+    ['NORMAL', normal],
+    ['PNEUMONIA', pneumonia],
+  ] as const) {
+    const dir = path.join(root, 'train', cls);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const n of names) fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, n), path.join(dir, n));
+  }
+  return root;
+}
+
+const films = (cls: string) => fs.readdirSync(path.join(CHEST_XRAY, 'train', cls)).sort();
+
+test('a refused train leaves no run folder, and an existing folder as it was', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const out = path.join(tmp, 'run');
+  const noData = cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY);
+  assert.equal(noData.code, 1);
+  assert.match(noData.stderr, /nope: cannot read folder/);
+  assert.equal(fs.existsSync(out), false, 'a refused run wrote its folder');
+  // A flag combination refused: the folder is not made either, so no saved recipe can come back with --resume.
+  const bad = cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY, '--head-first', '1:1e-3');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /headFirst is the first phase of an endToEnd run/);
+  assert.equal(fs.existsSync(out), false);
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine\n');
+  assert.equal(cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY).code, 1);
+  assert.deepEqual(fs.readdirSync(out), ['notes.txt']);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('--resume names the saved recipe when that recipe is not valid', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  fs.writeFileSync(path.join(tmp, 'recipe.json'), JSON.stringify({ epochs: 0 }));
+  const r = cxr('train', '--data', path.join(tmp, 'nope'), '--out', tmp, '--resume');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /recipe\.json, the recipe this run started with \(--resume continues it\), is not a valid/);
+  assert.match(r.stderr, /→ at epochs/);
+  // A recipe the schema takes but training refuses, as a folder left by an older refused command holds.
+  fs.writeFileSync(path.join(tmp, 'recipe.json'), JSON.stringify({ endToEnd: true }));
+  const combination = cxr('train', '--data', path.join(tmp, 'nope'), '--out', tmp, '--resume');
+  assert.equal(combination.code, 1);
+  assert.match(
+    combination.stderr,
+    /recipe\.json, the recipe this run started with \(--resume continues it\): endToEnd needs/,
+  );
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a training folder or a side of the split without both classes is refused before training', { skip }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const out = path.join(tmp, 'run');
+  const normal = films('NORMAL').slice(0, 20);
+  const noPneumonia = linkedData(path.join(tmp, 'one-class'), normal, []);
+  const one = cxr('train', '--data', noPneumonia, '--out', out, ...TINY, '--epochs', '1');
+  assert.equal(one.code, 1);
+  assert.match(one.stderr, /the training folder has no PNEUMONIA images; training needs both classes/);
+  assert.equal(fs.existsSync(out), false);
+  // One pneumonia patient: its films all go to one side of the patient split, so the other side has none.
+  const patient = films('PNEUMONIA').filter((f) => f.startsWith('person1_'));
+  const onePatient = linkedData(path.join(tmp, 'one-patient'), normal, patient);
+  const side = cxr('train', '--data', onePatient, '--out', out, ...TINY, '--epochs', '1');
+  assert.equal(side.code, 1);
+  assert.match(side.stderr, /the (training|validation) side of the patient split \(\d+ images\) has no PNEUMONIA/);
+  assert.equal(fs.existsSync(out), false);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a finished run is neither trained over nor resumed', { skip }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const out = path.join(tmp, 'run');
+  const args = ['train', '--data', CHEST_XRAY, '--out', out, ...TINY, '--epochs', '1'];
+  const first = cxr(...args);
+  assert.equal(first.code, 0, first.stderr);
+  const before = snapshot(out);
+  const again = cxr(...args);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already holds a trained model, which training would overwrite: choose a new --out/);
+  const resumed = cxr(...args, '--resume');
+  assert.equal(resumed.code, 1);
+  assert.match(resumed.stderr, /holds a finished run: there is nothing to resume/);
+  assert.deepEqual(snapshot(out), before);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('an interrupted run says how to continue; --resume refuses other data and other options', { skip }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const out = path.join(tmp, 'run');
+  // Many epochs of a tiny model: the run is still training when the first checkpoint appears.
+  const args = ['train', '--data', CHEST_XRAY, '--out', out, ...TINY, '--epochs', '60'];
+  const run = spawnCli(args, env);
+  const state = path.join(out, 'checkpoints', 'last', 'state.json');
+  for (let i = 0; i < 1200 && !fs.existsSync(state) && run.child.exitCode === null; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  run.child.kill('SIGINT');
+  await run.done;
+  assert.equal(run.child.signalCode, 'SIGINT', run.stderr());
+  const epoch = JSON.parse(fs.readFileSync(state, 'utf8')).epoch;
+  assert.ok(epoch < 60, 'the run finished before it was interrupted');
+  const line = run.stderr().trim().split('\n').at(-1)!;
+  assert.equal(line, `interrupted after epoch ${epoch}; continue with: cxr ${args.join(' ')} --resume`);
+
+  const before = snapshot(out);
+  const fewer = cxr(...args.map((a) => (a === '60' ? '2' : a)), '--resume');
+  assert.equal(fewer.code, 1);
+  assert.match(fewer.stderr, /these options differ from it: epochs 2 \(saved: 60\)/);
+  const recipe = cxr(...args, '--recipe', 'cxr', '--resume');
+  assert.equal(recipe.code, 1);
+  // --recipe asks for the whole recipe it names: here the default's site-shift augmentation is not in it.
+  assert.match(recipe.stderr, /these options differ from it: .*shiftAugment \(none\) \(saved: \{"changes"/);
+  // The same number of films per class, other films: another split, which --resume must not switch to.
+  const other = linkedData(path.join(tmp, 'other'), films('NORMAL').slice(-25), films('PNEUMONIA').slice(-25));
+  const moved = cxr(...args.map((a) => (a === CHEST_XRAY ? other : a)), '--resume');
+  assert.equal(moved.code, 1);
+  assert.match(moved.stderr, /is not the data this run started on \(split fingerprint differs\)/);
+  assert.match(moved.stderr, new RegExp(`resume with --data ${CHEST_XRAY}`));
+  const fresh = cxr(...args);
+  assert.equal(fresh.code, 1);
+  assert.match(fresh.stderr, /already holds an unfinished run: continue it with --resume/);
+  assert.deepEqual(snapshot(out), before, 'a refused resume changed the run folder');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
