@@ -30,8 +30,8 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const env = () => ({ ...stack!.env, CXR_MODEL: modelDir, CXR_API_TOKEN: 'tok-123' });
-const auth = { authorization: 'Bearer tok-123' };
+const env = () => ({ ...stack!.env, CXR_MODEL: modelDir, CXR_API_TOKEN: 'tok-1234' });
+const auth = { authorization: 'Bearer tok-1234' };
 
 async function serve(extra: Record<string, string> = {}): Promise<ChildServer> {
   const s = await spawnServer(['--threads', '1'], { ...env(), ...extra });

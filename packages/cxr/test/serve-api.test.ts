@@ -76,6 +76,7 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
     const img = await app.inject(`/api/v1/predictions/${p.id}/${which}.png`);
     assert.equal(img.statusCode, 200, which);
     assert.equal(img.headers['content-type'], 'image/png');
+    assert.equal(img.headers['cache-control'], 'no-store', 'an image of a patient film is cached nowhere');
     assert.deepEqual([...img.rawPayload.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
   // Stored compactly: a palette heat map and a 160 px thumbnail (was 154 KB + 34 KB per prediction).

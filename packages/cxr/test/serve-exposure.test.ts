@@ -135,6 +135,8 @@ test('named tokens: the audit log and the API record which token asked', async (
   const open = await app.inject({ method: 'POST', url: '/api/v1/predictions?heatmap=false', payload: body, headers });
   assert.equal(open.json().requestedBy, null, 'no token configured: nobody to name');
   assert.deepEqual(loadTokens({ CXR_API_TOKEN: 'single-token' }), [{ name: 'default', token: 'single-token' }]);
+  assert.throws(() => loadTokens({ CXR_API_TOKEN: 'a' }), /CXR_API_TOKEN must be 8-512 printable characters/);
+  assert.throws(() => loadTokens({ CXR_API_TOKEN: 'has a space' }), /CXR_API_TOKEN must be/);
   assert.deepEqual(
     loadTokens({ CXR_API_TOKENS: 'a:aaaaaaaa1,b:bbbbbbbb2', CXR_API_TOKEN: 'x' }).map((t) => t.name),
     ['a', 'b'],

@@ -60,7 +60,12 @@ export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedTo
     return tokens;
   }
   if (env.CXR_API_TOKENS) return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
-  if (env.CXR_API_TOKEN) return [{ name: 'default', token: env.CXR_API_TOKEN }];
+  if (env.CXR_API_TOKEN) {
+    // The same rule as a listed token's: a one-letter token is a guess away from the audit log.
+    if (!TOKEN.test(env.CXR_API_TOKEN))
+      throw new Error('CXR_API_TOKEN must be 8-512 printable characters without spaces');
+    return [{ name: 'default', token: env.CXR_API_TOKEN }];
+  }
   return [];
 }
 

@@ -85,7 +85,8 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
           (await audit.image(req.params.id, which)) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
         if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
         // A prediction's images never change; only the token holder may cache them.
-        return reply.type('image/png').header('Cache-Control', 'private, max-age=86400, immutable').send(png);
+        // Made from a patient's film: kept by no cache, not even the browser's (a shared ward computer).
+        return reply.type('image/png').header('Cache-Control', 'no-store').send(png);
       },
     );
   }
