@@ -64,6 +64,21 @@ test('load: model identity, and a note that the OOD gate is off without ood.json
   assert.equal(predictor.oodGate, null);
 });
 
+test('a damaged model folder is an error naming the file: a cut weights.bin, a cxr.json that is not JSON', async () => {
+  const cut = path.join(root, 'cut');
+  fs.cpSync(modelDir, cut, { recursive: true });
+  const weights = fs.readFileSync(path.join(cut, 'weights.bin'));
+  fs.writeFileSync(path.join(cut, 'weights.bin'), weights.subarray(0, weights.length - 40));
+  await assert.rejects(
+    loadModel(cut),
+    new RegExp(`cut: the weight files hold ${weights.length - 40} bytes where model.json describes ${weights.length}`),
+  );
+  const garbled = path.join(root, 'garbled');
+  fs.cpSync(modelDir, garbled, { recursive: true });
+  fs.writeFileSync(path.join(garbled, 'cxr.json'), '{ name: oops');
+  await assert.rejects(loadModel(garbled), /garbled\/cxr\.json: not valid JSON \(/);
+});
+
 test('a JPEG prediction: calibrated probability, label at the operating point, input facts, timings', async () => {
   const bytes = await jpeg(300, 240);
   const r = await predictor.predict(bytes);

@@ -42,7 +42,7 @@ export function fileLoader(dir: string): tf.io.IOHandler {
     async load(): Promise<tf.io.ModelArtifacts> {
       const jsonPath = path.join(dir, MODEL_JSON);
       if (!fs.existsSync(jsonPath)) throw new Error(`${dir}: no ${MODEL_JSON} (not a TF.js model folder)`);
-      const json = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+      const json = parseJsonFile(jsonPath) as tf.io.ModelJSON;
       return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
         const specs: tf.io.WeightsManifestEntry[] = [];
         const buffers: Buffer[] = [];
@@ -51,10 +51,34 @@ export function fileLoader(dir: string): tf.io.IOHandler {
           specs.push(...group.weights);
         }
         const all = Buffer.concat(buffers);
+        const expected = specs.reduce((n, s) => n + weightBytes(s), 0);
+        if (all.byteLength !== expected) {
+          throw new Error(
+            `${dir}: the weight files hold ${all.byteLength} bytes where ${MODEL_JSON} describes ${expected} ` +
+              '(truncated, or from another model): copy the model folder again',
+          );
+        }
         return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
       });
     },
   };
+}
+
+/** Bytes one weight takes in the weight files (a quantised weight is stored at its quantised width). */
+function weightBytes(s: tf.io.WeightsManifestEntry): number {
+  const width: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint16: 2, uint8: 1 };
+  const dtype = s.quantization?.dtype ?? s.dtype;
+  return s.shape.reduce((n, d) => n * d, 1) * (width[dtype] ?? 4);
+}
+
+/** A JSON file, or an error naming it. */
+function parseJsonFile(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new Error(`${file}: not valid JSON (${e.message})`);
+    throw e;
+  }
 }
 
 /** sha256 of a member's model.json and weights.bin: what a gate or reference statistics were measured for. */
@@ -129,7 +153,7 @@ export async function saveModel(
 export function readMeta(dir: string): ModelMeta {
   const p = path.join(dir, 'cxr.json');
   if (!fs.existsSync(p)) throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
-  return parseMeta(JSON.parse(fs.readFileSync(p, 'utf8')), p);
+  return parseMeta(parseJsonFile(p), p);
 }
 
 export interface LoadedModel {
