@@ -317,6 +317,15 @@ test('SQLite: WAL mode, and `cxr history` of a missing file creates nothing', as
   const none = path.join(dir, 'none.db');
   assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', none], { stdio: 'pipe' }));
   assert.ok(!fs.existsSync(none));
+  // A file that is not a database (a film given as --db by mistake): said so, naming the file, and left as it was.
+  const film = path.join(dir, 'film.jpeg');
+  fs.writeFileSync(film, Buffer.alloc(4096, 0xab));
+  await assert.rejects(openAuditStore(film), /film\.jpeg: not an SQLite database/);
+  assert.throws(
+    () => execFileSync(process.execPath, [CLI, 'history', '--db', film], { stdio: 'pipe', encoding: 'utf8' }),
+    (e: { stderr: string }) => /film\.jpeg: not an SQLite database/.test(e.stderr),
+  );
+  assert.deepEqual(fs.readFileSync(film), Buffer.alloc(4096, 0xab));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -77,6 +77,8 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
     return new SqlAuditStore(new SqliteDriver(db), 'sqlite', file);
   } catch (e) {
     db.close();
+    if ((e as { code?: string }).code === 'SQLITE_NOTADB')
+      throw new Error(`${file}: not an SQLite database (--db names the audit log, or a postgres:// URL)`);
     throw e;
   }
 }
