@@ -52,7 +52,8 @@ export function buildProgram(): Command {
   const program = new Command('cxr')
     .description('Pediatric chest X-ray pneumonia classifier: train, evaluate, report, predict, serve')
     .version(pkg.version)
-    .showHelpAfterError();
+    // A pointer to the help, not the whole of it: the error line stays the last thing on the screen.
+    .showHelpAfterError("(add --help for the command's options)");
   for (const command of COMMANDS) command.register(program);
   return program;
 }

@@ -2,6 +2,7 @@
 // stores the report (DICOM SR) and the heat map (Secondary Capture) back into its study.
 // Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
@@ -16,12 +17,6 @@ import { openAuditStoreForWriting } from './writable';
 function positiveNumber(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number');
-  return n;
-}
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
   return n;
 }
 

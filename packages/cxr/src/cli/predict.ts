@@ -9,6 +9,7 @@
 // when stopped: the files in flight finish, the output is closed (a whole JSON array), and stderr says
 // how many files were done. A second signal stops at once.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
@@ -17,12 +18,6 @@ import { collectInputs, runBatch } from '../predict/batch';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/predictor';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
-  return n;
-}
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
 export function patientAge(v: string): number {

@@ -4,6 +4,7 @@ import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
 import { TTA_VIEWS } from '../models/tta_views';
 import { Command, InvalidArgumentError, Option, type OptionValues } from 'commander';
+import { positiveInt, wholeNumber } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { readState } from '../train/checkpoint';
@@ -24,20 +25,22 @@ export function register(program: Command): void {
     )
     .addOption(new Option('--augment <preset>', 'augmentation preset').choices(AUGMENT_PRESET_NAMES))
     .addOption(new Option('--tta <view...>', 'test-time views averaged at prediction').choices(TTA_VIEWS))
-    .option('--epochs <n>', 'epochs', (v) => parseInt(v, 10))
-    .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10))
+    .option('--epochs <n>', 'epochs', positiveInt)
+    .option('--batch-size <n>', 'batch size', positiveInt)
     .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
     .option('--lr <x>', 'learning rate', parseFloat)
     .addOption(
       new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']),
     )
-    .option('--input-size <px>', 'model input size', (v) => parseInt(v, 10))
+    .option('--input-size <px>', 'model input size', positiveInt)
     .option('--label-smoothing <x>', 'label smoothing', parseFloat)
-    .option('--patience <n>', 'early stopping patience in epochs (0 = off)', (v) => parseInt(v, 10))
-    .option('--limit-per-class <n>', 'use at most n training images per class (quick runs)', (v) => parseInt(v, 10))
-    .option('--seed <n>', 'seed for the split, order and augmentation', (v) => parseInt(v, 10))
-    .option('--split-seed <n>', 'seed of the patient split alone (ensemble members share one validation split)', (v) =>
-      parseInt(v, 10),
+    .option('--patience <n>', 'early stopping patience in epochs (0 = off)', wholeNumber)
+    .option('--limit-per-class <n>', 'use at most n training images per class (quick runs; 0 = all)', wholeNumber)
+    .option('--seed <n>', 'seed for the split, order and augmentation', wholeNumber)
+    .option(
+      '--split-seed <n>',
+      'seed of the patient split alone (ensemble members share one validation split)',
+      wholeNumber,
     )
     .addOption(
       new Option('--normalize <mode>', 'per-image intensity normalisation of the input').choices([...NORMALIZE_MODES]),
@@ -122,7 +125,7 @@ export function register(program: Command): void {
       '--json',
       'end with one JSON summary line on stdout (the model folder, name, version, epochs, seconds, operating points)',
     )
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       await initEngine(o.threads);
       const overrides = Object.fromEntries(

@@ -3,7 +3,8 @@
 // waits for Redis too (BullMQ hands finished jobs back and quits its connections), so with Redis
 // gone it would wait forever: after --close-timeout the worker exits 1 anyway, and a job still
 // locked to it is retried by another worker once its lock runs out.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
@@ -14,12 +15,6 @@ import { Predictor } from '../predict/predictor';
 import { loadRedisUrl, connectQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
-  return n;
-}
 
 /** A pause for fault-injection tests only (see queue/process.ts); absent or 0 in production. */
 function pauseAfterAuditMs(): number {
