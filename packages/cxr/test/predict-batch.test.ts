@@ -8,7 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { heatmapNames } from '../src/predict/batch';
-import { makeSeededModel, tempDir } from './ood-fixtures';
+import { makeSeededModel, SHARED, tempDir } from './ood-fixtures';
+import { needsData } from './shared-data';
+
+/** A real DICOM file written without the 128-byte preamble and the DICM prefix. */
+const NOMETA = path.join(SHARED, 'dicom-samples', 'CR-MONO1-10-chest_nometa.dcm');
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -190,4 +194,19 @@ test('SIGTERM during a CSV batch: whole rows only, exit 143', async () => {
   assert.ok(lines.length >= 2 && lines.length < MANY + 1, `${lines.length} lines`);
   assert.ok(lines.slice(1).every((l) => l.startsWith(many)));
   assert.match(r.stderr, new RegExp(`stopped by SIGTERM: ${lines.length - 1} of ${MANY} file\\(s\\) done`));
+});
+
+test('a folder scan takes a DICOM file without its preamble by its .dcm name, and reads it', {
+  skip: needsData(NOMETA),
+}, () => {
+  const dir = path.join(root, 'nometa');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(NOMETA, path.join(dir, 'IM-0001.dcm'));
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a film');
+  const r = cxr('predict', dir, '--format', 'csv', '--no-audit');
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.trim().split('\n').slice(1);
+  assert.equal(rows.length, 1, r.stdout);
+  assert.match(rows[0], /IM-0001\.dcm/);
+  assert.match(r.stderr, /1 skipped|skipped 1|1 other/);
 });

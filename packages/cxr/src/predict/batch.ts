@@ -100,7 +100,9 @@ function looksLikeImage(file: string): boolean {
     const head = Buffer.alloc(132);
     const n = fs.readSync(fd, head, 0, head.length, 0);
     const kind = sniffFormat(head.subarray(0, n));
-    return kind === 'jpeg' || kind === 'png' || kind === 'dicom';
+    // A DICOM file written without its 128-byte preamble and DICM prefix is still read (decode.ts tries
+    // it); only its name says what it is.
+    return kind === 'jpeg' || kind === 'png' || kind === 'dicom' || /\.dcm$/i.test(file);
   } catch {
     return true;
   } finally {
