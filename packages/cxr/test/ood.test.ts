@@ -101,6 +101,13 @@ test('image checks: blank, inverted, colour, and DICOM header facts', {
   assert.deepEqual(codes({ pixels, size: 64 }), []);
   assert.deepEqual(codes({ pixels: pixels.map((v) => 255 - v), size: 64 }), ['INVERTED']);
   assert.deepEqual(codes({ pixels: new Uint8Array(64 * 64).fill(200), size: 64 }), ['BLANK']);
+  // The film with its gray levels squeezed to 30% (a washed-out or nearly black film): not read.
+  assert.deepEqual(codes({ pixels: pixels.map((v) => Math.round(v * 0.3)), size: 64 }), ['LOW_CONTRAST']);
+  assert.match(
+    imageChecks({ pixels: pixels.map((v) => Math.round(v * 0.3)), size: 64 })[0].message,
+    /too little contrast to read: its gray levels span \d+ of 255/,
+  );
+  assert.deepEqual(codes({ pixels: pixels.map((v) => Math.round(64 + v * 0.8)), size: 64 }), [], '80% is still read');
   const noise = Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * 7919 + (i >> 3) * 104729) % 251);
   assert.ok(codes({ pixels: noise, size: 64 }).includes('NOISE'));
   assert.deepEqual(codes({ pixels, size: 64, colourFraction: 0.4 }), ['COLOUR']);
