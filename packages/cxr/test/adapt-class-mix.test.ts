@@ -167,7 +167,8 @@ test('--prior moves the thresholds to the share the adaptation settled on, or wa
       lines.some((l) =>
         // The site has fewer pneumonia films than calibration assumed (shift < 0): the thresholds go up.
         new RegExp(
-          `% on the site, the share the batch-norm adaptation settled on .*: thresholds moved ${shift < 0 ? 'up' : 'down'} by`,
+          '% on the site, the share the batch-norm adaptation settled on .*: ' +
+            `thresholds moved ${shift < 0 ? 'up' : 'down'} by`,
         ).test(l),
       ),
       lines.join('\n'),
