@@ -11,6 +11,7 @@ import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import type { TtaView } from '../src/models/tta_views';
+import sharp from 'sharp';
 
 export const DATA = '/work/shared/data';
 const SHARED = fs.existsSync(DATA) ? DATA : path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
@@ -89,6 +90,15 @@ export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 
 }
 
 /** A multipart/form-data body with one file part. */
+/** A radiograph-like gradient PNG: decodes and predicts like an upload, without needing the data set. */
+export function gradientFilm(): Promise<Buffer> {
+  const px = Buffer.alloc(256 * 200);
+  for (let i = 0; i < px.length; i++) px[i] = ((i % 256) + Math.floor(i / 256)) & 0xff;
+  return sharp(px, { raw: { width: 256, height: 200, channels: 1 } })
+    .png()
+    .toBuffer();
+}
+
 export function multipartBody(
   field: string,
   filename: string,

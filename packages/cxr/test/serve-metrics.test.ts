@@ -5,7 +5,6 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
@@ -16,7 +15,7 @@ import { silentLogger } from '../src/log';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { OOD_FORMAT } from '../src/explain/ood_model';
 import { weightsDigest } from '../src/explain/ood';
-import { loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
 import { type Family, parseMetrics, metricValue } from './prometheus-text';
 
 let dir: string;
@@ -26,12 +25,7 @@ let film: Buffer;
 before(async () => {
   dir = tempDir('serve-metrics');
   await makeTinyModel(path.join(dir, 'model'));
-  // A radiograph-like gradient: decodes and predicts like an upload, without needing the data set.
-  const px = Buffer.alloc(256 * 200);
-  for (let i = 0; i < px.length; i++) px[i] = ((i % 256) + Math.floor(i / 256)) & 0xff;
-  film = await sharp(px, { raw: { width: 256, height: 200, channels: 1 } })
-    .png()
-    .toBuffer();
+  film = await gradientFilm();
 });
 
 after(async () => {

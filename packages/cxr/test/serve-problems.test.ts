@@ -8,10 +8,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import sharp from 'sharp';
 import { silentLogger } from '../src/log';
 import { type RunningServer, startServer } from '../src/serve/server';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { gradientFilm, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 
 let dir: string;
 let server: RunningServer;
@@ -27,11 +26,7 @@ before(async () => {
     loadPredictor: () => loadPredictor(modelDir),
     log: silentLogger(),
   });
-  const px = Buffer.alloc(256 * 200);
-  for (let i = 0; i < px.length; i++) px[i] = ((i % 256) + Math.floor(i / 256)) & 0xff;
-  film = await sharp(px, { raw: { width: 256, height: 200, channels: 1 } })
-    .png()
-    .toBuffer();
+  film = await gradientFilm();
 });
 
 after(async () => {
