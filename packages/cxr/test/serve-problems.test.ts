@@ -141,3 +141,30 @@ test('a request that arrives while the server shuts down: 503 BUSY problem with 
   assert.match(answer, /^content-type: application\/problem\+json/im);
   assert.match(answer, /"code":"BUSY"/);
 });
+
+test('after answering a malformed request the server drops the connection, so close() does not wait on it', async () => {
+  const own = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'malformed.db'),
+    loadPredictor: () => loadPredictor(path.join(dir, 'model')),
+    log: silentLogger(),
+  });
+  const { port } = new URL(own.url);
+  // A client that never closes its side: the connection lasts only as long as the server keeps it.
+  const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+  let answer = '';
+  socket.on('data', (d) => {
+    answer += d;
+  });
+  const answered = new Promise<void>((resolve) => socket.on('end', () => resolve()));
+  socket.write('NOT HTTP AT ALL\r\n\r\n');
+  await answered;
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  const closed = await Promise.race([
+    own.close().then(() => true),
+    new Promise((r) => setTimeout(() => r(false), 3000)),
+  ]);
+  socket.destroy();
+  assert.equal(closed, true, 'close() still waits on the answered connection after 3 s');
+});

@@ -112,8 +112,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : err.message,
         ),
       ),
+    // Answered, then closed: a half-open socket would outlive the request timeout and hold close() up.
+    // A socket already sending a response (a bad request pipelined behind it) is only closed.
     clientErrorHandler: (err, socket) => {
-      if (socket.writable) socket.end(clientErrorResponse(err as { code?: string }));
+      const sending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+      if (socket.writable && !sending)
+        socket.end(clientErrorResponse(err as { code?: string }), () => socket.destroy());
       else socket.destroy();
     },
     // A misspelt filter must be an error, not silently dropped (fastify's default removes it).

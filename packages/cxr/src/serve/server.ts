@@ -83,12 +83,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const n = await opened.pruneImages(retentionCutoff(opts.retainImagesMs));
       if (n) log.info({ pruned: n }, `removed the images of ${n} prediction(s) older than the retention`);
     };
-    await prune();
-    // A failed hourly prune (a shared database briefly away) is said and retried next hour, not fatal.
-    const pruner = setInterval(
-      () => prune().catch((e: unknown) => log.error({ err: e }, `pruning images failed: ${(e as Error).message}`)),
-      3_600_000,
-    );
+    // A failed prune (a shared database briefly away, another program holding the SQLite lock past the
+    // server's short wait) is said and retried the next hour, not fatal: at start-up either.
+    const pruneOrSay = () =>
+      prune().catch((e: unknown) => log.error({ err: e }, `pruning images failed: ${(e as Error).message}`));
+    await pruneOrSay();
+    const pruner = setInterval(pruneOrSay, 3_600_000);
     pruner.unref();
     const opening = opts.openJobs?.(predictor);
     jobs = opening && boundedJobs(opening);
