@@ -275,5 +275,9 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
   };
   assert.equal(ens.out, ensOut);
   assert.ok(fs.existsSync(path.join(ensOut, 'cxr.json')));
+  // The ensemble's validation split is its members' (trained on 20 films per class), found again from cxr.json.
+  const ensVal = cxr('evaluate', '--model', ensOut, '--data', CHEST_XRAY, '--split', 'validation', '--json');
+  assert.equal(ensVal.code, 0, ensVal.stderr);
+  assert.equal((JSON.parse(ensVal.stdout) as { n: number }).n, cal.metrics.n);
   assert.ok(ens.operatingPoints.balanced.threshold > 0);
 });

@@ -109,7 +109,7 @@ export function recordedSplit(meta: {
   return {
     valFraction: num(meta.data.valFraction) ?? num(meta.recipe.valFraction),
     seed: num(meta.data.splitSeed) ?? num(meta.recipe.seed),
-    limitPerClass: num(meta.recipe.limitPerClass) ?? 0,
+    limitPerClass: num(meta.data.limitPerClass) ?? num(meta.recipe.limitPerClass) ?? 0,
     valSplit: meta.data.valSplit === 'block' ? 'block' : 'random',
   };
 }
@@ -136,6 +136,8 @@ export async function loadTrainVal(
       fingerprint,
       valFraction: opts.valFraction,
       splitSeed: opts.seed,
+      // Recorded with the split: a model combined from members (no recipe of its own) still knows it.
+      limitPerClass: opts.limitPerClass,
       valSplit: opts.valSplit ?? 'random',
       trainPatients: new Set(train.patients).size,
       valPatients: new Set(val.patients).size,

@@ -249,7 +249,8 @@ export function combinedMeta(
       tta: first.tta,
       members: o.members,
       recipe: {},
-      data: { ...first.data, root },
+      // The members' subset limit too: the ensemble has no recipe that would say it.
+      data: { ...first.data, root, limitPerClass: recordedSplit(first).limitPerClass },
       validation: { ...c.metrics },
       ensemble: o.record,
       createdAt,
