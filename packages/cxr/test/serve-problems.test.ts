@@ -142,7 +142,7 @@ test('a request that arrives while the server shuts down: 503 BUSY problem with 
   assert.match(answer, /"code":"BUSY"/);
 });
 
-test('after answering a malformed request the server drops the connection, so close() does not wait on it', async () => {
+test('a malformed request is answered and its connection dropped: close() does not wait on it', async () => {
   const own = await startServer({
     host: '127.0.0.1',
     port: 0,
