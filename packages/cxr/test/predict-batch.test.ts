@@ -136,6 +136,23 @@ test('heat maps of films with one base name: named after their paths, the same w
   );
 });
 
+test("a second run into the same --heatmaps folder never writes over the first run's maps", () => {
+  // Two exports that both hold IM-0001 (here: y/film.jpeg and x/film.jpeg, named alone, both 'film.jpeg').
+  const coll = path.join(root, 'coll');
+  const heat = path.join(root, 'heat-twice');
+  const first = cxr('predict', path.join(coll, 'x', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
+  assert.equal(first.code, 0, first.stderr);
+  const [a] = JSON.parse(first.stdout) as Array<{ heatmap: string }>;
+  assert.equal(path.basename(a.heatmap), 'film.jpeg.heatmap.png');
+  const kept = fs.readFileSync(a.heatmap);
+  const second = cxr('predict', path.join(coll, 'y', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
+  assert.equal(second.code, 0, second.stderr);
+  const [b] = JSON.parse(second.stdout) as Array<{ heatmap: string }>;
+  assert.match(path.basename(b.heatmap), /^film\.jpeg-[0-9a-f]{8}\.heatmap\.png$/);
+  assert.ok(fs.readFileSync(a.heatmap).equals(kept), "the first run's map is untouched");
+  assert.ok(!fs.readFileSync(b.heatmap).equals(kept), "the second map is the other film's");
+});
+
 test('-r reads each real folder once: a link loop is passed over with a note, the batch goes on', () => {
   const loop = path.join(root, 'loop');
   fs.mkdirSync(path.join(loop, 'sub'), { recursive: true });

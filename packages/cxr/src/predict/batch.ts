@@ -3,7 +3,7 @@
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
 import { verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
-import { createHash } from 'node:crypto';
+import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -210,29 +210,7 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
   return collectInputs(paths, recursive).jobs;
 }
 
-const shortHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
-
-/**
- * Each job's heat map file name ('' if missing), from the job alone, never from the order files finish in:
- * a CSV kept from an earlier run must still point at its own film's map. PACS exports repeat IM-0001.dcm in
- * every study, so the name is the path inside the folder named, '/' as '__', extension kept. The same file
- * named twice shares its map; another file under a taken name (also in another case) gets its path's hash.
- */
-export function heatmapNames(jobs: readonly BatchJob[]): string[] {
-  const owners = new Map<string, string>();
-  return jobs.map((job) => {
-    if (job.missing) return '';
-    const file = path.resolve(job.file);
-    let stem = (job.name ?? path.basename(job.file)).replace(/[\\/]+/g, '__') || 'image';
-    // A deep path could pass the 255-byte limit of a file name: keep its end, made unique by a hash.
-    if (Buffer.byteLength(stem) > 200) stem = `${shortHash(stem)}-${stem.slice(-50)}`;
-    let name = `${stem}.heatmap.png`;
-    const owner = owners.get(name.toLowerCase());
-    if (owner !== undefined && owner !== file) name = `${stem}-${shortHash(file)}.heatmap.png`;
-    if (!owners.has(name.toLowerCase())) owners.set(name.toLowerCase(), file);
-    return name;
-  });
-}
+export { heatmapNames } from './heatmap_files';
 
 const CSV_COLUMNS = [
   'file',
@@ -328,6 +306,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     });
     const rows: (BatchRow | undefined)[] = new Array(jobs.length);
     const heatmapFiles = heatmapNames(jobs);
+    const maps = o.heatmapDir ? new HeatmapWriter(o.heatmapDir) : null;
 
     const predictOne = async (file: string, i: number): Promise<BatchRow> => {
       const done = await predictFile(predictor, file, {
@@ -344,10 +323,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         done.latencyMs,
       );
       let heatmap: string | null = null;
-      if (r.heatmapPng) {
-        heatmap = path.join(o.heatmapDir!, heatmapFiles[i]);
-        fs.writeFileSync(heatmap, r.heatmapPng);
-      }
+      if (r.heatmapPng && maps) heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
       return {
         file,
         probability: r.probability,
