@@ -89,7 +89,6 @@ export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 
   return Predictor.load(dir, { oodPolicy });
 }
 
-/** A multipart/form-data body with one file part. */
 /** A radiograph-like gradient PNG: decodes and predicts like an upload, without needing the data set. */
 export function gradientFilm(): Promise<Buffer> {
   const px = Buffer.alloc(256 * 200);
@@ -99,6 +98,7 @@ export function gradientFilm(): Promise<Buffer> {
     .toBuffer();
 }
 
+/** A multipart/form-data body with one file part. */
 export function multipartBody(
   field: string,
   filename: string,

@@ -37,7 +37,6 @@ const CSV_COLUMNS = [
   'created_at',
   'id',
   'label',
-  'verdict',
   'probability',
   'operating_point',
   'threshold',
@@ -49,6 +48,8 @@ const CSV_COLUMNS = [
   'requested_by',
   'latency_ms',
   'warnings',
+  // Last: added with schema v4, after the columns scripts may read by position.
+  'verdict',
 ];
 
 function csvRow(r: AuditRecord): string {
@@ -56,7 +57,6 @@ function csvRow(r: AuditRecord): string {
     r.createdAt,
     r.id,
     r.label,
-    r.verdict?.status ?? '',
     r.probability,
     r.operatingPoint,
     r.threshold,
@@ -68,6 +68,7 @@ function csvRow(r: AuditRecord): string {
     r.requestedBy,
     Math.round(r.latencyMs),
     r.warnings.join('; '),
+    r.verdict?.status ?? '',
   ]);
 }
 

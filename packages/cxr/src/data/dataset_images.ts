@@ -160,20 +160,16 @@ export function splitFingerprint(train: readonly string[], val: readonly string[
  */
 export async function filesFingerprint(train: readonly ImageRecord[], val: readonly ImageRecord[]): Promise<string> {
   const digest = async (records: readonly ImageRecord[]) => {
-    const out: string[] = new Array(records.length);
+    const out: string[] = [];
     for (let i = 0; i < records.length; i += 32) {
-      const chunk = records.slice(i, i + 32);
       const hashes = await Promise.all(
-        chunk.map(async (r) =>
-          crypto
-            .createHash('sha256')
-            .update(await fs.promises.readFile(r.path))
-            .digest('hex'),
-        ),
+        records.slice(i, i + 32).map(async (r) => {
+          // A file that cannot be read is left out, as a loaded set leaves it out.
+          const bytes = await fs.promises.readFile(r.path).catch(() => null);
+          return bytes && crypto.createHash('sha256').update(bytes).digest('hex');
+        }),
       );
-      hashes.forEach((h, k) => {
-        out[i + k] = h;
-      });
+      for (const h of hashes) if (h) out.push(h);
     }
     return out;
   };

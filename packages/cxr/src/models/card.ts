@@ -119,16 +119,16 @@ function recipeSection(meta: ModelMeta): string {
   ].join('\n');
 }
 
-/** Where `cxr adapt --prior` took the site's share from, as the card and the log say it. */
 /**
  * How the thresholds moved, in words: a score shift of `logitShift` moves every threshold the other
  * way (a site with fewer pneumonia films raises them), e.g. "up by 1.400 in log-odds".
  */
 export function thresholdMove(logitShift: number): string {
-  if (logitShift === 0) return 'unchanged';
+  if (Math.abs(logitShift) < 0.0005) return 'unchanged (within 0.001 in log-odds)';
   return `${logitShift < 0 ? 'up' : 'down'} by ${Math.abs(logitShift).toFixed(3)} in log-odds`;
 }
 
+/** Where `cxr adapt --prior` took the site's share from, as the card and the log say it. */
 export const PRIOR_WORDS: Record<(typeof PRIOR_SOURCES)[number], string> = {
   'class-mix': 'the share the batch-norm adaptation settled on (or was given)',
   'confusion-matrix': "the share the adapted model calls PNEUMONIA, corrected by the threshold's validation figures",
