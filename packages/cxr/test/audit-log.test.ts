@@ -277,6 +277,8 @@ function describeBackend(b: AuditBackend): void {
       assert.match(text, /^6 prediction\(s\) in .*newest 3/);
       assert.equal(text.trim().split('\n').length, 4);
       assert.match(text, / by alice/, 'the token name that asked');
+      // record(3) predates verdicts and has warnings: read as the page reads it (not assessed, no number).
+      assert.match(text, new RegExp(`${record(3).id}  cannot assess +screening`));
       const json = cli('history', '--db', target, '--json', '--label', 'NORMAL')
         .trim()
         .split('\n')

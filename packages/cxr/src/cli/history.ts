@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { csvLine } from '../report/csv';
 import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
+import { statusOf } from '../predict/verdict';
 
 const Options = z.object({
   db: z.string().min(1).optional(),
@@ -23,8 +24,9 @@ function line(r: AuditRecord): string {
   const when = r.createdAt.replace('T', ' ').slice(0, 19);
   const prob = `${(r.probability * 100).toFixed(1).padStart(5)}%`;
   // As the page shows it: an image that could not be assessed has no finding and no number.
-  const finding = r.verdict?.status === 'cannot-assess' ? 'cannot assess'.padEnd(16) : `${r.label.padEnd(9)} ${prob}`;
-  const outside = r.verdict?.status === 'outside-population' ? '  (outside the intended population)' : '';
+  const status = statusOf(r);
+  const finding = status === 'cannot-assess' ? 'cannot assess'.padEnd(16) : `${r.label.padEnd(9)} ${prob}`;
+  const outside = status === 'outside-population' ? '  (outside the intended population)' : '';
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
   return (
     `${when}  ${r.id}  ${finding}  ${r.operatingPoint.padEnd(9)} ` +

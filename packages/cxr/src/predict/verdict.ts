@@ -133,6 +133,15 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
 }
 
 /**
+ * The status of an answer as a reader is shown it: its verdict, or, for an answer without one (a row
+ * logged before schema v4 of the audit log, an older server), "cannot assess" when it carries warnings.
+ * One rule for the page's Analyze and History views and for `cxr history`.
+ */
+export function statusOf(r: { verdict?: { status: VerdictStatus }; warnings: readonly string[] }): VerdictStatus {
+  return r.verdict?.status ?? (r.warnings.length ? 'cannot-assess' : 'assessed');
+}
+
+/**
  * The headline shown for a result: a decision aid's wording, never a diagnosis ("no signs of
  * pneumonia detected", not "no pneumonia"), and no finding at all when the image cannot be assessed.
  */

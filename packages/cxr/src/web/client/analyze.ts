@@ -1,6 +1,6 @@
 // The Analyze view: files in, one result card per file. Cards re-threshold on the client with
 // the model's operating points (label = PNEUMONIA when probability >= threshold, as the server).
-import { type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
+import { statusOf, type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
 import * as api from './api';
 import { $, distinctOperatingPoints, el, isDicom, percent } from './dom';
 import { predictLocally, preloadLocalModel } from './local_model';
@@ -153,7 +153,7 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
     `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
   // A server without verdicts (older version): its warnings still mean the image is not assessed.
-  const verdict: Verdict = p.verdict ?? { status: p.warnings.length ? 'cannot-assess' : 'assessed', reasons: [] };
+  const verdict: Verdict = p.verdict ?? { status: statusOf(p), reasons: [] };
   fillResult(
     card,
     info,

@@ -1,6 +1,6 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
-import { verdictHeadline } from '../../predict/verdict';
+import { statusOf, verdictHeadline } from '../../predict/verdict';
 import { $, el, percent } from './dom';
 
 const PAGE_SIZE = 25;
@@ -49,13 +49,9 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
   return a;
 }
 
-/**
- * The row's finding as the Analyze view showed it: no finding and no number for an image that could
- * not be assessed. A row logged before verdicts were kept follows the Analyze view's rule for a
- * server without verdicts (warnings mean not assessed).
- */
+/** The row's finding as the Analyze view showed it: none, and no number, for an image that could not be assessed. */
 function finding(p: api.Prediction): [HTMLElement, string] {
-  const status = p.verdict?.status ?? (p.warnings.length ? 'cannot-assess' : 'assessed');
+  const status = statusOf(p);
   if (status === 'cannot-assess') {
     return [el('span', { className: 'tag cannot-assess', textContent: 'Cannot assess' }), '—'];
   }
