@@ -15,6 +15,7 @@ import {
   jobIdFor,
   JOB_ID_PATTERN,
   type JobData,
+  letGoOfFailed,
   loadRedisUrl,
   openQueue,
   parseJobData,
@@ -211,4 +212,27 @@ test('uploads held in Redis: stored once, capped, dropped when the last job that
   assert.equal(await store.totalBytes(), 0);
   assert.equal(await store.get(sa), null);
   assert.equal(await store.put(sb, Buffer.alloc(600, 2), 'job-b'), 'stored', 'room again');
+  assert.equal(await store.release(sb, 'job-b'), 'dropped');
+});
+
+test('a failed upload job lets go of its film once it will not run again; a retry keeps it', {
+  skip: skip ?? false,
+}, async () => {
+  const store = new UploadStore((queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL)).client, 10_000);
+  const sha = 'c'.repeat(64);
+  const data = job({ source: { kind: 'upload', sha256: sha, name: 'film.png' }, resultKey: `sha256:${sha}` });
+  const failed = (attemptsMade: number) => ({ id: 'job-up', data, attemptsMade, opts: { attempts: 3 } });
+  assert.equal(await store.put(sha, Buffer.alloc(100, 3), 'job-up'), 'stored');
+  const transient = new Error('the audit log did not answer');
+  assert.equal(await letGoOfFailed(store, failed(1), transient), false, 'two attempts left');
+  assert.ok(await store.get(sha), 'held for the retry');
+  assert.equal(await letGoOfFailed(store, failed(3), transient), true, 'out of attempts');
+  assert.equal(await store.get(sha), null);
+  assert.equal(await store.totalBytes(), 0);
+  // Unrecoverable at the first attempt: let go at once. A file job has no film to let go.
+  assert.equal(await store.put(sha, Buffer.alloc(100, 3), 'job-up'), 'stored');
+  const unrecoverable = Object.assign(new Error('not an image'), { name: 'UnrecoverableError' });
+  assert.equal(await letGoOfFailed(store, failed(1), unrecoverable), true);
+  assert.equal(await store.get(sha), null);
+  assert.equal(await letGoOfFailed(store, { ...failed(3), data: job() }, transient), false);
 });

@@ -13,7 +13,14 @@ export {
   resultKeyOf,
   type JobData,
 } from './job';
-export { type JobContext, type JobResult, processJob, type ResultStore } from './process';
+export {
+  type FailedJob,
+  type JobContext,
+  type JobResult,
+  letGoOfFailed,
+  processJob,
+  type ResultStore,
+} from './process';
 export {
   countOutcome,
   emptyCounts,

@@ -137,6 +137,33 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(record, prediction.verdict) };
 }
 
+/** What `letGoOfFailed` reads of a BullMQ job. */
+export interface FailedJob {
+  id?: string;
+  data: unknown;
+  attemptsMade: number;
+  opts: { attempts?: number };
+}
+
+/**
+ * A failed job that will not run again (unrecoverable, or out of attempts) lets go of its uploaded
+ * film, as a finished one does; otherwise its bytes would stay in Redis for good and fill the upload
+ * cap. Another job for the same film keeps it. True when the film was let go.
+ */
+export async function letGoOfFailed(uploads: UploadStore, job: FailedJob, err: Error): Promise<boolean> {
+  const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+  if (!final || !job.id) return false;
+  let data: JobData;
+  try {
+    data = parseJobData(job.data);
+  } catch {
+    return false;
+  }
+  if (data.source.kind !== 'upload') return false;
+  await uploads.release(data.source.sha256, job.id);
+  return true;
+}
+
 async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): Promise<JobResult> {
   if (!ctx.orthanc) {
     throw new UnrecoverableError(

@@ -5,7 +5,7 @@
 import { Worker } from 'bullmq';
 import { redisConnection } from './connection';
 import { queueNameFor } from './job';
-import { type JobContext, type JobResult, processJob } from './process';
+import { type JobContext, type JobResult, letGoOfFailed, processJob } from './process';
 
 export interface WorkerOptions {
   redisUrl: string;
@@ -45,7 +45,14 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       autorun: false,
     },
   );
-  worker.on('failed', (job, err) => ctx.log(`job ${job?.id ?? '?'}: failed: ${err.message}`));
+  worker.on('failed', (job, err) => {
+    ctx.log(`job ${job?.id ?? '?'}: failed: ${err.message}`);
+    if (job) {
+      letGoOfFailed(ctx.uploads, job, err).catch((e: unknown) =>
+        ctx.log(`job ${job.id}: its uploaded film could not be let go: ${(e as Error).message}`),
+      );
+    }
+  });
   worker.on('stalled', (id) => ctx.log(`job ${id}: its worker stopped answering; queued again`));
   worker.on('error', (err) => ctx.log(`queue error: ${err.message}`));
   await worker.waitUntilReady();
