@@ -19,17 +19,10 @@ let film: Buffer;
 
 before(async () => {
   dir = tempDir('serve-problems');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'));
+  await makeTinyModel(path.join(dir, 'model'));
   // With the page, as `cxr serve` runs: its static files answer the paths no route takes.
   await buildWeb();
-  server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'audit.db'),
-    webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(modelDir),
-    log: silentLogger(),
-  });
+  server = await serveOn('audit.db', STATIC_DIR);
   film = await gradientFilm();
 });
 
@@ -37,6 +30,18 @@ after(async () => {
   await server?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** A server of the tiny model on a free port, its audit log `db` in the test folder. */
+function serveOn(db: string, webDir?: string): Promise<RunningServer> {
+  return startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, db),
+    webDir,
+    loadPredictor: () => loadPredictor(path.join(dir, 'model')),
+    log: silentLogger(),
+  });
+}
 
 /** Sends raw bytes and reads the whole answer (the server closes the connection after it). */
 function raw(request: string): Promise<string> {
@@ -119,13 +124,7 @@ test('an audit log locked by another program: 503 BUSY after a short wait; healt
 test('a request that arrives while the server shuts down: 503 BUSY problem with Retry-After', async () => {
   // Its own server. A request whose headers are still arriving when close() begins is answered
   // once they are complete: by then the server is shutting down.
-  const closing = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'closing.db'),
-    loadPredictor: () => loadPredictor(path.join(dir, 'model')),
-    log: silentLogger(),
-  });
+  const closing = await serveOn('closing.db');
   const { port } = new URL(closing.url);
   const socket = net.connect(Number(port), '127.0.0.1');
   await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
@@ -151,13 +150,7 @@ test('a request that arrives while the server shuts down: 503 BUSY problem with 
 });
 
 test('a malformed request is answered and its connection dropped: close() does not wait on it', async () => {
-  const own = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'malformed.db'),
-    loadPredictor: () => loadPredictor(path.join(dir, 'model')),
-    log: silentLogger(),
-  });
+  const own = await serveOn('malformed.db');
   const { port } = new URL(own.url);
   // A client that never closes its side: the connection lasts only as long as the server keeps it.
   const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
