@@ -1,7 +1,8 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import { cacheImages } from './cache';
+import { DecodeError, readImageFile } from './decode';
+import { forEachConcurrent } from './pool';
 import { ImageRecord, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, splitByPatient, type SplitMode } from './split';
@@ -161,16 +162,19 @@ export function splitFingerprint(train: readonly string[], val: readonly string[
 export async function filesFingerprint(train: readonly ImageRecord[], val: readonly ImageRecord[]): Promise<string> {
   const digest = async (records: readonly ImageRecord[]) => {
     const out: string[] = [];
-    for (let i = 0; i < records.length; i += 32) {
-      const hashes = await Promise.all(
-        records.slice(i, i + 32).map(async (r) => {
-          // A file that cannot be read is left out, as a loaded set leaves it out.
-          const bytes = await fs.promises.readFile(r.path).catch(() => null);
-          return bytes && crypto.createHash('sha256').update(bytes).digest('hex');
-        }),
-      );
-      for (const h of hashes) if (h) out.push(h);
-    }
+    await forEachConcurrent(records, 8, async (r) => {
+      try {
+        out.push(
+          crypto
+            .createHash('sha256')
+            .update(await readImageFile(r.path))
+            .digest('hex'),
+        );
+      } catch (e) {
+        // A file that cannot be read (or is over the input limit) is left out, as the cache leaves it out.
+        if (!(e instanceof DecodeError)) throw e;
+      }
+    });
     return out;
   };
   return splitFingerprint(await digest(train), await digest(val));

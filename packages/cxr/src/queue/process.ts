@@ -118,10 +118,9 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     try {
       prediction = await ctx.predictor.predict(bytes, opts);
     } catch (e) {
-      if (!(e instanceof InputError)) throw e;
-      // Never retried, so this job lets the film go (another job for the same film keeps it).
-      await ctx.uploads.release(source.sha256, jobIdOf(data));
-      throw new UnrecoverableError(e.message);
+      // Never retried: the worker's 'failed' handler lets the film go (letGoOfFailed).
+      if (e instanceof InputError) throw new UnrecoverableError(e.message);
+      throw e;
     }
     latencyMs = performance.now() - started;
   } else throw new Error('filmJob: not a film');

@@ -1,6 +1,5 @@
 // `cxr train` end to end: data -> patient split -> cache -> training loop -> report.
 import { checkShiftAugment, shiftAugmentBatch } from '../data/shift_augment';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -9,10 +8,8 @@ import { withGanImages } from '../gan/mix';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { periodWeights } from '../data/period_balance';
-import { limitPerClass, loadTrainVal, splitFingerprint, splitOf, splitRecords } from '../data/dataset_images';
+import { filesFingerprint, limitPerClass, loadTrainVal, splitOf, splitRecords } from '../data/dataset_images';
 import { CLASS_NAMES, type ImageRecord } from '../data/dataset';
-import { DecodeError, readImageFile } from '../data/decode';
-import { forEachConcurrent } from '../data/pool';
 import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
@@ -252,7 +249,7 @@ function checkRecipe(recipe: Recipe): void {
 /**
  * The patient split the recipe trains on, from the file list alone (nothing decoded): both sides must hold
  * both classes, or the run would train every epoch and only then fail to choose its operating points.
- * Its fingerprint is data/dataset_images.ts's splitFingerprint, which differs from a loaded split's only
+ * Its fingerprint is data/dataset_images.ts's filesFingerprint, which differs from a loaded split's only
  * where a file reads but does not decode.
  */
 async function checkData(root: string, recipe: Recipe): Promise<Omit<RunData, 'root'>> {
@@ -276,23 +273,6 @@ async function checkData(root: string, recipe: Recipe): Promise<Omit<RunData, 'r
           '(--limit-per-class) or another validation fraction',
       );
   }
-  const hashes = async (rs: readonly ImageRecord[]) => {
-    const out: string[] = [];
-    await forEachConcurrent(rs, 8, async (r) => {
-      try {
-        out.push(
-          crypto
-            .createHash('sha256')
-            .update(await readImageFile(r.path))
-            .digest('hex'),
-        );
-      } catch (e) {
-        // The cache skips a file it cannot read in the same way (data/cache.ts).
-        if (!(e instanceof DecodeError)) throw e;
-      }
-    });
-    return out.sort();
-  };
-  const [train, val] = [await hashes(split.train), await hashes(split.val)];
-  return { fingerprint: splitFingerprint(train, val), train: split.train.length, validation: split.val.length };
+  const fingerprint = await filesFingerprint(split.train, split.val);
+  return { fingerprint, train: split.train.length, validation: split.val.length };
 }
