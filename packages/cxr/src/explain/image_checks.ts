@@ -31,9 +31,9 @@ const INVERTED_BELOW = 0;
 const ROUGHNESS_ABOVE = 0.5;
 const BLANK_STD_BELOW = 6;
 // The gray levels from the 1st to the 99th percentile span at least 85 of 255 on every one of the
-// 5,232 films of train/ and val/ at 160 px (at least 102 on all but three, all pneumonia films).
-// Squeezed below that (a film washed out or nearly black), NORMAL films score as PNEUMONIA with
-// confidence (0.86 at a span of 65) and nothing else flags them: such a film cannot be read, rather
+// 5,232 films of train/ and val/ at 160 px (at least 102 on all but three, all pneumonia films;
+// scripts/level-spans.js). Squeezed below that (a film washed out or nearly black), NORMAL films can
+// score as PNEUMONIA with confidence and nothing else flags them: such a film cannot be read, rather
 // than read wrongly. The bound leaves room for a mild contrast loss on the flattest real film.
 const LEVEL_SPAN_BELOW = 70;
 const COLOUR_FRACTION_ABOVE = 0.05;
