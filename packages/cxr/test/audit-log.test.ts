@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { type AuditRecord, openAuditStore, SCHEMA_VERSION } from '../src/serve/audit';
+import { VERDICT_STATUSES } from '../src/predict/prediction_schema';
+import { statusOf } from '../src/predict/verdict';
 import { MIGRATIONS, POSTGRES, SQLITE } from '../src/serve/audit_migrations';
 import { parseRetention, retentionCutoff } from '../src/serve/retention';
 import { type AuditBackend, postgresBackend, sqliteBackend } from './audit-backends';
@@ -121,16 +123,51 @@ function describeBackend(b: AuditBackend): void {
         [0.9, 0.8, 0.7, 0.6],
       );
       assert.equal((await a.list({ limit: 4, page: 3 })).items.length, 2);
-      assert.equal((await a.list({ label: 'PNEUMONIA' })).total, 5);
+      // Rows 6 and 9 are PNEUMONIA but logged without a verdict and with warnings: 'cannot assess', no finding.
+      assert.equal((await a.list({ label: 'PNEUMONIA' })).total, 3);
       assert.equal((await a.list({ operatingPoint: 'screening' })).total, 5);
       assert.equal((await a.list({ hasWarnings: true })).total, 4);
       assert.equal((await a.list({ hasWarnings: false })).total, 6);
       assert.equal((await a.list({ since: record(7).createdAt })).total, 3);
       assert.equal((await a.list({ until: record(2).createdAt })).total, 3);
       assert.equal((await a.list({ since: record(3).createdAt, until: '2026-01-01T00:05:00+00:00' })).total, 3);
-      const filtered = await a.list({ label: 'NORMAL', hasWarnings: true, limit: 1, page: 2 });
-      assert.deepEqual([filtered.total, filtered.items[0].id], [2, record(0).id]);
+      const filtered = await a.list({ label: 'NORMAL', operatingPoint: 'balanced', limit: 1, page: 2 });
+      assert.deepEqual([filtered.total, filtered.items[0].id], [2, record(2).id]);
       assert.equal(await a.image(record(1).id, 'heatmap'), null);
+      await a.close();
+    });
+
+    test('label matches findings only; verdict lists each status, old rows read as statusOf reads them', async () => {
+      const a = await openAuditStore(await b.fresh());
+      const statuses = [undefined, ...VERDICT_STATUSES];
+      const rows: AuditRecord[] = [];
+      for (let i = 0; i < 16; i++) {
+        const status = statuses[i % 4];
+        // Warnings on every other row, so that old rows (no verdict) are read both ways.
+        const r = record(i, { warnings: i % 8 < 4 ? ['a warning'] : [], verdict: status && { status, reasons: [] } });
+        if (!status) delete r.verdict;
+        rows.push(r);
+        await a.insert(r, null);
+      }
+      const ids = async (f: Parameters<typeof a.list>[0]) =>
+        (await a.list({ ...f, limit: 100 })).items.map((r) => r.id).sort();
+      const expect = (keep: (r: AuditRecord) => boolean) =>
+        rows
+          .filter(keep)
+          .map((r) => r.id)
+          .sort();
+      for (const status of VERDICT_STATUSES) {
+        const want = expect((r) => statusOf(r) === status);
+        assert.ok(want.length >= 4, status);
+        assert.deepEqual(await ids({ verdict: status }), want, status);
+      }
+      for (const label of ['NORMAL', 'PNEUMONIA']) {
+        const want = expect((r) => r.label === label && statusOf(r) !== 'cannot-assess');
+        assert.deepEqual(await ids({ label }), want, label);
+        assert.ok(!(await a.list({ label, verdict: 'cannot-assess' })).total, `${label}: no finding when not assessed`);
+        const strict = expect((r) => r.label === label && statusOf(r) === 'assessed');
+        assert.deepEqual(await ids({ label, verdict: 'assessed' }), strict, `${label}, assessed`);
+      }
       await a.close();
     });
 
@@ -279,14 +316,21 @@ function describeBackend(b: AuditBackend): void {
       assert.match(text, / by alice/, 'the token name that asked');
       // record(3) predates verdicts and has warnings: read as the page reads it (not assessed, no number).
       assert.match(text, new RegExp(`${record(3).id}  cannot assess +screening`));
-      const json = cli('history', '--db', target, '--json', '--label', 'NORMAL')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as AuditRecord);
+      const jsonIds = (...args: string[]) =>
+        cli('history', '--db', target, '--json', ...args)
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as AuditRecord).id);
+      // Rows 3 and 0 carry warnings and no verdict: 'cannot assess', so not NORMAL findings.
       assert.deepEqual(
-        json.map((r) => r.id),
-        [4, 3, 2, 1, 0].map((i) => record(i).id),
+        jsonIds('--label', 'NORMAL'),
+        [4, 2, 1].map((i) => record(i).id),
       );
+      assert.deepEqual(
+        jsonIds('--verdict', 'cannot-assess'),
+        [5, 3, 0].map((i) => record(i).id),
+      );
+      assert.throws(() => cli('history', '--db', target, '--verdict', 'maybe'), /verdict/);
       const csv = cli('history', '--db', target, '--csv').trim().split('\n');
       assert.equal(csv.length, 7);
       assert.match(csv[1], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)",$/);

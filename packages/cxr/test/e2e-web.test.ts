@@ -14,6 +14,7 @@ import { buildWeb, STATIC_DIR } from '../src/web/build';
 import { RunningServer, startServer } from '../src/serve/server';
 import { DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
 import { silentLogger } from '../src/log';
+import sharp from 'sharp';
 
 const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
@@ -288,4 +289,49 @@ test('with CXR_API_TOKEN the page asks for the token once and keeps it for the t
     await context.close();
     await secured.close();
   }
+});
+
+test('a film that cannot be assessed gets no heat map, on its card or in the history', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  // A blank film: the image checks make it 'cannot-assess', though the server still computes a heat map.
+  const blank = path.join(dir, 'blank.png');
+  fs.writeFileSync(
+    blank,
+    await sharp({ create: { width: 256, height: 256, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer(),
+  );
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.uncheck('#local-mode');
+  await page.fill('#patient-age', '');
+  await page.setInputFiles('#file-input', [blank]);
+  const card = '.result[data-verdict="cannot-assess"]';
+  await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
+  const id = (await page.getAttribute(card, 'data-prediction-id')) ?? '';
+  assert.equal((await server.audit.get(id))?.hasHeatmap, true, 'the answer has a heat map the page could draw');
+  await page.waitForFunction(
+    (sel) => (document.querySelector<HTMLImageElement>(`${sel} img.original`)?.naturalWidth ?? 0) > 0,
+    card,
+  );
+  assert.equal(await page.isVisible(`${card} img.heatmap`), false);
+  assert.equal(await page.getAttribute(`${card} img.heatmap`, 'src'), null);
+  assert.equal(await page.isVisible(`${card} .legend`), false);
+  assert.equal(await page.isVisible(`${card} .opacity`), false);
+
+  await page.goto(`${server.url}/#/history`);
+  await page.selectOption('#history-filters select[name="verdict"]', 'cannot-assess');
+  await page.click('#history-filters button[type="submit"]');
+  const row = `#prediction-${id}`;
+  await page.waitForSelector(row);
+  assert.match((await page.textContent(`${row} .finding`)) ?? '', /Cannot assess/);
+  assert.equal(await page.$$eval(`${row} a`, (links) => links.length), 0, 'no heat map link');
+  // Only rows that cannot be assessed are listed.
+  assert.deepEqual(
+    [...new Set(await page.$$eval('#history-table tbody .finding', (c) => c.map((e) => e.textContent)))],
+    ['Cannot assess'],
+  );
+  assert.deepEqual(consoleErrors, []);
 });

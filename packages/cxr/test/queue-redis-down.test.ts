@@ -3,7 +3,8 @@
 // worker asked to stop after its Redis went away waited for ever (found with a worker left running for 87
 // minutes); `cxr serve` held POST /jobs and /metrics open while Redis was away. Now the commands check Redis
 // first and say why they stop (refused, wrong password), a stopping worker exits 1 after --close-timeout (with
-// Redis up it stops at once, 0), and the server answers 503 QUEUE_UNAVAILABLE, scrapes NaN, and still exits.
+// Redis up it stops at once, 0), and the server answers 503 QUEUE_UNAVAILABLE, scrapes NaN within a second
+// (cxr_queue_available 0), and still exits.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -86,6 +87,7 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
       return fetch(`${server.url}/api/v1/jobs?heatmap=false`, { method: 'POST', body: form });
     };
     assert.equal((await post()).status, 202, server.log());
+    assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^cxr_queue_available 1$/m);
     // The start-up check's line names the server, its password hidden.
     await logSays(server, /job queue: Redis at redis:\/\/(:\*\*\*@)?127\.0\.0\.1:\d+\/\d* answers/);
     const password = new URL(own.env.CXR_REDIS_URL).password;
@@ -100,9 +102,17 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
     assert.equal(body.code, 'QUEUE_UNAVAILABLE');
     assert.match(body.detail, /the job queue \(Redis\) did not answer within 5 s; retry later/);
     assert.ok(took < 15_000, `answered after ${took} ms`);
-    const metrics = await fetch(`${server.url}/metrics`);
-    assert.equal(metrics.status, 200);
-    assert.match(await metrics.text(), /^cxr_queue_waiting Nan$/m);
+    // A scrape waits for the queue only briefly (it took the 5 s of the /jobs routes), and says it is away.
+    for (let i = 0; i < 2; i++) {
+      const s0 = Date.now();
+      const metrics = await fetch(`${server.url}/metrics`);
+      const scraped = Date.now() - s0;
+      assert.equal(metrics.status, 200);
+      const text = await metrics.text();
+      assert.ok(scraped < 2_500, `/metrics answered after ${scraped} ms`);
+      assert.match(text, /^cxr_queue_waiting Nan$/m);
+      assert.match(text, /^cxr_queue_available 0$/m);
+    }
     const direct = new FormData();
     direct.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
     const predicted = await fetch(`${server.url}/api/v1/predictions?heatmap=false`, { method: 'POST', body: direct });

@@ -5,6 +5,7 @@ import { csvLine } from '../report/csv';
 import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { statusOf } from '../predict/verdict';
+import { VERDICT_STATUSES } from '../predict/prediction_schema';
 
 const Options = z.object({
   db: z.string().min(1).optional(),
@@ -12,6 +13,7 @@ const Options = z.object({
   csv: z.boolean().optional(),
   limit: z.coerce.number().int().min(1).max(100_000),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
+  verdict: z.enum(VERDICT_STATUSES).optional(),
   // A bare date means its first moment in UTC (the log's times are UTC).
   since: z.iso
     .datetime({ offset: true })
@@ -110,7 +112,8 @@ export function register(program: Command): void {
     .option('--json', 'JSON Lines: one prediction object per line')
     .option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')")
     .option('--limit <n>', 'how many', '20')
-    .option('--label <label>', 'only NORMAL or PNEUMONIA')
+    .option('--label <label>', "only NORMAL or PNEUMONIA findings ('cannot assess' rows have none: see --verdict)")
+    .option('--verdict <status>', `only ${VERDICT_STATUSES.join(', ')} answers`)
     .option('--since <time>', 'only at or after this ISO 8601 date (2026-12-01, UTC) or time (2026-12-01T08:00:00Z)')
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
@@ -118,11 +121,12 @@ export function register(program: Command): void {
       const o = parsed.data;
       const audit = await openAuditStore(o.db ?? defaultDbPath(), { readonly: true });
       try {
-        const page = await audit.list({ limit: o.limit, label: o.label, since: o.since });
+        const filter = { label: o.label, verdict: o.verdict, since: o.since };
+        const page = await audit.list({ ...filter, limit: o.limit });
         // Page through: list() caps one page, --limit may ask for more.
         const items = [...page.items];
         for (let p = 2; items.length < Math.min(o.limit, page.total); p++) {
-          const next = (await audit.list({ limit: page.limit, page: p, label: o.label, since: o.since })).items;
+          const next = (await audit.list({ ...filter, limit: page.limit, page: p })).items;
           if (!next.length) break;
           items.push(...next.slice(0, o.limit - items.length));
         }

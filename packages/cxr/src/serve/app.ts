@@ -6,11 +6,12 @@
 import Fastify, { type FastifyBaseLogger, FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
-import { NamedToken, tokenMatcher } from './auth';
+import { NamedToken, serverTokens, tokenMatcher } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
 import { exposureCheck } from './exposure';
 import { HttpError } from './http_error';
 import { type Logger, silentLogger } from '../log';
+import { methodTable } from './methods';
 import { ServeMetrics } from './metrics';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
@@ -32,7 +33,10 @@ import { UploadBudget } from './upload';
 export interface AppOptions {
   predictor: ServePredictor;
   audit: AuditStore;
-  /** When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`. */
+  /**
+   * When set, every /api/v1 route except health and the OpenAPI document needs `Authorization: Bearer <token>`.
+   * 8-512 printable characters without spaces, as CXR_API_TOKEN (an error otherwise).
+   */
   apiToken?: string;
   /** Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". */
   tokens?: NamedToken[];
@@ -76,7 +80,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Memory follows the concurrency limit: room for the uploads being predicted and two more arriving.
   const uploads = new UploadBudget(opts.uploadBudgetBytes ?? ((opts.concurrency ?? 2) + 2) * maxUploadBytes);
   const recent = new RecentImages();
-  const tokens = [...(opts.tokens ?? []), ...(opts.apiToken ? [{ name: 'default', token: opts.apiToken }] : [])];
+  const tokens = serverTokens(opts);
   const tokenName = tokens.length ? tokenMatcher(tokens) : null;
   const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const metrics = opts.metrics ?? new ServeMetrics();
@@ -124,6 +128,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false } },
   });
 
+  // Before any route is added: it records them all.
+  const allowedMethods = methodTable(app);
   await registerSecurityHeaders(app);
   await app.register(multipart, {
     // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
@@ -136,7 +142,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     metrics.httpRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
   closeKeepAliveOnShutdown(app);
-  answerWithProblems(app, maxUploadBytes);
+  answerWithProblems(app, maxUploadBytes, allowedMethods);
 
   // The routes in the order the OpenAPI document lists them.
   await app.register(

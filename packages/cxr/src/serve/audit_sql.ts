@@ -38,6 +38,12 @@ export function bindNamed(sql: string, params: SqlParams): SqlParams {
   return out;
 }
 
+/**
+ * A row's verdict status as predict/verdict.ts `statusOf` reads it: the stored one, or, for a row
+ * logged before schema v4 kept verdicts, 'cannot-assess' when it carries warnings.
+ */
+const STATUS_SQL = "COALESCE(verdict_status, CASE WHEN warning_count > 0 THEN 'cannot-assess' ELSE 'assessed' END)";
+
 const INSERT_IMAGES =
   'INSERT INTO prediction_images (prediction_id, thumbnail_png, heatmap_png) VALUES (@id, @thumbnail, @heatmap)';
 
@@ -104,8 +110,13 @@ export class SqlAuditStore implements AuditStore {
     const where: string[] = [];
     const args: SqlParams = {};
     if (filter.label) {
-      where.push('label = @label');
+      // The label of an answer that could not be assessed is no finding (the page shows none).
+      where.push(`label = @label AND ${STATUS_SQL} <> 'cannot-assess'`);
       args.label = filter.label;
+    }
+    if (filter.verdict) {
+      where.push(`${STATUS_SQL} = @verdict`);
+      args.verdict = filter.verdict;
     }
     if (filter.operatingPoint) {
       where.push('operating_point = @op');

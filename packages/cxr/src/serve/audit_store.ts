@@ -1,6 +1,7 @@
 // The audit store's interface and the shapes it takes and gives, shared by its two
 // implementations (audit_sqlite.ts, audit_pg.ts, both through audit_sql.ts) and their callers.
 import type { AuditRecord } from '../predict/prediction_schema';
+import type { VerdictStatus } from '../predict/verdict';
 
 export interface AuditImages {
   thumbnailPng?: Buffer;
@@ -8,7 +9,10 @@ export interface AuditImages {
 }
 
 export interface HistoryFilter {
+  /** Answers with this label shown as a finding: a 'cannot-assess' answer has none, so it never matches. */
   label?: string;
+  /** Answers with this verdict status (statusOf's rule for rows logged before verdicts were kept). */
+  verdict?: VerdictStatus;
   operatingPoint?: string;
   /** ISO 8601 bounds on createdAt, inclusive. */
   since?: string;

@@ -15,6 +15,32 @@ export interface NamedToken {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits in a Bearer header
 
+/**
+ * The one rule every configured token meets, however it is given (CXR_API_TOKEN, CXR_API_TOKENS, a
+ * tokens file, or the library's apiToken and tokens options): a one-letter token is a guess away from
+ * the audit log. `what` names the token in the error, never its value.
+ */
+export function checkToken(token: unknown, what: string): string {
+  if (typeof token !== 'string' || !TOKEN.test(token))
+    throw new Error(`${what} must be 8-512 printable characters without spaces`);
+  return token;
+}
+
+/** The same rules for a list of named tokens: valid names, no name or token twice. `where(i)` names entry i. */
+export function checkNamedTokens(tokens: readonly NamedToken[], where: string | ((i: number) => string)): NamedToken[] {
+  const out: NamedToken[] = [];
+  for (const [i, { name, token }] of tokens.entries()) {
+    const at = typeof where === 'string' ? where : where(i);
+    if (typeof name !== 'string' || !NAME.test(name))
+      throw new Error(`${at}: token name '${String(name).slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
+    checkToken(token, `${at}: the token of '${name}'`);
+    if (out.some((t) => t.name === name)) throw new Error(`${at}: token name '${name}' appears twice`);
+    if (out.some((t) => t.token === token)) throw new Error(`${at}: '${name}' has the same token as another name`);
+    out.push({ name, token });
+  }
+  return out;
+}
+
 function digest(s: string): Buffer {
   return crypto.createHash('sha256').update(s, 'utf8').digest();
 }
@@ -24,26 +50,26 @@ function digest(s: string): Buffer {
  * Blank lines and `#` comments are skipped. Errors name the source and line, never the token.
  */
 export function parseTokenList(text: string, source: string): NamedToken[] {
-  const out: NamedToken[] = [];
   const entries = text.split(/\r?\n/).flatMap((line, i) => {
     const bare = line.replace(/(^|\s)#.*$/, '').trim();
     return bare ? bare.split(/[\s,]+/).map((entry) => ({ entry, line: i + 1 })) : [];
   });
-  for (const { entry, line } of entries) {
+  const parsed = entries.map(({ entry, line }) => {
     const colon = entry.indexOf(':');
     const where = `${source}${source.startsWith('CXR_') ? '' : `:${line}`}`;
     if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
-    const name = entry.slice(0, colon);
-    const token = entry.slice(colon + 1);
-    if (!NAME.test(name))
-      throw new Error(`${where}: token name '${name.slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
-    if (!TOKEN.test(token))
-      throw new Error(`${where}: the token of '${name}' must be 8-512 printable characters without spaces`);
-    if (out.some((t) => t.name === name)) throw new Error(`${where}: token name '${name}' appears twice`);
-    if (out.some((t) => t.token === token)) throw new Error(`${where}: '${name}' has the same token as another name`);
-    out.push({ name, token });
-  }
-  return out;
+    return { name: entry.slice(0, colon), token: entry.slice(colon + 1), where };
+  });
+  return checkNamedTokens(parsed, (i) => parsed[i].where);
+}
+
+/**
+ * The tokens a server is started with in code (buildApp, startServer): `tokens`, and `apiToken` as one
+ * more named "default", held to the rules the environment's tokens meet; [] = no auth.
+ */
+export function serverTokens(opts: { apiToken?: string; tokens?: readonly NamedToken[] }): NamedToken[] {
+  const single = opts.apiToken === undefined ? [] : [{ name: 'default', token: checkToken(opts.apiToken, 'apiToken') }];
+  return checkNamedTokens([...(opts.tokens ?? []), ...single], 'tokens');
 }
 
 /** The configured tokens: --tokens-file, else CXR_API_TOKENS, else CXR_API_TOKEN as "default"; [] = no auth. */
@@ -60,12 +86,7 @@ export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedTo
     return tokens;
   }
   if (env.CXR_API_TOKENS) return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
-  if (env.CXR_API_TOKEN) {
-    // The same rule as a listed token's: a one-letter token is a guess away from the audit log.
-    if (!TOKEN.test(env.CXR_API_TOKEN))
-      throw new Error('CXR_API_TOKEN must be 8-512 printable characters without spaces');
-    return [{ name: 'default', token: env.CXR_API_TOKEN }];
-  }
+  if (env.CXR_API_TOKEN) return [{ name: 'default', token: checkToken(env.CXR_API_TOKEN, 'CXR_API_TOKEN') }];
   return [];
 }
 

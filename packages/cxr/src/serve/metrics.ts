@@ -4,6 +4,7 @@
 // patterns): never an id, a file name, a token name or anything a client chooses freely, which
 // would make the series count grow without bound and could carry patient data.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { LATE, orLate } from '../deadline';
 import type { InputErrorCode } from '../predict/errors';
 import type { PredictionResult } from '../predict/prediction_schema';
 import type { DecodePoolStats } from './predictor_port';
@@ -16,6 +17,14 @@ const NOT_DECODE_FAILURES = new Set<string>(['UNKNOWN_OPERATING_POINT', 'NOT_A_C
 
 /** A decode worker crashed or ran out of memory (serve/decode_pool.ts): counted as a decode failure. */
 export const WORKER_FAILED = 'WORKER_FAILED';
+
+/** How long a scrape waits for the job queue's depth: Redis answers in milliseconds when it is there. */
+export const QUEUE_SCRAPE_WAIT_MS = 1_000;
+
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+}
 
 export type DecodeFailureReason = InputErrorCode | typeof WORKER_FAILED;
 
@@ -130,6 +139,34 @@ export class ServeMetrics {
         this.inc(stats().restarts);
       },
     });
+  }
+
+  /**
+   * The job queue's depth (cxr_queue_waiting, cxr_queue_active) and whether it answered within `waitMs`
+   * (cxr_queue_available). Redis that is down or unreachable never answers, and a scrape must not wait
+   * for it: past `waitMs` the depths are NaN (a gap in the graphs) and cxr_queue_available is 0. One
+   * read serves every gauge of a scrape, and a read still pending is reused rather than repeated, so
+   * scrapes while Redis is away do not pile up commands waiting for it.
+   */
+  watchQueue(depth: () => Promise<QueueDepth>, waitMs = QUEUE_SCRAPE_WAIT_MS): void {
+    let pending: Promise<QueueDepth | null> | null = null;
+    const read = async (): Promise<QueueDepth | null> => {
+      pending ??= depth()
+        .catch(() => null)
+        .finally(() => {
+          pending = null;
+        });
+      const r = await orLate(pending, waitMs);
+      return r === LATE ? null : r;
+    };
+    const of = (k: keyof QueueDepth) => async () => (await read())?.[k] ?? Number.NaN;
+    this.addGauge('cxr_queue_waiting', 'Jobs of this model waiting in the queue', of('waiting'));
+    this.addGauge('cxr_queue_active', 'Jobs of this model running on workers', of('active'));
+    this.addGauge(
+      'cxr_queue_available',
+      `1 when the job queue (Redis) answered this scrape within ${waitMs} ms, else 0`,
+      async () => ((await read()) ? 1 : 0),
+    );
   }
 
   /** An answered prediction: its label, operating point, verdict, OOD flag and stage timings. */

@@ -125,13 +125,30 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
   return problem(500, 'INTERNAL', 'internal error (details are in the server log)');
 }
 
-/** Every error, and every unknown path, answers as a problem document. */
-export function answerWithProblems(app: FastifyInstance, maxUploadBytes: number): void {
+/**
+ * Every error, and every unknown path, answers as a problem document. `allowed` gives the methods a
+ * path answers to (methods.ts): a known path asked with another method is 405 with `Allow`, not 404.
+ */
+export function answerWithProblems(
+  app: FastifyInstance,
+  maxUploadBytes: number,
+  allowed: (path: string) => string[] = () => [],
+): void {
   app.setErrorHandler((err: FastifyError, req, reply) => sendProblem(reply, toProblem(err, req, maxUploadBytes)));
   app.setNotFoundHandler((req, reply) => {
-    sendProblem(
-      reply,
-      problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0].slice(0, 200)}`),
-    );
+    const path = req.url.split('?')[0];
+    const allow = allowed(path);
+    if (allow.length && !allow.includes(req.method)) {
+      reply.header('Allow', allow.join(', '));
+      return sendProblem(
+        reply,
+        problem(
+          405,
+          'METHOD_NOT_ALLOWED',
+          `${req.method} is not allowed on ${path.slice(0, 200)}; use ${allow.join(', ')}`,
+        ),
+      );
+    }
+    return sendProblem(reply, problem(404, 'NOT_FOUND', `no such resource: ${req.method} ${path.slice(0, 200)}`));
   });
 }

@@ -1,7 +1,7 @@
 // JSON schemas of the v1 API. Fastify validates requests and serializes responses with them
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
-import { modelRefSchema } from '../predict/prediction_schema';
+import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
 import { STATED_AGE_RANGE } from '../predict/predictor';
 
 export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
@@ -67,7 +67,19 @@ export function historyQuery(operatingPoints: string[]) {
   return {
     type: 'object',
     properties: {
-      label: { type: 'string', enum: ['NORMAL', 'PNEUMONIA'] },
+      label: {
+        type: 'string',
+        enum: ['NORMAL', 'PNEUMONIA'],
+        description:
+          "answers with this label as a finding: 'cannot-assess' answers have none and never match (see verdict)",
+      },
+      verdict: {
+        type: 'string',
+        enum: VERDICT_STATUSES,
+        description:
+          'answers with this verdict status, e.g. cannot-assess; rows logged before verdicts were kept count as ' +
+          'cannot-assess when they carry warnings, else assessed',
+      },
       operatingPoint: {
         type: 'string',
         enum: operatingPoints,

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { type AuditStore, openAuditStore } from './audit';
 import { buildApp, AppOptions } from './app';
+import { serverTokens } from './auth';
 import { listenUrl } from './exposure';
 import { createLogger, type Logger } from '../log';
 import { settlesWithin } from '../deadline';
@@ -66,6 +67,8 @@ async function warmUpImage(): Promise<Buffer> {
 const SQLITE_LOCK_WAIT_MS = 250;
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  // Checked before the model loads: a bad token is said at once (buildApp checks it again for its own callers).
+  const tokenCount = serverTokens(opts).length;
   const log = opts.log ?? createLogger();
   const metrics = opts.metrics ?? new ServeMetrics();
   const predictor = await opts.loadPredictor();
@@ -93,11 +96,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const opening = opts.openJobs?.(predictor);
     jobs = opening && boundedJobs(opening);
     if (jobs) {
-      const depth = jobs;
-      // NaN while the queue does not answer: the scrape still answers, and the gap shows in the graphs.
-      const read = (k: 'waiting' | 'active') => async () => (await depth.depth().catch(() => null))?.[k] ?? Number.NaN;
-      metrics.addGauge('cxr_queue_waiting', 'Jobs of this model waiting in the queue', read('waiting'));
-      metrics.addGauge('cxr_queue_active', 'Jobs of this model running on workers', read('active'));
+      const queue = jobs;
+      metrics.watchQueue(() => queue.depth());
     }
     const app = await buildApp({
       ...opts,
@@ -128,7 +128,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           predictor.dispose();
         })()),
     };
-    const tokenCount = (opts.tokens?.length ?? 0) + (opts.apiToken ? 1 : 0);
     log.info(
       {
         url: address,

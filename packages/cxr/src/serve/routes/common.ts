@@ -14,6 +14,14 @@ export const API_ERRORS = {
   404: problemResponse('No such prediction, image or file'),
 };
 
+/**
+ * A prediction id as the audit log keys it. UUIDs are case-insensitive (RFC 9562) and the path schema
+ * (format uuid) also takes the `urn:uuid:` form; ids are written in lower case without it.
+ */
+export function predictionId(raw: string): string {
+  return raw.toLowerCase().replace(/^urn:uuid:/, '');
+}
+
 /** Predictions are medical results: no browser or proxy may keep a copy. */
 export function noStore(reply: FastifyReply): void {
   reply.header('Cache-Control', 'no-store');

@@ -1,10 +1,11 @@
 // Past predictions from the audit log: one page of them, one by id, and its images.
 import type { FastifyInstance } from 'fastify';
+import type { VerdictStatus } from '../../predict/verdict';
 import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
 import { historyPageSchema, historyQuery, idParams } from '../schemas';
-import { API_ERRORS, noStore, toApi } from './common';
+import { API_ERRORS, noStore, predictionId, toApi } from './common';
 
 export interface HistoryRouteOptions {
   audit: AuditStore;
@@ -17,6 +18,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
   api.get<{
     Querystring: {
       label?: string;
+      verdict?: VerdictStatus;
       operatingPoint?: string;
       since?: string;
       until?: string;
@@ -56,8 +58,9 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     },
     async (req, reply) => {
       noStore(reply);
-      const r = await audit.get(req.params.id);
-      if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${req.params.id}`);
+      const id = predictionId(req.params.id);
+      const r = await audit.get(id);
+      if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
     },
   );
@@ -81,9 +84,9 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
         },
       },
       async (req, reply) => {
-        const png =
-          (await audit.image(req.params.id, which)) ?? (which === 'heatmap' ? recent.get(req.params.id) : null);
-        if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${req.params.id}`);
+        const id = predictionId(req.params.id);
+        const png = (await audit.image(id, which)) ?? (which === 'heatmap' ? recent.get(id) : null);
+        if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${id}`);
         // A prediction's images never change; only the token holder may cache them.
         // Made from a patient's film: kept by no cache, not even the browser's (a shared ward computer).
         return reply.type('image/png').header('Cache-Control', 'no-store').send(png);

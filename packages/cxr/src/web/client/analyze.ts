@@ -161,8 +161,10 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
     p.warnings,
     meta,
   );
+  // No heat map over an image the model cannot read: its colours would invite reading them as a finding.
+  const heatmapUrl = verdict.status === 'cannot-assess' ? null : p.heatmapUrl;
   const [heat, thumb] = await Promise.all([
-    p.heatmapUrl ? api.imageUrl(p.heatmapUrl).catch(() => null) : null,
+    heatmapUrl ? api.imageUrl(heatmapUrl).catch(() => null) : null,
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
   ]);
   showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);

@@ -11,7 +11,7 @@ function query(): URLSearchParams {
   const form = $('#history-filters') as HTMLFormElement;
   const data = new FormData(form);
   const q = new URLSearchParams({ page: String(page), limit: String(PAGE_SIZE) });
-  for (const key of ['label', 'operatingPoint', 'hasWarnings']) {
+  for (const key of ['label', 'verdict', 'operatingPoint', 'hasWarnings']) {
     const v = String(data.get(key) ?? '');
     if (v) q.set(key, v);
   }
@@ -99,7 +99,8 @@ function row(p: api.Prediction): HTMLTableRowElement {
       { className: 'warnings-cell' },
       p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—',
     ),
-    el('td', {}, p.heatmapUrl ? heatmapLink(p.heatmapUrl, p.id) : '—'),
+    // As on the Analyze view: no heat map for an image that could not be assessed.
+    el('td', {}, p.heatmapUrl && statusOf(p) !== 'cannot-assess' ? heatmapLink(p.heatmapUrl, p.id) : '—'),
     el('td', { textContent: `${p.model.name} ${p.model.version}` }),
   );
 }
