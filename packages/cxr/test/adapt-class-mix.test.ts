@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
+import { givenMixWarning } from '../src/adapt/class_mix';
 import { readMeta } from '../src/models/io';
 import { initEngine } from '../src/engine';
 import { BN_REFERENCE_FORMAT, loadBnReference } from '../src/models/bn_reference';
@@ -137,6 +138,44 @@ test('a share given by the site is used as given', { skip }, async () => {
     classMix: 0.2,
   });
   assert.deepEqual({ how: r.adaptation.classMix?.how, site: r.adaptation.classMix?.site }, { how: 'given', site: 0.2 });
+  // What the films read as before adapting is recorded beside the share given.
+  assert.equal(r.adaptation.classMix?.estimates?.length, 1);
+});
+
+test('a given share far from what the films read as is adapted at, with a warning said and recorded', {
+  skip,
+}, async () => {
+  const lines: string[] = [];
+  const out = path.join(work, 'given-far');
+  // The site is about one film in eight pneumonia; 0.95 is far above whatever a trained model reads it as.
+  const r = await adaptModel({
+    modelDir: model,
+    imagesDir: site,
+    outDir: out,
+    minImages: 20,
+    classMix: 0.95,
+    log: (l) => lines.push(l),
+  });
+  assert.ok(
+    lines.some((l) => /^warning: --class-mix 0\.95 is far from/.test(l)),
+    lines.join('\n'),
+  );
+  const estimate = r.adaptation.classMix!.estimates![0];
+  assert.equal(r.adaptation.classMix?.site, 0.95);
+  assert.ok(estimate < 0.6, `the films read as ${estimate}`);
+  assert.equal(r.warnings.length, 1);
+  assert.match(r.warnings[0], /--class-mix 0\.95 is far from the \d+\.\d% pneumonia the site's \d+ films read as/);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'adaptation-report.json'), 'utf8'));
+  assert.deepEqual(report.warnings, r.warnings);
+});
+
+test("givenMixWarning: twenty points apart, and beyond the estimate's sampling error", () => {
+  assert.equal(givenMixWarning(0.3, 0.45, 500), null, 'fifteen points apart');
+  assert.match(givenMixWarning(0.2, 0.5, 500) ?? '', /pneumonia films may be pushed towards NORMAL/);
+  assert.match(givenMixWarning(0.8, 0.5, 500) ?? '', /normal films may be pushed towards PNEUMONIA/);
+  // Twenty-five points on 16 films is within twice the sampling error (about 25 points at 50%).
+  assert.equal(givenMixWarning(0.75, 0.5, 16), null);
+  assert.notEqual(givenMixWarning(0.75, 0.5, 100), null);
 });
 
 test('--prior moves the thresholds to the share the adaptation settled on, or was given', { skip }, async () => {

@@ -105,6 +105,8 @@ function dicom(opts: {
   cols?: number;
   pixels?: Buffer | null;
   encapsulated?: boolean;
+  /** NumberOfFrames (0028,0008); absent when not given. */
+  frames?: number;
 }): Buffer {
   const ts = opts.transferSyntax ?? '1.2.840.10008.1.2.1';
   const metaBody = Buffer.concat([
@@ -126,6 +128,7 @@ function dicom(opts: {
     element(0x0018, 0x0015, 'CS', 'CHEST'),
     element(0x0028, 0x0002, 'US', 1),
     element(0x0028, 0x0004, 'CS', 'MONOCHROME2'),
+    ...(opts.frames === undefined ? [] : [element(0x0028, 0x0008, 'IS', String(opts.frames))]),
     element(0x0028, 0x0010, 'US', rows),
     element(0x0028, 0x0011, 'US', cols),
     element(0x0028, 0x0100, 'US', 8),
@@ -225,6 +228,10 @@ export async function writeCorpus(dir: string, maxUploadBytes: number): Promise<
     [413, 422],
     /pixel|limit|expected/i,
   );
+  // NumberOfFrames against the pixel data: frames missing, or a multi-frame file without its count.
+  const FRAMES = /\(7FE0,0010\).*NumberOfFrames/;
+  add('frames-missing.dcm', dicom({ frames: 3, pixels: Buffer.alloc(64 * 64, 90) }), 422, FRAMES);
+  add('multiframe-without-count.dcm', dicom({ pixels: Buffer.alloc(3 * 64 * 64, 90) }), 422, FRAMES);
   add('zero-rows.dcm', dicom({ rows: 0, cols: 64, pixels: Buffer.alloc(64) }), [400, 422]);
   add(
     'huge-upload.jpeg',

@@ -77,3 +77,33 @@ test('a folder without the layout is a clear error', async () => {
     await fs.rm(tmp, { recursive: true, force: true });
   }
 });
+
+test('files in sub-folders of a class folder are not read, and a warning says how many and where', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-scan-'));
+  try {
+    for (const dir of ['train/NORMAL/sub/deeper', 'train/NORMAL/other', 'train/PNEUMONIA/.hidden', 'val/NORMAL/x'])
+      await fs.mkdir(path.join(tmp, dir), { recursive: true });
+    await fs.writeFile(path.join(tmp, 'train', 'NORMAL', 'IM-0001-0001.jpeg'), 'x');
+    await fs.writeFile(path.join(tmp, 'train', 'NORMAL', 'sub', 'a.jpeg'), 'x');
+    await fs.writeFile(path.join(tmp, 'train', 'NORMAL', 'sub', 'deeper', 'b.jpeg'), 'x');
+    await fs.writeFile(path.join(tmp, 'train', 'NORMAL', 'other', 'c.png'), 'x');
+    await fs.writeFile(path.join(tmp, 'train', 'PNEUMONIA', '.hidden', 'd.jpeg'), 'x'); // hidden: not a film
+    await fs.writeFile(path.join(tmp, 'val', 'NORMAL', 'x', '.DS_Store'), 'x');
+    const lines: string[] = [];
+    const recs = await scanDataset(tmp, { warn: (l) => lines.push(l) });
+    assert.deepEqual(
+      recs.map((r) => path.basename(r.path)),
+      ['IM-0001-0001.jpeg'],
+    );
+    assert.deepEqual(lines, [
+      `warning: ${path.join(tmp, 'train', 'NORMAL')}: skipping 3 file(s) in sub-folder(s) other/, sub/: ` +
+        'only files directly in NORMAL/ are read; move them up to use them',
+    ]);
+    // Said once per command, however often the folder is scanned (train checks its data, then loads it).
+    const again: string[] = [];
+    await scanDataset(tmp, { warn: (l) => again.push(l) });
+    assert.deepEqual(again, []);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});

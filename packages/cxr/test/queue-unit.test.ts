@@ -194,7 +194,7 @@ test('enqueue on Redis: the same film twice is one job; a finished one is done, 
 test('uploads held in Redis: stored once, capped, dropped when the last job that wants them is done', {
   skip: skip ?? false,
 }, async () => {
-  const store = new UploadStore((queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL)).client, 1000);
+  const store = new UploadStore(queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL), 1000);
   const a = Buffer.alloc(600, 1);
   const [sa, sb] = ['a'.repeat(64), 'b'.repeat(64)];
   assert.equal(await store.put(sa, a, 'job-balanced'), 'stored');
@@ -218,7 +218,7 @@ test('uploads held in Redis: stored once, capped, dropped when the last job that
 test('a failed upload job lets go of its film once it will not run again; a retry keeps it', {
   skip: skip ?? false,
 }, async () => {
-  const store = new UploadStore((queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL)).client, 10_000);
+  const store = new UploadStore(queue ?? openQueue(stack!.env.CXR_REDIS_URL, MODEL), 10_000);
   const sha = 'c'.repeat(64);
   const data = job({ source: { kind: 'upload', sha256: sha, name: 'film.png' }, resultKey: `sha256:${sha}` });
   const failed = (attemptsMade: number) => ({ id: 'job-up', data, attemptsMade, opts: { attempts: 3 } });

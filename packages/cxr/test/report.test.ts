@@ -136,13 +136,22 @@ test('writeReport copes with a partial or broken run directory', async () => {
   assert.match(html, /AUC are undefined/, 'the single-class split says why its AUC is missing');
   assert.doesNotMatch(html, /NaN/);
 
-  const empty = tmpDir('empty');
-  const r = await writeReport(empty);
+  // A run record with nothing to evaluate yet (a run's first epoch) still gets its page, saying so.
+  const started = tmpDir('started');
+  fs.writeFileSync(path.join(started, 'log.jsonl'), '');
+  const r = await writeReport(started);
   assert.deepEqual(
     r.files.map((f) => path.basename(f)),
     ['index.html'],
   );
   assert.match(r.warnings.join(), /nothing to evaluate/);
+});
+
+test('writeReport refuses a folder that holds no run record, and writes nothing there', async () => {
+  const empty = tmpDir('empty');
+  fs.mkdirSync(path.join(empty, 'metrics'));
+  await assert.rejects(writeReport(empty), /no run record here .*cxr report reads the folder of a run/);
+  assert.deepEqual(fs.readdirSync(empty), ['metrics']);
 });
 
 test('writeComparison writes Markdown and HTML with a row and a confusion matrix per experiment', async () => {

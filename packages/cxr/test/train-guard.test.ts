@@ -1,6 +1,6 @@
 // What `cxr train` refuses before it writes anything (a bad data folder or flags, one class on a side of the
-// split, a folder that already holds a run), what --resume refuses (other data, other options, a finished
-// run), and the line an interrupted run leaves on stderr.
+// split, a folder that already holds a run), what --resume refuses (a folder with no run, other data, other
+// options, a finished run), and the line an interrupted run leaves on stderr.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -75,6 +75,25 @@ test('a refused train leaves no run folder, and an existing folder as it was', (
   fs.writeFileSync(path.join(out, 'notes.txt'), 'mine\n');
   assert.equal(cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY).code, 1);
   assert.deepEqual(fs.readdirSync(out), ['notes.txt']);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('--resume on a folder with no run refuses, saying how to start one', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const missing = path.join(tmp, 'never-trained');
+  const r = cxr('train', '--data', path.join(tmp, 'nope'), '--out', missing, ...TINY, '--resume');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /never-trained: there is nothing to resume \(no such folder\); start a new run with the same/);
+  assert.equal(fs.existsSync(missing), false, 'the refused resume made the folder');
+  // A folder with files but no run (no checkpoint, no saved recipe) is refused alike, and left as it was.
+  fs.writeFileSync(path.join(tmp, 'notes.txt'), 'mine\n');
+  const empty = cxr('train', '--data', path.join(tmp, 'nope'), '--out', tmp, ...TINY, '--resume');
+  assert.equal(empty.code, 1);
+  assert.match(
+    empty.stderr,
+    /there is nothing to resume \(no run checkpoint in it\); start a new run .* without --resume/,
+  );
+  assert.deepEqual(fs.readdirSync(tmp), ['notes.txt']);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

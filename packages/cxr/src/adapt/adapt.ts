@@ -51,6 +51,8 @@ export interface AdaptResult {
   gate: { meanShift: number; flagged: number } | null;
   rejected: SiteFilms['rejected'];
   unreadable: SiteFilms['unreadable'];
+  /** What the adaptation warned about (also in adaptation-report.json). */
+  warnings: string[];
 }
 
 export class AdaptRefused extends Error {
@@ -166,7 +168,11 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       );
     }
     log(relative ? "relative AdaBN: the site's films against the model's validation films" : 'plain AdaBN');
-    const { bnLayers, classMix } = await adaptMembers(
+    const {
+      bnLayers,
+      classMix,
+      warnings = [],
+    } = await adaptMembers(
       loaded.members,
       { pixels: films.pixels, n, size: films.size },
       { reference, classMix: o.classMix ?? 'auto', meta, batchSize: o.batchSize, log },
@@ -285,6 +291,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
             adaptation,
             command: o.command ?? null,
             gate,
+            // What the adaptation warned about (a given --class-mix far from the films' estimate).
+            warnings,
             rejected: films.rejected.map((r) => ({ file: rel(r.file), reason: r.reason })),
             unreadable: films.unreadable.map((r) => ({ file: rel(r.file), reason: r.reason })),
             duplicates: films.duplicates.map((d) => ({ file: rel(d.file), of: rel(d.of) })),
@@ -301,6 +309,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       gate,
       rejected: films.rejected,
       unreadable: films.unreadable,
+      warnings,
     };
   } finally {
     for (const m of loaded.members) m.dispose();

@@ -52,6 +52,34 @@ export interface SiteFilmsPixels {
 
 type Reference = ReturnType<typeof loadBnReference>;
 
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** A given share at least this far (absolute) from the films' estimate is flagged. */
+export const MIX_MISMATCH = 0.2;
+
+/**
+ * Why a share given with --class-mix looks wrong for the films, or null. Flagged when it is at least
+ * MIX_MISMATCH from the share the films read as before adapting, and also more than twice that
+ * estimate's binomial sampling error over `n` films. Twenty points because smaller gaps are within what
+ * the estimate itself moves: an acquisition change alone raised it by twelve points (round 14, a half
+ * pneumonia site read as 62%), while a gap of this size does harm: adapting a half-pneumonia site against
+ * the validation films' 74% cost 16 points of specificity (round 13, docs/site-adaptation.md). The
+ * sampling term keeps a handful of films, whose estimate is that uncertain, from raising it.
+ */
+export function givenMixWarning(given: number, estimate: number, n: number): string | null {
+  const gap = Math.abs(given - estimate);
+  const noise = 2 * Math.sqrt((estimate * (1 - estimate)) / Math.max(1, n));
+  if (gap < MIX_MISMATCH || gap <= noise) return null;
+  const effect =
+    given > estimate
+      ? "the site's normal films may be pushed towards PNEUMONIA"
+      : "the site's pneumonia films may be pushed towards NORMAL";
+  return (
+    `--class-mix ${given} is far from the ${pct(estimate)} pneumonia the site's ${n} films read as before ` +
+    `adapting: ${effect}. Check the share, or leave --class-mix at 'auto' to estimate it`
+  );
+}
+
 /** The members' batch-norm weights (moving statistics included), to start each round from the source. */
 function snapshot(members: readonly tfl.LayersModel[]): tf.Tensor[][][] {
   return members.map((m) => bnLayers(m).map((l) => l.getWeights().map((w) => w.clone())));
@@ -97,7 +125,7 @@ export async function adaptMembers(
     batchSize?: number;
     log?: (line: string) => void;
   },
-): Promise<{ bnLayers: number; classMix: ClassMixRecord | null }> {
+): Promise<{ bnLayers: number; classMix: ClassMixRecord | null; warnings?: string[] }> {
   const log = opts.log ?? (() => {});
   const pooled = opts.reference?.members ?? null;
   const byClass = opts.reference?.members ? opts.reference.byClass : null;
@@ -123,10 +151,16 @@ export async function adaptMembers(
   }
   const mixed = (share: number) => byClass.members.map((b) => mixReference(b, share));
   if (typeof opts.classMix === 'number') {
-    log(`class mix: ${(100 * opts.classMix).toFixed(1)}% pneumonia (given)`);
+    const given = opts.classMix;
+    // One pass before adapting: what the films read as, to flag a given share far from it (givenMixWarning).
+    const first = await estimateShare(members, films, opts.meta, byClass.pneumonia, opts.batchSize);
+    log(`class mix: ${pct(given)} pneumonia (given); the films read as ${pct(first)} before adapting`);
+    const warning = givenMixWarning(given, first, films.n);
+    if (warning) log(`warning: ${warning}`);
     return {
-      bnLayers: await run(mixed(opts.classMix)),
-      classMix: { reference: byClass.pneumonia, site: opts.classMix, how: 'given' },
+      bnLayers: await run(mixed(given)),
+      classMix: { reference: byClass.pneumonia, site: given, how: 'given', estimates: [first] },
+      warnings: warning ? [warning] : [],
     };
   }
   const saved = snapshot(members);

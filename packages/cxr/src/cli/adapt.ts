@@ -9,6 +9,7 @@ import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
 import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
+import { ensureWritableDir } from './writable';
 
 function classMixArg(v: string): ClassMix {
   if (v === 'auto' || v === 'first' || v === 'reference') return v;
@@ -60,6 +61,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object (the adaptation record)')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
@@ -82,6 +84,7 @@ export function register(program: Command): void {
             version: r.meta.version,
             adaptation: r.adaptation,
             gate: r.gate,
+            warnings: r.warnings,
           }) + '\n',
         );
       } else {

@@ -16,6 +16,7 @@ import {
   enqueueInstance,
   type JobSpec,
   loadRedisUrl,
+  NotAFilmError,
   ORTHANC_AGE,
   connectQueue,
   queueDepth,
@@ -72,7 +73,7 @@ export function register(program: Command): void {
         priority: o.priority,
         ...(o.patientAge !== undefined ? { patientAge: o.patientAge } : {}),
       };
-      const counts = { ...emptyCounts(), skipped: 0, missing: 0 };
+      const counts = { ...emptyCounts(), skipped: 0, missing: 0, notFilms: 0 };
       const queue = await connectQueue(redisUrl, model.sha256);
       try {
         if (o.orthancAll) {
@@ -91,7 +92,15 @@ export function register(program: Command): void {
             if (job.missing) {
               log(`${job.file}: no such file or folder`);
               counts.missing++;
-            } else countOutcome(counts, await enqueueFile(queue, spec, job.file));
+              continue;
+            }
+            try {
+              countOutcome(counts, await enqueueFile(queue, spec, job.file));
+            } catch (e) {
+              if (!(e instanceof NotAFilmError)) throw e;
+              log(e.message);
+              counts.notFilms++;
+            }
           }
         }
         const depth = await queueDepth(queue);
@@ -102,10 +111,11 @@ export function register(program: Command): void {
               `${counts.requeued ? `, ${counts.requeued} failed before and queued again` : ''}` +
               `${counts.skipped ? `, ${counts.skipped} skipped (not chest films or not images)` : ''}` +
               `${counts.missing ? `, ${counts.missing} missing` : ''}` +
+              `${counts.notFilms ? `, ${counts.notFilms} not JPEG, PNG or DICOM` : ''}` +
               ` (queue ${queue.name}: ${depth.waiting} waiting, ${depth.active} running)\n`,
           );
         }
-        if (counts.missing) process.exitCode = 1;
+        if (counts.missing || counts.notFilms) process.exitCode = 1;
       } finally {
         await queue.close();
       }

@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { ensureWritableDir } from './writable';
 import { buildEnsemble } from '../train/ensemble';
 import { buildSoup } from '../train/soup';
 
@@ -31,6 +32,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object: the new folder, name, version, temperature and operating points')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
       const meta = await (o.soup ? buildSoup : buildEnsemble)({

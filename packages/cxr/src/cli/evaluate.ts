@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
 import { formatGroupTable, groupPattern } from '../eval/groups';
-import { runEvaluation } from './evaluate_run';
+import { type EvaluationResult, runEvaluation } from './evaluate_run';
 import { defaultModelDir } from '../paths';
 import { ensureWritableDir } from './writable';
 
@@ -60,7 +60,20 @@ export function register(program: Command): void {
           `model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}, on ${m.source}\n` +
             formatMetricsTable(m) +
             '\n' +
+            pipelineLines(m) +
             (m.groups ? `\nper group (at the same threshold):\n${formatGroupTable(m.groups)}\n` : ''),
         );
     });
+}
+
+/** What `cxr predict` and the server would say of the same films, and the metrics where they give a finding. */
+function pipelineLines(m: EvaluationResult): string {
+  const v = m.verdicts;
+  const n = v.assessed + v.cannotAssess + v.outsidePopulation;
+  const head =
+    `\nthe prediction pipeline (cxr predict, the server) would assess ${v.assessed} of ${n} films:\n` +
+    `${v.cannotAssess} "cannot assess" (not-a-chest-X-ray gate, image checks), ` +
+    `${v.outsidePopulation} outside the intended population\n`;
+  if (!m.assessedOnly || v.assessed === n) return head;
+  return `${head}on the assessed films only:\n${formatMetricsTable(m.assessedOnly)}\n`;
 }

@@ -11,6 +11,10 @@ import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { periodGrouper } from '../data/period_balance';
 import { parsePatient } from '../data/patients';
 import type { Metrics } from '../eval/metrics_schema';
+import { makeOutputDir } from '../report/make_dirs';
+import type { ImageRecord } from '../data/dataset';
+import type { VerdictStatus } from '../predict/verdict';
+import { dicomPaths, type PipelineSummary, pipelineAnswers, summarise } from './evaluate_pipeline';
 
 /**
  * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
@@ -45,9 +49,15 @@ export interface EvaluateRunOptions {
   wrote?: (file: string) => void;
 }
 
-export async function runEvaluation(
-  o: EvaluateRunOptions,
-): Promise<Metrics & { operatingPoint: string; model: Record<string, string>; source: string; groups?: GroupRow[] }> {
+export type EvaluationResult = Metrics &
+  PipelineSummary & {
+    operatingPoint: string;
+    model: Record<string, string>;
+    source: string;
+    groups?: GroupRow[];
+  };
+
+export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationResult> {
   const loaded = await loadModel(o.modelDir);
   const { meta } = loaded;
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
@@ -59,37 +69,80 @@ export async function runEvaluation(
   // `folder`: what patient-number stretches are counted over (the whole training folder for the own split).
   const { records, source, folder } = ownValidation
     ? await validationRecords(o.data, meta)
-    : await splitRecords(o.data, o.split).then((r) => ({ records: r, source: `${o.data} (${r[0].split})`, folder: r }));
+    : await splitRecords(o.data, o.split, { warn: o.warn }).then((r) => ({
+        records: r,
+        source: `${o.data} (${r[0].split})`,
+        folder: r,
+      }));
   const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
-  const set = await loadImageSet(records, split, {
-    size: meta.inputSize,
-    normalize: meta.preprocessing.normalize,
-    progress: o.progress,
-    warn: o.warn,
-  });
-  const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
-  const probs = calibrated(logits, meta.temperature, meta.logitBias);
-  const labels = Array.from(set.labels);
-  const metrics = evaluate(labels, probs, { threshold: op.threshold });
+  // The model's own split holds what training read (JPEG and PNG, train/run.ts checkData); any other folder's
+  // DICOM films are scored too, read as a prediction reads them.
+  const dicom = ownValidation ? new Set<string>() : await dicomPaths(records);
+  const images = records.filter((r) => !dicom.has(r.path));
+  const probOf = new Map<string, number>();
+  if (images.length > 0) {
+    const set = await loadImageSet(images, split, {
+      size: meta.inputSize,
+      normalize: meta.preprocessing.normalize,
+      progress: o.progress,
+      warn: o.warn,
+    });
+    const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
+    calibrated(logits, meta.temperature, meta.logitBias).forEach((p, i) => probOf.set(set.files[i], p));
+  }
   loaded.members.forEach((m) => m.dispose());
+
+  const screened = records.filter((r) => probOf.has(r.path) || dicom.has(r.path));
+  const answers = await pipelineAnswers(
+    o.modelDir,
+    screened.map((r) => r.path),
+    { operatingPoint: opName, progress: o.progress },
+  );
+  const films: { record: ImageRecord; prob: number; status: VerdictStatus }[] = [];
+  screened.forEach((record, i) => {
+    const a = answers[i];
+    // The cache's probability where it read the film: the headline metrics are what they always were.
+    const prob = probOf.get(record.path) ?? ('probability' in a ? a.probability : undefined);
+    if (prob === undefined) {
+      o.warn?.(`warning: skipping ${record.path}: ${'error' in a ? a.error : 'not read'}`);
+      return;
+    }
+    if ('error' in a) o.warn?.(`warning: the prediction pipeline cannot read ${record.path}: ${a.error}`);
+    films.push({ record, prob, status: 'status' in a ? a.status : 'cannot-assess' });
+  });
+  if (films.length === 0) throw new Error(`${o.data}: no readable images`);
+  const files = films.map((f) => f.record.path);
+  const labels = films.map((f) => f.record.label as number);
+  const probs = films.map((f) => f.prob);
+  const statuses = films.map((f) => f.status);
+  const metrics = evaluate(labels, probs, { threshold: op.threshold });
+  const pipeline = summarise(statuses, labels, probs, op.threshold);
   if (o.out) {
     const name = evaluationFileName(split);
-    fs.mkdirSync(path.join(o.out, 'predictions'), { recursive: true });
-    fs.mkdirSync(path.join(o.out, 'metrics'), { recursive: true });
+    makeOutputDir(path.join(o.out, 'predictions'), '--out');
+    makeOutputDir(path.join(o.out, 'metrics'), '--out');
     const predictionsFile = path.join(o.out, 'predictions', `${name}.json`);
     const metricsFile = path.join(o.out, 'metrics', `${name}.json`);
-    fs.writeFileSync(predictionsFile, JSON.stringify({ files: filesRelativeTo(o.data, set.files), labels, probs }));
+    const predictions = { files: filesRelativeTo(o.data, files), labels, probs, verdicts: statuses };
+    fs.writeFileSync(predictionsFile, JSON.stringify(predictions));
     fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
+    if (pipeline.assessedOnly) {
+      // A split of its own for `cxr report`: the films the pipeline assesses.
+      const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
+      fs.writeFileSync(assessedFile, JSON.stringify(pipeline.assessedOnly, null, 2) + '\n');
+      o.wrote?.(assessedFile);
+    }
   }
   return {
     ...metrics,
+    ...pipeline,
     operatingPoint: opName,
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
     source,
     ...(o.groups || o.periodGroups
-      ? { groups: metricsByGroup(set.files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
+      ? { groups: metricsByGroup(files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
       : {}),
   };
 

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { ensureWritableDir } from './writable';
 import {
   ADAPT_METHODS,
   type AdaptMethod,
@@ -58,6 +59,7 @@ export function register(program: Command): void {
     )
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const { files } = await runSeedExperiments({
         data: o.data,
@@ -91,6 +93,7 @@ export function register(program: Command): void {
     .option('--table-only', 'train and benchmark nothing: redraw the tables from the finished run folders in --out')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const { files } = await runShiftExperiments({
         tableOnly: !!o.tableOnly,

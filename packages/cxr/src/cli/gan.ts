@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { ensureWritableDir } from './writable';
 
 const int = (v: string) => {
   const n = Number(v);
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .option('--check <n>', 'samples per class for the memorisation check (0 = skip)', int, 16)
     .option('--threads <n>', 'engine threads (default: all cores)', int)
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const { QUICK } = await import('../gan/config.js');
       const { trainGan } = await import('../gan/train.js');
@@ -78,6 +80,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'noise seed', int, 1)
     .option('--size <px>', 'resize to this side (default: the GAN size)', int)
     .action(async (o) => {
+      ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine();
       const { sampleToFiles } = await import('../gan/sample.js');
       const files = await sampleToFiles({
@@ -100,6 +103,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'noise seed', int, 1)
     .option('--out <dir>', 'output folder (default: <gan-model>/memorisation)')
     .action(async (o) => {
+      ensureWritableDir(o.out ?? path.join(o.ganModel, 'memorisation'), '--out', { keep: false });
       await initEngine();
       const { loadGenerator } = await import('../gan/generator_io.js');
       const { memorisationCheck } = await import('../gan/memorisation.js');

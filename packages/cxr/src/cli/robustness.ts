@@ -5,6 +5,7 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
+import { ensureWritableDir } from './writable';
 
 const nonNegativeInt = (v: string) => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number ≥ 0');
@@ -50,6 +51,7 @@ export function register(program: Command): void {
     .option('--no-outside', 'skip the outside check')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
+      if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const { result, examples } = await runRobustness({

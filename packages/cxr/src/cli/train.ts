@@ -5,6 +5,7 @@ import { ARCH_NAMES } from '../models';
 import { TTA_VIEWS } from '../models/tta_views';
 import { Command, InvalidArgumentError, Option, type OptionValues } from 'commander';
 import { positiveInt, wholeNumber } from './args';
+import { ensureWritableDir } from './writable';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { readState } from '../train/checkpoint';
@@ -127,6 +128,10 @@ export function register(program: Command): void {
     )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
+      // Checked, not kept: a refused run leaves no folder behind.
+      ensureWritableDir(o.out, '--out', { keep: false });
+      if (o.seeds)
+        ensureWritableDir(o.membersDir ?? `${path.resolve(o.out)}-members`, '--members-dir', { keep: false });
       await initEngine(o.threads);
       const overrides = Object.fromEntries(
         Object.entries({

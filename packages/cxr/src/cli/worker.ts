@@ -82,7 +82,7 @@ export function register(program: Command): void {
         {
           predictor,
           store,
-          uploads: new UploadStore(queue.client, 0),
+          uploads: new UploadStore(queue, 0),
           orthanc,
           storeImages: o.storeImages !== false,
           log,

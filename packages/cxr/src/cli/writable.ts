@@ -2,24 +2,25 @@
 // write must be writable, or the command stops at once with a message that names it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirs, writeFailure } from '../report/make_dirs';
 import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 
-function reason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission denied';
-  if (code === 'ENOTDIR' || code === 'EEXIST') return 'a file is in the way';
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Creates `dir` if needed and proves it writable by writing and removing a probe file. */
-export function ensureWritableDir(dir: string, what: string): void {
+/**
+ * Makes `dir` if needed and proves it writable by writing and removing a probe file. With `keep`
+ * false the folders it made are removed again: a command that must leave nothing behind when it is
+ * refused later (train, adapt, ensemble) checks its --out this way before any slow work.
+ */
+export function ensureWritableDir(dir: string, what: string, opts: { keep?: boolean } = {}): void {
   const probe = path.join(dir, `.cxr-write-test-${process.pid}`);
+  let made: string[] = [];
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    made = makeDirs(dir);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
   } catch (e) {
-    throw new Error(`${what} ${dir}: cannot write there (${reason(e)})`);
+    throw new Error(`${what} ${dir}: cannot write there (${writeFailure(e)})`);
+  } finally {
+    if (opts.keep === false) for (const d of made.reverse()) fs.rmdirSync(d);
   }
 }
 
@@ -31,7 +32,7 @@ export async function openAuditStoreForWriting(target: string): Promise<AuditSto
   try {
     return await openAuditStore(target);
   } catch (e) {
-    const why = reason(e);
+    const why = writeFailure(e);
     // The stores' own messages already name the log (redacted); a file error does not.
     const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
     throw new Error(`${what}; choose another with --db, or --no-audit`);

@@ -34,8 +34,14 @@ export class DatasetLayoutError extends Error {
   }
 }
 
+export interface ScanOptions {
+  /** Told about files the scan does not read (in sub-folders of a class folder); default console.warn. */
+  warn?: (line: string) => void;
+}
+
 /** Lists every image of ROOT in a stable order (split, label, file name). */
-export async function scanDataset(root: string): Promise<ImageRecord[]> {
+export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
+  const warn = opts.warn ?? ((line: string) => console.warn(line));
   const abs = path.resolve(root);
   const top = await readDirOrThrow(abs);
   const splitDirs = SPLIT_NAMES.flatMap((s) => {
@@ -64,7 +70,8 @@ export async function scanDataset(root: string): Promise<ImageRecord[]> {
     for (const [label, cls] of CLASS_NAMES.entries()) {
       const classDir = findChild(entries, cls);
       if (!classDir) continue;
-      const files = await listFiles(path.join(dir, classDir));
+      const { files, nested } = await listFiles(path.join(dir, classDir));
+      if (nested.files > 0) warnOnce(warn, nestedWarning(path.join(dir, classDir), nested));
       for (const file of files) {
         records.push({ path: file, split, label: label as Label, patient: parsePatient(file).id });
       }
@@ -82,17 +89,59 @@ function isDirLike(e: import('node:fs').Dirent): boolean {
   return e.isDirectory() || e.isSymbolicLink();
 }
 
-async function listFiles(dir: string): Promise<string[]> {
+/** Files in sub-folders of a class folder, which the scan does not read: how many, and in which folders. */
+interface Nested {
+  files: number;
+  folders: string[];
+}
+
+async function listFiles(dir: string): Promise<{ files: string[]; nested: Nested }> {
   const entries = await readDirOrThrow(dir);
   const out: string[] = [];
+  const nested: Nested = { files: 0, folders: [] };
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const full = path.join(dir, e.name);
     // Symlinks are followed so a folder of links into a shared copy works.
-    const isFile = e.isFile() || (e.isSymbolicLink() && (await fs.stat(full).catch(() => null))?.isFile());
-    if (isFile) out.push(full);
+    const st = e.isSymbolicLink() ? await fs.stat(full).catch(() => null) : null;
+    if (e.isFile() || st?.isFile()) out.push(full);
+    else if (e.isDirectory() || st?.isDirectory()) {
+      // A class folder's own files are its films; a sub-folder (a second copy, a batch not yet sorted) is
+      // not read, but it is said, so that films put there by mistake do not vanish unnoticed.
+      const n = await countFiles(full);
+      if (n > 0) {
+        nested.files += n;
+        nested.folders.push(e.name);
+      }
+    }
   }
-  return out.sort(compareNames);
+  return { files: out.sort(compareNames), nested };
+}
+
+/** Visible files anywhere under `dir` (symlinked folders inside it not followed). */
+async function countFiles(dir: string): Promise<number> {
+  const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+  return entries.filter((e) => {
+    const rel = path.relative(dir, path.join(e.parentPath, e.name));
+    return (e.isFile() || e.isSymbolicLink()) && !rel.split(path.sep).some((part) => part.startsWith('.'));
+  }).length;
+}
+
+function nestedWarning(classDir: string, n: Nested): string {
+  const shown = n.folders.slice(0, 3).map((f) => `${f}/`);
+  const more = n.folders.length > shown.length ? ` and ${n.folders.length - shown.length} more` : '';
+  return (
+    `warning: ${classDir}: skipping ${n.files} file(s) in sub-folder(s) ${shown.join(', ')}${more}: ` +
+    `only files directly in ${path.basename(classDir)}/ are read; move them up to use them`
+  );
+}
+
+/** A command scans one folder more than once (train checks its data, then loads it): each warning is said once. */
+const warned = new Set<string>();
+function warnOnce(warn: (line: string) => void, line: string): void {
+  if (warned.has(line)) return;
+  warned.add(line);
+  warn(line);
 }
 
 async function readDirOrThrow(dir: string): Promise<import('node:fs').Dirent[]> {

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import { cacheImages } from './cache';
 import { DecodeError, readImageFile } from './decode';
 import { forEachConcurrent } from './pool';
-import { ImageRecord, scanDataset } from './dataset';
+import { ImageRecord, type ScanOptions, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
@@ -45,8 +45,8 @@ export async function loadImageSet(
 }
 
 /** Records of one split; a folder holding NORMAL/ and PNEUMONIA/ directly is its own split. */
-export async function splitRecords(root: string, split?: string): Promise<ImageRecord[]> {
-  const all = await scanDataset(root);
+export async function splitRecords(root: string, split?: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
+  const all = await scanDataset(root, opts);
   const splits = [...new Set(all.map((r) => r.split))];
   if (all.length === 0) {
     throw new Error(`${root}: no images in NORMAL/ and PNEUMONIA/ (nor in train/, val/ or test/ holding them)`);
@@ -120,7 +120,7 @@ export async function loadTrainVal(
   root: string,
   opts: LoadOptions & Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode },
 ) {
-  let records = await splitRecords(root, 'train');
+  let records = await splitRecords(root, 'train', { warn: opts.warn });
   records = limitPerClass(records, opts.limitPerClass);
   const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });
   const train = await loadImageSet(split.train, 'train', opts);

@@ -6,7 +6,7 @@
 // Files arrive from anywhere (uploads, PACS exports), so every failure is a DicomError with a
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
-import { DEFAULT_LIMITS, type DecodeLimits } from './decode';
+import { DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { toDisplay, type VoiMethod } from './dicom_display';
 import {
@@ -14,6 +14,7 @@ import {
   checkPixelFormat,
   DicomError,
   type DicomErrorCode,
+  isDicom,
   NATIVE,
   nativeFrame,
   parseDataSet,
@@ -24,6 +25,17 @@ import {
 } from './dicom_parse';
 
 export { bareDataSetSyntax, DicomError, type DicomErrorCode, isDicom } from './dicom_parse';
+
+/**
+ * What the decoder reads these bytes as (predict/decode_input.ts dispatches the same way): JPEG or PNG by
+ * their signature, DICOM as decodeDicom takes it (Part 10, or a bare data set without preamble and
+ * "DICM"); null for anything else. For refusing a file at the door instead of failing it later.
+ */
+export function filmFormat(buf: Uint8Array): 'jpeg' | 'png' | 'dicom' | null {
+  const kind = sniffFormat(buf);
+  if (kind === 'jpeg' || kind === 'png') return kind;
+  return isDicom(buf) ? 'dicom' : null;
+}
 
 export interface DicomImage {
   /** width × height display values, row-major, 0 = black (MONOCHROME1 already inverted). */
@@ -94,7 +106,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   checkPixelFormat(pf, fail);
 
   const frame = NATIVE.has(transferSyntax)
-    ? nativeFrame(ds, pixelElement, pf, transferSyntax === TS.explicitBE, fail)
+    ? nativeFrame(ds, pixelElement, pf, frames, transferSyntax === TS.explicitBE, fail)
     : await encapsulatedFrame(ds, pixelElement, pf, transferSyntax, frames, limits, fail);
 
   let gray: Uint8Array;

@@ -1,7 +1,7 @@
 // Compressed DICOM frames, decoded in-process: sharp for 8-bit JPEG, a JS lossless-JPEG decoder,
 // WASM builds of CharLS (JPEG-LS) and OpenJPEG (JPEG 2000), and RLE here. Declared sizes are
 // checked against the limits before a codec allocates anything.
-import { transferSyntaxMismatch } from './dicom_syntax';
+import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import type { DecodeLimits } from './decode';
@@ -30,6 +30,7 @@ export async function encapsulatedFrame(
 ): Promise<Frame> {
   if (!el.encapsulatedPixelData || !el.fragments?.length)
     throw fail('CORRUPT', 'compressed transfer syntax but pixel data is not encapsulated');
+  checkFrameCount(ds, el, el.fragments, ts, frames, fail);
   let bytes: Uint8Array;
   try {
     if (frames === 1) {
@@ -63,6 +64,41 @@ export async function encapsulatedFrame(
   if (out.samples.length < n) throw fail('CORRUPT', `codec returned ${out.samples.length} samples for ${n} pixels`);
   const fmt = { ...pf, signed: out.signed ?? pf.signed };
   return { kind: 'mono', values: storedValues(out.samples.subarray(0, n), fmt) };
+}
+
+/**
+ * Does the encapsulated pixel data hold NumberOfFrames frames? Decided only where the file says:
+ * the offset tables (basic, or extended (7FE0,0001)) have one entry per frame; every frame takes at
+ * least one fragment, RLE exactly one (PS3.5 A.4); and, with no offset table, a fragment that opens
+ * a JPEG or JPEG 2000 codestream starts a frame (those markers cannot occur inside entropy-coded
+ * data), so more such fragments than declared frames is a multi-frame file whose count is missing.
+ * One frame split over several fragments stays valid.
+ */
+function checkFrameCount(
+  ds: dicomParser.DataSet,
+  el: dicomParser.Element,
+  fragments: dicomParser.Fragment[],
+  ts: string,
+  frames: number,
+  fail: Fail,
+): void {
+  const mismatch = (what: string) =>
+    fail('CORRUPT', `NumberOfFrames (0028,0008) is ${frames}, but the encapsulated pixel data ${what}`);
+  const table = el.basicOffsetTable?.length ?? 0;
+  if (table > 0 && table !== frames) throw mismatch(`has a basic offset table of ${table} frame(s)`);
+  const extended = ds.elements.x7fe00001;
+  if (extended && extended.length > 0 && extended.length / 8 !== frames)
+    throw mismatch(`has an extended offset table of ${extended.length / 8} frame(s)`);
+  if (fragments.length < frames)
+    throw mismatch(`has only ${fragments.length} fragment(s), and every frame takes at least one`);
+  if (ts === TS.rle && fragments.length !== frames)
+    throw mismatch(`has ${fragments.length} fragments, and RLE takes exactly one per frame`);
+  if (table > 0 || extended || fragments.length === frames) return;
+  let starts = 0;
+  for (const f of fragments) {
+    if (codestreamKind(ds.byteArray.subarray(f.position, f.position + f.length)) !== null) starts++;
+  }
+  if (starts > frames) throw mismatch(`holds ${starts} codestreams (fragments that each start a compressed frame)`);
 }
 
 interface CodecOutput {

@@ -171,17 +171,22 @@ export function parseDataSet(
 
 export type Frame = { kind: 'mono'; values: Float32Array } | { kind: 'colour'; gray: Uint8Array };
 
-/** Stored values of an uncompressed frame 0, masked to BitsStored and sign-extended. */
+/**
+ * Stored values of an uncompressed frame 0, masked to BitsStored and sign-extended, once the pixel data's
+ * length agrees with the declared number of frames.
+ */
 export function nativeFrame(
   ds: dicomParser.DataSet,
   el: dicomParser.Element,
   pf: PixelFormat,
+  frames: number,
   bigEndian: boolean,
   fail: Fail,
 ): Frame {
   const n = pf.rows * pf.columns;
   const bytesPer = pf.bitsAllocated / 8;
   const frameBytes = pf.photometric === 'YBR_FULL_422' ? n * 2 : n * pf.samples * bytesPer;
+  checkNativeLength(el.length, frameBytes, frames, pf, fail);
   const available = Math.min(el.length, ds.byteArray.length - el.dataOffset);
   if (available < frameBytes) {
     throw fail(
@@ -199,6 +204,33 @@ export function nativeFrame(
     for (let i = 0; i < n; i++) raw[i] = view.getUint16(2 * i, !bigEndian);
   }
   return { kind: 'mono', values: storedValues(raw, pf) };
+}
+
+/**
+ * PS3.5 8.1.1: native pixel data holds every frame, padded to an even length. Shorter (TRUNCATED)
+ * means frames are missing or NumberOfFrames is too high; longer by a whole frame or more (CORRUPT)
+ * is a multi-frame file whose count is missing or too low, which read as one frame would be
+ * predicted from whichever frame came first. Smaller excess is tolerated as padding, as pydicom does.
+ */
+function checkNativeLength(length: number, frameBytes: number, frames: number, pf: PixelFormat, fail: Fail): void {
+  const needed = frameBytes * frames;
+  const padded = needed + (needed % 2);
+  if (length >= needed && length - padded < frameBytes) return;
+  const layout =
+    pf.photometric === 'YBR_FULL_422'
+      ? `${pf.rows} rows × ${pf.columns} columns × 2 bytes (YBR_FULL_422)`
+      : `${pf.rows} rows × ${pf.columns} columns × ${pf.samples} samples × ${pf.bitsAllocated / 8} bytes`;
+  const held = Math.floor(length / frameBytes);
+  throw fail(
+    length < needed ? 'TRUNCATED' : 'CORRUPT',
+    `pixel data (7FE0,0010) is ${length} bytes, but ${layout} × ${frames} frame(s) (NumberOfFrames ` +
+      `(0028,0008)) = ${needed} bytes` +
+      (length > needed
+        ? `: it holds ${held} whole frames (a multi-frame file with a missing or wrong NumberOfFrames?)`
+        : held > 0
+          ? `: enough for ${held} frame(s)`
+          : ''),
+  );
 }
 
 export function storedValues(raw: ArrayLike<number>, pf: PixelFormat): Float32Array {

@@ -5,7 +5,7 @@ import type { Job } from 'bullmq';
 import type { OrthancClient } from '../pacs';
 import { HttpError } from '../serve/http_error';
 import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/jobs';
-import { JOB_ID_PATTERN, type JobData, resultKeyOf, sha256Of } from './job';
+import { canonicalJobId, type JobData, resultKeyOf, sha256Of } from './job';
 import type { JobResult } from './process';
 import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
 import { dataFor, enqueueInstance, type JobSpec } from './sources';
@@ -25,7 +25,7 @@ export interface QueueApi extends JobsPort {
 }
 
 export function queueApi(o: QueueApiOptions): QueueApi {
-  const uploads = new UploadStore(o.queue.client, o.uploadCapBytes ?? 1024 ** 3);
+  const uploads = new UploadStore(o.queue, o.uploadCapBytes ?? 1024 ** 3);
   const spec = (opts: JobOptions): JobSpec => ({
     modelSha256: o.model.sha256,
     operatingPoint: opts.operatingPoint ?? o.model.defaultOperatingPoint,
@@ -35,7 +35,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     ...(opts.patientAge !== undefined ? { patientAge: opts.patientAge } : {}),
   });
   return {
-    idPattern: JOB_ID_PATTERN,
+    canonicalId: canonicalJobId,
     depth: () => queueDepth(o.queue),
     async submitUpload(bytes, name, opts): Promise<Submitted> {
       const s = spec(opts);

@@ -4,6 +4,7 @@ export { queueApi, type QueueApi, type QueueApiOptions } from './api';
 export { checkRedis, loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
 export {
   AGE_OVER_BOUND,
+  canonicalJobId,
   filmKeyOf,
   JobDataSchema,
   jobIdFor,
@@ -41,6 +42,7 @@ export {
   enqueueInstance,
   enqueueUpload,
   type JobSpec,
+  NotAFilmError,
   ORTHANC_AGE,
   syncHandler,
 } from './sources';

@@ -3,6 +3,7 @@
 // give the SOP Instance UID; a film whose SR and SC are already in the PACS counts as done).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { filmFormat } from '../data/dicom';
 import { scUids, srUids } from '../dicom_out';
 import { classifyInstance, type OrthancClient } from '../pacs';
 import type { InstanceOutcome } from '../pacs/sync';
@@ -33,10 +34,23 @@ export function dataFor(spec: JobSpec, source: JobData['source'], resultKey: str
   };
 }
 
-/** Queues one file by its absolute path (workers may run elsewhere in the same folder tree). */
+/** A file that the decoder would not read as a film: refused before it is queued. */
+export class NotAFilmError extends Error {
+  constructor(readonly file: string) {
+    super(`${file}: not a JPEG, PNG or DICOM image; not queued`);
+    this.name = 'NotAFilmError';
+  }
+}
+
+/**
+ * Queues one file by its absolute path (workers may run elsewhere in the same folder tree). Throws
+ * NotAFilmError for a file the decoder would not read, rather than leaving it to fail on a worker.
+ */
 export async function enqueueFile(queue: JobQueue, spec: JobSpec, file: string): Promise<EnqueueOutcome> {
   const abs = path.resolve(file);
-  const key = resultKeyOf(await fs.promises.readFile(abs), spec.patientAge);
+  const bytes = await fs.promises.readFile(abs);
+  if (!filmFormat(bytes)) throw new NotAFilmError(file);
+  const key = resultKeyOf(bytes, spec.patientAge);
   return (await enqueue(queue, dataFor(spec, { kind: 'file', path: abs }, key), spec.priority)).outcome;
 }
 

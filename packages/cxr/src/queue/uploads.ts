@@ -7,7 +7,17 @@
 // both change in one Lua script, so concurrent servers and workers keep the counter right. One film
 // may be wanted by several jobs (another operating point, a stated age over the bound): a set beside
 // it holds the ids of the jobs that still need it, and the film goes when the last of them lets go.
+//
+// A film stored by an older version has no 'tracked' field, and one from before the holder sets may be
+// wanted by waiting jobs that no set names (the first to finish used to drop it, failing the others).
+// When such a film's set is empty, the queue decides instead: the film goes only when no other job that
+// can still run (waiting, delayed, active...) names it. The ids come from one atomic read of the queue's
+// lists (BullMQ's getRanges script), and the drop re-checks the set, so a job this version queues
+// meanwhile (its put adds it to the set) keeps the film. Not a TTL: an expiring key would leave its bytes
+// in the total, shrinking the cap for good. An older server still running may queue a job for the film
+// just as it goes: upgrade servers and workers together.
 import type { RedisClient } from 'bullmq';
+import type { JobQueue } from './queue';
 
 const KEY_PREFIX = 'cxr:upload:';
 const HOLDERS_PREFIX = 'cxr:upload-holders:';
@@ -21,34 +31,40 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local used = tonumber(redis.call('GET', KEYS[3]) or '0')
 if used + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return -1 end
-redis.call('HSET', KEYS[1], 'data', ARGV[1], 'size', ARGV[2])
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'size', ARGV[2], 'tracked', '1')
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[2])
 return 1`;
 
-// KEYS as PUT's. ARGV: the job that is done with it. 1: dropped; 0: still held by another job; -1: not there.
+// KEYS as PUT's. ARGV: the job that is done with it, and '1' once the queue was searched for a legacy
+// film. 1: dropped; 0: still held by another job; -1: not there; 2: legacy, search the queue first.
 const RELEASE = `
 local size = redis.call('HGET', KEYS[1], 'size')
 if not size then return -1 end
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'tracked') == 0 and ARGV[2] ~= '1' then return 2 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('DECRBY', KEYS[3], size)
 return 1`;
 
 export type PutOutcome = 'stored' | 'already-there' | 'over-cap';
 
+/** The states of a job that may still read its film (BullMQ moves a job with retries left to delayed or waiting). */
+const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed', 'paused', 'waiting-children'] as const;
+
 export class UploadStore {
   private defined = false;
 
   constructor(
-    private readonly client: Promise<RedisClient>,
+    /** The queue of the jobs that read the films: its connection holds them, and legacy films are looked up in it. */
+    private readonly queue: JobQueue,
     /** Bytes of all waiting uploads together. */
     readonly capBytes: number,
   ) {}
 
   private async redis(): Promise<RedisClient> {
-    const c = await this.client;
+    const c = await this.queue.client;
     if (!this.defined) {
       c.defineCommand('cxrUploadPut', { numberOfKeys: 3, lua: PUT });
       c.defineCommand('cxrUploadRelease', { numberOfKeys: 3, lua: RELEASE });
@@ -81,15 +97,39 @@ export class UploadStore {
 
   /** Job `holder` is done with the film: removed when no other job holds it ('still-held' otherwise). */
   async release(sha256: string, holder: string): Promise<'dropped' | 'still-held' | 'not-there'> {
-    const r = Number(
-      await (await this.redis()).runCommand('cxrUploadRelease', [
-        KEY_PREFIX + sha256,
-        HOLDERS_PREFIX + sha256,
-        TOTAL_KEY,
-        holder,
-      ]),
-    );
+    const run = async (searched: boolean) =>
+      Number(
+        await (await this.redis()).runCommand('cxrUploadRelease', [
+          KEY_PREFIX + sha256,
+          HOLDERS_PREFIX + sha256,
+          TOTAL_KEY,
+          holder,
+          searched ? '1' : '0',
+        ]),
+      );
+    let r = await run(false);
+    if (r === 2) r = (await this.otherJobWants(sha256, holder)) ? 0 : await run(true);
     return r === 1 ? 'dropped' : r === 0 ? 'still-held' : 'not-there';
+  }
+
+  /** Whether a job other than `holder` that can still run reads the upload `sha256`. */
+  private async otherJobWants(sha256: string, holder: string): Promise<boolean> {
+    const ids = (await this.queue.getRanges([...LIVE_STATES], 0, -1)).filter((id) => id !== holder);
+    const c = await this.redis();
+    for (let i = 0; i < ids.length; i += 500) {
+      // Sent together: ioredis writes them without waiting for each answer.
+      const batch = await Promise.all(ids.slice(i, i + 500).map((id) => c.hget(this.queue.toKey(id), 'data')));
+      for (const data of batch) {
+        if (data === null || !data.includes(sha256)) continue;
+        try {
+          const source = (JSON.parse(data) as { source?: { kind?: string; sha256?: string } }).source;
+          if (source?.kind === 'upload' && source.sha256 === sha256) return true;
+        } catch {
+          // Not job data this version wrote: it cannot read the film either.
+        }
+      }
+    }
+    return false;
   }
 
   /** Bytes held by waiting uploads. */

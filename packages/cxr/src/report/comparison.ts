@@ -1,7 +1,7 @@
 // Side-by-side comparison of several experiments (`cxr experiments`): comparison.md for the
 // repository and comparison.html for reading, each with one row per experiment and its confusion matrix.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { dec, formatDuration, formatInterval, pct } from '../eval/format';
@@ -13,6 +13,7 @@ import { RECIPE_NOTE, recipeTable } from './comparison_recipes';
 import { RobustnessColumns, robustColumns } from './comparison_robust';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
+import { makeOutputDir } from './make_dirs';
 
 export const ExperimentSummary = z.object({
   name: z.string().min(1),
@@ -116,7 +117,7 @@ export async function writeComparison(
   const classNames = opts.classNames ?? DEFAULT_CLASS_NAMES;
   const title = opts.title ?? 'Experiment comparison';
   const split = opts.split ?? 'the test set';
-  await mkdir(outDir, { recursive: true });
+  makeOutputDir(outDir, 'comparison folder');
   const files: string[] = [];
 
   // Unique file names even when two experiment names slug alike.

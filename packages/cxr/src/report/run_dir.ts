@@ -1,5 +1,6 @@
 // Reads whatever a run directory holds. Everything is optional and loosely typed: a report should
 // still come out of a half-finished or older run, with warnings saying what was skipped.
+import * as fs from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -145,4 +146,31 @@ export async function readRunDir(dir: string): Promise<RunData> {
     if (predictions || metrics) splits.push({ name, predictions, metrics });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };
+}
+
+/** What a run folder records (cxr train --out, cxr evaluate --out): any one is enough for a page. */
+const RUN_RECORDS = ['cxr.json', 'log.jsonl', 'predictions', 'metrics'];
+
+/**
+ * Refuses a folder that holds no run record: a page of empty sections for an arbitrary folder (or an
+ * experiments folder, whose runs are its sub-folders) reads as a report of a run that does not exist.
+ */
+export function checkRunDir(runDir: string): void {
+  const has = (name: string) => {
+    const p = path.join(runDir, name);
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    return st?.isDirectory() ? fs.readdirSync(p).some((f) => f.endsWith('.json')) : !!st?.isFile();
+  };
+  if (RUN_RECORDS.some(has)) return;
+  const entries = fs.readdirSync(runDir, { withFileTypes: true });
+  const runs = entries
+    .filter((e) => e.isDirectory() && RUN_RECORDS.some((r) => has(path.join(e.name, r))))
+    .map((e) => e.name);
+  const comparison = entries.some((e) => e.name === 'comparison.html') ? ' (its comparison.html is their table)' : '';
+  throw new Error(
+    `${runDir}: no run record here (cxr.json, log.jsonl, predictions/*.json or metrics/*.json): ` +
+      (runs.length
+        ? `it holds runs in sub-folders${comparison}; report one of them, e.g. cxr report ${path.join(runDir, runs[0])}`
+        : 'cxr report reads the folder of a run (cxr train --out DIR) or of an evaluation (cxr evaluate --out DIR)'),
+  );
 }

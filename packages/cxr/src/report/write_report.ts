@@ -1,5 +1,5 @@
 // `cxr report RUN_DIR`: plots (SVG + PNG) and one self-contained index.html in RUN_DIR/report/.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
@@ -16,8 +16,17 @@ import {
   type MarkedPoint,
 } from './charts';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, slug, table } from './html';
+import { makeOutputDir } from './make_dirs';
 import { writeChart, type ChartSpec } from './render';
-import { metaThresholds, readRunDir, type Predictions, type RunData, type RunMeta, type SplitData } from './run_dir';
+import {
+  checkRunDir,
+  metaThresholds,
+  readRunDir,
+  type Predictions,
+  type RunData,
+  type RunMeta,
+  type SplitData,
+} from './run_dir';
 
 export interface ReportResult {
   /** Every file written, index.html last. */
@@ -319,11 +328,12 @@ const GLOSSARY = [
     'It is not a medical device, and its output is no substitute for review of the image by a qualified clinician.</p>',
 ].join('\n');
 
-/** Reads RUN_DIR (whatever is present) and writes RUN_DIR/report/. */
+/** Reads RUN_DIR (whatever of a run is present) and writes RUN_DIR/report/; refuses a folder with no run record. */
 export async function writeReport(runDir: string): Promise<ReportResult> {
+  checkRunDir(runDir);
   const run = await readRunDir(runDir);
   const outDir = path.join(runDir, 'report');
-  await mkdir(outDir, { recursive: true });
+  makeOutputDir(outDir, 'report folder');
   const files: string[] = [];
   const warnings = [...run.warnings];
   if (run.splits.length === 0) warnings.push('no predictions/ or metrics/ files: nothing to evaluate');

@@ -13,6 +13,7 @@ import { CLASS_NAMES, type ImageRecord } from '../data/dataset';
 import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
+import { makeOutputDir } from '../report/make_dirs';
 import { readRunData, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';
@@ -62,7 +63,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   checkOut(o);
   const recipe = o.resume ? resumedRecipe(o) : resolveRecipe(o.recipeName, o.overrides);
   checkRecipe(recipe);
-  const data = await checkData(o.data, recipe);
+  const data = await checkData(o.data, recipe, log);
   const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
   const started = o.resume && checkpointed ? readRunData(o.out) : null;
   if (started && started.fingerprint !== data.fingerprint)
@@ -72,9 +73,11 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
         `validation films), this split has ${data.train} and ${data.validation}; ` +
         `resume with --data ${started.root}, or train on other data into a new folder`,
     );
+  if (o.resume && !checkpointed)
+    log(`note: ${o.out} was stopped before its first checkpoint: training starts again with its saved recipe`);
   if (o.resume && checkpointed && !started)
     log(`note: ${o.out} does not record the data it started on (an older run): resuming without checking it`);
-  fs.mkdirSync(o.out, { recursive: true });
+  makeOutputDir(o.out, '--out');
   fs.writeFileSync(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
   // A checkpoint keeps the record of the data it was trained on; a run without one starts on this data.
   if (!(o.resume && checkpointed)) writeRunData(o.out, { root: path.resolve(o.data), ...data });
@@ -165,6 +168,14 @@ function checkOut(o: RunOptions): void {
   // A run that was stopped while finishing still has its best epoch's checkpoint; a finished one has removed it.
   if (o.resume && isFinished(o.out) && !fs.existsSync(path.join(o.out, 'checkpoints', 'best')))
     throw new Error(`${o.out} holds a finished run: there is nothing to resume (train again into a new folder)`);
+  // A run stopped before its first epoch ended has its recipe.json and no checkpoint yet: --resume starts it
+  // again with that recipe, as the line it printed on the way out said. A folder with neither holds no run.
+  if (o.resume && !checkpointed && !fs.existsSync(path.join(o.out, 'recipe.json'))) {
+    const why = fs.existsSync(o.out) ? 'no run checkpoint in it' : 'no such folder';
+    throw new Error(
+      `${o.out}: there is nothing to resume (${why}); start a new run with the same command without --resume`,
+    );
+  }
   if (o.resume || !o.refuseExisting) return;
   if (fs.existsSync(path.join(o.out, 'cxr.json')))
     throw new Error(
@@ -251,9 +262,16 @@ function checkRecipe(recipe: Recipe): void {
  * both classes, or the run would train every epoch and only then fail to choose its operating points.
  * Its fingerprint is data/dataset_images.ts's filesFingerprint, which differs from a loaded split's only
  * where a file reads but does not decode.
+ *
+ * Training reads JPEG and PNG only (a DICOM file in a class folder is skipped by the cache, with a warning),
+ * while `cxr evaluate` reads DICOM too. Kept so on purpose: a model's recorded split (cxr.json data), and with
+ * it calibration, the OOD fit and bn-reference.json (loadRecordedSplit), is rebuilt from the cache's decode;
+ * reading DICOM here would change which films the split of every folder holding DICOM files has, so those
+ * models' splits would no longer reproduce. And a DICOM film reaches the model through its VOI LUT, not as the
+ * data set's exported JPEGs were made: adding such films to training is a choice about data, not a reader fix.
  */
-async function checkData(root: string, recipe: Recipe): Promise<Omit<RunData, 'root'>> {
-  const all = await splitRecords(root, 'train');
+async function checkData(root: string, recipe: Recipe, warn: (line: string) => void): Promise<Omit<RunData, 'root'>> {
+  const all = await splitRecords(root, 'train', { warn });
   const records = limitPerClass(all, recipe.limitPerClass);
   const s = splitOf(recipe);
   const split = splitByPatient(records, { valFraction: s.valFraction, seed: s.seed, mode: s.valSplit });

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { filmFormat } from '../../data/dicom';
 import { HttpError } from '../http_error';
 import { predictQuery, problemResponse } from '../schemas';
 import { readFile, tooLarge, UploadBudget, UploadTicket } from '../upload';
@@ -38,8 +39,8 @@ export interface JobState {
 }
 
 export interface JobsPort {
-  /** The pattern a job id matches (validated before the queue is asked). */
-  readonly idPattern: string;
+  /** The id as the queue knows it (hex digests in lower case), or null when it is not a job id; asked first. */
+  canonicalId(id: string): string | null;
   /** Throws HttpError 503 when the held uploads are over their cap. */
   submitUpload(bytes: Buffer, name: string, o: JobOptions): Promise<Submitted>;
   /** Throws HttpError 503 when the server has no Orthanc configured. */
@@ -134,8 +135,18 @@ async function readFiles(
         throw new HttpError(413, 'TOO_MANY_FILES', `at most ${maxFiles} films per request`);
       }
       const bytes = await readFile(part.file as Readable & { truncated?: boolean }, o.maxUploadBytes, ticket);
+      const name = (part.filename || 'upload').slice(0, 255);
       if (bytes.length === 0) throw new HttpError(400, 'EMPTY', `${part.filename || 'a file'} is empty (0 bytes)`);
-      files.push({ name: (part.filename || 'upload').slice(0, 255), bytes });
+      // Refused here, before any film of the request is queued, rather than failed by a worker later. DICOM is
+      // what the decoder takes for DICOM, a bare data set without preamble and "DICM" included.
+      if (!filmFormat(bytes)) {
+        throw new HttpError(
+          415,
+          'UNSUPPORTED_FORMAT',
+          `${name}: not a JPEG, PNG or DICOM image (nothing in this request was queued)`,
+        );
+      }
+      files.push({ name, bytes });
     }
   } catch (e) {
     if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(o.maxUploadBytes);
@@ -186,7 +197,9 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           },
           ...API_ERRORS,
           413: problemResponse('A film over the byte limit, or too many films in one request'),
-          415: problemResponse('Neither multipart/form-data nor JSON'),
+          415: problemResponse(
+            'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image',
+          ),
           503: problemResponse('No job queue configured (or no Orthanc for instance ids), or the upload store is full'),
         },
       },
@@ -254,14 +267,15 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
     async (req, reply) => {
       const jobs = o.jobs;
       if (!jobs) throw noQueue();
-      if (!new RegExp(jobs.idPattern).test(req.params.id)) {
+      const id = jobs.canonicalId(req.params.id);
+      if (!id) {
         throw new HttpError(
           400,
           'INVALID_REQUEST',
           `path parameter 'id' is not a job id (as POST /api/v1/jobs returns)`,
         );
       }
-      const state = await jobs.status(req.params.id);
+      const state = await jobs.status(id);
       if (!state) throw new HttpError(404, 'NOT_FOUND', `no job ${req.params.id} (finished jobs are kept for 7 days)`);
       noStore(reply);
       return state;

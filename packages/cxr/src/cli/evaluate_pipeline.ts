@@ -1,0 +1,97 @@
+// What the shipped pipeline would say of each film `cxr evaluate` scores. The evaluation's headline
+// metrics cover every film of the folder, as they always have; but `cxr predict` and the server answer
+// "cannot assess" for a film the not-a-chest-X-ray gate or the image checks refuse, and show no finding
+// for it. So each film also goes through the Predictor (same decode, gate, checks and verdict as a
+// prediction), and the evaluation reports how many films it would not assess and the metrics over the
+// films it does.
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import { filmFormat } from '../data/dicom';
+import type { ImageRecord } from '../data/dataset';
+import { forEachConcurrent } from '../data/pool';
+import { startProgress } from '../data/progress';
+import { evaluate } from '../eval/metrics';
+import type { Metrics } from '../eval/metrics_schema';
+import { predictFile } from '../predict/batch';
+import { Predictor } from '../predict/predictor';
+import type { VerdictStatus } from '../predict/verdict';
+
+/** Enough leading bytes for filmFormat to tell a DICOM data set (Part 10, or bare) from JPEG and PNG. */
+const HEADER_BYTES = 4096;
+
+/**
+ * The records whose bytes are DICOM. The preprocessed cache (data/cache.ts) decodes JPEG and PNG only; these
+ * are read through the Predictor's decoder instead, which reads DICOM as a prediction does.
+ */
+export async function dicomPaths(records: readonly ImageRecord[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  await forEachConcurrent(records, 8, async (r) => {
+    let handle: fs.FileHandle | undefined;
+    try {
+      handle = await fs.open(r.path, 'r');
+      const buf = Buffer.alloc(HEADER_BYTES);
+      const { bytesRead } = await handle.read(buf, 0, HEADER_BYTES, 0);
+      if (filmFormat(buf.subarray(0, bytesRead)) === 'dicom') found.add(r.path);
+    } catch {
+      // Unreadable here is unreadable to the cache too, which names it.
+    } finally {
+      await handle?.close();
+    }
+  });
+  return found;
+}
+
+export type PipelineAnswer = { status: VerdictStatus; probability: number } | { error: string };
+
+/** Each file through the model's Predictor (warn policy: the gate's findings become the verdict, not an error). */
+export async function pipelineAnswers(
+  modelDir: string,
+  files: readonly string[],
+  opts: { operatingPoint: string; progress?: boolean },
+): Promise<PipelineAnswer[]> {
+  const predictor = await Predictor.load(modelDir, { warmUp: false });
+  const out: PipelineAnswer[] = new Array(files.length);
+  const bar = startProgress('screen', files.length, opts.progress ?? false);
+  try {
+    await forEachConcurrent(files, Math.max(1, os.availableParallelism()), async (file, i) => {
+      const r = await predictFile(predictor, file, { operatingPoint: opts.operatingPoint });
+      out[i] = r.ok ? { status: r.prediction.verdict.status, probability: r.prediction.probability } : r;
+      bar.tick();
+    });
+  } finally {
+    bar.stop();
+    predictor.dispose();
+  }
+  return out;
+}
+
+export interface PipelineSummary {
+  /** How many of the evaluated films the pipeline would call each status. */
+  verdicts: { assessed: number; cannotAssess: number; outsidePopulation: number };
+  /** The metrics over the films it calls 'assessed' only (null when there are none). */
+  assessedOnly: Metrics | null;
+}
+
+export function summarise(
+  statuses: readonly VerdictStatus[],
+  labels: readonly number[],
+  probs: readonly number[],
+  threshold: number,
+): PipelineSummary {
+  const count = (s: VerdictStatus) => statuses.filter((x) => x === s).length;
+  const kept = statuses.flatMap((s, i) => (s === 'assessed' ? [i] : []));
+  return {
+    verdicts: {
+      assessed: count('assessed'),
+      cannotAssess: count('cannot-assess'),
+      outsidePopulation: count('outside-population'),
+    },
+    assessedOnly: kept.length
+      ? evaluate(
+          kept.map((i) => labels[i]),
+          kept.map((i) => probs[i]),
+          { threshold },
+        )
+      : null,
+  };
+}

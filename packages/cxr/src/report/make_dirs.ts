@@ -1,0 +1,48 @@
+// Making output folders. Node's mkdir with { recursive: true } never returns where mkdir fails with
+// ENOENT under a parent that exists (/proc/x: it retries the parent, finds it there, and tries the
+// child again, for ever), so an --out in such a place hung the command instead of failing. Here each
+// missing folder is made on its own, outermost first, and the first refusal is thrown.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * Makes `dir` and its missing parents (like mkdir -p) and returns the folders it made, outermost
+ * first; throws the file system's error (with its code) where one cannot be made.
+ */
+export function makeDirs(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  const made: string[] = [];
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+      made.push(d);
+    } catch (e) {
+      // Made meanwhile by someone else (another process writing the same run folder) is as good.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d).isDirectory()) throw e;
+    }
+  }
+  return made;
+}
+
+/** Why a folder or file could not be made or written, in words (from a file system error). */
+export function writeFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission denied';
+  if (code === 'ENOTDIR' || code === 'EEXIST') return 'a file is in the way';
+  // Every parent exists by then (makeDirs made them), so ENOENT is the file system refusing (/proc, /sys).
+  if (code === 'ENOENT') return 'no folder can be made there';
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** makeDirs, or an error that names the folder, what it is for and why it cannot be made. */
+export function makeOutputDir(dir: string, what: string): string[] {
+  try {
+    return makeDirs(dir);
+  } catch (e) {
+    throw new Error(`${what} ${dir}: cannot write there (${writeFailure(e)})`);
+  }
+}

@@ -1,0 +1,88 @@
+// Output folders a command cannot make fail at once, with a message naming them (Node's recursive mkdir
+// never returns under /proc, so an --out there used to hang), and `cxr report` refuses a folder that holds
+// no run instead of writing an empty page into it.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { makeDirs } from '../src/report/make_dirs';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const noProc = fs.existsSync('/proc/self') ? false : 'needs a /proc file system';
+
+function cxr(...args: string[]) {
+  // A command that hangs is killed after the timeout: its status is then null, not 1.
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('every command that writes an output folder fails at once where none can be made', { skip: noProc }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
+  const bad = '/proc/cxr-no-such-folder/out';
+  const commands = [
+    ['evaluate', '--data', tmp, '--out', bad],
+    ['train', '--data', tmp, '--out', bad],
+    ['train', '--data', tmp, '--out', bad, '--resume'],
+    ['robustness', '--data', tmp, '--out', bad],
+    ['adapt', '--images', tmp, '--out', bad],
+    ['ensemble', '--members', tmp, tmp, '--out', bad],
+    ['gan', 'train', '--data', tmp, '--out', bad],
+    ['gan', 'sample', '--gan-model', tmp, '--n', '1', '--class', 'NORMAL', '--out', bad],
+    ['experiments', 'seed', '--data', tmp, '--out', bad],
+  ];
+  for (const args of commands) {
+    const started = Date.now();
+    const r = cxr(...args);
+    assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /--out \/proc\/cxr-no-such-folder\/out: cannot write there \(no folder can be made/);
+    assert.ok(Date.now() - started < 30_000, `cxr ${args.join(' ')} took ${Date.now() - started} ms`);
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('makeDirs makes missing parents, returns what it made, and throws where the file system refuses', {
+  skip: noProc,
+}, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-make-dirs-'));
+  assert.deepEqual(makeDirs(path.join(tmp, 'a', 'b')), [path.join(tmp, 'a'), path.join(tmp, 'a', 'b')]);
+  assert.deepEqual(makeDirs(path.join(tmp, 'a', 'b')), []);
+  fs.writeFileSync(path.join(tmp, 'file'), '');
+  assert.throws(() => makeDirs(path.join(tmp, 'file', 'c')), { code: 'ENOTDIR' });
+  assert.throws(() => makeDirs('/proc/cxr-no-such-folder/x'), { code: 'ENOENT' });
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a train refused for its --out leaves no folder behind', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
+  fs.writeFileSync(path.join(tmp, 'file'), '');
+  const r = cxr('train', '--data', tmp, '--out', path.join(tmp, 'file', 'run'));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--out .*file\/run: cannot write there \(a file is in the way\)/);
+  // The write check of a command that must leave nothing behind removes the folders it made to probe.
+  const fine = cxr('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'new', 'run'));
+  assert.equal(fine.code, 1);
+  assert.match(fine.stderr, /nope: cannot read folder/);
+  assert.deepEqual(fs.readdirSync(tmp), ['file']);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('cxr report refuses a folder that holds no run, and names the runs of an experiments folder', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-report-refusal-'));
+  fs.writeFileSync(path.join(tmp, 'notes.txt'), 'not a run\n');
+  const r = cxr('report', tmp);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no run record here \(cxr\.json, log\.jsonl, predictions\/\*\.json or metrics\/\*\.json\)/);
+  assert.match(r.stderr, /cxr report reads the folder of a run \(cxr train --out DIR\)/);
+  assert.deepEqual(fs.readdirSync(tmp), ['notes.txt'], 'no report/ folder written');
+
+  fs.mkdirSync(path.join(tmp, 'baseline', 'metrics'), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'baseline', 'metrics', 'test.json'), '{}');
+  fs.writeFileSync(path.join(tmp, 'comparison.html'), '<html></html>');
+  const experiments = cxr('report', tmp);
+  assert.equal(experiments.code, 1);
+  assert.match(experiments.stderr, /it holds runs in sub-folders \(its comparison\.html is their table\)/);
+  assert.match(experiments.stderr, /e\.g\. cxr report .*baseline/);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
