@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDirs } from '../src/report/make_dirs';
+import { makeDirs } from '../src/make_dirs';
+import { openSqliteStore } from '../src/serve/audit_sqlite';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const noProc = fs.existsSync('/proc/self') ? false : 'needs a /proc file system';
@@ -52,6 +53,13 @@ test('makeDirs makes missing parents, returns what it made, and throws where the
   assert.throws(() => makeDirs(path.join(tmp, 'file', 'c')), { code: 'ENOTDIR' });
   assert.throws(() => makeDirs('/proc/cxr-no-such-folder/x'), { code: 'ENOENT' });
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('an SQLite audit log where no folder can be made fails at once, naming the folder', { skip: noProc }, () => {
+  // serve --db and worker --db open it this way; recursive mkdir used to hang here before the model loaded.
+  assert.throws(() => openSqliteStore('/proc/cxr-no-such-folder/audit.db'), {
+    message: 'audit log folder /proc/cxr-no-such-folder: cannot write there (no folder can be made there)',
+  });
 });
 
 test('a train refused for its --out leaves no folder behind', () => {

@@ -11,7 +11,7 @@ import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { periodGrouper } from '../data/period_balance';
 import { parsePatient } from '../data/patients';
 import type { Metrics } from '../eval/metrics_schema';
-import { makeOutputDir } from '../report/make_dirs';
+import { makeOutputDir } from '../make_dirs';
 import type { ImageRecord } from '../data/dataset';
 import type { VerdictStatus } from '../predict/verdict';
 import { dicomPaths, type PipelineSummary, pipelineAnswers, summarise } from './evaluate_pipeline';

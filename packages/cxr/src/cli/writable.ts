@@ -2,7 +2,7 @@
 // write must be writable, or the command stops at once with a message that names it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeDirs, writeFailure } from '../report/make_dirs';
+import { makeDirs, writeFailure } from '../make_dirs';
 import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 
 /**

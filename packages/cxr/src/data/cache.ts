@@ -25,6 +25,7 @@ import {
 } from './decode';
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
+import { makeDirs } from '../make_dirs';
 
 /** Bump whenever decode.ts would produce different pixels for the same file. */
 export const PREPROCESS_VERSION = 2;
@@ -321,7 +322,7 @@ async function buildPack(
   });
   const packed = pixels.subarray(0, index.slots.length * n);
 
-  await fs.mkdir(ctx.dir, { recursive: true });
+  makeDirs(ctx.dir);
   // Pixels first, index last: a pack is only ever found complete.
   await writeAtomic(`${ctx.base}.u8`, packed);
   await writeAtomic(`${ctx.base}.json`, JSON.stringify(index));

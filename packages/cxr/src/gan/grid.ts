@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { makeDirs } from '../make_dirs';
 
 export const GRID_GAP = 2;
 
@@ -45,7 +46,7 @@ export async function writeGrid(
   size: number,
 ): Promise<void> {
   const g = gridPixels(tiles, size);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file));
   fs.writeFileSync(file, await grayPng(g.pixels, g.width, g.height));
 }
 

@@ -16,6 +16,7 @@ import { CLASS_NAMES } from './config';
 import { generate } from './generator_io';
 import { tilesOf, writeGrid } from './grid';
 import { nearest, Spread, spread } from './nearest';
+import { makeDirs } from '../make_dirs';
 
 export interface MemorisationOptions {
   /** Samples per class. */
@@ -113,7 +114,7 @@ export async function memorisationCheck(
       : 'no sign of memorisation at pixel level: ' +
         'samples are about as far from the training set as real X-rays of other children';
 
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirs(outDir);
   const files = {
     pairs: path.join(outDir, 'pairs.png'),
     summary: path.join(outDir, 'summary.json'),

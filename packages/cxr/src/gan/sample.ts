@@ -5,6 +5,7 @@ import { resizeSquare } from '../data/preprocess';
 import { classIndex, CLASS_NAMES } from './config';
 import { generate, loadGenerator } from './generator_io';
 import { grayPng } from './grid';
+import { makeDirs } from '../make_dirs';
 
 export interface SampleOptions {
   ganModel: string;
@@ -22,7 +23,7 @@ export async function sampleToFiles(o: SampleOptions): Promise<string[]> {
   try {
     const seed = o.seed ?? 1;
     const pixels = generate(model, meta.zDim, Array(o.n).fill(cls), seed, ['sample', CLASS_NAMES[cls]]);
-    fs.mkdirSync(o.out, { recursive: true });
+    makeDirs(o.out);
     const s = meta.size,
       size = o.size ?? s;
     const files: string[] = [];

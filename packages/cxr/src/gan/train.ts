@@ -19,6 +19,7 @@ import { memorisationCheck, MemorisationSummary } from './memorisation';
 import { buildDiscriminator, buildGenerator } from './models';
 import { gaussian, oneHot, toGanInput, toPixels } from './noise';
 import { ganStep, makeNets, Nets } from './step';
+import { makeDirs } from '../make_dirs';
 
 export interface GanTrainOptions {
   data: string;
@@ -61,7 +62,7 @@ export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] 
 export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const progress = o.progress ?? process.stderr.isTTY === true;
-  fs.mkdirSync(o.out, { recursive: true });
+  makeDirs(o.out);
   const configPath = path.join(o.out, 'config.json');
   const ckpt = path.join(o.out, 'checkpoints', 'last');
   const logFile = runLogPath(o.out);

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelMeta, parseMeta } from './metadata';
 import { encodeFloat16 } from './weights_float16';
+import { makeDirs } from '../make_dirs';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -108,7 +109,7 @@ function replaceDir(tmp: string, dir: string): void {
 /** Writes `files` (name -> content) via a temp folder next to `dir`, then swaps it in. */
 export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
-  fs.mkdirSync(parent, { recursive: true });
+  makeDirs(parent);
   const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(dir)}.tmp-`));
   return Promise.resolve(write(tmp)).then(
     () => replaceDir(tmp, dir),
@@ -124,7 +125,7 @@ export async function saveLayersModel(
   dir: string,
   storage: WeightStorage = 'float32',
 ): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   await model.save(fileSaver(dir, storage));
 }
 
@@ -139,7 +140,7 @@ export async function saveModel(
   meta: ModelMeta,
   storage: WeightStorage = 'float32',
 ): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const tmp = fs.mkdtempSync(path.join(dir, '.save-'));
   try {
     await saveLayersModel(model, tmp, storage);

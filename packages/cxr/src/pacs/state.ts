@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { makeDirs } from '../make_dirs';
 
 const StateSchema = z.object({
   format: z.literal(1),
@@ -40,7 +41,7 @@ export function readState(file: string): SyncState | null {
 export function writeState(file: string, url: string, last: number): void {
   const state: SyncState = { format: 1, url, last, updatedAt: new Date().toISOString() };
   const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {

@@ -11,6 +11,7 @@ import { readImageFile, sniffFormat } from '../data/decode';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { type OodPolicy, type PredictOptions, type Prediction, Predictor } from './predictor';
+import { makeDirs } from '../make_dirs';
 
 export interface BatchRow {
   file: string;
@@ -287,7 +288,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     }
     const threshold = meta.operatingPoints[opName].threshold;
     for (const n of predictor.notes) log(`note: ${n}`);
-    if (o.heatmapDir) fs.mkdirSync(o.heatmapDir, { recursive: true });
+    if (o.heatmapDir) makeDirs(o.heatmapDir);
 
     const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({

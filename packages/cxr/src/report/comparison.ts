@@ -13,7 +13,7 @@ import { RECIPE_NOTE, recipeTable } from './comparison_recipes';
 import { RobustnessColumns, robustColumns } from './comparison_robust';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
 import { writeChart } from './render';
-import { makeOutputDir } from './make_dirs';
+import { makeOutputDir } from '../make_dirs';
 
 export const ExperimentSummary = z.object({
   name: z.string().min(1),

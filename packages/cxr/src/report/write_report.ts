@@ -16,7 +16,7 @@ import {
   type MarkedPoint,
 } from './charts';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, slug, table } from './html';
-import { makeOutputDir } from './make_dirs';
+import { makeOutputDir } from '../make_dirs';
 import { writeChart, type ChartSpec } from './render';
 import {
   checkRunDir,

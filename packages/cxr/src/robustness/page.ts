@@ -1,6 +1,6 @@
 // `cxr robustness --out DIR`: robustness.json, the metric-against-strength plots (SVG + PNG) and
 // a self-contained index.html in the style of the run reports.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CHANGES } from '../data/perturb_catalog';
@@ -10,6 +10,7 @@ import { writeChart } from '../report/render';
 import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
 import type { RobustnessResult, RobustnessRow } from './metrics';
 import type { Example } from './run';
+import { makeDirs } from '../make_dirs';
 
 const PLOTS: { metric: RowMetric; caption: string }[] = [
   {
@@ -173,7 +174,7 @@ export async function writeRobustnessReport(
   examples: readonly Example[],
   outDir: string,
 ): Promise<string[]> {
-  await mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const files: string[] = [];
   const json = path.join(outDir, 'robustness.json');
   await writeFile(json, JSON.stringify(result, null, 2) + '\n');

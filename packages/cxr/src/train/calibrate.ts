@@ -23,6 +23,7 @@ import { filesRelativeTo, type ImageSet } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import type { TtaView } from '../models/tta_views';
+import { makeDirs } from '../make_dirs';
 
 /** Temperature alone (bias 0), or Platt's slope and bias (eval/calibration.ts). */
 export type Scaling = 'temperature' | 'platt';
@@ -79,8 +80,8 @@ export async function calibrateOnValidation(
 
 /** predictions/val.json (films named relative to the data root) and metrics/val.json of a model folder. */
 export function writeValidationFiles(dir: string, dataRoot: string, files: string[], c: Calibration): void {
-  fs.mkdirSync(path.join(dir, 'predictions'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'metrics'), { recursive: true });
+  makeDirs(path.join(dir, 'predictions'));
+  makeDirs(path.join(dir, 'metrics'));
   fs.writeFileSync(
     path.join(dir, 'predictions', 'val.json'),
     JSON.stringify({ files: filesRelativeTo(dataRoot, files), labels: c.labels, probs: c.probs }),

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
+import { makeDirs } from '../make_dirs';
 
 export interface LoopState {
   epoch: number; // epochs completed
@@ -88,7 +89,7 @@ export interface RunData {
 export const runDataPath = (outDir: string) => path.join(outDir, 'checkpoints', 'data.json');
 
 export function writeRunData(outDir: string, data: RunData): void {
-  fs.mkdirSync(path.dirname(runDataPath(outDir)), { recursive: true });
+  makeDirs(path.dirname(runDataPath(outDir)));
   fs.writeFileSync(runDataPath(outDir), JSON.stringify(data, null, 2) + '\n');
 }
 

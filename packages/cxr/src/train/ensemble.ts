@@ -18,6 +18,7 @@ import { type Calibration, calibrateOnValidation, writeValidationFiles } from '.
 import { writeValidationReference } from './finish';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
+import { makeDirs } from '../make_dirs';
 
 export interface EnsembleOptions {
   members: string[];
@@ -141,7 +142,7 @@ function memberWeightsDigest(dir: string): string {
 
 /** The files of a member model (model.json and the weight files it names), copied byte for byte. */
 function copyMember(from: string, to: string): void {
-  fs.mkdirSync(to, { recursive: true });
+  makeDirs(to);
   for (const f of ['model.json', ...weightFiles(from)]) fs.copyFileSync(path.join(from, f), path.join(to, f));
   copyMemberMeta(from, to);
 }

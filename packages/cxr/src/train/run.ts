@@ -13,7 +13,7 @@ import { CLASS_NAMES, type ImageRecord } from '../data/dataset';
 import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
-import { makeOutputDir } from '../report/make_dirs';
+import { makeOutputDir } from '../make_dirs';
 import { readRunData, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';

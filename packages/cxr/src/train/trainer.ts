@@ -23,6 +23,7 @@ import { Recipe } from './recipe';
 import type { ModelSource } from './model_source';
 import { makeSchedule } from './schedule';
 import { WeightAverage } from './weight_average';
+import { makeDirs } from '../make_dirs';
 
 export interface EpochPlan {
   /** Training-set indices for this epoch, in order. */
@@ -87,7 +88,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const size = source.size;
   if (trainSet.size !== size || val.size !== size)
     throw new Error(`images are ${trainSet.size}px but the model takes ${size}px`);
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirs(outDir);
   const ckptLast = path.join(outDir, 'checkpoints', 'last');
   const ckptBest = path.join(outDir, 'checkpoints', 'best');
   const logFile = runLogPath(outDir);

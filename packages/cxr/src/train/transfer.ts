@@ -31,6 +31,7 @@ import { makeSchedule } from './schedule';
 import type { TrainResult } from './trainer';
 import { Extractor, extractFeatures, gatherRows } from './transfer_features';
 import { buildHead, headLogits, transplantHead } from './transfer_head';
+import { makeDirs } from '../make_dirs';
 
 export interface TransferRunOptions {
   recipe: Recipe;
@@ -96,7 +97,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   const loss = weightedBce(recipe.labelSmoothing, lossWeights(train.labels, balance));
   const labels = Array.from(val.labels);
 
-  fs.mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const ckptLast = path.join(out, 'checkpoints', 'last');
   const ckptHead = path.join(out, 'checkpoints', 'best-head');
   const ckptBest = path.join(out, 'checkpoints', 'best');

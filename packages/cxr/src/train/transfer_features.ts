@@ -11,6 +11,7 @@ import { defaultCacheDir } from '../data/cache';
 import { startProgress } from '../data/progress';
 import { toInput } from '../models/infer';
 import type { ImageSet } from '../data/images';
+import { makeDirs } from '../make_dirs';
 
 /** Bump when the features of the same images, backbone and weights would change. */
 const FEATURES_VERSION = 1;
@@ -80,7 +81,7 @@ export async function extractFeatures(
   }
   bar.stop();
   if (opts.persist !== false) {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     fs.renameSync(tmp, file);
