@@ -25,6 +25,9 @@ export function makeDirs(dir: string): string[] {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d).isDirectory()) throw e;
     }
   }
+  // A file in the way of the folder itself: Node's recursive mkdir said EEXIST; say what it is.
+  if (!fs.statSync(dir).isDirectory())
+    throw Object.assign(new Error(`ENOTDIR: not a folder, mkdir '${dir}'`), { code: 'ENOTDIR', path: dir });
   return made;
 }
 

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { summarise } from '../src/cli/evaluate_pipeline';
 import { evaluate } from '../src/eval/metrics';
 import { CHEST_XRAY, DICOM_SAMPLES, needsData, REPO } from './shared-data';
 
@@ -68,6 +69,7 @@ test('evaluate reads DICOM films and counts what the pipeline would not assess',
   assert.equal(m.n, 11, r.stderr);
   assert.doesNotMatch(r.stderr, /DICOM is not supported/);
   assert.equal(m.verdicts.cannotAssess, 1, JSON.stringify(m.verdicts));
+  assert.equal(m.verdicts.refused, 0);
   assert.equal(m.verdicts.assessed + m.verdicts.cannotAssess + m.verdicts.outsidePopulation, m.n);
   assert.equal(m.assessedOnly.n, m.verdicts.assessed);
 
@@ -100,4 +102,10 @@ test('the table says how many films the pipeline would assess', { skip }, () => 
     /the prediction pipeline \(cxr predict, the server\) would assess \d+ of 11 films:\n1 "cannot/,
   );
   assert.match(r.stdout, /on the assessed films only:\n\d+ images/);
+});
+
+test('a film the pipeline refuses with an input error is counted apart from "cannot assess"', () => {
+  const s = summarise(['assessed', 'refused', 'cannot-assess', 'assessed'], [1, 0, 0, 0], [0.9, 0.8, 0.7, 0.1], 0.5);
+  assert.deepEqual(s.verdicts, { assessed: 2, cannotAssess: 1, outsidePopulation: 0, refused: 1 });
+  assert.deepEqual(s.assessedOnly, evaluate([1, 0], [0.9, 0.1], { threshold: 0.5 }));
 });

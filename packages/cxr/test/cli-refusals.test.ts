@@ -32,6 +32,8 @@ test('every command that writes an output folder fails at once where none can be
     ['gan', 'train', '--data', tmp, '--out', bad],
     ['gan', 'sample', '--gan-model', tmp, '--n', '1', '--class', 'NORMAL', '--out', bad],
     ['experiments', 'seed', '--data', tmp, '--out', bad],
+    ['experiments', 'adapt', '--data', tmp, '--out', `${bad}/table.md`],
+    ['experiments', 'heatmap', '--data', tmp, '--out', `${bad}/table.md`],
   ];
   for (const args of commands) {
     const started = Date.now();
@@ -51,6 +53,7 @@ test('makeDirs makes missing parents, returns what it made, and throws where the
   assert.deepEqual(makeDirs(path.join(tmp, 'a', 'b')), []);
   fs.writeFileSync(path.join(tmp, 'file'), '');
   assert.throws(() => makeDirs(path.join(tmp, 'file', 'c')), { code: 'ENOTDIR' });
+  assert.throws(() => makeDirs(path.join(tmp, 'file')), { code: 'ENOTDIR' }, 'a file where the folder should be');
   assert.throws(() => makeDirs('/proc/cxr-no-such-folder/x'), { code: 'ENOENT' });
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -84,6 +87,10 @@ test('cxr report refuses a folder that holds no run, and names the runs of an ex
   assert.match(r.stderr, /no run record here \(cxr\.json, log\.jsonl, predictions\/\*\.json or metrics\/\*\.json\)/);
   assert.match(r.stderr, /cxr report reads the folder of a run \(cxr train --out DIR\)/);
   assert.deepEqual(fs.readdirSync(tmp), ['notes.txt'], 'no report/ folder written');
+  const missing = cxr('report', path.join(tmp, 'nope'));
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope: no such folder/);
+  assert.doesNotMatch(missing.stderr, /ENOENT/);
 
   fs.mkdirSync(path.join(tmp, 'baseline', 'metrics'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'baseline', 'metrics', 'test.json'), '{}');

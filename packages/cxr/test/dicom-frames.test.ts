@@ -106,6 +106,13 @@ test('native pixel data: the right count, and padding to even length, still deco
   );
   assert.equal(multi.frames, 2);
   assert.deepEqual(multi.gray, single.gray, 'the first frame is read');
+  // A count that is no number at all reads as one frame, as before the check.
+  const garbled = await decodeDicom(
+    writeDicom(
+      imageElements({ rows: 4, columns: 4, pixels: frame, extra: [{ tag: 0x00280008, vr: 'IS', value: 'abc' }] }),
+    ),
+  );
+  assert.deepEqual(garbled.gray, single.gray);
   // 3 × 3 8-bit: 9 bytes, written as 10 (the writer pads odd values).
   const odd = await decodeDicom(
     writeDicom(imageElements({ rows: 3, columns: 3, bitsAllocated: 8, pixels: new Uint8Array(9).fill(7) })),

@@ -180,6 +180,25 @@ test('a legacy upload (no holder set) stays while another job that can still run
   assert.equal(await store.totalBytes(), 0, 'its bytes left the total');
 });
 
+test('two jobs of a legacy upload that let go at once drop it once, and never both keep it', {
+  skip: skip ?? false,
+  timeout: 60_000,
+}, async () => {
+  await redis!.flushdb();
+  const film = fs.readFileSync(XRAY_JPEG);
+  const sha = await holdAsLegacy(film);
+  const upload = { sha256: sha, name: 'film.jpeg', resultKey: resultKeyOf(film) };
+  const a = await enqueueUpload(queue!, spec('balanced'), upload);
+  const b = await enqueueUpload(queue!, spec('screening'), upload);
+  const store = new UploadStore(queue!, 1024 ** 3);
+  // Both jobs are still in the queue while they let go (a worker releases from inside the job), so each
+  // one's search finds the other: only one release may convert the film, and the other drops it.
+  const outcomes = await Promise.all([store.release(sha, a.id), store.release(sha, b.id)]);
+  assert.deepEqual(outcomes.sort(), ['dropped', 'still-held']);
+  assert.equal(await store.get(sha), null);
+  assert.equal(await store.totalBytes(), 0, 'its bytes left the total');
+});
+
 test('two jobs queued by an older version for one film both complete on a worker of this one', {
   skip: skip ?? false,
   timeout: 120_000,

@@ -109,7 +109,7 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
       const scraped = Date.now() - s0;
       assert.equal(metrics.status, 200);
       const text = await metrics.text();
-      assert.ok(scraped < 2_500, `/metrics answered after ${scraped} ms`);
+      assert.ok(scraped < 4_000, `/metrics answered after ${scraped} ms`);
       assert.match(text, /^cxr_queue_waiting Nan$/m);
       assert.match(text, /^cxr_queue_available 0$/m);
     }

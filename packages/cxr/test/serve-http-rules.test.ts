@@ -203,7 +203,7 @@ test('/metrics waits at most a second for a job queue that does not answer, and 
       const res = await scraped.inject('/metrics');
       const took = performance.now() - t0;
       assert.equal(res.statusCode, 200);
-      assert.ok(took >= QUEUE_SCRAPE_WAIT_MS - 50 && took < QUEUE_SCRAPE_WAIT_MS + 1_000, `took ${took} ms`);
+      assert.ok(took >= QUEUE_SCRAPE_WAIT_MS - 50 && took < QUEUE_SCRAPE_WAIT_MS + 2_500, `took ${took} ms`);
       assert.match(res.body, /^cxr_queue_waiting Nan$/m);
       assert.match(res.body, /^cxr_queue_active Nan$/m);
       assert.match(res.body, /^cxr_queue_available 0$/m);

@@ -51,7 +51,7 @@ export interface AdaptResult {
   gate: { meanShift: number; flagged: number } | null;
   rejected: SiteFilms['rejected'];
   unreadable: SiteFilms['unreadable'];
-  /** What the adaptation warned about (also in adaptation-report.json). */
+  /** Every warning the adaptation logged (also in adaptation-report.json). */
   warnings: string[];
 }
 
@@ -125,7 +125,12 @@ function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): voi
 }
 
 export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
-  const log = o.log ?? (() => {});
+  // Every warning the adaptation logs is also kept, for --json and adaptation-report.json.
+  const warnings: string[] = [];
+  const log = (line: string) => {
+    if (line.startsWith('warning: ')) warnings.push(line.slice('warning: '.length));
+    o.log?.(line);
+  };
   const minImages = o.minImages ?? DEFAULT_MIN_IMAGES;
   if (!Number.isInteger(minImages) || minImages < 2)
     throw new AdaptRefused(`--min-images must be an integer ≥ 2, got ${minImages}`);
@@ -168,11 +173,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       );
     }
     log(relative ? "relative AdaBN: the site's films against the model's validation films" : 'plain AdaBN');
-    const {
-      bnLayers,
-      classMix,
-      warnings = [],
-    } = await adaptMembers(
+    const { bnLayers, classMix } = await adaptMembers(
       loaded.members,
       { pixels: films.pixels, n, size: films.size },
       { reference, classMix: o.classMix ?? 'auto', meta, batchSize: o.batchSize, log },
@@ -291,7 +292,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
             adaptation,
             command: o.command ?? null,
             gate,
-            // What the adaptation warned about (a given --class-mix far from the films' estimate).
+            // Every warning the adaptation logged (a given --class-mix far from the films' estimate, a search or
+            // prior estimate that did not settle).
             warnings,
             rejected: films.rejected.map((r) => ({ file: rel(r.file), reason: r.reason })),
             unreadable: films.unreadable.map((r) => ({ file: rel(r.file), reason: r.reason })),

@@ -19,6 +19,7 @@ import type { ModelMeta } from '../models/metadata';
 import { adaBn } from './bn_stats';
 import { clampShare, settleShare } from './mix_search';
 import { confusionShare, estimatePrior } from './prior';
+import { pct } from '../eval/format';
 
 /**
  * 'auto': estimated from the films (mix_search.ts); 'first': the estimate before adapting, without the search
@@ -51,8 +52,6 @@ export interface SiteFilmsPixels {
 }
 
 type Reference = ReturnType<typeof loadBnReference>;
-
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** A given share at least this far (absolute) from the films' estimate is flagged. */
 export const MIX_MISMATCH = 0.2;
@@ -125,7 +124,7 @@ export async function adaptMembers(
     batchSize?: number;
     log?: (line: string) => void;
   },
-): Promise<{ bnLayers: number; classMix: ClassMixRecord | null; warnings?: string[] }> {
+): Promise<{ bnLayers: number; classMix: ClassMixRecord | null }> {
   const log = opts.log ?? (() => {});
   const pooled = opts.reference?.members ?? null;
   const byClass = opts.reference?.members ? opts.reference.byClass : null;
@@ -160,7 +159,6 @@ export async function adaptMembers(
     return {
       bnLayers: await run(mixed(given)),
       classMix: { reference: byClass.pneumonia, site: given, how: 'given', estimates: [first] },
-      warnings: warning ? [warning] : [],
     };
   }
   const saved = snapshot(members);

@@ -69,11 +69,13 @@ export function register(program: Command): void {
 /** What `cxr predict` and the server would say of the same films, and the metrics where they give a finding. */
 function pipelineLines(m: EvaluationResult): string {
   const v = m.verdicts;
-  const n = v.assessed + v.cannotAssess + v.outsidePopulation;
+  const n = v.assessed + v.cannotAssess + v.outsidePopulation + v.refused;
   const head =
     `\nthe prediction pipeline (cxr predict, the server) would assess ${v.assessed} of ${n} films:\n` +
     `${v.cannotAssess} "cannot assess" (not-a-chest-X-ray gate, image checks), ` +
-    `${v.outsidePopulation} outside the intended population\n`;
+    `${v.outsidePopulation} outside the intended population` +
+    (v.refused ? `, ${v.refused} refused with an input error` : '') +
+    '\n';
   if (!m.assessedOnly || v.assessed === n) return head;
   return `${head}on the assessed films only:\n${formatMetricsTable(m.assessedOnly)}\n`;
 }

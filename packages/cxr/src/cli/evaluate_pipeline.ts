@@ -65,26 +65,33 @@ export async function pipelineAnswers(
   return out;
 }
 
+/**
+ * What the pipeline says of one film: a verdict, or 'refused' where it answers with an input error instead
+ * (the server's 422: a film too large, a DICOM it cannot decode) though the evaluation could score it.
+ */
+export type PipelineStatus = VerdictStatus | 'refused';
+
 export interface PipelineSummary {
   /** How many of the evaluated films the pipeline would call each status. */
-  verdicts: { assessed: number; cannotAssess: number; outsidePopulation: number };
+  verdicts: { assessed: number; cannotAssess: number; outsidePopulation: number; refused: number };
   /** The metrics over the films it calls 'assessed' only (null when there are none). */
   assessedOnly: Metrics | null;
 }
 
 export function summarise(
-  statuses: readonly VerdictStatus[],
+  statuses: readonly PipelineStatus[],
   labels: readonly number[],
   probs: readonly number[],
   threshold: number,
 ): PipelineSummary {
-  const count = (s: VerdictStatus) => statuses.filter((x) => x === s).length;
+  const count = (s: PipelineStatus) => statuses.filter((x) => x === s).length;
   const kept = statuses.flatMap((s, i) => (s === 'assessed' ? [i] : []));
   return {
     verdicts: {
       assessed: count('assessed'),
       cannotAssess: count('cannot-assess'),
       outsidePopulation: count('outside-population'),
+      refused: count('refused'),
     },
     assessedOnly: kept.length
       ? evaluate(

@@ -13,8 +13,7 @@ import { parsePatient } from '../data/patients';
 import type { Metrics } from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
 import type { ImageRecord } from '../data/dataset';
-import type { VerdictStatus } from '../predict/verdict';
-import { dicomPaths, type PipelineSummary, pipelineAnswers, summarise } from './evaluate_pipeline';
+import { dicomPaths, type PipelineStatus, type PipelineSummary, pipelineAnswers, summarise } from './evaluate_pipeline';
 
 /**
  * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
@@ -98,7 +97,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     screened.map((r) => r.path),
     { operatingPoint: opName, progress: o.progress },
   );
-  const films: { record: ImageRecord; prob: number; status: VerdictStatus }[] = [];
+  const films: { record: ImageRecord; prob: number; status: PipelineStatus }[] = [];
   screened.forEach((record, i) => {
     const a = answers[i];
     // The cache's probability where it read the film: the headline metrics are what they always were.
@@ -108,7 +107,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
       return;
     }
     if ('error' in a) o.warn?.(`warning: the prediction pipeline cannot read ${record.path}: ${a.error}`);
-    films.push({ record, prob, status: 'status' in a ? a.status : 'cannot-assess' });
+    films.push({ record, prob, status: 'status' in a ? a.status : 'refused' });
   });
   if (films.length === 0) throw new Error(`${o.data}: no readable images`);
   const files = films.map((f) => f.record.path);
@@ -128,12 +127,12 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
+    // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).
+    const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
     if (pipeline.assessedOnly) {
-      // A split of its own for `cxr report`: the films the pipeline assesses.
-      const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
       fs.writeFileSync(assessedFile, JSON.stringify(pipeline.assessedOnly, null, 2) + '\n');
       o.wrote?.(assessedFile);
-    }
+    } else fs.rmSync(assessedFile, { force: true });
   }
   return {
     ...metrics,

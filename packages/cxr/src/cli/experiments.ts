@@ -149,6 +149,8 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
+      // The table's folder is checked before the long run, not after it.
+      if (o.out) ensureWritableDir(path.dirname(path.resolve(o.out)), '--out', { keep: false });
       await initEngine(o.threads);
       const model = path.resolve(o.model ?? defaultModelDir());
       const rows = await adaptShiftTable(model, o.data, {
@@ -183,8 +185,9 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
-      await initEngine(o.threads);
       if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
+      if (o.out) ensureWritableDir(path.dirname(path.resolve(o.out)), '--out', { keep: false });
+      await initEngine(o.threads);
       const model = path.resolve(o.model ?? defaultModelDir());
       const films = o.images ? { images: o.images } : { data: o.data, cacheDir: o.cache };
       const result = await heatmapTable(model, films, {

@@ -1,6 +1,5 @@
 // `cxr report RUN_DIR`: plots and an HTML page from a run directory, into RUN_DIR/report/.
 import type { Command } from 'commander';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeReport } from '../report/write_report';
 
@@ -11,7 +10,6 @@ export function register(program: Command): void {
     .argument('<run-dir>', 'run folder with cxr.json, log.jsonl, predictions/<split>.json and/or metrics/<split>.json')
     .option('--json', 'print {files, warnings} as one JSON object')
     .action(async (runDir: string, o: { json?: boolean }) => {
-      if (!fs.statSync(runDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${runDir}: not a directory`);
       const r = await writeReport(runDir);
       if (o.json) {
         process.stdout.write(JSON.stringify(r) + '\n');

@@ -20,7 +20,16 @@ export function ensureWritableDir(dir: string, what: string, opts: { keep?: bool
   } catch (e) {
     throw new Error(`${what} ${dir}: cannot write there (${writeFailure(e)})`);
   } finally {
-    if (opts.keep === false) for (const d of made.reverse()) fs.rmdirSync(d);
+    // Best effort: a folder someone else wrote into meanwhile stays, and must not hide the error above.
+    if (opts.keep === false) {
+      for (const d of made.reverse()) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          break;
+        }
+      }
+    }
   }
 }
 

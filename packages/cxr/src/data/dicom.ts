@@ -100,7 +100,10 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const signed = (ds.uint16('x00280103') ?? 0) === 1;
   const photometric = (ds.string('x00280004') ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase();
   const planar = ds.uint16('x00280006') ?? 0;
-  const frames = Math.max(1, ds.intString('x00280008') ?? 1);
+  // A NumberOfFrames that is not a number (IS holding text) reads as one frame, as a missing one does; the
+  // pixel data's length is then checked against one frame, so a real multi-frame file is still refused.
+  const declared = ds.intString('x00280008');
+  const frames = declared !== undefined && Number.isFinite(declared) ? Math.max(1, declared) : 1;
 
   const pf: PixelFormat = { rows, columns, samples, bitsAllocated, bitsStored, signed, photometric, planar };
   checkPixelFormat(pf, fail);

@@ -10,12 +10,14 @@
 //
 // A film stored by an older version has no 'tracked' field, and one from before the holder sets may be
 // wanted by waiting jobs that no set names (the first to finish used to drop it, failing the others).
-// When such a film's set is empty, the queue decides instead: the film goes only when no other job that
-// can still run (waiting, delayed, active...) names it. The ids come from one atomic read of the queue's
-// lists (BullMQ's getRanges script), and the drop re-checks the set, so a job this version queues
-// meanwhile (its put adds it to the set) keeps the film. Not a TTL: an expiring key would leave its bytes
-// in the total, shrinking the cap for good. An older server still running may queue a job for the film
-// just as it goes: upgrade servers and workers together.
+// The first release of such a film asks the queue instead: the live jobs (waiting, delayed, active...)
+// that name it, read in one atomic call (BullMQ's getRanges script), join its holder set and the film
+// becomes tracked, in the same script that lets the releasing job go. From then on it is an ordinary
+// film. Two jobs releasing at once, each seeing the other still active, cannot both keep it: only the
+// first script converts the film, and the second finds itself the last holder. Not a TTL: an expiring
+// key would leave its bytes in the total, shrinking the cap for good. Only this worker's model's queue is
+// searched, and an older server still running may queue a job for the film just as it goes: upgrade the
+// servers and workers of every model together.
 import type { RedisClient } from 'bullmq';
 import type { JobQueue } from './queue';
 
@@ -36,14 +38,19 @@ redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('INCRBY', KEYS[3], ARGV[2])
 return 1`;
 
-// KEYS as PUT's. ARGV: the job that is done with it, and '1' once the queue was searched for a legacy
-// film. 1: dropped; 0: still held by another job; -1: not there; 2: legacy, search the queue first.
+// KEYS as PUT's. ARGV: the job that is done with it, '1' once the queue was searched for a film stored by an
+// older version, then the live jobs that search found naming it. 1: dropped; 0: still held by another job;
+// -1: not there; 2: stored by an older version, search the queue first.
 const RELEASE = `
 local size = redis.call('HGET', KEYS[1], 'size')
 if not size then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'tracked') == 0 then
+  if ARGV[2] ~= '1' then return 2 end
+  for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+  redis.call('HSET', KEYS[1], 'tracked', '1')
+end
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'tracked') == 0 and ARGV[2] ~= '1' then return 2 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('DECRBY', KEYS[3], size)
 return 1`;
@@ -97,7 +104,7 @@ export class UploadStore {
 
   /** Job `holder` is done with the film: removed when no other job holds it ('still-held' otherwise). */
   async release(sha256: string, holder: string): Promise<'dropped' | 'still-held' | 'not-there'> {
-    const run = async (searched: boolean) =>
+    const run = async (searched: readonly string[] | null) =>
       Number(
         await (await this.redis()).runCommand('cxrUploadRelease', [
           KEY_PREFIX + sha256,
@@ -105,31 +112,34 @@ export class UploadStore {
           TOTAL_KEY,
           holder,
           searched ? '1' : '0',
+          ...(searched ?? []),
         ]),
       );
-    let r = await run(false);
-    if (r === 2) r = (await this.otherJobWants(sha256, holder)) ? 0 : await run(true);
+    let r = await run(null);
+    if (r === 2) r = await run(await this.otherJobsWanting(sha256, holder));
     return r === 1 ? 'dropped' : r === 0 ? 'still-held' : 'not-there';
   }
 
-  /** Whether a job other than `holder` that can still run reads the upload `sha256`. */
-  private async otherJobWants(sha256: string, holder: string): Promise<boolean> {
+  /** The ids of the jobs other than `holder` that can still run and read the upload `sha256`. */
+  private async otherJobsWanting(sha256: string, holder: string): Promise<string[]> {
     const ids = (await this.queue.getRanges([...LIVE_STATES], 0, -1)).filter((id) => id !== holder);
     const c = await this.redis();
+    const wanting: string[] = [];
     for (let i = 0; i < ids.length; i += 500) {
+      const slice = ids.slice(i, i + 500);
       // Sent together: ioredis writes them without waiting for each answer.
-      const batch = await Promise.all(ids.slice(i, i + 500).map((id) => c.hget(this.queue.toKey(id), 'data')));
-      for (const data of batch) {
+      const batch = await Promise.all(slice.map((id) => c.hget(this.queue.toKey(id), 'data')));
+      for (const [j, data] of batch.entries()) {
         if (data === null || !data.includes(sha256)) continue;
         try {
           const source = (JSON.parse(data) as { source?: { kind?: string; sha256?: string } }).source;
-          if (source?.kind === 'upload' && source.sha256 === sha256) return true;
+          if (source?.kind === 'upload' && source.sha256 === sha256) wanting.push(slice[j]);
         } catch {
           // Not job data this version wrote: it cannot read the film either.
         }
       }
     }
-    return false;
+    return wanting;
   }
 
   /** Bytes held by waiting uploads. */

@@ -156,6 +156,9 @@ const RUN_RECORDS = ['cxr.json', 'log.jsonl', 'predictions', 'metrics'];
  * experiments folder, whose runs are its sub-folders) reads as a report of a run that does not exist.
  */
 export function checkRunDir(runDir: string): void {
+  const st = fs.statSync(runDir, { throwIfNoEntry: false });
+  if (!st) throw new Error(`${runDir}: no such folder`);
+  if (!st.isDirectory()) throw new Error(`${runDir}: not a folder (cxr report reads the folder of a run)`);
   const has = (name: string) => {
     const p = path.join(runDir, name);
     const st = fs.statSync(p, { throwIfNoEntry: false });
