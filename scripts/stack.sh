@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 STACK_DIR=${CXR_STACK_DIR:-$REPO/.stack}
 SERVICES=(postgresql orthanc redis)
+ALL_SERVICES=("${SERVICES[@]}")
 ORTHANC_USER=cxr
 
 log() { echo "stack: $*" >&2; }
@@ -379,10 +380,15 @@ select_services() {
 
 cmd_up() {
   mkdir -p "$STACK_DIR"
-  chmod 700 "$STACK_DIR"
+  # Private, except that a root-run PostgreSQL's own user must pass through it (postgresql_up makes it
+  # 711): starting one more service must not take that away from a running server.
+  if [ "$(id -u)" = 0 ] && [ -d "$PG_DIR" ]; then chmod 711 "$STACK_DIR"; else chmod 700 "$STACK_DIR"; fi
   local s
   for s in "${SERVICES[@]}"; do "${s}_up"; done
-  (umask 077; for s in "${SERVICES[@]}"; do "${s}_env"; done > "$STACK_DIR/env.tmp")
+  # The settings of every running service, not only of those just started: `up redis` keeps CXR_DB.
+  (umask 077; for s in "${ALL_SERVICES[@]}"; do
+    if "${s}_status" > /dev/null; then "${s}_env"; fi
+  done > "$STACK_DIR/env.tmp")
   mv "$STACK_DIR/env.tmp" "$STACK_DIR/env"
   cat <<EOF
 The stack is up (${SERVICES[*]}). Settings (with the passwords) are in $STACK_DIR/env. To use it:

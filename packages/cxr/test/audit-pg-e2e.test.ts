@@ -44,6 +44,12 @@ test('URLs: postgres:// and postgresql:// name PostgreSQL, anything else a file;
   assert.equal(t.kind === 'postgres' && t.display, 'postgresql://cxr:*****@db.lan:5433/audit?sslmode=verify-full');
   const refused: [string, RegExp][] = [
     ['mysql://u:p@h/db', /mysql:\/\/ is not supported/],
+    // Not URLs to SQLite: relative file names that would land in the working folder.
+    [
+      'sqlite:/tmp/x.db',
+      /sqlite:\/tmp\/x\.db: a sqlite: name is not taken; give the SQLite file's path \(\/tmp\/x\.db\)/,
+    ],
+    ['file:/tmp/y.db', /a file: name is not taken/],
     ['postgres://cxr:pw@/db', /not a valid URL/],
     ['postgres:///db', /no host/],
     ['postgres://cxr:pw@db.lan', /no database name/],

@@ -34,6 +34,7 @@ test('every command that writes an output folder fails at once where none can be
     ['experiments', 'seed', '--data', tmp, '--out', bad],
     ['experiments', 'adapt', '--data', tmp, '--out', `${bad}/table.md`],
     ['experiments', 'heatmap', '--data', tmp, '--out', `${bad}/table.md`],
+    ['ood', 'fit-layout', '--data', tmp, '--out', `${bad}/layout.ts`],
   ];
   for (const args of commands) {
     const started = Date.now();
@@ -41,6 +42,20 @@ test('every command that writes an output folder fails at once where none can be
     assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /--out \/proc\/cxr-no-such-folder\/out: cannot write there \(no folder can be made/);
     assert.ok(Date.now() - started < 30_000, `cxr ${args.join(' ')} took ${Date.now() - started} ms`);
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a one-file --out that is a folder is refused before the run', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
+  for (const args of [
+    ['experiments', 'adapt', '--data', tmp, '--out', tmp],
+    ['experiments', 'heatmap', '--data', tmp, '--out', tmp],
+    ['ood', 'fit-layout', '--data', tmp, '--out', tmp],
+  ]) {
+    const r = cxr(...args);
+    assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /--out .*: is a folder; give a file name/, `cxr ${args.join(' ')}`);
   }
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -61,7 +76,7 @@ test('makeDirs makes missing parents, returns what it made, and throws where the
 test('an SQLite audit log where no folder can be made fails at once, naming the folder', { skip: noProc }, () => {
   // serve --db and worker --db open it this way; recursive mkdir used to hang here before the model loaded.
   assert.throws(() => openSqliteStore('/proc/cxr-no-such-folder/audit.db'), {
-    message: 'audit log folder /proc/cxr-no-such-folder: cannot write there (no folder can be made there)',
+    message: 'audit log /proc/cxr-no-such-folder/audit.db: cannot write it (no folder can be made there)',
   });
 });
 

@@ -153,6 +153,25 @@ test('ROC and PR curves and reliability bins give the plotted points', () => {
   assert.deepEqual(pr[3], { threshold: 0.7, recall: 0.6, precision: 0.75 });
   assert.deepEqual(pr[pr.length - 1], { threshold: 0.1, recall: 1, precision: 0.5 });
   close(averagePrecision(labels, probs), 0.835, 1e-12, 'ap');
+  // Perfectly ranked, 9 positives: exactly 1, never a hair over (which the metrics schema refuses).
+  const nine = [...Array(9).fill(1), 0, 0];
+  assert.equal(
+    averagePrecision(
+      nine,
+      nine.map((y, i) => (y ? 0.9 - i / 100 : 0.1 + i / 100)),
+    ),
+    1,
+  );
+  Metrics.parse(
+    JSON.parse(
+      JSON.stringify(
+        evaluate(
+          nine,
+          nine.map((y) => (y ? 0.9 : 0.1)),
+        ),
+      ),
+    ),
+  );
 
   const bins = reliabilityBins(labels, probs);
   assert.equal(bins.length, 10);

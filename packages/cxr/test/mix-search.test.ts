@@ -100,3 +100,23 @@ test('a site whose estimate settles close by is not scanned', async () => {
   assert.ok(r.points.length <= 3, `${r.points.length} adaptations`);
   assert.ok(Math.abs(r.share - 0.625) < MIX_TOLERANCE, `share ${r.share}`);
 });
+
+test('a site of normal films only settles at the floor, where every low share reads back the floor', async () => {
+  // Like `cxr adapt` on a tiny all-normal site: 1%, 10% and 30% each read back 1%, higher shares read higher.
+  const allNormal = through([
+    [0.01, 0.01],
+    [0.35, 0.01],
+    [0.5, 0.6],
+    [0.99, 0.99],
+  ]);
+  const r = await settleShare(0.317, async (at) => allNormal(at));
+  assert.deepEqual({ share: r.share, how: r.how }, { share: 0.01, how: 'crossing' });
+  assert.ok(r.points.length <= 2 + MIX_GRID.length, `${r.points.length} adaptations: no refinement needed`);
+});
+
+test('a share at the floor that reads back below it counts as settled too', async () => {
+  const r = await settleShare(0.3, async () => 0);
+  assert.deepEqual({ share: r.share, how: r.how }, { share: 0.01, how: 'crossing' });
+  const first = await settleShare(0.01, async () => 0);
+  assert.deepEqual({ share: first.share, how: first.how, n: first.points.length }, { share: 0.01, how: 'first', n: 1 });
+});

@@ -53,12 +53,23 @@ function parseCsv(text: string): Record<string, string>[] {
   return lines.slice(1).map((l) => Object.fromEntries(split(l).map((v, i) => [header[i], v])));
 }
 
+const noFilm = !fs.existsSync(XRAY_JPEG) && 'no shared samples';
+
+/**
+ * 120 × 100 gray pixels: a real chest film, small, which the image checks assess (so it gets a heat map);
+ * without the shared samples a gradient, which they do not (the heat-map tests then skip).
+ */
+async function smallFilm(): Promise<Uint8Array> {
+  if (noFilm) return Uint8Array.from({ length: 120 * 100 }, (_, i) => (i % 120) * 2);
+  return new Uint8Array(await sharp(XRAY_JPEG).greyscale().resize(120, 100, { fit: 'fill' }).raw().toBuffer());
+}
+
 before(async () => {
   root = tempDir('predict-cli');
   modelDir = await makeSeededModel(path.join(root, 'model'), { inputSize: 32, widths: [4, 8, 8, 8] });
   images = path.join(root, 'images');
   fs.mkdirSync(path.join(images, 'sub'), { recursive: true });
-  const px = Uint8Array.from({ length: 120 * 100 }, (_, i) => (i % 120) * 2);
+  const px = await smallFilm();
   const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
   fs.writeFileSync(path.join(images, 'a.jpeg'), await sharp(px, raw).jpeg().toBuffer());
   fs.writeFileSync(path.join(images, 'b, with comma.png'), await sharp(px, raw).png().toBuffer());
@@ -93,7 +104,9 @@ test('a folder: CSV rows in name order, non-images skipped and counted, exit 0',
   assert.match(r.stderr, /hint: .*images has sub-folders with images; add -r/);
 });
 
-test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', () => {
+test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', {
+  skip: noFilm,
+}, () => {
   const heat = path.join(root, 'heat');
   const missing = path.join(root, 'nope.jpeg');
   const r = cxr(
@@ -254,4 +267,37 @@ test('an unwritable --heatmaps or --db fails at once with a message naming it', 
   assert.equal(db.code, 1);
   assert.equal(db.stdout, '');
   assert.match(db.stderr, /audit log .*audit\.db: cannot write it .*--no-audit/);
+});
+
+test('--heatmaps: no map for a film the model cannot assess; a bare DICOM without a name is found in a folder', {
+  skip: noFilm,
+}, async () => {
+  const dir = path.join(root, 'mixed');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(dir, 'a.jpeg'));
+  // One grey level: the image checks refuse it, so the verdict is cannot-assess.
+  const grey = { raw: { width: 120, height: 100, channels: 1 as const } };
+  fs.writeFileSync(
+    path.join(dir, 'blank.png'),
+    await sharp(new Uint8Array(120 * 100).fill(128), grey)
+      .png()
+      .toBuffer(),
+  );
+  // A data set without the 128-byte preamble and "DICM", and without an extension: the decoder reads it.
+  const px = await smallFilm();
+  const bare = writeDicom(imageElements({ rows: 100, columns: 120, bitsAllocated: 8, pixels: px }), {
+    partTen: false,
+  });
+  fs.writeFileSync(path.join(dir, 'film0001'), bare);
+  const heat = path.join(root, 'mixed-heat');
+  const r = cxr('predict', dir, '--format', 'json', '--heatmaps', heat, '--no-audit');
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ file: string; verdict: string; heatmap: string | null }>;
+  const byName = Object.fromEntries(rows.map((x) => [path.basename(x.file), x]));
+  assert.deepEqual(Object.keys(byName).sort(), ['a.jpeg', 'blank.png', 'film0001']);
+  assert.equal(byName['blank.png'].verdict, 'cannot-assess');
+  assert.equal(byName['blank.png'].heatmap, null);
+  assert.equal(byName['a.jpeg'].verdict, 'assessed');
+  assert.ok(fs.existsSync(byName['a.jpeg'].heatmap as string));
+  assert.deepEqual(fs.readdirSync(heat).sort(), ['a.jpeg.heatmap.png', 'film0001.heatmap.png']);
 });

@@ -184,6 +184,13 @@ test('POST /api/v1/jobs → 202, a worker predicts, GET gives the prediction; re
   });
   assert.equal(pacsAge.status, 400);
   assert.match(((await pacsAge.json()) as { detail: string }).detail, /'patientAge' is for uploaded films/);
+  const upper = await fetch(`${server.url}/api/v1/jobs?patientAge=34`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ orthancInstances: ['0A1B2C3D-0A1B2C3D-0A1B2C3D-0A1B2C3D-0A1B2C3D'] }),
+  });
+  assert.equal(upper.status, 400);
+  assert.match(((await upper.json()) as { detail: string }).detail, /'patientAge' is for uploaded films/, 'id taken');
 
   // Errors are problem+json.
   const missing = await fetch(`${server.url}/api/v1/jobs/sha256-${'0'.repeat(64)}~${'0'.repeat(64)}~balanced`, {

@@ -25,7 +25,7 @@ import {
   UploadStore,
   type JobQueue,
 } from '../src/queue';
-import { CLI, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
+import { CLI, DICOM_DIR, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const MODEL = 'a'.repeat(64);
@@ -67,6 +67,11 @@ test('job schema: accepts the three sources, refuses what a worker cannot use, n
 test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes; job ids are URL-safe', () => {
   const dicom = fs.readFileSync(DICOM_FILE);
   assert.equal(resultKeyOf(dicom), '1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819');
+  // A data set without preamble and DICM is keyed by its UID too: the same film as its Part-10 copy.
+  const bare = fs.readFileSync(path.join(DICOM_DIR, 'CR-MONO1-10-chest_nometa.dcm'));
+  const part10 = fs.readFileSync(path.join(DICOM_DIR, 'gdcm-CR-MONO1-10-chest.dcm'));
+  assert.equal(resultKeyOf(bare), '1.2.392.200036.9125.0.19950720112207');
+  assert.equal(resultKeyOf(bare), resultKeyOf(part10));
   const jpeg = fs.readFileSync(XRAY_JPEG);
   assert.match(resultKeyOf(jpeg), /^sha256:[0-9a-f]{64}$/);
   const a = jobIdFor(resultKeyOf(jpeg), MODEL, 'balanced');

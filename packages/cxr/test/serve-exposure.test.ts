@@ -11,7 +11,16 @@ import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadTokens, parseTokenList } from '../src/serve/auth';
 import type { ServePredictor } from '../src/serve/predictor_port';
-import { CLI, loadPredictor, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
+import {
+  CLI,
+  envWithoutTokens,
+  loadPredictor,
+  makeTinyModel,
+  multipartBody,
+  spawnServer,
+  tempDir,
+  XRAY_JPEG,
+} from './serve-fixtures';
 
 let dir: string;
 let modelDir: string;
@@ -137,6 +146,10 @@ test('named tokens: the audit log and the API record which token asked', async (
   assert.deepEqual(loadTokens({ CXR_API_TOKEN: 'single-token' }), [{ name: 'default', token: 'single-token' }]);
   assert.throws(() => loadTokens({ CXR_API_TOKEN: 'a' }), /CXR_API_TOKEN must be 8-512 printable characters/);
   assert.throws(() => loadTokens({ CXR_API_TOKEN: 'has a space' }), /CXR_API_TOKEN must be/);
+  // Set but empty (a secret that did not arrive) is refused, never read as "no authentication".
+  assert.throws(() => loadTokens({ CXR_API_TOKEN: '' }), /CXR_API_TOKEN is set but empty \(unset it to run without/);
+  assert.throws(() => loadTokens({ CXR_API_TOKENS: ' ' }), /CXR_API_TOKENS is set but empty/);
+  assert.deepEqual(loadTokens({}), []);
   assert.deepEqual(
     loadTokens({ CXR_API_TOKENS: 'a:aaaaaaaa1,b:bbbbbbbb2', CXR_API_TOKEN: 'x' }).map((t) => t.name),
     ['a', 'b'],
@@ -169,7 +182,7 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env }, timeout: 60_000 },
+      { env: envWithoutTokens(env), timeout: 60_000 },
       (err, _stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }),
     );
   });

@@ -128,10 +128,19 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * This process's environment without the API token variables, then `env`: a server with no tokens unless
+ * a test gives them (an empty variable is refused, not read as "none").
+ */
+export function envWithoutTokens(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { CXR_API_TOKEN: _one, CXR_API_TOKENS: _many, ...rest } = process.env;
+  return { ...rest, ...env };
+}
+
 /** `cxr serve` as a child process on a free port; resolves once it listens. */
 export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--quiet', ...args], {
-    env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', ...env },
+    env: envWithoutTokens(env),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { createLogger, resolveLogLevel } from '../src/log';
-import { CLI, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { CLI, envWithoutTokens, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
 
 let dir: string;
 let png: Buffer;
@@ -58,7 +58,7 @@ async function runServer(args: string[], env: Record<string, string>, work: (url
   const proc = spawn(
     process.execPath,
     [CLI, 'serve', '--port', String(port), '--model', path.join(dir, 'model'), '--db', path.join(dir, 'a.db'), ...args],
-    { env: { ...process.env, CXR_API_TOKEN: '', CXR_API_TOKENS: '', CXR_LOG_LEVEL: '', ...env } },
+    { env: envWithoutTokens({ CXR_LOG_LEVEL: '', ...env }) },
   );
   let stdout = '';
   let stderr = '';

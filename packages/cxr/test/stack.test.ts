@@ -135,4 +135,19 @@ test('stack.sh up postgresql: loopback only, a generated password, the cxr datab
   );
   assert.equal(await back.count(), 0);
   await back.close();
+  // One more service later: the running server keeps its folder (root: the stack folder stays 711 for
+  // the postgres user) and the env file keeps its settings beside the new service's.
+  const redis = stackCmd(dir, 'up', ['redis']);
+  assert.equal(redis.code, 0, redis.stderr);
+  assert.equal(stackCmd(dir, 'status', ['postgresql']).code, 0, 'postgresql still running');
+  const keys = fs
+    .readFileSync(path.join(dir, 'env'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split('=')[0]);
+  assert.deepEqual(keys, ['CXR_DB', 'CXR_REDIS_URL']);
+  const again2 = await openAuditStore(env.CXR_DB);
+  assert.equal(await again2.count(), 0);
+  await again2.close();
+  assert.equal(stackCmd(dir, 'down', ['redis']).code, 0);
 });

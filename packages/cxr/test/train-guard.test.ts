@@ -182,6 +182,16 @@ test('an interrupted run says how to continue; --resume refuses other data and o
   assert.equal(moved.code, 1);
   assert.match(moved.stderr, /is not the data this run started on \(split fingerprint differs\)/);
   assert.match(moved.stderr, new RegExp(`resume with --data ${CHEST_XRAY}`));
+  // The folder the run started on, with other films in it now: advice about the folder, not its name again.
+  const copy = path.join(tmp, 'run-copy');
+  fs.cpSync(out, copy, { recursive: true });
+  const record = path.join(copy, 'checkpoints', 'data.json');
+  fs.writeFileSync(record, JSON.stringify({ ...JSON.parse(fs.readFileSync(record, 'utf8')), root: other }));
+  const changed = cxr(...args.map((a) => (a === CHEST_XRAY ? other : a === out ? copy : a)), '--resume');
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /the films in .*other changed since this run started \(split fingerprint differs; /);
+  assert.match(changed.stderr, /put the folder back as it was to resume/);
+  assert.doesNotMatch(changed.stderr, /resume with --data/);
   const fresh = cxr(...args);
   assert.equal(fresh.code, 1);
   assert.match(fresh.stderr, /already holds an unfinished run: continue it with --resume/);

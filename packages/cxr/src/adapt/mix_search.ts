@@ -44,6 +44,11 @@ export interface MixSearch {
 }
 
 const gap = (p: MixPoint) => p.estimate - p.at;
+/**
+ * Adapting at p reads p back. At the floor, reading back the floor or less counts too: the estimate cannot
+ * fall lower, so a site of normal films only (every share reads back the floor) has its fixed point there.
+ */
+const settled = (p: MixPoint) => Math.abs(gap(p)) < MIX_TOLERANCE || (p.at <= SHARE_FLOOR && gap(p) < MIX_TOLERANCE);
 
 interface Bracket {
   /** Ends with gap(lo) > 0 >= gap(hi); an end at the share bounds is unmeasured (null). */
@@ -68,6 +73,8 @@ function brackets(points: readonly MixPoint[]): Bracket[] {
   const first = sorted[0];
   const last = sorted[sorted.length - 1];
   if (gap(first) <= 0 && first.at > SHARE_FLOOR) out.push({ lo: null, hi: first });
+  // A share measured at the floor that reads back the floor is itself the crossing (guessed at the floor).
+  if (first.at <= SHARE_FLOOR && settled(first)) out.push({ lo: null, hi: first });
   for (let i = 0; i + 1 < sorted.length; i++) {
     const [a, b] = [sorted[i], sorted[i + 1]];
     if (gap(a) > 0 && gap(b) <= 0) out.push({ lo: a, hi: b });
@@ -97,18 +104,18 @@ export async function settleShare(
   const refine = async (b: Bracket): Promise<MixSearch> => {
     for (let k = 0; k < MIX_REFINEMENTS; k++) {
       const p = await measure(clampShare(guess(b)));
-      if (Math.abs(gap(p)) < MIX_TOLERANCE) return { share: p.at, points, how: 'crossing' };
+      if (settled(p)) return { share: p.at, points, how: 'crossing' };
       if (gap(p) > 0) b.lo = p;
       else b.hi = p;
     }
     return { share: clampShare(guess(b)), points, how: 'crossing' };
   };
   const p0 = await measure(first);
-  if (Math.abs(gap(p0)) < MIX_TOLERANCE) return { share: first, points, how: 'first' };
+  if (settled(p0)) return { share: first, points, how: 'first' };
   const p1 = await measure(clampShare(p0.estimate));
   const spacing = MIX_GRID[1] - MIX_GRID[0];
   if (Math.abs(p1.at - p0.at) <= spacing / 2) {
-    if (Math.abs(gap(p1)) < MIX_TOLERANCE) return { share: p1.at, points, how: 'crossing' };
+    if (settled(p1)) return { share: p1.at, points, how: 'crossing' };
     const local = brackets([p0, p1]).filter((b) => b.lo && b.hi);
     if (local.length === 1) return refine(local[0]);
   }
@@ -119,7 +126,7 @@ export async function settleShare(
     .sort((a, b) => Math.abs(guess(a) - first) - Math.abs(guess(b) - first));
   if (!chosen) return { share: first, points, how: 'unsettled' };
   // An end measured close enough to the diagonal needs no refinement.
-  const end = [chosen.hi, chosen.lo].find((p) => p && Math.abs(gap(p)) < MIX_TOLERANCE);
+  const end = [chosen.hi, chosen.lo].find((p) => p && settled(p));
   if (end) return { share: end.at, points, how: 'crossing' };
   return refine(chosen);
 }

@@ -4,9 +4,8 @@
 // for it. So each film also goes through the Predictor (same decode, gate, checks and verdict as a
 // prediction), and the evaluation reports how many films it would not assess and the metrics over the
 // films it does.
-import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
-import { filmFormat } from '../data/dicom';
+import { filmFormatOfFile } from '../data/dicom';
 import type { ImageRecord } from '../data/dataset';
 import { forEachConcurrent } from '../data/pool';
 import { startProgress } from '../data/progress';
@@ -16,9 +15,6 @@ import { predictFile } from '../predict/batch';
 import { Predictor } from '../predict/predictor';
 import type { VerdictStatus } from '../predict/verdict';
 
-/** Enough leading bytes for filmFormat to tell a DICOM data set (Part 10, or bare) from JPEG and PNG. */
-const HEADER_BYTES = 4096;
-
 /**
  * The records whose bytes are DICOM. The preprocessed cache (data/cache.ts) decodes JPEG and PNG only; these
  * are read through the Predictor's decoder instead, which reads DICOM as a prediction does.
@@ -26,17 +22,8 @@ const HEADER_BYTES = 4096;
 export async function dicomPaths(records: readonly ImageRecord[]): Promise<Set<string>> {
   const found = new Set<string>();
   await forEachConcurrent(records, 8, async (r) => {
-    let handle: fs.FileHandle | undefined;
-    try {
-      handle = await fs.open(r.path, 'r');
-      const buf = Buffer.alloc(HEADER_BYTES);
-      const { bytesRead } = await handle.read(buf, 0, HEADER_BYTES, 0);
-      if (filmFormat(buf.subarray(0, bytesRead)) === 'dicom') found.add(r.path);
-    } catch {
-      // Unreadable here is unreadable to the cache too, which names it.
-    } finally {
-      await handle?.close();
-    }
+    // Unreadable here is unreadable to the cache too, which names it.
+    if ((await filmFormatOfFile(r.path).catch(() => null)) === 'dicom') found.add(r.path);
   });
   return found;
 }

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { ensureWritableDir } from './writable';
+import { ensureWritableDir, ensureWritableFile } from './writable';
 import {
   ADAPT_METHODS,
   type AdaptMethod,
@@ -150,7 +150,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       // The table's folder is checked before the long run, not after it.
-      if (o.out) ensureWritableDir(path.dirname(path.resolve(o.out)), '--out', { keep: false });
+      if (o.out) ensureWritableFile(o.out, '--out');
       await initEngine(o.threads);
       const model = path.resolve(o.model ?? defaultModelDir());
       const rows = await adaptShiftTable(model, o.data, {
@@ -186,7 +186,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
     .action(async (o) => {
       if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
-      if (o.out) ensureWritableDir(path.dirname(path.resolve(o.out)), '--out', { keep: false });
+      if (o.out) ensureWritableFile(o.out, '--out');
       await initEngine(o.threads);
       const model = path.resolve(o.model ?? defaultModelDir());
       const films = o.images ? { images: o.images } : { data: o.data, cacheDir: o.cache };

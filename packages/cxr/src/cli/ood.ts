@@ -12,6 +12,7 @@ import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
+import { ensureWritableFile } from './writable';
 
 function percentileArg(v: string): number {
   const n = Number(v);
@@ -74,6 +75,7 @@ export function register(program: Command): void {
     .option('--out <file>', 'write the module here instead of printing it')
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .action(async (o) => {
+      if (o.out) ensureWritableFile(o.out, '--out');
       const log = (l: string) => process.stderr.write(l + '\n');
       const fit = await fitLayout(o.data, { cacheDir: o.cache, log });
       const text = renderLayoutModule(fit, path.basename(path.resolve(o.data)));

@@ -34,6 +34,16 @@ export function ensureWritableDir(dir: string, what: string, opts: { keep?: bool
 }
 
 /**
+ * An --out that names one file (a table, a module) is checked before the run it ends: not a folder, and
+ * its folder writable. Otherwise minutes of work end in a raw EISDIR or ENOENT and the result is lost.
+ */
+export function ensureWritableFile(file: string, what: string): void {
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory())
+    throw new Error(`${what} ${file}: is a folder; give a file name`);
+  ensureWritableDir(path.dirname(path.resolve(file)), what, { keep: false });
+}
+
+/**
  * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or says
  * plainly why it cannot be written. The target is named with any password hidden.
  */

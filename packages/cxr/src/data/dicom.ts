@@ -6,6 +6,7 @@
 // Files arrive from anywhere (uploads, PACS exports), so every failure is a DicomError with a
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
+import * as fs from 'node:fs';
 import { DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { toDisplay, type VoiMethod } from './dicom_display';
@@ -35,6 +36,32 @@ export function filmFormat(buf: Uint8Array): 'jpeg' | 'png' | 'dicom' | null {
   const kind = sniffFormat(buf);
   if (kind === 'jpeg' || kind === 'png') return kind;
   return isDicom(buf) ? 'dicom' : null;
+}
+
+/** Enough leading bytes for filmFormat to tell a DICOM data set (Part 10, or bare) from JPEG and PNG. */
+const FILM_HEADER_BYTES = 4096;
+
+/** filmFormat of a file's leading bytes; a file that cannot be opened or read throws the file system's error. */
+export async function filmFormatOfFile(file: string): Promise<'jpeg' | 'png' | 'dicom' | null> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(FILM_HEADER_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, FILM_HEADER_BYTES, 0);
+    return filmFormat(buf.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** filmFormatOfFile, synchronously (a folder walk that decides file by file). */
+export function filmFormatOfFileSync(file: string): 'jpeg' | 'png' | 'dicom' | null {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(FILM_HEADER_BYTES);
+    return filmFormat(buf.subarray(0, fs.readSync(fd, buf, 0, FILM_HEADER_BYTES, 0)));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export interface DicomImage {

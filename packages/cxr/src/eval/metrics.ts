@@ -209,13 +209,15 @@ export function prCurve(labels: readonly number[], probs: readonly number[]): Pr
 export function averagePrecision(labels: readonly number[], probs: readonly number[]): number | null {
   const { steps, pos } = thresholdSweep(labels, probs);
   if (pos === 0) return null;
-  let ap = 0;
+  // Summed in films and divided once: adding pos shares of 1/pos each can pass 1 (9 positives give
+  // 1.0000000000000002), which the metrics schema rightly refuses as a rate.
+  let sum = 0;
   let prevTp = 0;
   for (const s of steps) {
-    ap += ((s.tp - prevTp) / pos) * (s.tp / (s.tp + s.fp));
+    sum += (s.tp - prevTp) * (s.tp / (s.tp + s.fp));
     prevTp = s.tp;
   }
-  return ap;
+  return Math.min(1, sum / pos);
 }
 
 export function brierScore(labels: readonly number[], probs: readonly number[]): number {

@@ -13,7 +13,7 @@ import { loadRecordedSplit } from '../data/dataset_images';
 import { createRng } from '../data/random';
 import { gradCam } from '../explain/gradcam';
 import { type CamMap, camParts, camPartsAt, FEATURE_MAP_LAYER, splitModel } from '../explain/model_parts';
-import { predictLogits, toInput } from '../models/infer';
+import { predictAllLogits, predictLogits, toInput } from '../models/infer';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { Predictor } from '../predict/predictor';
@@ -21,7 +21,7 @@ import { readSiteFilms } from '../adapt/films';
 
 /** Fractions of the film deleted, most highlighted pixels first. */
 export const DELETION_FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.3] as const;
-/** Films used by default (evenly spaced over the validation pneumonia films). */
+/** Films used by default (evenly spaced over the pneumonia films the model calls positive). */
 export const DEFAULT_HEATMAP_FILMS = 100;
 /** The outer band is this share of the side on every edge. */
 const BAND = 0.1;
@@ -110,7 +110,14 @@ export async function heatmapTable(
       );
     const grids = [...new Map(views.map((v) => [v.grid.join('x'), v.grid])).values()];
 
-    const positives = val.indices;
+    // Every candidate is scored first, in batches (one forward pass a film, a small share of the
+    // deletion curves' cost), and only then are `limit` films taken, evenly spaced, from those the
+    // model calls positive: taking `limit` first and dropping the negatives after left fewer films
+    // than asked, or none at all.
+    const scores = await candidateLogits(members, val);
+    const positives = val.indices.filter((_, k) => scores[k] > 0);
+    if (positives.length === 0) throw new Error('no pneumonia film has a positive logit: nothing to explain');
+    const logitOf = new Map(val.indices.map((i, k) => [i, scores[k]]));
     const limit = Math.min(opts.limit ?? DEFAULT_HEATMAP_FILMS, positives.length);
     const chosen = Array.from({ length: limit }, (_, k) => positives[Math.floor((k * positives.length) / limit)]);
     const F = DELETION_FRACTIONS.length;
@@ -118,36 +125,31 @@ export async function heatmapTable(
     const acc = (key: string) => sums.get(key) ?? sums.set(key, { deletion: new Array(F).fill(0), band: 0 }).get(key)!;
     const band = Math.round(BAND * S);
     const blur = 2 * Math.round((BLUR_SHARE * S) / 2) + 1;
-    let used = 0;
+    const used = chosen.length;
     for (const [k, i] of chosen.entries()) {
       const x = toInput(val.pixels.subarray(i * per, (i + 1) * per), 1, S);
-      const base = predictLogits(members, x)[0];
-      // Only films the model calls positive have evidence to delete.
-      if (base > 0) {
-        used++;
-        const film = x.dataSync() as Float32Array;
-        const blurred = tf.tidy(() => tf.avgPool(x, blur, 1, 'same').dataSync() as Float32Array);
-        const rand = createRng('heatmap', i);
-        const maps: [string, Float32Array][] = [
-          ...views.map((v): [string, Float32Array] => [v.map, upsample(gradCam(v.cams, x).map, v.grid, S)]),
-          ...grids.map((g): [string, Float32Array] => [
-            `random ${g.join('x')}`,
-            upsample(Float32Array.from({ length: g[0] * g[1] }, rand), g, S),
-          ]),
-        ];
-        for (const [key, map] of maps) {
-          const s = acc(key);
-          const change = deletionCurve(members, film, blurred, map, S);
-          change.forEach((c, f) => {
-            s.deletion[f] += c - base;
-          });
-          s.band += bandShare(map, S, band);
-        }
+      const base = logitOf.get(i)!;
+      const film = x.dataSync() as Float32Array;
+      const blurred = tf.tidy(() => tf.avgPool(x, blur, 1, 'same').dataSync() as Float32Array);
+      const rand = createRng('heatmap', i);
+      const maps: [string, Float32Array][] = [
+        ...views.map((v): [string, Float32Array] => [v.map, upsample(gradCam(v.cams, x).map, v.grid, S)]),
+        ...grids.map((g): [string, Float32Array] => [
+          `random ${g.join('x')}`,
+          upsample(Float32Array.from({ length: g[0] * g[1] }, rand), g, S),
+        ]),
+      ];
+      for (const [key, map] of maps) {
+        const s = acc(key);
+        const change = deletionCurve(members, film, blurred, map, S);
+        change.forEach((c, f) => {
+          s.deletion[f] += c - base;
+        });
+        s.band += bandShare(map, S, band);
       }
       x.dispose();
       if ((k + 1) % 20 === 0) log(`heat maps: ${k + 1} of ${limit} films`);
     }
-    if (used === 0) throw new Error('no pneumonia film has a positive logit: nothing to explain');
     const row = (map: string, role: string, grid: [number, number], key = map): HeatmapRow => {
       const s = acc(key);
       const deletion = s.deletion.map((v) => v / used);
@@ -168,6 +170,20 @@ export async function heatmapTable(
   } finally {
     for (const m of members) m.dispose();
   }
+}
+
+/** The ensemble's logit of each film in `films.indices`, in that order. */
+async function candidateLogits(
+  members: LayersModel[],
+  films: { pixels: Uint8Array; indices: number[]; size: number },
+): Promise<Float32Array> {
+  const per = films.size * films.size;
+  const n = films.indices.length;
+  const gathered = new Uint8Array(n * per);
+  films.indices.forEach((i, k) => {
+    gathered.set(films.pixels.subarray(i * per, (i + 1) * per), k * per);
+  });
+  return predictAllLogits(members, gathered, n, films.size);
 }
 
 function upsample(map: Float32Array, [h, w]: [number, number], S: number): Float32Array {

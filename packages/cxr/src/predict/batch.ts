@@ -7,7 +7,8 @@ import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readImageFile, sniffFormat } from '../data/decode';
+import { readImageFile } from '../data/decode';
+import { filmFormatOfFileSync } from '../data/dicom';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { type OodPolicy, type PredictOptions, type Prediction, Predictor } from './predictor';
@@ -95,19 +96,12 @@ export interface CollectedInputs {
 
 /** A file whose leading bytes say JPEG, PNG or DICOM (unreadable files count as images: their row says why). */
 function looksLikeImage(file: string): boolean {
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(file, 'r');
-    const head = Buffer.alloc(132);
-    const n = fs.readSync(fd, head, 0, head.length, 0);
-    const kind = sniffFormat(head.subarray(0, n));
-    // A DICOM file written without its 128-byte preamble and DICM prefix is still read (decode.ts tries
-    // it); only its name says what it is.
-    return kind === 'jpeg' || kind === 'png' || kind === 'dicom' || /\.dcm$/i.test(file);
+    // What the decoder reads, by the decoder's own test: a DICOM data set without its 128-byte preamble
+    // and DICM prefix too, whatever its name. A .dcm that fails the test is still tried, so its row says why.
+    return filmFormatOfFileSync(file) !== null || /\.dcm$/i.test(file);
   } catch {
     return true;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 
@@ -324,7 +318,10 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         done.latencyMs,
       );
       let heatmap: string | null = null;
-      if (r.heatmapPng && maps) heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
+      // No map for a film the model cannot assess, as on the page: a map of an image the model was not
+      // made for invites reading it.
+      if (r.heatmapPng && maps && r.verdict.status !== 'cannot-assess')
+        heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
       return {
         file,
         probability: r.probability,

@@ -1,7 +1,11 @@
 // The images a robustness run scores: a labelled folder (NORMAL/ and PNEUMONIA/), or, given the
 // data root a model was trained from (it has train/), that model's own patient-level validation
-// split as recorded in its cxr.json — the split its operating point was chosen on.
+// split as recorded in its cxr.json — the split its operating point was chosen on. Only JPEG and PNG
+// films are read (the preprocessed cache decodes no other format); the rest are set aside by their
+// leading bytes before `--limit` draws, so that the draw is met and the run says what it left out.
 import * as fs from 'node:fs';
+import { filmFormatOfFile } from '../data/dicom';
+import { forEachConcurrent } from '../data/pool';
 import * as path from 'node:path';
 import type { ImageRecord } from '../data/dataset';
 import { createRng, type Seed, shuffleInPlace } from '../data/random';
@@ -22,6 +26,50 @@ export interface BenchmarkImages {
   /** In words: "folder …" or "validation split of … (valFraction 0.15, seed 42)". */
   source: string;
   kind: 'folder' | 'validation-split';
+  /** Files of the folder (or split) not drawn from, each with why. */
+  leftOut: LeftOut[];
+}
+
+export interface LeftOut {
+  file: string;
+  reason: string;
+}
+
+/** Why a file is not a film robustness reads, by its leading bytes; null for a JPEG or PNG. */
+async function unreadableReason(file: string): Promise<string | null> {
+  try {
+    const format = await filmFormatOfFile(file);
+    if (format === 'jpeg' || format === 'png') return null;
+    return format === 'dicom' ? 'DICOM' : 'not an image';
+  } catch (e) {
+    return `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+}
+
+/** The records whose files are JPEG or PNG films, and the others with why, in the records' order. */
+export async function readableRecords<T extends { path: string }>(
+  records: readonly T[],
+): Promise<{ readable: T[]; leftOut: LeftOut[] }> {
+  const reasons = new Array<string | null>(records.length);
+  await forEachConcurrent(
+    records.map((r, i) => [r, i] as const),
+    8,
+    async ([r, i]) => {
+      reasons[i] = await unreadableReason(r.path);
+    },
+  );
+  return {
+    readable: records.filter((_, i) => reasons[i] === null),
+    leftOut: records.flatMap((r, i) => (reasons[i] === null ? [] : [{ file: r.path, reason: reasons[i]! }])),
+  };
+}
+
+/** "3 files left out (JPEG and PNG only): 2 DICOM, 1 not an image". */
+function leftOutWords(leftOut: readonly LeftOut[]): string {
+  const counts = new Map<string, number>();
+  for (const l of leftOut) counts.set(l.reason, (counts.get(l.reason) ?? 0) + 1);
+  const parts = [...counts].map(([reason, n]) => `${n} ${reason}`).join(', ');
+  return `${leftOut.length} file${leftOut.length === 1 ? '' : 's'} left out (JPEG and PNG only): ${parts}`;
 }
 
 export interface ImageChoice {
@@ -114,19 +162,26 @@ export async function loadBenchmarkImages(
   opts: ImageChoice = {},
 ): Promise<BenchmarkImages> {
   if (!fs.existsSync(data)) throw new Error(`${data}: no such folder`);
-  let records: ImageRecord[];
-  let source: string;
+  let all: ImageRecord[];
+  let splitSource = '';
   let kind: BenchmarkImages['kind'];
   if (isTrainingRoot(data)) {
-    ({ records, source } = await validationRecords(data, meta));
+    ({ records: all, source: splitSource } = await validationRecords(data, meta));
     kind = 'validation-split';
   } else if (hasClasses(data)) {
-    records = await splitRecords(data);
-    source = `folder ${data} (${records.length} images)`;
+    all = await splitRecords(data);
     kind = 'folder';
   } else {
     throw new Error(`${data}: expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/`);
   }
+  const { readable: records, leftOut } = await readableRecords(all);
+  let source = kind === 'folder' ? `folder ${data} (${records.length} images)` : splitSource;
+  if (leftOut.length) {
+    source += `, ${leftOutWords(leftOut)}`;
+    const shown = leftOut.slice(0, 5).map((l) => `${path.relative(data, l.file)} (${l.reason})`);
+    opts.warn?.(`warning: ${data}: ${leftOutWords(leftOut)}: ${shown.join(', ')}${leftOut.length > 5 ? ', ...' : ''}`);
+  }
+  if (records.length === 0) throw new Error(`${data}: no JPEG or PNG films (${leftOutWords(leftOut)})`);
   const chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1);
   if (chosen.length < records.length)
     source += `, ${chosen.length} chosen (at most ${opts.limit} per class, seed ${opts.seed ?? 1})`;
@@ -136,5 +191,5 @@ export async function loadBenchmarkImages(
     progress: opts.progress,
   });
   if (set.labels.length === 0) throw new Error(`${data}: no readable images`);
-  return { set, source, kind };
+  return { set, source, kind, leftOut };
 }

@@ -132,6 +132,8 @@ export const RobustnessResult = z.object({
     pneumonia: z.number(),
     /** The benchmark's films, relative to `path` (absolute where a film lies outside it). */
     files: z.array(z.string()),
+    /** Files not drawn from (robustness reads JPEG and PNG only), relative as `files`; absent in older results. */
+    leftOut: z.array(z.object({ file: z.string(), reason: z.string() })).optional(),
   }),
   operatingPoint: z.object({ name: z.string(), threshold: z.number() }),
   tta: z.array(z.string()),

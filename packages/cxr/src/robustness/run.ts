@@ -87,7 +87,7 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     const opName = meta.defaultOperatingPoint;
     const op = meta.operatingPoints[opName];
     if (!op) throw new Error(`${o.modelDir}: the default operating point '${opName}' is not in cxr.json`);
-    const { set, source } = await loadBenchmarkImages(o.data, meta, {
+    const { set, source, leftOut } = await loadBenchmarkImages(o.data, meta, {
       limit: o.limit,
       seed,
       warn: log,
@@ -163,7 +163,18 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
       format: 'cxr-robustness/1',
       model: { name: meta.name, version: meta.version, sha256: loaded.sha256, dir: path.resolve(o.modelDir) },
       // Films named relative to the data folder, as predictions files name them (portable).
-      data: { path: o.data, source, n, normal, pneumonia: n - normal, files: filesRelativeTo(o.data, set.files) },
+      data: {
+        path: o.data,
+        source,
+        n,
+        normal,
+        pneumonia: n - normal,
+        files: filesRelativeTo(o.data, set.files),
+        leftOut: filesRelativeTo(
+          o.data,
+          leftOut.map((l) => l.file),
+        ).map((file, i) => ({ file, reason: leftOut[i].reason })),
+      },
       operatingPoint: { name: opName, threshold: op.threshold },
       tta: [...meta.tta],
       seed,

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { AuditOpenOptions } from './audit_store';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE } from './audit_migrations';
 import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
-import { makeOutputDir } from '../make_dirs';
+import { makeDirs, writeFailure } from '../make_dirs';
 
 class SqliteDriver implements SqlDriver {
   private readonly statements = new Map<string, Database.Statement>();
@@ -55,7 +55,13 @@ class SqliteDriver implements SqlDriver {
 export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlAuditStore {
   if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
     throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
-  if (file !== ':memory:' && !opts.readonly) makeOutputDir(path.dirname(path.resolve(file)), 'audit log folder');
+  if (file !== ':memory:' && !opts.readonly) {
+    try {
+      makeDirs(path.dirname(path.resolve(file)));
+    } catch (e) {
+      throw new Error(`audit log ${file}: cannot write it (${writeFailure(e)})`);
+    }
+  }
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   try {
     db.pragma('busy_timeout = 5000');

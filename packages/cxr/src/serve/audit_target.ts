@@ -57,6 +57,15 @@ export function parseAuditTarget(text: string): AuditTarget {
         `audit log: ${scheme[1]}:// is not supported; use a postgres:// URL or the path of an SQLite file`,
       );
     }
+    // sqlite:/x.db and file:/x.db read as URLs to a user but as relative file names to SQLite, which
+    // would quietly make ./sqlite:/x.db in the working folder.
+    const prefix = /^(sqlite3?|file):/i.exec(target);
+    if (prefix) {
+      throw new Error(
+        `audit log: ${target}: a ${prefix[1]}: name is not taken; give the SQLite file's path ` +
+          `(${target.slice(prefix[0].length) || 'PATH'})`,
+      );
+    }
     return { kind: 'sqlite', file: target };
   }
   const display = redactUrl(target);

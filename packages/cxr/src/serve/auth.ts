@@ -85,8 +85,17 @@ export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedTo
     if (!tokens.length) throw new Error(`--tokens-file ${tokensFile}: no name:token lines`);
     return tokens;
   }
-  if (env.CXR_API_TOKENS) return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
-  if (env.CXR_API_TOKEN) return [{ name: 'default', token: checkToken(env.CXR_API_TOKEN, 'CXR_API_TOKEN') }];
+  // Set but empty is refused, not read as "no authentication": a deploy template whose secret did not
+  // arrive would otherwise start the server open. Unset the variable to run without tokens.
+  const unset = ' (unset it to run without authentication)';
+  if (env.CXR_API_TOKENS !== undefined) {
+    if (!env.CXR_API_TOKENS.trim()) throw new Error(`CXR_API_TOKENS is set but empty${unset}`);
+    return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
+  }
+  if (env.CXR_API_TOKEN !== undefined) {
+    if (!env.CXR_API_TOKEN) throw new Error(`CXR_API_TOKEN is set but empty${unset}`);
+    return [{ name: 'default', token: checkToken(env.CXR_API_TOKEN, 'CXR_API_TOKEN') }];
+  }
   return [];
 }
 

@@ -66,13 +66,22 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   const data = await checkData(o.data, recipe, log);
   const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
   const started = o.resume && checkpointed ? readRunData(o.out) : null;
-  if (started && started.fingerprint !== data.fingerprint)
+  if (started && started.fingerprint !== data.fingerprint) {
+    const counts =
+      `${started.train} training and ${started.validation} validation films then, ` +
+      `${data.train} and ${data.validation} now`;
+    // The same folder with other films in it needs other advice than another folder: naming the folder
+    // the user already gave would send them round in a circle.
+    const sameFolder = path.resolve(started.root) === path.resolve(o.data);
     throw new Error(
-      `the data in ${o.data} is not the data this run started on (split fingerprint differs): ` +
-        `its checkpoint trained on ${started.root} (${started.train} training and ${started.validation} ` +
-        `validation films), this split has ${data.train} and ${data.validation}; ` +
-        `resume with --data ${started.root}, or train on other data into a new folder`,
+      sameFolder
+        ? `the films in ${o.data} changed since this run started (split fingerprint differs; ${counts}): ` +
+            'put the folder back as it was to resume, or train on it as it is now into a new folder'
+        : `the data in ${o.data} is not the data this run started on (split fingerprint differs): ` +
+            `its checkpoint trained on ${started.root} (${counts}); ` +
+            `resume with --data ${started.root}, or train on other data into a new folder`,
     );
+  }
   if (o.resume && !checkpointed)
     log(`note: ${o.out} was stopped before its first checkpoint: training starts again with its saved recipe`);
   if (o.resume && checkpointed && !started)

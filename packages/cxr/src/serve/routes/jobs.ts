@@ -62,7 +62,13 @@ export interface JobRouteOptions {
 const OrthancBody = z
   .object({
     orthancInstances: z
-      .array(z.string().regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/, 'an Orthanc instance id (five groups of 8 hex digits)'))
+      .array(
+        // Orthanc writes its ids in lower case and looks them up as written; a pasted upper-case id is the same one.
+        z
+          .string()
+          .regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/i, 'an Orthanc instance id (five groups of 8 hex digits)')
+          .transform((id) => id.toLowerCase()),
+      )
       .min(1)
       .max(1000),
   })
