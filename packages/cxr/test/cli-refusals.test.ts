@@ -80,6 +80,13 @@ test('an SQLite audit log where no folder can be made fails at once, naming the 
   });
 });
 
+test('an SQLite audit log SQLite cannot open is named, with why', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
+  // SQLite's own message is "unable to open database file", naming neither.
+  assert.throws(() => openSqliteStore(tmp), { message: `audit log ${tmp}: cannot open it (it is a folder)` });
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
 test('a train refused for its --out leaves no folder behind', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
   fs.writeFileSync(path.join(tmp, 'file'), '');

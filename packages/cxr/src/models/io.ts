@@ -153,7 +153,14 @@ export async function saveModel(
 
 export function readMeta(dir: string): ModelMeta {
   const p = path.join(dir, 'cxr.json');
-  if (!fs.existsSync(p)) throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
+  try {
+    fs.accessSync(p, fs.constants.R_OK);
+  } catch (e) {
+    // existsSync says false for a folder this user may not enter, which is no reason to call it no model.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${dir}: cannot read cxr.json (no permission)`);
+    throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
+  }
   return parseMeta(parseJsonFile(p), p);
 }
 

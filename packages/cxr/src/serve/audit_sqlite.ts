@@ -51,6 +51,19 @@ class SqliteDriver implements SqlDriver {
   }
 }
 
+/** Why SQLite could not open `file`, as far as the file system tells. */
+function cantOpenReason(file: string): string {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (st?.isDirectory()) return 'it is a folder';
+  try {
+    if (st) fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
+    else fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+  } catch {
+    return st ? 'no permission to read and write it' : 'its folder is not writable';
+  }
+  return 'SQLite refused it';
+}
+
 /** Opens (creating if needed) and migrates the file; `:memory:` works for tests. */
 export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlAuditStore {
   if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
@@ -62,7 +75,14 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
       throw new Error(`audit log ${file}: cannot write it (${writeFailure(e)})`);
     }
   }
-  const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  } catch (e) {
+    // SQLite says "unable to open database file" without the file or the reason: name both.
+    if ((e as { code?: string }).code !== 'SQLITE_CANTOPEN') throw e;
+    throw new Error(`audit log ${file}: cannot open it (${cantOpenReason(file)})`);
+  }
   try {
     db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {
