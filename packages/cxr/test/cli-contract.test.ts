@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { type AuditRecord, openAuditStore } from '../src/serve/audit';
 import { makeSeededModel, tempDir } from './ood-fixtures';
 import { CHEST_XRAY, needsData } from './shared-data';
+import { auditRecord } from './serve-fixtures';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -27,27 +28,8 @@ function cxr(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function record(id: number, createdAt: string): AuditRecord {
-  return {
-    id: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`,
-    createdAt,
-    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
-    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.2,
-    logit: -1.4,
-    threshold: 0.5,
-    operatingPoint: 'balanced',
-    label: 'NORMAL',
-    warnings: [],
-    ood: null,
-    hasHeatmap: false,
-    hasThumbnail: false,
-    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
-    latencyMs: 4,
-    requestedBy: null,
-    resultKey: null,
-  };
-}
+const record = (id: number, createdAt: string) =>
+  auditRecord(id, { createdAt, probability: 0.2, logit: -1.4, label: 'NORMAL' }, '00000000-0000-4000-8000-');
 
 before(() => {
   root = tempDir('cli-contract');

@@ -157,17 +157,22 @@ function spec(operatingPoint: string): JobSpec {
   return { modelSha256: model, operatingPoint, heatmap: false, requestedBy: 'legacy', priority: 'normal' };
 }
 
-test('a legacy upload (no holder set) stays while another job that can still run names it', {
-  skip: skip ?? false,
-  timeout: 60_000,
-}, async () => {
+/** A film held as an older version held it, and two jobs of this version's queue that name it. */
+async function legacyPair() {
   await redis!.flushdb();
   const film = fs.readFileSync(XRAY_JPEG);
   const sha = await holdAsLegacy(film);
   const upload = { sha256: sha, name: 'film.jpeg', resultKey: resultKeyOf(film) };
   const a = await enqueueUpload(queue!, spec('balanced'), upload);
   const b = await enqueueUpload(queue!, spec('screening'), upload);
-  const store = new UploadStore(queue!, 1024 ** 3);
+  return { film, sha, a, b, store: new UploadStore(queue!, 1024 ** 3) };
+}
+
+test('a legacy upload (no holder set) stays while another job that can still run names it', {
+  skip: skip ?? false,
+  timeout: 60_000,
+}, async () => {
+  const { film, sha, a, b, store } = await legacyPair();
   assert.equal(await store.release(sha, a.id), 'still-held', 'job b still waits for it');
   assert.deepEqual(await store.get(sha), film);
   await (await queue!.getJob(a.id))!.remove();
@@ -184,13 +189,7 @@ test('two jobs of a legacy upload that let go at once drop it once, and never bo
   skip: skip ?? false,
   timeout: 60_000,
 }, async () => {
-  await redis!.flushdb();
-  const film = fs.readFileSync(XRAY_JPEG);
-  const sha = await holdAsLegacy(film);
-  const upload = { sha256: sha, name: 'film.jpeg', resultKey: resultKeyOf(film) };
-  const a = await enqueueUpload(queue!, spec('balanced'), upload);
-  const b = await enqueueUpload(queue!, spec('screening'), upload);
-  const store = new UploadStore(queue!, 1024 ** 3);
+  const { sha, a, b, store } = await legacyPair();
   // Both jobs are still in the queue while they let go (a worker releases from inside the job), so each
   // one's search finds the other: only one release may convert the film, and the other drops it.
   const outcomes = await Promise.all([store.release(sha, a.id), store.release(sha, b.id)]);

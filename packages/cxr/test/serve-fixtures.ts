@@ -9,6 +9,7 @@ import { saveModel, type WeightStorage } from '../src/models/io';
 import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
+import type { AuditRecord } from '../src/serve/audit';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import type { TtaView } from '../src/models/tta_views';
 import sharp from 'sharp';
@@ -235,4 +236,35 @@ export function httpPost(
       /* the server closed early: its answer is the result */
     });
   });
+}
+
+/**
+ * An audit-log row for tests that fill a log directly: id `prefix` + `n` (a valid UUID), a confident
+ * PNEUMONIA answer at 0.5 unless `over` says otherwise.
+ */
+export function auditRecord(
+  n: number,
+  over: Partial<AuditRecord> = {},
+  prefix = '0b6f3c7e-0000-4000-8000-',
+): AuditRecord {
+  return {
+    id: `${prefix}${String(n).padStart(12, '0')}`,
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(),
+    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
+    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
+    probability: 0.9,
+    logit: 2,
+    threshold: 0.5,
+    operatingPoint: 'balanced',
+    label: 'PNEUMONIA',
+    warnings: [],
+    ood: null,
+    hasHeatmap: false,
+    hasThumbnail: false,
+    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
+    latencyMs: 4,
+    requestedBy: null,
+    resultKey: null,
+    ...over,
+  };
 }

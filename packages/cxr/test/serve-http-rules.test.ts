@@ -15,7 +15,7 @@ import type { ServePredictor } from '../src/serve/predictor_port';
 import { QUEUE_SCRAPE_WAIT_MS, ServeMetrics } from '../src/serve/metrics';
 import { startServer } from '../src/serve/server';
 import { silentLogger } from '../src/log';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { auditRecord, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 
 let dir: string;
 let predictor: ServePredictor;
@@ -37,28 +37,7 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function record(i: number, over: Partial<AuditRecord>): AuditRecord {
-  return {
-    id: `0b6f3c7e-0000-4000-8000-${String(i).padStart(12, '0')}`,
-    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
-    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
-    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.9,
-    logit: 2,
-    threshold: 0.5,
-    operatingPoint: 'balanced',
-    label: 'PNEUMONIA',
-    warnings: [],
-    ood: null,
-    hasHeatmap: false,
-    hasThumbnail: false,
-    timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
-    latencyMs: 4,
-    requestedBy: null,
-    resultKey: null,
-    ...over,
-  };
-}
+const record = (i: number, over: Partial<AuditRecord>) => auditRecord(i, over);
 
 test('a known path asked with another method is 405 with Allow, as a problem; an unknown path stays 404', async () => {
   const cases: [string, string, string][] = [
