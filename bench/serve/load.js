@@ -9,6 +9,12 @@ const path = require('node:path');
 const autocannon = require('autocannon');
 const { DIST, opt, sampleImage, benchModel, multipart, machine } = require('./common');
 
+/** The environment without API tokens: the bench server runs open (an empty token variable is refused). */
+function withoutTokens(env) {
+  const { CXR_API_TOKEN: _one, CXR_API_TOKENS: _many, ...rest } = env;
+  return rest;
+}
+
 async function main() {
   const connections = Number(opt('connections', 16));
   const duration = Number(opt('duration', 30));
@@ -30,7 +36,7 @@ async function main() {
       db,
       ...(opt('threads') ? ['--threads', opt('threads')] : []),
     ],
-    { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, CXR_API_TOKEN: '' } },
+    { stdio: ['ignore', 'inherit', 'pipe'], env: withoutTokens(process.env) },
   );
   const url = await new Promise((resolve, reject) => {
     let err = '';

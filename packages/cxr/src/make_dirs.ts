@@ -25,7 +25,7 @@ export function makeDirs(dir: string): string[] {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d).isDirectory()) throw e;
     }
   }
-  // A file in the way of the folder itself: Node's recursive mkdir said EEXIST; say what it is.
+  // The walk above stops at anything that exists, a file too: a file where the folder should be is refused here.
   if (!fs.statSync(dir).isDirectory())
     throw Object.assign(new Error(`ENOTDIR: not a folder, mkdir '${dir}'`), { code: 'ENOTDIR', path: dir });
   return made;

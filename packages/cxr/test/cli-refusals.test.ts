@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeDirs } from '../src/make_dirs';
+import { ensureWritableFile } from '../src/cli/writable';
 import { openSqliteStore } from '../src/serve/audit_sqlite';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -57,6 +58,9 @@ test('a one-file --out that is a folder is refused before the run', () => {
     assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /--out .*: is a folder; give a file name/, `cxr ${args.join(' ')}`);
   }
+  // A folder that does not exist yet is made and kept for the file the command writes at the end.
+  ensureWritableFile(path.join(tmp, 'new', 'table.md'), '--out');
+  assert.ok(fs.statSync(path.join(tmp, 'new')).isDirectory());
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

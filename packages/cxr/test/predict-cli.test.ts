@@ -104,9 +104,7 @@ test('a folder: CSV rows in name order, non-images skipped and counted, exit 0',
   assert.match(r.stderr, /hint: .*images has sub-folders with images; add -r/);
 });
 
-test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', {
-  skip: noFilm,
-}, () => {
+test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', () => {
   const heat = path.join(root, 'heat');
   const missing = path.join(root, 'nope.jpeg');
   const r = cxr(
@@ -133,6 +131,10 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
   for (const row of rows.filter((x) => x.error === null)) {
     assert.equal(row.operatingPoint, 'screening');
     assert.equal(row.threshold, 0.3);
+  }
+  // Without the shared samples the films are gradients, which the model cannot assess: no maps to name.
+  if (noFilm) return;
+  for (const row of rows.filter((x) => x.error === null)) {
     assert.ok(fs.existsSync(row.heatmap as string), `heat map of ${row.file}`);
   }
   // Maps are named after the path inside the folder named: a.jpeg and sub/a.jpeg do not overwrite each

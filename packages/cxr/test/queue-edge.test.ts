@@ -238,6 +238,48 @@ test('two jobs queued by an older version for one film both complete on a worker
   }
 });
 
+test("a bare DICOM queued by an older version under its bytes' sha256 still completes", {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  await redis!.flushdb();
+  const predictor = await Predictor.load(modelDir);
+  const film = fs.readFileSync(BARE_DICOM);
+  const sha = await holdAsLegacy(film);
+  // Keyed by its UID now; older versions keyed a data set without preamble by its bytes.
+  assert.notEqual(resultKeyOf(film), `sha256:${sha}`);
+  const id = (await enqueueUpload(queue!, spec('balanced'), { sha256: sha, name: 'film', resultKey: `sha256:${sha}` }))
+    .id;
+  const audit = await openAuditStore(path.join(dir, 'worker-bare.db'));
+  const lines: string[] = [];
+  const worker = await startWorker(
+    {
+      predictor,
+      store: audit,
+      uploads: new UploadStore(queue!, 0),
+      orthanc: null,
+      storeImages: false,
+      log: (l) => lines.push(l),
+    },
+    { redisUrl: stack!.env.CXR_REDIS_URL, concurrency: 1 },
+  );
+  try {
+    const end = Date.now() + 90_000;
+    let state = await (await queue!.getJob(id))!.getState();
+    while (state !== 'completed' && state !== 'failed' && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await (await queue!.getJob(id))!.getState();
+    }
+    const job = (await queue!.getJob(id))!;
+    assert.equal(state, 'completed', `${job.failedReason}\n${lines.join('\n')}`);
+    assert.equal((job.returnvalue as JobResult).outcome, 'predicted');
+  } finally {
+    await worker.close();
+    await audit.close();
+    predictor.dispose();
+  }
+});
+
 test('cxr enqueue refuses a file that is not a JPEG, PNG or DICOM, queues the rest, and exits 1', {
   skip: skip ?? false,
   timeout: 60_000,

@@ -132,7 +132,9 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     if (pipeline.assessedOnly) {
       fs.writeFileSync(assessedFile, JSON.stringify(pipeline.assessedOnly, null, 2) + '\n');
       o.wrote?.(assessedFile);
-    } else fs.rmSync(assessedFile, { force: true });
+    } else {
+      fs.rmSync(assessedFile, { force: true });
+    }
   }
   return {
     ...metrics,

@@ -40,7 +40,8 @@ export function ensureWritableDir(dir: string, what: string, opts: { keep?: bool
 export function ensureWritableFile(file: string, what: string): void {
   if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory())
     throw new Error(`${what} ${file}: is a folder; give a file name`);
-  ensureWritableDir(path.dirname(path.resolve(file)), what, { keep: false });
+  // The folder is made now and kept: the command writes its file there without making it again.
+  ensureWritableDir(path.dirname(path.resolve(file)), what, { keep: true });
 }
 
 /**

@@ -9,7 +9,7 @@
 // - the row is written before the results are stored, so a run killed in between still leaves
 //   its row, and the retry stores the results.
 import { UnrecoverableError } from 'bullmq';
-import { filmKeyOf, resultKeyOf, parseJobData, type JobData } from './job';
+import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './job';
 import { jobIdOf } from './queue';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, processInstance } from '../pacs';
@@ -124,7 +124,10 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     }
     latencyMs = performance.now() - started;
   } else throw new Error('filmJob: not a film');
-  if (resultKeyOf(bytes) !== filmKeyOf(data.resultKey)) {
+  // A bare DICOM data set queued by an older version was keyed by its bytes' sha256 (it is keyed by its
+  // UID now): the same bytes are the same film.
+  const queuedKey = filmKeyOf(data.resultKey);
+  if (resultKeyOf(bytes) !== queuedKey && queuedKey !== `sha256:${sha256Of(bytes)}`) {
     throw new UnrecoverableError(`${source.kind === 'file' ? source.path : 'the upload'} changed since it was queued`);
   }
   const images = ctx.storeImages

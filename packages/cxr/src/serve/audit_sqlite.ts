@@ -53,7 +53,12 @@ class SqliteDriver implements SqlDriver {
 
 /** Why SQLite could not open `file`, as far as the file system tells. */
 function cantOpenReason(file: string): string {
-  const st = fs.statSync(file, { throwIfNoEntry: false });
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(file, { throwIfNoEntry: false });
+  } catch {
+    return 'no permission to enter its folder';
+  }
   if (st?.isDirectory()) return 'it is a folder';
   try {
     if (st) fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
