@@ -73,7 +73,10 @@ test('a refused train leaves no run folder, and an existing folder as it was', (
   assert.equal(fs.existsSync(out), false);
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'notes.txt'), 'mine\n');
-  assert.equal(cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY).code, 1);
+  const other = cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY);
+  assert.equal(other.code, 1);
+  // A folder of other things (a data folder given as --out by mistake) is no place for a model's files.
+  assert.match(other.stderr, /run holds other files \(notes\.txt\), not a run: choose a new or empty --out folder/);
   assert.deepEqual(fs.readdirSync(out), ['notes.txt']);
   fs.rmSync(tmp, { recursive: true, force: true });
 });

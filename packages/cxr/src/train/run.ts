@@ -194,6 +194,13 @@ function checkOut(o: RunOptions): void {
     throw new Error(
       `${o.out} already holds an unfinished run: continue it with --resume, or choose a new --out folder`,
     );
+  // A folder of other things (a data folder given as --out by mistake): the model's files would be mixed in.
+  const entries = fs.existsSync(o.out) ? fs.readdirSync(o.out).filter((e) => !e.startsWith('.')) : [];
+  const runFiles = ['recipe.json', 'log.jsonl', 'checkpoints'];
+  if (entries.length && !entries.some((e) => runFiles.includes(e))) {
+    const shown = entries.slice(0, 3).join(', ') + (entries.length > 3 ? `, ... (${entries.length})` : '');
+    throw new Error(`${o.out} holds other files (${shown}), not a run: choose a new or empty --out folder`);
+  }
 }
 
 const canonical = (v: unknown): string =>
