@@ -21,6 +21,7 @@ import { loadBnReference } from '../models/bn_reference';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { type LoadedModel, loadModel, memberDirs } from '../models/io';
 import { Predictor } from '../predict/predictor';
+import { pct } from '../eval/format';
 
 export const DEFAULT_ADAPT_CHANGES = ['none', 'gamma-up@1', 'contrast-down@1', 'exposure-down@1', 'blur@1'];
 export const ADAPT_METHODS = [
@@ -265,7 +266,6 @@ export async function adaptShiftTable(
 
 /** The rows as a Markdown table. */
 export function adaptShiftMarkdown(rows: readonly AdaptShiftRow[]): string {
-  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   return [
     '| pneumonia | films | change | flagged | adaptation | mixed at | prior | threshold | AUC | sensitivity | ' +
       'specificity | ECE | mean p(NORMAL films) |',

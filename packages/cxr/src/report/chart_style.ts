@@ -1,5 +1,6 @@
 // The look shared by every report plot: fonts, colours, Vega-Lite config, the operating-point layer
 // and the unit axes. The chart builders (charts.ts, curve_charts.ts) only arrange data on top of it.
+import { pct } from '../eval/format';
 
 export type ClassNames = readonly [string, string];
 export const DEFAULT_CLASS_NAMES: ClassNames = ['normal', 'pneumonia'];
@@ -54,8 +55,6 @@ export const config = {
   },
   legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 360, symbolSize: 90 },
 } as const;
-
-export const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
 const markLabel = (m: MarkedPoint) =>
   `${m.name} (t = ${m.threshold.toFixed(3)}): sens ${pct(m.sensitivity)}, spec ${pct(m.specificity)}`;

@@ -11,11 +11,11 @@ import {
   diagonal,
   type EpochLog,
   INK,
-  pct,
   unitAxis,
   wrapText,
 } from './chart_style';
 import type { ChartSpec } from './render';
+import { pct } from '../eval/format';
 
 export * from './chart_style';
 export * from './curve_charts';

@@ -1,6 +1,7 @@
 // The curve plots: ROC (one model, or several overlaid for the comparison page) and precision-recall.
 import type { PrPoint, RocPoint } from '../eval/metrics';
-import { CURVE, config, diagonal, type MarkedPoint, markLayer, pct, unitAxis } from './chart_style';
+import { pct } from '../eval/format';
+import { CURVE, config, diagonal, type MarkedPoint, markLayer, unitAxis } from './chart_style';
 import type { ChartSpec } from './render';
 
 export function rocChart(

@@ -16,6 +16,7 @@ import { decodeInput } from '../predict/decode_input';
 import { DEFAULT_PER_KIND, drawNonXrays, INVERTED_KIND, invertedFilms } from './ood_corpus';
 import { type HeldOutEstimate, type ScoredFilm, splitHalfEstimate } from './ood_heldout';
 import { type ScreenContext, type ScreenOutcome, screenSquares, type SquareOrigin } from './ood_screen';
+import { pct } from '../eval/format';
 
 /** The bars of issue 9: real films stopped at most this often, each non-X-ray kind at least this often. */
 export const FALSE_ALARM_BAR = 0.01;
@@ -194,8 +195,6 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
     for (const m of loaded.members) m.dispose();
   }
 }
-
-export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function heldOutLines(h: HeldOutEstimate | null): string[] {
   if (!h) return [];
