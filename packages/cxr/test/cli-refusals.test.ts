@@ -113,6 +113,15 @@ test('cxr report refuses a folder that holds no run, and names the runs of an ex
   assert.match(r.stderr, /no run record here \(cxr\.json, log\.jsonl, predictions\/\*\.json or metrics\/\*\.json\)/);
   assert.match(r.stderr, /cxr report reads the folder of a run \(cxr train --out DIR\)/);
   assert.deepEqual(fs.readdirSync(tmp), ['notes.txt'], 'no report/ folder written');
+  const rob = path.join(tmp, 'rob');
+  fs.mkdirSync(rob);
+  fs.writeFileSync(path.join(rob, 'robustness.json'), '{}');
+  const robust = cxr('report', rob);
+  assert.equal(robust.code, 1);
+  assert.match(
+    robust.stderr,
+    /rob: a robustness run, not a training or evaluation run: its page is .*rob\/index\.html/,
+  );
   const missing = cxr('report', path.join(tmp, 'nope'));
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope: no such folder/);

@@ -165,6 +165,12 @@ export function checkRunDir(runDir: string): void {
     return st?.isDirectory() ? fs.readdirSync(p).some((f) => f.endsWith('.json')) : !!st?.isFile();
   };
   if (RUN_RECORDS.some(has)) return;
+  // A robustness run's folder has its own page already (cxr robustness --out writes it).
+  if (has('robustness.json'))
+    throw new Error(
+      `${runDir}: a robustness run, not a training or evaluation run: its page is ${path.join(runDir, 'index.html')}` +
+        ' (cxr robustness --out wrote it)',
+    );
   const entries = fs.readdirSync(runDir, { withFileTypes: true });
   const runs = entries
     .filter((e) => e.isDirectory() && RUN_RECORDS.some((r) => has(path.join(e.name, r))))
