@@ -125,7 +125,6 @@ export async function heatmapTable(
     const acc = (key: string) => sums.get(key) ?? sums.set(key, { deletion: new Array(F).fill(0), band: 0 }).get(key)!;
     const band = Math.round(BAND * S);
     const blur = 2 * Math.round((BLUR_SHARE * S) / 2) + 1;
-    const used = chosen.length;
     for (const [k, i] of chosen.entries()) {
       const x = toInput(val.pixels.subarray(i * per, (i + 1) * per), 1, S);
       const base = logitOf.get(i)!;
@@ -152,21 +151,21 @@ export async function heatmapTable(
     }
     const row = (map: string, role: string, grid: [number, number], key = map): HeatmapRow => {
       const s = acc(key);
-      const deletion = s.deletion.map((v) => v / used);
+      const deletion = s.deletion.map((v) => v / limit);
       return {
         map,
         role,
         grid: `${grid[0]}×${grid[1]}`,
         deletion,
         deletionMean: deletion.reduce((a, b) => a + b, 0) / F,
-        bandShare: s.band / used,
+        bandShare: s.band / limit,
       };
     };
     const rows = [
       ...views.map((v) => row(v.map, v.role, v.grid)),
       ...grids.map((g) => row('random', '', g, `random ${g.join('x')}`)),
     ];
-    return { model: meta.name, films: used, bandArea: 1 - ((S - 2 * band) / S) ** 2, rows };
+    return { model: meta.name, films: limit, bandArea: 1 - ((S - 2 * band) / S) ** 2, rows };
   } finally {
     for (const m of members) m.dispose();
   }

@@ -1,7 +1,7 @@
 // Batch prediction behind `cxr predict PATH…`: files and folders to one output row per file, in the
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
-import { verdictHeadline } from './verdict';
+import { showsHeatmap, verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as fs from 'node:fs';
@@ -318,9 +318,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         done.latencyMs,
       );
       let heatmap: string | null = null;
-      // No map for a film the model cannot assess, as on the page: a map of an image the model was not
-      // made for invites reading it.
-      if (r.heatmapPng && maps && r.verdict.status !== 'cannot-assess')
+      if (r.heatmapPng && maps && showsHeatmap(r.verdict.status))
         heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
       return {
         file,

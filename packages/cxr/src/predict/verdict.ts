@@ -142,6 +142,15 @@ export function statusOf(r: { verdict?: { status: VerdictStatus }; warnings: rea
 }
 
 /**
+ * Whether a heat map is shown with an answer (the page's Analyze and History views, `cxr predict
+ * --heatmaps`): not over an image the model cannot assess, whose colours would invite reading them as a
+ * finding.
+ */
+export function showsHeatmap(status: VerdictStatus): boolean {
+  return status !== 'cannot-assess';
+}
+
+/**
  * The headline shown for a result: a decision aid's wording, never a diagnosis ("no signs of
  * pneumonia detected", not "no pneumonia"), and no finding at all when the image cannot be assessed.
  */

@@ -125,6 +125,7 @@ export function jobIdFor(resultKey: string, modelSha256: string, operatingPoint:
 const FILM_ID = `([0-9.]{1,64}|sha256-[0-9a-f]{64})(${AGE_OVER_BOUND.replace('+', '\\+')})?`;
 /** A job id as clients send it back (GET /api/v1/jobs/:id): the same three parts, nothing else. */
 export const JOB_ID_PATTERN = `^${FILM_ID}~[0-9a-f]{64}~[A-Za-z0-9._%-]{1,96}$`;
+const JOB_ID = new RegExp(JOB_ID_PATTERN);
 
 /**
  * A job id as a client sends it back, in the form the queue knows it by; null when it is not one. Its
@@ -135,5 +136,5 @@ export function canonicalJobId(id: string): string | null {
   const parts = id.split('~');
   if (parts.length !== 3) return null;
   const canonical = [parts[0].toLowerCase(), parts[1].toLowerCase(), parts[2]].join('~');
-  return new RegExp(JOB_ID_PATTERN).test(canonical) ? canonical : null;
+  return JOB_ID.test(canonical) ? canonical : null;
 }

@@ -1,6 +1,6 @@
 // The Analyze view: files in, one result card per file. Cards re-threshold on the client with
 // the model's operating points (label = PNEUMONIA when probability >= threshold, as the server).
-import { statusOf, type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
+import { showsHeatmap, statusOf, type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
 import * as api from './api';
 import { $, distinctOperatingPoints, el, isDicom, percent } from './dom';
 import { predictLocally, preloadLocalModel } from './local_model';
@@ -161,8 +161,7 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
     p.warnings,
     meta,
   );
-  // No heat map over an image the model cannot read: its colours would invite reading them as a finding.
-  const heatmapUrl = verdict.status === 'cannot-assess' ? null : p.heatmapUrl;
+  const heatmapUrl = showsHeatmap(verdict.status) ? p.heatmapUrl : null;
   const [heat, thumb] = await Promise.all([
     heatmapUrl ? api.imageUrl(heatmapUrl).catch(() => null) : null,
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,

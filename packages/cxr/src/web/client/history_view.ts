@@ -1,6 +1,6 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
-import { statusOf, verdictHeadline } from '../../predict/verdict';
+import { showsHeatmap, statusOf, verdictHeadline } from '../../predict/verdict';
 import { $, el, percent } from './dom';
 
 const PAGE_SIZE = 25;
@@ -99,8 +99,7 @@ function row(p: api.Prediction): HTMLTableRowElement {
       { className: 'warnings-cell' },
       p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—',
     ),
-    // As on the Analyze view: no heat map for an image that could not be assessed.
-    el('td', {}, p.heatmapUrl && statusOf(p) !== 'cannot-assess' ? heatmapLink(p.heatmapUrl, p.id) : '—'),
+    el('td', {}, p.heatmapUrl && showsHeatmap(statusOf(p)) ? heatmapLink(p.heatmapUrl, p.id) : '—'),
     el('td', { textContent: `${p.model.name} ${p.model.version}` }),
   );
 }
