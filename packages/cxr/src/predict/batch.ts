@@ -1,7 +1,7 @@
 // Batch prediction behind `cxr predict PATH…`: files and folders to one output row per file, in the
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
-import { showsHeatmap, verdictHeadline } from './verdict';
+import { verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as fs from 'node:fs';
@@ -318,8 +318,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         done.latencyMs,
       );
       let heatmap: string | null = null;
-      if (r.heatmapPng && maps && showsHeatmap(r.verdict.status))
-        heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
+      if (r.heatmapPng && maps) heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
       return {
         file,
         probability: r.probability,

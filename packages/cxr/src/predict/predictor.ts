@@ -19,7 +19,7 @@ import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { deriveVerdict, oodReason, type Verdict } from './verdict';
+import { deriveVerdict, oodReason, showsHeatmap, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -285,7 +285,9 @@ export class Predictor {
           `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`,
         );
       }
-      if (opts.heatmap && this.cams) cam = gradCam(this.cams, x, 0);
+      // No map for an image the model cannot read: colour over a blank or a photo would look like a finding,
+      // and every reader (API, page, PACS, batch) then gets the same answer without filtering it again.
+      if (opts.heatmap && this.cams && showsHeatmap(verdict.status)) cam = gradCam(this.cams, x, 0);
     } finally {
       x.dispose();
     }
@@ -316,6 +318,8 @@ export class Predictor {
         out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, {
           strength: probability,
         });
+      } else if (!showsHeatmap(verdict.status)) {
+        warnings.push('no heat map: the image cannot be assessed');
       } else {
         warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
       }
