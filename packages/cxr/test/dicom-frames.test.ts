@@ -106,18 +106,54 @@ test('native pixel data: the right count, and padding to even length, still deco
   );
   assert.equal(multi.frames, 2);
   assert.deepEqual(multi.gray, single.gray, 'the first frame is read');
-  // A count that is no number at all reads as one frame, as before the check.
-  const garbled = await decodeDicom(
-    writeDicom(
-      imageElements({ rows: 4, columns: 4, pixels: frame, extra: [{ tag: 0x00280008, vr: 'IS', value: 'abc' }] }),
-    ),
-  );
-  assert.deepEqual(garbled.gray, single.gray);
   // 3 × 3 8-bit: 9 bytes, written as 10 (the writer pads odd values).
   const odd = await decodeDicom(
     writeDicom(imageElements({ rows: 3, columns: 3, bitsAllocated: 8, pixels: new Uint8Array(9).fill(7) })),
   );
   assert.equal(odd.gray.length, 9);
+});
+
+const framesText = (value: string): Element => ({ tag: 0x00280008, vr: 'IS', value });
+
+test('NumberOfFrames that is not a whole number of 1 or more is refused, not read as one frame', async () => {
+  const frame = Uint16Array.from({ length: 16 }, (_, i) => i * 100);
+  const two = new Uint16Array(32);
+  const file = (count: Element, pixels: Uint16Array = frame) =>
+    writeDicom(imageElements({ rows: 4, columns: 4, pixels, extra: [count] }));
+  const bad = (value: string) =>
+    new RegExp(`NumberOfFrames \\(0028,0008\\) is "${value}": not a whole number of frames of 1 or more`);
+  // Each of these decoded before: parseInt read them as 2, 1, NaN, 0 or -2, and those as at least one frame.
+  await refused(file(framesText('2abc'), two), 'CORRUPT', bad('2abc'));
+  await refused(file(framesText('1.5')), 'CORRUPT', bad('1.5'));
+  await refused(file(framesText('abc')), 'CORRUPT', bad('abc'));
+  await refused(file(numberOfFrames(0)), 'CORRUPT', bad('0'));
+  await refused(file(numberOfFrames(-2)), 'CORRUPT', bad('-2'));
+  const [a, b] = await jpegs(60, 200);
+  await refused(compressedFile(TS.jpegBaseline, encapsulated([a, b]), 0), 'CORRUPT', bad('0'));
+  const encapsulatedText = Buffer.concat([
+    writeDicom(imageElements({ rows: 8, columns: 8, bitsAllocated: 8, extra: [framesText('2x')] }), {
+      transferSyntax: TS.jpegBaseline,
+    }),
+    encapsulated([a, b]),
+  ]);
+  await refused(encapsulatedText, 'CORRUPT', bad('2x'));
+});
+
+test('NumberOfFrames: missing or empty is one frame; surrounding spaces and a leading + are allowed', async () => {
+  const frame = Uint16Array.from({ length: 16 }, (_, i) => i * 100);
+  const three = new Uint16Array(48);
+  three.set(frame);
+  const file = (pixels: Uint16Array, extra: Element[]) =>
+    writeDicom(imageElements({ rows: 4, columns: 4, pixels, extra }));
+  const single = await decodeDicom(file(frame, []));
+  assert.equal(single.frames, 1);
+  const empty = await decodeDicom(file(frame, [framesText('')]));
+  assert.equal(empty.frames, 1);
+  assert.deepEqual(empty.gray, single.gray);
+  const spaced = await decodeDicom(file(three, [framesText('  3 ')]));
+  assert.equal(spaced.frames, 3);
+  assert.deepEqual(spaced.gray, single.gray);
+  assert.equal((await decodeDicom(file(three, [framesText('+3')]))).frames, 3);
 });
 
 test('encapsulated pixel data: offset table, fragments and codestreams against NumberOfFrames', async () => {

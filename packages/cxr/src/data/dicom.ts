@@ -15,6 +15,7 @@ import {
   checkPixelFormat,
   DicomError,
   type DicomErrorCode,
+  type Fail,
   isDicom,
   NATIVE,
   nativeFrame,
@@ -39,7 +40,7 @@ export function filmFormat(buf: Uint8Array): 'jpeg' | 'png' | 'dicom' | null {
 }
 
 /** Enough leading bytes for filmFormat to tell a DICOM data set (Part 10, or bare) from JPEG and PNG. */
-const FILM_HEADER_BYTES = 4096;
+export const FILM_HEADER_BYTES = 4096;
 
 /** filmFormat of a file's leading bytes; a file that cannot be opened or read throws the file system's error. */
 export async function filmFormatOfFile(file: string): Promise<'jpeg' | 'png' | 'dicom' | null> {
@@ -62,6 +63,20 @@ export function filmFormatOfFileSync(file: string): 'jpeg' | 'png' | 'dicom' | n
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * NumberOfFrames (0028,0008): an IS of 1 or more (PS3.3 C.7.6.6); missing or empty means one frame.
+ * Anything else marks a damaged or wrongly written file and is refused rather than guessed at, since the
+ * count decides how the pixel data splits into frames (dicom-parser's intString is parseInt: "2abc" reads 2).
+ */
+function numberOfFrames(text: string | undefined, fail: Fail): number {
+  if (!text) return 1; // dicom-parser has already trimmed the surrounding spaces IS allows.
+  const frames = /^\+?\d+$/.test(text) ? Number(text) : 0;
+  if (frames < 1) {
+    throw fail('CORRUPT', `NumberOfFrames (0028,0008) is "${text}": not a whole number of frames of 1 or more`);
+  }
+  return frames;
 }
 
 export interface DicomImage {
@@ -127,10 +142,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const signed = (ds.uint16('x00280103') ?? 0) === 1;
   const photometric = (ds.string('x00280004') ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase();
   const planar = ds.uint16('x00280006') ?? 0;
-  // A NumberOfFrames that is not a number (IS holding text) reads as one frame, as a missing one does; the
-  // pixel data's length is then checked against one frame, so a real multi-frame file is still refused.
-  const declared = ds.intString('x00280008');
-  const frames = declared !== undefined && Number.isFinite(declared) ? Math.max(1, declared) : 1;
+  const frames = numberOfFrames(ds.string('x00280008'), fail);
 
   const pf: PixelFormat = { rows, columns, samples, bitsAllocated, bitsStored, signed, photometric, planar };
   checkPixelFormat(pf, fail);

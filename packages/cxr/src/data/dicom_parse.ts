@@ -76,16 +76,70 @@ export function isDicom(buf: Uint8Array): boolean {
   return bareDataSetSyntax(buf) !== null;
 }
 
-/** The transfer syntax of a data set without a file meta group, guessed from its first element. */
+/** The value representations of PS3.5 6.2; any other two letters are not an explicit VR. */
+const VRS = new Set(
+  'AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '),
+);
+/** Explicit VRs with two reserved bytes and a 32-bit length (PS3.5 7.1.2). */
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const UNDEFINED_LENGTH = 0xffffffff;
+const ELEMENTS_CHECKED = 4;
+
+/**
+ * The transfer syntax of a data set without preamble and 'DICM', or null when the bytes are not one.
+ * Other binary files can start with bytes that pass for a first element, so the first few elements
+ * must all parse: tags ascending, a known VR when explicit, lengths that fit in the bytes (odd ones too:
+ * old writers made them, and the decoder reads them).
+ */
 export function bareDataSetSyntax(buf: Uint8Array): string | null {
   if (buf.length < 12) return null;
   const group = buf[0] | (buf[1] << 8);
   const element = buf[2] | (buf[3] << 8);
   if ((group !== 0x0008 && group !== 0x0002) || element > 0x0fff) return null;
-  const upper = (b: number) => b >= 0x41 && b <= 0x5a;
-  if (upper(buf[4]) && upper(buf[5])) return TS.explicitLE;
-  const length = (buf[4] | (buf[5] << 8) | (buf[6] << 16)) + buf[7] * 2 ** 24;
-  return length <= buf.length - 8 ? TS.implicitLE : null;
+  const explicit = VRS.has(String.fromCharCode(buf[4], buf[5]));
+  if (!leadingElementsParse(buf, explicit)) return null;
+  return explicit ? TS.explicitLE : TS.implicitLE;
+}
+
+function leadingElementsParse(buf: Uint8Array, firstExplicit: boolean): boolean {
+  let explicit = firstExplicit;
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let pos = 0;
+  let previous = -1;
+  for (let n = 0; n < ELEMENTS_CHECKED; n++) {
+    // The bytes end between elements: a small data set, or the head of a file (filmFormat reads only that).
+    if (pos + 8 > buf.length) return true;
+    const tag = view.getUint16(pos, true) * 0x10000 + view.getUint16(pos + 2, true);
+    if (tag <= previous) return false;
+    // The file meta group is explicit VR; the data set after it is in its own transfer syntax.
+    if (previous >>> 16 === 0x0002 && tag >>> 16 !== 0x0002)
+      explicit = VRS.has(String.fromCharCode(buf[pos + 4], buf[pos + 5]));
+    let length: number;
+    let header = 8;
+    let mayBeUndefined = !explicit; // implicit VR: a sequence
+    if (explicit) {
+      const vr = String.fromCharCode(buf[pos + 4], buf[pos + 5]);
+      if (!VRS.has(vr)) return false;
+      if (LONG_VRS.has(vr)) {
+        header = 12;
+        if (pos + header > buf.length) return true;
+        length = view.getUint32(pos + 8, true);
+        // Sequences, unknown elements and encapsulated pixel data.
+        mayBeUndefined = vr === 'SQ' || vr === 'UN' || vr === 'OB' || vr === 'OW';
+      } else {
+        length = view.getUint16(pos + 6, true);
+      }
+    } else {
+      length = view.getUint32(pos + 4, true);
+    }
+    // Items follow, whose lengths are their own: the elements read so far must do.
+    if (length === UNDEFINED_LENGTH) return mayBeUndefined;
+    // A value past the end of the bytes: the head of a larger file, once two elements have parsed.
+    if (pos + header + length > buf.length) return n >= 2;
+    pos += header + length;
+    previous = tag;
+  }
+  return true;
 }
 
 export type Fail = (code: DicomErrorCode, detail: string) => DicomError;

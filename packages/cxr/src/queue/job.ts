@@ -10,7 +10,7 @@
 // nothing more: the same film with and without "over 10" is two results, with ages 3 and 7 one.
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
-import { filmFormat } from '../data/dicom';
+import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
 import { isStatedAge } from '../predict/predictor';
@@ -85,7 +85,7 @@ export function parseJobData(data: unknown): JobData {
 /** The SOP Instance UID of a DICOM file's bytes, or null (not DICOM, no valid UID). */
 export function sopInstanceUid(bytes: Uint8Array): string | null {
   // The decoder's own test: a data set without its preamble and DICM is keyed by its UID too.
-  if (filmFormat(bytes.subarray(0, 4096)) !== 'dicom') return null;
+  if (filmFormat(bytes.subarray(0, FILM_HEADER_BYTES)) !== 'dicom') return null;
   try {
     const uid = String(readHeader(bytes).SOPInstanceUID ?? '').trim();
     return isUid(uid) ? uid : null;
