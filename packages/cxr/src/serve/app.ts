@@ -128,8 +128,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false } },
   });
 
-  // Before any route is added: it records them all.
-  const allowedMethods = methodTable(app);
+  // Before any route is added: it records them all, and the page's files (webDir) as GET and HEAD.
+  const allowedMethods = methodTable(app, opts.webDir);
   await registerSecurityHeaders(app);
   await app.register(multipart, {
     // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.

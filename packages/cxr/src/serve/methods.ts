@@ -2,11 +2,16 @@
 // Allow header (RFC 9110 §15.5.6) instead of fastify's 404, which reads as "no such resource".
 // Routes are recorded as they are added (onRoute), so the table cannot drift from the router.
 import type { FastifyInstance } from 'fastify';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 interface RouteShape {
   pattern: RegExp;
   methods: Set<string>;
 }
+
+/** The page's catch-all route (@fastify/static, routes/web.ts): it claims every path, files or not. */
+const CATCH_ALL = '/*';
 
 /** A fastify route URL as a RegExp on the raw path: `:name` is one segment, `*` the rest. */
 function compile(url: string): RegExp {
@@ -19,23 +24,62 @@ function compile(url: string): RegExp {
 }
 
 /**
+ * Whether the static handler rooted at `root` would send a file for this raw path: a file, or a
+ * folder's index.html when the path ends with `/` (`/`; without the slash it answers 404). What it
+ * refuses answers false: undecodable escapes, dot segments (`..`, and dotfiles, which it denies) and
+ * anything resolving outside the root.
+ */
+export function servesStaticFile(root: string, rawPath: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return false;
+  }
+  const segments = decoded.split(/[/\\]/).filter(Boolean);
+  if (decoded.includes('\0') || segments.some((s) => s.startsWith('.'))) return false;
+  const base = path.resolve(root);
+  let file = path.join(base, ...segments);
+  if (file !== base && !file.startsWith(base + path.sep)) return false;
+  try {
+    if (fs.statSync(file).isDirectory()) {
+      if (!decoded.endsWith('/')) return false;
+      file = path.join(file, 'index.html');
+    }
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Records every route added to `app` from now on; the returned function gives the methods a path
  * (without its query) answers to, [] when none. The page's catch-all (`/*`, the static files) is
- * left out: it would claim every path, and a missing page file is a 404 whatever the method.
+ * not a pattern here: it would claim every path, and a missing page file is a 404 whatever the
+ * method. A path it would serve a file for (`staticRoot`: the folder it serves) answers to its
+ * methods (GET, HEAD), so `PUT /index.html` is a 405 too.
  */
-export function methodTable(app: FastifyInstance): (path: string) => string[] {
+export function methodTable(app: FastifyInstance, staticRoot?: string | null): (path: string) => string[] {
   const routes = new Map<string, RouteShape>();
+  const catchAll = new Set<string>();
   app.addHook('onRoute', (route) => {
-    if (route.url === '/*') return;
-    const shape = routes.get(route.url) ?? { pattern: compile(route.url), methods: new Set<string>() };
-    for (const m of [route.method].flat()) shape.methods.add(m);
+    let methods = catchAll;
+    if (route.url !== CATCH_ALL) {
+      const shape = routes.get(route.url) ?? { pattern: compile(route.url), methods: new Set<string>() };
+      routes.set(route.url, shape);
+      methods = shape.methods;
+    }
+    for (const m of [route.method].flat()) methods.add(m);
     // fastify answers HEAD for every GET route (exposeHeadRoutes).
-    if (shape.methods.has('GET')) shape.methods.add('HEAD');
-    routes.set(route.url, shape);
+    if (methods.has('GET')) methods.add('HEAD');
   });
-  return (path) => {
+  return (urlPath) => {
     const allowed = new Set<string>();
-    for (const { pattern, methods } of routes.values()) if (pattern.test(path)) for (const m of methods) allowed.add(m);
+    for (const { pattern, methods } of routes.values())
+      if (pattern.test(urlPath)) for (const m of methods) allowed.add(m);
+    // Only when the catch-all was added: routes/web.ts adds it only for a folder with a built page.
+    if (!allowed.size && catchAll.size && staticRoot && servesStaticFile(staticRoot, urlPath))
+      return [...catchAll].sort();
     return [...allowed].sort();
   };
 }

@@ -28,6 +28,22 @@ export interface QueueDepth {
 
 export type DecodeFailureReason = InputErrorCode | typeof WORKER_FAILED;
 
+/** cxr_predictions_total's label for an answer whose verdict is cannot-assess (its model label is no finding). */
+export const CANNOT_ASSESS = 'cannot-assess';
+
+/**
+ * The exposition without its NaN samples. prom-client writes NaN as `Nan`, which is not the text
+ * format's `NaN`, and a NaN is a number nobody has (the queue depth while Redis is away, the mean of
+ * an event-loop histogram with no sample yet): no sample says that, as a gap, in any reader.
+ * A sample line ends with its value (labels come before it, quoted), then an optional timestamp.
+ */
+export function withoutNaN(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('#') || !/ nan(?: -?\d+)?$/i.test(line))
+    .join('\n');
+}
+
 export class ServeMetrics {
   readonly registry = new Registry();
   private readonly predictions: Counter<'label' | 'operating_point' | 'verdict'>;
@@ -42,7 +58,10 @@ export class ServeMetrics {
     const registers = [this.registry];
     this.predictions = new Counter({
       name: 'cxr_predictions_total',
-      help: 'Predictions answered, by label, operating point and verdict status',
+      help:
+        'Predictions answered, by label (the finding: NORMAL or PNEUMONIA; cannot-assess when the image ' +
+        'could not be assessed, e.g. not a chest film, and the model label is no finding), operating point ' +
+        'and verdict status (assessed, cannot-assess, outside-population)',
       labelNames: ['label', 'operating_point', 'verdict'],
       registers,
     });
@@ -144,9 +163,9 @@ export class ServeMetrics {
   /**
    * The job queue's depth (cxr_queue_waiting, cxr_queue_active) and whether it answered within `waitMs`
    * (cxr_queue_available). Redis that is down or unreachable never answers, and a scrape must not wait
-   * for it: past `waitMs` the depths are NaN (a gap in the graphs) and cxr_queue_available is 0. One
-   * read serves every gauge of a scrape, and a read still pending is reused rather than repeated, so
-   * scrapes while Redis is away do not pile up commands waiting for it.
+   * for it: past `waitMs` the depths are NaN, which text() leaves out (a gap in the graphs), and
+   * cxr_queue_available is 0. One read serves every gauge of a scrape, and a read still pending is
+   * reused rather than repeated, so scrapes while Redis is away do not pile up commands waiting for it.
    */
   watchQueue(depth: () => Promise<QueueDepth>, waitMs = QUEUE_SCRAPE_WAIT_MS): void {
     let pending: Promise<QueueDepth | null> | null = null;
@@ -172,7 +191,9 @@ export class ServeMetrics {
   /** An answered prediction: its label, operating point, verdict, OOD flag and stage timings. */
   prediction(result: PredictionResult, totalMs: number): void {
     this.predictions.inc({
-      label: result.label,
+      // The label of an image the model cannot read is no finding: counted under NORMAL or PNEUMONIA
+      // it would inflate the findings a dashboard sums by label (the history's label filter agrees).
+      label: result.verdict.status === 'cannot-assess' ? CANNOT_ASSESS : result.label,
       operating_point: result.operatingPoint,
       verdict: result.verdict.status,
     });
@@ -207,7 +228,7 @@ export class ServeMetrics {
     return this.registry.contentType;
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  async text(): Promise<string> {
+    return withoutNaN(await this.registry.metrics());
   }
 }

@@ -24,7 +24,9 @@ export async function registerOpenApi(
         version: '1.0.0',
         description:
           'Pneumonia probability from pediatric chest X-rays (JPEG, PNG or DICOM), with Grad-CAM heat maps ' +
-          'and an audit log of every prediction. A decision aid, not a diagnosis.',
+          'and an audit log of every prediction. A decision aid, not a diagnosis. A path asked with a method ' +
+          'it does not list answers 405 Method Not Allowed, with an Allow header naming the methods it answers ' +
+          'to and a Problem body (application/problem+json), as every error does.',
       },
       components: {
         securitySchemes: {
