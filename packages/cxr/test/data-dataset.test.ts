@@ -89,6 +89,9 @@ test('files in sub-folders of a class folder are not read, and a warning says ho
     await fs.writeFile(path.join(tmp, 'train', 'NORMAL', 'other', 'c.png'), 'x');
     await fs.writeFile(path.join(tmp, 'train', 'PNEUMONIA', '.hidden', 'd.jpeg'), 'x'); // hidden: not a film
     await fs.writeFile(path.join(tmp, 'val', 'NORMAL', 'x', '.DS_Store'), 'x');
+    // A link to a file is a file put there; a link to a folder is not one (nor is what it leads to read).
+    await fs.symlink(path.join(tmp, 'train', 'NORMAL', 'IM-0001-0001.jpeg'), path.join(tmp, 'train/NORMAL/sub/l.jpeg'));
+    await fs.symlink(path.join(tmp, 'val'), path.join(tmp, 'train', 'NORMAL', 'sub', 'linked-folder'));
     const lines: string[] = [];
     const recs = await scanDataset(tmp, { warn: (l) => lines.push(l) });
     assert.deepEqual(
@@ -96,7 +99,7 @@ test('files in sub-folders of a class folder are not read, and a warning says ho
       ['IM-0001-0001.jpeg'],
     );
     assert.deepEqual(lines, [
-      `warning: ${path.join(tmp, 'train', 'NORMAL')}: skipping 3 file(s) in sub-folder(s) other/, sub/: ` +
+      `warning: ${path.join(tmp, 'train', 'NORMAL')}: skipping 4 file(s) in sub-folder(s) other/, sub/: ` +
         'only files directly in NORMAL/ are read; move them up to use them',
     ]);
     // Said once per command, however often the folder is scanned (train checks its data, then loads it).

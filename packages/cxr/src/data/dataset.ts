@@ -118,13 +118,25 @@ async function listFiles(dir: string): Promise<{ files: string[]; nested: Nested
   return { files: out.sort(compareNames), nested };
 }
 
-/** Visible files anywhere under `dir` (symlinked folders inside it not followed). */
+/** Visible files anywhere under `dir`, links to files included (symlinked folders inside it not followed). */
 async function countFiles(dir: string): Promise<number> {
   const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
-  return entries.filter((e) => {
+  const visible = entries.filter((e) => {
     const rel = path.relative(dir, path.join(e.parentPath, e.name));
     return (e.isFile() || e.isSymbolicLink()) && !rel.split(path.sep).some((part) => part.startsWith('.'));
-  }).length;
+  });
+  // A link counts when it leads to a file: one to a folder is not a film put there by mistake.
+  const isFile = await Promise.all(
+    visible.map((e) =>
+      e.isFile()
+        ? true
+        : fs.stat(path.join(e.parentPath, e.name)).then(
+            (st) => st.isFile(),
+            () => false,
+          ),
+    ),
+  );
+  return isFile.filter(Boolean).length;
 }
 
 function nestedWarning(classDir: string, n: Nested): string {
