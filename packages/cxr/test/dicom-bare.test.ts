@@ -121,6 +121,14 @@ test('real bare data sets are DICOM: implicit and explicit VR, whole or their fi
   const part10 = writeDicom(imageElements({ rows: 64, columns: 64, pixels }), { transferSyntax: TS.implicitLE });
   const metaOnly = part10.subarray(132);
   assert.equal(filmFormat(metaOnly), 'dicom');
+  // And it decodes, as the Part-10 file it came from: the meta group says the data set is implicit VR.
+  const fromMeta = await decodeDicom(metaOnly);
+  assert.deepEqual(fromMeta.gray, (await decodeDicom(part10)).gray);
+  assert.deepEqual(
+    (await decodeDicom(Buffer.concat([groupLength, tsElement, body]))).gray,
+    fromMeta.gray,
+    'a meta group of its transfer syntax alone',
+  );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dicom-bare-'));
   try {
     fs.writeFileSync(path.join(dir, 'meta.dcm'), metaOnly);

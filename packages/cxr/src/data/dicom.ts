@@ -116,8 +116,13 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const partTen = buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d;
   const bareSyntax = partTen ? null : bareDataSetSyntax(buf);
   if (!partTen && !bareSyntax) throw fail('NOT_DICOM', 'not a DICOM file');
+  // A file meta group without the preamble and "DICM" before it (some old writers): read as one data set
+  // it would be taken as explicit VR throughout, but its TransferSyntaxUID says how the rest is encoded
+  // (often implicit VR). Given back a preamble, it is read as the Part-10 file it meant to be.
+  const metaFirst = bareSyntax !== null && buf[0] === 0x02 && buf[1] === 0x00;
+  const bytes = metaFirst ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), buf]) : buf;
 
-  const ds = parseDataSet(buf, bareSyntax, limits, fail);
+  const ds = parseDataSet(bytes, metaFirst ? null : bareSyntax, limits, fail);
   const transferSyntax = (ds.string('x00020010') ?? bareSyntax ?? TS.implicitLE).replace(/\0/g, '').trim();
   if (!SUPPORTED.has(transferSyntax)) {
     throw fail(
