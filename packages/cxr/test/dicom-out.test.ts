@@ -17,6 +17,8 @@ import {
   SOP_CLASS,
   type ResultInput,
 } from '../src/dicom_out';
+import { seriesDescription } from '../src/dicom_out/identity';
+import { burnedInLines } from '../src/dicom_out/secondary_capture';
 import { wrap } from '../src/dicom_out/overlay';
 import { type Prediction, Predictor } from '../src/predict/predictor';
 import { imageElements, writeDicom } from './dicom-writer';
@@ -112,9 +114,12 @@ test('SR: same patient and study, own series, deterministic instance, references
   assert.equal(str(ds, 'x0040a040'), 'CONTAINER');
   const content = items(ds, 'x0040a730');
   const byMeaning = (m: string) => content.filter((c) => conceptMeaning(c) === m);
-  const finding = byMeaning(CODES.pneumonia.CodeMeaning)[0];
-  assert.equal(str(finding, 'x0040a040'), 'CODE');
-  assert.equal(conceptMeaning(finding, 'x0040a168'), prediction.label === 'PNEUMONIA' ? 'Yes' : 'No');
+  // The sample film is an adult's (PatientAge): a number for reference, and no finding (next test).
+  assert.equal(prediction.verdict.status, 'outside-population');
+  const status = byMeaning(CODES.assessment.CodeMeaning)[0];
+  assert.equal(str(status, 'x0040a040'), 'CODE');
+  assert.equal(conceptMeaning(status, 'x0040a168'), 'Outside the intended population');
+  assert.deepEqual(byMeaning(CODES.pneumonia.CodeMeaning), []);
   const numValue = (m: string) => Number(str(items(byMeaning(m)[0], 'x0040a300')[0], 'x0040a30a'));
   assert.ok(Math.abs(numValue(CODES.probability.CodeMeaning) - prediction.probability) < 1e-6);
   assert.equal(numValue(CODES.threshold.CodeMeaning), prediction.threshold);
@@ -139,6 +144,46 @@ test('SR: same patient and study, own series, deterministic instance, references
   const otherOp = buildSr(input({ prediction: { ...prediction, operatingPoint: 'screening', threshold: 0.3 } }));
   assert.notEqual(otherOp.sopInstanceUid, sr.sopInstanceUid);
   assert.equal(otherOp.seriesInstanceUid, sr.seriesInstanceUid);
+});
+
+test('SR and burned-in text follow the verdict: a finding only when assessed, no number if cannot-assess', async () => {
+  const reasons = [{ code: 'BLANK' as const, message: 'image is blank or nearly uniform' }];
+  const cases = [
+    { status: 'assessed', finding: true, number: true, headline: /Signs of pneumonia detected|No signs of/ },
+    { status: 'outside-population', finding: false, number: true, headline: /Outside the intended population/ },
+    { status: 'cannot-assess', finding: false, number: false, headline: /Cannot assess this image/ },
+  ] as const;
+  for (const c of cases) {
+    const p: Prediction = {
+      ...prediction,
+      label: 'PNEUMONIA',
+      verdict: { status: c.status, reasons: c.status === 'assessed' ? [] : reasons },
+    };
+    const content = items(parse(buildSr(input({ prediction: p })).bytes), 'x0040a730');
+    const byMeaning = (m: string) => content.filter((x) => conceptMeaning(x) === m);
+    const status = byMeaning(CODES.assessment.CodeMeaning);
+    assert.equal(status.length, 1, c.status);
+    const statusMeaning = { assessed: 'Assessed', 'cannot-assess': 'Cannot be assessed' }[c.status as string];
+    assert.equal(conceptMeaning(status[0], 'x0040a168'), statusMeaning ?? 'Outside the intended population');
+    const finding = byMeaning(CODES.pneumonia.CodeMeaning);
+    assert.equal(finding.length, c.finding ? 1 : 0, `${c.status}: finding`);
+    if (c.finding) assert.equal(conceptMeaning(finding[0], 'x0040a168'), 'Yes');
+    assert.equal(byMeaning(CODES.probability.CodeMeaning).length, c.number ? 1 : 0, `${c.status}: probability`);
+    // The burned-in line never ends in a bare label, and says when the number is for reference only.
+    const line = burnedInLines(input({ prediction: p }))[1];
+    assert.match(line, c.headline, line);
+    assert.doesNotMatch(line, /: PNEUMONIA$/, line);
+    assert.equal(line.includes('for reference only'), c.status === 'outside-population', line);
+  }
+});
+
+test('series descriptions keep the model version within 64 characters, however long the name', () => {
+  const model = { name: 'cxr-shift-ema-period-mobilenet-short-lpft-with-a-long-name', version: '20261202T145446' };
+  for (const d of [seriesDescription('sr', model), seriesDescription('sc', model)]) {
+    assert.ok(d.length <= 64, d);
+    assert.ok(d.includes(model.version), d);
+    assert.ok(d.startsWith('cxr AI '), 'the PACS filter (pacs/filter.ts) knows our series by this prefix');
+  }
 });
 
 test('SC: RGB heat map with legend and burned-in caveat, same study, own series, right pixel size', async () => {

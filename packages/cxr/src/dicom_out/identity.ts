@@ -17,5 +17,6 @@ export const TRANSFER_SYNTAX_EXPLICIT_LE = '1.2.840.10008.1.2.1';
 /** Series description of a result series: names the model version the series belongs to. */
 export function seriesDescription(kind: 'sr' | 'sc', model: { name: string; version: string }): string {
   const what = kind === 'sr' ? 'AI pneumonia report' : 'AI heat map';
-  return `cxr ${what} (${model.name} ${model.version})`.slice(0, 64);
+  // LO holds 64 characters: the version comes before the (often long) name, so a cut keeps it.
+  return `cxr ${what} ${model.version} ${model.name}`.slice(0, 64);
 }

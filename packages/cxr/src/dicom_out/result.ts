@@ -15,7 +15,7 @@ export interface ResultModel {
 
 export interface ResultInput {
   source: SourceImage;
-  prediction: Pick<Prediction, 'probability' | 'label' | 'operatingPoint' | 'threshold' | 'warnings'>;
+  prediction: Pick<Prediction, 'probability' | 'label' | 'operatingPoint' | 'threshold' | 'warnings' | 'verdict'>;
   model: ResultModel;
   /** Content date and time; default now. */
   now?: Date;

@@ -1,17 +1,19 @@
 // The Grad-CAM heat map as a DICOM Secondary Capture image (RGB, 8 bits, uncompressed) in the
 // source's study, with the caveat and the result burned into the pixels.
+import { verdictHeadline } from '../predict/verdict';
 import { annotateHeatmap } from './overlay';
 import { CAVEAT, SOP_CLASS } from './identity';
 import { type Dataset, writePart10 } from './part10';
 import { commonAttributes, type DicomObject, type ResultInput, scUids } from './result';
 
-/** The text lines burned in below the heat map. */
+/** The text lines burned in below the heat map: the result in the page's words, never a bare label. */
 export function burnedInLines(input: ResultInput): string[] {
   const p = input.prediction;
+  const reference = p.verdict.status === 'outside-population' ? ' (for reference only)' : '';
   return [
     CAVEAT,
-    `${input.model.name} ${input.model.version}: P(pneumonia) ${p.probability.toFixed(2)}, ` +
-      `${p.operatingPoint} threshold ${p.threshold.toFixed(2)}: ${p.label}`,
+    `${input.model.name} ${input.model.version}: P(pneumonia) ${p.probability.toFixed(2)}${reference}, ` +
+      `${p.operatingPoint} threshold ${p.threshold.toFixed(2)}: ${verdictHeadline(p.verdict.status, p.label)}`,
   ];
 }
 

@@ -2,8 +2,9 @@
 // probability and threshold are NUM items, not text). Content tree, all CONTAINS under the root:
 //
 //   CONTAINER (LN 18748-4 "Diagnostic imaging report")
-//     CODE  (SCT 233604007 "Pneumonia") = (SCT 373066001 "Yes") | (SCT 373067005 "No")
-//     NUM   (99CXR P-PNEUMONIA "Calibrated probability of pneumonia"), UCUM "1"
+//     CODE  (99CXR ASSESSMENT "Assessment status") = (99CXR ASSESSED | CANNOT-ASSESS | OUTSIDE-POPULATION)
+//     CODE  (SCT 233604007 "Pneumonia") = (SCT 373066001 "Yes") | (SCT 373067005 "No")   only when assessed
+//     NUM   (99CXR P-PNEUMONIA "Calibrated probability of pneumonia"), UCUM "1"   not when cannot-assess
 //     NUM   (99CXR THRESHOLD "Decision threshold"), UCUM "1"
 //     TEXT  (99CXR OPERATING-POINT "Operating point")
 //     TEXT  (DCM 111001 "Algorithm Name"), (DCM 111003 "Algorithm Version"), (99CXR MODEL-SHA256 "Model SHA-256")
@@ -13,6 +14,10 @@
 //     IMAGE (99CXR HEATMAP "Grad-CAM heat map")  -> the secondary capture, when there is one
 //
 // 99CXR is a private coding scheme (PS3.16 8.2: designators starting with 99 are local).
+// The finding and the number follow the verdict as the page shows them (predict/verdict.ts): a film the
+// model cannot assess gets neither, one outside the intended population the number for reference only,
+// so that no viewer shows "Pneumonia: Yes" on a blank image or an adult's film.
+import type { VerdictStatus } from '../predict/verdict';
 import { CAVEAT, SOP_CLASS } from './identity';
 import { type Dataset, writePart10 } from './part10';
 import { commonAttributes, type DicomObject, type ResultInput, srUids } from './result';
@@ -31,6 +36,10 @@ const code = (value: string, scheme: string, meaning: string): Code => ({
 
 export const CODES = {
   report: code('18748-4', 'LN', 'Diagnostic imaging report'),
+  assessment: code('ASSESSMENT', '99CXR', 'Assessment status'),
+  assessed: code('ASSESSED', '99CXR', 'Assessed'),
+  cannotAssess: code('CANNOT-ASSESS', '99CXR', 'Cannot be assessed'),
+  outsidePopulation: code('OUTSIDE-POPULATION', '99CXR', 'Outside the intended population'),
   pneumonia: code('233604007', 'SCT', 'Pneumonia'),
   yes: code('373066001', 'SCT', 'Yes'),
   no: code('373067005', 'SCT', 'No'),
@@ -89,14 +98,24 @@ function evidence(studyInstanceUid: string, refs: HeatmapRef[]): Dataset[] {
   ];
 }
 
+const STATUS_CODE: Record<VerdictStatus, Code> = {
+  assessed: CODES.assessed,
+  'cannot-assess': CODES.cannotAssess,
+  'outside-population': CODES.outsidePopulation,
+};
+
 /** The report for one prediction on one source film, as a Part-10 Comprehensive SR. */
 export function buildSr(input: ResultInput, heatmap?: HeatmapRef): DicomObject {
   const { source, prediction: p, model } = input;
   const uids = srUids(source, model, p.operatingPoint);
   const positive = p.label === 'PNEUMONIA';
+  const status = p.verdict.status;
   const content: Dataset[] = [
-    item('CODE', CODES.pneumonia, { ConceptCodeSequence: [positive ? CODES.yes : CODES.no] }),
-    num(CODES.probability, p.probability),
+    item('CODE', CODES.assessment, { ConceptCodeSequence: [STATUS_CODE[status]] }),
+    ...(status === 'assessed'
+      ? [item('CODE', CODES.pneumonia, { ConceptCodeSequence: [positive ? CODES.yes : CODES.no] })]
+      : []),
+    ...(status === 'cannot-assess' ? [] : [num(CODES.probability, p.probability)]),
     num(CODES.threshold, p.threshold),
     text(CODES.operatingPoint, p.operatingPoint),
     text(CODES.algorithmName, model.name),
