@@ -61,7 +61,7 @@ test('inspect counts, finds duplicates across splits, shared patients and unread
     const text = formatInspectReport(r);
     assert.match(text, /^train\s+2\s+3\s+5\s+4$/m);
     assert.match(text, /ACROSS SPLITS/);
-    assert.match(text, /train\/PNEUMONIA\/broken\.jpeg: not a JPEG or PNG image/);
+    assert.match(text, /train\/PNEUMONIA\/broken\.jpeg: not a JPEG, PNG or DICOM image/);
     assert.doesNotThrow(() => JSON.parse(JSON.stringify(r)));
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });

@@ -184,7 +184,7 @@ test('/metrics waits at most a second for a job queue that does not answer, and 
       assert.equal(res.statusCode, 200);
       assert.ok(took >= QUEUE_SCRAPE_WAIT_MS - 50 && took < QUEUE_SCRAPE_WAIT_MS + 2_500, `took ${took} ms`);
       // No sample (a gap in the graphs) rather than a number nobody has; the metric itself stays declared.
-      assert.doesNotMatch(res.body, /^cxr_queue_(waiting|active) /m);
+      assert.doesNotMatch(res.body, /^cxr_queue_(waiting|active|failed) /m);
       assert.match(res.body, /^# TYPE cxr_queue_waiting gauge$/m);
       assert.match(res.body, /^cxr_queue_available 0$/m);
     }
@@ -193,9 +193,10 @@ test('/metrics waits at most a second for a job queue that does not answer, and 
     await scraped.close();
   }
   const up = new ServeMetrics({ defaultMetrics: false });
-  up.watchQueue(async () => ({ waiting: 3, active: 1 }));
+  up.watchQueue(async () => ({ waiting: 3, active: 1, failed: 2 }));
   const text = await up.text();
   assert.match(text, /^cxr_queue_waiting 3$/m);
   assert.match(text, /^cxr_queue_active 1$/m);
+  assert.match(text, /^cxr_queue_failed 2$/m);
   assert.match(text, /^cxr_queue_available 1$/m);
 });

@@ -1,12 +1,15 @@
 // `cxr calibrate --model DIR --data ROOT`: calibration (temperature, or Platt's slope and bias) and
 // operating points again, on the same patient-level validation split the model was trained with.
 import { Command, Option } from 'commander';
-import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { TTA_VIEWS } from '../models/tta_views';
+import { writeReport } from '../report/write_report';
 import { recalibrate, SCALINGS } from '../train/calibrate';
+import { positiveInt } from './args';
 
 export function register(program: Command): void {
   program
@@ -41,16 +44,32 @@ export function register(program: Command): void {
         "the test-time views averaged at prediction, replacing the model's (its calibration is fitted with them)",
       ).choices(TTA_VIEWS),
     )
-    .option('--json', 'print one JSON object: the new temperature, logit bias, operating points and validation metrics')
+    .option(
+      '--json',
+      'print one JSON object: the new temperature, logit bias, operating points, validation metrics ' +
+        'and the report rewritten (null when the folder has none)',
+    )
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      await initEngine();
+      await initEngine(o.threads);
       const model = path.resolve(o.model ?? defaultModelDir());
-      const c = await recalibrate(model, o.data, (l) => process.stderr.write(l + '\n'), {
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const c = await recalibrate(model, o.data, log, {
         shifts: o.shifts === true,
         rule: o.rule,
         scaling: o.scaling,
         tta: o.tta,
       });
+      // The folder's report shows the thresholds and validation figures just replaced: write it again,
+      // as `cxr report` does, rather than leave a page that contradicts cxr.json and the model card.
+      const page = path.join(model, 'report', 'index.html');
+      let report: string | null = null;
+      if (fs.existsSync(page)) {
+        const r = await writeReport(model);
+        for (const w of r.warnings) log(`warning: ${w}`);
+        report = r.files[r.files.length - 1];
+        log(`report rewritten with the new calibration: ${report}`);
+      }
       if (o.json) {
         process.stdout.write(
           JSON.stringify({
@@ -61,6 +80,7 @@ export function register(program: Command): void {
             tta: c.tta,
             operatingPoints: c.operatingPoints,
             metrics: c.metrics,
+            report,
           }) + '\n',
         );
       }

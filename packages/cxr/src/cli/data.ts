@@ -9,7 +9,10 @@ export function register(program: Command): void {
 
   data
     .command('inspect')
-    .description('counts per split and class, patients, image sizes, exact duplicates and unreadable files')
+    .description(
+      'counts per split and class, patients, image sizes, exact duplicates, DICOM films (read by evaluate and ' +
+        'predict, not by train) and unreadable files',
+    )
     .argument(
       '<root>',
       'a Kaggle chest_xray folder (train/val/test inside) or one split folder (NORMAL/ and PNEUMONIA/ inside)',
@@ -40,6 +43,8 @@ export function register(program: Command): void {
             cacheDir: opts.cacheDir,
             concurrency: opts.concurrency,
             name: split,
+            // Filling the cache is this command's whole job: an unwritable one is an error here.
+            mustWrite: true,
           },
         );
         const s = set.stats;

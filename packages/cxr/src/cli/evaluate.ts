@@ -61,6 +61,7 @@ export function register(program: Command): void {
             formatMetricsTable(m) +
             '\n' +
             pipelineLines(m) +
+            unreadableLines(m) +
             (m.groups ? `\nper group (at the same threshold):\n${formatGroupTable(m.groups)}\n` : ''),
         );
     });
@@ -78,4 +79,12 @@ function pipelineLines(m: EvaluationResult): string {
     '\n';
   if (!m.assessedOnly || v.assessed === n) return head;
   return `${head}on the assessed films only:\n${formatMetricsTable(m.assessedOnly)}\n`;
+}
+
+/** The files no reader could read, each with why: they are in none of the numbers above. */
+function unreadableLines(m: EvaluationResult): string {
+  const { count, files } = m.unreadable;
+  if (count === 0) return '';
+  const head = `\n${count} ${count === 1 ? 'file' : 'files'} could not be read (left out of every number above):\n`;
+  return head + files.map((f) => `  ${f.file}: ${f.error}\n`).join('');
 }

@@ -59,7 +59,11 @@ export async function pipelineAnswers(
 export type PipelineStatus = VerdictStatus | 'refused';
 
 export interface PipelineSummary {
-  /** How many of the evaluated films the pipeline would call each status. */
+  /**
+   * How many of the evaluated films the pipeline would call each status. `refused` counts films the evaluation
+   * read and scored that the pipeline would answer with an input error (the server's 413/415/422); a file no
+   * reader can read is in no count here but in the evaluation's `unreadable` list, since it has no score.
+   */
   verdicts: { assessed: number; cannotAssess: number; outsidePopulation: number; refused: number };
   /** The metrics over the films it calls 'assessed' only (null when there are none). */
   assessedOnly: Metrics | null;

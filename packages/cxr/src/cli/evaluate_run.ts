@@ -5,6 +5,7 @@ import { loadModel } from '../models/io';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
 import { filesRelativeTo } from '../data/images';
+import { DecodeError, decodeFile } from '../data/decode';
 import { type GroupRow, metricsByGroup } from '../eval/groups';
 import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
@@ -48,8 +49,20 @@ export interface EvaluateRunOptions {
   wrote?: (file: string) => void;
 }
 
+/** A file of the folder that no reader could read: in no count, metric or verdict of the evaluation. */
+export interface UnreadableFile {
+  file: string;
+  /** Why, as the reader says it: the prediction pipeline's (JPEG, PNG, DICOM), or training's on its own split. */
+  error: string;
+}
+
 export type EvaluationResult = Metrics &
   PipelineSummary & {
+    /**
+     * The files left out because they could not be read (not in `n`; not `verdicts.refused`, which counts
+     * films the evaluation read and scored that the pipeline would still answer with an input error).
+     */
+    unreadable: { count: number; files: UnreadableFile[] };
     operatingPoint: string;
     model: Record<string, string>;
     source: string;
@@ -84,32 +97,43 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
       size: meta.inputSize,
       normalize: meta.preprocessing.normalize,
       progress: o.progress,
-      warn: o.warn,
+      // No line per file the cache cannot read: such a file is read again below by the reader the
+      // evaluation stands for, and listed under `unreadable` with what that reader says of it.
+      warn: () => {},
     });
     const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
     calibrated(logits, meta.temperature, meta.logitBias).forEach((p, i) => probOf.set(set.files[i], p));
   }
   loaded.members.forEach((m) => m.dispose());
 
-  const screened = records.filter((r) => probOf.has(r.path) || dicom.has(r.path));
+  // Every film goes through the pipeline, those the cache could not read too (but on the model's own split,
+  // which holds only what training read): the pipeline reads DICOM, and says why it cannot read a file.
+  const screened = ownValidation ? records.filter((r) => probOf.has(r.path)) : records;
   const answers = await pipelineAnswers(
     o.modelDir,
     screened.map((r) => r.path),
     { operatingPoint: opName, progress: o.progress },
   );
+  const answerOf = new Map(screened.map((r, i) => [r.path, answers[i]] as const));
   const films: { record: ImageRecord; prob: number; status: PipelineStatus }[] = [];
-  screened.forEach((record, i) => {
-    const a = answers[i];
+  const unreadable: UnreadableFile[] = [];
+  for (const record of records) {
+    const a = answerOf.get(record.path);
     // The cache's probability where it read the film: the headline metrics are what they always were.
-    const prob = probOf.get(record.path) ?? ('probability' in a ? a.probability : undefined);
+    const prob = probOf.get(record.path) ?? (a && 'probability' in a ? a.probability : undefined);
     if (prob === undefined) {
-      o.warn?.(`warning: skipping ${record.path}: ${'error' in a ? a.error : 'not read'}`);
-      return;
+      const error = a && 'error' in a ? a.error : await trainingReaderError(record.path);
+      o.warn?.(`warning: skipping ${record.path}: ${error}`);
+      unreadable.push({ file: record.path, error });
+      continue;
     }
-    if ('error' in a) o.warn?.(`warning: the prediction pipeline cannot read ${record.path}: ${a.error}`);
-    films.push({ record, prob, status: 'status' in a ? a.status : 'refused' });
-  });
-  if (films.length === 0) throw new Error(`${o.data}: no readable images`);
+    if (a && 'error' in a) o.warn?.(`warning: the prediction pipeline cannot read ${record.path}: ${a.error}`);
+    films.push({ record, prob, status: a && 'status' in a ? a.status : 'refused' });
+  }
+  if (films.length === 0) {
+    const why = unreadable.length ? ` (${unreadable.length} could not be read, e.g. ${unreadable[0].error})` : '';
+    throw new Error(`${o.data}: no readable images${why}`);
+  }
   const files = films.map((f) => f.record.path);
   const labels = films.map((f) => f.record.label as number);
   const probs = films.map((f) => f.prob);
@@ -139,6 +163,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   return {
     ...metrics,
     ...pipeline,
+    unreadable: { count: unreadable.length, files: unreadable },
     operatingPoint: opName,
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
     source,
@@ -153,5 +178,19 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
       folder.map((r) => r.label),
     );
     return (file, i) => group(parsePatient(file).id, labels[i]);
+  }
+}
+
+/**
+ * Why training's reader (JPEG and PNG, data/decode.ts) cannot read a file of the model's own split. Read
+ * again rather than taken from the cache, whose stored failure may be from an earlier version's decoder.
+ */
+async function trainingReaderError(file: string): Promise<string> {
+  try {
+    await decodeFile(file, 8);
+    return 'the preprocessed cache records it as unreadable (delete the cache folder, $CXR_CACHE, to read it again)';
+  } catch (err) {
+    if (err instanceof DecodeError) return err.detail;
+    throw err;
   }
 }

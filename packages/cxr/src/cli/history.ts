@@ -7,6 +7,22 @@ import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { statusOf } from '../predict/verdict';
 import { VERDICT_STATUSES } from '../predict/prediction_schema';
 
+const DATE_HELP =
+  'an ISO 8601 date, or a time with its zone, e.g. 2026-11-01 (its first moment, UTC) or 2026-11-01T08:00:00Z';
+
+/** --since / --before: a bare date means its first moment in UTC (the log's times are UTC). */
+const isoTime = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()], {
+    error: (issue) => `expected ${DATE_HELP}; got ${JSON.stringify(issue.input)}`,
+  })
+  .refine((v) => !Number.isNaN(Date.parse(v)), { error: (issue) => `${issue.input} is not a real date` });
+
+/** The options' problems, one line each, named as the user typed them (--since), not as zod's paths. */
+function optionErrors(command: string, error: z.ZodError): Error {
+  const lines = error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`);
+  return new Error(`${command}: ${lines.join('; ')}`);
+}
+
 const Options = z.object({
   db: z.string().min(1).optional(),
   json: z.boolean().optional(),
@@ -14,12 +30,7 @@ const Options = z.object({
   limit: z.coerce.number().int().min(1).max(100_000),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
   verdict: z.enum(VERDICT_STATUSES).optional(),
-  // A bare date means its first moment in UTC (the log's times are UTC).
-  since: z.iso
-    .datetime({ offset: true })
-    .or(z.iso.date())
-    .refine((v) => !Number.isNaN(Date.parse(v)), 'not a real date')
-    .optional(),
+  since: isoTime.optional(),
 });
 
 function line(r: AuditRecord): string {
@@ -80,7 +91,7 @@ const DB_HELP = 'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~
 
 const PruneOptions = z.object({
   db: z.string().min(1).optional(),
-  before: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(),
+  before: isoTime.optional(),
 });
 
 export function register(program: Command): void {
@@ -89,11 +100,11 @@ export function register(program: Command): void {
     .command('prune')
     .description('remove stored heat maps and thumbnails of older predictions (the predictions stay in the log)')
     .option('--db <file|url>', DB_HELP)
-    .option('--before <time>', 'ISO 8601 date or time (default: 30 days ago, the serve default)')
+    .option('--before <time>', `${DATE_HELP} (default: 30 days ago, the serve default)`)
     .action(async (_raw: Record<string, unknown>, cmd: Command) => {
       // --db may be parsed by `history` itself (it has the same option): read both levels.
       const parsed = PruneOptions.safeParse(cmd.optsWithGlobals());
-      if (!parsed.success) throw new Error(`history prune: ${z.prettifyError(parsed.error)}`);
+      if (!parsed.success) throw optionErrors('history prune', parsed.error);
       const before = parsed.data.before ?? retentionCutoff(DEFAULT_RETENTION_MS);
       const audit = await openAuditStore(parsed.data.db ?? defaultDbPath(), { mustExist: true });
       try {
@@ -114,10 +125,10 @@ export function register(program: Command): void {
     .option('--limit <n>', 'how many', '20')
     .option('--label <label>', "only NORMAL or PNEUMONIA findings ('cannot assess' rows have none: see --verdict)")
     .option('--verdict <status>', `only ${VERDICT_STATUSES.join(', ')} answers`)
-    .option('--since <time>', 'only at or after this ISO 8601 date (2026-12-01, UTC) or time (2026-12-01T08:00:00Z)')
+    .option('--since <time>', `only at or after this time: ${DATE_HELP}`)
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
-      if (!parsed.success) throw new Error(`history: ${z.prettifyError(parsed.error)}`);
+      if (!parsed.success) throw optionErrors('history', parsed.error);
       const o = parsed.data;
       const audit = await openAuditStore(o.db ?? defaultDbPath(), { readonly: true });
       try {

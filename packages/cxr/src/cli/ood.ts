@@ -98,7 +98,10 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
     .option('--json', 'print one JSON object instead of the table')
-    .option('--check', 'exit code 1 when the bars (false alarms, refusals) are not met')
+    .option(
+      '--check',
+      'exit code 1 when a bar is not met (false alarms in-sample or on the held-out estimate, refusals per kind)',
+    )
     .action(async (o) => {
       const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);

@@ -1,6 +1,8 @@
 // `cxr orthanc sync`: predicts every new chest radiograph that arrives in an Orthanc PACS and
 // stores the report (DICOM SR) and the heat map (Secondary Capture) back into its study.
 // Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
+// Polling rides out an outage of Orthanc or of the audit log: the pass stops with the cursor before
+// the film whose results were not stored, and the next poll does that film again.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
@@ -10,7 +12,15 @@ import { loadOrthancConfig, OrthancClient, OrthancError, type SyncOptions, syncO
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
-import { type JobQueue, type JobSpec, loadRedisUrl, connectQueue, syncHandler } from '../queue';
+import {
+  auditLogError,
+  connectQueue,
+  isOutage,
+  type JobQueue,
+  type JobSpec,
+  loadRedisUrl,
+  syncHandler,
+} from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
 
@@ -113,7 +123,12 @@ export function register(program: Command): void {
                 hasThumbnail: false,
                 resultKey: film.sopInstanceUid,
               });
-              await store.insertOnce(record, null, film.sopInstanceUid);
+              try {
+                await store.insertOnce(record, null, film.sopInstanceUid);
+              } catch (e) {
+                // Named (password hidden), and thrown before the results are stored: the film is done again.
+                throw auditLogError(store.location, e);
+              }
             }
           : undefined;
       let stopping = false;
@@ -154,8 +169,9 @@ export function register(program: Command): void {
             total.cursor = s.cursor;
             if (o.once || s.instances > 0) log(summary(s, !!queue));
           } catch (e) {
-            if (!(e instanceof OrthancError) || o.once) throw e;
-            log(`${e.message}; retrying in ${o.interval} s`); // the PACS may be restarting
+            // The PACS or the audit log may be restarting; anything else is not for waiting out.
+            if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;
+            log(`${(e as Error).message}; retrying in ${o.interval} s`);
           }
           if (o.once || stopping) break;
           await new Promise<void>((resolve) => {

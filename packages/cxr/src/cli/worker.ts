@@ -3,23 +3,52 @@
 // waits for Redis too (BullMQ hands finished jobs back and quits its connections), so with Redis
 // gone it would wait forever: after --close-timeout the worker exits 1 anyway, and a job still
 // locked to it is retried by another worker once its lock runs out.
+// A job that fails because the audit log, Orthanc or the network is away is retried with backoff
+// (--retry-delay doubling up to --retry-max-delay) for a day; a film that cannot be read fails at once.
 import { Command, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
+import { writeFailure } from '../make_dirs';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
-import { loadRedisUrl, connectQueue, redactRedisUrl, startWorker, UploadStore } from '../queue';
-import { defaultDbPath } from '../serve/audit';
-import { openAuditStoreForWriting } from './writable';
+import {
+  connectQueue,
+  DEFAULT_RETRY,
+  loadRedisUrl,
+  OTHER_ATTEMPTS,
+  redactRedisUrl,
+  startWorker,
+  UploadStore,
+} from '../queue';
+import { type AuditStore, defaultDbPath, openAuditStore, redactUrl } from '../serve/audit';
 
 /** A pause for fault-injection tests only (see queue/process.ts); absent or 0 in production. */
 function pauseAfterAuditMs(): number {
   const v = Number(process.env.CXR_WORKER_PAUSE_AFTER_AUDIT_MS ?? 0);
   return Number.isFinite(v) && v > 0 ? Math.min(v, 600_000) : 0;
+}
+
+/**
+ * The audit log, opened for writing, or an error that names it. Unlike cxr predict and cxr orthanc sync
+ * (cli/writable.ts), the worker has no --no-audit to suggest: the row is the lasting record of a file or
+ * upload job's result (Redis keeps jobs a week), and finding it is what keeps a job that runs twice (a
+ * retry, a worker that died) from making a second result.
+ */
+async function openWorkerAuditLog(target: string): Promise<AuditStore> {
+  try {
+    return await openAuditStore(target);
+  } catch (e) {
+    const why = writeFailure(e);
+    const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
+    throw new Error(
+      `${what}; a worker cannot run without its audit log (the lasting record of every result, and what keeps ` +
+        'a job that runs twice from making two): make it reachable, or give another with --db or CXR_DB',
+    );
+  }
 }
 
 export function register(program: Command): void {
@@ -62,6 +91,20 @@ export function register(program: Command): void {
       positiveInt,
       30_000,
     )
+    .option(
+      '--retry-delay <ms>',
+      'after a failed attempt, the wait before the next; doubled after each failure (a film that cannot be ' +
+        'read is not retried)',
+      positiveInt,
+      DEFAULT_RETRY.firstDelayMs,
+    )
+    .option(
+      '--retry-max-delay <ms>',
+      'the longest wait between attempts; an outage of the audit log, Orthanc or the network is retried ' +
+        `for ${DEFAULT_RETRY.retryForMs / 3600_000} h of waits, other failures ${OTHER_ATTEMPTS} times in all`,
+      positiveInt,
+      DEFAULT_RETRY.maxDelayMs,
+    )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .action(async (o) => {
@@ -73,7 +116,7 @@ export function register(program: Command): void {
       const orthanc = orthancWanted
         ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }))
         : null;
-      const store = await openAuditStoreForWriting(o.db ?? defaultDbPath());
+      const store = await openWorkerAuditLog(o.db ?? defaultDbPath());
       await initEngine(o.threads);
       const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.
@@ -93,6 +136,7 @@ export function register(program: Command): void {
           concurrency: o.concurrency,
           lockDurationMs: o.lockDuration,
           stalledIntervalMs: o.stalledInterval,
+          retry: { ...DEFAULT_RETRY, firstDelayMs: o.retryDelay, maxDelayMs: Math.max(o.retryMaxDelay, o.retryDelay) },
         },
       );
       log(

@@ -9,6 +9,9 @@
 // other packs of the same S are copied from them instead of being decoded again (for example a
 // subset of a split that was cached before). Files that cannot be decoded are recorded in the
 // index too, so they are reported on every run without being retried.
+//
+// A cache that cannot be made or written (read-only home, CXR_CACHE=/proc/x) is no error: the films
+// are decoded into memory as always, one warning says so, and nothing is kept.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -25,7 +28,7 @@ import {
 } from './decode';
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
-import { makeDirs } from '../make_dirs';
+import { makeDirs, writeFailure } from '../make_dirs';
 
 /** Bump whenever decode.ts would produce different pixels for the same file. */
 export const PREPROCESS_VERSION = 2;
@@ -33,6 +36,25 @@ export const PREPROCESS_VERSION = 2;
 export function defaultCacheDir(): string {
   const env = process.env.CXR_CACHE;
   return env && env.length > 0 ? path.resolve(env) : path.join(os.homedir(), '.cache', 'cxr');
+}
+
+/** Cache roots already warned about in this process: one warning, not one per split. */
+const warnedUnwritable = new Set<string>();
+
+/** Says once per process and cache root that `what` cannot be written there, and why; the caller goes on without. */
+export function warnUnwritableCache(
+  what: string,
+  root: string,
+  err: unknown,
+  warn: (l: string) => void,
+  keeps = 'decoded films',
+) {
+  if (warnedUnwritable.has(root)) return;
+  warnedUnwritable.add(root);
+  warn(
+    `warning: ${what} ${root} is not writable (${writeFailure(err)}); running without it ` +
+      `(set CXR_CACHE to a writable folder to keep ${keeps} between runs)`,
+  );
 }
 
 export interface CacheOptions {
@@ -48,6 +70,10 @@ export interface CacheOptions {
   limits?: Partial<DecodeLimits>;
   /** Receives one line per skipped file; default console.warn. */
   warn?: (line: string) => void;
+  /** The one line saying the cache cannot be written; default console.warn (not `warn`, which evaluate silences). */
+  warnUnwritable?: (line: string) => void;
+  /** Filling the cache is the point (`cxr data cache`): a cache that cannot be written is an error, not a warning. */
+  mustWrite?: boolean;
 }
 
 export interface CachedImage extends ImageRecord {
@@ -139,7 +165,8 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
   const limits: DecodeLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const concurrency = opts.concurrency ?? Math.max(2, os.availableParallelism());
   const warn = opts.warn ?? ((line: string) => console.warn(line));
-  const dir = path.join(opts.cacheDir ?? defaultCacheDir(), `images-v${PREPROCESS_VERSION}`, `s${size}`);
+  const root = opts.cacheDir ?? defaultCacheDir();
+  const dir = path.join(root, `images-v${PREPROCESS_VERSION}`, `s${size}`);
   const name = sanitize(opts.name ?? defaultName(records));
 
   // 1. Content hashes. Reading every file again is cheap next to decoding it.
@@ -176,6 +203,11 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
       concurrency,
       progress: opts.progress,
       name,
+      unwritable: (err) => {
+        if (opts.mustWrite)
+          throw new Error(`image cache ${root}: cannot write there (${writeFailure(err)}); choose a writable folder`);
+        warnUnwritableCache('image cache', root, err, opts.warnUnwritable ?? console.warn);
+      },
     });
     pack = built.pack;
     decoded = built.decoded;
@@ -245,6 +277,8 @@ interface BuildContext {
   concurrency: number;
   progress?: boolean;
   name: string;
+  /** Told when the pack cannot be written; the pack is then used from memory only. */
+  unwritable: (err: unknown) => void;
 }
 
 async function buildPack(
@@ -322,10 +356,16 @@ async function buildPack(
   });
   const packed = pixels.subarray(0, index.slots.length * n);
 
-  makeDirs(ctx.dir);
-  // Pixels first, index last: a pack is only ever found complete.
-  await writeAtomic(`${ctx.base}.u8`, packed);
-  await writeAtomic(`${ctx.base}.json`, JSON.stringify(index));
+  try {
+    makeDirs(ctx.dir);
+    // Pixels first, index last: a pack is only ever found complete.
+    await writeAtomic(`${ctx.base}.u8`, packed);
+    await writeAtomic(`${ctx.base}.json`, JSON.stringify(index));
+  } catch (err) {
+    // Only the file system's refusals: anything else is a bug to see, not a cache to do without.
+    if (typeof (err as NodeJS.ErrnoException).code !== 'string') throw err;
+    ctx.unwritable(err);
+  }
   return { pack: { index, pixels: packed }, decoded: todo.length, copied };
 }
 
@@ -367,7 +407,8 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
     await fs.writeFile(tmp, data);
     await fs.rename(tmp, file);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    // The write's error is the one to report; a folder that refused the file refuses its removal too.
+    await fs.rm(tmp, { force: true }).catch(() => {});
     throw err;
   }
 }

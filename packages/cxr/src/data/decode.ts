@@ -93,6 +93,16 @@ export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'web
   return 'unknown';
 }
 
+/**
+ * Why a file of a sniffed kind is refused, in terms of what its reader reads: this module reads JPEG and PNG
+ * (training's reader), while `cxr data inspect`, evaluate and predict read DICOM too (`withDicom`).
+ */
+export function unsupportedFormat(kind: ReturnType<typeof sniffFormat>, withDicom = false): string {
+  const reads = withDicom ? 'JPEG, PNG or DICOM' : 'JPEG or PNG';
+  if (kind === 'unknown' || (withDicom && kind === 'dicom')) return `not a ${reads} image`;
+  return `${kind.toUpperCase()} is not supported here (${reads} expected)`;
+}
+
 /** Decodes an encoded JPEG/PNG held in memory (e.g. an upload). */
 export async function decodeBuffer(
   buf: Uint8Array,
@@ -111,13 +121,7 @@ export async function decodeBuffer(
     );
   }
   const kind = sniffFormat(buf);
-  if (kind !== 'jpeg' && kind !== 'png') {
-    const what =
-      kind === 'unknown'
-        ? 'not a JPEG or PNG image'
-        : `${kind.toUpperCase()} is not supported here (JPEG or PNG expected)`;
-    throw new DecodeError('UNSUPPORTED_FORMAT', name, what);
-  }
+  if (kind !== 'jpeg' && kind !== 'png') throw new DecodeError('UNSUPPORTED_FORMAT', name, unsupportedFormat(kind));
 
   // failOn 'warning' makes a truncated JPEG an error instead of a half-grey image. ignoreIcc: the
   // stored sample values are the image, as the data set was made (PIL convert('L') ignores ICC
@@ -126,18 +130,14 @@ export async function decodeBuffer(
   const input = () => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true });
   let meta: sharp.Metadata;
   try {
-    meta = await input().metadata();
+    // The header only (no pixel is decoded), read without sharp's pixel cap so that an image over the
+    // limit is refused below with its size and the limit, not sharp's bare "exceeds pixel limit".
+    meta = await sharp(buf, { limitInputPixels: false, failOn: 'warning', ignoreIcc: true }).metadata();
   } catch (err) {
-    throw sharpError(name, kind, err);
+    throw sharpError(name, kind, buf, err);
   }
   if (!meta.width || !meta.height) throw new DecodeError('CORRUPT', name, `${kind} header has no dimensions`);
-  if (meta.width * meta.height > limits.maxPixels) {
-    throw new DecodeError(
-      'TOO_MANY_PIXELS',
-      name,
-      `${meta.width}×${meta.height} exceeds the ${limits.maxPixels}-pixel limit`,
-    );
-  }
+  checkPixels(name, meta.width, meta.height, limits.maxPixels);
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
 
@@ -159,7 +159,7 @@ export async function decodeBuffer(
     // depth 'uchar' rescales 16-bit samples to 8 bits (rather than clipping them).
     ({ data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
   } catch (err) {
-    throw sharpError(name, kind, err);
+    throw sharpError(name, kind, buf, err);
   }
   if (data.length !== info.width * info.height * info.channels) {
     throw new DecodeError(
@@ -215,9 +215,7 @@ export async function decodeRawGray(raw: RawGrayImage, size: number, opts: Decod
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new DecodeError('INVALID_RAW', name, `invalid dimensions ${width}×${height}`);
   }
-  if (width * height > limits.maxPixels) {
-    throw new DecodeError('TOO_MANY_PIXELS', name, `${width}×${height} exceeds the ${limits.maxPixels}-pixel limit`);
-  }
+  checkPixels(name, width, height, limits.maxPixels);
   if (data.length !== width * height) {
     throw new DecodeError('INVALID_RAW', name, `${data.length} samples for a ${width}×${height} image`);
   }
@@ -244,13 +242,73 @@ function checkSize(size: number): void {
   }
 }
 
-function sharpError(name: string, kind: ImageKind, err: unknown): DecodeError {
+/** Refuses an image over the pixel limit, saying how large it is and what the limit is. */
+function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
+  if (width * height <= maxPixels) return;
+  const [size, limit] = megapixels(width * height, maxPixels);
+  throw new DecodeError(
+    'TOO_MANY_PIXELS',
+    name,
+    `image is ${width}×${height} (${size} megapixels), over the ${limit}-megapixel limit`,
+  );
+}
+
+/** Both counts in megapixels, with as many digits as it takes to tell the size from the limit. */
+function megapixels(pixels: number, limit: number): [string, string] {
+  const mp = (n: number, digits: number) => String(Number((n / 1e6).toPrecision(digits)));
+  let digits = 3;
+  while (digits < 12 && mp(pixels, digits) === mp(limit, digits)) digits++;
+  return [mp(pixels, digits), mp(limit, digits)];
+}
+
+/**
+ * What a failed sharp call says, made clear and the same on every path. libvips keeps one error buffer per
+ * process, so when files are decoded at once (a folder's films) one failure may read another's message, or
+ * only "Warning treated as error due to failOn setting". A file that stops before its end marker is named
+ * truncated from its own bytes; otherwise libvips's lines are kept, less the generic failOn one and repeats.
+ */
+function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown): DecodeError {
   const text = errorText(err);
+  // The header's size is checked first (checkPixels), so sharp's own cap is a second line of defence only.
   if (/pixel limit/i.test(text))
-    return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${text})`);
-  return new DecodeError('CORRUPT', name, `corrupt or truncated ${kind.toUpperCase()}: ${text}`);
+    return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${decoderLines(text)})`);
+  if (kind === 'jpeg' && !hasEndMarker(buf, [0xff, 0xd9]))
+    return new DecodeError(
+      'CORRUPT',
+      name,
+      'truncated JPEG: premature end of JPEG image (the file stops before its end-of-image marker)',
+    );
+  if (kind === 'png' && !hasEndMarker(buf, [...Buffer.from('IEND', 'latin1')]))
+    return new DecodeError(
+      'CORRUPT',
+      name,
+      'truncated PNG: premature end of PNG image (the file stops before its IEND chunk)',
+    );
+  return new DecodeError('CORRUPT', name, `corrupt ${kind.toUpperCase()}: ${decoderLines(text)}`);
+}
+
+/**
+ * Whether `marker` occurs in the file's last bytes, where a whole JPEG has its end-of-image marker and a
+ * whole PNG its IEND chunk (some writers pad after them). Entropy-coded JPEG data never holds FF D9.
+ */
+function hasEndMarker(buf: Uint8Array, marker: readonly number[]): boolean {
+  const tail = Buffer.from(buf.buffer, buf.byteOffset, buf.length).subarray(-1024);
+  return tail.includes(Buffer.from(marker));
+}
+
+/** libvips's distinct lines, without its prefixes and the generic failOn line (unless it is all there is). */
+function decoderLines(text: string): string {
+  const bare = (line: string) =>
+    line
+      .replace(/Input (buffer|file) has corrupt header:\s*/gi, '')
+      .replace(/\b(Vips|vips)\w*:\s*/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+  const lines = [...new Set(text.split('\n').map(bare))].filter(Boolean);
+  const specific = lines.filter((l) => !/failOn setting/i.test(l));
+  return (specific.length ? specific : ['the decoder found damaged data']).join('; ');
 }
 
 function errorText(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, ' ');
+  return (err instanceof Error ? err.message : String(err)).trim();
 }

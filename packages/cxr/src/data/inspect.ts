@@ -1,11 +1,21 @@
 // `cxr data inspect`: what is in a chest_xray folder before anything is trained on it: class
 // counts per split, patients, image sizes, byte-identical duplicates (which inflate scores when
-// they straddle a split) and files that cannot be decoded.
+// they straddle a split) and files that cannot be decoded. DICOM films are read as `cxr evaluate` and
+// `cxr predict` read them and counted apart: training reads JPEG and PNG only.
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ImageRecord, scanDataset, type SplitName } from './dataset';
-import { DecodeError, type DecodeErrorCode, type DecodeLimits, decodeBuffer, readImageFile } from './decode';
+import {
+  DecodeError,
+  type DecodeErrorCode,
+  type DecodeLimits,
+  decodeBuffer,
+  readImageFile,
+  sniffFormat,
+  unsupportedFormat,
+} from './decode';
+import { DicomError, type DicomErrorCode, decodeDicom, filmFormat } from './dicom';
 import { parsePatient } from './patients';
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
@@ -56,7 +66,10 @@ export interface InspectReport {
     extraCopiesWithinSplits: number;
     extraCopiesAcrossSplits: number;
   };
-  unreadable: Array<{ path: string; code: DecodeErrorCode; message: string }>;
+  /** DICOM films that read: `cxr evaluate` and `cxr predict` read them, `cxr train` skips them. */
+  dicom: Array<{ path: string; width: number; height: number }>;
+  /** Files no reader here reads (JPEG, PNG or DICOM), with why. */
+  unreadable: Array<{ path: string; code: DecodeErrorCode | DicomErrorCode; message: string }>;
 }
 
 export interface InspectOptions {
@@ -72,19 +85,27 @@ export async function inspectDataset(root: string, opts: InspectOptions = {}): P
 
   const info: Array<{ sha256?: string; width?: number; height?: number }> = records.map(() => ({}));
   const unreadable: InspectReport['unreadable'] = [];
+  const dicom: InspectReport['dicom'] = [];
   const bar = startProgress('inspecting', records.length, opts.progress);
   try {
     await forEachConcurrent(records, Math.max(2, os.availableParallelism()), async (r, i) => {
       try {
         const buf = await readImageFile(r.path, opts.limits);
         info[i].sha256 = createHash('sha256').update(buf).digest('hex');
+        const format = filmFormat(buf);
+        if (format === null)
+          throw new DecodeError('UNSUPPORTED_FORMAT', r.path, unsupportedFormat(sniffFormat(buf), true));
         // A full decode is the only way to notice truncation; 8 px keeps it cheap (JPEG
-        // shrink-on-load decodes at 1/8 scale).
-        const img = await decodeBuffer(buf, 8, { name: r.path, limits: opts.limits });
+        // shrink-on-load decodes at 1/8 scale). A DICOM film's first frame is rendered, as a prediction does.
+        const img =
+          format === 'dicom'
+            ? await decodeDicom(buf, { name: r.path, limits: opts.limits })
+            : await decodeBuffer(buf, 8, { name: r.path, limits: opts.limits });
         info[i].width = img.width;
         info[i].height = img.height;
+        if (format === 'dicom') dicom.push({ path: rel(r.path), width: img.width, height: img.height });
       } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
+        if (!(err instanceof DecodeError || err instanceof DicomError)) throw err;
         unreadable.push({ path: rel(r.path), code: err.code, message: err.detail });
       }
       bar.tick();
@@ -93,6 +114,7 @@ export async function inspectDataset(root: string, opts: InspectOptions = {}): P
     bar.stop();
   }
   unreadable.sort((a, b) => compare(a.path, b.path));
+  dicom.sort((a, b) => compare(a.path, b.path));
 
   return {
     root: abs,
@@ -100,6 +122,7 @@ export async function inspectDataset(root: string, opts: InspectOptions = {}): P
     patientsInSeveralSplits: sharedPatients(records),
     sizes: sizeSummary(info),
     duplicates: duplicateSummary(records, info, rel),
+    dicom,
     unreadable,
   };
 }
@@ -226,6 +249,13 @@ export function formatInspectReport(r: InspectReport): string {
     lines.push(`  ${g.files.join(' = ')}${flags ? `  [${flags}]` : ''}`);
   }
 
+  if (r.dicom.length > 0) {
+    lines.push(
+      '',
+      `DICOM films (read by evaluate and predict, not by train): ${r.dicom.length} ` +
+        `(${preview(r.dicom.map((f) => f.path))})`,
+    );
+  }
   lines.push('', `Unreadable files: ${r.unreadable.length === 0 ? 'none' : r.unreadable.length}`);
   for (const u of r.unreadable) lines.push(`  ${u.path}: ${u.message} [${u.code}]`);
   return lines.join('\n');

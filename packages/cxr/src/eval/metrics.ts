@@ -235,8 +235,15 @@ export interface ReliabilityBin {
   fracPositive: number | null;
 }
 
+/** The expected calibration error's equal-width bins wherever cxr reports one (evaluate, card, benchmark). */
+export const ECE_BINS = 10;
+
 /** Equal-width bins on [0, 1]; a probability of exactly 1 goes in the last bin. */
-export function reliabilityBins(labels: readonly number[], probs: readonly number[], nBins = 10): ReliabilityBin[] {
+export function reliabilityBins(
+  labels: readonly number[],
+  probs: readonly number[],
+  nBins = ECE_BINS,
+): ReliabilityBin[] {
   checkInputs(labels, probs);
   if (!Number.isInteger(nBins) || nBins < 1) throw new RangeError(`nBins must be a positive integer, got ${nBins}`);
   const count = new Array<number>(nBins).fill(0);
@@ -258,7 +265,11 @@ export function reliabilityBins(labels: readonly number[], probs: readonly numbe
 }
 
 /** Expected calibration error: bin-size-weighted mean of |mean probability - observed frequency|. */
-export function expectedCalibrationError(labels: readonly number[], probs: readonly number[], nBins = 10): number {
+export function expectedCalibrationError(
+  labels: readonly number[],
+  probs: readonly number[],
+  nBins = ECE_BINS,
+): number {
   return reliabilityBins(labels, probs, nBins).reduce(
     (acc, b) => (b.count === 0 ? acc : acc + (b.count / labels.length) * Math.abs(b.meanProb! - b.fracPositive!)),
     0,
@@ -295,7 +306,7 @@ export function evaluate(labels: readonly number[], probs: readonly number[], op
     auc,
     pr_auc: averagePrecision(labels, probs),
     brier: brierScore(labels, probs),
-    ece: expectedCalibrationError(labels, probs, opts.eceBins ?? 10),
+    ece: expectedCalibrationError(labels, probs, opts.eceBins ?? ECE_BINS),
     threshold,
     confusion: c,
     ci95: {

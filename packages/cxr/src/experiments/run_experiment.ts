@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMeta } from '../models/io';
 import type { ExperimentSummary } from '../report';
-import { readRobustnessResult, type RobustnessResult } from '../robustness/metrics';
+import { ECE_BINS, eceComparable, readRobustnessResult, type RobustnessResult } from '../robustness/metrics';
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import type { RecipeInput } from '../train/recipe';
@@ -49,6 +49,8 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
       name: o.name,
       overrides: o.overrides,
       resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')),
+      // A row run again without --resume is trained again on purpose, over what its folder holds.
+      refuseExisting: false,
       log,
     });
   }
@@ -56,8 +58,10 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
   const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
   const predFile = path.join(runDir, 'predictions', 'val.json');
   const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
-  // A model trained just now makes any earlier benchmark of the folder stale.
-  if (o.robustness && (trained || !readRobustnessResult(runDir))) {
+  // A model trained just now makes any earlier benchmark of the folder stale; so does one whose ECE used
+  // other bins than the validation ECE it is shown beside (15 before 2026-12-05).
+  let robust = trained && o.robustness ? null : readRobustnessResult(runDir);
+  if (o.robustness && (!robust || !eceComparable(robust))) {
     log(`robustness of ${o.name} (${o.robustness.limit} images per class)`);
     const { result, examples } = await runRobustness({
       modelDir: runDir,
@@ -67,8 +71,14 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
       log,
     });
     await writeRobustnessReport(result, examples, path.join(runDir, 'robustness'));
+    robust = result;
+  } else if (robust && !eceComparable(robust)) {
+    log(
+      `note: the robustness benchmark in ${runDir} computed its ECE with ${robust.eceBins} bins, the validation ` +
+        `ECE uses ${ECE_BINS}: its mean ECE is not comparable; benchmark the run again (the experiment without ` +
+        '--table-only) to refresh it',
+    );
   }
-  const robust = readRobustnessResult(runDir);
   return {
     name: o.title,
     description: describe(meta.recipe),

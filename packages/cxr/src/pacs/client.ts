@@ -5,13 +5,24 @@ import { z } from 'zod';
 import type { OrthancConfig } from './config';
 import { stowBody } from './multipart';
 
+/** Answers of a proxy in front of Orthanc, or of an Orthanc starting up: the PACS is away, not refusing. */
+const AWAY_STATUSES = new Set([502, 503, 504]);
+
 export class OrthancError extends Error {
+  /**
+   * The PACS is away (unreachable, timed out, or a gateway says so) rather than refusing: worth
+   * retrying until it is back (queue/retry.ts), where a refusal (401, 404) is not.
+   */
+  readonly outage: boolean;
+
   constructor(
     message: string,
     readonly status?: number,
+    opts: { unreachable?: boolean; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, { cause: opts.cause });
     this.name = 'OrthancError';
+    this.outage = !!opts.unreachable || (status !== undefined && AWAY_STATUSES.has(status));
   }
 }
 
@@ -64,6 +75,8 @@ export class OrthancClient {
       const cause = (e as { cause?: { message?: string } }).cause?.message;
       throw new OrthancError(
         `${method} ${route}: Orthanc at ${this.config.url} is unreachable (${cause ?? (e as Error).message})`,
+        undefined,
+        { unreachable: true, cause: e },
       );
     }
     if (!res.ok) {

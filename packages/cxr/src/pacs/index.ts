@@ -3,4 +3,5 @@ export { loadOrthancConfig, type OrthancConfig } from './config';
 export { OrthancClient, OrthancError } from './client';
 export { classifyInstance } from './filter';
 export { readState, writeState, type SyncState } from './state';
-export { type InstanceOutcome, processInstance, syncOnce, type SyncOptions, type SyncStats } from './sync';
+export { type StoredResults, storedResults } from './stored_results';
+export { type InstanceOutcome, processInstance, resultText, syncOnce, type SyncOptions, type SyncStats } from './sync';

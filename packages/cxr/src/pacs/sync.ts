@@ -1,15 +1,18 @@
 // Orthanc → cxr → Orthanc: reads the change feed from a saved cursor, predicts every new chest
 // radiograph, and stores its report (SR) and heat map (SC) back into the film's study.
 //
-// Failures are of two kinds. The PACS (unreachable, refusing, odd answers: OrthancError) stops
-// the run with the cursor at the last finished change, so the next run retries; nothing is
-// skipped. A film the model cannot read (corrupt, not a chest X-ray under --ood-policy refuse)
-// is logged and passed over, so one bad film cannot block the queue.
-import { buildResults, readSource, scUids, srUids, type ResultModel } from '../dicom_out';
+// Failures are of two kinds. The PACS (unreachable, refusing, odd answers: OrthancError) or the
+// audit log (what onPrediction throws) stops the run with the cursor at the last finished change,
+// so the next run retries the film whose results were not stored; nothing is skipped. A film the
+// model cannot read (corrupt, not a chest X-ray under --ood-policy refuse) is logged and passed
+// over, so one bad film cannot block the queue.
+import { buildResults, readSource, type ResultModel } from '../dicom_out';
 import type { Prediction, Predictor } from '../predict/predictor';
+import { statusOf, type VerdictStatus } from '../predict/verdict';
 import { OrthancClient, OrthancError } from './client';
 import { classifyInstance } from './filter';
 import { readState, writeState } from './state';
+import { storedResults } from './stored_results';
 
 export interface SyncOptions {
   client: OrthancClient;
@@ -59,6 +62,20 @@ export interface ProcessOptions {
   onPrediction?: (p: Prediction, film: { sopInstanceUid: string; latencyMs: number }) => Promise<void>;
 }
 
+/**
+ * A result as the sync's and the workers' logs give it: the verdict, not the label, for a film the model
+ * cannot assess (its label is no finding, as `cxr history` and the page show it), then the warnings.
+ */
+export function resultText(p: {
+  label: string;
+  probability: number;
+  verdict?: { status: VerdictStatus };
+  warnings: readonly string[];
+}): string {
+  const finding = statusOf(p) === 'cannot-assess' ? 'cannot assess' : p.label;
+  return `${finding} p=${p.probability.toFixed(3)}${p.warnings.length ? ` [${p.warnings.join('; ')}]` : ''}`;
+}
+
 /** The cursor to start from: saved, or the feed's end for a first run (new films only), or 0. */
 async function startCursor(o: SyncOptions): Promise<number> {
   const url = o.client.config.url;
@@ -103,10 +120,8 @@ export async function processInstance(
     studyInstanceUid: String(tags.StudyInstanceUID).trim(),
     sopInstanceUid: String(tags.SOPInstanceUID).trim(),
   };
-  const srUid = srUids(ref, model, operatingPoint).sopInstanceUid;
-  const scUid = scUids(ref, model).sopInstanceUid;
-  const [srThere, scThere] = await Promise.all([client.findInstance(srUid), client.findInstance(scUid)]);
-  if (srThere.length > 0 && scThere.length > 0) {
+  const stored = await storedResults(client, ref, model, operatingPoint);
+  if (stored.done) {
     log(`done already ${id} (${ref.sopInstanceUid})`);
     return 'already-done';
   }
@@ -117,10 +132,7 @@ export async function processInstance(
   try {
     prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
     results = await buildResults({ source: readSource(bytes), prediction, model });
-    log(
-      `predicted ${id} (${ref.sopInstanceUid}): ${prediction.label} p=${prediction.probability.toFixed(3)}` +
-        (prediction.warnings.length ? ` [${prediction.warnings.join('; ')}]` : ''),
-    );
+    log(`predicted ${id} (${ref.sopInstanceUid}): ${resultText(prediction)}`);
   } catch (e) {
     log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
     return 'failed';
@@ -131,8 +143,8 @@ export async function processInstance(
   });
   // The heat map first: the report refers to it.
   const toStore = [];
-  if (results.sc && scThere.length === 0) toStore.push(results.sc.bytes);
-  if (srThere.length === 0) toStore.push(results.sr.bytes);
+  if (results.sc && stored.sc.length === 0) toStore.push(results.sc.bytes);
+  if (stored.sr.length === 0) toStore.push(results.sr.bytes);
   await client.stow(toStore);
   return 'processed';
 }

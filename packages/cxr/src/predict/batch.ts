@@ -16,8 +16,13 @@ import { makeDirs } from '../make_dirs';
 
 export interface BatchRow {
   file: string;
+  /** The model's calibrated score, kept for every answer (a cannot-assess one too, for research); null for an error. */
   probability: number | null;
   logit: number | null;
+  /**
+   * The finding, NORMAL or PNEUMONIA; null for an error row and for a cannot-assess answer, whose model label
+   * is no finding (as in `cxr history`, the page and /metrics), so that filtering on it never picks such a file.
+   */
   label: Prediction['label'] | null;
   /** assessed / cannot-assess / outside-population (null for an error row). */
   verdict: Prediction['verdict']['status'] | null;
@@ -207,6 +212,12 @@ export function expandPaths(paths: readonly string[], recursive: boolean): Batch
 
 export { heatmapNames } from './heatmap_files';
 
+/**
+ * The CSV's columns, one row per file, the same fields as a JSON row: `result` the headline, `verdict` assessed /
+ * cannot-assess / outside-population, `probability` the calibrated score (six decimals), `label` the finding
+ * (empty for a cannot-assess answer or an error), `ood_score` the not-a-chest-X-ray gate's score, `warnings`
+ * joined by '; ', `error` why a file has no prediction, `heatmap` the map's file name.
+ */
 const CSV_COLUMNS = [
   'file',
   'result',
@@ -323,7 +334,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         file,
         probability: r.probability,
         logit: r.logit,
-        label: r.label,
+        label: r.verdict.status === 'cannot-assess' ? null : r.label,
         verdict: r.verdict.status,
         result: verdictHeadline(r.verdict.status, r.label),
         operatingPoint: r.operatingPoint,

@@ -46,5 +46,17 @@ export {
   ORTHANC_AGE,
   syncHandler,
 } from './sources';
+export {
+  auditLogError,
+  DEFAULT_RETRY,
+  isOutage,
+  MAX_ATTEMPTS,
+  nextRetryMs,
+  OTHER_ATTEMPTS,
+  OUTAGE_BACKOFF,
+  type RetriedJob,
+  retryDelayMs,
+  type RetryPolicy,
+} from './retry';
 export { UploadStore } from './uploads';
 export { type RunningWorker, startWorker, type WorkerOptions } from './worker';

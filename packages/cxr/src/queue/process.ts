@@ -8,9 +8,12 @@
 //   processInstance stores only those not in the PACS yet;
 // - the row is written before the results are stored, so a run killed in between still leaves
 //   its row, and the retry stores the results.
+// A throw that is not an UnrecoverableError is retried (retry.ts): an audit log, Orthanc or network
+// outage until the service is back, so every call to the audit log names it when it fails.
 import { UnrecoverableError } from 'bullmq';
 import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './job';
 import { jobIdOf } from './queue';
+import { auditLogError, DEFAULT_RETRY, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, processInstance } from '../pacs';
 import { auditRecordOf } from '../predict/audit_record';
@@ -22,8 +25,8 @@ import type { AuditImages, AuditStore } from '../serve/audit';
 import { compactImages } from '../serve/retention';
 import { toApi } from '../serve/routes/common';
 
-/** The audit log as the queue needs it: written once per result, found again by its key. */
-export type ResultStore = Pick<AuditStore, 'insertOnce' | 'findByResultKey'>;
+/** The audit log as the queue needs it: written once per result, found again by its key; named in errors. */
+export type ResultStore = Pick<AuditStore, 'insertOnce' | 'findByResultKey' | 'location'>;
 
 export interface JobContext {
   predictor: Predictor;
@@ -67,6 +70,15 @@ function apiView(record: AuditRecord, verdict?: Prediction['verdict']): ApiPredi
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The stored row of a result, or null; a failure names the audit log (and an outage is retried). */
+async function findRow(ctx: JobContext, data: JobData): Promise<AuditRecord | null> {
+  try {
+    return await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  } catch (e) {
+    throw auditLogError(ctx.store.location, e);
+  }
+}
+
 /** Writes the row once; when another run wrote it first, that row is the result. */
 async function recordOnce(
   ctx: JobContext,
@@ -83,15 +95,21 @@ async function recordOnce(
     hasThumbnail: !!images?.thumbnailPng,
     resultKey: data.resultKey,
   });
-  if ((await ctx.store.insertOnce(record, images, data.resultKey)) === 'inserted') return record;
-  const first = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  let written: Awaited<ReturnType<ResultStore['insertOnce']>>;
+  try {
+    written = await ctx.store.insertOnce(record, images, data.resultKey);
+  } catch (e) {
+    throw auditLogError(ctx.store.location, e);
+  }
+  if (written === 'inserted') return record;
+  const first = await findRow(ctx, data);
   if (!first) throw new Error(`audit log: ${data.resultKey} was reported present and then not found`);
   return first;
 }
 
 async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   const { source } = data;
-  const known = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  const known = await findRow(ctx, data);
   if (known) {
     if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
@@ -139,22 +157,27 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(record, prediction.verdict) };
 }
 
-/** What `letGoOfFailed` reads of a BullMQ job. */
+/** What `letGoOfFailed` reads of a BullMQ job (attemptsMade counts the attempt that failed). */
 export interface FailedJob {
   id?: string;
   data: unknown;
   attemptsMade: number;
-  opts: { attempts?: number };
+  opts: { attempts?: number; backoff?: number | { type: string; delay?: number } };
 }
 
 /**
- * A failed job that will not run again (unrecoverable, or out of attempts) lets go of its uploaded
- * film, as a finished one does; otherwise its bytes would stay in Redis for good and fill the upload
- * cap. Another job for the same film keeps it. True when the film was let go.
+ * A failed job that will not run again (unrecoverable, out of attempts, or an outage longer than the
+ * worker's `policy` retries) lets go of its uploaded film, as a finished one does; otherwise its bytes
+ * would stay in Redis for good and fill the upload cap. Another job for the same film keeps it. True
+ * when the film was let go.
  */
-export async function letGoOfFailed(uploads: UploadStore, job: FailedJob, err: Error): Promise<boolean> {
-  const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-  if (!final || !job.id) return false;
+export async function letGoOfFailed(
+  uploads: UploadStore,
+  job: FailedJob,
+  err: Error,
+  policy: RetryPolicy = DEFAULT_RETRY,
+): Promise<boolean> {
+  if (nextRetryMs(policy, job, err) !== null || !job.id) return false;
   let data: JobData;
   try {
     data = parseJobData(job.data);
@@ -189,7 +212,7 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
   const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;
   if (m) return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(m.record, m.verdict) };
-  const known = await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
+  const known = await findRow(ctx, data);
   return { outcome: 'already-done', resultKey: data.resultKey, prediction: known ? apiView(known) : null };
 }
 

@@ -4,6 +4,7 @@
 import { type Job, Queue } from 'bullmq';
 import { checkRedis, redisConnection } from './connection';
 import { type JobData, jobIdFor, queueNameFor } from './job';
+import { MAX_ATTEMPTS, OUTAGE_BACKOFF } from './retry';
 
 export type Priority = 'low' | 'normal';
 
@@ -77,7 +78,8 @@ export async function enqueue(
     const state = await existing.getState();
     if (state === 'completed') return { id, outcome: 'already-done' };
     if (state === 'failed') {
-      await existing.retry('failed');
+      // A fresh count: the retries of an outage start over (retry.ts), as for a new job.
+      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return { id, outcome: 'requeued' };
     }
     if (state !== 'unknown') return { id, outcome: 'already-queued' };
@@ -85,10 +87,11 @@ export async function enqueue(
   await queue.add('predict', data, {
     jobId: id,
     priority: PRIORITY[priority],
-    // Redis or the PACS being briefly away is worth retrying; a film that cannot be read is not
-    // (the worker marks those unrecoverable).
-    attempts: 3,
-    backoff: { type: 'exponential', delay: 5_000 },
+    // The audit log, the PACS or the network being away is retried until it is back, with the
+    // worker's backoff (retry.ts); a film that cannot be read is not (the worker marks those
+    // unrecoverable).
+    attempts: MAX_ATTEMPTS,
+    backoff: { type: OUTAGE_BACKOFF },
     removeOnComplete: { age: KEEP_COMPLETED_S },
     removeOnFail: { age: KEEP_FAILED_S },
   });
@@ -100,6 +103,7 @@ export interface QueueDepth {
   waiting: number;
   active: number;
   completed: number;
+  /** Failed for good (kept 30 days): a film that cannot be read, or an outage longer than the retries. */
   failed: number;
 }
 

@@ -4,8 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { filmFormat } from '../data/dicom';
-import { scUids, srUids } from '../dicom_out';
-import { classifyInstance, type OrthancClient } from '../pacs';
+import { classifyInstance, type OrthancClient, storedResults } from '../pacs';
 import type { InstanceOutcome } from '../pacs/sync';
 import { type JobData, resultKeyOf } from './job';
 import { enqueue, type EnqueueOutcome, type JobQueue, type Priority } from './queue';
@@ -98,12 +97,8 @@ export async function enqueueInstance(
     sopInstanceUid: String(tags.SOPInstanceUID).trim(),
   };
   if (opts.checkPacs ?? true) {
-    const model = { name: '', version: '', sha256: spec.modelSha256 };
-    const [sr, sc] = await Promise.all([
-      client.findInstance(srUids(ref, model, spec.operatingPoint).sopInstanceUid),
-      client.findInstance(scUids(ref, model).sopInstanceUid),
-    ]);
-    if (sr.length > 0 && sc.length > 0) return { outcome: 'already-done', id: null };
+    const stored = await storedResults(client, ref, { sha256: spec.modelSha256 }, spec.operatingPoint);
+    if (stored.done) return { outcome: 'already-done', id: null };
   }
   return enqueue(queue, dataFor(spec, { kind: 'orthanc', instanceId: id }, ref.sopInstanceUid), spec.priority);
 }

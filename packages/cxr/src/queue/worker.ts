@@ -2,10 +2,13 @@
 // runs; a worker that dies (kill -9, a lost machine) stops renewing the lock, and after
 // lockDuration any other worker's stalled-job check puts the job back to be retried. Short
 // durations make a retry come sooner and cost lock renewals; tests use ~1 s.
+// A job that fails is retried by the worker's RetryPolicy (retry.ts): an outage until it is over.
 import { Worker } from 'bullmq';
 import { redisConnection } from './connection';
 import { queueNameFor } from './job';
 import { type JobContext, type JobResult, letGoOfFailed, processJob } from './process';
+import { DEFAULT_RETRY, nextRetryMs, type RetryPolicy, retryDelayMs } from './retry';
+import { resultText } from '../pacs';
 
 export interface WorkerOptions {
   redisUrl: string;
@@ -17,6 +20,8 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
   /** Times a job may be found stalled before it is failed (default 3). */
   maxStalledCount?: number;
+  /** The delays between attempts of a failed job, and how long an outage is retried (default DEFAULT_RETRY). */
+  retry?: RetryPolicy;
 }
 
 export interface RunningWorker {
@@ -25,15 +30,17 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+const seconds = (ms: number) => (ms >= 10_000 ? String(Math.round(ms / 1000)) : (ms / 1000).toFixed(1));
+
 export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<RunningWorker> {
   const lockDuration = o.lockDurationMs ?? 30_000;
+  const policy = o.retry ?? DEFAULT_RETRY;
   const worker = new Worker<unknown, JobResult>(
     queueNameFor(ctx.predictor.model.sha256),
     async (job) => {
       ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
       const r = await processJob(ctx, job.data);
-      const p = r.prediction;
-      ctx.log(`job ${job.id}: ${r.outcome}${p ? ` ${p.label} p=${p.probability.toFixed(3)}` : ''}`);
+      ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
       return r;
     },
     {
@@ -42,16 +49,26 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       lockDuration,
       stalledInterval: o.stalledIntervalMs ?? Math.max(500, Math.round(lockDuration / 2)),
       maxStalledCount: o.maxStalledCount ?? 3,
+      // The jobs' OUTAGE_BACKOFF (the only custom strategy their producers set).
+      settings: { backoffStrategy: (attemptsMade, _type, err) => retryDelayMs(policy, attemptsMade, err) },
       autorun: false,
     },
   );
   worker.on('failed', (job, err) => {
-    ctx.log(`job ${job?.id ?? '?'}: failed: ${err.message}`);
-    if (job) {
-      letGoOfFailed(ctx.uploads, job, err).catch((e: unknown) =>
-        ctx.log(`job ${job.id}: its uploaded film could not be let go: ${(e as Error).message}`),
-      );
+    if (!job) {
+      ctx.log(`job ?: failed: ${err.message}`);
+      return;
     }
+    const next = nextRetryMs(policy, job, err);
+    if (next !== null) {
+      ctx.log(`job ${job.id}: attempt ${job.attemptsMade} failed: ${err.message}; retrying in ${seconds(next)} s`);
+      return;
+    }
+    const after = job.attemptsMade > 1 ? ` (after ${job.attemptsMade} attempts)` : '';
+    ctx.log(`job ${job.id}: failed${after}: ${err.message}`);
+    letGoOfFailed(ctx.uploads, job, err, policy).catch((e: unknown) =>
+      ctx.log(`job ${job.id}: its uploaded film could not be let go: ${(e as Error).message}`),
+    );
   });
   worker.on('stalled', (id) => ctx.log(`job ${id}: its worker stopped answering; queued again`));
   worker.on('error', (err) => ctx.log(`queue error: ${err.message}`));

@@ -2,7 +2,7 @@
 // every line starting from the clean row at strength 0.
 import { config as reportConfig } from '../report/chart_style';
 import type { ChartSpec } from '../report/render';
-import type { RobustnessRow } from './metrics';
+import { ECE_BINS, type RobustnessRow } from './metrics';
 
 export type RowMetric = 'specificity' | 'sensitivity' | 'auc' | 'normalScoreShift' | 'pneumoniaScoreShift' | 'ece';
 
@@ -12,7 +12,7 @@ export const METRIC_LABELS: Record<RowMetric, string> = {
   auc: 'ROC AUC',
   normalScoreShift: 'Mean change of NORMAL scores',
   pneumoniaScoreShift: 'Mean change of PNEUMONIA scores',
-  ece: 'Expected calibration error (15 bins)',
+  ece: `Expected calibration error (${ECE_BINS} bins)`,
 };
 
 // The report's look, with a two-column legend: one entry per change is a long list.

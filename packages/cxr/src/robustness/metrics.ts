@@ -4,10 +4,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
+import { confusionAt, ECE_BINS, expectedCalibrationError, rocAuc } from '../eval/metrics';
 
-/** ECE with 15 equal-width bins, the usual choice in the calibration literature (Guo et al.). */
-export const ECE_BINS = 15;
+// The ECE here is `cxr evaluate`'s (eval/metrics.ts, ECE_BINS), so the benchmark's clean row, the validation
+// ECE and the model card agree; the bins are recorded in robustness.json because results written before
+// 2026-12-05 used 15 and are not comparable with evaluate's.
+export { ECE_BINS };
+/** The bins of results that do not record theirs (written before 2026-12-05). */
+export const LEGACY_ECE_BINS = 15;
 
 export const RobustnessRow = z.object({
   change: z.string(),
@@ -69,7 +73,7 @@ export function rowMetrics(
     specificity: c.tn + c.fp > 0 ? c.tn / (c.tn + c.fp) : null,
     normalScoreShift: shift(labels, probs, clean, 0),
     pneumoniaScoreShift: shift(labels, probs, clean, 1),
-    ece: expectedCalibrationError(labels, probs, ECE_BINS),
+    ece: expectedCalibrationError(labels, probs),
     n: labels.length,
   };
 }
@@ -138,6 +142,8 @@ export const RobustnessResult = z.object({
   operatingPoint: z.object({ name: z.string(), threshold: z.number() }),
   tta: z.array(z.string()),
   seed: z.union([z.number(), z.string()]),
+  /** Equal-width bins of every `ece` here; absent in results written before 2026-12-05 (LEGACY_ECE_BINS). */
+  eceBins: z.number().int().positive().optional(),
   rows: z.array(RobustnessRow),
   summary: RobustnessSummary,
   /** Clean metrics on Kaggle's val folder; null when it is absent or is the benchmark's own data. */
@@ -165,9 +171,16 @@ export function readRobustnessResult(runDir: string): RobustnessResult | null {
     const r = parsed.data;
     // Results written before robust sensitivity was summarised still hold the rows it is the mean of.
     if (r.summary.robustSensitivity === undefined) r.summary.robustSensitivity = summarise(r.rows).robustSensitivity;
+    // Results written before the bins were recorded used 15 (their ECE cannot be recomputed from the rows).
+    r.eceBins ??= LEGACY_ECE_BINS;
     return r;
   }
   return null;
+}
+
+/** Whether a result's ECE figures are `cxr evaluate`'s (same bins), so they may stand beside a validation ECE. */
+export function eceComparable(r: RobustnessResult): boolean {
+  return (r.eceBins ?? LEGACY_ECE_BINS) === ECE_BINS;
 }
 
 /** The summary of the run folder's robustness result (readRobustnessResult); null when it has none. */

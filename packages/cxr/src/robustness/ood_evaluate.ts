@@ -46,8 +46,21 @@ export interface GateReport {
    * half of the validation patients: the rates above use the gate's own threshold, set on these same films.
    */
   heldOut: HeldOutEstimate | null;
-  /** The bars and whether this gate meets them on what was measured. */
-  bars: { falseAlarmAtMost: number; refusalAtLeast: number; met: boolean; failures: string[] };
+  /** The bars and whether this gate meets them on what was measured (judgeBars). */
+  bars: Bars;
+}
+
+export interface Bars {
+  falseAlarmAtMost: number;
+  refusalAtLeast: number;
+  /** Every bar met: the in-sample rates, and the held-out false alarms where there is an estimate. */
+  met: boolean;
+  /** Each bar missed, in words (held-out ones start 'held out:'). */
+  failures: string[];
+  /** The bars on the in-sample rates alone (what `met` meant before the held-out estimate was judged). */
+  inSampleMet: boolean;
+  /** The false-alarm bar on the held-out estimate; null without one (no gate: nothing was fitted on the films). */
+  heldOutMet: boolean | null;
 }
 
 export interface GateEvalOptions {
@@ -173,14 +186,7 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
         films.filter((r) => r.group === names[1]),
       ),
     };
-    const failures = [
-      ...Object.values(falseAlarms)
-        .filter((r) => r.rate > FALSE_ALARM_BAR)
-        .map((r) => `false alarms on ${r.group} films ${pct(r.rate)} > ${pct(FALSE_ALARM_BAR)}`),
-      ...corpus
-        .filter((r) => r.rate < REFUSAL_BAR)
-        .map((r) => `refusal of ${r.set} ${pct(r.rate)} < ${pct(REFUSAL_BAR)}`),
-    ];
+    const heldOut = gate ? splitHalfEstimate(scored, gate.percentile, gate.threshold, o.seed ?? 1) : null;
     return {
       model: path.resolve(modelDir),
       gate: gate && { format: gate.format, threshold: gate.threshold, classMeans: !!gate.classMeans?.length },
@@ -188,12 +194,64 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
       films,
       falseAlarms,
       corpus,
-      heldOut: gate ? splitHalfEstimate(scored, gate.percentile, gate.threshold, o.seed ?? 1) : null,
-      bars: { falseAlarmAtMost: FALSE_ALARM_BAR, refusalAtLeast: REFUSAL_BAR, met: failures.length === 0, failures },
+      heldOut,
+      bars: judgeBars(falseAlarms, corpus, heldOut),
     };
   } finally {
     for (const m of loaded.members) m.dispose();
   }
+}
+
+/**
+ * The bars judged on every estimate: the in-sample rates (the gate's own threshold, a percentile of the same
+ * validation films, so its false alarms there are low by construction) and the held-out false alarms, which
+ * say how the threshold does on films it was not set on. A gate meets the bars only on both.
+ */
+export function judgeBars(
+  falseAlarms: GateReport['falseAlarms'],
+  corpus: readonly RateRow[],
+  heldOut: HeldOutEstimate | null,
+): Bars {
+  const over = (rate: number) => `${pct(rate)} > ${pct(FALSE_ALARM_BAR)}`;
+  const inSample = [
+    ...Object.values(falseAlarms)
+      .filter((r) => r.rate > FALSE_ALARM_BAR)
+      .map((r) => `in-sample false alarms on ${r.group} films ${over(r.rate)}`),
+    ...corpus
+      .filter((r) => r.rate < REFUSAL_BAR)
+      .map((r) => `refusal of ${r.set} ${pct(r.rate)} < ${pct(REFUSAL_BAR)}`),
+  ];
+  const held = Object.entries(heldOut?.rates ?? {})
+    .filter(([, r]) => r.rate > FALSE_ALARM_BAR)
+    .map(([group, r]) => `held out: false alarms on ${group === 'overall' ? 'all' : group} films ${over(r.rate)}`);
+  const failures = [...inSample, ...held];
+  return {
+    falseAlarmAtMost: FALSE_ALARM_BAR,
+    refusalAtLeast: REFUSAL_BAR,
+    met: failures.length === 0,
+    failures,
+    inSampleMet: inSample.length === 0,
+    heldOutMet: heldOut ? held.length === 0 : null,
+  };
+}
+
+/** The verdict in words: in-sample and held out side by side where both were measured, then the whole. */
+function verdictLines(r: GateReport): string[] {
+  const b = r.bars;
+  const whole = b.met ? 'bars met' : `bars NOT met: ${b.failures.join('; ')}`;
+  const h = r.heldOut;
+  if (!h || b.heldOutMet === null) return [whole];
+  const overall = h.rates.overall?.rate ?? 0;
+  const perClass = Object.entries(h.rates)
+    .filter(([k]) => k !== 'overall')
+    .map(([k, x]) => `${k} ${pct(x.rate)}`)
+    .join(', ');
+  const bar = `${b.heldOutMet ? 'within' : 'over'} the ${pct(b.falseAlarmAtMost)} bar`;
+  return [
+    `in-sample: ${b.inSampleMet ? 'bars met' : 'bars NOT met'}; ` +
+      `held out: ${pct(overall)} false alarms${perClass ? ` (${perClass})` : ''}, ${bar}`,
+    whole,
+  ];
 }
 
 function heldOutLines(h: HeldOutEstimate | null): string[] {
@@ -232,6 +290,6 @@ export function formatGateReport(r: GateReport): string {
     ...heldOutLines(r.heldOut),
     `refusals of images that are not chest films (bar: at least ${pct(r.bars.refusalAtLeast)} per kind)`,
     ...r.corpus.map(line),
-    r.bars.met ? 'bars met' : `bars NOT met: ${r.bars.failures.join('; ')}`,
+    ...verdictLines(r),
   ].join('\n');
 }

@@ -8,7 +8,7 @@ import { dec, pct } from '../eval/format';
 import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, table } from '../report/html';
 import { writeChart } from '../report/render';
 import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
-import type { RobustnessResult, RobustnessRow } from './metrics';
+import { ECE_BINS, type RobustnessResult, type RobustnessRow } from './metrics';
 import type { Example } from './run';
 import { makeDirs } from '../make_dirs';
 
@@ -35,7 +35,8 @@ const PLOTS: { metric: RowMetric; caption: string }[] = [
   {
     metric: 'ece',
     caption:
-      'Expected calibration error (15 equal-width bins): the gap between stated probabilities and observed rates.',
+      `Expected calibration error (${ECE_BINS} equal-width bins, as \`cxr evaluate\`): ` +
+      'the gap between stated probabilities and observed rates.',
   },
 ];
 

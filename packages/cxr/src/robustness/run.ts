@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { CHANGES, changeByName, perturbImages } from '../data/perturb_catalog';
 import type { Seed } from '../data/random';
 import { filesRelativeTo } from '../data/images';
-import { expectedCalibrationError } from '../eval/metrics';
 import { loadModel, type LoadedModel } from '../models/io';
 import { normalizeImages } from '../data/preprocess';
 import { calibrated, predictAllLogits } from '../models/infer';
@@ -152,7 +151,7 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
         auc: m.auc,
         sensitivity: m.sensitivity,
         specificity: m.specificity,
-        ece: expectedCalibrationError(ol, op2, ECE_BINS),
+        ece: m.ece,
         meanNormalScore: meanWhere(0),
         meanPneumoniaScore: meanWhere(1),
       };
@@ -178,6 +177,7 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
       operatingPoint: { name: opName, threshold: op.threshold },
       tta: [...meta.tta],
       seed,
+      eceBins: ECE_BINS,
       rows,
       summary: summarise(rows),
       outside,

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyBaseLogger, FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
+import { AuditGuard } from './audit_guard';
 import { NamedToken, serverTokens, tokenMatcher } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
 import { exposureCheck } from './exposure';
@@ -93,10 +94,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
   const { decodeStats } = predictor;
   if (decodeStats) metrics.watchDecodePool(decodeStats);
+  const logger = opts.logger ?? silentLogger();
+  // The routes use the audit log through the guard: bounded waits, 503 AUDIT_UNAVAILABLE when it is away.
+  const guard = new AuditGuard(audit, logger);
+  metrics.addGauge(
+    'cxr_audit_available',
+    '1 while the audit log answers; 0 from a use that found it unreachable or unwritable until one succeeds',
+    () => (guard.down ? 0 : 1),
+  );
 
   const app = Fastify({
     // Widened to Fastify's logger type, so that the instance keeps the default FastifyInstance type.
-    loggerInstance: (opts.logger ?? silentLogger()) as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     logController: requestLogController(opts.requestLog ?? true),
     bodyLimit: 1024 * 1024,
     // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
@@ -149,7 +158,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     async (api) => {
       predictionRoutes(api, {
         predictor,
-        audit,
+        audit: guard,
         queue,
         uploads,
         recent,
@@ -164,9 +173,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         maxUploadBytes,
         uploads,
       });
-      historyRoutes(api, { audit, recent, operatingPoints: Object.keys(predictor.model.meta.operatingPoints) });
+      historyRoutes(api, {
+        audit: guard.store,
+        recent,
+        operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
+      });
       modelRoutes(api, predictor);
-      healthRoute(api, { predictor, audit, authRequired: tokenName !== null, startedAt });
+      healthRoute(api, { predictor, audit: guard, authRequired: tokenName !== null, startedAt });
       openApiDocumentRoute(api, app);
     },
     { prefix: API_PREFIX },

@@ -19,8 +19,53 @@ function positional(sql: string, params: SqlParams): { text: string; values: unk
   return { text, values: names.map((n) => bound[n]) };
 }
 
+// What says the server is away rather than that cxr asked something wrong. Node's socket errors;
+// SQLSTATE classes 08 (connection exception), 53 (insufficient resources: 53300 too many connections,
+// 53100 disk full), 57 (operator intervention: 57P01 admin shutdown, 57P03 cannot connect now) and 28
+// (the login refused, e.g. a password changed under a running server); 25006 is a standby after a
+// failover refusing writes. Everything else (42xxx syntax, 23xxx constraints, ...) is a bug: a 500.
+const NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+const OUTAGE_SQLSTATE = /^(08|53|57|28)|^25006$/;
+// The driver's own errors for a connection that failed, closed or timed out (they carry no code).
+const DRIVER_OUTAGE = new RegExp(
+  '^(Connection terminated|timeout exceeded when trying to connect|timeout expired|' +
+    'Client has encountered a connection error|Query read timeout)',
+);
+
+/** What a pg or socket error says, as `unavailable` reports it; null when it is no outage. */
+export function pgOutage(e: unknown): string | null {
+  if (!(e instanceof Error)) return null;
+  const code = (e as { code?: unknown }).code;
+  // Node 20 tries each address of a name (localhost: ::1 and 127.0.0.1) and fails with all of them.
+  const inner = (e as { errors?: unknown }).errors;
+  const message =
+    e.message || (Array.isArray(inner) ? inner.map((x) => (x as Error).message).join('; ') : '') || String(code);
+  if (typeof code === 'string' && NET_CODES.has(code)) return `does not answer: ${message}`;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code)) {
+    const away = /^(08|57P0[1-3])/.test(code);
+    return `${away ? 'does not answer' : 'refuses the request'}: ${message} (SQLSTATE ${code})`;
+  }
+  if (DRIVER_OUTAGE.test(e.message)) return `does not answer: ${e.message}`;
+  return null;
+}
+
 class PostgresDriver implements SqlDriver {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly password: string | null,
+  ) {}
 
   async all<T>(sql: string, params: SqlParams = {}): Promise<T[]> {
     const { text, values } = positional(sql, params);
@@ -55,6 +100,11 @@ class PostgresDriver implements SqlDriver {
 
   isUniqueViolation(e: unknown): boolean {
     return (e as { code?: unknown }).code === '23505';
+  }
+
+  unavailable(e: unknown): string | null {
+    const why = pgOutage(e);
+    return why === null ? null : redactSecret(why, this.password);
   }
 
   async close(): Promise<void> {
@@ -122,8 +172,12 @@ export async function openPostgresStore(
   const pool = new Pool({
     connectionString: target.url,
     max: target.poolSize,
+    // Bounds both a new connection and the wait for a free one in the pool: a database that is away
+    // fails a query within this (a server's requests are bounded shorter, in audit_guard.ts).
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // A connection whose peer vanished (a network cut, a host gone) is found dead rather than kept.
+    keepAlive: true,
     application_name: 'cxr',
   });
   // An idle connection the server dropped (restart, failover) must not crash the process: the
@@ -142,5 +196,5 @@ export async function openPostgresStore(
   } finally {
     client?.release();
   }
-  return new SqlAuditStore(new PostgresDriver(pool), 'postgres', target.display);
+  return new SqlAuditStore(new PostgresDriver(pool, target.password), 'postgres', target.display);
 }

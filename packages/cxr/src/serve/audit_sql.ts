@@ -2,7 +2,13 @@
 // a SqlDriver that runs named-parameter SQL (@name). Each driver turns @name into its own
 // placeholders, so what is stored and how it is filtered, paged and pruned cannot drift apart.
 import type { AuditRecord } from '../predict/prediction_schema';
-import type { AuditImages, AuditStore, HistoryFilter, HistoryPage } from './audit_store';
+import {
+  type AuditImages,
+  type AuditStore,
+  AuditUnavailableError,
+  type HistoryFilter,
+  type HistoryPage,
+} from './audit_store';
 import { type AuditRow, fromRow, INSERT_SQL, toRow } from './audit_columns';
 
 export type SqlParams = Record<string, unknown>;
@@ -20,6 +26,12 @@ export interface SqlDriver {
   transaction(statements: SqlStatement[]): Promise<number[]>;
   /** Whether `e` is a UNIQUE constraint violation. */
   isUniqueViolation(e: unknown): boolean;
+  /**
+   * When `e` says the database cannot be reached or written (down, refusing connections, disk full),
+   * what happened, as the end of "the audit log (...) ..." and without secrets; null for anything else
+   * (a SQL error is a bug, not an outage).
+   */
+  unavailable(e: unknown): string | null;
   close(): Promise<void>;
 }
 
@@ -58,11 +70,27 @@ function imageStatement(id: string, images: AuditImages | null, ifChanged = fals
 }
 
 export class SqlAuditStore implements AuditStore {
+  private readonly driver: SqlDriver;
+
   constructor(
-    private readonly driver: SqlDriver,
+    driver: SqlDriver,
     readonly kind: 'sqlite' | 'postgres',
     readonly location: string,
-  ) {}
+  ) {
+    // Every query's failure passes here: an outage becomes AuditUnavailableError (a 503 for the API,
+    // a clear message for the commands), anything else stays as it was.
+    const outage = (e: unknown): never => {
+      const reason = driver.unavailable(e);
+      throw reason === null ? e : new AuditUnavailableError(location, reason);
+    };
+    this.driver = {
+      all: <T>(sql: string, params?: SqlParams) => driver.all<T>(sql, params).catch(outage),
+      transaction: (statements) => driver.transaction(statements).catch(outage),
+      isUniqueViolation: (e) => driver.isUniqueViolation(e),
+      unavailable: (e) => driver.unavailable(e),
+      close: () => driver.close(),
+    };
+  }
 
   async insert(record: AuditRecord, images: AuditImages | null): Promise<void> {
     try {
@@ -166,6 +194,10 @@ export class SqlAuditStore implements AuditStore {
   async count(): Promise<number> {
     const [{ n }] = await this.driver.all<{ n: number }>('SELECT CAST(COUNT(*) AS INTEGER) AS n FROM predictions');
     return Number(n);
+  }
+
+  async ping(): Promise<void> {
+    await this.driver.all('SELECT 1 AS one');
   }
 
   close(): Promise<void> {

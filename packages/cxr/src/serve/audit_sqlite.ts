@@ -43,6 +43,15 @@ class SqliteDriver implements SqlDriver {
     return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
   }
 
+  // The file cannot be written or read for a reason outside cxr: a read-only file or file system, the
+  // disk full, an I/O error. SQLITE_BUSY (another program holds the lock) is not here: it is its own
+  // 503 BUSY (problem.ts), and the next try usually succeeds.
+  unavailable(e: unknown): string | null {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string' || !/^SQLITE_(READONLY|IOERR|FULL|CANTOPEN|PERM)/.test(code)) return null;
+    return `cannot be used: ${(e as Error).message} (${code})`;
+  }
+
   /** Checkpoints the WAL into the main file and closes; the next open finds a tidy database. */
   async close(): Promise<void> {
     if (!this.db.open) return;

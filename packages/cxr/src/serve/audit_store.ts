@@ -60,5 +60,26 @@ export interface AuditStore {
    */
   pruneImages(before: string): Promise<number>;
   count(): Promise<number>;
+  /** Resolves when the log answers a trivial query: the cheapest check that it can be reached. */
+  ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The log cannot be reached or written for a reason outside cxr (the database is down or refuses
+ * connections, the disk is full): worth a retry later, unlike a bug. `reason` says what failed, with
+ * no password in it; the message names the log as `location` shows it.
+ */
+export class AuditUnavailableError extends Error {
+  readonly code = 'AUDIT_UNAVAILABLE';
+
+  constructor(
+    readonly location: string,
+    readonly reason: string,
+    /** What it means for the caller, appended to the message ("nothing was predicted; ..."). */
+    readonly consequence?: string,
+  ) {
+    super(`the audit log (${location}) ${reason}${consequence ? `; ${consequence}` : ''}`);
+    this.name = 'AuditUnavailableError';
+  }
 }

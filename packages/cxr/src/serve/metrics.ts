@@ -24,6 +24,8 @@ export const QUEUE_SCRAPE_WAIT_MS = 1_000;
 export interface QueueDepth {
   waiting: number;
   active: number;
+  /** Failed for good: a film that cannot be read, or an outage longer than the workers' retries. */
+  failed: number;
 }
 
 export type DecodeFailureReason = InputErrorCode | typeof WORKER_FAILED;
@@ -181,6 +183,14 @@ export class ServeMetrics {
     const of = (k: keyof QueueDepth) => async () => (await read())?.[k] ?? Number.NaN;
     this.addGauge('cxr_queue_waiting', 'Jobs of this model waiting in the queue', of('waiting'));
     this.addGauge('cxr_queue_active', 'Jobs of this model running on workers', of('active'));
+    // Alert on its rise: a job fails for good only for a film that cannot be read or an outage the
+    // workers' retries did not outlast, and nobody re-queues it by itself.
+    this.addGauge(
+      'cxr_queue_failed',
+      'Jobs of this model failed for good (kept 30 days): films that could not be read, or an outage longer ' +
+        'than the retries',
+      of('failed'),
+    );
     this.addGauge(
       'cxr_queue_available',
       `1 when the job queue (Redis) answered this scrape within ${waitMs} ms, else 0`,

@@ -3,6 +3,7 @@
 // (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either.
 // Validation errors name what was wrong: the unknown query parameter, the allowed values.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AUDIT_RETRY_AFTER_S } from './audit_guard';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
 
@@ -44,7 +45,8 @@ export function problem(status: number, code: string, detail: string): Problem {
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
-  if (p.status === 503) reply.header('Retry-After', '1');
+  // 1 s unless the cause set its own (an audit log outage lasts longer than a full queue).
+  if (p.status === 503 && !reply.hasHeader('Retry-After')) reply.header('Retry-After', '1');
   return reply.code(p.status).type(`${PROBLEM_TYPE}; charset=utf-8`).send(p);
 }
 
@@ -116,6 +118,10 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
     // The audit log is locked by another program past its wait: nothing was answered without a row.
     case 'SQLITE_BUSY':
       return problem(503, 'BUSY', 'the audit log is locked by another program; retry shortly');
+    // The log cannot be reached or written (audit_guard.ts); its message names it (password hidden),
+    // says why and what became of the request. Not logged as a failed request: the guard logs the outage.
+    case 'AUDIT_UNAVAILABLE':
+      return problem(503, 'AUDIT_UNAVAILABLE', err.message);
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     // The framework's own 4xx (a forbidden static path, ...): the API's codes, not the framework's.
@@ -134,7 +140,10 @@ export function answerWithProblems(
   maxUploadBytes: number,
   allowed: (path: string) => string[] = () => [],
 ): void {
-  app.setErrorHandler((err: FastifyError, req, reply) => sendProblem(reply, toProblem(err, req, maxUploadBytes)));
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.code === 'AUDIT_UNAVAILABLE') reply.header('Retry-After', String(AUDIT_RETRY_AFTER_S));
+    return sendProblem(reply, toProblem(err, req, maxUploadBytes));
+  });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0];
     const allow = allowed(path);

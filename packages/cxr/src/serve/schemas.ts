@@ -104,6 +104,26 @@ export const healthSchema = {
     uptimeSeconds: { type: 'number' },
     predictions: { type: 'integer', description: 'rows in the audit log' },
     authRequired: { type: 'boolean' },
+    audit: { type: 'string', enum: ['ok'], description: 'the audit log answers' },
   },
-  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired'],
+  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit'],
+} as const;
+
+/** /health's 503: the same fields, with what is down. */
+export const healthDegradedSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['degraded'] },
+    model: modelRefSchema,
+    uptimeSeconds: { type: 'number' },
+    predictions: { type: ['integer', 'null'], description: 'null: the audit log cannot be counted now' },
+    authRequired: { type: 'boolean' },
+    audit: {
+      type: 'string',
+      enum: ['unavailable'],
+      description: 'the audit log does not answer (or not in time): predictions are refused with 503',
+    },
+    detail: { type: 'string', description: 'what is down, for people (the server log says why)' },
+  },
+  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit', 'detail'],
 } as const;

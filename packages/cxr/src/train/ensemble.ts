@@ -52,6 +52,46 @@ function splitKey(meta: ModelMeta): string {
   });
 }
 
+const short = (fingerprint: unknown) => (typeof fingerprint === 'string' ? `${fingerprint.slice(0, 8)}…` : 'none');
+
+/**
+ * How two members' validation splits differ, in words, and the `cxr train` options that make them one.
+ * The fingerprint hashes the split's films, so it differs whenever anything else does: it is named only
+ * when nothing else explains it (other films in the data folder, or another folder).
+ */
+export function splitDifference(a: ModelMeta, b: ModelMeta): { what: string[]; fix: string[] } {
+  const [sa, sb] = [recordedSplit(a), recordedSplit(b)];
+  const what: string[] = [];
+  const fix: string[] = [];
+  if (sa.seed !== sb.seed) {
+    what.push(`split with seeds ${sa.seed} and ${sb.seed}`);
+    fix.push(`--split-seed ${sa.seed}`);
+  }
+  if (sa.valFraction !== sb.valFraction) {
+    what.push(`validation fractions ${sa.valFraction} and ${sb.valFraction}`);
+    // cxr train has no option for it: the fraction is the recipe's.
+    fix.push(`the same --recipe (its validation fraction is ${sa.valFraction})`);
+  }
+  if (sa.valSplit !== sb.valSplit) {
+    what.push(`validation patients chosen ${sa.valSplit} and ${sb.valSplit}`);
+    fix.push(`--val-split ${sa.valSplit}`);
+  }
+  if (sa.limitPerClass !== sb.limitPerClass) {
+    const films = (n: number) => (n > 0 ? `at most ${n}` : 'all');
+    what.push(`${films(sa.limitPerClass)} and ${films(sb.limitPerClass)} training films per class`);
+    fix.push(`--limit-per-class ${sa.limitPerClass}`);
+  }
+  if (what.length === 0) {
+    const [ra, rb] = [a.data.root, b.data.root];
+    const where = typeof ra === 'string' && typeof rb === 'string' && ra !== rb ? ` (${ra} and ${rb})` : '';
+    what.push(
+      `different data${where}: split fingerprints ${short(a.data.fingerprint)} and ${short(b.data.fingerprint)}`,
+    );
+    fix.push('the same --data folder, with the same films');
+  }
+  return { what, fix };
+}
+
 /** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
 export function checkMembers(dirs: string[]): ModelMeta[] {
   if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
@@ -108,10 +148,12 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
       );
     }
     if (splitKey(m) !== splitKey(first)) {
+      const { what, fix } = splitDifference(first, m);
       throw new EnsembleRefused(
-        `${dirs[0]} and ${dirs[i]} were validated on different splits (${splitKey(first)} vs ${splitKey(m)}): ` +
+        `${dirs[0]} and ${dirs[i]} were validated on different splits (${what.join('; ')}): ` +
           "the ensemble's temperature and thresholds need one validation split that no member trained on; " +
-          'retrain them with the same data, --val-fraction and --seed',
+          `retrain ${dirs[i]} to match ${dirs[0]}: ${fix.join(', ')} ` +
+          '(or train the members together: cxr train --seeds A B C --split-seed N)',
       );
     }
   }

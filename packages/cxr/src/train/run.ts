@@ -8,8 +8,8 @@ import { withGanImages } from '../gan/mix';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { periodWeights } from '../data/period_balance';
-import { filesFingerprint, limitPerClass, loadTrainVal, splitOf, splitRecords } from '../data/dataset_images';
-import { CLASS_NAMES, type ImageRecord } from '../data/dataset';
+import { filesFingerprint, limitPerClass, loadTrainVal, splitOf } from '../data/dataset_images';
+import { CLASS_NAMES, type ImageRecord, scanDataset } from '../data/dataset';
 import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
@@ -33,9 +33,12 @@ export interface RunOptions {
   command?: string;
   /** Fit the not-a-chest-X-ray gate at the end (default true; an ensemble's later members skip it). */
   gate?: boolean;
+  /** Why `gate` is false, for the line that says no gate was fitted (default: the user's --no-gate). */
+  noGateReason?: string;
   /**
-   * Refuse an --out that already holds a model or a checkpoint unless resuming (`cxr train`); the experiment
-   * commands leave it off, as they retrain a row without --resume on purpose.
+   * Refuse an `out` that already holds a trained model, an unfinished run or other files, as `cxr train` does
+   * (default true; `resume` continues a run whatever this says). Only a caller that means to train over a
+   * finished run sets it false: the experiment commands, which retrain a row without --resume on purpose.
    */
   refuseExisting?: boolean;
 }
@@ -167,6 +170,7 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
     dataInfo: { ...info, ...ganInfo },
     command: o.command,
     gate: o.gate,
+    noGateReason: o.noGateReason,
   });
 }
 
@@ -185,7 +189,8 @@ function checkOut(o: RunOptions): void {
       `${o.out}: there is nothing to resume (${why}); start a new run with the same command without --resume`,
     );
   }
-  if (o.resume || !o.refuseExisting) return;
+  // Safe by default: a second call with the same `out` must not silently train over the first one's model.
+  if (o.resume || o.refuseExisting === false) return;
   if (fs.existsSync(path.join(o.out, 'cxr.json')))
     throw new Error(
       `${o.out} already holds a trained model, which training would overwrite: choose a new --out folder`,
@@ -287,7 +292,7 @@ function checkRecipe(recipe: Recipe): void {
  * data set's exported JPEGs were made: adding such films to training is a choice about data, not a reader fix.
  */
 async function checkData(root: string, recipe: Recipe, warn: (line: string) => void): Promise<Omit<RunData, 'root'>> {
-  const all = await splitRecords(root, 'train', { warn });
+  const all = await trainRecords(root, warn);
   const records = limitPerClass(all, recipe.limitPerClass);
   const s = splitOf(recipe);
   const split = splitByPatient(records, { valFraction: s.valFraction, seed: s.seed, mode: s.valSplit });
@@ -309,4 +314,28 @@ async function checkData(root: string, recipe: Recipe, warn: (line: string) => v
   }
   const fingerprint = await filesFingerprint(split.train, split.val);
   return { fingerprint, train: split.train.length, validation: split.val.length };
+}
+
+const NEEDS_TRAIN = 'cxr train needs ROOT/train/NORMAL and ROOT/train/PNEUMONIA (validation is carved out of train)';
+
+/**
+ * The films of ROOT/train (as data/dataset_images.ts's splitRecords(root, 'train') reads them), or an error that
+ * says which layout training needs and what the folder holds instead: a folder of NORMAL/ and PNEUMONIA/ serves
+ * `cxr evaluate` but is no training folder, and "split 'train' has no images (found: all)" did not say so.
+ */
+async function trainRecords(root: string, warn: (line: string) => void): Promise<ImageRecord[]> {
+  const all = await scanDataset(root, { warn });
+  const train = all.filter((r) => r.split === 'train');
+  if (train.length > 0) return train;
+  if (all.length === 0) throw new Error(`${root}: no images in its class folders: ${NEEDS_TRAIN}`);
+  // The folders that hold the films: ROOT itself (class folders directly inside), or its val/ and test/.
+  const abs = path.resolve(root);
+  const holders = [...new Set(all.map((r) => path.dirname(path.dirname(r.path))))];
+  if (holders.includes(abs))
+    throw new Error(
+      `${root} has NORMAL/ and PNEUMONIA/ directly: ${NEEDS_TRAIN}; point --data at the folder above train/, ` +
+        'or move NORMAL/ and PNEUMONIA/ into a train/ folder inside it',
+    );
+  const found = holders.map((d) => `${path.relative(abs, d)}/`).join(' and ');
+  throw new Error(`${root} has films in ${found} but none in train/: ${NEEDS_TRAIN}; ${found} are not trained on`);
 }

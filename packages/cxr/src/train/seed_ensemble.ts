@@ -18,7 +18,10 @@ import { isFinished, type RunOptions, resolveRecipe, runTraining } from './run';
 export interface SeedEnsembleOptions extends RunOptions {
   /** One member per seed (initialisation, order and augmentation); at least two, all different. */
   seeds: number[];
-  /** Where the members are trained (default: `<out>-members`); each in `<recipe>-s<seed>`. */
+  /**
+   * Where the members are trained (default: `<out>-members`); each in `<base>-s<seed>`, `<base>` being the recipe
+   * named (recipeName), else `name`, else the name of the `out` folder.
+   */
   membersDir?: string;
   /** Average the members' weights into one model (`cxr ensemble --soup`) instead of their logits. */
   soup?: boolean;
@@ -41,8 +44,8 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
     throw new Error(`--out ${o.out} already exists and is not empty: the ensemble needs a new folder`);
   const membersDir = path.resolve(o.membersDir ?? `${out}-members`);
-  // Members are named after the recipe they run (`<recipe>-s<seed>`, as `cxr experiments shift` names its runs),
-  // the ensemble after --name.
+  // Members are named after --recipe where one is given (`<recipe>-s<seed>`, as `cxr experiments shift` names
+  // its runs), else after --name or the --out folder; the ensemble after --name.
   const base = o.recipeName ?? o.name ?? path.basename(out);
   // Every member validates on the same films, or the ensemble could not be calibrated (ensemble.ts).
   const splitSeed = o.overrides?.splitSeed ?? o.seeds[0];
@@ -70,6 +73,7 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
       overrides: { ...o.overrides, seed, splitSeed },
       resume: o.resume === true && fs.existsSync(path.join(dir, 'checkpoints', 'last')),
       gate: i === 0 && o.gate !== false && o.soup !== true,
+      noGateReason: memberGateSkipped(o, i),
     });
     members.push({ dir, seed, seconds: r.seconds, trained: true });
   }
@@ -82,4 +86,14 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
     log,
   });
   return { meta, members, seconds: (Date.now() - start) / 1000 };
+}
+
+/**
+ * Why member i fits no gate when the combined model fits its own, for the member's log line; undefined where only
+ * the user's --no-gate stops it (the first member of a logit ensemble), which the trainer's own line says.
+ */
+function memberGateSkipped(o: SeedEnsembleOptions, i: number): string | undefined {
+  if (o.soup) return 'a member of a soup: the soup fits its own gate on the averaged weights';
+  if (i > 0) return "not the first member: the ensemble's gate is fitted on the first member's features";
+  return undefined;
 }

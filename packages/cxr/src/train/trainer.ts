@@ -55,6 +55,8 @@ export interface TrainOptions {
   command?: string;
   /** Fit the not-a-chest-X-ray gate after training (default true). */
   gate?: boolean;
+  /** Why `gate` is false (a member whose ensemble or soup fits the gate); default: the user's --no-gate. */
+  noGateReason?: string;
 }
 
 /** The loop state of a whole-model run: with `headFirst`, which phase wrote it and where the probe ended. */
@@ -224,7 +226,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }),
     );
   } else {
-    log(`no OOD gate fitted (--no-gate): 'cxr ood fit --model ${outDir}' fits one later`);
+    log(
+      opts.noGateReason
+        ? `no OOD gate fitted (${opts.noGateReason})`
+        : `no OOD gate fitted (--no-gate): 'cxr ood fit --model ${outDir}' fits one later`,
+    );
   }
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { defaultCacheDir } from '../data/cache';
+import { defaultCacheDir, warnUnwritableCache } from '../data/cache';
 import { startProgress } from '../data/progress';
 import { toInput } from '../models/infer';
 import type { ImageSet } from '../data/images';
@@ -25,6 +25,8 @@ export interface FeatureOptions {
   persist?: boolean;
   progress?: boolean;
   label?: string;
+  /** Receives the one line that says the cache folder cannot be written (default console.warn). */
+  warnUnwritable?: (line: string) => void;
 }
 
 export interface Features {
@@ -56,7 +58,8 @@ export async function extractFeatures(
 ): Promise<Features> {
   const t0 = Date.now();
   const n = set.labels.length;
-  const dir = path.join(opts.cacheDir ?? defaultCacheDir(), 'features');
+  const root = opts.cacheDir ?? defaultCacheDir();
+  const dir = path.join(root, 'features');
   const file = path.join(dir, `${featureKey(set, opts.identity)}.f32`);
   if (opts.persist !== false && fs.existsSync(file) && fs.statSync(file).size === n * dim * 4) {
     const buf = fs.readFileSync(file);
@@ -81,10 +84,21 @@ export async function extractFeatures(
   }
   bar.stop();
   if (opts.persist !== false) {
-    makeDirs(dir);
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    fs.renameSync(tmp, file);
+    try {
+      makeDirs(dir);
+      fs.writeFileSync(tmp, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      // An unwritable cache costs the next run this extraction again, not this run its result.
+      if (typeof (err as NodeJS.ErrnoException).code !== 'string') throw err;
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // Where no folder could be made there is no file to remove either.
+      }
+      warnUnwritableCache('feature cache', root, err, opts.warnUnwritable ?? console.warn, 'backbone features');
+    }
   }
   return { data, dim, cached: false, seconds: (Date.now() - t0) / 1000 };
 }

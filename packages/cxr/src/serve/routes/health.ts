@@ -1,12 +1,21 @@
-// GET /health: liveness and the served model, public even when the server needs a token.
+// GET /health: liveness, the served model and whether the audit log answers; public even when the
+// server needs a token.
+//
+// 503 while the audit log is away. Load balancers and orchestrators read /health to decide where
+// traffic goes, and they act on the status code, not the body: a server that cannot log a prediction
+// cannot answer one (no answer without its audit row), so it must not be sent any while its peers can.
+// Its body still names the model and says what is down. Use it as a readiness check, not as liveness:
+// restarting the server does not bring the database back.
 import type { FastifyInstance } from 'fastify';
-import type { AuditStore } from '../audit';
+import { LATE, orLate } from '../../deadline';
+import { AUDIT_RETRY_AFTER_S, type AuditGuard } from '../audit_guard';
+import { AuditUnavailableError } from '../audit_store';
 import type { ServePredictor } from '../predictor_port';
-import { healthSchema } from '../schemas';
+import { healthDegradedSchema, healthSchema } from '../schemas';
 
 export interface HealthRouteOptions {
   predictor: ServePredictor;
-  audit: AuditStore;
+  audit: AuditGuard;
   authRequired: boolean;
   /** When the app was built (Date.now()): the uptime counts from there. */
   startedAt: number;
@@ -15,16 +24,21 @@ export interface HealthRouteOptions {
 /** How long /health reuses the audit log's row count: a probe every second must not scan the table each time. */
 export const HEALTH_COUNT_TTL_MS = 5_000;
 
+/** How long /health waits for the audit log before answering 503: probes give up after a few seconds. */
+export const HEALTH_AUDIT_WAIT_MS = 2_000;
+
 export function healthRoute(
   api: FastifyInstance,
   { predictor, audit, authRequired, startedAt }: HealthRouteOptions,
 ): void {
-  // One count in flight at a time, reused for HEALTH_COUNT_TTL_MS; a failed count is not kept.
+  // One count in flight at a time, reused for HEALTH_COUNT_TTL_MS; a failed count is not kept, and
+  // during an outage a count made before it began stands for nothing.
   let counted: { at: number; n: Promise<number> } | null = null;
   const predictions = (): Promise<number> => {
     const now = Date.now();
-    if (!counted || now - counted.at > HEALTH_COUNT_TTL_MS) {
-      const n = audit.count();
+    const outage = audit.down;
+    if (!counted || now - counted.at > HEALTH_COUNT_TTL_MS || (outage && outage.since >= counted.at)) {
+      const n = audit.store.count();
       counted = { at: now, n };
       n.catch(() => {
         if (counted?.n === n) counted = null;
@@ -36,18 +50,44 @@ export function healthRoute(
     '/health',
     {
       schema: {
-        summary: 'Liveness and the served model (no token needed)',
+        summary: 'Liveness, the served model and the audit log (no token needed)',
         tags: ['service'],
         security: [],
-        response: { 200: { description: 'The server is up and the model is loaded', ...healthSchema } },
+        response: {
+          200: { description: 'The server is up, the model is loaded and the audit log answers', ...healthSchema },
+          // By media type: a 503 problem (BUSY while shutting down) is application/problem+json and keeps its shape.
+          503: {
+            description:
+              'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; ' +
+              'see Retry-After. Shutting down: a BUSY problem',
+            content: {
+              'application/json': { schema: healthDegradedSchema },
+              'application/problem+json': { schema: { $ref: 'Problem#' } },
+            },
+          },
+        },
       },
     },
-    async () => ({
-      status: 'ok' as const,
-      model: { name: predictor.model.name, version: predictor.model.version, sha256: predictor.model.sha256 },
-      uptimeSeconds: (Date.now() - startedAt) / 1000,
-      predictions: await predictions(),
-      authRequired,
-    }),
+    async (_req, reply) => {
+      const { name, version, sha256 } = predictor.model;
+      const base = { model: { name, version, sha256 }, uptimeSeconds: (Date.now() - startedAt) / 1000, authRequired };
+      let n: number | typeof LATE;
+      try {
+        n = await orLate(predictions(), HEALTH_AUDIT_WAIT_MS);
+      } catch (e) {
+        if (!(e instanceof AuditUnavailableError)) throw e; // a bug, not an outage: 500, logged
+        n = LATE;
+      }
+      if (n !== LATE) return { status: 'ok' as const, ...base, predictions: n, audit: 'ok' as const };
+      // The reason (which may name the database's host) is in the server log, not on this public route.
+      reply.code(503).header('Retry-After', String(AUDIT_RETRY_AFTER_S));
+      return {
+        status: 'degraded' as const,
+        ...base,
+        predictions: null,
+        audit: 'unavailable' as const,
+        detail: 'the audit log does not answer: predictions are refused until it does',
+      };
+    },
   );
 }

@@ -4,8 +4,13 @@ import type { VerdictStatus } from '../../predict/verdict';
 import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
-import { historyPageSchema, historyQuery, idParams } from '../schemas';
+import { historyPageSchema, historyQuery, idParams, problemResponse } from '../schemas';
 import { API_ERRORS, noStore, predictionId, toApi } from './common';
+
+/** Every route here reads the audit log, which may be away. */
+const UNAVAILABLE = {
+  503: problemResponse('The audit log does not answer (AUDIT_UNAVAILABLE), or shutting down; see Retry-After'),
+};
 
 export interface HistoryRouteOptions {
   audit: AuditStore;
@@ -33,7 +38,11 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
         summary: 'Past predictions, newest first',
         tags: ['predictions'],
         querystring: historyQuery(operatingPoints),
-        response: { 200: { description: 'One page of the audit log', ...historyPageSchema }, ...API_ERRORS },
+        response: {
+          200: { description: 'One page of the audit log', ...historyPageSchema },
+          ...API_ERRORS,
+          ...UNAVAILABLE,
+        },
       },
     },
     async (req, reply) => {
@@ -53,7 +62,11 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
         summary: 'One past prediction',
         tags: ['predictions'],
         params: idParams,
-        response: { 200: { description: 'The prediction as it was answered', $ref: 'Prediction#' }, ...API_ERRORS },
+        response: {
+          200: { description: 'The prediction as it was answered', $ref: 'Prediction#' },
+          ...API_ERRORS,
+          ...UNAVAILABLE,
+        },
       },
     },
     async (req, reply) => {
@@ -80,6 +93,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
               content: { 'image/png': { schema: { type: 'string', format: 'binary' } } },
             },
             ...API_ERRORS,
+            ...UNAVAILABLE,
           },
         },
       },

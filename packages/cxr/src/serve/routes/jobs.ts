@@ -47,7 +47,7 @@ export interface JobsPort {
   submitOrthanc(instanceId: string, o: JobOptions): Promise<Submitted>;
   status(id: string): Promise<JobState | null>;
   /** Jobs of this model's queue waiting to start and running now (for /metrics). */
-  depth(): Promise<{ waiting: number; active: number }>;
+  depth(): Promise<{ waiting: number; active: number; failed: number }>;
 }
 
 export interface JobRouteOptions {

@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import { auditRecordOf } from '../../predict/audit_record';
-import type { AuditRecord, AuditStore } from '../audit';
+import type { AuditRecord } from '../audit';
+import type { AuditGuard } from '../audit_guard';
 import { DecodeWorkerError } from '../decode_pool';
 import { type ServeMetrics, WORKER_FAILED } from '../metrics';
 import { isClientInputError, type ServePredictor } from '../predictor_port';
@@ -16,7 +17,7 @@ import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
   predictor: ServePredictor;
-  audit: AuditStore;
+  audit: AuditGuard;
   queue: WorkQueue;
   uploads: UploadBudget;
   /** Heat maps of predictions whose images the audit log does not keep (storeImages false). */
@@ -48,7 +49,10 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           413: problemResponse('Upload over the byte limit, or an image over the pixel limit'),
           415: problemResponse('Not multipart/form-data, or not a JPEG, PNG or DICOM image'),
           422: problemResponse('The image cannot be read, or was refused as not a chest X-ray'),
-          503: problemResponse('Busy (too many predictions or uploads at once), or shutting down; see Retry-After'),
+          503: problemResponse(
+            'Busy (too many predictions or uploads at once), shutting down, or the audit log unavailable ' +
+              '(AUDIT_UNAVAILABLE: nothing is answered without its audit row); see Retry-After',
+          ),
         },
       },
     },
@@ -62,6 +66,9 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs },
           ticket,
         );
+        // During an outage of the audit log, its answer first: no model time for a prediction that
+        // could not be answered.
+        await audit.ensure('nothing was predicted; send the image again');
         const { operatingPoint, heatmap, patientAge } = req.query;
         result = await queue.run(() =>
           predictor
@@ -83,9 +90,15 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
         hasHeatmap: storeImages && result.heatmapPng !== undefined,
         hasThumbnail: storeImages && result.thumbnailPng !== undefined,
       });
+      const images = storeImages
+        ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng })
+        : null;
+      // A row that could not be written is an answer that cannot be given. One that timed out may still
+      // be committed: a row without an answer is harmless, an answer without a row is not.
       await audit.insert(
         record,
-        storeImages ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng }) : null,
+        images,
+        'the prediction was not answered, as none is without its audit row; send the image again',
       );
       if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
       metrics.prediction(result, performance.now() - received);

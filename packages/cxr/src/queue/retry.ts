@@ -1,0 +1,139 @@
+// What a failed job does next. Three kinds of failure:
+// - the film itself (corrupt, not a film, unsupported): UnrecoverableError, never retried (process.ts);
+// - a shared service away (the audit database, Orthanc, the network): retried with exponential backoff,
+//   capped, for as long as RetryPolicy.retryForMs, so that a restart or a short outage loses nothing;
+// - anything else (a bug, an answer nobody expected): retried a few times, as before, then failed.
+// The producers give every job the OUTAGE_BACKOFF strategy and an attempt bound it never reaches; the
+// worker's policy (cxr worker --retry-delay, --retry-max-delay) decides the delays and when to stop.
+
+/** The name of the custom backoff strategy in a job's options; the worker registers it. */
+export const OUTAGE_BACKOFF = 'cxr-outage';
+
+/**
+ * Job attempts as BullMQ counts them: high enough that the policy, not this, ends an outage's retries
+ * (100,000 waits of --retry-max-delay outlast the day's window for any max delay of 0.9 s or more).
+ */
+export const MAX_ATTEMPTS = 100_000;
+
+/** Attempts for a failure that is neither the film's fault nor an outage. */
+export const OTHER_ATTEMPTS = 3;
+
+export interface RetryPolicy {
+  /** The delay after the first failed attempt; doubled after each further one. */
+  firstDelayMs: number;
+  /** The most any one delay grows to. */
+  maxDelayMs: number;
+  /** An outage is retried until the delays waited add up to this much. */
+  retryForMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  firstDelayMs: 5_000,
+  maxDelayMs: 5 * 60_000,
+  // A night: an outage that starts after hours is over, and its films done, before anyone is paged.
+  retryForMs: 24 * 3600_000,
+};
+
+/**
+ * Error codes of a service away: the audit log's own (serve/audit_store.ts AuditUnavailableError), and a
+ * connection that failed or broke: Node's sockets and DNS, undici (fetch), SQLite.
+ */
+const OUTAGE_CODES = new Set([
+  'AUDIT_UNAVAILABLE',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
+
+/** PostgreSQL SQLSTATEs of a server that is away, shutting down, starting up or full of connections. */
+const PG_OUTAGE = /^(08...|57P0[123]|53300)$/;
+
+/** node-postgres's own messages for a connection lost or never made (they carry no code). */
+const PG_CONNECTION_LOST =
+  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable/;
+
+function isOutageItself(e: unknown): boolean {
+  if (!e || typeof e !== 'object') return false;
+  const err = e as { name?: unknown; code?: unknown; message?: unknown; outage?: unknown };
+  // pacs/client.ts says which of its errors are the PACS being away.
+  if (err.name === 'OrthancError') return err.outage === true;
+  if (typeof err.code === 'string' && (OUTAGE_CODES.has(err.code) || PG_OUTAGE.test(err.code))) return true;
+  return typeof err.message === 'string' && PG_CONNECTION_LOST.test(err.message);
+}
+
+/**
+ * Whether `err` is a shared service being away rather than a fault of the job: looks through `cause`
+ * and an AggregateError's `errors` (Node reports a refused connection to each address of a host so).
+ */
+export function isOutage(err: unknown, depth = 0): boolean {
+  if (isOutageItself(err)) return true;
+  if (depth > 4 || !err || typeof err !== 'object') return false;
+  const e = err as { cause?: unknown; errors?: unknown };
+  if (isOutage(e.cause, depth + 1)) return true;
+  return Array.isArray(e.errors) && e.errors.some((x) => isOutage(x, depth + 1));
+}
+
+/** The error of an audit log call, naming the log (its location is shown with the password hidden). */
+export function auditLogError(location: string, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  // The store's own errors name it already (AuditUnavailableError: "the audit log (...) does not answer").
+  if (/^(the )?audit log/.test(message)) return err instanceof Error ? err : new Error(message);
+  const text = isOutage(err)
+    ? `audit log ${location} is unavailable (${message})`
+    : `audit log ${location}: ${message}`;
+  return Object.assign(new Error(text, { cause: err }), { name: 'AuditLogError' });
+}
+
+const delayOf = (p: RetryPolicy, attempt: number) => Math.min(p.maxDelayMs, p.firstDelayMs * 2 ** (attempt - 1));
+
+/**
+ * The delay before the next attempt after `attemptsMade` attempts (the last one failing with `err`),
+ * or -1 to fail the job for good (BullMQ's convention for a custom backoff strategy).
+ */
+export function retryDelayMs(policy: RetryPolicy, attemptsMade: number, err: unknown): number {
+  if (!isOutage(err)) return attemptsMade >= OTHER_ATTEMPTS ? -1 : delayOf(policy, attemptsMade);
+  let waited = 0;
+  for (let k = 1; k < attemptsMade; k++) {
+    waited += delayOf(policy, k);
+    if (waited >= policy.retryForMs) return -1;
+  }
+  return delayOf(policy, attemptsMade);
+}
+
+/** What of a failed BullMQ job decides whether it runs again. */
+export interface RetriedJob {
+  /** Attempts made, the failed one included (as a job reads in the worker's 'failed' event). */
+  attemptsMade: number;
+  opts: { attempts?: number; backoff?: number | { type: string; delay?: number } };
+}
+
+/**
+ * The delay before a failed job runs again, or null when it will not (unrecoverable, out of attempts,
+ * or the policy gave up): what BullMQ decided, worked out again for the log and for its uploaded film.
+ * Jobs queued by an older cxr (3 attempts, exponential from 5 s) are read by their own options.
+ */
+export function nextRetryMs(policy: RetryPolicy, job: RetriedJob, err: Error): number | null {
+  if (err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1)) return null;
+  const backoff = job.opts.backoff;
+  if (backoff === undefined) return 0;
+  if (typeof backoff === 'number') return backoff;
+  if (backoff.type === OUTAGE_BACKOFF) {
+    const ms = retryDelayMs(policy, job.attemptsMade, err);
+    return ms < 0 ? null : ms;
+  }
+  const delay = backoff.delay ?? 0;
+  return backoff.type === 'exponential' ? Math.round(2 ** (job.attemptsMade - 1) * delay) : delay;
+}

@@ -1,0 +1,125 @@
+// The audit log as the server's routes use it: bounded and watched. A prediction is answered only once
+// its row is in the log, so while the log is away (PostgreSQL stopped or out of connections, the SQLite
+// disk full) the API answers 503 AUDIT_UNAVAILABLE with Retry-After, not a 500, and /health says so.
+// Each use waits at most AUDIT_WAIT_MS: a database that stops answering on an open connection must not
+// hold requests until the request timeout. The last outcome is kept: after an outage, a prediction
+// first checks the log (one shared ping) before computing anything, so clients retrying during an
+// outage cost no model time and are told that nothing was predicted. The first success clears it; after
+// a failed write only a write does, as a log that answers reads may still refuse rows (the disk full, a
+// standby after a failover).
+import { LATE, orLate } from '../deadline';
+import type { Logger } from '../log';
+import type { AuditRecord } from '../predict/prediction_schema';
+import { type AuditImages, type AuditStore, AuditUnavailableError } from './audit_store';
+
+/** How long one use of the audit log may take in a request before it counts as unavailable. */
+export const AUDIT_WAIT_MS = 5_000;
+
+/** Retry-After on AUDIT_UNAVAILABLE: a database restart or failover takes seconds. */
+export const AUDIT_RETRY_AFTER_S = 5;
+
+export interface AuditOutage {
+  /** Date.now() of the first failure of this outage. */
+  since: number;
+  /** The latest failure, as AuditUnavailableError's reason. */
+  reason: string;
+  /** A write failed: only a write that succeeds ends this outage. */
+  writes: boolean;
+}
+
+const READ_CONSEQUENCE = 'try again shortly';
+
+export class AuditGuard {
+  /** The store with each call bounded and its outages recorded (their message ends "try again shortly"). */
+  readonly store: AuditStore;
+  private outage: AuditOutage | null = null;
+  private probe: Promise<void> | null = null;
+
+  constructor(
+    private readonly raw: AuditStore,
+    private readonly log: Logger,
+    private readonly waitMs = AUDIT_WAIT_MS,
+  ) {
+    const r = READ_CONSEQUENCE;
+    this.store = {
+      kind: raw.kind,
+      location: raw.location,
+      insert: (record, images) => this.use(() => raw.insert(record, images), r, true),
+      insertOnce: (record, images, key) => this.use(() => raw.insertOnce(record, images, key), r, true),
+      findByResultKey: (key, model, op) => this.use(() => raw.findByResultKey(key, model, op), r),
+      get: (id) => this.use(() => raw.get(id), r),
+      image: (id, which) => this.use(() => raw.image(id, which), r),
+      list: (filter) => this.use(() => raw.list(filter), r),
+      pruneImages: (before) => this.use(() => raw.pruneImages(before), r, true),
+      count: () => this.use(() => raw.count(), r),
+      ping: () => this.use(() => raw.ping(), r),
+      close: () => raw.close(),
+    };
+  }
+
+  /** The outage going on (since the last use failed as unavailable), or null while the log answers. */
+  get down(): AuditOutage | null {
+    return this.outage;
+  }
+
+  /**
+   * `work` on the log within the bound. An outage (or no answer in time) is thrown as
+   * AuditUnavailableError ending with `consequence`; any other failure is thrown as it is (a bug: 500).
+   * `write`: the work writes rows.
+   */
+  async use<T>(work: () => Promise<T>, consequence: string, write = false): Promise<T> {
+    let r: T | typeof LATE;
+    try {
+      r = await orLate(work(), this.waitMs);
+    } catch (e) {
+      if (e instanceof AuditUnavailableError) throw this.failed(e.reason, consequence, write);
+      throw e;
+    }
+    if (r === LATE) throw this.failed(`did not answer within ${this.waitMs / 1000} s`, consequence, write);
+    this.answered(write);
+    return r;
+  }
+
+  /** Commits a prediction's row (AuditStore.insert), bounded; an outage ends with `consequence`. */
+  insert(record: AuditRecord, images: AuditImages | null, consequence: string): Promise<void> {
+    return this.use(() => this.raw.insert(record, images), consequence, true);
+  }
+
+  /**
+   * Before work that must end in a row: nothing to do while the log answers; during an outage, one
+   * ping shared by every caller, which throws AuditUnavailableError if the log is still away (a log
+   * that answers the ping is tried: only the write itself tells whether it takes rows again).
+   */
+  async ensure(consequence: string): Promise<void> {
+    if (!this.outage) return;
+    this.probe ??= this.use(() => this.raw.ping(), consequence).finally(() => {
+      this.probe = null;
+    });
+    await this.probe;
+  }
+
+  private failed(reason: string, consequence: string, write: boolean): AuditUnavailableError {
+    if (this.outage) {
+      this.outage.reason = reason;
+      this.outage.writes ||= write;
+    } else {
+      this.outage = { since: Date.now(), reason, writes: write };
+      this.log.warn(
+        { auditLog: this.raw.location, reason },
+        `the audit log (${this.raw.location}) ${reason}: ` +
+          'predictions are refused (503 AUDIT_UNAVAILABLE) until it answers',
+      );
+    }
+    return new AuditUnavailableError(this.raw.location, reason, consequence);
+  }
+
+  private answered(write: boolean): void {
+    if (!this.outage || (this.outage.writes && !write)) return;
+    const seconds = Math.round((Date.now() - this.outage.since) / 1000);
+    this.outage = null;
+    this.log.info(
+      { auditLog: this.raw.location, outageSeconds: seconds },
+      `the audit log (${this.raw.location}) answers again, after ${seconds} s`,
+    );
+  }
+}

@@ -1,0 +1,48 @@
+// `cxr history --since` and `cxr history prune --before` refuse what is not a date by saying what a date
+// is here (not zod's "Invalid input → at since"), and before the audit log is opened.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { register } from '../src/cli/history';
+import { tempDir } from './ood-fixtures';
+
+async function history(...args: string[]): Promise<void> {
+  const program = new Command('cxr').exitOverride();
+  register(program);
+  await program.parseAsync(['history', ...args], { from: 'user' });
+}
+
+const EXPECTED = /an ISO 8601 date, or a time with its zone, e\.g\. 2026-11-01 .*or 2026-11-01T08:00:00Z/;
+// A log that does not exist: a date refused is refused before the log is looked for.
+const dir = tempDir('history-dates');
+const db = path.join(dir, 'none.db');
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('--since that is not a date names the option, what is expected and what was given', async () => {
+  for (const since of ['yesterday', '2026-13-01', '2026-11-01T08:00:00']) {
+    await assert.rejects(history('--db', db, '--since', since), (e: Error) => {
+      assert.match(e.message, /^history: --since: expected /);
+      assert.match(e.message, EXPECTED);
+      assert.ok(e.message.includes(`got "${since}"`), e.message);
+      assert.doesNotMatch(e.message, /Invalid input|→ at/);
+      return true;
+    });
+  }
+});
+
+test('history prune --before garbage says the same', async () => {
+  await assert.rejects(history('prune', '--db', db, '--before', 'garbage'), (e: Error) => {
+    assert.match(e.message, /^history prune: --before: expected /);
+    assert.match(e.message, EXPECTED);
+    assert.match(e.message, /got "garbage"/);
+    return true;
+  });
+});
+
+test('a date or a time with its zone passes the options (the missing log is the error)', async () => {
+  for (const since of ['2026-11-01', '2026-11-01T08:00:00Z', '2026-11-01T08:00:00+01:00'])
+    await assert.rejects(history('--db', db, '--since', since), /no audit log/);
+  await assert.rejects(history('prune', '--db', db, '--before', '2026-11-01'), /no audit log/);
+});

@@ -1,0 +1,25 @@
+// Small data folders of links to the shared films, for tests that train or evaluate in seconds.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CHEST_XRAY } from './shared-data';
+
+/** The first n film names of the shared train split's class folder, in a stable order. */
+export const sharedFilms = (cls: 'NORMAL' | 'PNEUMONIA', n: number) =>
+  fs
+    .readdirSync(path.join(CHEST_XRAY, 'train', cls))
+    .filter((f) => !f.startsWith('.'))
+    .sort()
+    .slice(0, n);
+
+/**
+ * Links n films per class into DIR/NORMAL and DIR/PNEUMONIA (`train/` in front with `layout: 'kaggle'`, which
+ * `cxr train` needs; a flat folder is what `cxr evaluate` reads). Returns the data root.
+ */
+export function linkFilms(root: string, n: number, layout: 'kaggle' | 'flat'): string {
+  for (const cls of ['NORMAL', 'PNEUMONIA'] as const) {
+    const dir = layout === 'kaggle' ? path.join(root, 'train', cls) : path.join(root, cls);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of sharedFilms(cls, n)) fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, f), path.join(dir, f));
+  }
+  return root;
+}
