@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { chromium, Browser, Page } from 'playwright-core';
 import { buildWeb, STATIC_DIR } from '../src/web/build';
 import { RunningServer, startServer } from '../src/serve/server';
-import { DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { auditRecord, DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
 import { silentLogger } from '../src/log';
 import sharp from 'sharp';
 
@@ -295,7 +295,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   skip,
   timeout: 120_000,
 }, async () => {
-  // A blank film: the image checks make it 'cannot-assess', though the server still computes a heat map.
+  // A blank film: the image checks make it 'cannot-assess', and the server makes no heat map for it.
   const blank = path.join(dir, 'blank.png');
   fs.writeFileSync(
     blank,
@@ -311,7 +311,15 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   const card = '.result[data-verdict="cannot-assess"]';
   await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
   const id = (await page.getAttribute(card, 'data-prediction-id')) ?? '';
-  assert.equal((await server.audit.get(id))?.hasHeatmap, true, 'the answer has a heat map the page could draw');
+  assert.equal((await server.audit.get(id))?.hasHeatmap, false, 'no heat map made for it');
+  // A row logged before the server stopped making them (a heat map stored with a cannot-assess verdict):
+  // the history still offers no link to it.
+  const old = auditRecord(7, {
+    verdict: { status: 'cannot-assess', reasons: [{ code: 'BLANK', message: 'image is blank' }] },
+    hasHeatmap: true,
+    createdAt: new Date().toISOString(),
+  });
+  await server.audit.insert(old, { heatmapPng: await sharp(blank).toBuffer() });
   await page.waitForFunction(
     (sel) => (document.querySelector<HTMLImageElement>(`${sel} img.original`)?.naturalWidth ?? 0) > 0,
     card,
@@ -324,10 +332,11 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   await page.goto(`${server.url}/#/history`);
   await page.selectOption('#history-filters select[name="verdict"]', 'cannot-assess');
   await page.click('#history-filters button[type="submit"]');
-  const row = `#prediction-${id}`;
-  await page.waitForSelector(row);
-  assert.match((await page.textContent(`${row} .finding`)) ?? '', /Cannot assess/);
-  assert.equal(await page.$$eval(`${row} a`, (links) => links.length), 0, 'no heat map link');
+  for (const row of [`#prediction-${id}`, `#prediction-${old.id}`]) {
+    await page.waitForSelector(row);
+    assert.match((await page.textContent(`${row} .finding`)) ?? '', /Cannot assess/);
+    assert.equal(await page.$$eval(`${row} a`, (links) => links.length), 0, 'no heat map link');
+  }
   // Only rows that cannot be assessed are listed.
   assert.deepEqual(
     [...new Set(await page.$$eval('#history-table tbody .finding', (c) => c.map((e) => e.textContent)))],
