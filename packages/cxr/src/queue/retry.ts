@@ -6,6 +6,8 @@
 // The producers give every job the OUTAGE_BACKOFF strategy and an attempt bound it never reaches; the
 // worker's policy (cxr worker --retry-delay, --retry-max-delay) decides the delays and when to stop.
 
+import { NETWORK_ERROR_CODES } from '../network_errors';
+
 /** The name of the custom backoff strategy in a job's options; the worker registers it. */
 export const OUTAGE_BACKOFF = 'cxr-outage';
 
@@ -35,22 +37,11 @@ export const DEFAULT_RETRY: RetryPolicy = {
 };
 
 /**
- * Error codes of a service away: the audit log's own (serve/audit_store.ts AuditUnavailableError), and a
- * connection that failed or broke: Node's sockets and DNS, undici (fetch), SQLite.
+ * Error codes of a service away besides a failed connection (NETWORK_ERROR_CODES): the audit log's own
+ * (serve/audit_store.ts AuditUnavailableError), undici's (fetch), SQLite's file locked.
  */
 const OUTAGE_CODES = new Set([
   'AUDIT_UNAVAILABLE',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
   'UND_ERR_HEADERS_TIMEOUT',
@@ -70,7 +61,9 @@ function isOutageItself(e: unknown): boolean {
   const err = e as { name?: unknown; code?: unknown; message?: unknown; outage?: unknown };
   // pacs/client.ts says which of its errors are the PACS being away.
   if (err.name === 'OrthancError') return err.outage === true;
-  if (typeof err.code === 'string' && (OUTAGE_CODES.has(err.code) || PG_OUTAGE.test(err.code))) return true;
+  const code = err.code;
+  if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || OUTAGE_CODES.has(code) || PG_OUTAGE.test(code)))
+    return true;
   return typeof err.message === 'string' && PG_CONNECTION_LOST.test(err.message);
 }
 

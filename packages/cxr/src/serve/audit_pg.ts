@@ -7,6 +7,7 @@ import { MIGRATIONS, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import type { AuditOpenOptions } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
+import { NETWORK_ERROR_CODES } from '../network_errors';
 
 const VERSION_TABLE = 'audit_schema_migrations';
 const LOCK_NAME = 'cxr audit log migrations';
@@ -19,24 +20,11 @@ function positional(sql: string, params: SqlParams): { text: string; values: unk
   return { text, values: names.map((n) => bound[n]) };
 }
 
-// What says the server is away rather than that cxr asked something wrong. Node's socket errors;
-// SQLSTATE classes 08 (connection exception), 53 (insufficient resources: 53300 too many connections,
+// What says the server is away rather than that cxr asked something wrong. Node's socket errors
+// (NETWORK_ERROR_CODES); SQLSTATE classes 08 (connection exception), 53 (insufficient resources: 53300 too many connections,
 // 53100 disk full), 57 (operator intervention: 57P01 admin shutdown, 57P03 cannot connect now) and 28
 // (the login refused, e.g. a password changed under a running server); 25006 is a standby after a
 // failover refusing writes. Everything else (42xxx syntax, 23xxx constraints, ...) is a bug: a 500.
-const NET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
 const OUTAGE_SQLSTATE = /^(08|53|57|28)|^25006$/;
 // The driver's own errors for a connection that failed, closed or timed out (they carry no code).
 const DRIVER_OUTAGE = new RegExp(
@@ -52,7 +40,7 @@ export function pgOutage(e: unknown): string | null {
   const inner = (e as { errors?: unknown }).errors;
   const message =
     e.message || (Array.isArray(inner) ? inner.map((x) => (x as Error).message).join('; ') : '') || String(code);
-  if (typeof code === 'string' && NET_CODES.has(code)) return `does not answer: ${message}`;
+  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return `does not answer: ${message}`;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code)) {
     const away = /^(08|57P0[1-3])/.test(code);
     return `${away ? 'does not answer' : 'refuses the request'}: ${message} (SQLSTATE ${code})`;
