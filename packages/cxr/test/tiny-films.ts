@@ -1,7 +1,18 @@
 // Small data folders of links to the shared films, for tests that train or evaluate in seconds.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RecipeInput } from '../src/train/recipe';
 import { CHEST_XRAY } from './shared-data';
+
+/** One epoch of the small reference network at 32 px on a few films: about a second. */
+export const TINY_RECIPE: Partial<RecipeInput> = {
+  arch: 'reference',
+  inputSize: 32,
+  epochs: 1,
+  batchSize: 4,
+  augment: 'none',
+  tta: [],
+};
 
 /** The first n film names of the shared train split's class folder, in a stable order. */
 export const sharedFilms = (cls: 'NORMAL' | 'PNEUMONIA', n: number) =>

@@ -8,21 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initEngine } from '../src/engine';
 import { runTraining } from '../src/train/run';
-import type { RecipeInput } from '../src/train/recipe';
 import { needsData } from './shared-data';
-import { linkFilms } from './tiny-films';
+import { linkFilms, TINY_RECIPE } from './tiny-films';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = needsData();
-/** One epoch of the small reference network at 32 px: about a second. */
-const TINY: Partial<RecipeInput> = {
-  arch: 'reference',
-  inputSize: 32,
-  epochs: 1,
-  batchSize: 4,
-  augment: 'none',
-  tta: [],
-};
 let tmp = '';
 let data = '';
 
@@ -42,7 +32,7 @@ function train(out: string, extra: { refuseExisting?: boolean } = {}) {
     data,
     out,
     recipeName: 'cxr',
-    overrides: TINY,
+    overrides: TINY_RECIPE,
     report: false,
     gate: false,
     progress: false,

@@ -7,23 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initEngine } from '../src/engine';
-import type { RecipeInput } from '../src/train/recipe';
 import { runTraining } from '../src/train/run';
 import { trainSeedEnsemble } from '../src/train/seed_ensemble';
 import { needsData } from './shared-data';
-import { linkFilms } from './tiny-films';
+import { linkFilms, TINY_RECIPE } from './tiny-films';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const skip = needsData();
-const TINY: Partial<RecipeInput> = {
-  arch: 'reference',
-  inputSize: 32,
-  epochs: 1,
-  batchSize: 4,
-  augment: 'none',
-  tta: [],
-};
 let tmp = '';
 let data = '';
 
@@ -42,7 +33,7 @@ const gateLines = (lines: string[]) => lines.filter((l) => l.startsWith('no OOD 
 test('members of a soup say why they fit no gate, not --no-gate', { skip }, async () => {
   const lines: string[] = [];
   const out = path.join(tmp, 'soup');
-  const base = { data, out, overrides: TINY, report: false, progress: false, log: (l: string) => lines.push(l) };
+  const base = { data, out, overrides: TINY_RECIPE, report: false, progress: false, log: (l: string) => lines.push(l) };
   // Two one-epoch networks from different seeds may well be refused as a soup (they share no basin): the
   // members' lines come first either way.
   await trainSeedEnsemble({ ...base, seeds: [1, 2], soup: true }).catch((e: Error) => {
@@ -60,7 +51,7 @@ test('a later member of a logit ensemble says the ensemble uses the first member
   await trainSeedEnsemble({
     data,
     out,
-    overrides: TINY,
+    overrides: TINY_RECIPE,
     report: false,
     progress: false,
     log: (l) => lines.push(l),
@@ -75,7 +66,7 @@ test('a later member of a logit ensemble says the ensemble uses the first member
 test('a folder of NORMAL/ and PNEUMONIA/ is refused for training with the layout it needs', { skip }, async () => {
   const flat = linkFilms(path.join(tmp, 'flat'), 2, 'flat');
   const refused = (root: string) =>
-    runTraining({ data: root, out: path.join(tmp, 'never'), overrides: TINY, report: false, log: () => {} });
+    runTraining({ data: root, out: path.join(tmp, 'never'), overrides: TINY_RECIPE, report: false, log: () => {} });
   await assert.rejects(
     refused(flat),
     new RegExp(
