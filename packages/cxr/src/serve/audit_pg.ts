@@ -21,10 +21,11 @@ function positional(sql: string, params: SqlParams): { text: string; values: unk
 }
 
 // What says the server is away rather than that cxr asked something wrong. Node's socket errors
-// (NETWORK_ERROR_CODES); SQLSTATE classes 08 (connection exception), 53 (insufficient resources: 53300 too many connections,
-// 53100 disk full), 57 (operator intervention: 57P01 admin shutdown, 57P03 cannot connect now) and 28
-// (the login refused, e.g. a password changed under a running server); 25006 is a standby after a
-// failover refusing writes. Everything else (42xxx syntax, 23xxx constraints, ...) is a bug: a 500.
+// (NETWORK_ERROR_CODES); SQLSTATE classes 08 (connection exception), 53 (insufficient resources: 53300
+// too many connections, 53100 disk full), 57 (operator intervention: 57P01 admin shutdown, 57P03 cannot
+// connect now) and 28 (the login refused, e.g. a password changed under a running server); 25006 is a
+// standby after a failover refusing writes. Everything else (42xxx syntax, 23xxx constraints, ...) is a
+// bug: a 500.
 const OUTAGE_SQLSTATE = /^(08|53|57|28)|^25006$/;
 // The driver's own errors for a connection that failed, closed or timed out (they carry no code).
 const DRIVER_OUTAGE = new RegExp(
