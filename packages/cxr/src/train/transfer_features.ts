@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { defaultCacheDir, warnUnwritableCache } from '../data/cache';
+import { defaultCacheDir, warnUnwritableCache } from '../data/cache_dir';
 import { startProgress } from '../data/progress';
 import { toInput } from '../models/infer';
 import type { ImageSet } from '../data/images';
