@@ -65,10 +65,16 @@ export function register(program: Command): void {
       const page = path.join(model, 'report', 'index.html');
       let report: string | null = null;
       if (fs.existsSync(page)) {
-        const r = await writeReport(model);
-        for (const w of r.warnings) log(`warning: ${w}`);
-        report = r.files[r.files.length - 1];
-        log(`report rewritten with the new calibration: ${report}`);
+        // The calibration is written by now: a report that cannot be redrawn is a warning, not a failure.
+        try {
+          const r = await writeReport(model);
+          for (const w of r.warnings) log(`warning: ${w}`);
+          report = r.files[r.files.length - 1];
+          log(`report rewritten with the new calibration: ${report}`);
+        } catch (e) {
+          log(`warning: the calibration is saved, but the report could not be rewritten: ${(e as Error).message}`);
+          log(`  run \`cxr report ${model}\` to try again`);
+        }
       }
       if (o.json) {
         process.stdout.write(

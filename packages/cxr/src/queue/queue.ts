@@ -92,6 +92,9 @@ export async function enqueue(
     // unrecoverable).
     attempts: MAX_ATTEMPTS,
     backoff: { type: OUTAGE_BACKOFF },
+    // BullMQ keeps every failed attempt's stack in the job: a day of retries would hold ~300 of them per
+    // job in Redis, for each film of a backfill. The last few say what went wrong.
+    stackTraceLimit: 3,
     removeOnComplete: { age: KEEP_COMPLETED_S },
     removeOnFail: { age: KEEP_FAILED_S },
   });

@@ -7,6 +7,7 @@
 // worker's policy (cxr worker --retry-delay, --retry-max-delay) decides the delays and when to stop.
 
 import { NETWORK_ERROR_CODES } from '../network_errors';
+import { pgOutage } from '../serve/audit_pg';
 
 /** The name of the custom backoff strategy in a job's options; the worker registers it. */
 export const OUTAGE_BACKOFF = 'cxr-outage';
@@ -49,22 +50,15 @@ const OUTAGE_CODES = new Set([
   'SQLITE_LOCKED',
 ]);
 
-/** PostgreSQL SQLSTATEs of a server that is away, shutting down, starting up or full of connections. */
-const PG_OUTAGE = /^(08...|57P0[123]|53300)$/;
-
-/** node-postgres's own messages for a connection lost or never made (they carry no code). */
-const PG_CONNECTION_LOST =
-  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable/;
-
 function isOutageItself(e: unknown): boolean {
   if (!e || typeof e !== 'object') return false;
   const err = e as { name?: unknown; code?: unknown; message?: unknown; outage?: unknown };
   // pacs/client.ts says which of its errors are the PACS being away.
   if (err.name === 'OrthancError') return err.outage === true;
   const code = err.code;
-  if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || OUTAGE_CODES.has(code) || PG_OUTAGE.test(code)))
-    return true;
-  return typeof err.message === 'string' && PG_CONNECTION_LOST.test(err.message);
+  if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || OUTAGE_CODES.has(code))) return true;
+  // PostgreSQL away, shutting down, full or refusing: what the audit log's own 503 calls an outage.
+  return pgOutage(e) !== null;
 }
 
 /**

@@ -36,7 +36,8 @@ export class AuditGuard {
   private probe: Promise<void> | null = null;
 
   constructor(
-    private readonly raw: AuditStore,
+    /** The store itself, unbounded: for work whose slowness is no outage (/health's row count). */
+    readonly raw: AuditStore,
     private readonly log: Logger,
     private readonly waitMs = AUDIT_WAIT_MS,
   ) {

@@ -165,8 +165,13 @@ export async function openPostgresStore(
     // fails a query within this (a server's requests are bounded shorter, in audit_guard.ts).
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
-    // A connection whose peer vanished (a network cut, a host gone) is found dead rather than kept.
+    // A connection whose peer vanished (a network cut, a host gone) is found dead rather than kept:
+    // probed after 10 s idle (the OS default is 2 h), and a query without an answer in 2 min fails and
+    // frees its connection, so a pool cannot stay full of clients waiting on a database that is gone.
+    // (2 min, not less: a migration or `cxr history prune` on a large log is one long statement.)
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    query_timeout: 120_000,
     application_name: 'cxr',
   });
   // An idle connection the server dropped (restart, failover) must not crash the process: the

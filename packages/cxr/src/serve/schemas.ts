@@ -102,7 +102,10 @@ export const healthSchema = {
     status: { type: 'string', enum: ['ok'] },
     model: modelRefSchema,
     uptimeSeconds: { type: 'number' },
-    predictions: { type: 'integer', description: 'rows in the audit log' },
+    predictions: {
+      type: ['integer', 'null'],
+      description: 'rows in the audit log (counted at most every few seconds); null until a first count finishes',
+    },
     authRequired: { type: 'boolean' },
     audit: { type: 'string', enum: ['ok'], description: 'the audit log answers' },
   },

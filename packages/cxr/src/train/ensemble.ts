@@ -64,8 +64,11 @@ export function splitDifference(a: ModelMeta, b: ModelMeta): { what: string[]; f
   const what: string[] = [];
   const fix: string[] = [];
   if (sa.seed !== sb.seed) {
-    what.push(`split with seeds ${sa.seed} and ${sb.seed}`);
-    fix.push(`--split-seed ${sa.seed}`);
+    // Models from before split seeds were recorded have none: say so rather than print "undefined".
+    const seed = (x: number | undefined) => (x === undefined ? 'an unrecorded seed' : `seed ${x}`);
+    const both = sa.seed !== undefined && sb.seed !== undefined;
+    what.push(both ? `split with seeds ${sa.seed} and ${sb.seed}` : `split with ${seed(sa.seed)} and ${seed(sb.seed)}`);
+    fix.push(sa.seed === undefined ? 'one --split-seed for both (retrain both)' : `--split-seed ${sa.seed}`);
   }
   if (sa.valFraction !== sb.valFraction) {
     what.push(`validation fractions ${sa.valFraction} and ${sb.valFraction}`);
