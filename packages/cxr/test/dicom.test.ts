@@ -181,6 +181,11 @@ test('bad files are DicomErrors with codes', async () => {
   );
   await rejectsWith(decodeDicom(ok.subarray(0, ok.length - 20)), 'TRUNCATED');
   await rejectsWith(decodeDicom(ok, { limits: { maxPixels: 15 } }), 'TOO_MANY_PIXELS');
+  // In the words of every other reader: the size and the limit, in megapixels.
+  await assert.rejects(
+    decodeDicom(ok, { limits: { maxPixels: 15 } }),
+    /image is 4×4 \(0\.000016 megapixels\), over the 0\.000015-megapixel limit/,
+  );
   await rejectsWith(decodeDicom(ok, { limits: { maxInputBytes: 100 } }), 'TOO_LARGE');
   await rejectsWith(
     decodeDicom(

@@ -100,7 +100,8 @@ export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'web
 export function unsupportedFormat(kind: ReturnType<typeof sniffFormat>, withDicom = false): string {
   const reads = withDicom ? 'JPEG, PNG or DICOM' : 'JPEG or PNG';
   if (kind === 'unknown' || (withDicom && kind === 'dicom')) return `not a ${reads} image`;
-  return `${kind.toUpperCase()} is not supported here (${reads} expected)`;
+  // "here": training's reader refuses what evaluate, predict and the server read (DICOM).
+  return `${kind.toUpperCase()} is not supported${withDicom ? '' : ' here'} (${reads} expected)`;
 }
 
 /** Decodes an encoded JPEG/PNG held in memory (e.g. an upload). */
@@ -244,13 +245,14 @@ function checkSize(size: number): void {
 
 /** Refuses an image over the pixel limit, saying how large it is and what the limit is. */
 function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
-  if (width * height <= maxPixels) return;
+  if (width * height > maxPixels)
+    throw new DecodeError('TOO_MANY_PIXELS', name, overPixelLimit(width, height, maxPixels));
+}
+
+/** "image is W×H (N megapixels), over the M-megapixel limit": every reader's words (DICOM's too). */
+export function overPixelLimit(width: number, height: number, maxPixels: number, what = 'image'): string {
   const [size, limit] = megapixels(width * height, maxPixels);
-  throw new DecodeError(
-    'TOO_MANY_PIXELS',
-    name,
-    `image is ${width}×${height} (${size} megapixels), over the ${limit}-megapixel limit`,
-  );
+  return `${what} is ${width}×${height} (${size} megapixels), over the ${limit}-megapixel limit`;
 }
 
 /** Both counts in megapixels, with as many digits as it takes to tell the size from the limit. */

@@ -7,7 +7,7 @@
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
 import * as fs from 'node:fs';
-import { DEFAULT_LIMITS, type DecodeLimits, sniffFormat } from './decode';
+import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { toDisplay, type VoiMethod } from './dicom_display';
 import {
@@ -139,7 +139,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const columns = ds.uint16('x00280011') ?? 0;
   if (rows < 1 || columns < 1) throw fail('CORRUPT', `invalid image size ${columns}×${rows}`);
   if (rows * columns > limits.maxPixels) {
-    throw fail('TOO_MANY_PIXELS', `${columns}×${rows} exceeds the ${limits.maxPixels}-pixel limit`);
+    throw fail('TOO_MANY_PIXELS', overPixelLimit(columns, rows, limits.maxPixels));
   }
   const samples = ds.uint16('x00280002') ?? 1;
   const bitsAllocated = ds.uint16('x00280100') ?? 0;

@@ -4,7 +4,7 @@
 import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import type { DecodeLimits } from './decode';
+import { type DecodeLimits, overPixelLimit } from './decode';
 import {
   DicomError,
   errorText,
@@ -120,7 +120,7 @@ async function decodeCompressed(
   const checkDims = (w: number, h: number) => {
     if (!(w > 0 && h > 0)) throw fail('CORRUPT', `compressed frame has no valid size (${w}×${h})`);
     if (w * h > limits.maxPixels)
-      throw fail('TOO_MANY_PIXELS', `compressed frame is ${w}×${h}, over the ${limits.maxPixels}-pixel limit`);
+      throw fail('TOO_MANY_PIXELS', overPixelLimit(w, h, limits.maxPixels, 'compressed frame'));
   };
   try {
     switch (ts) {

@@ -3,7 +3,7 @@
 // out (no tensors, no model), so that it can run in a worker thread: the server decodes there,
 // and its event loop keeps answering while a huge or hostile file is being taken apart.
 import sharp from 'sharp';
-import { decodeBuffer, decodeRawGray, type DecodeLimits, sniffFormat } from '../data/decode';
+import { decodeBuffer, decodeRawGray, type DecodeLimits, sniffFormat, unsupportedFormat } from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
 import { type ImageFacts, saturatedFraction } from '../explain/ood';
 import { InputError } from './errors';
@@ -91,11 +91,7 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     const notes = dcm.frames > 1 ? [`multi-frame DICOM (${dcm.frames} frames): only the first frame was read`] : [];
     return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display, notes };
   }
-  const what =
-    format === 'unknown' || format === 'dicom'
-      ? 'not a JPEG, PNG or DICOM image'
-      : `${format.toUpperCase()} is not supported (JPEG, PNG or DICOM expected)`;
-  throw new InputError('UNSUPPORTED_FORMAT', what);
+  throw new InputError('UNSUPPORTED_FORMAT', unsupportedFormat(format, true));
 }
 
 /** Rec. 601 luma, as decode.ts computes the model input. */
