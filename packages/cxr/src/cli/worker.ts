@@ -9,7 +9,6 @@ import { Command, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
-import { writeFailure } from '../make_dirs';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
@@ -24,7 +23,8 @@ import {
   startWorker,
   UploadStore,
 } from '../queue';
-import { type AuditStore, defaultDbPath, openAuditStore, redactUrl } from '../serve/audit';
+import { defaultDbPath } from '../serve/audit';
+import { openAuditStoreForWriting } from './writable';
 
 /** A pause for fault-injection tests only (see queue/process.ts); absent or 0 in production. */
 function pauseAfterAuditMs(): number {
@@ -33,23 +33,14 @@ function pauseAfterAuditMs(): number {
 }
 
 /**
- * The audit log, opened for writing, or an error that names it. Unlike cxr predict and cxr orthanc sync
- * (cli/writable.ts), the worker has no --no-audit to suggest: the row is the lasting record of a file or
- * upload job's result (Redis keeps jobs a week), and finding it is what keeps a job that runs twice (a
- * retry, a worker that died) from making a second result.
+ * What to do when the worker's audit log cannot be opened. Unlike cxr predict and cxr orthanc sync, the
+ * worker has no --no-audit to suggest: the row is the lasting record of a file or upload job's result
+ * (Redis keeps jobs a week), and finding it is what keeps a job that runs twice (a retry, a worker that
+ * died) from making a second result.
  */
-async function openWorkerAuditLog(target: string): Promise<AuditStore> {
-  try {
-    return await openAuditStore(target);
-  } catch (e) {
-    const why = writeFailure(e);
-    const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
-    throw new Error(
-      `${what}; a worker cannot run without its audit log (the lasting record of every result, and what keeps ` +
-        'a job that runs twice from making two): make it reachable, or give another with --db or CXR_DB',
-    );
-  }
-}
+const NO_AUDIT_LOG_HINT =
+  'a worker cannot run without its audit log (the lasting record of every result, and what keeps ' +
+  'a job that runs twice from making two): make it reachable, or give another with --db or CXR_DB';
 
 export function register(program: Command): void {
   program
@@ -116,7 +107,7 @@ export function register(program: Command): void {
       const orthanc = orthancWanted
         ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }))
         : null;
-      const store = await openWorkerAuditLog(o.db ?? defaultDbPath());
+      const store = await openAuditStoreForWriting(o.db ?? defaultDbPath(), NO_AUDIT_LOG_HINT);
       await initEngine(o.threads);
       const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.

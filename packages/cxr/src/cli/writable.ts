@@ -46,15 +46,19 @@ export function ensureWritableFile(file: string, what: string): void {
 
 /**
  * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or says
- * plainly why it cannot be written. The target is named with any password hidden.
+ * plainly why it cannot be written, then `hint` (what the command's user can do). The target is named
+ * with any password hidden.
  */
-export async function openAuditStoreForWriting(target: string): Promise<AuditStore> {
+export async function openAuditStoreForWriting(
+  target: string,
+  hint = 'choose another with --db, or --no-audit',
+): Promise<AuditStore> {
   try {
     return await openAuditStore(target);
   } catch (e) {
     const why = writeFailure(e);
     // The stores' own messages already name the log (redacted); a file error does not.
     const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
-    throw new Error(`${what}; choose another with --db, or --no-audit`);
+    throw new Error(`${what}; ${hint}`);
   }
 }

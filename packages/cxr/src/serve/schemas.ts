@@ -116,11 +116,9 @@ export const healthSchema = {
 export const healthDegradedSchema = {
   type: 'object',
   properties: {
+    ...healthSchema.properties,
     status: { type: 'string', enum: ['degraded'] },
-    model: modelRefSchema,
-    uptimeSeconds: { type: 'number' },
     predictions: { type: ['integer', 'null'], description: 'null: the audit log cannot be counted now' },
-    authRequired: { type: 'boolean' },
     audit: {
       type: 'string',
       enum: ['unavailable'],
@@ -128,5 +126,5 @@ export const healthDegradedSchema = {
     },
     detail: { type: 'string', description: 'what is down, for people (the server log says why)' },
   },
-  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit', 'detail'],
+  required: [...healthSchema.required, 'detail'],
 } as const;
