@@ -140,7 +140,7 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
     encoding: 'utf8',
   });
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /expected a whole number ≥ 0, got 'one'/);
+  assert.match(r.stderr, /argument 'one' is invalid\. a whole number >= 0/);
   // The defaults are the generalisation recipes, the shipped model's among them, each a known recipe, none twice.
   assert.ok(SHIFT_EXPERIMENTS.includes('cxr-shift-ema-period-mobilenet-short-lpft'));
   assert.equal(new Set(SHIFT_EXPERIMENTS).size, SHIFT_EXPERIMENTS.length);

@@ -132,7 +132,7 @@ test('cxr train --seeds refuses one seed, a repeated seed, --seed beside it and 
     [['--seeds', '3'], /at least 2 seeds/],
     [['--seeds', '3', '3'], /names a seed twice/],
     [['--seeds', '3', '5', '--seed', '1'], /--seed and --seeds together/],
-    [['--seeds', '3', 'x'], /a seed is a whole number/],
+    [['--seeds', '3', 'x'], /argument 'x' is invalid\. a whole number >= 0/],
     [['--soup'], /--soup goes with --seeds/],
   ];
   for (const [args, message] of cases) {

@@ -2,6 +2,7 @@
 // model adapted to a new site from that site's unlabeled films (docs/site-adaptation.md), and
 // `cxr adapt-reference --model DIR [--data DIR]`, which writes the reference statistics it adapts against.
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from './args';
 import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
 import type { ClassMix } from '../adapt/class_mix';
@@ -59,7 +60,7 @@ export function register(program: Command): void {
     )
     .option('--min-images <n>', 'fewest usable films to adapt on', minImagesArg, DEFAULT_MIN_IMAGES)
     .option('--json', 'print one JSON object (the adaptation record)')
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
@@ -107,7 +108,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
     .option('--cache <dir>', 'preprocessed-image cache folder')
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);

@@ -1,17 +1,83 @@
-// Number arguments of the commands, parsed strictly: '1.5' epochs or 'ten' threads is an error that
-// names the option (commander adds it), never quietly 1 or NaN.
+// Number arguments of the commands, parsed strictly: '1.5' epochs, 'ten' threads or '1e-3x' as a learning
+// rate is an error that names the option (commander adds it), never quietly 1, NaN or 0.001. Every command
+// parses its numbers here, so one option's rules read the same everywhere.
 import { InvalidArgumentError } from 'commander';
+
+/** The number `v` spells in full, or undefined ('', '  ', '3x', 'NaN' and 'Infinity' spell none). */
+function numberOf(v: string): number | undefined {
+  if (v.trim() === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
 
 /** 1, 2, 3, ... */
 export function positiveInt(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  const n = numberOf(v);
+  if (n === undefined || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
   return n;
 }
 
 /** 0, 1, 2, ... (where 0 means something: no limit, no patience, the first seed). */
 export function wholeNumber(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a whole number >= 0');
+  const n = numberOf(v);
+  if (n === undefined || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a whole number >= 0');
   return n;
+}
+
+/** A parser of the integers from `min` to `max`, both included. */
+export function intInRange(min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = numberOf(v);
+    if (n === undefined || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Any number > 0 (a rate, a delay in seconds). */
+export function positiveNumber(v: string): number {
+  const n = numberOf(v);
+  if (n === undefined || n <= 0) throw new InvalidArgumentError('a positive number');
+  return n;
+}
+
+/**
+ * A parser of the numbers between `lo` and `hi`; `open` says which ends are excluded (a share of pneumonia
+ * is strictly between 0 and 1, a strength may be 1).
+ */
+export function numberInRange(lo: number, hi: number, open: 'both' | 'low' | 'none' = 'none'): (v: string) => number {
+  const loOut = open !== 'none';
+  const hiOut = open === 'both';
+  const what = `a number ${loOut ? '>' : '>='} ${lo} and ${hiOut ? '<' : '<='} ${hi}`;
+  return (v) => {
+    const n = numberOf(v);
+    if (n === undefined || (loOut ? n <= lo : n < lo) || (hiOut ? n >= hi : n > hi))
+      throw new InvalidArgumentError(what);
+    return n;
+  };
+}
+
+/**
+ * `a:b[:c]` arguments: the fields split at ':', each parsed by its own parser (given in order, the last
+ * `optional` of them may be left out). `form` is how the help writes it, e.g. 'blocks:epochs:lr'.
+ */
+export function colonFields(
+  v: string,
+  form: string,
+  parsers: ((s: string) => number)[],
+  optional = 0,
+): (number | undefined)[] {
+  const parts = v.split(':');
+  if (parts.length > parsers.length || parts.length < parsers.length - optional)
+    throw new InvalidArgumentError(`expected ${form}, got '${v}'`);
+  const names = form.split(':');
+  return parsers.map((parse, i) => {
+    if (i >= parts.length) return undefined;
+    try {
+      return parse(parts[i]);
+    } catch (e) {
+      const why = e instanceof InvalidArgumentError ? e.message : String(e);
+      throw new InvalidArgumentError(`${names[i] ?? `field ${i + 1}`} of ${form} must be ${why}, got '${parts[i]}'`);
+    }
+  });
 }

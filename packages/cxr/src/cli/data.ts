@@ -1,5 +1,6 @@
 // `cxr data …`: look at a chest_xray folder and prepare its preprocessed cache.
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import { positiveInt } from './args';
 import { cacheImages, defaultCacheDir } from '../data/cache';
 import { scanDataset } from '../data/dataset';
 import { formatInspectReport, inspectDataset } from '../data/inspect';
@@ -29,9 +30,9 @@ export function register(program: Command): void {
       'decode every image once to SIZE×SIZE grayscale and store it in the cache, so training never decodes again',
     )
     .argument('<root>', 'a Kaggle chest_xray folder or one split folder')
-    .option('-s, --size <px>', 'output side in pixels', parseSize, 224)
+    .option('-s, --size <px>', 'output side in pixels', positiveInt, 224)
     .option('--cache-dir <dir>', `cache folder (default: $CXR_CACHE or ${defaultCacheDir()})`)
-    .option('--concurrency <n>', 'images decoded at once', parseSize)
+    .option('--concurrency <n>', 'images decoded at once', positiveInt)
     .action(async (root: string, opts: { size: number; cacheDir?: string; concurrency?: number }) => {
       const records = await scanDataset(root);
       const splits = [...new Set(records.map((r) => r.split))];
@@ -55,10 +56,4 @@ export function register(program: Command): void {
         );
       }
     });
-}
-
-function parseSize(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
-  return n;
 }

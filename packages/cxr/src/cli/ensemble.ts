@@ -2,6 +2,7 @@
 // averaging the members' logits (or, with --soup, their weights), with temperature and operating points
 // re-chosen on their shared validation split.
 import { Command } from 'commander';
+import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { ensureWritableDir } from './writable';
@@ -30,7 +31,7 @@ export function register(program: Command): void {
         'share an architecture and one fine-tuning start (trained with --head-first), or it is refused',
     )
     .option('--json', 'print one JSON object: the new folder, name, version, temperature and operating points')
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);

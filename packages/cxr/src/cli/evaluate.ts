@@ -1,5 +1,6 @@
 // `cxr evaluate --model DIR --data DIR [--split NAME] --json`
 import { Command } from 'commander';
+import { positiveInt } from './args';
 import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
 import { formatGroupTable, groupPattern } from '../eval/groups';
@@ -35,7 +36,7 @@ export function register(program: Command): void {
         '`cxr train --period-balance` evens out)',
     )
     .option('--json', 'print one JSON object')
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       if (o.out) ensureWritableDir(o.out, '--out');
       if (o.groups !== undefined && o.periodGroups) throw new Error('--groups and --period-groups: choose one');

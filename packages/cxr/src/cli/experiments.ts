@@ -2,6 +2,7 @@
 // `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--shares X...] [--films N] [--methods M...]`,
 // `cxr experiments heatmap --model DIR --data ROOT [--layers L...] [--json]`
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt, wholeNumber } from './args';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -25,15 +26,6 @@ import {
   runShiftExperiments,
 } from '../experiments/shift';
 
-const wholeNumber = (v: string) => {
-  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`expected a whole number ≥ 0, got '${v}'`);
-  return parseInt(v, 10);
-};
-const positive = (v: string) => {
-  const n = wholeNumber(v);
-  if (n === 0) throw new InvalidArgumentError('expected a whole number ≥ 1');
-  return n;
-};
 // Variadic: commander passes the list so far.
 const seedList = (v: string, previous: number[] | undefined) => [...(previous ?? []), wholeNumber(v)];
 
@@ -51,13 +43,8 @@ export function register(program: Command): void {
     .option('--resume', 'skip finished experiments and resume interrupted ones')
     .option('--gan-model <dir>', 'a GAN from `cxr gan train`: also run the GAN rows')
     .option('--robustness', "also run `cxr robustness` on each run's validation split (columns in the comparison)")
-    .option(
-      '--robustness-limit <n>',
-      'images per class for --robustness',
-      (v) => parseInt(v, 10),
-      DEFAULT_ROBUSTNESS_LIMIT,
-    )
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--robustness-limit <n>', 'images per class for --robustness', positiveInt, DEFAULT_ROBUSTNESS_LIMIT)
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
@@ -87,11 +74,11 @@ export function register(program: Command): void {
       '--robustness-limit <n>',
       `images per class of the robustness benchmark (default ${SHIFT_ROBUSTNESS_LIMIT}; ` +
         `${QUICK_ROBUSTNESS_LIMIT} with --quick)`,
-      positive,
+      positiveInt,
     )
     .option('--quick', 'small subset, 2 epochs, 64 px, a small benchmark (smoke test)')
     .option('--table-only', 'train and benchmark nothing: redraw the tables from the finished run folders in --out')
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
@@ -147,7 +134,7 @@ export function register(program: Command): void {
     .option('--out <file>', 'also write the Markdown table to this file')
     .option('--json', 'print the rows as one JSON object')
     .option('--cache <dir>', 'preprocessed-image cache folder')
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       // The table's folder is checked before the long run, not after it.
       if (o.out) ensureWritableFile(o.out, '--out');
@@ -179,11 +166,11 @@ export function register(program: Command): void {
     )
     .option('--images <dir>', 'instead of --data: a folder of pneumonia films')
     .option('--layers <names...>', "more layers to compare (the heat map's layer and last_conv always are)")
-    .option('--limit <n>', `films (default ${DEFAULT_HEATMAP_FILMS})`, positive)
+    .option('--limit <n>', `films (default ${DEFAULT_HEATMAP_FILMS})`, positiveInt)
     .option('--out <file>', 'also write the Markdown table to this file')
     .option('--json', 'print the result as one JSON object')
     .option('--cache <dir>', 'preprocessed-image cache folder')
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
       if (o.out) ensureWritableFile(o.out, '--out');

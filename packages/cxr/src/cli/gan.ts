@@ -1,14 +1,9 @@
 // `cxr gan train | sample | check`: synthetic chest X-rays from a class-conditional GAN.
 import { Command, Option } from 'commander';
+import { positiveInt, positiveNumber, wholeNumber } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { ensureWritableDir } from './writable';
-
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`not a whole number: ${v}`);
-  return n;
-};
 
 export function register(program: Command): void {
   const gan = program
@@ -21,20 +16,20 @@ export function register(program: Command): void {
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
     .requiredOption('--out <dir>', 'GAN folder: generator/, gan.json, samples/, log.jsonl, checkpoints/, memorisation/')
     .addOption(new Option('--size <px>', 'image side').choices(['32', '64', '128']))
-    .option('--epochs <n>', 'epochs', int)
-    .option('--batch-size <n>', 'batch size', int)
-    .option('--g-width <n>', 'generator width (channels of its finest hidden layer)', int)
-    .option('--d-width <n>', 'discriminator width (channels of its first layer)', int)
-    .option('--z-dim <n>', 'noise dimensions', int)
-    .option('--lr <x>', 'Adam learning rate (both networks)', parseFloat)
+    .option('--epochs <n>', 'epochs', positiveInt)
+    .option('--batch-size <n>', 'batch size', positiveInt)
+    .option('--g-width <n>', 'generator width (channels of its finest hidden layer)', positiveInt)
+    .option('--d-width <n>', 'discriminator width (channels of its first layer)', positiveInt)
+    .option('--z-dim <n>', 'noise dimensions', positiveInt)
+    .option('--lr <x>', 'Adam learning rate (both networks)', positiveNumber)
     .addOption(new Option('--loss <name>', 'GAN loss').choices(['bce', 'hinge']))
     .addOption(new Option('--balance <mode>', 'class balance of the batches').choices(['none', 'oversample']))
-    .option('--limit-per-class <n>', 'use at most n images per class', int)
-    .option('--seed <n>', 'seed (split, order, noise, initial weights)', int)
+    .option('--limit-per-class <n>', 'use at most n images per class', wholeNumber)
+    .option('--seed <n>', 'seed (split, order, noise, initial weights)', wholeNumber)
     .option('--quick', 'small subset and narrow networks, 2 epochs (CI smoke run)')
     .option('--resume', 'continue from the last checkpoint in --out (--epochs may extend the run)')
-    .option('--check <n>', 'samples per class for the memorisation check (0 = skip)', int, 16)
-    .option('--threads <n>', 'engine threads (default: all cores)', int)
+    .option('--check <n>', 'samples per class for the memorisation check (0 = skip)', wholeNumber, 16)
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
@@ -45,7 +40,7 @@ export function register(program: Command): void {
           ...(o.quick ? QUICK : {}),
           ...Object.fromEntries(
             Object.entries({
-              size: o.size && int(o.size),
+              size: o.size && Number(o.size),
               epochs: o.epochs,
               batchSize: o.batchSize,
               gWidth: o.gWidth,
@@ -74,11 +69,11 @@ export function register(program: Command): void {
     .command('sample')
     .description('write generated X-rays of one class as PNG files')
     .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
-    .requiredOption('--n <n>', 'number of images', int)
+    .requiredOption('--n <n>', 'number of images', positiveInt)
     .requiredOption('--class <name>', 'NORMAL or PNEUMONIA')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--seed <n>', 'noise seed', int, 1)
-    .option('--size <px>', 'resize to this side (default: the GAN size)', int)
+    .option('--seed <n>', 'noise seed', wholeNumber, 1)
+    .option('--size <px>', 'resize to this side (default: the GAN size)', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine();
@@ -99,8 +94,8 @@ export function register(program: Command): void {
     .description('memorisation check: nearest training image of each sample vs. real-to-real distances')
     .requiredOption('--gan-model <dir>', 'folder written by cxr gan train')
     .requiredOption('--data <root>', 'the data folder the GAN was trained on')
-    .option('--n <n>', 'samples per class', int, 32)
-    .option('--seed <n>', 'noise seed', int, 1)
+    .option('--n <n>', 'samples per class', positiveInt, 32)
+    .option('--seed <n>', 'noise seed', wholeNumber, 1)
     .option('--out <dir>', 'output folder (default: <gan-model>/memorisation)')
     .action(async (o) => {
       ensureWritableDir(o.out ?? path.join(o.ganModel, 'memorisation'), '--out', { keep: false });

@@ -1,7 +1,8 @@
 // `cxr ood fit`: fits the not-a-chest-X-ray gate of a trained model (ood.json in its folder).
 // `cxr ood score`: shows how the gate and the image checks see some files.
 // `cxr ood evaluate`: false alarms on real films and refusals of generated non-X-rays.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { intInRange, numberInRange, positiveInt } from './args';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -14,17 +15,8 @@ import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
 import { ensureWritableFile } from './writable';
 
-function percentileArg(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && n < 100)) throw new InvalidArgumentError('a percentile between 0 and 100 (exclusive)');
-  return n;
-}
-
-function countArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('a whole number from 1 to 1000');
-  return n;
-}
+const percentileArg = numberInRange(0, 100, 'both');
+const countArg = intInRange(1, 1000);
 
 export function register(program: Command): void {
   const ood = program.command('ood').description('the not-a-chest-X-ray gate (out-of-distribution detection)');
@@ -45,7 +37,7 @@ export function register(program: Command): void {
       DEFAULT_OOD_PERCENTILE,
     )
     .option('--cache <dir>', 'preprocessed-image cache folder')
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
       await initEngine(o.threads);
@@ -96,7 +88,7 @@ export function register(program: Command): void {
     .option('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA} (default: the one recorded in cxr.json)')
     .option('--per-kind <n>', 'generated non-X-ray images per kind', countArg, 32)
     .option('--cache <dir>', 'preprocessed-image cache folder')
-    .option('--threads <n>', 'engine threads (default: all cores)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--json', 'print one JSON object instead of the table')
     .option(
       '--check',

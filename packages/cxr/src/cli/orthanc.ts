@@ -3,7 +3,8 @@
 // Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
 // Polling rides out an outage of Orthanc or of the audit log: the pass stops with the cursor before
 // the film whose results were not stored, and the next poll does that film again.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { positiveNumber } from './args';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -23,12 +24,6 @@ import {
 } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
-
-function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number');
-  return n;
-}
 
 function summary(s: SyncStats, queued: boolean): string {
   return (

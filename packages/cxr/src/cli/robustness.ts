@@ -1,5 +1,6 @@
 // `cxr robustness --model DIR --data DIR [--json] [--out DIR] [--limit N] [--seed S]`
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
@@ -7,14 +8,9 @@ import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import { ensureWritableDir } from './writable';
 
-const nonNegativeInt = (v: string) => {
-  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number ≥ 0');
-  return parseInt(v, 10);
-};
-
 const strengthList = (v: string) => {
-  const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !(x > 0 && x <= 1)))
+  const xs = v.split(',').map((s) => (s.trim() === '' ? Number.NaN : Number(s.trim())));
+  if (xs.some((x) => !(x > 0 && x <= 1)))
     throw new InvalidArgumentError('expected comma-separated strengths in (0, 1]');
   return xs;
 };
@@ -43,13 +39,13 @@ export function register(program: Command): void {
     )
     .option('--json', 'print one JSON object on stdout')
     .option('--out <dir>', 'write robustness.json, plots and index.html here')
-    .option('--limit <n>', 'at most N images per class, chosen by --seed (default: all)', nonNegativeInt, 0)
-    .option('--seed <s>', 'seed of the image choice and of the random changes', nonNegativeInt, 1)
+    .option('--limit <n>', 'at most N images per class, chosen by --seed (default: all)', wholeNumber, 0)
+    .option('--seed <s>', 'seed of the image choice and of the random changes', wholeNumber, 1)
     .option('--changes <list>', `only these changes (comma-separated: ${CHANGE_NAMES.join(', ')})`, changeList)
     .option('--strengths <list>', 'strengths in (0, 1] (default 0.33,0.67,1)', strengthList)
     .option('--outside <dir>', "the outside-check folder (default: Kaggle's val folder beside the data)")
     .option('--no-outside', 'skip the outside check')
-    .option('--threads <n>', 'engine threads', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
       if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);

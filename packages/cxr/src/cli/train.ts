@@ -4,7 +4,7 @@ import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
 import { TTA_VIEWS } from '../models/tta_views';
 import { Command, InvalidArgumentError, Option, type OptionValues } from 'commander';
-import { positiveInt, wholeNumber } from './args';
+import { colonFields, intInRange, numberInRange, positiveInt, positiveNumber, wholeNumber } from './args';
 import { ensureWritableDir } from './writable';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -12,6 +12,9 @@ import { readState } from '../train/checkpoint';
 import { type RunOptions, runTraining } from '../train/run';
 import { trainSeedEnsemble } from '../train/seed_ensemble';
 import { RECIPES } from '../train/presets';
+
+// mixup's Beta(alpha, alpha): the recipe takes 0 < alpha <= 10.
+const alphaArg = numberInRange(0, 10, 'low');
 
 export function register(program: Command): void {
   program
@@ -29,12 +32,12 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'epochs', positiveInt)
     .option('--batch-size <n>', 'batch size', positiveInt)
     .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
-    .option('--lr <x>', 'learning rate', parseFloat)
+    .option('--lr <x>', 'learning rate', positiveNumber)
     .addOption(
       new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']),
     )
-    .option('--input-size <px>', 'model input size', positiveInt)
-    .option('--label-smoothing <x>', 'label smoothing', parseFloat)
+    .option('--input-size <px>', 'model input size, 32 to 512 pixels', intInRange(32, 512))
+    .option('--label-smoothing <x>', 'label smoothing, 0 to 0.5', numberInRange(0, 0.5))
     .option('--patience <n>', 'early stopping patience in epochs (0 = off)', wholeNumber)
     .option('--limit-per-class <n>', 'use at most n training images per class (quick runs; 0 = all)', wholeNumber)
     .option('--seed <n>', 'seed for the split, order and augmentation', wholeNumber)
@@ -65,8 +68,8 @@ export function register(program: Command): void {
       '--fine-tune <blocks:epochs:lr>',
       'after the head, fine-tune the top backbone blocks, e.g. 2:4:1e-4',
       (v) => {
-        const [blocks, epochs, lr] = v.split(':');
-        return { blocks: parseInt(blocks, 10), epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
+        const [blocks, epochs, lr] = colonFields(v, 'blocks:epochs:lr', [positiveInt, positiveInt, positiveNumber]);
+        return { blocks, epochs, lr };
       },
     )
     .option(
@@ -78,40 +81,43 @@ export function register(program: Command): void {
       '--head-first <epochs:lr>',
       'with --end-to-end: train the head alone on the frozen backbone first (a linear probe), e.g. 1:5e-3',
       (v) => {
-        const [epochs, lr] = v.split(':');
-        return { epochs: parseInt(epochs, 10), lr: parseFloat(lr) };
+        const [epochs, lr] = colonFields(v, 'epochs:lr', [positiveInt, positiveNumber]);
+        return { epochs, lr };
       },
     )
     .option('--gan-images <n>', "generated images per class added to the training set, or 'balance'", (v) =>
-      v === 'balance' ? v : parseInt(v, 10),
+      v === 'balance' ? v : wholeNumber(v),
     )
     .option('--gan-model <dir>', 'GAN folder (cxr gan train) that makes the --gan-images')
     .option('--ema <decay>', 'finish with an exponential moving average of the weights, e.g. 0.998 per step', (v) => ({
       method: 'ema',
-      decay: parseFloat(v),
+      decay: numberInRange(0, 1, 'both')(v),
     }))
     .option('--mix <method:alpha>', 'mixup or cutmix per batch, labels mixed alike, e.g. mixup:0.2', (v) => {
-      const [method, alpha] = v.split(':');
-      return { method, alpha: parseFloat(alpha) };
+      const [method, alpha, ...rest] = v.split(':');
+      if ((method !== 'mixup' && method !== 'cutmix') || alpha === undefined || rest.length > 0)
+        throw new InvalidArgumentError(`expected mixup:ALPHA or cutmix:ALPHA, got '${v}'`);
+      return { method, alpha: alphaArg(alpha) };
     })
     .option(
       '--period-balance <window:max[:power]>',
       'draw each class evenly over its patient-number periods: stretch half-width, largest weight and the power ' +
         'the sparseness ratio is raised to (default 1), e.g. 25:4 or 25:8:2',
       (v) => {
-        const [window, maxWeight, power] = v.split(':');
-        return {
-          window: parseInt(window, 10),
-          maxWeight: parseFloat(maxWeight ?? '4'),
-          power: parseFloat(power ?? '1'),
-        };
+        const [window, maxWeight, power] = colonFields(
+          v,
+          'window:max:power',
+          [intInRange(1, 1000), numberInRange(1, 20), numberInRange(0.5, 4)],
+          2,
+        );
+        return { window, maxWeight: maxWeight ?? 4, power: power ?? 1 };
       },
     )
     .option(
       '--seeds <n...>',
       'train one member per seed on one patient split (--split-seed, default the first seed) and combine them ' +
         'with cxr ensemble into --out; only the first member fits the OOD gate',
-      (v: string, prev: number[] = []) => [...prev, parseSeed(v)],
+      (v: string, prev: number[] = []) => [...prev, wholeNumber(v)],
     )
     .option('--members-dir <dir>', "with --seeds: where the members are trained (default '<out>-members')")
     .option(
@@ -262,10 +268,4 @@ function sayHowToContinue(out: string, seeds: boolean): () => void {
   process.on('SIGINT', handlers.SIGINT);
   process.on('SIGTERM', handlers.SIGTERM);
   return off;
-}
-
-function parseSeed(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`a seed is a whole number >= 0, got '${v}'`);
-  return n;
 }
