@@ -82,4 +82,14 @@ export class AuditUnavailableError extends Error {
     super(`the audit log (${location}) ${reason}${consequence ? `; ${consequence}` : ''}`);
     this.name = 'AuditUnavailableError';
   }
+
+  /**
+   * The message for API clients: what kind of failure ("does not answer", "did not answer within 5 s",
+   * "cannot be used") and what became of the request, without the log's host, user, file or the driver's
+   * words, which are the operator's business (the server logs them when the outage starts).
+   */
+  get publicMessage(): string {
+    const kind = this.reason.split(':')[0].trim();
+    return `the audit log ${kind} (details are in the server log)${this.consequence ? `; ${this.consequence}` : ''}`;
+  }
 }

@@ -4,6 +4,7 @@
 // Validation errors name what was wrong: the unknown query parameter, the allowed values.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AUDIT_RETRY_AFTER_S } from './audit_guard';
+import { AuditUnavailableError } from './audit_store';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
 
@@ -118,10 +119,15 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
     // The audit log is locked by another program past its wait: nothing was answered without a row.
     case 'SQLITE_BUSY':
       return problem(503, 'BUSY', 'the audit log is locked by another program; retry shortly');
-    // The log cannot be reached or written (audit_guard.ts); its message names it (password hidden),
-    // says why and what became of the request. Not logged as a failed request: the guard logs the outage.
+    // The log cannot be reached or written (audit_guard.ts): the client is told what kind of failure and
+    // what became of the request, not where the log is. Not logged as a failed request: the guard logs
+    // the outage, with the log's location and the driver's words.
     case 'AUDIT_UNAVAILABLE':
-      return problem(503, 'AUDIT_UNAVAILABLE', err.message);
+      return problem(
+        503,
+        'AUDIT_UNAVAILABLE',
+        err instanceof AuditUnavailableError ? err.publicMessage : 'the audit log is unavailable',
+      );
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     // The framework's own 4xx (a forbidden static path, ...): the API's codes, not the framework's.
