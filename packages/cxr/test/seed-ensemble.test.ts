@@ -104,6 +104,17 @@ test('cxr train --seeds: one member per seed on one split, one gate, one ensembl
   await cli([...TINY, '--out', again, '--seeds', '3', '5', '--name', 'tiny', '--members-dir', membersDir]);
   assert.equal(fs.statSync(path.join(m5, 'weights.bin')).mtimeMs, before);
   assert.equal(readMeta(again).members.length, 2);
+  // --no-gate holds for the combined model too (it used to fit one on the first member anyway).
+  const ungated = path.join(work, 'ens-no-gate');
+  await cli([...TINY, '--out', ungated, '--seeds', '3', '5', '--members-dir', membersDir, '--no-gate']);
+  assert.ok(!fs.existsSync(path.join(ungated, 'ood.json')), 'no gate in the ensemble');
+  const q = await Predictor.load(ungated);
+  try {
+    const film = path.join(CHEST_XRAY, 'val', 'NORMAL', fs.readdirSync(path.join(CHEST_XRAY, 'val', 'NORMAL'))[0]);
+    assert.ok((await q.predict(fs.readFileSync(film))).probability >= 0);
+  } finally {
+    q.dispose();
+  }
   // The same members folder with other options: those members are not this recipe's, so nothing is reused.
   await assert.rejects(
     cli([

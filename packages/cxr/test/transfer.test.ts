@@ -14,6 +14,7 @@ import { loadModel } from '../src/models/io';
 import { predictAllLogits, sigmoid } from '../src/models/infer';
 import { loadTrainVal } from '../src/data/dataset_images';
 import { runTraining } from '../src/train/run';
+import { Predictor } from '../src/predict/predictor';
 
 import { readRunLog, spawnCli } from './child-cli';
 import { CHEST_XRAY, MOBILENET_025, needsData } from './shared-data';
@@ -72,6 +73,16 @@ test("seed6-transfer on a small real subset: 'auto' falls back to MobileNet, AUC
   const maxDiff = Math.max(...Array.from(logits, (z, i) => Math.abs(sigmoid(z / T) - saved.probs[i])));
   assert.ok(maxDiff < 1e-5, `reloaded model disagrees with the run's own validation predictions by ${maxDiff}`);
   m.dispose();
+  // A head-first run fits the not-a-chest-X-ray gate as every run does, and the Predictor uses it.
+  assert.ok(fs.existsSync(path.join(out, 'ood.json')), 'no not-a-chest-X-ray gate');
+  const p = await Predictor.load(out);
+  try {
+    const film = path.join(data, 'val', 'NORMAL', fs.readdirSync(path.join(data, 'val', 'NORMAL'))[0]);
+    const r = await p.predict(fs.readFileSync(film));
+    assert.ok(r.ood, "the prediction carries the gate's score");
+  } finally {
+    p.dispose();
+  }
 
   // The same data and backbone again: features come from the cache.
   const again: string[] = [];

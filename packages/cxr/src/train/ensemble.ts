@@ -15,7 +15,7 @@ import { loadModel, type LoadedModel, saveLayersModel, type WeightStorage, write
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
-import { writeValidationReference } from './finish';
+import { noGateLine, writeValidationReference } from './finish';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { makeDirs } from '../make_dirs';
@@ -31,6 +31,8 @@ export interface EnsembleOptions {
   weights?: WeightStorage;
   command?: string;
   log?: (line: string) => void;
+  /** Fit (or copy) the not-a-chest-X-ray gate (default true); false: `cxr train --seeds ... --no-gate`. */
+  gate?: boolean;
 }
 
 export class EnsembleRefused extends Error {
@@ -336,7 +338,9 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
       // The gate reads member 0's features: its ood.json still fits copied weights byte for byte
       // (rounded ones are other weights, so the gate is fitted again on them).
       const gate = loadOod(o.members[0], o.members[0]);
-      if (!half && gate.model && gate.model.member === 0) {
+      if (o.gate === false) {
+        log(noGateLine(out));
+      } else if (!half && gate.model && gate.model.member === 0) {
         fs.copyFileSync(path.join(o.members[0], OOD_FILE), path.join(tmp, OOD_FILE));
       } else {
         log(`fitting the OOD gate on the first member's features (${train.labels.length} training images)`);

@@ -12,6 +12,11 @@ import { type Calibration, calibrateOnValidation, writeValidationFiles } from '.
 import type { TtaView } from '../models/tta_views';
 
 /** cxr.json `data` as a run records it: the data root, then whatever describes the split. */
+/** The line a model trained without the not-a-chest-X-ray gate logs (a run, an ensemble or a soup). */
+export function noGateLine(out: string): string {
+  return `no OOD gate fitted (--no-gate): 'cxr ood fit --model ${out}' fits one later`;
+}
+
 export type DataInfo = { root: string } & Record<string, unknown>;
 
 export interface FinishInput {

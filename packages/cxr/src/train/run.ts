@@ -104,6 +104,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
           progress: o.progress,
           log,
           command: o.command,
+          gate: o.gate,
+          noGateReason: o.noGateReason,
         })
       : await trainWholeModel(o, recipe, log);
   if (o.report !== false) {

@@ -84,15 +84,15 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
     data: o.data,
     command: o.command,
     log,
+    gate: o.gate !== false,
   });
   return { meta, members, seconds: (Date.now() - start) / 1000 };
 }
 
-/**
- * Why member i fits no gate when the combined model fits its own, for the member's log line; undefined where only
- * the user's --no-gate stops it (the first member of a logit ensemble), which the trainer's own line says.
- */
+/** Why member i fits no gate, for the member's log line (undefined: it fits one, the first of an ensemble). */
 function memberGateSkipped(o: SeedEnsembleOptions, i: number): string | undefined {
+  // No member and not the combined model: the combined model's line says how to fit one later.
+  if (o.gate === false) return '--no-gate';
   if (o.soup) return 'a member of a soup: the soup fits its own gate on the averaged weights';
   if (i > 0) return "not the first member: the ensemble's gate is fitted on the first member's features";
   return undefined;

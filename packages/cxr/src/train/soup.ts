@@ -22,7 +22,7 @@ import { predictAllLogits, sigmoid } from '../models/infer';
 import { rocAuc } from '../eval/metrics';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { combinedMeta, EnsembleRefused, type EnsembleOptions, memberRows, prepareMembers } from './ensemble';
-import { writeValidationReference } from './finish';
+import { noGateLine, writeValidationReference } from './finish';
 
 /**
  * A soup whose raw validation logits spread (standard deviation) less than this fraction of its members'
@@ -128,15 +128,19 @@ export async function buildSoup(o: EnsembleOptions): Promise<ModelMeta> {
     });
     await writeDirAtomic(out, async (tmp) => {
       await saveLayersModel(soup, tmp, half ? 'float16' : 'float32');
-      log(`fitting the OOD gate on the soup's features (${train.labels.length} training images)`);
-      saveOod(
-        tmp,
-        await fitOodFromSets(soup, train, val, {
-          memberDir: tmp,
-          normalize: meta.preprocessing.normalize,
-          fitted: { ...info },
-        }),
-      );
+      if (o.gate === false) {
+        log(noGateLine(out));
+      } else {
+        log(`fitting the OOD gate on the soup's features (${train.labels.length} training images)`);
+        saveOod(
+          tmp,
+          await fitOodFromSets(soup, train, val, {
+            memberDir: tmp,
+            normalize: meta.preprocessing.normalize,
+            fitted: { ...info },
+          }),
+        );
+      }
       fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');
       if (bnLayers(soup).length > 0) {
         log(`measuring the soup's batch-norm inputs on the ${val.labels.length} validation films (bn-reference.json)`);

@@ -15,7 +15,7 @@ import { fileLoader } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { loadCheckpointWeights, LoopState, readState, restoreCheckpoint } from './checkpoint';
-import { type DataInfo, finishRun } from './finish';
+import { type DataInfo, finishRun, noGateLine } from './finish';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
@@ -226,11 +226,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }),
     );
   } else {
-    log(
-      opts.noGateReason
-        ? `no OOD gate fitted (${opts.noGateReason})`
-        : `no OOD gate fitted (--no-gate): 'cxr ood fit --model ${outDir}' fits one later`,
-    );
+    log(opts.noGateReason ? `no OOD gate fitted (${opts.noGateReason})` : noGateLine(outDir));
   }
   fs.rmSync(ckptBest, { recursive: true, force: true });
   if (best !== model) best.dispose();

@@ -21,7 +21,9 @@ import { predictAllLogits, toInput } from '../models/infer';
 import { fileLoader, saveLayersModel } from '../models/io';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { LoopState, readState, restoreCheckpoint } from './checkpoint';
-import { finishRun } from './finish';
+import { finishRun, noGateLine } from './finish';
+import { fitOodFromSets } from '../explain/ood_fit';
+import { saveOod } from '../explain/ood';
 import { runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
@@ -42,6 +44,10 @@ export interface TransferRunOptions {
   progress?: boolean;
   log?: (line: string) => void;
   command?: string;
+  /** Fit the not-a-chest-X-ray gate at the end (default true), as every other run does. */
+  gate?: boolean;
+  /** Why `gate` is false, for the line that says so (default: the user's --no-gate). */
+  noGateReason?: string;
 }
 
 interface TransferState extends LoopState {
@@ -270,6 +276,16 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     command: o.command,
     log,
   });
+  // The gate, as a from-scratch run fits it (trainer.ts): on the training films' features, its threshold on
+  // validation. Without it a frozen-backbone model answered every image, photos too.
+  if (o.gate !== false) {
+    saveOod(
+      out,
+      await fitOodFromSets(best, train, val, { memberDir: out, normalize: recipe.normalize, fitted: { ...info } }),
+    );
+  } else {
+    log(o.noGateReason ? `no OOD gate fitted (${o.noGateReason})` : noGateLine(out));
+  }
   best.dispose();
   tm.model.dispose();
   for (const d of [ckptBest, ckptHead]) fs.rmSync(d, { recursive: true, force: true });
