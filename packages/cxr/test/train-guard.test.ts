@@ -30,7 +30,7 @@ const TINY = [
 
 function cxr(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env });
-  return { code: r.status, stderr: r.stderr };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Every file under dir with its bytes, to show that a refused command changed nothing. */
@@ -133,6 +133,10 @@ test('a training folder or a side of the split without both classes is refused b
   const side = cxr('train', '--data', onePatient, '--out', out, ...TINY, '--epochs', '1');
   assert.equal(side.code, 1);
   assert.match(side.stderr, /the (training|validation) side of the patient split \(\d+ images\) has no PNEUMONIA/);
+  // Every option the message suggests exists.
+  for (const option of side.stderr.match(/--[a-z-]+/g) ?? [])
+    assert.match(cxr('train', '--help').stdout, new RegExp(option));
+  assert.match(side.stderr, /--val-fraction/);
   assert.equal(fs.existsSync(out), false);
   fs.rmSync(tmp, { recursive: true, force: true });
 });

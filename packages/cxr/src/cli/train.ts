@@ -49,6 +49,11 @@ export function register(program: Command): void {
     .addOption(
       new Option('--normalize <mode>', 'per-image intensity normalisation of the input').choices([...NORMALIZE_MODES]),
     )
+    .option(
+      '--val-fraction <x>',
+      'share of the training patients held out for validation, 0.05 to 0.5 (default 0.15)',
+      numberInRange(0.05, 0.5),
+    )
     .addOption(
       new Option(
         '--val-split <mode>',
@@ -158,6 +163,7 @@ export function register(program: Command): void {
           splitSeed: o.splitSeed,
           normalize: o.normalize,
           valSplit: o.valSplit,
+          valFraction: o.valFraction,
           backbone: o.backbone,
           weights: o.weights && path.resolve(o.weights),
           fineTune: o.fineTune,

@@ -311,7 +311,7 @@ async function checkData(root: string, recipe: Recipe, warn: (line: string) => v
       throw new Error(
         `${root}: the ${side} side of the patient split (${rs.length} images) has no ${lacking(rs).join(' or ')} ` +
           'images; training and its operating points need both classes on both sides: use more images per class ' +
-          '(--limit-per-class) or another validation fraction',
+          '(--limit-per-class), another share of validation patients (--val-fraction) or split seed (--split-seed)',
       );
   }
   const fingerprint = await filesFingerprint(split.train, split.val);
