@@ -13,6 +13,7 @@ import {
   screeningPoint,
   seededRandom,
   sigmoid,
+  temperatureBoundNote,
   temperatureNll,
 } from '../src/eval';
 
@@ -55,6 +56,16 @@ test('the temperature search stays within its bounds on separable data', () => {
   assert.ok(t >= 0.1 && t < 0.1001, String(t));
   assert.throws(() => fitTemperature([], []), RangeError);
   assert.throws(() => fitTemperature([Infinity], [1]), /finite/);
+});
+
+test('a fit cut short at a bound of the default range gets a note saying which and why', () => {
+  // Separable: the fit runs into the lower bound. Uninformative (scores unrelated to labels): the upper.
+  const sharp = fitTemperature([-3, -1, 2, 4], [0, 0, 1, 1]);
+  assert.match(String(temperatureBoundNote(sharp)), /lower bound T=0\.05: the validation films are separated/);
+  const flat = fitTemperature([-3, 3, -3, 3], [0, 0, 1, 1]);
+  assert.match(String(temperatureBoundNote(flat)), /upper bound T=20: the validation scores hardly separate/);
+  const { labels, logits } = overconfident(2000, 2.5, 3);
+  assert.equal(temperatureBoundNote(fitTemperature(logits, labels)), null);
 });
 
 test('Platt scaling recovers a known slope and bias', () => {

@@ -37,6 +37,29 @@ export interface TemperatureSearch {
 
 const GOLDEN = (Math.sqrt(5) - 1) / 2;
 
+/** fitTemperature's default search range. */
+export const TEMPERATURE_RANGE = { min: 0.05, max: 20 } as const;
+
+/**
+ * A note for the log when a fitted temperature sits on a bound of TEMPERATURE_RANGE (null otherwise): the
+ * fit was cut short there, so the probabilities are not the NLL optimum, and the user should know why.
+ */
+export function temperatureBoundNote(temperature: number): string | null {
+  const at = (bound: number) => Math.abs(Math.log(temperature / bound)) < 1e-3;
+  if (at(TEMPERATURE_RANGE.max))
+    return (
+      `note: the temperature reached its upper bound T=${TEMPERATURE_RANGE.max}: the validation scores hardly ` +
+      'separate the classes, so every calibrated probability stays near the middle (an undertrained model?)'
+    );
+  if (at(TEMPERATURE_RANGE.min))
+    return (
+      `note: the temperature reached its lower bound T=${TEMPERATURE_RANGE.min}: the validation films are ` +
+      'separated (almost) perfectly, so the fit wanted sharper probabilities than the bound allows; more ' +
+      'validation films (--val-fraction) give a fit that is not cut short'
+    );
+  return null;
+}
+
 /**
  * Fits T > 0 minimising the validation NLL. The NLL is convex in 1/T, hence unimodal in log T,
  * so a golden-section search on log T finds the minimum without gradients or a learning rate.
@@ -47,8 +70,8 @@ export function fitTemperature(
   search: TemperatureSearch = {},
 ): number {
   checkFitInput('fitTemperature', logits, labels);
-  const min = search.min ?? 0.05;
-  const max = search.max ?? 20;
+  const min = search.min ?? TEMPERATURE_RANGE.min;
+  const max = search.max ?? TEMPERATURE_RANGE.max;
   const tol = search.tolerance ?? 1e-6;
   if (!(min > 0 && max > min)) throw new RangeError(`fitTemperature: need 0 < min < max, got ${min}, ${max}`);
 

@@ -12,6 +12,7 @@ import {
   type LogitCalibration,
   operatingPoints,
   SCREENING_SENSITIVITY,
+  temperatureBoundNote,
 } from '../eval';
 import type { Metrics } from '../eval/metrics_schema';
 import { cardCommand, writeModelCard } from '../models/card';
@@ -149,6 +150,8 @@ export async function recalibrate(
       `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)} (${c.operatingPoints.balanced.rule}), ` +
       `validation ECE ${c.metrics.ece.toFixed(3)}`,
   );
+  const note = c.scaling === 'temperature' ? temperatureBoundNote(c.temperature) : null;
+  if (note) log(note);
   return { ...c, tta };
 }
 

@@ -16,6 +16,7 @@ import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '..
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { noGateLine, writeValidationReference } from './finish';
+import { temperatureBoundNote } from '../eval/calibration';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { makeDirs } from '../make_dirs';
@@ -376,6 +377,8 @@ export async function buildEnsemble(o: EnsembleOptions): Promise<ModelMeta> {
         `screening ${c.operatingPoints.screening.threshold.toFixed(3)}, ` +
         `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
     );
+    const note = temperatureBoundNote(c.temperature);
+    if (note) log(note);
     return meta;
   } finally {
     for (const l of loaded) l.members.forEach((m) => m.dispose());

@@ -7,6 +7,7 @@ import { bnLayers } from '../models/bn_moments';
 import { writeBnReference } from '../models/bn_reference';
 import { writeModelCard } from '../models/card';
 import { saveModel } from '../models/io';
+import { temperatureBoundNote } from '../eval/calibration';
 import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
 import type { TtaView } from '../models/tta_views';
@@ -90,6 +91,8 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
       `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
       `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`,
   );
+  const note = cal.scaling === 'temperature' ? temperatureBoundNote(temperature) : null;
+  if (note) o.log(note);
   return { meta, calibration: cal };
 }
 

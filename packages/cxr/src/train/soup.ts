@@ -23,6 +23,7 @@ import { rocAuc } from '../eval/metrics';
 import { calibrateOnValidation, writeValidationFiles } from './calibrate';
 import { combinedMeta, EnsembleRefused, type EnsembleOptions, memberRows, prepareMembers } from './ensemble';
 import { noGateLine, writeValidationReference } from './finish';
+import { temperatureBoundNote } from '../eval/calibration';
 
 /**
  * A soup whose raw validation logits spread (standard deviation) less than this fraction of its members'
@@ -154,6 +155,8 @@ export async function buildSoup(o: EnsembleOptions): Promise<ModelMeta> {
         `validation AUC ${c.metrics.auc?.toFixed(4) ?? 'n/a'}, T=${c.temperature.toFixed(3)}, ` +
         `balanced ${c.operatingPoints.balanced.threshold.toFixed(3)}`,
     );
+    const note = temperatureBoundNote(c.temperature);
+    if (note) log(note);
     return meta;
   } finally {
     for (const l of loaded) l.members.forEach((m) => m.dispose());
