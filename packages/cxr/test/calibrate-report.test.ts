@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { register } from '../src/cli/calibrate';
 import { readMeta } from '../src/models/io';
 import { writeReport } from '../src/report/write_report';
+import { runEvaluation } from '../src/cli/evaluate_run';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
@@ -77,4 +78,36 @@ test('cxr calibrate writes no report where the folder had none; --threads takes 
   assert.equal((JSON.parse(r.stdout) as { report: string | null }).report, null);
   assert.ok(!fs.existsSync(path.join(model, 'report')));
   await assert.rejects(calibrate('--model', model, '--data', CHEST_XRAY, '--threads', 'two'), /positive integer/);
+});
+
+test('evaluations stored in the folder are restated under the new calibration, as a new evaluation finds them', {
+  skip: !haveData && 'no shared/data',
+}, async () => {
+  const dir = tempDir('calibrate-restate');
+  dirs.push(dir);
+  const model = await makeSeededModel(path.join(dir, 'model'), tiny);
+  const kaggleVal = path.join(CHEST_XRAY, 'val');
+  await runEvaluation({ modelDir: model, data: kaggleVal, out: model });
+  await runEvaluation({ modelDir: model, data: kaggleVal, out: model, operatingPoint: 'screening' });
+  const stored = (file: string) => JSON.parse(fs.readFileSync(path.join(model, file), 'utf8'));
+  const oldProbs = stored('predictions/eval-val.json').probs as number[];
+
+  await calibrate('--model', model, '--data', CHEST_XRAY, '--threads', '1', '--rule', 'youden');
+  // A fresh evaluation under the new calibration (into another folder) is what the restated files must say.
+  const fresh = path.join(dir, 'fresh');
+  const now = await runEvaluation({ modelDir: model, data: kaggleVal, out: fresh, operatingPoint: 'screening' });
+  const restated = stored('predictions/eval-val.json').probs as number[];
+  const expected = JSON.parse(fs.readFileSync(path.join(fresh, 'predictions', 'eval-val.json'), 'utf8')).probs;
+  assert.notDeepEqual(restated, oldProbs, 'the probabilities changed with the calibration');
+  restated.forEach((p, i) => assert.ok(Math.abs(p - expected[i]) < 1e-6, `film ${i}: ${p} vs ${expected[i]}`));
+  const metrics = stored('metrics/eval-val.json');
+  assert.equal(metrics.threshold, readMeta(model).operatingPoints.screening.threshold, 'at the same operating point');
+  assert.deepEqual(metrics.confusion, now.confusion);
+  assert.ok(Math.abs(metrics.ece - now.ece) < 1e-6);
+
+  // New test-time views change the scores themselves: the old evaluation is moved aside, not restated.
+  await calibrate('--model', model, '--data', CHEST_XRAY, '--threads', '1', '--tta', 'identity', 'zoom-in');
+  assert.ok(!fs.existsSync(path.join(model, 'predictions', 'eval-val.json')));
+  assert.ok(fs.existsSync(path.join(model, 'stale', 'eval-val', 'predictions-eval-val.json')));
+  assert.ok(fs.existsSync(path.join(model, 'predictions', 'val.json')), "the run's own validation file stays");
 });

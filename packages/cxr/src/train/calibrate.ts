@@ -16,6 +16,7 @@ import {
 } from '../eval';
 import type { Metrics } from '../eval/metrics_schema';
 import { cardCommand, writeModelCard } from '../models/card';
+import { restateEvaluations } from './restate_evaluations';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
@@ -142,6 +143,8 @@ export async function recalibrate(
   fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, dataRoot, val.files, c);
+  // Evaluations stored in the folder follow the new calibration, so the report never mixes the two.
+  restateEvaluations(modelDir, meta, updated, log);
   log(
     `recalibrated on ${val.labels.length} validation images (test-time views ${tta.join(', ')}): ` +
       `T=${c.temperature.toFixed(3)}` +
