@@ -1,10 +1,11 @@
 // After `cxr calibrate`, the evaluations `cxr evaluate --out` stored in the model folder (predictions/ and
-// metrics/, every split but the run's own val.json, which calibrate writes itself) hold probabilities of the old calibration and metrics at the old thresholds, so the
-// rewritten report would draw new thresholds over old scores. A calibration maps the model's logit z to
-// sigmoid(z / T + b), one monotone function per calibration: the old probability gives z back exactly, so
-// each stored evaluation is restated under the new calibration without running the model. Where it cannot
-// be (new test-time views change z itself; a threshold that was no operating point of the old calibration),
-// the files are moved aside under stale/ rather than left to contradict cxr.json.
+// metrics/, every split but the run's own val.json, which calibrate writes itself) hold probabilities of the
+// old calibration and metrics at the old thresholds, so the rewritten report would draw new thresholds over
+// old scores. A calibration maps the model's logit z to sigmoid(z / T + b), one monotone function per
+// calibration: the old probability gives z back exactly, so each stored evaluation is restated under the new
+// calibration without running the model. Where it cannot be (new test-time views change z itself; a
+// threshold that was no operating point of the old calibration), the files are moved aside under stale/
+// rather than left to contradict cxr.json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evaluate, sigmoid } from '../eval';
