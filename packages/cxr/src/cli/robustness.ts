@@ -4,6 +4,7 @@ import { positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
+import { benchmarkFolderProblem } from '../robustness/images';
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import { ensureWritableDir } from './writable';
@@ -20,6 +21,8 @@ const changeList = (v: string) => {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  if (xs.length === 0)
+    throw new InvalidArgumentError(`expected one or more change names (known: ${CHANGE_NAMES.join(', ')})`);
   const unknown = xs.filter((x) => !CHANGE_NAMES.includes(x));
   if (unknown.length)
     throw new InvalidArgumentError(`unknown change(s) ${unknown.join(', ')} (known: ${CHANGE_NAMES.join(', ')})`);
@@ -39,7 +42,8 @@ export function register(program: Command): void {
     )
     .option('--json', 'print one JSON object on stdout')
     .option('--out <dir>', 'write robustness.json, plots and index.html here')
-    .option('--limit <n>', 'at most N images per class, chosen by --seed (default: all)', wholeNumber, 0)
+    // No default value: commander would print it beside "(default: all)", and absent already means all.
+    .option('--limit <n>', 'at most N images per class, chosen by --seed (default: all)', wholeNumber)
     .option('--seed <s>', 'seed of the image choice and of the random changes', wholeNumber, 1)
     .option('--changes <list>', `only these changes (comma-separated: ${CHANGE_NAMES.join(', ')})`, changeList)
     .option('--strengths <list>', 'strengths in (0, 1] (default 0.33,0.67,1)', strengthList)
@@ -47,6 +51,10 @@ export function register(program: Command): void {
     .option('--no-outside', 'skip the outside check')
     .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
+      if (typeof o.outside === 'string') {
+        const problem = benchmarkFolderProblem(o.outside);
+        if (problem) throw new Error(`--outside ${o.outside}: ${problem}`);
+      }
       if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');

@@ -82,6 +82,19 @@ export interface ImageChoice {
 
 const hasClasses = (dir: string) => ['NORMAL', 'PNEUMONIA'].every((c) => fs.existsSync(path.join(dir, c)));
 
+/**
+ * Why `dir` cannot be a folder of benchmark films (null when it can): checked before any work, so that a
+ * mistyped folder is refused at once rather than after every change has been scored.
+ */
+export function benchmarkFolderProblem(dir: string): string | null {
+  const st = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!st) return 'no such folder';
+  if (!st.isDirectory()) return 'is a file, not a folder: give a folder with NORMAL/ and PNEUMONIA/ subfolders';
+  if (!hasClasses(dir) && !isTrainingRoot(dir))
+    return 'expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/';
+  return null;
+}
+
 /** True when `data` is a Kaggle-layout root whose train/ split the model's validation came from. */
 export function isTrainingRoot(data: string): boolean {
   return hasClasses(path.join(data, 'train'));
@@ -161,18 +174,17 @@ export async function loadBenchmarkImages(
   meta: ModelMeta,
   opts: ImageChoice = {},
 ): Promise<BenchmarkImages> {
-  if (!fs.existsSync(data)) throw new Error(`${data}: no such folder`);
+  const problem = benchmarkFolderProblem(data);
+  if (problem) throw new Error(`${data}: ${problem}`);
   let all: ImageRecord[];
   let splitSource = '';
   let kind: BenchmarkImages['kind'];
   if (isTrainingRoot(data)) {
     ({ records: all, source: splitSource } = await validationRecords(data, meta));
     kind = 'validation-split';
-  } else if (hasClasses(data)) {
+  } else {
     all = await splitRecords(data);
     kind = 'folder';
-  } else {
-    throw new Error(`${data}: expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/`);
   }
   const { readable: records, leftOut } = await readableRecords(all);
   let source = kind === 'folder' ? `folder ${data} (${records.length} images)` : splitSource;

@@ -15,7 +15,7 @@ import { loadModel } from '../models/io';
 import { decodeInput } from '../predict/decode_input';
 import { DEFAULT_PER_KIND, drawNonXrays, INVERTED_KIND, invertedFilms } from './ood_corpus';
 import { type HeldOutEstimate, type ScoredFilm, splitHalfEstimate } from './ood_heldout';
-import { type ScreenContext, type ScreenOutcome, screenSquares, type SquareOrigin } from './ood_screen';
+import { fileOrigins, type ScreenContext, type ScreenOutcome, screenSquares, type SquareOrigin } from './ood_screen';
 import { pct } from '../eval/format';
 
 /** The bars of issue 9: real films stopped at most this often, each non-X-ray kind at least this often. */
@@ -124,7 +124,9 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
     const classes = Array.from(val.labels, (l) => names[l]);
     const n = val.labels.length;
     log(`validation: ${n} films`);
-    const valOutcomes = await screenSquares(ctx, val.pixels, n);
+    // Each film at its own size and colour, as a prediction checks it (a copy changed or inverted keeps them).
+    const valOrigins = await fileOrigins(val.files, size);
+    const valOutcomes = await screenSquares(ctx, val.pixels, n, valOrigins);
     const films = rows('validation', valOutcomes, classes);
     // The films that set the gate's threshold, for the held-out estimate.
     const scored: ScoredFilm[] = [];
@@ -136,7 +138,8 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
       const kv = await loadImageSet(kaggle, 'val', { size, cacheDir: o.cacheDir, warn: log });
       log(`kaggle-val: ${kv.labels.length} films`);
       const kvClasses = Array.from(kv.labels, (l) => names[l]);
-      films.push(...rows('kaggle-val', await screenSquares(ctx, kv.pixels, kv.labels.length), kvClasses));
+      const kvOrigins = await fileOrigins(kv.files, size);
+      films.push(...rows('kaggle-val', await screenSquares(ctx, kv.pixels, kv.labels.length, kvOrigins), kvClasses));
     } else {
       notes.push(`${o.dataRoot} has no val split: Kaggle val not measured`);
     }
@@ -144,11 +147,12 @@ export async function evaluateGate(modelDir: string, o: GateEvalOptions): Promis
     for (const change of o.changes ?? MILD_CHANGES) {
       log(`mild:${change} (strength ${strength.toFixed(2)})`);
       const px = await perturbImages(change, val.pixels, val.files, size, strength, o.seed ?? 1);
-      const outcomes = await screenSquares(ctx, px, n);
+      const outcomes = await screenSquares(ctx, px, n, valOrigins);
       keep(outcomes);
       films.push(...rows(`mild:${change}`, outcomes, classes));
     }
-    const corpus = rows(INVERTED_KIND, await screenSquares(ctx, invertedFilms(val.pixels), n), Array(n).fill('all'));
+    const inverted = await screenSquares(ctx, invertedFilms(val.pixels), n, valOrigins);
+    const corpus = rows(INVERTED_KIND, inverted, Array(n).fill('all'));
     const drawn = await drawNonXrays(o.perKind ?? DEFAULT_PER_KIND, o.seed ?? 1);
     log(`corpus: ${drawn.length} generated images`);
     const squares = new Uint8Array(drawn.length * size * size);

@@ -1,12 +1,17 @@
 // Batch screening of model-input squares by the same gate and checks a prediction goes through
 // (predict/predictor.ts): image checks on the raw square, the OOD gate on the features of the
-// normalised square, then predict/verdict.ts. Anything but 'assessed' is a refusal: the label
-// would not be shown as a finding. Used by `cxr ood evaluate` to count false alarms and refusals.
+// normalised square, then predict/verdict.ts with the original file's size and colour (fileOrigins).
+// Anything but 'assessed' is a refusal: the label would not be shown as a finding. Used by
+// `cxr ood evaluate` to count false alarms and refusals.
+import sharp from 'sharp';
+import { DEFAULT_LIMITS, readImageFile } from '../data/decode';
+import { forEachConcurrent } from '../data/pool';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import { imageChecks, type ImageFacts } from '../explain/image_checks';
 import type { ModelParts } from '../explain/model_parts';
 import { oodDecision, type OodModel } from '../explain/ood_model';
 import { squareFeatures } from '../explain/ood_fit';
+import { decodeInput } from '../predict/decode_input';
 import { deriveVerdict } from '../predict/verdict';
 
 export interface ScreenContext {
@@ -17,11 +22,39 @@ export interface ScreenContext {
   normalize?: NormalizeMode;
 }
 
-/** Per-image facts of the original file, where known (colour, size as decoded). */
+/**
+ * Per-image facts of the original file, where known (colour, size as decoded). A prediction checks the
+ * size of the file as decoded (TOO_SMALL under 64 px), not of the model's square: a square with no
+ * origin is checked at the model's input size, which a model trained under 64 px always fails.
+ */
 export interface SquareOrigin {
   colourFraction?: number;
   width?: number;
   height?: number;
+}
+
+/**
+ * What a prediction on each film file knows beyond its model-size square (predict/decode_input.ts): its
+ * size as decoded (EXIF orientation applied), read from the header alone, and for a file with colour
+ * channels the fraction of saturated colour, computed by decodeInput itself.
+ */
+export async function fileOrigins(files: readonly string[], size: number): Promise<SquareOrigin[]> {
+  const out = new Array<SquareOrigin>(files.length);
+  await forEachConcurrent(files, 8, async (file, i) => {
+    let meta: sharp.Metadata;
+    try {
+      meta = await sharp(file, { limitInputPixels: false, ignoreIcc: true }).metadata();
+    } catch (e) {
+      throw new Error(`${file}: cannot read the image header (${(e as Error).message})`);
+    }
+    if ((meta.channels ?? 1) >= 3) {
+      const d = await decodeInput(await readImageFile(file), { size, limits: DEFAULT_LIMITS, wantDisplay: false });
+      out[i] = { colourFraction: d.facts.colourFraction, width: d.width, height: d.height };
+    } else {
+      out[i] = { width: meta.autoOrient?.width ?? meta.width, height: meta.autoOrient?.height ?? meta.height };
+    }
+  });
+  return out;
 }
 
 export interface ScreenOutcome {

@@ -10,7 +10,7 @@ import { filesRelativeTo } from '../data/images';
 import { loadModel, type LoadedModel } from '../models/io';
 import { normalizeImages } from '../data/preprocess';
 import { calibrated, predictAllLogits } from '../models/infer';
-import { loadBenchmarkImages } from './images';
+import { benchmarkFolderProblem, loadBenchmarkImages } from './images';
 import {
   ECE_BINS,
   type OutsideCheck,
@@ -77,8 +77,15 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
   const strengths = [...(o.strengths ?? DEFAULT_STRENGTHS)];
   if (strengths.length === 0 || strengths.some((s) => !(s > 0 && s <= 1)))
     throw new RangeError(`strengths must lie in (0, 1], got ${strengths.join(', ')}`);
-  const changes = o.changes?.length ? o.changes.map(changeByName) : [...CHANGES];
+  // An empty list is a mistake (e.g. `--changes ,`), not a request for every change.
+  if (o.changes && o.changes.length === 0) throw new RangeError('changes: the list is empty; name at least one change');
+  const changes = o.changes ? o.changes.map(changeByName) : [...CHANGES];
   const bs = o.batchSize ?? 32;
+  // The outside folder is checked before the model is loaded and the changes are scored: a wrong one
+  // would otherwise fail only at the end of the run.
+  const outsideDir = o.outside === false ? null : (o.outside ?? defaultOutsideFolder(o.data));
+  const outsideProblem = outsideDir && benchmarkFolderProblem(outsideDir);
+  if (outsideProblem) throw new Error(`outside-check folder ${outsideDir}: ${outsideProblem}`);
 
   const loaded = await loadModel(o.modelDir);
   try {
@@ -97,6 +104,12 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
     // Class folder and file name: the image's own random stream, whatever else is chosen with it.
     const ids = set.files.map((f) => `${path.basename(path.dirname(f))}/${path.basename(f)}`);
     log(`${source}: ${n} images at ${set.size} px, ${changes.length} changes × ${strengths.length} strengths`);
+
+    // Loaded before the changes are run, so that a folder without readable films is refused at once too.
+    const other =
+      outsideDir && path.resolve(outsideDir) !== path.resolve(o.data)
+        ? await loadBenchmarkImages(outsideDir, meta, { warn: log })
+        : null;
 
     const clean = await scores(loaded, set.pixels, n, set.size, bs);
     const rows: RobustnessRow[] = [
@@ -133,10 +146,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
       );
     }
 
-    const outsideDir = o.outside === false ? null : (o.outside ?? defaultOutsideFolder(o.data));
     let outside: OutsideCheck | null = null;
-    if (outsideDir && path.resolve(outsideDir) !== path.resolve(o.data)) {
-      const other = await loadBenchmarkImages(outsideDir, meta, { warn: log });
+    if (other && outsideDir) {
       const ol = Array.from(other.set.labels);
       const op2 = await scores(loaded, other.set.pixels, ol.length, other.set.size, bs);
       const m = rowMetrics(ol, op2, op2, op.threshold);
