@@ -15,6 +15,18 @@ interface CardState {
   status: VerdictStatus;
 }
 
+/**
+ * What the user set for a batch, read once when its files are taken: a queued film must not pick
+ * up the next patient's age, another operating point or another processing place typed while it
+ * waits its turn.
+ */
+interface BatchSettings {
+  operatingPoint: string;
+  /** The typed age in years (undefined: none), or why the field cannot be read, said on every card. */
+  age: { years: number | undefined } | { error: string };
+  local: boolean;
+}
+
 let cardCount = 0;
 
 function globalOperatingPoint(): string {
@@ -33,6 +45,28 @@ function statedAge(): number | undefined {
 
 function localMode(): boolean {
   return ($('#local-mode') as HTMLInputElement).checked;
+}
+
+function readSettings(): BatchSettings {
+  let age: BatchSettings['age'];
+  try {
+    age = { years: statedAge() };
+  } catch (e) {
+    age = { error: api.humanError(e) };
+  }
+  return { operatingPoint: globalOperatingPoint(), age, local: localMode() };
+}
+
+/** The batch's age; an age that was invalid when the files were taken fails each of its films. */
+function batchAge(settings: BatchSettings): number | undefined {
+  if ('error' in settings.age) throw new Error(settings.age.error);
+  return settings.age.years;
+}
+
+/** The age a card was computed with, on the card: it decides whether a finding is shown at all. */
+function ageNote(age: number | undefined, dicom: boolean): string {
+  if (age === undefined) return 'no age typed';
+  return dicom ? `age typed ${age} years (a DICOM's own age takes precedence)` : `age typed ${age} years`;
 }
 
 function newCard(name: string): HTMLElement {
@@ -144,14 +178,22 @@ function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: s
   }
 }
 
-async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInfo, dicom: boolean): Promise<void> {
-  const p = await api.predict(file, file.name, globalOperatingPoint(), statedAge());
+async function analyzeOnServer(
+  file: File,
+  card: HTMLElement,
+  info: api.ModelInfo,
+  dicom: boolean,
+  settings: BatchSettings,
+): Promise<void> {
+  const age = batchAge(settings);
+  const p = await api.predict(file, file.name, settings.operatingPoint, age);
   card.dataset.source = 'server';
+  card.dataset.patientAge = age === undefined ? '' : String(age);
   card.dataset.predictionId = p.id;
   $('.where', card).textContent = 'Analyzed on the server';
   const meta =
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
+    `${ageNote(age, dicom)} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
   // A server without verdicts (older version): its warnings still mean the image is not assessed.
   const verdict: Verdict = p.verdict ?? { status: statusOf(p), reasons: [] };
   fillResult(
@@ -169,17 +211,24 @@ async function analyzeOnServer(file: File, card: HTMLElement, info: api.ModelInf
   showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);
 }
 
-async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo): Promise<void> {
-  const r = await predictLocally(file, info, statedAge());
+async function analyzeLocally(
+  file: File,
+  card: HTMLElement,
+  info: api.ModelInfo,
+  settings: BatchSettings,
+): Promise<void> {
+  const age = batchAge(settings);
+  const r = await predictLocally(file, info, age);
   card.dataset.source = 'local';
+  card.dataset.patientAge = age === undefined ? '' : String(age);
   $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
   const meta =
-    `${r.width}×${r.height} · model ${info.name} ${info.version} · ` +
+    `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageNote(age, false)} · ` +
     `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
   fillResult(
     card,
     info,
-    { probability: r.probability, operatingPoint: globalOperatingPoint(), status: r.verdict.status },
+    { probability: r.probability, operatingPoint: settings.operatingPoint, status: r.verdict.status },
     r.warnings,
     meta,
   );
@@ -187,17 +236,17 @@ async function analyzeLocally(file: File, card: HTMLElement, info: api.ModelInfo
   showImages(card, URL.createObjectURL(file), null);
 }
 
-async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext): Promise<void> {
+async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext, settings: BatchSettings): Promise<void> {
   try {
     const info = await ctx.model();
     const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
     const dicom = isDicom(head, file.name);
-    if (localMode()) {
+    if (settings.local) {
       if (dicom)
         throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
-      await analyzeLocally(file, card, info);
+      await analyzeLocally(file, card, info, settings);
     } else {
-      await analyzeOnServer(file, card, info, dicom);
+      await analyzeOnServer(file, card, info, dicom, settings);
     }
   } catch (e) {
     showError(card, api.humanError(e));
@@ -214,12 +263,14 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
   const take = (files: FileList | File[]) => {
     const list = Array.from(files);
     if (!list.length) return;
+    // Read now, not at each file's turn: the fields may already hold the next patient's values.
+    const settings = readSettings();
     status.textContent = `Analyzing ${list.length} file${list.length > 1 ? 's' : ''}…`;
     const cards = list.map((f) => newCard(f.name));
     results.prepend(...cards);
     // One at a time: keeps the order readable and the server's queue short.
     list.forEach((f, i) => {
-      queue = queue.then(() => analyze(f, cards[i], ctx));
+      queue = queue.then(() => analyze(f, cards[i], ctx, settings));
     });
     queue = queue.then(() => {
       status.textContent = `Done: ${list.length} file${list.length > 1 ? 's' : ''} analyzed.`;

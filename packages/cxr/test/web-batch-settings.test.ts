@@ -1,0 +1,275 @@
+// The Analyze page reads what the user set (patient age, operating point, "Process on this
+// computer") once, when the files are taken, and every queued file goes with those values: a
+// queued film must not pick up the next patient's age typed while it waits its turn. The races
+// are made certain, not likely: the first request of a batch (a prediction, or the model the
+// browser loads) is held by a Playwright route until the fields have been changed.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium, Browser, Page, Route } from 'playwright-core';
+import { buildWeb, STATIC_DIR } from '../src/web/build';
+import { RunningServer, startServer } from '../src/serve/server';
+import { loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { silentLogger } from '../src/log';
+
+const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
+const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+
+let dir: string;
+let server: RunningServer;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('web-batch');
+  if (!fs.existsSync(path.join(STATIC_DIR, 'app.js'))) await buildWeb();
+  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
+  server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dbPath: path.join(dir, 'audit.db'),
+    webDir: STATIC_DIR,
+    loadPredictor: () => loadPredictor(modelDir),
+    log: silentLogger(),
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Requests matching `match`, recorded; while closed, each is held until release(). */
+class Gate {
+  readonly requests: URL[] = [];
+  private open: Promise<void> = Promise.resolve();
+  private opener = () => {};
+
+  constructor(private readonly match: (url: URL, method: string) => boolean) {}
+
+  async install(page: Page): Promise<void> {
+    await page.route(
+      () => true,
+      async (route: Route) => {
+        const url = new URL(route.request().url());
+        if (!this.match(url, route.request().method())) return route.fallback();
+        this.requests.push(url);
+        await this.open;
+        await route.continue();
+      },
+    );
+  }
+
+  close(): void {
+    this.open = new Promise((resolve) => {
+      this.opener = resolve;
+    });
+  }
+
+  release(): void {
+    this.opener();
+  }
+
+  async seen(n: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (this.requests.length < n) {
+      if (Date.now() > deadline) throw new Error(`expected ${n} requests, saw ${this.requests.length}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+const isPrediction = (url: URL, method: string) => method === 'POST' && url.pathname === '/api/v1/predictions';
+
+async function openPage(): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { page, errors };
+}
+
+async function ready(page: Page): Promise<void> {
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+}
+
+/** n copies of the same film, named apart. */
+function films(n: number, prefix: string): { name: string; mimeType: string; buffer: Buffer }[] {
+  const buffer = fs.readFileSync(XRAY_JPEG);
+  return Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i + 1}.jpeg`, mimeType: 'image/jpeg', buffer }));
+}
+
+async function finished(page: Page, n: number): Promise<void> {
+  await page.waitForFunction(
+    (k) => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === k,
+    n,
+    { timeout: 90_000 },
+  );
+}
+
+interface CardView {
+  name: string;
+  state: string;
+  source: string;
+  age: string | undefined;
+  op: string | undefined;
+  verdict: string | undefined;
+  meta: string;
+  error: string;
+}
+
+/** The newest `n` cards (one batch), in the order its files were given. */
+async function batch(page: Page, n: number): Promise<CardView[]> {
+  const all = await page.$$eval('.result', (els) =>
+    els.map((e) => {
+      const d = (e as HTMLElement).dataset;
+      return {
+        name: e.querySelector('.file-name')?.textContent ?? '',
+        state: d.state ?? '',
+        source: d.source ?? '',
+        age: d.patientAge,
+        op: d.operatingPoint,
+        verdict: d.verdict,
+        meta: e.querySelector('.meta')?.textContent ?? '',
+        error: e.querySelector('.warnings li.error')?.textContent ?? '',
+      };
+    }),
+  );
+  return all.slice(0, n);
+}
+
+const ageOf = (u: URL) => u.searchParams.get('patientAge');
+const opOf = (u: URL) => u.searchParams.get('operatingPoint');
+
+test("on the server: a batch keeps the age and operating point it was taken with, not the next patient's", {
+  skip,
+  timeout: 180_000,
+}, async () => {
+  const { page, errors } = await openPage();
+  const gate = new Gate(isPrediction);
+  await gate.install(page);
+  try {
+    await ready(page);
+    await page.uncheck('#local-mode');
+
+    // Age 30 and "balanced", four films; the fields are changed while the first is held.
+    await page.fill('#patient-age', '30');
+    await page.check('input[name="op-global"][value="balanced"]');
+    gate.close();
+    await page.setInputFiles('#file-input', films(4, 'adult'));
+    await gate.seen(1);
+    await page.fill('#patient-age', '');
+    await page.check('input[name="op-global"][value="screening"]');
+    gate.release();
+    await finished(page, 4);
+    assert.deepEqual(gate.requests.map(ageOf), ['30', '30', '30', '30'], 'every film is sent with age 30');
+    assert.deepEqual(gate.requests.map(opOf), ['balanced', 'balanced', 'balanced', 'balanced']);
+    for (const c of await batch(page, 4)) {
+      assert.equal(c.state, 'done', JSON.stringify(c));
+      assert.equal(c.verdict, 'outside-population', `${c.name}: an adult's film is not assessed`);
+      assert.equal(c.age, '30');
+      assert.equal(c.op, 'balanced');
+      assert.match(c.meta, /age typed 30 years/);
+    }
+
+    // The reverse: no age and "screening"; the next patient's age typed while the batch runs.
+    gate.close();
+    await page.setInputFiles('#file-input', films(3, 'child'));
+    await gate.seen(5);
+    await page.fill('#patient-age', '40');
+    await page.check('input[name="op-global"][value="balanced"]');
+    gate.release();
+    await finished(page, 7);
+    assert.deepEqual(gate.requests.slice(4).map(ageOf), [null, null, null], 'no age is sent for this batch');
+    assert.deepEqual(gate.requests.slice(4).map(opOf), ['screening', 'screening', 'screening']);
+    for (const c of await batch(page, 3)) {
+      assert.equal(c.verdict, 'assessed', JSON.stringify(c));
+      assert.equal(c.age, '');
+      assert.equal(c.op, 'screening');
+      assert.match(c.meta, /no age typed/);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('an age that is invalid when the files are taken fails each of them, even if corrected while they wait', {
+  skip,
+  timeout: 180_000,
+}, async () => {
+  const { page, errors } = await openPage();
+  const gate = new Gate(isPrediction);
+  await gate.install(page);
+  try {
+    await ready(page);
+    await page.uncheck('#local-mode');
+    // A first batch holds the queue, so the second one's turn comes after the age is corrected.
+    await page.fill('#patient-age', '5');
+    gate.close();
+    await page.setInputFiles('#file-input', films(1, 'first'));
+    await gate.seen(1);
+    await page.fill('#patient-age', '200');
+    await page.setInputFiles('#file-input', films(2, 'typo'));
+    await page.fill('#patient-age', '5');
+    gate.release();
+    await finished(page, 3);
+    assert.equal(gate.requests.length, 1, 'nothing is sent for the films taken with age 200');
+    assert.equal(ageOf(gate.requests[0]), '5');
+    for (const c of await batch(page, 2)) {
+      assert.equal(c.state, 'error', JSON.stringify(c));
+      assert.match(c.error, /Patient age must be a number of years from 0 to 130/);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('in the browser: a batch keeps its age, operating point and "Process on this computer"', {
+  skip,
+  timeout: 180_000,
+}, async () => {
+  const { page, errors } = await openPage();
+  // The model's files are held: the batch waits for them while the fields are changed.
+  const modelGate = new Gate((url) => url.pathname.endsWith('/model.json'));
+  const predictions = new Gate(isPrediction);
+  await modelGate.install(page);
+  await predictions.install(page);
+  try {
+    await ready(page);
+    await page.fill('#patient-age', '30');
+    await page.check('input[name="op-global"][value="balanced"]');
+    modelGate.close();
+    await page.check('#local-mode');
+    await modelGate.seen(1);
+    await page.setInputFiles('#file-input', films(3, 'local'));
+    await page.fill('#patient-age', '');
+    await page.check('input[name="op-global"][value="screening"]');
+    // Turned off while the batch waits: films chosen to stay on this computer must not be sent.
+    await page.uncheck('#local-mode');
+    modelGate.release();
+    await finished(page, 3);
+    assert.equal(predictions.requests.length, 0, 'no film of the batch is sent to the server');
+    for (const c of await batch(page, 3)) {
+      assert.equal(c.state, 'done', JSON.stringify(c));
+      assert.equal(c.source, 'local');
+      assert.equal(c.verdict, 'outside-population', `${c.name}: an adult's film is not assessed`);
+      assert.equal(c.age, '30');
+      assert.equal(c.op, 'balanced');
+      assert.match(c.meta, /age typed 30 years/);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
