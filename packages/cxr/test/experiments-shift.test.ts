@@ -119,6 +119,20 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     );
     assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
 
+    // The same runs kept by a command without --quick: refused (they are quick runs), the table untouched.
+    const comparisonMd = path.join(out, 'comparison.md');
+    const mdBefore = [read(comparisonMd), fs.statSync(comparisonMd).mtimeMs];
+    for (const flag of ['--resume', '--table-only']) {
+      const full = ['experiments', 'shift', '--data', CHEST_XRAY, '--out', out, '--recipes', ...RECIPE_NAMES];
+      const r = spawnSync(process.execPath, [CLI, ...full, '--seeds', ...SEEDS.map(String), flag], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`experiments shift ${flag}: 4 finished runs were trained otherwise`));
+      assert.match(r.stderr, /they are --quick runs: add --quick to keep them/);
+      assert.deepEqual([read(comparisonMd), fs.statSync(comparisonMd).mtimeMs], mdBefore);
+    }
+
     // Without --resume a run trains again, and its old benchmark, now stale, is redone.
     const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
     const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;

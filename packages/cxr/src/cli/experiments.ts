@@ -16,7 +16,7 @@ import {
 } from '../experiments/adapt_shift';
 import { DEFAULT_HEATMAP_FILMS, heatmapMarkdown, heatmapTable } from '../experiments/heatmap';
 import { defaultModelDir } from '../paths';
-import { DEFAULT_ROBUSTNESS_LIMIT, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
+import { DEFAULT_ROBUSTNESS_LIMIT, GAN_EXPERIMENTS, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
 import {
   QUICK_ROBUSTNESS_LIMIT,
   SHIFT_EXPERIMENTS,
@@ -39,7 +39,11 @@ export function register(program: Command): void {
     .requiredOption('--data <root>', 'Kaggle-layout data folder')
     .option('--out <dir>', 'output folder', 'runs/experiments')
     .option('--quick', 'small subset, 2 epochs, 64 px (smoke test)')
-    .option('--only <names...>', 'run only these experiments')
+    .option(
+      '--only <names...>',
+      `run only these experiments (of ${SEED_EXPERIMENTS.join(' ')}; ` +
+        `with --gan-model also ${GAN_EXPERIMENTS.join(' ')})`,
+    )
     .option('--resume', 'skip finished experiments and resume interrupted ones')
     .option('--gan-model <dir>', 'a GAN from `cxr gan train`: also run the GAN rows')
     .option('--robustness', "also run `cxr robustness` on each run's validation split (columns in the comparison)")

@@ -17,7 +17,7 @@ import { predictAllLogits, predictLogits, toInput } from '../models/infer';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { Predictor } from '../predict/predictor';
-import { readSiteFilms } from '../adapt/films';
+import { readSiteFilms, type SiteFilms } from '../adapt/films';
 
 /** Fractions of the film deleted, most highlighted pixels first. */
 export const DELETION_FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.3] as const;
@@ -70,6 +70,7 @@ async function pneumoniaFilms(
     const predictor = await Predictor.load(modelDir, { warmUp: false });
     try {
       const site = await readSiteFilms(predictor, films.images);
+      if (site.files.length === 0) throw new Error(noFilmsMessage(films.images, site));
       return { pixels: site.pixels, indices: site.files.map((_, i) => i), size: site.size };
     } finally {
       predictor.dispose();
@@ -78,6 +79,20 @@ async function pneumoniaFilms(
   const { val } = await loadRecordedSplit(films.data, meta, { cacheDir: films.cacheDir, warn: log });
   const indices = Array.from(val.labels.keys()).filter((i) => val.labels[i] === 1);
   return { pixels: val.pixels, indices, size: val.size };
+}
+
+const IMAGES_EXPECTED = 'a folder of pneumonia films (PNG, JPEG or DICOM files, sub-folders searched too)';
+
+/** Why a folder given as --images yielded no film: it held no files, or none of them could be used. */
+function noFilmsMessage(dir: string, site: SiteFilms): string {
+  const skipped = [...site.unreadable, ...site.rejected];
+  if (skipped.length === 0) return `--images ${dir} holds no files: it expects ${IMAGES_EXPECTED}`;
+  const first = skipped[0];
+  return (
+    `--images ${dir}: none of its ${skipped.length} file(s) is a film the model can use ` +
+    `(${site.unreadable.length} not readable as an image, ${site.rejected.length} refused by the image checks; ` +
+    `e.g. ${first.file}: ${first.reason}): it expects ${IMAGES_EXPECTED}`
+  );
 }
 
 /** Deletion and band share of the maps at the predictor's layer, 'last_conv' and `layers`. */

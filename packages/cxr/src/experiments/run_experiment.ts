@@ -9,7 +9,7 @@ import { ECE_BINS, eceComparable, readRobustnessResult, type RobustnessResult } 
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import type { RecipeInput } from '../train/recipe';
-import { isFinished, runTraining } from '../train/run';
+import { isFinished, resolveRecipe, runTraining } from '../train/run';
 
 /** --quick: the same experiments on a small subset at a small size, for tests and smoke runs. */
 export const QUICK: Partial<RecipeInput> = { limitPerClass: 40, epochs: 2, inputSize: 64, batchSize: 16 };
@@ -36,6 +36,85 @@ export interface ExperimentRun {
 
 // A finished run is train/run.ts's `isFinished`, re-exported for the experiment commands.
 export { isFinished };
+
+/**
+ * The recipe fields an experiment command sets itself (--quick, the seeds). A finished run that --resume or
+ * --table-only keeps must have been trained with the values the command asks for: the table's title and rows
+ * are named after the command's options, so a --quick run kept by a full command would pass for a full one.
+ */
+const COMMAND_FIELDS = ['limitPerClass', 'epochs', 'inputSize', 'batchSize', 'seed', 'splitSeed'] as const;
+type CommandField = (typeof COMMAND_FIELDS)[number];
+
+/** The finished run's values of COMMAND_FIELDS, from its cxr.json (older files lack some: undefined). */
+function trainedWith(runDir: string): Partial<Record<CommandField, number>> {
+  const meta = readMeta(runDir);
+  const r = meta.recipe;
+  return {
+    limitPerClass: r.limitPerClass ?? 0,
+    epochs: r.epochs,
+    // The size the model was built at: a recipe without one took its architecture's own size.
+    inputSize: meta.inputSize,
+    batchSize: r.batchSize,
+    seed: r.seed,
+    splitSeed: meta.data.splitSeed ?? r.splitSeed ?? r.seed,
+  };
+}
+
+/** Where a finished run's recorded recipe differs from what `run` asks for, as `field: asked A, trained T`. */
+export function finishedRunDifferences(run: ExperimentRun): string[] {
+  const asked = resolveRecipe(run.recipeName, run.overrides);
+  const want: Partial<Record<CommandField, number>> = {
+    limitPerClass: asked.limitPerClass,
+    epochs: asked.epochs,
+    // undefined: the architecture's own size, which any size recorded may be.
+    inputSize: asked.inputSize,
+    batchSize: asked.batchSize,
+    seed: asked.seed,
+    splitSeed: asked.splitSeed ?? asked.seed,
+  };
+  const had = trainedWith(run.runDir);
+  return COMMAND_FIELDS.filter((k) => want[k] !== undefined && had[k] !== undefined && want[k] !== had[k]).map(
+    (k) => `${k}: asked ${want[k]}, trained ${had[k]}`,
+  );
+}
+
+const isQuickRun = (runDir: string) => {
+  const had = trainedWith(runDir);
+  return (['limitPerClass', 'epochs', 'inputSize', 'batchSize'] as const).every((k) => had[k] === QUICK[k]);
+};
+
+/**
+ * Refuses, before anything trains or is written, the finished runs that `keptBy` (--resume or --table-only)
+ * would keep although they were trained otherwise than the command asks (as `cxr train --resume` refuses
+ * changed options): their rows and the table's title would misdescribe them.
+ */
+export function checkFinishedRuns(
+  command: string,
+  runs: readonly ExperimentRun[],
+  opts: { quick: boolean; keptBy: '--resume' | '--table-only' },
+): void {
+  const bad = runs
+    .filter((r) => isFinished(r.runDir))
+    .map((r) => ({ r, differ: finishedRunDifferences(r) }))
+    .filter((b) => b.differ.length > 0);
+  if (bad.length === 0) return;
+  const one = bad.length === 1;
+  const them = one ? 'it' : 'them';
+  const quickRuns = bad.filter((b) => isQuickRun(b.r.runDir)).length;
+  const hint =
+    !opts.quick && quickRuns === bad.length
+      ? `${one ? 'it is a --quick run' : 'they are --quick runs'}: add --quick to keep ${them}; or `
+      : opts.quick && quickRuns === 0
+        ? `${one ? 'it is a full run' : 'they are full runs'}, not --quick: drop --quick to keep ${them}; or `
+        : '';
+  throw new Error(
+    `${command} ${opts.keptBy}: ${one ? 'a finished run was' : `${bad.length} finished runs were`} trained ` +
+      `otherwise than this command asks, and the table would misdescribe ${them}:\n` +
+      bad.map((b) => `  ${b.r.runDir}: ${b.differ.join('; ')}`).join('\n') +
+      `\n${hint}choose another --out folder, or run without ${opts.keptBy} to train ${them} again over ` +
+      'what the folder holds',
+  );
+}
 
 export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary> {
   const { runDir, log } = o;

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { writeComparison, ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { QUICK, runExperiment } from './run_experiment';
+import { checkFinishedRuns, type ExperimentRun, QUICK, runExperiment } from './run_experiment';
 
 /** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
 export const SEED_EXPERIMENTS = [
@@ -39,23 +39,35 @@ export async function runSeedExperiments(
 ): Promise<{ files: string[]; summaries: ExperimentSummary[] }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const all = o.ganModel ? [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS] : SEED_EXPERIMENTS;
-  const names = o.only?.length ? all.filter((n) => o.only!.includes(n)) : all;
-  const summaries: ExperimentSummary[] = [];
-  for (const name of names) {
-    summaries.push(
-      await runExperiment({
-        data: o.data,
-        runDir: path.join(o.out, name),
-        recipeName: name,
-        name,
-        title: RECIPES[name].title,
-        overrides: { ...(o.quick ? QUICK : {}), ...(RECIPES[name].recipe.ganImages ? { ganModel: o.ganModel } : {}) },
-        resume: !!o.resume,
-        robustness: o.robustness && { limit: o.robustness.limit, outside: false },
-        log,
-      }),
+  // A misspelt name is refused up front: filtered out, it left a run of the others only, or nothing.
+  for (const name of o.only ?? []) {
+    if (all.includes(name)) continue;
+    if (GAN_EXPERIMENTS.includes(name))
+      throw new Error(
+        `experiments seed: '${name}' is a row of the GAN comparison (${GAN_EXPERIMENTS.join(', ')}), run only ` +
+          "with --gan-model DIR (a GAN from 'cxr gan train'): add it",
+      );
+    throw new Error(
+      `experiments seed: unknown experiment '${name}' in --only (known: ${SEED_EXPERIMENTS.join(', ')}; ` +
+        `with --gan-model also ${GAN_EXPERIMENTS.join(', ')})`,
     );
   }
+  const names = o.only?.length ? all.filter((n) => o.only!.includes(n)) : all;
+  const runs: ExperimentRun[] = names.map((name) => ({
+    data: o.data,
+    runDir: path.join(o.out, name),
+    recipeName: name,
+    name,
+    title: RECIPES[name].title,
+    overrides: { ...(o.quick ? QUICK : {}), ...(RECIPES[name].recipe.ganImages ? { ganModel: o.ganModel } : {}) },
+    resume: !!o.resume,
+    robustness: o.robustness && { limit: o.robustness.limit, outside: false },
+    log,
+  }));
+  // The title says --quick from the flag: every finished run kept must have been trained as the flag says.
+  if (o.resume) checkFinishedRuns('experiments seed', runs, { quick: !!o.quick, keptBy: '--resume' });
+  const summaries: ExperimentSummary[] = [];
+  for (const run of runs) summaries.push(await runExperiment(run));
   const { files } = await writeComparison(summaries, o.out, {
     title: `The seed project's experiments, reproduced${o.quick ? ' (quick subset)' : ''}`,
     split: 'the patient-level validation split carved out of train (the official test split is withheld)',

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeComparison, type ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { isFinished, QUICK, runExperiment } from './run_experiment';
+import { checkFinishedRuns, type ExperimentRun, isFinished, QUICK, runExperiment } from './run_experiment';
 
 export const SHIFT_EXPERIMENTS = [
   'cxr-oversample',
@@ -70,7 +70,7 @@ export async function runShiftExperiments(
   const o = parsed.data;
   const log = options.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const limit = o.robustnessLimit ?? (o.quick ? QUICK_ROBUSTNESS_LIMIT : SHIFT_ROBUSTNESS_LIMIT);
-  const summaries: ExperimentSummary[] = [];
+  const runs: ExperimentRun[] = [];
   for (const recipe of o.recipes) {
     for (const seed of o.seeds) {
       const name = shiftRunName(recipe, seed);
@@ -78,23 +78,26 @@ export async function runShiftExperiments(
         log(`not in the table (no finished run folder): ${name}`);
         continue;
       }
-      summaries.push(
-        await runExperiment({
-          data: o.data,
-          runDir: path.join(o.out, name),
-          recipeName: recipe,
-          name,
-          title: name,
-          overrides: { ...(o.quick ? QUICK : {}), seed, splitSeed: SHIFT_SPLIT_SEED },
-          resume: o.resume || o.tableOnly,
-          robustness: o.tableOnly ? undefined : { limit, outside: true },
-          shiftColumns: true,
-          group: recipe,
-          log,
-        }),
-      );
+      runs.push({
+        data: o.data,
+        runDir: path.join(o.out, name),
+        recipeName: recipe,
+        name,
+        title: name,
+        overrides: { ...(o.quick ? QUICK : {}), seed, splitSeed: SHIFT_SPLIT_SEED },
+        resume: o.resume || o.tableOnly,
+        robustness: o.tableOnly ? undefined : { limit, outside: true },
+        shiftColumns: true,
+        group: recipe,
+        log,
+      });
     }
   }
+  // The title says --quick from the flag: every finished run kept must have been trained as the flag says.
+  if (o.resume || o.tableOnly)
+    checkFinishedRuns('experiments shift', runs, { quick: o.quick, keptBy: o.tableOnly ? '--table-only' : '--resume' });
+  const summaries: ExperimentSummary[] = [];
+  for (const run of runs) summaries.push(await runExperiment(run));
   if (summaries.length === 0) throw new Error(`experiments shift: no finished run folder in ${o.out}`);
   const { files } = await writeComparison(summaries, o.out, {
     title: `The generalisation recipes over seeds${o.quick ? ' (quick subset)' : ''}`,

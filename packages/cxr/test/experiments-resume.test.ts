@@ -1,0 +1,109 @@
+// `cxr experiments shift|seed --resume` and `shift --table-only` keep finished run folders: they must
+// refuse runs trained otherwise than the command asks (a --quick run kept by a full command was
+// tabled as "The generalisation recipes over seeds", its "(quick subset)" label dropped), and
+// `seed --only` must refuse a misspelt name up front rather than drop it. The finished runs here
+// are the committed ones (docs/experiments), copied: nothing trains and no data is read.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { QUICK } from '../src/experiments/run_experiment';
+import { runSeedExperiments, SEED_EXPERIMENTS } from '../src/experiments/seed';
+import { runShiftExperiments } from '../src/experiments/shift';
+import { REPO } from './shared-data';
+
+const COMMITTED = path.join(REPO, 'docs', 'experiments');
+const quiet = { log: () => {} };
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-exp-resume-'));
+}
+
+/** The run's cxr.json rewritten as a --quick run's: what `experiments shift --quick` records. */
+function makeQuick(runDir: string): void {
+  const file = path.join(runDir, 'cxr.json');
+  const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
+  meta.recipe = { ...meta.recipe, ...QUICK };
+  meta.inputSize = QUICK.inputSize;
+  fs.writeFileSync(file, JSON.stringify(meta, null, 2));
+}
+
+test('experiments shift --table-only, --resume: quick runs refused to a full command, full to --quick', async () => {
+  const out = tmp();
+  try {
+    for (const seed of [1, 7])
+      fs.cpSync(path.join(COMMITTED, 'shift', `cxr-shift-s${seed}`), path.join(out, `cxr-shift-s${seed}`), {
+        recursive: true,
+      });
+    const o = { ...quiet, data: path.join(out, 'no-data'), out, recipes: ['cxr-shift'], seeds: [1, 7] };
+    const comparison = path.join(out, 'comparison.md');
+
+    // Full runs, a full command: the table is drawn, without the quick label.
+    await runShiftExperiments({ ...o, tableOnly: true });
+    assert.match(fs.readFileSync(comparison, 'utf8'), /^# The generalisation recipes over seeds\n/);
+    // The same runs asked for as --quick ones: refused, naming the fields and what to do.
+    fs.rmSync(comparison);
+    await assert.rejects(runShiftExperiments({ ...o, tableOnly: true, quick: true }), (e: Error) => {
+      assert.match(e.message, /^experiments shift --table-only: 2 finished runs were trained otherwise/);
+      assert.match(e.message, /cxr-shift-s1: limitPerClass: asked 40, trained 0; epochs: asked 2, trained 10;/);
+      assert.match(e.message, /\nthey are full runs, not --quick: drop --quick to keep them; or choose another/);
+      return true;
+    });
+    assert.equal(fs.existsSync(comparison), false, 'a refused command writes no table');
+
+    // Quick runs, a full command (the tester's case): refused with --resume and with --table-only.
+    for (const seed of [1, 7]) makeQuick(path.join(out, `cxr-shift-s${seed}`));
+    for (const flags of [{ resume: true }, { tableOnly: true }]) {
+      await assert.rejects(runShiftExperiments({ ...o, ...flags }), (e: Error) => {
+        const differ =
+          'limitPerClass: asked 0, trained 40; epochs: asked 10, trained 2; inputSize: asked 160, trained 64';
+        assert.ok(e.message.includes(`cxr-shift-s7: ${differ}; batchSize: asked 32, trained 16\n`), e.message);
+        assert.match(e.message, /they are --quick runs: add --quick to keep them/);
+        assert.match(e.message, flags.resume ? /run without --resume to train them again/ : /without --table-only/);
+        return true;
+      });
+      assert.equal(fs.existsSync(comparison), false, 'a refused command writes no table');
+    }
+    // With --quick they are kept, and the table says what they are.
+    await runShiftExperiments({ ...o, tableOnly: true, quick: true });
+    assert.match(fs.readFileSync(comparison, 'utf8'), /^# The generalisation recipes over seeds \(quick subset\)\n/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('experiments seed --resume refuses a finished run trained otherwise than asked', async () => {
+  const out = tmp();
+  try {
+    fs.cpSync(path.join(COMMITTED, 'cxr'), path.join(out, 'cxr'), { recursive: true });
+    const o = { ...quiet, data: path.join(out, 'no-data'), out, only: ['cxr'], resume: true };
+    await assert.rejects(runSeedExperiments({ ...o, quick: true }), (e: Error) => {
+      assert.match(e.message, /^experiments seed --resume: a finished run was trained otherwise than this command/);
+      assert.match(e.message, /\nit is a full run, not --quick: drop --quick to keep it; or /);
+      return true;
+    });
+    assert.equal(fs.existsSync(path.join(out, 'comparison.md')), false);
+    makeQuick(path.join(out, 'cxr'));
+    await assert.rejects(runSeedExperiments(o), /it is a --quick run: add --quick to keep it/);
+    await runSeedExperiments({ ...o, quick: true });
+    assert.match(fs.readFileSync(path.join(out, 'comparison.md'), 'utf8'), /reproduced \(quick subset\)\n/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('experiments seed --only refuses an unknown name up front, with the known names', async () => {
+  // 'nowhere' as data: a name let through would start training and fail on the data instead.
+  const o = { ...quiet, data: 'nowhere', out: path.join(os.tmpdir(), 'cxr-exp-only-never-made') };
+  const known = new RegExp(`unknown experiment 'seed1-baselin' in --only \\(known: ${SEED_EXPERIMENTS.join(', ')};`);
+  await assert.rejects(runSeedExperiments({ ...o, only: ['seed1-baselin'] }), known);
+  // Beside a valid name the typo is not dropped: nothing runs.
+  await assert.rejects(runSeedExperiments({ ...o, only: ['seed1-baseline', 'seed1-baselin'] }), known);
+  // A GAN row without a GAN says what it needs.
+  await assert.rejects(
+    runSeedExperiments({ ...o, only: ['gan-mix'] }),
+    /'gan-mix' is a row of the GAN comparison.*--gan-model/,
+  );
+  assert.equal(fs.existsSync(o.out), false);
+});
