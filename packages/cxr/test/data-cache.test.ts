@@ -59,7 +59,10 @@ test('corrupt and unsupported files are reported by name and skipped; the cache 
       `a warning names ${name}`,
     );
   assert.equal(first.stats.reused, false);
-  assert.equal(first.stats.decoded, 9, 'the duplicate is decoded once');
+  // decoded + copied + duplicates = the images; the three that failed are only in `skipped`.
+  assert.equal(first.stats.decoded, 6, 'the duplicate is decoded once, the failures are not counted');
+  assert.equal(first.stats.copied, 0);
+  assert.equal(first.stats.duplicates, 1);
   assert.ok(first.images.every((im) => !BAD.includes(path.basename(im.path))));
 
   // Same pixels as a direct decode, and the duplicate shares its slot.
@@ -86,14 +89,19 @@ test('a subset or a changed file reuses what other packs hold', { skip }, async 
   const quiet = { size: SIZE, cacheDir, warn: () => {} };
   await cacheImages(records, quiet);
 
+  // The empty file, NORMAL2-IM-1427-0001 and its copy -0002, and NORMAL2-IM-1430-0001.
   const subset = await cacheImages(records.slice(0, 4), { ...quiet, name: 'subset' });
   assert.equal(subset.stats.reused, false);
   assert.equal(subset.stats.decoded, 0);
-  assert.ok(subset.stats.copied > 0);
+  assert.equal(subset.length, 3);
+  assert.equal(subset.stats.copied, 2, "the other pack's recorded failure is skipped, not copied");
+  assert.equal(subset.stats.duplicates, 1);
+  assert.equal(subset.skipped.length, 1);
 
   // Another size is another cache.
   const other = await cacheImages(records.slice(0, 2), { ...quiet, size: 16 });
-  assert.equal(other.stats.decoded, 2);
+  assert.equal(other.stats.decoded, 1, 'the empty file is tried, and skipped');
+  assert.equal(other.skipped.length, 1);
 
   const changed = path.join(root, 'PNEUMONIA', 'person1946_bacteria_4874.jpeg');
   await fs.copyFile(path.join(root, 'PNEUMONIA', 'person1947_bacteria_4876.jpeg'), changed);

@@ -110,3 +110,33 @@ test('files in sub-folders of a class folder are not read, and a warning says ho
     await fs.rm(tmp, { recursive: true, force: true });
   }
 });
+
+test('broken links in a class folder are skipped with one warning that counts them and names one', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-scan-'));
+  try {
+    const normal = path.join(tmp, 'NORMAL');
+    await fs.mkdir(normal, { recursive: true });
+    await fs.mkdir(path.join(tmp, 'PNEUMONIA'));
+    await fs.writeFile(path.join(normal, 'IM-0001-0001.jpeg'), 'x');
+    await fs.symlink(path.join(tmp, 'gone.jpeg'), path.join(normal, 'dangling.jpeg'));
+    await fs.symlink(path.join(tmp, 'gone2.jpeg'), path.join(tmp, 'PNEUMONIA', 'dangling2.jpeg'));
+    // A link to a folder is still no file, and no broken link either.
+    await fs.mkdir(path.join(tmp, 'empty'));
+    await fs.symlink(path.join(tmp, 'empty'), path.join(normal, 'linked-folder'));
+    const lines: string[] = [];
+    const recs = await scanDataset(tmp, { warn: (l) => lines.push(l) });
+    assert.deepEqual(
+      recs.map((r) => path.basename(r.path)),
+      ['IM-0001-0001.jpeg'],
+    );
+    assert.deepEqual(lines, [
+      `warning: ${tmp}: skipping 2 broken links, e.g. ${path.join(normal, 'dangling.jpeg')} ` +
+        `(its target ${path.join(tmp, 'gone.jpeg')} does not exist); 'cxr data inspect' lists them all`,
+    ]);
+    const again: string[] = [];
+    await scanDataset(tmp, { warn: (l) => again.push(l) });
+    assert.deepEqual(again, [], 'said once per command');
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});

@@ -67,3 +67,31 @@ test('inspect counts, finds duplicates across splits, shared patients and unread
     await fs.rm(tmp, { recursive: true, force: true });
   }
 });
+
+test('inspect lists a broken link as unreadable and says of an empty file what the readers say', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cxr-inspect-'));
+  try {
+    await fs.mkdir(path.join(tmp, 'NORMAL'), { recursive: true });
+    await fs.mkdir(path.join(tmp, 'PNEUMONIA'));
+    await fs.writeFile(path.join(tmp, 'NORMAL', 'empty.jpeg'), '');
+    await fs.symlink(path.join(tmp, 'gone.jpeg'), path.join(tmp, 'NORMAL', 'dangling.jpeg'));
+    await fs.writeFile(path.join(tmp, 'PNEUMONIA', 'notes.jpeg'), 'nope');
+    const r = await inspectDataset(tmp);
+    assert.equal(r.total.images, 3, 'the broken link is counted as the file it stands for');
+    assert.deepEqual(
+      r.unreadable.map((u) => [u.path, u.code, u.message]),
+      [
+        [
+          path.join('NORMAL', 'dangling.jpeg'),
+          'READ_FAILED',
+          `broken link: its target ${path.join(tmp, 'gone.jpeg')} does not exist`,
+        ],
+        [path.join('NORMAL', 'empty.jpeg'), 'EMPTY', 'empty file (0 bytes)'],
+        [path.join('PNEUMONIA', 'notes.jpeg'), 'UNSUPPORTED_FORMAT', 'not a JPEG, PNG or DICOM image'],
+      ],
+    );
+    assert.match(formatInspectReport(r), /^Unreadable files: 3$/m);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});

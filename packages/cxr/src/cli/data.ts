@@ -49,7 +49,9 @@ export function register(program: Command): void {
           },
         );
         const s = set.stats;
-        const how = s.reused ? 'already cached' : `${s.decoded} decoded, ${s.copied} copied from other packs`;
+        // decoded + copied (+ identical copies) add up to the images; the skipped files are apart.
+        const same = s.duplicates ? `, ${s.duplicates} identical to another file` : '';
+        const how = s.reused ? 'already cached' : `${s.decoded} decoded, ${s.copied} copied from other packs${same}`;
         process.stdout.write(
           `${split}: ${set.length} images at ${opts.size}px (${how}; ${set.skipped.length} skipped) ` +
             `in ${s.seconds.toFixed(1)} s -> ${s.packFile}\n`,

@@ -1,5 +1,6 @@
-// `cxr history`: reads the audit log that `cxr serve` writes.
-import { Command } from 'commander';
+// `cxr history`: reads the audit log that `cxr serve` and `cxr predict` write; it never writes to it.
+import { Command, Option } from 'commander';
+import { intInRange } from './args';
 import { z } from 'zod';
 import { csvLine } from '../report/csv';
 import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
@@ -23,11 +24,13 @@ function optionErrors(command: string, error: z.ZodError): Error {
   return new Error(`${command}: ${lines.join('; ')}`);
 }
 
+const MAX_LIMIT = 100_000;
+
 const Options = z.object({
   db: z.string().min(1).optional(),
   json: z.boolean().optional(),
   csv: z.boolean().optional(),
-  limit: z.coerce.number().int().min(1).max(100_000),
+  limit: z.number().int().min(1).max(MAX_LIMIT),
   label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
   verdict: z.enum(VERDICT_STATUSES).optional(),
   since: isoTime.optional(),
@@ -120,9 +123,10 @@ export function register(program: Command): void {
   history
     .description('list past predictions from the audit log, newest first')
     .option('--db <file|url>', DB_HELP)
-    .option('--json', 'JSON Lines: one prediction object per line')
-    .option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')")
-    .option('--limit <n>', 'how many', '20')
+    // One output format: --json with --csv used to print CSV without a word.
+    .addOption(new Option('--json', 'JSON Lines: one prediction object per line').conflicts('csv'))
+    .addOption(new Option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')"))
+    .option('--limit <n>', `how many (1 to ${MAX_LIMIT})`, intInRange(1, MAX_LIMIT), 20)
     .option('--label <label>', "only NORMAL or PNEUMONIA findings ('cannot assess' rows have none: see --verdict)")
     .option('--verdict <status>', `only ${VERDICT_STATUSES.join(', ')} answers`)
     .option('--since <time>', `only at or after this time: ${DATE_HELP}`)

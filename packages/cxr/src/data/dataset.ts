@@ -3,7 +3,8 @@
 //   ROOT/{NORMAL,PNEUMONIA}/*                     (one split on its own)
 // Every visible regular file is listed, whatever its extension: deciding what is an image is
 // the decoder's job (by content), so that a mislabelled or corrupt file is reported by name
-// instead of silently vanishing here.
+// instead of silently vanishing here. A link whose target is gone (a broken link) is no file to
+// read: the scan says how many it skipped, and `cxr data inspect` lists each.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parsePatient } from './patients';
@@ -35,12 +36,38 @@ export class DatasetLayoutError extends Error {
 }
 
 export interface ScanOptions {
-  /** Told about files the scan does not read (in sub-folders of a class folder); default console.warn. */
+  /**
+   * Told about files the scan does not read (in sub-folders of a class folder, broken links); default
+   * console.warn.
+   */
   warn?: (line: string) => void;
 }
 
-/** Lists every image of ROOT in a stable order (split, label, file name). */
+/** A link in a class folder whose target cannot be reached: where it would have been a film, and why not. */
+export interface BrokenLink extends ImageRecord {
+  /** What the link points to, as written in it. */
+  target: string;
+  /** Why it cannot be read, e.g. "broken link: its target /x.jpeg does not exist". */
+  reason: string;
+}
+
+export interface DatasetScan {
+  records: ImageRecord[];
+  /** Links the records leave out, in the records' order. */
+  brokenLinks: BrokenLink[];
+}
+
+/** Lists every image of ROOT in a stable order (split, label, file name); warns once about broken links. */
 export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
+  const warn = opts.warn ?? ((line: string) => console.warn(line));
+  const scan = await scanDatasetFiles(root, { warn });
+  const broken = scan.brokenLinks;
+  if (broken.length > 0) warnOnce(warn, brokenLinksWarning(path.resolve(root), broken));
+  return scan.records;
+}
+
+/** scanDataset's records and the broken links it skips, said by the caller (`cxr data inspect` lists them). */
+export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Promise<DatasetScan> {
   const warn = opts.warn ?? ((line: string) => console.warn(line));
   const abs = path.resolve(root);
   const top = await readDirOrThrow(abs);
@@ -65,19 +92,25 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
   }
 
   const records: ImageRecord[] = [];
+  const brokenLinks: BrokenLink[] = [];
   for (const { split, dir } of groups) {
     const entries = await readDirOrThrow(dir);
     for (const [label, cls] of CLASS_NAMES.entries()) {
       const classDir = findChild(entries, cls);
       if (!classDir) continue;
-      const { files, nested } = await listFiles(path.join(dir, classDir));
+      const { files, nested, broken } = await listFiles(path.join(dir, classDir));
       if (nested.files > 0) warnOnce(warn, nestedWarning(path.join(dir, classDir), nested));
-      for (const file of files) {
-        records.push({ path: file, split, label: label as Label, patient: parsePatient(file).id });
-      }
+      const record = (file: string): ImageRecord => ({
+        path: file,
+        split,
+        label: label as Label,
+        patient: parsePatient(file).id,
+      });
+      for (const file of files) records.push(record(file));
+      for (const b of broken) brokenLinks.push({ ...record(b.path), target: b.target, reason: b.reason });
     }
   }
-  return records;
+  return { records, brokenLinks };
 }
 
 /** Directory names are matched case-insensitively: copies of the data set differ in case. */
@@ -95,15 +128,26 @@ interface Nested {
   folders: string[];
 }
 
-async function listFiles(dir: string): Promise<{ files: string[]; nested: Nested }> {
+type Broken = Pick<BrokenLink, 'path' | 'target' | 'reason'>;
+
+async function listFiles(dir: string): Promise<{ files: string[]; nested: Nested; broken: Broken[] }> {
   const entries = await readDirOrThrow(dir);
   const out: string[] = [];
   const nested: Nested = { files: 0, folders: [] };
+  const broken: Broken[] = [];
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const full = path.join(dir, e.name);
     // Symlinks are followed so a folder of links into a shared copy works.
-    const st = e.isSymbolicLink() ? await fs.stat(full).catch(() => null) : null;
+    let st: import('node:fs').Stats | null = null;
+    if (e.isSymbolicLink()) {
+      try {
+        st = await fs.stat(full);
+      } catch (err) {
+        broken.push(await brokenLink(full, err));
+        continue;
+      }
+    }
     if (e.isFile() || st?.isFile()) out.push(full);
     else if (e.isDirectory() || st?.isDirectory()) {
       // A class folder's own files are its films; a sub-folder (a second copy, a batch not yet sorted) is
@@ -115,7 +159,21 @@ async function listFiles(dir: string): Promise<{ files: string[]; nested: Nested
       }
     }
   }
-  return { files: out.sort(compareNames), nested };
+  broken.sort((a, b) => compareNames(a.path, b.path));
+  return { files: out.sort(compareNames), nested, broken };
+}
+
+/** A link `fs.stat` could not follow: what it points to and why it cannot be read. */
+async function brokenLink(file: string, err: unknown): Promise<Broken> {
+  const target = await fs.readlink(file).catch(() => '?');
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? `its target ${target} does not exist`
+      : code === 'ELOOP'
+        ? `its target ${target} leads round a loop of links`
+        : `its target ${target} cannot be reached (${code ?? String(err)})`;
+  return { path: file, target, reason: `broken link: ${why}` };
 }
 
 /** Visible files anywhere under `dir`, links to files included (symlinked folders inside it not followed). */
@@ -145,6 +203,15 @@ function nestedWarning(classDir: string, n: Nested): string {
   return (
     `warning: ${classDir}: skipping ${n.files} file(s) in sub-folder(s) ${shown.join(', ')}${more}: ` +
     `only files directly in ${path.basename(classDir)}/ are read; move them up to use them`
+  );
+}
+
+function brokenLinksWarning(root: string, broken: readonly BrokenLink[]): string {
+  const [first] = broken;
+  const one = broken.length === 1;
+  return (
+    `warning: ${root}: skipping ${broken.length} broken ${one ? 'link' : 'links, e.g.'} ${first.path} ` +
+    `(${first.reason.replace(/^broken link: /, '')}); 'cxr data inspect' lists ${one ? 'it' : 'them all'}`
   );
 }
 

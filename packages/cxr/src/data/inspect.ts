@@ -1,11 +1,11 @@
 // `cxr data inspect`: what is in a chest_xray folder before anything is trained on it: class
 // counts per split, patients, image sizes, byte-identical duplicates (which inflate scores when
-// they straddle a split) and files that cannot be decoded. DICOM films are read as `cxr evaluate` and
-// `cxr predict` read them and counted apart: training reads JPEG and PNG only.
+// they straddle a split) and files that cannot be decoded or reached (broken links). DICOM films are
+// read as `cxr evaluate` and `cxr predict` read them and counted apart: training reads JPEG and PNG only.
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type ImageRecord, scanDataset, type SplitName } from './dataset';
+import { type ImageRecord, scanDatasetFiles, type SplitName } from './dataset';
 import {
   DecodeError,
   type DecodeErrorCode,
@@ -68,7 +68,7 @@ export interface InspectReport {
   };
   /** DICOM films that read: `cxr evaluate` and `cxr predict` read them, `cxr train` skips them. */
   dicom: Array<{ path: string; width: number; height: number }>;
-  /** Files no reader here reads (JPEG, PNG or DICOM), with why. */
+  /** Files no reader here reads (JPEG, PNG or DICOM), broken links among them (READ_FAILED), with why. */
   unreadable: Array<{ path: string; code: DecodeErrorCode | DicomErrorCode; message: string }>;
 }
 
@@ -80,20 +80,26 @@ export interface InspectOptions {
 /** Scans and fully decodes (at a tiny size, to catch truncated files) every image of ROOT. */
 export async function inspectDataset(root: string, opts: InspectOptions = {}): Promise<InspectReport> {
   const abs = path.resolve(root);
-  const records = await scanDataset(abs);
+  const scan = await scanDatasetFiles(abs);
+  // A broken link is counted as the file it stands for, and listed as unreadable: the report says what
+  // the folder holds, and training or evaluating it skips the link.
+  const records = [...scan.records, ...scan.brokenLinks];
   const rel = (p: string) => path.relative(abs, p);
 
   const info: Array<{ sha256?: string; width?: number; height?: number }> = records.map(() => ({}));
   const unreadable: InspectReport['unreadable'] = [];
   const dicom: InspectReport['dicom'] = [];
-  const bar = startProgress('inspecting', records.length, opts.progress);
+  for (const b of scan.brokenLinks) unreadable.push({ path: rel(b.path), code: 'READ_FAILED', message: b.reason });
+  const films = scan.records;
+  const bar = startProgress('inspecting', films.length, opts.progress);
   try {
-    await forEachConcurrent(records, Math.max(2, os.availableParallelism()), async (r, i) => {
+    await forEachConcurrent(films, Math.max(2, os.availableParallelism()), async (r, i) => {
       try {
         const buf = await readImageFile(r.path, opts.limits);
         info[i].sha256 = createHash('sha256').update(buf).digest('hex');
         const format = filmFormat(buf);
-        if (format === null)
+        // An empty file goes on to decodeBuffer, which says "empty file (0 bytes)" as every reader does.
+        if (format === null && buf.length > 0)
           throw new DecodeError('UNSUPPORTED_FORMAT', r.path, unsupportedFormat(sniffFormat(buf), true));
         // A full decode is the only way to notice truncation; 8 px keeps it cheap (JPEG
         // shrink-on-load decodes at 1/8 scale). A DICOM film's first frame is rendered, as a prediction does.

@@ -12,7 +12,11 @@ import { makeDirs, writeFailure } from '../make_dirs';
 class SqliteDriver implements SqlDriver {
   private readonly statements = new Map<string, Database.Statement>();
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(
+    private readonly db: Database.Database,
+    /** A reader (cxr history): it writes nothing, a checkpoint included. */
+    private readonly readsOnly = false,
+  ) {}
 
   private prepare(sql: string): Database.Statement {
     let s = this.statements.get(sql);
@@ -55,7 +59,7 @@ class SqliteDriver implements SqlDriver {
   /** Checkpoints the WAL into the main file and closes; the next open finds a tidy database. */
   async close(): Promise<void> {
     if (!this.db.open) return;
-    if (!this.db.readonly) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    if (!this.db.readonly && !this.readsOnly) this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
 }
@@ -78,10 +82,46 @@ function cantOpenReason(file: string): string {
   return 'SQLite refused it';
 }
 
+/**
+ * A file that is no audit log at all (schema v0: no migration ever ran on it) is refused by a reader or a
+ * pruner rather than called an old log: an empty file, or another program's SQLite database.
+ */
+function refuseIfNoLog(file: string, db: Database.Database): void {
+  if ((db.pragma('user_version', { simple: true }) as number) !== 0) return;
+  if (fs.statSync(file).size === 0)
+    throw new Error(`${file}: an empty file, not an audit log yet ('cxr serve' or 'cxr predict' writes one there)`);
+  throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log)`);
+}
+
+/**
+ * A read-only connection to a log in WAL mode makes its -wal and -shm files when they are missing, and
+ * leaves them behind. Missing, they say that no program has the log open: then a connection that may
+ * write but is told to write nothing (query_only) reads it, and removes them on close as the last one out.
+ */
+function readsWithoutTrace(file: string): boolean {
+  if (fs.existsSync(`${file}-wal`) || fs.existsSync(`${file}-shm`)) return false;
+  try {
+    fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch {
+    return false; // not even looked at (no permission on its folder): SQLite's open says why
+  }
+}
+
 /** Opens (creating if needed) and migrates the file; `:memory:` works for tests. */
 export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlAuditStore {
   if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
-    throw new Error(`${file}: no audit log there (run 'cxr serve' first)`);
+    throw new Error(`${file}: no audit log there ('cxr serve' or 'cxr predict' writes one)`);
+  // SQLite opens a folder read-only and fails later with a bare "disk I/O error".
+  if (file !== ':memory:' && isFolder(file)) throw new Error(`audit log ${file}: cannot open it (it is a folder)`);
   if (file !== ':memory:' && !opts.readonly) {
     try {
       makeDirs(path.dirname(path.resolve(file)));
@@ -89,9 +129,13 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
       throw new Error(`audit log ${file}: cannot write it (${writeFailure(e)})`);
     }
   }
+  const readsOnly = opts.readonly === true && readsWithoutTrace(file);
   let db: Database.Database;
   try {
-    db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    db = new Database(file, {
+      readonly: (opts.readonly ?? false) && !readsOnly,
+      fileMustExist: opts.readonly ?? false,
+    });
   } catch (e) {
     // SQLite says "unable to open database file" without the file or the reason: name both.
     if ((e as { code?: string }).code !== 'SQLITE_CANTOPEN') throw e;
@@ -99,6 +143,8 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
   }
   try {
     db.pragma('busy_timeout = 5000');
+    if (readsOnly) db.pragma('query_only = ON');
+    if (opts.readonly || opts.mustExist) refuseIfNoLog(file, db);
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
@@ -115,7 +161,7 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
       if (v < SCHEMA_VERSION)
         throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
     }
-    return new SqlAuditStore(new SqliteDriver(db), 'sqlite', file);
+    return new SqlAuditStore(new SqliteDriver(db, readsOnly), 'sqlite', file);
   } catch (e) {
     db.close();
     if ((e as { code?: string }).code === 'SQLITE_NOTADB')
