@@ -8,8 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type AuditRecord, openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactSecret, redactUrl } from '../src/serve/audit_target';
+import { Client } from 'pg';
 import { postgresBackend } from './audit-backends';
-import { CLI, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { auditRecord, CLI, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 const pg = postgresBackend();
 let dir = '';
@@ -173,4 +174,41 @@ test('cxr serve --db postgres://: the answered prediction is in PostgreSQL; cxr 
   assert.equal(listed.length, 2);
   assert.equal(listed[1].id, id, 'newest first: the served one is older');
   assert.equal(listed[0].requestedBy, null);
+});
+
+test('a connection lost inside a transaction is an outage for the caller, not a crash of the process', {
+  skip: pg.skip,
+}, async () => {
+  const url = await pg.fresh();
+  const sep = url.includes('?') ? '&' : '?';
+  const store = await openAuditStore(`${url}${sep}application_name=cxr-lost-test`);
+  const locker = new Client({ connectionString: url });
+  await locker.connect();
+  try {
+    // Hold the table so that the insert's transaction waits inside it, then end that connection as a
+    // stopping PostgreSQL does: its client emits 'error' while checked out of the pool.
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE predictions IN ACCESS EXCLUSIVE MODE');
+    const insert = store.insert(auditRecord(1), null);
+    const outcome = insert.then(
+      () => 'inserted',
+      (e: Error) => e.message,
+    );
+    for (let i = 0; i < 100; i++) {
+      const waiting = await locker.query(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'cxr-lost-test' " +
+          "AND wait_event_type = 'Lock'",
+      );
+      if (waiting.rowCount) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(await outcome, /does not answer|terminat/, 'the insert fails as an outage');
+    await locker.query('ROLLBACK');
+    // The pool replaced the lost connection: the store works on.
+    await store.insert(auditRecord(2), null);
+    assert.equal(await store.count(), 1);
+  } finally {
+    await locker.end();
+    await store.close();
+  }
 });

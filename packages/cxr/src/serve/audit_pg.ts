@@ -64,6 +64,13 @@ class PostgresDriver implements SqlDriver {
   async transaction(statements: SqlStatement[]): Promise<number[]> {
     const client = await this.pool.connect();
     let broken = false;
+    // A checked-out client has no listener of the pool's: a connection lost between two of its queries
+    // (PostgreSQL stopped) is emitted as 'error' on it, which unheard ends the process. The query in
+    // flight, or the next one, fails with it and the transaction's caller sees an outage.
+    const lost = () => {
+      broken = true;
+    };
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const changes: number[] = [];
@@ -83,6 +90,7 @@ class PostgresDriver implements SqlDriver {
       });
       throw e;
     } finally {
+      client.removeListener('error', lost);
       client.release(broken);
     }
   }
