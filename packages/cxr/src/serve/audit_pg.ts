@@ -186,16 +186,22 @@ export async function openPostgresStore(
   // next query opens a new one, and fails with a real error if the server is still gone.
   pool.on('error', () => {});
   let client: PoolClient | null = null;
+  // As in a transaction: a connection lost while checked out rejects the query in flight; unheard, its
+  // 'error' event would also end the process.
+  const lost = () => {};
   try {
     client = await pool.connect();
+    client.on('error', lost);
     await migrate(client, target.display, opts);
   } catch (e) {
+    client?.removeListener('error', lost);
     client?.release(true);
     client = null;
     await pool.end().catch(() => {});
     const why = redactSecret(e instanceof Error ? e.message : String(e), target.password);
     throw new Error(why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`);
   } finally {
+    client?.removeListener('error', lost);
     client?.release();
   }
   return new SqlAuditStore(new PostgresDriver(pool, target.password), 'postgres', target.display);
