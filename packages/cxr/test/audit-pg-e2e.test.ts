@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { type AuditRecord, openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactSecret, redactUrl } from '../src/serve/audit_target';
 import { Client } from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { postgresBackend } from './audit-backends';
 import { auditRecord, CLI, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 
@@ -91,6 +92,30 @@ test('a wrong password or a closed port: a clear error without the password', { 
   const viaEnv = cxr(['history', '--db', bare], { PGPASSWORD: password(url) });
   assert.equal(viaEnv.code, 0, viaEnv.stderr);
   assert.match(viaEnv.stdout, /^0 prediction\(s\) in postgres:\/\/cxr@127\.0\.0\.1/);
+});
+
+test('sslmode means what PostgreSQL documents (require: encrypted, certificate unchecked), without warnings', () => {
+  const warnings: string[] = [];
+  const hear = (w: Error) => warnings.push(w.message);
+  process.on('warning', hear);
+  try {
+    const driver = (mode: string) => {
+      const t = parseAuditTarget(`postgres://cxr@db.lan/audit?sslmode=${mode}`);
+      assert.ok(t.kind === 'postgres');
+      assert.ok(!t.display.includes('uselibpqcompat'), 'the display is what the user wrote');
+      return parseConnectionString(t.url).ssl as { rejectUnauthorized?: boolean } | boolean;
+    };
+    assert.deepEqual(driver('require'), { rejectUnauthorized: false });
+    assert.deepEqual(driver('prefer'), { rejectUnauthorized: false });
+    assert.deepEqual(driver('verify-full'), {});
+    assert.equal(driver('disable'), false);
+  } finally {
+    process.off('warning', hear);
+  }
+  assert.deepEqual(
+    warnings.filter((w) => /SSL modes/.test(w)),
+    [],
+  );
 });
 
 test('pool_size in the URL is a cxr parameter: bounded, and taken out of what the driver sees', () => {

@@ -20,6 +20,9 @@ const PG_PARAMS: Record<string, RegExp> = {
   pool_size: /^([1-9]|[1-9]\d)$/,
 };
 
+/** The sslmodes the driver reads as libpq does only when told (uselibpqcompat). */
+const LIBPQ_SSLMODES = new Set(['prefer', 'require', 'verify-ca']);
+
 const REDACTED = '*****';
 
 export function isPostgresUrl(target: string): boolean {
@@ -96,5 +99,11 @@ export function parseAuditTarget(text: string): AuditTarget {
   const pool = url.searchParams.get('pool_size');
   url.searchParams.delete('pool_size');
   const poolSize = pool === null ? DEFAULT_PG_POOL_SIZE : Number(pool);
-  return { kind: 'postgres', url: pool === null ? target : url.toString(), display, password, poolSize };
+  // sslmode as PostgreSQL documents it (libpq): `require` encrypts without checking the certificate (a
+  // hospital's own CA), `verify-ca` checks it against sslrootcert. The driver otherwise reads all three as
+  // verify-full and warns on every start.
+  const libpq = LIBPQ_SSLMODES.has(url.searchParams.get('sslmode') ?? '');
+  if (libpq) url.searchParams.set('uselibpqcompat', 'true');
+  const driverUrl = pool === null && !libpq ? target : url.toString();
+  return { kind: 'postgres', url: driverUrl, display, password, poolSize };
 }
