@@ -12,6 +12,15 @@ export type InputErrorCode =
   | 'NOT_A_CHEST_XRAY'
   | 'DECODE_TIMEOUT';
 
+/**
+ * The codes that fault the request's options, not the image: the HTTP API refuses such options at its
+ * edge (400 INVALID_REQUEST), and /metrics never counts them as images that could not be decoded.
+ */
+export const REQUEST_OPTION_ERRORS: ReadonlySet<InputErrorCode> = new Set<InputErrorCode>([
+  'UNKNOWN_OPERATING_POINT',
+  'BAD_PATIENT_AGE',
+]);
+
 /** 400 bad request, 413 too large, 415 unsupported format, 422 readable but unusable. */
 export type InputErrorStatus = 400 | 413 | 415 | 422;
 

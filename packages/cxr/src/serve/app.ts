@@ -20,6 +20,7 @@ import { answerWithProblems, clientErrorResponse, problem, sendProblem } from '.
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
 import { requestLogController } from './request_log';
+import { strictQueryParams } from './schemas_query';
 import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
 import { metricsRoute } from './routes/metrics';
@@ -156,6 +157,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The routes in the order the OpenAPI document lists them.
   await app.register(
     async (api) => {
+      // Before the routes: numbers and date-times in query strings read strictly (schemas_query.ts).
+      strictQueryParams(api);
       predictionRoutes(api, {
         predictor,
         audit: guard,

@@ -35,6 +35,20 @@ export interface SqlDriver {
   close(): Promise<void>;
 }
 
+const FIRST_MS = Date.parse('0000-01-01T00:00:00.000Z');
+const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * A time as created_at holds it: toISOString(), UTC, fixed width, so that text order is time order.
+ * Clamped to years 0000-9999: beyond them toISOString() writes '+010000-…' or '-000001-…', which sort
+ * before every row as text (an `until` in year 10000 matched nothing). `what` names it in the error.
+ */
+export function auditTime(time: string | number, what = 'time'): string {
+  const ms = typeof time === 'number' ? time : Date.parse(time);
+  if (Number.isNaN(ms)) throw new RangeError(`audit log: ${what} ${JSON.stringify(time)} is not a readable time`);
+  return new Date(Math.min(LAST_MS, Math.max(FIRST_MS, ms))).toISOString();
+}
+
 /** The names used in `sql`, in order of first use (drivers bind only those). */
 export function paramNames(sql: string): string[] {
   return [...new Set([...sql.matchAll(/@([a-z_][a-z0-9_]*)/gi)].map((m) => m[1]))];
@@ -150,14 +164,13 @@ export class SqlAuditStore implements AuditStore {
       where.push('operating_point = @op');
       args.op = filter.operatingPoint;
     }
-    // created_at is stored as toISOString() (fixed width, UTC), so text order is time order.
     if (filter.since) {
       where.push('created_at >= @since');
-      args.since = new Date(filter.since).toISOString();
+      args.since = auditTime(filter.since, 'since');
     }
     if (filter.until) {
       where.push('created_at <= @until');
-      args.until = new Date(filter.until).toISOString();
+      args.until = auditTime(filter.until, 'until');
     }
     if (filter.hasWarnings !== undefined) where.push(filter.hasWarnings ? 'warning_count > 0' : 'warning_count = 0');
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
@@ -175,7 +188,7 @@ export class SqlAuditStore implements AuditStore {
   }
 
   async pruneImages(before: string): Promise<number> {
-    const cutoff = new Date(before).toISOString();
+    const cutoff = auditTime(before, 'prune cutoff');
     const [, changed] = await this.driver.transaction([
       {
         sql: `DELETE FROM prediction_images WHERE prediction_id IN

@@ -5,15 +5,15 @@
 // would make the series count grow without bound and could carry patient data.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { LATE, orLate } from '../deadline';
-import type { InputErrorCode } from '../predict/errors';
+import { type InputErrorCode, REQUEST_OPTION_ERRORS } from '../predict/errors';
 import type { PredictionResult } from '../predict/prediction_schema';
 import type { DecodePoolStats } from './predictor_port';
 
 /** Seconds: a warm CPU inference takes tens of ms, a large DICOM decode seconds, the deadline is 30 s. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** Input errors that are about the request, not about decoding the image. */
-const NOT_DECODE_FAILURES = new Set<string>(['UNKNOWN_OPERATING_POINT', 'NOT_A_CHEST_XRAY']);
+/** Input errors that are about the request, or an image that was read, not about decoding one. */
+const NOT_DECODE_FAILURES = new Set<string>([...REQUEST_OPTION_ERRORS, 'NOT_A_CHEST_XRAY']);
 
 /** A decode worker crashed or ran out of memory (serve/decode_pool.ts): counted as a decode failure. */
 export const WORKER_FAILED = 'WORKER_FAILED';

@@ -54,7 +54,8 @@ export function predictQuery(operatingPoints: string[]) {
         minimum: STATED_AGE_RANGE.min,
         maximum: STATED_AGE_RANGE.max,
         description:
-          "the patient's age in years, for films whose header gives none (JPEG, PNG); over 10 the answer is " +
+          "the patient's age in years, in decimal digits (7, 3.5), for films whose header gives none (JPEG, PNG); " +
+          'over 10 the answer is ' +
           "'outside-population'. A DICOM PatientAge takes precedence. Not in the audit log, which keeps only the " +
           'bound; a queued job (POST /jobs) holds it with its other data until the job is removed.',
       },
@@ -62,6 +63,10 @@ export function predictQuery(operatingPoints: string[]) {
     additionalProperties: false,
   } as const;
 }
+
+/** How since/until are read (schemas_query.ts). */
+const TIME =
+  'RFC 3339 with its zone, e.g. 2026-11-01T08:00:00Z or 2026-11-01T09:00:00+01:00; a leap second (:60) is refused';
 
 export function historyQuery(operatingPoints: string[]) {
   return {
@@ -85,8 +90,16 @@ export function historyQuery(operatingPoints: string[]) {
         enum: operatingPoints,
         description: "one of the served model's operating points",
       },
-      since: { type: 'string', format: 'date-time', description: 'only predictions made at or after this time' },
-      until: { type: 'string', format: 'date-time', description: 'only predictions made at or before this time' },
+      since: {
+        type: 'string',
+        format: 'date-time',
+        description: `only predictions made at or after this time; ${TIME}`,
+      },
+      until: {
+        type: 'string',
+        format: 'date-time',
+        description: `only predictions made at or before this time; ${TIME}`,
+      },
       hasWarnings: { type: 'boolean' },
       // Bounded so that the row offset stays an exact integer in SQL (a page past the end is simply empty).
       page: { type: 'integer', minimum: 1, maximum: 1_000_000_000, default: 1 },
@@ -104,7 +117,9 @@ export const healthSchema = {
     uptimeSeconds: { type: 'number' },
     predictions: {
       type: ['integer', 'null'],
-      description: 'rows in the audit log (counted at most every few seconds); null until a first count finishes',
+      description:
+        'rows in the audit log, counted within the last 5 s; where counting takes longer than 250 ms (a large ' +
+        'log), the latest count that finished; null until a first count finishes',
     },
     authRequired: { type: 'boolean' },
     audit: { type: 'string', enum: ['ok'], description: 'the audit log answers' },

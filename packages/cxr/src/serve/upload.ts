@@ -78,16 +78,30 @@ export function tooLarge(maxBytes: number): HttpError {
   return new HttpError(413, 'TOO_LARGE', `the upload exceeds the ${maxBytes}-byte limit`);
 }
 
+/** 415 for a body that is not multipart/form-data, saying what came instead. */
+export function notMultipart(req: FastifyRequest): HttpError {
+  const got = (req.headers['content-type'] ?? 'no Content-Type').slice(0, 100);
+  return new HttpError(
+    415,
+    'NOT_MULTIPART',
+    `expected multipart/form-data with the image in a field named "image", got ${got}`,
+  );
+}
+
+/**
+ * A route's error handler: fastify refuses a body it has no parser for (multipart/mixed, text/xml)
+ * before the route runs, with a message that does not say what came; that 415 is said as the route's own.
+ * Everything else goes on to the app's handler (problem.ts).
+ */
+export function withMediaTypeDetail(refusal: (req: FastifyRequest) => HttpError) {
+  return (err: FastifyError, req: FastifyRequest): never => {
+    throw err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? refusal(req) : err;
+  };
+}
+
 /** The uploaded image's bytes, with a 4xx for every way the upload itself can be wrong. */
 export async function readUpload(req: FastifyRequest, limits: UploadLimits, ticket: UploadTicket): Promise<Buffer> {
-  if (!req.isMultipart()) {
-    throw new HttpError(
-      415,
-      'NOT_MULTIPART',
-      'expected multipart/form-data with the image in a field named "image", ' +
-        `got ${req.headers['content-type'] ?? 'no Content-Type'}`,
-    );
-  }
+  if (!req.isMultipart()) throw notMultipart(req);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared)) {
     if (declared > limits.maxBytes + MULTIPART_OVERHEAD) throw tooLarge(limits.maxBytes);
@@ -108,9 +122,14 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
     req.raw.on('data', touch);
   }
   let image: Buffer | null = null;
+  let imageField = false;
   try {
     for await (const part of req.parts()) {
-      if (part.type !== 'file') continue; // text fields carry nothing we use
+      if (part.type !== 'file') {
+        // Text fields carry nothing we use; one named "image" is a file sent without its filename.
+        imageField ||= part.fieldname === 'image';
+        continue;
+      }
       if (image !== null) {
         part.file.resume();
         throw new HttpError(
@@ -141,10 +160,24 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
     if (idle) clearTimeout(idle);
     req.raw.off('data', touch);
   }
-  if (image === null)
-    throw new HttpError(400, 'NO_FILE', 'no file in the request: send the image in a multipart field named "image"');
+  if (image === null) throw noFile(imageField, 'the image');
   if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
   return image;
+}
+
+/**
+ * 400 NO_FILE. A part named "image" that came as a plain form field (no filename in its
+ * Content-Disposition, e.g. `curl -F image=hello` instead of `-F image=@film.jpeg`) is said as such.
+ */
+export function noFile(imageField: boolean, what: string): HttpError {
+  return new HttpError(
+    400,
+    'NO_FILE',
+    imageField
+      ? `the part named "image" is a plain form field, not a file (its Content-Disposition has no filename): ` +
+          `send ${what} as a file, e.g. curl -F image=@film.jpeg`
+      : `no file in the request: send ${what} in a multipart field named "image"`,
+  );
 }
 
 /** One file part of a multipart body, within `maxBytes`, charged to `ticket`. */

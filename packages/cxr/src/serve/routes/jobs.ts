@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { filmFormat } from '../../data/dicom';
 import { HttpError } from '../http_error';
 import { predictQuery, problemResponse } from '../schemas';
-import { readFile, tooLarge, UploadBudget, UploadTicket } from '../upload';
+import { noFile, readFile, tooLarge, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
 import { API_ERRORS, API_PREFIX, noStore } from './common';
 
 export interface JobOptions {
@@ -125,9 +125,13 @@ async function readFiles(
 ): Promise<{ name: string; bytes: Buffer }[]> {
   const maxFiles = o.maxFiles ?? 32;
   const files: { name: string; bytes: Buffer }[] = [];
+  let imageField = false;
   try {
     for await (const part of req.parts({ limits: { files: maxFiles + 1, fileSize: o.maxUploadBytes } })) {
-      if (part.type !== 'file') continue;
+      if (part.type !== 'file') {
+        imageField ||= part.fieldname === 'image'; // a film sent without its filename: said as such
+        continue;
+      }
       if (part.fieldname !== 'image') {
         part.file.resume();
         throw new HttpError(
@@ -163,8 +167,7 @@ async function readFiles(
       `the multipart/form-data body is malformed: ${(e as Error).message}`,
     );
   }
-  if (files.length === 0)
-    throw new HttpError(400, 'NO_FILE', 'no film in the request: send each in a field named "image"');
+  if (files.length === 0) throw noFile(imageField, 'each film');
   return files;
 }
 
@@ -175,6 +178,15 @@ async function readFiles(
 const AGE_NOT_FOR_PACS =
   "query parameter 'patientAge' is for uploaded films: films in the PACS are read with their DICOM header's " +
   'PatientAge';
+
+function unsupportedBody(req: FastifyRequest): HttpError {
+  return new HttpError(
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    'expected multipart/form-data (films) or application/json (Orthanc instance ids), ' +
+      `got ${(req.headers['content-type'] ?? 'no Content-Type').slice(0, 100)}`,
+  );
+}
 
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
@@ -209,6 +221,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           503: problemResponse('No job queue configured (or no Orthanc for instance ids), or the upload store is full'),
         },
       },
+      errorHandler: withMediaTypeDetail(unsupportedBody),
     },
     async (req, reply) => {
       const jobs = o.jobs;
@@ -240,12 +253,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: id });
         }
       } else {
-        throw new HttpError(
-          415,
-          'UNSUPPORTED_MEDIA_TYPE',
-          'expected multipart/form-data (films) or application/json (Orthanc instance ids), ' +
-            `got ${req.headers['content-type'] ?? 'no Content-Type'}`,
-        );
+        throw unsupportedBody(req);
       }
       noStore(reply);
       return reply.code(202).send({ jobs: out });

@@ -12,7 +12,7 @@ import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
 import { compactImages } from '../retention';
 import { predictQuery, problemResponse } from '../schemas';
-import { readUpload, UploadBudget, UploadTicket } from '../upload';
+import { notMultipart, readUpload, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
 import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
@@ -55,6 +55,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           ),
         },
       },
+      errorHandler: withMediaTypeDetail(notMultipart),
     },
     async (req, reply) => {
       const received = performance.now();

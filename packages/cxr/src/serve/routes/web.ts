@@ -1,19 +1,55 @@
 // The web page at /: the built bundle when there is one, else a line saying how to build it.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { HttpError } from '../http_error';
+
+/**
+ * Paths the file handler would refuse with a bare 403 "Forbidden" (it fails closed on any path that
+ * is not canonical), said first: an empty or '.' segment (`/api/v1//health`, a typo) names nothing,
+ * a 404 as any unknown path; a '..' segment would leave the page's folder, and hidden files (a name
+ * starting with '.') are never served: a 403 that says so.
+ */
+function refuseOddPath(req: FastifyRequest): void {
+  const raw = req.url.split('?')[0];
+  let segments: string[];
+  try {
+    segments = decodeURIComponent(raw).split('/').slice(1);
+  } catch {
+    return; // bad escapes: the file handler answers those
+  }
+  const shown = raw.slice(0, 200);
+  if (segments.includes('..')) {
+    throw new HttpError(403, 'FORBIDDEN', `${shown}: a path with a '..' segment would leave the page's folder`);
+  }
+  if (segments.some((s) => s.startsWith('.') && s !== '.')) {
+    throw new HttpError(403, 'FORBIDDEN', `${shown}: files and folders whose names start with '.' are not served`);
+  }
+  // A last empty segment is a trailing slash (a folder's index), not an empty segment.
+  if (segments.slice(0, -1).includes('') || segments.includes('.')) {
+    throw new HttpError(
+      404,
+      'NOT_FOUND',
+      `no such resource: ${req.method} ${shown} (a path with an empty '//' or '.' segment names nothing here)`,
+    );
+  }
+}
 
 export async function webRoutes(app: FastifyInstance, webDir: string | null | undefined): Promise<void> {
   if (webDir && fs.existsSync(path.join(webDir, 'index.html'))) {
-    await app.register(fastifyStatic, {
-      root: webDir,
-      prefix: '/',
-      index: 'index.html',
-      dotfiles: 'deny',
-      // The bundle's names do not change between builds: make the browser revalidate.
-      cacheControl: true,
-      maxAge: 0,
+    // In a scope of its own, so that the check runs for the page's files only.
+    await app.register(async (page) => {
+      page.addHook('onRequest', async (req) => refuseOddPath(req));
+      await page.register(fastifyStatic, {
+        root: webDir,
+        prefix: '/',
+        index: 'index.html',
+        dotfiles: 'deny',
+        // The bundle's names do not change between builds: make the browser revalidate.
+        cacheControl: true,
+        maxAge: 0,
+      });
     });
   } else {
     app.get('/', { schema: { hide: true } }, async (_req, reply) =>

@@ -1,0 +1,256 @@
+// What the API takes at its edge, read strictly: history times (leap seconds, offsets and years the
+// JavaScript Date cannot read or misreads), numbers in query strings (hex, exponents, Infinity), an
+// image sent without a filename, bodies of other multipart types, odd paths beside the web page, and
+// how fresh /health's row count is.
+import { after, before, mock, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import { ServeMetrics } from '../src/serve/metrics';
+import type { ServePredictor } from '../src/serve/predictor_port';
+import type { JobsPort } from '../src/serve/routes/jobs';
+import { auditRecord, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+
+let dir: string;
+let predictor: ServePredictor;
+let audit: AuditStore;
+let app: FastifyInstance;
+const submitted: string[] = [];
+
+/** A queue that takes every upload: the route's reading of the body is what is tested. */
+const jobs: JobsPort = {
+  canonicalId: (id) => id,
+  submitUpload: async (_bytes, name) => {
+    submitted.push(name);
+    return { id: `job-${submitted.length}`, status: 'queued' };
+  },
+  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
+  status: async () => null,
+  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
+};
+
+before(async () => {
+  dir = tempDir('serve-edge');
+  await makeTinyModel(path.join(dir, 'model'));
+  fs.mkdirSync(path.join(dir, 'web', 'assets'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'web', 'index.html'), '<!doctype html><title>cxr</title>');
+  fs.writeFileSync(path.join(dir, 'web', 'assets', 'app.js'), 'console.log(1);');
+  fs.writeFileSync(path.join(dir, 'web', '.env'), 'SECRET=1');
+  predictor = await loadPredictor(path.join(dir, 'model'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
+  // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC), and one in the year 50.
+  for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
+  await audit.insert(auditRecord(4, { createdAt: '0050-06-01T00:00:00.000Z' }), null);
+  app = await buildApp({ predictor, audit, webDir: path.join(dir, 'web'), jobs });
+});
+
+after(async () => {
+  await app.close();
+  await audit.close();
+  predictor.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function history(query: string) {
+  const res = await app.inject(`/api/v1/predictions?${query}`);
+  return { status: res.statusCode, body: res.json() };
+}
+
+test('history times: a leap second is a 400 that says so, as `cxr history --since` refuses it', async () => {
+  for (const q of ['since=2026-12-31T23:59:60Z', 'until=2026-12-31T23:59:60Z', 'since=9999-12-31T23:59:60Z']) {
+    const { status, body } = await history(q);
+    assert.equal(status, 400, `${q}: ${JSON.stringify(body)}`);
+    assert.equal(body.code, 'INVALID_REQUEST', q);
+    assert.match(body.detail, /query parameter '(since|until)' has second 60 \(a leap second\)/, q);
+  }
+  const feb30 = await history('since=2026-02-30T00:00:00Z');
+  assert.deepEqual([feb30.status, feb30.body.code], [400, 'INVALID_REQUEST']);
+  assert.match(feb30.body.detail, /since/);
+});
+
+test('history times: every form the schema takes is read as RFC 3339 says, whatever Date makes of it', async () => {
+  const cases: [string, number][] = [
+    ['since=2026-01-01T00:02:00Z', 2],
+    // A 2-digit offset: Date cannot read it (was a 500).
+    ['since=2026-01-01T01:02:00%2B01', 2],
+    ['since=2026-01-01T01:02:00%2B0100', 2],
+    // Read to the millisecond, as the log keeps times; finer digits are dropped.
+    ['since=2026-01-01t00:02:00.0019z', 1],
+    ['since=2026-01-01t00:02:00.0009z', 2],
+    // Date reads the year 50 written with a space as 1950.
+    ['since=0050-01-01%2000:00:00Z', 4],
+    ['until=0050-12-31%2000:00:00Z', 1],
+    // Past 9999 in UTC: toISOString() writes +010000-…, which sorts before every row as text.
+    ['until=9999-12-31T23:59:59-01:00', 4],
+    ['since=0000-01-01T00:00:00%2B01:00', 4],
+  ];
+  for (const [q, total] of cases) {
+    const { status, body } = await history(q);
+    assert.equal(status, 200, `${q}: ${JSON.stringify(body)}`);
+    assert.equal(body.total, total, q);
+  }
+});
+
+test('the audit store clamps times past its 4-digit years, and names a time it cannot read', async () => {
+  // As `cxr history --since` hands them on: toISOString() of year 10000 sorted before every row as text.
+  assert.equal((await audit.list({ until: '9999-12-31T23:59:59-01:00' })).total, 4);
+  assert.equal((await audit.list({ since: '9999-12-31T23:59:59-01:00' })).total, 0);
+  assert.equal((await audit.list({ since: '-000001-01-01T00:00:00Z' })).total, 4);
+  await assert.rejects(audit.list({ since: 'soon' }), /audit log: since "soon" is not a readable time/);
+});
+
+async function predict(query: string, target = app) {
+  const { body, headers } = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
+  return target.inject({ method: 'POST', url: `/api/v1/predictions${query}`, payload: body, headers });
+}
+
+test('query numbers: decimal digits only, one code for a bad age, none counted as a decode failure', async () => {
+  const metrics = new ServeMetrics();
+  const counted = await buildApp({ predictor, audit, metrics });
+  try {
+    // %20 is a space, %2B a plus sign.
+    for (const bad of [
+      'Infinity',
+      '-Infinity',
+      'NaN',
+      '0x10',
+      '0b1',
+      '1e1',
+      '%205',
+      '5%20',
+      '%2B5',
+      '.5',
+      '5.',
+      '-1',
+      '131',
+    ]) {
+      const res = await predict(`?heatmap=false&patientAge=${bad}`, counted);
+      assert.equal(res.statusCode, 400, `${bad}: ${res.body}`);
+      assert.equal(res.json().code, 'INVALID_REQUEST', bad);
+      assert.match(res.json().detail, /^query parameter 'patientAge' must be a number from 0 to 130 in decimal digits/);
+    }
+    const ok = await predict('?heatmap=false&patientAge=016', counted);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().verdict.status, 'outside-population', '016 is sixteen');
+    const text = await (await counted.inject('/metrics')).body;
+    assert.doesNotMatch(text, /^cxr_decode_failures_total\{/m, 'a bad request parameter is no decode failure');
+  } finally {
+    await counted.close();
+  }
+  const job = multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG));
+  const queued = await app.inject({ method: 'POST', url: '/api/v1/jobs?patientAge=0x10', ...job });
+  assert.equal(queued.statusCode, 400, queued.body);
+  assert.match(queued.json().detail, /patientAge/);
+
+  for (const q of ['page=Infinity', 'page=1e1', 'limit=0x10', 'limit=%2010', 'page=1.5', 'limit=0']) {
+    const { status, body } = await history(q);
+    assert.equal(status, 400, `${q}: ${JSON.stringify(body)}`);
+    assert.match(body.detail, /^query parameter '(page|limit)' must be a whole number from 1 to/, q);
+  }
+  const twice = await history('page=1&page=2');
+  assert.deepEqual([twice.status, twice.body.detail], [400, "query parameter 'page' is given 2 times: give it once"]);
+  assert.equal((await history('page=01&limit=2')).body.items.length, 2);
+});
+
+test('the request-parameter codes of the predictor are not decode failures in /metrics', async () => {
+  const metrics = new ServeMetrics();
+  metrics.inputFailure('BAD_PATIENT_AGE');
+  metrics.inputFailure('UNKNOWN_OPERATING_POINT');
+  metrics.inputFailure('TRUNCATED');
+  const text = await metrics.text();
+  assert.match(text, /^cxr_decode_failures_total\{reason="TRUNCATED"\} 1$/m);
+  assert.doesNotMatch(text, /BAD_PATIENT_AGE|UNKNOWN_OPERATING_POINT/);
+});
+
+/** A multipart body with one part named "image" that has no filename: a plain form field. */
+function fieldBody(value: string) {
+  const b = '----cxredge';
+  return {
+    payload: `--${b}\r\nContent-Disposition: form-data; name="image"\r\n\r\n${value}\r\n--${b}--\r\n`,
+    headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+  };
+}
+
+test('an image sent as a plain form field, and a multipart type that is not form-data, are said as such', async () => {
+  for (const url of ['/api/v1/predictions', '/api/v1/jobs']) {
+    const res = await app.inject({ method: 'POST', url, ...fieldBody('hello') });
+    assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+    assert.equal(res.json().code, 'NO_FILE');
+    assert.match(res.json().detail, /the part named "image" is a plain form field, not a file .*no filename/, url);
+  }
+  assert.equal(submitted.length, 0, 'nothing was queued');
+  for (const [url, code] of [
+    ['/api/v1/predictions', 'NOT_MULTIPART'],
+    ['/api/v1/jobs', 'UNSUPPORTED_MEDIA_TYPE'],
+  ]) {
+    for (const type of ['multipart/mixed; boundary=x', 'text/xml']) {
+      const res = await app.inject({ method: 'POST', url, payload: 'x', headers: { 'content-type': type } });
+      assert.equal(res.statusCode, 415, `${url} ${type}: ${res.body}`);
+      assert.equal(res.json().code, code);
+      assert.ok(res.json().detail.endsWith(`, got ${type}`), res.json().detail);
+    }
+  }
+  // The route's error handler passes everything else on as before.
+  const empty = await app.inject({ method: 'POST', url: '/api/v1/predictions', ...fieldBody('') });
+  assert.equal(empty.statusCode, 400);
+});
+
+test('paths beside the web page: an empty segment is 404 like any unknown path; hidden files say why', async () => {
+  for (const url of ['/api/v1//health', '//api/v1/health', '/assets//app.js', '//']) {
+    const res = await app.inject(url);
+    assert.equal(res.statusCode, 404, `${url}: ${res.body}`);
+    assert.equal(res.json().code, 'NOT_FOUND', url);
+    assert.match(res.json().detail, /empty '\/\/' or '\.' segment names nothing here/, url);
+  }
+  const hidden = await app.inject('/.env');
+  assert.deepEqual([hidden.statusCode, hidden.json().code], [403, 'FORBIDDEN']);
+  assert.match(hidden.json().detail, /names start with '\.' are not served/);
+  assert.doesNotMatch(hidden.body, /SECRET/);
+  const up = await app.inject('/assets/..%2f..%2fmodel%2fmodel.json');
+  assert.deepEqual([up.statusCode, up.json().code], [403, 'FORBIDDEN']);
+  assert.match(up.json().detail, /'\.\.' segment would leave the page's folder/);
+  assert.equal((await app.inject('/assets/app.js')).statusCode, 200);
+  assert.equal((await app.inject('/')).statusCode, 200);
+});
+
+test('health: a count older than 5 s is redone before the answer; a slow recount delays it briefly', async () => {
+  const store = await openAuditStore(path.join(dir, 'health.db'));
+  let slow = false;
+  const counting: AuditStore = Object.create(store);
+  counting.count = async () => {
+    if (slow) await new Promise((r) => setTimeout(r, 3_000));
+    return store.count();
+  };
+  const probed = await buildApp({ predictor, audit: counting });
+  mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  try {
+    const count = async () => (await probed.inject('/api/v1/health')).json().predictions;
+    assert.equal(await count(), 0);
+    for (const n of [1, 2, 3]) await store.insert(auditRecord(n), null);
+    assert.equal(await count(), 0, 'within 5 s the count is reused');
+    mock.timers.setTime(Date.now() + 5_001);
+    assert.equal(await count(), 3, 'a count over 5 s old is not answered (it was after a quiet spell)');
+    await store.insert(auditRecord(5), null);
+    slow = true;
+    mock.timers.setTime(Date.now() + 6_000);
+    const t0 = performance.now();
+    const res = await probed.inject('/api/v1/health');
+    assert.ok(performance.now() - t0 < 1_500, `a slow count held /health ${performance.now() - t0} ms`);
+    assert.deepEqual([res.statusCode, res.json().predictions, res.json().audit], [200, 3, 'ok']);
+  } finally {
+    mock.timers.reset();
+    await probed.close();
+    await store.close();
+  }
+});
+
+test('the OpenAPI document says how times and numbers are read', async () => {
+  const doc = (await app.inject('/api/v1/openapi.json')).json();
+  const param = (p: string, m: string, name: string) =>
+    doc.paths[p][m].parameters.find((x: { name: string }) => x.name === name);
+  assert.match(param('/api/v1/predictions', 'get', 'since').description, /RFC 3339.*leap second \(:60\) is refused/);
+  assert.match(param('/api/v1/predictions', 'post', 'patientAge').description, /decimal digits/);
+});
