@@ -21,9 +21,12 @@ import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
 export function patientAge(v: string): number {
+  // Decimal digits only, as the API takes them: '0x10' is not 16 years, nor '1e1' ten.
   const n = Number(v);
-  if (v.trim() === '' || !isStatedAge(n))
-    throw new InvalidArgumentError(`a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}`);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !isStatedAge(n))
+    throw new InvalidArgumentError(
+      `a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max} in decimal digits`,
+    );
   return n;
 }
 

@@ -83,7 +83,8 @@ export async function predict(
   const form = new FormData();
   form.append('image', file, name);
   const query = new URLSearchParams({ operatingPoint });
-  if (patientAge !== undefined) query.set('patientAge', String(patientAge));
+  // The API takes decimal digits only: String(1e-7) would be '1e-7'. Six places are 30 seconds of age.
+  if (patientAge !== undefined) query.set('patientAge', patientAge.toFixed(6).replace(/\.?0+$/, ''));
   return json(await apiFetch(`/api/v1/predictions?${query}`, { method: 'POST', body: form }));
 }
 
