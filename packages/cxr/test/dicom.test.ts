@@ -22,7 +22,8 @@ async function rejectsWith(p: Promise<unknown>, code: DicomErrorCode): Promise<v
 
 const meanAbsDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
 // PatientAge is let out for the verdict (the model is for children aged 1–5); it is not stored or
-// shown as given (predict/verdict.ts words it as "over 10 years").
+// shown as given (predict/verdict.ts words it as "over 10 years"). So is the age in whole years from
+// PatientBirthDate and the study's date (ageFromDates), never the dates (test/dicom-age.test.ts).
 const ALLOWED_KEYS = [
   'gray',
   'width',
@@ -33,6 +34,7 @@ const ALLOWED_KEYS = [
   'viewPosition',
   'bodyPart',
   'patientAge',
+  'ageFromDates',
   'frames',
   'bitsStored',
   'voi',

@@ -9,24 +9,28 @@
 import * as fs from 'node:fs';
 import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
+import { type AgeFromDates, ageFromDates } from './dicom_age';
 import { toDisplay, type VoiMethod } from './dicom_display';
 import {
-  bareDataSetSyntax,
   checkPixelFormat,
   DicomError,
   type DicomErrorCode,
   type Fail,
-  isDicom,
   NATIVE,
   nativeFrame,
   parseDataSet,
   type PixelFormat,
+  RELABEL,
   SUPPORTED,
+  syntaxMismatch,
   TS,
   TS_NAMES,
 } from './dicom_parse';
+import { bareDataSetSyntax, isDicom, metaGroup } from './dicom_syntax';
 
-export { bareDataSetSyntax, DicomError, type DicomErrorCode, isDicom } from './dicom_parse';
+export type { AgeDate, AgeFromDates } from './dicom_age';
+export { DicomError, type DicomErrorCode } from './dicom_parse';
+export { bareDataSetSyntax, isDicom } from './dicom_syntax';
 
 /**
  * What the decoder reads these bytes as (predict/decode_input.ts dispatches the same way): JPEG or PNG by
@@ -94,6 +98,12 @@ export interface DicomImage {
   bodyPart?: string;
   /** (0010,1010) PatientAge, e.g. '004Y' (or '62' in files that omit the unit). */
   patientAge?: string;
+  /**
+   * The age from PatientBirthDate (0010,0030) to the study's date, for files whose PatientAge is missing
+   * or unreadable (it is optional in CR and DX); absent when there is no birth date. The dates themselves
+   * never leave this module.
+   */
+  ageFromDates?: AgeFromDates;
   frames: number;
   bitsStored: number;
   /** How stored values became display values: 'voi-lut', 'window', 'full-range' or 'min-max'. */
@@ -132,8 +142,15 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     );
   }
   const pixelElement = ds.elements.x7fe00010;
-  if (!pixelElement || pixelElement.length === 0)
+  if (!pixelElement || pixelElement.length === 0) {
+    // Read in the wrong encoding (explicit VR data under an implicit VR header), a data set can end
+    // quietly before its pixel data: that file is an image, labelled wrongly.
+    const meta = metaGroup(bytes);
+    const mismatch = meta?.transferSyntax ? syntaxMismatch(bytes.subarray(meta.end), meta.transferSyntax) : null;
+    if (mismatch)
+      throw fail('TRANSFER_SYNTAX_MISMATCH', `${mismatch} (read as its header says, it has no pixel data). ${RELABEL}`);
     throw fail('NO_PIXEL_DATA', 'no pixel data (7FE0,0010): not an image object');
+  }
 
   const rows = ds.uint16('x00280010') ?? 0;
   const columns = ds.uint16('x00280011') ?? 0;
@@ -169,6 +186,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     const s = ds.string(tag)?.trim();
     return s ? s.toUpperCase() : undefined;
   };
+  const age = ageFromDates(ds);
   return {
     gray,
     width: columns,
@@ -179,6 +197,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     viewPosition: text('x00185101'),
     bodyPart: text('x00180015'),
     patientAge: text('x00101010'),
+    ...(age ? { ageFromDates: age } : {}),
     frames,
     bitsStored,
     voi,

@@ -4,6 +4,7 @@
 import * as zlib from 'node:zlib';
 import * as dicomParser from 'dicom-parser';
 import type { DecodeLimits } from './decode';
+import { metaGroup, VRS } from './dicom_syntax';
 
 export type DicomErrorCode =
   | 'NOT_DICOM'
@@ -64,82 +65,6 @@ export const SUPPORTED = new Set(Object.keys(TS_NAMES));
 
 export function transferSyntaxName(uid: string): string {
   return TS_NAMES[uid] ?? uid;
-}
-
-/**
- * True for a Part-10 file (preamble + 'DICM') and for a bare data set without one, which old
- * archives still hold: it starts with a group 0002 or 0008 element in little endian.
- */
-export function isDicom(buf: Uint8Array): boolean {
-  if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d)
-    return true;
-  return bareDataSetSyntax(buf) !== null;
-}
-
-/** The value representations of PS3.5 6.2; any other two letters are not an explicit VR. */
-const VRS = new Set(
-  'AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '),
-);
-/** Explicit VRs with two reserved bytes and a 32-bit length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const UNDEFINED_LENGTH = 0xffffffff;
-const ELEMENTS_CHECKED = 4;
-
-/**
- * The transfer syntax of a data set without preamble and 'DICM', or null when the bytes are not one.
- * Other binary files can start with bytes that pass for a first element, so the first few elements
- * must all parse: tags ascending, a known VR when explicit, lengths that fit in the bytes (odd ones too:
- * old writers made them, and the decoder reads them).
- */
-export function bareDataSetSyntax(buf: Uint8Array): string | null {
-  if (buf.length < 12) return null;
-  const group = buf[0] | (buf[1] << 8);
-  const element = buf[2] | (buf[3] << 8);
-  if ((group !== 0x0008 && group !== 0x0002) || element > 0x0fff) return null;
-  const explicit = VRS.has(String.fromCharCode(buf[4], buf[5]));
-  if (!leadingElementsParse(buf, explicit)) return null;
-  return explicit ? TS.explicitLE : TS.implicitLE;
-}
-
-function leadingElementsParse(buf: Uint8Array, firstExplicit: boolean): boolean {
-  let explicit = firstExplicit;
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let pos = 0;
-  let previous = -1;
-  for (let n = 0; n < ELEMENTS_CHECKED; n++) {
-    // The bytes end between elements: a small data set, or the head of a file (filmFormat reads only that).
-    if (pos + 8 > buf.length) return true;
-    const tag = view.getUint16(pos, true) * 0x10000 + view.getUint16(pos + 2, true);
-    if (tag <= previous) return false;
-    // The file meta group is explicit VR; the data set after it is in its own transfer syntax.
-    if (previous >>> 16 === 0x0002 && tag >>> 16 !== 0x0002)
-      explicit = VRS.has(String.fromCharCode(buf[pos + 4], buf[pos + 5]));
-    let length: number;
-    let header = 8;
-    let mayBeUndefined = !explicit; // implicit VR: a sequence
-    if (explicit) {
-      const vr = String.fromCharCode(buf[pos + 4], buf[pos + 5]);
-      if (!VRS.has(vr)) return false;
-      if (LONG_VRS.has(vr)) {
-        header = 12;
-        if (pos + header > buf.length) return true;
-        length = view.getUint32(pos + 8, true);
-        // Sequences, unknown elements and encapsulated pixel data.
-        mayBeUndefined = vr === 'SQ' || vr === 'UN' || vr === 'OB' || vr === 'OW';
-      } else {
-        length = view.getUint16(pos + 6, true);
-      }
-    } else {
-      length = view.getUint32(pos + 4, true);
-    }
-    // Items follow, whose lengths are their own: the elements read so far must do.
-    if (length === UNDEFINED_LENGTH) return mayBeUndefined;
-    // A value past the end of the bytes: the head of a larger file, once two elements have parsed.
-    if (pos + header + length > buf.length) return n >= 2;
-    pos += header + length;
-    previous = tag;
-  }
-  return true;
 }
 
 export type Fail = (code: DicomErrorCode, detail: string) => DicomError;
@@ -215,12 +140,126 @@ export function parseDataSet(
     return dicomParser.parseDicom(buf, options);
   } catch (e) {
     if (e instanceof DicomError) throw e;
-    const text = errorText(e);
-    // dicom-parser reports reads past the end as buffer overruns; partial files are common.
-    if (/overrun|beyond|past the end|end of buffer|exceeds/i.test(text))
-      throw fail('TRUNCATED', `truncated DICOM file (${text})`);
-    throw fail('CORRUPT', `unreadable DICOM data set (${text})`);
+    throw parseFailure(e, buf, bareSyntax, fail);
   }
+}
+
+/** dicom-parser's ways of saying that it ran past the end of the bytes. */
+const OVERRUN = /overrun|overread|past (the )?end|beyond|cannot be greater than or equal to 'byteArray' length/i;
+
+/**
+ * Why dicom-parser could not read a data set, in words a user can act on (its own messages name its
+ * internal functions). A file cut short and a data set not in the transfer syntax its header names
+ * both show as an element running past the end of the file; they are told apart by reading the data
+ * set in the other encodings, and by whether the elements read before the failure were well formed.
+ */
+function parseFailure(e: unknown, buf: Uint8Array, bareSyntax: string | null, fail: Fail): DicomError {
+  const text = errorText(e);
+  const meta = bareSyntax ? null : metaGroup(buf);
+  if (meta && meta.end >= buf.length) {
+    return fail(
+      'TRUNCATED',
+      `the file ends at byte ${buf.length}, within or right after its file meta information (group 0002): ` +
+        'it is truncated',
+    );
+  }
+  if (meta && /0002,0010/.test(text)) {
+    return fail(
+      'CORRUPT',
+      'the file meta information (group 0002) has no TransferSyntaxUID (0002,0010), so the data set cannot be read',
+    );
+  }
+  if (!OVERRUN.test(text)) return fail('CORRUPT', `the DICOM data set cannot be parsed: ${text}`);
+  const mismatch = meta?.transferSyntax ? syntaxMismatch(buf.subarray(meta.end), meta.transferSyntax) : null;
+  if (mismatch) {
+    return fail(
+      'TRANSFER_SYNTAX_MISMATCH',
+      `${mismatch} (read as its header says, an element runs past the end of the file). ${RELABEL}`,
+    );
+  }
+  const cut = cutAt(e, meta?.end ?? 0);
+  if (cut) return fail('TRUNCATED', `the file ends inside ${cut} (the file is truncated)`);
+  return fail(
+    'CORRUPT',
+    "the DICOM data set cannot be parsed: an element's length runs past the end of the file (the file is " +
+      'damaged or truncated, or not in the transfer syntax its header names)',
+  );
+}
+
+/** What to do about a data set in another transfer syntax than its header names. */
+export const RELABEL = 'Re-export the image, or correct its TransferSyntaxUID (0002,0010)';
+
+/**
+ * For a data set that does not read as the transfer syntax its file meta group names: the clause
+ * saying which one it does read as, completely and with its pixel data (so that the claim is sure).
+ * Null when no other reading does (deflated data are not tried).
+ */
+export function syntaxMismatch(dataSet: Uint8Array, declared: string): string | null {
+  if (declared === TS.deflatedLE) return null;
+  // Compressed syntaxes keep their data set in explicit VR little endian.
+  const readAs = declared === TS.implicitLE || declared === TS.explicitBE ? declared : TS.explicitLE;
+  const actual = [TS.explicitLE, TS.implicitLE, TS.explicitBE].find((ts) => ts !== readAs && readsWhole(dataSet, ts));
+  if (!actual) return null;
+  return (
+    `the header names transfer syntax ${declared} (${transferSyntaxName(declared)}), but the data set is ` +
+    `written in ${TS_NAMES[actual]}`
+  );
+}
+
+/** Whether `bytes` read as a whole data set in transfer syntax `ts`, pixel data included. */
+function readsWhole(bytes: Uint8Array, ts: string): boolean {
+  let ds: dicomParser.DataSet;
+  try {
+    ds = dicomParser.parseDicom(bytes, { TransferSyntaxUID: ts });
+  } catch {
+    return false;
+  }
+  // An implicit VR reading stops quietly at the end of the bytes: every value must fit in them. (The
+  // transfer syntax passed in comes back as an element of its own, read from nowhere.)
+  const elements = Object.values(ds.elements)
+    .filter((el) => el.dataOffset !== undefined)
+    .sort((a, b) => a.dataOffset - b.dataOffset);
+  return (
+    ds.elements.x7fe00010 !== undefined &&
+    elements.every((el, i) => el.dataOffset + el.length <= bytes.length && (i === 0 || el.tag > elements[i - 1].tag))
+  );
+}
+
+/** The longest element header (explicit VR with a 32-bit length, PS3.5 7.1.2). */
+const MAX_HEADER = 12;
+
+/**
+ * Where a file cut short ends, for people ("element (7FE0,0010): its value needs ..."), when everything
+ * read up to there was well formed (tags ascending, known VRs) and only the last element, or the header
+ * of the one after it, runs past the end. Null when what was read looks like garbage.
+ */
+function cutAt(e: unknown, start: number): string | null {
+  // dicom-parser hands over the data set read so far (the file meta group not merged in yet).
+  const ds =
+    typeof e === 'object' && e !== null && 'dataSet' in e
+      ? (e as { dataSet?: dicomParser.DataSet }).dataSet
+      : undefined;
+  if (!ds) return null;
+  const size = ds.byteArray.length;
+  const elements = Object.values(ds.elements).sort((a, b) => a.dataOffset - b.dataOffset);
+  const wellFormed = elements.every(
+    (el, i) => (i === 0 || el.tag > elements[i - 1].tag) && (el.vr === undefined || VRS.has(el.vr)),
+  );
+  if (!wellFormed) return null;
+  const last = elements.at(-1);
+  const name = (tag: string) => `(${tag.slice(1, 5)},${tag.slice(5)})`.toUpperCase();
+  if (last && last.dataOffset + last.length > size) {
+    const held = Math.max(0, size - last.dataOffset);
+    // Encapsulated pixel data and sequences of undefined length end with a delimiter, not at a count.
+    return last.hadUndefinedLength || last.length === 0xffffffff
+      ? `element ${name(last.tag)}: its value, of open length (FFFFFFFF: it ends at a delimiter), ` +
+          `has no end in the ${held} bytes there`
+      : `element ${name(last.tag)}: its value needs ${last.length} bytes, ${held} are there`;
+  }
+  const end = last ? last.dataOffset + last.length : start;
+  if (size - end >= MAX_HEADER) return null;
+  const which = last ? `after ${name(last.tag)}` : 'the first of the data set';
+  return `the header of an element (${which}), at byte ${size}`;
 }
 
 export type Frame = { kind: 'mono'; values: Float32Array } | { kind: 'colour'; gray: Uint8Array };
@@ -328,5 +367,10 @@ export function errorText(e: unknown): string {
       : typeof e === 'object' && e !== null && 'exception' in e
         ? String((e as { exception: unknown }).exception)
         : String(e);
-  return raw.trim().replace(/\s+/g, ' ').slice(0, 300);
+  // Its messages start with its own function's name ("dicomParser.readSequenceItem: ..."): no help to a user.
+  return raw
+    .replace(/\b(?:dicomParser|\w*ByteArrayParser)[.:][\w.]*:\s*/g, '')
+    .trim()
+    .replace(/\s+/g, ' ')
+    .slice(0, 300);
 }

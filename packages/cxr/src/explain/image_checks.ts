@@ -2,6 +2,7 @@
 // functions with no Node imports: the web page bundles this module, so an image analysed in the
 // browser is checked by the same code as on the server.
 import { layoutDecision } from './film_layout';
+import type { AgeFromDates } from '../data/dicom_age';
 
 export interface ImageFacts {
   /** The model input: size × size grayscale. */
@@ -15,6 +16,8 @@ export interface ImageFacts {
   bodyPart?: string;
   /** (0010,1010) PatientAge as written, e.g. '004Y' or '62'; read by predict/verdict.ts, not here. */
   patientAge?: string;
+  /** The age from PatientBirthDate and the study's date (data/dicom_age.ts); read by predict/verdict.ts, not here. */
+  ageFromDates?: AgeFromDates;
 }
 
 export interface ImageCheck {

@@ -79,6 +79,7 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
       viewPosition: dcm.viewPosition,
       bodyPart: dcm.bodyPart,
       patientAge: dcm.patientAge,
+      ageFromDates: dcm.ageFromDates,
     };
     let display: Display | undefined;
     if (wantDisplay) {

@@ -19,7 +19,7 @@ import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { deriveVerdict, oodReason, showsHeatmap, type Verdict } from './verdict';
+import { ageWarnings, deriveVerdict, oodReason, showsHeatmap, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -291,7 +291,9 @@ export class Predictor {
     } finally {
       x.dispose();
     }
-    warnings.push(...verdict.reasons.map((r) => r.message), ...img.notes);
+    // A header age that could not be read changes no verdict, but the reader is told the age is unknown.
+    const ageNotes = ageWarnings({ facts: img.facts, statedAgeYears: opts.patientAge });
+    warnings.push(...verdict.reasons.map((r) => r.message), ...ageNotes, ...img.notes);
 
     const probability = sigmoid(logit);
     const out: Prediction = {

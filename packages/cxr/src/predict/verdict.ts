@@ -5,11 +5,12 @@
 //     colour, noise, lateral, not a radiograph, or unlike any chest X-ray to the OOD gate). The
 //     label is not shown as a finding.
 //   - 'outside-population': a chest radiograph, but of a patient the model was not made for
-//     (DICOM PatientAge, or the age the user gave with a JPEG/PNG, over the range; or a chest
-//     radiograph by its header that the gate finds unlike the training films). The number is
-//     shown for reference only.
+//     (DICOM PatientAge, else the age from its PatientBirthDate and StudyDate, else the age the user
+//     gave with the image, over the range; or a chest radiograph by its header that the gate finds
+//     unlike the training films). The number is shown for reference only.
 //   - 'assessed': none of the above; the label is a decision aid, never a diagnosis.
 // No Node imports: the web page bundles this module, so the browser's verdict is the server's.
+import type { AgeFromDates } from '../data/dicom_age';
 import type { ImageCheck, ImageFacts } from '../explain/image_checks';
 
 export type VerdictStatus = 'assessed' | 'cannot-assess' | 'outside-population';
@@ -42,12 +43,44 @@ export interface VerdictEvidence {
   width: number;
   height: number;
   /** DICOM header facts (absent for JPEG/PNG). */
-  facts: Pick<ImageFacts, 'modality' | 'bodyPart' | 'viewPosition' | 'patientAge'>;
+  facts: Pick<ImageFacts, 'modality' | 'bodyPart' | 'viewPosition' | 'patientAge'> & {
+    /** The age from PatientBirthDate and the study's date (data/dicom_age.ts), used when PatientAge is unreadable. */
+    ageFromDates?: AgeFromDates;
+  };
   /**
    * The patient's age in years as the user gave it with the image (a JPEG or PNG carries none).
-   * A readable PatientAge in the DICOM header takes precedence.
+   * The DICOM header's own age takes precedence: PatientAge, then the age from its dates.
    */
   statedAgeYears?: number;
+}
+
+/**
+ * The patient's age as the verdict takes it, and where it came from: the DICOM header's PatientAge, else
+ * the age from its PatientBirthDate and the study's date, else the age stated with the image.
+ */
+function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): {
+  years: number;
+  source: 'header' | 'dates' | 'stated';
+  /** For people, as the AGE reason words it: "the DICOM header gives" (a patient age over 10 years). */
+  gives: string;
+  /** For people, as ageWarnings words it: "the age from PatientBirthDate and StudyDate" (is used). */
+  what: string;
+} | null {
+  const header = ageInYears(e.facts.patientAge);
+  if (header !== null)
+    return { years: header, source: 'header', gives: 'the DICOM header gives', what: 'the PatientAge' };
+  const dates = e.facts.ageFromDates;
+  if (dates && dates.years !== null) {
+    return {
+      years: dates.years,
+      source: 'dates',
+      gives: `the DICOM header's PatientBirthDate and ${dates.from} give`,
+      what: `the age from PatientBirthDate and ${dates.from}`,
+    };
+  }
+  if (e.statedAgeYears === undefined) return null;
+  const what = 'the age given with the image';
+  return { years: e.statedAgeYears, source: 'stated', gives: `${what} is`, what };
 }
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
@@ -57,6 +90,37 @@ export function ageInYears(as: string | undefined): number | null {
   const n = Number(m[1]);
   const per = { D: 365.25, W: 52.18, M: 12, Y: 1, '': 1 }[m[2].toUpperCase() as 'D' | 'W' | 'M' | 'Y' | ''];
   return n / per;
+}
+
+/** At most this much of an unreadable PatientAge is quoted (a valid one is 4 characters). */
+const QUOTED_AGE_CHARS = 16;
+
+/**
+ * Warnings about the patient's age that leave the verdict as it is: a DICOM header whose PatientAge, or
+ * whose dates, could not be read, so that the age is unknown (or comes from the next source). Without
+ * them such a film is assessed as if its header had no age at all, and nobody learns why.
+ */
+export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): string[] {
+  const raw = e.facts.patientAge;
+  if (ageInYears(raw) !== null) return [];
+  const dates = e.facts.ageFromDates;
+  const age = patientAge(e);
+  const instead = age === null ? "the patient's age is unknown" : `${age.what} is used`;
+  const out: string[] = [];
+  if (raw !== undefined) {
+    // Digits hidden: the warning is kept in the audit log, which keeps no patient data, and the shape
+    // ('## years', 'P##Y') is what says what is wrong with it.
+    const cut = raw.length > QUOTED_AGE_CHARS ? `${raw.slice(0, QUOTED_AGE_CHARS)}…` : raw;
+    const shown = cut.replace(/\d/g, '#').replace(/[^\x20-\x7e…]/g, '?');
+    out.push(
+      `the DICOM's PatientAge (0010,1010) could not be read ("${shown}", digits hidden; DICOM writes an age as ` +
+        `nnnD, nnnW, nnnM or nnnY): ${instead}`,
+    );
+  }
+  if (dates && dates.years === null) {
+    out.push(`the patient's age could not be worked out from the DICOM's dates (${dates.problem}): ${instead}`);
+  }
+  return out;
 }
 
 /** The gate's score against its threshold, as every OOD reason words it. */
@@ -82,17 +146,16 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
     });
   }
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
-  const headerAge = ageInYears(e.facts.patientAge);
-  const age = headerAge ?? e.statedAgeYears ?? null;
+  const age = patientAge(e);
+  const fromFile = age !== null && age.source !== 'stated';
   const ageReason: VerdictReason | null =
-    age !== null && age > MAX_AGE_YEARS
+    age !== null && age.years > MAX_AGE_YEARS
       ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
         {
           code: 'AGE',
           message:
             `outside the intended population (${INTENDED_POPULATION}): ` +
-            `${headerAge !== null ? 'the DICOM header gives' : 'the age given with the image is'} ` +
-            `a patient age over ${MAX_AGE_YEARS} years`,
+            `${age.gives} a patient age over ${MAX_AGE_YEARS} years`,
         }
       : null;
   const ood = oodReason(e.ood);
@@ -106,8 +169,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   // "a chest film unlike the training films" (an adult's, another site's), not "not a chest X-ray".
   const chestByHeader = e.facts.modality !== undefined || e.facts.bodyPart !== undefined;
   // An age typed with a file the gate rejects says nothing about what the file is: still not a chest X-ray.
-  if (ageReason && ood && headerAge === null && !chestByHeader)
-    return { status: 'cannot-assess', reasons: [ood, ageReason] };
+  if (ageReason && ood && !fromFile && !chestByHeader) return { status: 'cannot-assess', reasons: [ood, ageReason] };
   if (ageReason) {
     const unlike = ood && {
       code: 'OOD' as const,

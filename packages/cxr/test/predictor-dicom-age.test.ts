@@ -1,0 +1,109 @@
+// A DICOM's own age through Predictor.predict, as the API, `cxr predict` and the PACS get it: the age
+// from PatientBirthDate and StudyDate when PatientAge is missing (an adult's film is outside the
+// population, saying where the age came from), and a PatientAge that cannot be read is a warning on
+// an answer that is otherwise as for a film without an age.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { Predictor } from '../src/predict/predictor';
+import { type Element, imageElements, writeDicom } from './dicom-writer';
+import { makeSeededModel, tempDir } from './ood-fixtures';
+import { needsData, SAMPLES_FULLRES } from './shared-data';
+
+const skip = needsData(SAMPLES_FULLRES);
+let root = '';
+let predictor: Predictor;
+let pixels: Uint16Array;
+const W = 120;
+const H = 100;
+
+before(async () => {
+  if (skip) return;
+  root = tempDir('predictor-dicom-age');
+  predictor = await Predictor.load(
+    await makeSeededModel(path.join(root, 'model'), { inputSize: 48, widths: [4, 8, 8, 8] }),
+    {
+      warmUp: false,
+    },
+  );
+  // A real film, so that the image checks pass it: any verdict other than 'assessed' comes from the age.
+  const dir = path.join(SAMPLES_FULLRES, 'NORMAL');
+  const first = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpeg'))
+    .sort()[0];
+  const raw = await sharp(path.join(dir, first)).grayscale().resize(W, H, { fit: 'fill' }).raw().toBuffer();
+  pixels = Uint16Array.from(raw, (v) => v * 16);
+});
+after(() => {
+  predictor?.dispose();
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+const dicom = (...extra: Element[]) =>
+  writeDicom(imageElements({ rows: H, columns: W, bitsStored: 12, pixels, extra }));
+const patientAge = (value: string): Element => ({ tag: 0x00101010, vr: 'AS', value });
+const birth = (value: string): Element => ({ tag: 0x00100030, vr: 'DA', value });
+const study = (value: string): Element => ({ tag: 0x00080020, vr: 'DA', value });
+
+test('no PatientAge, born 19500101, studied 20200101: outside the population, by the header dates', {
+  skip,
+}, async () => {
+  const none = await predictor.predict(dicom());
+  assert.equal(none.verdict.status, 'assessed', JSON.stringify(none.verdict));
+  const r = await predictor.predict(dicom(birth('19500101'), study('20200101')));
+  assert.equal(r.verdict.status, 'outside-population', JSON.stringify(r.verdict));
+  assert.deepEqual(r.warnings, [
+    "outside the intended population (children aged 1–5): the DICOM header's PatientBirthDate and StudyDate give " +
+      'a patient age over 10 years',
+  ]);
+  // The header's age comes before one stated with the upload, as PatientAge does.
+  const stated = await predictor.predict(dicom(birth('19500101'), study('20200101')), { patientAge: 4 });
+  assert.equal(stated.verdict.status, 'outside-population');
+  const child = await predictor.predict(dicom(birth('20160301'), study('20200101')), { patientAge: 40 });
+  assert.equal(child.verdict.status, 'assessed', JSON.stringify(child.verdict));
+  // PatientAge, where readable, before the dates.
+  const byAge = await predictor.predict(dicom(patientAge('004Y'), birth('19500101'), study('20200101')));
+  assert.equal(byAge.verdict.status, 'assessed', JSON.stringify(byAge.verdict));
+  // Dates that give no age: a warning, and the film assessed as without an age.
+  const after = await predictor.predict(dicom(birth('20200102'), study('20200101')));
+  assert.equal(after.verdict.status, 'assessed');
+  assert.deepEqual(after.warnings, [
+    "the patient's age could not be worked out from the DICOM's dates (PatientBirthDate (0010,0030) is after " +
+      "StudyDate (0008,0020)): the patient's age is unknown",
+  ]);
+});
+
+test('a PatientAge that cannot be read: a warning quoting it (digits hidden), the film still assessed', {
+  skip,
+}, async () => {
+  for (const [value, shown] of [
+    ['abcd', 'ABCD'],
+    ['45 years', '## YEARS'],
+    ['P45Y', 'P##Y'],
+    ['-05Y', '-##Y'],
+  ]) {
+    const r = await predictor.predict(dicom(patientAge(value)));
+    assert.equal(r.verdict.status, 'assessed', `${value}: ${JSON.stringify(r.verdict)}`);
+    assert.deepEqual(
+      r.warnings,
+      [
+        `the DICOM's PatientAge (0010,1010) could not be read ("${shown}", digits hidden; DICOM writes an age as ` +
+          "nnnD, nnnW, nnnM or nnnY): the patient's age is unknown",
+      ],
+      value,
+    );
+  }
+  // With an age stated for the upload, that age is used, and the warning says so.
+  const r = await predictor.predict(dicom(patientAge('45 years')), { patientAge: 45 });
+  assert.equal(r.verdict.status, 'outside-population');
+  assert.match(r.warnings.at(-1)!, /could not be read \("## YEARS".*\): the age given with the image is used$/);
+  // The valid forms are read as before: a child's film is assessed with no warning, an adult's is not.
+  for (const value of ['004Y', '018M', '010W', '003D']) {
+    const ok = await predictor.predict(dicom(patientAge(value)));
+    assert.deepEqual([ok.verdict.status, ok.warnings], ['assessed', []], value);
+  }
+  assert.equal((await predictor.predict(dicom(patientAge('045Y')))).verdict.status, 'outside-population');
+});

@@ -1,0 +1,153 @@
+// The patient's age in the verdict when the DICOM header gives no readable PatientAge: the age from
+// its PatientBirthDate and the study's date counts as a stated PatientAge does (after PatientAge,
+// before an age given with the image), and an age that cannot be read is a warning, not a refusal.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeDicom } from '../src/data/dicom';
+import { ageInYears, ageWarnings, deriveVerdict, type VerdictEvidence } from '../src/predict/verdict';
+import { type Element, imageElements, writeDicom } from './dicom-writer';
+
+const base: VerdictEvidence = { ood: null, checks: [], width: 512, height: 512, facts: {} };
+const ood = { score: 90, threshold: 50, outOfDistribution: true };
+
+/** The header facts of a DICOM as the decoder reads them (what decode_input hands the verdict). */
+async function headerFacts(...extra: Element[]): Promise<VerdictEvidence['facts']> {
+  const img = await decodeDicom(writeDicom(imageElements({ rows: 2, columns: 2, pixels: new Uint16Array(4), extra })));
+  return {
+    modality: img.modality,
+    bodyPart: img.bodyPart,
+    viewPosition: img.viewPosition,
+    patientAge: img.patientAge,
+    ageFromDates: img.ageFromDates,
+  };
+}
+const age = (value: string): Element => ({ tag: 0x00101010, vr: 'AS', value });
+const birth = (value: string): Element => ({ tag: 0x00100030, vr: 'DA', value });
+const study = (value: string): Element => ({ tag: 0x00080020, vr: 'DA', value });
+const acquisition = (value: string): Element => ({ tag: 0x00080022, vr: 'DA', value });
+
+test('born 19500101, studied 20200101, no PatientAge: outside the population, saying why', async () => {
+  const facts = await headerFacts(birth('19500101'), study('20200101'));
+  const v = deriveVerdict({ ...base, facts });
+  assert.equal(v.status, 'outside-population', JSON.stringify(v));
+  assert.deepEqual(
+    v.reasons.map((r) => r.code),
+    ['AGE'],
+  );
+  assert.equal(
+    v.reasons[0].message,
+    "outside the intended population (children aged 1–5): the DICOM header's PatientBirthDate and StudyDate give " +
+      'a patient age over 10 years',
+  );
+  assert.deepEqual(ageWarnings({ facts }), []);
+  // The fallback date is named when it is the one counted to.
+  const acq = deriveVerdict({ ...base, facts: await headerFacts(birth('19500101'), acquisition('20200101')) });
+  assert.match(acq.reasons[0].message, /PatientBirthDate and AcquisitionDate give a patient age over 10 years/);
+});
+
+test('an age from the dates counts as PatientAge does: bounds, and a gate-rejected chest film', async () => {
+  const child = await headerFacts(birth('20160301'), study('20200101'));
+  assert.deepEqual(deriveVerdict({ ...base, facts: child }), { status: 'assessed', reasons: [] });
+  // Ten years and eleven months is 10 whole years: not over the bound, as '010Y' is not.
+  const ten = await headerFacts(birth('20090201'), study('20200101'));
+  assert.equal(deriveVerdict({ ...base, facts: ten }).status, 'assessed');
+  assert.equal(
+    deriveVerdict({ ...base, facts: await headerFacts(birth('20090101'), study('20200101')) }).status,
+    'outside-population',
+  );
+  // An age in the header says the file is a patient's film even where the gate rejects it: outside the
+  // population, as with PatientAge, where an age typed with the file leaves it "not a chest X-ray".
+  const adult = await headerFacts(birth('19500101'), study('20200101'));
+  const rejected = deriveVerdict({ ...base, ood, facts: { ...adult, modality: undefined, bodyPart: undefined } });
+  assert.equal(rejected.status, 'outside-population', JSON.stringify(rejected));
+  const byPatientAge = deriveVerdict({ ...base, ood, facts: { patientAge: '070Y' } });
+  assert.equal(byPatientAge.status, 'outside-population');
+  assert.deepEqual(
+    rejected.reasons.map((r) => r.code),
+    byPatientAge.reasons.map((r) => r.code),
+  );
+  assert.equal(deriveVerdict({ ...base, ood, statedAgeYears: 70 }).status, 'cannot-assess');
+});
+
+test("order: the header's PatientAge, then the age from its dates, then the age given with the image", async () => {
+  // PatientAge first: 4 years, whatever the dates say.
+  const stated4 = await headerFacts(age('004Y'), birth('19500101'), study('20200101'));
+  assert.equal(deriveVerdict({ ...base, facts: stated4 }).status, 'assessed');
+  const stated62 = await headerFacts(age('062Y'), birth('20160101'), study('20200101'));
+  assert.match(deriveVerdict({ ...base, facts: stated62 }).reasons[0].message, /the DICOM header gives a patient age/);
+  // The dates before an age given with the image.
+  const child = await headerFacts(birth('20160301'), study('20200101'));
+  assert.equal(deriveVerdict({ ...base, facts: child, statedAgeYears: 40 }).status, 'assessed');
+  const adult = await headerFacts(birth('19500101'), study('20200101'));
+  assert.equal(deriveVerdict({ ...base, facts: adult, statedAgeYears: 4 }).status, 'outside-population');
+  // An unreadable PatientAge gives way to the dates.
+  const garbled = await headerFacts(age('P70Y'), birth('19500101'), study('20200101'));
+  const v = deriveVerdict({ ...base, facts: garbled });
+  assert.equal(v.status, 'outside-population');
+  assert.match(v.reasons[0].message, /PatientBirthDate and StudyDate give/);
+  assert.deepEqual(ageWarnings({ facts: garbled }), [
+    `the DICOM's PatientAge (0010,1010) could not be read ("P##Y", digits hidden; DICOM writes an age as nnnD, ` +
+      'nnnW, nnnM or nnnY): the age from PatientBirthDate and StudyDate is used',
+  ]);
+});
+
+test('an unreadable PatientAge is a warning (quoted, digits hidden); assessed as without an age', async () => {
+  for (const [value, shown] of [
+    ['abcd', 'ABCD'],
+    ['45 years', '## YEARS'],
+    ['P45Y', 'P##Y'],
+    ['-05Y', '-##Y'],
+    ['0123456789ABCDEFGHIJ', '##########ABCDEF…'],
+  ]) {
+    const facts = await headerFacts(age(value));
+    assert.equal(ageInYears(facts.patientAge), null, value);
+    const v = deriveVerdict({ ...base, facts });
+    assert.deepEqual(v, { status: 'assessed', reasons: [] }, value);
+    assert.deepEqual(
+      ageWarnings({ facts }),
+      [
+        `the DICOM's PatientAge (0010,1010) could not be read ("${shown}", digits hidden; DICOM writes an age as ` +
+          "nnnD, nnnW, nnnM or nnnY): the patient's age is unknown",
+      ],
+      value,
+    );
+    // An age given with the image then counts, and the warning says so.
+    assert.equal(deriveVerdict({ ...base, facts, statedAgeYears: 40 }).status, 'outside-population');
+    assert.match(ageWarnings({ facts, statedAgeYears: 40 })[0], /: the age given with the image is used$/);
+  }
+  // The valid forms still read, with no warning.
+  for (const [value, years] of [
+    ['004Y', 4],
+    ['018M', 1.5],
+    ['003D', 3 / 365.25],
+    ['062', 62],
+  ] as const) {
+    const facts = await headerFacts(age(value));
+    assert.equal(ageInYears(facts.patientAge), years, value);
+    assert.deepEqual(ageWarnings({ facts }), [], value);
+  }
+  assert.ok(Math.abs(ageInYears((await headerFacts(age('010W'))).patientAge)! - 10 / 52.18) < 1e-9);
+});
+
+test('dates that give no age are a warning that says why; the verdict is as without an age', async () => {
+  const cases: [Element[], RegExp][] = [
+    [[birth('20200102'), study('20200101')], /\(PatientBirthDate \(0010,0030\) is after StudyDate \(0008,0020\)\)/],
+    [[birth('1950'), study('20200101')], /\(PatientBirthDate \(0010,0030\) is not a date \(YYYYMMDD\)\)/],
+    [[birth('19500101'), study('01/01/2020')], /\(StudyDate \(0008,0020\) is not a date \(YYYYMMDD\)\)/],
+    [[birth('19500101')], /\(PatientBirthDate \(0010,0030\) is given, but no StudyDate/],
+  ];
+  for (const [extra, why] of cases) {
+    const facts = await headerFacts(...extra);
+    assert.deepEqual(deriveVerdict({ ...base, facts }), { status: 'assessed', reasons: [] });
+    const warnings = ageWarnings({ facts });
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /^the patient's age could not be worked out from the DICOM's dates /);
+    assert.match(warnings[0], why);
+    assert.match(warnings[0], /: the patient's age is unknown$/);
+  }
+  // A readable PatientAge makes the dates irrelevant: no warning about them.
+  assert.deepEqual(ageWarnings({ facts: await headerFacts(age('004Y'), birth('20200102'), study('20200101')) }), []);
+  // No age anywhere (no PatientAge, no birth date) is not worth a warning: most JPEGs and many DICOMs.
+  assert.deepEqual(ageWarnings({ facts: await headerFacts() }), []);
+  assert.deepEqual(ageWarnings({ facts: {} }), []);
+});
