@@ -175,6 +175,9 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
     child.on('close', (code) => resolve({ code, stdout: '', stderr }));
   });
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /HTTP 401 \(check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD\)/);
+  assert.match(
+    bad.stderr,
+    /HTTP 401: Orthanc at \S+ refused the login \(user 'cxr'\): check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD/,
+  );
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).last, JSON.parse(state).last);
 });

@@ -2,10 +2,21 @@
 // instances are read, and the STOW-RS body.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { MANUFACTURER, SOP_CLASS } from '../src/dicom_out';
-import { classifyInstance, loadOrthancConfig, readState, writeState } from '../src/pacs';
+import {
+  classifyInstance,
+  InternalFailures,
+  loadOrthancConfig,
+  OrthancClient,
+  OrthancError,
+  ProcessingError,
+  readState,
+  writeState,
+} from '../src/pacs';
 import { stowBody } from '../src/pacs/multipart';
 import { tempDir } from './serve-fixtures';
 
@@ -57,6 +68,86 @@ test('config: environment, config file over environment, --url over both, errors
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('config: a login in the URL is taken out of it and sent as basic auth; never printed, never two', () => {
+  const secret = 'S3cr%2Ft'; // "S3cr/t", percent-encoded as a URL needs it
+  const withLogin = `http://cxr:${secret}@127.0.0.1:8042/`;
+  assert.deepEqual(loadOrthancConfig({ env: { CXR_ORTHANC_URL: withLogin } }), {
+    url: 'http://127.0.0.1:8042',
+    user: 'cxr',
+    password: 'S3cr/t',
+  });
+  // The same login given both ways is no conflict; a user in the URL takes the password from the environment.
+  const env = { CXR_ORTHANC_URL: withLogin, CXR_ORTHANC_USER: 'cxr', CXR_ORTHANC_PASSWORD: 'S3cr/t' };
+  assert.equal(loadOrthancConfig({ env }).password, 'S3cr/t');
+  assert.deepEqual(loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://cxr@h:1', CXR_ORTHANC_PASSWORD: 'p' } }), {
+    url: 'http://h:1',
+    user: 'cxr',
+    password: 'p',
+  });
+  const hidden = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: Error) => {
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes('S3cr'), `no password in: ${e.message}`);
+      return true;
+    });
+  hidden(
+    () => loadOrthancConfig({ env: { ...env, CXR_ORTHANC_PASSWORD: 'other' } }),
+    /two different Orthanc passwords.*CXR_ORTHANC_URL \(http:\/\/cxr:\*\*\*\*\*@127\.0\.0\.1:8042\/\)/,
+  );
+  hidden(() => loadOrthancConfig({ env: { ...env, CXR_ORTHANC_USER: 'bob' } }), /two Orthanc users: 'cxr'.*'bob'/);
+  // On the command line it is in `ps` for everyone: refused, pointing at the ways that are not.
+  hidden(
+    () => loadOrthancConfig({ env: {}, url: withLogin }),
+    /--url http:\/\/cxr:\*\*\*\*\*@.*carries a password.*CXR_ORTHANC_PASSWORD.*--config/,
+  );
+  hidden(
+    () => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'ftp://cxr:S3cr@h' } }),
+    /'ftp:\/\/cxr:\*\*\*\*\*@h' must be/,
+  );
+  hidden(() => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://cxr:S3cr%zz@h' } }), /not valid percent-encoding/);
+  const dir = tempDir('pacs-config-login');
+  try {
+    const file = path.join(dir, 'orthanc.json');
+    fs.writeFileSync(file, JSON.stringify({ url: withLogin }), { mode: 0o644 });
+    const warnings: string[] = [];
+    assert.equal(loadOrthancConfig({ env: {}, configFile: file, warn: (l) => warnings.push(l) }).user, 'cxr');
+    assert.match(warnings.join(), /holds a password and is readable by others/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('client: an Orthanc away is unreachable, with the URL and no password, whatever the URL carried', async () => {
+  // A port nothing listens on. Before, fetch refused the URL itself and the error repeated it, password and all.
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  const client = new OrthancClient({ url: `http://cxr:S3cret@127.0.0.1:${port}` });
+  const e = await client.changes(0, 1).catch((x: unknown) => x);
+  assert.ok(e instanceof OrthancError, String(e));
+  assert.match(e.message, new RegExp(`Orthanc at http://127\\.0\\.0\\.1:${port} is unreachable \\(.*ECONNREFUSED`));
+  assert.ok(!e.message.includes('S3cret') && !/credentials/.test(e.message), e.message);
+  assert.deepEqual([e.outage, e.code], [true, 'ORTHANC_UNAVAILABLE']);
+  // A login refused is a configuration fault, told apart from an outage by its code.
+  assert.equal(new OrthancError('GET /changes: HTTP 401', 401).code, 'ORTHANC_AUTH');
+  assert.equal(new OrthancError('GET /changes: HTTP 403', 403).code, 'ORTHANC_AUTH');
+  assert.equal(new OrthancError('GET /instances/x: HTTP 404', 404).code, 'ORTHANC_HTTP');
+  assert.equal(new OrthancError('HTTP 503', 503).code, 'ORTHANC_UNAVAILABLE');
+});
+
+test('a film stopped by a fault not its own is retried on a few passes in a row, then given up', () => {
+  const stop = (id: string) => new ProcessingError(id, '1.2.3', 'predicting it', new Error('bug'));
+  const f = new InternalFailures(3);
+  assert.deepEqual([f.retry(stop('a')), f.retry(stop('a'))], [true, true]);
+  assert.equal(f.retry(stop('a')), false, 'the third pass in a row at the same film gives up');
+  assert.equal(f.attempts, 3);
+  assert.equal(f.retry(stop('b')), true, 'another film counts from one');
+  f.reset();
+  assert.equal(f.attempts, 0);
+  assert.match(stop('a').message, /instance a \(1\.2\.3\): predicting it failed, and not because of the film: bug/);
 });
 
 test('state: absent is null, written atomically, read back, foreign files refused', () => {

@@ -2,14 +2,25 @@
 // stores the report (DICOM SR) and the heat map (Secondary Capture) back into its study.
 // Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
 // Polling rides out an outage of Orthanc or of the audit log: the pass stops with the cursor before
-// the film whose results were not stored, and the next poll does that film again.
+// the film whose results were not stored, and the next poll does that film again. A film stopped by a
+// fault not its own (a bug, a broken install) is tried on a few polls, then the sync exits before it.
+// A login Orthanc refuses at start is a configuration fault: said at once, exit 1.
 import { Command, Option } from 'commander';
 import { positiveNumber } from './args';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
-import { loadOrthancConfig, OrthancClient, OrthancError, type SyncOptions, syncOnce, type SyncStats } from '../pacs';
+import {
+  InternalFailures,
+  loadOrthancConfig,
+  OrthancClient,
+  OrthancError,
+  ProcessingError,
+  type SyncOptions,
+  syncOnce,
+  type SyncStats,
+} from '../pacs';
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
@@ -31,6 +42,13 @@ function summary(s: SyncStats, queued: boolean): string {
     `${s.alreadyDone} already ${queued ? 'queued or done' : 'done'}, ` +
     `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`
   );
+}
+
+/** An operating point the model lacks would fail every film: refused at start instead. */
+function checkOperatingPoint(name: string | undefined, points: Record<string, unknown>): void {
+  if (name !== undefined && !Object.hasOwn(points, name)) {
+    throw new Error(`--operating-point ${name}: this model has ${Object.keys(points).join(', ')}`);
+  }
 }
 
 export function register(program: Command): void {
@@ -80,6 +98,13 @@ export function register(program: Command): void {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
       const client = new OrthancClient(config);
+      try {
+        await client.checkConnection();
+      } catch (e) {
+        // Orthanc away is waited for (polling); a refused login or no Orthanc at the URL is not.
+        if (o.once || !(e instanceof OrthancError && e.outage)) throw e;
+        log(`${e.message}; the first poll tries again`);
+      }
       const modelDir = path.resolve(o.model ?? defaultModelDir());
       let predictor: Predictor | undefined;
       let queue: JobQueue | undefined;
@@ -88,6 +113,7 @@ export function register(program: Command): void {
       let model: { name: string; version: string };
       if (o.queue) {
         const identity = modelIdentity(modelDir);
+        checkOperatingPoint(o.operatingPoint, identity.meta.operatingPoints);
         queue = await connectQueue(loadRedisUrl({ configFile: o.redisConfig, warn: log }), identity.sha256);
         const spec: JobSpec = {
           modelSha256: identity.sha256,
@@ -102,6 +128,7 @@ export function register(program: Command): void {
         await initEngine(o.threads);
         predictor = await Predictor.load(modelDir, { oodPolicy: o.oodPolicy });
         model = predictor.model;
+        checkOperatingPoint(o.operatingPoint, predictor.model.meta.operatingPoints);
         // As cxr predict: one audit row per film, keyed by its SOP Instance UID, so a rerun adds none.
         if (o.audit !== false) audit = await openAuditStoreForWriting(o.db ?? defaultDbPath());
       }
@@ -144,6 +171,7 @@ export function register(program: Command): void {
         );
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
+      const internal = new InternalFailures();
       try {
         for (;;) {
           try {
@@ -160,13 +188,26 @@ export function register(program: Command): void {
               log,
             });
             sinceStart = false; // only the first pass restarts the feed
+            internal.reset();
             for (const k of ['instances', 'processed', 'alreadyDone', 'skipped', 'failed'] as const) total[k] += s[k];
             total.cursor = s.cursor;
             if (o.once || s.instances > 0) log(summary(s, !!queue));
           } catch (e) {
-            // The PACS or the audit log may be restarting; anything else is not for waiting out.
-            if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;
-            log(`${(e as Error).message}; retrying in ${o.interval} s`);
+            if (e instanceof ProcessingError && !o.once) {
+              // Perhaps passing (memory, a file being replaced); a lasting fault stops the service, cursor kept.
+              if (!internal.retry(e)) {
+                throw new Error(
+                  `${e.message}. Tried on ${internal.attempts} polls: stopping before this film (the cursor stays ` +
+                    'before it, so the next start tries it again)',
+                  { cause: e },
+                );
+              }
+              log(`${e.message} (attempt ${internal.attempts} of ${internal.limit}); retrying in ${o.interval} s`);
+            } else {
+              // The PACS or the audit log may be restarting; anything else is not for waiting out.
+              if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;
+              log(`${(e as Error).message}; retrying in ${o.interval} s`);
+            }
           }
           if (o.once || stopping) break;
           await new Promise<void>((resolve) => {

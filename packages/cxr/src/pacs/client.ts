@@ -2,11 +2,27 @@
 // answer is validated before use; any failure is an OrthancError (the sync stops and resumes
 // later from its saved cursor, rather than skipping films while the PACS is unreachable).
 import { z } from 'zod';
-import type { OrthancConfig } from './config';
+import { type OrthancConfig, redactOrthanc, splitCredentials } from './config';
 import { stowBody } from './multipart';
 
 /** Answers of a proxy in front of Orthanc, or of an Orthanc starting up: the PACS is away, not refusing. */
 const AWAY_STATUSES = new Set([502, 503, 504]);
+
+/**
+ * What kind of failure an OrthancError is, for callers that decide what to do next (queue/retry.ts, the
+ * worker's start-up check): ORTHANC_AUTH, the login refused (HTTP 401/403: wrong or missing user or
+ * password, an account without the rights), is a configuration fault that no retry mends;
+ * ORTHANC_UNAVAILABLE is the PACS away (worth waiting for); ORTHANC_HTTP any other refusal (404...);
+ * ORTHANC_BAD_ANSWER an answer that is not what Orthanc gives; ORTHANC_STORE_FAILED a STOW-RS that
+ * stored not every instance; ORTHANC_BAD_URL a URL that fetch cannot use.
+ */
+export type OrthancErrorCode =
+  | 'ORTHANC_AUTH'
+  | 'ORTHANC_UNAVAILABLE'
+  | 'ORTHANC_HTTP'
+  | 'ORTHANC_BAD_ANSWER'
+  | 'ORTHANC_STORE_FAILED'
+  | 'ORTHANC_BAD_URL';
 
 export class OrthancError extends Error {
   /**
@@ -14,16 +30,31 @@ export class OrthancError extends Error {
    * retrying until it is back (queue/retry.ts), where a refusal (401, 404) is not.
    */
   readonly outage: boolean;
+  readonly code: OrthancErrorCode;
 
   constructor(
     message: string,
     readonly status?: number,
-    opts: { unreachable?: boolean; cause?: unknown } = {},
+    opts: { unreachable?: boolean; cause?: unknown; code?: OrthancErrorCode } = {},
   ) {
     super(message, { cause: opts.cause });
     this.name = 'OrthancError';
     this.outage = !!opts.unreachable || (status !== undefined && AWAY_STATUSES.has(status));
+    this.code =
+      opts.code ??
+      (status === 401 || status === 403
+        ? 'ORTHANC_AUTH'
+        : this.outage
+          ? 'ORTHANC_UNAVAILABLE'
+          : status !== undefined
+            ? 'ORTHANC_HTTP'
+            : 'ORTHANC_BAD_ANSWER');
   }
+}
+
+/** Whether `err` is Orthanc refusing cxr's login: fix the configuration, retrying will not help. */
+export function isOrthancAuthError(err: unknown): err is OrthancError {
+  return err instanceof OrthancError && err.code === 'ORTHANC_AUTH';
 }
 
 const ChangesSchema = z.object({
@@ -35,6 +66,8 @@ const ChangesSchema = z.object({
 });
 export type ChangePage = z.infer<typeof ChangesSchema>;
 
+// GET /system: what every Orthanc answers (1.0 and later); cxr needs nothing else from it.
+const SystemSchema = z.object({ Name: z.string(), Version: z.string() }).passthrough();
 const TagsSchema = z.record(z.string(), z.unknown());
 const IdListSchema = z.array(z.string());
 // STOW-RS response (PS3.18 10.5.3): FailedSOPSequence (0008,1198), ReferencedSOPSequence (0008,1199).
@@ -48,13 +81,22 @@ const StowResponseSchema = z
 const TIMEOUT_MS = 60_000;
 
 export class OrthancClient {
+  readonly config: OrthancConfig;
   private readonly auth: string | undefined;
 
-  constructor(readonly config: OrthancConfig) {
-    this.auth =
-      config.user !== undefined
-        ? `Basic ${Buffer.from(`${config.user}:${config.password}`).toString('base64')}`
-        : undefined;
+  constructor(config: OrthancConfig) {
+    // fetch refuses a URL with credentials, and its error message repeats the URL, password and all: a
+    // login in the URL (from a caller that did not use loadOrthancConfig) is sent as basic auth instead.
+    const split = splitCredentials(config.url);
+    const user = config.user ?? split.user;
+    const password = config.password ?? split.password;
+    this.config = { url: split.url, user, password };
+    this.auth = user !== undefined ? `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}` : undefined;
+  }
+
+  /** `text` safe to print: URLs and the password shown as *****. */
+  private safe(text: string): string {
+    return redactOrthanc(text, this.config.password);
   }
 
   private async request(
@@ -73,18 +115,52 @@ export class OrthancClient {
       res = await fetch(this.config.url + route, { method, headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
     } catch (e) {
       const cause = (e as { cause?: { message?: string } }).cause?.message;
+      // fetch's TypeError without a cause is a request it would not make (a malformed URL), not a network failure.
+      if (e instanceof TypeError && cause === undefined) {
+        throw new OrthancError(
+          this.safe(`${method} ${route}: no request can be made to the Orthanc URL ${this.config.url} (${e.message})`),
+          undefined,
+          { cause: e, code: 'ORTHANC_BAD_URL' },
+        );
+      }
       throw new OrthancError(
-        `${method} ${route}: Orthanc at ${this.config.url} is unreachable (${cause ?? (e as Error).message})`,
+        this.safe(
+          `${method} ${route}: Orthanc at ${this.config.url} is unreachable (${cause ?? (e as Error).message})`,
+        ),
         undefined,
         { unreachable: true, cause: e },
       );
     }
     if (!res.ok) {
       const text = (await res.text().catch(() => '')).slice(0, 300);
-      const hint = res.status === 401 ? ' (check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD)' : '';
-      throw new OrthancError(`${method} ${route}: HTTP ${res.status}${hint}${text ? `: ${text}` : ''}`, res.status);
+      const hint = res.status === 401 || res.status === 403 ? `: ${this.loginHint(res.status)}` : '';
+      throw new OrthancError(
+        this.safe(`${method} ${route}: HTTP ${res.status}${hint}${text ? `: ${text}` : ''}`),
+        res.status,
+      );
     }
     return res;
+  }
+
+  /** What a 401/403 means for this configuration, and what to do. */
+  private loginHint(status: number): string {
+    const who = this.config.user === undefined ? 'no user given' : `user '${this.config.user}'`;
+    const what =
+      status === 403
+        ? `Orthanc at ${this.config.url} does not allow this to ${who}`
+        : `Orthanc at ${this.config.url} refused the login (${who})`;
+    return `${what}: check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD, or the --config file's user and password`;
+  }
+
+  /**
+   * One cheap request (GET /system) that checks that the URL is an Orthanc and that it takes the login:
+   * for a process's start-up, so a wrong password is said at once rather than by every film later. Gives
+   * Orthanc's name and version; throws OrthancError: code ORTHANC_AUTH (isOrthancAuthError) for a login
+   * refused, `outage` for Orthanc away, ORTHANC_HTTP or ORTHANC_BAD_ANSWER for something that is not Orthanc.
+   */
+  async checkConnection(): Promise<{ name: string; version: string }> {
+    const system = await this.json(SystemSchema, 'GET', '/system');
+    return { name: system.Name, version: system.Version };
   }
 
   private async json<T>(
@@ -98,7 +174,7 @@ export class OrthancClient {
     try {
       body = await res.json();
     } catch {
-      throw new OrthancError(`${method} ${route}: the answer is not JSON`);
+      throw new OrthancError(`${method} ${route}: the answer is not JSON (is ${this.config.url} an Orthanc?)`);
     }
     const r = schema.safeParse(body);
     if (!r.success)
@@ -151,6 +227,8 @@ export class OrthancClient {
       throw new OrthancError(
         `STOW-RS: ${stored} of ${instances.length} instances stored, ${failed} failed: ` +
           JSON.stringify(r['00081198']?.Value ?? []).slice(0, 300),
+        undefined,
+        { code: 'ORTHANC_STORE_FAILED' },
       );
     }
   }

@@ -1,7 +1,17 @@
 // The PACS side: Orthanc's change feed in, DICOM results back (see docs/deployment.md).
-export { loadOrthancConfig, type OrthancConfig } from './config';
-export { OrthancClient, OrthancError } from './client';
+export { loadOrthancConfig, type OrthancConfig, redactOrthanc } from './config';
+export { isOrthancAuthError, OrthancClient, OrthancError, type OrthancErrorCode } from './client';
 export { classifyInstance } from './filter';
 export { readState, writeState, type SyncState } from './state';
 export { type StoredResults, storedResults } from './stored_results';
-export { type InstanceOutcome, processInstance, resultText, syncOnce, type SyncOptions, type SyncStats } from './sync';
+export {
+  INTERNAL_ATTEMPTS,
+  InternalFailures,
+  type InstanceOutcome,
+  ProcessingError,
+  processInstance,
+  resultText,
+  syncOnce,
+  type SyncOptions,
+  type SyncStats,
+} from './sync';

@@ -1,16 +1,21 @@
 // Orthanc → cxr → Orthanc: reads the change feed from a saved cursor, predicts every new chest
 // radiograph, and stores its report (SR) and heat map (SC) back into the film's study.
 //
-// Failures are of two kinds. The PACS (unreachable, refusing, odd answers: OrthancError) or the
+// Failures are of three kinds. The PACS (unreachable, refusing, odd answers: OrthancError) or the
 // audit log (what onPrediction throws) stops the run with the cursor at the last finished change,
 // so the next run retries the film whose results were not stored; nothing is skipped. A film the
-// model cannot read (corrupt, not a chest X-ray under --ood-policy refuse) is logged and passed
-// over, so one bad film cannot block the queue.
-import { buildResults, readSource, type ResultModel } from '../dicom_out';
+// model cannot read (corrupt, not a chest X-ray under --ood-policy refuse: an InputError, or a
+// header the results cannot be filed from) is logged and passed over, so one bad film cannot block
+// the queue. Anything else (a bug, a broken install, an operating point the model lacks) is no fault
+// of the film: a ProcessingError stops the run before it, as an outage does, so that a broken build
+// cannot mark a whole day's films as failed and move past them.
+import { buildResults, readSource, type ResultModel, type SourceImage } from '../dicom_out';
+import { InputError, REQUEST_OPTION_ERRORS } from '../predict/errors';
 import type { Prediction, Predictor } from '../predict/predictor';
 import { statusOf, type VerdictStatus } from '../predict/verdict';
 import { OrthancClient, OrthancError } from './client';
 import { classifyInstance } from './filter';
+import { redactOrthanc } from './config';
 import { readState, writeState } from './state';
 import { storedResults } from './stored_results';
 
@@ -51,6 +56,56 @@ export interface SyncStats {
 
 export type InstanceOutcome = 'processed' | 'already-done' | 'skipped' | 'failed';
 
+/**
+ * A film that could not be predicted or its results written for a reason that is not the film's (a bug,
+ * a broken install, an operating point the model lacks): it is not counted as failed and passed over,
+ * the sync stops before it (a polling sync retries it a few times, then exits: InternalFailures), and a
+ * queue's worker retries its job as it does any unexpected error (queue/retry.ts).
+ */
+export class ProcessingError extends Error {
+  constructor(
+    readonly instanceId: string,
+    readonly sopInstanceUid: string,
+    what: string,
+    cause: unknown,
+  ) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`instance ${instanceId} (${sopInstanceUid}): ${what} failed, and not because of the film: ${why}`, {
+      cause,
+    });
+    this.name = 'ProcessingError';
+  }
+}
+
+/** Passes in a row that a polling sync lets stop at the same film (ProcessingError) before it exits. */
+export const INTERNAL_ATTEMPTS = 3;
+
+/** Counts the passes in a row that stopped at the same film for a fault not its own. */
+export class InternalFailures {
+  private instanceId: string | null = null;
+  attempts = 0;
+
+  constructor(readonly limit = INTERNAL_ATTEMPTS) {}
+
+  /** Counts a pass stopped by `e`: true while the film is worth another pass, false to give up. */
+  retry(e: ProcessingError): boolean {
+    this.attempts = e.instanceId === this.instanceId ? this.attempts + 1 : 1;
+    this.instanceId = e.instanceId;
+    return this.attempts < this.limit;
+  }
+
+  /** A pass that finished: the next failure starts counting again. */
+  reset(): void {
+    this.instanceId = null;
+    this.attempts = 0;
+  }
+}
+
+/** The film's own fault (it cannot be read, or is refused as no chest X-ray), not the request's or the system's. */
+function filmsFault(e: unknown): boolean {
+  return e instanceof InputError && !REQUEST_OPTION_ERRORS.has(e.code);
+}
+
 export interface ProcessOptions {
   operatingPoint?: string;
   log?: (line: string) => void;
@@ -83,7 +138,8 @@ async function startCursor(o: SyncOptions): Promise<number> {
   const saved = readState(o.stateFile);
   if (saved && saved.url !== url) {
     throw new Error(
-      `state file ${o.stateFile} belongs to ${saved.url}, not ${url}: use another --state file (or --since-start)`,
+      `state file ${o.stateFile} belongs to ${redactOrthanc(saved.url)}, not ${url}: ` +
+        'use another --state file (or --since-start)',
     );
   }
   if (saved) return saved.last;
@@ -96,7 +152,10 @@ async function startCursor(o: SyncOptions): Promise<number> {
   return last;
 }
 
-/** Handles one new instance end to end. Throws OrthancError, or what onPrediction throws. */
+/**
+ * Handles one new instance end to end: 'failed' only for the film's own faults. Throws OrthancError,
+ * ProcessingError (not the film's fault), or what onPrediction throws.
+ */
 export async function processInstance(
   client: OrthancClient,
   predictor: Predictor,
@@ -127,16 +186,31 @@ export async function processInstance(
   }
   const started = performance.now();
   const bytes = await client.instanceFile(id);
-  let results: Awaited<ReturnType<typeof buildResults>>;
+  const failed = (e: unknown): InstanceOutcome => {
+    log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
+    return 'failed';
+  };
+  // The header the results are filed from is the film's: a malformed one is the film's fault.
+  let source: SourceImage;
+  try {
+    source = readSource(bytes);
+  } catch (e) {
+    return failed(e);
+  }
   let prediction: Prediction;
   try {
     prediction = await predictor.predict(bytes, { heatmap: true, operatingPoint });
-    results = await buildResults({ source: readSource(bytes), prediction, model });
-    log(`predicted ${id} (${ref.sopInstanceUid}): ${resultText(prediction)}`);
   } catch (e) {
-    log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
-    return 'failed';
+    if (filmsFault(e)) return failed(e);
+    throw new ProcessingError(id, ref.sopInstanceUid, 'predicting it', e);
   }
+  let results: Awaited<ReturnType<typeof buildResults>>;
+  try {
+    results = await buildResults({ source, prediction, model });
+  } catch (e) {
+    throw new ProcessingError(id, ref.sopInstanceUid, 'writing its results', e);
+  }
+  log(`predicted ${id} (${ref.sopInstanceUid}): ${resultText(prediction)}`);
   await opts.onPrediction?.(prediction, {
     sopInstanceUid: ref.sopInstanceUid,
     latencyMs: performance.now() - started,
@@ -177,6 +251,19 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
   try {
     for (;;) {
       const page = await o.client.changes(cursor, limit);
+      if (page.Changes.length === 0 && page.Last < cursor) {
+        // Orthanc's numbering started again (its database reset, or restored from a backup): waiting for
+        // change `cursor` would read nothing, silently, for ever. Films already done are found done.
+        log(
+          `warning: the saved position (change ${cursor} in ${o.stateFile}) is past the end of the change ` +
+            `feed of ${url}, whose last change is ${page.Last}: its database was reset or restored. ` +
+            'Reading the feed again from its beginning; films whose results are in the PACS are not predicted again',
+        );
+        cursor = 0;
+        writeState(o.stateFile, url, cursor);
+        stats.cursor = cursor;
+        continue;
+      }
       for (const change of page.Changes) {
         if (o.shouldStop?.()) return stats;
         if (change.ChangeType === 'NewInstance') {
