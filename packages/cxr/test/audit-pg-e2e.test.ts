@@ -119,11 +119,11 @@ test('sslmode means what PostgreSQL documents (require: encrypted, certificate u
 });
 
 test('pool_size in the URL is a cxr parameter: bounded, and taken out of what the driver sees', () => {
-  const t = parseAuditTarget('postgres://cxr:pw@db.lan/audit?sslmode=require&pool_size=3');
+  const t = parseAuditTarget('postgres://cxr:pw@db.lan/audit?sslmode=verify-full&pool_size=3');
   assert.ok(t.kind === 'postgres');
   assert.equal(t.poolSize, 3);
-  assert.equal(t.url, 'postgres://cxr:pw@db.lan/audit?sslmode=require');
-  assert.equal(t.display, 'postgres://cxr:*****@db.lan/audit?sslmode=require&pool_size=3');
+  assert.equal(t.url, 'postgres://cxr:pw@db.lan/audit?sslmode=verify-full');
+  assert.equal(t.display, 'postgres://cxr:*****@db.lan/audit?sslmode=verify-full&pool_size=3');
   const plain = parseAuditTarget('postgres://cxr:pw@db.lan/audit');
   assert.equal(plain.kind === 'postgres' && plain.poolSize, 8);
   for (const bad of ['0', '100', 'x', '']) {
