@@ -10,18 +10,16 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildWeb, STATIC_DIR } from '../src/web/build';
-import { RunningServer, startServer } from '../src/serve/server';
+import type { Browser, Page } from 'playwright-core';
+import type { RunningServer } from '../src/serve/server';
 import { SHARED } from './ood-fixtures';
-import { loadPredictor, tempDir } from './serve-fixtures';
-import { silentLogger } from '../src/log';
+import { tempDir } from './serve-fixtures';
+import { launchChromium, noChromium, startPageServer } from './browser-fixture';
 
-const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const SHIPPED = path.resolve(__dirname, '../../../..', 'models', 'default');
 const FULLRES = path.join(SHARED, 'samples-fullres');
-const skip = !fs.existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM}`
+const skip = noChromium
+  ? noChromium
   : !fs.existsSync(path.join(SHIPPED, 'ood.json')) || !fs.existsSync(FULLRES)
     ? 'no shipped model or no samples'
     : false;
@@ -45,26 +43,8 @@ const samples = skip
 before(async () => {
   if (skip) return;
   dir = tempDir('e2e-clinic');
-  await buildWeb();
-  server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'audit.db'),
-    webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(SHIPPED),
-    log: silentLogger(),
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
+  server = await startPageServer(dir, SHIPPED, true);
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());

@@ -9,16 +9,16 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildWeb, STATIC_DIR } from '../src/web/build';
+import type { Browser, Page } from 'playwright-core';
+import { STATIC_DIR } from '../src/web/build';
 import { RunningServer, startServer } from '../src/serve/server';
 import { auditRecord, DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { launchChromium, noChromium, startPageServer } from './browser-fixture';
 import { silentLogger } from '../src/log';
 import sharp from 'sharp';
 
-const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
-const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+const skip = noChromium;
 
 let dir: string;
 let server: RunningServer;
@@ -29,7 +29,6 @@ const consoleErrors: string[] = [];
 before(async () => {
   if (skip) return;
   dir = tempDir('e2e');
-  if (!fs.existsSync(path.join(STATIC_DIR, 'app.js'))) await buildWeb();
   // CXR_E2E_MODEL: run against a trained model (e.g. for the screenshot) instead of random weights.
   const modelDir =
     process.env.CXR_E2E_MODEL ??
@@ -38,27 +37,8 @@ before(async () => {
       tta: ['identity', 'zoom-in', 'shift-left'],
       storage: 'float16',
     }));
-  server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'audit.db'),
-    webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(modelDir),
-    log: silentLogger(),
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  server = await startPageServer(dir, modelDir);
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());

@@ -7,14 +7,12 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chromium, Browser, Page, Route } from 'playwright-core';
-import { buildWeb, STATIC_DIR } from '../src/web/build';
-import { RunningServer, startServer } from '../src/serve/server';
-import { loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { silentLogger } from '../src/log';
+import type { Browser, Page, Route } from 'playwright-core';
+import type { RunningServer } from '../src/serve/server';
+import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { launchChromium, noChromium, startPageServer } from './browser-fixture';
 
-const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
-const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+const skip = noChromium;
 
 let dir: string;
 let server: RunningServer;
@@ -23,20 +21,9 @@ let browser: Browser;
 before(async () => {
   if (skip) return;
   dir = tempDir('web-batch');
-  if (!fs.existsSync(path.join(STATIC_DIR, 'app.js'))) await buildWeb();
   const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'audit.db'),
-    webDir: STATIC_DIR,
-    loadPredictor: () => loadPredictor(modelDir),
-    log: silentLogger(),
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  server = await startPageServer(dir, modelDir);
+  browser = await launchChromium();
 });
 
 after(async () => {
