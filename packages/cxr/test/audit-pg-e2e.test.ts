@@ -116,6 +116,16 @@ test('sslmode means what PostgreSQL documents (require: encrypted, certificate u
     warnings.filter((w) => /SSL modes/.test(w)),
     [],
   );
+  // An encrypted but unchecked connection is said once at open (target.caution); a check that cannot be
+  // made (verify-ca with no CA) is refused before any connection.
+  const require = parseAuditTarget('postgres://cxr@db.lan/audit?sslmode=require');
+  assert.match(String(require.kind === 'postgres' && require.caution), /does not check the server's certificate/);
+  const checked = parseAuditTarget('postgres://cxr@db.lan/audit?sslmode=require&sslrootcert=/etc/ca.pem');
+  assert.equal(checked.kind === 'postgres' && checked.caution, undefined);
+  assert.throws(
+    () => parseAuditTarget('postgres://cxr:pw@db.lan/audit?sslmode=verify-ca'),
+    /sslrootcert, which is missing/,
+  );
 });
 
 test('pool_size in the URL is a cxr parameter: bounded, and taken out of what the driver sees', () => {

@@ -166,6 +166,8 @@ export async function openPostgresStore(
   target: Extract<AuditTarget, { kind: 'postgres' }>,
   opts: AuditOpenOptions = {},
 ): Promise<SqlAuditStore> {
+  if (target.caution)
+    (opts.warn ?? ((l) => process.stderr.write(`warning: ${l}\n`)))(`audit log ${target.display}: ${target.caution}`);
   const pool = new Pool({
     connectionString: target.url,
     max: target.poolSize,

@@ -36,6 +36,8 @@ export interface AuditOpenOptions {
   mustExist?: boolean;
   /** SQLite: how long a write waits for another program's lock before failing SQLITE_BUSY (default 5 s). */
   busyTimeoutMs?: number;
+  /** Where a caution about the log's connection goes (default: a `warning:` line on stderr). */
+  warn?: (line: string) => void;
 }
 
 export interface AuditStore {

@@ -5,7 +5,15 @@
 export type AuditTarget =
   | { kind: 'sqlite'; file: string }
   /** `display` is the URL with its password replaced, safe for logs and errors. */
-  | { kind: 'postgres'; url: string; display: string; password: string | null; poolSize: number };
+  | {
+      kind: 'postgres';
+      url: string;
+      display: string;
+      password: string | null;
+      poolSize: number;
+      /** Said once when the log is opened: a connection encrypted but not checked (sslmode=require/prefer). */
+      caution?: string;
+    };
 
 /** Connections one process keeps to PostgreSQL unless the URL says `?pool_size=N`. */
 export const DEFAULT_PG_POOL_SIZE = 8;
@@ -102,8 +110,18 @@ export function parseAuditTarget(text: string): AuditTarget {
   // sslmode as PostgreSQL documents it (libpq): `require` encrypts without checking the certificate (a
   // hospital's own CA), `verify-ca` checks it against sslrootcert. The driver otherwise reads all three as
   // verify-full and warns on every start.
-  const libpq = LIBPQ_SSLMODES.has(url.searchParams.get('sslmode') ?? '');
+  const sslmode = url.searchParams.get('sslmode') ?? '';
+  const rootCert = url.searchParams.has('sslrootcert');
+  if (sslmode === 'verify-ca' && !rootCert)
+    throw bad('sslmode=verify-ca checks the certificate against sslrootcert, which is missing');
+  const libpq = LIBPQ_SSLMODES.has(sslmode);
   if (libpq) url.searchParams.set('uselibpqcompat', 'true');
   const driverUrl = pool === null && !libpq ? target : url.toString();
-  return { kind: 'postgres', url: driverUrl, display, password, poolSize };
+  // Before 2026-12-06 the driver read require as verify-full: an upgrade must not drop the check unsaid.
+  const caution =
+    (sslmode === 'require' || sslmode === 'prefer') && !rootCert
+      ? `sslmode=${sslmode} encrypts the connection but does not check the server's certificate; ` +
+        'give sslrootcert (or sslmode=verify-full with it) to check it'
+      : undefined;
+  return { kind: 'postgres', url: driverUrl, display, password, poolSize, ...(caution ? { caution } : {}) };
 }

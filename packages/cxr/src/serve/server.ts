@@ -79,7 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.warmUp(await warmUpImage());
     const { name, version } = predictor.model;
     log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
-    audit = await openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS });
+    audit = await openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS, warn: (l) => log.warn(l) });
     const opened = audit;
     const prune = async () => {
       if (opts.retainImagesMs === undefined) return;
