@@ -59,14 +59,16 @@ test('no PatientAge, born 19500101, studied 20200101: outside the population, by
     "outside the intended population (children aged 1–5): the DICOM header's PatientBirthDate and StudyDate give " +
       'a patient age over 10 years',
   ]);
-  // The header's age comes before one stated with the upload, as PatientAge does.
+  // Ages that disagree across the bound: outside the population whichever source says so.
   const stated = await predictor.predict(dicom(birth('19500101'), study('20200101')), { patientAge: 4 });
   assert.equal(stated.verdict.status, 'outside-population');
   const child = await predictor.predict(dicom(birth('20160301'), study('20200101')), { patientAge: 40 });
-  assert.equal(child.verdict.status, 'assessed', JSON.stringify(child.verdict));
-  // PatientAge, where readable, before the dates.
+  assert.equal(child.verdict.status, 'outside-population', JSON.stringify(child.verdict));
+  const agree = await predictor.predict(dicom(birth('20160301'), study('20200101')), { patientAge: 4 });
+  assert.equal(agree.verdict.status, 'assessed', JSON.stringify(agree.verdict));
   const byAge = await predictor.predict(dicom(patientAge('004Y'), birth('19500101'), study('20200101')));
-  assert.equal(byAge.verdict.status, 'assessed', JSON.stringify(byAge.verdict));
+  assert.equal(byAge.verdict.status, 'outside-population', JSON.stringify(byAge.verdict));
+  assert.match(byAge.warnings[0], /StudyDate give a patient age over 10 years \(the PatientAge does not;/);
   // Dates that give no age: a warning, and the film assessed as without an age.
   const after = await predictor.predict(dicom(birth('20200102'), study('20200101')));
   assert.equal(after.verdict.status, 'assessed');

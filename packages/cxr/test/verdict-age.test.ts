@@ -48,13 +48,12 @@ test('born 19500101, studied 20200101, no PatientAge: outside the population, sa
 test('an age from the dates counts as PatientAge does: bounds, and a gate-rejected chest film', async () => {
   const child = await headerFacts(birth('20160301'), study('20200101'));
   assert.deepEqual(deriveVerdict({ ...base, facts: child }), { status: 'assessed', reasons: [] });
-  // Ten years and eleven months is 10 whole years: not over the bound, as '010Y' is not.
-  const ten = await headerFacts(birth('20090201'), study('20200101'));
+  // Ten years and eleven months is over the bound, as '131M' is; ten years to the day is not, as '010Y' is not.
+  const tenEleven = await headerFacts(birth('20090201'), study('20200101'));
+  assert.equal(deriveVerdict({ ...base, facts: tenEleven }).status, 'outside-population');
+  assert.equal(deriveVerdict({ ...base, facts: { patientAge: '131M' } }).status, 'outside-population');
+  const ten = await headerFacts(birth('20100101'), study('20200101'));
   assert.equal(deriveVerdict({ ...base, facts: ten }).status, 'assessed');
-  assert.equal(
-    deriveVerdict({ ...base, facts: await headerFacts(birth('20090101'), study('20200101')) }).status,
-    'outside-population',
-  );
   // An age in the header says the file is a patient's film even where the gate rejects it: outside the
   // population, as with PatientAge, where an age typed with the file leaves it "not a chest X-ray".
   const adult = await headerFacts(birth('19500101'), study('20200101'));
@@ -69,15 +68,23 @@ test('an age from the dates counts as PatientAge does: bounds, and a gate-reject
   assert.equal(deriveVerdict({ ...base, ood, statedAgeYears: 70 }).status, 'cannot-assess');
 });
 
-test("order: the header's PatientAge, then the age from its dates, then the age given with the image", async () => {
-  // PatientAge first: 4 years, whatever the dates say.
+test('ages that disagree: any over the bound puts the film outside the population, saying which', async () => {
+  // The header's PatientAge says 4, its dates 70: not read as a child's on one source's word.
   const stated4 = await headerFacts(age('004Y'), birth('19500101'), study('20200101'));
-  assert.equal(deriveVerdict({ ...base, facts: stated4 }).status, 'assessed');
+  const v4 = deriveVerdict({ ...base, facts: stated4 });
+  assert.equal(v4.status, 'outside-population');
+  assert.match(
+    v4.reasons[0].message,
+    /StudyDate give a patient age over 10 years \(the PatientAge does not; of ages that disagree the older is taken\)/,
+  );
   const stated62 = await headerFacts(age('062Y'), birth('20160101'), study('20200101'));
   assert.match(deriveVerdict({ ...base, facts: stated62 }).reasons[0].message, /the DICOM header gives a patient age/);
-  // The dates before an age given with the image.
+  // The dates say 4, the age typed with the film 40: outside the population (it used to be assessed).
   const child = await headerFacts(birth('20160301'), study('20200101'));
-  assert.equal(deriveVerdict({ ...base, facts: child, statedAgeYears: 40 }).status, 'assessed');
+  const typed40 = deriveVerdict({ ...base, facts: child, statedAgeYears: 40 });
+  assert.equal(typed40.status, 'outside-population');
+  assert.match(typed40.reasons[0].message, /the age given with the image is a patient age over 10 .*PatientBirthDate/);
+  assert.deepEqual(deriveVerdict({ ...base, facts: child, statedAgeYears: 4 }), { status: 'assessed', reasons: [] });
   const adult = await headerFacts(birth('19500101'), study('20200101'));
   assert.equal(deriveVerdict({ ...base, facts: adult, statedAgeYears: 4 }).status, 'outside-population');
   // An unreadable PatientAge gives way to the dates.

@@ -190,7 +190,7 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.equal(deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '010Y' } }).status, 'assessed');
 });
 
-test('deriveVerdict: an age given with a JPEG/PNG places it outside the population; a header age comes first', () => {
+test('deriveVerdict: a typed age over the bound puts a film outside the population, as any age over it does', () => {
   const base = { ood: null, checks: [], width: 512, height: 512, facts: {} };
   const adult = deriveVerdict({ ...base, statedAgeYears: 34 });
   assert.equal(adult.status, 'outside-population');
@@ -202,9 +202,13 @@ test('deriveVerdict: an age given with a JPEG/PNG places it outside the populati
   assert.doesNotMatch(adult.reasons[0].message, /34/, 'the age itself is not repeated (warnings go to the audit log)');
   assert.equal(deriveVerdict({ ...base, statedAgeYears: 4 }).status, 'assessed');
   assert.equal(deriveVerdict({ ...base, statedAgeYears: 0.5 }).status, 'assessed');
-  // The DICOM header's age is the record: a typed age does not override it, either way.
+  // A typed age over the bound is not overridden by a header's age under it (nor the reverse): of ages that
+  // disagree the older is taken, and the reason says the header's does not agree.
   const header = (patientAge: string) => ({ ...base, facts: { modality: 'CR', patientAge } });
-  assert.equal(deriveVerdict({ ...header('004Y'), statedAgeYears: 40 }).status, 'assessed');
+  const typed = deriveVerdict({ ...header('004Y'), statedAgeYears: 40 });
+  assert.equal(typed.status, 'outside-population');
+  assert.match(typed.reasons[0].message, /the age given with the image is .*\(the PatientAge does not;/);
+  assert.equal(deriveVerdict({ ...header('004Y'), statedAgeYears: 4 }).status, 'assessed');
   const byHeader = deriveVerdict({ ...header('062Y'), statedAgeYears: 4 });
   assert.equal(byHeader.status, 'outside-population');
   assert.match(byHeader.reasons[0].message, /the DICOM header gives/);

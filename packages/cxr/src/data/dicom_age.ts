@@ -1,6 +1,7 @@
-// The patient's age from a DICOM header's dates, for files without a readable PatientAge (0010,1010),
-// which is optional (type 3) in CR and DX files: whole years from PatientBirthDate (0010,0030) to the
-// study's date. No imports: predict/verdict.ts, which the web page bundles, reads the AgeFromDates type.
+// The patient's age from a DICOM header's dates (PatientAge (0010,1010) is optional, type 3, in CR and DX
+// files): years from PatientBirthDate (0010,0030) to the study's date, with the part of the year since the
+// last birthday (10 years and 11 months is 10.9, as '131M' is). No imports: predict/verdict.ts, which the
+// web page bundles, reads the AgeFromDates type.
 
 /** The dates an age counts to, in order: the study's, then the image's own (PS3.3 C.7.2.1, C.7.6.1, C.7.3.1). */
 const AGE_DATES = [
@@ -12,7 +13,7 @@ const AGE_DATES = [
 
 export type AgeDate = (typeof AGE_DATES)[number][0];
 
-/** Whole years from PatientBirthDate to `from`, or why the header's dates give no age. */
+/** Years (with their fraction) from PatientBirthDate to `from`, or why the header's dates give no age. */
 export type AgeFromDates = { years: number; from: AgeDate } | { years: null; problem: string };
 
 /** Older than anyone: a birth date this far back is a placeholder or a typo, not an age. */
@@ -29,10 +30,22 @@ function parseDate(text: string): { y: number; m: number; d: number } | null {
   return { y, m: mo, d };
 }
 
+/** The part of a year from the birthday `whole` years on to `on` (a 29 February birthday falls on 1 March). */
+function yearFraction(
+  birth: { y: number; m: number; d: number },
+  whole: number,
+  on: { y: number; m: number; d: number },
+) {
+  const day = (y: number, m: number, d: number) => Date.UTC(y, m - 1, d);
+  const last = day(birth.y + whole, birth.m, birth.d);
+  const next = day(birth.y + whole + 1, birth.m, birth.d);
+  return (day(on.y, on.m, on.d) - last) / (next - last);
+}
+
 const tagName = (tag: string) => `(${tag.slice(1, 5)},${tag.slice(5)})`.toUpperCase();
 
 /**
- * The patient's age in whole years on the study's date, from a data set's dates (`ds.string` is
+ * The patient's age in years (with their fraction) on the study's date, from a data set's dates (`ds.string` is
  * dicom-parser's DataSet.string); undefined when it has no PatientBirthDate.
  */
 export function ageFromDates(ds: { string(tag: string): string | undefined }): AgeFromDates | undefined {
@@ -52,9 +65,10 @@ export function ageFromDates(ds: { string(tag: string): string | undefined }): A
   for (const [name, tag] of given) {
     const on = parseDate(ds.string(tag)!.trim());
     if (!on) continue;
-    // A birthday not yet reached in the study's year does not count (born 20150610, studied 20200609: 4).
-    const years = on.y - birth.y - (on.m < birth.m || (on.m === birth.m && on.d < birth.d) ? 1 : 0);
-    if (years < 0) return { years: null, problem: `PatientBirthDate (0010,0030) is after ${name} ${tagName(tag)}` };
+    // A birthday not yet reached in the study's year does not count (born 20150610, studied 20200609: 4.99).
+    const whole = on.y - birth.y - (on.m < birth.m || (on.m === birth.m && on.d < birth.d) ? 1 : 0);
+    const years = whole + yearFraction(birth, whole, on);
+    if (whole < 0) return { years: null, problem: `PatientBirthDate (0010,0030) is after ${name} ${tagName(tag)}` };
     if (years > MAX_AGE_FROM_DATES) {
       return {
         years: null,

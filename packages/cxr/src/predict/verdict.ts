@@ -48,39 +48,54 @@ export interface VerdictEvidence {
     ageFromDates?: AgeFromDates;
   };
   /**
-   * The patient's age in years as the user gave it with the image (a JPEG or PNG carries none).
-   * The DICOM header's own age takes precedence: PatientAge, then the age from its dates.
+   * The patient's age in years as the user gave it with the image (a JPEG or PNG carries none). The DICOM
+   * header's own ages are trusted first, but any of them over the bound makes the film outside-population.
    */
   statedAgeYears?: number;
 }
 
-/**
- * The patient's age as the verdict takes it, and where it came from: the DICOM header's PatientAge, else
- * the age from its PatientBirthDate and the study's date, else the age stated with the image.
- */
-function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): {
+interface AgeSource {
   years: number;
   source: 'header' | 'dates' | 'stated';
   /** For people, as the AGE reason words it: "the DICOM header gives" (a patient age over 10 years). */
   gives: string;
   /** For people, as ageWarnings words it: "the age from PatientBirthDate and StudyDate" (is used). */
   what: string;
-} | null {
+}
+
+/** The ages a film comes with, most trusted first: the header's PatientAge, its dates, the age given with it. */
+function ageSources(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AgeSource[] {
+  const out: AgeSource[] = [];
   const header = ageInYears(e.facts.patientAge);
   if (header !== null)
-    return { years: header, source: 'header', gives: 'the DICOM header gives', what: 'the PatientAge' };
+    out.push({ years: header, source: 'header', gives: 'the DICOM header gives', what: 'the PatientAge' });
   const dates = e.facts.ageFromDates;
   if (dates && dates.years !== null) {
-    return {
+    out.push({
       years: dates.years,
       source: 'dates',
       gives: `the DICOM header's PatientBirthDate and ${dates.from} give`,
       what: `the age from PatientBirthDate and ${dates.from}`,
-    };
+    });
   }
-  if (e.statedAgeYears === undefined) return null;
-  const what = 'the age given with the image';
-  return { years: e.statedAgeYears, source: 'stated', gives: `${what} is`, what };
+  if (e.statedAgeYears !== undefined) {
+    const what = 'the age given with the image';
+    out.push({ years: e.statedAgeYears, source: 'stated', gives: `${what} is`, what });
+  }
+  return out;
+}
+
+/**
+ * The patient's age as the verdict takes it: the most trusted one, unless another source puts the patient
+ * over the intended population's bound. Ages disagree (a date shifted by an anonymiser, a header copied
+ * from another study, an age typed for the film): the film is then judged outside the population, its
+ * number for reference only, rather than read as a child's on the strength of one source.
+ */
+function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): (AgeSource & { over?: AgeSource }) | null {
+  const all = ageSources(e);
+  if (!all.length) return null;
+  const over = all.find((a) => a.years > MAX_AGE_YEARS);
+  return over && over !== all[0] ? { ...over, over: all[0] } : all[0];
 }
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
@@ -155,7 +170,8 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
           code: 'AGE',
           message:
             `outside the intended population (${INTENDED_POPULATION}): ` +
-            `${age.gives} a patient age over ${MAX_AGE_YEARS} years`,
+            `${age.gives} a patient age over ${MAX_AGE_YEARS} years` +
+            (age.over ? ` (${age.over.what} does not; of ages that disagree the older is taken)` : ''),
         }
       : null;
   const ood = oodReason(e.ood);

@@ -56,7 +56,8 @@ export function predictQuery(operatingPoints: string[]) {
         description:
           "the patient's age in years, in decimal digits (7, 3.5), for films whose header gives none (JPEG, PNG); " +
           'over 10 the answer is ' +
-          "'outside-population'. A DICOM PatientAge takes precedence. Not in the audit log, which keeps only the " +
+          "'outside-population', as when a DICOM's own age (PatientAge, or from its dates) is: of ages that " +
+          'disagree across the bound the older is taken. Not in the audit log, which keeps only the ' +
           'bound; a queued job (POST /jobs) holds it with its other data until the job is removed.',
       },
     },

@@ -66,7 +66,9 @@ function batchAge(settings: BatchSettings): number | undefined {
 /** The age a card was computed with, on the card: it decides whether a finding is shown at all. */
 function ageNote(age: number | undefined, dicom: boolean): string {
   if (age === undefined) return 'no age typed';
-  return dicom ? `age typed ${age} years (a DICOM's own age takes precedence)` : `age typed ${age} years`;
+  return dicom
+    ? `age typed ${age} years (with the DICOM's own ages: any over 10 years decides)`
+    : `age typed ${age} years`;
 }
 
 function newCard(name: string): HTMLElement {
