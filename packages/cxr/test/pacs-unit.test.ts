@@ -138,13 +138,21 @@ test('client: an Orthanc away is unreachable, with the URL and no password, what
   assert.equal(new OrthancError('HTTP 503', 503).code, 'ORTHANC_UNAVAILABLE');
 });
 
-test('a film stopped by a fault not its own is retried on a few passes in a row, then given up', () => {
+test('a film stopped by a fault not its own is retried, passed over, and a second one in a row stops', () => {
   const stop = (id: string) => new ProcessingError(id, '1.2.3', 'predicting it', new Error('bug'));
   const f = new InternalFailures(3);
-  assert.deepEqual([f.retry(stop('a')), f.retry(stop('a'))], [true, true]);
-  assert.equal(f.retry(stop('a')), false, 'the third pass in a row at the same film gives up');
+  assert.deepEqual([f.retry(stop('a')), f.retry(stop('a'))], ['again', 'again']);
+  assert.equal(f.retry(stop('a')), 'pass-over', 'the third pass in a row at the same film gives it up');
   assert.equal(f.attempts, 3);
-  assert.equal(f.retry(stop('b')), true, 'another film counts from one');
+  assert.ok(f.passedOver('a') && !f.passedOver('b'));
+  // The next film fails too before any other worked: the install is at fault.
+  assert.deepEqual([f.retry(stop('b')), f.retry(stop('b'))], ['again', 'again'], 'another film counts from one');
+  assert.equal(f.retry(stop('b')), 'stop');
+  // With a film processed in between, a second bad film is passed over as the first was.
+  const g = new InternalFailures(1);
+  assert.equal(g.retry(stop('a')), 'pass-over');
+  g.worked();
+  assert.equal(g.retry(stop('b')), 'pass-over');
   f.reset();
   assert.equal(f.attempts, 0);
   assert.match(stop('a').message, /instance a \(1\.2\.3\): predicting it failed, and not because of the film: bug/);

@@ -6,17 +6,18 @@
 // fault not its own (a bug, a broken install) is tried on a few polls, then the sync exits before it.
 // A login Orthanc refuses at start is a configuration fault: said at once, exit 1.
 import { Command, Option } from 'commander';
-import { positiveNumber } from './args';
-import { positiveInt } from './args';
+import { positiveInt, positiveNumber } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
 import {
+  type InstanceOutcome,
   InternalFailures,
   loadOrthancConfig,
   OrthancClient,
   OrthancError,
   ProcessingError,
+  processInstance,
   type SyncOptions,
   syncOnce,
   type SyncStats,
@@ -172,14 +173,25 @@ export function register(program: Command): void {
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
       const internal = new InternalFailures();
+      // Every film through `internal`: one given up after its polls is counted failed, not tried again.
+      const handleFilm = async (id: string): Promise<InstanceOutcome> => {
+        if (internal.passedOver(id)) {
+          log(`failed ${id}: passed over after ${internal.limit} polls stopped at it for faults not its own`);
+          return 'failed';
+        }
+        const outcome = handleInstance
+          ? await handleInstance(id)
+          : await processInstance(client, predictor!, id, { operatingPoint: o.operatingPoint, log, onPrediction });
+        if (outcome === 'processed') internal.worked();
+        return outcome;
+      };
       try {
         for (;;) {
           try {
             const s = await syncOnce({
               client,
               predictor,
-              handleInstance,
-              onPrediction,
+              handleInstance: handleFilm,
               stateFile: path.resolve(o.state),
               sinceStart,
               operatingPoint: o.operatingPoint,
@@ -194,15 +206,25 @@ export function register(program: Command): void {
             if (o.once || s.instances > 0) log(summary(s, !!queue));
           } catch (e) {
             if (e instanceof ProcessingError && !o.once) {
-              // Perhaps passing (memory, a file being replaced); a lasting fault stops the service, cursor kept.
-              if (!internal.retry(e)) {
+              // Perhaps passing (memory, a file being replaced): tried again. A lasting fault with one film
+              // passes over it; with a second film before any other worked, the install is at fault: stop.
+              const next = internal.retry(e);
+              if (next === 'stop') {
                 throw new Error(
-                  `${e.message}. Tried on ${internal.attempts} polls: stopping before this film (the cursor stays ` +
-                    'before it, so the next start tries it again)',
+                  `${e.message}. Tried on ${internal.attempts} polls, and the film given up before it was the last ` +
+                    'one tried: the fault is not one film but the install. Stopping before this film (the cursor ' +
+                    'stays before it, so the next start tries it again)',
                   { cause: e },
                 );
               }
-              log(`${e.message} (attempt ${internal.attempts} of ${internal.limit}); retrying in ${o.interval} s`);
+              if (next === 'pass-over') {
+                log(
+                  `warning: ${e.message}. Tried on ${internal.attempts} polls: passing over this film (counted ` +
+                    'failed) so that the films after it are read; send it again once the fault is fixed',
+                );
+              } else {
+                log(`${e.message} (attempt ${internal.attempts} of ${internal.limit}); retrying in ${o.interval} s`);
+              }
             } else {
               // The PACS or the audit log may be restarting; anything else is not for waiting out.
               if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;

@@ -80,18 +80,39 @@ export class ProcessingError extends Error {
 /** Passes in a row that a polling sync lets stop at the same film (ProcessingError) before it exits. */
 export const INTERNAL_ATTEMPTS = 3;
 
-/** Counts the passes in a row that stopped at the same film for a fault not its own. */
+/**
+ * Counts the passes in a row that stopped at the same film for a fault not its own. After `limit` of them
+ * the film is passed over (counted failed), so that one film whose results cannot be made does not hold
+ * back every film after it; a second film given up before any other was processed means the fault is the
+ * install's, not one film's, and the sync stops.
+ */
 export class InternalFailures {
   private instanceId: string | null = null;
+  private readonly passOver = new Set<string>();
+  private gaveUpInARow = 0;
   attempts = 0;
 
   constructor(readonly limit = INTERNAL_ATTEMPTS) {}
 
-  /** Counts a pass stopped by `e`: true while the film is worth another pass, false to give up. */
-  retry(e: ProcessingError): boolean {
+  /** Counts a pass stopped by `e`: try the film again, pass over it, or stop the sync. */
+  retry(e: ProcessingError): 'again' | 'pass-over' | 'stop' {
     this.attempts = e.instanceId === this.instanceId ? this.attempts + 1 : 1;
     this.instanceId = e.instanceId;
-    return this.attempts < this.limit;
+    if (this.attempts < this.limit) return 'again';
+    if (this.gaveUpInARow > 0) return 'stop';
+    this.gaveUpInARow++;
+    this.passOver.add(e.instanceId);
+    return 'pass-over';
+  }
+
+  /** Whether the film was given up: the next pass counts it failed instead of trying it. */
+  passedOver(instanceId: string): boolean {
+    return this.passOver.has(instanceId);
+  }
+
+  /** A film processed: the install works, so a later film given up is that film's trouble again. */
+  worked(): void {
+    this.gaveUpInARow = 0;
   }
 
   /** A pass that finished: the next failure starts counting again. */
