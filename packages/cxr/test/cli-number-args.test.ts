@@ -21,11 +21,13 @@ function refusal(parse: () => unknown): string {
 }
 
 test('the parsers read whole values only', () => {
-  for (const junk of ['', ' ', '3x', '1e-3x', 'NaN', 'Infinity', '1,5']) {
+  for (const junk of ['', ' ', '3x', '1e-3x', 'NaN', 'Infinity', '1,5', '0x10', '0b11', ' 5 ', '1e']) {
     refusal(() => positiveNumber(junk));
     refusal(() => wholeNumber(junk));
   }
   assert.equal(positiveNumber('1e-3'), 0.001);
+  assert.equal(positiveNumber('.5'), 0.5);
+  assert.equal(wholeNumber('+3'), 3);
   assert.equal(wholeNumber('0'), 0);
   assert.equal(positiveInt('12'), 12);
   assert.match(

@@ -69,6 +69,11 @@ test('history times: a leap second is a 400 that says so, as `cxr history --sinc
   const feb30 = await history('since=2026-02-30T00:00:00Z');
   assert.deepEqual([feb30.status, feb30.body.code], [400, 'INVALID_REQUEST']);
   assert.match(feb30.body.detail, /since/);
+  // Between date and time RFC 3339 allows T or a space, not a tab or a line break.
+  for (const gap of ['%09', '%0A']) {
+    const r = await history(`since=2026-11-01${gap}08:00:00Z`);
+    assert.deepEqual([r.status, r.body.code], [400, 'INVALID_REQUEST'], gap);
+  }
 });
 
 test('history times: every form the schema takes is read as RFC 3339 says, whatever Date makes of it', async () => {

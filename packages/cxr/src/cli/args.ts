@@ -3,9 +3,15 @@
 // parses its numbers here, so one option's rules read the same everywhere.
 import { InvalidArgumentError } from 'commander';
 
-/** The number `v` spells in full, or undefined ('', '  ', '3x', 'NaN' and 'Infinity' spell none). */
+/** A number written in decimal, with an exponent if need be (1e-4 is a learning rate people write). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * The number `v` spells in full, or undefined: '', '3x', 'NaN', 'Infinity', and the forms Number() also
+ * reads that nobody means on a command line ('0x10', '0b11', ' 5 ') spell none.
+ */
 function numberOf(v: string): number | undefined {
-  if (v.trim() === '') return undefined;
+  if (!DECIMAL.test(v)) return undefined;
   const n = Number(v);
   return Number.isFinite(n) ? n : undefined;
 }

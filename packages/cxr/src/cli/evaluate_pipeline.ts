@@ -9,7 +9,7 @@ import { filmFormatOfFile } from '../data/dicom';
 import type { ImageRecord } from '../data/dataset';
 import { forEachConcurrent } from '../data/pool';
 import { startProgress } from '../data/progress';
-import { evaluate } from '../eval/metrics';
+import { evaluateKept } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
 import { predictFile } from '../predict/batch';
 import { Predictor } from '../predict/predictor';
@@ -76,7 +76,6 @@ export function summarise(
   threshold: number,
 ): PipelineSummary {
   const count = (s: PipelineStatus) => statuses.filter((x) => x === s).length;
-  const kept = statuses.flatMap((s, i) => (s === 'assessed' ? [i] : []));
   return {
     verdicts: {
       assessed: count('assessed'),
@@ -84,12 +83,6 @@ export function summarise(
       outsidePopulation: count('outside-population'),
       refused: count('refused'),
     },
-    assessedOnly: kept.length
-      ? evaluate(
-          kept.map((i) => labels[i]),
-          kept.map((i) => probs[i]),
-          { threshold },
-        )
-      : null,
+    assessedOnly: evaluateKept(labels, probs, (i) => statuses[i] === 'assessed', { threshold }),
   };
 }

@@ -318,3 +318,22 @@ export function evaluate(labels: readonly number[], probs: readonly number[], op
     ...(notes.length > 0 ? { notes } : {}),
   };
 }
+
+/**
+ * `evaluate` over the films `keep` says, or null when it keeps none: the metrics of the films a pipeline
+ * assesses, as `cxr evaluate` writes them and `cxr calibrate` restates them.
+ */
+export function evaluateKept(
+  labels: readonly number[],
+  probs: readonly number[],
+  keep: (i: number) => boolean,
+  opts: EvaluateOptions = {},
+): Metrics | null {
+  const kept = labels.flatMap((_, i) => (keep(i) ? [i] : []));
+  if (!kept.length) return null;
+  return evaluate(
+    kept.map((i) => labels[i]),
+    kept.map((i) => probs[i]),
+    opts,
+  );
+}

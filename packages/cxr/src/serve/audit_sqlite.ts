@@ -102,6 +102,8 @@ function readsWithoutTrace(file: string): boolean {
   if (fs.existsSync(`${file}-wal`) || fs.existsSync(`${file}-shm`)) return false;
   try {
     fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
+    // The -wal and -shm files are made beside it: in a folder this user cannot write, a read-only open.
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
     return true;
   } catch {
     return false;

@@ -22,7 +22,7 @@ interface ParamSchema {
 const DECIMAL = { number: /^-?\d+(\.\d+)?$/, integer: /^-?\d+$/ } as const;
 
 /** RFC 3339 date-time as the schema's format takes it: 'T' or a space, 'Z' or an offset ±HH, ±HHMM, ±HH:MM. */
-const DATE_TIME = /^(\d{4})-(\d\d)-(\d\d)[T\s](\d\d):(\d\d):(\d\d)(\.\d+)?(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)$/i;
+const DATE_TIME = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)$/i;
 
 export type DateTimeReading = { ms: number } | { error: string };
 

@@ -8,7 +8,7 @@
 // rather than left to contradict cxr.json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { evaluate, sigmoid } from '../eval';
+import { evaluate, evaluateKept, sigmoid } from '../eval';
 import type { Metrics } from '../eval/metrics_schema';
 import type { ModelMeta } from '../models/metadata';
 import { Predictions } from '../report/run_dir';
@@ -29,9 +29,13 @@ function logitBehind(p: number, temperature: number, bias: number): number {
   return (Math.log(p) - Math.log1p(-p) - bias) * temperature;
 }
 
-/** The operating point whose threshold an evaluation used, by name (thresholds are stored as computed). */
+/**
+ * The operating point whose threshold an evaluation used, by name (thresholds are stored as computed);
+ * undefined when none or several had it (two points can share a threshold on a small validation set).
+ */
 function pointOf(threshold: number, points: CalibrationState['operatingPoints']): string | undefined {
-  return Object.keys(points).find((name) => Math.abs(points[name].threshold - threshold) < 1e-12);
+  const named = Object.keys(points).filter((name) => Math.abs(points[name].threshold - threshold) < 1e-12);
+  return named.length === 1 ? named[0] : undefined;
 }
 
 function readJson(file: string): unknown {
@@ -65,7 +69,7 @@ export function restateEvaluations(
       const point = pointOf(metrics.threshold, before.operatingPoints);
       if (!sameViews) why = 'new test-time views change the scores themselves';
       else if (point === undefined || !after.operatingPoints[point])
-        why = `its threshold ${metrics.threshold} is no operating point of the old calibration`;
+        why = `its threshold ${metrics.threshold} is not one operating point of the old calibration`;
       if (why === undefined && point !== undefined) {
         const threshold = after.operatingPoints[point].threshold;
         const probs = predictions.probs.map((p) =>
@@ -79,15 +83,9 @@ export function restateEvaluations(
           JSON.stringify(evaluate(predictions.labels, probs, { threshold }), null, 2) + '\n',
         );
         const verdicts = stored.verdicts as string[] | undefined;
-        const kept = verdicts?.flatMap((v, i) => (v === 'assessed' ? [i] : [])) ?? [];
-        if (verdicts && kept.length > 0) {
-          const assessed = evaluate(
-            kept.map((i) => predictions.labels[i]),
-            kept.map((i) => probs[i]),
-            { threshold },
-          );
-          fs.writeFileSync(assessedFile, JSON.stringify(assessed, null, 2) + '\n');
-        }
+        const assessed =
+          verdicts && evaluateKept(predictions.labels, probs, (i) => verdicts[i] === 'assessed', { threshold });
+        if (assessed) fs.writeFileSync(assessedFile, JSON.stringify(assessed, null, 2) + '\n');
         result.restated.push(name);
         log(`${name}: restated under the new calibration (${point} threshold ${threshold.toFixed(3)})`);
         continue;
