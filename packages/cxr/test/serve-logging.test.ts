@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { createLogger, resolveLogLevel } from '../src/log';
+import { loggedUrl } from '../src/serve/request_log';
 import { CLI, envWithoutTokens, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
 
 let dir: string;
@@ -159,4 +160,26 @@ test('redaction: credentials named anywhere the logger is given them come out as
   assert.equal((first.req as { headers: Record<string, string> }).headers.authorization, '[redacted]');
   assert.equal(second.token, '[redacted]');
   assert.equal((second.config as Record<string, string>).password, '[redacted]');
+});
+
+test('the request log hides the patient age in URLs (it is patient data; the audit log keeps none either)', async () => {
+  assert.equal(
+    loggedUrl('/api/v1/predictions?heatmap=false&patientAge=40'),
+    '/api/v1/predictions?heatmap=false&patientAge=*****',
+  );
+  assert.equal(loggedUrl('/api/v1/predictions?PATIENTAGE=7&x=1'), '/api/v1/predictions?PATIENTAGE=*****&x=1');
+  assert.equal(loggedUrl('/api/v1/predictions?patient%41ge=7'), '/api/v1/predictions?patient%41ge=*****');
+  assert.equal(loggedUrl('/api/v1/health'), '/api/v1/health');
+  const run = await runServer([], {}, async (url) => {
+    const { body, headers } = multipartBody('image', 'film.png', png);
+    const res = await fetch(`${url}/api/v1/predictions?patientAge=40`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers,
+    });
+    assert.equal(res.status, 200, await res.text());
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /"url":"\/api\/v1\/predictions\?patientAge=\*\*\*\*\*"/);
+  assert.doesNotMatch(run.stderr, /patientAge=40/);
 });
