@@ -162,7 +162,7 @@ test('redaction: credentials named anywhere the logger is given them come out as
   assert.equal((second.config as Record<string, string>).password, '[redacted]');
 });
 
-test('the request log hides the patient age in URLs (it is patient data; the audit log keeps none either)', async () => {
+test('the request log hides the patient age in URLs (patient data: the audit log keeps none either)', async () => {
   assert.equal(
     loggedUrl('/api/v1/predictions?heatmap=false&patientAge=40'),
     '/api/v1/predictions?heatmap=false&patientAge=*****',
