@@ -70,6 +70,10 @@ test('URLs: postgres:// and postgresql:// name PostgreSQL, anything else a file;
     );
   }
   assert.equal(redactUrl('postgres://u:p@ss@h/db'), 'postgres://u:*****@h/db', 'an unencoded @ in the password');
+  // A mistyped scheme is no URL, but its login is still hidden.
+  for (const typo of ['http//cxr:S3cret@h:1', '//cxr:S3cret@h:1', 'cxr:S3cret@h:1'])
+    assert.equal(redactUrl(typo), '*****@h:1', typo);
+  assert.equal(redactUrl('/var/lib/cxr/audit.db'), '/var/lib/cxr/audit.db');
   assert.equal(redactUrl('postgres://h/db'), 'postgres://h/db');
   assert.equal(redactSecret('failed for s@cr/et and s%40cr%2Fet', 's@cr/et'), 'failed for ***** and *****');
 });

@@ -53,6 +53,15 @@ test('config: environment, config file over environment, --url over both, errors
     });
     assert.throws(() => loadOrthancConfig({ env: {} }), /no Orthanc URL: set CXR_ORTHANC_URL/);
     assert.throws(() => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'ftp://h' } }), /must be an http/);
+    // A mistyped scheme: refused, the password in it not shown (env and --url alike).
+    for (const sources of [
+      { env: { CXR_ORTHANC_URL: 'http//cxr:S3cret@h:1' } },
+      { env: {}, url: 'http//cxr:S3cret@h:1' },
+    ])
+      assert.throws(
+        () => loadOrthancConfig(sources),
+        (e: Error) => /must be an http/.test(e.message) && !e.message.includes('S3cret'),
+      );
     assert.throws(
       () => loadOrthancConfig({ env: { CXR_ORTHANC_URL: 'http://h', CXR_ORTHANC_USER: 'u' } }),
       /both a user and a password/,

@@ -43,7 +43,12 @@ export function isPostgresUrl(target: string): boolean {
  */
 export function redactUrl(text: string): string {
   const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@/is.exec(text);
-  if (!m) return text;
+  if (!m) {
+    // No scheme:// (a typo: 'http//u:p@h', '//u:p@h', 'u:p@h'): what precedes the last '@' may still be a
+    // login, and a message quoting the value must not show it.
+    const at = text.lastIndexOf('@');
+    return at > 0 && text.slice(0, at).includes(':') ? `${REDACTED}@${text.slice(at + 1)}` : text;
+  }
   const auth = m[2];
   const colon = auth.indexOf(':');
   const user = colon < 0 ? auth : auth.slice(0, colon);
