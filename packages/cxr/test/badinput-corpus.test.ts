@@ -109,6 +109,19 @@ test('malformed requests get a clear 4xx', { timeout: 120_000 }, async () => {
     ['wrong multipart field', () => upload(valid, 'x.jpeg', 'file'), 400, /field named "image"/],
     ['zero-byte file field', () => upload(Buffer.alloc(0)), 400, /empty/],
     [
+      // An option sent as a form field would be silently ignored (an adult's age lost): refused instead.
+      'an option as a form field beside the file',
+      () => {
+        const { body, headers } = multipartBody('image', 'x.jpeg', valid);
+        const field = Buffer.from(
+          `--${headers['content-type'].split('boundary=')[1]}\r\nContent-Disposition: form-data; name="patientAge"\r\n\r\n40\r\n`,
+        );
+        return post(Buffer.concat([field, body]), headers);
+      },
+      400,
+      /WRONG_FIELD the form field "patientAge" is not read: .*query string/,
+    ],
+    [
       'multipart without a file',
       () => {
         const b = '--B\r\nContent-Disposition: form-data; name="image"\r\n\r\nnot a file\r\n--B--\r\n';

@@ -126,8 +126,10 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
   try {
     for await (const part of req.parts()) {
       if (part.type !== 'file') {
-        // Text fields carry nothing we use; one named "image" is a file sent without its filename.
-        imageField ||= part.fieldname === 'image';
+        // One named "image" is a file sent without its filename; any other is an option sent where it is
+        // not read (a patientAge there, ignored, would let an adult's film be read as a child's).
+        if (part.fieldname !== 'image') throw unreadField(part.fieldname);
+        imageField = true;
         continue;
       }
       if (image !== null) {
@@ -163,6 +165,16 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
   if (image === null) throw noFile(imageField, 'the image');
   if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
   return image;
+}
+
+/** 400 WRONG_FIELD for a text field other than "image": options go in the query string, not the form. */
+export function unreadField(name: string): HttpError {
+  return new HttpError(
+    400,
+    'WRONG_FIELD',
+    `the form field "${name.slice(0, 64)}" is not read: the form holds only the file, in a field named "image"; ` +
+      'options (patientAge, operatingPoint, ...) go in the query string, e.g. ?patientAge=4',
+  );
 }
 
 /**

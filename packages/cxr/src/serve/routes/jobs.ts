@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { filmFormat } from '../../data/dicom';
 import { HttpError } from '../http_error';
 import { predictQuery, problemResponse } from '../schemas';
-import { noFile, readFile, tooLarge, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
+import { noFile, readFile, tooLarge, unreadField, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
 import { API_ERRORS, API_PREFIX, noStore } from './common';
 
 export interface JobOptions {
@@ -129,7 +129,8 @@ async function readFiles(
   try {
     for await (const part of req.parts({ limits: { files: maxFiles + 1, fileSize: o.maxUploadBytes } })) {
       if (part.type !== 'file') {
-        imageField ||= part.fieldname === 'image'; // a film sent without its filename: said as such
+        if (part.fieldname !== 'image') throw unreadField(part.fieldname);
+        imageField = true; // a film sent without its filename: said as such
         continue;
       }
       if (part.fieldname !== 'image') {
