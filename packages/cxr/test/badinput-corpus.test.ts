@@ -113,9 +113,8 @@ test('malformed requests get a clear 4xx', { timeout: 120_000 }, async () => {
       'an option as a form field beside the file',
       () => {
         const { body, headers } = multipartBody('image', 'x.jpeg', valid);
-        const field = Buffer.from(
-          `--${headers['content-type'].split('boundary=')[1]}\r\nContent-Disposition: form-data; name="patientAge"\r\n\r\n40\r\n`,
-        );
+        const boundary = headers['content-type'].split('boundary=')[1];
+        const field = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="patientAge"\r\n\r\n40\r\n`);
         return post(Buffer.concat([field, body]), headers);
       },
       400,
