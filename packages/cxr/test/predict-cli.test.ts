@@ -179,7 +179,7 @@ test("--patient-age: an adult's age puts a film outside the population; a bad ag
   assert.equal(adult.verdict, 'outside-population', JSON.stringify(adult));
   assert.ok(adult.warnings.some((w) => /age given with the image is a patient age over 10/.test(w)));
   assert.equal(rows('--patient-age', '4')[0].verdict, plain.verdict);
-  for (const bad of ['-2', '200', 'old', '0x10', '1e1', 'Infinity']) {
+  for (const bad of ['-2', '200', 'old', '0x10', '1e1', 'Infinity', ' 5']) {
     const r = cxr('predict', XRAY_JPEG, '--patient-age', bad);
     assert.equal(r.code, 1, bad);
     assert.match(r.stderr, /--patient-age.*a number of years from 0 to 130/);

@@ -152,8 +152,23 @@ test('dates that give no age are a warning that says why; the verdict is as with
     assert.match(warnings[0], why);
     assert.match(warnings[0], /: the patient's age is unknown$/);
   }
-  // A readable PatientAge makes the dates irrelevant: no warning about them.
-  assert.deepEqual(ageWarnings({ facts: await headerFacts(age('004Y'), birth('20200102'), study('20200101')) }), []);
+  // A readable PatientAge beside dates that cannot be read: the dates' warning still (a header to mend).
+  assert.deepEqual(ageWarnings({ facts: await headerFacts(age('004Y'), birth('20200102'), study('20200101')) }), [
+    "the patient's age could not be worked out from the DICOM's dates (PatientBirthDate (0010,0030) is after " +
+      'StudyDate (0008,0020)): the PatientAge is used',
+  ]);
+  // A StudyDate that is no date, passed for the next date: said too.
+  const skipped = await headerFacts(birth('20100101'), study('20201301'), acquisition('20180101'));
+  assert.deepEqual(ageWarnings({ facts: skipped }), [
+    "the DICOM's StudyDate could not be read as a date (YYYYMMDD): the age from PatientBirthDate counts to " +
+      'AcquisitionDate',
+  ]);
+  // The most trusted age over the bound, another under it: the reason names the one that does not agree.
+  const over = deriveVerdict({ ...base, facts: { patientAge: '040Y' }, statedAgeYears: 4 });
+  assert.match(
+    over.reasons[0].message,
+    /the DICOM header gives a patient age over 10 years \(the age given with the image does not;/,
+  );
   // No age anywhere (no PatientAge, no birth date) is not worth a warning: most JPEGs and many DICOMs.
   assert.deepEqual(ageWarnings({ facts: await headerFacts() }), []);
   assert.deepEqual(ageWarnings({ facts: {} }), []);

@@ -23,7 +23,7 @@ import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 export function patientAge(v: string): number {
   // Decimal digits only, as the API takes them: '0x10' is not 16 years, nor '1e1' ten.
   const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !isStatedAge(n))
+  if (!/^\d+(\.\d+)?$/.test(v) || !isStatedAge(n))
     throw new InvalidArgumentError(
       `a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max} in decimal digits`,
     );
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's, usually balanced)")
     .option(
       '--patient-age <years>',
-      "the patient's age, for every file whose header gives none (JPEG, PNG): over 10, outside-population",
+      "the patient's age, for every file: over 10, outside-population (so is a DICOM whose own age is)",
       patientAge,
     )
     .addOption(

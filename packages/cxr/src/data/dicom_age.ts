@@ -14,7 +14,9 @@ const AGE_DATES = [
 export type AgeDate = (typeof AGE_DATES)[number][0];
 
 /** Years (with their fraction) from PatientBirthDate to `from`, or why the header's dates give no age. */
-export type AgeFromDates = { years: number; from: AgeDate } | { years: null; problem: string };
+export type AgeFromDates =
+  /** `unreadable`: dates before `from` in the order that are given but are not dates (said in a warning). */
+  { years: number; from: AgeDate; unreadable?: AgeDate[] } | { years: null; problem: string };
 
 /** Older than anyone: a birth date this far back is a placeholder or a typo, not an age. */
 const MAX_AGE_FROM_DATES = 130;
@@ -62,9 +64,13 @@ export function ageFromDates(ds: { string(tag: string): string | undefined }): A
       problem: `PatientBirthDate (0010,0030) is given, but no ${names.slice(0, -1).join(', ')} or ${names.at(-1)}`,
     };
   }
+  const unreadable: AgeDate[] = [];
   for (const [name, tag] of given) {
     const on = parseDate(ds.string(tag)!.trim());
-    if (!on) continue;
+    if (!on) {
+      unreadable.push(name);
+      continue;
+    }
     // A birthday not yet reached in the study's year does not count (born 20150610, studied 20200609: 4.99).
     const whole = on.y - birth.y - (on.m < birth.m || (on.m === birth.m && on.d < birth.d) ? 1 : 0);
     const years = whole + yearFraction(birth, whole, on);
@@ -75,7 +81,7 @@ export function ageFromDates(ds: { string(tag: string): string | undefined }): A
         problem: `PatientBirthDate (0010,0030) is over ${MAX_AGE_FROM_DATES} years before ${name} ${tagName(tag)}`,
       };
     }
-    return { years, from: name };
+    return unreadable.length ? { years, from: name, unreadable } : { years, from: name };
   }
   const [name, tag] = given[0];
   return { years: null, problem: `${name} ${tagName(tag)} is not a date (YYYYMMDD)` };

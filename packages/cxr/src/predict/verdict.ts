@@ -95,7 +95,9 @@ function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): (AgeS
   const all = ageSources(e);
   if (!all.length) return null;
   const over = all.find((a) => a.years > MAX_AGE_YEARS);
-  return over && over !== all[0] ? { ...over, over: all[0] } : all[0];
+  const under = all.find((a) => a.years <= MAX_AGE_YEARS);
+  if (!over) return all[0];
+  return under ? { ...over, over: under } : over;
 }
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
@@ -117,12 +119,11 @@ const QUOTED_AGE_CHARS = 16;
  */
 export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): string[] {
   const raw = e.facts.patientAge;
-  if (ageInYears(raw) !== null) return [];
   const dates = e.facts.ageFromDates;
   const age = patientAge(e);
   const instead = age === null ? "the patient's age is unknown" : `${age.what} is used`;
   const out: string[] = [];
-  if (raw !== undefined) {
+  if (raw !== undefined && ageInYears(raw) === null) {
     // Digits hidden: the warning is kept in the audit log, which keeps no patient data, and the shape
     // ('## years', 'P##Y') is what says what is wrong with it.
     const cut = raw.length > QUOTED_AGE_CHARS ? `${raw.slice(0, QUOTED_AGE_CHARS)}…` : raw;
@@ -134,6 +135,12 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
   }
   if (dates && dates.years === null) {
     out.push(`the patient's age could not be worked out from the DICOM's dates (${dates.problem}): ${instead}`);
+  }
+  if (dates && dates.years !== null && dates.unreadable?.length) {
+    out.push(
+      `the DICOM's ${dates.unreadable.join(', ')} could not be read as a date (YYYYMMDD): the age from ` +
+        `PatientBirthDate counts to ${dates.from}`,
+    );
   }
   return out;
 }
