@@ -100,3 +100,16 @@ test('--limit is a number: its default shows as one, and 1.5 or 0 is refused by 
   for (const bad of ['1.5', '0', '20x'])
     await assert.rejects(history('--db', path.join(dir, 'none.db'), '--limit', bad), /--limit <n>.*is invalid/);
 });
+
+test("a writer (serve, predict, sync) refuses another program's SQLite database instead of adding its tables", async () => {
+  const other = path.join(dir, 'other-program.db');
+  const db = new Database(other);
+  db.exec('CREATE TABLE foo (a INTEGER)');
+  db.close();
+  const before = fs.readFileSync(other);
+  await assert.rejects(openAuditStore(other), /other-program\.db: an SQLite database but not cxr's audit log/);
+  assert.deepEqual(fs.readFileSync(other), before, 'nothing written to it');
+  // A new file or an empty one is where a log is made.
+  const fresh = await openAuditStore(path.join(dir, 'new-log.db'));
+  await fresh.close();
+});

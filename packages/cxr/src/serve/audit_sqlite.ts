@@ -94,6 +94,17 @@ function refuseIfNoLog(file: string, db: Database.Database): void {
 }
 
 /**
+ * A writer (serve, predict, sync) creates its tables in an empty or new file, never beside another
+ * program's: a --db that names some other SQLite database is a mistake to say, not a file to add to.
+ */
+function refuseForeign(file: string, db: Database.Database): void {
+  if ((db.pragma('user_version', { simple: true }) as number) !== 0) return;
+  const tables = db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+  if (tables.n > 0)
+    throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log): nothing written`);
+}
+
+/**
  * A read-only connection to a log in WAL mode makes its -wal and -shm files when they are missing, and
  * leaves them behind. Missing, they say that no program has the log open: then a connection that may
  * write but is told to write nothing (query_only) reads it, and removes them on close as the last one out.
@@ -147,6 +158,7 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
     db.pragma('busy_timeout = 5000');
     if (readsOnly) db.pragma('query_only = ON');
     if (opts.readonly || opts.mustExist) refuseIfNoLog(file, db);
+    else refuseForeign(file, db);
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
