@@ -110,4 +110,9 @@ test('evaluations stored in the folder are restated under the new calibration, a
   assert.ok(!fs.existsSync(path.join(model, 'predictions', 'eval-val.json')));
   assert.ok(fs.existsSync(path.join(model, 'stale', 'eval-val', 'predictions-eval-val.json')));
   assert.ok(fs.existsSync(path.join(model, 'predictions', 'val.json')), "the run's own validation file stays");
+  // Another evaluation made stale by a later calibration goes beside the first, not over it.
+  await runEvaluation({ modelDir: model, data: kaggleVal, out: model });
+  await calibrate('--model', model, '--data', CHEST_XRAY, '--threads', '1', '--tta', 'identity');
+  assert.ok(fs.existsSync(path.join(model, 'stale', 'eval-val', 'predictions-eval-val.json')));
+  assert.ok(fs.existsSync(path.join(model, 'stale', 'eval-val-2', 'predictions-eval-val.json')));
 });

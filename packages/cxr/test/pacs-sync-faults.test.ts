@@ -108,7 +108,10 @@ test('a login in the URL is used, never printed; a wrong one is said at start wi
   };
   const wrong = await refused({ url: stack!.env.CXR_ORTHANC_URL, user: 'cxr', password: 'wrong-pw' });
   assert.match(wrong, /GET \/system: HTTP 401: Orthanc at http:\/\/127\.0\.0\.1:\d+ refused the login \(user 'cxr'\)/);
-  assert.match(wrong, /check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD/);
+  assert.match(
+    wrong,
+    /check the login where it is given: CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD.*user:password in CXR_ORTHANC_URL/,
+  );
   assert.ok(!wrong.includes('wrong-pw'), wrong);
   assert.match(await refused({ url: stack!.env.CXR_ORTHANC_URL }), /refused the login \(no user given\)/);
 

@@ -149,7 +149,10 @@ export class OrthancClient {
       status === 403
         ? `Orthanc at ${this.config.url} does not allow this to ${who}`
         : `Orthanc at ${this.config.url} refused the login (${who})`;
-    return `${what}: check CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD, or the --config file's user and password`;
+    return (
+      `${what}: check the login where it is given: CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD, the --config ` +
+      "file's user and password, or the user:password in CXR_ORTHANC_URL or the file's url"
+    );
   }
 
   /**

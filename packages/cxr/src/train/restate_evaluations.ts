@@ -93,7 +93,9 @@ export function restateEvaluations(
     } catch (e) {
       why = `it cannot be read (${(e as Error).message.split('\n')[0]})`;
     }
-    const aside = path.join(dir, 'stale', name);
+    // An earlier calibration's stale copy stays: this one goes beside it (name-2, name-3, ...).
+    let aside = path.join(dir, 'stale', name);
+    for (let k = 2; fs.existsSync(aside); k++) aside = path.join(dir, 'stale', `${name}-${k}`);
     makeDirs(aside);
     for (const f of [path.join(predDir, `${name}.json`), metricsFile, assessedFile])
       if (fs.existsSync(f)) fs.renameSync(f, path.join(aside, `${path.basename(path.dirname(f))}-${path.basename(f)}`));
