@@ -101,7 +101,7 @@ test('--limit is a number: its default shows as one, and 1.5 or 0 is refused by 
     await assert.rejects(history('--db', path.join(dir, 'none.db'), '--limit', bad), /--limit <n>.*is invalid/);
 });
 
-test("a writer (serve, predict, sync) refuses another program's SQLite database instead of adding its tables", async () => {
+test("a writer (serve, predict, sync) refuses another program's SQLite database, adding no tables", async () => {
   const other = path.join(dir, 'other-program.db');
   const db = new Database(other);
   db.exec('CREATE TABLE foo (a INTEGER)');

@@ -177,7 +177,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
   assert.equal(bad.code, 1);
   assert.match(
     bad.stderr,
-    /HTTP 401: Orthanc at \S+ refused the login \(user 'cxr'\): check the login where it is given: CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD/,
+    /HTTP 401: Orthanc at \S+ refused the login \(user 'cxr'\): check the login where it is given: CXR_ORTHANC_USER/,
   );
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).last, JSON.parse(state).last);
 });
