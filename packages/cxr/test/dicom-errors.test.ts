@@ -111,6 +111,13 @@ test('a file cut short is TRUNCATED wherever it ends, and says where', async () 
         '\\(FFFFFFFF: it ends at a delimiter\\), has no end in the \\d+ bytes there',
     ),
   );
+  // Cut just after the offset table, where the first compressed fragment would begin.
+  const pixelTag = Buffer.from(jpeg).indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00]));
+  await refusedAs(
+    jpeg.subarray(0, pixelTag + 12 + 8),
+    'TRUNCATED',
+    /^the file ends where the compressed pixel data \(7FE0,0010\) begins: it is truncated/,
+  );
 });
 
 test('a meta group without a transfer syntax, and garbage after the preamble, are CORRUPT in our words', async () => {

@@ -28,8 +28,16 @@ export async function encapsulatedFrame(
   limits: DecodeLimits,
   fail: Fail,
 ): Promise<Frame> {
-  if (!el.encapsulatedPixelData || !el.fragments?.length)
-    throw fail('CORRUPT', 'compressed transfer syntax but pixel data is not encapsulated');
+  // Pixel data of open length whose fragments would begin at the end of the file: a file cut short there.
+  if (el.encapsulatedPixelData && !el.fragments?.length && el.dataOffset + 8 >= ds.byteArray.length)
+    throw fail('TRUNCATED', 'the file ends where the compressed pixel data (7FE0,0010) begins: it is truncated');
+  if (!el.encapsulatedPixelData || !el.fragments?.length) {
+    throw fail(
+      'CORRUPT',
+      'the header names a compressed transfer syntax, but the pixel data (7FE0,0010) holds no compressed ' +
+        'fragments (its length is not open-ended, or it has no items)',
+    );
+  }
   checkFrameCount(ds, el, el.fragments, ts, frames, fail);
   let bytes: Uint8Array;
   try {
