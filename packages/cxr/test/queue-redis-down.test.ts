@@ -61,7 +61,7 @@ test('cxr enqueue and cxr worker say when Redis cannot be reached, and why, inst
     });
   const refused = run('redis://:secret@127.0.0.1:1/0', 'enqueue', XRAY_JPEG);
   assert.equal(refused.status, 1, refused.stderr);
-  assert.match(refused.stderr, /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 \(connect ECONNREFUSED/);
+  assert.match(refused.stderr, /cannot reach Redis at redis:\/\/:\*\*\*\*\*@127\.0\.0\.1:1\/0 \(connect ECONNREFUSED/);
   assert.doesNotMatch(refused.stderr, /secret/);
   const wrong = stack!.env.CXR_REDIS_URL.replace(/\/\/:[^@]*@/, '//:wrong@');
   const denied = run(wrong, 'enqueue', XRAY_JPEG);
@@ -89,7 +89,7 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
     assert.equal((await post()).status, 202, server.log());
     assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^cxr_queue_available 1$/m);
     // The start-up check's line names the server, its password hidden.
-    await logSays(server, /job queue: Redis at redis:\/\/(:\*\*\*@)?127\.0\.0\.1:\d+\/\d* answers/);
+    await logSays(server, /job queue: Redis at redis:\/\/(:\*\*\*\*\*@)?127\.0\.0\.1:\d+\/\d* answers/);
     const password = new URL(own.env.CXR_REDIS_URL).password;
     assert.ok(!password || !server.log().includes(password), 'the log does not show the Redis password');
     stopStack(own);
@@ -100,7 +100,8 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
     assert.equal(res.status, 503);
     const body = (await res.json()) as { code: string; detail: string };
     assert.equal(body.code, 'QUEUE_UNAVAILABLE');
-    assert.match(body.detail, /the job queue \(Redis\) did not answer within 5 s; retry later/);
+    // The queue's own bound (a producer's call fails within seconds) or the route's (5 s), whichever comes first.
+    assert.match(body.detail, /the job queue \(Redis\) (does not answer|did not answer within 5 s); retry later/);
     assert.ok(took < 15_000, `answered after ${took} ms`);
     // A scrape waits for the queue only briefly (it took the 5 s of the /jobs routes), and says it is away.
     for (let i = 0; i < 2; i++) {
@@ -117,8 +118,11 @@ test('cxr serve with Redis gone: POST /jobs answers 503 within seconds, /metrics
     direct.append('image', new Blob([new Uint8Array(fs.readFileSync(XRAY_JPEG))]), 'x.jpeg');
     const predicted = await fetch(`${server.url}/api/v1/predictions?heatmap=false`, { method: 'POST', body: direct });
     assert.equal(predicted.status, 200, 'predictions do not need the queue');
+    // The queue's connection is dropped at once when Redis is away (queue.ts ProducerQueue), so the server does not
+    // need its own 5 s bound on closing it.
+    const s0 = Date.now();
     assert.equal(await server.stop('SIGTERM'), 0, server.log());
-    assert.match(server.log(), /the job queue \(Redis\) did not close within 5 s: not waiting for it/);
+    assert.ok(Date.now() - s0 < 4_000, `stopped after ${Date.now() - s0} ms`);
   } finally {
     if (up) stopStack(own);
   }

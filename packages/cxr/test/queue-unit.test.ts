@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AGE_OVER_BOUND,
+  canonicalJobId,
   emptyCounts,
   countOutcome,
   enqueue,
@@ -20,6 +21,7 @@ import {
   openQueue,
   parseJobData,
   queueDepth,
+  redactRedisUrl,
   redisConnection,
   resultKeyOf,
   UploadStore,
@@ -90,6 +92,14 @@ test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes
   assert.match(aged, new RegExp(JOB_ID_PATTERN));
   assert.match(jobIdFor(resultKeyOf(dicom, 34), MODEL, 'balanced'), new RegExp(JOB_ID_PATTERN));
   assert.doesNotMatch(`${a}+age-over-10`, new RegExp(JOB_ID_PATTERN), 'the suffix belongs to the film part');
+  // An Orthanc job stores the results in the PACS, which a file or upload job of the film does not: its own id,
+  // so that a finished file job cannot stand for results the PACS lacks. Clients send it back like any other.
+  const uid = resultKeyOf(dicom);
+  const pacs = jobIdFor(uid, MODEL, 'balanced', 'orthanc');
+  assert.equal(pacs, `orthanc-${jobIdFor(uid, MODEL, 'balanced', 'file')}`);
+  assert.equal(jobIdFor(uid, MODEL, 'balanced', 'upload'), jobIdFor(uid, MODEL, 'balanced', 'file'));
+  assert.equal(canonicalJobId(pacs.toUpperCase().replace('~BALANCED', '~balanced')), pacs);
+  assert.equal(canonicalJobId(`orthanc-sha256-${'a'.repeat(64)}~${MODEL}~balanced`), null, 'Orthanc films have UIDs');
 });
 
 test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {
@@ -120,6 +130,14 @@ test('Redis URL: environment, config file, or flag (warned about when it holds a
     tls: undefined,
     maxRetriesPerRequest: null,
   });
+  // A producer (cxr enqueue, the sync, the API) gives up on a call while Redis is away instead of waiting.
+  assert.equal(
+    (redisConnection('redis://h:1/0', 'producer') as { maxRetriesPerRequest: unknown }).maxRetriesPerRequest,
+    2,
+  );
+  // Passwords are shown as every other credential cxr prints.
+  assert.equal(redactRedisUrl('redis://:p%40ss@10.0.0.1:6390/3'), 'redis://:*****@10.0.0.1:6390/3');
+  assert.equal(redactRedisUrl('redis://10.0.0.1:6390/3'), 'redis://10.0.0.1:6390/3');
 });
 
 test('cxr enqueue / cxr worker: usage errors and a missing queue are said plainly, before any work', () => {

@@ -1,6 +1,8 @@
 // `cxr enqueue PATH... | --orthanc-all`: queues films for `cxr worker`, by default at low priority
 // (a backfill must not hold up new films). A film already queued, or already done for this model
-// and operating point, is not queued again; the counts say how many of each.
+// and operating point, is not queued again; the counts say how many of each. With --orthanc-all,
+// done means its results are in the PACS: a film whose SR or Secondary Capture is missing is queued
+// again even when an earlier job for it finished (or a job for its file did).
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { modelIdentity } from '../models/io';
@@ -28,7 +30,8 @@ export function register(program: Command): void {
     .description(
       'queue JPEG, PNG or DICOM files (or folders), or every chest film in Orthanc (--orthanc-all), for cxr worker. ' +
         'A film already queued or done (same SOP Instance UID or file bytes, stated age over 10 or not, model and ' +
-        'operating point) is not queued again. Redis: CXR_REDIS_URL or --redis-config.',
+        'operating point) is not queued again; a film in Orthanc counts as done only when its SR and heat map ' +
+        'are in Orthanc. Redis: CXR_REDIS_URL or --redis-config.',
     )
     .argument('[paths...]', 'files and folders (workers read them by the same absolute path)')
     .option('-r, --recursive', 'descend into sub-folders')

@@ -5,13 +5,15 @@
 // locked to it is retried by another worker once its lock runs out.
 // A job that fails because the audit log, Orthanc or the network is away is retried with backoff
 // (--retry-delay doubling up to --retry-max-delay) for a day; a film that cannot be read fails at once.
+// With Orthanc configured, its login is checked at start, as Redis and the audit log are: a wrong
+// password stops the worker (exit 1) instead of failing every Orthanc job it takes.
 import { Command, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
-import { loadOrthancConfig, OrthancClient } from '../pacs';
+import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { Predictor } from '../predict/predictor';
 import {
@@ -25,6 +27,26 @@ import {
 } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
+
+/**
+ * Checks Orthanc once (GET /system): a login it refuses, or a URL that is no Orthanc, stops the worker before it
+ * takes a job; Orthanc away only warns (its jobs wait for it, retry.ts), as a worker may start before it.
+ */
+async function checkOrthanc(client: OrthancClient, log: (l: string) => void, warn: (l: string) => void) {
+  try {
+    const about = await client.checkConnection();
+    log(`Orthanc at ${client.config.url} answers (${about.name} ${about.version})`);
+  } catch (e) {
+    if (isOrthancAuthError(e)) {
+      throw new Error(
+        `worker: Orthanc refused its login (${e.message}); fix CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD ` +
+          '(or --orthanc-config) and start it again',
+      );
+    }
+    if ((e as { outage?: boolean }).outage !== true) throw new Error(`worker: ${(e as Error).message}`);
+    warn(`Orthanc does not answer yet (${(e as Error).message}): its jobs are retried until it does`);
+  }
+}
 
 /** A pause for fault-injection tests only (see queue/process.ts); absent or 0 in production. */
 function pauseAfterAuditMs(): number {
@@ -102,11 +124,13 @@ export function register(program: Command): void {
       // The server's logger: one JSON line per event on stderr, credentials redacted (src/log.ts).
       const logger = createLogger({ level: resolveLogLevel(o.logLevel) }).child({ component: 'worker' });
       const log = (line: string) => logger.info(line);
-      const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
+      const warn = (line: string) => logger.warn(line);
+      const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn });
       const orthancWanted = o.orthancConfig !== undefined || !!process.env.CXR_ORTHANC_URL;
       const orthanc = orthancWanted
-        ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }))
+        ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn }))
         : null;
+      if (orthanc) await checkOrthanc(orthanc, log, warn);
       const store = await openAuditStoreForWriting(o.db ?? defaultDbPath(), NO_AUDIT_LOG_HINT);
       await initEngine(o.threads);
       const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
@@ -120,6 +144,8 @@ export function register(program: Command): void {
           orthanc,
           storeImages: o.storeImages !== false,
           log,
+          warn,
+          error: (line: string) => logger.error(line),
           pauseAfterAuditMs: pauseAfterAuditMs(),
         },
         {

@@ -1,14 +1,16 @@
 // The HTTP API's view of the queue (serve/routes/jobs.ts's JobsPort): uploads are held in Redis
-// and queued at normal priority; Orthanc instances are queued by id; a job's state and result are
-// read back from BullMQ.
+// and queued at normal priority; Orthanc instances are queued by id, all of a request's ids checked
+// in the PACS before any is queued; a job's state and result are read back from BullMQ. Redis or
+// Orthanc being away answers 503 (with Retry-After), an id the PACS does not have 422, never 500.
 import type { Job } from 'bullmq';
-import type { OrthancClient } from '../pacs';
+import { type OrthancClient, OrthancError } from '../pacs';
 import { HttpError } from '../serve/http_error';
 import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/jobs';
+import { isRedisDown, QUEUE_UNAVAILABLE } from './connection';
 import { canonicalJobId, type JobData, resultKeyOf, sha256Of } from './job';
 import type { JobResult } from './process';
 import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
-import { dataFor, enqueueInstance, type JobSpec } from './sources';
+import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
 
 export interface QueueApiOptions {
@@ -18,10 +20,36 @@ export interface QueueApiOptions {
   orthanc: OrthancClient | null;
   /** Bytes of uploads held for workers, all together (default 1 GiB). */
   uploadCapBytes?: number;
+  /** The server's log, for what a 503 does not tell the client (Orthanc's own words, its URL). */
+  log?: (line: string) => void;
 }
 
 export interface QueueApi extends JobsPort {
+  /**
+   * Queues every instance named, or none: all are looked up in the PACS first (HttpError 422 naming the ids it
+   * does not have, 503 when it is away or refuses this server's login), then queued.
+   */
+  submitOrthancAll(instanceIds: readonly string[], o: JobOptions): Promise<Submitted[]>;
   close(): Promise<void>;
+}
+
+/** Instances looked up in the PACS at once by one request (each lookup is two or three HTTP calls). */
+const CHECKS_AT_ONCE = 8;
+/** Unknown ids named in one answer. */
+const NAMED_AT_MOST = 10;
+
+/** The API's answer to a call that failed because Redis is away; anything else is left as it is. */
+function queueAnswer(e: unknown): unknown {
+  if (e instanceof HttpError || !isRedisDown(e)) return e;
+  return new HttpError(503, QUEUE_UNAVAILABLE, 'the job queue (Redis) does not answer; retry later');
+}
+
+async function answering<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    throw queueAnswer(e);
+  }
 }
 
 export function queueApi(o: QueueApiOptions): QueueApi {
@@ -34,46 +62,107 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     priority: 'normal',
     ...(opts.patientAge !== undefined ? { patientAge: opts.patientAge } : {}),
   });
+
+  async function submitUpload(bytes: Buffer, name: string, opts: JobOptions): Promise<Submitted> {
+    const s = spec(opts);
+    const sha256 = sha256Of(bytes);
+    const data = dataFor(s, { kind: 'upload', sha256, name }, resultKeyOf(bytes, s.patientAge));
+    // The bytes first: a worker never sees a job whose film is not held. A finished job's
+    // film is not held again (the result stands).
+    const existing = await o.queue.getJob(jobIdOf(data));
+    const state = existing ? await existing.getState() : null;
+    if (state !== 'completed' && (await uploads.put(sha256, bytes, jobIdOf(data))) === 'over-cap') {
+      throw new HttpError(503, 'BUSY', 'too many uploaded films are waiting for a worker; retry later');
+    }
+    const r = await enqueue(o.queue, data, 'normal');
+    return { id: r.id, status: r.outcome };
+  }
+
+  /** Every instance looked up, CHECKS_AT_ONCE at a time; the PACS's refusals as the API answers them. */
+  async function checkAll(client: OrthancClient, s: JobSpec, ids: readonly string[]): Promise<InstanceCheck[]> {
+    const checks: InstanceCheck[] = new Array(ids.length);
+    const unknown: string[] = [];
+    let next = 0;
+    const lookUp = async () => {
+      for (let i = next++; i < ids.length; i = next++) {
+        try {
+          checks[i] = await checkInstance(client, s, ids[i]);
+        } catch (e) {
+          if (e instanceof OrthancError && e.status === 404) unknown.push(ids[i]);
+          else {
+            next = ids.length; // the other lookups stop: the request is answered with this
+            throw pacsAnswer(e);
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CHECKS_AT_ONCE, ids.length) }, lookUp));
+    if (unknown.length > 0) {
+      const named = unknown.slice(0, NAMED_AT_MOST).join(', ');
+      const more = unknown.length > NAMED_AT_MOST ? ` and ${unknown.length - NAMED_AT_MOST} more` : '';
+      throw new HttpError(
+        422,
+        'UNKNOWN_INSTANCE',
+        `the PACS has no instance ${named}${more}: nothing in this request was queued`,
+      );
+    }
+    return checks;
+  }
+
+  /** A failure of the PACS as the API answers it: 503, with Orthanc's own words in the server's log only. */
+  function pacsAnswer(e: unknown): unknown {
+    if (!(e instanceof OrthancError)) return e;
+    o.log?.(`POST /jobs: ${e.message}`);
+    const login = e.status === 401 || e.status === 403;
+    return new HttpError(
+      503,
+      'PACS_UNAVAILABLE',
+      login
+        ? "the PACS (Orthanc) refuses this server's login: its administrator must check CXR_ORTHANC_USER and " +
+            'CXR_ORTHANC_PASSWORD; nothing in this request was queued'
+        : `the PACS (Orthanc) ${e.outage ? 'does not answer' : 'gave an unexpected answer'}; ` +
+            'nothing in this request was queued, retry later',
+    );
+  }
+
+  async function submitOrthancAll(ids: readonly string[], opts: JobOptions): Promise<Submitted[]> {
+    if (!o.orthanc) {
+      throw new HttpError(503, 'NO_PACS', 'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films');
+    }
+    const s = spec(opts);
+    const checks = await checkAll(o.orthanc, s, ids);
+    const out: Submitted[] = [];
+    for (const [i, id] of ids.entries()) {
+      const r = await answering(() => queueInstance(o.queue, s, id, checks[i], { checkPacs: false }));
+      out.push({ id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) });
+    }
+    return out;
+  }
+
+  async function status(id: string): Promise<JobState | null> {
+    let job = (await o.queue.getJob(id)) as Job<JobData, JobResult> | undefined;
+    if (!job) return null;
+    const state = await job.getState();
+    // Read again once finished: the first read may predate the result.
+    if (state === 'completed' || state === 'failed') job = ((await o.queue.getJob(id)) as typeof job) ?? job;
+    const status = state === 'completed' || state === 'failed' || state === 'active' ? state : 'waiting';
+    const result = status === 'completed' ? (job.returnvalue as JobResult | null) : null;
+    return {
+      id,
+      status,
+      outcome: result?.outcome ?? null,
+      prediction: (result?.prediction as Record<string, unknown> | null | undefined) ?? null,
+      error: status === 'failed' ? job.failedReason || 'failed' : null,
+    };
+  }
+
   return {
     canonicalId: canonicalJobId,
     depth: () => queueDepth(o.queue),
-    async submitUpload(bytes, name, opts): Promise<Submitted> {
-      const s = spec(opts);
-      const sha256 = sha256Of(bytes);
-      const data = dataFor(s, { kind: 'upload', sha256, name }, resultKeyOf(bytes, s.patientAge));
-      // The bytes first: a worker never sees a job whose film is not held. A finished job's
-      // film is not held again (the result stands).
-      const existing = await o.queue.getJob(jobIdOf(data));
-      const state = existing ? await existing.getState() : null;
-      if (state !== 'completed' && (await uploads.put(sha256, bytes, jobIdOf(data))) === 'over-cap') {
-        throw new HttpError(503, 'BUSY', 'too many uploaded films are waiting for a worker; retry later');
-      }
-      const r = await enqueue(o.queue, data, 'normal');
-      return { id: r.id, status: r.outcome };
-    },
-    async submitOrthanc(instanceId, opts): Promise<Submitted> {
-      if (!o.orthanc) {
-        throw new HttpError(503, 'NO_PACS', 'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films');
-      }
-      const r = await enqueueInstance(o.queue, o.orthanc, spec(opts), instanceId, { checkPacs: false });
-      return { id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) };
-    },
-    async status(id): Promise<JobState | null> {
-      let job = (await o.queue.getJob(id)) as Job<JobData, JobResult> | undefined;
-      if (!job) return null;
-      const state = await job.getState();
-      // Read again once finished: the first read may predate the result.
-      if (state === 'completed' || state === 'failed') job = ((await o.queue.getJob(id)) as typeof job) ?? job;
-      const status = state === 'completed' || state === 'failed' || state === 'active' ? state : 'waiting';
-      const result = status === 'completed' ? (job.returnvalue as JobResult | null) : null;
-      return {
-        id,
-        status,
-        outcome: result?.outcome ?? null,
-        prediction: (result?.prediction as Record<string, unknown> | null | undefined) ?? null,
-        error: status === 'failed' ? job.failedReason || 'failed' : null,
-      };
-    },
+    submitUpload: (bytes, name, opts) => answering(() => submitUpload(bytes, name, opts)),
+    submitOrthanc: async (instanceId, opts) => (await submitOrthancAll([instanceId], opts))[0],
+    submitOrthancAll,
+    status: (id) => answering(() => status(id)),
     close: () => o.queue.close(),
   };
 }

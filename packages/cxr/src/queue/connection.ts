@@ -69,8 +69,20 @@ export function loadRedisUrl(src: RedisSources): string {
   return r.data;
 }
 
+/**
+ * Who holds a connection. A worker's connections block on Redis and must wait for it through a restart
+ * (BullMQ requires it of them). A producer's (cxr enqueue, cxr orthanc sync --queue, cxr serve's /jobs, the
+ * uploads a worker reads) give up on a call after a few reconnections, and queue.ts bounds each of its
+ * operations in time: a call made while Redis is away would otherwise wait for it without a word, and a
+ * command asked to stop could not until Redis came back.
+ */
+export type RedisRole = 'worker' | 'producer';
+
+/** Reconnections a producer's call waits through before it fails (ioredis' maxRetriesPerRequest). */
+export const PRODUCER_RETRIES = 2;
+
 /** ioredis options for BullMQ, parsed from the URL (no password is logged or kept elsewhere). */
-export function redisConnection(url: string): ConnectionOptions {
+export function redisConnection(url: string, role: RedisRole = 'worker'): ConnectionOptions {
   const u = new URL(url);
   const db = Number(u.pathname.replace('/', '') || '0');
   return {
@@ -80,16 +92,60 @@ export function redisConnection(url: string): ConnectionOptions {
     password: u.password ? decodeURIComponent(u.password) : undefined,
     db,
     tls: u.protocol === 'rediss:' ? {} : undefined,
-    // BullMQ's workers block on Redis; they must wait for it, not fail a command after N retries.
-    maxRetriesPerRequest: null,
+    ...(role === 'worker'
+      ? // BullMQ's workers block on Redis; they must wait for it, not fail a command after N retries.
+        { maxRetriesPerRequest: null }
+      : { maxRetriesPerRequest: PRODUCER_RETRIES }),
   };
 }
 
-/** The URL without its password, for log lines. */
+/** The URL without its password (shown as *****, as every credential cxr prints), for log lines. */
 export function redactRedisUrl(url: string): string {
   const u = new URL(url);
-  if (u.password) u.password = '***';
+  if (u.password) u.password = '*****';
   return u.toString();
+}
+
+/** The code of a job queue call that failed because Redis is away (and of the API's 503 for it). */
+export const QUEUE_UNAVAILABLE = 'QUEUE_UNAVAILABLE';
+
+/**
+ * Whether `err` is a Redis call that failed because Redis is away: ioredis gave up reconnecting for it
+ * (MaxRetriesPerRequestError), it timed out, or the connection was closed; or a QueueUnavailableError. ioredis
+ * gives most of these no code, only their class name or message.
+ */
+export function isRedisDown(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { name?: unknown; message?: unknown; code?: unknown };
+  if (e.code === QUEUE_UNAVAILABLE || e.name === 'MaxRetriesPerRequestError') return true;
+  return (
+    typeof e.message === 'string' && /^(Command timed out|Connection is closed|Stream isn't writeable)/.test(e.message)
+  );
+}
+
+/**
+ * A call to the job queue that failed because Redis is away: names Redis (password hidden) and the cause. Its
+ * code makes it an outage (retry.ts): a polling sync tries again at its next poll, a worker's job waits for it.
+ */
+export class QueueUnavailableError extends Error {
+  readonly code = QUEUE_UNAVAILABLE;
+
+  constructor(where: string, cause: unknown) {
+    super(
+      `the job queue (Redis at ${where}) does not answer (${(cause as Error)?.message ?? String(cause)}): ` +
+        'is it running and reachable?',
+      { cause },
+    );
+    this.name = 'QueueUnavailableError';
+  }
+}
+
+/**
+ * `err` as a QueueUnavailableError when it is Redis being away (isRedisDown), else unchanged. `cause`, when
+ * given, is what the message says (the connection's own error: refused, a wrong password).
+ */
+export function queueCallError(where: string, err: unknown, cause: unknown = err): unknown {
+  return isRedisDown(err) && !(err instanceof QueueUnavailableError) ? new QueueUnavailableError(where, cause) : err;
 }
 
 /** How long the command-line tools wait for Redis before saying it cannot be reached. */

@@ -1,7 +1,17 @@
 // The job queue (BullMQ on Redis): `cxr enqueue` and POST /api/v1/jobs add jobs, `cxr worker`
 // runs them (see docs/deployment.md, "Many workers").
 export { queueApi, type QueueApi, type QueueApiOptions } from './api';
-export { checkRedis, loadRedisUrl, redactRedisUrl, redisConnection, type RedisSources } from './connection';
+export {
+  checkRedis,
+  isRedisDown,
+  loadRedisUrl,
+  QUEUE_UNAVAILABLE,
+  QueueUnavailableError,
+  redactRedisUrl,
+  redisConnection,
+  type RedisRole,
+  type RedisSources,
+} from './connection';
 export {
   AGE_OVER_BOUND,
   canonicalJobId,
@@ -9,6 +19,7 @@ export {
   JobDataSchema,
   jobIdFor,
   JOB_ID_PATTERN,
+  ORTHANC_JOB_PREFIX,
   parseJobData,
   queueNameFor,
   resultKeyOf,
@@ -28,6 +39,7 @@ export {
   connectQueue,
   enqueue,
   type EnqueueCounts,
+  type EnqueueOptions,
   type EnqueueOutcome,
   jobIdOf,
   type JobQueue,
@@ -38,12 +50,15 @@ export {
 } from './queue';
 export {
   allInstances,
+  checkInstance,
   enqueueFile,
   enqueueInstance,
   enqueueUpload,
+  type InstanceCheck,
   type JobSpec,
   NotAFilmError,
   ORTHANC_AGE,
+  queueInstance,
   syncHandler,
 } from './sources';
 export {

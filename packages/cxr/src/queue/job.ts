@@ -5,6 +5,10 @@
 // The job id is the result's identity: the film (its SOP Instance UID, else the sha256 of its
 // bytes), the model's sha256 and the operating point. BullMQ adds a job only when no job with its
 // id exists, so the same film queued twice is one job, and a finished job is found, not redone.
+// An Orthanc job does more than a file or upload job of the same film (it stores the SR and Secondary
+// Capture in the PACS), so its id starts with `orthanc-`: a finished file job must not stand for
+// results that the PACS does not have. The id is not in the job data, so workers of any version
+// read these jobs.
 // A stated patient age (for JPEG and PNG films, which carry none) changes a result only when it is
 // over the intended population's bound (predict/verdict.ts), so the result key says that and
 // nothing more: the same film with and without "over 10" is two results, with ages 3 and 7 one.
@@ -112,17 +116,33 @@ export function filmKeyOf(resultKey: string): string {
   return resultKey.endsWith(AGE_OVER_BOUND) ? resultKey.slice(0, -AGE_OVER_BOUND.length) : resultKey;
 }
 
+/** What starts the film part of an Orthanc job's id (see the top of this file). */
+export const ORTHANC_JOB_PREFIX = 'orthanc-';
+
 /**
  * The job id for a result: key, model and operating point joined by `~` (BullMQ refuses `:` in
  * ids, so `sha256:` becomes `sha256-`; UIDs are digits and dots, and the age suffix has no `~`, so
- * the id stays unambiguous; clients are given it URL-encoded).
+ * the id stays unambiguous; clients are given it URL-encoded). An Orthanc job's film part starts
+ * with ORTHANC_JOB_PREFIX; file and upload jobs share their ids (both make an audit row, nothing more).
  */
-export function jobIdFor(resultKey: string, modelSha256: string, operatingPoint: string): string {
-  return [resultKey.replace(/^sha256:/, 'sha256-'), modelSha256, encodeURIComponent(operatingPoint)].join('~');
+export function jobIdFor(
+  resultKey: string,
+  modelSha256: string,
+  operatingPoint: string,
+  kind: JobSource['kind'] = 'file',
+): string {
+  const film = resultKey.replace(/^sha256:/, 'sha256-');
+  return [kind === 'orthanc' ? ORTHANC_JOB_PREFIX + film : film, modelSha256, encodeURIComponent(operatingPoint)].join(
+    '~',
+  );
 }
 
-/** The film part of a job id: a UID or `sha256-` digest, then the age suffix or nothing. */
-const FILM_ID = `([0-9.]{1,64}|sha256-[0-9a-f]{64})(${AGE_OVER_BOUND.replace('+', '\\+')})?`;
+const AGE_SUFFIX = AGE_OVER_BOUND.replace('+', '\\+');
+/**
+ * The film part of a job id: an Orthanc job's `orthanc-` and UID, or a UID or `sha256-` digest then the age
+ * suffix or nothing.
+ */
+const FILM_ID = `(${ORTHANC_JOB_PREFIX}[0-9.]{1,64}|([0-9.]{1,64}|sha256-[0-9a-f]{64})(${AGE_SUFFIX})?)`;
 /** A job id as clients send it back (GET /api/v1/jobs/:id): the same three parts, nothing else. */
 export const JOB_ID_PATTERN = `^${FILM_ID}~[0-9a-f]{64}~[A-Za-z0-9._%-]{1,96}$`;
 const JOB_ID = new RegExp(JOB_ID_PATTERN);

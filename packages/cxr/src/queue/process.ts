@@ -15,7 +15,7 @@ import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './
 import { jobIdOf } from './queue';
 import { auditLogError, DEFAULT_RETRY, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
-import { type OrthancClient, processInstance } from '../pacs';
+import { type OrthancClient, OrthancError, processInstance } from '../pacs';
 import { auditRecordOf } from '../predict/audit_record';
 import { predictFile } from '../predict/batch';
 import { InputError } from '../predict/errors';
@@ -36,7 +36,12 @@ export interface JobContext {
   orthanc: OrthancClient | null;
   /** Keep the heat map (and thumbnail) of file and upload jobs in the audit log. */
   storeImages: boolean;
+  /** Info lines; `warn` and `error` default to it (the worker gives each its level). */
   log: (line: string) => void;
+  /** A failed attempt that will be retried. */
+  warn?: (line: string) => void;
+  /** A job failed for good; the queue's Redis away. */
+  error?: (line: string) => void;
   /**
    * Fault injection for the kill -9 test: wait this long after the audit row is written and
    * before the results are stored (CXR_WORKER_PAUSE_AFTER_AUDIT_MS). Zero in production.
@@ -189,6 +194,19 @@ export async function letGoOfFailed(
   return true;
 }
 
+/**
+ * Orthanc refusing the worker's login (HTTP 401/403, OrthancError code ORTHANC_AUTH): a configuration fault, the
+ * same for every job, that no retry mends. The job fails at once, saying what to fix, rather than after three
+ * silent attempts; the worker checks the login at start too (cli/worker.ts), so this is a login changed since.
+ */
+function loginRefused(e: unknown): UnrecoverableError | null {
+  if (!(e instanceof OrthancError) || (e.status !== 401 && e.status !== 403)) return null;
+  return new UnrecoverableError(
+    `Orthanc refused this worker's login (${e.message}): not retried. Fix the worker's CXR_ORTHANC_USER and ` +
+      'CXR_ORTHANC_PASSWORD (or --orthanc-config), restart it, and queue the film again (cxr enqueue --orthanc-all)',
+  );
+}
+
 async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): Promise<JobResult> {
   if (!ctx.orthanc) {
     throw new UnrecoverableError(
@@ -196,19 +214,28 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
     );
   }
   let made: { record: AuditRecord; verdict: Prediction['verdict'] } | null = null;
-  const outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
-    operatingPoint: data.operatingPoint,
-    log: ctx.log,
-    onPrediction: async (prediction, film) => {
-      if (film.sopInstanceUid !== data.resultKey) {
-        throw new UnrecoverableError(`instance ${instanceId} is now ${film.sopInstanceUid}, not ${data.resultKey}`);
-      }
-      // The heat map lives in the PACS (the Secondary Capture); the row keeps the numbers.
-      made = { record: await recordOnce(ctx, data, prediction, film.latencyMs, null), verdict: prediction.verdict };
-      if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
-    },
-  });
-  if (outcome === 'failed') throw new UnrecoverableError(`instance ${instanceId} could not be predicted (see the log)`);
+  let outcome: Awaited<ReturnType<typeof processInstance>>;
+  try {
+    // A film the model cannot read is 'failed'; anything else that goes wrong (a bug, a broken install: not the
+    // film's fault) is thrown (pacs/sync.ts ProcessingError) and retried as retry.ts says.
+    outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
+      operatingPoint: data.operatingPoint,
+      log: ctx.log,
+      onPrediction: async (prediction, film) => {
+        if (film.sopInstanceUid !== data.resultKey) {
+          throw new UnrecoverableError(`instance ${instanceId} is now ${film.sopInstanceUid}, not ${data.resultKey}`);
+        }
+        // The heat map lives in the PACS (the Secondary Capture); the row keeps the numbers.
+        made = { record: await recordOnce(ctx, data, prediction, film.latencyMs, null), verdict: prediction.verdict };
+        if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
+      },
+    });
+  } catch (e) {
+    throw loginRefused(e) ?? e;
+  }
+  if (outcome === 'failed') {
+    throw new UnrecoverableError(`instance ${instanceId} is not a film the model can read (see the log)`);
+  }
   if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
   const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;
   if (m) return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(m.record, m.verdict) };

@@ -1,8 +1,11 @@
 // The producer side: opening the queue, adding jobs (deduplicated by their result id) and how
 // deep the queue is. Jobs are kept after they finish, so that queueing the same film again finds
-// the finished job instead of predicting it twice.
+// the finished job instead of predicting it twice; unless the caller found the job's results missing
+// (an Orthanc film whose SR or SC is not in the PACS): then the finished job is replaced by a new one.
+// A producer's calls fail within a bound while Redis is away (connection.ts), as QueueUnavailableError.
 import { type Job, Queue } from 'bullmq';
-import { checkRedis, redisConnection } from './connection';
+import { LATE, orLate } from '../deadline';
+import { checkRedis, QueueUnavailableError, queueCallError, redactRedisUrl, redisConnection } from './connection';
 import { type JobData, jobIdFor, queueNameFor } from './job';
 import { MAX_ATTEMPTS, OUTAGE_BACKOFF } from './retry';
 
@@ -17,9 +20,81 @@ const KEEP_FAILED_S = 30 * 24 * 3600;
 
 export type JobQueue = Queue<JobData, unknown, 'predict'>;
 
-/** The queue of the model with this sha256. */
+/**
+ * How long one producer operation (an enqueue, a depth) waits for Redis: it answers in milliseconds when it is
+ * there. Past it the operation fails (QueueUnavailableError); its commands may still run once Redis is back,
+ * which is safe (a job id is added once).
+ */
+export const PRODUCER_WAIT_MS = 5_000;
+/** How long closing a producer's queue waits for Redis to take its QUIT before dropping the connection. */
+const CLOSE_WAIT_MS = 2_000;
+
+/**
+ * Where each queue's Redis is (password hidden), and the last error of its connection (refused, a wrong
+ * password...): for the errors of its calls, which ioredis words as "max retries reached".
+ */
+const REDIS = new WeakMap<object, { where: string; lastError: string | null }>();
+
+class ProducerQueue extends Queue<JobData, unknown, 'predict'> {
+  /**
+   * Never throws, and never waits long. A Redis that is away cannot take the QUIT (ioredis holds it behind
+   * the calls that failed, until Redis is back): then the connection is dropped at once, or after
+   * CLOSE_WAIT_MS when Redis accepts and does not answer. A command stopping on SIGTERM while Redis is gone
+   * stops then, instead of failing or hanging in its last step.
+   */
+  override async close(): Promise<void> {
+    const client = await orLate(this.client, CLOSE_WAIT_MS).catch(() => LATE);
+    if (typeof client !== 'symbol' && client.status !== 'ready') {
+      client.disconnect();
+      return;
+    }
+    const closing = super.close().catch(() => {});
+    if ((await orLate(closing, CLOSE_WAIT_MS)) === LATE)
+      await orLate(
+        this.disconnect().catch(() => {}),
+        500,
+      );
+  }
+}
+
+/** The queue of the model with this sha256, with a producer's connection (connection.ts). */
 export function openQueue(redisUrl: string, modelSha256: string): JobQueue {
-  return new Queue<JobData, unknown, 'predict'>(queueNameFor(modelSha256), { connection: redisConnection(redisUrl) });
+  const queue = new ProducerQueue(queueNameFor(modelSha256), { connection: redisConnection(redisUrl, 'producer') });
+  const redis = { where: redactRedisUrl(redisUrl), lastError: null as string | null };
+  REDIS.set(queue, redis);
+  // Kept for the next call's error rather than logged: a producer says it when a call fails (onRedis).
+  queue.on('error', (e: Error) => {
+    redis.lastError = e.message;
+  });
+  queue.client.then(
+    (c) =>
+      c.on('ready', () => {
+        redis.lastError = null;
+      }),
+    () => {},
+  );
+  return queue;
+}
+
+/**
+ * `work` on `queue`'s Redis, within PRODUCER_WAIT_MS; a failure because Redis is away is thrown as
+ * QueueUnavailableError, naming it.
+ */
+export async function onRedis<T>(queue: JobQueue, work: () => Promise<T>): Promise<T> {
+  const redis = REDIS.get(queue);
+  const where = redis?.where ?? 'its configured URL';
+  const cause = (e: unknown) =>
+    redis?.lastError && !(e instanceof Error && e.name === 'ReplyError') ? new Error(redis.lastError) : e;
+  let r: T | typeof LATE;
+  try {
+    r = await orLate(work(), PRODUCER_WAIT_MS);
+  } catch (e) {
+    throw queueCallError(where, e, cause(e));
+  }
+  if (r === LATE) {
+    throw new QueueUnavailableError(where, cause(new Error(`no answer within ${PRODUCER_WAIT_MS / 1000} s`)));
+  }
+  return r;
 }
 
 /**
@@ -57,32 +132,72 @@ export function countOutcome(c: EnqueueCounts, o: EnqueueOutcome): void {
   else c.requeued++;
 }
 
-/** The job id of `data`: its result key, model and operating point. */
+/** The job id of `data`: its result key, model and operating point, and whether its results go to the PACS. */
 export function jobIdOf(data: JobData): string {
-  return jobIdFor(data.resultKey, data.model.sha256, data.operatingPoint);
+  return jobIdFor(data.resultKey, data.model.sha256, data.operatingPoint, data.source.kind);
+}
+
+export interface EnqueueOptions {
+  /**
+   * The caller looked where the job's results go (the PACS) and found them missing: a finished job of the same
+   * id (its results deleted since) does not count as done, and is replaced by this one.
+   */
+  resultsMissing?: boolean;
+}
+
+/** States in which a job will still run (or is running). */
+const LIVE = new Set(['waiting', 'prioritized', 'delayed', 'active', 'waiting-children', 'paused']);
+
+/**
+ * An Orthanc job for the same film that a cxr before the `orthanc-` job ids queued, and that is still to run:
+ * it stores the results as a new one would. A finished one is not looked for: it is the job id that the file
+ * and upload jobs of the film share, so its being done says nothing of the PACS.
+ */
+async function liveLegacyOrthancJob(queue: JobQueue, data: JobData): Promise<string | null> {
+  const id = jobIdFor(data.resultKey, data.model.sha256, data.operatingPoint);
+  const job = (await queue.getJob(id)) as Job<JobData> | undefined;
+  if (job?.data?.source?.kind !== 'orthanc') return null;
+  return LIVE.has(await job.getState()) ? id : null;
 }
 
 /**
  * Adds the job unless one with its id exists: a waiting or running one is left alone, a finished
- * one stands, a failed one is retried. Safe when several producers offer the same film at once
- * (BullMQ adds one job per id).
+ * one stands (unless `opts.resultsMissing`: then it is replaced), a failed one is retried. Safe when
+ * several producers offer the same film at once (BullMQ adds one job per id). While Redis is away it
+ * throws QueueUnavailableError within seconds.
  */
-export async function enqueue(
+export function enqueue(
   queue: JobQueue,
   data: JobData,
   priority: Priority = 'normal',
+  opts: EnqueueOptions = {},
+): Promise<{ id: string; outcome: EnqueueOutcome }> {
+  return onRedis(queue, () => addOnce(queue, data, priority, opts));
+}
+
+async function addOnce(
+  queue: JobQueue,
+  data: JobData,
+  priority: Priority,
+  opts: EnqueueOptions,
 ): Promise<{ id: string; outcome: EnqueueOutcome }> {
   const id = jobIdOf(data);
   const existing = (await queue.getJob(id)) as Job<JobData> | undefined;
   if (existing) {
     const state = await existing.getState();
-    if (state === 'completed') return { id, outcome: 'already-done' };
-    if (state === 'failed') {
+    if (state === 'completed') {
+      if (!opts.resultsMissing) return { id, outcome: 'already-done' };
+      // Replaced, not retried: the film may have another Orthanc id now (stored again after a deletion), and
+      // the new job carries it. A job removed and added again meanwhile by another producer is one job still.
+      await queue.remove(id);
+    } else if (state === 'failed') {
       // A fresh count: the retries of an outage start over (retry.ts), as for a new job.
       await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return { id, outcome: 'requeued' };
-    }
-    if (state !== 'unknown') return { id, outcome: 'already-queued' };
+    } else if (state !== 'unknown') return { id, outcome: 'already-queued' };
+  } else if (data.source.kind === 'orthanc') {
+    const legacy = await liveLegacyOrthancJob(queue, data);
+    if (legacy) return { id: legacy, outcome: 'already-queued' };
   }
   await queue.add('predict', data, {
     jobId: id,
@@ -112,7 +227,9 @@ export interface QueueDepth {
 
 /** Jobs per state; for /metrics (branch ops) and `cxr enqueue --json`. */
 export async function queueDepth(queue: JobQueue): Promise<QueueDepth> {
-  const c = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+  const c = await onRedis(queue, () =>
+    queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+  );
   return {
     waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0),
     active: c.active ?? 0,

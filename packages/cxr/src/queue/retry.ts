@@ -1,13 +1,16 @@
 // What a failed job does next. Three kinds of failure:
 // - the film itself (corrupt, not a film, unsupported): UnrecoverableError, never retried (process.ts);
-// - a shared service away (the audit database, Orthanc, the network): retried with exponential backoff,
-//   capped, for as long as RetryPolicy.retryForMs, so that a restart or a short outage loses nothing;
-// - anything else (a bug, an answer nobody expected): retried a few times, as before, then failed.
+//   so is Orthanc refusing the worker's login, a configuration fault that no retry mends;
+// - a shared service away (the audit database, Orthanc, the network, the queue's Redis): retried with
+//   exponential backoff, capped, for as long as RetryPolicy.retryForMs, so that a restart or a short
+//   outage loses nothing;
+// - anything else (a bug, a broken install, an answer nobody expected): retried a few times, then failed.
 // The producers give every job the OUTAGE_BACKOFF strategy and an attempt bound it never reaches; the
 // worker's policy (cxr worker --retry-delay, --retry-max-delay) decides the delays and when to stop.
 
 import { NETWORK_ERROR_CODES } from '../network_errors';
 import { pgOutage } from '../serve/audit_pg';
+import { isRedisDown } from './connection';
 
 /** The name of the custom backoff strategy in a job's options; the worker registers it. */
 export const OUTAGE_BACKOFF = 'cxr-outage';
@@ -57,6 +60,8 @@ function isOutageItself(e: unknown): boolean {
   if (err.name === 'OrthancError') return err.outage === true;
   const code = err.code;
   if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || OUTAGE_CODES.has(code))) return true;
+  // The job queue's own Redis (an upload's bytes read by a worker, a producer's call): connection.ts.
+  if (isRedisDown(e)) return true;
   // PostgreSQL away, shutting down, full or refusing: what the audit log's own 503 calls an outage.
   return pgOutage(e) !== null;
 }

@@ -1,6 +1,7 @@
 // Turning what `cxr enqueue`, `cxr orthanc sync --queue` and the API name into jobs: files (read
 // once for their result key), Orthanc instances (their tags say whether they are chest films and
-// give the SOP Instance UID; a film whose SR and SC are already in the PACS counts as done).
+// give the SOP Instance UID; a film whose SR and SC are already in the PACS counts as done, and one
+// whose results are missing is queued even when an earlier job for it finished).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { filmFormat } from '../data/dicom';
@@ -66,17 +67,58 @@ export function enqueueUpload(
   );
 }
 
-export type OrthancOutcome = EnqueueOutcome | 'skipped';
-
 /** Why a stated age is refused with Orthanc instances. */
 export const ORTHANC_AGE =
   "a stated patient age is not taken for films in the PACS: their DICOM header's PatientAge is read";
 
+/** What the PACS says of one instance: not a chest film, or a chest film and whether its results are stored. */
+export type InstanceCheck =
+  | { accept: false; reason: string }
+  | { accept: true; sopInstanceUid: string; resultsStored: boolean };
+
 /**
- * Queues one Orthanc instance when it is a chest film. With checkPacs (a backfill), a film whose
- * SR and SC are in the PACS already counts as done without a job; the API always gets a job, so
- * that its id can be followed.
+ * Reads an instance's tags and looks for its SR and SC in the PACS. Throws OrthancError (HTTP 404 for an id the
+ * PACS does not have, `outage` for the PACS away).
  */
+export async function checkInstance(client: OrthancClient, spec: JobSpec, id: string): Promise<InstanceCheck> {
+  // Its SR and SC are named by film, model and operating point alone: one result per instance.
+  if (spec.patientAge !== undefined) throw new Error(ORTHANC_AGE);
+  const tags = await client.instanceTags(id);
+  const verdict = classifyInstance(tags);
+  if (!verdict.accept) return { accept: false, reason: verdict.reason };
+  const ref = {
+    studyInstanceUid: String(tags.StudyInstanceUID).trim(),
+    sopInstanceUid: String(tags.SOPInstanceUID).trim(),
+  };
+  const stored = await storedResults(client, ref, { sha256: spec.modelSha256 }, spec.operatingPoint);
+  return { accept: true, sopInstanceUid: ref.sopInstanceUid, resultsStored: stored.done };
+}
+
+export type OrthancOutcome = EnqueueOutcome | 'skipped';
+
+/**
+ * Queues a checked instance when it is a chest film. With checkPacs (a backfill, the sync), a film whose SR
+ * and SC are in the PACS counts as done without a job; the API always gets a job, so that its id can be
+ * followed. A film whose results are missing is queued even when a job for it finished (its results were
+ * deleted since): such a job does not count as done.
+ */
+export async function queueInstance(
+  queue: JobQueue,
+  spec: JobSpec,
+  id: string,
+  check: InstanceCheck,
+  opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
+): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
+  if (!check.accept) {
+    opts.log?.(`skip ${id}: ${check.reason}`);
+    return { outcome: 'skipped', id: null, reason: check.reason };
+  }
+  if (check.resultsStored && (opts.checkPacs ?? true)) return { outcome: 'already-done', id: null };
+  const data = dataFor(spec, { kind: 'orthanc', instanceId: id }, check.sopInstanceUid);
+  return enqueue(queue, data, spec.priority, { resultsMissing: !check.resultsStored });
+}
+
+/** checkInstance, then queueInstance. */
 export async function enqueueInstance(
   queue: JobQueue,
   client: OrthancClient,
@@ -84,23 +126,7 @@ export async function enqueueInstance(
   id: string,
   opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
 ): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
-  // Its SR and SC are named by film, model and operating point alone: one result per instance.
-  if (spec.patientAge !== undefined) throw new Error(ORTHANC_AGE);
-  const tags = await client.instanceTags(id);
-  const verdict = classifyInstance(tags);
-  if (!verdict.accept) {
-    opts.log?.(`skip ${id}: ${verdict.reason}`);
-    return { outcome: 'skipped', id: null, reason: verdict.reason };
-  }
-  const ref = {
-    studyInstanceUid: String(tags.StudyInstanceUID).trim(),
-    sopInstanceUid: String(tags.SOPInstanceUID).trim(),
-  };
-  if (opts.checkPacs ?? true) {
-    const stored = await storedResults(client, ref, { sha256: spec.modelSha256 }, spec.operatingPoint);
-    if (stored.done) return { outcome: 'already-done', id: null };
-  }
-  return enqueue(queue, dataFor(spec, { kind: 'orthanc', instanceId: id }, ref.sopInstanceUid), spec.priority);
+  return queueInstance(queue, spec, id, await checkInstance(client, spec, id), opts);
 }
 
 /** For syncOnce's handleInstance: queued counts as processed, done elsewhere as already done. */

@@ -3,8 +3,10 @@
 // lockDuration any other worker's stalled-job check puts the job back to be retried. Short
 // durations make a retry come sooner and cost lock renewals; tests use ~1 s.
 // A job that fails is retried by the worker's RetryPolicy (retry.ts): an outage until it is over.
+// Log levels: a job's progress is info, a failed attempt that will be retried warn, a job failed for
+// good and the queue's Redis failing error (what an operator's alerts watch for).
 import { Worker } from 'bullmq';
-import { redisConnection } from './connection';
+import { redactRedisUrl, redisConnection } from './connection';
 import { queueNameFor } from './job';
 import { type JobContext, type JobResult, letGoOfFailed, processJob } from './process';
 import { DEFAULT_RETRY, nextRetryMs, type RetryPolicy, retryDelayMs } from './retry';
@@ -35,6 +37,8 @@ const seconds = (ms: number) => (ms >= 10_000 ? String(Math.round(ms / 1000)) : 
 export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<RunningWorker> {
   const lockDuration = o.lockDurationMs ?? 30_000;
   const policy = o.retry ?? DEFAULT_RETRY;
+  const warn = ctx.warn ?? ctx.log;
+  const error = ctx.error ?? ctx.log;
   const worker = new Worker<unknown, JobResult>(
     queueNameFor(ctx.predictor.model.sha256),
     async (job) => {
@@ -56,22 +60,24 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
   );
   worker.on('failed', (job, err) => {
     if (!job) {
-      ctx.log(`job ?: failed: ${err.message}`);
+      error(`job ?: failed: ${err.message}`);
       return;
     }
     const next = nextRetryMs(policy, job, err);
     if (next !== null) {
-      ctx.log(`job ${job.id}: attempt ${job.attemptsMade} failed: ${err.message}; retrying in ${seconds(next)} s`);
+      warn(`job ${job.id}: attempt ${job.attemptsMade} failed: ${err.message}; retrying in ${seconds(next)} s`);
       return;
     }
     const after = job.attemptsMade > 1 ? ` (after ${job.attemptsMade} attempts)` : '';
-    ctx.log(`job ${job.id}: failed${after}: ${err.message}`);
+    error(`job ${job.id}: failed${after}: ${err.message}`);
     letGoOfFailed(ctx.uploads, job, err, policy).catch((e: unknown) =>
-      ctx.log(`job ${job.id}: its uploaded film could not be let go: ${(e as Error).message}`),
+      warn(`job ${job.id}: its uploaded film could not be let go: ${(e as Error).message}`),
     );
   });
-  worker.on('stalled', (id) => ctx.log(`job ${id}: its worker stopped answering; queued again`));
-  worker.on('error', (err) => ctx.log(`queue error: ${err.message}`));
+  worker.on('stalled', (id) => warn(`job ${id}: its worker stopped answering; queued again`));
+  // BullMQ's connection errors (Redis refused, lost, a wrong password) say nothing of where: named here.
+  const redis = redactRedisUrl(o.redisUrl);
+  worker.on('error', (err) => error(`job queue (Redis at ${redis}): ${err.message}`));
   await worker.waitUntilReady();
   void worker.run();
   let closing: Promise<void> | null = null;
