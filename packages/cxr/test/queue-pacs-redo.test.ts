@@ -37,7 +37,7 @@ import {
 import { readSource } from '../src/dicom_out';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { HttpError } from '../src/serve/http_error';
-import { CLI, DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { CLI, DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, spawnServer, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
@@ -230,6 +230,24 @@ test('POST /jobs with Orthanc ids: an unknown id is 422 and queues none; Orthanc
   const ok = await api.submitOrthancAll([id2], opts);
   assert.equal(ok[0].status, 'queued');
   await queue.remove(ok[0].id!);
+
+  // Over HTTP: POST /jobs answers the 422 with nothing queued, not a 500 after queueing the first id.
+  const server = await spawnServer(['--model', modelDir, '--db', path.join(dir, 'http-audit.db')], {
+    ...(stack!.env as Record<string, string>),
+  });
+  try {
+    const res = await fetch(`${server.url}/api/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ orthancInstances: [id2, unknown] }),
+    });
+    const body = (await res.json()) as { code: string; detail: string };
+    assert.equal(res.status, 422, JSON.stringify(body));
+    assert.equal(body.code, 'UNKNOWN_INSTANCE');
+    assert.deepEqual(await queueDepth(queue), depth0, 'nothing queued by the refused request');
+  } finally {
+    await server.stop();
+  }
 });
 
 test("an Orthanc job: a bug is retried as 'other', an unreadable film and a refused login fail at once", {

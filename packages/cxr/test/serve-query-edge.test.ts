@@ -28,6 +28,7 @@ const jobs: JobsPort = {
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
   submitOrthanc: async () => ({ id: null, status: 'skipped' }),
+  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
   status: async () => null,
   depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
 };

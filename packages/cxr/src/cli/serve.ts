@@ -145,6 +145,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
             model: { sha256: p.model.sha256, defaultOperatingPoint: p.model.meta.defaultOperatingPoint },
             orthanc,
             uploadCapBytes: Math.round(o.jobUploadsMb * 1024 * 1024),
+            log: (line) => log.warn(line),
           })
       : undefined,
     host: o.host,

@@ -9,14 +9,17 @@ import type { JobsPort } from './routes/jobs';
 
 export const QUEUE_TIMEOUT_MS = 5_000;
 
+/** A batch of Orthanc ids is looked up in the PACS first (up to 1000, 8 at a time): a longer bound. */
+export const ORTHANC_BATCH_TIMEOUT_MS = 120_000;
+
 export function boundedJobs<P extends JobsPort>(port: P, ms = QUEUE_TIMEOUT_MS): P {
-  const within = async <T>(work: Promise<T>): Promise<T> => {
-    const r = await orLate(work, ms);
+  const within = async <T>(work: Promise<T>, bound = ms): Promise<T> => {
+    const r = await orLate(work, bound);
     if (r === LATE)
       throw new HttpError(
         503,
         'QUEUE_UNAVAILABLE',
-        `the job queue (Redis) did not answer within ${ms / 1000} s; retry later`,
+        `the job queue (Redis) did not answer within ${bound / 1000} s; retry later`,
       );
     return r;
   };
@@ -24,6 +27,7 @@ export function boundedJobs<P extends JobsPort>(port: P, ms = QUEUE_TIMEOUT_MS):
     ...port,
     submitUpload: (bytes, name, o) => within(port.submitUpload(bytes, name, o)),
     submitOrthanc: (id, o) => within(port.submitOrthanc(id, o)),
+    submitOrthancAll: (ids, o) => within(port.submitOrthancAll(ids, o), Math.max(ms, ORTHANC_BATCH_TIMEOUT_MS)),
     status: (id) => within(port.status(id)),
     depth: () => within(port.depth()),
   };

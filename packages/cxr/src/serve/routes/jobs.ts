@@ -45,6 +45,11 @@ export interface JobsPort {
   submitUpload(bytes: Buffer, name: string, o: JobOptions): Promise<Submitted>;
   /** Throws HttpError 503 when the server has no Orthanc configured. */
   submitOrthanc(instanceId: string, o: JobOptions): Promise<Submitted>;
+  /**
+   * Every instance or none: all looked up in the PACS first (HttpError 422 UNKNOWN_INSTANCE naming the ids
+   * it does not have, 503 PACS_UNAVAILABLE when it is away or refuses the login), then queued.
+   */
+  submitOrthancAll(instanceIds: readonly string[], o: JobOptions): Promise<Submitted[]>;
   status(id: string): Promise<JobState | null>;
   /** Jobs of this model's queue waiting to start and running now (for /metrics). */
   depth(): Promise<{ waiting: number; active: number; failed: number }>;
@@ -219,7 +224,15 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           415: problemResponse(
             'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image',
           ),
-          503: problemResponse('No job queue configured (or no Orthanc for instance ids), or the upload store is full'),
+          422: problemResponse(
+            'An Orthanc instance id the PACS does not have (UNKNOWN_INSTANCE, naming them), or a film that cannot ' +
+              'be read: nothing of the request is queued',
+          ),
+          503: problemResponse(
+            'No job queue configured (or no Orthanc for instance ids), the upload store is full, the job queue ' +
+              '(QUEUE_UNAVAILABLE) or the PACS (PACS_UNAVAILABLE: away, or refusing the login) does not answer; ' +
+              'Retry-After',
+          ),
         },
       },
       errorHandler: withMediaTypeDetail(unsupportedBody),
@@ -249,10 +262,11 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           );
         }
         if (opts.patientAge !== undefined) throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_PACS);
-        for (const id of body.data.orthancInstances) {
-          const s = await jobs.submitOrthanc(id, opts);
-          out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: id });
-        }
+        // All checked before any is queued: a refused id leaves nothing half-queued behind a 4xx/5xx.
+        const ids = body.data.orthancInstances;
+        (await jobs.submitOrthancAll(ids, opts)).forEach((s, i) =>
+          out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: ids[i] }),
+        );
       } else {
         throw unsupportedBody(req);
       }
