@@ -74,6 +74,20 @@ test('URLs: postgres:// and postgresql:// name PostgreSQL, anything else a file;
   for (const typo of ['http//cxr:S3cret@h:1', '//cxr:S3cret@h:1', 'cxr:S3cret@h:1'])
     assert.equal(redactUrl(typo), '*****@h:1', typo);
   assert.equal(redactUrl('/var/lib/cxr/audit.db'), '/var/lib/cxr/audit.db');
+  // Such a --db is refused rather than taken as a file named after the login (rows going to a local file).
+  const typos = [
+    'postgres//cxr:S3cret@db/cxr',
+    'postgres:/cxr:S3cret@db/cxr',
+    '//cxr:S3cret@db/cxr',
+    'cxr:S3cret@db/x',
+  ];
+  for (const typo of typos)
+    assert.throws(
+      () => parseAuditTarget(typo),
+      (e: Error) => /looks like a database URL but is not one/.test(e.message) && !e.message.includes('S3cret'),
+      typo,
+    );
+  assert.equal(parseAuditTarget('postgres/audit.db').kind, 'sqlite', 'a folder named postgres is a folder');
   assert.equal(redactUrl('postgres://h/db'), 'postgres://h/db');
   assert.equal(redactSecret('failed for s@cr/et and s%40cr%2Fet', 's@cr/et'), 'failed for ***** and *****');
 });

@@ -109,6 +109,15 @@ test("a writer (serve, predict, sync) refuses another program's SQLite database,
   const before = fs.readFileSync(other);
   await assert.rejects(openAuditStore(other), /other-program\.db: an SQLite database but not cxr's audit log/);
   assert.deepEqual(fs.readFileSync(other), before, 'nothing written to it');
+  // One that sets its own user_version (many programs do) is no log either, not an old or newer one.
+  const versioned = path.join(dir, 'versioned-program.db');
+  const v = new Database(versioned);
+  v.exec('CREATE TABLE bar (a INTEGER); PRAGMA user_version = 7');
+  v.close();
+  const kept = fs.readFileSync(versioned);
+  await assert.rejects(openAuditStore(versioned), /versioned-program\.db: an SQLite database but not cxr's audit log/);
+  await assert.rejects(history('--db', versioned), /versioned-program\.db: an SQLite database but not cxr's audit log/);
+  assert.deepEqual(fs.readFileSync(versioned), kept, 'nothing written to it, WAL mode included');
   // A new file or an empty one is where a log is made.
   const fresh = await openAuditStore(path.join(dir, 'new-log.db'));
   await fresh.close();

@@ -154,6 +154,7 @@ test('a film stopped by a fault not its own is retried, passed over, and a secon
   assert.equal(f.retry(stop('a')), 'pass-over', 'the third pass in a row at the same film gives it up');
   assert.equal(f.attempts, 3);
   assert.ok(f.passedOver('a') && !f.passedOver('b'));
+  assert.ok(!f.passedOver('a'), 'counted failed once; sent again later, it is tried again');
   // The next film fails too before any other worked: the install is at fault.
   assert.deepEqual([f.retry(stop('b')), f.retry(stop('b'))], ['again', 'again'], 'another film counts from one');
   assert.equal(f.retry(stop('b')), 'stop');

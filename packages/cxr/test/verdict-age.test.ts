@@ -163,6 +163,14 @@ test('dates that give no age are a warning that says why; the verdict is as with
     "the DICOM's StudyDate could not be read as a date (YYYYMMDD): the age from PatientBirthDate counts to " +
       'AcquisitionDate',
   ]);
+  // '010Y' is ten completed years: dates giving 10.4 agree with it, only more precisely (over 10: outside the
+  // population), and the reason does not call them at odds.
+  const tenish = deriveVerdict({
+    ...base,
+    facts: await headerFacts(age('010Y'), birth('20140101'), study('20240601')),
+  });
+  assert.equal(tenish.status, 'outside-population');
+  assert.match(tenish.reasons[0].message, /StudyDate give a patient age over 10 years$/);
   // The most trusted age over the bound, another under it: the reason names the one that does not agree.
   const over = deriveVerdict({ ...base, facts: { patientAge: '040Y' }, statedAgeYears: 4 });
   assert.match(

@@ -105,9 +105,12 @@ export class InternalFailures {
     return 'pass-over';
   }
 
-  /** Whether the film was given up: the next pass counts it failed instead of trying it. */
+  /**
+   * Whether the film was given up: the next pass counts it failed instead of trying it, once (that pass
+   * moves past it), so the same instance sent again later is tried again.
+   */
   passedOver(instanceId: string): boolean {
-    return this.passOver.has(instanceId);
+    return this.passOver.delete(instanceId);
   }
 
   /** A film processed: the install works, so a later film given up is that film's trouble again. */

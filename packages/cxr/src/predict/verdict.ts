@@ -95,9 +95,21 @@ function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): (AgeS
   const all = ageSources(e);
   if (!all.length) return null;
   const over = all.find((a) => a.years > MAX_AGE_YEARS);
-  const under = all.find((a) => a.years <= MAX_AGE_YEARS);
+  // A PatientAge in whole years ('010Y': ten completed years) agrees with dates that give 10.4: the dates
+  // are only more precise, and the reason must not call the two at odds.
+  const agrees = (a: AgeSource) =>
+    a.source === 'header' &&
+    over?.source === 'dates' &&
+    wholeYears(e.facts.patientAge) &&
+    Math.floor(over.years) === a.years;
+  const under = all.find((a) => a.years <= MAX_AGE_YEARS && !agrees(a));
   if (!over) return all[0];
   return under ? { ...over, over: under } : over;
+}
+
+/** Whether a DICOM AS value counts whole years ('010Y', or a bare number): the age rounded down. */
+function wholeYears(as: string | undefined): boolean {
+  return /^\s*\d{1,3}\s*Y?\s*$/i.test(as ?? '');
 }
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */

@@ -87,7 +87,11 @@ function cantOpenReason(file: string): string {
  * pruner rather than called an old log: an empty file, or another program's SQLite database.
  */
 function refuseIfNoLog(file: string, db: Database.Database): void {
-  if ((db.pragma('user_version', { simple: true }) as number) !== 0) return;
+  if ((db.pragma('user_version', { simple: true }) as number) !== 0) {
+    if (!hasTable(db, 'predictions'))
+      throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log)`);
+    return;
+  }
   if (fs.statSync(file).size === 0)
     throw new Error(`${file}: an empty file, not an audit log yet ('cxr serve' or 'cxr predict' writes one there)`);
   throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log)`);
@@ -98,10 +102,16 @@ function refuseIfNoLog(file: string, db: Database.Database): void {
  * program's: a --db that names some other SQLite database is a mistake to say, not a file to add to.
  */
 function refuseForeign(file: string, db: Database.Database): void {
-  if ((db.pragma('user_version', { simple: true }) as number) !== 0) return;
+  // Another program's file: tables without a schema version of ours, or a version (many programs set
+  // one) without our table. Said before anything is written to it, WAL mode included.
+  const version = db.pragma('user_version', { simple: true }) as number;
   const tables = db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-  if (tables.n > 0)
+  if (version === 0 ? tables.n > 0 : !hasTable(db, 'predictions'))
     throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log): nothing written`);
+}
+
+function hasTable(db: Database.Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
 /**

@@ -75,6 +75,14 @@ export function parseAuditTarget(text: string): AuditTarget {
     }
     // sqlite:/x.db and file:/x.db read as URLs to a user but as relative file names to SQLite, which
     // would quietly make ./sqlite:/x.db in the working folder.
+    // A mistyped postgres URL ('postgres:/u:p@h/db', 'postgresql//...', '//u:p@h/db', 'u:p@h/db') is no file:
+    // taken as one it would send the rows to a local file named after the login, password and all.
+    if (/^postgres(ql)?(:|\/\/)/i.test(target) || /^\/\//.test(target) || /^[^/@]*:[^/@]*@/.test(target)) {
+      throw new Error(
+        `audit log: ${redactUrl(target)} looks like a database URL but is not one: write ` +
+          'postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or give the path of an SQLite file',
+      );
+    }
     const prefix = /^(sqlite3?|file):/i.exec(target);
     if (prefix) {
       throw new Error(

@@ -13,21 +13,23 @@ export const QUEUE_TIMEOUT_MS = 5_000;
 export const ORTHANC_BATCH_TIMEOUT_MS = 120_000;
 
 export function boundedJobs<P extends JobsPort>(port: P, ms = QUEUE_TIMEOUT_MS): P {
-  const within = async <T>(work: Promise<T>, bound = ms): Promise<T> => {
+  const within = async <T>(work: Promise<T>, bound = ms, who = 'the job queue (Redis)'): Promise<T> => {
     const r = await orLate(work, bound);
     if (r === LATE)
-      throw new HttpError(
-        503,
-        'QUEUE_UNAVAILABLE',
-        `the job queue (Redis) did not answer within ${bound / 1000} s; retry later`,
-      );
+      throw new HttpError(503, 'QUEUE_UNAVAILABLE', `${who} did not answer within ${bound / 1000} s; retry later`);
     return r;
   };
   return {
     ...port,
     submitUpload: (bytes, name, o) => within(port.submitUpload(bytes, name, o)),
     submitOrthanc: (id, o) => within(port.submitOrthanc(id, o)),
-    submitOrthancAll: (ids, o) => within(port.submitOrthancAll(ids, o), Math.max(ms, ORTHANC_BATCH_TIMEOUT_MS)),
+    // Lookups still running past the bound may queue their films later; a retry finds those jobs.
+    submitOrthancAll: (ids, o) =>
+      within(
+        port.submitOrthancAll(ids, o),
+        Math.max(ms, ORTHANC_BATCH_TIMEOUT_MS),
+        'the PACS (Orthanc) or the job queue (Redis)',
+      ),
     status: (id) => within(port.status(id)),
     depth: () => within(port.depth()),
   };

@@ -52,6 +52,11 @@ class Requests extends LogController {
     request.log.info({ req: loggedRequest(request) }, 'incoming request');
   }
 
+  override writeHeadError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    reply.log.warn({ req: loggedRequest(request), res: reply, err: error }, error?.message);
+  }
+
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
     if (reply.statusCode >= 500)
