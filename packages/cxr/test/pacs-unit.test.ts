@@ -243,3 +243,11 @@ test('STOW-RS body: one application/dicom part per instance, bytes intact', () =
   assert.deepEqual(payload(parts[0]), a);
   assert.deepEqual(payload(parts[1]), b);
 });
+
+test('an OrthancClient given a login in its URL and another beside it refuses, as loadOrthancConfig does', () => {
+  assert.throws(
+    () => new OrthancClient({ url: 'http://cxr:S3cret@h:1', user: 'other' }),
+    (e: Error) => /a login in the URL and another beside it/.test(e.message) && !e.message.includes('S3cret'),
+  );
+  assert.equal(new OrthancClient({ url: 'http://cxr:S3cret@h:1', user: 'cxr' }).config.user, 'cxr');
+});

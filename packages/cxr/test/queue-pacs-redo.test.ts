@@ -225,6 +225,7 @@ test('POST /jobs with Orthanc ids: an unknown id is 422 and queues none; Orthanc
     .catch((e: unknown) => e);
   assert.ok(denied instanceof HttpError && denied.statusCode === 503, String(denied));
   assert.match(denied.message, /refuses this server's login.*CXR_ORTHANC_PASSWORD/);
+  assert.equal(denied.retryAfterS, 300, 'a login to fix: clients are not asked to retry every second');
   assert.deepEqual(await queueDepth(queue), depth0);
 
   const ok = await api.submitOrthancAll([id2], opts);

@@ -12,8 +12,10 @@ import { buildApp } from '../src/serve/app';
 import { ServeMetrics } from '../src/serve/metrics';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import type { JobsPort } from '../src/serve/routes/jobs';
+import { HttpError } from '../src/serve/http_error';
 import { auditRecord, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
+const REFUSED_LOGIN = 'ffffffff-ffffffff-ffffffff-ffffffff-ffffffff';
 let dir: string;
 let predictor: ServePredictor;
 let audit: AuditStore;
@@ -28,7 +30,11 @@ const jobs: JobsPort = {
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
   submitOrthanc: async () => ({ id: null, status: 'skipped' }),
-  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
+  submitOrthancAll: async (ids) => {
+    // As queue/api.ts answers a PACS that refuses the server's login.
+    if (ids.includes(REFUSED_LOGIN)) throw new HttpError(503, 'PACS_UNAVAILABLE', 'the PACS refuses the login', 300);
+    return ids.map(() => ({ id: null, status: 'skipped' as const }));
+  },
   status: async () => null,
   depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
 };
@@ -259,4 +265,18 @@ test('the OpenAPI document says how times and numbers are read', async () => {
     doc.paths[p][m].parameters.find((x: { name: string }) => x.name === name);
   assert.match(param('/api/v1/predictions', 'get', 'since').description, /RFC 3339.*leap second \(:60\) is refused/);
   assert.match(param('/api/v1/predictions', 'post', 'patientAge').description, /decimal digits/);
+});
+
+test('a 503 whose cause lasts (the PACS refusing the login) asks for a long Retry-After', async () => {
+  const post = (id: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/api/v1/jobs',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ orthancInstances: [id] }),
+    });
+  const refused = await post(REFUSED_LOGIN);
+  assert.equal(refused.statusCode, 503);
+  assert.equal(refused.headers['retry-after'], '300');
+  assert.equal((await post('0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d')).statusCode, 202);
 });

@@ -88,6 +88,13 @@ export class OrthancClient {
     // fetch refuses a URL with credentials, and its error message repeats the URL, password and all: a
     // login in the URL (from a caller that did not use loadOrthancConfig) is sent as basic auth instead.
     const split = splitCredentials(config.url);
+    // Two logins (one in the URL, one beside it) are refused, as loadOrthancConfig refuses them: which
+    // one was meant cannot be guessed.
+    if (
+      (config.user !== undefined && split.user !== undefined && config.user !== split.user) ||
+      (config.password !== undefined && split.password !== undefined && config.password !== split.password)
+    )
+      throw new Error(`Orthanc URL ${split.display}: a login in the URL and another beside it; give the login one way`);
     const user = config.user ?? split.user;
     const password = config.password ?? split.password;
     this.config = { url: split.url, user, password };

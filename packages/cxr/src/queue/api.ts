@@ -13,6 +13,9 @@ import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
 
+/** Retry-After of a 503 for the PACS refusing the server's login: a configuration to fix, not a blip. */
+export const PACS_LOGIN_RETRY_AFTER_S = 300;
+
 export interface QueueApiOptions {
   queue: JobQueue;
   model: { sha256: string; defaultOperatingPoint: string };
@@ -122,6 +125,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
             'CXR_ORTHANC_PASSWORD; nothing in this request was queued'
         : `the PACS (Orthanc) ${e.outage ? 'does not answer' : 'gave an unexpected answer'}; ` +
             'nothing in this request was queued, retry later',
+      // A refused login lasts until someone fixes it: clients should not retry every second.
+      login ? PACS_LOGIN_RETRY_AFTER_S : undefined,
     );
   }
 

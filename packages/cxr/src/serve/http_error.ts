@@ -4,6 +4,8 @@ export class HttpError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** Retry-After for a 503 whose cause lasts (a login to fix); else the usual short one. */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = 'HttpError';

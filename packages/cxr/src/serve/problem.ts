@@ -148,6 +148,7 @@ export function answerWithProblems(
 ): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.code === 'AUDIT_UNAVAILABLE') reply.header('Retry-After', String(AUDIT_RETRY_AFTER_S));
+    if (err instanceof HttpError && err.retryAfterS !== undefined) reply.header('Retry-After', String(err.retryAfterS));
     return sendProblem(reply, toProblem(err, req, maxUploadBytes));
   });
   app.setNotFoundHandler((req, reply) => {
