@@ -36,15 +36,21 @@ function snapshot(): Record<string, string> {
   return out;
 }
 
+/** An SQLite file of another program in the test folder, made by `sql`. */
+function otherProgramsDb(name: string, sql: string): string {
+  const file = path.join(dir, name);
+  const db = new Database(file);
+  db.exec(sql);
+  db.close();
+  return file;
+}
+
 test('a folder, an empty file, a foreign database and a missing file are each named for what they are', async () => {
   const folder = path.join(dir, 'folder');
   fs.mkdirSync(folder);
   const empty = path.join(dir, 'empty.db');
   fs.writeFileSync(empty, '');
-  const foreign = path.join(dir, 'foreign.db');
-  const db = new Database(foreign);
-  db.exec('CREATE TABLE notes (t TEXT)');
-  db.close();
+  const foreign = otherProgramsDb('foreign.db', 'CREATE TABLE notes (t TEXT)');
   const before = snapshot();
 
   await assert.rejects(history('--db', folder), /audit log .*folder: cannot open it \(it is a folder\)$/);
@@ -102,18 +108,12 @@ test('--limit is a number: its default shows as one, and 1.5 or 0 is refused by 
 });
 
 test("a writer (serve, predict, sync) refuses another program's SQLite database, adding no tables", async () => {
-  const other = path.join(dir, 'other-program.db');
-  const db = new Database(other);
-  db.exec('CREATE TABLE foo (a INTEGER)');
-  db.close();
+  const other = otherProgramsDb('other-program.db', 'CREATE TABLE foo (a INTEGER)');
   const before = fs.readFileSync(other);
   await assert.rejects(openAuditStore(other), /other-program\.db: an SQLite database but not cxr's audit log/);
   assert.deepEqual(fs.readFileSync(other), before, 'nothing written to it');
   // One that sets its own user_version (many programs do) is no log either, not an old or newer one.
-  const versioned = path.join(dir, 'versioned-program.db');
-  const v = new Database(versioned);
-  v.exec('CREATE TABLE bar (a INTEGER); PRAGMA user_version = 7');
-  v.close();
+  const versioned = otherProgramsDb('versioned-program.db', 'CREATE TABLE bar (a INTEGER); PRAGMA user_version = 7');
   const kept = fs.readFileSync(versioned);
   await assert.rejects(openAuditStore(versioned), /versioned-program\.db: an SQLite database but not cxr's audit log/);
   await assert.rejects(history('--db', versioned), /versioned-program\.db: an SQLite database but not cxr's audit log/);

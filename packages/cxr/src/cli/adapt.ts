@@ -1,8 +1,8 @@
 // `cxr adapt --model DIR --images DIR --out DIR [--prior] [--plain] [--class-mix M] [--min-images N] [--json]`: a
 // model adapted to a new site from that site's unlabeled films (docs/site-adaptation.md), and
 // `cxr adapt-reference --model DIR [--data DIR]`, which writes the reference statistics it adapts against.
-import { Command, InvalidArgumentError } from 'commander';
-import { positiveInt } from './args';
+import { Command } from 'commander';
+import { intAtLeast, numberInRange, positiveInt } from './args';
 import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
 import type { ClassMix } from '../adapt/class_mix';
@@ -12,19 +12,18 @@ import { modelAndDataRoot } from '../models/io';
 import { defaultModelDir } from '../paths';
 import { ensureWritableDir } from './writable';
 
+const shareArg = numberInRange(
+  0,
+  1,
+  'both',
+  "'auto', 'first', 'reference', or the share of pneumonia films, 0 < x < 1",
+);
+
 function classMixArg(v: string): ClassMix {
-  if (v === 'auto' || v === 'first' || v === 'reference') return v;
-  const x = Number(v);
-  if (!(x > 0 && x < 1))
-    throw new InvalidArgumentError("'auto', 'first', 'reference', or the share of pneumonia films, 0 < x < 1");
-  return x;
+  return v === 'auto' || v === 'first' || v === 'reference' ? v : shareArg(v);
 }
 
-function minImagesArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('an integer ≥ 2');
-  return n;
-}
+const minImagesArg = intAtLeast(2);
 
 export function register(program: Command): void {
   program

@@ -30,6 +30,15 @@ export function wholeNumber(v: string): number {
   return n;
 }
 
+/** A parser of the integers from `min` up (`what`: how the refusal says it). */
+export function intAtLeast(min: number, what = `an integer ≥ ${min}`): (v: string) => number {
+  return (v) => {
+    const n = numberOf(v);
+    if (n === undefined || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(what);
+    return n;
+  };
+}
+
 /** A parser of the integers from `min` to `max`, both included. */
 export function intInRange(min: number, max: number): (v: string) => number {
   return (v) => {
@@ -51,10 +60,16 @@ export function positiveNumber(v: string): number {
  * A parser of the numbers between `lo` and `hi`; `open` says which ends are excluded (a share of pneumonia
  * is strictly between 0 and 1, a strength may be 1).
  */
-export function numberInRange(lo: number, hi: number, open: 'both' | 'low' | 'none' = 'none'): (v: string) => number {
+export function numberInRange(
+  lo: number,
+  hi: number,
+  open: 'both' | 'low' | 'none' = 'none',
+  /** How the refusal says it (default: the range in symbols). */
+  said?: string,
+): (v: string) => number {
   const loOut = open !== 'none';
   const hiOut = open === 'both';
-  const what = `a number ${loOut ? '>' : '>='} ${lo} and ${hiOut ? '<' : '<='} ${hi}`;
+  const what = said ?? `a number ${loOut ? '>' : '>='} ${lo} and ${hiOut ? '<' : '<='} ${hi}`;
   return (v) => {
     const n = numberOf(v);
     if (n === undefined || (loOut ? n <= lo : n < lo) || (hiOut ? n >= hi : n > hi))

@@ -2,7 +2,7 @@
 // `cxr experiments adapt --model DIR --data ROOT [--changes C...] [--shares X...] [--films N] [--methods M...]`,
 // `cxr experiments heatmap --model DIR --data ROOT [--layers L...] [--json]`
 import { Command, InvalidArgumentError } from 'commander';
-import { positiveInt, wholeNumber } from './args';
+import { intAtLeast, numberInRange, positiveInt, wholeNumber } from './args';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
@@ -27,6 +27,7 @@ import {
 } from '../experiments/shift';
 
 // Variadic: commander passes the list so far.
+const shareOfPneumonia = numberInRange(0, 1, 'both', 'a share of pneumonia, 0 < x < 1');
 const seedList = (v: string, previous: number[] | undefined) => [...(previous ?? []), wholeNumber(v)];
 
 export function register(program: Command): void {
@@ -113,17 +114,9 @@ export function register(program: Command): void {
     .option(
       '--shares <x...>',
       'also sites of the validation films resampled to these shares of pneumonia (a class mix unlike the split)',
-      (v: string, prev: number[] = []) => {
-        const x = Number(v);
-        if (!(x > 0 && x < 1)) throw new InvalidArgumentError('a share of pneumonia, 0 < x < 1');
-        return [...prev, x];
-      },
+      (v: string, prev: number[] = []) => [...prev, shareOfPneumonia(v)],
     )
-    .option('--films <n>', 'sites of this many films each (a smaller site: more sampling noise)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 10) throw new InvalidArgumentError('an integer ≥ 10');
-      return n;
-    })
+    .option('--films <n>', 'sites of this many films each (a smaller site: more sampling noise)', intAtLeast(10))
     .option(
       '--methods <kinds...>',
       `kinds of adaptation to score: ${ADAPT_METHODS.join(', ')} (default: all but relative-first, which adapts ` +
