@@ -30,6 +30,7 @@ test('src/ has no import cycle and no upward import', () => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /file-level cycles: 0/);
   assert.match(r.stdout, /folder-level cycles: 0/);
+  assert.match(r.stdout, /upward imports: 0\n/);
 });
 
 test('the check reports a file cycle, a folder cycle and upward imports', () => {
@@ -45,8 +46,22 @@ test('the check reports a file cycle, a folder cycle and upward imports', () => 
     assert.equal(r.status, 1);
     assert.match(r.stdout, /file-level cycles: 1\n {2}data\/a\.ts <-> data\/b\.ts <-> models\/m\.ts/);
     assert.match(r.stdout, /folder-level cycles: 1\n {2}data <-> models/);
-    assert.match(r.stdout, /upward imports: 2 /);
+    assert.match(r.stdout, /upward imports: 2\n/);
     assert.match(r.stdout, /data\/c\.ts -> cli\/x\.ts/);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('one upward import alone fails the check', () => {
+  const root = tree({
+    'data/a.ts': "import { x } from '../cli/x';\nexport const a = x;\n",
+    'cli/x.ts': 'export const x = 4;\n',
+  });
+  try {
+    const r = check(root);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /upward imports: 1\n/);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

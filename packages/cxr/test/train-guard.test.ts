@@ -81,6 +81,24 @@ test('a refused train leaves no run folder, and an existing folder as it was', (
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+test('a run refused for want of its generator or backbone weights leaves no run folder', { skip }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
+  const data = linkedData(tmp, films('NORMAL').slice(0, 12), films('PNEUMONIA').slice(0, 12));
+  const tiny = ['--input-size', '32', '--limit-per-class', '6', '--no-report', '--no-gate', '--threads', '1'];
+  const noGan = path.join(tmp, 'no-gan');
+  const gan = cxr('train', '--data', data, '--out', noGan, '--recipe', 'gan-mix', '--gan-model', noGan, ...tiny);
+  assert.equal(gan.code, 1, gan.stderr);
+  assert.match(gan.stderr, /no gan\.json/);
+  assert.equal(fs.existsSync(noGan), false, 'a run refused for its generator wrote its folder');
+  const noWeights = path.join(tmp, 'no-weights');
+  const weights = path.join(tmp, 'missing.h5');
+  const bb = cxr('train', '--data', data, '--out', noWeights, '--backbone', 'mobilenet_v1_0.25', '--weights', weights);
+  assert.equal(bb.code, 1, bb.stderr);
+  assert.match(bb.stderr, /missing\.h5/);
+  assert.equal(fs.existsSync(noWeights), false, 'a run refused for its weights wrote its folder');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
 test('--resume on a folder with no run refuses, saying how to start one', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-guard-'));
   const missing = path.join(tmp, 'never-trained');

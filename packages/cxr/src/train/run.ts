@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
 import { withGanImages } from '../gan/mix';
+import { readGanMeta } from '../gan/generator_io';
+import { resolveBackbone } from '../models/backbones';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
 import { periodWeights } from '../data/period_balance';
@@ -89,6 +91,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     log(`note: ${o.out} was stopped before its first checkpoint: training starts again with its saved recipe`);
   if (o.resume && checkpointed && !started)
     log(`note: ${o.out} does not record the data it started on (an older run): resuming without checking it`);
+  await checkInputsExist(recipe, log);
   makeOutputDir(o.out, '--out');
   fs.writeFileSync(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
   // A checkpoint keeps the record of the data it was trained on; a run without one starts on this data.
@@ -255,6 +258,16 @@ function resumedRecipe(o: RunOptions): Recipe {
         `; drop them or give the saved values to resume, or train into a new folder`,
     );
   return saved;
+}
+
+/**
+ * The generator and the backbone's weights are looked for before --out is made, so a run refused for want of
+ * them leaves --out as it was. The backbone is located (or fetched into the cache) here and again, from the
+ * cache, by the trainer that builds it.
+ */
+async function checkInputsExist(recipe: Recipe, log: (line: string) => void): Promise<void> {
+  if (recipe.ganModel) readGanMeta(recipe.ganModel);
+  if (recipe.backbone) await resolveBackbone(recipe.backbone, { weights: recipe.weights, log });
 }
 
 function checkRecipe(recipe: Recipe): void {
