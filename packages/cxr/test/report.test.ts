@@ -114,6 +114,11 @@ test('writeReport on a full run directory writes SVGs, PNGs and a self-contained
   assert.match(html, /Sensitivity/);
   assert.match(html, /95% CI/);
   assert.match(html, /skipped 1 unreadable/);
+  // The per-epoch AUC sits beside the validation section's; the page says why the two can differ.
+  assert.match(html, /best validation AUC 0\.860 at epoch 3 \(one view of each film, as training scores it; /);
+  assert.match(html, /average the model&#39;s test-time views, if it has any, so their AUC can differ\)/);
+  // Nothing here evaluates the withheld test split, so the validation note points to an independent one.
+  assert.match(html, /optimistic; only an independent test set gives a fair estimate\./);
 });
 
 test('writeReport copes with a partial or broken run directory', async () => {

@@ -189,7 +189,7 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
   if (split.name === 'val' || split.name === 'validation') {
     notes.push(
       'Thresholds and calibration were tuned on this set, so its numbers are optimistic; ' +
-        'the test set gives the fair estimate.',
+        'only an independent test set gives a fair estimate.',
     );
   }
   return `<h2 id="split-${s}">${escapeHtml(label)}</h2>
@@ -204,6 +204,12 @@ ${metricsTable(m)}
 ${figures.map(figureHtml).join('\n')}
 </div>`;
 }
+
+// The loop validates each epoch on one view of each film (train/loop.ts); the saved model's validation
+// figures average its test-time views, so the two AUCs of one split can differ.
+const PER_EPOCH_AUC =
+  "(one view of each film, as training scores it; the validation figures above average the model's " +
+  'test-time views, if it has any, so their AUC can differ)';
 
 async function trainingSection(log: EpochLog[], outDir: string, files: string[]): Promise<string> {
   if (log.length === 0) return '';
@@ -221,7 +227,7 @@ async function trainingSection(log: EpochLog[], outDir: string, files: string[])
   const facts = [
     `${log.length} epoch(s)`,
     ...(seconds > 0 ? [`training time ${formatDuration(seconds)}`] : []),
-    ...(best ? [`best validation AUC ${dec(best.val_auc as number)} at epoch ${best.epoch}`] : []),
+    ...(best ? [`best validation AUC ${dec(best.val_auc as number)} at epoch ${best.epoch} ${PER_EPOCH_AUC}`] : []),
   ];
   const caption =
     'Loss should fall and validation AUC rise; ' +
