@@ -5,13 +5,14 @@
 // prediction), and the evaluation reports how many films it would not assess and the metrics over the
 // films it does.
 import * as os from 'node:os';
+import { DecodeError, readImageFile } from '../data/decode';
 import { filmFormatOfFile } from '../data/dicom';
 import type { ImageRecord } from '../data/dataset';
 import { forEachConcurrent } from '../data/pool';
 import { startProgress } from '../data/progress';
 import { evaluateKept } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
-import { predictFile } from '../predict/batch';
+import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
 import type { VerdictStatus } from '../predict/verdict';
 
@@ -28,7 +29,54 @@ export async function dicomPaths(records: readonly ImageRecord[]): Promise<Set<s
   return found;
 }
 
-export type PipelineAnswer = { status: VerdictStatus; probability: number } | { error: string };
+export type PipelineAnswer =
+  | { status: VerdictStatus; probability: number }
+  /**
+   * `unread`: the file system would not give the file (gone since the folder was listed, no permission, an
+   * I/O error): no reader read it, so it is unreadable, not a film the pipeline refuses.
+   */
+  | { error: string; unread?: true };
+
+/** What a read error's code means, for people (data/decode.ts readImageFile names the code only). */
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'the file is gone (deleted or moved after the folder was listed)',
+  ENOTDIR: 'the file is gone (its folder was replaced after the folder was listed)',
+  EACCES: 'permission denied (this user may not read it)',
+  EPERM: 'permission denied (this user may not read it)',
+  EIO: 'an input/output error (a failing disk, or a network share that does not answer)',
+  ESTALE: 'the network share it is on was remounted or went away',
+  ENOTCONN: 'the network share it is on is not connected',
+  ETIMEDOUT: 'the network share it is on does not answer',
+  EHOSTDOWN: 'the host of the network share it is on is down',
+};
+
+/**
+ * A read failure (DecodeError READ_FAILED's detail, "cannot read (ENOENT)") with what it means where the
+ * code is a common one: "cannot read (ENOENT): the file is gone (deleted or moved after ...)".
+ */
+export function readFailure(detail: string): string {
+  const code = /^cannot read \((E[A-Z0-9]+)\)$/.exec(detail)?.[1];
+  return code && READ_ERRORS[code] ? `${detail}: ${READ_ERRORS[code]}` : detail;
+}
+
+/** One file through the Predictor, as `cxr predict` reads it (predict/batch.ts predictFile), telling a read apart. */
+async function answerOf(predictor: Predictor, file: string, operatingPoint: string): Promise<PipelineAnswer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readImageFile(file);
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+    // Too large is the pipeline's refusal (413); a file it cannot read at all is no film to refuse.
+    return e.code === 'READ_FAILED' ? { error: readFailure(e.detail), unread: true } : { error: e.detail };
+  }
+  try {
+    const p = await predictor.predict(bytes, { operatingPoint });
+    return { status: p.verdict.status, probability: p.probability };
+  } catch (e) {
+    if (e instanceof InputError) return { error: e.message };
+    throw e;
+  }
+}
 
 /** Each file through the model's Predictor (warn policy: the gate's findings become the verdict, not an error). */
 export async function pipelineAnswers(
@@ -41,8 +89,7 @@ export async function pipelineAnswers(
   const bar = startProgress('screen', files.length, opts.progress ?? false);
   try {
     await forEachConcurrent(files, Math.max(1, os.availableParallelism()), async (file, i) => {
-      const r = await predictFile(predictor, file, { operatingPoint: opts.operatingPoint });
-      out[i] = r.ok ? { status: r.prediction.verdict.status, probability: r.prediction.probability } : r;
+      out[i] = await answerOf(predictor, file, opts.operatingPoint);
       bar.tick();
     });
   } finally {

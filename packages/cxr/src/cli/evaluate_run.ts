@@ -14,7 +14,14 @@ import { parsePatient } from '../data/patients';
 import type { Metrics } from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
 import type { ImageRecord } from '../data/dataset';
-import { dicomPaths, type PipelineStatus, type PipelineSummary, pipelineAnswers, summarise } from './evaluate_pipeline';
+import {
+  dicomPaths,
+  type PipelineStatus,
+  type PipelineSummary,
+  pipelineAnswers,
+  readFailure,
+  summarise,
+} from './evaluate_pipeline';
 
 /**
  * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
@@ -80,7 +87,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const ownValidation = o.split === VALIDATION_SPLIT && isTrainingRoot(o.data);
   // `folder`: what patient-number stretches are counted over (the whole training folder for the own split).
   const { records, source, folder } = ownValidation
-    ? await validationRecords(o.data, meta)
+    ? await validationRecords(o.data, meta, { warn: o.warn })
     : await splitRecords(o.data, o.split, { warn: o.warn }).then((r) => ({
         records: r,
         source: `${o.data} (${r[0].split})`,
@@ -120,7 +127,12 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   for (const record of records) {
     const a = answerOf.get(record.path);
     // The cache's probability where it read the film: the headline metrics are what they always were.
-    const prob = probOf.get(record.path) ?? (a && 'probability' in a ? a.probability : undefined);
+    // But a film the file system no longer gives (deleted, its permission or its share gone while the
+    // evaluation ran) is unreadable, though the cache read it a moment before: no verdict can be had of it.
+    const unread = a && 'unread' in a;
+    const prob = unread
+      ? undefined
+      : (probOf.get(record.path) ?? (a && 'probability' in a ? a.probability : undefined));
     if (prob === undefined) {
       const error = a && 'error' in a ? a.error : await trainingReaderError(record.path);
       o.warn?.(`warning: skipping ${record.path}: ${error}`);
@@ -190,7 +202,7 @@ async function trainingReaderError(file: string): Promise<string> {
     await decodeFile(file, 8);
     return 'the preprocessed cache records it as unreadable (delete the cache folder, $CXR_CACHE, to read it again)';
   } catch (err) {
-    if (err instanceof DecodeError) return err.detail;
+    if (err instanceof DecodeError) return err.code === 'READ_FAILED' ? readFailure(err.detail) : err.detail;
     throw err;
   }
 }

@@ -5,18 +5,21 @@ import { z } from 'zod';
 import { csvLine } from '../report/csv';
 import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
+import { auditTime } from '../serve/audit_sql';
+import { DATE_TIME_FORMS, readDateTime } from '../serve/schemas_query';
 import { statusOf } from '../predict/verdict';
 import { VERDICT_STATUSES } from '../predict/prediction_schema';
 
-const DATE_HELP =
-  'an ISO 8601 date, or a time with its zone, e.g. 2026-11-01 (its first moment, UTC) or 2026-11-01T08:00:00Z';
-
-/** --since / --before: a bare date means its first moment in UTC (the log's times are UTC). */
-const isoTime = z
-  .union([z.iso.datetime({ offset: true }), z.iso.date()], {
-    error: (issue) => `expected ${DATE_HELP}; got ${JSON.stringify(issue.input)}`,
-  })
-  .refine((v) => !Number.isNaN(Date.parse(v)), { error: (issue) => `${issue.input} is not a real date` });
+/**
+ * --since / --before: read as the API reads its times (serve/schemas_query.ts readDateTime, one rule for
+ * both), and handed on as the audit log writes times.
+ */
+const isoTime = z.string().transform((value, ctx) => {
+  const t = readDateTime(value);
+  if ('ms' in t) return auditTime(t.ms);
+  ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${t.error}` });
+  return z.NEVER;
+});
 
 /** The options' problems, one line each, named as the user typed them (--since), not as zod's paths. */
 function optionErrors(command: string, error: z.ZodError): Error {
@@ -103,7 +106,7 @@ export function register(program: Command): void {
     .command('prune')
     .description('remove stored heat maps and thumbnails of older predictions (the predictions stay in the log)')
     .option('--db <file|url>', DB_HELP)
-    .option('--before <time>', `${DATE_HELP} (default: 30 days ago, the serve default)`)
+    .option('--before <time>', `${DATE_TIME_FORMS} (default: 30 days ago, the serve default)`)
     .action(async (_raw: Record<string, unknown>, cmd: Command) => {
       // --db may be parsed by `history` itself (it has the same option): read both levels.
       const parsed = PruneOptions.safeParse(cmd.optsWithGlobals());
@@ -129,7 +132,7 @@ export function register(program: Command): void {
     .option('--limit <n>', `how many (1 to ${MAX_LIMIT})`, intInRange(1, MAX_LIMIT), 20)
     .option('--label <label>', "only NORMAL or PNEUMONIA findings ('cannot assess' rows have none: see --verdict)")
     .option('--verdict <status>', `only ${VERDICT_STATUSES.join(', ')} answers`)
-    .option('--since <time>', `only at or after this time: ${DATE_HELP}`)
+    .option('--since <time>', `only at or after this time: ${DATE_TIME_FORMS}`)
     .action(async (raw: Record<string, unknown>) => {
       const parsed = Options.safeParse(raw);
       if (!parsed.success) throw optionErrors('history', parsed.error);

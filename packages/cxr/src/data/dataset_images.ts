@@ -157,9 +157,15 @@ export function splitFingerprint(train: readonly string[], val: readonly string[
 /**
  * splitFingerprint from the files' bytes, without decoding them: equal to loadTrainVal's whenever
  * every file decodes (a file that does not is left out of a loaded set, so a mismatch here is only
- * conclusive after loadTrainVal agrees).
+ * conclusive after loadTrainVal agrees). `unread` is told the files the file system would not give
+ * (gone since they were listed, no permission, an I/O error): left out too, though their bytes were
+ * likely in the fingerprint recorded at training.
  */
-export async function filesFingerprint(train: readonly ImageRecord[], val: readonly ImageRecord[]): Promise<string> {
+export async function filesFingerprint(
+  train: readonly ImageRecord[],
+  val: readonly ImageRecord[],
+  unread?: string[],
+): Promise<string> {
   const digest = async (records: readonly ImageRecord[]) => {
     const out: string[] = [];
     await forEachConcurrent(records, 8, async (r) => {
@@ -173,6 +179,7 @@ export async function filesFingerprint(train: readonly ImageRecord[], val: reado
       } catch (e) {
         // A file that cannot be read (or is over the input limit) is left out, as the cache leaves it out.
         if (!(e instanceof DecodeError)) throw e;
+        if (e.code === 'READ_FAILED') unread?.push(r.path);
       }
     });
     return out;

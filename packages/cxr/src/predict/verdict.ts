@@ -121,9 +121,6 @@ export function ageInYears(as: string | undefined): number | null {
   return n / per;
 }
 
-/** At most this much of an unreadable PatientAge is quoted (a valid one is 4 characters). */
-const QUOTED_AGE_CHARS = 16;
-
 /**
  * Warnings about the patient's age that leave the verdict as it is: a DICOM header whose PatientAge, or
  * whose dates, could not be read, so that the age is unknown (or comes from the next source). Without
@@ -136,13 +133,13 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
   const instead = age === null ? "the patient's age is unknown" : `${age.what} is used`;
   const out: string[] = [];
   if (raw !== undefined && ageInYears(raw) === null) {
-    // Digits hidden: the warning is kept in the audit log, which keeps no patient data, and the shape
-    // ('## years', 'P##Y') is what says what is wrong with it.
-    const cut = raw.length > QUOTED_AGE_CHARS ? `${raw.slice(0, QUOTED_AGE_CHARS)}…` : raw;
-    const shown = cut.replace(/\d/g, '#').replace(/[^\x20-\x7e…]/g, '?');
+    // Never the value, not even with its digits hidden: the warning is kept in the audit log, which keeps
+    // no patient data, and an age written in words ('FORTY', 'ABOUT 5 YEARS') is an age all the same.
+    // Its length says enough to tell a padded or garbled field from a sentence.
+    const n = raw.trim().length;
     out.push(
-      `the DICOM's PatientAge (0010,1010) could not be read ("${shown}", digits hidden; DICOM writes an age as ` +
-        `nnnD, nnnW, nnnM or nnnY): ${instead}`,
+      `the DICOM's PatientAge (0010,1010) is not in the nnnD, nnnW, nnnM or nnnY form in which DICOM writes an ` +
+        `age (its value, ${n} character${n === 1 ? '' : 's'}, is not shown): ${instead}`,
     );
   }
   if (dates && dates.years === null) {

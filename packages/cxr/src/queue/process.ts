@@ -1,7 +1,7 @@
-// What a worker does with one job: the same work as `cxr predict` (predictFile) for files and
-// uploads, the same as `cxr orthanc sync` (processInstance) for Orthanc instances, and one audit
-// row per result. A job can run more than once (its worker killed mid-job, the lock expired,
-// another worker took it), so every step is safe to repeat:
+// What a worker does with one job: the same work as `cxr predict` (predictFile: the file read, then
+// Predictor.predict) for files and uploads, the same as `cxr orthanc sync` (processInstance) for
+// Orthanc instances, and one audit row per result. A job can run more than once (its worker killed
+// mid-job, the lock expired, another worker took it), so every step is safe to repeat:
 // - the audit row is written with insertOnce on (result key, model, operating point); a second
 //   run finds it and writes nothing;
 // - SR and Secondary Capture have UIDs derived from the film, model and operating point, and
@@ -10,14 +10,15 @@
 //   its row, and the retry stores the results.
 // A throw that is not an UnrecoverableError is retried (retry.ts): an audit log, Orthanc or network
 // outage until the service is back, so every call to the audit log names it when it fails.
+import * as fs from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
 import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './job';
 import { jobIdOf } from './queue';
-import { auditLogError, DEFAULT_RETRY, nextRetryMs, type RetryPolicy } from './retry';
+import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, OrthancError, processInstance } from '../pacs';
+import { DEFAULT_LIMITS } from '../data/decode';
 import { auditRecordOf } from '../predict/audit_record';
-import { predictFile } from '../predict/batch';
 import { InputError } from '../predict/errors';
 import { type ApiPrediction, type AuditRecord, predictionSchema } from '../predict/prediction_schema';
 import type { Prediction, Predictor } from '../predict/predictor';
@@ -84,6 +85,30 @@ async function findRow(ctx: JobContext, data: JobData): Promise<AuditRecord | nu
   }
 }
 
+/**
+ * A file job's film, read as `cxr predict` reads it (data/decode.ts readImageFile: a regular file, refused over
+ * the input limit before it is read), but with the file system's own error kept: a share that is away is waited
+ * out, a file that is gone is the film's fault (retry.ts fileReadError).
+ */
+async function readFilm(file: string): Promise<Buffer> {
+  const { maxInputBytes } = DEFAULT_LIMITS;
+  let st: Awaited<ReturnType<typeof fs.stat>>;
+  try {
+    st = await fs.stat(file);
+  } catch (e) {
+    throw fileReadError(file, e);
+  }
+  if (!st.isFile()) throw new UnrecoverableError(`${file}: not a regular file`);
+  if (st.size > maxInputBytes) {
+    throw new UnrecoverableError(`${file}: ${st.size} bytes exceeds the ${maxInputBytes}-byte input limit`);
+  }
+  try {
+    return await fs.readFile(file);
+  } catch (e) {
+    throw fileReadError(file, e);
+  }
+}
+
 /** Writes the row once; when another run wrote it first, that row is the result. */
 async function recordOnce(
   ctx: JobContext,
@@ -129,14 +154,13 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   let bytes: Buffer;
   let prediction: Prediction;
   let latencyMs: number;
-  if (source.kind === 'file') {
-    const done = await predictFile(ctx.predictor, source.path, opts);
-    if (!done.ok) throw new UnrecoverableError(done.error);
-    ({ bytes, prediction, latencyMs } = done);
-  } else if (source.kind === 'upload') {
-    const held = await ctx.uploads.get(source.sha256);
-    if (!held) throw new UnrecoverableError(`the uploaded film ${source.sha256} is no longer held (upload it again)`);
-    bytes = held;
+  if (source.kind === 'file' || source.kind === 'upload') {
+    if (source.kind === 'file') bytes = await readFilm(source.path);
+    else {
+      const held = await ctx.uploads.get(source.sha256);
+      if (!held) throw new UnrecoverableError(`the uploaded film ${source.sha256} is no longer held (upload it again)`);
+      bytes = held;
+    }
     const started = performance.now();
     try {
       prediction = await ctx.predictor.predict(bytes, opts);

@@ -1,14 +1,15 @@
 // What a failed job does next. Three kinds of failure:
 // - the film itself (corrupt, not a film, unsupported): UnrecoverableError, never retried (process.ts);
 //   so is Orthanc refusing the worker's login, a configuration fault that no retry mends;
-// - a shared service away (the audit database, Orthanc, the network, the queue's Redis): retried with
-//   exponential backoff, capped, for as long as RetryPolicy.retryForMs, so that a restart or a short
-//   outage loses nothing;
+// - a shared service away (the audit database, Orthanc, the network, the queue's Redis, the network share
+//   a file job's film is on): retried with exponential backoff, capped, for as long as
+//   RetryPolicy.retryForMs, so that a restart or a short outage loses nothing;
 // - anything else (a bug, a broken install, an answer nobody expected): retried a few times, then failed.
 // The producers give every job the OUTAGE_BACKOFF strategy and an attempt bound it never reaches; the
 // worker's policy (cxr worker --retry-delay, --retry-max-delay) decides the delays and when to stop.
 
-import { NETWORK_ERROR_CODES } from '../network_errors';
+import { UnrecoverableError } from 'bullmq';
+import { FILE_SHARE_ERROR_CODES, NETWORK_ERROR_CODES } from '../network_errors';
 import { pgOutage } from '../serve/audit_pg';
 import { isRedisDown } from './connection';
 
@@ -53,6 +54,30 @@ const OUTAGE_CODES = new Set([
   'SQLITE_LOCKED',
 ]);
 
+/** The name of the error a file job's read throws when its film's storage is away (fileReadError). */
+const FILE_SHARE_AWAY = 'FileShareAwayError';
+
+/**
+ * What a file job's failed read of its film (a Node file-system error) means for the job: the storage the
+ * film is on away (FILE_SHARE_ERROR_CODES: EIO, ESTALE, ENOTCONN, EHOSTDOWN, ETIMEDOUT, ...) is an outage,
+ * retried as one; anything else (ENOENT: the file is gone; EACCES) is the film's fault: an UnrecoverableError,
+ * which fails the job at once.
+ */
+export function fileReadError(file: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === 'string' && FILE_SHARE_ERROR_CODES.has(code)) {
+    const message = `${file}: cannot read (${code}): the disk or network share it is on does not answer; retried`;
+    return Object.assign(new Error(message, { cause: err }), { name: FILE_SHARE_AWAY, code });
+  }
+  const why =
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? ': the file is gone (deleted or moved since it was queued); queue it again where it is now'
+      : code === 'EACCES' || code === 'EPERM'
+        ? ': permission denied (the worker may not read it)'
+        : '';
+  return new UnrecoverableError(`${file}: cannot read (${code ?? String(err)})${why}`);
+}
+
 function isOutageItself(e: unknown): boolean {
   if (!e || typeof e !== 'object') return false;
   const err = e as { name?: unknown; code?: unknown; message?: unknown; outage?: unknown };
@@ -60,6 +85,8 @@ function isOutageItself(e: unknown): boolean {
   if (err.name === 'OrthancError') return err.outage === true;
   const code = err.code;
   if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || OUTAGE_CODES.has(code))) return true;
+  // A file job's film on a share that is away (process.ts keeps the read's own error, with its code).
+  if (err.name === FILE_SHARE_AWAY && typeof code === 'string' && FILE_SHARE_ERROR_CODES.has(code)) return true;
   // The job queue's own Redis (an upload's bytes read by a worker, a producer's call): connection.ts.
   if (isRedisDown(e)) return true;
   // PostgreSQL away, shutting down, full or refusing: what the audit log's own 503 calls an outage.

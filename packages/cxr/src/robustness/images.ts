@@ -105,10 +105,27 @@ export function isTrainingRoot(data: string): boolean {
  * trained on, or other films altogether. The bytes are compared first (fast); only a mismatch there
  * loads the split as training did (files that do not decode are left out of its fingerprint).
  */
-async function checkSameData(data: string, meta: ModelMeta, train: ImageRecord[], val: ImageRecord[]): Promise<void> {
+async function checkSameData(
+  data: string,
+  meta: ModelMeta,
+  train: ImageRecord[],
+  val: ImageRecord[],
+  warn?: (line: string) => void,
+): Promise<void> {
   const recorded = meta.data.fingerprint;
   if (typeof recorded !== 'string') return;
-  if ((await filesFingerprint(train, val)) === recorded) return;
+  const unread: string[] = [];
+  if ((await filesFingerprint(train, val, unread)) === recorded) return;
+  if (unread.length) {
+    // Films the file system will not give now (deleted, their permission or share gone after the folder was
+    // listed) leave the bytes unchecked, not the split: it is made from the listed names. They are counted
+    // unreadable by the evaluation, rather than the whole run refused as another folder's.
+    warn?.(
+      `warning: ${data}: ${unread.length} film(s) cannot be read now (e.g. ${unread[0]}), so whether this is the ` +
+        `data ${meta.name} was trained on is not checked; its validation split is taken from the file names`,
+    );
+    return;
+  }
   const split = recordedSplit(meta);
   const { info } = await loadTrainVal(data, {
     ...split,
@@ -128,6 +145,7 @@ async function checkSameData(data: string, meta: ModelMeta, train: ImageRecord[]
 export async function validationRecords(
   data: string,
   meta: ModelMeta,
+  opts: { warn?: (line: string) => void } = {},
 ): Promise<{ records: ImageRecord[]; source: string; folder: ImageRecord[] }> {
   const split = recordedSplit(meta);
   if (split.valFraction === undefined || split.seed === undefined) {
@@ -143,7 +161,7 @@ export async function validationRecords(
     seed: split.seed,
     mode: split.valSplit,
   });
-  await checkSameData(data, meta, train, val);
+  await checkSameData(data, meta, train, val, opts.warn);
   const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
   return {
     records: val,
@@ -180,7 +198,7 @@ export async function loadBenchmarkImages(
   let splitSource = '';
   let kind: BenchmarkImages['kind'];
   if (isTrainingRoot(data)) {
-    ({ records: all, source: splitSource } = await validationRecords(data, meta));
+    ({ records: all, source: splitSource } = await validationRecords(data, meta, { warn: opts.warn }));
     kind = 'validation-split';
   } else {
     all = await splitRecords(data);

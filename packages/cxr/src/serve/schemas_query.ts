@@ -5,7 +5,7 @@
 //   that is not finite): ?page=Infinity was a 500, ?patientAge=Infinity reached the predictor.
 // - date-times: format "date-time" takes a leap second (23:59:60), a 2-digit offset (+01) and a
 //   space for the "T", which JavaScript's Date cannot read or reads wrongly (a 500, or year 0050
-//   read as 1950). Each is read here as RFC 3339 says, and handed on as a plain UTC time.
+//   read as 1950). Each is read here (readDateTime), and handed on as a plain UTC time.
 // A parameter refused here is a 400 INVALID_REQUEST naming it, as the schema's own refusals are.
 import type { FastifyInstance } from 'fastify';
 import { auditTime } from './audit_sql';
@@ -21,23 +21,42 @@ interface ParamSchema {
 /** Decimal digits only: no sign but '-', no exponent, no hex, no spaces, no leading or trailing dot. */
 const DECIMAL = { number: /^-?\d+(\.\d+)?$/, integer: /^-?\d+$/ } as const;
 
-/** RFC 3339 date-time as the schema's format takes it: 'T' or a space, 'Z' or an offset ±HH, ±HHMM, ±HH:MM. */
-const DATE_TIME = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)$/i;
+/**
+ * The times the API's history (since, until) and `cxr history --since` / `history prune --before` take, one
+ * rule for both: an RFC 3339 date-time, with 'T' (or 't', or one space, as RFC 3339 allows) between date and
+ * time and its zone, 'Z' or an offset ±hh:mm; the offset may also be written ±hhmm or ±hh (ISO 8601's other
+ * ways, unambiguous: +01 is +01:00); the seconds, with any fraction, may be left out (08:00Z). A date alone
+ * (2026-11-01) is its first moment in UTC. A time without its zone is refused: the server's zone and the
+ * user's need not agree.
+ */
+const DATE_TIME =
+  /^(\d{4})-(\d\d)-(\d\d)(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(?:([Zz])|([+-])(\d\d)(?::?(\d\d))?)?)?$/;
+
+/** How to write a time, as every refusal of one says it. */
+export const DATE_TIME_FORMS =
+  'a date (2026-11-01, its first moment in UTC) or a date and time with its zone ' +
+  '(2026-11-01T08:00:00Z, 2026-11-01 09:00+01:00)';
 
 export type DateTimeReading = { ms: number } | { error: string };
 
 /**
- * An RFC 3339 date-time as milliseconds since the epoch, or why it cannot be one. A leap second
- * (second 60) is refused, as `cxr history --since` refuses it: the log's times never hold one.
+ * A date or date-time (DATE_TIME) as milliseconds since the epoch, or why it cannot be one (a sentence
+ * that follows the value's name: "--since ...", "query parameter 'since' ..."). A leap second (second 60)
+ * is refused: the log's times never hold one.
  */
 export function readDateTime(raw: string): DateTimeReading {
   const m = DATE_TIME.exec(raw);
-  if (!m) return { error: 'is not an RFC 3339 date-time with its zone, e.g. 2026-11-01T08:00:00Z' };
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  if (!m) return { error: `is not ${DATE_TIME_FORMS}` };
+  const [year, month, day] = m.slice(1, 4).map(Number);
+  const timed = m[4] !== undefined;
+  if (timed && !m[8] && !m[9]) {
+    return { error: 'has no zone: add Z for UTC or its offset from UTC (e.g. 2026-11-01T08:00:00+01:00)' };
+  }
+  const [hour, minute, second] = [m[4], m[5], m[6]].map((x) => Number(x ?? 0));
   if (second === 60) {
     return { error: 'has second 60 (a leap second), which the audit log never holds: give :59 or the next minute' };
   }
-  const offsetMinutes = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11] ?? 0));
+  const offsetMinutes = m[9] ? (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11] ?? 0)) : 0;
   // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
   const d = new Date(0);
   d.setUTCFullYear(year, month - 1, day);
@@ -64,11 +83,19 @@ function range(s: ParamSchema): string {
   return s.maximum !== undefined ? ` of at most ${s.maximum}` : '';
 }
 
+/**
+ * Parameters whose values are patient data (as serve/request_log.ts hides them in the log): a refusal says
+ * how long the value was, never what it was, since an error's text reaches the server log.
+ */
+const PATIENT_PARAMS = new Set(['patientAge']);
+
 /** One query value checked, and what the route gets instead (a date-time as its UTC form). */
 function readParam(name: string, s: ParamSchema, raw: unknown): unknown {
   if (Array.isArray(raw) && s.type !== 'array') refuse(name, `is given ${raw.length} times: give it once`);
   if (typeof raw !== 'string') return raw;
-  const shown = JSON.stringify(raw.slice(0, 40));
+  const shown = PATIENT_PARAMS.has(name)
+    ? `a value of ${raw.length} character${raw.length === 1 ? '' : 's'} (not shown: patient data)`
+    : JSON.stringify(raw.slice(0, 40));
   if (s.type === 'number' || s.type === 'integer') {
     const what = s.type === 'integer' ? 'a whole number' : 'a number';
     const example = s.type === 'integer' ? 'e.g. 20' : 'e.g. 7 or 3.5';

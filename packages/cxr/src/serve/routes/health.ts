@@ -8,7 +8,7 @@
 // restarting the server does not bring the database back.
 import type { FastifyInstance } from 'fastify';
 import { LATE, orLate } from '../../deadline';
-import { AUDIT_RETRY_AFTER_S, type AuditGuard } from '../audit_guard';
+import { AUDIT_RETRY_AFTER_S, AUDIT_WAIT_MS, type AuditGuard } from '../audit_guard';
 import { AuditUnavailableError } from '../audit_store';
 import type { ServePredictor } from '../predictor_port';
 import { healthDegradedSchema, healthSchema } from '../schemas';
@@ -59,6 +59,12 @@ export function healthRoute(
       });
     return counting;
   };
+  // A count still running when the server closes (a probe answered before a slow count finished) is waited
+  // for, so that a closed server leaves no query behind, on a store its owner closes next. At most as long
+  // as any use of the log may take: a database that does not answer does not hold the shutdown up.
+  api.addHook('onClose', async () => {
+    if (counting) await orLate(counting, AUDIT_WAIT_MS);
+  });
   api.get(
     '/health',
     {
