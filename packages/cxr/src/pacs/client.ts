@@ -14,7 +14,8 @@ const AWAY_STATUSES = new Set([502, 503, 504]);
  * password, an account without the rights), is a configuration fault that no retry mends;
  * ORTHANC_UNAVAILABLE is the PACS away (worth waiting for); ORTHANC_HTTP any other refusal (404...);
  * ORTHANC_BAD_ANSWER an answer that is not what Orthanc gives; ORTHANC_STORE_FAILED a STOW-RS that
- * stored not every instance; ORTHANC_BAD_URL a URL that fetch cannot use.
+ * stored not every instance; ORTHANC_BAD_URL a URL that fetch cannot use; ORTHANC_BAD_PATH a URL whose server
+ * answers but has no Orthanc at its path (GET /system is a 404 or not Orthanc's: a proxy's prefix left out).
  */
 export type OrthancErrorCode =
   | 'ORTHANC_AUTH'
@@ -22,7 +23,8 @@ export type OrthancErrorCode =
   | 'ORTHANC_HTTP'
   | 'ORTHANC_BAD_ANSWER'
   | 'ORTHANC_STORE_FAILED'
-  | 'ORTHANC_BAD_URL';
+  | 'ORTHANC_BAD_URL'
+  | 'ORTHANC_BAD_PATH';
 
 export class OrthancError extends Error {
   /**
@@ -80,11 +82,21 @@ const StowResponseSchema = z
 
 const TIMEOUT_MS = 60_000;
 
+export interface OrthancClientOptions {
+  /**
+   * Stops every request of this client when it aborts (POST /jobs answered within its bound): a request under
+   * way is cut off, a later one is not made; either throws the signal's reason, not an OrthancError.
+   */
+  signal?: AbortSignal;
+}
+
 export class OrthancClient {
   readonly config: OrthancConfig;
   private readonly auth: string | undefined;
+  private readonly signal: AbortSignal | undefined;
 
-  constructor(config: OrthancConfig) {
+  constructor(config: OrthancConfig, opts: OrthancClientOptions = {}) {
+    this.signal = opts.signal;
     // fetch refuses a URL with credentials, and its error message repeats the URL, password and all: a
     // login in the URL (from a caller that did not use loadOrthancConfig) is sent as basic auth instead.
     const split = splitCredentials(config.url);
@@ -101,6 +113,11 @@ export class OrthancClient {
     this.auth = user !== undefined ? `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}` : undefined;
   }
 
+  /** The same Orthanc and login, every request stopped when `signal` aborts (OrthancClientOptions.signal). */
+  withSignal(signal: AbortSignal): OrthancClient {
+    return new OrthancClient(this.config, { signal });
+  }
+
   /** `text` safe to print: URLs and the password shown as *****. */
   private safe(text: string): string {
     return redactOrthanc(text, this.config.password);
@@ -113,14 +130,19 @@ export class OrthancClient {
   ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.auth) headers.authorization = this.auth;
+    this.signal?.throwIfAborted();
+    const timeout = AbortSignal.timeout(TIMEOUT_MS);
+    const signal = this.signal ? AbortSignal.any([this.signal, timeout]) : timeout;
     let res: Response;
     try {
       const body =
         typeof init.body === 'string' || init.body === undefined
           ? init.body
           : new Uint8Array(init.body.buffer as ArrayBuffer, init.body.byteOffset, init.body.length);
-      res = await fetch(this.config.url + route, { method, headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
+      res = await fetch(this.config.url + route, { method, headers, body, signal });
     } catch (e) {
+      // Stopped by the caller: not the PACS's failure, and not to be reported as one.
+      this.signal?.throwIfAborted();
       const cause = (e as { cause?: { message?: string } }).cause?.message;
       // fetch's TypeError without a cause is a request it would not make (a malformed URL), not a network failure.
       if (e instanceof TypeError && cause === undefined) {
@@ -169,8 +191,45 @@ export class OrthancClient {
    * refused, `outage` for Orthanc away, ORTHANC_HTTP or ORTHANC_BAD_ANSWER for something that is not Orthanc.
    */
   async checkConnection(): Promise<{ name: string; version: string }> {
-    const system = await this.json(SystemSchema, 'GET', '/system');
-    return { name: system.Name, version: system.Version };
+    try {
+      const system = await this.json(SystemSchema, 'GET', '/system');
+      return { name: system.Name, version: system.Version };
+    } catch (e) {
+      throw this.wrongPath(e) ?? e;
+    }
+  }
+
+  /**
+   * After a 404 for an instance: null when an Orthanc answers at this URL (GET /system), so the instance is
+   * indeed not there; else an OrthancError ORTHANC_BAD_PATH, for every route of a URL without Orthanc under
+   * its path is a 404 (Orthanc behind a proxy at https://host/pacs/, configured as https://host/). One
+   * request: ask once per batch of 404s, not per film. Throws what GET /system throws otherwise (Orthanc
+   * away, the login refused).
+   */
+  async wrongPathError(): Promise<OrthancError | null> {
+    try {
+      await this.checkConnection();
+      return null;
+    } catch (e) {
+      if (e instanceof OrthancError && e.code === 'ORTHANC_BAD_PATH') return e;
+      throw e;
+    }
+  }
+
+  /** GET /system's failure as ORTHANC_BAD_PATH when it says that no Orthanc is at the URL's path; else null. */
+  private wrongPath(e: unknown): OrthancError | null {
+    if (!(e instanceof OrthancError) || (e.status !== 404 && e.code !== 'ORTHANC_BAD_ANSWER')) return null;
+    const got = e.status === 404 ? 'HTTP 404' : "an answer that is not Orthanc's";
+    return new OrthancError(
+      this.safe(
+        `Orthanc URL ${this.config.url}: GET /system there gave ${got}, so no Orthanc answers under this URL: ` +
+          "its path looks wrong (or it names another server). Check CXR_ORTHANC_URL (or the --config file's " +
+          'url): Orthanc itself answers at the root of its port (http://host:8042), and behind a proxy the URL ' +
+          'must include the path the proxy serves it under (e.g. https://host/pacs)',
+      ),
+      e.status,
+      { cause: e, code: 'ORTHANC_BAD_PATH' },
+    );
   }
 
   private async json<T>(
@@ -184,6 +243,7 @@ export class OrthancClient {
     try {
       body = await res.json();
     } catch {
+      this.signal?.throwIfAborted();
       throw new OrthancError(`${method} ${route}: the answer is not JSON (is ${this.config.url} an Orthanc?)`);
     }
     const r = schema.safeParse(body);
@@ -194,19 +254,32 @@ export class OrthancClient {
     return r.data;
   }
 
+  /**
+   * `work` on a route every Orthanc has (the change feed, the list of instances): its 404 says the URL's path
+   * is wrong when GET /system agrees (ORTHANC_BAD_PATH), for `cxr orthanc sync` and `cxr enqueue --orthanc-all`.
+   */
+  private async onEveryOrthanc<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (e) {
+      if (e instanceof OrthancError && e.status === 404) throw (await this.wrongPathError()) ?? e;
+      throw e;
+    }
+  }
+
   /** Changes with Seq > since, oldest first. */
   changes(since: number, limit: number): Promise<ChangePage> {
-    return this.json(ChangesSchema, 'GET', `/changes?since=${since}&limit=${limit}`);
+    return this.onEveryOrthanc(this.json(ChangesSchema, 'GET', `/changes?since=${since}&limit=${limit}`));
   }
 
   /** The Seq of the newest change (0 for an empty PACS). */
   async lastChange(): Promise<number> {
-    return (await this.json(ChangesSchema, 'GET', '/changes?last')).Last;
+    return (await this.onEveryOrthanc(this.json(ChangesSchema, 'GET', '/changes?last'))).Last;
   }
 
   /** One page of every instance id in the PACS (Orthanc's order), for a backfill. */
   instances(since: number, limit: number): Promise<string[]> {
-    return this.json(IdListSchema, 'GET', `/instances?since=${since}&limit=${limit}`);
+    return this.onEveryOrthanc(this.json(IdListSchema, 'GET', `/instances?since=${since}&limit=${limit}`));
   }
 
   instanceTags(id: string): Promise<Record<string, unknown>> {

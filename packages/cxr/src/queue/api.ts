@@ -13,7 +13,10 @@ import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
 
-/** Retry-After of a 503 for the PACS refusing the server's login: a configuration to fix, not a blip. */
+/**
+ * Retry-After of a 503 for the PACS refusing the server's login, or for a URL with no Orthanc under its path:
+ * a configuration to fix, not a blip.
+ */
 export const PACS_LOGIN_RETRY_AFTER_S = 300;
 
 export interface QueueApiOptions {
@@ -30,9 +33,11 @@ export interface QueueApiOptions {
 export interface QueueApi extends JobsPort {
   /**
    * Queues every instance named, or none: all are looked up in the PACS first (HttpError 422 naming the ids it
-   * does not have, 503 when it is away or refuses this server's login), then queued.
+   * does not have, 503 when it is away, refuses this server's login or has no Orthanc under the URL's path),
+   * then queued. Once `signal` aborts, lookups under way are cut off and nothing more is queued: the call
+   * throws the signal's reason.
    */
-  submitOrthancAll(instanceIds: readonly string[], o: JobOptions): Promise<Submitted[]>;
+  submitOrthancAll(instanceIds: readonly string[], o: JobOptions, signal?: AbortSignal): Promise<Submitted[]>;
   close(): Promise<void>;
 }
 
@@ -84,24 +89,40 @@ export function queueApi(o: QueueApiOptions): QueueApi {
   /** Every instance looked up, CHECKS_AT_ONCE at a time; the PACS's refusals as the API answers them. */
   async function checkAll(client: OrthancClient, s: JobSpec, ids: readonly string[]): Promise<InstanceCheck[]> {
     const checks: InstanceCheck[] = new Array(ids.length);
-    const unknown: string[] = [];
+    const unknown: number[] = [];
     let next = 0;
+    // A URL without Orthanc under its path (a proxy's prefix left out) makes every lookup a 404: the first 404
+    // asks whether Orthanc is there at all, once for the whole request, before any id is called unknown.
+    let wrongPath: Promise<OrthancError | null> | undefined;
     const lookUp = async () => {
       for (let i = next++; i < ids.length; i = next++) {
         try {
-          checks[i] = await checkInstance(client, s, ids[i]);
-        } catch (e) {
-          if (e instanceof OrthancError && e.status === 404) unknown.push(ids[i]);
-          else {
-            next = ids.length; // the other lookups stop: the request is answered with this
-            throw pacsAnswer(e);
+          try {
+            checks[i] = await checkInstance(client, s, ids[i]);
+          } catch (e) {
+            if (!(e instanceof OrthancError && e.status === 404)) throw e;
+            const bad = await (wrongPath ??= client.wrongPathError());
+            if (bad) throw bad;
+            unknown.push(i);
           }
+        } catch (e) {
+          next = ids.length; // the other lookups stop: the request is answered with this
+          throw e;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(CHECKS_AT_ONCE, ids.length) }, lookUp));
+    try {
+      await Promise.all(Array.from({ length: Math.min(CHECKS_AT_ONCE, ids.length) }, lookUp));
+    } catch (e) {
+      throw pacsAnswer(e);
+    }
     if (unknown.length > 0) {
-      const named = unknown.slice(0, NAMED_AT_MOST).join(', ');
+      // Named in the order they were sent (the lookups finish in any order).
+      const named = unknown
+        .sort((a, b) => a - b)
+        .slice(0, NAMED_AT_MOST)
+        .map((i) => ids[i])
+        .join(', ');
       const more = unknown.length > NAMED_AT_MOST ? ` and ${unknown.length - NAMED_AT_MOST} more` : '';
       throw new HttpError(
         422,
@@ -117,27 +138,39 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     if (!(e instanceof OrthancError)) return e;
     o.log?.(`POST /jobs: ${e.message}`);
     const login = e.status === 401 || e.status === 403;
+    const path = e.code === 'ORTHANC_BAD_PATH';
     return new HttpError(
       503,
       'PACS_UNAVAILABLE',
       login
         ? "the PACS (Orthanc) refuses this server's login: its administrator must check CXR_ORTHANC_USER and " +
             'CXR_ORTHANC_PASSWORD; nothing in this request was queued'
-        : `the PACS (Orthanc) ${e.outage ? 'does not answer' : 'gave an unexpected answer'}; ` +
+        : path
+          ? "the path of this server's PACS (Orthanc) URL looks wrong: no Orthanc answers under it, so every " +
+            'instance would read as unknown. Its administrator must check CXR_ORTHANC_URL (behind a proxy it ' +
+            "includes the proxy's path, e.g. https://host/pacs); nothing in this request was queued"
+          : `the PACS (Orthanc) ${e.outage ? 'does not answer' : 'gave an unexpected answer'}; ` +
             'nothing in this request was queued, retry later',
-      // A refused login lasts until someone fixes it: clients should not retry every second.
-      login ? PACS_LOGIN_RETRY_AFTER_S : undefined,
+      // A refused login or a wrong URL lasts until someone fixes it: clients should not retry every second.
+      login || path ? PACS_LOGIN_RETRY_AFTER_S : undefined,
     );
   }
 
-  async function submitOrthancAll(ids: readonly string[], opts: JobOptions): Promise<Submitted[]> {
+  async function submitOrthancAll(
+    ids: readonly string[],
+    opts: JobOptions,
+    signal?: AbortSignal,
+  ): Promise<Submitted[]> {
     if (!o.orthanc) {
       throw new HttpError(503, 'NO_PACS', 'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films');
     }
     const s = spec(opts);
-    const checks = await checkAll(o.orthanc, s, ids);
+    // The signal cuts off the lookups under way (a slow PACS past the request's bound) rather than letting
+    // them run on and queue films after the request was answered.
+    const checks = await checkAll(signal ? o.orthanc.withSignal(signal) : o.orthanc, s, ids);
     const out: Submitted[] = [];
     for (const [i, id] of ids.entries()) {
+      signal?.throwIfAborted(); // answered already: nothing more is queued
       const r = await answering(() => queueInstance(o.queue, s, id, checks[i], { checkPacs: false }));
       out.push({ id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) });
     }
@@ -165,7 +198,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     canonicalId: canonicalJobId,
     depth: () => queueDepth(o.queue),
     submitUpload: (bytes, name, opts) => answering(() => submitUpload(bytes, name, opts)),
-    submitOrthanc: async (instanceId, opts) => (await submitOrthancAll([instanceId], opts))[0],
+    submitOrthanc: async (instanceId, opts, signal) => (await submitOrthancAll([instanceId], opts, signal))[0],
     submitOrthancAll,
     status: (id) => answering(() => status(id)),
     close: () => o.queue.close(),

@@ -3,7 +3,7 @@
 // the finished job instead of predicting it twice; unless the caller found the job's results missing
 // (an Orthanc film whose SR or SC is not in the PACS): then the finished job is replaced by a new one.
 // A producer's calls fail within a bound while Redis is away (connection.ts), as QueueUnavailableError.
-import { type Job, Queue } from 'bullmq';
+import { ErrorCode, type Job, Queue } from 'bullmq';
 import { LATE, orLate } from '../deadline';
 import { checkRedis, QueueUnavailableError, queueCallError, redactRedisUrl, redisConnection } from './connection';
 import { type JobData, jobIdFor, queueNameFor } from './job';
@@ -175,6 +175,50 @@ export function enqueue(
   return onRedis(queue, () => addOnce(queue, data, priority, opts));
 }
 
+/** The job moved between our reading its state and acting on it: read it again. */
+const RACED = Symbol('raced');
+
+/**
+ * BullMQ refusing to retry a job that is no longer failed (another producer retried it, a worker took it since)
+ * or no longer there (removed meanwhile): the job moved between our reading its state and acting on it.
+ */
+function movedMeanwhile(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === ErrorCode.JobNotInState || code === ErrorCode.JobNotExist;
+}
+
+/**
+ * What the job already under `id` means for this offer: an outcome; 'absent' (none: add one), 'gone' (one was
+ * there, removed now or vanishing: add one), or RACED.
+ */
+async function takeExisting(
+  queue: JobQueue,
+  id: string,
+  opts: EnqueueOptions,
+): Promise<{ id: string; outcome: EnqueueOutcome } | 'absent' | 'gone' | typeof RACED> {
+  const existing = (await queue.getJob(id)) as Job<JobData> | undefined;
+  if (!existing) return 'absent';
+  const state = await existing.getState();
+  if (state === 'completed') {
+    if (!opts.resultsMissing) return { id, outcome: 'already-done' };
+    // Replaced, not retried: the film may have another Orthanc id now (stored again after a deletion), and
+    // the new job carries it. A job removed and added again meanwhile by another producer is one job still.
+    // 0: locked, i.e. another producer's replacement is running on a worker already.
+    return (await queue.remove(id)) === 1 ? 'gone' : RACED;
+  }
+  if (state === 'failed') {
+    try {
+      // A fresh count: the retries of an outage start over (retry.ts), as for a new job.
+      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } catch (e) {
+      if (movedMeanwhile(e)) return RACED;
+      throw e;
+    }
+    return { id, outcome: 'requeued' };
+  }
+  return state === 'unknown' ? 'gone' : { id, outcome: 'already-queued' };
+}
+
 async function addOnce(
   queue: JobQueue,
   data: JobData,
@@ -182,20 +226,14 @@ async function addOnce(
   opts: EnqueueOptions,
 ): Promise<{ id: string; outcome: EnqueueOutcome }> {
   const id = jobIdOf(data);
-  const existing = (await queue.getJob(id)) as Job<JobData> | undefined;
-  if (existing) {
-    const state = await existing.getState();
-    if (state === 'completed') {
-      if (!opts.resultsMissing) return { id, outcome: 'already-done' };
-      // Replaced, not retried: the film may have another Orthanc id now (stored again after a deletion), and
-      // the new job carries it. A job removed and added again meanwhile by another producer is one job still.
-      await queue.remove(id);
-    } else if (state === 'failed') {
-      // A fresh count: the retries of an outage start over (retry.ts), as for a new job.
-      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      return { id, outcome: 'requeued' };
-    } else if (state !== 'unknown') return { id, outcome: 'already-queued' };
-  } else if (data.source.kind === 'orthanc') {
+  // Two producers offering the same finished film at once both read its state, and the second to act finds the
+  // job moved by the first: it reads the job again (then waiting or running: already queued) instead of failing.
+  let found = await takeExisting(queue, id, opts);
+  if (found === RACED) found = await takeExisting(queue, id, opts);
+  // Moved under us twice: other producers are re-queueing it this very moment, so it is queued.
+  if (found === RACED) return { id, outcome: 'already-queued' };
+  if (typeof found === 'object') return found;
+  if (found === 'absent' && data.source.kind === 'orthanc') {
     const legacy = await liveLegacyOrthancJob(queue, data);
     if (legacy) return { id: legacy, outcome: 'already-queued' };
   }

@@ -2,7 +2,7 @@
 // instances by id) and answers 202 at once; GET /jobs/:id says how a job stands and, when it is
 // done, gives its prediction in the same shape as POST /predictions. The queue itself is behind
 // JobsPort (queue/api.ts implements it), so the server runs, and answers 503 here, without one.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { filmFormat } from '../../data/dicom';
@@ -43,13 +43,15 @@ export interface JobsPort {
   canonicalId(id: string): string | null;
   /** Throws HttpError 503 when the held uploads are over their cap. */
   submitUpload(bytes: Buffer, name: string, o: JobOptions): Promise<Submitted>;
-  /** Throws HttpError 503 when the server has no Orthanc configured. */
-  submitOrthanc(instanceId: string, o: JobOptions): Promise<Submitted>;
+  /** Throws HttpError 503 when the server has no Orthanc configured. As submitOrthancAll for `signal`. */
+  submitOrthanc(instanceId: string, o: JobOptions, signal?: AbortSignal): Promise<Submitted>;
   /**
    * Every instance or none: all looked up in the PACS first (HttpError 422 UNKNOWN_INSTANCE naming the ids
-   * it does not have, 503 PACS_UNAVAILABLE when it is away or refuses the login), then queued.
+   * it does not have, 503 PACS_UNAVAILABLE when it is away, refuses the login or is not under the URL's
+   * path), then queued. When `signal` aborts (the request answered, or its client gone), the lookups under
+   * way are cut off and nothing more is queued.
    */
-  submitOrthancAll(instanceIds: readonly string[], o: JobOptions): Promise<Submitted[]>;
+  submitOrthancAll(instanceIds: readonly string[], o: JobOptions, signal?: AbortSignal): Promise<Submitted[]>;
   status(id: string): Promise<JobState | null>;
   /** Jobs of this model's queue waiting to start and running now (for /metrics). */
   depth(): Promise<{ waiting: number; active: number; failed: number }>;
@@ -194,6 +196,28 @@ function unsupportedBody(req: FastifyRequest): HttpError {
   );
 }
 
+/**
+ * Aborts when the client closes the connection before its answer: a batch of Orthanc ids still being looked up
+ * in the PACS then stops, rather than queueing films for a client that will not learn of them (it retries).
+ * The reason is nginx's 499, so the request log has it as the client's doing, not as a failure of the server.
+ */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  const res = reply.raw;
+  const closed = () => {
+    if (res.writableFinished) return;
+    gone.abort(
+      new HttpError(
+        499,
+        'CLIENT_CLOSED_REQUEST',
+        'the client closed the connection before its answer: nothing more of this request is queued',
+      ),
+    );
+  };
+  res.once('close', closed);
+  return gone.signal;
+}
+
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
 
@@ -264,7 +288,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         if (opts.patientAge !== undefined) throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_PACS);
         // All checked before any is queued: a refused id leaves nothing half-queued behind a 4xx/5xx.
         const ids = body.data.orthancInstances;
-        (await jobs.submitOrthancAll(ids, opts)).forEach((s, i) =>
+        (await jobs.submitOrthancAll(ids, opts, clientGone(reply))).forEach((s, i) =>
           out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: ids[i] }),
         );
       } else {
