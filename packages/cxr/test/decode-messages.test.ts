@@ -1,9 +1,10 @@
 // What decoding says of a file it cannot read, on every path the same: a truncated JPEG is "premature end
 // of JPEG image" whether it is decoded alone (`cxr predict FILE`) or beside others (a folder's films,
 // where libvips's one error buffer let a failure read another's message or only "Warning treated as error
-// due to failOn setting"); an image over the pixel limit says its size and the limit.
+// due to failOn setting"); an image over the pixel limit, or with a side over 65535, says its size and the limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { DecodeError, decodeBuffer } from '../src/data/decode';
 
@@ -84,3 +85,37 @@ test('an image over the pixel limit: its size from the header, and the limit, in
   const over = await failure(decodeBuffer(big, 8, { name: 'big.png', limits: { maxPixels: 1_000_000 } }));
   assert.equal(over.detail, 'image is 1001×1000 (1.001 megapixels), over the 1-megapixel limit');
 });
+
+test('a strip with a side over 65535 pixels, within the pixel limit, is refused from its header', async () => {
+  // A 16 × 100,000 PNG of a few KB (each row compresses to almost nothing). libvips decodes such strips row by
+  // row, for seconds (17 s at 1 × 49,000,000, a PNG of 100 KB). Only the header is read before the refusal.
+  const rows = Buffer.alloc(100_000 * 17); // a filter byte and 16 zero samples per row
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', Buffer.from([0, 0, 0, 16, 0, 0x01, 0x86, 0xa0, 8, 0, 0, 0, 0])),
+    pngChunk('IDAT', zlib.deflateSync(rows)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+  const t0 = performance.now();
+  const e = await failure(decodeBuffer(png, 224, { name: 'strip.png' }));
+  assert.equal(e.code, 'TOO_MANY_PIXELS');
+  assert.equal(
+    e.detail,
+    'image is 16×100000, a side over the 65535-pixel limit (the most a JPEG or DICOM image can have)',
+  );
+  assert.ok(performance.now() - t0 < 1000, 'refused before decoding');
+  // At the limit, a strip is decoded as usual.
+  const edge = await sharp(Buffer.alloc(65_535), { raw: { width: 1, height: 65_535, channels: 1 } })
+    .png()
+    .toBuffer();
+  assert.equal((await decodeBuffer(edge, 8)).height, 65_535);
+});
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}

@@ -243,10 +243,24 @@ function checkSize(size: number): void {
   }
 }
 
-/** Refuses an image over the pixel limit, saying how large it is and what the limit is. */
+/**
+ * The longest side accepted: the most a JPEG or a DICOM image (Rows, Columns) can have. Only a PNG can be
+ * longer, and such a strip is no film: a 1×49,000,000 PNG of 100 KB, within the pixel limit, took libvips
+ * 17 s to decode (it works row by row), so it is refused from its header like an image over the pixel limit.
+ */
+export const MAX_SIDE = 65_535;
+
+/** Refuses an image over the pixel limit or with a side over MAX_SIDE, saying how large it is and what the limit is. */
 function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
   if (width * height > maxPixels)
     throw new DecodeError('TOO_MANY_PIXELS', name, overPixelLimit(width, height, maxPixels));
+  if (Math.max(width, height) > MAX_SIDE) {
+    throw new DecodeError(
+      'TOO_MANY_PIXELS',
+      name,
+      `image is ${width}×${height}, a side over the ${MAX_SIDE}-pixel limit (the most a JPEG or DICOM image can have)`,
+    );
+  }
 }
 
 /** "image is W×H (N megapixels), over the M-megapixel limit": every reader's words (DICOM's too). */
@@ -293,13 +307,13 @@ function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown
  * Whether `marker` occurs in the file's last bytes, where a whole JPEG has its end-of-image marker and a
  * whole PNG its IEND chunk (some writers pad after them). Entropy-coded JPEG data never holds FF D9.
  */
-function hasEndMarker(buf: Uint8Array, marker: readonly number[]): boolean {
+export function hasEndMarker(buf: Uint8Array, marker: readonly number[]): boolean {
   const tail = Buffer.from(buf.buffer, buf.byteOffset, buf.length).subarray(-1024);
   return tail.includes(Buffer.from(marker));
 }
 
 /** libvips's distinct lines, without its prefixes and the generic failOn line (unless it is all there is). */
-function decoderLines(text: string): string {
+export function decoderLines(text: string): string {
   const bare = (line: string) =>
     line
       .replace(/Input (buffer|file) has corrupt header:\s*/gi, '')

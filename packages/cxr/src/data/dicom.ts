@@ -17,7 +17,6 @@ import {
   type DicomErrorCode,
   type Fail,
   NATIVE,
-  nativeFrame,
   parseDataSet,
   type PixelFormat,
   RELABEL,
@@ -26,6 +25,7 @@ import {
   TS,
   TS_NAMES,
 } from './dicom_parse';
+import { nativeFrame } from './dicom_native';
 import { bareDataSetSyntax, isDicom, metaGroup } from './dicom_syntax';
 
 export type { AgeDate, AgeFromDates } from './dicom_age';

@@ -1,22 +1,23 @@
 // Compressed DICOM frames, decoded in-process: sharp for 8-bit JPEG, a JS lossless-JPEG decoder,
-// WASM builds of CharLS (JPEG-LS) and OpenJPEG (JPEG 2000), and RLE here. Declared sizes are
+// WASM builds of CharLS (JPEG-LS) and OpenJPEG (JPEG 2000), and RLE (dicom_rle.ts). Declared sizes are
 // checked against the limits before a codec allocates anything.
-import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import { type DecodeLimits, overPixelLimit } from './decode';
+import { type DecodeLimits, decoderLines, hasEndMarker, overPixelLimit } from './decode';
 import {
+  type CodecOutput,
   DicomError,
   errorText,
   type Fail,
   type Frame,
-  LUMA,
   MONO,
   type PixelFormat,
-  storedValues,
   TS,
   transferSyntaxName,
 } from './dicom_parse';
+import { LUMA, storedValues } from './dicom_native';
+import { decodeRle } from './dicom_rle';
+import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 
 /** Frame 0 of encapsulated pixel data, decoded by the codec of its transfer syntax. */
 export async function encapsulatedFrame(
@@ -109,14 +110,32 @@ function checkFrameCount(
   if (starts > frames) throw mismatch(`holds ${starts} codestreams (fragments that each start a compressed frame)`);
 }
 
-interface CodecOutput {
-  width: number;
-  height: number;
-  components: number;
-  /** Unsigned sample bit patterns (signed data is sign-extended later, from BitsStored). */
-  samples: Uint8Array | Uint16Array;
-  signed?: boolean;
-}
+/** The JPEG-family and JPEG 2000 syntaxes: each frame's codestream ends with FF D9 (EOI, or J2K's EOC). */
+const ENDS_WITH_FFD9 = new Set<string>([
+  TS.jpegBaseline,
+  TS.jpegExtended,
+  TS.jpegLossless,
+  TS.jpegLosslessSV1,
+  TS.jpegLSLossless,
+  TS.jpegLSNear,
+  TS.j2kLossless,
+  TS.j2k,
+]);
+
+/**
+ * Codecs that need the end marker to decode: without it the lossless JPEG decoder pads the missing rows
+ * (a cut frame was assessed), CharLS fails after seconds of work with a bare number, and OpenJPEG returns a
+ * 0×0 image. So a frame without one is told as cut short before any decoding. (sharp's JPEG decoder reports
+ * a cut frame itself; its error is put in these words below.)
+ */
+const NEEDS_END_MARKER = new Set<string>([
+  TS.jpegLossless,
+  TS.jpegLosslessSV1,
+  TS.jpegLSLossless,
+  TS.jpegLSNear,
+  TS.j2kLossless,
+  TS.j2k,
+]);
 
 async function decodeCompressed(
   bytes: Uint8Array,
@@ -130,6 +149,16 @@ async function decodeCompressed(
     if (w * h > limits.maxPixels)
       throw fail('TOO_MANY_PIXELS', overPixelLimit(w, h, limits.maxPixels, 'compressed frame'));
   };
+  // A frame that starts as its codestream (bytes that do not are the codec's to call damaged) and has no
+  // end marker. Entropy-coded data never holds FF D9 (an FF in it is followed by 00, or in J2K by a byte under 90).
+  const cut = ENDS_WITH_FFD9.has(ts) && codestreamKind(bytes) !== null && !hasEndMarker(bytes, [0xff, 0xd9]);
+  const truncated = () =>
+    fail(
+      'TRUNCATED',
+      `the ${transferSyntaxName(ts)} frame (${bytes.length} bytes) stops before its end marker (FFD9): ` +
+        'the compressed pixel data is cut short (the file is truncated)',
+    );
+  if (cut && NEEDS_END_MARKER.has(ts)) throw truncated();
   try {
     switch (ts) {
       case TS.jpegBaseline:
@@ -196,6 +225,8 @@ async function decodeCompressed(
           decoder.getEncodedBuffer(bytes.length).set(bytes);
           decoder.decode();
           const info = decoder.getFrameInfo();
+          if (!(info.width > 0 && info.height > 0))
+            throw fail('CORRUPT', `cannot decode ${transferSyntaxName(ts)} pixel data: the codec found no image in it`);
           const out = wasmOutput(
             decoder.getDecodedBuffer(),
             info.width,
@@ -215,8 +246,20 @@ async function decodeCompressed(
     }
   } catch (e) {
     if (e instanceof DicomError) throw e;
-    throw fail('CORRUPT', `cannot decode ${transferSyntaxName(ts)} pixel data (${errorText(e)})`);
+    if (cut) throw truncated();
+    throw fail('CORRUPT', `cannot decode ${transferSyntaxName(ts)} pixel data: ${codecErrorText(e)}`);
   }
+}
+
+/**
+ * A codec's error in our words: the WASM codecs throw a bare number (a pointer into their memory, different
+ * every time), sharp prefixes libvips's lines with its loader's name.
+ */
+function codecErrorText(e: unknown): string {
+  const lines = typeof e === 'number' ? '' : decoderLines(errorText(e));
+  return lines && !/^the decoder found damaged data$/.test(lines)
+    ? `the codestream is damaged (${lines})`
+    : 'the codestream is damaged';
 }
 
 function oneOrThree(data: Buffer, channels: number): Uint8Array {
@@ -284,54 +327,6 @@ function j2kImageSize(b: Uint8Array): { width: number; height: number } | null {
     }
   }
   return null;
-}
-
-/** DICOM RLE Lossless (PS3.5 G): a 64-byte header of segment offsets, one PackBits segment per byte plane. */
-function decodeRle(bytes: Uint8Array, pf: PixelFormat, fail: Fail): CodecOutput {
-  if (bytes.length < 64) throw fail('CORRUPT', 'RLE frame shorter than its header');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const segments = view.getUint32(0, true);
-  const bytesPer = pf.bitsAllocated / 8;
-  if (segments !== pf.samples * bytesPer)
-    throw fail('CORRUPT', `RLE frame has ${segments} segments, expected ${pf.samples * bytesPer}`);
-  const n = pf.rows * pf.columns;
-  const planes: Uint8Array[] = [];
-  for (let s = 0; s < segments; s++) {
-    const start = view.getUint32(4 + 4 * s, true);
-    const end = s + 1 < segments ? view.getUint32(8 + 4 * s, true) : bytes.length;
-    if (start < 64 || end > bytes.length || end < start) throw fail('CORRUPT', 'RLE segment offsets out of range');
-    planes.push(unpackBits(bytes.subarray(start, end), n));
-  }
-  if (pf.samples === 3) {
-    const samples = new Uint8Array(3 * n);
-    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) samples[3 * i + c] = planes[c][i];
-    return { width: pf.columns, height: pf.rows, components: 3, samples };
-  }
-  if (bytesPer === 1) return { width: pf.columns, height: pf.rows, components: 1, samples: planes[0] };
-  // Segments hold the most significant byte plane first.
-  const samples = new Uint16Array(n);
-  for (let i = 0; i < n; i++) samples[i] = (planes[0][i] << 8) | planes[1][i];
-  return { width: pf.columns, height: pf.rows, components: 1, samples };
-}
-
-function unpackBits(src: Uint8Array, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let i = 0;
-  let o = 0;
-  while (i < src.length && o < n) {
-    const h = src[i++];
-    if (h < 128) {
-      const count = Math.min(h + 1, n - o, src.length - i);
-      out.set(src.subarray(i, i + count), o);
-      i += h + 1;
-      o += count;
-    } else if (h > 128) {
-      const count = Math.min(257 - h, n - o);
-      out.fill(src[i++], o, o + count);
-      o += count;
-    }
-  }
-  return out;
 }
 
 // WASM codecs are instantiated once per process, on first use.

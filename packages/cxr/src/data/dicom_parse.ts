@@ -1,6 +1,7 @@
-// DICOM data sets (dicom-parser, with a capped inflater for deflated ones), the checks on a
-// frame's declared pixel format, and uncompressed pixel data to stored values. Every failure is a
-// DicomError with a code: files arrive from anywhere (uploads, PACS exports).
+// DICOM data sets (dicom-parser, with a capped inflater for deflated ones and a cap on nested
+// sequences), why one could not be read, and the checks on a frame's declared pixel format
+// (uncompressed pixel data is read in dicom_native.ts). Every failure is a DicomError with a code:
+// files arrive from anywhere (uploads, PACS exports).
 import * as zlib from 'node:zlib';
 import * as dicomParser from 'dicom-parser';
 import type { DecodeLimits } from './decode';
@@ -100,7 +101,11 @@ export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
     throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated} bits allocated is not supported (8 or 16)`);
   }
   if (pf.bitsStored < 1 || pf.bitsStored > pf.bitsAllocated) {
-    throw fail('CORRUPT', `bits stored ${pf.bitsStored} does not fit bits allocated ${pf.bitsAllocated}`);
+    throw fail(
+      'CORRUPT',
+      `BitsStored (0028,0101) is ${pf.bitsStored}: it must be from 1 to BitsAllocated (0028,0100), ` +
+        `here ${pf.bitsAllocated}`,
+    );
   }
 }
 
@@ -136,12 +141,44 @@ export function parseDataSet(
     ...(bareSyntax ? { TransferSyntaxUID: bareSyntax } : {}),
     inflater: inflater as unknown as (arr: Uint8Array, position: number) => void,
   };
+  let ds: dicomParser.DataSet;
   try {
-    return dicomParser.parseDicom(buf, options);
+    ds = dicomParser.parseDicom(buf, options);
   } catch (e) {
     if (e instanceof DicomError) throw e;
+    // dicom-parser reads nested sequences by recursion: 50,000 levels ran out of stack.
+    if (/Maximum call stack size exceeded/.test(errorText(e))) throw tooDeep(fail);
     throw parseFailure(e, buf, bareSyntax, fail);
   }
+  if (sequenceDepth(ds) > MAX_SEQUENCE_DEPTH) throw tooDeep(fail);
+  return ds;
+}
+
+/**
+ * The deepest nesting of sequences (SQ) read. Image objects nest a few levels (a code sequence in a view
+ * code sequence, ...); beyond this a file is damaged or crafted, and reading it exhausts the stack.
+ */
+export const MAX_SEQUENCE_DEPTH = 64;
+
+function tooDeep(fail: Fail): DicomError {
+  return fail(
+    'CORRUPT',
+    `the data set nests sequences (SQ) more than ${MAX_SEQUENCE_DEPTH} levels deep, more than any image ` +
+      'object needs and than this reader follows: the file is damaged or not an image object',
+  );
+}
+
+/** How deep sequences nest in a parsed data set (walked without recursion), up to one past the limit. */
+function sequenceDepth(ds: dicomParser.DataSet): number {
+  let deepest = 0;
+  const stack: [dicomParser.DataSet, number][] = [[ds, 0]];
+  while (stack.length && deepest <= MAX_SEQUENCE_DEPTH) {
+    const [set, depth] = stack.pop()!;
+    deepest = Math.max(deepest, depth);
+    for (const el of Object.values(set.elements))
+      for (const item of el.items ?? []) if (item.dataSet) stack.push([item.dataSet, depth + 1]);
+  }
+  return deepest;
 }
 
 /** dicom-parser's ways of saying that it ran past the end of the bytes. */
@@ -169,6 +206,7 @@ function parseFailure(e: unknown, buf: Uint8Array, bareSyntax: string | null, fa
       'the file meta information (group 0002) has no TransferSyntaxUID (0002,0010), so the data set cannot be read',
     );
   }
+  if (/basic offset table not found/.test(text)) return openLengthPixels(meta?.transferSyntax ?? bareSyntax, fail);
   if (!OVERRUN.test(text)) return fail('CORRUPT', `the DICOM data set cannot be parsed: ${text}`);
   const mismatch = meta?.transferSyntax ? syntaxMismatch(buf.subarray(meta.end), meta.transferSyntax) : null;
   if (mismatch) {
@@ -183,6 +221,28 @@ function parseFailure(e: unknown, buf: Uint8Array, bareSyntax: string | null, fa
     'CORRUPT',
     "the DICOM data set cannot be parsed: an element's length runs past the end of the file (the file is " +
       'damaged or truncated, or not in the transfer syntax its header names)',
+  );
+}
+
+/**
+ * Pixel data of undefined length (FFFFFFFF) that does not start with an item: dicom-parser reads any such
+ * element as encapsulated and says "basic offset table not found". Said in DICOM's terms.
+ */
+function openLengthPixels(ts: string | null, fail: Fail): DicomError {
+  const syntax = ts ?? TS.implicitLE;
+  if (NATIVE.has(syntax)) {
+    return fail(
+      'CORRUPT',
+      `the pixel data (7FE0,0010) has an undefined length (FFFFFFFF), but the transfer syntax, ${syntax} ` +
+        `(${transferSyntaxName(syntax)}), is native: native (uncompressed) pixel data must have a defined ` +
+        'length; only compressed (encapsulated) pixel data may be open-ended. The file is damaged, or its ' +
+        'TransferSyntaxUID (0002,0010) names the wrong syntax',
+    );
+  }
+  return fail(
+    'CORRUPT',
+    'the compressed pixel data (7FE0,0010) does not begin with its basic offset table, an item (FFFE,E000): ' +
+      'the file is damaged',
   );
 }
 
@@ -264,99 +324,14 @@ function cutAt(e: unknown, start: number): string | null {
 
 export type Frame = { kind: 'mono'; values: Float32Array } | { kind: 'colour'; gray: Uint8Array };
 
-/**
- * Stored values of an uncompressed frame 0, masked to BitsStored and sign-extended, once the pixel data's
- * length agrees with the declared number of frames.
- */
-export function nativeFrame(
-  ds: dicomParser.DataSet,
-  el: dicomParser.Element,
-  pf: PixelFormat,
-  frames: number,
-  bigEndian: boolean,
-  fail: Fail,
-): Frame {
-  const n = pf.rows * pf.columns;
-  const bytesPer = pf.bitsAllocated / 8;
-  const frameBytes = pf.photometric === 'YBR_FULL_422' ? n * 2 : n * pf.samples * bytesPer;
-  checkNativeLength(el.length, frameBytes, frames, pf, fail);
-  const available = Math.min(el.length, ds.byteArray.length - el.dataOffset);
-  if (available < frameBytes) {
-    throw fail(
-      'TRUNCATED',
-      `pixel data holds ${Math.max(0, available)} bytes, one ${pf.columns}×${pf.rows} frame needs ${frameBytes}`,
-    );
-  }
-  const bytes = ds.byteArray.subarray(el.dataOffset, el.dataOffset + frameBytes);
-  if (pf.samples === 3) return { kind: 'colour', gray: colourToGray(bytes, pf) };
-  const raw = new Uint32Array(n);
-  if (bytesPer === 1) {
-    raw.set(bytes);
-  } else {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < n; i++) raw[i] = view.getUint16(2 * i, !bigEndian);
-  }
-  return { kind: 'mono', values: storedValues(raw, pf) };
-}
-
-/**
- * PS3.5 8.1.1: native pixel data holds every frame, padded to an even length. Shorter (TRUNCATED)
- * means frames are missing or NumberOfFrames is too high; longer by a whole frame or more (CORRUPT)
- * is a multi-frame file whose count is missing or too low, which read as one frame would be
- * predicted from whichever frame came first. Smaller excess is tolerated as padding, as pydicom does.
- */
-function checkNativeLength(length: number, frameBytes: number, frames: number, pf: PixelFormat, fail: Fail): void {
-  const needed = frameBytes * frames;
-  const padded = needed + (needed % 2);
-  if (length >= needed && length - padded < frameBytes) return;
-  const layout =
-    pf.photometric === 'YBR_FULL_422'
-      ? `${pf.rows} rows × ${pf.columns} columns × 2 bytes (YBR_FULL_422)`
-      : `${pf.rows} rows × ${pf.columns} columns × ${pf.samples} samples × ${pf.bitsAllocated / 8} bytes`;
-  const held = Math.floor(length / frameBytes);
-  throw fail(
-    length < needed ? 'TRUNCATED' : 'CORRUPT',
-    `pixel data (7FE0,0010) is ${length} bytes, but ${layout} × ${frames} frame(s) (NumberOfFrames ` +
-      `(0028,0008)) = ${needed} bytes` +
-      (length > needed
-        ? `: it holds ${held} whole frames (a multi-frame file with a missing or wrong NumberOfFrames?)`
-        : held > 0
-          ? `: enough for ${held} frame(s)`
-          : ''),
-  );
-}
-
-export function storedValues(raw: ArrayLike<number>, pf: PixelFormat): Float32Array {
-  const out = new Float32Array(raw.length);
-  const mask = 2 ** pf.bitsStored - 1;
-  const signBit = 2 ** (pf.bitsStored - 1);
-  for (let i = 0; i < raw.length; i++) {
-    // Bits above BitsStored may hold overlays or garbage.
-    let v = raw[i] & mask;
-    if (pf.signed && v >= signBit) v -= 2 * signBit;
-    out[i] = v;
-  }
-  return out;
-}
-
-export const LUMA = [0.299, 0.587, 0.114];
-
-/** 8-bit colour samples to luma; YBR data already carries luma as its first component. */
-function colourToGray(bytes: Uint8Array, pf: PixelFormat): Uint8Array {
-  const n = pf.rows * pf.columns;
-  const out = new Uint8Array(n);
-  if (pf.photometric === 'YBR_FULL_422') {
-    // Y0 Y1 Cb Cr per pair of pixels.
-    for (let i = 0; i < n; i++) out[i] = bytes[(i >> 1) * 4 + (i & 1)];
-    return out;
-  }
-  const isYbr = pf.photometric.startsWith('YBR');
-  for (let i = 0; i < n; i++) {
-    const [a, b, c] =
-      pf.planar === 1 ? [bytes[i], bytes[n + i], bytes[2 * n + i]] : [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]];
-    out[i] = isYbr ? a : Math.round(LUMA[0] * a + LUMA[1] * b + LUMA[2] * c);
-  }
-  return out;
+/** What a codec hands back for a compressed frame (dicom_codecs.ts, dicom_rle.ts). */
+export interface CodecOutput {
+  width: number;
+  height: number;
+  components: number;
+  /** Unsigned sample bit patterns (signed data is sign-extended later, from BitsStored). */
+  samples: Uint8Array | Uint16Array;
+  signed?: boolean;
 }
 
 export function errorText(e: unknown): string {

@@ -177,17 +177,33 @@ export function codestreamKind(b: Uint8Array): CodestreamKind | null {
   return null;
 }
 
+const RLE = '1.2.840.10008.1.2.5';
+/** An RLE frame's header counts its segments (one per byte plane of each sample), 1 to 15 (PS3.5 G.5). */
+const RLE_MAX_SEGMENTS = 15;
+
 /**
  * A sentence saying how the frame contradicts its declared transfer syntax, or null when it
  * agrees (or when its markers are unrecognisable: the codec then reports the damage itself).
+ * RLE has no markers of its own: a frame that holds a known codestream, or whose header counts no
+ * segments or more than RLE can have, is not RLE (a JPEG read as RLE "had 3774863615 segments").
  */
 export function transferSyntaxMismatch(frame: Uint8Array, transferSyntax: string): string | null {
+  const declared = (name: string, why = 'decoding it that way would produce noise') =>
+    `the file declares transfer syntax ${transferSyntax} (${name}): ${why}. ` +
+    'Re-export the image, or correct (0002,0010)';
+  const kind = codestreamKind(frame);
+  if (transferSyntax === RLE) {
+    if (kind !== null) return `the pixel data is ${KIND_NAMES[kind]}, but ${declared('RLE Lossless')}`;
+    if (frame.length < 4) return null; // too short for any header: the codec says so
+    const segments = (frame[0] | (frame[1] << 8) | (frame[2] << 16) | (frame[3] << 24)) >>> 0;
+    if (segments >= 1 && segments <= RLE_MAX_SEGMENTS) return null;
+    return (
+      `the pixel data does not start with an RLE header (its first four bytes count ${segments} segments, ` +
+      `where RLE has 1 to ${RLE_MAX_SEGMENTS}), but ${declared('RLE Lossless', 'it is in another encoding')}`
+    );
+  }
   const expected = EXPECTED[transferSyntax];
   if (!expected) return null;
-  const kind = codestreamKind(frame);
   if (kind === null || expected.kinds.includes(kind)) return null;
-  return (
-    `the pixel data is ${KIND_NAMES[kind]}, but the file declares transfer syntax ${transferSyntax} ` +
-    `(${expected.name}): decoding it that way would produce noise. Re-export the image, or correct (0002,0010)`
-  );
+  return `the pixel data is ${KIND_NAMES[kind]}, but ${declared(expected.name)}`;
 }

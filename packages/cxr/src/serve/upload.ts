@@ -11,7 +11,7 @@
 //   byte is read; chunked bodies are charged as they arrive.
 // - a body that stops arriving: the connection is dropped after `idleMs` without a byte, instead
 //   of holding its buffer until the 2-minute request timeout.
-import type { FastifyError, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { HttpError } from './http_error';
 
@@ -165,6 +165,31 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
   if (image === null) throw noFile(imageField, 'the image');
   if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');
   return image;
+}
+
+/**
+ * Aborts once the client has closed the connection before its answer was sent. A request that waited for a
+ * prediction slot while its client hung up is then dropped there, neither decoded, predicted nor audited: an
+ * answer nobody receives is not an answer, and clients that time out and retry would otherwise queue the same
+ * work again and again ahead of everyone else (six abandoned uploads of a slow file held a normal one for 63 s).
+ * The reason is nginx's 499, so the request log has it as the client's doing, not as a failure of the server.
+ */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  const res = reply.raw;
+  const closed = () => {
+    if (res.writableFinished || gone.signal.aborted) return;
+    gone.abort(
+      new HttpError(
+        499,
+        'CLIENT_CLOSED_REQUEST',
+        'the client closed the connection before its answer: the request was dropped unprocessed',
+      ),
+    );
+  };
+  if (res.destroyed) closed();
+  else res.once('close', closed);
+  return gone.signal;
 }
 
 /** 400 WRONG_FIELD for a text field other than "image": options go in the query string, not the form. */

@@ -12,7 +12,7 @@ import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
 import { compactImages } from '../retention';
 import { predictQuery, problemResponse } from '../schemas';
-import { notMultipart, readUpload, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
+import { clientGone, notMultipart, readUpload, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
 import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
@@ -59,6 +59,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
     },
     async (req, reply) => {
       const received = performance.now();
+      const gone = clientGone(reply);
       const ticket = new UploadTicket(uploads);
       let result: Awaited<ReturnType<typeof predictor.predict>>;
       try {
@@ -71,16 +72,21 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
         // could not be answered.
         await audit.ensure('nothing was predicted; send the image again');
         const { operatingPoint, heatmap, patientAge } = req.query;
-        result = await queue.run(() =>
-          predictor
+        result = await queue.run(() => {
+          // A client that hung up while this request waited for its slot gets nothing from the work: it is
+          // dropped before its decode starts (clientGone). One that hangs up later is still predicted and
+          // audited, as the prediction may be under way or done: its row is written whether or not the
+          // answer arrives.
+          gone.throwIfAborted();
+          return predictor
             .predict(bytes, { operatingPoint, heatmap, patientAge, thumbnail: storeImages })
             .catch((e: unknown) => {
               // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
               if (isClientInputError(e)) metrics.inputFailure(e.code);
               else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
               throw e;
-            }),
-        );
+            });
+        });
       } finally {
         ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
       }
