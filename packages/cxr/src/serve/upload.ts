@@ -172,19 +172,16 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
  * prediction slot while its client hung up is then dropped there, neither decoded, predicted nor audited: an
  * answer nobody receives is not an answer, and clients that time out and retry would otherwise queue the same
  * work again and again ahead of everyone else (six abandoned uploads of a slow file held a normal one for 63 s).
- * The reason is nginx's 499, so the request log has it as the client's doing, not as a failure of the server.
+ * POST /jobs stops its PACS lookups on it alike. The reason is nginx's 499, so the request log has it as the
+ * client's doing, not as a failure of the server. `dropped` says what became of the request.
  */
-export function clientGone(reply: FastifyReply): AbortSignal {
+export function clientGone(reply: FastifyReply, dropped = 'the request was dropped unprocessed'): AbortSignal {
   const gone = new AbortController();
   const res = reply.raw;
   const closed = () => {
     if (res.writableFinished || gone.signal.aborted) return;
     gone.abort(
-      new HttpError(
-        499,
-        'CLIENT_CLOSED_REQUEST',
-        'the client closed the connection before its answer: the request was dropped unprocessed',
-      ),
+      new HttpError(499, 'CLIENT_CLOSED_REQUEST', `the client closed the connection before its answer: ${dropped}`),
     );
   };
   if (res.destroyed) closed();

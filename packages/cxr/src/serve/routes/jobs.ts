@@ -2,13 +2,22 @@
 // instances by id) and answers 202 at once; GET /jobs/:id says how a job stands and, when it is
 // done, gives its prediction in the same shape as POST /predictions. The queue itself is behind
 // JobsPort (queue/api.ts implements it), so the server runs, and answers 503 here, without one.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { filmFormat } from '../../data/dicom';
 import { HttpError } from '../http_error';
 import { predictQuery, problemResponse } from '../schemas';
-import { noFile, readFile, tooLarge, unreadField, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
+import {
+  clientGone,
+  noFile,
+  readFile,
+  tooLarge,
+  unreadField,
+  UploadBudget,
+  UploadTicket,
+  withMediaTypeDetail,
+} from '../upload';
 import { API_ERRORS, API_PREFIX, noStore } from './common';
 
 export interface JobOptions {
@@ -196,28 +205,6 @@ function unsupportedBody(req: FastifyRequest): HttpError {
   );
 }
 
-/**
- * Aborts when the client closes the connection before its answer: a batch of Orthanc ids still being looked up
- * in the PACS then stops, rather than queueing films for a client that will not learn of them (it retries).
- * The reason is nginx's 499, so the request log has it as the client's doing, not as a failure of the server.
- */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const gone = new AbortController();
-  const res = reply.raw;
-  const closed = () => {
-    if (res.writableFinished) return;
-    gone.abort(
-      new HttpError(
-        499,
-        'CLIENT_CLOSED_REQUEST',
-        'the client closed the connection before its answer: nothing more of this request is queued',
-      ),
-    );
-  };
-  res.once('close', closed);
-  return gone.signal;
-}
-
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
 
@@ -288,8 +275,8 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         if (opts.patientAge !== undefined) throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_PACS);
         // All checked before any is queued: a refused id leaves nothing half-queued behind a 4xx/5xx.
         const ids = body.data.orthancInstances;
-        (await jobs.submitOrthancAll(ids, opts, clientGone(reply))).forEach((s, i) =>
-          out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: ids[i] }),
+        (await jobs.submitOrthancAll(ids, opts, clientGone(reply, 'nothing more of this request is queued'))).forEach(
+          (s, i) => out.push({ ...s, statusUrl: statusUrl(s.id), orthancInstance: ids[i] }),
         );
       } else {
         throw unsupportedBody(req);
