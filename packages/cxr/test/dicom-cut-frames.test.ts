@@ -154,3 +154,33 @@ test("a lossless JPEG frame cut short is TRUNCATED (its decoder pads it; the pac
   const short = writeDicom(els, { transferSyntax: '1.2.840.10008.1.2.4.57', frames: [cut(frame, 0.9)] });
   await refusedAs(short, 'TRUNCATED', /^the JPEG Lossless frame \(\d+ bytes\) stops before its end marker/);
 });
+
+test('zero padding after the end marker, however long, is not a cut (a fragment padded to a block)', async () => {
+  for (const [kind, ts] of [
+    ['charls', TS.jpegLSLossless],
+    ['openjpeg', TS.j2kLossless],
+  ] as const) {
+    const frame = await wasmEncode(kind, p16, W, H, 12);
+    const padded = Buffer.concat([Buffer.from(frame), Buffer.alloc(2000)]);
+    const got = await decodeDicom(file(ts, padded, 16));
+    assert.deepEqual([...got.gray], [...(await decodeDicom(file(ts, frame, 16))).gray], ts);
+  }
+});
+
+test('a multi-frame file with no offset table: frame 0 is every fragment up to the next codestream', async () => {
+  for (const [kind, ts] of [
+    ['charls', TS.jpegLSLossless],
+    ['openjpeg', TS.j2kLossless],
+  ] as const) {
+    const frame = await wasmEncode(kind, p16, W, H, 12);
+    const half = Math.floor(frame.length / 2) & ~1;
+    const els = [
+      ...imageElements({ rows: H, columns: W, bitsAllocated: 16, bitsStored: 12 }),
+      { tag: 0x00280008, vr: 'IS', value: '2' },
+    ];
+    // Frame 0 in three fragments, frame 1 in one: the offset table (the first item) is empty.
+    const fragments = [frame.subarray(0, half), frame.subarray(half, half + 2), frame.subarray(half + 2), frame];
+    const got = await decodeDicom(writeDicom(els, { transferSyntax: ts, frames: fragments }));
+    assert.deepEqual([...got.gray], [...(await decodeDicom(file(ts, frame, 16))).gray], ts);
+  }
+});

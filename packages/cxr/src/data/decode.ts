@@ -306,9 +306,13 @@ function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown
 /**
  * Whether `marker` occurs in the file's last bytes, where a whole JPEG has its end-of-image marker and a
  * whole PNG its IEND chunk (some writers pad after them). Entropy-coded JPEG data never holds FF D9.
+ * Zero bytes at the end are padding (a DICOM fragment is padded to an even length, some writers pad to a
+ * block), however many there are: the last 1024 bytes before them are searched.
  */
 export function hasEndMarker(buf: Uint8Array, marker: readonly number[]): boolean {
-  const tail = Buffer.from(buf.buffer, buf.byteOffset, buf.length).subarray(-1024);
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  const tail = Buffer.from(buf.buffer, buf.byteOffset, end).subarray(-1024);
   return tail.includes(Buffer.from(marker));
 }
 

@@ -19,6 +19,24 @@ import { LUMA, storedValues } from './dicom_native';
 import { decodeRle } from './dicom_rle';
 import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 
+/**
+ * How many fragments frame 0 spans when a multi-frame file has no offset table (it is optional): up to the next
+ * fragment that starts a codestream as the first one does (FF D8 FF for the JPEG family and JPEG-LS, FF 4F FF 51
+ * for JPEG 2000); one fragment when the first starts neither way (RLE: one fragment per frame).
+ */
+function firstFrameFragments(ds: dicomParser.DataSet, fragments: dicomParser.Fragment[]): number {
+  const starts = [
+    [0xff, 0xd8, 0xff],
+    [0xff, 0x4f, 0xff, 0x51],
+  ];
+  const startOf = (f: dicomParser.Fragment) =>
+    starts.findIndex((m) => f.length >= m.length && m.every((b, k) => ds.byteArray[f.position + k] === b));
+  const kind = startOf(fragments[0]);
+  if (kind === -1) return 1;
+  const next = fragments.findIndex((f, i) => i > 0 && startOf(f) === kind);
+  return next === -1 ? fragments.length : next;
+}
+
 /** Frame 0 of encapsulated pixel data, decoded by the codec of its transfer syntax. */
 export async function encapsulatedFrame(
   ds: dicomParser.DataSet,
@@ -46,10 +64,8 @@ export async function encapsulatedFrame(
       bytes = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments.length);
     } else if (el.basicOffsetTable?.length) {
       bytes = dicomParser.readEncapsulatedImageFrame(ds, el, 0);
-    } else if (ts.startsWith('1.2.840.10008.1.2.4.5') || ts.startsWith('1.2.840.10008.1.2.4.7')) {
-      bytes = dicomParser.readEncapsulatedImageFrame(ds, el, 0, dicomParser.createJPEGBasicOffsetTable(ds, el));
     } else {
-      bytes = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, 1);
+      bytes = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, firstFrameFragments(ds, el.fragments));
     }
   } catch (e) {
     throw fail('CORRUPT', `cannot read the first frame's fragments (${errorText(e)})`);
