@@ -7,15 +7,61 @@
 //   console.log(p.verdict.status, p.probability, p.label);
 export { initEngine } from './engine';
 export { defaultModelDir } from './paths';
-export { Predictor, type Prediction, type PredictOptions } from './predict/predictor';
-export { InputError } from './predict/errors';
-export type { VerdictStatus } from './predict/verdict';
-export { runBatch, expandPaths } from './predict/batch';
+export {
+  Predictor,
+  type OodPolicy,
+  type Prediction,
+  type PredictOptions,
+  type PredictorOptions,
+  type Screening,
+} from './predict/predictor';
+export { InputError, type InputErrorCode, type InputErrorStatus } from './predict/errors';
+export {
+  shownLabel,
+  type Verdict,
+  type VerdictReason,
+  type VerdictReasonCode,
+  type VerdictStatus,
+} from './predict/verdict';
+export type { PredictionLabel } from './predict/prediction_schema';
+export {
+  runBatch,
+  expandPaths,
+  type BatchOptions,
+  type BatchResult,
+  type BatchRow,
+  type BatchJob,
+} from './predict/batch';
+// The audit log `cxr serve`, `cxr predict` and the queue's workers write, and the record of one prediction as
+// they write it. A row keeps the model's label of every answer: show it through shownLabel, as `cxr history`
+// and the API do (none for a cannot-assess answer).
+export {
+  openAuditStore,
+  defaultDbPath,
+  type AuditImages,
+  type AuditOpenOptions,
+  type AuditRecord,
+  type AuditStore,
+  type HistoryFilter,
+  type HistoryPage,
+} from './serve/audit';
+export { auditRecordOf, type AuditRecordContext } from './predict/audit_record';
+// The HTTP API and page of `cxr serve` (docs/api.md), with its options (apiToken, tokens...).
+export { startServer, type RunningServer, type ServerOptions } from './serve/server';
+export { buildApp, type AppOptions } from './serve/app';
+export type { NamedToken } from './serve/auth';
+export type { ServePredictor } from './serve/predictor_port';
 export { loadModel, readMeta, type LoadedModel } from './models/io';
 export { ModelMeta, parseMeta } from './models/metadata';
 export { evaluate, type Metrics } from './eval';
-export { runEvaluation } from './cli/evaluate_run';
-export { runTraining, resolveRecipe } from './train/run';
+export {
+  runEvaluation,
+  type EvaluateRunOptions,
+  type EvaluationResult,
+  type UnreadableFile,
+} from './cli/evaluate_run';
+export { runTraining, resolveRecipe, type RunOptions } from './train/run';
+export type { TrainResult } from './train/trainer';
 export { RECIPES, DEFAULT_RECIPE } from './train/presets';
 export { recalibrate } from './train/calibrate';
 export { runRobustness } from './robustness/run';

@@ -292,9 +292,13 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
   const id = (await page.getAttribute(card, 'data-prediction-id')) ?? '';
   assert.equal((await server.audit.get(id))?.hasHeatmap, false, 'no heat map made for it');
+  // "Cannot assess", and no label: the API gives none, and the card shows none whatever the threshold.
+  assert.equal(await page.textContent(`${card} .label-badge`), 'Cannot assess this image');
+  assert.equal(await page.getAttribute(card, 'data-label'), '');
   // A row logged before the server stopped making them (a heat map stored with a cannot-assess verdict):
   // the history still offers no link to it.
   const old = auditRecord(7, {
+    label: 'PNEUMONIA',
     verdict: { status: 'cannot-assess', reasons: [{ code: 'BLANK', message: 'image is blank' }] },
     hasHeatmap: true,
     createdAt: new Date().toISOString(),
@@ -314,7 +318,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   await page.click('#history-filters button[type="submit"]');
   for (const row of [`#prediction-${id}`, `#prediction-${old.id}`]) {
     await page.waitForSelector(row);
-    assert.match((await page.textContent(`${row} .finding`)) ?? '', /Cannot assess/);
+    assert.equal((await page.textContent(`${row} .finding`)) ?? '', 'Cannot assess');
     assert.equal(await page.$$eval(`${row} a`, (links) => links.length), 0, 'no heat map link');
   }
   // Only rows that cannot be assessed are listed.

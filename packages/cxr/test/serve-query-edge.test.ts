@@ -80,8 +80,9 @@ test('a stated age that is not a number is refused without repeating it (the ser
         `got a value of ${chars} characters (not shown: patient data)`,
     );
   }
-  // Other parameters still quote what they were given.
+  // Other parameters still quote what they were given; their numbers take no sign either.
   assert.match((await history('page=0x10')).body.detail, /got "0x10"$/);
+  assert.match((await history('limit=-0')).body.detail, /^query parameter 'limit' must be a whole number .*got "-0"$/);
 });
 
 test('history times: a leap second is a 400 that says so, as `cxr history --since` refuses it', async () => {
@@ -155,6 +156,10 @@ test('query numbers: decimal digits only, one code for a bad age, none counted a
       '.5',
       '5.',
       '-1',
+      // No sign at all: a minus zero is no age either (it passed the minimum of 0).
+      '-0',
+      '-00',
+      '-0.0',
       '131',
     ]) {
       const res = await predict(`?heatmap=false&patientAge=${bad}`, counted);
@@ -291,7 +296,15 @@ test('the OpenAPI document says how times and numbers are read', async () => {
   const doc = (await app.inject('/api/v1/openapi.json')).json();
   const param = (p: string, m: string, name: string) =>
     doc.paths[p][m].parameters.find((x: { name: string }) => x.name === name);
-  assert.match(param('/api/v1/predictions', 'get', 'since').description, /RFC 3339.*leap second \(:60\) is refused/);
+  // Every form readDateTime takes (a date alone, a space for the T, the short offsets), and what it refuses.
+  for (const name of ['since', 'until']) {
+    const text = param('/api/v1/predictions', 'get', name).description;
+    assert.match(text, /date alone \(2026-11-01\) is its first moment in UTC/);
+    assert.match(text, /RFC 3339 with its zone/);
+    assert.match(text, /'T' or one space/);
+    assert.match(text, /±hh:mm, ±hhmm or ±hh/);
+    assert.match(text, /without its zone, or with a leap second \(:60\), is refused/);
+  }
   assert.match(param('/api/v1/predictions', 'post', 'patientAge').description, /decimal digits/);
 });
 

@@ -7,7 +7,7 @@ import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit'
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { auditTime } from '../serve/audit_sql';
 import { DATE_TIME_FORMS, readDateTime } from '../serve/schemas_query';
-import { statusOf } from '../predict/verdict';
+import { shownLabel, statusOf } from '../predict/verdict';
 import { VERDICT_STATUSES } from '../predict/prediction_schema';
 
 /**
@@ -39,18 +39,47 @@ const Options = z.object({
   since: isoTime.optional(),
 });
 
+/**
+ * Control characters (C0, DEL, C1), line and paragraph separators and bidirectional overrides written as
+ * escapes. The log's text comes from elsewhere (a warning may quote a file's header, a token name a file):
+ * a line break in one must not start a line that reads as another prediction, nor a terminal escape or a
+ * reordering of the text change what the terminal shows.
+ */
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** C0, DEL, C1, U+2028/2029 and the bidirectional embeddings, overrides and isolates. */
+function unprintable(code: number): boolean {
+  return (
+    code < 0x20 ||
+    (code >= 0x7f && code <= 0x9f) ||
+    (code >= 0x2028 && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
+function printable(text: string): string {
+  let out = '';
+  for (const c of text) {
+    const code = c.codePointAt(0)!;
+    out += unprintable(code) ? (ESCAPES[c] ?? `\\u${code.toString(16).padStart(4, '0')}`) : c;
+  }
+  return out;
+}
+
+/** One row as the text output shows it: the whole line through printable(). */
 function line(r: AuditRecord): string {
   const when = r.createdAt.replace('T', ' ').slice(0, 19);
   const prob = `${(r.probability * 100).toFixed(1).padStart(5)}%`;
   // As the page shows it: an image that could not be assessed has no finding and no number.
   const status = statusOf(r);
-  const finding = status === 'cannot-assess' ? 'cannot assess'.padEnd(16) : `${r.label.padEnd(9)} ${prob}`;
+  const label = shownLabel(r);
+  const finding = label === null ? 'cannot assess'.padEnd(16) : `${label.padEnd(9)} ${prob}`;
   const outside = status === 'outside-population' ? '  (outside the intended population)' : '';
   const warn = r.warnings.length ? `  ! ${r.warnings.join('; ')}` : '';
-  return (
+  return printable(
     `${when}  ${r.id}  ${finding}  ${r.operatingPoint.padEnd(9)} ` +
-    `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-    `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${outside}${warn}`
+      `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
+      `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${outside}${warn}`,
   );
 }
 
@@ -77,7 +106,7 @@ function csvRow(r: AuditRecord): string {
   return csvLine([
     r.createdAt,
     r.id,
-    r.label,
+    shownLabel(r),
     r.probability,
     r.operatingPoint,
     r.threshold,
@@ -152,7 +181,8 @@ export function register(program: Command): void {
           process.stdout.write(CSV_COLUMNS.join(',') + '\n');
           for (const r of items) process.stdout.write(csvRow(r) + '\n');
         } else if (o.json) {
-          for (const r of items) process.stdout.write(JSON.stringify(r) + '\n');
+          // The label as every reader shows it: null for a cannot-assess answer (the log keeps the model's).
+          for (const r of items) process.stdout.write(JSON.stringify({ ...r, label: shownLabel(r) }) + '\n');
         } else {
           process.stdout.write(
             `${page.total} prediction(s) in ${audit.location}` +

@@ -42,6 +42,41 @@ const LEVEL_SPAN_BELOW = 70;
 const COLOUR_FRACTION_ABOVE = 0.05;
 const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
 const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
+// A header's free text is quoted in a warning only when it is one of these DICOM defined terms: warnings
+// are stored in the audit log, which keeps no patient data, and a file may hold anything in these tags (a
+// name, a birth year, a line break that would forge a line of `cxr history`). A code-string shape alone
+// ([A-Z0-9_ ]{1,16}) would still let 'SMITH JOHN' through. Modality: PS3.3 C.7.3.1.1.1 (current and
+// retired terms, and DR, which vendors still write); BodyPartExamined: PS3.16 Annex L's terms.
+const MODALITY_TERMS = new Set(
+  (
+    'AR AS ASMT AU BDUS BI BMD CD CF CFM CP CR CS CT CTPROTOCOL DD DF DG DM DMS DOC DR DS DX EC ECG EEG EMG EOG EPS ' +
+    'ES FA FID FS GM HC HD IO IOL IVOCT IVUS KER KO LEN LP LS MA MG MR MS M3D NM OAM OCT OP OPM OPR OPT OPTBSV ' +
+    'OPTENF OPV OSS OT PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN ' +
+    'RTSTRUCT RWV SEG SM SMR SR SRF ST STAIN TEXTUREMAP TG US VA VF XA XAPROTOCOL XC'
+  ).split(' '),
+);
+const BODY_PART_TERMS = new Set(
+  (
+    'ABDOMEN ABDOMENPELVIS ACJOINT ADRENAL AMNIOTICFLUID ANKLE ANUS AORTA APPENDIX ARM AXILLA BACK BILEDUCT ' +
+    'BLADDER BRAIN BREAST BRONCHUS BUTTOCK CALCANEUS CALF CAROTID CEREBELLUM CERVIX CHEEK CHEST CHESTABDOMEN ' +
+    'CHESTABDPELVIS CIRCLEOFWILLIS CLAVICLE COCCYX COLON CORNEA CORONARYARTERY CSPINE CTSPINE DUODENUM EAR ELBOW ' +
+    'ESOPHAGUS EXTREMITY EYE EYELID FACE FEMUR FINGER FOOT FOREARM GALLBLADDER HAND HEAD HEADNECK HEART HIP ' +
+    'HUMERUS IAC ILEUM ILIUM JAW JEJUNUM KIDNEY KNEE LARYNX LEG LIVER LSPINE LSSPINE LUNG MAXILLA MEDIASTINUM ' +
+    'MOUTH NECK NECKCHEST NECKCHESTABDOMEN NECKCHESTABDPELV NOSE ORBIT OVARY PANCREAS PAROTID PATELLA PELVIS PENIS ' +
+    'PHARYNX PROSTATE RADIUS RECTUM RIB SCALP SCAPULA SCLERA SCROTUM SHOULDER SKULL SPINE SPLEEN SSPINE STERNUM ' +
+    'STOMACH SUBMANDIBULAR TESTIS THIGH THORAX THUMB THYMUS THYROID TIBIA TLSPINE TMJ TOE TONGUE TRACHEA TSPINE ' +
+    'ULNA URETER URETHRA UTERUS VAGINA VULVA WHOLEBODY WRIST ZYGOMA'
+  ).split(' '),
+);
+
+/**
+ * How a warning names a DICOM header value: the value when every one of its values (a CS may hold several,
+ * split by backslashes) is a defined term, else only the tag: a value that is not a code is not shown.
+ */
+function headerValue(tag: string, value: string, terms: ReadonlySet<string>): string {
+  const known = value.split('\\').every((v) => terms.has(v.trim()));
+  return known ? `${tag} ${value}` : `${tag} (its value is not a DICOM defined term, not shown)`;
+}
 
 /** The statistics the pixel checks read, of a size × size grayscale square. */
 export interface SquareStats {
@@ -151,10 +186,12 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     });
   }
   if (f.bodyPart && !/CHEST|THORAX|LUNG/.test(f.bodyPart)) {
-    out.push({ code: 'BODY_PART', message: `DICOM body part ${f.bodyPart}: not a chest image` });
+    const what = headerValue('body part (0018,0015)', f.bodyPart, BODY_PART_TERMS);
+    out.push({ code: 'BODY_PART', message: `DICOM ${what}: not a chest image` });
   }
   if (f.modality && !XRAY_MODALITIES.has(f.modality)) {
-    out.push({ code: 'MODALITY', message: `DICOM modality ${f.modality}: not a radiograph` });
+    const what = headerValue('modality (0008,0060)', f.modality, MODALITY_TERMS);
+    out.push({ code: 'MODALITY', message: `DICOM ${what}: not a radiograph` });
   }
   return out;
 }

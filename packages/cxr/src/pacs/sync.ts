@@ -146,7 +146,7 @@ export interface ProcessOptions {
  * cannot assess (its label is no finding, as `cxr history` and the page show it), then the warnings.
  */
 export function resultText(p: {
-  label: string;
+  label: string | null;
   probability: number;
   verdict?: { status: VerdictStatus };
   warnings: readonly string[];

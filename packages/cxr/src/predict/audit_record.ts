@@ -26,7 +26,9 @@ export function auditRecordOf(r: PredictionResult, c: AuditRecordContext): Audit
     logit: r.logit,
     threshold: r.threshold,
     operatingPoint: r.operatingPoint,
-    label: r.label,
+    // The log keeps the model's label of every answer in a column that takes no NULL (prediction_schema.ts
+    // storedLabelSchema); readers show none for a cannot-assess answer (verdict.ts shownLabel).
+    label: r.label ?? (r.probability >= r.threshold ? 'PNEUMONIA' : 'NORMAL'),
     warnings: r.warnings,
     ood: r.ood,
     hasHeatmap: c.hasHeatmap ?? false,

@@ -20,10 +20,10 @@ export interface BatchRow {
   probability: number | null;
   logit: number | null;
   /**
-   * The finding, NORMAL or PNEUMONIA; null for an error row and for a cannot-assess answer, whose model label
-   * is no finding (as in `cxr history`, the page and /metrics), so that filtering on it never picks such a file.
+   * The prediction's label (null for a cannot-assess answer, whose model label is no finding, as everywhere:
+   * predict/verdict.ts shownLabel), null for an error row: filtering on it never picks such a file.
    */
-  label: Prediction['label'] | null;
+  label: Prediction['label'];
   /** assessed / cannot-assess / outside-population (null for an error row). */
   verdict: Prediction['verdict']['status'] | null;
   /** The headline a clinician reads, e.g. "No signs of pneumonia detected" or "Cannot assess this image". */
@@ -334,7 +334,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         file,
         probability: r.probability,
         logit: r.logit,
-        label: r.verdict.status === 'cannot-assess' ? null : r.label,
+        label: r.label,
         verdict: r.verdict.status,
         result: verdictHeadline(r.verdict.status, r.label),
         operatingPoint: r.operatingPoint,

@@ -10,7 +10,30 @@ export const LABELS = ['NORMAL', 'PNEUMONIA'] as const;
 export const INPUT_KINDS = ['jpeg', 'png', 'dicom'] as const;
 export const VERDICT_STATUSES = ['assessed', 'cannot-assess', 'outside-population'] as const;
 
-const labelSchema = { type: 'string', enum: LABELS } as const;
+/**
+ * An answer's label: the finding, null when the verdict is cannot-assess (predict/verdict.ts shownLabel), as
+ * Predictor.predict, the API, `cxr predict` and `cxr history` give it.
+ */
+const labelSchema = {
+  type: ['string', 'null'],
+  enum: [...LABELS, null],
+  description:
+    "PNEUMONIA when probability >= threshold, else NORMAL; null when the verdict is 'cannot-assess' (the model's " +
+    'label of an image it cannot read is no finding). An outside-population answer keeps it, for reference only.',
+} as const;
+
+/**
+ * The audit log's label column: the model's label of every answer (probability >= threshold), a cannot-assess
+ * one's too, as the log has always kept it; whoever shows a row shows it through shownLabel (null for such an
+ * answer), as the API's history and `cxr history` do.
+ */
+const storedLabelSchema = {
+  type: 'string',
+  enum: LABELS,
+  description:
+    "the model's label (PNEUMONIA when probability >= threshold), kept for every row: for a 'cannot-assess' " +
+    'answer it is no finding, and the API and `cxr history` show null (predict/verdict.ts shownLabel)',
+} as const;
 
 export const oodSchema = {
   type: ['object', 'null'],
@@ -87,7 +110,7 @@ const resultProperties = {
     description:
       'mean logit over ensemble members and test-time views, divided by the temperature, plus the logit bias',
   },
-  label: { ...labelSchema, description: 'PNEUMONIA when probability >= threshold' },
+  label: labelSchema,
   operatingPoint: { type: 'string' },
   threshold: { type: 'number' },
   warnings: {
@@ -143,6 +166,7 @@ export const auditRecordSchema = {
   properties: {
     ...recordProperties,
     ...resultProperties,
+    label: storedLabelSchema,
     hasHeatmap: { type: 'boolean', description: 'whether the heat map is stored in the log' },
     hasThumbnail: { type: 'boolean', description: 'whether the thumbnail is stored in the log' },
     latencyMs: { type: 'number', description: 'wall time in the server from receiving the request to writing the row' },

@@ -19,7 +19,7 @@ import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { ageWarnings, deriveVerdict, oodReason, showsHeatmap, type Verdict } from './verdict';
+import { ageWarnings, deriveVerdict, oodReason, shownLabel, showsHeatmap, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -169,7 +169,8 @@ export class Predictor {
     );
   }
 
-  predict(bytes: Buffer, opts: PredictOptions = {}): Promise<Prediction> {
+  /** `bytes`: the file's contents (a Buffer or Uint8Array), never its path (a TypeError says so). */
+  predict(bytes: Buffer | Uint8Array, opts: PredictOptions = {}): Promise<Prediction> {
     return this.run(bytes, opts, this.oodPolicy);
   }
 
@@ -188,12 +189,12 @@ export class Predictor {
    * films through this, so they are preprocessed and screened exactly as predictions are.
    * Unusable bytes throw InputError, as predict() does.
    */
-  async screen(bytes: Buffer): Promise<Screening> {
+  async screen(bytes: Buffer | Uint8Array): Promise<Screening> {
     if (this.disposed) throw new Error('Predictor: used after dispose()');
-    if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
+    const buf = imageBytes(bytes);
     let img: DecodedInput;
     try {
-      img = await this.decode(bytes, false);
+      img = await this.decode(buf, false);
     } catch (e) {
       throw InputError.from(e);
     }
@@ -221,7 +222,7 @@ export class Predictor {
     for (const m of this.loaded.members) m.dispose();
   }
 
-  private async run(bytes: Buffer, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
+  private async run(input: Buffer | Uint8Array, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
     if (this.disposed) throw new Error('Predictor: used after dispose()');
     const t0 = performance.now();
     const { meta } = this.model;
@@ -233,14 +234,16 @@ export class Predictor {
         `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
       );
     }
-    const age = opts.patientAge;
-    if (age !== undefined && !isStatedAge(age)) {
+    const age: unknown = opts.patientAge;
+    if (age !== undefined && (typeof age !== 'number' || !isStatedAge(age))) {
+      // A string such as "7" is named as one: "got 7" would read as a valid age.
+      const got = typeof age === 'number' ? String(age) : `${describe(age)}; give the number itself`;
       throw new InputError(
         'BAD_PATIENT_AGE',
-        `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${age}`,
+        `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,
       );
     }
-    if (!(bytes instanceof Uint8Array)) throw new InputError('EMPTY', 'no image bytes');
+    const bytes = imageBytes(input);
     const wantDisplay = !!(opts.heatmap || opts.thumbnail);
 
     let img: DecodedInput;
@@ -299,7 +302,8 @@ export class Predictor {
     const out: Prediction = {
       probability,
       logit,
-      label: probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
+      // No label for an image the model cannot assess: its model label is no finding (verdict.ts shownLabel).
+      label: shownLabel({ verdict, warnings, label: probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL' }),
       operatingPoint: opName,
       threshold: op.threshold,
       verdict,
@@ -344,6 +348,35 @@ export class Predictor {
     const req = { size: this.model.meta.inputSize, limits: this.limits, wantDisplay };
     return this.decoder ? this.decoder(bytes, req) : decodeInput(bytes, req);
   }
+}
+
+/** What a caller passed, in words: its type (a string with its first 40 characters). */
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
+  if (typeof v !== 'object') return `a ${typeof v}`;
+  if (v instanceof ArrayBuffer) return 'an ArrayBuffer';
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  return `an object (${(v as object).constructor?.name ?? 'without a prototype'})`;
+}
+
+/**
+ * The bytes of the image file, as Buffer (a Uint8Array is viewed without a copy). Anything else is the
+ * calling program's mistake, not the image's, so a TypeError rather than an InputError (which a program
+ * would count as an unreadable film): a path string is not read, an ArrayBuffer is not guessed at.
+ */
+function imageBytes(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const hint =
+    typeof v === 'string'
+      ? ': read the file first, e.g. fs.readFileSync(path)'
+      : v instanceof ArrayBuffer
+        ? ': wrap it, e.g. new Uint8Array(arrayBuffer)'
+        : '';
+  throw new TypeError(
+    `Predictor: expected the image file's bytes as a Buffer or Uint8Array, got ${describe(v)}${hint}`,
+  );
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {

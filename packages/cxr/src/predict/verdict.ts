@@ -1,9 +1,9 @@
 // What a prediction may be used for: the one place that turns the OOD gate, the image checks and
 // the DICOM header into the answer a clinician sees. A probability is only a finding when the
 // image is a frontal chest X-ray of the population the model was trained on (children aged 1–5):
-//   - 'cannot-assess': the image is not something the model can read (blank, tiny, inverted,
-//     colour, noise, lateral, not a radiograph, or unlike any chest X-ray to the OOD gate). The
-//     label is not shown as a finding.
+//   - 'cannot-assess': the image is not something the model can read (blank, tiny, stretched or
+//     squashed out of any film's shape, inverted, colour, noise, lateral, not a radiograph, or unlike
+//     any chest X-ray to the OOD gate). The answer has no label (shownLabel): its model label is no finding.
 //   - 'outside-population': a chest radiograph, but of a patient the model was not made for
 //     (DICOM PatientAge, else the age from its PatientBirthDate and StudyDate, else the age the user
 //     gave with the image, over the range; or a chest radiograph by its header that the gate finds
@@ -15,7 +15,7 @@ import type { ImageCheck, ImageFacts } from '../explain/image_checks';
 
 export type VerdictStatus = 'assessed' | 'cannot-assess' | 'outside-population';
 
-export type VerdictReasonCode = ImageCheck['code'] | 'OOD' | 'TOO_SMALL' | 'AGE';
+export type VerdictReasonCode = ImageCheck['code'] | 'OOD' | 'TOO_SMALL' | 'ASPECT' | 'AGE';
 
 export interface VerdictReason {
   code: VerdictReasonCode;
@@ -34,6 +34,20 @@ export const INTENDED_POPULATION = 'children aged 1–5';
 export const MAX_AGE_YEARS = 10;
 /** A shorter side below this has too little detail for a 1-pixel-per-structure reading (e.g. a 1×1 image). */
 export const MIN_SIDE = 64;
+/**
+ * A long side over this many times the short side is no chest film's shape. Squashed to the model's square,
+ * such an image's anatomy is distorted beyond anything the model saw, and the image checks and the gate, which
+ * read the square, cannot tell (a validation film stretched to 64×5000 was read as PNEUMONIA, assessed). The
+ * real films run from 0.84 (256×306, taller than wide) to 3.18 (445×140, wider than tall) width over height:
+ * all 5,232 of train/ and val/, the 12 of samples-fullres and the 6 of dicom-samples, measured as decoded (EXIF
+ * orientation applied) with `sharp(file).metadata()` (autoOrient) for JPEG/PNG and predict/decode_input.ts for
+ * DICOM (a loop over /work/shared/data/chest_xray/{train,val}, samples-fullres and dicom-samples). 6 leaves
+ * almost twice the widest real film's ratio, five times the tallest's. The robustness benchmark's 'aspect'
+ * change (data/perturb_catalog.ts: width × 0.9, 0.8, 0.7 at strengths 1/3, 2/3, 1) squashes the content inside
+ * the square, as a film of ratio up to 1/0.7 = 1.43 would be: far inside the bound, and it never changes the
+ * size of the file, which is what this reads.
+ */
+export const MAX_ASPECT = 6;
 
 export interface VerdictEvidence {
   /** The statistical OOD gate's result; null when the model has no gate. */
@@ -176,6 +190,17 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
       message: `image is too small to read (${e.width}×${e.height} pixels; at least ${MIN_SIDE} on the shorter side)`,
     });
   }
+  const aspect = Math.max(e.width, e.height) / Math.max(1, side);
+  if (side > 0 && aspect > MAX_ASPECT) {
+    const [long, short] = e.width > e.height ? ['wide', 'tall'] : ['tall', 'wide'];
+    unreadable.push({
+      code: 'ASPECT',
+      message:
+        `image is ${e.width}×${e.height} pixels, ${aspect.toFixed(1)} times as ${long} as it is ${short}: no ` +
+        `chest film has that shape (at most ${MAX_ASPECT} to 1 is read), and squashed to the square the model ` +
+        'reads it would be distorted beyond reading. Send the film as taken, not stretched or cut to a strip',
+    });
+  }
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
   const age = patientAge(e);
   const fromFile = age !== null && age.source !== 'stated';
@@ -245,10 +270,25 @@ export function showsHeatmap(status: VerdictStatus): boolean {
 }
 
 /**
+ * The label an answer shows, one rule for every way it is given (Predictor.predict, the API and its history,
+ * `cxr predict`, `cxr history`, the page): none (null) when the image cannot be assessed, whose model label is
+ * no finding; the label otherwise, for reference only when outside the population. Read through statusOf, so
+ * an audit row logged before this rule, which kept the model label of every answer, reads the same; the
+ * history's label filter agrees (serve/audit_sql.ts).
+ */
+export function shownLabel<L extends string>(r: {
+  verdict?: { status: VerdictStatus };
+  warnings: readonly string[];
+  label: L | null;
+}): L | null {
+  return statusOf(r) === 'cannot-assess' ? null : r.label;
+}
+
+/**
  * The headline shown for a result: a decision aid's wording, never a diagnosis ("no signs of
  * pneumonia detected", not "no pneumonia"), and no finding at all when the image cannot be assessed.
  */
-export function verdictHeadline(status: VerdictStatus, label: 'NORMAL' | 'PNEUMONIA'): string {
+export function verdictHeadline(status: VerdictStatus, label: 'NORMAL' | 'PNEUMONIA' | null): string {
   if (status === 'cannot-assess') return 'Cannot assess this image';
   if (status === 'outside-population') return `Outside the intended population (${INTENDED_POPULATION})`;
   return label === 'PNEUMONIA' ? 'Signs of pneumonia detected' : 'No signs of pneumonia detected';

@@ -201,9 +201,9 @@ export class ServeMetrics {
   /** An answered prediction: its label, operating point, verdict, OOD flag and stage timings. */
   prediction(result: PredictionResult, totalMs: number): void {
     this.predictions.inc({
-      // The label of an image the model cannot read is no finding: counted under NORMAL or PNEUMONIA
-      // it would inflate the findings a dashboard sums by label (the history's label filter agrees).
-      label: result.verdict.status === 'cannot-assess' ? CANNOT_ASSESS : result.label,
+      // The label of an image the model cannot read is no finding (the answer's is null): counted under NORMAL
+      // or PNEUMONIA it would inflate the findings a dashboard sums by label (the history's label filter agrees).
+      label: result.label ?? CANNOT_ASSESS,
       operating_point: result.operatingPoint,
       verdict: result.verdict.status,
     });

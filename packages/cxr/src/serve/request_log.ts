@@ -5,11 +5,12 @@
 // server log is kept and read like the audit log, which keeps no age.
 import { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { PATIENT_PARAMS } from './schemas_query';
 
-/** Query parameters whose values are patient data: logged as `*****`. */
-const PATIENT_PARAMS = ['patientAge'];
-
-/** The URL with the values of patient-data parameters hidden (raw, as sent: any case, encoded or not). */
+/**
+ * The URL with the values of patient-data parameters (schemas_query.ts PATIENT_PARAMS: logged as `*****`)
+ * hidden (raw, as sent: any case, encoded or not).
+ */
 export function loggedUrl(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;

@@ -65,9 +65,12 @@ export function predictQuery(operatingPoints: string[]) {
   } as const;
 }
 
-/** How since/until are read (schemas_query.ts). */
+/** How since/until are read (schemas_query.ts readDateTime, which `cxr history --since` shares). */
 const TIME =
-  'RFC 3339 with its zone, e.g. 2026-11-01T08:00:00Z or 2026-11-01T09:00:00+01:00; a leap second (:60) is refused';
+  'a date alone (2026-11-01) is its first moment in UTC; a date-time is RFC 3339 with its zone, e.g. ' +
+  "2026-11-01T08:00:00Z or 2026-11-01 09:00+01:00: 'T' or one space between date and time, the seconds (with " +
+  'any fraction) optional, Z or an offset written ±hh:mm, ±hhmm or ±hh. A time without its zone, or with a leap ' +
+  'second (:60), is refused';
 
 export function historyQuery(operatingPoints: string[]) {
   return {

@@ -18,8 +18,11 @@ interface ParamSchema {
   maximum?: number;
 }
 
-/** Decimal digits only: no sign but '-', no exponent, no hex, no spaces, no leading or trailing dot. */
-const DECIMAL = { number: /^-?\d+(\.\d+)?$/, integer: /^-?\d+$/ } as const;
+/**
+ * Decimal digits only: no sign (not '+5', '-1', nor '-0', which would pass a minimum of 0), no exponent, no
+ * hex, no spaces, no leading or trailing dot. No query number of the API is negative.
+ */
+const DECIMAL = { number: /^\d+(\.\d+)?$/, integer: /^\d+$/ } as const;
 
 /**
  * The times the API's history (since, until) and `cxr history --since` / `history prune --before` take, one
@@ -84,16 +87,17 @@ function range(s: ParamSchema): string {
 }
 
 /**
- * Parameters whose values are patient data (as serve/request_log.ts hides them in the log): a refusal says
- * how long the value was, never what it was, since an error's text reaches the server log.
+ * Query parameters whose values are patient data, the one list: a refusal here says how long the value was,
+ * never what it was, since an error's text reaches the server log; serve/request_log.ts logs their values
+ * as `*****`.
  */
-const PATIENT_PARAMS = new Set(['patientAge']);
+export const PATIENT_PARAMS: readonly string[] = ['patientAge'];
 
 /** One query value checked, and what the route gets instead (a date-time as its UTC form). */
 function readParam(name: string, s: ParamSchema, raw: unknown): unknown {
   if (Array.isArray(raw) && s.type !== 'array') refuse(name, `is given ${raw.length} times: give it once`);
   if (typeof raw !== 'string') return raw;
-  const shown = PATIENT_PARAMS.has(name)
+  const shown = PATIENT_PARAMS.includes(name)
     ? `a value of ${raw.length} character${raw.length === 1 ? '' : 's'} (not shown: patient data)`
     : JSON.stringify(raw.slice(0, 40));
   if (s.type === 'number' || s.type === 'integer') {

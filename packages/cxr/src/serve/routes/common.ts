@@ -1,6 +1,7 @@
 // What every /api/v1 route shares: the prefix, the error answers each route documents, the
 // no-store rule for medical results, and the API's view of an audit record (with image URLs).
 import type { FastifyReply } from 'fastify';
+import { shownLabel } from '../../predict/verdict';
 import type { AuditRecord } from '../audit';
 import { problemResponse } from '../schemas';
 
@@ -27,10 +28,15 @@ export function noStore(reply: FastifyReply): void {
   reply.header('Cache-Control', 'no-store');
 }
 
-/** An audit record as the API answers it: the record plus links to its images, null when there are none. */
+/**
+ * An audit record as the API answers it: the record plus links to its images, null when there are none, and
+ * no label for a cannot-assess answer (the log keeps the model's label; verdict.ts shownLabel, which reads a
+ * row logged before verdicts were kept as the history filter does).
+ */
 export function toApi(r: AuditRecord, heatmapAvailable: boolean, thumbnailAvailable: boolean) {
   return {
     ...r,
+    label: shownLabel(r),
     heatmapUrl: heatmapAvailable ? `${API_PREFIX}/predictions/${r.id}/heatmap.png` : null,
     thumbnailUrl: thumbnailAvailable ? `${API_PREFIX}/predictions/${r.id}/thumbnail.png` : null,
   };

@@ -1,6 +1,14 @@
 // The Analyze view: files in, one result card per file. Cards re-threshold on the client with
-// the model's operating points (label = PNEUMONIA when probability >= threshold, as the server).
-import { showsHeatmap, statusOf, type Verdict, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
+// the model's operating points (label = PNEUMONIA when probability >= threshold, as the server; none for
+// an image that cannot be assessed).
+import {
+  shownLabel,
+  showsHeatmap,
+  statusOf,
+  type Verdict,
+  type VerdictStatus,
+  verdictHeadline,
+} from '../../predict/verdict';
 import * as api from './api';
 import { $, distinctOperatingPoints, el, isDicom, percent } from './dom';
 import { predictLocally, preloadLocalModel } from './local_model';
@@ -102,12 +110,17 @@ function showError(card: HTMLElement, message: string): void {
 
 function applyOperatingPoint(card: HTMLElement, info: api.ModelInfo, state: CardState): void {
   const op = info.operatingPoints[state.operatingPoint];
-  const label = state.probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL';
+  // No label for an image that cannot be assessed, as the API gives none (verdict.ts shownLabel).
+  const label = shownLabel({
+    verdict: state,
+    warnings: [],
+    label: state.probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
+  });
   const badge = $('.label-badge', card);
   // Only an assessed image gets the green/red finding colours.
   badge.className = `label-badge ${state.status === 'assessed' ? label : state.status}`;
   badge.textContent = verdictHeadline(state.status, label);
-  card.dataset.label = label;
+  card.dataset.label = label ?? '';
   card.dataset.verdict = state.status;
   card.dataset.operatingPoint = state.operatingPoint;
   const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';

@@ -1,6 +1,6 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
-import { showsHeatmap, statusOf, verdictHeadline } from '../../predict/verdict';
+import { shownLabel, showsHeatmap, statusOf, verdictHeadline } from '../../predict/verdict';
 import { $, el, percent } from './dom';
 
 const PAGE_SIZE = 25;
@@ -52,15 +52,17 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
 /** The row's finding as the Analyze view showed it: none, and no number, for an image that could not be assessed. */
 function finding(p: api.Prediction): [HTMLElement, string] {
   const status = statusOf(p);
-  if (status === 'cannot-assess') {
+  // The label too: none for such an answer (the server sends null; an older one sent the model's label).
+  const label = shownLabel(p);
+  if (status === 'cannot-assess' || label === null) {
     return [el('span', { className: 'tag cannot-assess', textContent: 'Cannot assess' }), '—'];
   }
-  const tag = el('span', { className: `tag ${p.label}`, textContent: p.label });
+  const tag = el('span', { className: `tag ${label}`, textContent: label });
   if (status === 'outside-population') {
     const note = el('span', {
       className: 'outside',
       textContent: ' · outside population',
-      title: verdictHeadline(status, p.label),
+      title: verdictHeadline(status, label),
     });
     return [el('span', {}, tag, note), percent(p.probability)];
   }
