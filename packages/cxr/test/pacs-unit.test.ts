@@ -202,6 +202,12 @@ test("filter: chest CR/DX/DR read; other modalities, body parts and cxr's own re
   // A secondary capture of a chest film from elsewhere is still a chest film (as in the SIIM sample).
   assert.deepEqual(classifyInstance({ ...film, SOPClassUID: SOP_CLASS.secondaryCapture }), { accept: true });
   assert.match((classifyInstance({ ...film, Modality: 'CT' }) as { reason: string }).reason, /modality CT/);
+  // Free text in these tags (a name) is never written into the skip reason, which is logged.
+  for (const odd of [{ Modality: 'ROE^RICHARD' }, { BodyPartExamined: 'SMITH JOHN 1962' }]) {
+    const reason = (classifyInstance({ ...film, ...odd }) as { reason: string }).reason;
+    assert.doesNotMatch(reason, /ROE|RICHARD|SMITH|1962/, reason);
+    assert.match(reason, /not a DICOM defined term, not shown/);
+  }
   assert.match(
     (classifyInstance({ ...film, BodyPartExamined: 'HAND' }) as { reason: string }).reason,
     /body part HAND/,

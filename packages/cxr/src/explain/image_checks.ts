@@ -47,7 +47,7 @@ const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
 // name, a birth year, a line break that would forge a line of `cxr history`). A code-string shape alone
 // ([A-Z0-9_ ]{1,16}) would still let 'SMITH JOHN' through. Modality: PS3.3 C.7.3.1.1.1 (current and
 // retired terms, and DR, which vendors still write); BodyPartExamined: PS3.16 Annex L's terms.
-const MODALITY_TERMS = new Set(
+export const MODALITY_TERMS: ReadonlySet<string> = new Set(
   (
     'AR AS ASMT AU BDUS BI BMD CD CF CFM CP CR CS CT CTPROTOCOL DD DF DG DM DMS DOC DR DS DX EC ECG EEG EMG EOG EPS ' +
     'ES FA FID FS GM HC HD IO IOL IVOCT IVUS KER KO LEN LP LS MA MG MR MS M3D NM OAM OCT OP OPM OPR OPT OPTBSV ' +
@@ -55,7 +55,7 @@ const MODALITY_TERMS = new Set(
     'RTSTRUCT RWV SEG SM SMR SR SRF ST STAIN TEXTUREMAP TG US VA VF XA XAPROTOCOL XC'
   ).split(' '),
 );
-const BODY_PART_TERMS = new Set(
+export const BODY_PART_TERMS: ReadonlySet<string> = new Set(
   (
     'ABDOMEN ABDOMENPELVIS ACJOINT ADRENAL AMNIOTICFLUID ANKLE ANUS AORTA APPENDIX ARM AXILLA BACK BILEDUCT ' +
     'BLADDER BRAIN BREAST BRONCHUS BUTTOCK CALCANEUS CALF CAROTID CEREBELLUM CERVIX CHEEK CHEST CHESTABDOMEN ' +
@@ -73,7 +73,7 @@ const BODY_PART_TERMS = new Set(
  * How a warning names a DICOM header value: the value when every one of its values (a CS may hold several,
  * split by backslashes) is a defined term, else only the tag: a value that is not a code is not shown.
  */
-function headerValue(tag: string, value: string, terms: ReadonlySet<string>): string {
+export function headerValue(tag: string, value: string, terms: ReadonlySet<string>): string {
   const known = value.split('\\').every((v) => terms.has(v.trim()));
   return known ? `${tag} ${value}` : `${tag} (its value is not a DICOM defined term, not shown)`;
 }
