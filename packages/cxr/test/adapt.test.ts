@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { adaptModel, AdaptRefused } from '../src/adapt/adapt';
@@ -305,6 +306,9 @@ test("Predictor.screen gives the pixels a prediction uses and the gate's finding
     assert.ok(s.ood && !s.ood.outOfDistribution);
     const noise = await p.screen((await generatedNonXrays())['colour-noise.png']);
     assert.ok(noise.problems.length > 0);
+    // A film stretched to a strip is screened out as a prediction would call it (ASPECT), not adapted on.
+    const strip = await sharp(fs.readFileSync(film)).resize(64, 1000, { fit: 'fill' }).png().toBuffer();
+    assert.ok((await p.screen(strip)).problems.some((m) => /no chest film has that shape/.test(m)));
   } finally {
     p.dispose();
   }

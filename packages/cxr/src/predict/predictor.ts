@@ -17,9 +17,10 @@ import { decodeInput, type DecodedInput, type InputDecoder } from './decode_inpu
 import { loadModel, type LoadedModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
+import { describe, imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { ageWarnings, deriveVerdict, oodReason, shownLabel, showsHeatmap, type Verdict } from './verdict';
+import { ageWarnings, deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -205,7 +206,7 @@ export class Predictor {
       x.dispose();
       ood = this.oodVerdict(h);
     }
-    const checks = imageChecks(img.facts);
+    const checks = [...shapeReasons(img.width, img.height), ...imageChecks(img.facts)];
     return { pixels: img.pixels, kind: img.kind, ood, problems: oodMessages(ood, checks) };
   }
 
@@ -348,35 +349,6 @@ export class Predictor {
     const req = { size: this.model.meta.inputSize, limits: this.limits, wantDisplay };
     return this.decoder ? this.decoder(bytes, req) : decodeInput(bytes, req);
   }
-}
-
-/** What a caller passed, in words: its type (a string with its first 40 characters). */
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
-  if (typeof v !== 'object') return `a ${typeof v}`;
-  if (v instanceof ArrayBuffer) return 'an ArrayBuffer';
-  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
-  return `an object (${(v as object).constructor?.name ?? 'without a prototype'})`;
-}
-
-/**
- * The bytes of the image file, as Buffer (a Uint8Array is viewed without a copy). Anything else is the
- * calling program's mistake, not the image's, so a TypeError rather than an InputError (which a program
- * would count as an unreadable film): a path string is not read, an ArrayBuffer is not guessed at.
- */
-function imageBytes(v: unknown): Buffer {
-  if (Buffer.isBuffer(v)) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  const hint =
-    typeof v === 'string'
-      ? ': read the file first, e.g. fs.readFileSync(path)'
-      : v instanceof ArrayBuffer
-        ? ': wrap it, e.g. new Uint8Array(arrayBuffer)'
-        : '';
-  throw new TypeError(
-    `Predictor: expected the image file's bytes as a Buffer or Uint8Array, got ${describe(v)}${hint}`,
-  );
 }
 
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {

@@ -181,26 +181,35 @@ export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
   };
 }
 
-export function deriveVerdict(e: VerdictEvidence): Verdict {
-  const unreadable: VerdictReason[] = [];
-  const side = Math.min(e.width, e.height);
+/**
+ * What an image's size alone rules out: too small to read, or a shape no chest film has. Predictions and the
+ * films site adaptation screens (Predictor.screen) both apply it.
+ */
+export function shapeReasons(width: number, height: number): VerdictReason[] {
+  const out: VerdictReason[] = [];
+  const side = Math.min(width, height);
   if (side < MIN_SIDE) {
-    unreadable.push({
+    out.push({
       code: 'TOO_SMALL',
-      message: `image is too small to read (${e.width}×${e.height} pixels; at least ${MIN_SIDE} on the shorter side)`,
+      message: `image is too small to read (${width}×${height} pixels; at least ${MIN_SIDE} on the shorter side)`,
     });
   }
-  const aspect = Math.max(e.width, e.height) / Math.max(1, side);
+  const aspect = Math.max(width, height) / Math.max(1, side);
   if (side > 0 && aspect > MAX_ASPECT) {
-    const [long, short] = e.width > e.height ? ['wide', 'tall'] : ['tall', 'wide'];
-    unreadable.push({
+    const [long, short] = width > height ? ['wide', 'tall'] : ['tall', 'wide'];
+    out.push({
       code: 'ASPECT',
       message:
-        `image is ${e.width}×${e.height} pixels, ${aspect.toFixed(1)} times as ${long} as it is ${short}: no ` +
+        `image is ${width}×${height} pixels, ${aspect.toFixed(1)} times as ${long} as it is ${short}: no ` +
         `chest film has that shape (at most ${MAX_ASPECT} to 1 is read), and squashed to the square the model ` +
         'reads it would be distorted beyond reading. Send the film as taken, not stretched or cut to a strip',
     });
   }
+  return out;
+}
+
+export function deriveVerdict(e: VerdictEvidence): Verdict {
+  const unreadable: VerdictReason[] = shapeReasons(e.width, e.height);
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
   const age = patientAge(e);
   const fromFile = age !== null && age.source !== 'stated';

@@ -1,0 +1,31 @@
+// What Predictor.predict and Predictor.screen accept as an image: the file's bytes, checked at the library's
+// edge so that a program passing a path or an ArrayBuffer learns its own mistake in words.
+
+/** What a caller passed, in words: its type (a string with its first 40 characters). */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
+  if (typeof v !== 'object') return `a ${typeof v}`;
+  if (v instanceof ArrayBuffer) return 'an ArrayBuffer';
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  return `an object (${(v as object).constructor?.name ?? 'without a prototype'})`;
+}
+
+/**
+ * The bytes of the image file, as Buffer (a Uint8Array is viewed without a copy). Anything else is the
+ * calling program's mistake, not the image's, so a TypeError rather than an InputError (which a program
+ * would count as an unreadable film): a path string is not read, an ArrayBuffer is not guessed at.
+ */
+export function imageBytes(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const hint =
+    typeof v === 'string'
+      ? ': read the file first, e.g. fs.readFileSync(path)'
+      : v instanceof ArrayBuffer
+        ? ': wrap it, e.g. new Uint8Array(arrayBuffer)'
+        : '';
+  throw new TypeError(
+    `Predictor: expected the image file's bytes as a Buffer or Uint8Array, got ${describe(v)}${hint}`,
+  );
+}
