@@ -54,6 +54,10 @@ test('a body part or modality is quoted only when it is a DICOM defined term', (
   ]);
   // A chest, and a radiograph, are said nothing about.
   assert.deepEqual(messages({ bodyPart: 'CHEST', modality: 'DX' }), []);
+  // Line breaks and padding around defined terms are not quoted with them (a forged log line).
+  for (const padded of ['SKULL\r\n\\HEAD', 'SKULL\u2028\\\u00a0HEAD']) {
+    assert.deepEqual(messages({ bodyPart: padded }), ['DICOM body part (0018,0015) SKULL\\HEAD: not a chest image']);
+  }
 });
 
 test('Predictor.predict, a DICOM with names in BodyPartExamined and Modality: no warning holds them', async () => {

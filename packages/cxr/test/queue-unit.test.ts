@@ -20,6 +20,7 @@ import {
   loadRedisUrl,
   openQueue,
   parseJobData,
+  queueApi,
   queueDepth,
   redactRedisUrl,
   redisConnection,
@@ -100,6 +101,29 @@ test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes
   assert.equal(jobIdFor(uid, MODEL, 'balanced', 'upload'), jobIdFor(uid, MODEL, 'balanced', 'file'));
   assert.equal(canonicalJobId(pacs.toUpperCase().replace('~BALANCED', '~balanced')), pacs);
   assert.equal(canonicalJobId(`orthanc-sha256-${'a'.repeat(64)}~${MODEL}~balanced`), null, 'Orthanc films have UIDs');
+});
+
+test('a job result stored before the label rule reads as every answer does: no label when cannot-assess', async () => {
+  const stored = (status: string) => ({
+    label: 'PNEUMONIA',
+    probability: 0.9,
+    warnings: ['image is blank'],
+    verdict: { status, reasons: [] },
+  });
+  for (const [status, label] of [
+    ['cannot-assess', null],
+    ['outside-population', 'PNEUMONIA'],
+    ['assessed', 'PNEUMONIA'],
+  ] as const) {
+    const job = {
+      getState: async () => 'completed',
+      returnvalue: { outcome: 'predicted', prediction: stored(status) },
+    };
+    const queue = { getJob: async () => job } as unknown as JobQueue;
+    const api = queueApi({ queue, model: { sha256: 'a', defaultOperatingPoint: 'balanced' }, orthanc: null });
+    const got = await api.status('x');
+    assert.equal(got?.prediction?.label, label, status);
+  }
 });
 
 test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {

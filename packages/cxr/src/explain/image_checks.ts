@@ -74,8 +74,10 @@ export const BODY_PART_TERMS: ReadonlySet<string> = new Set(
  * split by backslashes) is a defined term, else only the tag: a value that is not a code is not shown.
  */
 export function headerValue(tag: string, value: string, terms: ReadonlySet<string>): string {
-  const known = value.split('\\').every((v) => terms.has(v.trim()));
-  return known ? `${tag} ${value}` : `${tag} (its value is not a DICOM defined term, not shown)`;
+  // The terms as read, not the raw value: padding and line breaks around a term are not quoted either.
+  const parts = value.split('\\').map((v) => v.trim());
+  const known = parts.every((v) => terms.has(v));
+  return known ? `${tag} ${parts.join('\\')}` : `${tag} (its value is not a DICOM defined term, not shown)`;
 }
 
 /** The statistics the pixel checks read, of a size × size grayscale square. */

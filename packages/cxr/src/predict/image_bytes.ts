@@ -1,9 +1,13 @@
 // What Predictor.predict and Predictor.screen accept as an image: the file's bytes, checked at the library's
 // edge so that a program passing a path or an ArrayBuffer learns its own mistake in words.
 
-/** What a caller passed, in words: its type (a string with its first 40 characters). */
-export function describe(v: unknown): string {
+/**
+ * What a caller passed, in words: its type (a string with its first 40 characters when `quote`; a value that
+ * may be patient data, such as an age, is described by its length only).
+ */
+export function describe(v: unknown, quote = true): string {
   if (v === null) return 'null';
+  if (typeof v === 'string' && !quote) return `a string (${v.length} character${v.length === 1 ? '' : 's'}, not shown)`;
   if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
   if (typeof v !== 'object') return `a ${typeof v}`;
   if (v instanceof ArrayBuffer) return 'an ArrayBuffer';

@@ -238,7 +238,7 @@ export class Predictor {
     const age: unknown = opts.patientAge;
     if (age !== undefined && (typeof age !== 'number' || !isStatedAge(age))) {
       // A string such as "7" is named as one: "got 7" would read as a valid age.
-      const got = typeof age === 'number' ? String(age) : `${describe(age)}; give the number itself`;
+      const got = typeof age === 'number' ? String(age) : `${describe(age, false)}; give the number itself`;
       throw new InputError(
         'BAD_PATIENT_AGE',
         `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,

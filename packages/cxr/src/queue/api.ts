@@ -8,6 +8,7 @@ import { HttpError } from '../serve/http_error';
 import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/jobs';
 import { isRedisDown, QUEUE_UNAVAILABLE } from './connection';
 import { canonicalJobId, type JobData, resultKeyOf, sha256Of } from './job';
+import { shownLabel } from '../predict/verdict';
 import type { JobResult } from './process';
 import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
@@ -185,11 +186,14 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     if (state === 'completed' || state === 'failed') job = ((await o.queue.getJob(id)) as typeof job) ?? job;
     const status = state === 'completed' || state === 'failed' || state === 'active' ? state : 'waiting';
     const result = status === 'completed' ? (job.returnvalue as JobResult | null) : null;
+    const prediction = (result?.prediction as Parameters<typeof shownLabel>[0] | null | undefined) ?? null;
     return {
       id,
       status,
       outcome: result?.outcome ?? null,
-      prediction: (result?.prediction as Record<string, unknown> | null | undefined) ?? null,
+      // A result stored before the label rule (kept 7 days), or by a worker not yet upgraded, kept the model
+      // label of a cannot-assess answer: read through the same rule as every other answer (verdict.ts).
+      prediction: prediction && { ...prediction, label: shownLabel(prediction) },
       error: status === 'failed' ? job.failedReason || 'failed' : null,
     };
   }
