@@ -14,12 +14,14 @@ import { UnrecoverableError } from 'bullmq';
 import { modelIdentity } from '../src/models/io';
 import { OrthancClient, OrthancError } from '../src/pacs';
 import {
+  countOtherFailure,
   DEFAULT_RETRY,
   isOutage,
   type JobQueue,
   jobIdFor,
   nextRetryMs,
   openQueue,
+  otherFailuresOf,
   OUTAGE_BACKOFF,
   resultKeyOf,
   retryDelayMs,
@@ -80,6 +82,48 @@ test('an outage is retried with doubling delays capped at 5 minutes for a day; o
   });
   assert.equal(nextRetryMs(DEFAULT_RETRY, legacy(2), refused()), 10_000);
   assert.equal(nextRetryMs(DEFAULT_RETRY, legacy(3), refused()), null);
+});
+
+test('a job that waited out a long outage still gets its 3 tries at another failure', async () => {
+  const bug = new Error('audit log: x was reported present and then not found');
+  // The worker's count in the job (its progress), as BullMQ keeps it between attempts and workers.
+  const job = {
+    attemptsMade: 0,
+    progress: 0 as unknown,
+    opts: { attempts: 100_000, backoff: { type: OUTAGE_BACKOFF } },
+  };
+  const fail = async (err: Error) => {
+    await countOtherFailure(
+      {
+        get progress() {
+          return job.progress;
+        },
+        updateProgress: async (p: object) => {
+          job.progress = p;
+        },
+      },
+      err,
+    );
+    job.attemptsMade++;
+    return nextRetryMs(DEFAULT_RETRY, job, err);
+  };
+  for (let n = 0; n < 8; n++) assert.notEqual(await fail(refused()), null, 'an outage is waited out');
+  assert.equal(otherFailuresOf(job), 0);
+  assert.equal(await fail(bug), 5_000, 'the first other failure after 8 outage attempts is retried');
+  assert.equal(await fail(refused()), 300_000, 'the outage goes on from where it was');
+  assert.equal(await fail(bug), 10_000);
+  assert.equal(await fail(bug), null, 'the third other failure ends it');
+  assert.equal(otherFailuresOf(job), 3);
+  // Unknown (a job an older worker failed): the attempts made stand in, as before.
+  assert.equal(retryDelayMs(DEFAULT_RETRY, 3, bug, null), -1);
+  assert.equal(retryDelayMs(DEFAULT_RETRY, 9, bug, 1), 5_000);
+  // A film's fault is not counted: it is never retried anyway.
+  const before = job.progress;
+  await countOtherFailure(
+    { progress: before, updateProgress: async (p) => void (job.progress = p) },
+    new UnrecoverableError('x'),
+  );
+  assert.equal(job.progress, before);
 });
 
 test('a worker whose audit log cannot be reached says why it needs one, and names no option it lacks', () => {

@@ -63,11 +63,13 @@ export {
 } from './sources';
 export {
   auditLogError,
+  countOtherFailure,
   DEFAULT_RETRY,
   isOutage,
   MAX_ATTEMPTS,
   nextRetryMs,
   OTHER_ATTEMPTS,
+  otherFailuresOf,
   OUTAGE_BACKOFF,
   type RetriedJob,
   retryDelayMs,

@@ -120,10 +120,21 @@ const delayOf = (p: RetryPolicy, attempt: number) => Math.min(p.maxDelayMs, p.fi
 
 /**
  * The delay before the next attempt after `attemptsMade` attempts (the last one failing with `err`),
- * or -1 to fail the job for good (BullMQ's convention for a custom backoff strategy).
+ * or -1 to fail the job for good (BullMQ's convention for a custom backoff strategy). `otherFailures`:
+ * how many of those attempts failed neither as an outage nor as the film's fault (otherFailuresOf), so that
+ * a job that waited out a night's outage still has its few tries at anything else; unknown (a job whose
+ * worker did not count them), the attempts made stand in for it.
  */
-export function retryDelayMs(policy: RetryPolicy, attemptsMade: number, err: unknown): number {
-  if (!isOutage(err)) return attemptsMade >= OTHER_ATTEMPTS ? -1 : delayOf(policy, attemptsMade);
+export function retryDelayMs(
+  policy: RetryPolicy,
+  attemptsMade: number,
+  err: unknown,
+  otherFailures: number | null = null,
+): number {
+  if (!isOutage(err)) {
+    const others = otherFailures ?? attemptsMade;
+    return others >= OTHER_ATTEMPTS ? -1 : delayOf(policy, others);
+  }
   let waited = 0;
   for (let k = 1; k < attemptsMade; k++) {
     waited += delayOf(policy, k);
@@ -137,6 +148,35 @@ export interface RetriedJob {
   /** Attempts made, the failed one included (as a job reads in the worker's 'failed' event). */
   attemptsMade: number;
   opts: { attempts?: number; backoff?: number | { type: string; delay?: number } };
+  /** Where the worker counts a job's other failures (countOtherFailure); BullMQ keeps it with the job. */
+  progress?: unknown;
+}
+
+/**
+ * The other failures a job has had (neither an outage nor the film's fault), as the worker counted them in the
+ * job's progress, which the job data's schema does not constrain and older workers leave alone; null when
+ * never counted.
+ */
+export function otherFailuresOf(job: { progress?: unknown }): number | null {
+  const p = job.progress as { otherFailures?: unknown } | null | undefined;
+  const n = p && typeof p === 'object' ? p.otherFailures : undefined;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : null;
+}
+
+/**
+ * Keeps the count of a job's other failures in the job, before BullMQ decides its retry: one more when `err` is
+ * neither an outage nor the film's fault, and 0 written on an outage's first failure, so that the count is known
+ * (not read as the attempts made) when something else fails after a long outage.
+ */
+export async function countOtherFailure(
+  job: { progress?: unknown; updateProgress(p: object): Promise<void> },
+  err: unknown,
+): Promise<void> {
+  if ((err as Error | null)?.name === 'UnrecoverableError') return;
+  const before = otherFailuresOf(job);
+  const other = !isOutage(err);
+  if (before !== null && !other) return;
+  await job.updateProgress({ otherFailures: (before ?? 0) + (other ? 1 : 0) });
 }
 
 /**
@@ -150,7 +190,7 @@ export function nextRetryMs(policy: RetryPolicy, job: RetriedJob, err: Error): n
   if (backoff === undefined) return 0;
   if (typeof backoff === 'number') return backoff;
   if (backoff.type === OUTAGE_BACKOFF) {
-    const ms = retryDelayMs(policy, job.attemptsMade, err);
+    const ms = retryDelayMs(policy, job.attemptsMade, err, otherFailuresOf(job));
     return ms < 0 ? null : ms;
   }
   const delay = backoff.delay ?? 0;

@@ -9,7 +9,14 @@ import { Worker } from 'bullmq';
 import { redactRedisUrl, redisConnection } from './connection';
 import { queueNameFor } from './job';
 import { type JobContext, type JobResult, letGoOfFailed, processJob } from './process';
-import { DEFAULT_RETRY, nextRetryMs, type RetryPolicy, retryDelayMs } from './retry';
+import {
+  countOtherFailure,
+  DEFAULT_RETRY,
+  nextRetryMs,
+  otherFailuresOf,
+  type RetryPolicy,
+  retryDelayMs,
+} from './retry';
 import { resultText } from '../pacs';
 
 export interface WorkerOptions {
@@ -43,7 +50,15 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
     queueNameFor(ctx.predictor.model.sha256),
     async (job) => {
       ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
-      const r = await processJob(ctx, job.data);
+      let r: JobResult;
+      try {
+        r = await processJob(ctx, job.data);
+      } catch (e) {
+        // Counted before BullMQ reads it for the retry; a count that cannot be written leaves the decision to
+        // the attempts made, as for a job from an older worker.
+        await countOtherFailure(job, e).catch(() => {});
+        throw e;
+      }
       ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
       return r;
     },
@@ -54,7 +69,10 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       stalledInterval: o.stalledIntervalMs ?? Math.max(500, Math.round(lockDuration / 2)),
       maxStalledCount: o.maxStalledCount ?? 3,
       // The jobs' OUTAGE_BACKOFF (the only custom strategy their producers set).
-      settings: { backoffStrategy: (attemptsMade, _type, err) => retryDelayMs(policy, attemptsMade, err) },
+      settings: {
+        backoffStrategy: (attemptsMade, _type, err, job) =>
+          retryDelayMs(policy, attemptsMade, err, job ? otherFailuresOf(job) : null),
+      },
       autorun: false,
     },
   );
