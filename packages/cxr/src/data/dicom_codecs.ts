@@ -144,14 +144,9 @@ const ENDS_WITH_FFD9 = new Set<string>([
  * 0×0 image. So a frame without one is told as cut short before any decoding. (sharp's JPEG decoder reports
  * a cut frame itself; its error is put in these words below.)
  */
-const NEEDS_END_MARKER = new Set<string>([
-  TS.jpegLossless,
-  TS.jpegLosslessSV1,
-  TS.jpegLSLossless,
-  TS.jpegLSNear,
-  TS.j2kLossless,
-  TS.j2k,
-]);
+const NEEDS_END_MARKER = new Set<string>(
+  [...ENDS_WITH_FFD9].filter((ts) => ts !== TS.jpegBaseline && ts !== TS.jpegExtended),
+);
 
 async function decodeCompressed(
   bytes: Uint8Array,
