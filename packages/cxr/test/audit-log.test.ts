@@ -383,4 +383,6 @@ test('retention durations', () => {
   assert.equal(parseRetention('0'), 0);
   for (const bad of ['30', 'forever', '-1d', '1w']) assert.throws(() => parseRetention(bad), /retain-images/, bad);
   assert.equal(retentionCutoff(86_400_000, Date.UTC(2026, 0, 2)), '2026-01-01T00:00:00.000Z');
+  // Longer than the calendar reaches: the log's first moment, a time every reader takes (not '-000001-...').
+  assert.equal(retentionCutoff(1e16, Date.UTC(2026, 0, 2)), '0000-01-01T00:00:00.000Z');
 });

@@ -312,6 +312,32 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   assert.equal(await page.getAttribute(`${card} img.heatmap`, 'src'), null);
   assert.equal(await page.isVisible(`${card} .legend`), false);
   assert.equal(await page.isVisible(`${card} .opacity`), false);
+  // Nor are the colours described to a screen reader.
+  assert.equal(await page.$eval(`${card} .legend-words`, (e) => (e as HTMLElement).hidden), true);
+  // A strip no film is shaped like (cannot-assess): its card fits the window (such a card once ran 430,000 px).
+  const strip = path.join(dir, 'strip.png');
+  fs.writeFileSync(
+    strip,
+    await sharp({ create: { width: 64, height: 8000, channels: 3, background: '#707070' } })
+      .png()
+      .toBuffer(),
+  );
+  await page.setInputFiles('#file-input', [strip]);
+  const named = '.result[data-verdict="cannot-assess"][data-state="done"]';
+  await page.waitForSelector(`${named} >> text=strip.png`, { timeout: 60_000 });
+  const stripId = await page.$$eval(
+    named,
+    (cards) => cards.find((c) => c.querySelector('.file-name')?.textContent === 'strip.png')?.id ?? '',
+  );
+  assert.ok(stripId, 'the strip has its card');
+  const stripCard = `#${stripId}`;
+  await page.waitForFunction(
+    (sel) => (document.querySelector<HTMLImageElement>(`${sel} img.original`)?.naturalWidth ?? 0) > 0,
+    stripCard,
+  );
+  const box = await page.$eval(`${stripCard} img.original`, (e) => e.getBoundingClientRect().height);
+  const viewport = await page.evaluate(() => window.innerHeight);
+  assert.ok(box <= viewport * 0.7 + 1, `the strip's image is ${box} px tall in a ${viewport} px window`);
 
   await page.goto(`${server.url}/#/history`);
   await page.selectOption('#history-filters select[name="verdict"]', 'cannot-assess');

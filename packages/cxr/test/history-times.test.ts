@@ -1,6 +1,6 @@
 // One rule for the times of the history: `cxr history --since` (and `history prune --before`) and the API's
 // `since` / `until` take the same forms, read them as the same instant, and refuse the same ones with the
-// same sentence (serve/schemas_query.ts readDateTime). The CLI used to refuse a space between date and time
+// same sentence (serve/date_time.ts readDateTime). The CLI used to refuse a space between date and time
 // that the API took, and the API to refuse a bare date that the CLI took.
 import { after, before, mock, test } from 'node:test';
 import * as assert from 'node:assert/strict';

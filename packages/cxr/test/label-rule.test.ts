@@ -129,6 +129,7 @@ test('cxr history: text, CSV and JSON show no label for a cannot-assess row, old
 });
 
 test('Predictor.predict: a path, an ArrayBuffer or a string age is refused saying what was expected', async () => {
+  await assert.rejects(predictor.predict(undefined as unknown as Buffer), /Uint8Array, got undefined$/);
   await assert.rejects(predictor.predict('film.png' as unknown as Buffer), (e: Error) => {
     assert.ok(e instanceof TypeError, String(e));
     assert.match(e.message, /expected the image file's bytes as a Buffer or Uint8Array, got a string \("film\.png"\)/);

@@ -119,6 +119,7 @@ test('operating point and heat map switches', async () => {
   assert.equal(s.json().heatmapUrl, null);
   const img = await app.inject(`/api/v1/predictions/${s.json().id}/heatmap.png`);
   assert.equal(img.statusCode, 404);
+  assert.match(img.json().detail, /has no heat map stored \(not asked for with it, or removed after the image/);
 
   const bad = await predict(XRAY_JPEG, '?operatingPoint=aggressive');
   assert.equal(bad.statusCode, 400);
@@ -178,7 +179,7 @@ test('errors are RFC 9457 problem details, and validation errors name the parame
     ['/api/v1/predictions/not-an-id', 400, 'INVALID_REQUEST', /path parameter 'id'/],
     ['/api/v1/predictions/00000000-0000-4000-8000-000000000000', 404, 'NOT_FOUND', /no prediction with id/],
     ['/api/v1/nothing', 404, 'NOT_FOUND', /no such resource/],
-    ['/api/v1/predictions/00000000-0000-4000-8000-000000000000/heatmap.png', 404, 'NOT_FOUND', /no heatmap/],
+    ['/api/v1/predictions/00000000-0000-4000-8000-000000000000/heatmap.png', 404, 'NOT_FOUND', /no prediction with id/],
   ];
   for (const [url, status, code, detail] of cases) {
     const r = await app.inject(url);

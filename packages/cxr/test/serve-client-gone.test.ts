@@ -8,10 +8,16 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+
+interface LogLine {
+  msg?: string;
+  res?: { statusCode?: number };
+}
 
 let dir: string;
 let inner: ServePredictor;
@@ -87,12 +93,15 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 
 async function serve(
   name: string,
-): Promise<{ app: FastifyInstance; audit: AuditStore; base: string } & ReturnType<typeof gated>> {
+): Promise<{ app: FastifyInstance; audit: AuditStore; base: string; lines: LogLine[] } & ReturnType<typeof gated>> {
   const g = gated();
   const audit = await openAuditStore(path.join(dir, `${name}.db`));
-  const app = await buildApp({ predictor: g.predictor, audit, concurrency: 1 });
+  // The server's log lines, as pino writes them (JSON, one per line).
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const app = await buildApp({ predictor: g.predictor, audit, concurrency: 1, logger });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, audit, base, ...g };
+  return { app, audit, base, lines, ...g };
 }
 
 async function waiting(app: FastifyInstance): Promise<number> {
@@ -122,6 +131,21 @@ test('a request whose client hung up while it waited for the slot is neither pre
     assert.equal(await send(s.base).status, 200);
     assert.equal(s.calls(), 2, 'predicted: the first and the third request, not the abandoned one');
     assert.equal(await s.audit.count(), 2);
+    // Dropped, yet counted once as nginx's 499 (the client's doing) and logged so (docs/api.md).
+    const text = (await s.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const dropped = /^cxr_http_requests_total\{[^}]*status="499"[^}]*\} (\d+)$/m.exec(text);
+    assert.equal(
+      dropped?.[1],
+      '1',
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('cxr_http_requests_total'))
+        .join('\n'),
+    );
+    assert.ok(
+      s.lines.some((l) => l.res?.statusCode === 499 && /CLIENT_CLOSED_REQUEST/.test(l.msg ?? '')),
+      JSON.stringify(s.lines),
+    );
   } finally {
     await s.app.close();
     await s.audit.close();

@@ -125,12 +125,17 @@ test('history times: every form the schema takes is read as RFC 3339 says, whate
   }
 });
 
-test('the audit store clamps times past its 4-digit years, and names a time it cannot read', async () => {
+test('the audit store clamps times past 4-digit years, and refuses a time it cannot read as the API does', async () => {
   // As `cxr history --since` hands them on: toISOString() of year 10000 sorted before every row as text.
   assert.equal((await audit.list({ until: '9999-12-31T23:59:59-01:00' })).total, 4);
   assert.equal((await audit.list({ since: '9999-12-31T23:59:59-01:00' })).total, 0);
-  assert.equal((await audit.list({ since: '-000001-01-01T00:00:00Z' })).total, 4);
-  await assert.rejects(audit.list({ since: 'soon' }), /audit log: since "soon" is not a readable time/);
+  assert.equal((await audit.list({ since: '0000-01-01T00:00:00Z' })).total, 4);
+  await assert.rejects(audit.list({ since: 'soon' }), /audit log: since "soon" is not a date \(2026-11-01/);
+  // A program's times are read as the API's and the CLI's are (date_time.ts): Date.parse would read one without
+  // its zone in the machine's zone, and take an impossible date or a bare number.
+  await assert.rejects(audit.list({ since: '2026-12-06 04:46' }), /audit log: since "2026-12-06 04:46" has no zone/);
+  await assert.rejects(audit.list({ until: '2026-02-30' }), /audit log: until "2026-02-30" is not a real date/);
+  await assert.rejects(audit.list({ since: '6' }), /audit log: since "6" is not a date/);
 });
 
 async function predict(query: string, target = app) {

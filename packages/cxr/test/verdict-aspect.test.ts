@@ -40,9 +40,13 @@ test('deriveVerdict: a strip of a film, tall or wide, cannot be assessed; every 
       ['ASPECT'],
     );
     assert.match(v.reasons[0].message, new RegExp(`^image is ${w}×${h} pixels, [\\d.]+ times as (tall|wide)`));
-    assert.match(v.reasons[0].message, /no chest film has that shape \(at most 6 to 1 is read\)/);
+    assert.match(v.reasons[0].message, /no chest film has that shape \(more than 6 to 1 is not read\)/);
   }
-  assert.match(deriveVerdict({ ...base, width: 64, height: 5000 }).reasons[0].message, /78\.1 times as tall as it/);
+  assert.match(deriveVerdict({ ...base, width: 64, height: 5000 }).reasons[0].message, /78\.13 times as tall as it/);
+  // Just past the bound, the ratio does not read as the bound itself.
+  const [edge] = deriveVerdict({ ...base, width: 100, height: 601 }).reasons;
+  assert.match(edge.message, /6\.01 times as tall as it is wide: .*more than 6 to 1 is not read/);
+  assert.deepEqual(deriveVerdict({ ...base, width: 100, height: 600 }).reasons, []);
   // The most extreme films of train/, val/, samples-fullres and dicom-samples, and the usual ones.
   for (const [w, h] of [
     [445, 140],

@@ -6,12 +6,12 @@ import { csvLine } from '../report/csv';
 import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { auditTime } from '../serve/audit_sql';
-import { DATE_TIME_FORMS, readDateTime } from '../serve/schemas_query';
+import { DATE_TIME_FORMS, readDateTime } from '../serve/date_time';
 import { shownLabel, statusOf } from '../predict/verdict';
 import { VERDICT_STATUSES } from '../predict/prediction_schema';
 
 /**
- * --since / --before: read as the API reads its times (serve/schemas_query.ts readDateTime, one rule for
+ * --since / --before: read as the API reads its times (serve/date_time.ts readDateTime, one rule for
  * both), and handed on as the audit log writes times.
  */
 const isoTime = z.string().transform((value, ctx) => {

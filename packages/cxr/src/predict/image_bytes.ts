@@ -6,7 +6,7 @@
  * may be patient data, such as an age, is described by its length only).
  */
 export function describe(v: unknown, quote = true): string {
-  if (v === null) return 'null';
+  if (v === null || v === undefined) return String(v);
   if (typeof v === 'string' && !quote) return `a string (${v.length} character${v.length === 1 ? '' : 's'}, not shown)`;
   if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
   if (typeof v !== 'object') return `a ${typeof v}`;

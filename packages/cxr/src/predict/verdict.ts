@@ -200,8 +200,8 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
     out.push({
       code: 'ASPECT',
       message:
-        `image is ${width}×${height} pixels, ${aspect.toFixed(1)} times as ${long} as it is ${short}: no ` +
-        `chest film has that shape (at most ${MAX_ASPECT} to 1 is read), and squashed to the square the model ` +
+        `image is ${width}×${height} pixels, ${aspect.toFixed(2)} times as ${long} as it is ${short}: no ` +
+        `chest film has that shape (more than ${MAX_ASPECT} to 1 is not read), and squashed to the square the model ` +
         'reads it would be distorted beyond reading. Send the film as taken, not stretched or cut to a strip',
     });
   }

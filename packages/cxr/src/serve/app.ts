@@ -151,6 +151,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
+  // A request dropped because its client hung up (upload.ts clientGone) has no response, so no onResponse and
+  // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing.
+  app.addHook('onError', async (req, reply, err) => {
+    if (!(err instanceof HttpError) || err.statusCode !== 499) return;
+    metrics.httpRequest(req.method, req.routeOptions.url, 499, reply.elapsedTime / 1000);
+    req.log.info({ res: { statusCode: 499 }, code: err.code }, `request dropped (${err.code}): ${err.message}`);
+  });
   closeKeepAliveOnShutdown(app);
   answerWithProblems(app, maxUploadBytes, allowedMethods);
 

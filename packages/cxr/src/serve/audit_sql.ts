@@ -10,6 +10,7 @@ import {
   type HistoryPage,
 } from './audit_store';
 import { type AuditRow, fromRow, INSERT_SQL, toRow } from './audit_columns';
+import { readDateTime } from './date_time';
 
 export type SqlParams = Record<string, unknown>;
 
@@ -44,7 +45,11 @@ const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
  * before every row as text (an `until` in year 10000 matched nothing). `what` names it in the error.
  */
 export function auditTime(time: string | number, what = 'time'): string {
-  const ms = typeof time === 'number' ? time : Date.parse(time);
+  // A string as every other reader of times takes it (date_time.ts): Date.parse would read a time without its
+  // zone in this machine's zone, and take '2026-02-30' or '6'.
+  const read = typeof time === 'number' ? { ms: time } : readDateTime(time);
+  if ('error' in read) throw new RangeError(`audit log: ${what} ${JSON.stringify(time)} ${read.error}`);
+  const { ms } = read;
   if (Number.isNaN(ms)) throw new RangeError(`audit log: ${what} ${JSON.stringify(time)} is not a readable time`);
   return new Date(Math.min(LAST_MS, Math.max(FIRST_MS, ms))).toISOString();
 }

@@ -3,6 +3,7 @@
 // Stored images are re-encoded compactly: the heat map as a palette PNG (about a quarter of
 // the size, visually the same overlay) and the thumbnail at 160 px.
 import sharp from 'sharp';
+import { auditTime } from './audit_sql';
 import type { AuditImages } from './audit_store';
 
 const DAY_MS = 86_400_000;
@@ -23,7 +24,9 @@ export const DEFAULT_RETENTION_MS = 30 * DAY_MS;
 
 /** The cut-off: images of predictions made before this are removed. */
 export function retentionCutoff(retainMs: number, now = Date.now()): string {
-  return new Date(now - retainMs).toISOString();
+  // Through auditTime: a retention longer than the calendar's reach is clamped to the log's first year, not
+  // written as an extended year ('-000001-...') that no reader of times takes.
+  return auditTime(now - retainMs);
 }
 
 export const THUMBNAIL_STORED_SIDE = 160;

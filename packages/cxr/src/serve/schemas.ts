@@ -65,7 +65,7 @@ export function predictQuery(operatingPoints: string[]) {
   } as const;
 }
 
-/** How since/until are read (schemas_query.ts readDateTime, which `cxr history --since` shares). */
+/** How since/until are read (date_time.ts readDateTime, which `cxr history --since` shares). */
 const TIME =
   'a date alone (2026-11-01) is its first moment in UTC; a date-time is RFC 3339 with its zone, e.g. ' +
   "2026-11-01T08:00:00Z or 2026-11-01 09:00+01:00: 'T' or one space between date and time, the seconds (with " +

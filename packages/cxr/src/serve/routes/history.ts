@@ -1,6 +1,6 @@
 // Past predictions from the audit log: one page of them, one by id, and its images.
 import type { FastifyInstance } from 'fastify';
-import type { VerdictStatus } from '../../predict/verdict';
+import { statusOf, type VerdictStatus } from '../../predict/verdict';
 import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
@@ -100,11 +100,21 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       async (req, reply) => {
         const id = predictionId(req.params.id);
         const png = (await audit.image(id, which)) ?? (which === 'heatmap' ? recent.get(id) : null);
-        if (!png) throw new HttpError(404, 'NOT_FOUND', `no ${which} for prediction ${id}`);
+        if (!png) throw new HttpError(404, 'NOT_FOUND', await whyNoImage(audit, id, which));
         // A prediction's images never change; only the token holder may cache them.
         // Made from a patient's film: kept by no cache, not even the browser's (a shared ward computer).
         return reply.type('image/png').header('Cache-Control', 'no-store').send(png);
       },
     );
   }
+}
+
+/** Why a prediction's image is not there, for the 404: no such prediction, none made, or none kept. */
+async function whyNoImage(audit: AuditStore, id: string, which: 'heatmap' | 'thumbnail'): Promise<string> {
+  const r = await audit.get(id);
+  if (!r) return `no prediction with id ${id}`;
+  if (which === 'heatmap' && statusOf(r) === 'cannot-assess')
+    return `prediction ${id} has no heat map: the image could not be assessed, so none was made`;
+  const what = which === 'heatmap' ? 'heat map' : 'thumbnail';
+  return `prediction ${id} has no ${what} stored (not asked for with it, or removed after the image retention period)`;
 }

@@ -188,8 +188,11 @@ function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: s
     });
   } else {
     heat.hidden = true;
+    heat.parentElement!.classList.add('no-heatmap');
     slider.closest('label')!.hidden = true;
     $('.legend', card).hidden = true;
+    // The legend's words for screen readers go with it: there are no colours to describe.
+    $('.legend-words', card).hidden = true;
   }
 }
 
