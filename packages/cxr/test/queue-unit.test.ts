@@ -19,6 +19,7 @@ import {
   letGoOfFailed,
   loadRedisUrl,
   openQueue,
+  otherFailuresOf,
   parseJobData,
   queueApi,
   queueDepth,
@@ -218,8 +219,11 @@ test('enqueue on Redis: the same film twice is one job; a finished one is done, 
   const worker = new Worker(
     queue.name,
     async (j) => {
-      if (j.data.operatingPoint === 'high-sensitivity')
+      if (j.data.operatingPoint === 'high-sensitivity') {
+        // As the worker counts failures that are neither an outage nor the film's (retry.ts countOtherFailure).
+        await j.updateProgress({ otherFailures: 2 });
         throw new (await import('bullmq')).UnrecoverableError('bad film');
+      }
       n++;
       return { ok: true };
     },
@@ -236,6 +240,9 @@ test('enqueue on Redis: the same film twice is one job; a finished one is done, 
   assert.equal((await enqueue(queue, job())).outcome, 'already-done', 'a finished job is found, not redone');
   assert.equal((await enqueue(queue, job({ operatingPoint: 'high-sensitivity' }))).outcome, 'requeued');
   assert.deepEqual(await queueDepth(queue), { waiting: 1, active: 0, completed: 1, failed: 0 });
+  // Queued again with a fresh count: its earlier other failures do not cut the new run's 3 tries short.
+  const again = await queue.getJob(jobIdFor('1.2.840.1', MODEL, 'high-sensitivity'));
+  assert.equal(otherFailuresOf(again!), null, JSON.stringify(again!.progress));
 });
 
 test('uploads held in Redis: stored once, capped, dropped when the last job that wants them is done', {

@@ -136,6 +136,8 @@ test('the audit store clamps times past 4-digit years, and refuses a time it can
   await assert.rejects(audit.list({ since: '2026-12-06 04:46' }), /audit log: since "2026-12-06 04:46" has no zone/);
   await assert.rejects(audit.list({ until: '2026-02-30' }), /audit log: until "2026-02-30" is not a real date/);
   await assert.rejects(audit.list({ since: '6' }), /audit log: since "6" is not a date/);
+  // A fraction of many digits at the end of a day stays in that day (it rolled over to the next, refused).
+  assert.equal((await audit.list({ until: '9999-12-31T23:59:59.99999999999999999Z' })).total, 4);
 });
 
 async function predict(query: string, target = app) {

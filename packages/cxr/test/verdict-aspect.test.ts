@@ -46,6 +46,7 @@ test('deriveVerdict: a strip of a film, tall or wide, cannot be assessed; every 
   // Just past the bound, the ratio does not read as the bound itself.
   const [edge] = deriveVerdict({ ...base, width: 100, height: 601 }).reasons;
   assert.match(edge.message, /6\.01 times as tall as it is wide: .*more than 6 to 1 is not read/);
+  assert.match(deriveVerdict({ ...base, width: 512, height: 3073 }).reasons[0].message, /6\.01 times as tall/);
   assert.deepEqual(deriveVerdict({ ...base, width: 100, height: 600 }).reasons, []);
   // The most extreme films of train/, val/, samples-fullres and dicom-samples, and the usual ones.
   for (const [w, h] of [

@@ -197,10 +197,12 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
   const aspect = Math.max(width, height) / Math.max(1, side);
   if (side > 0 && aspect > MAX_ASPECT) {
     const [long, short] = width > height ? ['wide', 'tall'] : ['tall', 'wide'];
+    // Rounded up: a ratio just past the bound never reads as the bound itself (3073 / 512 is not "6.00").
+    const ratio = (Math.ceil(aspect * 100) / 100).toFixed(2);
     out.push({
       code: 'ASPECT',
       message:
-        `image is ${width}×${height} pixels, ${aspect.toFixed(2)} times as ${long} as it is ${short}: no ` +
+        `image is ${width}×${height} pixels, ${ratio} times as ${long} as it is ${short}: no ` +
         `chest film has that shape (more than ${MAX_ASPECT} to 1 is not read), and squashed to the square the model ` +
         'reads it would be distorted beyond reading. Send the film as taken, not stretched or cut to a strip',
     });

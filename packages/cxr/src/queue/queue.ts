@@ -208,7 +208,9 @@ async function takeExisting(
   }
   if (state === 'failed') {
     try {
-      // A fresh count: the retries of an outage start over (retry.ts), as for a new job.
+      // A fresh count: the retries of an outage start over (retry.ts), as for a new job, and so do its other
+      // failures, which the worker counts in the job's progress (BullMQ's retry keeps the progress).
+      await existing.updateProgress(0);
       await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     } catch (e) {
       if (movedMeanwhile(e)) return RACED;

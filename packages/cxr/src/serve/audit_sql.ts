@@ -41,8 +41,10 @@ const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
 /**
  * A time as created_at holds it: toISOString(), UTC, fixed width, so that text order is time order.
- * Clamped to years 0000-9999: beyond them toISOString() writes '+010000-…' or '-000001-…', which sort
- * before every row as text (an `until` in year 10000 matched nothing). `what` names it in the error.
+ * A number (milliseconds) is clamped to years 0000-9999: beyond them toISOString() writes '+010000-…' or
+ * '-000001-…', which sort before every row as text (an `until` in year 10000 matched nothing). A string is
+ * read by date_time.ts (a date, or a date-time with its zone, 4-digit years; one past 9999 given with an
+ * offset is clamped too); any other string is refused, `what` naming it.
  */
 export function auditTime(time: string | number, what = 'time'): string {
   // A string as every other reader of times takes it (date_time.ts): Date.parse would read a time without its

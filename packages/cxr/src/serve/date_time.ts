@@ -41,7 +41,9 @@ export function readDateTime(raw: string): DateTimeReading {
   // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
   const d = new Date(0);
   d.setUTCFullYear(year, month - 1, day);
-  d.setUTCHours(hour, minute, second, Math.floor(Number(`0${m[7] ?? ''}`) * 1000));
+  // The milliseconds from the fraction's first three digits: Number('0.99999999999999999') * 1000 is 1000,
+  // which would roll 23:59:59 over into the next day.
+  d.setUTCHours(hour, minute, second, Number((m[7] ?? '.').slice(1, 4).padEnd(3, '0')));
   const valid =
     d.getUTCMonth() === month - 1 &&
     d.getUTCDate() === day &&

@@ -115,6 +115,10 @@ async function whyNoImage(audit: AuditStore, id: string, which: 'heatmap' | 'thu
   if (!r) return `no prediction with id ${id}`;
   if (which === 'heatmap' && statusOf(r) === 'cannot-assess')
     return `prediction ${id} has no heat map: the image could not be assessed, so none was made`;
-  const what = which === 'heatmap' ? 'heat map' : 'thumbnail';
-  return `prediction ${id} has no ${what} stored (not asked for with it, or removed after the image retention period)`;
+  if (which === 'thumbnail')
+    return (
+      `prediction ${id} has no thumbnail stored ` +
+      '(the server kept no images then, or removed it after the retention period)'
+    );
+  return `prediction ${id} has no heat map stored (not asked for with it, or removed after the image retention period)`;
 }
