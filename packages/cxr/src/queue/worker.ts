@@ -54,8 +54,8 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       try {
         r = await processJob(ctx, job.data);
       } catch (e) {
-        // Counted before BullMQ reads it for the retry; a count that cannot be written leaves the decision to
-        // the attempts made, as for a job from an older worker.
+        // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
+        // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
         await countOtherFailure(job, e).catch(() => {});
         throw e;
       }

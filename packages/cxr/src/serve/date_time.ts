@@ -3,11 +3,11 @@
 // module so that the audit store, which the query reader imports, can use it without a cycle.
 
 /**
- * The times the API's history (since, until) and `cxr history --since` / `history prune --before` take, one
- * rule for both: an RFC 3339 date-time, with 'T' (or 't', or one space, as RFC 3339 allows) between date and
- * time and its zone, 'Z' or an offset ±hh:mm; the offset may also be written ±hhmm or ±hh (ISO 8601's other
- * ways, unambiguous: +01 is +01:00); the seconds, with any fraction, may be left out (08:00Z). A date alone
- * (2026-11-01) is its first moment in UTC. A time without its zone is refused: the server's zone and the
+ * The times the API's history (since, until), `cxr history --since` / `history prune --before` and the audit
+ * store's filters take, one rule for all: an RFC 3339 date-time, with 'T' (or 't', or one space, as RFC 3339
+ * allows) between date and time and its zone, 'Z' or an offset ±hh:mm; the offset may also be written ±hhmm or ±hh
+ * (ISO 8601's other ways, unambiguous: +01 is +01:00); the seconds, with any fraction, may be left out (08:00Z). A
+ * date alone (2026-11-01) is its first moment in UTC. A time without its zone is refused: the server's zone and the
  * user's need not agree.
  */
 const DATE_TIME =
