@@ -5,7 +5,7 @@
 // prediction), and the evaluation reports how many films it would not assess and the metrics over the
 // films it does.
 import * as os from 'node:os';
-import { DecodeError, readImageFile } from '../data/decode';
+import { DecodeError, readErrorCode, readImageFile } from '../data/decode';
 import { filmFormatOfFile } from '../data/dicom';
 import type { ImageRecord } from '../data/dataset';
 import { forEachConcurrent } from '../data/pool';
@@ -51,12 +51,12 @@ const READ_ERRORS: Record<string, string> = {
 };
 
 /**
- * A read failure (DecodeError READ_FAILED's detail, "cannot read (ENOENT)") with what it means where the
+ * A read failure (a DecodeError READ_FAILED, "cannot read (ENOENT)") with what it means where its file-system
  * code is a common one: "cannot read (ENOENT): the file is gone (deleted or moved after ...)".
  */
-export function readFailure(detail: string): string {
-  const code = /^cannot read \((E[A-Z0-9]+)\)$/.exec(detail)?.[1];
-  return code && READ_ERRORS[code] ? `${detail}: ${READ_ERRORS[code]}` : detail;
+export function readFailure(err: DecodeError): string {
+  const code = readErrorCode(err);
+  return code && READ_ERRORS[code] ? `${err.detail}: ${READ_ERRORS[code]}` : err.detail;
 }
 
 /** One file through the Predictor, as `cxr predict` reads it (predict/batch.ts predictFile), telling a read apart. */
@@ -67,7 +67,7 @@ async function answerOf(predictor: Predictor, file: string, operatingPoint: stri
   } catch (e) {
     if (!(e instanceof DecodeError)) throw e;
     // Too large is the pipeline's refusal (413); a file it cannot read at all is no film to refuse.
-    return e.code === 'READ_FAILED' ? { error: readFailure(e.detail), unread: true } : { error: e.detail };
+    return e.code === 'READ_FAILED' ? { error: readFailure(e), unread: true } : { error: e.detail };
   }
   try {
     const p = await predictor.predict(bytes, { operatingPoint });

@@ -202,7 +202,7 @@ async function trainingReaderError(file: string): Promise<string> {
     await decodeFile(file, 8);
     return 'the preprocessed cache records it as unreadable (delete the cache folder, $CXR_CACHE, to read it again)';
   } catch (err) {
-    if (err instanceof DecodeError) return err.code === 'READ_FAILED' ? readFailure(err.detail) : err.detail;
+    if (err instanceof DecodeError) return err.code === 'READ_FAILED' ? readFailure(err) : err.detail;
     throw err;
   }
 }

@@ -34,8 +34,10 @@ export class DecodeError extends Error {
     readonly source: string,
     /** The reason without the source name, for callers that report the name themselves. */
     readonly detail: string,
+    /** The error underneath (a READ_FAILED's file-system error, whose code callers classify). */
+    cause?: unknown,
   ) {
-    super(`${source}: ${detail}`);
+    super(`${source}: ${detail}`, cause === undefined ? undefined : { cause });
     this.name = 'DecodeError';
   }
 }
@@ -189,6 +191,12 @@ export async function decodeFile(
 }
 
 /** Reads a file as bytes for decoding, refusing it before reading when it is over the byte limit. */
+/** The file-system error code under a READ_FAILED (ENOENT, EACCES, EIO, ...); undefined for other errors. */
+export function readErrorCode(err: DecodeError): string | undefined {
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  return err.code === 'READ_FAILED' && typeof code === 'string' ? code : undefined;
+}
+
 export async function readImageFile(file: string, limits?: Partial<DecodeLimits>): Promise<Buffer> {
   const { maxInputBytes } = resolveLimits(limits);
   try {
@@ -200,7 +208,12 @@ export async function readImageFile(file: string, limits?: Partial<DecodeLimits>
     return await fs.readFile(file);
   } catch (err) {
     if (err instanceof DecodeError) throw err;
-    throw new DecodeError('READ_FAILED', file, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    throw new DecodeError(
+      'READ_FAILED',
+      file,
+      `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      err,
+    );
   }
 }
 

@@ -10,14 +10,13 @@
 //   its row, and the retry stores the results.
 // A throw that is not an UnrecoverableError is retried (retry.ts): an audit log, Orthanc or network
 // outage until the service is back, so every call to the audit log names it when it fails.
-import * as fs from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
 import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './job';
 import { jobIdOf } from './queue';
 import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, OrthancError, processInstance } from '../pacs';
-import { DEFAULT_LIMITS } from '../data/decode';
+import { DecodeError, readErrorCode, readImageFile } from '../data/decode';
 import { auditRecordOf } from '../predict/audit_record';
 import { InputError } from '../predict/errors';
 import { type ApiPrediction, type AuditRecord, predictionSchema } from '../predict/prediction_schema';
@@ -87,25 +86,16 @@ async function findRow(ctx: JobContext, data: JobData): Promise<AuditRecord | nu
 
 /**
  * A file job's film, read as `cxr predict` reads it (data/decode.ts readImageFile: a regular file, refused over
- * the input limit before it is read), but with the file system's own error kept: a share that is away is waited
- * out, a file that is gone is the film's fault (retry.ts fileReadError).
+ * the input limit before it is read), its file-system error classified: a share that is away is waited out, a
+ * file that is gone is the film's fault (retry.ts fileReadError).
  */
 async function readFilm(file: string): Promise<Buffer> {
-  const { maxInputBytes } = DEFAULT_LIMITS;
-  let st: Awaited<ReturnType<typeof fs.stat>>;
   try {
-    st = await fs.stat(file);
+    return await readImageFile(file);
   } catch (e) {
-    throw fileReadError(file, e);
-  }
-  if (!st.isFile()) throw new UnrecoverableError(`${file}: not a regular file`);
-  if (st.size > maxInputBytes) {
-    throw new UnrecoverableError(`${file}: ${st.size} bytes exceeds the ${maxInputBytes}-byte input limit`);
-  }
-  try {
-    return await fs.readFile(file);
-  } catch (e) {
-    throw fileReadError(file, e);
+    if (!(e instanceof DecodeError)) throw e;
+    if (readErrorCode(e) !== undefined) throw fileReadError(file, e.cause);
+    throw new UnrecoverableError(e.message); // not a regular file, over the limit
   }
 }
 
