@@ -122,6 +122,14 @@ test('cxr history: text, CSV and JSON show no label for a cannot-assess row, old
   assert.equal(csvLabel(OLD_VERDICT.id), '');
   assert.equal(csvLabel(OLD_NO_VERDICT.id), '');
   assert.equal(csvLabel(OLD_ASSESSED.id), 'PNEUMONIA');
+  // The verdict column reads an old row as the text and --verdict do: cannot-assess when it carries warnings.
+  const csvVerdict = (id: string) =>
+    rows
+      .find((r) => r.includes(id))!
+      .split(',')
+      .at(-1);
+  assert.equal(csvVerdict(OLD_NO_VERDICT.id), 'cannot-assess');
+  assert.equal(csvVerdict(OLD_ASSESSED.id), 'assessed');
 
   const text = cli('--limit', '100');
   assert.match(text.split('\n').find((l) => l.includes(OLD_VERDICT.id))!, /cannot assess/);

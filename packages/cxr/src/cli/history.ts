@@ -118,7 +118,8 @@ function csvRow(r: AuditRecord): string {
     r.requestedBy,
     Math.round(r.latencyMs),
     r.warnings.join('; '),
-    r.verdict?.status ?? '',
+    // As the text and the --verdict filter read it: an old row (no stored verdict) with warnings is cannot-assess.
+    statusOf(r),
   ]);
 }
 

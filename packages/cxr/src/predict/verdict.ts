@@ -42,12 +42,18 @@ export const MIN_SIDE = 64;
  * all 5,232 of train/ and val/, the 12 of samples-fullres and the 6 of dicom-samples, measured as decoded (EXIF
  * orientation applied) with `sharp(file).metadata()` (autoOrient) for JPEG/PNG and predict/decode_input.ts for
  * DICOM (a loop over /work/shared/data/chest_xray/{train,val}, samples-fullres and dicom-samples). 6 leaves
- * almost twice the widest real film's ratio, five times the tallest's. The robustness benchmark's 'aspect'
- * change (data/perturb_catalog.ts: width × 0.9, 0.8, 0.7 at strengths 1/3, 2/3, 1) squashes the content inside
- * the square, as a film of ratio up to 1/0.7 = 1.43 would be: far inside the bound, and it never changes the
- * size of the file, which is what this reads.
+ * almost twice the widest real film's ratio (a tall image has its own bound, MAX_TALL_ASPECT). The robustness
+ * benchmark's 'aspect' change (data/perturb_catalog.ts: width × 0.9, 0.8, 0.7 at strengths 1/3, 2/3, 1) squashes
+ * the content inside the square, as a film of ratio up to 1/0.7 = 1.43 would be: far inside both bounds, and it
+ * never changes the size of the file, which is what this reads.
  */
 export const MAX_ASPECT = 6;
+/**
+ * The bound for an image taller than wide, tighter: the tallest real film is 1.19 times as tall as wide (a
+ * portrait 14×17-inch cassette is 1.21), and a tall strip such as 64×224 (3.5 to 1) was assessed under the
+ * wide bound. 3 leaves two and a half times the tallest real film's ratio.
+ */
+export const MAX_TALL_ASPECT = 3;
 
 export interface VerdictEvidence {
   /** The statistical OOD gate's result; null when the model has no gate. */
@@ -195,15 +201,17 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
     });
   }
   const aspect = Math.max(width, height) / Math.max(1, side);
-  if (side > 0 && aspect > MAX_ASPECT) {
-    const [long, short] = width > height ? ['wide', 'tall'] : ['tall', 'wide'];
+  const tall = height > width;
+  const bound = tall ? MAX_TALL_ASPECT : MAX_ASPECT;
+  if (side > 0 && aspect > bound) {
+    const [long, short] = tall ? ['tall', 'wide'] : ['wide', 'tall'];
     // Rounded up: a ratio just past the bound never reads as the bound itself (3073 / 512 is not "6.00").
     const ratio = (Math.ceil(aspect * 100) / 100).toFixed(2);
     out.push({
       code: 'ASPECT',
       message:
-        `image is ${width}×${height} pixels, ${ratio} times as ${long} as it is ${short}: no ` +
-        `chest film has that shape (more than ${MAX_ASPECT} to 1 is not read), and squashed to the square the model ` +
+        `image is ${width}×${height} pixels, ${ratio} times as ${long} as it is ${short}: no chest film ` +
+        `has that shape (more than ${bound} to 1 ${long} is not read), and squashed to the square the model ` +
         'reads it would be distorted beyond reading. Send the film as taken, not stretched or cut to a strip',
     });
   }
