@@ -201,13 +201,23 @@ export class Predictor {
     }
     let ood: Prediction['ood'] = null;
     if (this.ood && this.parts) {
-      const x = toInput(img.pixels, 1, this.model.meta.inputSize);
+      // The gate reads the features of the network's own input, normalised as predict() gives it.
+      const x = this.networkInput(img);
       const h = features(this.parts[this.ood.member], x);
       x.dispose();
       ood = this.oodVerdict(h);
     }
     const checks = [...shapeReasons(img.width, img.height), ...imageChecks(img.facts)];
     return { pixels: img.pixels, kind: img.kind, ood, problems: oodMessages(ood, checks) };
+  }
+
+  /**
+   * The network's input [1, size, size, 1] from the decoded square: normalised as the model was trained (the
+   * image checks read the raw square), one rule for predict() and screen(), as the gate was fitted on it.
+   */
+  private networkInput(img: DecodedInput): tf.Tensor4D {
+    const { inputSize, preprocessing } = this.model.meta;
+    return toInput(normalizeImages(img.pixels.slice(), 1, inputSize, preprocessing.normalize), 1, inputSize);
   }
 
   /** The gate's verdict on features h [1, d] (disposed here). */
@@ -257,12 +267,7 @@ export class Predictor {
 
     const warnings: string[] = [];
     const checks = imageChecks(img.facts);
-    // The image checks above read the raw square; the network reads it normalised as it was trained.
-    const x = toInput(
-      normalizeImages(img.pixels.slice(), 1, meta.inputSize, meta.preprocessing.normalize),
-      1,
-      meta.inputSize,
-    );
+    const x = this.networkInput(img);
     let logit: number;
     let oodResult: Prediction['ood'] = null;
     let cam = null;
