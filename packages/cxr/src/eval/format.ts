@@ -1,4 +1,5 @@
 // Plain-text rendering of evaluate() output for the terminal (`cxr evaluate` without --json).
+import { ECE_BINS } from './metrics';
 import type { Metrics } from './metrics_schema';
 import type { Interval } from './stats';
 
@@ -60,7 +61,7 @@ export function metricRows(m: Metrics): MetricRow[] {
       ci: '',
       help: 'mean squared error of the probabilities (lower is better)',
     },
-    { label: 'ECE', value: dec(m.ece), ci: '', help: 'expected calibration error, 10 bins (lower is better)' },
+    { label: 'ECE', value: dec(m.ece), ci: '', help: `expected calibration error, ${ECE_BINS} bins (lower is better)` },
   ];
 }
 
