@@ -17,28 +17,8 @@ const ts = require('typescript');
 // CHECK_LAYERS_SRC points the check at another tree (its own test uses a small fixture).
 const SRC = path.resolve(process.env.CHECK_LAYERS_SRC ?? path.join(__dirname, '..', 'src'));
 
-// Floors, bottom up. A module's floor is that of its first folder under src/; files directly in src/
-// (engine.ts, paths.ts, ...) are the bottom floor, all but index.ts (below).
-const FLOORS = {
-  '': 0,
-  data: 1,
-  models: 2,
-  eval: 3,
-  explain: 3,
-  predict: 4,
-  report: 4,
-  train: 5,
-  serve: 5,
-  web: 5,
-  gan: 5,
-  experiments: 5,
-  adapt: 5,
-  robustness: 5,
-  pacs: 5,
-  dicom_out: 5,
-  queue: 5,
-  cli: 6,
-};
+// Floors, bottom up (scripts/floors.js, which docs/modules.md's generator reads too).
+const { FLOORS } = require('./floors');
 // src/index.ts is the package's public face: it re-exports from every floor by design, so it stands above
 // them all. Its own imports are not checked, and importing it from inside src/ reaches every floor at once:
 // that counts as an upward import whatever the importer's floor.

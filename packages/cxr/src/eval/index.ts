@@ -1,3 +1,5 @@
+// The evaluation floor as one import for the floors above it: metrics, their schema, statistics, calibration
+// and the rules that choose operating points.
 export * from './metrics';
 export * from './metrics_schema';
 export * from './stats';

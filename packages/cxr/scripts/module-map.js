@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// Writes docs/modules.md: every module under packages/cxr/src, floor by floor, with the first sentence of
+// the comment that opens it. docs/architecture.md is the map a newcomer reads first (floors, the paths
+// through the house); this is the index beside it, made from the code so that it cannot fall behind:
+// `--check` fails when the file differs from what the code says (test/module-map.test.ts runs it).
+//
+//   node packages/cxr/scripts/module-map.js          rewrite docs/modules.md
+//   node packages/cxr/scripts/module-map.js --check  exit 1 when docs/modules.md is out of date
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const SRC = path.join(__dirname, '..', 'src');
+const OUT = path.join(__dirname, '..', '..', '..', 'docs', 'modules.md');
+const { FLOORS } = require('./floors');
+const FLOOR_NAMES = [
+  'shared (src/ itself)',
+  'data',
+  'models',
+  'eval, explain',
+  'predict, report',
+  'the services',
+  'cli',
+];
+
+function walk(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else if (/\.(ts|tsx|mts|cts)$/.test(e.name) && !/\.d\.[mc]?ts$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/** The opening comment's first sentence (line or block comment), one line; '' when the file has none. */
+function summary(file) {
+  const text = fs.readFileSync(file, 'utf8').replace(/^#!.*\n/, '');
+  const lines = [];
+  const block = /^\s*\/\*\*?([\s\S]*?)\*\//.exec(text);
+  if (block) {
+    for (const l of block[1].split('\n')) lines.push(l.replace(/^\s*\*\s?/, ''));
+  } else {
+    for (const l of text.split('\n')) {
+      if (!/^\s*\/\//.test(l)) break;
+      lines.push(l.replace(/^\s*\/\/\s?/, ''));
+    }
+  }
+  // Up to the first blank line (a comment's first paragraph), then its first sentence.
+  const para = [];
+  for (const l of lines) {
+    if (!l.trim()) {
+      if (para.length) break;
+      continue;
+    }
+    para.push(l.trim());
+  }
+  return firstSentence(para.join(' ')).replace(/\|/g, '\\|');
+}
+
+/**
+ * Up to the first full stop outside parentheses (not that of "e.g." or "i.e."); a long sentence is cut at its
+ * first colon outside parentheses, where these comments go from what a module holds to how.
+ */
+function firstSentence(text) {
+  let depth = 0;
+  let colon = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0 && c === ':' && colon < 0 && /\s/.test(text[i + 1] ?? ' ')) colon = i;
+    else if (
+      depth === 0 &&
+      (c === '.' || c === '?') &&
+      /\s/.test(text[i + 1] ?? ' ') &&
+      !/\b(e\.g|i\.e)$/.test(text.slice(0, i))
+    ) {
+      const s = text.slice(0, i + 1);
+      return s.length > 160 && colon > 0 ? `${text.slice(0, colon)}.` : s;
+    }
+  }
+  // A paragraph that ends on a colon introduces a list or a drawing: what precedes it is the sentence.
+  if (text.endsWith(':')) return `${text.slice(0, -1)}.`;
+  return colon > 0 && text.length > 160 ? `${text.slice(0, colon)}.` : text;
+}
+
+function render() {
+  const files = walk(SRC).map((f) => path.relative(SRC, f).split(path.sep).join('/'));
+  const folderOf = (f) => (f.includes('/') ? f.split('/')[0] : '');
+  const floors = [...new Set(Object.values(FLOORS))].sort((a, b) => a - b);
+  const groups = floors.map((n) => [
+    `Floor ${n}: ${
+      FLOOR_NAMES[n] ??
+      Object.keys(FLOORS)
+        .filter((d) => FLOORS[d] === n)
+        .join(', ')
+    }`,
+    Object.keys(FLOORS).filter((d) => FLOORS[d] === n),
+  ]);
+  const placed = new Set(Object.keys(FLOORS));
+  groups.push([
+    'Not on a floor (the library API, and any folder floors.js does not name)',
+    [...new Set(files.map(folderOf).filter((d) => !placed.has(d)))],
+  ]);
+  const out = [
+    '# Modules of packages/cxr/src',
+    '',
+    'Made by `node packages/cxr/scripts/module-map.js` from the comment that opens each module; do not edit by',
+    'hand (`test/module-map.test.ts` fails when it is out of date). The floors and the paths through them are in',
+    '[architecture.md](architecture.md).',
+    '',
+  ];
+  for (const [title, folders] of groups) {
+    // index.ts is the library API, above every floor (check-layers.js), so it is listed apart.
+    const mine = files.filter((f) =>
+      f === 'index.ts' ? folders.length === 0 || title.startsWith('Not') : folders.includes(folderOf(f)),
+    );
+    if (!mine.length) continue;
+    out.push(`## ${title}`, '', '| module | what it holds |', '| --- | --- |');
+    for (const f of mine) out.push(`| \`${f}\` | ${summary(path.join(SRC, f)) || '(no opening comment)'} |`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+const text = render();
+if (process.argv.includes('--check')) {
+  const current = fs.existsSync(OUT) ? fs.readFileSync(OUT, 'utf8') : '';
+  if (current !== text) {
+    console.error(`${path.relative(process.cwd(), OUT)} is out of date: run node packages/cxr/scripts/module-map.js`);
+    process.exit(1);
+  }
+  console.log(`${path.relative(process.cwd(), OUT)} is current`);
+} else {
+  fs.writeFileSync(OUT, text);
+  console.log(`wrote ${path.relative(process.cwd(), OUT)}`);
+}
