@@ -5,15 +5,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
 import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
 import type { Nets } from './step';
 
-export interface GanState {
+/** A GAN checkpoint's state.json, checked when read back (readGanState). */
+export const GanState = z.object({
   /** Epochs completed. */
-  epoch: number;
-  step: number;
-  elapsedSeconds: number;
-}
+  epoch: z.number().int().nonnegative(),
+  step: z.number().int().nonnegative(),
+  elapsedSeconds: z.number().nonnegative(),
+});
+export type GanState = z.infer<typeof GanState>;
 
 async function saveOptimizer(opt: tf.Optimizer, dir: string, name: string): Promise<void> {
   const { data, specs } = await tf.io.encodeWeights(await opt.getWeights());
@@ -45,16 +48,43 @@ export async function saveGanCheckpoint(dir: string, nets: Nets, state: GanState
   });
 }
 
+/**
+ * The state of the checkpoint in dir; null when it has none. A truncated, edited or older file is refused with
+ * what to do, rather than failing inside a resumed run.
+ */
 export function readGanState(dir: string): GanState | null {
-  const p = path.join(dir, 'state.json');
-  return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as GanState) : null;
+  const file = path.join(dir, 'state.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read ${file} (the state of a GAN checkpoint): ${(e as Error).message}`);
+  }
+  const remedy = `delete the folder ${dir} to train the GAN again from the start, or train into a new --out folder`;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${file} (the state of a GAN checkpoint) is not JSON (cut short, or edited?): ${remedy}`);
+  }
+  const r = GanState.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new Error(`${file} (the state of a GAN checkpoint) is not valid (${where}${issue.message}): ${remedy}`);
+  }
+  return r.data;
 }
 
 /** Restores into freshly built networks and optimisers that have not taken a step yet. */
 export async function restoreGanCheckpoint(dir: string, nets: Nets): Promise<GanState> {
+  // The state first: a bad one is refused before anything is loaded.
+  const state = readGanState(dir);
+  if (!state) throw new Error(`${dir} is not a GAN checkpoint (no state.json): train into a new --out folder`);
   await loadWeights(nets.g, path.join(dir, 'generator'));
   await loadWeights(nets.d, path.join(dir, 'discriminator'));
   await loadOptimizer(nets.optG, dir, 'optimizer-g');
   await loadOptimizer(nets.optD, dir, 'optimizer-d');
-  return readGanState(dir)!;
+  return state;
 }

@@ -4,17 +4,36 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
 import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
 import { makeDirs } from '../make_dirs';
 
-export interface LoopState {
-  epoch: number; // epochs completed
-  step: number;
-  bestAuc: number;
-  bestEpoch: number;
-  schedule: Record<string, number>;
-  elapsedSeconds: number;
-}
+/**
+ * A checkpoint's state.json. Read back with zod: a truncated, hand-edited or older file is refused with what
+ * to do, rather than failing deep inside a resumed run.
+ */
+export const LoopState = z.object({
+  /** Epochs completed. */
+  epoch: z.number().int().nonnegative(),
+  step: z.number().int().nonnegative(),
+  bestAuc: z.number().min(-1).max(1),
+  bestEpoch: z.number().int().min(-1),
+  // JSON writes the schedule's -Infinity (the best AUC a schedule other than plateau never tracks) as null.
+  schedule: z.record(
+    z.string(),
+    z
+      .number()
+      .nullable()
+      .transform((v) => v ?? -Infinity),
+  ),
+  elapsedSeconds: z.number().nonnegative(),
+  /**
+   * The phase (loop.ts) whose last epoch stopped early: a run killed after that, before the next phase or the
+   * end of the run, resumes to no more epochs of it, as the uninterrupted run trained.
+   */
+  stoppedEarly: z.enum(['train', 'head', 'fine-tune']).optional(),
+});
+export type LoopState = z.infer<typeof LoopState>;
 
 export async function saveCheckpoint(
   dir: string,
@@ -35,9 +54,45 @@ export async function saveCheckpoint(
   });
 }
 
+/**
+ * A JSON file of a run's checkpoints, checked against its schema: null when it is not there, else an error
+ * that names the file, what is wrong with it and what to do.
+ */
+function readCheckedJson<T>(file: string, schema: z.ZodType<T>, what: string, remedy: string): T | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read ${file} (${what}): ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${file} (${what}) is not JSON (cut short, or edited?): ${remedy}`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new Error(`${file} (${what}) is not valid (${where}${issue.message}): ${remedy}`);
+  }
+  return r.data;
+}
+
+/**
+ * The loop state of the checkpoint in dir; null when it has none. Fields a recipe's phases add to the state
+ * (trainer.ts, transfer.ts) are kept as they are: only the loop's own are checked here.
+ */
 export function readState(dir: string): LoopState | null {
-  const p = path.join(dir, 'state.json');
-  return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as LoopState) : null;
+  return readCheckedJson(
+    path.join(dir, 'state.json'),
+    LoopState.loose(),
+    'the loop state of a run checkpoint',
+    `delete the folder ${dir} to start the run again from its saved recipe with --resume, ` +
+      'or train into a new --out folder',
+  );
 }
 
 /**
@@ -65,12 +120,15 @@ export async function restoreCheckpoint(
   model: tfl.LayersModel,
   optimizer: tf.Optimizer,
 ): Promise<LoopState> {
+  // The state first: a bad one is refused before anything is loaded.
+  const state = readState(dir);
+  if (!state) throw new Error(`${dir} is not a run checkpoint (no state.json): train into a new --out folder`);
   await loadCheckpointWeights(dir, model);
   const specs = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as tf.io.WeightsManifestEntry[];
   const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
   const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
   await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
-  return readState(dir)!;
+  return state;
 }
 
 /**
@@ -78,12 +136,13 @@ export async function restoreCheckpoint(
  * of data/dataset_images.ts, which cxr.json records and `cxr calibrate` checks). Written when a run starts, so
  * that --resume can refuse other data before it trains on another split or compares AUCs across two.
  */
-export interface RunData {
-  root: string;
-  fingerprint: string;
-  train: number;
-  validation: number;
-}
+export const RunData = z.object({
+  root: z.string(),
+  fingerprint: z.string(),
+  train: z.number().int().nonnegative(),
+  validation: z.number().int().nonnegative(),
+});
+export type RunData = z.infer<typeof RunData>;
 
 /** Beside the checkpoint rather than in it: it is written before the first epoch, and by either trainer. */
 export const runDataPath = (outDir: string) => path.join(outDir, 'checkpoints', 'data.json');
@@ -95,6 +154,10 @@ export function writeRunData(outDir: string, data: RunData): void {
 
 /** Null for a run started before runs recorded their data. */
 export function readRunData(outDir: string): RunData | null {
-  const p = runDataPath(outDir);
-  return fs.existsSync(p) ? (JSON.parse(fs.readFileSync(p, 'utf8')) as RunData) : null;
+  return readCheckedJson(
+    runDataPath(outDir),
+    RunData,
+    'the record of the data this run started on',
+    'delete it to resume without checking the data, or train into a new --out folder',
+  );
 }

@@ -95,9 +95,9 @@ export interface Phase<S extends LoopState> {
 }
 
 function words(name: Phase<LoopState>['name']) {
-  if (name === 'head') return { diverged: 'training', stopping: 'early stopping the head' };
-  if (name === 'fine-tune') return { diverged: 'fine-tuning', stopping: 'early stopping fine-tuning' };
-  return { diverged: 'training', stopping: 'early stopping' };
+  if (name === 'head') return { diverged: 'training', stopping: 'early stopping the head', phase: 'the head' };
+  if (name === 'fine-tune') return { diverged: 'fine-tuning', stopping: 'early stopping fine-tuning', phase: name };
+  return { diverged: 'training', stopping: 'early stopping', phase: 'training' };
 }
 
 /** Runs the phase's epochs; returns whether it stopped early. */
@@ -105,6 +105,13 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
   const { state, schedule, batchSize } = p;
   const w = words(p.name);
   const before = p.stepsBefore ?? 0;
+  // The checkpoint records an early stop: a run killed after it (in the phase that follows, or the end of the
+  // run) resumes to what the uninterrupted run trained, not to more epochs that could make a new best.
+  const key = p.name ?? 'train';
+  if (state.stoppedEarly === key) {
+    p.log(`${w.phase} stopped early after epoch ${state.epoch}: no further epochs`);
+    return true;
+  }
   for (let epoch = state.epoch; epoch < p.endEpoch; epoch++) {
     const t0 = Date.now();
     const indices = p.order(epoch);
@@ -181,6 +188,9 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
     state.epoch = epoch + 1;
     state.schedule = schedule.state();
     state.elapsedSeconds = (Date.now() - p.started) / 1000;
+    // Only this phase's stop: an earlier phase's (the transfer head's) does not end the one that follows it.
+    if (stop) state.stoppedEarly = key;
+    else delete state.stoppedEarly;
     p.onEpochEnd?.(state);
     const average = p.average;
     await saveCheckpoint(p.lastDir, p.model, p.optimizer, state, average && ((dir) => average.save(dir)));
