@@ -58,3 +58,35 @@ test("operatingPoints uses the plateau's middle by default and records the rule;
   assert.equal(old.balanced.rule, 'youden');
   assert.equal(old.balanced.threshold, balancedPoint(labels, probs).threshold);
 });
+
+test('a saturated calibration keeps the middle inside the plateau: distinct scores near 1 or 0 stay distinct', () => {
+  // A temperature on its search's lower bound (0.05) on a nearly separated set: the hard NORMAL film at
+  // logit 1.5 and the lowest PNEUMONIA film at 1.7 both score above 1 - 1e-12.
+  const zs = [-8, -6, -5, -4, 1.5, 1.7, 3, 5, 6, 8];
+  const labels = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
+  const probs = zs.map((z) => sigmoid(z / 0.05));
+  const mid = plateauMiddlePoint(labels, probs);
+  assert.deepEqual([mid.sensitivity, mid.specificity], [1, 1], `threshold ${mid.threshold}`);
+  assert.ok(mid.threshold > probs[4] && mid.threshold <= probs[5]);
+  const z = Math.log(mid.threshold) - Math.log1p(-mid.threshold);
+  // Doubles near 1 are 1.1e-16 apart, so 1 - sigmoid(34) = 1.7e-15 holds only to a few per cent.
+  assert.ok(Math.abs(z - 32) < 0.1, `the middle of logits 30 and 34, not ${z}`);
+
+  // Both ends above 1 - 1e-12, and (mirrored) both below 1e-12.
+  const high = [0.1, 0.2, 1 - 1e-13, 1 - 5e-14, 1 - 2e-14, 1];
+  const top = plateauMiddlePoint([0, 0, 0, 1, 1, 1], high, 0);
+  assert.ok(top.threshold > high[2] && top.threshold <= high[3], `threshold ${top.threshold}`);
+  assert.deepEqual([top.sensitivity, top.specificity], [1, 1]);
+  const low = [0, 2e-14, 5e-14, 1e-13, 0.8, 0.9];
+  const bottom = plateauMiddlePoint([0, 0, 0, 1, 1, 1], low, 0);
+  assert.ok(bottom.threshold > low[2] && bottom.threshold <= low[3], `threshold ${bottom.threshold}`);
+  assert.deepEqual([bottom.sensitivity, bottom.specificity], [1, 1]);
+});
+
+test('where no threshold lies between the two ends, the top of the plateau is taken', () => {
+  // 1 - 2^-53 is the last double below 1: nothing lies between it and 1.
+  const probs = [0.1, 1 - Number.EPSILON / 2, 1];
+  const p = plateauMiddlePoint([0, 0, 1], probs, 0);
+  assert.equal(p.threshold, 1);
+  assert.deepEqual([p.sensitivity, p.specificity], [1, 1]);
+});

@@ -1,6 +1,9 @@
 // Thresholds chosen on the validation set, for two uses: screening (miss few pneumonias) and a
 // balanced default. Candidates are the distinct predicted probabilities, since the calls only
 // change there; a case is called positive when prob >= threshold.
+import type { z } from 'zod';
+import type { OperatingPoint as OperatingPointSchema } from '../models/metadata';
+import { sigmoid } from './calibration';
 import { confusionAt, thresholdSweep } from './metrics';
 
 /** How the balanced point is chosen (recorded as `rule` on each point in cxr.json). */
@@ -9,14 +12,16 @@ export type BalancedRule = (typeof BALANCED_RULES)[number];
 /** The rule new models and `cxr calibrate` use unless told otherwise. */
 export const DEFAULT_BALANCED_RULE: BalancedRule = 'youden-plateau-middle';
 
-export interface OperatingPoint {
+/**
+ * A point as cxr.json stores it (models/metadata.ts), chosen here on validation: so its sensitivity and
+ * specificity are known (cxr.json allows them absent or null, e.g. for points moved by `cxr adapt --prior`),
+ * and it carries its name for the callers that list points.
+ */
+export type OperatingPoint = Omit<z.infer<typeof OperatingPointSchema>, 'sensitivity' | 'specificity'> & {
   name: string;
-  threshold: number;
   sensitivity: number;
   specificity: number;
-  /** The rule that chose it, e.g. 'youden-plateau-middle' or 'sensitivity>=0.99'. */
-  rule?: string;
-}
+};
 
 function candidates(labels: readonly number[], probs: readonly number[]) {
   const { steps, pos, neg } = thresholdSweep(labels, probs);
@@ -58,7 +63,17 @@ export function balancedPoint(labels: readonly number[], probs: readonly number[
  */
 export const PLATEAU_TOLERANCE = 0.01;
 
-const logit = (p: number) => Math.log(Math.max(1e-12, p) / Math.max(1e-12, 1 - p));
+/**
+ * The logit of a probability, unclamped so that distinct probabilities keep distinct logits: a saturated
+ * calibration (a temperature on its lower bound) puts whole plateaus above 1 - 1e-12, and a clamp there
+ * collapsed both ends onto one logit and put the "middle" outside the plateau. Only 0 and 1 themselves are
+ * moved, to the smallest positive double and the largest below 1, so that an end of 0 or 1 still has a
+ * finite middle with the other end.
+ */
+function logit(p: number): number {
+  const q = Math.min(1 - Number.EPSILON / 2, Math.max(Number.MIN_VALUE, p));
+  return Math.log(q) - Math.log1p(-q);
+}
 
 /**
  * Youden's J is flat over a wide range of thresholds on a validation set the model nearly
@@ -89,8 +104,14 @@ export function plateauMiddlePoint(
   let last = first;
   for (let i = first; i < all.length; i++) if (j(all[i]) >= max - tolerance - 1e-12) last = i;
   const hi = all[first].threshold;
-  const lo = (all[last + 1] ?? all[last]).threshold;
-  const threshold = Math.min(1, Math.max(0, 1 / (1 + Math.exp(-(logit(lo) + logit(hi)) / 2))));
+  const below = all[last + 1];
+  const lo = (below ?? all[last]).threshold;
+  const middle = sigmoid((logit(lo) + logit(hi)) / 2);
+  // The middle must make the plateau's calls: above the candidate below it (at or above the lowest
+  // candidate, which calls every film positive), and at most the top. Where rounding puts it outside (the
+  // two ends adjacent doubles), the plateau's top is the threshold.
+  const inside = (below ? middle > lo : middle >= lo) && middle <= hi;
+  const threshold = inside ? middle : hi;
   const c = confusionAt(labels, probs, threshold);
   return {
     name: 'balanced',

@@ -4,24 +4,31 @@
 // old scores. A calibration maps the model's logit z to sigmoid(z / T + b), one monotone function per
 // calibration: the old probability gives z back exactly, so each stored evaluation is restated under the new
 // calibration without running the model. Where it cannot be (new test-time views change z itself; a
-// threshold that was no operating point of the old calibration), the files are moved aside under stale/
-// rather than left to contradict cxr.json.
+// threshold that was no operating point of the old calibration; a file that cannot be read), the files are
+// moved aside under stale/ rather than left to contradict cxr.json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
 import { evaluate, evaluateKept, sigmoid } from '../eval';
-import type { Metrics } from '../eval/metrics_schema';
+import { parseMetrics } from '../eval/metrics_schema';
 import type { ModelMeta } from '../models/metadata';
 import { Predictions } from '../report/run_dir';
 import { makeDirs } from '../make_dirs';
 
-/** What of a calibration the stored evaluations depend on. */
-export type CalibrationState = Pick<ModelMeta, 'temperature' | 'logitBias' | 'operatingPoints' | 'tta'>;
+/** What of a calibration the stored evaluations depend on (the default: which of coinciding points). */
+export type CalibrationState = Pick<ModelMeta, 'temperature' | 'logitBias' | 'operatingPoints' | 'tta'> &
+  Partial<Pick<ModelMeta, 'defaultOperatingPoint'>>;
 
 export interface RestateResult {
   /** Evaluations restated under the new calibration (their names, e.g. test or eval-val). */
   restated: string[];
   /** Evaluations moved to stale/ with why. */
   stale: { name: string; why: string }[];
+  /**
+   * Restated evaluations whose metrics of the films the pipeline assesses (metrics/NAME-assessed.json)
+   * could not be restated with them and were moved to stale/, with why.
+   */
+  assessedStale: { name: string; why: string }[];
 }
 
 /** The model's logit behind a probability of calibration (T, b); ±Infinity for 1 and 0. */
@@ -29,17 +36,127 @@ function logitBehind(p: number, temperature: number, bias: number): number {
   return (Math.log(p) - Math.log1p(-p) - bias) * temperature;
 }
 
+/** Thresholds are stored as computed, so equal means equal up to rounding in JSON. */
+const same = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+
 /**
- * The operating point whose threshold an evaluation used, by name (thresholds are stored as computed);
- * undefined when none or several had it (two points can share a threshold on a small validation set).
+ * The operating point of the new calibration an evaluation at `threshold` is restated at, or why none.
+ * Several names can share the threshold (eval/operating_points.ts gives screening balanced's threshold when
+ * Youden's point is sensitive enough already): where they share one in the new calibration too, the
+ * evaluation was at that threshold whichever name asked for it. Where the new calibration parts them, the
+ * stored files do not say which name was asked for: the model's default is taken when it is among them (as
+ * `cxr evaluate` takes it without --operating-point), else the first in cxr.json's order.
  */
-function pointOf(threshold: number, points: CalibrationState['operatingPoints']): string | undefined {
-  const named = Object.keys(points).filter((name) => Math.abs(points[name].threshold - threshold) < 1e-12);
-  return named.length === 1 ? named[0] : undefined;
+function pointOf(
+  threshold: number,
+  before: CalibrationState,
+  after: CalibrationState,
+): { name: string; threshold: number; note: string } | { why: string } {
+  const named = Object.keys(before.operatingPoints).filter((n) => same(before.operatingPoints[n].threshold, threshold));
+  if (named.length === 0) {
+    const had = Object.entries(before.operatingPoints).map(([n, p]) => `${n} ${p.threshold}`);
+    return { why: `its threshold ${threshold} was none of the old calibration's operating points (${had.join(', ')})` };
+  }
+  const kept = named.filter((n) => Object.hasOwn(after.operatingPoints, n));
+  if (kept.length === 0) return { why: `its operating point ${named.join(' = ')} is not in the new calibration` };
+  const thresholds = kept.map((n) => after.operatingPoints[n].threshold);
+  if (thresholds.every((t) => same(t, thresholds[0]))) {
+    return { name: kept.join(' = '), threshold: thresholds[0], note: '' };
+  }
+  const name = kept.find((n) => n === before.defaultOperatingPoint) ?? kept[0];
+  const others = kept.filter((n) => n !== name);
+  const note =
+    `; its threshold was ${kept.join(' and ')} alike, which the new calibration parts: restated at ${name}` +
+    (name === before.defaultOperatingPoint ? ", the model's default" : '') +
+    `; for ${others.join(', ')} run cxr evaluate --out --operating-point ${others[0]}`;
+  return { name, threshold: after.operatingPoints[name].threshold, note };
 }
 
-function readJson(file: string): unknown {
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
+/** A (zod) error message on one line, for the line calibrate prints per evaluation. */
+const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
+
+function readJson(file: string, where: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${where} cannot be read (${oneLine((e as Error).message)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where} is not JSON (${oneLine((e as Error).message)})`);
+  }
+}
+
+/** The pipeline's verdict on each film, as `cxr evaluate` stores them beside the probabilities (optional). */
+const Verdicts = z.object({ verdicts: z.array(z.string()).optional() });
+
+interface Restated {
+  stored: Record<string, unknown>;
+  probs: number[];
+  metrics: ReturnType<typeof evaluate>;
+  /** The assessed films' metrics (metrics/NAME-assessed.json) restated, if there are any. */
+  assessed?: ReturnType<typeof evaluate>;
+  /** Why a metrics/NAME-assessed.json in the folder cannot be restated with the rest. */
+  assessedStale?: string;
+  point: string;
+  threshold: number;
+  note: string;
+}
+
+/** Everything restated in memory, or why it cannot be: nothing is written until all of it is read. */
+function restateOne(dir: string, name: string, before: CalibrationState, after: CalibrationState): Restated | string {
+  if (JSON.stringify(before.tta) !== JSON.stringify(after.tta)) {
+    return 'new test-time views change the scores themselves';
+  }
+  const predWhere = `predictions/${name}.json`;
+  const raw = readJson(path.join(dir, predWhere), predWhere);
+  const parsed = Predictions.safeParse(raw);
+  if (!parsed.success) return `${predWhere} is not a predictions file: ${oneLine(z.prettifyError(parsed.error))}`;
+  const predictions = parsed.data;
+  const verdicts = Verdicts.safeParse(raw);
+  if (!verdicts.success) return `${predWhere} has unreadable verdicts: ${oneLine(z.prettifyError(verdicts.error))}`;
+  const v = verdicts.data.verdicts;
+  if (v && v.length !== predictions.labels.length) {
+    return `${predWhere} has ${v.length} verdicts for ${predictions.labels.length} films`;
+  }
+  const metricsWhere = `metrics/${name}.json`;
+  const stored = parseMetrics(readJson(path.join(dir, metricsWhere), metricsWhere), metricsWhere);
+  const point = pointOf(stored.threshold, before, after);
+  if ('why' in point) return point.why;
+  const { threshold } = point;
+  const probs = predictions.probs.map((p) =>
+    sigmoid(logitBehind(p, before.temperature, before.logitBias ?? 0) / after.temperature + (after.logitBias ?? 0)),
+  );
+  const metrics = evaluate(predictions.labels, probs, { threshold });
+  const assessed = v && evaluateKept(predictions.labels, probs, (i) => v[i] === 'assessed', { threshold });
+  let assessedStale: string | undefined;
+  if (!assessed && fs.existsSync(path.join(dir, 'metrics', `${name}-assessed.json`))) {
+    assessedStale = v
+      ? `the pipeline assesses no film of ${predWhere}`
+      : `${predWhere} holds no verdicts to tell the assessed films by`;
+  }
+  return {
+    stored: raw as Record<string, unknown>,
+    probs,
+    metrics,
+    ...(assessed ? { assessed } : {}),
+    ...(assessedStale ? { assessedStale } : {}),
+    point: point.name,
+    threshold,
+    note: point.note,
+  };
+}
+
+/** Moves files of one evaluation to stale/NAME (stale/NAME-2, ... where an earlier calibration's is). */
+function moveAside(dir: string, name: string, files: string[]): string {
+  let aside = path.join(dir, 'stale', name);
+  for (let k = 2; fs.existsSync(aside); k++) aside = path.join(dir, 'stale', `${name}-${k}`);
+  makeDirs(aside);
+  for (const f of files)
+    if (fs.existsSync(f)) fs.renameSync(f, path.join(aside, `${path.basename(path.dirname(f))}-${path.basename(f)}`));
+  return aside;
 }
 
 export function restateEvaluations(
@@ -56,51 +173,36 @@ export function restateEvaluations(
         .filter((f) => f.endsWith('.json') && f !== 'val.json')
         .map((f) => f.slice(0, -'.json'.length))
     : [];
-  const result: RestateResult = { restated: [], stale: [] };
-  const sameViews = JSON.stringify(before.tta) === JSON.stringify(after.tta);
+  const result: RestateResult = { restated: [], stale: [], assessedStale: [] };
+  const again = 'run cxr evaluate --out again for figures under the new calibration';
   for (const name of names) {
+    const predFile = path.join(predDir, `${name}.json`);
     const metricsFile = path.join(metricsDir, `${name}.json`);
     const assessedFile = path.join(metricsDir, `${name}-assessed.json`);
-    let why: string | undefined;
+    let r: Restated | string;
     try {
-      const stored = readJson(path.join(predDir, `${name}.json`)) as Record<string, unknown>;
-      const predictions = Predictions.parse(stored);
-      const metrics = readJson(metricsFile) as Metrics;
-      const point = pointOf(metrics.threshold, before.operatingPoints);
-      if (!sameViews) why = 'new test-time views change the scores themselves';
-      else if (point === undefined || !after.operatingPoints[point])
-        why = `its threshold ${metrics.threshold} is not one operating point of the old calibration`;
-      if (why === undefined && point !== undefined) {
-        const threshold = after.operatingPoints[point].threshold;
-        const probs = predictions.probs.map((p) =>
-          sigmoid(
-            logitBehind(p, before.temperature, before.logitBias ?? 0) / after.temperature + (after.logitBias ?? 0),
-          ),
-        );
-        fs.writeFileSync(path.join(predDir, `${name}.json`), JSON.stringify({ ...stored, probs }));
-        fs.writeFileSync(
-          metricsFile,
-          JSON.stringify(evaluate(predictions.labels, probs, { threshold }), null, 2) + '\n',
-        );
-        const verdicts = stored.verdicts as string[] | undefined;
-        const assessed =
-          verdicts && evaluateKept(predictions.labels, probs, (i) => verdicts[i] === 'assessed', { threshold });
-        if (assessed) fs.writeFileSync(assessedFile, JSON.stringify(assessed, null, 2) + '\n');
-        result.restated.push(name);
-        log(`${name}: restated under the new calibration (${point} threshold ${threshold.toFixed(3)})`);
-        continue;
-      }
+      r = restateOne(dir, name, before, after);
     } catch (e) {
-      why = `it cannot be read (${(e as Error).message.split('\n')[0]})`;
+      // parseMetrics and readJson say which file and what is wrong with it.
+      r = oneLine((e as Error).message);
     }
-    // An earlier calibration's stale copy stays: this one goes beside it (name-2, name-3, ...).
-    let aside = path.join(dir, 'stale', name);
-    for (let k = 2; fs.existsSync(aside); k++) aside = path.join(dir, 'stale', `${name}-${k}`);
-    makeDirs(aside);
-    for (const f of [path.join(predDir, `${name}.json`), metricsFile, assessedFile])
-      if (fs.existsSync(f)) fs.renameSync(f, path.join(aside, `${path.basename(path.dirname(f))}-${path.basename(f)}`));
-    result.stale.push({ name, why: why ?? 'unknown' });
-    log(`${name}: moved to ${aside} (${why}); run cxr evaluate --out again for figures under the new calibration`);
+    if (typeof r === 'string') {
+      const aside = moveAside(dir, name, [predFile, metricsFile, assessedFile]);
+      result.stale.push({ name, why: r });
+      log(`${name}: moved to ${aside} (${r}); ${again}`);
+      continue;
+    }
+    fs.writeFileSync(predFile, JSON.stringify({ ...r.stored, probs: r.probs }));
+    fs.writeFileSync(metricsFile, JSON.stringify(r.metrics, null, 2) + '\n');
+    result.restated.push(name);
+    log(`${name}: restated under the new calibration (${r.point} threshold ${r.threshold.toFixed(3)}${r.note})`);
+    if (r.assessed) fs.writeFileSync(assessedFile, JSON.stringify(r.assessed, null, 2) + '\n');
+    if (r.assessedStale) {
+      // Left in place it would show the old calibration's figures beside the new ones.
+      const aside = moveAside(dir, name, [assessedFile]);
+      result.assessedStale.push({ name, why: r.assessedStale });
+      log(`${name}: metrics/${name}-assessed.json moved to ${aside} (${r.assessedStale}); ${again}`);
+    }
   }
   return result;
 }
