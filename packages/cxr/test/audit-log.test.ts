@@ -279,6 +279,10 @@ function describeBackend(b: AuditBackend): void {
         new RegExp(`row ${record(1).id}: label is 'MAYBE', not one of NORMAL, PNEUMONIA`),
       );
       await assert.rejects(a.get(record(2).id), /input_kind is 'gif', not one of jpeg, png, dicom/);
+      // A JSON column changed outside cxr: named, not a bare SyntaxError from JSON.parse.
+      await a.insert(record(3), null);
+      await b.raw(target, 'UPDATE predictions SET warnings = $1 WHERE id = $2', ['["cut', record(3).id]);
+      await assert.rejects(a.get(record(3).id), new RegExp(`row ${record(3).id}: warnings is not JSON`));
       await a.close();
     });
 
@@ -333,7 +337,7 @@ function describeBackend(b: AuditBackend): void {
       assert.throws(() => cli('history', '--db', target, '--verdict', 'maybe'), /verdict/);
       const csv = cli('history', '--db', target, '--csv').trim().split('\n');
       assert.equal(csv.length, 7);
-      assert.match(csv[1], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)",$/);
+      assert.match(csv[1], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)",cannot-assess$/);
       const empty = await b.fresh(); // nothing there yet: no log to read
       assert.throws(() => cli('history', '--db', empty), /no audit log/);
       assert.throws(() => cli('history', 'prune', '--db', empty), /no audit log/);

@@ -99,7 +99,7 @@ export function fromRow(row: AuditRow): AuditRecord {
     const leaf = keys.pop()!;
     let o = out;
     for (const k of keys) o = (o[k] ??= {}) as Json;
-    o[leaf] = c.as === 'bool' ? v === 1 : c.as === 'json' ? JSON.parse(String(v)) : v;
+    o[leaf] = c.as === 'bool' ? v === 1 : c.as === 'json' ? jsonCell(row.id, c.column, v) : v;
     const allowed = schemaAt(c.field).enum;
     if (allowed && !allowed.includes(v)) {
       throw new Error(`audit log row ${row.id}: ${c.column} is '${v}', not one of ${allowed.join(', ')}`);
@@ -111,6 +111,19 @@ export function fromRow(row: AuditRow): AuditRecord {
   }
   // Built column by column from the table above, which covers every field (checked at compile time).
   return out as AuditRecord;
+}
+
+/** A JSON column's value: a cell changed outside cxr is an error naming the row and column, as an enum's is. */
+function jsonCell(id: SqlValue, column: string, v: SqlValue): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(v));
+  } catch {
+    throw new Error(`audit log row ${id}: ${column} is not JSON (the row was changed outside cxr)`);
+  }
+  // Both JSON columns hold arrays (warnings, verdict reasons).
+  if (!Array.isArray(parsed)) throw new Error(`audit log row ${id}: ${column} is not a JSON array`);
+  return parsed;
 }
 
 interface SchemaNode {
