@@ -59,7 +59,7 @@ test('no PatientAge, born 19500101, studied 20200101: outside the population, by
     "outside the intended population (children aged 1–5): the DICOM header's PatientBirthDate and StudyDate give " +
       'a patient age over 10 years',
   ]);
-  // Ages that disagree across the bound: outside the population whichever source says so.
+  // Ages that disagree across a bound: outside the population whichever source says so.
   const stated = await predictor.predict(dicom(birth('19500101'), study('20200101')), { patientAge: 4 });
   assert.equal(stated.verdict.status, 'outside-population');
   const child = await predictor.predict(dicom(birth('20160301'), study('20200101')), { patientAge: 40 });
@@ -108,9 +108,23 @@ test('a PatientAge that cannot be read: a warning that never repeats it, the fil
     /is not in the nnnD.*\(its value, 5 characters, is not shown\): the age given with the image is used$/,
   );
   // The valid forms are read as before: a child's film is assessed with no warning, an adult's is not.
-  for (const value of ['004Y', '018M', '010W', '003D']) {
+  for (const value of ['004Y', '018M']) {
     const ok = await predictor.predict(dicom(patientAge(value)));
     assert.deepEqual([ok.verdict.status, ok.warnings], ['assessed', []], value);
   }
   assert.equal((await predictor.predict(dicom(patientAge('045Y')))).verdict.status, 'outside-population');
+  // Nor is an infant's (a 10-week-old, a 3-day-old): under the youngest training age, no margin below it.
+  for (const value of ['010W', '003D']) {
+    const infant = await predictor.predict(dicom(patientAge(value)));
+    assert.equal(infant.verdict.status, 'outside-population', value);
+    assert.deepEqual(
+      infant.warnings,
+      ['outside the intended population (children aged 1–5): the DICOM header gives a patient age under 1 year'],
+      value,
+    );
+  }
+  // An infant's age typed with a film whose header gives none: the same.
+  const typed = await predictor.predict(dicom(), { patientAge: 0.5 });
+  assert.equal(typed.verdict.status, 'outside-population');
+  assert.match(typed.warnings[0], /the age given with the image is a patient age under 1 year$/);
 });

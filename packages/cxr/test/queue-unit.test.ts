@@ -29,6 +29,7 @@ import {
   UploadStore,
   type JobQueue,
 } from '../src/queue';
+import { AGE_UNDER_BOUND, filmKeyOf } from '../src/queue/job';
 import { CLI, DICOM_DIR, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
@@ -63,6 +64,18 @@ test('job schema: accepts the three sources, refuses what a worker cannot use, n
   const child = job({ patientAge: 3.5 });
   assert.deepEqual(parseJobData(child), child);
   assert.throws(() => parseJobData(job({ patientAge: 34 })), /resultKey: ends in \+age-over-10 exactly when/);
+  // An infant's age has its own suffix (the answer differs from one without an age), and must agree too.
+  const infant = job({ resultKey: `1.2.840.1${AGE_UNDER_BOUND}`, patientAge: 0.5 });
+  assert.deepEqual(parseJobData(infant), infant);
+  assert.equal(AGE_UNDER_BOUND, '+age-under-1');
+  assert.throws(
+    () => parseJobData(job({ patientAge: 0.5 })),
+    /resultKey: .*in \+age-under-1 exactly when it is under 1/,
+  );
+  assert.throws(() => parseJobData(job({ resultKey: `1.2.840.1${AGE_UNDER_BOUND}` })), /resultKey: ends in/);
+  assert.throws(() => parseJobData(job({ resultKey: `1.2.840.1${AGE_UNDER_BOUND}`, patientAge: 34 })), /ends in/);
+  assert.throws(() => parseJobData(job({ resultKey: `1.2.840.1${AGE_OVER_BOUND}`, patientAge: 0.5 })), /ends in/);
+  assert.deepEqual(parseJobData(job({ patientAge: 1 })), job({ patientAge: 1 }), 'the youngest training age');
   assert.throws(() => parseJobData(job({ resultKey: `1.2.840.1${AGE_OVER_BOUND}` })), /resultKey: ends in/);
   assert.throws(() => parseJobData(job({ patientAge: 131 })), /patientAge: a number of years from 0 to 130/);
   assert.throws(() => parseJobData(job({ resultKey: `${AGE_OVER_BOUND}`, patientAge: 34 })), /resultKey: a SOP/);
@@ -89,6 +102,19 @@ test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes
   assert.equal(resultKeyOf(jpeg, 10), resultKeyOf(jpeg));
   assert.equal(resultKeyOf(jpeg, 3.5), resultKeyOf(jpeg));
   assert.equal(resultKeyOf(dicom, 10.5), '1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819+age-over-10');
+  // An age under 1 is a third result; 1 itself answers as no age does.
+  assert.equal(resultKeyOf(jpeg, 0.5), `${resultKeyOf(jpeg)}+age-under-1`);
+  assert.equal(resultKeyOf(jpeg, 0), `${resultKeyOf(jpeg)}+age-under-1`);
+  assert.equal(resultKeyOf(jpeg, 1), resultKeyOf(jpeg));
+  assert.equal(resultKeyOf(dicom, 0.2), '1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819+age-under-1');
+  assert.equal(filmKeyOf(resultKeyOf(jpeg, 0.5)), resultKeyOf(jpeg));
+  assert.equal(filmKeyOf(resultKeyOf(jpeg, 34)), resultKeyOf(jpeg));
+  const infantId = jobIdFor(resultKeyOf(jpeg, 0.5), MODEL, 'balanced');
+  assert.notEqual(infantId, a);
+  assert.notEqual(infantId, jobIdFor(resultKeyOf(jpeg, 34), MODEL, 'balanced'));
+  assert.match(infantId, new RegExp(JOB_ID_PATTERN));
+  assert.equal(canonicalJobId(infantId.toUpperCase().replace('~BALANCED', '~balanced')), infantId);
+  assert.equal(canonicalJobId(infantId.replace('+age-under-1', '+age-under-2')), null);
   const aged = jobIdFor(resultKeyOf(jpeg, 34), MODEL, 'balanced');
   assert.notEqual(aged, a);
   assert.match(aged, new RegExp(JOB_ID_PATTERN));

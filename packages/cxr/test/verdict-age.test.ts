@@ -75,7 +75,7 @@ test('ages that disagree: any over the bound puts the film outside the populatio
   assert.equal(v4.status, 'outside-population');
   assert.match(
     v4.reasons[0].message,
-    /StudyDate give a patient age over 10 years \(the PatientAge does not; of ages that disagree the older is taken\)/,
+    /StudyDate give a patient age over 10 years \(the PatientAge does not; of ages that disagree the one outside /,
   );
   const stated62 = await headerFacts(age('062Y'), birth('20160101'), study('20200101'));
   assert.match(deriveVerdict({ ...base, facts: stated62 }).reasons[0].message, /the DICOM header gives a patient age/);
@@ -96,6 +96,54 @@ test('ages that disagree: any over the bound puts the film outside the populatio
     "the DICOM's PatientAge (0010,1010) is not in the nnnD, nnnW, nnnM or nnnY form in which DICOM writes an age " +
       '(its value, 4 characters, is not shown): the age from PatientBirthDate and StudyDate is used',
   ]);
+});
+
+test("an infant's age from any source puts the film outside the population: under 1, no margin", async () => {
+  const under =
+    'outside the intended population (children aged 1–5): the DICOM header gives a patient age under 1 year';
+  // A 3-day-old, a 10-week-old, an 11-month-old by PatientAge: the reason names the bound, never the age.
+  for (const value of ['003D', '010W', '011M', '000Y']) {
+    const v = deriveVerdict({ ...base, facts: await headerFacts(age(value)) });
+    assert.deepEqual(v, { status: 'outside-population', reasons: [{ code: 'AGE', message: under }] }, value);
+  }
+  // One year old is the youngest training age: assessed, as '012M' and '053W' are ('052W', 364 days, is not).
+  assert.equal(deriveVerdict({ ...base, facts: await headerFacts(age('052W')) }).status, 'outside-population');
+  for (const value of ['001Y', '012M', '053W']) {
+    assert.deepEqual(deriveVerdict({ ...base, facts: await headerFacts(age(value)) }), {
+      status: 'assessed',
+      reasons: [],
+    });
+  }
+  // By the dates: born 20190701, studied 20200101 is half a year old.
+  const infant = await headerFacts(birth('20190701'), study('20200101'));
+  const byDates = deriveVerdict({ ...base, facts: infant });
+  assert.equal(byDates.status, 'outside-population');
+  assert.equal(
+    byDates.reasons[0].message,
+    "outside the intended population (children aged 1–5): the DICOM header's PatientBirthDate and StudyDate give " +
+      'a patient age under 1 year',
+  );
+  // '001Y' (one completed year) and dates that give half a year disagree: whole years agree only over the
+  // upper bound, and the one outside the population is taken.
+  const oneYear = deriveVerdict({
+    ...base,
+    facts: await headerFacts(age('001Y'), birth('20190701'), study('20200101')),
+  });
+  assert.equal(oneYear.status, 'outside-population');
+  assert.match(
+    oneYear.reasons[0].message,
+    /give a patient age under 1 year \(the PatientAge does not; of ages that disagree the one outside the intended /,
+  );
+  // A header that says 4, an age typed as 0.5: outside, naming the source that does not agree.
+  const typed = deriveVerdict({ ...base, facts: await headerFacts(age('004Y')), statedAgeYears: 0.5 });
+  assert.equal(typed.status, 'outside-population');
+  assert.match(typed.reasons[0].message, /the age given with the image is a patient age under 1 year \(the PatientAge/);
+  // An infant's header on a film the gate rejects: outside the population, as an adult's is.
+  assert.equal(deriveVerdict({ ...base, ood, facts: { patientAge: '003D' } }).status, 'outside-population');
+  // An adult's header and an infant's typed age are both outside: the most trusted is named.
+  const both = deriveVerdict({ ...base, facts: await headerFacts(age('040Y')), statedAgeYears: 0.5 });
+  assert.equal(both.status, 'outside-population');
+  assert.match(both.reasons[0].message, /the DICOM header gives a patient age over 10 years$/);
 });
 
 test('an unreadable PatientAge is a warning that never repeats it; assessed as without an age', async () => {

@@ -121,7 +121,10 @@ test('an adult chest DICOM without an age that the gate rejects is outside the p
     const codes = p.verdict.reasons.map((r) => r.code);
     assert.equal(p.verdict.status, 'outside-population', JSON.stringify(p.verdict));
     assert.deepEqual(codes, ['OOD']);
-    assert.match(p.warnings[0], /chest radiograph by its DICOM header, but unlike the training films/);
+    assert.match(
+      p.warnings[0],
+      /chest radiograph by its DICOM header, but unlike the chest films the model was trained on \(gate score /,
+    );
   } finally {
     strict.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -171,9 +174,10 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.deepEqual(deriveVerdict(base), { status: 'assessed', reasons: [] });
   const jpegOod = deriveVerdict({ ...base, ood });
   assert.equal(jpegOod.status, 'cannot-assess');
-  assert.match(
+  assert.equal(
     jpegOod.reasons[0].message,
-    /does not look like a frontal chest X-ray \(OOD score 30\.0 > threshold 20\.0\)/,
+    'does not look like a frontal chest X-ray: unlike the chest films the model was trained on ' +
+      '(gate score 30.0, limit 20.0)',
   );
   const lateralAdult = deriveVerdict({
     ...base,
@@ -190,7 +194,7 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.equal(deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '010Y' } }).status, 'assessed');
 });
 
-test('deriveVerdict: a typed age over the bound puts a film outside the population, as any age over it does', () => {
+test('deriveVerdict: a typed age out of the bounds puts a film outside the population, as any such age does', () => {
   const base = { ood: null, checks: [], width: 512, height: 512, facts: {} };
   const adult = deriveVerdict({ ...base, statedAgeYears: 34 });
   assert.equal(adult.status, 'outside-population');
@@ -201,9 +205,26 @@ test('deriveVerdict: a typed age over the bound puts a film outside the populati
   assert.match(adult.reasons[0].message, /the age given with the image is a patient age over 10 years/);
   assert.doesNotMatch(adult.reasons[0].message, /34/, 'the age itself is not repeated (warnings go to the audit log)');
   assert.equal(deriveVerdict({ ...base, statedAgeYears: 4 }).status, 'assessed');
-  assert.equal(deriveVerdict({ ...base, statedAgeYears: 0.5 }).status, 'assessed');
-  // A typed age over the bound is not overridden by a header's age under it (nor the reverse): of ages that
-  // disagree the older is taken, and the reason says the header's does not agree.
+  assert.equal(deriveVerdict({ ...base, statedAgeYears: 1 }).status, 'assessed', 'the youngest training age');
+  // An infant's film is unlike the training films (children aged 1–5) as an adult's is: no margin under 1.
+  for (const years of [0.5, 0.99, 0]) {
+    const infant = deriveVerdict({ ...base, statedAgeYears: years });
+    assert.equal(infant.status, 'outside-population', String(years));
+    assert.deepEqual(
+      infant.reasons,
+      [
+        {
+          code: 'AGE',
+          message:
+            'outside the intended population (children aged 1–5): the age given with the image is a patient age ' +
+            'under 1 year',
+        },
+      ],
+      String(years),
+    );
+  }
+  // A typed age out of the bounds is not overridden by a header's age within them (nor the reverse): of ages
+  // that disagree the one outside the intended population is taken, and the reason says the header's does not agree.
   const header = (patientAge: string) => ({ ...base, facts: { modality: 'CR', patientAge } });
   const typed = deriveVerdict({ ...header('004Y'), statedAgeYears: 40 });
   assert.equal(typed.status, 'outside-population');
@@ -212,12 +233,29 @@ test('deriveVerdict: a typed age over the bound puts a film outside the populati
   const byHeader = deriveVerdict({ ...header('062Y'), statedAgeYears: 4 });
   assert.equal(byHeader.status, 'outside-population');
   assert.match(byHeader.reasons[0].message, /the DICOM header gives/);
+  const typedInfant = deriveVerdict({ ...header('004Y'), statedAgeYears: 0.5 });
+  assert.equal(typedInfant.status, 'outside-population');
+  assert.equal(
+    typedInfant.reasons[0].message,
+    'outside the intended population (children aged 1–5): the age given with the image is a patient age under ' +
+      '1 year (the PatientAge does not; of ages that disagree the one outside the intended population is taken)',
+  );
+  const headerInfant = deriveVerdict({ ...header('003D'), statedAgeYears: 4 });
+  assert.equal(headerInfant.status, 'outside-population');
+  assert.match(headerInfant.reasons[0].message, /the DICOM header gives a patient age under 1 year \(the age given/);
   // A photo sent with an adult's age is still not a chest X-ray.
   const ood = { score: 30, threshold: 20, outOfDistribution: true };
   const photo = deriveVerdict({ ...base, ood, statedAgeYears: 40 });
   assert.equal(photo.status, 'cannot-assess');
   assert.deepEqual(
     photo.reasons.map((r) => r.code),
+    ['OOD', 'AGE'],
+  );
+  // So is one sent with an infant's age.
+  const infantPhoto = deriveVerdict({ ...base, ood, statedAgeYears: 0.5 });
+  assert.equal(infantPhoto.status, 'cannot-assess');
+  assert.deepEqual(
+    infantPhoto.reasons.map((r) => r.code),
     ['OOD', 'AGE'],
   );
 });

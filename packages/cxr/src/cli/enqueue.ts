@@ -29,9 +29,9 @@ export function register(program: Command): void {
     .command('enqueue')
     .description(
       'queue JPEG, PNG or DICOM files (or folders), or every chest film in Orthanc (--orthanc-all), for cxr worker. ' +
-        'A film already queued or done (same SOP Instance UID or file bytes, stated age over 10 or not, model and ' +
-        'operating point) is not queued again; a film in Orthanc counts as done only when its SR and heat map ' +
-        'are in Orthanc. Redis: CXR_REDIS_URL or --redis-config.',
+        'A film already queued or done (same SOP Instance UID or file bytes, stated age over 10, under 1 or ' +
+        'neither, model and operating point) is not queued again; a film in Orthanc counts as done only when ' +
+        'its SR and heat map are in Orthanc. Redis: CXR_REDIS_URL or --redis-config.',
     )
     .argument('[paths...]', 'files and folders (workers read them by the same absolute path)')
     .option('-r, --recursive', 'descend into sub-folders')
@@ -46,8 +46,8 @@ export function register(program: Command): void {
     .option('--heatmap', 'make a heat map for files too (Orthanc films always get one, for the Secondary Capture)')
     .option(
       '--patient-age <years>',
-      "the patient's age, for every file whose header gives none (JPEG, PNG): over 10, outside-population " +
-        '(not with --orthanc-all: DICOM films in the PACS give their own)',
+      "the patient's age, for every file whose header gives none (JPEG, PNG): under 1 or over 10, " +
+        'outside-population (not with --orthanc-all: DICOM films in the PACS give their own)',
       patientAge,
     )
     .option('--redis <url>', 'Redis URL (default: $CXR_REDIS_URL; a password here is visible to other users)')

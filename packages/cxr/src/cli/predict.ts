@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's, usually balanced)")
     .option(
       '--patient-age <years>',
-      "the patient's age, for every file: over 10, outside-population (so is a DICOM whose own age is)",
+      "the patient's age, for every file: under 1 or over 10, outside-population (so is a DICOM whose own age is)",
       patientAge,
     )
     .addOption(

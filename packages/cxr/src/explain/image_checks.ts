@@ -136,31 +136,42 @@ export function squareStats(pixels: Uint8Array, size: number): SquareStats {
   return { mean, std, levelSpan: level(0.99) - level(0.01), roughness, contrast: (mediastinum - lungs) / (std + 1) };
 }
 
+/**
+ * The checks' findings, as clinicians read them on the page and in History: each message leads with plain words
+ * and ends with its measure in brackets (the value and where the check draws the line), for a technician.
+ */
 export function imageChecks(f: ImageFacts): ImageCheck[] {
   const out: ImageCheck[] = [];
   const { std, levelSpan, roughness, contrast } = squareStats(f.pixels, f.size);
   if (std < BLANK_STD_BELOW) {
-    out.push({ code: 'BLANK', message: `image is blank or nearly uniform (contrast ${std.toFixed(1)} of 255)` });
+    out.push({
+      code: 'BLANK',
+      message:
+        'image is blank or nearly uniform: there is no film to read ' +
+        `(gray-level spread ${std.toFixed(1)} of 255, a film's at least ${BLANK_STD_BELOW})`,
+    });
   } else if (levelSpan < LEVEL_SPAN_BELOW) {
     out.push({
       code: 'LOW_CONTRAST',
       message:
-        `too little contrast to read: its gray levels span ${levelSpan} of 255 (1st to 99th percentile), ` +
-        `every training film's at least 85 (washed out, too dark, or a narrow window)`,
+        'too little contrast to read: the film is washed out, too dark, or shown in a narrow window ' +
+        `(gray levels span ${levelSpan} of 255 from the 1st to the 99th percentile, every training film's at least 85)`,
     });
   } else {
     if (roughness > ROUGHNESS_ABOVE) {
       out.push({
         code: 'NOISE',
-        message: `image is mostly noise or fine texture (roughness ${roughness.toFixed(2)}), unlike a radiograph`,
+        message:
+          'image is mostly noise or fine texture, unlike a radiograph ' +
+          `(roughness ${roughness.toFixed(2)}, a radiograph's at most ${ROUGHNESS_ABOVE.toFixed(2)})`,
       });
     }
     if (contrast < INVERTED_BELOW) {
       out.push({
         code: 'INVERTED',
         message:
-          'looks inverted or has no chest layout: the lung fields are not darker than the mediastinum ' +
-          `(contrast ${contrast.toFixed(2)})`,
+          'looks inverted (a negative) or has no chest layout: the lung fields are not darker than the mediastinum ' +
+          `(lung-to-mediastinum contrast ${contrast.toFixed(2)}, a chest film's at least ${INVERTED_BELOW})`,
       });
     }
     // The catch-all for what the specific checks let through (flat textures, drawings, gray
@@ -170,15 +181,18 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
       out.push({
         code: 'LAYOUT',
         message:
-          'does not look like a frontal chest film: its contrast, texture and layout are unlike every training ' +
-          `film's (distance ${layout.score.toFixed(1)} > ${layout.threshold.toFixed(1)})`,
+          'does not look like a frontal chest film: its contrast, texture and layout are unlike those of every ' +
+          'film the model was trained on ' +
+          `(layout score ${layout.score.toFixed(1)}, limit ${layout.threshold.toFixed(1)})`,
       });
     }
   }
   if ((f.colourFraction ?? 0) > COLOUR_FRACTION_ABOVE) {
     out.push({
       code: 'COLOUR',
-      message: `colour image (${Math.round(f.colourFraction! * 100)}% saturated pixels): X-rays are grayscale`,
+      message:
+        'colour image: X-rays are grayscale ' +
+        `(${Math.round(f.colourFraction! * 100)}% of pixels strongly coloured, limit ${COLOUR_FRACTION_ABOVE * 100}%)`,
     });
   }
   if (f.viewPosition && LATERAL_VIEWS.has(f.viewPosition)) {

@@ -37,7 +37,9 @@ const storedLabelSchema = {
 
 export const oodSchema = {
   type: ['object', 'null'],
-  description: 'the statistical OOD gate; null when the model folder has no (valid) ood.json',
+  description:
+    'the statistical OOD gate (how unlike the training films the image is): a reason quotes score as "gate ' +
+    'score" and threshold as "limit"; null when the model folder has no (valid) ood.json',
   properties: { score: { type: 'number' }, threshold: { type: 'number' }, outOfDistribution: { type: 'boolean' } },
   required: ['score', 'threshold', 'outOfDistribution'],
   additionalProperties: false,
@@ -147,7 +149,8 @@ const recordProperties = {
     type: ['string', 'null'],
     description:
       'what a queued prediction was about (DICOM SOP Instance UID, else sha256:<hex of the file>; then ' +
-      "'+age-over-10' when the age stated with it was over 10); null for a direct upload",
+      "'+age-over-10' when the age stated with it was over 10, '+age-under-1' when under 1); null for a direct " +
+      'upload',
   },
 } as const;
 const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;

@@ -5,10 +5,13 @@
 //     squashed out of any film's shape, inverted, colour, noise, lateral, not a radiograph, or unlike
 //     any chest X-ray to the OOD gate). The answer has no label (shownLabel): its model label is no finding.
 //   - 'outside-population': a chest radiograph, but of a patient the model was not made for
-//     (DICOM PatientAge, else the age from its PatientBirthDate and StudyDate, else the age the user
-//     gave with the image, over the range; or a chest radiograph by its header that the gate finds
-//     unlike the training films). The number is shown for reference only.
+//     (DICOM PatientAge, the age from its PatientBirthDate and StudyDate, or the age the user gave
+//     with the image, under 1 or over 10 years; or a chest radiograph by its header that the gate
+//     finds unlike the training films). The number is shown for reference only.
 //   - 'assessed': none of the above; the label is a decision aid, never a diagnosis.
+// Reasons are read by clinicians on the page and in History: each leads with plain words and ends
+// with its numbers in brackets, for a technician ("gate score" is the OOD gate's score, "limit" its
+// threshold); the acronym stays in the code ('OOD') and the API's field, never in a message.
 // No Node imports: the web page bundles this module, so the browser's verdict is the server's.
 import type { AgeFromDates } from '../data/dicom_age';
 import type { ImageCheck, ImageFacts } from '../explain/image_checks';
@@ -32,6 +35,13 @@ export interface Verdict {
 export const INTENDED_POPULATION = 'children aged 1–5';
 /** Ages above this are outside the population; the margin over 5 keeps borderline ages assessed. */
 export const MAX_AGE_YEARS = 10;
+/**
+ * Ages below this are outside the population: the youngest training films' (the Kermany films are of children
+ * one to five years old), with no margin below. An infant's chest film differs from a toddler's more than a
+ * ten-year-old's does from a five-year-old's (a large thymus that can mimic consolidation, other proportions of
+ * heart, lungs and ribs), so a few months under 1 is already a film the model never saw the like of.
+ */
+export const MIN_AGE_YEARS = 1;
 /** A shorter side below this has too little detail for a 1-pixel-per-structure reading (e.g. a 1×1 image). */
 export const MIN_SIDE = 64;
 /**
@@ -69,7 +79,7 @@ export interface VerdictEvidence {
   };
   /**
    * The patient's age in years as the user gave it with the image (a JPEG or PNG carries none). The DICOM
-   * header's own ages are trusted first, but any of them over the bound makes the film outside-population.
+   * header's own ages are trusted first, but any of them outside the bounds makes the film outside-population.
    */
   statedAgeYears?: number;
 }
@@ -105,26 +115,44 @@ function ageSources(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AgeSo
   return out;
 }
 
+/** Which side of the intended population an age falls on: under MIN_AGE_YEARS, over MAX_AGE_YEARS, or within. */
+function sideOf(years: number): 'under' | 'over' | null {
+  return years < MIN_AGE_YEARS ? 'under' : years > MAX_AGE_YEARS ? 'over' : null;
+}
+
+type TakenAge = AgeSource & {
+  /** Where the age falls outside the intended population; absent when within it. */
+  outside?: 'under' | 'over';
+  /** A source whose age is within the population while the taken one is not (the ages disagree). */
+  within?: AgeSource;
+};
+
 /**
  * The patient's age as the verdict takes it: the most trusted one, unless another source puts the patient
- * over the intended population's bound. Ages disagree (a date shifted by an anonymiser, a header copied
- * from another study, an age typed for the film): the film is then judged outside the population, its
- * number for reference only, rather than read as a child's on the strength of one source.
+ * outside the intended population (under 1 or over 10 years). Ages disagree (a date shifted by an anonymiser,
+ * a header copied from another study, an age typed for the film): the film is then judged outside the
+ * population, its number for reference only, rather than read as a child's on the strength of one source.
+ * Two sources outside on opposite sides (an adult's header, an infant's typed age) leave the film outside
+ * either way: the most trusted is named.
  */
-function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): (AgeSource & { over?: AgeSource }) | null {
+function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): TakenAge | null {
   const all = ageSources(e);
   if (!all.length) return null;
-  const over = all.find((a) => a.years > MAX_AGE_YEARS);
+  const taken = all.find((a) => sideOf(a.years) !== null);
+  if (!taken) return all[0];
+  const outside = sideOf(taken.years)!;
   // A PatientAge in whole years ('010Y': ten completed years) agrees with dates that give 10.4: the dates
-  // are only more precise, and the reason must not call the two at odds.
+  // are only more precise, and the reason must not call the two at odds. Under the lower bound there is no
+  // such case: whole years under 1 ('000Y') are under it themselves, and '001Y' (one completed year) with
+  // dates that give 0.9 do disagree.
   const agrees = (a: AgeSource) =>
     a.source === 'header' &&
-    over?.source === 'dates' &&
+    taken.source === 'dates' &&
+    outside === 'over' &&
     wholeYears(e.facts.patientAge) &&
-    Math.floor(over.years) === a.years;
-  const under = all.find((a) => a.years <= MAX_AGE_YEARS && !agrees(a));
-  if (!over) return all[0];
-  return under ? { ...over, over: under } : over;
+    Math.floor(taken.years) === a.years;
+  const within = all.find((a) => sideOf(a.years) === null && !agrees(a));
+  return { ...taken, outside, ...(within ? { within } : {}) };
 }
 
 /** Whether a DICOM AS value counts whole years ('010Y', or a bare number): the age rounded down. */
@@ -174,16 +202,19 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
   return out;
 }
 
-/** The gate's score against its threshold, as every OOD reason words it. */
+/** What the OOD gate measures, in a clinician's words: every OOD reason says it. */
+const UNLIKE_TRAINING = 'unlike the chest films the model was trained on';
+
+/** The gate's score and its threshold, the trailing detail of every OOD reason (for a technician). */
 const oodScore = (ood: NonNullable<VerdictEvidence['ood']>) =>
-  `OOD score ${ood.score.toFixed(1)} > threshold ${ood.threshold.toFixed(1)}`;
+  `gate score ${ood.score.toFixed(1)}, limit ${ood.threshold.toFixed(1)}`;
 
 /** The gate's finding, as the API and the page word it. */
 export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
   if (!ood?.outOfDistribution) return null;
   return {
     code: 'OOD',
-    message: `does not look like a frontal chest X-ray (${oodScore(ood)})`,
+    message: `does not look like a frontal chest X-ray: ${UNLIKE_TRAINING} (${oodScore(ood)})`,
   };
 }
 
@@ -223,17 +254,18 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
   const age = patientAge(e);
   const fromFile = age !== null && age.source !== 'stated';
-  const ageReason: VerdictReason | null =
-    age !== null && age.years > MAX_AGE_YEARS
-      ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
-        {
-          code: 'AGE',
-          message:
-            `outside the intended population (${INTENDED_POPULATION}): ` +
-            `${age.gives} a patient age over ${MAX_AGE_YEARS} years` +
-            (age.over ? ` (${age.over.what} does not; of ages that disagree the older is taken)` : ''),
-        }
-      : null;
+  const ageReason: VerdictReason | null = age?.outside
+    ? // The bound, not the age: warnings are stored in the audit log, which keeps no patient data.
+      {
+        code: 'AGE',
+        message:
+          `outside the intended population (${INTENDED_POPULATION}): ${age.gives} a patient age ` +
+          (age.outside === 'over' ? `over ${MAX_AGE_YEARS} years` : `under ${MIN_AGE_YEARS} year`) +
+          (age.within
+            ? ` (${age.within.what} does not; of ages that disagree the one outside the intended population is taken)`
+            : ''),
+      }
+    : null;
   const ood = oodReason(e.ood);
   if (unreadable.length) {
     return {
@@ -249,7 +281,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   if (ageReason) {
     const unlike = ood && {
       code: 'OOD' as const,
-      message: `unlike the training films (${oodScore(e.ood!)})`,
+      message: `${UNLIKE_TRAINING} (${oodScore(e.ood!)})`,
     };
     return { status: 'outside-population', reasons: [ageReason, ...(unlike ? [unlike] : [])] };
   }
@@ -261,7 +293,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
           code: 'OOD',
           message:
             `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, ` +
-            `but unlike the training films (${oodScore(e.ood!)})`,
+            `but ${UNLIKE_TRAINING} (${oodScore(e.ood!)})`,
         },
       ],
     };

@@ -10,15 +10,17 @@
 // results that the PACS does not have. The id is not in the job data, so workers of any version
 // read these jobs.
 // A stated patient age (for JPEG and PNG films, which carry none) changes a result only when it is
-// over the intended population's bound (predict/verdict.ts), so the result key says that and
-// nothing more: the same film with and without "over 10" is two results, with ages 3 and 7 one.
+// outside the intended population (predict/verdict.ts: over 10 or under 1 year), so the result key
+// says that and nothing more: the same film without an age, with one over 10 and with one under 1 is
+// three results, with ages 3 and 7 one. The suffix for over 10 is the one keys had before the lower
+// bound, so that their jobs and audit rows are still found.
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
 import { isStatedAge } from '../predict/predictor';
-import { MAX_AGE_YEARS } from '../predict/verdict';
+import { MAX_AGE_YEARS, MIN_AGE_YEARS } from '../predict/verdict';
 
 /**
  * The BullMQ queue of one model: `cxr enqueue` and the API feed it, every `cxr worker` serving
@@ -31,19 +33,30 @@ export function queueNameFor(modelSha256: string): string {
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex');
 
-/** What a result key adds when the age stated with the film is over the intended population's bound. */
+/** What a result key adds when the age stated with the film is over the intended population's upper bound. */
 export const AGE_OVER_BOUND = `+age-over-${MAX_AGE_YEARS}`;
-const overBound = (patientAge?: number) => patientAge !== undefined && patientAge > MAX_AGE_YEARS;
+/** What a result key adds when the age stated with the film is under the intended population's lower bound. */
+export const AGE_UNDER_BOUND = `+age-under-${MIN_AGE_YEARS}`;
+const AGE_SUFFIXES = [AGE_OVER_BOUND, AGE_UNDER_BOUND] as const;
+
+/** The suffix a stated age gives a result key: one for each side outside the population, none within it. */
+function ageSuffixFor(patientAge?: number): string {
+  if (patientAge === undefined) return '';
+  return patientAge > MAX_AGE_YEARS ? AGE_OVER_BOUND : patientAge < MIN_AGE_YEARS ? AGE_UNDER_BOUND : '';
+}
+
+/** The age suffix a result key ends in, or ''. */
+const ageSuffixOf = (resultKey: string) => AGE_SUFFIXES.find((s) => resultKey.endsWith(s)) ?? '';
 
 /** A film's key: a SOP Instance UID, or `sha256:` and the hex digest of the file's bytes. */
 const isFilmKey = (k: string) => isUid(k) || /^sha256:[0-9a-f]{64}$/.test(k);
 
-/** A result key: a film's key, followed by AGE_OVER_BOUND when the age stated with it is over the bound. */
+/** A result key: a film's key, followed by an age suffix when the age stated with it is outside the population. */
 export const ResultKeySchema = z
   .string()
   .refine(
     (k) => isFilmKey(filmKeyOf(k)),
-    `a SOP Instance UID or sha256:<hex>, optionally followed by ${AGE_OVER_BOUND}`,
+    `a SOP Instance UID or sha256:<hex>, optionally followed by ${AGE_OVER_BOUND} or ${AGE_UNDER_BOUND}`,
   );
 
 export const JobSourceSchema = z.discriminatedUnion('kind', [
@@ -69,9 +82,11 @@ export const JobDataSchema = z
     patientAge: z.number().refine(isStatedAge, 'a number of years from 0 to 130').optional(),
   })
   .strict()
-  .refine((d) => d.resultKey.endsWith(AGE_OVER_BOUND) === overBound(d.patientAge), {
+  .refine((d) => ageSuffixOf(d.resultKey) === ageSuffixFor(d.patientAge), {
     path: ['resultKey'],
-    message: `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}`,
+    message:
+      `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}, ` +
+      `in ${AGE_UNDER_BOUND} exactly when it is under ${MIN_AGE_YEARS}`,
   });
 export type JobData = z.infer<typeof JobDataSchema>;
 
@@ -104,16 +119,16 @@ export function sha256Of(bytes: Uint8Array): string {
 
 /**
  * The film's result key: its SOP Instance UID, else `sha256:` of its bytes; followed by AGE_OVER_BOUND
- * when the age stated with it is over the bound.
+ * when the age stated with it is over the population's upper bound, AGE_UNDER_BOUND when under its lower.
  */
 export function resultKeyOf(bytes: Uint8Array, patientAge?: number): string {
   const film = sopInstanceUid(bytes) ?? `sha256:${sha256Of(bytes)}`;
-  return overBound(patientAge) ? film + AGE_OVER_BOUND : film;
+  return film + ageSuffixFor(patientAge);
 }
 
 /** The film's key within a result key (the SOP Instance UID or sha256, without the age suffix). */
 export function filmKeyOf(resultKey: string): string {
-  return resultKey.endsWith(AGE_OVER_BOUND) ? resultKey.slice(0, -AGE_OVER_BOUND.length) : resultKey;
+  return resultKey.slice(0, resultKey.length - ageSuffixOf(resultKey).length);
 }
 
 /** What starts the film part of an Orthanc job's id (see the top of this file). */
@@ -137,9 +152,9 @@ export function jobIdFor(
   );
 }
 
-const AGE_SUFFIX = AGE_OVER_BOUND.replace('+', '\\+');
+const AGE_SUFFIX = AGE_SUFFIXES.map((s) => s.replace('+', '\\+')).join('|');
 /**
- * The film part of a job id: an Orthanc job's `orthanc-` and UID, or a UID or `sha256-` digest then the age
+ * The film part of a job id: an Orthanc job's `orthanc-` and UID, or a UID or `sha256-` digest then an age
  * suffix or nothing.
  */
 const FILM_ID = `(${ORTHANC_JOB_PREFIX}[0-9.]{1,64}|([0-9.]{1,64}|sha256-[0-9a-f]{64})(${AGE_SUFFIX})?)`;

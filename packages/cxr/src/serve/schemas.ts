@@ -55,10 +55,10 @@ export function predictQuery(operatingPoints: string[]) {
         maximum: STATED_AGE_RANGE.max,
         description:
           "the patient's age in years, in decimal digits (7, 3.5), for films whose header gives none (JPEG, PNG); " +
-          'over 10 the answer is ' +
-          "'outside-population', as when a DICOM's own age (PatientAge, or from its dates) is: of ages that " +
-          'disagree across the bound the older is taken. Not in the audit log, which keeps only the ' +
-          'bound; a queued job (POST /jobs) holds it with its other data until the job is removed.',
+          "under 1 or over 10 the answer is 'outside-population', as when a DICOM's own age (PatientAge, or " +
+          'from its dates) is: of ages that disagree the one outside the intended population is taken. Not in ' +
+          'the audit log, which keeps only the bound; a queued job (POST /jobs) holds it with its other data ' +
+          'until the job is removed.',
       },
     },
     additionalProperties: false,

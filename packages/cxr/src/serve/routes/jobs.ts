@@ -96,7 +96,8 @@ const submittedSchema = {
     id: {
       type: ['string', 'null'],
       description:
-        'the job id: the film (and whether a stated age is over 10), model and operating point (null if skipped)',
+        'the job id: the film (and whether a stated age is over 10 or under 1), model and operating point ' +
+        '(null if skipped)',
     },
     status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
     statusUrl: { type: ['string', 'null'] },
@@ -217,8 +218,8 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           'Either multipart/form-data with one or more films in fields named "image", or JSON ' +
           '{"orthancInstances": [ids]} naming instances in the PACS the server is configured with. Answers 202 ' +
           'at once; each job is then followed at its statusUrl. A film already queued or done for this model ' +
-          'and operating point (same SOP Instance UID, else same bytes, and a stated patientAge over 10 or not) ' +
-          'gets the existing job. patientAge is for uploaded films only.',
+          'and operating point (same SOP Instance UID, else same bytes, and a stated patientAge over 10, under 1 ' +
+          'or neither) gets the existing job. patientAge is for uploaded films only.',
         tags: ['jobs'],
         consumes: ['multipart/form-data', 'application/json'],
         querystring: predictQuery(o.operatingPoints),
