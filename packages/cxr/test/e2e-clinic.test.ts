@@ -223,11 +223,18 @@ test('the operating point switch changes a between-thresholds answer; a screensh
   const sel = '.result[data-source="server"]';
   assert.equal(await page.getAttribute(sel, 'data-label'), 'NORMAL');
   assert.equal(await page.textContent(`${sel} .label-badge`), 'No signs of pneumonia detected');
+  // On the server the switch is a new prediction at that point: the answer shown is the one logged.
+  const firstId = await page.getAttribute(sel, 'data-prediction-id');
   await page.check(`${sel} input[value="screening"]`);
+  await page.waitForSelector(`${sel}[data-state="done"][data-operating-point="screening"]`, { timeout: 60_000 });
   assert.equal(await page.getAttribute(sel, 'data-label'), 'PNEUMONIA');
   assert.equal(await page.textContent(`${sel} .label-badge`), 'Signs of pneumonia detected');
+  const screeningId = (await page.getAttribute(sel, 'data-prediction-id')) ?? '';
+  assert.notEqual(screeningId, firstId);
+  assert.equal((await server.audit.get(screeningId))?.label, 'PNEUMONIA');
   await page.check(`${sel} input[value="balanced"]`);
   assert.equal(await page.getAttribute(sel, 'data-label'), 'NORMAL');
+  assert.equal(await page.getAttribute(sel, 'data-prediction-id'), firstId);
 
   // A screenshot of this page, analyzed on the server and in the browser.
   const screenshot = path.join(dir, 'screenshot-of-the-app.png');

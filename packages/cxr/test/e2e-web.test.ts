@@ -132,11 +132,14 @@ test('upload on the page, heat map, then the same probability in the browser', {
 
   assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with results');
 
-  // Re-thresholding on the client: the label follows the operating point switch.
+  // The operating point switch asks the server again: the card shows the new answer, logged under its id.
   const label = await page.getAttribute('.result[data-source="server"]', 'data-label');
+  const firstId = await page.getAttribute('.result[data-source="server"]', 'data-prediction-id');
   await page.check('.result[data-source="server"] input[value="screening"]');
-  const op = await page.getAttribute('.result[data-source="server"]', 'data-operating-point');
-  assert.equal(op, 'screening');
+  await page.waitForSelector('.result[data-source="server"][data-state="done"][data-operating-point="screening"]');
+  const newId = (await page.getAttribute('.result[data-source="server"]', 'data-prediction-id')) ?? '';
+  assert.notEqual(newId, firstId);
+  assert.equal((await server.audit.get(newId))?.operatingPoint, 'screening');
   assert.ok(label === 'NORMAL' || label === 'PNEUMONIA');
 
   await page.check('#local-mode');

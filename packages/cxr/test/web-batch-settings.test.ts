@@ -7,10 +7,10 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { RunningServer } from '../src/serve/server';
 import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { launchChromium, noChromium, startPageServer } from './browser-fixture';
+import { Gate, isPrediction, launchChromium, noChromium, startPageServer } from './browser-fixture';
 
 const skip = noChromium;
 
@@ -31,48 +31,6 @@ after(async () => {
   await server?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** Requests matching `match`, recorded; while closed, each is held until release(). */
-class Gate {
-  readonly requests: URL[] = [];
-  private open: Promise<void> = Promise.resolve();
-  private opener = () => {};
-
-  constructor(private readonly match: (url: URL, method: string) => boolean) {}
-
-  async install(page: Page): Promise<void> {
-    await page.route(
-      () => true,
-      async (route: Route) => {
-        const url = new URL(route.request().url());
-        if (!this.match(url, route.request().method())) return route.fallback();
-        this.requests.push(url);
-        await this.open;
-        await route.continue();
-      },
-    );
-  }
-
-  close(): void {
-    this.open = new Promise((resolve) => {
-      this.opener = resolve;
-    });
-  }
-
-  release(): void {
-    this.opener();
-  }
-
-  async seen(n: number): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (this.requests.length < n) {
-      if (Date.now() > deadline) throw new Error(`expected ${n} requests, saw ${this.requests.length}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-const isPrediction = (url: URL, method: string) => method === 'POST' && url.pathname === '/api/v1/predictions';
 
 async function openPage(): Promise<{ page: Page; errors: string[] }> {
   const page = await browser.newPage();

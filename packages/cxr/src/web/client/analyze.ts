@@ -1,227 +1,145 @@
-// The Analyze view: files in, one result card per file. Cards re-threshold on the client with
-// the model's operating points (label = PNEUMONIA when probability >= threshold, as the server; none for
-// an image that cannot be assessed).
-import {
-  shownLabel,
-  showsHeatmap,
-  statusOf,
-  type Verdict,
-  type VerdictStatus,
-  verdictHeadline,
-} from '../../predict/verdict';
+// The Analyze view: files in, one result card per file, one file at a time.
+//
+// A card shows one answer. On the server every answer is a logged prediction: switching a card's
+// operating point sends the film again at that point (with the batch's age) and shows the new
+// answer under its own id, so that the audit log and History hold every answer anyone was shown; an
+// answer already given for that point is shown again without a new request. In the browser ("Process
+// on this computer", nothing logged) the card re-thresholds the probability it has (label =
+// PNEUMONIA when probability >= threshold, as the server; none for an image that cannot be assessed).
+import { shownLabel, showsHeatmap, statusOf, type Verdict, type VerdictStatus } from '../../predict/verdict';
 import * as api from './api';
-import { $, distinctOperatingPoints, el, isDicom, percent } from './dom';
+import { ageNote, type BatchSettings, batchAge, readSettings } from './batch_settings';
+import {
+  type CardAnswer,
+  fileName,
+  newCard,
+  offerOperatingPoints,
+  renderAnswer,
+  setPending,
+  setRechecking,
+  showError,
+  showImages,
+  showNote,
+  showProgress,
+} from './card';
+import { $, distinctOperatingPoints, isDicom, megabytes } from './dom';
+import { announcement, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
+import { reveal } from './reveal';
+import { announce, BatchProgress, type Outcome, showStatus } from './status_line';
 
 export interface AnalyzeContext {
   model: () => Promise<api.ModelInfo>;
 }
 
-interface CardState {
-  probability: number;
-  operatingPoint: string;
-  status: VerdictStatus;
+interface Job {
+  file: File;
+  card: HTMLElement;
+  settings: BatchSettings;
 }
 
-/**
- * What the user set for a batch, read once when its files are taken: a queued film must not pick
- * up the next patient's age, another operating point or another processing place typed while it
- * waits its turn.
- */
-interface BatchSettings {
-  operatingPoint: string;
-  /** The typed age in years (undefined: none), or why the field cannot be read, said on every card. */
-  age: { years: number | undefined } | { error: string };
-  local: boolean;
+/** The choice (a distinct threshold's first name) an operating point belongs to: the switch's value. */
+function choiceOf(info: api.ModelInfo, name: string): string {
+  return distinctOperatingPoints(info).find((d) => d.names.includes(name))?.names[0] ?? name;
 }
 
-let cardCount = 0;
-
-function globalOperatingPoint(): string {
-  return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
+function say(card: HTMLElement, info: api.ModelInfo, a: CardAnswer, prefix = ''): void {
+  const op = info.operatingPoints[a.operatingPoint];
+  announce(
+    prefix + announcement({ ...a, name: fileName(card), threshold: op.threshold, reasons: a.warnings.filter(Boolean) }),
+  );
 }
 
-/** The age typed on the page, in years; undefined when the field is empty. An invalid age is an error, not ignored. */
-function statedAge(): number | undefined {
-  const field = $('#patient-age') as HTMLInputElement;
-  // A number field reports text it cannot read as empty, with badInput set.
-  if (field.value === '' && !field.validity.badInput) return undefined;
-  if (!field.checkValidity())
-    throw new Error(`Patient age must be a number of years from ${field.min} to ${field.max} (or left empty).`);
-  return field.valueAsNumber;
-}
-
-function localMode(): boolean {
-  return ($('#local-mode') as HTMLInputElement).checked;
-}
-
-function readSettings(): BatchSettings {
-  let age: BatchSettings['age'];
-  try {
-    age = { years: statedAge() };
-  } catch (e) {
-    age = { error: api.humanError(e) };
-  }
-  return { operatingPoint: globalOperatingPoint(), age, local: localMode() };
-}
-
-/** The batch's age; an age that was invalid when the files were taken fails each of its films. */
-function batchAge(settings: BatchSettings): number | undefined {
-  if ('error' in settings.age) throw new Error(settings.age.error);
-  return settings.age.years;
-}
-
-/** The age a card was computed with, on the card: it decides whether a finding is shown at all. */
-function ageNote(age: number | undefined, dicom: boolean): string {
-  if (age === undefined) return 'no age typed';
-  return dicom
-    ? `age typed ${age} years (with the DICOM's own ages: any over 10 years decides)`
-    : `age typed ${age} years`;
-}
-
-function newCard(name: string): HTMLElement {
-  const tpl = $('#result-template') as HTMLTemplateElement;
-  const card = (tpl.content.firstElementChild as HTMLElement).cloneNode(true) as HTMLElement;
-  const n = ++cardCount;
-  card.id = `result-${n}`;
-  card.dataset.state = 'pending';
-  card.setAttribute('aria-labelledby', `result-${n}-name`);
-  const title = $('.file-name', card);
-  title.id = `result-${n}-name`;
-  title.textContent = name;
-  const badge = $('.label-badge', card);
-  badge.className = 'label-badge pending';
-  badge.textContent = 'Analyzing…';
-  $('.viewer', card).hidden = true;
-  $('.probability', card).hidden = true;
-  $('.meter', card).hidden = true;
-  $('.segmented', card).hidden = true;
-  return card;
-}
-
-function showError(card: HTMLElement, message: string): void {
-  card.dataset.state = 'error';
-  const badge = $('.label-badge', card);
-  badge.className = 'label-badge error';
-  badge.textContent = 'Not analyzed';
-  const list = $('.warnings', card);
-  list.replaceChildren(el('li', { className: 'error', textContent: message }));
-}
-
-function applyOperatingPoint(card: HTMLElement, info: api.ModelInfo, state: CardState): void {
-  const op = info.operatingPoints[state.operatingPoint];
-  // No label for an image that cannot be assessed, as the API gives none (verdict.ts shownLabel).
-  const label = shownLabel({
-    verdict: state,
-    warnings: [],
-    label: state.probability >= op.threshold ? 'PNEUMONIA' : 'NORMAL',
+let uploadLimit: Promise<number | null> | null = null;
+/** The server's upload limit (from /health), asked once; null when it does not say. */
+function serverUploadLimit(): Promise<number | null> {
+  uploadLimit ??= api.uploadLimit();
+  uploadLimit.catch(() => {
+    uploadLimit = null;
   });
-  const badge = $('.label-badge', card);
-  // Only an assessed image gets the green/red finding colours.
-  badge.className = `label-badge ${state.status === 'assessed' ? label : state.status}`;
-  badge.textContent = verdictHeadline(state.status, label);
-  card.dataset.label = label ?? '';
-  card.dataset.verdict = state.status;
-  card.dataset.operatingPoint = state.operatingPoint;
-  const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
-  const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
-  const same = distinctOperatingPoints(info).find((d) => d.names.includes(state.operatingPoint))!.names;
-  const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : state.operatingPoint;
-  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${names}${sens}${spec} on validation)`;
-  $('.meter-threshold', card).style.left = `${op.threshold * 100}%`;
+  return uploadLimit.catch(() => null);
 }
 
-function fillResult(card: HTMLElement, info: api.ModelInfo, state: CardState, warnings: string[], meta: string): void {
-  card.dataset.state = 'done';
-  card.dataset.probability = String(state.probability);
-  // An image that cannot be assessed gets no number: a probability for a blank page or a
-  // screenshot would read as a finding.
-  const assessable = state.status !== 'cannot-assess';
-  $('.prob-value', card).textContent = percent(state.probability);
-  $('.prob-caption', card).textContent =
-    state.status === 'outside-population'
-      ? 'probability of pneumonia (for reference only: not validated for this patient)'
-      : 'probability of pneumonia';
-  $('.probability', card).hidden = !assessable;
-  $('.meter', card).hidden = !assessable;
-  $('.threshold', card).hidden = !assessable;
-  $('.meter-fill', card).style.width = `${state.probability * 100}%`;
-  const fs = $('.segmented', card);
-  // A switch is offered only between thresholds that differ: one that changes nothing misleads.
-  const points = distinctOperatingPoints(info);
-  fs.hidden = !assessable || points.length < 2;
-  const group = `${card.id}-op`;
-  const current = points.find((d) => d.names.includes(state.operatingPoint))?.names[0];
-  for (const { names } of points) {
-    const name = names[0];
-    const input = el('input', { type: 'radio', name: group, value: name, checked: name === current });
-    input.addEventListener('change', () => {
-      state.operatingPoint = name;
-      applyOperatingPoint(card, info, state);
-    });
-    fs.append(el('label', {}, input, ` ${names.join(' = ')}`));
-  }
-  applyOperatingPoint(card, info, state);
-  $('.warnings', card).replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
-  $('.meta', card).textContent = meta;
+/** `sent`: the server refused it (its limit unknown to the page beforehand), else the page did not send it. */
+function tooLarge(file: File, limit: number | null, sent: boolean): Error {
+  const over = limit === null ? "over this server's upload limit" : `over this server's ${megabytes(limit)} limit`;
+  return new Error(
+    `${file.name} is ${megabytes(file.size)}, ${over}: ${sent ? 'the server refused it' : 'it was not sent'}. ` +
+      'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.',
+  );
 }
 
-function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: string | null): void {
-  const viewer = $('.viewer', card);
-  const original = $('.original', card) as HTMLImageElement;
-  const heat = $('.heatmap', card) as HTMLImageElement;
-  if (!originalUrl && !heatmapUrl) return;
-  viewer.hidden = false;
-  const name = $('.file-name', card).textContent ?? 'image';
-  if (originalUrl) {
-    original.src = originalUrl;
-    original.alt = `Chest X-ray ${name}`;
-  }
-  const slider = $('.opacity', card) as HTMLInputElement;
-  slider.id = `${card.id}-opacity`;
-  if (heatmapUrl) {
-    heat.src = heatmapUrl;
-    heat.alt = `Heat map of the regions that drove the result for ${name}`;
-    heat.style.opacity = String(Number(slider.value) / 100);
-    slider.addEventListener('input', () => {
-      heat.style.opacity = String(Number(slider.value) / 100);
-    });
-  } else {
-    heat.hidden = true;
-    heat.parentElement!.classList.add('no-heatmap');
-    slider.closest('label')!.hidden = true;
-    $('.legend', card).hidden = true;
-    // The legend's words for screen readers go with it: there are no colours to describe.
-    $('.legend-words', card).hidden = true;
-  }
-}
-
-async function analyzeOnServer(
-  file: File,
-  card: HTMLElement,
-  info: api.ModelInfo,
-  dicom: boolean,
-  settings: BatchSettings,
-): Promise<void> {
-  const age = batchAge(settings);
-  const p = await api.predict(file, file.name, settings.operatingPoint, age);
-  card.dataset.source = 'server';
-  card.dataset.patientAge = age === undefined ? '' : String(age);
-  card.dataset.predictionId = p.id;
-  $('.where', card).textContent = 'Analyzed on the server';
-  const meta =
-    `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${ageNote(age, dicom)} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}`;
+/** The server's answer as a card shows it. */
+function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
   // A server without verdicts (older version): its warnings still mean the image is not assessed.
   const verdict: Verdict = p.verdict ?? { status: statusOf(p), reasons: [] };
-  fillResult(
-    card,
-    info,
-    { probability: p.probability, operatingPoint: p.operatingPoint, status: verdict.status },
-    p.warnings,
+  return {
+    probability: p.probability,
+    operatingPoint: p.operatingPoint,
+    status: verdict.status,
+    label: shownLabel({ verdict, warnings: p.warnings, label: p.label as Label | null }),
+    warnings: p.warnings,
     meta,
-  );
-  const heatmapUrl = showsHeatmap(verdict.status) ? p.heatmapUrl : null;
+    predictionId: p.id,
+  };
+}
+
+async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): Promise<void> {
+  const { file, card, settings } = job;
+  const age = batchAge(settings);
+  const limit = await serverUploadLimit();
+  // Checked here, not after seconds of sending: the server would refuse it once it has it all.
+  if (limit !== null && file.size > limit) throw tooLarge(file, limit, false);
+  const send = (operatingPoint: string, heatmap: boolean) =>
+    api.predict(file, file.name, {
+      operatingPoint,
+      patientAge: age,
+      heatmap,
+      onProgress: (sent, total) => showProgress(card, { sent, total }),
+    });
+  const metaOf = (p: api.Prediction, extra = '') =>
+    `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
+    `${ageNote(age, dicom)} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
+  const p = await send(settings.operatingPoint, true);
+  card.dataset.source = 'server';
+  card.dataset.patientAge = age === undefined ? '' : String(age);
+  $('.where', card).textContent = 'Analyzed on the server';
+  let shown = serverAnswer(p, metaOf(p));
+  const answers = new Map<string, CardAnswer>([[choiceOf(info, p.operatingPoint), shown]]);
+  const heatmapUrl = showsHeatmap(shown.status) ? p.heatmapUrl : null;
+  // A re-check asks for no heat map: Grad-CAM explains the probability, which no threshold changes.
+  const heatNote = heatmapUrl ? ` · heat map from id ${p.id.slice(0, 8)}` : '';
+  let latest = 0;
+  offerOperatingPoints(card, info, async (choice) => {
+    const mine = ++latest;
+    const known = answers.get(choice);
+    if (known) {
+      shown = known;
+      renderAnswer(card, info, known);
+      say(card, info, known);
+      return;
+    }
+    setRechecking(card, choice);
+    try {
+      const q = await send(choice, false);
+      const a = serverAnswer(q, metaOf(q, heatNote));
+      answers.set(choice, a);
+      if (mine !== latest) return; // another choice was made meanwhile: it is the one shown
+      shown = a;
+      renderAnswer(card, info, a);
+      say(card, info, a, `Re-checked at ${choice}: `);
+    } catch (e) {
+      if (mine !== latest) return;
+      renderAnswer(card, info, shown);
+      const why =
+        `Could not re-check at ${choice}: ${api.humanError(e)} ` +
+        `The answer shown is still the one at ${shown.operatingPoint}.`;
+      showNote(card, why);
+      announce(`${fileName(card)}: ${why}`);
+    }
+  });
+  renderAnswer(card, info, shown);
+  say(card, info, shown);
   const [heat, thumb] = await Promise.all([
     heatmapUrl ? api.imageUrl(heatmapUrl).catch(() => null) : null,
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
@@ -229,32 +147,49 @@ async function analyzeOnServer(
   showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);
 }
 
-async function analyzeLocally(
-  file: File,
-  card: HTMLElement,
-  info: api.ModelInfo,
-  settings: BatchSettings,
-): Promise<void> {
+async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<void> {
+  const { file, card, settings } = job;
   const age = batchAge(settings);
+  showProgress(card, { text: 'Analyzing on this computer…' });
   const r = await predictLocally(file, info, age);
   card.dataset.source = 'local';
   card.dataset.patientAge = age === undefined ? '' : String(age);
-  $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
-  const meta =
-    `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageNote(age, false)} · ` +
-    `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`;
-  fillResult(
-    card,
-    info,
-    { probability: r.probability, operatingPoint: settings.operatingPoint, status: r.verdict.status },
-    r.warnings,
-    meta,
-  );
   card.dataset.oodScore = r.ood ? String(r.ood.score) : '';
+  $('.where', card).textContent = 'Analyzed on this computer (not sent, not logged)';
+  const status: VerdictStatus = r.verdict.status;
+  const at = (operatingPoint: string): CardAnswer => ({
+    probability: r.probability,
+    operatingPoint,
+    status,
+    label: shownLabel({
+      verdict: r.verdict,
+      warnings: [],
+      label: r.probability >= info.operatingPoints[operatingPoint].threshold ? 'PNEUMONIA' : 'NORMAL',
+    }),
+    warnings: r.warnings,
+    meta:
+      `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageNote(age, false)} · ` +
+      `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`,
+  });
+  // Nothing here is logged, so the card re-thresholds what it has.
+  offerOperatingPoints(card, info, (choice) => {
+    renderAnswer(card, info, at(choice));
+    say(card, info, at(choice));
+  });
+  renderAnswer(card, info, at(settings.operatingPoint));
+  say(card, info, at(settings.operatingPoint));
   showImages(card, URL.createObjectURL(file), null);
 }
 
-async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext, settings: BatchSettings): Promise<void> {
+/** Failures worth another try as they are: the network, the server busy or away; not the file itself. */
+function retryable(e: unknown): boolean {
+  if (e instanceof api.ApiError) return e.status === 0 || e.status === 408 || e.status === 429 || e.status >= 500;
+  return e instanceof TypeError && /fetch|network/i.test(e.message);
+}
+
+async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void): Promise<Outcome> {
+  const { file, card, settings } = job;
+  setPending(card, 'Analyzing…');
   try {
     const info = await ctx.model();
     const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
@@ -262,41 +197,55 @@ async function analyze(file: File, card: HTMLElement, ctx: AnalyzeContext, setti
     if (settings.local) {
       if (dicom)
         throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
-      await analyzeLocally(file, card, info, settings);
+      await analyzeLocally(job, info);
     } else {
-      await analyzeOnServer(file, card, info, dicom, settings);
+      await analyzeOnServer(job, info, dicom);
     }
+    return 'analyzed';
   } catch (e) {
-    showError(card, api.humanError(e));
+    const limit = e instanceof api.ApiError && e.code === 'TOO_LARGE' ? await serverUploadLimit() : undefined;
+    // The server's own words give the limit in bytes; the page says it in MB with the file's size.
+    const message = limit !== undefined ? tooLarge(file, limit, true).message : api.humanError(e);
+    showError(card, message, retryable(e) ? () => retry(job) : null);
+    announce(`${fileName(card)}: not analyzed: ${message}`);
+    return e instanceof api.ApiError && e.code === 'UNREACHABLE' ? 'unreachable' : 'failed';
   }
 }
 
 export function setUpAnalyze(ctx: AnalyzeContext): void {
   const input = $('#file-input') as HTMLInputElement;
   const drop = $('#drop');
-  const status = $('#status');
   const results = $('#results');
+  const progress = new BatchProgress();
   let queue = Promise.resolve();
 
-  const take = (files: FileList | File[]) => {
+  // One at a time: keeps the order readable and the server's queue short.
+  const enqueue = (jobs: Job[]) => {
+    progress.add(jobs.length);
+    for (const job of jobs) {
+      queue = queue.then(async () => progress.done(await analyze(job, ctx, retry)));
+    }
+  };
+  const retry = (job: Job) => {
+    // The button goes away: focus stays on its card, not on the page's start.
+    job.card.focus({ preventScroll: true });
+    setPending(job.card);
+    enqueue([job]);
+  };
+
+  const take = (files: FileList | File[], fromPicker: boolean) => {
     const list = Array.from(files);
     if (!list.length) return;
     // Read now, not at each file's turn: the fields may already hold the next patient's values.
     const settings = readSettings();
-    status.textContent = `Analyzing ${list.length} file${list.length > 1 ? 's' : ''}…`;
-    const cards = list.map((f) => newCard(f.name));
-    results.prepend(...cards);
-    // One at a time: keeps the order readable and the server's queue short.
-    list.forEach((f, i) => {
-      queue = queue.then(() => analyze(f, cards[i], ctx, settings));
-    });
-    queue = queue.then(() => {
-      status.textContent = `Done: ${list.length} file${list.length > 1 ? 's' : ''} analyzed.`;
-    });
+    const jobs = list.map((file) => ({ file, card: newCard(file.name), settings }));
+    results.prepend(...jobs.map((j) => j.card));
+    enqueue(jobs);
+    reveal(jobs[0].card, fromPicker);
   };
 
   input.addEventListener('change', () => {
-    if (input.files) take(input.files);
+    if (input.files) take(input.files, document.activeElement === input);
     input.value = '';
   });
   drop.addEventListener('dragover', (e) => {
@@ -307,26 +256,22 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    if (e.dataTransfer?.files) take(e.dataTransfer.files);
+    if (e.dataTransfer?.files) take(e.dataTransfer.files, false);
   });
 
   const toggle = $('#local-mode') as HTMLInputElement;
   toggle.addEventListener('change', () => {
     if (!toggle.checked) {
-      status.textContent = 'Images are sent to the server, analyzed and logged.';
+      showStatus('Images are sent to the server, analyzed and logged.');
       return;
     }
-    status.textContent = 'Loading the model into this browser…';
+    showStatus('Loading the model into this browser…');
     ctx
       .model()
       .then(preloadLocalModel)
       .then(
-        () => {
-          status.textContent = 'Model loaded: images are analyzed on this computer and never leave it.';
-        },
-        (e: unknown) => {
-          status.textContent = `Could not load the model in the browser: ${api.humanError(e)}`;
-        },
+        () => showStatus('Model loaded: images are analyzed on this computer and never leave it.'),
+        (e: unknown) => showStatus(`Could not load the model in the browser: ${api.humanError(e)}`),
       );
   });
 }

@@ -70,22 +70,60 @@ async function json<T>(res: Response): Promise<T> {
   return body as T;
 }
 
-export async function health(): Promise<{ authRequired: boolean }> {
-  return json(await send('/api/v1/health'));
+/** The server's largest accepted upload in bytes, from /health; null when this server does not say it. */
+export async function uploadLimit(): Promise<number | null> {
+  const body = (await (await send('/api/v1/health')).json().catch(() => null)) as { maxUploadBytes?: unknown } | null;
+  const n = body?.maxUploadBytes;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/** Bytes sent of an upload so far; `sent === total` once the whole body is out and the server is working. */
+export type UploadProgress = (sent: number, total: number) => void;
+
+/**
+ * A POST through XMLHttpRequest, which reports upload progress (fetch cannot): on a slow link a film of
+ * a few MB takes seconds to send. Network failures read as fetch's do (ApiError UNREACHABLE).
+ */
+function xhrPost(url: string, body: FormData, onProgress?: UploadProgress): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url);
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+    xhr.responseType = 'blob';
+    if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : e.loaded);
+    if (onProgress) xhr.upload.onload = (e) => onProgress(e.total || e.loaded, e.total || e.loaded);
+    xhr.onload = () => {
+      const headers = new Headers();
+      const type = xhr.getResponseHeader('Content-Type');
+      if (type) headers.set('Content-Type', type);
+      // A Response, so that one reader (json) serves both paths. A status without a body takes none.
+      const body = [204, 205, 304].includes(xhr.status) ? null : (xhr.response as Blob);
+      resolve(new Response(body, { status: xhr.status, statusText: xhr.statusText, headers }));
+    };
+    xhr.onerror = () => reject(new ApiError(0, 'UNREACHABLE', UNREACHABLE));
+    xhr.onabort = () => reject(new DOMException('upload aborted', 'AbortError'));
+    xhr.send(body);
+  });
 }
 
 export async function predict(
   file: Blob,
   name: string,
-  operatingPoint: string,
-  patientAge?: number,
+  opts: { operatingPoint: string; patientAge?: number; heatmap?: boolean; onProgress?: UploadProgress },
 ): Promise<Prediction> {
   const form = new FormData();
   form.append('image', file, name);
-  const query = new URLSearchParams({ operatingPoint });
+  const query = new URLSearchParams({ operatingPoint: opts.operatingPoint });
+  if (opts.heatmap === false) query.set('heatmap', 'false');
   // The API takes decimal digits only: String(1e-7) would be '1e-7'. Six places are 30 seconds of age.
-  if (patientAge !== undefined) query.set('patientAge', patientAge.toFixed(6).replace(/\.?0+$/, ''));
-  return json(await apiFetch(`/api/v1/predictions?${query}`, { method: 'POST', body: form }));
+  if (opts.patientAge !== undefined) query.set('patientAge', opts.patientAge.toFixed(6).replace(/\.?0+$/, ''));
+  const url = `/api/v1/predictions?${query}`;
+  // On 401 the token is asked for and the film sent again, as apiFetch does.
+  for (let attempt = 0; ; attempt++) {
+    const res = await xhrPost(url, form, opts.onProgress);
+    if (res.status !== 401 || !askToken || attempt >= 3) return json(res);
+    sessionStorage.setItem(TOKEN_KEY, await askToken());
+  }
 }
 
 export async function history(query: URLSearchParams): Promise<HistoryPage> {

@@ -25,6 +25,18 @@ export function percent(p: number): string {
   return `${(p * 100).toFixed(1)} %`;
 }
 
+/** A byte count as people read file sizes: MB of 1024 × 1024 bytes, as `cxr serve --max-upload-mb` counts them. */
+export function megabytes(bytes: number): string {
+  const mb = bytes / (1024 * 1024);
+  if (mb < 0.1) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${Number.isInteger(mb) ? mb : mb.toFixed(1)} MB`;
+}
+
+/** Whether the reader asked for less motion: scrolling then jumps instead of gliding. */
+export function reducedMotion(): boolean {
+  return window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+}
+
 export function isDicom(bytes: Uint8Array, name: string): boolean {
   const magic =
     bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;

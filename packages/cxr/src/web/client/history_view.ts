@@ -1,7 +1,8 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
-import { shownLabel, showsHeatmap, statusOf, verdictHeadline } from '../../predict/verdict';
+import { shownLabel, showsHeatmap, statusOf } from '../../predict/verdict';
 import { $, el, percent } from './dom';
+import { findingView, type Label } from './finding';
 
 const PAGE_SIZE = 25;
 let page = 1;
@@ -49,24 +50,18 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
   return a;
 }
 
-/** The row's finding as the Analyze view showed it: none, and no number, for an image that could not be assessed. */
+/**
+ * The row's finding as the Analyze view shows it (finding.ts): none, and no number, for an image that could
+ * not be assessed; an answer outside the intended population in the warning style, its number for reference
+ * only, never as a red finding.
+ */
 function finding(p: api.Prediction): [HTMLElement, string] {
-  const status = statusOf(p);
-  // The label too: none for such an answer (the server sends null; an older one sent the model's label).
-  const label = shownLabel(p);
-  if (status === 'cannot-assess' || label === null) {
-    return [el('span', { className: 'tag cannot-assess', textContent: 'Cannot assess' }), '—'];
-  }
-  const tag = el('span', { className: `tag ${label}`, textContent: label });
-  if (status === 'outside-population') {
-    const note = el('span', {
-      className: 'outside',
-      textContent: ' · outside population',
-      title: verdictHeadline(status, label),
-    });
-    return [el('span', {}, tag, note), percent(p.probability)];
-  }
-  return [tag, percent(p.probability)];
+  // The label through shownLabel: none for an unassessable answer (an older server sent the model's label).
+  const view = findingView(statusOf(p), shownLabel(p) as Label | null);
+  const tag = el('span', { className: `tag ${view.tone}`, textContent: view.short });
+  if (view.headline !== view.short) tag.title = view.headline;
+  if (!view.showsProbability) return [tag, '—'];
+  return [tag, view.probabilityNote ? `${percent(p.probability)} (for reference only)` : percent(p.probability)];
 }
 
 function row(p: api.Prediction): HTMLTableRowElement {

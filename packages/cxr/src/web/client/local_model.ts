@@ -130,7 +130,7 @@ async function decode(
   }
 }
 
-/** `patientAge`: years, as typed on the page (the file carries none); over the range, outside-population. */
+/** `patientAge`: years, as typed on the page (the file carries none); under 1 or over 10, outside-population. */
 export async function predictLocally(file: Blob, info: ModelInfo, patientAge?: number): Promise<LocalResult> {
   const { members: models, gate } = await members(info);
   const t0 = performance.now();

@@ -5,6 +5,8 @@ import { setUpAnalyze } from './analyze';
 import { $, distinctOperatingPoints, el } from './dom';
 import { loadHistory, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
+import { operatingPointHint } from './op_hints';
+import { showStatus } from './status_line';
 
 let modelInfo: Promise<api.ModelInfo> | null = null;
 function model(): Promise<api.ModelInfo> {
@@ -48,8 +50,6 @@ function route(): void {
   document.title = `cxr — ${view[0].toUpperCase()}${view.slice(1)}`;
 }
 
-const HINTS: Record<string, string> = { screening: 'fewer missed cases', balanced: 'fewer false alarms' };
-
 /** One radio per distinct threshold of this model (two names for one threshold are one choice). */
 function renderGlobalOperatingPoints(info: api.ModelInfo): void {
   const fs = $('#op-global');
@@ -58,7 +58,7 @@ function renderGlobalOperatingPoints(info: api.ModelInfo): void {
   fs.replaceChildren(
     el('legend', { textContent: 'Operating point' }),
     ...points.map(({ names }) => {
-      const hint = names.map((n) => HINTS[n]).find(Boolean);
+      const hint = operatingPointHint(info, names);
       return el(
         'label',
         {},
@@ -90,7 +90,7 @@ function start(): void {
       document.body.dataset.ready = 'true';
     },
     (e: unknown) => {
-      $('#status').textContent = `Cannot reach the model: ${api.humanError(e)}`;
+      showStatus(`Cannot reach the model: ${api.humanError(e)}`);
     },
   );
 }

@@ -4,8 +4,40 @@ import { marked } from 'marked';
 import * as api from './api';
 import { $, el, percent } from './dom';
 
-function fmt(v: unknown): string {
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(4);
+/** Validation measures that are proportions of films (or a probability): shown in percent, as everywhere else. */
+const PROPORTIONS = new Set([
+  'accuracy',
+  'sensitivity',
+  'specificity',
+  'precision',
+  'recall',
+  'npv',
+  'ppv',
+  'threshold',
+  'ece',
+]);
+
+/** Names people read for the metrics' keys; a key not listed is shown as it is. */
+const NAMES: Record<string, string> = {
+  n: 'films',
+  auc: 'AUC (ROC)',
+  pr_auc: 'AUC (precision-recall)',
+  f1: 'F1',
+  ece: 'calibration error (ECE)',
+  brier: 'Brier score',
+};
+
+function fmt(key: string, v: unknown, ci?: unknown): string {
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) return String(v);
+    const asPercent = PROPORTIONS.has(key) && v >= 0 && v <= 1;
+    const one = (x: number) => (asPercent ? percent(x) : x.toFixed(4));
+    const interval =
+      Array.isArray(ci) && ci.length === 2 && ci.every((x) => typeof x === 'number')
+        ? ` (95 % CI ${one(ci[0])} to ${one(ci[1])})`
+        : '';
+    return one(v) + interval;
+  }
   if (v === null || v === undefined) return '—';
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
@@ -66,11 +98,18 @@ export function renderModel(info: api.ModelInfo): void {
       ),
     ),
   );
-  const validation = Object.entries(info.validation ?? {}).filter(([, v]) => typeof v !== 'object' || v === null);
+  const metrics = info.validation ?? {};
+  const cis = (metrics.ci95 ?? {}) as Record<string, unknown>;
+  const validation = Object.entries(metrics).filter(([, v]) => typeof v !== 'object' || v === null);
   $('#model-validation tbody').replaceChildren(
     ...(validation.length
       ? validation.map(([k, v]) =>
-          el('tr', {}, el('th', { scope: 'row', textContent: k }), el('td', { className: 'num', textContent: fmt(v) })),
+          el(
+            'tr',
+            {},
+            el('th', { scope: 'row', textContent: NAMES[k] ?? k }),
+            el('td', { className: 'num', textContent: fmt(k, v, cis[k]) }),
+          ),
         )
       : [el('tr', {}, el('td', { textContent: 'No validation metrics in this model folder.' }))]),
   );

@@ -1,0 +1,191 @@
+// One result card of the Analyze view: its states (pending with upload progress, done, re-checking,
+// error with "Try again") and how an answer is drawn on it. What the card shows is one answer: for a
+// server answer, the one logged under the id on the card.
+import type { VerdictStatus } from '../../predict/verdict';
+import type * as api from './api';
+import { $, distinctOperatingPoints, el, megabytes, percent } from './dom';
+import { findingView, type Label } from './finding';
+
+/** The answer a card shows. */
+export interface CardAnswer {
+  probability: number;
+  operatingPoint: string;
+  status: VerdictStatus;
+  /** The shown label: null for an image that cannot be assessed (verdict.ts shownLabel). */
+  label: Label | null;
+  warnings: string[];
+  meta: string;
+  /** The audit log's id of a server answer; none for one computed in the browser. */
+  predictionId?: string;
+}
+
+let cardCount = 0;
+
+export function newCard(name: string): HTMLElement {
+  const tpl = $('#result-template') as HTMLTemplateElement;
+  const card = (tpl.content.firstElementChild as HTMLElement).cloneNode(true) as HTMLElement;
+  const n = ++cardCount;
+  card.id = `result-${n}`;
+  card.setAttribute('aria-labelledby', `result-${n}-name`);
+  const title = $('.file-name', card);
+  title.id = `result-${n}-name`;
+  title.textContent = name;
+  $('.upload', card).setAttribute('aria-label', `Sending ${name}`);
+  $('.viewer', card).hidden = true;
+  setPending(card);
+  return card;
+}
+
+export function fileName(card: HTMLElement): string {
+  return $('.file-name', card).textContent ?? 'image';
+}
+
+/** Waiting for its turn ('Waiting…') or being analyzed: no finding, no number. */
+export function setPending(card: HTMLElement, text = 'Waiting…'): void {
+  card.dataset.state = 'pending';
+  const badge = $('.label-badge', card);
+  badge.className = 'label-badge pending';
+  badge.textContent = text;
+  for (const sel of ['.probability', '.meter', '.segmented', '.threshold', '.retry', '.card-note'])
+    $(sel, card).hidden = true;
+  $('.warnings', card).replaceChildren();
+}
+
+/**
+ * The card's progress line: `sent` of `total` bytes on their way (a bar), or the server at work once
+ * all are out (sent === total), or only `text` with no bar (sent null); `hide` removes it.
+ */
+export function showProgress(card: HTMLElement, p: { sent: number; total: number } | { text: string } | 'hide'): void {
+  const box = $('.progress', card);
+  const bar = $('.upload', card) as HTMLProgressElement;
+  const text = $('.progress-text', card);
+  box.hidden = p === 'hide';
+  if (p === 'hide') return;
+  if ('text' in p) {
+    bar.hidden = true;
+    text.textContent = p.text;
+    return;
+  }
+  const working = p.sent >= p.total;
+  bar.hidden = working;
+  bar.max = Math.max(1, p.total);
+  bar.value = p.sent;
+  text.textContent = working
+    ? 'Sent; analyzing on the server…'
+    : `Sending ${megabytes(p.sent)} of ${megabytes(p.total)} (${Math.floor((100 * p.sent) / Math.max(1, p.total))} %)`;
+}
+
+/** The card's finding while the server re-checks it at another operating point: no finding meanwhile. */
+export function setRechecking(card: HTMLElement, operatingPoint: string): void {
+  card.dataset.state = 'rechecking';
+  const badge = $('.label-badge', card);
+  badge.className = 'label-badge pending';
+  badge.textContent = `Re-checking at ${operatingPoint}…`;
+  $('.card-note', card).hidden = true;
+  $('.segmented', card).setAttribute('aria-busy', 'true');
+}
+
+/** A note under the finding (e.g. a re-check that failed), or none. */
+export function showNote(card: HTMLElement, text: string | null): void {
+  const note = $('.card-note', card);
+  note.hidden = text === null;
+  note.textContent = text ?? '';
+}
+
+export function showError(card: HTMLElement, message: string, retry: (() => void) | null): void {
+  card.dataset.state = 'error';
+  showProgress(card, 'hide');
+  const badge = $('.label-badge', card);
+  badge.className = 'label-badge error';
+  badge.textContent = 'Not analyzed';
+  $('.warnings', card).replaceChildren(el('li', { className: 'error', textContent: message }));
+  const button = $('.retry', card) as HTMLButtonElement;
+  button.hidden = retry === null;
+  button.onclick = retry;
+}
+
+export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnswer): void {
+  const op = info.operatingPoints[a.operatingPoint];
+  const view = findingView(a.status, a.label);
+  card.dataset.state = 'done';
+  card.dataset.probability = String(a.probability);
+  card.dataset.label = a.label ?? '';
+  card.dataset.verdict = a.status;
+  card.dataset.operatingPoint = a.operatingPoint;
+  card.dataset.predictionId = a.predictionId ?? '';
+  showProgress(card, 'hide');
+  showNote(card, null);
+  $('.segmented', card).removeAttribute('aria-busy');
+  const badge = $('.label-badge', card);
+  badge.className = `label-badge ${view.tone}`;
+  badge.textContent = view.headline;
+  // An image that cannot be assessed gets no number: a probability for a blank page or a screenshot
+  // would read as a finding.
+  $('.prob-value', card).textContent = percent(a.probability);
+  $('.prob-caption', card).textContent = view.probabilityNote
+    ? `probability of pneumonia (${view.probabilityNote})`
+    : 'probability of pneumonia';
+  for (const sel of ['.probability', '.meter', '.threshold']) $(sel, card).hidden = !view.showsProbability;
+  // A switch is offered only between thresholds that differ: one that changes nothing misleads.
+  $('.segmented', card).hidden = !view.showsProbability || distinctOperatingPoints(info).length < 2;
+  $('.meter-fill', card).style.width = `${a.probability * 100}%`;
+  $('.meter-threshold', card).style.left = `${op.threshold * 100}%`;
+  const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
+  const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
+  const same = distinctOperatingPoints(info).find((d) => d.names.includes(a.operatingPoint))?.names ?? [];
+  const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : a.operatingPoint;
+  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${names}${sens}${spec} on validation)`;
+  for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
+    input.checked = same.includes(input.value);
+  $('.warnings', card).replaceChildren(...a.warnings.map((w) => el('li', { textContent: w })));
+  $('.meta', card).textContent = a.meta;
+}
+
+/** The card's operating point switch, one radio per distinct threshold; `choose` gets the chosen name. */
+export function offerOperatingPoints(card: HTMLElement, info: api.ModelInfo, choose: (name: string) => void): void {
+  const fs = $('.segmented', card);
+  const group = `${card.id}-op`;
+  // A card analyzed again ("Try again") gets a fresh switch, not a second one.
+  for (const old of Array.from(fs.querySelectorAll('label'))) old.remove();
+  for (const { names } of distinctOperatingPoints(info)) {
+    const input = el('input', { type: 'radio', name: group, value: names[0] });
+    input.addEventListener('change', () => {
+      if (input.checked) choose(names[0]);
+    });
+    fs.append(el('label', {}, input, ` ${names.join(' = ')}`));
+  }
+}
+
+/** The original (or a DICOM's thumbnail) and the heat map over it; called once per card. */
+export function showImages(card: HTMLElement, originalUrl: string | null, heatmapUrl: string | null): void {
+  const viewer = $('.viewer', card);
+  const original = $('.original', card) as HTMLImageElement;
+  const heat = $('.heatmap', card) as HTMLImageElement;
+  if (!originalUrl && !heatmapUrl) return;
+  viewer.hidden = false;
+  const name = fileName(card);
+  // The figure is named for what it holds, not by its caption (the opacity slider's label).
+  viewer.setAttribute('aria-label', heatmapUrl ? `${name}: image with heat map` : `${name}: image`);
+  if (originalUrl) {
+    original.src = originalUrl;
+    // Neutral: the file may be anything (a photo, a screenshot), not necessarily a chest X-ray.
+    original.alt = `Uploaded image ${name}`;
+  }
+  const slider = $('.opacity', card) as HTMLInputElement;
+  slider.id = `${card.id}-opacity`;
+  if (heatmapUrl) {
+    heat.src = heatmapUrl;
+    heat.alt = `Heat map of the regions that drove the result for ${name}`;
+    heat.style.opacity = String(Number(slider.value) / 100);
+    slider.addEventListener('input', () => {
+      heat.style.opacity = String(Number(slider.value) / 100);
+    });
+  } else {
+    heat.hidden = true;
+    heat.parentElement!.classList.add('no-heatmap');
+    slider.closest('label')!.hidden = true;
+    $('.legend', card).hidden = true;
+    // The legend's words for screen readers go with it: there are no colours to describe.
+    $('.legend-words', card).hidden = true;
+  }
+}

@@ -1,0 +1,238 @@
+// What the Analyze page tells a clinician while films are analyzed, in Chromium against a real server:
+//  - the status line: "Analyzing 1 of 3… 2 waiting.", never "Done" while a later batch is still at work,
+//    then a true summary ("Done: 2 analyzed, 1 not analyzed."), also when the server cannot be reached;
+//  - screen readers: one message per finished card ("<file>: Signs of pneumonia detected, 62.1 %, above
+//    the 50.0 % threshold (balanced)."), every summary announced even when it repeats the last one; no
+//    live region over the whole results, no assertive alert per card, neutral alt text, a named figure;
+//  - "Try again" on a card the server could not be reached for;
+//  - a new card below the fold (1280×720) is scrolled into view, focus on it after the file picker;
+//  - a file over the server's upload limit is refused before it is sent, its size in MB;
+//  - upload progress on a slow link.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import type { RunningServer } from '../src/serve/server';
+import { makeTinyModel, tempDir, XRAY_JPEG, XRAY_JPEG_NORMAL } from './serve-fixtures';
+import {
+  finished,
+  Gate,
+  isPrediction,
+  launchChromium,
+  noChromium,
+  openPage,
+  ready,
+  startPageServer,
+  upload,
+} from './browser-fixture';
+
+const skip = noChromium;
+/** The server's upload limit here: the slow-link film (772 KB) fits, a padded 1.5 MB file does not. */
+const LIMIT = 1024 * 1024;
+
+let dir: string;
+let server: RunningServer;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('web-feedback');
+  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
+  server = await startPageServer(dir, modelDir, false, { maxUploadBytes: LIMIT });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Every text the status line takes, in order. */
+async function recordStatus(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const w = window as unknown as { statuses: string[] };
+    w.statuses = [];
+    const status = document.querySelector('#status')!;
+    new MutationObserver(() => w.statuses.push(status.textContent ?? '')).observe(status, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
+  return () => page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+}
+
+/** Until `n` cards are finished and the status line has its summary (said after the card's images). */
+async function settled(page: Page, n: number): Promise<void> {
+  await finished(page, n);
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Done'));
+}
+
+const announced = (page: Page) => page.$$eval('#announcer > *', (ps) => ps.map((p) => p.textContent ?? ''));
+const status = async (page: Page) => (await page.textContent('#status')) ?? '';
+const cardMessage = (name: string) =>
+  new RegExp(
+    `^${name.replace('.', '\\.')}: (Signs of pneumonia detected|No signs of pneumonia detected), ` +
+      '(\\d+\\.\\d|[<>] \\d+\\.\\d) %, (above|below) the 50\\.0 % threshold \\(balanced\\)\\.$',
+  );
+
+test('the status line sums up every batch truly, and screen readers hear one message per card and per summary', {
+  skip,
+  timeout: 180_000,
+}, async () => {
+  const { page, errors } = await openPage(browser);
+  const gate = new Gate(isPrediction);
+  await gate.install(page);
+  await ready(page, server.url);
+  const statuses = await recordStatus(page);
+
+  // A first batch held at the server; a second dropped meanwhile, one of its files not an image.
+  gate.close();
+  await page.setInputFiles('#file-input', [upload('a.jpeg', XRAY_JPEG)]);
+  await gate.seen(1);
+  await page.setInputFiles('#file-input', [upload('b.jpeg', XRAY_JPEG), upload('notes.png', Buffer.from('notes'))]);
+  assert.equal(await status(page), 'Analyzing 1 of 3… 2 waiting.');
+  gate.release();
+  await settled(page, 3);
+  const seen = await statuses();
+  assert.deepEqual(
+    seen.filter((s) => s.startsWith('Done')),
+    ['Done: 2 analyzed, 1 not analyzed.'],
+    `no "Done" before the last file: ${seen.join(' | ')}`,
+  );
+  assert.equal(seen.at(-1), 'Done: 2 analyzed, 1 not analyzed.');
+  assert.ok(seen.includes('Analyzing 3 of 3…'), seen.join(' | '));
+
+  let said = await announced(page);
+  assert.deepEqual(said.slice(0, 2), ['Analyzing 1 file.', 'Analyzing 2 files.']);
+  assert.match(said[2], cardMessage('a.jpeg'));
+  assert.match(said[3], cardMessage('b.jpeg'));
+  assert.match(said[4], /^notes\.png: not analyzed: .*not a JPEG, PNG or DICOM image/);
+  assert.equal(said[5], 'Done: 2 analyzed, 1 not analyzed.');
+  // A file the server refuses as such gets no "Try again": trying again would change nothing.
+  assert.equal(await page.isVisible('.result:has(h2:text-is("notes.png")) .retry'), false);
+
+  // The same film twice, one batch after the other: the second summary, the same words, is said again.
+  for (const n of [4, 5]) {
+    await page.setInputFiles('#file-input', [upload('a.jpeg', XRAY_JPEG)]);
+    await settled(page, n);
+  }
+  said = await announced(page);
+  assert.deepEqual(said.slice(-6, -3), said.slice(-3), said.join(' | '));
+  assert.equal(said.at(-1), 'Done: 1 analyzed.');
+  assert.match(said.at(-2) ?? '', cardMessage('a.jpeg'));
+
+  // Not a live region over the whole results (read piecemeal), nor an assertive alert in every card.
+  assert.equal(await page.getAttribute('#results', 'aria-live'), null);
+  assert.equal(await page.$$eval('#results [role="alert"], #results [aria-live]', (e) => e.length), 0);
+  const first = '.result:first-child';
+  await page.waitForFunction(
+    (sel) => (document.querySelector<HTMLImageElement>(`${sel} img.original`)?.naturalWidth ?? 0) > 0,
+    first,
+  );
+  // Neutral words for whatever was uploaded, and the figure named for what it holds, not by its slider.
+  assert.equal(await page.getAttribute(`${first} img.original`, 'alt'), 'Uploaded image a.jpeg');
+  assert.equal(await page.getAttribute(`${first} figure`, 'aria-label'), 'a.jpeg: image with heat map');
+
+  // The server cannot be reached: the summary says so, and "Try again" on the card analyzes it.
+  await page.route('**/api/v1/predictions?*', (r) => r.abort('connectionrefused'));
+  await page.setInputFiles('#file-input', [upload('c.jpeg', XRAY_JPEG)]);
+  await settled(page, 6);
+  assert.match(
+    await status(page),
+    /^Done: 0 analyzed, 1 not analyzed\. The server could not be reached for 1 file: check that it is running/,
+  );
+  assert.match((await announced(page)).at(-2) ?? '', /^c\.jpeg: not analyzed: Cannot reach the cxr server\./);
+  await page.unroute('**/api/v1/predictions?*');
+  await page.click(`${first} .retry`);
+  await page.waitForSelector(`${first}[data-state="done"]`, { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 1 analyzed.');
+  assert.equal(await page.evaluate(() => document.activeElement?.matches('.result:first-child')), true);
+  assert.deepEqual(
+    errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
+    [],
+  );
+  await page.context().close();
+});
+
+test('at 1280×720 a new card below the fold is brought into view; after the file picker, focus is on it', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const { page, errors } = await openPage(browser, { viewport: { width: 1280, height: 720 }, reducedMotion: 'reduce' });
+  await ready(page, server.url);
+  const place = () =>
+    page.evaluate(() => {
+      const card = document.querySelector('.result')!.getBoundingClientRect();
+      return { top: card.top, scrollY: window.scrollY, height: window.innerHeight };
+    });
+  await page.setInputFiles('#file-input', [upload('drop.jpeg', XRAY_JPEG)]);
+  await finished(page, 1);
+  let at = await place();
+  assert.ok(at.scrollY > 0, `the page scrolled: ${JSON.stringify(at)}`);
+  assert.ok(at.top >= 0 && at.top < at.height / 2, `the card starts in view: ${JSON.stringify(at)}`);
+
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.focus('#file-input');
+  await page.setInputFiles('#file-input', [upload('picked.jpeg', XRAY_JPEG)]);
+  at = await place();
+  assert.ok(at.top >= 0 && at.top < at.height / 2, JSON.stringify(at));
+  assert.equal(await page.evaluate(() => document.activeElement?.matches('.result:first-child')), true);
+  await finished(page, 2);
+  assert.deepEqual(errors, []);
+  await page.context().close();
+});
+
+test("a file over the server's upload limit is not sent, and says its size in MB; uploads show their progress", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const { page, errors } = await openPage(browser);
+  // cxr serve does not yet say its limit in /health: until it does, the test adds the limit it was started with.
+  await page.route('**/api/v1/health', async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    await route.fulfill({ response: res, json: { maxUploadBytes: LIMIT, ...body } });
+  });
+  const predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await ready(page, server.url);
+  const film = fs.readFileSync(XRAY_JPEG);
+  const big = Buffer.concat([film, Buffer.alloc(LIMIT + LIMIT / 2 - film.length)]);
+  await page.setInputFiles('#file-input', [upload('big.jpeg', big)]);
+  await finished(page, 1);
+  assert.equal(predictions.requests.length, 0, 'nothing is sent');
+  assert.equal(
+    await page.textContent('.result .warnings li.error'),
+    "big.jpeg is 1.5 MB, over this server's 1 MB limit: it was not sent. " +
+      'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.',
+  );
+
+  // A slow link: the bar and the bytes sent, and the file still waiting counted on the status line.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 50,
+    downloadThroughput: 2_000_000,
+    uploadThroughput: 250 * 1024,
+  });
+  await page.setInputFiles('#file-input', [upload('slow.jpeg', XRAY_JPEG_NORMAL), upload('next.jpeg', XRAY_JPEG)]);
+  assert.equal(await page.textContent('#status'), 'Analyzing 1 of 2… 1 waiting.');
+  const sending = await page.waitForFunction(
+    () => {
+      const bar = document.querySelector<HTMLProgressElement>('.result:first-child progress.upload');
+      const text = document.querySelector('.result:first-child .progress-text')?.textContent ?? '';
+      return bar && !bar.hidden && bar.value > 0 && bar.value < bar.max ? text : null;
+    },
+    undefined,
+    { timeout: 30_000, polling: 50 },
+  );
+  assert.match(String(await sending.jsonValue()), /^Sending \d+(\.\d)? (KB|MB) of 0\.7 MB \(\d+ %\)$/);
+  await finished(page, 3);
+  assert.equal(await page.isVisible('.result:first-child .progress'), false, 'the progress line goes with the answer');
+  assert.deepEqual(errors, []);
+  await page.context().close();
+});
