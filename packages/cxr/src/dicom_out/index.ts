@@ -9,7 +9,15 @@ export { CAVEAT, MANUFACTURER, SOP_CLASS } from './identity';
 export { readSource, type SourceImage } from './source';
 export { buildSr, CODES } from './sr';
 export { buildSecondaryCapture, burnedInLines } from './secondary_capture';
-export { scUids, srUids, type DicomObject, type ResultInput, type ResultModel, type SourceRef } from './result';
+export {
+  instanceNumber,
+  scUids,
+  srUids,
+  type DicomObject,
+  type ResultInput,
+  type ResultModel,
+  type SourceRef,
+} from './result';
 export { derivedUid, isUid } from './uids';
 
 /** The heat map (when the prediction has one) and the report pointing to it. */

@@ -19,7 +19,7 @@ export function burnedInLines(input: ResultInput): string[] {
 
 export async function buildSecondaryCapture(input: ResultInput, heatmapPng: Buffer): Promise<DicomObject> {
   const { source, model } = input;
-  const uids = scUids(source, model);
+  const uids = scUids(source, model, input.prediction.operatingPoint);
   const img = await annotateHeatmap(heatmapPng, burnedInLines(input));
   const ds: Dataset = {
     ...commonAttributes('sc', input, uids, SOP_CLASS.secondaryCapture, 'OT'),

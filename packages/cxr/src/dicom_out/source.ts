@@ -58,8 +58,19 @@ export interface SourceImage {
   modality?: string;
   bodyPart?: string;
   manufacturer?: string;
+  /** Series Number and Instance Number: where the film sits in its study (they order the results). */
+  seriesNumber?: number;
+  instanceNumber?: number;
+  /** Timezone Offset From UTC (±HHMM) of the film's dates and times, as written, when it has one. */
+  timezoneOffset?: string;
   /** The COPIED_ATTRIBUTES, ready to spread into a result data set. */
   patientStudy: Dataset;
+}
+
+/** An IS value (dcmjs gives a number, or a string for a malformed one) as an integer; undefined if none. */
+function integer(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : Number(String(v ?? '').trim() || Number.NaN);
+  return Number.isInteger(n) ? n : undefined;
 }
 
 /** Reads and checks the source header; throws an Error naming what is missing or malformed. */
@@ -89,6 +100,9 @@ export function readSource(bytes: Uint8Array): SourceImage {
     modality: id.Modality?.trim() || undefined,
     bodyPart: id.BodyPartExamined?.trim() || undefined,
     manufacturer: id.Manufacturer?.trim() || undefined,
+    seriesNumber: integer(ds.SeriesNumber),
+    instanceNumber: integer(ds.InstanceNumber),
+    timezoneOffset: typeof ds.TimezoneOffsetFromUTC === 'string' ? ds.TimezoneOffsetFromUTC.trim() : undefined,
     patientStudy,
   };
 }

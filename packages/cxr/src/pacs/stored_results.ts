@@ -20,11 +20,25 @@ export async function storedResults(
   const full = { name: '', version: '', ...model };
   const [sr, sc] = await Promise.all([
     client.findInstance(srUids(ref, full, operatingPoint).sopInstanceUid),
-    client.findInstance(scUids(ref, full).sopInstanceUid),
+    client.findInstance(scUids(ref, full, operatingPoint).sopInstanceUid),
   ]);
   if (sr.length === 0 || sc.length > 0) return { sr, sc, done: sr.length > 0 };
   // A report without its heat map: done when the report points to none (the heat map is its only
   // Pertinent Other Evidence), still to do when a heat map it refers to was not stored.
   const tags = await client.instanceTags(sr[0]);
-  return { sr, sc, done: !('PertinentOtherEvidenceSequence' in tags) };
+  if (!('PertinentOtherEvidenceSequence' in tags)) return { sr, sc, done: true };
+  // A report written before heat maps had a UID per operating point points to the heat map under its old
+  // UID: done when that one is stored, else the film would be predicted again on every pass and leave a
+  // heat map no report refers to.
+  const referenced = referencedSopUid(tags.PertinentOtherEvidenceSequence);
+  const old = referenced ? await client.findInstance(referenced) : [];
+  return { sr, sc: old, done: old.length > 0 };
+}
+
+/** The first SOP Instance UID a PertinentOtherEvidenceSequence (simplified tags) refers to, if any. */
+function referencedSopUid(sequence: unknown): string | null {
+  const first = (v: unknown): Record<string, unknown> | null =>
+    Array.isArray(v) && v[0] && typeof v[0] === 'object' ? (v[0] as Record<string, unknown>) : null;
+  const uid = first(first(first(sequence)?.ReferencedSeriesSequence)?.ReferencedSOPSequence)?.ReferencedSOPInstanceUID;
+  return typeof uid === 'string' && uid.trim() ? uid.trim() : null;
 }
