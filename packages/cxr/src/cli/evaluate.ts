@@ -74,7 +74,9 @@ function pipelineLines(m: EvaluationResult): string {
   const n = v.assessed + v.cannotAssess + v.outsidePopulation + v.refused;
   const head =
     `\nthe prediction pipeline (cxr predict, the server) would assess ${v.assessed} of ${n} films:\n` +
-    `${v.cannotAssess} "cannot assess" (not-a-chest-X-ray gate, image checks), ` +
+    // A gate that is off refused nothing: the line names what did (the notes on stderr say why it is off).
+    `${v.cannotAssess} "cannot assess" ` +
+    (m.oodGate ? '(not-a-chest-X-ray gate, image checks), ' : '(image checks; the not-a-chest-X-ray gate is off), ') +
     `${v.outsidePopulation} outside the intended population` +
     (v.refused ? `, ${v.refused} refused with an input error` : '') +
     '\n';

@@ -78,13 +78,23 @@ async function answerOf(predictor: Predictor, file: string, operatingPoint: stri
   }
 }
 
+/** The pipeline's answers, and what stood behind them. */
+export interface PipelineRun {
+  answers: PipelineAnswer[];
+  /** What the Predictor found at load that limits its answers (no gate, a gate of other weights): its notes. */
+  notes: string[];
+  /** The not-a-chest-X-ray gate the films went through; null where it is off (the image checks alone refuse). */
+  oodGate: Predictor['oodGate'];
+}
+
 /** Each file through the model's Predictor (warn policy: the gate's findings become the verdict, not an error). */
 export async function pipelineAnswers(
   modelDir: string,
   files: readonly string[],
   opts: { operatingPoint: string; progress?: boolean },
-): Promise<PipelineAnswer[]> {
+): Promise<PipelineRun> {
   const predictor = await Predictor.load(modelDir, { warmUp: false });
+  const found = { notes: [...predictor.notes], oodGate: predictor.oodGate };
   const out: PipelineAnswer[] = new Array(files.length);
   const bar = startProgress('screen', files.length, opts.progress ?? false);
   try {
@@ -96,7 +106,7 @@ export async function pipelineAnswers(
     bar.stop();
     predictor.dispose();
   }
-  return out;
+  return { answers: out, ...found };
 }
 
 /**

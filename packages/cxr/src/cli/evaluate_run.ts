@@ -1,7 +1,8 @@
 // `cxr evaluate`: a saved model on a labelled folder, at an operating point chosen on validation.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel } from '../models/io';
+import { loadModel, stoppedWhileFinishing } from '../models/io';
+import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
 import { filesRelativeTo } from '../data/images';
@@ -19,6 +20,7 @@ import {
   type PipelineStatus,
   type PipelineSummary,
   pipelineAnswers,
+  type PipelineRun,
   readFailure,
   summarise,
 } from './evaluate_pipeline';
@@ -73,6 +75,13 @@ export type EvaluationResult = Metrics &
     operatingPoint: string;
     model: Record<string, string>;
     source: string;
+    /**
+     * The not-a-chest-X-ray gate the pipeline's verdicts went through; null where the model has none usable (no
+     * ood.json, a corrupt one, one of other weights): then only the image checks make a film "cannot assess".
+     */
+    oodGate: PipelineRun['oodGate'];
+    /** What limits the pipeline's answers (the gate off and why, a run that did not finish), also said on stderr. */
+    notes: string[];
     groups?: GroupRow[];
   };
 
@@ -85,6 +94,8 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
   // `--split validation` on a training root: the patient-level split the model was calibrated on.
   const ownValidation = o.split === VALIDATION_SPLIT && isTrainingRoot(o.data);
+  // No folder is named `validation` (data/dataset.ts SPLIT_NAMES): elsewhere it could only fail as "no images".
+  if (o.split === VALIDATION_SPLIT && !ownValidation) throw notTrainingRoot(o.data, meta);
   // `folder`: what patient-number stretches are counted over (the whole training folder for the own split).
   const { records, source, folder } = ownValidation
     ? await validationRecords(o.data, meta, { warn: o.warn })
@@ -116,11 +127,14 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   // Every film goes through the pipeline, those the cache could not read too (but on the model's own split,
   // which holds only what training read): the pipeline reads DICOM, and says why it cannot read a file.
   const screened = ownValidation ? records.filter((r) => probOf.has(r.path)) : records;
-  const answers = await pipelineAnswers(
+  const pipelineRun = await pipelineAnswers(
     o.modelDir,
     screened.map((r) => r.path),
     { operatingPoint: opName, progress: o.progress },
   );
+  const { answers } = pipelineRun;
+  const notes = [...unfinishedNote(o.modelDir, meta), ...pipelineRun.notes];
+  for (const n of notes) o.warn?.(`note: ${n}`);
   const answerOf = new Map(screened.map((r, i) => [r.path, answers[i]] as const));
   const films: { record: ImageRecord; prob: number; status: PipelineStatus }[] = [];
   const unreadable: UnreadableFile[] = [];
@@ -179,6 +193,8 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     operatingPoint: opName,
     model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
     source,
+    oodGate: pipelineRun.oodGate,
+    notes,
     ...(o.groups || o.periodGroups
       ? { groups: metricsByGroup(files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
       : {}),
@@ -191,6 +207,37 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     );
     return (file, i) => group(parsePatient(file).id, labels[i]);
   }
+}
+
+/** `--split validation` on a folder without train/: what it needs, and the folder to give. */
+function notTrainingRoot(data: string, meta: ModelMeta): Error {
+  const abs = path.resolve(data);
+  const recorded = typeof meta.data.root === 'string' ? meta.data.root : undefined;
+  const hint =
+    path.basename(abs).toLowerCase() === 'train'
+      ? ` (${data} is a train/ folder itself: the folder above it, ${path.dirname(abs)})`
+      : recorded
+        ? ` (this model was trained on ${recorded})`
+        : '';
+  return new Error(
+    `--split ${VALIDATION_SPLIT} is the model's own patient-level validation split, carved out of its training ` +
+      `root's train/ folder, and ${data} has no train/ with NORMAL/ and PNEUMONIA/ in it: give the training root, ` +
+      `the folder with train/ inside${hint}; or leave out --split to evaluate the films of ${data}`,
+  );
+}
+
+/**
+ * A model whose run was stopped while it finished answers without its gate (and has no report): said, so that
+ * its numbers are not taken for a finished model's.
+ */
+function unfinishedNote(dir: string, meta: ModelMeta): string[] {
+  if (!stoppedWhileFinishing(dir)) return [];
+  const data = typeof meta.data.root === 'string' ? meta.data.root : 'ROOT';
+  return [
+    `${dir}: its training run did not finish (stopped while it finished: checkpoints/best is still there), so ` +
+      'it lacks the gate and report that run was to add; finish it with ' +
+      `'cxr train --data ${data} --out ${dir} --resume' and the options it was started with`,
+  ];
 }
 
 /**

@@ -3,6 +3,7 @@
 // old folder or the new one, never a half-written mix.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -48,7 +49,7 @@ export function fileLoader(dir: string): tf.io.IOHandler {
         const specs: tf.io.WeightsManifestEntry[] = [];
         const buffers: Buffer[] = [];
         for (const group of manifest) {
-          for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
+          for (const p of group.paths) buffers.push(readModelFile(dir, p));
           specs.push(...group.weights);
         }
         const all = Buffer.concat(buffers);
@@ -72,8 +73,25 @@ function weightBytes(s: tf.io.WeightsManifestEntry): number {
   return s.shape.reduce((n, d) => n * d, 1) * (width[dtype] ?? 4);
 }
 
+/**
+ * A file of a model folder (model.json, or a weight file it names), or an error that says the folder is
+ * incomplete and what to do, as a truncated weights.bin is told (a bare "ENOENT: no such file or directory,
+ * open 'm/weights.bin'" said neither).
+ */
+export function readModelFile(dir: string, name: string): Buffer {
+  try {
+    return fs.readFileSync(path.join(dir, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new Error(
+      `${dir}: no ${name}${name === MODEL_JSON ? '' : `, the weight file ${MODEL_JSON} names`} ` +
+        '(the model folder is incomplete): copy the model folder again',
+    );
+  }
+}
+
 /** A JSON file, or an error naming it. */
-function parseJsonFile(file: string): unknown {
+export function parseJsonFile(file: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
@@ -85,7 +103,7 @@ function parseJsonFile(file: string): unknown {
 /** sha256 of a member's model.json and weights.bin: what a gate or reference statistics were measured for. */
 export function weightsDigest(memberDir: string): string {
   const h = crypto.createHash('sha256');
-  for (const f of [MODEL_JSON, WEIGHTS_BIN]) h.update(fs.readFileSync(path.join(memberDir, f)));
+  for (const f of [MODEL_JSON, WEIGHTS_BIN]) h.update(readModelFile(memberDir, f));
   return h.digest('hex');
 }
 
@@ -106,11 +124,62 @@ function replaceDir(tmp: string, dir: string): void {
   if (fs.existsSync(old)) fs.rmSync(old, { recursive: true, force: true });
 }
 
+/** This machine's name as a temp folder's name may hold it. */
+const HOST = os.hostname().replace(/[^A-Za-z0-9_]/g, '_') || 'host';
+
+/** True unless `pid` is surely gone (EPERM: it runs, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Removes the temp folders earlier writes of `dir` left beside it when their process was killed (Ctrl-C during
+ * a checkpoint write: the error path below never runs on a signal). Only names of writeDirAtomic's own pattern,
+ * `.NAME.tmp-HOST-PID-XXXXXX`, and only when that process is gone: a writer still at work (two runs fetching
+ * the same backbone into the cache) keeps its folder. One of another machine (a shared folder), whose process
+ * cannot be asked, goes only once a day old; one of an earlier version, `.NAME.tmp-XXXXXX`, goes at once.
+ */
+function sweepStaleTemps(parent: string, name: string): void {
+  const own = new RegExp(`^\\.${escapeRegExp(name)}\\.tmp-(?:([A-Za-z0-9_]+)-(\\d+)-)?[A-Za-z0-9]{6}$`);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const m = own.exec(entry);
+    if (!m) continue;
+    const [, host, pid] = m;
+    const full = path.join(parent, entry);
+    const stale =
+      host === undefined || (host === HOST ? Number(pid) !== process.pid && !alive(Number(pid)) : olderThanADay(full));
+    if (stale) fs.rmSync(full, { recursive: true, force: true });
+  }
+}
+
+function olderThanADay(file: string): boolean {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs > 24 * 3600 * 1000;
+  } catch {
+    return false;
+  }
+}
+
 /** Writes `files` (name -> content) via a temp folder next to `dir`, then swaps it in. */
 export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
   makeDirs(parent);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(dir)}.tmp-`));
+  const name = path.basename(dir);
+  sweepStaleTemps(parent, name);
+  const tmp = fs.mkdtempSync(path.join(parent, `.${name}.tmp-${HOST}-${process.pid}-`));
   return Promise.resolve(write(tmp)).then(
     () => replaceDir(tmp, dir),
     (e) => {
@@ -162,6 +231,15 @@ export function readMeta(dir: string): ModelMeta {
     throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
   }
   return parseMeta(parseJsonFile(p), p);
+}
+
+/**
+ * A run folder whose training was stopped while it finished: it has written its model (cxr.json) but not yet
+ * fitted its not-a-chest-X-ray gate, so checkpoints/best, which the trainers remove once the gate is fitted, is
+ * still there. Such a model answers, but without its gate or report: `cxr train --resume` finishes it.
+ */
+export function stoppedWhileFinishing(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'cxr.json')) && fs.existsSync(path.join(dir, 'checkpoints', 'best'));
 }
 
 export interface LoadedModel {

@@ -11,7 +11,16 @@ import { loadOod, OOD_FILE, saveOod } from '../explain/ood';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { bnLayers } from '../models/bn_moments';
 import { writeModelCard } from '../models/card';
-import { loadModel, type LoadedModel, saveLayersModel, type WeightStorage, writeDirAtomic } from '../models/io';
+import {
+  loadModel,
+  type LoadedModel,
+  parseJsonFile,
+  readMeta,
+  readModelFile,
+  saveLayersModel,
+  type WeightStorage,
+  writeDirAtomic,
+} from '../models/io';
 import { type EnsembleRecord, MODEL_FORMAT, type ModelMeta, parseMeta } from '../models/metadata';
 import { roundWeightsToFloat16 } from '../models/weights_float16';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
@@ -120,7 +129,7 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
     }
   }
   const metas = dirs.map((d) => {
-    const m = parseMeta(JSON.parse(fs.readFileSync(path.join(d, 'cxr.json'), 'utf8')), path.join(d, 'cxr.json'));
+    const m = readMeta(d);
     if (m.members.length) throw new EnsembleRefused(`${d} is itself an ensemble: name its members instead`);
     return m;
   });
@@ -170,8 +179,15 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
 function weightFiles(dir: string): string[] {
   const file = path.join(dir, 'model.json');
   if (!fs.existsSync(file)) return [];
-  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
-  const files = (json.weightsManifest ?? []).flatMap((g) => g.paths);
+  const json = parseJsonFile(file) as { weightsManifest?: unknown } | null;
+  const manifest = json?.weightsManifest ?? [];
+  const paths = (g: unknown) => (g as { paths?: unknown } | null)?.paths;
+  const isNames = (p: unknown) => Array.isArray(p) && p.every((f) => typeof f === 'string');
+  if (!Array.isArray(manifest) || !manifest.every((g) => isNames(paths(g))))
+    throw new EnsembleRefused(
+      `${file}: not a TF.js model.json (its weightsManifest does not list weight files): copy the model folder again`,
+    );
+  const files = manifest.flatMap((g) => paths(g) as string[]);
   for (const f of files) {
     if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..'))
       throw new EnsembleRefused(`${dir}/model.json names a weight file outside its folder: ${f}`);
@@ -184,7 +200,7 @@ function memberWeightsDigest(dir: string): string {
   const files = weightFiles(dir);
   if (!files.length) return '';
   const h = crypto.createHash('sha256');
-  for (const f of files) h.update(fs.readFileSync(path.join(dir, f)));
+  for (const f of files) h.update(readModelFile(dir, f));
   return h.digest('hex');
 }
 

@@ -16,6 +16,7 @@ import { splitByPatient } from '../data/split';
 import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
 import { makeOutputDir } from '../make_dirs';
+import { stoppedWhileFinishing } from '../models/io';
 import { readRunData, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';
@@ -45,9 +46,15 @@ export interface RunOptions {
   refuseExisting?: boolean;
 }
 
-/** A finished run: training wrote its model and the validation metrics (kept by --resume-style reruns). */
+/**
+ * A finished run (kept by --resume-style reruns): training wrote its model and the validation metrics, and got
+ * past fitting its gate. A run stopped while finishing has the first two and still its checkpoints/best
+ * (models/io.ts stoppedWhileFinishing): --resume finishes it, as `cxr train` says of such a folder.
+ */
 export const isFinished = (runDir: string) =>
-  fs.existsSync(path.join(runDir, 'cxr.json')) && fs.existsSync(path.join(runDir, 'metrics', 'val.json'));
+  fs.existsSync(path.join(runDir, 'cxr.json')) &&
+  fs.existsSync(path.join(runDir, 'metrics', 'val.json')) &&
+  !stoppedWhileFinishing(runDir);
 
 export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
   const base = RECIPES[name ?? DEFAULT_RECIPE];
@@ -184,7 +191,7 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
 function checkOut(o: RunOptions): void {
   const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
   // A run that was stopped while finishing still has its best epoch's checkpoint; a finished one has removed it.
-  if (o.resume && isFinished(o.out) && !fs.existsSync(path.join(o.out, 'checkpoints', 'best')))
+  if (o.resume && isFinished(o.out))
     throw new Error(`${o.out} holds a finished run: there is nothing to resume (train again into a new folder)`);
   // A run stopped before its first epoch ended has its recipe.json and no checkpoint yet: --resume starts it
   // again with that recipe, as the line it printed on the way out said. A folder with neither holds no run.
@@ -196,6 +203,12 @@ function checkOut(o: RunOptions): void {
   }
   // Safe by default: a second call with the same `out` must not silently train over the first one's model.
   if (o.resume || o.refuseExisting === false) return;
+  // Before the trained model's test: a run stopped while finishing has written cxr.json, yet is unfinished.
+  if (checkpointed && stoppedWhileFinishing(o.out))
+    throw new Error(
+      `${o.out} already holds an unfinished run, stopped while it finished (its model is written, its gate and ` +
+        'report are not): continue it with --resume, or choose a new --out folder',
+    );
   if (fs.existsSync(path.join(o.out, 'cxr.json')))
     throw new Error(
       `${o.out} already holds a trained model, which training would overwrite: choose a new --out folder`,
@@ -340,16 +353,22 @@ const NEEDS_TRAIN = 'cxr train needs ROOT/train/NORMAL and ROOT/train/PNEUMONIA 
  */
 async function trainRecords(root: string, warn: (line: string) => void): Promise<ImageRecord[]> {
   const all = await scanDataset(root, { warn });
-  const train = all.filter((r) => r.split === 'train');
+  // The folders that hold the films: ROOT/train, ROOT itself (class folders directly inside), or its val/ and test/.
+  const abs = path.resolve(root);
+  const holder = (r: ImageRecord) => path.dirname(path.dirname(r.path));
+  // A folder named train holding NORMAL/ and PNEUMONIA/ is scanned as split 'train' (data/dataset.ts), but it is
+  // no training root: the model would record it as its root, and `cxr evaluate --split validation` needs the root
+  // with train/ inside to rebuild the validation split, so it would refuse the very folder the model trained on.
+  const train = all.filter((r) => r.split === 'train' && holder(r) !== abs);
   if (train.length > 0) return train;
   if (all.length === 0) throw new Error(`${root}: no images in its class folders: ${NEEDS_TRAIN}`);
-  // The folders that hold the films: ROOT itself (class folders directly inside), or its val/ and test/.
-  const abs = path.resolve(root);
-  const holders = [...new Set(all.map((r) => path.dirname(path.dirname(r.path))))];
+  const holders = [...new Set(all.map(holder))];
   if (holders.includes(abs))
     throw new Error(
-      `${root} has NORMAL/ and PNEUMONIA/ directly: ${NEEDS_TRAIN}; point --data at the folder above train/, ` +
-        'or move NORMAL/ and PNEUMONIA/ into a train/ folder inside it',
+      `${root} has NORMAL/ and PNEUMONIA/ directly: ${NEEDS_TRAIN}; ` +
+        (path.basename(abs).toLowerCase() === 'train'
+          ? `it is a train/ folder itself: give the folder above it, --data ${path.dirname(abs)}`
+          : 'point --data at the folder above train/, or move NORMAL/ and PNEUMONIA/ into a train/ folder inside it'),
     );
   const found = holders.map((d) => `${path.relative(abs, d)}/`).join(' and ');
   throw new Error(`${root} has films in ${found} but none in train/: ${NEEDS_TRAIN}; ${found} are not trained on`);

@@ -1,0 +1,126 @@
+// A run stopped while it finishes (after the 'validation (best epoch ...)' line, while it fits the gate or writes
+// the report) has its cxr.json, weights and metrics/val.json but no ood.json or report/, and still its
+// checkpoints/best. It is an unfinished run: `cxr train` says to continue it with --resume, `cxr evaluate` says
+// the run did not finish and that the gate is off, and `cxr experiments --resume` finishes the row instead of
+// keeping it. Also the data roots: `cxr train` refuses a folder named train that holds the class folders (the
+// root the model would record could not give its validation split back), and `cxr evaluate --split validation`
+// says it needs the training root.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runEvaluation } from '../src/cli/evaluate_run';
+import { initEngine } from '../src/engine';
+import { runExperiment } from '../src/experiments/run_experiment';
+import { DEFAULT_RECIPE } from '../src/train/presets';
+import { isFinished, runTraining } from '../src/train/run';
+import { CHEST_XRAY, needsData } from './shared-data';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
+const skip = needsData();
+const VAL = path.join(CHEST_XRAY, 'val');
+const TINY = { arch: 'reference', inputSize: 32, limitPerClass: 20, batchSize: 16, epochs: 1 } as const;
+const quiet = () => {};
+const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The folder a stop during finishing leaves (as the QA reproducer's SIGTERM after the 'validation (best epoch'
+ * line did): the best epoch's model still in checkpoints/best, no gate, no report.
+ */
+function stopWhileFinishing(out: string): void {
+  const best = path.join(out, 'checkpoints', 'best');
+  fs.mkdirSync(best);
+  for (const f of ['model.json', 'weights.bin']) fs.copyFileSync(path.join(out, f), path.join(best, f));
+  fs.rmSync(path.join(out, 'ood.json'));
+  fs.rmSync(path.join(out, 'report'), { recursive: true });
+}
+
+test('a run stopped while finishing: unfinished to train, evaluate and experiments --resume', { skip }, async () => {
+  await initEngine();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-stopped-'));
+  const out = path.join(tmp, 'cxr');
+  const run = { data: CHEST_XRAY, out, recipeName: DEFAULT_RECIPE, overrides: TINY, progress: false, log: quiet };
+  try {
+    await runTraining(run);
+    assert.ok(isFinished(out));
+    stopWhileFinishing(out);
+    assert.equal(isFinished(out), false, 'a run without its gate passed for finished');
+
+    await assert.rejects(
+      runTraining(run),
+      /already holds an unfinished run, stopped while it finished \(.*\): continue it with --resume/,
+    );
+    const cli = spawnSync(process.execPath, [MAIN, 'evaluate', '--model', out, '--data', VAL, '--threads', '1'], {
+      encoding: 'utf8',
+      env: process.env,
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stderr, /note: .*cxr: its training run did not finish .*'cxr train --data .* --resume'/);
+    assert.match(cli.stderr, /note: no ood\.json in .*: the OOD gate is off/);
+    assert.match(cli.stdout, /\d+ "cannot assess" \(image checks; the not-a-chest-X-ray gate is off\)/);
+    const unfinished = await runEvaluation({ modelDir: out, data: VAL, warn: quiet });
+    assert.equal(unfinished.oodGate, null);
+    assert.match(unfinished.notes[0], /did not finish/);
+
+    // experiments seed|shift --resume: the row is finished, not kept as it is.
+    const lines: string[] = [];
+    const row = { data: CHEST_XRAY, runDir: out, recipeName: DEFAULT_RECIPE, name: 'cxr', title: 'cxr' };
+    await runExperiment({ ...row, overrides: TINY, resume: true, log: (l) => lines.push(l) });
+    assert.match(lines.join('\n'), /resuming after epoch 1/);
+    assert.ok(fs.existsSync(path.join(out, 'ood.json')), 'the row got no gate');
+    assert.ok(fs.existsSync(path.join(out, 'report', 'index.html')), 'the row got no report');
+    assert.equal(fs.existsSync(path.join(out, 'checkpoints', 'best')), false);
+    assert.ok(isFinished(out));
+    const finished = await runEvaluation({ modelDir: out, data: VAL, warn: quiet });
+    assert.ok(finished.oodGate && finished.oodGate.threshold > 0);
+    assert.deepEqual(
+      finished.notes.filter((n) => /did not finish|gate is off/.test(n)),
+      [],
+    );
+
+    // --split validation needs the training root; a folder without train/ is told so, not "no images".
+    await assert.rejects(
+      runEvaluation({ modelDir: out, data: VAL, split: 'validation', warn: quiet }),
+      new RegExp(
+        `has no train/ with NORMAL/ and PNEUMONIA/ in it: give the training root, the folder with train/ inside ` +
+          `\\(this model was trained on ${literal(CHEST_XRAY)}\\)`,
+      ),
+    );
+    await assert.rejects(
+      runEvaluation({ modelDir: out, data: path.join(CHEST_XRAY, 'train'), split: 'validation', warn: quiet }),
+      new RegExp(`is a train/ folder itself: the folder above it, ${literal(CHEST_XRAY)}\\)`),
+    );
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('train refuses a folder named train holding the class folders, naming the folder to give', { skip }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-stopped-'));
+  const root = path.join(tmp, 'site');
+  try {
+    for (const cls of ['NORMAL', 'PNEUMONIA']) {
+      fs.mkdirSync(path.join(root, 'train', cls), { recursive: true });
+      for (const f of fs
+        .readdirSync(path.join(CHEST_XRAY, 'train', cls))
+        .sort()
+        .slice(0, 20))
+        fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, f), path.join(root, 'train', cls, f));
+    }
+    const out = path.join(tmp, 'run');
+    const run = { out, recipeName: DEFAULT_RECIPE, overrides: TINY, progress: false, log: quiet };
+    await assert.rejects(
+      runTraining({ ...run, data: path.join(root, 'train') }),
+      new RegExp(
+        `has NORMAL/ and PNEUMONIA/ directly: .*it is a train/ folder itself: give the folder above it, ` +
+          `--data ${literal(root)}$`,
+      ),
+    );
+    assert.equal(fs.existsSync(out), false, 'a refused run wrote its folder');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
