@@ -127,6 +127,10 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
       log(`report not written: ${(e as Error).message}`);
     }
   }
+  // Last: while these remain, the run is unfinished (stoppedWhileFinishing), and --resume finishes it again
+  // from its best epoch: its gate and its report, not only its model.
+  for (const d of ['best', 'best-head'])
+    fs.rmSync(path.join(o.out, 'checkpoints', d), { recursive: true, force: true });
   return result;
 }
 

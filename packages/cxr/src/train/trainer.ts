@@ -228,7 +228,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     log(opts.noGateReason ? `no OOD gate fitted (${opts.noGateReason})` : noGateLine(outDir));
   }
-  fs.rmSync(ckptBest, { recursive: true, force: true });
+  // checkpoints/best stays until the run's report is written (run.ts): it marks a run stopped while finishing.
   if (best !== model) best.dispose();
   average?.dispose();
   model.dispose();

@@ -288,6 +288,6 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   }
   best.dispose();
   tm.model.dispose();
-  for (const d of [ckptBest, ckptHead]) fs.rmSync(d, { recursive: true, force: true });
+  // The best checkpoints stay until the run's report is written (run.ts): they mark a run stopped while finishing.
   return { meta, epochs: state.epoch, seconds: state.elapsedSeconds };
 }
