@@ -11,9 +11,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSource } from '../src/dicom_out';
 import { resultText } from '../src/pacs';
+import { auditAwayAtOpen } from '../src/cli/writable';
 import { openAuditStore } from '../src/serve/audit';
-import { assertOneResultEach, findInstances } from './pacs-results';
-import { CLI, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
+import { startOrthancProxy } from './orthanc-proxy';
+import { assertOneResultEach, findInstances, results } from './pacs-results';
+import { CLI, DICOM_DIR, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
 import {
   orthanc,
   postgresUnavailable,
@@ -38,6 +40,35 @@ test('a log line gives the verdict, not the label, for a film the model cannot a
   assert.equal(resultText(result('outside-population', age)), `PNEUMONIA p=0.997 [${age[0]}]`);
   // A row logged before verdicts were kept: cannot assess when it carries warnings, as cxr history reads it.
   assert.equal(resultText({ label: 'NORMAL', probability: 0.2, warnings }), `cannot assess p=0.200 [${warnings[0]}]`);
+});
+
+test('an audit log away at start is told from one that cannot be used', () => {
+  const opening = (why: string, extra: object = {}) =>
+    Object.assign(new Error(`audit log postgres://cxr:*****@db:5432/cxr: ${why}`), extra);
+  // Away for now: waited for by a polling sync.
+  for (const why of [
+    'connect ECONNREFUSED 127.0.0.1:5432',
+    'getaddrinfo EAI_AGAIN db',
+    'the database system is starting up',
+    'the database system is shutting down',
+    'sorry, too many clients already',
+    'Connection terminated due to connection timeout',
+  ]) {
+    assert.equal(auditAwayAtOpen(opening(why)), true, why);
+  }
+  assert.equal(auditAwayAtOpen(opening('', { cause: Object.assign(new Error(''), { code: 'ECONNREFUSED' }) })), true);
+  assert.equal(auditAwayAtOpen(Object.assign(new Error('x'), { code: '57P03' })), true, 'SQLSTATE: starting up');
+  // A fault no wait mends: said at once.
+  for (const why of [
+    'password authentication failed for user "cxr"',
+    'no pg_hba.conf entry for host "10.0.0.1", user "cxr", database "cxr", no encryption',
+    'database "cxr_audti" does not exist',
+    'permission denied for schema public',
+  ]) {
+    assert.equal(auditAwayAtOpen(opening(why)), false, why);
+  }
+  assert.equal(auditAwayAtOpen(Object.assign(new Error('x'), { code: '28P01' })), false, 'SQLSTATE: login refused');
+  assert.equal(auditAwayAtOpen(new Error('/etc/passwd: not an SQLite database (--db names the audit log)')), false);
 });
 
 const skip = stackUnavailable() ?? postgresUnavailable();
@@ -79,10 +110,13 @@ test('polling sync survives an audit-log outage and stores the film once the dat
   timeout: 90_000,
 }, async () => {
   const state = path.join(dir, 'state.json');
+  // Through a proxy that notes each request: whether the film was downloaded (to be predicted) during the outage.
+  const proxy = await startOrthancProxy(stack!.env.CXR_ORTHANC_URL);
+  const downloads = () => proxy.seen.filter((r) => /^\/instances\/[^/]+\/file$/.test(r.path)).length;
   const poll = spawn(
     process.execPath,
     [CLI, 'orthanc', 'sync', '--interval', '0.5', '--since-start', '--state', state, '--json'],
-    { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir } },
+    { env: { ...process.env, ...stack!.env, CXR_ORTHANC_URL: proxy.url, CXR_MODEL: modelDir } },
   );
   let err = '';
   let out = '';
@@ -101,7 +135,8 @@ test('polling sync survives an audit-log outage and stores the film once the dat
     const upload = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
     assert.equal(upload.status, 200);
     const film = readSource(bytes);
-    // Two polls that met the outage (each predicted the film, then could not record it), and still running.
+    // Two polls that met the outage, and still running. The log is asked before the film is predicted: the model
+    // does not run for a row that cannot be written, and no "predicted" line reads as if the film were done.
     const retries = () => err.match(/audit log[^\n]*postgres:\/\/cxr:\*+@[^\n]*; retrying in 0\.5 s/g) ?? [];
     await until(
       () => retries().length >= 2,
@@ -109,6 +144,8 @@ test('polling sync survives an audit-log outage and stores the film once the dat
       () => `no retry of the audit log:\n${err}`,
     );
     assert.equal(poll.exitCode, null, err);
+    assert.doesNotMatch(err, /predicted/, 'nothing predicted while the audit log is away');
+    assert.equal(downloads(), 0, 'the film is not read (to be predicted) while the audit log is away');
     assert.ok(!err.includes(new URL(stack!.env.CXR_DB).password), 'the password stays hidden');
     assert.deepEqual(await findInstances(stack!, { Modality: 'SR' }), [], 'no results stored without their row');
     const cursor = (JSON.parse(fs.readFileSync(state, 'utf8')) as { last: number }).last;
@@ -128,9 +165,94 @@ test('polling sync survives an audit-log outage and stores the film once the dat
     poll.kill('SIGTERM');
     assert.equal(await exited, 0, err);
     assert.equal((JSON.parse(out) as { processed: number }).processed, 1, err);
+    assert.equal(err.match(/predicted \S+ \([\d.]+\) and stored its results: /g)?.length, 1, err);
+    assert.equal(downloads(), 1, 'read once, when the log was back');
     await assertOneResultEach(stack!, new Map([[film.sopInstanceUid, film.studyInstanceUid]]));
     assert.deepEqual(await auditKeys(), [film.sopInstanceUid], 'one audit row');
   } finally {
     if (poll.exitCode === null) poll.kill('SIGKILL');
+    await proxy.close();
+  }
+});
+
+/** `cxr orthanc sync ARGS` with the stack's settings and `env`; resolves with its exit status and stderr. */
+function syncRun(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, 'orthanc', 'sync', ...args], {
+    env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir, ...env },
+  });
+  const run = { child, err: '', out: '', exited: new Promise<number | null>((r) => child.on('close', r)) };
+  child.stderr.on('data', (d) => (run.err += d));
+  child.stdout.on('data', (d) => (run.out += d));
+  return run;
+}
+
+test('polling sync started while PostgreSQL is away waits for the audit log, then does the film', {
+  skip: skip ?? false,
+  timeout: 90_000,
+}, async () => {
+  // QA: the polling sync exited 1 at start ("connect ECONNREFUSED ...; choose another with --db, or --no-audit")
+  // when PostgreSQL was briefly away, whereas Orthanc away at start, and PostgreSQL away later, are waited out.
+  assert.equal(stackCmd(stack!.dir, 'down', ['postgresql']).code, 0);
+  const state = path.join(dir, 'state-start.json');
+  const poll = syncRun(['--interval', '0.5', '--since-start', '--state', state, '--json']);
+  try {
+    await until(
+      () => /the first poll tries again/.test(poll.err),
+      30_000,
+      () => `no wait for the audit log at start:\n${poll.err}`,
+    );
+    const away =
+      /audit log postgres:\/\/cxr:\*+@[^\n]*ECONNREFUSED[^\n]*; no film is predicted until the audit log opens/;
+    await until(
+      () => away.test(poll.err),
+      20_000,
+      () => `no retry of the audit log:\n${poll.err}`,
+    );
+    assert.equal(poll.child.exitCode, null, poll.err);
+    assert.doesNotMatch(poll.err, /choose another with --db/, 'no advice to give up the log that is only away');
+    assert.ok(!poll.err.includes(new URL(stack!.env.CXR_DB).password), 'the password stays hidden');
+    // A film arrives meanwhile: done once the log is back.
+    const bytes = fs.readFileSync(path.join(DICOM_DIR, 'gdcm-CR-MONO1-10-chest.dcm'));
+    assert.equal((await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) })).status, 200);
+    const film = readSource(bytes);
+    assert.equal(stackCmd(stack!.dir, 'up', ['postgresql']).code, 0);
+    await until(
+      async () => (await results(stack!, 'SR')).has(film.sopInstanceUid),
+      30_000,
+      () => `the film's results never came:\n${poll.err}`,
+    );
+    assert.match(poll.err, /audit log postgres:\/\/cxr:\*+@\S+ opened: reading the change feed/);
+    poll.child.kill('SIGTERM');
+    assert.equal(await poll.exited, 0, poll.err);
+    assert.equal((JSON.parse(poll.out) as { processed: number }).processed, 1, poll.err);
+    assert.ok((await auditKeys()).includes(film.sopInstanceUid), 'its audit row');
+  } finally {
+    if (poll.child.exitCode === null) poll.child.kill('SIGKILL');
+    stackCmd(stack!.dir, 'up', ['postgresql']); // for the next test, also when this one failed early
+  }
+});
+
+test('an audit log that cannot be used still stops the sync at once; --once does not wait for one away', {
+  skip: skip ?? false,
+  timeout: 60_000,
+}, async () => {
+  // A login PostgreSQL refuses is a configuration fault: polling or not, exit 1 with the advice.
+  const url = new URL(stack!.env.CXR_DB);
+  url.password = 'not-the-password';
+  const refused = syncRun(['--interval', '0.5', '--state', path.join(dir, 'state-refused.json')], {
+    CXR_DB: url.href,
+  });
+  assert.equal(await refused.exited, 1, refused.err);
+  assert.match(refused.err, /password authentication failed[^\n]*; choose another with --db, or --no-audit/);
+  assert.doesNotMatch(refused.err, /tries again|watching/);
+  assert.ok(!refused.err.includes('not-the-password'), 'the password stays hidden');
+  // --once is one pass: the log away is said at once, as docs/deployment.md says.
+  assert.equal(stackCmd(stack!.dir, 'down', ['postgresql']).code, 0);
+  try {
+    const once = syncRun(['--once', '--state', path.join(dir, 'state-once.json')]);
+    assert.equal(await once.exited, 1, once.err);
+    assert.match(once.err, /ECONNREFUSED[^\n]*; choose another with --db, or --no-audit/);
+  } finally {
+    assert.equal(stackCmd(stack!.dir, 'up', ['postgresql']).code, 0);
   }
 });

@@ -11,7 +11,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ChildServer, CLI, makeTinyModel, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -146,6 +146,47 @@ test('cxr serve started with Redis unreachable says so at start, and still serve
     assert.equal(predicted.status, 200, server.log());
   } finally {
     await server.stop('SIGTERM');
+  }
+});
+
+test('cxr serve reports the job queue in /health and logs once when Redis goes away and once when it is back', {
+  skip: skip ?? false,
+  timeout: 240_000,
+}, async () => {
+  // QA: with Redis stopped, /health answered 200 {"status":"ok"} with no word of the queue while every /jobs call
+  // answered 503, and the server logged nothing. The status stays 200 "ok" (predictions need no queue, and a load
+  // balancer must not drop the server for it); the body says how the queue is, and the log says when it changes.
+  const own = startStack('serve-redis-health', ['redis']);
+  try {
+    const server = await spawnServer(['--db', path.join(dir, 'serve-health.db')], { ...own.env, CXR_MODEL: modelDir });
+    children.push(server.proc);
+    const health = async () => {
+      const t0 = Date.now();
+      const res = await fetch(`${server.url}/api/v1/health`);
+      const body = (await res.json()) as { status: string; audit: string; queue?: string };
+      return { code: res.status, ms: Date.now() - t0, ...body };
+    };
+    await logSays(server, /job queue: Redis at \S+ answers/);
+    assert.deepEqual(await health().then((h) => [h.code, h.status, h.queue]), [200, 'ok', 'available']);
+    assert.equal(stackCmd(own.dir, 'down', ['redis']).code, 0);
+    // Nobody asks meanwhile: the server's own watch notices.
+    const away =
+      /the job queue \(Redis[^\n]*\) (does|did) not answer[^\n]*: the \/jobs routes answer 503 QUEUE_UNAVAILABLE/;
+    await logSays(server, away);
+    for (let i = 0; i < 2; i++) {
+      const h = await health();
+      assert.deepEqual([h.code, h.status, h.audit, h.queue], [200, 'ok', 'ok', 'unavailable'], server.log());
+      assert.ok(h.ms < 3_000, `/health answered after ${h.ms} ms`);
+    }
+    assert.equal(stackCmd(own.dir, 'up', ['redis']).code, 0);
+    await logSays(server, /the job queue \(Redis\) answers again, after \d+ s/);
+    assert.equal((await health()).queue, 'available');
+    await new Promise((r) => setTimeout(r, 6_000)); // another watch: nothing more to say
+    assert.equal(server.log().match(new RegExp(away.source, 'g'))?.length, 1, server.log());
+    assert.equal(server.log().match(/\(Redis\) answers again/g)?.length, 1, server.log());
+    assert.equal(await server.stop('SIGTERM'), 0, server.log());
+  } finally {
+    stopStack(own);
   }
 });
 

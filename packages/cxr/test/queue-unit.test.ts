@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AGE_OVER_BOUND,
+  AGE_UNDER_BOUND,
   canonicalJobId,
   emptyCounts,
   countOutcome,
@@ -29,7 +30,7 @@ import {
   UploadStore,
   type JobQueue,
 } from '../src/queue';
-import { AGE_UNDER_BOUND, filmKeyOf } from '../src/queue/job';
+import { filmKeyOf } from '../src/queue/job';
 import { CLI, DICOM_DIR, DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
@@ -315,4 +316,16 @@ test('a failed upload job lets go of its film once it will not run again; a retr
   assert.equal(await letGoOfFailed(store, failed(1), unrecoverable), true);
   assert.equal(await store.get(sha), null);
   assert.equal(await letGoOfFailed(store, { ...failed(3), data: job() }, transient), false);
+  // A job queued before an upgrade whose key no longer parses (an infant's age stated before the lower bound
+  // had its suffix): processJob refuses it unrecoverably, and its film is let go all the same.
+  const older = { ...data, patientAge: 0.5 };
+  assert.throws(() => parseJobData(older), /resultKey: ends in/);
+  assert.equal(await store.put(sha, Buffer.alloc(100, 3), 'job-up'), 'stored');
+  assert.equal(await letGoOfFailed(store, { ...failed(1), data: older }, unrecoverable), true);
+  assert.equal(await store.get(sha), null, 'the film of a job whose data no longer parses is let go');
+  assert.equal(await store.totalBytes(), 0);
+  // A source that is itself unusable names no film: nothing to let go.
+  const garbled = { ...older, source: { kind: 'upload', sha256: 'not-hex', name: 'x.png' } };
+  assert.equal(await letGoOfFailed(store, { ...failed(1), data: garbled }, unrecoverable), false);
+  assert.equal(await letGoOfFailed(store, { ...failed(1), data: 'not an object' }, unrecoverable), false);
 });

@@ -1,10 +1,11 @@
 // `cxr orthanc sync`: predicts every new chest radiograph that arrives in an Orthanc PACS and
 // stores the report (DICOM SR) and the heat map (Secondary Capture) back into its study.
 // Credentials come from CXR_ORTHANC_URL/_USER/_PASSWORD or --config, never from flags.
-// Polling rides out an outage of Orthanc or of the audit log: the pass stops with the cursor before
-// the film whose results were not stored, and the next poll does that film again. A film stopped by a
-// fault not its own (a bug, a broken install) is tried on a few polls, then the sync exits before it.
-// A login Orthanc refuses at start is a configuration fault: said at once, exit 1.
+// Polling rides out an outage of Orthanc or of the audit log, at start as while running: the pass stops
+// with the cursor before the film whose results were not stored, and the next poll does that film again.
+// A film stopped by a fault not its own (a bug, a broken install) is tried on a few polls, then the sync
+// exits before it. A login Orthanc refuses at start, or an audit log that cannot be used (a malformed URL,
+// a refused login, a file that is no log), is a configuration fault: said at once, exit 1.
 import { Command, Option } from 'commander';
 import { positiveInt, positiveNumber } from './args';
 import * as path from 'node:path';
@@ -35,7 +36,7 @@ import {
   syncHandler,
 } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
-import { openAuditStoreForWriting } from './writable';
+import { AuditOpenError, openAuditStoreForWriting } from './writable';
 
 function summary(s: SyncStats, queued: boolean): string {
   return (
@@ -111,6 +112,8 @@ export function register(program: Command): void {
       let queue: JobQueue | undefined;
       let handleInstance: SyncOptions['handleInstance'];
       let audit: AuditStore | undefined;
+      // As cxr predict: one audit row per film, keyed by its SOP Instance UID, so a rerun adds none.
+      const auditTarget = !o.queue && o.audit !== false ? (o.db ?? defaultDbPath()) : null;
       let model: { name: string; version: string };
       if (o.queue) {
         const identity = modelIdentity(modelDir);
@@ -130,14 +133,26 @@ export function register(program: Command): void {
         predictor = await Predictor.load(modelDir, { oodPolicy: o.oodPolicy });
         model = predictor.model;
         checkOperatingPoint(o.operatingPoint, predictor.model.meta.operatingPoints);
-        // As cxr predict: one audit row per film, keyed by its SOP Instance UID, so a rerun adds none.
-        if (o.audit !== false) audit = await openAuditStoreForWriting(o.db ?? defaultDbPath());
+        if (auditTarget) {
+          try {
+            audit = await openAuditStoreForWriting(auditTarget);
+          } catch (e) {
+            // A log away for now is waited for (polling), as Orthanc is; one that cannot be used is not.
+            if (o.once || !(e instanceof AuditOpenError && e.away)) throw e;
+            log(`${e.reason}; the first poll tries again (no film is predicted until the audit log opens)`);
+          }
+        }
       }
       const loaded = predictor;
-      const store = audit;
+      /** The audit log, opened now if the start (or the last poll) found it away; throws AuditOpenError. */
+      const auditStore = async (): Promise<AuditStore> => {
+        audit ??= await openAuditStoreForWriting(auditTarget!);
+        return audit;
+      };
       const onPrediction: SyncOptions['onPrediction'] =
-        loaded && store
+        loaded && auditTarget
           ? async (prediction, film) => {
+              const store = await auditStore();
               const record = auditRecordOf(prediction, {
                 model: loaded.model,
                 latencyMs: film.latencyMs,
@@ -154,6 +169,18 @@ export function register(program: Command): void {
               }
             }
           : undefined;
+      // The log is asked before each film is predicted: during an outage no film is predicted only for its row
+      // to be refused (the model run again, and a "predicted" line logged, on every poll the outage lasts).
+      const beforePredicting: SyncOptions['beforePredicting'] = onPrediction
+        ? async () => {
+            const store = await auditStore();
+            try {
+              await store.ping();
+            } catch (e) {
+              throw auditLogError(store.location, e);
+            }
+          }
+        : undefined;
       let stopping = false;
       let wake: (() => void) | null = null;
       const onSignal = (sig: string) => {
@@ -181,13 +208,22 @@ export function register(program: Command): void {
         }
         const outcome = handleInstance
           ? await handleInstance(id)
-          : await processInstance(client, predictor!, id, { operatingPoint: o.operatingPoint, log, onPrediction });
+          : await processInstance(client, predictor!, id, {
+              operatingPoint: o.operatingPoint,
+              log,
+              onPrediction,
+              beforePredicting,
+            });
         if (outcome === 'processed') internal.worked();
         return outcome;
       };
       try {
         for (;;) {
           try {
+            if (auditTarget && !audit) {
+              await auditStore();
+              log(`audit log ${audit!.location} opened: reading the change feed`);
+            }
             const s = await syncOnce({
               client,
               predictor,
@@ -225,6 +261,10 @@ export function register(program: Command): void {
               } else {
                 log(`${e.message} (attempt ${internal.attempts} of ${internal.limit}); retrying in ${o.interval} s`);
               }
+            } else if (e instanceof AuditOpenError) {
+              // Away at start and still: waited for. Back but refusing (a login changed meanwhile): a fault to fix.
+              if (o.once || !e.away) throw e;
+              log(`${e.reason}; no film is predicted until the audit log opens: retrying in ${o.interval} s`);
             } else {
               // The PACS or the audit log may be restarting; anything else is not for waiting out.
               if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeDirs, writeFailure } from '../make_dirs';
+import { NETWORK_ERROR_CODES } from '../network_errors';
 import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 
 /**
@@ -45,9 +46,59 @@ export function ensureWritableFile(file: string, what: string): void {
 }
 
 /**
- * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or says
- * plainly why it cannot be written, then `hint` (what the command's user can do). The target is named
- * with any password hidden.
+ * The audit log could not be opened. `reason` names it (password hidden) and says why; the message adds
+ * what the user can do. `away`: the log is there but does not answer for now (PostgreSQL stopped, starting
+ * up, shutting down, out of connections, unreachable; SQLite locked by another program), which a polling
+ * command waits out; otherwise (a malformed URL, a login refused, no such database, a file that is not an
+ * audit log, no permission) no wait mends it.
+ */
+export class AuditOpenError extends Error {
+  constructor(
+    readonly reason: string,
+    hint: string,
+    readonly away: boolean,
+    cause: unknown,
+  ) {
+    super(`${reason}; ${hint}`, { cause });
+    this.name = 'AuditOpenError';
+  }
+}
+
+// What PostgreSQL, the pg driver and SQLite say when the log is away for now: as the codes in retry.ts
+// (NETWORK_ERROR_CODES; SQLSTATE 08 connection, 53 resources, 57P01-57P03 shutting down or starting up),
+// read from the message, since the opener's error keeps only the driver's words. A refused login (SQLSTATE
+// 28: it is an outage while running, a password changed under a server) is a configuration fault at start.
+const AWAY_CODE = /^(SQLITE_BUSY|SQLITE_LOCKED|08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[1-3])$/;
+const AWAY_WORDS = new RegExp(
+  [
+    `\\b(${[...NETWORK_ERROR_CODES].join('|')})\\b`,
+    'Connection terminated',
+    'timeout exceeded when trying to connect',
+    'timeout expired',
+    'Client has encountered a connection error',
+    'the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)',
+    'terminating connection due to administrator command',
+    'sorry, too many clients already',
+    'remaining connection slots are reserved',
+    'database is locked',
+  ].join('|'),
+);
+
+/** Whether opening the audit log failed with `e` because the log is away for now (AuditOpenError.away). */
+export function auditAwayAtOpen(e: unknown, depth = 0): boolean {
+  if (!(e instanceof Error) || depth > 4) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || AWAY_CODE.test(code))) return true;
+  if (AWAY_WORDS.test(e.message)) return true;
+  if (auditAwayAtOpen(e.cause, depth + 1)) return true;
+  const inner = (e as { errors?: unknown }).errors;
+  return Array.isArray(inner) && inner.some((x) => auditAwayAtOpen(x, depth + 1));
+}
+
+/**
+ * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or throws an
+ * AuditOpenError that says plainly why it cannot be written, then `hint` (what the command's user can do).
+ * The target is named with any password hidden.
  */
 export async function openAuditStoreForWriting(
   target: string,
@@ -59,6 +110,6 @@ export async function openAuditStoreForWriting(
     const why = writeFailure(e);
     // The stores' own messages already name the log (redacted); a file error does not.
     const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
-    throw new Error(`${what}; ${hint}`);
+    throw new AuditOpenError(what, hint, auditAwayAtOpen(e), e);
   }
 }

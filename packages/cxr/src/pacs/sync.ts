@@ -29,6 +29,8 @@ export interface SyncOptions {
   operatingPoint?: string;
   /** Called with each film's prediction before its results are stored (the audit row: cxr orthanc sync). */
   onPrediction?: ProcessOptions['onPrediction'];
+  /** Called before each new film is read and predicted; a throw stops the pass before it (ProcessOptions). */
+  beforePredicting?: ProcessOptions['beforePredicting'];
   /** Changes read per request (one batch; the cursor is saved after each). */
   batchSize?: number;
   /** Checked between instances: true stops after the current one, cursor saved. */
@@ -139,6 +141,12 @@ export interface ProcessOptions {
    * with nothing stored, and propagates.
    */
   onPrediction?: (p: Prediction, film: { sopInstanceUid: string; latencyMs: number }) => Promise<void>;
+  /**
+   * Called once a film is found to need predicting, before it is downloaded and predicted: a check that what
+   * onPrediction needs answers (the sync pings its audit log), so that an outage stops the film before the
+   * model runs rather than after, on every poll it lasts. A throw propagates, with nothing done.
+   */
+  beforePredicting?: () => Promise<void>;
 }
 
 /**
@@ -208,6 +216,7 @@ export async function processInstance(
     log(`done already ${id} (${ref.sopInstanceUid})`);
     return 'already-done';
   }
+  await opts.beforePredicting?.();
   const started = performance.now();
   const bytes = await client.instanceFile(id);
   const failed = (e: unknown): InstanceOutcome => {
@@ -234,7 +243,6 @@ export async function processInstance(
   } catch (e) {
     throw new ProcessingError(id, ref.sopInstanceUid, 'writing its results', e);
   }
-  log(`predicted ${id} (${ref.sopInstanceUid}): ${resultText(prediction)}`);
   await opts.onPrediction?.(prediction, {
     sopInstanceUid: ref.sopInstanceUid,
     latencyMs: performance.now() - started,
@@ -244,6 +252,8 @@ export async function processInstance(
   if (results.sc && stored.sc.length === 0) toStore.push(results.sc.bytes);
   if (stored.sr.length === 0) toStore.push(results.sr.bytes);
   await client.stow(toStore);
+  // Said once all is kept: an audit row or a STOW that failed stops the film, which is done again later.
+  log(`predicted ${id} (${ref.sopInstanceUid}) and stored its results: ${resultText(prediction)}`);
   return 'processed';
 }
 
@@ -261,6 +271,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
             operatingPoint: o.operatingPoint,
             log,
             onPrediction: o.onPrediction,
+            beforePredicting: o.beforePredicting,
           })
       : null);
   if (!handle) throw new Error('syncOnce: needs a predictor or handleInstance');

@@ -26,7 +26,10 @@ export interface PredictOptions {
   operatingPoint?: string;
   heatmap?: boolean;
   thumbnail?: boolean;
-  /** The patient's age in years, for a film whose header has none (JPEG, PNG): over the range, outside-population. */
+  /**
+   * The patient's age in years, for a film whose header has none (JPEG, PNG): under 1 or over 10,
+   * outside-population.
+   */
   patientAge?: number;
 }
 

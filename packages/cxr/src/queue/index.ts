@@ -14,6 +14,7 @@ export {
 } from './connection';
 export {
   AGE_OVER_BOUND,
+  AGE_UNDER_BOUND,
   canonicalJobId,
   filmKeyOf,
   JobDataSchema,

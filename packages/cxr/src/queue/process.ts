@@ -11,7 +11,7 @@
 // A throw that is not an UnrecoverableError is retried (retry.ts): an audit log, Orthanc or network
 // outage until the service is back, so every call to the audit log names it when it fails.
 import { UnrecoverableError } from 'bullmq';
-import { filmKeyOf, resultKeyOf, parseJobData, sha256Of, type JobData } from './job';
+import { filmKeyOf, type JobData, type JobSource, JobSourceSchema, parseJobData, resultKeyOf, sha256Of } from './job';
 import { jobIdOf } from './queue';
 import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
@@ -197,15 +197,24 @@ export async function letGoOfFailed(
   policy: RetryPolicy = DEFAULT_RETRY,
 ): Promise<boolean> {
   if (nextRetryMs(policy, job, err) !== null || !job.id) return false;
-  let data: JobData;
-  try {
-    data = parseJobData(job.data);
-  } catch {
-    return false;
-  }
-  if (data.source.kind !== 'upload') return false;
-  await uploads.release(data.source.sha256, job.id);
+  const source = jobSourceOf(job.data);
+  if (source?.kind !== 'upload') return false;
+  await uploads.release(source.sha256, job.id);
   return true;
+}
+
+/**
+ * The job's source, read from the whole job data or, when that is refused, from its `source` alone: a job
+ * whose other fields no longer parse (queued before an upgrade that changed the rules for its result key)
+ * fails unrecoverably, and its uploaded film must still be let go. Null when the source itself is unusable.
+ */
+function jobSourceOf(raw: unknown): JobSource | null {
+  try {
+    return parseJobData(raw).source;
+  } catch {
+    const alone = JobSourceSchema.safeParse((raw as { source?: unknown } | null)?.source);
+    return alone.success ? alone.data : null;
+  }
 }
 
 /**

@@ -5,8 +5,9 @@
 //
 // Each upload is a hash {data (base64), size} under its sha256, and a counter holds the total;
 // both change in one Lua script, so concurrent servers and workers keep the counter right. One film
-// may be wanted by several jobs (another operating point, a stated age over the bound): a set beside
-// it holds the ids of the jobs that still need it, and the film goes when the last of them lets go.
+// may be wanted by several jobs (another operating point, a stated age outside the population's
+// bounds): a set beside it holds the ids of the jobs that still need it, and the film goes when the
+// last of them lets go.
 //
 // A film stored by an older version has no 'tracked' field, and one from before the holder sets may be
 // wanted by waiting jobs that no set names (the first to finish used to drop it, failing the others).

@@ -6,12 +6,19 @@
 // cannot answer one (no answer without its audit row), so it must not be sent any while its peers can.
 // Its body still names the model and says what is down. Use it as a readiness check, not as liveness:
 // restarting the server does not bring the database back.
-import type { FastifyInstance } from 'fastify';
+//
+// The job queue (Redis) is reported, not decided on: a server started with one says `queue: available` or
+// `unavailable`, but the status stays 200 `ok` while only the queue is away, for predictions (the service a
+// load balancer routes) need no queue; only the /jobs routes answer 503 QUEUE_UNAVAILABLE meanwhile. The
+// queue is watched in the background too, so that the server log says once when it goes away and once when
+// it answers again, whether or not anything asks.
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { LATE, orLate } from '../../deadline';
 import { AUDIT_RETRY_AFTER_S, AUDIT_WAIT_MS, type AuditGuard } from '../audit_guard';
 import { AuditUnavailableError } from '../audit_store';
 import type { ServePredictor } from '../predictor_port';
 import { healthDegradedSchema, healthSchema } from '../schemas';
+import type { JobsPort } from './jobs';
 
 export interface HealthRouteOptions {
   predictor: ServePredictor;
@@ -19,6 +26,8 @@ export interface HealthRouteOptions {
   authRequired: boolean;
   /** When the app was built (Date.now()): the uptime counts from there. */
   startedAt: number;
+  /** The job queue, when the server was started with one: its state is reported and watched. */
+  jobs?: Pick<JobsPort, 'depth'>;
 }
 
 /** How long /health reuses the audit log's row count: a probe every second must not scan the table each time. */
@@ -34,10 +43,79 @@ export const HEALTH_AUDIT_WAIT_MS = 2_000;
  */
 export const HEALTH_RECOUNT_WAIT_MS = 250;
 
+/** How long /health waits for the job queue (as a /metrics scrape does): Redis answers in milliseconds. */
+export const HEALTH_QUEUE_WAIT_MS = 1_000;
+
+/** How often the job queue is asked in the background, so that its outages are logged when nobody asks. */
+export const QUEUE_WATCH_MS = 5_000;
+
+type QueueState = 'available' | 'unavailable';
+
+const queueField = {
+  queue: {
+    type: 'string',
+    enum: ['available', 'unavailable'],
+    description:
+      'only when the server was started with a job queue (Redis): whether it answered within 1 s. Unavailable, ' +
+      'the /jobs routes answer 503 QUEUE_UNAVAILABLE; predictions do not need it, so the status is not changed',
+  },
+} as const;
+const okSchema = { ...healthSchema, properties: { ...healthSchema.properties, ...queueField } };
+const degradedSchema = { ...healthDegradedSchema, properties: { ...healthDegradedSchema.properties, ...queueField } };
+
+/**
+ * The job queue's state: one read at a time (a probe, a /health answer), the queue's depth as /metrics reads it.
+ * A change of a settled read is logged, once each way; the first read is not, for cxr serve says at start
+ * whether Redis answers.
+ */
+function watchQueue(jobs: Pick<JobsPort, 'depth'>, log: FastifyBaseLogger): () => Promise<QueueState> {
+  let known: QueueState | null = null;
+  let since = 0;
+  let pending: Promise<QueueState> | null = null;
+  const settled = (now: QueueState, reason?: string) => {
+    if (known !== null && now !== known) {
+      if (now === 'unavailable') {
+        // The read's error names Redis (password hidden) and the cause; its advice is for API clients.
+        const what = (reason ?? '').replace(/(: is it running and reachable\?|; retry later)$/, '');
+        log.warn(
+          { queue: now, reason },
+          `${what || 'the job queue (Redis) does not answer'}: the /jobs routes answer 503 QUEUE_UNAVAILABLE ` +
+            'until it answers again; predictions do not need it',
+        );
+      } else {
+        const seconds = Math.round((Date.now() - since) / 1000);
+        log.info({ queue: now, outageSeconds: seconds }, `the job queue (Redis) answers again, after ${seconds} s`);
+      }
+    }
+    if (now !== known) since = Date.now();
+    known = now;
+    return now;
+  };
+  return async () => {
+    pending ??= jobs
+      .depth()
+      .then(
+        () => settled('available'),
+        (e: unknown) => settled('unavailable', e instanceof Error ? e.message : String(e)),
+      )
+      .finally(() => {
+        pending = null;
+      });
+    const r = await orLate(pending, HEALTH_QUEUE_WAIT_MS);
+    return r === LATE ? 'unavailable' : r;
+  };
+}
+
 export function healthRoute(
   api: FastifyInstance,
-  { predictor, audit, authRequired, startedAt }: HealthRouteOptions,
+  { predictor, audit, authRequired, startedAt, jobs }: HealthRouteOptions,
 ): void {
+  const queueState = jobs ? watchQueue(jobs, api.log) : null;
+  if (queueState) {
+    const timer = setInterval(() => void queueState(), QUEUE_WATCH_MS);
+    timer.unref();
+    api.addHook('onClose', async () => clearInterval(timer));
+  }
   // Whether the log answers is a ping; the row count is for people, and on a large PostgreSQL log a
   // COUNT(*) can take seconds: it runs on the store itself (its slowness is no outage), one at a time,
   // and is redone when a probe finds it older than HEALTH_COUNT_TTL_MS. That probe waits for it
@@ -73,14 +151,19 @@ export function healthRoute(
         tags: ['service'],
         security: [],
         response: {
-          200: { description: 'The server is up, the model is loaded and the audit log answers', ...healthSchema },
+          200: {
+            description:
+              'The server is up, the model is loaded and the audit log answers (the job queue, when there is one, ' +
+              'may be away: see `queue`)',
+            ...okSchema,
+          },
           // By media type: a 503 problem (BUSY while shutting down) is application/problem+json and keeps its shape.
           503: {
             description:
               'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; ' +
               'see Retry-After. Shutting down: a BUSY problem',
             content: {
-              'application/json': { schema: healthDegradedSchema },
+              'application/json': { schema: degradedSchema },
               'application/problem+json': { schema: { $ref: 'Problem#' } },
             },
           },
@@ -89,6 +172,8 @@ export function healthRoute(
     },
     async (_req, reply) => {
       const { name, version, sha256 } = predictor.model;
+      // Asked beside the audit log, not after it: the answer waits for the slower of the two.
+      const queue = queueState?.();
       const base = { model: { name, version, sha256 }, uptimeSeconds: (Date.now() - startedAt) / 1000, authRequired };
       const t0 = Date.now();
       let answered: boolean;
@@ -104,7 +189,8 @@ export function healthRoute(
         const left = Math.max(0, HEALTH_AUDIT_WAIT_MS - (Date.now() - t0));
         if (counting) await orLate(fresh, counted ? Math.min(left, HEALTH_RECOUNT_WAIT_MS) : left);
         const n = counted as { n: number } | null;
-        return { status: 'ok' as const, ...base, predictions: n ? n.n : null, audit: 'ok' as const };
+        const state = queue && { queue: await queue };
+        return { status: 'ok' as const, ...base, predictions: n ? n.n : null, audit: 'ok' as const, ...state };
       }
       // The reason (which may name the database's host) is in the server log, not on this public route.
       reply.code(503).header('Retry-After', String(AUDIT_RETRY_AFTER_S));
@@ -113,6 +199,7 @@ export function healthRoute(
         ...base,
         predictions: null,
         audit: 'unavailable' as const,
+        ...(queue && { queue: await queue }),
         detail: 'the audit log does not answer: predictions are refused until it does',
       };
     },
