@@ -101,15 +101,16 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
 });
 
 /**
- * Starts an upload, sends `send` bytes of it and stalls; resolves with the answer, or 'closed' when
- * the server hangs up.
+ * Starts an upload from loopback address `from` (each address is another client), sends `send` bytes of it
+ * and stalls; resolves with the answer, or 'closed' when the server hangs up without one.
  */
-function stalledUpload(target: string, size: number, send: number, contentLength = false) {
+function stalledUpload(target: string, size: number, send: number, from: string, contentLength = false) {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const http = require('node:http') as typeof import('node:http');
   const { body, headers } = multipartBody('image', 'slow.jpeg', paddedJpeg(size), 'image/jpeg');
   const req = http.request(target, {
     method: 'POST',
+    localAddress: from,
     headers: {
       ...headers,
       ...(contentLength ? { 'content-length': String(body.length) } : { 'transfer-encoding': 'chunked' }),
@@ -128,7 +129,7 @@ function stalledUpload(target: string, size: number, send: number, contentLength
   return { answer, abort: () => req.destroy() };
 }
 
-test('memory: uploads beyond the in-flight budget get 503; an idle body is dropped and its bytes released', {
+test('memory: uploads beyond the in-flight budget get 503; an idle body is answered 408 and its bytes released', {
   timeout: 120_000,
 }, async () => {
   const limited = await buildApp({
@@ -140,27 +141,31 @@ test('memory: uploads beyond the in-flight budget get 503; an idle body is dropp
   });
   const target = `${await limited.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
   try {
-    // Two stalled 3 MiB uploads hold 6 MiB of the 8 MiB budget.
-    const a = stalledUpload(target, 4 * MiB, 3 * MiB);
-    const b = stalledUpload(target, 4 * MiB, 3 * MiB);
+    // Two stalled 3 MiB uploads, from two clients, hold 6 MiB of the 8 MiB budget.
+    const a = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.1');
+    const b = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.2');
     await new Promise((r) => setTimeout(r, 400));
     // A third, chunked: refused once its bytes pass the budget.
-    const c = stalledUpload(target, 4 * MiB, 3 * MiB);
+    const c = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.3');
     const cAnswer = await c.answer;
     assert.notEqual(cAnswer, 'closed');
     assert.equal((cAnswer as { status: number }).status, 503);
     assert.match((cAnswer as { body: string }).body, /too many uploads/);
     // A fourth that declares its length is refused before sending anything.
-    const d = stalledUpload(target, 3 * MiB, 0, true);
+    const d = stalledUpload(target, 3 * MiB, 0, '127.0.0.4', true);
     const dAnswer = await d.answer;
     assert.equal((dAnswer as { status: number }).status, 503);
     c.abort();
     d.abort();
-    // The stalled ones are dropped after 1.5 s without data...
+    // The stalled ones are answered 408 after 1.5 s without data...
     const t0 = Date.now();
-    assert.equal(await a.answer, 'closed');
-    assert.equal(await b.answer, 'closed');
-    assert.ok(Date.now() - t0 < 5000, `dropped after ${Date.now() - t0} ms`);
+    for (const stalled of [a, b]) {
+      const answer = await stalled.answer;
+      assert.notEqual(answer, 'closed', 'answered, not dropped');
+      assert.equal((answer as { status: number }).status, 408);
+      assert.match((answer as { body: string }).body, /BODY_TIMEOUT/);
+    }
+    assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
     // ...and their bytes are back in the budget: a full upload now predicts.
     const { body, headers } = multipartBody('image', 'ok.jpeg', paddedJpeg(3 * MiB), 'image/jpeg');
     const ok = await httpPost(target, body, headers, { contentLength: true });

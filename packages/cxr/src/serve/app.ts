@@ -3,7 +3,7 @@
 // can inject requests without a port, and so that start-up order stays in server.ts. Each part
 // lives in its own module; this file only puts them together, in the order fastify needs:
 // plugins and hooks first, then the routes (so the OpenAPI generator sees every one).
-import Fastify, { type FastifyBaseLogger, FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
 import { AuditGuard } from './audit_guard';
@@ -14,6 +14,7 @@ import { HttpError } from './http_error';
 import { type Logger, silentLogger } from '../log';
 import { methodTable } from './methods';
 import { ServeMetrics } from './metrics';
+import { routeLabels } from './metrics_routes';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
 import { answerWithProblems, clientErrorResponse, problem, sendProblem } from './problem';
@@ -30,7 +31,8 @@ import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
-import { UploadBudget } from './upload';
+import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
+import { BODY_DEFAULTS, type BodyRules, ClientShares, watchBody } from './upload_watch';
 
 export interface AppOptions {
   predictor: ServePredictor;
@@ -52,8 +54,12 @@ export interface AppOptions {
   maxUploadBytes?: number;
   /** Upload bytes held in memory by all requests together before 503 (default: concurrency + 2 largest uploads). */
   uploadBudgetBytes?: number;
-  /** Drop an upload whose body stops arriving for this long (default 10 s). */
+  /** Refuse (408) an upload whose body stops arriving for this long (default 10 s). */
   uploadIdleMs?: number;
+  /** Refuse (408) an upload that brings less than uploadMinBytesPerS × this in a window this long (10 s). */
+  uploadRateWindowMs?: number;
+  /** Default 32 KiB/s (upload_watch.ts says why). */
+  uploadMinBytesPerS?: number;
   /** Folder of the built web page (index.html, app.js, ...); the page is not served when absent. */
   webDir?: string | null;
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
@@ -72,6 +78,12 @@ export interface AppOptions {
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
+
+/** Films one POST /jobs takes (routes/jobs.ts); its body may be that many uploads long. */
+const JOB_FILES = 32;
+
+/** Node's test for the one expectation it meets (100-continue), as its http server applies it. */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { predictor, audit } = opts;
@@ -136,26 +148,51 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     // A misspelt filter must be an error, not silently dropped (fastify's default removes it).
     ajv: { customOptions: { removeAdditional: false } },
+    // Node answers an HTTP/1.1 request without Host with a bare 400 of its own: the hook below answers it.
+    http: { requireHostHeader: false },
   });
+  // Node answers an Expect other than 100-continue with a bare 417 unless this event has a listener: the
+  // request goes on to fastify, whose hook below answers it as a problem.
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
 
   // Before any route is added: it records them all, and the page's files (webDir) as GET and HEAD.
   const allowedMethods = methodTable(app, opts.webDir);
+  const routeLabel = routeLabels(app);
   await registerSecurityHeaders(app);
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.httpVersion !== '1.1') return;
+    if (req.headers.host === undefined)
+      throw new HttpError(400, 'INVALID_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)');
+    const expect = req.headers.expect;
+    if (expect === undefined || CONTINUE.test(expect)) return;
+    // problem.ts has no title for 417 (it would read "Error").
+    reply.header('Connection', 'close');
+    const detail = `cannot meet "Expect: ${expect.slice(0, 100)}"; only 100-continue is supported (or send no Expect)`;
+    return sendProblem(reply, { ...problem(417, 'EXPECTATION_FAILED', detail), title: 'Expectation Failed' });
+  });
   await app.register(multipart, {
     // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
     limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
   addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
-  // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded).
+  watchUploadBodies(app, opts, maxUploadBytes, uploads, (req, reply, err) => {
+    metrics.httpRequest(req.method, req.routeOptions.url, err.statusCode, reply.elapsedTime / 1000);
+    req.log.info(
+      { res: { statusCode: err.statusCode }, code: err.code },
+      `request dropped (${err.code}): ${err.message}`,
+    );
+  });
+  // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded); a 405 by
+  // the pattern of the route that has its path.
   app.addHook('onResponse', async (req, reply) => {
-    metrics.httpRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.httpRequest(req.method, routeLabel(req, reply.statusCode), reply.statusCode, reply.elapsedTime / 1000);
   });
   // A request dropped because its client hung up (upload.ts clientGone) has no response, so no onResponse and
   // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing.
   app.addHook('onError', async (req, reply, err) => {
     if (!(err instanceof HttpError) || err.statusCode !== 499) return;
-    metrics.httpRequest(req.method, req.routeOptions.url, 499, reply.elapsedTime / 1000);
+    metrics.httpRequest(req.method, routeLabel(req, 499), 499, reply.elapsedTime / 1000);
     req.log.info({ res: { statusCode: 499 }, code: err.code }, `request dropped (${err.code}): ${err.message}`);
   });
   closeKeepAliveOnShutdown(app);
@@ -181,6 +218,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         jobs: opts.jobs,
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
         maxUploadBytes,
+        maxFiles: JOB_FILES,
         uploads,
       });
       historyRoutes(api, {
@@ -189,7 +227,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
       });
       modelRoutes(api, predictor);
-      healthRoute(api, { predictor, audit: guard, authRequired: tokenName !== null, startedAt });
+      healthRoute(api, { predictor, audit: guard, authRequired: tokenName !== null, startedAt, jobs: opts.jobs });
       openApiDocumentRoute(api, app);
     },
     { prefix: API_PREFIX },
@@ -197,4 +235,43 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   metricsRoute(app, metrics);
   await webRoutes(app, opts.webDir);
   return app;
+}
+
+/**
+ * The body watch (upload_watch.ts) on every upload: within the route's byte limit, never idle or trickling,
+ * and one client address holding at most the budget less room for one more upload, so that another client's
+ * upload always fits (but never less than one upload). `dropped`: a refusal that could not be answered.
+ */
+function watchUploadBodies(
+  app: FastifyInstance,
+  opts: AppOptions,
+  maxUploadBytes: number,
+  uploads: UploadBudget,
+  dropped: (req: FastifyRequest, reply: FastifyReply, err: HttpError) => void,
+): void {
+  const oneUpload = maxUploadBytes + MULTIPART_OVERHEAD;
+  const shares = new ClientShares(Math.max(uploads.limit - oneUpload, oneUpload));
+  const timing = {
+    idleMs: opts.uploadIdleMs ?? BODY_DEFAULTS.idleMs,
+    rateWindowMs: opts.uploadRateWindowMs ?? BODY_DEFAULTS.rateWindowMs,
+    minBytesPerS: opts.uploadMinBytesPerS ?? BODY_DEFAULTS.minBytesPerS,
+  };
+  const jobsLimit = JOB_FILES * oneUpload;
+  const routes = new Map<string, BodyRules>([
+    [`${API_PREFIX}/predictions`, { ...timing, maxBytes: oneUpload, tooLarge: () => tooLarge(maxUploadBytes) }],
+    [
+      `${API_PREFIX}/jobs`,
+      {
+        ...timing,
+        maxBytes: jobsLimit,
+        tooLarge: () =>
+          new HttpError(413, 'TOO_LARGE', `the request exceeds ${jobsLimit} bytes (${JOB_FILES} uploads at most)`),
+      },
+    ],
+  ]);
+  app.addHook('onRequest', async (req, reply) => {
+    const rules = req.method === 'POST' ? routes.get(req.routeOptions.url ?? '') : undefined;
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
+    if (rules && hasBody) watchBody(req, reply, rules, shares, (err) => dropped(req, reply, err));
+  });
 }

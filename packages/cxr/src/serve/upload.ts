@@ -9,8 +9,8 @@
 //   waiting for the model are counted against a budget; beyond it, 503 (40 stalled 30 MB uploads
 //   used to take the server from 0.75 to 1.65 GB). A declared Content-Length is checked before a
 //   byte is read; chunked bodies are charged as they arrive.
-// - a body that stops arriving: the connection is dropped after `idleMs` without a byte, instead
-//   of holding its buffer until the 2-minute request timeout.
+// A body that stops, trickles or runs past the limit (after the closing boundary too) is refused while it
+// arrives, by upload_watch.ts, which app.ts attaches to every upload route.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { HttpError } from './http_error';
@@ -20,12 +20,12 @@ export interface UploadLimits {
   maxBytes: number;
   /** Shared across requests: the bytes this upload holds are charged here (and handed back by the caller). */
   budget?: UploadBudget;
-  /** Drop the connection after this long without a byte of body (default 10 s). */
+  /** Not read here: app.ts gives the body watch (upload_watch.ts) its idle limit. */
   idleMs?: number;
 }
 
 /** Multipart framing around the file: boundaries and part headers (limited to 100 header pairs). */
-const MULTIPART_OVERHEAD = 64 * 1024;
+export const MULTIPART_OVERHEAD = 64 * 1024;
 
 /** Bytes of uploads held in memory by all requests together. */
 export class UploadBudget {
@@ -107,20 +107,6 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
     if (declared > limits.maxBytes + MULTIPART_OVERHEAD) throw tooLarge(limits.maxBytes);
     if (limits.budget && !limits.budget.fits(declared)) throw busy(limits.budget.inFlight);
   }
-  // Reset by every chunk of the raw body; when it fires the connection goes (nothing else would free it).
-  const idleMs = limits.idleMs ?? 10_000;
-  let idle: NodeJS.Timeout | null = null;
-  const touch = () => {
-    if (idle) clearTimeout(idle);
-    idle = setTimeout(() => {
-      req.log.info(`upload idle for ${idleMs} ms: closing the connection`);
-      req.raw.destroy(new HttpError(408, 'BODY_TIMEOUT', `no upload data for ${idleMs / 1000} s`));
-    }, idleMs);
-  };
-  if (!req.raw.readableEnded) {
-    touch();
-    req.raw.on('data', touch);
-  }
   let image: Buffer | null = null;
   let imageField = false;
   try {
@@ -158,9 +144,6 @@ export async function readUpload(req: FastifyRequest, limits: UploadLimits, tick
       'MALFORMED_MULTIPART',
       `the multipart/form-data body is malformed: ${(e as Error).message}`,
     );
-  } finally {
-    if (idle) clearTimeout(idle);
-    req.raw.off('data', touch);
   }
   if (image === null) throw noFile(imageField, 'the image');
   if (image.length === 0) throw new HttpError(400, 'EMPTY', 'the uploaded file is empty (0 bytes)');

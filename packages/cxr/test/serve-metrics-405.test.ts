@@ -1,0 +1,58 @@
+// cxr_http_requests_total labels a 405 (a known path asked with a method it does not take) by the route
+// pattern that has the path, as docs/deployment.md says routes are labelled: "unmatched" is for unknown
+// paths only. The 405 comes from the not-found handler, where fastify has no route: it was "unmatched".
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import type { ServePredictor } from '../src/serve/predictor_port';
+import { metricValue, parseMetrics } from './prometheus-text';
+import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+
+let dir: string;
+let predictor: ServePredictor;
+let audit: AuditStore;
+let app: FastifyInstance;
+
+before(async () => {
+  dir = tempDir('serve-metrics-405');
+  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
+  const web = path.join(dir, 'web');
+  fs.mkdirSync(web);
+  fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
+  fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);');
+  app = await buildApp({ predictor, audit, webDir: web });
+});
+
+after(async () => {
+  await app.close();
+  await audit.close();
+  predictor.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a 405 is counted under the pattern of the route that has the path, not as unmatched', async () => {
+  const asked: [string, string, string][] = [
+    ['DELETE', '/api/v1/predictions', '/api/v1/predictions'],
+    ['PUT', '/api/v1/health', '/api/v1/health'],
+    ['DELETE', '/api/v1/predictions/0b6f3c7e-0000-4000-8000-000000000001', '/api/v1/predictions/:id'],
+    ['POST', '/app.js', '/*'],
+  ];
+  for (const [method, url] of asked) {
+    const res = await app.inject({ method: method as 'PUT', url: `${url}?x=1` });
+    assert.equal(res.statusCode, 405, `${method} ${url}: ${res.body}`);
+  }
+  assert.equal((await app.inject({ method: 'DELETE', url: '/no/such/path' })).statusCode, 404);
+  const m = parseMetrics((await app.inject('/metrics')).body);
+  for (const [method, , route] of asked)
+    assert.equal(metricValue(m, 'cxr_http_requests_total', { method, route, status: '405' }), 1, `${method} ${route}`);
+  assert.equal(metricValue(m, 'cxr_http_requests_total', { method: 'DELETE', route: 'unmatched', status: '404' }), 1);
+  const unmatched405 = m
+    .get('cxr_http_requests_total')
+    ?.samples.filter((s) => s.labels.route === 'unmatched' && s.labels.status === '405');
+  assert.deepEqual(unmatched405, []);
+});
