@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { runEvaluation } from '../src/cli/evaluate_run';
 import { initEngine } from '../src/engine';
 import { runExperiment } from '../src/experiments/run_experiment';
+import { Predictor } from '../src/predict/predictor';
 import { DEFAULT_RECIPE } from '../src/train/presets';
 import { isFinished, runTraining } from '../src/train/run';
 import { CHEST_XRAY, needsData } from './shared-data';
@@ -61,6 +62,10 @@ test('a run stopped while finishing: unfinished to train, evaluate and experimen
     assert.match(cli.stderr, /note: .*cxr: its training run did not finish .*'cxr train --data .* --resume'/);
     assert.match(cli.stderr, /note: no ood\.json in .*: the OOD gate is off/);
     assert.match(cli.stdout, /\d+ "cannot assess" \(image checks; the not-a-chest-X-ray gate is off\)/);
+    // The server and `cxr predict` say it too: the note is the Predictor's.
+    const predictor = await Predictor.load(out, { warmUp: false });
+    assert.match(predictor.notes[0], /its training run did not finish/);
+    predictor.dispose();
     const unfinished = await runEvaluation({ modelDir: out, data: VAL, warn: quiet });
     assert.equal(unfinished.oodGate, null);
     assert.match(unfinished.notes[0], /did not finish/);

@@ -1,7 +1,7 @@
 // `cxr evaluate`: a saved model on a labelled folder, at an operating point chosen on validation.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel, stoppedWhileFinishing } from '../models/io';
+import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
@@ -133,7 +133,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     { operatingPoint: opName, progress: o.progress },
   );
   const { answers } = pipelineRun;
-  const notes = [...unfinishedNote(o.modelDir, meta), ...pipelineRun.notes];
+  const notes = pipelineRun.notes;
   for (const n of notes) o.warn?.(`note: ${n}`);
   const answerOf = new Map(screened.map((r, i) => [r.path, answers[i]] as const));
   const films: { record: ImageRecord; prob: number; status: PipelineStatus }[] = [];
@@ -224,20 +224,6 @@ function notTrainingRoot(data: string, meta: ModelMeta): Error {
       `root's train/ folder, and ${data} has no train/ with NORMAL/ and PNEUMONIA/ in it: give the training root, ` +
       `the folder with train/ inside${hint}; or leave out --split to evaluate the films of ${data}`,
   );
-}
-
-/**
- * A model whose run was stopped while it finished answers without its gate (and has no report): said, so that
- * its numbers are not taken for a finished model's.
- */
-function unfinishedNote(dir: string, meta: ModelMeta): string[] {
-  if (!stoppedWhileFinishing(dir)) return [];
-  const data = typeof meta.data.root === 'string' ? meta.data.root : 'ROOT';
-  return [
-    `${dir}: its training run did not finish (stopped while it finished: checkpoints/best is still there), so ` +
-      'it lacks the gate and report that run was to add; finish it with ' +
-      `'cxr train --data ${data} --out ${dir} --resume' and the options it was started with`,
-  ];
 }
 
 /**

@@ -14,7 +14,7 @@ import { gradCam, renderOverlay } from '../explain/gradcam';
 import { type CamParts, camParts, features, type ModelParts, splitModel } from '../explain/model_parts';
 import { imageChecks, loadOod, oodDecision, type OodModel } from '../explain/ood';
 import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
-import { loadModel, type LoadedModel } from '../models/io';
+import { loadModel, type LoadedModel, stoppedWhileFinishing } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { describe, imageBytes } from './image_bytes';
@@ -100,6 +100,16 @@ export class Predictor {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.decoder = opts.decoder ?? null;
     this.notes = [];
+    // A run stopped while it finished answers without its gate and has no report: said by every reader
+    // (predict, evaluate, serve), so that its answers are not taken for a finished model's.
+    if (stoppedWhileFinishing(loaded.dir)) {
+      const data = typeof meta.data.root === 'string' ? meta.data.root : 'ROOT';
+      this.notes.push(
+        `${loaded.dir}: its training run did not finish (stopped while it finished: checkpoints/best is still ` +
+          `there), so it lacks the gate and report that run was to add; finish it with 'cxr train --data ${data} ` +
+          `--out ${loaded.dir} --resume' and the options it was started with`,
+      );
+    }
     let parts: ModelParts[] | null = null;
     try {
       parts = loaded.members.map(splitModel);
