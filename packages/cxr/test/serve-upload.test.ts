@@ -55,6 +55,8 @@ test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predict
   }
   const withLength = await httpPost(url, body, headers, { contentLength: true });
   assert.equal(withLength.status, 413, withLength.body);
+  // In the unit people set it in (--max-upload-mb), the bytes after it.
+  assert.match(withLength.body, /the upload is over the 32 MB limit \(33,554,432 bytes\)/);
   assert.equal(await audit.count(), before, 'nothing logged');
 });
 

@@ -190,12 +190,7 @@ test("a file over the server's upload limit is not sent, and says its size in MB
   timeout: 120_000,
 }, async () => {
   const { page, errors } = await openPage(browser);
-  // cxr serve does not yet say its limit in /health: until it does, the test adds the limit it was started with.
-  await page.route('**/api/v1/health', async (route) => {
-    const res = await route.fetch();
-    const body = await res.json();
-    await route.fulfill({ response: res, json: { maxUploadBytes: LIMIT, ...body } });
-  });
+  // The page learns the limit from /health (maxUploadBytes), where the server it talks to says it.
   const predictions = new Gate(isPrediction);
   await predictions.install(page);
   await ready(page, server.url);

@@ -165,10 +165,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       throw new HttpError(400, 'INVALID_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)');
     const expect = req.headers.expect;
     if (expect === undefined || CONTINUE.test(expect)) return;
-    // problem.ts has no title for 417 (it would read "Error").
     reply.header('Connection', 'close');
     const detail = `cannot meet "Expect: ${expect.slice(0, 100)}"; only 100-continue is supported (or send no Expect)`;
-    return sendProblem(reply, { ...problem(417, 'EXPECTATION_FAILED', detail), title: 'Expectation Failed' });
+    return sendProblem(reply, problem(417, 'EXPECTATION_FAILED', detail));
   });
   await app.register(multipart, {
     // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
@@ -212,7 +211,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         metrics,
         storeImages,
         maxUploadBytes,
-        uploadIdleMs: opts.uploadIdleMs,
       });
       jobRoutes(api, {
         jobs: opts.jobs,
@@ -227,7 +225,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
       });
       modelRoutes(api, predictor);
-      healthRoute(api, { predictor, audit: guard, authRequired: tokenName !== null, startedAt, jobs: opts.jobs });
+      healthRoute(api, {
+        predictor,
+        audit: guard,
+        authRequired: tokenName !== null,
+        startedAt,
+        jobs: opts.jobs,
+        maxUploadBytes,
+      });
       openApiDocumentRoute(api, app);
     },
     { prefix: API_PREFIX },

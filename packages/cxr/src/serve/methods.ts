@@ -11,10 +11,10 @@ interface RouteShape {
 }
 
 /** The page's catch-all route (@fastify/static, routes/web.ts): it claims every path, files or not. */
-const CATCH_ALL = '/*';
+export const CATCH_ALL = '/*';
 
 /** A fastify route URL as a RegExp on the raw path: `:name` is one segment, `*` the rest. */
-function compile(url: string): RegExp {
+export function compile(url: string): RegExp {
   const parts = url.split(/(:[A-Za-z0-9_]+|\*)/).map((p) => {
     if (p === '*') return '.*';
     if (p.startsWith(':')) return '[^/]+';

@@ -3,19 +3,8 @@
 // has no route pattern (routeOptions.url is undefined): labelled "unmatched", it read as an unknown path.
 // Those are labelled with the pattern of the route that has the path; only unknown paths stay "unmatched".
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-
-/** The page's catch-all route (routes/web.ts): the 405 of a page file is its own. */
-const CATCH_ALL = '/*';
-
-/** A fastify route URL as a RegExp on the raw path: `:name` is one segment, `*` the rest (as methods.ts). */
-function compile(url: string): RegExp {
-  const parts = url.split(/(:[A-Za-z0-9_]+|\*)/).map((p) => {
-    if (p === '*') return '.*';
-    if (p.startsWith(':')) return '[^/]+';
-    return p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  });
-  return new RegExp(`^${parts.join('')}$`);
-}
+// The page's catch-all (its 405 is its own) and route patterns on raw paths, as the 405 answers read them.
+import { CATCH_ALL, compile } from './methods';
 
 /**
  * Records the routes added to `app` from now on (call it before any route); the returned function gives a

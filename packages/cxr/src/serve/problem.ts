@@ -7,6 +7,7 @@ import { AUDIT_RETRY_AFTER_S } from './audit_guard';
 import { AuditUnavailableError } from './audit_store';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
+import { tooLarge } from './upload';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -20,6 +21,7 @@ const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
@@ -104,7 +106,7 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
   switch (err.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem(413, 'TOO_LARGE', `the upload exceeds the ${maxUploadBytes}-byte limit`);
+      return problem(413, 'TOO_LARGE', tooLarge(maxUploadBytes).message);
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':

@@ -127,8 +127,19 @@ export const healthSchema = {
     },
     authRequired: { type: 'boolean' },
     audit: { type: 'string', enum: ['ok'], description: 'the audit log answers' },
+    maxUploadBytes: {
+      type: 'integer',
+      description: 'the largest file an upload may carry (--max-upload-mb): the page checks a file before sending it',
+    },
+    queue: {
+      type: 'string',
+      enum: ['available', 'unavailable'],
+      description:
+        'only when the server was started with a job queue (Redis): whether it answered within 1 s. Unavailable, ' +
+        'the /jobs routes answer 503 QUEUE_UNAVAILABLE; predictions do not need it, so the status is not changed',
+    },
   },
-  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit'],
+  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit', 'maxUploadBytes'],
 } as const;
 
 /** /health's 503: the same fields, with what is down. */

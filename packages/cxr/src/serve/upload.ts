@@ -20,8 +20,6 @@ export interface UploadLimits {
   maxBytes: number;
   /** Shared across requests: the bytes this upload holds are charged here (and handed back by the caller). */
   budget?: UploadBudget;
-  /** Not read here: app.ts gives the body watch (upload_watch.ts) its idle limit. */
-  idleMs?: number;
 }
 
 /** Multipart framing around the file: boundaries and part headers (limited to 100 header pairs). */
@@ -74,8 +72,14 @@ export class UploadTicket {
   }
 }
 
+/** The byte limit as people read it: in MB (the unit of --max-upload-mb), the exact bytes after it. */
+export function uploadLimitText(maxBytes: number): string {
+  const mb = Math.round((maxBytes / 2 ** 20) * 100) / 100;
+  return `the ${mb} MB limit (${maxBytes.toLocaleString('en-US')} bytes)`;
+}
+
 export function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, 'TOO_LARGE', `the upload exceeds the ${maxBytes}-byte limit`);
+  return new HttpError(413, 'TOO_LARGE', `the upload is over ${uploadLimitText(maxBytes)}`);
 }
 
 /** 415 for a body that is not multipart/form-data, saying what came instead. */

@@ -28,6 +28,8 @@ export interface HealthRouteOptions {
   startedAt: number;
   /** The job queue, when the server was started with one: its state is reported and watched. */
   jobs?: Pick<JobsPort, 'depth'>;
+  /** The largest file an upload may carry, reported so that a client can check before sending. */
+  maxUploadBytes: number;
 }
 
 /** How long /health reuses the audit log's row count: a probe every second must not scan the table each time. */
@@ -50,18 +52,6 @@ export const HEALTH_QUEUE_WAIT_MS = 1_000;
 export const QUEUE_WATCH_MS = 5_000;
 
 type QueueState = 'available' | 'unavailable';
-
-const queueField = {
-  queue: {
-    type: 'string',
-    enum: ['available', 'unavailable'],
-    description:
-      'only when the server was started with a job queue (Redis): whether it answered within 1 s. Unavailable, ' +
-      'the /jobs routes answer 503 QUEUE_UNAVAILABLE; predictions do not need it, so the status is not changed',
-  },
-} as const;
-const okSchema = { ...healthSchema, properties: { ...healthSchema.properties, ...queueField } };
-const degradedSchema = { ...healthDegradedSchema, properties: { ...healthDegradedSchema.properties, ...queueField } };
 
 /**
  * The job queue's state: one read at a time (a probe, a /health answer), the queue's depth as /metrics reads it.
@@ -108,7 +98,7 @@ function watchQueue(jobs: Pick<JobsPort, 'depth'>, log: FastifyBaseLogger): () =
 
 export function healthRoute(
   api: FastifyInstance,
-  { predictor, audit, authRequired, startedAt, jobs }: HealthRouteOptions,
+  { predictor, audit, authRequired, startedAt, jobs, maxUploadBytes }: HealthRouteOptions,
 ): void {
   const queueState = jobs ? watchQueue(jobs, api.log) : null;
   if (queueState) {
@@ -155,7 +145,7 @@ export function healthRoute(
             description:
               'The server is up, the model is loaded and the audit log answers (the job queue, when there is one, ' +
               'may be away: see `queue`)',
-            ...okSchema,
+            ...healthSchema,
           },
           // By media type: a 503 problem (BUSY while shutting down) is application/problem+json and keeps its shape.
           503: {
@@ -163,7 +153,7 @@ export function healthRoute(
               'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; ' +
               'see Retry-After. Shutting down: a BUSY problem',
             content: {
-              'application/json': { schema: degradedSchema },
+              'application/json': { schema: healthDegradedSchema },
               'application/problem+json': { schema: { $ref: 'Problem#' } },
             },
           },
@@ -174,7 +164,12 @@ export function healthRoute(
       const { name, version, sha256 } = predictor.model;
       // Asked beside the audit log, not after it: the answer waits for the slower of the two.
       const queue = queueState?.();
-      const base = { model: { name, version, sha256 }, uptimeSeconds: (Date.now() - startedAt) / 1000, authRequired };
+      const base = {
+        model: { name, version, sha256 },
+        uptimeSeconds: (Date.now() - startedAt) / 1000,
+        authRequired,
+        maxUploadBytes,
+      };
       const t0 = Date.now();
       let answered: boolean;
       try {

@@ -25,7 +25,6 @@ export interface PredictionRouteOptions {
   metrics: ServeMetrics;
   storeImages: boolean;
   maxUploadBytes: number;
-  uploadIdleMs?: number;
 }
 
 export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOptions): void {
@@ -63,11 +62,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
       const ticket = new UploadTicket(uploads);
       let result: Awaited<ReturnType<typeof predictor.predict>>;
       try {
-        const bytes = await readUpload(
-          req,
-          { maxBytes: maxUploadBytes, budget: uploads, idleMs: opts.uploadIdleMs },
-          ticket,
-        );
+        const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads }, ticket);
         // During an outage of the audit log, its answer first: no model time for a prediction that
         // could not be answered.
         await audit.ensure('nothing was predicted; send the image again');
