@@ -390,3 +390,12 @@ test('retention durations', () => {
   // Longer than the calendar reaches: the log's first moment, a time every reader takes (not '-000001-...').
   assert.equal(retentionCutoff(1e16, Date.UTC(2026, 0, 2)), '0000-01-01T00:00:00.000Z');
 });
+
+test("PostgreSQL that refuses the connection: the open error keeps the driver's code, not the password", async () => {
+  // Port 1 on this machine: nothing listens, so the connection is refused at once.
+  await assert.rejects(openAuditStore('postgres://cxr:s3cret-pw@127.0.0.1:1/cxr'), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'ECONNREFUSED');
+    assert.doesNotMatch(e.message, /s3cret-pw/);
+    return true;
+  });
+});

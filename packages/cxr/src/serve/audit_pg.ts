@@ -201,7 +201,12 @@ export async function openPostgresStore(
     client = null;
     await pool.end().catch(() => {});
     const why = redactSecret(e instanceof Error ? e.message : String(e), target.password);
-    throw new Error(why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`);
+    // The driver's code goes with it (ECONNREFUSED, 57P03...), so callers tell an outage from a mistake by it;
+    // not the error itself as a cause, whose message may hold what was redacted.
+    const code = (e as { code?: unknown }).code;
+    throw Object.assign(new Error(why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`), {
+      ...(typeof code === 'string' ? { code } : {}),
+    });
   } finally {
     client?.removeListener('error', lost);
     client?.release();
