@@ -1,12 +1,27 @@
 // Selects the ATen backend for everything cxr runs. Imported by every command that touches tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
+import * as os from 'node:os';
 import * as aten from '@cxr/backend-aten';
 
 let ready: Promise<void> | null = null;
 
+/**
+ * `threads`: the engine's thread count (--threads); default all cores. More threads than cores only contend
+ * (a 20-film run took 1.3 s on one thread, 10 s on 64, and made no progress in a minute on 1000 of 2 cores):
+ * said on stderr, not refused, as a machine's share of cores may be set elsewhere.
+ */
 export function initEngine(threads?: number): Promise<void> {
-  if (threads) aten.setNumThreads(threads);
+  if (threads) {
+    const cores = os.availableParallelism();
+    if (threads > cores) {
+      process.stderr.write(
+        `cxr: note: --threads ${threads} is more than this machine's ${cores} cores: the threads contend and the ` +
+          `work is slower, not faster (leave --threads out to use all ${cores})\n`,
+      );
+    }
+    aten.setNumThreads(threads);
+  }
   ready ??= (async () => {
     tf.enableProdMode();
     // Batch norm in training as one native kernel (and one for its gradient) instead of ~11 passes.
