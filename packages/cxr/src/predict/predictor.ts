@@ -309,7 +309,12 @@ export class Predictor {
       }
       // No map for an image the model cannot read: colour over a blank or a photo would look like a finding,
       // and every reader (API, page, PACS, batch) then gets the same answer without filtering it again.
-      if (opts.heatmap && this.cams && showsHeatmap(verdict.status)) cam = gradCam(this.cams, x, 0);
+      if (opts.heatmap && this.cams && showsHeatmap(verdict.status)) {
+        // The network and Grad-CAM each hold the thread for as long as they run (tens to hundreds of ms on a
+        // busy machine): between the two, the server answers what waits (/health, history, other uploads).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        cam = gradCam(this.cams, x, 0);
+      }
     } finally {
       x.dispose();
     }
