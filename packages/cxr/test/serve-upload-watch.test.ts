@@ -17,6 +17,7 @@ import sharp from 'sharp';
 import pino from 'pino';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { type AppOptions, buildApp } from '../src/serve/app';
+import { ClientShares } from '../src/serve/upload_watch';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { metricValue, parseMetrics } from './prometheus-text';
 import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
@@ -251,4 +252,46 @@ test('a body that stops arriving is answered 408 BODY_TIMEOUT, logged and counte
   } finally {
     await s.app.close();
   }
+});
+
+test('a slow link is let finish a film of declared length that will arrive in time; a declared trickle is not', {
+  timeout: 30_000,
+}, async () => {
+  const s = await serve({ uploadRateWindowMs: 250, uploadMinBytesPerS: 16 * KiB });
+  try {
+    const { head, tail } = framing('SLOW');
+    const body = Buffer.concat([head, film, tail]);
+    // About 5 KiB/s, under the 16 KiB/s rule for well over a window, yet done in seconds of the 120 s.
+    const slow = rawPost(s.port, 'SLOW', { contentLength: body.length });
+    const started = Date.now();
+    for (let at = 0; at < body.length; at += 256) {
+      await slow.send(body.subarray(at, at + 256));
+      await sleep(50);
+    }
+    const ok = await within(slow.answer, 10_000);
+    assert.ok(ok && ok !== 'no answer', 'no answer');
+    assert.equal(ok.status, 200, ok.body);
+    assert.ok(Date.now() - started > 2 * 250, `the test's link was not slow: ${Date.now() - started} ms`);
+
+    // Declared 1 MiB, 900 KiB at once, then a byte every 100 ms: the rest would take hours.
+    const hog = rawPost(s.port, 'HOG', { contentLength: head.length + MiB });
+    await hog.send(Buffer.concat([head, Buffer.alloc(900 * KiB)]));
+    const trickle = setInterval(() => void hog.send(Buffer.alloc(1)), 100);
+    try {
+      assertProblem(await within(hog.answer, 10_000), 408, 'UPLOAD_TOO_SLOW');
+    } finally {
+      clearInterval(trickle);
+    }
+  } finally {
+    await s.app.close();
+  }
+});
+
+test("one request alone is bounded by the budget, not its address's share (a POST /jobs of several films)", () => {
+  const shares = new ClientShares(100);
+  assert.equal(shares.add('a', 150, 150), true, 'alone: over the share, still taken');
+  assert.equal(shares.add('a', 10, 10), false, 'a second upload of the same address is not');
+  assert.equal(shares.add('b', 60, 60), true);
+  shares.remove('a', 160);
+  assert.equal(shares.of('a'), 0);
 });

@@ -79,6 +79,9 @@ export interface AppOptions {
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
 
+/** How long a whole request may take to arrive (Node's requestTimeout); the body watch's deadline too. */
+const REQUEST_TIMEOUT_MS = 120_000;
+
 /** Films one POST /jobs takes (routes/jobs.ts); its body may be that many uploads long. */
 const JOB_FILES = 32;
 
@@ -123,7 +126,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
     // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
     routerOptions: { maxParamLength: 300 },
-    requestTimeout: 120_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
     forceCloseConnections: 'idle',
     // closing.ts answers those as a problem instead.
@@ -260,6 +263,7 @@ function watchUploadBodies(
     idleMs: opts.uploadIdleMs ?? BODY_DEFAULTS.idleMs,
     rateWindowMs: opts.uploadRateWindowMs ?? BODY_DEFAULTS.rateWindowMs,
     minBytesPerS: opts.uploadMinBytesPerS ?? BODY_DEFAULTS.minBytesPerS,
+    deadlineMs: REQUEST_TIMEOUT_MS,
   };
   const jobsLimit = JOB_FILES * oneUpload;
   const routes = new Map<string, BodyRules>([

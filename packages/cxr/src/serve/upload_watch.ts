@@ -5,9 +5,12 @@
 // - idle: 408 BODY_TIMEOUT after `idleMs` without a byte;
 // - rate: from `rateWindowMs` on, every window of that length must bring `minBytesPerS` × its length,
 //   else 408 UPLOAD_TOO_SLOW. Four uploads that sent 32 MiB at once, then a byte every 5 s, held the whole
-//   budget (every other upload 503 BUSY) until the 120 s request timeout; now for about one window;
+//   budget (every other upload 503 BUSY) until the 120 s request timeout; now for about one window. A body
+//   of declared length slower than that is let finish when, at its last window's rate, the rest arrives
+//   before `deadlineMs` (a 150 KB film at 12 KiB/s over a mobile link was refused at 10 s);
 // - share: one client address may have at most `ClientShares.limit` bytes of bodies arriving at once
-//   (503 BUSY beyond), so that room for another client's upload is always left.
+//   (503 BUSY beyond), so that room for another client's upload is always left. A request alone from its
+//   address is bounded by the budget only (a POST /jobs of several films may be larger than the share).
 // The refusal is delivered through the request stream's 'error' event, which @fastify/multipart (and
 // fastify's body parser) turn into the error the route's reading throws: the route then answers it as a
 // problem, logged and counted as any answer. A 408 closes the connection; after any other answer given
@@ -26,6 +29,8 @@ export interface BodyRules {
   /** Fewer than minBytesPerS × the window in a window of this length, once that long has passed: 408. */
   rateWindowMs: number;
   minBytesPerS: number;
+  /** From the body watch's start, when the whole request must be in (the server's request timeout). */
+  deadlineMs: number;
 }
 
 /**
@@ -35,7 +40,7 @@ export interface BodyRules {
  * starts on a congested hospital link are seconds, not a whole window. A client that sends its body at
  * once and then trickles is cut one window after its burst.
  */
-export const BODY_DEFAULTS = { idleMs: 10_000, rateWindowMs: 10_000, minBytesPerS: 32 * 1024 };
+export const BODY_DEFAULTS = { idleMs: 10_000, rateWindowMs: 10_000, minBytesPerS: 32 * 1024, deadlineMs: 120_000 };
 
 /** Bytes of bodies still arriving, per client address; `limit` is the most one address may have. */
 export class ClientShares {
@@ -43,11 +48,15 @@ export class ClientShares {
 
   constructor(readonly limit: number) {}
 
-  /** Counts `n` more bytes for `client`; false when that takes it past its share. */
-  add(client: string, n: number): boolean {
+  /**
+   * Counts `n` more bytes for `client`, of a request that has `own` bytes counted with them; false when that
+   * takes the client past its share while it has other uploads arriving too (one request alone is the
+   * budget's to bound).
+   */
+  add(client: string, n: number, own: number): boolean {
     const now = (this.held.get(client) ?? 0) + n;
     this.held.set(client, now);
-    return now <= this.limit;
+    return now <= this.limit || now === own;
   }
 
   remove(client: string, n: number): void {
@@ -127,7 +136,7 @@ export function watchBody(
     if (received > rules.maxBytes) return rules.tooLarge();
     if (!shares) return null;
     counted += n;
-    return shares.add(client, n) ? null : overShare(shares, client);
+    return shares.add(client, n, counted) ? null : overShare(shares, client);
   };
   // Not delivered from inside the HTTP parser's callback (push): on the next tick.
   const refuse = (err: HttpError) => {
@@ -173,6 +182,9 @@ export function watchBody(
     const trickling = now - lastByte < Math.min(rules.idleMs, rules.rateWindowMs) / 2;
     if (trickling && span >= rules.rateWindowMs && (received - then) * 1000 < rules.minBytesPerS * span) {
       const rate = Math.round(((received - then) * 1000) / span);
+      // A slow link that will still be done in time: its declared rest, at this window's rate.
+      const left = Number.isFinite(declared) ? declared - received : Number.POSITIVE_INFINITY;
+      if (rate > 0 && (left / rate) * 1000 <= rules.deadlineMs - (now - started)) return;
       refuse(
         new HttpError(
           408,
@@ -188,6 +200,6 @@ export function watchBody(
   raw.once('close', stop);
   if (shares && received > 0) {
     counted = received;
-    if (!shares.add(client, received)) refuse(overShare(shares, client));
+    if (!shares.add(client, received, counted)) refuse(overShare(shares, client));
   }
 }
