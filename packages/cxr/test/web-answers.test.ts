@@ -116,10 +116,29 @@ test("a server card's operating point switch asks the server again: the answer s
   assert.equal((await answer(page)).id, second.id);
   assert.equal(gate.requests.length, 2);
 
+  // Switched quickly while a re-check is on its way: it is waited for, not sent twice (one answer shown, one
+  // audit row), and its progress does not come back over the answer shown meanwhile.
+  await page.setInputFiles('#file-input', [upload('race.jpeg', XRAY_JPEG)]);
+  await finished(page, 2);
+  const raceFirst = await answer(page);
+  const asked = gate.requests.length;
+  gate.close();
+  await page.check(`${card} input[value="screening"]`);
+  await gate.seen(asked + 1);
+  await page.check(`${card} input[value="balanced"]`);
+  assert.deepEqual(await answer(page), raceFirst);
+  await page.check(`${card} input[value="screening"]`);
+  await page.waitForSelector(`${card}[data-state="rechecking"]`);
+  gate.release();
+  await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
+  assert.equal(gate.requests.length, asked + 1, 'the re-check on its way was sent again');
+  assert.equal((await answer(page)).op, 'screening');
+  assert.equal(await page.isHidden(`${card} .progress`), true, 'a progress line left over the answer');
+
   // A re-check that fails leaves the logged answer shown, and says so.
   await page.fill('#patient-age', '');
   await page.setInputFiles('#file-input', [upload('other.jpeg', XRAY_JPEG)]);
-  await finished(page, 2);
+  await finished(page, 3);
   const other = await answer(page);
   await page.route('**/api/v1/predictions?*', (r) => r.abort('connectionrefused'));
   // A click, not check(): the switch goes back to balanced when the re-check fails.
@@ -137,7 +156,7 @@ test("a server card's operating point switch asks the server again: the answer s
   });
   const before = gate.requests.length;
   await page.setInputFiles('#file-input', [upload('local.jpeg', XRAY_JPEG)]);
-  await finished(page, 3);
+  await finished(page, 4);
   assert.equal((await answer(page)).label, 'NORMAL');
   await page.check(`${card} input[value="screening"]`);
   assert.deepEqual([(await answer(page)).label, (await answer(page)).op], ['PNEUMONIA', 'screening']);

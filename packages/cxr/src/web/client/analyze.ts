@@ -90,12 +90,16 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): P
   const limit = await serverUploadLimit();
   // Checked here, not after seconds of sending: the server would refuse it once it has it all.
   if (limit !== null && file.size > limit) throw tooLarge(file, limit, false);
-  const send = (operatingPoint: string, heatmap: boolean) =>
+  // `current`: whether this request's card still waits for it (a re-check overtaken by another choice draws
+  // no progress over the answer shown meanwhile).
+  const send = (operatingPoint: string, heatmap: boolean, current = () => true) =>
     api.predict(file, file.name, {
       operatingPoint,
       patientAge: age,
       heatmap,
-      onProgress: (sent, total) => showProgress(card, { sent, total }),
+      onProgress: (sent, total) => {
+        if (current()) showProgress(card, { sent, total });
+      },
     });
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
@@ -105,31 +109,38 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): P
   card.dataset.patientAge = age === undefined ? '' : String(age);
   $('.where', card).textContent = 'Analyzed on the server';
   let shown = serverAnswer(p, metaOf(p));
-  const answers = new Map<string, CardAnswer>([[choiceOf(info, p.operatingPoint), shown]]);
+  // Each choice's answer, asked once: a re-check still on its way is waited for, not sent again (every
+  // answer sent is an audit row, and one answer shown must be one row).
+  const answers = new Map<string, Promise<CardAnswer>>([[choiceOf(info, p.operatingPoint), Promise.resolve(shown)]]);
+  const settled = new Set<string>([choiceOf(info, p.operatingPoint)]);
   const heatmapUrl = showsHeatmap(shown.status) ? p.heatmapUrl : null;
   // A re-check asks for no heat map: Grad-CAM explains the probability, which no threshold changes.
   const heatNote = heatmapUrl ? ` · heat map from id ${p.id.slice(0, 8)}` : '';
   let latest = 0;
   offerOperatingPoints(card, info, async (choice) => {
     const mine = ++latest;
-    const known = answers.get(choice);
-    if (known) {
-      shown = known;
-      renderAnswer(card, info, known);
-      say(card, info, known);
-      return;
+    const isMine = () => mine === latest; // else another choice was made meanwhile: it is the one shown
+    const known = settled.has(choice);
+    let pending = answers.get(choice);
+    if (!pending) {
+      const asked = send(choice, false, isMine).then((q) => serverAnswer(q, metaOf(q, heatNote)));
+      pending = asked;
+      answers.set(choice, asked);
+      asked.then(
+        () => settled.add(choice),
+        () => answers.get(choice) === asked && answers.delete(choice), // a failed re-check is asked again
+      );
     }
-    setRechecking(card, choice);
+    if (!known) setRechecking(card, choice);
     try {
-      const q = await send(choice, false);
-      const a = serverAnswer(q, metaOf(q, heatNote));
-      answers.set(choice, a);
-      if (mine !== latest) return; // another choice was made meanwhile: it is the one shown
+      const a = await pending;
+      if (!isMine()) return;
       shown = a;
+      showProgress(card, 'hide');
       renderAnswer(card, info, a);
-      say(card, info, a, `Re-checked at ${choice}: `);
+      say(card, info, a, known ? '' : `Re-checked at ${choice}: `);
     } catch (e) {
-      if (mine !== latest) return;
+      if (!isMine()) return;
       renderAnswer(card, info, shown);
       const why =
         `Could not re-check at ${choice}: ${api.humanError(e)} ` +
