@@ -140,11 +140,11 @@ export function commonAttributes(
   modality: string,
 ): Dataset {
   // Timezone Offset From UTC covers every DA/TM in the instance, the study date and time copied from the film
-  // too: a film that names its offset gets its dates written at that offset, so one offset is true of all.
-  const { date, time, offset } = dicomDateTime(
-    input.now ?? new Date(),
-    parseTimezoneOffset(input.source.timezoneOffset),
-  );
+  // too: a film that names its offset gets its dates written at that offset, so one offset is true of all. A
+  // film that names none is in local time (DICOM's default), and so are our dates, with no offset: writing
+  // ours would claim it for the film's study time too, an hour off across a daylight-saving change.
+  const filmOffset = parseTimezoneOffset(input.source.timezoneOffset);
+  const { date, time, offset } = dicomDateTime(input.now ?? new Date(), filmOffset);
   return {
     SpecificCharacterSet: 'ISO_IR 192', // dcmjs writes text as UTF-8
     SOPClassUID: sopClassUid,
@@ -161,7 +161,7 @@ export function commonAttributes(
     InstanceCreationTime: time,
     ContentDate: date,
     ContentTime: time,
-    TimezoneOffsetFromUTC: offset,
+    ...(filmOffset !== undefined ? { TimezoneOffsetFromUTC: offset } : {}),
     Manufacturer: MANUFACTURER,
     ManufacturerModelName: input.model.name.slice(0, 64),
     SoftwareVersions: input.model.version.slice(0, 64),
