@@ -214,7 +214,7 @@ test('dates that give no age are a warning that says why; the verdict is as with
       'StudyDate (0008,0020)): the PatientAge is used',
   ]);
   // A StudyDate that is no date, passed for the next date: said too.
-  const skipped = await headerFacts(birth('20100101'), study('20201301'), acquisition('20180101'));
+  const skipped = await headerFacts(birth('20150101'), study('20201301'), acquisition('20180101'));
   assert.deepEqual(ageWarnings({ facts: skipped }), [
     "the DICOM's StudyDate could not be read as a date (YYYYMMDD): the age from PatientBirthDate counts to " +
       'AcquisitionDate',
@@ -236,4 +236,21 @@ test('dates that give no age are a warning that says why; the verdict is as with
   // No age anywhere (no PatientAge, no birth date) is not worth a warning: most JPEGs and many DICOMs.
   assert.deepEqual(ageWarnings({ facts: await headerFacts() }), []);
   assert.deepEqual(ageWarnings({ facts: {} }), []);
+});
+
+test('an age in the margin over 5 (assessed) carries a note saying the model was trained on 1 to 5', () => {
+  const note = (e: Parameters<typeof ageWarnings>[0]) =>
+    ageWarnings(e).filter((w) => /older than the children the model was trained on/.test(w));
+  for (const years of [5.5, 7, 10]) {
+    const e = { facts: {}, statedAgeYears: years };
+    assert.equal(deriveVerdict({ ...e, ood: null, checks: [], width: 512, height: 512 }).status, 'assessed');
+    assert.deepEqual(note(e), [
+      'the age given with the image is a patient age over 5 years, older than the children the model was ' +
+        'trained on (children aged 1–5): answered up to 10 years, but its accuracy at that age was not measured',
+    ]);
+  }
+  assert.match(note({ facts: { patientAge: '007Y' } })[0], /^the DICOM header gives a patient age over 5 years/);
+  // Within the training ages, and outside the population (its own reason says so): no note.
+  for (const years of [1, 3, 5, 10.5, 0.5])
+    assert.deepEqual(note({ facts: {}, statedAgeYears: years }), [], `${years}`);
 });

@@ -35,6 +35,8 @@ export interface Verdict {
 export const INTENDED_POPULATION = 'children aged 1–5';
 /** Ages above this are outside the population; the margin over 5 keeps borderline ages assessed. */
 export const MAX_AGE_YEARS = 10;
+/** The oldest training films' age: an answer in the margin above it is given, with a note that says so. */
+export const INTENDED_MAX_YEARS = 5;
 /**
  * Ages below this are outside the population: the youngest training films' (the Kermany films are of children
  * one to five years old), with no margin below. An infant's chest film differs from a toddler's more than a
@@ -197,6 +199,14 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
     out.push(
       `the DICOM's ${dates.unreadable.join(', ')} could not be read as a date (YYYYMMDD): the age from ` +
         `PatientBirthDate counts to ${dates.from}`,
+    );
+  }
+  // The margin: answered (assessed), but the page says "for children aged 1-5", so the answer says it too.
+  if (age !== null && age.years > INTENDED_MAX_YEARS && age.years <= MAX_AGE_YEARS && !age.outside) {
+    out.push(
+      `${age.gives} a patient age over ${INTENDED_MAX_YEARS} years, older than the children the model was trained ` +
+        `on (${INTENDED_POPULATION}): answered up to ${MAX_AGE_YEARS} years, but its accuracy at that age was ` +
+        'not measured',
     );
   }
   return out;
