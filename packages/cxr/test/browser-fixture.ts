@@ -33,8 +33,9 @@ export function launchChromium(): Promise<Browser> {
 /**
  * `cxr serve` in this process on a free port with the page and `modelDir`, its audit log in `dir`. `rebuild`
  * builds the page first even when a build is there (a test of the page as the sources stand); `options`
- * are more of the server's options (e.g. `maxUploadBytes`). CXR_TEST_WEB_DIR serves another build of the
- * page instead (e.g. the page before a change, to see that a new test fails without it).
+ * are more of the server's options (e.g. `maxUploadBytes`, or `port` to start it again where it was).
+ * CXR_TEST_WEB_DIR serves another build of the page instead (e.g. the page before a change, to see that a new
+ * test fails without it).
  */
 export async function startPageServer(
   dir: string,
@@ -46,7 +47,8 @@ export async function startPageServer(
   return startServer({
     ...options,
     host: '127.0.0.1',
-    port: 0,
+    // A port given: the same address again, e.g. the server restarted with another model under an open page.
+    port: options.port ?? 0,
     dbPath: path.join(dir, 'audit.db'),
     webDir: process.env.CXR_TEST_WEB_DIR ?? STATIC_DIR,
     loadPredictor: () => loadPredictor(modelDir),
@@ -118,6 +120,21 @@ export async function openPage(
 export async function ready(page: Page, url: string): Promise<void> {
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]');
+}
+
+/**
+ * Every message the page gives screen readers (#announcer) from now on, in order, whether or not the region still
+ * holds it: it keeps only the latest.
+ */
+export async function recordAnnouncements(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const w = window as unknown as { announced: string[] };
+    w.announced = [];
+    new MutationObserver((records) => {
+      for (const r of records) for (const n of Array.from(r.addedNodes)) w.announced.push(n.textContent ?? '');
+    }).observe(document.querySelector('#announcer')!, { childList: true });
+  });
+  return () => page.evaluate(() => (window as unknown as { announced: string[] }).announced);
 }
 
 /** Until `n` cards are finished (done or not analyzed). */

@@ -1,18 +1,22 @@
 // What the Analyze page tells a clinician while films are analyzed, in Chromium against a real server:
 //  - the status line: "Analyzing 1 of 3… 2 waiting.", never "Done" while a later batch is still at work,
-//    then a true summary ("Done: 2 analyzed, 1 not analyzed."), also when the server cannot be reached;
+//    then a true summary ("Done: 2 assessed, 1 cannot be assessed, 1 not analyzed."), also when the server
+//    cannot be reached;
 //  - screen readers: one message per finished card ("<file>: Signs of pneumonia detected, 62.1 %, above
-//    the 50.0 % threshold (balanced)."), every summary announced even when it repeats the last one; no
-//    live region over the whole results, no assertive alert per card, neutral alt text, a named figure;
+//    the 50.0 % threshold (balanced)."), every summary announced even when it repeats the last one, and only
+//    the latest kept in the page; no live region over the whole results, no assertive alert per card, neutral
+//    alt text, a named figure;
 //  - "Try again" on a card the server could not be reached for;
 //  - a new card below the fold (1280×720) is scrolled into view, focus on it after the file picker;
-//  - a file over the server's upload limit is refused before it is sent, its size in MB;
+//  - a file over the server's upload limit is refused before it is sent, its size in MB (in bytes where the MB
+//    would read as the limit); the limit is the server's as it is now, not as it was when the page asked first;
 //  - upload progress on a slow link.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import sharp from 'sharp';
 import type { RunningServer } from '../src/serve/server';
 import { makeTinyModel, tempDir, XRAY_JPEG, XRAY_JPEG_NORMAL } from './serve-fixtures';
 import {
@@ -23,6 +27,7 @@ import {
   noChromium,
   openPage,
   ready,
+  recordAnnouncements,
   startPageServer,
   upload,
 } from './browser-fixture';
@@ -70,7 +75,8 @@ async function settled(page: Page, n: number): Promise<void> {
   await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('Done'));
 }
 
-const announced = (page: Page) => page.$$eval('#announcer > *', (ps) => ps.map((p) => p.textContent ?? ''));
+/** What the announcer holds now. */
+const held = (page: Page) => page.$$eval('#announcer > *', (ps) => ps.map((p) => p.textContent ?? ''));
 const status = async (page: Page) => (await page.textContent('#status')) ?? '';
 const cardMessage = (name: string) =>
   new RegExp(
@@ -87,41 +93,58 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   await gate.install(page);
   await ready(page, server.url);
   const statuses = await recordStatus(page);
+  const announced = await recordAnnouncements(page);
+  // A grey page: the server answers it, but cannot assess it (no finding, counted apart).
+  const blank = await sharp({ create: { width: 256, height: 256, channels: 3, background: '#808080' } })
+    .png()
+    .toBuffer();
 
   // A first batch held at the server; a second dropped meanwhile, one of its files not an image.
   gate.close();
   await page.setInputFiles('#file-input', [upload('a.jpeg', XRAY_JPEG)]);
   await gate.seen(1);
-  await page.setInputFiles('#file-input', [upload('b.jpeg', XRAY_JPEG), upload('notes.png', Buffer.from('notes'))]);
-  assert.equal(await status(page), 'Analyzing 1 of 3… 2 waiting.');
+  await page.setInputFiles('#file-input', [
+    upload('b.jpeg', XRAY_JPEG),
+    upload('notes.png', Buffer.from('notes')),
+    upload('blank.png', blank),
+  ]);
+  assert.equal(await status(page), 'Analyzing 1 of 4… 3 waiting.');
   gate.release();
-  await settled(page, 3);
+  await settled(page, 4);
+  const summary = 'Done: 2 assessed, 1 cannot be assessed, 1 not analyzed.';
   const seen = await statuses();
   assert.deepEqual(
     seen.filter((s) => s.startsWith('Done')),
-    ['Done: 2 analyzed, 1 not analyzed.'],
+    [summary],
     `no "Done" before the last file: ${seen.join(' | ')}`,
   );
-  assert.equal(seen.at(-1), 'Done: 2 analyzed, 1 not analyzed.');
-  assert.ok(seen.includes('Analyzing 3 of 3…'), seen.join(' | '));
+  assert.equal(seen.at(-1), summary);
+  assert.ok(seen.includes('Analyzing 4 of 4…'), seen.join(' | '));
 
-  let said = await announced(page);
-  assert.deepEqual(said.slice(0, 2), ['Analyzing 1 file.', 'Analyzing 2 files.']);
+  let said = await announced();
+  assert.deepEqual(said.slice(0, 2), ['Analyzing 1 file.', 'Analyzing 3 files.']);
   assert.match(said[2], cardMessage('a.jpeg'));
   assert.match(said[3], cardMessage('b.jpeg'));
   assert.match(said[4], /^notes\.png: not analyzed: .*not a JPEG, PNG or DICOM image/);
-  assert.equal(said[5], 'Done: 2 analyzed, 1 not analyzed.');
+  assert.match(said[5], /^blank\.png: cannot assess: /);
+  assert.equal(said[6], summary);
+  // Only the latest stay in the page, between the status line and the results: a reader going line by line
+  // hears the last card's and the summary, not every message since the page was opened.
+  await page.waitForFunction(() => document.querySelector('#announcer')!.childElementCount <= 2, null, {
+    timeout: 5_000,
+  });
+  assert.deepEqual(await held(page), said.slice(-2));
   // A file the server refuses as such gets no "Try again": trying again would change nothing.
   assert.equal(await page.isVisible('.result:has(h2:text-is("notes.png")) .retry'), false);
 
   // The same film twice, one batch after the other: the second summary, the same words, is said again.
-  for (const n of [4, 5]) {
+  for (const n of [5, 6]) {
     await page.setInputFiles('#file-input', [upload('a.jpeg', XRAY_JPEG)]);
     await settled(page, n);
   }
-  said = await announced(page);
+  said = await announced();
   assert.deepEqual(said.slice(-6, -3), said.slice(-3), said.join(' | '));
-  assert.equal(said.at(-1), 'Done: 1 analyzed.');
+  assert.equal(said.at(-1), 'Done: 1 assessed.');
   assert.match(said.at(-2) ?? '', cardMessage('a.jpeg'));
 
   // Not a live region over the whole results (read piecemeal), nor an assertive alert in every card.
@@ -139,16 +162,16 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   // The server cannot be reached: the summary says so, and "Try again" on the card analyzes it.
   await page.route('**/api/v1/predictions?*', (r) => r.abort('connectionrefused'));
   await page.setInputFiles('#file-input', [upload('c.jpeg', XRAY_JPEG)]);
-  await settled(page, 6);
+  await settled(page, 7);
   assert.match(
     await status(page),
-    /^Done: 0 analyzed, 1 not analyzed\. The server could not be reached for 1 file: check that it is running/,
+    /^Done: 0 assessed, 1 not analyzed\. The server could not be reached for 1 file: check that it is running/,
   );
-  assert.match((await announced(page)).at(-2) ?? '', /^c\.jpeg: not analyzed: Cannot reach the cxr server\./);
+  assert.match((await announced()).at(-2) ?? '', /^c\.jpeg: not analyzed: Cannot reach the cxr server\./);
   await page.unroute('**/api/v1/predictions?*');
   await page.click(`${first} .retry`);
   await page.waitForSelector(`${first}[data-state="done"]`, { timeout: 60_000 });
-  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 1 analyzed.');
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 1 assessed.');
   assert.equal(await page.evaluate(() => document.activeElement?.matches('.result:first-child')), true);
   assert.deepEqual(
     errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
@@ -204,6 +227,13 @@ test("a file over the server's upload limit is not sent, and says its size in MB
     "big.jpeg is 1.5 MB, over this server's 1 MB limit: it was not sent. " +
       'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.',
   );
+  // A byte over: in MB it would read as the limit ("1.0 MB, over this server's 1 MB limit").
+  await page.setInputFiles('#file-input', [upload('byte.jpeg', big.subarray(0, LIMIT + 1))]);
+  await finished(page, 2);
+  assert.match(
+    (await page.textContent('.result:first-child .warnings li.error')) ?? '',
+    /^byte\.jpeg is 1,048,577 bytes, over this server's 1 MB limit \(1,048,576 bytes\): it was not sent\./,
+  );
 
   // A slow link: the bar and the bytes sent, and the file still waiting counted on the status line.
   const cdp = await page.context().newCDPSession(page);
@@ -226,8 +256,60 @@ test("a file over the server's upload limit is not sent, and says its size in MB
     { timeout: 30_000, polling: 50 },
   );
   assert.match(String(await sending.jsonValue()), /^Sending \d+(\.\d)? (KB|MB) of 0\.7 MB \(\d+ %\)$/);
-  await finished(page, 3);
+  await finished(page, 4);
   assert.equal(await page.isVisible('.result:first-child .progress'), false, 'the progress line goes with the answer');
   assert.deepEqual(errors, []);
+  await page.context().close();
+});
+
+/** /health's first answer gives `bytes` as the limit: the server's before a restart with another --max-upload-mb. */
+async function limitWas(page: Page, bytes: number): Promise<void> {
+  await page.route(
+    '**/api/v1/health',
+    async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: { ...(await res.json()), maxUploadBytes: bytes } });
+    },
+    { times: 1 },
+  );
+}
+
+test("the upload limit the page goes by is the server's as it is now, not as it was when the page first asked", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const film = fs.readFileSync(XRAY_JPEG);
+  const big = Buffer.concat([film, Buffer.alloc(LIMIT + LIMIT / 2 - film.length)]);
+  // The limit was 32 MB: the server refuses the 1.5 MB film, and the card gives the limit it has now.
+  let { page } = await openPage(browser);
+  let predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await limitWas(page, 32 * LIMIT);
+  await ready(page, server.url);
+  await page.setInputFiles('#file-input', [upload('stale.jpeg', big)]);
+  await finished(page, 1);
+  assert.equal(predictions.requests.length, 1);
+  assert.equal(
+    await page.textContent('.result .warnings li.error'),
+    "stale.jpeg is 1.5 MB, over this server's 1 MB limit: the server refused it. " +
+      'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.',
+  );
+  // The next one is not sent: the page now goes by the limit the server gave.
+  await page.setInputFiles('#file-input', [upload('next.jpeg', big)]);
+  await finished(page, 2);
+  assert.equal(predictions.requests.length, 1, 'sent again, over the limit the server gave');
+  assert.match((await page.textContent('.result:first-child .warnings li.error')) ?? '', /1 MB limit: it was not sent/);
+  await page.context().close();
+
+  // The limit was 256 KB: a 772 KB film is asked about again, and sent.
+  ({ page } = await openPage(browser));
+  predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await limitWas(page, LIMIT / 4);
+  await ready(page, server.url);
+  await page.setInputFiles('#file-input', [upload('fits.jpeg', XRAY_JPEG_NORMAL)]);
+  await finished(page, 1);
+  assert.equal(await page.getAttribute('.result', 'data-state'), 'done', (await page.textContent('.result')) ?? '');
+  assert.equal(predictions.requests.length, 1);
   await page.context().close();
 });

@@ -94,6 +94,9 @@ test("a server card's operating point switch asks the server again: the answer s
   await page.check(`${card} input[value="screening"]`);
   await page.waitForSelector(`${card}[data-state="rechecking"]`);
   assert.equal(await page.textContent(`${card} .label-badge`), 'Re-checking at screening…');
+  // Not the old point's threshold next to "Re-checking at screening…": it is not the one being asked.
+  assert.equal(await page.isVisible(`${card} .threshold`), false, 'the old threshold line shown while re-checking');
+  assert.equal(await page.isVisible(`${card} .meter-threshold`), false);
   gate.release();
   await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
   const second = await answer(page);

@@ -2,7 +2,8 @@
 // computer") once, when the files are taken, and every queued file goes with those values: a
 // queued film must not pick up the next patient's age typed while it waits its turn. The races
 // are made certain, not likely: the first request of a batch (a prediction, or the model the
-// browser loads) is held by a Playwright route until the fields have been changed.
+// browser loads) is held by a Playwright route until the fields have been changed. The age field is the
+// page's own reading (a decimal comma or dot), and what it cannot read is said there and on the cards.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -174,6 +175,66 @@ test('an age that is invalid when the files are taken fails each of them, even i
       assert.equal(c.state, 'error', JSON.stringify(c));
       assert.match(c.error, /Patient age must be a number of years from 0 to 130/);
     }
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('the age field takes a decimal comma, and refuses plainly what it cannot read: nothing is sent for it', {
+  skip,
+  timeout: 180_000,
+}, async () => {
+  const { page, errors } = await openPage();
+  const gate = new Gate(isPrediction);
+  await gate.install(page);
+  try {
+    await ready(page);
+    await page.uncheck('#local-mode');
+    const typed = async (text: string) => {
+      await page.fill('#patient-age', '');
+      // Key by key, as a person types: a number field in an English browser turned "0,5" into "05".
+      await page.locator('#patient-age').pressSequentially(text);
+      await page.press('#patient-age', 'Tab');
+    };
+    // Half a year, with a comma: an infant's film, outside the intended population, not a 5-year-old's.
+    await typed('0,5');
+    await page.setInputFiles('#file-input', films(1, 'infant'));
+    await finished(page, 1);
+    assert.equal(ageOf(gate.requests[0]), '0.5');
+    let [c] = await batch(page, 1);
+    assert.equal(c.verdict, 'outside-population', JSON.stringify(c));
+    assert.match(c.meta, /age typed 0\.5 years/);
+    await typed('1');
+    await page.setInputFiles('#file-input', films(1, 'one'));
+    await finished(page, 2);
+    [c] = await batch(page, 1);
+    assert.match(c.meta, /age typed 1 year ·/, 'one year, not "1 years"');
+
+    // What the page cannot read as an age is said at the field and on the card, and nothing is sent.
+    for (const [text, why] of [
+      ['05', /"05" starts with a zero: type 5 for 5 years, or 0\.5 for half a year/],
+      ['1e0', /"1e0" is not one/],
+      ['131', /131 is out of that range/],
+    ] as const) {
+      await typed(text);
+      assert.equal(await page.getAttribute('#patient-age', 'aria-invalid'), 'true', text);
+      assert.match((await page.textContent('#patient-age-error')) ?? '', why);
+      assert.equal(await page.isVisible('#patient-age-error'), true);
+      const n = (await page.$$('.result')).length + 1;
+      await page.setInputFiles('#file-input', films(1, `bad-${text}`));
+      await finished(page, n);
+      [c] = await batch(page, 1);
+      assert.equal(c.state, 'error', JSON.stringify(c));
+      assert.match(c.error, /^Patient age must be a number of years from 0 to 130/);
+      assert.match(c.error, why);
+    }
+    assert.equal(gate.requests.length, 2, 'nothing sent for an age the page cannot read');
+    // Corrected: the error goes as the field is typed in.
+    await page.fill('#patient-age', '');
+    await page.locator('#patient-age').pressSequentially('4');
+    assert.equal(await page.isVisible('#patient-age-error'), false);
+    assert.equal(await page.getAttribute('#patient-age', 'aria-invalid'), null);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();

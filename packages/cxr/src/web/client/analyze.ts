@@ -8,13 +8,15 @@
 // PNEUMONIA when probability >= threshold, as the server; none for an image that cannot be assessed).
 import { shownLabel, showsHeatmap, statusOf, type Verdict, type VerdictStatus } from '../../predict/verdict';
 import * as api from './api';
-import { ageNote, type BatchSettings, batchAge, readSettings } from './batch_settings';
+import { ageNote, type BatchSettings, batchAge, readSettings, watchAgeField } from './batch_settings';
 import {
   type CardAnswer,
   fileName,
+  modelChange,
   newCard,
   offerOperatingPoints,
   renderAnswer,
+  setHeatmapModel,
   setPending,
   setRechecking,
   showError,
@@ -22,8 +24,8 @@ import {
   showNote,
   showProgress,
 } from './card';
-import { $, distinctOperatingPoints, isDicom, megabytes } from './dom';
-import { announcement, type Label } from './finding';
+import { $, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
+import { announcement, findingView, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
 import { reveal } from './reveal';
 import { announce, BatchProgress, type Outcome, showStatus } from './status_line';
@@ -43,16 +45,23 @@ function choiceOf(info: api.ModelInfo, name: string): string {
   return distinctOperatingPoints(info).find((d) => d.names.includes(name))?.names[0] ?? name;
 }
 
+/** Tells a screen reader the card's answer, at the answer's own threshold, and whether another model gave it. */
 function say(card: HTMLElement, info: api.ModelInfo, a: CardAnswer, prefix = ''): void {
-  const op = info.operatingPoints[a.operatingPoint];
+  const changed = modelChange(info, a);
   announce(
-    prefix + announcement({ ...a, name: fileName(card), threshold: op.threshold, reasons: a.warnings.filter(Boolean) }),
+    prefix +
+      announcement({ ...a, name: fileName(card), reasons: a.warnings.filter(Boolean) }) +
+      (changed ? ` ${changed}` : ''),
   );
 }
 
 let uploadLimit: Promise<number | null> | null = null;
-/** The server's upload limit (from /health), asked once; null when it does not say. */
-function serverUploadLimit(): Promise<number | null> {
+/**
+ * The server's upload limit (from /health), null when it does not say; asked once, and again (`fresh`) when it
+ * decides a film's fate: the server may have been restarted with another --max-upload-mb since.
+ */
+function serverUploadLimit(fresh = false): Promise<number | null> {
+  if (fresh) uploadLimit = null;
   uploadLimit ??= api.uploadLimit();
   uploadLimit.catch(() => {
     uploadLimit = null;
@@ -60,13 +69,28 @@ function serverUploadLimit(): Promise<number | null> {
   return uploadLimit.catch(() => null);
 }
 
-/** `sent`: the server refused it (its limit unknown to the page beforehand), else the page did not send it. */
+/** The limit in a 413's words ("the upload is over the 1 MB limit (1,048,576 bytes)"), or null. */
+function limitInRefusal(message: string): number | null {
+  const n = Number(/\(([\d,]+) bytes\)/.exec(message)?.[1].replace(/,/g, '') ?? Number.NaN);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/** `sent`: the server refused it, else the page did not send it. */
 function tooLarge(file: File, limit: number | null, sent: boolean): Error {
-  const over = limit === null ? "over this server's upload limit" : `over this server's ${megabytes(limit)} limit`;
-  return new Error(
-    `${file.name} is ${megabytes(file.size)}, ${over}: ${sent ? 'the server refused it' : 'it was not sent'}. ` +
-      'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.',
-  );
+  const fix = 'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
+  if (limit === null) {
+    const what = sent ? 'the server refused it' : 'it was not sent';
+    return new Error(`${file.name} is ${megabytes(file.size)}, over this server's upload limit: ${what}. ${fix}`);
+  }
+  const t = sizeAndLimit(file.size, limit);
+  // The limit counts the file; the request around it adds a little, which a file at the limit can tip over.
+  if (file.size <= limit)
+    return new Error(
+      `${file.name} (${t.size}) was refused: with the form around it, it is over this server's ${t.limit} ` +
+        `limit${t.exact}. ${fix}`,
+    );
+  const what = sent ? 'the server refused it' : 'it was not sent';
+  return new Error(`${file.name} is ${t.size}, over this server's ${t.limit} limit${t.exact}: ${what}. ${fix}`);
 }
 
 /** The server's answer as a card shows it. */
@@ -76,6 +100,8 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
   return {
     probability: p.probability,
     operatingPoint: p.operatingPoint,
+    threshold: p.threshold,
+    model: p.model,
     status: verdict.status,
     label: shownLabel({ verdict, warnings: p.warnings, label: p.label as Label | null }),
     warnings: p.warnings,
@@ -84,12 +110,15 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
   };
 }
 
-async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): Promise<void> {
+/** The first answer shown on the card. */
+async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
-  const limit = await serverUploadLimit();
-  // Checked here, not after seconds of sending: the server would refuse it once it has it all.
-  if (limit !== null && file.size > limit) throw tooLarge(file, limit, false);
+  // Checked here, not after seconds of sending: the server would refuse it once it has it all. A refusal is
+  // asked of the server as it is now (it may have been restarted with a larger limit).
+  const over = (limit: number | null) => limit !== null && file.size > limit;
+  if (over(await serverUploadLimit()) && over(await serverUploadLimit(true)))
+    throw tooLarge(file, await serverUploadLimit(), false);
   // `current`: whether this request's card still waits for it (a re-check overtaken by another choice draws
   // no progress over the answer shown meanwhile).
   const send = (operatingPoint: string, heatmap: boolean, current = () => true) =>
@@ -108,12 +137,14 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): P
   card.dataset.source = 'server';
   card.dataset.patientAge = age === undefined ? '' : String(age);
   $('.where', card).textContent = 'Analyzed on the server';
-  let shown = serverAnswer(p, metaOf(p));
+  const first = serverAnswer(p, metaOf(p));
+  let shown = first;
   // Each choice's answer, asked once: a re-check still on its way is waited for, not sent again (every
   // answer sent is an audit row, and one answer shown must be one row).
   const answers = new Map<string, Promise<CardAnswer>>([[choiceOf(info, p.operatingPoint), Promise.resolve(shown)]]);
   const settled = new Set<string>([choiceOf(info, p.operatingPoint)]);
   const heatmapUrl = showsHeatmap(shown.status) ? p.heatmapUrl : null;
+  setHeatmapModel(card, heatmapUrl ? p.model : null);
   // A re-check asks for no heat map: Grad-CAM explains the probability, which no threshold changes.
   const heatNote = heatmapUrl ? ` · heat map from id ${p.id.slice(0, 8)}` : '';
   let latest = 0;
@@ -156,9 +187,11 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): P
     dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
   ]);
   showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);
+  return first;
 }
 
-async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<void> {
+/** The first answer shown on the card. */
+async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
   showProgress(card, { text: 'Analyzing on this computer…' });
@@ -171,6 +204,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<void> {
   const at = (operatingPoint: string): CardAnswer => ({
     probability: r.probability,
     operatingPoint,
+    threshold: info.operatingPoints[operatingPoint].threshold,
     status,
     label: shownLabel({
       verdict: r.verdict,
@@ -190,6 +224,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<void> {
   renderAnswer(card, info, at(settings.operatingPoint));
   say(card, info, at(settings.operatingPoint));
   showImages(card, URL.createObjectURL(file), null);
+  return at(settings.operatingPoint);
 }
 
 /** Failures worth another try as they are: the network, the server busy or away; not the file itself. */
@@ -205,17 +240,20 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
     const info = await ctx.model();
     const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
     const dicom = isDicom(head, file.name);
-    if (settings.local) {
-      if (dicom)
-        throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
-      await analyzeLocally(job, info);
-    } else {
-      await analyzeOnServer(job, info, dicom);
-    }
-    return 'analyzed';
+    if (settings.local && dicom)
+      throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
+    const a = settings.local ? await analyzeLocally(job, info) : await analyzeOnServer(job, info, dicom);
+    // Counted as the card shows it: a film that cannot be assessed got no finding.
+    const tone = findingView(a.status, a.label).tone;
+    return tone === 'cannot-assess' || tone === 'outside-population' ? tone : 'assessed';
   } catch (e) {
-    const limit = e instanceof api.ApiError && e.code === 'TOO_LARGE' ? await serverUploadLimit() : undefined;
-    // The server's own words give the limit in bytes; the page says it in MB with the file's size.
+    // The server's limit now, from its refusal (or /health asked again): the page's may be from before a restart.
+    let limit: number | null | undefined;
+    if (e instanceof api.ApiError && e.code === 'TOO_LARGE') {
+      const said = limitInRefusal(e.message);
+      if (said !== null) uploadLimit = Promise.resolve(said);
+      limit = said ?? (await serverUploadLimit(true));
+    }
     const message = limit !== undefined ? tooLarge(file, limit, true).message : api.humanError(e);
     showError(card, message, retryable(e) ? () => retry(job) : null);
     announce(`${fileName(card)}: not analyzed: ${message}`);
@@ -229,6 +267,7 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
   const results = $('#results');
   const progress = new BatchProgress();
   let queue = Promise.resolve();
+  watchAgeField();
 
   // One at a time: keeps the order readable and the server's queue short.
   const enqueue = (jobs: Job[]) => {

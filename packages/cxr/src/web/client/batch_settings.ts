@@ -15,14 +15,62 @@ function globalOperatingPoint(): string {
   return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
 }
 
-/** The age typed on the page, in years; undefined when the field is empty. An invalid age is an error, not ignored. */
+/** The ages the server takes (predictor.ts STATED_AGE_RANGE); it checks them again. */
+const AGE_MIN = 0;
+const AGE_MAX = 130;
+
+/**
+ * The years in `text` as typed: decimal digits with a dot or a comma as the decimal separator ("0,5" is
+ * half a year in much of the world; a number field in an English browser made it "05", five years). Anything
+ * else is an error that says why, never a guess: an infant's film read as a 5-year-old's would be assessed.
+ */
+export function parseAge(text: string): number | undefined {
+  const t = text.trim();
+  if (t === '') return undefined;
+  const rule = `Patient age must be a number of years from ${AGE_MIN} to ${AGE_MAX}, such as 3 or 0.5 (or left empty)`;
+  const m = /^(\d+)(?:[.,](\d+))?$/.exec(t);
+  if (!m) throw new Error(`${rule}; "${t}" is not one.`);
+  if (/^0\d/.test(m[1]))
+    throw new Error(
+      `${rule}; "${t}" starts with a zero: type ${Number(m[1])} for ${Number(m[1])} years, or 0.5 for half a year.`,
+    );
+  const years = Number(`${m[1]}.${m[2] ?? '0'}`);
+  if (years < AGE_MIN || years > AGE_MAX) throw new Error(`${rule}; ${t} is out of that range.`);
+  return years;
+}
+
+/** The age typed on the page, in years (undefined: none); the field says inline what is wrong with it. */
 function statedAge(): number | undefined {
   const field = $('#patient-age') as HTMLInputElement;
-  // A number field reports text it cannot read as empty, with badInput set.
-  if (field.value === '' && !field.validity.badInput) return undefined;
-  if (!field.checkValidity())
-    throw new Error(`Patient age must be a number of years from ${field.min} to ${field.max} (or left empty).`);
-  return field.valueAsNumber;
+  const error = $('#patient-age-error');
+  try {
+    const years = parseAge(field.value);
+    field.removeAttribute('aria-invalid');
+    error.hidden = true;
+    return years;
+  } catch (e) {
+    field.setAttribute('aria-invalid', 'true');
+    error.textContent = api.humanError(e);
+    error.hidden = false;
+    throw e;
+  }
+}
+
+/** The field's error is said when the user leaves it (not at each key: "0," is on its way to "0,5"), and
+ * goes as soon as what is typed is an age. */
+export function watchAgeField(): void {
+  const field = $('#patient-age') as HTMLInputElement;
+  const check = () => {
+    try {
+      statedAge();
+    } catch {
+      // shown inline by statedAge
+    }
+  };
+  field.addEventListener('change', check);
+  field.addEventListener('input', () => {
+    if (field.getAttribute('aria-invalid') === 'true') check();
+  });
 }
 
 export function localMode(): boolean {
@@ -48,7 +96,6 @@ export function batchAge(settings: BatchSettings): number | undefined {
 /** The age a card was computed with, on the card: it decides whether a finding is shown at all. */
 export function ageNote(age: number | undefined, dicom: boolean): string {
   if (age === undefined) return 'no age typed';
-  return dicom
-    ? `age typed ${age} years (with the DICOM's own ages: any under 1 or over 10 years decides)`
-    : `age typed ${age} years`;
+  const typed = `age typed ${age} ${age === 1 ? 'year' : 'years'}`;
+  return dicom ? `${typed} (with the DICOM's own ages: any under 1 or over 10 years decides)` : typed;
 }

@@ -1,15 +1,24 @@
 // One result card of the Analyze view: its states (pending with upload progress, done, re-checking,
 // error with "Try again") and how an answer is drawn on it. What the card shows is one answer: for a
-// server answer, the one logged under the id on the card.
+// server answer, the one logged under the id on the card, drawn with that answer's own threshold: a server
+// whose model was updated while the page was open answers with the new model, whose threshold and figures are
+// not those of the model info the page loaded (the card says so and shows none of the old model's figures).
 import type { VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
 import { $, distinctOperatingPoints, el, megabytes, percent } from './dom';
 import { findingView, type Label } from './finding';
 
+/** The model that gave a server answer. */
+export type ModelRef = api.Prediction['model'];
+
 /** The answer a card shows. */
 export interface CardAnswer {
   probability: number;
   operatingPoint: string;
+  /** The threshold the answer was given at (the server's, for a server answer). */
+  threshold: number;
+  /** The model of a server answer; none for one computed in the browser with the page's model. */
+  model?: ModelRef;
   status: VerdictStatus;
   /** The shown label: null for an image that cannot be assessed (verdict.ts shownLabel). */
   label: Label | null;
@@ -82,6 +91,7 @@ export function setRechecking(card: HTMLElement, operatingPoint: string): void {
   badge.className = 'label-badge pending';
   badge.textContent = `Re-checking at ${operatingPoint}…`;
   $('.card-note', card).hidden = true;
+  // The threshold line and mark are the old point's until the answer comes (style.css hides them meanwhile).
   $('.segmented', card).setAttribute('aria-busy', 'true');
 }
 
@@ -104,8 +114,20 @@ export function showError(card: HTMLElement, message: string, retry: (() => void
   button.onclick = retry;
 }
 
+/** Said when `a` was given by another model than the one the page loaded (the server's was updated), or null. */
+export function modelChange(info: api.ModelInfo, a: CardAnswer): string | null {
+  if (!a.model || a.model.sha256 === info.sha256) return null;
+  return (
+    `Answered by model ${a.model.name} ${a.model.version}, not the one this page loaded (${info.name} ` +
+    `${info.version}): the server's model has changed. Reload the page for this model's operating points and ` +
+    'validation figures.'
+  );
+}
+
 export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnswer): void {
-  const op = info.operatingPoints[a.operatingPoint];
+  // The page's figures (sensitivity, specificity) are its model's: not said of another model's answer.
+  const changed = modelChange(info, a);
+  const op = changed ? null : info.operatingPoints[a.operatingPoint];
   const view = findingView(a.status, a.label);
   card.dataset.state = 'done';
   card.dataset.probability = String(a.probability);
@@ -113,6 +135,7 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   card.dataset.verdict = a.status;
   card.dataset.operatingPoint = a.operatingPoint;
   card.dataset.predictionId = a.predictionId ?? '';
+  card.dataset.answerModel = a.model?.sha256 ?? '';
   showProgress(card, 'hide');
   showNote(card, null);
   $('.segmented', card).removeAttribute('aria-busy');
@@ -129,16 +152,54 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   // A switch is offered only between thresholds that differ: one that changes nothing misleads.
   $('.segmented', card).hidden = !view.showsProbability || distinctOperatingPoints(info).length < 2;
   $('.meter-fill', card).style.width = `${a.probability * 100}%`;
-  $('.meter-threshold', card).style.left = `${op.threshold * 100}%`;
-  const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
-  const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
+  $('.meter-threshold', card).style.left = `${a.threshold * 100}%`;
   const same = distinctOperatingPoints(info).find((d) => d.names.includes(a.operatingPoint))?.names ?? [];
-  const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : a.operatingPoint;
-  $('.threshold', card).textContent = `Threshold ${percent(op.threshold)} (${names}${sens}${spec} on validation)`;
+  const modelNote = $('.model-note', card);
+  modelNote.hidden = changed === null;
+  modelNote.textContent = changed ?? '';
+  if (op) {
+    const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
+    const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
+    const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : a.operatingPoint;
+    $('.threshold', card).textContent = `Threshold ${percent(a.threshold)} (${names}${sens}${spec} on validation)`;
+  } else {
+    $('.threshold', card).textContent =
+      `Threshold ${percent(a.threshold)} (${a.operatingPoint} of model ${a.model?.name} ${a.model?.version})`;
+  }
   for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
     input.checked = same.includes(input.value);
   $('.warnings', card).replaceChildren(...a.warnings.map((w) => el('li', { textContent: w })));
   $('.meta', card).textContent = a.meta;
+  syncHeatmap(card);
+}
+
+/**
+ * The heat map goes with the model that made it (the card's first answer's): over an answer of another model
+ * (the server's was updated) it would show what drove another network, so it is hidden, and the card says why.
+ */
+function syncHeatmap(card: HTMLElement): void {
+  const from = card.dataset.heatmapModel ?? '';
+  const stale = from !== '' && card.dataset.answerModel !== from;
+  card.classList.toggle('heatmap-stale', stale);
+  const note = $('.heatmap-note', card);
+  note.hidden = !stale;
+  note.textContent = stale
+    ? `Heat map hidden: it was made by model ${card.dataset.heatmapModelName} with the first answer, not by the ` +
+      'model of the answer shown.'
+    : '';
+  const heat = $('.heatmap', card) as HTMLImageElement;
+  const viewer = $('.viewer', card);
+  if (!viewer.hidden)
+    viewer.setAttribute(
+      'aria-label',
+      `${fileName(card)}: ${heat.getAttribute('src') && !heat.hidden && !stale ? 'image with heat map' : 'image'}`,
+    );
+}
+
+/** The model a card's heat map was made by (its first answer's), or none. */
+export function setHeatmapModel(card: HTMLElement, model: ModelRef | null): void {
+  card.dataset.heatmapModel = model?.sha256 ?? '';
+  card.dataset.heatmapModelName = model ? `${model.name} ${model.version}` : '';
 }
 
 /** The card's operating point switch, one radio per distinct threshold; `choose` gets the chosen name. */
@@ -164,8 +225,6 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
   if (!originalUrl && !heatmapUrl) return;
   viewer.hidden = false;
   const name = fileName(card);
-  // The figure is named for what it holds, not by its caption (the opacity slider's label).
-  viewer.setAttribute('aria-label', heatmapUrl ? `${name}: image with heat map` : `${name}: image`);
   if (originalUrl) {
     original.src = originalUrl;
     // Neutral: the file may be anything (a photo, a screenshot), not necessarily a chest X-ray.
@@ -188,4 +247,6 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
     // The legend's words for screen readers go with it: there are no colours to describe.
     $('.legend-words', card).hidden = true;
   }
+  // The figure is named for what it holds, not by its caption (the opacity slider's label).
+  syncHeatmap(card);
 }

@@ -32,6 +32,18 @@ export function megabytes(bytes: number): string {
   return `${Number.isInteger(mb) ? mb : mb.toFixed(1)} MB`;
 }
 
+/** A file's size and a limit as people can tell them apart: in MB, or in bytes where the MB would read the same
+ * ("1.0 MB, over the 1 MB limit" says nothing; "1,048,577 bytes, over the 1 MB limit (1,048,576 bytes)" does).
+ * `exact` is said after "limit": the limit in bytes, or nothing. */
+export function sizeAndLimit(size: number, limit: number): { size: string; limit: string; exact: string } {
+  const [s, l] = [megabytes(size), megabytes(limit)];
+  const [sn, su] = s.split(' ');
+  const [ln, lu] = l.split(' ');
+  if (su !== lu || Number(sn) !== Number(ln)) return { size: s, limit: l, exact: '' };
+  const bytes = (n: number) => `${n.toLocaleString('en-US')} bytes`;
+  return { size: bytes(size), limit: l, exact: ` (${bytes(limit)})` };
+}
+
 /** Whether the reader asked for less motion: scrolling then jumps instead of gliding. */
 export function reducedMotion(): boolean {
   return window.matchMedia('(prefers-reduced-motion: reduce)').matches;

@@ -1,25 +1,48 @@
 // The Analyze view's status line and what a screen reader is told.
 //
 // The visible line (#status) says where the work stands: "Analyzing 3 of 12…", then a true summary
-// once nothing is pending ("Done: 9 analyzed, 3 not analyzed."), counted over every batch taken since
-// the queue was last idle: a batch dropped while another runs joins it, and no batch says "Done"
-// while a later one is still analyzing.
+// once nothing is pending ("Done: 6 assessed, 1 outside the intended population, 2 cannot be assessed,
+// 3 not analyzed."), counted over every batch taken since the queue was last idle: a batch dropped while
+// another runs joins it, and no batch says "Done" while a later one is still analyzing. A film that
+// cannot be assessed got an answer but no finding: it is not counted with the films that got one.
 //
 // Screen readers hear #announcer, a polite live region that gets one short message per finished card
 // and one per summary. Each message is a new element: a message that repeats the last one (the same
 // film twice, "Done: 1 analyzed." after each of two batches) is an addition and is still read, where
 // setting the same text again would not be; and a card's message followed at once by the summary does
-// not replace it before it is read.
+// not replace it before it is read. Only the latest messages stay: the region sits between the status
+// line and the results, and a reader going through the page line by line would hear every old one.
 import { $, el } from './dom';
 
-/** Older messages are dropped: the region only needs what has not been read yet. */
-const KEEP = 20;
+/** Messages kept: the last card's and the summary. */
+const KEEP = 2;
+/** An older message goes this long after it came: Chromium passes additions on asynchronously, and a
+ * message removed in the moment it was added might never reach the screen reader. */
+const READ_MS = 1000;
+let pruneDue = false;
+
+/** Drops the messages before the latest KEEP once each has had READ_MS to be passed on. */
+function prune(): void {
+  pruneDue = false;
+  const region = $('#announcer');
+  const now = performance.now();
+  for (const p of Array.from(region.children).slice(0, -KEEP))
+    if (now - Number((p as HTMLElement).dataset.at) >= READ_MS) p.remove();
+  if (region.childElementCount > KEEP) schedulePrune();
+}
+
+function schedulePrune(): void {
+  if (pruneDue) return;
+  pruneDue = true;
+  setTimeout(prune, READ_MS);
+}
 
 /** Tells screen readers `text` (politely), even when it repeats the last message. */
 export function announce(text: string): void {
-  const region = $('#announcer');
-  region.append(el('p', { textContent: text }));
-  while (region.childElementCount > KEEP) region.firstElementChild?.remove();
+  const p = el('p', { textContent: text });
+  p.dataset.at = String(performance.now());
+  $('#announcer').append(p);
+  schedulePrune();
 }
 
 /** Sets the visible status line; `say` also announces it. */
@@ -28,7 +51,8 @@ export function showStatus(text: string, say = true): void {
   if (say) announce(text);
 }
 
-export type Outcome = 'analyzed' | 'failed' | 'unreachable';
+/** What became of a file: its answer's verdict (as its card shows it), or why it got none. */
+export type Outcome = 'assessed' | 'outside-population' | 'cannot-assess' | 'failed' | 'unreachable';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
@@ -36,9 +60,11 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 export class BatchProgress {
   private total = 0;
   private finished = 0;
-  private analyzed = 0;
-  private failed = 0;
-  private unreachable = 0;
+  private counts: Record<Outcome, number> = BatchProgress.none();
+
+  private static none(): Record<Outcome, number> {
+    return { assessed: 0, 'outside-population': 0, 'cannot-assess': 0, failed: 0, unreachable: 0 };
+  }
 
   get pending(): number {
     return this.total - this.finished;
@@ -46,7 +72,10 @@ export class BatchProgress {
 
   /** Files taken: a new run when nothing was pending, else they join the one under way. */
   add(n: number): void {
-    if (this.pending === 0) this.total = this.finished = this.analyzed = this.failed = this.unreachable = 0;
+    if (this.pending === 0) {
+      this.total = this.finished = 0;
+      this.counts = BatchProgress.none();
+    }
     this.total += n;
     announce(`Analyzing ${plural(n, 'file')}.`);
     this.show();
@@ -60,17 +89,18 @@ export class BatchProgress {
 
   done(outcome: Outcome): void {
     this.finished += 1;
-    if (outcome === 'analyzed') this.analyzed += 1;
-    else this.failed += 1;
-    if (outcome === 'unreachable') this.unreachable += 1;
+    this.counts[outcome] += 1;
     if (this.pending > 0) {
       this.show();
       return;
     }
-    const parts = [`${this.analyzed} analyzed`];
-    if (this.failed) parts.push(`${this.failed} not analyzed`);
-    const why = this.unreachable
-      ? ` The server could not be reached for ${plural(this.unreachable, 'file')}: check that it is running, then ` +
+    const c = this.counts;
+    const parts = [`${c.assessed} assessed`];
+    if (c['outside-population']) parts.push(`${c['outside-population']} outside the intended population`);
+    if (c['cannot-assess']) parts.push(`${c['cannot-assess']} cannot be assessed`);
+    if (c.failed + c.unreachable) parts.push(`${c.failed + c.unreachable} not analyzed`);
+    const why = c.unreachable
+      ? ` The server could not be reached for ${plural(c.unreachable, 'file')}: check that it is running, then ` +
         'use "Try again" on the card.'
       : '';
     showStatus(`Done: ${parts.join(', ')}.${why}`);
