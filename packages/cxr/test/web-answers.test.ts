@@ -164,6 +164,12 @@ test("a server card's operating point switch asks the server again: the answer s
   await page.check(`${card} input[value="screening"]`);
   assert.deepEqual([(await answer(page)).label, (await answer(page)).op], ['PNEUMONIA', 'screening']);
   assert.equal(gate.requests.length, before, 'nothing sent');
+  // An age in the margin over 5 carries the server's note in the browser too.
+  await page.fill('#patient-age', '7');
+  await page.setInputFiles('#file-input', [upload('local7.jpeg', XRAY_JPEG)]);
+  await finished(page, 5);
+  assert.match((await page.textContent(`${card} .warnings`)) ?? '', /older than the children the model was trained on/);
+  assert.equal(gate.requests.length, before, 'nothing sent');
   assert.deepEqual(
     errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
     [],
