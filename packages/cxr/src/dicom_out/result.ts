@@ -111,11 +111,12 @@ export function parseTimezoneOffset(s: string | undefined): number | undefined {
 
 /**
  * DICOM DA and TM of a moment at an offset from UTC (minutes east; default the machine's local time at
- * that moment, which follows TZ and daylight saving), and that offset as Timezone Offset From UTC (±HHMM).
+ * that moment, which follows TZ and daylight saving), and that offset as ±HHMM (written as Timezone Offset
+ * From UTC only for a film that names its own: commonAttributes).
  *
- * Local time, not UTC: DICOM reads DA/TM as local time, and most viewers show them as written and ignore
- * the offset, next to the film's own dates, which the modality wrote in local time. Results in UTC would
- * show up to hours before or after the film. The offset tag makes the moment exact for systems that use it.
+ * Local time, not UTC: DICOM reads DA/TM as local time, and most viewers show them as written, next to the
+ * film's own dates, which the modality wrote in local time. Results in UTC would show up to hours before or
+ * after the film.
  */
 export function dicomDateTime(
   d: Date,

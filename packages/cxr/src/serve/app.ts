@@ -247,8 +247,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
 /**
  * The body watch (upload_watch.ts) on every upload: within the route's byte limit, never idle or trickling,
- * and one client address holding at most the budget less room for one more upload, so that another client's
- * upload always fits (but never less than one upload). `dropped`: a refusal that could not be answered.
+ * and one client address sending several uploads holding at most the budget less room for one more upload, so
+ * that another client's upload fits (one request alone, a POST /jobs of several films, is the budget's to
+ * bound). `dropped`: a refusal that could not be answered.
  */
 function watchUploadBodies(
   app: FastifyInstance,

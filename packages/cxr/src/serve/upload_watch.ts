@@ -9,8 +9,9 @@
 //   of declared length slower than that is let finish when, at its last window's rate, the rest arrives
 //   before `deadlineMs` (a 150 KB film at 12 KiB/s over a mobile link was refused at 10 s);
 // - share: one client address may have at most `ClientShares.limit` bytes of bodies arriving at once
-//   (503 BUSY beyond), so that room for another client's upload is always left. A request alone from its
-//   address is bounded by the budget only (a POST /jobs of several films may be larger than the share).
+//   (503 BUSY beyond), so that room for another client's upload is left. A request alone from its address
+//   is bounded by the budget only (a POST /jobs of several films may be larger than the share): while it
+//   arrives, at the minimum rate or faster, another client's upload may find the budget full (503 BUSY).
 // The refusal is delivered through the request stream's 'error' event, which @fastify/multipart (and
 // fastify's body parser) turn into the error the route's reading throws: the route then answers it as a
 // problem, logged and counted as any answer. A 408 closes the connection; after any other answer given
@@ -182,9 +183,12 @@ export function watchBody(
     const trickling = now - lastByte < Math.min(rules.idleMs, rules.rateWindowMs) / 2;
     if (trickling && span >= rules.rateWindowMs && (received - then) * 1000 < rules.minBytesPerS * span) {
       const rate = Math.round(((received - then) * 1000) / span);
-      // A slow link that will still be done in time: its declared rest, at this window's rate.
+      // A slow link that will still be done in time: its declared rest, at this window's rate. Only a body that
+      // was never ahead of the minimum rate: one sent at once and then trickled, with a small rest declared,
+      // would otherwise hold its bytes to the deadline (it holds no more than an honest upload at that rate).
       const left = Number.isFinite(declared) ? declared - received : Number.POSITIVE_INFINITY;
-      if (rate > 0 && (left / rate) * 1000 <= rules.deadlineMs - (now - started)) return;
+      const neverAhead = received * 1000 <= rules.minBytesPerS * (now - started + rules.rateWindowMs);
+      if (neverAhead && rate > 0 && (left / rate) * 1000 <= rules.deadlineMs - (now - started)) return;
       refuse(
         new HttpError(
           408,

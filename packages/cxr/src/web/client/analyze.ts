@@ -83,12 +83,9 @@ function tooLarge(file: File, limit: number | null, sent: boolean): Error {
     return new Error(`${file.name} is ${megabytes(file.size)}, over this server's upload limit: ${what}. ${fix}`);
   }
   const t = sizeAndLimit(file.size, limit);
-  // The limit counts the file; the request around it adds a little, which a file at the limit can tip over.
+  // Within the limit and still refused (a limit read from an older answer, a proxy's own): said as it is.
   if (file.size <= limit)
-    return new Error(
-      `${file.name} (${t.size}) was refused: with the form around it, it is over this server's ${t.limit} ` +
-        `limit${t.exact}. ${fix}`,
-    );
+    return new Error(`${file.name} (${t.size}) was refused as too large (this server's limit: ${t.limit}). ${fix}`);
   const what = sent ? 'the server refused it' : 'it was not sent';
   return new Error(`${file.name} is ${t.size}, over this server's ${t.limit} limit${t.exact}: ${what}. ${fix}`);
 }
