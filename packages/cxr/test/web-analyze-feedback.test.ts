@@ -189,19 +189,25 @@ test('at 1280×720 a new card below the fold is brought into view; after the fil
   const place = () =>
     page.evaluate(() => {
       const card = document.querySelector('.result')!.getBoundingClientRect();
-      return { top: card.top, scrollY: window.scrollY, height: window.innerHeight };
+      const maxScroll = document.documentElement.scrollHeight - window.innerHeight;
+      return { top: card.top, scrollY: window.scrollY, maxScroll, height: window.innerHeight };
     });
+  // Brought to the top of the window, or as far up as the page scrolls (a short page cannot put it higher),
+  // its headline in view either way.
+  const inView = (at: Awaited<ReturnType<typeof place>>) =>
+    at.top >= 0 && at.top < at.height - 150 && (at.top <= 8 || at.scrollY >= at.maxScroll - 1);
   await page.setInputFiles('#file-input', [upload('drop.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
   let at = await place();
   assert.ok(at.scrollY > 0, `the page scrolled: ${JSON.stringify(at)}`);
-  assert.ok(at.top >= 0 && at.top < at.height / 2, `the card starts in view: ${JSON.stringify(at)}`);
+  assert.ok(inView(at), `the card starts in view: ${JSON.stringify(at)}`);
 
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.focus('#file-input');
   await page.setInputFiles('#file-input', [upload('picked.jpeg', XRAY_JPEG)]);
   at = await place();
-  assert.ok(at.top >= 0 && at.top < at.height / 2, JSON.stringify(at));
+  // Just picked, the card still pending (the page follows it as it grows): its headline is in view.
+  assert.ok(at.top >= 0 && at.top < at.height - 150, JSON.stringify(at));
   assert.equal(await page.evaluate(() => document.activeElement?.matches('.result:first-child')), true);
   await finished(page, 2);
   assert.deepEqual(errors, []);
