@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
+import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
 import type { Nets } from './step';
 
 /** A GAN checkpoint's state.json, checked when read back (readGanState). */
@@ -53,28 +53,12 @@ export async function saveGanCheckpoint(dir: string, nets: Nets, state: GanState
  * what to do, rather than failing inside a resumed run.
  */
 export function readGanState(dir: string): GanState | null {
-  const file = path.join(dir, 'state.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`cannot read ${file} (the state of a GAN checkpoint): ${(e as Error).message}`);
-  }
-  const remedy = `delete the folder ${dir} to train the GAN again from the start, or train into a new --out folder`;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`${file} (the state of a GAN checkpoint) is not JSON (cut short, or edited?): ${remedy}`);
-  }
-  const r = GanState.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${file} (the state of a GAN checkpoint) is not valid (${where}${issue.message}): ${remedy}`);
-  }
-  return r.data;
+  return readCheckedJson(
+    path.join(dir, 'state.json'),
+    GanState,
+    'the state of a GAN checkpoint',
+    `delete the folder ${dir} to train the GAN again from the start, or train into a new --out folder`,
+  );
 }
 
 /** Restores into freshly built networks and optimisers that have not taken a step yet. */

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import type { z } from 'zod';
 import { ModelMeta, parseMeta } from './metadata';
 import { encodeFloat16 } from './weights_float16';
 import { makeDirs } from '../make_dirs';
@@ -98,6 +99,34 @@ export function parseJsonFile(file: string): unknown {
     if (e instanceof SyntaxError) throw new Error(`${file}: not valid JSON (${e.message})`);
     throw e;
   }
+}
+
+/**
+ * A JSON file a run writes for itself (a checkpoint's state, the record of its data), checked against its
+ * schema: null when it is not there, else an error that names the file (`what` it is), what is wrong with it
+ * and `remedy`, what to do.
+ */
+export function readCheckedJson<T>(file: string, schema: z.ZodType<T>, what: string, remedy: string): T | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read ${file} (${what}): ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${file} (${what}) is not JSON (cut short, or edited?): ${remedy}`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new Error(`${file} (${what}) is not valid (${where}${issue.message}): ${remedy}`);
+  }
+  return r.data;
 }
 
 /** sha256 of a member's model.json and weights.bin: what a gate or reference statistics were measured for. */

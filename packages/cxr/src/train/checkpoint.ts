@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
+import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
 import { makeDirs } from '../make_dirs';
 
 /**
@@ -52,33 +52,6 @@ export async function saveCheckpoint(
     fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
     await extra?.(tmp);
   });
-}
-
-/**
- * A JSON file of a run's checkpoints, checked against its schema: null when it is not there, else an error
- * that names the file, what is wrong with it and what to do.
- */
-function readCheckedJson<T>(file: string, schema: z.ZodType<T>, what: string, remedy: string): T | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`cannot read ${file} (${what}): ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`${file} (${what}) is not JSON (cut short, or edited?): ${remedy}`);
-  }
-  const r = schema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw new Error(`${file} (${what}) is not valid (${where}${issue.message}): ${remedy}`);
-  }
-  return r.data;
 }
 
 /**
