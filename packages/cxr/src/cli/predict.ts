@@ -15,7 +15,7 @@ import { initEngine } from '../engine';
 import { defaultModelDir } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
-import { isStatedAge, STATED_AGE_RANGE } from '../predict/predictor';
+import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 

@@ -20,7 +20,17 @@ import { InputError } from './errors';
 import { describe, imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { ageWarnings, deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
+import {
+  ageWarnings,
+  deriveVerdict,
+  isStatedAge,
+  oodReason,
+  STATED_AGE_RANGE,
+  shapeReasons,
+  shownLabel,
+  showsHeatmap,
+  type Verdict,
+} from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -31,14 +41,6 @@ export interface PredictOptions {
    * outside-population.
    */
   patientAge?: number;
-}
-
-/** The ages a caller may state (years; a newborn is 0). */
-export const STATED_AGE_RANGE = { min: 0, max: 130 } as const;
-
-/** Whether `years` is an age a caller may state (every edge that takes one checks it here). */
-export function isStatedAge(years: number): boolean {
-  return Number.isFinite(years) && years >= STATED_AGE_RANGE.min && years <= STATED_AGE_RANGE.max;
 }
 
 /**
@@ -83,6 +85,8 @@ export class Predictor {
   readonly notes: string[];
   private readonly loaded: LoadedModel;
   private readonly parts: ModelParts[] | null;
+  /** Why there are no heat maps (the model could not be split at its feature layer); null when there are. */
+  private readonly camProblem: string | null = null;
   /** Grad-CAM's view of each member (a finer map than the gate's where the model allows). */
   private readonly cams: CamParts[] | null;
   private readonly ood: OodModel | null;
@@ -114,7 +118,8 @@ export class Predictor {
     try {
       parts = loaded.members.map(splitModel);
     } catch (e) {
-      this.notes.push(`heat maps and the OOD gate are unavailable: ${(e as Error).message}`);
+      this.camProblem = `heat maps and the OOD gate are unavailable: ${(e as Error).message}`;
+      this.notes.push(this.camProblem);
     }
     this.parts = parts;
     const split = parts;
@@ -353,7 +358,7 @@ export class Predictor {
       } else if (!showsHeatmap(verdict.status)) {
         warnings.push('no heat map: the image cannot be assessed');
       } else {
-        warnings.push(`no heat map: ${this.notes[0] ?? 'unavailable for this model'}`);
+        warnings.push(`no heat map: ${this.camProblem ?? 'unavailable for this model'}`);
       }
       out.timings.heatmapMs = performance.now() - (heatmapStart || t2);
     }

@@ -32,7 +32,6 @@ export interface Verdict {
   reasons: VerdictReason[];
 }
 
-export const INTENDED_POPULATION = 'children aged 1–5';
 /** Ages above this are outside the population; the margin over 5 keeps borderline ages assessed. */
 export const MAX_AGE_YEARS = 10;
 /** The oldest training films' age: an answer in the margin above it is given, with a note that says so. */
@@ -44,6 +43,15 @@ export const INTENDED_MAX_YEARS = 5;
  * heart, lungs and ribs), so a few months under 1 is already a film the model never saw the like of.
  */
 export const MIN_AGE_YEARS = 1;
+export const INTENDED_POPULATION = `children aged ${MIN_AGE_YEARS}–${INTENDED_MAX_YEARS}`;
+
+/** The ages a caller may state (years; a newborn is 0). */
+export const STATED_AGE_RANGE = { min: 0, max: 130 } as const;
+
+/** Whether `years` is an age a caller may state (every edge that takes one checks it here). */
+export function isStatedAge(years: number): boolean {
+  return Number.isFinite(years) && years >= STATED_AGE_RANGE.min && years <= STATED_AGE_RANGE.max;
+}
 /** A shorter side below this has too little detail for a 1-pixel-per-structure reading (e.g. a 1×1 image). */
 export const MIN_SIDE = 64;
 /**
@@ -118,7 +126,7 @@ function ageSources(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AgeSo
 }
 
 /** Which side of the intended population an age falls on: under MIN_AGE_YEARS, over MAX_AGE_YEARS, or within. */
-function sideOf(years: number): 'under' | 'over' | null {
+export function sideOf(years: number): 'under' | 'over' | null {
   return years < MIN_AGE_YEARS ? 'under' : years > MAX_AGE_YEARS ? 'over' : null;
 }
 
@@ -202,7 +210,7 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
     );
   }
   // The margin: answered (assessed), but the page says "for children aged 1-5", so the answer says it too.
-  if (age !== null && age.years > INTENDED_MAX_YEARS && age.years <= MAX_AGE_YEARS && !age.outside) {
+  if (age !== null && age.years > INTENDED_MAX_YEARS && !age.outside) {
     out.push(
       `${age.gives} a patient age over ${INTENDED_MAX_YEARS} years, older than the children the model was trained ` +
         `on (${INTENDED_POPULATION}): answered up to ${MAX_AGE_YEARS} years, but its accuracy at that age was ` +

@@ -19,8 +19,8 @@ import { z } from 'zod';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
-import { isStatedAge } from '../predict/predictor';
-import { MAX_AGE_YEARS, MIN_AGE_YEARS } from '../predict/verdict';
+import { isStatedAge } from '../predict/verdict';
+import { MAX_AGE_YEARS, MIN_AGE_YEARS, sideOf } from '../predict/verdict';
 
 /**
  * The BullMQ queue of one model: `cxr enqueue` and the API feed it, every `cxr worker` serving
@@ -42,7 +42,9 @@ const AGE_SUFFIXES = [AGE_OVER_BOUND, AGE_UNDER_BOUND] as const;
 /** The suffix a stated age gives a result key: one for each side outside the population, none within it. */
 function ageSuffixFor(patientAge?: number): string {
   if (patientAge === undefined) return '';
-  return patientAge > MAX_AGE_YEARS ? AGE_OVER_BOUND : patientAge < MIN_AGE_YEARS ? AGE_UNDER_BOUND : '';
+  // The verdict's own rule of which side an age falls on, so that the key follows it.
+  const side = sideOf(patientAge);
+  return side === 'over' ? AGE_OVER_BOUND : side === 'under' ? AGE_UNDER_BOUND : '';
 }
 
 /** The age suffix a result key ends in, or ''. */

@@ -2,7 +2,7 @@
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
 import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
-import { STATED_AGE_RANGE } from '../predict/predictor';
+import { STATED_AGE_RANGE } from '../predict/verdict';
 
 export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
 export { modelInfoSchema } from '../predict/model_info_schema';

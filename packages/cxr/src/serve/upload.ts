@@ -73,7 +73,7 @@ export class UploadTicket {
 }
 
 /** The byte limit as people read it: in MB (the unit of --max-upload-mb), the exact bytes after it. */
-export function uploadLimitText(maxBytes: number): string {
+function uploadLimitText(maxBytes: number): string {
   const mb = Math.round((maxBytes / 2 ** 20) * 100) / 100;
   return `the ${mb} MB limit (${maxBytes.toLocaleString('en-US')} bytes)`;
 }

@@ -41,7 +41,7 @@ export interface BodyRules {
  * starts on a congested hospital link are seconds, not a whole window. A client that sends its body at
  * once and then trickles is cut one window after its burst.
  */
-export const BODY_DEFAULTS = { idleMs: 10_000, rateWindowMs: 10_000, minBytesPerS: 32 * 1024, deadlineMs: 120_000 };
+export const BODY_DEFAULTS = { idleMs: 10_000, rateWindowMs: 10_000, minBytesPerS: 32 * 1024 };
 
 /** Bytes of bodies still arriving, per client address; `limit` is the most one address may have. */
 export class ClientShares {

@@ -46,10 +46,10 @@ export const HEALTH_AUDIT_WAIT_MS = 2_000;
 export const HEALTH_RECOUNT_WAIT_MS = 250;
 
 /** How long /health waits for the job queue (as a /metrics scrape does): Redis answers in milliseconds. */
-export const HEALTH_QUEUE_WAIT_MS = 1_000;
+const HEALTH_QUEUE_WAIT_MS = 1_000;
 
 /** How often the job queue is asked in the background, so that its outages are logged when nobody asks. */
-export const QUEUE_WATCH_MS = 5_000;
+const QUEUE_WATCH_MS = 5_000;
 
 type QueueState = 'available' | 'unavailable';
 

@@ -227,7 +227,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<CardAnswer
 /** Failures worth another try as they are: the network, the server busy or away; not the file itself. */
 function retryable(e: unknown): boolean {
   if (e instanceof api.ApiError) return e.status === 0 || e.status === 408 || e.status === 429 || e.status >= 500;
-  return e instanceof TypeError && /fetch|network/i.test(e.message);
+  return api.isNetworkFailure(e);
 }
 
 async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void): Promise<Outcome> {

@@ -45,9 +45,14 @@ async function send(url: string, init: RequestInit = {}): Promise<Response> {
   }
 }
 
+/** Whether `e` is the browser's own failure to reach the server (fetch's TypeError), not an answer. */
+export function isNetworkFailure(e: unknown): boolean {
+  return e instanceof TypeError && /fetch|network/i.test(e.message);
+}
+
 /** An error's message for the page: never the browser's bare "Failed to fetch". */
 export function humanError(e: unknown): string {
-  if (e instanceof TypeError && /fetch|network/i.test(e.message)) return UNREACHABLE;
+  if (isNetworkFailure(e)) return UNREACHABLE;
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -2,6 +2,7 @@
 // when its files are taken: a queued film must not pick up the next patient's age, another operating
 // point or another processing place typed while it waits its turn.
 import * as api from './api';
+import { MAX_AGE_YEARS, MIN_AGE_YEARS, STATED_AGE_RANGE } from '../../predict/verdict';
 import { $ } from './dom';
 
 export interface BatchSettings {
@@ -15,9 +16,9 @@ function globalOperatingPoint(): string {
   return document.querySelector<HTMLInputElement>('input[name="op-global"]:checked')?.value ?? 'balanced';
 }
 
-/** The ages the server takes (predictor.ts STATED_AGE_RANGE); it checks them again. */
-const AGE_MIN = 0;
-const AGE_MAX = 130;
+/** The ages the server takes; it checks them again. */
+const AGE_MIN = STATED_AGE_RANGE.min;
+const AGE_MAX = STATED_AGE_RANGE.max;
 
 /**
  * The years in `text` as typed: decimal digits with a dot or a comma as the decimal separator ("0,5" is
@@ -97,5 +98,7 @@ export function batchAge(settings: BatchSettings): number | undefined {
 export function ageNote(age: number | undefined, dicom: boolean): string {
   if (age === undefined) return 'no age typed';
   const typed = `age typed ${age} ${age === 1 ? 'year' : 'years'}`;
-  return dicom ? `${typed} (with the DICOM's own ages: any under 1 or over 10 years decides)` : typed;
+  return dicom
+    ? `${typed} (with the DICOM's own ages: any under ${MIN_AGE_YEARS} or over ${MAX_AGE_YEARS} years decides)`
+    : typed;
 }
