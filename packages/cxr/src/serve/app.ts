@@ -178,13 +178,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
   addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
-  watchUploadBodies(app, opts, maxUploadBytes, uploads, (req, reply, err) => {
-    metrics.httpRequest(req.method, req.routeOptions.url, err.statusCode, reply.elapsedTime / 1000);
-    req.log.info(
-      { res: { statusCode: err.statusCode }, code: err.code },
-      `request dropped (${err.code}): ${err.message}`,
-    );
-  });
+  // A request that ends without a response (no onResponse, no "request completed" line): counted and logged.
+  const countDropped = (req: FastifyRequest, reply: FastifyReply, err: HttpError) => {
+    const status = err.statusCode;
+    metrics.httpRequest(req.method, routeLabel(req, status), status, reply.elapsedTime / 1000);
+    req.log.info({ res: { statusCode: status }, code: err.code }, `request dropped (${err.code}): ${err.message}`);
+  };
+  watchUploadBodies(app, opts, maxUploadBytes, uploads, countDropped);
   // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded); a 405 by
   // the pattern of the route that has its path.
   app.addHook('onResponse', async (req, reply) => {
@@ -193,9 +193,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // A request dropped because its client hung up (upload.ts clientGone) has no response, so no onResponse and
   // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing.
   app.addHook('onError', async (req, reply, err) => {
-    if (!(err instanceof HttpError) || err.statusCode !== 499) return;
-    metrics.httpRequest(req.method, routeLabel(req, 499), 499, reply.elapsedTime / 1000);
-    req.log.info({ res: { statusCode: 499 }, code: err.code }, `request dropped (${err.code}): ${err.message}`);
+    if (err instanceof HttpError && err.statusCode === 499) countDropped(req, reply, err);
   });
   closeKeepAliveOnShutdown(app);
   answerWithProblems(app, maxUploadBytes, allowedMethods);
@@ -280,8 +278,10 @@ function watchUploadBodies(
     ],
   ]);
   app.addHook('onRequest', async (req, reply) => {
+    // Every request passes here (probes, page files): the upload routes' own first, the headers only for them.
     const rules = req.method === 'POST' ? routes.get(req.routeOptions.url ?? '') : undefined;
+    if (!rules) return;
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
-    if (rules && hasBody) watchBody(req, reply, rules, shares, (err) => dropped(req, reply, err));
+    if (hasBody) watchBody(req, reply, rules, shares, (err) => dropped(req, reply, err));
   });
 }
