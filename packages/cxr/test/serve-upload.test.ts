@@ -1,14 +1,16 @@
 // Upload limits over real HTTP (fastify.inject does not chunk): an upload over the limit is a
-// 413 whether or not it is chunked, and never reaches the predictor or the audit log; two file
-// parts are a 400, not "the first one wins".
+// 413 whether or not it is chunked, and never reaches the predictor or the audit log; its problem gives the
+// limit in a field of its own (maxUploadBytes, declared in the OpenAPI document), not only in its words; two
+// file parts are a 400, not "the first one wins".
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
+import { toProblem } from '../src/serve/problem';
 import { httpPost, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
@@ -51,12 +53,15 @@ test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predict
   for (const splitAt of [[fileStart + 32 * MiB], [fileStart + 7 * MiB, fileStart + 32 * MiB], []]) {
     const res = await httpPost(url, body, headers, { chunk: 64 * 1024, splitAt });
     assert.equal(res.status, 413, `writes split at ${splitAt.join(', ')}: ${res.body}`);
-    assert.match(res.body, /TOO_LARGE/);
+    assert.equal(JSON.parse(res.body).code, 'TOO_LARGE');
+    // The limit for a client to read, in its own field: the words are for people.
+    assert.equal(JSON.parse(res.body).maxUploadBytes, 32 * MiB, res.body);
   }
   const withLength = await httpPost(url, body, headers, { contentLength: true });
   assert.equal(withLength.status, 413, withLength.body);
   // In the unit people set it in (--max-upload-mb), the bytes after it.
   assert.match(withLength.body, /the upload is over the 32 MB limit \(33,554,432 bytes\)/);
+  assert.equal(JSON.parse(withLength.body).maxUploadBytes, 32 * MiB, withLength.body);
   assert.equal(await audit.count(), before, 'nothing logged');
 });
 
@@ -73,10 +78,31 @@ test('a file of exactly the limit is accepted, one byte more is not', { timeout:
       // An HTTP chunk that ends on the limit, the case the parser missed.
       const res = await httpPost(smallUrl, body, headers, { chunk: 64 * 1024, splitAt: [fileStart + 2 * MiB] });
       assert.equal(res.status, want, `${size} bytes: ${res.body}`);
+      if (want === 413) assert.equal(JSON.parse(res.body).maxUploadBytes, 2 * MiB, res.body);
     }
   } finally {
     await small.close();
   }
+});
+
+test('the limit is a declared field of the Problem, given with every refusal as too large only', async () => {
+  const doc = (await app.inject('/api/v1/openapi.json')).json();
+  const field = doc.components.schemas.Problem.properties.maxUploadBytes;
+  assert.deepEqual([field?.type, field?.minimum], ['integer', 1], JSON.stringify(doc.components.schemas.Problem));
+  assert.ok(!doc.components.schemas.Problem.required.includes('maxUploadBytes'), 'only with TOO_LARGE');
+  // The multipart plugin's own refusal (POST /jobs meets it) says the limit alike.
+  const req = { log: { error: () => {} } } as unknown as FastifyRequest;
+  const fileTooLarge = Object.assign(new Error('request file too large'), { code: 'FST_REQ_FILE_TOO_LARGE' });
+  assert.deepEqual(toProblem(fileTooLarge as FastifyError, req, 3 * MiB), {
+    type: 'urn:cxr:problem:too-large',
+    title: 'Content Too Large',
+    status: 413,
+    detail: 'the upload is over the 3 MB limit (3,145,728 bytes)',
+    code: 'TOO_LARGE',
+    maxUploadBytes: 3 * MiB,
+  });
+  const parts = Object.assign(new Error('too many parts'), { code: 'FST_PARTS_LIMIT' });
+  assert.equal('maxUploadBytes' in toProblem(parts as FastifyError, req, 3 * MiB), false);
 });
 
 test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }, async () => {

@@ -9,7 +9,8 @@
 //  - "Try again" on a card the server could not be reached for;
 //  - a new card below the fold (1280×720) is scrolled into view, focus on it after the file picker;
 //  - a file over the server's upload limit is refused before it is sent, its size in MB (in bytes where the MB
-//    would read as the limit); the limit is the server's as it is now, not as it was when the page asked first;
+//    would read as the limit); the limit is the server's as it is now, not as it was when the page asked first:
+//    a refusal's own field (maxUploadBytes) gives it, whatever its words, else /health is asked again;
 //  - upload progress on a slow link.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -317,5 +318,53 @@ test("the upload limit the page goes by is the server's as it is now, not as it 
   await finished(page, 1);
   assert.equal(await page.getAttribute('.result', 'data-state'), 'done', (await page.textContent('.result')) ?? '');
   assert.equal(predictions.requests.length, 1);
+  await page.context().close();
+});
+
+/** The server's refusals of uploads as too large, changed by `change` on their way to the page. */
+async function refusalsChanged(page: Page, change: (problem: Record<string, unknown>) => unknown): Promise<void> {
+  await page.route(
+    (url) => url.pathname === '/api/v1/predictions',
+    async (route) => {
+      const res = await route.fetch();
+      if (res.status() !== 413) return route.fulfill({ response: res });
+      await route.fulfill({ response: res, json: change(await res.json()) });
+    },
+  );
+}
+
+test("a refusal as too large gives the page the server's limit in its maxUploadBytes, not in its words", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const film = fs.readFileSync(XRAY_JPEG);
+  const big = Buffer.concat([film, Buffer.alloc(LIMIT + LIMIT / 2 - film.length)]);
+  const refused = (name: string) =>
+    `${name} is 1.5 MB, over this server's 1 MB limit: the server refused it. ` +
+    'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
+  // /health cannot be reached, and the refusal is worded otherwise: only its field gives the limit.
+  let { page } = await openPage(browser);
+  await page.route('**/api/v1/health', (route) => route.abort());
+  await refusalsChanged(page, (p) => ({ ...p, detail: 'Die Datei ist zu groß.' }));
+  let predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await ready(page, server.url);
+  await page.setInputFiles('#file-input', [upload('worded.jpeg', big)]);
+  await finished(page, 1);
+  assert.equal(predictions.requests.length, 1);
+  assert.equal(await page.textContent('.result .warnings li.error'), refused('worded.jpeg'));
+  await page.context().close();
+
+  // A refusal without the field (an older server): the page asks /health again, which says the limit now.
+  ({ page } = await openPage(browser));
+  await limitWas(page, 32 * LIMIT);
+  await refusalsChanged(page, ({ maxUploadBytes, ...rest }) => rest);
+  predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await ready(page, server.url);
+  await page.setInputFiles('#file-input', [upload('older.jpeg', big)]);
+  await finished(page, 1);
+  assert.equal(predictions.requests.length, 1);
+  assert.equal(await page.textContent('.result .warnings li.error'), refused('older.jpeg'));
   await page.context().close();
 });

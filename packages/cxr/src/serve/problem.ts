@@ -1,13 +1,15 @@
 // Every error the API answers, as RFC 9457 problem details (application/problem+json):
 // { type, title, status, detail, code }. `code` is the machine-readable cause the API always had
-// (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either.
+// (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either. A file over
+// the byte limit also says the limit as `maxUploadBytes` (the one extension member; schemas.ts declares it).
 // Validation errors name what was wrong: the unknown query parameter, the allowed values.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AUDIT_RETRY_AFTER_S } from './audit_guard';
 import { AuditUnavailableError } from './audit_store';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
-import { tooLarge } from './upload';
+import type { Problem } from './schemas';
+import { TooLargeError, tooLarge } from './upload';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -29,13 +31,7 @@ const REASONS: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-}
+export type { Problem };
 
 export function problem(status: number, code: string, detail: string): Problem {
   return {
@@ -77,6 +73,11 @@ export function validationDetail(errors: AjvError[], where: string | undefined):
     .join('; ');
 }
 
+/** A file over the byte limit: the limit in its own field too (schemas.ts problemSchema). */
+function tooLargeProblem(err: TooLargeError): Problem {
+  return { ...problem(err.statusCode, err.code, err.message), maxUploadBytes: err.maxUploadBytes };
+}
+
 const GENERIC_CODES: Record<number, string> = { 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED' };
 
 /**
@@ -100,13 +101,14 @@ export function clientErrorResponse(err: { code?: string }): string {
 /** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
 export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
   if (isClientInputError(err)) return problem(err.status, err.code, err.message);
+  if (err instanceof TooLargeError) return tooLargeProblem(err);
   if (err instanceof HttpError) return problem(err.statusCode, err.code, err.message);
   if (err.validation)
     return problem(400, 'INVALID_REQUEST', validationDetail(err.validation as AjvError[], err.validationContext));
   switch (err.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem(413, 'TOO_LARGE', tooLarge(maxUploadBytes).message);
+      return tooLargeProblem(tooLarge(maxUploadBytes));
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':

@@ -1,6 +1,7 @@
 // JSON schemas of the v1 API. Fastify validates requests and serializes responses with them
 // (fields not in a response schema are never sent), and @fastify/swagger turns them into the
 // OpenAPI document, so the document cannot drift from what the server does.
+import type { FromSchema } from 'json-schema-to-ts';
 import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
 import { STATED_AGE_RANGE } from '../predict/verdict';
 
@@ -24,9 +25,20 @@ export const problemSchema = {
       type: 'string',
       description: 'machine-readable cause, e.g. TOO_MANY_PIXELS, UNSUPPORTED_FORMAT, INVALID_REQUEST',
     },
+    maxUploadBytes: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'only with 413 TOO_LARGE for a file over the byte limit: the largest file the server accepts, in bytes ' +
+        "(GET /health's maxUploadBytes as it is now), so that a client need not read it out of the detail",
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
+  additionalProperties: false,
 } as const;
+
+/** A problem as the server sends it and clients read it (the web page's API client types it with this). */
+export type Problem = FromSchema<typeof problemSchema>;
 
 /** A response entry for an error status: problem+json with the Problem schema. */
 export function problemResponse(description: string) {

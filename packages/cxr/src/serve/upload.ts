@@ -78,8 +78,18 @@ function uploadLimitText(maxBytes: number): string {
   return `the ${mb} MB limit (${maxBytes.toLocaleString('en-US')} bytes)`;
 }
 
-export function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, 'TOO_LARGE', `the upload is over ${uploadLimitText(maxBytes)}`);
+/**
+ * 413 TOO_LARGE for a file over the byte limit. The limit goes into the problem as `maxUploadBytes` (problem.ts):
+ * a client reads it there, not out of the words, which are for people and may change.
+ */
+export class TooLargeError extends HttpError {
+  constructor(readonly maxUploadBytes: number) {
+    super(413, 'TOO_LARGE', `the upload is over ${uploadLimitText(maxUploadBytes)}`);
+  }
+}
+
+export function tooLarge(maxBytes: number): TooLargeError {
+  return new TooLargeError(maxBytes);
 }
 
 /** 415 for a body that is not multipart/form-data, saying what came instead. */

@@ -69,12 +69,6 @@ function serverUploadLimit(fresh = false): Promise<number | null> {
   return uploadLimit.catch(() => null);
 }
 
-/** The limit in a 413's words ("the upload is over the 1 MB limit (1,048,576 bytes)"), or null. */
-function limitInRefusal(message: string): number | null {
-  const n = Number(/\(([\d,]+) bytes\)/.exec(message)?.[1].replace(/,/g, '') ?? Number.NaN);
-  return Number.isInteger(n) && n > 0 ? n : null;
-}
-
 /** `sent`: the server refused it, else the page did not send it. */
 function tooLarge(file: File, limit: number | null, sent: boolean): Error {
   const fix = 'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
@@ -244,10 +238,11 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
     const tone = findingView(a.status, a.label).tone;
     return tone === 'cannot-assess' || tone === 'outside-population' ? tone : 'assessed';
   } catch (e) {
-    // The server's limit now, from its refusal (or /health asked again): the page's may be from before a restart.
+    // The server's limit now, from its refusal's maxUploadBytes (or /health asked again where the refusal does not
+    // say it, as an older server's does not): the page's may be from before a restart.
     let limit: number | null | undefined;
     if (e instanceof api.ApiError && e.code === 'TOO_LARGE') {
-      const said = limitInRefusal(e.message);
+      const said = e.maxUploadBytes;
       if (said !== null) uploadLimit = Promise.resolve(said);
       limit = said ?? (await serverUploadLimit(true));
     }

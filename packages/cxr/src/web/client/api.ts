@@ -3,6 +3,7 @@
 // The answers' types come from the JSON schemas the server serializes them with.
 import type { ModelInfo, OperatingPointInfo } from '../../predict/model_info_schema';
 import type { ApiPrediction, HistoryPage } from '../../predict/prediction_schema';
+import type { Problem } from '../../serve/schemas';
 
 export type { HistoryPage, ModelInfo };
 export type Prediction = ApiPrediction;
@@ -13,9 +14,16 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** A refusal as too large: the server's largest accepted upload, in bytes, where its answer says it. */
+    readonly maxUploadBytes: number | null = null,
   ) {
     super(message);
   }
+}
+
+/** `n` as a byte limit: a positive integer, else null. */
+function byteLimit(n: unknown): number | null {
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : null;
 }
 
 const TOKEN_KEY = 'cxr.apiToken';
@@ -56,30 +64,44 @@ export function humanError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** fetch with the token; on 401 asks for a token (once per failure) and retries. */
-export async function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
+/**
+ * The one token loop of every request: `request` sends with the stored token (authHeaders(), read anew each
+ * time); on 401 the token is asked for (once per failure) and the request sent again, at most three times, after
+ * which the 401 is the answer; a cancelled dialog ends it at once.
+ */
+async function withToken(request: () => Promise<Response>): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
-    const res = await send(url, {
-      ...init,
-      headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() },
-    });
+    const res = await request();
     if (res.status !== 401 || !askToken || attempt >= 3) return res;
-    sessionStorage.setItem(TOKEN_KEY, await askToken());
+    // A dialog closed without a token is the user's "I have none": the 401 is the answer, the film is not
+    // sent again (it was sent three more times, each with no token, each asking again).
+    const token = await askToken();
+    if (!token) return res;
+    sessionStorage.setItem(TOKEN_KEY, token);
   }
 }
 
+/** fetch with the token; on 401 asks for a token and retries (withToken). */
+export function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return withToken(() =>
+    send(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } }),
+  );
+}
+
 async function json<T>(res: Response): Promise<T> {
-  // Errors are RFC 9457 problem details: { type, title, status, detail, code }.
-  const body = (await res.json().catch(() => null)) as ({ detail?: string; code?: string } & T) | null;
-  if (!res.ok) throw new ApiError(res.status, body?.code ?? 'HTTP', body?.detail ?? `${res.status} ${res.statusText}`);
+  // Errors are RFC 9457 problem details (the server's Problem schema).
+  const body = (await res.json().catch(() => null)) as (Partial<Problem> & T) | null;
+  if (!res.ok) {
+    const detail = body?.detail ?? `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, body?.code ?? 'HTTP', detail, byteLimit(body?.maxUploadBytes));
+  }
   return body as T;
 }
 
 /** The server's largest accepted upload in bytes, from /health; null when this server does not say it. */
 export async function uploadLimit(): Promise<number | null> {
   const body = (await (await send('/api/v1/health')).json().catch(() => null)) as { maxUploadBytes?: unknown } | null;
-  const n = body?.maxUploadBytes;
-  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : null;
+  return byteLimit(body?.maxUploadBytes);
 }
 
 /** Bytes sent of an upload so far; `sent === total` once the whole body is out and the server is working. */
@@ -123,12 +145,8 @@ export async function predict(
   // The API takes decimal digits only: String(1e-7) would be '1e-7'. Six places are 30 seconds of age.
   if (opts.patientAge !== undefined) query.set('patientAge', opts.patientAge.toFixed(6).replace(/\.?0+$/, ''));
   const url = `/api/v1/predictions?${query}`;
-  // On 401 the token is asked for and the film sent again, as apiFetch does.
-  for (let attempt = 0; ; attempt++) {
-    const res = await xhrPost(url, form, opts.onProgress);
-    if (res.status !== 401 || !askToken || attempt >= 3) return json(res);
-    sessionStorage.setItem(TOKEN_KEY, await askToken());
-  }
+  // On 401 the token is asked for and the film sent again, as every request is.
+  return json(await withToken(() => xhrPost(url, form, opts.onProgress)));
 }
 
 export async function history(query: URLSearchParams): Promise<HistoryPage> {
