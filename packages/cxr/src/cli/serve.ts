@@ -1,17 +1,16 @@
 // `cxr serve`: the HTTP API and the web page (see docs/api.md).
 import { Command } from 'commander';
 import { z } from 'zod';
-import { initEngine } from '../engine';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens } from '../serve/auth';
-import { loadPooledPredictor } from '../serve/decode_pool';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
+import { loadThreadedPredictor } from '../serve/predictor_thread';
 import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
 
 const Options = z.object({
@@ -47,12 +46,14 @@ const Options = z.object({
 
 async function loadPredictor(
   dir: string,
-  oodPolicy: 'warn' | 'refuse',
-  decodeWorkers: number,
+  o: { oodPolicy: 'warn' | 'refuse'; decodeWorkers: number; threads?: number },
   log: Logger,
 ): Promise<ServePredictor> {
-  // Decoding in worker threads: the event loop (health, history, other requests) never waits on a file.
-  return loadPooledPredictor(dir, { oodPolicy, decodeWorkers, log });
+  // The engine in a worker thread, its decoding in worker threads of its own: the event loop (health,
+  // history, other requests) waits on neither a file nor the network.
+  const p = await loadThreadedPredictor(dir, { ...o, log });
+  for (const note of p.notes) log.warn({ model: dir }, `model: ${note}`);
+  return p;
 }
 
 export function register(program: Command): void {
@@ -134,7 +135,6 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
   const redisUrl =
     o.redisConfig || process.env.CXR_REDIS_URL ? loadRedisUrl({ configFile: o.redisConfig, warn }) : null;
   const orthanc = process.env.CXR_ORTHANC_URL ? new OrthancClient(loadOrthancConfig({ warn })) : null;
-  await initEngine(o.threads);
   let server: RunningServer | undefined;
   closeOnSignals(() => server, log);
   server = await startServer({
@@ -151,7 +151,12 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
     host: o.host,
     port: o.port,
     dbPath: o.db ?? defaultDbPath(),
-    loadPredictor: () => loadPredictor(o.model ?? defaultModelDir(), o.oodPolicy, o.concurrency, log),
+    loadPredictor: () =>
+      loadPredictor(
+        o.model ?? defaultModelDir(),
+        { oodPolicy: o.oodPolicy, decodeWorkers: o.concurrency, threads: o.threads },
+        log,
+      ),
     tokens,
     allowedHosts: o.allowedHost,
     storeImages: o.storeImages && o.retainImages > 0,

@@ -1,9 +1,10 @@
-// Decoding off the event loop. The model runs on the main thread (its native backend is loaded
-// once per process), but everything before it (DICOM parsing and inflation, the JPEG-LS/JPEG
-// 2000/lossless codecs, VOI and gray conversion, the resize to the model input) is plain CPU
-// work on untrusted bytes: a 49-megapixel PNG held /health for 2 s. Here it runs in a small pool
-// of worker threads; a decode that runs past its deadline has its worker terminated (and
-// replaced), and a worker that dies (memory cap) fails only its own request.
+// Decoding off the predictor's thread. Everything before the model (DICOM parsing and inflation, the
+// JPEG-LS/JPEG 2000/lossless codecs, VOI and gray conversion, the resize to the model input) is plain
+// CPU work on untrusted bytes: a 49-megapixel PNG held /health for 2 s. Here it runs in a small pool
+// of worker threads (the server's predictor thread, predictor_worker.ts, owns one); a decode that runs
+// past its deadline has its worker terminated (and replaced), and a worker that dies (memory cap)
+// fails only its own request. loadPooledPredictor keeps the model on the caller's thread (the
+// reference arm of bench/serve/health.js, and tests).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DecodedInput, DecodeRequest, InputDecoder } from '../predict/decode_input';
@@ -41,7 +42,7 @@ interface Slot {
 
 /** A worker crashed or was ended while decoding: a fault of the server, not of the input. */
 export class DecodeWorkerError extends Error {
-  constructor(why: string) {
+  constructor(readonly why: string) {
     super(`decode worker: ${why}`);
     this.name = 'DecodeWorkerError';
   }

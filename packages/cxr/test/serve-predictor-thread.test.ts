@@ -1,0 +1,117 @@
+// The server's predictor in a worker thread (serve/predictor_thread.ts): the same answers and errors as
+// the predictor in process, no model on the server's own thread, and a thread that dies fails only the
+// predictions it held (503 ENGINE_RESTARTING, Retry-After) while the next one is answered again.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import type { FastifyInstance } from 'fastify';
+import { Predictor } from '../src/predict/predictor';
+import { InputError } from '../src/predict/errors';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import { HttpError } from '../src/serve/http_error';
+import { loadThreadedPredictor, type ThreadedPredictor } from '../src/serve/predictor_thread';
+import { makeTinyModel, multipartBody, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
+
+let dir: string;
+let modelDir: string;
+let threaded: ThreadedPredictor;
+let film: Buffer;
+
+before(async () => {
+  dir = tempDir('predictor-thread');
+  modelDir = await makeTinyModel(path.join(dir, 'model'));
+  film = fs.readFileSync(XRAY_JPEG_NORMAL);
+  const before = tf.memory().numTensors;
+  threaded = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
+  // The model lives in the worker thread: none of its tensors on this one.
+  assert.equal(tf.memory().numTensors, before, 'the threaded predictor loaded the model on the main thread');
+});
+
+after(() => {
+  threaded.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a prediction from the engine thread equals the in-process one, images as Buffers', async () => {
+  const local = await Predictor.load(modelDir, { warmUp: false });
+  try {
+    const opts = { heatmap: true, thumbnail: true, operatingPoint: 'screening' };
+    const [a, b] = [await local.predict(film, opts), await threaded.predict(film, opts)];
+    assert.equal(b.probability, a.probability);
+    assert.equal(b.label, a.label);
+    assert.equal(b.operatingPoint, 'screening');
+    assert.deepEqual(b.verdict, a.verdict);
+    assert.ok(Buffer.isBuffer(b.heatmapPng) && Buffer.isBuffer(b.thumbnailPng), 'images come back as Buffers');
+    assert.ok(b.heatmapPng.equals(a.heatmapPng!), 'the same heat map');
+    assert.deepEqual(threaded.model, { ...local.model });
+  } finally {
+    local.dispose();
+  }
+});
+
+test("an input's fault crosses the thread as the same InputError (code and status)", async () => {
+  const refused = await threaded.predict(Buffer.from('not an image at all'), {}).catch((e: unknown) => e);
+  assert.ok(refused instanceof InputError, `got ${String(refused)}`);
+  assert.equal(refused.code, 'UNSUPPORTED_FORMAT');
+  assert.equal(refused.status, 415);
+  const badPoint = await threaded.predict(film, { operatingPoint: 'nope' }).catch((e: unknown) => e);
+  assert.ok(badPoint instanceof InputError && badPoint.code === 'UNKNOWN_OPERATING_POINT');
+});
+
+test("a model folder that cannot load rejects with the loader's own message", async () => {
+  const missing = path.join(dir, 'no-such-model');
+  await assert.rejects(loadThreadedPredictor(missing), (e: Error) => e.message.includes(missing));
+});
+
+/** Resolves once the engine thread is decoding an upload (its pool's state reaches this thread). */
+async function decoding(): Promise<void> {
+  for (let i = 0; i < 1000 && threaded.decodeStats!().busy === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(threaded.decodeStats!().busy > 0, 'the upload never reached the engine thread');
+}
+
+test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); the next is answered', async () => {
+  let audit: AuditStore | undefined;
+  let app: FastifyInstance | undefined;
+  const restartsBefore = threaded.restarts();
+  try {
+    audit = await openAuditStore(path.join(dir, 'audit.db'));
+    app = await buildApp({ predictor: threaded, audit, requestLog: false });
+    // A large film, so that the thread is still at work when it is ended.
+    const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+    const inFlight = threaded.predict(big, { heatmap: true }).catch((e: unknown) => e);
+    await decoding();
+    await threaded.thread().terminate();
+    const lost = await inFlight;
+    assert.ok(lost instanceof HttpError, `got ${String(lost)}`);
+    assert.equal(lost.statusCode, 503);
+    assert.equal(lost.code, 'ENGINE_RESTARTING');
+    assert.equal(threaded.restarts(), restartsBefore + 1);
+    // Over HTTP: the next upload waits for the new thread and is answered.
+    const { body, headers } = multipartBody('image', 'film.jpeg', film, 'image/jpeg');
+    const res = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
+    assert.equal(res.statusCode, 200, res.body);
+    // A death during a request is its 503 with a Retry-After, never a 500.
+    const upload = multipartBody('image', 'big.png', big, 'image/png');
+    const during = app.inject({
+      method: 'POST',
+      url: '/api/v1/predictions',
+      payload: upload.body,
+      headers: upload.headers,
+    });
+    await decoding();
+    await threaded.thread().terminate();
+    const refused = await during;
+    assert.equal(refused.statusCode, 503, refused.body);
+    assert.equal(refused.json().code, 'ENGINE_RESTARTING');
+    assert.equal(refused.headers['retry-after'], '5');
+  } finally {
+    await app?.close();
+    await audit?.close();
+  }
+});
