@@ -11,8 +11,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSource } from '../src/dicom_out';
 import { resultText } from '../src/pacs';
-import { auditAwayAtOpen } from '../src/cli/writable';
+import Database from 'better-sqlite3';
+import { AuditOpenError, openAuditStoreForWriting } from '../src/cli/writable';
 import { openAuditStore } from '../src/serve/audit';
+import { pgAwayAtOpen, pgOutage } from '../src/serve/audit_pg';
 import { startOrthancProxy } from './orthanc-proxy';
 import { assertOneResultEach, findInstances, results } from './pacs-results';
 import { CLI, DICOM_DIR, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
@@ -42,33 +44,83 @@ test('a log line gives the verdict, not the label, for a film the model cannot a
   assert.equal(resultText({ label: 'NORMAL', probability: 0.2, warnings }), `cannot assess p=0.200 [${warnings[0]}]`);
 });
 
-test('an audit log away at start is told from one that cannot be used', () => {
-  const opening = (why: string, extra: object = {}) =>
-    Object.assign(new Error(`audit log postgres://cxr:*****@db:5432/cxr: ${why}`), extra);
+test("an audit log away at start is told from one that cannot be used, by the driver's error", () => {
+  // As the pg driver and Node give them: PostgreSQL's errors carry their SQLSTATE, a socket's its errno code,
+  // the driver's own (a connection closed or timed out) only their words.
+  const driver = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+  const everyAddress = Object.assign(new AggregateError([driver('connect ECONNREFUSED ::1:5432', 'ECONNREFUSED')]), {
+    code: 'ECONNREFUSED',
+  });
   // Away for now: waited for by a polling sync.
-  for (const why of [
-    'connect ECONNREFUSED 127.0.0.1:5432',
-    'getaddrinfo EAI_AGAIN db',
-    'the database system is starting up',
-    'the database system is shutting down',
-    'sorry, too many clients already',
-    'Connection terminated due to connection timeout',
+  for (const e of [
+    driver('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+    driver('getaddrinfo EAI_AGAIN db', 'EAI_AGAIN'),
+    everyAddress,
+    driver('the database system is starting up', '57P03'),
+    driver('the database system is shutting down', '57P03'),
+    driver('terminating connection due to administrator command', '57P01'),
+    driver('sorry, too many clients already', '53300'),
+    driver('connection failure', '08006'),
+    driver('Connection terminated due to connection timeout'),
+    driver('timeout expired'),
   ]) {
-    assert.equal(auditAwayAtOpen(opening(why)), true, why);
+    assert.equal(pgAwayAtOpen(e), true, e.message);
+    // One set of rules: what is away at start is an outage to a running server too (503, a job retried).
+    assert.notEqual(pgOutage(e), null, e.message);
   }
-  assert.equal(auditAwayAtOpen(opening('', { cause: Object.assign(new Error(''), { code: 'ECONNREFUSED' }) })), true);
-  assert.equal(auditAwayAtOpen(Object.assign(new Error('x'), { code: '57P03' })), true, 'SQLSTATE: starting up');
-  // A fault no wait mends: said at once.
-  for (const why of [
-    'password authentication failed for user "cxr"',
-    'no pg_hba.conf entry for host "10.0.0.1", user "cxr", database "cxr", no encryption',
-    'database "cxr_audti" does not exist',
-    'permission denied for schema public',
+  // A fault no wait mends: said at once. A refused login is an outage only to a running server.
+  for (const e of [
+    driver('password authentication failed for user "cxr"', '28P01'),
+    driver('no pg_hba.conf entry for host "10.0.0.1", user "cxr", database "cxr", no encryption', '28000'),
+    driver('database "cxr_audti" does not exist', '3D000'),
+    driver('permission denied for schema public', '42501'),
+    driver('cannot execute CREATE TABLE in a read-only transaction', '25006'),
+    driver('audit log postgres://cxr:*****@db:5432/cxr: no audit log in this database'),
   ]) {
-    assert.equal(auditAwayAtOpen(opening(why)), false, why);
+    assert.equal(pgAwayAtOpen(e), false, e.message);
   }
-  assert.equal(auditAwayAtOpen(Object.assign(new Error('x'), { code: '28P01' })), false, 'SQLSTATE: login refused');
-  assert.equal(auditAwayAtOpen(new Error('/etc/passwd: not an SQLite database (--db names the audit log)')), false);
+  // The words alone decide nothing: a message that only quotes an outage's words is no outage.
+  assert.equal(pgAwayAtOpen(driver('relation "ECONNREFUSED" does not exist', '42P01')), false);
+});
+
+test('opening: PostgreSQL refusing the connection is away (message unchanged); a file no log is not', async () => {
+  // Port 1 on this machine: nothing listens, so the connection is refused at once.
+  await assert.rejects(openAuditStoreForWriting('postgres://cxr:s3cret-pw@127.0.0.1:1/cxr'), (e: unknown) => {
+    assert.ok(e instanceof AuditOpenError);
+    assert.equal(e.away, true);
+    assert.equal(e.reason, 'audit log postgres://cxr:*****@127.0.0.1:1/cxr: connect ECONNREFUSED 127.0.0.1:1');
+    assert.equal(e.message, `${e.reason}; choose another with --db, or --no-audit`);
+    return true;
+  });
+  const notALog = path.join(tempDir('audit-open-away'), 'notes.txt');
+  fs.writeFileSync(notALog, 'not a database, but long enough to be read as one by SQLite if it tried'.repeat(20));
+  await assert.rejects(openAuditStoreForWriting(notALog), (e: unknown) => {
+    assert.ok(e instanceof AuditOpenError);
+    assert.equal(e.away, false);
+    assert.match(e.reason, /not an SQLite database/);
+    return true;
+  });
+  fs.rmSync(path.dirname(notALog), { recursive: true, force: true });
+});
+
+test('opening: an SQLite log another program holds locked past the wait is away', { timeout: 30_000 }, async () => {
+  const dir = tempDir('audit-open-locked');
+  const file = path.join(dir, 'audit.db');
+  await (await openAuditStore(file)).close();
+  const other = new Database(file);
+  other.exec('BEGIN EXCLUSIVE');
+  try {
+    await assert.rejects(openAuditStoreForWriting(file), (e: unknown) => {
+      assert.ok(e instanceof AuditOpenError);
+      assert.equal(e.away, true, e.message);
+      assert.match(e.reason, /database is locked/);
+      return true;
+    });
+  } finally {
+    other.exec('ROLLBACK');
+    other.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const skip = stackUnavailable() ?? postgresUnavailable();

@@ -5,9 +5,10 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
+import { methodTable } from '../src/serve/methods';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { metricValue, parseMetrics } from './prometheus-text';
 import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
@@ -55,4 +56,27 @@ test('a 405 is counted under the pattern of the route that has the path, not as 
     .get('cxr_http_requests_total')
     ?.samples.filter((s) => s.labels.route === 'unmatched' && s.labels.status === '405');
   assert.deepEqual(unmatched405, []);
+});
+
+test("one route table: a path's 405 methods and its label come from the same recorded routes", async () => {
+  const bare = Fastify();
+  const table = methodTable(bare);
+  bare.get('/api/v1/predictions/:id', async () => ({}));
+  bare.delete('/api/v1/predictions/:id', async () => ({}));
+  bare.post('/api/v1/predictions', async () => ({}));
+  await bare.ready();
+  assert.equal(table.routeOf('/api/v1/predictions/abc'), '/api/v1/predictions/:id');
+  assert.deepEqual(table('/api/v1/predictions/abc'), ['DELETE', 'GET', 'HEAD']);
+  assert.equal(table.routeOf('/api/v1/predictions'), '/api/v1/predictions');
+  assert.equal(table.routeOf('/api/v1/predictions/abc/more'), undefined, 'one segment per parameter');
+  assert.deepEqual(table('/api/v1/predictions/abc/more'), []);
+  // The page's catch-all claims every path for the label (its own 405s), but lends no methods to unknown ones.
+  const withPage = Fastify();
+  const pageTable = methodTable(withPage);
+  withPage.get('/*', async () => '');
+  await withPage.ready();
+  assert.equal(pageTable.routeOf('/no/such/file'), '/*');
+  assert.deepEqual(pageTable('/no/such/file'), []);
+  await bare.close();
+  await withPage.close();
 });

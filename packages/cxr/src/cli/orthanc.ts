@@ -144,15 +144,15 @@ export function register(program: Command): void {
         }
       }
       const loaded = predictor;
-      /** The audit log, opened now if the start (or the last poll) found it away; throws AuditOpenError. */
-      const auditStore = async (): Promise<AuditStore> => {
-        audit ??= await openAuditStoreForWriting(auditTarget!);
+      // The log is open whenever a film is handled: a pass starts only once it opened (the loop below).
+      const auditStore = (): AuditStore => {
+        if (!audit) throw new Error('internal error: a film was handled before the audit log opened');
         return audit;
       };
       const onPrediction: SyncOptions['onPrediction'] =
         loaded && auditTarget
           ? async (prediction, film) => {
-              const store = await auditStore();
+              const store = auditStore();
               const record = auditRecordOf(prediction, {
                 model: loaded.model,
                 latencyMs: film.latencyMs,
@@ -173,7 +173,7 @@ export function register(program: Command): void {
       // to be refused (the model run again, and a "predicted" line logged, on every poll the outage lasts).
       const beforePredicting: SyncOptions['beforePredicting'] = onPrediction
         ? async () => {
-            const store = await auditStore();
+            const store = auditStore();
             try {
               await store.ping();
             } catch (e) {
@@ -220,9 +220,10 @@ export function register(program: Command): void {
       try {
         for (;;) {
           try {
+            // Away at start (or still at the last poll): opened before the pass; throws AuditOpenError.
             if (auditTarget && !audit) {
-              await auditStore();
-              log(`audit log ${audit!.location} opened: reading the change feed`);
+              audit = await openAuditStoreForWriting(auditTarget);
+              log(`audit log ${audit.location} opened: reading the change feed`);
             }
             const s = await syncOnce({
               client,

@@ -3,8 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeDirs, writeFailure } from '../make_dirs';
-import { NETWORK_ERROR_CODES } from '../network_errors';
 import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
+import { AuditStoreOpenError } from '../serve/audit_store';
 
 /**
  * Makes `dir` if needed and proves it writable by writing and removing a probe file. With `keep`
@@ -64,35 +64,17 @@ export class AuditOpenError extends Error {
   }
 }
 
-// What PostgreSQL, the pg driver and SQLite say when the log is away for now: as the codes in retry.ts
-// (NETWORK_ERROR_CODES; SQLSTATE 08 connection, 53 resources, 57P01-57P03 shutting down or starting up),
-// read from the message, since the opener's error keeps only the driver's words. A refused login (SQLSTATE
-// 28: it is an outage while running, a password changed under a server) is a configuration fault at start.
-const AWAY_CODE = /^(SQLITE_BUSY|SQLITE_LOCKED|08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[1-3])$/;
-const AWAY_WORDS = new RegExp(
-  [
-    `\\b(${[...NETWORK_ERROR_CODES].join('|')})\\b`,
-    'Connection terminated',
-    'timeout exceeded when trying to connect',
-    'timeout expired',
-    'Client has encountered a connection error',
-    'the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)',
-    'terminating connection due to administrator command',
-    'sorry, too many clients already',
-    'remaining connection slots are reserved',
-    'database is locked',
-  ].join('|'),
-);
-
-/** Whether opening the audit log failed with `e` because the log is away for now (AuditOpenError.away). */
-export function auditAwayAtOpen(e: unknown, depth = 0): boolean {
-  if (!(e instanceof Error) || depth > 4) return false;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || AWAY_CODE.test(code))) return true;
-  if (AWAY_WORDS.test(e.message)) return true;
-  if (auditAwayAtOpen(e.cause, depth + 1)) return true;
-  const inner = (e as { errors?: unknown }).errors;
-  return Array.isArray(inner) && inner.some((x) => auditAwayAtOpen(x, depth + 1));
+/**
+ * Whether opening the audit log failed with `e` because the log is away for now (AuditOpenError.away). The
+ * shared log's opener decides it on the driver's error, by the rules its outages are read by while running
+ * (audit_pg.ts), and says so on the error it throws (AuditStoreOpenError). SQLite's opener passes the driver's
+ * error on as it is: the file locked by another program past the wait (SQLITE_BUSY, SQLITE_LOCKED, and
+ * their extended codes).
+ */
+function auditAwayAtOpen(e: unknown): boolean {
+  if (e instanceof AuditStoreOpenError) return e.away;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
 }
 
 /**

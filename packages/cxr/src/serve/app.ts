@@ -160,7 +160,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Before any route is added: it records them all, and the page's files (webDir) as GET and HEAD.
   const allowedMethods = methodTable(app, opts.webDir);
-  const routeLabel = routeLabels(app);
+  const routeLabel = routeLabels(allowedMethods);
   await registerSecurityHeaders(app);
   app.addHook('onRequest', async (req, reply) => {
     if (req.raw.httpVersion !== '1.1') return;

@@ -5,7 +5,7 @@
 import { Pool, type PoolClient } from 'pg';
 import { MIGRATIONS, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
-import type { AuditOpenOptions } from './audit_store';
+import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
 import { NETWORK_ERROR_CODES } from '../network_errors';
 
@@ -33,21 +33,36 @@ const DRIVER_OUTAGE = new RegExp(
     'Client has encountered a connection error|Query read timeout)',
 );
 
-/** What a pg or socket error says, as `unavailable` reports it; null when it is no outage. */
-export function pgOutage(e: unknown): string | null {
+/** A pg or socket error as an outage: `away` when the server does not answer (else it refuses); null when none. */
+function outageOf(e: unknown): { away: boolean; code: string | null; why: string } | null {
   if (!(e instanceof Error)) return null;
   const code = (e as { code?: unknown }).code;
   // Node 20 tries each address of a name (localhost: ::1 and 127.0.0.1) and fails with all of them.
   const inner = (e as { errors?: unknown }).errors;
   const message =
     e.message || (Array.isArray(inner) ? inner.map((x) => (x as Error).message).join('; ') : '') || String(code);
-  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return `does not answer: ${message}`;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code)) {
-    const away = /^(08|57P0[1-3])/.test(code);
-    return `${away ? 'does not answer' : 'refuses the request'}: ${message} (SQLSTATE ${code})`;
-  }
-  if (DRIVER_OUTAGE.test(e.message)) return `does not answer: ${e.message}`;
+  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return { away: true, code, why: message };
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code))
+    return { away: /^(08|57P0[1-3])/.test(code), code, why: `${message} (SQLSTATE ${code})` };
+  if (DRIVER_OUTAGE.test(e.message)) return { away: true, code: null, why: e.message };
   return null;
+}
+
+/** What a pg or socket error says, as `unavailable` reports it; null when it is no outage. */
+export function pgOutage(e: unknown): string | null {
+  const o = outageOf(e);
+  return o && `${o.away ? 'does not answer' : 'refuses the request'}: ${o.why}`;
+}
+
+/**
+ * Whether opening the log failed with `e` because the database is away for now, which a polling command
+ * waits out: an outage that does not answer (stopped, starting up, shutting down, unreachable), or one out
+ * of resources (SQLSTATE 53: too many connections). The other outages of a running server (a login refused,
+ * 28: a password changed under it; a read-only standby, 25006) are configuration faults at start.
+ */
+export function pgAwayAtOpen(e: unknown): boolean {
+  const o = outageOf(e);
+  return o !== null && (o.away || /^53/.test(o.code ?? ''));
 }
 
 class PostgresDriver implements SqlDriver {
@@ -201,12 +216,11 @@ export async function openPostgresStore(
     client = null;
     await pool.end().catch(() => {});
     const why = redactSecret(e instanceof Error ? e.message : String(e), target.password);
-    // The driver's code goes with it (ECONNREFUSED, 57P03...), so callers tell an outage from a mistake by it;
-    // not the error itself as a cause, whose message may hold what was redacted.
+    // Whether the database is away is decided here, on the driver's error, by the rules its outages are read
+    // by (pgOutage); the driver's code goes with it for callers that read codes (queue/retry.ts).
     const code = (e as { code?: unknown }).code;
-    throw Object.assign(new Error(why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`), {
-      ...(typeof code === 'string' ? { code } : {}),
-    });
+    const message = why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`;
+    throw new AuditStoreOpenError(message, typeof code === 'string' ? code : undefined, pgAwayAtOpen(e));
   } finally {
     client?.removeListener('error', lost);
     client?.release();

@@ -95,3 +95,22 @@ export class AuditUnavailableError extends Error {
     return `the audit log ${kind} (details are in the server log)${this.consequence ? `; ${this.consequence}` : ''}`;
   }
 }
+
+/**
+ * The shared log could not be opened. The message names the log (password hidden) and gives the driver's
+ * words; `code` is the driver's (ECONNREFUSED, 57P03, ...), not the error itself as a cause, whose message may
+ * hold what was redacted. `away`: the log is there but does not answer for now (stopped, starting up, shutting
+ * down, out of connections, unreachable), decided by the store's own outage rules on the driver's error while
+ * it is in hand; a polling command waits that out, whereas no wait mends the rest (a login refused, no such
+ * database, a log newer than this cxr).
+ */
+export class AuditStoreOpenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    readonly away: boolean,
+  ) {
+    super(message);
+    this.name = 'AuditStoreOpenError';
+  }
+}

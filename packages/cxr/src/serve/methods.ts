@@ -11,10 +11,10 @@ interface RouteShape {
 }
 
 /** The page's catch-all route (@fastify/static, routes/web.ts): it claims every path, files or not. */
-export const CATCH_ALL = '/*';
+const CATCH_ALL = '/*';
 
 /** A fastify route URL as a RegExp on the raw path: `:name` is one segment, `*` the rest. */
-export function compile(url: string): RegExp {
+function compile(url: string): RegExp {
   const parts = url.split(/(:[A-Za-z0-9_]+|\*)/).map((p) => {
     if (p === '*') return '.*';
     if (p.startsWith(':')) return '[^/]+';
@@ -53,13 +53,23 @@ export function servesStaticFile(root: string, rawPath: string): boolean {
 }
 
 /**
- * Records every route added to `app` from now on; the returned function gives the methods a path
- * (without its query) answers to, [] when none. The page's catch-all (`/*`, the static files) is
- * not a pattern here: it would claim every path, and a missing page file is a 404 whatever the
- * method. A path it would serve a file for (`staticRoot`: the folder it serves) answers to its
- * methods (GET, HEAD), so `PUT /index.html` is a 405 too.
+ * The routes of an app as they were added: the methods a path (without its query) answers to, [] when none;
+ * `routeOf` gives the pattern that has the path (the first added that matches), for a label of a request no
+ * route's handler answered (metrics_routes.ts). One table, so that the 405 and its label read the same routes.
  */
-export function methodTable(app: FastifyInstance, staticRoot?: string | null): (path: string) => string[] {
+export interface MethodTable {
+  (path: string): string[];
+  /** The route pattern that has `path`; the catch-all's (`/*`) when none does and it was added, else undefined. */
+  routeOf(path: string): string | undefined;
+}
+
+/**
+ * Records every route added to `app` from now on (call it before any route). The page's catch-all (`/*`,
+ * the static files) is not a pattern here: it would claim every path, and a missing page file is a 404
+ * whatever the method. A path it would serve a file for (`staticRoot`: the folder it serves) answers to
+ * its methods (GET, HEAD), so `PUT /index.html` is a 405 too.
+ */
+export function methodTable(app: FastifyInstance, staticRoot?: string | null): MethodTable {
   const routes = new Map<string, RouteShape>();
   const catchAll = new Set<string>();
   app.addHook('onRoute', (route) => {
@@ -73,13 +83,18 @@ export function methodTable(app: FastifyInstance, staticRoot?: string | null): (
     // fastify answers HEAD for every GET route (exposeHeadRoutes).
     if (methods.has('GET')) methods.add('HEAD');
   });
-  return (urlPath) => {
-    const allowed = new Set<string>();
+  const allowed = (urlPath: string): string[] => {
+    const found = new Set<string>();
     for (const { pattern, methods } of routes.values())
-      if (pattern.test(urlPath)) for (const m of methods) allowed.add(m);
+      if (pattern.test(urlPath)) for (const m of methods) found.add(m);
     // Only when the catch-all was added: routes/web.ts adds it only for a folder with a built page.
-    if (!allowed.size && catchAll.size && staticRoot && servesStaticFile(staticRoot, urlPath))
+    if (!found.size && catchAll.size && staticRoot && servesStaticFile(staticRoot, urlPath))
       return [...catchAll].sort();
-    return [...allowed].sort();
+    return [...found].sort();
   };
+  const routeOf = (urlPath: string): string | undefined => {
+    for (const [url, { pattern }] of routes) if (pattern.test(urlPath)) return url;
+    return catchAll.size ? CATCH_ALL : undefined;
+  };
+  return Object.assign(allowed, { routeOf });
 }

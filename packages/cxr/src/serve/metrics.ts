@@ -4,10 +4,11 @@
 // patterns): never an id, a file name, a token name or anything a client chooses freely, which
 // would make the series count grow without bound and could carry patient data.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { LATE, orLate } from '../deadline';
+import { LATE } from '../deadline';
 import { type InputErrorCode, REQUEST_OPTION_ERRORS } from '../predict/errors';
 import type { PredictionResult } from '../predict/prediction_schema';
 import type { DecodePoolStats } from './predictor_port';
+import { queueProbe } from './queue_probe';
 
 /** Seconds: a warm CPU inference takes tens of ms, a large DICOM decode seconds, the deadline is 30 s. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -167,18 +168,13 @@ export class ServeMetrics {
    * (cxr_queue_available). Redis that is down or unreachable never answers, and a scrape must not wait
    * for it: past `waitMs` the depths are NaN, which text() leaves out (a gap in the graphs), and
    * cxr_queue_available is 0. One read serves every gauge of a scrape, and a read still pending is
-   * reused rather than repeated, so scrapes while Redis is away do not pile up commands waiting for it.
+   * reused rather than repeated (queue_probe.ts), so scrapes while Redis is away do not pile up commands.
    */
   watchQueue(depth: () => Promise<QueueDepth>, waitMs = QUEUE_SCRAPE_WAIT_MS): void {
-    let pending: Promise<QueueDepth | null> | null = null;
+    const probe = queueProbe(depth, waitMs);
     const read = async (): Promise<QueueDepth | null> => {
-      pending ??= depth()
-        .catch(() => null)
-        .finally(() => {
-          pending = null;
-        });
-      const r = await orLate(pending, waitMs);
-      return r === LATE ? null : r;
+      const r = await probe();
+      return r !== LATE && r.ok ? r.value : null;
     };
     const of = (k: keyof QueueDepth) => async () => (await read())?.[k] ?? Number.NaN;
     this.addGauge('cxr_queue_waiting', 'Jobs of this model waiting in the queue', of('waiting'));

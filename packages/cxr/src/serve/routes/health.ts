@@ -17,6 +17,7 @@ import { LATE, orLate } from '../../deadline';
 import { AUDIT_RETRY_AFTER_S, AUDIT_WAIT_MS, type AuditGuard } from '../audit_guard';
 import { AuditUnavailableError } from '../audit_store';
 import type { ServePredictor } from '../predictor_port';
+import { type ProbeRead, queueProbe } from '../queue_probe';
 import { healthDegradedSchema, healthSchema } from '../schemas';
 import type { JobsPort } from './jobs';
 
@@ -54,21 +55,21 @@ const QUEUE_WATCH_MS = 5_000;
 type QueueState = 'available' | 'unavailable';
 
 /**
- * The job queue's state: one read at a time (a probe, a /health answer), the queue's depth as /metrics reads it.
- * A change of a settled read is logged, once each way; the first read is not, for cxr serve says at start
- * whether Redis answers.
+ * The job queue's state: one read at a time (a probe, a /health answer; queue_probe.ts), the queue's depth as
+ * /metrics reads it. A change of a settled read is logged, once each way; the first read is not, for cxr serve
+ * says at start whether Redis answers.
  */
 function watchQueue(jobs: Pick<JobsPort, 'depth'>, log: FastifyBaseLogger): () => Promise<QueueState> {
   let known: QueueState | null = null;
   let since = 0;
-  let pending: Promise<QueueState> | null = null;
-  const settled = (now: QueueState, reason?: string) => {
+  const settled = (read: ProbeRead<unknown>) => {
+    const now: QueueState = read.ok ? 'available' : 'unavailable';
     if (known !== null && now !== known) {
-      if (now === 'unavailable') {
+      if (!read.ok) {
         // The read's error names Redis (password hidden) and the cause; its advice is for API clients.
-        const what = (reason ?? '').replace(/(: is it running and reachable\?|; retry later)$/, '');
+        const what = read.reason.replace(/(: is it running and reachable\?|; retry later)$/, '');
         log.warn(
-          { queue: now, reason },
+          { queue: now, reason: read.reason },
           `${what || 'the job queue (Redis) does not answer'}: the /jobs routes answer 503 QUEUE_UNAVAILABLE ` +
             'until it answers again; predictions do not need it',
         );
@@ -79,20 +80,11 @@ function watchQueue(jobs: Pick<JobsPort, 'depth'>, log: FastifyBaseLogger): () =
     }
     if (now !== known) since = Date.now();
     known = now;
-    return now;
   };
+  const probe = queueProbe(() => jobs.depth(), HEALTH_QUEUE_WAIT_MS, settled);
   return async () => {
-    pending ??= jobs
-      .depth()
-      .then(
-        () => settled('available'),
-        (e: unknown) => settled('unavailable', e instanceof Error ? e.message : String(e)),
-      )
-      .finally(() => {
-        pending = null;
-      });
-    const r = await orLate(pending, HEALTH_QUEUE_WAIT_MS);
-    return r === LATE ? 'unavailable' : r;
+    const r = await probe();
+    return r !== LATE && r.ok ? 'available' : 'unavailable';
   };
 }
 
