@@ -93,6 +93,40 @@ test('local weights are verified against the canonical sha256; a changed byte is
   assert.throws(() => locateWeights(spec, bad), /group29-shard1of1 has sha256 .* expected/);
 });
 
+test("a backbone's model.json that is not a TF.js manifest is refused naming it, and how to fetch it again", {
+  skip,
+}, () => {
+  const spec = backboneSpec('mobilenet_v1_0.25');
+  const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bad-'));
+  try {
+    for (const f of fs.readdirSync(shared)) fs.copyFileSync(path.join(shared, f), path.join(bad, f));
+    const file = path.join(bad, 'model.json');
+    fs.chmodSync(file, 0o644);
+    const good = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const again = new RegExp(
+      ": use another copy of mobilenet_v1_0\\.25's weights, or fetch them again: " +
+        'cxr backbone fetch mobilenet_v1_0\\.25 --force$',
+    );
+    for (const [manifest, why] of [
+      [undefined, /model\.json: not a TF\.js model\.json \(it has no weightsManifest\)/],
+      [[{ paths: [5], weights: [] }], /model\.json: not a TF\.js model\.json \(weightsManifest\.0\.paths\.0: /],
+    ] as const) {
+      fs.writeFileSync(file, JSON.stringify({ ...good, weightsManifest: manifest }));
+      assert.throws(
+        () => locateWeights(spec, bad),
+        (e: Error) => {
+          assert.ok(e.message.startsWith(file), e.message);
+          assert.match(e.message, why);
+          assert.match(e.message, again);
+          return true;
+        },
+      );
+    }
+  } finally {
+    fs.rmSync(bad, { recursive: true, force: true });
+  }
+});
+
 test('fetch downloads model.json and its shards once into the cache, verified; a corrupt one is not kept', {
   skip,
 }, async () => {

@@ -1,16 +1,24 @@
-// The JSON files --resume reads back (a checkpoint's state.json, the run's data record, a GAN checkpoint's
-// state.json): a truncated, hand-edited or wrong-typed file is refused with an error that names the file and
-// says what to do, before any training; a good one reads back with the fields the recipes add to it.
+// The JSON files --resume reads back (a checkpoint's state.json and optimiser slots, the run's data record, a
+// GAN checkpoint's state.json): a truncated, hand-edited or wrong-typed file is refused with an error that names
+// the file and says what to do, before any training; a good one reads back with the fields the recipes add to it.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { readGanState } from '../src/gan/checkpoint';
-import { readRunData, readState, restoreCheckpoint, runDataPath } from '../src/train/checkpoint';
-import { makeOptimizer } from '../src/train/optim';
+import {
+  type LoopState,
+  readRunData,
+  readState,
+  restoreCheckpoint,
+  runDataPath,
+  saveCheckpoint,
+} from '../src/train/checkpoint';
+import { createSlots, makeOptimizer } from '../src/train/optim';
 
 const GOOD = {
   epoch: 3,
@@ -77,6 +85,58 @@ test('restoring a checkpoint with a bad state.json fails on the state, before an
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-ckpt-empty-'));
   await assert.rejects(restoreCheckpoint(empty, model, optimizer), /is not a run checkpoint \(no state\.json\)/);
   model.dispose();
+});
+
+test("a checkpoint's optimiser slots that are missing, edited or cut short are refused, naming the file", async () => {
+  await initEngine();
+  const built = async () => {
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+    const optimizer = makeOptimizer('adam', 0.01);
+    model.compile({ optimizer, loss: 'meanSquaredError' });
+    await createSlots(model, optimizer, tf.zeros([1, 2]), tf.zeros([1, 1]));
+    return { model, optimizer };
+  };
+  const state: LoopState = { epoch: 1, step: 4, bestAuc: 0.5, bestEpoch: 0, schedule: {}, elapsedSeconds: 1 };
+  const saved = await built();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-ckpt-optimizer-'));
+  const good = path.join(root, 'good');
+  await saveCheckpoint(good, saved.model, saved.optimizer, state);
+  const slots = fs.readFileSync(path.join(good, 'optimizer.bin'));
+  const r = await built();
+  assert.deepEqual(await restoreCheckpoint(good, r.model, r.optimizer), state, 'a good checkpoint restores');
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ['missing', (d) => fs.rmSync(path.join(d, 'optimizer.json')), /\/case-0 has no optimizer\.json \(the optimiser /],
+    [
+      'cut short',
+      (d) => fs.writeFileSync(path.join(d, 'optimizer.json'), '[{"name": "m'),
+      /optimizer\.json \(.*\) is not JSON/,
+    ],
+    [
+      'a spec without its shape',
+      (d) => fs.writeFileSync(path.join(d, 'optimizer.json'), '[{"name": "iter", "dtype": "float32"}]'),
+      /optimizer\.json \(the optimiser slots of a run checkpoint\) is not valid \(0\.shape: /,
+    ],
+    [
+      'slots cut short',
+      (d) => fs.writeFileSync(path.join(d, 'optimizer.bin'), slots.subarray(0, slots.length - 4)),
+      new RegExp(`optimizer\\.bin holds ${slots.length - 4} bytes where optimizer\\.json describes ${slots.length} `),
+    ],
+  ];
+  for (const [i, [what, damage, why]] of cases.entries()) {
+    const dir = path.join(root, `case-${i}`);
+    fs.cpSync(good, dir, { recursive: true });
+    damage(dir);
+    const m = await built();
+    await assert.rejects(restoreCheckpoint(dir, m.model, m.optimizer), (e: Error) => {
+      assert.match(e.message, why, what);
+      assert.match(e.message, new RegExp(`delete the folder ${dir} to start the run again`), what);
+      return true;
+    });
+    m.model.dispose();
+  }
+  saved.model.dispose();
+  r.model.dispose();
+  fs.rmSync(root, { recursive: true, force: true });
 });
 
 test("a bad record of the run's data is refused, naming it and what to do", () => {

@@ -1,14 +1,16 @@
 // A model folder's files as every command reads them: a missing weights.bin or a corrupt cxr.json / model.json
-// of an ensemble member is said naming the file and what to do (not a bare ENOENT or JSON parser message), and
-// the temp folders a killed atomic write left (Ctrl-C during a checkpoint write) are swept by the next write.
+// of an ensemble member is said naming the file and what to do (not a bare ENOENT or JSON parser message), a
+// model.json whose weight manifest is not TF.js's is refused alike by every reader of it, and the temp folders a
+// killed atomic write left (Ctrl-C during a checkpoint write) are swept by the next write.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
-import { loadModel, writeDirAtomic } from '../src/models/io';
+import { fileLoader, loadModel, readWeightsManifest, saveLayersModel, writeDirAtomic } from '../src/models/io';
 import { checkMembers } from '../src/train/ensemble';
 import { needsData, REPO } from './shared-data';
 
@@ -55,6 +57,52 @@ test("an ensemble member's corrupt cxr.json or model.json is named", { skip }, (
     fs.writeFileSync(path.join(model, 'model.json'), '{"weightsManifest": [{"paths": 5}]}\n');
     assert.throws(() => checkMembers([model, other]), /bad-model\/model\.json: not a TF\.js model\.json/);
   } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("a model.json whose weight manifest is not TF.js's is refused by every reader, naming the file", async () => {
+  await initEngine();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-model-files-'));
+  const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+  try {
+    const [dir, other] = [path.join(tmp, 'm'), path.join(tmp, 'other')];
+    for (const d of [dir, other]) {
+      await saveLayersModel(model, d);
+      fs.writeFileSync(path.join(d, 'cxr.json'), '{}\n');
+    }
+    const file = path.join(dir, 'model.json');
+    const good = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const group = good.weightsManifest[0];
+    const weight = group.weights[0];
+    const named = /m\/model\.json: not a TF\.js model\.json \(/;
+    const cases: [string, unknown, RegExp][] = [
+      ['no manifest', undefined, /m\/model\.json: not a TF\.js model\.json \(it has no weightsManifest\): copy the/],
+      ['a weight file that is no name', [{ ...group, paths: [5] }], /\(weightsManifest\.0\.paths\.0: .*string/],
+      ['a weight without its shape', [{ ...group, weights: [{ ...weight, shape: undefined }] }], /weights\.0\.shape: /],
+      ['a dtype TF.js has not', [{ ...group, weights: [{ ...weight, dtype: 'float64' }] }], /weights\.0\.dtype: /],
+      [
+        'a weight file outside the folder',
+        [{ ...group, paths: ['../other/weights.bin'] }],
+        /m\/model\.json names a weight file outside its folder: \.\.\/other\/weights\.bin: copy the model folder/,
+      ],
+    ];
+    for (const [what, manifest, why] of cases) {
+      fs.writeFileSync(file, JSON.stringify({ ...good, weightsManifest: manifest }));
+      const said = (e: Error) => {
+        assert.match(e.message, why, what);
+        if (!what.includes('outside')) assert.match(e.message, named, what);
+        return true;
+      };
+      await assert.rejects(tfl.loadLayersModel(fileLoader(dir)), said);
+      assert.throws(() => readWeightsManifest(dir), said);
+      assert.throws(() => checkMembers([dir, other]), said);
+    }
+    fs.writeFileSync(file, JSON.stringify(good));
+    assert.deepEqual(readWeightsManifest(dir), good.weightsManifest);
+    (await tfl.loadLayersModel(fileLoader(dir))).dispose();
+  } finally {
+    model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -131,27 +131,79 @@ test('result key: the SOP Instance UID of a DICOM file, else sha256 of the bytes
   assert.equal(canonicalJobId(`orthanc-sha256-${'a'.repeat(64)}~${MODEL}~balanced`), null, 'Orthanc films have UIDs');
 });
 
+/** A prediction as a worker stores it in its job result (POST /predictions' shape). */
+const storedPrediction = (status = 'assessed') => ({
+  id: '0b6f2a8e-8a0c-4c3e-9a55-3f5e2a0f6a11',
+  createdAt: '2025-01-02T03:04:05.000Z',
+  model: { name: 'm', version: '1', sha256: MODEL },
+  requestedBy: null,
+  resultKey: '1.2.840.1',
+  probability: 0.9,
+  logit: 2.2,
+  label: 'PNEUMONIA',
+  operatingPoint: 'balanced',
+  threshold: 0.5,
+  warnings: ['image is blank'],
+  ood: null,
+  input: { kind: 'dicom', width: 8, height: 8, sha256: 'b'.repeat(64), bytes: 1000 },
+  timings: { decodeMs: 1, inferMs: 2, totalMs: 3 },
+  heatmapUrl: null,
+  thumbnailUrl: null,
+  verdict: { status, reasons: [] },
+});
+
+/** The API's answer for one completed job whose stored result is `returnvalue`, and what it logged. */
+async function statusOf(returnvalue: unknown) {
+  const job = { getState: async () => 'completed', returnvalue };
+  const queue = { getJob: async () => job } as unknown as JobQueue;
+  const logged: string[] = [];
+  const log = (line: string) => logged.push(line);
+  const api = queueApi({ queue, model: { sha256: MODEL, defaultOperatingPoint: 'balanced' }, orthanc: null, log });
+  return { state: await api.status('x'), logged };
+}
+
 test('a job result stored before the label rule reads as every answer does: no label when cannot-assess', async () => {
-  const stored = (status: string) => ({
-    label: 'PNEUMONIA',
-    probability: 0.9,
-    warnings: ['image is blank'],
-    verdict: { status, reasons: [] },
-  });
   for (const [status, label] of [
     ['cannot-assess', null],
     ['outside-population', 'PNEUMONIA'],
     ['assessed', 'PNEUMONIA'],
   ] as const) {
-    const job = {
-      getState: async () => 'completed',
-      returnvalue: { outcome: 'predicted', prediction: stored(status) },
-    };
-    const queue = { getJob: async () => job } as unknown as JobQueue;
-    const api = queueApi({ queue, model: { sha256: 'a', defaultOperatingPoint: 'balanced' }, orthanc: null });
-    const got = await api.status('x');
-    assert.equal(got?.prediction?.label, label, status);
+    const { state } = await statusOf({
+      outcome: 'predicted',
+      resultKey: '1.2.840.1',
+      prediction: storedPrediction(status),
+    });
+    assert.equal(state?.prediction?.label, label, status);
   }
+});
+
+test('a job result this server cannot read is answered as such, naming the field, never passed on', async () => {
+  const good = { outcome: 'reused', resultKey: '1.2.840.1', prediction: storedPrediction() };
+  const { timings: _older, ...withoutTimings } = storedPrediction();
+  for (const [what, value, why] of [
+    ['an older worker without a field', { ...good, prediction: withoutTimings }, /prediction\.timings: /],
+    ['an outcome this server does not know', { ...good, outcome: 'done' }, /outcome: /],
+    ['no result of cxr', 'done', /\(top\): /],
+  ] as const) {
+    const { state, logged } = await statusOf(value);
+    assert.equal(state?.status, 'completed', what);
+    assert.equal(state?.outcome, null, what);
+    assert.equal(state?.prediction, null, what);
+    assert.match(state?.error ?? '', /the job finished, but the result it stored does not match what this server/);
+    assert.match(state?.error ?? '', why, what);
+    assert.match(state?.error ?? '', /another version of cxr.*audit log \(GET \/api\/v1\/predictions\)/, what);
+    assert.equal(logged.length, 1, what);
+    assert.match(logged[0], /^GET \/jobs\/x: malformed job result: /, what);
+  }
+  // Fields a newer worker adds are no reason to refuse the rest.
+  const newer = await statusOf({ ...good, queuedBy: 'v9', prediction: { ...storedPrediction(), findings: [] } });
+  assert.equal(newer.state?.outcome, 'reused');
+  assert.equal(newer.state?.prediction?.probability, 0.9);
+  assert.equal(newer.state?.error, null);
+  assert.deepEqual(newer.logged, []);
+  // A finished job that stored no result has none to show, as before.
+  const none = await statusOf(null);
+  assert.deepEqual([none.state?.outcome, none.state?.prediction, none.state?.error], [null, null, null]);
 });
 
 test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {

@@ -10,10 +10,13 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import { ModelMeta, parseMeta } from './metadata';
 import { encodeFloat16 } from './weights_float16';
+import { parseWeightsManifest, specsBytes, type WeightsManifest, weightFilesOf } from './weights_manifest';
 import { makeDirs } from '../make_dirs';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
+/** What to do about a model folder whose files are missing or damaged. */
+const COPY_AGAIN = 'copy the model folder again';
 
 /** How weights are written: float32 as trained, or float16 (half the bytes; models/weights_float16.ts). */
 export type WeightStorage = 'float32' | 'float16';
@@ -45,20 +48,16 @@ export function fileLoader(dir: string): tf.io.IOHandler {
     async load(): Promise<tf.io.ModelArtifacts> {
       const jsonPath = path.join(dir, MODEL_JSON);
       if (!fs.existsSync(jsonPath)) throw new Error(`${dir}: no ${MODEL_JSON} (not a TF.js model folder)`);
-      const json = parseJsonFile(jsonPath) as tf.io.ModelJSON;
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const buffers: Buffer[] = [];
-        for (const group of manifest) {
-          for (const p of group.paths) buffers.push(readModelFile(dir, p));
-          specs.push(...group.weights);
-        }
-        const all = Buffer.concat(buffers);
-        const expected = specs.reduce((n, s) => n + weightBytes(s), 0);
+      const json = parseJsonFile(jsonPath);
+      const manifest = parseWeightsManifest(json, jsonPath, COPY_AGAIN);
+      return tf.io.getModelArtifactsForJSON(json as tf.io.ModelJSON, async () => {
+        const all = Buffer.concat(weightFilesOf(manifest).map((p) => readModelFile(dir, p)));
+        const specs = manifest.flatMap((g) => g.weights);
+        const expected = specsBytes(specs);
         if (all.byteLength !== expected) {
           throw new Error(
             `${dir}: the weight files hold ${all.byteLength} bytes where ${MODEL_JSON} describes ${expected} ` +
-              '(truncated, or from another model): copy the model folder again',
+              `(truncated, or from another model): ${COPY_AGAIN}`,
           );
         }
         return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
@@ -67,11 +66,13 @@ export function fileLoader(dir: string): tf.io.IOHandler {
   };
 }
 
-/** Bytes one weight takes in the weight files (a quantised weight is stored at its quantised width). */
-function weightBytes(s: tf.io.WeightsManifestEntry): number {
-  const width: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint16: 2, uint8: 1 };
-  const dtype = s.quantization?.dtype ?? s.dtype;
-  return s.shape.reduce((n, d) => n * d, 1) * (width[dtype] ?? 4);
+/**
+ * The weight manifest of the model folder `dir` (models/weights_manifest.ts): the weight files its model.json
+ * names and the weights in them, or an error naming the file (missing, not JSON, no manifest) and `remedy`.
+ */
+export function readWeightsManifest(dir: string, remedy = COPY_AGAIN): WeightsManifest {
+  const file = path.join(dir, MODEL_JSON);
+  return parseWeightsManifest(parseJsonText(readModelFile(dir, MODEL_JSON).toString('utf8'), file), file, remedy);
 }
 
 /**
@@ -86,15 +87,19 @@ export function readModelFile(dir: string, name: string): Buffer {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     throw new Error(
       `${dir}: no ${name}${name === MODEL_JSON ? '' : `, the weight file ${MODEL_JSON} names`} ` +
-        '(the model folder is incomplete): copy the model folder again',
+        `(the model folder is incomplete): ${COPY_AGAIN}`,
     );
   }
 }
 
 /** A JSON file, or an error naming it. */
 export function parseJsonFile(file: string): unknown {
+  return parseJsonText(fs.readFileSync(file, 'utf8'), file);
+}
+
+function parseJsonText(text: string, file: string): unknown {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
     if (e instanceof SyntaxError) throw new Error(`${file}: not valid JSON (${e.message})`);
     throw e;

@@ -7,9 +7,8 @@ import { type OrthancClient, OrthancError } from '../pacs';
 import { HttpError } from '../serve/http_error';
 import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/jobs';
 import { isRedisDown, QUEUE_UNAVAILABLE } from './connection';
-import { canonicalJobId, type JobData, resultKeyOf, sha256Of } from './job';
+import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf, sha256Of } from './job';
 import { shownLabel } from '../predict/verdict';
-import type { JobResult } from './process';
 import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
@@ -178,15 +177,36 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     return out;
   }
 
+  /**
+   * A finished job's result, checked (job.ts JobResultSchema): null when it stored none, else the result or why
+   * it cannot be read. Nothing of a result that does not match is answered: the job's answer says so.
+   */
+  function storedResult(id: string, value: unknown): { result: JobResult | null; unreadable: string | null } {
+    if (value === null || value === undefined) return { result: null, unreadable: null };
+    try {
+      return { result: parseJobResult(value), unreadable: null };
+    } catch (e) {
+      o.log?.(`GET /jobs/${id}: ${(e as Error).message}`);
+      return {
+        result: null,
+        unreadable:
+          `the job finished, but the result it stored does not match what this server reads ` +
+          `(${(e as Error).message}): it was written by another version of cxr, or not by cxr. ` +
+          'Its prediction, if one was made, is in the audit log (GET /api/v1/predictions)',
+      };
+    }
+  }
+
   async function status(id: string): Promise<JobState | null> {
-    let job = (await o.queue.getJob(id)) as Job<JobData, JobResult> | undefined;
+    let job = (await o.queue.getJob(id)) as Job<JobData, unknown> | undefined;
     if (!job) return null;
     const state = await job.getState();
     // Read again once finished: the first read may predate the result.
     if (state === 'completed' || state === 'failed') job = ((await o.queue.getJob(id)) as typeof job) ?? job;
     const status = state === 'completed' || state === 'failed' || state === 'active' ? state : 'waiting';
-    const result = status === 'completed' ? (job.returnvalue as JobResult | null) : null;
-    const prediction = (result?.prediction as Parameters<typeof shownLabel>[0] | null | undefined) ?? null;
+    const { result, unreadable } =
+      status === 'completed' ? storedResult(id, job.returnvalue) : { result: null, unreadable: null };
+    const prediction = result?.prediction ?? null;
     return {
       id,
       status,
@@ -194,7 +214,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       // A result stored before the label rule (kept 7 days), or by a worker not yet upgraded, kept the model
       // label of a cannot-assess answer: read through the same rule as every other answer (verdict.ts).
       prediction: prediction && { ...prediction, label: shownLabel(prediction) },
-      error: status === 'failed' ? job.failedReason || 'failed' : null,
+      error: status === 'failed' ? job.failedReason || 'failed' : unreadable,
     };
   }
 

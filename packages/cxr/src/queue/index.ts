@@ -22,14 +22,16 @@ export {
   JOB_ID_PATTERN,
   ORTHANC_JOB_PREFIX,
   parseJobData,
+  parseJobResult,
   queueNameFor,
   resultKeyOf,
   type JobData,
+  type JobResult,
+  JobResultSchema,
 } from './job';
 export {
   type FailedJob,
   type JobContext,
-  type JobResult,
   letGoOfFailed,
   processJob,
   type ResultStore,

@@ -1,6 +1,7 @@
 // One queued prediction: what to read (a file, an Orthanc instance or an uploaded film), for which
-// model and operating point, with or without a heat map. Job data comes back out of Redis, which
-// other programs can write to, so the worker validates it with the same schema before use.
+// model and operating point, with or without a heat map. What the worker answers, the job result, is
+// here too: both come back out of Redis, which other programs (and other versions of cxr) write to, so
+// the worker validates job data, and the API a job's result, with its schema before use.
 //
 // The job id is the result's identity: the film (its SOP Instance UID, else the sha256 of its
 // bytes), the model's sha256 and the operating point. BullMQ adds a job only when no job with its
@@ -19,6 +20,7 @@ import { z } from 'zod';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
+import { type ApiPrediction, predictionSchema } from '../predict/prediction_schema';
 import { isStatedAge } from '../predict/verdict';
 import { MAX_AGE_YEARS, MIN_AGE_YEARS, sideOf } from '../predict/verdict';
 
@@ -99,6 +101,52 @@ export function parseJobData(data: unknown): JobData {
     throw new Error(
       `malformed job data: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
     );
+  }
+  return r.data;
+}
+
+/** A JSON schema without its `additionalProperties: false`, at every depth: it then takes unknown fields. */
+function takingUnknownFields(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(takingUnknownFields);
+  if (schema === null || typeof schema !== 'object') return schema;
+  return Object.fromEntries(
+    Object.entries(schema)
+      .filter(([k, v]) => !(k === 'additionalProperties' && v === false))
+      .map(([k, v]) => [k, takingUnknownFields(v)]),
+  );
+}
+
+/**
+ * A prediction as a job result holds it: the API's Prediction schema (predict/prediction_schema.ts, the one
+ * contract), taking fields a newer worker adds (the API's answer drops them, as its serializer drops any).
+ * zod calls fromJSONSchema semi-experimental: test/queue-unit.test.ts holds what it must take and refuse.
+ */
+const StoredPrediction = z.fromJSONSchema(
+  takingUnknownFields(predictionSchema) as z.core.JSONSchema.JSONSchema,
+) as unknown as z.ZodType<ApiPrediction>;
+
+/** What a worker answers for a job (queue/process.ts): BullMQ keeps it in Redis as the job's return value. */
+export const JobResultSchema = z.object({
+  /**
+   * predicted: made now; reused: the audit log had it; already-done: the PACS had its results;
+   * skipped: not a chest film.
+   */
+  outcome: z.enum(['predicted', 'reused', 'already-done', 'skipped']),
+  resultKey: ResultKeySchema,
+  /** As POST /api/v1/predictions answers it; null when skipped, or done by a run that kept no audit row. */
+  prediction: StoredPrediction.nullable(),
+});
+export type JobResult = z.infer<typeof JobResultSchema>;
+
+/**
+ * A finished job's result as Redis gives it back, or an error that says which field does not match: a result
+ * written by another version of cxr (one that lacked a field this one answers with), or by another program.
+ */
+export function parseJobResult(value: unknown): JobResult {
+  const r = JobResultSchema.safeParse(value);
+  if (!r.success) {
+    const issues = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new Error(`malformed job result: ${issues.join('; ')}`);
   }
   return r.data;
 }

@@ -11,7 +11,16 @@
 // A throw that is not an UnrecoverableError is retried (retry.ts): an audit log, Orthanc or network
 // outage until the service is back, so every call to the audit log names it when it fails.
 import { UnrecoverableError } from 'bullmq';
-import { filmKeyOf, type JobData, type JobSource, JobSourceSchema, parseJobData, resultKeyOf, sha256Of } from './job';
+import {
+  filmKeyOf,
+  type JobData,
+  type JobResult,
+  type JobSource,
+  JobSourceSchema,
+  parseJobData,
+  resultKeyOf,
+  sha256Of,
+} from './job';
 import { jobIdOf } from './queue';
 import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
@@ -47,17 +56,6 @@ export interface JobContext {
    * before the results are stored (CXR_WORKER_PAUSE_AFTER_AUDIT_MS). Zero in production.
    */
   pauseAfterAuditMs?: number;
-}
-
-export interface JobResult {
-  /**
-   * predicted: made now; reused: the audit log had it; already-done: the PACS had its results;
-   * skipped: not a chest film.
-   */
-  outcome: 'predicted' | 'reused' | 'already-done' | 'skipped';
-  resultKey: string;
-  /** As POST /api/v1/predictions answers it; null when skipped, or done by a run that kept no audit row. */
-  prediction: ApiPrediction | null;
 }
 
 /** The record as POST /predictions answers it: the Prediction schema's fields, nothing more. */

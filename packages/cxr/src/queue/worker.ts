@@ -7,8 +7,8 @@
 // good and the queue's Redis failing error (what an operator's alerts watch for).
 import { Worker } from 'bullmq';
 import { redactRedisUrl, redisConnection } from './connection';
-import { queueNameFor } from './job';
-import { type JobContext, type JobResult, letGoOfFailed, processJob } from './process';
+import { type JobResult, queueNameFor } from './job';
+import { type JobContext, letGoOfFailed, processJob } from './process';
 import {
   countOtherFailure,
   DEFAULT_RETRY,

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
+import { specsBytes, WeightSpec } from '../models/weights_manifest';
 import { makeDirs } from '../make_dirs';
 
 /**
@@ -54,6 +55,11 @@ export async function saveCheckpoint(
   });
 }
 
+/** What to do about a checkpoint whose files are damaged: the run starts again, or goes elsewhere. */
+const startAgain = (dir: string) =>
+  `delete the folder ${dir} to start the run again from its saved recipe with --resume, ` +
+  'or train into a new --out folder';
+
 /**
  * The loop state of the checkpoint in dir; null when it has none. Fields a recipe's phases add to the state
  * (trainer.ts, transfer.ts) are kept as they are: only the loop's own are checked here.
@@ -63,9 +69,34 @@ export function readState(dir: string): LoopState | null {
     path.join(dir, 'state.json'),
     LoopState.loose(),
     'the loop state of a run checkpoint',
-    `delete the folder ${dir} to start the run again from its saved recipe with --resume, ` +
-      'or train into a new --out folder',
+    startAgain(dir),
   );
+}
+
+/**
+ * The optimiser slots of the checkpoint in dir, by name: optimizer.json describes them (TF.js weight specs,
+ * read with zod), optimizer.bin holds them. A missing, truncated or edited file is refused naming it and what
+ * to do, rather than TF.js's own error from deep inside the restore.
+ */
+function readOptimizerSlots(dir: string): tf.NamedTensorMap {
+  const what = 'the optimiser slots of a run checkpoint';
+  const file = path.join(dir, 'optimizer.json');
+  const specs = readCheckedJson(file, z.array(WeightSpec), what, startAgain(dir));
+  if (!specs) throw new Error(`${dir} has no optimizer.json (${what}): ${startAgain(dir)}`);
+  const bin = path.join(dir, 'optimizer.bin');
+  let buf: Buffer<ArrayBuffer>;
+  try {
+    buf = fs.readFileSync(bin);
+  } catch (e) {
+    throw new Error(`cannot read ${bin} (${what}): ${(e as Error).message}; ${startAgain(dir)}`);
+  }
+  if (buf.byteLength !== specsBytes(specs)) {
+    throw new Error(
+      `${bin} holds ${buf.byteLength} bytes where optimizer.json describes ${specsBytes(specs)} ` +
+        `(cut short, or from another checkpoint): ${startAgain(dir)}`,
+    );
+  }
+  return tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
 }
 
 /**
@@ -97,9 +128,7 @@ export async function restoreCheckpoint(
   const state = readState(dir);
   if (!state) throw new Error(`${dir} is not a run checkpoint (no state.json): train into a new --out folder`);
   await loadCheckpointWeights(dir, model);
-  const specs = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as tf.io.WeightsManifestEntry[];
-  const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
-  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
+  const named = readOptimizerSlots(dir);
   await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
   return state;
 }

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { defaultCacheDir } from '../../data/cache';
 import { startProgress } from '../../data/progress';
 import { repoRoot } from '../../paths';
-import { writeDirAtomic } from '../io';
+import { readWeightsManifest, writeDirAtomic } from '../io';
+import { weightFilesOf } from '../weights_manifest';
 import { KNOWN_SHA256 } from './known_digests';
 import type { BackboneSpec } from './registry';
 
@@ -43,11 +44,9 @@ function digest(file: string, algo: 'sha256' | 'md5'): string {
 /** The files a weights location consists of (model.json and its shards, or the .h5). */
 function weightFiles(spec: BackboneSpec, dir: string): string[] {
   if (spec.weights.format === 'keras-h5') return [spec.weights.file];
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as {
-    weightsManifest?: Array<{ paths: string[] }>;
-  };
-  if (!Array.isArray(json.weightsManifest)) throw new Error(`${dir}/model.json has no weightsManifest`);
-  return ['model.json', ...json.weightsManifest.flatMap((g) => g.paths)];
+  const fetchAgain = `cxr backbone fetch ${spec.name} --force`;
+  const remedy = `use another copy of ${spec.name}'s weights, or fetch them again: ${fetchAgain}`;
+  return ['model.json', ...weightFilesOf(readWeightsManifest(dir, remedy))];
 }
 
 function readSums(dir: string): Record<string, string> | null {

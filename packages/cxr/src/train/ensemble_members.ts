@@ -1,0 +1,156 @@
+// Which trained models `cxr ensemble` (and `--soup`) may combine: model folders, each named once (by what
+// it is: a copy or a symlink of a member is that member), none an ensemble itself, all taking the same input
+// and all validated on one split, which the combined model's temperature and thresholds are chosen on.
+// A refusal says which members differ, how, and the `cxr train` options that make them one.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readMeta, readModelFile, readWeightsManifest } from '../models/io';
+import type { ModelMeta } from '../models/metadata';
+import { weightFilesOf } from '../models/weights_manifest';
+import { recordedSplit } from '../data/dataset_images';
+
+/** Members that cannot be combined, and why: named by the caller as a refusal, not a failure of the work. */
+export class EnsembleRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EnsembleRefused';
+  }
+}
+
+/** The split a member was validated on, as one comparable value. */
+function splitKey(meta: ModelMeta): string {
+  const s = recordedSplit(meta);
+  return JSON.stringify({
+    fingerprint: meta.data.fingerprint ?? null,
+    valFraction: s.valFraction ?? null,
+    seed: s.seed ?? null,
+    valSplit: s.valSplit,
+    limitPerClass: s.limitPerClass,
+  });
+}
+
+const short = (fingerprint: unknown) => (typeof fingerprint === 'string' ? `${fingerprint.slice(0, 8)}…` : 'none');
+
+/**
+ * How two members' validation splits differ, in words, and the `cxr train` options that make them one.
+ * The fingerprint hashes the split's films, so it differs whenever anything else does: it is named only
+ * when nothing else explains it (other films in the data folder, or another folder).
+ */
+export function splitDifference(a: ModelMeta, b: ModelMeta): { what: string[]; fix: string[] } {
+  const [sa, sb] = [recordedSplit(a), recordedSplit(b)];
+  const what: string[] = [];
+  const fix: string[] = [];
+  if (sa.seed !== sb.seed) {
+    // Models from before split seeds were recorded have none: say so rather than print "undefined".
+    const seed = (x: number | undefined) => (x === undefined ? 'an unrecorded seed' : `seed ${x}`);
+    const both = sa.seed !== undefined && sb.seed !== undefined;
+    what.push(both ? `split with seeds ${sa.seed} and ${sb.seed}` : `split with ${seed(sa.seed)} and ${seed(sb.seed)}`);
+    fix.push(sa.seed === undefined ? 'one --split-seed for both (retrain both)' : `--split-seed ${sa.seed}`);
+  }
+  if (sa.valFraction !== sb.valFraction) {
+    what.push(`validation fractions ${sa.valFraction} and ${sb.valFraction}`);
+    // cxr train has no option for it: the fraction is the recipe's.
+    fix.push(`the same --recipe (its validation fraction is ${sa.valFraction})`);
+  }
+  if (sa.valSplit !== sb.valSplit) {
+    what.push(`validation patients chosen ${sa.valSplit} and ${sb.valSplit}`);
+    fix.push(`--val-split ${sa.valSplit}`);
+  }
+  if (sa.limitPerClass !== sb.limitPerClass) {
+    const films = (n: number) => (n > 0 ? `at most ${n}` : 'all');
+    what.push(`${films(sa.limitPerClass)} and ${films(sb.limitPerClass)} training films per class`);
+    fix.push(`--limit-per-class ${sa.limitPerClass}`);
+  }
+  if (what.length === 0) {
+    const [ra, rb] = [a.data.root, b.data.root];
+    const where = typeof ra === 'string' && typeof rb === 'string' && ra !== rb ? ` (${ra} and ${rb})` : '';
+    what.push(
+      `different data${where}: split fingerprints ${short(a.data.fingerprint)} and ${short(b.data.fingerprint)}`,
+    );
+    fix.push('the same --data folder, with the same films');
+  }
+  return { what, fix };
+}
+
+/** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
+export function checkMembers(dirs: string[]): ModelMeta[] {
+  if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
+  for (const d of dirs) {
+    if (!fs.existsSync(path.join(d, 'cxr.json')))
+      throw new EnsembleRefused(`${d}: not a cxr model folder (no cxr.json there)`);
+  }
+  // By what the members are, not how they are named: a symlink or a copy of a member is the same member.
+  const seen = new Map<string, string>();
+  for (const d of dirs) {
+    const digest = memberWeightsDigest(d);
+    for (const key of [`path:${fs.realpathSync(d)}`, ...(digest ? [`weights:${digest}`] : [])]) {
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        throw new EnsembleRefused(
+          `the same member is named twice: ${d} is ${key.startsWith('path') ? '' : 'a copy of '}${earlier}`,
+        );
+      }
+      seen.set(key, d);
+    }
+  }
+  const metas = dirs.map((d) => {
+    const m = readMeta(d);
+    if (m.members.length) throw new EnsembleRefused(`${d} is itself an ensemble: name its members instead`);
+    return m;
+  });
+  const [first] = metas;
+  // Compared field by field in a fixed order; an absent normalisation is 'none' (older cxr.json files).
+  // `inModel` describes a step inside the member's own graph (a backbone's RGB scaling), not what a caller
+  // feeds it, so a backbone member and a from-scratch member take the same input.
+  const prep = (m: ModelMeta) => {
+    const { inModel: _inside, ...outside } = m.preprocessing;
+    const p: Record<string, unknown> = { ...outside, normalize: m.preprocessing.normalize ?? 'none' };
+    const sorted = Object.fromEntries(
+      Object.keys(p)
+        .sort()
+        .map((k) => [k, p[k]]),
+    );
+    return JSON.stringify({ inputSize: m.inputSize, preprocessing: sorted, classNames: m.classNames });
+  };
+  metas.forEach((m, i) => {
+    if (prep(m) !== prep(first)) {
+      throw new EnsembleRefused(
+        `members differ in input: ${dirs[0]} takes ${prep(first)}, ${dirs[i]} takes ${prep(m)}; ` +
+          'members must share input size, preprocessing and classes',
+      );
+    }
+  });
+  for (const [i, m] of metas.entries()) {
+    const s = recordedSplit(m);
+    if (typeof m.data.fingerprint !== 'string' || s.valFraction === undefined || s.seed === undefined) {
+      throw new EnsembleRefused(
+        `${dirs[i]}: cxr.json does not record its validation split (data fingerprint, valFraction, seed)`,
+      );
+    }
+    if (splitKey(m) !== splitKey(first)) {
+      const { what, fix } = splitDifference(first, m);
+      throw new EnsembleRefused(
+        `${dirs[0]} and ${dirs[i]} were validated on different splits (${what.join('; ')}): ` +
+          "the ensemble's temperature and thresholds need one validation split that no member trained on; " +
+          `retrain ${dirs[i]} to match ${dirs[0]}: ${fix.join(', ')} ` +
+          '(or train the members together: cxr train --seeds A B C --split-seed N)',
+      );
+    }
+  }
+  return metas;
+}
+
+/** The weight files model.json names (an ensemble's own model.json names none: refused later). */
+export function weightFiles(dir: string): string[] {
+  return fs.existsSync(path.join(dir, 'model.json')) ? weightFilesOf(readWeightsManifest(dir)) : [];
+}
+
+/** sha256 over a member's weight files (two members with equal digests are one model); '' without any. */
+function memberWeightsDigest(dir: string): string {
+  const files = weightFiles(dir);
+  if (!files.length) return '';
+  const h = crypto.createHash('sha256');
+  for (const f of files) h.update(readModelFile(dir, f));
+  return h.digest('hex');
+}
