@@ -119,7 +119,12 @@ const jobStateSchema = {
       description: 'predicted, reused (found in the audit log), already-done (results in the PACS), skipped',
     },
     prediction: { anyOf: [{ $ref: 'Prediction#' }, { type: 'null' }] },
-    error: { type: ['string', 'null'], description: 'why the job failed' },
+    error: {
+      type: ['string', 'null'],
+      description:
+        'why the job failed; on a completed job, why its stored result cannot be read (written by another ' +
+        'version of cxr: its prediction is in the audit log)',
+    },
   },
   required: ['id', 'status', 'outcome', 'prediction', 'error'],
   additionalProperties: false,
