@@ -1,8 +1,10 @@
 // `cxr experiments shift|seed --resume` and `shift --table-only` keep finished run folders: they must
 // refuse runs trained otherwise than the command asks (a --quick run kept by a full command was
 // tabled as "The generalisation recipes over seeds", its "(quick subset)" label dropped), and
-// `seed --only` must refuse a misspelt name up front rather than drop it. The finished runs here
-// are the committed ones (docs/experiments), copied: nothing trains and no data is read.
+// `seed --only` must refuse a misspelt name up front rather than drop it. Run again on such a folder without
+// --resume, both refuse at once unless --overwrite says to train the rows again (a forgotten --resume retrained
+// a whole sweep). The finished runs here are the committed ones (docs/experiments), copied: nothing trains and
+// no data is read.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -60,7 +62,10 @@ test('experiments shift --table-only, --resume: quick runs refused to a full com
           'limitPerClass: asked 0, trained 40; epochs: asked 10, trained 2; inputSize: asked 160, trained 64';
         assert.ok(e.message.includes(`cxr-shift-s7: ${differ}; batchSize: asked 32, trained 16\n`), e.message);
         assert.match(e.message, /they are --quick runs: add --quick to keep them/);
-        assert.match(e.message, flags.resume ? /run without --resume to train them again/ : /without --table-only/);
+        const other = flags.resume
+          ? /run with --overwrite instead of --resume to train them again/
+          : /instead of --table-only/;
+        assert.match(e.message, other);
         return true;
       });
       assert.equal(fs.existsSync(comparison), false, 'a refused command writes no table');
@@ -106,4 +111,61 @@ test('experiments seed --only refuses an unknown name up front, with the known n
     /'gan-mix' is a row of the GAN comparison.*--gan-model/,
   );
   assert.equal(fs.existsSync(o.out), false);
+});
+
+/** Every file under `dir` with its bytes: what a refused command must leave as it was. */
+function snapshot(dir: string): Record<string, string> {
+  const files = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+  return Object.fromEntries(
+    files
+      .filter((f) => fs.statSync(path.join(dir, f)).isFile())
+      .map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('base64')]),
+  );
+}
+
+test('experiments shift|seed run again without --resume refuse a folder holding runs, unless --overwrite', async () => {
+  const out = tmp();
+  try {
+    for (const seed of [1, 7])
+      fs.cpSync(path.join(COMMITTED, 'shift', `cxr-shift-s${seed}`), path.join(out, `cxr-shift-s${seed}`), {
+        recursive: true,
+      });
+    // An interrupted row beside the finished ones: a checkpoint and no model yet.
+    const interrupted = path.join(out, 'cxr-shift-s42');
+    fs.mkdirSync(path.join(interrupted, 'checkpoints', 'last'), { recursive: true });
+    fs.writeFileSync(path.join(interrupted, 'checkpoints', 'last', 'state.json'), '{}');
+    const before = snapshot(out);
+    // 'no-data': a row let through would go on to train and fail on the data, not on the folder.
+    const o = { ...quiet, data: path.join(out, 'no-data'), out, recipes: ['cxr-shift'], seeds: [1, 7, 42] };
+    await assert.rejects(runShiftExperiments(o), (e: Error) => {
+      assert.equal(
+        e.message,
+        `experiments shift: ${out} already holds 2 finished rows (cxr-shift-s1, cxr-shift-s7) and 1 interrupted row ` +
+          '(cxr-shift-s42) of the 3 this command runs, which it would train again from scratch: add --resume to ' +
+          'keep the finished rows and continue the interrupted ones, or --overwrite to train every row again over ' +
+          'what its folder holds',
+      );
+      return true;
+    });
+    assert.deepEqual(snapshot(out), before, 'a refused command changed the folder');
+    for (const flags of [{ resume: true }, { tableOnly: true }])
+      await assert.rejects(
+        runShiftExperiments({ ...o, ...flags, overwrite: true }),
+        /: --(resume|table-only) keeps the finished rows and --overwrite trains them again: pass one of them/,
+      );
+    // --overwrite gets past the folder: the first row goes on to train and stops at the missing data.
+    await assert.rejects(runShiftExperiments({ ...o, overwrite: true }), /no-data/);
+    assert.deepEqual(snapshot(out), before, 'a run refused for its data changed the folder');
+
+    // seed: one finished row is named as one.
+    fs.cpSync(path.join(COMMITTED, 'cxr'), path.join(out, 'cxr'), { recursive: true });
+    const seed = { ...quiet, data: path.join(out, 'no-data'), out, only: ['seed1-baseline', 'cxr'] };
+    await assert.rejects(
+      runSeedExperiments(seed),
+      /experiments seed: .* already holds 1 finished row \(cxr\) of the 2 this command runs, .*--resume/,
+    );
+    await assert.rejects(runSeedExperiments({ ...seed, overwrite: true }), /no-data/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });

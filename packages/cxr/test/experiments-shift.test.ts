@@ -1,5 +1,6 @@
 // `cxr experiments shift --quick`: two recipes × two seeds trained on a tiny subset, each
-// benchmarked with its outside check, and compared per run and per recipe; --resume trains nothing.
+// benchmarked with its outside check, and compared per run and per recipe; --resume trains nothing, and a
+// run again without it is refused unless --overwrite says to train again.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -133,10 +134,23 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
       assert.deepEqual([read(comparisonMd), fs.statSync(comparisonMd).mtimeMs], mdBefore);
     }
 
-    // Without --resume a run trains again, and its old benchmark, now stale, is redone.
+    // Without --resume or --overwrite: refused at once, naming the folder, the finished rows and both ways on.
+    const again = [...args, '--recipes', RECIPE_NAMES[0], '--seeds', String(SEEDS[0])];
+    const refused = spawnSync(process.execPath, [CLI, ...again], { encoding: 'utf8' });
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.ok(
+      refused.stderr.includes(`experiments shift: ${out} already holds 1 finished row (${path.basename(dirs[0])}) `),
+      refused.stderr,
+    );
+    assert.match(refused.stderr, /add --resume to keep the finished rows .*, or --overwrite to train every row again/);
+    assert.deepEqual(
+      files.map((f) => [read(f), fs.statSync(f).mtimeMs]),
+      before,
+    );
+    // --overwrite: the run trains again, and its old benchmark, now stale, is redone.
     const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
     const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;
-    cxr(...args, '--recipes', RECIPE_NAMES[0], '--seeds', String(SEEDS[0]));
+    cxr(...again, '--overwrite');
     assert.notEqual(fs.statSync(path.join(dirs[0], 'cxr.json')).mtimeMs, before[0][1]);
     assert.notEqual(RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt, createdAt);
   } finally {

@@ -122,6 +122,53 @@ test('the best checkpoint, the unfinished mark, goes only after the report is wr
   }
 });
 
+test('a run no epoch of which improved is still unfinished when stopped while finishing', { skip }, async () => {
+  await initEngine();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-stopped-'));
+  const out = path.join(tmp, 'cxr');
+  const stopAt = (re: RegExp) => (line: string) => {
+    if (re.test(line)) throw new Error(`stopped at: ${line}`);
+  };
+  try {
+    const overrides = { ...TINY, epochs: 2 };
+    const run = { data: CHEST_XRAY, out, recipeName: DEFAULT_RECIPE, overrides, progress: false };
+    // Stopped at epoch 2's line: epoch 1's checkpoint is the last one.
+    await assert.rejects(runTraining({ ...run, log: stopAt(/^epoch 2\/2:/) }), /stopped at: epoch 2\/2/);
+    // The loop keeps checkpoints/best only for an epoch that beats the best AUC so far. Resumed from a checkpoint
+    // that records AUC 1, the most there is, and no best epoch's model, epoch 2 cannot improve and none is kept.
+    const state = path.join(out, 'checkpoints', 'last', 'state.json');
+    fs.writeFileSync(state, JSON.stringify({ ...JSON.parse(fs.readFileSync(state, 'utf8')), bestAuc: 1 }));
+    fs.rmSync(path.join(out, 'checkpoints', 'best'), { recursive: true });
+    // Stopped while finishing, at the line logged once cxr.json is written: before the gate and the report.
+    const lines: string[] = [];
+    const stopFinishing = stopAt(/^validation \(best epoch/);
+    const log = (l: string) => {
+      lines.push(l);
+      stopFinishing(l);
+    };
+    await assert.rejects(runTraining({ ...run, resume: true, log }), /stopped at: validation/);
+    assert.match(lines.join('\n'), /epoch 2\/2: /);
+    assert.ok(fs.existsSync(path.join(out, 'cxr.json')));
+    assert.equal(fs.existsSync(path.join(out, 'ood.json')), false);
+    assert.equal(isFinished(out), false, 'a run stopped while finishing, no epoch improved, passed for finished');
+    await assert.rejects(
+      runTraining({ ...run, log: quiet }),
+      /stopped while it finished .*: continue it with --resume/,
+    );
+
+    // --resume finishes it, on the weights it was finishing.
+    const weights = fs.readFileSync(path.join(out, 'weights.bin'));
+    await runTraining({ ...run, resume: true, log: quiet });
+    assert.ok(isFinished(out));
+    assert.ok(fs.existsSync(path.join(out, 'ood.json')), 'the run got no gate');
+    assert.ok(fs.existsSync(path.join(out, 'report', 'index.html')), 'the run got no report');
+    assert.equal(fs.existsSync(path.join(out, 'checkpoints', 'best')), false);
+    assert.ok(fs.readFileSync(path.join(out, 'weights.bin')).equals(weights), 'resumed onto other weights');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('train refuses a folder named train holding the class folders, naming the folder to give', { skip }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-stopped-'));
   const root = path.join(tmp, 'site');

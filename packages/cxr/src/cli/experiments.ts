@@ -29,6 +29,10 @@ import {
 // Variadic: commander passes the list so far.
 const shareOfPneumonia = numberInRange(0, 1, 'both', 'a share of pneumonia, 0 < x < 1');
 const seedList = (v: string, previous: number[] | undefined) => [...(previous ?? []), wholeNumber(v)];
+// Without --resume or this, a folder whose rows hold runs is refused: a forgotten --resume retrained a whole sweep.
+const OVERWRITE =
+  'train every row again from scratch, over the finished and interrupted runs --out holds ' +
+  '(without it or --resume such a folder is refused)';
 
 export function register(program: Command): void {
   const exp = program
@@ -46,6 +50,7 @@ export function register(program: Command): void {
         `with --gan-model also ${GAN_EXPERIMENTS.join(' ')})`,
     )
     .option('--resume', 'skip finished experiments and resume interrupted ones')
+    .option('--overwrite', OVERWRITE)
     .option('--gan-model <dir>', 'a GAN from `cxr gan train`: also run the GAN rows')
     .option('--robustness', "also run `cxr robustness` on each run's validation split (columns in the comparison)")
     .option('--robustness-limit <n>', 'images per class for --robustness', positiveInt, DEFAULT_ROBUSTNESS_LIMIT)
@@ -59,6 +64,7 @@ export function register(program: Command): void {
         quick: !!o.quick,
         only: o.only,
         resume: !!o.resume,
+        overwrite: !!o.overwrite,
         ganModel: o.ganModel,
         robustness: o.robustness ? { limit: o.robustnessLimit } : undefined,
       });
@@ -75,6 +81,7 @@ export function register(program: Command): void {
     .option('--recipes <names...>', `recipes to run (default: ${SHIFT_EXPERIMENTS.join(' ')})`)
     .option('--seeds <n...>', `training seeds (default: ${SHIFT_SEEDS.join(' ')})`, seedList)
     .option('--resume', 'skip finished runs and resume interrupted ones')
+    .option('--overwrite', OVERWRITE)
     .option(
       '--robustness-limit <n>',
       `images per class of the robustness benchmark (default ${SHIFT_ROBUSTNESS_LIMIT}; ` +
@@ -94,6 +101,7 @@ export function register(program: Command): void {
         recipes: o.recipes,
         seeds: o.seeds,
         resume: !!o.resume,
+        overwrite: !!o.overwrite,
         robustnessLimit: o.robustnessLimit,
         quick: !!o.quick,
       });

@@ -1,6 +1,7 @@
 // One row of an experiments table (`cxr experiments seed`, `cxr experiments shift`): train the
 // recipe into its run folder unless --resume finds it finished, benchmark it with `cxr robustness`
-// where asked and not done yet, and read the folder back as the comparison's summary.
+// where asked and not done yet, and read the folder back as the comparison's summary. A folder whose rows
+// hold runs is refused without --resume or --overwrite (checkRerun), before anything trains.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMeta } from '../models/io';
@@ -23,7 +24,11 @@ export interface ExperimentRun {
   /** The row's name in the table. */
   title: string;
   overrides: Partial<RecipeInput>;
-  /** Skip training when the folder holds a finished model; resume an interrupted one from its checkpoint. */
+  /**
+   * Skip training when the folder holds a finished model; resume an interrupted one from its checkpoint. Without
+   * it the row trains from scratch over what its folder holds: the commands refuse that unless --overwrite says
+   * so (checkRerun).
+   */
   resume: boolean;
   /** Benchmark with `cxr robustness` (at most `limit` images per class); `outside`: also Kaggle's val folder. */
   robustness?: { limit: number; outside: boolean };
@@ -111,8 +116,53 @@ export function checkFinishedRuns(
     `${command} ${opts.keptBy}: ${one ? 'a finished run was' : `${bad.length} finished runs were`} trained ` +
       `otherwise than this command asks, and the table would misdescribe ${them}:\n` +
       bad.map((b) => `  ${b.r.runDir}: ${b.differ.join('; ')}`).join('\n') +
-      `\n${hint}choose another --out folder, or run without ${opts.keptBy} to train ${them} again over ` +
-      'what the folder holds',
+      `\n${hint}choose another --out folder, or run with --overwrite instead of ${opts.keptBy} to train ${them} ` +
+      'again over what the folder holds',
+  );
+}
+
+/** How many of the rows, and which, `names` shows before it says how many more there are. */
+const SHOWN = 3;
+const names = (runs: readonly ExperimentRun[]) =>
+  runs
+    .slice(0, SHOWN)
+    .map((r) => path.basename(r.runDir))
+    .join(', ') + (runs.length > SHOWN ? ` and ${runs.length - SHOWN} more` : '');
+
+/**
+ * Refuses at once, before anything trains, a command run again on a folder whose rows hold runs, finished or
+ * interrupted, without --resume (keep them) or --overwrite (train them again). Without either every row would
+ * train again from scratch: after a long sweep, hours of training lost to a forgotten flag. `cxr train` refuses
+ * a folder with a run in it alike; here the explicit --overwrite may train over it, as a sweep redone means to.
+ */
+export function checkRerun(
+  command: string,
+  out: string,
+  runs: readonly ExperimentRun[],
+  opts: { resume: boolean; overwrite: boolean; tableOnly?: boolean },
+): void {
+  const kept = opts.tableOnly ? '--table-only' : opts.resume ? '--resume' : undefined;
+  if (kept && opts.overwrite)
+    throw new Error(
+      `${command}: ${kept} keeps the finished rows and --overwrite trains them again: pass one of them, not both`,
+    );
+  if (kept || opts.overwrite) return;
+  const finished = runs.filter((r) => isFinished(r.runDir));
+  const interrupted = runs.filter(
+    (r) => !isFinished(r.runDir) && fs.existsSync(path.join(r.runDir, 'checkpoints', 'last', 'state.json')),
+  );
+  if (finished.length === 0 && interrupted.length === 0) return;
+  const rows = (n: number, kind: string) => `${n} ${kind} row${n === 1 ? '' : 's'}`;
+  const held = [
+    finished.length ? `${rows(finished.length, 'finished')} (${names(finished)})` : '',
+    interrupted.length ? `${rows(interrupted.length, 'interrupted')} (${names(interrupted)})` : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
+  throw new Error(
+    `${command}: ${out} already holds ${held} of the ${runs.length} this command runs, ` +
+      'which it would train again from scratch: add --resume to keep the finished rows and continue the ' +
+      'interrupted ones, or --overwrite to train every row again over what its folder holds',
   );
 }
 
@@ -128,7 +178,8 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
       name: o.name,
       overrides: o.overrides,
       resume: o.resume && fs.existsSync(path.join(runDir, 'checkpoints', 'last')),
-      // A row run again without --resume is trained again on purpose, over what its folder holds.
+      // A row run again without --resume is trained again on purpose (--overwrite: checkRerun), over what its
+      // folder holds.
       refuseExisting: false,
       log,
     });

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { writeComparison, ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { checkFinishedRuns, type ExperimentRun, QUICK, runExperiment } from './run_experiment';
+import { checkFinishedRuns, checkRerun, type ExperimentRun, QUICK, runExperiment } from './run_experiment';
 
 /** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
 export const SEED_EXPERIMENTS = [
@@ -25,6 +25,8 @@ export interface ExperimentsOptions {
   only?: string[];
   /** Skip experiments whose run folder already holds a finished model. */
   resume?: boolean;
+  /** Train every row again from scratch, over runs its folder already holds (refused without this or resume). */
+  overwrite?: boolean;
   /** A GAN from `cxr gan train`: adds the GAN rows. */
   ganModel?: string;
   /** Run `cxr robustness` on each run's validation split (at most this many images per class) where it has none yet. */
@@ -64,6 +66,7 @@ export async function runSeedExperiments(
     robustness: o.robustness && { limit: o.robustness.limit, outside: false },
     log,
   }));
+  checkRerun('experiments seed', o.out, runs, { resume: !!o.resume, overwrite: !!o.overwrite });
   // The title says --quick from the flag: every finished run kept must have been trained as the flag says.
   if (o.resume) checkFinishedRuns('experiments seed', runs, { quick: !!o.quick, keptBy: '--resume' });
   const summaries: ExperimentSummary[] = [];

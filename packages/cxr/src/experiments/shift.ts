@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeComparison, type ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { checkFinishedRuns, type ExperimentRun, isFinished, QUICK, runExperiment } from './run_experiment';
+import { checkFinishedRuns, checkRerun, type ExperimentRun, isFinished, QUICK, runExperiment } from './run_experiment';
 
 export const SHIFT_EXPERIMENTS = [
   'cxr-oversample',
@@ -51,6 +51,8 @@ export const ShiftExperimentsOptions = z.object({
   recipes: z.array(recipeName).min(1).refine(unique, 'a recipe is named twice').default(SHIFT_EXPERIMENTS),
   seeds: z.array(z.number().int().nonnegative()).min(1).refine(unique, 'a seed is named twice').default(SHIFT_SEEDS),
   resume: z.boolean().default(false),
+  /** Train every run again from scratch, over runs the folders already hold (refused without this or resume). */
+  overwrite: z.boolean().default(false),
   /** Images per class of the robustness benchmark (default 60; 4 with quick). */
   robustnessLimit: z.number().int().positive().optional(),
   quick: z.boolean().default(false),
@@ -93,6 +95,7 @@ export async function runShiftExperiments(
       });
     }
   }
+  checkRerun('experiments shift', o.out, runs, o);
   // The title says --quick from the flag: every finished run kept must have been trained as the flag says.
   if (o.resume || o.tableOnly)
     checkFinishedRuns('experiments shift', runs, { quick: o.quick, keptBy: o.tableOnly ? '--table-only' : '--resume' });

@@ -49,7 +49,8 @@ export interface RunOptions {
 /**
  * A finished run (kept by --resume-style reruns): training wrote its model and the validation metrics, and got
  * past fitting its gate. A run stopped while finishing has the first two and still its checkpoints/best
- * (models/io.ts stoppedWhileFinishing): --resume finishes it, as `cxr train` says of such a folder.
+ * (models/io.ts stoppedWhileFinishing; written before the model even where no epoch improved, trainer.ts):
+ * --resume finishes it, as `cxr train` says of such a folder.
  */
 export const isFinished = (runDir: string) =>
   fs.existsSync(path.join(runDir, 'cxr.json')) &&

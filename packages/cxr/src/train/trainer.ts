@@ -11,7 +11,7 @@ import { fitOodFromSets } from '../explain/ood_fit';
 import { saveOod } from '../explain/ood';
 import { HEAD_LAYER } from '../models/backbones';
 import { predictAllLogits, toInput } from '../models/infer';
-import { fileLoader } from '../models/io';
+import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { loadCheckpointWeights, LoopState, readState, restoreCheckpoint } from './checkpoint';
@@ -195,7 +195,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // Final model = best epoch on validation; calibration and operating points on validation.
   const best = fs.existsSync(ckptBest) ? await tfl.loadLayersModel(fileLoader(ckptBest)) : model;
   // Without a saved best epoch the model itself finishes, and with averaging that is its average.
-  if (best === model) average?.swapIn();
+  if (best === model) {
+    average?.swapIn();
+    // checkpoints/best is the run's unfinished mark (models/io.ts stoppedWhileFinishing) until its report is
+    // written, and the loop writes it only for an epoch that beat the best AUC so far: without one, a stop
+    // while finishing left a folder that passed for finished. Written before cxr.json, so the mark is there
+    // whenever the model is, and --resume finishes these same weights. Atomic: a half-written one would be
+    // loaded by that --resume.
+    await writeDirAtomic(ckptBest, (tmp) => saveLayersModel(model, tmp));
+  }
   const { meta } = await finishRun({
     model: best,
     train: trainSet,
