@@ -92,10 +92,18 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
     assert.equal(lost.statusCode, 503);
     assert.equal(lost.code, 'ENGINE_RESTARTING');
     assert.equal(threaded.restarts(), restartsBefore + 1);
+    // While the new thread loads the model, /health says so (503: send predictions elsewhere for now).
+    const loading = await app.inject({ method: 'GET', url: '/api/v1/health' });
+    assert.equal(loading.statusCode, 503, loading.body);
+    assert.equal(loading.json().engine, 'restarting');
+    assert.equal(loading.json().audit, 'ok');
     // Over HTTP: the next upload waits for the new thread and is answered.
     const { body, headers } = multipartBody('image', 'film.jpeg', film, 'image/jpeg');
     const res = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
     assert.equal(res.statusCode, 200, res.body);
+    const back = await app.inject({ method: 'GET', url: '/api/v1/health' });
+    assert.equal(back.statusCode, 200, back.body);
+    assert.equal(back.json().engine, 'ready');
     // A death during a request is its 503 with a Retry-After, never a 500.
     const upload = multipartBody('image', 'big.png', big, 'image/png');
     const during = app.inject({
@@ -113,5 +121,37 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
   } finally {
     await app?.close();
     await audit?.close();
+  }
+});
+
+test('a model that cannot load again: /health and predictions say so (503), and it loads once it is back', async () => {
+  const copy = path.join(dir, 'model-copy');
+  fs.cpSync(modelDir, copy, { recursive: true });
+  const p = await loadThreadedPredictor(copy, { decodeWorkers: 1 });
+  let audit: AuditStore | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    audit = await openAuditStore(path.join(dir, 'audit-unavailable.db'));
+    app = await buildApp({ predictor: p, audit, requestLog: false });
+    const aside = `${copy}-aside`;
+    fs.renameSync(copy, aside);
+    await p.thread().terminate();
+    for (let i = 0; i < 2000 && p.engineState!() !== 'unavailable'; i++) await new Promise((r) => setTimeout(r, 5));
+    const health = await app.inject({ method: 'GET', url: '/api/v1/health' });
+    assert.equal(health.statusCode, 503, health.body);
+    assert.equal(health.json().engine, 'unavailable');
+    const { body, headers } = multipartBody('image', 'film.jpeg', film, 'image/jpeg');
+    const refused = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
+    assert.equal(refused.statusCode, 503, refused.body);
+    assert.equal(refused.json().code, 'ENGINE_UNAVAILABLE');
+    // The folder back: the next prediction's own try loads it.
+    fs.renameSync(aside, copy);
+    const res = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(p.engineState!(), 'ready');
+  } finally {
+    await app?.close();
+    await audit?.close();
+    p.dispose();
   }
 });

@@ -14,9 +14,19 @@ export interface DecodePoolStats {
   restarts: number;
 }
 
-/** Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics). */
+/**
+ * Whether the model can answer now: `restarting` after its thread ended, until a new one has loaded it;
+ * `unavailable` when that load failed (the next prediction tries again). /health answers 503 but for `ready`.
+ */
+export type EngineState = 'ready' | 'restarting' | 'unavailable';
+
+/**
+ * Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics);
+ * engineState: when the model runs in a thread that may end (predictor_thread.ts), else always ready.
+ */
 export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose' | 'warmUp'> & {
   decodeStats?: () => DecodePoolStats;
+  engineState?: () => EngineState;
 };
 
 /**

@@ -10,7 +10,7 @@ import { InputError } from '../predict/errors';
 import type { Prediction, PredictOptions } from '../predict/predictor';
 import { DecodeWorkerError } from './decode_pool';
 import { HttpError } from './http_error';
-import type { DecodePoolStats, ServePredictor } from './predictor_port';
+import type { DecodePoolStats, EngineState, ServePredictor } from './predictor_port';
 import type { EngineMessage, EngineStart, EngineTask, RemoteError } from './predictor_worker';
 
 const WORKER_FILE = path.join(__dirname, 'predictor_worker.js');
@@ -71,6 +71,7 @@ export async function loadThreadedPredictor(
   let stats: DecodePoolStats = { size: 0, busy: 0, queued: 0, restarts: 0 };
   let restarts = 0;
   let disposed = false;
+  let state: EngineState = 'restarting';
 
   const spawn = (): Started => {
     const worker = new Worker(WORKER_FILE, { workerData: { ...start, dir } satisfies EngineStart });
@@ -85,9 +86,11 @@ export async function loadThreadedPredictor(
         loaded = true;
         stats = m.stats;
         settle.resolve(m);
+        if (worker === current.worker) state = 'ready';
         // Ref'd while it loads (a prediction may be waiting for it), then only while it has work.
         if (worker === current.worker) refIfBusy();
       } else if (m.type === 'failed') {
+        if (worker === current.worker) state = 'unavailable';
         settle.reject(fromRemote(m.error));
         void worker.terminate();
       } else if (m.type === 'stats') {
@@ -103,8 +106,11 @@ export async function loadThreadedPredictor(
     });
     // A thread that ends before its model loaded fails that load (no new thread: it would fail alike);
     // one that ends later is a death, replaced at once.
-    const ended = (why: string) =>
-      loaded ? died(worker, why) : settle.reject(new Error(`the prediction engine thread ${why} while loading`));
+    const ended = (why: string) => {
+      if (loaded) return died(worker, why);
+      if (worker === current.worker) state = 'unavailable';
+      settle.reject(new Error(`the prediction engine thread ${why} while loading`));
+    };
     worker.on('error', (e) => ended(e.message));
     worker.on('exit', (code) => ended(`exited with code ${code}`));
     return { worker, ready };
@@ -126,6 +132,7 @@ export async function loadThreadedPredictor(
     );
     for (const p of lost) p.reject(error);
     restarts++;
+    state = 'restarting';
     log?.error({ why, lostPredictions: lost.length }, 'the prediction engine thread ended; starting a new one');
     current = spawn();
     current.ready.then(
@@ -145,18 +152,27 @@ export async function loadThreadedPredictor(
 
   /** The engine thread once it has loaded; a thread that died while it was awaited hands over to its successor. */
   const readyWorker = async (): Promise<Worker> => {
+    let tried = false;
     for (;;) {
       const started = current;
       try {
         await started.ready;
       } catch (e) {
         if (started !== current) continue;
-        // The next prediction tries again (the model folder may be back); this one is answered now.
-        if (!disposed) current = spawn();
+        if (disposed) throw new Error('the predictor was closed');
+        // A load that failed is tried again once for this prediction (the model folder may be back): those that
+        // arrive meanwhile wait for the same try. Failed again, this one is answered; the next tries anew.
+        if (!tried) {
+          tried = true;
+          current = spawn();
+          state = 'restarting';
+          continue;
+        }
         throw new HttpError(
           503,
           'ENGINE_UNAVAILABLE',
-          `the prediction engine could not be restarted (${(e as Error).message}); the next request tries again`,
+          `the prediction engine could not load the model again (${(e as Error).message}); ` +
+            'the next request tries again',
         );
       }
       if (started === current) return started.worker;
@@ -183,6 +199,7 @@ export async function loadThreadedPredictor(
     warmUp: (bytes) => run('warmUp', bytes),
     decodeStats: () => stats,
     restarts: () => restarts,
+    engineState: () => state,
     thread: () => current.worker,
     dispose: () => {
       disposed = true;

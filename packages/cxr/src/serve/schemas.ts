@@ -143,6 +143,11 @@ export const healthSchema = {
       type: 'integer',
       description: 'the largest file an upload may carry (--max-upload-mb): the page checks a file before sending it',
     },
+    engine: {
+      type: 'string',
+      enum: ['ready'],
+      description: 'the model answers (it runs in a thread of its own; see the 503 answer for its other states)',
+    },
     queue: {
       type: 'string',
       enum: ['available', 'unavailable'],
@@ -151,7 +156,7 @@ export const healthSchema = {
         'the /jobs routes answer 503 QUEUE_UNAVAILABLE; predictions do not need it, so the status is not changed',
     },
   },
-  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit', 'maxUploadBytes'],
+  required: ['status', 'model', 'uptimeSeconds', 'predictions', 'authRequired', 'audit', 'maxUploadBytes', 'engine'],
 } as const;
 
 /** /health's 503: the same fields, with what is down. */
@@ -163,8 +168,15 @@ export const healthDegradedSchema = {
     predictions: { type: ['integer', 'null'], description: 'null: the audit log cannot be counted now' },
     audit: {
       type: 'string',
-      enum: ['unavailable'],
-      description: 'the audit log does not answer (or not in time): predictions are refused with 503',
+      enum: ['ok', 'unavailable'],
+      description: 'unavailable: the audit log does not answer (or not in time): predictions are refused with 503',
+    },
+    engine: {
+      type: 'string',
+      enum: ['ready', 'restarting', 'unavailable'],
+      description:
+        "restarting: the model's thread ended and a new one is loading the model (predictions wait for it); " +
+        'unavailable: that load failed (predictions are answered 503 ENGINE_UNAVAILABLE; the next one tries again)',
     },
     detail: { type: 'string', description: 'what is down, for people (the server log says why)' },
   },

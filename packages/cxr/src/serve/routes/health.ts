@@ -5,7 +5,8 @@
 // traffic goes, and they act on the status code, not the body: a server that cannot log a prediction
 // cannot answer one (no answer without its audit row), so it must not be sent any while its peers can.
 // Its body still names the model and says what is down. Use it as a readiness check, not as liveness:
-// restarting the server does not bring the database back.
+// restarting the server does not bring the database back. 503 too while the model cannot answer: its thread
+// ended and a new one loads it (seconds), or that load failed (`engine`, predictor_port.ts EngineState).
 //
 // The job queue (Redis) is reported, not decided on: a server started with one says `queue: available` or
 // `unavailable`, but the status stays 200 `ok` while only the queue is away, for predictions (the service a
@@ -53,6 +54,15 @@ const HEALTH_QUEUE_WAIT_MS = 1_000;
 const QUEUE_WATCH_MS = 5_000;
 
 type QueueState = 'available' | 'unavailable';
+
+/** What /health says while the model cannot answer (predictor_port.ts EngineState). */
+const ENGINE_DOWN = {
+  restarting: "the model's thread ended and a new one is loading the model: predictions wait for it",
+  unavailable: 'the model could not be loaded again (the server log says why): predictions are refused until it is',
+} as const;
+
+/** A new engine thread loads the model in a few seconds. */
+const ENGINE_RETRY_AFTER_S = 5;
 
 /**
  * The job queue's state: one read at a time (a probe, a /health answer; queue_probe.ts), the queue's depth as
@@ -142,8 +152,9 @@ export function healthRoute(
           // By media type: a 503 problem (BUSY while shutting down) is application/problem+json and keeps its shape.
           503: {
             description:
-              'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; ' +
-              'see Retry-After. Shutting down: a BUSY problem',
+              'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; or the ' +
+              "model's thread ended and is restarting, or could not load the model again (`engine`); see " +
+              'Retry-After. Shutting down: a BUSY problem',
             content: {
               'application/json': { schema: healthDegradedSchema },
               'application/problem+json': { schema: { $ref: 'Problem#' } },
@@ -170,6 +181,8 @@ export function healthRoute(
         if (!(e instanceof AuditUnavailableError)) throw e; // a bug, not an outage: 500, logged
         answered = false;
       }
+      // Read after the audit log's wait: a thread that ended meanwhile is said now.
+      const engine = predictor.engineState?.() ?? 'ready';
       if (answered) {
         // The first count is waited for within what is left of the bound, a recount briefly.
         const fresh = recount();
@@ -177,17 +190,31 @@ export function healthRoute(
         if (counting) await orLate(fresh, counted ? Math.min(left, HEALTH_RECOUNT_WAIT_MS) : left);
         const n = counted as { n: number } | null;
         const state = queue && { queue: await queue };
-        return { status: 'ok' as const, ...base, predictions: n ? n.n : null, audit: 'ok' as const, ...state };
+        const predictions = n ? n.n : null;
+        if (engine === 'ready')
+          return { status: 'ok' as const, ...base, predictions, audit: 'ok' as const, engine, ...state };
+        reply.code(503).header('Retry-After', String(ENGINE_RETRY_AFTER_S));
+        return {
+          status: 'degraded' as const,
+          ...base,
+          predictions,
+          audit: 'ok' as const,
+          engine,
+          ...state,
+          detail: ENGINE_DOWN[engine],
+        };
       }
       // The reason (which may name the database's host) is in the server log, not on this public route.
       reply.code(503).header('Retry-After', String(AUDIT_RETRY_AFTER_S));
+      const auditDown = 'the audit log does not answer: predictions are refused until it does';
       return {
         status: 'degraded' as const,
         ...base,
         predictions: null,
         audit: 'unavailable' as const,
+        engine,
         ...(queue && { queue: await queue }),
-        detail: 'the audit log does not answer: predictions are refused until it does',
+        detail: engine === 'ready' ? auditDown : `${auditDown}; ${ENGINE_DOWN[engine]}`,
       };
     },
   );
