@@ -17,25 +17,12 @@ const ts = require('typescript');
 // CHECK_LAYERS_SRC points the check at another tree (its own test uses a small fixture).
 const SRC = path.resolve(process.env.CHECK_LAYERS_SRC ?? path.join(__dirname, '..', 'src'));
 
-// Floors, bottom up (scripts/floors.js, which docs/modules.md's generator reads too).
-const { FLOORS } = require('./floors');
+// Floors, bottom up, and the walk of src/ (scripts/floors.js, which docs/modules.md's generator reads too).
+const { FLOORS, folderOf, walk } = require('./floors');
 // src/index.ts is the package's public face: it re-exports from every floor by design, so it stands above
 // them all. Its own imports are not checked, and importing it from inside src/ reaches every floor at once:
 // that counts as an upward import whatever the importer's floor.
 const EXEMPT_FROM_FLOOR_CHECK = new Set(['index.ts']);
-
-const SOURCE_EXT = /\.(?:ts|mts|cts|tsx)$/;
-const DECLARATION = /\.d\.(?:ts|mts|cts)$/;
-
-function walk(dir) {
-  const out = [];
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...walk(p));
-    else if (SOURCE_EXT.test(entry.name) && !DECLARATION.test(entry.name)) out.push(p);
-  }
-  return out;
-}
 
 // The emitted extension a source file is imported by ('./x.js' is x.ts or x.tsx, './x.mjs' is x.mts).
 const SOURCE_FOR = { '.js': ['.ts', '.tsx'], '.jsx': ['.tsx'], '.mjs': ['.mts'], '.cjs': ['.cts'] };
@@ -99,7 +86,6 @@ function readImports(file) {
 }
 
 const rel = (f) => path.relative(SRC, f).split(path.sep).join('/');
-const folderOf = (r) => (r.includes('/') ? r.split('/')[0] : '');
 const floorOf = (r) => {
   const f = folderOf(r);
   if (!(f in FLOORS)) throw new Error(`check-layers: folder src/${f} has no floor; add it to FLOORS`);

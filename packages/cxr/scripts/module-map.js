@@ -12,7 +12,7 @@ const path = require('node:path');
 
 const SRC = path.join(__dirname, '..', 'src');
 const OUT = path.join(__dirname, '..', '..', '..', 'docs', 'modules.md');
-const { FLOORS } = require('./floors');
+const { FLOORS, folderOf, walk } = require('./floors');
 const FLOOR_NAMES = [
   'shared (src/ itself)',
   'data',
@@ -22,16 +22,6 @@ const FLOOR_NAMES = [
   'the services',
   'cli',
 ];
-
-function walk(dir) {
-  const out = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else if (/\.(ts|tsx|mts|cts)$/.test(e.name) && !/\.d\.[mc]?ts$/.test(e.name)) out.push(p);
-  }
-  return out;
-}
 
 /** The opening comment's first sentence (line or block comment), one line; '' when the file has none. */
 function summary(file) {
@@ -87,7 +77,6 @@ function firstSentence(text) {
 
 function render() {
   const files = walk(SRC).map((f) => path.relative(SRC, f).split(path.sep).join('/'));
-  const folderOf = (f) => (f.includes('/') ? f.split('/')[0] : '');
   const floors = [...new Set(Object.values(FLOORS))].sort((a, b) => a - b);
   const groups = floors.map((n) => [
     `Floor ${n}: ${

@@ -17,7 +17,8 @@ import {
   locateWeights,
   resolveBackbone,
 } from '../src/models/backbones';
-import { fileLoader } from '../src/models/io';
+import { readTfjsLayersWeights } from '../src/models/backbones/weights';
+import { fileLoader, saveLayersModel } from '../src/models/io';
 import { buildImagenetModel } from './imagenet-model';
 import { MOBILENET_025, needsData } from './shared-data';
 
@@ -124,6 +125,52 @@ test("a backbone's model.json that is not a TF.js manifest is refused naming it,
     }
   } finally {
     fs.rmSync(bad, { recursive: true, force: true });
+  }
+});
+
+test("a TF.js model folder's weights: a manifest not TF.js's or weights cut short are refused", async () => {
+  await initEngine();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bb-tfjs-'));
+  const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 3, name: 'fc' })] });
+  try {
+    await saveLayersModel(model, dir);
+    const weights = readTfjsLayersWeights(dir);
+    assert.deepEqual([...weights.keys()], ['fc']);
+    assert.deepEqual(weights.get('fc')?.get('kernel')?.shape, [2, 3]);
+    const file = path.join(dir, 'model.json');
+    const good = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const bin = fs.readFileSync(path.join(dir, 'weights.bin'));
+    const remedy =
+      /: use another copy of these weights, or fetch the backbone's again: cxr backbone fetch <name> --force$/;
+    const cases: [string, () => void, RegExp][] = [
+      [
+        'a weight file that is no name',
+        () => fs.writeFileSync(file, JSON.stringify({ ...good, weightsManifest: [{ paths: [5], weights: [] }] })),
+        /model\.json: not a TF\.js model\.json \(weightsManifest\.0\.paths\.0: /,
+      ],
+      [
+        'weights cut short',
+        () => fs.writeFileSync(path.join(dir, 'weights.bin'), bin.subarray(0, bin.length - 4)),
+        new RegExp(`: weights\\.bin hold ${bin.length - 4} bytes where model\\.json describes ${bin.length} `),
+      ],
+    ];
+    for (const [what, damage, why] of cases) {
+      fs.writeFileSync(file, JSON.stringify(good));
+      fs.writeFileSync(path.join(dir, 'weights.bin'), bin);
+      damage();
+      assert.throws(
+        () => readTfjsLayersWeights(dir),
+        (e: Error) => {
+          assert.ok(e.message.startsWith(dir), e.message);
+          assert.match(e.message, why, what);
+          assert.match(e.message, remedy, what);
+          return true;
+        },
+      );
+    }
+  } finally {
+    model.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

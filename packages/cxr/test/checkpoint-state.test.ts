@@ -1,6 +1,7 @@
-// The JSON files --resume reads back (a checkpoint's state.json and optimiser slots, the run's data record, a
-// GAN checkpoint's state.json): a truncated, hand-edited or wrong-typed file is refused with an error that names
-// the file and says what to do, before any training; a good one reads back with the fields the recipes add to it.
+// The files --resume reads back (a checkpoint's state.json and optimiser slots, the run's data record, a GAN
+// checkpoint's state.json and optimiser slots): a truncated, hand-edited or wrong-typed file is refused with an
+// error that names the file and says what to do, before any training; a good one reads back with the fields the
+// recipes add to it.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,7 +10,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
-import { readGanState } from '../src/gan/checkpoint';
+import { readGanState, restoreGanCheckpoint, saveGanCheckpoint } from '../src/gan/checkpoint';
+import { type Nets, trainables } from '../src/gan/step';
 import {
   type LoopState,
   readRunData,
@@ -185,4 +187,59 @@ test("a bad GAN checkpoint's state.json is refused, naming it and what to do", (
       },
     );
   }
+});
+
+test("a GAN checkpoint's optimiser slots missing, edited or cut short are refused, naming the file", async () => {
+  await initEngine();
+  const net = () => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+  const built = (): Nets => ({ g: net(), d: net(), optG: tf.train.adam(0.01), optD: tf.train.adam(0.01) });
+  const dispose = (n: Nets) => [n.g, n.d].forEach((m) => m.dispose());
+  const saved = built();
+  // A step of each optimiser, so that Adam has slots to save.
+  for (const [m, opt] of [
+    [saved.g, saved.optG],
+    [saved.d, saved.optD],
+  ] as const)
+    opt.minimize(() => tf.sum(m.apply(tf.ones([1, 2])) as tf.Tensor) as tf.Scalar, false, trainables(m));
+  const state = { epoch: 1, step: 1, elapsedSeconds: 2 };
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-optimizer-'));
+  const good = path.join(root, 'good');
+  await saveGanCheckpoint(good, saved, state);
+  const slots = fs.readFileSync(path.join(good, 'optimizer-d.bin'));
+  const r = built();
+  assert.deepEqual(await restoreGanCheckpoint(good, r), state, 'a good checkpoint restores');
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    [
+      'missing',
+      (d) => fs.rmSync(path.join(d, 'optimizer-g.json')),
+      /\/case-0 has no optimizer-g\.json \(the optimiser /,
+    ],
+    [
+      'a spec without its shape',
+      (d) => fs.writeFileSync(path.join(d, 'optimizer-d.json'), '[{"name": "iter", "dtype": "float32"}]'),
+      /optimizer-d\.json \(the optimiser slots of a GAN checkpoint\) is not valid \(0\.shape: /,
+    ],
+    [
+      'slots cut short',
+      (d) => fs.writeFileSync(path.join(d, 'optimizer-d.bin'), slots.subarray(0, slots.length - 4)),
+      new RegExp(
+        `optimizer-d\\.bin holds ${slots.length - 4} bytes where optimizer-d\\.json describes ${slots.length} `,
+      ),
+    ],
+  ];
+  for (const [i, [what, damage, why]] of cases.entries()) {
+    const dir = path.join(root, `case-${i}`);
+    fs.cpSync(good, dir, { recursive: true });
+    damage(dir);
+    const m = built();
+    await assert.rejects(restoreGanCheckpoint(dir, m), (e: Error) => {
+      assert.match(e.message, why, what);
+      assert.match(e.message, new RegExp(`delete the folder ${dir} to train the GAN again from the start`), what);
+      return true;
+    });
+    dispose(m);
+  }
+  dispose(saved);
+  dispose(r);
+  fs.rmSync(root, { recursive: true, force: true });
 });

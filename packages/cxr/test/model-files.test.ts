@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { fileLoader, loadModel, readWeightsManifest, saveLayersModel, writeDirAtomic } from '../src/models/io';
+import { listModelFiles } from '../src/serve/model_files';
 import { checkMembers } from '../src/train/ensemble';
 import { needsData, REPO } from './shared-data';
 
@@ -97,9 +98,12 @@ test("a model.json whose weight manifest is not TF.js's is refused by every read
       await assert.rejects(tfl.loadLayersModel(fileLoader(dir)), said);
       assert.throws(() => readWeightsManifest(dir), said);
       assert.throws(() => checkMembers([dir, other]), said);
+      // The files a browser is given to run the model itself (GET /model/...).
+      assert.throws(() => listModelFiles(dir, { members: [] }), said);
     }
     fs.writeFileSync(file, JSON.stringify(good));
     assert.deepEqual(readWeightsManifest(dir), good.weightsManifest);
+    assert.deepEqual([...listModelFiles(dir, { members: [] }).files.keys()], ['model.json', 'weights.bin']);
     (await tfl.loadLayersModel(fileLoader(dir))).dispose();
   } finally {
     model.dispose();

@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { AuditOpenError, openAuditStoreForWriting } from '../src/cli/writable';
 import { openAuditStore } from '../src/serve/audit';
 import { pgAwayAtOpen, pgOutage } from '../src/serve/audit_pg';
+import { AuditStoreOpenError } from '../src/serve/audit_store';
 import { startOrthancProxy } from './orthanc-proxy';
 import { assertOneResultEach, findInstances, results } from './pacs-results';
 import { CLI, DICOM_DIR, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
@@ -100,6 +101,13 @@ test('opening: PostgreSQL refusing the connection is away (message unchanged); a
     assert.match(e.reason, /not an SQLite database/);
     return true;
   });
+  // The SQLite opener says so itself, as the PostgreSQL one does.
+  await assert.rejects(openAuditStore(notALog), (e: unknown) => {
+    assert.ok(e instanceof AuditStoreOpenError, String(e));
+    assert.equal(e.away, false);
+    assert.match(e.message, /not an SQLite database/);
+    return true;
+  });
   fs.rmSync(path.dirname(notALog), { recursive: true, force: true });
 });
 
@@ -114,6 +122,15 @@ test('opening: an SQLite log another program holds locked past the wait is away'
       assert.ok(e instanceof AuditOpenError);
       assert.equal(e.away, true, e.message);
       assert.match(e.reason, /database is locked/);
+      return true;
+    });
+    // Decided by the SQLite opener on the driver's error, as the PostgreSQL opener decides its own; the message
+    // and code are the driver's, as before, for callers that read them (queue/retry.ts reads SQLITE_BUSY).
+    await assert.rejects(openAuditStore(file), (e: unknown) => {
+      assert.ok(e instanceof AuditStoreOpenError, String(e));
+      assert.equal(e.away, true);
+      assert.equal(e.message, 'database is locked');
+      assert.match(e.code ?? '', /^SQLITE_BUSY/);
       return true;
     });
   } finally {

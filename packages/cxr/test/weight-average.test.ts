@@ -1,7 +1,8 @@
 // Weight averaging in the epoch loop: the saved (best) model holds the hand-computed moving
 // average of the weights after each step, batch-norm statistics included; a run interrupted after
 // an epoch and resumed from its checkpoint ends with the same weights and the same average as an
-// uninterrupted one (with mixup in the batches, which must also resume identically).
+// uninterrupted one (with mixup in the batches, which must also resume identically); an edited or cut-short
+// average is refused naming its file and what to do.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -181,4 +182,55 @@ test('restoring a checkpoint without an average fails with a clear message', asy
   await initEngine();
   const r = setup(toyModel().getWeights(), 0.9);
   assert.throws(() => r.average.restore(os.tmpdir()), /has no weight average to resume/);
+});
+
+test("a checkpoint's weight average edited or cut short is refused, naming the file and what to do", async () => {
+  await initEngine();
+  const r = setup(toyModel().getWeights(), 0.9);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-ema-damaged-'));
+  try {
+    const good = path.join(root, 'good');
+    fs.mkdirSync(good);
+    await r.average.save(good);
+    r.average.restore(good);
+    const json = JSON.parse(fs.readFileSync(path.join(good, 'average.json'), 'utf8'));
+    const bin = fs.readFileSync(path.join(good, 'average.bin'));
+    const cases: [string, (dir: string) => void, RegExp][] = [
+      [
+        'cut short',
+        (d) => fs.writeFileSync(path.join(d, 'average.json'), '{"steps": 3, "spe'),
+        /average\.json \(the weight average of a run checkpoint\) is not JSON/,
+      ],
+      [
+        'a spec without its shape',
+        (d) => {
+          const specs = [{ name: 'w0', dtype: 'float32' }, ...json.specs.slice(1)];
+          fs.writeFileSync(path.join(d, 'average.json'), JSON.stringify({ ...json, specs }));
+        },
+        /average\.json \(the weight average of a run checkpoint\) is not valid \(specs\.0\.shape: /,
+      ],
+      [
+        'weights cut short',
+        (d) => fs.writeFileSync(path.join(d, 'average.bin'), bin.subarray(0, bin.length - 4)),
+        new RegExp(`average\\.bin holds ${bin.length - 4} bytes where average\\.json describes ${bin.length} `),
+      ],
+    ];
+    for (const [i, [what, damage, why]] of cases.entries()) {
+      const dir = path.join(root, `case-${i}`);
+      fs.cpSync(good, dir, { recursive: true });
+      damage(dir);
+      assert.throws(
+        () => r.average.restore(dir),
+        (e: Error) => {
+          assert.match(e.message, why, what);
+          assert.match(e.message, new RegExp(`delete the folder ${dir} to start the run again`), what);
+          return true;
+        },
+      );
+    }
+  } finally {
+    r.average.dispose();
+    r.model.dispose();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

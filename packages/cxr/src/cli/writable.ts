@@ -65,19 +65,6 @@ export class AuditOpenError extends Error {
 }
 
 /**
- * Whether opening the audit log failed with `e` because the log is away for now (AuditOpenError.away). The
- * shared log's opener decides it on the driver's error, by the rules its outages are read by while running
- * (audit_pg.ts), and says so on the error it throws (AuditStoreOpenError). SQLite's opener passes the driver's
- * error on as it is: the file locked by another program past the wait (SQLITE_BUSY, SQLITE_LOCKED, and
- * their extended codes).
- */
-function auditAwayAtOpen(e: unknown): boolean {
-  if (e instanceof AuditStoreOpenError) return e.away;
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
-}
-
-/**
  * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or throws an
  * AuditOpenError that says plainly why it cannot be written, then `hint` (what the command's user can do).
  * The target is named with any password hidden.
@@ -92,6 +79,8 @@ export async function openAuditStoreForWriting(
     const why = writeFailure(e);
     // The stores' own messages already name the log (redacted); a file error does not.
     const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
-    throw new AuditOpenError(what, hint, auditAwayAtOpen(e), e);
+    // Whether the log is away for now is the store's to say (AuditStoreOpenError.away): each opener decides it
+    // on its driver's error, by the rules its outages are read by (a PostgreSQL stopped, an SQLite file locked).
+    throw new AuditOpenError(what, hint, e instanceof AuditStoreOpenError && e.away, e);
   }
 }

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
+import { readWeightSlots } from '../models/weight_slots';
 import type { Nets } from './step';
 
 /** A GAN checkpoint's state.json, checked when read back (readGanState). */
@@ -24,11 +25,17 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string, name: string): Prom
   fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(specs));
 }
 
+/** What to do about a GAN checkpoint whose files are damaged: train again, or elsewhere. */
+const trainAgain = (dir: string) =>
+  `delete the folder ${dir} to train the GAN again from the start, or train into a new --out folder`;
+
+/**
+ * Restores an optimiser's slots from NAME.json and NAME.bin: the same files as a run checkpoint's optimizer.json
+ * and .bin, read by the same reader (models/weight_slots.ts), so that a missing, cut-short or edited one is
+ * refused naming it. Adam rebuilds its slots from these, matched to variables by position.
+ */
 async function loadOptimizer(opt: tf.Optimizer, dir: string, name: string): Promise<void> {
-  const specs = JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), 'utf8')) as tf.io.WeightsManifestEntry[];
-  const buf = fs.readFileSync(path.join(dir, `${name}.bin`));
-  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
-  // Adam rebuilds its slots from these, matched to variables by position.
+  const named = readWeightSlots(dir, name, 'the optimiser slots of a GAN checkpoint', trainAgain(dir));
   await opt.setWeights(Object.entries(named).map(([n, tensor]) => ({ name: n, tensor })));
 }
 
@@ -53,12 +60,7 @@ export async function saveGanCheckpoint(dir: string, nets: Nets, state: GanState
  * what to do, rather than failing inside a resumed run.
  */
 export function readGanState(dir: string): GanState | null {
-  return readCheckedJson(
-    path.join(dir, 'state.json'),
-    GanState,
-    'the state of a GAN checkpoint',
-    `delete the folder ${dir} to train the GAN again from the start, or train into a new --out folder`,
-  );
+  return readCheckedJson(path.join(dir, 'state.json'), GanState, 'the state of a GAN checkpoint', trainAgain(dir));
 }
 
 /** Restores into freshly built networks and optimisers that have not taken a step yet. */

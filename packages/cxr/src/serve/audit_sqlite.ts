@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AuditOpenOptions } from './audit_store';
+import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { MIGRATIONS, SCHEMA_VERSION, SQLITE } from './audit_migrations';
 import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { makeDirs, writeFailure } from '../make_dirs';
@@ -139,8 +139,28 @@ function isFolder(file: string): boolean {
   }
 }
 
-/** Opens (creating if needed) and migrates the file; `:memory:` works for tests. */
+// The file locked by another program past the wait (SQLITE_BUSY, SQLITE_LOCKED and their extended codes): the
+// log is there but away for now, which a polling command waits out, as it does PostgreSQL stopped.
+const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
+
+/**
+ * Opens (creating if needed) and migrates the file; `:memory:` works for tests. It fails as the PostgreSQL
+ * opener does, with an AuditStoreOpenError: the message as the opening said it, the driver's code (SQLITE_BUSY,
+ * or a file system's EACCES, ...) for callers that read codes, and whether the log is away for now, decided
+ * here on the driver's error.
+ */
 export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlAuditStore {
+  try {
+    return openSqlite(file, opts);
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    const known = typeof code === 'string' ? code : undefined;
+    const message = e instanceof Error ? e.message : String(e);
+    throw new AuditStoreOpenError(message, known, known !== undefined && LOCKED.test(known));
+  }
+}
+
+function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
   if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
     throw new Error(`${file}: no audit log there ('cxr serve' or 'cxr predict' writes one)`);
   // SQLite opens a folder read-only and fails later with a bare "disk I/O error".

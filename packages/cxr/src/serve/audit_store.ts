@@ -97,12 +97,12 @@ export class AuditUnavailableError extends Error {
 }
 
 /**
- * The shared log could not be opened. The message names the log (password hidden) and gives the driver's
- * words; `code` is the driver's (ECONNREFUSED, 57P03, ...), not the error itself as a cause, whose message may
- * hold what was redacted. `away`: the log is there but does not answer for now (stopped, starting up, shutting
- * down, out of connections, unreachable), decided by the store's own outage rules on the driver's error while
- * it is in hand; a polling command waits that out, whereas no wait mends the rest (a login refused, no such
- * database, a log newer than this cxr).
+ * The audit log could not be opened. The message gives the driver's words (PostgreSQL's naming the log, password
+ * hidden); `code` is the driver's (ECONNREFUSED, 57P03, SQLITE_BUSY, ...), not the error itself as a cause, whose
+ * message may hold what was redacted. `away`: the log is there but does not answer for now (stopped, starting
+ * up, shutting down, out of connections, unreachable; an SQLite file locked by another program), decided by the
+ * store's own outage rules on the driver's error while it is in hand; a polling command waits that out, whereas
+ * no wait mends the rest (a login refused, no such database, a file that is no audit log, a log newer than cxr).
  */
 export class AuditStoreOpenError extends Error {
   constructor(

@@ -1,10 +1,11 @@
 // The files a browser needs to run the model itself (each member's model.json and the weight
 // shards its manifest names), as a fixed table built at start-up. The route serves only names
 // in this table, so no request path is ever joined onto the file system (no traversal).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOod, OOD_FILE } from '../explain/ood';
+import { readWeightsManifest } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
+import { weightFilesOf } from '../models/weights_manifest';
 
 export interface ModelFiles {
   /** URL-relative path of each member's model.json, e.g. 'model.json' or 'fold1/model.json'. */
@@ -29,22 +30,21 @@ function safeRelative(rel: string, what: string): string {
   return parts.join('/');
 }
 
-export function listModelFiles(dir: string, meta: ModelMeta): ModelFiles {
+export function listModelFiles(dir: string, meta: Pick<ModelMeta, 'members'>): ModelFiles {
   const root = path.resolve(dir);
   const files = new Map<string, string>();
   const members: string[] = [];
   for (const member of meta.members.length ? meta.members : ['']) {
     const prefix = member ? `${safeRelative(member, 'member')}/` : '';
     const jsonRel = `${prefix}model.json`;
-    const jsonAbs = path.join(root, jsonRel);
-    const json = JSON.parse(fs.readFileSync(jsonAbs, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
-    files.set(jsonRel, jsonAbs);
+    // The one reader of a weight manifest (models/weights_manifest.ts): a model.json without one, or with
+    // one that is not TF.js's, is refused naming the file, not served to a browser that cannot load it.
+    const manifest = readWeightsManifest(path.join(root, prefix));
+    files.set(jsonRel, path.join(root, jsonRel));
     members.push(jsonRel);
-    for (const group of json.weightsManifest ?? []) {
-      for (const p of group.paths) {
-        const rel = `${prefix}${safeRelative(p, 'weights file')}`;
-        files.set(rel, path.join(root, rel));
-      }
+    for (const p of weightFilesOf(manifest)) {
+      const rel = `${prefix}${safeRelative(p, 'weights file')}`;
+      files.set(rel, path.join(root, rel));
     }
   }
   const memberDir = meta.members.length ? path.join(root, meta.members[0]) : root;

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
-import { specsBytes, WeightSpec } from '../models/weights_manifest';
+import { readWeightSlots } from '../models/weight_slots';
 import { makeDirs } from '../make_dirs';
 
 /**
@@ -56,7 +56,7 @@ export async function saveCheckpoint(
 }
 
 /** What to do about a checkpoint whose files are damaged: the run starts again, or goes elsewhere. */
-const startAgain = (dir: string) =>
+export const startAgain = (dir: string) =>
   `delete the folder ${dir} to start the run again from its saved recipe with --resume, ` +
   'or train into a new --out folder';
 
@@ -75,28 +75,11 @@ export function readState(dir: string): LoopState | null {
 
 /**
  * The optimiser slots of the checkpoint in dir, by name: optimizer.json describes them (TF.js weight specs,
- * read with zod), optimizer.bin holds them. A missing, truncated or edited file is refused naming it and what
- * to do, rather than TF.js's own error from deep inside the restore.
+ * read with zod), optimizer.bin holds them (models/weight_slots.ts). A missing, truncated or edited file is
+ * refused naming it and what to do, rather than TF.js's own error from deep inside the restore.
  */
 function readOptimizerSlots(dir: string): tf.NamedTensorMap {
-  const what = 'the optimiser slots of a run checkpoint';
-  const file = path.join(dir, 'optimizer.json');
-  const specs = readCheckedJson(file, z.array(WeightSpec), what, startAgain(dir));
-  if (!specs) throw new Error(`${dir} has no optimizer.json (${what}): ${startAgain(dir)}`);
-  const bin = path.join(dir, 'optimizer.bin');
-  let buf: Buffer<ArrayBuffer>;
-  try {
-    buf = fs.readFileSync(bin);
-  } catch (e) {
-    throw new Error(`cannot read ${bin} (${what}): ${(e as Error).message}; ${startAgain(dir)}`);
-  }
-  if (buf.byteLength !== specsBytes(specs)) {
-    throw new Error(
-      `${bin} holds ${buf.byteLength} bytes where optimizer.json describes ${specsBytes(specs)} ` +
-        `(cut short, or from another checkpoint): ${startAgain(dir)}`,
-    );
-  }
-  return tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
+  return readWeightSlots(dir, 'optimizer', 'the optimiser slots of a run checkpoint', startAgain(dir));
 }
 
 /**

@@ -14,6 +14,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { readCheckedJson } from '../models/io';
+import { decodeWeightBin } from '../models/weight_slots';
+import { WeightSpec } from '../models/weights_manifest';
+import { startAgain } from './checkpoint';
 
 export const weightAverageSchema = z.object({
   method: z.literal('ema'),
@@ -33,6 +37,9 @@ export function emaDecay(decay: number, n: number): number {
 
 const FILE_BIN = 'average.bin';
 const FILE_JSON = 'average.json';
+
+/** average.json: the updates so far and the specs of average.bin's weights (w0, w1, ... in model.weights order). */
+const SavedAverage = z.object({ steps: z.number().int().min(0), specs: z.array(WeightSpec) });
 
 export class WeightAverage {
   private avg: tf.Variable[];
@@ -89,22 +96,20 @@ export class WeightAverage {
   /** Restores the average of a checkpoint written by save(); it must match the model's weights. */
   restore(dir: string): void {
     const jsonPath = path.join(dir, FILE_JSON);
-    if (!fs.existsSync(jsonPath)) throw new Error(`${dir}: the checkpoint has no weight average to resume`);
-    const saved = z
-      .object({ steps: z.number().int().min(0), specs: z.array(z.looseObject({ name: z.string() })) })
-      .parse(JSON.parse(fs.readFileSync(jsonPath, 'utf8')));
-    const buf = fs.readFileSync(path.join(dir, FILE_BIN));
-    const named = tf.io.decodeWeights(
-      buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength),
-      saved.specs as unknown as tf.io.WeightsManifestEntry[],
-    );
-    this.avg.forEach((v, i) => {
-      const t = named[`w${i}`];
-      if (!t || !tf.util.arraysEqual(t.shape, v.shape))
-        throw new Error(`${dir}: the saved weight average does not match the model (weight ${i})`);
-      v.assign(t);
-    });
-    tf.dispose(Object.values(named));
+    const what = 'the weight average of a run checkpoint';
+    const saved = readCheckedJson(jsonPath, SavedAverage, what, startAgain(dir));
+    if (!saved) throw new Error(`${dir}: the checkpoint has no weight average to resume`);
+    const named = decodeWeightBin(path.join(dir, FILE_BIN), saved.specs, jsonPath, what, startAgain(dir));
+    try {
+      this.avg.forEach((v, i) => {
+        const t = named[`w${i}`];
+        if (!t || !tf.util.arraysEqual(t.shape, v.shape))
+          throw new Error(`${dir}: the saved weight average does not match the model (weight ${i})`);
+        v.assign(t);
+      });
+    } finally {
+      tf.dispose(Object.values(named));
+    }
     this.steps = saved.steps;
   }
 

@@ -6,17 +6,32 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readKerasH5 } from './keras_h5';
+import { readModelFile, readWeightsManifest } from '../io';
+import { specsBytes } from '../weights_manifest';
 
 import type { WeightMap } from './weight_map';
 
 export type { WeightArray, WeightMap } from './weight_map';
 
-/** Reads a TF.js Layers model folder's weights (model.json's manifest + its shard files). */
-export function readTfjsLayersWeights(dir: string): WeightMap {
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+/**
+ * Reads a TF.js Layers model folder's weights (model.json's manifest + its shard files). A manifest that is
+ * not TF.js's, or shards that hold other bytes than it describes, are refused naming the folder and `remedy`,
+ * what to do, rather than met as a TypeError or a RangeError inside TF.js's decoder.
+ */
+export function readTfjsLayersWeights(
+  dir: string,
+  remedy = "use another copy of these weights, or fetch the backbone's again: cxr backbone fetch <name> --force",
+): WeightMap {
   const out: WeightMap = new Map();
-  for (const group of json.weightsManifest) {
-    const buf = Buffer.concat(group.paths.map((p) => fs.readFileSync(path.join(dir, p))));
+  for (const group of readWeightsManifest(dir, remedy)) {
+    const buf = Buffer.concat(group.paths.map((p) => readModelFile(dir, p)));
+    const expected = specsBytes(group.weights);
+    if (buf.byteLength !== expected) {
+      throw new Error(
+        `${dir}: ${group.paths.join(', ')} hold ${buf.byteLength} bytes where model.json describes ${expected} ` +
+          `(truncated, or from other weights): ${remedy}`,
+      );
+    }
     const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), group.weights);
     for (const [name, t] of Object.entries(named)) {
       const parts = name.split('/');
