@@ -66,13 +66,11 @@ export class AuditOpenError extends Error {
 
 /**
  * Opens (creating and migrating) the audit log at `target` (a file or a postgres:// URL), or throws an
- * AuditOpenError that says plainly why it cannot be written, then `hint` (what the command's user can do).
+ * AuditOpenError that says plainly why it cannot be written, then `hint` (what the command's user can do; by
+ * default, for a log away for now, to run again once it answers, else to choose another or run without one).
  * The target is named with any password hidden.
  */
-export async function openAuditStoreForWriting(
-  target: string,
-  hint = 'choose another with --db, or --no-audit',
-): Promise<AuditStore> {
+export async function openAuditStoreForWriting(target: string, hint?: string): Promise<AuditStore> {
   try {
     return await openAuditStore(target);
   } catch (e) {
@@ -81,6 +79,12 @@ export async function openAuditStoreForWriting(
     const what = why.startsWith('audit log') ? why : `audit log ${redactUrl(target)}: cannot write it (${why})`;
     // Whether the log is away for now is the store's to say (AuditStoreOpenError.away): each opener decides it
     // on its driver's error, by the rules its outages are read by (a PostgreSQL stopped, an SQLite file locked).
-    throw new AuditOpenError(what, hint, e instanceof AuditStoreOpenError && e.away, e);
+    const away = e instanceof AuditStoreOpenError && e.away;
+    // A log away for now is waited out or mended, not switched off: --no-audit is offered only for a log that
+    // no wait would open (a wrong URL or login, a file that is no log), where running without one may be meant.
+    const otherwise = away
+      ? 'it does not answer for now: run again once it does, or choose another with --db'
+      : 'choose another with --db, or --no-audit';
+    throw new AuditOpenError(what, hint ?? otherwise, away, e);
   }
 }
