@@ -211,6 +211,7 @@ test('no heat map for an image the model cannot assess, and a warning that says 
   assert.equal(r.heatmapPng, undefined);
   assert.ok(r.thumbnailPng, 'the thumbnail still shows what was sent');
   assert.ok(r.warnings.includes('no heat map: the image cannot be assessed'), r.warnings.join('; '));
+  assert.equal(r.timings.heatmapMs, undefined, 'no heat map, no heat-map time (it skewed /metrics)');
   const real = await predictor.predict(await film(300, 240), { heatmap: true });
   assert.notEqual(real.verdict.status, 'cannot-assess');
   assert.ok(real.heatmapPng);

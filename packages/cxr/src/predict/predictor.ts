@@ -355,12 +355,13 @@ export class Predictor {
         out.heatmapPng = await renderOverlay(img.display.gray, img.display.width, img.display.height, cam, {
           strength: probability,
         });
+        // Only a heat map made has a time: a "none made" of a few microseconds skewed its latency in /metrics.
+        out.timings.heatmapMs = performance.now() - (heatmapStart || t2);
       } else if (!showsHeatmap(verdict.status)) {
         warnings.push('no heat map: the image cannot be assessed');
       } else {
         warnings.push(`no heat map: ${this.camProblem ?? 'unavailable for this model'}`);
       }
-      out.timings.heatmapMs = performance.now() - (heatmapStart || t2);
     }
     if (opts.thumbnail && img.display) {
       const { gray, width, height } = img.display;
