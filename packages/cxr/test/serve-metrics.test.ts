@@ -15,7 +15,7 @@ import { silentLogger } from '../src/log';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { OOD_FORMAT } from '../src/explain/ood_model';
 import { weightsDigest } from '../src/explain/ood';
-import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
 import { type Family, parseMetrics, metricValue } from './prometheus-text';
 
 let dir: string;
@@ -82,8 +82,10 @@ test('predictions move the counters by label, operating point and verdict, and t
   assert.equal(metricValue(before, 'cxr_predictions_total'), 0);
 
   const answers = [];
+  // A real film, assessed: its heat maps are made (an image that cannot be assessed gets none, nor their time).
+  const xray = fs.readFileSync(XRAY_JPEG_NORMAL);
   for (const query of ['', '?operatingPoint=screening', '?heatmap=false']) {
-    const res = await upload(app, film, query);
+    const res = await upload(app, xray, query);
     assert.equal(res.statusCode, 200, res.body);
     answers.push(res.json());
   }
@@ -109,6 +111,10 @@ test('predictions move the counters by label, operating point and verdict, and t
     assert.equal(metricValue(m, `${stages}_count`, { stage }), 3, stage);
     assert.equal(metricValue(m, `${stages}_bucket`, { stage, le: '+Inf' }), 3, stage);
   }
+  assert.ok(
+    answers.every((a) => a.verdict.status !== 'cannot-assess'),
+    'the film is assessed',
+  );
   assert.equal(metricValue(m, `${stages}_count`, { stage: 'heatmap' }), 2, 'no heat map when ?heatmap=false');
   // The whole request takes at least as long as the prediction within it.
   const sum = (stage: string) => metricValue(m, `${stages}_sum`, { stage });

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
-import { loadOrthancConfig, OrthancClient } from '../pacs';
+import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { defaultDbPath } from '../serve/audit';
@@ -177,6 +177,20 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
         log.warn(
           `job queue: ${(e as Error).message} The /jobs routes answer 503 QUEUE_UNAVAILABLE until it does; ` +
             'predictions do not need it.',
+        ),
+    );
+  // Orthanc jobs are checked by the workers that run them; the server only checks an instance id's film before
+  // queueing it. A wrong login showed only at the first such job (503 with a five-minute Retry-After): said now.
+  if (orthanc && redisUrl)
+    orthanc.checkConnection().then(
+      (about) => log.info(`Orthanc at ${orthanc.config.url} answers (${about.name} ${about.version})`),
+      (e: unknown) =>
+        log.warn(
+          isOrthancAuthError(e)
+            ? `Orthanc refused the server's login (${e.message}): Orthanc jobs answer 503 PACS_UNAVAILABLE until ` +
+                'CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD are fixed and the server started again'
+            : `Orthanc does not answer (${(e as Error).message}): Orthanc jobs answer 503 PACS_UNAVAILABLE ` +
+                'until it does',
         ),
     );
 }
