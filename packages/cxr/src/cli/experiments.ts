@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { ensureWritableDir, ensureWritableFile } from './writable';
+import { sayHowToContinue } from './interrupt';
 import {
   ADAPT_METHODS,
   type AdaptMethod,
@@ -34,6 +35,19 @@ const OVERWRITE =
   'train every row again from scratch, over the finished and interrupted runs --out holds ' +
   '(without it or --resume such a folder is refused)';
 
+/**
+ * Ctrl-C or SIGTERM during a sweep says how to continue it, as `cxr train` does (cli/interrupt.ts): the same
+ * command with --resume, which keeps the finished rows and resumes the interrupted one from its checkpoint.
+ * Returns what removes the handlers.
+ */
+const sayHowToContinueSweep = () =>
+  sayHowToContinue({
+    where: () => 'interrupted',
+    // --resume with --overwrite is refused: the rows this call had not reached yet still hold their earlier runs.
+    replaces: '--overwrite',
+    replacedNote: 'rows --overwrite had not trained again yet keep their earlier runs',
+  });
+
 export function register(program: Command): void {
   const exp = program
     .command('experiments')
@@ -58,6 +72,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
+      const quiet = sayHowToContinueSweep();
       const { files } = await runSeedExperiments({
         data: o.data,
         out: path.resolve(o.out),
@@ -67,7 +82,7 @@ export function register(program: Command): void {
         overwrite: !!o.overwrite,
         ganModel: o.ganModel,
         robustness: o.robustness ? { limit: o.robustnessLimit } : undefined,
-      });
+      }).finally(quiet);
       process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
     });
   exp
@@ -94,6 +109,8 @@ export function register(program: Command): void {
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
+      // --table-only trains nothing: there is nothing to continue.
+      const quiet = o.tableOnly ? () => {} : sayHowToContinueSweep();
       const { files } = await runShiftExperiments({
         tableOnly: !!o.tableOnly,
         data: o.data,
@@ -104,7 +121,7 @@ export function register(program: Command): void {
         overwrite: !!o.overwrite,
         robustnessLimit: o.robustnessLimit,
         quick: !!o.quick,
-      });
+      }).finally(quiet);
       process.stdout.write(files.filter((f) => /\.(md|html)$/.test(f)).join('\n') + '\n');
     });
 

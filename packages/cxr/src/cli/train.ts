@@ -6,6 +6,7 @@ import { TTA_VIEWS } from '../models/tta_views';
 import { Command, InvalidArgumentError, Option, type OptionValues } from 'commander';
 import { colonFields, intInRange, numberInRange, positiveInt, positiveNumber, wholeNumber } from './args';
 import { ensureWritableDir } from './writable';
+import { sayHowToContinue } from './interrupt';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { readState } from '../train/checkpoint';
@@ -188,7 +189,7 @@ export function register(program: Command): void {
         command: ['cxr', ...process.argv.slice(2)].join(' '),
         refuseExisting: true,
       };
-      const quiet = sayHowToContinue(run.out, o.seeds !== undefined);
+      const quiet = sayHowToContinue({ where: () => whereStopped(run.out, o.seeds !== undefined) });
       try {
         await train(o, run);
       } finally {
@@ -238,40 +239,13 @@ async function train(o: OptionValues, run: RunOptions): Promise<void> {
   }
 }
 
-/** A word of the command line as a shell reads it back. */
-const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
-
 /**
- * Ctrl-C or SIGTERM stops a run where it is (every finished epoch is checkpointed): before the signal ends the
- * process as it would have (exit 130 or 143), one line says where the run stopped and the command that continues
- * it. Returns what removes the handlers.
+ * Where a stopped run is, for the line Ctrl-C or SIGTERM leaves (cli/interrupt.ts): the epoch of its checkpoint,
+ * which holds every epoch whose line was printed. A seed ensemble's epochs are its current member's; its own
+ * --out has no checkpoint.
  */
-function sayHowToContinue(out: string, seeds: boolean): () => void {
-  const onSignal = (signal: NodeJS.Signals) => {
-    off();
-    // A seed ensemble's epochs are its current member's; its own --out has no checkpoint.
-    let state: ReturnType<typeof readState> = null;
-    try {
-      state = seeds ? null : readState(path.join(out, 'checkpoints', 'last'));
-    } catch {
-      // Caught mid-write: the line still says how to continue.
-    }
-    const where = seeds
-      ? 'interrupted'
-      : state
-        ? `interrupted after epoch ${state.epoch}`
-        : 'interrupted before the first epoch ended';
-    const args = process.argv.slice(2).map(shellWord);
-    if (!args.includes('--resume')) args.push('--resume');
-    process.stderr.write(`${where}; continue with: cxr ${args.join(' ')}\n`);
-    process.kill(process.pid, signal);
-  };
-  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
-  const off = () => {
-    process.off('SIGINT', handlers.SIGINT);
-    process.off('SIGTERM', handlers.SIGTERM);
-  };
-  process.on('SIGINT', handlers.SIGINT);
-  process.on('SIGTERM', handlers.SIGTERM);
-  return off;
+function whereStopped(out: string, seeds: boolean): string {
+  if (seeds) return 'interrupted';
+  const state = readState(path.join(out, 'checkpoints', 'last'));
+  return state ? `interrupted after epoch ${state.epoch}` : 'interrupted before the first epoch ended';
 }

@@ -86,9 +86,13 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   } catch (e) {
     o.log(`note: no bn-reference.json (${(e as Error).message}); 'cxr adapt' will use plain AdaBN`);
   }
+  // Each epoch's line scores the plain film alone (loop.ts); this one the model as it predicts, on its test-time
+  // views: said, or the two AUCs of the best epoch disagree without a reason.
+  const views = o.tta.some((v) => v !== 'identity') ? ` with test-time views ${o.tta.join(', ')}` : '';
+  const epochs = views ? " (each epoch's val AUC: the identity view alone)" : '';
   o.log(
-    `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)}): ` +
-      `AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
+    `validation (best epoch ${o.bestEpoch}${o.bestPhase ? `, ${o.bestPhase}` : ''}, T=${temperature.toFixed(3)})` +
+      `${views}${epochs}: AUC ${metrics.auc?.toFixed(4)}, accuracy ${(metrics.accuracy * 100).toFixed(1)}% ` +
       `at the balanced threshold ${cal.operatingPoints.balanced.threshold.toFixed(3)}`,
   );
   const note = cal.scaling === 'temperature' ? temperatureBoundNote(temperature) : null;

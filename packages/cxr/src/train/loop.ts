@@ -3,13 +3,12 @@
 // a log.jsonl line, the best model on validation AUC, early stopping, and a checkpoint of model,
 // optimiser slots and loop state that --resume continues from. What differs between recipes comes
 // in through a Phase: the batch input, the validation logits, what the loop state carries.
-import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
 import type { Seed } from '../data/random';
 import { rocAuc } from '../eval';
-import { saveLayersModel } from '../models/io';
+import { saveLayersModel, writeDirAtomic } from '../models/io';
 import { sigmoid } from '../models/infer';
 import { appendRunLog } from '../report/run_log';
 import { LoopState, saveCheckpoint } from './checkpoint';
@@ -100,6 +99,17 @@ function words(name: Phase<LoopState>['name']) {
   return { diverged: 'training', stopping: 'early stopping', phase: 'training' };
 }
 
+/**
+ * The ends of epochs being written now (log line, best model, checkpoint). Ctrl-C and SIGTERM wait for them
+ * (cli/interrupt.ts): a run stopped between an epoch's line and its checkpoint lost an epoch it had reported.
+ */
+const ending = new Set<Promise<boolean>>();
+
+/** Resolves once no epoch's end is being written (at once when none is). */
+export async function epochEndsWritten(): Promise<void> {
+  while (ending.size > 0) await Promise.allSettled(ending);
+}
+
 /** Runs the phase's epochs; returns whether it stopped early. */
 export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boolean> {
   const { state, schedule, batchSize } = p;
@@ -154,47 +164,71 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
 
     const putBack = p.average?.swapIn();
     const v = summarizeValidation(p.valLabels, await p.validate());
-    const entry = {
-      epoch: epoch + 1,
-      ...(p.name ? { phase: p.name } : {}),
-      loss: lossSum / steps,
-      val_loss: v.loss,
-      val_auc: v.auc,
-      val_accuracy: v.acc,
-      lr: schedule.lr(state.step - before - 1, steps),
-      seconds: (Date.now() - t0) / 1000,
-      train_seconds: trainSeconds,
-    };
-    appendRunLog(p.logFile, entry);
-    p.log(
-      `${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
-        `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ` +
-        `${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
-        `(${((trainSeconds / steps) * 1000).toFixed(0)} ms/step)`,
-    );
-    if (schedule.onValidation(v.auc)) p.log('  reducing learning rate');
-    let stop = false;
-    if (v.auc > state.bestAuc) {
-      state.bestAuc = v.auc;
-      state.bestEpoch = epoch + 1;
-      p.onBest?.(state);
-      fs.rmSync(p.bestDir, { recursive: true, force: true });
-      await saveLayersModel(p.model, p.bestDir);
-    } else if (p.patience > 0 && epoch + 1 - (p.patienceFrom?.(state) ?? state.bestEpoch) >= p.patience) {
-      p.log(`${w.stopping}: no better validation AUC for ${p.patience} epochs`);
-      stop = true;
+    const ended = endEpoch(p, epoch, v, { loss: lossSum / steps, steps, t0, trainSeconds }, putBack);
+    ending.add(ended);
+    try {
+      if (await ended) return true;
+    } finally {
+      ending.delete(ended);
     }
-    putBack?.();
-    state.epoch = epoch + 1;
-    state.schedule = schedule.state();
-    state.elapsedSeconds = (Date.now() - p.started) / 1000;
-    // Only this phase's stop: an earlier phase's (the transfer head's) does not end the one that follows it.
-    if (stop) state.stoppedEarly = key;
-    else delete state.stoppedEarly;
-    p.onEpochEnd?.(state);
-    const average = p.average;
-    await saveCheckpoint(p.lastDir, p.model, p.optimizer, state, average && ((dir) => average.save(dir)));
-    if (stop) return true;
   }
   return false;
+}
+
+/**
+ * The end of one epoch once validated: its log.jsonl entry and line, the best model when it is one, early
+ * stopping, and the checkpoint. Returns whether the phase stops early. The best model goes first and whole
+ * (written aside, then swapped in): a checkpoint naming an epoch as the best is only written once that epoch's
+ * model is there, and a stop midway leaves the best model before it, never an empty or half-written folder.
+ */
+async function endEpoch<S extends LoopState>(
+  p: Phase<S>,
+  epoch: number,
+  v: ValidationSummary,
+  run: { loss: number; steps: number; t0: number; trainSeconds: number },
+  putBack: (() => void) | undefined,
+): Promise<boolean> {
+  const { state, schedule } = p;
+  const w = words(p.name);
+  const entry = {
+    epoch: epoch + 1,
+    ...(p.name ? { phase: p.name } : {}),
+    loss: run.loss,
+    val_loss: v.loss,
+    val_auc: v.auc,
+    val_accuracy: v.acc,
+    lr: schedule.lr(state.step - (p.stepsBefore ?? 0) - 1, run.steps),
+    seconds: (Date.now() - run.t0) / 1000,
+    train_seconds: run.trainSeconds,
+  };
+  appendRunLog(p.logFile, entry);
+  p.log(
+    `${p.epochTitle(epoch)}: loss ${entry.loss.toFixed(4)}, val loss ${v.loss.toFixed(4)}, ` +
+      `val AUC ${v.auc.toFixed(4)}, val acc ${(v.acc * 100).toFixed(1)}%, ` +
+      `${entry.seconds.toFixed(entry.seconds < 10 ? 1 : 0)} s ` +
+      `(${((run.trainSeconds / run.steps) * 1000).toFixed(0)} ms/step)`,
+  );
+  if (schedule.onValidation(v.auc)) p.log('  reducing learning rate');
+  let stop = false;
+  if (v.auc > state.bestAuc) {
+    state.bestAuc = v.auc;
+    state.bestEpoch = epoch + 1;
+    p.onBest?.(state);
+    await writeDirAtomic(p.bestDir, (tmp) => saveLayersModel(p.model, tmp));
+  } else if (p.patience > 0 && epoch + 1 - (p.patienceFrom?.(state) ?? state.bestEpoch) >= p.patience) {
+    p.log(`${w.stopping}: no better validation AUC for ${p.patience} epochs`);
+    stop = true;
+  }
+  putBack?.();
+  state.epoch = epoch + 1;
+  state.schedule = schedule.state();
+  state.elapsedSeconds = (Date.now() - p.started) / 1000;
+  // Only this phase's stop: an earlier phase's (the transfer head's) does not end the one that follows it.
+  const key = p.name ?? 'train';
+  if (stop) state.stoppedEarly = key;
+  else delete state.stoppedEarly;
+  p.onEpochEnd?.(state);
+  const average = p.average;
+  await saveCheckpoint(p.lastDir, p.model, p.optimizer, state, average && ((dir) => average.save(dir)));
+  return stop;
 }
