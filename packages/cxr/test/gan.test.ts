@@ -163,8 +163,10 @@ test('cxr train --gan-images records the generated images and validates on real 
       arch: 'reference',
       inputSize: 48,
       epochs: 1,
-      limitPerClass: 20,
-      valFraction: 0.3,
+      // The GAN's split (--quick: 40 films per class, split seed 42, validation fraction 0.15): a GAN trained on
+      // another split is refused (gan-refusals.test.ts).
+      limitPerClass: 40,
+      valFraction: 0.15,
       batchSize: 16,
       augment: 'none',
       schedule: 'constant',
@@ -181,7 +183,7 @@ test('cxr train --gan-images records the generated images and validates on real 
     train: { n: number };
     validation: { n: number };
   };
-  const { train, val } = await loadTrainVal(data, { size: 48, valFraction: 0.3, seed: 42, limitPerClass: 20 });
+  const { train, val } = await loadTrainVal(data, { size: 48, valFraction: 0.15, seed: 42, limitPerClass: 40 });
   const [n0, n1] = ganCounts('balance', train.labels);
   assert.deepEqual([d.synthetic.normal, d.synthetic.pneumonia], [n0, n1]);
   assert.equal(d.train.n, train.labels.length + n0 + n1);

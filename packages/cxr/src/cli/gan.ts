@@ -1,6 +1,6 @@
 // `cxr gan train | sample | check`: synthetic chest X-rays from a class-conditional GAN.
 import { Command, Option } from 'commander';
-import { positiveInt, positiveNumber, wholeNumber } from './args';
+import { numberInRange, positiveInt, positiveNumber, wholeNumber } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { ensureWritableDir } from './writable';
@@ -25,7 +25,22 @@ export function register(program: Command): void {
     .addOption(new Option('--loss <name>', 'GAN loss').choices(['bce', 'hinge']))
     .addOption(new Option('--balance <mode>', 'class balance of the batches').choices(['none', 'oversample']))
     .option('--limit-per-class <n>', 'use at most n images per class', wholeNumber)
-    .option('--seed <n>', 'seed (split, order, noise, initial weights)', wholeNumber)
+    .option(
+      '--seed <n>',
+      'seed (split, order, noise, initial weights); a classifier that adds its images must use it as its split seed',
+      wholeNumber,
+    )
+    .option(
+      '--val-fraction <x>',
+      "share of the training patients held out (the classifier's --val-fraction), 0.05 to 0.5 (default 0.15)",
+      numberInRange(0.05, 0.5),
+    )
+    .addOption(
+      new Option('--val-split <mode>', "validation patients, as the classifier's --val-split").choices([
+        'random',
+        'block',
+      ]),
+    )
     .option('--quick', 'small subset and narrow networks, 2 epochs (CI smoke run)')
     .option('--resume', 'continue from the last checkpoint in --out (--epochs may extend the run)')
     .option('--check <n>', 'samples per class for the memorisation check (0 = skip)', wholeNumber, 16)
@@ -35,9 +50,11 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const { QUICK } = await import('../gan/config.js');
       const { trainGan } = await import('../gan/train.js');
+      // With --resume, --quick's epoch count is not asked for: the run goes on to its saved count (or --epochs).
+      const { epochs: _quickEpochs, ...quickResumed } = QUICK;
       const config = Object.fromEntries(
         Object.entries({
-          ...(o.quick ? QUICK : {}),
+          ...(o.quick ? (o.resume ? quickResumed : QUICK) : {}),
           ...Object.fromEntries(
             Object.entries({
               size: o.size && Number(o.size),
@@ -51,6 +68,8 @@ export function register(program: Command): void {
               balance: o.balance,
               limitPerClass: o.limitPerClass,
               seed: o.seed,
+              valFraction: o.valFraction,
+              valSplit: o.valSplit,
             }).filter(([, v]) => v !== undefined),
           ),
         }),
@@ -109,6 +128,7 @@ export function register(program: Command): void {
       const { train, val } = await loadTrainVal(o.data, {
         size: c.size,
         valFraction: c.valFraction,
+        valSplit: c.valSplit,
         seed: c.seed,
         limitPerClass: c.limitPerClass,
       });

@@ -27,6 +27,8 @@ export const GanConfig = z.object({
   seed: z.number().int().default(42),
   /** The classifier's patient split, so the GAN never sees a validation patient. */
   valFraction: z.number().min(0.05).max(0.5).default(0.15),
+  /** How validation patients are picked, as the classifier's --val-split (data/split.ts). */
+  valSplit: z.enum(['random', 'block']).default('random'),
   limitPerClass: z.number().int().min(0).default(0),
   /** Step-level log lines every this many steps (epoch lines are always written). */
   logEvery: z.number().int().min(1).default(25),

@@ -3,9 +3,12 @@
 // thresholds) stays purely real. They are marked by their names: file and patient 'gan:<CLASS>/<n>'.
 import { resizeSquare } from '../data/preprocess';
 import { classCounts } from '../data/balance';
+import type { ImageRecord } from '../data/dataset';
+import { limitPerClass, type SplitChoice } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
+import { splitByPatient } from '../data/split';
 import { CLASS_NAMES } from './config';
-import { generate, loadGenerator } from './generator_io';
+import { type GanMeta, generate, loadGenerator, readGanMeta } from './generator_io';
 
 /** N per class, or 'balance': as many of the minority class as it lacks, none of the majority. */
 export type GanImages = number | 'balance';
@@ -66,6 +69,84 @@ export function concatSets(a: ImageSet, b: ImageSet): ImageSet {
   return { size: a.size, pixels, labels, files: [...a.files, ...b.files], patients: [...a.patients, ...b.patients] };
 }
 
+/** The patient split a GAN was trained on, as gan.json records it (its config where its data record lacks a field). */
+export function ganSplit(meta: GanMeta): SplitChoice {
+  const d = meta.data;
+  const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
+  return {
+    seed: num(d.splitSeed, meta.config.seed),
+    valFraction: num(d.valFraction, meta.config.valFraction),
+    limitPerClass: num(d.limitPerClass, meta.config.limitPerClass),
+    valSplit: d.valSplit === 'block' || d.valSplit === 'random' ? d.valSplit : meta.config.valSplit,
+  };
+}
+
+const describe = (s: SplitChoice) =>
+  `split seed ${s.seed}, validation fraction ${s.valFraction}, ${s.valSplit} validation patients, ` +
+  (s.limitPerClass > 0 ? `at most ${s.limitPerClass} films per class` : 'all films');
+
+/** The `cxr gan train` options that train a GAN on split s (--quick's subset limit overridden too). */
+const ganOptions = (s: SplitChoice) =>
+  `--seed ${s.seed} --val-fraction ${s.valFraction} --limit-per-class ${s.limitPerClass}` +
+  (s.valSplit === 'block' ? ' --val-split block' : '');
+
+/**
+ * Refuses a GAN trained on another patient split than the run's: its training images would then include
+ * children the run validates on, whose likenesses would reach training through the generated images, and
+ * validation (checkpoint choice, calibration, thresholds) would no longer be unseen data. The split is compared
+ * by what decides it (seed, validation share, how patients are picked, the subset); the films themselves are
+ * compared once loaded (checkGanFilms). `records`: the data folder's training films, before any subset limit.
+ */
+export function checkGanSplit(
+  ganDir: string,
+  run: { root: string; split: SplitChoice; records: readonly ImageRecord[]; valPatients: ReadonlySet<string> },
+): void {
+  const gan = ganSplit(readGanMeta(ganDir));
+  const keys = ['seed', 'valFraction', 'valSplit', 'limitPerClass'] as const;
+  if (keys.every((k) => gan[k] === run.split[k])) return;
+  const ganRecords = limitPerClass([...run.records], gan.limitPerClass);
+  const ganTrain = new Set(
+    splitByPatient(ganRecords, { seed: gan.seed, valFraction: gan.valFraction, mode: gan.valSplit }).train.map(
+      (r) => r.patient,
+    ),
+  );
+  const seen = [...run.valPatients].filter((p) => ganTrain.has(p)).length;
+  const runFlags: Record<(typeof keys)[number], string> = {
+    seed: `--split-seed ${gan.seed}`,
+    valFraction: `--val-fraction ${gan.valFraction}`,
+    valSplit: `--val-split ${gan.valSplit}`,
+    limitPerClass: `--limit-per-class ${gan.limitPerClass}`,
+  };
+  throw new Error(
+    `--gan-model ${ganDir} was trained on another patient split than this run's ` +
+      `(the GAN's: ${describe(gan)}; this run's: ${describe(run.split)}): ` +
+      `in ${run.root}, ${seen} of this run's ${run.valPatients.size} validation patients are among the GAN's ` +
+      'training patients, and their likenesses would enter training through its images. Train a GAN on this ' +
+      `run's split (cxr gan train --data ${run.root} --out NEW_FOLDER ${ganOptions(run.split)}), or give this ` +
+      `run the GAN's split (${keys
+        .filter((k) => gan[k] !== run.split[k])
+        .map((k) => runFlags[k])
+        .join(' ')})`,
+  );
+}
+
+/**
+ * With the split's parameters equal (checkGanSplit), the GAN's recorded split fingerprint must be the run's:
+ * another fingerprint means other films (another folder, or this one changed since), whose patients cannot be
+ * checked against the run's validation patients. A gan.json without one (an older GAN) is let through.
+ */
+function checkGanFilms(ganDir: string, meta: GanMeta, run: { root: string; fingerprint: string }): void {
+  const recorded = meta.data.fingerprint;
+  if (typeof recorded !== 'string' || recorded === run.fingerprint) return;
+  const where = typeof meta.data.root === 'string' ? ` (it trained on ${meta.data.root})` : '';
+  throw new Error(
+    `--gan-model ${ganDir} was trained on other films than this run's split holds${where}: split fingerprints ` +
+      `${recorded.slice(0, 8)}… and ${run.fingerprint.slice(0, 8)}…, so its training patients cannot be checked ` +
+      `against this run's validation patients. Train a GAN on this data (cxr gan train --data ${run.root} ` +
+      `--out NEW_FOLDER ${ganOptions(ganSplit(meta))})`,
+  );
+}
+
 export interface GanMixRecipe {
   ganImages?: GanImages;
   ganModel?: string;
@@ -80,6 +161,8 @@ export async function withGanImages(
   train: ImageSet,
   r: GanMixRecipe,
   log: (line: string) => void,
+  /** The run's loaded split (its root and fingerprint), checked against the GAN's (checkGanFilms). */
+  split?: { root: string; fingerprint: string },
 ): Promise<{ train: ImageSet; info: Record<string, unknown> }> {
   if (r.ganImages === undefined || r.ganImages === 0) {
     if (r.ganModel) log(`a GAN model (${r.ganModel}) but no --gan-images: no generated images added`);
@@ -87,6 +170,7 @@ export async function withGanImages(
   }
   if (!r.ganModel)
     throw new Error(`the recipe adds GAN images (${r.ganImages}): pass the generator with --gan-model DIR`);
+  if (split) checkGanFilms(r.ganModel, readGanMeta(r.ganModel), split);
   const counts = ganCounts(r.ganImages, train.labels);
   const { set, digest, ganSize } = await syntheticSet(r.ganModel, counts, train.size, r.seed);
   log(

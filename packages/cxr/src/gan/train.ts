@@ -10,7 +10,8 @@ import { epochOrder } from '../data/balance';
 import { count, gatherPixels } from '../data/images';
 import { loadTrainVal } from '../data/dataset_images';
 import { appendRunLog, runLogPath, startRunLog } from '../report/run_log';
-import { GanState, readGanState, restoreGanCheckpoint, saveGanCheckpoint } from './checkpoint';
+import { GanState, restoreGanCheckpoint, saveGanCheckpoint } from './checkpoint';
+import { checkGanOut, checkpointPath, configPath, resumedGanConfig } from './run_folder';
 import { CLASS_NAMES, GanConfig, GanConfigInput } from './config';
 import { exportGenerator, GAN_FORMAT, GanMeta } from './generator_io';
 import { tilesOf, writeGrid } from './grid';
@@ -62,25 +63,25 @@ export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] 
 export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const progress = o.progress ?? process.stderr.isTTY === true;
-  makeDirs(o.out);
-  const configPath = path.join(o.out, 'config.json');
-  const ckpt = path.join(o.out, 'checkpoints', 'last');
-  const logFile = runLogPath(o.out);
-  const resuming = o.resume === true && readGanState(ckpt) !== null;
+  // Checked before anything is written: a refused command leaves --out as it was.
+  checkGanOut(o.out, o.resume === true);
+  const resumed = o.resume === true ? resumedGanConfig(o.out, o.config) : null;
   // A resumed run keeps the settings it started with; only the epoch count may grow.
-  const c = resuming
-    ? GanConfig.parse({
-        ...JSON.parse(fs.readFileSync(configPath, 'utf8')),
-        ...(o.config.epochs ? { epochs: o.config.epochs } : {}),
-      })
-    : GanConfig.parse(o.config);
-  fs.writeFileSync(configPath, JSON.stringify(c, null, 2) + '\n');
+  const c = resumed?.config ?? GanConfig.parse(o.config);
+  const resuming = resumed?.state != null;
+  makeDirs(o.out);
+  const ckpt = checkpointPath(o.out);
+  const logFile = runLogPath(o.out);
+  fs.writeFileSync(configPath(o.out), JSON.stringify(c, null, 2) + '\n');
 
-  const { train, val, info } = await loadTrainVal(o.data, {
+  // The root as an absolute path: gan.json's record of it (and the split check of cxr train --gan-model that
+  // compares it) must not depend on the directory the command ran in.
+  const { train, val, info } = await loadTrainVal(path.resolve(o.data), {
     size: c.size,
     progress,
     warn: log,
     valFraction: c.valFraction,
+    valSplit: c.valSplit,
     seed: c.seed,
     limitPerClass: c.limitPerClass,
   });

@@ -4,8 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { AugmentConfig, augmentBatch, isIdentity, resolveAugment } from '../data/augment';
-import { withGanImages } from '../gan/mix';
+import { checkGanSplit, withGanImages } from '../gan/mix';
 import { readGanMeta } from '../gan/generator_io';
+import { isGanFolder } from '../gan/run_folder';
 import { resolveBackbone } from '../models/backbones';
 import { mixBatch } from '../data/mix';
 import { BalanceMode, epochOrder, lossWeights } from '../data/balance';
@@ -76,7 +77,10 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   checkOut(o);
   const recipe = o.resume ? resumedRecipe(o) : resolveRecipe(o.recipeName, o.overrides);
   checkRecipe(recipe);
-  const data = await checkData(o.data, recipe, log);
+  const { record: data, records, valPatients } = await checkData(o.data, recipe, log);
+  // Generated images only from a GAN that never saw this run's validation patients (docs/gan.md).
+  if (recipe.ganModel && recipe.ganImages)
+    checkGanSplit(recipe.ganModel, { root: o.data, split: splitOf(recipe), records, valPatients });
   const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
   const started = o.resume && checkpointed ? readRunData(o.out) : null;
   if (started && started.fingerprint !== data.fingerprint) {
@@ -104,11 +108,13 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   fs.writeFileSync(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
   // A checkpoint keeps the record of the data it was trained on; a run without one starts on this data.
   if (!(o.resume && checkpointed)) writeRunData(o.out, { root: path.resolve(o.data), ...data });
+  // The data root goes on as an absolute path: cxr.json records it, and the commands that default to the
+  // recorded data folder (ood fit, adapt-reference, ensemble) must find it from any directory.
   const result =
     recipe.backbone && !recipe.endToEnd
       ? await trainTransfer({
           recipe,
-          data: o.data,
+          data: path.resolve(o.data),
           out: o.out,
           name: o.name,
           resume: o.resume,
@@ -141,11 +147,12 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
   const source = await modelSource(recipe, { progress, log });
   const size = source.size;
 
+  // The root absolute, as cxr.json records it (runTraining).
   const {
     train: realTrain,
     val,
     info,
-  } = await loadTrainVal(o.data, {
+  } = await loadTrainVal(path.resolve(o.data), {
     size,
     progress,
     warn: log,
@@ -153,7 +160,8 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
     ...splitOf(recipe),
   });
   // After the split, so generated images can only ever be training images.
-  const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log);
+  const split = { root: o.data, fingerprint: info.fingerprint };
+  const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log, split);
   const augment: AugmentConfig = resolveAugment(recipe.augment);
   const shift = recipe.shiftAugment;
   const balance = recipe.balance as BalanceMode;
@@ -194,6 +202,9 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
 // The checks before a run writes anything.
 
 function checkOut(o: RunOptions): void {
+  // A GAN's folder has a checkpoints/last too: taken for an unfinished run, --resume would fail on it.
+  if (isGanFolder(o.out))
+    throw new Error(`${o.out} is a GAN folder (cxr gan train), not a classifier run: choose a new --out folder`);
   const checkpointed = fs.existsSync(path.join(o.out, 'checkpoints', 'last', 'state.json'));
   // A run that was stopped while finishing still has its best epoch's checkpoint; a finished one has removed it.
   if (o.resume && isFinished(o.out))
@@ -324,7 +335,11 @@ function checkRecipe(recipe: Recipe): void {
  * models' splits would no longer reproduce. And a DICOM film reaches the model through its VOI LUT, not as the
  * data set's exported JPEGs were made: adding such films to training is a choice about data, not a reader fix.
  */
-async function checkData(root: string, recipe: Recipe, warn: (line: string) => void): Promise<Omit<RunData, 'root'>> {
+async function checkData(
+  root: string,
+  recipe: Recipe,
+  warn: (line: string) => void,
+): Promise<{ record: Omit<RunData, 'root'>; records: ImageRecord[]; valPatients: Set<string> }> {
   const all = await trainRecords(root, warn);
   const records = limitPerClass(all, recipe.limitPerClass);
   const s = splitOf(recipe);
@@ -346,7 +361,11 @@ async function checkData(root: string, recipe: Recipe, warn: (line: string) => v
       );
   }
   const fingerprint = await filesFingerprint(split.train, split.val);
-  return { fingerprint, train: split.train.length, validation: split.val.length };
+  return {
+    record: { fingerprint, train: split.train.length, validation: split.val.length },
+    records: all,
+    valPatients: new Set(split.val.map((r) => r.patient)),
+  };
 }
 
 const NEEDS_TRAIN = 'cxr train needs ROOT/train/NORMAL and ROOT/train/PNEUMONIA (validation is carved out of train)';
