@@ -11,10 +11,21 @@ import * as path from 'node:path';
 import { InputError } from '../predict/errors';
 import type { Predictor } from '../predict/predictor';
 
+/**
+ * Why `dir` cannot be a folder of films (null when it can): missing and not a folder told apart, as
+ * `cxr robustness --outside` tells them (robustness/images.ts).
+ */
+export function filmFolderProblem(dir: string): string | null {
+  const st = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!st) return 'no such folder';
+  if (!st.isDirectory()) return 'is a file, not a folder: give the folder of the films (searched recursively)';
+  return null;
+}
+
 /** Files under `dir`, sorted, hidden entries skipped (".DS_Store", ".git"...); symlinked folders not followed. */
 export function listFiles(dir: string): string[] {
-  const st = fs.statSync(dir, { throwIfNoEntry: false });
-  if (!st?.isDirectory()) throw new Error(`${dir}: not a folder`);
+  const problem = filmFolderProblem(dir);
+  if (problem) throw new Error(`${dir}: ${problem}`);
   const out: string[] = [];
   const walk = (d: string) => {
     const entries = fs

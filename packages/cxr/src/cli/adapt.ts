@@ -6,6 +6,7 @@ import { intAtLeast, numberInRange, positiveInt } from './args';
 import * as path from 'node:path';
 import { adaptModel, DEFAULT_MIN_IMAGES } from '../adapt/adapt';
 import type { ClassMix } from '../adapt/class_mix';
+import { filmFolderProblem } from '../adapt/films';
 import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
 import { modelAndDataRoot } from '../models/io';
@@ -61,6 +62,9 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object (the adaptation record)')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
+      // Before anything is made or loaded: a mistyped folder is said at once, by the option that named it.
+      const problem = filmFolderProblem(o.images);
+      if (problem) throw new Error(`--images ${o.images}: ${problem}`);
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');

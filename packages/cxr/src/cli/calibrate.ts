@@ -14,7 +14,10 @@ import { positiveInt } from './args';
 export function register(program: Command): void {
   program
     .command('calibrate')
-    .description('refit calibration and operating points of a model on its own validation split')
+    .description(
+      'refit calibration and operating points of a model on its own validation split ' +
+        '(not of a model cxr adapt wrote: calibrate its source model, then adapt again)',
+    )
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .requiredOption('--data <root>', 'the Kaggle-layout data folder the model was trained on')
     .option(

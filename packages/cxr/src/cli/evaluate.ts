@@ -59,7 +59,8 @@ export function register(program: Command): void {
       else
         process.stdout.write(
           `model ${m.model.name} (${m.model.version}), operating point ${m.operatingPoint}, on ${m.source}\n` +
-            formatMetricsTable(m) +
+            // The pipeline's notes are on stderr already (as they are found): the table keeps the metrics' own.
+            formatMetricsTable({ ...m, notes: m.notes.filter((n) => !m.pipelineNotes.includes(n)) }) +
             '\n' +
             pipelineLines(m) +
             unreadableLines(m) +

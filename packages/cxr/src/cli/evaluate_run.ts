@@ -1,7 +1,7 @@
 // `cxr evaluate`: a saved model on a labelled folder, at an operating point chosen on validation.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel } from '../models/io';
+import { loadModel, modelIdentity } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
@@ -12,7 +12,7 @@ import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { periodGrouper } from '../data/period_balance';
 import { parsePatient } from '../data/patients';
-import type { Metrics } from '../eval/metrics_schema';
+import { describeModel, type EvaluatedModel, type Metrics } from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
 import type { ImageRecord } from '../data/dataset';
 import {
@@ -73,21 +73,28 @@ export type EvaluationResult = Metrics &
      */
     unreadable: { count: number; files: UnreadableFile[] };
     operatingPoint: string;
-    model: Record<string, string>;
+    model: EvaluatedModel;
     source: string;
     /**
      * The not-a-chest-X-ray gate the pipeline's verdicts went through; null where the model has none usable (no
      * ood.json, a corrupt one, one of other weights): then only the image checks make a film "cannot assess".
      */
     oodGate: PipelineRun['oodGate'];
-    /** What limits the pipeline's answers (the gate off and why, a run that did not finish), also said on stderr. */
+    /**
+     * What limits the pipeline's answers (the gate off and why, a run that did not finish), also said on stderr
+     * (`pipelineNotes`), then the metrics' own notes (why a rate is n/a).
+     */
     notes: string[];
+    /** The notes of the pipeline alone: said on stderr as they are found, so the table need not repeat them. */
+    pipelineNotes: string[];
     groups?: GroupRow[];
   };
 
 export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationResult> {
   const loaded = await loadModel(o.modelDir);
   const { meta } = loaded;
+  const model: EvaluatedModel = { name: meta.name, version: meta.version, sha256: loaded.sha256 };
+  if (o.out) checkOutFolder(o.out, model, o.modelDir);
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
   const op = meta.operatingPoints[opName];
   if (!op)
@@ -172,15 +179,16 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     makeOutputDir(path.join(o.out, 'metrics'), '--out');
     const predictionsFile = path.join(o.out, 'predictions', `${name}.json`);
     const metricsFile = path.join(o.out, 'metrics', `${name}.json`);
-    const predictions = { files: filesRelativeTo(o.data, files), labels, probs, verdicts: statuses };
+    // Each file says which model made it: a folder's report, and calibrate's restating, check it is their own.
+    const predictions = { files: filesRelativeTo(o.data, files), labels, probs, verdicts: statuses, model };
     fs.writeFileSync(predictionsFile, JSON.stringify(predictions));
-    fs.writeFileSync(metricsFile, JSON.stringify(metrics, null, 2) + '\n');
+    fs.writeFileSync(metricsFile, JSON.stringify({ ...metrics, model }, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
     // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).
     const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
     if (pipeline.assessedOnly) {
-      fs.writeFileSync(assessedFile, JSON.stringify(pipeline.assessedOnly, null, 2) + '\n');
+      fs.writeFileSync(assessedFile, JSON.stringify({ ...pipeline.assessedOnly, model }, null, 2) + '\n');
       o.wrote?.(assessedFile);
     } else {
       fs.rmSync(assessedFile, { force: true });
@@ -191,10 +199,12 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     ...pipeline,
     unreadable: { count: unreadable.length, files: unreadable },
     operatingPoint: opName,
-    model: { name: meta.name, version: meta.version, sha256: loaded.sha256 },
+    model,
     source,
     oodGate: pipelineRun.oodGate,
-    notes,
+    // The metrics' notes after the pipeline's: `notes` was the pipeline's alone, spread over the metrics' own.
+    notes: [...notes, ...(metrics.notes ?? [])],
+    pipelineNotes: notes,
     ...(o.groups || o.periodGroups
       ? { groups: metricsByGroup(files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
       : {}),
@@ -207,6 +217,31 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     );
     return (file, i) => group(parsePatient(file).id, labels[i]);
   }
+}
+
+/**
+ * Refuses an --out folder that holds another model (a cxr.json of another identity): the evaluation's files
+ * would sit beside that model's own, and its report would show them under its name. The evaluated model's own
+ * folder, a copy of it, or a folder without a model are fine.
+ */
+function checkOutFolder(out: string, model: EvaluatedModel, modelDir: string): void {
+  if (!fs.existsSync(path.join(out, 'cxr.json'))) return;
+  let there: ReturnType<typeof modelIdentity>;
+  try {
+    there = modelIdentity(out);
+  } catch (e) {
+    throw new Error(
+      `--out ${out} holds a cxr.json that cannot be read (${(e as Error).message}), so whose folder it is cannot ` +
+        `be told: give the evaluated model's own folder (--out ${modelDir}) or a folder without a cxr.json`,
+    );
+  }
+  if (there.sha256 === model.sha256) return;
+  const other = { name: there.meta.name, version: there.meta.version, sha256: there.sha256 };
+  throw new Error(
+    `--out ${out} holds another model, ${describeModel(other)}, not the one evaluated, ${describeModel(model)}: ` +
+      "its report would show this evaluation as that model's. Write it to the evaluated model's own folder " +
+      `(--out ${modelDir}) or to a folder without a cxr.json`,
+  );
 }
 
 /** `--split validation` on a folder without train/: what it needs, and the folder to give. */

@@ -29,13 +29,26 @@ function optionErrors(command: string, error: z.ZodError): Error {
 
 const MAX_LIMIT = 100_000;
 
+/**
+ * One of `values`, however the user cased it (`--label pneumonia`); anything else is refused saying what was
+ * given and what is accepted, in words rather than zod's enum message.
+ */
+function oneOf<const T extends readonly string[]>(values: T) {
+  return z.string().transform((value, ctx): T[number] => {
+    const found = values.find((v) => v.toLowerCase() === value.trim().toLowerCase());
+    if (found !== undefined) return found;
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not one of ${values.join(', ')}` });
+    return z.NEVER;
+  });
+}
+
 const Options = z.object({
   db: z.string().min(1).optional(),
   json: z.boolean().optional(),
   csv: z.boolean().optional(),
   limit: z.number().int().min(1).max(MAX_LIMIT),
-  label: z.enum(['NORMAL', 'PNEUMONIA']).optional(),
-  verdict: z.enum(VERDICT_STATUSES).optional(),
+  label: oneOf(['NORMAL', 'PNEUMONIA'] as const).optional(),
+  verdict: oneOf(VERDICT_STATUSES).optional(),
   since: isoTime.optional(),
 });
 
@@ -160,7 +173,10 @@ export function register(program: Command): void {
     .addOption(new Option('--json', 'JSON Lines: one prediction object per line').conflicts('csv'))
     .addOption(new Option('--csv', "CSV with a header row (text cells starting with = + - @ are prefixed with ')"))
     .option('--limit <n>', `how many (1 to ${MAX_LIMIT})`, intInRange(1, MAX_LIMIT), 20)
-    .option('--label <label>', "only NORMAL or PNEUMONIA findings ('cannot assess' rows have none: see --verdict)")
+    .option(
+      '--label <label>',
+      "only NORMAL or PNEUMONIA findings, in any case ('cannot assess' rows have none: see --verdict)",
+    )
     .option('--verdict <status>', `only ${VERDICT_STATUSES.join(', ')} answers`)
     .option('--since <time>', `only at or after this time: ${DATE_TIME_FORMS}`)
     .action(async (raw: Record<string, unknown>) => {

@@ -51,6 +51,9 @@ export function register(program: Command): void {
     .option('--no-outside', 'skip the outside check')
     .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
+      // As --outside is checked: a missing folder and a file are told apart, by the option that named them.
+      const dataProblem = benchmarkFolderProblem(o.data);
+      if (dataProblem) throw new Error(`--data ${o.data}: ${dataProblem}`);
       if (typeof o.outside === 'string') {
         const problem = benchmarkFolderProblem(o.outside);
         if (problem) throw new Error(`--outside ${o.outside}: ${problem}`);

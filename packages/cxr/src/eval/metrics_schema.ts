@@ -45,3 +45,23 @@ export function parseMetrics(json: unknown, where: string): Metrics {
   if (!r.success) throw new Error(`${where}: not a metrics file: ${z.prettifyError(r.error)}`);
   return r.data;
 }
+
+/**
+ * The model an evaluation that `cxr evaluate --out` stored was made with, recorded in its metrics and predictions
+ * files (files of earlier versions have none): `sha256` is the model's identity (models/io.ts modelIdentity),
+ * which a folder's report and `cxr calibrate` compare with the folder's own model before taking it as its own.
+ */
+export const EvaluatedModel = z.object({ name: z.string(), version: z.string(), sha256: z.string() });
+export type EvaluatedModel = z.infer<typeof EvaluatedModel>;
+
+/** The model a stored evaluation file records; null where it records none (or none that can be read). */
+export function evaluatedModel(json: unknown): EvaluatedModel | null {
+  if (typeof json !== 'object' || json === null || !('model' in json)) return null;
+  const r = EvaluatedModel.safeParse(json.model);
+  return r.success ? r.data : null;
+}
+
+/** A recorded model in words: its name and version, and the start of its sha256 where names alone may agree. */
+export function describeModel(m: EvaluatedModel): string {
+  return `${m.name} ${m.version} (sha256 ${m.sha256.slice(0, 12)}…)`;
+}

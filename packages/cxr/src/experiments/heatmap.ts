@@ -12,12 +12,19 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { createRng } from '../data/random';
 import { gradCam } from '../explain/gradcam';
-import { type CamMap, camParts, camPartsAt, FEATURE_MAP_LAYER, splitModel } from '../explain/model_parts';
+import {
+  type CamMap,
+  camParts,
+  camPartsAt,
+  FEATURE_MAP_LAYER,
+  type ModelParts,
+  splitModel,
+} from '../explain/model_parts';
 import { predictAllLogits, predictLogits, toInput } from '../models/infer';
 import { loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { Predictor } from '../predict/predictor';
-import { readSiteFilms, type SiteFilms } from '../adapt/films';
+import { filmFolderProblem, readSiteFilms, type SiteFilms } from '../adapt/films';
 
 /** Fractions of the film deleted, most highlighted pixels first. */
 export const DELETION_FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.3] as const;
@@ -95,6 +102,24 @@ function noFilmsMessage(dir: string, site: SiteFilms): string {
   );
 }
 
+/**
+ * The layers Grad-CAM can start at, deepest first: 'last_conv', then each layer before it as long as the model
+ * from there on is a chain of 4-D maps (explain/model_parts.ts camPartsAt says where it is not).
+ */
+function camLayers(model: LayersModel, parts: ModelParts): string[] {
+  const out = [FEATURE_MAP_LAYER];
+  const li = model.layers.findIndex((l) => l.name === FEATURE_MAP_LAYER);
+  for (let j = li - 1; j >= 1; j--) {
+    try {
+      camPartsAt(model, parts, model.layers[j].name);
+    } catch {
+      break;
+    }
+    out.push(model.layers[j].name);
+  }
+  return out;
+}
+
 /** Deletion and band share of the maps at the predictor's layer, 'last_conv' and `layers`. */
 export async function heatmapTable(
   modelDir: string,
@@ -102,12 +127,14 @@ export async function heatmapTable(
   opts: { layers?: string[]; limit?: number; log?: (line: string) => void } = {},
 ): Promise<HeatmapResult> {
   const log = opts.log ?? (() => {});
+  if ('images' in films) {
+    const problem = filmFolderProblem(films.images);
+    if (problem) throw new Error(`--images ${films.images}: ${problem}`);
+  }
   const loaded = await loadModel(modelDir);
   const { meta, members } = loaded;
   try {
-    const val = await pneumoniaFilms(modelDir, meta, films, log);
-    const S = val.size;
-    const per = S * S;
+    // The maps first: a layer that is not there, or where Grad-CAM cannot start, is refused before any film is read.
     const parts = members.map(splitModel);
     const shipped = members.map((m, i) => camParts(m, parts[i]));
     const views: View[] = [];
@@ -117,12 +144,24 @@ export async function heatmapTable(
     };
     add(shipped[0].layer, 'the heat map', shipped);
     add(FEATURE_MAP_LAYER, '', parts);
-    for (const layer of opts.layers ?? [])
-      add(
-        layer,
-        '',
-        members.map((m, i) => camPartsAt(m, parts[i], layer)),
-      );
+    for (const layer of opts.layers ?? []) {
+      let cams: CamMap[];
+      try {
+        cams = members.map((m, i) => camPartsAt(m, parts[i], layer));
+      } catch (e) {
+        const can = camLayers(members[0], parts[0]);
+        // A backbone has a hundred such layers: the deepest, where a map is still coarse enough to read, and the end.
+        const shown =
+          can.length > 12
+            ? `${can.slice(0, 12).join(', ')}, … (${can.length} in all, down to ${can.at(-1)})`
+            : can.join(', ');
+        throw new Error(`--layers ${layer}: ${(e as Error).message}; Grad-CAM can start at ${shown}`);
+      }
+      add(layer, '', cams);
+    }
+    const val = await pneumoniaFilms(modelDir, meta, films, log);
+    const S = val.size;
+    const per = S * S;
     const grids = [...new Map(views.map((v) => [v.grid.join('x'), v.grid])).values()];
 
     // Every candidate is scored first, in batches (one forward pass a film, a small share of the

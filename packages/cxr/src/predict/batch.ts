@@ -366,9 +366,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       while (next < jobs.length && !o.signal?.aborted) {
         const i = next++;
         const job = jobs[i];
-        rows[i] = job.missing
-          ? errorRow(job.file, `${job.file}: no such file or folder`)
-          : await predictOne(job.file, i);
+        // The row names the file already: its error says what is wrong, as every other error row does.
+        rows[i] = job.missing ? errorRow(job.file, 'no such file or folder') : await predictOne(job.file, i);
         bar.tick();
         flush();
       }

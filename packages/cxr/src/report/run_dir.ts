@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { Metrics, parseMetrics } from '../eval/metrics_schema';
+import { describeModel, type EvaluatedModel, evaluatedModel, Metrics, parseMetrics } from '../eval/metrics_schema';
+import { modelIdentity } from '../models/io';
 import type { EpochLog } from './charts';
 
 const Threshold = z.union([z.number(), z.looseObject({ threshold: z.number() })]);
@@ -98,6 +99,19 @@ export function metaThresholds(meta: RunMeta): { name: string; threshold: number
     .filter((t) => t.threshold >= 0 && t.threshold <= 1);
 }
 
+/**
+ * The folder's own model as evaluations record theirs; null where its cxr.json is no model that can be read
+ * (an older or partial run record), and then no evaluation can be told apart from its own.
+ */
+function folderModel(dir: string): EvaluatedModel | null {
+  try {
+    const { meta, sha256 } = modelIdentity(dir);
+    return { name: meta.name, version: meta.version, sha256 };
+  } catch {
+    return null;
+  }
+}
+
 export async function readRunDir(dir: string): Promise<RunData> {
   const warnings: string[] = [];
   const tryParse = async <T>(file: string, parse: (json: unknown) => T): Promise<T | undefined> => {
@@ -134,15 +148,35 @@ export async function readRunDir(dir: string): Promise<RunData> {
   const names = [...new Set([...(await jsonNames(predDir)), ...(await jsonNames(metricsDir))])];
   names.sort((a, b) => splitRank(a) - splitRank(b) || a.localeCompare(b));
   const splits: SplitData[] = [];
+  const own = rawMeta === undefined ? null : folderModel(dir);
   for (const name of names) {
-    const predictions = await tryParse(path.join(predDir, `${name}.json`), (j) => {
+    const predFile = path.join(predDir, `${name}.json`);
+    const metricsFile = path.join(metricsDir, `${name}.json`);
+    const predRaw = await tryParse(predFile, (j) => j);
+    const metricsRaw = await tryParse(metricsFile, (j) => j);
+    // An evaluation `cxr evaluate --out` wrote here of another model is not this model's to show under its name.
+    const recorded = evaluatedModel(metricsRaw) ?? evaluatedModel(predRaw);
+    if (own && recorded && recorded.sha256 !== own.sha256) {
+      warnings.push(
+        `skipped ${name}: an evaluation of another model, ${describeModel(recorded)}, not of this folder's, ` +
+          `${describeModel(own)} (cxr evaluate --model ${dir} --data FILMS --out ${dir} writes its own)`,
+      );
+      continue;
+    }
+    const shaped = <T>(file: string, json: unknown, parse: (json: unknown) => T): T | undefined => {
+      try {
+        return json === undefined ? undefined : parse(json);
+      } catch (e) {
+        warnings.push(`skipped ${path.relative(dir, file)}: ${(e as Error).message}`);
+        return undefined;
+      }
+    };
+    const predictions = shaped(predFile, predRaw, (j) => {
       const r = Predictions.safeParse(j);
       if (!r.success) throw new Error(z.prettifyError(r.error));
       return r.data;
     });
-    const metrics = await tryParse(path.join(metricsDir, `${name}.json`), (j) =>
-      parseMetrics(j, `metrics/${name}.json`),
-    );
+    const metrics = shaped(metricsFile, metricsRaw, (j) => parseMetrics(j, `metrics/${name}.json`));
     if (predictions || metrics) splits.push({ name, predictions, metrics });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };

@@ -95,7 +95,8 @@ function summarySentence(m: Metrics, classNames: ClassNames): string {
   if (neg > 0) {
     parts.push(
       `Of <b>${neg}</b> ${escapeHtml(classNames[0])} images, ` +
-        `it correctly left <b>${c.tn}</b> unflagged (${pct(m.specificity)}); ${c.fp} were false alarms.`,
+        `it correctly left <b>${c.tn}</b> unflagged (${pct(m.specificity)}); ` +
+        `${c.fp} ${c.fp === 1 ? 'was a false alarm' : 'were false alarms'}.`,
     );
   }
   parts.push(`An image is flagged when its predicted probability is at least ${m.threshold.toFixed(3)}.`);

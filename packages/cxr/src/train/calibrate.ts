@@ -17,7 +17,7 @@ import {
 import type { Metrics } from '../eval/metrics_schema';
 import { cardCommand, writeModelCard } from '../models/card';
 import { restateEvaluations } from './restate_evaluations';
-import { loadModel } from '../models/io';
+import { loadModel, modelIdentity, readMeta } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
@@ -92,6 +92,28 @@ export function writeValidationFiles(dir: string, dataRoot: string, files: strin
 }
 
 /**
+ * A model `cxr adapt` wrote is refused. Its batch-norm statistics are the site's, and with --prior its
+ * thresholds were moved to the site's class prior after they were chosen; calibrating it again would choose
+ * them on the source model's validation films under the site's statistics, silently undoing that shift while
+ * cxr.json (`adaptation.prior`) and the model card still describe it. The calibration belongs to the source
+ * model: calibrate that, then adapt it again.
+ */
+function refuseAdapted(modelDir: string, meta: ModelMeta): void {
+  const a = meta.adaptation;
+  if (!a) return;
+  const prior = a.prior
+    ? `, its thresholds moved by ${a.prior.logitShift.toFixed(3)} in logit to the site's prior`
+    : '';
+  throw new Error(
+    `${modelDir} is a model adapted to a site by cxr adapt (from ${a.source.name} ${a.source.version}${prior}): ` +
+      "calibrating it on the source model's validation split would undo the adaptation, choosing new thresholds " +
+      "on the source films under the site's batch-norm statistics while cxr.json and the model card still " +
+      'describe the adaptation. Calibrate the source model (cxr calibrate --model SOURCE), ' +
+      `then adapt it again (cxr adapt --model SOURCE --images SITE --out DIR${a.prior ? ' --prior' : ''})`,
+  );
+}
+
+/**
  * `cxr calibrate`: recomputes temperature and operating points of a saved model on the validation
  * split it was trained with (valFraction, split seed and subset limit are read from cxr.json).
  */
@@ -101,6 +123,7 @@ export async function recalibrate(
   log: (l: string) => void,
   opts: { shifts?: boolean; rule?: BalancedRule; scaling?: Scaling; tta?: readonly TtaView[] } = {},
 ): Promise<Calibration & { tta: TtaView[] }> {
+  refuseAdapted(modelDir, readMeta(modelDir));
   const loaded = await loadModel(modelDir);
   const { meta } = loaded;
   // New test-time views change every score, so they are only ever set together with a new calibration.
@@ -144,7 +167,9 @@ export async function recalibrate(
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, dataRoot, val.files, c);
   // Evaluations stored in the folder follow the new calibration, so the report never mixes the two.
-  restateEvaluations(modelDir, meta, updated, log);
+  // cxr.json is part of the model's identity: the restated evaluations record the one it has now.
+  const after = { name: updated.name, version: updated.version, sha256: modelIdentity(modelDir).sha256 };
+  restateEvaluations(modelDir, meta, updated, log, { before: loaded.sha256, after });
   log(
     `recalibrated on ${val.labels.length} validation images (test-time views ${tta.join(', ')}): ` +
       `T=${c.temperature.toFixed(3)}` +

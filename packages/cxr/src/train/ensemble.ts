@@ -19,7 +19,7 @@ import { temperatureBoundNote } from '../eval/calibration';
 import { loadTrainVal, recordedSplit } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { makeDirs } from '../make_dirs';
-import { checkMembers, EnsembleRefused, weightFiles } from './ensemble_members';
+import { checkMembers, EnsembleRefused, membersDataRoot, weightFiles } from './ensemble_members';
 
 // Where the callers of `cxr ensemble` (and the soup) have always found them.
 export { checkMembers, EnsembleRefused, splitDifference } from './ensemble_members';
@@ -81,11 +81,8 @@ export async function prepareMembers(o: EnsembleOptions): Promise<PreparedMember
     );
   }
   const first = metas[0];
-  const recordedRoot =
-    typeof first.data.root === 'string' && fs.existsSync(first.data.root) ? first.data.root : undefined;
-  const root = o.data ?? recordedRoot;
-  if (!root)
-    throw new EnsembleRefused("the members' recorded data folder is not here: pass --data (the folder holding train/)");
+  // Absolute, so that the ensemble's own cxr.json records a folder found from anywhere.
+  const root = path.resolve(membersDataRoot(first, o.data));
   const tta = first.tta;
   metas.forEach((m, i) => {
     if (JSON.stringify(m.tta) !== JSON.stringify(tta))

@@ -73,6 +73,36 @@ export function splitDifference(a: ModelMeta, b: ModelMeta): { what: string[]; f
   return { what, fix };
 }
 
+/** The normalisation a member's input gets; absent is 'none' (cxr.json files from before it was recorded). */
+const normalizeOf = (m: ModelMeta) => m.preprocessing.normalize ?? 'none';
+
+/** How a preprocessing field is named to people; others by their cxr.json path. */
+const PREPROCESSING_NAMES: Record<string, string> = { normalize: 'normalisation', scale: 'pixel scale' };
+
+const shown = (v: unknown) => (v === undefined ? 'not set' : typeof v === 'string' ? v : JSON.stringify(v));
+
+/**
+ * How two members' inputs differ, one phrase per field ("input size 32 vs 48"): what a caller feeds a member,
+ * which an ensemble feeds all of them alike. `inModel` describes a step inside the member's own graph (a
+ * backbone's RGB scaling), not its input, so a backbone member and a from-scratch member take the same input.
+ */
+export function inputDifferences(a: ModelMeta, b: ModelMeta): string[] {
+  const out: string[] = [];
+  if (a.inputSize !== b.inputSize) out.push(`input size ${a.inputSize} vs ${b.inputSize}`);
+  const prep = (m: ModelMeta): Record<string, unknown> => {
+    const { inModel: _inside, ...outside } = m.preprocessing;
+    return { ...outside, normalize: normalizeOf(m) };
+  };
+  const [pa, pb] = [prep(a), prep(b)];
+  for (const k of [...new Set([...Object.keys(pa), ...Object.keys(pb)])].sort()) {
+    if (JSON.stringify(pa[k]) !== JSON.stringify(pb[k]))
+      out.push(`${PREPROCESSING_NAMES[k] ?? `preprocessing.${k}`} ${shown(pa[k])} vs ${shown(pb[k])}`);
+  }
+  if (a.classNames.join() !== b.classNames.join())
+    out.push(`classes ${a.classNames.join(', ')} vs ${b.classNames.join(', ')}`);
+  return out;
+}
+
 /** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
 export function checkMembers(dirs: string[]): ModelMeta[] {
   if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
@@ -100,26 +130,18 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
     return m;
   });
   const [first] = metas;
-  // Compared field by field in a fixed order; an absent normalisation is 'none' (older cxr.json files).
-  // `inModel` describes a step inside the member's own graph (a backbone's RGB scaling), not what a caller
-  // feeds it, so a backbone member and a from-scratch member take the same input.
-  const prep = (m: ModelMeta) => {
-    const { inModel: _inside, ...outside } = m.preprocessing;
-    const p: Record<string, unknown> = { ...outside, normalize: m.preprocessing.normalize ?? 'none' };
-    const sorted = Object.fromEntries(
-      Object.keys(p)
-        .sort()
-        .map((k) => [k, p[k]]),
-    );
-    return JSON.stringify({ inputSize: m.inputSize, preprocessing: sorted, classNames: m.classNames });
-  };
   metas.forEach((m, i) => {
-    if (prep(m) !== prep(first)) {
-      throw new EnsembleRefused(
-        `members differ in input: ${dirs[0]} takes ${prep(first)}, ${dirs[i]} takes ${prep(m)}; ` +
-          'members must share input size, preprocessing and classes',
-      );
-    }
+    const differ = inputDifferences(first, m);
+    if (differ.length === 0) return;
+    const fix = [
+      ...(m.inputSize !== first.inputSize ? [`--input-size ${first.inputSize}`] : []),
+      ...(normalizeOf(m) !== normalizeOf(first) ? [`--normalize ${normalizeOf(first)}`] : []),
+    ];
+    throw new EnsembleRefused(
+      `members differ in input: ${dirs[0]} and ${dirs[i]}: ${differ.join('; ')}; ` +
+        'members must share input size, preprocessing and classes' +
+        (fix.length ? ` (retrain ${dirs[i]} with ${fix.join(' ')})` : ''),
+    );
   });
   for (const [i, m] of metas.entries()) {
     const s = recordedSplit(m);
@@ -153,4 +175,22 @@ function memberWeightsDigest(dir: string): string {
   const h = crypto.createHash('sha256');
   for (const f of files) h.update(readModelFile(dir, f));
   return h.digest('hex');
+}
+
+/**
+ * The data folder an ensemble's shared split is loaded from: `data` (--data), else the one the first member
+ * recorded, where it is. Models trained before cxr.json recorded absolute paths hold the path as it was typed,
+ * relative to the directory that training ran in: it is tried from this directory and named when not found.
+ */
+export function membersDataRoot(first: Pick<ModelMeta, 'data'>, data: string | undefined): string {
+  if (data !== undefined) return data;
+  const recorded = first.data.root;
+  const pass = 'pass --data (the folder holding train/)';
+  if (typeof recorded !== 'string') throw new EnsembleRefused(`the members record no data folder: ${pass}`);
+  if (fs.existsSync(recorded)) return recorded;
+  const where = path.isAbsolute(recorded)
+    ? recorded
+    : `${recorded}, relative to the directory the member was trained in (not found from here: ` +
+      `${path.resolve(recorded)})`;
+  throw new EnsembleRefused(`the members' recorded data folder is not here (${where}): ${pass}`);
 }

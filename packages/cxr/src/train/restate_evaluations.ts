@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { evaluate, evaluateKept, sigmoid } from '../eval';
-import { parseMetrics } from '../eval/metrics_schema';
+import { describeModel, type EvaluatedModel, evaluatedModel, parseMetrics } from '../eval/metrics_schema';
 import type { ModelMeta } from '../models/metadata';
 import { Predictions } from '../report/run_dir';
 import { makeDirs } from '../make_dirs';
@@ -92,8 +92,19 @@ function readJson(file: string, where: string): unknown {
 /** The pipeline's verdict on each film, as `cxr evaluate` stores them beside the probabilities (optional). */
 const Verdicts = z.object({ verdicts: z.array(z.string()).optional() });
 
+/**
+ * The model folder's identity before and after the calibration (models/io.ts modelIdentity): an evaluation that
+ * records another model is not this folder's to restate, and a restated one records the identity it now has.
+ */
+export interface FolderIdentity {
+  before: string;
+  after: EvaluatedModel;
+}
+
 interface Restated {
   stored: Record<string, unknown>;
+  /** The model the evaluation records it was made with, under its new identity; absent where it recorded none. */
+  model?: EvaluatedModel;
   probs: number[];
   metrics: ReturnType<typeof evaluate>;
   /** The assessed films' metrics (metrics/NAME-assessed.json) restated, if there are any. */
@@ -106,12 +117,25 @@ interface Restated {
 }
 
 /** Everything restated in memory, or why it cannot be: nothing is written until all of it is read. */
-function restateOne(dir: string, name: string, before: CalibrationState, after: CalibrationState): Restated | string {
+function restateOne(
+  dir: string,
+  name: string,
+  before: CalibrationState,
+  after: CalibrationState,
+  identity?: FolderIdentity,
+): Restated | string {
+  const predWhere = `predictions/${name}.json`;
+  const raw = readJson(path.join(dir, predWhere), predWhere);
+  const metricsWhere = `metrics/${name}.json`;
+  const metricsRaw = readJson(path.join(dir, metricsWhere), metricsWhere);
+  // Files of earlier versions record no model: they are taken as the folder's, as they always were.
+  const recorded = evaluatedModel(metricsRaw) ?? evaluatedModel(raw);
+  if (identity && recorded && recorded.sha256 !== identity.before) {
+    return `it is an evaluation of another model, ${describeModel(recorded)}, not of this folder's`;
+  }
   if (JSON.stringify(before.tta) !== JSON.stringify(after.tta)) {
     return 'new test-time views change the scores themselves';
   }
-  const predWhere = `predictions/${name}.json`;
-  const raw = readJson(path.join(dir, predWhere), predWhere);
   const parsed = Predictions.safeParse(raw);
   if (!parsed.success) return `${predWhere} is not a predictions file: ${oneLine(z.prettifyError(parsed.error))}`;
   const predictions = parsed.data;
@@ -121,8 +145,8 @@ function restateOne(dir: string, name: string, before: CalibrationState, after: 
   if (v && v.length !== predictions.labels.length) {
     return `${predWhere} has ${v.length} verdicts for ${predictions.labels.length} films`;
   }
-  const metricsWhere = `metrics/${name}.json`;
-  const stored = parseMetrics(readJson(path.join(dir, metricsWhere), metricsWhere), metricsWhere);
+  const stored = parseMetrics(metricsRaw, metricsWhere);
+  const model = recorded ? (identity?.after ?? recorded) : undefined;
   const point = pointOf(stored.threshold, before, after);
   if ('why' in point) return point.why;
   const { threshold } = point;
@@ -139,6 +163,7 @@ function restateOne(dir: string, name: string, before: CalibrationState, after: 
   }
   return {
     stored: raw as Record<string, unknown>,
+    ...(model ? { model } : {}),
     probs,
     metrics,
     ...(assessed ? { assessed } : {}),
@@ -164,6 +189,7 @@ export function restateEvaluations(
   before: CalibrationState,
   after: CalibrationState,
   log: (line: string) => void = () => {},
+  identity?: FolderIdentity,
 ): RestateResult {
   const predDir = path.join(dir, 'predictions');
   const metricsDir = path.join(dir, 'metrics');
@@ -181,7 +207,7 @@ export function restateEvaluations(
     const assessedFile = path.join(metricsDir, `${name}-assessed.json`);
     let r: Restated | string;
     try {
-      r = restateOne(dir, name, before, after);
+      r = restateOne(dir, name, before, after, identity);
     } catch (e) {
       // parseMetrics and readJson say which file and what is wrong with it.
       r = oneLine((e as Error).message);
@@ -192,11 +218,12 @@ export function restateEvaluations(
       log(`${name}: moved to ${aside} (${r}); ${again}`);
       continue;
     }
-    fs.writeFileSync(predFile, JSON.stringify({ ...r.stored, probs: r.probs }));
-    fs.writeFileSync(metricsFile, JSON.stringify(r.metrics, null, 2) + '\n');
+    const model = r.model ? { model: r.model } : {};
+    fs.writeFileSync(predFile, JSON.stringify({ ...r.stored, probs: r.probs, ...model }));
+    fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...model }, null, 2) + '\n');
     result.restated.push(name);
     log(`${name}: restated under the new calibration (${r.point} threshold ${r.threshold.toFixed(3)}${r.note})`);
-    if (r.assessed) fs.writeFileSync(assessedFile, JSON.stringify(r.assessed, null, 2) + '\n');
+    if (r.assessed) fs.writeFileSync(assessedFile, JSON.stringify({ ...r.assessed, ...model }, null, 2) + '\n');
     if (r.assessedStale) {
       // Left in place it would show the old calibration's figures beside the new ones.
       const aside = moveAside(dir, name, [assessedFile]);

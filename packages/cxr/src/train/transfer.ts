@@ -7,7 +7,6 @@
 //      norm stays frozen) and the whole model trains on images at a lower learning rate.
 // The best epoch of either phase on validation AUC becomes the model; calibration, operating
 // points and the saved folder are those of every cxr run.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -18,7 +17,7 @@ import { count, gatherPixels, ImageSet } from '../data/images';
 import { buildTransferModel, freezeBackbone, POOL_LAYER, resolveBackbone } from '../models/backbones';
 import { compileFrozen } from '../models/backbones/fold';
 import { predictAllLogits, toInput } from '../models/infer';
-import { fileLoader, saveLayersModel } from '../models/io';
+import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { finishRun, noGateLine } from './finish';
@@ -198,8 +197,8 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     const best = await tfl.loadLayersModel(fileLoader(ckptHead));
     transplantHead(best, tm.model);
     best.dispose();
-    fs.rmSync(ckptBest, { recursive: true, force: true });
-    await saveLayersModel(tm.model, ckptBest);
+    // Swapped in whole: deleted and then rewritten, a stop in between left no best (or an empty one).
+    await writeDirAtomic(ckptBest, (tmp) => saveLayersModel(tm.model, tmp));
   }
   head.dispose();
   compiled?.dispose();
