@@ -379,3 +379,15 @@ test('a disposed predictor refuses to predict', async () => {
   p.dispose();
   await assert.rejects(p.predict(await jpeg(50, 50)), /dispose/);
 });
+
+test('a film squashed wider than 2:1 is answered with a note on its shape; a usual one has none', {
+  skip: noFilm,
+}, async () => {
+  const wide = await predictor.predict(await film(1500, 300), {});
+  assert.notEqual(wide.verdict.status, 'cannot-assess', wide.warnings.join('; '));
+  const note = wide.warnings.filter((w) => w.startsWith('image is 1500×300 pixels'));
+  assert.equal(note.length, 1, wide.warnings.join('; '));
+  assert.match(note[0], /answer may follow the shape rather than the lungs/);
+  const usual = await predictor.predict(await film(300, 240), {});
+  assert.ok(!usual.warnings.some((w) => w.startsWith('image is ')), usual.warnings.join('; '));
+});

@@ -54,8 +54,9 @@ test('image checks: each message says what is wrong in plain words, then its mea
       chest.map((v) => 255 - v),
       0,
       'INVERTED',
-      'looks inverted (a negative) or has no chest layout: the lung fields are not darker than the mediastinum ' +
-        "(lung-to-mediastinum contrast -2.36, a chest film's at least 0)",
+      'looks inverted (a negative), turned on its side, or has no chest layout: the sides of the image, where an ' +
+        'upright film has its lungs, are not darker than its middle (lung-to-mediastinum contrast -2.36, a ' +
+        "chest film's at least 0)",
     ],
     [
       img((x, y) => (((x >> 3) + (y >> 3)) % 2 ? 230 : 20)),
@@ -63,8 +64,9 @@ test('image checks: each message says what is wrong in plain words, then its mea
       'LAYOUT',
       // The score and limit come from the fitted layout statistic (explain/film_layout_fitted.ts), refitted at times.
       new RegExp(
-        '^does not look like a frontal chest film: its contrast, texture and layout are unlike those of every film ' +
-          'the model was trained on \\(layout score \\d+\\.\\d, limit \\d+\\.\\d\\)$',
+        "^its layout is unlike a chest film's: its brightness, contrast, texture and arrangement of light and dark " +
+          'areas are far from those of the films the model was trained on \\(layout score \\d+\\.\\d, limit ' +
+          '\\d+\\.\\d\\)$',
       ),
     ],
   ];
@@ -88,8 +90,8 @@ test("the gate's reasons: what it found in plain words, its score and limit afte
     {
       code: 'OOD',
       message:
-        'does not look like a frontal chest X-ray: unlike the chest films the model was trained on ' +
-        '(gate score 38.9, limit 23.1)',
+        "does not look like a frontal chest X-ray to the model: the model's own features of the image are far " +
+        'from those of the chest films it was trained on (gate score 38.9, limit 23.1)',
     },
   ]);
   // A chest radiograph by its header that the gate finds unlike the training films, with and without an age.
@@ -97,15 +99,42 @@ test("the gate's reasons: what it found in plain words, its score and limit afte
   assert.equal(header.status, 'outside-population');
   assert.equal(
     header.reasons[0].message,
-    'outside the intended population (children aged 1–5): a chest radiograph by its DICOM header, but unlike ' +
-      'the chest films the model was trained on (gate score 38.9, limit 23.1)',
+    'outside the intended population (children aged 1–5): a chest radiograph by its DICOM header, but the ' +
+      "model's own features of the image are far from those of the chest films it was trained on (gate score " +
+      '38.9, limit 23.1)',
   );
   const adult = deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '040Y' } });
   assert.equal(adult.status, 'outside-population');
   assert.deepEqual(adult.reasons[1], {
     code: 'OOD',
-    message: 'unlike the chest films the model was trained on (gate score 38.9, limit 23.1)',
+    message:
+      "the model's own features of the image are far from those of the chest films it was trained on (gate " +
+      'score 38.9, limit 23.1)',
   });
   for (const r of [...photo.reasons, adult.reasons[1]]) assertPlain(r.message);
   assert.doesNotMatch(header.reasons[0].message, /\bOOD\b|[<>]/);
+});
+
+test('the layout check and the gate, often found together, say different things from their first words', () => {
+  const checkerboard = img((x, y) => (((x >> 3) + (y >> 3)) % 2 ? 230 : 20));
+  const checks = imageChecks({ pixels: checkerboard, size: S });
+  const v = deriveVerdict({
+    ood: { score: 38.94, threshold: 23.1, outOfDistribution: true },
+    checks,
+    width: 800,
+    height: 600,
+    facts: {},
+  });
+  assert.deepEqual(
+    v.reasons.map((r) => r.code),
+    ['LAYOUT', 'OOD'],
+  );
+  const [layout, gate] = v.reasons.map((r) => r.message);
+  // "does not look like a frontal chest film…" above "does not look like a frontal chest X-ray…" read as one
+  // reason said twice: each now leads with what it measured, the picture's layout or the model's features.
+  const lead = (m: string) => m.split(' ').slice(0, 4).join(' ');
+  assert.notEqual(lead(layout), lead(gate));
+  assert.match(layout, /^its layout is unlike a chest film's: /);
+  assert.match(gate, /^does not look like a frontal chest X-ray to the model: the model's own features /);
+  for (const m of [layout, gate]) assertPlain(m);
 });

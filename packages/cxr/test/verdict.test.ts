@@ -123,7 +123,10 @@ test('an adult chest DICOM without an age that the gate rejects is outside the p
     assert.deepEqual(codes, ['OOD']);
     assert.match(
       p.warnings[0],
-      /chest radiograph by its DICOM header, but unlike the chest films the model was trained on \(gate score /,
+      new RegExp(
+        "chest radiograph by its DICOM header, but the model's own features of the image are far from those of " +
+          'the chest films it was trained on \\(gate score ',
+      ),
     );
   } finally {
     strict.dispose();
@@ -176,8 +179,8 @@ test('deriveVerdict: image checks win over age; an OOD JPEG is not a chest X-ray
   assert.equal(jpegOod.status, 'cannot-assess');
   assert.equal(
     jpegOod.reasons[0].message,
-    'does not look like a frontal chest X-ray: unlike the chest films the model was trained on ' +
-      '(gate score 30.0, limit 20.0)',
+    "does not look like a frontal chest X-ray to the model: the model's own features of the image are far from " +
+      'those of the chest films it was trained on (gate score 30.0, limit 20.0)',
   );
   const lateralAdult = deriveVerdict({
     ...base,

@@ -20,6 +20,7 @@ import {
   parseDataSet,
   type PixelFormat,
   RELABEL,
+  REEXPORT,
   SUPPORTED,
   syntaxMismatch,
   TS,
@@ -159,14 +160,18 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     throw fail('TOO_MANY_PIXELS', overPixelLimit(columns, rows, limits.maxPixels));
   }
   const samples = ds.uint16('x00280002') ?? 1;
-  const bitsAllocated = ds.uint16('x00280100') ?? 0;
+  const bitsAllocated = ds.uint16('x00280100');
+  if (bitsAllocated === undefined) {
+    throw fail('CORRUPT', `BitsAllocated (0028,0100) is missing, which every image has; ${REEXPORT}`);
+  }
   const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const highBit = ds.uint16('x00280102');
   const signed = (ds.uint16('x00280103') ?? 0) === 1;
   const photometric = (ds.string('x00280004') ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase();
   const planar = ds.uint16('x00280006') ?? 0;
   const frames = numberOfFrames(ds.string('x00280008'), fail);
 
-  const pf: PixelFormat = { rows, columns, samples, bitsAllocated, bitsStored, signed, photometric, planar };
+  const pf: PixelFormat = { rows, columns, samples, bitsAllocated, bitsStored, highBit, signed, photometric, planar };
   checkPixelFormat(pf, fail);
 
   const frame = NATIVE.has(transferSyntax)

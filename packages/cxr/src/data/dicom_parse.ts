@@ -76,6 +76,8 @@ export interface PixelFormat {
   samples: number;
   bitsAllocated: number;
   bitsStored: number;
+  /** HighBit (0028,0102) as written; absent when the header has none (then it is not checked). */
+  highBit?: number;
   signed: boolean;
   photometric: string;
   planar: number;
@@ -84,27 +86,72 @@ export interface PixelFormat {
 export const MONO = new Set(['MONOCHROME1', 'MONOCHROME2']);
 const COLOUR = new Set(['RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_ICT', 'YBR_RCT']);
 
+/** What to do about a header that breaks the standard: the file itself is at fault, not the reader. */
+export const REEXPORT = 'the file was written wrongly or damaged: export it again from the PACS or the modality';
+
+/**
+ * Refuses a pixel format the standard does not allow (CORRUPT, 422: the header contradicts itself or has an
+ * impossible value) before one that is legal DICOM but not read here (UNSUPPORTED_PIXEL_FORMAT, 415), so
+ * that a damaged header is never answered as if another reader could take it.
+ */
 export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
-  if (MONO.has(pf.photometric)) {
-    if (pf.samples !== 1) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
-  } else if (COLOUR.has(pf.photometric)) {
-    if (pf.samples !== 3) throw fail('CORRUPT', `${pf.photometric} with ${pf.samples} samples per pixel`);
-    if (pf.bitsAllocated !== 8)
-      throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated}-bit colour is not supported`);
-  } else {
-    throw fail(
-      'UNSUPPORTED_PIXEL_FORMAT',
-      `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`,
-    );
+  const corrupt = (what: string) => fail('CORRUPT', `${what}; ${REEXPORT}`);
+  if (pf.samples < 1) {
+    throw corrupt(`SamplesPerPixel (0028,0002) is ${pf.samples}: an image has at least one sample per pixel`);
   }
-  if (pf.bitsAllocated !== 8 && pf.bitsAllocated !== 16) {
-    throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated} bits allocated is not supported (8 or 16)`);
+  // PS3.5 8.1.1: BitsAllocated is 1 or a multiple of 8; 0 is no pixel at all.
+  if (pf.bitsAllocated < 1) {
+    throw corrupt(`BitsAllocated (0028,0100) is ${pf.bitsAllocated}: a pixel sample has at least one bit`);
+  }
+  if (pf.bitsAllocated !== 1 && pf.bitsAllocated % 8 !== 0) {
+    throw corrupt(`BitsAllocated (0028,0100) is ${pf.bitsAllocated}: DICOM allows 1 or a multiple of 8`);
   }
   if (pf.bitsStored < 1 || pf.bitsStored > pf.bitsAllocated) {
     throw fail(
       'CORRUPT',
       `BitsStored (0028,0101) is ${pf.bitsStored}: it must be from 1 to BitsAllocated (0028,0100), ` +
         `here ${pf.bitsAllocated}`,
+    );
+  }
+  // PS3.5 8.1.1 and PS3.3 C.7.6.3.1: the stored bits end at HighBit, one less than BitsStored. Any other
+  // value puts them elsewhere in the sample (or nowhere), and reading them as if it were valid answered a film
+  // read from the wrong bits, assessed with no word.
+  if (pf.highBit !== undefined && pf.highBit !== pf.bitsStored - 1) {
+    throw corrupt(
+      `HighBit (0028,0102) is ${pf.highBit}, but BitsStored (0028,0101) is ${pf.bitsStored}: DICOM requires ` +
+        `HighBit to be BitsStored − 1 (${pf.bitsStored - 1})`,
+    );
+  }
+  const expected = MONO.has(pf.photometric) ? 1 : COLOUR.has(pf.photometric) ? 3 : null;
+  if (expected !== null && pf.samples !== expected) {
+    const has = expected === 1 ? 'one sample' : 'three samples';
+    throw corrupt(
+      `PhotometricInterpretation (0028,0004) ${pf.photometric} has ${has} per pixel, but SamplesPerPixel ` +
+        `(0028,0002) is ${pf.samples}`,
+    );
+  }
+  if (expected === null) {
+    throw fail(
+      'UNSUPPORTED_PIXEL_FORMAT',
+      `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`,
+    );
+  }
+  if (pf.bitsAllocated === 64) {
+    // Legal only for Double Float Pixel Data (7FE0,0009), parametric maps rather than radiographs.
+    throw fail(
+      'UNSUPPORTED_PIXEL_FORMAT',
+      'BitsAllocated (0028,0100) is 64, which DICOM uses only for floating-point pixel data (7FE0,0009): cxr ' +
+        'reads 8- or 16-bit integer pixel data; export the film as such',
+    );
+  }
+  if (expected === 3 && pf.bitsAllocated !== 8) {
+    throw fail('UNSUPPORTED_PIXEL_FORMAT', `${pf.bitsAllocated}-bit colour is not supported (8-bit expected)`);
+  }
+  if (pf.bitsAllocated !== 8 && pf.bitsAllocated !== 16) {
+    throw fail(
+      'UNSUPPORTED_PIXEL_FORMAT',
+      `BitsAllocated (0028,0100) is ${pf.bitsAllocated}: cxr reads 8- or 16-bit integer pixel data; export ` +
+        'the film as such',
     );
   }
 }

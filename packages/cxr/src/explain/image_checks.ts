@@ -170,7 +170,11 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
       out.push({
         code: 'INVERTED',
         message:
-          'looks inverted (a negative) or has no chest layout: the lung fields are not darker than the mediastinum ' +
+          // What was measured, not a cause: the two side bands, where an upright frontal film has its lungs,
+          // against the middle band. A negative, a film turned on its side (its middle band then runs across
+          // the lungs) and an image with no chest layout all fail it; nothing here tells these apart.
+          'looks inverted (a negative), turned on its side, or has no chest layout: the sides of the image, where ' +
+          'an upright film has its lungs, are not darker than its middle ' +
           `(lung-to-mediastinum contrast ${contrast.toFixed(2)}, a chest film's at least ${INVERTED_BELOW})`,
       });
     }
@@ -180,9 +184,11 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     if (layout?.unlike) {
       out.push({
         code: 'LAYOUT',
+        // Worded apart from the gate's reason (predict/verdict.ts oodReason), which often fires with it: this
+        // one reads the picture's statistics, the gate the model's own features.
         message:
-          'does not look like a frontal chest film: its contrast, texture and layout are unlike those of every ' +
-          'film the model was trained on ' +
+          "its layout is unlike a chest film's: its brightness, contrast, texture and arrangement of light and " +
+          'dark areas are far from those of the films the model was trained on ' +
           `(layout score ${layout.score.toFixed(1)}, limit ${layout.threshold.toFixed(1)})`,
       });
     }

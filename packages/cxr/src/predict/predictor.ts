@@ -21,7 +21,6 @@ import { describe, imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
 import {
-  ageWarnings,
   deriveVerdict,
   isStatedAge,
   oodReason,
@@ -30,6 +29,7 @@ import {
   shownLabel,
   showsHeatmap,
   type Verdict,
+  verdictNotes,
 } from './verdict';
 
 export interface PredictOptions {
@@ -325,9 +325,12 @@ export class Predictor {
     } finally {
       x.dispose();
     }
-    // A header age that could not be read changes no verdict, but the reader is told the age is unknown.
-    const ageNotes = ageWarnings({ facts: img.facts, statedAgeYears: opts.patientAge });
-    warnings.push(...verdict.reasons.map((r) => r.message), ...ageNotes, ...img.notes);
+    // Notes change no verdict but qualify the answer: an age in the margin or unknown, a shape no film had.
+    const notes = verdictNotes(
+      { facts: img.facts, statedAgeYears: opts.patientAge, width: img.width, height: img.height },
+      verdict,
+    );
+    warnings.push(...verdict.reasons.map((r) => r.message), ...notes, ...img.notes);
 
     const probability = sigmoid(logit);
     const out: Prediction = {

@@ -74,6 +74,19 @@ export const MAX_ASPECT = 6;
  * wide bound. 3 leaves two and a half times the tallest real film's ratio.
  */
 export const MAX_TALL_ASPECT = 3;
+/**
+ * Wider than this many times its height, an answer is still given but carries a note (shapeNotes). Measured on
+ * the 5,216 films of /work/shared/data/chest_xray/train as decoded (`sharp(file).metadata()`, EXIF orientation
+ * applied): the widest is 3.18 to 1 (445×140, PNEUMONIA/person325_virus_659), but only 36 are wider than 2 to 1
+ * and every one of them is a pneumonia film; the widest normal film is 1.81 to 1 (463×256, NORMAL/IM-0199-0001,
+ * the next 1.57). Past 2 to 1 the model has seen no normal film of that shape, so its answer may follow the
+ * shape rather than the lungs (a normal film stretched to 1500×300 read NORMAL 0.9 %, the 445×140 training strip
+ * PNEUMONIA 100 %), and no accuracy was measured on films of that shape. 2 sits just above the widest normal
+ * film; "just above the widest film" (3.18) would leave 36 of these strips, person325's among them, unnoted.
+ */
+export const NOTE_WIDE_ASPECT = 2;
+/** The widest training film, width over height (445×140, see NOTE_WIDE_ASPECT): wider is wider than any. */
+export const WIDEST_TRAINING_ASPECT = 445 / 140;
 
 export interface VerdictEvidence {
   /** The statistical OOD gate's result; null when the model has no gate. */
@@ -220,8 +233,12 @@ export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>
   return out;
 }
 
-/** What the OOD gate measures, in a clinician's words: every OOD reason says it. */
-const UNLIKE_TRAINING = 'unlike the chest films the model was trained on';
+/**
+ * What the OOD gate measures, in a clinician's words: every OOD reason says it. The gate scores the network's
+ * own features of the image (explain/ood.ts), not the picture's statistics as the layout check does
+ * (explain/image_checks.ts LAYOUT), and the two reasons often come together: each says what it measured.
+ */
+const UNLIKE_TRAINING = "the model's own features of the image are far from those of the chest films it was trained on";
 
 /** The gate's score and its threshold, the trailing detail of every OOD reason (for a technician). */
 const oodScore = (ood: NonNullable<VerdictEvidence['ood']>) =>
@@ -232,9 +249,12 @@ export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
   if (!ood?.outOfDistribution) return null;
   return {
     code: 'OOD',
-    message: `does not look like a frontal chest X-ray: ${UNLIKE_TRAINING} (${oodScore(ood)})`,
+    message: `does not look like a frontal chest X-ray to the model: ${UNLIKE_TRAINING} (${oodScore(ood)})`,
   };
 }
+
+/** A ratio rounded up to two decimals: one just past a bound never reads as the bound itself (3073/512 not "6.00"). */
+const ratioText = (aspect: number) => (Math.ceil(aspect * 100) / 100).toFixed(2);
 
 /**
  * What an image's size alone rules out: too small to read, or a shape no chest film has. Predictions and the
@@ -254,8 +274,7 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
   const bound = tall ? MAX_TALL_ASPECT : MAX_ASPECT;
   if (side > 0 && aspect > bound) {
     const [long, short] = tall ? ['tall', 'wide'] : ['wide', 'tall'];
-    // Rounded up: a ratio just past the bound never reads as the bound itself (3073 / 512 is not "6.00").
-    const ratio = (Math.ceil(aspect * 100) / 100).toFixed(2);
+    const ratio = ratioText(aspect);
     out.push({
       code: 'ASPECT',
       message:
@@ -265,6 +284,33 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
     });
   }
   return out;
+}
+
+/** The note on an image wider than NOTE_WIDE_ASPECT, within MAX_ASPECT: answered, as the age margin is. */
+export function shapeNotes(width: number, height: number): string[] {
+  const aspect = width / Math.max(1, height);
+  if (!(aspect > NOTE_WIDE_ASPECT) || shapeReasons(width, height).length) return [];
+  const beyond =
+    aspect > WIDEST_TRAINING_ASPECT
+      ? `wider than any film the model was trained on (the widest ${ratioText(WIDEST_TRAINING_ASPECT)} to 1), and `
+      : '';
+  return [
+    `image is ${width}×${height} pixels, ${ratioText(aspect)} times as wide as it is tall: ${beyond}every film the ` +
+      `model was trained on that is wider than ${NOTE_WIDE_ASPECT} to 1 was of pneumonia (no normal one), so the ` +
+      'answer may follow the shape rather than the lungs: answered, but its accuracy on films of this shape was ' +
+      'not measured',
+  ];
+}
+
+/**
+ * The notes that leave the verdict as it is: the age's (ageWarnings), then the shape's (shapeNotes, not where
+ * the image cannot be assessed). For every way an answer is given (Predictor.predict, the page's local mode).
+ */
+export function verdictNotes(
+  e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears' | 'width' | 'height'>,
+  verdict: Pick<Verdict, 'status'>,
+): string[] {
+  return [...ageWarnings(e), ...(verdict.status === 'cannot-assess' ? [] : shapeNotes(e.width, e.height))];
 }
 
 export function deriveVerdict(e: VerdictEvidence): Verdict {

@@ -71,14 +71,25 @@ export class ClientShares {
   }
 }
 
-const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+/**
+ * The amount held and the limit it is over, as MiB with as many decimals as it takes to tell them apart, and in
+ * bytes when even four do not: at one decimal, 80 uploads at once read "hold 95.9 MiB, over the 95.9 MiB".
+ */
+export function heldOverLimit(held: number, limit: number): [string, string] {
+  for (let digits = 1; digits <= 4; digits++) {
+    const [h, l] = [held, limit].map((n) => (n / 2 ** 20).toFixed(digits));
+    if (h !== l) return [`${h} MiB`, `${l} MiB`];
+  }
+  return [`${held} bytes`, `${limit} bytes`];
+}
 
 function overShare(shares: ClientShares, client: string): HttpError {
+  const [held, limit] = heldOverLimit(shares.of(client), shares.limit);
   return new HttpError(
     503,
     'BUSY',
-    `this client's uploads in progress hold ${MiB(shares.of(client))}, over the ${MiB(shares.limit)} one ` +
-      'client address may have at once; retry when one of them is answered',
+    `this client's uploads in progress hold ${held}, over the ${limit} one client address may have at once; ` +
+      'retry when one of them is answered',
   );
 }
 

@@ -10,7 +10,7 @@ import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { imageChecks, saturatedFraction } from '../../explain/image_checks';
 import { OodModel, oodDecision } from '../../explain/ood_model';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../models/infer';
-import { ageWarnings, deriveVerdict, type Verdict } from '../../predict/verdict';
+import { deriveVerdict, type Verdict, verdictNotes } from '../../predict/verdict';
 import { apiFetch, authHeaders, ModelInfo } from './api';
 
 /** Same bound as the server's decoder: refuse before allocating a huge canvas. */
@@ -160,8 +160,12 @@ export async function predictLocally(file: Blob, info: ModelInfo, patientAge?: n
     logit,
     probability: sigmoid(logit / info.temperature + info.logitBias),
     verdict,
-    // As the server words them (predictor.ts): the verdict's reasons, then the age's notes (the margin over 5).
-    warnings: [...verdict.reasons.map((v) => v.message), ...ageWarnings({ facts: {}, statedAgeYears: patientAge })],
+    // As the server words them (predictor.ts): the verdict's reasons, then its notes (an age in the margin over
+    // 5, a shape wider than the films' but not refused).
+    warnings: [
+      ...verdict.reasons.map((v) => v.message),
+      ...verdictNotes({ facts: {}, statedAgeYears: patientAge, width, height }, verdict),
+    ],
     ood,
     width,
     height,
