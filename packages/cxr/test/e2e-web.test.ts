@@ -117,7 +117,7 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.equal(jpegCard.source, 'server');
   assert.ok(jpegCard.probability >= 0 && jpegCard.probability <= 1);
   const shown = await page.textContent('.result[data-source="server"] .prob-value');
-  assert.match(shown ?? '', /^(\d+\.\d|[<>] (99\.9|0\.1)) %$/);
+  assert.match(shown ?? '', /^(\d+\.\d+|[<>]\u00a0(99\.9+|0\.0*1))\u00a0%$/);
   await page.waitForFunction(
     () => {
       const img = document.querySelector<HTMLImageElement>('.result[data-source="server"] img.heatmap');

@@ -82,7 +82,9 @@ const status = async (page: Page) => (await page.textContent('#status')) ?? '';
 const cardMessage = (name: string) =>
   new RegExp(
     `^${name.replace('.', '\\.')}: (Signs of pneumonia detected|No signs of pneumonia detected), ` +
-      '(\\d+\\.\\d|[<>] \\d+\\.\\d) %, (above|below) the 50\\.0 % threshold \\(balanced\\)\\.$',
+      // Decimals enough to tell the probability from the threshold; a note when it is close to it.
+      '(\\d+\\.\\d+|[<>]\u00a0\\d+\\.\\d+)\u00a0%, (above|below) the 50\\.0+\u00a0% threshold \\(balanced\\)' +
+      '(: close to the threshold, a weak finding)?\\.$',
   );
 
 test('the status line sums up every batch truly, and screen readers hear one message per card and per summary', {
@@ -262,7 +264,7 @@ test("a file over the server's upload limit is not sent, and says its size in MB
     undefined,
     { timeout: 30_000, polling: 50 },
   );
-  assert.match(String(await sending.jsonValue()), /^Sending \d+(\.\d)? (KB|MB) of 0\.7 MB \(\d+ %\)$/);
+  assert.match(String(await sending.jsonValue()), /^Sending \d+(\.\d)? (KB|MB) of 0\.7 MB \(\d+\u00a0%\)$/);
   await finished(page, 4);
   assert.equal(await page.isVisible('.result:first-child .progress'), false, 'the progress line goes with the answer');
   assert.deepEqual(errors, []);

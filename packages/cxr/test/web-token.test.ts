@@ -1,7 +1,8 @@
 // The page's one token loop (web/client/api.ts withToken), in Chromium against a server that wants a token: a 401
 // to a film's upload (sent by XMLHttpRequest, for its progress) is answered as one to any other request is. The
-// token is asked for, stored for the tab, and the film sent again; a wrong token is asked for again; a cancelled
-// dialog ends it: the card says the server's 401 and the film is not sent again.
+// token is asked for, stored for the tab, and the film sent again; a wrong token is asked for again, the dialog
+// saying it was not accepted; a cancelled dialog ends it: the card says in plain words why the film was not
+// analyzed (no token, or one not accepted), the film is not sent again, and "Enter token" on the card asks again.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -32,9 +33,13 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Waits for the token dialog and answers it: with `token`, or cancelled (Escape) when null. */
-async function answerDialog(page: Page, token: string | null): Promise<void> {
+/**
+ * Waits for the token dialog and answers it: with `token`, or cancelled (Escape) when null. `refused`: whether
+ * the dialog must say that the token sent was not accepted.
+ */
+async function answerDialog(page: Page, token: string | null, refused?: boolean): Promise<void> {
   await page.waitForSelector('#token-dialog[open]');
+  if (refused !== undefined) assert.equal(await page.isVisible('#token-error'), refused, 'the refused-token words');
   if (token === null) await page.keyboard.press('Escape');
   else {
     await page.fill('#token-input', token);
@@ -52,16 +57,17 @@ test('a 401 to an upload asks for the token and sends the film again; a wrong on
   const predictions = new Gate(isPrediction);
   await predictions.install(page);
   await page.goto(server.url);
-  await answerDialog(page, TOKEN);
+  await answerDialog(page, TOKEN, false);
   await page.waitForSelector('body[data-ready="true"]');
 
   // The token the tab holds is no longer the server's (restarted with another one): the upload is refused.
   await page.evaluate(() => sessionStorage.setItem('cxr.apiToken', 'an-old-token'));
   await page.setInputFiles('#file-input', [XRAY_JPEG]);
   // Each answer is waited for as the film sent again: by then the dialog it closed is shut.
-  await answerDialog(page, 'a-wrong-token');
+  await answerDialog(page, 'a-wrong-token', true);
   await predictions.seen(2);
-  await answerDialog(page, TOKEN);
+  assert.match((await page.textContent('#token-error')) ?? '', /^That token was not accepted\./);
+  await answerDialog(page, TOKEN, true);
   await finished(page, 1);
   assert.equal(await page.getAttribute('.result', 'data-state'), 'done', (await page.textContent('.result')) ?? '');
   assert.equal(predictions.requests.length, 3, 'the old token, the wrong one, the right one');
@@ -70,13 +76,52 @@ test('a 401 to an upload asks for the token and sends the film again; a wrong on
   // Cancelled: the 401 is the answer at once, the film is not sent again and nobody is asked a second time.
   await page.evaluate(() => sessionStorage.setItem('cxr.apiToken', 'an-old-token'));
   await page.setInputFiles('#file-input', [XRAY_JPEG]);
-  await answerDialog(page, null);
+  await answerDialog(page, null, true);
   await finished(page, 2);
   assert.equal(predictions.requests.length, 4, 'the old token only');
   assert.equal(
     await page.textContent('.result:first-child .warnings li.error'),
-    'this server needs an API token: send "Authorization: Bearer <token>"',
+    'This server did not accept the API token entered. Use "Enter token" to type it again (ask whoever runs this ' +
+      'cxr server for the right one).',
   );
   assert.equal(await page.isVisible('#token-dialog[open]'), false, 'not asked again');
+  // The card's way back: its button asks for the token, and the film is analyzed with it.
+  assert.equal(await page.textContent('.result:first-child .retry'), 'Enter token');
+  await page.click('.result:first-child .retry');
+  await answerDialog(page, TOKEN, true);
+  await page.waitForSelector('.result:first-child[data-state="done"]');
+  assert.equal(predictions.requests.length, 6, 'the old token again, then the right one');
+  await page.context().close();
+});
+
+test('the dialog dismissed at load: the card says a token is needed, "Enter token" gets it, and the choice', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const { page } = await openPage(browser);
+  await page.goto(server.url);
+  await answerDialog(page, null, false);
+  assert.equal(await page.$$eval('#op-global input', (is) => is.length), 1, 'the placeholder only, no model info');
+  // What was typed before Escape is no token.
+  await page.setInputFiles('#file-input', [XRAY_JPEG]);
+  await page.waitForSelector('#token-dialog[open]');
+  await page.fill('#token-input', TOKEN);
+  await page.keyboard.press('Escape');
+  await finished(page, 1);
+  assert.equal(await stored(page), null);
+  assert.equal(
+    await page.textContent('.result .warnings li.error'),
+    'This server asks for an API token, and none was entered. Use "Enter token" and type the token you were given ' +
+      '(ask whoever runs this cxr server if you have none).',
+  );
+  assert.equal(await page.textContent('.result .retry'), 'Enter token');
+  await page.click('.result .retry');
+  await answerDialog(page, TOKEN, false);
+  await page.waitForSelector('.result[data-state="done"]');
+  // The model info came with the token: the operating point choice is the model's.
+  assert.deepEqual(await page.$$eval('#op-global input', (is) => is.map((i) => (i as HTMLInputElement).value)), [
+    'screening',
+    'balanced',
+  ]);
   await page.context().close();
 });

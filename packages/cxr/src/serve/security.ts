@@ -62,11 +62,25 @@ export function addRequestGuards(
     if (!guarded) return;
     const name = tokenName(req.headers.authorization);
     if (name === null) {
-      reply.header('WWW-Authenticate', 'Bearer realm="cxr"');
-      throw new HttpError(401, 'UNAUTHORIZED', 'this server needs an API token: send "Authorization: Bearer <token>"');
+      const sent = req.headers.authorization !== undefined;
+      // RFC 6750 3.1: a token sent and refused is "invalid_token"; a request without one gets no error code.
+      reply.header('WWW-Authenticate', sent ? 'Bearer realm="cxr", error="invalid_token"' : 'Bearer realm="cxr"');
+      throw new HttpError(401, 'UNAUTHORIZED', unauthorized(req.headers.authorization));
     }
     req.tokenName = name;
   });
+}
+
+/**
+ * Why a request was refused: no token sent, a header that is not a bearer token, or a token this server does not
+ * accept. Whether a token exists, or how near the one sent came to one, is never said: every refused token gets
+ * the same words.
+ */
+export function unauthorized(authorization: string | undefined): string {
+  if (authorization === undefined) return 'this server needs an API token: send "Authorization: Bearer <token>"';
+  if (!/^Bearer\s+\S+\s*$/i.test(authorization))
+    return 'the Authorization header is not a bearer token: send "Authorization: Bearer <token>"';
+  return 'the API token sent is not accepted by this server: check it, or ask whoever runs the server for a valid one';
 }
 
 declare module 'fastify' {

@@ -7,12 +7,18 @@ import { problemResponse } from '../schemas';
 
 export const API_PREFIX = '/api/v1';
 
-/** The error answers every API route can give (routes add their own, e.g. 413 for uploads). */
+/**
+ * The error answers of the routes that need the token (routes add their own, e.g. 413 for uploads). What any
+ * request can get before its route (403 HOST_NOT_ALLOWED, 405, 408, 417, 431, 500, 503 while shutting down)
+ * is added to every operation of the OpenAPI document in one place, openapi.ts.
+ */
 export const API_ERRORS = {
-  400: problemResponse('Invalid request: a query or path parameter is wrong (the detail names it)'),
-  401: problemResponse('An API token is required and was missing or wrong'),
-  403: problemResponse('Host not allowed, or a cross-origin request'),
-  404: problemResponse('No such prediction, image or file'),
+  400: problemResponse(
+    'Invalid request (INVALID_REQUEST): a query or path parameter is wrong (the detail names it), or an ' +
+      'HTTP/1.1 request without a Host header',
+  ),
+  401: problemResponse('An API token is required and was missing or wrong (UNAUTHORIZED); see WWW-Authenticate'),
+  404: problemResponse('No such prediction, image or file (NOT_FOUND)'),
 };
 
 /**

@@ -140,6 +140,7 @@ export function healthRoute(
     {
       schema: {
         summary: 'Liveness, the served model and the audit log (no token needed)',
+        operationId: 'getHealth',
         tags: ['service'],
         security: [],
         response: {

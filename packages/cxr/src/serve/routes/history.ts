@@ -36,6 +36,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     {
       schema: {
         summary: 'Past predictions, newest first',
+        operationId: 'listPredictions',
         tags: ['predictions'],
         querystring: historyQuery(operatingPoints),
         response: {
@@ -47,6 +48,16 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     },
     async (req, reply) => {
       noStore(reply);
+      const { since, until } = req.query;
+      // Both are UTC times by now (schemas_query.ts), in one form: compared as instants. An empty range
+      // answered "no predictions" and read as an empty log.
+      if (since !== undefined && until !== undefined && Date.parse(since) > Date.parse(until))
+        throw new HttpError(
+          400,
+          'INVALID_REQUEST',
+          `query parameters 'since' (${since}) and 'until' (${until}) are the wrong way round: 'since' is after ` +
+            "'until', so no time is in between; swap them",
+        );
       const page = await audit.list(req.query);
       return {
         ...page,
@@ -60,6 +71,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
     {
       schema: {
         summary: 'One past prediction',
+        operationId: 'getPrediction',
         tags: ['predictions'],
         params: idParams,
         response: {
@@ -84,6 +96,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       {
         schema: {
           summary: which === 'heatmap' ? "The prediction's Grad-CAM heat map (PNG)" : 'A small copy of the input (PNG)',
+          operationId: which === 'heatmap' ? 'getPredictionHeatmap' : 'getPredictionThumbnail',
           tags: ['predictions'],
           params: idParams,
           produces: ['image/png'],

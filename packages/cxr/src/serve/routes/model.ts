@@ -20,6 +20,7 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
     {
       schema: {
         summary: 'The served model: cxr.json, validation metrics, model card',
+        operationId: 'getModel',
         tags: ['model'],
         response: { 200: { description: "The model's facts, metrics and card", ...modelInfoSchema }, ...API_ERRORS },
       },
@@ -50,8 +51,21 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
     {
       schema: {
         summary: 'Model files for running the model in the browser (TF.js Layers format)',
+        operationId: 'getModelFile',
         tags: ['model'],
-        params: { type: 'object', properties: { '*': { type: 'string' } } },
+        // The document names the wildcard `path` (openapi.ts): OpenAPI has no unnamed rest-of-path parameter.
+        params: {
+          type: 'object',
+          properties: {
+            '*': {
+              type: 'string',
+              description:
+                "the file's path as GET /model lists it (files.members, files.ood), e.g. model.json or " +
+                'm1/model.json: it may hold slashes, sent as they are or percent-encoded (m1%2Fmodel.json), ' +
+                'which name the same file',
+            },
+          },
+        },
         produces: ['application/json', 'application/octet-stream'],
         response: {
           200: {

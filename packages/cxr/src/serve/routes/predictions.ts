@@ -36,6 +36,7 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
     {
       schema: {
         summary: 'Predict from one image',
+        operationId: 'createPrediction',
         description:
           'Send the image as multipart/form-data in a field named "image". The prediction is written to ' +
           'the audit log before the answer is sent.',

@@ -24,7 +24,7 @@ import {
   showNote,
   showProgress,
 } from './card';
-import { $, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
+import { $, DICOM_HEAD_BYTES, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
 import { announcement, findingView, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
 import { reveal } from './reveal';
@@ -101,8 +101,12 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
   };
 }
 
-/** The first answer shown on the card. */
-async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): Promise<CardAnswer> {
+/**
+ * The first answer shown on the card. Whether the film was a DICOM is the server's answer (`input.kind`), not the
+ * page's guess: an old PACS export without preamble named IMG0001 (or x.jpg) is one, and its bytes are no image a
+ * browser can show; a JPEG named x.dcm is none.
+ */
+async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
   // Checked here, not after seconds of sending: the server would refuse it once it has it all. A refusal is
@@ -123,8 +127,9 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, dicom: boolean): P
     });
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${ageNote(age, dicom)} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
+    `${ageNote(age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
   const p = await send(settings.operatingPoint, true);
+  const dicom = p.input.kind === 'dicom';
   card.dataset.source = 'server';
   card.dataset.patientAge = age === undefined ? '' : String(age);
   $('.where', card).textContent = 'Analyzed on the server';
@@ -218,9 +223,13 @@ async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<CardAnswer
   return at(settings.operatingPoint);
 }
 
-/** Failures worth another try as they are: the network, the server busy or away; not the file itself. */
+/**
+ * Failures worth another try as they are: the network, the server busy or away, a token missing or refused (the
+ * try asks for it again); not the file itself.
+ */
 function retryable(e: unknown): boolean {
-  if (e instanceof api.ApiError) return e.status === 0 || e.status === 408 || e.status === 429 || e.status >= 500;
+  if (e instanceof api.ApiError)
+    return e.status === 0 || e.status === 401 || e.status === 408 || e.status === 429 || e.status >= 500;
   return api.isNetworkFailure(e);
 }
 
@@ -229,11 +238,12 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
   setPending(card, 'Analyzing…');
   try {
     const info = await ctx.model();
-    const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
-    const dicom = isDicom(head, file.name);
-    if (settings.local && dicom)
-      throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
-    const a = settings.local ? await analyzeLocally(job, info) : await analyzeOnServer(job, info, dicom);
+    if (settings.local) {
+      const head = new Uint8Array(await file.slice(0, DICOM_HEAD_BYTES).arrayBuffer());
+      if (isDicom(head, file.name))
+        throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
+    }
+    const a = settings.local ? await analyzeLocally(job, info) : await analyzeOnServer(job, info);
     // Counted as the card shows it: a film that cannot be assessed got no finding.
     const tone = findingView(a.status, a.label).tone;
     return tone === 'cannot-assess' || tone === 'outside-population' ? tone : 'assessed';
@@ -247,7 +257,7 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
       limit = said ?? (await serverUploadLimit(true));
     }
     const message = limit !== undefined ? tooLarge(file, limit, true).message : api.humanError(e);
-    showError(card, message, retryable(e) ? () => retry(job) : null);
+    showError(card, message, retryable(e) ? () => retry(job) : null, api.needsToken(e) ? 'Enter token' : 'Try again');
     announce(`${fileName(card)}: not analyzed: ${message}`);
     return e instanceof api.ApiError && e.code === 'UNREACHABLE' ? 'unreachable' : 'failed';
   }

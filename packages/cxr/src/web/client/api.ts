@@ -27,9 +27,12 @@ function byteLimit(n: unknown): number | null {
 }
 
 const TOKEN_KEY = 'cxr.apiToken';
-let askToken: (() => Promise<string>) | null = null;
 
-export function setTokenPrompt(prompt: () => Promise<string>): void {
+/** Why the token is asked for: the server wants one and none was sent, or it did not accept the one sent. */
+export type TokenWant = 'missing' | 'refused';
+let askToken: ((why: TokenWant) => Promise<string>) | null = null;
+
+export function setTokenPrompt(prompt: (why: TokenWant) => Promise<string>): void {
   askToken = prompt;
 }
 
@@ -58,6 +61,21 @@ export function isNetworkFailure(e: unknown): boolean {
   return e instanceof TypeError && /fetch|network/i.test(e.message);
 }
 
+/** Said instead of the server's 401 ("send Authorization: Bearer <token>" is for API clients, not people). */
+export const TOKEN_WORDS: Record<TokenWant, string> = {
+  missing:
+    'This server asks for an API token, and none was entered. Use "Enter token" and type the token you were ' +
+    'given (ask whoever runs this cxr server if you have none).',
+  refused:
+    'This server did not accept the API token entered. Use "Enter token" to type it again (ask whoever runs ' +
+    'this cxr server for the right one).',
+};
+
+/** Whether `e` is the server's refusal for want of a (valid) token: the page can ask for one and try again. */
+export function needsToken(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 401;
+}
+
 /** An error's message for the page: never the browser's bare "Failed to fetch". */
 export function humanError(e: unknown): string {
   if (isNetworkFailure(e)) return UNREACHABLE;
@@ -75,7 +93,7 @@ async function withToken(request: () => Promise<Response>): Promise<Response> {
     if (res.status !== 401 || !askToken || attempt >= 3) return res;
     // A dialog closed without a token is the user's "I have none": the 401 is the answer, the film is not
     // sent again (it was sent three more times, each with no token, each asking again).
-    const token = await askToken();
+    const token = await askToken(tokenWant());
     if (!token) return res;
     sessionStorage.setItem(TOKEN_KEY, token);
   }
@@ -88,9 +106,16 @@ export function apiFetch(url: string, init: RequestInit = {}): Promise<Response>
   );
 }
 
+/** Why a 401 came: the tab holds a token (it was sent and refused), or none (none was sent). */
+function tokenWant(): TokenWant {
+  return sessionStorage.getItem(TOKEN_KEY) ? 'refused' : 'missing';
+}
+
 async function json<T>(res: Response): Promise<T> {
   // Errors are RFC 9457 problem details (the server's Problem schema).
   const body = (await res.json().catch(() => null)) as (Partial<Problem> & T) | null;
+  // A 401 in words for people, with what to do on the page; the code stays the server's.
+  if (res.status === 401) throw new ApiError(401, body?.code ?? 'UNAUTHORIZED', TOKEN_WORDS[tokenWant()]);
   if (!res.ok) {
     const detail = body?.detail ?? `${res.status} ${res.statusText}`;
     throw new ApiError(res.status, body?.code ?? 'HTTP', detail, byteLimit(body?.maxUploadBytes));

@@ -5,8 +5,8 @@
 // not those of the model info the page loaded (the card says so and shows none of the old model's figures).
 import type { VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
-import { $, distinctOperatingPoints, el, megabytes, percent } from './dom';
-import { findingView, type Label } from './finding';
+import { $, distinctOperatingPoints, el, megabytes, NBSP, percent, percentPair } from './dom';
+import { findingView, type Label, nearThresholdNote } from './finding';
 
 /** The model that gave a server answer. */
 export type ModelRef = api.Prediction['model'];
@@ -55,7 +55,7 @@ export function setPending(card: HTMLElement, text = 'Waiting…'): void {
   const badge = $('.label-badge', card);
   badge.className = 'label-badge pending';
   badge.textContent = text;
-  for (const sel of ['.probability', '.meter', '.segmented', '.threshold', '.retry', '.card-note'])
+  for (const sel of ['.probability', '.meter', '.segmented', '.threshold', '.near-note', '.retry', '.card-note'])
     $(sel, card).hidden = true;
   $('.warnings', card).replaceChildren();
 }
@@ -79,9 +79,10 @@ export function showProgress(card: HTMLElement, p: { sent: number; total: number
   bar.hidden = working;
   bar.max = Math.max(1, p.total);
   bar.value = p.sent;
+  const share = Math.floor((100 * p.sent) / Math.max(1, p.total));
   text.textContent = working
     ? 'Sent; analyzing on the server…'
-    : `Sending ${megabytes(p.sent)} of ${megabytes(p.total)} (${Math.floor((100 * p.sent) / Math.max(1, p.total))} %)`;
+    : `Sending ${megabytes(p.sent)} of ${megabytes(p.total)} (${share}${NBSP}%)`;
 }
 
 /** The card's finding while the server re-checks it at another operating point: no finding meanwhile. */
@@ -91,6 +92,7 @@ export function setRechecking(card: HTMLElement, operatingPoint: string): void {
   badge.className = 'label-badge pending';
   badge.textContent = `Re-checking at ${operatingPoint}…`;
   $('.card-note', card).hidden = true;
+  $('.near-note', card).hidden = true;
   // The threshold line and mark are the old point's until the answer comes (style.css hides them meanwhile).
   $('.segmented', card).setAttribute('aria-busy', 'true');
 }
@@ -102,7 +104,11 @@ export function showNote(card: HTMLElement, text: string | null): void {
   note.textContent = text ?? '';
 }
 
-export function showError(card: HTMLElement, message: string, retry: (() => void) | null): void {
+/**
+ * The card not analyzed: why, and a button to try again (`retry`, none when trying again as it is cannot help),
+ * named `action` (e.g. "Enter token" where the server wants a token the page does not have).
+ */
+export function showError(card: HTMLElement, message: string, retry: (() => void) | null, action = 'Try again'): void {
   card.dataset.state = 'error';
   showProgress(card, 'hide');
   const badge = $('.label-badge', card);
@@ -110,6 +116,7 @@ export function showError(card: HTMLElement, message: string, retry: (() => void
   badge.textContent = 'Not analyzed';
   $('.warnings', card).replaceChildren(el('li', { className: 'error', textContent: message }));
   const button = $('.retry', card) as HTMLButtonElement;
+  button.textContent = action;
   button.hidden = retry === null;
   button.onclick = retry;
 }
@@ -144,7 +151,9 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   badge.textContent = view.headline;
   // An image that cannot be assessed gets no number: a probability for a blank page or a screenshot
   // would read as a finding.
-  $('.prob-value', card).textContent = percent(a.probability);
+  // As many decimals as it takes for the number and the threshold to read differently (dom.ts percentPair).
+  const shown = percentPair(a.probability, a.threshold);
+  $('.prob-value', card).textContent = shown.probability;
   $('.prob-caption', card).textContent = view.probabilityNote
     ? `probability of pneumonia (${view.probabilityNote})`
     : 'probability of pneumonia';
@@ -161,11 +170,15 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
     const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
     const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
     const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : a.operatingPoint;
-    $('.threshold', card).textContent = `Threshold ${percent(a.threshold)} (${names}${sens}${spec} on validation)`;
+    $('.threshold', card).textContent = `Threshold ${shown.threshold} (${names}${sens}${spec} on validation)`;
   } else {
     $('.threshold', card).textContent =
-      `Threshold ${percent(a.threshold)} (${a.operatingPoint} of model ${a.model?.name} ${a.model?.version})`;
+      `Threshold ${shown.threshold} (${a.operatingPoint} of model ${a.model?.name} ${a.model?.version})`;
   }
+  // A finding close to its threshold says so: "No signs of pneumonia" just under it is a weak finding.
+  const near = view.showsProbability ? nearThresholdNote(a) : null;
+  $('.near-note', card).hidden = near === null;
+  $('.near-note', card).textContent = near ?? '';
   for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
     input.checked = same.includes(input.value);
   $('.warnings', card).replaceChildren(...a.warnings.map((w) => el('li', { textContent: w })));
@@ -234,7 +247,8 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
   slider.id = `${card.id}-opacity`;
   if (heatmapUrl) {
     heat.src = heatmapUrl;
-    heat.alt = `Heat map of the regions that drove the result for ${name}`;
+    // Where the model's result drew from, which is not necessarily disease (index.html's legend says so).
+    heat.alt = `Heat map of where the model's result drew from, for ${name}`;
     heat.style.opacity = String(Number(slider.value) / 100);
     slider.addEventListener('input', () => {
       heat.style.opacity = String(Number(slider.value) / 100);
@@ -246,6 +260,7 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
     $('.legend', card).hidden = true;
     // The legend's words for screen readers go with it: there are no colours to describe.
     $('.legend-words', card).hidden = true;
+    $('.legend-note', card).hidden = true;
   }
   // The figure is named for what it holds, not by its caption (the opacity slider's label).
   syncHeatmap(card);

@@ -1,5 +1,6 @@
 // Small DOM helpers: everything is built with textContent, never innerHTML, so no server or
 // file-provided text can inject markup.
+import { isDicom as isDicomBytes } from '../../data/dicom_syntax';
 
 export function $(sel: string, root: ParentNode = document): HTMLElement {
   const el = root.querySelector<HTMLElement>(sel);
@@ -18,11 +19,39 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return e;
 }
 
-/** One decimal; never rounds to a certainty the model did not state (0.9996 is "> 99.9 %", not "100.0 %"). */
-export function percent(p: number): string {
-  if (p > 0.999 && p < 1) return '> 99.9 %';
-  if (p < 0.001 && p > 0) return '< 0.1 %';
-  return `${(p * 100).toFixed(1)} %`;
+/**
+ * Between a number and its "%": a no-break space, so that a narrow screen never breaks "98.8" from its "%" (nor
+ * "<" from its number).
+ */
+export const NBSP = '\u00a0';
+
+/**
+ * `digits` decimals (one unless said); never rounds to a certainty the model did not state (0.9996 is
+ * "> 99.9 %", not "100.0 %").
+ */
+export function percent(p: number, digits = 1): string {
+  const step = 10 ** -digits;
+  if (p > 1 - step / 100 && p < 1) return `>${NBSP}${(100 - step).toFixed(digits)}${NBSP}%`;
+  if (p < step / 100 && p > 0) return `<${NBSP}${step.toFixed(digits)}${NBSP}%`;
+  return `${(p * 100).toFixed(digits)}${NBSP}%`;
+}
+
+/** The most decimals a probability and its threshold are shown with: 0.0001 % apart is no difference to read. */
+const MAX_DIGITS = 4;
+
+/**
+ * A probability and the threshold it was compared with, with as many decimals as it takes for them to read
+ * differently (one where one does): "15.7 %, below the 15.7 % threshold" says nothing, "15.730 %, below the
+ * 15.735 % threshold" does. Rounding keeps order, so two numbers that read differently read in the right
+ * direction. Equal ones (the probability on the threshold, which counts as above it) keep one decimal; two within
+ * 0.0001 % of each other may still read alike (the card then says on which side the probability is).
+ */
+export function percentPair(probability: number, threshold: number): { probability: string; threshold: string } {
+  const at = (d: number) => ({ probability: percent(probability, d), threshold: percent(threshold, d) });
+  let pair = at(1);
+  for (let d = 2; d <= MAX_DIGITS && pair.probability === pair.threshold && probability !== threshold; d++)
+    pair = at(d);
+  return pair;
 }
 
 /** A byte count as people read file sizes: MB of 1024 × 1024 bytes, as `cxr serve --max-upload-mb` counts them. */
@@ -49,10 +78,17 @@ export function reducedMotion(): boolean {
   return window.matchMedia('(prefers-reduced-motion: reduce)').matches;
 }
 
-export function isDicom(bytes: Uint8Array, name: string): boolean {
-  const magic =
-    bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
-  return magic || /\.(dcm|dicom)$/i.test(name);
+/**
+ * Whether the page takes a file for DICOM before sending it (to refuse it in the browser, which cannot read
+ * DICOM): the server's own test of the first bytes (a Part-10 file, or a bare data set without preamble, as old
+ * PACS exports named IMG0001 are), or a .dcm/.dicom name. What a server answer shows is decided by the server's
+ * answer (`input.kind`), not by this guess.
+ */
+export function isDicom(head: Uint8Array, name: string): boolean {
+  return isDicomBytes(head) || /\.(dcm|dicom)$/i.test(name);
 }
+
+/** Bytes of a file's start that isDicom reads: a bare data set's first elements fit in them. */
+export const DICOM_HEAD_BYTES = 4096;
 
 export { distinctOperatingPoints } from '../../predict/operating_points';

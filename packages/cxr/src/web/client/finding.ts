@@ -3,7 +3,7 @@
 // intended population gets the warning style and its number "for reference only", never a red
 // PNEUMONIA; one that cannot be assessed gets no finding and no number.
 import { INTENDED_POPULATION, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
-import { percent } from './dom';
+import { percent, percentPair } from './dom';
 
 export type Label = 'NORMAL' | 'PNEUMONIA';
 
@@ -44,6 +44,46 @@ export function findingView(status: VerdictStatus, label: Label | null): Finding
 }
 
 /**
+ * How far from its threshold a probability is "close to the threshold": within a factor of 1.5 of it on the odds
+ * scale (|logit p − logit threshold| ≤ ln 1.5 ≈ 0.41; with the shipped balanced threshold, 15.7 %, from 11.1 % to
+ * 21.9 %), on either side. On the odds scale because calibrated probabilities crowd near 0 and near 1, where
+ * 3 points are a large step, and a site's films shift logits roughly additively (eval/operating_points.ts). Why
+ * 1.5: the robustness benchmark's changes of a film that should not change its reading (exposure, blur,
+ * re-encoding, framing) move the shipped model's NORMAL scores up by 0.03 on average (docs/robustness.md), about
+ * 0.2 in logit at that threshold; the margin is twice that mean, for the single films that move more than the
+ * average (the benchmark reports the mean only). A film this close could come out on the other side from another
+ * exposure of the same chest: its finding is a weak one either way.
+ */
+export const NEAR_ODDS_FACTOR = 1.5;
+
+function logit(p: number): number {
+  const q = Math.min(1 - 1e-12, Math.max(1e-12, p));
+  return Math.log(q / (1 - q));
+}
+
+/** Whether `probability` is close to `threshold` (NEAR_ODDS_FACTOR), on either side. */
+export function nearThreshold(probability: number, threshold: number): boolean {
+  return Math.abs(logit(probability) - logit(threshold)) <= Math.log(NEAR_ODDS_FACTOR);
+}
+
+/** The card's note for a finding close to its threshold, or null: on which side, and what that means. */
+export function nearThresholdNote(a: {
+  status: VerdictStatus;
+  label: Label | null;
+  probability: number;
+  threshold: number;
+}): string | null {
+  // Only for a finding: an answer outside the intended population has none, whatever its number.
+  const tone = findingView(a.status, a.label).tone;
+  if ((tone !== 'NORMAL' && tone !== 'PNEUMONIA') || !nearThreshold(a.probability, a.threshold)) return null;
+  const side = a.probability >= a.threshold ? 'above' : 'below';
+  return (
+    `Close to the threshold: the probability is ${side} it, but not by much, so this finding is a weak one; ` +
+    'another image of the same patient could fall on the other side. Read the film with particular care.'
+  );
+}
+
+/**
  * The one sentence a screen reader hears when a card is finished: the file, the finding and the number
  * against the threshold, or why there is none.
  */
@@ -64,9 +104,11 @@ export function announcement(a: {
       `${percent(a.probability)} probability of pneumonia, for reference only.`
     );
   }
+  const near = nearThreshold(a.probability, a.threshold);
   const side = a.probability >= a.threshold ? 'above' : 'below';
+  const shown = percentPair(a.probability, a.threshold);
   return (
-    `${a.name}: ${view.headline}, ${percent(a.probability)}, ${side} the ${percent(a.threshold)} ` +
-    `threshold (${a.operatingPoint}).`
+    `${a.name}: ${view.headline}, ${shown.probability}, ${side} the ${shown.threshold} ` +
+    `threshold (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.`
   );
 }

@@ -1,14 +1,18 @@
 // The History view: the audit log through GET /api/v1/predictions, with filters and paging.
 import * as api from './api';
 import { shownLabel, showsHeatmap, statusOf } from '../../predict/verdict';
-import { $, el, percent } from './dom';
+import { $, el, percentPair } from './dom';
 import { findingView, type Label } from './finding';
 
 const PAGE_SIZE = 25;
 let page = 1;
 const thumbUrls: string[] = [];
 
-function query(): URLSearchParams {
+/**
+ * The filters as the API's query, or null when the dates are the wrong way round ("From" after "To"): said at
+ * the fields, not sent (the server would refuse them too), where an empty range read as "No predictions match."
+ */
+function query(): URLSearchParams | null {
   const form = $('#history-filters') as HTMLFormElement;
   const data = new FormData(form);
   const q = new URLSearchParams({ page: String(page), limit: String(PAGE_SIZE) });
@@ -21,7 +25,26 @@ function query(): URLSearchParams {
   const until = String(data.get('until') ?? '');
   if (since) q.set('since', new Date(`${since}T00:00:00`).toISOString());
   if (until) q.set('until', new Date(`${until}T23:59:59.999`).toISOString());
-  return q;
+  const backwards = since !== '' && until !== '' && since > until; // yyyy-mm-dd: compared as text
+  datesError(backwards ? `"From" (${since}) is after "To" (${until}): swap the two dates.` : null);
+  return backwards ? null : q;
+}
+
+/** The date fields' error, or none. */
+function datesError(text: string | null): void {
+  const error = $('#history-dates-error');
+  error.hidden = text === null;
+  error.textContent = text ?? '';
+  for (const name of ['since', 'until']) {
+    const field = $(`#history-filters input[name="${name}"]`);
+    if (text === null) {
+      field.removeAttribute('aria-invalid');
+      field.removeAttribute('aria-describedby');
+    } else {
+      field.setAttribute('aria-invalid', 'true');
+      field.setAttribute('aria-describedby', error.id);
+    }
+  }
 }
 
 /**
@@ -61,7 +84,9 @@ function finding(p: api.Prediction): [HTMLElement, string] {
   const tag = el('span', { className: `tag ${view.tone}`, textContent: view.short });
   if (view.headline !== view.short) tag.title = view.headline;
   if (!view.showsProbability) return [tag, '—'];
-  return [tag, view.probabilityNote ? `${percent(p.probability)} (for reference only)` : percent(p.probability)];
+  // As on the card: decimals enough for the probability and the threshold to read differently.
+  const shown = percentPair(p.probability, p.threshold).probability;
+  return [tag, view.probabilityNote ? `${shown} (for reference only)` : shown];
 }
 
 function row(p: api.Prediction): HTMLTableRowElement {
@@ -89,7 +114,7 @@ function row(p: api.Prediction): HTMLTableRowElement {
     el('td', {}, p.thumbnailUrl ? img : '—'),
     el('td', { className: 'finding' }, tag),
     el('td', { className: 'num', textContent: probability }),
-    el('td', { textContent: `${p.operatingPoint} (${percent(p.threshold)})` }),
+    el('td', { textContent: `${p.operatingPoint} (${percentPair(p.probability, p.threshold).threshold})` }),
     el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
     el(
       'td',
@@ -104,8 +129,14 @@ function row(p: api.Prediction): HTMLTableRowElement {
 export async function loadHistory(): Promise<void> {
   const body = $('#history-table tbody');
   const status = $('#history-page');
+  const q = query();
+  if (q === null) {
+    body.replaceChildren();
+    status.textContent = 'Swap "From" and "To" to search.';
+    return;
+  }
   try {
-    const res = await api.history(query());
+    const res = await api.history(q);
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
     body.replaceChildren(...res.items.map(row));
     if (!res.items.length) body.append(el('tr', {}, el('td', { colSpan: 10, textContent: 'No predictions match.' })));

@@ -9,27 +9,75 @@ import { operatingPointHint } from './op_hints';
 import { showStatus } from './status_line';
 
 let modelInfo: Promise<api.ModelInfo> | null = null;
+/**
+ * The model info every view needs, asked once; a failure is asked again by the next caller. Whoever gets it
+ * first (the start, a film analyzed, the Model view's "Try again") also builds what waits for it: with the
+ * API away when the page opened (or the token dialog dismissed), the operating point choice was left the
+ * placeholder "balanced" for good.
+ */
 function model(): Promise<api.ModelInfo> {
-  modelInfo ??= api.modelInfo();
-  modelInfo.catch(() => {
-    modelInfo = null;
-  });
+  if (!modelInfo) {
+    modelInfo = api.modelInfo();
+    modelInfo.then(modelLoaded, () => {
+      modelInfo = null;
+    });
+  }
   return modelInfo;
 }
 
-function askToken(): Promise<string> {
+let loadedSha: string | null = null;
+/** Builds the operating point choice for `info`, once per model. */
+function modelLoaded(info: api.ModelInfo): void {
+  if (loadedSha !== info.sha256) {
+    loadedSha = info.sha256;
+    renderGlobalOperatingPoints(info);
+  }
+  // The start's "could not be loaded" is no longer true.
+  if ($('#status').textContent?.startsWith(NOT_LOADED)) showStatus('', false);
+  document.body.dataset.ready = 'true';
+}
+
+const NOT_LOADED = "The model's information could not be loaded.";
+
+/** Asks for the API token; `why` says whether the one sent was refused. Resolves '' when the dialog is cancelled. */
+function askToken(why: api.TokenWant): Promise<string> {
   const dialog = $('#token-dialog') as HTMLDialogElement;
   const input = $('#token-input') as HTMLInputElement;
+  // The same words after a refused token would read as if nothing had happened.
+  $('#token-error').hidden = why !== 'refused';
   return new Promise((resolve) => {
     const done = () => {
       dialog.removeEventListener('close', done);
-      resolve(input.value.trim());
+      // Only "Use token" gives the token: Escape and Cancel close the dialog without one, whatever was typed.
+      resolve(dialog.returnValue === 'ok' ? input.value.trim() : '');
       input.value = '';
     };
     dialog.addEventListener('close', done);
-    if (!dialog.open) dialog.showModal();
+    if (!dialog.open) {
+      dialog.returnValue = '';
+      dialog.showModal();
+    }
     input.focus();
   });
+}
+
+/** The Model view: the model's information, or why it cannot be had and a way to try again. */
+function showModel(): void {
+  const box = $('#model-error');
+  model().then(
+    (info) => {
+      box.hidden = true;
+      renderModel(info);
+    },
+    (e: unknown) => {
+      $('p', box).textContent = `${NOT_LOADED} ${api.humanError(e)}`;
+      const button = $('button', box) as HTMLButtonElement;
+      // Either asks the server again; where it wants a token, that asks for the token first.
+      button.textContent = api.needsToken(e) ? 'Enter token' : 'Try again';
+      button.onclick = showModel;
+      box.hidden = false;
+    },
+  );
 }
 
 const VIEWS = ['analyze', 'history', 'model'];
@@ -43,10 +91,7 @@ function route(): void {
     else a.removeAttribute('aria-current');
   }
   if (view === 'history') void loadHistory();
-  if (view === 'model')
-    model().then(renderModel, (e: unknown) => {
-      $('#model-card').textContent = String(e);
-    });
+  if (view === 'model') showModel();
   document.title = `cxr — ${view[0].toUpperCase()}${view.slice(1)}`;
 }
 
@@ -84,15 +129,9 @@ function start(): void {
     $('#main').focus();
   });
   route();
-  model().then(
-    (info) => {
-      renderGlobalOperatingPoints(info);
-      document.body.dataset.ready = 'true';
-    },
-    (e: unknown) => {
-      showStatus(`Cannot reach the model: ${api.humanError(e)}`);
-    },
-  );
+  model().catch((e: unknown) => {
+    showStatus(`${NOT_LOADED} ${api.humanError(e)}`);
+  });
 }
 
 start();

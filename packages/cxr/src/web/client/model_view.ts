@@ -2,7 +2,7 @@
 import DOMPurify from 'dompurify';
 import { marked } from 'marked';
 import * as api from './api';
-import { $, el, percent } from './dom';
+import { $, el, NBSP, percent } from './dom';
 
 /** Validation measures that are proportions of films (or a probability): shown in percent, as everywhere else. */
 const PROPORTIONS = new Set([
@@ -34,7 +34,7 @@ function fmt(key: string, v: unknown, ci?: unknown): string {
     const one = (x: number) => (asPercent ? percent(x) : x.toFixed(4));
     const interval =
       Array.isArray(ci) && ci.length === 2 && ci.every((x) => typeof x === 'number')
-        ? ` (95 % CI ${one(ci[0])} to ${one(ci[1])})`
+        ? ` (95${NBSP}% CI ${one(ci[0])} to ${one(ci[1])})`
         : '';
     return one(v) + interval;
   }

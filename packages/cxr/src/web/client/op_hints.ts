@@ -1,13 +1,47 @@
 // What the operating point choice says about each point: its measured sensitivity and specificity on
-// validation (the model info), and a comparison only where the numbers differ as shown. A fixed
-// "fewer false alarms" was false for a model whose points share their specificity.
-import type { ModelInfo } from './api';
+// validation (the model info), a comparison only where the numbers differ as shown, what two points that read
+// the same on validation do not share, and why the default's threshold is where it is. A fixed "fewer false
+// alarms" was false for a model whose points share their specificity; and with screening as specific as balanced
+// and more sensitive on validation, the page offered balanced as its default without saying why.
+import type { ModelInfo, OperatingPoint } from './api';
 import { distinctOperatingPoints, percent } from './dom';
 
 type Measure = 'sensitivity' | 'specificity';
 
 /** What a higher value of each measure means for the reader. */
 const MEANS: Record<Measure, string> = { sensitivity: 'fewer missed cases', specificity: 'fewer false alarms' };
+const AS: Record<Measure, string> = { sensitivity: 'as sensitive', specificity: 'as specific' };
+/**
+ * Equal on validation is not equal elsewhere: on any films, a lower threshold raises at least the false alarms of
+ * a higher one, and a higher threshold misses at least the pneumonias of a lower one. Other sites' films score
+ * differently, normal ones often higher (docs/generalisation.md, docs/robustness.md), so where two points tie on
+ * validation the difference can show there. Said of the point on the side that can lose.
+ */
+const BUT: Record<Measure, string> = {
+  specificity:
+    'but its lower threshold can raise more false alarms on films from other sites, whose normal films often ' +
+    'score higher',
+  sensitivity:
+    'but its higher threshold can miss more pneumonias on films from other sites, whose pneumonia films may ' +
+    'score lower',
+};
+
+/**
+ * Why a point's threshold is where it is, by the rule that chose it (eval/operating_points.ts). The plateau
+ * middle: Youden's J is flat over a wide range of thresholds on validation, and its exact best lands wherever one
+ * or two hard films sit, near an edge of that range; the middle (in logit space) of the thresholds within 0.01 of
+ * the best is the farthest from both edges, so that scores shifted either way on other sites' films change the
+ * fewest calls.
+ */
+function ruleNote(op: OperatingPoint): string | null {
+  if (op.rule === 'youden-plateau-middle')
+    return (
+      'its threshold is the middle of the range of thresholds that do about equally well on validation, so that ' +
+      'scores shifted on films from other sites change the fewest of its calls'
+    );
+  if (op.rule === 'youden') return 'its threshold has the best sensitivity plus specificity on validation';
+  return null;
+}
 
 /** The value as shown (a tenth of a percent): two points that read the same are not told apart. */
 function shown(v: number | null | undefined): number | null {
@@ -16,24 +50,32 @@ function shown(v: number | null | undefined): number | null {
 
 /**
  * The hint for the choice `names` (one threshold, maybe several names): "sensitivity 99.1 %, specificity
- * 97.0 % on validation; higher sensitivity: fewer missed cases". Null when the model has no measures for it.
+ * 97.0 % on validation; higher sensitivity: fewer missed cases; as specific as balanced on validation, but …".
+ * Null when the model has no measures for it.
  */
 export function operatingPointHint(info: ModelInfo, names: readonly string[]): string | null {
   const mine = info.operatingPoints[names[0]];
   const others = distinctOperatingPoints(info)
     .filter((d) => !d.names.includes(names[0]))
-    .map((d) => info.operatingPoints[d.names[0]]);
+    .map((d) => ({ names: d.names, op: info.operatingPoints[d.names[0]] }));
   const numbers: string[] = [];
-  const better: string[] = [];
+  const compared: string[] = [];
   for (const m of ['sensitivity', 'specificity'] as const) {
     const v = mine[m];
     if (v == null) continue;
     numbers.push(`${m} ${percent(v)}`);
     // A claim only against every other choice, each with a measure that reads lower.
-    const beats = others.length > 0 && others.every((o) => shown(o[m]) !== null && shown(o[m])! < shown(v)!);
-    if (beats) better.push(`${others.length > 1 ? 'highest' : 'higher'} ${m}: ${MEANS[m]}`);
+    const beats = others.length > 0 && others.every((o) => shown(o.op[m]) !== null && shown(o.op[m])! < shown(v)!);
+    if (beats) compared.push(`${others.length > 1 ? 'highest' : 'higher'} ${m}: ${MEANS[m]}`);
+    const ties = others.filter((o) => shown(o.op[m]) === shown(v));
+    if (!ties.length) continue;
+    const loses = ties.some((o) =>
+      m === 'specificity' ? mine.threshold < o.op.threshold : mine.threshold > o.op.threshold,
+    );
+    const whom = ties.map((o) => o.names.join(' = ')).join(' and ');
+    compared.push(`${AS[m]} as ${whom} on validation${loses ? `, ${BUT[m]}` : ''}`);
   }
   if (!numbers.length) return null;
-  const measured = `${numbers.join(', ')} on validation`;
-  return better.length ? `${measured}; ${better.join('; ')}` : measured;
+  const why = names.includes(info.defaultOperatingPoint) ? ruleNote(mine) : null;
+  return [`${numbers.join(', ')} on validation`, ...compared, ...(why ? [`the default: ${why}`] : [])].join('; ');
 }
