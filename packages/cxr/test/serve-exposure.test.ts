@@ -156,6 +156,21 @@ test('named tokens: the audit log and the API record which token asked', async (
   );
 });
 
+test('a tokens file others can read is warned about (chmod 600 it); one only its owner reads is not', () => {
+  const file = path.join(dir, 'tokens.txt');
+  fs.writeFileSync(file, 'ward7:ward7-secret-token\n');
+  const said: string[] = [];
+  fs.chmodSync(file, 0o644);
+  assert.deepEqual(
+    loadTokens({}, file, (l) => said.push(l)).map((t) => t.name),
+    ['ward7'],
+  );
+  assert.deepEqual(said, [`warning: ${file} holds API tokens and is readable by others (chmod 600 it)`]);
+  fs.chmodSync(file, 0o600);
+  loadTokens({}, file, (l) => said.push(l));
+  assert.equal(said.length, 1, 'no warning for a file only its owner reads');
+});
+
 test('token lists: clear errors that never repeat the token', () => {
   const cases: [string, RegExp][] = [
     ['alice', /name:token/],

@@ -115,7 +115,7 @@ export function register(program: Command): void {
 }
 
 async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
-  const tokens = loadTokens(process.env, o.tokensFile);
+  const tokens = loadTokens(process.env, o.tokensFile, (line) => log.warn(line));
   // Decided before the model loads: an exposed server without a token is refused, not warned about.
   if (!isLoopbackHost(o.host) && tokens.length === 0) {
     if (!o.allowNoToken) {

@@ -72,8 +72,16 @@ export function serverTokens(opts: { apiToken?: string; tokens?: readonly NamedT
   return checkNamedTokens([...(opts.tokens ?? []), ...single], 'tokens');
 }
 
-/** The configured tokens: --tokens-file, else CXR_API_TOKENS, else CXR_API_TOKEN as "default"; [] = no auth. */
-export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedToken[] {
+/**
+ * The configured tokens: --tokens-file, else CXR_API_TOKENS, else CXR_API_TOKEN as "default"; [] = no auth.
+ * A tokens file others can read is said to `warn` (as the Redis and Orthanc config files are): every user of
+ * the machine could call the API, and read its history, with the tokens in it.
+ */
+export function loadTokens(
+  env: NodeJS.ProcessEnv,
+  tokensFile?: string,
+  warn: (line: string) => void = () => {},
+): NamedToken[] {
   if (tokensFile) {
     let text: string;
     try {
@@ -83,6 +91,8 @@ export function loadTokens(env: NodeJS.ProcessEnv, tokensFile?: string): NamedTo
     }
     const tokens = parseTokenList(text, tokensFile);
     if (!tokens.length) throw new Error(`--tokens-file ${tokensFile}: no name:token lines`);
+    if ((fs.statSync(tokensFile).mode & 0o077) !== 0)
+      warn(`warning: ${tokensFile} holds API tokens and is readable by others (chmod 600 it)`);
     return tokens;
   }
   // Set but empty is refused, not read as "no authentication": a deploy template whose secret did not
