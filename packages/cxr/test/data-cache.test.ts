@@ -51,7 +51,7 @@ test('corrupt and unsupported files are reported by name and skipped; the cache 
   const first = await cacheImages(records, { size: SIZE, cacheDir, warn: (l) => warnings.push(l) });
   assert.equal(first.length, 7);
   assert.deepEqual(first.skipped.map((s) => path.basename(s.path)).sort(), BAD);
-  assert.deepEqual(first.skipped.map((s) => s.code).sort(), ['CORRUPT', 'EMPTY', 'UNSUPPORTED_FORMAT']);
+  assert.deepEqual(first.skipped.map((s) => s.code).sort(), ['EMPTY', 'TRUNCATED', 'UNSUPPORTED_FORMAT']);
   assert.equal(warnings.length, 3);
   for (const name of BAD)
     assert.ok(

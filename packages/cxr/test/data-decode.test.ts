@@ -158,7 +158,8 @@ test('rejects a truncated JPEG', { skip: needsData(KAGGLE_FILM) }, async () => {
   const file = path.join(tmp, 'truncated.jpeg');
   const whole = await fs.readFile(KAGGLE_FILM);
   await fs.writeFile(file, whole.subarray(0, whole.length >> 1));
-  await assert.rejects(decodeFile(file, 8), rejectsWith('CORRUPT', file));
+  // The code a DICOM cut short gets too: clients treat a file cut in transfer alike, whatever its format.
+  await assert.rejects(decodeFile(file, 8), rejectsWith('TRUNCATED', file));
 });
 
 test('rejects a text file named .jpg, and names other formats', async () => {

@@ -287,8 +287,8 @@ test('bad input is always an InputError with a status, and no tensor is left beh
     ['empty', Buffer.alloc(0), 400, 'EMPTY'],
     ['text', Buffer.from('this is not an image'), 415, 'UNSUPPORTED_FORMAT'],
     ['gif', gif, 415, 'UNSUPPORTED_FORMAT'],
-    ['truncated jpeg', good.subarray(0, Math.floor(good.length / 2)), 422, 'CORRUPT'],
-    ['truncated png', (await png(200, 200)).subarray(0, 300), 422, 'CORRUPT'],
+    ['truncated jpeg', good.subarray(0, Math.floor(good.length / 2)), 422, 'TRUNCATED'],
+    ['truncated png', (await png(200, 200)).subarray(0, 300), 422, 'TRUNCATED'],
     ['png bomb', pngBomb(60000, 60000), 413, 'TOO_MANY_PIXELS'],
     [
       'dicom mpeg2',

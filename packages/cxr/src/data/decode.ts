@@ -24,6 +24,8 @@ export type DecodeErrorCode =
   | 'TOO_MANY_PIXELS'
   | 'UNSUPPORTED_FORMAT'
   | 'CORRUPT'
+  /** The file stops before its end marker (cut in transfer or in copying): DICOM's own code for a file cut short. */
+  | 'TRUNCATED'
   | 'READ_FAILED'
   | 'INVALID_RAW';
 
@@ -303,13 +305,13 @@ function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown
     return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${decoderLines(text)})`);
   if (kind === 'jpeg' && !hasEndMarker(buf, [0xff, 0xd9]))
     return new DecodeError(
-      'CORRUPT',
+      'TRUNCATED',
       name,
       'truncated JPEG: premature end of JPEG image (the file stops before its end-of-image marker)',
     );
   if (kind === 'png' && !hasEndMarker(buf, [...Buffer.from('IEND', 'latin1')]))
     return new DecodeError(
-      'CORRUPT',
+      'TRUNCATED',
       name,
       'truncated PNG: premature end of PNG image (the file stops before its IEND chunk)',
     );
