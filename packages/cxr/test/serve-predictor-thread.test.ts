@@ -13,6 +13,7 @@ import { InputError } from '../src/predict/errors';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
+import { createLogger } from '../src/log';
 import { loadThreadedPredictor, type ThreadedPredictor } from '../src/serve/predictor_thread';
 import { makeTinyModel, multipartBody, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
 
@@ -69,14 +70,15 @@ test("a model folder that cannot load rejects with the loader's own message", as
 
 /** Resolves once the engine thread is decoding an upload (its pool's state reaches this thread). */
 async function decoding(): Promise<void> {
-  for (let i = 0; i < 1000 && threaded.decodeStats!().busy === 0; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(threaded.decodeStats!().busy > 0, 'the upload never reached the engine thread');
+  const working = () => threaded.decodeStats!().busy + threaded.decodeStats!().queued > 0;
+  for (let i = 0; i < 1000 && !working(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(working(), 'the upload never reached the engine thread');
 }
 
 test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); the next is answered', async () => {
   let audit: AuditStore | undefined;
   let app: FastifyInstance | undefined;
-  const restartsBefore = threaded.restarts();
+  const restartsBefore = threaded.engineRestarts!();
   try {
     audit = await openAuditStore(path.join(dir, 'audit.db'));
     app = await buildApp({ predictor: threaded, audit, requestLog: false });
@@ -91,7 +93,7 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
     assert.ok(lost instanceof HttpError, `got ${String(lost)}`);
     assert.equal(lost.statusCode, 503);
     assert.equal(lost.code, 'ENGINE_RESTARTING');
-    assert.equal(threaded.restarts(), restartsBefore + 1);
+    assert.equal(threaded.engineRestarts!(), restartsBefore + 1);
     // While the new thread loads the model, /health says so (503: send predictions elsewhere for now).
     const loading = await app.inject({ method: 'GET', url: '/api/v1/health' });
     assert.equal(loading.statusCode, 503, loading.body);
@@ -105,7 +107,11 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
     assert.equal(back.statusCode, 200, back.body);
     assert.equal(back.json().engine, 'ready');
     // A death during a request is its 503 with a Retry-After, never a 500.
-    const upload = multipartBody('image', 'big.png', big, 'image/png');
+    // Another image: one in flight at two ends is refused as their cause (the last test).
+    const other = await sharp({ create: { width: 3900, height: 4000, channels: 3, background: '#888' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+    const upload = multipartBody('image', 'other.png', other, 'image/png');
     const during = app.inject({
       method: 'POST',
       url: '/api/v1/predictions',
@@ -124,34 +130,77 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
   }
 });
 
-test('a model that cannot load again: /health and predictions say so (503), and it loads once it is back', async () => {
+test('a model that cannot load again: health and predictions say so, one reload for all; it recovers', async () => {
   const copy = path.join(dir, 'model-copy');
   fs.cpSync(modelDir, copy, { recursive: true });
-  const p = await loadThreadedPredictor(copy, { decodeWorkers: 1 });
+  const lines: { level: string; msg: string }[] = [];
+  const log = createLogger({ destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
+  const p = await loadThreadedPredictor(copy, { decodeWorkers: 1, log, reloadFirstMs: 300 });
   let audit: AuditStore | undefined;
   let app: FastifyInstance | undefined;
+  const failedLoads = () => lines.filter((l) => l.msg.startsWith('the prediction engine could not load')).length;
   try {
     audit = await openAuditStore(path.join(dir, 'audit-unavailable.db'));
     app = await buildApp({ predictor: p, audit, requestLog: false });
     const aside = `${copy}-aside`;
     fs.renameSync(copy, aside);
     await p.thread().terminate();
-    for (let i = 0; i < 2000 && p.engineState!() !== 'unavailable'; i++) await new Promise((r) => setTimeout(r, 5));
+    await until(() => p.engineState!() === 'unavailable');
     const health = await app.inject({ method: 'GET', url: '/api/v1/health' });
     assert.equal(health.statusCode, 503, health.body);
     assert.equal(health.json().engine, 'unavailable');
+    // Four at once: one reload for all of them (each had its own before), then each answered 503 with the
+    // engine's Retry-After, and no path of the server's in the answer.
+    const before = failedLoads();
     const { body, headers } = multipartBody('image', 'film.jpeg', film, 'image/jpeg');
-    const refused = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
-    assert.equal(refused.statusCode, 503, refused.body);
-    assert.equal(refused.json().code, 'ENGINE_UNAVAILABLE');
-    // The folder back: the next prediction's own try loads it.
+    const post = () => app!.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
+    const refused = await Promise.all([post(), post(), post(), post()]);
+    for (const r of refused) {
+      assert.equal(r.statusCode, 503, r.body);
+      assert.equal(r.json().code, 'ENGINE_UNAVAILABLE');
+      assert.equal(r.headers['retry-after'], '5');
+      assert.ok(!r.body.includes(dir), r.body);
+    }
+    assert.ok(failedLoads() - before <= 2, `${failedLoads() - before} failed loads for 4 predictions`);
+    // The folder back: the engine loads it by itself, with no request to set it off (a load balancer sends
+    // none to a server whose /health says 503).
     fs.renameSync(aside, copy);
-    const res = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
+    await until(() => p.engineState!() === 'ready');
+    const res = await post();
     assert.equal(res.statusCode, 200, res.body);
-    assert.equal(p.engineState!(), 'ready');
+    assert.ok(lines.some((l) => l.msg === 'the prediction engine thread is running again'));
   } finally {
     await app?.close();
     await audit?.close();
     p.dispose();
   }
 });
+
+test('an image in flight at two ends of the engine is refused from then on (422 ENGINE_FAULT)', async () => {
+  const p = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
+  try {
+    const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+    for (const expected of ['ENGINE_RESTARTING', 'ENGINE_FAULT']) {
+      const inFlight = p.predict(big, {}).catch((e: unknown) => e);
+      await until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
+      await p.thread().terminate();
+      const e = await inFlight;
+      assert.ok(e instanceof HttpError && e.code === expected, `${expected}: got ${String(e)}`);
+    }
+    // Sent again, it never reaches the engine; another film is answered.
+    const again = await p.predict(big, {}).catch((e: unknown) => e);
+    assert.ok(again instanceof HttpError && again.statusCode === 422 && again.code === 'ENGINE_FAULT');
+    assert.equal(p.engineRestarts!(), 2);
+    assert.ok((await p.predict(film, {})).probability >= 0);
+  } finally {
+    p.dispose();
+  }
+});
+
+/** Waits (at most 30 s) for `cond`. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 3000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), 'timed out waiting');
+}

@@ -13,6 +13,11 @@ import { Predictor, type PredictorOptions } from '../predict/predictor';
 import type { Logger } from '../log';
 import type { DecodePoolStats, ServePredictor } from './predictor_port';
 
+/** What the pool says: a replaced worker, a deadline passed (a pino Logger is one). */
+export interface PoolLog {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
 export interface DecodePoolOptions {
   /** Worker threads (default 2). */
   size?: number;
@@ -20,8 +25,10 @@ export interface DecodePoolOptions {
   timeoutMs?: number;
   /** V8 heap cap per worker, in MiB (default 512): a runaway decode ends that worker, not the server. */
   maxHeapMb?: number;
-  /** Where a replaced worker is reported (default: nowhere). */
-  log?: Logger;
+  /** Where a replaced worker is reported (default: nowhere): the server's logger, or the engine thread's relay. */
+  log?: PoolLog;
+  /** Called after each change of what stats() says (the engine thread sends it to the server's /metrics). */
+  onChange?: () => void;
 }
 
 interface Task {
@@ -62,12 +69,14 @@ export class DecodePool {
   private restarts = 0;
   private readonly timeoutMs: number;
   private readonly maxHeapMb: number;
-  private readonly log: Logger | undefined;
+  private readonly log: PoolLog | undefined;
+  private readonly onChange: (() => void) | undefined;
 
   constructor(opts: DecodePoolOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxHeapMb = opts.maxHeapMb ?? 512;
     this.log = opts.log;
+    this.onChange = opts.onChange;
     for (let i = 0; i < Math.max(1, opts.size ?? 2); i++) this.slots.push(this.spawn());
   }
 
@@ -144,6 +153,7 @@ export class DecodePool {
       if (slot.task || this.queue.length) slot.worker.ref();
       else slot.worker.unref();
     }
+    this.onChange?.();
   }
 
   private assign(): void {

@@ -20,13 +20,19 @@ export interface DecodePoolStats {
  */
 export type EngineState = 'ready' | 'restarting' | 'unavailable';
 
+/** How long a client is asked to wait while the engine restarts: a new thread loads the model in seconds. */
+export const ENGINE_RETRY_AFTER_S = 5;
+
 /**
  * Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics);
- * engineState: when the model runs in a thread that may end (predictor_thread.ts), else always ready.
+ * engineState and engineRestarts: when the model runs in a thread that may end (predictor_thread.ts); without
+ * them it is always ready.
  */
 export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose' | 'warmUp'> & {
   decodeStats?: () => DecodePoolStats;
   engineState?: () => EngineState;
+  /** Engine threads that ended and were replaced since the server started (/metrics). */
+  engineRestarts?: () => number;
 };
 
 /**

@@ -1,28 +1,45 @@
 // The server's predictor, run in a worker thread (predictor_worker.ts). In the server's own thread the
 // network and Grad-CAM held the event loop for a few hundred milliseconds per film: under 50 parallel
 // uploads /health took up to 2 s. Here the thread only passes bytes and answers; a prediction's
-// errors keep their class (an input's fault stays its 4xx), and a thread that dies fails only the
-// predictions it held (503, send again) while a new one loads the model.
+// errors keep their class (an input's fault stays its 4xx), and a thread that ends (a JavaScript error,
+// its heap exhausted, a prediction past its deadline) fails only the predictions it held (503, send
+// again) while a new one loads the model. A native fault in the engine still ends the whole process.
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+// The native engine is loaded on this thread first, on purpose: OpenMP reads OMP_WAIT_POLICY (which the
+// backend sets) from the process environment once, when libtorch loads, and a worker's process.env is a copy.
+import '../engine';
 import type { Logger } from '../log';
 import { InputError } from '../predict/errors';
 import type { Prediction, PredictOptions } from '../predict/predictor';
 import { DecodeWorkerError } from './decode_pool';
 import { HttpError } from './http_error';
-import type { DecodePoolStats, EngineState, ServePredictor } from './predictor_port';
+import { type DecodePoolStats, ENGINE_RETRY_AFTER_S, type EngineState, type ServePredictor } from './predictor_port';
 import type { EngineMessage, EngineStart, EngineTask, RemoteError } from './predictor_worker';
 
 const WORKER_FILE = path.join(__dirname, 'predictor_worker.js');
 
-/** How long a client is asked to wait after the engine's thread died: the model loads again in seconds. */
-const RESTART_RETRY_AFTER_S = 5;
+/**
+ * Longest one prediction may hold the engine before its thread is ended and replaced: a stuck engine would
+ * otherwise hold the concurrency slots for good while /health said ready. Far above a prediction's time (under a
+ * second; decoding has its own 30 s deadline), as predictions in the thread run one after the other.
+ */
+const ENGINE_DEADLINE_MS = 120_000;
+
+/** After a failed load, the next tries: from 5 s, doubling, at most a minute apart (no traffic needed). */
+const RELOAD_FIRST_MS = 5_000;
+const RELOAD_MAX_MS = 60_000;
+
+/**
+ * Images in flight when a thread ended are suspects for this long: one in flight at two ends is refused from
+ * then on (422 ENGINE_FAULT), or every resend of it would end the engine, and every other client's prediction.
+ */
+const SUSPECT_MS = 10 * 60_000;
 
 export type ThreadedPredictor = ServePredictor & {
   /** Predictor.notes of the loaded model (an unfinished run, no heat maps...), for the start-up log. */
   readonly notes: string[];
-  /** Engine threads that died and were replaced since the server started. */
-  readonly restarts: () => number;
   /** The thread now running the engine (tests end it to see a death handled). */
   readonly thread: () => Worker;
 };
@@ -45,9 +62,14 @@ function withBuffers(p: Prediction): Prediction {
   return out;
 }
 
+const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+
 interface Pending {
   resolve: (p: Prediction) => void;
   reject: (e: unknown) => void;
+  /** The caller's bytes (held by it until answered anyway): hashed only if the thread ends meanwhile. */
+  bytes: Uint8Array;
+  deadline: NodeJS.Timeout;
 }
 
 type Ready = Extract<EngineMessage, { type: 'ready' }>;
@@ -63,15 +85,27 @@ interface Started {
  */
 export async function loadThreadedPredictor(
   dir: string,
-  opts: Omit<EngineStart, 'dir'> & { log?: Logger } = {},
+  opts: Omit<EngineStart, 'dir'> & {
+    log?: Logger;
+    /** The first wait before a failed load is tried again (default 5 s; tests shorten it). */
+    reloadFirstMs?: number;
+  } = {},
 ): Promise<ThreadedPredictor> {
-  const { log, ...start } = opts;
+  const { log, reloadFirstMs = RELOAD_FIRST_MS, ...start } = opts;
   const pending = new Map<number, Pending>();
+  const suspects = new Map<string, { ends: number; at: number }>();
   let nextId = 1;
-  let stats: DecodePoolStats = { size: 0, busy: 0, queued: 0, restarts: 0 };
+  const idle: DecodePoolStats = { size: 0, busy: 0, queued: 0, restarts: 0 };
+  let stats = idle;
+  /** Decode workers the pools of ended threads had replaced: the counter in /metrics only goes up. */
+  let decodeRestartsBefore = 0;
   let restarts = 0;
   let disposed = false;
   let state: EngineState = 'restarting';
+  /** The one reload after a failed load, which every prediction that finds the failure waits for. */
+  let reloading: Promise<void> | null = null;
+  let reloadTimer: NodeJS.Timeout | null = null;
+  let reloadDelay = reloadFirstMs;
 
   const spawn = (): Started => {
     const worker = new Worker(WORKER_FILE, { workerData: { ...start, dir } satisfies EngineStart });
@@ -80,32 +114,37 @@ export async function loadThreadedPredictor(
     const ready = new Promise<Ready>((resolve, reject) => {
       settle = { resolve, reject };
     });
-    ready.catch(() => {}); // read by whoever waits for it; a restart's failure is logged below
+    ready.catch(() => {}); // read by whoever waits for it, and logged by whoever started it
     worker.on('message', (m: EngineMessage) => {
       if (m.type === 'ready') {
         loaded = true;
         stats = m.stats;
         settle.resolve(m);
-        if (worker === current.worker) state = 'ready';
-        // Ref'd while it loads (a prediction may be waiting for it), then only while it has work.
-        if (worker === current.worker) refIfBusy();
+        if (worker === current.worker) {
+          state = 'ready';
+          // Ref'd while it loads (a prediction may be waiting for it), then only while it has work.
+          refIfBusy();
+        }
       } else if (m.type === 'failed') {
         if (worker === current.worker) state = 'unavailable';
         settle.reject(fromRemote(m.error));
         void worker.terminate();
       } else if (m.type === 'stats') {
-        stats = m.stats;
+        if (worker === current.worker) stats = m.stats;
+      } else if (m.type === 'log') {
+        log?.warn(m.obj, m.msg);
       } else {
         const p = pending.get(m.id);
         if (!p) return;
         pending.delete(m.id);
+        clearTimeout(p.deadline);
         if (m.ok) p.resolve(withBuffers(m.value));
         else p.reject(fromRemote(m.error));
         refIfBusy();
       }
     });
-    // A thread that ends before its model loaded fails that load (no new thread: it would fail alike);
-    // one that ends later is a death, replaced at once.
+    // A thread that ends before its model loaded fails that load (no new thread at once: it would fail
+    // alike; reloads follow on a timer); one that ends later is a death, replaced at once.
     const ended = (why: string) => {
       if (loaded) return died(worker, why);
       if (worker === current.worker) state = 'unavailable';
@@ -120,26 +159,89 @@ export async function loadThreadedPredictor(
   // An idle engine thread must not keep a finished process alive; one with predictions in flight does.
   const refIfBusy = () => (pending.size ? current.worker.ref() : current.worker.unref());
 
+  /** A new thread in place of the current one; its load is logged, and a failed one tried again on a timer. */
+  const replace = (): Started => {
+    current = spawn();
+    state = 'restarting';
+    stats = idle;
+    const started = current;
+    started.ready.then(
+      () => {
+        reloadDelay = reloadFirstMs;
+        log?.info('the prediction engine thread is running again');
+      },
+      (e: unknown) => {
+        if (disposed || started !== current) return;
+        log?.error(
+          { err: e, nextTryS: reloadDelay / 1000 },
+          `the prediction engine could not load the model again: ${(e as Error).message}`,
+        );
+        reloadTimer ??= setTimeout(() => {
+          reloadTimer = null;
+          void reload();
+        }, reloadDelay);
+        reloadTimer.unref();
+        reloadDelay = Math.min(RELOAD_MAX_MS, reloadDelay * 2);
+      },
+    );
+    return started;
+  };
+
+  /** One reload at a time, after a failed load: by the timer, or by a prediction that finds the failure. */
+  const reload = (): Promise<void> => {
+    if (disposed) return Promise.resolve();
+    // One in flight (or just settled: its failure may have set the next try's timer) is shared as it is.
+    if (reloading) return reloading;
+    if (reloadTimer) clearTimeout(reloadTimer);
+    reloadTimer = null;
+    reloading = replace()
+      .ready.then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        reloading = null;
+      });
+    return reloading;
+  };
+
   const died = (worker: Worker, why: string) => {
     if (disposed || worker !== current.worker) return;
     const lost = [...pending.values()];
     pending.clear();
-    const error = new HttpError(
+    decodeRestartsBefore += stats.restarts;
+    const now = Date.now();
+    for (const [h, s] of suspects) if (now - s.at > SUSPECT_MS) suspects.delete(h);
+    const restarting = new HttpError(
       503,
       'ENGINE_RESTARTING',
       `the prediction engine stopped (${why}) and is being restarted: nothing was predicted; send the image again`,
-      RESTART_RETRY_AFTER_S,
+      ENGINE_RETRY_AFTER_S,
     );
-    for (const p of lost) p.reject(error);
+    let refused = 0;
+    for (const p of lost) {
+      clearTimeout(p.deadline);
+      const h = sha256(p.bytes);
+      const ends = (suspects.get(h)?.ends ?? 0) + 1;
+      suspects.set(h, { ends, at: now });
+      if (ends >= 2) refused++;
+      p.reject(ends >= 2 ? engineFault() : restarting);
+    }
     restarts++;
-    state = 'restarting';
-    log?.error({ why, lostPredictions: lost.length }, 'the prediction engine thread ended; starting a new one');
-    current = spawn();
-    current.ready.then(
-      () => log?.info('the prediction engine thread is running again'),
-      (e: unknown) => log?.error({ err: e }, `the prediction engine could not be restarted: ${(e as Error).message}`),
+    log?.error(
+      { why, lostPredictions: lost.length, refusedImages: refused },
+      'the prediction engine thread ended; starting a new one',
     );
+    replace();
   };
+
+  const engineFault = () =>
+    new HttpError(
+      422,
+      'ENGINE_FAULT',
+      'this image was being predicted each of the two times the prediction engine stopped: it is not ' +
+        'predicted again for now (the server log says why the engine stopped)',
+    );
 
   let model: Ready;
   try {
@@ -150,29 +252,28 @@ export async function loadThreadedPredictor(
     throw e;
   }
 
-  /** The engine thread once it has loaded; a thread that died while it was awaited hands over to its successor. */
+  /** The engine thread once it has loaded; a thread replaced while it was awaited hands over to its successor. */
   const readyWorker = async (): Promise<Worker> => {
     let tried = false;
     for (;;) {
       const started = current;
       try {
         await started.ready;
-      } catch (e) {
+      } catch {
         if (started !== current) continue;
         if (disposed) throw new Error('the predictor was closed');
-        // A load that failed is tried again once for this prediction (the model folder may be back): those that
-        // arrive meanwhile wait for the same try. Failed again, this one is answered; the next tries anew.
+        // A load that failed is tried again for this prediction (the model folder may be back), one try for all
+        // that find it so; failed again, this one is answered (the details are in the log, not the answer).
         if (!tried) {
           tried = true;
-          current = spawn();
-          state = 'restarting';
+          await reload();
           continue;
         }
         throw new HttpError(
           503,
           'ENGINE_UNAVAILABLE',
-          `the prediction engine could not load the model again (${(e as Error).message}); ` +
-            'the next request tries again',
+          'the prediction engine could not load the model (the server log says why); it tries again by itself',
+          ENGINE_RETRY_AFTER_S,
         );
       }
       if (started === current) return started.worker;
@@ -181,12 +282,18 @@ export async function loadThreadedPredictor(
 
   const run = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
     if (disposed) throw new Error('the predictor was used after dispose()');
+    if (suspects.size && (suspects.get(sha256(bytes))?.ends ?? 0) >= 2) throw engineFault();
     const worker = await readyWorker();
     // One copy, handed over: a clone of a view would copy its whole underlying buffer.
     const copy = new Uint8Array(bytes);
     return new Promise<Prediction>((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, { resolve, reject });
+      const deadline = setTimeout(() => {
+        log?.error({ deadlineS: ENGINE_DEADLINE_MS / 1000 }, 'a prediction ran past its deadline: ending the engine');
+        if (worker === current.worker) void worker.terminate();
+      }, ENGINE_DEADLINE_MS);
+      deadline.unref();
+      pending.set(id, { resolve, reject, bytes, deadline });
       worker.postMessage({ id, op, bytes: copy, opts: o } satisfies EngineTask, [copy.buffer]);
       refIfBusy();
     });
@@ -197,13 +304,17 @@ export async function loadThreadedPredictor(
     notes: model.notes,
     predict: (bytes, o) => run('predict', bytes, o),
     warmUp: (bytes) => run('warmUp', bytes),
-    decodeStats: () => stats,
-    restarts: () => restarts,
+    decodeStats: () => ({ ...stats, restarts: decodeRestartsBefore + stats.restarts }),
+    engineRestarts: () => restarts,
     engineState: () => state,
     thread: () => current.worker,
     dispose: () => {
       disposed = true;
-      for (const p of pending.values()) p.reject(new Error('the predictor was closed'));
+      if (reloadTimer) clearTimeout(reloadTimer);
+      for (const p of pending.values()) {
+        clearTimeout(p.deadline);
+        p.reject(new Error('the predictor was closed'));
+      }
       pending.clear();
       void current.worker.terminate();
     },

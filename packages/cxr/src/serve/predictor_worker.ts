@@ -33,6 +33,8 @@ export type RemoteError =
 
 export type EngineMessage =
   | { type: 'ready'; model: Predictor['model']; notes: string[]; stats: DecodePoolStats }
+  /** A warning of the thread's decode pool (a worker replaced, a deadline passed), for the server's log. */
+  | { type: 'log'; obj: Record<string, unknown>; msg: string }
   | { type: 'failed'; error: RemoteError }
   | { type: 'stats'; stats: DecodePoolStats }
   | { type: 'reply'; id: number; ok: true; value: Awaited<ReturnType<Predictor['predict']>> }
@@ -53,21 +55,19 @@ async function main(port: NonNullable<typeof parentPort>, start: EngineStart): P
   let predictor: Predictor;
   try {
     await initEngine(start.threads);
-    pool = new DecodePool({ size: start.decodeWorkers });
-    const decodes = pool;
-    // /metrics reads the pool's state synchronously on the server's thread: every change is sent there.
-    const decoder: PredictorOptions['decoder'] = (bytes, req) => {
-      const decoding = decodes.decode(bytes, req);
-      send({ type: 'stats', stats: decodes.stats() });
-      const after = () => send({ type: 'stats', stats: decodes.stats() });
-      decoding.then(after, after);
-      return decoding;
-    };
+    // The pool's warnings (traces of hostile files and memory caps) go to the server's log, on its thread, and
+    // its state to /metrics there, which reads it synchronously: every change is sent.
+    const decodes = new DecodePool({
+      size: start.decodeWorkers,
+      log: { warn: (obj, msg) => send({ type: 'log', obj, msg }) },
+      onChange: () => send({ type: 'stats', stats: decodes.stats() }),
+    });
+    pool = decodes;
     // The server warms up itself (startServer), through this thread: no second warm-up here.
     predictor = await Predictor.load(start.dir, {
       oodPolicy: start.oodPolicy,
       limits: start.limits,
-      decoder,
+      decoder: decodes.decode,
       warmUp: false,
     });
   } catch (e) {
@@ -75,11 +75,20 @@ async function main(port: NonNullable<typeof parentPort>, start: EngineStart): P
     send({ type: 'failed', error: toRemote(e) });
     return;
   }
+  // A reply that cannot be sent (a field that does not clone) is that prediction's error, not an unhandled
+  // rejection, which would end the thread and every other prediction in it.
+  const reply = (id: number, value: Awaited<ReturnType<Predictor['predict']>>) => {
+    try {
+      send({ type: 'reply', id, ok: true, value });
+    } catch (e) {
+      send({ type: 'reply', id, ok: false, error: toRemote(e) });
+    }
+  };
   port.on('message', (task: EngineTask) => {
     const bytes = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
     const running = task.op === 'warmUp' ? predictor.warmUp(bytes) : predictor.predict(bytes, task.opts);
     running.then(
-      (value) => send({ type: 'reply', id: task.id, ok: true, value }),
+      (value) => reply(task.id, value),
       (e: unknown) => send({ type: 'reply', id: task.id, ok: false, error: toRemote(e) }),
     );
   });

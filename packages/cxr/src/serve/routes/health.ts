@@ -17,7 +17,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { LATE, orLate } from '../../deadline';
 import { AUDIT_RETRY_AFTER_S, AUDIT_WAIT_MS, type AuditGuard } from '../audit_guard';
 import { AuditUnavailableError } from '../audit_store';
-import type { ServePredictor } from '../predictor_port';
+import { ENGINE_RETRY_AFTER_S, type ServePredictor } from '../predictor_port';
 import { type ProbeRead, queueProbe } from '../queue_probe';
 import { healthDegradedSchema, healthSchema } from '../schemas';
 import type { JobsPort } from './jobs';
@@ -58,11 +58,10 @@ type QueueState = 'available' | 'unavailable';
 /** What /health says while the model cannot answer (predictor_port.ts EngineState). */
 const ENGINE_DOWN = {
   restarting: "the model's thread ended and a new one is loading the model: predictions wait for it",
-  unavailable: 'the model could not be loaded again (the server log says why): predictions are refused until it is',
+  unavailable:
+    'the model could not be loaded again (the server log says why; it is tried again by itself): predictions ' +
+    'are refused until it is',
 } as const;
-
-/** A new engine thread loads the model in a few seconds. */
-const ENGINE_RETRY_AFTER_S = 5;
 
 /**
  * The job queue's state: one read at a time (a probe, a /health answer; queue_probe.ts), the queue's depth as
