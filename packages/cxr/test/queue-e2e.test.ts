@@ -71,11 +71,14 @@ interface Worker {
   exited: Promise<number | null>;
 }
 
-/** A `cxr worker` with short locks (a dead worker's job is retried within ~2 s); resolves once it consumes. */
+/**
+ * A `cxr worker` with the shortest lock it takes (a dead worker's job is retried within ~5 s); resolves once it
+ * consumes.
+ */
 async function startWorker(extra: Record<string, string> = {}, args: string[] = []): Promise<Worker> {
   const child = spawn(
     process.execPath,
-    [MAIN, 'worker', '--threads', '1', '--lock-duration', '1500', '--stalled-interval', '500', ...args],
+    [MAIN, 'worker', '--threads', '1', '--lock-duration', '5000', '--stalled-interval', '500', ...args],
     { env: env(extra), cwd: dir },
   );
   children.push(child);

@@ -69,6 +69,7 @@ const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:54
 const awayStore: ResultStore = {
   location: 'postgres://cxr:*****@db:5432/cxr',
   findByResultKey: () => Promise.reject(refused()),
+  insert: () => Promise.reject(refused()),
   insertOnce: () => Promise.reject(refused()),
 };
 

@@ -8,7 +8,7 @@
 // With Orthanc configured, its login is checked at start, as Redis and the audit log are: a wrong
 // password stops the worker (exit 1) instead of failing every Orthanc job it takes.
 import { Command, Option } from 'commander';
-import { positiveInt } from './args';
+import { intAtLeast, positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
@@ -20,6 +20,7 @@ import {
   connectQueue,
   DEFAULT_RETRY,
   loadRedisUrl,
+  MIN_LOCK_DURATION_MS,
   OTHER_ATTEMPTS,
   redactRedisUrl,
   startWorker,
@@ -64,6 +65,12 @@ const NO_AUDIT_LOG_HINT =
   'a worker cannot run without its audit log (the lasting record of every result, and what keeps ' +
   'a job that runs twice from making two): make it reachable, or give another with --db or CXR_DB';
 
+/** Why a shorter --lock-duration is refused (commander prints it after the option and value). */
+const LOCK_REFUSAL =
+  `at least ${MIN_LOCK_DURATION_MS} ms is needed: the model holds the worker's thread while it predicts, the ` +
+  'lock is renewed only between, and a shorter lock runs out under a job still running (another worker, or this ' +
+  'one, then runs it again)';
+
 export function register(program: Command): void {
   program
     .command('worker')
@@ -78,7 +85,7 @@ export function register(program: Command): void {
     .option('--orthanc-config <file>', 'JSON file {"url", "user", "password"} for Orthanc jobs (mode 600)')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL); it picks the queue')
     .option(
-      '--db <file>',
+      '--db <file|url>',
       'audit log: an SQLite file or a postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)',
     )
     .addOption(
@@ -89,8 +96,9 @@ export function register(program: Command): void {
     .option('--no-store-images', 'do not keep heat maps and thumbnails of file and upload jobs in the audit log')
     .option(
       '--lock-duration <ms>',
-      'how long a job stays locked to a worker that stopped answering',
-      positiveInt,
+      `how long a job stays locked to a worker that stopped answering; at least ${MIN_LOCK_DURATION_MS}: the lock ` +
+        'is renewed between predictions, and a shorter one runs out under a job still running, which then runs twice',
+      intAtLeast(MIN_LOCK_DURATION_MS, LOCK_REFUSAL),
       30_000,
     )
     .option(

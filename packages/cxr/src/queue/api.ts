@@ -5,11 +5,11 @@
 import type { Job } from 'bullmq';
 import { type OrthancClient, OrthancError } from '../pacs';
 import { HttpError } from '../serve/http_error';
-import type { JobOptions, JobState, JobsPort, Submitted } from '../serve/routes/jobs';
-import { isRedisDown, QUEUE_UNAVAILABLE } from './connection';
+import { type JobOptions, type JobState, type JobsPort, overJobUploadCap, type Submitted } from '../serve/routes/jobs';
+import { isRedisDown, QUEUE_UNAVAILABLE, RedisDatabaseError } from './connection';
 import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf, sha256Of } from './job';
 import { shownLabel } from '../predict/verdict';
-import { enqueue, type JobQueue, jobIdOf, queueDepth } from './queue';
+import { enqueue, type JobQueue, jobIdOf, queueDepth, redisSelected } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
 
@@ -46,22 +46,38 @@ const CHECKS_AT_ONCE = 8;
 /** Unknown ids named in one answer. */
 const NAMED_AT_MOST = 10;
 
-/** The API's answer to a call that failed because Redis is away; anything else is left as it is. */
-function queueAnswer(e: unknown): unknown {
+/**
+ * The API's answer to a call that failed because Redis is away, or refuses the database of the server's URL (a
+ * configuration to fix: Retry-After as for a refused PACS login); anything else is left as it is.
+ */
+function queueAnswer(e: unknown, log?: (line: string) => void): unknown {
+  if (e instanceof RedisDatabaseError) {
+    log?.(`/jobs: ${e.message}`);
+    return new HttpError(
+      503,
+      QUEUE_UNAVAILABLE,
+      "the job queue (Redis) has no database of the number in this server's CXR_REDIS_URL: its administrator " +
+        'must fix the URL; nothing was queued',
+      PACS_LOGIN_RETRY_AFTER_S,
+    );
+  }
   if (e instanceof HttpError || !isRedisDown(e)) return e;
   return new HttpError(503, QUEUE_UNAVAILABLE, 'the job queue (Redis) does not answer; retry later');
 }
 
-async function answering<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (e) {
-    throw queueAnswer(e);
-  }
-}
-
 export function queueApi(o: QueueApiOptions): QueueApi {
-  const uploads = new UploadStore(o.queue, o.uploadCapBytes ?? 1024 ** 3);
+  /** `work` on the queue's database (queue.ts redisSelected: never database 0 for a number Redis lacks). */
+  async function answering<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      await redisSelected(o.queue);
+      return await work();
+    } catch (e) {
+      throw queueAnswer(e, o.log);
+    }
+  }
+
+  const capBytes = o.uploadCapBytes ?? 1024 ** 3;
+  const uploads = new UploadStore(o.queue, capBytes);
   const spec = (opts: JobOptions): JobSpec => ({
     modelSha256: o.model.sha256,
     operatingPoint: opts.operatingPoint ?? o.model.defaultOperatingPoint,
@@ -72,6 +88,9 @@ export function queueApi(o: QueueApiOptions): QueueApi {
   });
 
   async function submitUpload(bytes: Buffer, name: string, opts: JobOptions): Promise<Submitted> {
+    // Past the whole cap a film never fits: 413 rather than a 503 retried for ever (the route checks every film
+    // of a request first; this holds for any other caller).
+    if (bytes.length > capBytes) throw overJobUploadCap(name, bytes.length, capBytes);
     const s = spec(opts);
     const sha256 = sha256Of(bytes);
     const data = dataFor(s, { kind: 'upload', sha256, name }, resultKeyOf(bytes, s.patientAge));
@@ -219,6 +238,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
   }
 
   return {
+    modelSha256: o.model.sha256,
+    uploadCapBytes: capBytes,
     canonicalId: canonicalJobId,
     depth: () => queueDepth(o.queue),
     submitUpload: (bytes, name, opts) => answering(() => submitUpload(bytes, name, opts)),

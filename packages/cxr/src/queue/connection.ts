@@ -6,6 +6,7 @@ import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { LATE, orLate } from '../deadline';
+import { NETWORK_ERROR_CODES } from '../network_errors';
 
 const UrlSchema = z
   .string()
@@ -81,10 +82,20 @@ export type RedisRole = 'worker' | 'producer';
 /** Reconnections a producer's call waits through before it fails (ioredis' maxRetriesPerRequest). */
 export const PRODUCER_RETRIES = 2;
 
-/** ioredis options for BullMQ, parsed from the URL (no password is logged or kept elsewhere). */
+/** The database number of a Redis URL (its path; 0 when it has none). */
+export function redisDatabase(url: string): number {
+  return Number(new URL(url).pathname.replace('/', '') || '0');
+}
+
+/**
+ * ioredis options for BullMQ, parsed from the URL (no password is logged or kept elsewhere). ioredis selects the
+ * database on every connection and, when Redis refuses it (a number past its `databases`), only emits an error and
+ * goes on in database 0, another environment's queue: checkRedis and the producers' calls (queue.ts onRedis) select
+ * it themselves, so that the refusal stops them.
+ */
 export function redisConnection(url: string, role: RedisRole = 'worker'): ConnectionOptions {
   const u = new URL(url);
-  const db = Number(u.pathname.replace('/', '') || '0');
+  const db = redisDatabase(url);
   return {
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: Number(u.port || 6379),
@@ -124,6 +135,15 @@ export function isRedisDown(err: unknown): boolean {
 }
 
 /**
+ * Whether `err`, reported by a connection to Redis, is the connection failing (refused, reset, timed out, closed)
+ * rather than a command Redis refused.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return isRedisDown(err) || (typeof code === 'string' && NETWORK_ERROR_CODES.has(code));
+}
+
+/**
  * A call to the job queue that failed because Redis is away: names Redis (password hidden) and the cause. Its
  * code makes it an outage (retry.ts): a polling sync tries again at its next poll, a worker's job waits for it.
  */
@@ -152,8 +172,42 @@ export function queueCallError(where: string, err: unknown, cause: unknown = err
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * Connects once, without retrying, and pings: an error naming the server (password hidden) and the cause
- * (refused, timed out, wrong password) when Redis does not answer within `timeoutMs`.
+ * Redis refusing the URL's database number (SELECT): a configuration to fix, not an outage. Redis has the databases
+ * 0 to `databases` - 1 of its redis.conf (16 by default); it never silently stands for database 0.
+ */
+export class RedisDatabaseError extends Error {
+  constructor(
+    readonly where: string,
+    readonly db: number,
+    reply: string,
+  ) {
+    super(
+      `Redis at ${where} has no database ${db} (SELECT ${db}: ${reply}): give a database number it has in the ` +
+        "URL's path (0 up to its `databases` setting less one, 0 to 15 by default)",
+    );
+    this.name = 'RedisDatabaseError';
+  }
+}
+
+/**
+ * Selects the URL's database on `client` (which ioredis does not fail on: see redisConnection): a
+ * RedisDatabaseError when Redis refuses the number; other failures (Redis away) as they came.
+ */
+export async function selectDatabase(client: { select(db: number): Promise<unknown> }, url: string): Promise<void> {
+  const db = redisDatabase(url);
+  try {
+    await client.select(db);
+  } catch (e) {
+    // Redis' own reply ("ERR DB index is out of range"); a connection's failure has no such name.
+    if ((e as Error).name === 'ReplyError') throw new RedisDatabaseError(redactRedisUrl(url), db, (e as Error).message);
+    throw e;
+  }
+}
+
+/**
+ * Connects once, without retrying, selects the URL's database and pings: an error naming the server (password
+ * hidden) and the cause (refused, timed out, wrong password, no such database) when Redis does not answer within
+ * `timeoutMs` or refuses.
  */
 export async function checkRedis(url: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
   const client = new Redis({
@@ -172,12 +226,16 @@ export async function checkRedis(url: string, timeoutMs = CONNECT_TIMEOUT_MS): P
   try {
     if (
       (await orLate(
-        client.connect().then(() => client.ping()),
+        client
+          .connect()
+          .then(() => selectDatabase(client, url))
+          .then(() => client.ping()),
         timeoutMs,
       )) === LATE
     )
       throw new Error(`no answer within ${timeoutMs / 1000} s`);
   } catch (e) {
+    if (e instanceof RedisDatabaseError) throw e;
     throw new Error(
       `cannot reach Redis at ${redactRedisUrl(url)} (${cause || (e as Error).message}): ` +
         'is it running, and is the URL right?',

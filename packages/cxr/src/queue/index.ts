@@ -9,6 +9,7 @@ export {
   QueueUnavailableError,
   redactRedisUrl,
   redisConnection,
+  RedisDatabaseError,
   type RedisRole,
   type RedisSources,
 } from './connection';
@@ -79,4 +80,4 @@ export {
   type RetryPolicy,
 } from './retry';
 export { UploadStore } from './uploads';
-export { type RunningWorker, startWorker, type WorkerOptions } from './worker';
+export { MIN_LOCK_DURATION_MS, type RunningWorker, startWorker, type WorkerOptions } from './worker';

@@ -3,7 +3,8 @@
 // Orthanc instances, and one audit row per result. A job can run more than once (its worker killed
 // mid-job, the lock expired, another worker took it), so every step is safe to repeat:
 // - the audit row is written with insertOnce on (result key, model, operating point); a second
-//   run finds it and writes nothing;
+//   run finds it and writes nothing (an upload job that wants a heat map its row lacks writes its
+//   own row without a key: answerAgain);
 // - SR and Secondary Capture have UIDs derived from the film, model and operating point, and
 //   processInstance stores only those not in the PACS yet;
 // - the row is written before the results are stored, so a run killed in between still leaves
@@ -30,12 +31,16 @@ import { auditRecordOf } from '../predict/audit_record';
 import { InputError } from '../predict/errors';
 import { type ApiPrediction, type AuditRecord, predictionSchema } from '../predict/prediction_schema';
 import type { Prediction, Predictor } from '../predict/predictor';
+import { showsHeatmap, statusOf } from '../predict/verdict';
 import type { AuditImages, AuditStore } from '../serve/audit';
 import { compactImages } from '../serve/retention';
 import { toApi } from '../serve/routes/common';
 
-/** The audit log as the queue needs it: written once per result, found again by its key; named in errors. */
-export type ResultStore = Pick<AuditStore, 'insertOnce' | 'findByResultKey' | 'location'>;
+/**
+ * The audit log as the queue needs it: written once per result, found again by its key; named in errors. `insert`
+ * writes a row without a key: a film's answer again, with the heat map its keyed row lacks (see filmJob).
+ */
+export type ResultStore = Pick<AuditStore, 'insert' | 'insertOnce' | 'findByResultKey' | 'location'>;
 
 export interface JobContext {
   predictor: Predictor;
@@ -97,7 +102,21 @@ async function readFilm(file: string): Promise<Buffer> {
   }
 }
 
-/** Writes the row once; when another run wrote it first, that row is the result. */
+/**
+ * Whether a stored row answers this job: always, unless the job asks for a heat map the worker keeps and the row
+ * has none although its film could have one. The PACS path (Orthanc jobs, cxr orthanc sync) keeps its heat map in
+ * the PACS (the Secondary Capture) and writes rows without images; an upload's client reads the heat map from the
+ * API, as POST /predictions gives it.
+ */
+function answersJob(ctx: JobContext, data: JobData, row: AuditRecord): boolean {
+  if (!data.heatmap || !ctx.storeImages || row.hasHeatmap) return true;
+  return !showsHeatmap(statusOf(row)); // a film the model cannot assess has no heat map anywhere
+}
+
+/**
+ * Writes the row once; when another run wrote it first, that row is the result, unless it lacks the heat map this
+ * run made for the job (a PACS row written meanwhile): then the result is a row of its own (answerAgain).
+ */
 async function recordOnce(
   ctx: JobContext,
   data: JobData,
@@ -122,13 +141,31 @@ async function recordOnce(
   if (written === 'inserted') return record;
   const first = await findRow(ctx, data);
   if (!first) throw new Error(`audit log: ${data.resultKey} was reported present and then not found`);
-  return first;
+  if (answersJob(ctx, data, first) || !images?.heatmapPng) return first;
+  return answerAgain(ctx, { ...record, resultKey: null }, images);
+}
+
+/**
+ * The audit log keeps one keyed row per (result key, model, operating point) (a unique index, audit_migrations.ts
+ * v3): the film's answer, written once however many runs and workers race on it, and found by a job that runs
+ * again. When that row has no heat map and an upload job asks for one, the answer is made again, with its images,
+ * and written as a row without a key, as POST /predictions writes every answer: the keyed row stays the film's one
+ * answer (the index forbids a second, and changing a logged row is not the audit log's way), and the new row is
+ * this request's own record, with its token. A job that runs twice may write two such rows; nothing else is lost.
+ */
+async function answerAgain(ctx: JobContext, record: AuditRecord, images: AuditImages): Promise<AuditRecord> {
+  try {
+    await ctx.store.insert(record, images);
+  } catch (e) {
+    throw auditLogError(ctx.store.location, e);
+  }
+  return record;
 }
 
 async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
   const { source } = data;
   const known = await findRow(ctx, data);
-  if (known) {
+  if (known && answersJob(ctx, data, known)) {
     if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
   }
@@ -236,12 +273,19 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   }
   let made: { record: AuditRecord; verdict: Prediction['verdict'] } | null = null;
   let outcome: Awaited<ReturnType<typeof processInstance>>;
+  // processInstance says why a film failed only in its log line ("failed ID (UID): reason"): kept for the job's
+  // error, which is what an API client reads (GET /jobs/:id), the worker's log being on another machine.
+  let why: string | null = null;
+  const failedLine = `failed ${instanceId} `;
   try {
     // A film the model cannot read is 'failed'; anything else that goes wrong (a bug, a broken install: not the
     // film's fault) is thrown (pacs/sync.ts ProcessingError) and retried as retry.ts says.
     outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
       operatingPoint: data.operatingPoint,
-      log: ctx.log,
+      log: (line) => {
+        if (line.startsWith(failedLine) && line.includes('): ')) why = line.slice(line.indexOf('): ') + 3);
+        ctx.log(line);
+      },
       onPrediction: async (prediction, film) => {
         if (film.sopInstanceUid !== data.resultKey) {
           throw new UnrecoverableError(`instance ${instanceId} is now ${film.sopInstanceUid}, not ${data.resultKey}`);
@@ -255,7 +299,9 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
     throw loginRefused(e) ?? e;
   }
   if (outcome === 'failed') {
-    throw new UnrecoverableError(`instance ${instanceId} is not a film the model can read (see the log)`);
+    throw new UnrecoverableError(
+      `instance ${instanceId} is not a film the model can read: ${why ?? "the reason is in the worker's log"}`,
+    );
   }
   if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
   const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;

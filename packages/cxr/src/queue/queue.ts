@@ -4,8 +4,17 @@
 // (an Orthanc film whose SR or SC is not in the PACS): then the finished job is replaced by a new one.
 // A producer's calls fail within a bound while Redis is away (connection.ts), as QueueUnavailableError.
 import { ErrorCode, type Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { LATE, orLate } from '../deadline';
-import { checkRedis, QueueUnavailableError, queueCallError, redactRedisUrl, redisConnection } from './connection';
+import {
+  checkRedis,
+  QueueUnavailableError,
+  queueCallError,
+  redactRedisUrl,
+  redisConnection,
+  redisDatabase,
+  selectDatabase,
+} from './connection';
 import { type JobData, jobIdFor, queueNameFor } from './job';
 import { MAX_ATTEMPTS, OUTAGE_BACKOFF } from './retry';
 
@@ -31,9 +40,16 @@ const CLOSE_WAIT_MS = 2_000;
 
 /**
  * Where each queue's Redis is (password hidden), and the last error of its connection (refused, a wrong
- * password...): for the errors of its calls, which ioredis words as "max retries reached".
+ * password...): for the errors of its calls, which ioredis words as "max retries reached". `selected`: the
+ * URL's database, selected once on the queue's connection before its first call (see databaseSelected).
  */
-const REDIS = new WeakMap<object, { where: string; lastError: string | null }>();
+interface QueueRedis {
+  where: string;
+  lastError: string | null;
+  select: () => Promise<void>;
+  selected: Promise<void> | null;
+}
+const REDIS = new WeakMap<object, QueueRedis>();
 
 class ProducerQueue extends Queue<JobData, unknown, 'predict'> {
   /**
@@ -60,7 +76,17 @@ class ProducerQueue extends Queue<JobData, unknown, 'predict'> {
 /** The queue of the model with this sha256, with a producer's connection (connection.ts). */
 export function openQueue(redisUrl: string, modelSha256: string): JobQueue {
   const queue = new ProducerQueue(queueNameFor(modelSha256), { connection: redisConnection(redisUrl, 'producer') });
-  const redis = { where: redactRedisUrl(redisUrl), lastError: null as string | null };
+  const redis: QueueRedis = {
+    where: redactRedisUrl(redisUrl),
+    lastError: null,
+    // Database 0 always exists; another number is selected by the caller itself (connection.ts redisConnection).
+    select:
+      redisDatabase(redisUrl) === 0
+        ? async () => {}
+        : // BullMQ's client is a proxy over the ioredis one, whose commands it has, SELECT included.
+          async () => selectDatabase((await queue.client) as unknown as Pick<Redis, 'select'>, redisUrl),
+    selected: null,
+  };
   REDIS.set(queue, redis);
   // Kept for the next call's error rather than logged: a producer says it when a call fails (onRedis).
   queue.on('error', (e: Error) => {
@@ -87,7 +113,7 @@ export async function onRedis<T>(queue: JobQueue, work: () => Promise<T>): Promi
     redis?.lastError && !(e instanceof Error && e.name === 'ReplyError') ? new Error(redis.lastError) : e;
   let r: T | typeof LATE;
   try {
-    r = await orLate(work(), PRODUCER_WAIT_MS);
+    r = await orLate(databaseSelected(redis).then(work), PRODUCER_WAIT_MS);
   } catch (e) {
     throw queueCallError(where, e, cause(e));
   }
@@ -95,6 +121,26 @@ export async function onRedis<T>(queue: JobQueue, work: () => Promise<T>): Promi
     throw new QueueUnavailableError(where, cause(new Error(`no answer within ${PRODUCER_WAIT_MS / 1000} s`)));
   }
   return r;
+}
+
+/**
+ * The URL's database, selected on the queue's connection before its first call, the answer kept once it is a
+ * success: a Redis without that database (redis://.../99 on one with 16) fails every call with RedisDatabaseError
+ * rather than have the first ones run in database 0 (cxr serve starts without checking Redis, and a worker's
+ * connection is not this one). A failure is asked again by the next call: Redis may only have been away.
+ */
+function databaseSelected(redis: QueueRedis | undefined): Promise<void> {
+  if (!redis) return Promise.resolve();
+  redis.selected ??= redis.select().catch((e: unknown) => {
+    redis.selected = null;
+    throw e;
+  });
+  return redis.selected;
+}
+
+/** databaseSelected for the callers that use the queue's connection directly (uploads.ts, api.ts reads). */
+export function redisSelected(queue: JobQueue): Promise<void> {
+  return databaseSelected(REDIS.get(queue));
 }
 
 /**

@@ -20,7 +20,7 @@
 // searched, and an older server still running may queue a job for the film just as it goes: upgrade the
 // servers and workers of every model together.
 import type { RedisClient } from 'bullmq';
-import type { JobQueue } from './queue';
+import { type JobQueue, redisSelected } from './queue';
 
 const KEY_PREFIX = 'cxr:upload:';
 const HOLDERS_PREFIX = 'cxr:upload-holders:';
@@ -72,6 +72,7 @@ export class UploadStore {
   ) {}
 
   private async redis(): Promise<RedisClient> {
+    await redisSelected(this.queue); // never database 0 for another number Redis does not have (queue.ts)
     const c = await this.queue.client;
     if (!this.defined) {
       c.defineCommand('cxrUploadPut', { numberOfKeys: 3, lua: PUT });

@@ -1,12 +1,16 @@
 // The consumer side: a BullMQ worker running processJob. A job is locked by its worker while it
 // runs; a worker that dies (kill -9, a lost machine) stops renewing the lock, and after
 // lockDuration any other worker's stalled-job check puts the job back to be retried. Short
-// durations make a retry come sooner and cost lock renewals; tests use ~1 s.
+// durations make a retry come sooner and cost lock renewals; but the lock is renewed from the
+// thread that runs the model, so one shorter than a few predictions expires under a job that is
+// still running and every job runs twice: `cxr worker` takes no less than MIN_LOCK_DURATION_MS
+// (tests that call startWorker directly use ~1 s with the tiny model).
 // A job that fails is retried by the worker's RetryPolicy (retry.ts): an outage until it is over.
 // Log levels: a job's progress is info, a failed attempt that will be retried warn, a job failed for
-// good and the queue's Redis failing error (what an operator's alerts watch for).
-import { Worker } from 'bullmq';
-import { redactRedisUrl, redisConnection } from './connection';
+// good and the queue's Redis failing error (what an operator's alerts watch for). Redis going away is
+// one error line, however many connections and reconnections report it, and its return one info line.
+import { type RedisClient, Worker } from 'bullmq';
+import { isConnectionError, redactRedisUrl, redisConnection } from './connection';
 import { type JobResult, queueNameFor } from './job';
 import { type JobContext, letGoOfFailed, processJob } from './process';
 import {
@@ -32,6 +36,13 @@ export interface WorkerOptions {
   /** The delays between attempts of a failed job, and how long an outage is retried (default DEFAULT_RETRY). */
   retry?: RetryPolicy;
 }
+
+/**
+ * The shortest lock `cxr worker` takes. Inference and Grad-CAM hold the worker's thread for up to a second or two
+ * per film on a busy CPU (an ensemble longer), and BullMQ renews a lock at half its duration from that thread: a
+ * lock of a few predictions' length is the least that is renewed in time.
+ */
+export const MIN_LOCK_DURATION_MS = 5_000;
 
 export interface RunningWorker {
   worker: Worker;
@@ -95,9 +106,51 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
   worker.on('stalled', (id) => warn(`job ${id}: its worker stopped answering; queued again`));
   // BullMQ's connection errors (Redis refused, lost, a wrong password) say nothing of where: named here.
   const redis = redactRedisUrl(o.redisUrl);
-  worker.on('error', (err) => error(`job queue (Redis at ${redis}): ${err.message}`));
-  await worker.waitUntilReady();
+  const outage = watchOutage(redis, { log: ctx.log, error });
+  worker.on('error', outage.error);
+  // The two connections BullMQ's worker holds (commands, and the one that blocks waiting for jobs).
+  outage.watch(await worker.waitUntilReady(), await worker.client);
   void worker.run();
   let closing: Promise<void> | null = null;
   return { worker, close: () => (closing ??= worker.close()) };
+}
+
+/**
+ * The worker's Redis errors as lines: one error when Redis goes away (a worker's two connections each report every
+ * failed reconnection, about once a second, which filled the log with pairs of the same line), nothing more while
+ * it stays away, and one info line once every connection answers again. An error while all connections are up (a
+ * command Redis refused) is logged as it comes.
+ */
+function watchOutage(
+  redis: string,
+  say: { log: (line: string) => void; error: (line: string) => void },
+): { error: (err: Error) => void; watch: (...clients: RedisClient[]) => void } {
+  const clients: RedisClient[] = [];
+  let since: number | null = null;
+  const allReady = () => clients.every((c) => c.status === 'ready');
+  return {
+    error: (err) => {
+      if (since !== null) return; // said already, when it went away
+      if (!isConnectionError(err) && (clients.length === 0 || allReady())) {
+        say.error(`job queue (Redis at ${redis}): ${err.message}`);
+        return;
+      }
+      since = Date.now();
+      say.error(
+        `job queue (Redis at ${redis}): ${err.message}: Redis does not answer; reconnecting, no job is taken ` +
+          'until it answers (one line says when)',
+      );
+    },
+    watch: (...watched) => {
+      clients.push(...watched);
+      for (const c of watched) {
+        c.on('ready', () => {
+          if (since === null || !allReady()) return;
+          const seconds = Math.round((Date.now() - since) / 1000);
+          since = null;
+          say.log(`job queue (Redis at ${redis}) answers again, after ${seconds} s`);
+        });
+      }
+    },
+  };
 }

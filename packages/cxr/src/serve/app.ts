@@ -173,7 +173,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return sendProblem(reply, problem(417, 'EXPECTATION_FAILED', detail));
   });
   await app.register(multipart, {
-    // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400.
+    // files: 2 so that a second file reaches readUpload, which refuses it with a clear 400. These are POST
+    // /predictions' limits (one film); POST /jobs lifts files and parts for its films per request (routes/jobs.ts).
     limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });

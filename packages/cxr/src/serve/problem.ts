@@ -109,6 +109,7 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
     case 'FST_REQ_FILE_TOO_LARGE':
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return tooLargeProblem(tooLarge(maxUploadBytes));
+    // The one-film upload's limits (app.ts); POST /jobs, which takes several films, answers its own (routes/jobs.ts).
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':

@@ -48,9 +48,21 @@ export interface JobState {
 }
 
 export interface JobsPort {
+  /**
+   * The sha256 of the model whose queue this is: a job id names its model's (queue/job.ts jobIdFor), and a job of
+   * another model is never in this queue. Without it, such an id is answered as any unknown one.
+   */
+  modelSha256?: string;
+  /**
+   * Bytes of uploaded films the queue holds for its workers, all together: a film over it alone can never be
+   * queued (413, not the 503 of a full store). Without it, only the store's own refusal applies.
+   */
+  uploadCapBytes?: number;
   /** The id as the queue knows it (hex digests in lower case), or null when it is not a job id; asked first. */
   canonicalId(id: string): string | null;
-  /** Throws HttpError 503 when the held uploads are over their cap. */
+  /**
+   * Throws HttpError 503 when the held uploads are over their cap, 413 when the film alone is (overJobUploadCap).
+   */
   submitUpload(bytes: Buffer, name: string, o: JobOptions): Promise<Submitted>;
   /** Throws HttpError 503 when the server has no Orthanc configured. As submitOrthancAll for `signal`. */
   submitOrthanc(instanceId: string, o: JobOptions, signal?: AbortSignal): Promise<Submitted>;
@@ -130,6 +142,21 @@ const jobStateSchema = {
   additionalProperties: false,
 } as const;
 
+/**
+ * 413 for a film larger than all the bytes the queue may hold for its workers (cxr serve --job-uploads-mb): it
+ * would never fit, however long the client waits, so it is not the 503 (retry later) of a store that is full.
+ */
+export function overJobUploadCap(name: string, bytes: number, capBytes: number): HttpError {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return new HttpError(
+    413,
+    'TOO_LARGE',
+    `${name.slice(0, 100)} (${mib(bytes)}) is larger than this server's whole budget for uploaded films waiting ` +
+      `for a worker (${mib(capBytes)}, cxr serve --job-uploads-mb), so it can never be queued: send it to POST ` +
+      '/api/v1/predictions, or ask the administrator to raise --job-uploads-mb (nothing in this request was queued)',
+  );
+}
+
 function noQueue(): HttpError {
   return new HttpError(
     503,
@@ -139,17 +166,41 @@ function noQueue(): HttpError {
   );
 }
 
+/** Films one POST /jobs request may carry (JobRouteOptions.maxFiles' default). */
+export const JOB_FILES_MAX = 32;
+
+/** Plain form fields a POST /jobs body may carry before busboy stops it (app.ts registers the same for every route). */
+const JOB_FIELDS_MAX = 8;
+
+/** 413 for a request with more films than one request takes. */
+function tooManyFilms(maxFiles: number): HttpError {
+  return new HttpError(
+    413,
+    'TOO_MANY_FILES',
+    `at most ${maxFiles} films per request, each in a field named "image": send the others in another request`,
+  );
+}
+
+/**
+ * busboy's own limits, as /jobs names them: app.ts registers multipart for the one-film upload of POST
+ * /predictions (whose answer says so, problem.ts), and this route lifts the file and part counts per request.
+ */
+const BUSBOY_LIMITS = new Set(['FST_FILES_LIMIT', 'FST_PARTS_LIMIT', 'FST_FIELDS_LIMIT']);
+
 /** Every file part of the body (field "image", repeatable), within the byte limits. */
 async function readFiles(
   req: FastifyRequest,
   o: JobRouteOptions,
   ticket: UploadTicket,
 ): Promise<{ name: string; bytes: Buffer }[]> {
-  const maxFiles = o.maxFiles ?? 32;
+  const maxFiles = o.maxFiles ?? JOB_FILES_MAX;
   const files: { name: string; bytes: Buffer }[] = [];
   let imageField = false;
+  // One file more than allowed reaches the loop, which refuses it by name; the parts cover every film and the
+  // form fields, so that busboy's count (10 parts for the whole app, app.ts) is never what stops a request.
+  const limits = { files: maxFiles + 1, parts: maxFiles + 1 + JOB_FIELDS_MAX, fileSize: o.maxUploadBytes };
   try {
-    for await (const part of req.parts({ limits: { files: maxFiles + 1, fileSize: o.maxUploadBytes } })) {
+    for await (const part of req.parts({ limits })) {
       if (part.type !== 'file') {
         if (part.fieldname !== 'image') throw unreadField(part.fieldname);
         imageField = true; // a film sent without its filename: said as such
@@ -165,7 +216,7 @@ async function readFiles(
       }
       if (files.length === maxFiles) {
         part.file.resume();
-        throw new HttpError(413, 'TOO_MANY_FILES', `at most ${maxFiles} films per request`);
+        throw tooManyFilms(maxFiles);
       }
       const bytes = await readFile(part.file as Readable & { truncated?: boolean }, o.maxUploadBytes, ticket);
       const name = (part.filename || 'upload').slice(0, 255);
@@ -182,7 +233,9 @@ async function readFiles(
       files.push({ name, bytes });
     }
   } catch (e) {
-    if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(o.maxUploadBytes);
+    const code = (e as { code?: string }).code;
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(o.maxUploadBytes);
+    if (code !== undefined && BUSBOY_LIMITS.has(code)) throw tooManyFilms(maxFiles);
     if (e instanceof HttpError || typeof (e as { statusCode?: unknown }).statusCode === 'number') throw e;
     throw new HttpError(
       400,
@@ -237,7 +290,10 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
             additionalProperties: false,
           },
           ...API_ERRORS,
-          413: problemResponse('A film over the byte limit, or too many films in one request'),
+          413: problemResponse(
+            `A film over the byte limit or over the whole budget for films waiting for workers (--job-uploads-mb), ` +
+              `or more than ${JOB_FILES_MAX} films in one request`,
+          ),
           415: problemResponse(
             'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image',
           ),
@@ -262,7 +318,12 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
       if (req.isMultipart()) {
         const ticket = new UploadTicket(o.uploads);
         try {
-          for (const f of await readFiles(req, o, ticket)) {
+          const files = await readFiles(req, o, ticket);
+          // Before any film is queued, as a film that is no image: the request is refused whole.
+          const cap = jobs.uploadCapBytes;
+          const over = cap === undefined ? undefined : files.find((f) => f.bytes.length > cap);
+          if (over && cap !== undefined) throw overJobUploadCap(over.name, over.bytes.length, cap);
+          for (const f of files) {
             const s = await jobs.submitUpload(f.bytes, f.name, opts);
             out.push({ ...s, statusUrl: statusUrl(s.id), file: f.name });
           }
@@ -319,6 +380,17 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           400,
           'INVALID_REQUEST',
           `path parameter 'id' is not a job id (as POST /api/v1/jobs returns)`,
+        );
+      }
+      // The id's middle part is its model's sha256 (queue/job.ts jobIdFor), and each model has its own queue: a job
+      // of the model a server ran before an upgrade still exists, where a server running that model finds it.
+      const model = id.split('~')[1];
+      if (jobs.modelSha256 && model !== jobs.modelSha256) {
+        throw new HttpError(
+          404,
+          'NOT_FOUND',
+          `job ${req.params.id.slice(0, 300)} belongs to model ${model.slice(0, 12)}…, which this server does not ` +
+            `serve (it serves ${jobs.modelSha256.slice(0, 12)}…): ask a server running that model`,
         );
       }
       const state = await jobs.status(id);
