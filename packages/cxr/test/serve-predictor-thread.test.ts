@@ -106,6 +106,12 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
     const back = await app.inject({ method: 'GET', url: '/api/v1/health' });
     assert.equal(back.statusCode, 200, back.body);
     assert.equal(back.json().engine, 'ready');
+    // /metrics counts the end and says the engine is ready again.
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, new RegExp(`^cxr_engine_restarts_total ${threaded.engineRestarts!()}$`, 'm'));
+    assert.ok(threaded.engineRestarts!() >= 1);
+    assert.match(metrics, /^cxr_engine_state\{state="ready"\} 1$/m);
+    assert.match(metrics, /^cxr_engine_state\{state="restarting"\} 0$/m);
     // A death during a request is its 503 with a Retry-After, never a 500.
     // Another image: one in flight at two ends is refused as their cause (the last test).
     const other = await sharp({ create: { width: 3900, height: 4000, channels: 3, background: '#888' } })

@@ -108,8 +108,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     'Upload bytes held in memory by requests in flight',
     () => uploads.inFlight,
   );
-  const { decodeStats } = predictor;
+  const { decodeStats, engineState, engineRestarts } = predictor;
   if (decodeStats) metrics.watchDecodePool(decodeStats);
+  if (engineState && engineRestarts) metrics.watchEngine(engineState, engineRestarts);
   const logger = opts.logger ?? silentLogger();
   // The routes use the audit log through the guard: bounded waits, 503 AUDIT_UNAVAILABLE when it is away.
   const guard = new AuditGuard(audit, logger);

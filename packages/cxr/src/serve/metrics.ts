@@ -7,7 +7,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { LATE } from '../deadline';
 import { type InputErrorCode, REQUEST_OPTION_ERRORS } from '../predict/errors';
 import type { PredictionResult } from '../predict/prediction_schema';
-import type { DecodePoolStats } from './predictor_port';
+import type { DecodePoolStats, EngineState } from './predictor_port';
 import { queueProbe } from './queue_probe';
 
 /** Seconds: a warm CPU inference takes tens of ms, a large DICOM decode seconds, the deadline is 30 s. */
@@ -159,6 +159,36 @@ export class ServeMetrics {
         // The pool keeps the count; a counter only goes up, so setting it from there is safe.
         this.reset();
         this.inc(stats().restarts);
+      },
+    });
+  }
+
+  /**
+   * The model's engine thread (predictor_thread.ts): 1 for its state now, 0 for the others (alert on ready 0),
+   * and how often it ended and was replaced (a rise: a fault, a heap exhausted, a prediction past its deadline).
+   */
+  watchEngine(state: () => EngineState, restarts: () => number): void {
+    this.addLabelledGauge(
+      'cxr_engine_state',
+      "The model's engine thread: 1 for its state now (ready, restarting, unavailable)",
+      'state',
+      () => {
+        const now = state();
+        return {
+          ready: Number(now === 'ready'),
+          restarting: Number(now === 'restarting'),
+          unavailable: Number(now === 'unavailable'),
+        };
+      },
+    );
+    new Counter({
+      name: 'cxr_engine_restarts_total',
+      help: "Times the model's engine thread ended and was replaced",
+      registers: [this.registry],
+      collect() {
+        // The predictor keeps the count; a counter only goes up, so setting it from there is safe.
+        this.reset();
+        this.inc(restarts());
       },
     });
   }

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { API_PREFIX } from './routes/common';
 import { predictionSchema, problemResponse, problemSchema } from './schemas';
+import { JOB_FILES_MAX } from './routes/jobs';
 
 export interface OpenApiOptions {
   /** Whether the server needs a token: the document's default security requirement says so. */
@@ -89,7 +90,11 @@ export async function registerOpenApi(
                   image: {
                     type: 'array',
                     items: { type: 'string', format: 'binary' },
-                    description: `one or more films (JPEG, PNG or DICOM), each at most ${maxUploadBytes} bytes`,
+                    minItems: 1,
+                    maxItems: JOB_FILES_MAX,
+                    description:
+                      `one to ${JOB_FILES_MAX} films (JPEG, PNG or DICOM), each at most ${maxUploadBytes} bytes ` +
+                      '(413 TOO_MANY_FILES past them)',
                   },
                 },
                 required: ['image'],

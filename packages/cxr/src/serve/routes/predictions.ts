@@ -48,10 +48,15 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           ...API_ERRORS,
           413: problemResponse('Upload over the byte limit, or an image over the pixel limit'),
           415: problemResponse('Not multipart/form-data, or not a JPEG, PNG or DICOM image'),
-          422: problemResponse('The image cannot be read, or was refused as not a chest X-ray'),
+          422: problemResponse(
+            'The image cannot be read, or was refused as not a chest X-ray; or it was being predicted each of the ' +
+              'two times the engine stopped (ENGINE_FAULT: not predicted again for now)',
+          ),
           503: problemResponse(
-            'Busy (too many predictions or uploads at once), shutting down, or the audit log unavailable ' +
-              '(AUDIT_UNAVAILABLE: nothing is answered without its audit row); see Retry-After',
+            'Busy (too many predictions or uploads at once), shutting down, the audit log unavailable ' +
+              '(AUDIT_UNAVAILABLE: nothing is answered without its audit row), or the model engine restarting ' +
+              '(ENGINE_RESTARTING: send the image again) or unable to load the model (ENGINE_UNAVAILABLE); see ' +
+              'Retry-After',
           ),
         },
       },
