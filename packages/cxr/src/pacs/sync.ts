@@ -147,6 +147,8 @@ export interface ProcessOptions {
    * model runs rather than after, on every poll it lasts. A throw propagates, with nothing done.
    */
   beforePredicting?: () => Promise<void>;
+  /** Told why a film is the film's own fault (the outcome 'failed'): a job's error says it to its client. */
+  onFailed?: (reason: string) => void;
 }
 
 /**
@@ -221,6 +223,7 @@ export async function processInstance(
   const bytes = await client.instanceFile(id);
   const failed = (e: unknown): InstanceOutcome => {
     log(`failed ${id} (${ref.sopInstanceUid}): ${(e as Error).message}`);
+    opts.onFailed?.((e as Error).message);
     return 'failed';
   };
   // The header the results are filed from is the film's: a malformed one is the film's fault.

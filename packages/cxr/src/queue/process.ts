@@ -273,18 +273,17 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   }
   let made: { record: AuditRecord; verdict: Prediction['verdict'] } | null = null;
   let outcome: Awaited<ReturnType<typeof processInstance>>;
-  // processInstance says why a film failed only in its log line ("failed ID (UID): reason"): kept for the job's
-  // error, which is what an API client reads (GET /jobs/:id), the worker's log being on another machine.
+  // Why a film failed, for the job's error: what an API client reads (GET /jobs/:id), the worker's log being on
+  // another machine.
   let why: string | null = null;
-  const failedLine = `failed ${instanceId} `;
   try {
     // A film the model cannot read is 'failed'; anything else that goes wrong (a bug, a broken install: not the
     // film's fault) is thrown (pacs/sync.ts ProcessingError) and retried as retry.ts says.
     outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
       operatingPoint: data.operatingPoint,
-      log: (line) => {
-        if (line.startsWith(failedLine) && line.includes('): ')) why = line.slice(line.indexOf('): ') + 3);
-        ctx.log(line);
+      log: ctx.log,
+      onFailed: (reason) => {
+        why = reason;
       },
       onPrediction: async (prediction, film) => {
         if (film.sopInstanceUid !== data.resultKey) {
@@ -300,7 +299,7 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   }
   if (outcome === 'failed') {
     throw new UnrecoverableError(
-      `instance ${instanceId} is not a film the model can read: ${why ?? "the reason is in the worker's log"}`,
+      `instance ${instanceId} is not a film the model can read${why ? `: ${why}` : " (the worker's log says why)"}`,
     );
   }
   if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
