@@ -119,7 +119,7 @@ test('a probability near its threshold reads as on its side of it, with decimals
   const below = await shown();
   assert.equal(below.probability, '49.997\u00a0%');
   assert.equal(below.threshold, 'Threshold 50.000\u00a0%');
-  assert.match(below.near ?? '', /^Close to the threshold: the probability is below it, but not by much/);
+  assert.match(below.near ?? '', /^Close to the threshold \(below it\): a weak finding/);
   assert.match(
     below.said ?? '',
     /No signs of pneumonia detected, 49\.997\u00a0%, below the 50\.000\u00a0% threshold \(balanced\): close to/,
@@ -135,7 +135,7 @@ test('a probability near its threshold reads as on its side of it, with decimals
   await finished(page, 3);
   const above = await shown();
   assert.deepEqual([above.probability, above.threshold], ['55.0\u00a0%', 'Threshold 50.0\u00a0%']);
-  assert.match(above.near ?? '', /^Close to the threshold: the probability is above it, but not by much/);
+  assert.match(above.near ?? '', /^Close to the threshold \(above it\): a weak finding/);
   await page.context().close();
 });
 
@@ -190,10 +190,13 @@ test('History with "From" after "To" says so at the fields and asks nothing', { 
   await page.fill('input[name="until"]', '2026-03-01');
   await page.click('#history-filters button[type=submit]');
   await page.waitForSelector('#history-dates-error:not([hidden])');
+  // In the locale's format, as the fields show the dates, not the fields' yyyy-mm-dd.
+  const day = (d: string) => page.evaluate((x) => new Date(`${x}T00:00:00`).toLocaleDateString(), d);
   assert.equal(
     await page.textContent('#history-dates-error'),
-    '"From" (2026-03-02) is after "To" (2026-03-01): swap the two dates.',
+    `"From" (${await day('2026-03-02')}) is after "To" (${await day('2026-03-01')}): swap the two dates.`,
   );
+  assert.doesNotMatch((await page.textContent('#history-dates-error')) ?? '', /2026-03/);
   assert.equal(await page.$$eval('#history-filters [aria-invalid="true"]', (e) => e.length), 2);
   assert.deepEqual(asked, [], 'not sent');
   // Put right: the error goes and the history is asked for.

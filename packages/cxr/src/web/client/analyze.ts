@@ -312,18 +312,28 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
   });
 
   const toggle = $('#local-mode') as HTMLInputElement;
-  toggle.addEventListener('change', () => {
-    if (!toggle.checked) {
-      showStatus('Images are sent to the server, analyzed and logged.');
-      return;
-    }
+  const loadLocal = () => {
     showStatus('Loading the model into this browser…');
     ctx
       .model()
       .then(preloadLocalModel)
       .then(
         () => showStatus('Model loaded: images are analyzed on this computer and never leave it.'),
-        (e: unknown) => showStatus(`Could not load the model in the browser: ${api.humanError(e)}`),
+        // The line names the button where the server wants a token (api.ts TOKEN_WORDS): it is beside the line.
+        (e: unknown) =>
+          showStatus(`Could not load the model in the browser: ${api.humanError(e)}`, true, {
+            label: api.needsToken(e) ? 'Enter token' : 'Try again',
+            run: () => {
+              if (toggle.checked) loadLocal();
+            },
+          }),
       );
+  };
+  toggle.addEventListener('change', () => {
+    if (!toggle.checked) {
+      showStatus('Images are sent to the server, analyzed and logged.');
+      return;
+    }
+    loadLocal();
   });
 }

@@ -148,7 +148,7 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   $('.segmented', card).removeAttribute('aria-busy');
   const badge = $('.label-badge', card);
   badge.className = `label-badge ${view.tone}`;
-  badge.textContent = view.headline;
+  badge.replaceChildren(...unbrokenRanges(view.headline));
   // An image that cannot be assessed gets no number: a probability for a blank page or a screenshot
   // would read as a finding.
   // As many decimals as it takes for the number and the threshold to read differently (dom.ts percentPair).
@@ -158,15 +158,23 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
     ? `probability of pneumonia (${view.probabilityNote})`
     : 'probability of pneumonia';
   for (const sel of ['.probability', '.meter', '.threshold']) $(sel, card).hidden = !view.showsProbability;
+  // Outside the intended population the number is for reference only: no threshold mark to read it against, no
+  // validation figures, and no switch (the answer at another point is outside the population just the same; each
+  // switch would only add an audit row with nothing new to read).
+  const outside = view.tone === 'outside-population';
+  $('.meter-threshold', card).hidden = outside;
   // A switch is offered only between thresholds that differ: one that changes nothing misleads.
-  $('.segmented', card).hidden = !view.showsProbability || distinctOperatingPoints(info).length < 2;
+  $('.segmented', card).hidden = !view.showsProbability || outside || distinctOperatingPoints(info).length < 2;
   $('.meter-fill', card).style.width = `${a.probability * 100}%`;
   $('.meter-threshold', card).style.left = `${a.threshold * 100}%`;
   const same = distinctOperatingPoints(info).find((d) => d.names.includes(a.operatingPoint))?.names ?? [];
   const modelNote = $('.model-note', card);
   modelNote.hidden = changed === null;
   modelNote.textContent = changed ?? '';
-  if (op) {
+  if (outside) {
+    $('.threshold', card).textContent =
+      `Threshold ${shown.threshold} (${a.operatingPoint}; figures not valid for this patient)`;
+  } else if (op) {
     const sens = op.sensitivity != null ? `, sensitivity ${percent(op.sensitivity)}` : '';
     const spec = op.specificity != null ? `, specificity ${percent(op.specificity)}` : '';
     const names = same.length > 1 ? `${same.join(' = ')}: the same threshold on this model` : a.operatingPoint;
@@ -184,6 +192,17 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   $('.warnings', card).replaceChildren(...a.warnings.map((w) => el('li', { textContent: w })));
   $('.meta', card).textContent = a.meta;
   syncHeatmap(card);
+}
+
+/**
+ * `text` with its number ranges ("1–5") kept on one line: a phone broke "(children aged 1–" from its "5)".
+ * A span, not another dash, so that the text stays as the server wrote it.
+ */
+function unbrokenRanges(text: string): (Node | string)[] {
+  return text
+    .split(/(\d+\s?–\s?\d+)/)
+    .filter((part) => part !== '')
+    .map((part) => (/^\d+\s?–\s?\d+$/.test(part) ? el('span', { className: 'nowrap', textContent: part }) : part));
 }
 
 /**

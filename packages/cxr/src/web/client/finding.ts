@@ -77,9 +77,10 @@ export function nearThresholdNote(a: {
   const tone = findingView(a.status, a.label).tone;
   if ((tone !== 'NORMAL' && tone !== 'PNEUMONIA') || !nearThreshold(a.probability, a.threshold)) return null;
   const side = a.probability >= a.threshold ? 'above' : 'below';
+  // Short, for a busy reader; no "read with particular care", which implied other films need less.
   return (
-    `Close to the threshold: the probability is ${side} it, but not by much, so this finding is a weak one; ` +
-    'another image of the same patient could fall on the other side. Read the film with particular care.'
+    `Close to the threshold (${side} it): a weak finding — a slightly different image could fall on the ` +
+    'other side.'
   );
 }
 

@@ -26,8 +26,14 @@ function query(): URLSearchParams | null {
   if (since) q.set('since', new Date(`${since}T00:00:00`).toISOString());
   if (until) q.set('until', new Date(`${until}T23:59:59.999`).toISOString());
   const backwards = since !== '' && until !== '' && since > until; // yyyy-mm-dd: compared as text
-  datesError(backwards ? `"From" (${since}) is after "To" (${until}): swap the two dates.` : null);
+  // Said as the fields show the dates (the browser's locale), not as the yyyy-mm-dd they hold.
+  datesError(backwards ? `"From" (${localDay(since)}) is after "To" (${localDay(until)}): swap the two dates.` : null);
   return backwards ? null : q;
+}
+
+/** A date field's yyyy-mm-dd as the browser's locale writes a day (as the field shows it). */
+function localDay(day: string): string {
+  return new Date(`${day}T00:00:00`).toLocaleDateString();
 }
 
 /** The date fields' error, or none. */
@@ -89,6 +95,15 @@ function finding(p: api.Prediction): [HTMLElement, string] {
   return [tag, view.probabilityNote ? `${shown} (for reference only)` : shown];
 }
 
+/**
+ * A row's warnings, two lines at most (style.css), opened in full on a click: a film's warnings run to 80 words,
+ * and in full they made rows a screen tall, on a phone several.
+ */
+function warnings(list: readonly string[]): HTMLElement {
+  const text = list.join('; ');
+  return el('details', { className: 'warn' }, el('summary', { title: text, textContent: text }));
+}
+
 function row(p: api.Prediction): HTMLTableRowElement {
   const img = el('img', { alt: '' });
   if (p.thumbnailUrl) {
@@ -116,13 +131,14 @@ function row(p: api.Prediction): HTMLTableRowElement {
     el('td', { className: 'num', textContent: probability }),
     el('td', { textContent: `${p.operatingPoint} (${percentPair(p.probability, p.threshold).threshold})` }),
     el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
+    el('td', { className: 'warnings-cell' }, p.warnings.length ? warnings(p.warnings) : '—'),
+    el('td', {}, p.heatmapUrl && showsHeatmap(statusOf(p)) ? heatmapLink(p.heatmapUrl, p.id) : '—'),
+    // The name only (a long one cut short): the version, and the full name, in the title.
     el(
       'td',
-      { className: 'warnings-cell' },
-      p.warnings.length ? el('span', { className: 'warn', textContent: p.warnings.join('; ') }) : '—',
+      {},
+      el('span', { className: 'model', title: `${p.model.name} ${p.model.version}`, textContent: p.model.name }),
     ),
-    el('td', {}, p.heatmapUrl && showsHeatmap(statusOf(p)) ? heatmapLink(p.heatmapUrl, p.id) : '—'),
-    el('td', { textContent: `${p.model.name} ${p.model.version}` }),
   );
 }
 
@@ -145,9 +161,16 @@ export async function loadHistory(): Promise<void> {
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
     ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
   } catch (e) {
-    body.replaceChildren(
-      el('tr', {}, el('td', { colSpan: 10, textContent: `Could not load the history: ${api.humanError(e)}` })),
-    );
+    // The button the message names ('Use "Enter token"', api.ts TOKEN_WORDS), or a way to try again; no paging
+    // through a table that is not there.
+    const again = el('button', { type: 'button', textContent: api.needsToken(e) ? 'Enter token' : 'Try again' });
+    again.addEventListener('click', () => void loadHistory());
+    const cell = el('td', { colSpan: 10, className: 'load-error-cell' });
+    cell.append(el('p', { textContent: `Could not load the history: ${api.humanError(e)}` }), again);
+    body.replaceChildren(el('tr', {}, cell));
+    status.textContent = '';
+    ($('#history-prev') as HTMLButtonElement).disabled = true;
+    ($('#history-next') as HTMLButtonElement).disabled = true;
   }
 }
 

@@ -32,8 +32,9 @@ function modelLoaded(info: api.ModelInfo): void {
     loadedSha = info.sha256;
     renderGlobalOperatingPoints(info);
   }
-  // The start's "could not be loaded" is no longer true.
+  // The start's "could not be loaded" is no longer true, nor the Model view's.
   if ($('#status').textContent?.startsWith(NOT_LOADED)) showStatus('', false);
+  if (!$('#model-error').hidden) showModel();
   document.body.dataset.ready = 'true';
 }
 
@@ -120,6 +121,32 @@ function renderGlobalOperatingPoints(info: api.ModelInfo): void {
   );
 }
 
+/** How long the start waits before asking for the model info again while the server cannot be reached. */
+const RETRY_MS = 5000;
+let retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * The model info at the start, and again until it comes: the server down when the page opened and up later left
+ * the operating point choice the placeholder until a film was sent. Asked again by itself every RETRY_MS while the
+ * server cannot be reached, not where it wants a token (that would open the token dialog every few seconds): the
+ * status line's button asks then. The line is the start's own: one that says something else (a batch under way)
+ * is not overwritten, and only the first failure is announced.
+ */
+function loadModel(announceFailure = true): void {
+  clearTimeout(retryTimer);
+  model().catch((e: unknown) => {
+    const line = $('#status').textContent ?? '';
+    const token = api.needsToken(e);
+    if (line === '' || line.startsWith(NOT_LOADED))
+      showStatus(`${NOT_LOADED} ${api.humanError(e)}`, announceFailure, {
+        label: token ? 'Enter token' : 'Try again',
+        run: () => loadModel(),
+      });
+    clearTimeout(retryTimer);
+    if (!token) retryTimer = setTimeout(() => loadModel(false), RETRY_MS);
+  });
+}
+
 function start(): void {
   api.setTokenPrompt(askToken);
   setUpAnalyze({ model });
@@ -129,9 +156,7 @@ function start(): void {
     $('#main').focus();
   });
   route();
-  model().catch((e: unknown) => {
-    showStatus(`${NOT_LOADED} ${api.humanError(e)}`);
-  });
+  loadModel();
 }
 
 start();

@@ -71,6 +71,35 @@ export function fixCardLinks(root: HTMLElement): void {
   }
 }
 
+/** A proportion as MODEL_CARD.md writes it ("0.157", "0.0351"), or null. */
+function cardProportion(text: string): number | null {
+  const t = text.trim();
+  return /^0?\.\d+$|^[01]$/.test(t) ? Number(t) : null;
+}
+
+/**
+ * The card's thresholds and calibration errors in percent, as the tables above it give them: the card wrote the
+ * balanced threshold "0.157" under a table that says "15.7 %". A table column headed "threshold", and a row
+ * headed "ECE", hold proportions; other numbers (AUC, Brier score) are not percentages and stay as they are.
+ */
+export function percentCardTables(root: HTMLElement): void {
+  const toPercent = (cell: Element) => {
+    const v = cardProportion(cell.textContent ?? '');
+    if (v !== null) cell.textContent = percent(v);
+  };
+  for (const table of Array.from(root.querySelectorAll('table'))) {
+    const heads = Array.from(table.querySelectorAll('thead th')).map((th) =>
+      (th.textContent ?? '').trim().toLowerCase(),
+    );
+    const column = heads.indexOf('threshold');
+    for (const tr of Array.from(table.querySelectorAll('tbody tr'))) {
+      const cells = Array.from(tr.children);
+      if (column >= 0 && cells[column]) toPercent(cells[column]);
+      if (/^(ece|calibration error)/i.test((cells[0]?.textContent ?? '').trim())) cells.slice(1).forEach(toPercent);
+    }
+  }
+}
+
 export function renderModel(info: api.ModelInfo): void {
   const facts: [string, string][] = [
     ['Name', info.name],
@@ -118,6 +147,7 @@ export function renderModel(info: api.ModelInfo): void {
     // The card is Markdown from the model folder: rendered, then sanitised before it touches the DOM.
     card.innerHTML = DOMPurify.sanitize(marked.parse(info.modelCard, { async: false }));
     fixCardLinks(card);
+    percentCardTables(card);
     // Code blocks and tables scroll sideways on a narrow screen (style.css): keyboard users must reach them too.
     for (const wide of Array.from(card.querySelectorAll('pre, table'))) wide.setAttribute('tabindex', '0');
   } else {

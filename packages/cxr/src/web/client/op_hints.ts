@@ -1,6 +1,6 @@
 // What the operating point choice says about each point: its measured sensitivity and specificity on
-// validation (the model info), a comparison only where the numbers differ as shown, what two points that read
-// the same on validation do not share, and why the default's threshold is where it is. A fixed "fewer false
+// validation (the model info), what two points that read the same on validation do not share, and why the
+// default's threshold is where it is, each in few words (the reader is a busy clinician). A fixed "fewer false
 // alarms" was false for a model whose points share their specificity; and with screening as specific as balanced
 // and more sensitive on validation, the page offered balanced as its default without saying why.
 import type { ModelInfo, OperatingPoint } from './api';
@@ -8,26 +8,20 @@ import { distinctOperatingPoints, percent } from './dom';
 
 type Measure = 'sensitivity' | 'specificity';
 
-/** What a higher value of each measure means for the reader. */
-const MEANS: Record<Measure, string> = { sensitivity: 'fewer missed cases', specificity: 'fewer false alarms' };
-const AS: Record<Measure, string> = { sensitivity: 'as sensitive', specificity: 'as specific' };
 /**
  * Equal on validation is not equal elsewhere: on any films, a lower threshold raises at least the false alarms of
  * a higher one, and a higher threshold misses at least the pneumonias of a lower one. Other sites' films score
  * differently, normal ones often higher (docs/generalisation.md, docs/robustness.md), so where two points tie on
- * validation the difference can show there. Said of the point on the side that can lose.
+ * validation the difference can show there. Said of the point on the side that can lose, in few words: the
+ * hints sit beside the choice, read by a busy clinician (about 20 words each).
  */
 const BUT: Record<Measure, string> = {
-  specificity:
-    'but its lower threshold can raise more false alarms on films from other sites, whose normal films often ' +
-    'score higher',
-  sensitivity:
-    'but its higher threshold can miss more pneumonias on films from other sites, whose pneumonia films may ' +
-    'score lower',
+  specificity: "its lower threshold may raise more false alarms on other sites' films",
+  sensitivity: "its higher threshold may miss more pneumonias on other sites' films",
 };
 
 /**
- * Why a point's threshold is where it is, by the rule that chose it (eval/operating_points.ts). The plateau
+ * Why the default's threshold is where it is, by the rule that chose it (eval/operating_points.ts). The plateau
  * middle: Youden's J is flat over a wide range of thresholds on validation, and its exact best lands wherever one
  * or two hard films sit, near an edge of that range; the middle (in logit space) of the thresholds within 0.01 of
  * the best is the farthest from both edges, so that scores shifted either way on other sites' films change the
@@ -35,11 +29,8 @@ const BUT: Record<Measure, string> = {
  */
 function ruleNote(op: OperatingPoint): string | null {
   if (op.rule === 'youden-plateau-middle')
-    return (
-      'its threshold is the middle of the range of thresholds that do about equally well on validation, so that ' +
-      'scores shifted on films from other sites change the fewest of its calls'
-    );
-  if (op.rule === 'youden') return 'its threshold has the best sensitivity plus specificity on validation';
+    return 'mid-way among equally good thresholds, so shifted scores change fewest calls';
+  if (op.rule === 'youden') return 'best sensitivity plus specificity on validation';
   return null;
 }
 
@@ -50,7 +41,8 @@ function shown(v: number | null | undefined): number | null {
 
 /**
  * The hint for the choice `names` (one threshold, maybe several names): "sensitivity 99.1 %, specificity
- * 97.0 % on validation; higher sensitivity: fewer missed cases; as specific as balanced on validation, but …".
+ * 97.0 % on validation; as specific as balanced, but its lower threshold may …"; for the default, why its
+ * threshold. A tie is said on the side that can lose by it only; which point is higher reads from the numbers.
  * Null when the model has no measures for it.
  */
 export function operatingPointHint(info: ModelInfo, names: readonly string[]): string | null {
@@ -64,16 +56,15 @@ export function operatingPointHint(info: ModelInfo, names: readonly string[]): s
     const v = mine[m];
     if (v == null) continue;
     numbers.push(`${m} ${percent(v)}`);
-    // A claim only against every other choice, each with a measure that reads lower.
-    const beats = others.length > 0 && others.every((o) => shown(o.op[m]) !== null && shown(o.op[m])! < shown(v)!);
-    if (beats) compared.push(`${others.length > 1 ? 'highest' : 'higher'} ${m}: ${MEANS[m]}`);
-    const ties = others.filter((o) => shown(o.op[m]) === shown(v));
-    if (!ties.length) continue;
-    const loses = ties.some((o) =>
-      m === 'specificity' ? mine.threshold < o.op.threshold : mine.threshold > o.op.threshold,
+    const losers = others.filter(
+      (o) =>
+        shown(o.op[m]) === shown(v) &&
+        (m === 'specificity' ? mine.threshold < o.op.threshold : mine.threshold > o.op.threshold),
     );
-    const whom = ties.map((o) => o.names.join(' = ')).join(' and ');
-    compared.push(`${AS[m]} as ${whom} on validation${loses ? `, ${BUT[m]}` : ''}`);
+    if (!losers.length) continue;
+    const whom = losers.map((o) => o.names.join(' = ')).join(' and ');
+    const as = m === 'specificity' ? 'as specific' : 'as sensitive';
+    compared.push(`${as} as ${whom}, but ${BUT[m]}`);
   }
   if (!numbers.length) return null;
   const why = names.includes(info.defaultOperatingPoint) ? ruleNote(mine) : null;

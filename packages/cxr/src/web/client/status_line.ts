@@ -45,9 +45,22 @@ export function announce(text: string): void {
   schedulePrune();
 }
 
-/** Sets the visible status line; `say` also announces it. */
-export function showStatus(text: string, say = true): void {
+/** A button beside the status line: what the line asks the reader to do ("Try again", "Enter token"). */
+export interface StatusAction {
+  label: string;
+  run: () => void;
+}
+
+/**
+ * Sets the visible status line; `say` also announces it. `action` is the button beside it, where the line names
+ * one: a line that says 'Use "Enter token"' without the button sent people looking for it. Any other line hides it.
+ */
+export function showStatus(text: string, say = true, action: StatusAction | null = null): void {
   $('#status').textContent = text;
+  const button = $('#status-action') as HTMLButtonElement;
+  button.hidden = action === null;
+  button.textContent = action?.label ?? '';
+  button.onclick = action ? () => action.run() : null;
   if (say) announce(text);
 }
 
