@@ -78,7 +78,11 @@ test('image checks: each message says what is wrong in plain words, then its mea
     assertPlain(check.message);
   }
   const colour = imageChecks({ pixels: chest, size: S, colourFraction: 0.4 }).find((c) => c.code === 'COLOUR');
-  assert.equal(colour?.message, 'colour image: X-rays are grayscale (40% of pixels strongly coloured, limit 5%)');
+  // Percentages as the page writes them: a no-break space before the sign.
+  assert.equal(
+    colour?.message,
+    'colour image: X-rays are grayscale (40\u00a0% of pixels strongly coloured, limit 5\u00a0%)',
+  );
   assertPlain(colour.message);
 });
 
@@ -100,16 +104,17 @@ test("the gate's reasons: what it found in plain words, its score and limit afte
   assert.equal(
     header.reasons[0].message,
     'outside the intended population (children aged 1–5): a chest radiograph by its DICOM header, but the ' +
-      "model's own features of the image are far from those of the chest films it was trained on (gate score " +
-      '38.9, limit 23.1)',
+      "model's own features of the image are far from those of the children's films it was trained on (gate " +
+      'score 38.9, limit 23.1)',
   );
   const adult = deriveVerdict({ ...base, facts: { modality: 'CR', patientAge: '040Y' } });
   assert.equal(adult.status, 'outside-population');
   assert.deepEqual(adult.reasons[1], {
     code: 'OOD',
+    // A plain conclusion first, as the cannot-assess form has ("does not look like a frontal chest X-ray").
     message:
-      "the model's own features of the image are far from those of the chest films it was trained on (gate " +
-      'score 38.9, limit 23.1)',
+      "unlike the children's films the model was trained on: the model's own features of the image are far " +
+      'from theirs (gate score 38.9, limit 23.1)',
   });
   for (const r of [...photo.reasons, adult.reasons[1]]) assertPlain(r.message);
   assert.doesNotMatch(header.reasons[0].message, /\bOOD\b|[<>]/);
@@ -137,4 +142,27 @@ test('the layout check and the gate, often found together, say different things 
   assert.match(layout, /^its layout is unlike a chest film's: /);
   assert.match(gate, /^does not look like a frontal chest X-ray to the model: the model's own features /);
   for (const m of [layout, gate]) assertPlain(m);
+});
+
+test('the most concrete reason first: size, colour, then the layout catch-all, then the gate', () => {
+  // A colour photo's card led with its layout and the gate; "colour image" says what is wrong in two words.
+  const checkerboard = img((x, y) => (((x >> 3) + (y >> 3)) % 2 ? 230 : 20));
+  const checks = imageChecks({ pixels: checkerboard, size: S, colourFraction: 0.4 });
+  assert.deepEqual(
+    checks.map((c) => c.code),
+    ['COLOUR', 'LAYOUT'],
+  );
+  const ood = { score: 38.94, threshold: 23.1, outOfDistribution: true };
+  // The verdict orders them itself, whatever order the checks come in.
+  const reversed = [...checks].reverse();
+  const photo = deriveVerdict({ ood, checks: reversed, width: 800, height: 600, facts: {} });
+  assert.deepEqual(
+    photo.reasons.map((r) => r.code),
+    ['COLOUR', 'LAYOUT', 'OOD'],
+  );
+  const strip = deriveVerdict({ ood, checks: reversed, width: 7000, height: 1000, facts: {} });
+  assert.deepEqual(
+    strip.reasons.map((r) => r.code),
+    ['ASPECT', 'COLOUR', 'LAYOUT', 'OOD'],
+  );
 });

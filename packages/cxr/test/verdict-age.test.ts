@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeDicom } from '../src/data/dicom';
-import { ageInYears, ageWarnings, deriveVerdict, type VerdictEvidence } from '../src/predict/verdict';
+import { ageInYears, deriveVerdict, type VerdictEvidence } from '../src/predict/verdict';
+import { ageWarnings } from '../src/predict/verdict_notes';
 import { type Element, imageElements, writeDicom } from './dicom-writer';
 
 const base: VerdictEvidence = { ood: null, checks: [], width: 512, height: 512, facts: {} };
@@ -245,11 +246,12 @@ test('an age in the margin over 5 (assessed) carries a note saying the model was
     const e = { facts: {}, statedAgeYears: years };
     assert.equal(deriveVerdict({ ...e, ood: null, checks: [], width: 512, height: 512 }).status, 'assessed');
     assert.deepEqual(note(e), [
-      'the age given with the image is a patient age over 5 years, older than the children the model was ' +
-        'trained on (children aged 1–5): answered up to 10 years, but its accuracy at that age was not measured',
+      'the age given with the image is over 5 years: older than the children the model was trained on ' +
+        '(ages 1–5); answered up to 10 years, but not validated at this age',
     ]);
   }
-  assert.match(note({ facts: { patientAge: '007Y' } })[0], /^the DICOM header gives a patient age over 5 years/);
+  // Each source named, so a typed age is told from the header's.
+  assert.match(note({ facts: { patientAge: '007Y' } })[0], /^the PatientAge is over 5 years: older than/);
   // Within the training ages, and outside the population (its own reason says so): no note.
   for (const years of [1, 3, 5, 10.5, 0.5])
     assert.deepEqual(note({ facts: {}, statedAgeYears: years }), [], `${years}`);

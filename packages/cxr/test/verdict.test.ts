@@ -125,7 +125,7 @@ test('an adult chest DICOM without an age that the gate rejects is outside the p
       p.warnings[0],
       new RegExp(
         "chest radiograph by its DICOM header, but the model's own features of the image are far from those of " +
-          'the chest films it was trained on \\(gate score ',
+          "the children's films it was trained on \\(gate score ",
       ),
     );
   } finally {

@@ -40,6 +40,8 @@ const BLANK_STD_BELOW = 6;
 // than read wrongly. The bound leaves room for a mild contrast loss on the flattest real film.
 const LEVEL_SPAN_BELOW = 70;
 const COLOUR_FRACTION_ABOVE = 0.05;
+/** A share as the page writes one: "90 %", a no-break space before the sign (web/client/dom.ts percent). */
+const percent = (fraction: number) => `${Math.round(fraction * 100)}\u00a0%`;
 const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
 const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
 // A header's free text is quoted in a warning only when it is one of these DICOM defined terms: warnings
@@ -143,6 +145,17 @@ export function squareStats(pixels: Uint8Array, size: number): SquareStats {
 export function imageChecks(f: ImageFacts): ImageCheck[] {
   const out: ImageCheck[] = [];
   const { std, levelSpan, roughness, contrast } = squareStats(f.pixels, f.size);
+  // The most concrete finding first (a clinician reads the first reason as the why): colour, then what the
+  // pixels show, the header's facts, and the layout check's catch-all last.
+  if ((f.colourFraction ?? 0) > COLOUR_FRACTION_ABOVE) {
+    out.push({
+      code: 'COLOUR',
+      message:
+        'colour image: X-rays are grayscale ' +
+        `(${percent(f.colourFraction!)} of pixels strongly coloured, limit ${percent(COLOUR_FRACTION_ABOVE)})`,
+    });
+  }
+  let layout: ImageCheck | null = null;
   if (std < BLANK_STD_BELOW) {
     out.push({
       code: 'BLANK',
@@ -180,26 +193,19 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     }
     // The catch-all for what the specific checks let through (flat textures, drawings, gray
     // photos): statistics unlike those of training films (explain/film_layout.ts).
-    const layout = out.length ? null : layoutDecision(f.pixels, f.size);
-    if (layout?.unlike) {
-      out.push({
+    const found = out.some((c) => c.code === 'NOISE' || c.code === 'INVERTED');
+    const decision = found ? null : layoutDecision(f.pixels, f.size);
+    if (decision?.unlike) {
+      layout = {
         code: 'LAYOUT',
         // Worded apart from the gate's reason (predict/verdict.ts oodReason), which often fires with it: this
         // one reads the picture's statistics, the gate the model's own features.
         message:
           "its layout is unlike a chest film's: its brightness, contrast, texture and arrangement of light and " +
           'dark areas are far from those of the films the model was trained on ' +
-          `(layout score ${layout.score.toFixed(1)}, limit ${layout.threshold.toFixed(1)})`,
-      });
+          `(layout score ${decision.score.toFixed(1)}, limit ${decision.threshold.toFixed(1)})`,
+      };
     }
-  }
-  if ((f.colourFraction ?? 0) > COLOUR_FRACTION_ABOVE) {
-    out.push({
-      code: 'COLOUR',
-      message:
-        'colour image: X-rays are grayscale ' +
-        `(${Math.round(f.colourFraction! * 100)}% of pixels strongly coloured, limit ${COLOUR_FRACTION_ABOVE * 100}%)`,
-    });
   }
   if (f.viewPosition && LATERAL_VIEWS.has(f.viewPosition)) {
     out.push({
@@ -215,6 +221,7 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     const what = headerValue('modality (0008,0060)', f.modality, MODALITY_TERMS);
     out.push({ code: 'MODALITY', message: `DICOM ${what}: not a radiograph` });
   }
+  if (layout) out.push(layout);
   return out;
 }
 

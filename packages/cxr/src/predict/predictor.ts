@@ -29,8 +29,8 @@ import {
   shownLabel,
   showsHeatmap,
   type Verdict,
-  verdictNotes,
 } from './verdict';
+import { verdictNotes } from './verdict_notes';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -360,9 +360,8 @@ export class Predictor {
         });
         // Only a heat map made has a time: a "none made" of a few microseconds skewed its latency in /metrics.
         out.timings.heatmapMs = performance.now() - (heatmapStart || t2);
-      } else if (!showsHeatmap(verdict.status)) {
-        warnings.push('no heat map: the image cannot be assessed');
-      } else {
+      } else if (showsHeatmap(verdict.status)) {
+        // Only here a warning: an image that cannot be assessed gets no heat map, and its headline says why.
         warnings.push(`no heat map: ${this.camProblem ?? 'unavailable for this model'}`);
       }
     }

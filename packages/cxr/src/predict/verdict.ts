@@ -74,20 +74,6 @@ export const MAX_ASPECT = 6;
  * wide bound. 3 leaves two and a half times the tallest real film's ratio.
  */
 export const MAX_TALL_ASPECT = 3;
-/**
- * Wider than this many times its height, an answer is still given but carries a note (shapeNotes). Measured on
- * the 5,216 films of /work/shared/data/chest_xray/train as decoded (`sharp(file).metadata()`, EXIF orientation
- * applied): the widest is 3.18 to 1 (445×140, PNEUMONIA/person325_virus_659), but only 36 are wider than 2 to 1
- * and every one of them is a pneumonia film; the widest normal film is 1.81 to 1 (463×256, NORMAL/IM-0199-0001,
- * the next 1.57). Past 2 to 1 the model has seen no normal film of that shape, so its answer may follow the
- * shape rather than the lungs (a normal film stretched to 1500×300 read NORMAL 0.9 %, the 445×140 training strip
- * PNEUMONIA 100 %), and no accuracy was measured on films of that shape. 2 sits just above the widest normal
- * film; "just above the widest film" (3.18) would leave 36 of these strips, person325's among them, unnoted.
- */
-export const NOTE_WIDE_ASPECT = 2;
-/** The widest training film, width over height (445×140, see NOTE_WIDE_ASPECT): wider is wider than any. */
-export const WIDEST_TRAINING_ASPECT = 445 / 140;
-
 export interface VerdictEvidence {
   /** The statistical OOD gate's result; null when the model has no gate. */
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
@@ -107,12 +93,12 @@ export interface VerdictEvidence {
   statedAgeYears?: number;
 }
 
-interface AgeSource {
+export interface AgeSource {
   years: number;
   source: 'header' | 'dates' | 'stated';
   /** For people, as the AGE reason words it: "the DICOM header gives" (a patient age over 10 years). */
   gives: string;
-  /** For people, as ageWarnings words it: "the age from PatientBirthDate and StudyDate" (is used). */
+  /** For people, as ageWarnings (verdict_notes.ts) words it: "the age from PatientBirthDate and StudyDate". */
   what: string;
 }
 
@@ -143,7 +129,7 @@ export function sideOf(years: number): 'under' | 'over' | null {
   return years < MIN_AGE_YEARS ? 'under' : years > MAX_AGE_YEARS ? 'over' : null;
 }
 
-type TakenAge = AgeSource & {
+export type TakenAge = AgeSource & {
   /** Where the age falls outside the intended population; absent when within it. */
   outside?: 'under' | 'over';
   /** A source whose age is within the population while the taken one is not (the ages disagree). */
@@ -158,7 +144,7 @@ type TakenAge = AgeSource & {
  * Two sources outside on opposite sides (an adult's header, an infant's typed age) leave the film outside
  * either way: the most trusted is named.
  */
-function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): TakenAge | null {
+export function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): TakenAge | null {
   const all = ageSources(e);
   if (!all.length) return null;
   const taken = all.find((a) => sideOf(a.years) !== null);
@@ -193,52 +179,12 @@ export function ageInYears(as: string | undefined): number | null {
 }
 
 /**
- * Warnings about the patient's age that leave the verdict as it is: a DICOM header whose PatientAge, or
- * whose dates, could not be read, so that the age is unknown (or comes from the next source). Without
- * them such a film is assessed as if its header had no age at all, and nobody learns why.
- */
-export function ageWarnings(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): string[] {
-  const raw = e.facts.patientAge;
-  const dates = e.facts.ageFromDates;
-  const age = patientAge(e);
-  const instead = age === null ? "the patient's age is unknown" : `${age.what} is used`;
-  const out: string[] = [];
-  if (raw !== undefined && ageInYears(raw) === null) {
-    // Never the value, not even with its digits hidden: the warning is kept in the audit log, which keeps
-    // no patient data, and an age written in words ('FORTY', 'ABOUT 5 YEARS') is an age all the same.
-    // Its length says enough to tell a padded or garbled field from a sentence.
-    const n = raw.trim().length;
-    out.push(
-      `the DICOM's PatientAge (0010,1010) is not in the nnnD, nnnW, nnnM or nnnY form in which DICOM writes an ` +
-        `age (its value, ${n} character${n === 1 ? '' : 's'}, is not shown): ${instead}`,
-    );
-  }
-  if (dates && dates.years === null) {
-    out.push(`the patient's age could not be worked out from the DICOM's dates (${dates.problem}): ${instead}`);
-  }
-  if (dates && dates.years !== null && dates.unreadable?.length) {
-    out.push(
-      `the DICOM's ${dates.unreadable.join(', ')} could not be read as a date (YYYYMMDD): the age from ` +
-        `PatientBirthDate counts to ${dates.from}`,
-    );
-  }
-  // The margin: answered (assessed), but the page says "for children aged 1-5", so the answer says it too.
-  if (age !== null && age.years > INTENDED_MAX_YEARS && !age.outside) {
-    out.push(
-      `${age.gives} a patient age over ${INTENDED_MAX_YEARS} years, older than the children the model was trained ` +
-        `on (${INTENDED_POPULATION}): answered up to ${MAX_AGE_YEARS} years, but its accuracy at that age was ` +
-        'not measured',
-    );
-  }
-  return out;
-}
-
-/**
  * What the OOD gate measures, in a clinician's words: every OOD reason says it. The gate scores the network's
  * own features of the image (explain/ood.ts), not the picture's statistics as the layout check does
  * (explain/image_checks.ts LAYOUT), and the two reasons often come together: each says what it measured.
  */
-const UNLIKE_TRAINING = "the model's own features of the image are far from those of the chest films it was trained on";
+const FEATURES_FAR = "the model's own features of the image are far from";
+const UNLIKE_TRAINING = `${FEATURES_FAR} those of the chest films it was trained on`;
 
 /** The gate's score and its threshold, the trailing detail of every OOD reason (for a technician). */
 const oodScore = (ood: NonNullable<VerdictEvidence['ood']>) =>
@@ -254,7 +200,7 @@ export function oodReason(ood: VerdictEvidence['ood']): VerdictReason | null {
 }
 
 /** A ratio rounded up to two decimals: one just past a bound never reads as the bound itself (3073/512 not "6.00"). */
-const ratioText = (aspect: number) => (Math.ceil(aspect * 100) / 100).toFixed(2);
+export const ratioText = (aspect: number) => (Math.ceil(aspect * 100) / 100).toFixed(2);
 
 /**
  * What an image's size alone rules out: too small to read, or a shape no chest film has. Predictions and the
@@ -286,36 +232,16 @@ export function shapeReasons(width: number, height: number): VerdictReason[] {
   return out;
 }
 
-/** The note on an image wider than NOTE_WIDE_ASPECT, within MAX_ASPECT: answered, as the age margin is. */
-export function shapeNotes(width: number, height: number): string[] {
-  const aspect = width / Math.max(1, height);
-  if (!(aspect > NOTE_WIDE_ASPECT) || shapeReasons(width, height).length) return [];
-  const beyond =
-    aspect > WIDEST_TRAINING_ASPECT
-      ? `wider than any film the model was trained on (the widest ${ratioText(WIDEST_TRAINING_ASPECT)} to 1), and `
-      : '';
-  return [
-    `image is ${width}×${height} pixels, ${ratioText(aspect)} times as wide as it is tall: ${beyond}every film the ` +
-      `model was trained on that is wider than ${NOTE_WIDE_ASPECT} to 1 was of pneumonia (no normal one), so the ` +
-      'answer may follow the shape rather than the lungs: answered, but its accuracy on films of this shape was ' +
-      'not measured',
-  ];
-}
-
-/**
- * The notes that leave the verdict as it is: the age's (ageWarnings), then the shape's (shapeNotes, not where
- * the image cannot be assessed). For every way an answer is given (Predictor.predict, the page's local mode).
- */
-export function verdictNotes(
-  e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears' | 'width' | 'height'>,
-  verdict: Pick<Verdict, 'status'>,
-): string[] {
-  return [...ageWarnings(e), ...(verdict.status === 'cannot-assess' ? [] : shapeNotes(e.width, e.height))];
-}
-
 export function deriveVerdict(e: VerdictEvidence): Verdict {
-  const unreadable: VerdictReason[] = shapeReasons(e.width, e.height);
-  for (const c of e.checks) unreadable.push({ code: c.code, message: c.message });
+  // The most concrete reason first: the image's size (which also distorts what the checks read of its square),
+  // then colour, blank, inverted, the DICOM header, and the layout check's catch-all last, then the gate: a
+  // colour photo's card led with its layout, which says less than "colour image".
+  const checks = e.checks.map((c): VerdictReason => ({ code: c.code, message: c.message }));
+  const unreadable: VerdictReason[] = [
+    ...shapeReasons(e.width, e.height),
+    ...checks.filter((c) => c.code !== 'LAYOUT'),
+    ...checks.filter((c) => c.code === 'LAYOUT'),
+  ];
   const age = patientAge(e);
   const fromFile = age !== null && age.source !== 'stated';
   const ageReason: VerdictReason | null = age?.outside
@@ -345,7 +271,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
   if (ageReason) {
     const unlike = ood && {
       code: 'OOD' as const,
-      message: `${UNLIKE_TRAINING} (${oodScore(e.ood!)})`,
+      message: `unlike the children's films the model was trained on: ${FEATURES_FAR} theirs (${oodScore(e.ood!)})`,
     };
     return { status: 'outside-population', reasons: [ageReason, ...(unlike ? [unlike] : [])] };
   }
@@ -357,7 +283,7 @@ export function deriveVerdict(e: VerdictEvidence): Verdict {
           code: 'OOD',
           message:
             `outside the intended population (${INTENDED_POPULATION}): a chest radiograph by its DICOM header, ` +
-            `but ${UNLIKE_TRAINING} (${oodScore(e.ood!)})`,
+            `but ${FEATURES_FAR} those of the children's films it was trained on (${oodScore(e.ood!)})`,
         },
       ],
     };

@@ -10,7 +10,8 @@ import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { imageChecks, saturatedFraction } from '../../explain/image_checks';
 import { OodModel, oodDecision } from '../../explain/ood_model';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../models/infer';
-import { deriveVerdict, type Verdict, verdictNotes } from '../../predict/verdict';
+import { deriveVerdict, type Verdict } from '../../predict/verdict';
+import { verdictNotes } from '../../predict/verdict_notes';
 import { apiFetch, authHeaders, ModelInfo } from './api';
 
 /** Same bound as the server's decoder: refuse before allocating a huge canvas. */
