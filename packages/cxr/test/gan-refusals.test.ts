@@ -126,7 +126,7 @@ test('gan train --resume refuses a folder with nothing to resume and options tha
   );
   await assert.rejects(
     ganTrain(ganDir, { resume: true, config: { epochs: 1 } }),
-    /holds a GAN that finished its 1 epochs: there is nothing to resume/,
+    /holds a GAN that finished its 1 epoch: there is nothing to resume/,
   );
   assert.deepEqual(snapshot(ganDir), gan);
 });

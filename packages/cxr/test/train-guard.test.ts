@@ -64,7 +64,7 @@ test('a refused train leaves no run folder, and an existing folder as it was', (
   const out = path.join(tmp, 'run');
   const noData = cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY);
   assert.equal(noData.code, 1);
-  assert.match(noData.stderr, /nope: cannot read folder/);
+  assert.match(noData.stderr, /--data .*nope: no such folder/);
   assert.equal(fs.existsSync(out), false, 'a refused run wrote its folder');
   // A flag combination refused: the folder is not made either, so no saved recipe can come back with --resume.
   const bad = cxr('train', '--data', path.join(tmp, 'nope'), '--out', out, ...TINY, '--head-first', '1:1e-3');

@@ -51,14 +51,15 @@ export function register(program: Command): void {
     .option('--no-outside', 'skip the outside check')
     .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
-      // As --outside is checked: a missing folder and a file are told apart, by the option that named them.
+      // --out first, as every command that writes a folder does; then the folders read, a missing one and a
+      // file told apart by the option that named them.
+      if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
       const dataProblem = benchmarkFolderProblem(o.data);
       if (dataProblem) throw new Error(`--data ${o.data}: ${dataProblem}`);
       if (typeof o.outside === 'string') {
         const problem = benchmarkFolderProblem(o.outside);
         if (problem) throw new Error(`--outside ${o.outside}: ${problem}`);
       }
-      if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const { result, examples } = await runRobustness({

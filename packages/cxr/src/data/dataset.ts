@@ -5,6 +5,7 @@
 // the decoder's job (by content), so that a mislabelled or corrupt file is reported by name
 // instead of silently vanishing here. A link whose target is gone (a broken link) is no file to
 // read: the scan says how many it skipped, and `cxr data inspect` lists each.
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parsePatient } from './patients';
@@ -41,6 +42,11 @@ export interface ScanOptions {
    * console.warn.
    */
   warn?: (line: string) => void;
+  /**
+   * The option that named the root, said when it is missing or a file: '--data' (every training and evaluating
+   * command's) unless told; '' for a command that takes the root as an argument (`cxr data inspect ROOT`).
+   */
+  option?: string;
 }
 
 /** A link in a class folder whose target cannot be reached: where it would have been a film, and why not. */
@@ -60,7 +66,7 @@ export interface DatasetScan {
 /** Lists every image of ROOT in a stable order (split, label, file name); warns once about broken links. */
 export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
   const warn = opts.warn ?? ((line: string) => console.warn(line));
-  const scan = await scanDatasetFiles(root, { warn });
+  const scan = await scanDatasetFiles(root, { ...opts, warn });
   const broken = scan.brokenLinks;
   if (broken.length > 0) warnOnce(warn, brokenLinksWarning(path.resolve(root), broken));
   return scan.records;
@@ -70,6 +76,9 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
 export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Promise<DatasetScan> {
   const warn = opts.warn ?? ((line: string) => console.warn(line));
   const abs = path.resolve(root);
+  const problem = dataFolderProblem(abs);
+  const option = opts.option ?? '--data';
+  if (problem) throw new DatasetLayoutError(abs, `${option ? `${option} ` : ''}${abs}: ${problem}`);
   const top = await readDirOrThrow(abs);
   const splitDirs = SPLIT_NAMES.flatMap((s) => {
     const d = findChild(top, s);
@@ -111,6 +120,19 @@ export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Pr
     }
   }
   return { records, brokenLinks };
+}
+
+/**
+ * Why `root` cannot be a data folder before it is read (null when it may be): a missing folder and a file are
+ * told apart, as `cxr robustness --data` and `cxr adapt --images` tell them, rather than said as a bare
+ * "cannot read folder (ENOENT)"; the scan words it once for every command that reads a data root.
+ */
+export function dataFolderProblem(root: string): string | null {
+  const st = fsSync.statSync(root, { throwIfNoEntry: false });
+  if (!st) return 'no such folder';
+  if (!st.isDirectory())
+    return 'is a file, not a folder (give the folder holding train/, val/, test/, or NORMAL/ and PNEUMONIA/)';
+  return null;
 }
 
 /** Directory names are matched case-insensitively: copies of the data set differ in case. */

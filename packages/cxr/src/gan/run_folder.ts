@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCheckedJson } from '../models/io';
 import { type GanState, readGanState } from './checkpoint';
+import { z } from 'zod';
 import { GanConfig, type GanConfigInput } from './config';
 
 /** Files only a GAN folder has: its exported generator, gan.json, or a checkpoint with a discriminator. */
@@ -21,6 +22,8 @@ export const isGanFolder = (dir: string): boolean => has(dir, GAN_MARKS);
 
 export const configPath = (out: string) => path.join(out, 'config.json');
 export const checkpointPath = (out: string) => path.join(out, 'checkpoints', 'last');
+
+const nEpochs = (n: number) => `${n} epoch${n === 1 ? '' : 's'}`;
 
 /** The options of `cxr gan train` by config field, to name them in a refusal as the user typed them. */
 const FLAGS: Partial<Record<keyof GanConfig, string>> = {
@@ -111,12 +114,48 @@ export function resumedGanConfig(out: string, given: GanConfigInput): { config: 
   const epochs = given.epochs ?? saved.epochs;
   if (epochs < done)
     throw new Error(
-      `--epochs ${epochs}: the GAN in ${out} has already trained ${done} epochs; give more to train it further`,
+      `--epochs ${epochs}: the GAN in ${out} has already trained ${nEpochs(done)}; give more to train it further`,
     );
   if (epochs === done)
     throw new Error(
-      `${out} holds a GAN that finished its ${done} epochs: there is nothing to resume; ` +
+      `${out} holds a GAN that finished its ${nEpochs(done)}: there is nothing to resume; ` +
         `--resume --epochs N (N more than ${done}) trains it further`,
     );
   return { config: GanConfig.parse({ ...saved, epochs }), state };
+}
+
+/** What checkResumedData reads of gan.json: the record of the data (the rest is checked where it is loaded). */
+const SavedData = z.object({
+  data: z.object({ root: z.string().optional(), fingerprint: z.string().optional() }).passthrough().optional(),
+});
+
+/**
+ * --resume continues on the films the GAN started on: another folder (or the same folder with other films) would
+ * go on training it on images whose split gan.json no longer records, and `cxr train --gan-model`'s check that
+ * the GAN never saw its validation patients compares that record. gan.json, written after every epoch, holds the
+ * split fingerprint the checkpoint trained on; one stopped before it (an older run) is resumed without the check.
+ */
+export function checkResumedData(out: string, data: string, fingerprint: string, log: (l: string) => void): void {
+  const file = path.join(out, 'gan.json');
+  const meta = readCheckedJson(
+    file,
+    SavedData,
+    'the record of this GAN',
+    `train the GAN again into a new --out folder`,
+  );
+  const started = meta?.data;
+  if (started?.fingerprint === undefined) {
+    log(`note: ${out} does not record the data it started on: resuming without checking it`);
+    return;
+  }
+  if (started.fingerprint === fingerprint) return;
+  const root = started.root ?? 'another folder';
+  const sameFolder = started.root !== undefined && path.resolve(started.root) === path.resolve(data);
+  throw new Error(
+    sameFolder
+      ? `the films in ${data} changed since this GAN started (split fingerprint differs): put the folder back ` +
+          'as it was to resume, or train a GAN on it as it is now into a new --out folder'
+      : `the data in ${data} is not the data this GAN started on (split fingerprint differs): it trained on ` +
+          `${root}; resume with --data ${root}, or train a GAN on other data into a new --out folder`,
+  );
 }

@@ -11,7 +11,7 @@ import { count, gatherPixels } from '../data/images';
 import { loadTrainVal } from '../data/dataset_images';
 import { appendRunLog, runLogPath, startRunLog } from '../report/run_log';
 import { GanState, restoreGanCheckpoint, saveGanCheckpoint } from './checkpoint';
-import { checkGanOut, checkpointPath, configPath, resumedGanConfig } from './run_folder';
+import { checkGanOut, checkpointPath, checkResumedData, configPath, resumedGanConfig } from './run_folder';
 import { CLASS_NAMES, GanConfig, GanConfigInput } from './config';
 import { exportGenerator, GAN_FORMAT, GanMeta } from './generator_io';
 import { tilesOf, writeGrid } from './grid';
@@ -69,10 +69,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   // A resumed run keeps the settings it started with; only the epoch count may grow.
   const c = resumed?.config ?? GanConfig.parse(o.config);
   const resuming = resumed?.state != null;
-  makeDirs(o.out);
   const ckpt = checkpointPath(o.out);
   const logFile = runLogPath(o.out);
-  fs.writeFileSync(configPath(o.out), JSON.stringify(c, null, 2) + '\n');
 
   // The root as an absolute path: gan.json's record of it (and the split check of cxr train --gan-model that
   // compares it) must not depend on the directory the command ran in.
@@ -87,6 +85,13 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   });
   const counts = count(train);
   if (counts.normal === 0 || counts.pneumonia === 0) throw new Error('the GAN needs training images of both classes');
+  if (resuming) checkResumedData(o.out, o.data, info.fingerprint, log);
+  if (o.resume === true && !resuming)
+    log(`note: ${o.out} was stopped before its first checkpoint: training starts again with its saved config`);
+  // Only now, with the data and options checked: a refused command leaves --out as it was, so that no config.json
+  // of a refused command can come back with --resume.
+  makeDirs(o.out);
+  fs.writeFileSync(configPath(o.out), JSON.stringify(c, null, 2) + '\n');
 
   const nets = makeNets(buildGenerator(c), buildDiscriminator(c), c);
   let state: GanState = { epoch: 0, step: 0, elapsedSeconds: 0 };
@@ -97,7 +102,8 @@ export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   startRunLog(logFile, resuming ? state.epoch : null);
   log(
     `GAN at ${c.size}px on ${counts.n} training images (${counts.normal} normal, ${counts.pneumonia} pneumonia; ` +
-      `${val.labels.length} validation images held out); ${c.epochs} epochs, batch ${c.batchSize}, ` +
+      `${val.labels.length} validation images held out); ` +
+      `${c.epochs} epoch${c.epochs === 1 ? '' : 's'}, batch ${c.batchSize}, ` +
       `G width ${c.gWidth} (${nets.g.countParams()} weights), ` +
       `D width ${c.dWidth} (${nets.d.countParams()} weights), ${c.loss} loss`,
   );

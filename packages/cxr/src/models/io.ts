@@ -42,22 +42,25 @@ function fileSaver(dir: string, storage: WeightStorage): tf.io.IOHandler {
   };
 }
 
-/** Reads a TF.js Layers model folder (model.json + its weight shards) from disk. */
-export function fileLoader(dir: string): tf.io.IOHandler {
+/**
+ * Reads a TF.js Layers model folder (model.json + its weight shards) from disk. `remedy` is what a damaged file
+ * tells the user to do: copy a model folder again, but delete a run's checkpoint to start over (its caller's).
+ */
+export function fileLoader(dir: string, remedy = COPY_AGAIN): tf.io.IOHandler {
   return {
     async load(): Promise<tf.io.ModelArtifacts> {
       const jsonPath = path.join(dir, MODEL_JSON);
       if (!fs.existsSync(jsonPath)) throw new Error(`${dir}: no ${MODEL_JSON} (not a TF.js model folder)`);
-      const json = parseJsonFile(jsonPath);
-      const manifest = parseWeightsManifest(json, jsonPath, COPY_AGAIN);
+      const json = parseJsonText(fs.readFileSync(jsonPath, 'utf8'), jsonPath, remedy);
+      const manifest = parseWeightsManifest(json, jsonPath, remedy);
       return tf.io.getModelArtifactsForJSON(json as tf.io.ModelJSON, async () => {
-        const all = Buffer.concat(weightFilesOf(manifest).map((p) => readModelFile(dir, p)));
+        const all = Buffer.concat(weightFilesOf(manifest).map((p) => readModelFile(dir, p, remedy)));
         const specs = manifest.flatMap((g) => g.weights);
         const expected = specsBytes(specs);
         if (all.byteLength !== expected) {
           throw new Error(
             `${dir}: the weight files hold ${all.byteLength} bytes where ${MODEL_JSON} describes ${expected} ` +
-              `(truncated, or from another model): ${COPY_AGAIN}`,
+              `(truncated, or from another model): ${remedy}`,
           );
         }
         return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
@@ -72,7 +75,8 @@ export function fileLoader(dir: string): tf.io.IOHandler {
  */
 export function readWeightsManifest(dir: string, remedy = COPY_AGAIN): WeightsManifest {
   const file = path.join(dir, MODEL_JSON);
-  return parseWeightsManifest(parseJsonText(readModelFile(dir, MODEL_JSON).toString('utf8'), file), file, remedy);
+  const text = readModelFile(dir, MODEL_JSON, remedy).toString('utf8');
+  return parseWeightsManifest(parseJsonText(text, file, remedy), file, remedy);
 }
 
 /**
@@ -80,14 +84,14 @@ export function readWeightsManifest(dir: string, remedy = COPY_AGAIN): WeightsMa
  * incomplete and what to do, as a truncated weights.bin is told (a bare "ENOENT: no such file or directory,
  * open 'm/weights.bin'" said neither).
  */
-export function readModelFile(dir: string, name: string): Buffer {
+export function readModelFile(dir: string, name: string, remedy = COPY_AGAIN): Buffer {
   try {
     return fs.readFileSync(path.join(dir, name));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     throw new Error(
       `${dir}: no ${name}${name === MODEL_JSON ? '' : `, the weight file ${MODEL_JSON} names`} ` +
-        `(the model folder is incomplete): ${COPY_AGAIN}`,
+        `(the model folder is incomplete): ${remedy}`,
     );
   }
 }
@@ -97,11 +101,13 @@ export function parseJsonFile(file: string): unknown {
   return parseJsonText(fs.readFileSync(file, 'utf8'), file);
 }
 
-function parseJsonText(text: string, file: string): unknown {
+/** `remedy`, when given, says what to do about a file that is cut short or edited. */
+function parseJsonText(text: string, file: string, remedy?: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    if (e instanceof SyntaxError) throw new Error(`${file}: not valid JSON (${e.message})`);
+    if (e instanceof SyntaxError)
+      throw new Error(`${file}: not valid JSON (${e.message})${remedy ? `: ${remedy}` : ''}`);
     throw e;
   }
 }
@@ -207,13 +213,33 @@ function olderThanADay(file: string): boolean {
   }
 }
 
+const TEMP_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * A new folder `prefix` + six letters or digits, as mkdtemp names it, but made as a plain mkdir makes one
+ * (0777 less the umask): mkdtemp's 0700 would stay on the folder swapped in, a checkpoint, a GAN's generator or a
+ * whole ensemble, which `cxr serve` running as another user must read. Reading the umask to chmod afterwards
+ * would set it for a moment (process.umask() with no argument does too), under other threads' file writes.
+ */
+function makeTempDir(prefix: string): string {
+  for (;;) {
+    const suffix = Array.from(crypto.randomBytes(6), (b) => TEMP_CHARS[b % TEMP_CHARS.length]).join('');
+    try {
+      fs.mkdirSync(prefix + suffix);
+      return prefix + suffix;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
 /** Writes `files` (name -> content) via a temp folder next to `dir`, then swaps it in. */
 export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
   makeDirs(parent);
   const name = path.basename(dir);
   sweepStaleTemps(parent, name);
-  const tmp = fs.mkdtempSync(path.join(parent, `.${name}.tmp-${HOST}-${process.pid}-`));
+  const tmp = makeTempDir(path.join(parent, `.${name}.tmp-${HOST}-${process.pid}-`));
   return Promise.resolve(write(tmp)).then(
     () => replaceDir(tmp, dir),
     (e) => {
@@ -262,6 +288,10 @@ export function readMeta(dir: string): ModelMeta {
     // existsSync says false for a folder this user may not enter, which is no reason to call it no model.
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') throw new Error(`${dir}: cannot read cxr.json (no permission)`);
+    // A mistyped --model is no folder at all: "no cxr.json" would send the user looking inside it.
+    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    if (!st) throw new Error(`${dir}: no such folder`);
+    if (!st.isDirectory()) throw new Error(`${dir}: is a file, not a folder (give the model folder holding cxr.json)`);
     throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
   }
   return parseMeta(parseJsonFile(p), p);

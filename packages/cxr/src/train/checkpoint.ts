@@ -89,7 +89,8 @@ function readOptimizerSlots(dir: string): tf.NamedTensorMap {
  * by name: a model built again in one process gets new automatic layer names.
  */
 export async function loadCheckpointWeights(dir: string, model: tfl.LayersModel): Promise<void> {
-  const saved = await tfl.loadLayersModel(fileLoader(dir));
+  // A cut-short model.json is told the checkpoint's remedy, as its state.json and optimizer.json are.
+  const saved = await tfl.loadLayersModel(fileLoader(dir, startAgain(dir)));
   try {
     if (saved.layers.length !== model.layers.length)
       throw new Error(`the checkpoint in ${dir} has ${saved.layers.length} layers, the model ${model.layers.length}`);
