@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { scanDataset } from '../src/data/dataset';
+import { inspectDataset } from '../src/data/inspect';
 import { initEngine } from '../src/engine';
 import { loadModel, readMeta, writeDirAtomic } from '../src/models/io';
 import { type LoopState, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint';
@@ -58,6 +59,11 @@ test('a missing data folder and a file given as one are said as such, naming --d
     );
     // A command that takes the root as an argument says it without the option.
     await assert.rejects(scanDataset(file, { ...quiet, option: '' }), new RegExp(`${file}: is a file, not a folder`));
+    // `cxr data inspect ROOT` takes it as an argument: the message names the folder alone.
+    await assert.rejects(inspectDataset(path.join(root, 'nope')), (e: Error) => {
+      assert.equal(e.message, `${path.join(root, 'nope')}: no such folder`);
+      return true;
+    });
     // A folder without the layout is still told what layout is expected.
     await assert.rejects(scanDataset(root, quiet), /no chest_xray layout found/);
   } finally {

@@ -34,7 +34,8 @@ export function register(program: Command): void {
     .option('--cache-dir <dir>', `cache folder (default: $CXR_CACHE or ${defaultCacheDir()})`)
     .option('--concurrency <n>', 'images decoded at once', positiveInt)
     .action(async (root: string, opts: { size: number; cacheDir?: string; concurrency?: number }) => {
-      const records = await scanDataset(root);
+      // The root is an argument here, not --data: the message names it alone.
+      const records = await scanDataset(root, { option: '' });
       const splits = [...new Set(records.map((r) => r.split))];
       for (const split of splits) {
         const set = await cacheImages(

@@ -80,7 +80,8 @@ export interface InspectOptions {
 /** Scans and fully decodes (at a tiny size, to catch truncated files) every image of ROOT. */
 export async function inspectDataset(root: string, opts: InspectOptions = {}): Promise<InspectReport> {
   const abs = path.resolve(root);
-  const scan = await scanDatasetFiles(abs);
+  // The root is `cxr data inspect`'s argument, not --data: a missing one is named alone.
+  const scan = await scanDatasetFiles(abs, { option: '' });
   // A broken link is counted as the file it stands for, and listed as unreadable: the report says what
   // the folder holds, and training or evaluating it skips the link.
   const records = [...scan.records, ...scan.brokenLinks];
