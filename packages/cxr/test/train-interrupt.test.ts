@@ -70,7 +70,7 @@ test('SIGTERM during cxr experiments shift says how to continue it', { skip }, a
     const again = args.filter((a) => a !== '--overwrite');
     assert.equal(
       lastLine(run),
-      `interrupted; continue with: cxr ${again.join(' ')} --resume ` +
+      `interrupted during row cxr-shift-s42; continue with: cxr ${again.join(' ')} --resume ` +
         '(rows --overwrite had not trained again yet keep their earlier runs)',
     );
     const state = path.join(out, 'cxr-shift-s42', 'checkpoints', 'last', 'state.json');

@@ -36,17 +36,20 @@ const OVERWRITE =
   '(without it or --resume such a folder is refused)';
 
 /**
- * Ctrl-C or SIGTERM during a sweep says how to continue it, as `cxr train` does (cli/interrupt.ts): the same
- * command with --resume, which keeps the finished rows and resumes the interrupted one from its checkpoint.
- * Returns what removes the handlers.
+ * Ctrl-C or SIGTERM during a sweep says which row was running and how to continue the sweep, as `cxr train`
+ * does (cli/interrupt.ts): the same command with --resume, which keeps the finished rows and resumes the
+ * interrupted one from its checkpoint. Returns what removes the handlers and what to tell each row as it starts.
  */
-const sayHowToContinueSweep = () =>
-  sayHowToContinue({
-    where: () => 'interrupted',
+function sayHowToContinueSweep(): { quiet: () => void; onRow: (name: string) => void } {
+  let running: string | undefined;
+  const quiet = sayHowToContinue({
+    where: () => (running === undefined ? 'interrupted' : `interrupted during row ${running}`),
     // --resume with --overwrite is refused: the rows this call had not reached yet still hold their earlier runs.
     replaces: '--overwrite',
     replacedNote: 'rows --overwrite had not trained again yet keep their earlier runs',
   });
+  return { quiet, onRow: (name) => (running = name) };
+}
 
 export function register(program: Command): void {
   const exp = program
@@ -72,8 +75,9 @@ export function register(program: Command): void {
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
-      const quiet = sayHowToContinueSweep();
+      const { quiet, onRow } = sayHowToContinueSweep();
       const { files } = await runSeedExperiments({
+        onRow,
         data: o.data,
         out: path.resolve(o.out),
         quick: !!o.quick,
@@ -110,8 +114,9 @@ export function register(program: Command): void {
       ensureWritableDir(o.out, '--out', { keep: false });
       await initEngine(o.threads);
       // --table-only trains nothing: there is nothing to continue.
-      const quiet = o.tableOnly ? () => {} : sayHowToContinueSweep();
+      const { quiet, onRow } = o.tableOnly ? { quiet: () => {}, onRow: undefined } : sayHowToContinueSweep();
       const { files } = await runShiftExperiments({
+        onRow,
         tableOnly: !!o.tableOnly,
         data: o.data,
         out: path.resolve(o.out),

@@ -4,6 +4,8 @@
 // hold runs is refused without --resume or --overwrite (checkRerun), before anything trains.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkGanSplitOf } from '../gan/mix';
+import { splitOf } from '../data/dataset_images';
 import { readMeta } from '../models/io';
 import type { ExperimentSummary } from '../report';
 import { ECE_BINS, eceComparable, readRobustnessResult, type RobustnessResult } from '../robustness/metrics';
@@ -166,12 +168,69 @@ export function checkRerun(
   );
 }
 
+/** Whether runExperiment trains the row: all but the finished rows that --resume keeps. */
+const trains = (r: ExperimentRun) => !(r.resume && isFinished(r.runDir));
+
+/**
+ * Refuses, before anything trains, a --gan-model trained on another patient split than a GAN row that will
+ * train (gan/mix.ts checkGanSplit, which `cxr train` runs only once its own data is read): without this the
+ * rows before it trained first, hours on full data, and only then was the GAN refused.
+ */
+export async function checkGanModels(command: string, runs: readonly ExperimentRun[]): Promise<void> {
+  for (const r of runs.filter(trains)) {
+    const recipe = resolveRecipe(r.recipeName, r.overrides);
+    if (!recipe.ganModel || !recipe.ganImages) continue;
+    await checkGanSplitOf(recipe.ganModel, r.data, splitOf(recipe), { runFlags: false, fixedBy: command });
+  }
+}
+
+/** Where a row trained again keeps its old run's files until the new training starts writing (setAside). */
+const SET_ASIDE = '.overwritten';
+/** The checkpoints first, the markers of a finished run (cxr.json, the validation metrics) last. */
+const OLD_RUN_FILES = ['checkpoints', 'robustness', 'robustness.json', 'cxr.json', path.join('metrics', 'val.json')];
+
+/**
+ * A row that a call trains again from scratch (--overwrite) is no finished run from its start on: its old
+ * model's files would otherwise outlive an interrupted retraining, and --resume would keep the old model as
+ * finished, beside the new recipe and without its log. Its checkpoints, its benchmark (it measured the old
+ * model) and its markers of a finished run are moved aside, in that order (each a rename: stopped in between, the
+ * folder still holds the old finished model, never a checkpoint --resume would take for the new run's). They
+ * come back where training is refused before it writes anything (its data, its GAN), as a refused `cxr train`
+ * leaves its folder; otherwise, trained or stopped, they go.
+ */
+function setAside(runDir: string): { restore(): void; drop(): void } {
+  const aside = path.join(runDir, SET_ASIDE);
+  fs.rmSync(aside, { recursive: true, force: true });
+  const moved: string[] = [];
+  for (const p of OLD_RUN_FILES) {
+    if (!fs.existsSync(path.join(runDir, p))) continue;
+    fs.mkdirSync(aside, { recursive: true });
+    fs.renameSync(path.join(runDir, p), path.join(aside, p.replaceAll(path.sep, '__')));
+    moved.push(p);
+  }
+  return {
+    restore: () => {
+      for (const p of moved) fs.renameSync(path.join(aside, p.replaceAll(path.sep, '__')), path.join(runDir, p));
+      fs.rmSync(aside, { recursive: true, force: true });
+    },
+    drop: () => fs.rmSync(aside, { recursive: true, force: true }),
+  };
+}
+
+/** recipe.json's state: training writes it once its checks pass, before anything else of the run. */
+const recipeStamp = (runDir: string) => {
+  const file = path.join(runDir, 'recipe.json');
+  return fs.existsSync(file) ? fs.statSync(file).mtimeMs : -1;
+};
+
 export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary> {
   const { runDir, log } = o;
-  const trained = !(o.resume && isFinished(runDir));
+  const trained = trains(o);
   if (trained) {
     log(`\n=== ${o.title} ===`);
-    await runTraining({
+    const old = o.resume ? undefined : setAside(runDir);
+    const stamp = recipeStamp(runDir);
+    const training = runTraining({
       data: o.data,
       out: runDir,
       recipeName: o.recipeName,
@@ -183,14 +242,30 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
       refuseExisting: false,
       log,
     });
+    try {
+      await training;
+    } catch (e) {
+      if (recipeStamp(runDir) === stamp) old?.restore();
+      else old?.drop();
+      throw e;
+    }
+    old?.drop();
   }
   const meta = readMeta(runDir);
   const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));
   const predFile = path.join(runDir, 'predictions', 'val.json');
   const predictions = fs.existsSync(predFile) ? JSON.parse(fs.readFileSync(predFile, 'utf8')) : undefined;
-  // A model trained just now makes any earlier benchmark of the folder stale; so does one whose ECE used
-  // other bins than the validation ECE it is shown beside (15 before 2026-12-05).
-  let robust = trained && o.robustness ? null : readRobustnessResult(runDir);
+  // A model trained just now makes any earlier benchmark of the folder stale, with --robustness or without it;
+  // so does a benchmark of another model version than the folder holds, and one whose ECE used other bins than
+  // the validation ECE it is shown beside (15 before 2026-12-05).
+  let robust = trained ? null : readRobustnessResult(runDir);
+  if (robust && robust.model.version !== meta.version) {
+    log(
+      `note: the robustness benchmark in ${runDir} measured model version ${robust.model.version}, not the ` +
+        `version ${meta.version} the folder holds: ${o.robustness ? 'measured again' : 'left out of the table'}`,
+    );
+    robust = null;
+  }
   if (o.robustness && (!robust || !eceComparable(robust))) {
     log(`robustness of ${o.name} (${o.robustness.limit} images per class)`);
     const { result, examples } = await runRobustness({

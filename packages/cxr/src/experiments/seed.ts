@@ -3,7 +3,16 @@
 import * as path from 'node:path';
 import { writeComparison, ExperimentSummary } from '../report';
 import { RECIPES } from '../train/presets';
-import { checkFinishedRuns, checkRerun, type ExperimentRun, QUICK, runExperiment } from './run_experiment';
+import {
+  checkFinishedRuns,
+  checkGanModels,
+  checkRerun,
+  type ExperimentRun,
+  finishedRunDifferences,
+  isFinished,
+  QUICK,
+  runExperiment,
+} from './run_experiment';
 
 /** The seed's figures 2-8 in its order, then cxr's recipe; GAN rows need a trained GAN (--gan-model). */
 export const SEED_EXPERIMENTS = [
@@ -32,6 +41,8 @@ export interface ExperimentsOptions {
   /** Run `cxr robustness` on each run's validation split (at most this many images per class) where it has none yet. */
   robustness?: { limit: number };
   log?: (line: string) => void;
+  /** Told the name of each row as it starts (Ctrl-C's line names the row that was running). */
+  onRow?: (name: string) => void;
 }
 
 export const DEFAULT_ROBUSTNESS_LIMIT = 30;
@@ -55,26 +66,59 @@ export async function runSeedExperiments(
     );
   }
   const names = o.only?.length ? all.filter((n) => o.only!.includes(n)) : all;
-  const runs: ExperimentRun[] = names.map((name) => ({
+  const row = (name: string, kept: boolean): ExperimentRun => ({
     data: o.data,
     runDir: path.join(o.out, name),
     recipeName: name,
     name,
     title: RECIPES[name].title,
     overrides: { ...(o.quick ? QUICK : {}), ...(RECIPES[name].recipe.ganImages ? { ganModel: o.ganModel } : {}) },
-    resume: !!o.resume,
-    robustness: o.robustness && { limit: o.robustness.limit, outside: false },
+    resume: kept || !!o.resume,
+    robustness: kept ? undefined : o.robustness && { limit: o.robustness.limit, outside: false },
     log,
-  }));
+  });
+  const runs = names.map((name) => row(name, false));
   checkRerun('experiments seed', o.out, runs, { resume: !!o.resume, overwrite: !!o.overwrite });
   // The title says --quick from the flag: every finished run kept must have been trained as the flag says.
   if (o.resume) checkFinishedRuns('experiments seed', runs, { quick: !!o.quick, keptBy: '--resume' });
-  const summaries: ExperimentSummary[] = [];
-  for (const run of runs) summaries.push(await runExperiment(run));
+  // A GAN of another split is refused now, not after the rows before the GAN rows have trained.
+  await checkGanModels('experiments seed', runs);
+  const earlier = earlierRows(o, names, row, log);
+  const done = new Map<string, ExperimentSummary>();
+  for (const run of runs) {
+    o.onRow?.(run.name);
+    done.set(run.name, await runExperiment(run));
+  }
+  for (const [name, run] of earlier) done.set(name, await runExperiment(run));
+  // In the seed's order: the rows of this call among the finished rows it did not run.
+  const shown = [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS].filter((n) => done.has(n));
+  const summaries = shown.map((n) => done.get(n)!);
   const { files } = await writeComparison(summaries, o.out, {
     title: `The seed project's experiments, reproduced${o.quick ? ' (quick subset)' : ''}`,
     split: 'the patient-level validation split carved out of train (the official test split is withheld)',
-    reference: names.includes('cxr') ? RECIPES.cxr.title : undefined,
+    reference: shown.includes('cxr') ? RECIPES.cxr.title : undefined,
   });
   return { files, summaries };
+}
+
+/**
+ * The finished rows --out holds from earlier calls that this one does not run (--only): the comparison lists
+ * every finished row, not only this call's. A row trained otherwise than this call asks (a full run under a
+ * --quick title) is left out, and the log says so. Read as they are: nothing of them trains or is benchmarked.
+ */
+function earlierRows(
+  o: ExperimentsOptions,
+  names: readonly string[],
+  row: (name: string, kept: boolean) => ExperimentRun,
+  log: (line: string) => void,
+): Map<string, ExperimentRun> {
+  const kept = new Map<string, ExperimentRun>();
+  for (const name of [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS]) {
+    if (names.includes(name) || !isFinished(path.join(o.out, name))) continue;
+    const r = row(name, true);
+    const differ = finishedRunDifferences(r);
+    if (differ.length === 0) kept.set(name, r);
+    else log(`not in the comparison: ${r.runDir}, trained otherwise than this call asks (${differ.join('; ')})`);
+  }
+  return kept;
 }

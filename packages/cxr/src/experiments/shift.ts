@@ -59,7 +59,11 @@ export const ShiftExperimentsOptions = z.object({
   /** Train and benchmark nothing: the tables from the finished run folders only (the others are listed as missing). */
   tableOnly: z.boolean().default(false),
 });
-export type ShiftExperimentsOptions = z.input<typeof ShiftExperimentsOptions> & { log?: (line: string) => void };
+export type ShiftExperimentsOptions = z.input<typeof ShiftExperimentsOptions> & {
+  log?: (line: string) => void;
+  /** Told the name of each run as it starts (Ctrl-C's line names the run that was running). */
+  onRow?: (name: string) => void;
+};
 
 /** The run folder's name: `<recipe>-s<seed>`. */
 export const shiftRunName = (recipe: string, seed: number) => `${recipe}-s${seed}`;
@@ -100,7 +104,10 @@ export async function runShiftExperiments(
   if (o.resume || o.tableOnly)
     checkFinishedRuns('experiments shift', runs, { quick: o.quick, keptBy: o.tableOnly ? '--table-only' : '--resume' });
   const summaries: ExperimentSummary[] = [];
-  for (const run of runs) summaries.push(await runExperiment(run));
+  for (const run of runs) {
+    options.onRow?.(run.name);
+    summaries.push(await runExperiment(run));
+  }
   if (summaries.length === 0) throw new Error(`experiments shift: no finished run folder in ${o.out}`);
   const { files } = await writeComparison(summaries, o.out, {
     title: `The generalisation recipes over seeds${o.quick ? ' (quick subset)' : ''}`,

@@ -3,7 +3,7 @@
 // thresholds) stays purely real. They are marked by their names: file and patient 'gan:<CLASS>/<n>'.
 import { resizeSquare } from '../data/preprocess';
 import { classCounts } from '../data/balance';
-import type { ImageRecord } from '../data/dataset';
+import { type ImageRecord, scanDataset } from '../data/dataset';
 import { limitPerClass, type SplitChoice } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
 import { splitByPatient } from '../data/split';
@@ -85,10 +85,22 @@ const describe = (s: SplitChoice) =>
   `split seed ${s.seed}, validation fraction ${s.valFraction}, ${s.valSplit} validation patients, ` +
   (s.limitPerClass > 0 ? `at most ${s.limitPerClass} films per class` : 'all films');
 
-/** The `cxr gan train` options that train a GAN on split s (--quick's subset limit overridden too). */
+/**
+ * The `cxr gan train` options that train a GAN on split s (--quick's subset limit overridden too; a limit of 0,
+ * all films, is `cxr gan train`'s default without --quick).
+ */
 const ganOptions = (s: SplitChoice) =>
-  `--seed ${s.seed} --val-fraction ${s.valFraction} --limit-per-class ${s.limitPerClass}` +
+  `--seed ${s.seed} --val-fraction ${s.valFraction}` +
+  (s.limitPerClass > 0 ? ` --limit-per-class ${s.limitPerClass}` : '') +
   (s.valSplit === 'block' ? ' --val-split block' : '');
+
+const SPLIT_KEYS = ['seed', 'valFraction', 'valSplit', 'limitPerClass'] as const;
+
+/**
+ * How the refusal of checkGanSplit advises giving the run the GAN's split: `cxr train`'s flags by default; a
+ * command whose split is fixed (`cxr experiments seed`) says so instead, and only the GAN can change.
+ */
+export type GanSplitAdvice = { runFlags: true } | { runFlags: false; fixedBy: string };
 
 /**
  * Refuses a GAN trained on another patient split than the run's: its training images would then include
@@ -96,14 +108,17 @@ const ganOptions = (s: SplitChoice) =>
  * validation (checkpoint choice, calibration, thresholds) would no longer be unseen data. The split is compared
  * by what decides it (seed, validation share, how patients are picked, the subset); the films themselves are
  * compared once loaded (checkGanFilms). `records`: the data folder's training films, before any subset limit.
+ * Another split is refused even where, on these films, no validation patient happens to be among the GAN's
+ * training patients: the protocol (docs/gan.md) is one split for both, not a leak count that the next change
+ * of the data folder may raise.
  */
 export function checkGanSplit(
   ganDir: string,
   run: { root: string; split: SplitChoice; records: readonly ImageRecord[]; valPatients: ReadonlySet<string> },
+  advice: GanSplitAdvice = { runFlags: true },
 ): void {
   const gan = ganSplit(readGanMeta(ganDir));
-  const keys = ['seed', 'valFraction', 'valSplit', 'limitPerClass'] as const;
-  if (keys.every((k) => gan[k] === run.split[k])) return;
+  if (SPLIT_KEYS.every((k) => gan[k] === run.split[k])) return;
   const ganRecords = limitPerClass([...run.records], gan.limitPerClass);
   const ganTrain = new Set(
     splitByPatient(ganRecords, { seed: gan.seed, valFraction: gan.valFraction, mode: gan.valSplit }).train.map(
@@ -111,23 +126,53 @@ export function checkGanSplit(
     ),
   );
   const seen = [...run.valPatients].filter((p) => ganTrain.has(p)).length;
-  const runFlags: Record<(typeof keys)[number], string> = {
+  const runFlags: Record<(typeof SPLIT_KEYS)[number], string> = {
     seed: `--split-seed ${gan.seed}`,
     valFraction: `--val-fraction ${gan.valFraction}`,
     valSplit: `--val-split ${gan.valSplit}`,
     limitPerClass: `--limit-per-class ${gan.limitPerClass}`,
   };
+  const n = run.valPatients.size;
+  const why =
+    seen > 0
+      ? `in ${run.root}, ${seen} of this run's ${n} validation patients are among the GAN's training patients, ` +
+        'and their likenesses would enter training through its images'
+      : `in ${run.root}, none of this run's ${n} validation patients is among the GAN's training patients, ` +
+        "yet another split is refused all the same: the GAN must be trained on the run's own split (docs/gan.md), " +
+        'whose validation patients it never sees by construction, not on one that misses them by chance';
+  const fix =
+    `Train a GAN on this run's split (cxr gan train --data ${run.root} --out NEW_FOLDER ` + `${ganOptions(run.split)})`;
+  const other = advice.runFlags
+    ? `, or give this run the GAN's split (${SPLIT_KEYS.filter((k) => gan[k] !== run.split[k])
+        .map((k) => runFlags[k])
+        .join(' ')})`
+    : ` and pass it as --gan-model: ${advice.fixedBy} trains every row on this split`;
   throw new Error(
     `--gan-model ${ganDir} was trained on another patient split than this run's ` +
-      `(the GAN's: ${describe(gan)}; this run's: ${describe(run.split)}): ` +
-      `in ${run.root}, ${seen} of this run's ${run.valPatients.size} validation patients are among the GAN's ` +
-      'training patients, and their likenesses would enter training through its images. Train a GAN on this ' +
-      `run's split (cxr gan train --data ${run.root} --out NEW_FOLDER ${ganOptions(run.split)}), or give this ` +
-      `run the GAN's split (${keys
-        .filter((k) => gan[k] !== run.split[k])
-        .map((k) => runFlags[k])
-        .join(' ')})`,
+      `(the GAN's: ${describe(gan)}; this run's: ${describe(run.split)}): ${why}. ${fix}${other}`,
   );
+}
+
+/**
+ * checkGanSplit before anything trains, from the data folder's file list alone (nothing decoded): a command that
+ * trains several rows (`cxr experiments seed`) refuses a GAN of another split at once, not when its GAN row
+ * starts after hours of the others. The training films are ROOT/train's, as `cxr train` reads them.
+ */
+export async function checkGanSplitOf(
+  ganDir: string,
+  root: string,
+  split: SplitChoice,
+  advice: GanSplitAdvice,
+): Promise<void> {
+  const gan = ganSplit(readGanMeta(ganDir));
+  if (SPLIT_KEYS.every((k) => gan[k] === split[k])) return;
+  const records = (await scanDataset(root, { warn: () => {} })).filter((r) => r.split === 'train');
+  const val = splitByPatient(limitPerClass([...records], split.limitPerClass), {
+    seed: split.seed,
+    valFraction: split.valFraction,
+    mode: split.valSplit,
+  }).val;
+  checkGanSplit(ganDir, { root, split, records, valPatients: new Set(val.map((r) => r.patient)) }, advice);
 }
 
 /**
