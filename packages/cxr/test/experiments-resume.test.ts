@@ -169,3 +169,24 @@ test('experiments shift|seed run again without --resume refuse a folder holding 
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('a model set aside by an --overwrite that did not finish is held, and given back on a refusal', async () => {
+  const out = tmp();
+  try {
+    const row = path.join(out, 'cxr-shift-s1');
+    fs.cpSync(path.join(COMMITTED, 'shift', 'cxr-shift-s1'), row, { recursive: true });
+    const original = snapshot(out);
+    // What a stop before training wrote leaves: the finished model's markers moved into .overwritten/.
+    fs.mkdirSync(path.join(row, '.overwritten'));
+    fs.renameSync(path.join(row, 'cxr.json'), path.join(row, '.overwritten', 'cxr.json'));
+    fs.renameSync(path.join(row, 'metrics', 'val.json'), path.join(row, '.overwritten', 'metrics__val.json'));
+    const o = { ...quiet, data: path.join(out, 'no-data'), out, recipes: ['cxr-shift'], seeds: [1] };
+    // A plain call would replace it: refused, as for an interrupted row.
+    await assert.rejects(runShiftExperiments(o), /already holds 1 interrupted row \(cxr-shift-s1\)/);
+    // --overwrite refused on its data before training wrote anything: the earlier model comes back whole.
+    await assert.rejects(runShiftExperiments({ ...o, overwrite: true }), /no-data/);
+    assert.deepEqual(snapshot(out), original, 'the earlier model is back in its row, and .overwritten/ is gone');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});

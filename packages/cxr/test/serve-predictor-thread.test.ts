@@ -210,3 +210,32 @@ async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 3000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(cond(), 'timed out waiting');
 }
+
+test('images in flight together at an end are suspects that run alone: a second end names one, not both', async () => {
+  const p = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
+  const inThread = (n: number) => until(() => p.decodeStats!().busy + p.decodeStats!().queued >= n);
+  try {
+    const png = (w: number) =>
+      sharp({ create: { width: w, height: 4000, channels: 3, background: '#777' } })
+        .png({ compressionLevel: 9 })
+        .toBuffer();
+    const [a, b] = [await png(4000), await png(3990)];
+    const both = [a, b].map((x) => p.predict(x, {}).catch((e: unknown) => e));
+    await inThread(2);
+    await p.thread().terminate();
+    for (const e of await Promise.all(both)) assert.ok(e instanceof HttpError && e.code === 'ENGINE_RESTARTING');
+    // Sent again together: a runs alone (b waits), and the engine ends under it alone.
+    const first = p.predict(a, {}).catch((e: unknown) => e);
+    const second = p.predict(b, {}).catch((e: unknown) => e);
+    await inThread(1);
+    assert.equal(p.decodeStats!().busy + p.decodeStats!().queued, 1, 'the suspect is alone in the thread');
+    await p.thread().terminate();
+    const refused = await first;
+    assert.ok(refused instanceof HttpError && refused.code === 'ENGINE_FAULT', String(refused));
+    // b was not in the thread at that end: answered, not blamed.
+    const answered = await second;
+    assert.ok(!(answered instanceof Error), String(answered));
+  } finally {
+    p.dispose();
+  }
+});

@@ -150,8 +150,11 @@ export function checkRerun(
     );
   if (kept || opts.overwrite) return;
   const finished = runs.filter((r) => isFinished(r.runDir));
+  // An earlier model set aside by an --overwrite that did not finish is held too: a plain run would replace it.
   const interrupted = runs.filter(
-    (r) => !isFinished(r.runDir) && fs.existsSync(path.join(r.runDir, 'checkpoints', 'last', 'state.json')),
+    (r) =>
+      !isFinished(r.runDir) &&
+      (fs.existsSync(path.join(r.runDir, 'checkpoints', 'last', 'state.json')) || holdsSetAside(r.runDir)),
   );
   if (finished.length === 0 && interrupted.length === 0) return;
   const rows = (n: number, kind: string) => `${n} ${kind} row${n === 1 ? '' : 's'}`;
@@ -193,29 +196,39 @@ const OLD_RUN_FILES = ['checkpoints', 'robustness', 'robustness.json', 'cxr.json
  * A row that a call trains again from scratch (--overwrite) is no finished run from its start on: its old
  * model's files would otherwise outlive an interrupted retraining, and --resume would keep the old model as
  * finished, beside the new recipe and without its log. Its checkpoints, its benchmark (it measured the old
- * model) and its markers of a finished run are moved aside, in that order (each a rename: stopped in between, the
- * folder still holds the old finished model, never a checkpoint --resume would take for the new run's). They
- * come back where training is refused before it writes anything (its data, its GAN), as a refused `cxr train`
- * leaves its folder; otherwise, trained or stopped, they go.
+ * model) and its markers of a finished run (cxr.json, metrics/val.json; model.json and the weights stay, to be
+ * overwritten) are moved into .overwritten/, in that order (each a rename: stopped in between, the folder still
+ * holds the old finished model, never a checkpoint --resume would take for the new run's). They come back where
+ * training is refused before it writes anything (its data, its GAN), as a refused `cxr train` leaves its folder;
+ * they are deleted only once a new model is trained. A failure after training wrote, or a stop, keeps them there
+ * (the log says so), and the row counts as held (checkRerun): nothing deletes the earlier model but a new one.
+ * An aside already there (such a stop before) is kept as it is: it holds the earlier finished model.
  */
-function setAside(runDir: string): { restore(): void; drop(): void } {
+function setAside(runDir: string): { restore(): void; where: string } {
   const aside = path.join(runDir, SET_ASIDE);
-  fs.rmSync(aside, { recursive: true, force: true });
-  const moved: string[] = [];
-  for (const p of OLD_RUN_FILES) {
-    if (!fs.existsSync(path.join(runDir, p))) continue;
-    fs.mkdirSync(aside, { recursive: true });
-    fs.renameSync(path.join(runDir, p), path.join(aside, p.replaceAll(path.sep, '__')));
-    moved.push(p);
+  const inAside = (p: string) => path.join(aside, p.replaceAll(path.sep, '__'));
+  if (!fs.existsSync(aside)) {
+    for (const p of OLD_RUN_FILES) {
+      if (!fs.existsSync(path.join(runDir, p))) continue;
+      fs.mkdirSync(aside, { recursive: true });
+      fs.renameSync(path.join(runDir, p), inAside(p));
+    }
   }
   return {
+    where: aside,
     restore: () => {
-      for (const p of moved) fs.renameSync(path.join(aside, p.replaceAll(path.sep, '__')), path.join(runDir, p));
-      fs.rmSync(aside, { recursive: true, force: true });
+      // Back only where nothing took their place; the aside goes once it is empty.
+      for (const p of OLD_RUN_FILES)
+        if (fs.existsSync(inAside(p)) && !fs.existsSync(path.join(runDir, p)))
+          fs.renameSync(inAside(p), path.join(runDir, p));
+      if (fs.existsSync(aside) && fs.readdirSync(aside).length === 0)
+        fs.rmSync(aside, { recursive: true, force: true });
     },
-    drop: () => fs.rmSync(aside, { recursive: true, force: true }),
   };
 }
+
+/** Whether a row holds an earlier model set aside by an --overwrite that did not finish (setAside). */
+export const holdsSetAside = (runDir: string) => fs.existsSync(path.join(runDir, SET_ASIDE));
 
 /** recipe.json's state: training writes it once its checks pass, before anything else of the run. */
 const recipeStamp = (runDir: string) => {
@@ -245,11 +258,16 @@ export async function runExperiment(o: ExperimentRun): Promise<ExperimentSummary
     try {
       await training;
     } catch (e) {
-      if (recipeStamp(runDir) === stamp) old?.restore();
-      else old?.drop();
+      if (old && recipeStamp(runDir) === stamp) old.restore();
+      else if (old && holdsSetAside(runDir))
+        log(
+          `note: the earlier model of ${o.name} (its cxr.json, metrics/val.json, checkpoints and benchmark) is kept ` +
+            `in ${old.where}: move them back into ${runDir} to keep it, or train the row again to replace it`,
+        );
       throw e;
     }
-    old?.drop();
+    // A new model is trained (from scratch or resumed): what an --overwrite set aside is replaced for good.
+    fs.rmSync(path.join(runDir, SET_ASIDE), { recursive: true, force: true });
   }
   const meta = readMeta(runDir);
   const metrics = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics', 'val.json'), 'utf8'));

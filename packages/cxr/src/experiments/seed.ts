@@ -89,7 +89,15 @@ export async function runSeedExperiments(
     o.onRow?.(run.name);
     done.set(run.name, await runExperiment(run));
   }
-  for (const [name, run] of earlier) done.set(name, await runExperiment(run));
+  // An earlier row that cannot be read (a damaged file) is left out with a line, not the failure of a call whose
+  // own rows have trained.
+  for (const [name, run] of earlier) {
+    try {
+      done.set(name, await runExperiment(run));
+    } catch (e) {
+      log(`note: the earlier row ${name} is left out of the comparison: ${(e as Error).message}`);
+    }
+  }
   // In the seed's order: the rows of this call among the finished rows it did not run.
   const shown = [...SEED_EXPERIMENTS, ...GAN_EXPERIMENTS].filter((n) => done.has(n));
   const summaries = shown.map((n) => done.get(n)!);

@@ -26,7 +26,7 @@ import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
 import { metricsRoute } from './routes/metrics';
 import { historyRoutes } from './routes/history';
-import { jobRoutes, type JobsPort } from './routes/jobs';
+import { JOB_FILES_MAX, jobRoutes, type JobsPort } from './routes/jobs';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
 import { webRoutes } from './routes/web';
@@ -81,9 +81,6 @@ export { API_PREFIX, CSP_DIRECTIVES, HttpError };
 
 /** How long a whole request may take to arrive (Node's requestTimeout); the body watch's deadline too. */
 const REQUEST_TIMEOUT_MS = 120_000;
-
-/** Films one POST /jobs takes (routes/jobs.ts); its body may be that many uploads long. */
-const JOB_FILES = 32;
 
 /** Node's test for the one expectation it meets (100-continue), as its http server applies it. */
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -219,7 +216,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         jobs: opts.jobs,
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
         maxUploadBytes,
-        maxFiles: JOB_FILES,
+        maxFiles: JOB_FILES_MAX,
         uploads,
       });
       historyRoutes(api, {
@@ -266,7 +263,7 @@ function watchUploadBodies(
     minBytesPerS: opts.uploadMinBytesPerS ?? BODY_DEFAULTS.minBytesPerS,
     deadlineMs: REQUEST_TIMEOUT_MS,
   };
-  const jobsLimit = JOB_FILES * oneUpload;
+  const jobsLimit = JOB_FILES_MAX * oneUpload;
   const routes = new Map<string, BodyRules>([
     [`${API_PREFIX}/predictions`, { ...timing, maxBytes: oneUpload, tooLarge: () => tooLarge(maxUploadBytes) }],
     [
@@ -275,7 +272,7 @@ function watchUploadBodies(
         ...timing,
         maxBytes: jobsLimit,
         tooLarge: () =>
-          new HttpError(413, 'TOO_LARGE', `the request exceeds ${jobsLimit} bytes (${JOB_FILES} uploads at most)`),
+          new HttpError(413, 'TOO_LARGE', `the request exceeds ${jobsLimit} bytes (${JOB_FILES_MAX} uploads at most)`),
       },
     ],
   ]);

@@ -32,8 +32,9 @@ const RELOAD_FIRST_MS = 5_000;
 const RELOAD_MAX_MS = 60_000;
 
 /**
- * Images in flight when a thread ended are suspects for this long: one in flight at two ends is refused from
- * then on (422 ENGINE_FAULT), or every resend of it would end the engine, and every other client's prediction.
+ * Images in flight when a thread ended are suspects for this long, and run alone meanwhile: one alone in the
+ * thread at an end after that is refused until then (422 ENGINE_FAULT), or every resend of it would end the
+ * engine, and every other client's prediction.
  */
 const SUSPECT_MS = 10 * 60_000;
 
@@ -141,6 +142,7 @@ export async function loadThreadedPredictor(
         if (m.ok) p.resolve(withBuffers(m.value));
         else p.reject(fromRemote(m.error));
         refIfBusy();
+        drainedNow();
       }
     });
     // A thread that ends before its model loaded fails that load (no new thread at once: it would fail
@@ -218,15 +220,19 @@ export async function loadThreadedPredictor(
       `the prediction engine stopped (${why}) and is being restarted: nothing was predicted; send the image again`,
       ENGINE_RETRY_AFTER_S,
     );
+    // An end counts against an image only where it was alone in the thread; images in flight together become
+    // suspects, which run alone from then on (run), so that a second end names its image and no bystander.
     let refused = 0;
     for (const p of lost) {
       clearTimeout(p.deadline);
       const h = sha256(p.bytes);
-      const ends = (suspects.get(h)?.ends ?? 0) + 1;
+      const before = suspects.get(h)?.ends ?? 0;
+      const ends = lost.length === 1 ? before + 1 : Math.max(before, 1);
       suspects.set(h, { ends, at: now });
       if (ends >= 2) refused++;
       p.reject(ends >= 2 ? engineFault() : restarting);
     }
+    drainedNow();
     restarts++;
     log?.error(
       { why, lostPredictions: lost.length, refusedImages: refused },
@@ -234,6 +240,25 @@ export async function loadThreadedPredictor(
     );
     replace();
   };
+
+  /** The suspect entry of `hash` while it is fresh (SUSPECT_MS); older ones are forgotten. */
+  const suspectOf = (hash: string) => {
+    const now = Date.now();
+    for (const [h, x] of suspects) if (now - x.at > SUSPECT_MS) suspects.delete(h);
+    return suspects.get(hash);
+  };
+
+  /** Resolves when no prediction is in the thread (a suspect waits for that, then runs alone). */
+  let drainWaiters: (() => void)[] = [];
+  const drained = () => new Promise<void>((r) => (pending.size ? drainWaiters.push(r) : r()));
+  const drainedNow = () => {
+    if (pending.size) return;
+    const waiting = drainWaiters;
+    drainWaiters = [];
+    for (const r of waiting) r();
+  };
+  /** Set while a suspect runs alone: other predictions wait for it. */
+  let solo: Promise<void> | null = null;
 
   const engineFault = () =>
     new HttpError(
@@ -262,11 +287,11 @@ export async function loadThreadedPredictor(
       } catch {
         if (started !== current) continue;
         if (disposed) throw new Error('the predictor was closed');
-        // A load that failed is tried again for this prediction (the model folder may be back), one try for all
-        // that find it so; failed again, this one is answered (the details are in the log, not the answer).
-        if (!tried) {
+        // A load that failed is tried again on the timer's backoff (replace), never by the predictions that find
+        // it (steady traffic would reload back to back); one under way is waited for, once.
+        if (!tried && reloading) {
           tried = true;
-          await reload();
+          await reloading;
           continue;
         }
         throw new HttpError(
@@ -282,15 +307,35 @@ export async function loadThreadedPredictor(
 
   const run = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
     if (disposed) throw new Error('the predictor was used after dispose()');
-    if (suspects.size && (suspects.get(sha256(bytes))?.ends ?? 0) >= 2) throw engineFault();
+    while (solo) await solo;
+    // Hashed only while there are suspects (after an end, for ten minutes).
+    const suspect = suspects.size ? suspectOf(sha256(bytes)) : undefined;
+    if (suspect && suspect.ends >= 2) throw engineFault();
+    if (!suspect) return send(op, bytes, o);
+    let release = () => {};
+    solo = new Promise<void>((r) => {
+      release = r;
+    });
+    try {
+      await drained();
+      return await send(op, bytes, o);
+    } finally {
+      solo = null;
+      release();
+    }
+  };
+
+  const send = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
     const worker = await readyWorker();
     // One copy, handed over: a clone of a view would copy its whole underlying buffer.
     const copy = new Uint8Array(bytes);
     return new Promise<Prediction>((resolve, reject) => {
       const id = nextId++;
+      // Answered and replaced at once: terminate() cannot stop native code that is stuck, so its exit may never come.
       const deadline = setTimeout(() => {
-        log?.error({ deadlineS: ENGINE_DEADLINE_MS / 1000 }, 'a prediction ran past its deadline: ending the engine');
-        if (worker === current.worker) void worker.terminate();
+        if (worker !== current.worker) return;
+        died(worker, `a prediction ran past ${ENGINE_DEADLINE_MS / 1000} s`);
+        void worker.terminate();
       }, ENGINE_DEADLINE_MS);
       deadline.unref();
       pending.set(id, { resolve, reject, bytes, deadline });
