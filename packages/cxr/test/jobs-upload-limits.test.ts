@@ -96,6 +96,15 @@ test('POST /jobs takes up to 32 films in one request; the 33rd is refused by nam
   assert.doesNotMatch(problem.detail, /one image per request/, 'not the advice of POST /predictions');
   assert.equal((await queueDepth(queue)).waiting, 32, 'none of the 33 was queued');
 
+  // Films sent as plain fields (no filename), more of them than the form fields allowed: said as such.
+  const plain = new FormData();
+  for (let i = 0; i < 12; i++) plain.append('image', `film-${i}`);
+  const fields = await fetch(`${url}/api/v1/jobs`, { method: 'POST', body: plain });
+  const asFields = (await fields.json()) as Problem;
+  assert.equal(fields.status, 400, JSON.stringify(asFields));
+  assert.equal(asFields.code, 'NO_FILE');
+  assert.match(asFields.detail, /is a plain form field, not a file/);
+
   // POST /predictions keeps its one-film advice.
   const two = await fetch(`${url}/api/v1/predictions?heatmap=false`, { method: 'POST', body: films(2) });
   assert.equal(two.status, 400);

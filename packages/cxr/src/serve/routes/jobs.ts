@@ -235,6 +235,9 @@ async function readFiles(
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(o.maxUploadBytes);
+    // Past the form fields' count: only "image" fields without a filename get that far (any other field is
+    // refused at once), so it is films sent as plain fields, not too many films.
+    if (code === 'FST_FIELDS_LIMIT') throw noFile(true, 'each film');
     if (code !== undefined && BUSBOY_LIMITS.has(code)) throw tooManyFilms(maxFiles);
     if (e instanceof HttpError || typeof (e as { statusCode?: unknown }).statusCode === 'number') throw e;
     throw new HttpError(

@@ -127,10 +127,11 @@ let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
 /**
  * The model info at the start, and again until it comes: the server down when the page opened and up later left
- * the operating point choice the placeholder until a film was sent. Asked again by itself every RETRY_MS while the
- * server cannot be reached, not where it wants a token (that would open the token dialog every few seconds): the
- * status line's button asks then. The line is the start's own: one that says something else (a batch under way)
- * is not overwritten, and only the first failure is announced.
+ * the operating point choice the placeholder until a film was sent. Asked again by itself every RETRY_MS while it
+ * cannot be loaded (the server unreachable, starting, or answering an error: a cheap GET), not where it wants a
+ * token (that would open the token dialog every few seconds): the status line's button asks then. The line is
+ * the start's own: one that says something else (a batch under way) is not overwritten, and only the first failure
+ * is announced.
  */
 function loadModel(announceFailure = true): void {
   clearTimeout(retryTimer);
