@@ -7,7 +7,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { LATE } from '../deadline';
 import { type InputErrorCode, REQUEST_OPTION_ERRORS } from '../predict/errors';
 import type { PredictionResult } from '../predict/prediction_schema';
-import type { DecodePoolStats, EngineState } from './predictor_port';
+import { type DecodePoolStats, ENGINE_STATES, type EngineState } from './predictor_port';
 import { queueProbe } from './queue_probe';
 
 /** Seconds: a warm CPU inference takes tens of ms, a large DICOM decode seconds, the deadline is 30 s. */
@@ -151,14 +151,22 @@ export class ServeMetrics {
       return { busy: s.busy, idle: s.size - s.busy };
     });
     this.addGauge('cxr_decode_queue_length', 'Decodes waiting for a free worker', () => stats().queued);
+    this.addCounterFrom(
+      'cxr_decode_worker_restarts_total',
+      'Decode workers replaced after a crash, an out-of-memory exit or a deadline',
+      () => stats().restarts,
+    );
+  }
+
+  /** A counter whose count is kept elsewhere (`read`): a count that only goes up, so setting it from there is safe. */
+  private addCounterFrom(name: string, help: string, read: () => number): void {
     new Counter({
-      name: 'cxr_decode_worker_restarts_total',
-      help: 'Decode workers replaced after a crash, an out-of-memory exit or a deadline',
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        // The pool keeps the count; a counter only goes up, so setting it from there is safe.
         this.reset();
-        this.inc(stats().restarts);
+        this.inc(read());
       },
     });
   }
@@ -174,23 +182,14 @@ export class ServeMetrics {
       'state',
       () => {
         const now = state();
-        return {
-          ready: Number(now === 'ready'),
-          restarting: Number(now === 'restarting'),
-          unavailable: Number(now === 'unavailable'),
-        };
+        return Object.fromEntries(ENGINE_STATES.map((s) => [s, Number(now === s)]));
       },
     );
-    new Counter({
-      name: 'cxr_engine_restarts_total',
-      help: "Times the model's engine thread ended and was replaced",
-      registers: [this.registry],
-      collect() {
-        // The predictor keeps the count; a counter only goes up, so setting it from there is safe.
-        this.reset();
-        this.inc(restarts());
-      },
-    });
+    this.addCounterFrom(
+      'cxr_engine_restarts_total',
+      "Times the model's engine thread ended and was replaced",
+      restarts,
+    );
   }
 
   /**

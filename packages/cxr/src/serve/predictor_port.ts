@@ -18,7 +18,8 @@ export interface DecodePoolStats {
  * Whether the model can answer now: `restarting` after its thread ended, until a new one has loaded it;
  * `unavailable` when that load failed (the next prediction tries again). /health answers 503 but for `ready`.
  */
-export type EngineState = 'ready' | 'restarting' | 'unavailable';
+export const ENGINE_STATES = ['ready', 'restarting', 'unavailable'] as const;
+export type EngineState = (typeof ENGINE_STATES)[number];
 
 /** How long a client is asked to wait while the engine restarts: a new thread loads the model in seconds. */
 export const ENGINE_RETRY_AFTER_S = 5;
