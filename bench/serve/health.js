@@ -1,6 +1,6 @@
 // How long /health waits while the server predicts: the engine on the server's own thread
-// (serve/decode_pool.ts loadPooledPredictor, the reference) against the engine in a worker thread
-// (serve/predictor_thread.ts, what `cxr serve` runs). Each arm is a fresh child process serving the
+// (serve/decode_pool.ts loadPooledPredictor, the reference) against the engine in a child process
+// (serve/predictor_process.ts, what `cxr serve` runs). Each arm is a fresh child process serving the
 // same model; `--connections` clients upload the X-ray back to back for `--duration` seconds while
 // /health is asked every 50 ms. Arms alternate, `--rounds` times; medians over the rounds.
 'use strict';
@@ -11,17 +11,15 @@ const os = require('node:os');
 const path = require('node:path');
 const { benchModel, DIST, machine, median, multipart, opt, sampleImage } = require('./common');
 
-const ARMS = ['main-thread', 'worker-thread'];
+const ARMS = ['main-thread', 'engine-process'];
 
 async function child(arm, modelDir, image) {
   const { buildApp } = require(path.join(DIST, 'src', 'serve', 'app'));
   const { openAuditStore } = require(path.join(DIST, 'src', 'serve', 'audit'));
   const { loadPooledPredictor } = require(path.join(DIST, 'src', 'serve', 'decode_pool'));
-  const { loadThreadedPredictor } = require(path.join(DIST, 'src', 'serve', 'predictor_thread'));
+  const { loadChildPredictor } = require(path.join(DIST, 'src', 'serve', 'predictor_process'));
   const predictor =
-    arm === 'main-thread'
-      ? await loadPooledPredictor(modelDir, { warmUp: false })
-      : await loadThreadedPredictor(modelDir);
+    arm === 'main-thread' ? await loadPooledPredictor(modelDir, { warmUp: false }) : await loadChildPredictor(modelDir);
   await predictor.warmUp(fs.readFileSync(image));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bench-health-'));
   const audit = await openAuditStore(path.join(dir, 'audit.db'));
@@ -106,10 +104,10 @@ async function main() {
       `| ${a} | ${med(a, 'p50').toFixed(0)} ms | ${med(a, 'p95').toFixed(0)} ms | ${med(a, 'max').toFixed(0)} ms | ` +
         `${med(a, 'perSecond').toFixed(2)} |`,
     );
-  const ratio = (k) => (med('main-thread', k) / med('worker-thread', k)).toFixed(1);
+  const ratio = (k) => (med('main-thread', k) / med('engine-process', k)).toFixed(1);
   console.log(
-    `\n/health p95 ${ratio('p95')}× and max ${ratio('max')}× shorter with the engine in a worker thread; ` +
-      `throughput ratio (worker/main) ${(med('worker-thread', 'perSecond') / med('main-thread', 'perSecond')).toFixed(2)}`,
+    `\n/health p95 ${ratio('p95')}× and max ${ratio('max')}× shorter with the engine in a child process; ` +
+      `throughput ratio (process/main) ${(med('engine-process', 'perSecond') / med('main-thread', 'perSecond')).toFixed(2)}`,
   );
   if (model.temp) fs.rmSync(model.dir, { recursive: true, force: true });
 }

@@ -10,7 +10,7 @@ import { loadTokens } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
-import { loadThreadedPredictor } from '../serve/predictor_thread';
+import { loadChildPredictor } from '../serve/predictor_process';
 import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
 
 const Options = z.object({
@@ -49,9 +49,9 @@ async function loadPredictor(
   o: { oodPolicy: 'warn' | 'refuse'; decodeWorkers: number; threads?: number },
   log: Logger,
 ): Promise<ServePredictor> {
-  // The engine in a worker thread, its decoding in worker threads of its own: the event loop (health,
-  // history, other requests) waits on neither a file nor the network.
-  const p = await loadThreadedPredictor(dir, { ...o, log });
+  // The engine in a child process, its decoding in worker threads of its own: the event loop (health,
+  // history, other requests) waits on neither a file nor the network, and a native fault ends only the engine.
+  const p = await loadChildPredictor(dir, { ...o, log });
   for (const note of p.notes) log.warn({ model: dir }, `model: ${note}`);
   return p;
 }

@@ -1,7 +1,7 @@
 // Decoding off the predictor's thread. Everything before the model (DICOM parsing and inflation, the
 // JPEG-LS/JPEG 2000/lossless codecs, VOI and gray conversion, the resize to the model input) is plain
 // CPU work on untrusted bytes: a 49-megapixel PNG held /health for 2 s. Here it runs in a small pool
-// of worker threads (the server's predictor thread, predictor_worker.ts, owns one); a decode that runs
+// of worker threads (the server's engine process, predictor_child.ts, owns one); a decode that runs
 // past its deadline has its worker terminated (and replaced), and a worker that dies (memory cap)
 // fails only its own request. loadPooledPredictor keeps the model on the caller's thread (the
 // reference arm of bench/serve/health.js, and tests).
@@ -25,9 +25,9 @@ export interface DecodePoolOptions {
   timeoutMs?: number;
   /** V8 heap cap per worker, in MiB (default 512): a runaway decode ends that worker, not the server. */
   maxHeapMb?: number;
-  /** Where a replaced worker is reported (default: nowhere): the server's logger, or the engine thread's relay. */
+  /** Where a replaced worker is reported (default: nowhere): the server's logger, or the engine process's relay. */
   log?: PoolLog;
-  /** Called after each change of what stats() says (the engine thread sends it to the server's /metrics). */
+  /** Called after each change of what stats() says (the engine process sends it to the server's /metrics). */
   onChange?: () => void;
 }
 

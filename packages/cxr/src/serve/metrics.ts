@@ -172,13 +172,13 @@ export class ServeMetrics {
   }
 
   /**
-   * The model's engine thread (predictor_thread.ts): 1 for its state now, 0 for the others (alert on ready 0),
+   * The model's engine process (predictor_process.ts): 1 for its state now, 0 for the others (alert on ready 0),
    * and how often it ended and was replaced (a rise: a fault, a heap exhausted, a prediction past its deadline).
    */
   watchEngine(state: () => EngineState, restarts: () => number): void {
     this.addLabelledGauge(
       'cxr_engine_state',
-      "The model's engine thread: 1 for its state now (ready, restarting, unavailable)",
+      "The model's engine process: 1 for its state now (ready, restarting, unavailable)",
       'state',
       () => {
         const now = state();
@@ -187,7 +187,7 @@ export class ServeMetrics {
     );
     this.addCounterFrom(
       'cxr_engine_restarts_total',
-      "Times the model's engine thread ended and was replaced",
+      "Times the model's engine process ended and was replaced",
       restarts,
     );
   }

@@ -15,24 +15,24 @@ export interface DecodePoolStats {
 }
 
 /**
- * Whether the model can answer now: `restarting` after its thread ended, until a new one has loaded it;
+ * Whether the model can answer now: `restarting` after its process ended, until a new one has loaded it;
  * `unavailable` when that load failed (the next prediction tries again). /health answers 503 but for `ready`.
  */
 export const ENGINE_STATES = ['ready', 'restarting', 'unavailable'] as const;
 export type EngineState = (typeof ENGINE_STATES)[number];
 
-/** How long a client is asked to wait while the engine restarts: a new thread loads the model in seconds. */
+/** How long a client is asked to wait while the engine restarts: a new process loads the model in seconds. */
 export const ENGINE_RETRY_AFTER_S = 5;
 
 /**
  * Structural, so that tests can serve a stand-in. decodeStats: when decoding runs in a worker pool (/metrics);
- * engineState and engineRestarts: when the model runs in a thread that may end (predictor_thread.ts); without
+ * engineState and engineRestarts: when the model runs in a process that may end (predictor_process.ts); without
  * them it is always ready.
  */
 export type ServePredictor = Pick<Predictor, 'model' | 'predict' | 'dispose' | 'warmUp'> & {
   decodeStats?: () => DecodePoolStats;
   engineState?: () => EngineState;
-  /** Engine threads that ended and were replaced since the server started (/metrics). */
+  /** Engine processes that ended and were replaced since the server started (/metrics). */
   engineRestarts?: () => number;
 };
 

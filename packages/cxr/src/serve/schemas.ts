@@ -146,7 +146,7 @@ export const healthSchema = {
     engine: {
       type: 'string',
       enum: ['ready'],
-      description: 'the model answers (it runs in a thread of its own; see the 503 answer for its other states)',
+      description: 'the model answers (it runs in a process of its own; see the 503 answer for its other states)',
     },
     queue: {
       type: 'string',

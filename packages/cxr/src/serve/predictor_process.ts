@@ -1,29 +1,34 @@
-// The server's predictor, run in a worker thread (predictor_worker.ts). In the server's own thread the
+// The server's predictor, run in a child process (predictor_child.ts). In the server's own thread the
 // network and Grad-CAM held the event loop for a few hundred milliseconds per film: under 50 parallel
-// uploads /health took up to 2 s. Here the thread only passes bytes and answers; a prediction's
-// errors keep their class (an input's fault stays its 4xx), and a thread that ends (a JavaScript error,
-// its heap exhausted, a prediction past its deadline) fails only the predictions it held (503, send
-// again) while a new one loads the model. A native fault in the engine still ends the whole process.
+// uploads /health took up to 2 s. Here the server only passes bytes and answers; a prediction's errors keep
+// their class (an input's fault stays its 4xx), and an engine that ends (a native fault in libtorch, a
+// JavaScript error, its heap exhausted, a prediction past its deadline, a kill) fails only the predictions
+// it held (503, send again) while a new process loads the model. A process, not a worker thread: a native
+// fault in a thread ends the whole server. It ends with the server: killed at dispose(), and by itself when
+// its message channel closes (the server killed).
+import { type ChildProcess, fork } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
-// The native engine is loaded on this thread first, on purpose: OpenMP reads OMP_WAIT_POLICY (which the
-// backend sets) from the process environment once, when libtorch loads, and a worker's process.env is a copy.
-import '../engine';
 import type { Logger } from '../log';
 import { InputError } from '../predict/errors';
 import type { Prediction, PredictOptions } from '../predict/predictor';
 import { DecodeWorkerError } from './decode_pool';
 import { HttpError } from './http_error';
 import { type DecodePoolStats, ENGINE_RETRY_AFTER_S, type EngineState, type ServePredictor } from './predictor_port';
-import type { EngineMessage, EngineStart, EngineTask, RemoteError } from './predictor_worker';
+import type { EngineMessage, EngineRequest, EngineStart, EngineTask, RemoteError } from './predictor_child';
 
-const WORKER_FILE = path.join(__dirname, 'predictor_worker.js');
+const CHILD_FILE = path.join(__dirname, 'predictor_child.js');
 
 /**
- * Longest one prediction may hold the engine before its thread is ended and replaced: a stuck engine would
+ * The server's Node flags, less those that belong to it alone: a test runner's, an inspector's (a second
+ * inspector on the same port fails to start), a watcher's. Heap and similar flags carry over.
+ */
+const childExecArgv = () => process.execArgv.filter((a) => !/^--(test|inspect|watch|experimental-test)/.test(a));
+
+/**
+ * Longest one prediction may hold the engine before its process is killed and replaced: a stuck engine would
  * otherwise hold the concurrency slots for good while /health said ready. Far above a prediction's time (under a
- * second; decoding has its own 30 s deadline), as predictions in the thread run one after the other.
+ * second; decoding has its own 30 s deadline), as predictions in the process run one after the other.
  */
 const ENGINE_DEADLINE_MS = 120_000;
 
@@ -32,17 +37,17 @@ const RELOAD_FIRST_MS = 5_000;
 const RELOAD_MAX_MS = 60_000;
 
 /**
- * Images in flight when a thread ended are suspects for this long, and run alone meanwhile: one alone in the
- * thread at an end after that is refused until then (422 ENGINE_FAULT), or every resend of it would end the
+ * Images in flight when the engine ended are suspects for this long, and run alone meanwhile: one alone in the
+ * engine at an end after that is refused until then (422 ENGINE_FAULT), or every resend of it would end the
  * engine, and every other client's prediction.
  */
 const SUSPECT_MS = 10 * 60_000;
 
-export type ThreadedPredictor = ServePredictor & {
+export type ChildPredictor = ServePredictor & {
   /** Predictor.notes of the loaded model (an unfinished run, no heat maps...), for the start-up log. */
   readonly notes: string[];
-  /** The thread now running the engine (tests end it to see a death handled). */
-  readonly thread: () => Worker;
+  /** The process now running the engine (tests end it to see a death handled). */
+  readonly child: () => ChildProcess;
 };
 
 export function fromRemote(e: RemoteError): Error {
@@ -53,7 +58,7 @@ export function fromRemote(e: RemoteError): Error {
   return err;
 }
 
-/** Buffers again: a Buffer crosses a thread as a plain Uint8Array. */
+/** Buffers, whatever view of the bytes the channel hands back. */
 function withBuffers(p: Prediction): Prediction {
   const out = { ...p };
   for (const k of ['heatmapPng', 'thumbnailPng'] as const) {
@@ -68,7 +73,7 @@ const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('
 interface Pending {
   resolve: (p: Prediction) => void;
   reject: (e: unknown) => void;
-  /** The caller's bytes (held by it until answered anyway): hashed only if the thread ends meanwhile. */
+  /** The caller's bytes (held by it until answered anyway): hashed only if the engine ends meanwhile. */
   bytes: Uint8Array;
   deadline: NodeJS.Timeout;
 }
@@ -76,29 +81,40 @@ interface Pending {
 type Ready = Extract<EngineMessage, { type: 'ready' }>;
 
 interface Started {
-  worker: Worker;
+  child: ChildProcess;
   ready: Promise<Ready>;
 }
 
+/** Signals by which the kernel ends a process for what its native code did. */
+const NATIVE_FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
+
+/** Why a process ended, for the log and the 503 ("stopped (…)"): its signal says more than a null exit code. */
+export function endedBy(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal && NATIVE_FAULTS.has(signal)) return `a native fault, ${signal}`;
+  // V8 aborts on an exhausted heap too, after writing why to stderr (the server's).
+  if (signal === 'SIGABRT') return 'an abort, SIGABRT: a native error or its heap exhausted';
+  return signal ? `ended by ${signal}` : `it exited with code ${code}`;
+}
+
 /**
- * Loads the model in a worker thread and resolves once it is ready (its own load errors, a missing
+ * Loads the model in a child process and resolves once it is ready (its own load errors, a missing
  * or broken model folder, reject with their message, as Predictor.load's would).
  */
-export async function loadThreadedPredictor(
+export async function loadChildPredictor(
   dir: string,
   opts: Omit<EngineStart, 'dir'> & {
     log?: Logger;
     /** The first wait before a failed load is tried again (default 5 s; tests shorten it). */
     reloadFirstMs?: number;
   } = {},
-): Promise<ThreadedPredictor> {
+): Promise<ChildPredictor> {
   const { log, reloadFirstMs = RELOAD_FIRST_MS, ...start } = opts;
   const pending = new Map<number, Pending>();
   const suspects = new Map<string, { ends: number; at: number }>();
   let nextId = 1;
   const idle: DecodePoolStats = { size: 0, busy: 0, queued: 0, restarts: 0 };
   let stats = idle;
-  /** Decode workers the pools of ended threads had replaced: the counter in /metrics only goes up. */
+  /** Decode workers the pools of ended engines had replaced: the counter in /metrics only goes up. */
   let decodeRestartsBefore = 0;
   let restarts = 0;
   let disposed = false;
@@ -109,29 +125,36 @@ export async function loadThreadedPredictor(
   let reloadDelay = reloadFirstMs;
 
   const spawn = (): Started => {
-    const worker = new Worker(WORKER_FILE, { workerData: { ...start, dir } satisfies EngineStart });
+    // Its own stdin closed; stdout and stderr the server's (libtorch writes its faults there); messages in V8's
+    // format, so that bytes cross as bytes, not as JSON arrays of numbers.
+    const child = fork(CHILD_FILE, [], {
+      execArgv: childExecArgv(),
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     let loaded = false;
+    let gone = false;
     let settle: { resolve: (m: Ready) => void; reject: (e: Error) => void };
     const ready = new Promise<Ready>((resolve, reject) => {
       settle = { resolve, reject };
     });
     ready.catch(() => {}); // read by whoever waits for it, and logged by whoever started it
-    worker.on('message', (m: EngineMessage) => {
+    child.on('message', (m: EngineMessage) => {
       if (m.type === 'ready') {
         loaded = true;
         stats = m.stats;
         settle.resolve(m);
-        if (worker === current.worker) {
+        if (child === current.child) {
           state = 'ready';
           // Ref'd while it loads (a prediction may be waiting for it), then only while it has work.
           refIfBusy();
         }
       } else if (m.type === 'failed') {
-        if (worker === current.worker) state = 'unavailable';
+        if (child === current.child) state = 'unavailable';
         settle.reject(fromRemote(m.error));
-        void worker.terminate();
+        child.kill('SIGKILL');
       } else if (m.type === 'stats') {
-        if (worker === current.worker) stats = m.stats;
+        if (child === current.child) stats = m.stats;
       } else if (m.type === 'log') {
         log?.warn(m.obj, m.msg);
       } else {
@@ -145,23 +168,40 @@ export async function loadThreadedPredictor(
         drainedNow();
       }
     });
-    // A thread that ends before its model loaded fails that load (no new thread at once: it would fail
+    // A process that ends before its model loaded fails that load (no new process at once: it would fail
     // alike; reloads follow on a timer); one that ends later is a death, replaced at once.
     const ended = (why: string) => {
-      if (loaded) return died(worker, why);
-      if (worker === current.worker) state = 'unavailable';
-      settle.reject(new Error(`the prediction engine thread ${why} while loading`));
+      if (gone) return;
+      gone = true;
+      if (loaded) return died(child, why);
+      if (child === current.child) state = 'unavailable';
+      settle.reject(new Error(`the prediction engine stopped while loading the model (${why})`));
     };
-    worker.on('error', (e) => ended(e.message));
-    worker.on('exit', (code) => ended(`exited with code ${code}`));
-    return { worker, ready };
+    // 'error': it could not be started (no pid: no 'exit' follows), or not be sent to (its channel closed, as it
+    // ended: 'exit' follows and says how, so a kill of the living, if any, and no report here).
+    child.on('error', (e) => {
+      if (child.pid === undefined) ended(`could not be started: ${e.message}`);
+      else child.kill('SIGKILL');
+    });
+    child.on('exit', (code, signal) => ended(endedBy(code, signal)));
+    child.send({ type: 'start', ...start, dir } satisfies EngineRequest);
+    return { child, ready };
   };
 
   let current = spawn();
-  // An idle engine thread must not keep a finished process alive; one with predictions in flight does.
-  const refIfBusy = () => (pending.size ? current.worker.ref() : current.worker.unref());
+  // An idle engine must not keep a finished server process alive; one with predictions in flight does.
+  const refIfBusy = () => {
+    const { child } = current;
+    const busy = pending.size > 0;
+    if (busy) child.ref();
+    else child.unref();
+    // The message channel holds the event loop by itself.
+    const channel = child.channel as { ref(): void; unref(): void } | null | undefined;
+    if (busy) channel?.ref();
+    else channel?.unref();
+  };
 
-  /** A new thread in place of the current one; its load is logged, and a failed one tried again on a timer. */
+  /** A new process in place of the current one; its load is logged, and a failed one tried again on a timer. */
   const replace = (): Started => {
     current = spawn();
     state = 'restarting';
@@ -170,7 +210,7 @@ export async function loadThreadedPredictor(
     started.ready.then(
       () => {
         reloadDelay = reloadFirstMs;
-        log?.info('the prediction engine thread is running again');
+        log?.info('the prediction engine is running again');
       },
       (e: unknown) => {
         if (disposed || started !== current) return;
@@ -207,8 +247,8 @@ export async function loadThreadedPredictor(
     return reloading;
   };
 
-  const died = (worker: Worker, why: string) => {
-    if (disposed || worker !== current.worker) return;
+  const died = (child: ChildProcess, why: string) => {
+    if (disposed || child !== current.child) return;
     const lost = [...pending.values()];
     pending.clear();
     decodeRestartsBefore += stats.restarts;
@@ -220,7 +260,7 @@ export async function loadThreadedPredictor(
       `the prediction engine stopped (${why}) and is being restarted: nothing was predicted; send the image again`,
       ENGINE_RETRY_AFTER_S,
     );
-    // An end counts against an image only where it was alone in the thread; images in flight together become
+    // An end counts against an image only where it was alone in the engine; images in flight together become
     // suspects, which run alone from then on (run), so that a second end names its image and no bystander.
     let refused = 0;
     for (const p of lost) {
@@ -236,7 +276,7 @@ export async function loadThreadedPredictor(
     restarts++;
     log?.error(
       { why, lostPredictions: lost.length, refusedImages: refused },
-      'the prediction engine thread ended; starting a new one',
+      `the prediction engine stopped (${why}); starting a new one`,
     );
     replace();
   };
@@ -248,7 +288,7 @@ export async function loadThreadedPredictor(
     return suspects.get(hash);
   };
 
-  /** Resolves when no prediction is in the thread (a suspect waits for that, then runs alone). */
+  /** Resolves when no prediction is in the engine (a suspect waits for that, then runs alone). */
   let drainWaiters: (() => void)[] = [];
   const drained = () => new Promise<void>((r) => (pending.size ? drainWaiters.push(r) : r()));
   const drainedNow = () => {
@@ -273,12 +313,12 @@ export async function loadThreadedPredictor(
     model = await current.ready;
   } catch (e) {
     disposed = true;
-    await current.worker.terminate();
+    current.child.kill('SIGKILL');
     throw e;
   }
 
-  /** The engine thread once it has loaded; a thread replaced while it was awaited hands over to its successor. */
-  const readyWorker = async (): Promise<Worker> => {
+  /** The engine once it has loaded; a process replaced while it was awaited hands over to its successor. */
+  const readyChild = async (): Promise<ChildProcess> => {
     let tried = false;
     for (;;) {
       const started = current;
@@ -301,7 +341,7 @@ export async function loadThreadedPredictor(
           ENGINE_RETRY_AFTER_S,
         );
       }
-      if (started === current) return started.worker;
+      if (started === current) return started.child;
     }
   };
 
@@ -326,21 +366,30 @@ export async function loadThreadedPredictor(
   };
 
   const send = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
-    const worker = await readyWorker();
-    // One copy, handed over: a clone of a view would copy its whole underlying buffer.
-    const copy = new Uint8Array(bytes);
+    const child = await readyChild();
     return new Promise<Prediction>((resolve, reject) => {
       const id = nextId++;
-      // Answered and replaced at once: terminate() cannot stop native code that is stuck, so its exit may never come.
+      // Answered and replaced at once, and the process killed: SIGKILL stops native code that is stuck too.
       const deadline = setTimeout(() => {
-        if (worker !== current.worker) return;
-        died(worker, `a prediction ran past ${ENGINE_DEADLINE_MS / 1000} s`);
-        void worker.terminate();
+        if (child !== current.child) return;
+        died(child, `a prediction ran past ${ENGINE_DEADLINE_MS / 1000} s`);
+        child.kill('SIGKILL');
       }, ENGINE_DEADLINE_MS);
       deadline.unref();
       pending.set(id, { resolve, reject, bytes, deadline });
-      worker.postMessage({ id, op, bytes: copy, opts: o } satisfies EngineTask, [copy.buffer]);
       refIfBusy();
+      const task = { type: 'task', id, op, bytes, opts: o } satisfies EngineRequest;
+      // A task that cannot be written (one that does not clone) is its own error; a closed channel is the
+      // process's end, which 'exit' reports for every prediction it held.
+      try {
+        child.send(task);
+      } catch (e) {
+        if (!pending.delete(id)) return;
+        clearTimeout(deadline);
+        refIfBusy();
+        drainedNow();
+        reject(e);
+      }
     });
   };
 
@@ -352,7 +401,7 @@ export async function loadThreadedPredictor(
     decodeStats: () => ({ ...stats, restarts: decodeRestartsBefore + stats.restarts }),
     engineRestarts: () => restarts,
     engineState: () => state,
-    thread: () => current.worker,
+    child: () => current.child,
     dispose: () => {
       disposed = true;
       if (reloadTimer) clearTimeout(reloadTimer);
@@ -361,7 +410,7 @@ export async function loadThreadedPredictor(
         p.reject(new Error('the predictor was closed'));
       }
       pending.clear();
-      void current.worker.terminate();
+      current.child.kill('SIGKILL');
     },
   };
 }

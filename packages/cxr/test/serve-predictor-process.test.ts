@@ -1,6 +1,6 @@
-// The server's predictor in a worker thread (serve/predictor_thread.ts): the same answers and errors as
-// the predictor in process, no model on the server's own thread, and a thread that dies fails only the
-// predictions it held (503 ENGINE_RESTARTING, Retry-After) while the next one is answered again.
+// The server's predictor in a child process (serve/predictor_process.ts): the same answers and errors as
+// the predictor in process, no model in the server's own process, and an engine that dies (a native fault
+// too) fails only the predictions it held (503 ENGINE_RESTARTING, Retry-After) while the next one is answered.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -14,92 +14,94 @@ import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
 import { createLogger } from '../src/log';
-import { loadThreadedPredictor, type ThreadedPredictor } from '../src/serve/predictor_thread';
-import { makeTinyModel, multipartBody, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
+import { type ChildPredictor, loadChildPredictor } from '../src/serve/predictor_process';
+import { makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
 
 let dir: string;
 let modelDir: string;
-let threaded: ThreadedPredictor;
+let engine: ChildPredictor;
 let film: Buffer;
 
 before(async () => {
-  dir = tempDir('predictor-thread');
+  dir = tempDir('predictor-process');
   modelDir = await makeTinyModel(path.join(dir, 'model'));
   film = fs.readFileSync(XRAY_JPEG_NORMAL);
   const before = tf.memory().numTensors;
-  threaded = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
-  // The model lives in the worker thread: none of its tensors on this one.
-  assert.equal(tf.memory().numTensors, before, 'the threaded predictor loaded the model on the main thread');
+  engine = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
+  // The model lives in the child process: none of its tensors in this one.
+  assert.equal(tf.memory().numTensors, before, 'the child predictor loaded the model in the server process');
 });
 
 after(() => {
-  threaded.dispose();
+  engine.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('a prediction from the engine thread equals the in-process one, images as Buffers', async () => {
+test('a prediction from the engine process equals the in-process one, images as Buffers', async () => {
   const local = await Predictor.load(modelDir, { warmUp: false });
   try {
     const opts = { heatmap: true, thumbnail: true, operatingPoint: 'screening' };
-    const [a, b] = [await local.predict(film, opts), await threaded.predict(film, opts)];
+    const [a, b] = [await local.predict(film, opts), await engine.predict(film, opts)];
     assert.equal(b.probability, a.probability);
     assert.equal(b.label, a.label);
     assert.equal(b.operatingPoint, 'screening');
     assert.deepEqual(b.verdict, a.verdict);
     assert.ok(Buffer.isBuffer(b.heatmapPng) && Buffer.isBuffer(b.thumbnailPng), 'images come back as Buffers');
     assert.ok(b.heatmapPng.equals(a.heatmapPng!), 'the same heat map');
-    assert.deepEqual(threaded.model, { ...local.model });
+    assert.deepEqual(engine.model, { ...local.model });
   } finally {
     local.dispose();
   }
 });
 
-test("an input's fault crosses the thread as the same InputError (code and status)", async () => {
-  const refused = await threaded.predict(Buffer.from('not an image at all'), {}).catch((e: unknown) => e);
+test("an input's fault crosses the process boundary as the same InputError (code and status)", async () => {
+  const refused = await engine.predict(Buffer.from('not an image at all'), {}).catch((e: unknown) => e);
   assert.ok(refused instanceof InputError, `got ${String(refused)}`);
   assert.equal(refused.code, 'UNSUPPORTED_FORMAT');
   assert.equal(refused.status, 415);
-  const badPoint = await threaded.predict(film, { operatingPoint: 'nope' }).catch((e: unknown) => e);
+  const badPoint = await engine.predict(film, { operatingPoint: 'nope' }).catch((e: unknown) => e);
   assert.ok(badPoint instanceof InputError && badPoint.code === 'UNKNOWN_OPERATING_POINT');
 });
 
 test("a model folder that cannot load rejects with the loader's own message", async () => {
   const missing = path.join(dir, 'no-such-model');
-  await assert.rejects(loadThreadedPredictor(missing), (e: Error) => e.message.includes(missing));
+  await assert.rejects(loadChildPredictor(missing), (e: Error) => e.message.includes(missing));
 });
 
-/** Resolves once the engine thread is decoding an upload (its pool's state reaches this thread). */
+/** Resolves once the engine is decoding an upload (its pool's state reaches this process). */
 async function decoding(): Promise<void> {
-  const working = () => threaded.decodeStats!().busy + threaded.decodeStats!().queued > 0;
+  const working = () => engine.decodeStats!().busy + engine.decodeStats!().queued > 0;
   for (let i = 0; i < 1000 && !working(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(working(), 'the upload never reached the engine thread');
+  assert.ok(working(), 'the upload never reached the engine');
 }
 
-test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); the next is answered', async () => {
+test('an engine ended by a native fault fails only its predictions (503 ENGINE_RESTARTING), then answers', async () => {
   let audit: AuditStore | undefined;
   let app: FastifyInstance | undefined;
-  const restartsBefore = threaded.engineRestarts!();
+  const restartsBefore = engine.engineRestarts!();
   try {
     audit = await openAuditStore(path.join(dir, 'audit.db'));
-    app = await buildApp({ predictor: threaded, audit, requestLog: false });
-    // A large film, so that the thread is still at work when it is ended.
+    app = await buildApp({ predictor: engine, audit, requestLog: false });
+    // A large film, so that the engine is still at work when it is ended.
     const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
       .png({ compressionLevel: 9 })
       .toBuffer();
-    const inFlight = threaded.predict(big, { heatmap: true }).catch((e: unknown) => e);
+    const inFlight = engine.predict(big, { heatmap: true }).catch((e: unknown) => e);
     await decoding();
-    await threaded.thread().terminate();
+    // What libtorch's own fault does to its process: a worker thread's would have ended this one too.
+    engine.child().kill('SIGSEGV');
     const lost = await inFlight;
     assert.ok(lost instanceof HttpError, `got ${String(lost)}`);
     assert.equal(lost.statusCode, 503);
     assert.equal(lost.code, 'ENGINE_RESTARTING');
-    assert.equal(threaded.engineRestarts!(), restartsBefore + 1);
-    // While the new thread loads the model, /health says so (503: send predictions elsewhere for now).
+    assert.match(lost.message, /\(a native fault, SIGSEGV\)/);
+    assert.equal(engine.engineRestarts!(), restartsBefore + 1);
+    // While the new process loads the model, /health says so (503: send predictions elsewhere for now).
     const loading = await app.inject({ method: 'GET', url: '/api/v1/health' });
     assert.equal(loading.statusCode, 503, loading.body);
     assert.equal(loading.json().engine, 'restarting');
     assert.equal(loading.json().audit, 'ok');
-    // Over HTTP: the next upload waits for the new thread and is answered.
+    // Over HTTP: the next upload waits for the new process and is answered.
     const { body, headers } = multipartBody('image', 'film.jpeg', film, 'image/jpeg');
     const res = await app.inject({ method: 'POST', url: '/api/v1/predictions', payload: body, headers });
     assert.equal(res.statusCode, 200, res.body);
@@ -108,8 +110,8 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
     assert.equal(back.json().engine, 'ready');
     // /metrics counts the end and says the engine is ready again.
     const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-    assert.match(metrics, new RegExp(`^cxr_engine_restarts_total ${threaded.engineRestarts!()}$`, 'm'));
-    assert.ok(threaded.engineRestarts!() >= 1);
+    assert.match(metrics, new RegExp(`^cxr_engine_restarts_total ${engine.engineRestarts!()}$`, 'm'));
+    assert.ok(engine.engineRestarts!() >= 1);
     assert.match(metrics, /^cxr_engine_state\{state="ready"\} 1$/m);
     assert.match(metrics, /^cxr_engine_state\{state="restarting"\} 0$/m);
     // A death during a request is its 503 with a Retry-After, never a 500.
@@ -125,7 +127,7 @@ test('a dead engine thread fails only its predictions (503 ENGINE_RESTARTING); t
       headers: upload.headers,
     });
     await decoding();
-    await threaded.thread().terminate();
+    engine.child().kill('SIGKILL');
     const refused = await during;
     assert.equal(refused.statusCode, 503, refused.body);
     assert.equal(refused.json().code, 'ENGINE_RESTARTING');
@@ -141,7 +143,7 @@ test('a model that cannot load again: health and predictions say so, one reload 
   fs.cpSync(modelDir, copy, { recursive: true });
   const lines: { level: string; msg: string }[] = [];
   const log = createLogger({ destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
-  const p = await loadThreadedPredictor(copy, { decodeWorkers: 1, log, reloadFirstMs: 300 });
+  const p = await loadChildPredictor(copy, { decodeWorkers: 1, log, reloadFirstMs: 300 });
   let audit: AuditStore | undefined;
   let app: FastifyInstance | undefined;
   const failedLoads = () => lines.filter((l) => l.msg.startsWith('the prediction engine could not load')).length;
@@ -150,7 +152,7 @@ test('a model that cannot load again: health and predictions say so, one reload 
     app = await buildApp({ predictor: p, audit, requestLog: false });
     const aside = `${copy}-aside`;
     fs.renameSync(copy, aside);
-    await p.thread().terminate();
+    p.child().kill('SIGKILL');
     await until(() => p.engineState!() === 'unavailable');
     const health = await app.inject({ method: 'GET', url: '/api/v1/health' });
     assert.equal(health.statusCode, 503, health.body);
@@ -174,7 +176,7 @@ test('a model that cannot load again: health and predictions say so, one reload 
     await until(() => p.engineState!() === 'ready');
     const res = await post();
     assert.equal(res.statusCode, 200, res.body);
-    assert.ok(lines.some((l) => l.msg === 'the prediction engine thread is running again'));
+    assert.ok(lines.some((l) => l.msg === 'the prediction engine is running again'));
   } finally {
     await app?.close();
     await audit?.close();
@@ -183,7 +185,7 @@ test('a model that cannot load again: health and predictions say so, one reload 
 });
 
 test('an image in flight at two ends of the engine is refused from then on (422 ENGINE_FAULT)', async () => {
-  const p = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
   try {
     const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
       .png({ compressionLevel: 9 })
@@ -191,7 +193,7 @@ test('an image in flight at two ends of the engine is refused from then on (422 
     for (const expected of ['ENGINE_RESTARTING', 'ENGINE_FAULT']) {
       const inFlight = p.predict(big, {}).catch((e: unknown) => e);
       await until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
-      await p.thread().terminate();
+      p.child().kill('SIGKILL');
       const e = await inFlight;
       assert.ok(e instanceof HttpError && e.code === expected, `${expected}: got ${String(e)}`);
     }
@@ -212,7 +214,7 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 test('images in flight together at an end are suspects that run alone: a second end names one, not both', async () => {
-  const p = await loadThreadedPredictor(modelDir, { decodeWorkers: 1 });
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
   const inThread = (n: number) => until(() => p.decodeStats!().busy + p.decodeStats!().queued >= n);
   try {
     const png = (w: number) =>
@@ -222,20 +224,68 @@ test('images in flight together at an end are suspects that run alone: a second 
     const [a, b] = [await png(4000), await png(3990)];
     const both = [a, b].map((x) => p.predict(x, {}).catch((e: unknown) => e));
     await inThread(2);
-    await p.thread().terminate();
+    p.child().kill('SIGKILL');
     for (const e of await Promise.all(both)) assert.ok(e instanceof HttpError && e.code === 'ENGINE_RESTARTING');
     // Sent again together: a runs alone (b waits), and the engine ends under it alone.
     const first = p.predict(a, {}).catch((e: unknown) => e);
     const second = p.predict(b, {}).catch((e: unknown) => e);
     await inThread(1);
-    assert.equal(p.decodeStats!().busy + p.decodeStats!().queued, 1, 'the suspect is alone in the thread');
-    await p.thread().terminate();
+    assert.equal(p.decodeStats!().busy + p.decodeStats!().queued, 1, 'the suspect is alone in the engine');
+    p.child().kill('SIGKILL');
     const refused = await first;
     assert.ok(refused instanceof HttpError && refused.code === 'ENGINE_FAULT', String(refused));
-    // b was not in the thread at that end: answered, not blamed.
+    // b was not in the engine at that end: answered, not blamed.
     const answered = await second;
     assert.ok(!(answered instanceof Error), String(answered));
   } finally {
     p.dispose();
+  }
+});
+
+/** The engine process of the server `pid` (its child running predictor_child.js), or undefined. */
+function engineOf(pid: number): number | undefined {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // The parent's pid is the fourth field, after "(comm)", which may hold spaces.
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('predictor_child.js')) return +d;
+    } catch {
+      /* a process that ended while listed */
+    }
+  }
+  return undefined;
+}
+
+test('`cxr serve` outlives a native fault of its engine: 503 meanwhile, then answers again', async () => {
+  const server = await spawnServer(['--model', modelDir, '--db', path.join(dir, 'serve-fault.db')]);
+  try {
+    const first = engineOf(server.proc.pid!);
+    assert.ok(first, 'no engine process under the server');
+    process.kill(first, 'SIGSEGV');
+    // The server answers /health all along (503 while a new engine loads), until a new engine is ready.
+    let again: number | undefined;
+    let health = { status: 0, engine: '' };
+    for (let i = 0; i < 600; i++) {
+      const res = await fetch(`${server.url}/api/v1/health`);
+      health = { status: res.status, engine: ((await res.json()) as { engine: string }).engine };
+      assert.ok(health.status === 200 || (health.status === 503 && health.engine !== 'ready'), String(health));
+      again = engineOf(server.proc.pid!);
+      if (again && again !== first && health.engine === 'ready') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(health, { status: 200, engine: 'ready' });
+    assert.ok(again && again !== first, 'no new engine process');
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(film)], { type: 'image/jpeg' }), 'film.jpeg');
+    const res = await fetch(`${server.url}/api/v1/predictions`, { method: 'POST', body: form });
+    assert.equal(res.status, 200, await res.text());
+    assert.match(server.log(), /the prediction engine stopped \(a native fault, SIGSEGV\); starting a new one/);
+    // Stopped, the server takes its engine with it.
+    assert.equal(await server.stop(), 0);
+    await until(() => !fs.existsSync(`/proc/${again}`));
+  } finally {
+    await server.stop('SIGKILL');
   }
 });

@@ -1,0 +1,120 @@
+// Child-process side of the server's predictor (predictor_process.ts): loads the model once, then
+// answers one message per prediction. The network and Grad-CAM run here, so the server's event loop
+// (health, history, other uploads) never waits on them, and a native fault in the engine (libtorch)
+// ends this process, not the server. Decoding goes one step further out, to a decode pool of worker
+// threads (decode_pool.ts), whose deadline ends a hostile file's worker, not this process.
+import { initEngine } from '../engine';
+import { InputError } from '../predict/errors';
+import { type PredictOptions, Predictor, type PredictorOptions } from '../predict/predictor';
+import { DecodePool, DecodeWorkerError } from './decode_pool';
+import type { DecodePoolStats } from './predictor_port';
+
+/** What the server sends first: the model and how to run it. */
+export interface EngineStart {
+  dir: string;
+  oodPolicy?: PredictorOptions['oodPolicy'];
+  limits?: PredictorOptions['limits'];
+  decodeWorkers?: number;
+  threads?: number;
+}
+
+export interface EngineTask {
+  id: number;
+  op: 'predict' | 'warmUp';
+  bytes: Uint8Array;
+  opts?: PredictOptions;
+}
+
+/** What the server sends: the start once, then tasks. */
+export type EngineRequest = ({ type: 'start' } & EngineStart) | ({ type: 'task' } & EngineTask);
+
+/** How an error crosses the process boundary: its kind decides the class it is rebuilt as. */
+export type RemoteError =
+  | { kind: 'input'; code: InputError['code']; message: string }
+  | { kind: 'decode-worker'; why: string }
+  | { kind: 'other'; message: string; stack?: string };
+
+export type EngineMessage =
+  | { type: 'ready'; model: Predictor['model']; notes: string[]; stats: DecodePoolStats }
+  /** A warning of the process's decode pool (a worker replaced, a deadline passed), for the server's log. */
+  | { type: 'log'; obj: Record<string, unknown>; msg: string }
+  | { type: 'failed'; error: RemoteError }
+  | { type: 'stats'; stats: DecodePoolStats }
+  | { type: 'reply'; id: number; ok: true; value: Awaited<ReturnType<Predictor['predict']>> }
+  | { type: 'reply'; id: number; ok: false; error: RemoteError };
+
+export function toRemote(e: unknown): RemoteError {
+  const err = InputError.from(e);
+  if (err instanceof InputError) return { kind: 'input', code: err.code, message: err.message };
+  if (e instanceof DecodeWorkerError) return { kind: 'decode-worker', why: e.why };
+  return e instanceof Error
+    ? { kind: 'other', message: e.message, stack: e.stack }
+    : { kind: 'other', message: String(e) };
+}
+
+type Send = (m: EngineMessage) => Promise<void>;
+
+async function load(start: EngineStart, send: Send): Promise<Predictor | null> {
+  let pool: DecodePool | undefined;
+  try {
+    await initEngine(start.threads);
+    // The pool's warnings (traces of hostile files and memory caps) go to the server's log, and its state to
+    // /metrics there, which reads it synchronously: every change is sent.
+    const decodes = new DecodePool({
+      size: start.decodeWorkers,
+      log: { warn: (obj, msg) => void send({ type: 'log', obj, msg }) },
+      onChange: () => void send({ type: 'stats', stats: decodes.stats() }),
+    });
+    pool = decodes;
+    // The server warms up itself (startServer), through this process: no second warm-up here.
+    const predictor = await Predictor.load(start.dir, {
+      oodPolicy: start.oodPolicy,
+      limits: start.limits,
+      decoder: decodes.decode,
+      warmUp: false,
+    });
+    await send({ type: 'ready', model: predictor.model, notes: predictor.notes, stats: decodes.stats() });
+    return predictor;
+  } catch (e) {
+    await pool?.close();
+    await send({ type: 'failed', error: toRemote(e) });
+    return null;
+  }
+}
+
+function main(): void {
+  const channel = process.send?.bind(process);
+  if (!channel) throw new Error("predictor_child.js runs as the server's child process (fork), not on its own");
+  // A message that cannot be sent is logged by the server as this process's end, or is that prediction's error.
+  const send: Send = (m) =>
+    new Promise((resolve, reject) => {
+      channel(m, undefined, undefined, (e: Error | null) => (e ? reject(e) : resolve()));
+    });
+  // The server gone (ended, killed): nothing left to answer.
+  process.on('disconnect', () => process.exit(0));
+  let predictor: Promise<Predictor | null> | null = null;
+  process.on('message', (m: EngineRequest) => {
+    if (m.type === 'start') {
+      predictor ??= load(m, send);
+      return;
+    }
+    void (async () => {
+      const p = await predictor;
+      if (!p) return; // never sent: the server sends tasks only after `ready`
+      const bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+      try {
+        const value = await (m.op === 'warmUp' ? p.warmUp(bytes) : p.predict(bytes, m.opts));
+        // A reply that cannot be sent (a field that does not clone) is that prediction's error.
+        await send({ type: 'reply', id: m.id, ok: true, value }).catch((e: unknown) =>
+          send({ type: 'reply', id: m.id, ok: false, error: toRemote(e) }),
+        );
+      } catch (e) {
+        await send({ type: 'reply', id: m.id, ok: false, error: toRemote(e) });
+      }
+    })().catch(() => {
+      /* the channel closed: the server is gone, and 'disconnect' ends this process */
+    });
+  });
+}
+
+if (require.main === module) main();
