@@ -5,6 +5,11 @@
 //   const predictor = await Predictor.load('models/default');
 //   const p = await predictor.predict(fs.readFileSync('film.dcm'), { heatmap: true });
 //   console.log(p.verdict.status, p.probability, p.label);
+//
+// dcmjs ships no types: its declarations (dicom_out/dcmjs.d.ts) are referenced here so that this file's emitted
+// declarations carry them to a program that compiles against them (else dcmjs's types are `any` there, or
+// TS7016 without skipLibCheck). tsc writes the path relative to dist/src, pointing at the shipped src file.
+/// <reference path="./dicom_out/dcmjs.d.ts" preserve="true" />
 export { initEngine } from './engine';
 export { defaultModelDir } from './paths';
 export {
@@ -15,7 +20,8 @@ export {
   type PredictorOptions,
   type Screening,
 } from './predict/predictor';
-export { InputError, type InputErrorCode, type InputErrorStatus } from './predict/errors';
+export { InputError, PredictorDisposedError, type InputErrorCode, type InputErrorStatus } from './predict/errors';
+export { ModelLoadError, type ModelLoadErrorCode } from './predict/predictor_load';
 export {
   shownLabel,
   type Verdict,
@@ -68,7 +74,7 @@ export { runRobustness } from './robustness/run';
 export { adaptModel, AdaptRefused } from './adapt/adapt';
 // Hospital integration: results written back as DICOM (SR + Secondary Capture), and the job queue
 // (BullMQ on Redis) that `cxr enqueue` / `cxr worker` use, for programs that feed archives to it.
-export { buildResults, buildSr, buildSecondaryCapture } from './dicom_out';
+export { buildResults, buildSr, buildSecondaryCapture, readSource, type SourceImage } from './dicom_out';
 export {
   enqueueFile,
   openQueue,

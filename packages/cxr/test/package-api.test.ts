@@ -96,6 +96,9 @@ test('the package root exports the library API, with types', () => {
     'adaptModel',
     'initEngine',
     'buildResults',
+    'readSource',
+    'ModelLoadError',
+    'PredictorDisposedError',
     'openQueue',
     'enqueueFile',
     'startWorker',
@@ -118,6 +121,80 @@ test('a TypeScript program compiles against the exported types (docs/api.md and 
       { cwd: dir, encoding: 'utf8', timeout: 120_000 },
     );
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A program that builds DICOM results as docs/api.md shows, and asserts at compile time that the types it gets are
+ * not `any` (dcmjs ships no types: the package's own declarations of it must travel with dist), and that the
+ * error classes carry their codes.
+ */
+const STRICT_CONSUMER = `
+import {
+  buildResults, ModelLoadError, Predictor, PredictorDisposedError, readSource,
+  type ModelLoadErrorCode, type SourceImage,
+} from '@cxr/app';
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
+type Source = Parameters<typeof buildResults>[0]['source'];
+const sourceIsTyped: IsAny<Source> = false;
+const studyIsTyped: IsAny<Source['patientStudy']> = false;
+const readIsTyped: IsAny<ReturnType<typeof readSource>> = false;
+
+export async function main(dir: string, dicom: Uint8Array): Promise<void> {
+  const source: SourceImage = readSource(dicom);
+  try {
+    const predictor = await Predictor.load(dir, { warmUp: false });
+    predictor.dispose();
+  } catch (e) {
+    if (e instanceof ModelLoadError) {
+      const code: ModelLoadErrorCode = e.code;
+      console.log(code, e.dir);
+    } else if (e instanceof PredictorDisposedError) {
+      const code: 'PREDICTOR_DISPOSED' = e.code;
+      console.log(code);
+    }
+  }
+  console.log(source, sourceIsTyped, studyIsTyped, readIsTyped);
+}
+`;
+
+test('the emitted declarations are self-contained: a strict program compiles against them without skipLibCheck', () => {
+  const dir = tempDir('package-strict-consumer');
+  try {
+    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    fs.writeFileSync(path.join(dir, 'consumer.ts'), STRICT_CONSUMER);
+    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(
+      process.execPath,
+      [
+        tsc,
+        '--noEmit',
+        '--strict',
+        '--skipLibCheck',
+        'false',
+        '--pretty',
+        'false',
+        '--module',
+        'node16',
+        '--target',
+        'es2022',
+        'consumer.ts',
+      ],
+      { cwd: dir, encoding: 'utf8', timeout: 180_000 },
+    );
+    assert.ok(r.status !== null, `tsc ended by ${r.signal ?? r.error}`);
+    // Other packages' own declarations (TF.js's) fail strict checks by themselves: the package answers for its
+    // own files (dist, and src/dicom_out/dcmjs.d.ts that dist refers to) and the program's.
+    const ours = `${r.stdout}${r.stderr}`
+      .split('\n')
+      .filter((line) => /^\S.*\(\d+,\d+\): error TS\d+/.test(line))
+      .filter(
+        (line) => !path.resolve(dir, line.slice(0, line.indexOf('('))).startsWith(path.join(repo, 'node_modules')),
+      );
+    assert.deepEqual(ours, [], `${r.stdout}${r.stderr}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { collectInputs } from '../predict/batch';
+import { missingError } from '../predict/batch_inputs';
 import { patientAge } from './predict';
 import {
   allInstances,
@@ -93,7 +94,7 @@ export function register(program: Command): void {
           counts.skipped = inputs.skipped.length;
           for (const job of inputs.jobs) {
             if (job.missing) {
-              log(`${job.file}: no such file or folder`);
+              log(`${job.file}: ${missingError(job)}`);
               counts.missing++;
               continue;
             }
@@ -113,7 +114,7 @@ export function register(program: Command): void {
             `${counts.queued} queued, ${counts.alreadyQueued} already queued, ${counts.alreadyDone} already done` +
               `${counts.requeued ? `, ${counts.requeued} failed before and queued again` : ''}` +
               `${counts.skipped ? `, ${counts.skipped} skipped (not chest films or not images)` : ''}` +
-              `${counts.missing ? `, ${counts.missing} missing` : ''}` +
+              `${counts.missing ? `, ${counts.missing} missing or unreadable` : ''}` +
               `${counts.notFilms ? `, ${counts.notFilms} not JPEG, PNG or DICOM` : ''}` +
               ` (queue ${queue.name}: ${depth.waiting} waiting, ${depth.active} running)\n`,
           );

@@ -7,7 +7,7 @@
 // Exit status: 0 when at least one file got a prediction; 1 when none did (no files, or every
 // file failed), and for usage errors or a model that cannot be loaded; 130 (SIGINT) or 143 (SIGTERM)
 // when stopped: the files in flight finish, the output is closed (a whole JSON array), and stderr says
-// how many files were done. A second signal stops at once.
+// how many files were done. A second signal stops at once, the output still closed (after the rows written).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
@@ -43,6 +43,8 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
     .option('-r, --recursive', 'descend into sub-folders')
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('csv'))
+    // One output format: --json with --format csv used to print JSON without a word (as `cxr history` refuses
+    // --json with --csv). --format json --json is no conflict.
     .option('--json', 'the same as --format json: one JSON array of rows')
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
     .option('--operating-point <name>', "threshold to call PNEUMONIA (default: the model's, usually balanced)")
@@ -64,8 +66,10 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'files in flight at once (default: number of cores)', positiveInt)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--no-progress', 'no progress bar (it is shown only on a terminal anyway)')
-    .action(async (paths: string[], o) => {
+    .action(async (paths: string[], o, cmd: Command) => {
       const log = (l: string) => process.stderr.write(`cxr predict: ${l}\n`);
+      if (o.json && o.format !== 'json' && cmd.getOptionValueSource('format') !== 'default')
+        cmd.error(`error: option '--json' cannot be used with option '--format ${o.format}' (choose one format)`);
       // Everything that can fail without the model is checked first: no engine start for nothing.
       const inputs = collectInputs(paths, !!o.recursive);
       for (const dir of inputs.foldersWithImagesBelow)
@@ -84,9 +88,23 @@ export function register(program: Command): void {
         o.audit === false ? null : await openAuditStoreForWriting(o.db ?? defaultDbPath());
       // Stopping cleanly: the rows done are written and the output closed, rather than cut mid-row.
       const stop = new AbortController();
+      const halt = new AbortController();
       let stoppedBy: NodeJS.Signals | null = null;
+      let batchStarted = false;
       const onSignal = (signal: NodeJS.Signals) => {
-        if (stoppedBy) process.exit(signal === 'SIGINT' ? 130 : 143);
+        if (stoppedBy) {
+          // At once, yet the output stays whole: runBatch closes it now (its abort listener writes the end of
+          // the JSON array, between two rows), and the process ends once stdout has taken it. Before the batch
+          // has started, nothing is written yet: runBatch then closes the output as soon as it is called (a
+          // third signal, the engine still starting, ends the process with nothing written).
+          const code = signal === 'SIGINT' ? 130 : 143;
+          if (!batchStarted && halt.signal.aborted) process.exit(code);
+          halt.abort();
+          if (!batchStarted) return;
+          log(`${signal} again: stopping at once (the output holds the files done before it)`);
+          process.stdout.write('', () => process.exit(code));
+          return;
+        }
         stoppedBy = signal;
         log(`${signal}: finishing the files in progress, then stopping (again to stop at once)`);
         stop.abort();
@@ -96,6 +114,7 @@ export function register(program: Command): void {
       try {
         await initEngine(o.threads);
         const modelDir = path.resolve(o.model ?? defaultModelDir());
+        batchStarted = true;
         const result = await runBatch({
           paths,
           jobs: inputs.jobs,
@@ -109,6 +128,7 @@ export function register(program: Command): void {
           concurrency: o.concurrency,
           progress: o.progress === false ? false : undefined,
           signal: stop.signal,
+          halt: halt.signal,
           onPrediction: audit
             ? (_file, r, model, latencyMs) =>
                 audit.insert(auditRecordOf(r, { model, latencyMs, requestedBy: null }), null)

@@ -4,13 +4,13 @@
 import { verdictHeadline } from './verdict';
 import { csvLine } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { readImageFile } from '../data/decode';
-import { filmFormatOfFileSync } from '../data/dicom';
+import { type BatchJob, expandPaths, missingError } from './batch_inputs';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
+import { describe } from './image_bytes';
+import { isStatedAge, STATED_AGE_RANGE } from './verdict';
 import { type OodPolicy, type PredictOptions, type Prediction, Predictor } from './predictor';
 import { makeDirs } from '../make_dirs';
 
@@ -65,6 +65,12 @@ export interface BatchOptions {
    * (their audit rows and output rows included), and the output is closed as for a finished batch.
    */
   signal?: AbortSignal;
+  /**
+   * Stops the batch at once (the CLI's second signal): the output is closed there and then, after the rows
+   * written (a closed JSON array; CSV ends at a row's end), and nothing more goes to it or to onPrediction.
+   * The files in flight are dropped; the promise settles when they are done.
+   */
+  halt?: AbortSignal;
 }
 
 export interface BatchResult {
@@ -78,139 +84,8 @@ export interface BatchResult {
   interrupted: boolean;
 }
 
-/** A file to predict, or a named path that does not exist (reported as an error row, in place). */
-export interface BatchJob {
-  file: string;
-  missing: boolean;
-  /** Its path inside the folder named ('/'-separated), or its base name: its heat map's name (heatmapNames). */
-  name?: string;
-}
-
-/** What collectInputs found: the jobs, and what a user should hear about the folders named. */
-export interface CollectedInputs {
-  jobs: BatchJob[];
-  /** Files inside named folders that are not JPEG, PNG or DICOM (by their leading bytes): not predicted. */
-  skipped: string[];
-  /** Named folders holding no image at all (with -r: in the whole tree). */
-  emptyFolders: string[];
-  /** Named folders, without -r, that have images in sub-folders left unread. */
-  foldersWithImagesBelow: string[];
-  /** Folders and entries passed over (a link back to a folder already read, one that cannot be read), one line each. */
-  notes: string[];
-}
-
-/** A file whose leading bytes say JPEG, PNG or DICOM (unreadable files count as images: their row says why). */
-function looksLikeImage(file: string): boolean {
-  try {
-    // What the decoder reads, by the decoder's own test: a DICOM data set without its 128-byte preamble
-    // and DICM prefix too, whatever its name. A .dcm that fails the test is still tried, so its row says why.
-    return filmFormatOfFileSync(file) !== null || /\.dcm$/i.test(file);
-  } catch {
-    return true;
-  }
-}
-
-function sortedEntries(dir: string): fs.Dirent[] {
-  return fs
-    .readdirSync(dir, { withFileTypes: true })
-    .filter((e) => !e.name.startsWith('.'))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
-const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
-
-/**
- * A folder walk that reads each real folder once: links are followed (a study folder may be a link), but
- * a link back up the tree was walked until ELOOP, aborting the batch. What cannot be read is noted and passed over.
- */
-function folderWalk(notes: string[] | null) {
-  const seen = new Set<string>();
-  const skip = (line: string) => void notes?.push(line);
-  return {
-    /** The folder's entries; none when it was read already, or cannot be read. */
-    entries(dir: string): fs.Dirent[] {
-      try {
-        const real = fs.realpathSync(dir);
-        if (!seen.has(real)) {
-          seen.add(real);
-          return sortedEntries(dir);
-        }
-        skip(`${dir}: skipped, the same folder as ${real}, read already (a link loop or a second link)`);
-      } catch (e) {
-        skip(`${dir}: skipped, cannot read this folder (${why(e)})`);
-      }
-      return [];
-    },
-    /** The entry's stat (links followed); undefined for a broken link, or a loop of links (noted). */
-    stat(p: string): fs.Stats | undefined {
-      try {
-        return fs.statSync(p, { throwIfNoEntry: false });
-      } catch (e) {
-        skip(`${p}: skipped (${why(e)})`);
-        return undefined;
-      }
-    },
-  };
-}
-type FolderWalk = ReturnType<typeof folderWalk>;
-
-/** Whether any sub-folder of `dir`, at any depth, holds an image (stops at the first). */
-function imagesBelow(dir: string, walk = folderWalk(null), top = true): boolean {
-  const folders: string[] = [];
-  for (const e of walk.entries(dir)) {
-    const p = path.join(dir, e.name);
-    const st = walk.stat(p);
-    if (!top && st?.isFile() && looksLikeImage(p)) return true;
-    if (st?.isDirectory()) folders.push(p);
-  }
-  return folders.some((p) => imagesBelow(p, walk, false));
-}
-
-/**
- * The files named by `paths`, in order: files as given (whatever they hold: their row says what is
- * wrong), folders expanded (sorted; hidden entries skipped) to the files that look like images; the
- * others found in folders are counted as skipped, not failed: a folder of films often holds notes too.
- */
-export function collectInputs(paths: readonly string[], recursive: boolean): CollectedInputs {
-  const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [], notes: [] };
-  const walkFolder = (dir: string, rel: string, walk: FolderWalk) => {
-    for (const e of walk.entries(dir)) {
-      const p = path.join(dir, e.name);
-      const name = rel ? `${rel}/${e.name}` : e.name;
-      const st = walk.stat(p);
-      if (st?.isFile()) {
-        if (looksLikeImage(p)) found.jobs.push({ file: p, missing: false, name });
-        else found.skipped.push(p);
-      } else if (st?.isDirectory() && recursive) walkFolder(p, name, walk);
-    }
-  };
-  for (const p of paths) {
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.statSync(p, { throwIfNoEntry: false });
-    } catch {
-      // There but unusable (a loop of links): tried as a file, so its row says what is wrong.
-      found.jobs.push({ file: p, missing: false, name: path.basename(p) });
-      continue;
-    }
-    if (!st) found.jobs.push({ file: p, missing: true });
-    else if (st.isDirectory()) {
-      const before = found.jobs.length;
-      // One walk per folder named: a folder named twice is read twice, as a file named twice is.
-      walkFolder(p, '', folderWalk(found.notes));
-      if (found.jobs.length === before) found.emptyFolders.push(p);
-      if (!recursive && imagesBelow(p)) found.foldersWithImagesBelow.push(p);
-    } else found.jobs.push({ file: p, missing: false, name: path.basename(p) });
-  }
-  return found;
-}
-
-/** The files named by `paths` (see collectInputs). */
-export function expandPaths(paths: readonly string[], recursive: boolean): BatchJob[] {
-  return collectInputs(paths, recursive).jobs;
-}
-
 export { heatmapNames } from './heatmap_files';
+export { type BatchJob, type CollectedInputs, collectInputs, expandPaths } from './batch_inputs';
 
 /**
  * The CSV's columns, one row per file, the same fields as a JSON row: `result` the headline, `verdict` assessed /
@@ -277,17 +152,83 @@ export async function predictFile(predictor: Predictor, file: string, opts: Pred
   }
 }
 
+/**
+ * Refuses, before any file is read, the options no file could be predicted with: one error, not an error row
+ * per file. The patient's age gets the error Predictor.predict gives it (an InputError, BAD_PATIENT_AGE).
+ */
+function checkOptions(o: BatchOptions): void {
+  if (o.format !== undefined && o.format !== 'csv' && o.format !== 'json')
+    throw new TypeError(`runBatch: format must be 'csv' or 'json', got ${describe(o.format)}`);
+  const n = o.concurrency;
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 1)) {
+    const got = typeof n === 'number' ? String(n) : describe(n);
+    throw new RangeError(`runBatch: concurrency must be a whole number of files, 1 or more, got ${got}`);
+  }
+  const age: unknown = o.patientAge;
+  if (age !== undefined && (typeof age !== 'number' || !isStatedAge(age))) {
+    // As Predictor.predict words it: a string is described by its length only (it may be patient data).
+    const got = typeof age === 'number' ? String(age) : `${describe(age, false)}; give the number itself`;
+    throw new InputError(
+      'BAD_PATIENT_AGE',
+      `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,
+    );
+  }
+}
+
 /** Runs the batch, writing rows to `out` in input order as soon as each one and its predecessors are done. */
 export async function runBatch(o: BatchOptions): Promise<BatchResult> {
+  checkOptions(o);
   const out = o.out ?? process.stdout;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const format = o.format ?? 'csv';
-  const predictor = await Predictor.load(o.modelDir, { oodPolicy: o.oodPolicy });
+  const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
+  const halted = () => o.halt?.aborted === true;
+  const rows: (BatchRow | undefined)[] = new Array(jobs.length);
+  // The output is opened (its header) once the model is ready, and closed once: at the end, or when `halt`
+  // fires, there and then: between two rows (each row is one write), so what was written stays whole.
+  let opened = false;
+  let closed = false;
+  let written = 0;
+  const open = () => {
+    if (!opened) out.write(format === 'csv' ? CSV_COLUMNS.join(',') + '\n' : '[\n');
+    opened = true;
+  };
+  const close = () => {
+    if (closed) return;
+    open();
+    closed = true;
+    if (format === 'json') out.write(written ? '\n]\n' : ']\n');
+  };
+  // Rows go out in input order; a finished row waits for the ones before it.
+  const flush = () => {
+    while (!closed && written < rows.length && rows[written]) {
+      const r = rows[written]!;
+      if (format === 'csv') out.write(csvRow(r) + '\n');
+      else out.write(`${written === 0 ? '' : ',\n'}  ${JSON.stringify(r)}`);
+      written++;
+    }
+  };
+  const result = (): BatchResult => {
+    // Every file started is done, so the rows done are the first `written` (all of them unless stopped).
+    const done = rows.slice(0, written) as BatchRow[];
+    const failed = done.filter((r) => r.error !== null).length;
+    const interrupted = written < jobs.length;
+    return { rows: done, processed: done.length - failed, failed, total: jobs.length, interrupted };
+  };
+  if (halted()) {
+    close();
+    return result();
+  }
+  o.halt?.addEventListener('abort', close, { once: true });
+  let predictor: Predictor | undefined;
   try {
+    predictor = await Predictor.load(o.modelDir, { oodPolicy: o.oodPolicy });
     const meta = predictor.model.meta;
     const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
     if (!Object.hasOwn(meta.operatingPoints, opName)) {
-      throw new Error(
+      // The error Predictor.predict gives, once, before any file.
+      throw new InputError(
+        'UNKNOWN_OPERATING_POINT',
         `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
       );
     }
@@ -295,7 +236,6 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     for (const n of predictor.notes) log(`note: ${n}`);
     if (o.heatmapDir) makeDirs(o.heatmapDir);
 
-    const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
     const errorRow = (file: string, error: string): BatchRow => ({
       file,
       probability: null,
@@ -310,24 +250,21 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       heatmap: null,
       error,
     });
-    const rows: (BatchRow | undefined)[] = new Array(jobs.length);
     const heatmapFiles = heatmapNames(jobs);
     const maps = o.heatmapDir ? new HeatmapWriter(o.heatmapDir) : null;
+    const model = { name: meta.name, version: meta.version, sha256: predictor.model.sha256 };
 
-    const predictOne = async (file: string, i: number): Promise<BatchRow> => {
-      const done = await predictFile(predictor, file, {
+    const predictOne = async (p: Predictor, file: string, i: number): Promise<BatchRow> => {
+      const done = await predictFile(p, file, {
         operatingPoint: opName,
         heatmap: !!o.heatmapDir,
         patientAge: o.patientAge,
       });
       if (!done.ok) return errorRow(file, done.error);
+      // Halted meanwhile: the row is never written, so neither its audit record nor its map.
+      if (halted()) return errorRow(file, 'stopped');
       const r = done.prediction;
-      await o.onPrediction?.(
-        file,
-        r,
-        { name: meta.name, version: meta.version, sha256: predictor.model.sha256 },
-        done.latencyMs,
-      );
+      await o.onPrediction?.(file, r, model, done.latencyMs);
       let heatmap: string | null = null;
       if (r.heatmapPng && maps) heatmap = maps.write(heatmapFiles[i], file, r.heatmapPng);
       return {
@@ -346,44 +283,29 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       };
     };
 
-    // Rows go out in input order; a finished row waits for the ones before it.
-    let written = 0;
-    const flush = () => {
-      while (written < rows.length && rows[written]) {
-        const r = rows[written]!;
-        if (format === 'csv') out.write(csvRow(r) + '\n');
-        else out.write(`${written === 0 ? '' : ',\n'}  ${JSON.stringify(r)}`);
-        written++;
-      }
-    };
-    if (format === 'csv') out.write(CSV_COLUMNS.join(',') + '\n');
-    else out.write('[\n');
-
+    open();
     const bar = startProgress('predict', jobs.length, o.progress ?? process.stderr.isTTY === true);
-    const concurrency = Math.max(1, o.concurrency ?? os.availableParallelism());
+    const concurrency = o.concurrency ?? Math.max(1, os.availableParallelism());
     let next = 0;
-    const worker = async () => {
-      while (next < jobs.length && !o.signal?.aborted) {
+    const worker = async (p: Predictor) => {
+      while (next < jobs.length && !o.signal?.aborted && !halted()) {
         const i = next++;
         const job = jobs[i];
         // The row names the file already: its error says what is wrong, as every other error row does.
-        rows[i] = job.missing ? errorRow(job.file, 'no such file or folder') : await predictOne(job.file, i);
+        rows[i] = job.missing ? errorRow(job.file, missingError(job)) : await predictOne(p, job.file, i);
         bar.tick();
         flush();
       }
     };
     try {
-      await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, () => worker(predictor!)));
     } finally {
       bar.stop();
     }
-    if (format === 'json') out.write(written ? '\n]\n' : ']\n');
-    // Every file started is done, so the rows done are the first `written` (all of them unless stopped).
-    const done = rows.slice(0, written) as BatchRow[];
-    const failed = done.filter((r) => r.error !== null).length;
-    const interrupted = written < jobs.length;
-    return { rows: done, processed: done.length - failed, failed, total: jobs.length, interrupted };
+    close();
+    return result();
   } finally {
-    predictor.dispose();
+    o.halt?.removeEventListener('abort', close);
+    predictor?.dispose();
   }
 }

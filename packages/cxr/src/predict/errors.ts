@@ -9,6 +9,8 @@ export type InputErrorCode =
   | DicomErrorCode
   | 'UNKNOWN_OPERATING_POINT'
   | 'BAD_PATIENT_AGE'
+  /** An option of predict() of the wrong type or value (a JavaScript caller's `heatmap: 'no'`). */
+  | 'BAD_OPTION'
   | 'NOT_A_CHEST_XRAY'
   | 'DECODE_TIMEOUT';
 
@@ -19,6 +21,7 @@ export type InputErrorCode =
 export const REQUEST_OPTION_ERRORS: ReadonlySet<InputErrorCode> = new Set<InputErrorCode>([
   'UNKNOWN_OPERATING_POINT',
   'BAD_PATIENT_AGE',
+  'BAD_OPTION',
 ]);
 
 /** 400 bad request, 413 too large, 415 unsupported format, 422 readable but unusable. */
@@ -29,6 +32,7 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
   READ_FAILED: 400,
   UNKNOWN_OPERATING_POINT: 400,
   BAD_PATIENT_AGE: 400,
+  BAD_OPTION: 400,
   TOO_LARGE: 413,
   TOO_MANY_PIXELS: 413,
   UNSUPPORTED_FORMAT: 415,
@@ -63,5 +67,18 @@ export class InputError extends Error {
     if (err instanceof DecodeError || err instanceof DicomError)
       return new InputError(err.code, err.detail, { cause: err });
     return err;
+  }
+}
+
+/**
+ * A Predictor used after its dispose(): the program's mistake, not the input's. Predictions started before
+ * dispose() still finish (the model is freed after the last one); only calls made afterwards get this.
+ */
+export class PredictorDisposedError extends Error {
+  readonly code = 'PREDICTOR_DISPOSED';
+
+  constructor() {
+    super('Predictor: used after dispose() (load the model again with Predictor.load)');
+    this.name = 'PredictorDisposedError';
   }
 }

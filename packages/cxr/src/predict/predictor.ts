@@ -14,9 +14,17 @@ import { gradCam, renderOverlay } from '../explain/gradcam';
 import { type CamParts, camParts, features, type ModelParts, splitModel } from '../explain/model_parts';
 import { imageChecks, loadOod, oodDecision, type OodModel } from '../explain/ood';
 import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
-import { loadModel, type LoadedModel, stoppedWhileFinishing } from '../models/io';
+import { type LoadedModel, stoppedWhileFinishing } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
-import { InputError } from './errors';
+import { InputError, PredictorDisposedError } from './errors';
+import {
+  checkPredictOptions,
+  checkPredictorOptions,
+  type OodPolicy,
+  type PredictOptions,
+  type PredictorOptions,
+} from './options';
+import { loadPredictorModel, warmUpImage } from './predictor_load';
 import { describe, imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
@@ -32,16 +40,7 @@ import {
 } from './verdict';
 import { verdictNotes } from './verdict_notes';
 
-export interface PredictOptions {
-  operatingPoint?: string;
-  heatmap?: boolean;
-  thumbnail?: boolean;
-  /**
-   * The patient's age in years, for a film whose header has none (JPEG, PNG): under 1 or over 10,
-   * outside-population.
-   */
-  patientAge?: number;
-}
+export type { OodPolicy, PredictOptions, PredictorOptions } from './options';
 
 /**
  * The model's answer about one image: the fields of predict/prediction_schema.ts (probability,
@@ -64,18 +63,6 @@ export interface Screening {
   problems: string[];
 }
 
-export type OodPolicy = 'warn' | 'refuse';
-
-export interface PredictorOptions {
-  /** 'warn' (default): OOD findings become warnings; 'refuse': they are an InputError (422). */
-  oodPolicy?: OodPolicy;
-  limits?: Partial<DecodeLimits>;
-  /** Skip the warm-up run (tests that time the first call, or that load many predictors). */
-  warmUp?: boolean;
-  /** Decodes uploads elsewhere (the server: a worker pool, so decoding never blocks its event loop). */
-  decoder?: InputDecoder;
-}
-
 const THUMBNAIL_SIDE = 256;
 
 export class Predictor {
@@ -95,6 +82,8 @@ export class Predictor {
   private readonly limits: DecodeLimits;
   private readonly decoder: InputDecoder | null;
   private disposed = false;
+  /** Predictions and screenings running now: dispose() frees the model only once they are done. */
+  private inFlight = 0;
 
   private constructor(loaded: LoadedModel, opts: PredictorOptions) {
     const { meta } = loaded;
@@ -162,14 +151,19 @@ export class Predictor {
     this.tap = tap;
   }
 
-  /** Loads the model once and runs one warm-up prediction (first calls compile kernels and fill pools). */
+  /**
+   * Loads the model once and runs one warm-up prediction (first calls compile kernels and fill pools). Options of
+   * the wrong type or value are a TypeError; a folder that cannot be loaded is a ModelLoadError (its `code` says
+   * why: NOT_FOUND, NOT_A_MODEL, UNREADABLE, BAD_CONFIG, BAD_WEIGHTS).
+   */
   static async load(modelDir: string, opts: PredictorOptions = {}): Promise<Predictor> {
+    checkPredictorOptions(opts);
     await initEngine();
-    const loaded = await loadModel(modelDir);
+    const loaded = await loadPredictorModel(modelDir);
     const p = new Predictor(loaded, opts);
     if (opts.warmUp !== false) {
       try {
-        await p.run(await warmUpImage(), { heatmap: true, thumbnail: true }, 'warn');
+        await p.warmUp(await warmUpImage());
       } catch (e) {
         p.dispose();
         throw e;
@@ -190,7 +184,7 @@ export class Predictor {
 
   /** `bytes`: the file's contents (a Buffer or Uint8Array), never its path (a TypeError says so). */
   predict(bytes: Buffer | Uint8Array, opts: PredictOptions = {}): Promise<Prediction> {
-    return this.run(bytes, opts, this.oodPolicy);
+    return this.track(() => this.run(bytes, opts, this.oodPolicy));
   }
 
   /**
@@ -199,7 +193,22 @@ export class Predictor {
    * under `refuse` the gate would reject that image before the heat map ran.
    */
   warmUp(bytes: Buffer): Promise<Prediction> {
-    return this.run(bytes, { heatmap: true, thumbnail: true }, 'warn');
+    return this.track(() => this.run(bytes, { heatmap: true, thumbnail: true }, 'warn'));
+  }
+
+  /**
+   * `work` counted as in flight, so that dispose() waits for it; refused once dispose() was called. The count is
+   * taken before `work` first awaits, so a call made before dispose() is always waited for.
+   */
+  private async track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposed) throw new PredictorDisposedError();
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+      if (this.disposed && this.inFlight === 0) this.free();
+    }
   }
 
   /**
@@ -208,8 +217,11 @@ export class Predictor {
    * films through this, so they are preprocessed and screened exactly as predictions are.
    * Unusable bytes throw InputError, as predict() does.
    */
-  async screen(bytes: Buffer | Uint8Array): Promise<Screening> {
-    if (this.disposed) throw new Error('Predictor: used after dispose()');
+  screen(bytes: Buffer | Uint8Array): Promise<Screening> {
+    return this.track(() => this.screenNow(bytes));
+  }
+
+  private async screenNow(bytes: Buffer | Uint8Array): Promise<Screening> {
     const buf = imageBytes(bytes);
     let img: DecodedInput;
     try {
@@ -245,14 +257,23 @@ export class Predictor {
     return verdict;
   }
 
+  /**
+   * Frees the model's tensors. Calls made afterwards reject with PredictorDisposedError; predictions (and
+   * screenings) already running finish normally, and the model is freed when the last of them ends, never under
+   * one (freeing it at once failed them with a TF.js error, "Layer '...' is already disposed").
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.inFlight === 0) this.free();
+  }
+
+  private free(): void {
     for (const m of this.loaded.members) m.dispose();
   }
 
   private async run(input: Buffer | Uint8Array, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
-    if (this.disposed) throw new Error('Predictor: used after dispose()');
+    checkPredictOptions(opts);
     const t0 = performance.now();
     const { meta } = this.model;
     const opName = opts.operatingPoint ?? meta.defaultOperatingPoint;
@@ -387,21 +408,4 @@ export class Predictor {
 function oodMessages(ood: Prediction['ood'], checks: { message: string }[]): string[] {
   const reason = oodReason(ood);
   return [...(reason ? [reason.message] : []), ...checks.map((c) => c.message)];
-}
-
-/** A chest-like synthetic image for the warm-up run: bright borders and mediastinum, dark lungs. */
-async function warmUpImage(): Promise<Buffer> {
-  const w = 320;
-  const h = 320;
-  const px = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const lung =
-        ((x - 100) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1 || ((x - 220) / 60) ** 2 + ((y - 150) / 100) ** 2 < 1;
-      px[y * w + x] = lung ? 60 + ((x * 7 + y * 3) % 20) : 190;
-    }
-  }
-  return sharp(px, { raw: { width: w, height: h, channels: 1 } })
-    .png()
-    .toBuffer();
 }

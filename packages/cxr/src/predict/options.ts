@@ -1,0 +1,76 @@
+// The options of Predictor.load and Predictor.predict, and their check at the library's edge: a JavaScript
+// program's `{ oodPolicy: 'maybe' }` or `{ heatmap: 'no' }` is refused in words instead of quietly meaning
+// something else ('maybe' read as warn, the string 'no' as a yes).
+import { z } from 'zod';
+import type { DecodeLimits } from '../data/decode';
+import type { InputDecoder } from './decode_input';
+import { InputError } from './errors';
+import { describe } from './image_bytes';
+
+export interface PredictOptions {
+  operatingPoint?: string;
+  heatmap?: boolean;
+  thumbnail?: boolean;
+  /**
+   * The patient's age in years, for a film whose header has none (JPEG, PNG): under 1 or over 10,
+   * outside-population.
+   */
+  patientAge?: number;
+}
+
+export type OodPolicy = 'warn' | 'refuse';
+
+export interface PredictorOptions {
+  /** 'warn' (default): OOD findings become warnings; 'refuse': they are an InputError (422). */
+  oodPolicy?: OodPolicy;
+  limits?: Partial<DecodeLimits>;
+  /** Skip the warm-up run (tests that time the first call, or that load many predictors). */
+  warmUp?: boolean;
+  /** Decodes uploads elsewhere (the server: a worker pool, so decoding never blocks its event loop). */
+  decoder?: InputDecoder;
+}
+
+const BOOLEAN = { error: 'must be true or false' };
+const LIMIT = z.number({ error: 'must be a number' }).positive({ error: 'must be a positive number' });
+
+// Unknown keys pass: a TypeScript caller may hand over a wider object, and the server's own options do.
+const PredictorOptionsSchema = z.object({
+  oodPolicy: z.enum(['warn', 'refuse'], { error: "must be 'warn' or 'refuse'" }).optional(),
+  limits: z
+    .object({ maxInputBytes: LIMIT.optional(), maxPixels: LIMIT.optional() }, { error: 'must be an object' })
+    .optional(),
+  warmUp: z.boolean(BOOLEAN).optional(),
+  decoder: z.custom<InputDecoder>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
+});
+
+// patientAge is checked by the predictor itself (BAD_PATIENT_AGE, in the words of the age range).
+const PredictOptionsSchema = z.object({
+  operatingPoint: z.string({ error: "must be a string (an operating point's name)" }).optional(),
+  heatmap: z.boolean(BOOLEAN).optional(),
+  thumbnail: z.boolean(BOOLEAN).optional(),
+});
+
+/** The first problem of `opts` against `schema`, in words ("oodPolicy must be 'warn' or 'refuse', got ..."). */
+function problem(schema: z.ZodType, opts: unknown): string | null {
+  if (opts === undefined) return null;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    return `the options must be an object, got ${describe(opts)}`;
+  const r = schema.safeParse(opts);
+  if (r.success) return null;
+  const issue = r.error.issues[0];
+  let got: unknown = opts;
+  for (const key of issue.path) got = (got as Record<PropertyKey, unknown>)?.[key as PropertyKey];
+  return `option ${issue.path.join('.')} ${issue.message}, got ${describe(got)}`;
+}
+
+/** Refuses Predictor.load's options that are not what PredictorOptions says: a TypeError (the program's fault). */
+export function checkPredictorOptions(opts: unknown): void {
+  const p = problem(PredictorOptionsSchema, opts);
+  if (p) throw new TypeError(`Predictor.load: ${p}`);
+}
+
+/** Refuses predict()'s options that are not what PredictOptions says: an InputError BAD_OPTION (400). */
+export function checkPredictOptions(opts: unknown): void {
+  const p = problem(PredictOptionsSchema, opts);
+  if (p) throw new InputError('BAD_OPTION', `predict: ${p}`);
+}
