@@ -26,6 +26,8 @@ export interface QueueApiOptions {
   orthanc: OrthancClient | null;
   /** Bytes of uploads held for workers, all together (default 1 GiB). */
   uploadCapBytes?: number;
+  /** How long an upload held for a job that is not in the queue is kept (uploads.ts ORPHAN_GRACE_MS). */
+  orphanGraceMs?: number;
   /** The server's log, for what a 503 does not tell the client (Orthanc's own words, its URL). */
   log?: (line: string) => void;
 }
@@ -77,7 +79,9 @@ export function queueApi(o: QueueApiOptions): QueueApi {
   }
 
   const capBytes = o.uploadCapBytes ?? 1024 ** 3;
-  const uploads = new UploadStore(o.queue, capBytes);
+  const uploads = new UploadStore(o.queue, capBytes, o.orphanGraceMs);
+  /** Whether this server looked for the uploads left by a server that died before queueing their jobs. */
+  let swept = false;
   const spec = (opts: JobOptions): JobSpec => ({
     modelSha256: o.model.sha256,
     operatingPoint: opts.operatingPoint ?? o.model.defaultOperatingPoint,
@@ -98,11 +102,32 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     // film is not held again (the result stands).
     const existing = await o.queue.getJob(jobIdOf(data));
     const state = existing ? await existing.getState() : null;
-    if (state !== 'completed' && (await uploads.put(sha256, bytes, jobIdOf(data))) === 'over-cap') {
+    if (state !== 'completed' && !(await hold(sha256, bytes, jobIdOf(data)))) {
       throw new HttpError(503, 'BUSY', 'too many uploaded films are waiting for a worker; retry later');
     }
     const r = await enqueue(o.queue, data, 'normal');
     return { id: r.id, status: r.outcome };
+  }
+
+  /**
+   * Holds the film for job `id`; false when the held uploads are over the cap even without those that no job
+   * holds. Those are what a server that died between holding a film and queueing its job leaves, and would take
+   * the cap's room for good: they are looked for once the cap is found full, and at this server's first upload.
+   */
+  async function hold(sha256: string, bytes: Buffer, id: string): Promise<boolean> {
+    // A sweep that fails says so in the log only: the film is answered as it would be without it.
+    const sweep = () =>
+      uploads.releaseOrphans().catch((e: unknown) => {
+        o.log?.(`/jobs: could not look for uploaded films that no job holds (${(e as Error).message})`);
+        return { droppedBytes: 0 };
+      });
+    if (!swept) {
+      swept = true;
+      void sweep();
+    }
+    if ((await uploads.put(sha256, bytes, id)) !== 'over-cap') return true;
+    if ((await sweep()).droppedBytes === 0) return false;
+    return (await uploads.put(sha256, bytes, id)) !== 'over-cap';
   }
 
   /** Every instance looked up, CHECKS_AT_ONCE at a time; the PACS's refusals as the API answers them. */
