@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { Predictor } from '../src/predict/predictor';
 import { InputError } from '../src/predict/errors';
+import { ModelLoadError } from '../src/predict/predictor_load';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
@@ -65,7 +66,15 @@ test("an input's fault crosses the process boundary as the same InputError (code
 
 test("a model folder that cannot load rejects with the loader's own message", async () => {
   const missing = path.join(dir, 'no-such-model');
-  await assert.rejects(loadChildPredictor(missing), (e: Error) => e.message.includes(missing));
+  // Its class and code cross from the engine process, for a program (or the start-up log) to tell it apart.
+  await assert.rejects(
+    loadChildPredictor(missing),
+    (e: Error) => e instanceof ModelLoadError && e.code === 'NOT_FOUND' && e.message.includes(missing),
+  );
+});
+
+test('an engine that does not load the model within its deadline is killed and the load fails', async () => {
+  await assert.rejects(loadChildPredictor(modelDir, { loadDeadlineMs: 50 }), /did not load the model within 0.05 s/);
 });
 
 /** Resolves once the engine is decoding an upload (its pool's state reaches this process). */
@@ -185,7 +194,8 @@ test('a model that cannot load again: health and predictions say so, one reload 
 });
 
 test('an image in flight at two ends of the engine is refused from then on (422 ENGINE_FAULT)', async () => {
-  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
+  // A second end soon after a load waits for the backoff's first step before a new engine: short here.
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1, reloadFirstMs: 200 });
   try {
     const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
       .png({ compressionLevel: 9 })
@@ -214,7 +224,8 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 test('images in flight together at an end are suspects that run alone: a second end names one, not both', async () => {
-  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
+  // A second end soon after a load waits for the backoff's first step before a new engine: short here.
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1, reloadFirstMs: 200 });
   const inThread = (n: number) => until(() => p.decodeStats!().busy + p.decodeStats!().queued >= n);
   try {
     const png = (w: number) =>
@@ -281,11 +292,88 @@ test('`cxr serve` outlives a native fault of its engine: 503 meanwhile, then ans
     form.append('image', new Blob([new Uint8Array(film)], { type: 'image/jpeg' }), 'film.jpeg');
     const res = await fetch(`${server.url}/api/v1/predictions`, { method: 'POST', body: form });
     assert.equal(res.status, 200, await res.text());
-    assert.match(server.log(), /the prediction engine stopped \(a native fault, SIGSEGV\); starting a new one/);
+    assert.match(server.log(), /the prediction engine stopped \(a native fault, SIGSEGV\); starting a new one"/);
     // Stopped, the server takes its engine with it.
     assert.equal(await server.stop(), 0);
     await until(() => !fs.existsSync(`/proc/${again}`));
   } finally {
     await server.stop('SIGKILL');
+  }
+});
+
+test('Ctrl-C or a stop signal to the whole group leaves the engine to the server: its predictions finish', async () => {
+  const restarts = engine.engineRestarts!();
+  await until(() => engine.engineState!() === 'ready');
+  const inFlight = engine.predict(film, { heatmap: true });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) engine.child().kill(signal);
+  assert.ok((await inFlight).probability >= 0);
+  assert.equal(engine.engineRestarts!(), restarts, 'the engine ended on a signal meant for the server');
+});
+
+test('an engine that ends soon after each load is replaced after a growing wait, not back to back', async () => {
+  const lines: { msg: string }[] = [];
+  const log = createLogger({ destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1, log, reloadFirstMs: 300 });
+  try {
+    // The first end is replaced at once (one fault is no loop), the next ones after 0.3 s, then 0.6 s.
+    for (const [n, expected] of [
+      [1, /\(ended by SIGKILL\); starting a new one$/],
+      [2, /2 times in a row within a minute of loading; starting a new one in 0.3 s$/],
+      [3, /3 times in a row within a minute of loading; starting a new one in 0.6 s$/],
+    ] as const) {
+      const child = p.child();
+      child.kill('SIGKILL');
+      await until(() => p.child() !== child);
+      assert.equal(p.engineState!(), 'restarting');
+      assert.match(lines.at(-1)!.msg, expected, `end ${n}`);
+      await until(() => p.engineState!() === 'ready');
+    }
+    assert.ok((await p.predict(film, {})).probability >= 0);
+  } finally {
+    p.dispose();
+  }
+});
+
+test('an engine that ends during the start-up warm-up says so, not "send the image again"', async () => {
+  const p = await loadChildPredictor(modelDir, { decodeWorkers: 1 });
+  try {
+    const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#666' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
+    const warming = p.warmUp(big).catch((e: unknown) => e);
+    await until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
+    p.child().kill('SIGKILL');
+    const e = await warming;
+    assert.ok(e instanceof Error && !(e instanceof HttpError), String(e));
+    assert.match(e.message, /^the prediction engine stopped during its warm-up \(ended by SIGKILL\)$/);
+  } finally {
+    p.dispose();
+  }
+});
+
+test('a server killed with uploads in flight takes its engine with it, without a trace in its log', async () => {
+  const server = await spawnServer(['--model', modelDir, '--db', path.join(dir, 'serve-killed.db')]);
+  const engineProc = engineOf(server.proc.pid!);
+  try {
+    assert.ok(engineProc, 'no engine process under the server');
+    const upload = () => {
+      const form = new FormData();
+      form.append('image', new Blob([new Uint8Array(film)], { type: 'image/jpeg' }), 'film.jpeg');
+      return fetch(`${server.url}/api/v1/predictions`, { method: 'POST', body: form }).catch(() => null);
+    };
+    // Killed while the engine decodes small films: the engine ends by itself, and nothing it does on the way out
+    // reaches the log (a decode pool message sent to the closed channel was an unhandled EPIPE, with a trace).
+    const uploads = Array.from({ length: 8 }, upload);
+    const busy = async () =>
+      /^cxr_decode_workers\{state="busy"\} [1-9]/m.test(await (await fetch(`${server.url}/metrics`)).text());
+    for (let i = 0; i < 500 && !(await busy()); i++) await new Promise((r) => setTimeout(r, 5));
+    await server.stop('SIGKILL');
+    await Promise.all(uploads);
+    await until(() => !fs.existsSync(`/proc/${engineProc}`));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.doesNotMatch(server.log(), /EPIPE|Unhandled|ERR_IPC/);
+  } finally {
+    await server.stop('SIGKILL');
+    if (engineProc && fs.existsSync(`/proc/${engineProc}`)) process.kill(engineProc, 'SIGKILL');
   }
 });

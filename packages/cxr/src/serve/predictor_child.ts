@@ -4,53 +4,9 @@
 // ends this process, not the server. Decoding goes one step further out, to a decode pool of worker
 // threads (decode_pool.ts), whose deadline ends a hostile file's worker, not this process.
 import { initEngine } from '../engine';
-import { InputError } from '../predict/errors';
-import { type PredictOptions, Predictor, type PredictorOptions } from '../predict/predictor';
-import { DecodePool, DecodeWorkerError } from './decode_pool';
-import type { DecodePoolStats } from './predictor_port';
-
-/** What the server sends first: the model and how to run it. */
-export interface EngineStart {
-  dir: string;
-  oodPolicy?: PredictorOptions['oodPolicy'];
-  limits?: PredictorOptions['limits'];
-  decodeWorkers?: number;
-  threads?: number;
-}
-
-export interface EngineTask {
-  id: number;
-  op: 'predict' | 'warmUp';
-  bytes: Uint8Array;
-  opts?: PredictOptions;
-}
-
-/** What the server sends: the start once, then tasks. */
-export type EngineRequest = ({ type: 'start' } & EngineStart) | ({ type: 'task' } & EngineTask);
-
-/** How an error crosses the process boundary: its kind decides the class it is rebuilt as. */
-export type RemoteError =
-  | { kind: 'input'; code: InputError['code']; message: string }
-  | { kind: 'decode-worker'; why: string }
-  | { kind: 'other'; message: string; stack?: string };
-
-export type EngineMessage =
-  | { type: 'ready'; model: Predictor['model']; notes: string[]; stats: DecodePoolStats }
-  /** A warning of the process's decode pool (a worker replaced, a deadline passed), for the server's log. */
-  | { type: 'log'; obj: Record<string, unknown>; msg: string }
-  | { type: 'failed'; error: RemoteError }
-  | { type: 'stats'; stats: DecodePoolStats }
-  | { type: 'reply'; id: number; ok: true; value: Awaited<ReturnType<Predictor['predict']>> }
-  | { type: 'reply'; id: number; ok: false; error: RemoteError };
-
-export function toRemote(e: unknown): RemoteError {
-  const err = InputError.from(e);
-  if (err instanceof InputError) return { kind: 'input', code: err.code, message: err.message };
-  if (e instanceof DecodeWorkerError) return { kind: 'decode-worker', why: e.why };
-  return e instanceof Error
-    ? { kind: 'other', message: e.message, stack: e.stack }
-    : { kind: 'other', message: String(e) };
-}
+import { Predictor } from '../predict/predictor';
+import { DecodePool } from './decode_pool';
+import { type EngineMessage, type EngineRequest, type EngineStart, toRemote } from './engine_protocol';
 
 type Send = (m: EngineMessage) => Promise<void>;
 
@@ -62,8 +18,9 @@ async function load(start: EngineStart, send: Send): Promise<Predictor | null> {
     // /metrics there, which reads it synchronously: every change is sent.
     const decodes = new DecodePool({
       size: start.decodeWorkers,
-      log: { warn: (obj, msg) => void send({ type: 'log', obj, msg }) },
-      onChange: () => void send({ type: 'stats', stats: decodes.stats() }),
+      // Not sent once the server is gone: 'disconnect' ends this process (an unhandled EPIPE wrote a trace).
+      log: { warn: (obj, msg) => send({ type: 'log', obj, msg }).catch(() => {}) },
+      onChange: () => send({ type: 'stats', stats: decodes.stats() }).catch(() => {}),
     });
     pool = decodes;
     // The server warms up itself (startServer), through this process: no second warm-up here.
@@ -92,6 +49,10 @@ function main(): void {
     });
   // The server gone (ended, killed): nothing left to answer.
   process.on('disconnect', () => process.exit(0));
+  // Ctrl-C in a terminal and a service manager's stop signal the whole group: the server closes gracefully,
+  // finishing the predictions in flight here, and ends this process itself (dispose() kills it; a server that
+  // is killed closes the channel).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
   let predictor: Promise<Predictor | null> | null = null;
   process.on('message', (m: EngineRequest) => {
     if (m.type === 'start') {

@@ -16,7 +16,7 @@ export interface DecodePoolStats {
 
 /**
  * Whether the model can answer now: `restarting` after its process ended, until a new one has loaded it;
- * `unavailable` when that load failed (the next prediction tries again). /health answers 503 but for `ready`.
+ * `unavailable` when that load failed (tried again by itself, on a backoff). /health answers 503 but for `ready`.
  */
 export const ENGINE_STATES = ['ready', 'restarting', 'unavailable'] as const;
 export type EngineState = (typeof ENGINE_STATES)[number];

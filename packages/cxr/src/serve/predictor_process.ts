@@ -6,24 +6,14 @@
 // it held (503, send again) while a new process loads the model. A process, not a worker thread: a native
 // fault in a thread ends the whole server. It ends with the server: killed at dispose(), and by itself when
 // its message channel closes (the server killed).
-import { type ChildProcess, fork } from 'node:child_process';
-import * as crypto from 'node:crypto';
-import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { Logger } from '../log';
-import { InputError } from '../predict/errors';
 import type { Prediction, PredictOptions } from '../predict/predictor';
-import { DecodeWorkerError } from './decode_pool';
+import { type EngineRequest, type EngineStart, type EngineTask, fromRemote, withBuffers } from './engine_protocol';
+import { type EngineProcess, LOAD_DEADLINE_MS, type Ready, startEngine } from './engine_process';
+import { EngineSuspects, engineFault } from './engine_suspects';
 import { HttpError } from './http_error';
 import { type DecodePoolStats, ENGINE_RETRY_AFTER_S, type EngineState, type ServePredictor } from './predictor_port';
-import type { EngineMessage, EngineRequest, EngineStart, EngineTask, RemoteError } from './predictor_child';
-
-const CHILD_FILE = path.join(__dirname, 'predictor_child.js');
-
-/**
- * The server's Node flags, less those that belong to it alone: a test runner's, an inspector's (a second
- * inspector on the same port fails to start), a watcher's. Heap and similar flags carry over.
- */
-const childExecArgv = () => process.execArgv.filter((a) => !/^--(test|inspect|watch|experimental-test)/.test(a));
 
 /**
  * Longest one prediction may hold the engine before its process is killed and replaced: a stuck engine would
@@ -36,12 +26,15 @@ const ENGINE_DEADLINE_MS = 120_000;
 const RELOAD_FIRST_MS = 5_000;
 const RELOAD_MAX_MS = 60_000;
 
+/** Longest a prediction waits for an engine that is (re)starting, then 503 ENGINE_RESTARTING: send it again. */
+const READY_WAIT_MS = 30_000;
+
 /**
- * Images in flight when the engine ended are suspects for this long, and run alone meanwhile: one alone in the
- * engine at an end after that is refused until then (422 ENGINE_FAULT), or every resend of it would end the
- * engine, and every other client's prediction.
+ * Engines that end sooner than this after they loaded, twice or more in a row, are replaced after the reload
+ * backoff (RELOAD_FIRST_MS doubling), not at once: a crash loop (a fault at each load, an outside kill) would
+ * reload back to back. One that lived longer resets the backoff.
  */
-const SUSPECT_MS = 10 * 60_000;
+const STABLE_MS = 60_000;
 
 export type ChildPredictor = ServePredictor & {
   /** Predictor.notes of the loaded model (an unfinished run, no heat maps...), for the start-up log. */
@@ -50,50 +43,24 @@ export type ChildPredictor = ServePredictor & {
   readonly child: () => ChildProcess;
 };
 
-export function fromRemote(e: RemoteError): Error {
-  if (e.kind === 'input') return new InputError(e.code, e.message);
-  if (e.kind === 'decode-worker') return new DecodeWorkerError(e.why);
-  const err = new Error(e.message);
-  if (e.stack) err.stack = e.stack;
-  return err;
-}
-
-/** Buffers, whatever view of the bytes the channel hands back. */
-function withBuffers(p: Prediction): Prediction {
-  const out = { ...p };
-  for (const k of ['heatmapPng', 'thumbnailPng'] as const) {
-    const v = p[k];
-    if (v) out[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  }
-  return out;
-}
-
-const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
-
 interface Pending {
   resolve: (p: Prediction) => void;
   reject: (e: unknown) => void;
   /** The caller's bytes (held by it until answered anyway): hashed only if the engine ends meanwhile. */
   bytes: Uint8Array;
+  op: EngineTask['op'];
   deadline: NodeJS.Timeout;
 }
 
-type Ready = Extract<EngineMessage, { type: 'ready' }>;
+const TOO_LONG = Symbol('too long');
 
-interface Started {
-  child: ChildProcess;
-  ready: Promise<Ready>;
-}
-
-/** Signals by which the kernel ends a process for what its native code did. */
-const NATIVE_FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
-
-/** Why a process ended, for the log and the 503 ("stopped (…)"): its signal says more than a null exit code. */
-export function endedBy(code: number | null, signal: NodeJS.Signals | null): string {
-  if (signal && NATIVE_FAULTS.has(signal)) return `a native fault, ${signal}`;
-  // V8 aborts on an exhausted heap too, after writing why to stderr (the server's).
-  if (signal === 'SIGABRT') return 'an abort, SIGABRT: a native error or its heap exhausted';
-  return signal ? `ended by ${signal}` : `it exited with code ${code}`;
+/** `ready`, or a rejection with TOO_LONG after `ms`. */
+function readyWithin<T>(ready: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(TOO_LONG), Math.max(0, ms));
+  });
+  return Promise.race([ready, late]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -106,11 +73,13 @@ export async function loadChildPredictor(
     log?: Logger;
     /** The first wait before a failed load is tried again (default 5 s; tests shorten it). */
     reloadFirstMs?: number;
+    /** How long a load may take (default 120 s; tests shorten it). */
+    loadDeadlineMs?: number;
   } = {},
 ): Promise<ChildPredictor> {
-  const { log, reloadFirstMs = RELOAD_FIRST_MS, ...start } = opts;
+  const { log, reloadFirstMs = RELOAD_FIRST_MS, loadDeadlineMs = LOAD_DEADLINE_MS, ...start } = opts;
   const pending = new Map<number, Pending>();
-  const suspects = new Map<string, { ends: number; at: number }>();
+  const suspects = new EngineSuspects();
   let nextId = 1;
   const idle: DecodePoolStats = { size: 0, busy: 0, queued: 0, restarts: 0 };
   let stats = idle;
@@ -123,69 +92,46 @@ export async function loadChildPredictor(
   let reloading: Promise<void> | null = null;
   let reloadTimer: NodeJS.Timeout | null = null;
   let reloadDelay = reloadFirstMs;
+  /** Engines in a row that ended within STABLE_MS of their load. */
+  let quickEnds = 0;
 
-  const spawn = (): Started => {
-    // Its own stdin closed; stdout and stderr the server's (libtorch writes its faults there); messages in V8's
-    // format, so that bytes cross as bytes, not as JSON arrays of numbers.
-    const child = fork(CHILD_FILE, [], {
-      execArgv: childExecArgv(),
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let loaded = false;
-    let gone = false;
-    let settle: { resolve: (m: Ready) => void; reject: (e: Error) => void };
-    const ready = new Promise<Ready>((resolve, reject) => {
-      settle = { resolve, reject };
-    });
-    ready.catch(() => {}); // read by whoever waits for it, and logged by whoever started it
-    child.on('message', (m: EngineMessage) => {
-      if (m.type === 'ready') {
-        loaded = true;
-        stats = m.stats;
-        settle.resolve(m);
-        if (child === current.child) {
+  /** A new engine process, sent its model now or after `delayMs` (a crash loop's backoff). */
+  const spawn = (delayMs = 0): EngineProcess => {
+    const engine: EngineProcess = startEngine(
+      { ...start, dir },
+      { delayMs, loadDeadlineMs },
+      {
+        onReady: (m) => {
+          stats = m.stats;
+          if (engine !== current) return;
           state = 'ready';
           // Ref'd while it loads (a prediction may be waiting for it), then only while it has work.
           refIfBusy();
-        }
-      } else if (m.type === 'failed') {
-        if (child === current.child) state = 'unavailable';
-        settle.reject(fromRemote(m.error));
-        child.kill('SIGKILL');
-      } else if (m.type === 'stats') {
-        if (child === current.child) stats = m.stats;
-      } else if (m.type === 'log') {
-        log?.warn(m.obj, m.msg);
-      } else {
-        const p = pending.get(m.id);
-        if (!p) return;
-        pending.delete(m.id);
-        clearTimeout(p.deadline);
-        if (m.ok) p.resolve(withBuffers(m.value));
-        else p.reject(fromRemote(m.error));
-        refIfBusy();
-        drainedNow();
-      }
-    });
-    // A process that ends before its model loaded fails that load (no new process at once: it would fail
-    // alike; reloads follow on a timer); one that ends later is a death, replaced at once.
-    const ended = (why: string) => {
-      if (gone) return;
-      gone = true;
-      if (loaded) return died(child, why);
-      if (child === current.child) state = 'unavailable';
-      settle.reject(new Error(`the prediction engine stopped while loading the model (${why})`));
-    };
-    // 'error': it could not be started (no pid: no 'exit' follows), or not be sent to (its channel closed, as it
-    // ended: 'exit' follows and says how, so a kill of the living, if any, and no report here).
-    child.on('error', (e) => {
-      if (child.pid === undefined) ended(`could not be started: ${e.message}`);
-      else child.kill('SIGKILL');
-    });
-    child.on('exit', (code, signal) => ended(endedBy(code, signal)));
-    child.send({ type: 'start', ...start, dir } satisfies EngineRequest);
-    return { child, ready };
+        },
+        // No new process at once: it would fail alike; reloads follow on a timer (replace).
+        onLoadFailed: () => {
+          if (engine === current) state = 'unavailable';
+        },
+        onMessage: (m) => {
+          if (m.type === 'stats') {
+            if (engine === current) stats = m.stats;
+          } else if (m.type === 'log') {
+            log?.warn(m.obj, m.msg);
+          } else {
+            const p = pending.get(m.id);
+            if (!p) return;
+            pending.delete(m.id);
+            clearTimeout(p.deadline);
+            if (m.ok) p.resolve(withBuffers(m.value));
+            else p.reject(fromRemote(m.error));
+            refIfBusy();
+            drainedNow();
+          }
+        },
+        onDeath: (why, readyAt) => died(engine, why, readyAt),
+      },
+    );
+    return engine;
   };
 
   let current = spawn();
@@ -202,16 +148,14 @@ export async function loadChildPredictor(
   };
 
   /** A new process in place of the current one; its load is logged, and a failed one tried again on a timer. */
-  const replace = (): Started => {
-    current = spawn();
+  const replace = (delayMs = 0): EngineProcess => {
+    current = spawn(delayMs);
     state = 'restarting';
     stats = idle;
     const started = current;
     started.ready.then(
-      () => {
-        reloadDelay = reloadFirstMs;
-        log?.info('the prediction engine is running again');
-      },
+      // The backoff is reset only once an engine has stayed up (died): not by a load that then crashes at once.
+      () => log?.info('the prediction engine is running again'),
       (e: unknown) => {
         if (disposed || started !== current) return;
         log?.error(
@@ -247,45 +191,37 @@ export async function loadChildPredictor(
     return reloading;
   };
 
-  const died = (child: ChildProcess, why: string) => {
-    if (disposed || child !== current.child) return;
+  const died = (engine: EngineProcess, why: string, readyAt: number) => {
+    if (disposed || engine !== current) return;
     const lost = [...pending.values()];
     pending.clear();
     decodeRestartsBefore += stats.restarts;
-    const now = Date.now();
-    for (const [h, s] of suspects) if (now - s.at > SUSPECT_MS) suspects.delete(h);
     const restarting = new HttpError(
       503,
       'ENGINE_RESTARTING',
       `the prediction engine stopped (${why}) and is being restarted: nothing was predicted; send the image again`,
       ENGINE_RETRY_AFTER_S,
     );
-    // An end counts against an image only where it was alone in the engine; images in flight together become
-    // suspects, which run alone from then on (run), so that a second end names its image and no bystander.
-    let refused = 0;
-    for (const p of lost) {
+    const refused = suspects.blame(lost.map((p) => p.bytes));
+    lost.forEach((p, i) => {
       clearTimeout(p.deadline);
-      const h = sha256(p.bytes);
-      const before = suspects.get(h)?.ends ?? 0;
-      const ends = lost.length === 1 ? before + 1 : Math.max(before, 1);
-      suspects.set(h, { ends, at: now });
-      if (ends >= 2) refused++;
-      p.reject(ends >= 2 ? engineFault() : restarting);
-    }
+      // The server's own warm-up at start: its failure ends the start, and the words are for the operator.
+      if (p.op === 'warmUp') p.reject(new Error(`the prediction engine stopped during its warm-up (${why})`));
+      else p.reject(refused[i] ? engineFault() : restarting);
+    });
     drainedNow();
     restarts++;
+    quickEnds = Date.now() - readyAt < STABLE_MS ? quickEnds + 1 : 0;
+    const delayMs = quickEnds >= 2 ? reloadDelay : 0;
+    reloadDelay = quickEnds >= 2 ? Math.min(RELOAD_MAX_MS, reloadDelay * 2) : reloadFirstMs;
     log?.error(
-      { why, lostPredictions: lost.length, refusedImages: refused },
-      `the prediction engine stopped (${why}); starting a new one`,
+      { why, lostPredictions: lost.length, refusedImages: refused.filter(Boolean).length },
+      delayMs
+        ? `the prediction engine stopped (${why}), ${quickEnds} times in a row within a minute of loading; ` +
+            `starting a new one in ${delayMs / 1000} s`
+        : `the prediction engine stopped (${why}); starting a new one`,
     );
-    replace();
-  };
-
-  /** The suspect entry of `hash` while it is fresh (SUSPECT_MS); older ones are forgotten. */
-  const suspectOf = (hash: string) => {
-    const now = Date.now();
-    for (const [h, x] of suspects) if (now - x.at > SUSPECT_MS) suspects.delete(h);
-    return suspects.get(hash);
+    replace(delayMs);
   };
 
   /** Resolves when no prediction is in the engine (a suspect waits for that, then runs alone). */
@@ -300,19 +236,12 @@ export async function loadChildPredictor(
   /** Set while a suspect runs alone: other predictions wait for it. */
   let solo: Promise<void> | null = null;
 
-  const engineFault = () =>
-    new HttpError(
-      422,
-      'ENGINE_FAULT',
-      'this image was being predicted each of the two times the prediction engine stopped: it is not ' +
-        'predicted again for now (the server log says why the engine stopped)',
-    );
-
   let model: Ready;
   try {
     model = await current.ready;
   } catch (e) {
     disposed = true;
+    current.cancel();
     current.child.kill('SIGKILL');
     throw e;
   }
@@ -320,11 +249,20 @@ export async function loadChildPredictor(
   /** The engine once it has loaded; a process replaced while it was awaited hands over to its successor. */
   const readyChild = async (): Promise<ChildProcess> => {
     let tried = false;
+    const waitedUntil = Date.now() + READY_WAIT_MS;
     for (;;) {
       const started = current;
       try {
-        await started.ready;
-      } catch {
+        await readyWithin(started.ready, waitedUntil - Date.now());
+      } catch (e) {
+        if (e === TOO_LONG) {
+          throw new HttpError(
+            503,
+            'ENGINE_RESTARTING',
+            'the prediction engine is restarting and not ready yet: nothing was predicted; send the image again',
+            ENGINE_RETRY_AFTER_S,
+          );
+        }
         if (started !== current) continue;
         if (disposed) throw new Error('the predictor was closed');
         // A load that failed is tried again on the timer's backoff (replace), never by the predictions that find
@@ -348,9 +286,9 @@ export async function loadChildPredictor(
   const run = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
     if (disposed) throw new Error('the predictor was used after dispose()');
     while (solo) await solo;
-    // Hashed only while there are suspects (after an end, for ten minutes).
-    const suspect = suspects.size ? suspectOf(sha256(bytes)) : undefined;
-    if (suspect && suspect.ends >= 2) throw engineFault();
+    if (disposed) throw new Error('the predictor was closed');
+    const suspect = suspects.of(bytes);
+    if (suspect === 'refused') throw engineFault();
     if (!suspect) return send(op, bytes, o);
     let release = () => {};
     solo = new Promise<void>((r) => {
@@ -367,16 +305,17 @@ export async function loadChildPredictor(
 
   const send = async (op: EngineTask['op'], bytes: Uint8Array, o?: PredictOptions): Promise<Prediction> => {
     const child = await readyChild();
+    if (disposed) throw new Error('the predictor was closed');
     return new Promise<Prediction>((resolve, reject) => {
       const id = nextId++;
       // Answered and replaced at once, and the process killed: SIGKILL stops native code that is stuck too.
       const deadline = setTimeout(() => {
         if (child !== current.child) return;
-        died(child, `a prediction ran past ${ENGINE_DEADLINE_MS / 1000} s`);
+        died(current, `a prediction ran past ${ENGINE_DEADLINE_MS / 1000} s`, 0);
         child.kill('SIGKILL');
       }, ENGINE_DEADLINE_MS);
       deadline.unref();
-      pending.set(id, { resolve, reject, bytes, deadline });
+      pending.set(id, { resolve, reject, bytes, op, deadline });
       refIfBusy();
       const task = { type: 'task', id, op, bytes, opts: o } satisfies EngineRequest;
       // A task that cannot be written (one that does not clone) is its own error; a closed channel is the
@@ -410,6 +349,9 @@ export async function loadChildPredictor(
         p.reject(new Error('the predictor was closed'));
       }
       pending.clear();
+      // A suspect waiting for the engine to drain goes on, and finds the predictor closed.
+      drainedNow();
+      current.cancel();
       current.child.kill('SIGKILL');
     },
   };

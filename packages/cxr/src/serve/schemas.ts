@@ -175,8 +175,8 @@ export const healthDegradedSchema = {
       type: 'string',
       enum: ['ready', 'restarting', 'unavailable'],
       description:
-        "restarting: the model's thread ended and a new one is loading the model (predictions wait for it); " +
-        'unavailable: that load failed (predictions are answered 503 ENGINE_UNAVAILABLE; the next one tries again)',
+        "restarting: the model's engine process ended and a new one is loading the model (predictions wait for it); " +
+        'unavailable: that load failed (predictions are answered 503 ENGINE_UNAVAILABLE; it is tried again by itself)',
     },
     detail: { type: 'string', description: 'what is down, for people (the server log says why)' },
   },

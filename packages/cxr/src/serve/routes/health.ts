@@ -5,8 +5,8 @@
 // traffic goes, and they act on the status code, not the body: a server that cannot log a prediction
 // cannot answer one (no answer without its audit row), so it must not be sent any while its peers can.
 // Its body still names the model and says what is down. Use it as a readiness check, not as liveness:
-// restarting the server does not bring the database back. 503 too while the model cannot answer: its thread
-// ended and a new one loads it (seconds), or that load failed (`engine`, predictor_port.ts EngineState).
+// restarting the server does not bring the database back. 503 too while the model cannot answer: its engine
+// process ended and a new one loads it (seconds), or that load failed (`engine`, predictor_port.ts EngineState).
 //
 // The job queue (Redis) is reported, not decided on: a server started with one says `queue: available` or
 // `unavailable`, but the status stays 200 `ok` while only the queue is away, for predictions (the service a
@@ -57,7 +57,7 @@ type QueueState = 'available' | 'unavailable';
 
 /** What /health says while the model cannot answer (predictor_port.ts EngineState). */
 const ENGINE_DOWN = {
-  restarting: "the model's thread ended and a new one is loading the model: predictions wait for it",
+  restarting: "the model's engine process ended and a new one is loading the model: predictions wait for it",
   unavailable:
     'the model could not be loaded again (the server log says why; it is tried again by itself): predictions ' +
     'are refused until it is',
@@ -153,7 +153,7 @@ export function healthRoute(
           503: {
             description:
               'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; or the ' +
-              "model's thread ended and is restarting, or could not load the model again (`engine`); see " +
+              "model's engine process ended and is restarting, or could not load the model again (`engine`); see " +
               'Retry-After. Shutting down: a BUSY problem',
             content: {
               'application/json': { schema: healthDegradedSchema },
@@ -181,7 +181,7 @@ export function healthRoute(
         if (!(e instanceof AuditUnavailableError)) throw e; // a bug, not an outage: 500, logged
         answered = false;
       }
-      // Read after the audit log's wait: a thread that ended meanwhile is said now.
+      // Read after the audit log's wait: an engine that ended meanwhile is said now.
       const engine = predictor.engineState?.() ?? 'ready';
       if (answered) {
         // The first count is waited for within what is left of the bound, a recount briefly.
