@@ -97,3 +97,20 @@ test('SamplesPerPixel 0, or a count its photometric interpretation rules out, is
   const one = await refused(film([us(0x00280002, 1)], { photometric: 'RGB', bitsAllocated: 8 }));
   assert.match(one.detail, /^PhotometricInterpretation \(0028,0004\) RGB has three samples per pixel, but .* is 1/);
 });
+
+test('header text in the wrong field is not quoted back, only defined terms and UIDs', async () => {
+  // A patient's name typed into PhotometricInterpretation, and into TransferSyntaxUID.
+  const name = await refused(film([], { photometric: 'DOE^JANE^MRN42' }));
+  assert.equal(name.code, 'UNSUPPORTED_PIXEL_FORMAT');
+  assert.doesNotMatch(name.detail, /DOE|JANE|MRN42/);
+  assert.match(name.detail, /^photometric interpretation \(a value that is not a defined term\) is not supported/);
+  // A defined term cxr does not read is still named.
+  assert.match((await refused(film([], { photometric: 'CMYK' }))).detail, /^photometric interpretation CMYK is not/);
+  const syntax = await refused(
+    writeDicom(imageElements({ rows: 8, columns: 8, pixels }), { transferSyntax: 'DOE^JANE' }),
+  );
+  assert.equal(syntax.code, 'UNSUPPORTED_TRANSFER_SYNTAX');
+  assert.doesNotMatch(syntax.detail, /DOE|JANE/);
+  const uid = await refused(writeDicom(imageElements({ rows: 8, columns: 8, pixels }), { transferSyntax: '1.2.3.4' }));
+  assert.match(uid.detail, /^transfer syntax 1\.2\.3\.4 is not supported/);
+});

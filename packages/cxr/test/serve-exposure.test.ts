@@ -108,6 +108,16 @@ test('prediction answers are never cached', async () => {
   assert.equal((await app.inject(`/api/v1/predictions/${res.json().id}`)).headers['cache-control'], 'no-store');
 });
 
+test('a tokens file is one entry per line: a comma belongs to the token, as in a variable it separates', () => {
+  assert.deepEqual(parseTokenList('carol:abcdefgh,zz:12345678\n', 'tokens.txt'), [
+    { name: 'carol', token: 'abcdefgh,zz:12345678' },
+  ]);
+  assert.deepEqual(
+    parseTokenList('carol:abcdefgh,zz:12345678', 'CXR_API_TOKENS').map((t) => t.name),
+    ['carol', 'zz'],
+  );
+});
+
 test('named tokens: the audit log and the API record which token asked', async () => {
   const tokens = parseTokenList(
     '# radiology\nalice:alice-token-123\n\nbob:bob-token-4567  # night shift\n',
@@ -178,6 +188,9 @@ test('token lists: clear errors that never repeat the token', () => {
     ['alice:secret-one-1\nalice:secret-two-2', /appears twice/],
     ['alice:secret-one-1\nbob:secret-one-1', /same token/],
     ['al ice:secret-one-1', /name:token|must be/],
+    // Two entries on a line were read as two tokens; a comma is part of a token in a file (carol's whole token
+    // was refused and its first half taken).
+    ['carol:secret-one-1 zz:secret-two-2', /tokens.txt:1: one name:token per line/],
   ];
   for (const [text, want] of cases) {
     assert.throws(

@@ -22,6 +22,7 @@ import {
   RELABEL,
   REEXPORT,
   SUPPORTED,
+  shownValue,
   syntaxMismatch,
   TS,
   TS_NAMES,
@@ -138,7 +139,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   if (!SUPPORTED.has(transferSyntax)) {
     throw fail(
       'UNSUPPORTED_TRANSFER_SYNTAX',
-      `transfer syntax ${transferSyntax} is not supported ` +
+      `transfer syntax ${shownValue(transferSyntax, 'uid')} is not supported ` +
         `(supported: ${[...new Set(Object.values(TS_NAMES))].join(', ')})`,
     );
   }

@@ -65,7 +65,8 @@ export const NATIVE = new Set<string>([TS.implicitLE, TS.explicitLE, TS.deflated
 export const SUPPORTED = new Set(Object.keys(TS_NAMES));
 
 export function transferSyntaxName(uid: string): string {
-  return TS_NAMES[uid] ?? uid;
+  // Not the value itself: a header's text may be anything (shownValue).
+  return TS_NAMES[uid] ?? 'a syntax cxr does not know';
 }
 
 export type Fail = (code: DicomErrorCode, detail: string) => DicomError;
@@ -85,6 +86,18 @@ export interface PixelFormat {
 
 export const MONO = new Set(['MONOCHROME1', 'MONOCHROME2']);
 const COLOUR = new Set(['RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_ICT', 'YBR_RCT']);
+/** PhotometricInterpretation's defined terms (PS3.3 C.7.6.3.1.2), those cxr reads and those it does not. */
+const PHOTOMETRIC_TERMS = new Set([...MONO, ...COLOUR, 'PALETTE COLOR', 'HSV', 'ARGB', 'CMYK', 'YBR_PARTIAL_420']);
+
+/**
+ * A header value as an error message shows it: a defined term or a UID is quoted, anything else is not, for it
+ * may be patient data typed into the wrong field, and messages reach logs and stored job errors (which keep no
+ * patient data). `kind` says what the value should have been.
+ */
+export function shownValue(value: string, kind: 'photometric' | 'uid'): string {
+  const known = kind === 'uid' ? /^\d+(\.\d+)*$/.test(value) && value.length <= 64 : PHOTOMETRIC_TERMS.has(value);
+  return known ? value : kind === 'uid' ? '(a value that is not a UID)' : '(a value that is not a defined term)';
+}
 
 /** What to do about a header that breaks the standard: the file itself is at fault, not the reader. */
 export const REEXPORT = 'the file was written wrongly or damaged: export it again from the PACS or the modality';
@@ -133,7 +146,8 @@ export function checkPixelFormat(pf: PixelFormat, fail: Fail): void {
   if (expected === null) {
     throw fail(
       'UNSUPPORTED_PIXEL_FORMAT',
-      `photometric interpretation ${pf.photometric || '(none)'} is not supported (MONOCHROME1/2 or RGB/YBR expected)`,
+      `photometric interpretation ${pf.photometric ? shownValue(pf.photometric, 'photometric') : '(none)'} is not ` +
+        'supported (MONOCHROME1/2 or RGB/YBR expected)',
     );
   }
   if (pf.bitsAllocated === 64) {
@@ -308,7 +322,8 @@ export function syntaxMismatch(dataSet: Uint8Array, declared: string): string | 
   const actual = [TS.explicitLE, TS.implicitLE, TS.explicitBE].find((ts) => ts !== readAs && readsWhole(dataSet, ts));
   if (!actual) return null;
   return (
-    `the header names transfer syntax ${declared} (${transferSyntaxName(declared)}), but the data set is ` +
+    `the header names transfer syntax ${shownValue(declared, 'uid')} (${transferSyntaxName(declared)}), but the ` +
+    'data set is ' +
     `written in ${TS_NAMES[actual]}`
   );
 }

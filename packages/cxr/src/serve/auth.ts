@@ -46,17 +46,24 @@ function digest(s: string): Buffer {
 }
 
 /**
- * `name:token` entries, one per line (a file) or separated by commas/whitespace (an env var).
- * Blank lines and `#` comments are skipped. Errors name the source and line, never the token.
+ * `name:token` entries: one per line in a file (a comma is part of a token, as any printable character is; a
+ * line with a space between two entries is refused, not read as two), separated by commas or whitespace in an
+ * environment variable (CXR_*: it has no lines). Blank lines and `#` comments are skipped. Errors name the
+ * source and line, never the token.
  */
 export function parseTokenList(text: string, source: string): NamedToken[] {
+  const inVariable = source.startsWith('CXR_');
   const entries = text.split(/\r?\n/).flatMap((line, i) => {
     const bare = line.replace(/(^|\s)#.*$/, '').trim();
-    return bare ? bare.split(/[\s,]+/).map((entry) => ({ entry, line: i + 1 })) : [];
+    if (!bare) return [];
+    const parts = bare.split(inVariable ? /[\s,]+/ : /\s+/);
+    if (!inVariable && parts.length > 1)
+      throw new Error(`${source}:${i + 1}: one name:token per line (a token has no spaces)`);
+    return parts.map((entry) => ({ entry, line: i + 1 }));
   });
   const parsed = entries.map(({ entry, line }) => {
     const colon = entry.indexOf(':');
-    const where = `${source}${source.startsWith('CXR_') ? '' : `:${line}`}`;
+    const where = `${source}${inVariable ? '' : `:${line}`}`;
     if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
     return { name: entry.slice(0, colon), token: entry.slice(colon + 1), where };
   });
