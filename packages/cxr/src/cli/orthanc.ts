@@ -19,6 +19,7 @@ import {
   OrthancError,
   ProcessingError,
   processInstance,
+  readState,
   type SyncOptions,
   syncOnce,
   type SyncStats,
@@ -36,7 +37,25 @@ import {
   syncHandler,
 } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { AuditCloseError } from '../serve/audit_store';
 import { AuditOpenError, openAuditStoreForWriting } from './writable';
+
+/** SyncStats' count of each film's outcome. */
+const COUNTED = {
+  processed: 'processed',
+  'already-done': 'alreadyDone',
+  skipped: 'skipped',
+  failed: 'failed',
+} as const;
+
+/** The cursor a pass saved, or null when the file cannot be read (said by the next pass, not here). */
+function savedCursor(file: string): number | null {
+  try {
+    return readState(file)?.last ?? null;
+  } catch {
+    return null;
+  }
+}
 
 function summary(s: SyncStats, queued: boolean): string {
   return (
@@ -96,6 +115,12 @@ export function register(program: Command): void {
         '~/.local/share/cxr/audit.db, as cxr serve); with --queue the workers write it',
     )
     .option('--no-audit', 'do not write the predictions to the audit log')
+    .option(
+      '--close-timeout <ms>',
+      'after SIGINT/SIGTERM or --once, how long to wait for the audit log to close before exiting anyway (exit 1)',
+      positiveInt,
+      10_000,
+    )
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
@@ -197,6 +222,7 @@ export function register(program: Command): void {
           `watching ${config.url} every ${o.interval} s with ${model.name} ${model.version}` +
             `${queue ? `, queueing to ${queue.name}` : ''} (Ctrl-C to stop)`,
         );
+      // Counted film by film as each is done: a pass an outage interrupts still did the films before it.
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
       const internal = new InternalFailures();
@@ -215,6 +241,8 @@ export function register(program: Command): void {
               beforePredicting,
             });
         if (outcome === 'processed') internal.worked();
+        total.instances++;
+        total[COUNTED[outcome]]++;
         return outcome;
       };
       try {
@@ -238,10 +266,11 @@ export function register(program: Command): void {
             });
             sinceStart = false; // only the first pass restarts the feed
             internal.reset();
-            for (const k of ['instances', 'processed', 'alreadyDone', 'skipped', 'failed'] as const) total[k] += s[k];
             total.cursor = s.cursor;
             if (o.once || s.instances > 0) log(summary(s, !!queue));
           } catch (e) {
+            // The pass saved its cursor at the last film it finished.
+            total.cursor = savedCursor(path.resolve(o.state)) ?? total.cursor;
             if (e instanceof ProcessingError && !o.once) {
               // Perhaps passing (memory, a file being replaced): tried again. A lasting fault with one film
               // passes over it; with a second film before any other worked, the install is at fault: stop.
@@ -288,8 +317,16 @@ export function register(program: Command): void {
         process.off('SIGTERM', handlers.SIGTERM);
         predictor?.dispose();
         await queue?.close();
-        await audit?.close();
+        try {
+          await audit?.close(o.closeTimeout);
+        } catch (e) {
+          // A database that stopped answering (a network partition, AuditCloseError) is not waited for past the
+          // bound; the sync exits 1 saying so.
+          log(e instanceof AuditCloseError ? e.message : `closing the audit log failed: ${(e as Error).message}`);
+          process.exitCode = 1;
+        }
       }
+      if (!o.once) log(`stopped: ${summary(total, !!queue)} in all`);
       if (o.json) process.stdout.write(JSON.stringify(total) + '\n');
       if (total.failed > 0 && o.once) process.exitCode = 2;
     });

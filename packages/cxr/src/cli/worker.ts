@@ -108,7 +108,8 @@ export function register(program: Command): void {
     )
     .option(
       '--close-timeout <ms>',
-      'after SIGINT/SIGTERM, how long to wait for the jobs in progress and for Redis before exiting anyway (exit 1)',
+      'after SIGINT/SIGTERM, how long to wait for the jobs in progress, Redis and the audit log before exiting ' +
+        'anyway (exit 1)',
       positiveInt,
       30_000,
     )
@@ -179,6 +180,8 @@ export function register(program: Command): void {
         process.on('SIGINT', () => onSignal('SIGINT'));
         process.on('SIGTERM', () => onSignal('SIGTERM'));
       });
+      // One bound for the whole close: the jobs in progress, Redis, then the audit log.
+      const deadline = Date.now() + o.closeTimeout;
       const closing = (async () => {
         await running.close();
         await queue.close();
@@ -190,8 +193,15 @@ export function register(program: Command): void {
             'it; a job still locked to this worker is retried by another one when its lock runs out',
         );
       }
-      await store.close();
-      if (!closed) process.exit(1);
+      let logClosed = true;
+      try {
+        // What is left of the bound, yet time for a database that answers to say goodbye.
+        await store.close(Math.max(deadline - Date.now(), Math.min(1_000, o.closeTimeout)));
+      } catch (e) {
+        logClosed = false;
+        logger.error((e as Error).message);
+      }
+      if (!closed || !logClosed) process.exit(1);
       predictor.dispose();
       log('stopped');
     });

@@ -54,7 +54,7 @@ export class AuditGuard {
       pruneImages: (before) => this.use(() => raw.pruneImages(before), r, true),
       count: () => this.use(() => raw.count(), r),
       ping: () => this.use(() => raw.ping(), r),
-      close: () => raw.close(),
+      close: (ms) => raw.close(ms),
     };
   }
 

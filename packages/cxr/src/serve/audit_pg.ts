@@ -2,7 +2,8 @@
 // once. A commit is durable when it returns (PostgreSQL's default synchronous_commit). The schema
 // version is the highest row of audit_schema_migrations; openers migrate under an advisory lock,
 // so two processes starting together apply each migration once.
-import { Pool, type PoolClient } from 'pg';
+import { type Client, Pool, type PoolClient } from 'pg';
+import { settlesWithin } from '../deadline';
 import { MIGRATIONS, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
@@ -69,6 +70,8 @@ class PostgresDriver implements SqlDriver {
   constructor(
     private readonly pool: Pool,
     private readonly password: string | null,
+    /** Every connection not yet ended (openConnections). */
+    private readonly connections: Set<Client>,
   ) {}
 
   async all<T>(sql: string, params: SqlParams = {}): Promise<T[]> {
@@ -119,8 +122,24 @@ class PostgresDriver implements SqlDriver {
     return why === null ? null : redactSecret(why, this.password);
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  /**
+   * The pool's end() resolves once no client is checked out, while the idle ones' sockets still wait for the
+   * server's answer to their goodbye; a server that does not answer (hung, partitioned away) holds both, and the
+   * process with them, until it wakes. So the close is done only when every socket has ended, within the bound;
+   * past it the sockets are cut, which fails a query still waiting (its transaction is never committed).
+   */
+  async close(timeoutMs: number): Promise<boolean> {
+    const ended = (async () => {
+      await this.pool.end();
+      await Promise.all([...this.connections].map((c) => new Promise((ended) => c.once('end', ended))));
+    })();
+    if (await settlesWithin(ended, timeoutMs)) return true;
+    for (const c of this.connections) {
+      c.on('error', () => {}); // "Connection terminated unexpectedly" on one checked out: expected now
+      (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    }
+    await settlesWithin(ended, 1_000); // the queries cut fail, their clients go back, the pool ends
+    return false;
   }
 }
 
@@ -202,6 +221,7 @@ export async function openPostgresStore(
   // An idle connection the server dropped (restart, failover) must not crash the process: the
   // next query opens a new one, and fails with a real error if the server is still gone.
   pool.on('error', () => {});
+  const connections = openConnections(pool);
   let client: PoolClient | null = null;
   // As in a transaction: a connection lost while checked out rejects the query in flight; unheard, its
   // 'error' event would also end the process.
@@ -225,5 +245,16 @@ export async function openPostgresStore(
     client?.removeListener('error', lost);
     client?.release();
   }
-  return new SqlAuditStore(new PostgresDriver(pool, target.password), 'postgres', target.display);
+  return new SqlAuditStore(new PostgresDriver(pool, target.password, connections), 'postgres', target.display);
+}
+
+/** The pool's connections whose socket has not closed yet (a client emits 'end' when it has). */
+function openConnections(pool: Pool): Set<Client> {
+  const open = new Set<Client>();
+  pool.on('connect', (c) => {
+    const client = c as unknown as Client;
+    open.add(client);
+    client.once('end', () => open.delete(client));
+  });
+  return open;
 }

@@ -3,9 +3,11 @@
 // placeholders, so what is stored and how it is filtered, paged and pruned cannot drift apart.
 import type { AuditRecord } from '../predict/prediction_schema';
 import {
+  AuditCloseError,
   type AuditImages,
   type AuditStore,
   AuditUnavailableError,
+  CLOSE_TIMEOUT_MS,
   type HistoryFilter,
   type HistoryPage,
 } from './audit_store';
@@ -33,7 +35,8 @@ export interface SqlDriver {
    * (a SQL error is a bug, not an outage).
    */
   unavailable(e: unknown): string | null;
-  close(): Promise<void>;
+  /** Closes within `timeoutMs`: true, or false when the connections had to be cut past it. */
+  close(timeoutMs: number): Promise<boolean>;
 }
 
 const FIRST_MS = Date.parse('0000-01-01T00:00:00.000Z');
@@ -109,7 +112,7 @@ export class SqlAuditStore implements AuditStore {
       transaction: (statements) => driver.transaction(statements).catch(outage),
       isUniqueViolation: (e) => driver.isUniqueViolation(e),
       unavailable: (e) => driver.unavailable(e),
-      close: () => driver.close(),
+      close: (ms) => driver.close(ms),
     };
   }
 
@@ -220,7 +223,7 @@ export class SqlAuditStore implements AuditStore {
     await this.driver.all('SELECT 1 AS one');
   }
 
-  close(): Promise<void> {
-    return this.driver.close();
+  async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
+    if (!(await this.driver.close(timeoutMs))) throw new AuditCloseError(this.location, timeoutMs);
   }
 }

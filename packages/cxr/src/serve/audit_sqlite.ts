@@ -56,11 +56,15 @@ class SqliteDriver implements SqlDriver {
     return `cannot be used: ${(e as Error).message} (${code})`;
   }
 
-  /** Checkpoints the WAL into the main file and closes; the next open finds a tidy database. */
-  async close(): Promise<void> {
-    if (!this.db.open) return;
+  /**
+   * Checkpoints the WAL into the main file and closes; the next open finds a tidy database. Synchronous, and
+   * bounded by the busy timeout: always within the bound.
+   */
+  async close(): Promise<boolean> {
+    if (!this.db.open) return true;
     if (!this.db.readonly && !this.readsOnly) this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
+    return true;
   }
 }
 
@@ -131,6 +135,72 @@ function readsWithoutTrace(file: string): boolean {
   }
 }
 
+/**
+ * A writer (serve, predict, sync) is refused at once a log it may not write, naming it and why: SQLite would open
+ * it read-only without a word and fail later with "attempt to write a readonly database", or, in a folder where
+ * it cannot make its -wal and -shm files, with a bare "unable to open database file".
+ */
+function refuseUnwritable(file: string): void {
+  if (!fs.existsSync(file)) return; // made in its folder, which makeDirs proved
+  const cannot = (why: string) => new Error(`audit log ${file}: cannot write it (${why})`);
+  try {
+    fs.accessSync(file, fs.constants.W_OK);
+  } catch (e) {
+    throw cannot(accessWords(e, 'only its owner may write it'));
+  }
+  if (fs.existsSync(`${file}-wal`) && fs.existsSync(`${file}-shm`)) return;
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+  } catch (e) {
+    throw cannot(accessWords(e, 'its folder is not writable, and SQLite makes its -wal and -shm files there'));
+  }
+}
+
+/** A failed access check in words: a read-only file system, else `denied`. */
+function accessWords(e: unknown, denied: string): string {
+  return (e as NodeJS.ErrnoException).code === 'EROFS'
+    ? 'it is on a read-only file system'
+    : `permission denied: ${denied}`;
+}
+
+/**
+ * A reader that may not write the log. A log in WAL mode is read through its -shm file, which SQLite makes when
+ * missing: on a read-only file system, or in a folder of another user's, it cannot, and the open fails. With no
+ * write-ahead log beside it no program has the log open and every row is in the file itself: a copy of it in
+ * memory (marked as a rollback-journal database, which needs no -shm) is read instead. With rows in a -wal that
+ * cannot be read, the reader is told so rather than shown a log without them.
+ */
+function openReader(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('user_version'); // the first read opens the -shm file
+    return db;
+  } catch (e) {
+    db.close();
+    // CANTOPEN: the -shm cannot be made (a read-only file system); READONLY_DIRECTORY: not in this folder.
+    if (!/^SQLITE_(CANTOPEN|READONLY_DIRECTORY)$/.test((e as { code?: string }).code ?? '')) throw e;
+  }
+  const wal = fs.statSync(`${file}-wal`, { throwIfNoEntry: false });
+  if (wal && wal.size > 0)
+    throw new Error(
+      `audit log ${file}: cannot read it: its newest rows are in ${file}-wal, which SQLite reads through a -shm file ` +
+        'it cannot make there (a read-only file system, or a folder of another user). Read it as the user that ' +
+        'writes it, or once that program has closed the log',
+    );
+  if (fs.statSync(file).size > MAX_COPY_BYTES)
+    throw new Error(
+      `audit log ${file}: cannot read it here: SQLite cannot make its -shm file beside it, and at over ` +
+        `${MAX_COPY_BYTES / 2 ** 30} GiB it is too large to read from memory. Copy it to a folder you may write`,
+    );
+  const bytes = fs.readFileSync(file);
+  // The header's read and write versions (bytes 18, 19): 2 is WAL, 1 the rollback journal, which needs no -shm.
+  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) bytes[18] = bytes[19] = 1;
+  return new Database(bytes, { readonly: true });
+}
+
+/** The largest log read from memory when it cannot be read in place (openReader). */
+const MAX_COPY_BYTES = 2 * 2 ** 30;
+
 function isFolder(file: string): boolean {
   try {
     return fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -172,13 +242,11 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
       throw new Error(`audit log ${file}: cannot write it (${writeFailure(e)})`);
     }
   }
+  if (file !== ':memory:' && !opts.readonly) refuseUnwritable(file);
   const readsOnly = opts.readonly === true && readsWithoutTrace(file);
   let db: Database.Database;
   try {
-    db = new Database(file, {
-      readonly: (opts.readonly ?? false) && !readsOnly,
-      fileMustExist: opts.readonly ?? false,
-    });
+    db = opts.readonly && !readsOnly ? openReader(file) : new Database(file, { fileMustExist: opts.readonly ?? false });
   } catch (e) {
     // SQLite says "unable to open database file" without the file or the reason: name both.
     if ((e as { code?: string }).code !== 'SQLITE_CANTOPEN') throw e;

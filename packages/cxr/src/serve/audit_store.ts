@@ -64,7 +64,34 @@ export interface AuditStore {
   count(): Promise<number>;
   /** Resolves when the log answers a trivial query: the cheapest check that it can be reached. */
   ping(): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Closes the log: waits for the writes in flight and for the connections to end, within `timeoutMs`
+   * (default CLOSE_TIMEOUT_MS). Past it (a database that stopped answering: a network partition) the
+   * connections are cut, any write still pending is not committed, and it throws AuditCloseError.
+   */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/** How long close() waits for a database that does not answer, unless told otherwise. */
+export const CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * The log did not close within the bound: its connections were cut. The message names the log (password
+ * hidden) and the bound, for a shutdown to say what it did not close.
+ */
+export class AuditCloseError extends Error {
+  readonly code = 'AUDIT_CLOSE_TIMEOUT';
+
+  constructor(
+    readonly location: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `the audit log (${location}) did not close within ${timeoutMs} ms (the database does not answer): ` +
+        'its connections were cut; a write still pending was not committed',
+    );
+    this.name = 'AuditCloseError';
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { type AuditStore, openAuditStore } from './audit';
+import { CLOSE_TIMEOUT_MS } from './audit_store';
 import { buildApp, AppOptions } from './app';
 import { serverTokens } from './auth';
 import { listenUrl } from './exposure';
@@ -43,8 +44,13 @@ export interface RunningServer {
   audit: AuditStore;
   /** What /metrics reports: `metrics.addGauge(name, help, () => n)` exposes one more number. */
   metrics: ServeMetrics;
-  /** Idempotent: stops accepting, waits for in-flight requests, closes the log and the model. */
+  /**
+   * Idempotent: stops accepting, waits for in-flight requests, closes the log and the model. The log's close is
+   * bounded (CLOSE_TIMEOUT_MS): past it, it fails with AuditCloseError, the model disposed all the same.
+   */
   close(): Promise<void>;
+  /** What close() is waiting for now, for a shutdown that gives up on it to name ("in-flight requests"). */
+  closingStage?(): string;
 }
 
 /** The built page: dist/src/web/static next to this compiled file. */
@@ -112,6 +118,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // The bound address itself: fastify's return value names 127.0.0.1 even when bound to 0.0.0.0.
     const address = listenUrl(app.server.address());
     let closing: Promise<void> | null = null;
+    let stage = 'in-flight requests';
     const server: RunningServer = {
       app,
       url: address,
@@ -122,11 +129,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (closing ??= (async () => {
           clearInterval(pruner);
           await app.close();
+          stage = 'the job queue (Redis)';
           if (jobs && !(await settlesWithin(jobs.close(), QUEUE_TIMEOUT_MS)))
             log.warn(`the job queue (Redis) did not close within ${QUEUE_TIMEOUT_MS / 1000} s: not waiting for it`);
-          await opened.close();
-          predictor.dispose();
+          stage = `the audit log (${opened.location})`;
+          try {
+            // Bounded: a write that timed out for its client (503) may still wait on a database that is hung.
+            await opened.close(CLOSE_TIMEOUT_MS);
+          } finally {
+            stage = 'the model';
+            predictor.dispose();
+          }
         })()),
+      closingStage: () => stage,
     };
     log.info(
       {
@@ -167,7 +182,8 @@ export function closeOnSignals(server: () => RunningServer | undefined, log: Log
     }
     log.info({ signal }, `${signal}: finishing in-flight requests, then closing the audit log`);
     const timer = setTimeout(() => {
-      log.error({ graceMs }, `requests still running after ${graceMs} ms, exiting`);
+      const waiting = running.closingStage?.() ?? 'in-flight requests';
+      log.error({ graceMs, waiting }, `still waiting for ${waiting} after ${graceMs} ms, exiting`);
       process.exit(1);
     }, graceMs);
     timer.unref();
@@ -177,7 +193,8 @@ export function closeOnSignals(server: () => RunningServer | undefined, log: Log
         process.exit(0);
       },
       (e: unknown) => {
-        log.error({ err: e }, 'error while closing');
+        // AuditCloseError: the requests were all answered; the log did not close and says so.
+        log.error({ err: e }, `error while closing: ${e instanceof Error ? e.message : String(e)}`);
         process.exit(1);
       },
     );

@@ -1,0 +1,136 @@
+// `cxr orthanc sync` counts each film when it is done. QA: after an Orthanc outage, 48 films were predicted and
+// stored (48 log lines, 48 audit rows) but --json said "processed":38: the films of a pass the outage interrupted
+// were dropped from the totals, which were added only after a pass that finished.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { openAuditStore } from '../src/serve/audit';
+import { imageElements, writeDicom } from './dicom-writer';
+import { findInstances } from './pacs-results';
+import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+
+const skip = stackUnavailable();
+if (skip) console.log(`# orthanc-sync-counts skipped: ${skip}`);
+let stack: Stack | undefined;
+let dir = '';
+let modelDir = '';
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('orthanc-sync-counts');
+  modelDir = await makeTinyModel(path.join(dir, 'model'));
+  stack = startStack('orthanc-sync-counts', ['orthanc']);
+});
+after(() => {
+  stopStack(stack);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A small chest film of its own (its UIDs from `n`). */
+function film(n: number): Buffer {
+  const pixels = new Uint8Array(256 * 256);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i % 256) ^ (n * 37);
+  const uid = (tag: number) => ({ tag, vr: 'UI', value: `2.25.${880000 + n * 10 + (tag & 0xf)}` });
+  return writeDicom(
+    imageElements({
+      rows: 256,
+      columns: 256,
+      bitsAllocated: 8,
+      pixels,
+      extra: [
+        { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+        uid(0x00080018),
+        uid(0x0020000d),
+        uid(0x0020000e),
+      ],
+    }),
+  );
+}
+
+/**
+ * A proxy before Orthanc that goes away (503, as a load balancer answers for a PACS that is down) for `outageMs`
+ * from the `nth` film download on: the pass in progress stops there, after the films before it were done.
+ */
+async function flakyProxy(target: string, nth: number, outageMs: number) {
+  let downloads = 0;
+  let downUntil = 0;
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    if (/^\/instances\/[^/]+\/file$/.test(req.url ?? '') && ++downloads === nth) downUntil = Date.now() + outageMs;
+    if (Date.now() < downUntil) {
+      res.writeHead(503).end('down for maintenance');
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const h of ['authorization', 'content-type', 'accept']) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const body = chunks.length ? new Uint8Array(Buffer.concat(chunks)) : undefined;
+    const r = await fetch(target + req.url, { method: req.method, headers, body });
+    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' });
+    res.end(Buffer.from(await r.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('films done in a pass an Orthanc outage interrupts are counted', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  const films = 3;
+  for (let n = 1; n <= films; n++) {
+    const r = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(film(n)) });
+    assert.equal(r.status, 200);
+  }
+  // The third film's download meets the outage: the first pass does two films, the next one the third.
+  const proxy = await flakyProxy(stack!.env.CXR_ORTHANC_URL, films, 1_500);
+  const db = path.join(dir, 'audit.db');
+  const sync = spawn(
+    process.execPath,
+    [CLI, 'orthanc', 'sync', '--interval', '0.5', '--since-start', '--state', path.join(dir, 's.json'), '--json'],
+    { env: { ...process.env, ...stack!.env, CXR_ORTHANC_URL: proxy.url, CXR_MODEL: modelDir, CXR_DB: db } },
+  );
+  let err = '';
+  let out = '';
+  sync.stderr.on('data', (d) => (err += d));
+  sync.stdout.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => sync.on('close', r));
+  try {
+    const end = Date.now() + 90_000;
+    while ((await findInstances(stack!, { Modality: 'SR' })).length < films) {
+      assert.ok(Date.now() < end && sync.exitCode === null, `the films' results never came:\n${err}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.match(err, /503[^\n]*retrying in 0\.5 s/, 'the outage interrupted a pass');
+    sync.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+  } finally {
+    if (sync.exitCode === null) sync.kill('SIGKILL');
+    await proxy.close();
+  }
+  const predicted = err.match(/predicted \S+ \([\d.]+\) and stored its results/g) ?? [];
+  assert.equal(predicted.length, films, err);
+  const store = await openAuditStore(db, { readonly: true });
+  const rows = await store.count();
+  await store.close();
+  assert.equal(rows, films);
+  const counts = JSON.parse(out) as Record<'instances' | 'processed' | 'alreadyDone' | 'skipped' | 'failed', number>;
+  assert.deepEqual({ processed: counts.processed, failed: counts.failed }, { processed: films, failed: 0 }, out);
+  // Every NewInstance change read once (the results stored back are skipped), each counted as what became of it.
+  assert.equal(counts.instances, counts.processed + counts.alreadyDone + counts.skipped + counts.failed, out);
+  assert.match(err, new RegExp(`stopped: ${counts.instances} new instances: ${films} predicted and stored, .* in all`));
+});
