@@ -6,7 +6,7 @@ import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { defaultModelDir } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { defaultDbPath } from '../serve/audit';
-import { loadTokens } from '../serve/auth';
+import { loadTokens, TokenSet } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
@@ -137,6 +137,8 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
   const orthanc = process.env.CXR_ORTHANC_URL ? new OrthancClient(loadOrthancConfig({ warn })) : null;
   let server: RunningServer | undefined;
   closeOnSignals(() => server, log);
+  const tokenSet = new TokenSet(tokens);
+  reloadTokensOnHangup(tokenSet, o.tokensFile, log);
   server = await startServer({
     openJobs: redisUrl
       ? (p) =>
@@ -157,7 +159,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
         { oodPolicy: o.oodPolicy, decodeWorkers: o.concurrency, threads: o.threads },
         log,
       ),
-    tokens,
+    tokens: tokenSet,
     allowedHosts: o.allowedHost,
     storeImages: o.storeImages && o.retainImages > 0,
     retainImagesMs: o.retainImages,
@@ -193,4 +195,24 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
                 'until it does',
         ),
     );
+}
+
+/**
+ * SIGHUP reads --tokens-file again, so that a token can be revoked or added without a restart (a hang-up ended
+ * the server at once before). A file that cannot be read or is not valid leaves the tokens in use as they were.
+ */
+function reloadTokensOnHangup(tokens: TokenSet, file: string | undefined, log: Logger): void {
+  process.on('SIGHUP', () => {
+    if (!file) {
+      log.warn('SIGHUP: the tokens come from no --tokens-file (none, or the environment): nothing to read again');
+      return;
+    }
+    try {
+      const next = loadTokens({}, file, (line) => log.warn(line));
+      tokens.replace(next);
+      log.info({ tokensConfigured: next.length }, `SIGHUP: tokens read again from ${file}: ${next.length} in use`);
+    } catch (e) {
+      log.error(`SIGHUP: ${(e as Error).message}; the tokens in use are kept`);
+    }
+  });
 }

@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, FastifyInstance, type FastifyReply, ty
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
 import { AuditGuard } from './audit_guard';
-import { NamedToken, serverTokens, tokenMatcher } from './auth';
+import { NamedToken, serverTokens, TokenSet } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
 import { exposureCheck } from './exposure';
 import { HttpError } from './http_error';
@@ -42,8 +42,11 @@ export interface AppOptions {
    * 8-512 printable characters without spaces, as CXR_API_TOKEN (an error otherwise).
    */
   apiToken?: string;
-  /** Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". */
-  tokens?: NamedToken[];
+  /**
+   * Named tokens (the audit log records the name); apiToken, when also set, is one more named "default". A
+   * TokenSet can be replaced while the server runs (apiToken then unset).
+   */
+  tokens?: NamedToken[] | TokenSet;
   /** The --host the server listens on: accepted in the Host header besides localhost and IP literals. */
   boundHost?: string;
   /** More names accepted in Host and Origin headers (--allowed-host). */
@@ -94,8 +97,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Memory follows the concurrency limit: room for the uploads being predicted and two more arriving.
   const uploads = new UploadBudget(opts.uploadBudgetBytes ?? ((opts.concurrency ?? 2) + 2) * maxUploadBytes);
   const recent = new RecentImages();
-  const tokens = serverTokens(opts);
-  const tokenName = tokens.length ? tokenMatcher(tokens) : null;
+  const tokenSet = opts.tokens instanceof TokenSet ? opts.tokens : new TokenSet(serverTokens(opts));
+  // Read at each request: a set replaced while the server runs (SIGHUP) is used from the next request on.
+  const tokenName = tokenSet.size ? (authorization: string | undefined) => tokenSet.name(authorization) : null;
   const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const metrics = opts.metrics ?? new ServeMetrics();
   metrics.addGauge('cxr_predictions_running', 'Predictions being computed now', () => queue.running);

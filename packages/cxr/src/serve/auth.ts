@@ -74,7 +74,11 @@ export function parseTokenList(text: string, source: string): NamedToken[] {
  * The tokens a server is started with in code (buildApp, startServer): `tokens`, and `apiToken` as one
  * more named "default", held to the rules the environment's tokens meet; [] = no auth.
  */
-export function serverTokens(opts: { apiToken?: string; tokens?: readonly NamedToken[] }): NamedToken[] {
+export function serverTokens(opts: { apiToken?: string; tokens?: readonly NamedToken[] | TokenSet }): NamedToken[] {
+  if (opts.tokens instanceof TokenSet) {
+    if (opts.apiToken !== undefined) throw new Error('apiToken cannot be given with a TokenSet: add it to the set');
+    return opts.tokens.list();
+  }
   const single = opts.apiToken === undefined ? [] : [{ name: 'default', token: checkToken(opts.apiToken, 'apiToken') }];
   return checkNamedTokens([...(opts.tokens ?? []), ...single], 'tokens');
 }
@@ -127,4 +131,40 @@ export function tokenMatcher(tokens: NamedToken[]): (authorization: string | und
     for (const w of wanted) if (crypto.timingSafeEqual(got, w.digest) && m) found = w.name;
     return found;
   };
+}
+
+/**
+ * A server's tokens, replaceable while it runs (`cxr serve` reads its --tokens-file again on SIGHUP): a revoked
+ * token stops working without a restart. Whether the server asks for a token at all is decided at its start, so
+ * a set that had tokens cannot be emptied (that would open the API while it runs).
+ */
+export class TokenSet {
+  private tokens: NamedToken[];
+  private matcher: (authorization: string | undefined) => string | null;
+
+  constructor(tokens: readonly NamedToken[]) {
+    this.tokens = checkNamedTokens(tokens, 'tokens');
+    this.matcher = tokenMatcher(this.tokens);
+  }
+
+  get size(): number {
+    return this.tokens.length;
+  }
+
+  list(): NamedToken[] {
+    return [...this.tokens];
+  }
+
+  /** The name of the token in an `Authorization: Bearer` header, or null when it matches none. */
+  name(authorization: string | undefined): string | null {
+    return this.matcher(authorization);
+  }
+
+  replace(tokens: readonly NamedToken[]): void {
+    if (this.tokens.length && !tokens.length) throw new Error('no tokens: the API would be open to anyone');
+    if (!this.tokens.length && tokens.length) throw new Error('the server was started without tokens: restart it');
+    const checked = checkNamedTokens(tokens, 'tokens');
+    this.tokens = checked;
+    this.matcher = tokenMatcher(checked);
+  }
 }
