@@ -82,6 +82,9 @@ test('Origin: a cross-site POST is refused before the predictor; same-origin and
     'http://localhost:3000',
     'https://localhost.evil.example:8080',
     'file://',
+    // Another service on an --allowed-host, on another port, is another origin.
+    'http://xray.clinic.lan:9999',
+    'https://xray.clinic.lan:8443',
   ]) {
     const res = await post({ origin });
     assert.equal(res.statusCode, 403, origin);

@@ -38,6 +38,9 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** An onRequest check: throws 403 for a Host outside the allow-list or a foreign Origin. */
 export function exposureCheck(opts: ExposureOptions): (req: FastifyRequest) => void {
   const extra = new Set((opts.allowedHosts ?? []).map(hostnameOf));
+  // An --allowed-host origin (the page through a TLS proxy) on its scheme's own port, or on the port given with
+  // it (NAME:PORT): another service on that host, on another port, is another origin and may not post here.
+  const extraOrigins = new Set((opts.allowedHosts ?? []).map((h) => h.trim().toLowerCase()));
   const names = new Set([...LOCAL_NAMES, hostnameOf(opts.boundHost), ...extra]);
   const hostAllowed = (hostname: string) => names.has(hostname) || net.isIP(hostname) !== 0;
   return (req) => {
@@ -53,14 +56,18 @@ export function exposureCheck(opts: ExposureOptions): (req: FastifyRequest) => v
     const origin = req.headers.origin;
     if (origin === undefined || !STATE_CHANGING.has(req.method)) return;
     let originHost: string | null = null;
+    let defaultPort = false;
     try {
       const u = new URL(origin);
       if (u.protocol === 'http:' || u.protocol === 'https:') originHost = u.host;
+      defaultPort = u.port === '';
     } catch {
       originHost = null; // "null" (sandboxed frames, file:) or garbage
     }
     const sameOrigin = originHost !== null && host !== undefined && originHost === host.toLowerCase();
-    if (!sameOrigin && !(originHost !== null && extra.has(hostnameOf(originHost)))) {
+    const allowed =
+      originHost !== null && ((defaultPort && extra.has(hostnameOf(originHost))) || extraOrigins.has(originHost));
+    if (!sameOrigin && !allowed) {
       throw new HttpError(
         403,
         'CROSS_ORIGIN',
