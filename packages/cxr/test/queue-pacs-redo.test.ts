@@ -22,6 +22,7 @@ import {
   enqueueFile,
   enqueueInstance,
   jobIdFor,
+  jobIdOf,
   type JobData,
   type JobQueue,
   type JobSpec,
@@ -35,6 +36,7 @@ import {
   UploadStore,
 } from '../src/queue';
 import { readSource } from '../src/dicom_out';
+import { sha256Of } from '../src/queue/job';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { HttpError } from '../src/serve/http_error';
 import { CLI, DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, spawnServer, tempDir } from './serve-fixtures';
@@ -181,6 +183,10 @@ test('a film done as a file, then sent to Orthanc, gets its SR and SC; so does o
 
   // A file job for the film still waiting makes an audit row, not the SR and SC: it is not the film's Orthanc job.
   await queue.remove(legacyId);
+  // The finished file job above has an id of its own (its bytes'): taken out too, so that one is queued again.
+  await queue.remove(
+    jobIdOf({ ...data, source: { kind: 'file', path: DICOM_FILE } }, sha256Of(fs.readFileSync(DICOM_FILE))),
+  );
   assert.equal(await enqueueFile(queue, spec, DICOM_FILE), 'queued');
   s = await stored(DICOM_FILE);
   assert.equal((await orthanc(stack!, `/instances/${s.sc[0]}`, { method: 'DELETE' })).status, 200);

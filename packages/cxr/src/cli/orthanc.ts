@@ -30,6 +30,7 @@ import { Predictor } from '../predict/predictor';
 import {
   auditLogError,
   connectQueue,
+  insertFilmRow,
   isOutage,
   type JobQueue,
   type JobSpec,
@@ -187,7 +188,8 @@ export function register(program: Command): void {
                 resultKey: film.sopInstanceUid,
               });
               try {
-                await store.insertOnce(record, null, film.sopInstanceUid);
+                // Another film's row under the same UID is no answer for this one: it gets its own (film_rows.ts).
+                await insertFilmRow(store, record, null, film.sopInstanceUid);
               } catch (e) {
                 // Named (password hidden), and thrown before the results are stored: the film is done again.
                 throw auditLogError(store.location, e);

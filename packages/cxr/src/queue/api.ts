@@ -97,7 +97,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     if (bytes.length > capBytes) throw overJobUploadCap(name, bytes.length, capBytes);
     const s = spec(opts);
     const sha256 = sha256Of(bytes);
-    const data = dataFor(s, { kind: 'upload', sha256, name }, resultKeyOf(bytes, s.patientAge));
+    // The file name is the request's (routes/jobs.ts answers with it); the job data keeps none (job.ts).
+    const data = dataFor(s, { kind: 'upload', sha256, name: '' }, resultKeyOf(bytes, s.patientAge));
     // The bytes first: a worker never sees a job whose film is not held. A finished job's
     // film is not held again (the result stands).
     const existing = await o.queue.getJob(jobIdOf(data));

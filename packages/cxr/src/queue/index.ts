@@ -13,9 +13,11 @@ export {
   type RedisRole,
   type RedisSources,
 } from './connection';
+export { type FilmRowStore, type FilmRowWritten, findFilmRow, insertFilmRow } from './film_rows';
 export {
   AGE_OVER_BOUND,
   AGE_UNDER_BOUND,
+  byteKeyOf,
   canonicalJobId,
   filmKeyOf,
   JobDataSchema,

@@ -3,9 +3,12 @@
 // here too: both come back out of Redis, which other programs (and other versions of cxr) write to, so
 // the worker validates job data, and the API a job's result, with its schema before use.
 //
-// The job id is the result's identity: the film (its SOP Instance UID, else the sha256 of its
-// bytes), the model's sha256 and the operating point. BullMQ adds a job only when no job with its
-// id exists, so the same film queued twice is one job, and a finished job is found, not redone.
+// The job id is the result's identity: the film, the model's sha256 and the operating point. BullMQ
+// adds a job only when no job with its id exists, so the same film queued twice is one job, and a
+// finished job is found, not redone. For a file or upload the film is the sha256 of its bytes: two
+// different files may carry one SOP Instance UID (a copy edited, a faulty modality, a forged file), and
+// a job named by the UID would answer the second with the first's result. The result key (and the
+// audit row's) stays the UID; a row found by it answers only a film of the same bytes (film_rows.ts).
 // An Orthanc job does more than a file or upload job of the same film (it stores the SR and Secondary
 // Capture in the PACS), so its id starts with `orthanc-`: a finished file job must not stand for
 // results that the PACS does not have. The id is not in the job data, so workers of any version
@@ -67,7 +70,9 @@ export const JobSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), path: z.string().min(1).max(4096) }).strict(),
   // Orthanc's ids are SHA-1 digests in five dash-separated groups.
   z.object({ kind: z.literal('orthanc'), instanceId: z.string().regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/) }).strict(),
-  // An upload to POST /api/v1/jobs: its bytes wait in Redis under this digest (queue/uploads.ts).
+  // An upload to POST /api/v1/jobs: its bytes wait in Redis under this digest (queue/uploads.ts). Its file name
+  // is not kept (''), as the audit log keeps none: nothing reads it, and Redis keeps job data for days. Older
+  // versions wrote it, and their workers require the field.
   z.object({ kind: z.literal('upload'), sha256: sha256Hex, name: z.string().max(255) }).strict(),
 ]);
 export type JobSource = z.infer<typeof JobSourceSchema>;
@@ -176,6 +181,15 @@ export function resultKeyOf(bytes: Uint8Array, patientAge?: number): string {
   return film + ageSuffixFor(patientAge);
 }
 
+/**
+ * The result key of a film by its bytes: `sha256:` and their digest, with `resultKey`'s age suffix. What a DICOM
+ * film is keyed by when its UID's key already names another film's bytes (film_rows.ts), and the film part of a
+ * file or upload job's id.
+ */
+export function byteKeyOf(resultKey: string, sha256: string): string {
+  return `sha256:${sha256}${ageSuffixOf(resultKey)}`;
+}
+
 /** The film's key within a result key (the SOP Instance UID or sha256, without the age suffix). */
 export function filmKeyOf(resultKey: string): string {
   return resultKey.slice(0, resultKey.length - ageSuffixOf(resultKey).length);
@@ -188,7 +202,8 @@ export const ORTHANC_JOB_PREFIX = 'orthanc-';
  * The job id for a result: key, model and operating point joined by `~` (BullMQ refuses `:` in
  * ids, so `sha256:` becomes `sha256-`; UIDs are digits and dots, and the age suffix has no `~`, so
  * the id stays unambiguous; clients are given it URL-encoded). An Orthanc job's film part starts
- * with ORTHANC_JOB_PREFIX; file and upload jobs share their ids (both make an audit row, nothing more).
+ * with ORTHANC_JOB_PREFIX; file and upload jobs share their ids (both make an audit row, nothing more), and are
+ * given a byte key here (byteKeyOf, queue.ts jobIdOf): those before that used the UID, and are still found.
  */
 export function jobIdFor(
   resultKey: string,

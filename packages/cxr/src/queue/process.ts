@@ -4,7 +4,8 @@
 // mid-job, the lock expired, another worker took it), so every step is safe to repeat:
 // - the audit row is written with insertOnce on (result key, model, operating point); a second
 //   run finds it and writes nothing (an upload job that wants a heat map its row lacks writes its
-//   own row without a key: answerAgain);
+//   own row without a key: answerAgain). A row found by a UID answers only a film of the same bytes:
+//   another film with that UID gets a row of its own (film_rows.ts);
 // - SR and Secondary Capture have UIDs derived from the film, model and operating point, and
 //   processInstance stores only those not in the PACS yet;
 // - the row is written before the results are stored, so a run killed in between still leaves
@@ -22,6 +23,7 @@ import {
   resultKeyOf,
   sha256Of,
 } from './job';
+import { type FilmRowStore, type FilmSha256, findFilmRow, insertFilmRow } from './film_rows';
 import { jobIdOf } from './queue';
 import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
 import type { UploadStore } from './uploads';
@@ -78,13 +80,21 @@ function apiView(record: AuditRecord, verdict?: Prediction['verdict']): ApiPredi
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The stored row of a result, or null; a failure names the audit log (and an outage is retried). */
-async function findRow(ctx: JobContext, data: JobData): Promise<AuditRecord | null> {
-  try {
-    return await ctx.store.findByResultKey(data.resultKey, data.model.sha256, data.operatingPoint);
-  } catch (e) {
-    throw auditLogError(ctx.store.location, e);
-  }
+/** The audit log as film_rows.ts uses it: each failure names the log (and an outage is retried). */
+function rowsOf(ctx: JobContext): FilmRowStore {
+  const named = <T>(p: Promise<T>) =>
+    p.catch((e: unknown) => {
+      throw auditLogError(ctx.store.location, e);
+    });
+  return {
+    insertOnce: (record, images, key) => named(ctx.store.insertOnce(record, images, key)),
+    findByResultKey: (key, model, op) => named(ctx.store.findByResultKey(key, model, op)),
+  };
+}
+
+/** The stored row of the job's film (of these bytes: film_rows.ts), or null. */
+function findRow(ctx: JobContext, data: JobData, filmSha256: FilmSha256): Promise<AuditRecord | null> {
+  return findFilmRow(rowsOf(ctx), data.resultKey, data.model.sha256, data.operatingPoint, filmSha256);
 }
 
 /**
@@ -132,14 +142,9 @@ async function recordOnce(
     hasThumbnail: !!images?.thumbnailPng,
     resultKey: data.resultKey,
   });
-  let written: Awaited<ReturnType<ResultStore['insertOnce']>>;
-  try {
-    written = await ctx.store.insertOnce(record, images, data.resultKey);
-  } catch (e) {
-    throw auditLogError(ctx.store.location, e);
-  }
-  if (written === 'inserted') return record;
-  const first = await findRow(ctx, data);
+  const written = await insertFilmRow(rowsOf(ctx), record, images, data.resultKey);
+  if (written.written === 'inserted') return written.record;
+  const first = written.row;
   if (!first) throw new Error(`audit log: ${data.resultKey} was reported present and then not found`);
   if (answersJob(ctx, data, first) || !images?.heatmapPng) return first;
   return answerAgain(ctx, { ...record, resultKey: null }, images);
@@ -162,13 +167,36 @@ async function answerAgain(ctx: JobContext, record: AuditRecord, images: AuditIm
   return record;
 }
 
-async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
+/** A file job's sha256 of the film as it was queued (the film part of its id: queue.ts jobIdOf), if there. */
+const queuedSha256 = (jobId: string) => /^sha256-([0-9a-f]{64})/.exec(jobId)?.[1] ?? null;
+
+/** The bytes of an upload job's film; a film no longer held cannot be predicted by any retry. */
+async function heldFilm(ctx: JobContext, sha256: string): Promise<Buffer> {
+  const held = await ctx.uploads.get(sha256);
+  if (!held) throw new UnrecoverableError(`the uploaded film ${sha256} is no longer held (upload it again)`);
+  return held;
+}
+
+async function filmJob(ctx: JobContext, data: JobData, jobId: string): Promise<JobResult> {
   const { source } = data;
-  const known = await findRow(ctx, data);
+  if (source.kind === 'orthanc') throw new Error('filmJob: not a film');
+  const what = source.kind === 'file' ? source.path : 'the upload';
+  // A file is read first: the row of its UID answers it only when made from the same bytes (film_rows.ts). An
+  // upload's source names its bytes, which are fetched only when they are predicted.
+  let bytes: Buffer | null = null;
+  let sha256: string;
+  if (source.kind === 'file') {
+    bytes = await readFilm(source.path);
+    sha256 = sha256Of(bytes);
+  } else sha256 = source.sha256;
+  const queued = source.kind === 'file' ? queuedSha256(jobId) : null;
+  if (queued && queued !== sha256) throw new UnrecoverableError(`${what} changed since it was queued`);
+  const known = await findRow(ctx, data, sha256);
   if (known && answersJob(ctx, data, known)) {
-    if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
+    if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobId);
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
   }
+  bytes ??= await heldFilm(ctx, sha256);
   // Thumbnails for uploads only, as cxr serve keeps them; a file job does what cxr predict does.
   const opts = {
     operatingPoint: data.operatingPoint,
@@ -176,38 +204,28 @@ async function filmJob(ctx: JobContext, data: JobData): Promise<JobResult> {
     thumbnail: ctx.storeImages && source.kind === 'upload',
     patientAge: data.patientAge,
   };
-  let bytes: Buffer;
+  const started = performance.now();
   let prediction: Prediction;
-  let latencyMs: number;
-  if (source.kind === 'file' || source.kind === 'upload') {
-    if (source.kind === 'file') bytes = await readFilm(source.path);
-    else {
-      const held = await ctx.uploads.get(source.sha256);
-      if (!held) throw new UnrecoverableError(`the uploaded film ${source.sha256} is no longer held (upload it again)`);
-      bytes = held;
-    }
-    const started = performance.now();
-    try {
-      prediction = await ctx.predictor.predict(bytes, opts);
-    } catch (e) {
-      // Never retried: the worker's 'failed' handler lets the film go (letGoOfFailed).
-      if (e instanceof InputError) throw new UnrecoverableError(e.message);
-      throw e;
-    }
-    latencyMs = performance.now() - started;
-  } else throw new Error('filmJob: not a film');
+  try {
+    prediction = await ctx.predictor.predict(bytes, opts);
+  } catch (e) {
+    // Never retried: the worker's 'failed' handler lets the film go (letGoOfFailed).
+    if (e instanceof InputError) throw new UnrecoverableError(e.message);
+    throw e;
+  }
+  const latencyMs = performance.now() - started;
   // A bare DICOM data set queued by an older version was keyed by its bytes' sha256 (it is keyed by its
   // UID now): the same bytes are the same film.
   const queuedKey = filmKeyOf(data.resultKey);
-  if (resultKeyOf(bytes) !== queuedKey && queuedKey !== `sha256:${sha256Of(bytes)}`) {
-    throw new UnrecoverableError(`${source.kind === 'file' ? source.path : 'the upload'} changed since it was queued`);
+  if (resultKeyOf(bytes) !== queuedKey && queuedKey !== `sha256:${sha256}`) {
+    throw new UnrecoverableError(`${what} changed since it was queued`);
   }
   const images = ctx.storeImages
     ? await compactImages({ heatmapPng: prediction.heatmapPng, thumbnailPng: prediction.thumbnailPng })
     : null;
   const record = await recordOnce(ctx, data, prediction, latencyMs, images);
   if (ctx.pauseAfterAuditMs) await pause(ctx.pauseAfterAuditMs);
-  if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobIdOf(data));
+  if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobId);
   return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(record, prediction.verdict) };
 }
 
@@ -305,12 +323,22 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   if (outcome === 'skipped') return { outcome: 'skipped', resultKey: data.resultKey, prediction: null };
   const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;
   if (m) return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(m.record, m.verdict) };
-  const known = await findRow(ctx, data);
+  // Done before (its SR and SC in the PACS): the row of its UID answers only if made from this instance's bytes,
+  // which are fetched to tell (only when there is such a row).
+  const orthanc = ctx.orthanc;
+  const instanceSha256 = () =>
+    orthanc.instanceFile(instanceId).then(sha256Of, (e: unknown) => {
+      throw loginRefused(e) ?? e;
+    });
+  const known = await findRow(ctx, data, instanceSha256);
   return { outcome: 'already-done', resultKey: data.resultKey, prediction: known ? apiView(known) : null };
 }
 
-/** Runs one job's data; throws UnrecoverableError for what a retry cannot fix. */
-export async function processJob(ctx: JobContext, raw: unknown): Promise<JobResult> {
+/**
+ * Runs one job's data; throws UnrecoverableError for what a retry cannot fix. `jobId`: the job's id in the queue
+ * (an upload lets go of its film under it); by default the one this version gives the data (queue.ts jobIdOf).
+ */
+export async function processJob(ctx: JobContext, raw: unknown, jobId?: string): Promise<JobResult> {
   let data: JobData;
   try {
     data = parseJobData(raw);
@@ -326,5 +354,6 @@ export async function processJob(ctx: JobContext, raw: unknown): Promise<JobResu
   if (!Object.hasOwn(ctx.predictor.model.meta.operatingPoints, data.operatingPoint)) {
     throw new UnrecoverableError(`unknown operating point '${data.operatingPoint}'`);
   }
-  return data.source.kind === 'orthanc' ? orthancJob(ctx, data, data.source.instanceId) : filmJob(ctx, data);
+  if (data.source.kind === 'orthanc') return orthancJob(ctx, data, data.source.instanceId);
+  return filmJob(ctx, data, jobId ?? jobIdOf(data));
 }

@@ -15,7 +15,7 @@ import {
   redisDatabase,
   selectDatabase,
 } from './connection';
-import { type JobData, jobIdFor, queueNameFor } from './job';
+import { byteKeyOf, type JobData, jobIdFor, queueNameFor } from './job';
 import { MAX_ATTEMPTS, OUTAGE_BACKOFF } from './retry';
 
 export type Priority = 'low' | 'normal';
@@ -178,9 +178,16 @@ export function countOutcome(c: EnqueueCounts, o: EnqueueOutcome): void {
   else c.requeued++;
 }
 
-/** The job id of `data`: its result key, model and operating point, and whether its results go to the PACS. */
-export function jobIdOf(data: JobData): string {
-  return jobIdFor(data.resultKey, data.model.sha256, data.operatingPoint, data.source.kind);
+/**
+ * The job id of `data`: its film, model and operating point, and whether its results go to the PACS. An upload's
+ * film is its bytes (their sha256 is its source), a file's too when `filmSha256` gives them (enqueueFile does):
+ * two films with one SOP Instance UID are two jobs (job.ts). An Orthanc job's is the UID (one instance per UID).
+ */
+export function jobIdOf(data: JobData, filmSha256?: string): string {
+  const { source } = data;
+  const sha = source.kind === 'upload' ? source.sha256 : source.kind === 'file' ? filmSha256 : undefined;
+  const key = sha ? byteKeyOf(data.resultKey, sha) : data.resultKey;
+  return jobIdFor(key, data.model.sha256, data.operatingPoint, source.kind);
 }
 
 export interface EnqueueOptions {
@@ -189,6 +196,8 @@ export interface EnqueueOptions {
    * id (its results deleted since) does not count as done, and is replaced by this one.
    */
   resultsMissing?: boolean;
+  /** A file job's film: the sha256 of its bytes, for its job id (jobIdOf). */
+  filmSha256?: string;
 }
 
 /** States in which a job will still run (or is running). */
@@ -273,7 +282,7 @@ async function addOnce(
   priority: Priority,
   opts: EnqueueOptions,
 ): Promise<{ id: string; outcome: EnqueueOutcome }> {
-  const id = jobIdOf(data);
+  const id = jobIdOf(data, opts.filmSha256);
   // Two producers offering the same finished film at once both read its state, and the second to act finds the
   // job moved by the first: it reads the job again (then waiting or running: already queued) instead of failing.
   let found = await takeExisting(queue, id, opts);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { filmFormat } from '../data/dicom';
 import { classifyInstance, type OrthancClient, storedResults } from '../pacs';
 import type { InstanceOutcome } from '../pacs/sync';
-import { type JobData, resultKeyOf } from './job';
+import { type JobData, resultKeyOf, sha256Of } from './job';
 import { enqueue, type EnqueueOutcome, type JobQueue, type Priority } from './queue';
 
 /** The model and options every job of one run shares. */
@@ -51,18 +51,22 @@ export async function enqueueFile(queue: JobQueue, spec: JobSpec, file: string):
   const bytes = await fs.promises.readFile(abs);
   if (!filmFormat(bytes)) throw new NotAFilmError(file);
   const key = resultKeyOf(bytes, spec.patientAge);
-  return (await enqueue(queue, dataFor(spec, { kind: 'file', path: abs }, key), spec.priority)).outcome;
+  const data = dataFor(spec, { kind: 'file', path: abs }, key);
+  return (await enqueue(queue, data, spec.priority, { filmSha256: sha256Of(bytes) })).outcome;
 }
 
-/** Queues an uploaded film whose bytes are already held (queue/uploads.ts). */
+/**
+ * Queues an uploaded film whose bytes are already held (queue/uploads.ts). Its `name` is not kept in the job
+ * (job.ts JobSourceSchema).
+ */
 export function enqueueUpload(
   queue: JobQueue,
   spec: JobSpec,
-  upload: { sha256: string; name: string; resultKey: string },
+  upload: { sha256: string; name?: string; resultKey: string },
 ): Promise<{ id: string; outcome: EnqueueOutcome }> {
   return enqueue(
     queue,
-    dataFor(spec, { kind: 'upload', sha256: upload.sha256, name: upload.name }, upload.resultKey),
+    dataFor(spec, { kind: 'upload', sha256: upload.sha256, name: '' }, upload.resultKey),
     spec.priority,
   );
 }

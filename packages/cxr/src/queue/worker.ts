@@ -63,7 +63,8 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
       let r: JobResult;
       try {
-        r = await processJob(ctx, job.data);
+        // Its own id: a job queued by an older version holds its upload under the id that version gave it.
+        r = await processJob(ctx, job.data, job.id);
       } catch (e) {
         // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
         // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
