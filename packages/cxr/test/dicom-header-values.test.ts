@@ -111,6 +111,11 @@ test('header text in the wrong field is not quoted back, only defined terms and 
   );
   assert.equal(syntax.code, 'UNSUPPORTED_TRANSFER_SYNTAX');
   assert.doesNotMatch(syntax.detail, /DOE|JANE/);
+  // Digits alone are no UID (a record number, say): not quoted either.
+  const digits = await refused(
+    writeDicom(imageElements({ rows: 8, columns: 8, pixels }), { transferSyntax: '12345678' }),
+  );
+  assert.doesNotMatch(digits.detail, /12345678/);
   const uid = await refused(writeDicom(imageElements({ rows: 8, columns: 8, pixels }), { transferSyntax: '1.2.3.4' }));
   assert.match(uid.detail, /^transfer syntax 1\.2\.3\.4 is not supported/);
 });

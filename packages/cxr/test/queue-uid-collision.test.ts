@@ -13,6 +13,7 @@ import {
   type JobContext,
   type JobData,
   jobIdFor,
+  jobIdOf,
   type JobQueue,
   type JobResult,
   openQueue,
@@ -221,6 +222,33 @@ test('an upload job queued under its UID (before this change) completes and lets
     assert.equal(await uploads.totalBytes(), 0);
   } finally {
     await worker.close();
+    await store.close();
+  }
+});
+
+test("bytes held under an upload's digest that are not that film are refused, not predicted under its key", {
+  skip: skip || false,
+  timeout: 120_000,
+}, async () => {
+  await queue.obliterate({ force: true });
+  const { a, f, uid } = films();
+  const store = await openAuditStore(path.join(dir, 'held-other.db'));
+  try {
+    const data: JobData = {
+      source: { kind: 'upload', sha256: sha256Of(a), name: '' },
+      resultKey: uid,
+      model: { sha256: predictor.model.sha256 },
+      operatingPoint: 'balanced',
+      heatmap: false,
+      requestedBy: null,
+    };
+    // Another program wrote F where A's upload is kept (the store does not check what it is given).
+    const uploads = new UploadStore(queue, 1024 ** 3);
+    assert.equal(await uploads.put(sha256Of(a), f, jobIdOf(data)), 'stored');
+    const e = await processJob(ctx(store, { uploads }), data, jobIdOf(data)).catch((x: unknown) => x);
+    assert.ok(e instanceof Error && /the held upload is not the film queued/.test(e.message), String(e));
+    assert.equal(await store.count(), 0, 'nothing audited');
+  } finally {
     await store.close();
   }
 });

@@ -230,19 +230,21 @@ export function register(program: Command): void {
       const internal = new InternalFailures();
       // Every film through `internal`: one given up after its polls is counted failed, not tried again.
       const handleFilm = async (id: string): Promise<InstanceOutcome> => {
+        let outcome: InstanceOutcome;
         if (internal.passedOver(id)) {
           log(`failed ${id}: passed over after ${internal.limit} polls stopped at it for faults not its own`);
-          return 'failed';
+          outcome = 'failed'; // in the run's totals too, as in the pass's
+        } else {
+          outcome = handleInstance
+            ? await handleInstance(id)
+            : await processInstance(client, predictor!, id, {
+                operatingPoint: o.operatingPoint,
+                log,
+                onPrediction,
+                beforePredicting,
+              });
+          if (outcome === 'processed') internal.worked();
         }
-        const outcome = handleInstance
-          ? await handleInstance(id)
-          : await processInstance(client, predictor!, id, {
-              operatingPoint: o.operatingPoint,
-              log,
-              onPrediction,
-              beforePredicting,
-            });
-        if (outcome === 'processed') internal.worked();
         total.instances++;
         total[COUNTED[outcome]]++;
         return outcome;

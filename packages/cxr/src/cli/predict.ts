@@ -98,7 +98,7 @@ export function register(program: Command): void {
           // has started, nothing is written yet: runBatch then closes the output as soon as it is called (a
           // third signal, the engine still starting, ends the process with nothing written).
           const code = signal === 'SIGINT' ? 130 : 143;
-          if (!batchStarted && halt.signal.aborted) process.exit(code);
+          if (halt.signal.aborted) process.exit(code); // a third: at once, whatever is left unwritten
           halt.abort();
           if (!batchStarted) return;
           log(`${signal} again: stopping at once (the output holds the files done before it)`);

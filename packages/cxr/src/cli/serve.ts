@@ -138,7 +138,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
   let server: RunningServer | undefined;
   closeOnSignals(() => server, log);
   const tokenSet = new TokenSet(tokens);
-  reloadTokensOnHangup(tokenSet, o.tokensFile, log);
+  if (o.tokensFile) reloadTokensOnHangup(tokenSet, o.tokensFile, log);
   server = await startServer({
     openJobs: redisUrl
       ? (p) =>
@@ -198,15 +198,12 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
 }
 
 /**
- * SIGHUP reads --tokens-file again, so that a token can be revoked or added without a restart (a hang-up ended
- * the server at once before). A file that cannot be read or is not valid leaves the tokens in use as they were.
+ * With --tokens-file, SIGHUP reads it again, so that a token can be revoked or added without a restart (a hang-up
+ * ended the server at once before; it still does without the file, as a terminal's closing should). A file that
+ * cannot be read or is not valid leaves the tokens in use as they were.
  */
-function reloadTokensOnHangup(tokens: TokenSet, file: string | undefined, log: Logger): void {
+function reloadTokensOnHangup(tokens: TokenSet, file: string, log: Logger): void {
   process.on('SIGHUP', () => {
-    if (!file) {
-      log.warn('SIGHUP: the tokens come from no --tokens-file (none, or the environment): nothing to read again');
-      return;
-    }
     try {
       const next = loadTokens({}, file, (line) => log.warn(line));
       tokens.replace(next);

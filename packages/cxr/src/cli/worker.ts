@@ -190,7 +190,8 @@ export function register(program: Command): void {
       if (!closed) {
         logger.error(
           `the queue did not close within ${o.closeTimeout / 1000} s (is Redis reachable?): exiting without ` +
-            'it; a job still locked to this worker is retried by another one when its lock runs out',
+            'it (a job still running, waiting on the audit log say, holds the close too); a job still locked to ' +
+            'this worker is retried by another one when its lock runs out',
         );
       }
       let logClosed = true;

@@ -95,7 +95,10 @@ const PHOTOMETRIC_TERMS = new Set([...MONO, ...COLOUR, 'PALETTE COLOR', 'HSV', '
  * patient data). `kind` says what the value should have been.
  */
 export function shownValue(value: string, kind: 'photometric' | 'uid'): string {
-  const known = kind === 'uid' ? /^\d+(\.\d+)*$/.test(value) && value.length <= 64 : PHOTOMETRIC_TERMS.has(value);
+  // A UID's own form (PS3.5 9.1: numbers without leading zeros, at least two, joined by dots): digits alone may be
+  // a record number.
+  const known =
+    kind === 'uid' ? /^[0-2](\.(0|[1-9]\d*))+$/.test(value) && value.length <= 64 : PHOTOMETRIC_TERMS.has(value);
   return known ? value : kind === 'uid' ? '(a value that is not a UID)' : '(a value that is not a defined term)';
 }
 

@@ -196,7 +196,13 @@ async function filmJob(ctx: JobContext, data: JobData, jobId: string): Promise<J
     if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobId);
     return { outcome: 'reused', resultKey: data.resultKey, prediction: apiView(known) };
   }
-  bytes ??= await heldFilm(ctx, sha256);
+  if (!bytes) {
+    bytes = await heldFilm(ctx, sha256);
+    // Held under its digest, but Redis is written by other programs too: bytes that are not the film queued would
+    // be predicted and audited under its key (and that row then answer the film).
+    if (sha256Of(bytes) !== sha256)
+      throw new UnrecoverableError('the held upload is not the film queued (upload it again)');
+  }
   // Thumbnails for uploads only, as cxr serve keeps them; a file job does what cxr predict does.
   const opts = {
     operatingPoint: data.operatingPoint,

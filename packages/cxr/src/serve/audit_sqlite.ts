@@ -148,7 +148,17 @@ function refuseUnwritable(file: string): void {
   } catch (e) {
     throw cannot(accessWords(e, 'only its owner may write it'));
   }
-  if (fs.existsSync(`${file}-wal`) && fs.existsSync(`${file}-shm`)) return;
+  if (fs.existsSync(`${file}-wal`) && fs.existsSync(`${file}-shm`)) {
+    // Both there already (SQLite makes them with the log's mode): each must take writes too.
+    for (const side of [`${file}-wal`, `${file}-shm`]) {
+      try {
+        fs.accessSync(side, fs.constants.W_OK);
+      } catch (e) {
+        throw cannot(accessWords(e, `${path.basename(side)} beside it is not writable by this user`));
+      }
+    }
+    return;
+  }
   try {
     fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
   } catch (e) {

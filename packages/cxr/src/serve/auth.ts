@@ -51,8 +51,8 @@ function digest(s: string): Buffer {
  * environment variable (CXR_*: it has no lines). Blank lines and `#` comments are skipped. Errors name the
  * source and line, never the token.
  */
-export function parseTokenList(text: string, source: string): NamedToken[] {
-  const inVariable = source.startsWith('CXR_');
+export function parseTokenList(text: string, source: string, from: 'file' | 'variable' = 'file'): NamedToken[] {
+  const inVariable = from === 'variable';
   const entries = text.split(/\r?\n/).flatMap((line, i) => {
     const bare = line.replace(/(^|\s)#.*$/, '').trim();
     if (!bare) return [];
@@ -111,7 +111,7 @@ export function loadTokens(
   const unset = ' (unset it to run without authentication)';
   if (env.CXR_API_TOKENS !== undefined) {
     if (!env.CXR_API_TOKENS.trim()) throw new Error(`CXR_API_TOKENS is set but empty${unset}`);
-    return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS');
+    return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS', 'variable');
   }
   if (env.CXR_API_TOKEN !== undefined) {
     if (!env.CXR_API_TOKEN) throw new Error(`CXR_API_TOKEN is set but empty${unset}`);

@@ -38,8 +38,8 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** An onRequest check: throws 403 for a Host outside the allow-list or a foreign Origin. */
 export function exposureCheck(opts: ExposureOptions): (req: FastifyRequest) => void {
   const extra = new Set((opts.allowedHosts ?? []).map(hostnameOf));
-  // An --allowed-host origin (the page through a TLS proxy) on its scheme's own port, or on the port given with
-  // it (NAME:PORT): another service on that host, on another port, is another origin and may not post here.
+  // An --allowed-host origin (the page through a TLS proxy) on the default port of http or https (80, 443), or on
+  // the port given with it (NAME:PORT): another service on that host, on another port, may not post here.
   const extraOrigins = new Set((opts.allowedHosts ?? []).map((h) => h.trim().toLowerCase()));
   const names = new Set([...LOCAL_NAMES, hostnameOf(opts.boundHost), ...extra]);
   const hostAllowed = (hostname: string) => names.has(hostname) || net.isIP(hostname) !== 0;

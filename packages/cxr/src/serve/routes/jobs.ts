@@ -279,7 +279,8 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           'Either multipart/form-data with one or more films in fields named "image", or JSON ' +
           '{"orthancInstances": [ids]} naming instances in the PACS the server is configured with. Answers 202 ' +
           'at once; each job is then followed at its statusUrl. A film already queued or done for this model ' +
-          'and operating point (same SOP Instance UID, else same bytes, and a stated patientAge over 10, under 1 ' +
+          'and operating point (an uploaded film by its bytes, a PACS instance by its SOP Instance UID, and a stated ' +
+          'patientAge over 10, under 1 ' +
           'or neither) gets the existing job. patientAge is for uploaded films only.',
         tags: ['jobs'],
         consumes: ['multipart/form-data', 'application/json'],
