@@ -150,7 +150,8 @@ test('outside the intended population: no validation figures, no threshold mark,
   const card = '.result:first-child';
   assert.equal(await page.getAttribute(card, 'data-verdict'), 'outside-population');
   const threshold = (await page.textContent(`${card} .threshold`)) ?? '';
-  assert.match(threshold, /^Threshold 50\.0\u00a0% \(balanced; figures not valid for this patient\)$/);
+  // A second decimal when the probability would read the same (the test model's answer is near 50 %: finding.ts).
+  assert.match(threshold, /^Threshold 50\.00?\u00a0% \(balanced; figures not valid for this patient\)$/);
   assert.doesNotMatch(threshold, /sensitivity|specificity/);
   assert.equal(await page.isVisible(`${card} .meter-threshold`), false);
   assert.equal(await page.isVisible(`${card} .segmented`), false);
