@@ -10,7 +10,7 @@ import { type BatchJob, expandPaths, missingError } from './batch_inputs';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { describe } from './image_bytes';
-import { isStatedAge, STATED_AGE_RANGE } from './verdict';
+import { checkPatientAge, operatingPointOf } from './options';
 import { type OodPolicy, type PredictOptions, type Prediction, Predictor } from './predictor';
 import { makeDirs } from '../make_dirs';
 
@@ -164,15 +164,7 @@ function checkOptions(o: BatchOptions): void {
     const got = typeof n === 'number' ? String(n) : describe(n);
     throw new RangeError(`runBatch: concurrency must be a whole number of files, 1 or more, got ${got}`);
   }
-  const age: unknown = o.patientAge;
-  if (age !== undefined && (typeof age !== 'number' || !isStatedAge(age))) {
-    // As Predictor.predict words it: a string is described by its length only (it may be patient data).
-    const got = typeof age === 'number' ? String(age) : `${describe(age, false)}; give the number itself`;
-    throw new InputError(
-      'BAD_PATIENT_AGE',
-      `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,
-    );
-  }
+  checkPatientAge(o.patientAge);
 }
 
 /** Runs the batch, writing rows to `out` in input order as soon as each one and its predecessors are done. */
@@ -224,15 +216,9 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
   try {
     predictor = await Predictor.load(o.modelDir, { oodPolicy: o.oodPolicy });
     const meta = predictor.model.meta;
-    const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
-    if (!Object.hasOwn(meta.operatingPoints, opName)) {
-      // The error Predictor.predict gives, once, before any file.
-      throw new InputError(
-        'UNKNOWN_OPERATING_POINT',
-        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
-      );
-    }
-    const threshold = meta.operatingPoints[opName].threshold;
+    // The error Predictor.predict gives, once, before any file.
+    const { name: opName, op } = operatingPointOf(meta, o.operatingPoint);
+    const threshold = op.threshold;
     for (const n of predictor.notes) log(`note: ${n}`);
     if (o.heatmapDir) makeDirs(o.heatmapDir);
 

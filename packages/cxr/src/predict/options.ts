@@ -4,8 +4,10 @@
 import { z } from 'zod';
 import type { DecodeLimits } from '../data/decode';
 import type { InputDecoder } from './decode_input';
+import type { ModelMeta } from '../models/metadata';
 import { InputError } from './errors';
 import { describe } from './image_bytes';
+import { isStatedAge, STATED_AGE_RANGE } from './verdict';
 
 export interface PredictOptions {
   operatingPoint?: string;
@@ -73,4 +75,30 @@ export function checkPredictorOptions(opts: unknown): void {
 export function checkPredictOptions(opts: unknown): void {
   const p = problem(PredictOptionsSchema, opts);
   if (p) throw new InputError('BAD_OPTION', `predict: ${p}`);
+}
+
+/**
+ * The operating point `name` (default: the model's) of a model, or an InputError UNKNOWN_OPERATING_POINT naming
+ * the ones it has: for predict(), and for a batch before any file.
+ */
+export function operatingPointOf(meta: ModelMeta, name = meta.defaultOperatingPoint) {
+  const op = Object.hasOwn(meta.operatingPoints, name) ? meta.operatingPoints[name] : undefined;
+  if (!op) {
+    throw new InputError(
+      'UNKNOWN_OPERATING_POINT',
+      `unknown operating point '${name}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
+    );
+  }
+  return { name, op };
+}
+
+/** Refuses a stated patient age outside the accepted range: an InputError BAD_PATIENT_AGE (predict(), a batch). */
+export function checkPatientAge(age: unknown): void {
+  if (age === undefined || (typeof age === 'number' && isStatedAge(age))) return;
+  // A string such as "7" is named as one, by its length only (it may be patient data): "got 7" would read as valid.
+  const got = typeof age === 'number' ? String(age) : `${describe(age, false)}; give the number itself`;
+  throw new InputError(
+    'BAD_PATIENT_AGE',
+    `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,
+  );
 }

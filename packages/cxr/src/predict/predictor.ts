@@ -18,26 +18,19 @@ import { type LoadedModel, stoppedWhileFinishing } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { InputError, PredictorDisposedError } from './errors';
 import {
+  checkPatientAge,
   checkPredictOptions,
   checkPredictorOptions,
   type OodPolicy,
   type PredictOptions,
   type PredictorOptions,
+  operatingPointOf,
 } from './options';
 import { loadPredictorModel, warmUpImage } from './predictor_load';
-import { describe, imageBytes } from './image_bytes';
+import { imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import {
-  deriveVerdict,
-  isStatedAge,
-  oodReason,
-  STATED_AGE_RANGE,
-  shapeReasons,
-  shownLabel,
-  showsHeatmap,
-  type Verdict,
-} from './verdict';
+import { deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
 import { verdictNotes } from './verdict_notes';
 
 export type { OodPolicy, PredictOptions, PredictorOptions } from './options';
@@ -276,23 +269,8 @@ export class Predictor {
     checkPredictOptions(opts);
     const t0 = performance.now();
     const { meta } = this.model;
-    const opName = opts.operatingPoint ?? meta.defaultOperatingPoint;
-    const op = Object.hasOwn(meta.operatingPoints, opName) ? meta.operatingPoints[opName] : undefined;
-    if (!op) {
-      throw new InputError(
-        'UNKNOWN_OPERATING_POINT',
-        `unknown operating point '${opName}' (this model has: ${Object.keys(meta.operatingPoints).join(', ')})`,
-      );
-    }
-    const age: unknown = opts.patientAge;
-    if (age !== undefined && (typeof age !== 'number' || !isStatedAge(age))) {
-      // A string such as "7" is named as one: "got 7" would read as a valid age.
-      const got = typeof age === 'number' ? String(age) : `${describe(age, false)}; give the number itself`;
-      throw new InputError(
-        'BAD_PATIENT_AGE',
-        `patient age must be a number of years from ${STATED_AGE_RANGE.min} to ${STATED_AGE_RANGE.max}, got ${got}`,
-      );
-    }
+    const { name: opName, op } = operatingPointOf(meta, opts.operatingPoint);
+    checkPatientAge(opts.patientAge);
     const bytes = imageBytes(input);
     const wantDisplay = !!(opts.heatmap || opts.thumbnail);
 

@@ -248,6 +248,8 @@ export async function loadChildPredictor(
 
   /** The engine once it has loaded; a process replaced while it was awaited hands over to its successor. */
   const readyChild = async (): Promise<ChildProcess> => {
+    // The usual case, without a timer per request: 'ready' is only ever the state of a current engine that loaded.
+    if (state === 'ready') return current.child;
     let tried = false;
     const waitedUntil = Date.now() + READY_WAIT_MS;
     for (;;) {
