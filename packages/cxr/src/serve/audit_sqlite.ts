@@ -91,8 +91,9 @@ function cantOpenReason(file: string): string {
  * pruner rather than called an old log: an empty file, or another program's SQLite database.
  */
 function refuseIfNoLog(file: string, db: Database.Database): void {
-  if ((db.pragma('user_version', { simple: true }) as number) !== 0) {
-    if (!hasTable(db, 'predictions'))
+  const shape = shapeOf(db);
+  if (shape.version !== 0) {
+    if (!shape.hasLog)
       throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log)`);
     return;
   }
@@ -108,14 +109,25 @@ function refuseIfNoLog(file: string, db: Database.Database): void {
 function refuseForeign(file: string, db: Database.Database): void {
   // Another program's file: tables without a schema version of ours, or a version (many programs set
   // one) without our table. Said before anything is written to it, WAL mode included.
-  const version = db.pragma('user_version', { simple: true }) as number;
-  const tables = db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-  if (version === 0 ? tables.n > 0 : !hasTable(db, 'predictions'))
+  const { version, tables, hasLog } = shapeOf(db);
+  if (version === 0 ? tables > 0 : !hasLog)
     throw new Error(`${file}: an SQLite database but not cxr's audit log (--db names the audit log): nothing written`);
 }
 
-function hasTable(db: Database.Database, name: string): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+/**
+ * The schema version, the number of tables and whether ours is there, read in one statement: one snapshot.
+ * Read one by one, another process creating the log between the reads showed version 0 beside its new tables,
+ * a foreign database (two servers started at once on a new log: one refused it).
+ */
+function shapeOf(db: Database.Database): { version: number; tables: number; hasLog: boolean } {
+  const row = db
+    .prepare(
+      `SELECT (SELECT user_version FROM pragma_user_version) AS version,
+              (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table') AS tables,
+              EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'predictions') AS hasLog`,
+    )
+    .get() as { version: number; tables: number; hasLog: number };
+  return { version: row.version, tables: row.tables, hasLog: row.hasLog === 1 };
 }
 
 /**
