@@ -14,6 +14,12 @@ export interface EngineStart {
   limits?: PredictorOptions['limits'];
   decodeWorkers?: number;
   threads?: number;
+  /**
+   * Run one prediction before `ready`: an engine that replaces a dead one does, so that the first film sent after
+   * a restart is not the one that compiles the kernels (seconds). The first engine does not: the server warms it
+   * up itself, with its own image, and a failure there ends the start.
+   */
+  warmUp?: boolean;
 }
 
 export interface EngineTask {
@@ -34,7 +40,14 @@ export type RemoteError =
   | { kind: 'other'; message: string; stack?: string };
 
 export type EngineMessage =
-  | { type: 'ready'; model: Predictor['model']; notes: string[]; stats: DecodePoolStats }
+  | {
+      type: 'ready';
+      model: Predictor['model'];
+      notes: string[];
+      stats: DecodePoolStats;
+      /** How long its own warm-up took (EngineStart.warmUp), in ms. */
+      warmUpMs?: number;
+    }
   /** A warning of the process's decode pool (a worker replaced, a deadline passed), for the server's log. */
   | { type: 'log'; obj: Record<string, unknown>; msg: string }
   | { type: 'failed'; error: RemoteError }

@@ -5,6 +5,7 @@
 // threads (decode_pool.ts), whose deadline ends a hostile file's worker, not this process.
 import { initEngine } from '../engine';
 import { Predictor } from '../predict/predictor';
+import { warmUpImage } from '../predict/predictor_load';
 import { DecodePool } from './decode_pool';
 import { type EngineMessage, type EngineRequest, type EngineStart, toRemote } from './engine_protocol';
 
@@ -23,14 +24,20 @@ async function load(start: EngineStart, send: Send): Promise<Predictor | null> {
       onChange: () => send({ type: 'stats', stats: decodes.stats() }).catch(() => {}),
     });
     pool = decodes;
-    // The server warms up itself (startServer), through this process: no second warm-up here.
+    // Warmed up here only when told (a restart): the server warms up the first engine itself, through this process.
     const predictor = await Predictor.load(start.dir, {
       oodPolicy: start.oodPolicy,
       limits: start.limits,
       decoder: decodes.decode,
       warmUp: false,
     });
-    await send({ type: 'ready', model: predictor.model, notes: predictor.notes, stats: decodes.stats() });
+    let warmUpMs: number | undefined;
+    if (start.warmUp) {
+      const t0 = Date.now();
+      await predictor.warmUp(await warmUpImage());
+      warmUpMs = Date.now() - t0;
+    }
+    await send({ type: 'ready', model: predictor.model, notes: predictor.notes, stats: decodes.stats(), warmUpMs });
     return predictor;
   } catch (e) {
     await pool?.close();

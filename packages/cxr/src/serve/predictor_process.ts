@@ -69,7 +69,7 @@ function readyWithin<T>(ready: Promise<T>, ms: number): Promise<T> {
  */
 export async function loadChildPredictor(
   dir: string,
-  opts: Omit<EngineStart, 'dir'> & {
+  opts: Omit<EngineStart, 'dir' | 'warmUp'> & {
     log?: Logger;
     /** The first wait before a failed load is tried again (default 5 s; tests shorten it). */
     reloadFirstMs?: number;
@@ -96,9 +96,9 @@ export async function loadChildPredictor(
   let quickEnds = 0;
 
   /** A new engine process, sent its model now or after `delayMs` (a crash loop's backoff). */
-  const spawn = (delayMs = 0): EngineProcess => {
+  const spawn = (delayMs = 0, warmUp = false): EngineProcess => {
     const engine: EngineProcess = startEngine(
-      { ...start, dir },
+      { ...start, dir, warmUp },
       { delayMs, loadDeadlineMs },
       {
         onReady: (m) => {
@@ -114,7 +114,8 @@ export async function loadChildPredictor(
         },
         onMessage: (m) => {
           if (m.type === 'stats') {
-            if (engine === current) stats = m.stats;
+            // Not while it loads: a restarted engine's warm-up decodes, and the pool reads idle until it is ready.
+            if (engine === current && state === 'ready') stats = m.stats;
           } else if (m.type === 'log') {
             log?.warn(m.obj, m.msg);
           } else {
@@ -149,13 +150,13 @@ export async function loadChildPredictor(
 
   /** A new process in place of the current one; its load is logged, and a failed one tried again on a timer. */
   const replace = (delayMs = 0): EngineProcess => {
-    current = spawn(delayMs);
+    current = spawn(delayMs, true);
     state = 'restarting';
     stats = idle;
     const started = current;
     started.ready.then(
       // The backoff is reset only once an engine has stayed up (died): not by a load that then crashes at once.
-      () => log?.info('the prediction engine is running again'),
+      (m) => log?.info({ warmUpMs: m.warmUpMs }, 'the prediction engine is running again'),
       (e: unknown) => {
         if (disposed || started !== current) return;
         log?.error(
