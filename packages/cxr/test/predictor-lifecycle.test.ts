@@ -2,6 +2,7 @@
 // says why, and dispose() never frees the model under a prediction that is still running.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -68,6 +69,28 @@ test('a folder that cannot be loaded is a ModelLoadError with a code, its messag
       return true;
     });
   }
+});
+
+test('a load the system refuses (no file descriptor left) is SYSTEM, not damaged weights', () => {
+  // In its own process, with few descriptors, all taken once the engine is up: the folder itself is sound.
+  const script = `
+    const fs = require('node:fs');
+    const { Predictor } = require(${JSON.stringify(require.resolve('../src/predict/predictor'))});
+    (async () => {
+      (await Predictor.load(process.argv[1], { warmUp: false })).dispose();
+      const held = [];
+      try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
+      try { await Predictor.load(process.argv[1], { warmUp: false }); console.log('loaded'); }
+      catch (e) { held.forEach((fd) => fs.closeSync(fd)); console.log(JSON.stringify([e.name, e.code, e.message])); }
+    })();`;
+  const out = spawnSync('sh', ['-c', 'ulimit -n 256 && exec "$0" -e "$1" "$2"', process.execPath, script, modelDir], {
+    encoding: 'utf8',
+  });
+  assert.equal(out.status, 0, out.stderr);
+  const [name, code, message] = JSON.parse(out.stdout.trim().split('\n').pop()!);
+  assert.equal(name, 'ModelLoadError', out.stdout);
+  assert.equal(code, 'SYSTEM', message);
+  assert.match(message, /EMFILE/);
 });
 
 test('dispose() while a prediction runs: it finishes, later calls are refused, nothing leaks', async () => {

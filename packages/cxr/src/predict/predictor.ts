@@ -147,7 +147,7 @@ export class Predictor {
   /**
    * Loads the model once and runs one warm-up prediction (first calls compile kernels and fill pools). Options of
    * the wrong type or value are a TypeError; a folder that cannot be loaded is a ModelLoadError (its `code` says
-   * why: NOT_FOUND, NOT_A_MODEL, UNREADABLE, BAD_CONFIG, BAD_WEIGHTS).
+   * why: NOT_FOUND, NOT_A_MODEL, UNREADABLE, BAD_CONFIG, BAD_WEIGHTS, SYSTEM).
    */
   static async load(modelDir: string, opts: PredictorOptions = {}): Promise<Predictor> {
     checkPredictorOptions(opts);

@@ -9,11 +9,16 @@ import { type LoadedModel, loadModel, readMeta } from '../models/io';
  * Why a model folder could not be loaded:
  * - NOT_FOUND: no such file or folder;
  * - NOT_A_MODEL: a file, or a folder without cxr.json;
- * - UNREADABLE: cxr.json is there but this user may not read it;
+ * - UNREADABLE: cxr.json or a weight file is there but this user may not read it;
  * - BAD_CONFIG: cxr.json is not valid JSON or not a valid cxr.json;
- * - BAD_WEIGHTS: a model.json or weight file is missing, damaged, cut short or from another model.
+ * - BAD_WEIGHTS: a model.json or weight file is missing, damaged, cut short or from another model;
+ * - SYSTEM: the system refused the load a resource (too many open files, memory, an I/O error): the folder may
+ *   be sound, and the same load may succeed later.
  */
-export type ModelLoadErrorCode = 'NOT_FOUND' | 'NOT_A_MODEL' | 'UNREADABLE' | 'BAD_CONFIG' | 'BAD_WEIGHTS';
+export type ModelLoadErrorCode = 'NOT_FOUND' | 'NOT_A_MODEL' | 'UNREADABLE' | 'BAD_CONFIG' | 'BAD_WEIGHTS' | 'SYSTEM';
+
+// The file system's refusals that say nothing about the folder: a program retries these, not fixes the model.
+const SYSTEM_ERRNO = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EIO', 'EAGAIN', 'EBUSY', 'ESTALE', 'ETIMEDOUT', 'EINTR']);
 
 /** A model folder Predictor.load could not load; `message` names the file and what to do, `cause` is the original. */
 export class ModelLoadError extends Error {
@@ -38,11 +43,14 @@ export async function loadPredictorModel(dir: string): Promise<LoadedModel> {
     return await loadModel(dir);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    throw new ModelLoadError(loadFailure(dir), dir, message, { cause: e });
+    throw new ModelLoadError(loadFailure(dir, e), dir, message, { cause: e });
   }
 }
 
-function loadFailure(dir: string): ModelLoadErrorCode {
+function loadFailure(dir: string, e: unknown): ModelLoadErrorCode {
+  // Told by the error itself first: looking at the disk again would meet the same refusal and blame the folder.
+  const errno = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof errno === 'string' && SYSTEM_ERRNO.has(errno)) return 'SYSTEM';
   const st = fs.statSync(dir, { throwIfNoEntry: false });
   if (!st) return 'NOT_FOUND';
   if (!st.isDirectory()) return 'NOT_A_MODEL';
@@ -57,7 +65,8 @@ function loadFailure(dir: string): ModelLoadErrorCode {
   } catch {
     return 'BAD_CONFIG';
   }
-  return 'BAD_WEIGHTS';
+  // A weight file this user may not read is the folder's permissions, not damaged weights.
+  return errno === 'EACCES' || errno === 'EPERM' ? 'UNREADABLE' : 'BAD_WEIGHTS';
 }
 
 /** A chest-like synthetic image for the warm-up run: bright borders and mediastinum, dark lungs. */
