@@ -21,7 +21,7 @@ import {
   resultKeyOf,
   UploadStore,
 } from '../src/queue';
-import { sha256Of } from '../src/queue/job';
+import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { CLI, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 import { DICOM_SAMPLES, needsData } from './shared-data';

@@ -24,7 +24,7 @@ import {
   startWorker,
   UploadStore,
 } from '../src/queue';
-import { sha256Of } from '../src/queue/job';
+import { sha256Of } from '../src/hash';
 import { openAuditStore } from '../src/serve/audit';
 import { type RunningServer, startServer } from '../src/serve/server';
 import {

@@ -21,7 +21,7 @@ import {
   resultKeyOf,
   UploadStore,
 } from '../src/queue';
-import { sha256Of } from '../src/queue/job';
+import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';

@@ -36,7 +36,7 @@ import {
   UploadStore,
 } from '../src/queue';
 import { readSource } from '../src/dicom_out';
-import { sha256Of } from '../src/queue/job';
+import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { HttpError } from '../src/serve/http_error';
 import { CLI, DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, spawnServer, tempDir } from './serve-fixtures';

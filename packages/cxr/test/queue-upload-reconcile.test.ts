@@ -17,10 +17,11 @@ import {
   queueApi,
   UploadStore,
 } from '../src/queue';
-import { resultKeyOf, sha256Of } from '../src/queue/job';
+import { resultKeyOf } from '../src/queue/job';
 import { dataFor, type JobSpec } from '../src/queue/sources';
 import { XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { sha256Of } from '../src/hash';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;

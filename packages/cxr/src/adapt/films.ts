@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../predict/errors';
 import type { Predictor } from '../predict/predictor';
+import { sha256Of } from '../hash';
 
 /**
  * Why `dir` cannot be a folder of films (null when it can): missing and not a folder told apart, as
@@ -74,7 +75,7 @@ async function screenFile(predictor: Predictor, file: string): Promise<Outcome> 
   try {
     const s = await predictor.screen(bytes);
     if (s.problems.length) return { kind: 'rejected', reason: s.problems.join('; ') };
-    return { kind: 'used', pixels: s.pixels, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
+    return { kind: 'used', pixels: s.pixels, sha256: sha256Of(bytes) };
   } catch (e) {
     if (e instanceof InputError) return { kind: 'unreadable', reason: e.message };
     throw e;

@@ -12,7 +12,6 @@
 //
 // A cache that cannot be made or written (read-only home, CXR_CACHE=/proc/x) is no error: the films
 // are decoded into memory as always, one warning says so, and nothing is kept.
-import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ImageRecord } from './dataset';
@@ -21,6 +20,7 @@ import { forEachConcurrent } from './pool';
 import { writeFailure } from '../make_dirs';
 import { defaultCacheDir, warnUnwritableCache } from './cache_dir';
 import { buildPack, PREPROCESS_VERSION, readPack } from './image_pack';
+import { sha256Of } from '../hash';
 
 export { PREPROCESS_VERSION } from './image_pack';
 export { defaultCacheDir, warnUnwritableCache } from './cache_dir';
@@ -140,7 +140,7 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
   await forEachConcurrent(records, 8, async (record, i) => {
     try {
       const buf = await readImageFile(record.path, limits);
-      hashed[i] = { record, sha256: sha256(buf) };
+      hashed[i] = { record, sha256: sha256Of(buf) };
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
       skipped.push({ path: record.path, code: err.code, message: err.message });
@@ -149,7 +149,7 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
   const ok = hashed.filter((h): h is Hashed => h !== undefined);
   const unique = [...new Set(ok.map((h) => h.sha256))].sort();
 
-  const id = sha256(Buffer.from(JSON.stringify({ v: PREPROCESS_VERSION, size, limits, unique }))).slice(0, 16);
+  const id = sha256Of(Buffer.from(JSON.stringify({ v: PREPROCESS_VERSION, size, limits, unique }))).slice(0, 16);
   const base = path.join(dir, `${name}-${id}`);
 
   // 2. The pack itself, or a new one.
@@ -206,10 +206,6 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
     packFile: `${base}.u8`,
   };
   return new CachedImageSet(size, images, pack.pixels, skipped, stats);
-}
-
-function sha256(buf: Uint8Array): string {
-  return createHash('sha256').update(buf).digest('hex');
 }
 
 function defaultName(records: readonly ImageRecord[]): string {

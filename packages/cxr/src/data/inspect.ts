@@ -2,7 +2,6 @@
 // counts per split, patients, image sizes, byte-identical duplicates (which inflate scores when
 // they straddle a split) and files that cannot be decoded or reached (broken links). DICOM films are
 // read as `cxr evaluate` and `cxr predict` read them and counted apart: training reads JPEG and PNG only.
-import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ImageRecord, scanDatasetFiles, type SplitName } from './dataset';
@@ -19,6 +18,7 @@ import { DicomError, type DicomErrorCode, decodeDicom, filmFormat } from './dico
 import { parsePatient } from './patients';
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
+import { sha256Of } from '../hash';
 
 export interface SplitSummary {
   split: SplitName;
@@ -97,7 +97,7 @@ export async function inspectDataset(root: string, opts: InspectOptions = {}): P
     await forEachConcurrent(films, Math.max(2, os.availableParallelism()), async (r, i) => {
       try {
         const buf = await readImageFile(r.path, opts.limits);
-        info[i].sha256 = createHash('sha256').update(buf).digest('hex');
+        info[i].sha256 = sha256Of(buf);
         const format = filmFormat(buf);
         // An empty file goes on to decodeBuffer, which says "empty file (0 bytes)" as every reader does.
         if (format === null && buf.length > 0)

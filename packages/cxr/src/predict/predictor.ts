@@ -2,7 +2,6 @@
 // `cxr predict`). Bytes in, a Prediction out; any fault of the input is an InputError with an
 // HTTP-style status, anything else is a bug. The probability is computed by models/infer.ts,
 // the same code as `cxr evaluate`, so a served number equals an evaluated one.
-import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -32,6 +31,7 @@ import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../model
 import type { InputKind, PredictionResult } from './prediction_schema';
 import { deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
 import { verdictNotes } from './verdict_notes';
+import { sha256Of } from '../hash';
 
 export type { OodPolicy, PredictOptions, PredictorOptions } from './options';
 
@@ -346,7 +346,7 @@ export class Predictor {
         kind: img.kind,
         width: img.width,
         height: img.height,
-        sha256: crypto.createHash('sha256').update(bytes).digest('hex'),
+        sha256: sha256Of(bytes),
         bytes: bytes.length,
       },
       timings: { decodeMs: t1 - t0, inferMs: t2 - t1, totalMs: 0 },

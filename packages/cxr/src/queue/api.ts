@@ -7,11 +7,12 @@ import { type OrthancClient, OrthancError } from '../pacs';
 import { HttpError } from '../serve/http_error';
 import { type JobOptions, type JobState, type JobsPort, overJobUploadCap, type Submitted } from '../serve/routes/jobs';
 import { isRedisDown, QUEUE_UNAVAILABLE, RedisDatabaseError } from './connection';
-import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf, sha256Of } from './job';
+import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf } from './job';
 import { shownLabel } from '../predict/verdict';
 import { enqueue, type JobQueue, jobIdOf, queueDepth, redisSelected } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
 import { UploadStore } from './uploads';
+import { sha256Of } from '../hash';
 
 /**
  * Retry-After of a 503 for the PACS refusing the server's login, or for a URL with no Orthanc under its path:

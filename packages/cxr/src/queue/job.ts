@@ -18,7 +18,6 @@
 // says that and nothing more: the same film without an age, with one over 10 and with one under 1 is
 // three results, with ages 3 and 7 one. The suffix for over 10 is the one keys had before the lower
 // bound, so that their jobs and audit rows are still found.
-import * as crypto from 'node:crypto';
 import { z } from 'zod';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { readHeader } from '../dicom_out/part10';
@@ -26,6 +25,7 @@ import { isUid } from '../dicom_out/uids';
 import { type ApiPrediction, predictionSchema } from '../predict/prediction_schema';
 import { isStatedAge } from '../predict/verdict';
 import { MAX_AGE_YEARS, MIN_AGE_YEARS, sideOf } from '../predict/verdict';
+import { sha256Of } from '../hash';
 
 /**
  * The BullMQ queue of one model: `cxr enqueue` and the API feed it, every `cxr worker` serving
@@ -166,10 +166,6 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
   } catch {
     return null;
   }
-}
-
-export function sha256Of(bytes: Uint8Array): string {
-  return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
 /**

@@ -21,7 +21,6 @@ import {
   JobSourceSchema,
   parseJobData,
   resultKeyOf,
-  sha256Of,
 } from './job';
 import { type FilmRowStore, type FilmSha256, findFilmRow, insertFilmRow } from './film_rows';
 import { jobIdOf } from './queue';
@@ -37,6 +36,7 @@ import { showsHeatmap, statusOf } from '../predict/verdict';
 import type { AuditImages, AuditStore } from '../serve/audit';
 import { compactImages } from '../serve/retention';
 import { toApi } from '../serve/routes/common';
+import { sha256Of } from '../hash';
 
 /**
  * The audit log as the queue needs it: written once per result, found again by its key; named in errors. `insert`

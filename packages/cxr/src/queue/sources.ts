@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import { filmFormat } from '../data/dicom';
 import { classifyInstance, type OrthancClient, storedResults } from '../pacs';
 import type { InstanceOutcome } from '../pacs/sync';
-import { type JobData, resultKeyOf, sha256Of } from './job';
+import { type JobData, resultKeyOf } from './job';
 import { enqueue, type EnqueueOutcome, type JobQueue, type Priority } from './queue';
+import { sha256Of } from '../hash';
 
 /** The model and options every job of one run shares. */
 export interface JobSpec {

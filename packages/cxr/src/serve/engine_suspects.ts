@@ -3,13 +3,11 @@
 // several images in flight names none of them. So images in flight at an end become suspects for a while and
 // run alone meanwhile: an end with one image alone in the engine counts against it, and a second such end
 // refuses it (422 ENGINE_FAULT) until it is forgotten.
-import * as crypto from 'node:crypto';
 import { HttpError } from './http_error';
+import { sha256Of } from '../hash';
 
 /** How long an image stays a suspect after an end. */
 export const SUSPECT_MS = 10 * 60_000;
-
-const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
 
 export const engineFault = () =>
   new HttpError(
@@ -29,7 +27,7 @@ export class EngineSuspects {
   blame(lost: Uint8Array[], now = Date.now()): boolean[] {
     this.forget(now);
     return lost.map((bytes) => {
-      const h = sha256(bytes);
+      const h = sha256Of(bytes);
       const before = this.ends.get(h)?.ends ?? 0;
       const ends = lost.length === 1 ? before + 1 : Math.max(before, 1);
       this.ends.set(h, { ends, at: now });
@@ -41,7 +39,7 @@ export class EngineSuspects {
   of(bytes: Uint8Array): 'refused' | 'alone' | null {
     if (!this.ends.size) return null;
     this.forget(Date.now());
-    const s = this.ends.get(sha256(bytes));
+    const s = this.ends.get(sha256Of(bytes));
     return !s ? null : s.ends >= 2 ? 'refused' : 'alone';
   }
 
