@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
 import {
+  countFilm,
   type InstanceOutcome,
   InternalFailures,
   loadOrthancConfig,
@@ -40,14 +41,6 @@ import {
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { AuditCloseError } from '../serve/audit_store';
 import { AuditOpenError, openAuditStoreForWriting } from './writable';
-
-/** SyncStats' count of each film's outcome. */
-const COUNTED = {
-  processed: 'processed',
-  'already-done': 'alreadyDone',
-  skipped: 'skipped',
-  failed: 'failed',
-} as const;
 
 /** The cursor a pass saved, or null when the file cannot be read (said by the next pass, not here). */
 function savedCursor(file: string): number | null {
@@ -245,8 +238,7 @@ export function register(program: Command): void {
               });
           if (outcome === 'processed') internal.worked();
         }
-        total.instances++;
-        total[COUNTED[outcome]]++;
+        countFilm(total, outcome);
         return outcome;
       };
       try {

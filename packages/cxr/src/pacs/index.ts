@@ -5,6 +5,7 @@ export { classifyInstance } from './filter';
 export { readState, writeState, type SyncState } from './state';
 export { type StoredResults, storedResults } from './stored_results';
 export {
+  countFilm,
   INTERNAL_ATTEMPTS,
   InternalFailures,
   type InstanceOutcome,

@@ -58,6 +58,20 @@ export interface SyncStats {
 
 export type InstanceOutcome = 'processed' | 'already-done' | 'skipped' | 'failed';
 
+/** SyncStats' field for each film's outcome. */
+const COUNTED = {
+  processed: 'processed',
+  'already-done': 'alreadyDone',
+  skipped: 'skipped',
+  failed: 'failed',
+} as const;
+
+/** One film more in `stats`, under its outcome (a pass's totals, and `cxr orthanc sync`'s for its whole run). */
+export function countFilm(stats: SyncStats, outcome: InstanceOutcome): void {
+  stats.instances++;
+  stats[COUNTED[outcome]]++;
+}
+
 /**
  * A film that could not be predicted or its results written for a reason that is not the film's (a bug,
  * a broken install, an operating point the model lacks): it is not counted as failed and passed over,
@@ -280,12 +294,6 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
   if (!handle) throw new Error('syncOnce: needs a predictor or handleInstance');
   let cursor = await startCursor(o);
   const stats: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor };
-  const count = {
-    processed: 'processed',
-    'already-done': 'alreadyDone',
-    skipped: 'skipped',
-    failed: 'failed',
-  } as const;
   try {
     for (;;) {
       const page = await o.client.changes(cursor, limit);
@@ -305,8 +313,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
       for (const change of page.Changes) {
         if (o.shouldStop?.()) return stats;
         if (change.ChangeType === 'NewInstance') {
-          stats.instances++;
-          stats[count[await handle(change.ID)]]++;
+          countFilm(stats, await handle(change.ID));
         }
         cursor = change.Seq;
       }
