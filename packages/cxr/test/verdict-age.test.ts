@@ -107,9 +107,12 @@ test("an infant's age from any source puts the film outside the population: unde
     const v = deriveVerdict({ ...base, facts: await headerFacts(age(value)) });
     assert.deepEqual(v, { status: 'outside-population', reasons: [{ code: 'AGE', message: under }] }, value);
   }
-  // One year old is the youngest training age: assessed, as '012M' and '053W' are ('052W', 364 days, is not).
-  assert.equal(deriveVerdict({ ...base, facts: await headerFacts(age('052W')) }).status, 'outside-population');
-  for (const value of ['001Y', '012M', '053W']) {
+  // One year old is the youngest training age: assessed, as '012M' and '053W' are. PatientAge counts completed
+  // units: '052W' (364 to 370 days) and '365D' reach a first birthday; '051W', '364D' and '011M' do not.
+  for (const value of ['051W', '364D', '011M']) {
+    assert.equal(deriveVerdict({ ...base, facts: await headerFacts(age(value)) }).status, 'outside-population', value);
+  }
+  for (const value of ['001Y', '012M', '053W', '052W', '365D']) {
     assert.deepEqual(deriveVerdict({ ...base, facts: await headerFacts(age(value)) }), {
       status: 'assessed',
       reasons: [],

@@ -95,6 +95,11 @@ export interface VerdictEvidence {
 
 export interface AgeSource {
   years: number;
+  /**
+   * A PatientAge counts completed units ('052W': 52 weeks and up to six days more), so the age lies from `years` up
+   * to (not including) this; absent for an age that is one number (the dates, a typed age).
+   */
+  untilYears?: number;
   source: 'header' | 'dates' | 'stated';
   /** For people, as the AGE reason words it: "the DICOM header gives" (a patient age over 10 years). */
   gives: string;
@@ -105,9 +110,9 @@ export interface AgeSource {
 /** The ages a film comes with, most trusted first: the header's PatientAge, its dates, the age given with it. */
 function ageSources(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AgeSource[] {
   const out: AgeSource[] = [];
-  const header = ageInYears(e.facts.patientAge);
+  const header = ageSpanInYears(e.facts.patientAge);
   if (header !== null)
-    out.push({ years: header, source: 'header', gives: 'the DICOM header gives', what: 'the PatientAge' });
+    out.push({ ...header, source: 'header', gives: 'the DICOM header gives', what: 'the PatientAge' });
   const dates = e.facts.ageFromDates;
   if (dates && dates.years !== null) {
     out.push({
@@ -129,6 +134,16 @@ export function sideOf(years: number): 'under' | 'over' | null {
   return years < MIN_AGE_YEARS ? 'under' : years > MAX_AGE_YEARS ? 'over' : null;
 }
 
+/**
+ * sideOf for a source: a PatientAge is under the lower bound only when all of its span is ('052W' reaches 364
+ * to 370 days: a first birthday, as '012M' is; '051W' and '364D' stay under). Over the upper bound its lowest
+ * age already decides, as for one number.
+ */
+function sideOfSource(a: AgeSource): 'under' | 'over' | null {
+  const side = sideOf(a.years);
+  return side === 'under' && a.untilYears !== undefined && a.untilYears > MIN_AGE_YEARS ? null : side;
+}
+
 export type TakenAge = AgeSource & {
   /** Where the age falls outside the intended population; absent when within it. */
   outside?: 'under' | 'over';
@@ -147,9 +162,9 @@ export type TakenAge = AgeSource & {
 export function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): TakenAge | null {
   const all = ageSources(e);
   if (!all.length) return null;
-  const taken = all.find((a) => sideOf(a.years) !== null);
+  const taken = all.find((a) => sideOfSource(a) !== null);
   if (!taken) return all[0];
-  const outside = sideOf(taken.years)!;
+  const outside = sideOfSource(taken)!;
   // A PatientAge in whole years ('010Y': ten completed years) agrees with dates that give 10.4: the dates
   // are only more precise, and the reason must not call the two at odds. Under the lower bound there is no
   // such case: whole years under 1 ('000Y') are under it themselves, and '001Y' (one completed year) with
@@ -160,7 +175,7 @@ export function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>)
     outside === 'over' &&
     wholeYears(e.facts.patientAge) &&
     Math.floor(taken.years) === a.years;
-  const within = all.find((a) => sideOf(a.years) === null && !agrees(a));
+  const within = all.find((a) => sideOfSource(a) === null && !agrees(a));
   return { ...taken, outside, ...(within ? { within } : {}) };
 }
 
@@ -171,11 +186,16 @@ function wholeYears(as: string | undefined): boolean {
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
 export function ageInYears(as: string | undefined): number | null {
+  return ageSpanInYears(as)?.years ?? null;
+}
+
+/** DICOM AS value as the span of ages it counts: `years` completed units, up to one unit more. */
+function ageSpanInYears(as: string | undefined): { years: number; untilYears: number } | null {
   const m = /^\s*(\d{1,3})\s*([DWMY]?)\s*$/i.exec(as ?? '');
   if (!m) return null;
   const n = Number(m[1]);
   const per = { D: 365.25, W: 52.18, M: 12, Y: 1, '': 1 }[m[2].toUpperCase() as 'D' | 'W' | 'M' | 'Y' | ''];
-  return n / per;
+  return { years: n / per, untilYears: (n + 1) / per };
 }
 
 /**
