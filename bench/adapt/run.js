@@ -6,6 +6,10 @@
 //
 //   node bench/adapt/run.js [--runs 5] [--films 200] [--model DIR]
 'use strict';
+require('../args').checkArgs('usage: node bench/adapt/run.js [--runs 5] [--films 200] [--model DIR]', {
+  values: ['--runs', '--films', '--model'],
+  flags: [],
+});
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

@@ -6,6 +6,10 @@
 //
 //   node bench/archive/run.js [--runs 5] [--model DIR] [--workers 2] [--concurrency 2 (jobs per worker)]
 'use strict';
+require('../args').checkArgs(
+  'usage: node bench/archive/run.js [--runs 5] [--model DIR] [--workers 2] [--concurrency 2]',
+  { values: ['--runs', '--model', '--workers', '--concurrency'], flags: [] },
+);
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');

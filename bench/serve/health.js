@@ -4,6 +4,13 @@
 // same model; `--connections` clients upload the X-ray back to back for `--duration` seconds while
 // /health is asked every 50 ms. Arms alternate, `--rounds` times; medians over the rounds.
 'use strict';
+require('../args').checkArgs(
+  'usage: node bench/serve/health.js [--rounds 3] [--duration 10] [--connections N] [--model DIR] [--image FILE]',
+  {
+    values: ['--rounds', '--duration', '--connections', '--model', '--image', '--input-size', '--child', '--model-dir'],
+    flags: [],
+  },
+);
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');

@@ -4,6 +4,10 @@
 // 'last_conv' map (5×5), alternating in one process on one model input, medians over --runs.
 // Usage: node bench/serve/heatmap-layer.js [--runs 30] [--model DIR] [--threads N]
 'use strict';
+require('../args').checkArgs('usage: node bench/serve/heatmap-layer.js [--runs 30] [--model DIR] [--threads N]', {
+  values: ['--runs', '--model', '--threads', '--image', '--input-size'],
+  flags: [],
+});
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');

@@ -3,6 +3,10 @@
 // over --runs, without and with the Grad-CAM heat map, in one process, one request at a time.
 // Usage: node bench/serve/latency.js [--runs 30] [--model DIR] [--image FILE] [--threads N]
 'use strict';
+require('../args').checkArgs(
+  'usage: node bench/serve/latency.js [--runs 30] [--model DIR] [--image FILE] [--threads N]',
+  { values: ['--runs', '--model', '--image', '--threads', '--input-size'], flags: [] },
+);
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');

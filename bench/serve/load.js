@@ -2,6 +2,10 @@
 // bench/serve/load.js: autocannon against POST /api/v1/predictions of a real `cxr serve` process.
 // Usage: node bench/serve/load.js [--connections 16] [--duration 30] [--model DIR] [--image FILE] [--query '?heatmap=false'] [--threads N]
 'use strict';
+require('../args').checkArgs(
+  "usage: node bench/serve/load.js [--connections 16] [--duration 30] [--model DIR] [--image FILE] [--query '?heatmap=false'] [--threads N]",
+  { values: ['--connections', '--duration', '--model', '--image', '--query', '--threads', '--input-size'], flags: [] },
+);
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');

@@ -4,6 +4,10 @@
 // RSS grows less than 5 % from the end of warm-up (--warmup requests) to the end.
 // Usage: node --expose-gc bench/serve/memory.js [--count 10000] [--warmup 500] [--model DIR] [--image FILE] [--threads N]
 'use strict';
+require('../args').checkArgs(
+  'usage: node --expose-gc bench/serve/memory.js [--count 10000] [--warmup 500] [--model DIR] [--image FILE] [--threads N]',
+  { values: ['--count', '--warmup', '--model', '--image', '--threads', '--input-size'], flags: [] },
+);
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

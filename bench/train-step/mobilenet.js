@@ -6,6 +6,10 @@
 // process-wide), alternating, and the medians of all their timed steps are compared.
 // Usage: node bench/train-step/mobilenet.js [--rounds 3] [--steps 5] [--threads 2] [--json out.json]
 'use strict';
+require('../args').checkArgs(
+  'usage: node bench/train-step/mobilenet.js [--rounds 3] [--steps 5] [--threads 2] [--json out.json]',
+  { values: ['--rounds', '--steps', '--threads', '--json'], flags: [] },
+);
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 

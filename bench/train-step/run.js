@@ -17,6 +17,10 @@ const tfl = require('@tensorflow/tfjs-layers');
 const aten = require('@cxr/backend-aten');
 
 const args = process.argv.slice(2);
+require('../args').checkArgs(
+  'usage: node bench/train-step/run.js [--steps 7] [--threads 2] [--no-cpu] [--no-fused-bn] [--json out.json]',
+  { values: ['--steps', '--threads', '--json'], flags: ['--no-cpu', '--no-fused-bn'] },
+);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;

@@ -113,8 +113,19 @@ function render() {
   return out.join('\n');
 }
 
+const USAGE = 'usage: node packages/cxr/scripts/module-map.js [--check]';
+const args = process.argv.slice(2);
+// Anything else (--help, a typo of --check) must not rewrite the file.
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (args.some((a) => a !== '--check')) {
+  console.error(`module-map: unknown argument ${args.find((a) => a !== '--check')}\n${USAGE}`);
+  process.exit(2);
+}
 const text = render();
-if (process.argv.includes('--check')) {
+if (args.includes('--check')) {
   const current = fs.existsSync(OUT) ? fs.readFileSync(OUT, 'utf8') : '';
   if (current !== text) {
     console.error(`${path.relative(process.cwd(), OUT)} is out of date: run node packages/cxr/scripts/module-map.js`);

@@ -1,4 +1,4 @@
-// `cxr enqueue PATH... | --orthanc-all`: queues films for `cxr worker`, by default at low priority
+// `cxr enqueue` (files, folders, or --orthanc-all): queues films for `cxr worker`, by default at low priority
 // (a backfill must not hold up new films). A film already queued, or already done for this model
 // and operating point, is not queued again; the counts say how many of each. With --orthanc-all,
 // done means its results are in the PACS: a film whose SR or Secondary Capture is missing is queued

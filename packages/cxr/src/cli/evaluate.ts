@@ -1,4 +1,4 @@
-// `cxr evaluate --model DIR --data DIR [--split NAME] --json`
+// `cxr evaluate --model DIR --data DIR [--split NAME] --json`: a model's figures on a labelled split.
 import { Command } from 'commander';
 import { positiveInt } from './args';
 import { initEngine } from '../engine';

@@ -1,4 +1,5 @@
-// `cxr history`: reads the audit log that `cxr serve` and `cxr predict` write; it never writes to it.
+// `cxr history`: reads the audit log (`serve`, `predict`, `worker` and `orthanc sync` write it), never writes.
+// `cxr history prune` removes the stored heat maps and thumbnails of older predictions; their rows stay.
 import { Command, Option } from 'commander';
 import { intInRange } from './args';
 import { z } from 'zod';

@@ -1,4 +1,5 @@
-// `cxr ood fit`: fits the not-a-chest-X-ray gate of a trained model (ood.json in its folder).
+// `cxr ood fit`, `fit-layout`, `score` and `evaluate`: the not-a-chest-X-ray gate of a trained model.
+// `cxr ood fit`: fits the gate (ood.json in its folder); `fit-layout`: the image checks' layout statistic.
 // `cxr ood score`: shows how the gate and the image checks see some files.
 // `cxr ood evaluate`: false alarms on real films and refusals of generated non-X-rays.
 import { Command } from 'commander';

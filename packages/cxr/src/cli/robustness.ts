@@ -1,4 +1,4 @@
-// `cxr robustness --model DIR --data DIR [--json] [--out DIR] [--limit N] [--seed S]`
+// `cxr robustness --model DIR --data DIR [--json] [--out DIR] [--limit N] [--seed S]`: the shift benchmark.
 import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
