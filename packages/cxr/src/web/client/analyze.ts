@@ -84,6 +84,17 @@ function tooLarge(file: File, limit: number | null, sent: boolean): Error {
   return new Error(`${file.name} is ${t.size}, over this server's ${t.limit} limit${t.exact}: ${what}. ${fix}`);
 }
 
+/**
+ * A file the server cannot read as an image: its words ("not a JPEG, PNG or DICOM image") and what to do about it,
+ * which they leave out (a screenshot or a PDF of a report was taken for the film).
+ */
+function unsupported(e: api.ApiError): string {
+  return (
+    `${api.humanError(e).replace(/\.$/, '')}. Choose the film itself, as a DICOM file from the PACS or a JPEG or ` +
+    'PNG export of it.'
+  );
+}
+
 /** The server's answer as a card shows it. */
 function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
   // A server without verdicts (older version): its warnings still mean the image is not assessed.
@@ -256,7 +267,12 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
       if (said !== null) uploadLimit = Promise.resolve(said);
       limit = said ?? (await serverUploadLimit(true));
     }
-    const message = limit !== undefined ? tooLarge(file, limit, true).message : api.humanError(e);
+    const message =
+      limit !== undefined
+        ? tooLarge(file, limit, true).message
+        : e instanceof api.ApiError && e.code === 'UNSUPPORTED_FORMAT'
+          ? unsupported(e)
+          : api.humanError(e);
     showError(card, message, retryable(e) ? () => retry(job) : null, api.needsToken(e) ? 'Enter token' : 'Try again');
     announce(`${fileName(card)}: not analyzed: ${message}`);
     return e instanceof api.ApiError && e.code === 'UNREACHABLE' ? 'unreachable' : 'failed';

@@ -4,6 +4,7 @@
 import * as api from './api';
 import { MAX_AGE_YEARS, MIN_AGE_YEARS, STATED_AGE_RANGE } from '../../predict/verdict';
 import { $ } from './dom';
+import { announce } from './status_line';
 
 export interface BatchSettings {
   operatingPoint: string;
@@ -68,7 +69,12 @@ export function watchAgeField(): void {
       // shown inline by statedAge
     }
   };
-  field.addEventListener('change', check);
+  field.addEventListener('change', () => {
+    check();
+    // Said aloud as well: the field is left when the error appears, so a screen reader, already on the next
+    // control, would not hear the text beside the field (aria-describedby is read only on coming back to it).
+    if (field.getAttribute('aria-invalid') === 'true') announce($('#patient-age-error').textContent ?? '');
+  });
   field.addEventListener('input', () => {
     if (field.getAttribute('aria-invalid') === 'true') check();
   });

@@ -268,10 +268,13 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
     heat.src = heatmapUrl;
     // Where the model's result drew from, which is not necessarily disease (index.html's legend says so).
     heat.alt = `Heat map of where the model's result drew from, for ${name}`;
-    heat.style.opacity = String(Number(slider.value) / 100);
-    slider.addEventListener('input', () => {
+    // The value said as what it is: a screen reader read a bare "65".
+    const setOpacity = () => {
       heat.style.opacity = String(Number(slider.value) / 100);
-    });
+      slider.setAttribute('aria-valuetext', `${slider.value}${NBSP}%`);
+    };
+    setOpacity();
+    slider.addEventListener('input', setOpacity);
   } else {
     heat.hidden = true;
     heat.parentElement!.classList.add('no-heatmap');

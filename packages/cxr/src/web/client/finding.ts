@@ -110,6 +110,18 @@ export function announcement(a: {
   const shown = percentPair(a.probability, a.threshold);
   return (
     `${a.name}: ${view.headline}, ${shown.probability}, ${side} the ${shown.threshold} ` +
-    `threshold (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.`
+    `threshold (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.` +
+    warningsSaid(a.reasons)
   );
+}
+
+/**
+ * A finding's warnings as said after it: the card shows them under the finding ("unusually wide image … check the
+ * film as exported"), and a listener who heard the finding alone took it as unqualified. The first in full, the
+ * others counted: each is a sentence long.
+ */
+function warningsSaid(warnings: readonly string[]): string {
+  if (warnings.length === 0) return '';
+  const more = warnings.length - 1;
+  return ` Warning: ${warnings[0].replace(/\.$/, '')}.${more ? ` ${more} more on the card.` : ''}`;
 }

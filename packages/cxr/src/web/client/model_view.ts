@@ -78,6 +78,19 @@ function cardProportion(text: string): number | null {
 }
 
 /**
+ * A card table's empty corner ("| | this model | without the probe |") as a plain cell: an empty header cell is a
+ * header that names nothing, and a screen reader announces it, blank, before every cell of its column.
+ */
+function emptyCornersAsCells(root: HTMLElement): void {
+  for (const th of Array.from(root.querySelectorAll('th'))) {
+    if ((th.textContent ?? '').trim() !== '' || th.children.length > 0) continue;
+    const td = document.createElement('td');
+    for (const a of Array.from(th.attributes)) td.setAttribute(a.name, a.value);
+    th.replaceWith(td);
+  }
+}
+
+/**
  * The card's thresholds and calibration errors in percent, as the tables above it give them: the card wrote the
  * balanced threshold "0.157" under a table that says "15.7 %". A table column headed "threshold", and a row
  * headed "ECE", hold proportions; other numbers (AUC, Brier score) are not percentages and stay as they are.
@@ -148,6 +161,7 @@ export function renderModel(info: api.ModelInfo): void {
     card.innerHTML = DOMPurify.sanitize(marked.parse(info.modelCard, { async: false }));
     fixCardLinks(card);
     percentCardTables(card);
+    emptyCornersAsCells(card);
     // Code blocks and tables scroll sideways on a narrow screen (style.css): keyboard users must reach them too.
     for (const wide of Array.from(card.querySelectorAll('pre, table'))) wide.setAttribute('tabindex', '0');
   } else {
