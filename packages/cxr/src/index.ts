@@ -2,7 +2,7 @@
 // Everything here is also what the CLI commands call, so a program and `cxr` compute the same numbers.
 //
 //   import { Predictor } from '@cxr/app';
-//   const predictor = await Predictor.load('models/default');
+//   const predictor = await Predictor.load('/path/to/cxr/models/default'); // the package carries no model
 //   const p = await predictor.predict(fs.readFileSync('film.dcm'), { heatmap: true });
 //   console.log(p.verdict.status, p.probability, p.label);
 //

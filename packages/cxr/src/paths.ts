@@ -16,3 +16,20 @@ export function repoRoot(): string {
 export function defaultModelDir(): string {
   return process.env.CXR_MODEL ?? path.join(repoRoot(), 'models', 'default');
 }
+
+/**
+ * A command's model folder: the one given (--model), else the shipped one. Where there is none to fall back on
+ * (cxr installed as an npm package, which carries no model, and CXR_MODEL unset), the error says what to give
+ * rather than "no such folder" for a path the user never typed.
+ */
+export function modelDirOrDefault(given: string | undefined): string {
+  if (given !== undefined) return given;
+  const dir = defaultModelDir();
+  if (process.env.CXR_MODEL === undefined && !fs.existsSync(dir)) {
+    throw new Error(
+      `no model given, and there is no shipped model at ${dir} (an installed cxr package carries none): ` +
+        'give the model folder with --model DIR, or set CXR_MODEL',
+    );
+  }
+  return dir;
+}

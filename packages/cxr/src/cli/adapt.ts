@@ -10,7 +10,7 @@ import { filmFolderProblem } from '../adapt/films';
 import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
 import { modelAndDataRoot } from '../models/io';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { ensureWritableDir } from './writable';
 
 const shareArg = numberInRange(
@@ -70,7 +70,7 @@ export function register(program: Command): void {
       const log = (l: string) => process.stderr.write(l + '\n');
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
       const r = await adaptModel({
-        modelDir: path.resolve(o.model ?? defaultModelDir()),
+        modelDir: path.resolve(modelDirOrDefault(o.model)),
         imagesDir: o.images,
         outDir: o.out,
         prior: !!o.prior,
@@ -113,7 +113,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
+      const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const ref = await writeBnReferenceFromData(dir, root, { cacheDir: o.cache, log });

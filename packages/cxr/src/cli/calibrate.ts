@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BALANCED_RULES, DEFAULT_BALANCED_RULE } from '../eval/operating_points';
 import { initEngine } from '../engine';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { TTA_VIEWS } from '../models/tta_views';
 import { writeReport } from '../report/write_report';
 import { recalibrate, SCALINGS } from '../train/calibrate';
@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       await initEngine(o.threads);
-      const model = path.resolve(o.model ?? defaultModelDir());
+      const model = path.resolve(modelDirOrDefault(o.model));
       const log = (l: string) => process.stderr.write(l + '\n');
       const c = await recalibrate(model, o.data, log, {
         shifts: o.shifts === true,

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { collectInputs } from '../predict/batch';
 import { missingError } from '../predict/batch_inputs';
 import { patientAge } from './predict';
@@ -61,7 +61,7 @@ export function register(program: Command): void {
       if (o.orthancAll && paths.length > 0) throw new Error('enqueue: give files or --orthanc-all, not both');
       if (o.orthancAll && o.patientAge !== undefined) throw new Error(`enqueue: ${ORTHANC_AGE}`);
       const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
-      const model = modelIdentity(path.resolve(o.model ?? defaultModelDir()));
+      const model = modelIdentity(path.resolve(modelDirOrDefault(o.model)));
       const operatingPoint: string = o.operatingPoint ?? model.meta.defaultOperatingPoint;
       if (!Object.hasOwn(model.meta.operatingPoints, operatingPoint)) {
         throw new Error(

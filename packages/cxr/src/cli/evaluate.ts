@@ -5,7 +5,7 @@ import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
 import { formatGroupTable, groupPattern } from '../eval/groups';
 import { type EvaluationResult, runEvaluation } from './evaluate_run';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { ensureWritableDir } from './writable';
 
 export function register(program: Command): void {
@@ -44,7 +44,7 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const m = await runEvaluation({
-        modelDir: o.model ?? defaultModelDir(),
+        modelDir: modelDirOrDefault(o.model),
         data: o.data,
         split: o.split,
         operatingPoint: o.operatingPoint,

@@ -16,7 +16,7 @@ import {
   DEFAULT_ADAPT_CHANGES,
 } from '../experiments/adapt_shift';
 import { DEFAULT_HEATMAP_FILMS, heatmapMarkdown, heatmapTable } from '../experiments/heatmap';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { DEFAULT_ROBUSTNESS_LIMIT, GAN_EXPERIMENTS, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
 import {
   QUICK_ROBUSTNESS_LIMIT,
@@ -166,7 +166,7 @@ export function register(program: Command): void {
       // The table's folder is checked before the long run, not after it.
       if (o.out) ensureWritableFile(o.out, '--out');
       await initEngine(o.threads);
-      const model = path.resolve(o.model ?? defaultModelDir());
+      const model = path.resolve(modelDirOrDefault(o.model));
       const rows = await adaptShiftTable(model, o.data, {
         changes: o.changes,
         shares: o.shares,
@@ -202,7 +202,7 @@ export function register(program: Command): void {
       if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
       if (o.out) ensureWritableFile(o.out, '--out');
       await initEngine(o.threads);
-      const model = path.resolve(o.model ?? defaultModelDir());
+      const model = path.resolve(modelDirOrDefault(o.model));
       const films = o.images ? { images: o.images } : { data: o.data, cacheDir: o.cache };
       const result = await heatmapTable(model, films, {
         layers: o.layers,

@@ -11,7 +11,7 @@ import { fitLayout, renderLayoutModule } from '../explain/film_layout_fit';
 import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
 import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
 import { modelAndDataRoot } from '../models/io';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
 import { ensureWritableFile } from './writable';
@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
+      const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const fitted = await fitOodFromData(dir, root, {
@@ -96,7 +96,7 @@ export function register(program: Command): void {
       'exit code 1 when a bar is not met (false alarms in-sample or on the held-out estimate, refusals per kind)',
     )
     .action(async (o) => {
-      const { dir, root } = modelAndDataRoot(o.model ?? defaultModelDir(), o.data);
+      const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const report = await evaluateGate(dir, {
         dataRoot: root,
@@ -114,7 +114,7 @@ export function register(program: Command): void {
     .argument('<files...>', 'JPEG, PNG or DICOM files')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .action(async (files: string[], o) => {
-      const p = await Predictor.load(path.resolve(o.model ?? defaultModelDir()));
+      const p = await Predictor.load(path.resolve(modelDirOrDefault(o.model)));
       try {
         for (const n of p.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of files) {

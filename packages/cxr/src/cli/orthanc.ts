@@ -25,7 +25,7 @@ import {
   syncOnce,
   type SyncStats,
 } from '../pacs';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
 import {
@@ -126,7 +126,7 @@ export function register(program: Command): void {
         if (o.once || !(e instanceof OrthancError && e.outage)) throw e;
         log(`${e.message}; the first poll tries again`);
       }
-      const modelDir = path.resolve(o.model ?? defaultModelDir());
+      const modelDir = path.resolve(modelDirOrDefault(o.model));
       let predictor: Predictor | undefined;
       let queue: JobQueue | undefined;
       let handleInstance: SyncOptions['handleInstance'];

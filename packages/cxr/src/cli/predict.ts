@@ -12,7 +12,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
@@ -113,7 +113,7 @@ export function register(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         await initEngine(o.threads);
-        const modelDir = path.resolve(o.model ?? defaultModelDir());
+        const modelDir = path.resolve(modelDirOrDefault(o.model));
         batchStarted = true;
         const result = await runBatch({
           paths,

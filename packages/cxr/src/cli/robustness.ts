@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { benchmarkFolderProblem } from '../robustness/images';
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
@@ -63,7 +63,7 @@ export function register(program: Command): void {
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
       const { result, examples } = await runRobustness({
-        modelDir: o.model ?? defaultModelDir(),
+        modelDir: modelDirOrDefault(o.model),
         data: o.data,
         limit: o.limit,
         seed: o.seed,

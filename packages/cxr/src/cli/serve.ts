@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { loadTokens, TokenSet } from '../serve/auth';
@@ -155,7 +155,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
     dbPath: o.db ?? defaultDbPath(),
     loadPredictor: () =>
       loadPredictor(
-        o.model ?? defaultModelDir(),
+        modelDirOrDefault(o.model),
         { oodPolicy: o.oodPolicy, decodeWorkers: o.concurrency, threads: o.threads },
         log,
       ),

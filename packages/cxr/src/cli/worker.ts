@@ -14,7 +14,7 @@ import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
-import { defaultModelDir } from '../paths';
+import { modelDirOrDefault } from '../paths';
 import { Predictor } from '../predict/predictor';
 import {
   connectQueue,
@@ -142,7 +142,7 @@ export function register(program: Command): void {
       if (orthanc) await checkOrthanc(orthanc, log, warn);
       const store = await openAuditStoreForWriting(o.db ?? defaultDbPath(), NO_AUDIT_LOG_HINT);
       await initEngine(o.threads);
-      const predictor = await Predictor.load(path.resolve(o.model ?? defaultModelDir()), { oodPolicy: o.oodPolicy });
+      const predictor = await Predictor.load(path.resolve(modelDirOrDefault(o.model)), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.
       const queue = await connectQueue(redisUrl, predictor.model.sha256);
       const running = await startWorker(
