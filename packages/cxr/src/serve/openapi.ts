@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { API_PREFIX } from './routes/common';
 import { predictionSchema, problemResponse, problemSchema } from './schemas';
-import { JOB_FILES_MAX } from './routes/jobs';
+import { JOB_FILES_MAX, ORTHANC_ID_PATTERN, ORTHANC_IDS_MAX } from './routes/jobs';
 
 export interface OpenApiOptions {
   /** Whether the server needs a token: the document's default security requirement says so. */
@@ -71,6 +71,8 @@ export async function registerOpenApi(
                   },
                 },
                 required: ['image'],
+                // Any other field is refused (400 WRONG_FIELD): options go in the query string.
+                additionalProperties: false,
               },
             },
           },
@@ -98,6 +100,7 @@ export async function registerOpenApi(
                   },
                 },
                 required: ['image'],
+                additionalProperties: false,
               },
             },
             'application/json': {
@@ -106,9 +109,13 @@ export async function registerOpenApi(
                 properties: {
                   orthancInstances: {
                     type: 'array',
-                    items: { type: 'string', description: 'an Orthanc instance id' },
+                    items: {
+                      type: 'string',
+                      pattern: ORTHANC_ID_PATTERN,
+                      description: 'an Orthanc instance id: five groups of 8 hex digits, in either case',
+                    },
                     minItems: 1,
-                    maxItems: 1000,
+                    maxItems: ORTHANC_IDS_MAX,
                   },
                 },
                 required: ['orthancInstances'],

@@ -182,3 +182,45 @@ export const healthDegradedSchema = {
   },
   required: [...healthSchema.required, 'detail'],
 } as const;
+
+/** One film of a POST /jobs answer (routes/jobs.ts). */
+export const jobSubmittedSchema = {
+  type: 'object',
+  properties: {
+    id: {
+      type: ['string', 'null'],
+      description:
+        'the job id: the film (and whether a stated age is over 10 or under 1), model and operating point ' +
+        '(null if skipped)',
+    },
+    status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
+    statusUrl: { type: ['string', 'null'] },
+    file: { type: 'string', description: 'the uploaded file name, for uploads' },
+    orthancInstance: { type: 'string' },
+    reason: { type: 'string' },
+  },
+  required: ['id', 'status', 'statusUrl'],
+  additionalProperties: false,
+} as const;
+
+/** GET /jobs/:id (routes/jobs.ts JobState). */
+export const jobStateSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed'] },
+    outcome: {
+      type: ['string', 'null'],
+      description: 'predicted, reused (found in the audit log), already-done (results in the PACS), skipped',
+    },
+    prediction: { anyOf: [{ $ref: 'Prediction#' }, { type: 'null' }] },
+    error: {
+      type: ['string', 'null'],
+      description:
+        'why the job failed; on a completed job, why its stored result cannot be read (written by another ' +
+        'version of cxr: its prediction is in the audit log)',
+    },
+  },
+  required: ['id', 'status', 'outcome', 'prediction', 'error'],
+  additionalProperties: false,
+} as const;

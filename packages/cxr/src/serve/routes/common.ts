@@ -17,7 +17,15 @@ export const API_ERRORS = {
     'Invalid request (INVALID_REQUEST): a query or path parameter is wrong (the detail names it), or an ' +
       'HTTP/1.1 request without a Host header',
   ),
-  401: problemResponse('An API token is required and was missing or wrong (UNAUTHORIZED); see WWW-Authenticate'),
+  401: {
+    ...problemResponse('An API token is required and was missing or wrong (UNAUTHORIZED); see WWW-Authenticate'),
+    headers: {
+      'WWW-Authenticate': {
+        type: 'string',
+        description: 'Bearer realm="cxr", with error="invalid_token" when the token sent is not accepted (RFC 6750)',
+      },
+    },
+  },
   404: problemResponse('No such prediction, image or file (NOT_FOUND)'),
 };
 

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { filmFormat } from '../../data/dicom';
 import { HttpError } from '../http_error';
-import { predictQuery, problemResponse } from '../schemas';
+import { jobStateSchema, jobSubmittedSchema, predictQuery, problemResponse } from '../schemas';
 import {
   clientGone,
   noFile,
@@ -87,6 +87,15 @@ export interface JobRouteOptions {
   maxFiles?: number;
 }
 
+/**
+ * An Orthanc instance id, as the body's schema checks it and the OpenAPI document states it (openapi.ts), so that a
+ * client validating its request against the document is refused nothing the server takes.
+ */
+export const ORTHANC_ID_PATTERN = '^[0-9a-fA-F]{8}(-[0-9a-fA-F]{8}){4}$';
+
+/** The most instance ids one request may name. */
+export const ORTHANC_IDS_MAX = 1000;
+
 const OrthancBody = z
   .object({
     orthancInstances: z
@@ -94,53 +103,13 @@ const OrthancBody = z
         // Orthanc writes its ids in lower case and looks them up as written; a pasted upper-case id is the same one.
         z
           .string()
-          .regex(/^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/i, 'an Orthanc instance id (five groups of 8 hex digits)')
+          .regex(new RegExp(ORTHANC_ID_PATTERN), 'an Orthanc instance id (five groups of 8 hex digits)')
           .transform((id) => id.toLowerCase()),
       )
       .min(1)
-      .max(1000),
+      .max(ORTHANC_IDS_MAX),
   })
   .strict();
-
-const submittedSchema = {
-  type: 'object',
-  properties: {
-    id: {
-      type: ['string', 'null'],
-      description:
-        'the job id: the film (and whether a stated age is over 10 or under 1), model and operating point ' +
-        '(null if skipped)',
-    },
-    status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
-    statusUrl: { type: ['string', 'null'] },
-    file: { type: 'string', description: 'the uploaded file name, for uploads' },
-    orthancInstance: { type: 'string' },
-    reason: { type: 'string' },
-  },
-  required: ['id', 'status', 'statusUrl'],
-  additionalProperties: false,
-} as const;
-
-const jobStateSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    status: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed'] },
-    outcome: {
-      type: ['string', 'null'],
-      description: 'predicted, reused (found in the audit log), already-done (results in the PACS), skipped',
-    },
-    prediction: { anyOf: [{ $ref: 'Prediction#' }, { type: 'null' }] },
-    error: {
-      type: ['string', 'null'],
-      description:
-        'why the job failed; on a completed job, why its stored result cannot be read (written by another ' +
-        'version of cxr: its prediction is in the audit log)',
-    },
-  },
-  required: ['id', 'status', 'outcome', 'prediction', 'error'],
-  additionalProperties: false,
-} as const;
 
 /**
  * 413 for a film larger than all the bytes the queue may hold for its workers (cxr serve --job-uploads-mb): it
@@ -179,6 +148,30 @@ function tooManyFilms(maxFiles: number): HttpError {
     'TOO_MANY_FILES',
     `at most ${maxFiles} films per request, each in a field named "image": send the others in another request`,
   );
+}
+
+/**
+ * The bytes of one request's films, charged to the server's upload budget (what all requests together hold in
+ * memory). A request whose films alone are over that whole budget would be refused 503 BUSY "retry shortly"
+ * each time it is sent: it never fits, so it is a 413 that says to send fewer films at once.
+ */
+class JobTicket extends UploadTicket {
+  constructor(private readonly uploads: UploadBudget) {
+    super(uploads);
+  }
+
+  override charge(n: number): void {
+    if (this.held + n > this.uploads.limit) {
+      const mib = (this.uploads.limit / 2 ** 20).toFixed(1);
+      throw new HttpError(
+        413,
+        'TOO_LARGE',
+        `the films of this request together are over the ${mib} MiB this server holds in memory for uploads at ` +
+          'once, so it can never be taken: send fewer films per request (nothing in this request was queued)',
+      );
+    }
+    super.charge(n);
+  }
 }
 
 /**
@@ -289,14 +282,15 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
           202: {
             description: 'Queued (or found queued or done)',
             type: 'object',
-            properties: { jobs: { type: 'array', items: submittedSchema } },
+            properties: { jobs: { type: 'array', items: jobSubmittedSchema } },
             required: ['jobs'],
             additionalProperties: false,
           },
           ...API_ERRORS,
           413: problemResponse(
             `A film over the byte limit or over the whole budget for films waiting for workers (--job-uploads-mb), ` +
-              `or more than ${JOB_FILES_MAX} films in one request`,
+              `more than ${JOB_FILES_MAX} films in one request, or films together over what the server holds in ` +
+              'memory for uploads at once (TOO_LARGE: send fewer per request)',
           ),
           415: problemResponse(
             'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image',
@@ -320,7 +314,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
       const opts: JobOptions = { ...req.query, requestedBy: req.tokenName };
       const out: Record<string, unknown>[] = [];
       if (req.isMultipart()) {
-        const ticket = new UploadTicket(o.uploads);
+        const ticket = new JobTicket(o.uploads);
         try {
           const files = await readFiles(req, o, ticket);
           // Before any film is queued, as a film that is no image: the request is refused whole.
