@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
 import { readWeightSlots } from '../models/weight_slots';
 import { makeDirs } from '../make_dirs';
+import { CLASS_NAMES } from '../data/dataset';
+import type { ImageSet } from '../data/images';
 
 /**
  * A checkpoint's state.json. Read back with zod: a truncated, hand-edited or older file is refused with what
@@ -146,4 +148,29 @@ export function readRunData(outDir: string): RunData | null {
     'the record of the data this run started on',
     'delete it to resume without checking the data, or train into a new --out folder',
   );
+}
+
+/**
+ * Throws, naming the data folder, where the films a run loaded lack a class on either side; checked before its
+ * first epoch. run.ts checks the file list before it writes anything, but the films are read afterwards: a data
+ * folder moved, unmounted or deleted meanwhile left a run that trained on the few films read before it went
+ * (0 normal, 2 pneumonia, validating on 0) and then failed with "cannot evaluate an empty set of predictions",
+ * which named neither the data nor what to do.
+ */
+export function checkLoadedSplit(root: string, train: ImageSet, val: ImageSet, listed?: number): void {
+  const lacking = (set: ImageSet) => CLASS_NAMES.filter((_, label) => !set.labels.some((l) => l === label));
+  const loaded = train.labels.length + val.labels.length;
+  for (const [side, set] of [
+    ['training', train],
+    ['validation', val],
+  ] as const) {
+    const missing = lacking(set);
+    if (missing.length === 0) continue;
+    const read = listed === undefined ? `${loaded} films could be read` : `${loaded} of ${listed} films could be read`;
+    throw new Error(
+      `${root}: the ${side} films read hold no ${missing.join(' or ')} images (${read}; the warnings above ` +
+        'name the others): the data folder changed or went away while training read it, or its files are ' +
+        'damaged; put it back as it was and run the same command again (nothing was trained)',
+    );
+  }
 }

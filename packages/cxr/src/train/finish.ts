@@ -7,6 +7,7 @@ import { bnLayers } from '../models/bn_moments';
 import { writeBnReference } from '../models/bn_reference';
 import { writeModelCard } from '../models/card';
 import { saveModel } from '../models/io';
+import { writeFailure } from '../make_dirs';
 import { temperatureBoundNote } from '../eval/calibration';
 import { MODEL_FORMAT, type ModelMeta } from '../models/metadata';
 import { type Calibration, calibrateOnValidation, writeValidationFiles } from './calibrate';
@@ -77,9 +78,13 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
     },
     createdAt: now,
   };
-  await saveModel(o.model, o.outDir, meta);
-  writeModelCard(o.outDir, meta, o.command);
-  writeValidationFiles(o.outDir, o.dataInfo.root, o.val.files, cal);
+  try {
+    await saveModel(o.model, o.outDir, meta);
+    writeModelCard(o.outDir, meta, o.command);
+    writeValidationFiles(o.outDir, o.dataInfo.root, o.val.files, cal);
+  } catch (e) {
+    throw notWritten(e, o.outDir);
+  }
   // An extra for site adaptation: a model it cannot be measured for is still a finished run.
   try {
     if (bnLayers(o.model).length > 0) await writeValidationReference(o);
@@ -98,6 +103,21 @@ export async function finishRun(o: FinishInput): Promise<{ meta: ModelMeta; cali
   const note = cal.scaling === 'temperature' ? temperatureBoundNote(temperature) : null;
   if (note) o.log(note);
   return { meta, calibration: cal };
+}
+
+/**
+ * A full disk or a folder made read-only while the model was written said only "ENOSPC: no space left on device,
+ * write". The trainers keep checkpoints/best until the run is finished, so --resume writes the model again.
+ */
+function notWritten(e: unknown, outDir: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  return new Error(
+    `the trained model and its validation files could not all be written in ${outDir} (${writeFailure(e)}); ` +
+      'its best epoch is kept in checkpoints/best: free some space or make the folder writable, then finish the ' +
+      'run with --resume',
+    { cause: e },
+  );
 }
 
 /** bn-reference.json: the batch-norm inputs on the validation films, for relative adaptation. */

@@ -3,6 +3,7 @@
 // a log.jsonl line, the best model on validation AUC, early stopping, and a checkpoint of model,
 // optimiser slots and loop state that --resume continues from. What differs between recipes comes
 // in through a Phase: the batch input, the validation logits, what the loop state carries.
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { SingleBar } from 'cli-progress';
@@ -10,6 +11,7 @@ import type { Seed } from '../data/random';
 import { rocAuc } from '../eval';
 import { saveLayersModel, writeDirAtomic } from '../models/io';
 import { sigmoid } from '../models/infer';
+import { writeFailure } from '../make_dirs';
 import { appendRunLog } from '../report/run_log';
 import { LoopState, saveCheckpoint } from './checkpoint';
 import { setLearningRate } from './optim';
@@ -168,11 +170,30 @@ export async function runEpochs<S extends LoopState>(p: Phase<S>): Promise<boole
     ending.add(ended);
     try {
       if (await ended) return true;
+    } catch (e) {
+      throw notSaved(e, p, epoch);
     } finally {
       ending.delete(ended);
     }
   }
   return false;
+}
+
+/**
+ * A file-system error while an epoch's end was written (its log line, best model or checkpoint: a full disk, a
+ * folder made read-only) said only "ENOSPC: no space left on device, write", not which run, what was kept or that
+ * --resume continues it. The checkpoint before this epoch is whole (writeDirAtomic), so --resume starts over
+ * from that epoch (or from the start when none was written).
+ */
+function notSaved(e: unknown, p: Phase<LoopState>, epoch: number): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  const kept = epoch > 0 ? `its checkpoint keeps epoch ${epoch}` : 'no epoch had been saved yet';
+  return new Error(
+    `epoch ${epoch + 1} could not be saved in ${path.dirname(p.logFile)} (${writeFailure(e)}); ${kept}: ` +
+      'free some space or make the folder writable, then continue the run with --resume',
+    { cause: e },
+  );
 }
 
 /**

@@ -18,7 +18,7 @@ import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
 import { makeOutputDir } from '../make_dirs';
 import { stoppedWhileFinishing } from '../models/io';
-import { readRunData, type RunData, writeRunData } from './checkpoint';
+import { checkLoadedSplit, readRunData, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';
 import { TrainResult, train } from './trainer';
@@ -123,8 +123,9 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
           command: o.command,
           gate: o.gate,
           noGateReason: o.noGateReason,
+          listed: data.train + data.validation,
         })
-      : await trainWholeModel(o, recipe, log);
+      : await trainWholeModel(o, recipe, log, data.train + data.validation);
   if (o.report !== false) {
     try {
       const { writeReport } = await import('../report/index.js');
@@ -142,7 +143,12 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
 }
 
 /** A from-scratch architecture, or a backbone trained end to end: one trainer, one set of options. */
-async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string) => void): Promise<TrainResult> {
+async function trainWholeModel(
+  o: RunOptions,
+  recipe: Recipe,
+  log: (line: string) => void,
+  listed: number,
+): Promise<TrainResult> {
   const progress = o.progress ?? process.stderr.isTTY === true;
   const source = await modelSource(recipe, { progress, log });
   const size = source.size;
@@ -159,6 +165,7 @@ async function trainWholeModel(o: RunOptions, recipe: Recipe, log: (line: string
     normalize: recipe.normalize,
     ...splitOf(recipe),
   });
+  checkLoadedSplit(o.data, realTrain, val, listed);
   // After the split, so generated images can only ever be training images.
   const split = { root: o.data, fingerprint: info.fingerprint };
   const { train: trainSet, info: ganInfo } = await withGanImages(realTrain, recipe, log, split);

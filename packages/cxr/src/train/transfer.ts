@@ -19,7 +19,7 @@ import { compileFrozen } from '../models/backbones/fold';
 import { predictAllLogits, toInput } from '../models/infer';
 import { fileLoader, saveLayersModel, writeDirAtomic } from '../models/io';
 import { runLogPath, startRunLog } from '../report/run_log';
-import { LoopState, readState, restoreCheckpoint } from './checkpoint';
+import { checkLoadedSplit, LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { finishRun, noGateLine } from './finish';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { saveOod } from '../explain/ood';
@@ -47,6 +47,8 @@ export interface TransferRunOptions {
   gate?: boolean;
   /** Why `gate` is false, for the line that says so (default: the user's --no-gate). */
   noGateReason?: string;
+  /** How many films the checked file list held, for the message when fewer could be read (checkLoadedSplit). */
+  listed?: number;
 }
 
 interface TransferState extends LoopState {
@@ -85,6 +87,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
     normalize: recipe.normalize,
     ...splitOf(recipe),
   });
+  checkLoadedSplit(o.data, train, val, o.listed);
   const dropout = recipe.headDropout ?? 0.2;
   const tm = await buildTransferModel(backbone, size, { dropout, seed: recipe.seed });
   const layersExtractor = tfl.model({
