@@ -6,6 +6,7 @@
 // empty set of predictions".
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -75,6 +76,46 @@ test('an epoch that cannot be saved says what is kept and that --resume continue
     );
     assert.ok(isFinished(run.out));
   }),
+);
+
+/** A process id that is surely gone: a child that has exited. */
+const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
+/** This machine's name as models/io.ts writes it into its temp and set-aside folders. */
+const HOST = os.hostname().replace(/[^A-Za-z0-9_]/g, '_') || 'host';
+
+test(
+  'a run killed in the middle of writing a checkpoint or its model resumes from the checkpoint, no leftovers',
+  {
+    skip,
+  },
+  () =>
+    inTmp(async (tmp) => {
+      const ckpt = path.join(tmp, 'run', 'checkpoints');
+      const run = tinyRun(tmp, (line) => {
+        if (!line.startsWith('epoch 2/3:')) return;
+        fs.renameSync(ckpt, `${ckpt}.aside`);
+        fs.writeFileSync(ckpt, '');
+      });
+      await assert.rejects(runTraining(run), /epoch 2 could not be saved/);
+      fs.rmSync(ckpt);
+      fs.renameSync(`${ckpt}.aside`, ckpt);
+      // What a SIGKILL between the two renames of a checkpoint's write leaves: the last checkpoint set aside under
+      // its writer's name and no checkpoints/last (the resumed run began again at epoch 1); and a model write's temp
+      // folder (kept for good in the run folder).
+      const aside = path.join(ckpt, `last.old-${HOST}-${deadPid()}`);
+      fs.renameSync(path.join(ckpt, 'last'), aside);
+      const saveTemp = path.join(run.out, `.save-${HOST}-${deadPid()}-Ab12Cd`);
+      fs.mkdirSync(saveTemp);
+      const lines: string[] = [];
+      await runTraining({ ...run, resume: true, log: (l) => lines.push(l) });
+      assert.ok(
+        lines.some((l) => l.startsWith('resuming after epoch 1 ')),
+        lines.join('\n'),
+      );
+      assert.ok(!fs.existsSync(aside), 'the set-aside checkpoint was put back');
+      assert.ok(!fs.existsSync(saveTemp), "a dead writer's temp folder is swept");
+      assert.ok(isFinished(run.out));
+    }),
 );
 
 test('a model that cannot be written says its best epoch is kept, and --resume finishes it', { skip }, () =>

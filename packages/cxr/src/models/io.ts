@@ -157,11 +157,44 @@ export function modelDigest(dir: string): string {
   return h.digest('hex');
 }
 
+/**
+ * Puts `tmp` in place of `dir`. A folder cannot be renamed over a full one, so the old version steps aside first,
+ * as NAME.old-HOST-PID; a process killed between the steps leaves that behind (recoverReplaced).
+ */
 function replaceDir(tmp: string, dir: string): void {
-  const old = `${dir}.old-${process.pid}`;
+  const old = `${dir}.old-${HOST}-${process.pid}`;
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
   fs.renameSync(tmp, dir);
   if (fs.existsSync(old)) fs.rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * What replaceDir leaves when its process is killed between its steps: NAME.old-HOST-PID, the version before,
+ * beside the new NAME (killed before removing it: a whole extra checkpoint, kept for good) or instead of it (killed
+ * between the two renames: no NAME at all, so a resumed run found no checkpoint and began again at epoch 1). The
+ * first is removed, the second renamed back. Only a gone process's (another machine's once a day old; one of an
+ * earlier version, NAME.old-PID, is taken for this machine's).
+ */
+export function recoverReplaced(dir: string): void {
+  const parent = path.dirname(path.resolve(dir));
+  const name = path.basename(dir);
+  const own = new RegExp(`^${escapeRegExp(name)}\\.old-(?:([A-Za-z0-9_]+)-)?(\\d+)$`);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const m = own.exec(entry);
+    if (!m) continue;
+    const [, host, pid] = m;
+    const full = path.join(parent, entry);
+    const mine = host === undefined || host === HOST;
+    if (!(mine ? Number(pid) !== process.pid && !alive(Number(pid)) : olderThanADay(full))) continue;
+    if (fs.existsSync(path.join(parent, name))) fs.rmSync(full, { recursive: true, force: true });
+    else fs.renameSync(full, path.join(parent, name));
+  }
 }
 
 /** This machine's name as a temp folder's name may hold it. */
@@ -180,14 +213,14 @@ function alive(pid: number): boolean {
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
- * Removes the temp folders earlier writes of `dir` left beside it when their process was killed (Ctrl-C during
- * a checkpoint write: the error path below never runs on a signal). Only names of writeDirAtomic's own pattern,
- * `.NAME.tmp-HOST-PID-XXXXXX`, and only when that process is gone: a writer still at work (two runs fetching
+ * Removes the temp folders earlier writes left in `parent` when their process was killed (Ctrl-C during a
+ * checkpoint write: the error path below never runs on a signal). Only names of the writer's own pattern,
+ * PREFIX + `HOST-PID-XXXXXX` (writeDirAtomic's `.NAME.tmp-`, saveModel's `.save-`), and only when that process is gone: a writer still at work (two runs fetching
  * the same backbone into the cache) keeps its folder. One of another machine (a shared folder), whose process
- * cannot be asked, goes only once a day old; one of an earlier version, `.NAME.tmp-XXXXXX`, goes at once.
+ * cannot be asked, goes only once a day old; one of an earlier version, PREFIX + `XXXXXX`, goes at once.
  */
-function sweepStaleTemps(parent: string, name: string): void {
-  const own = new RegExp(`^\\.${escapeRegExp(name)}\\.tmp-(?:([A-Za-z0-9_]+)-(\\d+)-)?[A-Za-z0-9]{6}$`);
+function sweepStaleTemps(parent: string, prefix: string): void {
+  const own = new RegExp(`^${escapeRegExp(prefix)}(?:([A-Za-z0-9_]+)-(\\d+)-)?[A-Za-z0-9]{6}$`);
   let entries: string[];
   try {
     entries = fs.readdirSync(parent);
@@ -238,7 +271,8 @@ export function writeDirAtomic(dir: string, write: (tmp: string) => Promise<void
   const parent = path.dirname(path.resolve(dir));
   makeDirs(parent);
   const name = path.basename(dir);
-  sweepStaleTemps(parent, name);
+  recoverReplaced(dir);
+  sweepStaleTemps(parent, `.${name}.tmp-`);
   const tmp = makeTempDir(path.join(parent, `.${name}.tmp-${HOST}-${process.pid}-`));
   return Promise.resolve(write(tmp)).then(
     () => replaceDir(tmp, dir),
@@ -270,7 +304,9 @@ export async function saveModel(
   storage: WeightStorage = 'float32',
 ): Promise<void> {
   makeDirs(dir);
-  const tmp = fs.mkdtempSync(path.join(dir, '.save-'));
+  // Named for its process, so that the next save sweeps one a kill left behind (a model folder is kept for good).
+  sweepStaleTemps(dir, '.save-');
+  const tmp = makeTempDir(path.join(dir, `.save-${HOST}-${process.pid}-`));
   try {
     await saveLayersModel(model, tmp, storage);
     fs.writeFileSync(path.join(tmp, 'cxr.json'), JSON.stringify(meta, null, 2) + '\n');

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
+import { fileLoader, readCheckedJson, recoverReplaced, saveLayersModel, writeDirAtomic } from '../models/io';
 import { readWeightSlots } from '../models/weight_slots';
 import { makeDirs } from '../make_dirs';
 import { CLASS_NAMES } from '../data/dataset';
@@ -66,6 +66,14 @@ export const startAgain = (dir: string) =>
  * The loop state of the checkpoint in dir; null when it has none. Fields a recipe's phases add to the state
  * (trainer.ts, transfer.ts) are kept as they are: only the loop's own are checked here.
  */
+/**
+ * A run's checkpoints as a kill in the middle of their last write left them (models/io.ts recoverReplaced): read
+ * before a resume, so that a run killed between the two renames of a checkpoint continues from it, not from epoch 1.
+ */
+export function recoverCheckpoints(out: string): void {
+  for (const d of ['last', 'best', 'best-head']) recoverReplaced(path.join(out, 'checkpoints', d));
+}
+
 export function readState(dir: string): LoopState | null {
   return readCheckedJson(
     path.join(dir, 'state.json'),

@@ -18,7 +18,7 @@ import { DEFAULT_RECIPE, RECIPES } from './presets';
 import { z } from 'zod';
 import { makeOutputDir } from '../make_dirs';
 import { stoppedWhileFinishing } from '../models/io';
-import { checkLoadedSplit, readRunData, type RunData, writeRunData } from './checkpoint';
+import { checkLoadedSplit, readRunData, recoverCheckpoints, type RunData, writeRunData } from './checkpoint';
 import { Recipe, RecipeInput } from './recipe';
 import { modelSource } from './model_source';
 import { TrainResult, train } from './trainer';
@@ -209,6 +209,7 @@ async function trainWholeModel(
 // The checks before a run writes anything.
 
 function checkOut(o: RunOptions): void {
+  recoverCheckpoints(o.out);
   // A GAN's folder has a checkpoints/last too: taken for an unfinished run, --resume would fail on it.
   if (isGanFolder(o.out))
     throw new Error(`${o.out} is a GAN folder (cxr gan train), not a classifier run: choose a new --out folder`);

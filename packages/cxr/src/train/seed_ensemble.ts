@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelMeta } from '../models/metadata';
+import { recoverCheckpoints } from './checkpoint';
 import { buildEnsemble } from './ensemble';
 import { buildSoup } from './soup';
 import { Recipe } from './recipe';
@@ -66,6 +67,7 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
       continue;
     }
     log(`member ${i + 1} of ${o.seeds.length}: seed ${seed}, split seed ${splitSeed}, in ${dir}`);
+    recoverCheckpoints(dir); // before asking whether it has a checkpoint to resume
     const r = await runTraining({
       ...o,
       out: dir,
