@@ -215,9 +215,10 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /**
  * Removes the temp folders earlier writes left in `parent` when their process was killed (Ctrl-C during a
  * checkpoint write: the error path below never runs on a signal). Only names of the writer's own pattern,
- * PREFIX + `HOST-PID-XXXXXX` (writeDirAtomic's `.NAME.tmp-`, saveModel's `.save-`), and only when that process is gone: a writer still at work (two runs fetching
- * the same backbone into the cache) keeps its folder. One of another machine (a shared folder), whose process
- * cannot be asked, goes only once a day old; one of an earlier version, PREFIX + `XXXXXX`, goes at once.
+ * PREFIX + `HOST-PID-XXXXXX` (writeDirAtomic's `.NAME.tmp-`, saveModel's `.save-`), and only when that process
+ * is gone: a writer still at work (two runs fetching the same backbone into the cache) keeps its folder. One of
+ * another machine (a shared folder), whose process cannot be asked, goes only once a day old; one of an earlier
+ * version, PREFIX + `XXXXXX`, goes at once.
  */
 function sweepStaleTemps(parent: string, prefix: string): void {
   const own = new RegExp(`^${escapeRegExp(prefix)}(?:([A-Za-z0-9_]+)-(\\d+)-)?[A-Za-z0-9]{6}$`);
