@@ -4,6 +4,7 @@
 // how to continue it too (it stopped without a word).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -78,5 +79,31 @@ test('SIGTERM during cxr experiments shift says how to continue it', { skip }, a
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(env.CXR_DB, { force: true });
+  }
+});
+
+test('stopped before a run wrote anything, the line says to run the command again, not --resume', () => {
+  // As `cxr train` stops while its data still load: no recipe.json, no checkpoint, so --resume would be refused.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-interrupt-early-'));
+  try {
+    const script = path.join(dir, 'cxr.js');
+    fs.writeFileSync(
+      script,
+      `require(${JSON.stringify(require.resolve('../src/cli/interrupt'))}).sayHowToContinue({
+         where: () => 'interrupted before the first epoch ended',
+         resumable: () => false,
+       });
+       setTimeout(() => {}, 10_000);
+       process.kill(process.pid, 'SIGINT');`,
+    );
+    const r = spawnSync(process.execPath, [script, 'train', '--data', 'd', '--out', 'runs/a b'], { encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGINT', r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      'interrupted before the first epoch ended, before anything was written; run it again: ' +
+        "cxr train --data d --out 'runs/a b'",
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -14,6 +14,11 @@ export interface HowToContinue {
   replaces?: string;
   /** Said after the command line when `replaces` was given. */
   replacedNote?: string;
+  /**
+   * Whether --resume will find something to continue (default: yes). A run stopped before it wrote anything (its
+   * data still loading) has nothing: --resume is refused there, so the line says to run the command again.
+   */
+  resumable?(): boolean;
 }
 
 /**
@@ -32,6 +37,14 @@ export function sayHowToContinue(how: HowToContinue): () => void {
       // A damaged checkpoint: the line still says how to continue, and --resume says what is wrong with it.
     }
     let args = process.argv.slice(2);
+    if (how.resumable?.() === false) {
+      const again = args.filter((a) => a !== '--resume');
+      process.stderr.write(
+        `${where}, before anything was written; run it again: cxr ${again.map(shellWord).join(' ')}\n`,
+      );
+      process.kill(process.pid, signal);
+      return;
+    }
     const replaced = how.replaces !== undefined && args.includes(how.replaces);
     if (replaced) args = args.filter((a) => a !== how.replaces);
     if (!args.includes('--resume')) args.push('--resume');

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option, type OptionValues } from 'comman
 import { colonFields, intInRange, numberInRange, positiveInt, positiveNumber, wholeNumber } from './args';
 import { ensureWritableDir } from './writable';
 import { sayHowToContinue } from './interrupt';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { readState } from '../train/checkpoint';
@@ -189,7 +190,14 @@ export function register(program: Command): void {
         command: ['cxr', ...process.argv.slice(2)].join(' '),
         refuseExisting: true,
       };
-      const quiet = sayHowToContinue({ where: () => whereStopped(run.out, o.seeds !== undefined) });
+      const quiet = sayHowToContinue({
+        where: () => whereStopped(run.out, o.seeds !== undefined),
+        // What --resume needs (train/run.ts checkOut): a recipe.json or a checkpoint; a seed ensemble's members.
+        resumable: () =>
+          o.seeds !== undefined ||
+          fs.existsSync(path.join(run.out, 'recipe.json')) ||
+          fs.existsSync(path.join(run.out, 'checkpoints', 'last')),
+      });
       try {
         await train(o, run);
       } finally {
