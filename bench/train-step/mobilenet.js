@@ -8,7 +8,8 @@
 'use strict';
 require('../args').checkArgs(
   'usage: node bench/train-step/mobilenet.js [--rounds 3] [--steps 5] [--threads 2] [--json out.json]',
-  { values: ['--rounds', '--steps', '--threads', '--json'], flags: [] },
+  // --child: how each variant's own process is started (main below), not for a person to type.
+  { values: ['--rounds', '--steps', '--threads', '--json', '--child'], flags: [] },
 );
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');

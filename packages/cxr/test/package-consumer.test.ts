@@ -162,3 +162,35 @@ test("an install script run on the tarball's files does not rebuild what the tar
     }
   }
 });
+
+// The other side of the same script: in a checkout (the repository's tsconfig.base.json two folders up) it
+// compiles every time, dist/ there or not. `git pull && npm ci --omit=dev` upgrades a production clone
+// (docs/deployment.md), and a script that kept any dist/ it found left the old version's JavaScript running.
+test('an install script run in a checkout compiles again, over an older dist/', () => {
+  for (const name of PACKAGES) {
+    const m = manifest(name);
+    const script = (m.scripts?.install ?? '').replace(/^node scripts\/build-native\.js && /, '');
+    if (!script) continue;
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-checkout-${name}-`));
+    try {
+      const pkg = path.join(root, 'packages', name);
+      fs.mkdirSync(path.join(pkg, 'dist', 'src'), { recursive: true });
+      fs.writeFileSync(path.join(pkg, 'dist', 'src', 'index.js'), '// built by an older version\n');
+      fs.writeFileSync(path.join(root, 'tsconfig.base.json'), '{}\n');
+      // A tsc that only says it ran (and fails, so that nothing after it runs on this bare copy).
+      const bin = path.join(root, 'bin');
+      fs.mkdirSync(bin);
+      fs.writeFileSync(path.join(bin, 'tsc'), `#!/bin/sh\ntouch "${path.join(root, 'compiled')}"\nexit 1\n`, {
+        mode: 0o755,
+      });
+      spawnSync('sh', ['-c', script], {
+        cwd: pkg,
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      assert.ok(fs.existsSync(path.join(root, 'compiled')), `${m.name}: its install script kept the older dist/`);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }
+});

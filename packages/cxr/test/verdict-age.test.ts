@@ -231,6 +231,16 @@ test('dates that give no age are a warning that says why; the verdict is as with
   });
   assert.equal(tenish.status, 'outside-population');
   assert.match(tenish.reasons[0].message, /StudyDate give a patient age over 10 years$/);
+  // So do the other units' spans: '052W' (364 to 370 days) and dates of 364 days, '120M' and dates of 10.05
+  // years; '052W' and dates of 300 days do not agree.
+  const reasonOf = async (...tags: Parameters<typeof headerFacts>) =>
+    deriveVerdict({ ...base, facts: await headerFacts(...tags) }).reasons[0].message;
+  assert.match(await reasonOf(age('052W'), birth('20230101'), study('20231231')), /under 1 year$/);
+  assert.match(await reasonOf(age('120M'), birth('20140101'), study('20240120')), /over 10 years$/);
+  assert.match(
+    await reasonOf(age('052W'), birth('20230101'), study('20231028')),
+    /under 1 year \(the PatientAge does not;/,
+  );
   // The most trusted age over the bound, another under it: the reason names the one that does not agree.
   const over = deriveVerdict({ ...base, facts: { patientAge: '040Y' }, statedAgeYears: 4 });
   assert.match(

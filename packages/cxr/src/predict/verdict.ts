@@ -165,24 +165,22 @@ export function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>)
   const taken = all.find((a) => sideOfSource(a) !== null);
   if (!taken) return all[0];
   const outside = sideOfSource(taken)!;
-  // A PatientAge in whole years ('010Y': ten completed years) agrees with dates that give 10.4: the dates
-  // are only more precise, and the reason must not call the two at odds. Under the lower bound there is no
-  // such case: whole years under 1 ('000Y') are under it themselves, and '001Y' (one completed year) with
-  // dates that give 0.9 do disagree.
-  const agrees = (a: AgeSource) =>
-    a.source === 'header' &&
-    taken.source === 'dates' &&
-    outside === 'over' &&
-    wholeYears(e.facts.patientAge) &&
-    Math.floor(taken.years) === a.years;
+  // A PatientAge counts completed units ('010Y': ten years and up to one more; '052W': 364 to 370 days): dates
+  // within its span ('010Y' and 10.4; '052W' and 364 days) only say it more precisely, and the reason must not
+  // call the two at odds. '001Y' with dates that give 0.9 do disagree.
+  const agrees = (a: AgeSource) => {
+    if (a.source !== 'header' || taken.source !== 'dates' || a.untilYears === undefined) return false;
+    // Years are counted as the dates count them; months, weeks and days are average ones against the dates'
+    // real ones (a leap year, a February): a few days of slack.
+    const slack = a.untilYears - a.years < 1 ? SPAN_SLACK_YEARS : 0;
+    return taken.years >= a.years - slack && taken.years < a.untilYears + slack;
+  };
   const within = all.find((a) => sideOfSource(a) === null && !agrees(a));
   return { ...taken, outside, ...(within ? { within } : {}) };
 }
 
-/** Whether a DICOM AS value counts whole years ('010Y', or a bare number): the age rounded down. */
-function wholeYears(as: string | undefined): boolean {
-  return /^\s*\d{1,3}\s*Y?\s*$/i.test(as ?? '');
-}
+/** How far dates may fall outside a PatientAge's span in months, weeks or days and still agree with it. */
+const SPAN_SLACK_YEARS = 3 / 365.25;
 
 /** DICOM AS value ('004Y', '018M', '010W', '003D', or a bare number of years) in years; null when unreadable. */
 export function ageInYears(as: string | undefined): number | null {
