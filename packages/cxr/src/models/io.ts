@@ -178,23 +178,39 @@ function replaceDir(tmp: string, dir: string): void {
 export function recoverReplaced(dir: string): void {
   const parent = path.dirname(path.resolve(dir));
   const name = path.basename(dir);
-  const own = new RegExp(`^${escapeRegExp(name)}\\.old-(?:([A-Za-z0-9_]+)-)?(\\d+)$`);
+  for (const full of leftByGoneWriters(
+    parent,
+    new RegExp(`^${escapeRegExp(name)}\\.old-(?:([A-Za-z0-9_]+)-)?(\\d+)$`),
+  )) {
+    if (fs.existsSync(path.join(parent, name))) fs.rmSync(full, { recursive: true, force: true });
+    else fs.renameSync(full, path.join(parent, name));
+  }
+}
+
+/**
+ * The entries of `parent` named by `own` (its groups: the writer's host, then its pid) whose writer is gone: this
+ * machine's process no longer runs (a name without a host is taken for this machine's), another machine's, which
+ * cannot be asked, is a day old, and a name with neither (an earlier version's) is taken for gone at once.
+ */
+function leftByGoneWriters(parent: string, own: RegExp): string[] {
   let entries: string[];
   try {
     entries = fs.readdirSync(parent);
   } catch {
-    return;
+    return [];
   }
+  const out: string[] = [];
   for (const entry of entries) {
     const m = own.exec(entry);
     if (!m) continue;
     const [, host, pid] = m;
     const full = path.join(parent, entry);
-    const mine = host === undefined || host === HOST;
-    if (!(mine ? Number(pid) !== process.pid && !alive(Number(pid)) : olderThanADay(full))) continue;
-    if (fs.existsSync(path.join(parent, name))) fs.rmSync(full, { recursive: true, force: true });
-    else fs.renameSync(full, path.join(parent, name));
+    const gone =
+      pid === undefined ||
+      (host === undefined || host === HOST ? Number(pid) !== process.pid && !alive(Number(pid)) : olderThanADay(full));
+    if (gone) out.push(full);
   }
+  return out;
 }
 
 /** This machine's name as a temp folder's name may hold it. */
@@ -222,21 +238,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  */
 function sweepStaleTemps(parent: string, prefix: string): void {
   const own = new RegExp(`^${escapeRegExp(prefix)}(?:([A-Za-z0-9_]+)-(\\d+)-)?[A-Za-z0-9]{6}$`);
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(parent);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    const m = own.exec(entry);
-    if (!m) continue;
-    const [, host, pid] = m;
-    const full = path.join(parent, entry);
-    const stale =
-      host === undefined || (host === HOST ? Number(pid) !== process.pid && !alive(Number(pid)) : olderThanADay(full));
-    if (stale) fs.rmSync(full, { recursive: true, force: true });
-  }
+  for (const full of leftByGoneWriters(parent, own)) fs.rmSync(full, { recursive: true, force: true });
 }
 
 function olderThanADay(file: string): boolean {
