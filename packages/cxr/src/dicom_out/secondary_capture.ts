@@ -17,6 +17,16 @@ export function burnedInLines(input: ResultInput): string[] {
   ];
 }
 
+function lossyAttributes(source: ResultInput['source']): Dataset {
+  const lossy = source.lossyCompression;
+  if (!lossy) return { LossyImageCompression: '00' };
+  return {
+    LossyImageCompression: '01',
+    ...(lossy.ratios.length ? { LossyImageCompressionRatio: lossy.ratios } : {}),
+    ...(lossy.methods.length ? { LossyImageCompressionMethod: lossy.methods } : {}),
+  };
+}
+
 export async function buildSecondaryCapture(input: ResultInput, heatmapPng: Buffer): Promise<DicomObject> {
   const { source, model } = input;
   const uids = scUids(source, model, input.prediction.operatingPoint);
@@ -41,7 +51,10 @@ export async function buildSecondaryCapture(input: ResultInput, heatmapPng: Buff
     BitsStored: 8,
     HighBit: 7,
     PixelRepresentation: 0,
-    LossyImageCompression: '00',
+    // Written uncompressed, but drawn over the film's pixels: a film that was lossy compressed makes the heat
+    // map lossy too, and once 01 the flag is never reset (PS3.3 C.7.6.1.1.5): a reader must not take the film
+    // under the colours for the original.
+    ...lossyAttributes(source),
     PixelData: [img.rgb.buffer.slice(img.rgb.byteOffset, img.rgb.byteOffset + img.rgb.byteLength)],
     _vrMap: { PixelData: 'OB' },
   };

@@ -63,6 +63,11 @@ export interface SourceImage {
   instanceNumber?: number;
   /** Timezone Offset From UTC (±HHMM) of the film's dates and times, as written, when it has one. */
   timezoneOffset?: string;
+  /**
+   * Present when the film's pixels were lossy compressed (its Lossy Image Compression is 01): the methods
+   * and ratios it names, if any. A heat map drawn over those pixels is lossy too (PS3.3 C.7.6.1.1.5).
+   */
+  lossyCompression?: { methods: string[]; ratios: string[] };
   /** The COPIED_ATTRIBUTES, ready to spread into a result data set. */
   patientStudy: Dataset;
 }
@@ -71,6 +76,12 @@ export interface SourceImage {
 function integer(v: unknown): number | undefined {
   const n = typeof v === 'number' ? v : Number(String(v ?? '').trim() || Number.NaN);
   return Number.isInteger(n) ? n : undefined;
+}
+
+/** A multi-valued string attribute as its non-empty values (dcmjs gives a string, a number or an array). */
+function values(v: unknown): string[] {
+  const list = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+  return list.map((x) => String(x).trim()).filter(Boolean);
 }
 
 /** Reads and checks the source header; throws an Error naming what is missing or malformed. */
@@ -102,6 +113,14 @@ export function readSource(bytes: Uint8Array): SourceImage {
     manufacturer: id.Manufacturer?.trim() || undefined,
     seriesNumber: integer(ds.SeriesNumber),
     instanceNumber: integer(ds.InstanceNumber),
+    ...(values(ds.LossyImageCompression)[0] === '01'
+      ? {
+          lossyCompression: {
+            methods: values(ds.LossyImageCompressionMethod),
+            ratios: values(ds.LossyImageCompressionRatio),
+          },
+        }
+      : {}),
     timezoneOffset: typeof ds.TimezoneOffsetFromUTC === 'string' ? ds.TimezoneOffsetFromUTC.trim() : undefined,
     patientStudy,
   };

@@ -2,7 +2,7 @@
 // probability and threshold are NUM items, not text). Content tree, all CONTAINS under the root:
 //
 //   CONTAINER (LN 18748-4 "Diagnostic imaging report")
-//     CODE  (99CXR ASSESSMENT "Assessment status") = (99CXR ASSESSED | CANNOT-ASSESS | OUTSIDE-POPULATION)
+//     CODE  (99CXR ASSESSMENT "Assessment status") = (99CXR ASSESSED | CANNOT-ASSESS | OUTSIDE-POP)
 //     CODE  (SCT 233604007 "Pneumonia") = (SCT 373066001 "Yes") | (SCT 373067005 "No")   only when assessed
 //     NUM   (99CXR P-PNEUMONIA "Calibrated probability of pneumonia"), UCUM "1"   not when cannot-assess
 //     NUM   (99CXR THRESHOLD "Decision threshold"), UCUM "1"
@@ -28,18 +28,22 @@ interface Code {
   CodeMeaning: string;
 }
 
-const code = (value: string, scheme: string, meaning: string): Code => ({
-  CodeValue: value,
-  CodingSchemeDesignator: scheme,
-  CodeMeaning: meaning,
-});
+// Code Value and Coding Scheme Designator are SH (at most 16 characters), Code Meaning LO (64; PS3.5 6.2): a
+// longer local code makes the report invalid (DCMTK's SR schema rejects it), so a code that breaks this fails
+// at load, not in the PACS.
+const code = (value: string, scheme: string, meaning: string): Code => {
+  if (value.length > 16 || scheme.length > 16 || meaning.length > 64) {
+    throw new Error(`SR code (${value}, ${scheme}, "${meaning}") is longer than DICOM allows (16, 16, 64)`);
+  }
+  return { CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning };
+};
 
 export const CODES = {
   report: code('18748-4', 'LN', 'Diagnostic imaging report'),
   assessment: code('ASSESSMENT', '99CXR', 'Assessment status'),
   assessed: code('ASSESSED', '99CXR', 'Assessed'),
   cannotAssess: code('CANNOT-ASSESS', '99CXR', 'Cannot be assessed'),
-  outsidePopulation: code('OUTSIDE-POPULATION', '99CXR', 'Outside the intended population'),
+  outsidePopulation: code('OUTSIDE-POP', '99CXR', 'Outside the intended population'),
   pneumonia: code('233604007', 'SCT', 'Pneumonia'),
   yes: code('373066001', 'SCT', 'Yes'),
   no: code('373067005', 'SCT', 'No'),
