@@ -1,5 +1,8 @@
 // `cxr evaluate --model DIR --data DIR [--split NAME] --json`: a model's figures on a labelled split.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command } from 'commander';
+import { DatasetLayoutError } from '../data/dataset';
 import { positiveInt } from './args';
 import { initEngine } from '../engine';
 import { formatMetricsTable } from '../eval/format';
@@ -54,6 +57,8 @@ export function register(program: Command): void {
         progress: !o.json && process.stderr.isTTY,
         warn,
         wrote: (f) => warn(`wrote ${f}`),
+      }).catch((e) => {
+        throw withLabelsFileHint(e, o.data);
       });
       if (o.json) process.stdout.write(JSON.stringify(m) + '\n');
       else
@@ -91,4 +96,26 @@ function unreadableLines(m: EvaluationResult): string {
   if (count === 0) return '';
   const head = `\n${count} ${count === 1 ? 'file' : 'files'} could not be read (left out of every number above):\n`;
   return head + files.map((f) => `  ${f.file}: ${f.error}\n`).join('');
+}
+
+/**
+ * A hospital's labels usually come as a spreadsheet of file and finding, and evaluate reads labels only from
+ * where a film lies (NORMAL/ or PNEUMONIA/): a folder that holds a CSV gets told so, and how to lay it out,
+ * rather than only that the layout is not the Kaggle one.
+ */
+function withLabelsFileHint(e: unknown, data: string): unknown {
+  if (!(e instanceof DatasetLayoutError)) return e;
+  let csv: string[];
+  try {
+    csv = fs.readdirSync(data).filter((f) => /\.(csv|tsv)$/i.test(f));
+  } catch {
+    return e;
+  }
+  if (csv.length === 0) return e;
+  const dir = path.resolve(data);
+  return new Error(
+    `${e.message}. ${path.join(dir, csv[0])} is not read: cxr evaluate takes each film's label from the folder ` +
+      `it lies in, not from a labels file. Put (or link, \`ln -s\`) each film into ${path.join(dir, 'NORMAL')}/ or ` +
+      `${path.join(dir, 'PNEUMONIA')}/ by its label, and give --data ${dir}`,
+  );
 }

@@ -1,6 +1,6 @@
 // Plain-text rendering of evaluate() output for the terminal (`cxr evaluate` without --json).
 import { ECE_BINS } from './metrics';
-import type { Metrics } from './metrics_schema';
+import type { Metrics, UnreadableFiles } from './metrics_schema';
 import type { Interval } from './stats';
 
 export const pct = (x: number | null, digits = 1): string => (x === null ? 'n/a' : `${(100 * x).toFixed(digits)}%`);
@@ -96,4 +96,15 @@ export function formatMetricsTable(m: Metrics, opts: FormatOptions = {}): string
   for (const r of [head, ...body]) lines.push(r.map((cell, j) => pad(cell, widths[j], j > 0)).join('  '));
   for (const note of m.notes ?? []) lines.push(`note: ${note}`);
   return lines.join('\n');
+}
+
+/** How many files of a stored evaluation could not be read, and which (the first few), for its report. */
+export function unreadableNote(u: UnreadableFiles, shown = 10): string {
+  const listed = u.files.slice(0, shown).map((f) => `${f.file} (${f.error})`);
+  const more = u.count - listed.length;
+  const rest = more > 0 ? `; and ${more} more` : '';
+  return (
+    `${u.count} ${u.count === 1 ? 'file' : 'files'} in the evaluated folders could not be read and ` +
+    `${u.count === 1 ? 'is' : 'are'} in none of these numbers: ${listed.join('; ')}${rest}`
+  );
 }

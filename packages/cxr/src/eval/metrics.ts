@@ -295,6 +295,9 @@ export function evaluate(labels: readonly number[], probs: readonly number[], op
   const auc = weightedAuc(sorted);
   const aucCi = auc === null ? null : bootstrapAuc(sorted, boot.n, boot.seed);
   if (auc !== null && aucCi === null) notes.push('bootstrap disabled: no confidence interval for AUC');
+  // Classes that no threshold mixes make every resample the same, so the percentile interval shrinks to the
+  // point: "1.000 – 1.000" on 45 films reads as certainty that a sample this small cannot give.
+  if (aucCi !== null && aucCi[0] === aucCi[1]) notes.push(collapsedAucNote(auc as number, pos, neg));
 
   return {
     n,
@@ -317,6 +320,21 @@ export function evaluate(labels: readonly number[], probs: readonly number[], op
     },
     ...(notes.length > 0 ? { notes } : {}),
   };
+}
+
+/** Why the AUC interval has no width, and what a reader should take from it instead. */
+function collapsedAucNote(auc: number, pos: number, neg: number): string {
+  const how =
+    auc === 1
+      ? 'perfectly separated'
+      : auc === 0
+        ? 'perfectly separated the wrong way round (every pneumonia film below every normal one)'
+        : 'ranked alike';
+  return (
+    `the AUC's 95% interval is ${auc.toFixed(3)} – ${auc.toFixed(3)} only because the ${pos} pneumonia and ` +
+    `${neg} normal films are ${how} in every bootstrap resample: the bootstrap cannot show how much the AUC ` +
+    'could differ on other films, only a larger labelled sample can'
+  );
 }
 
 /**

@@ -65,3 +65,20 @@ export function evaluatedModel(json: unknown): EvaluatedModel | null {
 export function describeModel(m: EvaluatedModel): string {
   return `${m.name} ${m.version} (sha256 ${m.sha256.slice(0, 12)}…)`;
 }
+
+/**
+ * The files of the evaluated folders that no reader could read, as `cxr evaluate` lists them under `unreadable`:
+ * in no count or metric, so a stored evaluation that records them lets its report say what it left out.
+ */
+export const UnreadableFiles = z.object({
+  count: z.number().int().nonnegative(),
+  files: z.array(z.object({ file: z.string(), error: z.string() })),
+});
+export type UnreadableFiles = z.infer<typeof UnreadableFiles>;
+
+/** The unreadable files a stored evaluation file records; null where it records none (or none that can be read). */
+export function storedUnreadable(json: unknown): UnreadableFiles | null {
+  if (typeof json !== 'object' || json === null || !('unreadable' in json)) return null;
+  const r = UnreadableFiles.safeParse(json.unreadable);
+  return r.success ? r.data : null;
+}

@@ -4,7 +4,15 @@ import * as fs from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { describeModel, type EvaluatedModel, evaluatedModel, Metrics, parseMetrics } from '../eval/metrics_schema';
+import {
+  describeModel,
+  type EvaluatedModel,
+  evaluatedModel,
+  Metrics,
+  parseMetrics,
+  storedUnreadable,
+  type UnreadableFiles,
+} from '../eval/metrics_schema';
 import { modelIdentity } from '../models/io';
 import type { EpochLog } from './charts';
 
@@ -53,6 +61,10 @@ export interface SplitData {
   name: string;
   predictions?: Predictions;
   metrics?: Metrics;
+  /** The model `cxr evaluate --out` recorded making it; absent in training's own files and older ones. */
+  model?: EvaluatedModel;
+  /** The files `cxr evaluate` could not read, where its metrics file records them: in no number of the split. */
+  unreadable?: UnreadableFiles;
 }
 
 export interface RunData {
@@ -177,7 +189,15 @@ export async function readRunDir(dir: string): Promise<RunData> {
       return r.data;
     });
     const metrics = shaped(metricsFile, metricsRaw, (j) => parseMetrics(j, `metrics/${name}.json`));
-    if (predictions || metrics) splits.push({ name, predictions, metrics });
+    const unreadable = storedUnreadable(metricsRaw);
+    if (predictions || metrics)
+      splits.push({
+        name,
+        predictions,
+        metrics,
+        ...(recorded ? { model: recorded } : {}),
+        ...(unreadable ? { unreadable } : {}),
+      });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };
 }

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
-import { dec, formatDuration, formatInterval, metricRows, pct } from '../eval/format';
+import { dec, formatDuration, formatInterval, metricRows, pct, unreadableNote } from '../eval/format';
 import {
   confusionChart,
   DEFAULT_CLASS_NAMES,
@@ -187,6 +187,13 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
   }
 
   const notes = [...(m.notes ?? []), ...(p ? [] : ['no predictions file for this split: curves are not available'])];
+  if (split.unreadable?.count) notes.unshift(unreadableNote(split.unreadable));
+  if (split.name.endsWith('-assessed')) {
+    notes.push(
+      'Only the films the prediction pipeline would assess (cxr predict, the server): films it would answer ' +
+        '"cannot assess" or "outside the intended population" are left out here, and counted in the split above.',
+    );
+  }
   if (split.name === 'val' || split.name === 'validation') {
     notes.push(
       'Thresholds and calibration were tuned on this set, so its numbers are optimistic; ' +
@@ -239,7 +246,7 @@ async function trainingSection(log: EpochLog[], outDir: string, files: string[])
 }
 
 function modelSection(run: RunData): string {
-  if (!run.hasMeta) return '<h2 id="model">Model</h2><p class="note">No cxr.json in this run directory.</p>';
+  if (!run.hasMeta) return evaluatedModelsSection(run);
   const m = run.meta;
   const rows: [string, string][] = [];
   const add = (k: string, v: unknown) => {
@@ -282,6 +289,24 @@ ${table(
 ${opTable}
 ${recipe !== undefined ? `<h3>Training recipe</h3><pre>${escapeHtml(JSON.stringify(recipe, null, 2))}</pre>` : ''}
 <details><summary>All metadata (cxr.json)</summary><pre>${escapeHtml(JSON.stringify(m, null, 2))}</pre></details>
+</section>`;
+}
+
+/**
+ * A `cxr evaluate --out` folder of its own holds no cxr.json, but each evaluation records the model it scored: a
+ * local validation's report is handed on, and must say which model (and which exact weights) it vouches for.
+ */
+function evaluatedModelsSection(run: RunData): string {
+  const bySha = new Map(run.splits.flatMap((s) => (s.model ? [[s.model.sha256, s.model] as const] : [])));
+  if (bySha.size === 0) return '<h2 id="model">Model</h2><p class="note">No cxr.json in this run directory.</p>';
+  const splitsOf = (sha: string) => run.splits.flatMap((s) => (s.model?.sha256 === sha ? [s.name] : [])).join(', ');
+  const rows = [...bySha.values()].map((m) =>
+    [m.name, m.version, m.sha256, splitsOf(m.sha256)].map((v) => escapeHtml(v)),
+  );
+  return `<h2 id="model">Model</h2>
+<section class="card">
+<p>The model each evaluation above was made with, as the evaluation recorded it (this folder holds no cxr.json).</p>
+${table(['Name', 'Version', 'sha256', 'Splits'], rows)}
 </section>`;
 }
 
