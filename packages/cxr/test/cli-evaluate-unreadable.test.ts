@@ -83,3 +83,20 @@ test('evaluate --json lists the files it could not read, and why; the text says 
   assert.match(text.stdout, /^4 files could not be read \(left out of every number above\):$/m);
   assert.match(text.stdout, /^ {2}.*truncated\.jpeg: truncated JPEG: premature end of JPEG image/m);
 });
+
+test('evaluate --out records them in the metrics file, and the folder report lists them', { skip }, () => {
+  const out = path.join(root, 'study');
+  const r = cxr('evaluate', '--model', MODEL, '--data', data, '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  // The files' paths as the predictions file gives them: relative to --data.
+  const stored = JSON.parse(fs.readFileSync(path.join(out, 'metrics', 'all.json'), 'utf8'));
+  assert.equal(stored.unreadable.count, 4);
+  assert.deepEqual(
+    (stored.unreadable.files as Array<{ file: string }>).map((f) => f.file).sort(),
+    Object.keys(EXPECTED),
+  );
+  const report = cxr('report', out);
+  assert.equal(report.code, 0, report.stderr);
+  const html = fs.readFileSync(path.join(out, 'report', 'index.html'), 'utf8');
+  assert.match(html, /truncated\.jpeg/);
+});

@@ -182,7 +182,10 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     // Each file says which model made it: a folder's report, and calibrate's restating, check it is their own.
     const predictions = { files: filesRelativeTo(o.data, files), labels, probs, verdicts: statuses, model };
     fs.writeFileSync(predictionsFile, JSON.stringify(predictions));
-    fs.writeFileSync(metricsFile, JSON.stringify({ ...metrics, model }, null, 2) + '\n');
+    // The films no reader could read are in no count: recorded, so that the folder's report says what it left out.
+    const skipped = unreadable.map((u) => ({ ...u, file: filesRelativeTo(o.data, [u.file])[0] }));
+    const stored = { ...metrics, unreadable: { count: skipped.length, files: skipped }, model };
+    fs.writeFileSync(metricsFile, JSON.stringify(stored, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
     // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).

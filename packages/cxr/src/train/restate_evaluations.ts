@@ -10,7 +10,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { evaluate, evaluateKept, sigmoid } from '../eval';
-import { describeModel, type EvaluatedModel, evaluatedModel, parseMetrics } from '../eval/metrics_schema';
+import {
+  describeModel,
+  type EvaluatedModel,
+  evaluatedModel,
+  parseMetrics,
+  storedUnreadable,
+  type UnreadableFiles,
+} from '../eval/metrics_schema';
 import type { ModelMeta } from '../models/metadata';
 import { Predictions } from '../report/run_dir';
 import { makeDirs } from '../make_dirs';
@@ -107,6 +114,8 @@ interface Restated {
   model?: EvaluatedModel;
   probs: number[];
   metrics: ReturnType<typeof evaluate>;
+  /** The files the evaluation could not read, as its metrics file records them (kept as they are). */
+  unreadable?: UnreadableFiles;
   /** The assessed films' metrics (metrics/NAME-assessed.json) restated, if there are any. */
   assessed?: ReturnType<typeof evaluate>;
   /** Why a metrics/NAME-assessed.json in the folder cannot be restated with the rest. */
@@ -146,6 +155,7 @@ function restateOne(
     return `${predWhere} has ${v.length} verdicts for ${predictions.labels.length} films`;
   }
   const stored = parseMetrics(metricsRaw, metricsWhere);
+  const unreadable = storedUnreadable(metricsRaw);
   const model = recorded ? (identity?.after ?? recorded) : undefined;
   const point = pointOf(stored.threshold, before, after);
   if ('why' in point) return point.why;
@@ -166,6 +176,7 @@ function restateOne(
     ...(model ? { model } : {}),
     probs,
     metrics,
+    ...(unreadable ? { unreadable } : {}),
     ...(assessed ? { assessed } : {}),
     ...(assessedStale ? { assessedStale } : {}),
     point: point.name,
@@ -220,7 +231,8 @@ export function restateEvaluations(
     }
     const model = r.model ? { model: r.model } : {};
     fs.writeFileSync(predFile, JSON.stringify({ ...r.stored, probs: r.probs, ...model }));
-    fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...model }, null, 2) + '\n');
+    const unreadable = r.unreadable ? { unreadable: r.unreadable } : {};
+    fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...unreadable, ...model }, null, 2) + '\n');
     result.restated.push(name);
     log(`${name}: restated under the new calibration (${r.point} threshold ${r.threshold.toFixed(3)}${r.note})`);
     if (r.assessed) fs.writeFileSync(assessedFile, JSON.stringify({ ...r.assessed, ...model }, null, 2) + '\n');
