@@ -45,16 +45,23 @@ async function inTmp(body: (tmp: string) => Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * A tiny run whose epoch 2 cannot be saved: at its line, its best model and checkpoint are still to be written,
+ * and a file where their folder goes fails them as a full disk would (the folder is kept aside, `${ckpt}.aside`).
+ */
+function runFailingAtEpoch2(tmp: string): { run: RunOptions; ckpt: string } {
+  const ckpt = path.join(tmp, 'run', 'checkpoints');
+  const run = tinyRun(tmp, (line) => {
+    if (!line.startsWith('epoch 2/3:')) return;
+    fs.renameSync(ckpt, `${ckpt}.aside`);
+    fs.writeFileSync(ckpt, '');
+  });
+  return { run, ckpt };
+}
+
 test('an epoch that cannot be saved says what is kept and that --resume continues', { skip }, () =>
   inTmp(async (tmp) => {
-    const ckpt = path.join(tmp, 'run', 'checkpoints');
-    // At epoch 2's line its best model and checkpoint are still to be written: a file where their folder goes
-    // fails them as a full disk would.
-    const run = tinyRun(tmp, (line) => {
-      if (!line.startsWith('epoch 2/3:')) return;
-      fs.renameSync(ckpt, `${ckpt}.aside`);
-      fs.writeFileSync(ckpt, '');
-    });
+    const { run, ckpt } = runFailingAtEpoch2(tmp);
     await assert.rejects(runTraining(run), (e: Error) => {
       assert.match(
         e.message,
@@ -90,12 +97,7 @@ test(
   },
   () =>
     inTmp(async (tmp) => {
-      const ckpt = path.join(tmp, 'run', 'checkpoints');
-      const run = tinyRun(tmp, (line) => {
-        if (!line.startsWith('epoch 2/3:')) return;
-        fs.renameSync(ckpt, `${ckpt}.aside`);
-        fs.writeFileSync(ckpt, '');
-      });
+      const { run, ckpt } = runFailingAtEpoch2(tmp);
       await assert.rejects(runTraining(run), /epoch 2 could not be saved/);
       fs.rmSync(ckpt);
       fs.renameSync(`${ckpt}.aside`, ckpt);
