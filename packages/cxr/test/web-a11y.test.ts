@@ -219,6 +219,26 @@ test('a finding is said with the warning its card shows', {
   await page.context().close();
 });
 
+test('an answer outside the intended population is said with why', {
+  skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
+  timeout: 60_000,
+}, async () => {
+  const { page } = await openPage(browser);
+  await ready(page, server.url);
+  const said = await recordAnnouncements(page);
+  await page.fill('#patient-age', '12');
+  await page.setInputFiles('#file-input', [upload('adolescent.jpeg', XRAY_JPEG)]);
+  await finished(page, 1);
+  assert.equal(await page.getAttribute('.result', 'data-verdict'), 'outside-population');
+  await page.waitForFunction(() =>
+    (window as unknown as { announced: string[] }).announced.some((m) => m.startsWith('adolescent.jpeg: ')),
+  );
+  const message = (await said()).find((m) => m.startsWith('adolescent.jpeg: ')) ?? '';
+  assert.match(message, /^adolescent\.jpeg: outside the intended population \(children aged 1–5\): .*over 10 years; /);
+  assert.match(message, /probability of pneumonia, for reference only\.$/);
+  await page.context().close();
+});
+
 test('an unreadable patient age is said aloud when the field is left', { skip, timeout: 60_000 }, async () => {
   const { page } = await openPage(browser);
   await ready(page, server.url);

@@ -100,8 +100,11 @@ export function announcement(a: {
   const view = findingView(a.status, a.label);
   if (view.tone === 'cannot-assess') return `${a.name}: cannot assess: ${a.reasons[0] ?? 'the image is not readable'}.`;
   if (view.tone === 'outside-population') {
+    // Why, as the card says it ("... the age given with the image is a patient age over 10 years"): a listener
+    // otherwise heard the population and not what put the film outside it.
+    const why = a.reasons.find((r) => r.startsWith('outside the intended population'))?.replace(/\.$/, '');
     return (
-      `${a.name}: outside the intended population (${INTENDED_POPULATION}); ` +
+      `${a.name}: ${why ?? `outside the intended population (${INTENDED_POPULATION})`}; ` +
       `${percent(a.probability)} probability of pneumonia, for reference only.`
     );
   }
