@@ -239,6 +239,25 @@ test('an answer outside the intended population is said with why', {
   await page.context().close();
 });
 
+test("the history's heat-map links each have their own name", {
+  skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
+  timeout: 60_000,
+}, async () => {
+  const { page } = await openPage(browser);
+  await ready(page, server.url);
+  await page.setInputFiles('#file-input', [upload('one.jpeg', XRAY_JPEG), upload('two.jpeg', XRAY_JPEG)]);
+  await finished(page, 2);
+  await page.goto(`${server.url}/#/history`);
+  await page.waitForSelector('#history-table tbody a[href*="heatmap"]');
+  const names = await page.$$eval('#history-table tbody a[href*="heatmap"]', (links) =>
+    links.map((a) => a.getAttribute('aria-label') ?? a.textContent),
+  );
+  assert.ok(names.length >= 2, names.join(', '));
+  for (const n of names) assert.match(n ?? '', /^Heat map of prediction [0-9a-f-]{8}$/);
+  assert.equal(new Set(names).size, names.length, `the same name twice: ${names.join(', ')}`);
+  await page.context().close();
+});
+
 test('an unreadable patient age is said aloud when the field is left', { skip, timeout: 60_000 }, async () => {
   const { page } = await openPage(browser);
   await ready(page, server.url);

@@ -59,6 +59,9 @@ function datesError(text: string | null): void {
  */
 function heatmapLink(url: string, id: string): HTMLAnchorElement {
   const a = el('a', { href: url, textContent: 'Heat map', title: `Heat map of prediction ${id}` });
+  // Every row's link reads "Heat map": a screen reader's list of links needs each one's own name (the short id the
+  // dialog's title shows too).
+  a.setAttribute('aria-label', `Heat map of prediction ${id.slice(0, 8)}`);
   a.addEventListener('click', (e) => {
     e.preventDefault();
     const dialog = $('#heatmap-dialog') as HTMLDialogElement;
