@@ -93,6 +93,30 @@ test('a load the system refuses (no file descriptor left) is SYSTEM, not damaged
   assert.match(message, /EMFILE/);
 });
 
+test('a weight file this user may not read is UNREADABLE, not damaged weights (as another user)', {
+  // Root reads any file: the load runs as `nobody`, which needs root to start and a checkout it can read.
+  skip: (() => {
+    if (process.getuid?.() !== 0) return 'needs root (to run the load as nobody)';
+    const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(require.resolve('../src/paths'))})`], {
+      uid: 65534,
+      gid: 65534,
+    });
+    return probe.status === 0 ? false : 'user nobody cannot read this checkout';
+  })(),
+}, () => {
+  const dir = damaged('noread', (d) => fs.chmodSync(path.join(d, 'weights.bin'), 0o600));
+  fs.chmodSync(root, 0o755);
+  const script = `require(${JSON.stringify(require.resolve('../src/predict/predictor'))})
+    .Predictor.load(process.argv[1], { warmUp: false })
+    .then(() => console.log('loaded'), (e) => console.log(JSON.stringify([e.name, e.code, e.message])));`;
+  const out = spawnSync(process.execPath, ['-e', script, dir], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const [name, code, message] = JSON.parse(out.stdout.trim().split('\n').pop()!);
+  assert.equal(name, 'ModelLoadError', out.stdout);
+  assert.equal(code, 'UNREADABLE', message);
+  assert.match(message, /EACCES|permission/i);
+});
+
 test('dispose() while a prediction runs: it finishes, later calls are refused, nothing leaks', async () => {
   const film = await gradientFilm();
   const before = tf.memory().numTensors;
