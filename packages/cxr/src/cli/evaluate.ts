@@ -10,6 +10,7 @@ import { formatGroupTable, groupPattern } from '../eval/groups';
 import { type EvaluationResult, runEvaluation } from './evaluate_run';
 import { modelDirOrDefault } from '../paths';
 import { ensureWritableDir } from './writable';
+import { setAsideShown, STATUS_WORDS } from '../report/evaluation_notes';
 
 export function register(program: Command): void {
   program
@@ -29,6 +30,10 @@ export function register(program: Command): void {
         "a split named val or train is written as eval-val / eval-train, never over the run's own validation metrics)",
     )
     .option(
+      '--overwrite',
+      'replace an evaluation of other films that --out holds under the same name (without it that is refused)',
+    )
+    .option(
       '--groups <regex>',
       "also report specificity and sensitivity per group of films: the regular expression's first capture group " +
         "on each file name (e.g. '^(NORMAL2|IM|person)' for the Kaggle file-name series)",
@@ -41,6 +46,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'engine threads', positiveInt)
     .action(async (o) => {
+      if (o.overwrite && !o.out) throw new Error('--overwrite replaces an earlier evaluation in --out: give --out DIR');
       if (o.out) ensureWritableDir(o.out, '--out');
       if (o.groups !== undefined && o.periodGroups) throw new Error('--groups and --period-groups: choose one');
       const groups = o.groups === undefined ? undefined : groupPattern(o.groups);
@@ -54,6 +60,7 @@ export function register(program: Command): void {
         groups,
         periodGroups: !!o.periodGroups,
         out: o.out,
+        overwrite: !!o.overwrite,
         progress: !o.json && process.stderr.isTTY,
         warn,
         wrote: (f) => warn(`wrote ${f}`),
@@ -68,6 +75,7 @@ export function register(program: Command): void {
             formatMetricsTable({ ...m, notes: m.notes.filter((n) => !m.pipelineNotes.includes(n)) }) +
             '\n' +
             pipelineLines(m) +
+            setAsideLines(m, o.out) +
             unreadableLines(m) +
             (m.groups ? `\nper group (at the same threshold):\n${formatGroupTable(m.groups)}\n` : ''),
         );
@@ -88,6 +96,27 @@ function pipelineLines(m: EvaluationResult): string {
     '\n';
   if (!m.assessedOnly || v.assessed === n) return head;
   return `${head}on the assessed films only:\n${formatMetricsTable(m.assessedOnly)}\n`;
+}
+
+/** How many set-aside films the text names; --json (and --out's metrics file) list them all. */
+const SET_ASIDE_SHOWN = 5;
+
+/** The first few films the pipeline would not assess, each with its status and reasons as `cxr predict` says them. */
+function setAsideLines(m: EvaluationResult, out?: string): string {
+  const { count, files } = m.setAside;
+  if (count === 0) return '';
+  const shown = setAsideShown(files, SET_ASIDE_SHOWN);
+  // The status in brackets: an outside-population reason opens with the same words.
+  const lines = shown.map(
+    (f) => `  ${f.file} [${STATUS_WORDS[f.status]}]${f.reasons.length ? `: ${f.reasons.join('; ')}` : ''}\n`,
+  );
+  const more = count - shown.length;
+  const where = out ? `, as does the metrics file under ${path.join(out, 'metrics')}` : '';
+  return (
+    `\nthe ${count} ${count === 1 ? 'film' : 'films'} it would not assess, and why:\n` +
+    lines.join('') +
+    (more > 0 ? `  ... and ${more} more (--json lists them all under setAside${where})\n` : '')
+  );
 }
 
 /** The files no reader could read, each with why: they are in none of the numbers above. */

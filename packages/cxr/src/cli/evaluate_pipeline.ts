@@ -30,7 +30,8 @@ export async function dicomPaths(records: readonly ImageRecord[]): Promise<Set<s
 }
 
 export type PipelineAnswer =
-  | { status: VerdictStatus; probability: number }
+  /** `reasons`: why the status is not 'assessed', in the words `cxr predict` gives them (empty when it is). */
+  | { status: VerdictStatus; probability: number; reasons: string[] }
   /**
    * `unread`: the file system would not give the file (gone since the folder was listed, no permission, an
    * I/O error): no reader read it, so it is unreadable, not a film the pipeline refuses.
@@ -71,7 +72,7 @@ async function answerOf(predictor: Predictor, file: string, operatingPoint: stri
   }
   try {
     const p = await predictor.predict(bytes, { operatingPoint });
-    return { status: p.verdict.status, probability: p.probability };
+    return { status: p.verdict.status, probability: p.probability, reasons: p.verdict.reasons.map((r) => r.message) };
   } catch (e) {
     if (e instanceof InputError) return { error: e.message };
     throw e;

@@ -12,7 +12,13 @@ import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { periodGrouper } from '../data/period_balance';
 import { parsePatient } from '../data/patients';
-import { describeModel, type EvaluatedModel, type Metrics } from '../eval/metrics_schema';
+import {
+  describeModel,
+  type EvaluatedModel,
+  type Metrics,
+  type SetAsideFiles,
+  storedOrigin,
+} from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
 import type { ImageRecord } from '../data/dataset';
 import {
@@ -52,6 +58,11 @@ export interface EvaluateRunOptions {
    */
   periodGroups?: boolean;
   out?: string;
+  /**
+   * Write over an evaluation of other films that `out` holds under the same name (without it that is refused,
+   * as `cxr experiments --overwrite` is needed to train over a folder's runs).
+   */
+  overwrite?: boolean;
   progress?: boolean;
   warn?: (line: string) => void;
   /** Told each file written under `out`. */
@@ -72,6 +83,11 @@ export type EvaluationResult = Metrics &
      * films the evaluation read and scored that the pipeline would still answer with an input error).
      */
     unreadable: { count: number; files: UnreadableFile[] };
+    /**
+     * The films read and scored (in the headline metrics) that the pipeline would not assess, each with the status
+     * and the reasons `cxr predict` would give it: what `verdicts` counts apart from `assessed`, film by film.
+     */
+    setAside: SetAsideFiles;
     operatingPoint: string;
     model: EvaluatedModel;
     source: string;
@@ -112,6 +128,9 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
         folder: r,
       }));
   const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
+  // The films as the --out metrics file records them: the real path, the same whichever way --data named it.
+  const storedSource = `${fs.realpathSync(o.data)} (${split})`;
+  if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource);
   // The model's own split holds what training read (JPEG and PNG, train/run.ts checkData); any other folder's
   // DICOM films are scored too, read as a prediction reads them.
   const dicom = ownValidation ? new Set<string>() : await dicomPaths(records);
@@ -143,7 +162,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const notes = pipelineRun.notes;
   for (const n of notes) o.warn?.(`note: ${n}`);
   const answerOf = new Map(screened.map((r, i) => [r.path, answers[i]] as const));
-  const films: { record: ImageRecord; prob: number; status: PipelineStatus }[] = [];
+  const films: { record: ImageRecord; prob: number; status: PipelineStatus; reasons: string[] }[] = [];
   const unreadable: UnreadableFile[] = [];
   for (const record of records) {
     const a = answerOf.get(record.path);
@@ -161,7 +180,10 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
       continue;
     }
     if (a && 'error' in a) o.warn?.(`warning: the prediction pipeline cannot read ${record.path}: ${a.error}`);
-    films.push({ record, prob, status: a && 'status' in a ? a.status : 'refused' });
+    // A film the pipeline refuses has its input error for a reason, as `cxr predict` would print it.
+    const verdict =
+      a && 'status' in a ? a : { status: 'refused' as const, reasons: a && 'error' in a ? [a.error] : [] };
+    films.push({ record, prob, status: verdict.status, reasons: verdict.reasons });
   }
   if (films.length === 0) {
     const why = unreadable.length ? ` (${unreadable.length} could not be read, e.g. ${unreadable[0].error})` : '';
@@ -173,6 +195,9 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const statuses = films.map((f) => f.status);
   const metrics = evaluate(labels, probs, { threshold: op.threshold });
   const pipeline = summarise(statuses, labels, probs, op.threshold);
+  const setAside = films.flatMap(({ record, status, reasons }) =>
+    status === 'assessed' ? [] : [{ file: record.path, status, reasons }],
+  );
   if (o.out) {
     const name = evaluationFileName(split);
     makeOutputDir(path.join(o.out, 'predictions'), '--out');
@@ -184,14 +209,24 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     fs.writeFileSync(predictionsFile, JSON.stringify(predictions));
     // The films no reader could read are in no count: recorded, so that the folder's report says what it left out.
     const skipped = unreadable.map((u) => ({ ...u, file: filesRelativeTo(o.data, [u.file])[0] }));
-    const stored = { ...metrics, unreadable: { count: skipped.length, files: skipped }, model };
+    // So are the films the pipeline would not assess, with why: the folder's report says which they are.
+    const aside = setAside.map((f) => ({ ...f, file: filesRelativeTo(o.data, [f.file])[0] }));
+    // Which films and which point: a later evaluation of other films is not written over it unasked.
+    const origin = { source: storedSource, operatingPoint: opName };
+    const stored = {
+      ...metrics,
+      ...origin,
+      unreadable: { count: skipped.length, files: skipped },
+      setAside: { count: aside.length, files: aside },
+      model,
+    };
     fs.writeFileSync(metricsFile, JSON.stringify(stored, null, 2) + '\n');
     o.wrote?.(predictionsFile);
     o.wrote?.(metricsFile);
     // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).
     const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
     if (pipeline.assessedOnly) {
-      fs.writeFileSync(assessedFile, JSON.stringify({ ...pipeline.assessedOnly, model }, null, 2) + '\n');
+      fs.writeFileSync(assessedFile, JSON.stringify({ ...pipeline.assessedOnly, ...origin, model }, null, 2) + '\n');
       o.wrote?.(assessedFile);
     } else {
       fs.rmSync(assessedFile, { force: true });
@@ -201,6 +236,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     ...metrics,
     ...pipeline,
     unreadable: { count: unreadable.length, files: unreadable },
+    setAside: { count: setAside.length, files: setAside },
     operatingPoint: opName,
     model,
     source,
@@ -244,6 +280,34 @@ function checkOutFolder(out: string, model: EvaluatedModel, modelDir: string): v
     `--out ${out} holds another model, ${describeModel(other)}, not the one evaluated, ${describeModel(model)}: ` +
       "its report would show this evaluation as that model's. Write it to the evaluated model's own folder " +
       `(--out ${modelDir}) or to a folder without a cxr.json`,
+  );
+}
+
+/**
+ * Refuses to write over an evaluation of other films that --out holds under the same name (two local samples,
+ * each `all`, would otherwise leave only the second): the metrics file records its films (`source`). The same
+ * films again (a rerun, another operating point) are replaced, as are files of earlier versions, which record
+ * no films to tell; --overwrite replaces other films' too, saying so.
+ */
+function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: string): void {
+  const file = path.join(o.out as string, 'metrics', `${name}.json`);
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return; // None there, or none that can be read: nothing it records to keep.
+  }
+  const earlier = storedOrigin(json);
+  if (earlier.source === undefined || earlier.source === source) return;
+  const at = earlier.operatingPoint ? ` at operating point ${earlier.operatingPoint}` : '';
+  if (o.overwrite) {
+    o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation of ${earlier.source}${at}`);
+    return;
+  }
+  throw new Error(
+    `--out ${o.out} already holds an evaluation of other films under the name '${name}': ${file} is of ` +
+      `${earlier.source}${at}, and this one, of ${source}, would replace it (predictions/${name}.json too). ` +
+      'Give another --out folder for these films, or --overwrite to replace the earlier evaluation',
   );
 }
 

@@ -82,3 +82,44 @@ export function storedUnreadable(json: unknown): UnreadableFiles | null {
   const r = UnreadableFiles.safeParse(json.unreadable);
   return r.success ? r.data : null;
 }
+
+/**
+ * The films of an evaluation the prediction pipeline would set aside, as `cxr evaluate` lists them under
+ * `setAside`: read and scored (in the headline numbers, not in the assessed films' metrics), each with the status
+ * `cxr predict` would give it (or 'refused': an input error) and its reasons in `cxr predict`'s words.
+ */
+export const SetAsideFiles = z.object({
+  count: z.number().int().nonnegative(),
+  files: z.array(
+    z.object({
+      file: z.string(),
+      status: z.enum(['cannot-assess', 'outside-population', 'refused']),
+      reasons: z.array(z.string()),
+    }),
+  ),
+});
+export type SetAsideFiles = z.infer<typeof SetAsideFiles>;
+
+/** The set-aside films a stored evaluation file records; null where it records none (files of earlier versions). */
+export function storedSetAside(json: unknown): SetAsideFiles | null {
+  if (typeof json !== 'object' || json === null || !('setAside' in json)) return null;
+  const r = SetAsideFiles.safeParse(json.setAside);
+  return r.success ? r.data : null;
+}
+
+/**
+ * Which films and which operating point a stored evaluation is of, as `cxr evaluate --out` records them: `source`
+ * is the evaluated folder's real path and split ("/data/site-a (all)"), so that an evaluation of other films is
+ * not written over one under the same name, and the folder's report can say what each split shows.
+ */
+export const EvaluationOrigin = z.object({
+  source: z.string().optional().catch(undefined),
+  operatingPoint: z.string().optional().catch(undefined),
+});
+export type EvaluationOrigin = z.infer<typeof EvaluationOrigin>;
+
+/** The origin a stored evaluation file records (each field absent where it records none or an unreadable one). */
+export function storedOrigin(json: unknown): EvaluationOrigin {
+  const r = EvaluationOrigin.safeParse(typeof json === 'object' && json !== null ? json : {});
+  return r.success ? r.data : {};
+}

@@ -9,7 +9,11 @@ import {
   type EvaluatedModel,
   evaluatedModel,
   Metrics,
+  type EvaluationOrigin,
   parseMetrics,
+  type SetAsideFiles,
+  storedOrigin,
+  storedSetAside,
   storedUnreadable,
   type UnreadableFiles,
 } from '../eval/metrics_schema';
@@ -65,6 +69,10 @@ export interface SplitData {
   model?: EvaluatedModel;
   /** The files `cxr evaluate` could not read, where its metrics file records them: in no number of the split. */
   unreadable?: UnreadableFiles;
+  /** The films the prediction pipeline would not assess, with why, where `cxr evaluate` recorded them. */
+  setAside?: SetAsideFiles;
+  /** Which films (`source`) and operating point `cxr evaluate` recorded the split is of; empty for older files. */
+  origin?: EvaluationOrigin;
 }
 
 export interface RunData {
@@ -190,6 +198,8 @@ export async function readRunDir(dir: string): Promise<RunData> {
     });
     const metrics = shaped(metricsFile, metricsRaw, (j) => parseMetrics(j, `metrics/${name}.json`));
     const unreadable = storedUnreadable(metricsRaw);
+    const setAside = storedSetAside(metricsRaw);
+    const origin = storedOrigin(metricsRaw);
     if (predictions || metrics)
       splits.push({
         name,
@@ -197,6 +207,8 @@ export async function readRunDir(dir: string): Promise<RunData> {
         metrics,
         ...(recorded ? { model: recorded } : {}),
         ...(unreadable ? { unreadable } : {}),
+        ...(setAside ? { setAside } : {}),
+        ...(origin.source || origin.operatingPoint ? { origin } : {}),
       });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };

@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
-import { dec, formatDuration, formatInterval, metricRows, pct, unreadableNote } from '../eval/format';
+import { dec, formatDuration, formatInterval, metricRows, pct } from '../eval/format';
+import { recordedNotes } from './evaluation_notes';
 import {
   confusionChart,
   DEFAULT_CLASS_NAMES,
@@ -187,7 +188,7 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
   }
 
   const notes = [...(m.notes ?? []), ...(p ? [] : ['no predictions file for this split: curves are not available'])];
-  if (split.unreadable?.count) notes.unshift(unreadableNote(split.unreadable));
+  notes.unshift(...recordedNotes(split));
   if (split.name.endsWith('-assessed')) {
     notes.push(
       'Only the films the prediction pipeline would assess (cxr predict, the server): films it would answer ' +

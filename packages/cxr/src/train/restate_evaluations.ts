@@ -15,6 +15,9 @@ import {
   type EvaluatedModel,
   evaluatedModel,
   parseMetrics,
+  type SetAsideFiles,
+  storedOrigin,
+  storedSetAside,
   storedUnreadable,
   type UnreadableFiles,
 } from '../eval/metrics_schema';
@@ -51,13 +54,15 @@ const same = (a: number, b: number) => Math.abs(a - b) < 1e-12;
  * Several names can share the threshold (eval/operating_points.ts gives screening balanced's threshold when
  * Youden's point is sensitive enough already): where they share one in the new calibration too, the
  * evaluation was at that threshold whichever name asked for it. Where the new calibration parts them, the
- * stored files do not say which name was asked for: the model's default is taken when it is among them (as
- * `cxr evaluate` takes it without --operating-point), else the first in cxr.json's order.
+ * name the evaluation records it was asked for (`operatingPoint`, absent in files of earlier versions) is taken;
+ * else the model's default when it is among them (as `cxr evaluate` takes it without --operating-point), else the
+ * first in cxr.json's order.
  */
 function pointOf(
   threshold: number,
   before: CalibrationState,
   after: CalibrationState,
+  asked?: string,
 ): { name: string; threshold: number; note: string } | { why: string } {
   const named = Object.keys(before.operatingPoints).filter((n) => same(before.operatingPoints[n].threshold, threshold));
   if (named.length === 0) {
@@ -70,11 +75,16 @@ function pointOf(
   if (thresholds.every((t) => same(t, thresholds[0]))) {
     return { name: kept.join(' = '), threshold: thresholds[0], note: '' };
   }
-  const name = kept.find((n) => n === before.defaultOperatingPoint) ?? kept[0];
+  const recorded = kept.find((n) => n === asked);
+  const name = recorded ?? kept.find((n) => n === before.defaultOperatingPoint) ?? kept[0];
   const others = kept.filter((n) => n !== name);
   const note =
     `; its threshold was ${kept.join(' and ')} alike, which the new calibration parts: restated at ${name}` +
-    (name === before.defaultOperatingPoint ? ", the model's default" : '') +
+    (recorded
+      ? ', the one it was evaluated at'
+      : name === before.defaultOperatingPoint
+        ? ", the model's default"
+        : '') +
     `; for ${others.join(', ')} run cxr evaluate --out --operating-point ${others[0]}`;
   return { name, threshold: after.operatingPoints[name].threshold, note };
 }
@@ -116,6 +126,11 @@ interface Restated {
   metrics: ReturnType<typeof evaluate>;
   /** The files the evaluation could not read, as its metrics file records them (kept as they are). */
   unreadable?: UnreadableFiles;
+  /** The films the pipeline would not assess, and its films (`source`): kept as they are (the scores are not them). */
+  setAside?: SetAsideFiles;
+  source?: string;
+  /** The point it is restated at: the one it records, where that is among the names now sharing its threshold. */
+  operatingPoint?: string;
   /** The assessed films' metrics (metrics/NAME-assessed.json) restated, if there are any. */
   assessed?: ReturnType<typeof evaluate>;
   /** Why a metrics/NAME-assessed.json in the folder cannot be restated with the rest. */
@@ -156,8 +171,10 @@ function restateOne(
   }
   const stored = parseMetrics(metricsRaw, metricsWhere);
   const unreadable = storedUnreadable(metricsRaw);
+  const setAside = storedSetAside(metricsRaw);
+  const { source, operatingPoint } = storedOrigin(metricsRaw);
   const model = recorded ? (identity?.after ?? recorded) : undefined;
-  const point = pointOf(stored.threshold, before, after);
+  const point = pointOf(stored.threshold, before, after, operatingPoint);
   if ('why' in point) return point.why;
   const { threshold } = point;
   const probs = predictions.probs.map((p) =>
@@ -177,6 +194,12 @@ function restateOne(
     probs,
     metrics,
     ...(unreadable ? { unreadable } : {}),
+    ...(setAside ? { setAside } : {}),
+    ...(source ? { source } : {}),
+    // Where it records one (files of earlier versions record none, and gain none).
+    ...(operatingPoint
+      ? { operatingPoint: point.name.split(' = ').includes(operatingPoint) ? operatingPoint : point.name }
+      : {}),
     ...(assessed ? { assessed } : {}),
     ...(assessedStale ? { assessedStale } : {}),
     point: point.name,
@@ -231,11 +254,20 @@ export function restateEvaluations(
     }
     const model = r.model ? { model: r.model } : {};
     fs.writeFileSync(predFile, JSON.stringify({ ...r.stored, probs: r.probs, ...model }));
-    const unreadable = r.unreadable ? { unreadable: r.unreadable } : {};
-    fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...unreadable, ...model }, null, 2) + '\n');
+    // Its films and the point it is now at (a name that now parts from the others it shared a threshold with).
+    const origin = {
+      ...(r.source ? { source: r.source } : {}),
+      ...(r.operatingPoint ? { operatingPoint: r.operatingPoint } : {}),
+    };
+    const kept = {
+      ...(r.unreadable ? { unreadable: r.unreadable } : {}),
+      ...(r.setAside ? { setAside: r.setAside } : {}),
+    };
+    fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...origin, ...kept, ...model }, null, 2) + '\n');
     result.restated.push(name);
     log(`${name}: restated under the new calibration (${r.point} threshold ${r.threshold.toFixed(3)}${r.note})`);
-    if (r.assessed) fs.writeFileSync(assessedFile, JSON.stringify({ ...r.assessed, ...model }, null, 2) + '\n');
+    if (r.assessed)
+      fs.writeFileSync(assessedFile, JSON.stringify({ ...r.assessed, ...origin, ...model }, null, 2) + '\n');
     if (r.assessedStale) {
       // Left in place it would show the old calibration's figures beside the new ones.
       const aside = moveAside(dir, name, [assessedFile]);
