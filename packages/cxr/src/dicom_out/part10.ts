@@ -41,87 +41,211 @@ export function readHeader(bytes: Uint8Array): Dataset {
     if (!syntax) throw new Error('not a DICOM file');
     file = Buffer.concat([Buffer.from(new DicomDict(fileMeta(syntax)).write()), bytes]);
   }
-  const read = (ignoreErrors: boolean) =>
-    DicomMessage.readFile(arrayBuffer(file), { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors }).dict;
+  const read = () =>
+    DicomMessage.readFile(arrayBuffer(file), { untilTag: '7FE00010', includeUntilTagValue: false }).dict;
   try {
-    return DicomMetaDictionary.naturalizeDataset(read(false));
+    return DicomMetaDictionary.naturalizeDataset(read());
   } catch (e) {
-    if (!/multiple character sets/.test((e as Error).message)) throw e;
+    const message = (e as Error).message;
+    // dcmjs quotes header values in its messages (an unknown character set as it is): escaped, and cut short.
+    if (!/multiple character sets/.test(message)) throw new Error(printable(message, 200));
   }
   // Code extensions (ISO 2022: Japanese, Korean and Chinese names), which dcmjs does not decode: read with its
   // first, single-byte set, which keeps these 7-bit and GR bytes as they are, then decode the text again.
-  const dict = read(true);
+  const dict = readPastCharsets(file);
   const raw = dict['00080005'] as { _rawValue?: unknown[] } | undefined;
   const charsets = (raw?._rawValue ?? []).map((v) => String(v).trim());
   if (!['', 'ISO 2022 IR 6'].includes(charsets[0] ?? '')) {
     throw new Error(
-      `Specific Character Set ${charsets.join('\\')} is not supported: with code extensions, cxr reads only ` +
-        'ISO 2022 IR 6 (ASCII) as the first value',
+      `Specific Character Set ${printable(charsets.join('\\'), 80)} is not supported: with code extensions, cxr ` +
+        'reads only ISO 2022 IR 6 (ASCII) as the first value',
     );
   }
-  const ds = DicomMetaDictionary.naturalizeDataset(dict);
-  for (const [k, v] of Object.entries(ds)) ds[k] = redecode(v);
-  return ds;
+  redecodeText(dict);
+  return DicomMetaDictionary.naturalizeDataset(dict);
 }
 
-/** A string, PN object or array of them read with the single-byte set, decoded again as ISO 2022 text. */
-function redecode(v: unknown): unknown {
-  if (typeof v === 'string') return decodeIso2022(v);
-  if (Array.isArray(v)) return v.map(redecode);
-  // A person name: { Alphabetic, Ideographic, Phonetic }, each component its own ISO 2022 text.
-  if (v && typeof v === 'object' && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer)) {
-    if (!Object.values(v).every((x) => typeof x === 'string')) return v;
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redecode(x)]));
+/**
+ * The data set read with dcmjs's `ignoreErrors`, which lets it go on with the first of several character sets
+ * but also makes it stop quietly, with what it read so far, at any other error (a cut file, a bad length): that
+ * error, which it only logs, is thrown here, so that such a file is refused as it is with one character set.
+ */
+function readPastCharsets(file: Uint8Array): dcmjs.DenaturalizedDataset {
+  const log = dcmjs.log as unknown as { warn: (...args: unknown[]) => void };
+  const warn = log.warn;
+  let swallowed: Error | undefined;
+  log.warn = (...args: unknown[]) => {
+    swallowed ??= args.find((a): a is Error => a instanceof Error);
+  };
+  try {
+    const opts = { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors: true };
+    const { dict } = DicomMessage.readFile(arrayBuffer(file), opts);
+    if (swallowed) throw new Error(printable(swallowed.message, 200));
+    return dict;
+  } finally {
+    log.warn = warn;
   }
-  return v;
 }
+
+/** `s` with what is not printable ASCII escaped (header bytes in a message or log), cut after `max` characters. */
+function printable(s: string, max: number): string {
+  const escaped = s.slice(0, max).replace(/[^\x20-\x7e]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
+  return escaped.length > max || s.length > max ? `${escaped.slice(0, max)}… (${s.length} characters)` : escaped;
+}
+
+// Text VRs, whose bytes follow the Specific Character Set; the first four hold several values.
+const TEXT_VRS = new Set(['SH', 'LO', 'PN', 'UC', 'ST', 'LT', 'UT']);
+const MULTI_VALUED = new Set(['SH', 'LO', 'PN', 'UC']);
+const BACKSLASH = 0x5c;
+const EQUALS = 0x3d;
+
+/** The bytes of text that dcmjs decoded with its first, single-byte set (ISO 2022 IR 6: its 'iso-8859-1'). */
+const byteOf = (() => {
+  const decoder = new TextDecoder('iso-8859-1');
+  const map = new Map<string, number>();
+  for (let b = 0; b < 256; b++) map.set(decoder.decode(Uint8Array.of(b)), b);
+  return map;
+})();
+
+function textBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = byteOf.get(s[i]) ?? 0x3f;
+  return out;
+}
+
+/**
+ * Decodes every text value of `dict` (and its sequences' items) again as ISO 2022 text, from the raw value dcmjs
+ * kept: dcmjs cut it at each backslash and PN '=' byte, which inside a two-byte JIS character is no delimiter.
+ */
+function redecodeText(dict: dcmjs.DenaturalizedDataset): void {
+  for (const [tag, el] of Object.entries(dict) as [string, { vr: string; Value?: unknown[]; _rawValue?: unknown }][]) {
+    if (el.vr === 'SQ') {
+      for (const item of el.Value ?? []) if (item && typeof item === 'object') redecodeText(item as never);
+      continue;
+    }
+    if (!TEXT_VRS.has(el.vr) || el._rawValue === undefined) continue;
+    const raw = Array.isArray(el._rawValue) ? el._rawValue.join('\\') : String(el._rawValue);
+    const delimiters = el.vr === 'PN' ? [BACKSLASH, EQUALS] : MULTI_VALUED.has(el.vr) ? [BACKSLASH] : [];
+    let pieces: Piece[];
+    try {
+      pieces = splitIso2022(textBytes(raw), delimiters);
+    } catch (e) {
+      const at = `(${tag.slice(0, 4)},${tag.slice(4)})`;
+      throw new Error(`${at} ${(e as Error).message}: the film's text cannot be read; ask its sender for UTF-8`);
+    }
+    const trim = (s: string) => (el.vr === 'ST' || el.vr === 'LT' || el.vr === 'UT' ? s.trimEnd() : s.trim());
+    el.Value = el.vr === 'PN' ? personNames(pieces) : pieces.map((p) => trim(p.text.replace(/\0+$/, '')));
+    // The raw value dcmjs kept is Latin-1: it would write it back instead of the decoded text.
+    delete el._rawValue;
+  }
+}
+
+/** PN values as dcmjs holds them: per value, its component groups by name (empty ones left out). */
+function personNames(pieces: Piece[]): Record<string, string>[] {
+  const names: Record<string, string>[] = [];
+  let groups: string[] = [];
+  for (const p of pieces) {
+    groups.push(p.text.replace(/\0+$/, '').trim());
+    if (p.end === EQUALS) continue;
+    const [Alphabetic, Ideographic, Phonetic] = groups;
+    const name = Object.fromEntries(Object.entries({ Alphabetic, Ideographic, Phonetic }).filter(([, v]) => v));
+    if (groups.some(Boolean)) names.push(name as Record<string, string>);
+    groups = [];
+  }
+  return names;
+}
+
+type G0 = 'ascii' | 'jis';
+type G1 = 'latin1' | 'shift_jis' | 'euc-kr' | 'gbk';
 
 // The escape sequences DICOM names for each code extension (PS3.3 C.12.1.1.2): the set they switch G0
 // (7-bit bytes) or G1 (bytes 0xA1-0xFE) to.
-const ESCAPES: Record<string, { g0?: 'ascii' | 'jis'; g1?: string }> = {
-  '(B': { g0: 'ascii' }, // IR 6
-  '(J': { g0: 'ascii' }, // IR 14, JIS X 0201 Romaji: ASCII but for two marks
-  $B: { g0: 'jis' }, // IR 87, JIS X 0208
-  '$@': { g0: 'jis' },
-  ')I': { g1: 'shift_jis' }, // IR 13, JIS X 0201 Katakana: 0xA1-0xDF as in Shift JIS
-  '$)C': { g1: 'euc-kr' }, // IR 149, KS X 1001
-  '$)A': { g1: 'gbk' }, // IR 58, GB 2312
-};
+const ESCAPES: [number[], { g0?: G0; g1?: G1 }][] = [
+  [[0x28, 0x42], { g0: 'ascii' }], // ESC ( B: IR 6
+  [[0x28, 0x4a], { g0: 'ascii' }], // ESC ( J: IR 14, JIS X 0201 Romaji: ASCII but for two marks
+  [[0x24, 0x42], { g0: 'jis' }], // ESC $ B: IR 87, JIS X 0208
+  [[0x24, 0x40], { g0: 'jis' }], // ESC $ @
+  [[0x29, 0x49], { g1: 'shift_jis' }], // ESC ) I: IR 13, JIS X 0201 Katakana: 0xA1-0xDF as in Shift JIS
+  [[0x24, 0x29, 0x43], { g1: 'euc-kr' }], // ESC $ ) C: IR 149, KS X 1001
+  [[0x24, 0x29, 0x41], { g1: 'gbk' }], // ESC $ ) A: IR 58, GB 2312
+];
 
-const ESC = '\x1b';
+const ESC = 0x1b;
 
-/** `s` cut into runs of 7-bit characters and of the others (G0 and G1 bytes of ISO 2022 text). */
-function runs(s: string): string[] {
-  const out: string[] = [];
-  for (const ch of s) {
-    const last = out.length - 1;
-    if (last >= 0 && out[last].charCodeAt(0) >= 0x80 === ch.charCodeAt(0) >= 0x80) out[last] += ch;
-    else out.push(ch);
+/** A stretch of decoded text and the delimiter byte that ended it (null at the end of the value). */
+export interface Piece {
+  text: string;
+  end: number | null;
+}
+
+const decoders = new Map<string, TextDecoder>();
+function decodeRun(kind: G0 | G1, b: Uint8Array): string {
+  if (kind === 'ascii' || kind === 'latin1')
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+  // JIS X 0208 in G0 is EUC-JP's code set 1 with the high bit cleared.
+  const label = kind === 'jis' ? 'euc-jp' : kind;
+  let decoder = decoders.get(label);
+  if (!decoder) decoders.set(label, (decoder = new TextDecoder(label)));
+  return decoder.decode(kind === 'jis' ? b.map((x) => x | 0x80) : b);
+}
+
+/**
+ * ISO 2022 text (bytes) as Unicode, cut at the `delimiters`, bytes that delimit only where G0 holds ASCII; each
+ * piece starts in the initial state (PS3.5 6.1.2.5.3). Linear in the length, however many escapes it holds.
+ * Throws on an escape sequence it does not know (its bytes in hex).
+ */
+export function splitIso2022(b: Uint8Array, delimiters: number[] = []): Piece[] {
+  const pieces: Piece[] = [];
+  let parts: string[] = [];
+  let g0: G0 = 'ascii';
+  let g1: G1 = 'latin1';
+  let kind: G0 | G1 = 'ascii';
+  let start = 0;
+  const flush = (end: number) => {
+    if (end > start) parts.push(decodeRun(kind, b.subarray(start, end)));
+  };
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    if (c === ESC) {
+      flush(i);
+      const known = ESCAPES.find(([seq]) => seq.every((x, k) => b[i + 1 + k] === x));
+      if (!known) {
+        const seq = [...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0').toUpperCase()).join(' ');
+        throw new Error(`uses a character set cxr does not know (escape sequence ${seq} at byte ${i})`);
+      }
+      g0 = known[1].g0 ?? g0;
+      g1 = known[1].g1 ?? g1;
+      i += 1 + known[0].length;
+      start = i;
+      continue;
+    }
+    const k: G0 | G1 = c >= 0x80 ? g1 : g0 === 'jis' && c >= 0x21 && c <= 0x7e ? 'jis' : 'ascii';
+    if (k === 'ascii' && delimiters.includes(c)) {
+      flush(i);
+      pieces.push({ text: parts.join(''), end: c });
+      parts = [];
+      g0 = 'ascii';
+      g1 = 'latin1';
+      start = i + 1;
+    } else if (k !== kind) {
+      flush(i);
+      start = i;
+    }
+    kind = k;
+    i++;
   }
-  return out;
+  flush(b.length);
+  pieces.push({ text: parts.join(''), end: null });
+  return pieces;
 }
 
 /** ISO 2022 text (as the bytes of a Latin-1 string) as Unicode; throws on a code extension it does not know. */
 export function decodeIso2022(s: string): string {
-  let g0: 'ascii' | 'jis' = 'ascii';
-  let g1 = 'latin1';
-  let out = '';
-  for (const [i, part] of s.split(ESC).entries()) {
-    let text = part;
-    if (i > 0) {
-      const esc = Object.keys(ESCAPES).find((e) => part.startsWith(e));
-      if (!esc) throw new Error(`text uses a character set this reader does not know (escape ESC ${part.slice(0, 3)})`);
-      g0 = ESCAPES[esc].g0 ?? g0;
-      g1 = ESCAPES[esc].g1 ?? g1;
-      text = part.slice(esc.length);
-    }
-    for (const run of runs(text)) {
-      const b = Buffer.from(run, 'latin1');
-      if (run.charCodeAt(0) >= 0x80) out += g1 === 'latin1' ? run : new TextDecoder(g1).decode(b);
-      else out += g0 === 'jis' ? new TextDecoder('iso-2022-jp').decode(Buffer.from(`\x1b$B${run}`, 'latin1')) : run;
-    }
-  }
-  return out;
+  return splitIso2022(Buffer.from(s, 'latin1'))[0].text;
 }
 
 /** A data set as a Part-10 file in explicit VR little endian (uncompressed). */
