@@ -91,11 +91,21 @@ export const JobDataSchema = z
     patientAge: z.number().refine(isStatedAge, 'a number of years from 0 to 130').optional(),
   })
   .strict()
-  .refine((d) => ageSuffixOf(d.resultKey) === ageSuffixFor(d.patientAge), {
-    path: ['resultKey'],
-    message:
+  .superRefine((d, ctx) => {
+    const suffix = ageSuffixOf(d.resultKey);
+    if (suffix === ageSuffixFor(d.patientAge)) return;
+    let message =
       `ends in ${AGE_OVER_BOUND} exactly when the stated patientAge is over ${MAX_AGE_YEARS}, ` +
-      `in ${AGE_UNDER_BOUND} exactly when it is under ${MIN_AGE_YEARS}`,
+      `in ${AGE_UNDER_BOUND} exactly when it is under ${MIN_AGE_YEARS}`;
+    // Such a job is no corruption but one still waiting from a cxr before the lower bound, whose key without a
+    // suffix then meant the film's answer without an age: say so, and what the operator does about it.
+    if (suffix === '' && d.patientAge !== undefined && sideOf(d.patientAge) === 'under') {
+      message +=
+        `: this job (an age under ${MIN_AGE_YEARS}, no ${AGE_UNDER_BOUND}) was queued by a cxr from before ` +
+        `the ${AGE_UNDER_BOUND} key, whose key would store an infant's answer as the film's answer without an age; ` +
+        'queue the film again (cxr enqueue --patient-age, or POST /api/v1/jobs?patientAge=)';
+    }
+    ctx.addIssue({ code: 'custom', path: ['resultKey'], message });
   });
 export type JobData = z.infer<typeof JobDataSchema>;
 

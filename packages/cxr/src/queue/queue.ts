@@ -249,6 +249,7 @@ function movedMeanwhile(e: unknown): boolean {
 async function takeExisting(
   queue: JobQueue,
   id: string,
+  data: JobData,
   opts: EnqueueOptions,
 ): Promise<{ id: string; outcome: EnqueueOutcome } | 'absent' | 'gone' | typeof RACED> {
   const existing = (await queue.getJob(id)) as Job<JobData> | undefined;
@@ -263,6 +264,10 @@ async function takeExisting(
   }
   if (state === 'failed') {
     try {
+      // The offer's data, not the failed job's (BullMQ's retry keeps it): a film moved since it failed, queued
+      // again where it is now as the worker said to, would be read at its old path and fail again, and so would
+      // a job an older cxr queued that this version refuses (job.ts), queued again as the refusal says.
+      await existing.updateData(data);
       // A fresh count: the retries of an outage start over (retry.ts), as for a new job, and so do its other
       // failures, which the worker counts in the job's progress (BullMQ's retry keeps the progress).
       await existing.updateProgress(0);
@@ -285,8 +290,8 @@ async function addOnce(
   const id = jobIdOf(data, opts.filmSha256);
   // Two producers offering the same finished film at once both read its state, and the second to act finds the
   // job moved by the first: it reads the job again (then waiting or running: already queued) instead of failing.
-  let found = await takeExisting(queue, id, opts);
-  if (found === RACED) found = await takeExisting(queue, id, opts);
+  let found = await takeExisting(queue, id, data, opts);
+  if (found === RACED) found = await takeExisting(queue, id, data, opts);
   // Moved under us twice: other producers are re-queueing it this very moment, so it is queued.
   if (found === RACED) return { id, outcome: 'already-queued' };
   if (typeof found === 'object') return found;

@@ -78,3 +78,14 @@ export const MIGRATIONS: ((d: Dialect) => string)[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * The refusal of a log a newer cxr has migrated (a downgrade, or an old process started after the upgrade): it
+ * names the log and what to do, since an older cxr can neither read nor write the newer schema.
+ */
+export function newerSchemaError(where: string, found: number): Error {
+  return new Error(
+    `${where}: audit log schema v${found} is newer than this cxr (v${SCHEMA_VERSION}): a newer cxr has migrated ` +
+      'it; run that version, or restore the copy of the log taken before the upgrade',
+  );
+}

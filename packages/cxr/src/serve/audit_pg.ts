@@ -4,7 +4,7 @@
 // so two processes starting together apply each migration once.
 import { type Client, Pool, type PoolClient } from 'pg';
 import { settlesWithin } from '../deadline';
-import { MIGRATIONS, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
+import { MIGRATIONS, newerSchemaError, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
@@ -157,8 +157,7 @@ async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): 
   if (found === null && (opts.readonly || opts.mustExist))
     throw new Error(`${display}: no audit log in this database (run 'cxr serve --db' with it first)`);
   if (opts.readonly) {
-    if (found! > SCHEMA_VERSION)
-      throw new Error(`${display}: audit log schema v${found} is newer than this cxr (v${SCHEMA_VERSION})`);
+    if (found! > SCHEMA_VERSION) throw newerSchemaError(display, found!);
     if (found! < SCHEMA_VERSION)
       throw new Error(`${display}: audit log schema v${found} is older; open it once with 'cxr serve' to migrate`);
     return;
@@ -172,9 +171,7 @@ async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): 
     );
     const current = (await schemaVersion(c)) ?? 0;
     if (current > SCHEMA_VERSION) {
-      throw new Error(
-        `${display}: audit log schema v${current} is newer than this cxr understands (v${SCHEMA_VERSION})`,
-      );
+      throw newerSchemaError(display, current);
     }
     for (let v = current; v < SCHEMA_VERSION; v++) {
       await c.query('BEGIN');

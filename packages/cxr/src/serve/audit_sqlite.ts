@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
-import { MIGRATIONS, SCHEMA_VERSION, SQLITE } from './audit_migrations';
+import { MIGRATIONS, newerSchemaError, SCHEMA_VERSION, SQLITE } from './audit_migrations';
 import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { makeDirs, writeFailure } from '../make_dirs';
 
@@ -283,15 +283,14 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      migrate(db);
+      migrate(db, file);
       // Past the migration, a write waits this long for a lock another program holds. better-sqlite3
       // waits synchronously, so a server answers nothing else meanwhile: it asks for a short wait, and
       // past it the request gets 503 BUSY (problem.ts) rather than a frozen server.
       if (opts.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(opts.busyTimeoutMs)}`);
     } else {
       const v = db.pragma('user_version', { simple: true }) as number;
-      if (v > SCHEMA_VERSION)
-        throw new Error(`${file}: audit log schema v${v} is newer than this cxr (v${SCHEMA_VERSION})`);
+      if (v > SCHEMA_VERSION) throw newerSchemaError(file, v);
       if (v < SCHEMA_VERSION)
         throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
     }
@@ -304,13 +303,13 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
   }
 }
 
-function migrate(db: Database.Database): void {
+function migrate(db: Database.Database, file: string): void {
   // IMMEDIATE: the write lock is taken before user_version is read, so two processes opening a
   // new file at once apply each migration exactly once (the second waits, then finds it done).
   db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number;
     if (current > SCHEMA_VERSION) {
-      throw new Error(`audit log schema v${current} is newer than this cxr understands (v${SCHEMA_VERSION})`);
+      throw newerSchemaError(file, current);
     }
     for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v](SQLITE));
     if (current < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
