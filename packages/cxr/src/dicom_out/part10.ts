@@ -33,8 +33,13 @@ function fileMeta(transferSyntax: string, sop?: { classUid: string; instanceUid:
   });
 }
 
-/** The data set of a DICOM file, without its pixel data. Throws when the bytes are not DICOM. */
-export function readHeader(bytes: Uint8Array): Dataset {
+/**
+ * The data set of a DICOM file, without its pixel data. Throws when the bytes are not DICOM. `text: false` is for
+ * a caller that reads no text attribute (a UID, a code): ISO 2022 text is then left as its first character set
+ * reads it, not decoded again, which is most of the work on a hostile header (seconds for megabytes of escapes and
+ * delimiters, on the request thread of POST /jobs, which keys each film by its UID).
+ */
+export function readHeader(bytes: Uint8Array, opts: { text?: boolean } = {}): Dataset {
   let file = bytes;
   if (!hasPreamble(bytes)) {
     const syntax = bareDataSetSyntax(bytes);
@@ -53,6 +58,7 @@ export function readHeader(bytes: Uint8Array): Dataset {
   // Code extensions (ISO 2022: Japanese, Korean and Chinese names), which dcmjs does not decode: read with its
   // first, single-byte set, which keeps these 7-bit and GR bytes as they are, then decode the text again.
   const dict = readPastCharsets(file);
+  if (opts.text === false) return DicomMetaDictionary.naturalizeDataset(dict);
   const raw = dict['00080005'] as { _rawValue?: unknown[] } | undefined;
   const charsets = (raw?._rawValue ?? []).map((v) => String(v).trim());
   if (!['', 'ISO 2022 IR 6'].includes(charsets[0] ?? '')) {

@@ -19,7 +19,9 @@
 // three results, with ages 3 and 7 one. The suffix for over 10 is the one keys had before the lower
 // bound, so that their jobs and audit rows are still found.
 import { z } from 'zod';
+import * as dicomParser from 'dicom-parser';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
+import { bareDataSetSyntax } from '../data/dicom_syntax';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
 import { type ApiPrediction, predictionSchema } from '../predict/prediction_schema';
@@ -170,13 +172,35 @@ export function parseJobResult(value: unknown): JobResult {
 export function sopInstanceUid(bytes: Uint8Array): string | null {
   // The decoder's own test: a data set without its preamble and DICM is keyed by its UID too.
   if (filmFormat(bytes.subarray(0, FILM_HEADER_BYTES)) !== 'dicom') return null;
+  const byTag = uidByTag(bytes);
+  if (byTag !== null) return byTag;
   try {
-    const uid = String(readHeader(bytes).SOPInstanceUID ?? '').trim();
+    const uid = String(readHeader(bytes, { text: false }).SOPInstanceUID ?? '').trim();
     return isUid(uid) ? uid : null;
   } catch {
     return null;
   }
 }
+
+/**
+ * The UID as dicom-parser reads it, up to its tag and no further, no text decoded: dcmjs reads and splits every
+ * value of the header first (seconds for megabytes of delimiters in a name, on the request thread of POST /jobs,
+ * which keys each film by it: bench/serve/job-key.js). Null where it cannot be read so (a deflated data set, a
+ * damaged header): dcmjs decides.
+ */
+function uidByTag(bytes: Uint8Array): string | null {
+  try {
+    const bare = isPart10(bytes) ? null : bareDataSetSyntax(bytes);
+    const ds = dicomParser.parseDicom(bytes, { untilTag: 'x00080018', ...(bare ? { TransferSyntaxUID: bare } : {}) });
+    const uid = (ds.string('x00080018') ?? '').trim();
+    return isUid(uid) ? uid : null;
+  } catch {
+    return null;
+  }
+}
+
+const isPart10 = (b: Uint8Array) =>
+  b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 
 /**
  * The film's result key: its SOP Instance UID, else `sha256:` of its bytes; followed by AGE_OVER_BOUND

@@ -1,0 +1,55 @@
+// A film's job key is its SOP Instance UID, read by dicom-parser up to that tag (queue/job.ts uidByTag: dcmjs read
+// and split every header value first, seconds for a hostile name on the request thread of POST /jobs). The quick
+// read must key every film as the full read does: the sample films, bare data sets, implicit and big-endian
+// encodings, deflated ones (which it leaves to dcmjs), and headers whose UID is missing or not a UID.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readHeader } from '../src/dicom_out/part10';
+import { sopInstanceUid } from '../src/queue/job';
+import { type Element, TS, writeDicom } from './dicom-writer';
+import { DICOM_SAMPLES, needsData } from './shared-data';
+
+/** The UID as the full header read gives it, or null: what sopInstanceUid gave before the quick read. */
+function fullRead(bytes: Uint8Array): string | null {
+  try {
+    const uid = String(readHeader(bytes).SOPInstanceUID ?? '').trim();
+    return /^[0-9]+(\.[0-9]+)*$/.test(uid) && uid.length <= 64 ? uid : null;
+  } catch {
+    return null;
+  }
+}
+
+test('the sample films are keyed by the UID the full read gives', { skip: needsData(DICOM_SAMPLES) }, () => {
+  const files = fs.readdirSync(DICOM_SAMPLES).filter((f) => f.endsWith('.dcm'));
+  assert.ok(files.length >= 5, files.join(', '));
+  for (const f of files) {
+    const bytes = fs.readFileSync(path.join(DICOM_SAMPLES, f));
+    const expected = fullRead(bytes);
+    assert.ok(expected, `${f}: no UID by the full read`);
+    assert.equal(sopInstanceUid(bytes), expected, f);
+  }
+});
+
+test('every encoding keys a film by the same UID; a missing or malformed one keys none', () => {
+  const elements = (uid: string | null): Element[] => [
+    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+    ...(uid === null ? [] : [{ tag: 0x00080018, vr: 'UI' as const, value: uid }]),
+    { tag: 0x00100010, vr: 'PN', value: 'Doe^Jane' },
+  ];
+  const uid = '1.2.826.0.1.3680043.8.498.12345';
+  for (const transferSyntax of [TS.explicitLE, TS.implicitLE, TS.explicitBE, TS.deflatedLE]) {
+    for (const partTen of [true, false]) {
+      if (transferSyntax === TS.deflatedLE && !partTen) continue; // a bare data set is never deflated
+      const bytes = writeDicom(elements(uid), { transferSyntax, partTen });
+      const what = `${transferSyntax}${partTen ? '' : ' (bare)'}`;
+      assert.equal(sopInstanceUid(bytes), fullRead(bytes), what);
+      if (fullRead(bytes) !== null) assert.equal(sopInstanceUid(bytes), uid, what);
+    }
+  }
+  for (const bad of [null, 'not-a-uid', '1..2', `1.${'2'.repeat(70)}`]) {
+    const bytes = writeDicom(elements(bad));
+    assert.equal(sopInstanceUid(bytes), null, String(bad));
+  }
+});
