@@ -41,6 +41,18 @@ test('a perfectly separated sample says why its AUC interval has no width', () =
     String(reversed.notes),
   );
 
+  // Every film scored alike: the interval collapses at 0.5, and the note says they are tied, not ranked.
+  const tied = evaluate(
+    labels,
+    labels.map(() => 0.5),
+    { threshold: 0.5 },
+  );
+  assert.deepEqual(tied.ci95.auc, [0.5, 0.5]);
+  assert.ok(
+    (tied.notes ?? []).some((n) => n.includes('are tied (every pneumonia film scored the same as every normal one)')),
+    String(tied.notes),
+  );
+
   // One normal film above one pneumonia film: the resamples differ, the interval has width, and no note.
   const mixed = probs.slice();
   mixed[0] = 0.9;
@@ -93,6 +105,8 @@ test("an evaluation folder's report names the model it evaluated and the films e
   assert.ok(page.includes(model.sha256), 'the report does not give the sha256 the evaluation recorded');
   assert.ok(page.includes('site-model') && page.includes(model.version));
   assert.match(page, /Only the films the prediction pipeline would assess/);
+  // assessedOnly keeps only 'assessed': the films refused with an input error are left out of it too.
+  assert.match(page, /or refuse with an input error, are left out here/);
   assert.match(page, /2 files in the evaluated folders could not be read and are in none of these numbers/);
   assert.ok(page.includes('NORMAL/truncated.jpeg (truncated JPEG: premature end of JPEG image)'));
 });
@@ -113,4 +127,22 @@ test('a labels CSV instead of class folders is named, with the layout evaluate r
   assert.ok(r.stderr.includes(`${path.join(data, 'labels.csv')} is not read`), r.stderr);
   assert.ok(r.stderr.includes(path.join(data, 'NORMAL')) && r.stderr.includes(path.join(data, 'PNEUMONIA')));
   assert.equal(r.stdout, '');
+});
+
+test('a class folder that cannot be read beside a CSV is said as it is, not as a labels-file layout', {
+  skip: needsData(MODEL),
+}, () => {
+  // The layout is the one evaluate reads; NORMAL/ is a link to a folder that is gone: no hint about labels.csv.
+  const data = path.join(root, 'hospital-gone');
+  fs.mkdirSync(path.join(data, 'PNEUMONIA'), { recursive: true });
+  fs.symlinkSync(path.join(root, 'no-such-folder'), path.join(data, 'NORMAL'));
+  fs.writeFileSync(path.join(data, 'labels.csv'), 'file,label\nNORMAL/a.dcm,NORMAL\n');
+  const r = spawnSync(process.execPath, [MAIN, 'evaluate', '--model', MODEL, '--data', data, '--json'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, CXR_CACHE: path.join(root, 'cache') },
+  });
+  assert.notEqual(r.status, 0);
+  assert.ok(r.stderr.includes(`${path.join(data, 'NORMAL')}: cannot read folder (ENOENT)`), r.stderr);
+  assert.ok(!r.stderr.includes('labels.csv'), r.stderr);
 });

@@ -115,6 +115,8 @@ test('a weight file this user may not read is UNREADABLE, not damaged weights (a
   assert.equal(name, 'ModelLoadError', out.stdout);
   assert.equal(code, 'UNREADABLE', message);
   assert.match(message, /EACCES|permission/i);
+  // The weight file's refusal, not cxr.json's (a copy that kept a private cxr.json would pass the checks above).
+  assert.match(message, /weights\.bin/);
 });
 
 test('dispose() while a prediction runs: it finishes, later calls are refused, nothing leaks', async () => {

@@ -133,7 +133,8 @@ function unreadableLines(m: EvaluationResult): string {
  * rather than only that the layout is not the Kaggle one.
  */
 function withLabelsFileHint(e: unknown, data: string): unknown {
-  if (!(e instanceof DatasetLayoutError)) return e;
+  // Only where --data itself has no layout: a class folder that cannot be read is not a labels-file mistake.
+  if (!(e instanceof DatasetLayoutError) || e.root !== path.resolve(data)) return e;
   let csv: string[];
   try {
     csv = fs.readdirSync(data).filter((f) => /\.(csv|tsv)$/i.test(f));

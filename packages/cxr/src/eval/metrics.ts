@@ -329,7 +329,8 @@ function collapsedAucNote(auc: number, pos: number, neg: number): string {
       ? 'perfectly separated'
       : auc === 0
         ? 'perfectly separated the wrong way round (every pneumonia film below every normal one)'
-        : 'ranked alike';
+        : // Between 0 and 1 only ties give every resample the same AUC.
+          'tied (every pneumonia film scored the same as every normal one)';
   return (
     `the AUC's 95% interval is ${auc.toFixed(3)} – ${auc.toFixed(3)} only because the ${pos} pneumonia and ` +
     `${neg} normal films are ${how} in every bootstrap resample: the bootstrap cannot show how much the AUC ` +

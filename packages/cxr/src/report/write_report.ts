@@ -192,7 +192,8 @@ async function splitSection(split: SplitData, run: RunData, outDir: string, file
   if (split.name.endsWith('-assessed')) {
     notes.push(
       'Only the films the prediction pipeline would assess (cxr predict, the server): films it would answer ' +
-        '"cannot assess" or "outside the intended population" are left out here, and counted in the split above.',
+        '"cannot assess" or "outside the intended population", or refuse with an input error, are left out here, ' +
+        'and counted in the split above.',
     );
   }
   if (split.name === 'val' || split.name === 'validation') {
