@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildResults, derivedUid, isUid, readSource } from '../src/dicom_out';
 import { type Prediction, Predictor } from '../src/predict/predictor';
+import { type Element, TS, writeDicom } from './dicom-writer';
 import { DICOM_DIR, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
 
 const TOOLS = ['dsrdump', 'dsr2xml', 'xml2dsr', 'dcmdump', 'dcmodify'];
@@ -216,6 +217,23 @@ test('a heat map over a lossy compressed film says it is lossy, with the film me
     cases.some((c) => c.sc && c.name === 'adult'),
     'the JPEG baseline film has a heat map',
   );
+});
+
+test('a film sent in JPEG baseline is lossy even where its header does not say so', () => {
+  const header = (lossy: string | null): Element[] => [
+    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+    { tag: 0x00080018, vr: 'UI', value: '1.2.826.0.1.3680043.8.498.1' },
+    { tag: 0x0020000d, vr: 'UI', value: '1.2.826.0.1.3680043.8.498.2' },
+    { tag: 0x0020000e, vr: 'UI', value: '1.2.826.0.1.3680043.8.498.3' },
+    ...(lossy === null ? [] : [{ tag: 0x00282110, vr: 'CS' as const, value: lossy }]),
+  ];
+  const lossyOf = (lossy: string | null, transferSyntax: string) =>
+    readSource(writeDicom(header(lossy), { transferSyntax })).lossyCompression;
+  const jpeg = { methods: ['ISO_10918_1'], ratios: [] };
+  assert.deepEqual(lossyOf(null, '1.2.840.10008.1.2.4.50'), jpeg, 'no Lossy Image Compression');
+  assert.deepEqual(lossyOf('00', '1.2.840.10008.1.2.4.50'), jpeg, 'a header that says 00');
+  assert.deepEqual(lossyOf('01', '1.2.840.10008.1.2.4.50'), { methods: [], ratios: [] }, 'as the header says');
+  assert.equal(lossyOf(null, TS.explicitLE), undefined, 'uncompressed, nothing said: not lossy');
 });
 
 test('both keep the film patient and study, and have new valid UIDs that refer to the film', { skip }, () => {

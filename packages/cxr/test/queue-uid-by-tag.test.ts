@@ -53,3 +53,41 @@ test('every encoding keys a film by the same UID; a missing or malformed one key
     assert.equal(sopInstanceUid(bytes), null, String(bad));
   }
 });
+
+test('a header without a valid UID is keyed by none without the full read (a hostile name is no slower)', () => {
+  // Megabytes of value delimiters in the name, which dcmjs splits (seconds: bench/serve/job-key.js): without a UID
+  // to key by, the full read was the fallback, and so the whole cost the quick read saves, on the request thread
+  // of POST /jobs. The full read is counted where job.ts calls it (its module's export, read at each call).
+  const part10 = require('../src/dicom_out/part10') as { readHeader: typeof readHeader };
+  const real = part10.readHeader;
+  let fullReads = 0;
+  part10.readHeader = (...args) => {
+    fullReads++;
+    return real(...args);
+  };
+  try {
+    for (const uid of [null, 'not-a-uid']) {
+      const bytes = writeDicom(
+        [
+          { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+          ...(uid === null ? [] : [{ tag: 0x00080018, vr: 'UI' as const, value: uid }]),
+          { tag: 0x00100010, vr: 'PN', value: '\\=A'.repeat(100_000) },
+        ],
+        { transferSyntax: TS.implicitLE },
+      );
+      assert.equal(sopInstanceUid(bytes), null, String(uid));
+      assert.equal(fullReads, 0, `${uid}: the full read ran`);
+    }
+    // A header the quick read cannot read (cut inside the UID's value) still goes to the full read: counted.
+    const whole = writeDicom([
+      { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+      { tag: 0x00080018, vr: 'UI', value: '1.2.826.0.1.3680043.8.498.7' },
+    ]);
+    const cut = whole.subarray(0, whole.length - 10);
+    const keyed = sopInstanceUid(cut);
+    assert.equal(fullReads, 1, 'the cut header was not read in full');
+    assert.equal(keyed, fullRead(cut));
+  } finally {
+    part10.readHeader = real;
+  }
+});

@@ -2,6 +2,7 @@
 // are, so the result files into the same patient and study) and the identity of the image the
 // result refers to. Files come from the PACS, i.e. from outside: the identifiers are validated.
 import { z } from 'zod';
+import { metaGroup } from '../data/dicom_syntax';
 import { type Dataset, readHeader } from './part10';
 import { isUid } from './uids';
 
@@ -64,7 +65,8 @@ export interface SourceImage {
   /** Timezone Offset From UTC (±HHMM) of the film's dates and times, as written, when it has one. */
   timezoneOffset?: string;
   /**
-   * Present when the film's pixels were lossy compressed (its Lossy Image Compression is 01): the methods
+   * Present when the film's pixels were lossy compressed (its Lossy Image Compression is 01, or it is sent in
+   * JPEG baseline or extended, which is lossy even where its header does not say so): the methods
    * and ratios it names, if any. A heat map drawn over those pixels is lossy too (PS3.3 C.7.6.1.1.5).
    */
   lossyCompression?: { methods: string[]; ratios: string[] };
@@ -82,6 +84,22 @@ function integer(v: unknown): number | undefined {
 function values(v: unknown): string[] {
   const list = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
   return list.map((x) => String(x).trim()).filter(Boolean);
+}
+
+// Transfer syntaxes whose encoding is lossy whatever the header says (JPEG's DCT processes), and their method:
+// a film sent so whose header lacks Lossy Image Compression (or says 00) is lossy all the same (PS3.5 8.2.1).
+const LOSSY_SYNTAXES: Record<string, string> = {
+  '1.2.840.10008.1.2.4.50': 'ISO_10918_1',
+  '1.2.840.10008.1.2.4.51': 'ISO_10918_1',
+};
+
+function lossyCompressionOf(ds: Dataset, bytes: Uint8Array): Pick<SourceImage, 'lossyCompression'> {
+  if (values(ds.LossyImageCompression)[0] === '01') {
+    const methods = values(ds.LossyImageCompressionMethod);
+    return { lossyCompression: { methods, ratios: values(ds.LossyImageCompressionRatio) } };
+  }
+  const method = LOSSY_SYNTAXES[metaGroup(bytes)?.transferSyntax ?? ''];
+  return method ? { lossyCompression: { methods: [method], ratios: [] } } : {};
 }
 
 /** Reads and checks the source header; throws an Error naming what is missing or malformed. */
@@ -113,14 +131,7 @@ export function readSource(bytes: Uint8Array): SourceImage {
     manufacturer: id.Manufacturer?.trim() || undefined,
     seriesNumber: integer(ds.SeriesNumber),
     instanceNumber: integer(ds.InstanceNumber),
-    ...(values(ds.LossyImageCompression)[0] === '01'
-      ? {
-          lossyCompression: {
-            methods: values(ds.LossyImageCompressionMethod),
-            ratios: values(ds.LossyImageCompressionRatio),
-          },
-        }
-      : {}),
+    ...lossyCompressionOf(ds, bytes),
     timezoneOffset: typeof ds.TimezoneOffsetFromUTC === 'string' ? ds.TimezoneOffsetFromUTC.trim() : undefined,
     patientStudy,
   };

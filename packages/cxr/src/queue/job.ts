@@ -173,7 +173,7 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
   // The decoder's own test: a data set without its preamble and DICM is keyed by its UID too.
   if (filmFormat(bytes.subarray(0, FILM_HEADER_BYTES)) !== 'dicom') return null;
   const byTag = uidByTag(bytes);
-  if (byTag !== null) return byTag;
+  if (byTag !== undefined) return byTag;
   try {
     const uid = String(readHeader(bytes, { text: false }).SOPInstanceUID ?? '').trim();
     return isUid(uid) ? uid : null;
@@ -185,17 +185,24 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
 /**
  * The UID as dicom-parser reads it, up to its tag and no further, no text decoded: dcmjs reads and splits every
  * value of the header first (seconds for megabytes of delimiters in a name, on the request thread of POST /jobs,
- * which keys each film by it: bench/serve/job-key.js). Null where it cannot be read so (a deflated data set, a
- * damaged header): dcmjs decides.
+ * which keys each film by it: bench/serve/job-key.js). Null when the header reads and has no valid UID: final, as
+ * dcmjs's read of such a header (a hostile one without a UID) would cost the seconds this read saves. Undefined
+ * where dicom-parser cannot read the header (damaged): dcmjs decides.
  */
-function uidByTag(bytes: Uint8Array): string | null {
+function uidByTag(bytes: Uint8Array): string | null | undefined {
+  let ds: dicomParser.DataSet;
   try {
     const bare = isPart10(bytes) ? null : bareDataSetSyntax(bytes);
-    const ds = dicomParser.parseDicom(bytes, { untilTag: 'x00080018', ...(bare ? { TransferSyntaxUID: bare } : {}) });
+    ds = dicomParser.parseDicom(bytes, { untilTag: 'x00080018', ...(bare ? { TransferSyntaxUID: bare } : {}) });
+  } catch {
+    return undefined;
+  }
+  try {
     const uid = (ds.string('x00080018') ?? '').trim();
     return isUid(uid) ? uid : null;
   } catch {
-    return null;
+    // The tag was reached but its value runs past the end of the bytes: a cut file.
+    return undefined;
   }
 }
 
