@@ -108,6 +108,8 @@ test(
       fs.renameSync(path.join(ckpt, 'last'), aside);
       const saveTemp = path.join(run.out, `.save-${HOST}-${deadPid()}-Ab12Cd`);
       fs.mkdirSync(saveTemp);
+      // And a log line cut short as it was appended (a kill, a full disk): the resume stopped on its JSON.
+      fs.appendFileSync(path.join(run.out, 'log.jsonl'), '{"epoch": 3, "loss": 0.6');
       const lines: string[] = [];
       await runTraining({ ...run, resume: true, log: (l) => lines.push(l) });
       assert.ok(
@@ -116,6 +118,10 @@ test(
       );
       assert.ok(!fs.existsSync(aside), 'the set-aside checkpoint was put back');
       assert.ok(!fs.existsSync(saveTemp), "a dead writer's temp folder is swept");
+      assert.deepEqual(
+        readRunLog(run.out).map((e) => e.epoch),
+        [1, 2, 3],
+      );
       assert.ok(isFinished(run.out));
     }),
 );

@@ -9,7 +9,10 @@ export function runLogPath(outDir: string): string {
 
 /**
  * Readies the log for a run: a fresh run starts with no log; a resumed one keeps only the lines
- * of epochs up to the checkpoint it resumes from (those logged after it would be run again).
+ * of epochs up to the checkpoint it resumes from (those logged after it would be run again). A line that does not
+ * parse is the end of one a kill or a full disk cut short while it was appended: its epoch came after the
+ * checkpoint (the line is written first), so it goes too, rather than stop the resume with a JSON error. The kept
+ * lines are written beside the log and renamed over it: a full disk now leaves the log as it was, not cut short.
  */
 export function startRunLog(file: string, resumedAfterEpoch: number | null): void {
   if (!fs.existsSync(file)) return;
@@ -20,8 +23,21 @@ export function startRunLog(file: string, resumedAfterEpoch: number | null): voi
   const kept = fs
     .readFileSync(file, 'utf8')
     .split('\n')
-    .filter((l) => l && (JSON.parse(l) as { epoch: number }).epoch <= resumedAfterEpoch);
-  fs.writeFileSync(file, kept.map((l) => l + '\n').join(''));
+    .filter((l) => {
+      if (!l) return false;
+      try {
+        return (JSON.parse(l) as { epoch: number }).epoch <= resumedAfterEpoch;
+      } catch {
+        return false;
+      }
+    });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
+    fs.renameSync(tmp, file);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
 }
 
 export function appendRunLog(file: string, entry: Record<string, unknown>): void {
