@@ -28,11 +28,11 @@ import {
   TS_NAMES,
 } from './dicom_parse';
 import { nativeFrame } from './dicom_native';
-import { bareDataSetSyntax, isDicom, metaGroup } from './dicom_syntax';
+import { bareDataSetSyntax, hasPart10Preamble, isDicom, metaGroup } from './dicom_syntax';
 
 export type { AgeDate, AgeFromDates } from './dicom_age';
 export { DicomError, type DicomErrorCode } from './dicom_parse';
-export { bareDataSetSyntax, isDicom } from './dicom_syntax';
+export { bareDataSetSyntax, hasPart10Preamble, isDicom } from './dicom_syntax';
 
 /**
  * What the decoder reads these bytes as (predict/decode_input.ts dispatches the same way): JPEG or PNG by
@@ -125,7 +125,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   if (buf.length > limits.maxInputBytes) {
     throw fail('TOO_LARGE', `${buf.length} bytes exceeds the ${limits.maxInputBytes}-byte input limit`);
   }
-  const partTen = buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d;
+  const partTen = hasPart10Preamble(buf);
   const bareSyntax = partTen ? null : bareDataSetSyntax(buf);
   if (!partTen && !bareSyntax) throw fail('NOT_DICOM', 'not a DICOM file');
   // A file meta group without the preamble and "DICM" before it (some old writers): read as one data set

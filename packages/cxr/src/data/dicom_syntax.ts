@@ -17,9 +17,12 @@ const EXPLICIT_LE = '1.2.840.10008.1.2.1';
  * archives still hold: it starts with a group 0002 or 0008 element in little endian.
  */
 export function isDicom(buf: Uint8Array): boolean {
-  if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d)
-    return true;
-  return bareDataSetSyntax(buf) !== null;
+  return hasPart10Preamble(buf) || bareDataSetSyntax(buf) !== null;
+}
+
+/** A Part-10 file: the 128-byte preamble followed by "DICM" (PS3.10 7.1). */
+export function hasPart10Preamble(buf: Uint8Array): boolean {
+  return buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d;
 }
 
 /** The value representations of PS3.5 6.2; any other two letters are not an explicit VR. */
@@ -94,8 +97,7 @@ function leadingElementsParse(buf: Uint8Array, firstExplicit: boolean): boolean 
  * is cut inside it) and the transfer syntax it names. Null without the preamble and "DICM".
  */
 export function metaGroup(buf: Uint8Array): { end: number; transferSyntax: string | null } | null {
-  if (!(buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d))
-    return null;
+  if (!hasPart10Preamble(buf)) return null;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let pos = 132;
   let transferSyntax: string | null = null;

@@ -2,7 +2,7 @@
 // header is needed); a bare data set without the 128-byte preamble and file meta group, which
 // old archives still hold, is given one first, since dcmjs reads only proper Part-10 files.
 import * as dcmjs from 'dcmjs';
-import { bareDataSetSyntax } from '../data/dicom';
+import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom';
 import { TRANSFER_SYNTAX_EXPLICIT_LE } from './identity';
 import { derivedUid } from './uids';
 
@@ -17,10 +17,6 @@ const IMPLEMENTATION_VERSION = 'CXR_1';
 
 function arrayBuffer(b: Uint8Array): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
-function hasPreamble(b: Uint8Array): boolean {
-  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 }
 
 function fileMeta(transferSyntax: string, sop?: { classUid: string; instanceUid: string }): dcmjs.DenaturalizedDataset {
@@ -41,7 +37,7 @@ function fileMeta(transferSyntax: string, sop?: { classUid: string; instanceUid:
  */
 export function readHeader(bytes: Uint8Array, opts: { text?: boolean } = {}): Dataset {
   let file = bytes;
-  if (!hasPreamble(bytes)) {
+  if (!hasPart10Preamble(bytes)) {
     const syntax = bareDataSetSyntax(bytes);
     if (!syntax) throw new Error('not a DICOM file');
     file = Buffer.concat([Buffer.from(new DicomDict(fileMeta(syntax)).write()), bytes]);

@@ -21,7 +21,7 @@
 import { z } from 'zod';
 import * as dicomParser from 'dicom-parser';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
-import { bareDataSetSyntax } from '../data/dicom_syntax';
+import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom_syntax';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
 import { type ApiPrediction, predictionSchema } from '../predict/prediction_schema';
@@ -192,7 +192,7 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
 function uidByTag(bytes: Uint8Array): string | null | undefined {
   let ds: dicomParser.DataSet;
   try {
-    const bare = isPart10(bytes) ? null : bareDataSetSyntax(bytes);
+    const bare = hasPart10Preamble(bytes) ? null : bareDataSetSyntax(bytes);
     ds = dicomParser.parseDicom(bytes, { untilTag: 'x00080018', ...(bare ? { TransferSyntaxUID: bare } : {}) });
   } catch {
     return undefined;
@@ -205,9 +205,6 @@ function uidByTag(bytes: Uint8Array): string | null | undefined {
     return undefined;
   }
 }
-
-const isPart10 = (b: Uint8Array) =>
-  b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 
 /**
  * The film's result key: its SOP Instance UID, else `sha256:` of its bytes; followed by AGE_OVER_BOUND
