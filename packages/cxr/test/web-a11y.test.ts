@@ -30,6 +30,15 @@ import {
 
 const skip = noChromium;
 
+/** The first announcement that starts with `prefix`, once the page has made it. */
+async function announced(page: Page, said: () => Promise<string[]>, prefix: string): Promise<string> {
+  await page.waitForFunction(
+    (p) => (window as unknown as { announced: string[] }).announced.some((m) => m.startsWith(p)),
+    prefix,
+  );
+  return (await said()).find((m) => m.startsWith(prefix)) ?? '';
+}
+
 let dir: string;
 let server: RunningServer;
 let browser: Browser;
@@ -210,10 +219,7 @@ test('a finding is said with the warning its card shows', {
   assert.equal(await page.getAttribute('.result', 'data-verdict'), 'assessed');
   const warning = (await page.textContent('.result .warnings li')) ?? '';
   assert.match(warning, /over 5 years/);
-  await page.waitForFunction(() =>
-    (window as unknown as { announced: string[] }).announced.some((m) => m.startsWith('older.jpeg: ')),
-  );
-  const message = (await said()).find((m) => m.startsWith('older.jpeg: ')) ?? '';
+  const message = await announced(page, said, 'older.jpeg: ');
   assert.match(message, /signs of pneumonia detected, .* threshold \(balanced\)/i);
   assert.ok(message.endsWith(` Warning: ${warning}.`), message);
   await page.context().close();
@@ -230,10 +236,7 @@ test('an answer outside the intended population is said with why', {
   await page.setInputFiles('#file-input', [upload('adolescent.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
   assert.equal(await page.getAttribute('.result', 'data-verdict'), 'outside-population');
-  await page.waitForFunction(() =>
-    (window as unknown as { announced: string[] }).announced.some((m) => m.startsWith('adolescent.jpeg: ')),
-  );
-  const message = (await said()).find((m) => m.startsWith('adolescent.jpeg: ')) ?? '';
+  const message = await announced(page, said, 'adolescent.jpeg: ');
   assert.match(message, /^adolescent\.jpeg: outside the intended population \(children aged 1–5\): .*over 10 years; /);
   assert.match(message, /probability of pneumonia, for reference only\.$/);
   await page.context().close();
@@ -289,10 +292,7 @@ test('a file that is no image says what to do, on its card and aloud', { skip, t
   assert.match(why ?? '', /not a JPEG, PNG or DICOM image\. Choose the film itself, as a DICOM file from the PACS/);
   // Trying the same file again cannot help: no "Try again".
   assert.equal(await page.isHidden('.result .retry'), true);
-  await page.waitForFunction(() =>
-    (window as unknown as { announced: string[] }).announced.some((m) => m.startsWith('report.png: not analyzed')),
-  );
-  const message = (await said()).find((m) => m.startsWith('report.png: not analyzed'));
+  const message = await announced(page, said, 'report.png: not analyzed');
   assert.match(message ?? '', /Choose the film itself/);
   await page.context().close();
 });
