@@ -2,7 +2,8 @@
 // orthanc sync --queue` and POST /jobs in the same moment (or by two servers behind one load balancer) was
 // retried by the first; the second, having read "failed" too, asked BullMQ to retry a job that was no longer
 // failed, got "Job … is not in the failed state" and answered 500 (the sync exited). The loser now reads the
-// job again and finds it queued.
+// job again and finds it queued. And the data and the retry were two steps: both producers could set their data
+// before one retried, and the job ran with the data of the producer that did not retry it; now they are one.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UnrecoverableError, Worker } from 'bullmq';
@@ -43,8 +44,7 @@ async function until(ok: () => Promise<boolean>, ms: number, what: string): Prom
 }
 
 /** Queues `films` and lets a worker fail every one of them for good, as a film it cannot read is failed. */
-async function failAll(films: JobData[]): Promise<void> {
-  const [queue] = producers;
+async function failAll(films: JobData[], queue: JobQueue = producers[0]): Promise<void> {
   for (const f of films) assert.equal((await enqueue(queue, f)).outcome, 'queued');
   const worker = new Worker(
     queue.name,
@@ -81,4 +81,36 @@ test('two producers re-queueing the same failed job at once: one requeues it, th
     assert.equal(outcomes.filter((o) => o === 'requeued').length, 1, `${f.resultKey}: retried once: ${outcomes}`);
   }
   assert.deepEqual(await queueDepth(producers[0]), { waiting: films.length, active: 0, completed: 0, failed: 0 });
+});
+
+test('two producers re-queueing one failed job with different data: it runs with the data of the one that requeued', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  // The same film (one job id) offered by each producer from its own path, as after the film moved. The data and
+  // the retry were two steps: both producers set their data, one retried, and the job ran with the other's.
+  // A queue of its own (another model), so that the jobs the first test left waiting are not failed with these.
+  const model = 'd'.repeat(64);
+  const queues = [openQueue(stack!.env.CXR_REDIS_URL, model), openQueue(stack!.env.CXR_REDIS_URL, model)];
+  try {
+    const films = Array.from({ length: 16 }, (_, i) => ({ ...film(i), model: { sha256: model } }));
+    await failAll(films, queues[0]);
+    for (const f of films) {
+      const offers = queues.map((_, p) => ({ ...f, source: { kind: 'file' as const, path: `/films/moved-${p}.dcm` } }));
+      const answers = await Promise.all(queues.map((q, p) => enqueue(q, offers[p])));
+      const winners = answers.flatMap((a, p) => (a.outcome === 'requeued' ? [p] : []));
+      assert.equal(winners.length, 1, `${f.resultKey}: retried once: ${answers.map((a) => a.outcome)}`);
+      const job = await queues[0].getJob(answers[0].id);
+      assert.deepEqual(
+        job?.data,
+        offers[winners[0]],
+        `${f.resultKey}: the data of producer ${winners[0]}, who requeued`,
+      );
+      assert.equal(job?.progress, 0, `${f.resultKey}: a fresh count of failures`);
+      assert.equal(job?.attemptsMade, 0, `${f.resultKey}: a fresh count of attempts`);
+    }
+    assert.deepEqual(await queueDepth(queues[0]), { waiting: films.length, active: 0, completed: 0, failed: 0 });
+  } finally {
+    for (const q of queues) await q.close();
+  }
 });

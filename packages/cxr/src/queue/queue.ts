@@ -3,7 +3,7 @@
 // the finished job instead of predicting it twice; unless the caller found the job's results missing
 // (an Orthanc film whose SR or SC is not in the PACS): then the finished job is replaced by a new one.
 // A producer's calls fail within a bound while Redis is away (connection.ts), as QueueUnavailableError.
-import { ErrorCode, type Job, Queue } from 'bullmq';
+import { type IRedisTransaction, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { LATE, orLate } from '../deadline';
 import {
@@ -234,12 +234,64 @@ export function enqueue(
 const RACED = Symbol('raced');
 
 /**
- * BullMQ refusing to retry a job that is no longer failed (another producer retried it, a worker took it since)
- * or no longer there (removed meanwhile): the job moved between our reading its state and acting on it.
+ * Sets a failed job's data and progress only while it is still failed, in one script: the condition of the
+ * transaction in retryWithData, which Redis cannot express on its own.
+ * KEYS: the job's hash, the failed set. ARGV: job id, data (JSON), progress (JSON).
  */
-function movedMeanwhile(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return code === ErrorCode.JobNotInState || code === ErrorCode.JobNotExist;
+const SET_IF_FAILED = `
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'data', ARGV[2], 'progress', ARGV[3])
+  return 1
+end
+return 0`;
+
+/** The part of an ioredis transaction that retryWithData queues besides BullMQ's own script. */
+type EvalTransaction = IRedisTransaction & {
+  eval(script: string, numKeys: number, ...args: string[]): IRedisTransaction;
+};
+
+/**
+ * Retries the failed job with the offer's data, or answers false when it is failed no longer (another producer
+ * retried it, a worker took it since, it was removed). One MULTI, which Redis runs with no other client's command
+ * in between: the data and the retry cannot be split by another producer's, so exactly one producer retries a
+ * failed job and the job runs with that producer's data. In separate steps (updateData, then retry) two producers
+ * could both set their data before one retried, and the job ran with the data of the one that lost.
+ */
+async function retryWithData(queue: JobQueue, job: Job<JobData>, data: JobData): Promise<boolean> {
+  const id = job.id as string;
+  const multi = (await queue.client).multi() as EvalTransaction;
+  // The offer's data, not the failed job's (BullMQ's retry keeps it): a film moved since it failed, queued again
+  // where it is now as the worker said to, would be read at its old path and fail again, and so would a job an
+  // older cxr queued that this version refuses (job.ts), queued again as the refusal says. A fresh progress: the
+  // retries of an outage start over (retry.ts), as for a new job, and so do its other failures, which the worker
+  // counts in the job's progress (BullMQ's retry keeps the progress).
+  multi.eval(SET_IF_FAILED, 2, queue.toKey(id), queue.keys.failed, id, JSON.stringify(data), JSON.stringify(0));
+  // BullMQ's own retry (Job.retry('failed', { resetAttemptsMade, resetAttemptsStarted })), with its keys and
+  // arguments in the order its script takes them (Scripts.reprocessJob of the bullmq version package.json pins).
+  queue.scripts.execCommand(multi, 'reprocessJob', [
+    queue.toKey(id),
+    queue.keys.events,
+    queue.keys.failed,
+    queue.keys.wait,
+    queue.keys.meta,
+    queue.keys.paused,
+    queue.keys.active,
+    queue.keys.marker,
+    id,
+    `${job.opts.lifo ? 'R' : 'L'}PUSH`,
+    'failedReason',
+    'failed',
+    '1',
+    '1',
+  ]);
+  const replies = await multi.exec();
+  if (!replies) throw new Error(`retrying job ${id}: Redis discarded the transaction`);
+  for (const [e] of replies) if (e) throw e;
+  const [[, set], [, retried]] = replies;
+  // 1: retried; -1 (gone) or -3 (not in the failed set): moved meanwhile, and the data was left alone with it.
+  if (retried === 1 && set === 1) return true;
+  if ((retried === -1 || retried === -3) && set === 0) return false;
+  throw new Error(`retrying job ${id}: unexpected answers ${set}, ${retried}`);
 }
 
 /**
@@ -263,20 +315,7 @@ async function takeExisting(
     return (await queue.remove(id)) === 1 ? 'gone' : RACED;
   }
   if (state === 'failed') {
-    try {
-      // The offer's data, not the failed job's (BullMQ's retry keeps it): a film moved since it failed, queued
-      // again where it is now as the worker said to, would be read at its old path and fail again, and so would
-      // a job an older cxr queued that this version refuses (job.ts), queued again as the refusal says.
-      await existing.updateData(data);
-      // A fresh count: the retries of an outage start over (retry.ts), as for a new job, and so do its other
-      // failures, which the worker counts in the job's progress (BullMQ's retry keeps the progress).
-      await existing.updateProgress(0);
-      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    } catch (e) {
-      if (movedMeanwhile(e)) return RACED;
-      throw e;
-    }
-    return { id, outcome: 'requeued' };
+    return (await retryWithData(queue, existing, data)) ? { id, outcome: 'requeued' } : RACED;
   }
   return state === 'unknown' ? 'gone' : { id, outcome: 'already-queued' };
 }
