@@ -120,6 +120,23 @@ test('unknown or huge character sets are refused in a short message without raw 
   }
 });
 
+test('a character set cut short in the message is cut between escapes, never inside one', () => {
+  const escaped = (s: string) =>
+    s.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  // The message shows 80 characters of the value: each filler length puts the cut at another place in the escapes.
+  for (let filler = 56; filler <= 68; filler++) {
+    const charset = `ISO 2022 IR 13\\${'X'.repeat(filler)}${'\x1b'.repeat(6)}`;
+    const error = outcome(film(charset, 'A')).error ?? '';
+    const shown = /^Specific Character Set (.*)… \((\d+) characters\) is not supported/.exec(error);
+    assert.ok(shown, error);
+    assert.equal(Number(shown[2]), charset.length);
+    assert.ok(shown[1].length <= 80, shown[1]);
+    // What is shown is the escaped text of a whole prefix of the value: "\x1" is no byte of it.
+    const whole = [...Array(charset.length + 1).keys()].some((n) => escaped(charset.slice(0, n)) === shown[1]);
+    assert.ok(whole, `filler ${filler}: ${shown[1].slice(-12)}`);
+  }
+});
+
 test('a cut file with code extensions is refused as one with a single character set is', () => {
   // Cut inside the header of Lossy Image Compression (0028,2110): dcmjs with ignoreErrors stopped there quietly.
   const cut = (bytes: Buffer) => bytes.subarray(0, bytes.indexOf(Buffer.from([0x28, 0, 0x10, 0x21])) + 3);

@@ -89,13 +89,25 @@ function readPastCharsets(file: Uint8Array): dcmjs.DenaturalizedDataset {
   }
 }
 
-/** `s` with what is not printable ASCII escaped (header bytes in a message or log), cut after `max` characters. */
+/**
+ * `s` with what is not printable ASCII escaped (header bytes in a message or log), cut after `max` characters of
+ * the escaped text, before an escape that would not fit whole: half of `\x1b` reads as another byte.
+ */
 function printable(s: string, max: number): string {
-  const escaped = s.slice(0, max).replace(/[^\x20-\x7e]/g, (c) => {
-    const n = c.charCodeAt(0);
-    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
-  });
-  return escaped.length > max || s.length > max ? `${escaped.slice(0, max)}… (${s.length} characters)` : escaped;
+  let out = '';
+  let i = 0;
+  for (; i < s.length; i++) {
+    const n = s.charCodeAt(i);
+    const c =
+      n >= 0x20 && n <= 0x7e
+        ? s[i]
+        : n < 0x100
+          ? `\\x${n.toString(16).padStart(2, '0')}`
+          : `\\u${n.toString(16).padStart(4, '0')}`;
+    if (out.length + c.length > max) break;
+    out += c;
+  }
+  return i < s.length ? `${out}… (${s.length} characters)` : out;
 }
 
 // Text VRs, whose bytes follow the Specific Character Set; the first four hold several values.

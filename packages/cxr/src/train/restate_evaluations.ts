@@ -56,14 +56,15 @@ const same = (a: number, b: number) => Math.abs(a - b) < 1e-12;
  * evaluation was at that threshold whichever name asked for it. Where the new calibration parts them, the
  * name the evaluation records it was asked for (`operatingPoint`, absent in files of earlier versions) is taken;
  * else the model's default when it is among them (as `cxr evaluate` takes it without --operating-point), else the
- * first in cxr.json's order.
+ * first in cxr.json's order. `name` is that one name, which the metrics file records (a reader looks it up in
+ * cxr.json); `shown` is what calibrate's line says, all the names where they still share the threshold.
  */
 function pointOf(
   threshold: number,
   before: CalibrationState,
   after: CalibrationState,
   asked?: string,
-): { name: string; threshold: number; note: string } | { why: string } {
+): { name: string; shown: string; threshold: number; note: string } | { why: string } {
   const named = Object.keys(before.operatingPoints).filter((n) => same(before.operatingPoints[n].threshold, threshold));
   if (named.length === 0) {
     const had = Object.entries(before.operatingPoints).map(([n, p]) => `${n} ${p.threshold}`);
@@ -71,12 +72,19 @@ function pointOf(
   }
   const kept = named.filter((n) => Object.hasOwn(after.operatingPoints, n));
   if (kept.length === 0) return { why: `its operating point ${named.join(' = ')} is not in the new calibration` };
-  const thresholds = kept.map((n) => after.operatingPoints[n].threshold);
-  if (thresholds.every((t) => same(t, thresholds[0]))) {
-    return { name: kept.join(' = '), threshold: thresholds[0], note: '' };
-  }
   const recorded = kept.find((n) => n === asked);
   const name = recorded ?? kept.find((n) => n === before.defaultOperatingPoint) ?? kept[0];
+  // The name it records is gone from the calibration (or never had its threshold): it records another from now on.
+  const renamed =
+    asked === undefined || recorded
+      ? ''
+      : `; it was evaluated at ${asked}, ` +
+        (named.includes(asked) ? 'which the new calibration no longer has' : 'which was not at its threshold') +
+        `: it now records ${name}`;
+  const thresholds = kept.map((n) => after.operatingPoints[n].threshold);
+  if (thresholds.every((t) => same(t, thresholds[0]))) {
+    return { name, shown: kept.join(' = '), threshold: thresholds[0], note: renamed };
+  }
   const others = kept.filter((n) => n !== name);
   const note =
     `; its threshold was ${kept.join(' and ')} alike, which the new calibration parts: restated at ${name}` +
@@ -85,8 +93,9 @@ function pointOf(
       : name === before.defaultOperatingPoint
         ? ", the model's default"
         : '') +
-    `; for ${others.join(', ')} run cxr evaluate --out --operating-point ${others[0]}`;
-  return { name, threshold: after.operatingPoints[name].threshold, note };
+    `; for ${others.join(', ')} run cxr evaluate --out --operating-point ${others[0]}` +
+    renamed;
+  return { name, shown: name, threshold: after.operatingPoints[name].threshold, note };
 }
 
 /** A (zod) error message on one line, for the line calibrate prints per evaluation. */
@@ -129,7 +138,10 @@ interface Restated {
   /** The films the pipeline would not assess, and its films (`source`): kept as they are (the scores are not them). */
   setAside?: SetAsideFiles;
   source?: string;
-  /** The point it is restated at: the one it records, where that is among the names now sharing its threshold. */
+  /**
+   * The one name it records from now on: the one it recorded, where the new calibration still has it at its
+   * threshold; else the one it is restated at (pointOf), never names joined, which no cxr.json holds.
+   */
   operatingPoint?: string;
   /** The assessed films' metrics (metrics/NAME-assessed.json) restated, if there are any. */
   assessed?: ReturnType<typeof evaluate>;
@@ -197,12 +209,10 @@ function restateOne(
     ...(setAside ? { setAside } : {}),
     ...(source ? { source } : {}),
     // Where it records one (files of earlier versions record none, and gain none).
-    ...(operatingPoint
-      ? { operatingPoint: point.name.split(' = ').includes(operatingPoint) ? operatingPoint : point.name }
-      : {}),
+    ...(operatingPoint ? { operatingPoint: point.name } : {}),
     ...(assessed ? { assessed } : {}),
     ...(assessedStale ? { assessedStale } : {}),
-    point: point.name,
+    point: point.shown,
     threshold,
     note: point.note,
   };
