@@ -15,6 +15,7 @@ test('cxr registers all its commands, in help order', () => {
     'train',
     'calibrate',
     'evaluate',
+    'compare',
     'predict',
     'report',
     'experiments',

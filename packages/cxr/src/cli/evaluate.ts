@@ -74,12 +74,27 @@ export function register(program: Command): void {
             // The pipeline's notes are on stderr already (as they are found): the table keeps the metrics' own.
             formatMetricsTable({ ...m, notes: m.notes.filter((n) => !m.pipelineNotes.includes(n)) }) +
             '\n' +
+            overlapLines(m) +
             pipelineLines(m) +
             setAsideLines(m, o.out) +
             unreadableLines(m) +
             (m.groups ? `\nper group (at the same threshold):\n${formatGroupTable(m.groups)}\n` : ''),
         );
     });
+}
+
+/**
+ * Films the model has seen, once more under the table it makes optimistic (the full warning is on stderr, said
+ * as it was found: a report piped to a file keeps this line).
+ */
+export function overlapLines(m: Pick<EvaluationResult, 'trainingOverlap'>): string {
+  const o = m.trainingOverlap;
+  if (!o) return '';
+  const seen = [
+    o.training.count ? `${o.training.count} ${o.training.count === 1 ? 'film' : 'films'} it trained on` : '',
+    o.validation.count ? `${o.validation.count} of its validation split` : '',
+  ].filter(Boolean);
+  return `OPTIMISTIC: these films include ${seen.join(' and ')} (--json lists them under trainingOverlap)\n`;
 }
 
 /** What `cxr predict` and the server would say of the same films, and the metrics where they give a finding. */
@@ -132,7 +147,7 @@ function unreadableLines(m: EvaluationResult): string {
  * where a film lies (NORMAL/ or PNEUMONIA/): a folder that holds a CSV gets told so, and how to lay it out,
  * rather than only that the layout is not the Kaggle one.
  */
-function withLabelsFileHint(e: unknown, data: string): unknown {
+export function withLabelsFileHint(e: unknown, data: string): unknown {
   // Only where --data itself has no layout: a class folder that cannot be read is not a labels-file mistake.
   if (!(e instanceof DatasetLayoutError) || e.root !== path.resolve(data)) return e;
   let csv: string[];

@@ -20,6 +20,8 @@ import {
   storedOrigin,
 } from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
+import { repoRoot } from '../paths';
+import { type OverlapRecord, overlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import type { ImageRecord } from '../data/dataset';
 import {
   dicomPaths,
@@ -67,6 +69,17 @@ export interface EvaluateRunOptions {
   warn?: (line: string) => void;
   /** Told each file written under `out`. */
   wrote?: (file: string) => void;
+  /** Told each scored film's label and probability (`cxr compare` pairs two models' on the same films). */
+  scored?: (films: ScoredFilms) => void;
+}
+
+/** The films an evaluation scored, in one order: its headline metrics are of these. */
+export interface ScoredFilms {
+  /** The split's name as the evaluation writes it: test, all, validation (the model's own), ... */
+  split: string;
+  files: string[];
+  labels: number[];
+  probs: number[];
 }
 
 /** A file of the folder that no reader could read: in no count, metric or verdict of the evaluation. */
@@ -103,6 +116,8 @@ export type EvaluationResult = Metrics &
     notes: string[];
     /** The notes of the pipeline alone: said on stderr as they are found, so the table need not repeat them. */
     pipelineNotes: string[];
+    /** Films the model trained on (or was validated on) among these: the figures are optimistic; see the type. */
+    trainingOverlap: OverlapRecord;
     groups?: GroupRow[];
   };
 
@@ -195,6 +210,10 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const statuses = films.map((f) => f.status);
   const metrics = evaluate(labels, probs, { threshold: op.threshold });
   const pipeline = summarise(statuses, labels, probs, op.threshold);
+  o.scored?.({ split, files, labels, probs });
+  // The model's own validation split is asked for by name: what it holds is no surprise to warn of.
+  const overlap = ownValidation ? null : await overlapRecord(meta, files, o.data, repoRoot());
+  if (overlap) o.warn?.(overlap.warning);
   const setAside = films.flatMap(({ record, status, reasons }) =>
     status === 'assessed' ? [] : [{ file: record.path, status, reasons }],
   );
@@ -218,6 +237,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
       ...origin,
       unreadable: { count: skipped.length, files: skipped },
       setAside: { count: aside.length, files: aside },
+      trainingOverlap: overlapRelativeTo(overlap, o.data),
       model,
     };
     fs.writeFileSync(metricsFile, JSON.stringify(stored, null, 2) + '\n');
@@ -244,6 +264,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     // The metrics' notes after the pipeline's: `notes` was the pipeline's alone, spread over the metrics' own.
     notes: [...notes, ...(metrics.notes ?? [])],
     pipelineNotes: notes,
+    trainingOverlap: overlap,
     ...(o.groups || o.periodGroups
       ? { groups: metricsByGroup(files, labels, probs, op.threshold, o.groups ?? byPeriod()) }
       : {}),

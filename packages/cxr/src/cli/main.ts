@@ -8,6 +8,7 @@ import * as dataCommand from './data';
 import * as trainCommand from './train';
 import * as calibrateCommand from './calibrate';
 import * as evaluateCommand from './evaluate';
+import * as compareCommand from './compare';
 import * as predictCommand from './predict';
 import * as reportCommand from './report';
 import * as experimentsCommand from './experiments';
@@ -29,6 +30,7 @@ const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
   trainCommand,
   calibrateCommand,
   evaluateCommand,
+  compareCommand,
   predictCommand,
   reportCommand,
   experimentsCommand,

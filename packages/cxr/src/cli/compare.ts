@@ -1,0 +1,103 @@
+// `cxr compare --models A B --data DIR [--split NAME] --json`: two models on the same labelled films, paired.
+import { Command } from 'commander';
+import { positiveInt } from './args';
+import { initEngine } from '../engine';
+import { modelDirOrDefault } from '../paths';
+import type { Interval } from '../eval/stats';
+import type { PairedRate } from '../eval/paired';
+import { type ComparisonResult, type CompareSide, runComparison } from './compare_run';
+import { overlapLines, withLabelsFileHint } from './evaluate';
+import { ensureWritableDir } from './writable';
+
+export function register(program: Command): void {
+  program
+    .command('compare')
+    .description(
+      'compare two models on the same labelled folder (NORMAL/ and PNEUMONIA/, or a Kaggle root with --split): ' +
+        "each one's figures, the paired AUC difference and McNemar tests of sensitivity and specificity",
+    )
+    .requiredOption('--models <dirs...>', 'the two model folders, A then B (differences are B − A)')
+    .requiredOption('--data <dir>', 'data folder')
+    .option(
+      '--split <name>',
+      'split inside a Kaggle root (default: test, or the only split); `validation` on a training root means ' +
+        "each model's own patient-level validation split (the same films only where both record the same split)",
+    )
+    .option('--operating-point <name>', "screening or balanced, on both (default: each model's own)")
+    .option('--out <dir>', 'also write comparisons/<split>.json here')
+    .option('--overwrite', 'replace a comparison of other films or models that --out holds under the same name')
+    .option('--json', 'print one JSON object')
+    .option('--threads <n>', 'engine threads', positiveInt)
+    .action(async (o) => {
+      const models = o.models as string[];
+      if (models.length !== 2)
+        throw new Error(`--models takes two model folders, A and B; got ${models.length}: ${models.join(' ')}`);
+      if (o.overwrite && !o.out) throw new Error('--overwrite replaces an earlier comparison in --out: give --out DIR');
+      if (o.out) ensureWritableDir(o.out, '--out');
+      await initEngine(o.threads);
+      const warn = (l: string) => process.stderr.write(l + '\n');
+      const r = await runComparison({
+        models: [modelDirOrDefault(models[0]), modelDirOrDefault(models[1])],
+        data: o.data,
+        split: o.split,
+        operatingPoint: o.operatingPoint,
+        out: o.out,
+        overwrite: !!o.overwrite,
+        progress: !o.json && process.stderr.isTTY,
+        warn,
+        wrote: (f) => warn(`wrote ${f}`),
+      }).catch((e) => {
+        throw withLabelsFileHint(e, o.data);
+      });
+      process.stdout.write(o.json ? JSON.stringify(r) + '\n' : formatComparison(r));
+    });
+}
+
+const rate = (x: number | null) => (x === null ? 'n/a' : x.toFixed(4));
+const ci = (c: Interval | null | undefined) => (c ? ` [${c[0].toFixed(3)}, ${c[1].toFixed(3)}]` : '');
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
+const signedCi = (c: Interval | null) => (c ? ` [${signed(c[0])}, ${signed(c[1])}]` : '');
+
+/** The table a person reads: each model's figures, then the paired differences and their tests. */
+export function formatComparison(r: ComparisonResult): string {
+  const head = (tag: string, s: CompareSide) =>
+    `${tag}: ${s.dir}: ${s.model.name} (${s.model.version}), operating point ${s.operatingPoint} ` +
+    `(threshold ${s.metrics.threshold.toFixed(4)})\n`;
+  const row = (name: string, a: string, b: string, diff: string) =>
+    `${name.padEnd(12)}${a.padEnd(28)}${b.padEnd(28)}${diff}\n`;
+  const m = (s: CompareSide, k: 'auc' | 'accuracy' | 'sensitivity' | 'specificity') =>
+    rate(s.metrics[k]) + ci(s.metrics.ci95[k]);
+  const d = r.aucDifference;
+  const test = (p: PairedRate) =>
+    p.a === null || p.b === null
+      ? 'n/a'
+      : `${signed(p.b - p.a)}  McNemar exact p = ${p.p === null ? 'n/a' : p.p.toPrecision(3)} ` +
+        `(right by A alone ${p.onlyA}, by B alone ${p.onlyB}, of ${p.n})`;
+  const pneumonia = r.sensitivity.n;
+  return (
+    head('A', r.a) +
+    head('B', r.b) +
+    `on ${r.source}: ${r.n} films (${pneumonia} pneumonia, ${r.specificity.n} normal), the same films for both\n\n` +
+    row('', 'A', 'B', 'B − A') +
+    row(
+      'AUC',
+      m(r.a, 'auc'),
+      m(r.b, 'auc'),
+      d ? `${signed(d.difference)}${signedCi(d.ci95)} (paired bootstrap)` : 'n/a',
+    ) +
+    row(
+      'accuracy',
+      m(r.a, 'accuracy'),
+      m(r.b, 'accuracy'),
+      signed((r.b.metrics.accuracy ?? 0) - r.a.metrics.accuracy),
+    ) +
+    row('sensitivity', m(r.a, 'sensitivity'), m(r.b, 'sensitivity'), test(r.sensitivity)) +
+    row('specificity', m(r.a, 'specificity'), m(r.b, 'specificity'), test(r.specificity)) +
+    '\neach model at its own threshold; intervals 95 %; a McNemar test counts only the films the two call ' +
+    'differently\n' +
+    prefixed('A', overlapLines(r.a)) +
+    prefixed('B', overlapLines(r.b))
+  );
+}
+
+const prefixed = (tag: string, text: string) => (text ? `${tag}: ${text}` : '');

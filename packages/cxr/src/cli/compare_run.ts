@@ -1,0 +1,170 @@
+// `cxr compare`: two models on the same labelled films, each scored by `cxr evaluate`'s own run (evaluate_run.ts),
+// then compared film by film (eval/paired.ts). A comparison is only paired when both models scored the same films:
+// one that a model could not read is a film the other is judged on alone, so that is refused, naming it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type PairedComparison, comparePaired } from '../eval/paired';
+import type { EvaluatedModel, Metrics } from '../eval/metrics_schema';
+import { makeOutputDir } from '../make_dirs';
+import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
+import { type EvaluationResult, evaluationFileName, runEvaluation, type ScoredFilms } from './evaluate_run';
+
+export interface CompareRunOptions {
+  models: [string, string];
+  data: string;
+  split?: string;
+  /** The same named point on both models; without it each model's own default. */
+  operatingPoint?: string;
+  out?: string;
+  overwrite?: boolean;
+  progress?: boolean;
+  warn?: (line: string) => void;
+  wrote?: (file: string) => void;
+}
+
+/** One model's side: what it is and its figures at its operating point. */
+export interface CompareSide {
+  dir: string;
+  model: EvaluatedModel;
+  operatingPoint: string;
+  metrics: Pick<Metrics, 'n' | 'accuracy' | 'sensitivity' | 'specificity' | 'auc' | 'threshold' | 'confusion' | 'ci95'>;
+  /** Films it has seen among these (the figures are optimistic where there are any), as `cxr evaluate` says. */
+  trainingOverlap: OverlapRecord;
+}
+
+export type ComparisonResult = PairedComparison & {
+  source: string;
+  split: string;
+  a: CompareSide;
+  b: CompareSide;
+  /** The warnings said on stderr as the runs went, each with the model it is of (A: or B:). */
+  warnings: string[];
+};
+
+/** One model's scored films, and the files it could not read with why (evaluate's `unreadable`). */
+export interface ScoredSide extends ScoredFilms {
+  unreadable: { file: string; error: string }[];
+}
+
+/**
+ * B's probabilities in A's film order; refuses two sides that scored different films (or gave one film two
+ * labels), naming the films only one side scored and why the other could not read them.
+ */
+export function pairFilms(a: ScoredSide, b: ScoredSide): number[] {
+  const rowB = new Map(b.files.map((f, i) => [f, i] as const));
+  const setA = new Set(a.files);
+  const why = (side: ScoredSide, f: string) => {
+    const u = side.unreadable.find((x) => x.file === f);
+    return u ? `: ${u.error}` : ' (not among its films)';
+  };
+  const onlyA = a.files.filter((f) => !rowB.has(f));
+  const onlyB = b.files.filter((f) => !setA.has(f));
+  if (onlyA.length || onlyB.length) {
+    const lines = [
+      ...onlyA.map((f) => `  ${f}: scored by A only; B could not read it${why(b, f)}`),
+      ...onlyB.map((f) => `  ${f}: scored by B only; A could not read it${why(a, f)}`),
+    ];
+    const shown = lines.slice(0, 10).join('\n') + (lines.length > 10 ? `\n  ... and ${lines.length - 10} more` : '');
+    throw new Error(
+      `the two models did not score the same films (A ${a.files.length}, B ${b.files.length}), so they cannot ` +
+        `be compared film by film:\n${shown}\nMake each film readable, or take it out of the folder, and compare again`,
+    );
+  }
+  return a.files.map((f, i) => {
+    const j = rowB.get(f) as number;
+    if (b.labels[j] !== a.labels[i]) throw new Error(`${f}: labelled ${a.labels[i]} for A, ${b.labels[j]} for B`);
+    return b.probs[j];
+  });
+}
+
+const sideOf = (dir: string, m: EvaluationResult): CompareSide => ({
+  dir,
+  model: m.model,
+  operatingPoint: m.operatingPoint,
+  metrics: {
+    n: m.n,
+    accuracy: m.accuracy,
+    sensitivity: m.sensitivity,
+    specificity: m.specificity,
+    auc: m.auc,
+    threshold: m.threshold,
+    confusion: m.confusion,
+    ci95: m.ci95,
+  },
+  trainingOverlap: m.trainingOverlap,
+});
+
+export async function runComparison(o: CompareRunOptions): Promise<ComparisonResult> {
+  const warnings: string[] = [];
+  const runs: { result: EvaluationResult; scored: ScoredFilms }[] = [];
+  for (const [i, dir] of o.models.entries()) {
+    const tag = i === 0 ? 'A' : 'B';
+    let scored: ScoredFilms | undefined;
+    const result = await runEvaluation({
+      modelDir: dir,
+      data: o.data,
+      split: o.split,
+      operatingPoint: o.operatingPoint,
+      progress: o.progress,
+      warn: (line) => {
+        warnings.push(`${tag}: ${line}`);
+        o.warn?.(`${tag}: ${line}`);
+      },
+      scored: (s) => {
+        scored = s;
+      },
+    });
+    runs.push({ result, scored: scored as ScoredFilms });
+  }
+  const [a, b] = runs;
+  const side = (r: (typeof runs)[number]): ScoredSide => ({ ...r.scored, unreadable: r.result.unreadable.files });
+  const probsB = pairFilms(side(a), side(b));
+  const paired = comparePaired(
+    a.scored.labels,
+    { probs: a.scored.probs, threshold: a.result.threshold },
+    { probs: probsB, threshold: b.result.threshold },
+  );
+  const { split } = a.scored;
+  const result: ComparisonResult = {
+    ...paired,
+    source: a.result.source,
+    split,
+    a: sideOf(o.models[0], a.result),
+    b: sideOf(o.models[1], b.result),
+    warnings,
+  };
+  if (o.out) writeComparison(o, result, `${fs.realpathSync(o.data)} (${split})`);
+  return result;
+}
+
+/**
+ * --out DIR: comparisons/<split>.json (as `cxr evaluate --out` names its files). One of other films or other
+ * models there is not written over unasked (--overwrite); the same comparison again replaces it.
+ */
+function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: string): void {
+  const dir = path.join(o.out as string, 'comparisons');
+  const file = path.join(dir, `${evaluationFileName(r.split)}.json`);
+  const models = [r.a.model.sha256, r.b.model.sha256];
+  let earlier: { source?: unknown; models?: unknown } | undefined;
+  try {
+    earlier = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    earlier = undefined; // None there, or none that can be read: nothing it records to keep.
+  }
+  const same = earlier?.source === source && JSON.stringify(earlier?.models) === JSON.stringify(models);
+  if (earlier && !same && !o.overwrite)
+    throw new Error(
+      `--out ${o.out} already holds a comparison of other films or other models: ${file}. Give another --out ` +
+        'folder, or --overwrite to replace it',
+    );
+  makeOutputDir(dir, '--out');
+  const stored = {
+    ...r,
+    source,
+    models,
+    a: { ...r.a, trainingOverlap: overlapRelativeTo(r.a.trainingOverlap, o.data) },
+    b: { ...r.b, trainingOverlap: overlapRelativeTo(r.b.trainingOverlap, o.data) },
+  };
+  fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n');
+  o.wrote?.(file);
+}
