@@ -31,9 +31,18 @@ export function makeDirs(dir: string): string[] {
   return made;
 }
 
-/** Why a folder or file could not be made or written, in words (from a file system error). */
-export function writeFailure(e: unknown): string {
+/**
+ * Why a folder or file could not be made or written, in words (from a file system error). A full disk names the
+ * folder on it: `where` where the caller knows it, else the path the error names (a write's error names none).
+ */
+export function writeFailure(e: unknown, where?: string): string {
   const code = (e as NodeJS.ErrnoException).code;
+  // Node's own words ("ENOSPC: no space left on device, write") name neither the disk nor the folder.
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const folder = where ?? (e as NodeJS.ErrnoException).path;
+    if (code === 'EDQUOT') return `the disk quota${folder ? ` for ${folder}` : ''} is used up`;
+    return `${folder ? `the disk that holds ${folder}` : 'the disk'} is full`;
+  }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission denied';
   if (code === 'ENOTDIR' || code === 'EEXIST') return 'a file is in the way';
   // Every parent exists by then (makeDirs made them), so ENOENT is the file system refusing (/proc, /sys).
@@ -46,6 +55,6 @@ export function makeOutputDir(dir: string, what: string): string[] {
   try {
     return makeDirs(dir);
   } catch (e) {
-    throw new Error(`${what} ${dir}: cannot write there (${writeFailure(e)})`);
+    throw new Error(`${what} ${dir}: cannot write there (${writeFailure(e, dir)})`);
   }
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { readState } from '../train/checkpoint';
 import { type RunOptions, runTraining } from '../train/run';
-import { trainSeedEnsemble } from '../train/seed_ensemble';
+import { trainSeedEnsemble, unfinishedMember } from '../train/seed_ensemble';
 import { RECIPES } from '../train/presets';
 
 // mixup's Beta(alpha, alpha): the recipe takes 0 < alpha <= 10.
@@ -191,7 +191,7 @@ export function register(program: Command): void {
         refuseExisting: true,
       };
       const quiet = sayHowToContinue({
-        where: () => whereStopped(run.out, o.seeds !== undefined),
+        where: () => whereStopped(run, o.seeds, o.membersDir),
         // What --resume needs (train/run.ts checkOut): a recipe.json or a checkpoint; a seed ensemble's members.
         resumable: () =>
           o.seeds !== undefined ||
@@ -249,11 +249,19 @@ async function train(o: OptionValues, run: RunOptions): Promise<void> {
 
 /**
  * Where a stopped run is, for the line Ctrl-C or SIGTERM leaves (cli/interrupt.ts): the epoch of its checkpoint,
- * which holds every epoch whose line was printed. A seed ensemble's epochs are its current member's; its own
- * --out has no checkpoint.
+ * which holds every epoch whose line was printed. A seed ensemble's own --out has no checkpoint: the line names
+ * the member it was training (its number, seed and folder) and that member's epoch, which --resume goes on from.
  */
-function whereStopped(out: string, seeds: boolean): string {
-  if (seeds) return 'interrupted';
-  const state = readState(path.join(out, 'checkpoints', 'last'));
-  return state ? `interrupted after epoch ${state.epoch}` : 'interrupted before the first epoch ended';
+function whereStopped(run: RunOptions, seeds: number[] | undefined, membersDir: string | undefined): string {
+  const epochOf = (dir: string, its: string) => {
+    const state = readState(path.join(dir, 'checkpoints', 'last'));
+    return state ? `after ${its}epoch ${state.epoch}` : `before ${its}first epoch ended`;
+  };
+  if (!seeds) return `interrupted ${epochOf(run.out, '')}`;
+  const member = unfinishedMember({ ...run, seeds, membersDir });
+  if (!member) return `interrupted while the ${seeds.length} trained members were combined into ${run.out}`;
+  return (
+    `interrupted in member ${member.number} of ${seeds.length} (seed ${member.seed}, in ${member.dir}) ` +
+    epochOf(member.dir, 'its ')
+  );
 }

@@ -17,16 +17,14 @@ import {
   type DicomErrorCode,
   type Fail,
   NATIVE,
-  parseDataSet,
   type PixelFormat,
-  RELABEL,
   REEXPORT,
   SUPPORTED,
   shownValue,
-  syntaxMismatch,
   TS,
   TS_NAMES,
 } from './dicom_parse';
+import { parseDataSet, RELABEL, syntaxMismatch } from './dicom_data_set';
 import { nativeFrame } from './dicom_native';
 import { bareDataSetSyntax, hasPart10Preamble, isDicom, metaGroup } from './dicom_syntax';
 

@@ -1,6 +1,10 @@
 // A training recipe: everything that decides how a model is trained. Stored in cxr.json and in
 // checkpoints so that a run can be resumed and reproduced.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../atomic_write';
+import { writeFailure } from '../make_dirs';
 import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
 import { ARCH_NAMES } from '../models';
@@ -76,3 +80,20 @@ export const Recipe = z.object({
 });
 export type Recipe = z.infer<typeof Recipe>;
 export type RecipeInput = z.input<typeof Recipe>;
+
+/**
+ * Writes the run folder's recipe.json, the recipe --resume continues (train/run.ts writes it again on each resume).
+ * Atomically: a run killed, or out of disk space, while it was written kept a cut recipe.json, and could not
+ * be resumed.
+ */
+export function writeRecipe(runDir: string, recipe: Recipe): void {
+  const file = path.join(runDir, 'recipe.json');
+  try {
+    writeFileAtomic(file, JSON.stringify(recipe, null, 2) + '\n');
+  } catch (e) {
+    const kept = fs.existsSync(file) ? 'the one it had is kept' : 'nothing was written';
+    throw new Error(`${file}: the run's recipe could not be written (${writeFailure(e, runDir)}); ${kept}`, {
+      cause: e,
+    });
+  }
+}

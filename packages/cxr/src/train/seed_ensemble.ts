@@ -44,15 +44,12 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
   const out = path.resolve(o.out);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
     throw new Error(`--out ${o.out} already exists and is not empty: the ensemble needs a new folder`);
-  const membersDir = path.resolve(o.membersDir ?? `${out}-members`);
-  // Members are named after --recipe where one is given (`<recipe>-s<seed>`, as `cxr experiments shift` names
-  // its runs), else after --name or the --out folder; the ensemble after --name.
-  const base = o.recipeName ?? o.name ?? path.basename(out);
+  const base = memberBase(o);
   // Every member validates on the same films, or the ensemble could not be calibrated (ensemble.ts).
   const splitSeed = o.overrides?.splitSeed ?? o.seeds[0];
   const members: SeedEnsembleResult['members'] = [];
   for (const [i, seed] of o.seeds.entries()) {
-    const dir = path.join(membersDir, `${base}-s${seed}`);
+    const dir = memberDir(o, seed);
     if (isFinished(dir)) {
       // Kept only if it ran this very recipe: a member trained with other options under the same name is not this one.
       const asked = JSON.stringify(resolveRecipe(o.recipeName, { ...o.overrides, seed, splitSeed }));
@@ -89,6 +86,35 @@ export async function trainSeedEnsemble(o: SeedEnsembleOptions): Promise<SeedEns
     gate: o.gate !== false,
   });
   return { meta, members, seconds: (Date.now() - start) / 1000 };
+}
+
+type MemberNaming = Pick<SeedEnsembleOptions, 'out' | 'membersDir' | 'recipeName' | 'name'>;
+
+/**
+ * Members are named after --recipe where one is given (`<recipe>-s<seed>`, as `cxr experiments shift` names
+ * its runs), else after --name or the --out folder; the ensemble after --name.
+ */
+const memberBase = (o: MemberNaming) => o.recipeName ?? o.name ?? path.basename(path.resolve(o.out));
+
+/** The folder member `seed` trains in: `<membersDir>/<base>-s<seed>`, membersDir by default `<out>-members`. */
+function memberDir(o: MemberNaming, seed: number): string {
+  const membersDir = path.resolve(o.membersDir ?? `${path.resolve(o.out)}-members`);
+  return path.join(membersDir, `${memberBase(o)}-s${seed}`);
+}
+
+/**
+ * The member an ensemble was training when it stopped, for the line Ctrl-C or SIGTERM leaves (cli/train.ts): the
+ * first not finished, in --seeds order, the order they train in (a finished one is kept by --resume). Null when
+ * every member is finished: the ensemble stopped while it combined them.
+ */
+export function unfinishedMember(
+  o: MemberNaming & { seeds: number[] },
+): { number: number; seed: number; dir: string } | null {
+  for (const [i, seed] of o.seeds.entries()) {
+    const dir = memberDir(o, seed);
+    if (!isFinished(dir)) return { number: i + 1, seed, dir };
+  }
+  return null;
 }
 
 /** Why member i fits no gate, for the member's log line (undefined: it fits one, the first of an ensemble). */
