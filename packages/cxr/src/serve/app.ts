@@ -6,6 +6,7 @@
 import Fastify, { type FastifyBaseLogger, FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { AuditStore } from './audit';
+import { honourAccept } from './accept';
 import { AuditGuard } from './audit_guard';
 import { NamedToken, serverTokens, TokenSet } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
@@ -115,11 +116,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const logger = opts.logger ?? silentLogger();
   // The routes use the audit log through the guard: bounded waits, 503 AUDIT_UNAVAILABLE when it is away.
   const guard = new AuditGuard(audit, logger);
-  metrics.addGauge(
-    'cxr_audit_available',
-    '1 while the audit log answers; 0 from a use that found it unreachable or unwritable until one succeeds',
-    () => (guard.down ? 0 : 1),
-  );
+  metrics.watchAudit(guard);
 
   const app = Fastify({
     // Widened to Fastify's logger type, so that the instance keeps the default FastifyInstance type.
@@ -204,8 +201,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The routes in the order the OpenAPI document lists them.
   await app.register(
     async (api) => {
-      // Before the routes: numbers and date-times in query strings read strictly (schemas_query.ts).
+      // Before the routes: query strings read strictly, unknown parameters refused (schemas_query.ts).
       strictQueryParams(api);
+      // And the Accept header: 406 for a client that takes none of an operation's types (accept.ts).
+      honourAccept(api);
       predictionRoutes(api, {
         predictor,
         audit: guard,

@@ -13,6 +13,16 @@
 const DATE_TIME =
   /^(\d{4})-(\d\d)-(\d\d)(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(?:([Zz])|([+-])(\d\d)(?::?(\d\d))?)?)?$/;
 
+/**
+ * DATE_TIME as the OpenAPI document states it (a `pattern`, ECMA-262), so that a client validating a request
+ * against the document is refused nothing readDateTime takes, and sends nothing it refuses but a day its month
+ * does not have (2026-02-30), which no pattern says (the parameter's description does): each field's range, no
+ * leap second, and the zone a time needs, which DATE_TIME leaves to readDateTime so that it can say what is missing.
+ */
+export const DATE_TIME_PATTERN =
+  '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])' +
+  '([Tt ]([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d+)?)?([Zz]|[+-]([01]\\d|2[0-3])(:?[0-5]\\d)?))?$';
+
 /** How to write a time, as every refusal of one says it. */
 export const DATE_TIME_FORMS =
   'a date (2026-11-01, its first moment in UTC) or a date and time with its zone ' +

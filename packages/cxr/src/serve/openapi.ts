@@ -30,8 +30,11 @@ export async function registerOpenApi(
           'and an audit log of every prediction. A decision aid, not a diagnosis. A path asked with a method ' +
           'it does not list answers 405 Method Not Allowed, with an Allow header naming the methods it answers ' +
           'to and a Problem body (application/problem+json), as every error does. Every operation lists the ' +
-          'problems it can answer, those any request can get included (403 HOST_NOT_ALLOWED, 405, 408, 417, ' +
-          '431, 500, 503 BUSY while the server shuts down).',
+          'problems it can answer, those any request can get included (400 for a query parameter the operation ' +
+          'does not list, 403 HOST_NOT_ALLOWED, 405, 406, 408, 417, 431, 500, 503 BUSY while the server shuts ' +
+          'down). Every GET operation also answers HEAD (RFC 9110, 9.3.2: the same status and headers, no body); ' +
+          'HEAD is left out of the operations here, so that generated clients do not get a second function for ' +
+          'each GET.',
       },
       components: {
         securitySchemes: {
@@ -159,15 +162,19 @@ const RETRY_AFTER = { 'Retry-After': { type: 'integer', description: 'seconds to
 
 /**
  * The problems any operation can answer, whatever its route: refused before the route runs (app.ts, exposure.ts,
- * closing.ts), by the router (405, problem.ts), by Node's HTTP parser (408, 431: problem.ts clientErrorResponse),
- * or a bug (500). `body`: a POST, the API's one method with a body (the uploads), which the body watch times
- * (upload_watch.ts) and a page of another origin may not send (exposure.ts).
+ * closing.ts, accept.ts, schemas_query.ts: a route's own 400 keeps its words), by the router (405, problem.ts), by
+ * Node's HTTP parser (408, 431: problem.ts clientErrorResponse), or a bug (500). `body`: a POST, the API's one
+ * method with a body (the uploads), which the body watch times (upload_watch.ts) and a page of another origin may
+ * not send (exposure.ts).
  */
 function sharedProblems(body: boolean): Responses {
   const host =
     "Host not allowed (HOST_NOT_ALLOWED): the Host header names none of the server's names (--allowed-host adds one)";
   return {
-    400: problemResponse('A malformed request (INVALID_REQUEST): an HTTP/1.1 request without a Host header'),
+    400: problemResponse(
+      'A malformed request (INVALID_REQUEST): a query parameter this operation does not list (the detail names ' +
+        'it; every operation refuses them), or an HTTP/1.1 request without a Host header',
+    ),
     403: problemResponse(
       body ? `${host}; or a cross-origin request (CROSS_ORIGIN): an Origin other than the server's own page` : host,
     ),
@@ -177,6 +184,10 @@ function sharedProblems(body: boolean): Responses {
       ),
       headers: { Allow: { type: 'string', description: 'the methods the path answers to, e.g. GET, HEAD' } },
     },
+    406: problemResponse(
+      "Not acceptable (NOT_ACCEPTABLE): the Accept header takes none of the operation's media types (its 2xx " +
+        "answers') nor application/problem+json. No Accept, */* and a browser's usual header accept them all",
+    ),
     408: problemResponse(
       body
         ? 'The request did not arrive in time (TIMEOUT: 120 s for the whole request), or its body stopped ' +

@@ -4,6 +4,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
 import { STATED_AGE_RANGE } from '../predict/verdict';
+import { DATE_TIME_PATTERN } from './date_time';
 
 export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
 export { modelInfoSchema } from '../predict/model_info_schema';
@@ -77,12 +78,22 @@ export function predictQuery(operatingPoints: string[]) {
   } as const;
 }
 
-/** How since/until are read (date_time.ts readDateTime, which `cxr history --since` shares). */
+/**
+ * How since/until are read (date_time.ts readDateTime, which `cxr history --since` shares). Not `format:
+ * date-time`: that is RFC 3339's alone, which refuses a date without a time and a time without its seconds,
+ * both taken here; the pattern states the forms taken, exactly (date_time.ts DATE_TIME_PATTERN).
+ */
 const TIME =
-  'a date alone (2026-11-01) is its first moment in UTC; a date-time is RFC 3339 with its zone, e.g. ' +
-  "2026-11-01T08:00:00Z or 2026-11-01 09:00+01:00: 'T' or one space between date and time, the seconds (with " +
-  'any fraction) optional, Z or an offset written ±hh:mm, ±hhmm or ±hh. A time without its zone, or with a leap ' +
-  'second (:60), is refused';
+  'a date alone (2026-11-01) is its first moment in UTC; a date-time is RFC 3339 with its zone, in the forms the ' +
+  "pattern gives, e.g. 2026-11-01T08:00:00Z or 2026-11-01 09:00+01:00: 'T' or one space between date and time " +
+  '(t and z in either case), the seconds (with any fraction) optional, Z or an offset written ±hh:mm, ±hhmm or ' +
+  '±hh. A time without its zone, or with a leap second (:60), is refused, as is a day its month does not have ' +
+  '(2026-02-30), which no pattern can say';
+
+/** A since/until query parameter: `what` says which end of the range. */
+function timeParam(what: string) {
+  return { type: 'string', pattern: DATE_TIME_PATTERN, description: `${what}; ${TIME}` } as const;
+}
 
 export function historyQuery(operatingPoints: string[]) {
   return {
@@ -106,16 +117,8 @@ export function historyQuery(operatingPoints: string[]) {
         enum: operatingPoints,
         description: "one of the served model's operating points",
       },
-      since: {
-        type: 'string',
-        format: 'date-time',
-        description: `only predictions made at or after this time; ${TIME}`,
-      },
-      until: {
-        type: 'string',
-        format: 'date-time',
-        description: `only predictions made at or before this time; ${TIME}`,
-      },
+      since: timeParam('only predictions made at or after this time'),
+      until: timeParam('only predictions made at or before this time'),
       hasWarnings: { type: 'boolean' },
       // Bounded so that the row offset stays an exact integer in SQL (a page past the end is simply empty).
       page: { type: 'integer', minimum: 1, maximum: 1_000_000_000, default: 1 },

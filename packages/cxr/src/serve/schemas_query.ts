@@ -1,20 +1,21 @@
-// Query parameters read strictly, before the JSON schemas validate them. Two gaps of the validator
-// (Ajv, through fastify) that reached the routes:
-// - numbers: a query string is coerced with `+value`, so "0x10" read as 16, "1e1" as 10, " 5" as 5,
-//   and "Infinity" as Infinity, which then passed `minimum`/`maximum` (Ajv skips them for a number
-//   that is not finite): ?page=Infinity was a 500, ?patientAge=Infinity reached the predictor.
-// - date-times: format "date-time" takes a leap second (23:59:60), a 2-digit offset (+01) and a
-//   space for the "T", which JavaScript's Date cannot read or reads wrongly (a 500, or year 0050
-//   read as 1950). Each is read here (readDateTime), and handed on as a plain UTC time.
+// Query parameters read strictly, before the JSON schemas validate them, on every route of the API:
+// - a parameter the route's querystring schema does not list (or any, on a route with none) is refused,
+//   one rule for every operation: a misspelt filter silently ignored would answer the wrong question.
+// - numbers: the validator (Ajv, through fastify) coerces a query string with `+value`, so "0x10" read
+//   as 16, "1e1" as 10, " 5" as 5, and "Infinity" as Infinity, which then passed `minimum`/`maximum`
+//   (Ajv skips them for a number that is not finite): ?page=Infinity was a 500, ?patientAge=Infinity
+//   reached the predictor.
+// - date-times (the parameters whose schema has date_time.ts's pattern): read by readDateTime, which
+//   checks what no pattern can (a day its month has), and handed on as a plain UTC time.
 // A parameter refused here is a 400 INVALID_REQUEST naming it, as the schema's own refusals are.
 import type { FastifyInstance } from 'fastify';
 import { auditTime } from './audit_sql';
-import { readDateTime } from './date_time';
+import { DATE_TIME_PATTERN, readDateTime } from './date_time';
 import { HttpError } from './http_error';
 
 interface ParamSchema {
   type?: string;
-  format?: string;
+  pattern?: string;
   minimum?: number;
   maximum?: number;
 }
@@ -61,24 +62,35 @@ function readParam(name: string, s: ParamSchema, raw: unknown): unknown {
       refuse(name, `must be ${what}${range(s)} in decimal digits (${example}); got ${shown}`);
     return raw;
   }
-  if (s.format === 'date-time') {
+  if (s.pattern === DATE_TIME_PATTERN) {
     const t = readDateTime(raw);
     if ('error' in t) refuse(name, `${t.error}; got ${shown}`);
-    return auditTime(t.ms); // as the audit log writes times; still a date-time to the schema
+    return auditTime(t.ms); // as the audit log writes times, which the pattern takes
   }
   return raw;
 }
 
+/** The query parameters a route lists none of, each named as the schema's own refusal names one (problem.ts). */
+function refuseUnknown(names: string[], listed: string[]): never {
+  const takes = listed.length ? `this operation takes ${listed.join(', ')}` : 'this operation takes none';
+  const unknown = names.map((n) => `unknown query parameter '${n.slice(0, 100)}'`).join('; ');
+  throw new HttpError(400, 'INVALID_REQUEST', `${unknown} (${takes})`);
+}
+
 /**
- * Checks every number and date-time query parameter of the routes registered in `scope` (register
- * it before them) against the route's querystring schema, which still validates the rest.
+ * Checks the query of every route registered in `scope` (register it before them) against the route's
+ * querystring schema, which still validates the rest: a parameter it does not list is refused, every number
+ * and date-time is read strictly.
  */
 export function strictQueryParams(scope: FastifyInstance): void {
   scope.addHook('preValidation', async (req) => {
-    const props = (req.routeOptions.schema?.querystring as { properties?: Record<string, ParamSchema> } | undefined)
-      ?.properties;
-    if (!props || !req.query || typeof req.query !== 'object') return;
+    const props =
+      (req.routeOptions.schema?.querystring as { properties?: Record<string, ParamSchema> } | undefined)?.properties ??
+      {};
+    if (!req.query || typeof req.query !== 'object') return;
     const query = req.query as Record<string, unknown>;
+    const unknown = Object.keys(query).filter((name) => !Object.hasOwn(props, name));
+    if (unknown.length) refuseUnknown(unknown.slice(0, 5), Object.keys(props));
     for (const [name, s] of Object.entries(props)) {
       if (query[name] !== undefined) query[name] = readParam(name, s, query[name]);
     }

@@ -8,8 +8,9 @@ import { problemResponse } from '../schemas';
 export const API_PREFIX = '/api/v1';
 
 /**
- * The error answers of the routes that need the token (routes add their own, e.g. 413 for uploads). What any
- * request can get before its route (403 HOST_NOT_ALLOWED, 405, 408, 417, 431, 500, 503 while shutting down)
+ * The error answers of the routes that need the token (routes add their own, e.g. 413 for uploads, and 404
+ * where a path names something that may not exist: notFound). What any request can get before its route (400
+ * for an unknown query parameter, 403 HOST_NOT_ALLOWED, 405, 406, 408, 417, 431, 500, 503 while shutting down)
  * is added to every operation of the OpenAPI document in one place, openapi.ts.
  */
 export const API_ERRORS = {
@@ -26,8 +27,15 @@ export const API_ERRORS = {
       },
     },
   },
-  404: problemResponse('No such prediction, image or file (NOT_FOUND)'),
 };
+
+/**
+ * The 404 of an operation whose path names something that may not exist (a prediction, a job, a file), with
+ * what: listed only on those, for an operation whose path names nothing of the kind cannot answer it.
+ */
+export function notFound(what: string) {
+  return { 404: problemResponse(`${what} (NOT_FOUND)`) };
+}
 
 /**
  * A prediction id as the audit log keys it. UUIDs are case-insensitive (RFC 9562) and the path schema

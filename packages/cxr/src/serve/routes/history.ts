@@ -5,7 +5,7 @@ import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
 import { historyPageSchema, historyQuery, idParams, problemResponse } from '../schemas';
-import { API_ERRORS, noStore, predictionId, toApi } from './common';
+import { API_ERRORS, noStore, notFound, predictionId, toApi } from './common';
 
 /** Every route here reads the audit log, which may be away. */
 const UNAVAILABLE = {
@@ -77,6 +77,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
         response: {
           200: { description: 'The prediction as it was answered', $ref: 'Prediction#' },
           ...API_ERRORS,
+          ...notFound('No prediction with this id'),
           ...UNAVAILABLE,
         },
       },
@@ -106,6 +107,10 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
               content: { 'image/png': { schema: { type: 'string', format: 'binary' } } },
             },
             ...API_ERRORS,
+            ...notFound(
+              `No prediction with this id, or it has no ${which === 'heatmap' ? 'heat map' : which} (none made, ` +
+                'none kept, or removed after the image retention period; the detail says which)',
+            ),
             ...UNAVAILABLE,
           },
         },

@@ -18,7 +18,7 @@ import {
   UploadTicket,
   withMediaTypeDetail,
 } from '../upload';
-import { API_ERRORS, API_PREFIX, noStore } from './common';
+import { API_ERRORS, API_PREFIX, noStore, notFound } from './common';
 
 export interface JobOptions {
   operatingPoint?: string;
@@ -365,6 +365,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         response: {
           200: { description: 'The job', ...jobStateSchema },
           ...API_ERRORS,
+          ...notFound('No such job (finished jobs are kept 7 days), or a job of a model this server does not serve'),
           503: problemResponse('No job queue configured'),
         },
       },

@@ -6,7 +6,7 @@ import { HttpError } from '../http_error';
 import { listModelFiles } from '../model_files';
 import type { ServePredictor } from '../predictor_port';
 import { modelInfoSchema } from '../schemas';
-import { API_ERRORS, API_PREFIX } from './common';
+import { API_ERRORS, API_PREFIX, notFound } from './common';
 
 export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): void {
   const meta = predictor.model.meta;
@@ -76,6 +76,7 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
             },
           },
           ...API_ERRORS,
+          ...notFound('No such model file: only the files GET /model lists are served'),
         },
       },
     },

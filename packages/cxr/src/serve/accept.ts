@@ -1,0 +1,83 @@
+// The Accept header, honoured on every route of the API (RFC 9110 §12.5.1): a request that accepts none of
+// the media types an operation answers in, nor a problem (application/problem+json), gets 406 NOT_ACCEPTABLE
+// before its route runs (before an upload is read or a prediction made), rather than a JSON body it said it
+// cannot take. The types are the operation's own, read from its success responses as the OpenAPI document
+// lists them: JSON for most, image/png for the heat map and thumbnail, a model file's two types. A missing
+// Accept, `*/*` and a browser's usual header (text/html, ..., */*;q=0.8) accept them all.
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import { HttpError } from './http_error';
+import { PROBLEM_TYPE } from './problem';
+
+interface MediaRange {
+  type: string;
+  subtype: string;
+  q: number;
+}
+
+/** The ranges of an Accept header; an element that is not `type/subtype` (with parameters) is passed over. */
+export function mediaRanges(accept: string): MediaRange[] {
+  const out: MediaRange[] = [];
+  for (const element of accept.split(',')) {
+    const [range, ...params] = element.split(';').map((s) => s.trim().toLowerCase());
+    const m = /^([\w!#$%&'*+.^`|~-]+)\/([\w!#$%&'*+.^`|~-]+)$/.exec(range ?? '');
+    if (!m || (m[1] === '*' && m[2] !== '*')) continue;
+    const qParam = params.find((p) => /^q\s*=/.test(p));
+    const q = qParam === undefined ? 1 : Number(qParam.replace(/^q\s*=\s*/, ''));
+    out.push({ type: m[1], subtype: m[2], q: Number.isFinite(q) ? q : 1 });
+  }
+  return out;
+}
+
+/**
+ * Whether `accept` takes `media` (type/subtype): the most specific range that matches it decides (an exact
+ * one over `type/*` over `*\/*`), and q=0 says "not this". A header without any range accepts anything.
+ */
+export function accepts(accept: string | undefined, media: string): boolean {
+  const ranges = mediaRanges(accept ?? '');
+  if (!ranges.length) return true;
+  const [type, subtype] = media.toLowerCase().split('/');
+  let best: MediaRange | undefined;
+  let bestRank = -1;
+  for (const r of ranges) {
+    const rank =
+      r.type === type && r.subtype === subtype ? 2 : r.type === type && r.subtype === '*' ? 1 : r.type === '*' ? 0 : -1;
+    if (rank > bestRank) [best, bestRank] = [r, rank];
+  }
+  return best !== undefined && best.q > 0;
+}
+
+type Responses = Record<string, { content?: Record<string, unknown> } | undefined>;
+
+/** The media types an operation succeeds in: its 2xx responses' (JSON where a response names none). */
+export function answeredTypes(schema: FastifySchema | undefined): string[] {
+  const responses = (schema?.response ?? {}) as Responses;
+  const types = new Set<string>();
+  for (const [status, r] of Object.entries(responses)) {
+    if (!/^2/.test(status)) continue;
+    const content = r?.content ? Object.keys(r.content) : ['application/json'];
+    for (const t of content) types.add(t);
+  }
+  return types.size ? [...types] : ['application/json'];
+}
+
+/** Refuses (406) a request of `scope`'s routes whose Accept takes none of its operation's types (register first). */
+export function honourAccept(scope: FastifyInstance): void {
+  const known = new WeakMap<object, string[]>();
+  scope.addHook('onRequest', async (req) => {
+    const accept = req.headers.accept;
+    if (accept === undefined) return;
+    const schema = req.routeOptions.schema;
+    let types = schema ? known.get(schema) : undefined;
+    if (!types) {
+      types = answeredTypes(schema);
+      if (schema) known.set(schema, types);
+    }
+    if ([...types, PROBLEM_TYPE].some((t) => accepts(accept, t))) return;
+    throw new HttpError(
+      406,
+      'NOT_ACCEPTABLE',
+      `this operation answers ${types.join(' or ')} (and its errors ${PROBLEM_TYPE}), which the Accept header ` +
+        `does not take: ${JSON.stringify(accept.slice(0, 200))}; send Accept: ${types[0]}, or none`,
+    );
+  });
+}
