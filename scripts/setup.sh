@@ -13,7 +13,8 @@ if [ "${1:-}" = "--with-test-deps" ]; then
   # chromium: the web page's end-to-end test. orthanc*: the PACS end-to-end test; postgresql: the
   # shared audit log's tests; redis-server: the job queue's (all started by scripts/stack.sh). dcmtk: its SR
   # and DICOM checkers validate the reports and heat maps cxr writes (test/dicom-conformance.test.ts).
-  pkgs+=(chromium orthanc orthanc-dicomweb postgresql redis-server dcmtk)
+  # prometheus: its promtool lints a real /metrics scrape (test/serve-metrics-promtool.test.ts).
+  pkgs+=(chromium orthanc orthanc-dicomweb postgresql redis-server dcmtk prometheus)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

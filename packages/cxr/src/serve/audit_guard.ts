@@ -32,6 +32,8 @@ const READ_CONSEQUENCE = 'try again shortly';
 export class AuditGuard {
   /** The store with each call bounded and its outages recorded (their message ends "try again shortly"). */
   readonly store: AuditStore;
+  /** Uses that failed as unavailable, by kind (cxr_audit_failures_total): the outage alone keeps no count. */
+  readonly failures = { read: 0, write: 0 };
   private outage: AuditOutage | null = null;
   private probe: Promise<void> | null = null;
 
@@ -100,6 +102,7 @@ export class AuditGuard {
   }
 
   private failed(reason: string, consequence: string, write: boolean): AuditUnavailableError {
+    this.failures[write ? 'write' : 'read']++;
     if (this.outage) {
       this.outage.reason = reason;
       this.outage.writes ||= write;

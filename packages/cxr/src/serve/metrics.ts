@@ -31,6 +31,23 @@ export interface QueueDepth {
 
 export type DecodeFailureReason = InputErrorCode | typeof WORKER_FAILED;
 
+/**
+ * prom-client's default gauges named like counters: promtool check metrics fails a scrape for them
+ * ("non-counter metrics should not have _total suffix", prometheus/client_js#283), and they add nothing:
+ * each is the sum of its family by type (`sum(nodejs_active_handles)`), which stays.
+ */
+export const MISNAMED_DEFAULT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** What the audit log's guard (audit_guard.ts) tells /metrics: the outage now, and failed uses by kind. */
+export interface AuditWatch {
+  readonly down: unknown;
+  readonly failures: Readonly<Record<'read' | 'write', number>>;
+}
+
 /** cxr_predictions_total's label for an answer whose verdict is cannot-assess (its model label is no finding). */
 export const CANNOT_ASSESS = 'cannot-assess';
 
@@ -107,7 +124,10 @@ export class ServeMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
+    }
   }
 
   /**
@@ -167,6 +187,32 @@ export class ServeMetrics {
       collect() {
         this.reset();
         this.inc(read());
+      },
+    });
+  }
+
+  /**
+   * The audit log: cxr_audit_available (1 while it answers) and cxr_audit_failures_total by operation. The
+   * gauge alone misses an outage shorter than the scrape interval; the count shows each failed use, e.g.
+   * `increase(cxr_audit_failures_total{operation="write"}[5m]) > 0`: predictions that were computed and
+   * then refused (503 AUDIT_UNAVAILABLE), as none is answered without its row.
+   */
+  watchAudit(audit: AuditWatch): void {
+    this.addGauge(
+      'cxr_audit_available',
+      '1 while the audit log answers; 0 from a use that found it unreachable or unwritable until one succeeds',
+      () => (audit.down ? 0 : 1),
+    );
+    new Counter<'operation'>({
+      name: 'cxr_audit_failures_total',
+      help:
+        'Uses of the audit log that failed as unavailable (unreachable, unwritable, or no answer within the ' +
+        'wait), by operation: write (a row refused: its prediction was answered 503) or read',
+      labelNames: ['operation'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const operation of ['read', 'write'] as const) this.inc({ operation }, audit.failures[operation]);
       },
     });
   }
