@@ -12,6 +12,7 @@
 // naming the input and carrying a machine-readable code.
 import * as fs from 'node:fs/promises';
 import sharp from 'sharp';
+import { jpegUnsupported, pngUnsupported } from './image_header';
 import { preprocessPixels, resizeSquare } from './preprocess';
 
 export type ImageKind = 'jpeg' | 'png';
@@ -85,7 +86,9 @@ export interface RawGrayImage {
 }
 
 /** The image format from the leading bytes; names the common formats we refuse, for better errors. */
-export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'unknown' {
+export function sniffFormat(
+  buf: Uint8Array,
+): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'heic' | 'avif' | 'unknown' {
   const at = (i: number, bytes: number[]) => bytes.every((b, k) => buf[i + k] === b);
   if (at(0, [0xff, 0xd8, 0xff])) return 'jpeg';
   if (at(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
@@ -94,6 +97,12 @@ export function sniffFormat(buf: Uint8Array): ImageKind | 'dicom' | 'gif' | 'web
   if (at(0, [0x52, 0x49, 0x46, 0x46]) && at(8, [0x57, 0x45, 0x42, 0x50])) return 'webp';
   if (at(0, [0x49, 0x49, 0x2a, 0x00]) || at(0, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
   if (at(0, [0x42, 0x4d])) return 'bmp';
+  // ISO media 'ftyp' box, its major brand next: a phone's photo (HEIC is the iPhone camera's default).
+  if (at(4, [0x66, 0x74, 0x79, 0x70])) {
+    const brand = Buffer.from(buf.subarray(8, 12)).toString('latin1');
+    if (brand === 'avif' || brand === 'avis') return 'avif';
+    if (/^(hei[cxms]|hev[cxms]|mif1|msf1)$/.test(brand)) return 'heic';
+  }
   return 'unknown';
 }
 
@@ -127,6 +136,8 @@ export async function decodeBuffer(
   }
   const kind = sniffFormat(buf);
   if (kind !== 'jpeg' && kind !== 'png') throw new DecodeError('UNSUPPORTED_FORMAT', name, unsupportedFormat(kind));
+  const variant = kind === 'jpeg' ? jpegUnsupported(buf) : pngUnsupported(buf);
+  if (variant) throw new DecodeError('UNSUPPORTED_FORMAT', name, variant);
 
   // failOn 'warning' makes a truncated JPEG an error instead of a half-grey image. ignoreIcc: the
   // stored sample values are the image, as the data set was made (PIL convert('L') ignores ICC
