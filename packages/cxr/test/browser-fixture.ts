@@ -2,11 +2,12 @@
 // process that serves the built page with a model. One place, so every page test runs the browser alike.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { after, before } from 'node:test';
 import { type Browser, type BrowserContextOptions, chromium, type Page, type Route } from 'playwright-core';
 import { silentLogger } from '../src/log';
 import { type RunningServer, type ServerOptions, startServer } from '../src/serve/server';
 import { buildWeb, STATIC_DIR } from '../src/web/build';
-import { loadPredictor } from './serve-fixtures';
+import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 
 export const CHROMIUM = process.env.CXR_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -53,6 +54,117 @@ export async function startPageServer(
     webDir: process.env.CXR_TEST_WEB_DIR ?? STATIC_DIR,
     loadPredictor: () => loadPredictor(modelDir),
     log: silentLogger(),
+  });
+}
+
+/** What a page test file runs against: its folder, model, server and browser, made by `pageSuite`. */
+export interface PageSuite {
+  /** The file's temporary folder, removed after its tests. */
+  readonly dir: string;
+  /** The model the server serves. */
+  readonly modelDir: string;
+  /** The page's server on `dir` (none with `server: false`). */
+  readonly server: RunningServer;
+  readonly browser: Browser;
+  /**
+   * A tab of its own (openPage's `options`) on the server's page (`at` after its address, e.g. "#/model"), ready;
+   * `gate` is installed before the page loads.
+   */
+  open(options?: BrowserContextOptions & { gate?: Gate }, at?: string): Promise<{ page: Page; errors: string[] }>;
+  /** Another page server, its audit log in `dir/sub` (startPageServer's arguments), closed after the file's tests. */
+  serve(sub: string, modelDir: string, rebuild?: boolean, options?: Partial<ServerOptions>): Promise<RunningServer>;
+}
+
+export interface PageSuiteOptions {
+  /** The model folder to serve, made in `dir`; by default a tiny one (64 px input) in `dir/model`. */
+  model?: (dir: string) => Promise<string>;
+  /** Changes to the model's folder before the server starts (a model card, other operating points). */
+  prepare?: (modelDir: string, dir: string) => void | Promise<void>;
+  /** Build the page first (startPageServer's `rebuild`). */
+  rebuild?: boolean;
+  /** More of the server's options; false: no server at the start (the file starts its own with `serve`). */
+  server?: Partial<ServerOptions> | false;
+  /**
+   * The rest of the file's set-up, once all is started (more servers, a shared tab). Here, not in a `before` of
+   * the file's own: Node runs a file's top-level before hooks at once, each without waiting for the last.
+   */
+  started?: (suite: PageSuite) => void | Promise<void>;
+}
+
+/**
+ * The set-up every page test file shares, registered as the file's before and after hooks: a temporary folder
+ * named for `name`, a model, the page's server and Chromium (then `started`); after the tests all closed and the
+ * folder removed. Nothing is made where `skip` says why the tests cannot run.
+ */
+export function pageSuite(name: string, skip: string | false, options: PageSuiteOptions = {}): PageSuite {
+  let dir: string | undefined;
+  let modelDir: string | undefined;
+  let server: RunningServer | undefined;
+  let browser: Browser | undefined;
+  const servers: RunningServer[] = [];
+  const made = <T>(what: string, v: T | undefined): T => {
+    if (v === undefined) throw new Error(`pageSuite(${name}): no ${what} (skipped, or asked for before it started)`);
+    return v;
+  };
+  const suite: PageSuite = {
+    get dir() {
+      return made('folder', dir);
+    },
+    get modelDir() {
+      return made('model', modelDir);
+    },
+    get server() {
+      return made('server', server);
+    },
+    get browser() {
+      return made('browser', browser);
+    },
+    async open({ gate, ...contextOptions } = {}, at = '') {
+      const opened = await openPage(suite.browser, contextOptions);
+      await gate?.install(opened.page);
+      await ready(opened.page, `${suite.server.url}${at}`);
+      return opened;
+    },
+    async serve(sub, model, rebuild = false, serverOptions = {}) {
+      const at = path.join(suite.dir, sub);
+      fs.mkdirSync(at, { recursive: true });
+      const started = await startPageServer(at, model, rebuild, serverOptions);
+      servers.push(started);
+      return started;
+    },
+  };
+  before(async () => {
+    if (skip) return;
+    dir = tempDir(name);
+    const model = await (options.model ?? ((d) => makeTinyModel(path.join(d, 'model'), { inputSize: 64 })))(dir);
+    await options.prepare?.(model, dir);
+    modelDir = model;
+    if (options.server !== false) server = await startPageServer(dir, model, options.rebuild, options.server);
+    browser = await launchChromium();
+    await options.started?.(suite);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    for (const s of servers) await s.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return suite;
+}
+
+/** WCAG 2.0 and 2.1 A/AA problems that axe-core rates serious or critical on the page as it stands. */
+export async function axeProblems(page: Page): Promise<string[]> {
+  // page.evaluate runs through DevTools, not as a page script, so the server's CSP does not block axe.
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  return page.evaluate(async () => {
+    type Result = { violations: { id: string; impact: string; help: string; nodes: unknown[] }[] };
+    const axe = (window as unknown as { axe: { run(c: Document, o: object): Promise<Result> } }).axe;
+    const r = await axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
   });
 }
 

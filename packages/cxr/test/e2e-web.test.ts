@@ -5,41 +5,35 @@
 // e2e-clinic.test.ts covers float32 weights in the page. The page must run under the server's CSP
 // (any violation shows up as a console error and fails the test).
 // CXR_UPDATE_SCREENSHOT=1 also writes docs/screenshot.png.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { STATIC_DIR } from '../src/web/build';
-import { RunningServer, startServer } from '../src/serve/server';
-import { auditRecord, DICOM_FILE, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { launchChromium, noChromium, startPageServer } from './browser-fixture';
-import { silentLogger } from '../src/log';
+import type { Page } from 'playwright-core';
+import { auditRecord, DICOM_FILE, makeTinyModel, XRAY_JPEG } from './serve-fixtures';
+import { axeProblems, noChromium, pageSuite } from './browser-fixture';
 import sharp from 'sharp';
 
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const skip = noChromium;
 
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-let page: Page;
-const consoleErrors: string[] = [];
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('e2e');
+const suite = pageSuite('e2e', skip, {
   // CXR_E2E_MODEL: run against a trained model (e.g. for the screenshot) instead of random weights.
-  const modelDir =
+  model: async (dir) =>
     process.env.CXR_E2E_MODEL ??
     (await makeTinyModel(path.join(dir, 'model'), {
       inputSize: 64,
       tta: ['identity', 'zoom-in', 'shift-left'],
       storage: 'float16',
-    }));
-  server = await startPageServer(dir, modelDir);
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    })),
+  started: openSharedTab,
+});
+let page: Page;
+const consoleErrors: string[] = [];
+
+/** The one tab the tests share, its console errors collected, nothing loaded from elsewhere. */
+async function openSharedTab(): Promise<void> {
+  page = await suite.browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
@@ -47,39 +41,9 @@ before(async () => {
   // Everything the page loads must come from this server (no CDN).
   await page.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith(server.url) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
+    if (url.startsWith(suite.server.url) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
     consoleErrors.push(`request outside the server: ${url}`);
     return route.abort();
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** WCAG 2 A/AA problems that axe-core rates serious or critical on the current view. */
-async function accessibilityProblems(): Promise<string[]> {
-  // page.evaluate runs through DevTools, not as a page script, so the CSP does not block axe.
-  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
-  return page.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: {
-          run(
-            ctx: Document,
-            o: object,
-          ): Promise<{ violations: { id: string; impact: string; help: string; nodes: unknown[] }[] }>;
-        };
-      }
-    ).axe;
-    const r = await axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-    });
-    return r.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
   });
 }
 
@@ -99,11 +63,11 @@ test('upload on the page, heat map, then the same probability in the browser', {
   timeout: 180_000,
 }, async (t) => {
   if (!process.env.CXR_E2E_MODEL) {
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'model', 'model.json'), 'utf8')).weightsManifest;
+    const manifest = JSON.parse(fs.readFileSync(path.join(suite.modelDir, 'model.json'), 'utf8')).weightsManifest;
     const kinds = new Set(manifest[0].weights.map((w: { quantization?: { dtype: string } }) => w.quantization?.dtype));
     assert.deepEqual([...kinds], ['float16'], 'the page is given half-precision weights');
   }
-  await page.goto(server.url);
+  await page.goto(suite.server.url);
   await page.waitForSelector('body[data-ready="true"]');
 
   await page.setInputFiles('#file-input', [XRAY_JPEG, DICOM_FILE]);
@@ -130,7 +94,7 @@ test('upload on the page, heat map, then the same probability in the browser', {
   assert.equal(dicomCard.source, 'server');
   assert.ok(dicomCard.probability >= 0 && dicomCard.probability <= 1);
 
-  assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with results');
+  assert.deepEqual(await axeProblems(page), [], 'Analyze view with results');
 
   // The operating point switch asks the server again: the card shows the new answer, logged under its id.
   const label = await page.getAttribute('.result[data-source="server"]', 'data-label');
@@ -139,7 +103,7 @@ test('upload on the page, heat map, then the same probability in the browser', {
   await page.waitForSelector('.result[data-source="server"][data-state="done"][data-operating-point="screening"]');
   const newId = (await page.getAttribute('.result[data-source="server"]', 'data-prediction-id')) ?? '';
   assert.notEqual(newId, firstId);
-  assert.equal((await server.audit.get(newId))?.operatingPoint, 'screening');
+  assert.equal((await suite.server.audit.get(newId))?.operatingPoint, 'screening');
   assert.ok(label === 'NORMAL' || label === 'PNEUMONIA');
 
   await page.check('#local-mode');
@@ -176,14 +140,14 @@ test('upload on the page, heat map, then the same probability in the browser', {
     });
   }
 
-  await page.goto(`${server.url}/#/history`);
+  await page.goto(`${suite.server.url}/#/history`);
   await page.waitForSelector('#history-table tbody tr td time');
   const rows = await page.$$eval('#history-table tbody tr', (r) => r.length);
   assert.ok(rows >= 1);
-  assert.deepEqual(await accessibilityProblems(), [], 'History view');
-  await page.goto(`${server.url}/#/model`);
+  assert.deepEqual(await axeProblems(page), [], 'History view');
+  await page.goto(`${suite.server.url}/#/model`);
   await page.waitForSelector('#model-facts dd');
-  assert.deepEqual(await accessibilityProblems(), [], 'Model view');
+  assert.deepEqual(await axeProblems(page), [], 'Model view');
 
   assert.deepEqual(consoleErrors, []);
 });
@@ -192,7 +156,7 @@ test("an age typed on the page: an adult's JPEG is outside the intended populati
   skip,
   timeout: 120_000,
 }, async () => {
-  await page.goto(server.url);
+  await page.goto(suite.server.url);
   await page.waitForSelector('body[data-ready="true"]');
   const verdicts = () => page.$$eval('.result', (els) => els.map((e) => (e as HTMLElement).dataset.verdict ?? ''));
   const upload = async (n: number) => {
@@ -235,7 +199,7 @@ test("an age typed on the page: an adult's JPEG is outside the intended populati
   await page.waitForSelector('.result[data-state="error"]', { timeout: 30_000 });
   assert.match((await page.textContent('.result .warnings li.error')) ?? '', /Patient age must be a number of years/);
   await page.fill('#patient-age', '');
-  assert.deepEqual(await accessibilityProblems(), [], 'Analyze view with the age field');
+  assert.deepEqual(await axeProblems(page), [], 'Analyze view with the age field');
   assert.deepEqual(consoleErrors, []);
 });
 
@@ -243,17 +207,8 @@ test('with CXR_API_TOKEN the page asks for the token once and keeps it for the t
   skip,
   timeout: 120_000,
 }, async () => {
-  const modelDir = process.env.CXR_E2E_MODEL ?? path.join(dir, 'model');
-  const secured = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dbPath: path.join(dir, 'secured.db'),
-    webDir: STATIC_DIR,
-    apiToken: 'e2e-token',
-    loadPredictor: () => loadPredictor(modelDir),
-    log: silentLogger(),
-  });
-  const context = await browser.newContext();
+  const secured = await suite.serve('secured', suite.modelDir, false, { apiToken: 'e2e-token' });
+  const context = await suite.browser.newContext();
   const tab = await context.newPage();
   try {
     await tab.goto(secured.url);
@@ -279,14 +234,14 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   timeout: 120_000,
 }, async () => {
   // A blank film: the image checks make it 'cannot-assess', and the server makes no heat map for it.
-  const blank = path.join(dir, 'blank.png');
+  const blank = path.join(suite.dir, 'blank.png');
   fs.writeFileSync(
     blank,
     await sharp({ create: { width: 256, height: 256, channels: 3, background: '#808080' } })
       .png()
       .toBuffer(),
   );
-  await page.goto(server.url);
+  await page.goto(suite.server.url);
   await page.waitForSelector('body[data-ready="true"]');
   await page.uncheck('#local-mode');
   await page.fill('#patient-age', '');
@@ -294,7 +249,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   const card = '.result[data-verdict="cannot-assess"]';
   await page.waitForSelector(`${card}[data-state="done"]`, { timeout: 60_000 });
   const id = (await page.getAttribute(card, 'data-prediction-id')) ?? '';
-  assert.equal((await server.audit.get(id))?.hasHeatmap, false, 'no heat map made for it');
+  assert.equal((await suite.server.audit.get(id))?.hasHeatmap, false, 'no heat map made for it');
   // "Cannot assess", and no label: the API gives none, and the card shows none whatever the threshold.
   assert.equal(await page.textContent(`${card} .label-badge`), 'Cannot assess this image');
   assert.equal(await page.getAttribute(card, 'data-label'), '');
@@ -306,7 +261,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
     hasHeatmap: true,
     createdAt: new Date().toISOString(),
   });
-  await server.audit.insert(old, { heatmapPng: await sharp(blank).toBuffer() });
+  await suite.server.audit.insert(old, { heatmapPng: await sharp(blank).toBuffer() });
   await page.waitForFunction(
     (sel) => (document.querySelector<HTMLImageElement>(`${sel} img.original`)?.naturalWidth ?? 0) > 0,
     card,
@@ -318,7 +273,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   // Nor are the colours described to a screen reader.
   assert.equal(await page.$eval(`${card} .legend-words`, (e) => (e as HTMLElement).hidden), true);
   // A strip no film is shaped like (cannot-assess): its card fits the window (such a card once ran 430,000 px).
-  const strip = path.join(dir, 'strip.png');
+  const strip = path.join(suite.dir, 'strip.png');
   fs.writeFileSync(
     strip,
     await sharp({ create: { width: 64, height: 8000, channels: 3, background: '#707070' } })
@@ -342,7 +297,7 @@ test('a film that cannot be assessed gets no heat map, on its card or in the his
   const viewport = await page.evaluate(() => window.innerHeight);
   assert.ok(box <= viewport * 0.7 + 1, `the strip's image is ${box} px tall in a ${viewport} px window`);
 
-  await page.goto(`${server.url}/#/history`);
+  await page.goto(`${suite.server.url}/#/history`);
   await page.selectOption('#history-filters select[name="verdict"]', 'cannot-assess');
   await page.click('#history-filters button[type="submit"]');
   for (const row of [`#prediction-${id}`, `#prediction-${old.id}`]) {

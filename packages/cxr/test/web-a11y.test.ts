@@ -1,8 +1,8 @@
 // The page as a keyboard-only clinician with a screen reader meets it, in Chromium against a real server:
 //  - the controls are reached with Tab in the order they are read (sections, operating point, patient age,
 //    "Process on this computer", the file picker), and the picker opens from the keyboard;
-//  - a result card reads its finding right after the file name, before the image and the heat map's legend, while
-//    the image still stands left of the finding on a wide screen and below it on a phone;
+//  - a result card reads its finding right after the file name, before the image and the heat map's legend, and
+//    shows it so too: left of the image on a wide screen, above it on a phone;
 //  - the focus ring stands out at least 3:1 from what is around it (WCAG 1.4.11), on the light page, the dark
 //    header and in the dark scheme alike;
 //  - the heat map's opacity slider says its value as a percentage;
@@ -10,25 +10,25 @@
 //  - a patient age that cannot be read is said aloud when the field is left, not only written beside it;
 //  - a file that is no image says what to do, on its card and aloud;
 //  - a model card's table with an empty corner has no empty header cell (axe-core's empty-table-header).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { gradientFilm, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import {
-  finished,
-  launchChromium,
-  noChromium,
-  openPage,
-  ready,
-  recordAnnouncements,
-  startPageServer,
-  upload,
-} from './browser-fixture';
+import type { Page } from 'playwright-core';
+import { gradientFilm, XRAY_JPEG } from './serve-fixtures';
+import { finished, noChromium, pageSuite, recordAnnouncements, upload } from './browser-fixture';
 
 const skip = noChromium;
+// The page as the sources stand: the page tests before this one may have left an older build.
+const suite = pageSuite('web-a11y', skip, {
+  rebuild: true,
+  // A comparison table as the shipped model cards write them: its corner cell is empty.
+  prepare: (modelDir) =>
+    fs.writeFileSync(
+      path.join(modelDir, 'MODEL_CARD.md'),
+      '# tiny-test\n\n| | this model | without the probe |\n| --- | --- | --- |\n| AUC | 0.91 | 0.88 |\n',
+    ),
+});
 
 /** The first announcement that starts with `prefix`, once the page has made it. */
 async function announced(page: Page, said: () => Promise<string[]>, prefix: string): Promise<string> {
@@ -38,30 +38,6 @@ async function announced(page: Page, said: () => Promise<string[]>, prefix: stri
   );
   return (await said()).find((m) => m.startsWith(prefix)) ?? '';
 }
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-a11y');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  // A comparison table as the shipped model cards write them: its corner cell is empty.
-  fs.writeFileSync(
-    path.join(modelDir, 'MODEL_CARD.md'),
-    '# tiny-test\n\n| | this model | without the probe |\n| --- | --- | --- |\n| AUC | 0.91 | 0.88 |\n',
-  );
-  // The page as the sources stand: the page tests before this one may have left an older build.
-  server = await startPageServer(dir, modelDir, true);
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 /** What has focus, as "tag#id" or "tag[name=value]" (a radio) or "tag:text" (a link). */
 function focused(page: Page): Promise<string> {
@@ -78,8 +54,7 @@ test('Tab reaches the controls in reading order, and the file picker opens from 
   skip,
   timeout: 60_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
-  await ready(page, server.url);
+  const { page, errors } = await suite.open();
   const order: string[] = [];
   for (let i = 0; i < 8; i++) {
     await page.keyboard.press('Tab');
@@ -135,8 +110,7 @@ test('the focus ring stands out at least 3:1 from its surroundings, in both colo
   timeout: 60_000,
 }, async () => {
   for (const colorScheme of ['light', 'dark'] as const) {
-    const { page } = await openPage(browser, { colorScheme });
-    await ready(page, server.url);
+    const { page } = await suite.open({ colorScheme });
     // A nav link (on the dark header), the age field (on the page), the picker's button (on the drop zone's panel).
     // Each reached with Tab from the control before it: focus from the keyboard is the focus the ring is for.
     for (const [from, shown] of [
@@ -170,12 +144,11 @@ test('the focus ring stands out at least 3:1 from its surroundings, in both colo
   }
 });
 
-test('a card reads its finding before the image; the image stays left of it on a wide screen, below on a phone', {
+test('a card reads its finding before the image, and shows it left of the image (wide) or above it (phone)', {
   skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser, { viewport: { width: 1280, height: 900 } });
-  await ready(page, server.url);
+  const { page } = await suite.open({ viewport: { width: 1280, height: 900 } });
   // A real film: the tiny model assesses it (a gradient cannot be), so the card has a number and a heat map.
   await page.setInputFiles('#file-input', [upload('film.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
@@ -193,7 +166,7 @@ test('a card reads its finding before the image; the image stays left of it on a
   assert.ok(at(finding) < at('figure'), tree);
   assert.ok(at('probability of pneumonia') < at('slider "Heat map opacity"'), tree);
   const box = async (sel: string) => (await card.locator(sel).boundingBox())!;
-  assert.ok((await box('.viewer')).x < (await box('.verdict')).x, 'the image stands left of the finding');
+  assert.ok((await box('.verdict')).x < (await box('.viewer')).x, 'the finding stands left of the image');
   await page.setViewportSize({ width: 360, height: 740 });
   assert.ok((await box('.verdict')).y < (await box('.viewer')).y, 'on a phone the finding comes first');
   // The slider's value as what it is, and as it changes.
@@ -209,8 +182,7 @@ test('a finding is said with the warning its card shows', {
   skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   const said = await recordAnnouncements(page);
   // Over 5, up to 10: answered, with a warning that the model was not validated at this age.
   await page.fill('#patient-age', '7');
@@ -229,8 +201,7 @@ test('an answer outside the intended population is said with why', {
   skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   const said = await recordAnnouncements(page);
   await page.fill('#patient-age', '12');
   await page.setInputFiles('#file-input', [upload('adolescent.jpeg', XRAY_JPEG)]);
@@ -246,11 +217,10 @@ test("the history's heat-map links each have their own name", {
   skip: skip || (fs.existsSync(XRAY_JPEG) ? false : `needs ${XRAY_JPEG}`),
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   await page.setInputFiles('#file-input', [upload('one.jpeg', XRAY_JPEG), upload('two.jpeg', XRAY_JPEG)]);
   await finished(page, 2);
-  await page.goto(`${server.url}/#/history`);
+  await page.goto(`${suite.server.url}/#/history`);
   await page.waitForSelector('#history-table tbody a[href*="heatmap"]');
   const names = await page.$$eval('#history-table tbody a[href*="heatmap"]', (links) =>
     links.map((a) => a.getAttribute('aria-label') ?? a.textContent),
@@ -262,8 +232,7 @@ test("the history's heat-map links each have their own name", {
 });
 
 test('an unreadable patient age is said aloud when the field is left', { skip, timeout: 60_000 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   const said = await recordAnnouncements(page);
   await page.focus('#patient-age');
   await page.keyboard.type('3 years');
@@ -283,8 +252,7 @@ test('an unreadable patient age is said aloud when the field is left', { skip, t
 });
 
 test('a file that is no image says what to do, on its card and aloud', { skip, timeout: 60_000 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   const said = await recordAnnouncements(page);
   await page.setInputFiles('#file-input', [upload('report.png', Buffer.from('%PDF-1.4 not an image'))]);
   await finished(page, 1);
@@ -298,8 +266,7 @@ test('a file that is no image says what to do, on its card and aloud', { skip, t
 });
 
 test("the model card's table has no empty header cell", { skip, timeout: 60_000 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, `${server.url}#/model`);
+  const { page } = await suite.open({}, '#/model');
   await page.waitForSelector('#model-card table');
   const heads = await page.$$eval('#model-card table th', (ths) => ths.map((th) => th.textContent?.trim() ?? ''));
   assert.deepEqual(heads, ['this model', 'without the probe']);

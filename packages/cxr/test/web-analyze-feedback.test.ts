@@ -12,24 +12,21 @@
 //    would read as the limit); the limit is the server's as it is now, not as it was when the page asked first:
 //    a refusal's own field (maxUploadBytes) gives it, whatever its words, else /health is asked again;
 //  - upload progress on a slow link.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
-import type { RunningServer } from '../src/serve/server';
-import { makeTinyModel, tempDir, XRAY_JPEG, XRAY_JPEG_NORMAL } from './serve-fixtures';
+import { XRAY_JPEG, XRAY_JPEG_NORMAL } from './serve-fixtures';
 import {
   finished,
   Gate,
   isPrediction,
-  launchChromium,
   noChromium,
   openPage,
+  pageSuite,
   ready,
   recordAnnouncements,
-  startPageServer,
   upload,
 } from './browser-fixture';
 
@@ -37,23 +34,7 @@ const skip = noChromium;
 /** The server's upload limit here: the slow-link film (772 KB) fits, a padded 1.5 MB file does not. */
 const LIMIT = 1024 * 1024;
 
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-feedback');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  server = await startPageServer(dir, modelDir, false, { maxUploadBytes: LIMIT });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = pageSuite('web-feedback', skip, { server: { maxUploadBytes: LIMIT } });
 
 /** Every text the status line takes, in order. */
 async function recordStatus(page: Page): Promise<() => Promise<string[]>> {
@@ -91,10 +72,8 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
   const gate = new Gate(isPrediction);
-  await gate.install(page);
-  await ready(page, server.url);
+  const { page, errors } = await suite.open({ gate });
   const statuses = await recordStatus(page);
   const announced = await recordAnnouncements(page);
   // A grey page: the server answers it, but cannot assess it (no finding, counted apart).
@@ -138,7 +117,7 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   });
   assert.deepEqual(await held(page), said.slice(-2));
   // A file the server refuses as such gets no "Try again": trying again would change nothing.
-  assert.equal(await page.isVisible('.result:has(h2:text-is("notes.png")) .retry'), false);
+  assert.equal(await page.isVisible('.result:has(.file-name:text-is("notes.png")) .retry'), false);
 
   // The same film twice, one batch after the other: the second summary, the same words, is said again.
   for (const n of [5, 6]) {
@@ -187,8 +166,7 @@ test('at 1280×720 a new card below the fold is brought into view; after the fil
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page, errors } = await openPage(browser, { viewport: { width: 1280, height: 720 }, reducedMotion: 'reduce' });
-  await ready(page, server.url);
+  const { page, errors } = await suite.open({ viewport: { width: 1280, height: 720 }, reducedMotion: 'reduce' });
   const place = () =>
     page.evaluate(() => {
       const card = document.querySelector('.result')!.getBoundingClientRect();
@@ -223,11 +201,9 @@ test("a file over the server's upload limit is not sent, and says its size in MB
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
   // The page learns the limit from /health (maxUploadBytes), where the server it talks to says it.
   const predictions = new Gate(isPrediction);
-  await predictions.install(page);
-  await ready(page, server.url);
+  const { page, errors } = await suite.open({ gate: predictions });
   const film = fs.readFileSync(XRAY_JPEG);
   const big = Buffer.concat([film, Buffer.alloc(LIMIT + LIMIT / 2 - film.length)]);
   await page.setInputFiles('#file-input', [upload('big.jpeg', big)]);
@@ -292,11 +268,11 @@ test("the upload limit the page goes by is the server's as it is now, not as it 
   const film = fs.readFileSync(XRAY_JPEG);
   const big = Buffer.concat([film, Buffer.alloc(LIMIT + LIMIT / 2 - film.length)]);
   // The limit was 32 MB: the server refuses the 1.5 MB film, and the card gives the limit it has now.
-  let { page } = await openPage(browser);
+  let { page } = await openPage(suite.browser);
   let predictions = new Gate(isPrediction);
   await predictions.install(page);
   await limitWas(page, 32 * LIMIT);
-  await ready(page, server.url);
+  await ready(page, suite.server.url);
   await page.setInputFiles('#file-input', [upload('stale.jpeg', big)]);
   await finished(page, 1);
   assert.equal(predictions.requests.length, 1);
@@ -313,11 +289,11 @@ test("the upload limit the page goes by is the server's as it is now, not as it 
   await page.context().close();
 
   // The limit was 256 KB: a 772 KB film is asked about again, and sent.
-  ({ page } = await openPage(browser));
+  ({ page } = await openPage(suite.browser));
   predictions = new Gate(isPrediction);
   await predictions.install(page);
   await limitWas(page, LIMIT / 4);
-  await ready(page, server.url);
+  await ready(page, suite.server.url);
   await page.setInputFiles('#file-input', [upload('fits.jpeg', XRAY_JPEG_NORMAL)]);
   await finished(page, 1);
   assert.equal(await page.getAttribute('.result', 'data-state'), 'done', (await page.textContent('.result')) ?? '');
@@ -347,12 +323,12 @@ test("a refusal as too large gives the page the server's limit in its maxUploadB
     `${name} is 1.5 MB, over this server's 1 MB limit: the server refused it. ` +
     'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
   // /health cannot be reached, and the refusal is worded otherwise: only its field gives the limit.
-  let { page } = await openPage(browser);
+  let { page } = await openPage(suite.browser);
   await page.route('**/api/v1/health', (route) => route.abort());
   await refusalsChanged(page, (p) => ({ ...p, detail: 'Die Datei ist zu groß.' }));
   let predictions = new Gate(isPrediction);
   await predictions.install(page);
-  await ready(page, server.url);
+  await ready(page, suite.server.url);
   await page.setInputFiles('#file-input', [upload('worded.jpeg', big)]);
   await finished(page, 1);
   assert.equal(predictions.requests.length, 1);
@@ -360,12 +336,12 @@ test("a refusal as too large gives the page the server's limit in its maxUploadB
   await page.context().close();
 
   // A refusal without the field (an older server): the page asks /health again, which says the limit now.
-  ({ page } = await openPage(browser));
+  ({ page } = await openPage(suite.browser));
   await limitWas(page, 32 * LIMIT);
   await refusalsChanged(page, ({ maxUploadBytes, ...rest }) => rest);
   predictions = new Gate(isPrediction);
   await predictions.install(page);
-  await ready(page, server.url);
+  await ready(page, suite.server.url);
   await page.setInputFiles('#file-input', [upload('older.jpeg', big)]);
   await finished(page, 1);
   assert.equal(predictions.requests.length, 1);

@@ -8,37 +8,23 @@
 //  - History shows an answer outside the intended population as the card does, not as a red finding;
 //  - the Model view gives validation measures in percent, numbers under right-aligned headings;
 //  - a dark colour scheme without contrast problems, and a threshold mark that stands out (3:1).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { auditRecord, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import {
-  finished,
-  Gate,
-  isPrediction,
-  launchChromium,
-  noChromium,
-  openPage,
-  ready,
-  startPageServer,
-  upload,
-} from './browser-fixture';
+import type { Page } from 'playwright-core';
+import { auditRecord, loadPredictor, XRAY_JPEG } from './serve-fixtures';
+import { axeProblems, finished, Gate, isPrediction, noChromium, pageSuite, upload } from './browser-fixture';
 
 const skip = noChromium;
 
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
 /** The served probability of XRAY_JPEG: screening's threshold is below it, balanced's above. */
 let probability: number;
 
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-answers');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
+const suite = pageSuite('web-answers', skip, { prepare: setOperatingPoints });
+
+/** Operating points either side of the test film's probability, with the shipped model's measures. */
+async function setOperatingPoints(modelDir: string): Promise<void> {
   const predictor = await loadPredictor(modelDir);
   probability = (await predictor.predict(fs.readFileSync(XRAY_JPEG))).probability;
   (predictor as unknown as { dispose(): void }).dispose();
@@ -55,15 +41,7 @@ before(async () => {
   };
   meta.validation = { n: 782, sensitivity: 0.98795, auc: 0.998, ci95: { sensitivity: [0.97534, 0.99415] } };
   fs.writeFileSync(metaFile, JSON.stringify(meta));
-  server = await startPageServer(dir, modelDir);
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+}
 
 const card = '.result:first-child';
 const said = async (page: Page) => (await page.$$eval('#announcer > *', (ps) => ps.map((p) => p.textContent))).at(-1);
@@ -82,16 +60,14 @@ test("a server card's operating point switch asks the server again: the answer s
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
   const gate = new Gate(isPrediction);
-  await gate.install(page);
-  await ready(page, server.url);
+  const { page, errors } = await suite.open({ gate });
   await page.fill('#patient-age', '3');
   await page.setInputFiles('#file-input', [upload('film.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
   const first = await answer(page);
   assert.deepEqual([first.label, first.op], ['NORMAL', 'balanced']);
-  assert.equal((await server.audit.get(first.id))?.label, 'NORMAL');
+  assert.equal((await suite.server.audit.get(first.id))?.label, 'NORMAL');
 
   // The next patient's age is typed meanwhile: the re-check goes with this film's.
   await page.fill('#patient-age', '40');
@@ -110,7 +86,7 @@ test("a server card's operating point switch asks the server again: the answer s
   assert.notEqual(second.id, first.id, 'a new answer, with its own id');
   assert.deepEqual([second.label, second.op, second.badge], ['PNEUMONIA', 'screening', 'Signs of pneumonia detected']);
   assert.match(second.meta, new RegExp(`id ${second.id}`));
-  const logged = await server.audit.get(second.id);
+  const logged = await suite.server.audit.get(second.id);
   assert.deepEqual([logged?.label, logged?.operatingPoint], ['PNEUMONIA', 'screening']);
   assert.match(
     (await said(page)) ?? '',
@@ -188,8 +164,7 @@ test("the operating point hints are the model's own measures, say where two tie 
   skip,
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, server.url);
+  const { page } = await suite.open();
   const labels = await page.$$eval('#op-global label', (ls) => ls.map((l) => l.textContent?.trim() ?? ''));
   // Screening is as specific as balanced on validation, and more sensitive: the hints say what that tie does not
   // carry to other films, and why balanced is the default.
@@ -217,9 +192,8 @@ test('History shows an answer outside the intended population as the card does, 
       reasons: [{ code: 'AGE', message: 'outside the intended population (children aged 1–5)' }],
     },
   });
-  await server.audit.insert(outside, {});
-  const { page } = await openPage(browser);
-  await ready(page, `${server.url}/#/history`);
+  await suite.server.audit.insert(outside, {});
+  const { page } = await suite.open({}, '/#/history');
   const row = `#prediction-${outside.id}`;
   await page.waitForSelector(row);
   assert.deepEqual(await page.$eval(`${row} .finding .tag`, (t) => [t.className, t.textContent]), [
@@ -228,7 +202,7 @@ test('History shows an answer outside the intended population as the card does, 
   ]);
   assert.equal(await page.textContent(`${row} td.num`), '97.4\u00a0% (for reference only)');
   // The Analyze card's words for the same answer.
-  await page.goto(`${server.url}/#/analyze`);
+  await page.goto(`${suite.server.url}/#/analyze`);
   await page.fill('#patient-age', '40');
   await page.setInputFiles('#file-input', [upload('adult.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
@@ -243,8 +217,7 @@ test('the Model view gives measures in percent with their intervals, numbers und
   skip,
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, `${server.url}/#/model`);
+  const { page } = await suite.open({}, '/#/model');
   await page.waitForSelector('#model-validation tbody th');
   const rows = await page.$$eval('#model-validation tbody tr', (trs) =>
     trs.map((tr) => [tr.querySelector('th')?.textContent, tr.querySelector('td')?.textContent]),
@@ -279,8 +252,7 @@ test('a dark colour scheme with AA contrast, and a threshold mark at 3:1 or more
   timeout: 120_000,
 }, async () => {
   for (const colorScheme of ['light', 'dark'] as const) {
-    const { page, errors } = await openPage(browser, { colorScheme });
-    await ready(page, server.url);
+    const { page, errors } = await suite.open({ colorScheme });
     await page.setInputFiles('#file-input', [upload('film.jpeg', XRAY_JPEG)]);
     await finished(page, 1);
     const colours = await page.evaluate(() => {
@@ -299,7 +271,7 @@ test('a dark colour scheme with AA contrast, and a threshold mark at 3:1 or more
     assert.ok(contrast(colours.edge, colours.fill) >= 3, `${colorScheme}: ${JSON.stringify(colours)}`);
     assert.deepEqual(await axeProblems(page), [], `${colorScheme}: Analyze view with a result`);
     for (const view of ['history', 'model']) {
-      await page.goto(`${server.url}/#/${view}`);
+      await page.goto(`${suite.server.url}/#/${view}`);
       await page.waitForSelector(view === 'history' ? '#history-table tbody td' : '#model-facts dd');
       assert.deepEqual(await axeProblems(page), [], `${colorScheme}: ${view}`);
     }
@@ -307,16 +279,3 @@ test('a dark colour scheme with AA contrast, and a threshold mark at 3:1 or more
     await page.context().close();
   }
 });
-
-/** WCAG 2 A/AA problems that axe-core rates serious or critical. */
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
-  return page.evaluate(async () => {
-    type Result = { violations: { id: string; impact: string; help: string; nodes: unknown[] }[] };
-    const axe = (window as unknown as { axe: { run(c: Document, o: object): Promise<Result> } }).axe;
-    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa'] } });
-    return r.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
-  });
-}

@@ -4,62 +4,20 @@
 // are made certain, not likely: the first request of a batch (a prediction, or the model the
 // browser loads) is held by a Playwright route until the fields have been changed. The age field is the
 // page's own reading (a decimal comma or dot), and what it cannot read is said there and on the cards.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { Gate, isPrediction, launchChromium, noChromium, startPageServer } from './browser-fixture';
+import type { Page } from 'playwright-core';
+import { XRAY_JPEG } from './serve-fixtures';
+import { finished, Gate, isPrediction, noChromium, openPage, pageSuite, ready } from './browser-fixture';
 
 const skip = noChromium;
-
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-batch');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  server = await startPageServer(dir, modelDir);
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-async function openPage(): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage();
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  return { page, errors };
-}
-
-async function ready(page: Page): Promise<void> {
-  await page.goto(server.url);
-  await page.waitForSelector('body[data-ready="true"]');
-}
+const suite = pageSuite('web-batch', skip);
 
 /** n copies of the same film, named apart. */
 function films(n: number, prefix: string): { name: string; mimeType: string; buffer: Buffer }[] {
   const buffer = fs.readFileSync(XRAY_JPEG);
   return Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i + 1}.jpeg`, mimeType: 'image/jpeg', buffer }));
-}
-
-async function finished(page: Page, n: number): Promise<void> {
-  await page.waitForFunction(
-    (k) => document.querySelectorAll('.result[data-state="done"], .result[data-state="error"]').length === k,
-    n,
-    { timeout: 90_000 },
-  );
 }
 
 interface CardView {
@@ -100,11 +58,9 @@ test("on the server: a batch keeps the age and operating point it was taken with
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage();
   const gate = new Gate(isPrediction);
-  await gate.install(page);
+  const { page, errors } = await suite.open({ gate });
   try {
-    await ready(page);
     await page.uncheck('#local-mode');
 
     // Age 30 and "balanced", four films; the fields are changed while the first is held.
@@ -145,7 +101,7 @@ test("on the server: a batch keeps the age and operating point it was taken with
     }
     assert.deepEqual(errors, []);
   } finally {
-    await page.close();
+    await page.context().close();
   }
 });
 
@@ -153,11 +109,9 @@ test('an age that is invalid when the files are taken fails each of them, even i
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage();
   const gate = new Gate(isPrediction);
-  await gate.install(page);
+  const { page, errors } = await suite.open({ gate });
   try {
-    await ready(page);
     await page.uncheck('#local-mode');
     // A first batch holds the queue, so the second one's turn comes after the age is corrected.
     await page.fill('#patient-age', '5');
@@ -177,7 +131,7 @@ test('an age that is invalid when the files are taken fails each of them, even i
     }
     assert.deepEqual(errors, []);
   } finally {
-    await page.close();
+    await page.context().close();
   }
 });
 
@@ -185,11 +139,9 @@ test('the age field takes a decimal comma, and refuses plainly what it cannot re
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage();
   const gate = new Gate(isPrediction);
-  await gate.install(page);
+  const { page, errors } = await suite.open({ gate });
   try {
-    await ready(page);
     await page.uncheck('#local-mode');
     const typed = async (text: string) => {
       await page.fill('#patient-age', '');
@@ -237,7 +189,7 @@ test('the age field takes a decimal comma, and refuses plainly what it cannot re
     assert.equal(await page.getAttribute('#patient-age', 'aria-invalid'), null);
     assert.deepEqual(errors, []);
   } finally {
-    await page.close();
+    await page.context().close();
   }
 });
 
@@ -245,14 +197,14 @@ test('in the browser: a batch keeps its age, operating point and "Process on thi
   skip,
   timeout: 180_000,
 }, async () => {
-  const { page, errors } = await openPage();
+  const { page, errors } = await openPage(suite.browser);
   // The model's files are held: the batch waits for them while the fields are changed.
   const modelGate = new Gate((url) => url.pathname.endsWith('/model.json'));
   const predictions = new Gate(isPrediction);
   await modelGate.install(page);
   await predictions.install(page);
   try {
-    await ready(page);
+    await ready(page, suite.server.url);
     await page.fill('#patient-age', '30');
     await page.check('input[name="op-global"][value="balanced"]');
     modelGate.close();
@@ -276,6 +228,6 @@ test('in the browser: a batch keeps its age, operating point and "Process on thi
     }
     assert.deepEqual(errors, []);
   } finally {
-    await page.close();
+    await page.context().close();
   }
 });

@@ -8,36 +8,19 @@
 //    (the Model view's "Try again", or the first film analyzed), and the Model view says plainly what went wrong;
 //  - History with "From" after "To" says so at the fields instead of "No predictions match.";
 //  - "98.8 %" never breaks before its "%", and the heat map's legend says what the colours are not.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { DICOM_DIR, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { finished, launchChromium, noChromium, openPage, ready, startPageServer, upload } from './browser-fixture';
+import type { Page } from 'playwright-core';
+import { DICOM_DIR, XRAY_JPEG } from './serve-fixtures';
+import { finished, noChromium, openPage, pageSuite, ready, upload } from './browser-fixture';
 
 const NOMETA_DICOM = path.join(DICOM_DIR, 'CR-MONO1-10-chest_nometa.dcm');
 const skip = noChromium || (fs.existsSync(NOMETA_DICOM) ? false : `needs ${NOMETA_DICOM}`);
 
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-clinician');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  // The page as the sources stand: the page tests before this one may have left an older build.
-  server = await startPageServer(dir, modelDir, true);
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+// The page as the sources stand: the page tests before this one may have left an older build.
+const suite = pageSuite('web-clinician', skip, { rebuild: true });
 
 /** The selector of the card of `name`: its id. */
 async function cardOf(page: Page, name: string): Promise<string> {
@@ -57,8 +40,7 @@ test('a DICOM without preamble or .dcm name is shown as the server read it; a JP
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
-  await ready(page, server.url);
+  const { page, errors } = await suite.open();
   // No accept list: it hid PACS exports without an extension in the file chooser.
   assert.equal(await page.getAttribute('#file-input', 'accept'), null);
   await page.fill('#patient-age', '3');
@@ -89,7 +71,7 @@ test('a probability near its threshold reads as on its side of it, with decimals
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page } = await openPage(browser);
+  const { page } = await openPage(suite.browser);
   // The server's own answer, its probability moved: just below, well above, and a little above the threshold.
   const moves = [(t: number) => t - 0.00003, () => 0.62, () => 0.55];
   let n = 0;
@@ -103,7 +85,7 @@ test('a probability near its threshold reads as on its side of it, with decimals
     body.warnings = [];
     await route.fulfill({ response: res, json: body });
   });
-  await ready(page, server.url);
+  await ready(page, suite.server.url);
   const card = '.result:first-child';
   const shown = async () => ({
     probability: await page.textContent(`${card} .prob-value`),
@@ -143,10 +125,10 @@ test('opened while the API is unreachable: a plain message with Try again, then 
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page } = await openPage(browser);
+  const { page } = await openPage(suite.browser);
   const down = '**/api/v1/**';
   await page.route(down, (r) => r.abort('connectionrefused'));
-  await page.goto(`${server.url}/#/model`);
+  await page.goto(`${suite.server.url}/#/model`);
   await page.waitForSelector('#model-error:not([hidden])');
   const message = (await page.textContent('#model-error p')) ?? '';
   assert.match(message, /^The model's information could not be loaded\. Cannot reach the cxr server\./);
@@ -179,8 +161,7 @@ test('opened while the API is unreachable: a plain message with Try again, then 
 });
 
 test('History with "From" after "To" says so at the fields and asks nothing', { skip, timeout: 60_000 }, async () => {
-  const { page } = await openPage(browser);
-  await ready(page, `${server.url}/#/history`);
+  const { page } = await suite.open({}, '/#/history');
   await page.waitForSelector('#history-table tbody tr');
   const asked: string[] = [];
   page.on('request', (r) => {
@@ -213,8 +194,7 @@ test('no "%" on a line of its own, and a heat map legend that says what the colo
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page } = await openPage(browser, { viewport: { width: 375, height: 740 } });
-  await ready(page, server.url);
+  const { page } = await suite.open({ viewport: { width: 375, height: 740 } });
   await page.setInputFiles('#file-input', [upload('film.jpeg', XRAY_JPEG)]);
   await finished(page, 1);
   const card = '.result:first-child';
@@ -231,7 +211,7 @@ test('no "%" on a line of its own, and a heat map legend that says what the colo
   assert.match(legend, /where the model's result drew from: it can be a side marker, a border or text rather than/);
   assert.match(legend, /A bright spot outside the lungs is a reason for more caution, not less\./);
   assert.doesNotMatch((await page.getAttribute(`${card} img.heatmap`, 'alt')) ?? '', /drove the result/);
-  await page.goto(`${server.url}/#/model`);
+  await page.goto(`${suite.server.url}/#/model`);
   await page.waitForSelector('#model-ops tbody td');
   assert.doesNotMatch((await page.textContent('#view-model')) ?? '', /\d %/);
   await page.context().close();

@@ -7,14 +7,14 @@
 //    age range does not break on a phone;
 //  - on a phone the finding comes above the image; History's warnings take two lines (in full when opened), its
 //    Model column the name only; the Model view's card gives thresholds and ECE in percent, as the tables above.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { RunningServer } from '../src/serve/server';
-import { auditRecord, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { finished, launchChromium, noChromium, openPage, ready, startPageServer, upload } from './browser-fixture';
+import { auditRecord, XRAY_JPEG } from './serve-fixtures';
+import { finished, noChromium, openPage, pageSuite, ready, upload } from './browser-fixture';
 
 const skip = noChromium;
 const TOKEN = 'clinician2-token';
@@ -32,30 +32,18 @@ const CARD = [
   '',
 ].join('\n');
 
-let dir: string;
+// Two servers of one model: an open one, and one that wants a token (`guarded`).
+const suite = pageSuite('web-clinician2', skip, {
+  prepare: (modelDir) => fs.writeFileSync(path.join(modelDir, 'MODEL_CARD.md'), CARD),
+  server: false,
+  started: async (s) => {
+    // The page as the sources stand: the page tests before this one may have left an older build.
+    open = await s.serve('open', s.modelDir, true);
+    guarded = await s.serve('guarded', s.modelDir, false, { apiToken: TOKEN });
+  },
+});
 let open: RunningServer;
 let guarded: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-clinician2');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  fs.writeFileSync(path.join(modelDir, 'MODEL_CARD.md'), CARD);
-  fs.mkdirSync(path.join(dir, 'open'));
-  fs.mkdirSync(path.join(dir, 'guarded'));
-  // The page as the sources stand: the page tests before this one may have left an older build.
-  open = await startPageServer(path.join(dir, 'open'), modelDir, true);
-  guarded = await startPageServer(path.join(dir, 'guarded'), modelDir, false, { apiToken: TOKEN });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await open?.close();
-  await guarded?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 const choices = (page: Page) => page.$$eval('#op-global input', (is) => is.length);
 
@@ -74,7 +62,7 @@ test('"Enter token" is a button wherever the page says to use it: the status lin
   skip,
   timeout: 90_000,
 }, async () => {
-  const { page, errors } = await openPage(browser);
+  const { page, errors } = await openPage(suite.browser);
   await page.goto(guarded.url);
   await cancelDialog(page);
   await page.waitForSelector('#status-action:not([hidden])');
@@ -88,7 +76,7 @@ test('"Enter token" is a button wherever the page says to use it: the status lin
   assert.equal(await page.textContent('#status'), '');
 
   // History without a token (a new tab): the error row has the button, and no paging through nothing.
-  const tab = await openPage(browser);
+  const tab = await openPage(suite.browser);
   await tab.page.goto(`${guarded.url}/#/history`);
   await cancelDialog(tab.page);
   const again = '#history-table tbody button';
@@ -111,7 +99,7 @@ test('the server down at page load and up later: "Try again", and the choice com
   skip,
   timeout: 90_000,
 }, async () => {
-  const { page } = await openPage(browser);
+  const { page } = await openPage(suite.browser);
   const down = '**/api/v1/**';
   await page.route(down, (r) => r.abort('connectionrefused'));
   await page.goto(open.url);
@@ -142,7 +130,7 @@ test('outside the intended population: no validation figures, no threshold mark,
   skip,
   timeout: 90_000,
 }, async () => {
-  const { page } = await openPage(browser, { viewport: { width: 375, height: 740 } });
+  const { page } = await openPage(suite.browser, { viewport: { width: 375, height: 740 } });
   await ready(page, open.url);
   await page.fill('#patient-age', '40');
   await page.setInputFiles('#file-input', [upload('adult.jpeg', XRAY_JPEG)]);
@@ -181,7 +169,7 @@ test('History on a phone: warnings in two lines, in full when opened; the model 
   );
   const record = auditRecord(7, { createdAt: new Date().toISOString(), warnings: long });
   await open.audit.insert(record, {});
-  const { page } = await openPage(browser, { viewport: { width: 375, height: 740 } });
+  const { page } = await openPage(suite.browser, { viewport: { width: 375, height: 740 } });
   await ready(page, `${open.url}/#/history`);
   const row = `#prediction-${record.id}`;
   await page.waitForSelector(row);
@@ -201,7 +189,7 @@ test("the Model view's card gives thresholds and ECE in percent, as the tables a
   skip,
   timeout: 60_000,
 }, async () => {
-  const { page } = await openPage(browser);
+  const { page } = await openPage(suite.browser);
   await ready(page, `${open.url}/#/model`);
   await page.waitForSelector('#model-card table');
   const cells = await page.$$eval('#model-card tbody td', (tds) => tds.map((td) => td.textContent));

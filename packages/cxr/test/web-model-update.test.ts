@@ -3,38 +3,25 @@
 // the card draws that answer with the threshold the server used, says plainly that another model than the
 // page's gave it, shows none of the old model's validation figures for it, and does not lay the old model's
 // heat map over it. In Chromium, against real servers, one after the other on the same address.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import {
-  finished,
-  launchChromium,
-  noChromium,
-  openPage,
-  ready,
-  recordAnnouncements,
-  startPageServer,
-  upload,
-} from './browser-fixture';
+import { makeTinyModel, XRAY_JPEG } from './serve-fixtures';
+import { finished, noChromium, openPage, pageSuite, ready, recordAnnouncements, upload } from './browser-fixture';
 
 const skip = noChromium;
-
-let dir: string;
-let servers: RunningServer[] = [];
-let browser: Browser;
-let modelA: string;
+/** The page's model is `suite.modelDir` (in `a`); the update is `modelB`. Each server is started by the test. */
+const suite = pageSuite('web-model-update', skip, {
+  model: (dir) => makeTinyModel(path.join(dir, 'a'), { inputSize: 64 }),
+  server: false,
+  started: makeUpdate,
+});
 let modelB: string;
 
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-model-update');
-  modelA = await makeTinyModel(path.join(dir, 'a'), { inputSize: 64 });
-  // The update: other weights, another name and version, other thresholds and figures.
-  modelB = await makeTinyModel(path.join(dir, 'b'), { inputSize: 64 });
+/** The update: other weights, another name and version, other thresholds and figures. */
+async function makeUpdate(): Promise<void> {
+  modelB = await makeTinyModel(path.join(suite.dir, 'b'), { inputSize: 64 });
   const metaFile = path.join(modelB, 'cxr.json');
   const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
   Object.assign(meta, {
@@ -46,22 +33,14 @@ before(async () => {
     },
   });
   fs.writeFileSync(metaFile, JSON.stringify(meta));
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  for (const s of servers) await s.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+}
 
 test("a card answered again by an updated model draws that model's answer, says so, and drops the old heat map", {
   skip,
   timeout: 180_000,
 }, async () => {
-  const first = await startPageServer(path.join(dir, 'a'), modelA);
-  servers.push(first);
-  const { page, errors } = await openPage(browser);
+  const first = await suite.serve('a', suite.modelDir);
+  const { page, errors } = await openPage(suite.browser);
   await ready(page, first.url);
   const said = await recordAnnouncements(page);
   const card = '.result:first-child';
@@ -79,9 +58,7 @@ test("a card answered again by an updated model draws that model's answer, says 
 
   // The server is restarted with the update, at the same address; the page keeps the model info it loaded.
   await first.close();
-  servers = [];
-  const second = await startPageServer(path.join(dir, 'b'), modelB, false, { port: Number(new URL(first.url).port) });
-  servers.push(second);
+  const second = await suite.serve('b', modelB, false, { port: Number(new URL(first.url).port) });
   await page.check(`${card} input[value="screening"]`);
   await page.waitForSelector(`${card}[data-state="done"][data-operating-point="screening"]`, { timeout: 60_000 });
   const id = (await page.getAttribute(card, 'data-prediction-id')) ?? '';

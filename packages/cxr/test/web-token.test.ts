@@ -3,35 +3,16 @@
 // token is asked for, stored for the tab, and the film sent again; a wrong token is asked for again, the dialog
 // saying it was not accepted; a cancelled dialog ends it: the card says in plain words why the film was not
 // analyzed (no token, or one not accepted), the film is not sent again, and "Enter token" on the card asks again.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { RunningServer } from '../src/serve/server';
-import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { finished, Gate, isPrediction, launchChromium, noChromium, openPage, startPageServer } from './browser-fixture';
+import type { Page } from 'playwright-core';
+import { XRAY_JPEG } from './serve-fixtures';
+import { finished, Gate, isPrediction, noChromium, openPage, pageSuite } from './browser-fixture';
 
 const skip = noChromium;
 const TOKEN = 'page-token-for-tests';
 
-let dir: string;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  if (skip) return;
-  dir = tempDir('web-token');
-  const modelDir = await makeTinyModel(path.join(dir, 'model'), { inputSize: 64 });
-  server = await startPageServer(dir, modelDir, false, { apiToken: TOKEN });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = pageSuite('web-token', skip, { server: { apiToken: TOKEN } });
 
 /**
  * Waits for the token dialog and answers it: with `token`, or cancelled (Escape) when null. `refused`: whether
@@ -53,10 +34,10 @@ test('a 401 to an upload asks for the token and sends the film again; a wrong on
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page } = await openPage(browser);
+  const { page } = await openPage(suite.browser);
   const predictions = new Gate(isPrediction);
   await predictions.install(page);
-  await page.goto(server.url);
+  await page.goto(suite.server.url);
   await answerDialog(page, TOKEN, false);
   await page.waitForSelector('body[data-ready="true"]');
 
@@ -98,8 +79,8 @@ test('the dialog dismissed at load: the card says a token is needed, "Enter toke
   skip,
   timeout: 120_000,
 }, async () => {
-  const { page } = await openPage(browser);
-  await page.goto(server.url);
+  const { page } = await openPage(suite.browser);
+  await page.goto(suite.server.url);
   await answerDialog(page, null, false);
   assert.equal(await page.$$eval('#op-global input', (is) => is.length), 1, 'the placeholder only, no model info');
   // What was typed before Escape is no token.

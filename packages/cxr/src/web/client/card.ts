@@ -30,6 +30,12 @@ export interface CardAnswer {
 
 let cardCount = 0;
 
+/**
+ * Whether heat maps are shown: the last choice of any card's switch, kept while the page is open, so that the
+ * next film comes as the clinician last chose (one who reads films bare does not switch each one off again).
+ */
+let heatmapShown = true;
+
 export function newCard(name: string): HTMLElement {
   const tpl = $('#result-template') as HTMLTemplateElement;
   const card = (tpl.content.firstElementChild as HTMLElement).cloneNode(true) as HTMLElement;
@@ -221,11 +227,9 @@ function syncHeatmap(card: HTMLElement): void {
     : '';
   const heat = $('.heatmap', card) as HTMLImageElement;
   const viewer = $('.viewer', card);
+  const overlaid = heat.getAttribute('src') && !heat.hidden && !stale && !card.classList.contains('heatmap-off');
   if (!viewer.hidden)
-    viewer.setAttribute(
-      'aria-label',
-      `${fileName(card)}: ${heat.getAttribute('src') && !heat.hidden && !stale ? 'image with heat map' : 'image'}`,
-    );
+    viewer.setAttribute('aria-label', `${fileName(card)}: ${overlaid ? 'image with heat map' : 'image'}`);
 }
 
 /** The model a card's heat map was made by (its first answer's), or none. */
@@ -275,10 +279,24 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
     };
     setOpacity();
     slider.addEventListener('input', setOpacity);
+    // On or off as last chosen; the opacity is kept while off, for when it is on again.
+    const toggle = $('.heatmap-on', card) as HTMLInputElement;
+    toggle.id = `${card.id}-heatmap-on`;
+    const showHeatmap = (on: boolean) => {
+      toggle.checked = on;
+      card.classList.toggle('heatmap-off', !on);
+      syncHeatmap(card);
+    };
+    showHeatmap(heatmapShown);
+    toggle.addEventListener('change', () => {
+      heatmapShown = toggle.checked;
+      showHeatmap(toggle.checked);
+    });
   } else {
     heat.hidden = true;
     heat.parentElement!.classList.add('no-heatmap');
     slider.closest('label')!.hidden = true;
+    $('.heatmap-toggle', card).hidden = true;
     $('.legend', card).hidden = true;
     // The legend's words for screen readers go with it: there are no colours to describe.
     $('.legend-words', card).hidden = true;
