@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { z } from 'zod';
 import { type GaussianFit, OodModel } from './ood_model';
+import { writeFileAtomic } from '../atomic_write';
 
 export const OOD_FILE = 'ood.json';
 // The gate's parameters, score and image checks live in bundle-safe modules (the page uses them).
@@ -88,9 +89,7 @@ export function scoreSummary(scores: ArrayLike<number>): Record<string, number> 
 
 export function saveOod(modelDir: string, model: OodModel): void {
   const file = path.join(modelDir, OOD_FILE);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(model) + '\n');
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(model) + '\n');
 }
 
 export type OodLoad = { model: OodModel; problem?: undefined } | { model: null; problem: string | null };

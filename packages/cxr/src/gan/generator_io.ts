@@ -9,6 +9,7 @@ import { fileLoader, modelDigest, saveLayersModel, writeDirAtomic } from '../mod
 import { CLASS_NAMES, GanConfig } from './config';
 import { noiseTensor, oneHot, toPixels } from './noise';
 import type { Seed } from '../data/random';
+import { writeFileAtomic } from '../atomic_write';
 
 export const GAN_FORMAT = 'cxr-gan/1';
 
@@ -26,9 +27,7 @@ export type GanMeta = z.infer<typeof GanMeta>;
 
 export async function exportGenerator(dir: string, g: tfl.LayersModel, meta: GanMeta): Promise<void> {
   await writeDirAtomic(path.join(dir, 'generator'), (tmp) => saveLayersModel(g, tmp));
-  const tmp = path.join(dir, `.gan.json.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, JSON.stringify(meta, null, 2) + '\n');
-  fs.renameSync(tmp, path.join(dir, 'gan.json'));
+  writeFileAtomic(path.join(dir, 'gan.json'), JSON.stringify(meta, null, 2) + '\n');
 }
 
 export function readGanMeta(dir: string): GanMeta {

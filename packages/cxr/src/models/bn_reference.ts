@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { loadRecordedSplit } from '../data/dataset_images';
+import { writeFileAtomic } from '../atomic_write';
 import { bnLayers } from './bn_moments';
 import { layerInputMoments } from './layer_inputs';
 import { loadModel, memberDirs, weightsDigest } from './io';
@@ -111,9 +112,7 @@ export function mixReference(byClass: readonly [Map<string, BnStats>, Map<string
 
 export function saveBnReference(modelDir: string, ref: BnReference): void {
   const file = path.join(modelDir, BN_REFERENCE_FILE);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(BnReference.parse(ref))}\n`);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify(BnReference.parse(ref))}\n`);
 }
 
 /**

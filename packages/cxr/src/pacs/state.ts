@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../atomic_write';
 import { makeDirs } from '../make_dirs';
 
 const StateSchema = z.object({
@@ -40,15 +41,6 @@ export function readState(file: string): SyncState | null {
 
 export function writeState(file: string, url: string, last: number): void {
   const state: SyncState = { format: 1, url, last, updatedAt: new Date().toISOString() };
-  const dir = path.dirname(path.resolve(file));
-  makeDirs(dir);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, JSON.stringify(state, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  makeDirs(path.dirname(path.resolve(file)));
+  writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
 }

@@ -2,6 +2,7 @@
 // per line, appended as training goes; every line of an epoch carries its `epoch`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../atomic_write';
 
 export function runLogPath(outDir: string): string {
   return path.join(outDir, 'log.jsonl');
@@ -31,13 +32,7 @@ export function startRunLog(file: string, resumedAfterEpoch: number | null): voi
         return false;
       }
     });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
-    fs.renameSync(tmp, file);
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
+  writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
 }
 
 export function appendRunLog(file: string, entry: Record<string, unknown>): void {

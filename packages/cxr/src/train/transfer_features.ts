@@ -11,6 +11,7 @@ import { defaultCacheDir, warnUnwritableCache } from '../data/cache_dir';
 import { startProgress } from '../data/progress';
 import { toInput } from '../models/infer';
 import type { ImageSet } from '../data/images';
+import { writeFileAtomic } from '../atomic_write';
 import { makeDirs } from '../make_dirs';
 
 /** Bump when the features of the same images, backbone and weights would change. */
@@ -84,19 +85,12 @@ export async function extractFeatures(
   }
   bar.stop();
   if (opts.persist !== false) {
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
       makeDirs(dir);
-      fs.writeFileSync(tmp, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     } catch (err) {
       // An unwritable cache costs the next run this extraction again, not this run its result.
       if (typeof (err as NodeJS.ErrnoException).code !== 'string') throw err;
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // Where no folder could be made there is no file to remove either.
-      }
       warnUnwritableCache('feature cache', root, err, opts.warnUnwritable ?? console.warn, 'backbone features');
     }
   }
