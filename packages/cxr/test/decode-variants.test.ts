@@ -1,7 +1,9 @@
 // The image files people really have, made at test time from one validation film (never stored in the
 // repository): every lossless re-encoding reads as the same film, every lossy one as nearly the same, and what
 // cannot be read as the film a viewer shows is refused as unsupported (415), never as "corrupt" (which says the
-// file is damaged) and never read as another picture.
+// file is damaged) and never read as another picture. Without ../shared the film is a synthetic one made with
+// sharp: the refusals are decided from headers, so they run everywhere; only the comparisons of re-encodings
+// with the real film need it.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,14 +11,30 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { DEFAULT_LIMITS, DecodeError, decodeBuffer, sniffFormat } from '../src/data/decode';
-import { jpegUnsupported } from '../src/data/image_header';
+import { jpegFrameHeader, jpegUnsupported } from '../src/data/image_header';
 import { decodeInput } from '../src/predict/decode_input';
 import { InputError } from '../src/predict/errors';
 import { CHEST_XRAY, needsData } from './shared-data';
 
 const FILM = path.join(CHEST_XRAY, 'val', 'PNEUMONIA', 'person1946_bacteria_4874.jpeg');
+/** For the comparisons with the real film only. */
 const skip = needsData(FILM);
 const SIZE = 224;
+
+/** A gray baseline JPEG with a film's structure (a gradient, a brighter ellipse, fine texture), not a real film. */
+async function syntheticFilm(): Promise<Buffer> {
+  const [w, h] = [256, 256]; // square and gray like the real film (224×224), so no test resamples it
+  const px = Buffer.alloc(w * h);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const inside = ((x - w / 2) / (w / 3)) ** 2 + ((y - h / 2) / (h / 3)) ** 2 < 1;
+      px[y * w + x] = Math.min(255, Math.round(40 + (150 * y) / h + (inside ? 50 : 0) + ((x * 7 + y * 13) % 11)));
+    }
+  return sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .jpeg({ quality: 95 })
+    .toBuffer();
+}
 
 let jpeg: Buffer;
 let gray: Buffer;
@@ -25,8 +43,7 @@ let H = 0;
 let want: Uint8Array;
 
 before(async () => {
-  if (skip) return;
-  jpeg = fs.readFileSync(FILM);
+  jpeg = skip ? await syntheticFilm() : fs.readFileSync(FILM);
   const { data, info } = await sharp(jpeg).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   [gray, W, H] = [data, info.width, info.height];
   want = (await decodeBuffer(jpeg, SIZE)).pixels;
@@ -87,17 +104,29 @@ const acTL = (frames: number) => chunk('acTL', u32(frames, 0));
 const fcTL = (seq: number) => chunk('fcTL', Buffer.concat([u32(seq, W, H, 0, 0), Buffer.from([0, 1, 0, 1, 0, 0])]));
 const fdAT = (seq: number) => chunk('fdAT', Buffer.concat([u32(seq), zlib.deflateSync(Buffer.alloc(H * (W + 1)))]));
 
+/** Where the JPEG's start-of-frame segment (SOF0 or SOF2) starts. */
+function sofAt(b: Buffer): number {
+  for (let i = 2; i + 4 < b.length && b[i] === 0xff; i += 2 + b.readUInt16BE(i + 2)) {
+    if (b[i + 1] === 0xc0 || b[i + 1] === 0xc2) return i;
+  }
+  throw new Error('no SOF0/SOF2 marker');
+}
+
 /** The JPEG with its start-of-frame marker changed to `marker` and its sample precision to `bits`. */
 function patchSof(src: Buffer, marker: number, bits: number): Buffer {
   const b = Buffer.from(src);
-  for (let i = 2; i + 4 < b.length && b[i] === 0xff; i += 2 + b.readUInt16BE(i + 2)) {
-    if (b[i + 1] === 0xc0 || b[i + 1] === 0xc2) {
-      b[i + 1] = marker;
-      b[i + 4] = bits;
-      return b;
-    }
-  }
-  throw new Error('no SOF0/SOF2 marker');
+  const i = sofAt(b);
+  b[i + 1] = marker;
+  b[i + 4] = bits;
+  return b;
+}
+
+/** The JPEG with a DHP segment (a hierarchical JPEG's, the frame header's fields) right after SOI. */
+function withDhp(src: Buffer): Buffer {
+  const i = sofAt(src);
+  const dhp = Buffer.from(src.subarray(i, i + 2 + src.readUInt16BE(i + 2)));
+  dhp[1] = 0xde;
+  return Buffer.concat([src.subarray(0, 2), dhp, src.subarray(2)]);
 }
 
 const meanAbs = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
@@ -173,7 +202,7 @@ test('lossy re-encodings read as nearly the same film, upright whatever the EXIF
   assert.ok(meanAbs(sideways.pixels, want) > 10);
 });
 
-test('a transparent border reads black (composited over black), the film inside it unchanged', { skip }, async () => {
+test('a transparent border reads black (composited over black), the film inside it unchanged', async () => {
   const B = 40;
   const border = (i: number) => i % W < B || i < B * W || i % W >= W - B || i >= (H - B) * W;
   const rgba = png16(6, 4, (i, c) => (c === 3 ? (border(i) ? 0 : 65535) : gray[i] * 257));
@@ -184,11 +213,12 @@ test('a transparent border reads black (composited over black), the film inside 
 
 // ---- refused as unsupported, saying what is read ------------------------------------------------------------
 
-test('a 12-bit, lossless or hierarchical JPEG is refused as unsupported, not as corrupt', { skip }, async () => {
+test('a 12-bit, lossless or hierarchical JPEG is refused as unsupported, not as corrupt', async () => {
   const cases: [Buffer, RegExp][] = [
     [patchSof(jpeg, 0xc1, 12), /^12-bit JPEG is not supported: only 8-bit baseline, progressive or arithmetic/],
     [patchSof(jpeg, 0xc3, 8), /^lossless JPEG is not supported/],
     [patchSof(jpeg, 0xc5, 8), /^hierarchical sequential JPEG is not supported/],
+    [withDhp(jpeg), /^hierarchical JPEG is not supported/],
   ];
   for (const [buf, message] of cases) {
     const err = await refusal(buf);
@@ -208,7 +238,7 @@ test('a 12-bit, lossless or hierarchical JPEG is refused as unsupported, not as 
   );
 });
 
-test('an animated PNG is refused: which of its frames is the film is not known', { skip }, async () => {
+test('an animated PNG is refused: which of its frames is the film is not known', async () => {
   const twoFrames = png8([acTL(2), fcTL(0)], [fcTL(1), fdAT(2)]);
   const err = await refusal(twoFrames);
   assert.equal(err.code, 'UNSUPPORTED_FORMAT');
@@ -219,7 +249,7 @@ test('an animated PNG is refused: which of its frames is the film is not known',
   assert.match(hidden.detail, /^animated PNG whose shown frame is not its default image is not supported/);
 });
 
-test('a phone photo in HEIC or AVIF is named, with the formats that are read', { skip }, async () => {
+test('a phone photo in HEIC or AVIF is named, with the formats that are read', async () => {
   const avif = await sharp(jpeg).avif().toBuffer();
   const heic = Buffer.from(avif);
   heic.write('heic', 8, 'latin1'); // the iPhone camera's brand ('ftyp' box); sharp cannot write HEVC itself
@@ -233,4 +263,61 @@ test('a phone photo in HEIC or AVIF is named, with the formats that are read', {
     assert.equal(e.message, 'HEIC is not supported (JPEG, PNG or DICOM expected)');
     return true;
   });
+});
+
+test('a JPEG-LS file (.jls, as some PACS export) is refused as unsupported, named, at any precision', async () => {
+  for (const bits of [8, 12, 16]) {
+    const err = await refusal(patchSof(jpeg, 0xf7, bits)); // SOF55, JPEG-LS's start of frame
+    assert.equal(err.code, 'UNSUPPORTED_FORMAT', err.message);
+    assert.match(err.detail, /^JPEG-LS is not supported: only 8-bit baseline, progressive or arithmetic-coded JPEGs/);
+    assert.match(err.detail, /export the film as PNG/);
+  }
+});
+
+test('one JPEG header walker: the frame header past fill bytes, for uploads and DICOM frames alike', () => {
+  const sof = sofAt(jpeg);
+  assert.deepEqual(jpegFrameHeader(jpeg), { marker: 0xc0, precision: 8, height: H, width: W, components: 1 });
+  // Fill bytes (any number of FF) may come before a marker.
+  const filled = Buffer.concat([jpeg.subarray(0, sof), Buffer.from([0xff, 0xff, 0xff]), jpeg.subarray(sof)]);
+  assert.deepEqual(jpegFrameHeader(filled), jpegFrameHeader(jpeg));
+  // JPEG-LS's SOF55 and a hierarchical JPEG's DHP are frame headers too (DICOM's JPEG-LS frames are sized by it).
+  assert.deepEqual(jpegFrameHeader(patchSof(jpeg, 0xf7, 16)), {
+    marker: 0xf7,
+    precision: 16,
+    height: H,
+    width: W,
+    components: 1,
+  });
+  assert.equal(jpegFrameHeader(withDhp(jpeg))?.marker, 0xde);
+  // Not a JPEG, or a scan before any frame header: none.
+  assert.equal(jpegFrameHeader(png8()), undefined);
+  assert.equal(jpegFrameHeader(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0, 2, 0, 0, 0, 0, 0, 0])), undefined);
+});
+
+test('an APNG control chunk with 0 frames is invalid APNG, read as the still PNG a viewer shows', async () => {
+  const still = await decodeBuffer(png8(), SIZE);
+  for (const [name, buf] of Object.entries({
+    'acTL 0 frames': png8([acTL(0)]),
+    'acTL 0 frames, a frame control after IDAT': png8([acTL(0)], [fcTL(0), fdAT(1)]),
+  })) {
+    const got = await decodeBuffer(buf, SIZE, { name });
+    assert.deepEqual(got.pixels, still.pixels, name);
+  }
+});
+
+test('a HEIF file with the generic brand mif1 or msf1 is AVIF when avif or avis is among its brands', async () => {
+  /** An 'ftyp' box: its major brand, minor version 0, then the compatible brands. */
+  const ftyp = (major: string, ...brands: string[]) => {
+    const body = Buffer.from(['ftyp', major, '\0\0\0\0', ...brands].join(''), 'latin1');
+    return Buffer.concat([u32(4 + body.length), body, chunk('meta', Buffer.alloc(8))]);
+  };
+  assert.equal(sniffFormat(ftyp('mif1', 'mif1', 'miaf', 'avif')), 'avif');
+  assert.equal(sniffFormat(ftyp('msf1', 'msf1', 'avis')), 'avif');
+  assert.equal(sniffFormat(ftyp('mif1', 'mif1', 'heic')), 'heic');
+  // The brands past the box's end are not its own.
+  assert.equal(sniffFormat(Buffer.concat([ftyp('mif1', 'mif1'), Buffer.from('avif', 'latin1')])), 'heic');
+  // An AVIF written with mif1 as its major brand (as some encoders do) is refused as AVIF, not HEIC.
+  const avif = await sharp(jpeg).avif().toBuffer();
+  avif.write('mif1', 8, 'latin1');
+  assert.equal((await refusal(avif)).detail, 'AVIF is not supported here (JPEG or PNG expected)');
 });

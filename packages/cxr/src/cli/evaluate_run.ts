@@ -146,8 +146,8 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   // The films as the --out metrics file records them: the real path, the same whichever way --data named it.
   const storedSource = `${fs.realpathSync(o.data)} (${split})`;
   if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource);
-  // The model's own split holds what training read (JPEG and PNG, train/run.ts checkData); any other folder's
-  // DICOM films are scored too, read as a prediction reads them.
+  // The model's own split holds what training read (JPEG and PNG, train/data_check.ts checkData); any other
+  // folder's DICOM films are scored too, read as a prediction reads them.
   const dicom = ownValidation ? new Set<string>() : await dicomPaths(records);
   const images = records.filter((r) => !dicom.has(r.path));
   const probOf = new Map<string, number>();

@@ -1,5 +1,6 @@
-// Turns an image file (JPEG or PNG, any bit depth, gray/RGB/with alpha) into the model's input:
-// an S×S 8-bit grayscale square.
+// Turns an image file (a JPEG that libjpeg reads: 8-bit baseline, progressive or arithmetic-coded; or a still
+// PNG of any bit depth; gray/RGB/with alpha) into the model's input: an S×S 8-bit grayscale square.
+// The JPEG and PNG variants refused from their headers are listed in image_header.ts.
 //
 // Resizing SQUASHES to the square (area average, preprocess.ts), it does not crop or pad. Most of the
 // training data (the third-party 224×224 copies, see shared/data/README.md) was squashed
@@ -99,9 +100,17 @@ export function sniffFormat(
   if (at(0, [0x42, 0x4d])) return 'bmp';
   // ISO media 'ftyp' box, its major brand next: a phone's photo (HEIC is the iPhone camera's default).
   if (at(4, [0x66, 0x74, 0x79, 0x70])) {
-    const brand = Buffer.from(buf.subarray(8, 12)).toString('latin1');
-    if (brand === 'avif' || brand === 'avis') return 'avif';
-    if (/^(hei[cxms]|hev[cxms]|mif1|msf1)$/.test(brand)) return 'heic';
+    const brand = (i: number) => Buffer.from(buf.subarray(i, i + 4)).toString('latin1');
+    const major = brand(8);
+    if (major === 'avif' || major === 'avis') return 'avif';
+    if (/^(hei[cxms]|hev[cxms])$/.test(major)) return 'heic';
+    if (major === 'mif1' || major === 'msf1') {
+      // Any HEIF image: AVIF writers use these major brands too, and then list avif or avis among the
+      // compatible brands (4 bytes each after the minor version, to the box's end).
+      const end = Math.min(new DataView(buf.buffer, buf.byteOffset).getUint32(0), buf.length);
+      for (let i = 16; i + 4 <= end; i += 4) if (brand(i) === 'avif' || brand(i) === 'avis') return 'avif';
+      return 'heic';
+    }
   }
   return 'unknown';
 }

@@ -16,6 +16,7 @@ import {
   transferSyntaxName,
 } from './dicom_parse';
 import { LUMA, storedValues } from './dicom_native';
+import { jpegFrameHeader } from './image_header';
 import { decodeRle } from './dicom_rle';
 import { codestreamKind, transferSyntaxMismatch } from './dicom_syntax';
 
@@ -288,41 +289,6 @@ function wasmOutput(buf: Uint8Array, width: number, height: number, components: 
   const copy = buf.slice();
   const samples = bits > 8 ? new Uint16Array(copy.buffer, 0, copy.byteLength >> 1) : copy;
   return { width, height, components, samples };
-}
-
-interface JpegFrameHeader {
-  precision: number;
-  height: number;
-  width: number;
-  components: number;
-}
-
-/** Size and precision from the first SOF marker (any JPEG process, and JPEG-LS's SOF55). */
-function jpegFrameHeader(b: Uint8Array): JpegFrameHeader | null {
-  if (b[0] !== 0xff || b[1] !== 0xd8) return null;
-  let i = 2;
-  while (i + 9 < b.length) {
-    if (b[i] !== 0xff) return null;
-    const marker = b[i + 1];
-    if (marker === 0xff) {
-      i++;
-      continue;
-    }
-    const len = (b[i + 2] << 8) | b[i + 3];
-    const isSof =
-      (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
-    if (isSof) {
-      return {
-        precision: b[i + 4],
-        height: (b[i + 5] << 8) | b[i + 6],
-        width: (b[i + 7] << 8) | b[i + 8],
-        components: b[i + 9],
-      };
-    }
-    if (marker === 0xda) return null;
-    i += 2 + len;
-  }
-  return null;
 }
 
 /**

@@ -3,7 +3,7 @@
 // file is damaged and a resend might help, and an animated PNG was read as its first (default) image only.
 // Only headers are read: these run before any pixel is decoded.
 
-/** Start-of-frame markers and the coding process each names (ITU T.81 table B.1). */
+/** Start-of-frame markers and the coding process each names (ITU T.81 table B.1; T.87 for JPEG-LS). */
 const SOF_PROCESS: Readonly<Record<number, string>> = {
   192: 'baseline',
   193: 'extended sequential',
@@ -18,22 +18,39 @@ const SOF_PROCESS: Readonly<Record<number, string>> = {
   205: 'arithmetic hierarchical sequential',
   206: 'arithmetic hierarchical progressive',
   207: 'arithmetic hierarchical lossless',
+  // JPEG-LS (.jls, which some PACS export): another codec altogether, not a JPEG process libjpeg knows.
+  247: 'JPEG-LS',
 };
+/** Define Hierarchical Progression: comes before the frames of a hierarchical JPEG, with the same fields. */
+const DHP = 0xde;
 /** The processes libjpeg decodes (arithmetic coding included), at 8 bits a sample. */
 const READABLE = new Set([0xc0, 0xc1, 0xc2, 0xc9, 0xca]);
 const refuseJpeg = (what: string) =>
-  `${what} JPEG is not supported: only 8-bit baseline, progressive or arithmetic-coded JPEGs are read ` +
+  `${what} is not supported: only 8-bit baseline, progressive or arithmetic-coded JPEGs are read ` +
   '(export the film as PNG)';
 
+/** The first frame header of a JPEG or JPEG-LS codestream: its marker and the fields its readers need. */
+export interface JpegFrameHeader {
+  /** A start-of-frame marker (a SOF_PROCESS key), or DHP for a hierarchical JPEG. */
+  marker: number;
+  /** Bits a sample. */
+  precision: number;
+  height: number;
+  width: number;
+  components: number;
+}
+
 /**
- * Why a JPEG's frame header cannot be read (sample precision other than 8 bits, a lossless or hierarchical
- * process), or undefined when it can or when no frame header is found (the decoder then names the damage).
+ * The first frame header (SOF of any process, JPEG-LS's SOF55, or DHP), walking the marker segments from SOI;
+ * undefined when the bytes are not a JPEG, stop or go astray before one, or reach a scan or the end first.
+ * The one walker for JPEG headers: uploads (jpegUnsupported) and DICOM frames (dicom_codecs.ts) both use it.
  */
-export function jpegUnsupported(buf: Uint8Array): string | undefined {
+export function jpegFrameHeader(b: Uint8Array): JpegFrameHeader | undefined {
+  if (b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let i = 2;
-  while (i + 4 <= buf.length) {
-    if (buf[i] !== 0xff) return undefined; // not at a marker: damaged, for the decoder to report
-    const marker = buf[i + 1];
+  while (i + 4 <= b.length) {
+    if (b[i] !== 0xff) return undefined; // not at a marker: damaged, for the decoder to report
+    const marker = b[i + 1];
     if (marker === 0xff) {
       i++; // fill byte
       continue;
@@ -43,16 +60,34 @@ export function jpegUnsupported(buf: Uint8Array): string | undefined {
       continue;
     }
     if (marker === 0xda || marker === 0xd9) return undefined; // scan or end before any frame header
-    if (marker === 0xde) return refuseJpeg('hierarchical');
-    const process = SOF_PROCESS[marker];
-    if (process !== undefined) {
-      const bits = buf[i + 4];
-      if (bits !== undefined && bits !== 8) return refuseJpeg(`${bits}-bit`);
-      if (!READABLE.has(marker)) return refuseJpeg(process);
-      return undefined;
+    if (marker === DHP || SOF_PROCESS[marker] !== undefined) {
+      if (i + 9 >= b.length) return undefined; // cut inside the header
+      return {
+        marker,
+        precision: b[i + 4],
+        height: (b[i + 5] << 8) | b[i + 6],
+        width: (b[i + 7] << 8) | b[i + 8],
+        components: b[i + 9],
+      };
     }
-    i += 2 + ((buf[i + 2] << 8) | buf[i + 3]);
+    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
   }
+  return undefined;
+}
+
+/**
+ * Why a JPEG's frame header cannot be read (JPEG-LS, sample precision other than 8 bits, a lossless or
+ * hierarchical process), or undefined when it can or when no frame header is found (the decoder then names the
+ * damage).
+ */
+export function jpegUnsupported(buf: Uint8Array): string | undefined {
+  const sof = jpegFrameHeader(buf);
+  if (sof === undefined) return undefined;
+  // JPEG-LS first: it is named as what it is whatever its precision (PACS write it at 12 or 16 bits too).
+  if (sof.marker === 0xf7) return refuseJpeg('JPEG-LS');
+  if (sof.marker === DHP) return refuseJpeg('hierarchical JPEG');
+  if (sof.precision !== 8) return refuseJpeg(`${sof.precision}-bit JPEG`);
+  if (!READABLE.has(sof.marker)) return refuseJpeg(`${SOF_PROCESS[sof.marker]} JPEG`);
   return undefined;
 }
 
@@ -75,7 +110,8 @@ export function pngUnsupported(buf: Uint8Array): string | undefined {
     if (type === 'fcTL') defaultIsFrame = true; // a frame control before IDAT makes the default image frame 1
     i += 12 + len;
   }
-  if (frames === undefined) return undefined;
+  // acTL with 0 frames is invalid APNG, and viewers then show the default image as a still: so does the decoder.
+  if (frames === undefined || frames === 0) return undefined;
   if (frames > 1) return `animated PNG (${frames} frames) is not supported: export the one film as a still PNG or JPEG`;
   if (!defaultIsFrame)
     return (
