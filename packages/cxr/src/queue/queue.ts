@@ -3,7 +3,7 @@
 // the finished job instead of predicting it twice; unless the caller found the job's results missing
 // (an Orthanc film whose SR or SC is not in the PACS): then the finished job is replaced by a new one.
 // A producer's calls fail within a bound while Redis is away (connection.ts), as QueueUnavailableError.
-import { type IRedisTransaction, type Job, Queue } from 'bullmq';
+import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { LATE, orLate } from '../deadline';
 import {
@@ -16,6 +16,7 @@ import {
   selectDatabase,
 } from './connection';
 import { byteKeyOf, type JobData, jobIdFor, queueNameFor } from './job';
+import { retryWithData } from './requeue';
 import { MAX_ATTEMPTS, OUTAGE_BACKOFF } from './retry';
 
 export type Priority = 'low' | 'normal';
@@ -216,10 +217,10 @@ async function liveLegacyOrthancJob(queue: JobQueue, data: JobData): Promise<str
 }
 
 /**
- * Adds the job unless one with its id exists: a waiting or running one is left alone, a finished
- * one stands (unless `opts.resultsMissing`: then it is replaced), a failed one is retried. Safe when
- * several producers offer the same film at once (BullMQ adds one job per id). While Redis is away it
- * throws QueueUnavailableError within seconds.
+ * Adds the job unless one with its id exists: a waiting or running one is left alone, a finished one stands
+ * (unless `opts.resultsMissing`: then it is replaced), a failed one is retried (requeue.ts), at the more urgent
+ * of its own priority and `priority`. Safe when several producers offer the same film at once (BullMQ adds one
+ * job per id). While Redis is away it throws QueueUnavailableError within seconds.
  */
 export function enqueue(
   queue: JobQueue,
@@ -234,67 +235,6 @@ export function enqueue(
 const RACED = Symbol('raced');
 
 /**
- * Sets a failed job's data and progress only while it is still failed, in one script: the condition of the
- * transaction in retryWithData, which Redis cannot express on its own.
- * KEYS: the job's hash, the failed set. ARGV: job id, data (JSON), progress (JSON).
- */
-const SET_IF_FAILED = `
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'data', ARGV[2], 'progress', ARGV[3])
-  return 1
-end
-return 0`;
-
-/** The part of an ioredis transaction that retryWithData queues besides BullMQ's own script. */
-type EvalTransaction = IRedisTransaction & {
-  eval(script: string, numKeys: number, ...args: string[]): IRedisTransaction;
-};
-
-/**
- * Retries the failed job with the offer's data, or answers false when it is failed no longer (another producer
- * retried it, a worker took it since, it was removed). One MULTI, which Redis runs with no other client's command
- * in between: the data and the retry cannot be split by another producer's, so exactly one producer retries a
- * failed job and the job runs with that producer's data. In separate steps (updateData, then retry) two producers
- * could both set their data before one retried, and the job ran with the data of the one that lost.
- */
-async function retryWithData(queue: JobQueue, job: Job<JobData>, data: JobData): Promise<boolean> {
-  const id = job.id as string;
-  const multi = (await queue.client).multi() as EvalTransaction;
-  // The offer's data, not the failed job's (BullMQ's retry keeps it): a film moved since it failed, queued again
-  // where it is now as the worker said to, would be read at its old path and fail again, and so would a job an
-  // older cxr queued that this version refuses (job.ts), queued again as the refusal says. A fresh progress: the
-  // retries of an outage start over (retry.ts), as for a new job, and so do its other failures, which the worker
-  // counts in the job's progress (BullMQ's retry keeps the progress).
-  multi.eval(SET_IF_FAILED, 2, queue.toKey(id), queue.keys.failed, id, JSON.stringify(data), JSON.stringify(0));
-  // BullMQ's own retry (Job.retry('failed', { resetAttemptsMade, resetAttemptsStarted })), with its keys and
-  // arguments in the order its script takes them (Scripts.reprocessJob of the bullmq version package.json pins).
-  queue.scripts.execCommand(multi, 'reprocessJob', [
-    queue.toKey(id),
-    queue.keys.events,
-    queue.keys.failed,
-    queue.keys.wait,
-    queue.keys.meta,
-    queue.keys.paused,
-    queue.keys.active,
-    queue.keys.marker,
-    id,
-    `${job.opts.lifo ? 'R' : 'L'}PUSH`,
-    'failedReason',
-    'failed',
-    '1',
-    '1',
-  ]);
-  const replies = await multi.exec();
-  if (!replies) throw new Error(`retrying job ${id}: Redis discarded the transaction`);
-  for (const [e] of replies) if (e) throw e;
-  const [[, set], [, retried]] = replies;
-  // 1: retried; -1 (gone) or -3 (not in the failed set): moved meanwhile, and the data was left alone with it.
-  if (retried === 1 && set === 1) return true;
-  if ((retried === -1 || retried === -3) && set === 0) return false;
-  throw new Error(`retrying job ${id}: unexpected answers ${set}, ${retried}`);
-}
-
-/**
  * What the job already under `id` means for this offer: an outcome; 'absent' (none: add one), 'gone' (one was
  * there, removed now or vanishing: add one), or RACED.
  */
@@ -302,6 +242,7 @@ async function takeExisting(
   queue: JobQueue,
   id: string,
   data: JobData,
+  priority: Priority,
   opts: EnqueueOptions,
 ): Promise<{ id: string; outcome: EnqueueOutcome } | 'absent' | 'gone' | typeof RACED> {
   const existing = (await queue.getJob(id)) as Job<JobData> | undefined;
@@ -315,7 +256,7 @@ async function takeExisting(
     return (await queue.remove(id)) === 1 ? 'gone' : RACED;
   }
   if (state === 'failed') {
-    return (await retryWithData(queue, existing, data)) ? { id, outcome: 'requeued' } : RACED;
+    return (await retryWithData(queue, existing, data, PRIORITY[priority])) ? { id, outcome: 'requeued' } : RACED;
   }
   return state === 'unknown' ? 'gone' : { id, outcome: 'already-queued' };
 }
@@ -329,8 +270,8 @@ async function addOnce(
   const id = jobIdOf(data, opts.filmSha256);
   // Two producers offering the same finished film at once both read its state, and the second to act finds the
   // job moved by the first: it reads the job again (then waiting or running: already queued) instead of failing.
-  let found = await takeExisting(queue, id, data, opts);
-  if (found === RACED) found = await takeExisting(queue, id, data, opts);
+  let found = await takeExisting(queue, id, data, priority, opts);
+  if (found === RACED) found = await takeExisting(queue, id, data, priority, opts);
   // Moved under us twice: other producers are re-queueing it this very moment, so it is queued.
   if (found === RACED) return { id, outcome: 'already-queued' };
   if (typeof found === 'object') return found;
