@@ -120,7 +120,7 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
     '--operating-point',
     'screening',
   );
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 2, r.stderr); // the missing path failed
   const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(
     rows.map((x) => path.relative(root, x.file as string)),

@@ -1,11 +1,15 @@
 // `cxr predict PATH…`: predictions for a batch of files, one output row per file, in the order
 // the files were named (folders sorted by name). A file that cannot be read or is not a usable
-// image gets a row with its error, and the batch goes on. Files in a folder that are not images
-// are skipped and counted. Every prediction is written to the audit log (the one `cxr serve`
-// writes, read by `cxr history`) unless --no-audit.
+// image gets a row with its error and its code, is named on stderr with why, and the batch goes on. In a
+// folder, an image the decoder does not read (a HEIC or WebP from a phone) or a file named like a film (an
+// empty `x.jpg`) is such a file too: an archive's films must not vanish into a count. Only files that are
+// no image by name and bytes (notes.txt, Thumbs.db) are skipped, and counted, not listed: an archive's
+// reports would bury the films that failed. Every prediction is written to the audit log (the one
+// `cxr serve` writes, read by `cxr history`) unless --no-audit.
 //
-// Exit status: 0 when at least one file got a prediction; 1 when none did (no files, or every
-// file failed), and for usage errors or a model that cannot be loaded; 130 (SIGINT) or 143 (SIGTERM)
+// Exit status: 0 when every file got a prediction; 2 when some did and some failed (as `cxr orthanc sync
+// --once`: a script sees the failures); 1 when none did (no files, or every file failed), and for usage
+// errors or a model that cannot be loaded; 130 (SIGINT) or 143 (SIGTERM)
 // when stopped: the files in flight finish, the output is closed (a whole JSON array), and stderr says
 // how many files were done. A second signal stops at once, the output still closed (after the rows written).
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -35,9 +39,10 @@ export function register(program: Command): void {
     .command('predict')
     .description(
       'predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
-        'A file that fails gets a row with its error and the batch goes on; other files in a folder are skipped. ' +
+        'A file that fails (in a folder: any image or file named like one) gets a row with its error and code, ' +
+        'is named on stderr, and the batch goes on; files in a folder that are no images are skipped. ' +
         'Every prediction goes to the audit log (cxr history). ' +
-        'Exit status 0 when at least one file got a prediction, 1 when none did.',
+        'Exit status 0 when every file got a prediction, 2 when some failed, 1 when none got one.',
     )
     .argument('<paths...>', 'files and folders')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
@@ -71,7 +76,7 @@ export function register(program: Command): void {
       if (o.json && o.format !== 'json' && cmd.getOptionValueSource('format') !== 'default')
         cmd.error(`error: option '--json' cannot be used with option '--format ${o.format}' (choose one format)`);
       // Everything that can fail without the model is checked first: no engine start for nothing.
-      const inputs = collectInputs(paths, !!o.recursive);
+      const inputs = collectInputs(paths, !!o.recursive, { imageLike: true });
       for (const dir of inputs.foldersWithImagesBelow)
         log(`hint: ${dir} has sub-folders with images; add -r to include them`);
       for (const note of inputs.notes) log(note);
@@ -134,6 +139,10 @@ export function register(program: Command): void {
                 audit.insert(auditRecordOf(r, { model, latencyMs, requestedBy: null }), null)
             : undefined,
         });
+        // Each failure named, together above the summary (not among the progress bar's lines), for the
+        // person who has to find those files in the archive; the output's rows say the same.
+        for (const r of result.rows)
+          if (r.error !== null) log(`failed: ${r.file}: ${r.error}${r.errorCode ? ` (${r.errorCode})` : ''}`);
         const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';
         if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);
         if (audit && result.processed)
@@ -142,6 +151,7 @@ export function register(program: Command): void {
           log(`stopped by ${stoppedBy}: ${result.rows.length} of ${result.total} file(s) done`);
           process.exitCode = stoppedBy === 'SIGINT' ? 130 : 143;
         } else if (result.processed === 0) process.exitCode = 1;
+        else if (result.failed > 0) process.exitCode = 2;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

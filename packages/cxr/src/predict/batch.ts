@@ -34,6 +34,11 @@ export interface BatchRow {
   ood: Prediction['ood'];
   heatmap: string | null;
   error: string | null;
+  /**
+   * The error's code, as the HTTP API gives it (InputError's: UNSUPPORTED_FORMAT, EMPTY, TRUNCATED, CORRUPT,
+   * READ_FAILED for a file that cannot be read, ...); null for a prediction.
+   */
+  errorCode: string | null;
 }
 
 export interface BatchOptions {
@@ -91,7 +96,8 @@ export { type BatchJob, type CollectedInputs, collectInputs, expandPaths } from 
  * The CSV's columns, one row per file, the same fields as a JSON row: `result` the headline, `verdict` assessed /
  * cannot-assess / outside-population, `probability` the calibrated score (six decimals), `label` the finding
  * (empty for a cannot-assess answer or an error), `ood_score` the not-a-chest-X-ray gate's score, `warnings`
- * joined by '; ', `error` why a file has no prediction, `heatmap` the map's file name.
+ * joined by '; ', `error` why a file has no prediction, `heatmap` the map's file name, `error_code` the error's
+ * code (last, so that a reader of the columns before it by position reads them as before).
  */
 const CSV_COLUMNS = [
   'file',
@@ -105,6 +111,7 @@ const CSV_COLUMNS = [
   'warnings',
   'error',
   'heatmap',
+  'error_code',
 ];
 
 function csvRow(r: BatchRow): string {
@@ -120,6 +127,7 @@ function csvRow(r: BatchRow): string {
     r.warnings.join('; '),
     r.error ?? '',
     r.heatmap ?? '',
+    r.errorCode ?? '',
   ];
   // Every cell as text (numbers are pre-formatted): file names and messages are escaped alike.
   return csvLine(cells);
@@ -128,7 +136,7 @@ function csvRow(r: BatchRow): string {
 /** A file's prediction, or why the file gives none (unreadable, not a usable image). */
 export type FilePrediction =
   | { ok: true; prediction: Prediction; bytes: Buffer; latencyMs: number }
-  | { ok: false; error: string };
+  | { ok: false; error: string; code: InputError['code'] };
 
 /**
  * One file through the model, as `cxr predict` and the queue's workers do it: read (size-capped),
@@ -140,14 +148,17 @@ export async function predictFile(predictor: Predictor, file: string, opts: Pred
   try {
     bytes = await readImageFile(file);
   } catch (e) {
-    return { ok: false, error: (InputError.from(e) as Error).message };
+    // readImageFile throws DecodeErrors alone; anything else is still a file that could not be read.
+    const err = InputError.from(e);
+    if (err instanceof InputError) return { ok: false, error: err.message, code: err.code };
+    return { ok: false, error: (err as Error).message, code: 'READ_FAILED' };
   }
   try {
     const started = performance.now();
     const prediction = await predictor.predict(bytes, opts);
     return { ok: true, prediction, bytes, latencyMs: performance.now() - started };
   } catch (e) {
-    if (e instanceof InputError) return { ok: false, error: e.message };
+    if (e instanceof InputError) return { ok: false, error: e.message, code: e.code };
     throw e;
   }
 }
@@ -222,7 +233,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     for (const n of predictor.notes) log(`note: ${n}`);
     if (o.heatmapDir) makeDirs(o.heatmapDir);
 
-    const errorRow = (file: string, error: string): BatchRow => ({
+    const errorRow = (file: string, error: string, errorCode: string | null): BatchRow => ({
       file,
       probability: null,
       logit: null,
@@ -235,6 +246,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
       ood: null,
       heatmap: null,
       error,
+      errorCode,
     });
     const heatmapFiles = heatmapNames(jobs);
     const maps = o.heatmapDir ? new HeatmapWriter(o.heatmapDir) : null;
@@ -246,9 +258,9 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         heatmap: !!o.heatmapDir,
         patientAge: o.patientAge,
       });
-      if (!done.ok) return errorRow(file, done.error);
+      if (!done.ok) return errorRow(file, done.error, done.code);
       // Halted meanwhile: the row is never written, so neither its audit record nor its map.
-      if (halted()) return errorRow(file, 'stopped');
+      if (halted()) return errorRow(file, 'stopped', null);
       const r = done.prediction;
       await o.onPrediction?.(file, r, model, done.latencyMs);
       let heatmap: string | null = null;
@@ -266,6 +278,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         ood: r.ood,
         heatmap,
         error: null,
+        errorCode: null,
       };
     };
 
@@ -278,7 +291,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         const i = next++;
         const job = jobs[i];
         // The row names the file already: its error says what is wrong, as every other error row does.
-        rows[i] = job.missing ? errorRow(job.file, missingError(job)) : await predictOne(p, job.file, i);
+        // READ_FAILED: what readImageFile says of the same path named (no such file, not a regular file).
+        rows[i] = job.missing ? errorRow(job.file, missingError(job), 'READ_FAILED') : await predictOne(p, job.file, i);
         bar.tick();
         flush();
       }

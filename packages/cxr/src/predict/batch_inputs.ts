@@ -3,7 +3,8 @@
 // an entry that cannot be read, whose row says why), a skipped non-image (counted), or a note.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { filmFormatOfFileSync } from '../data/dicom';
+import { sniffFormat } from '../data/decode';
+import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 
 /**
  * A file to predict, or a path with nothing to read (reported as an error row, in place): a named path or
@@ -22,7 +23,10 @@ export interface BatchJob {
 /** What collectInputs found: the jobs, and what a user should hear about the folders named. */
 export interface CollectedInputs {
   jobs: BatchJob[];
-  /** Files inside named folders that are not JPEG, PNG or DICOM (by their leading bytes): not predicted. */
+  /**
+   * Files inside named folders that are not JPEG, PNG or DICOM (by their leading bytes): not predicted. With
+   * `imageLike`, only those that are no image by name and bytes either (a notes.txt, a Thumbs.db).
+   */
   skipped: string[];
   /** Named folders holding no image at all (with -r: in the whole tree). */
   emptyFolders: string[];
@@ -32,19 +36,61 @@ export interface CollectedInputs {
   notes: string[];
 }
 
+export interface CollectOptions {
+  /**
+   * Whether a folder's files that are images the decoder does not read (HEIC, WebP, ...) or named like films
+   * (an empty `x.jpg`) are jobs, so their rows say why they failed (`cxr predict`), rather than skipped with
+   * the files that are no images at all (default, `cxr enqueue`).
+   */
+  imageLike?: boolean;
+}
+
 /** The row's error of a job with nothing to read. */
 export const missingError = (job: BatchJob) => job.error ?? 'no such file or folder';
 
-/** A file whose leading bytes say JPEG, PNG or DICOM (unreadable files count as images: their row says why). */
-function looksLikeImage(file: string): boolean {
+/** A file's leading bytes (FILM_HEADER_BYTES of them, fewer in a shorter file). */
+function headOf(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
   try {
-    // What the decoder reads, by the decoder's own test: a DICOM data set without its 128-byte preamble
-    // and DICM prefix too, whatever its name. A .dcm that fails the test is still tried, so its row says why.
-    return filmFormatOfFileSync(file) !== null || /\.dcm$/i.test(file);
-  } catch {
-    return true;
+    const buf = Buffer.alloc(FILM_HEADER_BYTES);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, FILM_HEADER_BYTES, 0));
+  } finally {
+    fs.closeSync(fd);
   }
 }
+
+/**
+ * Names a film, or a photo of one, goes by: an empty or cut-short `x.jpg` is a film that failed, not a note.
+ * DICOM files often have no extension, or a UID's digits after the last dot (`1.2.840.113619.2.55`).
+ */
+const IMAGE_NAME =
+  /(\.(jpe?g|jfif|png|apng|dcm|dicom|dic|ima|heic|heif|avif|webp|gif|tiff?|bmp|jp2|j2k|jxl)|\.\d+|^[^.]+)$/i;
+
+/** Leading bytes that read as text (no NUL, no control character but tab and line ends): notes, not films. */
+const looksLikeText = (head: Buffer) =>
+  head.length > 0 && !head.some((b) => b < 0x20 && b !== 9 && b !== 10 && b !== 13);
+
+/**
+ * What a folder's file is: 'film', leading bytes of JPEG, PNG or DICOM (what the decoder reads, by its own
+ * test: a DICOM data set without its preamble too, whatever its name; a .dcm that fails the test is still
+ * tried, so its row says why); 'image-like', not one the decoder reads yet an image all the same (a HEIC or
+ * WebP from a phone, by its bytes) or named like one (an empty `x.jpg`, an extensionless DICOM cut short);
+ * 'other', a file that is no image by name and bytes (`notes.txt`, `Thumbs.db`). A file that cannot be
+ * read counts as a film: its row says why.
+ */
+function kindOf(file: string): 'film' | 'image-like' | 'other' {
+  let head: Buffer;
+  try {
+    head = headOf(file);
+  } catch {
+    return 'film';
+  }
+  if (filmFormat(head) !== null || /\.dcm$/i.test(file)) return 'film';
+  if (sniffFormat(head) !== 'unknown') return 'image-like';
+  return IMAGE_NAME.test(path.basename(file)) && !looksLikeText(head) ? 'image-like' : 'other';
+}
+
+const looksLikeImage = (file: string) => kindOf(file) === 'film';
 
 function sortedEntries(dir: string): fs.Dirent[] {
   return fs
@@ -112,11 +158,16 @@ function imagesBelow(dir: string, walk = folderWalk(null), top = true): boolean 
 /**
  * The files named by `paths`, in order: files as given (whatever they hold: their row says what is
  * wrong), folders expanded (sorted; hidden entries skipped) to the files that look like images; the
- * others found in folders are counted as skipped, not failed: a folder of films often holds notes too.
+ * others found in folders are counted as skipped, not failed: a folder of films often holds notes too
+ * (with `imageLike`, an image the decoder does not read is a job, its row saying why: see kindOf).
  * A folder's entry that cannot be read or is no regular file (a broken link, a FIFO) is a job with nothing
  * to read, as the same path named on the command line gets an error row: it is never opened.
  */
-export function collectInputs(paths: readonly string[], recursive: boolean): CollectedInputs {
+export function collectInputs(
+  paths: readonly string[],
+  recursive: boolean,
+  opts: CollectOptions = {},
+): CollectedInputs {
   const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [], notes: [] };
   const walkFolder = (dir: string, rel: string, walk: FolderWalk) => {
     for (const e of walk.entries(dir)) {
@@ -125,7 +176,9 @@ export function collectInputs(paths: readonly string[], recursive: boolean): Col
       const s = walk.stat(p);
       if ('error' in s) found.jobs.push({ file: p, missing: true, error: s.error, name });
       else if (s.stat.isFile()) {
-        if (looksLikeImage(p)) found.jobs.push({ file: p, missing: false, name });
+        const kind = kindOf(p);
+        if (kind === 'film' || (kind === 'image-like' && opts.imageLike))
+          found.jobs.push({ file: p, missing: false, name });
         else found.skipped.push(p);
       } else if (s.stat.isDirectory()) {
         if (recursive) walkFolder(p, name, walk);

@@ -1,0 +1,175 @@
+// `cxr predict FOLDER` on an archive: every image that cannot be read (a phone's HEIC or WebP, an empty file, a
+// 12-bit JPEG, a cut-short PNG, an animated PNG) is named on stderr with why and gets an output row with its
+// error and code, in CSV and JSON; files that are no images by name and bytes (notes, Thumbs.db) are only
+// counted; the exit status says some files failed. A tiny seeded model and images made here: no ../shared data.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { collectInputs } from '../src/predict/batch';
+import { makeSeededModel, tempDir } from './ood-fixtures';
+
+const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+let root = '';
+let modelDir = '';
+let archive = '';
+let good = '';
+let bad = '';
+
+function cxr(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: process.env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A PNG chunk; its CRC is left zero: the header check refuses the file before any decoder reads it. */
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  return Buffer.concat([len, Buffer.from(type, 'latin1'), data, Buffer.alloc(4)]);
+}
+
+/** The JPEG with its baseline frame header's sample precision set to `bits`. */
+function withPrecision(jpeg: Buffer, bits: number): Buffer {
+  const b = Buffer.from(jpeg);
+  for (let i = 2; i + 4 < b.length; i++) {
+    if (b[i] === 0xff && b[i + 1] === 0xc0) {
+      b[i + 4] = bits;
+      return b;
+    }
+  }
+  throw new Error('no SOF0 marker');
+}
+
+/** The leading bytes of an ISO media file of `brand` (HEIC, AVIF): what sniffing reads. */
+function isoMedia(brand: string): Buffer {
+  const b = Buffer.alloc(64);
+  b.writeUInt32BE(24, 0);
+  b.write(`ftyp${brand}`, 4, 'latin1');
+  return b;
+}
+
+/** Each failing film's name, its error (start) and code: the rows and stderr lines expected. */
+const FAILING: [string, RegExp, string][] = [
+  ['IMG_0001.HEIC', /^HEIC is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
+  ['animated.png', /^animated PNG \(2 frames\) is not supported/, 'UNSUPPORTED_FORMAT'],
+  ['cut.png', /./, 'TRUNCATED'],
+  ['deep.jpg', /^12-bit JPEG is not supported/, 'UNSUPPORTED_FORMAT'],
+  ['empty.jpg', /^empty file \(0 bytes\)$/, 'EMPTY'],
+  ['IM000002', /^empty file \(0 bytes\)$/, 'EMPTY'],
+  ['photo.webp', /^WEBP is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
+];
+/** No images by name and bytes: counted, never rows. */
+const OTHERS = ['README', 'Thumbs.db', 'notes.txt'];
+
+before(async () => {
+  root = tempDir('predict-skipped');
+  modelDir = await makeSeededModel(path.join(root, 'model'), { inputSize: 32, widths: [4, 8, 8, 8] });
+  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
+  const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
+  const jpeg = await sharp(pixels, raw).jpeg().toBuffer();
+  const png = await sharp(pixels, raw).png().toBuffer();
+  archive = path.join(root, 'archive');
+  fs.mkdirSync(archive);
+  const put = (name: string, data: Buffer | string) => fs.writeFileSync(path.join(archive, name), data);
+  put('a.jpeg', jpeg);
+  put('b.png', png);
+  put('IMG_0001.HEIC', isoMedia('heic'));
+  // acTL (2 frames, 0 plays) right after IHDR (8-byte signature + 25-byte chunk), before IDAT.
+  put(
+    'animated.png',
+    Buffer.concat([png.subarray(0, 33), chunk('acTL', Buffer.from([0, 0, 0, 2, 0, 0, 0, 0])), png.subarray(33)]),
+  );
+  put('cut.png', png.subarray(0, Math.floor(png.length / 2)));
+  put('deep.jpg', withPrecision(jpeg, 12));
+  put('empty.jpg', '');
+  put('IM000002', ''); // an extensionless DICOM name, left empty by a failed copy
+  put('photo.webp', Buffer.concat([Buffer.from('RIFF\x20\0\0\0WEBPVP8 ', 'latin1'), Buffer.alloc(24)]));
+  put('README', 'Study exported from PACS.\n');
+  put('Thumbs.db', Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0, 0, 1, 2]));
+  put('notes.txt', 'not a film');
+
+  good = path.join(root, 'good');
+  fs.mkdirSync(good);
+  fs.writeFileSync(path.join(good, 'a.jpeg'), jpeg);
+  fs.writeFileSync(path.join(good, 'notes.txt'), 'not a film');
+  bad = path.join(root, 'bad');
+  fs.mkdirSync(bad);
+  fs.writeFileSync(path.join(bad, 'IMG_0001.HEIC'), isoMedia('heic'));
+  fs.writeFileSync(path.join(bad, 'empty.jpg'), '');
+});
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const sorted = (names: string[]) => [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+test("collectInputs with imageLike: a folder's images the decoder refuses are jobs, only non-images skipped", () => {
+  const found = collectInputs([archive], false, { imageLike: true });
+  assert.deepEqual(
+    found.jobs.map((j) => path.basename(j.file)),
+    sorted(['a.jpeg', 'b.png', ...FAILING.map(([n]) => n)]),
+  );
+  assert.deepEqual(
+    found.skipped.map((f) => path.basename(f)),
+    sorted(OTHERS),
+  );
+  // Without it (cxr enqueue), as before: JPEG, PNG or DICOM by leading bytes, or a .dcm.
+  const plain = collectInputs([archive], false);
+  assert.deepEqual(
+    plain.jobs.map((j) => path.basename(j.file)),
+    ['a.jpeg', 'animated.png', 'b.png', 'cut.png', 'deep.jpg'],
+  );
+});
+
+test('cxr predict DIR --json: a row with error and errorCode per failing image, named on stderr; exit 2', () => {
+  const r = cxr('predict', archive, '--model', modelDir, '--no-audit', '--json');
+  assert.equal(r.code, 2, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<{ file: string; error: string | null; errorCode: string | null }>;
+  const byName = new Map(rows.map((x) => [path.basename(x.file), x]));
+  assert.deepEqual([...byName.keys()], sorted(['a.jpeg', 'b.png', ...FAILING.map(([n]) => n)]));
+  for (const ok of ['a.jpeg', 'b.png'])
+    assert.deepEqual([byName.get(ok)?.error, byName.get(ok)?.errorCode], [null, null]);
+  for (const [name, error, code] of FAILING) {
+    const row = byName.get(name)!;
+    assert.match(row.error ?? '', error, name);
+    assert.equal(row.errorCode, code, `${name}: ${row.error}`);
+    // stderr names the file, why, and the code, one line each.
+    const line = r.stderr.split('\n').find((l) => l.startsWith(`cxr predict: failed: ${path.join(archive, name)}: `));
+    assert.ok(line, `no stderr line for ${name}:\n${r.stderr}`);
+    assert.ok(line.endsWith(` (${code})`), line);
+    assert.ok(line.includes(row.error ?? '\0'), line);
+  }
+  // Files that are no images are counted, not named.
+  assert.match(r.stderr, /2 predicted, 7 failed, 3 skipped \(not images\)/);
+  for (const other of OTHERS) assert.ok(!r.stderr.includes(other), `${other} named:\n${r.stderr}`);
+});
+
+test('cxr predict DIR (CSV): an error_code column, last; the same rows', () => {
+  const r = cxr('predict', archive, '--model', modelDir, '--no-audit');
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const header = lines[0].split(',');
+  assert.equal(header.at(-1), 'error_code');
+  assert.equal(header.at(-2), 'heatmap', 'the columns before it keep their places');
+  assert.equal(lines.length, 1 + 2 + FAILING.length);
+  for (const [name, , code] of FAILING) {
+    const line = lines.find((l) => l.startsWith(`${path.join(archive, name)},`));
+    assert.ok(line?.endsWith(`,${code}`), `${name}: ${line}`);
+  }
+  assert.ok(lines.find((l) => l.startsWith(`${path.join(archive, 'a.jpeg')},`))?.endsWith(','));
+});
+
+test('exit status: 0 when every image got a prediction (non-images aside), 1 when none did', () => {
+  const ok = cxr('predict', good, '--model', modelDir, '--no-audit');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.doesNotMatch(ok.stderr, /failed: /);
+  assert.match(ok.stderr, /1 predicted, 0 failed, 1 skipped \(not images\)/);
+  const none = cxr('predict', bad, '--model', modelDir, '--no-audit', '--json');
+  assert.equal(none.code, 1, none.stderr);
+  const rows = JSON.parse(none.stdout) as Array<{ errorCode: string | null }>;
+  assert.deepEqual(
+    rows.map((x) => x.errorCode),
+    ['UNSUPPORTED_FORMAT', 'EMPTY'],
+  );
+  assert.match(none.stderr, /0 predicted, 2 failed/);
+});
