@@ -58,17 +58,6 @@ export async function filmFormatOfFile(file: string): Promise<'jpeg' | 'png' | '
   }
 }
 
-/** filmFormatOfFile, synchronously (a folder walk that decides file by file). */
-export function filmFormatOfFileSync(file: string): 'jpeg' | 'png' | 'dicom' | null {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(FILM_HEADER_BYTES);
-    return filmFormat(buf.subarray(0, fs.readSync(fd, buf, 0, FILM_HEADER_BYTES, 0)));
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /**
  * NumberOfFrames (0028,0008): an IS of 1 or more (PS3.3 C.7.6.6); missing or empty means one frame.
  * Anything else marks a damaged or wrongly written file and is refused rather than guessed at, since the

@@ -1,8 +1,10 @@
 // Retrying a failed job that a producer offers again (queue.ts takeExisting), in one Redis transaction: the offer's
 // data, BullMQ's own retry, and the job put back at its priority, which BullMQ's retry of a failed job ignores.
-import type { IRedisTransaction, Job } from 'bullmq';
+import type { IRedisTransaction, Job, Queue } from 'bullmq';
 import type { JobData } from './job';
-import type { JobQueue } from './queue';
+
+/** queue.ts's JobQueue, spelled out here: importing it would make the two modules import each other. */
+type JobQueue = Queue<JobData, unknown, 'predict'>;
 
 /**
  * Sets a failed job's data and progress only while it is still failed, in one script: the condition of the
