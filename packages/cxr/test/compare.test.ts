@@ -10,7 +10,9 @@ import { Command } from 'commander';
 import { register as registerCompare } from '../src/cli/compare';
 import { register as registerEvaluate } from '../src/cli/evaluate';
 import { runEvaluation } from '../src/cli/evaluate_run';
-import { pairFilms } from '../src/cli/compare_run';
+import { type CompareSide, pairFilms } from '../src/cli/compare_run';
+import { formatComparison } from '../src/cli/compare';
+import { evaluate } from '../src/eval';
 import { comparePaired, mcnemarExact } from '../src/eval/paired';
 import { rocAuc } from '../src/eval/metrics';
 import { loadRecordedSplit } from '../src/data/dataset_images';
@@ -100,6 +102,44 @@ function copies(dir: string, films: { train: string[]; val: string[]; fresh: str
   return dir;
 }
 
+test("the comparison table says each model's notes (a perfect separation's interval means nothing)", () => {
+  const labels = [0, 0, 1, 1];
+  const side = (name: string, probs: number[]): CompareSide => {
+    const m = evaluate(labels, probs, { threshold: 0.5 });
+    return {
+      dir: `/models/${name}`,
+      model: { name, version: '1', sha256: 'f'.repeat(64) },
+      operatingPoint: 'balanced',
+      metrics: m,
+      notes: ['the OOD gate is off', ...(m.notes ?? [])],
+      pipelineNotes: ['the OOD gate is off'],
+      trainingOverlap: null,
+    };
+  };
+  const a = side('a', [0.1, 0.2, 0.8, 0.9]);
+  const b = side('b', [0.2, 0.1, 0.9, 0.8]);
+  assert.ok(
+    a.notes.some((n) => /perfectly separated/.test(n)),
+    a.notes.join('; '),
+  );
+  const rate = { n: 2, a: 1, b: 1, onlyA: 0, onlyB: 0, p: 1 };
+  const text = formatComparison({
+    n: 4,
+    aucDifference: { difference: 0, ci95: [0, 0] },
+    sensitivity: rate,
+    specificity: rate,
+    source: '/data',
+    split: 'all',
+    a,
+    b,
+    warnings: [],
+  });
+  for (const tag of ['A', 'B'])
+    assert.match(text, new RegExp(`\\n${tag}: note: the AUC's 95% interval is 1\\.000 .*perfectly separated`));
+  // The pipeline's notes were said on stderr as they were found: not twice.
+  assert.doesNotMatch(text, /OOD gate is off/);
+});
+
 test('evaluate and compare warn of (and record) films the model trained on; compare pairs two models', {
   skip,
 }, async () => {
@@ -148,12 +188,19 @@ test('evaluate and compare warn of (and record) films the model trained on; comp
   const plain = await runEvaluation({ modelDir: a, data: clean, warn: () => {} });
   assert.equal(plain.trainingOverlap, null);
 
-  // A fingerprint of other data: the split made again is not the model's, so no claim is made.
+  // A fingerprint the films do not give: in the folder the model records, its split is taken unconfirmed (said so);
+  // in a folder it does not record, the split made again is not the model's, so no claim is made.
   const other = path.join(dir, 'other');
   fs.cpSync(a, other, { recursive: true });
   const otherMeta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
   otherMeta.data.fingerprint = '0'.repeat(64);
   fs.writeFileSync(path.join(other, 'cxr.json'), JSON.stringify(otherMeta));
+  const unconfirmed = (await runEvaluation({ modelDir: other, data: site, warn: () => {} })).trainingOverlap;
+  assert.deepEqual([unconfirmed?.matchedBy, unconfirmed?.unconfirmed], ['split', 'fingerprint-differs']);
+  assert.deepEqual([unconfirmed?.training.count, unconfirmed?.validation.count], [3, 2]);
+  assert.match(unconfirmed?.warning ?? '', /not confirmed by the fingerprint it records/);
+  const elsewhere = { ...otherMeta, data: { ...otherMeta.data, root: path.join(dir, 'nowhere') } };
+  fs.writeFileSync(path.join(other, 'cxr.json'), JSON.stringify(elsewhere));
   assert.equal((await runEvaluation({ modelDir: other, data: site, warn: () => {} })).trainingOverlap, null);
 
   // A model that records its split and root but no fingerprint: the split applied there, said so.
@@ -186,6 +233,8 @@ test('evaluate and compare warn of (and record) films the model trained on; comp
   assert.ok(r.sensitivity.p > 0 && r.sensitivity.p <= 1);
   assert.equal(r.a.trainingOverlap.training.count, 3);
   assert.equal(r.b.trainingOverlap, null);
+  // Each side's notes, as its evaluation has them.
+  assert.deepEqual([r.a.notes, r.b.notes], [ea.notes, eb.notes]);
   assert.match(cmp.stderr, /A: warning: of the 9 films, 3 were in seeded-test's training split/);
   const file = JSON.parse(fs.readFileSync(path.join(out, 'comparisons', 'all.json'), 'utf8'));
   assert.equal(file.aucDifference.difference, r.aucDifference.difference);

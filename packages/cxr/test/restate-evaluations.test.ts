@@ -146,3 +146,29 @@ test('an unreadable or invalid stored file is moved to stale/ with what is wrong
     assert.ok(exists(dir, 'stale/test/predictions-test.json'), what);
   }
 });
+
+test('the films an evaluation found the model trained on stay recorded after a restate', () => {
+  const pts = state({ screening: 0.2, balanced: 0.5 });
+  const next = state({ screening: 0.3, balanced: 0.6 }, 2);
+  const overlap = {
+    warning: 'warning: of the 4 films, 1 were in m training split (it learned them)',
+    root: '/data/chest_xray',
+    matchedBy: 'fingerprint',
+    training: { count: 1, files: ['NORMAL/a.jpeg'] },
+    validation: { count: 0, files: [] },
+  };
+  const dir = folder(0.5);
+  const metricsFile = path.join(dir, 'metrics', 'test.json');
+  fs.writeFileSync(metricsFile, JSON.stringify({ ...read(dir, 'metrics/test.json'), trainingOverlap: overlap }));
+  assert.deepEqual(restateEvaluations(dir, pts, next).restated, ['test']);
+  assert.equal(read(dir, 'metrics/test.json').threshold, 0.6);
+  assert.deepEqual(read(dir, 'metrics/test.json').trainingOverlap, overlap);
+  // One that found none records that it looked (null), and keeps saying so.
+  const none = folder(0.5);
+  fs.writeFileSync(
+    path.join(none, 'metrics', 'test.json'),
+    JSON.stringify({ ...read(none, 'metrics/test.json'), trainingOverlap: null }),
+  );
+  restateEvaluations(none, pts, next);
+  assert.equal(read(none, 'metrics/test.json').trainingOverlap, null);
+});

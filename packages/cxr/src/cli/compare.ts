@@ -95,9 +95,21 @@ export function formatComparison(r: ComparisonResult): string {
     row('specificity', m(r.a, 'specificity'), m(r.b, 'specificity'), test(r.specificity)) +
     '\neach model at its own threshold; intervals 95 %; a McNemar test counts only the films the two call ' +
     'differently\n' +
+    notesOf('A', r.a) +
+    notesOf('B', r.b) +
     prefixed('A', overlapLines(r.a)) +
     prefixed('B', overlapLines(r.b))
   );
 }
+
+/**
+ * A side's metrics' own notes ("perfectly separated: the interval means nothing"), each under the table it
+ * qualifies; the pipeline's were said on stderr as they were found, as `cxr evaluate` says them.
+ */
+const notesOf = (tag: string, s: CompareSide) =>
+  s.notes
+    .filter((n) => !s.pipelineNotes.includes(n))
+    .map((n) => `${tag}: note: ${n}\n`)
+    .join('');
 
 const prefixed = (tag: string, text: string) => (text ? `${tag}: ${text}` : '');

@@ -28,6 +28,12 @@ export interface CompareSide {
   model: EvaluatedModel;
   operatingPoint: string;
   metrics: Pick<Metrics, 'n' | 'accuracy' | 'sensitivity' | 'specificity' | 'auc' | 'threshold' | 'confusion' | 'ci95'>;
+  /**
+   * What its evaluation notes, as `cxr evaluate --json` has them: the pipeline's (said on stderr as found, listed
+   * again in `pipelineNotes`), then its metrics' own (why a rate is n/a, an interval that means nothing).
+   */
+  notes: string[];
+  pipelineNotes: string[];
   /** Films it has seen among these (the figures are optimistic where there are any), as `cxr evaluate` says. */
   trainingOverlap: OverlapRecord;
 }
@@ -91,6 +97,8 @@ const sideOf = (dir: string, m: EvaluationResult): CompareSide => ({
     confusion: m.confusion,
     ci95: m.ci95,
   },
+  notes: m.notes,
+  pipelineNotes: m.pipelineNotes,
   trainingOverlap: m.trainingOverlap,
 });
 

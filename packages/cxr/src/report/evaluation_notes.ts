@@ -1,7 +1,9 @@
 // What a stored evaluation (`cxr evaluate --out`) records beside its numbers, as the report's notes on its split:
-// which films and operating point it is of, the files no reader could read, the films the pipeline sets aside.
+// which films and operating point it is of, the films the model trained or was validated on (its figures are then
+// optimistic), the files no reader could read, the films the pipeline sets aside.
 import { unreadableNote } from '../eval/format';
 import type { SetAsideFiles } from '../eval/metrics_schema';
+import type { OverlapRecord } from '../eval/training_overlap';
 import type { SplitData } from './run_dir';
 
 /** The statuses in words, as `cxr evaluate` says them. */
@@ -35,6 +37,33 @@ export function setAsideNote(s: SetAsideFiles, shown = 10): string {
   );
 }
 
+/**
+ * The films of an evaluation the model has seen, in one note: how many of each split, how they were matched, the
+ * first `shown` of them. A figure on films a model learned reads like one on new films, unless the report says so.
+ */
+export function overlapNote(o: NonNullable<OverlapRecord>, shown = 5): string {
+  const seen = o.training.count + o.validation.count;
+  const parts = [
+    ...(o.training.count ? [`${o.training.count} in its training split (it learned them)`] : []),
+    ...(o.validation.count
+      ? [`${o.validation.count} in its validation split (its operating points and best epoch were chosen on them)`]
+      : []),
+  ];
+  const how =
+    o.matchedBy === 'fingerprint'
+      ? 'confirmed by the fingerprint it records'
+      : o.unconfirmed === 'fingerprint-differs'
+        ? 'not confirmed: the films there no longer give the fingerprint it records'
+        : 'not confirmed: it records no fingerprint';
+  const files = [...o.training.files, ...o.validation.files];
+  const more = seen - Math.min(shown, files.length);
+  return (
+    `OPTIMISTIC: the model has seen ${seen} of these films, ${parts.join(' and ')}: these figures are not what ` +
+    `it does on films it never saw. Matched by their bytes against its split made again in ${o.root} (${how}): ` +
+    `${files.slice(0, shown).join('; ')}${more > 0 ? `; and ${more} more (listed in the metrics file)` : ''}.`
+  );
+}
+
 /** The notes a split's section opens with, from what its metrics file records (none for training's own files). */
 export function recordedNotes(split: SplitData): string[] {
   const { source, operatingPoint } = split.origin ?? {};
@@ -44,6 +73,7 @@ export function recordedNotes(split: SplitData): string[] {
   ];
   return [
     ...(of.length ? [`Evaluated on ${of.join(', ')} (cxr evaluate --out).`] : []),
+    ...(split.trainingOverlap ? [overlapNote(split.trainingOverlap)] : []),
     ...(split.unreadable?.count ? [unreadableNote(split.unreadable)] : []),
     ...(split.setAside?.count ? [setAsideNote(split.setAside)] : []),
   ];

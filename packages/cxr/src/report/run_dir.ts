@@ -17,6 +17,7 @@ import {
   storedUnreadable,
   type UnreadableFiles,
 } from '../eval/metrics_schema';
+import { type OverlapRecord, storedOverlap } from '../eval/training_overlap';
 import { modelIdentity } from '../models/io';
 import type { EpochLog } from './charts';
 
@@ -73,6 +74,8 @@ export interface SplitData {
   setAside?: SetAsideFiles;
   /** Which films (`source`) and operating point `cxr evaluate` recorded the split is of; empty for older files. */
   origin?: EvaluationOrigin;
+  /** The films `cxr evaluate` found the model trained or was validated on, where it recorded any. */
+  trainingOverlap?: OverlapRecord;
 }
 
 export interface RunData {
@@ -200,6 +203,7 @@ export async function readRunDir(dir: string): Promise<RunData> {
     const unreadable = storedUnreadable(metricsRaw);
     const setAside = storedSetAside(metricsRaw);
     const origin = storedOrigin(metricsRaw);
+    const overlap = storedOverlap(metricsRaw);
     if (predictions || metrics)
       splits.push({
         name,
@@ -209,6 +213,7 @@ export async function readRunDir(dir: string): Promise<RunData> {
         ...(unreadable ? { unreadable } : {}),
         ...(setAside ? { setAside } : {}),
         ...(origin.source || origin.operatingPoint ? { origin } : {}),
+        ...(overlap ? { trainingOverlap: overlap } : {}),
       });
   }
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };

@@ -24,6 +24,7 @@ import {
 import type { ModelMeta } from '../models/metadata';
 import { Predictions } from '../report/run_dir';
 import { makeDirs } from '../make_dirs';
+import { type OverlapRecord, storedOverlap } from '../eval/training_overlap';
 
 /** What of a calibration the stored evaluations depend on (the default: which of coinciding points). */
 export type CalibrationState = Pick<ModelMeta, 'temperature' | 'logitBias' | 'operatingPoints' | 'tta'> &
@@ -137,6 +138,8 @@ interface Restated {
   unreadable?: UnreadableFiles;
   /** The films the pipeline would not assess, and its films (`source`): kept as they are (the scores are not them). */
   setAside?: SetAsideFiles;
+  /** The films the model trained or was validated on, as recorded (a calibration changes no film's bytes). */
+  trainingOverlap?: OverlapRecord;
   source?: string;
   /**
    * The one name it records from now on: the one it recorded, where the new calibration still has it at its
@@ -184,6 +187,7 @@ function restateOne(
   const stored = parseMetrics(metricsRaw, metricsWhere);
   const unreadable = storedUnreadable(metricsRaw);
   const setAside = storedSetAside(metricsRaw);
+  const trainingOverlap = storedOverlap(metricsRaw);
   const { source, operatingPoint } = storedOrigin(metricsRaw);
   const model = recorded ? (identity?.after ?? recorded) : undefined;
   const point = pointOf(stored.threshold, before, after, operatingPoint);
@@ -207,6 +211,7 @@ function restateOne(
     metrics,
     ...(unreadable ? { unreadable } : {}),
     ...(setAside ? { setAside } : {}),
+    ...(trainingOverlap !== undefined ? { trainingOverlap } : {}),
     ...(source ? { source } : {}),
     // Where it records one (files of earlier versions record none, and gain none).
     ...(operatingPoint ? { operatingPoint: point.name } : {}),
@@ -272,6 +277,7 @@ export function restateEvaluations(
     const kept = {
       ...(r.unreadable ? { unreadable: r.unreadable } : {}),
       ...(r.setAside ? { setAside: r.setAside } : {}),
+      ...(r.trainingOverlap !== undefined ? { trainingOverlap: r.trainingOverlap } : {}),
     };
     fs.writeFileSync(metricsFile, JSON.stringify({ ...r.metrics, ...origin, ...kept, ...model }, null, 2) + '\n');
     result.restated.push(name);
