@@ -25,7 +25,7 @@ import {
   tempDir,
   XRAY_JPEG_NORMAL,
 } from './serve-fixtures';
-import { metricValue, parseMetrics } from './prometheus-text';
+import { metricValue, parseMetrics, samplesOf } from './prometheus-text';
 
 const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined;
 const skip = promtoolMissing
@@ -100,6 +100,9 @@ test('a real server scrape passes promtool check metrics, and new client paths a
   assert.ok(m.has('cxr_decode_workers') && m.has('cxr_engine_restarts_total'));
   assert.equal(metricValue(m, 'cxr_queue_available'), 0);
   assert.equal(metricValue(m, 'cxr_audit_failures_total', { operation: 'write' }), 0);
+  // Linted with its series at 0 (the 415 is the client's mistake, not the server's failure).
+  assert.equal(samplesOf(m, 'cxr_prediction_errors_total', { code: 'ENGINE_RESTARTING' }).length, 1);
+  assert.equal(metricValue(m, 'cxr_prediction_errors_total'), 0);
   assert.ok(m.has('process_cpu_seconds_total') && m.has('nodejs_active_handles'));
 
   const checked = promtool(text);
@@ -174,6 +177,9 @@ test('a prediction whose audit row cannot be written is counted in cxr_audit_fai
   assert.equal(metricValue(m, 'cxr_audit_failures_total', { operation: 'read' }), 0);
   assert.equal(metricValue(m, 'cxr_audit_available'), 0);
   assert.equal(m.get('cxr_audit_failures_total')!.type, 'counter');
+  // The refused prediction is a server-side failure, under the code it was answered with.
+  assert.equal(metricValue(m, 'cxr_prediction_errors_total', { code: 'AUDIT_UNAVAILABLE' }), 1);
+  assert.equal(metricValue(m, 'cxr_prediction_errors_total'), 1);
 
   // The log back: the gauge returns to 1 and the count keeps the failure an alert on the gauge could miss.
   refuse = false;

@@ -3,8 +3,10 @@
 // before its route runs (before an upload is read or a prediction made), rather than a JSON body it said it
 // cannot take. The types are the operation's own, read from its success responses as the OpenAPI document
 // lists them: JSON for most, image/png for the heat map and thumbnail, a model file's two types. A missing
-// Accept, `*/*` and a browser's usual header (text/html, ..., */*;q=0.8) accept them all.
-import type { FastifyInstance, FastifySchema } from 'fastify';
+// Accept, `*/*` and a browser's usual header (text/html, ..., */*;q=0.8) accept them all. As the answer
+// depends on Accept, each says so (Vary: Accept), so that a shared cache never hands one client's answer to
+// another whose Accept differs.
+import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { HttpError } from './http_error';
 import { PROBLEM_TYPE } from './problem';
 
@@ -60,9 +62,31 @@ export function answeredTypes(schema: FastifySchema | undefined): string[] {
   return types.size ? [...types] : ['application/json'];
 }
 
-/** Refuses (406) a request of `scope`'s routes whose Accept takes none of its operation's types (register first). */
+/**
+ * Adds `field` to the reply's Vary, keeping what another part set there (CORS' Origin, compression's
+ * Accept-Encoding); a Vary of `*` already says it all (RFC 9110 §12.5.5).
+ */
+export function addVary(reply: FastifyReply, field: string): void {
+  const had = reply.getHeader('Vary');
+  const fields = (Array.isArray(had) ? had.join(',') : had === undefined ? '' : String(had))
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  if (fields.some((f) => f === '*' || f.toLowerCase() === field.toLowerCase())) return;
+  reply.header('Vary', [...fields, field].join(', '));
+}
+
+/**
+ * Refuses (406) a request of `scope`'s routes whose Accept takes none of its operation's types (register
+ * first); every answer of the scope says Vary: Accept.
+ */
 export function honourAccept(scope: FastifyInstance): void {
   const known = new WeakMap<object, string[]>();
+  // On send, so that every answer of the scope has it (a 406, an error, a HEAD) whatever set Vary before.
+  scope.addHook('onSend', async (_req, reply, payload) => {
+    addVary(reply, 'Accept');
+    return payload;
+  });
   scope.addHook('onRequest', async (req) => {
     const accept = req.headers.accept;
     if (accept === undefined) return;

@@ -48,6 +48,20 @@ export interface AuditWatch {
   readonly failures: Readonly<Record<'read' | 'write', number>>;
 }
 
+/**
+ * The problem codes POST /predictions answers a failure on the server's side with (5xx): the labels of
+ * cxr_prediction_errors_total, a closed set. OTHER: a 5xx under a code not listed here (none today).
+ */
+export const PREDICTION_ERROR_CODES = [
+  'BUSY',
+  'AUDIT_UNAVAILABLE',
+  'ENGINE_RESTARTING',
+  'ENGINE_UNAVAILABLE',
+  'INTERNAL',
+  'OTHER',
+] as const;
+export type PredictionErrorCode = (typeof PREDICTION_ERROR_CODES)[number];
+
 /** cxr_predictions_total's label for an answer whose verdict is cannot-assess (its model label is no finding). */
 export const CANNOT_ASSESS = 'cannot-assess';
 
@@ -70,6 +84,7 @@ export class ServeMetrics {
   private readonly oodChecks: Counter;
   private readonly oodFlags: Counter<'action'>;
   private readonly decodeFailures: Counter<'reason'>;
+  private readonly predictionErrors: Counter<'code'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
   private readonly stages: Histogram<'stage'>;
@@ -102,6 +117,17 @@ export class ServeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.predictionErrors = new Counter({
+      name: 'cxr_prediction_errors_total',
+      help:
+        'Predictions that failed on the server side, by the problem code answered: BUSY, ' +
+        'AUDIT_UNAVAILABLE, ENGINE_RESTARTING, ENGINE_UNAVAILABLE (503), INTERNAL (500), OTHER (another 5xx); ' +
+        'client errors (4xx) are not counted',
+      labelNames: ['code'],
+      registers,
+    });
+    // Every code from the start at 0: rate() and increase() need a series before its first failure.
+    for (const code of PREDICTION_ERROR_CODES) this.predictionErrors.inc({ code }, 0);
     this.httpRequests = new Counter({
       name: 'cxr_http_requests_total',
       help: 'HTTP requests answered, by method, route pattern and status',
@@ -296,6 +322,11 @@ export class ServeMetrics {
       this.oodChecks.inc();
       this.oodFlags.inc({ action: 'refused' });
     } else if (!NOT_DECODE_FAILURES.has(code)) this.decodeFailures.inc({ reason: code });
+  }
+
+  /** A prediction that failed on the server's side, answered 5xx with `code` (routes/predictions.ts). */
+  predictionError(code: PredictionErrorCode): void {
+    this.predictionErrors.inc({ code });
   }
 
   /** An answered HTTP request; `route` is the matched pattern (never the raw URL), undefined when none matched. */

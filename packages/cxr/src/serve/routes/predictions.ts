@@ -1,12 +1,13 @@
 // POST /predictions: read the upload within the memory budget, predict in the work queue, write
 // the audit record, then answer. Reading past predictions is in history.ts.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import { auditRecordOf } from '../../predict/audit_record';
 import type { AuditRecord } from '../audit';
 import type { AuditGuard } from '../audit_guard';
 import { DecodeWorkerError } from '../decode_pool';
-import { type ServeMetrics, WORKER_FAILED } from '../metrics';
+import { HttpError } from '../http_error';
+import { PREDICTION_ERROR_CODES, type PredictionErrorCode, type ServeMetrics, WORKER_FAILED } from '../metrics';
 import { isClientInputError, type ServePredictor } from '../predictor_port';
 import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
@@ -27,11 +28,89 @@ export interface PredictionRouteOptions {
   maxUploadBytes: number;
 }
 
+interface PredictQuery {
+  operatingPoint?: string;
+  heatmap: boolean;
+  patientAge?: number;
+}
+
+const SERVER_CODES = new Set<string>(PREDICTION_ERROR_CODES);
+
+/**
+ * The code a failure is answered with when it is the server's (5xx, as problem.ts toProblem answers it), for
+ * cxr_prediction_errors_total; null for the client's (4xx, a client that hung up). An error without a status
+ * of its own is a bug, answered 500 INTERNAL; a driver's SQLITE_BUSY is answered BUSY.
+ */
+export function serverFailureCode(e: unknown): PredictionErrorCode | null {
+  if (isClientInputError(e)) return null;
+  const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
+  if (code === 'AUDIT_UNAVAILABLE') return 'AUDIT_UNAVAILABLE';
+  if (code === 'BUSY' || code === 'SQLITE_BUSY') return 'BUSY';
+  if (typeof statusCode !== 'number') return 'INTERNAL';
+  if (statusCode < 500) return null;
+  const answered = e instanceof HttpError ? e.code : 'INTERNAL';
+  return SERVER_CODES.has(answered) ? (answered as PredictionErrorCode) : 'OTHER';
+}
+
 export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOptions): void {
   const { predictor, audit, queue, uploads, recent, metrics, storeImages, maxUploadBytes } = opts;
   const operatingPoints = Object.keys(predictor.model.meta.operatingPoints);
 
-  api.post<{ Querystring: { operatingPoint?: string; heatmap: boolean; patientAge?: number } }>(
+  type PredictRequest = FastifyRequest<{ Querystring: PredictQuery }>;
+  // Upload, prediction, audit row, answer; the route below counts its failures.
+  const answer = async (req: PredictRequest, reply: FastifyReply) => {
+    const received = performance.now();
+    const gone = clientGone(reply);
+    const ticket = new UploadTicket(uploads);
+    let result: Awaited<ReturnType<typeof predictor.predict>>;
+    try {
+      const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads }, ticket);
+      // During an outage of the audit log, its answer first: no model time for a prediction that
+      // could not be answered.
+      await audit.ensure('nothing was predicted; send the image again');
+      const { operatingPoint, heatmap, patientAge } = req.query;
+      result = await queue.run(() => {
+        // A client that hung up while this request waited for its slot gets nothing from the work: it is
+        // dropped before its decode starts (clientGone). One that hangs up later is still predicted and
+        // audited, as the prediction may be under way or done: its row is written whether or not the
+        // answer arrives.
+        gone.throwIfAborted();
+        return predictor
+          .predict(bytes, { operatingPoint, heatmap, patientAge, thumbnail: storeImages })
+          .catch((e: unknown) => {
+            // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
+            if (isClientInputError(e)) metrics.inputFailure(e.code);
+            else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
+            throw e;
+          });
+      });
+    } finally {
+      ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
+    }
+    const record: AuditRecord = auditRecordOf(result, {
+      model: predictor.model,
+      latencyMs: performance.now() - received,
+      requestedBy: req.tokenName,
+      hasHeatmap: storeImages && result.heatmapPng !== undefined,
+      hasThumbnail: storeImages && result.thumbnailPng !== undefined,
+    });
+    const images = storeImages
+      ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng })
+      : null;
+    // A row that could not be written is an answer that cannot be given. One that timed out may still
+    // be committed: a row without an answer is harmless, an answer without a row is not.
+    await audit.insert(
+      record,
+      images,
+      'the prediction was not answered, as none is without its audit row; send the image again',
+    );
+    if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
+    metrics.prediction(result, performance.now() - received);
+    noStore(reply);
+    return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
+  };
+
+  api.post<{ Querystring: PredictQuery }>(
     '/predictions',
     {
       schema: {
@@ -63,55 +142,14 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
       errorHandler: withMediaTypeDetail(notMultipart),
     },
     async (req, reply) => {
-      const received = performance.now();
-      const gone = clientGone(reply);
-      const ticket = new UploadTicket(uploads);
-      let result: Awaited<ReturnType<typeof predictor.predict>>;
       try {
-        const bytes = await readUpload(req, { maxBytes: maxUploadBytes, budget: uploads }, ticket);
-        // During an outage of the audit log, its answer first: no model time for a prediction that
-        // could not be answered.
-        await audit.ensure('nothing was predicted; send the image again');
-        const { operatingPoint, heatmap, patientAge } = req.query;
-        result = await queue.run(() => {
-          // A client that hung up while this request waited for its slot gets nothing from the work: it is
-          // dropped before its decode starts (clientGone). One that hangs up later is still predicted and
-          // audited, as the prediction may be under way or done: its row is written whether or not the
-          // answer arrives.
-          gone.throwIfAborted();
-          return predictor
-            .predict(bytes, { operatingPoint, heatmap, patientAge, thumbnail: storeImages })
-            .catch((e: unknown) => {
-              // Only the prediction's own failures: upload and busy errors are in the HTTP counts.
-              if (isClientInputError(e)) metrics.inputFailure(e.code);
-              else if (e instanceof DecodeWorkerError) metrics.inputFailure(WORKER_FAILED);
-              throw e;
-            });
-        });
-      } finally {
-        ticket.release(); // the upload's bytes are no longer needed (the result holds its hash)
+        return await answer(req, reply);
+      } catch (e) {
+        // The server's failures by their answer's code: the HTTP counts have only the status.
+        const code = serverFailureCode(e);
+        if (code) metrics.predictionError(code);
+        throw e;
       }
-      const record: AuditRecord = auditRecordOf(result, {
-        model: predictor.model,
-        latencyMs: performance.now() - received,
-        requestedBy: req.tokenName,
-        hasHeatmap: storeImages && result.heatmapPng !== undefined,
-        hasThumbnail: storeImages && result.thumbnailPng !== undefined,
-      });
-      const images = storeImages
-        ? await compactImages({ thumbnailPng: result.thumbnailPng, heatmapPng: result.heatmapPng })
-        : null;
-      // A row that could not be written is an answer that cannot be given. One that timed out may still
-      // be committed: a row without an answer is harmless, an answer without a row is not.
-      await audit.insert(
-        record,
-        images,
-        'the prediction was not answered, as none is without its audit row; send the image again',
-      );
-      if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
-      metrics.prediction(result, performance.now() - received);
-      noStore(reply);
-      return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
     },
   );
 }
