@@ -33,13 +33,16 @@ export function makeDirs(dir: string): string[] {
 
 /**
  * Why a folder or file could not be made or written, in words (from a file system error). A full disk names the
- * folder on it: `where` where the caller knows it, else the path the error names (a write's error names none).
+ * folder on it: `where` where the caller knows it, else the folder of the path the error names (a write's names none).
  */
 export function writeFailure(e: unknown, where?: string): string {
   const code = (e as NodeJS.ErrnoException).code;
   // Node's own words ("ENOSPC: no space left on device, write") name neither the disk nor the folder.
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    const folder = where ?? (e as NodeJS.ErrnoException).path;
+    // The error's path: a folder being made (said as it is), or a file being opened, often the hidden temp of
+    // writeFileAtomic, gone by now: the folder that holds it is on the same disk, and is there to name.
+    const { path: named, syscall } = e as NodeJS.ErrnoException;
+    const folder = where ?? (named && syscall !== 'mkdir' ? path.dirname(named) : named);
     if (code === 'EDQUOT') return `the disk quota${folder ? ` for ${folder}` : ''} is used up`;
     return `${folder ? `the disk that holds ${folder}` : 'the disk'} is full`;
   }

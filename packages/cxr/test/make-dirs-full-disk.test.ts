@@ -23,6 +23,10 @@ test('a full disk is said in words, naming the folder on it', { skip }, () => {
   assert.equal(writeFailure(e, '/data/runs/a'), 'the disk that holds /data/runs/a is full');
   // A write's error names no path: without a folder the words still say what is wrong, not "ENOSPC: ...".
   assert.equal(writeFailure(e), 'the disk is full');
+  // A write through a hidden temp file names that file, gone once the write failed: its folder is said instead.
+  const temp = Object.assign(e, { syscall: 'open', path: '/data/runs/a/.log.jsonl.tmp-123' });
+  assert.equal(writeFailure(temp), 'the disk that holds /data/runs/a is full');
   // A mkdir's error names the folder it could not make: that folder is the one said.
-  assert.equal(writeFailure(Object.assign(e, { path: '/data/runs/b' })), 'the disk that holds /data/runs/b is full');
+  const mkdir = Object.assign(e, { syscall: 'mkdir', path: '/data/runs/b' });
+  assert.equal(writeFailure(mkdir), 'the disk that holds /data/runs/b is full');
 });

@@ -85,12 +85,7 @@ export function formatComparison(r: ComparisonResult): string {
       m(r.b, 'auc'),
       d ? `${signed(d.difference)}${signedCi(d.ci95)} (paired bootstrap)` : 'n/a',
     ) +
-    row(
-      'accuracy',
-      m(r.a, 'accuracy'),
-      m(r.b, 'accuracy'),
-      signed((r.b.metrics.accuracy ?? 0) - r.a.metrics.accuracy),
-    ) +
+    row('accuracy', m(r.a, 'accuracy'), m(r.b, 'accuracy'), signed(r.b.metrics.accuracy - r.a.metrics.accuracy)) +
     row('sensitivity', m(r.a, 'sensitivity'), m(r.b, 'sensitivity'), test(r.sensitivity)) +
     row('specificity', m(r.a, 'specificity'), m(r.b, 'specificity'), test(r.specificity)) +
     '\neach model at its own threshold; intervals 95 %; a McNemar test counts only the films the two call ' +

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type PairedComparison, comparePaired } from '../eval/paired';
 import type { EvaluatedModel, Metrics } from '../eval/metrics_schema';
+import { writeFileAtomic } from '../atomic_write';
 import { makeOutputDir } from '../make_dirs';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import { type EvaluationResult, evaluationFileName, runEvaluation, type ScoredFilms } from './evaluate_run';
@@ -173,6 +174,6 @@ function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: stri
     a: { ...r.a, trainingOverlap: overlapRelativeTo(r.a.trainingOverlap, o.data) },
     b: { ...r.b, trainingOverlap: overlapRelativeTo(r.b.trainingOverlap, o.data) },
   };
-  fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n');
+  writeFileAtomic(file, JSON.stringify(stored, null, 2) + '\n');
   o.wrote?.(file);
 }

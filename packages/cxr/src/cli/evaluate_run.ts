@@ -246,7 +246,14 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).
     const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
     if (pipeline.assessedOnly) {
-      fs.writeFileSync(assessedFile, JSON.stringify({ ...pipeline.assessedOnly, ...origin, model }, null, 2) + '\n');
+      // The same films' overlap: the assessed figures are as optimistic, and cxr report notes it on their section too.
+      const assessed = {
+        ...pipeline.assessedOnly,
+        ...origin,
+        trainingOverlap: overlapRelativeTo(overlap, o.data),
+        model,
+      };
+      fs.writeFileSync(assessedFile, JSON.stringify(assessed, null, 2) + '\n');
       o.wrote?.(assessedFile);
     } else {
       fs.rmSync(assessedFile, { force: true });
