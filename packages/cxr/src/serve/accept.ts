@@ -31,12 +31,12 @@ export function mediaRanges(accept: string): MediaRange[] {
 }
 
 /**
- * Whether `accept` takes `media` (type/subtype): the most specific range that matches it decides (an exact
- * one over `type/*` over `*\/*`), and q=0 says "not this". A header without any range accepts anything.
+ * How much `accept` wants `media` (type/subtype): the q of the most specific range that matches it (an exact
+ * one over `type/*` over `*\/*`), 0 for none or q=0 ("not this"). A header without any range wants anything (1).
  */
-export function accepts(accept: string | undefined, media: string): boolean {
+export function preference(accept: string | undefined, media: string): number {
   const ranges = mediaRanges(accept ?? '');
-  if (!ranges.length) return true;
+  if (!ranges.length) return 1;
   const [type, subtype] = media.toLowerCase().split('/');
   let best: MediaRange | undefined;
   let bestRank = -1;
@@ -45,7 +45,12 @@ export function accepts(accept: string | undefined, media: string): boolean {
       r.type === type && r.subtype === subtype ? 2 : r.type === type && r.subtype === '*' ? 1 : r.type === '*' ? 0 : -1;
     if (rank > bestRank) [best, bestRank] = [r, rank];
   }
-  return best !== undefined && best.q > 0;
+  return best === undefined ? 0 : Math.max(best.q, 0);
+}
+
+/** Whether `accept` takes `media` (type/subtype) at all (preference above 0). */
+export function accepts(accept: string | undefined, media: string): boolean {
+  return preference(accept, media) > 0;
 }
 
 type Responses = Record<string, { content?: Record<string, unknown> } | undefined>;

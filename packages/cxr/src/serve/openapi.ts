@@ -4,6 +4,7 @@
 // can get before its route runs, an operationId where the route sets none, and its wildcard named.
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
+import { preference } from './accept';
 import { API_PREFIX } from './routes/common';
 import { predictionSchema, problemResponse, problemSchema } from './schemas';
 import { JOB_FILES_MAX, ORTHANC_ID_PATTERN, ORTHANC_IDS_MAX } from './routes/jobs';
@@ -136,9 +137,26 @@ export async function registerOpenApi(
   app.addSchema(predictionSchema);
 }
 
-/** GET /openapi.json on the API plugin; `app` is the root instance that generated the document. */
+/** OpenAPI's registered media type for its documents in JSON (IANA; its `version` parameter is major.minor). */
+export const OPENAPI_JSON = 'application/vnd.oai.openapi+json';
+
+/**
+ * GET /openapi.json on the API plugin; `app` is the root instance that generated the document. It answers in
+ * JSON, or in OpenAPI's own media type (with the document's version) to a client whose Accept prefers that one,
+ * as tools that fetch OpenAPI documents send; YAML is not served (406 as any type the route does not answer).
+ */
 export function openApiDocumentRoute(api: FastifyInstance, app: FastifyInstance): void {
-  api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const anyJson = { schema: {} }; // any JSON, written whole: a schema would drop what it does not list
+  const response = { 200: { content: { 'application/json': anyJson, [OPENAPI_JSON]: anyJson } } };
+  api.get('/openapi.json', { schema: { hide: true, response } }, async (req, reply) => {
+    const doc = app.swagger() as { openapi?: string };
+    const accept = req.headers.accept;
+    if (preference(accept, OPENAPI_JSON) > preference(accept, 'application/json')) {
+      const version = /^\d+\.\d+/.exec(doc.openapi ?? '')?.[0];
+      reply.type(version ? `${OPENAPI_JSON};version=${version}` : OPENAPI_JSON);
+    } else reply.type('application/json');
+    return doc;
+  });
 }
 
 /** The document's name for a route's wildcard (`/model/files/*`): OpenAPI names every path parameter. */

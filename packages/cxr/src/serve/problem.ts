@@ -98,8 +98,13 @@ export function clientErrorResponse(err: { code?: string }): string {
   );
 }
 
-/** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
-export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
+/**
+ * The problem an error is answered with, built without side effects (nothing logged), or undefined for an error
+ * without an answer of its own: a bug, answered 500 INTERNAL. The one classification of errors: toProblem answers
+ * with it and problemOf gives its status and code to whatever counts failures, so the two never disagree.
+ */
+function answerOf(err: FastifyError, maxUploadBytes: number): Problem | undefined {
+  if (err === null || typeof err !== 'object') return undefined; // a thrown string or number: a bug
   if (isClientInputError(err)) return problem(err.status, err.code, err.message);
   if (err instanceof TooLargeError) return tooLargeProblem(err);
   if (err instanceof HttpError) return problem(err.statusCode, err.code, err.message);
@@ -138,8 +143,26 @@ export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes
     // The framework's own 4xx (a forbidden static path, ...): the API's codes, not the framework's.
     return problem(err.statusCode, GENERIC_CODES[err.statusCode] ?? 'INVALID_REQUEST', err.message);
   }
+  return undefined;
+}
+
+const INTERNAL = (): Problem => problem(500, 'INTERNAL', 'internal error (details are in the server log)');
+
+/**
+ * The status and code an error is answered with, as toProblem answers it (without logging it): for the
+ * metrics that count failures by their answer (routes/predictions.ts), so that a new code cannot be missed.
+ */
+export function problemOf(err: unknown): { status: number; code: string } {
+  const { status, code } = answerOf(err as FastifyError, 0) ?? INTERNAL();
+  return { status, code };
+}
+
+/** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
+export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
+  const answer = answerOf(err, maxUploadBytes);
+  if (answer) return answer;
   req.log.error({ err }, 'request failed');
-  return problem(500, 'INTERNAL', 'internal error (details are in the server log)');
+  return INTERNAL();
 }
 
 /**

@@ -73,7 +73,10 @@ function readParam(name: string, s: ParamSchema, raw: unknown): unknown {
 /** The query parameters a route lists none of, each named as the schema's own refusal names one (problem.ts). */
 function refuseUnknown(names: string[], listed: string[]): never {
   const takes = listed.length ? `this operation takes ${listed.join(', ')}` : 'this operation takes none';
-  const unknown = names.map((n) => `unknown query parameter '${n.slice(0, 100)}'`).join('; ');
+  // `?=1` has a parameter named '' (quoted, it reads as a misprint of the message): said in words.
+  const said = (n: string) =>
+    n === '' ? 'an empty query parameter name' : `unknown query parameter '${n.slice(0, 100)}'`;
+  const unknown = names.map(said).join('; ');
   throw new HttpError(400, 'INVALID_REQUEST', `${unknown} (${takes})`);
 }
 

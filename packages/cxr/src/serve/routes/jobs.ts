@@ -178,7 +178,9 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
               'memory for uploads at once (TOO_LARGE: send fewer per request)',
           ),
           415: problemResponse(
-            'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image',
+            'Neither multipart/form-data nor JSON, or a film that is not a JPEG, PNG or DICOM image or is a ' +
+              'variant the decoder cannot read (12-bit, lossless, hierarchical or JPEG-LS JPEG, animated PNG), as ' +
+              'POST /predictions answers it: nothing of the request is queued',
           ),
           422: problemResponse(
             'An Orthanc instance id the PACS does not have (UNKNOWN_INSTANCE, naming them), or a film that cannot ' +

@@ -6,9 +6,9 @@ import { auditRecordOf } from '../../predict/audit_record';
 import type { AuditRecord } from '../audit';
 import type { AuditGuard } from '../audit_guard';
 import { DecodeWorkerError } from '../decode_pool';
-import { HttpError } from '../http_error';
 import { PREDICTION_ERROR_CODES, type PredictionErrorCode, type ServeMetrics, WORKER_FAILED } from '../metrics';
 import { isClientInputError, type ServePredictor } from '../predictor_port';
+import { problemOf } from '../problem';
 import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
 import { compactImages } from '../retention';
@@ -37,19 +37,14 @@ interface PredictQuery {
 const SERVER_CODES = new Set<string>(PREDICTION_ERROR_CODES);
 
 /**
- * The code a failure is answered with when it is the server's (5xx, as problem.ts toProblem answers it), for
- * cxr_prediction_errors_total; null for the client's (4xx, a client that hung up). An error without a status
- * of its own is a bug, answered 500 INTERNAL; a driver's SQLITE_BUSY is answered BUSY.
+ * The code a failure is answered with when it is the server's (5xx, as problem.ts answers it: problemOf), for
+ * cxr_prediction_errors_total; null for the client's (4xx, a client that hung up). A 5xx code the metric does not
+ * list is counted as OTHER.
  */
 export function serverFailureCode(e: unknown): PredictionErrorCode | null {
-  if (isClientInputError(e)) return null;
-  const { code, statusCode } = e as { code?: unknown; statusCode?: unknown };
-  if (code === 'AUDIT_UNAVAILABLE') return 'AUDIT_UNAVAILABLE';
-  if (code === 'BUSY' || code === 'SQLITE_BUSY') return 'BUSY';
-  if (typeof statusCode !== 'number') return 'INTERNAL';
-  if (statusCode < 500) return null;
-  const answered = e instanceof HttpError ? e.code : 'INTERNAL';
-  return SERVER_CODES.has(answered) ? (answered as PredictionErrorCode) : 'OTHER';
+  const { status, code } = problemOf(e);
+  if (status < 500) return null;
+  return SERVER_CODES.has(code) ? (code as PredictionErrorCode) : 'OTHER';
 }
 
 export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOptions): void {

@@ -1,0 +1,233 @@
+// What the API's doors refuse, and in which words: POST /jobs refuses the JPEG and PNG variants and the phone
+// photos that POST /predictions refuses (415, the same words) before any film of the request is queued, rather
+// than queueing them for a worker to fail; the OpenAPI document is served to a client that asks for OpenAPI's
+// registered media type; a query parameter without a name is said so; and the failures counted by
+// cxr_prediction_errors_total are classified as the answer to them is (problem.ts problemOf).
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import type { FastifyError, FastifyRequest } from 'fastify';
+import sharp from 'sharp';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import { HttpError } from '../src/serve/http_error';
+import { PREDICTION_ERROR_CODES } from '../src/serve/metrics';
+import type { ServePredictor } from '../src/serve/predictor_port';
+import { problemOf, toProblem } from '../src/serve/problem';
+import type { JobsPort } from '../src/serve/routes/jobs';
+import { serverFailureCode } from '../src/serve/routes/predictions';
+import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+
+let dir: string;
+let predictor: ServePredictor;
+let audit: AuditStore;
+let app: Awaited<ReturnType<typeof buildApp>>;
+const submitted: string[] = [];
+
+/** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
+const jobs: JobsPort = {
+  canonicalId: (id) => id,
+  submitUpload: async (_bytes, name) => {
+    submitted.push(name);
+    return { id: `job-${submitted.length}`, status: 'queued' };
+  },
+  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
+  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
+  status: async () => null,
+  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
+};
+
+before(async () => {
+  dir = tempDir('serve-refusals');
+  await makeTinyModel(path.join(dir, 'model'));
+  predictor = await loadPredictor(path.join(dir, 'model'));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
+  app = await buildApp({ predictor, audit, jobs });
+});
+
+after(async () => {
+  await app.close();
+  await audit.close();
+  predictor.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- films the decoder cannot read, made here from a gray JPEG and PNG (as test/decode-variants.test.ts) ----
+
+/** The JPEG with its first start-of-frame segment's marker set to `marker` and its precision to `bits`. */
+function patchSof(src: Buffer, marker: number, bits: number): Buffer {
+  const b = Buffer.from(src);
+  for (let i = 2; i + 4 < b.length && b[i] === 0xff; i += 2 + b.readUInt16BE(i + 2)) {
+    if (b[i + 1] === 0xc0 || b[i + 1] === 0xc2) {
+      b[i + 1] = marker;
+      b[i + 4] = bits;
+      return b;
+    }
+  }
+  throw new Error('no SOF0/SOF2 segment');
+}
+
+/** The JPEG with a DHP segment (a hierarchical JPEG's) before its frame. */
+function hierarchical(src: Buffer): Buffer {
+  const sof = patchSof(src, 0xde, 8); // the frame header's fields under the DHP marker
+  const at = sof.indexOf(Buffer.from([0xff, 0xde]));
+  const dhp = sof.subarray(at, at + 2 + sof.readUInt16BE(at + 2));
+  return Buffer.concat([src.subarray(0, 2), dhp, src.subarray(2)]);
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length);
+  body.copy(out, 4);
+  out.writeUInt32BE(zlib.crc32(body), 8 + data.length);
+  return out;
+}
+
+/** The PNG with an acTL chunk announcing two frames after its IHDR: an animated PNG. */
+function animated(png: Buffer): Buffer {
+  const afterIhdr = 8 + 12 + png.readUInt32BE(8);
+  const acTL = Buffer.alloc(8);
+  acTL.writeUInt32BE(2);
+  return Buffer.concat([png.subarray(0, afterIhdr), pngChunk('acTL', acTL), png.subarray(afterIhdr)]);
+}
+
+/** A multipart body of films, each in a field named "image". */
+function films(...files: [string, Buffer][]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----cxrrefusals${Math.random().toString(16).slice(2)}`;
+  const parts = files.map(([name, bytes]) =>
+    Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${name}"\r\n` +
+          'Content-Type: application/octet-stream\r\n\r\n',
+      ),
+      bytes,
+      Buffer.from('\r\n'),
+    ]),
+  );
+  return {
+    payload: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
+}
+
+test('POST /jobs refuses what POST /predictions refuses as unsupported, in its words, and queues nothing', async () => {
+  const px = Buffer.alloc(64 * 64);
+  for (let i = 0; i < px.length; i++) px[i] = (i % 64) * 3 + Math.floor(i / 64);
+  const jpeg = await sharp(px, { raw: { width: 64, height: 64, channels: 1 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  const png = await gradientFilm();
+  const avif = await sharp(px, { raw: { width: 64, height: 64, channels: 1 } })
+    .avif()
+    .toBuffer();
+  const heic = Buffer.from(avif);
+  heic.write('heic', 8, 'latin1'); // an iPhone photo's brand in the 'ftyp' box
+  const refused: [string, Buffer, RegExp][] = [
+    ['12bit.jpg', patchSof(jpeg, 0xc1, 12), /^12-bit JPEG is not supported/],
+    ['lossless.jpg', patchSof(jpeg, 0xc3, 8), /^lossless JPEG is not supported/],
+    ['hierarchical.jpg', hierarchical(jpeg), /^hierarchical JPEG is not supported/],
+    ['film.jls', patchSof(jpeg, 0xf7, 12), /^JPEG-LS is not supported/],
+    ['animated.png', animated(png), /^animated PNG \(2 frames\) is not supported/],
+    ['photo.heic', heic, /^HEIC is not supported/],
+    ['photo.avif', avif, /^AVIF is not supported/],
+  ];
+  for (const [name, bytes, words] of refused) {
+    const one = multipartBody('image', name, bytes);
+    const direct = await app.inject({ method: 'POST', url: '/api/v1/predictions', ...one, payload: one.body });
+    assert.equal(direct.statusCode, 415, `${name} at POST /predictions: ${direct.body}`);
+    const said = direct.json().detail as string;
+    assert.match(said, words, name);
+
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/jobs?heatmap=false',
+      ...films(['first.jpg', jpeg], [name, bytes]),
+    });
+    assert.equal(res.statusCode, 415, `${name}: ${res.body}`);
+    assert.equal(res.json().code, 'UNSUPPORTED_FORMAT');
+    assert.equal(res.json().detail, `${name}: ${said} (nothing in this request was queued)`);
+  }
+  assert.deepEqual(submitted, [], 'not even the readable film sent before the refused one');
+
+  // What the decoder reads is still queued.
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/jobs?heatmap=false',
+    ...films(['film.jpg', jpeg], ['film.png', png]),
+  });
+  assert.equal(res.statusCode, 202, res.body);
+  assert.deepEqual(submitted, ['film.jpg', 'film.png']);
+});
+
+test("the OpenAPI document is answered in OpenAPI's registered media type to a client that asks for it", async () => {
+  const get = (accept?: string) =>
+    app.inject({ url: '/api/v1/openapi.json', headers: accept === undefined ? {} : { accept } });
+  for (const accept of [
+    'application/vnd.oai.openapi+json',
+    'application/vnd.oai.openapi+json;version=3.0',
+    'application/json;q=0.5, application/vnd.oai.openapi+json',
+  ]) {
+    const res = await get(accept);
+    assert.equal(res.statusCode, 200, `${accept}: ${res.body}`);
+    // The version as its major.minor (fastify writes the parameter quoted, which RFC 9110 §5.6.6 takes as equal).
+    const type = res.headers['content-type'] as string;
+    assert.match(type, /^application\/vnd\.oai\.openapi\+json;\s*version=("3\.0"|3\.0)(;|$)/);
+    assert.equal(res.json().openapi, '3.0.3', 'the version the type names is the document’s');
+  }
+  for (const accept of [undefined, '*/*', 'application/json', 'application/json, application/vnd.oai.openapi+json']) {
+    const res = await get(accept);
+    assert.equal(res.statusCode, 200, `${accept}: ${res.body}`);
+    assert.match(res.headers['content-type'] as string, /^application\/json/, String(accept));
+    assert.equal(res.json().openapi, '3.0.3');
+  }
+  // No YAML is served: refused as any type the document is not answered in.
+  const yaml = await get('application/yaml');
+  assert.equal(yaml.statusCode, 406);
+  assert.equal(yaml.json().code, 'NOT_ACCEPTABLE');
+});
+
+test('a query parameter without a name is said to be one, not quoted as an empty name', async () => {
+  const res = await app.inject('/api/v1/health?=1');
+  assert.equal(res.statusCode, 400, res.body);
+  assert.equal(res.json().code, 'INVALID_REQUEST');
+  assert.match(res.json().detail, /^an empty query parameter name \(this operation takes/);
+  assert.doesNotMatch(res.json().detail, /''/);
+  const named = await app.inject('/api/v1/health?=1&colour=red');
+  assert.match(named.json().detail, /^an empty query parameter name; unknown query parameter 'colour' \(/);
+});
+
+test('the metric counts a failure as the server answered it: the one classification in problem.ts', () => {
+  const quiet = { log: { error: () => undefined } } as unknown as FastifyRequest;
+  const coded = (code: string, more: Record<string, unknown> = {}) =>
+    Object.assign(new Error(code), { code, ...more }) as unknown as FastifyError;
+  const errors: unknown[] = [
+    ...PREDICTION_ERROR_CODES.map((c) => new HttpError(503, c, 'x')),
+    new HttpError(503, 'A_NEW_OUTAGE', 'a 5xx code the metric does not list'),
+    new HttpError(422, 'NOT_A_CHEST_XRAY', 'x'),
+    coded('BUSY'),
+    coded('SQLITE_BUSY'),
+    coded('AUDIT_UNAVAILABLE'),
+    // Answered by their code (415, 413, 400) even without a status of their own: the client's, not counted.
+    coded('FST_ERR_CTP_INVALID_MEDIA_TYPE'),
+    coded('FST_REQ_FILE_TOO_LARGE'),
+    coded('FST_ERR_CTP_INVALID_JSON_BODY'),
+    Object.assign(new Error('bad query'), { validation: [], validationContext: 'querystring' }),
+    coded('FST_SOMETHING', { statusCode: 404 }),
+    new Error('a bug'),
+    'a thrown string',
+  ];
+  for (const e of errors) {
+    const answered = toProblem(e as FastifyError, quiet, 1024);
+    assert.deepEqual(problemOf(e), { status: answered.status, code: answered.code }, String(e));
+    const counted =
+      answered.status < 500
+        ? null
+        : (PREDICTION_ERROR_CODES as readonly string[]).includes(answered.code)
+          ? answered.code
+          : 'OTHER';
+    assert.equal(serverFailureCode(e), counted, String(e));
+  }
+});
