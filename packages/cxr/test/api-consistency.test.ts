@@ -62,9 +62,10 @@ test('HEAD: every GET operation answers it as its GET, without the body, as the 
 
 test('a query parameter an operation does not list is refused on every operation, naming it', async () => {
   for (const { method, url, body } of await everyOperation()) {
+    // GET /health alone ignores its query (a monitor's cache-buster): serve-route-refusals.test.ts.
+    if (url.endsWith('/health')) continue;
     const sep = url.includes('?') ? '&' : '?';
-    const auth = !url.endsWith('/health');
-    const refused = await ask(method, `${url}${sep}colour=red`, 400, { ...body, auth });
+    const refused = await ask(method, `${url}${sep}colour=red`, 400, body);
     assert.equal(refused.code, 'INVALID_REQUEST', url);
     assert.match(String(refused.detail), /unknown query parameter 'colour'/, url);
   }

@@ -93,7 +93,10 @@ export function strictQueryParams(scope: FastifyInstance): void {
     if (!req.query || typeof req.query !== 'object') return;
     const query = req.query as Record<string, unknown>;
     const unknown = Object.keys(query).filter((name) => !Object.hasOwn(props, name));
-    if (unknown.length) refuseUnknown(unknown.slice(0, 5), Object.keys(props));
+    // Except where the route says its query means nothing (GET /health): a monitor that adds a cache-buster
+    // (`?_=1700000000`) would take the 400 for a server that is down.
+    const ignores = (req.routeOptions.config as { unknownQueryIgnored?: boolean }).unknownQueryIgnored === true;
+    if (unknown.length && !ignores) refuseUnknown(unknown.slice(0, 5), Object.keys(props));
     for (const [name, s] of Object.entries(props)) {
       if (query[name] !== undefined) query[name] = readParam(name, s, query[name]);
     }

@@ -137,6 +137,8 @@ export function healthRoute(
   api.get(
     '/health',
     {
+      // Monitors and load balancers add cache-busters: a liveness probe ignores its query (schemas_query.ts).
+      config: { unknownQueryIgnored: true },
       schema: {
         summary: 'Liveness, the served model and the audit log (no token needed)',
         operationId: 'getHealth',
