@@ -39,8 +39,8 @@ export interface CollectedInputs {
 export interface CollectOptions {
   /**
    * Whether a folder's files that are images the decoder does not read (HEIC, WebP, ...) or named like films
-   * (an empty `x.jpg`) are jobs, so their rows say why they failed (`cxr predict`), rather than skipped with
-   * the files that are no images at all (default, `cxr enqueue`).
+   * (an empty `x.jpg`) are jobs, so that they are named with why they fail (`cxr predict`'s rows, `cxr
+   * enqueue`'s refusals), rather than skipped with the files that are no images at all (default).
    */
   imageLike?: boolean;
 }
@@ -89,8 +89,6 @@ function kindOf(file: string): 'film' | 'image-like' | 'other' {
   if (sniffFormat(head) !== 'unknown') return 'image-like';
   return IMAGE_NAME.test(path.basename(file)) && !looksLikeText(head) ? 'image-like' : 'other';
 }
-
-const looksLikeImage = (file: string) => kindOf(file) === 'film';
 
 function sortedEntries(dir: string): fs.Dirent[] {
   return fs
@@ -143,13 +141,16 @@ type FolderWalk = ReturnType<typeof folderWalk>;
 
 const statOf = (s: EntryStat) => ('stat' in s ? s.stat : undefined);
 
-/** Whether any sub-folder of `dir`, at any depth, holds an image (stops at the first). */
+/**
+ * Whether any sub-folder of `dir`, at any depth, holds an image (stops at the first): one the decoder reads or
+ * an image-like file (see kindOf), as a sub-folder of a phone's HEIC photos is still films left out without -r.
+ */
 function imagesBelow(dir: string, walk = folderWalk(null), top = true): boolean {
   const folders: string[] = [];
   for (const e of walk.entries(dir)) {
     const p = path.join(dir, e.name);
     const st = statOf(walk.stat(p));
-    if (!top && st?.isFile() && looksLikeImage(p)) return true;
+    if (!top && st?.isFile() && kindOf(p) !== 'other') return true;
     if (st?.isDirectory()) folders.push(p);
   }
   return folders.some((p) => imagesBelow(p, walk, false));
