@@ -121,6 +121,20 @@ test("collectInputs with imageLike: a folder's images the decoder refuses are jo
   );
 });
 
+test('text that starts like a BMP and the empty Icon\\r file of a Mac folder are no images: skipped', () => {
+  const dir = path.join(root, 'mac');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'a.jpeg'), fs.readFileSync(path.join(archive, 'a.jpeg')));
+  fs.writeFileSync(path.join(dir, 'BMI chart.txt'), 'BMI chart, 2019\n');
+  fs.writeFileSync(path.join(dir, 'Icon\r'), '');
+  const found = collectInputs([dir], false, { imageLike: true });
+  assert.deepEqual(
+    found.jobs.map((j) => path.basename(j.file)),
+    ['a.jpeg'],
+  );
+  assert.deepEqual(found.skipped.map((f) => path.basename(f)).sort(), ['BMI chart.txt', 'Icon\r']);
+});
+
 test('cxr predict DIR --json: a row with error and errorCode per failing image, named on stderr; exit 2', () => {
   const r = cxr('predict', archive, '--model', modelDir, '--no-audit', '--json');
   assert.equal(r.code, 2, r.stderr);

@@ -86,8 +86,12 @@ function kindOf(file: string): 'film' | 'image-like' | 'other' {
     return 'film';
   }
   if (filmFormat(head) !== null || /\.dcm$/i.test(file)) return 'film';
-  if (sniffFormat(head) !== 'unknown') return 'image-like';
-  return IMAGE_NAME.test(path.basename(file)) && !looksLikeText(head) ? 'image-like' : 'other';
+  // Text is no image whatever it starts with: a note that begins "BMI ..." has a BMP's two leading bytes.
+  if (sniffFormat(head) !== 'unknown' && !looksLikeText(head)) return 'image-like';
+  const name = path.basename(file);
+  // A name with a control character is a system's file, no film: the empty `Icon\r` of a folder copied from a Mac.
+  if (/[\x00-\x1f]/.test(name)) return 'other';
+  return IMAGE_NAME.test(name) && !looksLikeText(head) ? 'image-like' : 'other';
 }
 
 function sortedEntries(dir: string): fs.Dirent[] {
