@@ -242,6 +242,11 @@ test('evaluate and compare warn of (and record) films the model trained on; comp
   // The same comparison again replaces it; another pair is refused there without --overwrite.
   await cli('compare', '--models', a, b, '--data', site, '--json', '--out', out);
   await assert.rejects(cli('compare', '--models', b, a, '--data', site, '--out', out), /already holds a comparison/);
+  // Refused before any film is scored: a B that could not even be loaded (its weights cut) is never reached.
+  const cut = path.join(dir, 'b-cut');
+  fs.cpSync(b, cut, { recursive: true });
+  for (const f of fs.readdirSync(cut).filter((n) => n.endsWith('.bin'))) fs.truncateSync(path.join(cut, f), 10);
+  await assert.rejects(cli('compare', '--models', a, cut, '--data', site, '--out', out), /already holds a comparison/);
   const text = (await cli('compare', '--models', a, b, '--data', site)).stdout;
   assert.match(text, /McNemar exact p = /);
   assert.match(text, /A: OPTIMISTIC: these films include 3 films it trained on and 2 of its validation split/);

@@ -7,6 +7,7 @@ import { type PairedComparison, comparePaired } from '../eval/paired';
 import type { EvaluatedModel, Metrics } from '../eval/metrics_schema';
 import { writeFileAtomic } from '../atomic_write';
 import { makeOutputDir } from '../make_dirs';
+import { modelIdentity } from '../models/io';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import { type EvaluationResult, evaluationFileName, runEvaluation, type ScoredFilms } from './evaluate_run';
 
@@ -104,6 +105,12 @@ const sideOf = (dir: string, m: EvaluationResult): CompareSide => ({
 });
 
 export async function runComparison(o: CompareRunOptions): Promise<ComparisonResult> {
+  // The two models as the --out file records them, known before scoring: a folder holding another comparison
+  // of this split is refused before both models are scored (minutes), once the first run knows the split.
+  const models = o.models.map((dir) => modelIdentity(dir).sha256);
+  const checkOut = (split: string, source: string) => {
+    if (o.out) outFile(o, split, source, models);
+  };
   const warnings: string[] = [];
   const runs: { result: EvaluationResult; scored: ScoredFilms }[] = [];
   for (const [i, dir] of o.models.entries()) {
@@ -115,6 +122,7 @@ export async function runComparison(o: CompareRunOptions): Promise<ComparisonRes
       split: o.split,
       operatingPoint: o.operatingPoint,
       progress: o.progress,
+      ...(i === 0 ? { beforeScoring: checkOut } : {}),
       warn: (line) => {
         warnings.push(`${tag}: ${line}`);
         o.warn?.(`${tag}: ${line}`);
@@ -151,9 +159,23 @@ export async function runComparison(o: CompareRunOptions): Promise<ComparisonRes
  * models there is not written over unasked (--overwrite); the same comparison again replaces it.
  */
 function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: string): void {
-  const dir = path.join(o.out as string, 'comparisons');
-  const file = path.join(dir, `${evaluationFileName(r.split)}.json`);
   const models = [r.a.model.sha256, r.b.model.sha256];
+  const file = outFile(o, r.split, source, models);
+  makeOutputDir(path.dirname(file), '--out');
+  const stored = {
+    ...r,
+    source,
+    models,
+    a: { ...r.a, trainingOverlap: overlapRelativeTo(r.a.trainingOverlap, o.data) },
+    b: { ...r.b, trainingOverlap: overlapRelativeTo(r.b.trainingOverlap, o.data) },
+  };
+  writeFileAtomic(file, JSON.stringify(stored, null, 2) + '\n');
+  o.wrote?.(file);
+}
+
+/** The --out file of `split`'s comparison, refused (without --overwrite) where it holds another comparison. */
+function outFile(o: CompareRunOptions, split: string, source: string, models: string[]): string {
+  const file = path.join(o.out as string, 'comparisons', `${evaluationFileName(split)}.json`);
   let earlier: { source?: unknown; models?: unknown } | undefined;
   try {
     earlier = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -166,14 +188,5 @@ function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: stri
       `--out ${o.out} already holds a comparison of other films or other models: ${file}. Give another --out ` +
         'folder, or --overwrite to replace it',
     );
-  makeOutputDir(dir, '--out');
-  const stored = {
-    ...r,
-    source,
-    models,
-    a: { ...r.a, trainingOverlap: overlapRelativeTo(r.a.trainingOverlap, o.data) },
-    b: { ...r.b, trainingOverlap: overlapRelativeTo(r.b.trainingOverlap, o.data) },
-  };
-  writeFileAtomic(file, JSON.stringify(stored, null, 2) + '\n');
-  o.wrote?.(file);
+  return file;
 }

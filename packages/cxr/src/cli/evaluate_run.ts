@@ -69,6 +69,11 @@ export interface EvaluateRunOptions {
   warn?: (line: string) => void;
   /** Told each file written under `out`. */
   wrote?: (file: string) => void;
+  /**
+   * Told the split's name and its films as a metrics file records them once they are known, before any film is
+   * scored: `cxr compare --out` refuses a folder it must not write into before minutes of scoring, not after.
+   */
+  beforeScoring?: (split: string, storedSource: string) => void;
   /** Told each scored film's label and probability (`cxr compare` pairs two models' on the same films). */
   scored?: (films: ScoredFilms) => void;
 }
@@ -146,6 +151,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   // The films as the --out metrics file records them: the real path, the same whichever way --data named it.
   const storedSource = `${fs.realpathSync(o.data)} (${split})`;
   if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource);
+  o.beforeScoring?.(split, storedSource);
   // The model's own split holds what training read (JPEG and PNG, train/data_check.ts checkData); any other
   // folder's DICOM films are scored too, read as a prediction reads them.
   const dicom = ownValidation ? new Set<string>() : await dicomPaths(records);

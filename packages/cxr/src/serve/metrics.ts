@@ -220,8 +220,8 @@ export class ServeMetrics {
   /**
    * The audit log: cxr_audit_available (1 while it answers) and cxr_audit_failures_total by operation. The
    * gauge alone misses an outage shorter than the scrape interval; the count shows each failed use, e.g.
-   * `increase(cxr_audit_failures_total{operation="write"}[5m]) > 0`: predictions that were computed and
-   * then refused (503 AUDIT_UNAVAILABLE), as none is answered without its row.
+   * `increase(cxr_audit_failures_total{operation="write"}[5m]) > 0`: rows not written (a prediction computed
+   * and then refused 503 AUDIT_UNAVAILABLE, as none is answered without its row; a job's row; a retention sweep).
    */
   watchAudit(audit: AuditWatch): void {
     this.addGauge(
@@ -233,7 +233,8 @@ export class ServeMetrics {
       name: 'cxr_audit_failures_total',
       help:
         'Uses of the audit log that failed as unavailable (unreachable, unwritable, or no answer within the ' +
-        'wait), by operation: write (a row refused: its prediction was answered 503) or read',
+        "wait), by operation: write (a row refused, POST /predictions then answers 503; a job's row; a retention " +
+        'sweep) or read (a /health probe during an outage counts too)',
       labelNames: ['operation'],
       registers: [this.registry],
       collect() {
