@@ -90,7 +90,7 @@ function kindOf(file: string): 'film' | 'image-like' | 'other' {
   if (sniffFormat(head) !== 'unknown' && !looksLikeText(head)) return 'image-like';
   const name = path.basename(file);
   // A name with a control character is a system's file, no film: the empty `Icon\r` of a folder copied from a Mac.
-  if (/[\x00-\x1f]/.test(name)) return 'other';
+  if ([...name].some((c) => c.charCodeAt(0) < 0x20)) return 'other';
   return IMAGE_NAME.test(name) && !looksLikeText(head) ? 'image-like' : 'other';
 }
 
