@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
+import { pngChunk as chunk } from './image-bytes';
 import { DICOM_FILE, XRAY_JPEG } from './serve-fixtures';
 
 export interface BadFile {
@@ -16,24 +17,6 @@ export interface BadFile {
 }
 
 // ---- PNG, written by hand so that headers can lie -------------------------------------------
-
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
 
 function ihdr(width: number, height: number, bitDepth = 8, colourType = 0): Buffer {
   const d = Buffer.alloc(13);

@@ -15,6 +15,7 @@ import { jpegFrameHeader, jpegUnsupported } from '../src/data/image_header';
 import { decodeInput } from '../src/predict/decode_input';
 import { InputError } from '../src/predict/errors';
 import { CHEST_XRAY, needsData } from './shared-data';
+import { pngChunk as chunk, patchSof, sofAt } from './image-bytes';
 
 const FILM = path.join(CHEST_XRAY, 'val', 'PNEUMONIA', 'person1946_bacteria_4874.jpeg');
 /** For the comparisons with the real film only. */
@@ -51,22 +52,6 @@ before(async () => {
 
 // ---- PNG and JPEG written or patched by hand, where the encoders cannot make the variant -------------------
 
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-function chunk(type: string, data: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length);
-  body.copy(out, 4);
-  out.writeUInt32BE(crc32(body), 8 + data.length);
-  return out;
-}
 const SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const u32 = (...v: number[]) =>
   Buffer.concat(v.map((n) => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255])));
@@ -103,23 +88,6 @@ function png8(before: Buffer[] = [], after: Buffer[] = []): Buffer {
 const acTL = (frames: number) => chunk('acTL', u32(frames, 0));
 const fcTL = (seq: number) => chunk('fcTL', Buffer.concat([u32(seq, W, H, 0, 0), Buffer.from([0, 1, 0, 1, 0, 0])]));
 const fdAT = (seq: number) => chunk('fdAT', Buffer.concat([u32(seq), zlib.deflateSync(Buffer.alloc(H * (W + 1)))]));
-
-/** Where the JPEG's start-of-frame segment (SOF0 or SOF2) starts. */
-function sofAt(b: Buffer): number {
-  for (let i = 2; i + 4 < b.length && b[i] === 0xff; i += 2 + b.readUInt16BE(i + 2)) {
-    if (b[i + 1] === 0xc0 || b[i + 1] === 0xc2) return i;
-  }
-  throw new Error('no SOF0/SOF2 marker');
-}
-
-/** The JPEG with its start-of-frame marker changed to `marker` and its sample precision to `bits`. */
-function patchSof(src: Buffer, marker: number, bits: number): Buffer {
-  const b = Buffer.from(src);
-  const i = sofAt(b);
-  b[i + 1] = marker;
-  b[i + 4] = bits;
-  return b;
-}
 
 /** The JPEG with a DHP segment (a hierarchical JPEG's, the frame header's fields) right after SOI. */
 function withDhp(src: Buffer): Buffer {

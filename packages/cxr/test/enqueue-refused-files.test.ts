@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { Redis } from 'ioredis';
 import { collectInputs } from '../src/predict/batch';
+import { CUT, FILMS, OTHERS, REFUSED_BY_HEADER, makeArchive } from './archive-fixtures';
+import { isoMedia } from './image-bytes';
 import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
@@ -24,81 +25,14 @@ let good = '';
 let bad = '';
 let nested = '';
 
-/** A PNG chunk; its CRC is left zero: the header check refuses the file before any decoder reads it. */
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  return Buffer.concat([len, Buffer.from(type, 'latin1'), data, Buffer.alloc(4)]);
-}
-
-/** The JPEG with its baseline frame header's sample precision set to `bits`. */
-function withPrecision(jpeg: Buffer, bits: number): Buffer {
-  const b = Buffer.from(jpeg);
-  for (let i = 2; i + 4 < b.length; i++) {
-    if (b[i] === 0xff && b[i + 1] === 0xc0) {
-      b[i + 4] = bits;
-      return b;
-    }
-  }
-  throw new Error('no SOF0 marker');
-}
-
-/** The leading bytes of an ISO media file of `brand` (HEIC): what sniffing reads. */
-function isoMedia(brand: string): Buffer {
-  const b = Buffer.alloc(64);
-  b.writeUInt32BE(24, 0);
-  b.write(`ftyp${brand}`, 4, 'latin1');
-  return b;
-}
-
 /** Each refused file's name, its reason (start) and code: predict's row for the same file says the same. */
-const REFUSED: [string, RegExp, string][] = [
-  ['IMG_0001.HEIC', /^HEIC is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
-  ['IM000002', /^empty file \(0 bytes\)$/, 'EMPTY'],
-  ['animated.png', /^animated PNG \(2 frames\) is not supported/, 'UNSUPPORTED_FORMAT'],
-  ['deep.jpg', /^12-bit JPEG is not supported/, 'UNSUPPORTED_FORMAT'],
-  ['empty.jpg', /^empty file \(0 bytes\)$/, 'EMPTY'],
-  ['photo.webp', /^WEBP is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
-];
+const REFUSED = REFUSED_BY_HEADER;
 /** Queued: whole films, and a cut-short PNG, whose damage only a worker reading it all finds. */
-const QUEUED = ['a.jpeg', 'b.png', 'cut.png'];
-/** No images by name and bytes: counted, never named. */
-const OTHERS = ['README', 'Thumbs.db', 'notes.txt'];
+const QUEUED = [...FILMS, CUT];
 
 before(async () => {
   root = tempDir('enqueue-refused');
-  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
-  const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
-  const jpeg = await sharp(pixels, raw).jpeg().toBuffer();
-  const png = await sharp(pixels, raw).png().toBuffer();
-  archive = path.join(root, 'archive');
-  fs.mkdirSync(archive);
-  const put = (name: string, data: Buffer | string) => fs.writeFileSync(path.join(archive, name), data);
-  put('a.jpeg', jpeg);
-  put('b.png', png);
-  put('IMG_0001.HEIC', isoMedia('heic'));
-  // acTL (2 frames, 0 plays) right after IHDR (8-byte signature + 25-byte chunk), before IDAT.
-  put(
-    'animated.png',
-    Buffer.concat([png.subarray(0, 33), chunk('acTL', Buffer.from([0, 0, 0, 2, 0, 0, 0, 0])), png.subarray(33)]),
-  );
-  put('cut.png', png.subarray(0, Math.floor(png.length / 2)));
-  put('deep.jpg', withPrecision(jpeg, 12));
-  put('empty.jpg', '');
-  put('IM000002', ''); // an extensionless DICOM name, left empty by a failed copy
-  put('photo.webp', Buffer.concat([Buffer.from('RIFF\x20\0\0\0WEBPVP8 ', 'latin1'), Buffer.alloc(24)]));
-  put('README', 'Study exported from PACS.\n');
-  put('Thumbs.db', Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0, 0, 1, 2]));
-  put('notes.txt', 'not a film');
-
-  good = path.join(root, 'good');
-  fs.mkdirSync(good);
-  fs.writeFileSync(path.join(good, 'a.jpeg'), jpeg);
-  fs.writeFileSync(path.join(good, 'notes.txt'), 'not a film');
-  bad = path.join(root, 'bad');
-  fs.mkdirSync(bad);
-  fs.writeFileSync(path.join(bad, 'IMG_0001.HEIC'), isoMedia('heic'));
-  fs.writeFileSync(path.join(bad, 'empty.jpg'), '');
+  ({ archive, good, bad } = await makeArchive(root));
 
   // A folder whose films are all in sub-folders: one of a phone's HEIC photos only, one of notes only.
   nested = path.join(root, 'nested');

@@ -1,0 +1,65 @@
+// An archive folder as hospital IT meets one, for `cxr predict FOLDER` and `cxr enqueue FOLDER`: two films, the
+// images the decoder refuses by their leading bytes (a phone's HEIC or WebP, empty files, a 12-bit JPEG, an
+// animated PNG), a PNG cut short (only a reader of the whole file finds it), and files that are no images by
+// name and bytes. Made here from a gradient; no ../shared data.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { WEBP, animatedPng, isoMedia, patchSof } from './image-bytes';
+
+/** Each file refused from its leading bytes: its name, its reason (start) and code, as predict and enqueue say. */
+export const REFUSED_BY_HEADER: [string, RegExp, string][] = [
+  ['IMG_0001.HEIC', /^HEIC is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
+  ['IM000002', /^empty file \(0 bytes\)$/, 'EMPTY'],
+  ['animated.png', /^animated PNG \(2 frames\) is not supported/, 'UNSUPPORTED_FORMAT'],
+  ['deep.jpg', /^12-bit JPEG is not supported/, 'UNSUPPORTED_FORMAT'],
+  ['empty.jpg', /^empty file \(0 bytes\)$/, 'EMPTY'],
+  ['photo.webp', /^WEBP is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
+];
+/** The whole films. */
+export const FILMS = ['a.jpeg', 'b.png'];
+/** A PNG cut in half: its header is whole, its damage found by a reader of the whole file (TRUNCATED). */
+export const CUT = 'cut.png';
+/** No images by name and bytes: counted, never named. */
+export const OTHERS = ['README', 'Thumbs.db', 'notes.txt'];
+
+export interface Archive {
+  /** Every kind above. */
+  archive: string;
+  /** One film and a note. */
+  good: string;
+  /** Only refused images (a HEIC and an empty .jpg). */
+  bad: string;
+  jpeg: Buffer;
+}
+
+/** The folders under `root`. */
+export async function makeArchive(root: string): Promise<Archive> {
+  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
+  const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
+  const jpeg = await sharp(pixels, raw).jpeg().toBuffer();
+  const png = await sharp(pixels, raw).png().toBuffer();
+  const folder = (name: string, files: Record<string, Buffer | string>) => {
+    const dir = path.join(root, name);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const [file, data] of Object.entries(files)) fs.writeFileSync(path.join(dir, file), data);
+    return dir;
+  };
+  const archive = folder('archive', {
+    'a.jpeg': jpeg,
+    'b.png': png,
+    'IMG_0001.HEIC': isoMedia('heic'),
+    'animated.png': animatedPng(png, 2),
+    [CUT]: png.subarray(0, Math.floor(png.length / 2)),
+    'deep.jpg': patchSof(jpeg, 0xc0, 12),
+    'empty.jpg': '',
+    IM000002: '', // an extensionless DICOM name, left empty by a failed copy
+    'photo.webp': WEBP,
+    README: 'Study exported from PACS.\n',
+    'Thumbs.db': Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0, 0, 1, 2]),
+    'notes.txt': 'not a film',
+  });
+  const good = folder('good', { 'a.jpeg': jpeg, 'notes.txt': 'not a film' });
+  const bad = folder('bad', { 'IMG_0001.HEIC': isoMedia('heic'), 'empty.jpg': '' });
+  return { archive, good, bad, jpeg };
+}
