@@ -14,9 +14,7 @@
 import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sniffFormat, unsupportedFormat } from '../data/decode';
-import { filmFormat } from '../data/dicom';
-import { jpegUnsupported, pngUnsupported } from '../data/image_header';
+import { filmRefusal } from '../data/dicom';
 import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
@@ -73,10 +71,8 @@ async function refusalOf(job: BatchJob): Promise<Refusal | null> {
     return { reason: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, code: 'READ_FAILED' };
   }
   if (head.length === 0) return { reason: 'empty file (0 bytes)', code: 'EMPTY' };
-  const format = filmFormat(head);
-  if (format === null) return { reason: unsupportedFormat(sniffFormat(head), true), code: 'UNSUPPORTED_FORMAT' };
-  const variant = format === 'jpeg' ? jpegUnsupported(head) : format === 'png' ? pngUnsupported(head) : undefined;
-  return variant ? { reason: variant, code: 'UNSUPPORTED_FORMAT' } : null;
+  const refused = filmRefusal(head);
+  return refused ? { reason: refused, code: 'UNSUPPORTED_FORMAT' } : null;
 }
 
 export function register(program: Command): void {

@@ -7,7 +7,7 @@
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
 import * as fs from 'node:fs';
-import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat } from './decode';
+import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat, unsupportedFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { type AgeFromDates, ageFromDates } from './dicom_age';
 import { toDisplay, type VoiMethod } from './dicom_display';
@@ -26,6 +26,7 @@ import {
 } from './dicom_parse';
 import { parseDataSet, RELABEL, syntaxMismatch } from './dicom_data_set';
 import { nativeFrame } from './dicom_native';
+import { jpegUnsupported, pngUnsupported } from './image_header';
 import { bareDataSetSyntax, hasPart10Preamble, isDicom, metaGroup } from './dicom_syntax';
 
 export type { AgeDate, AgeFromDates } from './dicom_age';
@@ -41,6 +42,18 @@ export function filmFormat(buf: Uint8Array): 'jpeg' | 'png' | 'dicom' | null {
   const kind = sniffFormat(buf);
   if (kind === 'jpeg' || kind === 'png') return kind;
   return isDicom(buf) ? 'dicom' : null;
+}
+
+/**
+ * Why a reader would refuse a film from its leading bytes alone, in the words decodeBuffer refuses it with, or
+ * undefined: a format no reader takes (named: HEIC, WebP, ...), or a JPEG or PNG variant it does not read (12-bit,
+ * JPEG-LS, animated: image_header.ts). For the doors that refuse before queueing (POST /jobs, `cxr enqueue`).
+ */
+export function filmRefusal(head: Uint8Array): string | undefined {
+  const kind = filmFormat(head);
+  if (kind === 'jpeg') return jpegUnsupported(head);
+  if (kind === 'png') return pngUnsupported(head);
+  return kind === 'dicom' ? undefined : unsupportedFormat(sniffFormat(head), true);
 }
 
 /** Enough leading bytes for filmFormat to tell a DICOM data set (Part 10, or bare) from JPEG and PNG. */

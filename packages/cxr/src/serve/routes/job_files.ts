@@ -3,9 +3,7 @@
 // and the server's upload budget, so that a request is refused before any of its films is queued.
 import type { FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { sniffFormat, unsupportedFormat } from '../../data/decode';
-import { filmFormat } from '../../data/dicom';
-import { jpegUnsupported, pngUnsupported } from '../../data/image_header';
+import { filmRefusal } from '../../data/dicom';
 import { HttpError } from '../http_error';
 import { noFile, readFile, tooLarge, unreadField, type UploadBudget, UploadTicket } from '../upload';
 
@@ -63,20 +61,6 @@ export class JobTicket extends UploadTicket {
  */
 const BUSBOY_LIMITS = new Set(['FST_FILES_LIMIT', 'FST_PARTS_LIMIT', 'FST_FIELDS_LIMIT']);
 
-/**
- * Why a film would be refused by the worker's decoder, in the words POST /predictions answers it with (from
- * the same header checks), or undefined when it is read: a JPEG or PNG variant the decoder cannot read (12-bit,
- * lossless, hierarchical, JPEG-LS, animated), a format named by its leading bytes (HEIC, GIF...), or no image at
- * all. DICOM is what the decoder takes for DICOM, a bare data set without preamble and "DICM" included; what is
- * inside it is only known once parsed, which the worker does.
- */
-function unreadableFilm(bytes: Buffer): string | undefined {
-  const kind = sniffFormat(bytes);
-  if (kind === 'jpeg') return jpegUnsupported(bytes);
-  if (kind === 'png') return pngUnsupported(bytes);
-  return filmFormat(bytes) === 'dicom' ? undefined : unsupportedFormat(kind, true);
-}
-
 /** Every file part of the body (field "image", repeatable), within the byte limits. */
 export async function readFiles(req: FastifyRequest, o: FilmLimits, ticket: UploadTicket): Promise<Film[]> {
   const { maxFiles } = o;
@@ -108,7 +92,7 @@ export async function readFiles(req: FastifyRequest, o: FilmLimits, ticket: Uplo
       const name = (part.filename || 'upload').slice(0, 255);
       if (bytes.length === 0) throw new HttpError(400, 'EMPTY', `${part.filename || 'a file'} is empty (0 bytes)`);
       // Refused here, before any film of the request is queued, rather than failed by a worker later.
-      const why = unreadableFilm(bytes);
+      const why = filmRefusal(bytes);
       if (why !== undefined) {
         throw new HttpError(415, 'UNSUPPORTED_FORMAT', `${name}: ${why} (nothing in this request was queued)`);
       }
