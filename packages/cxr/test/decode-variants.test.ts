@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
-import { DEFAULT_LIMITS, DecodeError, decodeBuffer, sniffFormat } from '../src/data/decode';
+import { DEFAULT_LIMITS, DecodeError, decodeBuffer, sniffFormat, unsupportedFormat } from '../src/data/decode';
 import { jpegFrameHeader, jpegUnsupported } from '../src/data/image_header';
 import { decodeInput } from '../src/predict/decode_input';
 import { InputError } from '../src/predict/errors';
@@ -273,7 +273,7 @@ test('an APNG control chunk with 0 frames is invalid APNG, read as the still PNG
   }
 });
 
-test('a HEIF file with the generic brand mif1 or msf1 is AVIF when avif or avis is among its brands', async () => {
+test('ISO media brands: HEVC ones name HEIC, AVIF ones AVIF, the generic mif1 or msf1 alone HEIF', async () => {
   /** An 'ftyp' box: its major brand, minor version 0, then the compatible brands. */
   const ftyp = (major: string, ...brands: string[]) => {
     const body = Buffer.from(['ftyp', major, '\0\0\0\0', ...brands].join(''), 'latin1');
@@ -282,8 +282,15 @@ test('a HEIF file with the generic brand mif1 or msf1 is AVIF when avif or avis 
   assert.equal(sniffFormat(ftyp('mif1', 'mif1', 'miaf', 'avif')), 'avif');
   assert.equal(sniffFormat(ftyp('msf1', 'msf1', 'avis')), 'avif');
   assert.equal(sniffFormat(ftyp('mif1', 'mif1', 'heic')), 'heic');
+  // The HEVC brands name a HEIC whichever is major; the generic brands alone name a HEIF image of another codec.
+  for (const b of ['heic', 'heix', 'hevc', 'heim', 'heis']) assert.equal(sniffFormat(ftyp(b, 'mif1', b)), 'heic', b);
+  assert.equal(sniffFormat(ftyp('msf1', 'msf1', 'iso8', 'hevc')), 'heic');
+  assert.equal(sniffFormat(ftyp('mif1', 'mif1', 'miaf')), 'heif');
+  assert.equal(sniffFormat(ftyp('msf1', 'msf1', 'iso8')), 'heif');
+  assert.equal(sniffFormat(ftyp('avis', 'msf1', 'avis')), 'avif');
+  assert.equal(unsupportedFormat('heif', true), 'HEIF is not supported (JPEG, PNG or DICOM expected)');
   // The brands past the box's end are not its own.
-  assert.equal(sniffFormat(Buffer.concat([ftyp('mif1', 'mif1'), Buffer.from('avif', 'latin1')])), 'heic');
+  assert.equal(sniffFormat(Buffer.concat([ftyp('mif1', 'mif1'), Buffer.from('avif', 'latin1')])), 'heif');
   // An AVIF written with mif1 as its major brand (as some encoders do) is refused as AVIF, not HEIC.
   const avif = await sharp(jpeg).avif().toBuffer();
   avif.write('mif1', 8, 'latin1');

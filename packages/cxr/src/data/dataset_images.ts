@@ -5,7 +5,7 @@ import { DecodeError, readImageFile } from './decode';
 import { forEachConcurrent } from './pool';
 import { ImageRecord, type ScanOptions, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, splitByPatient, type SplitMode } from './split';
+import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, type PatientSplit, splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
 
 export interface LoadOptions {
@@ -115,14 +115,28 @@ export function recordedSplit(meta: {
   };
 }
 
+/**
+ * The films a split definition trains and validates on, from a train/ folder's records: at most
+ * `limitPerClass` per class, then split by patient. The one place this is done, so that training, its data
+ * check, robustness's validation films and evaluate's training-overlap check pick the same films.
+ */
+export function limitedSplit(
+  records: ImageRecord[],
+  choice: Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode },
+): PatientSplit<ImageRecord> {
+  return splitByPatient(limitPerClass(records, choice.limitPerClass), {
+    valFraction: choice.valFraction,
+    seed: choice.seed,
+    mode: choice.valSplit,
+  });
+}
+
 /** Patient-level train/validation split of the `train` split, then both loaded at `size`. */
 export async function loadTrainVal(
   root: string,
   opts: LoadOptions & Omit<SplitChoice, 'valSplit'> & { valSplit?: SplitMode },
 ) {
-  let records = await splitRecords(root, 'train', { warn: opts.warn });
-  records = limitPerClass(records, opts.limitPerClass);
-  const split = splitByPatient(records, { valFraction: opts.valFraction, seed: opts.seed, mode: opts.valSplit });
+  const split = limitedSplit(await splitRecords(root, 'train', { warn: opts.warn }), opts);
   const train = await loadImageSet(split.train, 'train', opts);
   const val = await loadImageSet(split.val, 'validation', opts);
   const fingerprint = splitFingerprint(

@@ -1,6 +1,7 @@
 // Turns an image file (a JPEG that libjpeg reads: 8-bit baseline, progressive or arithmetic-coded; or a still
 // PNG of any bit depth; gray/RGB/with alpha) into the model's input: an S×S 8-bit grayscale square.
-// The JPEG and PNG variants refused from their headers are listed in image_header.ts.
+// The JPEG and PNG variants refused from their headers are listed in image_header.ts; 16-bit PNGs written with
+// fewer significant bits (a 12-bit film's values as they are) are read on their own scale (png16.ts).
 //
 // Resizing SQUASHES to the square (area average, preprocess.ts), it does not crop or pad. Most of the
 // training data (the third-party 224×224 copies, see shared/data/README.md) was squashed
@@ -14,6 +15,7 @@
 import * as fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { jpegUnsupported, pngUnsupported } from './image_header';
+import { pngSignificantBits, samplesTo8, unscaledBits } from './png16';
 import { preprocessPixels, resizeSquare } from './preprocess';
 
 export type ImageKind = 'jpeg' | 'png';
@@ -89,7 +91,7 @@ export interface RawGrayImage {
 /** The image format from the leading bytes; names the common formats we refuse, for better errors. */
 export function sniffFormat(
   buf: Uint8Array,
-): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'heic' | 'avif' | 'unknown' {
+): ImageKind | 'dicom' | 'gif' | 'webp' | 'tiff' | 'bmp' | 'heic' | 'heif' | 'avif' | 'unknown' {
   const at = (i: number, bytes: number[]) => bytes.every((b, k) => buf[i + k] === b);
   if (at(0, [0xff, 0xd8, 0xff])) return 'jpeg';
   if (at(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
@@ -101,15 +103,18 @@ export function sniffFormat(
   // ISO media 'ftyp' box, its major brand next: a phone's photo (HEIC is the iPhone camera's default).
   if (at(4, [0x66, 0x74, 0x79, 0x70])) {
     const brand = (i: number) => Buffer.from(buf.subarray(i, i + 4)).toString('latin1');
+    const codec = (b: string) =>
+      b === 'avif' || b === 'avis' ? 'avif' : /^(hei[cxms]|hev[cxms])$/.test(b) ? 'heic' : undefined;
     const major = brand(8);
-    if (major === 'avif' || major === 'avis') return 'avif';
-    if (/^(hei[cxms]|hev[cxms])$/.test(major)) return 'heic';
+    if (codec(major)) return codec(major)!;
     if (major === 'mif1' || major === 'msf1') {
-      // Any HEIF image: AVIF writers use these major brands too, and then list avif or avis among the
-      // compatible brands (4 bytes each after the minor version, to the box's end).
+      // The generic HEIF brands (ISO/IEC 23008-12): the codec is named among the compatible brands (4 bytes each
+      // after the minor version, to the box's end), AVIF's or HEVC's; with neither it is a HEIF image of another
+      // codec (JPEG, H.264, uncompressed), not a HEIC.
       const end = Math.min(new DataView(buf.buffer, buf.byteOffset).getUint32(0), buf.length);
-      for (let i = 16; i + 4 <= end; i += 4) if (brand(i) === 'avif' || brand(i) === 'avis') return 'avif';
-      return 'heic';
+      const named = new Set<string | undefined>();
+      for (let i = 16; i + 4 <= end; i += 4) named.add(codec(brand(i)));
+      return named.has('avif') ? 'avif' : named.has('heic') ? 'heic' : 'heif';
     }
   }
   return 'unknown';
@@ -168,7 +173,6 @@ export async function decodeBuffer(
 
   // sharp only decodes (at the original size); gray conversion and the resize are preprocess.ts,
   // the same code the web page runs, so the server and the browser see identical pixels.
-  let pipeline = input().autoOrient();
   const colourChannels = (meta.channels ?? 1) - (meta.hasAlpha ? 1 : 0);
   const rgbLike =
     meta.space === 'srgb' ||
@@ -176,13 +180,20 @@ export async function decodeBuffer(
     meta.space === 'rgb' ||
     meta.space === 'b-w' ||
     meta.space === 'grey16';
-  if (colourChannels >= 3 && !rgbLike) pipeline = pipeline.toColourspace('srgb'); // e.g. CMYK JPEG
+  // Colour outside sRGB (e.g. a CMYK JPEG) is converted to it.
+  const pipeline = () =>
+    colourChannels >= 3 && !rgbLike ? input().autoOrient().toColourspace('srgb') : input().autoOrient();
 
   let data: Buffer;
   let info: sharp.OutputInfo;
   try {
-    // depth 'uchar' rescales 16-bit samples to 8 bits (rather than clipping them).
-    ({ data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+    // A 16-bit PNG whose samples use fewer bits is read on their scale (png16.ts). Every other file is read as
+    // libvips gives it at depth 'uchar', which rescales 16-bit samples to 8 bits (rather than clipping them).
+    const low =
+      kind === 'png' && meta.depth === 'ushort' && (colourChannels === 1 || pngSignificantBits(buf))
+        ? await unscaledPng(buf, pipeline().toColourspace(colourChannels === 1 ? 'grey16' : 'rgb16'), !!meta.hasAlpha)
+        : null;
+    ({ data, info } = low ?? (await pipeline().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })));
   } catch (err) {
     throw sharpError(name, kind, buf, err);
   }
@@ -201,6 +212,18 @@ export async function decodeBuffer(
     size,
   );
   return { pixels, size, width, height, kind };
+}
+
+/** A 16-bit PNG's pixels in 8 bits where its samples were written in fewer bits (png16.ts), else null. */
+async function unscaledPng(buf: Uint8Array, pipeline: sharp.Sharp, hasAlpha: boolean) {
+  // The pipeline keeps the file's own colourspace (grey16 or rgb16): sharp's default, sRGB, is 8-bit.
+  const { data, info } = await pipeline.raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  // A copy: the decoder's buffer need not start on a 2-byte boundary.
+  const samples = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+  const bits = unscaledBits(buf, samples, info.channels, hasAlpha);
+  if (bits === undefined) return null;
+  const gray = samplesTo8(samples, info.channels, hasAlpha, bits);
+  return { data: Buffer.from(gray.buffer, gray.byteOffset, gray.length), info };
 }
 
 /** Reads and decodes a file; the size limit is checked before reading. */

@@ -12,10 +12,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { scanDataset } from '../data/dataset';
-import { limitPerClass, recordedSplit, splitFingerprint } from '../data/dataset_images';
+import { limitedSplit, recordedSplit, splitFingerprint } from '../data/dataset_images';
 import { DecodeError, readImageFile } from '../data/decode';
 import { forEachConcurrent } from '../data/pool';
-import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, splitByPatient } from '../data/split';
+import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split';
 import { filesRelativeTo } from '../data/images';
 import { sha256Of } from '../hash';
 import { z } from 'zod';
@@ -127,10 +127,10 @@ export async function trainingOverlap(
   const wanted = new Set(filmSizes.filter((s) => s !== null));
   for (const { root, recorded: isRecordedRoot } of candidateRoots(data, meta.data.root, !!recorded, opts.base)) {
     const folder = await scanDataset(root, { warn: () => {} }).then((all) => all.filter((r) => r.split === 'train'));
-    const { train, val } = splitByPatient(limitPerClass(folder, split.limitPerClass), {
+    const { train, val } = limitedSplit(folder, {
+      ...split,
       valFraction: split.valFraction ?? DEFAULT_VAL_FRACTION,
       seed: split.seed ?? DEFAULT_SPLIT_SEED,
-      mode: split.valSplit,
     });
     const records = [...train, ...val].map((r) => r.path);
     const recordSizes = await sizes(records);

@@ -9,11 +9,10 @@ import { forEachConcurrent } from '../data/pool';
 import * as path from 'node:path';
 import type { ImageRecord } from '../data/dataset';
 import { createRng, type Seed, shuffleInPlace } from '../data/random';
-import { splitByPatient } from '../data/split';
 import type { ModelMeta } from '../models/metadata';
 import {
   filesFingerprint,
-  limitPerClass,
+  limitedSplit,
   loadImageSet,
   loadTrainVal,
   recordedSplit,
@@ -155,12 +154,7 @@ export async function validationRecords(
     );
   }
   const folder = await splitRecords(data, 'train');
-  const limited = limitPerClass(folder, split.limitPerClass);
-  const { train, val } = splitByPatient(limited, {
-    valFraction: split.valFraction,
-    seed: split.seed,
-    mode: split.valSplit,
-  });
+  const { train, val } = limitedSplit(folder, { ...split, valFraction: split.valFraction, seed: split.seed });
   await checkSameData(data, meta, train, val, opts.warn);
   const how = split.valSplit === 'block' ? 'block split' : `seed ${split.seed}`;
   return {

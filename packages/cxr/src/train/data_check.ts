@@ -2,9 +2,8 @@
 // Its films and the patient split the recipe would train on; or, where the folder is no training folder, the
 // layout training needs.
 import * as path from 'node:path';
-import { filesFingerprint, limitPerClass, splitOf } from '../data/dataset_images';
+import { filesFingerprint, limitedSplit, splitOf } from '../data/dataset_images';
 import { CLASS_NAMES, type ImageRecord, scanDataset } from '../data/dataset';
-import { splitByPatient } from '../data/split';
 import type { RunData } from './checkpoint';
 import type { Recipe } from './recipe';
 
@@ -27,9 +26,7 @@ export async function checkData(
   warn: (line: string) => void,
 ): Promise<{ record: Omit<RunData, 'root'>; records: ImageRecord[]; valPatients: Set<string> }> {
   const all = await trainRecords(root, warn);
-  const records = limitPerClass(all, recipe.limitPerClass);
-  const s = splitOf(recipe);
-  const split = splitByPatient(records, { valFraction: s.valFraction, seed: s.seed, mode: s.valSplit });
+  const split = limitedSplit(all, splitOf(recipe));
   const lacking = (rs: readonly ImageRecord[]) => CLASS_NAMES.filter((_, label) => !rs.some((r) => r.label === label));
   if (lacking(all).length > 0)
     throw new Error(
