@@ -7,8 +7,9 @@
 // (--retry-delay doubling up to --retry-max-delay) for a day; a film that cannot be read fails at once.
 // With Orthanc configured, its login is checked at start, as Redis and the audit log are: a wrong
 // password stops the worker (exit 1) instead of failing every Orthanc job it takes.
+// --metrics-port opens GET /metrics (queue/metrics.ts): jobs by outcome, their durations, the queue's depth.
 import { Command, Option } from 'commander';
-import { intAtLeast, positiveInt } from './args';
+import { intAtLeast, intInRange, positiveInt } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
@@ -19,12 +20,16 @@ import { Predictor } from '../predict/predictor';
 import {
   connectQueue,
   DEFAULT_RETRY,
+  type MetricsEndpoint,
   loadRedisUrl,
   MIN_LOCK_DURATION_MS,
   OTHER_ATTEMPTS,
+  queueStates,
   redactRedisUrl,
+  serveWorkerMetrics,
   startWorker,
   UploadStore,
+  WorkerMetrics,
 } from '../queue';
 import { defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
@@ -127,6 +132,13 @@ export function register(program: Command): void {
       positiveInt,
       DEFAULT_RETRY.maxDelayMs,
     )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics at GET /metrics on this port (0 = any free port; default: none): jobs by outcome, ' +
+        "their durations, the queue's depth. No token: bind it where only Prometheus reaches",
+      intInRange(0, 65_535),
+    )
+    .option('--metrics-host <host>', 'address the metrics port listens on', '127.0.0.1')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .action(async (o) => {
@@ -145,6 +157,17 @@ export function register(program: Command): void {
       const predictor = await Predictor.load(path.resolve(modelDirOrDefault(o.model)), { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.
       const queue = await connectQueue(redisUrl, predictor.model.sha256);
+      // Opened before the first job, so that a port in use stops the worker at start (exit 1), not unseen later.
+      let metrics: WorkerMetrics | null = null;
+      let endpoint: MetricsEndpoint | null = null;
+      if (o.metricsPort !== undefined) {
+        metrics = new WorkerMetrics({ concurrency: o.concurrency });
+        metrics.watchQueue(() => queueStates(queue));
+        endpoint = await serveWorkerMetrics(metrics, { host: o.metricsHost, port: o.metricsPort }).catch((e) => {
+          throw new Error(`worker: cannot serve metrics on ${o.metricsHost}:${o.metricsPort}: ${(e as Error).message}`);
+        });
+        log(`metrics at ${endpoint.url}`);
+      }
       const running = await startWorker(
         {
           predictor,
@@ -163,6 +186,7 @@ export function register(program: Command): void {
           lockDurationMs: o.lockDuration,
           stalledIntervalMs: o.stalledInterval,
           retry: { ...DEFAULT_RETRY, firstDelayMs: o.retryDelay, maxDelayMs: Math.max(o.retryMaxDelay, o.retryDelay) },
+          observer: metrics ?? undefined,
         },
       );
       log(
@@ -194,6 +218,8 @@ export function register(program: Command): void {
             'this worker is retried by another one when its lock runs out',
         );
       }
+      // Scrapes answer while the jobs finish; then the port is let go (a worker restarted at once can take it).
+      await endpoint?.close();
       let logClosed = true;
       try {
         // What is left of the bound, yet time for a database that answers to say goodbye.

@@ -33,6 +33,19 @@ export {
   JobResultSchema,
 } from './job';
 export {
+  DONE_CODES,
+  FAILED_CODES,
+  type FailedCode,
+  type JobEnd,
+  type JobObserver,
+  type MetricsEndpoint,
+  QUEUE_STATES,
+  type QueueStates,
+  queueStates,
+  serveWorkerMetrics,
+  WorkerMetrics,
+} from './metrics';
+export {
   type FailedJob,
   type JobContext,
   letGoOfFailed,
@@ -69,17 +82,21 @@ export {
 } from './sources';
 export {
   auditLogError,
+  CHANGED,
   countOtherFailure,
   DEFAULT_RETRY,
+  filmRefused,
   isOutage,
   MAX_ATTEMPTS,
   nextRetryMs,
   OTHER_ATTEMPTS,
   otherFailuresOf,
   OUTAGE_BACKOFF,
+  refusedCodeOf,
   type RetriedJob,
   retryDelayMs,
   type RetryPolicy,
+  UNREADABLE,
 } from './retry';
 export { UploadStore } from './uploads';
 export { MIN_LOCK_DURATION_MS, type RunningWorker, startWorker, type WorkerOptions } from './worker';

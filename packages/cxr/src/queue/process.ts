@@ -24,7 +24,16 @@ import {
 } from './job';
 import { type FilmRowStore, type FilmSha256, findFilmRow, insertFilmRow } from './film_rows';
 import { jobIdOf } from './queue';
-import { auditLogError, DEFAULT_RETRY, fileReadError, nextRetryMs, type RetryPolicy } from './retry';
+import {
+  auditLogError,
+  CHANGED,
+  DEFAULT_RETRY,
+  fileReadError,
+  filmRefused,
+  nextRetryMs,
+  type RetryPolicy,
+  UNREADABLE,
+} from './retry';
 import type { UploadStore } from './uploads';
 import { type OrthancClient, OrthancError, processInstance } from '../pacs';
 import { DecodeError, readErrorCode, readImageFile } from '../data/decode';
@@ -108,7 +117,7 @@ async function readFilm(file: string): Promise<Buffer> {
   } catch (e) {
     if (!(e instanceof DecodeError)) throw e;
     if (readErrorCode(e) !== undefined) throw fileReadError(file, e.cause);
-    throw new UnrecoverableError(e.message); // not a regular file, over the limit
+    throw filmRefused(e.code, e.message); // not a regular file, over the limit
   }
 }
 
@@ -190,7 +199,7 @@ async function filmJob(ctx: JobContext, data: JobData, jobId: string): Promise<J
     sha256 = sha256Of(bytes);
   } else sha256 = source.sha256;
   const queued = source.kind === 'file' ? queuedSha256(jobId) : null;
-  if (queued && queued !== sha256) throw new UnrecoverableError(`${what} changed since it was queued`);
+  if (queued && queued !== sha256) throw filmRefused(CHANGED, `${what} changed since it was queued`);
   const known = await findRow(ctx, data, sha256);
   if (known && answersJob(ctx, data, known)) {
     if (source.kind === 'upload') await ctx.uploads.release(source.sha256, jobId);
@@ -216,7 +225,7 @@ async function filmJob(ctx: JobContext, data: JobData, jobId: string): Promise<J
     prediction = await ctx.predictor.predict(bytes, opts);
   } catch (e) {
     // Never retried: the worker's 'failed' handler lets the film go (letGoOfFailed).
-    if (e instanceof InputError) throw new UnrecoverableError(e.message);
+    if (e instanceof InputError) throw filmRefused(e.code, e.message);
     throw e;
   }
   const latencyMs = performance.now() - started;
@@ -224,7 +233,7 @@ async function filmJob(ctx: JobContext, data: JobData, jobId: string): Promise<J
   // UID now): the same bytes are the same film.
   const queuedKey = filmKeyOf(data.resultKey);
   if (resultKeyOf(bytes) !== queuedKey && queuedKey !== `sha256:${sha256}`) {
-    throw new UnrecoverableError(`${what} changed since it was queued`);
+    throw filmRefused(CHANGED, `${what} changed since it was queued`);
   }
   const images = ctx.storeImages
     ? await compactImages({ heatmapPng: prediction.heatmapPng, thumbnailPng: prediction.thumbnailPng })
@@ -322,7 +331,8 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
     throw loginRefused(e) ?? e;
   }
   if (outcome === 'failed') {
-    throw new UnrecoverableError(
+    throw filmRefused(
+      UNREADABLE,
       `instance ${instanceId} is not a film the model can read${why ? `: ${why}` : " (the worker's log says why)"}`,
     );
   }

@@ -75,7 +75,28 @@ export function fileReadError(file: string, err: unknown): Error {
       : code === 'EACCES' || code === 'EPERM'
         ? ': permission denied (the worker may not read it)'
         : '';
-  return new UnrecoverableError(`${file}: cannot read (${code ?? String(err)})${why}`);
+  return filmRefused('READ_FAILED', `${file}: cannot read (${code ?? String(err)})${why}`);
+}
+
+/** Where filmRefused keeps its code on the error (the error's name stays UnrecoverableError, as BullMQ reads it). */
+const REFUSED_CODE = 'refusedCode';
+
+/**
+ * The film's fault (corrupt, unsupported, not a chest X-ray under --ood-policy refuse, gone): failed at once, no
+ * retry, and counted by `cxr worker --metrics-port` as refused under `code` (an input error code, queue/metrics.ts).
+ */
+export function filmRefused(code: string, message: string): UnrecoverableError {
+  return Object.assign(new UnrecoverableError(message), { [REFUSED_CODE]: code });
+}
+
+/** Refusal codes besides the input errors': an Orthanc instance the model cannot read, a film changed since queued. */
+export const UNREADABLE = 'UNREADABLE';
+export const CHANGED = 'CHANGED';
+
+/** The code of a filmRefused error; null for any other error. */
+export function refusedCodeOf(err: unknown): string | null {
+  const code = (err as Record<string, unknown> | null)?.[REFUSED_CODE];
+  return typeof code === 'string' ? code : null;
 }
 
 function isOutageItself(e: unknown): boolean {

@@ -12,12 +12,15 @@
 import { type RedisClient, Worker } from 'bullmq';
 import { isConnectionError, redactRedisUrl, redisConnection } from './connection';
 import { type JobResult, queueNameFor } from './job';
+import type { JobEnd, JobObserver } from './metrics';
 import { type JobContext, letGoOfFailed, processJob } from './process';
 import {
   countOtherFailure,
   DEFAULT_RETRY,
+  isOutage,
   nextRetryMs,
   otherFailuresOf,
+  refusedCodeOf,
   type RetryPolicy,
   retryDelayMs,
 } from './retry';
@@ -35,6 +38,8 @@ export interface WorkerOptions {
   maxStalledCount?: number;
   /** The delays between attempts of a failed job, and how long an outage is retried (default DEFAULT_RETRY). */
   retry?: RetryPolicy;
+  /** Told how each job ends and how long it took (`cxr worker --metrics-port`: queue/metrics.ts). */
+  observer?: JobObserver;
 }
 
 /**
@@ -52,25 +57,43 @@ export interface RunningWorker {
 
 const seconds = (ms: number) => (ms >= 10_000 ? String(Math.round(ms / 1000)) : (ms / 1000).toFixed(1));
 
+/** How a job that failed for good ended, as the metrics count it: the film's fault, or why else. */
+function failedEnd(err: Error): JobEnd {
+  const refused = refusedCodeOf(err);
+  if (refused !== null) return { outcome: 'refused', code: refused };
+  if (err.name === 'UnrecoverableError') return { outcome: 'failed', code: 'UNRECOVERABLE' };
+  return { outcome: 'failed', code: isOutage(err) ? 'OUTAGE' : 'ATTEMPTS' };
+}
+
 export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<RunningWorker> {
   const lockDuration = o.lockDurationMs ?? 30_000;
   const policy = o.retry ?? DEFAULT_RETRY;
   const warn = ctx.warn ?? ctx.log;
   const error = ctx.error ?? ctx.log;
+  const observer = o.observer;
+  // How long the attempt that threw each error took, for the 'failed' handler, which decides how it ended.
+  const took = new WeakMap<object, number>();
   const worker = new Worker<unknown, JobResult>(
     queueNameFor(ctx.predictor.model.sha256),
     async (job) => {
       ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
       let r: JobResult;
+      const started = performance.now();
+      const elapsed = () => (performance.now() - started) / 1000;
+      observer?.running(1);
       try {
         // Its own id: a job queued by an older version holds its upload under the id that version gave it.
         r = await processJob(ctx, job.data, job.id);
       } catch (e) {
+        if (e && typeof e === 'object') took.set(e, elapsed());
         // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
         // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
         await countOtherFailure(job, e).catch(() => {});
         throw e;
+      } finally {
+        observer?.running(-1);
       }
+      observer?.ended({ outcome: 'done', code: r.outcome }, elapsed());
       ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
       return r;
     },
@@ -94,10 +117,13 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
       return;
     }
     const next = nextRetryMs(policy, job, err);
+    const attempt = took.get(err) ?? null;
     if (next !== null) {
+      observer?.ended({ outcome: 'retried', code: isOutage(err) ? 'outage' : 'other' }, attempt);
       warn(`job ${job.id}: attempt ${job.attemptsMade} failed: ${err.message}; retrying in ${seconds(next)} s`);
       return;
     }
+    observer?.ended(failedEnd(err), attempt);
     const after = job.attemptsMade > 1 ? ` (after ${job.attemptsMade} attempts)` : '';
     error(`job ${job.id}: failed${after}: ${err.message}`);
     letGoOfFailed(ctx.uploads, job, err, policy).catch((e: unknown) =>
