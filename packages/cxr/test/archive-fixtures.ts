@@ -1,7 +1,8 @@
 // An archive folder as hospital IT meets one, for `cxr predict FOLDER` and `cxr enqueue FOLDER`: two films, the
 // images the decoder refuses by their leading bytes (a phone's HEIC or WebP, empty files, a 12-bit JPEG, an
-// animated PNG), a PNG cut short (only a reader of the whole file finds it), and files that are no images by
-// name and bytes. Made here from a gradient; no ../shared data.
+// animated PNG), a PNG cut short (found from its last bytes by enqueue, by the decoder in predict), files that
+// are no images by name and bytes, and an empty extensionless file (skipped and named). Made here from a
+// gradient; no ../shared data.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -10,7 +11,6 @@ import { WEBP, animatedPng, isoMedia, patchSof } from './image-bytes';
 /** Each file refused from its leading bytes: its name, its reason (start) and code, as predict and enqueue say. */
 export const REFUSED_BY_HEADER: [string, RegExp, string][] = [
   ['IMG_0001.HEIC', /^HEIC is not supported \(JPEG, PNG or DICOM expected\)/, 'UNSUPPORTED_FORMAT'],
-  ['IM000002', /^empty file \(0 bytes\)$/, 'EMPTY'],
   ['animated.png', /^animated PNG \(2 frames\) is not supported/, 'UNSUPPORTED_FORMAT'],
   ['deep.jpg', /^12-bit JPEG is not supported/, 'UNSUPPORTED_FORMAT'],
   ['empty.jpg', /^empty file \(0 bytes\)$/, 'EMPTY'],
@@ -18,10 +18,12 @@ export const REFUSED_BY_HEADER: [string, RegExp, string][] = [
 ];
 /** The whole films. */
 export const FILMS = ['a.jpeg', 'b.png'];
-/** A PNG cut in half: its header is whole, its damage found by a reader of the whole file (TRUNCATED). */
+/** A PNG cut in half: its header is whole; it stops inside a chunk (TRUNCATED). */
 export const CUT = 'cut.png';
 /** No images by name and bytes: counted, never named. */
 export const OTHERS = ['README', 'Thumbs.db', 'notes.txt'];
+/** Empty and without an extension: no film that failed, yet skipped by name (an extensionless DICOM name too). */
+export const EMPTY_SKIPPED = ['IM000002'];
 
 export interface Archive {
   /** Every kind above. */

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { collectInputs } from '../src/predict/batch';
-import { CUT, OTHERS, REFUSED_BY_HEADER, makeArchive } from './archive-fixtures';
+import { CUT, EMPTY_SKIPPED, OTHERS, REFUSED_BY_HEADER, makeArchive } from './archive-fixtures';
 import { makeSeededModel, tempDir } from './ood-fixtures';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -43,7 +43,12 @@ test("collectInputs with imageLike: a folder's images the decoder refuses are jo
   );
   assert.deepEqual(
     found.skipped.map((f) => path.basename(f)),
-    sorted(OTHERS),
+    sorted([...OTHERS, ...EMPTY_SKIPPED]),
+  );
+  // An empty extensionless file is among the skipped, and listed to be named.
+  assert.deepEqual(
+    found.emptySkipped.map((f) => path.basename(f)),
+    EMPTY_SKIPPED,
   );
   // Without it (cxr enqueue), as before: JPEG, PNG or DICOM by leading bytes, or a .dcm.
   const plain = collectInputs([archive], false);
@@ -86,7 +91,17 @@ test('cxr predict DIR --json: a row with error and errorCode per failing image, 
     assert.ok(line.includes(row.error ?? '\0'), line);
   }
   // Files that are no images are counted, not named.
-  assert.match(r.stderr, /2 predicted, 7 failed, 3 skipped \(not images\)/);
+  assert.match(r.stderr, /2 predicted, 6 failed, 4 skipped \(not images\)/);
+  // The empty extensionless file: named as skipped, no row, not failed.
+  for (const name of EMPTY_SKIPPED) {
+    const file = path.join(archive, name);
+    assert.ok(
+      r.stderr.includes(`cxr predict: skipped: ${file}: empty file (0 bytes) with no image or DICOM extension`),
+      r.stderr,
+    );
+    assert.ok(!r.stderr.includes(`failed: ${file}`), r.stderr);
+    assert.ok(!byName.has(name), `${name} has a row`);
+  }
   for (const other of OTHERS) assert.ok(!r.stderr.includes(other), `${other} named:\n${r.stderr}`);
 });
 
@@ -118,4 +133,44 @@ test('exit status: 0 when every image got a prediction (non-images aside), 1 whe
     ['UNSUPPORTED_FORMAT', 'EMPTY'],
   );
   assert.match(none.stderr, /0 predicted, 2 failed/);
+});
+
+test('an empty README or LICENSE beside a film is skipped and named (exit 0); an empty x.dcm still fails', () => {
+  const dir = path.join(root, 'licensed');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(path.join(archive, 'a.jpeg'), path.join(dir, 'a.jpeg'));
+  fs.writeFileSync(path.join(dir, 'LICENSE'), '');
+  fs.writeFileSync(path.join(dir, 'README'), '');
+  const r = cxr('predict', dir, '--model', modelDir, '--no-audit', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    (JSON.parse(r.stdout) as Array<{ file: string }>).map((x) => path.basename(x.file)),
+    ['a.jpeg'],
+  );
+  for (const name of ['LICENSE', 'README'])
+    assert.match(r.stderr, new RegExp(`skipped: .*${name}: empty file \\(0 bytes\\) with no image or DICOM extension`));
+  assert.match(r.stderr, /1 predicted, 0 failed, 2 skipped \(not images\)/);
+
+  fs.writeFileSync(path.join(dir, 'IM0001.dcm'), '');
+  const dcm = cxr('predict', dir, '--model', modelDir, '--no-audit', '--json');
+  assert.equal(dcm.code, 2, dcm.stderr);
+  assert.match(dcm.stderr, /failed: .*IM0001\.dcm: .*\(EMPTY\)/);
+});
+
+test('a folder with no film: predict says what it looked for, exit 1 (before the model is loaded)', () => {
+  const dir = path.join(root, 'no-films');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'no films here');
+  fs.writeFileSync(path.join(dir, 'LICENSE'), '');
+  const r = cxr('predict', dir, '--model', path.join(root, 'no-such-model'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.ok(
+    r.stderr.includes(
+      `cxr predict: ${dir}: no JPEG, PNG or DICOM files in this folder (looked for JPEG, PNG and DICOM`,
+    ),
+    r.stderr,
+  );
+  assert.match(r.stderr, /\.jpg, \.jpeg, \.png, \.dcm/);
+  assert.match(r.stderr, /nothing to predict in .*no-films \(2 non-image file\(s\) skipped\)/);
 });

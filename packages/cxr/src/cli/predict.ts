@@ -4,8 +4,9 @@
 // folder, an image the decoder does not read (a HEIC or WebP from a phone) or a file named like a film (an
 // empty `x.jpg`) is such a file too: an archive's films must not vanish into a count. Only files that are
 // no image by name and bytes (notes.txt, Thumbs.db) are skipped, and counted, not listed: an archive's
-// reports would bury the films that failed. Every prediction is written to the audit log (the one
-// `cxr serve` writes, read by `cxr history`) unless --no-audit.
+// reports would bury the films that failed. An empty file without an extension (README, LICENSE) is skipped
+// too, yet named: an extensionless name may have been a DICOM (batch_inputs.ts emptySkipped). Every
+// prediction is written to the audit log (the one `cxr serve` writes, read by `cxr history`) unless --no-audit.
 //
 // Exit status: 0 when every file got a prediction; 2 when some did and some failed (as `cxr orthanc sync
 // --once`: a script sees the failures); 1 when none did (no files, or every file failed), and for usage
@@ -19,6 +20,7 @@ import { initEngine } from '../engine';
 import { modelDirOrDefault } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
+import { EMPTY_FILE_RULE, emptySkippedLine, noFilmsIn } from '../predict/batch_inputs';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
@@ -41,8 +43,10 @@ export function register(program: Command): void {
       'predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
         'A file that fails (in a folder: any image or file named like one) gets a row with its error and code, ' +
         'is named on stderr, and the batch goes on; files in a folder that are no images are skipped. ' +
+        `${EMPTY_FILE_RULE} ` +
         'Every prediction goes to the audit log (cxr history). ' +
-        'Exit status 0 when every file got a prediction, 2 when some failed, 1 when none got one.',
+        'Exit status 0 when every file got a prediction, 2 when some failed, 1 when none got one ' +
+        '(or no film was found: the folders named hold no JPEG, PNG or DICOM file).',
     )
     .argument('<paths...>', 'files and folders')
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL)')
@@ -80,8 +84,8 @@ export function register(program: Command): void {
       for (const dir of inputs.foldersWithImagesBelow)
         log(`hint: ${dir} has sub-folders with images; add -r to include them`);
       for (const note of inputs.notes) log(note);
-      for (const dir of inputs.emptyFolders)
-        log(`${dir}: no JPEG, PNG or DICOM files${o.recursive ? '' : ' in this folder'}`);
+      for (const file of inputs.emptySkipped) log(emptySkippedLine(file));
+      for (const dir of inputs.emptyFolders) log(noFilmsIn(dir, !!o.recursive));
       if (inputs.jobs.length === 0) {
         throw new Error(
           `predict: nothing to predict in ${paths.join(', ')}` +

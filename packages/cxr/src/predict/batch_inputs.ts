@@ -34,7 +34,33 @@ export interface CollectedInputs {
   foldersWithImagesBelow: string[];
   /** Folders passed over (a link back to a folder already read, one that cannot be read), one line each. */
   notes: string[];
+  /**
+   * Empty files without an extension (a `README`, a `LICENSE`, an `IM000002` left empty by a failed copy), among
+   * `skipped`: no film to fail, yet named on stderr, since an extensionless name may have been a DICOM. An empty
+   * `x.jpg`, `x.dcm` or UID-named file is still a film that fails (EMPTY).
+   */
+  emptySkipped: string[];
 }
+
+/**
+ * What a folder is searched for, for the line that says none was found: `cxr predict` and `cxr enqueue` alike.
+ */
+export const LOOKED_FOR =
+  'looked for JPEG, PNG and DICOM files by their first bytes, whatever their name, and for files named like ' +
+  'images: .jpg, .jpeg, .png, .dcm, .dicom, .heic, .webp, ..., a DICOM UID, or no extension';
+
+/** The line for a folder named that holds no film: the same words in `cxr predict` and `cxr enqueue`. */
+export const noFilmsIn = (dir: string, recursive: boolean) =>
+  `${dir}: no JPEG, PNG or DICOM files${recursive ? '' : ' in this folder'} (${LOOKED_FOR})`;
+
+/** The rule for empty files, as `--help` says it (predict's and enqueue's). */
+export const EMPTY_FILE_RULE =
+  'In a folder, an empty file with no extension (README, LICENSE) is skipped and named on stderr; ' +
+  'an empty x.jpg, x.png or x.dcm (or DICOM UID name) is still a film, failed or refused as EMPTY.';
+
+/** The line for an empty extensionless file a folder's walk skipped (see emptySkipped). */
+export const emptySkippedLine = (file: string) =>
+  `skipped: ${file}: empty file (0 bytes) with no image or DICOM extension, not counted as a film`;
 
 export interface CollectOptions {
   /**
@@ -66,6 +92,9 @@ function headOf(file: string): Buffer {
 const IMAGE_NAME =
   /(\.(jpe?g|jfif|png|apng|dcm|dicom|dic|ima|heic|heif|avif|webp|gif|tiff?|bmp|jp2|j2k|jxl)|\.\d+|^[^.]+)$/i;
 
+/** A name without an extension (`README`, `IM000002`): a film's only when the file has bytes to tell it by. */
+const NO_EXTENSION = /^[^.]+$/;
+
 /** Leading bytes that read as text (no NUL, no control character but tab and line ends): notes, not films. */
 const looksLikeText = (head: Buffer) =>
   head.length > 0 && !head.some((b) => b < 0x20 && b !== 9 && b !== 10 && b !== 13);
@@ -75,10 +104,11 @@ const looksLikeText = (head: Buffer) =>
  * test: a DICOM data set without its preamble too, whatever its name; a .dcm that fails the test is still
  * tried, so its row says why); 'image-like', not one the decoder reads yet an image all the same (a HEIC or
  * WebP from a phone, by its bytes) or named like one (an empty `x.jpg`, an extensionless DICOM cut short);
- * 'other', a file that is no image by name and bytes (`notes.txt`, `Thumbs.db`). A file that cannot be
- * read counts as a film: its row says why.
+ * 'other', a file that is no image by name and bytes (`notes.txt`, `Thumbs.db`); 'empty', an empty file without
+ * an extension (`README`, `LICENSE`: skipped, yet named). A file that cannot be read counts as a film: its row
+ * says why.
  */
-function kindOf(file: string): 'film' | 'image-like' | 'other' {
+function kindOf(file: string): 'film' | 'image-like' | 'other' | 'empty' {
   let head: Buffer;
   try {
     head = headOf(file);
@@ -91,6 +121,8 @@ function kindOf(file: string): 'film' | 'image-like' | 'other' {
   const name = path.basename(file);
   // A name with a control character is a system's file, no film: the empty `Icon\r` of a folder copied from a Mac.
   if ([...name].some((c) => c.charCodeAt(0) < 0x20)) return 'other';
+  // Nothing to tell an empty extensionless file by: an archive's `LICENSE` is no film that failed.
+  if (head.length === 0 && NO_EXTENSION.test(name)) return 'empty';
   return IMAGE_NAME.test(name) && !looksLikeText(head) ? 'image-like' : 'other';
 }
 
@@ -154,7 +186,7 @@ function imagesBelow(dir: string, walk = folderWalk(null), top = true): boolean 
   for (const e of walk.entries(dir)) {
     const p = path.join(dir, e.name);
     const st = statOf(walk.stat(p));
-    if (!top && st?.isFile() && kindOf(p) !== 'other') return true;
+    if (!top && st?.isFile() && ['film', 'image-like'].includes(kindOf(p))) return true;
     if (st?.isDirectory()) folders.push(p);
   }
   return folders.some((p) => imagesBelow(p, walk, false));
@@ -173,7 +205,14 @@ export function collectInputs(
   recursive: boolean,
   opts: CollectOptions = {},
 ): CollectedInputs {
-  const found: CollectedInputs = { jobs: [], skipped: [], emptyFolders: [], foldersWithImagesBelow: [], notes: [] };
+  const found: CollectedInputs = {
+    jobs: [],
+    skipped: [],
+    emptyFolders: [],
+    foldersWithImagesBelow: [],
+    notes: [],
+    emptySkipped: [],
+  };
   const walkFolder = (dir: string, rel: string, walk: FolderWalk) => {
     for (const e of walk.entries(dir)) {
       const p = path.join(dir, e.name);
@@ -185,6 +224,7 @@ export function collectInputs(
         if (kind === 'film' || (kind === 'image-like' && opts.imageLike))
           found.jobs.push({ file: p, missing: false, name });
         else found.skipped.push(p);
+        if (kind === 'empty') found.emptySkipped.push(p);
       } else if (s.stat.isDirectory()) {
         if (recursive) walkFolder(p, name, walk);
       } else found.jobs.push({ file: p, missing: true, error: 'not a regular file', name });
