@@ -122,7 +122,7 @@ test('a real server scrape passes promtool check metrics, and new client paths a
 
 test("every family named _total is a counter (promtool's rule, checked without promtool)", async () => {
   const metrics = new ServeMetrics();
-  metrics.watchAudit({ down: null, failures: { read: 0, write: 0 } });
+  metrics.watchAudit({ down: null, failures: { read: 0, write: 0, health: 0 } });
   metrics.watchEngine(
     () => 'ready',
     () => 0,

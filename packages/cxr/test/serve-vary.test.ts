@@ -47,7 +47,7 @@ async function vary(method: string, p: string, headers: Record<string, string> =
   return { status: res.status, vary: res.headers.get('vary') };
 }
 
-test('every /api/v1 answer says Vary: Accept, errors and HEAD included, over a real connection', async () => {
+test('every /api/v1 answer says Vary: Accept, errors, HEAD, 404 and 405 included, over a real connection', async () => {
   const form = new FormData();
   form.append('image', new Blob([new Uint8Array(await gradientFilm())]), 'film.png');
   const posted = await fetch(`${url}/api/v1/predictions`, { method: 'POST', headers: AUTH, body: form });
@@ -66,6 +66,11 @@ test('every /api/v1 answer says Vary: Accept, errors and HEAD included, over a r
     ['GET', '/api/v1/predictions/00000000-0000-4000-8000-000000000000', AUTH, 404],
     ['GET', '/api/v1/predictions?colour=red', AUTH, 400],
     ['GET', '/api/v1/model', {}, 401],
+    // Answered by the router, outside the routes' scope: a cache meets these URLs too.
+    ['GET', '/api/v1/nothing', AUTH, 404],
+    ['GET', '/api/v1/predictions/x/y/z', {}, 404],
+    ['DELETE', '/api/v1/predictions', AUTH, 405],
+    ['PUT', '/api/v1/health', {}, 405],
   ];
   for (const [method, p, headers, status] of cases) {
     const r = await vary(method, p, headers);

@@ -1,11 +1,12 @@
 // The Accept header, honoured on every route of the API (RFC 9110 §12.5.1): a request that accepts none of
-// the media types an operation answers in, nor a problem (application/problem+json), gets 406 NOT_ACCEPTABLE
-// before its route runs (before an upload is read or a prediction made), rather than a JSON body it said it
-// cannot take. The types are the operation's own, read from its success responses as the OpenAPI document
-// lists them: JSON for most, image/png for the heat map and thumbnail, a model file's two types. A missing
-// Accept, `*/*` and a browser's usual header (text/html, ..., */*;q=0.8) accept them all. As the answer
-// depends on Accept, each says so (Vary: Accept), so that a shared cache never hands one client's answer to
-// another whose Accept differs.
+// the media types an operation answers in gets 406 NOT_ACCEPTABLE before its route runs (before an upload is
+// read or a prediction made), rather than a body it said it cannot take. Accepting problems
+// (application/problem+json) alone is not enough: such a client could take an error but never the success, so
+// it too gets the 406 (itself a problem, which it takes). The types are the operation's own, read from its
+// success responses as the OpenAPI document lists them: JSON for most, image/png for the heat map and
+// thumbnail, a model file's two types. A missing Accept, `*/*` and a browser's usual header (text/html, ...,
+// */*;q=0.8) accept them all. As the answer depends on Accept, each says so (Vary: Accept), so that a shared
+// cache never hands one client's answer to another whose Accept differs.
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { HttpError } from './http_error';
 import { PROBLEM_TYPE } from './problem';
@@ -16,7 +17,15 @@ interface MediaRange {
   q: number;
 }
 
-/** The ranges of an Accept header; an element that is not `type/subtype` (with parameters) is passed over. */
+/** RFC 9110 §12.4.2's qvalue: 0 to 1, three decimals at most (`0`, `0.8`, `1.000`). */
+const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
+
+/**
+ * The ranges of an Accept header. An element that is not `type/subtype` (with parameters) is passed over, and
+ * so is one whose weight is not a qvalue (`q=`, `q=abc`, `q=1.5`, `q=-1`): a malformed element, which neither
+ * excludes its type (as q=0 would) nor takes it (as q=1 would). Only the first `q` counts (the others are
+ * extensions).
+ */
 export function mediaRanges(accept: string): MediaRange[] {
   const out: MediaRange[] = [];
   for (const element of accept.split(',')) {
@@ -24,8 +33,9 @@ export function mediaRanges(accept: string): MediaRange[] {
     const m = /^([\w!#$%&'*+.^`|~-]+)\/([\w!#$%&'*+.^`|~-]+)$/.exec(range ?? '');
     if (!m || (m[1] === '*' && m[2] !== '*')) continue;
     const qParam = params.find((p) => /^q\s*=/.test(p));
-    const q = qParam === undefined ? 1 : Number(qParam.replace(/^q\s*=\s*/, ''));
-    out.push({ type: m[1], subtype: m[2], q: Number.isFinite(q) ? q : 1 });
+    const qText = qParam?.replace(/^q\s*=\s*/, '');
+    if (qText !== undefined && !QVALUE.test(qText)) continue;
+    out.push({ type: m[1], subtype: m[2], q: qText === undefined ? 1 : Number(qText) });
   }
   return out;
 }
@@ -101,12 +111,13 @@ export function honourAccept(scope: FastifyInstance): void {
       types = answeredTypes(schema);
       if (schema) known.set(schema, types);
     }
-    if ([...types, PROBLEM_TYPE].some((t) => accepts(accept, t))) return;
+    // The success's types only: a client taking problems alone could not take the answer it asked for.
+    if (types.some((t) => accepts(accept, t))) return;
     throw new HttpError(
       406,
       'NOT_ACCEPTABLE',
       `this operation answers ${types.join(' or ')} (and its errors ${PROBLEM_TYPE}), which the Accept header ` +
-        `does not take: ${JSON.stringify(accept.slice(0, 200))}; send Accept: ${types[0]}, or none`,
+        `does not take: ${JSON.stringify(accept.slice(0, 200))}; send Accept: ${types[0]}, ${PROBLEM_TYPE}, or none`,
     );
   });
 }

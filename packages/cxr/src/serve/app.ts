@@ -79,12 +79,27 @@ export interface AppOptions {
   metricsPublic?: boolean;
   /** The job queue behind POST/GET /jobs (queue/api.ts); without it those routes answer 503. */
   jobs?: JobsPort;
+  /** How long a request's headers may take to arrive before 408 and the connection closed (default 20 s). */
+  headersTimeoutMs?: number;
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
 
 /** How long a whole request may take to arrive (Node's requestTimeout); the body watch's deadline too. */
 const REQUEST_TIMEOUT_MS = 120_000;
+
+/**
+ * How long the headers may take (Node's headersTimeout, 60 s by default, checked every 30 s): a client that
+ * dribbles them (slowloris) holds a connection no longer than this. A real client sends them in one packet;
+ * 20 s leaves a slow mobile link room. Checked at a quarter of it, 2 s at most, so that the bound is kept.
+ */
+const HEADERS_TIMEOUT_MS = 20_000;
+
+/**
+ * How long an idle keep-alive connection is kept (Node's keepAliveTimeout): longer than the 60 s a load
+ * balancer keeps its idle connections, so that the server never closes one the balancer is about to reuse.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 /** Node's test for the one expectation it meets (100-continue), as its http server applies it. */
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -100,7 +115,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const recent = new RecentImages();
   const tokenSet = opts.tokens instanceof TokenSet ? opts.tokens : new TokenSet(serverTokens(opts));
   // Read at each request: a set replaced while the server runs (SIGHUP) is used from the next request on.
-  const tokenName = tokenSet.size ? (authorization: string | undefined) => tokenSet.name(authorization) : null;
+  const tokenName = tokenSet.size ? (authorization: string | undefined) => tokenSet.match(authorization) : null;
   const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const metrics = opts.metrics ?? new ServeMetrics();
   metrics.addGauge('cxr_predictions_running', 'Predictions being computed now', () => queue.running);
@@ -118,14 +133,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const guard = new AuditGuard(audit, logger);
   metrics.watchAudit(guard);
 
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const app = Fastify({
     // Widened to Fastify's logger type, so that the instance keeps the default FastifyInstance type.
     loggerInstance: logger as FastifyBaseLogger,
     logController: requestLogController(opts.requestLog ?? true),
     bodyLimit: 1024 * 1024,
+    // A JSON body (POST /jobs) with a __proto__ or constructor.prototype key anywhere is refused (400), never
+    // stripped: stripped, the rest would pass the body's schema as if the key had never been sent.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
     routerOptions: { maxParamLength: 300 },
     requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
     forceCloseConnections: 'idle',
     // closing.ts answers those as a problem instead.
@@ -151,7 +172,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // A misspelt filter must be an error, not silently dropped (fastify's default removes it).
     ajv: { customOptions: { removeAdditional: false } },
     // Node answers an HTTP/1.1 request without Host with a bare 400 of its own: the hook below answers it.
-    http: { requireHostHeader: false },
+    http: {
+      requireHostHeader: false,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(10, Math.min(2_000, Math.floor(headersTimeout / 4))),
+    },
   });
   // Node answers an Expect other than 100-continue with a bare 417 unless this event has a listener: the
   // request goes on to fastify, whose hook below answers it as a problem.
@@ -195,7 +220,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onError', async (req, reply, err) => {
     if (err instanceof HttpError && err.statusCode === 499) countDropped(req, reply, err);
   });
-  closeKeepAliveOnShutdown(app);
+  // An upload refused for the shutdown is a prediction the server failed, as the route counts a full queue's BUSY:
+  // counted here, as it never reaches the route.
+  const predictPath = `${API_PREFIX}/predictions`;
+  closeKeepAliveOnShutdown(app, (req) => {
+    if (req.method === 'POST' && req.routeOptions.url === predictPath) metrics.predictionError('BUSY');
+  });
   answerWithProblems(app, maxUploadBytes, allowedMethods);
 
   // The routes in the order the OpenAPI document lists them.

@@ -29,11 +29,17 @@ export interface AuditOutage {
 
 const READ_CONSEQUENCE = 'try again shortly';
 
+/**
+ * What a failed use is counted as (cxr_audit_failures_total's operation): `health`, /health's ping, apart from
+ * the reads, as a load balancer probing each second would make one outage look like thousands of failed reads.
+ */
+export type AuditUse = 'read' | 'write' | 'health';
+
 export class AuditGuard {
   /** The store with each call bounded and its outages recorded (their message ends "try again shortly"). */
   readonly store: AuditStore;
   /** Uses that failed as unavailable, by kind (cxr_audit_failures_total): the outage alone keeps no count. */
-  readonly failures = { read: 0, write: 0 };
+  readonly failures: Record<AuditUse, number> = { read: 0, write: 0, health: 0 };
   private outage: AuditOutage | null = null;
   private probe: Promise<void> | null = null;
 
@@ -68,17 +74,22 @@ export class AuditGuard {
   /**
    * `work` on the log within the bound. An outage (or no answer in time) is thrown as
    * AuditUnavailableError ending with `consequence`; any other failure is thrown as it is (a bug: 500).
-   * `write`: the work writes rows.
+   * `write`: the work writes rows; `counted`: what a failure counts as.
    */
-  async use<T>(work: () => Promise<T>, consequence: string, write = false): Promise<T> {
+  async use<T>(
+    work: () => Promise<T>,
+    consequence: string,
+    write = false,
+    counted: AuditUse = write ? 'write' : 'read',
+  ): Promise<T> {
     let r: T | typeof LATE;
     try {
       r = await orLate(work(), this.waitMs);
     } catch (e) {
-      if (e instanceof AuditUnavailableError) throw this.failed(e.reason, consequence, write);
+      if (e instanceof AuditUnavailableError) throw this.failed(e.reason, consequence, write, counted);
       throw e;
     }
-    if (r === LATE) throw this.failed(`did not answer within ${this.waitMs / 1000} s`, consequence, write);
+    if (r === LATE) throw this.failed(`did not answer within ${this.waitMs / 1000} s`, consequence, write, counted);
     this.answered(write);
     return r;
   }
@@ -101,8 +112,8 @@ export class AuditGuard {
     await this.probe;
   }
 
-  private failed(reason: string, consequence: string, write: boolean): AuditUnavailableError {
-    this.failures[write ? 'write' : 'read']++;
+  private failed(reason: string, consequence: string, write: boolean, counted: AuditUse): AuditUnavailableError {
+    this.failures[counted]++;
     if (this.outage) {
       this.outage.reason = reason;
       this.outage.writes ||= write;

@@ -89,3 +89,23 @@ export function newerSchemaError(where: string, found: number): Error {
       'it; run that version, or restore the copy of the log taken before the upgrade',
   );
 }
+
+/**
+ * A write found the log at a schema newer than this process's: a newer cxr migrated it while this one ran (only an
+ * opener checks the version, and this process opened it before). Thrown by the drivers from inside the write's
+ * transaction, which is rolled back: an older process adds no row without the newer columns.
+ */
+export class MigratedUnderUsError extends Error {
+  constructor(readonly found: number) {
+    super(
+      `was migrated to schema v${found} by a newer cxr while this process (schema v${SCHEMA_VERSION}) ran: it ` +
+        'writes nothing more to it (its rows would lack the newer columns); restart it with the newer cxr',
+    );
+    this.name = 'MigratedUnderUsError';
+  }
+}
+
+/** After a write, in its transaction: throws MigratedUnderUsError when the log's version is past this cxr's. */
+export function checkWriteVersion(found: number): void {
+  if (found > SCHEMA_VERSION) throw new MigratedUnderUsError(found);
+}

@@ -4,7 +4,7 @@
 // so two processes starting together apply each migration once.
 import { type Client, Pool, type PoolClient } from 'pg';
 import { settlesWithin } from '../deadline';
-import { MIGRATIONS, newerSchemaError, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
+import { checkWriteVersion, MIGRATIONS, newerSchemaError, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
@@ -12,6 +12,7 @@ import { NETWORK_ERROR_CODES } from '../network_errors';
 
 const VERSION_TABLE = 'audit_schema_migrations';
 const LOCK_NAME = 'cxr audit log migrations';
+const VERSION_SQL = `SELECT CAST(COALESCE(MAX(version), 0) AS INTEGER) AS v FROM ${VERSION_TABLE}`;
 
 /** @name → $n, the values in that order. */
 function positional(sql: string, params: SqlParams): { text: string; values: unknown[] } {
@@ -100,6 +101,12 @@ class PostgresDriver implements SqlDriver {
         const { text, values } = positional(s.sql, s.params);
         changes.push((await client.query(text, values)).rowCount ?? 0);
       }
+      // After the writes, in their transaction: a newer cxr that migrated the log since this process opened it
+      // rolls them back (audit_migrations.ts MigratedUnderUsError). Read after them, not before: a row written
+      // holds a lock the migration's ALTER TABLE waits for, so either that migration committed before the
+      // writes and this read sees its version row, or it runs after this commit and migrates the rows with the
+      // rest.
+      checkWriteVersion((await client.query<{ v: number }>(VERSION_SQL)).rows[0].v);
       await client.query('COMMIT');
       return changes;
     } catch (e) {
@@ -146,10 +153,7 @@ class PostgresDriver implements SqlDriver {
 async function schemaVersion(c: PoolClient): Promise<number | null> {
   const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [VERSION_TABLE]);
   if (!exists.rows[0].t) return null;
-  const r = await c.query<{ v: number }>(
-    `SELECT CAST(COALESCE(MAX(version), 0) AS INTEGER) AS v FROM ${VERSION_TABLE}`,
-  );
-  return r.rows[0].v;
+  return (await c.query<{ v: number }>(VERSION_SQL)).rows[0].v;
 }
 
 async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): Promise<void> {

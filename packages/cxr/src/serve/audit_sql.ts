@@ -12,6 +12,7 @@ import {
   type HistoryPage,
 } from './audit_store';
 import { type AuditRow, fromRow, INSERT_SQL, toRow } from './audit_columns';
+import { MigratedUnderUsError } from './audit_migrations';
 import { readDateTime } from './date_time';
 
 export type SqlParams = Record<string, unknown>;
@@ -95,6 +96,8 @@ function imageStatement(id: string, images: AuditImages | null, ifChanged = fals
 
 export class SqlAuditStore implements AuditStore {
   private readonly driver: SqlDriver;
+  /** A write found the log migrated by a newer cxr: this store writes no more. */
+  private migrated: MigratedUnderUsError | null = null;
 
   constructor(
     driver: SqlDriver,
@@ -104,12 +107,18 @@ export class SqlAuditStore implements AuditStore {
     // Every query's failure passes here: an outage becomes AuditUnavailableError (a 503 for the API,
     // a clear message for the commands), anything else stays as it was.
     const outage = (e: unknown): never => {
-      const reason = driver.unavailable(e);
+      if (e instanceof MigratedUnderUsError) this.migrated = e;
+      const reason = e instanceof MigratedUnderUsError ? e.message : driver.unavailable(e);
       throw reason === null ? e : new AuditUnavailableError(location, reason);
     };
     this.driver = {
       all: <T>(sql: string, params?: SqlParams) => driver.all<T>(sql, params).catch(outage),
-      transaction: (statements) => driver.transaction(statements).catch(outage),
+      transaction: (statements) => {
+        // Once seen, for good: no write is tried again (each would be rolled back), and ping fails, so that a
+        // server says so on /health and refuses predictions before computing them (audit_guard.ts ensure).
+        if (this.migrated) return Promise.reject(this.migrated).catch(outage);
+        return driver.transaction(statements).catch(outage);
+      },
       isUniqueViolation: (e) => driver.isUniqueViolation(e),
       unavailable: (e) => driver.unavailable(e),
       close: (ms) => driver.close(ms),
@@ -183,6 +192,10 @@ export class SqlAuditStore implements AuditStore {
       args.until = auditTime(filter.until, 'until');
     }
     if (filter.hasWarnings !== undefined) where.push(filter.hasWarnings ? 'warning_count > 0' : 'warning_count = 0');
+    if (filter.requestedBy !== undefined) {
+      where.push('requested_by = @requested_by');
+      args.requested_by = filter.requestedBy;
+    }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const limit = Math.max(1, Math.min(1000, filter.limit ?? 50));
     const page = Math.max(1, filter.page ?? 1);
@@ -220,6 +233,7 @@ export class SqlAuditStore implements AuditStore {
   }
 
   async ping(): Promise<void> {
+    if (this.migrated) throw new AuditUnavailableError(this.location, this.migrated.message);
     await this.driver.all('SELECT 1 AS one');
   }
 

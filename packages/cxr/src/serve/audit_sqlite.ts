@@ -5,9 +5,12 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
-import { MIGRATIONS, newerSchemaError, SCHEMA_VERSION, SQLITE } from './audit_migrations';
+import { checkWriteVersion, MIGRATIONS, newerSchemaError, SCHEMA_VERSION, SQLITE } from './audit_migrations';
 import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { makeDirs, writeFailure } from '../make_dirs';
+
+/** The schema version, as one row { v }. */
+const VERSION_SQL = 'SELECT user_version AS v FROM pragma_user_version';
 
 class SqliteDriver implements SqlDriver {
   private readonly statements = new Map<string, Database.Statement>();
@@ -38,6 +41,9 @@ class SqliteDriver implements SqlDriver {
         if (s.ifChanged && !changes[changes.length - 1]) changes.push(0);
         else changes.push(this.prepare(s.sql).run(bindNamed(s.sql, s.params)).changes);
       }
+      // After the writes, holding the write lock: a newer cxr that migrated the file since this one opened it
+      // rolls the rows back (audit_migrations.ts MigratedUnderUsError).
+      checkWriteVersion((this.prepare(VERSION_SQL).get() as { v: number }).v);
       return changes;
     })();
   }

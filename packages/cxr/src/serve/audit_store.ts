@@ -18,6 +18,8 @@ export interface HistoryFilter {
   since?: string;
   until?: string;
   hasWarnings?: boolean;
+  /** Only the predictions asked with this API token (its name): what a token limited to `predict` reads. */
+  requestedBy?: string;
   page?: number;
   limit?: number;
 }

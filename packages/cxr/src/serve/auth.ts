@@ -2,17 +2,35 @@
 // or a --tokens-file (`name:token` lines), so that the audit log can record who asked. Tokens
 // are never taken from the command line (they would show in `ps` and shell history).
 //
+// A named token may be limited to some scopes (least privilege: a PACS bridge that only queues jobs need not
+// read the whole audit log): `pacs[jobs]:TOKEN`, `ward[predict,audit]:TOKEN`. A name without brackets has
+// every scope, so every file and variable written before scopes existed means what it meant (a bracket was
+// never valid in a name). What each scope opens is decided in security.ts.
+//
 // Every presented token is compared with every configured one in constant time over digests,
 // so neither a token's content, its length nor which one matched leaks through timing.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 
+/** What a token may do: predict (and read its own), queue and follow jobs, read the audit log, read /metrics. */
+export const SCOPES = ['predict', 'jobs', 'audit', 'metrics'] as const;
+export type Scope = (typeof SCOPES)[number];
+
 export interface NamedToken {
   name: string;
   token: string;
+  /** What the token may do; absent: every scope (a token as it was before scopes). */
+  scopes?: readonly Scope[];
+}
+
+/** The token a request carried: its name (recorded in the audit log) and scopes (null: every scope). */
+export interface TokenMatch {
+  name: string;
+  scopes: readonly Scope[] | null;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const SCOPED_NAME = /^([^[\]]*)\[([^\]]*)\]$/;
 const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits in a Bearer header
 
 /**
@@ -27,17 +45,64 @@ export function checkToken(token: unknown, what: string): string {
 }
 
 /** The same rules for a list of named tokens: valid names, no name or token twice. `where(i)` names entry i. */
-export function checkNamedTokens(tokens: readonly NamedToken[], where: string | ((i: number) => string)): NamedToken[] {
+export function checkNamedTokens(
+  tokens: readonly { name: string; token: string; scopes?: readonly unknown[] }[],
+  where: string | ((i: number) => string),
+): NamedToken[] {
   const out: NamedToken[] = [];
   for (const [i, { name, token }] of tokens.entries()) {
     const at = typeof where === 'string' ? where : where(i);
     if (typeof name !== 'string' || !NAME.test(name))
-      throw new Error(`${at}: token name '${String(name).slice(0, 64)}' must be 1-64 letters, digits or . _ @ -`);
+      throw new Error(
+        `${at}: token name '${String(name).slice(0, 64)}' must be 1-64 letters, digits or . _ @ -` +
+          (/[[\]]/.test(String(name)) ? ', its scopes in brackets after it (name[jobs,audit]:TOKEN)' : ''),
+      );
     checkToken(token, `${at}: the token of '${name}'`);
     if (out.some((t) => t.name === name)) throw new Error(`${at}: token name '${name}' appears twice`);
     if (out.some((t) => t.token === token)) throw new Error(`${at}: '${name}' has the same token as another name`);
-    out.push({ name, token });
+    const scopes = tokens[i].scopes;
+    out.push(scopes === undefined ? { name, token } : { name, token, scopes: checkScopes(scopes, `${at}: '${name}'`) });
   }
+  return out;
+}
+
+/** A token's scopes: known names, at least one (a token that may do nothing is a mistake), each once. */
+function checkScopes(scopes: unknown, at: string): Scope[] {
+  if (!Array.isArray(scopes)) throw new Error(`${at}: scopes must be a list of ${SCOPES.join(', ')}`);
+  if (!scopes.length) throw new Error(`${at}: no scopes: a token that may do nothing (scopes: ${SCOPES.join(', ')})`);
+  for (const s of scopes)
+    if (!(SCOPES as readonly unknown[]).includes(s))
+      throw new Error(`${at}: unknown scope '${String(s).slice(0, 64)}' (scopes: ${SCOPES.join(', ')})`);
+  return [...new Set(scopes as Scope[])];
+}
+
+/** `name` or `name[scope,scope]` as written before the colon of an entry. */
+function splitName(written: string): { name: string; scopes?: string[] } {
+  const m = SCOPED_NAME.exec(written);
+  return m ? { name: m[1], scopes: m[2] === '' ? [] : m[2].split(',') } : { name: written };
+}
+
+/**
+ * The entries of a variable: separated by commas or whitespace, except a comma between the brackets of a name
+ * (`pacs[jobs,predict]:TOKEN`). Only a name's brackets count: a token after its colon may hold brackets.
+ */
+function variableEntries(text: string): string[] {
+  const out: string[] = [];
+  let entry = '';
+  let inName = true;
+  let inBrackets = false;
+  for (const c of text) {
+    if (inName && c === '[') inBrackets = true;
+    else if (inBrackets && c === ']') inBrackets = false;
+    else if (inName && !inBrackets && c === ':') inName = false;
+    if (/[\s,]/.test(c) && !(inBrackets && c === ',')) {
+      if (entry) out.push(entry);
+      entry = '';
+      inName = true;
+      inBrackets = false;
+    } else entry += c;
+  }
+  if (entry) out.push(entry);
   return out;
 }
 
@@ -56,7 +121,7 @@ export function parseTokenList(text: string, source: string, from: 'file' | 'var
   const entries = text.split(/\r?\n/).flatMap((line, i) => {
     const bare = line.replace(/(^|\s)#.*$/, '').trim();
     if (!bare) return [];
-    const parts = bare.split(inVariable ? /[\s,]+/ : /\s+/);
+    const parts = inVariable ? variableEntries(bare) : bare.split(/\s+/);
     if (!inVariable && parts.length > 1)
       throw new Error(`${source}:${i + 1}: one name:token per line (a token has no spaces)`);
     return parts.map((entry) => ({ entry, line: i + 1 }));
@@ -65,7 +130,7 @@ export function parseTokenList(text: string, source: string, from: 'file' | 'var
     const colon = entry.indexOf(':');
     const where = `${source}${inVariable ? '' : `:${line}`}`;
     if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
-    return { name: entry.slice(0, colon), token: entry.slice(colon + 1), where };
+    return { ...splitName(entry.slice(0, colon)), token: entry.slice(colon + 1), where };
   });
   return checkNamedTokens(parsed, (i) => parsed[i].where);
 }
@@ -120,15 +185,15 @@ export function loadTokens(
   return [];
 }
 
-/** The name of the token in an `Authorization: Bearer` header, or null when it matches none. */
-export function tokenMatcher(tokens: NamedToken[]): (authorization: string | undefined) => string | null {
-  const wanted = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
+/** The token in an `Authorization: Bearer` header (its name and scopes), or null when it matches none. */
+export function tokenMatcher(tokens: NamedToken[]): (authorization: string | undefined) => TokenMatch | null {
+  const wanted = tokens.map((t) => ({ match: { name: t.name, scopes: t.scopes ?? null }, digest: digest(t.token) }));
   return (authorization) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const got = digest(m ? m[1] : '');
-    let found: string | null = null;
+    let found: TokenMatch | null = null;
     // No early exit: the time taken does not depend on which token matched.
-    for (const w of wanted) if (crypto.timingSafeEqual(got, w.digest) && m) found = w.name;
+    for (const w of wanted) if (crypto.timingSafeEqual(got, w.digest) && m) found = w.match;
     return found;
   };
 }
@@ -140,7 +205,7 @@ export function tokenMatcher(tokens: NamedToken[]): (authorization: string | und
  */
 export class TokenSet {
   private tokens: NamedToken[];
-  private matcher: (authorization: string | undefined) => string | null;
+  private matcher: (authorization: string | undefined) => TokenMatch | null;
 
   constructor(tokens: readonly NamedToken[]) {
     this.tokens = checkNamedTokens(tokens, 'tokens');
@@ -157,6 +222,11 @@ export class TokenSet {
 
   /** The name of the token in an `Authorization: Bearer` header, or null when it matches none. */
   name(authorization: string | undefined): string | null {
+    return this.matcher(authorization)?.name ?? null;
+  }
+
+  /** The token in an `Authorization: Bearer` header, its name and scopes, or null when it matches none. */
+  match(authorization: string | undefined): TokenMatch | null {
     return this.matcher(authorization);
   }
 

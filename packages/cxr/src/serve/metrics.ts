@@ -45,7 +45,7 @@ export const MISNAMED_DEFAULT_GAUGES = [
 /** What the audit log's guard (audit_guard.ts) tells /metrics: the outage now, and failed uses by kind. */
 export interface AuditWatch {
   readonly down: unknown;
-  readonly failures: Readonly<Record<'read' | 'write', number>>;
+  readonly failures: Readonly<Record<'read' | 'write' | 'health', number>>;
 }
 
 /**
@@ -234,12 +234,14 @@ export class ServeMetrics {
       help:
         'Uses of the audit log that failed as unavailable (unreachable, unwritable, or no answer within the ' +
         "wait), by operation: write (a row refused, POST /predictions then answers 503; a job's row; a retention " +
-        'sweep) or read (a /health probe during an outage counts too)',
+        "sweep), read (the history, a prediction's images, the check before a prediction) or health (/health's " +
+        'ping: it rises with how often probes come during an outage)',
       labelNames: ['operation'],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const operation of ['read', 'write'] as const) this.inc({ operation }, audit.failures[operation]);
+        for (const operation of ['read', 'write', 'health'] as const)
+          this.inc({ operation }, audit.failures[operation]);
       },
     });
   }

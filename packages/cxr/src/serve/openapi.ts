@@ -43,7 +43,12 @@ export async function registerOpenApi(
             type: 'http',
             scheme: 'bearer',
             description:
-              'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one',
+              'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one. ' +
+              'A named token may be limited to scopes (name[jobs,audit]:TOKEN; none written: all): predict (POST ' +
+              '/predictions, and reading the predictions it made), jobs (POST /jobs, GET /jobs/{id}), audit ' +
+              '(reading every prediction and its images), metrics (/metrics). /model needs any token. A token ' +
+              'without the scope an operation needs gets 403 INSUFFICIENT_SCOPE (WWW-Authenticate: ' +
+              'error="insufficient_scope", scope="...")',
           },
         },
       },
@@ -204,14 +209,15 @@ function sharedProblems(body: boolean): Responses {
     },
     406: problemResponse(
       "Not acceptable (NOT_ACCEPTABLE): the Accept header takes none of the operation's media types (its 2xx " +
-        "answers') nor application/problem+json. No Accept, */* and a browser's usual header accept them all",
+        "answers'); application/problem+json alone is not enough. No Accept, */* and a browser's usual header " +
+        'accept them all; an Accept element whose q is not a qvalue (q=, q=abc, q=1.5) is passed over',
     ),
     408: problemResponse(
       body
-        ? 'The request did not arrive in time (TIMEOUT: 120 s for the whole request), or its body stopped ' +
-            'arriving (BODY_TIMEOUT) or came too slowly (UPLOAD_TOO_SLOW; docs/api.md gives the limits). The ' +
-            'connection is closed after it'
-        : "The request's headers did not arrive in time (TIMEOUT). The connection is closed after it",
+        ? 'The request did not arrive in time (TIMEOUT: 20 s for the headers, 120 s for the whole request), or ' +
+            'its body stopped arriving (BODY_TIMEOUT) or came too slowly (UPLOAD_TOO_SLOW; docs/api.md gives the ' +
+            'limits). The connection is closed after it'
+        : "The request's headers did not arrive in time (TIMEOUT: 20 s). The connection is closed after it",
     ),
     417: problemResponse(
       'An Expect header other than 100-continue (EXPECTATION_FAILED), the only expectation the server meets',

@@ -8,6 +8,7 @@ import { AUDIT_RETRY_AFTER_S } from './audit_guard';
 import { AuditUnavailableError } from './audit_store';
 import { HttpError } from './http_error';
 import { isClientInputError } from './predictor_port';
+import { API_PREFIX } from './routes/common';
 import type { Problem } from './schemas';
 import { TooLargeError, tooLarge } from './upload';
 
@@ -181,6 +182,9 @@ export function answerWithProblems(
   });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0];
+    // Outside the API scope (accept.ts adds it there), so said here: a cache keying /api/v1 answers by Accept
+    // must find it on every one of them, the 404 of an unknown path and the 405 of a wrong method included.
+    if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) reply.header('Vary', 'Accept');
     const allow = allowed(path);
     if (allow.length && !allow.includes(req.method)) {
       reply.header('Allow', allow.join(', '));

@@ -1,8 +1,10 @@
 // Security headers and the checks every request passes before its handler: Host/Origin exposure,
 // then the bearer token on the matched route (health and the OpenAPI document stay public; /metrics
-// needs the token too unless the server was started with --metrics-public).
+// needs the token too unless the server was started with --metrics-public), then the token's scopes
+// (auth.ts): what each route needs is decided here, in one table, not route by route.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
+import { type Scope, SCOPES, type TokenMatch } from './auth';
 import { HttpError } from './http_error';
 import { API_PREFIX } from './routes/common';
 import { METRICS_ROUTE } from './routes/metrics';
@@ -26,6 +28,49 @@ export const CSP_DIRECTIVES = {
 
 const PUBLIC_API_ROUTES = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openapi.json`]);
 
+/**
+ * The scope each guarded operation needs ('any': every valid token; 'history': `audit` for the whole log, or
+ * `predict` for the predictions this token made). An operation not listed needs every scope: a route added
+ * later is closed to a limited token until it is listed here (test/auth-scopes.test.ts checks every route is).
+ */
+export const ROUTE_SCOPES: Readonly<Record<string, Scope | 'any' | 'history'>> = {
+  [`POST ${API_PREFIX}/predictions`]: 'predict',
+  [`GET ${API_PREFIX}/predictions`]: 'history',
+  [`GET ${API_PREFIX}/predictions/:id`]: 'history',
+  [`GET ${API_PREFIX}/predictions/:id/heatmap.png`]: 'history',
+  [`GET ${API_PREFIX}/predictions/:id/thumbnail.png`]: 'history',
+  [`POST ${API_PREFIX}/jobs`]: 'jobs',
+  [`GET ${API_PREFIX}/jobs/:id`]: 'jobs',
+  // The model's description and files: what the page shows beside a result, no patient's data.
+  [`GET ${API_PREFIX}/model`]: 'any',
+  [`GET ${API_PREFIX}/model/files/*`]: 'any',
+  [`GET ${METRICS_ROUTE}`]: 'metrics',
+};
+
+/**
+ * Whether a token with `scopes` (null: all) may call `method route`: 'all' (the whole of it), 'own' (a history
+ * route through `predict`: only the token's own predictions), or the scope it lacks.
+ */
+export function scopeCheck(
+  scopes: readonly Scope[] | null,
+  method: string,
+  route: string,
+): 'all' | 'own' | { missing: Scope } {
+  if (scopes === null) return 'all';
+  const need = ROUTE_SCOPES[`${method === 'HEAD' ? 'GET' : method} ${route}`];
+  if (need === 'any') return 'all';
+  if (need === 'history')
+    return scopes.includes('audit') ? 'all' : scopes.includes('predict') ? 'own' : missing('audit');
+  if (need !== undefined) return scopes.includes(need) ? 'all' : missing(need);
+  // Not listed: every scope, and the first one the token lacks is named.
+  const lacking = SCOPES.find((x) => !scopes.includes(x));
+  return lacking ? missing(lacking) : 'all';
+}
+
+function missing(scope: Scope): { missing: Scope } {
+  return { missing: scope };
+}
+
 export async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: true, directives: CSP_DIRECTIVES },
@@ -37,8 +82,8 @@ export async function registerSecurityHeaders(app: FastifyInstance): Promise<voi
 export interface RequestGuards {
   /** Throws (403) when the Host or Origin header is not one this server answers to. */
   checkExposure: (req: FastifyRequest) => void;
-  /** The name of the token an Authorization header carries, null when none matches; null when no token is needed. */
-  tokenName: ((authorization: string | undefined) => string | null) | null;
+  /** The token an Authorization header carries, null when none matches; null when no token is needed. */
+  tokenName: ((authorization: string | undefined) => TokenMatch | null) | null;
   /** /metrics answers without a token (--metrics-public). */
   metricsPublic?: boolean;
 }
@@ -48,6 +93,7 @@ export function addRequestGuards(
   { checkExposure, tokenName, metricsPublic }: RequestGuards,
 ): void {
   app.decorateRequest('tokenName', null);
+  app.decorateRequest('ownRecordsOnly', null);
   app.addHook('onRequest', async (req) => checkExposure(req));
   app.addHook('onRequest', async (req, reply) => {
     if (!tokenName) return;
@@ -60,15 +106,37 @@ export function addRequestGuards(
       ? !PUBLIC_API_ROUTES.has(route)
       : route === METRICS_ROUTE && !metricsPublic;
     if (!guarded) return;
-    const name = tokenName(req.headers.authorization);
-    if (name === null) {
+    const token = tokenName(req.headers.authorization);
+    if (token === null) {
       const sent = req.headers.authorization !== undefined;
       // RFC 6750 3.1: a token sent and refused is "invalid_token"; a request without one gets no error code.
       reply.header('WWW-Authenticate', sent ? 'Bearer realm="cxr", error="invalid_token"' : 'Bearer realm="cxr"');
       throw new HttpError(401, 'UNAUTHORIZED', unauthorized(req.headers.authorization));
     }
-    req.tokenName = name;
+    const allowed = scopeCheck(token.scopes, req.method, route);
+    if (typeof allowed === 'object') {
+      // RFC 6750 3.1: a valid token without the scope is 403 insufficient_scope, not 401 (another token would not
+      // be asked for by a browser's prompt; the holder needs one with more scopes).
+      reply.header('WWW-Authenticate', `Bearer realm="cxr", error="insufficient_scope", scope="${allowed.missing}"`);
+      throw new HttpError(
+        403,
+        'INSUFFICIENT_SCOPE',
+        `the API token '${token.name}' does not have the scope '${allowed.missing}' that ${req.method} ${route} ` +
+          `needs (it has: ${token.scopes?.join(', ')}); ask whoever runs the server for a token with it`,
+      );
+    }
+    req.tokenName = token.name;
+    req.ownRecordsOnly = allowed === 'own' ? token.name : null;
   });
+}
+
+/**
+ * Whether the request may see an audit record logged for `requestedBy`: any, unless its token reads the history
+ * through the `predict` scope only (then its own). The routes answer 404 for another's, as for none, so that a
+ * limited token learns nothing of the rest of the log.
+ */
+export function mayRead(req: FastifyRequest, record: { requestedBy: string | null } | null): boolean {
+  return record !== null && (req.ownRecordsOnly === null || record.requestedBy === req.ownRecordsOnly);
 }
 
 /**
@@ -87,5 +155,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The name of the API token the request carried; null when the server needs none. */
     tokenName: string | null;
+    /**
+     * The token's name when it reads the audit log through the `predict` scope alone: the history routes then
+     * answer only the predictions it made (requestedBy); null when it may read them all.
+     */
+    ownRecordsOnly: string | null;
   }
 }

@@ -5,6 +5,7 @@ import type { AuditStore } from '../audit';
 import { HttpError } from '../http_error';
 import type { RecentImages } from '../recent_images';
 import { historyPageSchema, historyQuery, idParams, problemResponse } from '../schemas';
+import { mayRead } from '../security';
 import { API_ERRORS, noStore, notFound, predictionId, toApi } from './common';
 
 /** Every route here reads the audit log, which may be away. */
@@ -58,7 +59,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
           `query parameters 'since' (${since}) and 'until' (${until}) are the wrong way round: 'since' is after ` +
             "'until', so no time is in between; swap them",
         );
-      const page = await audit.list(req.query);
+      const page = await audit.list({ ...req.query, requestedBy: req.ownRecordsOnly ?? undefined });
       return {
         ...page,
         items: page.items.map((r) => toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail)),
@@ -86,7 +87,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       noStore(reply);
       const id = predictionId(req.params.id);
       const r = await audit.get(id);
-      if (!r) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
+      if (!r || !mayRead(req, r)) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
     },
   );
@@ -117,6 +118,8 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       },
       async (req, reply) => {
         const id = predictionId(req.params.id);
+        if (req.ownRecordsOnly !== null && !mayRead(req, await audit.get(id)))
+          throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
         const png = (await audit.image(id, which)) ?? (which === 'heatmap' ? recent.get(id) : null);
         if (!png) throw new HttpError(404, 'NOT_FOUND', await whyNoImage(audit, id, which));
         // A prediction's images never change; only the token holder may cache them.
