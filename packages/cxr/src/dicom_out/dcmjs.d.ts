@@ -19,6 +19,8 @@ declare module 'dcmjs' {
         options?: { untilTag?: string; includeUntilTagValue?: boolean; ignoreErrors?: boolean },
       ): DicomDict;
     }
+    /** The stream dcmjs reads a file from (part10.ts counts the words read from it). */
+    class ReadBufferStream {}
     class DicomMetaDictionary {
       static naturalizeDataset(dataset: DenaturalizedDataset): NaturalDataset;
       static denaturalizeDataset(dataset: NaturalDataset): DenaturalizedDataset;

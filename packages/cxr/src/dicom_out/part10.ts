@@ -3,8 +3,12 @@
 // old archives still hold, is given one first, since dcmjs reads only proper Part-10 files.
 import * as dcmjs from 'dcmjs';
 import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom';
+import { MAX_SEQUENCE_DEPTH } from '../data/dicom_data_set';
 import { TRANSFER_SYNTAX_EXPLICIT_LE } from './identity';
+import { initialState, type Piece, type State, splitIso2022, withoutControls } from './iso2022';
 import { derivedUid } from './uids';
+
+export { decodeIso2022, type Piece, splitIso2022 } from './iso2022';
 
 const { DicomDict, DicomMessage, DicomMetaDictionary } = dcmjs.data;
 // dcmjs logs every oddity of a source file (bad lengths, unknown tags) on the console.
@@ -45,26 +49,103 @@ export function readHeader(bytes: Uint8Array, opts: { text?: boolean } = {}): Da
   const read = () =>
     DicomMessage.readFile(arrayBuffer(file), { untilTag: '7FE00010', includeUntilTagValue: false }).dict;
   try {
-    return DicomMetaDictionary.naturalizeDataset(read());
+    const dict = withReadHooks(read, false);
+    if (opts.text !== false) cleanText(dict);
+    return DicomMetaDictionary.naturalizeDataset(dict);
   } catch (e) {
     const message = (e as Error).message;
     // dcmjs quotes header values in its messages (an unknown character set as it is): escaped, and cut short.
     if (!/multiple character sets/.test(message)) throw new Error(printable(message, 200));
   }
-  // Code extensions (ISO 2022: Japanese, Korean and Chinese names), which dcmjs does not decode: read with its
-  // first, single-byte set, which keeps these 7-bit and GR bytes as they are, then decode the text again.
+  // Code extensions (ISO 2022: Japanese, Korean and Chinese names), which dcmjs does not decode: read as Latin-1,
+  // which keeps every byte as it is, then decode the text again.
   const dict = readPastCharsets(file);
   if (opts.text === false) return DicomMetaDictionary.naturalizeDataset(dict);
   const raw = dict['00080005'] as { _rawValue?: unknown[] } | undefined;
-  const charsets = (raw?._rawValue ?? []).map((v) => String(v).trim());
-  if (!['', 'ISO 2022 IR 6'].includes(charsets[0] ?? '')) {
-    throw new Error(
-      `Specific Character Set ${printable(charsets.join('\\'), 80)} is not supported: with code extensions, cxr ` +
-        'reads only ISO 2022 IR 6 (ASCII) as the first value',
-    );
+  const charsets = (raw?._rawValue ?? []).map((v) => String(v));
+  const initial = initialState(charsets);
+  if (typeof initial === 'string') {
+    throw new Error(`Specific Character Set ${printable(charsets.join('\\'), 80)} is not supported: ${initial}`);
   }
-  redecodeText(dict);
+  redecodeText(dict, initial);
+  cleanText(dict);
   return DicomMetaDictionary.naturalizeDataset(dict);
+}
+
+/**
+ * The most elements (nested ones included) a header may hold. A radiograph's holds hundreds, a few thousand with
+ * private tags; dcmjs reads some 100,000 a second, so a crafted header of millions of tiny elements (a 32 MB
+ * upload) held the thread for tens of seconds, as did a damaged one that dicom-parser had already given up on
+ * (queue/job.ts sopInstanceUid falls back to this read).
+ */
+export const MAX_HEADER_ELEMENTS = 20_000;
+
+/**
+ * The most 16-bit words a header read may take. dcmjs finds the end of an item of undefined length by reading
+ * the item a word at a time, then reads the item, which does the same for the items nested in it: megabytes
+ * wrapped in nested items took a minute (10 MB under 100 levels). The sample films' headers take a few hundred.
+ */
+export const MAX_HEADER_WORDS = 4_000_000;
+
+type ReadInfo = { tag: { toCleanString(): string }; values: unknown[] };
+const messages = DicomMessage as unknown as { _readTag: (...args: unknown[]) => ReadInfo };
+const streams = Object.getPrototypeOf(dcmjs.data.ReadBufferStream.prototype) as { readUint16: () => number };
+
+/**
+ * Runs a dcmjs read counting the elements it reads, refused past MAX_HEADER_ELEMENTS, the words it reads, refused
+ * past MAX_HEADER_WORDS, and how deep sequences nest, refused past MAX_SEQUENCE_DEPTH as the decoder refuses them
+ * (10,000 levels in a 360 KB file took 35 s). With `latin1`, a Specific Character Set of several values is read as
+ * if its first were empty, so that dcmjs decodes every text as Latin-1 (its bytes, kept), whatever the first value
+ * (Japanese katakana, Greek): redecodeText decodes it again; the values themselves stay in the element's raw value.
+ * dcmjs reads synchronously: nothing else runs in between. These hooks reach into dcmjs's internals, so
+ * package.json pins dcmjs exactly: an upgrade must pass test/dicom-charset-terms and dicom-charset-hostile first.
+ */
+function withReadHooks<T>(read: () => T, latin1: boolean): T {
+  const readTag = messages._readTag;
+  const readUint16 = streams.readUint16;
+  let words = 0;
+  streams.readUint16 = function (this: unknown) {
+    if (++words > MAX_HEADER_WORDS) {
+      throw new Error(
+        `reading the header takes more than ${MAX_HEADER_WORDS} steps (items of undefined length nested around ` +
+          "megabytes), more than any radiograph's: the file is damaged or crafted",
+      );
+    }
+    return readUint16.call(this);
+  };
+  let count = 0;
+  let depth = 0; // of elements being read: one for the data set's own, one more per sequence item
+  messages._readTag = (...args: unknown[]) => {
+    if (++count > MAX_HEADER_ELEMENTS) {
+      throw new Error(
+        `the header holds more than ${MAX_HEADER_ELEMENTS} elements, more than any radiograph's: the file is ` +
+          'damaged or crafted',
+      );
+    }
+    if (depth > MAX_SEQUENCE_DEPTH) {
+      throw new Error(
+        `the header nests sequences (SQ) more than ${MAX_SEQUENCE_DEPTH} levels deep, more than any image object ` +
+          'needs: the file is damaged or crafted',
+      );
+    }
+    depth++;
+    let info: ReadInfo;
+    try {
+      info = readTag.apply(DicomMessage, args);
+    } finally {
+      depth--;
+    }
+    if (latin1 && info.values.length > 1 && info.tag.toCleanString() === '00080005') {
+      info.values = ['', ...info.values.slice(1)];
+    }
+    return info;
+  };
+  try {
+    return read();
+  } finally {
+    messages._readTag = readTag;
+    streams.readUint16 = readUint16;
+  }
 }
 
 /**
@@ -81,7 +162,7 @@ function readPastCharsets(file: Uint8Array): dcmjs.DenaturalizedDataset {
   };
   try {
     const opts = { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors: true };
-    const { dict } = DicomMessage.readFile(arrayBuffer(file), opts);
+    const { dict } = withReadHooks(() => DicomMessage.readFile(arrayBuffer(file), opts), true);
     if (swallowed) throw new Error(printable(swallowed.message, 200));
     return dict;
   } finally {
@@ -112,11 +193,13 @@ function printable(s: string, max: number): string {
 
 // Text VRs, whose bytes follow the Specific Character Set; the first four hold several values.
 const TEXT_VRS = new Set(['SH', 'LO', 'PN', 'UC', 'ST', 'LT', 'UT']);
+// Those and code strings (Modality, Body Part Examined: copied into the results too) have their controls replaced.
+const CLEANED_VRS = new Set([...TEXT_VRS, 'CS']);
 const MULTI_VALUED = new Set(['SH', 'LO', 'PN', 'UC']);
 const BACKSLASH = 0x5c;
 const EQUALS = 0x3d;
 
-/** The bytes of text that dcmjs decoded with its first, single-byte set (ISO 2022 IR 6: its 'iso-8859-1'). */
+/** The bytes of text that dcmjs decoded as Latin-1 (its 'iso-8859-1', for an empty first value). */
 const byteOf = (() => {
   const decoder = new TextDecoder('iso-8859-1');
   const map = new Map<string, number>();
@@ -134,10 +217,10 @@ function textBytes(s: string): Uint8Array {
  * Decodes every text value of `dict` (and its sequences' items) again as ISO 2022 text, from the raw value dcmjs
  * kept: dcmjs cut it at each backslash and PN '=' byte, which inside a two-byte JIS character is no delimiter.
  */
-function redecodeText(dict: dcmjs.DenaturalizedDataset): void {
+function redecodeText(dict: dcmjs.DenaturalizedDataset, initial: State): void {
   for (const [tag, el] of Object.entries(dict) as [string, { vr: string; Value?: unknown[]; _rawValue?: unknown }][]) {
     if (el.vr === 'SQ') {
-      for (const item of el.Value ?? []) if (item && typeof item === 'object') redecodeText(item as never);
+      for (const item of el.Value ?? []) if (item && typeof item === 'object') redecodeText(item as never, initial);
       continue;
     }
     if (!TEXT_VRS.has(el.vr) || el._rawValue === undefined) continue;
@@ -145,7 +228,7 @@ function redecodeText(dict: dcmjs.DenaturalizedDataset): void {
     const delimiters = el.vr === 'PN' ? [BACKSLASH, EQUALS] : MULTI_VALUED.has(el.vr) ? [BACKSLASH] : [];
     let pieces: Piece[];
     try {
-      pieces = splitIso2022(textBytes(raw), delimiters);
+      pieces = splitIso2022(textBytes(raw), delimiters, initial);
     } catch (e) {
       const at = `(${tag.slice(0, 4)},${tag.slice(4)})`;
       throw new Error(`${at} ${(e as Error).message}: the film's text cannot be read; ask its sender for UTF-8`);
@@ -154,6 +237,32 @@ function redecodeText(dict: dcmjs.DenaturalizedDataset): void {
     el.Value = el.vr === 'PN' ? personNames(pieces) : pieces.map((p) => trim(p.text.replace(/\0+$/, '')));
     // The raw value dcmjs kept is Latin-1: it would write it back instead of the decoded text.
     delete el._rawValue;
+  }
+}
+
+/**
+ * Replaces the control characters of every text value of `dict` (and its sequences' items) as withoutControls
+ * says, after NUL padding, which some writers use for spaces. A value changed loses the raw value dcmjs kept,
+ * which it would write back instead.
+ */
+function cleanText(dict: dcmjs.DenaturalizedDataset): void {
+  for (const el of Object.values(dict) as { vr: string; Value?: unknown[]; _rawValue?: unknown }[]) {
+    if (el.vr === 'SQ') {
+      for (const item of el.Value ?? []) if (item && typeof item === 'object') cleanText(item as never);
+      continue;
+    }
+    if (!CLEANED_VRS.has(el.vr) || !el.Value) continue;
+    let changed = false;
+    const clean = (v: unknown) => {
+      if (typeof v !== 'string') return v;
+      const s = withoutControls(v.replace(/\0+$/, ''), el.vr);
+      changed ||= s !== v;
+      return s;
+    };
+    el.Value = el.Value.map((v) =>
+      v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, c]) => [k, clean(c)])) : clean(v),
+    );
+    if (changed) delete el._rawValue;
   }
 }
 
@@ -170,96 +279,6 @@ function personNames(pieces: Piece[]): Record<string, string>[] {
     groups = [];
   }
   return names;
-}
-
-type G0 = 'ascii' | 'jis';
-type G1 = 'latin1' | 'shift_jis' | 'euc-kr' | 'gbk';
-
-// The escape sequences DICOM names for each code extension (PS3.3 C.12.1.1.2): the set they switch G0
-// (7-bit bytes) or G1 (bytes 0xA1-0xFE) to.
-const ESCAPES: [number[], { g0?: G0; g1?: G1 }][] = [
-  [[0x28, 0x42], { g0: 'ascii' }], // ESC ( B: IR 6
-  [[0x28, 0x4a], { g0: 'ascii' }], // ESC ( J: IR 14, JIS X 0201 Romaji: ASCII but for two marks
-  [[0x24, 0x42], { g0: 'jis' }], // ESC $ B: IR 87, JIS X 0208
-  [[0x24, 0x40], { g0: 'jis' }], // ESC $ @
-  [[0x29, 0x49], { g1: 'shift_jis' }], // ESC ) I: IR 13, JIS X 0201 Katakana: 0xA1-0xDF as in Shift JIS
-  [[0x24, 0x29, 0x43], { g1: 'euc-kr' }], // ESC $ ) C: IR 149, KS X 1001
-  [[0x24, 0x29, 0x41], { g1: 'gbk' }], // ESC $ ) A: IR 58, GB 2312
-];
-
-const ESC = 0x1b;
-
-/** A stretch of decoded text and the delimiter byte that ended it (null at the end of the value). */
-export interface Piece {
-  text: string;
-  end: number | null;
-}
-
-const decoders = new Map<string, TextDecoder>();
-function decodeRun(kind: G0 | G1, b: Uint8Array): string {
-  if (kind === 'ascii' || kind === 'latin1')
-    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-  // JIS X 0208 in G0 is EUC-JP's code set 1 with the high bit cleared.
-  const label = kind === 'jis' ? 'euc-jp' : kind;
-  let decoder = decoders.get(label);
-  if (!decoder) decoders.set(label, (decoder = new TextDecoder(label)));
-  return decoder.decode(kind === 'jis' ? b.map((x) => x | 0x80) : b);
-}
-
-/**
- * ISO 2022 text (bytes) as Unicode, cut at the `delimiters`, bytes that delimit only where G0 holds ASCII; each
- * piece starts in the initial state (PS3.5 6.1.2.5.3). Linear in the length, however many escapes it holds.
- * Throws on an escape sequence it does not know (its bytes in hex).
- */
-export function splitIso2022(b: Uint8Array, delimiters: number[] = []): Piece[] {
-  const pieces: Piece[] = [];
-  let parts: string[] = [];
-  let g0: G0 = 'ascii';
-  let g1: G1 = 'latin1';
-  let kind: G0 | G1 = 'ascii';
-  let start = 0;
-  const flush = (end: number) => {
-    if (end > start) parts.push(decodeRun(kind, b.subarray(start, end)));
-  };
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i];
-    if (c === ESC) {
-      flush(i);
-      const known = ESCAPES.find(([seq]) => seq.every((x, k) => b[i + 1 + k] === x));
-      if (!known) {
-        const seq = [...b.subarray(i, i + 4)].map((x) => x.toString(16).padStart(2, '0').toUpperCase()).join(' ');
-        throw new Error(`uses a character set cxr does not know (escape sequence ${seq} at byte ${i})`);
-      }
-      g0 = known[1].g0 ?? g0;
-      g1 = known[1].g1 ?? g1;
-      i += 1 + known[0].length;
-      start = i;
-      continue;
-    }
-    const k: G0 | G1 = c >= 0x80 ? g1 : g0 === 'jis' && c >= 0x21 && c <= 0x7e ? 'jis' : 'ascii';
-    if (k === 'ascii' && delimiters.includes(c)) {
-      flush(i);
-      pieces.push({ text: parts.join(''), end: c });
-      parts = [];
-      g0 = 'ascii';
-      g1 = 'latin1';
-      start = i + 1;
-    } else if (k !== kind) {
-      flush(i);
-      start = i;
-    }
-    kind = k;
-    i++;
-  }
-  flush(b.length);
-  pieces.push({ text: parts.join(''), end: null });
-  return pieces;
-}
-
-/** ISO 2022 text (as the bytes of a Latin-1 string) as Unicode; throws on a code extension it does not know. */
-export function decodeIso2022(s: string): string {
-  return splitIso2022(Buffer.from(s, 'latin1'))[0].text;
 }
 
 /** A data set as a Part-10 file in explicit VR little endian (uncompressed). */
