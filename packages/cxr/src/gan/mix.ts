@@ -4,9 +4,8 @@
 import { resizeSquare } from '../data/preprocess';
 import { classCounts } from '../data/balance';
 import { type ImageRecord, scanDataset } from '../data/dataset';
-import { limitPerClass, type SplitChoice } from '../data/dataset_images';
+import { limitedSplit, type SplitChoice } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
-import { splitByPatient } from '../data/split';
 import { CLASS_NAMES } from './config';
 import { type GanMeta, generate, loadGenerator, readGanMeta } from './generator_io';
 
@@ -119,12 +118,7 @@ export function checkGanSplit(
 ): void {
   const gan = ganSplit(readGanMeta(ganDir));
   if (SPLIT_KEYS.every((k) => gan[k] === run.split[k])) return;
-  const ganRecords = limitPerClass([...run.records], gan.limitPerClass);
-  const ganTrain = new Set(
-    splitByPatient(ganRecords, { seed: gan.seed, valFraction: gan.valFraction, mode: gan.valSplit }).train.map(
-      (r) => r.patient,
-    ),
-  );
+  const ganTrain = new Set(limitedSplit([...run.records], gan).train.map((r) => r.patient));
   const seen = [...run.valPatients].filter((p) => ganTrain.has(p)).length;
   const runFlags: Record<(typeof SPLIT_KEYS)[number], string> = {
     seed: `--split-seed ${gan.seed}`,
@@ -167,11 +161,7 @@ export async function checkGanSplitOf(
   const gan = ganSplit(readGanMeta(ganDir));
   if (SPLIT_KEYS.every((k) => gan[k] === split[k])) return;
   const records = (await scanDataset(root, { warn: () => {} })).filter((r) => r.split === 'train');
-  const val = splitByPatient(limitPerClass([...records], split.limitPerClass), {
-    seed: split.seed,
-    valFraction: split.valFraction,
-    mode: split.valSplit,
-  }).val;
+  const val = limitedSplit(records, split).val;
   checkGanSplit(ganDir, { root, split, records, valPatients: new Set(val.map((r) => r.patient)) }, advice);
 }
 
