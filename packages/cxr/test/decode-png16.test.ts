@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as zlib from 'node:zlib';
-import { decodeBuffer } from '../src/data/decode';
+import { DEFAULT_LIMITS, decodeBuffer } from '../src/data/decode';
+import { decodeInput } from '../src/predict/decode_input';
 import { pngSignificantBits } from '../src/data/png16';
 import { imageChecks } from '../src/explain/image_checks';
 import { pngChunk } from './image-bytes';
@@ -93,4 +94,35 @@ test('full-range 16-bit PNGs, and those scaled as the PNG specification asks (sB
   const dark = (i: number) => (i === 0 ? 4096 : film[i] * 16);
   const got = await decoded(greyPng(16, dark));
   assert.ok(Math.max(...got) <= 16, `a film whose brightest sample is 4096 of 65535 reads dark (${Math.max(...got)})`);
+});
+
+test("the page's display copy of a 12-bit film is the film the model read, not near-black", async () => {
+  // predict/decode_input.ts makes the heat map's film beside the model input; read by sharp alone, the 12-bit
+  // values would show as levels 0..15 under the heat map while the model answered on the film.
+  const req = { size: SIZE, limits: DEFAULT_LIMITS, wantDisplay: true };
+  const twelve = await decodeInput(
+    greyPng(16, (i) => up(film[i], 12)),
+    req,
+  );
+  const eight = await decodeInput(
+    greyPng(8, (i) => down(up(film[i], 12), 12)),
+    req,
+  );
+  assert.ok(twelve.display && eight.display);
+  assert.equal(twelve.display.width, eight.display.width);
+  const diff = twelve.display.gray.reduce(
+    (m: number, v: number, i: number) => Math.max(m, Math.abs(v - eight.display!.gray[i])),
+    0,
+  );
+  assert.ok(diff <= 1, `display differs from the 8-bit film's by up to ${diff} levels`);
+  // A full-range 16-bit film keeps sharp's own reading.
+  const full = await decodeInput(
+    greyPng(16, (i) => film[i] * 257),
+    req,
+  );
+  const full8 = await decodeInput(
+    greyPng(8, (i) => film[i]),
+    req,
+  );
+  assert.deepEqual([...full.display!.gray], [...full8.display!.gray]);
 });

@@ -3,7 +3,14 @@
 // out (no tensors, no model), so that it can run in a worker thread: the server decodes there,
 // and its event loop keeps answering while a huge or hostile file is being taken apart.
 import sharp from 'sharp';
-import { decodeBuffer, decodeRawGray, type DecodeLimits, sniffFormat, unsupportedFormat } from '../data/decode';
+import {
+  decodeBuffer,
+  decodeRawGray,
+  type DecodeLimits,
+  sniffFormat,
+  unscaledPngSamples,
+  unsupportedFormat,
+} from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
 import { type ImageFacts, saturatedFraction } from '../explain/ood';
 import { InputError } from './errors';
@@ -51,12 +58,14 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     const channels = (await sharp(bytes).metadata()).channels ?? 1;
     if (wantDisplay || channels >= 3) {
       const side = wantDisplay ? HEATMAP_SIDE : 64;
-      const { data, info } = await sharp(bytes, {
-        limitInputPixels: limits.maxPixels,
-        failOn: 'warning',
-        ignoreIcc: true,
-      })
-        .autoOrient()
+      // A 16-bit PNG of 12-bit values is shown as the model read it (decode.ts), not near-black.
+      const unscaled = await unscaledPngSamples(bytes);
+      const source = unscaled
+        ? sharp(unscaled.data, {
+            raw: { width: unscaled.info.width, height: unscaled.info.height, channels: unscaled.info.channels },
+          })
+        : sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true }).autoOrient();
+      const { data, info } = await source
         .flatten({ background: { r: 0, g: 0, b: 0 } })
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })
         .raw({ depth: 'uchar' })
