@@ -51,11 +51,13 @@ function savedCursor(file: string): number | null {
   }
 }
 
-function summary(s: SyncStats, queued: boolean): string {
+/** `own`: how many of the skipped were cxr's own results, which get no line each (a restart meets one per result). */
+function summary(s: SyncStats, queued: boolean, own = 0): string {
   return (
     `${s.instances} new instances: ${s.processed} ${queued ? 'queued' : 'predicted and stored'}, ` +
     `${s.alreadyDone} already ${queued ? 'queued or done' : 'done'}, ` +
-    `${s.skipped} skipped, ${s.failed} failed (cursor at change ${s.cursor})`
+    `${s.skipped} skipped${own > 0 ? ` (${own} of them cxr's own results)` : ''}, ${s.failed} failed ` +
+    `(cursor at change ${s.cursor})`
   );
 }
 
@@ -220,6 +222,12 @@ export function register(program: Command): void {
       // Counted film by film as each is done: a pass an outage interrupts still did the films before it.
       const total: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor: 0 };
       let sinceStart = !!o.sinceStart;
+      // cxr's own results skipped, in this pass and in all: counted in the summary lines, not logged one by one.
+      const own = { pass: 0, total: 0 };
+      const onOwnResult = () => {
+        own.pass++;
+        own.total++;
+      };
       const internal = new InternalFailures();
       // Every film through `internal`: one given up after its polls is counted failed, not tried again.
       const handleFilm = async (id: string): Promise<InstanceOutcome> => {
@@ -235,6 +243,7 @@ export function register(program: Command): void {
                 log,
                 onPrediction,
                 beforePredicting,
+                onOwnResult,
               });
           if (outcome === 'processed') internal.worked();
         }
@@ -249,21 +258,26 @@ export function register(program: Command): void {
               audit = await openAuditStoreForWriting(auditTarget);
               log(`audit log ${audit.location} opened: reading the change feed`);
             }
+            own.pass = 0;
             const s = await syncOnce({
               client,
               predictor,
               handleInstance: handleFilm,
               stateFile: path.resolve(o.state),
               sinceStart,
+              // Only the first pass restarts the feed: once its start is saved, a pass an outage stops is
+              // followed by one from the saved cursor, not by reading the whole feed again.
+              onStarted: () => {
+                sinceStart = false;
+              },
               operatingPoint: o.operatingPoint,
               batchSize: o.batch,
               shouldStop: () => stopping,
               log,
             });
-            sinceStart = false; // only the first pass restarts the feed
             internal.reset();
             total.cursor = s.cursor;
-            if (o.once || s.instances > 0) log(summary(s, !!queue));
+            if (o.once || s.instances > 0) log(summary(s, !!queue, own.pass));
           } catch (e) {
             // The pass saved its cursor at the last film it finished.
             total.cursor = savedCursor(path.resolve(o.state)) ?? total.cursor;
@@ -322,7 +336,7 @@ export function register(program: Command): void {
           process.exitCode = 1;
         }
       }
-      if (!o.once) log(`stopped: ${summary(total, !!queue)} in all`);
+      if (!o.once) log(`stopped: ${summary(total, !!queue, own.total)} in all`);
       if (o.json) process.stdout.write(JSON.stringify(total) + '\n');
       if (total.failed > 0 && o.once) process.exitCode = 2;
     });

@@ -6,7 +6,8 @@ import { BODY_PART_TERMS, headerValue, MODALITY_TERMS } from '../explain/image_c
 const MODALITIES = new Set(['CR', 'DX', 'DR']);
 const OWN_CLASSES = new Set<string>([SOP_CLASS.comprehensiveSr]);
 
-export type Verdict = { accept: true } | { accept: false; reason: string };
+/** ownResult: one of cxr's own results (a sync restart meets one per result it wrote: not worth a line each). */
+export type Verdict = { accept: true } | { accept: false; reason: string; ownResult?: true };
 
 const tag = (tags: Record<string, unknown>, k: string): string =>
   typeof tags[k] === 'string' ? (tags[k] as string).trim() : '';
@@ -20,7 +21,7 @@ export function classifyInstance(tags: Record<string, unknown>): Verdict {
     OWN_CLASSES.has(sopClass) ||
     tag(tags, 'SeriesDescription').startsWith(`${MANUFACTURER} AI `)
   ) {
-    return { accept: false, reason: 'a cxr result' };
+    return { accept: false, reason: 'a cxr result', ownResult: true };
   }
   const modality = tag(tags, 'Modality').toUpperCase();
   if (!MODALITIES.has(modality))

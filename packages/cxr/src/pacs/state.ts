@@ -1,7 +1,7 @@
 // The sync's cursor in Orthanc's change feed, kept in a small JSON file. It is written atomically
-// (temporary file, then rename) after each batch, so a crash leaves either the old cursor or the
-// new one: a restart redoes at most one batch (harmless: results already stored are found and
-// not written again) and never skips a change.
+// (temporary file, then rename) before the first batch, whatever the start, and after each batch, so a
+// crash leaves either the old cursor or the new one: a restart redoes at most one batch (harmless: results
+// already stored are found and not written again) and never skips a change.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';

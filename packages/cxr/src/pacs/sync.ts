@@ -31,6 +31,11 @@ export interface SyncOptions {
   onPrediction?: ProcessOptions['onPrediction'];
   /** Called before each new film is read and predicted; a throw stops the pass before it (ProcessOptions). */
   beforePredicting?: ProcessOptions['beforePredicting'];
+  /**
+   * Called once the cursor the pass starts from is in stateFile, before the first batch is read: from then on
+   * a restart without sinceStart resumes where this pass got to (the CLI's later passes drop --since-start).
+   */
+  onStarted?: (cursor: number) => void;
   /** Changes read per request (one batch; the cursor is saved after each). */
   batchSize?: number;
   /** Checked between instances: true stops after the current one, cursor saved. */
@@ -161,6 +166,11 @@ export interface ProcessOptions {
    * model runs rather than after, on every poll it lasts. A throw propagates, with nothing done.
    */
   beforePredicting?: () => Promise<void>;
+  /**
+   * Told of an instance skipped as one of cxr's own results, instead of a log line: a sync restarted from its
+   * cursor meets one per result it stored, and counts them in its summary line (cli/orthanc.ts).
+   */
+  onOwnResult?: (id: string) => void;
   /** Told why a film is the film's own fault (the outcome 'failed'): a job's error says it to its client. */
   onFailed?: (reason: string) => void;
 }
@@ -179,10 +189,22 @@ export function resultText(p: {
   return `${finding} p=${p.probability.toFixed(3)}${p.warnings.length ? ` [${p.warnings.join('; ')}]` : ''}`;
 }
 
-/** The cursor to start from: saved, or the feed's end for a first run (new films only), or 0. */
+/**
+ * The cursor to start from: saved, or the feed's end for a first run (new films only), or 0. It is in the state
+ * file before the first batch whatever the start: a run killed in its first batch leaves a cursor to resume from,
+ * not a missing file that would make the restart a first run, which starts at the feed's end and would never read
+ * the films the killed run had not finished.
+ */
 async function startCursor(o: SyncOptions): Promise<number> {
   const url = o.client.config.url;
-  if (o.sinceStart) return 0;
+  if (o.sinceStart) {
+    writeState(o.stateFile, url, 0);
+    o.log?.(
+      `--since-start: reading the change feed from its beginning (change 0); the cursor is saved in ${o.stateFile} ` +
+        'after each batch, so a restart without --since-start resumes where this run got to',
+    );
+    return 0;
+  }
   const saved = readState(o.stateFile);
   if (saved && saved.url !== url) {
     throw new Error(
@@ -193,7 +215,7 @@ async function startCursor(o: SyncOptions): Promise<number> {
   if (saved) return saved.last;
   const last = await o.client.lastChange();
   o.log?.(
-    `first run: starting at the end of the change feed (change ${last}); ` +
+    `no state file ${o.stateFile}, so this is a first run: starting at the end of the change feed (change ${last}); ` +
       'films already in the PACS are not read (--since-start reads them)',
   );
   writeState(o.stateFile, url, last);
@@ -214,7 +236,8 @@ export async function processInstance(
   const tags = await client.instanceTags(id);
   const verdict = classifyInstance(tags);
   if (!verdict.accept) {
-    log(`skip ${id}: ${verdict.reason}`);
+    if (verdict.ownResult && opts.onOwnResult) opts.onOwnResult(id);
+    else log(`skip ${id}: ${verdict.reason}`);
     return 'skipped';
   }
   const model: ResultModel = {
@@ -293,6 +316,7 @@ export async function syncOnce(o: SyncOptions): Promise<SyncStats> {
       : null);
   if (!handle) throw new Error('syncOnce: needs a predictor or handleInstance');
   let cursor = await startCursor(o);
+  o.onStarted?.(cursor);
   const stats: SyncStats = { instances: 0, processed: 0, alreadyDone: 0, skipped: 0, failed: 0, cursor };
   try {
     for (;;) {
