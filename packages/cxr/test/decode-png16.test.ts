@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as zlib from 'node:zlib';
 import { DEFAULT_LIMITS, decodeBuffer } from '../src/data/decode';
 import { decodeInput } from '../src/predict/decode_input';
-import { pngSignificantBits } from '../src/data/png16';
+import { isPng16, pngSignificantBits } from '../src/data/png16';
 import { imageChecks } from '../src/explain/image_checks';
 import { pngChunk } from './image-bytes';
 
@@ -31,19 +31,29 @@ const u32 = (...v: number[]) =>
  * of each channel) written where given.
  */
 function greyPng(bits: 8 | 16, sample: (i: number) => number, sbit?: number, rgb = false): Buffer {
-  const bytes = (bits / 8) * (rgb ? 3 : 1);
+  return png(
+    bits,
+    rgb ? [sample, sample, sample] : [sample],
+    sbit === undefined ? undefined : Array(rgb ? 3 : 1).fill(sbit),
+  );
+}
+
+/** A PNG of `bits` samples, grey (one channel) or RGB (three), each channel's from its own function. */
+function png(bits: 8 | 16, channels: ((i: number) => number)[], sbit?: number[]): Buffer {
+  const bytes = (bits / 8) * channels.length;
   const stride = 1 + W * bytes;
   const rows = Buffer.alloc(H * stride);
   for (let i = 0; i < W * H; i++) {
     const at = Math.floor(i / W) * stride + 1 + (i % W) * bytes;
-    for (let c = 0; c < (rgb ? 3 : 1); c++)
+    channels.forEach((sample, c) => {
       if (bits === 16) rows.writeUInt16BE(sample(i), at + 2 * c);
       else rows[at + c] = sample(i);
+    });
   }
   return Buffer.concat([
     SIG,
-    pngChunk('IHDR', Buffer.concat([u32(W, H), Buffer.from([bits, rgb ? 2 : 0, 0, 0, 0])])),
-    ...(sbit === undefined ? [] : [pngChunk('sBIT', Buffer.alloc(rgb ? 3 : 1, sbit))]),
+    pngChunk('IHDR', Buffer.concat([u32(W, H), Buffer.from([bits, channels.length === 3 ? 2 : 0, 0, 0, 0])])),
+    ...(sbit === undefined ? [] : [pngChunk('sBIT', Buffer.from(sbit))]),
     pngChunk('IDAT', zlib.deflateSync(rows)),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
@@ -90,10 +100,57 @@ test('full-range 16-bit PNGs, and those scaled as the PNG specification asks (sB
     return (v << 4) | (v >> 8);
   };
   assert.deepEqual(await decoded(greyPng(16, scaled, 12)), await decoded(greyPng(16, scaled)));
-  // One sample over 4095 and the film is full range: read as 16-bit, so a dark 16-bit film stays dark.
-  const dark = (i: number) => (i === 0 ? 4096 : film[i] * 16);
+  // One sample over 16383 and the film is full range: read as 16-bit, so a dark 16-bit film stays dark.
+  const dark = (i: number) => (i === 0 ? 16384 : film[i] * 16 + (i % 3));
   const got = await decoded(greyPng(16, dark));
-  assert.ok(Math.max(...got) <= 16, `a film whose brightest sample is 4096 of 65535 reads dark (${Math.max(...got)})`);
+  assert.ok(Math.max(...got) <= 64, `a film whose brightest sample is 16384 of 65535 reads dark (${Math.max(...got)})`);
+});
+
+test('a 16-bit grey PNG of 14-bit values (no sBIT), as DR detectors export, reads as the 14-bit film', async () => {
+  const fourteen = greyPng(16, (i) => up(film[i], 14));
+  const want = await decoded(greyPng(8, (i) => down(up(film[i], 14), 14)));
+  const got = await decoded(fourteen);
+  assert.deepEqual(got, want);
+  const codes = imageChecks({ pixels: got, size: SIZE }).map((c) => c.code);
+  assert.deepEqual(
+    codes,
+    imageChecks({ pixels: want, size: SIZE }).map((c) => c.code),
+  );
+  assert.ok(!codes.includes('LOW_CONTRAST') && !codes.includes('BLANK'), codes.join());
+});
+
+test('a dark film scaled as the specification asks (sBIT 12, low bits zero) is not brightened 16 times', async () => {
+  // 12-bit values of at most 255 (a dark film), shifted up by 4 with their top bits repeated below (none, here):
+  // every sample fits 12 bits, but that is because the film is dark, not because it was written unscaled.
+  const v = (i: number) => film[i];
+  const scaled = (i: number) => (v(i) << 4) | (v(i) >> 8);
+  const got = await decoded(greyPng(16, scaled, 12));
+  // Read as 16-bit, as libvips reads it (each sample's high byte): the film's levels 1/16 as bright.
+  assert.deepEqual(got, await decoded(greyPng(8, (i) => scaled(i) >> 8)));
+  assert.ok(Math.max(...got) <= 16, `brightest level ${Math.max(...got)}`);
+  // Without sBIT, alike: its samples fit 12 bits, but no low bit is set.
+  assert.deepEqual(await decoded(greyPng(16, scaled)), got);
+});
+
+test('12-bit values as they are with sBIT 12 are brightened to the 12-bit film', async () => {
+  const want = await decoded(greyPng(8, (i) => down(up(film[i], 12), 12)));
+  assert.deepEqual(await decoded(greyPng(16, (i) => up(film[i], 12), 12)), want);
+});
+
+test("a colour PNG's sBIT is read per channel: 12-bit red and green, 10-bit blue, each on its own scale", async () => {
+  const r = (i: number) => up(film[i], 12);
+  const b = (i: number) => up(255 - film[i], 10);
+  const got = await decoded(png(16, [r, r, b], [12, 12, 10]));
+  const want = await decoded(png(8, [(i) => down(r(i), 12), (i) => down(r(i), 12), (i) => down(b(i), 10)]));
+  assert.deepEqual(got, want);
+});
+
+test('the page spots a 16-bit PNG from its IHDR (it leaves those to the server)', () => {
+  assert.equal(isPng16(greyPng(16, (i) => film[i])), true);
+  assert.equal(isPng16(greyPng(16, (i) => film[i], 12, true)), true);
+  assert.equal(isPng16(greyPng(8, (i) => film[i])), false);
+  assert.equal(isPng16(greyPng(16, (i) => film[i]).subarray(0, 24)), false, 'too short to say');
+  assert.equal(isPng16(Buffer.from([0xff, 0xd8, 0xff, 0xe0, ...Array(40).fill(16)])), false, 'a JPEG');
 });
 
 test("the page's display copy of a 12-bit film is the film the model read, not near-black", async () => {

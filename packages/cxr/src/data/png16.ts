@@ -1,13 +1,31 @@
-// 16-bit PNGs whose samples use fewer bits. Many DICOM-to-PNG exports write a 12-bit film's values as they are
-// (0..4095) in 16-bit samples, without scaling them up to the sample depth as the PNG specification asks. Read as
-// 16-bit, such a film's brightest bone is 1/16 of white: it decoded to levels 0..15 and was flagged blank. A
-// radiographer expects the film the modality made, so these samples are read on their own scale: the bits the
-// sBIT chunk names where it is present, else 12 bits for a grey PNG (the depth of nearly every DR and CR
-// detector's export). Only where every sample fits that scale: a PNG scaled as the specification asks (sBIT or
-// not) has brighter samples, and it and every 8-bit PNG is read exactly as before.
+// 16-bit PNGs whose samples use fewer bits. Many DICOM-to-PNG exports write a 12- or 14-bit film's values as they
+// are (0..4095, 0..16383) in 16-bit samples, without scaling them up to the sample depth as the PNG specification
+// asks. Read as 16-bit, such a film's brightest bone is 1/16 (1/4) of white: it decoded to levels 0..15 and was
+// flagged blank. A radiographer expects the film the modality made, so these samples are read on their own scale.
+// The specification's scaling (sBIT=n or not) shifts n-bit values left by 16−n and fills the low bits with zeros
+// or a copy of the top bits; a film so scaled whose samples all fit n bits is a very dark film whose values had
+// all fit 2n−16 bits, and then every low bit is zero. So samples are taken as unscaled n-bit values only where
+// every colour sample fits n bits AND one of them has a low bit set: a correctly scaled film (sBIT or not), every
+// full-range 16-bit PNG and every 8-bit PNG read exactly as before. n is the sBIT chunk's, per channel; without
+// one, a grey film's from its brightest sample: 12 bits (nearly every DR and CR export), 14 (modern DR
+// detectors), else 16. Never fewer than 12 without sBIT: a dark 12-bit film is not to be read as 10-bit.
 
-/** Bits a grey 16-bit PNG's samples are read in when no sBIT chunk names them. */
+/** The fewest bits a grey 16-bit PNG's samples are read in when no sBIT chunk names them. */
 export const UNSCALED_GREY_BITS = 12;
+
+/** The depths, fewest first, a grey 16-bit PNG without sBIT may have been written in unscaled. */
+const GREY_DEPTHS = [UNSCALED_GREY_BITS, 14];
+
+/**
+ * Whether the bytes start as a PNG whose IHDR says 16-bit samples (byte 24, the bit depth). The page's own
+ * decoder (the browser's canvas) keeps only the high byte of such samples, so the page leaves these to the server.
+ */
+export function isPng16(head: Uint8Array): boolean {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (head.length < 25 || sig.some((b, i) => head[i] !== b)) return false;
+  const ihdr = String.fromCharCode(head[12], head[13], head[14], head[15]);
+  return ihdr === 'IHDR' && head[24] === 16;
+}
 
 /**
  * The sBIT chunk's significant bits per channel (grey; grey, alpha; R, G, B; or R, G, B, alpha), walking the
@@ -26,33 +44,50 @@ export function pngSignificantBits(buf: Uint8Array): number[] | undefined {
 }
 
 /**
- * The bits a decoded 16-bit PNG's colour samples were written in, where fewer than 16 and every colour sample
- * fits them (written unscaled); undefined where the samples are to be read as 16-bit. `samples` interleaves
- * `channels`, the last an alpha where `hasAlpha`. A colour PNG is only read so where its sBIT says.
+ * The bits each colour channel of a decoded 16-bit PNG was written in, where the samples were written unscaled
+ * (see the top of this file); undefined where they are to be read as 16-bit. `samples` interleaves `channels`,
+ * the last an alpha where `hasAlpha`. A colour PNG is only read so where its sBIT says.
  */
 export function unscaledBits(
   buf: Uint8Array,
   samples: Uint16Array,
   channels: number,
   hasAlpha: boolean,
-): number | undefined {
+): number[] | undefined {
   const colours = channels - (hasAlpha ? 1 : 0);
   const sbit = pngSignificantBits(buf)?.slice(0, colours);
-  const bits = sbit && sbit.length === colours ? Math.max(...sbit) : colours === 1 ? UNSCALED_GREY_BITS : undefined;
-  if (bits === undefined || !(bits >= 1 && bits < 16)) return undefined;
-  const top = 2 ** bits - 1;
-  for (let i = 0; i < samples.length; i += channels)
-    for (let c = 0; c < colours; c++) if (samples[i + c] > top) return undefined;
-  return bits;
+  if (sbit && sbit.length === colours) {
+    // sBIT 16 (or a bad 0) for a channel: that channel is full range; a film none of whose channels is short is.
+    const bits = sbit.map((b) => (b >= 1 && b < 16 ? b : 16));
+    return bits.some((b) => b < 16) && written(samples, channels, bits) ? bits : undefined;
+  }
+  if (colours !== 1) return undefined;
+  let max = 0;
+  for (let i = 0; i < samples.length; i += channels) if (samples[i] > max) max = samples[i];
+  const n = GREY_DEPTHS.find((b) => max <= 2 ** b - 1);
+  return n !== undefined && written(samples, channels, [n]) ? [n] : undefined;
 }
 
-/** 16-bit samples to 8 bits: colour samples from 0..2^bits−1, alpha from 0..65535, each rounded to nearest. */
-export function samplesTo8(samples: Uint16Array, channels: number, hasAlpha: boolean, bits: number): Uint8Array {
+/** Every colour sample fits its channel's bits, and one has a bit set below them (the unscaled test above). */
+function written(samples: Uint16Array, channels: number, bits: number[]): boolean {
+  const tops = bits.map((b) => 2 ** b - 1);
+  const lows = bits.map((b) => 2 ** (16 - b) - 1);
+  let low = false;
+  for (let i = 0; i < samples.length; i += channels)
+    for (let c = 0; c < bits.length; c++) {
+      const v = samples[i + c];
+      if (v > tops[c]) return false;
+      if (v & lows[c]) low = true;
+    }
+  return low;
+}
+
+/**
+ * 16-bit samples to 8 bits: colour channel c's from 0..2^bits[c]−1, alpha from 0..65535, each rounded to nearest.
+ */
+export function samplesTo8(samples: Uint16Array, channels: number, hasAlpha: boolean, bits: number[]): Uint8Array {
   const out = new Uint8Array(samples.length);
-  const top = 2 ** bits - 1;
-  for (let i = 0; i < samples.length; i++) {
-    const alpha = hasAlpha && i % channels === channels - 1;
-    out[i] = Math.round((samples[i] * 255) / (alpha ? 65535 : top));
-  }
+  const tops = Array.from({ length: channels }, (_, c) => (hasAlpha && c === channels - 1 ? 65535 : 2 ** bits[c] - 1));
+  for (let i = 0; i < samples.length; i++) out[i] = Math.round((samples[i] * 255) / tops[i % channels]);
   return out;
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { isPng16 } from '../../data/png16';
 import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { imageChecks, saturatedFraction } from '../../explain/image_checks';
 import { OodModel, oodDecision } from '../../explain/ood_model';
@@ -100,6 +101,14 @@ export function preloadLocalModel(info: ModelInfo): Promise<unknown> {
 async function decode(
   file: Blob,
 ): Promise<{ rgba: Uint8ClampedArray; width: number; height: number; colourFraction: number }> {
+  // The canvas keeps the high byte of 16-bit samples: a 12-bit film's values (0..4095) would read as levels 0..15
+  // and be called blank, where the server reads the film (data/png16.ts). Such a film is not sent anywhere
+  // behind the user's back (this mode promises it stays here): the user is told to send it to the server.
+  if (isPng16(new Uint8Array(await file.slice(0, 25).arrayBuffer())))
+    throw new Error(
+      '16-bit PNGs are analyzed on the server only (this browser reads just 8 of their 16 bits, which can make a ' +
+        '12- or 14-bit film look blank): turn off "Process on this computer" to analyze it.',
+    );
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(file, {
