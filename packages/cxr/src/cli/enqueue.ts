@@ -7,10 +7,11 @@
 // Files are checked before anything is queued: each one a worker would refuse by its size, leading bytes or last
 // bytes (a phone's HEIC, an empty `x.jpg`, a 12-bit JPEG, an animated PNG, a file over the input limit, a JPEG or
 // PNG cut short), or cannot read, is named with why and its code, as `cxr predict` names it, rather than vanishing
-// into a count or failing hours later on a worker; the others are queued. No file is decoded: an archive of
-// tens of thousands of films is checked in the time its headers take to read. Files in a folder that are no
-// images by name and bytes (notes.txt) are only counted; an empty file without an extension (README) is skipped
-// and named. A folder holding no film at all is an error (exit 1), before Redis is asked.
+// into a count or failing hours later on a worker; the others are queued. No file is decoded (data/image_refusal.ts
+// reads its header and last bytes, 16 files at once): an archive of tens of thousands of films is checked in the
+// time its headers take to read. Files in a folder that are no images by name and bytes (notes.txt) are only
+// counted; an empty file without an extension (README) is skipped and named. A folder holding no film at all is
+// an error (exit 1), before Redis is asked.
 //
 // Exit status, as `cxr predict`'s: 0 when every file was queued (or found queued or done already); 2 when some
 // were and some were refused; 1 when some were refused and none was taken, when the folders named hold no film,
@@ -18,9 +19,9 @@
 import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_LIMITS, hasEndMarker, overPixelLimit } from '../data/decode';
-import { filmFormat, filmRefusal } from '../data/dicom';
-import { jpegFrameHeader } from '../data/image_header';
+import { DEFAULT_LIMITS } from '../data/decode';
+import { type FilmRefusal, fileReader, filmRefusalOf, HEAD_BYTES } from '../data/image_refusal';
+import { forEachConcurrent } from '../data/pool';
 import { modelIdentity } from '../models/io';
 import { loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
@@ -41,105 +42,17 @@ import {
   queueDepth,
 } from '../queue';
 
-/**
- * Leading bytes read to check a file: a JPEG's frame header comes after its APP segments (Exif with its
- * thumbnail, an ICC profile: up to 64 KiB each), a PNG's acTL before its first IDAT. A header past them is
- * not checked here; the worker still refuses such a file, with its reason, in the job's result.
- */
-const HEAD_BYTES = 256 * 1024;
-
-/**
- * Last bytes read to tell a cut-short JPEG or PNG: the decoder looks for the end marker in the last 1024 bytes
- * before any zero padding (decode.ts hasEndMarker); the rest is room for that padding and for the scan data a
- * cut JPEG ends in.
- */
-const TAIL_BYTES = 64 * 1024;
-
 /** Why a file is not queued, in the words and code `cxr predict`'s row gives it. */
 interface Refusal {
   reason: string;
-  code: 'READ_FAILED' | 'EMPTY' | 'UNSUPPORTED_FORMAT' | 'TOO_LARGE' | 'TOO_MANY_PIXELS' | 'TRUNCATED';
-}
-
-/** The decoder's words for a film that stops before its end (decode.ts sharpError), so predict's row says the same. */
-const CUT_SHORT = {
-  jpeg: 'truncated JPEG: premature end of JPEG image (the file stops before its end-of-image marker)',
-  png: 'truncated PNG: premature end of PNG image (the file stops before its IEND chunk)',
-};
-
-async function readAt(handle: fs.promises.FileHandle, at: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  return buf.subarray(0, (await handle.read(buf, 0, length, at)).bytesRead);
-}
-
-/** Whether b[i] starts a marker: 0xFF then neither a stuffed 0x00, a fill 0xFF nor a restart marker (RST0-7). */
-const markerAt = (b: Buffer, i: number) =>
-  b[i] === 0xff && b[i + 1] !== 0x00 && b[i + 1] !== 0xff && !(b[i + 1] >= 0xd0 && b[i + 1] <= 0xd7);
-
-/**
- * Whether a JPEG without its end marker stops inside a scan: the last marker of its tail is a start of scan (a
- * well-formed SOS header) or, in a longer scan, the tail is all scan data (stuffed 0xFF 0x00, no marker). Then
- * the decoder meets the file's end mid-scan and refuses it. Bytes appended after a whole JPEG (a phone's motion
- * photo) end in another marker, or hold no stuffed byte: left to the worker, which reads those films.
- */
-function jpegStopsInScan(tail: Buffer, whole: boolean): boolean {
-  for (let i = tail.length - 2; i >= 0; i--) {
-    if (!markerAt(tail, i)) continue;
-    if (tail[i + 1] !== 0xda || i + 4 >= tail.length) return false;
-    const length = (tail[i + 2] << 8) | tail[i + 3];
-    const components = tail[i + 4];
-    return components >= 1 && components <= 4 && length === 6 + 2 * components;
-  }
-  return !whole && tail.includes(Buffer.from([0xff, 0x00]));
+  code: 'READ_FAILED' | 'EMPTY' | 'TOO_LARGE' | FilmRefusal['code'];
 }
 
 /**
- * Whether a PNG without IEND at its end stops inside a chunk (its IDAT data cut short), by its chunk lengths. Only
- * a PNG whose tail lacks IEND is walked; one whose chunks are whole (IEND alone missing) is read by the decoder.
+ * Files checked at once: each check is a few reads that wait on the disk (an open, the head, the tail), so
+ * the threads of libuv's pool, not the two cores, bound it; more in flight than that only queue.
  */
-async function pngStopsInChunk(handle: fs.promises.FileHandle, size: number): Promise<boolean> {
-  for (let at = 8; at < size; ) {
-    const chunk = await readAt(handle, at, 8);
-    if (chunk.length < 8) return true;
-    const type = chunk.toString('latin1', 4, 8);
-    if (!/^[A-Za-z]{4}$/.test(type)) return false; // damaged, not cut: the worker names it
-    if (type === 'IEND') return false;
-    at += 12 + chunk.readUInt32BE(0);
-    if (at > size) return true;
-  }
-  return false;
-}
-
-/**
- * Why the decoder would refuse a JPEG or PNG from its header and its end: over the pixel limit (its header's
- * size), or cut short (it stops inside a scan or a chunk). No pixel is decoded; a DICOM's damage is the worker's.
- */
-async function imageRefusal(
-  handle: fs.promises.FileHandle,
-  kind: 'jpeg' | 'png',
-  head: Buffer,
-  size: number,
-): Promise<Refusal | null> {
-  const sof = kind === 'jpeg' ? jpegFrameHeader(head) : undefined;
-  const ihdr = kind === 'png' && head.length >= 24 && head.toString('latin1', 12, 16) === 'IHDR';
-  const [width, height] = sof
-    ? [sof.width, sof.height]
-    : ihdr
-      ? [head.readUInt32BE(16), head.readUInt32BE(20)]
-      : [0, 0];
-  if (width * height > DEFAULT_LIMITS.maxPixels)
-    return { reason: overPixelLimit(width, height, DEFAULT_LIMITS.maxPixels), code: 'TOO_MANY_PIXELS' };
-  const whole = size <= head.length;
-  const tail = whole ? head : await readAt(handle, size - TAIL_BYTES, TAIL_BYTES);
-  const marker = kind === 'jpeg' ? [0xff, 0xd9] : [...Buffer.from('IEND', 'latin1')];
-  if (hasEndMarker(tail, marker)) return null;
-  let end = tail.length;
-  while (end > 0 && tail[end - 1] === 0) end--; // padding, as the decoder skips it
-  // A tail all padding tells nothing of the end before it.
-  if (!whole && end < 1024) return null;
-  const cut = kind === 'jpeg' ? jpegStopsInScan(tail.subarray(0, end), whole) : await pngStopsInChunk(handle, size);
-  return cut ? { reason: CUT_SHORT[kind], code: 'TRUNCATED' } : null;
-}
+const CHECKS_AT_ONCE = 16;
 
 /**
  * Why a worker would refuse this file, from cheap checks (its size, leading bytes and last bytes: the checks the
@@ -157,12 +70,10 @@ async function refusalOf(job: BatchJob): Promise<Refusal | null> {
     if (st.size > max) return { reason: `${st.size} bytes exceeds the ${max}-byte input limit`, code: 'TOO_LARGE' };
     const handle = await fs.promises.open(job.file, 'r');
     try {
-      const head = await readAt(handle, 0, Math.min(HEAD_BYTES, st.size));
+      const read = fileReader(handle);
+      const head = await read(0, Math.min(HEAD_BYTES, st.size));
       if (head.length === 0) return { reason: 'empty file (0 bytes)', code: 'EMPTY' };
-      const refused = filmRefusal(head);
-      if (refused) return { reason: refused, code: 'UNSUPPORTED_FORMAT' };
-      const kind = filmFormat(head);
-      return kind === 'jpeg' || kind === 'png' ? await imageRefusal(handle, kind, head, st.size) : null;
+      return await filmRefusalOf(read, st.size, head);
     } finally {
       await handle.close();
     }
@@ -248,16 +159,21 @@ export function register(program: Command): void {
           );
         }
         counts.skipped = inputs.skipped.length;
-        for (const job of inputs.jobs) {
-          const refused = await refusalOf(job);
+        const refusals: (Refusal | null)[] = [];
+        await forEachConcurrent(inputs.jobs, CHECKS_AT_ONCE, async (job, i) => {
+          refusals[i] = await refusalOf(job);
+        });
+        // Said and queued in the order the files were found, whichever check ended first.
+        inputs.jobs.forEach((job, i) => {
+          const refused = refusals[i];
           if (refused === null) {
             files.push(job.file);
-            continue;
+            return;
           }
           log(`not queued: ${job.file}: ${refused.reason} (${refused.code})`);
           if (refused.code === 'READ_FAILED') counts.missing++;
           else counts.notFilms++;
-        }
+        });
       }
       const queue = await connectQueue(redisUrl, model.sha256);
       try {

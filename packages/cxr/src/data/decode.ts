@@ -350,6 +350,15 @@ function megapixels(pixels: number, limit: number): [string, string] {
 }
 
 /**
+ * The words for a JPEG or PNG that stops before its end marker: the decoder's (sharpError) and the doors' that
+ * refuse such a film before queueing it (image_refusal.ts), so that both say the same.
+ */
+export const CUT_SHORT: Readonly<Record<ImageKind, string>> = {
+  jpeg: 'truncated JPEG: premature end of JPEG image (the file stops before its end-of-image marker)',
+  png: 'truncated PNG: premature end of PNG image (the file stops before its IEND chunk)',
+};
+
+/**
  * What a failed sharp call says, made clear and the same on every path. libvips keeps one error buffer per
  * process, so when files are decoded at once (a folder's films) one failure may read another's message, or
  * only "Warning treated as error due to failOn setting". A file that stops before its end marker is named
@@ -360,18 +369,9 @@ function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown
   // The header's size is checked first (checkPixels), so sharp's own cap is a second line of defence only.
   if (/pixel limit/i.test(text))
     return new DecodeError('TOO_MANY_PIXELS', name, `image exceeds the pixel limit (${decoderLines(text)})`);
-  if (kind === 'jpeg' && !hasEndMarker(buf, [0xff, 0xd9]))
-    return new DecodeError(
-      'TRUNCATED',
-      name,
-      'truncated JPEG: premature end of JPEG image (the file stops before its end-of-image marker)',
-    );
+  if (kind === 'jpeg' && !hasEndMarker(buf, [0xff, 0xd9])) return new DecodeError('TRUNCATED', name, CUT_SHORT.jpeg);
   if (kind === 'png' && !hasEndMarker(buf, [...Buffer.from('IEND', 'latin1')]))
-    return new DecodeError(
-      'TRUNCATED',
-      name,
-      'truncated PNG: premature end of PNG image (the file stops before its IEND chunk)',
-    );
+    return new DecodeError('TRUNCATED', name, CUT_SHORT.png);
   return new DecodeError('CORRUPT', name, `corrupt ${kind.toUpperCase()}: ${decoderLines(text)}`);
 }
 

@@ -1,9 +1,11 @@
 // The films of a POST /jobs upload (routes/jobs.ts): every "image" part of the multipart body, each within the
-// byte limit and a JPEG, PNG or DICOM image the decoder reads, the request whole within the films it may carry
-// and the server's upload budget, so that a request is refused before any of its films is queued.
+// byte limit and a JPEG, PNG or DICOM image the decoder reads (by its header and its end: image_refusal.ts), the
+// request whole within the films it may carry and the server's upload budget, so that a request is refused before
+// any of its films is queued.
 import type { FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { filmRefusal } from '../../data/dicom';
+import { bufferReader, filmRefusalOf } from '../../data/image_refusal';
+import { InputError } from '../../predict/errors';
 import { HttpError } from '../http_error';
 import { noFile, readFile, tooLarge, unreadField, type UploadBudget, UploadTicket } from '../upload';
 
@@ -91,10 +93,13 @@ export async function readFiles(req: FastifyRequest, o: FilmLimits, ticket: Uplo
       const bytes = await readFile(part.file as Readable & { truncated?: boolean }, o.maxUploadBytes, ticket);
       const name = (part.filename || 'upload').slice(0, 255);
       if (bytes.length === 0) throw new HttpError(400, 'EMPTY', `${part.filename || 'a file'} is empty (0 bytes)`);
-      // Refused here, before any film of the request is queued, rather than failed by a worker later.
-      const why = filmRefusal(bytes);
-      if (why !== undefined) {
-        throw new HttpError(415, 'UNSUPPORTED_FORMAT', `${name}: ${why} (nothing in this request was queued)`);
+      // Refused here, before any film of the request is queued, rather than failed by a worker later: a format or
+      // variant no reader takes, over the pixel limit by its header, or cut short. With POST /predictions's
+      // status and code for the same film (predict/errors.ts: 415, 413, 422).
+      const refused = await filmRefusalOf(bufferReader(bytes), bytes.length);
+      if (refused !== null) {
+        const detail = `${name}: ${refused.reason} (nothing in this request was queued)`;
+        throw new HttpError(new InputError(refused.code, detail).status, refused.code, detail);
       }
       files.push({ name, bytes });
     }
