@@ -21,7 +21,10 @@ export {
   type Screening,
 } from './predict/predictor';
 export { InputError, PredictorDisposedError, type InputErrorCode, type InputErrorStatus } from './predict/errors';
-export { ModelLoadError, type ModelLoadErrorCode } from './predict/predictor_load';
+export { ModelLoadError, type ModelLoadErrorCode } from './models/load_error';
+export { DatasetLayoutError, type DatasetLayoutErrorCode } from './data/dataset';
+export type { DecodeLimits } from './data/decode';
+export type { InputDecoder } from './predict/decode_input';
 export {
   shownLabel,
   type Verdict,
@@ -51,9 +54,11 @@ export {
   type HistoryFilter,
   type HistoryPage,
 } from './serve/audit';
+export { AuditCloseError, AuditStoreOpenError } from './serve/audit_store';
 export { auditRecordOf, type AuditRecordContext } from './predict/audit_record';
 // The HTTP API and page of `cxr serve` (docs/api.md), with its options (apiToken, tokens...).
 export { startServer, type RunningServer, type ServerOptions } from './serve/server';
+export type { Logger } from './log';
 export { buildApp, type AppOptions } from './serve/app';
 export type { NamedToken } from './serve/auth';
 export type { ServePredictor } from './serve/predictor_port';
@@ -64,8 +69,10 @@ export {
   runEvaluation,
   type EvaluateRunOptions,
   type EvaluationResult,
+  type ScoredFilms,
   type UnreadableFile,
 } from './cli/evaluate_run';
+export type { SetAsideFiles } from './eval/metrics_schema';
 export { runTraining, resolveRecipe, type RunOptions } from './train/run';
 export type { TrainResult } from './train/trainer';
 export { RECIPES, DEFAULT_RECIPE } from './train/presets';
@@ -75,13 +82,25 @@ export { adaptModel, AdaptRefused } from './adapt/adapt';
 // Hospital integration: results written back as DICOM (SR + Secondary Capture), and the job queue
 // (BullMQ on Redis) that `cxr enqueue` / `cxr worker` use, for programs that feed archives to it.
 export { buildResults, buildSr, buildSecondaryCapture, readSource, type SourceImage } from './dicom_out';
+export { SourceError, type SourceErrorCode } from './dicom_out/source';
+export type { DicomObject, ResultInput, ResultModel } from './dicom_out/result';
 export {
   enqueueFile,
   openQueue,
   queueDepth,
   redisConnection,
   startWorker,
+  QueueUnavailableError,
+  UploadStore,
+  type EnqueueOutcome,
+  type JobContext,
   type JobQueue,
+  type JobSpec,
+  type Priority,
+  type ResultStore,
   type RunningWorker,
   type WorkerOptions,
 } from './queue';
+export type { WorkerContext } from './queue/worker';
+export { createDecodePool, type DecodePool, type DecodePoolOptions } from './serve/decode_pool';
+export type { DecoderPool } from './predict/predictor';

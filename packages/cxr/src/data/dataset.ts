@@ -26,10 +26,18 @@ export interface ImageRecord {
   patient: string;
 }
 
+/**
+ * Why a data folder cannot be scanned: NOT_FOUND (no such path), NOT_A_FOLDER (a file), NO_LAYOUT (neither
+ * train/, val/, test/ nor NORMAL/ and PNEUMONIA/ inside), UNREADABLE (a folder this user may not list).
+ */
+export type DatasetLayoutErrorCode = 'NOT_FOUND' | 'NOT_A_FOLDER' | 'NO_LAYOUT' | 'UNREADABLE';
+
+/** A data folder that cannot be scanned; `root` is the folder at fault, `code` says why for a program. */
 export class DatasetLayoutError extends Error {
   constructor(
     readonly root: string,
     message: string,
+    readonly code: DatasetLayoutErrorCode,
   ) {
     super(message);
     this.name = 'DatasetLayoutError';
@@ -78,7 +86,10 @@ export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Pr
   const abs = path.resolve(root);
   const problem = dataFolderProblem(abs);
   const option = opts.option ?? '--data';
-  if (problem) throw new DatasetLayoutError(abs, `${option ? `${option} ` : ''}${abs}: ${problem}`);
+  if (problem) {
+    const code = fsSync.existsSync(abs) ? 'NOT_A_FOLDER' : 'NOT_FOUND';
+    throw new DatasetLayoutError(abs, `${option ? `${option} ` : ''}${abs}: ${problem}`, code);
+  }
   const top = await readDirOrThrow(abs);
   const splitDirs = SPLIT_NAMES.flatMap((s) => {
     const d = findChild(top, s);
@@ -97,6 +108,7 @@ export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Pr
       abs,
       `${abs}: no chest_xray layout found: ` +
         'expected train/, val/ or test/ folders, or NORMAL/ and PNEUMONIA/ folders directly inside',
+      'NO_LAYOUT',
     );
   }
 
@@ -250,7 +262,7 @@ async function readDirOrThrow(dir: string): Promise<import('node:fs').Dirent[]> 
     return (await fs.readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new DatasetLayoutError(dir, `${dir}: cannot read folder (${code ?? String(err)})`);
+    throw new DatasetLayoutError(dir, `${dir}: cannot read folder (${code ?? String(err)})`, 'UNREADABLE');
   }
 }
 

@@ -2,7 +2,7 @@
 // are, so the result files into the same patient and study) and the identity of the image the
 // result refers to. Files come from the PACS, i.e. from outside: the identifiers are validated.
 import { z } from 'zod';
-import { metaGroup } from '../data/dicom_syntax';
+import { bareDataSetSyntax, hasPart10Preamble, metaGroup } from '../data/dicom_syntax';
 import { type Dataset, readHeader } from './part10';
 import { isUid } from './uids';
 
@@ -102,17 +102,40 @@ function lossyCompressionOf(ds: Dataset, bytes: Uint8Array): Pick<SourceImage, '
   return method ? { lossyCompression: { methods: [method], ratios: [] } } : {};
 }
 
-/** Reads and checks the source header; throws an Error naming what is missing or malformed. */
+/**
+ * Why readSource refused a film: NOT_DICOM (neither a Part-10 file nor a bare data set: a JPEG or PNG, say),
+ * CORRUPT (a DICOM header that cannot be read), BAD_IDENTITY (a UID the results need is missing or invalid).
+ */
+export type SourceErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'BAD_IDENTITY';
+
+/**
+ * A film readSource refused, with a code a program branches on. Its name stays 'Error': the messages, as logs
+ * and `cxr orthanc sync` print them, read as before.
+ */
+export class SourceError extends Error {
+  constructor(
+    readonly code: SourceErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads and checks the source header; throws a SourceError naming what is missing or malformed. */
 export function readSource(bytes: Uint8Array): SourceImage {
+  if (!hasPart10Preamble(bytes) && !bareDataSetSyntax(bytes)) {
+    throw new SourceError('NOT_DICOM', 'source DICOM file cannot be read: not a DICOM file');
+  }
   let ds: Dataset;
   try {
     ds = readHeader(bytes);
   } catch (e) {
-    throw new Error(`source DICOM file cannot be read: ${(e as Error).message}`);
+    throw new SourceError('CORRUPT', `source DICOM file cannot be read: ${(e as Error).message}`);
   }
   const parsed = IdentitySchema.safeParse(ds);
   if (!parsed.success) {
-    throw new Error(`source DICOM file: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    const issues = parsed.error.issues.map((i) => i.message).join('; ');
+    throw new SourceError('BAD_IDENTITY', `source DICOM file: ${issues}`);
   }
   const id = parsed.data;
   const patientStudy: Dataset = {};

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
+import { modelLoadError } from './load_error';
 import { ModelMeta, parseMeta } from './metadata';
 import { encodeFloat16 } from './weights_float16';
 import { parseWeightsManifest, specsBytes, type WeightsManifest, weightFilesOf } from './weights_manifest';
@@ -368,11 +369,17 @@ export function modelIdentity(dir: string): { meta: ModelMeta; sha256: string } 
   return { meta, sha256: h.digest('hex') };
 }
 
+/** A model folder's members, loaded; a folder that cannot be loaded is a ModelLoadError (models/load_error.ts). */
 export async function loadModel(dir: string): Promise<LoadedModel> {
-  const { meta, sha256 } = modelIdentity(dir);
-  const members = [];
-  for (const d of memberDirs(dir, meta)) members.push(await tfl.loadLayersModel(fileLoader(d)));
-  return { dir, meta, members, sha256 };
+  const members: tfl.LayersModel[] = [];
+  try {
+    const { meta, sha256 } = modelIdentity(dir);
+    for (const d of memberDirs(dir, meta)) members.push(await tfl.loadLayersModel(fileLoader(d)));
+    return { dir, meta, members, sha256 };
+  } catch (e) {
+    for (const m of members) m.dispose(); // the members loaded before the one that failed
+    throw modelLoadError(dir, e);
+  }
 }
 
 /**

@@ -3,6 +3,7 @@
 // a row's error column. Anything else escaping predict() is a bug.
 import { DecodeError, type DecodeErrorCode } from '../data/decode';
 import { DicomError, type DicomErrorCode } from '../data/dicom';
+import type { VerdictReasonCode } from './verdict';
 
 export type InputErrorCode =
   | DecodeErrorCode
@@ -50,15 +51,22 @@ const STATUS: Record<InputErrorCode, InputErrorStatus> = {
 
 export class InputError extends Error {
   readonly status: InputErrorStatus;
+  /**
+   * NOT_A_CHEST_XRAY (oodPolicy 'refuse'): the gate's reason codes, the ones a 'warn' answer carries in
+   * verdict.reasons ('OOD', 'AGE', 'COLOUR'...), so that a program tells an adult's film from a photo without
+   * reading the message. Empty for every other code.
+   */
+  readonly reasons: readonly VerdictReasonCode[];
 
   constructor(
     readonly code: InputErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reasons?: readonly VerdictReasonCode[] },
   ) {
     super(message, options);
     this.name = 'InputError';
     this.status = STATUS[code];
+    this.reasons = options?.reasons ?? [];
   }
 
   /** The InputError for a decoder's error; other errors are returned unchanged (they are bugs). */

@@ -4,14 +4,13 @@
 // the same code as `cxr evaluate`, so a served number equals an evaluated one.
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { DEFAULT_LIMITS, type DecodeLimits } from '../data/decode';
 import { normalizeImages } from '../data/preprocess';
 import { initEngine } from '../engine';
 import { gradCam, renderOverlay } from '../explain/gradcam';
-import { type CamParts, camParts, features, type ModelParts, splitModel } from '../explain/model_parts';
-import { imageChecks, loadOod, oodDecision, type OodModel } from '../explain/ood';
+import { type CamParts, features, type ModelParts } from '../explain/model_parts';
+import { imageChecks, oodDecision, type OodModel } from '../explain/ood';
 import { decodeInput, type DecodedInput, type InputDecoder } from './decode_input';
 import { type LoadedModel, stoppedWhileFinishing } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
@@ -26,6 +25,7 @@ import {
   operatingPointOf,
 } from './options';
 import { loadPredictorModel, warmUpImage } from './predictor_load';
+import { disposeViews, modelViews } from './model_views';
 import { imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
@@ -56,6 +56,12 @@ export interface Screening {
   problems: string[];
 }
 
+/** Decoding off the main thread, ended with its owner: serve/decode_pool.ts's DecodePool (createDecodePool()). */
+export interface DecoderPool {
+  readonly decode: InputDecoder;
+  close(): Promise<void>;
+}
+
 const THUMBNAIL_SIDE = 256;
 
 export class Predictor {
@@ -66,14 +72,16 @@ export class Predictor {
   private readonly loaded: LoadedModel;
   private readonly parts: ModelParts[] | null;
   /** Why there are no heat maps (the model could not be split at its feature layer); null when there are. */
-  private readonly camProblem: string | null = null;
+  private readonly camProblem: string | null;
   /** Grad-CAM's view of each member (a finer map than the gate's where the model allows). */
   private readonly cams: CamParts[] | null;
   private readonly ood: OodModel | null;
   /** The OOD member with its feature layer as a second output: features from the prediction's own pass. */
   private readonly tap: FeatureTap | null;
   private readonly limits: DecodeLimits;
-  private readonly decoder: InputDecoder | null;
+  private decoder: InputDecoder | null;
+  /** The pool decodeIn() gave this Predictor: closed when the model is freed. */
+  private pool: DecoderPool | null = null;
   private disposed = false;
   /** Predictions and screenings running now: dispose() frees the model only once they are done. */
   private inFlight = 0;
@@ -96,52 +104,13 @@ export class Predictor {
           `--out ${loaded.dir} --resume' and the options it was started with`,
       );
     }
-    let parts: ModelParts[] | null = null;
-    try {
-      parts = loaded.members.map(splitModel);
-    } catch (e) {
-      this.camProblem = `heat maps and the OOD gate are unavailable: ${(e as Error).message}`;
-      this.notes.push(this.camProblem);
-    }
-    this.parts = parts;
-    const split = parts;
-    this.cams = split ? loaded.members.map((m, i) => camParts(m, split[i])) : null;
-    let ood: OodModel | null = null;
-    if (parts) {
-      const memberDir = meta.members.length ? path.join(loaded.dir, meta.members[0]) : loaded.dir;
-      const found = loadOod(loaded.dir, memberDir);
-      if (
-        found.model &&
-        found.model.member < parts.length &&
-        found.model.dim === parts[found.model.member].featureDim
-      ) {
-        ood = found.model;
-      } else if (found.model) {
-        this.notes.push("ood.json does not match this model's features: the OOD gate is off");
-      } else {
-        this.notes.push(
-          found.problem ?? `no ood.json in ${loaded.dir}: the OOD gate is off (fit it with 'cxr ood fit')`,
-        );
-      }
-    }
-    this.ood = ood;
-    let tap: FeatureTap | null = null;
-    if (ood) {
-      const m = loaded.members[ood.member];
-      try {
-        // Node 0 is the layer in the member's own graph (splitModel gave it a second one).
-        tap = {
-          member: ood.member,
-          model: tfl.model({
-            inputs: m.inputs,
-            outputs: [m.outputs[0], m.getLayer(ood.featureLayer).getOutputAt(0) as tfl.SymbolicTensor],
-          }),
-        };
-      } catch {
-        tap = null; // features() below runs the second pass instead
-      }
-    }
-    this.tap = tap;
+    const views = modelViews(loaded);
+    this.notes.push(...views.notes);
+    this.camProblem = views.camProblem;
+    this.parts = views.parts;
+    this.cams = views.cams;
+    this.ood = views.ood;
+    this.tap = views.tap;
   }
 
   /**
@@ -173,6 +142,18 @@ export class Predictor {
         percentile: this.ood.percentile,
       }
     );
+  }
+
+  /**
+   * Decodes in `pool`'s worker threads from now on, so that a film's decode (seconds for a large JPEG 2000) does not
+   * hold the event loop, and closes the pool with dispose(). False, the pool left to the caller, when this Predictor
+   * has a decoder already (the `decoder` option, an earlier pool) or was disposed. startServer gives one by default.
+   */
+  decodeIn(pool: DecoderPool): boolean {
+    if (this.decoder || this.disposed) return false;
+    this.pool = pool;
+    this.decoder = pool.decode;
+    return true;
   }
 
   /** `bytes`: the file's contents (a Buffer or Uint8Array), never its path (a TypeError says so). */
@@ -262,7 +243,8 @@ export class Predictor {
   }
 
   private free(): void {
-    for (const m of this.loaded.members) m.dispose();
+    disposeViews(this.loaded, { parts: this.parts, cams: this.cams });
+    void this.pool?.close();
   }
 
   private async run(input: Buffer | Uint8Array, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
@@ -310,6 +292,7 @@ export class Predictor {
         throw new InputError(
           'NOT_A_CHEST_XRAY',
           `not accepted as a frontal chest X-ray: ${verdict.reasons.map((r) => r.message).join('; ')}`,
+          { reasons: verdict.reasons.map((r) => r.code) },
         );
       }
       // No map for an image the model cannot read: colour over a blank or a photo would look like a finding,

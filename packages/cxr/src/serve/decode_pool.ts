@@ -182,6 +182,14 @@ export class DecodePool {
   }
 }
 
+/**
+ * A pool for a library's Predictor: `predictor.decodeIn(createDecodePool())` decodes off the main thread and
+ * closes the pool with the predictor's dispose() (an idle pool never keeps the process alive).
+ */
+export function createDecodePool(opts: DecodePoolOptions = {}): DecodePool {
+  return new DecodePool(opts);
+}
+
 /** The server's predictor: Predictor.load with its decoding in a DecodePool, closed with it. */
 export async function loadPooledPredictor(
   dir: string,

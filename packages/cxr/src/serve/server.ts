@@ -18,6 +18,8 @@ import { ServeMetrics } from './metrics';
 import type { JobsPort } from './routes/jobs';
 import { retentionCutoff } from './retention';
 import type { ServePredictor } from './predictor_port';
+import { Predictor } from '../predict/predictor';
+import { DecodePool } from './decode_pool';
 
 export interface ServerOptions
   extends Omit<AppOptions, 'predictor' | 'audit' | 'boundHost' | 'logger' | 'metrics' | 'jobs'> {
@@ -27,6 +29,8 @@ export interface ServerOptions
   port: number;
   /** The audit log: an SQLite file or a postgres:// URL (serve/audit.ts). */
   dbPath: string;
+  /** Opens the audit log with `open` (the server's own opener), e.g. waiting while the database is away (cxr serve). */
+  openAudit?: (open: () => Promise<AuditStore>) => Promise<AuditStore>;
   /** Loads the model; called once. */
   loadPredictor: () => Promise<ServePredictor>;
   /** Keep stored images this long (pruned at start and every hour); undefined = forever. */
@@ -35,6 +39,14 @@ export interface ServerOptions
   log?: Logger;
   /** What /metrics reports (default: a new registry with the process metrics). */
   metrics?: ServeMetrics;
+  /**
+   * Worker threads that decode uploads for a Predictor that decodes on the main thread (default: `concurrency`,
+   * else 2, as `cxr serve`; 0: decode on the main thread). A film's decode then does not hold /health and the other
+   * requests. The pool is closed with the model.
+   */
+  decodeWorkers?: number;
+  /** The built page (default: the package's own, defaultWebDir()); null: no page. */
+  webDir?: string | null;
 }
 
 export interface RunningServer {
@@ -69,6 +81,18 @@ async function warmUpImage(): Promise<Buffer> {
     .toBuffer();
 }
 
+/**
+ * A Predictor loaded by the caller (`loadPredictor: () => Predictor.load(dir)`) decodes on the main thread: the
+ * server gives it a pool of decode workers, as `cxr serve` has (its engine process owns one). Any other predictor
+ * (a stand-in, one with its own decoder) is left as it is.
+ */
+function givePool(predictor: ServePredictor, size: number, log: Logger, metrics: ServeMetrics): void {
+  if (!(predictor instanceof Predictor) || size < 1) return;
+  const pool = new DecodePool({ size, log });
+  if (predictor.decodeIn(pool)) metrics.watchDecodePool(() => pool.stats());
+  else void pool.close();
+}
+
 /** How long a prediction's audit write waits for another program's lock on an SQLite log (then 503). */
 const SQLITE_LOCK_WAIT_MS = 250;
 
@@ -78,6 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger();
   const metrics = opts.metrics ?? new ServeMetrics();
   const predictor = await opts.loadPredictor();
+  givePool(predictor, opts.decodeWorkers ?? opts.concurrency ?? 2, log, metrics);
   let audit: AuditStore | null = null;
   let jobs: (JobsPort & { close(): Promise<void> }) | undefined;
   try {
@@ -85,7 +110,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.warmUp(await warmUpImage());
     const { name, version } = predictor.model;
     log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
-    audit = await openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS, warn: (l) => log.warn(l) });
+    const open = () => openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS, warn: (l) => log.warn(l) });
+    audit = await (opts.openAudit ? opts.openAudit(open) : open());
     const opened = audit;
     const prune = async () => {
       if (opts.retainImagesMs === undefined) return;
@@ -107,6 +133,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     const app = await buildApp({
       ...opts,
+      // As `cxr serve` finds it: a program starting the server from the installed package gets the page too.
+      webDir: opts.webDir === undefined ? defaultWebDir() : opts.webDir,
       boundHost: opts.host,
       predictor,
       audit,

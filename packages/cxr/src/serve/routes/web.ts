@@ -1,4 +1,4 @@
-// The web page at /: the built bundle when there is one, else a line saying how to build it.
+// The web page at /: the built bundle when there is one, else a line saying why there is none.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import * as fs from 'node:fs';
@@ -52,10 +52,15 @@ export async function webRoutes(app: FastifyInstance, webDir: string | null | un
       });
     });
   } else {
+    // Said as it is: a server started without a page (webDir null), or a folder with no built page in it (a
+    // source checkout not built yet). The folder's path is not told to whoever asks.
+    const why =
+      webDir == null
+        ? 'This server was started without the web page (no webDir).'
+        : 'The web page is not in its folder (no index.html): in a source checkout, build it with ' +
+          '`npm run build` in packages/cxr.';
     app.get('/', { schema: { hide: true } }, async (_req, reply) =>
-      reply
-        .type('text/plain; charset=utf-8')
-        .send('cxr API server. The web page is not built: run `npm run build` in packages/cxr.\n'),
+      reply.type('text/plain; charset=utf-8').send(`cxr API server. ${why}\n`),
     );
   }
 }
