@@ -18,6 +18,7 @@ import {
   enqueueFile,
   filmRefused,
   type JobEnd,
+  type JobObserver,
   type JobQueue,
   type JobSpec,
   openQueue,
@@ -27,6 +28,7 @@ import {
   WorkerMetrics,
 } from '../src/queue';
 import { modelIdentity } from '../src/models/io';
+import { openAuditStore } from '../src/serve/audit';
 
 const skip = stackUnavailable() ?? (fs.existsSync(XRAY_JPEG) ? false : `no sample film (${XRAY_JPEG})`);
 const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined;
@@ -214,8 +216,8 @@ test('an outage is counted as retried attempts, then as failed for good with OUT
     assert.deepEqual(
       ends.map((e) => e.end),
       [
-        { outcome: 'retried', code: 'outage' },
-        { outcome: 'retried', code: 'outage' },
+        { outcome: 'retried', code: 'OUTAGE' },
+        { outcome: 'retried', code: 'OUTAGE' },
         { outcome: 'failed', code: 'OUTAGE' },
       ],
     );
@@ -228,13 +230,77 @@ test('an outage is counted as retried attempts, then as failed for good with OUT
   }
 });
 
+test('an observer that throws fails no job: a finished job completes at its first attempt, and a line says so', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const predictor = (await loadPredictor(modelDir)) as Predictor;
+  const own = openQueue(stack!.env.CXR_REDIS_URL, predictor.model.sha256);
+  await own.obliterate({ force: true });
+  const audit = await openAuditStore(path.join(dir, 'observer.db'));
+  const warnings: string[] = [];
+  // A metrics bug: the count of a job that has just finished throws.
+  const broken: JobObserver = {
+    ended: () => {
+      throw new Error('observer broke');
+    },
+    running: () => {},
+  };
+  const worker = await startWorker(
+    {
+      predictor,
+      store: audit,
+      uploads: new UploadStore(own, 0),
+      orthanc: null,
+      storeImages: false,
+      log: () => {},
+      warn: (l) => warnings.push(l),
+    },
+    {
+      redisUrl: stack!.env.CXR_REDIS_URL,
+      concurrency: 1,
+      retry: { firstDelayMs: 100, maxDelayMs: 200, retryForMs: 250 },
+      observer: broken,
+    },
+  );
+  try {
+    const spec: JobSpec = {
+      modelSha256: predictor.model.sha256,
+      operatingPoint: 'balanced',
+      heatmap: false,
+      requestedBy: null,
+      priority: 'normal',
+    };
+    assert.equal(await enqueueFile(own, spec, XRAY_JPEG), 'queued');
+    // Done, or failed for good after its attempts (what a throwing count made of it before).
+    const job = await until(
+      async () => (await own.getJobs(['completed', 'failed']))[0] ?? null,
+      30_000,
+      () => warnings.join('\n'),
+    );
+    assert.equal(await job.getState(), 'completed', `${job.failedReason}\n${warnings.join('\n')}`);
+    assert.equal(job.attemptsMade, 1);
+    assert.equal((job.returnvalue as { outcome: string }).outcome, 'predicted');
+    assert.ok(
+      warnings.some((l) => /observer broke/.test(l)),
+      warnings.join('\n'),
+    );
+  } finally {
+    await worker.close();
+    await own.close();
+    await audit.close();
+    predictor.dispose();
+  }
+});
+
 test('a failure is counted by how it ends: retried, refused with its code, failed for good with why', async () => {
   const metrics = new WorkerMetrics({ defaultMetrics: false });
-  metrics.ended({ outcome: 'retried', code: 'outage' }, 0.5);
+  metrics.ended({ outcome: 'retried', code: 'OUTAGE' }, 0.5);
   metrics.ended({ outcome: 'failed', code: 'OUTAGE' }, null);
   metrics.ended({ outcome: 'refused', code: 'NOT_A_CHEST_XRAY' }, 0.2);
   const m = parseMetrics(await metrics.text());
-  assert.equal(metricValue(m, 'cxr_worker_retries_total', { reason: 'outage' }), 1);
+  assert.equal(metricValue(m, 'cxr_worker_retries_total', { reason: 'OUTAGE' }), 1);
+  assert.equal(metricValue(m, 'cxr_worker_retries_total', { reason: 'OTHER' }), 0, 'present at 0');
   assert.equal(metricValue(m, 'cxr_worker_jobs_total', { outcome: 'failed', code: 'OUTAGE' }), 1);
   assert.equal(metricValue(m, 'cxr_worker_jobs_total', { outcome: 'refused', code: 'NOT_A_CHEST_XRAY' }), 1);
   // An attempt nobody timed (a job failed by another worker's stalled check) is counted, not observed.

@@ -76,6 +76,22 @@ const LOCK_REFUSAL =
   'lock is renewed only between, and a shorter lock runs out under a job still running (another worker, or this ' +
   'one, then runs it again)';
 
+/**
+ * The worker's close, in order: the jobs in progress (scrapes still answer while they finish), then the metrics
+ * port, then the queue's Redis. The port before Redis: a scrape in between would read
+ * cxr_worker_queue_available 0 and fire the queue's alert on every graceful restart. The port is let go so that
+ * a worker restarted at once can take it.
+ */
+export async function closeInOrder(
+  running: { close(): Promise<void> },
+  endpoint: { close(): Promise<void> } | null,
+  queue: { close(): Promise<void> },
+): Promise<void> {
+  await running.close();
+  await endpoint?.close();
+  await queue.close();
+}
+
 export function register(program: Command): void {
   program
     .command('worker')
@@ -138,10 +154,13 @@ export function register(program: Command): void {
         "their durations, the queue's depth. No token: bind it where only Prometheus reaches",
       intInRange(0, 65_535),
     )
-    .option('--metrics-host <host>', 'address the metrics port listens on', '127.0.0.1')
+    .option('--metrics-host <host>', 'address the metrics port listens on (with --metrics-port)', '127.0.0.1')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      // Ignored, it would leave an operator who meant to expose the metrics with none, and no word of it.
+      if (cmd.getOptionValueSource('metricsHost') !== 'default' && o.metricsPort === undefined)
+        cmd.error('error: option --metrics-host needs --metrics-port (the worker serves no metrics without a port)');
       // The server's logger: one JSON line per event on stderr, credentials redacted (src/log.ts).
       const logger = createLogger({ level: resolveLogLevel(o.logLevel) }).child({ component: 'worker' });
       const log = (line: string) => logger.info(line);
@@ -163,7 +182,7 @@ export function register(program: Command): void {
       if (o.metricsPort !== undefined) {
         metrics = new WorkerMetrics({ concurrency: o.concurrency });
         metrics.watchQueue(() => queueStates(queue));
-        endpoint = await serveWorkerMetrics(metrics, { host: o.metricsHost, port: o.metricsPort }).catch((e) => {
+        endpoint = await serveWorkerMetrics(metrics, { host: o.metricsHost, port: o.metricsPort, warn }).catch((e) => {
           throw new Error(`worker: cannot serve metrics on ${o.metricsHost}:${o.metricsPort}: ${(e as Error).message}`);
         });
         log(`metrics at ${endpoint.url}`);
@@ -204,12 +223,9 @@ export function register(program: Command): void {
         process.on('SIGINT', () => onSignal('SIGINT'));
         process.on('SIGTERM', () => onSignal('SIGTERM'));
       });
-      // One bound for the whole close: the jobs in progress, Redis, then the audit log.
+      // One bound for the whole close: the jobs in progress, the metrics port, Redis, then the audit log.
       const deadline = Date.now() + o.closeTimeout;
-      const closing = (async () => {
-        await running.close();
-        await queue.close();
-      })();
+      const closing = closeInOrder(running, endpoint, queue);
       const closed = await settlesWithin(closing, o.closeTimeout);
       if (!closed) {
         logger.error(
@@ -218,7 +234,7 @@ export function register(program: Command): void {
             'this worker is retried by another one when its lock runs out',
         );
       }
-      // Scrapes answer while the jobs finish; then the port is let go (a worker restarted at once can take it).
+      // Let go of anyway when the close above ran out of time (a second call is the first's promise).
       await endpoint?.close();
       let logClosed = true;
       try {

@@ -10,6 +10,7 @@
 
 import { UnrecoverableError } from 'bullmq';
 import { FILE_SHARE_ERROR_CODES, NETWORK_ERROR_CODES } from '../network_errors';
+import type { InputErrorCode } from '../predict/errors';
 import { pgOutage } from '../serve/audit_pg';
 import { isRedisDown } from './connection';
 
@@ -82,10 +83,16 @@ export function fileReadError(file: string, err: unknown): Error {
 const REFUSED_CODE = 'refusedCode';
 
 /**
+ * Why a film is refused: an input error's code, or one of the two below. A closed union, not a string: the code is
+ * a label value of the worker's metrics (queue/metrics.ts), whose series must stay a known, bounded set.
+ */
+export type RefusedCode = InputErrorCode | typeof UNREADABLE | typeof CHANGED;
+
+/**
  * The film's fault (corrupt, unsupported, not a chest X-ray under --ood-policy refuse, gone): failed at once, no
  * retry, and counted by `cxr worker --metrics-port` as refused under `code` (an input error code, queue/metrics.ts).
  */
-export function filmRefused(code: string, message: string): UnrecoverableError {
+export function filmRefused(code: RefusedCode, message: string): UnrecoverableError {
   return Object.assign(new UnrecoverableError(message), { [REFUSED_CODE]: code });
 }
 
@@ -94,9 +101,10 @@ export const UNREADABLE = 'UNREADABLE';
 export const CHANGED = 'CHANGED';
 
 /** The code of a filmRefused error; null for any other error. */
-export function refusedCodeOf(err: unknown): string | null {
+export function refusedCodeOf(err: unknown): RefusedCode | null {
   const code = (err as Record<string, unknown> | null)?.[REFUSED_CODE];
-  return typeof code === 'string' ? code : null;
+  // Only filmRefused sets it, from its typed argument.
+  return typeof code === 'string' ? (code as RefusedCode) : null;
 }
 
 function isOutageItself(e: unknown): boolean {

@@ -14,6 +14,7 @@ import { isConnectionError, redactRedisUrl, redisConnection } from './connection
 import { type JobResult, queueNameFor } from './job';
 import type { JobEnd, JobObserver } from './metrics';
 import { type JobContext, letGoOfFailed, processJob } from './process';
+import { openQueue } from './queue';
 import {
   countOtherFailure,
   DEFAULT_RETRY,
@@ -24,7 +25,16 @@ import {
   type RetryPolicy,
   retryDelayMs,
 } from './retry';
+import { UploadStore } from './uploads';
 import { resultText } from '../pacs';
+
+/**
+ * What startWorker needs: a job's context, where `uploads` may be left out (a program embedding the worker has no
+ * upload store of its own: the worker then opens one on the queue's Redis, as `cxr worker` does, and closes it with
+ * itself), and `orthanc` and `storeImages` default to none and true.
+ */
+export type WorkerContext = Omit<JobContext, 'uploads' | 'orthanc' | 'storeImages'> &
+  Partial<Pick<JobContext, 'uploads' | 'orthanc' | 'storeImages'>>;
 
 export interface WorkerOptions {
   redisUrl: string;
@@ -65,12 +75,36 @@ function failedEnd(err: Error): JobEnd {
   return { outcome: 'failed', code: isOutage(err) ? 'OUTAGE' : 'ATTEMPTS' };
 }
 
-export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<RunningWorker> {
+/**
+ * The observer's calls made so that none can fail a job: a count that throws (a metrics bug) is a warning and the
+ * job goes on. Unguarded, a throw after a job's work failed the finished job, which then ran again.
+ */
+function guarded(observer: JobObserver | undefined, warn: (line: string) => void): JobObserver | undefined {
+  if (!observer) return undefined;
+  const call = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      warn(`metrics: a job's count failed (${(e as Error).message}); the job itself is not affected`);
+    }
+  };
+  return { ended: (end, s) => call(() => observer.ended(end, s)), running: (d) => call(() => observer.running(d)) };
+}
+
+export async function startWorker(given: WorkerContext, o: WorkerOptions): Promise<RunningWorker> {
+  // The upload store shares a queue connection: the worker's own when the caller gave none, closed with it.
+  const ownQueue = given.uploads ? null : openQueue(o.redisUrl, given.predictor.model.sha256);
+  const ctx: JobContext = {
+    ...given,
+    uploads: given.uploads ?? new UploadStore(ownQueue!, 0),
+    orthanc: given.orthanc ?? null,
+    storeImages: given.storeImages ?? true,
+  };
   const lockDuration = o.lockDurationMs ?? 30_000;
   const policy = o.retry ?? DEFAULT_RETRY;
   const warn = ctx.warn ?? ctx.log;
   const error = ctx.error ?? ctx.log;
-  const observer = o.observer;
+  const observer = guarded(o.observer, warn);
   // How long the attempt that threw each error took, for the 'failed' handler, which decides how it ended.
   const took = new WeakMap<object, number>();
   const worker = new Worker<unknown, JobResult>(
@@ -119,7 +153,7 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
     const next = nextRetryMs(policy, job, err);
     const attempt = took.get(err) ?? null;
     if (next !== null) {
-      observer?.ended({ outcome: 'retried', code: isOutage(err) ? 'outage' : 'other' }, attempt);
+      observer?.ended({ outcome: 'retried', code: isOutage(err) ? 'OUTAGE' : 'OTHER' }, attempt);
       warn(`job ${job.id}: attempt ${job.attemptsMade} failed: ${err.message}; retrying in ${seconds(next)} s`);
       return;
     }
@@ -136,10 +170,19 @@ export async function startWorker(ctx: JobContext, o: WorkerOptions): Promise<Ru
   const outage = watchOutage(redis, { log: ctx.log, error });
   worker.on('error', outage.error);
   // The two connections BullMQ's worker holds (commands, and the one that blocks waiting for jobs).
-  outage.watch(await worker.waitUntilReady(), await worker.client);
+  try {
+    outage.watch(await worker.waitUntilReady(), await worker.client);
+  } catch (e) {
+    await ownQueue?.close().catch(() => {});
+    throw e;
+  }
   void worker.run();
   let closing: Promise<void> | null = null;
-  return { worker, close: () => (closing ??= worker.close()) };
+  const closeAll = async () => {
+    await worker.close();
+    await ownQueue?.close();
+  };
+  return { worker, close: () => (closing ??= closeAll()) };
 }
 
 /**
