@@ -195,6 +195,17 @@ test('token lists: scopes in brackets after the name; old lines keep every scope
     { name: 'ops', token: 'ops-token-22' },
     { name: 'x', token: 'x[a]b-token' },
   ]);
+  // A list as often written, a space after each comma: the same scopes, in a file and in a variable (it was
+  // "a token has no spaces" from the file, "an entry without ':'" from the variable). Spaces elsewhere still
+  // separate entries.
+  const spaced = { name: 'pacs', token: 'pacs-token-1', scopes: ['jobs', 'audit'] };
+  assert.deepEqual(parseTokenList('pacs[jobs, audit]:pacs-token-1\n', 'f'), [spaced]);
+  assert.deepEqual(parseTokenList('pacs[ jobs ,\taudit ]:pacs-token-1 ops:ops-token-22', 'V', 'variable'), [
+    spaced,
+    { name: 'ops', token: 'ops-token-22' },
+  ]);
+  assert.deepEqual(loadTokens({ CXR_API_TOKENS: 'pacs[jobs, audit]:pacs-token-1' }), [spaced]);
+  assert.throws(() => parseTokenList('pacs[jobs]:pacs-token-1 ops:ops-token-22', 'f'), /f:1: one name:token per line/);
   assert.throws(
     () => parseTokenList('alice:alice-token-1\npacs[jobz]:pacs-token-1\n', 'tokens.txt'),
     /^Error: tokens\.txt:2: 'pacs': unknown scope 'jobz' \(scopes: predict, jobs, audit, metrics\)$/,

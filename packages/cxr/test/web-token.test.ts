@@ -3,6 +3,8 @@
 // token is asked for, stored for the tab, and the film sent again; a wrong token is asked for again, the dialog
 // saying it was not accepted; a cancelled dialog ends it: the card says in plain words why the film was not
 // analyzed (no token, or one not accepted), the film is not sent again, and "Enter token" on the card asks again.
+// A token the server takes that may not predict (403 INSUFFICIENT_SCOPE) is asked to be replaced as well, the
+// dialog giving the server's words (it stayed in the tab, and every film was refused, with no way to change it).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -11,8 +13,12 @@ import { finished, Gate, isPrediction, noChromium, openPage, pageSuite } from '.
 
 const skip = noChromium;
 const TOKEN = 'page-token-for-tests';
+/** A token limited to the job queue: the page loads with it (the model is for any token), but cannot predict. */
+const JOBS_TOKEN = 'jobs-only-token-for-tests';
 
-const suite = pageSuite('web-token', skip, { server: { apiToken: TOKEN } });
+const suite = pageSuite('web-token', skip, {
+  server: { apiToken: TOKEN, tokens: [{ name: 'bridge', token: JOBS_TOKEN, scopes: ['jobs'] }] },
+});
 
 /**
  * Waits for the token dialog and answers it: with `token`, or cancelled (Escape) when null. `refused`: whether
@@ -104,5 +110,43 @@ test('the dialog dismissed at load: the card says a token is needed, "Enter toke
     'screening',
     'balanced',
   ]);
+  await page.context().close();
+});
+
+test("a token without the predict scope: the upload asks for another, with the server's words, and sends again", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const { page } = await openPage(suite.browser);
+  const predictions = new Gate(isPrediction);
+  await predictions.install(page);
+  await page.goto(suite.server.url);
+  await answerDialog(page, JOBS_TOKEN, false);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.setInputFiles('#file-input', [XRAY_JPEG]);
+  await answerDialog(page, TOKEN, true);
+  await finished(page, 1);
+  assert.equal(await page.getAttribute('.result', 'data-state'), 'done', (await page.textContent('.result')) ?? '');
+  assert.equal(predictions.requests.length, 2, 'the jobs token, then the full one');
+  assert.equal(await stored(page), TOKEN, 'the token without the scope was replaced');
+
+  // Cancelled: the card gives the server's words and its way back.
+  await page.evaluate((t) => sessionStorage.setItem('cxr.apiToken', t), JOBS_TOKEN);
+  await page.setInputFiles('#file-input', [XRAY_JPEG]);
+  await page.waitForSelector('#token-dialog[open]');
+  assert.match(
+    (await page.textContent('#token-error')) ?? '',
+    /^That token cannot do this: the API token 'bridge' does not have the scope 'predict'/,
+  );
+  await page.keyboard.press('Escape');
+  await finished(page, 2);
+  assert.match((await page.textContent('.result:first-child .warnings li.error')) ?? '', /scope 'predict'/);
+  assert.equal(await page.textContent('.result:first-child .retry'), 'Enter token');
+  // A 401 after it shows the page's own words again, not the scope's.
+  await page.evaluate(() => sessionStorage.setItem('cxr.apiToken', 'an-old-token'));
+  await page.click('.result:first-child .retry');
+  await answerDialog(page, TOKEN, true);
+  assert.match((await page.textContent('#token-error')) ?? '', /^That token was not accepted\./);
+  await page.waitForSelector('.result:first-child[data-state="done"]');
   await page.context().close();
 });

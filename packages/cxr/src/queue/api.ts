@@ -8,6 +8,7 @@ import { HttpError } from '../serve/http_error';
 import { type JobOptions, type JobState, type JobsPort, overJobUploadCap, type Submitted } from '../serve/routes/jobs';
 import { isRedisDown, QUEUE_UNAVAILABLE, RedisDatabaseError } from './connection';
 import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf } from './job';
+import { offersOf, recordOffer } from './job_offers';
 import { shownLabel } from '../predict/verdict';
 import { enqueue, type JobQueue, jobIdOf, queueDepth, redisSelected } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
@@ -108,6 +109,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       throw new HttpError(503, 'BUSY', 'too many uploaded films are waiting for a worker; retry later');
     }
     const r = await enqueue(o.queue, data, 'normal');
+    if (opts.requestedBy !== null) await recordOffer(o.queue, r.id, opts.requestedBy);
     return { id: r.id, status: r.outcome };
   }
 
@@ -217,7 +219,11 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     const out: Submitted[] = [];
     for (const [i, id] of ids.entries()) {
       signal?.throwIfAborted(); // answered already: nothing more is queued
-      const r = await answering(() => queueInstance(o.queue, s, id, checks[i], { checkPacs: false }));
+      const r = await answering(async () => {
+        const q = await queueInstance(o.queue, s, id, checks[i], { checkPacs: false });
+        if (q.id !== null && opts.requestedBy !== null) await recordOffer(o.queue, q.id, opts.requestedBy);
+        return q;
+      });
       out.push({ id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) });
     }
     return out;
@@ -256,6 +262,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     return {
       id,
       status,
+      requestedBy: job.data.requestedBy ?? null,
+      offeredBy: await offersOf(o.queue, id),
       outcome: result?.outcome ?? null,
       // A result stored before the label rule (kept 7 days), or by a worker not yet upgraded, kept the model
       // label of a cannot-assess answer: read through the same rule as every other answer (verdict.ts).

@@ -3,7 +3,7 @@
 // are never taken from the command line (they would show in `ps` and shell history).
 //
 // A named token may be limited to some scopes (least privilege: a PACS bridge that only queues jobs need not
-// read the whole audit log): `pacs[jobs]:TOKEN`, `ward[predict,audit]:TOKEN`. A name without brackets has
+// read the whole audit log): `pacs[jobs]:TOKEN`, `ward[predict, audit]:TOKEN`. A name without brackets has
 // every scope, so every file and variable written before scopes existed means what it meant (a bracket was
 // never valid in a name). What each scope opens is decided in security.ts.
 //
@@ -83,10 +83,12 @@ function splitName(written: string): { name: string; scopes?: string[] } {
 }
 
 /**
- * The entries of a variable: separated by commas or whitespace, except a comma between the brackets of a name
- * (`pacs[jobs,predict]:TOKEN`). Only a name's brackets count: a token after its colon may hold brackets.
+ * The entries of a line: separated by `separators` (whitespace in a file; commas too in a variable), except
+ * between the brackets of a name (`pacs[jobs,predict]:TOKEN`), where whitespace is dropped: `pacs[jobs, audit]`,
+ * as lists are often written, is `pacs[jobs,audit]`. Only a name's brackets count: a token after its colon may
+ * hold brackets.
  */
-function variableEntries(text: string): string[] {
+function lineEntries(text: string, separators: RegExp): string[] {
   const out: string[] = [];
   let entry = '';
   let inName = true;
@@ -95,7 +97,8 @@ function variableEntries(text: string): string[] {
     if (inName && c === '[') inBrackets = true;
     else if (inBrackets && c === ']') inBrackets = false;
     else if (inName && !inBrackets && c === ':') inName = false;
-    if (/[\s,]/.test(c) && !(inBrackets && c === ',')) {
+    if (inBrackets && /\s/.test(c)) continue;
+    if (separators.test(c) && !inBrackets) {
       if (entry) out.push(entry);
       entry = '';
       inName = true;
@@ -121,7 +124,7 @@ export function parseTokenList(text: string, source: string, from: 'file' | 'var
   const entries = text.split(/\r?\n/).flatMap((line, i) => {
     const bare = line.replace(/(^|\s)#.*$/, '').trim();
     if (!bare) return [];
-    const parts = inVariable ? variableEntries(bare) : bare.split(/\s+/);
+    const parts = lineEntries(bare, inVariable ? /[\s,]/ : /\s/);
     if (!inVariable && parts.length > 1)
       throw new Error(`${source}:${i + 1}: one name:token per line (a token has no spaces)`);
     return parts.map((entry) => ({ entry, line: i + 1 }));

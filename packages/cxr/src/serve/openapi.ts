@@ -8,6 +8,7 @@ import { preference } from './accept';
 import { API_PREFIX } from './routes/common';
 import { predictionSchema, problemResponse, problemSchema } from './schemas';
 import { JOB_FILES_MAX, ORTHANC_ID_PATTERN, ORTHANC_IDS_MAX } from './routes/jobs';
+import { ROUTE_SCOPES } from './security';
 
 export interface OpenApiOptions {
   /** Whether the server needs a token: the document's default security requirement says so. */
@@ -45,9 +46,11 @@ export async function registerOpenApi(
             description:
               'The API token (CXR_API_TOKEN, CXR_API_TOKENS or --tokens-file) when the server is started with one. ' +
               'A named token may be limited to scopes (name[jobs,audit]:TOKEN; none written: all): predict (POST ' +
-              '/predictions, and reading the predictions it made), jobs (POST /jobs, GET /jobs/{id}), audit ' +
-              '(reading every prediction and its images), metrics (/metrics). /model needs any token. A token ' +
-              'without the scope an operation needs gets 403 INSUFFICIENT_SCOPE (WWW-Authenticate: ' +
+              '/predictions, and reading the predictions it made), jobs (POST /jobs; GET /jobs/{id} for the jobs it ' +
+              "queued or offered the film of, and the images of its own jobs' predictions), audit (reading every " +
+              'prediction and its images; with jobs, every job), metrics (/metrics). Without audit, another ' +
+              "token's prediction or job is answered 404, as one that does not exist. /model needs any token. A " +
+              'token without the scope an operation needs gets 403 INSUFFICIENT_SCOPE (WWW-Authenticate: ' +
               'error="insufficient_scope", scope="...")',
           },
         },
@@ -178,6 +181,27 @@ const OPERATION_IDS: Record<string, string> = {
 
 type Responses = Record<string, Record<string, unknown>>;
 
+/**
+ * The 403 of a token limited to scopes on an operation that needs a token (security.ts ROUTE_SCOPES), in words;
+ * null where any valid token may call it.
+ */
+function scopeRefusal(method: string, url: string): string | null {
+  const need = ROUTE_SCOPES[`${method} ${url}`];
+  if (need === 'any') return null;
+  const own = "; without audit, only the token's own (another's is answered 404, as one that does not exist)";
+  const who =
+    need === undefined
+      ? 'a token limited to scopes (this operation needs every scope)'
+      : need === 'history'
+        ? `a token with neither the audit nor the predict scope${own}`
+        : need === 'images'
+          ? `a token with none of the audit, predict and jobs scopes${own}`
+          : need === 'jobs'
+            ? `a token without the jobs scope${method === 'GET' ? own : ''}`
+            : `a token without the ${need} scope`;
+  return `a valid API token without the scope this operation needs (INSUFFICIENT_SCOPE): ${who}`;
+}
+
 const PROBLEM_MEDIA = 'application/problem+json';
 
 /** Every 503 says when to try again (problem.ts sendProblem, or the cause's own wait). */
@@ -190,17 +214,28 @@ const RETRY_AFTER = { 'Retry-After': { type: 'integer', description: 'seconds to
  * method with a body (the uploads), which the body watch times (upload_watch.ts) and a page of another origin may
  * not send (exposure.ts).
  */
-function sharedProblems(body: boolean): Responses {
-  const host =
-    "Host not allowed (HOST_NOT_ALLOWED): the Host header names none of the server's names (--allowed-host adds one)";
+function sharedProblems(body: boolean, scope: string | null): Responses {
+  const exposure =
+    "Host not allowed (HOST_NOT_ALLOWED): the Host header names none of the server's names (--allowed-host adds one)" +
+    (body ? "; or a cross-origin request (CROSS_ORIGIN): an Origin other than the server's own page" : '');
   return {
     400: problemResponse(
       'A malformed request (INVALID_REQUEST): a query parameter this operation does not list (the detail names ' +
         'it; every operation refuses them), or an HTTP/1.1 request without a Host header',
     ),
-    403: problemResponse(
-      body ? `${host}; or a cross-origin request (CROSS_ORIGIN): an Origin other than the server's own page` : host,
-    ),
+    403:
+      scope === null
+        ? problemResponse(exposure)
+        : {
+            ...problemResponse(`${exposure}; or ${scope}`),
+            headers: {
+              'WWW-Authenticate': {
+                type: 'string',
+                description:
+                  'on INSUFFICIENT_SCOPE: Bearer realm="cxr", error="insufficient_scope", scope="<the scope>"',
+              },
+            },
+          },
     405: {
       ...problemResponse(
         'Method not allowed (METHOD_NOT_ALLOWED): this path asked with a method it lists no operation for',
@@ -262,7 +297,9 @@ export function documentRoute({ schema, url, route }: { schema: FastifySchema; u
   const method = [route.method].flat()[0].toUpperCase();
   const own = (schema.response ?? {}) as Responses;
   const response: Responses = { ...own };
-  for (const [status, shared] of Object.entries(sharedProblems(method === 'POST'))) {
+  // An operation that needs a token says so with its 401 (routes/common.ts API_ERRORS); a limited token may get 403.
+  const scope = '401' in own ? scopeRefusal(method, url) : null;
+  for (const [status, shared] of Object.entries(sharedProblems(method === 'POST', scope))) {
     response[status] = !own[status] ? shared : status === '503' ? withShutdown(own[status]) : own[status];
   }
   let docUrl = url;

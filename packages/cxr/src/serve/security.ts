@@ -30,15 +30,19 @@ const PUBLIC_API_ROUTES = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openap
 
 /**
  * The scope each guarded operation needs ('any': every valid token; 'history': `audit` for the whole log, or
- * `predict` for the predictions this token made). An operation not listed needs every scope: a route added
- * later is closed to a limited token until it is listed here (test/auth-scopes.test.ts checks every route is).
+ * `predict` for the predictions this token made; 'images': as 'history', or `jobs` for the images of the
+ * predictions this token's jobs made; 'jobs': `jobs`, and `audit` too for every job, not only this token's).
+ * An operation not listed needs every scope: a route added later is closed to a limited token until it is
+ * listed here (test/auth-scopes.test.ts checks every route is).
  */
-export const ROUTE_SCOPES: Readonly<Record<string, Scope | 'any' | 'history'>> = {
+export const ROUTE_SCOPES: Readonly<Record<string, Scope | 'any' | 'history' | 'images'>> = {
   [`POST ${API_PREFIX}/predictions`]: 'predict',
   [`GET ${API_PREFIX}/predictions`]: 'history',
   [`GET ${API_PREFIX}/predictions/:id`]: 'history',
-  [`GET ${API_PREFIX}/predictions/:id/heatmap.png`]: 'history',
-  [`GET ${API_PREFIX}/predictions/:id/thumbnail.png`]: 'history',
+  // A job's answer links its prediction's images: a `jobs` token follows them for its own jobs.
+  [`GET ${API_PREFIX}/predictions/:id/heatmap.png`]: 'images',
+  [`GET ${API_PREFIX}/predictions/:id/thumbnail.png`]: 'images',
+  // Job ids are predictable (a film's UID or digest, the model's): without `audit`, a token's own jobs only.
   [`POST ${API_PREFIX}/jobs`]: 'jobs',
   [`GET ${API_PREFIX}/jobs/:id`]: 'jobs',
   // The model's description and files: what the page shows beside a result, no patient's data.
@@ -48,8 +52,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope | 'any' | 'history'>> =
 };
 
 /**
- * Whether a token with `scopes` (null: all) may call `method route`: 'all' (the whole of it), 'own' (a history
- * route through `predict`: only the token's own predictions), or the scope it lacks.
+ * Whether a token with `scopes` (null: all) may call `method route`: 'all' (the whole of it), 'own' (without
+ * `audit`: only the predictions or jobs the token asked for), or the scope it lacks.
  */
 export function scopeCheck(
   scopes: readonly Scope[] | null,
@@ -59,8 +63,11 @@ export function scopeCheck(
   if (scopes === null) return 'all';
   const need = ROUTE_SCOPES[`${method === 'HEAD' ? 'GET' : method} ${route}`];
   if (need === 'any') return 'all';
-  if (need === 'history')
-    return scopes.includes('audit') ? 'all' : scopes.includes('predict') ? 'own' : missing('audit');
+  const audit = scopes.includes('audit');
+  if (need === 'history') return audit ? 'all' : scopes.includes('predict') ? 'own' : missing('audit');
+  if (need === 'images')
+    return audit ? 'all' : scopes.includes('predict') || scopes.includes('jobs') ? 'own' : missing('audit');
+  if (need === 'jobs') return !scopes.includes('jobs') ? missing('jobs') : audit ? 'all' : 'own';
   if (need !== undefined) return scopes.includes(need) ? 'all' : missing(need);
   // Not listed: every scope, and the first one the token lacks is named.
   const lacking = SCOPES.find((x) => !scopes.includes(x));
@@ -131,9 +138,9 @@ export function addRequestGuards(
 }
 
 /**
- * Whether the request may see an audit record logged for `requestedBy`: any, unless its token reads the history
- * through the `predict` scope only (then its own). The routes answer 404 for another's, as for none, so that a
- * limited token learns nothing of the rest of the log.
+ * Whether the request may see an audit record logged for `requestedBy`: any, unless its token lacks `audit` (it
+ * reads the history through `predict`, or a job's images through `jobs`: then its own). The routes answer 404
+ * for another's, as for none, so that a limited token learns nothing of the rest of the log.
  */
 export function mayRead(req: FastifyRequest, record: { requestedBy: string | null } | null): boolean {
   return record !== null && (req.ownRecordsOnly === null || record.requestedBy === req.ownRecordsOnly);
@@ -156,8 +163,9 @@ declare module 'fastify' {
     /** The name of the API token the request carried; null when the server needs none. */
     tokenName: string | null;
     /**
-     * The token's name when it reads the audit log through the `predict` scope alone: the history routes then
-     * answer only the predictions it made (requestedBy); null when it may read them all.
+     * The token's name when it lacks the `audit` scope on a route that answers only its own records (scopeCheck's
+     * 'own'): the history routes answer only the predictions it made (requestedBy), the jobs routes only the jobs
+     * it queued or offered; null when it may read them all.
      */
     ownRecordsOnly: string | null;
   }

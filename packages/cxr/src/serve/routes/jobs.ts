@@ -35,6 +35,10 @@ export interface JobState {
   /** The prediction (POST /predictions' shape) once completed; null before, or when there is none. */
   prediction: Record<string, unknown> | null;
   error: string | null;
+  /** The name of the token that queued it (null: none, or the command line); not answered. */
+  requestedBy?: string | null;
+  /** The names of the tokens that offered its film since, the first included (job_offers.ts); not answered. */
+  offeredBy?: readonly string[];
 }
 
 export interface JobsPort {
@@ -145,6 +149,25 @@ function unsupportedBody(req: FastifyRequest): HttpError {
   );
 }
 
+/**
+ * Whether a request limited to the jobs of token `own` (security.ts; null: every job) may follow the job: it
+ * queued it, or offered its film since (a film already queued or done gets the existing job).
+ */
+function mayFollow(own: string | null, state: JobState): boolean {
+  return own === null || state.requestedBy === own || (state.offeredBy ?? []).includes(own);
+}
+
+/**
+ * The job as answered to a request limited to token `own`'s jobs: a prediction another token's request made (the
+ * film was queued or predicted before this token offered it) without that token's name, nor the URLs of its
+ * images, which are that token's to read (security.ts).
+ */
+function answerFor(own: string | null, { requestedBy, offeredBy, ...state }: JobState): JobState {
+  const p = state.prediction;
+  if (own === null || p === null || p.requestedBy === own) return state;
+  return { ...state, prediction: { ...p, requestedBy: null, heatmapUrl: null, thumbnailUrl: null } };
+}
+
 export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
   const statusUrl = (id: string | null) => (id ? `${API_PREFIX}/jobs/${encodeURIComponent(id)}` : null);
 
@@ -247,6 +270,10 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
     {
       schema: {
         summary: 'How a queued job stands, and its prediction once done',
+        description:
+          'A token with the jobs scope but not audit follows the jobs it queued, and those whose film it offered ' +
+          "after another token had (POST /jobs answered it the existing job): in those, a prediction another token's " +
+          'request made is answered without its requestedBy and image URLs.',
         tags: ['jobs'],
         params: {
           type: 'object',
@@ -256,7 +283,10 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         response: {
           200: { description: 'The job', ...jobStateSchema },
           ...API_ERRORS,
-          ...notFound('No such job (finished jobs are kept 7 days), or a job of a model this server does not serve'),
+          ...notFound(
+            'No such job (finished jobs are kept 7 days), a job of a model this server does not serve, or, for a ' +
+              'token without the audit scope, a job it neither queued nor offered the film of (answered alike)',
+          ),
           503: problemResponse('No job queue configured'),
         },
       },
@@ -284,9 +314,12 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         );
       }
       const state = await jobs.status(id);
-      if (!state) throw new HttpError(404, 'NOT_FOUND', `no job ${req.params.id} (finished jobs are kept for 7 days)`);
+      // A token limited to its own jobs is answered for another's as for none (the same words): job ids are
+      // predictable (a film's UID or digest, the model's), and the answer would give another's result away.
+      if (!state || !mayFollow(req.ownRecordsOnly, state))
+        throw new HttpError(404, 'NOT_FOUND', `no job ${req.params.id} (finished jobs are kept for 7 days)`);
       noStore(reply);
-      return state;
+      return answerFor(req.ownRecordsOnly, state);
     },
   );
 }

@@ -235,12 +235,12 @@ async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<CardAnswer
 }
 
 /**
- * Failures worth another try as they are: the network, the server busy or away, a token missing or refused (the
- * try asks for it again); not the file itself.
+ * Failures worth another try as they are: the network, the server busy or away, a token missing, refused or
+ * without the scope (the try asks for another); not the file itself.
  */
 function retryable(e: unknown): boolean {
   if (e instanceof api.ApiError)
-    return e.status === 0 || e.status === 401 || e.status === 408 || e.status === 429 || e.status >= 500;
+    return e.status === 0 || api.needsToken(e) || e.status === 408 || e.status === 429 || e.status >= 500;
   return api.isNetworkFailure(e);
 }
 

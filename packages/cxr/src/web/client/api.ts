@@ -1,5 +1,6 @@
 // Talks to /api/v1. When the server wants a bearer token, the page asks for it once and keeps it
-// in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere.
+// in sessionStorage: it lasts as long as the tab and is never written to disk or sent elsewhere. A token the
+// server takes but that lacks the scope an action needs (403 INSUFFICIENT_SCOPE) is asked to be replaced too.
 // The answers' types come from the JSON schemas the server serializes them with.
 import type { ModelInfo, OperatingPointInfo } from '../../predict/model_info_schema';
 import type { ApiPrediction, HistoryPage } from '../../predict/prediction_schema';
@@ -28,11 +29,15 @@ function byteLimit(n: unknown): number | null {
 
 const TOKEN_KEY = 'cxr.apiToken';
 
-/** Why the token is asked for: the server wants one and none was sent, or it did not accept the one sent. */
-export type TokenWant = 'missing' | 'refused';
-let askToken: ((why: TokenWant) => Promise<string>) | null = null;
+/**
+ * Why the token is asked for: the server wants one and none was sent, it did not accept the one sent, or the one
+ * sent lacks the scope the action needs (the prompt is then given the server's words, which name the scope).
+ */
+export type TokenWant = 'missing' | 'refused' | 'scope';
+export type TokenPrompt = (why: TokenWant, detail?: string) => Promise<string>;
+let askToken: TokenPrompt | null = null;
 
-export function setTokenPrompt(prompt: (why: TokenWant) => Promise<string>): void {
+export function setTokenPrompt(prompt: TokenPrompt): void {
   askToken = prompt;
 }
 
@@ -71,9 +76,25 @@ export const TOKEN_WORDS: Record<TokenWant, string> = {
     'this cxr server for the right one).',
 };
 
-/** Whether `e` is the server's refusal for want of a (valid) token: the page can ask for one and try again. */
+/**
+ * Whether `e` is the server's refusal for want of a (valid) token, or of one with the scope the action needs: the
+ * page can ask for another and try again.
+ */
 export function needsToken(e: unknown): boolean {
-  return e instanceof ApiError && e.status === 401;
+  return e instanceof ApiError && (e.status === 401 || (e.status === 403 && e.code === INSUFFICIENT_SCOPE));
+}
+
+const INSUFFICIENT_SCOPE = 'INSUFFICIENT_SCOPE';
+
+/** A 403 for a token without the scope the request needs: the server's words (they name the scope); else null. */
+async function insufficientScope(res: Response): Promise<string | null> {
+  if (res.status !== 403) return null;
+  // A copy: the answer's body is still the caller's to read.
+  const body = (await res
+    .clone()
+    .json()
+    .catch(() => null)) as Partial<Problem> | null;
+  return body?.code === INSUFFICIENT_SCOPE ? (body.detail ?? '') : null;
 }
 
 /** An error's message for the page: never the browser's bare "Failed to fetch". */
@@ -84,22 +105,24 @@ export function humanError(e: unknown): string {
 
 /**
  * The one token loop of every request: `request` sends with the stored token (authHeaders(), read anew each
- * time); on 401 the token is asked for (once per failure) and the request sent again, at most three times, after
- * which the 401 is the answer; a cancelled dialog ends it at once.
+ * time); on 401, or 403 INSUFFICIENT_SCOPE (a token the server takes, kept for the tab, that may not do this), a
+ * token is asked for (once per failure) and the request sent again, at most three times, after which the refusal
+ * is the answer; a cancelled dialog ends it at once.
  */
 async function withToken(request: () => Promise<Response>): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
     const res = await request();
-    if (res.status !== 401 || !askToken || attempt >= 3) return res;
+    const scope = await insufficientScope(res);
+    if ((res.status !== 401 && scope === null) || !askToken || attempt >= 3) return res;
     // A dialog closed without a token is the user's "I have none": the 401 is the answer, the film is not
     // sent again (it was sent three more times, each with no token, each asking again).
-    const token = await askToken(tokenWant());
+    const token = await (scope === null ? askToken(tokenWant()) : askToken('scope', scope));
     if (!token) return res;
     sessionStorage.setItem(TOKEN_KEY, token);
   }
 }
 
-/** fetch with the token; on 401 asks for a token and retries (withToken). */
+/** fetch with the token; on 401 or 403 INSUFFICIENT_SCOPE asks for a token and retries (withToken). */
 export function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
   return withToken(() =>
     send(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders() } }),
@@ -170,7 +193,7 @@ export async function predict(
   // The API takes decimal digits only: String(1e-7) would be '1e-7'. Six places are 30 seconds of age.
   if (opts.patientAge !== undefined) query.set('patientAge', opts.patientAge.toFixed(6).replace(/\.?0+$/, ''));
   const url = `/api/v1/predictions?${query}`;
-  // On 401 the token is asked for and the film sent again, as every request is.
+  // On 401 (or a token without the predict scope) a token is asked for and the film sent again, as for every request.
   return json(await withToken(() => xhrPost(url, form, opts.onProgress)));
 }
 

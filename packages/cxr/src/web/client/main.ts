@@ -40,12 +40,21 @@ function modelLoaded(info: api.ModelInfo): void {
 
 const NOT_LOADED = "The model's information could not be loaded.";
 
-/** Asks for the API token; `why` says whether the one sent was refused. Resolves '' when the dialog is cancelled. */
-function askToken(why: api.TokenWant): Promise<string> {
+/** The dialog's words for a token not accepted (the page's), kept while a scope's refusal shows the server's. */
+let refusedWords: string | null = null;
+
+/**
+ * Asks for the API token; `why` says whether the one sent was refused, or lacks a scope (`detail`: the server's
+ * words naming it). Resolves '' when the dialog is cancelled.
+ */
+function askToken(why: api.TokenWant, detail = ''): Promise<string> {
   const dialog = $('#token-dialog') as HTMLDialogElement;
   const input = $('#token-input') as HTMLInputElement;
   // The same words after a refused token would read as if nothing had happened.
-  $('#token-error').hidden = why !== 'refused';
+  const error = $('#token-error');
+  refusedWords ??= error.textContent ?? '';
+  error.textContent = why === 'scope' ? `That token cannot do this: ${detail}` : refusedWords;
+  error.hidden = why === 'missing';
   return new Promise((resolve) => {
     const done = () => {
       dialog.removeEventListener('close', done);
