@@ -1,5 +1,7 @@
 // `cxr history`: reads the audit log (`serve`, `predict`, `worker` and `orthanc sync` write it), never writes.
 // `cxr history prune` removes the stored heat maps and thumbnails of older predictions; their rows stay.
+// Neither migrates the log: run during a rolling upgrade, a migration would stop every older server still
+// writing it (audit_migrations.ts checkUnmigratedVersion). An older log is read as it is; prune refuses it.
 import { Command, Option } from 'commander';
 import { intInRange } from './args';
 import { z } from 'zod';

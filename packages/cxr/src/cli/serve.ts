@@ -5,7 +5,8 @@ import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
-import { defaultDbPath } from '../serve/audit';
+import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { AuditStoreOpenError } from '../serve/audit_store';
 import { loadTokens, TokenSet } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
@@ -108,7 +109,10 @@ export function register(program: Command): void {
       try {
         await serve(o, log);
       } catch (e) {
-        log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
+        // An audit log that cannot be opened (a login refused, a log newer than this cxr) is said in its own
+        // words, which name it with the password hidden: a configuration fault, not a bug, so no stack trace.
+        if (e instanceof AuditStoreOpenError) log.fatal({ code: e.code }, `${e.message}: not starting`);
+        else log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
         process.exit(1);
       }
     });
@@ -153,6 +157,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
     host: o.host,
     port: o.port,
     dbPath: o.db ?? defaultDbPath(),
+    openAudit: (open) => openWaiting(open, log),
     loadPredictor: () =>
       loadPredictor(
         modelDirOrDefault(o.model),
@@ -195,6 +200,35 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
                 'until it does',
         ),
     );
+}
+
+/** The first wait between start-up tries to open an audit log that is away; it doubles up to the next. */
+export const AUDIT_START_FIRST_WAIT_MS = 1_000;
+export const AUDIT_START_MAX_WAIT_MS = 30_000;
+
+/**
+ * Opens the audit log, waiting while it is away (PostgreSQL stopped, still starting, unreachable, out of
+ * connections; an SQLite file locked by another program: AuditStoreOpenError.away), as cxr orthanc sync waits
+ * for Orthanc: after a power cut the database may boot after the server, which must then come up by itself,
+ * not exit for systemd to give up on. One line per try, the wait doubling up to 30 s; SIGTERM meanwhile exits
+ * (closeOnSignals: not listening yet). A log no wait mends (a login refused, a newer schema) is thrown at once.
+ */
+async function openWaiting(open: () => Promise<AuditStore>, log: Logger): Promise<AuditStore> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const store = await open();
+      if (attempt > 1) log.info({ auditLog: store.location, attempts: attempt }, `the audit log answers: starting`);
+      return store;
+    } catch (e) {
+      if (!(e instanceof AuditStoreOpenError && e.away)) throw e;
+      const waitMs = Math.min(AUDIT_START_MAX_WAIT_MS, AUDIT_START_FIRST_WAIT_MS * 2 ** (attempt - 1));
+      log.warn(
+        { code: e.code, attempt, retryInSeconds: waitMs / 1000 },
+        `${e.message}: waiting for the audit log before listening (try ${attempt}; next in ${waitMs / 1000} s)`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
 }
 
 /**

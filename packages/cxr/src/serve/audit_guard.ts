@@ -6,7 +6,9 @@
 // first checks the log (one shared ping) before computing anything, so clients retrying during an
 // outage cost no model time and are told that nothing was predicted. The first success clears it; after
 // a failed write only a write does, as a log that answers reads may still refuse rows (the disk full, a
-// standby after a failover).
+// standby after a failover). Such a write outage is checked by a write that changes nothing (writesRefused),
+// at most every WRITE_PROBE_MS, for /health: a load balancer that stops sending predictions to a server
+// that refuses them all must still see it recover, with no prediction to write.
 import { LATE, orLate } from '../deadline';
 import type { Logger } from '../log';
 import type { AuditRecord } from '../predict/prediction_schema';
@@ -17,6 +19,12 @@ export const AUDIT_WAIT_MS = 5_000;
 
 /** Retry-After on AUDIT_UNAVAILABLE: a database restart or failover takes seconds. */
 export const AUDIT_RETRY_AFTER_S = 5;
+
+/**
+ * How often a write outage is checked with a write (writesRefused), at most: /health is probed each second or
+ * so, and must stay cheap; a log that takes rows again is seen within this.
+ */
+export const WRITE_PROBE_MS = 5_000;
 
 export interface AuditOutage {
   /** Date.now() of the first failure of this outage. */
@@ -42,6 +50,8 @@ export class AuditGuard {
   readonly failures: Record<AuditUse, number> = { read: 0, write: 0, health: 0 };
   private outage: AuditOutage | null = null;
   private probe: Promise<void> | null = null;
+  private writeProbe: Promise<void> | null = null;
+  private writeProbedAt = 0;
 
   constructor(
     /** The store itself, unbounded: for work whose slowness is no outage (/health's row count). */
@@ -110,6 +120,35 @@ export class AuditGuard {
       this.probe = null;
     });
     await this.probe;
+  }
+
+  /**
+   * Whether the log refuses writes: false unless an outage began with (or saw) a failed write. Then a write
+   * that touches no audit row (AuditStore.probeWrite) is tried, at most once every WRITE_PROBE_MS and shared by
+   * every caller; its success ends the outage as a prediction's row would. Counted as `health` when it fails.
+   * A store without probeWrite stays refused until a real write succeeds.
+   */
+  async writesRefused(): Promise<boolean> {
+    if (!this.outage?.writes) return false;
+    const raw = this.raw;
+    if (!raw.probeWrite) return true;
+    if (!this.writeProbe && Date.now() - this.writeProbedAt >= WRITE_PROBE_MS) {
+      this.writeProbedAt = Date.now();
+      this.writeProbe = this.use(() => raw.probeWrite!(), READ_CONSEQUENCE, true, 'health')
+        .then(
+          () => {},
+          (e: unknown) => {
+            // An outage is the outage going on (failed() noted it); anything else is a bug, said, not thrown.
+            if (!(e instanceof AuditUnavailableError))
+              this.log.error({ err: e }, `checking whether the audit log takes writes failed: ${(e as Error).message}`);
+          },
+        )
+        .finally(() => {
+          this.writeProbe = null;
+        });
+    }
+    if (this.writeProbe) await this.writeProbe;
+    return this.outage?.writes === true;
   }
 
   private failed(reason: string, consequence: string, write: boolean, counted: AuditUse): AuditUnavailableError {

@@ -4,7 +4,14 @@
 // so two processes starting together apply each migration once.
 import { type Client, Pool, type PoolClient } from 'pg';
 import { settlesWithin } from '../deadline';
-import { checkWriteVersion, MIGRATIONS, newerSchemaError, POSTGRES, SCHEMA_VERSION } from './audit_migrations';
+import {
+  checkUnmigratedVersion,
+  checkWriteVersion,
+  MIGRATIONS,
+  newerSchemaError,
+  POSTGRES,
+  SCHEMA_VERSION,
+} from './audit_migrations';
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
@@ -56,6 +63,33 @@ export function pgOutage(e: unknown): string | null {
   return o && `${o.away ? 'does not answer' : 'refuses the request'}: ${o.why}`;
 }
 
+/** How long a lost connection's error is kept to name the cause of a vaguer one after it: a restart's seconds. */
+const LOST_CAUSE_MS = 60_000;
+// The driver's words for a connection that had already failed: the cause is what it failed with first.
+const VAGUE = /^(Client has encountered a connection error|Connection terminated)/;
+
+/**
+ * The latest connection the pool lost with a cause of the server's or the network's (57P01 terminating connection
+ * due to administrator command, ECONNRESET), heard on the pool's or a checked-out client's 'error' event, where
+ * nobody else reads it. A query on that connection then fails only with the driver's vague "Client has encountered
+ * a connection error and is not queryable"; `explain` adds the cause seen first, as a worker's log says it.
+ */
+export class LostConnections {
+  private last: { error: unknown; at: number } | null = null;
+
+  saw(e: unknown): void {
+    if (outageOf(e)?.code) this.last = { error: e, at: Date.now() };
+  }
+
+  /** `why` (pgOutage of `e`), with the cause seen first when `e` is the driver's vague word for it. */
+  explain(e: unknown, why: string): string {
+    const first = this.last;
+    if (!first || first.error === e || Date.now() - first.at > LOST_CAUSE_MS) return why;
+    if (!(e instanceof Error) || !VAGUE.test(e.message)) return why;
+    return `${why} (the connection was lost first: ${outageOf(first.error)?.why})`;
+  }
+}
+
 /**
  * Whether opening the log failed with `e` because the database is away for now, which a polling command
  * waits out: an outage that does not answer (stopped, starting up, shutting down, unreachable), or one out
@@ -73,6 +107,7 @@ class PostgresDriver implements SqlDriver {
     private readonly password: string | null,
     /** Every connection not yet ended (openConnections). */
     private readonly connections: Set<Client>,
+    private readonly lostConnections: LostConnections,
   ) {}
 
   async all<T>(sql: string, params: SqlParams = {}): Promise<T[]> {
@@ -86,8 +121,9 @@ class PostgresDriver implements SqlDriver {
     // A checked-out client has no listener of the pool's: a connection lost between two of its queries
     // (PostgreSQL stopped) is emitted as 'error' on it, which unheard ends the process. The query in
     // flight, or the next one, fails with it and the transaction's caller sees an outage.
-    const lost = () => {
+    const lost = (e: unknown) => {
       broken = true;
+      this.lostConnections.saw(e);
     };
     client.on('error', lost);
     try {
@@ -126,7 +162,7 @@ class PostgresDriver implements SqlDriver {
 
   unavailable(e: unknown): string | null {
     const why = pgOutage(e);
-    return why === null ? null : redactSecret(why, this.password);
+    return why === null ? null : redactSecret(this.lostConnections.explain(e, why), this.password);
   }
 
   /**
@@ -160,12 +196,8 @@ async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): 
   const found = await schemaVersion(c);
   if (found === null && (opts.readonly || opts.mustExist))
     throw new Error(`${display}: no audit log in this database (run 'cxr serve --db' with it first)`);
-  if (opts.readonly) {
-    if (found! > SCHEMA_VERSION) throw newerSchemaError(display, found!);
-    if (found! < SCHEMA_VERSION)
-      throw new Error(`${display}: audit log schema v${found} is older; open it once with 'cxr serve' to migrate`);
-    return;
-  }
+  // cxr history (a reader, or a pruner: mustExist) uses the log as it is, never migrated.
+  if (opts.readonly || opts.mustExist) return checkUnmigratedVersion(display, found!, opts.readonly ? 'read' : 'write');
   if (found === SCHEMA_VERSION) return;
   // Session lock: other openers wait here, then see the version this one leaves.
   await c.query('SELECT pg_advisory_lock(hashtext($1))', [LOCK_NAME]);
@@ -180,6 +212,11 @@ async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): 
     for (let v = current; v < SCHEMA_VERSION; v++) {
       await c.query('BEGIN');
       try {
+        // Every write's check of the version after its rows (PostgresDriver.transaction) holds only when the
+        // migration waits for the writes in flight and they for it: an ALTER TABLE does, a backfill UPDATE or a
+        // CREATE TABLE AS alone does not, and an older process's row would commit un-migrated beside it. Both
+        // tables, in the order every write takes them (predictions first); none before the first migration.
+        if (v > 0) await c.query('LOCK TABLE predictions, prediction_images IN SHARE ROW EXCLUSIVE MODE');
         await c.query(MIGRATIONS[v](POSTGRES));
         await c.query(`INSERT INTO ${VERSION_TABLE} (version, applied_at) VALUES ($1, $2)`, [
           v + 1,
@@ -221,7 +258,9 @@ export async function openPostgresStore(
   });
   // An idle connection the server dropped (restart, failover) must not crash the process: the
   // next query opens a new one, and fails with a real error if the server is still gone.
-  pool.on('error', () => {});
+  // Its cause is kept, to name it when a query fails later with the driver's vaguer words (LostConnections).
+  const lostConnections = new LostConnections();
+  pool.on('error', (e) => lostConnections.saw(e));
   const connections = openConnections(pool);
   let client: PoolClient | null = null;
   // As in a transaction: a connection lost while checked out rejects the query in flight; unheard, its
@@ -246,7 +285,11 @@ export async function openPostgresStore(
     client?.removeListener('error', lost);
     client?.release();
   }
-  return new SqlAuditStore(new PostgresDriver(pool, target.password, connections), 'postgres', target.display);
+  return new SqlAuditStore(
+    new PostgresDriver(pool, target.password, connections, lostConnections),
+    'postgres',
+    target.display,
+  );
 }
 
 /** The pool's connections whose socket has not closed yet (a client emits 'end' when it has). */

@@ -40,6 +40,17 @@ export interface SqlDriver {
   close(timeoutMs: number): Promise<boolean>;
 }
 
+/**
+ * AuditStore.probeWrite's statement: the one row of audit_probe (schema v5) set to the time, which differs at each
+ * probe (SQLite skips writing a cell whose bytes are the same). An audit row is never touched for it.
+ */
+const PROBE_WRITE_SQL =
+  'INSERT INTO audit_probe (id, probed_at) VALUES (1, @at) ' +
+  'ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at';
+
+/** Probes made by this process: part of the probe's value, so that two in one millisecond differ too. */
+let probes = 0;
+
 const FIRST_MS = Date.parse('0000-01-01T00:00:00.000Z');
 const LAST_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
@@ -212,15 +223,17 @@ export class SqlAuditStore implements AuditStore {
 
   async pruneImages(before: string): Promise<number> {
     const cutoff = auditTime(before, 'prune cutoff');
-    const [, changed] = await this.driver.transaction([
-      {
-        sql: `DELETE FROM prediction_images WHERE prediction_id IN
-          (SELECT id FROM predictions WHERE created_at < @cutoff)`,
-        params: { cutoff },
-      },
+    // predictions first, as every write does: a PostgreSQL migration locks predictions, then prediction_images
+    // (audit_pg.ts migrate); a write holding prediction_images while waiting for predictions would deadlock with it.
+    const [changed] = await this.driver.transaction([
       {
         sql: `UPDATE predictions SET has_heatmap = 0, has_thumbnail = 0
           WHERE created_at < @cutoff AND (has_heatmap = 1 OR has_thumbnail = 1)`,
+        params: { cutoff },
+      },
+      {
+        sql: `DELETE FROM prediction_images WHERE prediction_id IN
+          (SELECT id FROM predictions WHERE created_at < @cutoff)`,
         params: { cutoff },
       },
     ]);
@@ -235,6 +248,12 @@ export class SqlAuditStore implements AuditStore {
   async ping(): Promise<void> {
     if (this.migrated) throw new AuditUnavailableError(this.location, this.migrated.message);
     await this.driver.all('SELECT 1 AS one');
+  }
+
+  async probeWrite(): Promise<void> {
+    await this.driver.transaction([
+      { sql: PROBE_WRITE_SQL, params: { at: `${new Date().toISOString()} ${++probes}` } },
+    ]);
   }
 
   async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {

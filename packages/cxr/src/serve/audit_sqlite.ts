@@ -5,7 +5,14 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
-import { checkWriteVersion, MIGRATIONS, newerSchemaError, SCHEMA_VERSION, SQLITE } from './audit_migrations';
+import {
+  checkUnmigratedVersion,
+  checkWriteVersion,
+  MIGRATIONS,
+  newerSchemaError,
+  SCHEMA_VERSION,
+  SQLITE,
+} from './audit_migrations';
 import { bindNamed, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { makeDirs, writeFailure } from '../make_dirs';
 
@@ -285,21 +292,19 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
     if (readsOnly) db.pragma('query_only = ON');
     if (opts.readonly || opts.mustExist) refuseIfNoLog(file, db);
     else refuseForeign(file, db);
+    const version = () => db.pragma('user_version', { simple: true }) as number;
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      migrate(db, file);
+      // A pruner (mustExist) writes the log as it is: never migrated (checkUnmigratedVersion says why).
+      if (opts.mustExist) checkUnmigratedVersion(file, version(), 'write');
+      else migrate(db, file);
       // Past the migration, a write waits this long for a lock another program holds. better-sqlite3
       // waits synchronously, so a server answers nothing else meanwhile: it asks for a short wait, and
       // past it the request gets 503 BUSY (problem.ts) rather than a frozen server.
       if (opts.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.round(opts.busyTimeoutMs)}`);
-    } else {
-      const v = db.pragma('user_version', { simple: true }) as number;
-      if (v > SCHEMA_VERSION) throw newerSchemaError(file, v);
-      if (v < SCHEMA_VERSION)
-        throw new Error(`${file}: audit log schema v${v} is older; open it once with 'cxr serve' to migrate`);
-    }
+    } else checkUnmigratedVersion(file, version(), 'read');
     return new SqlAuditStore(new SqliteDriver(db, readsOnly), 'sqlite', file);
   } catch (e) {
     db.close();

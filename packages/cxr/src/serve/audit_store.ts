@@ -34,7 +34,7 @@ export interface HistoryPage {
 export interface AuditOpenOptions {
   /** Read only (cxr history): the log must exist at the current schema; nothing is migrated. */
   readonly?: boolean;
-  /** The log must exist already (cxr history prune); it is migrated if older. */
+  /** The log must exist already, at this cxr's schema (cxr history prune): never migrated, an older one refused. */
   mustExist?: boolean;
   /** SQLite: how long a write waits for another program's lock before failing SQLITE_BUSY (default 5 s). */
   busyTimeoutMs?: number;
@@ -66,6 +66,13 @@ export interface AuditStore {
   count(): Promise<number>;
   /** Resolves when the log answers a trivial query: the cheapest check that it can be reached. */
   ping(): Promise<void>;
+  /**
+   * Commits a write that touches no audit row (the time, in audit_probe's one row): resolves when the log takes
+   * writes, fails as insert() would while it does not (the disk full, a read-only standby). For a server in a
+   * write outage, whose pings answer, to learn that rows are taken again with no prediction to write (AuditGuard
+   * writesRefused).
+   */
+  probeWrite?(): Promise<void>;
   /**
    * Closes the log: waits for the writes in flight and for the connections to end, within `timeoutMs`
    * (default CLOSE_TIMEOUT_MS). Past it (a database that stopped answering: a network partition) the

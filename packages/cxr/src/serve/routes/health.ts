@@ -1,7 +1,8 @@
 // GET /health: liveness, the served model and whether the audit log answers; public even when the
 // server needs a token.
 //
-// 503 while the audit log is away. Load balancers and orchestrators read /health to decide where
+// 503 while the audit log is away, or answers but refuses writes (the same outage that makes predictions answer
+// 503 and cxr_audit_available 0). Load balancers and orchestrators read /health to decide where
 // traffic goes, and they act on the status code, not the body: a server that cannot log a prediction
 // cannot answer one (no answer without its audit row), so it must not be sent any while its peers can.
 // Its body still names the model and says what is down. Use it as a readiness check, not as liveness:
@@ -154,9 +155,9 @@ export function healthRoute(
           // By media type: a 503 problem (BUSY while shutting down) is application/problem+json and keeps its shape.
           503: {
             description:
-              'The audit log does not answer: predictions are refused (AUDIT_UNAVAILABLE) until it does; or the ' +
-              "model's engine process ended and is restarting, or could not load the model again (`engine`); see " +
-              'Retry-After. Shutting down: a BUSY problem',
+              'The audit log does not answer, or refuses writes: predictions are refused (AUDIT_UNAVAILABLE) ' +
+              "until it takes them again; or the model's engine process ended and is restarting, or could not " +
+              'load the model again (`engine`); see Retry-After. Shutting down: a BUSY problem',
             content: {
               'application/json': { schema: healthDegradedSchema },
               'application/problem+json': { schema: { $ref: 'Problem#' } },
@@ -185,9 +186,17 @@ export function healthRoute(
         if (!(e instanceof AuditUnavailableError)) throw e; // a bug, not an outage: 500, logged
         answered = false;
       }
+      // A log that answers its ping may still refuse rows (the disk full, a standby after a failover), as a
+      // prediction's failed write found: every prediction is refused 503 meanwhile, so this says so too. The
+      // guard checks with a write that changes nothing, at most every WRITE_PROBE_MS (no write per probe).
+      let refusesWrites = false;
+      if (answered && audit.down?.writes) {
+        const check = await orLate(audit.writesRefused(), Math.max(0, HEALTH_AUDIT_WAIT_MS - (Date.now() - t0)));
+        refusesWrites = check === LATE || check;
+      }
       // Read after the audit log's wait: an engine that ended meanwhile is said now.
       const engine = predictor.engineState?.() ?? 'ready';
-      if (answered) {
+      if (answered && !refusesWrites) {
         // The first count is waited for within what is left of the bound, a recount briefly.
         const fresh = recount();
         const left = Math.max(0, HEALTH_AUDIT_WAIT_MS - (Date.now() - t0));
@@ -210,11 +219,14 @@ export function healthRoute(
       }
       // The reason (which may name the database's host) is in the server log, not on this public route.
       reply.code(503).header('Retry-After', String(AUDIT_RETRY_AFTER_S));
-      const auditDown = 'the audit log does not answer: predictions are refused until it does';
+      const auditDown = refusesWrites
+        ? 'the audit log answers but refuses writes (the disk full, a read-only standby): predictions are refused ' +
+          'until it takes them again'
+        : 'the audit log does not answer: predictions are refused until it does';
       return {
         status: 'degraded' as const,
         ...base,
-        predictions: null,
+        predictions: refusesWrites ? ((counted as { n: number } | null)?.n ?? null) : null,
         audit: 'unavailable' as const,
         engine,
         ...(queue && { queue: await queue }),
