@@ -69,6 +69,11 @@ test("an audit log away at start is told from one that cannot be used, by the dr
     // One set of rules: what is away at start is an outage to a running server too (503, a job retried).
     assert.notEqual(pgOutage(e), null, e.message);
   }
+  // A migration at open that lost a lock to an older process's write (an image prune taking the two tables the
+  // other way round): waited out at start, as the next try takes the lock.
+  for (const e of [driver('deadlock detected', '40P01'), driver('could not obtain lock on relation', '55P03')]) {
+    assert.equal(pgAwayAtOpen(e), true, e.message);
+  }
   // A fault no wait mends: said at once. A refused login is an outage only to a running server.
   for (const e of [
     driver('password authentication failed for user "cxr"', '28P01'),

@@ -138,9 +138,18 @@ export class AuditGuard {
         .then(
           () => {},
           (e: unknown) => {
-            // An outage is the outage going on (failed() noted it); anything else is a bug, said, not thrown.
-            if (!(e instanceof AuditUnavailableError))
-              this.log.error({ err: e }, `checking whether the audit log takes writes failed: ${(e as Error).message}`);
+            // An outage is the outage going on (failed() noted it). Anything else (a role without rights on
+            // audit_probe, a bug) says nothing about the log: the write flag is dropped, said, not thrown, so that
+            // the next prediction's row decides. Kept, /health would answer 503 for ever, and a load balancer would
+            // send no prediction to end it.
+            if (!(e instanceof AuditUnavailableError)) {
+              if (this.outage) this.outage.writes = false;
+              this.log.error(
+                { err: e },
+                `checking whether the audit log takes writes failed (${(e as Error).message}): the next ` +
+                  "prediction's row decides; grant the role INSERT and UPDATE on audit_probe",
+              );
+            }
           },
         )
         .finally(() => {

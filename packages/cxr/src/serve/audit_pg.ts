@@ -92,13 +92,18 @@ export class LostConnections {
 
 /**
  * Whether opening the log failed with `e` because the database is away for now, which a polling command
- * waits out: an outage that does not answer (stopped, starting up, shutting down, unreachable), or one out
- * of resources (SQLSTATE 53: too many connections). The other outages of a running server (a login refused,
- * 28: a password changed under it; a read-only standby, 25006) are configuration faults at start.
+ * waits out: an outage that does not answer (stopped, starting up, shutting down, unreachable), one out of
+ * resources (SQLSTATE 53: too many connections), or a migration that lost a lock to another writer. The other
+ * outages of a running server (a login refused, 28: a password changed under it; a read-only standby, 25006)
+ * are configuration faults at start.
  */
 export function pgAwayAtOpen(e: unknown): boolean {
   const o = outageOf(e);
-  return o !== null && (o.away || /^53/.test(o.code ?? ''));
+  if (o !== null && (o.away || /^53/.test(o.code ?? ''))) return true;
+  // A migration that lost a deadlock (40P01) or a lock wait (55P03) to an older process writing the log (an image
+  // prune of a cxr before schema v5 locks the two tables the other way round): the next try takes the lock.
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '55P03';
 }
 
 class PostgresDriver implements SqlDriver {

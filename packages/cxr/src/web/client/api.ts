@@ -74,6 +74,9 @@ export const TOKEN_WORDS: Record<TokenWant, string> = {
   refused:
     'This server did not accept the API token entered. Use "Enter token" to type it again (ask whoever runs ' +
     'this cxr server for the right one).',
+  scope:
+    'The API token entered may not do this. Use "Enter token" to type one that may (ask whoever runs this cxr ' +
+    'server for it).',
 };
 
 /**
