@@ -198,6 +198,19 @@ export function resultText(p: {
 async function startCursor(o: SyncOptions): Promise<number> {
   const url = o.client.config.url;
   if (o.sinceStart) {
+    // Left in a service unit, --since-start would throw away the progress of every run before this one: said.
+    let before: ReturnType<typeof readState> = null;
+    try {
+      before = readState(o.stateFile);
+    } catch {
+      // A damaged file is replaced, as before; this run starts at 0 all the same.
+    }
+    if (before && before.url === url && before.last > 0) {
+      o.log?.(
+        `--since-start: ${o.stateFile} had reached change ${before.last}; it is set back to 0 and every film is ` +
+          'read again. Restart without --since-start to resume instead (do not leave it in a service unit)',
+      );
+    }
     writeState(o.stateFile, url, 0);
     o.log?.(
       `--since-start: reading the change feed from its beginning (change 0); the cursor is saved in ${o.stateFile} ` +
