@@ -132,6 +132,17 @@ test('a dark film scaled as the specification asks (sBIT 12, low bits zero) is n
   assert.deepEqual(await decoded(greyPng(16, scaled)), got);
 });
 
+test('a dark 8-bit film scaled by bit replication (v·257, levels 0..15, no sBIT) stays dark', async () => {
+  // Its samples fit 12 bits and have low bits set (257 = 0x0101), as an unscaled 12-bit film's do; but every one
+  // is its top 8 bits repeated below, the specification's own scaling of 8 bits. Read as before: levels 0..15,
+  // the near-blank film it is, not brightened to 240 (where the blank check no longer saw it).
+  const level = (i: number) => film[i] >> 4;
+  const got = await decoded(greyPng(16, (i) => level(i) * 257));
+  assert.deepEqual(got, await decoded(greyPng(8, level)));
+  assert.ok(Math.max(...got) <= 15, `brightest level ${Math.max(...got)}`);
+  assert.ok(imageChecks({ pixels: got, size: SIZE }).some((c) => c.code === 'BLANK'));
+});
+
 test('12-bit values as they are with sBIT 12 are brightened to the 12-bit film', async () => {
   const want = await decoded(greyPng(8, (i) => down(up(film[i], 12), 12)));
   assert.deepEqual(await decoded(greyPng(16, (i) => up(film[i], 12), 12)), want);

@@ -1,13 +1,18 @@
 // A film's job key is its SOP Instance UID, read by dicom-parser up to that tag (queue/job.ts uidByTag: dcmjs read
 // and split every header value first, seconds for a hostile name on the request thread of POST /jobs). The quick
 // read must key every film as the full read does: the sample films, bare data sets, implicit and big-endian
-// encodings, deflated ones (which it leaves to dcmjs), and headers whose UID is missing or not a UID.
+// encodings, deflated ones, and headers whose UID is missing or not a UID. A deflated data set that inflates past
+// the decoder's cap is keyed by its bytes, unread past the cap by either read (a compression bomb on the request
+// thread).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { DEFAULT_LIMITS } from '../src/data/decode';
+import { inflateCap } from '../src/data/dicom_data_set';
 import { readHeader } from '../src/dicom_out/part10';
-import { sopInstanceUid } from '../src/queue/job';
+import { resultKeyOf, sopInstanceUid } from '../src/queue/job';
 import { type Element, TS, writeDicom } from './dicom-writer';
 import { DICOM_SAMPLES, needsData } from './shared-data';
 
@@ -90,4 +95,53 @@ test('a header without a valid UID is keyed by none without the full read (a hos
   } finally {
     part10.readHeader = real;
   }
+});
+
+/**
+ * A Part-10 file, deflated, whose data set (a UID, then a private OB element of `mib` MiB of zeros) inflates to
+ * over `mib` MiB from some kilobytes: each MiB is deflated alone, sync-flushed (no final block), so the zeros are
+ * never all in memory here.
+ */
+function deflateBomb(uid: string, mib: number): Buffer {
+  const elements: Element[] = [{ tag: 0x00080018, vr: 'UI', value: uid }];
+  const plain = writeDicom(elements, { partTen: false });
+  const whole = writeDicom(elements, { transferSyntax: TS.deflatedLE });
+  const meta = whole.subarray(0, whole.length - zlib.deflateRawSync(plain).length);
+  const obHeader = Buffer.from([0x09, 0x00, 0x10, 0x10, 0x4f, 0x42, 0, 0, 0, 0, 0, 0]);
+  obHeader.writeUInt32LE(mib * 1024 * 1024, 8);
+  const flush = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  const mebibyte = zlib.deflateRawSync(Buffer.alloc(1024 * 1024), flush);
+  return Buffer.concat([
+    meta,
+    zlib.deflateRawSync(Buffer.concat([plain, obHeader]), flush),
+    ...Array.from({ length: mib }, () => mebibyte),
+    zlib.deflateRawSync(Buffer.alloc(0)),
+  ]);
+}
+
+test('a deflated data set that inflates past the cap is keyed by its bytes; the full read refuses it', () => {
+  const cap = inflateCap(DEFAULT_LIMITS);
+  const uid = '1.2.826.0.1.3680043.8.498.99';
+  const bomb = deflateBomb(uid, Math.ceil(cap / 1024 / 1024) + 16);
+  assert.ok(bomb.length < 1024 * 1024, `${bomb.length} bytes`);
+  // dicom-parser's and dcmjs's own inflaters (pako, no limit) read it whole, and found the UID.
+  const part10 = require('../src/dicom_out/part10') as { readHeader: typeof readHeader };
+  const real = part10.readHeader;
+  let fullReads = 0;
+  part10.readHeader = (...args) => {
+    fullReads++;
+    return real(...args);
+  };
+  try {
+    assert.equal(sopInstanceUid(bomb), null);
+    assert.equal(fullReads, 0, 'the full read ran');
+    assert.match(resultKeyOf(bomb), /^sha256:[0-9a-f]{64}$/);
+  } finally {
+    part10.readHeader = real;
+  }
+  assert.throws(() => readHeader(bomb, { text: false }), new RegExp(`inflates to more than ${cap} bytes`));
+  // Under the cap the same file is read, by both.
+  const small = deflateBomb(uid, 2);
+  assert.equal(sopInstanceUid(small), uid);
+  assert.equal(String(readHeader(small).SOPInstanceUID), uid);
 });

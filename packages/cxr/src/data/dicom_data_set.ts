@@ -7,17 +7,22 @@ import type { DecodeLimits } from './decode';
 import { DicomError, errorText, type Fail, NATIVE, shownValue, TS, TS_NAMES, transferSyntaxName } from './dicom_parse';
 import { metaGroup, VRS } from './dicom_syntax';
 
-export function parseDataSet(
-  buf: Uint8Array,
-  bareSyntax: string | null,
-  limits: DecodeLimits,
-  fail: Fail,
-): dicomParser.DataSet {
-  // Node's own zlib with an output cap: a deflated data set is a compression bomb waiting to happen
-  // (255 KB inflating to 250 MB was seen). zlib stops as soon as the cap is passed. The cap is what
-  // the largest accepted frame can need: 16-bit samples at the pixel limit, plus room for the header.
-  const cap = Math.max(limits.maxInputBytes, 2 * limits.maxPixels) + 1024 * 1024;
-  const inflater = (bytes: Uint8Array, position: number): Uint8Array => {
+/**
+ * The most bytes a deflated data set may inflate to: what the largest accepted frame can need (16-bit samples at
+ * the pixel limit), plus room for the header. A deflated data set is a compression bomb waiting to happen (255 KB
+ * inflating to 250 MB was seen); every reader of one (the decoder, the UID key of POST /jobs, the header read of
+ * dicom_out/part10.ts) inflates with this cap.
+ */
+export function inflateCap(limits: DecodeLimits): number {
+  return Math.max(limits.maxInputBytes, 2 * limits.maxPixels) + 1024 * 1024;
+}
+
+/**
+ * An inflater for dicom-parser's `inflater` option: the bytes up to `position` as they are, then the rest
+ * inflated by Node's own zlib, which stops as soon as `cap` bytes are passed (a TOO_LARGE failure naming the cap).
+ */
+export function cappedInflater(cap: number, fail: Fail): (bytes: Uint8Array, position: number) => Uint8Array {
+  return (bytes, position) => {
     let inflated: Buffer;
     try {
       inflated = zlib.inflateRawSync(bytes.subarray(position), { maxOutputLength: cap });
@@ -35,6 +40,15 @@ export function parseDataSet(
     out.set(inflated, position);
     return out;
   };
+}
+
+export function parseDataSet(
+  buf: Uint8Array,
+  bareSyntax: string | null,
+  limits: DecodeLimits,
+  fail: Fail,
+): dicomParser.DataSet {
+  const inflater = cappedInflater(inflateCap(limits), fail);
   const options = {
     ...(bareSyntax ? { TransferSyntaxUID: bareSyntax } : {}),
     inflater: inflater as unknown as (arr: Uint8Array, position: number) => void,

@@ -68,18 +68,26 @@ export function unscaledBits(
   return n !== undefined && written(samples, channels, [n]) ? [n] : undefined;
 }
 
-/** Every colour sample fits its channel's bits, and one has a bit set below them (the unscaled test above). */
+/**
+ * Every colour sample fits its channel's bits, and one has a bit set below them (the unscaled test above), and
+ * the samples are not all an 8-bit film scaled by bit replication (v·257, the specification's own 8-to-16 scaling,
+ * written without sBIT): a dark such film (levels 0..15) fits 12 bits with low bits set, and read unscaled was
+ * brightened to 240, out of reach of the blank check. (Bit replication of the chosen n bits needs no test of its
+ * own: samples that fit n bits and are so scaled have every low bit zero.)
+ */
 function written(samples: Uint16Array, channels: number, bits: number[]): boolean {
   const tops = bits.map((b) => 2 ** b - 1);
   const lows = bits.map((b) => 2 ** (16 - b) - 1);
   let low = false;
+  let by257 = true;
   for (let i = 0; i < samples.length; i += channels)
     for (let c = 0; c < bits.length; c++) {
       const v = samples[i + c];
       if (v > tops[c]) return false;
       if (v & lows[c]) low = true;
+      if (v % 257 !== 0) by257 = false;
     }
-  return low;
+  return low && !by257;
 }
 
 /**

@@ -2,8 +2,11 @@
 // header is needed); a bare data set without the 128-byte preamble and file meta group, which
 // old archives still hold, is given one first, since dcmjs reads only proper Part-10 files.
 import * as dcmjs from 'dcmjs';
+import * as dicomParser from 'dicom-parser';
+import { DEFAULT_LIMITS } from '../data/decode';
 import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom';
-import { MAX_SEQUENCE_DEPTH } from '../data/dicom_data_set';
+import { cappedInflater, inflateCap, MAX_SEQUENCE_DEPTH } from '../data/dicom_data_set';
+import { DicomError, TS } from '../data/dicom_parse';
 import { TRANSFER_SYNTAX_EXPLICIT_LE } from './identity';
 import { initialState, type Piece, type State, splitIso2022, withoutControls } from './iso2022';
 import { derivedUid } from './uids';
@@ -46,6 +49,7 @@ export function readHeader(bytes: Uint8Array, opts: { text?: boolean } = {}): Da
     if (!syntax) throw new Error('not a DICOM file');
     file = Buffer.concat([Buffer.from(new DicomDict(fileMeta(syntax)).write()), bytes]);
   }
+  file = inflatedFirst(file);
   const read = () =>
     DicomMessage.readFile(arrayBuffer(file), { untilTag: '7FE00010', includeUntilTagValue: false }).dict;
   try {
@@ -70,6 +74,25 @@ export function readHeader(bytes: Uint8Array, opts: { text?: boolean } = {}): Da
   redecodeText(dict, initial);
   cleanText(dict);
   return DicomMetaDictionary.naturalizeDataset(dict);
+}
+
+/**
+ * A Part-10 file whose data set is deflated, as one in explicit little endian with that data set inflated under
+ * the decoder's cap (a TOO_LARGE error naming it above that); any other file as it is. dcmjs inflates a deflated
+ * data set whole with pako, with no limit: a 204 KB upload asked for 200 MB, a 32 MB one could ask for 30 GB.
+ */
+function inflatedFirst(file: Uint8Array): Uint8Array {
+  let meta: dicomParser.DataSet;
+  try {
+    meta = dicomParser.readPart10Header(file);
+  } catch {
+    return file; // dcmjs says why it cannot be read
+  }
+  if ((meta.string('x00020010') ?? '').replace(/\0/g, '').trim() !== TS.deflatedLE) return file;
+  const end = Math.max(...Object.values(meta.elements).map((e) => e.dataOffset + e.length));
+  const fail = (code: DicomError['code'], detail: string) => new DicomError(code, 'DICOM header', detail);
+  const inflated = cappedInflater(inflateCap(DEFAULT_LIMITS), fail)(file.subarray(end), 0);
+  return Buffer.concat([Buffer.from(new DicomDict(fileMeta(TRANSFER_SYNTAX_EXPLICIT_LE)).write()), inflated]);
 }
 
 /**

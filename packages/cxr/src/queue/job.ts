@@ -20,7 +20,10 @@
 // bound, so that their jobs and audit rows are still found.
 import { z } from 'zod';
 import * as dicomParser from 'dicom-parser';
+import { DEFAULT_LIMITS } from '../data/decode';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
+import { cappedInflater, inflateCap } from '../data/dicom_data_set';
+import { DicomError } from '../data/dicom_parse';
 import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom_syntax';
 import { readHeader } from '../dicom_out/part10';
 import { isUid } from '../dicom_out/uids';
@@ -186,15 +189,26 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
  * The UID as dicom-parser reads it, up to its tag and no further, no text decoded: dcmjs reads and splits every
  * value of the header first (seconds for megabytes of delimiters in a name, on the request thread of POST /jobs,
  * which keys each film by it: bench/serve/job-key.js). Null when the header reads and has no valid UID: final, as
- * dcmjs's read of such a header (a hostile one without a UID) would cost the seconds this read saves. Undefined
+ * dcmjs's read of such a header (a hostile one without a UID) would cost the seconds this read saves; null too
+ * when a deflated data set inflates past the decoder's cap (data/dicom_data_set.ts inflateCap). Undefined
  * where dicom-parser cannot read the header (damaged): dcmjs decides.
  */
 function uidByTag(bytes: Uint8Array): string | null | undefined {
   let ds: dicomParser.DataSet;
   try {
     const bare = hasPart10Preamble(bytes) ? null : bareDataSetSyntax(bytes);
-    ds = dicomParser.parseDicom(bytes, { untilTag: 'x00080018', ...(bare ? { TransferSyntaxUID: bare } : {}) });
-  } catch {
+    // A deflated data set is inflated under the decoder's cap: dicom-parser's own inflater (pako) has none, and a
+    // 200 KB upload could ask for gigabytes on the request thread.
+    const fail = (code: DicomError['code'], detail: string) => new DicomError(code, 'film', detail);
+    const inflater = cappedInflater(inflateCap(DEFAULT_LIMITS), fail);
+    ds = dicomParser.parseDicom(bytes, {
+      untilTag: 'x00080018',
+      inflater: inflater as unknown as (arr: Uint8Array, position: number) => void,
+      ...(bare ? { TransferSyntaxUID: bare } : {}),
+    });
+  } catch (e) {
+    // Over the cap: final (keyed by its bytes; the decoder refuses the film), dcmjs is not asked to inflate it.
+    if (e instanceof DicomError && e.code === 'TOO_LARGE') return null;
     return undefined;
   }
   try {
