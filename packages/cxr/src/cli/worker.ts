@@ -87,9 +87,17 @@ export async function closeInOrder(
   endpoint: { close(): Promise<void> } | null,
   queue: { close(): Promise<void> },
 ): Promise<void> {
-  await running.close();
-  await endpoint?.close();
-  await queue.close();
+  // Each step runs even when one before it fails; the first failure is what the caller sees.
+  const steps = [() => running.close(), () => endpoint?.close(), () => queue.close()];
+  let failure: { e: unknown } | null = null;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      failure ??= { e };
+    }
+  }
+  if (failure) throw failure.e;
 }
 
 export function register(program: Command): void {

@@ -243,8 +243,12 @@ export class Predictor {
   }
 
   private free(): void {
-    disposeViews(this.loaded, { parts: this.parts, cams: this.cams });
-    void this.pool?.close();
+    // The pool's workers are let go even when freeing the tensors throws.
+    try {
+      disposeViews(this.loaded, { parts: this.parts, cams: this.cams });
+    } finally {
+      void this.pool?.close();
+    }
   }
 
   private async run(input: Buffer | Uint8Array, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {

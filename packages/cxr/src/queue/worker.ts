@@ -92,6 +92,10 @@ function guarded(observer: JobObserver | undefined, warn: (line: string) => void
 }
 
 export async function startWorker(given: WorkerContext, o: WorkerOptions): Promise<RunningWorker> {
+  // Checked before anything opens: BullMQ's Worker throws on these, and the queue opened below would be left open.
+  if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1)) {
+    throw new TypeError(`startWorker: concurrency must be an integer >= 1, not ${o.concurrency}`);
+  }
   // The upload store shares a queue connection: the worker's own when the caller gave none, closed with it.
   const ownQueue = given.uploads ? null : openQueue(o.redisUrl, given.predictor.model.sha256);
   const ctx: JobContext = {
@@ -107,44 +111,51 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
   const observer = guarded(o.observer, warn);
   // How long the attempt that threw each error took, for the 'failed' handler, which decides how it ended.
   const took = new WeakMap<object, number>();
-  const worker = new Worker<unknown, JobResult>(
-    queueNameFor(ctx.predictor.model.sha256),
-    async (job) => {
-      ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
-      let r: JobResult;
-      const started = performance.now();
-      const elapsed = () => (performance.now() - started) / 1000;
-      observer?.running(1);
-      try {
-        // Its own id: a job queued by an older version holds its upload under the id that version gave it.
-        r = await processJob(ctx, job.data, job.id);
-      } catch (e) {
-        if (e && typeof e === 'object') took.set(e, elapsed());
-        // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
-        // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
-        await countOtherFailure(job, e).catch(() => {});
-        throw e;
-      } finally {
-        observer?.running(-1);
-      }
-      observer?.ended({ outcome: 'done', code: r.outcome }, elapsed());
-      ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
-      return r;
-    },
-    {
-      connection: redisConnection(o.redisUrl),
-      concurrency: o.concurrency,
-      lockDuration,
-      stalledInterval: o.stalledIntervalMs ?? Math.max(500, Math.round(lockDuration / 2)),
-      maxStalledCount: o.maxStalledCount ?? 3,
-      // The jobs' OUTAGE_BACKOFF (the only custom strategy their producers set).
-      settings: {
-        backoffStrategy: (attemptsMade, _type, err, job) =>
-          retryDelayMs(policy, attemptsMade, err, job ? otherFailuresOf(job) : null),
+  let worker: Worker<unknown, JobResult>;
+  try {
+    worker = new Worker<unknown, JobResult>(
+      queueNameFor(ctx.predictor.model.sha256),
+      async (job) => {
+        ctx.log(`job ${job.id}: started (attempt ${job.attemptsStarted})`);
+        let r: JobResult;
+        const started = performance.now();
+        const elapsed = () => (performance.now() - started) / 1000;
+        observer?.running(1);
+        try {
+          // Its own id: a job queued by an older version holds its upload under the id that version gave it.
+          r = await processJob(ctx, job.data, job.id);
+        } catch (e) {
+          if (e && typeof e === 'object') took.set(e, elapsed());
+          // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
+          // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
+          await countOtherFailure(job, e).catch(() => {});
+          throw e;
+        } finally {
+          observer?.running(-1);
+        }
+        observer?.ended({ outcome: 'done', code: r.outcome }, elapsed());
+        ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
+        return r;
       },
-      autorun: false,
-    },
-  );
+      {
+        connection: redisConnection(o.redisUrl),
+        concurrency: o.concurrency,
+        lockDuration,
+        stalledInterval: o.stalledIntervalMs ?? Math.max(500, Math.round(lockDuration / 2)),
+        maxStalledCount: o.maxStalledCount ?? 3,
+        // The jobs' OUTAGE_BACKOFF (the only custom strategy their producers set).
+        settings: {
+          backoffStrategy: (attemptsMade, _type, err, job) =>
+            retryDelayMs(policy, attemptsMade, err, job ? otherFailuresOf(job) : null),
+        },
+        autorun: false,
+      },
+    );
+  } catch (e) {
+    // An option BullMQ refuses: the own queue opened above is closed, not left holding the process.
+    await ownQueue?.close().catch(() => {});
+    throw e;
+  }
   worker.on('failed', (job, err) => {
     if (!job) {
       error(`job ?: failed: ${err.message}`);
@@ -173,6 +184,8 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
   try {
     outage.watch(await worker.waitUntilReady(), await worker.client);
   } catch (e) {
+    // Its connections are closed with it (not only the own queue's), else they keep the process alive.
+    await worker.close().catch(() => {});
     await ownQueue?.close().catch(() => {});
     throw e;
   }

@@ -29,6 +29,8 @@ export interface DecodePoolOptions {
   log?: PoolLog;
   /** Called after each change of what stats() says (the engine process sends it to the server's /metrics). */
   onChange?: () => void;
+  /** The worker script (default: decode_worker.js beside this file). Tests only: a script that fails at load. */
+  workerFile?: string;
 }
 
 interface Task {
@@ -60,6 +62,9 @@ type Reply =
   | { id: number; ok: false; code?: InputErrorCode; message: string };
 
 const WORKER_FILE = path.join(__dirname, 'decode_worker.js');
+/** Workers in a row that end before saying ready: past this the script cannot load, and respawning is futile. */
+const MAX_FAILED_STARTS = 3;
+const CLOSED = 'the decode pool was closed';
 
 export class DecodePool {
   private readonly slots: Slot[] = [];
@@ -67,6 +72,10 @@ export class DecodePool {
   private nextId = 1;
   private closed = false;
   private restarts = 0;
+  private failedStarts = 0;
+  /** Why the pool gave up (its workers cannot start): every decode is refused with it. */
+  private broken: string | null = null;
+  private readonly workerFile: string;
   private readonly timeoutMs: number;
   private readonly maxHeapMb: number;
   private readonly log: PoolLog | undefined;
@@ -77,13 +86,19 @@ export class DecodePool {
     this.maxHeapMb = opts.maxHeapMb ?? 512;
     this.log = opts.log;
     this.onChange = opts.onChange;
-    for (let i = 0; i < Math.max(1, opts.size ?? 2); i++) this.slots.push(this.spawn());
+    this.workerFile = opts.workerFile ?? WORKER_FILE;
+    const size = opts.size ?? 2;
+    // NaN would start no worker and leave every decode waiting for ever.
+    if (!Number.isInteger(size) || size < 1)
+      throw new TypeError(`DecodePool: size must be an integer >= 1, not ${size}`);
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   /** An InputDecoder for Predictor: same results and errors as decodeInput, off the main thread. */
   readonly decode: InputDecoder = (bytes, req) =>
     new Promise<DecodedInput>((resolve, reject) => {
       if (this.closed) return reject(new Error('DecodePool: closed'));
+      if (this.broken) return reject(new DecodeWorkerError(this.broken));
       this.queue.push({ id: this.nextId++, bytes, req, resolve, reject });
       this.pump();
     });
@@ -100,15 +115,22 @@ export class DecodePool {
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.queue.splice(0)) t.reject(new Error('DecodePool: closed'));
+    // A decode in flight is answered now: its deadline timer would otherwise fire later and respawn a worker.
+    for (const slot of this.slots) {
+      const task = slot.task;
+      this.finish(slot);
+      task?.reject(new DecodeWorkerError(CLOSED));
+    }
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_FILE, { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } });
+    const worker = new Worker(this.workerFile, { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } });
     const slot: Slot = { worker, ready: false, task: null, timer: null };
     worker.on('message', (r: Reply | { ready: true }) => {
       if ('ready' in r) {
         slot.ready = true;
+        this.failedStarts = 0;
         this.pump();
         return;
       }
@@ -126,10 +148,12 @@ export class DecodePool {
       if (this.closed || !this.slots.includes(slot)) return;
       const task = slot.task;
       this.finish(slot);
+      task?.reject(new DecodeWorkerError(why));
+      if (this.broken) return;
+      if (!slot.ready && ++this.failedStarts >= MAX_FAILED_STARTS) return this.giveUp(why);
       this.restarts++;
       this.log?.warn({ why, busy: task !== null }, 'decode worker ended; starting a new one');
       this.slots[this.slots.indexOf(slot)] = this.spawn();
-      task?.reject(new DecodeWorkerError(why));
       this.pump();
     };
     worker.on('error', (e) => replace(e.message));
@@ -138,6 +162,14 @@ export class DecodePool {
     // 'message' listener refs the worker's port again.
     worker.unref();
     return slot;
+  }
+
+  /** Workers that die before they are ready: stop respawning, refuse what waits and what comes. */
+  private giveUp(why: string): void {
+    this.broken = `${MAX_FAILED_STARTS} decode workers in a row ended before they were ready (last: ${why})`;
+    this.log?.warn({ why }, 'decode workers cannot start; the pool refuses every decode');
+    for (const t of this.queue.splice(0)) t.reject(new DecodeWorkerError(this.broken));
+    this.pump();
   }
 
   private finish(slot: Slot): void {
@@ -163,6 +195,7 @@ export class DecodePool {
       const task = this.queue.shift()!;
       slot.task = task;
       slot.timer = setTimeout(() => {
+        if (this.closed) return;
         // Reject first (a clear 422), then end the worker; its exit handler brings a new one.
         this.finish(slot);
         task.reject(
@@ -173,7 +206,7 @@ export class DecodePool {
         );
         this.restarts++;
         this.log?.warn({ timeoutMs: this.timeoutMs }, 'a decode ran past its deadline; its worker is replaced');
-        this.slots[this.slots.indexOf(slot)] = this.spawn();
+        if (!this.broken) this.slots[this.slots.indexOf(slot)] = this.spawn();
         void slot.worker.terminate();
         this.pump();
       }, this.timeoutMs);

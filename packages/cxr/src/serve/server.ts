@@ -101,6 +101,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const tokenCount = serverTokens(opts).length;
   const log = opts.log ?? createLogger();
   const metrics = opts.metrics ?? new ServeMetrics();
+  const pool = opts.decodeWorkers; // Checked before the model loads: givePool's throw would leave it loaded.
+  if (pool !== undefined && !(Number.isInteger(pool) && pool >= 0)) throw new TypeError(`decodeWorkers: ${pool}`);
   const predictor = await opts.loadPredictor();
   givePool(predictor, opts.decodeWorkers ?? opts.concurrency ?? 2, log, metrics);
   let audit: AuditStore | null = null;
