@@ -3,15 +3,9 @@
 // out (no tensors, no model), so that it can run in a worker thread: the server decodes there,
 // and its event loop keeps answering while a huge or hostile file is being taken apart.
 import sharp from 'sharp';
-import {
-  decodeBuffer,
-  decodeRawGray,
-  type DecodeLimits,
-  sniffFormat,
-  unscaledPngSamples,
-  unsupportedFormat,
-} from '../data/decode';
+import { decodeBuffer, decodeRawGray, type DecodeLimits, sniffFormat, unsupportedFormat } from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
+import { unscaledPngSamples } from '../data/png16_decode';
 import { type ImageFacts, saturatedFraction } from '../explain/ood';
 import { InputError } from './errors';
 
