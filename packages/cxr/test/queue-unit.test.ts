@@ -154,8 +154,10 @@ const storedPrediction = (status = 'assessed') => ({
 
 /** The API's answer for one completed job whose stored result is `returnvalue`, and what it logged. */
 async function statusOf(returnvalue: unknown) {
-  const job = { getState: async () => 'completed', returnvalue };
-  const queue = { getJob: async () => job } as unknown as JobQueue;
+  // As BullMQ keeps a job: its data (who queued it), and the queue's Redis, where the offers of its film are kept.
+  const job = { getState: async () => 'completed', returnvalue, data: { requestedBy: null } };
+  const redis = { smembers: async () => [] };
+  const queue = { getJob: async () => job, client: Promise.resolve(redis) } as unknown as JobQueue;
   const logged: string[] = [];
   const log = (line: string) => logged.push(line);
   const api = queueApi({ queue, model: { sha256: MODEL, defaultOperatingPoint: 'balanced' }, orthanc: null, log });
