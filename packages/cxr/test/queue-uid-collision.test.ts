@@ -77,7 +77,9 @@ async function finished(id: string): Promise<JobResult> {
   for (;;) {
     const job = (await queue.getJob(id))!;
     const state = await job.getState();
-    if (state === 'completed') return job.returnvalue as JobResult;
+    // Read the job again once it is done: the read above may predate its result (BullMQ moves a job to
+    // completed and stores its return value in one step, but our first read could come before that step).
+    if (state === 'completed') return (await queue.getJob(id))!.returnvalue as JobResult;
     assert.ok(state !== 'failed' && Date.now() < end, `${id}: ${state} ${job.failedReason ?? ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
