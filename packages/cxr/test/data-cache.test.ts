@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cacheImages } from '../src/data/cache';
+import { cacheImages, PREPROCESS_VERSION } from '../src/data/cache';
 import { scanDataset } from '../src/data/dataset';
 import { decodeFile } from '../src/data/decode';
 
@@ -121,4 +121,25 @@ test('a damaged pack is rebuilt', { skip }, async () => {
   assert.equal(second.stats.reused, false);
   assert.equal(second.length, 3);
   assert.deepEqual(second.pixelsOf(2), first.pixelsOf(2));
+});
+
+test('a cache of an older decoding is never read, and named once so its space can be freed', { skip }, async () => {
+  const records = (await scanDataset(root)).filter((r) => !BAD.includes(path.basename(r.path))).slice(0, 2);
+  const own = path.join(tmp, 'older-cache');
+  // A pack an older cxr wrote for these very films, at this size, under its own version's folder.
+  const current = await cacheImages(records, { size: SIZE, cacheDir: own, warn: () => {} });
+  const older = path.join(own, `images-v${PREPROCESS_VERSION - 1}`);
+  await fs.rename(path.join(own, `images-v${PREPROCESS_VERSION}`), older);
+  const lines: string[] = [];
+  const again = await cacheImages(records, { size: SIZE, cacheDir: own, warn: (l) => lines.push(l) });
+  assert.equal(again.stats.reused, false, 'decoded again, not read from the older folder');
+  assert.ok(current.stats.decoded > 0);
+  assert.equal(again.stats.decoded, current.stats.decoded);
+  assert.deepEqual(again.pixelsOf(1), current.pixelsOf(1));
+  assert.equal(lines.filter((l) => l.includes(older) && /no longer read/.test(l)).length, 1, lines.join('\n'));
+  await fs.access(older); // kept: an older checkout may still use it
+  // Said once per process, not on every pack.
+  const later: string[] = [];
+  await cacheImages(records.slice(0, 1), { size: SIZE, cacheDir: own, warn: (l) => later.push(l) });
+  assert.deepEqual(later, []);
 });

@@ -18,7 +18,7 @@ import type { ImageRecord } from './dataset';
 import { DecodeError, type DecodeErrorCode, type DecodeLimits, DEFAULT_LIMITS, readImageFile } from './decode';
 import { forEachConcurrent } from './pool';
 import { writeFailure } from '../make_dirs';
-import { defaultCacheDir, warnUnwritableCache } from './cache_dir';
+import { defaultCacheDir, tellOlderImageCaches, warnUnwritableCache } from './cache_dir';
 import { buildPack, PREPROCESS_VERSION, readPack } from './image_pack';
 import { sha256Of } from '../hash';
 
@@ -158,6 +158,7 @@ export async function cacheImages(records: readonly ImageRecord[], opts: CacheOp
   let copied = 0;
   const reused = pack !== undefined;
   if (!pack) {
+    tellOlderImageCaches(root, PREPROCESS_VERSION, warn);
     const firstPath = new Map<string, string>();
     for (const h of ok) if (!firstPath.has(h.sha256)) firstPath.set(h.sha256, h.record.path);
     const built = await buildPack(unique, firstPath, {

@@ -13,8 +13,11 @@ import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
 import { makeDirs } from '../make_dirs';
 
-/** Bump whenever decode.ts would produce different pixels for the same file. */
-export const PREPROCESS_VERSION = 2;
+/**
+ * Bump whenever decode.ts would produce different pixels for the same file. 3: a 16-bit PNG holding 12- or 14-bit
+ * values is read at its own range (png16.ts), so a pack of version 2 may hold such a film darkened.
+ */
+export const PREPROCESS_VERSION = 3;
 
 const indexSchema = z.object({
   format: z.literal('cxr-image-pack'),
