@@ -297,17 +297,25 @@ function checkSize(size: number): void {
  */
 export const MAX_SIDE = 65_535;
 
-/** Refuses an image over the pixel limit or with a side over MAX_SIDE, saying how large it is and what the limit is. */
-function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
-  if (width * height > maxPixels)
-    throw new DecodeError('TOO_MANY_PIXELS', name, overPixelLimit(width, height, maxPixels));
+/**
+ * Why an image of this size is refused, or undefined: over the pixel limit, or a side over MAX_SIDE, in words that
+ * say how large it is and what the limit is. The one rule for the decoder and for the doors that refuse a film
+ * from its header before queueing it (image_refusal.ts), so that both refuse the same films in the same words.
+ */
+export function pixelRefusal(width: number, height: number, maxPixels: number): string | undefined {
+  if (width * height > maxPixels) return overPixelLimit(width, height, maxPixels);
   if (Math.max(width, height) > MAX_SIDE) {
-    throw new DecodeError(
-      'TOO_MANY_PIXELS',
-      name,
-      `image is ${width}×${height}, a side over the ${MAX_SIDE}-pixel limit (the most a JPEG or DICOM image can have)`,
+    return (
+      `image is ${width}×${height}, a side over the ${MAX_SIDE}-pixel limit ` +
+      '(the most a JPEG or DICOM image can have)'
     );
   }
+  return undefined;
+}
+
+function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
+  const reason = pixelRefusal(width, height, maxPixels);
+  if (reason !== undefined) throw new DecodeError('TOO_MANY_PIXELS', name, reason);
 }
 
 /** "image is W×H (N megapixels), over the M-megapixel limit": every reader's words (DICOM's too). */

@@ -10,8 +10,8 @@ import { metaGroup, VRS } from './dicom_syntax';
 /**
  * The most bytes a deflated data set may inflate to: what the largest accepted frame can need (16-bit samples at
  * the pixel limit), plus room for the header. A deflated data set is a compression bomb waiting to happen (255 KB
- * inflating to 250 MB was seen); every reader of one (the decoder, the UID key of POST /jobs, the header read of
- * dicom_out/part10.ts) inflates with this cap.
+ * inflating to 250 MB was seen); every reader of the whole (the decoder, the header read of dicom_out/part10.ts)
+ * inflates with this cap. The UID key of POST /jobs inflates the head alone (headInflater).
  */
 export function inflateCap(limits: DecodeLimits): number {
   return Math.max(limits.maxInputBytes, 2 * limits.maxPixels) + 1024 * 1024;
@@ -34,6 +34,45 @@ export function cappedInflater(cap: number, fail: Fail): (bytes: Uint8Array, pos
         );
       }
       throw fail('CORRUPT', `deflated data set does not inflate: ${errorText(e)}`);
+    }
+    const out = new Uint8Array(position + inflated.length);
+    out.set(bytes.subarray(0, position));
+    out.set(inflated, position);
+    return out;
+  };
+}
+
+/**
+ * Inflated bytes of a deflated data set that a read of its first elements looks at (queue/job.ts uidByTag: the SOP
+ * Instance UID, in group 0008, within the first hundred bytes of any film's data set).
+ */
+export const HEAD_INFLATE_BYTES = 1024 * 1024;
+
+/** The first compressed bytes inflated by headInflater; four times more at each step that falls short. */
+const HEAD_FIRST_DEFLATED = 1024;
+
+/**
+ * An inflater for dicom-parser's `inflater` option that inflates only the head of a deflated data set: at least
+ * `headBytes` bytes (all of it when shorter), at most 4 × `headBytes`, never the rest. Inflating the whole data set
+ * (up to inflateCap, ~100 MB of zeros from 100 KB) to read one UID held POST /jobs's request thread for 200-300 ms
+ * a film (test/films-s31-deflate-head.test.ts); this reads its head in a few. The compressed bytes are inflated
+ * from a prefix that grows fourfold while what it inflates to falls short of `headBytes` (a cut stream inflates
+ * as far as it goes: Z_SYNC_FLUSH); a prefix that inflates past 4 × `headBytes` (deflate inflates up to 1032-fold)
+ * is not inflated further, and the step before it is kept.
+ */
+export function headInflater(headBytes: number, fail: Fail): (bytes: Uint8Array, position: number) => Uint8Array {
+  return (bytes, position) => {
+    const deflated = bytes.subarray(position);
+    const options = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 4 * headBytes };
+    let inflated: Uint8Array = new Uint8Array(0);
+    for (let n = HEAD_FIRST_DEFLATED; inflated.length < headBytes; n *= 4) {
+      try {
+        inflated = zlib.inflateRawSync(deflated.subarray(0, n), options);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') break;
+        throw fail('CORRUPT', `deflated data set does not inflate: ${errorText(e)}`);
+      }
+      if (n >= deflated.length) break;
     }
     const out = new Uint8Array(position + inflated.length);
     out.set(bytes.subarray(0, position));

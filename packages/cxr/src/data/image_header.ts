@@ -2,6 +2,7 @@
 // film a viewer shows. Without them a 12-bit or lossless JPEG was refused as "corrupt", which tells the sender the
 // file is damaged and a resend might help, and an animated PNG was read as its first (default) image only.
 // Only headers are read: these run before any pixel is decoded.
+import { pngChunks, uint32At } from './png_chunks';
 
 /** Start-of-frame markers and the coding process each names (ITU T.81 table B.1; T.87 for JPEG-LS). */
 const SOF_PROCESS: Readonly<Record<number, string>> = {
@@ -97,18 +98,12 @@ export function jpegUnsupported(buf: Uint8Array): string | undefined {
  * picture is the film is not known. Chunks are walked up to the first IDAT (acTL must come before it).
  */
 export function pngUnsupported(buf: Uint8Array): string | undefined {
-  let i = 8;
   let frames: number | undefined;
   let defaultIsFrame = false;
-  while (i + 8 <= buf.length) {
-    const len = ((buf[i] << 24) >>> 0) + ((buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]);
-    const type = String.fromCharCode(buf[i + 4], buf[i + 5], buf[i + 6], buf[i + 7]);
-    if (type === 'IDAT') break;
-    if (type === 'acTL' && i + 12 <= buf.length) {
-      frames = ((buf[i + 8] << 24) >>> 0) + ((buf[i + 9] << 16) | (buf[i + 10] << 8) | buf[i + 11]);
-    }
-    if (type === 'fcTL') defaultIsFrame = true; // a frame control before IDAT makes the default image frame 1
-    i += 12 + len;
+  for (const c of pngChunks(buf)) {
+    if (c.type === 'IDAT') break;
+    if (c.type === 'acTL' && c.at + 12 <= buf.length) frames = uint32At(buf, c.at + 8);
+    if (c.type === 'fcTL') defaultIsFrame = true; // a frame control before IDAT makes the default image frame 1
   }
   // acTL with 0 frames is invalid APNG, and viewers then show the default image as a still: so does the decoder.
   if (frames === undefined || frames === 0) return undefined;

@@ -2,9 +2,10 @@
 // doors that refuse before queueing (`cxr enqueue`, POST /jobs), so that a film the decoder cannot read is named
 // there, in the decoder's words and code, rather than failed by a worker later. The bytes come through a reader
 // (an offset and a length), so a file is checked from its head and tail alone and an upload from its buffer.
-import { CUT_SHORT, DEFAULT_LIMITS, hasEndMarker, overPixelLimit } from './decode';
+import { CUT_SHORT, DEFAULT_LIMITS, hasEndMarker, pixelRefusal } from './decode';
 import { filmFormat, filmRefusal } from './dicom';
 import { jpegFrameHeader } from './image_header';
+import { PNG_SIGNATURE_BYTES, pngChunkAt, uint32At } from './png_chunks';
 
 /** Up to `length` bytes at `offset` (fewer at the end of the file). */
 export type ByteReader = (offset: number, length: number) => Promise<Uint8Array>;
@@ -55,10 +56,10 @@ type FileRead = (buf: Buffer, at: number, length: number, position: number) => P
 
 /**
  * Why the decoder would refuse this film of `size` bytes, or null: not a JPEG, PNG or DICOM image, or a variant
- * no reader takes (filmRefusal), over the pixel limit by its header, or a JPEG or PNG cut short (it stops inside
- * a scan or a chunk). `head` is its first bytes when the caller read them already (HEAD_BYTES of them, or the
- * whole film). An empty film and one over the byte limit are the caller's to refuse, in its own words; a DICOM's
- * damage is the worker's to find (telling it needs a decode).
+ * no reader takes (filmRefusal), over the pixel or side limit by its header (decode.ts pixelRefusal), or a JPEG
+ * or PNG cut short (it stops inside a scan or a chunk). `head` is its first bytes when the caller read them already
+ * (HEAD_BYTES of them, or the whole film). An empty film and one over the byte limit are the caller's to refuse,
+ * in its own words; a DICOM's damage is the worker's to find (telling it needs a decode).
  */
 export async function filmRefusalOf(read: ByteReader, size: number, head?: Uint8Array): Promise<FilmRefusal | null> {
   const first = head ?? (await read(0, Math.min(HEAD_BYTES, size)));
@@ -75,8 +76,9 @@ async function imageRefusal(
   size: number,
 ): Promise<FilmRefusal | null> {
   const [width, height] = kind === 'jpeg' ? jpegSize(head) : pngSize(head);
-  if (width * height > DEFAULT_LIMITS.maxPixels)
-    return { reason: overPixelLimit(width, height, DEFAULT_LIMITS.maxPixels), code: 'TOO_MANY_PIXELS' };
+  // The decoder's own rule (over the pixel limit, or a side over MAX_SIDE), in its words.
+  const tooMany = pixelRefusal(width, height, DEFAULT_LIMITS.maxPixels);
+  if (tooMany !== undefined) return { reason: tooMany, code: 'TOO_MANY_PIXELS' };
   const whole = size <= head.length;
   const tail = whole ? head : await read(size - TAIL_BYTES, TAIL_BYTES);
   if (hasEndMarker(tail, kind === 'jpeg' ? JPEG_END : PNG_END)) return null;
@@ -94,10 +96,8 @@ function jpegSize(head: Uint8Array): [number, number] {
 }
 
 function pngSize(head: Uint8Array): [number, number] {
-  if (head.length < 24 || Buffer.from(head.buffer, head.byteOffset + 12, 4).toString('latin1') !== 'IHDR')
-    return [0, 0];
-  const view = new DataView(head.buffer, head.byteOffset, head.length);
-  return [view.getUint32(16), view.getUint32(20)];
+  if (head.length < 24 || pngChunkAt(head, PNG_SIGNATURE_BYTES)?.type !== 'IHDR') return [0, 0];
+  return [uint32At(head, 16), uint32At(head, 20)];
 }
 
 /** Whether b[i] starts a marker: 0xFF then neither a stuffed 0x00, a fill 0xFF nor a restart marker (RST0-7). */
@@ -135,13 +135,11 @@ async function pngStopsInChunk(read: ByteReader, size: number, head: Uint8Array)
       window = await read(at, WALK_WINDOW);
       windowAt = at;
     }
-    const i = at - windowAt;
-    if (window.length - i < 8) return true;
-    const type = String.fromCharCode(window[i + 4], window[i + 5], window[i + 6], window[i + 7]);
-    if (!/^[A-Za-z]{4}$/.test(type)) return false; // damaged, not cut: the worker names it
-    if (type === 'IEND') return false;
-    const length = new DataView(window.buffer, window.byteOffset + i, 4).getUint32(0);
-    at += 12 + length;
+    const chunk = pngChunkAt(window, at - windowAt);
+    if (chunk === undefined) return true;
+    if (!/^[A-Za-z]{4}$/.test(chunk.type)) return false; // damaged, not cut: the worker names it
+    if (chunk.type === 'IEND') return false;
+    at = windowAt + chunk.next;
     if (at > size) return true;
   }
   return false;

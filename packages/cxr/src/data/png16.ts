@@ -10,6 +10,8 @@
 // one, a grey film's from its brightest sample: 12 bits (nearly every DR and CR export), 14 (modern DR
 // detectors), else 16. Never fewer than 12 without sBIT: a dark 12-bit film is not to be read as 10-bit.
 
+import { pngChunkData, pngChunks } from './png_chunks';
+
 /** The fewest bits a grey 16-bit PNG's samples are read in when no sBIT chunk names them. */
 export const UNSCALED_GREY_BITS = 12;
 
@@ -32,13 +34,9 @@ export function isPng16(head: Uint8Array): boolean {
  * chunks up to the first IDAT (sBIT must come before it); undefined when there is none.
  */
 export function pngSignificantBits(buf: Uint8Array): number[] | undefined {
-  let i = 8;
-  while (i + 8 <= buf.length) {
-    const len = ((buf[i] << 24) >>> 0) + ((buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]);
-    const type = String.fromCharCode(buf[i + 4], buf[i + 5], buf[i + 6], buf[i + 7]);
-    if (type === 'IDAT') return undefined;
-    if (type === 'sBIT') return [...buf.subarray(i + 8, Math.min(i + 8 + len, buf.length))];
-    i += 12 + len;
+  for (const c of pngChunks(buf)) {
+    if (c.type === 'IDAT') return undefined;
+    if (c.type === 'sBIT') return [...pngChunkData(buf, c)];
   }
   return undefined;
 }

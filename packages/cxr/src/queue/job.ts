@@ -20,9 +20,8 @@
 // bound, so that their jobs and audit rows are still found.
 import { z } from 'zod';
 import * as dicomParser from 'dicom-parser';
-import { DEFAULT_LIMITS } from '../data/decode';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
-import { cappedInflater, inflateCap } from '../data/dicom_data_set';
+import { HEAD_INFLATE_BYTES, headInflater } from '../data/dicom_data_set';
 import { DicomError } from '../data/dicom_parse';
 import { bareDataSetSyntax, hasPart10Preamble } from '../data/dicom_syntax';
 import { readHeader } from '../dicom_out/part10';
@@ -189,34 +188,38 @@ export function sopInstanceUid(bytes: Uint8Array): string | null {
  * The UID as dicom-parser reads it, up to its tag and no further, no text decoded: dcmjs reads and splits every
  * value of the header first (seconds for megabytes of delimiters in a name, on the request thread of POST /jobs,
  * which keys each film by it: bench/serve/job-key.js). Null when the header reads and has no valid UID: final, as
- * dcmjs's read of such a header (a hostile one without a UID) would cost the seconds this read saves; null too
- * when a deflated data set inflates past the decoder's cap (data/dicom_data_set.ts inflateCap). Undefined
- * where dicom-parser cannot read the header (damaged): dcmjs decides.
+ * dcmjs's read of such a header (a hostile one without a UID) would cost the seconds this read saves. Undefined
+ * where dicom-parser cannot read the header (damaged): dcmjs decides. A deflated data set is read from its head
+ * alone (data/dicom_data_set.ts headInflater: inflating all of one under the decoder's cap, ~100 MB, held the
+ * request thread 200-300 ms); its UID is there or not at all, so for it null is final too (dcmjs would inflate
+ * the whole), and one that inflates past the decoder's cap is keyed by its UID like any other (the worker
+ * refuses it).
  */
 function uidByTag(bytes: Uint8Array): string | null | undefined {
   let ds: dicomParser.DataSet;
+  let deflated = false;
   try {
     const bare = hasPart10Preamble(bytes) ? null : bareDataSetSyntax(bytes);
-    // A deflated data set is inflated under the decoder's cap: dicom-parser's own inflater (pako) has none, and a
-    // 200 KB upload could ask for gigabytes on the request thread.
     const fail = (code: DicomError['code'], detail: string) => new DicomError(code, 'film', detail);
-    const inflater = cappedInflater(inflateCap(DEFAULT_LIMITS), fail);
+    const head = headInflater(HEAD_INFLATE_BYTES, fail);
+    const inflater = (arr: Uint8Array, position: number) => {
+      deflated = true;
+      return head(arr, position);
+    };
     ds = dicomParser.parseDicom(bytes, {
       untilTag: 'x00080018',
       inflater: inflater as unknown as (arr: Uint8Array, position: number) => void,
       ...(bare ? { TransferSyntaxUID: bare } : {}),
     });
-  } catch (e) {
-    // Over the cap: final (keyed by its bytes; the decoder refuses the film), dcmjs is not asked to inflate it.
-    if (e instanceof DicomError && e.code === 'TOO_LARGE') return null;
-    return undefined;
+  } catch {
+    return deflated ? null : undefined;
   }
   try {
     const uid = (ds.string('x00080018') ?? '').trim();
     return isUid(uid) ? uid : null;
   } catch {
-    // The tag was reached but its value runs past the end of the bytes: a cut file.
-    return undefined;
+    // The tag was reached but its value runs past the end of the bytes: a cut file (or, deflated, past the head).
+    return deflated ? null : undefined;
   }
 }
 
