@@ -11,7 +11,20 @@ export const DATA = process.env.CXR_DATA ?? path.resolve(REPO, '..', 'shared', '
 export const CHEST_XRAY = path.join(DATA, 'chest_xray');
 export const SAMPLES_FULLRES = path.join(DATA, 'samples-fullres');
 export const DICOM_SAMPLES = path.join(DATA, 'dicom-samples');
-export const PRETRAINED = process.env.CXR_PRETRAINED ?? path.resolve(REPO, '..', 'shared', 'pretrained');
+/**
+ * CXR_PRETRAINED is a path list for cxr (models/backbones/store.ts pretrainedRoots); the tests use its first folder
+ * that holds MobileNet v1 0.25 (what they build on), else its first folder, else shared/pretrained.
+ */
+export const PRETRAINED = pretrainedFolder(process.env.CXR_PRETRAINED ?? '');
+
+function pretrainedFolder(list: string): string {
+  const dirs = list.split(path.delimiter).filter(Boolean);
+  return (
+    dirs.find((d) => fs.existsSync(path.join(d, 'mobilenet_v1_0.25_224'))) ??
+    dirs[0] ??
+    path.resolve(REPO, '..', 'shared', 'pretrained')
+  );
+}
 /** The TF.js MobileNet v1 0.25 that the backbone and transfer tests build on. */
 export const MOBILENET_025 = path.join(PRETRAINED, 'mobilenet_v1_0.25_224');
 
