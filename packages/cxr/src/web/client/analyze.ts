@@ -24,11 +24,20 @@ import {
   showNote,
   showProgress,
 } from './card';
-import { $, DICOM_HEAD_BYTES, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
+import {
+  $,
+  acceptFileDrops,
+  DICOM_HEAD_BYTES,
+  distinctOperatingPoints,
+  el,
+  isDicom,
+  megabytes,
+  sizeAndLimit,
+} from './dom';
 import { announcement, findingView, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
 import { reveal } from './reveal';
-import { announce, BatchProgress, type Outcome, showStatus } from './status_line';
+import { announce, BatchProgress, type Outcome, ServerWait, showStatus } from './status_line';
 
 export interface AnalyzeContext {
   model: () => Promise<api.ModelInfo>;
@@ -142,6 +151,7 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswe
   const p = await send(settings.operatingPoint, true);
   const dicom = p.input.kind === 'dicom';
   card.dataset.source = 'server';
+  card.dataset.inputKind = p.input.kind; // card.ts: a DICOM's header may give the age
   card.dataset.patientAge = age === undefined ? '' : String(age);
   $('.where', card).textContent = 'Analyzed on the server';
   const first = serverAnswer(p, metaOf(p));
@@ -279,11 +289,32 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
   }
 }
 
+/**
+ * Where the films go, under the switch and kept true: in the default mode every answer is recorded in the server's
+ * audit log (History), which the page said only once the switch had been turned on and off again. Returns its
+ * update.
+ */
+function showMode(toggle: HTMLInputElement): () => void {
+  const line = el('p', { id: 'mode-note', className: 'hint' });
+  $('#local-mode-help').after(line);
+  toggle.setAttribute('aria-describedby', `${toggle.getAttribute('aria-describedby') ?? ''} mode-note`.trim());
+  const update = () => {
+    line.textContent = toggle.checked
+      ? 'While this is on, nothing is sent to the server or recorded in its audit log.'
+      : 'While this is off, images are sent to the server and every answer is recorded in its audit log (see ' +
+        `History)${api.tokenState().held ? ', with the name of the token in use' : ''}.`;
+  };
+  api.onTokenChange(update);
+  update();
+  return update;
+}
+
 export function setUpAnalyze(ctx: AnalyzeContext): void {
   const input = $('#file-input') as HTMLInputElement;
   const drop = $('#drop');
   const results = $('#results');
-  const progress = new BatchProgress();
+  const wait: ServerWait = new ServerWait((): boolean => progress.pending === 0, api.serverAnswers);
+  const progress: BatchProgress = new BatchProgress(wait);
   let queue = Promise.resolve();
   watchAgeField();
 
@@ -291,10 +322,15 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
   const enqueue = (jobs: Job[]) => {
     progress.add(jobs.length);
     for (const job of jobs) {
-      queue = queue.then(async () => progress.done(await analyze(job, ctx, retry)));
+      queue = queue.then(async () => {
+        const outcome = await analyze(job, ctx, retry);
+        if (outcome === 'unreachable') wait.add(job.card, () => retry(job));
+        progress.done(outcome);
+      });
     }
   };
   const retry = (job: Job) => {
+    wait.remove(job.card);
     // The button goes away: focus stays on its card, not on the page's start.
     job.card.focus({ preventScroll: true });
     setPending(job.card);
@@ -316,18 +352,16 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     if (input.files) take(input.files, document.activeElement === input);
     input.value = '';
   });
-  drop.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    drop.classList.add('over');
-  });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    if (e.dataTransfer?.files) take(e.dataTransfer.files, false);
-  });
+  acceptFileDrops(
+    drop,
+    () => !$('#view-analyze').hidden,
+    (files) => take(files, false),
+  );
+  // The zone says it: people aim at it otherwise.
+  drop.append(el('p', { className: 'hint', textContent: 'Files dropped anywhere on this page are taken too.' }));
 
   const toggle = $('#local-mode') as HTMLInputElement;
+  const mode = showMode(toggle);
   const loadLocal = () => {
     showStatus('Loading the model into this browser…');
     ctx
@@ -346,6 +380,7 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
       );
   };
   toggle.addEventListener('change', () => {
+    mode();
     if (!toggle.checked) {
       showStatus('Images are sent to the server, analyzed and logged.');
       return;

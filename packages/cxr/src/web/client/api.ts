@@ -46,6 +46,51 @@ export function authHeaders(): Record<string, string> {
   return t ? { Authorization: `Bearer ${t}` } : {};
 }
 
+/**
+ * The name of the token the tab holds, as the server recorded it (an answer's requestedBy): no route says a
+ * token's name before it has been used, so it is known only once a film was analyzed with it. Kept beside the
+ * token and dropped with it: a name outliving its token would show the previous clinician's.
+ */
+const TOKEN_NAME_KEY = 'cxr.apiTokenName';
+
+/** Whether the tab holds a token, and its name where an answer has told it. */
+export interface TokenState {
+  held: boolean;
+  name: string | null;
+}
+
+export function tokenState(): TokenState {
+  const held = sessionStorage.getItem(TOKEN_KEY) !== null;
+  return { held, name: held ? sessionStorage.getItem(TOKEN_NAME_KEY) : null };
+}
+
+const tokenListeners: ((state: TokenState) => void)[] = [];
+
+/** `listener` is told of every change of the token held (entered, named by an answer, forgotten). */
+export function onTokenChange(listener: (state: TokenState) => void): void {
+  tokenListeners.push(listener);
+}
+
+function tokenChanged(): void {
+  for (const l of tokenListeners) l(tokenState());
+}
+
+function storeToken(token: string): void {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  sessionStorage.removeItem(TOKEN_NAME_KEY);
+  tokenChanged();
+}
+
+/**
+ * Forgets the token (and its name): on a shared workstation the next clinician's requests are then asked for
+ * their own, not logged under the previous one's name.
+ */
+export function forgetToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_NAME_KEY);
+  tokenChanged();
+}
+
 /** Said instead of the browser's "Failed to fetch" (or "NetworkError when attempting…"). */
 export const UNREACHABLE =
   'Cannot reach the cxr server. It may be stopped or restarting, or the network is down. ' +
@@ -121,7 +166,7 @@ async function withToken(request: () => Promise<Response>): Promise<Response> {
     // sent again (it was sent three more times, each with no token, each asking again).
     const token = await (scope === null ? askToken(tokenWant()) : askToken('scope', scope));
     if (!token) return res;
-    sessionStorage.setItem(TOKEN_KEY, token);
+    storeToken(token);
   }
 }
 
@@ -147,6 +192,14 @@ async function json<T>(res: Response): Promise<T> {
     throw new ApiError(res.status, body?.code ?? 'HTTP', detail, byteLimit(body?.maxUploadBytes));
   }
   return body as T;
+}
+
+/** Whether the server answers /health with 200 (up, its audit log and model too); never throws. */
+export async function serverAnswers(): Promise<boolean> {
+  return send('/api/v1/health').then(
+    (res) => res.ok,
+    () => false,
+  );
 }
 
 /** The server's largest accepted upload in bytes, from /health; null when this server does not say it. */
@@ -197,7 +250,21 @@ export async function predict(
   if (opts.patientAge !== undefined) query.set('patientAge', opts.patientAge.toFixed(6).replace(/\.?0+$/, ''));
   const url = `/api/v1/predictions?${query}`;
   // On 401 (or a token without the predict scope) a token is asked for and the film sent again, as for every request.
-  return json(await withToken(() => xhrPost(url, form, opts.onProgress)));
+  let sentWith: string | null = null;
+  const p = await json<Prediction>(
+    await withToken(() => {
+      sentWith = sessionStorage.getItem(TOKEN_KEY);
+      return xhrPost(url, form, opts.onProgress);
+    }),
+  );
+  // The answer names the token it was sent with: the tab's, unless another was entered meanwhile.
+  if (p.requestedBy && sentWith !== null && sentWith === sessionStorage.getItem(TOKEN_KEY)) {
+    if (sessionStorage.getItem(TOKEN_NAME_KEY) !== p.requestedBy) {
+      sessionStorage.setItem(TOKEN_NAME_KEY, p.requestedBy);
+      tokenChanged();
+    }
+  }
+  return p;
 }
 
 export async function history(query: URLSearchParams): Promise<HistoryPage> {

@@ -2,7 +2,7 @@
 // when its files are taken: a queued film must not pick up the next patient's age, another operating
 // point or another processing place typed while it waits its turn.
 import * as api from './api';
-import { MAX_AGE_YEARS, MIN_AGE_YEARS, STATED_AGE_RANGE } from '../../predict/verdict';
+import { INTENDED_POPULATION, MAX_AGE_YEARS, MIN_AGE_YEARS, STATED_AGE_RANGE } from '../../predict/verdict';
 import { $ } from './dom';
 import { announce } from './status_line';
 
@@ -107,4 +107,40 @@ export function ageNote(age: number | undefined, dicom: boolean): string {
   return dicom
     ? `${typed} (with the DICOM's own ages: any under ${MIN_AGE_YEARS} or over ${MAX_AGE_YEARS} years decides)`
     : typed;
+}
+
+/**
+ * What a card with a finding says about the age its answer was given for, and whether that is a caution. The
+ * answer itself does not carry the age it used or where it came from (the HTTP prediction schema has no such
+ * field; the audit log keeps no patient data), so this says what the page knows: the age typed with the batch,
+ * and whether the film was a DICOM, whose header the server reads for its own age. Without any age the model's
+ * answer is given all the same (a JPEG or PNG carries none), and a reader saw "Signs of pneumonia detected" on an
+ * adult's film with only "no age typed" in grey: the model is validated for its intended population only
+ * (predict/verdict.ts, the model card's intended use), so an unknown age is a caution, said beside the finding.
+ */
+export function ageUsed(years: number | undefined, dicom: boolean): { text: string; caution: boolean } {
+  const bounds = `under ${MIN_AGE_YEARS} or over ${MAX_AGE_YEARS} years`;
+  if (years !== undefined) {
+    const typed = `Age: ${years} ${years === 1 ? 'year' : 'years'}, as typed on this page`;
+    return {
+      text: dicom
+        ? `${typed}; the DICOM header's own age, if it gives one, is checked too (any age ${bounds} decides).`
+        : `${typed}.`,
+      caution: false,
+    };
+  }
+  const only = `The model is validated only for ${INTENDED_POPULATION}`;
+  return dicom
+    ? {
+        text:
+          'Age not confirmed: no age was typed, and the answer does not say whether the DICOM header gave one. ' +
+          `${only}: check the patient's age, or type it and analyze the film again.`,
+        caution: true,
+      }
+    : {
+        text:
+          'Age unknown: no age was typed, and a JPEG or PNG carries none. ' +
+          `${only}: type the patient's age and analyze the film again.`,
+        caution: true,
+      };
 }

@@ -5,8 +5,12 @@
 // not those of the model info the page loaded (the card says so and shows none of the old model's figures).
 import type { VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
+import { ageUsed } from './batch_settings';
 import { $, distinctOperatingPoints, el, megabytes, NBSP, percent, percentPair } from './dom';
-import { findingView, type Label, nearThresholdNote } from './finding';
+import { cardHeadline, findingView, type Label, nearThresholdNote } from './finding';
+import { heatmapWeakness } from './heatmap_weak';
+import { showLargeView } from './large_view';
+import { warningText } from './warning_text';
 
 /** The model that gave a server answer. */
 export type ModelRef = api.Prediction['model'];
@@ -33,6 +37,12 @@ let cardCount = 0;
 /**
  * Whether heat maps are shown: the last choice of any card's switch, kept while the page is open, so that the
  * next film comes as the clinician last chose (one who reads films bare does not switch each one off again).
+ * On at first, decided against "a clean film first avoids anchoring" (the QA registrar's point): the finding and
+ * its number stand beside the film before anyone looks at it, and they anchor more than colours do; the map is
+ * the reader's check against a shortcut (colour on a side marker, a border or text, which the legend says to
+ * distrust), and off at first it would be missing on exactly the films a busy reader does not switch it on for.
+ * A reader who wants clean films switches it off once, for the rest of the session; the film is one click from
+ * its large view (showLargeView) either way, and a map with little colour says so (heatmapWeakness).
  */
 let heatmapShown = true;
 
@@ -61,7 +71,17 @@ export function setPending(card: HTMLElement, text = 'Waiting…'): void {
   const badge = $('.label-badge', card);
   badge.className = 'label-badge pending';
   badge.textContent = text;
-  for (const sel of ['.probability', '.meter', '.segmented', '.threshold', '.near-note', '.retry', '.card-note'])
+  for (const sel of [
+    '.probability',
+    '.meter',
+    '.segmented',
+    '.threshold',
+    '.near-note',
+    '.age-used',
+    '.retry',
+    '.card-note',
+    '.figures',
+  ])
     $(sel, card).hidden = true;
   $('.warnings', card).replaceChildren();
 }
@@ -154,7 +174,7 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   $('.segmented', card).removeAttribute('aria-busy');
   const badge = $('.label-badge', card);
   badge.className = `label-badge ${view.tone}`;
-  badge.replaceChildren(...unbrokenRanges(view.headline));
+  badge.replaceChildren(...unbrokenRanges(cardHeadline(view, a)));
   // An image that cannot be assessed gets no number: a probability for a blank page or a screenshot
   // would read as a finding.
   // As many decimals as it takes for the number and the threshold to read differently (dom.ts percentPair).
@@ -195,7 +215,22 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   $('.near-note', card).textContent = near ?? '';
   for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
     input.checked = same.includes(input.value);
-  $('.warnings', card).replaceChildren(...a.warnings.map((w) => el('li', { textContent: w })));
+  // The age the answer was given for, beside its finding; a caution when it is not known (batch_settings.ts).
+  // analyze.ts keeps the typed age and the input's kind on the card; the answer itself carries neither.
+  const typed = card.dataset.patientAge ? Number(card.dataset.patientAge) : undefined;
+  const finding = view.tone === 'NORMAL' || view.tone === 'PNEUMONIA';
+  const age = finding ? ageUsed(typed, card.dataset.inputKind === 'dicom') : null;
+  const ageLine = $('.age-used', card);
+  ageLine.hidden = age === null;
+  ageLine.textContent = age?.text ?? '';
+  ageLine.classList.toggle('caution', age?.caution === true);
+  // Plain words in the warnings; the figures behind them in a details element, for whoever checks them.
+  const texts = a.warnings.map(warningText);
+  $('.warnings', card).replaceChildren(...texts.map((w) => el('li', { textContent: w.plain })));
+  const figures = texts.flatMap((w) => (w.figures === null ? [] : [w.figures]));
+  const box = $('.figures', card);
+  box.hidden = figures.length === 0;
+  $('ul', box).replaceChildren(...figures.map((f) => el('li', { textContent: f })));
   $('.meta', card).textContent = a.meta;
   syncHeatmap(card);
 }
@@ -225,11 +260,43 @@ function syncHeatmap(card: HTMLElement): void {
     ? `Heat map hidden: it was made by model ${card.dataset.heatmapModelName} with the first answer, not by the ` +
       'model of the answer shown.'
     : '';
-  const heat = $('.heatmap', card) as HTMLImageElement;
+  // A map with little or no colour says so, while it is on: an empty overlay under "Show heat map" misleads.
+  const weak = $('.heatmap-weak', card);
+  const made = hasHeatmap(card) && !stale;
+  const weakness = made ? heatmapWeakness(Number(card.dataset.probability)) : null;
+  weak.hidden = weakness === null;
+  weak.textContent = weakness ?? '';
   const viewer = $('.viewer', card);
-  const overlaid = heat.getAttribute('src') && !heat.hidden && !stale && !card.classList.contains('heatmap-off');
+  const overlaid = overlayShown(card);
   if (!viewer.hidden)
     viewer.setAttribute('aria-label', `${fileName(card)}: ${overlaid ? 'image with heat map' : 'image'}`);
+}
+
+/** Whether the card has a heat map for its image (an assessed film's, once loaded). */
+function hasHeatmap(card: HTMLElement): boolean {
+  const heat = $('.heatmap', card) as HTMLImageElement;
+  return Boolean(heat.getAttribute('src')) && !heat.hidden;
+}
+
+/** Whether the heat map is drawn over the card's image now: made, switched on, and of the answer's model. */
+function overlayShown(card: HTMLElement): boolean {
+  return hasHeatmap(card) && !card.classList.contains('heatmap-stale') && !card.classList.contains('heatmap-off');
+}
+
+/**
+ * The card's image in the page's large view (large_view.ts, History's dialog), as the card shows it: the film,
+ * with the heat map over it at the card's opacity when it is on; a DICOM without a thumbnail, its heat map.
+ */
+function enlarge(card: HTMLElement): void {
+  const original = $('.original', card) as HTMLImageElement;
+  const heat = $('.heatmap', card) as HTMLImageElement;
+  const title = fileName(card);
+  const over = overlayShown(card);
+  const overlay = over ? { src: heat.src, alt: heat.alt, opacity: Number(heat.style.opacity || '1') } : null;
+  if (original.getAttribute('src'))
+    showLargeView({ title, image: { src: original.src, alt: original.alt }, overlay, legend: over, wide: true });
+  else if (hasHeatmap(card) && !card.classList.contains('heatmap-stale'))
+    showLargeView({ title, image: { src: heat.src, alt: heat.alt }, legend: true, wide: true });
 }
 
 /** The model a card's heat map was made by (its first answer's), or none. */
@@ -302,6 +369,11 @@ export function showImages(card: HTMLElement, originalUrl: string | null, heatma
     $('.legend-words', card).hidden = true;
     $('.legend-note', card).hidden = true;
   }
+  // Larger, from a button (the keyboard's way) or a click on the image itself.
+  const button = $('.enlarge', card) as HTMLButtonElement;
+  button.setAttribute('aria-label', `Enlarge ${name}`);
+  button.addEventListener('click', () => enlarge(card));
+  $('.stack', card).addEventListener('click', () => enlarge(card));
   // The figure is named for what it holds, not by its caption (the opacity slider's label).
   syncHeatmap(card);
 }

@@ -91,4 +91,29 @@ export function isDicom(head: Uint8Array, name: string): boolean {
 /** Bytes of a file's start that isDicom reads: a bare data set's first elements fit in them. */
 export const DICOM_HEAD_BYTES = 4096;
 
+/**
+ * Files dropped anywhere on the page: given to `take` while `accepting()` (as on `zone`, which lights up while files
+ * are dragged over the page), else refused. Never left to the browser, which opened a file dropped beside the zone
+ * in the tab, and the page and every result of the night went with it.
+ */
+export function acceptFileDrops(zone: HTMLElement, accepting: () => boolean, take: (files: FileList) => void): void {
+  const files = (e: DragEvent) => e.dataTransfer?.types.includes('Files') ?? false;
+  window.addEventListener('dragover', (e) => {
+    if (!files(e)) return; // text dragged within the page: the browser's own
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = accepting() ? 'copy' : 'none';
+    zone.classList.toggle('over', accepting());
+  });
+  // Out of the window (no element it goes to): the zone goes back.
+  window.addEventListener('dragleave', (e) => {
+    if (e.relatedTarget === null) zone.classList.remove('over');
+  });
+  window.addEventListener('drop', (e) => {
+    if (!files(e)) return;
+    e.preventDefault();
+    zone.classList.remove('over');
+    if (accepting() && e.dataTransfer?.files.length) take(e.dataTransfer.files);
+  });
+}
+
 export { distinctOperatingPoints } from '../../predict/operating_points';

@@ -3,7 +3,8 @@
 // intended population gets the warning style and its number "for reference only", never a red
 // PNEUMONIA; one that cannot be assessed gets no finding and no number.
 import { INTENDED_POPULATION, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
-import { percent, percentPair } from './dom';
+import { NBSP, percent, percentPair } from './dom';
+import { warningText } from './warning_text';
 
 export type Label = 'NORMAL' | 'PNEUMONIA';
 
@@ -77,11 +78,37 @@ export function nearThresholdNote(a: {
   const tone = findingView(a.status, a.label).tone;
   if ((tone !== 'NORMAL' && tone !== 'PNEUMONIA') || !nearThreshold(a.probability, a.threshold)) return null;
   const side = a.probability >= a.threshold ? 'above' : 'below';
-  // Short, for a busy reader; no "read with particular care", which implied other films need less.
+  // Short, for a busy reader; no "read with particular care", which implied other films need less. The rule
+  // is said with its numbers for this threshold: a reader saw the note at 14.9 % and 18.1 % and not at 31 %, and
+  // could not tell why (a fixed distance in points would be wrong near 0 and 1, NEAR_ODDS_FACTOR).
+  const range = nearRange(a.threshold);
   return (
     `Close to the threshold (${side} it): a weak finding — a slightly different image could fall on the ` +
-    'other side.'
+    `other side. "Close" here is ${range.from} to ${range.to} (within ${NEAR_ODDS_FACTOR} times the ` +
+    "threshold's odds either way); further from it the finding is not marked weak."
   );
+}
+
+/** The probabilities counted as close to `threshold` (nearThreshold), as the card says them. */
+export function nearRange(threshold: number): { from: string; to: string } {
+  const odds = threshold / (1 - threshold);
+  const at = (o: number) => o / (1 + o);
+  return { from: percent(at(odds / NEAR_ODDS_FACTOR)), to: percent(at(odds * NEAR_ODDS_FACTOR)) };
+}
+
+/**
+ * The card's headline for an assessed answer, worded as what the number is measured against: "Signs of pneumonia
+ * detected" beside "18.1 % probability of pneumonia" read as a contradiction to a clinician (18 % sounds
+ * unlikely). The label is the number over or under the operating point's threshold, and the headline says so;
+ * other answers keep their headline (findingView). The screen reader's sentence (announcement) already says the
+ * number against the threshold, after the headline.
+ */
+export function cardHeadline(view: FindingView, a: { probability: number; threshold: number }): string {
+  if (view.tone !== 'NORMAL' && view.tone !== 'PNEUMONIA') return view.headline;
+  const t = percentPair(a.probability, a.threshold).threshold;
+  return view.tone === 'PNEUMONIA'
+    ? `Above the pneumonia threshold (p${NBSP}≥${NBSP}${t})`
+    : `Below the pneumonia threshold (p${NBSP}<${NBSP}${t})`;
 }
 
 /**
@@ -98,11 +125,13 @@ export function announcement(a: {
   reasons: readonly string[];
 }): string {
   const view = findingView(a.status, a.label);
-  if (view.tone === 'cannot-assess') return `${a.name}: cannot assess: ${a.reasons[0] ?? 'the image is not readable'}.`;
+  // Said in plain words, as the card shows them (warning_text.ts): the figures are on the card only.
+  const reasons = a.reasons.map((r) => warningText(r).plain);
+  if (view.tone === 'cannot-assess') return `${a.name}: cannot assess: ${reasons[0] ?? 'the image is not readable'}.`;
   if (view.tone === 'outside-population') {
     // Why, as the card says it ("... the age given with the image is a patient age over 10 years"): a listener
     // otherwise heard the population and not what put the film outside it.
-    const why = a.reasons.find((r) => r.startsWith('outside the intended population'))?.replace(/\.$/, '');
+    const why = reasons.find((r) => r.startsWith('outside the intended population'))?.replace(/\.$/, '');
     return (
       `${a.name}: ${why ?? `outside the intended population (${INTENDED_POPULATION})`}; ` +
       `${percent(a.probability)} probability of pneumonia, for reference only.`
@@ -114,7 +143,7 @@ export function announcement(a: {
   return (
     `${a.name}: ${view.headline}, ${shown.probability}, ${side} the ${shown.threshold} ` +
     `threshold (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.` +
-    warningsSaid(a.reasons)
+    warningsSaid(reasons)
   );
 }
 
@@ -126,5 +155,6 @@ export function announcement(a: {
 function warningsSaid(warnings: readonly string[]): string {
   if (warnings.length === 0) return '';
   const more = warnings.length - 1;
-  return ` Warning: ${warnings[0].replace(/\.$/, '')}.${more ? ` ${more} more on the card.` : ''}`;
+  const first = warnings[0].replace(/\.$/, '');
+  return ` Warning: ${first}.${more ? ` ${more} more on the card.` : ''}`;
 }

@@ -3,6 +3,7 @@ import * as api from './api';
 import { shownLabel, showsHeatmap, statusOf } from '../../predict/verdict';
 import { $, el, percentPair } from './dom';
 import { findingView, type Label } from './finding';
+import { showLargeView } from './large_view';
 
 const PAGE_SIZE = 25;
 let page = 1;
@@ -64,16 +65,15 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
   a.setAttribute('aria-label', `Heat map of prediction ${id.slice(0, 8)}`);
   a.addEventListener('click', (e) => {
     e.preventDefault();
-    const dialog = $('#heatmap-dialog') as HTMLDialogElement;
-    const img = $('#heatmap-image') as HTMLImageElement;
-    $('#heatmap-title').textContent = `Heat map · ${id.slice(0, 8)}`;
+    // The page's one large view (large_view.ts, shared with the Analyze cards); the blob: URL is its own.
     api.imageUrl(url).then(
-      (u) => {
-        if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
-        img.src = u;
-        img.alt = `Heat map of prediction ${id}`;
-        if (!dialog.open) dialog.showModal();
-      },
+      (u) =>
+        showLargeView({
+          title: `Heat map · ${id.slice(0, 8)}`,
+          image: { src: u, alt: `Heat map of prediction ${id}` },
+          legend: true,
+          owned: true,
+        }),
       (err: unknown) => {
         $('#history-page').textContent = `Could not load the heat map: ${api.humanError(err)}`;
       },
@@ -107,6 +107,21 @@ function warnings(list: readonly string[]): HTMLElement {
   return el('details', { className: 'warn' }, el('summary', { title: text, textContent: text }));
 }
 
+/**
+ * Who asked: the name of the API token the answer was given to, as the audit log recorded it (none where the
+ * server needs no token). The API keeps no file name (nor anything else naming the patient), so none is shown.
+ */
+function askedBy(p: api.Prediction): HTMLTableCellElement {
+  const cell = el('td', { className: 'asked-by', textContent: p.requestedBy ?? '—' });
+  if (p.requestedBy === null) cell.title = 'No token: this server asked for none';
+  return cell;
+}
+
+/** The table's column count, for a row of one cell across it. */
+function columns(): number {
+  return $('#history-table thead tr').childElementCount;
+}
+
 function row(p: api.Prediction): HTMLTableRowElement {
   const img = el('img', { alt: '' });
   if (p.thumbnailUrl) {
@@ -129,6 +144,7 @@ function row(p: api.Prediction): HTMLTableRowElement {
     el('td', {}, el('time', { dateTime: p.createdAt, textContent: when.toLocaleString() })),
     // The id is what the audit log, the API and a support request refer to; shortened, full in the title.
     el('td', {}, el('code', { className: 'id', title: p.id, textContent: p.id.slice(0, 8) })),
+    askedBy(p),
     el('td', {}, p.thumbnailUrl ? img : '—'),
     el('td', { className: 'finding' }, tag),
     el('td', { className: 'num', textContent: probability }),
@@ -158,7 +174,8 @@ export async function loadHistory(): Promise<void> {
     const res = await api.history(q);
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
     body.replaceChildren(...res.items.map(row));
-    if (!res.items.length) body.append(el('tr', {}, el('td', { colSpan: 10, textContent: 'No predictions match.' })));
+    if (!res.items.length)
+      body.append(el('tr', {}, el('td', { colSpan: columns(), textContent: 'No predictions match.' })));
     const pages = Math.max(1, Math.ceil(res.total / res.limit));
     status.textContent = `Page ${res.page} of ${pages} · ${res.total} prediction${res.total === 1 ? '' : 's'}`;
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
@@ -168,7 +185,7 @@ export async function loadHistory(): Promise<void> {
     // through a table that is not there.
     const again = el('button', { type: 'button', textContent: api.needsToken(e) ? 'Enter token' : 'Try again' });
     again.addEventListener('click', () => void loadHistory());
-    const cell = el('td', { colSpan: 10, className: 'load-error-cell' });
+    const cell = el('td', { colSpan: columns(), className: 'load-error-cell' });
     cell.append(el('p', { textContent: `Could not load the history: ${api.humanError(e)}` }), again);
     body.replaceChildren(el('tr', {}, cell));
     status.textContent = '';
@@ -178,6 +195,9 @@ export async function loadHistory(): Promise<void> {
 }
 
 export function setUpHistory(): void {
+  // The "Asked by" column (askedBy), after the id, made here with its cells.
+  const id = $('#history-table thead th:nth-child(2)');
+  id.after(el('th', { scope: 'col', textContent: 'Asked by' }));
   ($('#history-filters') as HTMLFormElement).addEventListener('submit', (e) => {
     e.preventDefault();
     page = 1;

@@ -6,7 +6,7 @@ import { $, distinctOperatingPoints, el } from './dom';
 import { loadHistory, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
 import { operatingPointHint } from './op_hints';
-import { showStatus } from './status_line';
+import { announce, showStatus } from './status_line';
 
 let modelInfo: Promise<api.ModelInfo> | null = null;
 /**
@@ -157,8 +157,33 @@ function loadModel(announceFailure = true): void {
   });
 }
 
+/**
+ * Which token the tab holds, in the header, with a way to forget it: on a shared workstation the next clinician's
+ * films were logged under the previous one's name, and nothing on the page said whose token was in use. Its name
+ * shows once an answer has told it (api.ts tokenState); no route says it before.
+ */
+function showToken(): void {
+  const who = el('span', { id: 'token-who' });
+  const forget = el('button', { type: 'button', id: 'token-forget', textContent: 'Forget token' });
+  forget.title = 'Removes the API token from this tab: the next request asks for one';
+  const box = el('div', { id: 'token-state', className: 'token-state' }, who, ' ', forget);
+  $('header.top').append(box);
+  const render = (state: api.TokenState) => {
+    box.hidden = !state.held;
+    who.textContent = state.name ? `Signed in with the token "${state.name}"` : 'Signed in with a token';
+  };
+  forget.addEventListener('click', () => {
+    api.forgetToken();
+    announce('Token forgotten: the next request asks for a token.');
+    $('#main').focus();
+  });
+  api.onTokenChange(render);
+  render(api.tokenState());
+}
+
 function start(): void {
   api.setTokenPrompt(askToken);
+  showToken();
   setUpAnalyze({ model });
   setUpHistory();
   window.addEventListener('hashchange', () => {

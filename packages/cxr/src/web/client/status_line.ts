@@ -69,11 +69,90 @@ export type Outcome = 'assessed' | 'outside-population' | 'cannot-assess' | 'fai
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
+/** How often the server is asked whether it answers again while a film waits for it: a cheap GET. */
+export const SERVER_POLL_MS = 5000;
+
+/**
+ * The films the server could not be reached for, each with its card's way to try again: the status line offers
+ * them all at once ("Try all again": a server restarted under a batch left a "Try again" on every card), and the
+ * server is asked every SERVER_POLL_MS whether it answers again (only while a film waits for it), which the line
+ * then says. `idle`: whether no batch is under way (its line is not overwritten; its summary offers them).
+ */
+export class ServerWait {
+  private readonly retries = new Map<HTMLElement, () => void>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly idle: () => boolean,
+    private readonly answers: () => Promise<boolean>,
+  ) {}
+
+  get count(): number {
+    return this.retries.size;
+  }
+
+  /** `card`'s film waits for the server; `retry` sends it again. */
+  add(card: HTMLElement, retry: () => void): void {
+    this.retries.set(card, retry);
+    this.watch();
+  }
+
+  /** `card`'s film is sent again (its own button, or all at once): it waits no more. */
+  remove(card: HTMLElement): void {
+    this.retries.delete(card);
+    if (!this.count) this.stop();
+  }
+
+  /** The status line's button for them: none while none waits. */
+  action(): StatusAction | null {
+    if (!this.count) return null;
+    return { label: this.label(), run: () => this.retryAll() };
+  }
+
+  private label(): string {
+    return this.count > 1 ? 'Try all again' : 'Try again';
+  }
+
+  private retryAll(): void {
+    const all = [...this.retries.values()];
+    this.retries.clear();
+    this.stop();
+    for (const retry of all) retry();
+  }
+
+  private stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Asks the server again in SERVER_POLL_MS, until it answers or no film waits for it. */
+  private watch(): void {
+    if (this.timer !== undefined || !this.count) return;
+    this.timer = setTimeout(async () => {
+      const up = await this.answers();
+      this.timer = undefined;
+      if (!this.count) return;
+      if (!up) return this.watch();
+      // A batch under way says it in its own summary, which offers the button too.
+      if (this.idle())
+        showStatus(
+          `The server answers again. Use "${this.label()}" to analyze the ${plural(this.count, 'file')} it could ` +
+            'not be reached for.',
+          true,
+          this.action(),
+        );
+    }, SERVER_POLL_MS);
+  }
+}
+
 /** The files of every batch since the queue was last idle, and what became of them. */
 export class BatchProgress {
   private total = 0;
   private finished = 0;
   private counts: Record<Outcome, number> = BatchProgress.none();
+
+  /** `wait`: the films that wait for the server, offered again in the summary. */
+  constructor(private readonly wait: ServerWait | null = null) {}
 
   private static none(): Record<Outcome, number> {
     return { assessed: 0, 'outside-population': 0, 'cannot-assess': 0, failed: 0, unreachable: 0 };
@@ -112,10 +191,16 @@ export class BatchProgress {
     if (c['outside-population']) parts.push(`${c['outside-population']} outside the intended population`);
     if (c['cannot-assess']) parts.push(`${c['cannot-assess']} cannot be assessed`);
     if (c.failed + c.unreachable) parts.push(`${c.failed + c.unreachable} not analyzed`);
+    const action = this.wait?.action() ?? null;
+    const button = action ? `use "${action.label}"` : 'use "Try again" on the card';
+    const earlier = (this.wait?.count ?? 0) - c.unreachable;
     const why = c.unreachable
       ? ` The server could not be reached for ${plural(c.unreachable, 'file')}: check that it is running, then ` +
-        'use "Try again" on the card.'
-      : '';
-    showStatus(`Done: ${parts.join(', ')}.${why}`);
+        `${button}.`
+      : earlier > 0
+        ? ` ${plural(earlier, 'earlier file')} still wait${earlier === 1 ? 's' : ''} for the server: ${button} once ` +
+          'it is running.'
+        : '';
+    showStatus(`Done: ${parts.join(', ')}.${why}`, true, action);
   }
 }
