@@ -59,8 +59,8 @@ export { auditRecordOf, type AuditRecordContext } from './predict/audit_record';
 // The HTTP API and page of `cxr serve` (docs/api.md), with its options (apiToken, tokens...).
 export { startServer, type RunningServer, type ServerOptions } from './serve/server';
 export type { Logger } from './log';
-export { buildApp, type AppOptions } from './serve/app';
-export type { NamedToken } from './serve/auth';
+export { buildApp, defaultWebDir, type AppOptions } from './serve/app';
+export { ApiTokenError, type ApiTokenErrorCode, type NamedToken } from './serve/auth';
 export type { ServePredictor } from './serve/predictor_port';
 export { loadModel, readMeta, type LoadedModel } from './models/io';
 export { ModelMeta, parseMeta } from './models/metadata';

@@ -208,7 +208,7 @@ test('token lists: scopes in brackets after the name; old lines keep every scope
   assert.throws(() => parseTokenList('pacs[jobs]:pacs-token-1 ops:ops-token-22', 'f'), /f:1: one name:token per line/);
   assert.throws(
     () => parseTokenList('alice:alice-token-1\npacs[jobz]:pacs-token-1\n', 'tokens.txt'),
-    /^Error: tokens\.txt:2: 'pacs': unknown scope 'jobz' \(scopes: predict, jobs, audit, metrics\)$/,
+    /^ApiTokenError: tokens\.txt:2: 'pacs': unknown scope 'jobz' \(scopes: predict, jobs, audit, metrics\)$/,
   );
   assert.throws(() => parseTokenList('pacs[]:pacs-token-1', 'tokens.txt'), /tokens\.txt:1: 'pacs': no scopes/);
   assert.throws(() => loadTokens({ CXR_API_TOKENS: 'pacs[admin]:pacs-token-1' }), /CXR_API_TOKENS: 'pacs': unknown/);

@@ -130,7 +130,7 @@ test("history: label matches findings only ('cannot-assess' has none), verdict l
 
 test("a token given in code meets CXR_API_TOKEN's rule (8-512 characters), before the model loads", async () => {
   for (const apiToken of ['short', '', 'has a space in it', 'x'.repeat(513)]) {
-    await assert.rejects(buildApp({ predictor, audit, apiToken }), /^Error: apiToken must be 8-512 printable/);
+    await assert.rejects(buildApp({ predictor, audit, apiToken }), /^ApiTokenError: apiToken must be 8-512 printable/);
   }
   await assert.rejects(
     buildApp({ predictor, audit, tokens: [{ name: 'ops', token: 'abc' }] }),

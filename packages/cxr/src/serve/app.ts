@@ -5,6 +5,7 @@
 // plugins and hooks first, then the routes (so the OpenAPI generator sees every one).
 import Fastify, { type FastifyBaseLogger, FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
+import * as path from 'node:path';
 import type { AuditStore } from './audit';
 import { honourAccept } from './accept';
 import { AuditGuard } from './audit_guard';
@@ -64,7 +65,11 @@ export interface AppOptions {
   uploadRateWindowMs?: number;
   /** Default 32 KiB/s (upload_watch.ts says why). */
   uploadMinBytesPerS?: number;
-  /** Folder of the built web page (index.html, app.js, ...); the page is not served when absent. */
+  /**
+   * Folder of the built web page (index.html, app.js, ...). Default: the package's own (defaultWebDir()), as
+   * startServer and `cxr serve` serve it; null: no page (`/` says so). A folder without index.html (a source
+   * checkout not built yet) serves no page either, and `/` says how to build it.
+   */
   webDir?: string | null;
   /** Predictions running at once, and waiting beyond that before 503 (defaults 2 and 64). */
   concurrency?: number;
@@ -84,6 +89,11 @@ export interface AppOptions {
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
+
+/** The built page: dist/src/web/static next to this compiled file (the package's build puts it there). */
+export function defaultWebDir(): string {
+  return path.join(__dirname, '..', 'web', 'static');
+}
 
 /** How long a whole request may take to arrive (Node's requestTimeout); the body watch's deadline too. */
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -107,6 +117,8 @@ const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { predictor, audit } = opts;
+  // The same default as startServer's: a program building the app alone gets the page too.
+  const webDir = opts.webDir === undefined ? defaultWebDir() : opts.webDir;
   const startedAt = Date.now();
   const storeImages = opts.storeImages ?? true;
   const maxUploadBytes = opts.maxUploadBytes ?? 32 * 1024 * 1024;
@@ -187,7 +199,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
 
   // Before any route is added: it records them all, and the page's files (webDir) as GET and HEAD.
-  const allowedMethods = methodTable(app, opts.webDir);
+  const allowedMethods = methodTable(app, webDir);
   const routeLabel = routeLabels(allowedMethods);
   await registerSecurityHeaders(app);
   app.addHook('onRequest', async (req, reply) => {
@@ -275,7 +287,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     { prefix: API_PREFIX },
   );
   metricsRoute(app, metrics);
-  await webRoutes(app, opts.webDir);
+  await webRoutes(app, webDir);
   return app;
 }
 

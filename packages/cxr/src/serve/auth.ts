@@ -29,6 +29,41 @@ export interface TokenMatch {
   scopes: readonly Scope[] | null;
 }
 
+/**
+ * Why the configured tokens were refused (a program starting the server branches on it, as on ModelLoadError's):
+ * - BAD_TOKEN: a token that is not 8-512 printable characters without spaces (too short, a space, ...);
+ * - BAD_NAME: a token's name that is not 1-64 letters, digits or . _ @ -;
+ * - BAD_SCOPES: unknown scopes, or none;
+ * - DUPLICATE: a name, or a token, given twice;
+ * - BAD_ENTRY: a tokens file's or variable's entry that is not `name:token` (or two entries on one line);
+ * - EMPTY: CXR_API_TOKEN(S) set but empty, a tokens file without tokens, or a set emptied while it runs;
+ * - UNREADABLE: the tokens file cannot be read;
+ * - CONFLICT: apiToken given with a TokenSet, or tokens given to a set started without any.
+ */
+export type ApiTokenErrorCode =
+  | 'BAD_TOKEN'
+  | 'BAD_NAME'
+  | 'BAD_SCOPES'
+  | 'DUPLICATE'
+  | 'BAD_ENTRY'
+  | 'EMPTY'
+  | 'UNREADABLE'
+  | 'CONFLICT';
+
+/** A token configuration refused; the message names the token (never its value) and what to do. */
+export class ApiTokenError extends Error {
+  constructor(
+    readonly code: ApiTokenErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiTokenError';
+  }
+}
+
+/** How to make a token that is no guess away (the check only sets a floor). */
+export const MAKE_TOKEN = 'make a strong one with `openssl rand -hex 32`';
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const SCOPED_NAME = /^([^[\]]*)\[([^\]]*)\]$/;
 const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits in a Bearer header
@@ -40,7 +75,7 @@ const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits i
  */
 export function checkToken(token: unknown, what: string): string {
   if (typeof token !== 'string' || !TOKEN.test(token))
-    throw new Error(`${what} must be 8-512 printable characters without spaces`);
+    throw new ApiTokenError('BAD_TOKEN', `${what} must be 8-512 printable characters without spaces; ${MAKE_TOKEN}`);
   return token;
 }
 
@@ -53,13 +88,16 @@ export function checkNamedTokens(
   for (const [i, { name, token }] of tokens.entries()) {
     const at = typeof where === 'string' ? where : where(i);
     if (typeof name !== 'string' || !NAME.test(name))
-      throw new Error(
+      throw new ApiTokenError(
+        'BAD_NAME',
         `${at}: token name '${String(name).slice(0, 64)}' must be 1-64 letters, digits or . _ @ -` +
           (/[[\]]/.test(String(name)) ? ', its scopes in brackets after it (name[jobs,audit]:TOKEN)' : ''),
       );
     checkToken(token, `${at}: the token of '${name}'`);
-    if (out.some((t) => t.name === name)) throw new Error(`${at}: token name '${name}' appears twice`);
-    if (out.some((t) => t.token === token)) throw new Error(`${at}: '${name}' has the same token as another name`);
+    if (out.some((t) => t.name === name))
+      throw new ApiTokenError('DUPLICATE', `${at}: token name '${name}' appears twice`);
+    if (out.some((t) => t.token === token))
+      throw new ApiTokenError('DUPLICATE', `${at}: '${name}' has the same token as another name`);
     const scopes = tokens[i].scopes;
     out.push(scopes === undefined ? { name, token } : { name, token, scopes: checkScopes(scopes, `${at}: '${name}'`) });
   }
@@ -68,11 +106,19 @@ export function checkNamedTokens(
 
 /** A token's scopes: known names, at least one (a token that may do nothing is a mistake), each once. */
 function checkScopes(scopes: unknown, at: string): Scope[] {
-  if (!Array.isArray(scopes)) throw new Error(`${at}: scopes must be a list of ${SCOPES.join(', ')}`);
-  if (!scopes.length) throw new Error(`${at}: no scopes: a token that may do nothing (scopes: ${SCOPES.join(', ')})`);
+  if (!Array.isArray(scopes))
+    throw new ApiTokenError('BAD_SCOPES', `${at}: scopes must be a list of ${SCOPES.join(', ')}`);
+  if (!scopes.length)
+    throw new ApiTokenError(
+      'BAD_SCOPES',
+      `${at}: no scopes: a token that may do nothing (scopes: ${SCOPES.join(', ')})`,
+    );
   for (const s of scopes)
     if (!(SCOPES as readonly unknown[]).includes(s))
-      throw new Error(`${at}: unknown scope '${String(s).slice(0, 64)}' (scopes: ${SCOPES.join(', ')})`);
+      throw new ApiTokenError(
+        'BAD_SCOPES',
+        `${at}: unknown scope '${String(s).slice(0, 64)}' (scopes: ${SCOPES.join(', ')})`,
+      );
   return [...new Set(scopes as Scope[])];
 }
 
@@ -126,13 +172,13 @@ export function parseTokenList(text: string, source: string, from: 'file' | 'var
     if (!bare) return [];
     const parts = lineEntries(bare, inVariable ? /[\s,]/ : /\s/);
     if (!inVariable && parts.length > 1)
-      throw new Error(`${source}:${i + 1}: one name:token per line (a token has no spaces)`);
+      throw new ApiTokenError('BAD_ENTRY', `${source}:${i + 1}: one name:token per line (a token has no spaces)`);
     return parts.map((entry) => ({ entry, line: i + 1 }));
   });
   const parsed = entries.map(({ entry, line }) => {
     const colon = entry.indexOf(':');
     const where = `${source}${inVariable ? '' : `:${line}`}`;
-    if (colon < 0) throw new Error(`${where}: expected name:token, got an entry without ':'`);
+    if (colon < 0) throw new ApiTokenError('BAD_ENTRY', `${where}: expected name:token, got an entry without ':'`);
     return { ...splitName(entry.slice(0, colon)), token: entry.slice(colon + 1), where };
   });
   return checkNamedTokens(parsed, (i) => parsed[i].where);
@@ -144,7 +190,8 @@ export function parseTokenList(text: string, source: string, from: 'file' | 'var
  */
 export function serverTokens(opts: { apiToken?: string; tokens?: readonly NamedToken[] | TokenSet }): NamedToken[] {
   if (opts.tokens instanceof TokenSet) {
-    if (opts.apiToken !== undefined) throw new Error('apiToken cannot be given with a TokenSet: add it to the set');
+    if (opts.apiToken !== undefined)
+      throw new ApiTokenError('CONFLICT', 'apiToken cannot be given with a TokenSet: add it to the set');
     return opts.tokens.list();
   }
   const single = opts.apiToken === undefined ? [] : [{ name: 'default', token: checkToken(opts.apiToken, 'apiToken') }];
@@ -166,10 +213,11 @@ export function loadTokens(
     try {
       text = fs.readFileSync(tokensFile, 'utf8');
     } catch (e) {
-      throw new Error(`--tokens-file ${tokensFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      const why = (e as NodeJS.ErrnoException).code ?? String(e);
+      throw new ApiTokenError('UNREADABLE', `--tokens-file ${tokensFile}: cannot read (${why})`);
     }
     const tokens = parseTokenList(text, tokensFile);
-    if (!tokens.length) throw new Error(`--tokens-file ${tokensFile}: no name:token lines`);
+    if (!tokens.length) throw new ApiTokenError('EMPTY', `--tokens-file ${tokensFile}: no name:token lines`);
     if ((fs.statSync(tokensFile).mode & 0o077) !== 0)
       warn(`warning: ${tokensFile} holds API tokens and is readable by others (chmod 600 it)`);
     return tokens;
@@ -178,11 +226,11 @@ export function loadTokens(
   // arrive would otherwise start the server open. Unset the variable to run without tokens.
   const unset = ' (unset it to run without authentication)';
   if (env.CXR_API_TOKENS !== undefined) {
-    if (!env.CXR_API_TOKENS.trim()) throw new Error(`CXR_API_TOKENS is set but empty${unset}`);
+    if (!env.CXR_API_TOKENS.trim()) throw new ApiTokenError('EMPTY', `CXR_API_TOKENS is set but empty${unset}`);
     return parseTokenList(env.CXR_API_TOKENS, 'CXR_API_TOKENS', 'variable');
   }
   if (env.CXR_API_TOKEN !== undefined) {
-    if (!env.CXR_API_TOKEN) throw new Error(`CXR_API_TOKEN is set but empty${unset}`);
+    if (!env.CXR_API_TOKEN) throw new ApiTokenError('EMPTY', `CXR_API_TOKEN is set but empty${unset}`);
     return [{ name: 'default', token: checkToken(env.CXR_API_TOKEN, 'CXR_API_TOKEN') }];
   }
   return [];
@@ -234,8 +282,10 @@ export class TokenSet {
   }
 
   replace(tokens: readonly NamedToken[]): void {
-    if (this.tokens.length && !tokens.length) throw new Error('no tokens: the API would be open to anyone');
-    if (!this.tokens.length && tokens.length) throw new Error('the server was started without tokens: restart it');
+    if (this.tokens.length && !tokens.length)
+      throw new ApiTokenError('EMPTY', 'no tokens: the API would be open to anyone');
+    if (!this.tokens.length && tokens.length)
+      throw new ApiTokenError('CONFLICT', 'the server was started without tokens: restart it');
     const checked = checkNamedTokens(tokens, 'tokens');
     this.tokens = checked;
     this.matcher = tokenMatcher(checked);

@@ -34,7 +34,7 @@ export type EngineRequest = ({ type: 'start' } & EngineStart) | ({ type: 'task' 
 
 /** How an error crosses the process boundary: its kind decides the class it is rebuilt as. */
 export type RemoteError =
-  | { kind: 'input'; code: InputError['code']; message: string }
+  | { kind: 'input'; code: InputError['code']; message: string; reasons?: InputError['reasons'] }
   | { kind: 'decode-worker'; why: string }
   | { kind: 'model-load'; code: ModelLoadError['code']; dir: string; message: string }
   | { kind: 'other'; message: string; stack?: string };
@@ -57,7 +57,7 @@ export type EngineMessage =
 
 export function toRemote(e: unknown): RemoteError {
   const err = InputError.from(e);
-  if (err instanceof InputError) return { kind: 'input', code: err.code, message: err.message };
+  if (err instanceof InputError) return { kind: 'input', code: err.code, message: err.message, reasons: err.reasons };
   if (e instanceof DecodeWorkerError) return { kind: 'decode-worker', why: e.why };
   if (e instanceof ModelLoadError) return { kind: 'model-load', code: e.code, dir: e.dir, message: e.message };
   return e instanceof Error
@@ -66,7 +66,7 @@ export function toRemote(e: unknown): RemoteError {
 }
 
 export function fromRemote(e: RemoteError): Error {
-  if (e.kind === 'input') return new InputError(e.code, e.message);
+  if (e.kind === 'input') return new InputError(e.code, e.message, { reasons: e.reasons });
   if (e.kind === 'decode-worker') return new DecodeWorkerError(e.why);
   if (e.kind === 'model-load') return new ModelLoadError(e.code, e.dir, e.message);
   const err = new Error(e.message);

@@ -1,13 +1,14 @@
 // Every error the API answers, as RFC 9457 problem details (application/problem+json):
 // { type, title, status, detail, code }. `code` is the machine-readable cause the API always had
 // (TOO_LARGE, TRUNCATED, ...); `type` is a URN built from it, so clients can switch on either. A file over
-// the byte limit also says the limit as `maxUploadBytes` (the one extension member; schemas.ts declares it).
+// the byte limit also says the limit as `maxUploadBytes`, and a film the OOD gate refused (NOT_A_CHEST_XRAY) the
+// gate's reason codes as `reasons` (the two extension members; schemas.ts declares them).
 // Validation errors name what was wrong: the unknown query parameter, the allowed values.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AUDIT_RETRY_AFTER_S } from './audit_guard';
 import { AuditUnavailableError } from './audit_store';
 import { HttpError } from './http_error';
-import { isClientInputError } from './predictor_port';
+import { type ClientInputError, isClientInputError } from './predictor_port';
 import { API_PREFIX } from './routes/common';
 import type { Problem } from './schemas';
 import { TooLargeError, tooLarge } from './upload';
@@ -79,6 +80,17 @@ function tooLargeProblem(err: TooLargeError): Problem {
   return { ...problem(err.statusCode, err.code, err.message), maxUploadBytes: err.maxUploadBytes };
 }
 
+/**
+ * A predictor's InputError: NOT_A_CHEST_XRAY with the gate's reason codes (predict/errors.ts InputError.reasons),
+ * which a program reads instead of the detail's words; every other code has none, and no member.
+ */
+function inputProblem(err: ClientInputError): Problem {
+  const p = problem(err.status, err.code, err.message);
+  const { reasons } = err as { reasons?: unknown };
+  if (err.code !== 'NOT_A_CHEST_XRAY' || !Array.isArray(reasons) || !reasons.length) return p;
+  return { ...p, reasons: reasons.map(String) };
+}
+
 const GENERIC_CODES: Record<number, string> = { 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED' };
 
 /**
@@ -106,7 +118,7 @@ export function clientErrorResponse(err: { code?: string }): string {
  */
 function answerOf(err: FastifyError, maxUploadBytes: number): Problem | undefined {
   if (err === null || typeof err !== 'object') return undefined; // a thrown string or number: a bug
-  if (isClientInputError(err)) return problem(err.status, err.code, err.message);
+  if (isClientInputError(err)) return inputProblem(err);
   if (err instanceof TooLargeError) return tooLargeProblem(err);
   if (err instanceof HttpError) return problem(err.statusCode, err.code, err.message);
   if (err.validation)

@@ -33,6 +33,14 @@ export const problemSchema = {
         'only with 413 TOO_LARGE for a file over the byte limit: the largest file the server accepts, in bytes ' +
         "(GET /health's maxUploadBytes as it is now), so that a client need not read it out of the detail",
     },
+    reasons: {
+      type: 'array',
+      items: { type: 'string' },
+      description:
+        "only with 422 NOT_A_CHEST_XRAY (a server started with --ood-policy refuse): the gate's reason codes, the " +
+        "ones a prediction's verdict.reasons carries under 'warn' (e.g. OOD, AGE, COLOUR, BLANK, LATERAL), so that " +
+        "a client tells an adult's film from a photo without reading the detail",
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
   additionalProperties: false,

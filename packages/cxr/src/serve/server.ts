@@ -4,11 +4,10 @@
 // included), then closes the database cleanly. Every line goes through the one pino logger
 // (src/log.ts), which Fastify's request log shares.
 import type { FastifyInstance } from 'fastify';
-import * as path from 'node:path';
 import sharp from 'sharp';
 import { type AuditStore, openAuditStore } from './audit';
 import { CLOSE_TIMEOUT_MS } from './audit_store';
-import { buildApp, AppOptions } from './app';
+import { buildApp, AppOptions, defaultWebDir } from './app';
 import { serverTokens } from './auth';
 import { listenUrl } from './exposure';
 import { createLogger, type Logger } from '../log';
@@ -45,9 +44,9 @@ export interface ServerOptions
    * requests. The pool is closed with the model.
    */
   decodeWorkers?: number;
-  /** The built page (default: the package's own, defaultWebDir()); null: no page. */
-  webDir?: string | null;
 }
+
+export { defaultWebDir };
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -63,11 +62,6 @@ export interface RunningServer {
   close(): Promise<void>;
   /** What close() is waiting for now, for a shutdown that gives up on it to name ("in-flight requests"). */
   closingStage?(): string;
-}
-
-/** The built page: dist/src/web/static next to this compiled file. */
-export function defaultWebDir(): string {
-  return path.join(__dirname, '..', 'web', 'static');
 }
 
 /** A synthetic radiograph-sized image: exercises decode, inference and the heat map once. */
@@ -135,8 +129,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     const app = await buildApp({
       ...opts,
-      // As `cxr serve` finds it: a program starting the server from the installed package gets the page too.
-      webDir: opts.webDir === undefined ? defaultWebDir() : opts.webDir,
       boundHost: opts.host,
       predictor,
       audit,

@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HttpError } from '../http_error';
 
+/** The longest file name, and path, Linux takes (bytes): longer names no file of the page. */
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+
 /**
  * Paths the file handler would refuse with a bare 403 "Forbidden" (it fails closed on any path that
  * is not canonical), said first: an empty or '.' segment (`/api/v1//health`, a typo) names nothing,
@@ -25,6 +29,15 @@ function refuseOddPath(req: FastifyRequest): void {
   }
   if (segments.some((s) => s.startsWith('.') && s !== '.')) {
     throw new HttpError(403, 'FORBIDDEN', `${shown}: files and folders whose names start with '.' are not served`);
+  }
+  // A name or path longer than the file system takes names no file: the file handler's bare 403 would say it is
+  // forbidden (a long API path, /api/v1/jobs/<5000 characters>, reaches it once the router's own limit passes it on).
+  if (segments.some((s) => Buffer.byteLength(s) > NAME_MAX) || Buffer.byteLength(raw) >= PATH_MAX) {
+    throw new HttpError(
+      404,
+      'NOT_FOUND',
+      `no such resource: ${req.method} ${shown} (a path or name too long for a file)`,
+    );
   }
   // A last empty segment is a trailing slash (a folder's index), not an empty segment.
   if (segments.slice(0, -1).includes('') || segments.includes('.')) {
