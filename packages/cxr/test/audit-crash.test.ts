@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { openAuditStore } from '../src/serve/audit';
+import { metricValue, parseMetrics } from './prometheus-text';
 import { makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
@@ -32,6 +33,16 @@ async function predictOnce(url: string, query = '?heatmap=false'): Promise<strin
     return ((await res.json()) as { id: string }).id;
   } catch {
     return null; // connection reset by the kill
+  }
+}
+
+/** Resolves once the server at `url` has taken a prediction: computing it, waiting for a slot, or done with it. */
+async function untilTaken(url: string): Promise<void> {
+  for (const end = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 20))) {
+    const m = parseMetrics(await (await fetch(`${url}/metrics`)).text());
+    const names = ['cxr_predictions_running', 'cxr_predictions_waiting', 'cxr_predictions_total'];
+    if (names.some((name) => metricValue(m, name) > 0)) return;
+    assert.ok(Date.now() < end, 'no prediction reached the server');
   }
 }
 
@@ -84,7 +95,9 @@ test('SIGTERM: in-flight requests finish, then the log is checkpointed and close
   const db = path.join(dir, 'term.db');
   const server = await spawnServer(['--model', model, '--db', db, '--concurrency', '1']);
   const inflight = Array.from({ length: 6 }, () => predictOnce(server.url, ''));
-  await new Promise((r) => setTimeout(r, 150)); // let the requests reach the server
+  // Until the server has taken one (not a fixed 150 ms: on a loaded machine none may have reached it by then,
+  // and a request that comes after SIGTERM is refused, not answered).
+  await untilTaken(server.url);
   const code = await server.stop('SIGTERM');
   const ids = await Promise.all(inflight);
   assert.equal(code, 0, server.log());

@@ -11,6 +11,7 @@ import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
 import { toProblem } from '../src/serve/problem';
+import { metricValue, parseMetrics } from './prometheus-text';
 import { httpPost, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
 
 let dir: string;
@@ -172,7 +173,14 @@ test('memory: uploads beyond the in-flight budget get 503; an idle body is answe
     // Two stalled 3 MiB uploads, from two clients, hold 6 MiB of the 8 MiB budget.
     const a = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.1');
     const b = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.2');
-    await new Promise((r) => setTimeout(r, 400));
+    // Until the server holds both (their multipart heads and a boundary's worth aside), not a fixed 400 ms: read
+    // in turns with the third's, one of the first two could be the upload that passes the budget instead.
+    const held = async () =>
+      metricValue(parseMetrics((await limited.inject('/metrics')).body), 'cxr_upload_bytes_held');
+    for (const end = Date.now() + 30_000; (await held()) < 6 * MiB - 8 * 1024; ) {
+      assert.ok(Date.now() < end, `the first two uploads were not read: ${await held()} bytes held`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     // A third, chunked: refused once its bytes pass the budget.
     const c = stalledUpload(target, 4 * MiB, 3 * MiB, '127.0.0.3');
     const cAnswer = await c.answer;
