@@ -36,10 +36,10 @@ import {
   type JobQueue,
   type JobSpec,
   loadRedisUrl,
-  syncHandler,
 } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { AuditCloseError } from '../serve/audit_store';
+import { emptyStats, queueFilms, summary } from './orthanc_lines';
 import { AuditOpenError, openAuditStoreForWriting } from './writable';
 
 /** The cursor a pass saved, or null when the file cannot be read (said by the next pass, not here). */
@@ -49,16 +49,6 @@ function savedCursor(file: string): number | null {
   } catch {
     return null;
   }
-}
-
-/** `own`: how many of the skipped were cxr's own results, which get no line each (a restart meets one per result). */
-function summary(s: SyncStats, queued: boolean, own = 0): string {
-  return (
-    `${s.instances} new instances: ${s.processed} ${queued ? 'queued' : 'predicted and stored'}, ` +
-    `${s.alreadyDone} already ${queued ? 'queued or done' : 'done'}, ` +
-    `${s.skipped} skipped${own > 0 ? ` (${own} of them cxr's own results)` : ''}, ${s.failed} failed ` +
-    `(cursor at change ${s.cursor})`
-  );
 }
 
 /** An operating point the model lacks would fail every film: refused at start instead. */
@@ -106,6 +96,11 @@ export function register(program: Command): void {
     )
     .option('--redis-config <file>', 'with --queue: JSON file {"url": "redis://..."} (mode 600)')
     .option(
+      '--verbose',
+      'with --queue, a line per film (queued, already queued or done, skipped); by default a summary line per ' +
+        '--batch films and per poll. Without --queue every film has its line',
+    )
+    .option(
       '--db <file|url>',
       'audit log for the films predicted here: SQLite file or postgres:// URL (default: CXR_DB or ' +
         '~/.local/share/cxr/audit.db, as cxr serve); with --queue the workers write it',
@@ -136,6 +131,8 @@ export function register(program: Command): void {
       // As cxr predict: one audit row per film, keyed by its SOP Instance UID, so a rerun adds none.
       const auditTarget = !o.queue && o.audit !== false ? (o.db ?? defaultDbPath()) : null;
       let model: { name: string; version: string };
+      // With --queue: the films skipped in this poll and since its last "so far" line, by reason.
+      const skipReasons = { pass: new Map<string, number>(), batch: new Map<string, number>() };
       if (o.queue) {
         const identity = modelIdentity(modelDir);
         checkOperatingPoint(o.operatingPoint, identity.meta.operatingPoints);
@@ -147,7 +144,10 @@ export function register(program: Command): void {
           requestedBy: null,
           priority: 'normal',
         };
-        handleInstance = syncHandler(queue, client, spec, log);
+        const skipped = (reason: string) => {
+          for (const why of [skipReasons.pass, skipReasons.batch]) why.set(reason, (why.get(reason) ?? 0) + 1);
+        };
+        handleInstance = queueFilms(queue, client, spec, skipped, o.verbose ? log : null);
         model = identity.meta;
       } else {
         await initEngine(o.threads);
@@ -229,6 +229,7 @@ export function register(program: Command): void {
         own.total++;
       };
       const internal = new InternalFailures();
+      let batch = emptyStats();
       // Every film through `internal`: one given up after its polls is counted failed, not tried again.
       const handleFilm = async (id: string): Promise<InstanceOutcome> => {
         let outcome: InstanceOutcome;
@@ -248,6 +249,15 @@ export function register(program: Command): void {
           if (outcome === 'processed') internal.worked();
         }
         countFilm(total, outcome);
+        // With --queue, a summary line per --batch films of a long pass (a backfill), as each pass has its own.
+        if (queue) {
+          countFilm(batch, outcome);
+          if (batch.instances >= o.batch) {
+            log(`so far in this poll: ${summary(batch, true, 0, skipReasons.batch, false)}`);
+            batch = emptyStats();
+            skipReasons.batch.clear();
+          }
+        }
         return outcome;
       };
       try {
@@ -259,6 +269,9 @@ export function register(program: Command): void {
               log(`audit log ${audit.location} opened: reading the change feed`);
             }
             own.pass = 0;
+            batch = emptyStats();
+            skipReasons.pass.clear();
+            skipReasons.batch.clear();
             const s = await syncOnce({
               client,
               predictor,
@@ -277,7 +290,7 @@ export function register(program: Command): void {
             });
             internal.reset();
             total.cursor = s.cursor;
-            if (o.once || s.instances > 0) log(summary(s, !!queue, own.pass));
+            if (o.once || s.instances > 0) log(summary(s, !!queue, own.pass, queue ? skipReasons.pass : undefined));
           } catch (e) {
             // The pass saved its cursor at the last film it finished.
             total.cursor = savedCursor(path.resolve(o.state)) ?? total.cursor;

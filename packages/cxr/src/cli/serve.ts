@@ -7,7 +7,7 @@ import { modelDirOrDefault } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { type AuditStore, defaultDbPath } from '../serve/audit';
 import { AuditStoreOpenError } from '../serve/audit_store';
-import { loadTokens, TokenSet } from '../serve/auth';
+import { ApiTokenError, loadTokens, TokenSet } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
 import type { ServePredictor } from '../serve/predictor_port';
@@ -31,6 +31,11 @@ const Options = z.object({
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
   redisConfig: z.string().min(1).optional(),
+  dbWait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3600),
   jobUploadsMb: z.coerce
     .number()
     .positive()
@@ -68,6 +73,11 @@ export function register(program: Command): void {
       '--db <file|url>',
       'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)',
     )
+    .option(
+      '--db-wait <seconds>',
+      'at start, how long to wait for an audit log that does not answer before exiting 1 (default: CXR_DB_WAIT ' +
+        `or ${DEFAULT_DB_WAIT_S})`,
+    )
     .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
     .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
     .option(
@@ -101,7 +111,7 @@ export function register(program: Command): void {
         'Logs are JSON lines on stderr (pino); /metrics is in Prometheus text format.',
     )
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = Options.safeParse(raw);
+      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? process.env.CXR_DB_WAIT ?? DEFAULT_DB_WAIT_S });
       if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
       const o = parsed.data;
       const log = createLogger({ level: resolveLogLevel(o.logLevel) });
@@ -111,7 +121,9 @@ export function register(program: Command): void {
       } catch (e) {
         // An audit log that cannot be opened (a login refused, a log newer than this cxr) is said in its own
         // words, which name it with the password hidden: a configuration fault, not a bug, so no stack trace.
-        if (e instanceof AuditStoreOpenError) log.fatal({ code: e.code }, `${e.message}: not starting`);
+        // A token refused (CXR_API_TOKEN too short, a bad --tokens-file line) likewise: its message says what to do.
+        if (e instanceof AuditStoreOpenError || e instanceof ApiTokenError)
+          log.fatal({ code: e.code }, `${e.message}: not starting`);
         else log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
         process.exit(1);
       }
@@ -157,7 +169,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
     host: o.host,
     port: o.port,
     dbPath: o.db ?? defaultDbPath(),
-    openAudit: (open) => openWaiting(open, log),
+    openAudit: (open) => openWaiting(open, log, o.dbWait * 1000),
     loadPredictor: () =>
       loadPredictor(
         modelDirOrDefault(o.model),
@@ -207,13 +219,23 @@ export const AUDIT_START_FIRST_WAIT_MS = 1_000;
 export const AUDIT_START_MAX_WAIT_MS = 30_000;
 
 /**
+ * How long serve waits at start for an audit log that does not answer, by default: 5 minutes outlast a database
+ * booting after the server (a power cut, containers started in any order, a PostgreSQL replaying its WAL), yet a
+ * mistyped host or a database that is not coming ends as a failed unit that a supervisor shows and restarts, not
+ * as a server that hangs for ever without listening.
+ */
+export const DEFAULT_DB_WAIT_S = 300;
+
+/**
  * Opens the audit log, waiting while it is away (PostgreSQL stopped, still starting, unreachable, out of
  * connections; an SQLite file locked by another program: AuditStoreOpenError.away), as cxr orthanc sync waits
  * for Orthanc: after a power cut the database may boot after the server, which must then come up by itself,
  * not exit for systemd to give up on. One line per try, the wait doubling up to 30 s; SIGTERM meanwhile exits
- * (closeOnSignals: not listening yet). A log no wait mends (a login refused, a newer schema) is thrown at once.
+ * (closeOnSignals: not listening yet). A log no wait mends (a login refused, a newer schema) is thrown at once;
+ * one still away after `boundMs` (--db-wait) is thrown with its last cause.
  */
-async function openWaiting(open: () => Promise<AuditStore>, log: Logger): Promise<AuditStore> {
+async function openWaiting(open: () => Promise<AuditStore>, log: Logger, boundMs: number): Promise<AuditStore> {
+  const giveUpAt = Date.now() + boundMs;
   for (let attempt = 1; ; attempt++) {
     try {
       const store = await open();
@@ -221,10 +243,20 @@ async function openWaiting(open: () => Promise<AuditStore>, log: Logger): Promis
       return store;
     } catch (e) {
       if (!(e instanceof AuditStoreOpenError && e.away)) throw e;
-      const waitMs = Math.min(AUDIT_START_MAX_WAIT_MS, AUDIT_START_FIRST_WAIT_MS * 2 ** (attempt - 1));
+      const left = giveUpAt - Date.now();
+      if (left <= 0) {
+        throw new AuditStoreOpenError(
+          `${e.message}; still so after ${boundMs / 1000} s of waiting (--db-wait, CXR_DB_WAIT)`,
+          e.code,
+          false,
+        );
+      }
+      const waitMs = Math.min(AUDIT_START_MAX_WAIT_MS, AUDIT_START_FIRST_WAIT_MS * 2 ** (attempt - 1), left);
       log.warn(
-        { code: e.code, attempt, retryInSeconds: waitMs / 1000 },
-        `${e.message}: waiting for the audit log before listening (try ${attempt}; next in ${waitMs / 1000} s)`,
+        { code: e.code, attempt, retryInSeconds: Math.round(waitMs / 100) / 10 },
+        `${e.message}: waiting for the audit log before listening (try ${attempt}; next in ` +
+          `${Math.round(waitMs / 100) / 10} s), exiting 1 if it still does not answer ${boundMs / 1000} s after ` +
+          'start (--db-wait)',
       );
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }

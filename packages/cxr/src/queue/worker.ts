@@ -10,6 +10,7 @@
 // good and the queue's Redis failing error (what an operator's alerts watch for). Redis going away is
 // one error line, however many connections and reconnections report it, and its return one info line.
 import { type RedisClient, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { isConnectionError, redactRedisUrl, redisConnection } from './connection';
 import { type JobResult, queueNameFor } from './job';
 import type { JobEnd, JobObserver } from './metrics';
@@ -111,7 +112,17 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
   const observer = guarded(o.observer, warn);
   // How long the attempt that threw each error took, for the 'failed' handler, which decides how it ended.
   const took = new WeakMap<object, number>();
+  // How each running job's attempt ended here, for a job whose keys Redis then lost (lostJobs).
+  const settled = new Map<string, string>();
+  // The jobs whose attempt is running here now.
+  const active = new Set<string>();
   let worker: Worker<unknown, JobResult>;
+  // Defined once the worker is (it asks Redis through it); a job's processor, which calls it, runs only after.
+  let lost: ReturnType<typeof lostJobs>;
+  const settle = (id: string, ended: string) => {
+    settled.set(id, ended);
+    lost.ended(id);
+  };
   try {
     worker = new Worker<unknown, JobResult>(
       queueNameFor(ctx.predictor.model.sha256),
@@ -121,18 +132,22 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
         const started = performance.now();
         const elapsed = () => (performance.now() - started) / 1000;
         observer?.running(1);
+        if (job.id) active.add(job.id);
         try {
           // Its own id: a job queued by an older version holds its upload under the id that version gave it.
           r = await processJob(ctx, job.data, job.id);
         } catch (e) {
+          if (job.id) settle(job.id, 'failed');
           if (e && typeof e === 'object') took.set(e, elapsed());
           // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
           // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
           await countOtherFailure(job, e).catch(() => {});
           throw e;
         } finally {
+          if (job.id) active.delete(job.id);
           observer?.running(-1);
         }
+        if (job.id) settle(job.id, r.outcome);
         observer?.ended({ outcome: 'done', code: r.outcome }, elapsed());
         ctx.log(`job ${job.id}: ${r.outcome}${r.prediction ? ` ${resultText(r.prediction)}` : ''}`);
         return r;
@@ -156,7 +171,10 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
     await ownQueue?.close().catch(() => {});
     throw e;
   }
+  lost = lostJobs(worker, active, settled, error);
+  worker.on('completed', (job) => settled.delete(job.id ?? ''));
   worker.on('failed', (job, err) => {
+    if (job?.id) settled.delete(job.id);
     if (!job) {
       error(`job ?: failed: ${err.message}`);
       return;
@@ -179,7 +197,9 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
   // BullMQ's connection errors (Redis refused, lost, a wrong password) say nothing of where: named here.
   const redis = redactRedisUrl(o.redisUrl);
   const outage = watchOutage(redis, { log: ctx.log, error });
-  worker.on('error', outage.error);
+  worker.on('error', (err) => {
+    if (!lost.seen(err, outage.error)) outage.error(err);
+  });
   // The two connections BullMQ's worker holds (commands, and the one that blocks waiting for jobs).
   try {
     outage.watch(await worker.waitUntilReady(), await worker.client);
@@ -196,6 +216,75 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
     await ownQueue?.close();
   };
   return { worker, close: () => (closing ??= closeAll()) };
+}
+
+// BullMQ's words for a job whose hash (key) or lock is gone from Redis (scripts.js finishedErrors; lock-manager.js).
+const MISSING_KEY = /^Missing key for job (\S+)\. /;
+const MISSING_LOCK = /^(?:Missing lock for job (\S+)\. |could not renew lock for job (\S+)$)/;
+
+/** What the audit log holds of a job's attempt here, by how it ended (`settled`: a JobResult outcome, or failed). */
+function auditStand(ended: string | undefined): string {
+  if (ended === undefined) return 'it is still running: its result goes to the audit log, but the queue keeps none';
+  if (ended === 'failed')
+    return 'its attempt here failed, so no result of it is in the audit log: queue the film again';
+  if (ended === 'predicted' || ended === 'reused')
+    return `its result is in the audit log (${ended}): only the queue's record of the job is lost`;
+  return `it had ended (${ended}): nothing of it is missing from the audit log`;
+}
+
+/**
+ * A job whose keys Redis lost (a FLUSHALL, a restart without persistence) is said in words, once per job: BullMQ
+ * says only "Missing key for job ..." or "Missing lock for job ...", at error level, several times per job (the
+ * lock's renewals, the move to completed, then to failed). A lost lock alone is also what a job that stalled and
+ * went to another worker shows: said so only when the job's hash is gone too. A job still running here is said when
+ * its attempt ends (`ended`), which tells where the audit log stands. `seen` returns whether `err` was such a line
+ * (`otherwise` then gets the ones that were not, after the check).
+ */
+function lostJobs(
+  worker: Worker,
+  active: ReadonlySet<string>,
+  settled: Map<string, string>,
+  error: (line: string) => void,
+): { seen: (err: Error, otherwise: (err: Error) => void) => boolean; ended: (id: string) => void } {
+  const said = new Set<string>();
+  const running = new Set<string>();
+  const say = (id: string, now = false) => {
+    if (said.has(id)) return;
+    if (!now && active.has(id)) {
+      running.add(id);
+      return;
+    }
+    running.delete(id);
+    // Bounded: a worker running for months meets many losses only if Redis keeps losing its data.
+    if (said.size >= 10_000) said.clear();
+    said.add(id);
+    error(
+      `job ${id}: Redis lost this job's keys (a FLUSHALL, or a restart without persistence): the queue no longer ` +
+        `knows the job, and it will not be retried; ${auditStand(settled.get(id))}. See docs/deployment.md ` +
+        '"If Redis loses its data" for what to queue again',
+    );
+    settled.delete(id);
+  };
+  const seen = (err: Error, otherwise: (err: Error) => void) => {
+    const key = MISSING_KEY.exec(err.message);
+    if (key) {
+      say(key[1]);
+      return true;
+    }
+    const lock = MISSING_LOCK.exec(err.message);
+    if (!lock) return false;
+    const id = lock[1] ?? lock[2];
+    if (said.has(id)) return true;
+    worker.client
+      // The worker's client is ioredis' (redisConnection), whose EXISTS BullMQ's narrower type leaves out.
+      .then((c) => (c as unknown as Pick<Redis, 'exists'>).exists(worker.toKey(id)))
+      .then(
+        (n) => (n === 0 ? say(id) : otherwise(err)),
+        () => otherwise(err),
+      );
+    return true;
+  };
+  return { seen, ended: (id) => running.has(id) && say(id, true) };
 }
 
 /**

@@ -43,6 +43,12 @@ const READ_CONSEQUENCE = 'try again shortly';
  */
 export type AuditUse = 'read' | 'write' | 'health';
 
+/** SQLite's lock held by another connection past the busy wait: SQLITE_BUSY, SQLITE_LOCKED and their extended codes. */
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}
+
 export class AuditGuard {
   /** The store with each call bounded and its outages recorded (their message ends "try again shortly"). */
   readonly store: AuditStore;
@@ -52,6 +58,8 @@ export class AuditGuard {
   private probe: Promise<void> | null = null;
   private writeProbe: Promise<void> | null = null;
   private writeProbedAt = 0;
+  /** A write probe found the log locked by another program, and said so: said once per such lock. */
+  private busySaid = false;
 
   constructor(
     /** The store itself, unbounded: for work whose slowness is no outage (/health's row count). */
@@ -136,13 +144,27 @@ export class AuditGuard {
       this.writeProbedAt = Date.now();
       this.writeProbe = this.use(() => raw.probeWrite!(), READ_CONSEQUENCE, true, 'health')
         .then(
-          () => {},
+          () => {
+            this.busySaid = false;
+          },
           (e: unknown) => {
             // An outage is the outage going on (failed() noted it). Anything else (a role without rights on
             // audit_probe, a bug) says nothing about the log: the write flag is dropped, said, not thrown, so that
             // the next prediction's row decides. Kept, /health would answer 503 for ever, and a load balancer would
             // send no prediction to end it.
-            if (!(e instanceof AuditUnavailableError)) {
+            // A log locked by another program's write (SQLITE_BUSY past the busy wait) is no outage and no
+            // answer either: the state stays as it was, /health with it, and the next probe asks again.
+            const busy = isBusy(e);
+            if (busy && !this.busySaid) {
+              this.busySaid = true;
+              this.log.info(
+                { auditLog: raw.location, code: (e as { code?: unknown }).code },
+                `checking whether the audit log takes writes: it is locked by another program's write ` +
+                  `(${(e as Error).message}); asking again every ${WRITE_PROBE_MS / 1000} s`,
+              );
+            }
+            if (!busy) this.busySaid = false;
+            if (!busy && !(e instanceof AuditUnavailableError)) {
               if (this.outage) this.outage.writes = false;
               this.log.error(
                 { err: e },

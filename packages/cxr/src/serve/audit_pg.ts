@@ -284,7 +284,15 @@ export async function openPostgresStore(
     // Whether the database is away is decided here, on the driver's error, by the rules its outages are read
     // by (pgOutage); the driver's code goes with it for callers that read codes (queue/retry.ts).
     const code = (e as { code?: unknown }).code;
-    const message = why.startsWith(target.display) ? why : `audit log ${target.display}: ${why}`;
+    const unresolved = code === 'ENOTFOUND' ? unresolvedHost(target.url) : null;
+    // A host name that does not resolve is most often a typo, yet it is waited out as away (a container of a
+    // compose file not started yet has no DNS entry either): the message names it, so that the typo is seen.
+    const message = unresolved
+      ? `audit log ${target.display}: the database host name "${unresolved}" does not resolve (${code}): a typo ` +
+        'in --db or CXR_DB is likely; or that host is not up yet (a container starting has no DNS entry)'
+      : why.startsWith(target.display)
+        ? why
+        : `audit log ${target.display}: ${why}`;
     throw new AuditStoreOpenError(message, typeof code === 'string' ? code : undefined, pgAwayAtOpen(e));
   } finally {
     client?.removeListener('error', lost);
@@ -295,6 +303,15 @@ export async function openPostgresStore(
     'postgres',
     target.display,
   );
+}
+
+/** The host name of a postgres:// URL (never its password), or null when it has none to name. */
+function unresolvedHost(url: string): string | null {
+  try {
+    return new URL(url).hostname || null;
+  } catch {
+    return null;
+  }
 }
 
 /** The pool's connections whose socket has not closed yet (a client emits 'end' when it has). */

@@ -1,0 +1,60 @@
+// The lines `cxr orthanc sync` writes about the films it handles: a pass's (and with --queue a batch's) summary,
+// and with --queue the films queued, found done or skipped, counted rather than said one by one.
+import type { InstanceOutcome, OrthancClient, SyncStats } from '../pacs';
+import { enqueueInstance, type JobQueue, type JobSpec } from '../queue';
+
+/**
+ * `own`: how many of the skipped were cxr's own results, which get no line each (a restart meets one per result);
+ * `why`: with --queue, the skipped by reason.
+ */
+export function summary(s: SyncStats, queued: boolean, own = 0, why?: Map<string, number>, cursor = true): string {
+  const reasons = why && why.size > 0 ? ` (${reasonsText(why)})` : '';
+  return (
+    `${s.instances} new instances: ${s.processed} ${queued ? 'queued' : 'predicted and stored'}, ` +
+    `${s.alreadyDone} already ${queued ? 'queued or done' : 'done'}, ` +
+    `${s.skipped} skipped${own > 0 ? ` (${own} of them cxr's own results)` : reasons}, ${s.failed} failed` +
+    (cursor ? ` (cursor at change ${s.cursor})` : '')
+  );
+}
+
+/** The commonest reasons first, three at most: a summary line stays one line. */
+function reasonsText(why: Map<string, number>): string {
+  const sorted = [...why].sort((a, b) => b[1] - a[1]);
+  const shown = sorted.slice(0, 3).map(([reason, n]) => `${n}: ${reason}`);
+  const rest = sorted.slice(3).reduce((n, [, k]) => n + k, 0);
+  return [...shown, ...(rest > 0 ? [`${rest}: other reasons`] : [])].join('; ');
+}
+
+export const emptyStats = (cursor = 0): SyncStats => ({
+  instances: 0,
+  processed: 0,
+  alreadyDone: 0,
+  skipped: 0,
+  failed: 0,
+  cursor,
+});
+
+/**
+ * With --queue, each new instance queued, found done, or skipped. A line per film (every SR and SC the workers
+ * store comes back through the feed as a skipped "cxr result") buried the rest of the log: now the skips are
+ * counted by reason for the summaries, and `say` (--verbose) gets the line per film.
+ */
+export function queueFilms(
+  queue: JobQueue,
+  client: OrthancClient,
+  spec: JobSpec,
+  skipped: (reason: string) => void,
+  say: ((line: string) => void) | null,
+): (id: string) => Promise<InstanceOutcome> {
+  return async (id) => {
+    const r = await enqueueInstance(queue, client, spec, id);
+    if (r.outcome === 'skipped') {
+      const reason = r.reason ?? 'not a chest film';
+      skipped(reason);
+      say?.(`skip ${id}: ${reason}`);
+      return 'skipped';
+    }
+    say?.(`${r.outcome} ${id}${r.id ? ` (job ${r.id})` : ''}`);
+    return r.outcome === 'queued' || r.outcome === 'requeued' ? 'processed' : 'already-done';
+  };
+}

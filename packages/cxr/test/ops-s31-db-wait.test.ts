@@ -1,0 +1,75 @@
+// `cxr serve` with a mistyped database host (QA: CXR_DB=postgres://cxr:pw@no-such-host/cxr) waited for ever,
+// warning every 30 s with only "getaddrinfo ENOTFOUND": a name that does not resolve is waited out like a database
+// not up yet (a container starting has no DNS entry either), but the warning now names the host and says a typo is
+// likely, and --db-wait / CXR_DB_WAIT bounds the wait: past it serve exits 1 with the cause, a failed unit rather
+// than a hung one. No database is needed: the name resolves nowhere.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DEFAULT_DB_WAIT_S } from '../src/cli/serve';
+import { CLI, envWithoutTokens, makeTinyModel, tempDir } from './serve-fixtures';
+
+const HOST = 'no-such-db-host.invalid';
+let dir = '';
+
+before(async () => {
+  dir = tempDir('ops-s31-db-wait');
+  await makeTinyModel(path.join(dir, 'model'));
+});
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs serve until it exits or `ms` pass (then it is killed, and the exit code is null). */
+async function serveFor(args: string[], env: Record<string, string>, ms: number) {
+  const proc = spawn(
+    process.execPath,
+    [CLI, 'serve', '--port', '0', '--quiet', '--model', path.join(dir, 'model'), ...args],
+    { env: { ...envWithoutTokens(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  proc.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), ms);
+  const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  const lines = err
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number | string; msg: string });
+  return { code, err, lines };
+}
+
+test('a host name that does not resolve: named in the warning, and serve exits 1 after CXR_DB_WAIT', {
+  timeout: 120_000,
+}, async () => {
+  const t0 = Date.now();
+  const r = await serveFor([], { CXR_DB: `postgres://cxr:s3cret-pw@${HOST}/cxr`, CXR_DB_WAIT: '3' }, 60_000);
+  const took = Date.now() - t0;
+  assert.equal(r.code, 1, `exited ${r.code} after ${took} ms:\n${r.err}`);
+  assert.ok(!r.err.includes('s3cret-pw'), 'the password is not logged');
+  const waits = r.lines.filter((l) => /waiting for the audit log before listening/.test(l.msg));
+  assert.ok(waits.length >= 1, r.err);
+  for (const w of waits) {
+    assert.match(w.msg, new RegExp(`the database host name "${HOST.replace(/\./g, '\\.')}" does not resolve`));
+    assert.match(w.msg, /a typo in --db or CXR_DB is likely/);
+    assert.match(w.msg, /exiting 1 if it still does not answer 3 s after start \(--db-wait\)/);
+  }
+  const fatal = r.lines.at(-1)!;
+  assert.match(fatal.msg, /does not resolve .*still so after 3 s of waiting \(--db-wait, CXR_DB_WAIT\): not starting/);
+  assert.doesNotMatch(r.err, /\\n\s+at /, 'no stack trace');
+});
+
+test('--db-wait 0 gives up at the first failure; a bad value is refused', { timeout: 120_000 }, async () => {
+  const r = await serveFor(['--db', `postgres://cxr@${HOST}/cxr`, '--db-wait', '0'], {}, 60_000);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.lines.at(-1)!.msg, /still so after 0 s of waiting/);
+  const bad = await serveFor(['--db', `postgres://cxr@${HOST}/cxr`, '--db-wait', 'soon'], {}, 60_000);
+  assert.equal(bad.code, 1, bad.err);
+  assert.match(bad.err, /dbWait|db-wait/);
+});
+
+test('the default wait outlasts a database booting after the server, and is bounded', () => {
+  assert.ok(DEFAULT_DB_WAIT_S >= 60 && DEFAULT_DB_WAIT_S <= 900, String(DEFAULT_DB_WAIT_S));
+});
