@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { intInRange } from './args';
 import { z } from 'zod';
 import { csvLine } from '../report/csv';
-import { type AuditRecord, defaultDbPath, openAuditStore } from '../serve/audit';
+import { type AuditRecord, DEFAULT_DB_WORDS, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { auditTime } from '../serve/audit_sql';
 import { DATE_TIME_FORMS, readDateTime } from '../serve/date_time';
@@ -139,7 +139,7 @@ function csvRow(r: AuditRecord): string {
   ]);
 }
 
-const DB_HELP = 'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)';
+const DB_HELP = `audit log: SQLite file or postgres:// URL (default: ${DEFAULT_DB_WORDS})`;
 
 const PruneOptions = z.object({
   db: z.string().min(1).optional(),

@@ -12,8 +12,10 @@ import { DEFAULT_OOD_PERCENTILE, fitOodFromData } from '../explain/ood_fit';
 import { evaluateGate, formatGateReport } from '../robustness/ood_evaluate';
 import { modelAndDataRoot } from '../models/io';
 import { modelDirOrDefault } from '../paths';
+import { DecodeError, readErrorCode, readImageFile } from '../data/decode';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
+import { readFailure } from './evaluate_pipeline';
 import { ensureWritableFile } from './writable';
 
 const percentileArg = numberInRange(0, 100, 'both');
@@ -119,13 +121,19 @@ export function register(program: Command): void {
         for (const n of p.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of files) {
           try {
-            const r = await p.predict(fs.readFileSync(f));
+            const r = await p.predict(await readImageFile(f));
             const score = r.ood ? `${r.ood.score.toFixed(2)} / ${r.ood.threshold.toFixed(2)}` : 'n/a';
             process.stdout.write(`${f}\t${score}\t${r.warnings.length ? r.warnings.join('; ') : 'ok'}\n`);
           } catch (e) {
-            // An unreadable file (fs errors carry a syscall) or a bad image is reported; anything else is a bug.
-            if (!(e instanceof InputError) && !(e as NodeJS.ErrnoException).syscall) throw e;
-            process.stdout.write(`${f}\terror\t${(e as Error).message}\n`);
+            // An unreadable or too large file (read as `cxr predict` reads one: size-checked before it is read,
+            // a read failure said in words) or a bad image is reported; anything else is a bug.
+            if (e instanceof DecodeError) {
+              // A file named on the command line that is not there is just that, not one gone since a listing.
+              const why =
+                readErrorCode(e) === 'ENOENT' ? 'no such file' : e.code === 'READ_FAILED' ? readFailure(e) : e.detail;
+              process.stdout.write(`${f}\terror\t${why}\n`);
+            } else if (e instanceof InputError) process.stdout.write(`${f}\terror\t${e.message}\n`);
+            else throw e;
           }
         }
       } finally {

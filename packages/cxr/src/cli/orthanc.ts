@@ -37,7 +37,7 @@ import {
   type JobSpec,
   loadRedisUrl,
 } from '../queue';
-import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { AuditCloseError } from '../serve/audit_store';
 import { emptyStats, queueFilms, summary } from './orthanc_lines';
 import { AuditOpenError, openAuditStoreForWriting } from './writable';
@@ -102,8 +102,8 @@ export function register(program: Command): void {
     )
     .option(
       '--db <file|url>',
-      'audit log for the films predicted here: SQLite file or postgres:// URL (default: CXR_DB or ' +
-        '~/.local/share/cxr/audit.db, as cxr serve); with --queue the workers write it',
+      'audit log for the films predicted here: SQLite file or postgres:// URL (default: ' +
+        `${DEFAULT_DB_WORDS}, as cxr serve); with --queue the workers write it`,
     )
     .option('--no-audit', 'do not write the predictions to the audit log')
     .option(

@@ -22,7 +22,7 @@ import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
 import { EMPTY_FILE_RULE, emptySkippedLine, noFilmsIn } from '../predict/batch_inputs';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
-import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
@@ -67,10 +67,7 @@ export function register(program: Command): void {
         .choices(['warn', 'refuse'])
         .default('warn'),
     )
-    .option(
-      '--db <file|url>',
-      'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)',
-    )
+    .option('--db <file|url>', `audit log: SQLite file or postgres:// URL (default: ${DEFAULT_DB_WORDS})`)
     .option('--no-audit', 'do not write the predictions to the audit log')
     .option('--concurrency <n>', 'files in flight at once (default: number of cores)', positiveInt)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)

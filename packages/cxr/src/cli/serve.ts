@@ -5,7 +5,7 @@ import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
-import { type AuditStore, defaultDbPath } from '../serve/audit';
+import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { AuditStoreOpenError } from '../serve/audit_store';
 import { ApiTokenError, loadTokens, TokenSet } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
@@ -69,10 +69,7 @@ export function register(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', '8080')
     .option('--model <dir>', 'model folder (default: CXR_MODEL or the shipped model)')
-    .option(
-      '--db <file|url>',
-      'audit log: SQLite file or postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db)',
-    )
+    .option('--db <file|url>', `audit log: SQLite file or postgres:// URL (default: ${DEFAULT_DB_WORDS})`)
     .option(
       '--db-wait <seconds>',
       'at start, how long to wait for an audit log that does not answer before exiting 1 (default: CXR_DB_WAIT ' +

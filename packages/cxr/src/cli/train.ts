@@ -33,7 +33,13 @@ export function register(program: Command): void {
     .addOption(new Option('--tta <view...>', 'test-time views averaged at prediction').choices(TTA_VIEWS))
     .option('--epochs <n>', 'epochs', positiveInt)
     .option('--batch-size <n>', 'batch size', positiveInt)
-    .addOption(new Option('--optimizer <name>').choices(['rmsprop', 'adam', 'sgd']))
+    .addOption(
+      new Option('--optimizer <name>', "optimizer (default: the recipe's, else adam)").choices([
+        'rmsprop',
+        'adam',
+        'sgd',
+      ]),
+    )
     .option('--lr <x>', 'learning rate', positiveNumber)
     .addOption(
       new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'plateau', 'cosine', 'onecycle']),

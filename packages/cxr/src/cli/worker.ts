@@ -31,7 +31,7 @@ import {
   UploadStore,
   WorkerMetrics,
 } from '../queue';
-import { defaultDbPath } from '../serve/audit';
+import { DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
 
 /**
@@ -115,7 +115,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model folder (default: the shipped model, or $CXR_MODEL); it picks the queue')
     .option(
       '--db <file|url>',
-      'audit log: an SQLite file or a postgres:// URL (default: CXR_DB or ~/.local/share/cxr/audit.db, as cxr serve)',
+      `audit log: an SQLite file or a postgres:// URL (default: ${DEFAULT_DB_WORDS}, as cxr serve)`,
     )
     .addOption(
       new Option('--ood-policy <policy>', 'films that do not look like chest X-rays: warn, or refuse (the job fails)')

@@ -17,6 +17,9 @@ export { isPostgresUrl, redactUrl } from './audit_target';
 export type { AuditRecord } from '../predict/prediction_schema';
 export type { AuditImages, AuditOpenOptions, AuditStore, HistoryFilter, HistoryPage } from './audit_store';
 
+/** defaultDbPath in words, for the commands' --db help. */
+export const DEFAULT_DB_WORDS = 'CXR_DB, else $XDG_DATA_HOME/cxr/audit.db, by default ~/.local/share/cxr/audit.db';
+
 /** CXR_DB, else ~/.local/share/cxr/audit.db (XDG_DATA_HOME when set). */
 export function defaultDbPath(): string {
   if (process.env.CXR_DB) return process.env.CXR_DB;
