@@ -157,8 +157,9 @@ export class ServeMetrics {
   }
 
   /**
-   * A gauge read when Prometheus scrapes: one line to expose any number the server can compute,
-   * e.g. `metrics.addGauge('cxr_queue_waiting', 'Jobs waiting', async () => (await jobs.depth()).waiting)`.
+   * A gauge read when Prometheus scrapes: one line to expose any number the server can compute, e.g.
+   * `metrics.addGauge('cxr_site_films_today', 'Films read today', async () => countToday())` (a name already
+   * registered, such as the queue's own cxr_queue_waiting, is refused).
    */
   addGauge(name: string, help: string, collect: () => number | Promise<number>): void {
     new Gauge({
