@@ -37,6 +37,7 @@ async function everyOperation(): Promise<{ method: 'GET' | 'POST'; url: string; 
     { method: 'GET' as const, url: `/api/v1/jobs/${encodeURIComponent(JOB_ID)}`, ok: 200 },
     { method: 'GET' as const, url: '/api/v1/model', ok: 200 },
     { method: 'GET' as const, url: file, ok: 200 },
+    { method: 'GET' as const, url: '/api/v1/token', ok: 200 },
     { method: 'GET' as const, url: '/api/v1/health', ok: 200 },
   ];
   const documented = Object.values(ctx.doc.paths).flatMap((item) => Object.keys(item)).length;

@@ -87,6 +87,7 @@ test('every operation has its own stable operationId', () => {
     'GET /api/v1/jobs/{id}': 'getJob',
     'GET /api/v1/model': 'getModel',
     'GET /api/v1/model/files/{path}': 'getModelFile',
+    'GET /api/v1/token': 'getToken',
     'GET /api/v1/health': 'getHealth',
   });
   const all = Object.values(ids);

@@ -4,11 +4,13 @@
 // field added here reaches every one of them, and a field missing here reaches none.
 // No Node imports: the web page imports the types of this module.
 import type { FromSchema } from 'json-schema-to-ts';
-import type { Verdict } from './verdict';
+import type { AnswerAge, Verdict } from './verdict';
 
 export const LABELS = ['NORMAL', 'PNEUMONIA'] as const;
 export const INPUT_KINDS = ['jpeg', 'png', 'dicom'] as const;
 export const VERDICT_STATUSES = ['assessed', 'cannot-assess', 'outside-population'] as const;
+/** Where the age an answer took came from (predict/verdict.ts patientAge, most trusted first). */
+export const AGE_SOURCES = ['header', 'dates', 'stated'] as const;
 
 /**
  * An answer's label: the finding, null when the verdict is cannot-assess (predict/verdict.ts shownLabel), as
@@ -99,6 +101,38 @@ export const verdictSchema = {
   additionalProperties: false,
 } as const;
 
+/**
+ * The patient's age the verdict took (predict/verdict.ts patientAge), so that a reader sees which age an answer
+ * was judged at and where it came from. Only the age and its source: never the header's dates. Not kept in the
+ * audit log (no column: the log keeps no patient data, only the bounds its reasons name), so only the answer to
+ * POST /predictions carries it.
+ */
+export const ageSchema = {
+  type: ['object', 'null'],
+  description:
+    "the patient's age the verdict took, in years, and where it came from: 'header' (the DICOM's PatientAge), " +
+    "'dates' (its PatientBirthDate to its StudyDate or another date of the film), 'stated' (the patientAge sent " +
+    'with the request); of ages that disagree, the one outside the intended population is taken (the AGE reason ' +
+    'says so). null when the film comes with no age. Only in the answer to POST /predictions: the audit log keeps ' +
+    'no patient data, so a prediction read back (GET, history, a job) has none',
+  properties: {
+    years: {
+      type: 'number',
+      minimum: 0,
+      description: 'the age in years with its fraction, as the verdict compared it with the bounds (round it to show)',
+    },
+    untilYears: {
+      type: 'number',
+      description:
+        "only for a PatientAge, which counts completed units ('003Y': 3 years and up to one more; '052W': 52 " +
+        'weeks and up to six days more): the age lies from years up to, not including, this',
+    },
+    source: { type: 'string', enum: AGE_SOURCES },
+  },
+  required: ['years', 'source'],
+  additionalProperties: false,
+} as const;
+
 /** What the model says about one image: the fields the Predictor, the audit log and the API share. */
 const resultProperties = {
   probability: {
@@ -158,8 +192,8 @@ const recordRequired = ['id', 'createdAt', 'model', 'requestedBy'] as const;
 /** Predictor.predict's result, less the PNG buffers (predict/predictor.ts adds them). */
 export const predictionResultSchema = {
   type: 'object',
-  properties: { ...resultProperties, verdict: verdictSchema },
-  required: [...resultRequired, 'verdict'],
+  properties: { ...resultProperties, verdict: verdictSchema, age: ageSchema },
+  required: [...resultRequired, 'verdict', 'age'],
   additionalProperties: false,
 } as const;
 
@@ -192,6 +226,7 @@ export const predictionSchema = {
     },
     thumbnailUrl: { type: ['string', 'null'] },
     verdict: verdictSchema,
+    age: ageSchema,
   },
   required: [...recordRequired, ...resultRequired, 'heatmapUrl', 'thumbnailUrl'],
   additionalProperties: false,
@@ -226,3 +261,11 @@ export type InputKind = (typeof INPUT_KINDS)[number];
 // Compile-time proof that verdict.ts's Verdict is a value of the schema's verdict.
 type Assert<T extends true> = T;
 export type VerdictFitsSchema = Assert<Verdict extends FromSchema<typeof verdictSchema> ? true : false>;
+// And that the age verdict.ts takes is the schema's, both ways (a source added there is one here).
+export type AgeFitsSchema = Assert<
+  [AnswerAge | null] extends [FromSchema<typeof ageSchema>]
+    ? [FromSchema<typeof ageSchema>] extends [AnswerAge | null]
+      ? true
+      : false
+    : false
+>;

@@ -29,7 +29,7 @@ import { disposeViews, modelViews } from './model_views';
 import { imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
-import { deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
+import { answerAge, deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
 import { verdictNotes } from './verdict_notes';
 import { sha256Of } from '../hash';
 
@@ -327,6 +327,8 @@ export class Predictor {
       operatingPoint: opName,
       threshold: op.threshold,
       verdict,
+      // Which age the verdict took, and from where: the reader sees the age the answer was judged at.
+      age: answerAge({ facts: img.facts, statedAgeYears: opts.patientAge }),
       warnings,
       ood: oodResult,
       input: {

@@ -179,6 +179,20 @@ export function patientAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>)
   return { ...taken, outside, ...(within ? { within } : {}) };
 }
 
+/** The age an answer says it was judged at (prediction_schema.ts ageSchema): no dates, no words, only the age. */
+export interface AnswerAge {
+  years: number;
+  untilYears?: number;
+  source: AgeSource['source'];
+}
+
+/** patientAge as an answer carries it (Predictor.predict, the page's local mode): null when the film has no age. */
+export function answerAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AnswerAge | null {
+  const a = patientAge(e);
+  if (a === null) return null;
+  return { years: a.years, ...(a.untilYears !== undefined ? { untilYears: a.untilYears } : {}), source: a.source };
+}
+
 /** How far dates may fall outside a PatientAge's span in months, weeks or days and still agree with it. */
 const SPAN_SLACK_YEARS = 3 / 365.25;
 

@@ -31,6 +31,7 @@ import { historyRoutes } from './routes/history';
 import { JOB_FILES_MAX, jobRoutes, type JobsPort } from './routes/jobs';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
+import { tokenRoute } from './routes/token';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
 import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
@@ -274,6 +275,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
       });
       modelRoutes(api, predictor);
+      tokenRoute(api);
       healthRoute(api, {
         predictor,
         audit: guard,

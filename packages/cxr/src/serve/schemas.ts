@@ -4,6 +4,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
 import { STATED_AGE_RANGE } from '../predict/verdict';
+import { SCOPES } from './auth';
 import { DATE_TIME_PATTERN } from './date_time';
 
 export { historyPageSchema, predictionSchema } from '../predict/prediction_schema';
@@ -235,3 +236,24 @@ export const jobStateSchema = {
   required: ['id', 'status', 'outcome', 'prediction', 'error'],
   additionalProperties: false,
 } as const;
+
+/** GET /token: the token the request carried, by name and scopes; its value is never sent back. */
+export const tokenInfoSchema = {
+  type: 'object',
+  properties: {
+    name: {
+      type: ['string', 'null'],
+      description: "the token's name, as predictions record it in requestedBy; null when the server needs no token",
+    },
+    scopes: {
+      type: 'array',
+      items: { type: 'string', enum: SCOPES },
+      description: `what the token may do: all (${SCOPES.join(', ')}) for a token named without scopes, or none needed`,
+    },
+  },
+  required: ['name', 'scopes'],
+  additionalProperties: false,
+} as const;
+
+/** What GET /token answers (the web page's API client types it with this). */
+export type TokenInfo = FromSchema<typeof tokenInfoSchema>;

@@ -48,6 +48,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope | 'any' | 'history' | '
   // The model's description and files: what the page shows beside a result, no patient's data.
   [`GET ${API_PREFIX}/model`]: 'any',
   [`GET ${API_PREFIX}/model/files/*`]: 'any',
+  // The token's own name and scopes: every token may learn them (never its value), so a page can say whose it holds.
+  [`GET ${API_PREFIX}/token`]: 'any',
   [`GET ${METRICS_ROUTE}`]: 'metrics',
 };
 
@@ -101,6 +103,7 @@ export function addRequestGuards(
 ): void {
   app.decorateRequest('tokenName', null);
   app.decorateRequest('ownRecordsOnly', null);
+  app.decorateRequest('tokenScopes', null);
   app.addHook('onRequest', async (req) => checkExposure(req));
   app.addHook('onRequest', async (req, reply) => {
     if (!tokenName) return;
@@ -133,6 +136,7 @@ export function addRequestGuards(
       );
     }
     req.tokenName = token.name;
+    req.tokenScopes = token.scopes;
     req.ownRecordsOnly = allowed === 'own' ? token.name : null;
   });
 }
@@ -162,6 +166,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The name of the API token the request carried; null when the server needs none. */
     tokenName: string | null;
+    /** The scopes of that token; null when it has every scope, or the server needs none. */
+    tokenScopes: readonly Scope[] | null;
     /**
      * The token's name when it lacks the `audit` scope on a route that answers only its own records (scopeCheck's
      * 'own'): the history routes answer only the predictions it made (requestedBy), the jobs routes only the jobs

@@ -102,7 +102,12 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
     if (!storeImages && result.heatmapPng) recent.set(record.id, result.heatmapPng);
     metrics.prediction(result, performance.now() - received);
     noStore(reply);
-    return { ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail), verdict: result.verdict };
+    // The age the verdict took is the answer's alone: the audit log keeps no patient data (prediction_schema.ts).
+    return {
+      ...toApi(record, result.heatmapPng !== undefined, record.hasThumbnail),
+      verdict: result.verdict,
+      age: result.age,
+    };
   };
 
   api.post<{ Querystring: PredictQuery }>(
