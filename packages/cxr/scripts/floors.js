@@ -3,8 +3,8 @@
 // from a lower floor to a higher one, and module-map.js lists the modules floor by floor. Both walk src/ and
 // place a module on its floor with the same two functions (walk, folderOf), so that the map lists exactly the
 // modules the check checks. A module's floor is that of its first folder under src/; files directly in src/
-// (engine.ts, paths.ts, ...) are the bottom floor, all but index.ts (the library API, which stands above them
-// all: check-layers.js).
+// (engine.ts, paths.ts, ...) are the bottom floor, all but the package's entries (ENTRIES: the library API, which
+// stands above them all: check-layers.js).
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -29,6 +29,12 @@ const FLOORS = {
   cli: 6,
 };
 
+/**
+ * The package's entries (package.json "exports"): the library API (index.ts) and its lighter part for a program
+ * that only predicts (predict_entry.ts). They re-export from many floors by design, so they stand above them all.
+ */
+const ENTRIES = new Set(['index.ts', 'predict_entry.ts']);
+
 const SOURCE_EXT = /\.(?:ts|mts|cts|tsx)$/;
 const DECLARATION = /\.d\.(?:ts|mts|cts)$/;
 
@@ -51,4 +57,4 @@ function walk(dir) {
 /** The folder whose floor a module is on: the first of its path under src/ ('/'-separated), '' for src/ itself. */
 const folderOf = (rel) => (rel.includes('/') ? rel.split('/')[0] : '');
 
-module.exports = { FLOORS, walk, folderOf };
+module.exports = { ENTRIES, FLOORS, walk, folderOf };

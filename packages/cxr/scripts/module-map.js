@@ -12,7 +12,7 @@ const path = require('node:path');
 
 const SRC = path.join(__dirname, '..', 'src');
 const OUT = path.join(__dirname, '..', '..', '..', 'docs', 'modules.md');
-const { FLOORS, folderOf, walk } = require('./floors');
+const { ENTRIES, FLOORS, folderOf, walk } = require('./floors');
 const FLOOR_NAMES = [
   'shared (src/ itself)',
   'data',
@@ -101,9 +101,9 @@ function render() {
     '',
   ];
   for (const [title, folders] of groups) {
-    // index.ts is the library API, above every floor (check-layers.js), so it is listed apart.
+    // The entries are the library API, above every floor (check-layers.js), so they are listed apart.
     const mine = files.filter((f) =>
-      f === 'index.ts' ? folders.length === 0 || title.startsWith('Not') : folders.includes(folderOf(f)),
+      ENTRIES.has(f) ? folders.length === 0 || title.startsWith('Not') : folders.includes(folderOf(f)),
     );
     if (!mine.length) continue;
     out.push(`## ${title}`, '', '| module | what it holds |', '| --- | --- |');

@@ -10,37 +10,8 @@
 // declarations carry them to a program that compiles against them (else dcmjs's types are `any` there, or
 // TS7016 without skipLibCheck). tsc writes the path relative to dist/src, pointing at the shipped src file.
 /// <reference path="./dicom_out/dcmjs.d.ts" preserve="true" />
-export { initEngine } from './engine';
-export { defaultModelDir } from './paths';
-export {
-  Predictor,
-  type OodPolicy,
-  type Prediction,
-  type PredictOptions,
-  type PredictorOptions,
-  type Screening,
-} from './predict/predictor';
-export { InputError, PredictorDisposedError, type InputErrorCode, type InputErrorStatus } from './predict/errors';
-export { ModelLoadError, type ModelLoadErrorCode } from './models/load_error';
-export { DatasetLayoutError, type DatasetLayoutErrorCode } from './data/dataset';
-export type { DecodeLimits } from './data/decode';
-export type { InputDecoder } from './predict/decode_input';
-export {
-  shownLabel,
-  type Verdict,
-  type VerdictReason,
-  type VerdictReasonCode,
-  type VerdictStatus,
-} from './predict/verdict';
-export type { PredictionLabel } from './predict/prediction_schema';
-export {
-  runBatch,
-  expandPaths,
-  type BatchOptions,
-  type BatchResult,
-  type BatchRow,
-  type BatchJob,
-} from './predict/batch';
+// What a program that only predicts needs; also its own, lighter entry `@cxr/app/predict` (predict_entry.ts).
+export * from './predict_entry';
 // The audit log `cxr serve`, `cxr predict` and the queue's workers write, and the record of one prediction as
 // they write it. A row keeps the model's label of every answer: show it through shownLabel, as `cxr history`
 // and the API do (none for a cannot-assess answer).
@@ -102,5 +73,3 @@ export {
   type WorkerOptions,
 } from './queue';
 export type { WorkerContext } from './queue/worker';
-export { createDecodePool, type DecodePool, type DecodePoolOptions } from './serve/decode_pool';
-export type { DecoderPool } from './predict/predictor';

@@ -1,0 +1,129 @@
+// `@cxr/app/predict`, the lighter entry for a program that only predicts (src/predict_entry.ts): the full entry
+// loads every floor up front, the server (fastify), the audit log's drivers (pg, better-sqlite3) and the queue
+// (bullmq, ioredis) included, about 0.7 s on an idle machine and seconds on a busy one, for a program that never
+// uses them. Each program runs in a child process of its own, with a fresh require.cache, and finds the package by
+// name, as an installed one would.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+
+const repo = path.resolve(__dirname, '..', '..', '..', '..');
+/** Packages only the server, the audit log, the queue or the command line need. */
+const HEAVY = ['pg', 'better-sqlite3', 'fastify', '@fastify/multipart', 'bullmq', 'ioredis', 'prom-client', 'pino'];
+
+/** Runs `program` (CommonJS, or an ES module) in a fresh Node; returns what it printed last, as JSON. */
+function run(program: string, esm = false): unknown {
+  const args = esm ? ['--input-type=module', '-e', program] : ['-e', program];
+  const r = spawnSync(process.execPath, args, { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
+}
+
+/** The packages in require.cache, printed as the child's last line. */
+const PRINT_PACKAGES = `
+const pkgs = new Set();
+for (const f of Object.keys(require.cache)) {
+  const i = f.lastIndexOf('/node_modules/');
+  if (i < 0) continue;
+  const [a, b] = f.slice(i + 14).split('/');
+  pkgs.add(a.startsWith('@') ? a + '/' + b : a);
+}
+console.log(JSON.stringify([...pkgs].sort()));`;
+
+let dir = '';
+let modelDir = '';
+const skip = fs.existsSync(XRAY_JPEG) ? false : `no sample film (${XRAY_JPEG})`;
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('package-predict-entry');
+  modelDir = await makeTinyModel(path.join(dir, 'model'));
+});
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a program that predicts through @cxr/app/predict loads neither the server, the audit log nor the queue', {
+  skip,
+}, () => {
+  const program = (entry: string) => `
+const fs = require('node:fs');
+const { InputError, ModelLoadError, Predictor } = require(${JSON.stringify(entry)});
+(async () => {
+  const predictor = await Predictor.load(${JSON.stringify(modelDir)}, { warmUp: false });
+  const p = await predictor.predict(fs.readFileSync(${JSON.stringify(XRAY_JPEG)}));
+  await predictor.predict(new Uint8Array(8)).catch((e) => { if (!(e instanceof InputError)) throw e; });
+  predictor.dispose();
+  if (typeof p.probability !== 'number' || typeof ModelLoadError !== 'function') throw new Error('no prediction');
+  ${PRINT_PACKAGES}
+})().catch((e) => { console.error(e); process.exit(1); });`;
+  const light = run(program('@cxr/app/predict')) as string[];
+  assert.ok(light.includes('@tensorflow/tfjs-core'), `the engine predicts: ${light.join(' ')}`);
+  assert.deepEqual(
+    HEAVY.filter((p) => light.includes(p)),
+    [],
+    'a predictor-only program loaded these',
+  );
+  // What the light entry spares: the full one loads them (else this test would prove nothing).
+  const full = run(program('@cxr/app')) as string[];
+  assert.deepEqual(
+    HEAVY.filter((p) => full.includes(p)),
+    HEAVY,
+  );
+});
+
+test('every value of @cxr/app/predict is the same object from @cxr/app, by require() and by import', () => {
+  const check = (load: string) => `${load}
+const names = Object.keys(light).filter((n) => n !== 'default' && n !== '__esModule').sort();
+const differ = names.filter((n) => light[n] === undefined || light[n] !== full[n]);
+console.log(JSON.stringify({ names, differ }));`;
+  const cjs = run(check(`const light = require('@cxr/app/predict'); const full = require('@cxr/app');`)) as {
+    names: string[];
+    differ: string[];
+  };
+  const esm = run(check(`import * as light from '@cxr/app/predict'; import * as full from '@cxr/app';`), true);
+  assert.ok(['Predictor', 'InputError', 'createDecodePool', 'runBatch'].every((n) => cjs.names.includes(n)));
+  assert.deepEqual(cjs.differ, []);
+  assert.deepEqual(esm, cjs, 'import gives the same names as require()');
+});
+
+test('a strict TypeScript program names the Predictor and its types from @cxr/app/predict', () => {
+  const tmp = tempDir('package-predict-entry-types');
+  try {
+    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
+    fs.writeFileSync(
+      path.join(tmp, 'program.ts'),
+      `import { createDecodePool, InputError, Predictor, type InputErrorCode, type Prediction } from '@cxr/app/predict';
+export async function main(dir: string, bytes: Uint8Array): Promise<number> {
+  const predictor = await Predictor.load(dir);
+  // The predictor closes the pool with dispose() once it took it.
+  if (!predictor.decodeIn(createDecodePool())) throw new Error('the predictor has a decoder already');
+  try {
+    const p: Prediction = await predictor.predict(bytes);
+    return p.probability;
+  } catch (e) {
+    if (e instanceof InputError) {
+      const code: InputErrorCode = e.code;
+      console.log(code);
+    }
+    return Number.NaN;
+  } finally {
+    predictor.dispose();
+  }
+}
+`,
+    );
+    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(
+      process.execPath,
+      [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--target', 'es2022', 'program.ts'],
+      { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
