@@ -142,8 +142,14 @@ test('sync --queue, two workers: one SR, SC and audit row per film; again, and a
   const films = await uploadSamples(stack!);
   assert.equal(films.size, 4, 'the six samples hold four distinct chest instances');
 
-  // Two workers wait; the change feed is queued (not predicted in the sync process), they drain it.
-  const workers = [await startWorker(), await startWorker()];
+  // Two workers wait; the change feed is queued (not predicted in the sync process), they drain it. Each takes
+  // one job at a time and holds it 2 s after its audit row: a job waits 2 s or more for a worker that is busy,
+  // so both take jobs unless one is stalled for the 6 s the other takes over the four, however they are scheduled.
+  const holding = { CXR_WORKER_PAUSE_AFTER_AUDIT_MS: '2000' };
+  const workers = [
+    await startWorker(holding, ['--concurrency', '1']),
+    await startWorker(holding, ['--concurrency', '1']),
+  ];
   const state = path.join(dir, 'state.json');
   const sync = await cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']);
   assert.equal(sync.code, 0, sync.stderr);

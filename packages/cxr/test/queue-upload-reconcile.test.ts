@@ -30,8 +30,11 @@ let queue: JobQueue | undefined;
 let redis: Redis | undefined;
 
 const MODEL = '7'.repeat(64);
-/** Short, for the test: the servers' is a minute (uploads.ts ORPHAN_GRACE_MS). */
-const GRACE_MS = 1_500;
+/**
+ * Short, for the test: the servers' is a minute (uploads.ts ORPHAN_GRACE_MS). Long enough that what must happen
+ * within it (a BUSY, a fresh holder kept) still does on a loaded machine that deschedules the test for a while.
+ */
+const GRACE_MS = 4_000;
 const spec: JobSpec = {
   modelSha256: MODEL,
   operatingPoint: 'balanced',
@@ -84,9 +87,9 @@ test('an upload whose server died before queueing its job is let go past the gra
   });
   const store = new UploadStore(queue!, cap);
   const crashed = film(25_000_000);
-  await holdOnly(store, crashed);
-  const other = film(20_000_000);
+  const other = film(20_000_000); // made before the hold: its 20 MB of random bytes take a while
   const opts = { heatmap: false, requestedBy: null };
+  await holdOnly(store, crashed);
 
   // At once, it may be another server's upload whose job is being queued right now: the budget is full.
   await assert.rejects(api.submitUpload(other, 'other.jpg', opts), { statusCode: 503, code: 'BUSY' });

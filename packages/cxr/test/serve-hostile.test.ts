@@ -103,12 +103,17 @@ test('a path segment of any length is refused fast, as a problem (400, 404 or 43
       `/api/v1/jobs/${long}`,
       `/api/v1/predictions/${long}/heatmap.png`,
     ]) {
-      const t0 = performance.now();
-      const res = await fetch(url + p);
-      const body = (await res.json()) as { code: string };
-      const ms = performance.now() - t0;
-      assert.ok([400, 404, 431].includes(res.status), `${n}: ${res.status} ${body.code}`);
-      assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      // The fastest of up to three: a server that scans the path is slow every time, a test process
+      // descheduled for a moment (a loaded machine) only once.
+      let ms = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 3 && ms >= 1000; i++) {
+        const t0 = performance.now();
+        const res = await fetch(url + p);
+        const body = (await res.json()) as { code: string };
+        ms = Math.min(ms, performance.now() - t0);
+        assert.ok([400, 404, 431].includes(res.status), `${n}: ${res.status} ${body.code}`);
+        assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      }
       assert.ok(ms < 1000, `${p.slice(0, 40)}… (${n}) took ${ms.toFixed(0)} ms`);
     }
   }

@@ -20,6 +20,7 @@ import { BusyError } from '../src/serve/queue';
 import { serverFailureCode } from '../src/serve/routes/predictions';
 import { tooLarge } from '../src/serve/upload';
 import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { endMidWork } from './engine-kill-fixture';
 import { parseMetrics, samplesOf } from './prometheus-text';
 
 let dir = '';
@@ -86,12 +87,13 @@ test('an engine killed mid-prediction (503 ENGINE_RESTARTING) is counted; a file
   const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
     .png({ compressionLevel: 9 })
     .toBuffer();
-  const during = post(app, big, 'big.png');
   const working = () => engine.decodeStats!().busy + engine.decodeStats!().queued > 0;
-  for (let i = 0; i < 3000 && !working(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(working(), 'the upload never reached the engine');
-  engine.child().kill('SIGKILL');
-  const refused = await during;
+  const begun = async () => {
+    for (let i = 0; i < 3000 && !working(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(working(), 'the upload never reached the engine');
+  };
+  // Ended while it still owes the reply (an answer that came first is sent again: it counts no error).
+  const refused = await endMidWork(engine.child, () => post(app, big, 'big.png'), begun, 'SIGKILL');
   assert.equal(refused.statusCode, 503, refused.body);
   assert.equal(refused.json().code, 'ENGINE_RESTARTING');
   assert.deepEqual(await errorCounts(metrics), { ...none, ENGINE_RESTARTING: 1 });

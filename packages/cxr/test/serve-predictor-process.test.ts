@@ -16,6 +16,7 @@ import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
 import { createLogger } from '../src/log';
 import { type ChildPredictor, loadChildPredictor } from '../src/serve/predictor_process';
+import { endMidWork } from './engine-kill-fixture';
 import { makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
 
 let dir: string;
@@ -95,11 +96,9 @@ test('an engine ended by a native fault fails only its predictions (503 ENGINE_R
     const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#777' } })
       .png({ compressionLevel: 9 })
       .toBuffer();
-    const inFlight = engine.predict(big, { heatmap: true }).catch((e: unknown) => e);
-    await decoding();
     // What libtorch's own fault does to its process: a worker thread's would have ended this one too.
-    engine.child().kill('SIGSEGV');
-    const lost = await inFlight;
+    const work = () => engine.predict(big, { heatmap: true }).catch((e: unknown) => e);
+    const lost = await endMidWork(engine.child, work, decoding, 'SIGSEGV');
     assert.ok(lost instanceof HttpError, `got ${String(lost)}`);
     assert.equal(lost.statusCode, 503);
     assert.equal(lost.code, 'ENGINE_RESTARTING');
@@ -129,15 +128,9 @@ test('an engine ended by a native fault fails only its predictions (503 ENGINE_R
       .png({ compressionLevel: 9 })
       .toBuffer();
     const upload = multipartBody('image', 'other.png', other, 'image/png');
-    const during = app.inject({
-      method: 'POST',
-      url: '/api/v1/predictions',
-      payload: upload.body,
-      headers: upload.headers,
-    });
-    await decoding();
-    engine.child().kill('SIGKILL');
-    const refused = await during;
+    const during = () =>
+      app!.inject({ method: 'POST', url: '/api/v1/predictions', payload: upload.body, headers: upload.headers });
+    const refused = await endMidWork(engine.child, during, decoding, 'SIGKILL');
     assert.equal(refused.statusCode, 503, refused.body);
     assert.equal(refused.json().code, 'ENGINE_RESTARTING');
     assert.equal(refused.headers['retry-after'], '5');
@@ -204,10 +197,9 @@ test('an image in flight at two ends of the engine is refused from then on (422 
       .png({ compressionLevel: 9 })
       .toBuffer();
     for (const expected of ['ENGINE_RESTARTING', 'ENGINE_FAULT']) {
-      const inFlight = p.predict(big, {}).catch((e: unknown) => e);
-      await until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
-      p.child().kill('SIGKILL');
-      const e = await inFlight;
+      const work = () => p.predict(big, {}).catch((e: unknown) => e);
+      const begun = () => until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
+      const e = await endMidWork(p.child, work, begun, 'SIGKILL');
       assert.ok(e instanceof HttpError && e.code === expected, `${expected}: got ${String(e)}`);
     }
     // Sent again, it never reaches the engine; another film is answered.
@@ -236,20 +228,18 @@ test('images in flight together at an end are suspects that run alone: a second 
         .png({ compressionLevel: 9 })
         .toBuffer();
     const [a, b] = [await png(4000), await png(3990)];
-    const both = [a, b].map((x) => p.predict(x, {}).catch((e: unknown) => e));
-    await inThread(2);
-    p.child().kill('SIGKILL');
-    for (const e of await Promise.all(both)) assert.ok(e instanceof HttpError && e.code === 'ENGINE_RESTARTING');
-    // Sent again together: a runs alone (b waits), and the engine ends under it alone.
-    const first = p.predict(a, {}).catch((e: unknown) => e);
-    const second = p.predict(b, {}).catch((e: unknown) => e);
-    await inThread(1);
-    assert.equal(p.decodeStats!().busy + p.decodeStats!().queued, 1, 'the suspect is alone in the engine');
-    p.child().kill('SIGKILL');
-    const refused = await first;
+    const both = () => Promise.all([a, b].map((x) => p.predict(x, {}).catch((e: unknown) => e)));
+    for (const e of await endMidWork(p.child, both, () => inThread(2), 'SIGKILL'))
+      assert.ok(e instanceof HttpError && e.code === 'ENGINE_RESTARTING');
+    // Sent again together: a runs alone (b waits), and the engine ends under it alone. (Sent once more if the
+    // engine answered first: both stay suspects, so a runs alone again.)
+    const alone = async () => {
+      await inThread(1);
+      assert.equal(p.decodeStats!().busy + p.decodeStats!().queued, 1, 'the suspect is alone in the engine');
+    };
+    const [refused, answered] = await endMidWork(p.child, both, alone, 'SIGKILL');
     assert.ok(refused instanceof HttpError && refused.code === 'ENGINE_FAULT', String(refused));
     // b was not in the engine at that end: answered, not blamed.
-    const answered = await second;
     assert.ok(!(answered instanceof Error), String(answered));
   } finally {
     p.dispose();
@@ -343,10 +333,9 @@ test('an engine that ends during the start-up warm-up says so, not "send the ima
     const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#666' } })
       .png({ compressionLevel: 9 })
       .toBuffer();
-    const warming = p.warmUp(big).catch((e: unknown) => e);
-    await until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
-    p.child().kill('SIGKILL');
-    const e = await warming;
+    const warming = () => p.warmUp(big).catch((e: unknown) => e);
+    const begun = () => until(() => p.decodeStats!().busy + p.decodeStats!().queued > 0);
+    const e = await endMidWork(p.child, warming, begun, 'SIGKILL');
     assert.ok(e instanceof Error && !(e instanceof HttpError), String(e));
     assert.match(e.message, /^the prediction engine stopped during its warm-up \(ended by SIGKILL\)$/);
   } finally {
