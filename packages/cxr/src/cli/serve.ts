@@ -108,8 +108,13 @@ export function register(program: Command): void {
         'Logs are JSON lines on stderr (pino); /metrics is in Prometheus text format.',
     )
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? process.env.CXR_DB_WAIT ?? DEFAULT_DB_WAIT_S });
-      if (!parsed.success) throw new Error(`serve: ${z.prettifyError(parsed.error)}`);
+      // An empty CXR_DB_WAIT (`${CXR_DB_WAIT:-}` in a compose file) is unset, not 0 (no wait at all).
+      const envWait = process.env.CXR_DB_WAIT || undefined;
+      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? envWait ?? DEFAULT_DB_WAIT_S });
+      if (!parsed.success) {
+        const fromEnv = raw.dbWait === undefined && envWait !== undefined ? ' (dbWait: from CXR_DB_WAIT)' : '';
+        throw new Error(`serve: ${z.prettifyError(parsed.error)}${fromEnv}`);
+      }
       const o = parsed.data;
       const log = createLogger({ level: resolveLogLevel(o.logLevel) });
       // From here on every line, a refusal or a start-up failure included, is one JSON log line.
@@ -232,7 +237,8 @@ export const DEFAULT_DB_WAIT_S = 300;
  * one still away after `boundMs` (--db-wait) is thrown with its last cause.
  */
 async function openWaiting(open: () => Promise<AuditStore>, log: Logger, boundMs: number): Promise<AuditStore> {
-  const giveUpAt = Date.now() + boundMs;
+  const start = Date.now();
+  const giveUpAt = start + boundMs;
   for (let attempt = 1; ; attempt++) {
     try {
       const store = await open();
@@ -243,7 +249,9 @@ async function openWaiting(open: () => Promise<AuditStore>, log: Logger, boundMs
       const left = giveUpAt - Date.now();
       if (left <= 0) {
         throw new AuditStoreOpenError(
-          `${e.message}; still so after ${boundMs / 1000} s of waiting (--db-wait, CXR_DB_WAIT)`,
+          // The time it really waited: an attempt may outlast the bound (a lock wait on another's migration).
+          `${e.message}; still so after ${Math.round((Date.now() - start) / 1000)} s of waiting ` +
+            `(--db-wait ${boundMs / 1000} s, CXR_DB_WAIT)`,
           e.code,
           false,
         );

@@ -120,6 +120,9 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
   // Defined once the worker is (it asks Redis through it); a job's processor, which calls it, runs only after.
   let lost: ReturnType<typeof lostJobs>;
   const settle = (id: string, ended: string) => {
+    // Emptied by 'completed'/'failed' and by lostJobs; a job that ends in neither (its lock taken over, Redis down
+    // as it ends) would stay: a bound, as for lostJobs' `said`, so a long outage cannot grow it without end.
+    if (settled.size >= 10_000) settled.delete(settled.keys().next().value as string);
     settled.set(id, ended);
     lost.ended(id);
   };

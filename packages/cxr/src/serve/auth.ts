@@ -67,6 +67,8 @@ export const MAKE_TOKEN = 'make a strong one with `openssl rand -hex 32`';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const SCOPED_NAME = /^([^[\]]*)\[([^\]]*)\]$/;
 const TOKEN = /^[\x21-\x7e]{8,512}$/; // printable ASCII, no spaces: what fits in a Bearer header
+/** What `openssl rand -hex 16` and longer make: no person's or system's name. */
+const SECRET_LIKE = /^[0-9a-f]{32,}$/i;
 
 /**
  * The one rule every configured token meets, however it is given (CXR_API_TOKEN, CXR_API_TOKENS, a
@@ -87,11 +89,20 @@ export function checkNamedTokens(
   const out: NamedToken[] = [];
   for (const [i, { name, token }] of tokens.entries()) {
     const at = typeof where === 'string' ? where : where(i);
+    // A refused name is never quoted: an entry written the wrong way round (TOKEN:name) has the secret there, and
+    // the message goes to the log. A name that looks like a generated secret (`openssl rand -hex`) is refused too,
+    // else TOKEN:long-name would be taken, the guessable word as the token and the secret stored as a name.
     if (typeof name !== 'string' || !NAME.test(name))
       throw new ApiTokenError(
         'BAD_NAME',
-        `${at}: token name '${String(name).slice(0, 64)}' must be 1-64 letters, digits or . _ @ -` +
+        `${at}: the token name (before the colon) must be 1-64 letters, digits or . _ @ -` +
           (/[[\]]/.test(String(name)) ? ', its scopes in brackets after it (name[jobs,audit]:TOKEN)' : ''),
+      );
+    if (SECRET_LIKE.test(name))
+      throw new ApiTokenError(
+        'BAD_NAME',
+        `${at}: the token name (before the colon) looks like a token (${name.length} hex digits): ` +
+          'is the entry written TOKEN:name? Write name:TOKEN',
       );
     checkToken(token, `${at}: the token of '${name}'`);
     if (out.some((t) => t.name === name))
