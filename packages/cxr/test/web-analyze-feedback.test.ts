@@ -1,7 +1,7 @@
 // What the Analyze page tells a clinician while films are analyzed, in Chromium against a real server:
 //  - the status line: "Analyzing 1 of 3… 2 waiting.", never "Done" while a later batch is still at work,
-//    then a true summary ("Done: 2 assessed, 1 cannot be assessed, 1 not analyzed."), also when the server
-//    cannot be reached;
+//    then a true summary ("Done: 2 files assessed, 1 cannot be assessed, 1 not analyzed: see its card."), also
+//    when the server cannot be reached;
 //  - screen readers: one message per finished card ("<file>: Signs of pneumonia detected, 62.1 %, above
 //    the 50.0 % threshold (balanced)."), every summary announced even when it repeats the last one, and only
 //    the latest kept in the page; no live region over the whole results, no assertive alert per card, neutral
@@ -93,7 +93,7 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   assert.equal(await status(page), 'Analyzing 1 of 4… 3 waiting.');
   gate.release();
   await settled(page, 4);
-  const summary = 'Done: 2 assessed, 1 cannot be assessed, 1 not analyzed.';
+  const summary = 'Done: 2 files assessed, 1 cannot be assessed, 1 not analyzed: see its card.';
   const seen = await statuses();
   assert.deepEqual(
     seen.filter((s) => s.startsWith('Done')),
@@ -126,7 +126,7 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   }
   said = await announced();
   assert.deepEqual(said.slice(-6, -3), said.slice(-3), said.join(' | '));
-  assert.equal(said.at(-1), 'Done: 1 assessed.');
+  assert.equal(said.at(-1), 'Done: 1 file assessed.');
   assert.match(said.at(-2) ?? '', cardMessage('a.jpeg'));
 
   // Not a live region over the whole results (read piecemeal), nor an assertive alert in every card.
@@ -147,13 +147,13 @@ test('the status line sums up every batch truly, and screen readers hear one mes
   await settled(page, 7);
   assert.match(
     await status(page),
-    /^Done: 0 assessed, 1 not analyzed\. The server could not be reached for 1 file: check that it is running/,
+    /^Done: 1 file not analyzed\. The server could not be reached for 1 file: check that it is running/,
   );
   assert.match((await announced()).at(-2) ?? '', /^c\.jpeg: not analyzed: Cannot reach the cxr server\./);
   await page.unroute('**/api/v1/predictions?*');
   await page.click(`${first} .retry`);
   await page.waitForSelector(`${first}[data-state="done"]`, { timeout: 60_000 });
-  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 1 assessed.');
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 1 file assessed.');
   assert.equal(await page.evaluate(() => document.activeElement?.matches('.result:first-child')), true);
   assert.deepEqual(
     errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),

@@ -81,7 +81,7 @@ test('the server away: "Try all again" for every film it could not be reached fo
   await finished(page, 2);
   assert.equal(
     await page.textContent('#status'),
-    'Done: 0 assessed, 2 not analyzed. The server could not be reached for 2 files: check that it is running, then ' +
+    'Done: 2 files not analyzed. The server could not be reached for 2 files: check that it is running, then ' +
       'use "Try all again".',
   );
   assert.equal(await page.textContent('#status-action'), 'Try all again');
@@ -106,7 +106,7 @@ test('the server away: "Try all again" for every film it could not be reached fo
   await page.waitForFunction(() => document.querySelectorAll('.result[data-state="done"]').length === 2, null, {
     timeout: 60_000,
   });
-  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 2 assessed.');
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 2 files assessed.');
   assert.equal(await page.isVisible('#status-action'), false);
   // Nothing waits for the server any more: it is not asked again.
   const after = asked;

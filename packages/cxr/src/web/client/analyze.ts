@@ -24,20 +24,12 @@ import {
   showNote,
   showProgress,
 } from './card';
-import {
-  $,
-  acceptFileDrops,
-  DICOM_HEAD_BYTES,
-  distinctOperatingPoints,
-  el,
-  isDicom,
-  megabytes,
-  sizeAndLimit,
-} from './dom';
+import { $, acceptFileDrops, DICOM_HEAD_BYTES, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
 import { announcement, findingView, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
 import { reveal } from './reveal';
-import { announce, BatchProgress, type Outcome, ServerWait, showStatus } from './status_line';
+import { FilmQueue } from './film_queue';
+import { announce, type Outcome, showStatus } from './status_line';
 
 export interface AnalyzeContext {
   model: () => Promise<api.ModelInfo>;
@@ -126,7 +118,7 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
  * page's guess: an old PACS export without preamble named IMG0001 (or x.jpg) is one, and its bytes are no image a
  * browser can show; a JPEG named x.dcm is none.
  */
-async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswer> {
+async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSignal): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
   // Checked here, not after seconds of sending: the server would refuse it once it has it all. A refusal is
@@ -134,13 +126,16 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswe
   const over = (limit: number | null) => limit !== null && file.size > limit;
   if (over(await serverUploadLimit()) && over(await serverUploadLimit(true)))
     throw tooLarge(file, await serverUploadLimit(), false);
+  signal.throwIfAborted();
   // `current`: whether this request's card still waits for it (a re-check overtaken by another choice draws
-  // no progress over the answer shown meanwhile).
-  const send = (operatingPoint: string, heatmap: boolean, current = () => true) =>
+  // no progress over the answer shown meanwhile). Only the first answer can be cancelled (`signal`): a re-check
+  // is the server's work on a film it already has.
+  const send = (operatingPoint: string, heatmap: boolean, current = () => true, cancel?: AbortSignal) =>
     api.predict(file, file.name, {
       operatingPoint,
       patientAge: age,
       heatmap,
+      signal: cancel,
       onProgress: (sent, total) => {
         if (current()) showProgress(card, { sent, total });
       },
@@ -148,7 +143,7 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswe
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
     `${ageNote(age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
-  const p = await send(settings.operatingPoint, true);
+  const p = await send(settings.operatingPoint, true, undefined, signal);
   const dicom = p.input.kind === 'dicom';
   card.dataset.source = 'server';
   card.dataset.inputKind = p.input.kind; // card.ts: a DICOM's header may give the age
@@ -208,11 +203,13 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo): Promise<CardAnswe
 }
 
 /** The first answer shown on the card. */
-async function analyzeLocally(job: Job, info: api.ModelInfo): Promise<CardAnswer> {
+async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
   showProgress(card, { text: 'Analyzing on this computer…' });
   const r = await predictLocally(file, info, age);
+  // The view was cleared meanwhile (a token forgotten): the answer is no one's to be shown or said.
+  signal.throwIfAborted();
   card.dataset.source = 'local';
   card.dataset.patientAge = age === undefined ? '' : String(age);
   card.dataset.oodScore = r.ood ? String(r.ood.score) : '';
@@ -254,21 +251,28 @@ function retryable(e: unknown): boolean {
   return api.isNetworkFailure(e);
 }
 
-async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void): Promise<Outcome> {
+async function analyze(
+  job: Job,
+  ctx: AnalyzeContext,
+  retry: (job: Job) => void,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const { file, card, settings } = job;
   setPending(card, 'Analyzing…');
   try {
     const info = await ctx.model();
+    signal.throwIfAborted();
     if (settings.local) {
       const head = new Uint8Array(await file.slice(0, DICOM_HEAD_BYTES).arrayBuffer());
       if (isDicom(head, file.name))
         throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
     }
-    const a = settings.local ? await analyzeLocally(job, info) : await analyzeOnServer(job, info);
+    const a = settings.local ? await analyzeLocally(job, info, signal) : await analyzeOnServer(job, info, signal);
     // Counted as the card shows it: a film that cannot be assessed got no finding.
     const tone = findingView(a.status, a.label).tone;
     return tone === 'cannot-assess' || tone === 'outside-population' ? tone : 'assessed';
   } catch (e) {
+    if (signal.aborted || api.isAbort(e)) return 'cancelled'; // said on the card by film_queue.ts
     // The server's limit now, from its refusal's maxUploadBytes (or /health asked again where the refusal does not
     // say it, as an older server's does not): the page's may be from before a restart.
     let limit: number | null | undefined;
@@ -295,9 +299,7 @@ async function analyze(job: Job, ctx: AnalyzeContext, retry: (job: Job) => void)
  * update.
  */
 function showMode(toggle: HTMLInputElement): () => void {
-  const line = el('p', { id: 'mode-note', className: 'hint' });
-  $('#local-mode-help').after(line);
-  toggle.setAttribute('aria-describedby', `${toggle.getAttribute('aria-describedby') ?? ''} mode-note`.trim());
+  const line = $('#mode-note');
   const update = () => {
     line.textContent = toggle.checked
       ? 'While this is on, nothing is sent to the server or recorded in its audit log.'
@@ -309,33 +311,21 @@ function showMode(toggle: HTMLInputElement): () => void {
   return update;
 }
 
-export function setUpAnalyze(ctx: AnalyzeContext): void {
+/** What the Analyze view offers the rest of the page. */
+export interface AnalyzeView {
+  /**
+   * Cancels every film waiting or on its way and removes every card, the status line and the age typed: the
+   * previous clinician's results, on a shared workstation, once their token is forgotten.
+   */
+  clear(): void;
+}
+
+export function setUpAnalyze(ctx: AnalyzeContext): AnalyzeView {
   const input = $('#file-input') as HTMLInputElement;
   const drop = $('#drop');
   const results = $('#results');
-  const wait: ServerWait = new ServerWait((): boolean => progress.pending === 0, api.serverAnswers);
-  const progress: BatchProgress = new BatchProgress(wait);
-  let queue = Promise.resolve();
+  const films = new FilmQueue<Job>((job, signal, retry) => analyze(job, ctx, retry, signal));
   watchAgeField();
-
-  // One at a time: keeps the order readable and the server's queue short.
-  const enqueue = (jobs: Job[]) => {
-    progress.add(jobs.length);
-    for (const job of jobs) {
-      queue = queue.then(async () => {
-        const outcome = await analyze(job, ctx, retry);
-        if (outcome === 'unreachable') wait.add(job.card, () => retry(job));
-        progress.done(outcome);
-      });
-    }
-  };
-  const retry = (job: Job) => {
-    wait.remove(job.card);
-    // The button goes away: focus stays on its card, not on the page's start.
-    job.card.focus({ preventScroll: true });
-    setPending(job.card);
-    enqueue([job]);
-  };
 
   const take = (files: FileList | File[], fromPicker: boolean) => {
     const list = Array.from(files);
@@ -344,7 +334,7 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     const settings = readSettings();
     const jobs = list.map((file) => ({ file, card: newCard(file.name), settings }));
     results.prepend(...jobs.map((j) => j.card));
-    enqueue(jobs);
+    films.enqueue(jobs);
     reveal(jobs[0].card, fromPicker);
   };
 
@@ -357,8 +347,6 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     () => !$('#view-analyze').hidden,
     (files) => take(files, false),
   );
-  // The zone says it: people aim at it otherwise.
-  drop.append(el('p', { className: 'hint', textContent: 'Files dropped anywhere on this page are taken too.' }));
 
   const toggle = $('#local-mode') as HTMLInputElement;
   const mode = showMode(toggle);
@@ -387,4 +375,17 @@ export function setUpAnalyze(ctx: AnalyzeContext): void {
     }
     loadLocal();
   });
+
+  return {
+    clear() {
+      films.clear();
+      // Their images were object URLs of the films: freed with the cards.
+      for (const img of results.querySelectorAll<HTMLImageElement>('img[src^="blob:"]')) URL.revokeObjectURL(img.src);
+      results.replaceChildren();
+      showStatus('', false);
+      const age = $('#patient-age') as HTMLInputElement;
+      age.value = '';
+      age.dispatchEvent(new Event('input'));
+    },
+  };
 }

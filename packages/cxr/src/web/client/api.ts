@@ -101,7 +101,7 @@ async function send(url: string, init: RequestInit = {}): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (e) {
-    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    if (isAbort(e)) throw e;
     throw new ApiError(0, 'UNREACHABLE', UNREACHABLE);
   }
 }
@@ -211,13 +211,26 @@ export async function uploadLimit(): Promise<number | null> {
 /** Bytes sent of an upload so far; `sent === total` once the whole body is out and the server is working. */
 export type UploadProgress = (sent: number, total: number) => void;
 
+/** The error of a request cancelled through its AbortSignal (as fetch's). */
+function aborted(): DOMException {
+  return new DOMException('upload aborted', 'AbortError');
+}
+
+/** Whether `e` is a request cancelled through its AbortSignal (the card's "Cancel"), not a failure. */
+export function isAbort(e: unknown): boolean {
+  return e instanceof DOMException && e.name === 'AbortError';
+}
+
 /**
  * A POST through XMLHttpRequest, which reports upload progress (fetch cannot): on a slow link a film of
- * a few MB takes seconds to send. Network failures read as fetch's do (ApiError UNREACHABLE).
+ * a few MB takes seconds to send. Network failures read as fetch's do (ApiError UNREACHABLE). `signal` aborts it
+ * (an AbortError): a body cut short never reaches the server's handler, so nothing is analyzed or logged.
  */
-function xhrPost(url: string, body: FormData, onProgress?: UploadProgress): Promise<Response> {
+function xhrPost(url: string, body: FormData, onProgress?: UploadProgress, signal?: AbortSignal): Promise<Response> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(aborted());
     const xhr = new XMLHttpRequest();
+    signal?.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.open('POST', url);
     for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
     xhr.responseType = 'blob';
@@ -232,7 +245,7 @@ function xhrPost(url: string, body: FormData, onProgress?: UploadProgress): Prom
       resolve(new Response(body, { status: xhr.status, statusText: xhr.statusText, headers }));
     };
     xhr.onerror = () => reject(new ApiError(0, 'UNREACHABLE', UNREACHABLE));
-    xhr.onabort = () => reject(new DOMException('upload aborted', 'AbortError'));
+    xhr.onabort = () => reject(aborted());
     xhr.send(body);
   });
 }
@@ -240,7 +253,14 @@ function xhrPost(url: string, body: FormData, onProgress?: UploadProgress): Prom
 export async function predict(
   file: Blob,
   name: string,
-  opts: { operatingPoint: string; patientAge?: number; heatmap?: boolean; onProgress?: UploadProgress },
+  opts: {
+    operatingPoint: string;
+    patientAge?: number;
+    heatmap?: boolean;
+    onProgress?: UploadProgress;
+    /** Cancels the upload (api.ts xhrPost): predict then rejects with an AbortError (isAbort). */
+    signal?: AbortSignal;
+  },
 ): Promise<Prediction> {
   const form = new FormData();
   form.append('image', file, name);
@@ -254,7 +274,7 @@ export async function predict(
   const p = await json<Prediction>(
     await withToken(() => {
       sentWith = sessionStorage.getItem(TOKEN_KEY);
-      return xhrPost(url, form, opts.onProgress);
+      return xhrPost(url, form, opts.onProgress, opts.signal);
     }),
   );
   // The answer names the token it was sent with: the tab's, unless another was entered meanwhile.

@@ -1,8 +1,9 @@
 // One result card of the Analyze view: its states (pending with upload progress, done, re-checking,
-// error with "Try again") and how an answer is drawn on it. What the card shows is one answer: for a
-// server answer, the one logged under the id on the card, drawn with that answer's own threshold: a server
-// whose model was updated while the page was open answers with the new model, whose threshold and figures are
-// not those of the model info the page loaded (the card says so and shows none of the old model's figures).
+// error with "Try again"; cancelled, film_queue.ts) and how an answer is drawn on it. What the card shows
+// is one answer: for a server answer, the one logged under the id on the card, drawn with that answer's
+// own threshold: a server whose model was updated while the page was open answers with the new model,
+// whose threshold and figures are not those of the model info the page loaded (the card says so and shows
+// none of the old model's figures).
 import type { VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
 import { ageUsed } from './batch_settings';
@@ -95,6 +96,9 @@ export function showProgress(card: HTMLElement, p: { sent: number; total: number
   const bar = $('.upload', card) as HTMLProgressElement;
   const text = $('.progress-text', card);
   box.hidden = p === 'hide';
+  // Cancel is for a film still waiting or on its way (film_queue.ts): once the server has it all, or the browser
+  // analyzes it, a cancel would hide an answer that is already made (and, on the server, logged).
+  if (p === 'hide' || 'text' in p || p.sent >= p.total) $('.cancel', card).hidden = true;
   if (p === 'hide') return;
   if ('text' in p) {
     bar.hidden = true;

@@ -194,10 +194,20 @@ export async function loadHistory(): Promise<void> {
   }
 }
 
+/**
+ * Empties the table (the previous clinician's answers, once their token is forgotten): it is not asked for again
+ * until "Apply" or the next visit, which ask for a token.
+ */
+export function clearHistory(): void {
+  for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
+  const cell = el('td', { colSpan: columns(), textContent: 'Cleared with the token. Use "Apply" to load it again.' });
+  $('#history-table tbody').replaceChildren(el('tr', {}, cell));
+  $('#history-page').textContent = '';
+  ($('#history-prev') as HTMLButtonElement).disabled = true;
+  ($('#history-next') as HTMLButtonElement).disabled = true;
+}
+
 export function setUpHistory(): void {
-  // The "Asked by" column (askedBy), after the id, made here with its cells.
-  const id = $('#history-table thead th:nth-child(2)');
-  id.after(el('th', { scope: 'col', textContent: 'Asked by' }));
   ($('#history-filters') as HTMLFormElement).addEventListener('submit', (e) => {
     e.preventDefault();
     page = 1;

@@ -1,9 +1,9 @@
 // The page's entry point: hash routes (#/analyze, #/history, #/model), the token dialog, and the
 // model info every view needs.
 import * as api from './api';
-import { setUpAnalyze } from './analyze';
+import { type AnalyzeView, setUpAnalyze } from './analyze';
 import { $, distinctOperatingPoints, el } from './dom';
-import { loadHistory, setUpHistory } from './history_view';
+import { clearHistory, loadHistory, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
 import { operatingPointHint } from './op_hints';
 import { announce, showStatus } from './status_line';
@@ -162,19 +162,21 @@ function loadModel(announceFailure = true): void {
  * films were logged under the previous one's name, and nothing on the page said whose token was in use. Its name
  * shows once an answer has told it (api.ts tokenState); no route says it before.
  */
-function showToken(): void {
-  const who = el('span', { id: 'token-who' });
-  const forget = el('button', { type: 'button', id: 'token-forget', textContent: 'Forget token' });
-  forget.title = 'Removes the API token from this tab: the next request asks for one';
-  const box = el('div', { id: 'token-state', className: 'token-state' }, who, ' ', forget);
-  $('header.top').append(box);
+function showToken(analyze: AnalyzeView): void {
+  const box = $('#token-state');
+  const who = $('#token-who');
   const render = (state: api.TokenState) => {
     box.hidden = !state.held;
     who.textContent = state.name ? `Signed in with the token "${state.name}"` : 'Signed in with a token';
   };
-  forget.addEventListener('click', () => {
+  // The previous clinician's results go with their token: films still waiting are cancelled (they would be sent
+  // with the next clinician's token), as is one on its way (its answer would be shown to them), and the cards
+  // and History's rows are removed. No question first: nothing is lost that the audit log does not keep.
+  $('#token-forget').addEventListener('click', () => {
     api.forgetToken();
-    announce('Token forgotten: the next request asks for a token.');
+    analyze.clear();
+    clearHistory();
+    announce('Token forgotten, and the results on this page cleared: the next request asks for a token.');
     $('#main').focus();
   });
   api.onTokenChange(render);
@@ -183,8 +185,7 @@ function showToken(): void {
 
 function start(): void {
   api.setTokenPrompt(askToken);
-  showToken();
-  setUpAnalyze({ model });
+  showToken(setUpAnalyze({ model }));
   setUpHistory();
   window.addEventListener('hashchange', () => {
     route();

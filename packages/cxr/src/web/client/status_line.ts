@@ -1,17 +1,19 @@
 // The Analyze view's status line and what a screen reader is told.
 //
 // The visible line (#status) says where the work stands: "Analyzing 3 of 12…", then a true summary
-// once nothing is pending ("Done: 6 assessed, 1 outside the intended population, 2 cannot be assessed,
-// 3 not analyzed."), counted over every batch taken since the queue was last idle: a batch dropped while
-// another runs joins it, and no batch says "Done" while a later one is still analyzing. A film that
-// cannot be assessed got an answer but no finding: it is not counted with the films that got one.
+// once nothing is pending ("Done: 6 files assessed, 1 outside the intended population, 2 cannot be
+// assessed, 1 cancelled, 3 not analyzed: see their cards."), counted over every batch taken since the
+// queue was last idle: a batch dropped while another runs joins it, and no batch says "Done" while a
+// later one is still analyzing. A film that cannot be assessed got an answer but no finding: it is not
+// counted with the films that got one; a film cancelled is not counted as one that failed.
 //
 // Screen readers hear #announcer, a polite live region that gets one short message per finished card
-// and one per summary. Each message is a new element: a message that repeats the last one (the same
-// film twice, "Done: 1 analyzed." after each of two batches) is an addition and is still read, where
-// setting the same text again would not be; and a card's message followed at once by the summary does
-// not replace it before it is read. Only the latest messages stay: the region sits between the status
-// line and the results, and a reader going through the page line by line would hear every old one.
+// and one per summary; it is outside the views, so that what is said on any view (a forgotten token) is
+// heard. Each message is a new element: a message that repeats the last one (the same film twice,
+// "Done: 1 file assessed." after each of two batches) is an addition and is still read, where setting
+// the same text again would not be; and a card's message followed at once by the summary does not
+// replace it before it is read. Only the latest messages stay: a reader going through the page line by
+// line would hear every old one.
 import { $, el } from './dom';
 
 /** Messages kept: the last card's and the summary. */
@@ -65,7 +67,7 @@ export function showStatus(text: string, say = true, action: StatusAction | null
 }
 
 /** What became of a file: its answer's verdict (as its card shows it), or why it got none. */
-export type Outcome = 'assessed' | 'outside-population' | 'cannot-assess' | 'failed' | 'unreachable';
+export type Outcome = 'assessed' | 'outside-population' | 'cannot-assess' | 'cancelled' | 'failed' | 'unreachable';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
@@ -120,6 +122,12 @@ export class ServerWait {
     for (const retry of all) retry();
   }
 
+  /** None waits any more (the view cleared): nothing is offered, and the server is not asked. */
+  clear(): void {
+    this.retries.clear();
+    this.stop();
+  }
+
   private stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -155,7 +163,7 @@ export class BatchProgress {
   constructor(private readonly wait: ServerWait | null = null) {}
 
   private static none(): Record<Outcome, number> {
-    return { assessed: 0, 'outside-population': 0, 'cannot-assess': 0, failed: 0, unreachable: 0 };
+    return { assessed: 0, 'outside-population': 0, 'cannot-assess': 0, cancelled: 0, failed: 0, unreachable: 0 };
   }
 
   get pending(): number {
@@ -173,6 +181,22 @@ export class BatchProgress {
     this.show();
   }
 
+  /**
+   * A file cancelled while it waited its turn: out of the run's count at once (the line's "of 3… 2 waiting" is
+   * the work left to do), and said as cancelled in its summary.
+   */
+  withdraw(): void {
+    this.total -= 1;
+    this.counts.cancelled += 1;
+    if (this.pending > 0) this.show();
+  }
+
+  /** Nothing pending and nothing counted (the view cleared): the next file starts a new run. */
+  reset(): void {
+    this.total = this.finished = 0;
+    this.counts = BatchProgress.none();
+  }
+
   /** The next file's turn: the line says which of how many. */
   show(): void {
     const waiting = this.pending - 1;
@@ -187,10 +211,6 @@ export class BatchProgress {
       return;
     }
     const c = this.counts;
-    const parts = [`${c.assessed} assessed`];
-    if (c['outside-population']) parts.push(`${c['outside-population']} outside the intended population`);
-    if (c['cannot-assess']) parts.push(`${c['cannot-assess']} cannot be assessed`);
-    if (c.failed + c.unreachable) parts.push(`${c.failed + c.unreachable} not analyzed`);
     const action = this.wait?.action() ?? null;
     const button = action ? `use "${action.label}"` : 'use "Try again" on the card';
     const earlier = (this.wait?.count ?? 0) - c.unreachable;
@@ -201,6 +221,25 @@ export class BatchProgress {
         ? ` ${plural(earlier, 'earlier file')} still wait${earlier === 1 ? 's' : ''} for the server: ${button} once ` +
           'it is running.'
         : '';
-    showStatus(`Done: ${parts.join(', ')}.${why}`, true, action);
+    showStatus(`Done: ${summary(c)}.${why}`, true, action);
   }
+}
+
+/**
+ * What became of a run's files, for a person: only what happened ("0 assessed" said nothing), the first count
+ * naming its files ("3 files assessed, 1 cannot be assessed"), and where to look for why a file was not analyzed
+ * (its card), unless every one waits for the server, which the line's next sentence is about.
+ */
+function summary(c: Record<Outcome, number>): string {
+  const failed = c.failed + c.unreachable;
+  const where = c.failed === 0 ? '' : failed === 1 ? ': see its card' : ': see their cards';
+  const parts: [number, string][] = [
+    [c.assessed, 'assessed'],
+    [c['outside-population'], 'outside the intended population'],
+    [c['cannot-assess'], 'cannot be assessed'],
+    [c.cancelled, 'cancelled'],
+    [failed, `not analyzed${where}`],
+  ];
+  const said = parts.filter(([n]) => n > 0);
+  return said.map(([n, what], i) => (i === 0 ? `${plural(n, 'file')} ${what}` : `${n} ${what}`)).join(', ');
 }
