@@ -26,12 +26,14 @@ export { createDecodePool, type DecodePool, type DecodePoolOptions } from './ser
 export type { DecoderPool } from './predict/predictor';
 export {
   shownLabel,
+  VERDICT_REASON_CODES,
+  type AnswerAge,
   type Verdict,
   type VerdictReason,
   type VerdictReasonCode,
   type VerdictStatus,
 } from './predict/verdict';
-export type { PredictionLabel } from './predict/prediction_schema';
+export { AGE_SOURCES, type PredictionLabel } from './predict/prediction_schema';
 export {
   runBatch,
   expandPaths,

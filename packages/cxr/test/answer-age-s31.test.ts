@@ -7,7 +7,9 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
+import { auditRecordOf } from '../src/predict/audit_record';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import type { ServePredictor } from '../src/serve/predictor_port';
@@ -93,8 +95,30 @@ test('the age is the answer alone: a prediction read back (one, the history) has
   assert.ok(!('age' in one), JSON.stringify(one));
   const page = (await app.inject('/api/v1/predictions')).json() as { items: Record<string, unknown>[] };
   assert.ok(page.items.length > 0 && page.items.every((i) => !('age' in i)));
-  const stored = await audit.get(String(p.id));
-  assert.ok(stored && !('age' in stored), 'the audit record keeps no age');
+});
+
+test('the audit log keeps no age: not in the record auditRecordOf makes, nor in a column of the file', async () => {
+  const result = await predictor.predict(dicom(patientAge('003Y'), birth('20160301'), study('20200101')));
+  assert.equal(result.age?.source, 'header', 'the answer has its age');
+  // The one builder of every audit row (the server's, `cxr predict`'s, the queue's).
+  const record = auditRecordOf(result, { model: predictor.model, latencyMs: 1, requestedBy: null });
+  assert.ok(!('age' in record), Object.keys(record).join());
+  // The file itself, row and columns as SQLite holds them, not as the store reads them back.
+  const p = await predict(dicom(patientAge('003Y'), birth('20160301'), study('20200101')));
+  const db = new Database(path.join(dir, 'audit.db'), { readonly: true });
+  try {
+    const columns = (db.prepare('PRAGMA table_info(predictions)').all() as { name: string }[]).map((c) => c.name);
+    assert.ok(columns.includes('verdict_reasons'), columns.join());
+    assert.deepEqual(
+      columns.filter((c) => /(^|_)age($|_)|birth|patient|stated|until/i.test(c)),
+      [],
+    );
+    const row = db.prepare('SELECT * FROM predictions WHERE id = ?').get(p.id) as Record<string, unknown>;
+    assert.ok(row, 'the prediction has its row');
+    assert.doesNotMatch(JSON.stringify(row), /untilYears|"source"|2016|20200101/);
+  } finally {
+    db.close();
+  }
 });
 
 test('the OpenAPI document: Prediction.age is optional and nullable, with its sources', async () => {

@@ -90,19 +90,23 @@ console.log(JSON.stringify({ names, differ }));`;
   assert.deepEqual(esm, cjs, 'import gives the same names as require()');
 });
 
-test('a strict TypeScript program names the Predictor and its types from @cxr/app/predict', () => {
-  const tmp = tempDir('package-predict-entry-types');
-  try {
-    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
-    fs.writeFileSync(
-      path.join(tmp, 'program.ts'),
-      `import { createDecodePool, InputError, Predictor, type InputErrorCode, type Prediction } from '@cxr/app/predict';
+/** The program the entry's types are checked with: the Predictor, its errors and the answer's types by name. */
+const TYPED_PROGRAM = `import {
+  AGE_SOURCES, createDecodePool, InputError, Predictor,
+  type AnswerAge, type InputErrorCode, type Prediction,
+} from '@cxr/app/predict';
+import { openAuditStore } from '@cxr/app';
+type IsAny<T> = 0 extends 1 & T ? true : false;
+const named: IsAny<AnswerAge> = false;
 export async function main(dir: string, bytes: Uint8Array): Promise<number> {
   const predictor = await Predictor.load(dir);
   // The predictor closes the pool with dispose() once it took it.
   if (!predictor.decodeIn(createDecodePool())) throw new Error('the predictor has a decoder already');
   try {
     const p: Prediction = await predictor.predict(bytes);
+    const age: AnswerAge | null | undefined = p.age;
+    const source: (typeof AGE_SOURCES)[number] | undefined = age?.source;
+    console.log(named, source, typeof openAuditStore);
     return p.probability;
   } catch (e) {
     if (e instanceof InputError) {
@@ -114,16 +118,28 @@ export async function main(dir: string, bytes: Uint8Array): Promise<number> {
     predictor.dispose();
   }
 }
-`,
-    );
-    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(
-      process.execPath,
-      [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--target', 'es2022', 'program.ts'],
-      { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
-    );
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+`;
+
+// node16 (and bundler) read the package's `exports`; node10, still many a CommonJS program's setting, reads only
+// `types` and `typesVersions`, which must map the subpath without losing the full entry's types.
+for (const resolution of [
+  ['--module', 'node16'],
+  ['--module', 'commonjs', '--moduleResolution', 'node10'],
+]) {
+  test(`a strict TypeScript program (${resolution.join(' ')}) names the Predictor and its types`, () => {
+    const tmp = tempDir('package-predict-entry-types');
+    try {
+      fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
+      fs.writeFileSync(path.join(tmp, 'program.ts'), TYPED_PROGRAM);
+      const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+      const r = spawnSync(
+        process.execPath,
+        [tsc, '--noEmit', '--strict', '--skipLibCheck', ...resolution, '--target', 'es2022', 'program.ts'],
+        { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
+      );
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+}

@@ -1,7 +1,8 @@
 // The types a program must be able to name, from the package entry alone: the input and output of buildResults,
 // the decoder and limits Predictor.load takes, the queue's job spec, priority and outcomes, the server's logger,
-// the evaluation's callbacks, and startWorker's context (a deep import is refused by the package's `exports`, so
-// a type missing from src/index.ts could not be named at all). The program only has to compile, strict.
+// the answer's age, the evaluation's callbacks, and startWorker's context (a deep import is refused by the
+// package's `exports`, so a type missing from src/index.ts could not be named at all). The program only has to
+// compile, strict.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,17 +16,17 @@ const PROGRAM = `
 import {
   buildResults, DatasetLayoutError, enqueueFile, openAuditStore, openQueue, Predictor, QueueUnavailableError,
   runEvaluation, startServer, startWorker, UploadStore,
-  type DatasetLayoutErrorCode, type DecodeLimits, type DicomObject, type EnqueueOutcome, type InputDecoder,
-  type JobContext, type JobSpec, type Logger, type Priority, type ResultInput, type ResultModel, type ScoredFilms,
-  type SetAsideFiles, type WorkerContext,
+  type AnswerAge, type DatasetLayoutErrorCode, type DecodeLimits, type DicomObject, type EnqueueOutcome,
+  type InputDecoder, type JobContext, type JobSpec, type Logger, type Priority, type ResultInput, type ResultModel,
+  type ScoredFilms, type SetAsideFiles, type WorkerContext,
 } from '@cxr/app';
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
 const named: [
   IsAny<DicomObject>, IsAny<ResultInput>, IsAny<ResultModel>, IsAny<InputDecoder>, IsAny<DecodeLimits>,
   IsAny<JobSpec>, IsAny<Priority>, IsAny<EnqueueOutcome>, IsAny<Logger>, IsAny<ScoredFilms>, IsAny<SetAsideFiles>,
-  IsAny<JobContext>, IsAny<WorkerContext>,
-] = [false, false, false, false, false, false, false, false, false, false, false, false, false];
+  IsAny<JobContext>, IsAny<WorkerContext>, IsAny<AnswerAge>,
+] = [false, false, false, false, false, false, false, false, false, false, false, false, false, false];
 
 declare const log: Logger;
 declare const decoder: InputDecoder;

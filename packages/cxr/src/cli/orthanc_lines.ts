@@ -1,7 +1,7 @@
 // The lines `cxr orthanc sync` writes about the films it handles: a pass's (and with --queue a batch's) summary,
 // and with --queue the films queued, found done or skipped, counted rather than said one by one.
 import type { InstanceOutcome, OrthancClient, SyncStats } from '../pacs';
-import { enqueueInstance, type JobQueue, type JobSpec } from '../queue';
+import { type JobQueue, type JobSpec, syncHandler } from '../queue';
 
 /**
  * `own`: how many of the skipped were cxr's own results, which get no line each (a restart meets one per result);
@@ -46,15 +46,11 @@ export function queueFilms(
   skipped: (reason: string) => void,
   say: ((line: string) => void) | null,
 ): (id: string) => Promise<InstanceOutcome> {
-  return async (id) => {
-    const r = await enqueueInstance(queue, client, spec, id);
+  return syncHandler(queue, client, spec, (id, r) => {
     if (r.outcome === 'skipped') {
       const reason = r.reason ?? 'not a chest film';
       skipped(reason);
       say?.(`skip ${id}: ${reason}`);
-      return 'skipped';
-    }
-    say?.(`${r.outcome} ${id}${r.id ? ` (job ${r.id})` : ''}`);
-    return r.outcome === 'queued' || r.outcome === 'requeued' ? 'processed' : 'already-done';
-  };
+    } else say?.(`${r.outcome} ${id}${r.id ? ` (job ${r.id})` : ''}`);
+  });
 }

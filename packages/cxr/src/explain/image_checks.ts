@@ -20,8 +20,21 @@ export interface ImageFacts {
   ageFromDates?: AgeFromDates;
 }
 
+/** The checks' codes, as a list for the schemas that name them (predict/verdict.ts VERDICT_REASON_CODES). */
+export const IMAGE_CHECK_CODES = [
+  'BLANK',
+  'LOW_CONTRAST',
+  'NOISE',
+  'INVERTED',
+  'LAYOUT',
+  'COLOUR',
+  'LATERAL',
+  'BODY_PART',
+  'MODALITY',
+] as const;
+
 export interface ImageCheck {
-  code: 'BLANK' | 'LOW_CONTRAST' | 'NOISE' | 'INVERTED' | 'LAYOUT' | 'COLOUR' | 'LATERAL' | 'BODY_PART' | 'MODALITY';
+  code: (typeof IMAGE_CHECK_CODES)[number];
   message: string;
 }
 

@@ -14,11 +14,13 @@
 // threshold); the acronym stays in the code ('OOD') and the API's field, never in a message.
 // No Node imports: the web page bundles this module, so the browser's verdict is the server's.
 import type { AgeFromDates } from '../data/dicom_age';
-import type { ImageCheck, ImageFacts } from '../explain/image_checks';
+import { IMAGE_CHECK_CODES, type ImageCheck, type ImageFacts } from '../explain/image_checks';
 
 export type VerdictStatus = 'assessed' | 'cannot-assess' | 'outside-population';
 
-export type VerdictReasonCode = ImageCheck['code'] | 'OOD' | 'TOO_SMALL' | 'ASPECT' | 'AGE';
+/** Every reason code a verdict may give: the image checks' own, then the verdict's (the API's schemas list them). */
+export const VERDICT_REASON_CODES = [...IMAGE_CHECK_CODES, 'OOD', 'TOO_SMALL', 'ASPECT', 'AGE'] as const;
+export type VerdictReasonCode = (typeof VERDICT_REASON_CODES)[number];
 
 export interface VerdictReason {
   code: VerdictReasonCode;
@@ -186,7 +188,7 @@ export interface AnswerAge {
   source: AgeSource['source'];
 }
 
-/** patientAge as an answer carries it (Predictor.predict, the page's local mode): null when the film has no age. */
+/** patientAge as an answer carries it (Predictor.predict): null when the film has no age. */
 export function answerAge(e: Pick<VerdictEvidence, 'facts' | 'statedAgeYears'>): AnswerAge | null {
   const a = patientAge(e);
   if (a === null) return null;

@@ -134,15 +134,20 @@ export async function enqueueInstance(
   return queueInstance(queue, spec, id, await checkInstance(client, spec, id), opts);
 }
 
-/** For syncOnce's handleInstance: queued counts as processed, done elsewhere as already done. */
+/**
+ * For syncOnce's handleInstance: queued counts as processed, done elsewhere as already done. `seen` hears each
+ * film's outcome with its job or reason (`cxr orthanc sync --queue` counts and says them).
+ */
 export function syncHandler(
   queue: JobQueue,
   client: OrthancClient,
   spec: JobSpec,
-  log?: (line: string) => void,
+  seen?: (id: string, r: Awaited<ReturnType<typeof enqueueInstance>>) => void,
 ): (id: string) => Promise<InstanceOutcome> {
   return async (id) => {
-    const o = (await enqueueInstance(queue, client, spec, id, { log })).outcome;
+    const r = await enqueueInstance(queue, client, spec, id);
+    seen?.(id, r);
+    const o = r.outcome;
     return o === 'skipped' ? 'skipped' : o === 'queued' || o === 'requeued' ? 'processed' : 'already-done';
   };
 }

@@ -12,7 +12,7 @@
 import { LATE, orLate } from '../deadline';
 import type { Logger } from '../log';
 import type { AuditRecord } from '../predict/prediction_schema';
-import { type AuditImages, type AuditStore, AuditUnavailableError } from './audit_store';
+import { type AuditImages, type AuditStore, AuditUnavailableError, isSqliteLocked } from './audit_store';
 
 /** How long one use of the audit log may take in a request before it counts as unavailable. */
 export const AUDIT_WAIT_MS = 5_000;
@@ -43,10 +43,9 @@ const READ_CONSEQUENCE = 'try again shortly';
  */
 export type AuditUse = 'read' | 'write' | 'health';
 
-/** SQLite's lock held by another connection past the busy wait: SQLITE_BUSY, SQLITE_LOCKED and their extended codes. */
+/** An error of SQLite's lock held past the busy wait (audit_store.ts isSqliteLocked). */
 function isBusy(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
+  return isSqliteLocked((e as { code?: unknown } | null)?.code);
 }
 
 export class AuditGuard {

@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
+import { type AuditOpenOptions, AuditStoreOpenError, isSqliteLocked } from './audit_store';
 import {
   checkUnmigratedVersion,
   checkWriteVersion,
@@ -244,10 +244,6 @@ function isFolder(file: string): boolean {
   }
 }
 
-// The file locked by another program past the wait (SQLITE_BUSY, SQLITE_LOCKED and their extended codes): the
-// log is there but away for now, which a polling command waits out, as it does PostgreSQL stopped.
-const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
-
 /**
  * Opens (creating if needed) and migrates the file; `:memory:` works for tests. It fails as the PostgreSQL
  * opener does, with an AuditStoreOpenError: the message as the opening said it, the driver's code (SQLITE_BUSY,
@@ -261,7 +257,9 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
     const code = (e as { code?: unknown } | null)?.code;
     const known = typeof code === 'string' ? code : undefined;
     const message = e instanceof Error ? e.message : String(e);
-    throw new AuditStoreOpenError(message, known, known !== undefined && LOCKED.test(known));
+    // The file locked by another program past the wait is away for now, which a polling command waits out, as it
+    // does PostgreSQL stopped.
+    throw new AuditStoreOpenError(message, known, isSqliteLocked(known));
   }
 }
 

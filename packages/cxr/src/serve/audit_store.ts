@@ -150,3 +150,12 @@ export class AuditStoreOpenError extends Error {
     this.name = 'AuditStoreOpenError';
   }
 }
+
+/**
+ * SQLite's lock held by another connection past the busy wait (SQLITE_BUSY, SQLITE_LOCKED and their extended
+ * codes): the log is there but away for now. Here, not in audit_sqlite.ts, so that the guard reads it without
+ * loading the driver.
+ */
+export function isSqliteLocked(code: unknown): boolean {
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}

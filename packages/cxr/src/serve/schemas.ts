@@ -3,7 +3,7 @@
 // OpenAPI document, so the document cannot drift from what the server does.
 import type { FromSchema } from 'json-schema-to-ts';
 import { modelRefSchema, VERDICT_STATUSES } from '../predict/prediction_schema';
-import { STATED_AGE_RANGE } from '../predict/verdict';
+import { STATED_AGE_RANGE, VERDICT_REASON_CODES } from '../predict/verdict';
 import { SCOPES } from './auth';
 import { DATE_TIME_PATTERN } from './date_time';
 
@@ -36,7 +36,12 @@ export const problemSchema = {
     },
     reasons: {
       type: 'array',
-      items: { type: 'string' },
+      // No enum: the codes are a vocabulary that grows, as verdict.reasons' (prediction_schema.ts), and a client
+      // generated from an older document must not reject a new one. Today's are listed from the one list.
+      items: {
+        type: 'string',
+        description: `a reason code; today one of ${VERDICT_REASON_CODES.join(', ')} (accept new ones)`,
+      },
       description:
         "only with 422 NOT_A_CHEST_XRAY (a server started with --ood-policy refuse): the gate's reason codes, the " +
         "ones a prediction's verdict.reasons carries under 'warn' (e.g. OOD, AGE, COLOUR, BLANK, LATERAL), so that " +
@@ -255,5 +260,5 @@ export const tokenInfoSchema = {
   additionalProperties: false,
 } as const;
 
-/** What GET /token answers (the web page's API client types it with this). */
+/** What GET /token answers, typed for clients (the web page may use it). */
 export type TokenInfo = FromSchema<typeof tokenInfoSchema>;
