@@ -34,8 +34,8 @@ import { predictionRoutes } from './routes/predictions';
 import { tokenRoute } from './routes/token';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
-import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
-import { BODY_DEFAULTS, type BodyRules, ClientShares, watchBody } from './upload_watch';
+import { clientClosed, MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
+import { BODY_DEFAULTS, type BodyRules, bodyBytesRead, ClientShares, watchBody } from './upload_watch';
 
 export interface AppOptions {
   predictor: ServePredictor;
@@ -220,11 +220,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
   addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
-  // A request that ends without a response (no onResponse, no "request completed" line): counted and logged.
+  // A request that ends without a response (no onResponse, no "request completed" line): counted and logged,
+  // once (the body watch and the route's error may both tell of the same request).
+  const dropped = new WeakSet<FastifyRequest>();
   const countDropped = (req: FastifyRequest, reply: FastifyReply, err: HttpError) => {
+    if (dropped.has(req)) return;
+    dropped.add(req);
     const status = err.statusCode;
     metrics.httpRequest(req.method, routeLabel(req, status), status, reply.elapsedTime / 1000);
-    req.log.info({ res: { statusCode: status }, code: err.code }, `request dropped (${err.code}): ${err.message}`);
+    const said = { req: { method: req.method, url: req.url }, res: { statusCode: status }, code: err.code };
+    const bytesRead = bodyBytesRead(req);
+    req.log.info(
+      bytesRead === undefined ? said : { ...said, bytesRead },
+      `request dropped (${err.code}): ${err.message}`,
+    );
   };
   watchUploadBodies(app, opts, maxUploadBytes, uploads, countDropped);
   // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded); a 405 by
@@ -233,9 +242,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     metrics.httpRequest(req.method, routeLabel(req, reply.statusCode), reply.statusCode, reply.elapsedTime / 1000);
   });
   // A request dropped because its client hung up (upload.ts clientGone) has no response, so no onResponse and
-  // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing.
+  // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing. So is one
+  // whose client hung up while its body was being read: the route's reading then fails with the multipart
+  // parser's error (a 400 that nobody receives), which used to leave the request neither logged nor counted.
   app.addHook('onError', async (req, reply, err) => {
     if (err instanceof HttpError && err.statusCode === 499) countDropped(req, reply, err);
+    else if (hungUpMidBody(req, reply))
+      countDropped(req, reply, clientClosed('the upload was not read to its end, nothing was done with it'));
   });
   // An upload refused for the shutdown is a prediction the server failed, as the route counts a full queue's BUSY:
   // counted here, as it never reaches the route.
@@ -334,4 +347,14 @@ function watchUploadBodies(
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
     if (hasBody) watchBody(req, reply, rules, shares, (err) => dropped(req, reply, err));
   });
+}
+
+/**
+ * Whether the client closed its connection before its request's body had all arrived and before any answer: the
+ * request stream was aborted (Node's `aborted`, deprecated in name only: it is what tells a client's hang-up from
+ * the end of a body), or the connection is gone with nothing written on it.
+ */
+function hungUpMidBody(req: FastifyRequest, reply: FastifyReply): boolean {
+  if (reply.raw.headersSent) return false;
+  return req.raw.aborted || (!req.raw.complete && (req.raw.socket?.destroyed ?? true));
 }

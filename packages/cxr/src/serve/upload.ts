@@ -177,13 +177,16 @@ export function clientGone(reply: FastifyReply, dropped = 'the request was dropp
   const res = reply.raw;
   const closed = () => {
     if (res.writableFinished || gone.signal.aborted) return;
-    gone.abort(
-      new HttpError(499, 'CLIENT_CLOSED_REQUEST', `the client closed the connection before its answer: ${dropped}`),
-    );
+    gone.abort(clientClosed(dropped));
   };
   if (res.destroyed) closed();
   else res.once('close', closed);
   return gone.signal;
+}
+
+/** nginx's 499 for a request whose client hung up before its answer; `dropped` says what became of it. */
+export function clientClosed(dropped: string): HttpError {
+  return new HttpError(499, 'CLIENT_CLOSED_REQUEST', `the client closed the connection before its answer: ${dropped}`);
 }
 
 /** 400 WRONG_FIELD for a text field other than "image": options go in the query string, not the form. */

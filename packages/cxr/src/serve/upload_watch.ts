@@ -100,6 +100,14 @@ function overShare(shares: ClientShares, client: string): HttpError {
  */
 const LINGER_MS = 2000;
 
+/** The body bytes received so far of each watched request: a request dropped unanswered is logged with them. */
+const bodyReceived = new WeakMap<FastifyRequest, () => number>();
+
+/** The body bytes `req` has received, where its body is watched (undefined otherwise). */
+export function bodyBytesRead(req: FastifyRequest): number | undefined {
+  return bodyReceived.get(req)?.();
+}
+
 /**
  * Watches `req`'s body from now until it has arrived. Throws at once (413) when its declared length, or the
  * part of it already buffered, is over the limit. `dropped` is told of a refusal that could not be answered.
@@ -137,6 +145,7 @@ export function watchBody(
   // What arrived before this hook: buffered, not read yet.
   let received = raw.readableLength;
   if ((Number.isFinite(declared) && declared > rules.maxBytes) || received > rules.maxBytes) throw rules.tooLarge();
+  bodyReceived.set(req, () => received);
   const started = performance.now();
   let lastByte = started;
   // (time, bytes received by then), one a tick, over the last window.

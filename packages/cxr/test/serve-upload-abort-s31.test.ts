@@ -1,0 +1,114 @@
+// A client that hangs up while its upload's body is still arriving (the web page's Cancel, a closed tab): the
+// request has no answer to give, so it is logged once as dropped (499, nginx's code for the client's doing) with
+// its method, url and the bytes read, counted as 499 in cxr_http_requests_total, and every byte it held of the
+// upload budget is given back. Its route's reading used to be left waiting on a body that never ended: nothing
+// logged but "incoming request", nothing counted, its bytes held until the request timeout.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import pino from 'pino';
+import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { buildApp } from '../src/serve/app';
+import type { ServePredictor } from '../src/serve/predictor_port';
+import type { JobsPort } from '../src/serve/routes/jobs';
+import { metricValue, parseMetrics } from './prometheus-text';
+import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+
+const KiB = 1024;
+
+let dir: string;
+let predictor: ServePredictor;
+let audit: AuditStore;
+let queued = 0;
+
+const jobs: JobsPort = {
+  canonicalId: (id) => id,
+  submitUpload: async () => {
+    queued++;
+    return { id: 'job-upload', status: 'queued' };
+  },
+  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
+  submitOrthancAll: async () => [],
+  status: async () => null,
+  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
+};
+
+before(async () => {
+  dir = tempDir('serve-upload-abort');
+  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
+  audit = await openAuditStore(path.join(dir, 'audit.db'));
+});
+
+after(async () => {
+  await audit.close();
+  predictor.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface LogLine {
+  msg?: string;
+  reqId?: string;
+  req?: { method?: string; url?: string };
+  res?: { statusCode?: number };
+  code?: string;
+  bytesRead?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const route of ['/api/v1/predictions', '/api/v1/jobs']) {
+  test(`a client that hangs up mid-body on POST ${route}: logged once and counted as 499, its bytes released`, {
+    timeout: 30_000,
+  }, async () => {
+    const lines: LogLine[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const app = await buildApp({ predictor, audit, jobs, logger, maxUploadBytes: 1024 * KiB });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (app.server.address() as net.AddressInfo).port;
+    const metrics = async () => parseMetrics((await app.inject('/metrics')).body);
+    const held = async () => metricValue(await metrics(), 'cxr_upload_bytes_held');
+    const dropped = async () =>
+      metricValue(await metrics(), 'cxr_http_requests_total', { method: 'POST', route, status: '499' });
+    try {
+      const before = await held();
+      const url = `${route}?heatmap=false`.replace('/jobs?heatmap=false', '/jobs');
+      const sock = net.connect({ port, host: '127.0.0.1' });
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      const sent = 300 * KiB;
+      sock.write(
+        `POST ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=AB\r\n` +
+          `Content-Length: ${900 * KiB}\r\n\r\n` +
+          '--AB\r\nContent-Disposition: form-data; name="image"; filename="f.png"\r\nContent-Type: image/png\r\n\r\n',
+      );
+      sock.write(Buffer.alloc(sent, 7));
+      // The bytes are read (and held) before the client hangs up: the abort comes while the file is being read.
+      for (const end = Date.now() + 10_000; (await held()) < before + 200 * KiB; await sleep(20))
+        assert.ok(Date.now() < end, `the upload was not read (${await held()} bytes held)`);
+      sock.destroy();
+      for (const end = Date.now() + 10_000; (await dropped()) !== 1 || (await held()) !== before; await sleep(20))
+        assert.ok(Date.now() < end, `not counted as 499 (${await dropped()}) or bytes still held (${await held()})`);
+      const drops = lines.filter((l) => /request dropped/.test(l.msg ?? ''));
+      assert.equal(drops.length, 1, JSON.stringify(lines));
+      const [line] = drops;
+      assert.equal(line.res?.statusCode, 499);
+      assert.equal(line.code, 'CLIENT_CLOSED_REQUEST');
+      assert.match(line.msg ?? '', /closed the connection/);
+      assert.equal(line.req?.method, 'POST');
+      assert.equal(line.req?.url, url);
+      assert.ok(
+        typeof line.bytesRead === 'number' && line.bytesRead >= 200 * KiB && line.bytesRead <= sent + KiB,
+        `bytesRead ${line.bytesRead}`,
+      );
+      // Nothing else said about it: no answer was written, so no "request completed" line.
+      const same = lines.filter((l) => l.reqId === line.reqId && l.msg !== 'incoming request');
+      assert.equal(same.length, 1, JSON.stringify(same));
+      assert.equal(queued, 0, 'nothing queued');
+      assert.equal(await dropped(), 1, 'counted once');
+    } finally {
+      await app.close();
+    }
+  });
+}
