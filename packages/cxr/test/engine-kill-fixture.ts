@@ -11,14 +11,22 @@ import * as fs from 'node:fs';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const turn = () => new Promise((r) => setImmediate(r));
 
-/** Resolves once the process `pid` is stopped (its state 't' or 'T' in /proc), or gone. */
-async function stopped(pid: number): Promise<void> {
+/**
+ * Resolves once the process `pid` is stopped (its state 't' or 'T' in /proc), or gone. The state read is the main
+ * thread's (/proc/<pid>/stat is the thread group leader's): SIGSTOP stops every thread of the process, and the
+ * main thread is the only one that replies (process.send in src/serve/predictor_child.ts; the decode pool's
+ * worker threads answer the main thread, never the server), so once it is stopped no reply can leave. Linux
+ * only: without /proc the guarantee cannot be checked, and the fixture fails rather than go on without it.
+ */
+export async function stopped(pid: number): Promise<void> {
+  assert.ok(fs.existsSync('/proc/self/stat'), 'engine-kill-fixture needs /proc (Linux) to see a process stopped');
   for (const end = Date.now() + 10_000; ; await sleep(1)) {
     let stat: string;
     try {
       stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ESRCH') return;
+      throw e;
     }
     // The state is the field after "(comm)", which may hold spaces.
     if (/^[tTZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))) return;
@@ -51,11 +59,17 @@ export async function endMidWork<T>(
       await begun();
       assert.equal(engine(), child, 'the engine process changed while the work began');
       child.kill('SIGSTOP');
-      await stopped(child.pid!);
-      // What it wrote before it stopped is read and handled: a pause, then turns of the event loop, each of which
-      // polls the channel (a reply cut short by the stop is no reply).
-      await sleep(50);
-      for (let i = 0; i < 10; i++) await turn();
+      try {
+        await stopped(child.pid!);
+        // What it wrote before it stopped is read and handled: a pause, then turns of the event loop, each of
+        // which polls the channel (a reply cut short by the stop is no reply).
+        await sleep(50);
+        for (let i = 0; i < 10; i++) await turn();
+      } catch (e) {
+        // A failure here must not leave the engine frozen for the tests after it: resumed, then thrown.
+        child.kill('SIGCONT');
+        throw e;
+      }
     } finally {
       child.off('message', count);
     }

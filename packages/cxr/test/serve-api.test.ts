@@ -356,66 +356,6 @@ test('OpenAPI document describes the API', async () => {
   }
 });
 
-test('health: readiness is a ping; probes share one row count, and a failed or slow count is no outage', async () => {
-  let calls = 0;
-  let failNext = true;
-  const counting: AuditStore = Object.create(audit);
-  counting.count = async () => {
-    calls++;
-    if (failNext) {
-      failNext = false;
-      throw new Error('count failed for a moment');
-    }
-    return audit.count();
-  };
-  const probed = await buildApp({ predictor, audit: counting });
-  try {
-    const first = await probed.inject('/api/v1/health');
-    assert.equal(first.statusCode, 200, 'the log answers its ping');
-    assert.equal(first.json().predictions, null, 'no count yet: the first one failed and is not kept');
-    const answers = await Promise.all(Array.from({ length: 5 }, () => probed.inject('/api/v1/health')));
-    for (const a of answers) assert.equal(a.json().predictions, await audit.count());
-    assert.equal(calls, 2, 'one failed count, then one count for five probes');
-  } finally {
-    await probed.close();
-  }
-  // A COUNT(*) slower than the probe's bound (a large PostgreSQL log): still ready, and no outage declared.
-  // The count ends when the test says (or 20 s after it began, ten times the bound), not on a timer racing the
-  // answer: a probe answered while it still runs was answered within the bound, however loaded the machine.
-  let release = (_n: number) => {};
-  const counted = new Promise<number>((resolve) => {
-    release = resolve;
-  });
-  let countDone = false;
-  void counted.then(() => (countDone = true));
-  const slow: AuditStore = Object.create(audit);
-  slow.count = () => {
-    setTimeout(() => release(7), 20_000).unref();
-    return counted;
-  };
-  const patient = await buildApp({ predictor, audit: slow });
-  try {
-    const t0 = performance.now();
-    const a = await patient.inject('/api/v1/health');
-    const ms = performance.now() - t0;
-    assert.equal(a.statusCode, 200);
-    assert.equal(a.json().predictions, null);
-    assert.equal(countDone, false, 'answered within the bound, not after the count');
-    // The bound is 2 s (HEALTH_AUDIT_WAIT_MS): 3 s more for a loaded machine, still well short of the count's.
-    assert.ok(ms < 5_000, `answered after ${ms.toFixed(0)} ms`);
-    release(7);
-    await counted;
-    await new Promise((r) => setImmediate(r));
-    const b = await patient.inject('/api/v1/health');
-    assert.deepEqual([b.statusCode, b.json().predictions, b.json().audit], [200, 7, 'ok']);
-    const metrics = await patient.inject('/metrics');
-    assert.match(metrics.body, /^cxr_audit_available 1$/m);
-  } finally {
-    release(7);
-    await patient.close();
-  }
-});
-
 test('bearer token: required on the API when configured, health stays public', async () => {
   const secured = await buildApp({ predictor, audit, apiToken: 's3cret-token' });
   try {
