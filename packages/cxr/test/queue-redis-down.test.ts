@@ -3,8 +3,8 @@
 // worker asked to stop after its Redis went away waited for ever (found with a worker left running for 87
 // minutes); `cxr serve` held POST /jobs and /metrics open while Redis was away. Now the commands check Redis
 // first and say why they stop (refused, wrong password), a stopping worker exits 1 after --close-timeout (with
-// Redis up it stops at once, 0), and the server answers 503 QUEUE_UNAVAILABLE, scrapes NaN within a second
-// (cxr_queue_available 0), and still exits.
+// Redis up it stops at once, 0; with Redis already seen gone it may too), and the server answers 503
+// QUEUE_UNAVAILABLE, scrapes NaN within a second (cxr_queue_available 0), and still exits.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -213,8 +213,17 @@ test('a worker stopped with Redis up exits 0; with Redis gone it exits 1 after -
   stack = undefined;
   const t0 = Date.now();
   w.child.kill('SIGTERM');
-  assert.equal(await w.exited, 1, w.log());
+  const code = await w.exited;
   const took = Date.now() - t0;
-  assert.ok(took >= 1900 && took < 30_000, `exited after ${took} ms`);
-  assert.match(w.log(), /the queue did not close within 2 s \(is Redis reachable\?\): exiting without it/);
+  assert.ok(took < 30_000, `exited after ${took} ms`);
+  if (code === 0) {
+    // BullMQ had seen Redis go before the signal (CI once: "Redis does not answer" logged first): its connections
+    // were already down, so the queue closed at once, with no job in progress; a clean stop.
+    assert.match(w.log(), /Redis does not answer[^\n]*\n(?:.*\n)*.*"msg":"stopped"/, w.log());
+  } else {
+    // Closing waited on a connection that never answers: cut at --close-timeout, saying why.
+    assert.equal(code, 1, w.log());
+    assert.ok(took >= 1900, `exited after ${took} ms`);
+    assert.match(w.log(), /the queue did not close within 2 s \(is Redis reachable\?\): exiting without it/);
+  }
 });
