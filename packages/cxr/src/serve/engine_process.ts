@@ -14,7 +14,18 @@ export const LOAD_DEADLINE_MS = 120_000;
  * The server's Node flags, less those that belong to it alone: a test runner's, an inspector's (a second
  * inspector on the same port fails to start), a watcher's. Heap and similar flags carry over.
  */
-const childExecArgv = () => process.execArgv.filter((a) => !/^--(test|inspect|watch|experimental-test)/.test(a));
+export function childExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
+  const own = /^--(test|inspect|watch|experimental-test)/;
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if (!own.test(a)) out.push(a);
+    // Its value as the next word (`--test-name-pattern x`): execArgv holds Node's options alone, so a word that is
+    // no option is a value. Left in, the engine took it for its script and exited at load.
+    else if (!a.includes('=') && i + 1 < execArgv.length && !execArgv[i + 1].startsWith('-')) i++;
+  }
+  return out;
+}
 
 export type Ready = Extract<EngineMessage, { type: 'ready' }>;
 
