@@ -1,8 +1,8 @@
 // What a result card tells a night-shift clinician (the QA registrar's findings), in Chromium against a real
 // server whose answers are moved to the case at hand (probability, verdict, warnings):
 //  - a film analyzed with no age known carries a visible caution beside its finding, in the model's own age
-//    range; a typed age is said as the age the answer used; a DICOM without a typed age says the age is not
-//    confirmed (the answer does not say whether its header gave one);
+//    range; a typed age is said as the age the answer used; a DICOM without a typed age whose answer has none
+//    says its header gave none (web-card-s31-age.test.ts: the age each answer took);
 //  - a heat map with no colour (a positive film at 18 %) or little colour says so while it is shown;
 //  - the finding reads as the number against its threshold ("Above the pneumonia threshold (p ≥ 50.0 %)"), and
 //    the near-threshold note says which probabilities count as close;
@@ -51,7 +51,7 @@ const card = '.result:first-child';
 const text = async (page: Page, sel: string) =>
   (await page.isVisible(`${card} ${sel}`)) ? ((await page.textContent(`${card} ${sel}`)) ?? '') : null;
 
-test('a finding with no age known carries a caution; a typed age is said; a DICOM without one is not confirmed', {
+test('a finding with no age known carries a caution; a typed age is said; a DICOM without one says so', {
   skip,
   timeout: 180_000,
 }, async () => {
@@ -68,13 +68,16 @@ test('a finding with no age known carries a caution; a typed age is said; a DICO
   await page.fill('#patient-age', '3');
   await page.setInputFiles('#file-input', [upload('typed.jpeg', XRAY_JPEG)]);
   await finished(page, 2);
-  assert.equal(await text(page, '.age-used'), 'Age: 3 years, as typed on this page.');
+  assert.equal(await text(page, '.age-used'), 'Age 3 years, as typed on this page.');
   assert.equal(await page.$eval(`${card} .age-used`, (e) => e.classList.contains('caution')), false);
 
   await page.fill('#patient-age', '');
   await page.setInputFiles('#file-input', [upload('adult.dcm', ADULT_DICOM)]);
   await finished(page, 3);
-  assert.match((await text(page, '.age-used')) ?? '', /^Age not confirmed: .*whether the DICOM header gave one/);
+  assert.match(
+    (await text(page, '.age-used')) ?? '',
+    /^Age unknown: no age was typed, and the DICOM header gives none/,
+  );
   await page.context().close();
 });
 

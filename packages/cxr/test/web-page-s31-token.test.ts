@@ -1,7 +1,7 @@
-// Who is reading, in Chromium against a server with named tokens: the header says a token is in use (its name once
-// an answer has told it) with "Forget token", which removes it from the tab so that the next clinician is asked for
-// their own; History says who asked for each answer; the Analyze page says, in its default mode, that answers are
-// recorded in the audit log.
+// Who is reading, in Chromium against a server with named tokens: the header says a token is in use (its name as
+// soon as the server has said it) with "Forget token", which removes it from the tab so that the next clinician is
+// asked for their own; History says who asked for each answer; the Analyze page says, in its default mode, that
+// answers are recorded in the audit log.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { XRAY_JPEG } from './serve-fixtures';
@@ -24,14 +24,14 @@ test('the token in use is shown and can be forgotten; History says who asked; th
   await page.fill('#token-input', TOKEN);
   await page.press('#token-input', 'Enter');
   await page.waitForSelector('body[data-ready="true"]');
-  assert.equal(await page.textContent('#token-who'), 'Signed in with a token');
+  // Named at once (GET /token; web-page-s31-whoami.test.ts), before any answer.
+  await page.waitForFunction(() => document.querySelector('#token-who')?.textContent?.includes('"dr-night"'));
   assert.equal(await page.textContent('#token-forget'), 'Forget token');
   assert.match((await page.textContent('#mode-note')) ?? '', /recorded in its audit log .*name of the token in use/);
 
   await page.setInputFiles('#file-input', [XRAY_JPEG]);
   await finished(page, 1);
   assert.equal(await page.getAttribute('.result', 'data-state'), 'done');
-  // The answer named the token.
   assert.equal(await page.textContent('#token-who'), 'Signed in with the token "dr-night"');
   assert.deepEqual(await axeProblems(page), []);
 

@@ -110,6 +110,7 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
     warnings: p.warnings,
     meta,
     predictionId: p.id,
+    age: p.age,
   };
 }
 
@@ -226,6 +227,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal
       label: r.probability >= info.operatingPoints[operatingPoint].threshold ? 'PNEUMONIA' : 'NORMAL',
     }),
     warnings: r.warnings,
+    age: r.age,
     meta:
       `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageNote(age, false)} · ` +
       `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`,

@@ -4,7 +4,7 @@
 // The answers' types come from the JSON schemas the server serializes them with.
 import type { ModelInfo, OperatingPointInfo } from '../../predict/model_info_schema';
 import type { ApiPrediction, HistoryPage } from '../../predict/prediction_schema';
-import type { Problem } from '../../serve/schemas';
+import type { Problem, TokenInfo } from '../../serve/schemas';
 
 export type { HistoryPage, ModelInfo };
 export type Prediction = ApiPrediction;
@@ -47,8 +47,8 @@ export function authHeaders(): Record<string, string> {
 }
 
 /**
- * The name of the token the tab holds, as the server recorded it (an answer's requestedBy): no route says a
- * token's name before it has been used, so it is known only once a film was analyzed with it. Kept beside the
+ * The name of the token the tab holds, as the server says it (GET /token, asked as soon as a token is entered or
+ * found held; an older server without that route names it only in an answer's requestedBy). Kept beside the
  * token and dropped with it: a name outliving its token would show the previous clinician's.
  */
 const TOKEN_NAME_KEY = 'cxr.apiTokenName';
@@ -79,6 +79,42 @@ function storeToken(token: string): void {
   sessionStorage.setItem(TOKEN_KEY, token);
   sessionStorage.removeItem(TOKEN_NAME_KEY);
   tokenChanged();
+  // Asked once, without the token loop: the request the token was entered for is sent again with it and asks
+  // anew if it is refused (two loops would open the dialog twice for one wrong token).
+  void send('/api/v1/token', { headers: authHeaders(), cache: 'no-store' }).then(
+    (res) => takeName(res, token),
+    () => undefined,
+  );
+}
+
+/** Whether the server has GET /token: false after a 404 (a server from before it), null until it has answered. */
+let tokenRoute: boolean | null = null;
+
+/** The name the server gives the token `sentWith`, kept if the tab still holds that token. */
+async function takeName(res: Response, sentWith: string | null): Promise<void> {
+  // 404: a server from before GET /token; the name then comes with an answer (predict's requestedBy).
+  if (res.status === 404) tokenRoute = false;
+  if (!res.ok) return;
+  tokenRoute = true;
+  const info = (await res.json().catch(() => null)) as Partial<TokenInfo> | null;
+  if (sentWith === null || sentWith !== sessionStorage.getItem(TOKEN_KEY) || typeof info?.name !== 'string') return;
+  if (sessionStorage.getItem(TOKEN_NAME_KEY) === info.name) return;
+  sessionStorage.setItem(TOKEN_NAME_KEY, info.name);
+  tokenChanged();
+}
+
+/**
+ * Asks the server whose token the tab holds (at the start, for a token kept from before a reload), so that the
+ * header names it before any film is sent. A token it refuses is asked for again as for any request (apiFetch).
+ */
+export async function learnTokenName(): Promise<void> {
+  if (sessionStorage.getItem(TOKEN_KEY) === null) return;
+  let sentWith: string | null = null;
+  const res = await withToken(() => {
+    sentWith = sessionStorage.getItem(TOKEN_KEY);
+    return send('/api/v1/token', { headers: authHeaders(), cache: 'no-store' });
+  });
+  await takeName(res, sentWith);
 }
 
 /**
@@ -277,8 +313,9 @@ export async function predict(
       return xhrPost(url, form, opts.onProgress, opts.signal);
     }),
   );
-  // The answer names the token it was sent with: the tab's, unless another was entered meanwhile.
-  if (p.requestedBy && sentWith !== null && sentWith === sessionStorage.getItem(TOKEN_KEY)) {
+  // The answer names the token it was sent with: the tab's, unless another was entered meanwhile. Only a server
+  // without GET /token needs it: one with it has named the token already.
+  if (tokenRoute !== true && p.requestedBy && sentWith !== null && sentWith === sessionStorage.getItem(TOKEN_KEY)) {
     if (sessionStorage.getItem(TOKEN_NAME_KEY) !== p.requestedBy) {
       sessionStorage.setItem(TOKEN_NAME_KEY, p.requestedBy);
       tokenChanged();

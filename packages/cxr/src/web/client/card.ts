@@ -4,7 +4,7 @@
 // own threshold: a server whose model was updated while the page was open answers with the new model,
 // whose threshold and figures are not those of the model info the page loaded (the card says so and shows
 // none of the old model's figures).
-import type { VerdictStatus } from '../../predict/verdict';
+import type { AnswerAge, VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
 import { ageUsed } from './batch_settings';
 import { $, distinctOperatingPoints, el, megabytes, NBSP, percent, percentPair } from './dom';
@@ -31,6 +31,8 @@ export interface CardAnswer {
   meta: string;
   /** The audit log's id of a server answer; none for one computed in the browser. */
   predictionId?: string;
+  /** The age the answer was judged at and where from; null: none known; undefined: an older server's answer. */
+  age?: AnswerAge | null;
 }
 
 let cardCount = 0;
@@ -219,11 +221,12 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   $('.near-note', card).textContent = near ?? '';
   for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
     input.checked = same.includes(input.value);
-  // The age the answer was given for, beside its finding; a caution when it is not known (batch_settings.ts).
-  // analyze.ts keeps the typed age and the input's kind on the card; the answer itself carries neither.
+  // The age the answer was judged at, beside its finding (and beside an outside-population answer, whose reason
+  // it is); a caution when it is not known (batch_settings.ts). analyze.ts keeps the typed age and the input's
+  // kind on the card, for an older server's answer that does not say its age.
   const typed = card.dataset.patientAge ? Number(card.dataset.patientAge) : undefined;
-  const finding = view.tone === 'NORMAL' || view.tone === 'PNEUMONIA';
-  const age = finding ? ageUsed(typed, card.dataset.inputKind === 'dicom') : null;
+  const saysAge = view.tone === 'NORMAL' || view.tone === 'PNEUMONIA' || (outside && a.age != null);
+  const age = saysAge ? ageUsed(a.age, typed, card.dataset.inputKind === 'dicom') : null;
   const ageLine = $('.age-used', card);
   ageLine.hidden = age === null;
   ageLine.textContent = age?.text ?? '';

@@ -11,7 +11,7 @@ import { normalizeImages, preprocessPixels } from '../../data/preprocess';
 import { imageChecks, saturatedFraction } from '../../explain/image_checks';
 import { OodModel, oodDecision } from '../../explain/ood_model';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../models/infer';
-import { deriveVerdict, type Verdict } from '../../predict/verdict';
+import { type AnswerAge, answerAge, deriveVerdict, type Verdict } from '../../predict/verdict';
 import { verdictNotes } from '../../predict/verdict_notes';
 import { apiFetch, authHeaders, ModelInfo } from './api';
 
@@ -25,6 +25,8 @@ export interface LocalResult {
   probability: number;
   logit: number;
   verdict: Verdict;
+  /** The age the verdict took, as the server's answer says it: the typed age (a JPEG or PNG carries none). */
+  age: AnswerAge | null;
   /** The verdict's reasons as text, as the server's warnings. */
   warnings: string[];
   ood: { score: number; threshold: number; outOfDistribution: boolean } | null;
@@ -170,6 +172,7 @@ export async function predictLocally(file: Blob, info: ModelInfo, patientAge?: n
     logit,
     probability: sigmoid(logit / info.temperature + info.logitBias),
     verdict,
+    age: answerAge({ facts: {}, statedAgeYears: patientAge }),
     // As the server words them (predictor.ts): the verdict's reasons, then its notes (an age in the margin over
     // 5, a shape wider than the films' but not refused).
     warnings: [

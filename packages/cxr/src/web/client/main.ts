@@ -160,7 +160,7 @@ function loadModel(announceFailure = true): void {
 /**
  * Which token the tab holds, in the header, with a way to forget it: on a shared workstation the next clinician's
  * films were logged under the previous one's name, and nothing on the page said whose token was in use. Its name
- * shows once an answer has told it (api.ts tokenState); no route says it before.
+ * shows as soon as the server has said it (api.ts learnTokenName; from an older server, once an answer has).
  */
 function showToken(analyze: AnalyzeView): void {
   const box = $('#token-state');
@@ -193,6 +193,8 @@ function start(): void {
   });
   route();
   loadModel();
+  // A token kept from before a reload is named at once; a refused one is asked for again (api.ts).
+  api.learnTokenName().catch(() => undefined);
 }
 
 start();
