@@ -113,7 +113,8 @@ test('the server away: "Try all again" for every film it could not be reached fo
   });
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Done: 2 files assessed.');
   assert.equal(await page.isVisible('#status-action'), false);
-  // Nothing waits for the server any more: it is not asked again.
+  // Nothing waits for the server any more: it is not asked again. (The server is back here, which stops the asking
+  // by itself: web-page-s31-forget.test.ts shows it stops with the server still away once no film waits.)
   const after = asked;
   await page.waitForTimeout(6_000);
   assert.equal(asked, after, '/health asked with no film waiting');

@@ -29,6 +29,7 @@ import { announcement, findingView, type Label } from './finding';
 import { predictLocally, preloadLocalModel } from './local_model';
 import { reveal } from './reveal';
 import { FilmQueue } from './film_queue';
+import { eraSignal } from './forget';
 import { announce, type Outcome, showStatus } from './status_line';
 
 export interface AnalyzeContext {
@@ -128,6 +129,8 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
   if (over(await serverUploadLimit()) && over(await serverUploadLimit(true)))
     throw tooLarge(file, await serverUploadLimit(), false);
   signal.throwIfAborted();
+  const era = eraSignal(); // aborted with a forgotten token: a re-check or image on its way then is dropped
+  const gone = () => !card.isConnected; // removed with a forgotten token: nothing more drawn or said on it
   // `current`: whether this request's card still waits for it (a re-check overtaken by another choice draws
   // no progress over the answer shown meanwhile). Only the first answer can be cancelled (`signal`): a re-check
   // is the server's work on a film it already has.
@@ -163,11 +166,11 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
   let latest = 0;
   offerOperatingPoints(card, info, async (choice) => {
     const mine = ++latest;
-    const isMine = () => mine === latest; // else another choice was made meanwhile: it is the one shown
+    const isMine = () => mine === latest && !gone(); // else another choice is shown, or the card is forgotten
     const known = settled.has(choice);
     let pending = answers.get(choice);
     if (!pending) {
-      const asked = send(choice, false, isMine).then((q) => serverAnswer(q, metaOf(q, heatNote)));
+      const asked = send(choice, false, isMine, era).then((q) => serverAnswer(q, metaOf(q, heatNote)));
       pending = asked;
       answers.set(choice, asked);
       asked.then(
@@ -196,9 +199,11 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
   renderAnswer(card, info, shown);
   say(card, info, shown);
   const [heat, thumb] = await Promise.all([
-    heatmapUrl ? api.imageUrl(heatmapUrl).catch(() => null) : null,
-    dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl).catch(() => null) : null,
+    heatmapUrl ? api.imageUrl(heatmapUrl, era).catch(() => null) : null,
+    dicom && p.thumbnailUrl ? api.imageUrl(p.thumbnailUrl, era).catch(() => null) : null,
   ]);
+  if (gone()) for (const u of [heat, thumb]) if (u) URL.revokeObjectURL(u);
+  if (gone()) return first;
   showImages(card, dicom ? thumb : URL.createObjectURL(file), heat);
   return first;
 }

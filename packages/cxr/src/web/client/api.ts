@@ -230,9 +230,13 @@ async function json<T>(res: Response): Promise<T> {
   return body as T;
 }
 
+/** How long serverAnswers waits for /health before taking the server for away. */
+const HEALTH_POLL_TIMEOUT_MS = 4000;
+
 /** Whether the server answers /health with 200 (up, its audit log and model too); never throws. */
 export async function serverAnswers(): Promise<boolean> {
-  return send('/api/v1/health').then(
+  // A poll that hangs (a server stopped mid-answer) would stop the polling for good: it gives up instead.
+  return send('/api/v1/health', { signal: AbortSignal.timeout(HEALTH_POLL_TIMEOUT_MS) }).then(
     (res) => res.ok,
     () => false,
   );
@@ -260,7 +264,8 @@ export function isAbort(e: unknown): boolean {
 /**
  * A POST through XMLHttpRequest, which reports upload progress (fetch cannot): on a slow link a film of
  * a few MB takes seconds to send. Network failures read as fetch's do (ApiError UNREACHABLE). `signal` aborts it
- * (an AbortError): a body cut short never reaches the server's handler, so nothing is analyzed or logged.
+ * (an AbortError): a body cut short never reaches the server's handler, so nothing is analyzed or logged; one
+ * cancelled just after the server had it all may still be analyzed and logged (the page cannot tell).
  */
 function xhrPost(url: string, body: FormData, onProgress?: UploadProgress, signal?: AbortSignal): Promise<Response> {
   return new Promise((resolve, reject) => {
@@ -333,8 +338,8 @@ export async function modelInfo(): Promise<ModelInfo> {
 }
 
 /** An API image (heat map, thumbnail) as an object URL: <img> cannot send the token itself. */
-export async function imageUrl(url: string): Promise<string> {
-  const res = await apiFetch(url);
+export async function imageUrl(url: string, signal?: AbortSignal): Promise<string> {
+  const res = await apiFetch(url, { signal });
   if (!res.ok) throw new ApiError(res.status, 'IMAGE', `${url}: ${res.status}`);
   return URL.createObjectURL(await res.blob());
 }

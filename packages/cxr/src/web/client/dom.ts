@@ -98,8 +98,20 @@ export const DICOM_HEAD_BYTES = 4096;
  */
 export function acceptFileDrops(zone: HTMLElement, accepting: () => boolean, take: (files: FileList) => void): void {
   const files = (e: DragEvent) => e.dataTransfer?.types.includes('Files') ?? false;
+  // A link or URL dropped outside a text field: the browser navigated to it, and every card went. Text dropped
+  // into a field (the age, History's filters) stays the browser's own.
+  const link = (e: DragEvent) => {
+    const t = e.target instanceof Element ? e.target : null;
+    const field = t?.closest('input, textarea, [contenteditable=""], [contenteditable="true"]') ?? null;
+    const types = e.dataTransfer?.types ?? [];
+    return field === null && (types.includes('text/uri-list') || types.includes('text/plain'));
+  };
+  const refuse = (e: DragEvent) => {
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = 'none';
+  };
   window.addEventListener('dragover', (e) => {
-    if (!files(e)) return; // text dragged within the page: the browser's own
+    if (!files(e)) return link(e) ? refuse(e) : undefined;
     e.preventDefault();
     if (e.dataTransfer) e.dataTransfer.dropEffect = accepting() ? 'copy' : 'none';
     zone.classList.toggle('over', accepting());
@@ -109,7 +121,7 @@ export function acceptFileDrops(zone: HTMLElement, accepting: () => boolean, tak
     if (e.relatedTarget === null) zone.classList.remove('over');
   });
   window.addEventListener('drop', (e) => {
-    if (!files(e)) return;
+    if (!files(e)) return link(e) ? refuse(e) : undefined;
     e.preventDefault();
     zone.classList.remove('over');
     if (accepting() && e.dataTransfer?.files.length) take(e.dataTransfer.files);

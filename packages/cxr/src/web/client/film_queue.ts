@@ -25,11 +25,15 @@ export class FilmQueue<F extends QueuedFilm> {
   private readonly unfinished = new Set<AbortController>();
   /** Changed by clear(): a film of an earlier era counts no more (its card is gone). */
   private era = 0;
-  private readonly wait: ServerWait;
+  private readonly wait: ServerWait<F>;
   private readonly progress: BatchProgress;
 
   constructor(private readonly analyze: Analysis<F>) {
-    this.wait = new ServerWait(() => this.progress.pending === 0, api.serverAnswers);
+    this.wait = new ServerWait<F>(
+      () => this.progress.pending === 0,
+      api.serverAnswers,
+      (films) => this.again(films),
+    );
     this.progress = new BatchProgress(this.wait);
   }
 
@@ -54,7 +58,7 @@ export class FilmQueue<F extends QueuedFilm> {
         this.unfinished.delete(abort);
         if (era !== this.era) return;
         if (outcome === 'cancelled') this.cancelled(film, 'while it was being sent');
-        if (outcome === 'unreachable') this.wait.add(film.card, () => this.retry(film));
+        if (outcome === 'unreachable') this.wait.add(film.card, film);
         this.progress.done(outcome);
       });
     }
@@ -62,12 +66,19 @@ export class FilmQueue<F extends QueuedFilm> {
 
   /** `film` analyzed again: its card's "Try again", or the status line's "Try all again". */
   readonly retry = (film: F): void => {
-    this.wait.remove(film.card);
     // The button goes away: focus stays on its card, not on the page's start.
     film.card.focus({ preventScroll: true });
-    setPending(film.card);
-    this.enqueue([film]);
+    this.again([film]);
   };
+
+  /** `films` analyzed again, as one batch. */
+  private again(films: F[]): void {
+    for (const film of films) {
+      this.wait.remove(film.card);
+      setPending(film.card);
+    }
+    this.enqueue(films);
+  }
 
   /** Cancels every film waiting or on its way; none is counted or offered again, and the status line is left. */
   clear(): void {
@@ -83,9 +94,14 @@ export class FilmQueue<F extends QueuedFilm> {
    * nothing is said of a card the view no longer holds (cleared with a forgotten token: its name is the last
    * reader's).
    */
-  private cancelled(film: F, when: string): void {
+  private cancelled(film: F, when: 'before it was sent' | 'while it was being sent'): void {
     if (!film.card.isConnected) return;
-    showCancelled(film.card, `Cancelled ${when}: not analyzed, and nothing was recorded.`, () => this.retry(film));
+    // A Cancel just after the server had the whole body cannot stop its analysis (api.ts xhrPost): not promised.
+    const why =
+      when === 'before it was sent'
+        ? `Cancelled ${when}: not analyzed, and nothing was recorded.`
+        : `Cancelled ${when}: if the server had already received it, it may still appear in History.`;
+    showCancelled(film.card, why, () => this.retry(film));
     announce(`${fileName(film.card)}: cancelled.`);
   }
 }

@@ -161,7 +161,11 @@ function row(p: api.Prediction): HTMLTableRowElement {
   );
 }
 
+/** The latest load (or clear): an answer to an earlier one is not drawn over it. */
+let loads = 0;
+
 export async function loadHistory(): Promise<void> {
+  const mine = ++loads;
   const body = $('#history-table tbody');
   const status = $('#history-page');
   const q = query();
@@ -172,6 +176,7 @@ export async function loadHistory(): Promise<void> {
   }
   try {
     const res = await api.history(q);
+    if (mine !== loads) return; // a later page asked for, or the token forgotten meanwhile
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
     body.replaceChildren(...res.items.map(row));
     if (!res.items.length)
@@ -181,6 +186,7 @@ export async function loadHistory(): Promise<void> {
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
     ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
   } catch (e) {
+    if (mine !== loads) return;
     // The button the message names ('Use "Enter token"', api.ts TOKEN_WORDS), or a way to try again; no paging
     // through a table that is not there.
     const again = el('button', { type: 'button', textContent: api.needsToken(e) ? 'Enter token' : 'Try again' });
@@ -199,6 +205,7 @@ export async function loadHistory(): Promise<void> {
  * until "Apply" or the next visit, which ask for a token.
  */
 export function clearHistory(): void {
+  loads += 1;
   for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
   const cell = el('td', { colSpan: columns(), textContent: 'Cleared with the token. Use "Apply" to load it again.' });
   $('#history-table tbody').replaceChildren(el('tr', {}, cell));

@@ -42,3 +42,17 @@ export function showLargeView(v: LargeView): void {
   dialog.classList.toggle('wide', v.wide === true);
   if (!dialog.open) dialog.showModal();
 }
+
+/** Closes and empties the dialog (a forgotten token): its title, film and heat map were the previous clinician's. */
+export function clearLargeView(): void {
+  const dialog = $('#heatmap-dialog') as HTMLDialogElement;
+  if (dialog.open) dialog.close();
+  if (owned) URL.revokeObjectURL(owned);
+  owned = null;
+  $('#heatmap-title').textContent = '';
+  for (const id of ['#heatmap-image', '#large-overlay']) {
+    const img = $(id) as HTMLImageElement;
+    img.removeAttribute('src');
+    img.alt = '';
+  }
+}

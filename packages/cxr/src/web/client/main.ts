@@ -3,10 +3,11 @@
 import * as api from './api';
 import { type AnalyzeView, setUpAnalyze } from './analyze';
 import { $, distinctOperatingPoints, el } from './dom';
-import { clearHistory, loadHistory, setUpHistory } from './history_view';
+import { forgetEverything } from './forget';
+import { loadHistory, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
 import { operatingPointHint } from './op_hints';
-import { announce, showStatus } from './status_line';
+import { showStatus } from './status_line';
 
 let modelInfo: Promise<api.ModelInfo> | null = null;
 /**
@@ -173,10 +174,7 @@ function showToken(analyze: AnalyzeView): void {
   // with the next clinician's token), as is one on its way (its answer would be shown to them), and the cards
   // and History's rows are removed. No question first: nothing is lost that the audit log does not keep.
   $('#token-forget').addEventListener('click', () => {
-    api.forgetToken();
-    analyze.clear();
-    clearHistory();
-    announce('Token forgotten, and the results on this page cleared: the next request asks for a token.');
+    forgetEverything(() => analyze.clear());
     $('#main').focus();
   });
   api.onTokenChange(render);

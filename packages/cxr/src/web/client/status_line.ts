@@ -47,6 +47,11 @@ export function announce(text: string): void {
   schedulePrune();
 }
 
+/** Empties #announcer (a forgotten token): its last messages name the previous clinician's films and findings. */
+export function clearAnnouncements(): void {
+  $('#announcer').replaceChildren();
+}
+
 /** A button beside the status line: what the line asks the reader to do ("Try again", "Enter token"). */
 export interface StatusAction {
   label: string;
@@ -80,22 +85,24 @@ export const SERVER_POLL_MS = 5000;
  * server is asked every SERVER_POLL_MS whether it answers again (only while a film waits for it), which the line
  * then says. `idle`: whether no batch is under way (its line is not overwritten; its summary offers them).
  */
-export class ServerWait {
-  private readonly retries = new Map<HTMLElement, () => void>();
+export class ServerWait<T> {
+  private readonly retries = new Map<HTMLElement, T>();
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly idle: () => boolean,
     private readonly answers: () => Promise<boolean>,
+    /** Sends them again, in one batch: one "Analyzing 3 files." said, not "Analyzing 1 file." three times. */
+    private readonly again: (films: T[]) => void,
   ) {}
 
   get count(): number {
     return this.retries.size;
   }
 
-  /** `card`'s film waits for the server; `retry` sends it again. */
-  add(card: HTMLElement, retry: () => void): void {
-    this.retries.set(card, retry);
+  /** `card`'s `film` waits for the server. */
+  add(card: HTMLElement, film: T): void {
+    this.retries.set(card, film);
     this.watch();
   }
 
@@ -119,7 +126,7 @@ export class ServerWait {
     const all = [...this.retries.values()];
     this.retries.clear();
     this.stop();
-    for (const retry of all) retry();
+    this.again(all);
   }
 
   /** None waits any more (the view cleared): nothing is offered, and the server is not asked. */
@@ -160,7 +167,7 @@ export class BatchProgress {
   private counts: Record<Outcome, number> = BatchProgress.none();
 
   /** `wait`: the films that wait for the server, offered again in the summary. */
-  constructor(private readonly wait: ServerWait | null = null) {}
+  constructor(private readonly wait: Pick<ServerWait<unknown>, 'count' | 'action'> | null = null) {}
 
   private static none(): Record<Outcome, number> {
     return { assessed: 0, 'outside-population': 0, 'cannot-assess': 0, cancelled: 0, failed: 0, unreachable: 0 };
