@@ -22,7 +22,7 @@ import type { ServePredictor } from './predictor_port';
 import { answerWithProblems, clientErrorResponse, problem, sendProblem } from './problem';
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
-import { requestLogController } from './request_log';
+import { loggedUrl, requestLogController } from './request_log';
 import { strictQueryParams } from './schemas_query';
 import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
@@ -228,7 +228,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     dropped.add(req);
     const status = err.statusCode;
     metrics.httpRequest(req.method, routeLabel(req, status), status, reply.elapsedTime / 1000);
-    const said = { req: { method: req.method, url: req.url }, res: { statusCode: status }, code: err.code };
+    // The URL as the request log writes it (request_log.ts loggedUrl): a typed patientAge is never in the log.
+    const said = { req: { method: req.method, url: loggedUrl(req.url) }, res: { statusCode: status }, code: err.code };
     const bytesRead = bodyBytesRead(req);
     req.log.info(
       bytesRead === undefined ? said : { ...said, bytesRead },
