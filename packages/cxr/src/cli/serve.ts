@@ -233,8 +233,8 @@ export const DEFAULT_DB_WAIT_S = 300;
  * connections; an SQLite file locked by another program: AuditStoreOpenError.away), as cxr orthanc sync waits
  * for Orthanc: after a power cut the database may boot after the server, which must then come up by itself
  * within --db-wait, not exit at once for systemd to give up on. One line per try, the wait doubling up to 30 s;
- * SIGTERM meanwhile exits (closeOnSignals: not listening yet). A log no wait mends (a login refused, a newer schema) is thrown at once;
- * one still away after `boundMs` (--db-wait) is thrown with its last cause.
+ * SIGTERM meanwhile exits (closeOnSignals: not listening yet). A log no wait mends (a login refused, a newer
+ * schema) is thrown at once; one still away after `boundMs` (--db-wait) is thrown with its last cause.
  */
 async function openWaiting(open: () => Promise<AuditStore>, log: Logger, boundMs: number): Promise<AuditStore> {
   const start = Date.now();
