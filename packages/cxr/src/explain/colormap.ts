@@ -27,4 +27,10 @@ function buildLut(stops: ReadonlyArray<readonly [number, number, number]>): Uint
 }
 
 /** 256 RGB triples, index = value in [0, 255]. */
+/**
+ * Heat map values at or under this (after scaling by the overlay's strength) are not coloured, so the X-ray shows
+ * through (gradcam.ts renderOverlay's default floor). Here, free of sharp and tfjs, so the page can say it too.
+ */
+export const HEATMAP_FLOOR = 0.2;
+
 export const INFERNO: Uint8Array = buildLut(INFERNO_STOPS);

@@ -5,7 +5,7 @@
 // pneumonia evidence is.
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { INFERNO } from './colormap';
+import { HEATMAP_FLOOR, INFERNO } from './colormap';
 import { resizeMap } from './resize';
 import { type CamMap, denseLogit } from './model_parts';
 
@@ -69,7 +69,7 @@ export interface OverlayOptions {
    * cells of normal films. Default 1.
    */
   strength?: number;
-  /** Map values below this are not coloured at all, so the X-ray shows through. Default 0.2. */
+  /** Map values below this are not coloured at all, so the X-ray shows through. Default HEATMAP_FLOOR (0.2). */
   floor?: number;
 }
 
@@ -87,7 +87,7 @@ export async function renderOverlay(
 ): Promise<Buffer> {
   if (gray.length !== width * height) throw new Error(`renderOverlay: ${gray.length} pixels for ${width}×${height}`);
   const maxAlpha = opts.maxAlpha ?? 0.6;
-  const floor = opts.floor ?? 0.2;
+  const floor = opts.floor ?? HEATMAP_FLOOR;
   const strength = Math.min(1, Math.max(0, opts.strength ?? 1));
   const m = resizeMap(cam.map, cam.height, cam.width, height, width);
   const rgb = Buffer.allocUnsafe(width * height * 3);
