@@ -3,16 +3,21 @@
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
+const { leftovers, pids } = require('./leftover-processes');
 
 const root = path.join(__dirname, '..');
+// --test-force-exit: a file's process ends once its tests and after-hooks have, not when a test's
+// Promise.race timer or an idle keep-alive socket lets go (up to 25 s a file). What must stop, a test stops
+// itself: after the suites, a process they left running fails the run (leftover-processes.js).
+const nodeTest = ['node', '--test', '--test-concurrency=1', '--test-force-exit'];
 const suites = [
   {
     name: 'backend-aten unit',
     cwd: 'packages/backend-aten',
-    cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'],
+    cmd: [...nodeTest, 'dist/test/'],
   },
   { name: 'tfjs-core conformance on aten', cwd: 'packages/backend-aten', cmd: ['node', 'test/conformance/run.js'] },
-  { name: 'cxr', cwd: 'packages/cxr', cmd: ['node', '--test', '--test-concurrency=1', 'dist/test/'] },
+  { name: 'cxr', cwd: 'packages/cxr', cmd: [...nodeTest, 'dist/test/'] },
 ];
 // Guard-rails run first and count one passed or failed each, so a lint, width, layering, engines or type
 // error fails the run (and CI) like a failing test does.
@@ -57,10 +62,20 @@ if (!only || 'guard-rails'.includes(only)) {
   failed += f;
   console.log(`--- guard-rails: ${p} passed, ${f} failed`);
 }
+const before = new Set(pids());
+const marker = `CXR_TEST_RUN=${process.pid}-${Date.now()}`;
+const env = { ...process.env, [marker.split('=')[0]]: marker.split('=')[1] };
+let ranSuites = false;
 for (const s of suites) {
   if (only && !s.name.includes(only)) continue;
+  ranSuites = true;
   console.log(`\n=== ${s.name} ===`);
-  const r = spawnSync(s.cmd[0], s.cmd.slice(1), { cwd: path.join(root, s.cwd), encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(s.cmd[0], s.cmd.slice(1), {
+    cwd: path.join(root, s.cwd),
+    env,
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   const out = (r.stdout || '') + (r.stderr || '');
   process.stdout.write(out.length > 20000 ? out.slice(-20000) : out);
   // The tail above may not reach back to a failure: repeat each failing test's report in full.
@@ -78,6 +93,24 @@ for (const s of suites) {
   skipped += k;
   failed += f || (r.status !== 0 ? 1 : 0);
   console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status})`);
+}
+if (ranSuites) {
+  // What stops on its own (a service's clean shutdown) gets a few seconds; what is left then is a leak.
+  let left = leftovers(before, root, marker);
+  for (let i = 0; i < 50 && left.length; i++) {
+    spawnSync('sleep', ['0.1']);
+    left = leftovers(before, root, marker);
+  }
+  console.log(`\n=== processes left behind ===\n${left.map((p) => `${p.pid} ${p.cmdline}`).join('\n') || 'none'}`);
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (left.length) failed++;
+  else passed++;
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 

@@ -2,10 +2,12 @@
 # The hospital-side services cxr talks to, run locally as the current user in one data folder:
 # PostgreSQL (the shared audit log), Orthanc (PACS, with its DICOMweb plugin) and Redis (the job
 # queue of `cxr worker`). Each service is a file in scripts/stack/ with the functions
-# <name>_install / <name>_up / <name>_down / <name>_status / <name>_env, and SERVICES lists them in
-# start order, so adding one is adding its file and its name.
+# <name>_install / <name>_up / <name>_down / <name>_kill / <name>_status / <name>_env, and SERVICES
+# lists them in start order, so adding one is adding its file and its name.
 #
-# Usage: scripts/stack.sh up|down|status [SERVICE...]   (default: every service)
+# Usage: scripts/stack.sh up|down|kill|status [SERVICE...]   (default: every service)
+#   kill: stop at once, without a clean shutdown (queued jobs since the last fsync may be lost): for a
+#         data folder about to be thrown away, as the tests' is.
 #   CXR_STACK_DIR  data folder (default: .stack/ in the repository; git-ignored)
 # `up` is idempotent: a running service is left alone; ports and passwords are kept between runs.
 set -euo pipefail
@@ -62,10 +64,10 @@ The stack is up (${SERVICES[*]}). Settings (with the passwords) are in $STACK_DI
 EOF
 }
 
-cmd_down() {
+# $1: down or kill. Reverse order: dependants stop before what they depend on.
+cmd_stop() {
   local i
-  # Reverse order: dependants stop before what they depend on.
-  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do "${SERVICES[$i]}_down"; done
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do "${SERVICES[$i]}_$1"; done
 }
 
 cmd_status() {
@@ -79,7 +81,7 @@ cmd=${1:-}
 select_services "$@"
 case "$cmd" in
   up) cmd_up ;;
-  down) cmd_down ;;
+  down | kill) cmd_stop "$cmd" ;;
   status) cmd_status ;;
-  *) echo "usage: scripts/stack.sh up|down|status [SERVICE...]   (data folder: \$CXR_STACK_DIR, default .stack/)" >&2; exit 2 ;;
+  *) echo "usage: scripts/stack.sh up|down|kill|status [SERVICE...]   (data folder: \$CXR_STACK_DIR, default .stack/)" >&2; exit 2 ;;
 esac

@@ -34,17 +34,24 @@ random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# Stops the process in pid file $1: TERM, up to 30 s for a clean shutdown, then KILL.
+# Whether process $1 still runs: a zombie has stopped, though kill -0 finds it until its reaper (here
+# init, since services run in their own session) collects it, which some inits do only every few seconds.
+pid_running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ "$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# Stops the process in pid file $1: signal $3 (TERM: up to 30 s for a clean shutdown), then KILL.
 stop_pid() {
-  local pidfile=$1 name=$2 pid i
+  local pidfile=$1 name=$2 signal=${3:-TERM} pid i
   if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
   pid=$(cat "$pidfile")
-  kill -TERM "$pid"
+  kill "-$signal" "$pid"
   for i in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
+    pid_running "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_running "$pid"; then
     log "$name did not stop in 30 s: killing it"
     kill -KILL "$pid" 2>/dev/null || true
   fi

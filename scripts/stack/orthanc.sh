@@ -81,6 +81,7 @@ orthanc_up() {
 }
 
 orthanc_down() { stop_pid "$ORTHANC_DIR/pid" orthanc; }
+orthanc_kill() { stop_pid "$ORTHANC_DIR/pid" orthanc KILL; }
 
 orthanc_status() {
   if pid_alive "$ORTHANC_DIR/pid" && orthanc_answers; then

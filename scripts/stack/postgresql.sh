@@ -106,10 +106,14 @@ EOF
   log "postgresql up at 127.0.0.1:$port (database $PG_DB, role $PG_ROLE)"
 }
 
-postgresql_down() {
+postgresql_down() { postgresql_stop fast; }
+postgresql_kill() { postgresql_stop immediate; }
+
+# pg_ctl's shutdown mode $1: fast (clean) or immediate (no checkpoint; recovery at the next start).
+postgresql_stop() {
   [ -f "$PG_DIR/data/PG_VERSION" ] || return 0
   if pg_running; then
-    pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null \
+    pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m "$1" -w -t 60 stop >/dev/null \
       || log "postgresql did not stop cleanly"
     log "postgresql stopped"
   fi

@@ -56,6 +56,7 @@ redis_up() {
 }
 
 redis_down() { stop_pid "$REDIS_DIR/pid" redis; }
+redis_kill() { stop_pid "$REDIS_DIR/pid" redis KILL; }
 
 redis_status() {
   if pid_alive "$REDIS_DIR/pid" && redis_answers; then

@@ -86,15 +86,16 @@ export function startStack(prefix: string, services: string[] = []): Stack {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));
   const up = stackCmd(dir, 'up', services);
   if (up.code !== 0) {
-    stackCmd(dir, 'down');
+    stackCmd(dir, 'kill');
     throw new Error(`stack.sh up failed (${up.code}):\n${up.stdout}\n${up.stderr}`);
   }
   return { dir, env: parseEnv(fs.readFileSync(path.join(dir, 'env'), 'utf8')), up };
 }
 
+/** Stops the stack at once (`stack.sh kill`: its data folder is thrown away, so no clean shutdown). */
 export function stopStack(stack: Stack | undefined): void {
   if (!stack) return;
-  stackCmd(stack.dir, 'down');
+  stackCmd(stack.dir, 'kill');
   fs.rmSync(stack.dir, { recursive: true, force: true });
 }
 

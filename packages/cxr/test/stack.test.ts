@@ -80,6 +80,19 @@ test('stack.sh up starts Orthanc and Redis locked down; up again is a no-op; dow
   assert.match(st.stdout, /redis: stopped/);
   await assert.rejects(fetch(`${env.CXR_ORTHANC_URL}/system`), 'nothing listens any more');
   assert.equal(stackCmd(dir, 'down').code, 0, 'down twice is fine');
+
+  // kill: at once, without waiting for the reaper (a killed service is a zombie until init collects it).
+  assert.equal(stackCmd(dir, 'up').code, 0);
+  const pids = ['orthanc', 'redis'].map((s) => Number(fs.readFileSync(path.join(dir, s, 'pid'), 'utf8')));
+  const killed = stackCmd(dir, 'kill');
+  assert.equal(killed.code, 0, killed.stderr);
+  assert.doesNotMatch(killed.stderr, /did not stop/);
+  for (const p of pids) {
+    const state = fs.existsSync(`/proc/${p}/stat`) ? fs.readFileSync(`/proc/${p}/stat`, 'utf8') : '';
+    assert.ok(state === '' || /^\d+ \(.*\) Z /.test(state), `process ${p} is gone or a zombie: ${state}`);
+  }
+  assert.equal(stackCmd(dir, 'status').code, 1);
+  await assert.rejects(fetch(`${env.CXR_ORTHANC_URL}/system`), 'nothing listens after kill');
 });
 
 const pgSkip = postgresUnavailable();
@@ -150,4 +163,12 @@ test('stack.sh up postgresql: loopback only, a generated password, the cxr datab
   assert.equal(await again2.count(), 0);
   await again2.close();
   assert.equal(stackCmd(dir, 'down', ['redis']).code, 0);
+
+  // kill stops PostgreSQL without a checkpoint; the next up recovers it with its data.
+  assert.equal(stackCmd(dir, 'kill', ['postgresql']).code, 0);
+  await assert.rejects(openAuditStore(env.CXR_DB), /ECONNREFUSED/);
+  assert.equal(stackCmd(dir, 'up', ['postgresql']).code, 0);
+  const recovered = await openAuditStore(env.CXR_DB);
+  assert.equal(await recovered.count(), 0);
+  await recovered.close();
 });
