@@ -193,7 +193,7 @@ test('a finding is said with the warning its card shows', {
   const warning = (await page.textContent('.result .warnings li')) ?? '';
   assert.match(warning, /over 5 years/);
   const message = await announced(page, said, 'older.jpeg: ');
-  assert.match(message, /signs of pneumonia detected, .* threshold \(balanced\)/i);
+  assert.match(message, /(above|below) the pneumonia threshold: .* threshold [\d.]+\u00a0% \(balanced\)/i);
   assert.ok(message.endsWith(` Warning: ${warning}.`), message);
   await page.context().close();
 });

@@ -2,10 +2,10 @@
 //  - the status line: "Analyzing 1 of 3… 2 waiting.", never "Done" while a later batch is still at work,
 //    then a true summary ("Done: 2 files assessed, 1 cannot be assessed, 1 not analyzed: see its card."), also
 //    when the server cannot be reached;
-//  - screen readers: one message per finished card ("<file>: Signs of pneumonia detected, 62.1 %, above
-//    the 50.0 % threshold (balanced)."), every summary announced even when it repeats the last one, and only
-//    the latest kept in the page; no live region over the whole results, no assertive alert per card, neutral
-//    alt text, a named figure;
+//  - screen readers: one message per finished card ("<file>: Above the pneumonia threshold: 62.1 %
+//    probability of pneumonia, threshold 50.0 % (balanced)."), every summary announced even when it repeats
+//    the last one, and only the latest kept in the page; no live region over the whole results, no assertive
+//    alert per card, neutral alt text, a named figure;
 //  - "Try again" on a card the server could not be reached for;
 //  - a new card below the fold (1280×720) is scrolled into view, focus on it after the file picker;
 //  - a file over the server's upload limit is refused before it is sent, its size in MB (in bytes where the MB
@@ -62,9 +62,9 @@ const held = (page: Page) => page.$$eval('#announcer > *', (ps) => ps.map((p) =>
 const status = async (page: Page) => (await page.textContent('#status')) ?? '';
 const cardMessage = (name: string) =>
   new RegExp(
-    `^${name.replace('.', '\\.')}: (Signs of pneumonia detected|No signs of pneumonia detected), ` +
+    `^${name.replace('.', '\\.')}: (Above|Below) the pneumonia threshold: ` +
       // Decimals enough to tell the probability from the threshold; a note when it is close to it.
-      '(\\d+\\.\\d+|[<>]\u00a0\\d+\\.\\d+)\u00a0%, (above|below) the 50\\.0+\u00a0% threshold \\(balanced\\)' +
+      '(\\d+\\.\\d+|[<>]\u00a0\\d+\\.\\d+)\u00a0% probability of pneumonia, threshold 50\\.0+\u00a0% \\(balanced\\)' +
       '(: close to the threshold, a weak finding)?\\.$',
   );
 

@@ -92,7 +92,7 @@ test("a server card's operating point switch asks the server again: the answer s
   assert.deepEqual([logged?.label, logged?.operatingPoint], ['PNEUMONIA', 'screening']);
   assert.match(
     (await said(page)) ?? '',
-    /^Re-checked at screening: film\.jpeg: Signs of pneumonia detected, .*\(screening\)\.$/,
+    /^Re-checked at screening: film\.jpeg: Above the pneumonia threshold: .* of pneumonia, .*\(screening\)\.$/,
   );
 
   // Back and forth: each answer already logged is shown again, under its id, without asking again.

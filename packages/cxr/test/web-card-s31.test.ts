@@ -110,7 +110,10 @@ test('a heat map with no colour or little colour says so; the finding reads agai
   assert.equal(await text(page, '.label-badge'), 'Above the pneumonia threshold (p\u00a0≥\u00a050.0\u00a0%)');
   // 62 % is outside "close" at 50 %: 40 % to 60 %, which the near note says where it shows.
   assert.equal(await text(page, '.near-note'), null);
-  assert.match((await said()).join('\n'), /strong\.jpeg: Signs of pneumonia detected, 62\.0\u00a0%, above the 50/);
+  assert.match(
+    (await said()).join('\n'),
+    /strong\.jpeg: Above the pneumonia threshold: 62\.0\u00a0% probability of pneumonia, threshold 50/,
+  );
   await page.context().close();
 });
 

@@ -2,7 +2,7 @@
 //  - an old DICOM without preamble and without a .dcm name (a PACS export named IMG0001, or x.jpg) is shown as the
 //    server read it: its thumbnail, not its raw bytes in an <img> (a broken image under the heat map), with the
 //    DICOM's own ages in the age note; a JPEG named x.dcm is shown as the JPEG it is; the file picker hides no file;
-//  - a probability just under the threshold never reads as equal to it ("15.7 %, below the 15.7 % threshold"), and
+//  - a probability just under the threshold never reads as equal to it ("15.7 % ..., threshold 15.7 %"), and
 //    a finding close to its threshold says so, on either side;
 //  - the page opened while the API was unreachable builds its operating point choice once the model info comes
 //    (the Model view's "Try again", or the first film analyzed), and the Model view says plainly what went wrong;
@@ -104,7 +104,7 @@ test('a probability near its threshold reads as on its side of it, with decimals
   assert.match(below.near ?? '', /^Close to the threshold \(below it\): a weak finding/);
   assert.match(
     below.said ?? '',
-    /No signs of pneumonia detected, 49\.997\u00a0%, below the 50\.000\u00a0% threshold \(balanced\): close to/,
+    /Below the pneumonia threshold: 49\.997\u00a0% probability of \w+, threshold 50\.000\u00a0% \(balanced\): close/,
   );
 
   await page.setInputFiles('#file-input', [upload('far.jpeg', XRAY_JPEG)]);

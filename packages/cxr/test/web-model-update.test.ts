@@ -77,7 +77,7 @@ test("a card answered again by an updated model draws that model's answer, says 
   const close = '(: close to the threshold, a weak finding)?';
   assert.match(
     (await said()).at(-1) ?? '',
-    new RegExp(`the 12\\.30*\u00a0% threshold \\(screening\\)${close}\\. Answered by model tiny-test-b`),
+    new RegExp(`threshold 12\\.30*\u00a0% \\(screening\\)${close}\\. Answered by model tiny-test-b`),
   );
   // The heat map was made by the old model: not laid over the new one's answer.
   assert.equal(await page.isVisible(`${card} img.heatmap`), false);

@@ -100,8 +100,7 @@ export function nearRange(threshold: number): { from: string; to: string } {
  * The card's headline for an assessed answer, worded as what the number is measured against: "Signs of pneumonia
  * detected" beside "18.1 % probability of pneumonia" read as a contradiction to a clinician (18 % sounds
  * unlikely). The label is the number over or under the operating point's threshold, and the headline says so;
- * other answers keep their headline (findingView). The screen reader's sentence (announcement) already says the
- * number against the threshold, after the headline.
+ * other answers keep their headline (findingView). The screen reader's sentence (announcement) says the same.
  */
 export function cardHeadline(view: FindingView, a: { probability: number; threshold: number }): string {
   if (view.tone !== 'NORMAL' && view.tone !== 'PNEUMONIA') return view.headline;
@@ -137,12 +136,14 @@ export function announcement(a: {
       `${percent(a.probability)} probability of pneumonia, for reference only.`
     );
   }
+  // Worded as the card's headline (cardHeadline): the side of the threshold, then the two numbers. "Signs of
+  // pneumonia detected" before "18.1 %" was what the headline stopped saying, and a listener heard it still.
   const near = nearThreshold(a.probability, a.threshold);
-  const side = a.probability >= a.threshold ? 'above' : 'below';
+  const side = view.tone === 'PNEUMONIA' ? 'Above' : 'Below';
   const shown = percentPair(a.probability, a.threshold);
   return (
-    `${a.name}: ${view.headline}, ${shown.probability}, ${side} the ${shown.threshold} ` +
-    `threshold (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.` +
+    `${a.name}: ${side} the pneumonia threshold: ${shown.probability} probability of pneumonia, threshold ` +
+    `${shown.threshold} (${a.operatingPoint})${near ? ': close to the threshold, a weak finding' : ''}.` +
     warningsSaid(reasons)
   );
 }
