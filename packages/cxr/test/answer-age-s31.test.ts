@@ -60,13 +60,17 @@ test("a DICOM's PatientAge 003Y: the answer says 3 years, from the header", asyn
   assert.ok(weeks.years < 1 && weeks.untilYears > 1, JSON.stringify(weeks));
 });
 
+/** The birth and study dates of the films below, as the DICOM writes them or as an ISO date. */
+const DATES = /20160301|2016-03-01|20200101|2020-01-01/;
+
 test('no PatientAge: the age from the birth and study dates, without the dates', async () => {
   const p = await predict(dicom(birth('20160301'), study('20200101')));
   const age = p.age as { years: number; source: string };
   assert.equal(age.source, 'dates');
   assert.ok(Math.abs(age.years - 3.84) < 0.01, `${age.years}`);
   assert.deepEqual(Object.keys(age).sort(), ['source', 'years'], 'no date in the answer');
-  assert.doesNotMatch(JSON.stringify(p), /2016|20200101/);
+  // The dates whole, in either form: "2016" alone is found in a probability's digits or a hash now and then.
+  assert.doesNotMatch(JSON.stringify(p), DATES);
 });
 
 test('an age typed with a PNG is the stated one; none at all is null', async () => {
@@ -115,7 +119,8 @@ test('the audit log keeps no age: not in the record auditRecordOf makes, nor in 
     );
     const row = db.prepare('SELECT * FROM predictions WHERE id = ?').get(p.id) as Record<string, unknown>;
     assert.ok(row, 'the prediction has its row');
-    assert.doesNotMatch(JSON.stringify(row), /untilYears|"source"|2016|20200101/);
+    assert.doesNotMatch(JSON.stringify(row), /untilYears|"source"/);
+    assert.doesNotMatch(JSON.stringify(row), DATES);
   } finally {
     db.close();
   }
