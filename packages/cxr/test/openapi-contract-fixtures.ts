@@ -81,7 +81,9 @@ const jobs: JobsPort = {
   submitOrthanc: async (): Promise<Submitted> => ({ id: 'orthanc-x', status: 'queued' }),
   submitOrthancAll: async (ids) => ids.map((i) => ({ id: `orthanc-${i}~${SHA}~balanced`, status: 'queued' as const })),
   status: async (id): Promise<JobState | null> =>
-    id === JOB_ID ? { id, status: 'completed', outcome: 'predicted', prediction: ctx.first, error: null } : null,
+    id === JOB_ID
+      ? { id, status: 'completed', outcome: 'predicted', prediction: ctx.first, error: null, errorCode: null }
+      : null,
   depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
 };
 

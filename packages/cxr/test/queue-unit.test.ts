@@ -26,6 +26,8 @@ import {
   queueDepth,
   redactRedisUrl,
   redisConnection,
+  refusedReason,
+  refusedReasonParts,
   resultKeyOf,
   UploadStore,
   type JobQueue,
@@ -206,6 +208,13 @@ test('a job result this server cannot read is answered as such, naming the field
   // A finished job that stored no result has none to show, as before.
   const none = await statusOf(null);
   assert.deepEqual([none.state?.outcome, none.state?.prediction, none.state?.error], [null, null, null]);
+});
+
+test("a refused job's failure keeps its code before its words; any other failure has none", () => {
+  const words = 'x.jpeg: the JPEG stops inside its scan\n(at byte 600)';
+  assert.deepEqual(refusedReasonParts(refusedReason('TRUNCATED', words)), { code: 'TRUNCATED', message: words });
+  for (const other of ['attempts ran out: ECONNREFUSED', '[note] words', '[] x', 'x [CORRUPT] y', ''])
+    assert.deepEqual(refusedReasonParts(other), { code: null, message: other }, other);
 });
 
 test('Redis URL: environment, config file, or flag (warned about when it holds a password)', () => {

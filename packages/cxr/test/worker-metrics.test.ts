@@ -22,6 +22,7 @@ import {
   type JobQueue,
   type JobSpec,
   openQueue,
+  queueApi,
   type ResultStore,
   startWorker,
   UploadStore,
@@ -152,6 +153,18 @@ test('cxr worker --metrics-port: jobs by outcome, their durations and the queue 
   assert.equal(metricValue(m, 'cxr_worker_concurrency'), 1);
   assert.ok(m.has('process_cpu_seconds_total') && m.has('nodejs_active_handles'), 'default metrics');
   assert.ok(!text.includes(dir), 'no path in a label');
+
+  // GET /jobs/:id's answer for the refused film: its code apart from its words, as the metrics count it; the
+  // worker's log line has both.
+  const [failed] = await queue.getFailed();
+  const api = queueApi({ queue, model: { sha256: meta.sha256, defaultOperatingPoint: 'balanced' }, orthanc: null });
+  const state = await api.status(failed.id!);
+  assert.equal(state?.status, 'failed');
+  assert.equal(state?.errorCode, refused[0].labels.code);
+  assert.ok(state?.error && !state.error.startsWith('['), state?.error ?? '');
+  assert.match(log, new RegExp(`job \\S+: failed: \\[${state.errorCode}\\] `));
+  const good = (await queue.getCompleted())[0];
+  assert.deepEqual([(await api.status(good.id!))?.error, (await api.status(good.id!))?.errorCode], [null, null]);
 
   // Only GET /metrics is answered.
   assert.equal((await fetch(url.replace(/\/metrics$/, '/jobs'))).status, 404);

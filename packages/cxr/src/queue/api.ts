@@ -9,6 +9,7 @@ import { type JobOptions, type JobState, type JobsPort, overJobUploadCap, type S
 import { isRedisDown, QUEUE_UNAVAILABLE, RedisDatabaseError } from './connection';
 import { canonicalJobId, type JobData, type JobResult, parseJobResult, resultKeyOf } from './job';
 import { offersOf, recordOffer } from './job_offers';
+import { refusedReasonParts } from './retry';
 import { shownLabel } from '../predict/verdict';
 import { enqueue, type JobQueue, jobIdOf, queueDepth, redisSelected } from './queue';
 import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
@@ -259,6 +260,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     const { result, unreadable } =
       status === 'completed' ? storedResult(id, job.returnvalue) : { result: null, unreadable: null };
     const prediction = result?.prediction ?? null;
+    const failed = status === 'failed' ? refusedReasonParts(job.failedReason || 'failed') : null;
     return {
       id,
       status,
@@ -268,7 +270,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       // A result stored before the label rule (kept 7 days), or by a worker not yet upgraded, kept the model
       // label of a cannot-assess answer: read through the same rule as every other answer (verdict.ts).
       prediction: prediction && { ...prediction, label: shownLabel(prediction) },
-      error: status === 'failed' ? job.failedReason || 'failed' : unreadable,
+      error: failed ? failed.message : unreadable,
+      errorCode: failed?.code ?? null,
     };
   }
 

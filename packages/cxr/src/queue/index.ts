@@ -93,6 +93,8 @@ export {
   otherFailuresOf,
   OUTAGE_BACKOFF,
   refusedCodeOf,
+  refusedReason,
+  refusedReasonParts,
   type RetriedJob,
   retryDelayMs,
   type RetryPolicy,

@@ -100,6 +100,20 @@ export function filmRefused(code: RefusedCode, message: string): UnrecoverableEr
 export const UNREADABLE = 'UNREADABLE';
 export const CHANGED = 'CHANGED';
 
+/**
+ * A refused job's failure as BullMQ keeps it (its failedReason is the error's message): the code in brackets before
+ * the words, so that GET /jobs/:id answers both (refusedReasonParts) and the worker's log line carries the code.
+ */
+export function refusedReason(code: RefusedCode, message: string): string {
+  return `[${code}] ${message}`;
+}
+
+/** A failedReason's code and words: the code of a refusedReason, or null (any other failure, an older worker's). */
+export function refusedReasonParts(reason: string): { code: string | null; message: string } {
+  const m = /^\[([A-Z][A-Z0-9_]*)\] ([\s\S]*)$/.exec(reason);
+  return m ? { code: m[1], message: m[2] } : { code: null, message: reason };
+}
+
 /** The code of a filmRefused error; null for any other error. */
 export function refusedCodeOf(err: unknown): RefusedCode | null {
   const code = (err as Record<string, unknown> | null)?.[REFUSED_CODE];

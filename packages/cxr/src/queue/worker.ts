@@ -23,6 +23,7 @@ import {
   nextRetryMs,
   otherFailuresOf,
   refusedCodeOf,
+  refusedReason,
   type RetryPolicy,
   retryDelayMs,
 } from './retry';
@@ -142,6 +143,9 @@ export async function startWorker(given: WorkerContext, o: WorkerOptions): Promi
         } catch (e) {
           if (job.id) settle(job.id, 'failed');
           if (e && typeof e === 'object') took.set(e, elapsed());
+          // The film's fault: its code goes with the words BullMQ keeps (the job's failedReason), for GET /jobs/:id.
+          const code = refusedCodeOf(e);
+          if (code !== null && e instanceof Error) e.message = refusedReason(code, e.message);
           // Counted before BullMQ reads it for the retry. A count Redis does not store still decides this attempt
           // (BullMQ sets it on the job first); the next attempt may then read one fewer, one retry more at most.
           await countOtherFailure(job, e).catch(() => {});

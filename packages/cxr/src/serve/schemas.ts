@@ -237,8 +237,17 @@ export const jobStateSchema = {
         'why the job failed; on a completed job, why its stored result cannot be read (written by another ' +
         'version of cxr: its prediction is in the audit log)',
     },
+    errorCode: {
+      type: ['string', 'null'],
+      description:
+        "a failed job whose film was refused (the film's fault, not retried): its code, as POST /predictions " +
+        'answers it in a problem (CORRUPT, TRUNCATED, UNSUPPORTED_FORMAT, NOT_A_CHEST_XRAY, ...), or READ_FAILED ' +
+        '(a file job whose file is gone or may not be read), CHANGED (the film changed since it was queued), ' +
+        'UNREADABLE (a PACS instance the model cannot read). Null otherwise: a job that failed for another reason ' +
+        '(its error says why), or failed on a worker older than this field',
+    },
   },
-  required: ['id', 'status', 'outcome', 'prediction', 'error'],
+  required: ['id', 'status', 'outcome', 'prediction', 'error', 'errorCode'],
   additionalProperties: false,
 } as const;
 

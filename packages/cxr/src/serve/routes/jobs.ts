@@ -35,6 +35,8 @@ export interface JobState {
   /** The prediction (POST /predictions' shape) once completed; null before, or when there is none. */
   prediction: Record<string, unknown> | null;
   error: string | null;
+  /** Why the film was refused, as a code (CORRUPT, TRUNCATED, READ_FAILED, ...); null for any other failure. */
+  errorCode: string | null;
   /** The name of the token that queued it (null: none, or the command line); not answered. */
   requestedBy?: string | null;
   /** The names of the tokens that offered its film since, the first included (job_offers.ts); not answered. */
