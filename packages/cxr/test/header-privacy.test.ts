@@ -76,7 +76,8 @@ test('Predictor.predict, a DICOM with names in BodyPartExamined and Modality: no
   const p = await predictor.predict(dcm);
   assert.equal(p.verdict.status, 'cannot-assess');
   const text = JSON.stringify(p);
-  assert.doesNotMatch(text, /SMITH|JOHN|1962|ROE|RICHARD/);
+  // "1962" as the value has it, after a space or caret: bare, its digits turn up in a probability now and then.
+  assert.doesNotMatch(text, /SMITH|JOHN|ROE|RICHARD|[ ^]1962/);
   assert.ok(p.warnings.some((w) => /body part \(0018,0015\) \(its value is not a DICOM defined term/.test(w)));
   assert.ok(p.warnings.some((w) => /modality \(0008,0060\) \(its value is not a DICOM defined term/.test(w)));
 });
