@@ -19,7 +19,7 @@ import { ServeMetrics } from './metrics';
 import { routeLabels } from './metrics_routes';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
-import { answerWithProblems, clientErrorResponse, problem, sendProblem } from './problem';
+import { answerWithProblems, clientErrorResponse, PROBLEM_TYPE, problem, sendProblem } from './problem';
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
 import { loggedUrl, requestLogController } from './request_log';
@@ -251,6 +251,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     else if (hungUpMidBody(req, reply))
       countDropped(req, reply, clientClosed('the upload was not read to its end, nothing was done with it'));
   });
+  // And an answer made for a client that left meanwhile (a 503 of an audit log that hung while the client gave
+  // up): fastify writes nothing to the closed socket, so no onResponse, no line and no count followed. It is
+  // logged as dropped and counted under the status it was answered with, so a failing server still shows.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (reply.raw.destroyed && !reply.raw.writableFinished && !dropped.has(req)) {
+      const code = problemCodeOf(reply, payload);
+      const answer = `${reply.statusCode}${code ? ` ${code}` : ''}`;
+      countDropped(req, reply, new HttpError(reply.statusCode, code ?? 'CLIENT_CLOSED_REQUEST', clientLeft(answer)));
+    }
+    return payload;
+  });
   // An upload refused for the shutdown is a prediction the server failed, as the route counts a full queue's BUSY:
   // counted here, as it never reaches the route.
   const predictPath = `${API_PREFIX}/predictions`;
@@ -358,4 +369,20 @@ function watchUploadBodies(
 function hungUpMidBody(req: FastifyRequest, reply: FastifyReply): boolean {
   if (reply.raw.headersSent) return false;
   return req.raw.aborted || (!req.raw.complete && (req.raw.socket?.destroyed ?? true));
+}
+
+/** The code of a problem document being sent (an error's answer), or null for any other answer. */
+function problemCodeOf(reply: FastifyReply, payload: unknown): string | null {
+  const type = String(reply.getHeader('content-type') ?? '');
+  if (typeof payload !== 'string' || !type.startsWith(PROBLEM_TYPE)) return null;
+  try {
+    const code = (JSON.parse(payload) as { code?: unknown }).code;
+    return typeof code === 'string' ? code : null;
+  } catch {
+    return null;
+  }
+}
+
+function clientLeft(answer: string): string {
+  return `the client closed the connection before its answer (${answer}), which was not delivered`;
 }
