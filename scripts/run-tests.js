@@ -63,8 +63,10 @@ if (!only || 'guard-rails'.includes(only)) {
   console.log(`--- guard-rails: ${p} passed, ${f} failed`);
 }
 const before = new Set(pids());
-const marker = `CXR_TEST_RUN=${process.pid}-${Date.now()}`;
-const env = { ...process.env, [marker.split('=')[0]]: marker.split('=')[1] };
+// Inherited by whatever the suites start: how leftover-processes.js tells this run's processes.
+const runId = `${process.pid}-${Date.now()}`;
+const marker = `CXR_TEST_RUN=${runId}`;
+const env = { ...process.env, CXR_TEST_RUN: runId };
 let ranSuites = false;
 for (const s of suites) {
   if (only && !s.name.includes(only)) continue;

@@ -2,30 +2,23 @@
 // the server worked (a queue or an audit log that hung), and the server's answer, a 503, went to a closed socket.
 // fastify writes nothing then, so no "request completed" line and no count followed: the failure was invisible.
 // Now it is logged once as dropped, with the answer it was given, and counted under that status.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import pino from 'pino';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { metricValue, parseMetrics } from './prometheus-text';
-import { loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { idleJobs, multipartBody, serverParts, XRAY_JPEG } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
+const parts = serverParts('serve-undelivered');
 // Whether the route has asked the queue; `answer` lets the queue answer, once the client has hung up: too late,
 // that it is away.
 let asked = false;
 let answer: () => void = () => {};
 
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async () => {
     asked = true;
     await new Promise<void>((r) => {
@@ -33,22 +26,6 @@ const jobs: JobsPort = {
     });
     throw new HttpError(503, 'QUEUE_UNAVAILABLE', 'the job queue (Redis) does not answer');
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
-  submitOrthancAll: async () => [],
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('serve-undelivered');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-});
-
-after(async () => {
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 interface LogLine {
@@ -63,7 +40,7 @@ test('a 503 made after its client hung up is logged once as dropped, with its co
 }, async () => {
   const lines: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
-  const app = await buildApp({ predictor, audit, jobs, logger });
+  const app = await buildApp({ predictor: parts.predictor, audit: parts.audit, jobs, logger });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as net.AddressInfo).port;
   const route = '/api/v1/jobs';

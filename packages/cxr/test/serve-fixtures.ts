@@ -9,8 +9,10 @@ import { saveModel, type WeightStorage } from '../src/models/io';
 import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
-import type { AuditRecord } from '../src/serve/audit';
+import { after, before } from 'node:test';
+import { type AuditRecord, type AuditStore, openAuditStore } from '../src/serve/audit';
 import type { ServePredictor } from '../src/serve/predictor_port';
+import type { JobsPort } from '../src/serve/routes/jobs';
 import type { TtaView } from '../src/models/tta_views';
 import sharp from 'sharp';
 
@@ -88,6 +90,45 @@ export async function makeTinyModel(
 export async function loadPredictor(dir: string, oodPolicy: 'warn' | 'refuse' = 'warn'): Promise<ServePredictor> {
   await initEngine();
   return Predictor.load(dir, { oodPolicy });
+}
+
+/** What buildApp needs of a server under test: a tiny model's predictor and an SQLite audit log in `dir`. */
+export interface ServerParts {
+  dir: string;
+  predictor: ServePredictor;
+  audit: AuditStore;
+}
+
+/**
+ * The file's ServerParts, made before its tests (in a temporary folder named after `prefix`) and let go after
+ * them; read its fields inside the tests, once they are set.
+ */
+export function serverParts(prefix: string): ServerParts {
+  const parts = {} as ServerParts;
+  before(async () => {
+    parts.dir = tempDir(prefix);
+    parts.predictor = await loadPredictor(await makeTinyModel(path.join(parts.dir, 'model')));
+    parts.audit = await openAuditStore(path.join(parts.dir, 'audit.db'));
+  });
+  after(async () => {
+    await parts.audit?.close();
+    parts.predictor?.dispose();
+    if (parts.dir) fs.rmSync(parts.dir, { recursive: true, force: true });
+  });
+  return parts;
+}
+
+/** A job queue for a server under test that queues nothing; `over` gives the calls a test watches or delays. */
+export function idleJobs(over: Partial<JobsPort> = {}): JobsPort {
+  return {
+    canonicalId: (id) => id,
+    submitUpload: async () => ({ id: null, status: 'skipped' }),
+    submitOrthanc: async () => ({ id: null, status: 'skipped' }),
+    submitOrthancAll: async () => [],
+    status: async () => null,
+    depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
+    ...over,
+  };
 }
 
 /** A radiograph-like gradient PNG: decodes and predicts like an upload, without needing the data set. */

@@ -3,48 +3,24 @@
 // its method, url and the bytes read, counted as 499 in cxr_http_requests_total, and every byte it held of the
 // upload budget is given back. Its route's reading used to be left waiting on a body that never ended: nothing
 // logged but "incoming request", nothing counted, its bytes held until the request timeout.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import pino from 'pino';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { metricValue, parseMetrics } from './prometheus-text';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { idleJobs, serverParts } from './serve-fixtures';
 
 const KiB = 1024;
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
+const parts = serverParts('serve-upload-abort');
 let queued = 0;
 
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async () => {
     queued++;
     return { id: 'job-upload', status: 'queued' };
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
-  submitOrthancAll: async () => [],
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('serve-upload-abort');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-});
-
-after(async () => {
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 interface LogLine {
@@ -64,7 +40,13 @@ for (const route of ['/api/v1/predictions', '/api/v1/jobs']) {
   }, async () => {
     const lines: LogLine[] = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
-    const app = await buildApp({ predictor, audit, jobs, logger, maxUploadBytes: 1024 * KiB });
+    const app = await buildApp({
+      predictor: parts.predictor,
+      audit: parts.audit,
+      jobs,
+      logger,
+      maxUploadBytes: 1024 * KiB,
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as net.AddressInfo).port;
     const metrics = async () => parseMetrics((await app.inject('/metrics')).body);
