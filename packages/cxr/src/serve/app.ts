@@ -3,7 +3,7 @@
 // can inject requests without a port, and so that start-up order stays in server.ts. Each part
 // lives in its own module; this file only puts them together, in the order fastify needs:
 // plugins and hooks first, then the routes (so the OpenAPI generator sees every one).
-import Fastify, { type FastifyBaseLogger, FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import * as path from 'node:path';
 import type { AuditStore } from './audit';
@@ -11,6 +11,7 @@ import { honourAccept } from './accept';
 import { AuditGuard } from './audit_guard';
 import { NamedToken, serverTokens, TokenSet } from './auth';
 import { closeKeepAliveOnShutdown } from './closing';
+import { type CountDropped, watchDroppedRequests } from './dropped';
 import { exposureCheck } from './exposure';
 import { HttpError } from './http_error';
 import { type Logger, silentLogger } from '../log';
@@ -19,10 +20,10 @@ import { ServeMetrics } from './metrics';
 import { routeLabels } from './metrics_routes';
 import { openApiDocumentRoute, registerOpenApi } from './openapi';
 import type { ServePredictor } from './predictor_port';
-import { answerWithProblems, clientErrorResponse, PROBLEM_TYPE, problem, sendProblem } from './problem';
+import { answerWithProblems, clientErrorResponse, problem, sendProblem } from './problem';
 import { WorkQueue } from './queue';
 import { RecentImages } from './recent_images';
-import { loggedUrl, requestLogController } from './request_log';
+import { requestLogController } from './request_log';
 import { strictQueryParams } from './schemas_query';
 import { API_PREFIX } from './routes/common';
 import { healthRoute } from './routes/health';
@@ -34,8 +35,8 @@ import { predictionRoutes } from './routes/predictions';
 import { tokenRoute } from './routes/token';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
-import { clientClosed, MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
-import { BODY_DEFAULTS, type BodyRules, bodyBytesRead, ClientShares, watchBody } from './upload_watch';
+import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
+import { BODY_DEFAULTS, type BodyRules, ClientShares, watchBody } from './upload_watch';
 
 export interface AppOptions {
   predictor: ServePredictor;
@@ -87,6 +88,8 @@ export interface AppOptions {
   jobs?: JobsPort;
   /** How long a request's headers may take to arrive before 408 and the connection closed (default 20 s). */
   headersTimeoutMs?: number;
+  /** How long a whole request may take to arrive before 408 and the connection closed (default 120 s). */
+  requestTimeoutMs?: number;
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
@@ -148,6 +151,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   metrics.watchAudit(guard);
 
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // Connections Node cut for its request timeout (answered 408 by clientErrorHandler): the request they carried
+  // is then logged as the server's 408, not as a client that hung up.
+  const timedOut = new WeakSet<object>();
   const app = Fastify({
     // Widened to Fastify's logger type, so that the instance keeps the default FastifyInstance type.
     loggerInstance: logger as FastifyBaseLogger,
@@ -161,7 +168,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     onConstructorPoisoning: 'error',
     // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
     routerOptions: { maxParamLength: 300 },
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout,
     // Pinned as the two above: Fastify 5's default (72 s), kept explicit for the reason KEEP_ALIVE_TIMEOUT_MS gives.
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // On close: stop accepting, drop idle keep-alive sockets, let in-flight requests finish.
@@ -181,6 +188,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Answered, then closed: a half-open socket would outlive the request timeout and hold close() up.
     // A socket already sending a response (a bad request pipelined behind it) is only closed.
     clientErrorHandler: (err, socket) => {
+      if ((err as { code?: string }).code === 'ERR_HTTP_REQUEST_TIMEOUT') timedOut.add(socket);
       const sending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
       if (socket.writable && !sending)
         socket.end(clientErrorResponse(err as { code?: string }), () => socket.destroy());
@@ -220,47 +228,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
   addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
-  // A request that ends without a response (no onResponse, no "request completed" line): counted and logged,
-  // once (the body watch and the route's error may both tell of the same request).
-  const dropped = new WeakSet<FastifyRequest>();
-  const countDropped = (req: FastifyRequest, reply: FastifyReply, err: HttpError) => {
-    if (dropped.has(req)) return;
-    dropped.add(req);
-    const status = err.statusCode;
-    metrics.httpRequest(req.method, routeLabel(req, status), status, reply.elapsedTime / 1000);
-    // The URL as the request log writes it (request_log.ts loggedUrl): a typed patientAge is never in the log.
-    const said = { req: { method: req.method, url: loggedUrl(req.url) }, res: { statusCode: status }, code: err.code };
-    const bytesRead = bodyBytesRead(req);
-    req.log.info(
-      bytesRead === undefined ? said : { ...said, bytesRead },
-      `request dropped (${err.code}): ${err.message}`,
-    );
-  };
-  watchUploadBodies(app, opts, maxUploadBytes, uploads, countDropped);
+  // A request that ends without its answer delivered: logged and counted once (dropped.ts).
+  const countDropped = watchDroppedRequests(app, { metrics, routeLabel, requestTimeout, timedOut });
+  watchUploadBodies(app, opts, { maxUploadBytes, requestTimeout }, uploads, countDropped);
   // Every answer, errors included, by the route pattern that matched (never the raw URL: unbounded); a 405 by
   // the pattern of the route that has its path.
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpRequest(req.method, routeLabel(req, reply.statusCode), reply.statusCode, reply.elapsedTime / 1000);
-  });
-  // A request dropped because its client hung up (upload.ts clientGone) has no response, so no onResponse and
-  // no "request completed" line: it is counted and logged here, as nginx's 499, the client's doing. So is one
-  // whose client hung up while its body was being read: the route's reading then fails with the multipart
-  // parser's error (a 400 that nobody receives), which used to leave the request neither logged nor counted.
-  app.addHook('onError', async (req, reply, err) => {
-    if (err instanceof HttpError && err.statusCode === 499) countDropped(req, reply, err);
-    else if (hungUpMidBody(req, reply))
-      countDropped(req, reply, clientClosed('the upload was not read to its end, nothing was done with it'));
-  });
-  // And an answer made for a client that left meanwhile (a 503 of an audit log that hung while the client gave
-  // up): fastify writes nothing to the closed socket, so no onResponse, no line and no count followed. It is
-  // logged as dropped and counted under the status it was answered with, so a failing server still shows.
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (reply.raw.destroyed && !reply.raw.writableFinished && !dropped.has(req)) {
-      const code = problemCodeOf(reply, payload);
-      const answer = `${reply.statusCode}${code ? ` ${code}` : ''}`;
-      countDropped(req, reply, new HttpError(reply.statusCode, code ?? 'CLIENT_CLOSED_REQUEST', clientLeft(answer)));
-    }
-    return payload;
   });
   // An upload refused for the shutdown is a prediction the server failed, as the route counts a full queue's BUSY:
   // counted here, as it never reaches the route.
@@ -327,9 +301,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 function watchUploadBodies(
   app: FastifyInstance,
   opts: AppOptions,
-  maxUploadBytes: number,
+  { maxUploadBytes, requestTimeout }: { maxUploadBytes: number; requestTimeout: number },
   uploads: UploadBudget,
-  dropped: (req: FastifyRequest, reply: FastifyReply, err: HttpError) => void,
+  dropped: CountDropped,
 ): void {
   const oneUpload = maxUploadBytes + MULTIPART_OVERHEAD;
   const shares = new ClientShares(Math.max(uploads.limit - oneUpload, oneUpload));
@@ -337,7 +311,7 @@ function watchUploadBodies(
     idleMs: opts.uploadIdleMs ?? BODY_DEFAULTS.idleMs,
     rateWindowMs: opts.uploadRateWindowMs ?? BODY_DEFAULTS.rateWindowMs,
     minBytesPerS: opts.uploadMinBytesPerS ?? BODY_DEFAULTS.minBytesPerS,
-    deadlineMs: REQUEST_TIMEOUT_MS,
+    deadlineMs: requestTimeout,
   };
   const jobsLimit = JOB_FILES_MAX * oneUpload;
   const routes = new Map<string, BodyRules>([
@@ -359,30 +333,4 @@ function watchUploadBodies(
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
     if (hasBody) watchBody(req, reply, rules, shares, (err) => dropped(req, reply, err));
   });
-}
-
-/**
- * Whether the client closed its connection before its request's body had all arrived and before any answer: the
- * request stream was aborted (Node's `aborted`, deprecated in name only: it is what tells a client's hang-up from
- * the end of a body), or the connection is gone with nothing written on it.
- */
-function hungUpMidBody(req: FastifyRequest, reply: FastifyReply): boolean {
-  if (reply.raw.headersSent) return false;
-  return req.raw.aborted || (!req.raw.complete && (req.raw.socket?.destroyed ?? true));
-}
-
-/** The code of a problem document being sent (an error's answer), or null for any other answer. */
-function problemCodeOf(reply: FastifyReply, payload: unknown): string | null {
-  const type = String(reply.getHeader('content-type') ?? '');
-  if (typeof payload !== 'string' || !type.startsWith(PROBLEM_TYPE)) return null;
-  try {
-    const code = (JSON.parse(payload) as { code?: unknown }).code;
-    return typeof code === 'string' ? code : null;
-  } catch {
-    return null;
-  }
-}
-
-function clientLeft(answer: string): string {
-  return `the client closed the connection before its answer (${answer}), which was not delivered`;
 }
