@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -32,6 +33,27 @@ test('cxr registers all its commands, in help order', () => {
     'enqueue',
     'worker',
   ]);
+});
+
+/** Every command under `program`, sub-commands included, with its full name ("orthanc sync"). */
+function allCommands(program: Command, prefix = ''): Array<{ name: string; command: Command }> {
+  return program.commands.flatMap((c) => {
+    const name = `${prefix}${c.name()}`;
+    return [{ name, command: c }, ...allCommands(c, `${name} `)];
+  });
+}
+
+test('each command is listed in a line or two: its summary, the whole description in its own --help', () => {
+  // `cxr --help` listed predict, enqueue and worker with their whole descriptions (up to 23 lines each).
+  const long: string[] = [];
+  for (const { name, command } of allCommands(buildProgram())) {
+    const listed = command.summary() || command.description();
+    assert.ok(listed.length > 0, `${name} has a description`);
+    if (listed.length > 120) long.push(`${name}: ${listed.length} characters`);
+  }
+  assert.deepEqual(long, [], "commands whose listing in their parent's --help is over 120 characters");
+  const help = spawnSync(process.execPath, [CLI, 'predict', '--help'], { encoding: 'utf8' }).stdout;
+  assert.match(help.replace(/\s+/g, ' '), /gets a row with its error and code/, 'the whole description stays');
 });
 
 test('number options are parsed strictly, and a bad one points to --help instead of printing all of it', () => {

@@ -29,6 +29,7 @@ const minImagesArg = intAtLeast(2);
 export function register(program: Command): void {
   program
     .command('adapt')
+    .summary('adapt a model to a new site from its unlabeled films (writes a new model folder)')
     .description(
       'adapt a model to a new site from its unlabeled films: batch-norm statistics re-estimated on them (AdaBN), ' +
         'optionally the class prior (--prior); writes a new model folder',
@@ -104,6 +105,7 @@ export function register(program: Command): void {
 
   program
     .command('adapt-reference')
+    .summary("write a model folder's batch-norm reference, which 'cxr adapt' adapts against")
     .description(
       `write ${BN_REFERENCE_FILE} into a model folder: the batch-norm input statistics of its own validation ` +
         "films, which 'cxr adapt' adapts against (training and 'cxr ensemble' write it already)",

@@ -14,6 +14,7 @@ import { positiveInt } from './args';
 export function register(program: Command): void {
   program
     .command('calibrate')
+    .summary('refit calibration and operating points on the validation split')
     .description(
       'refit calibration and operating points of a model on its own validation split ' +
         '(not of a model cxr adapt wrote: calibrate its source model, then adapt again)',

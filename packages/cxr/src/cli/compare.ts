@@ -12,6 +12,7 @@ import { ensureWritableDir } from './writable';
 export function register(program: Command): void {
   program
     .command('compare')
+    .summary('compare two models on one labelled folder, with paired tests')
     .description(
       'compare two models on the same labelled folder (NORMAL/ and PNEUMONIA/, or a Kaggle root with --split): ' +
         "each one's figures, the paired AUC difference and McNemar tests of sensitivity and specificity",

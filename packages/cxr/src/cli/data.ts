@@ -10,6 +10,7 @@ export function register(program: Command): void {
 
   data
     .command('inspect')
+    .summary('counts per split and class, patients, image sizes, duplicates, unreadable files')
     .description(
       'counts per split and class, patients, image sizes, exact duplicates, DICOM films (read by evaluate and ' +
         'predict, not by train) and unreadable files',

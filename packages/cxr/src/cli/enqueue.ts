@@ -85,6 +85,7 @@ async function refusalOf(job: BatchJob): Promise<Refusal | null> {
 export function register(program: Command): void {
   program
     .command('enqueue')
+    .summary('queue films, folders or the whole Orthanc archive for cxr worker')
     .description(
       'queue JPEG, PNG or DICOM files (or folders), or every chest film in Orthanc (--orthanc-all), for cxr worker. ' +
         'A file a worker would refuse (in a folder: any image or file named like one) is named with why and not ' +

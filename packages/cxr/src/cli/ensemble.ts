@@ -12,6 +12,7 @@ import { buildSoup } from '../train/soup';
 export function register(program: Command): void {
   program
     .command('ensemble')
+    .summary('combine trained models into one model folder that averages them')
     .description(
       'combine trained models (same input size and preprocessing, same validation split) into one model folder ' +
         'that averages their logits; temperature and operating points are re-chosen on the shared validation split',

@@ -57,6 +57,7 @@ export function register(program: Command): void {
     .description("experiment tables: the seed project's experiments, the generalisation recipes over seeds");
   exp
     .command('seed')
+    .summary("run the seed project's experiments in order and write a comparison table")
     .description(`run ${SEED_EXPERIMENTS.join(', ')} in order and write a comparison table`)
     .requiredOption('--data <root>', 'Kaggle-layout data folder')
     .option('--out <dir>', 'output folder', 'runs/experiments')
@@ -91,6 +92,7 @@ export function register(program: Command): void {
     });
   exp
     .command('shift')
+    .summary('train the generalisation recipes over 3 seeds, benchmark and compare them')
     .description(
       `train ${SHIFT_EXPERIMENTS.join(', ')} with seeds ${SHIFT_SEEDS.join(' ')} (split seed ${SHIFT_SPLIT_SEED}), ` +
         'benchmark each with `cxr robustness` and the outside check, and compare them per run and per recipe',
@@ -132,6 +134,7 @@ export function register(program: Command): void {
 
   exp
     .command('adapt')
+    .summary('what site adaptation does on the validation films, clean and changed')
     .description(
       "site adaptation on the model's own validation films, clean and under catalog changes, and (--shares) on " +
         'them resampled to other shares of pneumonia: the model as it is, after plain AdaBN, after relative AdaBN ' +
@@ -182,6 +185,7 @@ export function register(program: Command): void {
 
   exp
     .command('heatmap')
+    .summary("how faithful the model's heat maps are, per layer")
     .description(
       "how faithful the model's Grad-CAM maps are, per layer: the logit's fall when the pixels a map ranks " +
         'highest are blurred away (against random maps of the same grid), on its validation pneumonia films',

@@ -26,6 +26,7 @@ export function register(program: Command): void {
 
   ood
     .command('fit')
+    .summary('fit the gate on the training split and its threshold on validation')
     .description(
       'fit the gate on the training split the model was trained on (same patient split; each film also under ' +
         'one mild change), threshold from its validation split (clean and under every mild change, ' +
@@ -62,6 +63,7 @@ export function register(program: Command): void {
 
   ood
     .command('fit-layout')
+    .summary("fit the image checks' layout statistic on the training split")
     .description(
       "fit the image checks' layout statistic on the training split's films (clean and mildly changed; no " +
         'non-X-ray image is used) and print it as the module src/explain/film_layout_fitted.ts',
@@ -82,6 +84,7 @@ export function register(program: Command): void {
 
   ood
     .command('evaluate')
+    .summary('how often the gate stops real chest films and refuses other images')
     .description(
       "measure the gate: how often it stops real chest films (the model's validation split, the data " +
         "folder's val split, mildly changed validation films) and how often it refuses generated images " +

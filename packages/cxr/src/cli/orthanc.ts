@@ -62,6 +62,7 @@ export function register(program: Command): void {
   const orthanc = program.command('orthanc').description('work with an Orthanc PACS (docs/deployment.md)');
   orthanc
     .command('sync')
+    .summary('predict new chest films from Orthanc and store an SR report and heat map in each study')
     .description(
       "predict new chest radiographs from Orthanc's change feed and store an SR report and a heat map " +
         'back into each study. Connection: CXR_ORTHANC_URL, CXR_ORTHANC_USER, CXR_ORTHANC_PASSWORD (scripts/stack.sh ' +

@@ -39,6 +39,7 @@ export function patientAge(v: string): number {
 export function register(program: Command): void {
   program
     .command('predict')
+    .summary('predict JPEG, PNG or DICOM files or folders: one row per file, audit-logged')
     .description(
       'predict JPEG, PNG or DICOM files (or folders of them): one row per file on stdout. ' +
         'A file that fails (in a folder: any image or file named like one) gets a row with its error and code, ' +

@@ -103,6 +103,7 @@ export async function closeInOrder(
 export function register(program: Command): void {
   program
     .command('worker')
+    .summary('run queued prediction jobs until SIGINT/SIGTERM')
     .description(
       'run queued prediction jobs (cxr enqueue, POST /api/v1/jobs) until SIGINT/SIGTERM, then finish the ' +
         'jobs in progress and exit 0. Redis: CXR_REDIS_URL or --redis-config. Orthanc jobs need ' +
