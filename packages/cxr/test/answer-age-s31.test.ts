@@ -3,37 +3,25 @@
 // outside the intended population), null when the film has none. Only the age and its source, never a date,
 // and only in the answer to POST /predictions: the audit log keeps no patient data, so a prediction read back
 // has none. The OpenAPI document shows the field, optional and nullable.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { auditRecordOf } from '../src/predict/audit_record';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { type Element, imageElements, writeDicom } from './dicom-writer';
-import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { gradientFilm, multipartBody, serverParts } from './serve-fixtures';
 
-let dir = '';
 let app: FastifyInstance;
-let audit: AuditStore;
-let predictor: ServePredictor;
 let png: Buffer;
 
-before(async () => {
-  dir = tempDir('answer-age-s31');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, webDir: null });
-  png = await gradientFilm();
-});
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('answer-age-s31', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, webDir: null });
+    png = await gradientFilm();
+  },
+  closing: () => app?.close(),
 });
 
 const W = 120;
@@ -102,14 +90,14 @@ test('the age is the answer alone: a prediction read back (one, the history) has
 });
 
 test('the audit log keeps no age: not in the record auditRecordOf makes, nor in a column of the file', async () => {
-  const result = await predictor.predict(dicom(patientAge('003Y'), birth('20160301'), study('20200101')));
+  const result = await parts.predictor.predict(dicom(patientAge('003Y'), birth('20160301'), study('20200101')));
   assert.equal(result.age?.source, 'header', 'the answer has its age');
   // The one builder of every audit row (the server's, `cxr predict`'s, the queue's).
-  const record = auditRecordOf(result, { model: predictor.model, latencyMs: 1, requestedBy: null });
+  const record = auditRecordOf(result, { model: parts.predictor.model, latencyMs: 1, requestedBy: null });
   assert.ok(!('age' in record), Object.keys(record).join());
   // The file itself, row and columns as SQLite holds them, not as the store reads them back.
   const p = await predict(dicom(patientAge('003Y'), birth('20160301'), study('20200101')));
-  const db = new Database(path.join(dir, 'audit.db'), { readonly: true });
+  const db = new Database(path.join(parts.dir, 'audit.db'), { readonly: true });
   try {
     const columns = (db.prepare('PRAGMA table_info(predictions)').all() as { name: string }[]).map((c) => c.name);
     assert.ok(columns.includes('verdict_reasons'), columns.join());

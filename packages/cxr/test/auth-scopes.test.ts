@@ -3,32 +3,18 @@
 // (every file and variable written before scopes means what it meant), a limited token gets 403
 // INSUFFICIENT_SCOPE naming the scope it lacks (not 401), a `predict` token reads back only the predictions it
 // made, and a scope name that does not exist stops the server at start-up with the line named.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadTokens, parseTokenList } from '../src/serve/auth';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { ROUTE_SCOPES } from '../src/serve/security';
-import {
-  CLI,
-  envWithoutTokens,
-  gradientFilm,
-  loadPredictor,
-  makeTinyModel,
-  multipartBody,
-  tempDir,
-} from './serve-fixtures';
+import { CLI, envWithoutTokens, gradientFilm, multipartBody, serverParts } from './serve-fixtures';
 
-let dir: string;
-let modelDir: string;
 let app: FastifyInstance;
-let audit: AuditStore;
-let predictor: ServePredictor;
 let film: Buffer;
 
 const TOKENS = {
@@ -39,33 +25,25 @@ const TOKENS = {
   prom: 'prom-token-00005',
 };
 
-before(async () => {
-  dir = tempDir('auth-scopes');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  film = await gradientFilm();
-  predictor = await loadPredictor(modelDir);
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  // The tokens as a file gives them, through the parser `cxr serve` uses.
-  const file = path.join(dir, 'tokens');
-  fs.writeFileSync(
-    file,
-    [
-      `admin:${TOKENS.admin}`,
-      `pacs[jobs]:${TOKENS.pacs}`,
-      `ward[predict]:${TOKENS.ward}`,
-      `auditor[audit]:${TOKENS.auditor}`,
-      `prom[metrics]:${TOKENS.prom}`,
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  app = await buildApp({ predictor, audit, tokens: loadTokens({}, file) });
-});
-
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('auth-scopes', {
+  ready: async ({ dir, predictor, audit }) => {
+    film = await gradientFilm();
+    // The tokens as a file gives them, through the parser `cxr serve` uses.
+    const file = path.join(dir, 'tokens');
+    fs.writeFileSync(
+      file,
+      [
+        `admin:${TOKENS.admin}`,
+        `pacs[jobs]:${TOKENS.pacs}`,
+        `ward[predict]:${TOKENS.ward}`,
+        `auditor[audit]:${TOKENS.auditor}`,
+        `prom[metrics]:${TOKENS.prom}`,
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    app = await buildApp({ predictor, audit, tokens: loadTokens({}, file) });
+  },
+  closing: () => app?.close(),
 });
 
 const bearer = (who: keyof typeof TOKENS) => ({ authorization: `Bearer ${TOKENS[who]}` });
@@ -128,7 +106,7 @@ test('a predict token reads back its own predictions only; audit reads them all;
   const theirs = await predict('admin');
   assert.equal(theirs.statusCode, 200, theirs.body);
   const otherId = (JSON.parse(theirs.body) as { id: string }).id;
-  assert.equal((await audit.get(id))?.requestedBy, 'ward', 'the token name is recorded, without its scopes');
+  assert.equal((await parts.audit.get(id))?.requestedBy, 'ward', 'the token name is recorded, without its scopes');
 
   assert.equal((await get('ward', `/api/v1/predictions/${id}`)).statusCode, 200);
   assert.ok(thumbnailUrl, 'a thumbnail was kept');
@@ -215,7 +193,7 @@ test('token lists: scopes in brackets after the name; old lines keep every scope
 });
 
 test('cxr serve refuses a tokens file naming a scope that does not exist, before it listens', () => {
-  const file = path.join(dir, 'bad-tokens');
+  const file = path.join(parts.dir, 'bad-tokens');
   fs.writeFileSync(file, `admin:${TOKENS.admin}\npacs[jobs,audits]:${TOKENS.pacs}\n`, { mode: 0o600 });
   const r = spawnSync(
     process.execPath,
@@ -227,9 +205,9 @@ test('cxr serve refuses a tokens file naming a scope that does not exist, before
       '--port',
       '0',
       '--model',
-      modelDir,
+      path.join(parts.dir, 'model'),
       '--db',
-      path.join(dir, 'x.db'),
+      path.join(parts.dir, 'x.db'),
       '--tokens-file',
       file,
     ],

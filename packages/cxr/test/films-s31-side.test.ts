@@ -3,39 +3,29 @@
 // queueing it (image_refusal.ts: POST /jobs and `cxr enqueue`) let it through to fail on a worker later; they now
 // refuse it by the decoder's own rule (decode.ts pixelRefusal): POST /jobs with POST /predictions's status, code
 // and words, `cxr enqueue`'s check (a file read through its head and tail) with the same code and words.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { DEFAULT_LIMITS, MAX_SIDE } from '../src/data/decode';
 import { bufferReader, fileReader, filmRefusalOf } from '../src/data/image_refusal';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { pngChunk } from './image-bytes';
-import { loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { idleJobs, multipartBody, serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: Awaited<ReturnType<typeof buildApp>>;
 let strip: Buffer;
 const submitted: string[] = [];
 
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async (_bytes, name) => {
     submitted.push(name);
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
   submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
+});
 
 /** A PNG whose IHDR says `width`×`height` (CRC made right): a reader of its header sees that size. */
 function withSize(src: Buffer, width: number, height: number): Buffer {
@@ -45,24 +35,16 @@ function withSize(src: Buffer, width: number, height: number): Buffer {
   return Buffer.concat([src.subarray(0, 8), pngChunk('IHDR', data), src.subarray(8 + 12 + data.length)]);
 }
 
-before(async () => {
-  dir = tempDir('films-s31-side');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, jobs });
-  const png = await sharp(Buffer.alloc(64 * 64, 128), { raw: { width: 64, height: 64, channels: 1 } })
-    .png()
-    .toBuffer();
-  strip = withSize(png, 1, MAX_SIDE + 4465);
-  assert.ok(MAX_SIDE + 4465 < DEFAULT_LIMITS.maxPixels, 'within the pixel limit: only its side is over');
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('films-s31-side', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, jobs });
+    const png = await sharp(Buffer.alloc(64 * 64, 128), { raw: { width: 64, height: 64, channels: 1 } })
+      .png()
+      .toBuffer();
+    strip = withSize(png, 1, MAX_SIDE + 4465);
+    assert.ok(MAX_SIDE + 4465 < DEFAULT_LIMITS.maxPixels, 'within the pixel limit: only its side is over');
+  },
+  closing: () => app?.close(),
 });
 
 test('POST /jobs refuses a PNG with a side over 65,535 up front, as POST /predictions does', async () => {
@@ -82,7 +64,7 @@ test('POST /jobs refuses a PNG with a side over 65,535 up front, as POST /predic
 });
 
 test("`cxr enqueue`'s check refuses the strip from the file, in the decoder's words", async () => {
-  const file = path.join(dir, 'strip.png');
+  const file = path.join(parts.dir, 'strip.png');
   fs.writeFileSync(file, strip);
   const handle = await fs.promises.open(file, 'r');
   try {

@@ -2,47 +2,32 @@
 // `since` / `until` take the same forms, read them as the same instant, and refuse the same ones with the
 // same sentence (serve/date_time.ts readDateTime). The CLI used to refuse a space between date and time
 // that the API took, and the API to refuse a bare date that the CLI took.
-import { after, before, mock, test } from 'node:test';
+import { mock, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { register } from '../src/cli/history';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { auditRecord, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { auditRecord, serverParts } from './serve-fixtures';
 
-let dir: string;
-let db: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('history-times');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  db = path.join(dir, 'audit.db');
-  audit = await openAuditStore(db);
-  // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC), and one at 23:00 the day before.
-  for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
-  await audit.insert(auditRecord(4, { createdAt: '2025-12-31T23:00:00.000Z' }), null);
-  app = await buildApp({ predictor, audit });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('history-times', {
+  ready: async ({ predictor, audit }) => {
+    // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC), and one at 23:00 the day before.
+    for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
+    await audit.insert(auditRecord(4, { createdAt: '2025-12-31T23:00:00.000Z' }), null);
+    app = await buildApp({ predictor, audit });
+  },
+  closing: () => app?.close(),
 });
 
 /** `cxr history --json --since VALUE` on the log: the rows it lists, or its error's message. */
 async function cli(since: string): Promise<number | string> {
   const program = new Command('cxr').exitOverride();
   register(program);
+  const db = path.join(parts.dir, 'audit.db');
   let out = '';
   const write = mock.method(process.stdout, 'write', (chunk: string | Uint8Array) => {
     out += String(chunk);

@@ -3,59 +3,39 @@
 // (422 TRUNCATED, 413 TOO_MANY_PIXELS, the same words), before any film of the request is queued, rather than
 // queued for a worker to fail. A whole film (one with bytes after its end too) is still taken. The refusal is
 // data/image_refusal.ts's, the one `cxr enqueue` makes from a file's head and tail; here from the upload's buffer.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import sharp from 'sharp';
 import { DEFAULT_LIMITS } from '../src/data/decode';
 import { bufferReader, filmRefusalOf } from '../src/data/image_refusal';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { pngChunk } from './image-bytes';
-import { loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { idleJobs, multipartBody, serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: Awaited<ReturnType<typeof buildApp>>;
 let jpeg: Buffer;
 let png: Buffer;
 const submitted: string[] = [];
 
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async (_bytes, name) => {
     submitted.push(name);
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
   submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('jobs-refuse-cut');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, jobs });
-  // Noise, so that the JPEG's scan is long enough to be cut inside it.
-  const pixels = Uint8Array.from({ length: 256 * 256 }, (_, i) => (i * 7919 + (i >> 8) * 104729) % 251);
-  const raw = { raw: { width: 256, height: 256, channels: 1 as const } };
-  jpeg = await sharp(pixels, raw).jpeg().toBuffer();
-  png = await sharp(pixels, raw).png().toBuffer();
 });
 
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+serverParts('jobs-refuse-cut', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, jobs });
+    // Noise, so that the JPEG's scan is long enough to be cut inside it.
+    const pixels = Uint8Array.from({ length: 256 * 256 }, (_, i) => (i * 7919 + (i >> 8) * 104729) % 251);
+    const raw = { raw: { width: 256, height: 256, channels: 1 as const } };
+    jpeg = await sharp(pixels, raw).jpeg().toBuffer();
+    png = await sharp(pixels, raw).png().toBuffer();
+  },
+  closing: () => app?.close(),
 });
 
 /** The PNG with its IHDR saying `width`×`height` (its CRC made right): what a reader sees before any pixel. */

@@ -3,7 +3,7 @@
 // now, waited out with the queue's outage backoff; a file that is gone (ENOENT) and a film that does not
 // decode are still the film's fault, failed at once. The jobs run through processJob as a worker runs them;
 // the share's errors are injected into node:fs/promises, which the worker reads films with.
-import { after, before, mock, test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -22,32 +22,20 @@ import {
   retryDelayMs,
   type UploadStore,
 } from '../src/queue';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import { loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { serverParts, XRAY_JPEG } from './serve-fixtures';
 
-let dir = '';
 let film = '';
-let predictor: Predictor;
-let store: AuditStore;
-
-before(async () => {
-  dir = tempDir('queue-file-share');
-  predictor = (await loadPredictor(await makeTinyModel(path.join(dir, 'model')))) as Predictor;
-  store = await openAuditStore(path.join(dir, 'audit.db'));
-  film = path.join(dir, 'share', 'film.jpeg');
-  fs.mkdirSync(path.dirname(film));
-  fs.copyFileSync(XRAY_JPEG, film);
-});
-
-after(async () => {
-  await store.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('queue-file-share', {
+  ready: ({ dir }) => {
+    film = path.join(dir, 'share', 'film.jpeg');
+    fs.mkdirSync(path.dirname(film));
+    fs.copyFileSync(XRAY_JPEG, film);
+  },
 });
 
 const ctx = (): JobContext => ({
-  predictor,
-  store,
+  predictor: parts.predictor as Predictor,
+  store: parts.audit,
   // A file job never touches the uploads' store (Redis).
   uploads: null as unknown as UploadStore,
   orthanc: null,
@@ -59,7 +47,7 @@ function fileJob(file: string, bytes = fs.readFileSync(XRAY_JPEG)): JobData {
   return {
     source: { kind: 'file', path: file },
     resultKey: resultKeyOf(bytes),
-    model: { sha256: predictor.model.sha256 },
+    model: { sha256: parts.predictor.model.sha256 },
     operatingPoint: 'balanced',
     heatmap: false,
     requestedBy: null,
@@ -112,7 +100,7 @@ test('a film on a share that is down is an outage: retried with the outage backo
 });
 
 test("a file that is gone, one that may not be read and a film that does not decode are the film's fault", async () => {
-  const gone = path.join(dir, 'share', 'gone.jpeg');
+  const gone = path.join(parts.dir, 'share', 'gone.jpeg');
   // Keyed apart from the film done above: a job whose result is in the log already reads no file.
   const missing = await processJob(ctx(), fileJob(gone, Buffer.from('gone'))).catch((e: unknown) => e);
   assert.ok(missing instanceof UnrecoverableError, String(missing));
@@ -129,7 +117,7 @@ test("a file that is gone, one that may not be read and a film that does not dec
   // An EIO from anything but a film's read (say, a bug's own error) is no outage of a share.
   assert.ok(!isOutage(Object.assign(new Error('EIO'), { code: 'EIO' })));
 
-  const text = path.join(dir, 'share', 'notes.jpeg');
+  const text = path.join(parts.dir, 'share', 'notes.jpeg');
   fs.writeFileSync(text, 'not an image\n');
   const corrupt = await processJob(ctx(), fileJob(text, fs.readFileSync(text))).catch((e: unknown) => e);
   assert.ok(corrupt instanceof UnrecoverableError, String(corrupt));

@@ -1,43 +1,30 @@
 // 405 Method Not Allowed beyond the API's own routes: the page's static files (served by a
 // catch-all) answer another method with 405 and `Allow: GET, HEAD` while a missing file stays 404,
 // and the OpenAPI document says how a method a path does not list is answered, as the server really does.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-405');
-  await makeTinyModel(path.join(dir, 'model'));
-  const web = path.join(dir, 'web');
-  fs.mkdirSync(path.join(web, 'assets'), { recursive: true });
-  fs.mkdirSync(path.join(web, 'help'), { recursive: true });
-  fs.writeFileSync(path.join(web, 'help', 'index.html'), '<!doctype html><title>help</title>');
-  fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
-  fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);');
-  fs.writeFileSync(path.join(web, 'assets', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
-  fs.writeFileSync(path.join(web, '.env'), 'SECRET=1');
-  fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the web folder');
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, webDir: web });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-405', {
+  ready: async ({ dir, predictor, audit }) => {
+    const web = path.join(dir, 'web');
+    fs.mkdirSync(path.join(web, 'assets'), { recursive: true });
+    fs.mkdirSync(path.join(web, 'help'), { recursive: true });
+    fs.writeFileSync(path.join(web, 'help', 'index.html'), '<!doctype html><title>help</title>');
+    fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
+    fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);');
+    fs.writeFileSync(path.join(web, 'assets', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
+    fs.writeFileSync(path.join(web, '.env'), 'SECRET=1');
+    fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the web folder');
+    app = await buildApp({ predictor, audit, webDir: web });
+  },
+  closing: () => app?.close(),
 });
 
 function assertMethodNotAllowed(res: Awaited<ReturnType<FastifyInstance['inject']>>, method: string, url: string) {
@@ -109,10 +96,10 @@ test('a file the page does not serve stays 404 whatever the method', async () =>
 });
 
 test('a folder without a built page serves no files: only / answers, with its own 405', async () => {
-  const unbuilt = path.join(dir, 'unbuilt');
+  const unbuilt = path.join(parts.dir, 'unbuilt');
   fs.mkdirSync(unbuilt);
   fs.writeFileSync(path.join(unbuilt, 'app.js'), 'console.log(1);');
-  const plain = await buildApp({ predictor, audit, webDir: unbuilt });
+  const plain = await buildApp({ predictor: parts.predictor, audit: parts.audit, webDir: unbuilt });
   try {
     assertMethodNotAllowed(await plain.inject({ method: 'PUT', url: '/' }), 'PUT', '/');
     assert.equal((await plain.inject('/app.js')).statusCode, 404);

@@ -2,38 +2,24 @@
 // (application/problem+json) cannot take an operation's success, so it is answered 406 rather than a JSON or
 // PNG body it said it cannot take; and an element whose weight is not a qvalue (`q=`, `q=abc`, `q=1.5`) is
 // malformed and passed over, as an element that is not type/subtype is, never read as q=0 ("not this") or q=1.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { accepts, mediaRanges, preference } from '../src/serve/accept';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { auditRecord, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { auditRecord, serverParts } from './serve-fixtures';
 
-let dir = '';
-let predictor: ServePredictor | undefined;
-let audit: AuditStore | undefined;
 let app: FastifyInstance;
 let id = '';
 
-before(async () => {
-  dir = tempDir('serve-accept-rules');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  const r = auditRecord(1, { hasHeatmap: true, hasThumbnail: true });
-  await audit.insert(r, { heatmapPng: Buffer.from('heat'), thumbnailPng: Buffer.from('thumb') });
-  id = r.id;
-  app = await buildApp({ predictor, audit, requestLog: false });
-});
-
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-accept-rules', {
+  ready: async ({ predictor, audit }) => {
+    const r = auditRecord(1, { hasHeatmap: true, hasThumbnail: true });
+    await audit.insert(r, { heatmapPng: Buffer.from('heat'), thumbnailPng: Buffer.from('thumb') });
+    id = r.id;
+    app = await buildApp({ predictor, audit, requestLog: false });
+  },
+  closing: () => app?.close(),
 });
 
 const get = (url: string, accept: string) => app.inject({ url, headers: { accept } });

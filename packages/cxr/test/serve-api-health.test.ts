@@ -1,50 +1,33 @@
 // /health through fastify.inject (routes/health.ts): readiness is a ping of the audit log, probes share one
 // row count, and a count that fails or outlasts the probe's bound is no outage.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import type { AuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { HEALTH_AUDIT_WAIT_MS } from '../src/serve/routes/health';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
-
-before(async () => {
-  dir = tempDir('serve-api-health');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-});
-
-after(async () => {
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const parts = serverParts('serve-api-health');
 
 test('health: readiness is a ping; probes share one row count, and a failed or slow count is no outage', async () => {
   let calls = 0;
   let failNext = true;
-  const counting: AuditStore = Object.create(audit);
+  const counting: AuditStore = Object.create(parts.audit);
   counting.count = async () => {
     calls++;
     if (failNext) {
       failNext = false;
       throw new Error('count failed for a moment');
     }
-    return audit.count();
+    return parts.audit.count();
   };
-  const probed = await buildApp({ predictor, audit: counting });
+  const probed = await buildApp({ predictor: parts.predictor, audit: counting });
   try {
     const first = await probed.inject('/api/v1/health');
     assert.equal(first.statusCode, 200, 'the log answers its ping');
     assert.equal(first.json().predictions, null, 'no count yet: the first one failed and is not kept');
     const answers = await Promise.all(Array.from({ length: 5 }, () => probed.inject('/api/v1/health')));
-    for (const a of answers) assert.equal(a.json().predictions, await audit.count());
+    for (const a of answers) assert.equal(a.json().predictions, await parts.audit.count());
     assert.equal(calls, 2, 'one failed count, then one count for five probes');
   } finally {
     await probed.close();
@@ -58,12 +41,12 @@ test('health: readiness is a ping; probes share one row count, and a failed or s
   });
   let countDone = false;
   void counted.then(() => (countDone = true));
-  const slow: AuditStore = Object.create(audit);
+  const slow: AuditStore = Object.create(parts.audit);
   slow.count = () => {
     setTimeout(() => release(7), 20_000).unref();
     return counted;
   };
-  const patient = await buildApp({ predictor, audit: slow });
+  const patient = await buildApp({ predictor: parts.predictor, audit: slow });
   try {
     // Each probe waits the first count's bound (HEALTH_AUDIT_WAIT_MS) for the same running count: the fastest of
     // up to three is bounded, so that a test process descheduled for a while cannot fail it, and the bound stays

@@ -1,39 +1,27 @@
 // The v1 API through fastify.inject: predictions from a real X-ray JPEG and a DICOM, history,
 // images, model files, OpenAPI document, token auth and security headers.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import sharp from 'sharp';
 import { imageElements, writeDicom } from './dicom-writer';
-import { DICOM_FILE, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { DICOM_FILE, multipartBody, serverParts, XRAY_JPEG } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-api');
-  await makeTinyModel(path.join(dir, 'model'));
-  fs.writeFileSync(path.join(dir, 'model', 'MODEL_CARD.md'), '# Tiny test model\n\nRandom weights.\n');
-  fs.mkdirSync(path.join(dir, 'web'));
-  fs.writeFileSync(path.join(dir, 'web', 'index.html'), '<!doctype html><title>cxr</title>');
-  fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the web folder');
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, webDir: path.join(dir, 'web') });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-api', {
+  ready: async ({ dir, predictor, audit }) => {
+    // Read when the app is built (routes/model.ts), so written before it.
+    fs.writeFileSync(path.join(dir, 'model', 'MODEL_CARD.md'), '# Tiny test model\n\nRandom weights.\n');
+    fs.mkdirSync(path.join(dir, 'web'));
+    fs.writeFileSync(path.join(dir, 'web', 'index.html'), '<!doctype html><title>cxr</title>');
+    fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the web folder');
+    app = await buildApp({ predictor, audit, webDir: path.join(dir, 'web') });
+  },
+  closing: () => app?.close(),
 });
 
 async function predict(file: string | Buffer, query = '', field = 'image', target = app) {
@@ -57,13 +45,13 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
   assert.equal(p.threshold, 0.5);
   assert.equal(p.input.kind, 'jpeg');
   assert.equal(p.model.name, 'tiny-test');
-  assert.equal(p.model.sha256, predictor.model.sha256);
+  assert.equal(p.model.sha256, parts.predictor.model.sha256);
   assert.ok(Array.isArray(p.warnings));
   assert.equal(p.heatmapUrl, `/api/v1/predictions/${p.id}/heatmap.png`);
   assert.ok(p.timings.totalMs > 0);
   assert.equal(Object.hasOwn(p, 'latencyMs'), false, 'response schema drops internal fields');
 
-  const row = await audit.get(p.id);
+  const row = await parts.audit.get(p.id);
   assert.ok(row, 'written to the audit log');
   assert.equal(row.probability, p.probability);
   assert.equal(row.input.sha256, p.input.sha256);
@@ -81,7 +69,8 @@ test('a real X-ray JPEG: prediction, audit row, heat map and thumbnail', async (
   }
   // Stored compactly: a palette heat map and a 160 px thumbnail (was 154 KB + 34 KB per prediction).
   const stored =
-    ((await audit.image(p.id, 'heatmap'))?.length ?? 0) + ((await audit.image(p.id, 'thumbnail'))?.length ?? 0);
+    ((await parts.audit.image(p.id, 'heatmap'))?.length ?? 0) +
+    ((await parts.audit.image(p.id, 'thumbnail'))?.length ?? 0);
   assert.ok(stored > 0 && stored < 70_000, `${stored} bytes of images stored`);
 });
 
@@ -103,12 +92,12 @@ test('a baseline-JPEG DICOM relabelled JPEG Lossless is a 422 that says so, not 
     transferSyntax: '1.2.840.10008.1.2.4.70',
     frames: [jpeg],
   });
-  const before = await audit.count();
+  const before = await parts.audit.count();
   const res = await predict(file);
   assert.equal(res.statusCode, 422, res.body);
   assert.equal(res.json().code, 'TRANSFER_SYNTAX_MISMATCH');
   assert.match(res.body, /JPEG baseline.*1\.2\.840\.10008\.1\.2\.4\.70/);
-  assert.equal(await audit.count(), before);
+  assert.equal(await parts.audit.count(), before);
 });
 
 test('operating point and heat map switches', async () => {
@@ -261,7 +250,7 @@ test('model info and the model files for in-browser mode, without path traversal
   const manifest = json.json().weightsManifest[0];
   const weights = await app.inject(`/api/v1/model/files/${manifest.paths[0]}`);
   assert.equal(weights.statusCode, 200);
-  assert.equal(weights.rawPayload.length, fs.statSync(path.join(dir, 'model', 'weights.bin')).size);
+  assert.equal(weights.rawPayload.length, fs.statSync(path.join(parts.dir, 'model', 'weights.bin')).size);
 
   for (const url of [
     '/api/v1/model/files/cxr.json',
@@ -357,7 +346,7 @@ test('OpenAPI document describes the API', async () => {
 });
 
 test('bearer token: required on the API when configured, health stays public', async () => {
-  const secured = await buildApp({ predictor, audit, apiToken: 's3cret-token' });
+  const secured = await buildApp({ predictor: parts.predictor, audit: parts.audit, apiToken: 's3cret-token' });
   try {
     assert.equal((await secured.inject('/api/v1/health')).statusCode, 200);
     assert.equal((await secured.inject('/api/v1/health')).json().authRequired, true);
@@ -378,7 +367,7 @@ test('bearer token: required on the API when configured, health stays public', a
 });
 
 test('bearer token: encoded, doubled-slash and case variants of /api paths cannot bypass it', async () => {
-  const secured = await buildApp({ predictor, audit, apiToken: 's3cret-token' });
+  const secured = await buildApp({ predictor: parts.predictor, audit: parts.audit, apiToken: 's3cret-token' });
   try {
     // The router decodes percent-escapes; the check must hold on the route that matched, not on the raw URL.
     const variants = [
@@ -409,15 +398,15 @@ test('bearer token: encoded, doubled-slash and case variants of /api paths canno
 });
 
 test('--no-store-images keeps no images in the log but still serves the fresh heat map', async () => {
-  const lean = await buildApp({ predictor, audit, storeImages: false });
+  const lean = await buildApp({ predictor: parts.predictor, audit: parts.audit, storeImages: false });
   try {
     const res = await predict(XRAY_JPEG, '', 'image', lean);
     assert.equal(res.statusCode, 200);
     const p = res.json();
     assert.equal(p.thumbnailUrl, null);
     assert.ok(p.heatmapUrl);
-    assert.equal(await audit.image(p.id, 'heatmap'), null);
-    assert.equal(await audit.image(p.id, 'thumbnail'), null);
+    assert.equal(await parts.audit.image(p.id, 'heatmap'), null);
+    assert.equal(await parts.audit.image(p.id, 'thumbnail'), null);
     assert.equal((await lean.inject(p.heatmapUrl)).statusCode, 200);
   } finally {
     await lean.close();

@@ -1,37 +1,23 @@
 // Requests Node's HTTP server used to refuse itself, before fastify, with a bare status and no body: an
 // HTTP/1.1 request without Host (400) and an Expect other than 100-continue (417). Both are answered as
 // problems, as every other error (docs/api.md), over a raw socket since fastify.inject cannot send them.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 let port: number;
 
-before(async () => {
-  dir = tempDir('serve-bare');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as net.AddressInfo).port;
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-bare', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    port = (app.server.address() as net.AddressInfo).port;
+  },
+  closing: () => app?.close(),
 });
 
 /** Sends `request` as written; the status and body of what comes back before the server closes. */

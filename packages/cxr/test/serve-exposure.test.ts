@@ -1,51 +1,28 @@
 // Exposure defaults: Host allow-list (DNS rebinding), Origin check on state-changing requests,
 // no-store on predictions, named API tokens recorded in the audit log, and `cxr serve` refusing
 // a non-loopback --host without a token (and printing the address it really listens on).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { loadTokens, parseTokenList } from '../src/serve/auth';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import {
-  CLI,
-  envWithoutTokens,
-  loadPredictor,
-  makeTinyModel,
-  multipartBody,
-  spawnServer,
-  tempDir,
-  XRAY_JPEG,
-} from './serve-fixtures';
+import { CLI, envWithoutTokens, multipartBody, serverParts, spawnServer, XRAY_JPEG } from './serve-fixtures';
 
-let dir: string;
-let modelDir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-exposure');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(modelDir);
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({
-    predictor,
-    audit,
-    boundHost: '127.0.0.1',
-    allowedHosts: ['xray.clinic.lan', 'xray.clinic.lan:8443'],
-  });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-exposure', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({
+      predictor,
+      audit,
+      boundHost: '127.0.0.1',
+      allowedHosts: ['xray.clinic.lan', 'xray.clinic.lan:8443'],
+    });
+  },
+  closing: () => app?.close(),
 });
 
 const jpeg = () => multipartBody('image', 'x.jpeg', fs.readFileSync(XRAY_JPEG), 'image/jpeg');
@@ -72,7 +49,7 @@ test('Host allow-list: localhost names, IP literals, the bound host, --allowed-h
 });
 
 test('Origin: a cross-site POST is refused before the predictor; same-origin and no-Origin pass', async () => {
-  const before = await audit.count();
+  const before = await parts.audit.count();
   const { body, headers } = jpeg();
   const post = (extra: Record<string, string>) =>
     app.inject({
@@ -94,7 +71,7 @@ test('Origin: a cross-site POST is refused before the predictor; same-origin and
     assert.equal(res.statusCode, 403, origin);
     assert.equal(res.json().code, 'CROSS_ORIGIN');
   }
-  assert.equal(await audit.count(), before, 'nothing logged');
+  assert.equal(await parts.audit.count(), before, 'nothing logged');
   assert.equal((await post({ origin: 'http://localhost:8080' })).statusCode, 200);
   assert.equal(
     (await post({ origin: 'https://xray.clinic.lan' })).statusCode,
@@ -131,7 +108,7 @@ test('named tokens: the audit log and the API record which token asked', async (
     '# radiology\nalice:alice-token-123\n\nbob:bob-token-4567  # night shift\n',
     'tokens.txt',
   );
-  const secured = await buildApp({ predictor, audit, tokens });
+  const secured = await buildApp({ predictor: parts.predictor, audit: parts.audit, tokens });
   try {
     const { body, headers } = jpeg();
     const res = await secured.inject({
@@ -142,7 +119,7 @@ test('named tokens: the audit log and the API record which token asked', async (
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().requestedBy, 'bob');
-    assert.equal((await audit.get(res.json().id))?.requestedBy, 'bob');
+    assert.equal((await parts.audit.get(res.json().id))?.requestedBy, 'bob');
     const one = await secured.inject({
       url: `/api/v1/predictions/${res.json().id}`,
       headers: { authorization: 'Bearer alice-token-123' },
@@ -175,7 +152,7 @@ test('named tokens: the audit log and the API record which token asked', async (
 });
 
 test('a tokens file others can read is warned about (chmod 600 it); one only its owner reads is not', () => {
-  const file = path.join(dir, 'tokens.txt');
+  const file = path.join(parts.dir, 'tokens.txt');
   fs.writeFileSync(file, 'ward7:ward7-secret-token\n');
   const said: string[] = [];
   fs.chmodSync(file, 0o644);
@@ -226,7 +203,17 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
 
 test('cxr serve on a non-loopback host without a token refuses to start', { timeout: 120_000 }, async () => {
   const r = await runCli(
-    ['serve', '--host', '0.0.0.0', '--port', '0', '--model', modelDir, '--db', path.join(dir, 'cli.db')],
+    [
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '0',
+      '--model',
+      path.join(parts.dir, 'model'),
+      '--db',
+      path.join(parts.dir, 'cli.db'),
+    ],
     {},
   );
   assert.notEqual(r.code, 0);
@@ -237,15 +224,15 @@ test('cxr serve on a non-loopback host without a token refuses to start', { time
 test('cxr serve prints the address it is bound to, and --tokens-file names who asked', {
   timeout: 240_000,
 }, async () => {
-  const file = path.join(dir, 'tokens.txt');
+  const file = path.join(parts.dir, 'tokens.txt');
   fs.writeFileSync(file, 'carol:carol-token-789\n', { mode: 0o600 });
   const server = await spawnServer([
     '--host',
     '0.0.0.0',
     '--model',
-    modelDir,
+    path.join(parts.dir, 'model'),
     '--db',
-    path.join(dir, 'cli.db'),
+    path.join(parts.dir, 'cli.db'),
     '--tokens-file',
     file,
   ]);

@@ -99,21 +99,34 @@ export interface ServerParts {
   audit: AuditStore;
 }
 
+/** What a file builds on its ServerParts (an app, rows in the log) and closes before they are let go. */
+export interface ServerPartsHooks {
+  /** Runs once the parts are made, in the same before(): a file's top-level before() hooks run concurrently. */
+  ready?: (parts: ServerParts) => Promise<unknown> | unknown;
+  /** Runs before the parts are let go, in the same after(): an app closes before the audit log it uses. */
+  closing?: () => Promise<unknown> | unknown;
+}
+
 /**
  * The file's ServerParts, made before its tests (in a temporary folder named after `prefix`) and let go after
  * them; read its fields inside the tests, once they are set.
  */
-export function serverParts(prefix: string): ServerParts {
+export function serverParts(prefix: string, hooks: ServerPartsHooks = {}): ServerParts {
   const parts = {} as ServerParts;
   before(async () => {
     parts.dir = tempDir(prefix);
     parts.predictor = await loadPredictor(await makeTinyModel(path.join(parts.dir, 'model')));
     parts.audit = await openAuditStore(path.join(parts.dir, 'audit.db'));
+    await hooks.ready?.(parts);
   });
   after(async () => {
-    await parts.audit?.close();
-    parts.predictor?.dispose();
-    if (parts.dir) fs.rmSync(parts.dir, { recursive: true, force: true });
+    try {
+      await hooks.closing?.();
+    } finally {
+      await parts.audit?.close();
+      parts.predictor?.dispose();
+      if (parts.dir) fs.rmSync(parts.dir, { recursive: true, force: true });
+    }
   });
   return parts;
 }

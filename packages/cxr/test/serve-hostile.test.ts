@@ -2,53 +2,34 @@
 // (POST /jobs, the one route that takes JSON) neither pollutes prototypes nor passes the body's schema with the
 // key stripped; a path segment of any length is refused fast, as a problem, never scanned or answered 500; and
 // a client that dribbles its headers (slowloris) is answered 408 and cut off within the headers' bound.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import type { JobsPort } from '../src/serve/routes/jobs';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { idleJobs, serverParts } from './serve-fixtures';
 
-let dir = '';
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 let url = '';
 const queued: string[] = [];
 
 /** A queue that takes every id offered: what reaches it got past the route's checks. */
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async () => ({ id: 'job-upload', status: 'queued' }),
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
   submitOrthancAll: async (ids) => {
     queued.push(...ids);
     return ids.map(() => ({ id: null, status: 'skipped' as const }));
   },
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('serve-hostile');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, jobs, requestLog: false, headersTimeoutMs: 600 });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  url = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
 });
 
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-hostile', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, jobs, requestLog: false, headersTimeoutMs: 600 });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    url = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+  },
+  closing: () => app?.close(),
 });
 
 const ID = '0a1b2c3d-4e5f6a7b-8c9d0e1f-2a3b4c5d-6e7f8a9b';

@@ -2,39 +2,27 @@
 // Allow (not 404), prediction ids are UUIDs and so case-insensitive, the history's label filter
 // matches findings only (a 'cannot-assess' answer has none) while its verdict filter lists each
 // status, and a token given in code is held to CXR_API_TOKEN's rule.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { AuditRecord } from '../src/predict/prediction_schema';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
+import { openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { QUEUE_SCRAPE_WAIT_MS, ServeMetrics } from '../src/serve/metrics';
 import { startServer } from '../src/serve/server';
 import { silentLogger } from '../src/log';
-import { auditRecord, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { auditRecord, serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-http-rules');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-http-rules', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit });
+  },
+  closing: () => app?.close(),
 });
 
 const record = (i: number, over: Partial<AuditRecord>) => auditRecord(i, over);
@@ -71,7 +59,7 @@ test('a known path asked with another method is 405 with Allow, as a problem; an
 
 test('prediction ids are matched case-insensitively, as UUIDs are, in the urn:uuid: form too', async () => {
   const r = record(1, { hasHeatmap: true, hasThumbnail: true });
-  await audit.insert(r, { heatmapPng: Buffer.from('heat'), thumbnailPng: Buffer.from('thumb') });
+  await parts.audit.insert(r, { heatmapPng: Buffer.from('heat'), thumbnailPng: Buffer.from('thumb') });
   for (const id of [r.id.toUpperCase(), `urn:uuid:${r.id.toUpperCase()}`, `URN:UUID:${r.id}`]) {
     const one = await app.inject(`/api/v1/predictions/${id}`);
     assert.equal(one.statusCode, 200, `${id}: ${one.body}`);
@@ -93,8 +81,8 @@ test('prediction ids are matched case-insensitively, as UUIDs are, in the urn:uu
 });
 
 test("history: label matches findings only ('cannot-assess' has none), verdict lists each status", async () => {
-  const fresh = await openAuditStore(path.join(dir, 'history.db'));
-  const api = await buildApp({ predictor, audit: fresh });
+  const fresh = await openAuditStore(path.join(parts.dir, 'history.db'));
+  const api = await buildApp({ predictor: parts.predictor, audit: fresh });
   try {
     const cannot = { status: 'cannot-assess' as const, reasons: [{ code: 'BLANK' as const, message: 'blank' }] };
     await fresh.insert(record(1, { verdict: { status: 'assessed', reasons: [] } }), null);
@@ -130,14 +118,22 @@ test("history: label matches findings only ('cannot-assess' has none), verdict l
 
 test("a token given in code meets CXR_API_TOKEN's rule (8-512 characters), before the model loads", async () => {
   for (const apiToken of ['short', '', 'has a space in it', 'x'.repeat(513)]) {
-    await assert.rejects(buildApp({ predictor, audit, apiToken }), /^ApiTokenError: apiToken must be 8-512 printable/);
+    await assert.rejects(
+      buildApp({ predictor: parts.predictor, audit: parts.audit, apiToken }),
+      /^ApiTokenError: apiToken must be 8-512 printable/,
+    );
   }
   await assert.rejects(
-    buildApp({ predictor, audit, tokens: [{ name: 'ops', token: 'abc' }] }),
+    buildApp({ predictor: parts.predictor, audit: parts.audit, tokens: [{ name: 'ops', token: 'abc' }] }),
     /tokens: the token of 'ops' must be 8-512 printable characters/,
   );
   await assert.rejects(
-    buildApp({ predictor, audit, apiToken: 'same-token-1', tokens: [{ name: 'default', token: 'other-token' }] }),
+    buildApp({
+      predictor: parts.predictor,
+      audit: parts.audit,
+      apiToken: 'same-token-1',
+      tokens: [{ name: 'default', token: 'other-token' }],
+    }),
     /token name 'default' appears twice/,
   );
   let loaded = false;
@@ -145,19 +141,19 @@ test("a token given in code meets CXR_API_TOKEN's rule (8-512 characters), befor
     startServer({
       host: '127.0.0.1',
       port: 0,
-      dbPath: path.join(dir, 'never.db'),
+      dbPath: path.join(parts.dir, 'never.db'),
       apiToken: 'short',
       log: silentLogger(),
       loadPredictor: async () => {
         loaded = true;
-        return predictor;
+        return parts.predictor;
       },
     }),
     /apiToken must be 8-512/,
   );
   assert.equal(loaded, false, 'refused before the model is loaded');
-  assert.equal(fs.existsSync(path.join(dir, 'never.db')), false);
-  const secured = await buildApp({ predictor, audit, apiToken: 'long-enough' });
+  assert.equal(fs.existsSync(path.join(parts.dir, 'never.db')), false);
+  const secured = await buildApp({ predictor: parts.predictor, audit: parts.audit, apiToken: 'long-enough' });
   try {
     assert.equal((await secured.inject('/api/v1/predictions')).statusCode, 401);
     const ok = await secured.inject({ url: '/api/v1/predictions', headers: { authorization: 'Bearer long-enough' } });
@@ -175,7 +171,7 @@ test('/metrics waits at most a second for a job queue that does not answer, and 
     reads++;
     return new Promise(() => {});
   });
-  const scraped = await buildApp({ predictor, audit, metrics });
+  const scraped = await buildApp({ predictor: parts.predictor, audit: parts.audit, metrics });
   try {
     for (let i = 0; i < 2; i++) {
       const t0 = performance.now();

@@ -1,39 +1,27 @@
 // cxr_http_requests_total labels a 405 (a known path asked with a method it does not take) by the route
 // pattern that has the path, as docs/deployment.md says routes are labelled: "unmatched" is for unknown
 // paths only. The 405 comes from the not-found handler, where fastify has no route: it was "unmatched".
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { methodTable } from '../src/serve/methods';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { metricValue, parseMetrics } from './prometheus-text';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-metrics-405');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  const web = path.join(dir, 'web');
-  fs.mkdirSync(web);
-  fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
-  fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);');
-  app = await buildApp({ predictor, audit, webDir: web });
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-metrics-405', {
+  ready: async ({ dir, predictor, audit }) => {
+    const web = path.join(dir, 'web');
+    fs.mkdirSync(web);
+    fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
+    fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);');
+    app = await buildApp({ predictor, audit, webDir: web });
+  },
+  closing: () => app?.close(),
 });
 
 test('a 405 is counted under the pattern of the route that has the path, not as unmatched', async () => {

@@ -2,7 +2,7 @@
 // JavaScript Date cannot read or misreads), numbers in query strings (hex, exponents, Infinity), an
 // image sent without a filename, bodies of other multipart types, odd paths beside the web page, and
 // how fresh /health's row count is.
-import { after, before, mock, test } from 'node:test';
+import { mock, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,56 +10,40 @@ import type { FastifyInstance } from 'fastify';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { ServeMetrics } from '../src/serve/metrics';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { HEALTH_RECOUNT_WAIT_MS } from '../src/serve/routes/health';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { HttpError } from '../src/serve/http_error';
-import { auditRecord, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { auditRecord, idleJobs, multipartBody, serverParts, XRAY_JPEG } from './serve-fixtures';
 
 const REFUSED_LOGIN = 'ffffffff-ffffffff-ffffffff-ffffffff-ffffffff';
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 const submitted: string[] = [];
 
 /** A queue that takes every upload: the route's reading of the body is what is tested. */
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async (_bytes, name) => {
     submitted.push(name);
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
   submitOrthancAll: async (ids) => {
     // As queue/api.ts answers a PACS that refuses the server's login.
     if (ids.includes(REFUSED_LOGIN)) throw new HttpError(503, 'PACS_UNAVAILABLE', 'the PACS refuses the login', 300);
     return ids.map(() => ({ id: null, status: 'skipped' as const }));
   },
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('serve-edge');
-  await makeTinyModel(path.join(dir, 'model'));
-  fs.mkdirSync(path.join(dir, 'web', 'assets'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'web', 'index.html'), '<!doctype html><title>cxr</title>');
-  fs.writeFileSync(path.join(dir, 'web', 'assets', 'app.js'), 'console.log(1);');
-  fs.writeFileSync(path.join(dir, 'web', '.env'), 'SECRET=1');
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC), and one in the year 50.
-  for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
-  await audit.insert(auditRecord(4, { createdAt: '0050-06-01T00:00:00.000Z' }), null);
-  app = await buildApp({ predictor, audit, webDir: path.join(dir, 'web'), jobs });
 });
 
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-edge', {
+  ready: async ({ dir, predictor, audit }) => {
+    const web = path.join(dir, 'web');
+    fs.mkdirSync(path.join(web, 'assets'), { recursive: true });
+    fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>cxr</title>');
+    fs.writeFileSync(path.join(web, 'assets', 'app.js'), 'console.log(1);');
+    fs.writeFileSync(path.join(web, '.env'), 'SECRET=1');
+    // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC), and one in the year 50.
+    for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
+    await audit.insert(auditRecord(4, { createdAt: '0050-06-01T00:00:00.000Z' }), null);
+    app = await buildApp({ predictor, audit, webDir: web, jobs });
+  },
+  closing: () => app?.close(),
 });
 
 async function history(query: string) {
@@ -128,17 +112,20 @@ test('history times: every form the schema takes is read as RFC 3339 says, whate
 
 test('the audit store clamps times past 4-digit years, and refuses a time it cannot read as the API does', async () => {
   // As `cxr history --since` hands them on: toISOString() of year 10000 sorted before every row as text.
-  assert.equal((await audit.list({ until: '9999-12-31T23:59:59-01:00' })).total, 4);
-  assert.equal((await audit.list({ since: '9999-12-31T23:59:59-01:00' })).total, 0);
-  assert.equal((await audit.list({ since: '0000-01-01T00:00:00Z' })).total, 4);
-  await assert.rejects(audit.list({ since: 'soon' }), /audit log: since "soon" is not a date \(2026-11-01/);
+  assert.equal((await parts.audit.list({ until: '9999-12-31T23:59:59-01:00' })).total, 4);
+  assert.equal((await parts.audit.list({ since: '9999-12-31T23:59:59-01:00' })).total, 0);
+  assert.equal((await parts.audit.list({ since: '0000-01-01T00:00:00Z' })).total, 4);
+  await assert.rejects(parts.audit.list({ since: 'soon' }), /audit log: since "soon" is not a date \(2026-11-01/);
   // A program's times are read as the API's and the CLI's are (date_time.ts): Date.parse would read one without
   // its zone in the machine's zone, and take an impossible date or a bare number.
-  await assert.rejects(audit.list({ since: '2026-12-06 04:46' }), /audit log: since "2026-12-06 04:46" has no zone/);
-  await assert.rejects(audit.list({ until: '2026-02-30' }), /audit log: until "2026-02-30" is not a real date/);
-  await assert.rejects(audit.list({ since: '6' }), /audit log: since "6" is not a date/);
+  await assert.rejects(
+    parts.audit.list({ since: '2026-12-06 04:46' }),
+    /audit log: since "2026-12-06 04:46" has no zone/,
+  );
+  await assert.rejects(parts.audit.list({ until: '2026-02-30' }), /audit log: until "2026-02-30" is not a real date/);
+  await assert.rejects(parts.audit.list({ since: '6' }), /audit log: since "6" is not a date/);
   // A fraction of many digits at the end of a day stays in that day (it rolled over to the next, refused).
-  assert.equal((await audit.list({ until: '9999-12-31T23:59:59.99999999999999999Z' })).total, 4);
+  assert.equal((await parts.audit.list({ until: '9999-12-31T23:59:59.99999999999999999Z' })).total, 4);
 });
 
 async function predict(query: string, target = app) {
@@ -148,7 +135,7 @@ async function predict(query: string, target = app) {
 
 test('query numbers: decimal digits only, one code for a bad age, none counted as a decode failure', async () => {
   const metrics = new ServeMetrics();
-  const counted = await buildApp({ predictor, audit, metrics });
+  const counted = await buildApp({ predictor: parts.predictor, audit: parts.audit, metrics });
   try {
     // %20 is a space, %2B a plus sign.
     for (const bad of [
@@ -260,7 +247,7 @@ test('paths beside the web page: an empty segment is 404 like any unknown path; 
 });
 
 test('health: a count older than 5 s is redone before the answer; a slow recount delays it briefly', async () => {
-  const store = await openAuditStore(path.join(dir, 'health.db'));
+  const store = await openAuditStore(path.join(parts.dir, 'health.db'));
   let slow = false;
   /** Counts begun and counts finished: a closed server leaves none running on the store closed after it. */
   const counts = { begun: 0, done: 0 };
@@ -281,7 +268,7 @@ test('health: a count older than 5 s is redone before the answer; a slow recount
     counts.done++;
     return n;
   };
-  const probed = await buildApp({ predictor, audit: counting });
+  const probed = await buildApp({ predictor: parts.predictor, audit: counting });
   let afterClose = { ...counts };
   mock.timers.enable({ apis: ['Date'], now: Date.now() });
   try {

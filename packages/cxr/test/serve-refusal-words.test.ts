@@ -1,37 +1,22 @@
 // Refusals that say what is wrong: a history query whose 'since' is after its 'until' is a 400 naming both (it
 // answered an empty page, read as "no predictions"), and a 401 says whether no token came, a header that is not a
 // bearer token, or a token that is not accepted, with the same words for every refused token.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { auditRecord, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { auditRecord, serverParts } from './serve-fixtures';
 
 const TOKEN = 'refusal-words-token';
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 
-before(async () => {
-  dir = tempDir('serve-refusal-words');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC).
-  for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
-  app = await buildApp({ predictor, audit, apiToken: TOKEN });
-});
-
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-refusal-words', {
+  ready: async ({ predictor, audit }) => {
+    // Rows at 00:01, 00:02 and 00:03 on 2026-01-01 (UTC).
+    for (const n of [1, 2, 3]) await audit.insert(auditRecord(n), null);
+    app = await buildApp({ predictor, audit, apiToken: TOKEN });
+  },
+  closing: () => app?.close(),
 });
 
 const bearer = { authorization: `Bearer ${TOKEN}` };

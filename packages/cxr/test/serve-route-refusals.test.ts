@@ -3,55 +3,35 @@
 // than queueing them for a worker to fail; the OpenAPI document is served to a client that asks for OpenAPI's
 // registered media type; a query parameter without a name is said so; and the failures counted by
 // cxr_prediction_errors_total are classified as the answer to them is (problem.ts problemOf).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import sharp from 'sharp';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
 import { PREDICTION_ERROR_CODES } from '../src/serve/metrics';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { problemOf, toProblem } from '../src/serve/problem';
-import type { JobsPort } from '../src/serve/routes/jobs';
 import { serverFailureCode } from '../src/serve/routes/predictions';
-import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { gradientFilm, idleJobs, multipartBody, serverParts } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: Awaited<ReturnType<typeof buildApp>>;
 const submitted: string[] = [];
 
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs: JobsPort = {
-  canonicalId: (id) => id,
+const jobs = idleJobs({
   submitUpload: async (_bytes, name) => {
     submitted.push(name);
     return { id: `job-${submitted.length}`, status: 'queued' };
   },
-  submitOrthanc: async () => ({ id: null, status: 'skipped' }),
   submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-  status: async () => null,
-  depth: async () => ({ waiting: 0, active: 0, failed: 0 }),
-};
-
-before(async () => {
-  dir = tempDir('serve-refusals');
-  await makeTinyModel(path.join(dir, 'model'));
-  predictor = await loadPredictor(path.join(dir, 'model'));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, jobs });
 });
 
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-refusals', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, jobs });
+  },
+  closing: () => app?.close(),
 });
 
 // ---- films the decoder cannot read, made here from a gray JPEG and PNG (as test/decode-variants.test.ts) ----

@@ -8,39 +8,24 @@
 //   to the end, 500 MiB of them, and answered 200);
 // - a body that stops arriving is answered 408 BODY_TIMEOUT (the connection used to be dropped without an
 //   answer, and the request was neither logged nor counted).
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import sharp from 'sharp';
 import pino from 'pino';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { type AppOptions, buildApp } from '../src/serve/app';
 import { ClientShares } from '../src/serve/upload_watch';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { metricValue, parseMetrics } from './prometheus-text';
-import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { gradientFilm, multipartBody, serverParts } from './serve-fixtures';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
+const parts = serverParts('serve-upload-watch');
 let film: Buffer;
 
 before(async () => {
-  dir = tempDir('serve-upload-watch');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
   film = await gradientFilm();
-});
-
-after(async () => {
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 interface LogLine {
@@ -52,7 +37,7 @@ interface LogLine {
 async function serve(opts: Partial<AppOptions>) {
   const lines: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
-  const app = await buildApp({ predictor, audit, logger, ...opts });
+  const app = await buildApp({ predictor: parts.predictor, audit: parts.audit, logger, ...opts });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as net.AddressInfo).port;
   const metrics = async () => parseMetrics((await app.inject('/metrics')).body);
@@ -216,7 +201,7 @@ test('bytes after the closing boundary count: 413 as soon as the limit is passed
   timeout: 60_000,
 }, async () => {
   const s = await serve({ maxUploadBytes: 256 * KiB });
-  const before = await audit.count();
+  const before = await parts.audit.count();
   try {
     const { head, tail } = framing('EPI');
     const filler = Buffer.alloc(64 * KiB, 'E');
@@ -233,7 +218,7 @@ test('bytes after the closing boundary count: 413 as soon as the limit is passed
     const answer = assertProblem(await within(chunked.answer, 5000), 413, 'TOO_LARGE');
     assert.equal(answer.body, withLength.body, 'the same problem as the declared-length case');
     assert.ok(sent < total / 2, `the server read on: ${sent} of ${total} filler bytes sent`);
-    assert.equal(await audit.count(), before, 'nothing predicted');
+    assert.equal(await parts.audit.count(), before, 'nothing predicted');
   } finally {
     await s.app.close();
   }

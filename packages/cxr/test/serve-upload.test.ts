@@ -2,37 +2,24 @@
 // 413 whether or not it is chunked, and never reaches the predictor or the audit log; its problem gives the
 // limit in a field of its own (maxUploadBytes, declared in the OpenAPI document), not only in its words; two
 // file parts are a 400, not "the first one wins".
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
 import { toProblem } from '../src/serve/problem';
 import { metricValue, parseMetrics } from './prometheus-text';
-import { httpPost, loadPredictor, makeTinyModel, multipartBody, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { httpPost, multipartBody, serverParts, XRAY_JPEG } from './serve-fixtures';
 
-let dir: string;
-let predictor: ServePredictor;
-let audit: AuditStore;
 let app: FastifyInstance;
 let url: string;
 
-before(async () => {
-  dir = tempDir('serve-upload');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit });
-  url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
-});
-
-after(async () => {
-  await app.close();
-  await audit.close();
-  predictor.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
+const parts = serverParts('serve-upload', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit });
+    url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
+  },
+  closing: () => app?.close(),
 });
 
 // A real JPEG followed by padding: a decoder reads the image and ignores the rest, so a cut
@@ -46,7 +33,7 @@ function paddedJpeg(total: number): Buffer {
 test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predicted)', {
   timeout: 120_000,
 }, async () => {
-  const before = await audit.count();
+  const before = await parts.audit.count();
   const { body, headers } = multipartBody('image', 'big.jpeg', paddedJpeg(40 * MiB), 'image/jpeg');
   const fileStart = body.indexOf('\r\n\r\n') + 4;
   // One HTTP chunk ends exactly at the limit: the parser then marks the file truncated without
@@ -63,11 +50,11 @@ test('a 40 MiB chunked upload is refused with 413 (not cut at 32 MiB and predict
   // In the unit people set it in (--max-upload-mb), the bytes after it.
   assert.match(withLength.body, /the upload is over the 32 MB limit \(33,554,432 bytes\)/);
   assert.equal(JSON.parse(withLength.body).maxUploadBytes, 32 * MiB, withLength.body);
-  assert.equal(await audit.count(), before, 'nothing logged');
+  assert.equal(await parts.audit.count(), before, 'nothing logged');
 });
 
 test('a file of exactly the limit is accepted, one byte more is not', { timeout: 120_000 }, async () => {
-  const small = await buildApp({ predictor, audit, maxUploadBytes: 2 * MiB });
+  const small = await buildApp({ predictor: parts.predictor, audit: parts.audit, maxUploadBytes: 2 * MiB });
   const smallUrl = `${await small.listen({ host: '127.0.0.1', port: 0 })}/api/v1/predictions?heatmap=false`;
   try {
     for (const [size, want] of [
@@ -107,7 +94,7 @@ test('the limit is a declared field of the Problem, given with every refusal as 
 });
 
 test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }, async () => {
-  const before = await audit.count();
+  const before = await parts.audit.count();
   const jpeg = fs.readFileSync(XRAY_JPEG);
   const one = multipartBody('image', 'a.jpeg', jpeg, 'image/jpeg');
   const boundary = one.headers['content-type'].split('boundary=')[1];
@@ -126,7 +113,7 @@ test('two image parts are refused with 400, chunked or not', { timeout: 60_000 }
     assert.match(res.body, /TOO_MANY_FILES/);
     assert.match(res.body, /one file/);
   }
-  assert.equal(await audit.count(), before);
+  assert.equal(await parts.audit.count(), before);
 });
 
 /**
@@ -162,8 +149,8 @@ test('memory: uploads beyond the in-flight budget get 503; an idle body is answe
   timeout: 120_000,
 }, async () => {
   const limited = await buildApp({
-    predictor,
-    audit,
+    predictor: parts.predictor,
+    audit: parts.audit,
     maxUploadBytes: 4 * MiB,
     uploadBudgetBytes: 8 * MiB,
     uploadIdleMs: 1500,

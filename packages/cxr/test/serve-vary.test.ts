@@ -3,41 +3,26 @@
 // key what it keeps by Accept too: without Vary it could hand a client the 406 chosen for another's Accept.
 // Checked over a real connection, as a proxy sees it, and merged with a Vary set by another part (CORS' Origin,
 // compression's Accept-Encoding) rather than replacing it.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { honourAccept } from '../src/serve/accept';
-import { openAuditStore } from '../src/serve/audit';
-import type { AuditStore } from '../src/serve/audit_store';
 import { buildApp } from '../src/serve/app';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { gradientFilm, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { gradientFilm, serverParts } from './serve-fixtures';
 
 const TOKEN = 'vary-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-let dir = '';
-let predictor: ServePredictor | undefined;
-let audit: AuditStore | undefined;
 let app: FastifyInstance | undefined;
 let url = '';
 
-before(async () => {
-  dir = tempDir('serve-vary');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
-  audit = await openAuditStore(path.join(dir, 'audit.db'));
-  app = await buildApp({ predictor, audit, apiToken: TOKEN, requestLog: false });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-});
-
-after(async () => {
-  await app?.close();
-  await audit?.close();
-  predictor?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+serverParts('serve-vary', {
+  ready: async ({ predictor, audit }) => {
+    app = await buildApp({ predictor, audit, apiToken: TOKEN, requestLog: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  },
+  closing: () => app?.close(),
 });
 
 /** The status and Vary of a request over the socket; the body read, so that the connection is reused. */
