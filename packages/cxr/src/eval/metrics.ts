@@ -280,7 +280,12 @@ export function evaluate(labels: readonly number[], probs: readonly number[], op
   checkInputs(labels, probs);
   const threshold = opts.threshold ?? 0.5;
   if (!(threshold >= 0 && threshold <= 1)) throw new RangeError(`threshold must lie in [0, 1], got ${threshold}`);
-  const boot = { ...DEFAULT_BOOTSTRAP, ...opts.bootstrap };
+  // Field by field: a spread let `{ n: undefined }` (which the options' type allows) replace the default n, and an
+  // empty bootstrap then threw 'quantile of an empty sample'.
+  const boot = {
+    n: opts.bootstrap?.n ?? DEFAULT_BOOTSTRAP.n,
+    seed: opts.bootstrap?.seed ?? DEFAULT_BOOTSTRAP.seed,
+  };
   const notes: string[] = [];
 
   const c = confusionAt(labels, probs, threshold);

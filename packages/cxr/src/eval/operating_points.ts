@@ -40,6 +40,10 @@ export function screeningPoint(
   probs: readonly number[],
   minSensitivity = 0.95,
 ): OperatingPoint {
+  // A target above 1 (or NaN) has no hit: without this the point came back with no threshold at all.
+  if (!(minSensitivity >= 0 && minSensitivity <= 1)) {
+    throw new RangeError(`screening sensitivity must lie in [0, 1], got ${minSensitivity}`);
+  }
   // Sensitivity only grows as the threshold falls, so the first hit is the highest threshold.
   const hit = candidates(labels, probs).find((c) => c.sensitivity >= minSensitivity);
   // The lowest threshold calls everything positive (sensitivity 1), so there is always a hit.
@@ -50,8 +54,10 @@ export function screeningPoint(
 export function balancedPoint(labels: readonly number[], probs: readonly number[]): OperatingPoint {
   const all = candidates(labels, probs);
   let best = all[0];
+  // Beyond rounding: equal J's summed from other fractions differ in the last bit (1/2 + 4/6 vs 1 + 1/6), which
+  // put the tie at the lower threshold.
   for (const c of all) {
-    if (c.sensitivity + c.specificity > best.sensitivity + best.specificity) best = c;
+    if (c.sensitivity + c.specificity > best.sensitivity + best.specificity + 1e-12) best = c;
   }
   return { name: 'balanced', ...best, rule: 'youden' };
 }
@@ -99,7 +105,8 @@ export function plateauMiddlePoint(
   // middle of the gap.
   const all = candidates(labels, probs);
   const j = (c: (typeof all)[number]) => c.sensitivity + c.specificity - 1;
-  const max = Math.max(...all.map(j));
+  // A loop, not Math.max(...): spreading ~125,000 distinct probabilities overflows the call stack.
+  const max = all.reduce((m, c) => Math.max(m, j(c)), -Infinity);
   const first = all.findIndex((c) => j(c) >= max - tolerance - 1e-12);
   let last = first;
   for (let i = first; i < all.length; i++) if (j(all[i]) >= max - tolerance - 1e-12) last = i;

@@ -21,8 +21,9 @@ export function wilsonInterval(successes: number, trials: number, z = Z95): Inte
   const denom = 1 + z2 / trials;
   const centre = (p + z2 / (2 * trials)) / denom;
   const half = (z / denom) * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials));
-  // Clamp rounding noise so that 0/n gives exactly 0 and n/n exactly 1.
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+  // 0/n gives exactly 0 and n/n exactly 1 (the formula's exact values there): clamping alone left the rounding
+  // noise on the inner side, 0.9999999999999999 for 10/10 and 3.5e-18 for 0/100.
+  return [successes === 0 ? 0 : Math.max(0, centre - half), successes === trials ? 1 : Math.min(1, centre + half)];
 }
 
 /** mulberry32: tiny, fast, good enough for resampling; not for anything security-related. */
