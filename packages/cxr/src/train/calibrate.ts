@@ -26,6 +26,7 @@ import { perturbImages } from '../data/perturb_catalog';
 import { normalizeImages, type NormalizeMode } from '../data/preprocess';
 import type { TtaView } from '../models/tta_views';
 import { makeDirs } from '../make_dirs';
+import { writeFileAtomic } from '../atomic_write';
 
 /** Temperature alone (bias 0), or Platt's slope and bias (eval/calibration.ts). */
 export type Scaling = 'temperature' | 'platt';
@@ -163,7 +164,9 @@ export async function recalibrate(
     validation: { ...meta.validation, ...c.metrics },
     calibration: { ...(shifted ? shifted.record : { method: 'validation' }), scaling: c.scaling },
   };
-  fs.writeFileSync(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
+  // Whole or not at all: written in place, a kill or a full disk mid-write left a cut cxr.json, and the model
+  // folder could no longer be loaded, nor calibrated again.
+  writeFileAtomic(path.join(modelDir, 'cxr.json'), JSON.stringify(updated, null, 2) + '\n');
   if (fs.existsSync(path.join(modelDir, 'MODEL_CARD.md'))) writeModelCard(modelDir, updated, cardCommand(modelDir));
   writeValidationFiles(modelDir, dataRoot, val.files, c);
   // Evaluations stored in the folder follow the new calibration, so the report never mixes the two.

@@ -188,6 +188,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     stepsBefore: state.headSteps ?? 0,
     average,
     patience: recipe.patience,
+    // Patience counts within the whole model's epochs, as transfer.ts's fine-tuning does: a best epoch of the
+    // probe stopped the whole model after one epoch, however long the patience.
+    patienceFrom: (st) => Math.max(st.bestEpoch, headEpochs),
     onEpochEnd: (st) => Object.assign(st, { phase: 'whole' }),
     started: Date.now() - state.elapsedSeconds * 1000,
   });
