@@ -109,7 +109,8 @@ export function recordedSplit(meta: {
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   return {
     valFraction: num(meta.data.valFraction) ?? num(meta.recipe.valFraction),
-    seed: num(meta.data.splitSeed) ?? num(meta.recipe.seed),
+    // A recipe's splitSeed, when set, is the split's seed (splitOf): its training seed is not.
+    seed: num(meta.data.splitSeed) ?? num(meta.recipe.splitSeed) ?? num(meta.recipe.seed),
     limitPerClass: num(meta.data.limitPerClass) ?? num(meta.recipe.limitPerClass) ?? 0,
     valSplit: meta.data.valSplit === 'block' ? 'block' : 'random',
   };

@@ -12,6 +12,7 @@ import { DecodeError, type DecodeErrorCode, type DecodeLimits, decodeBuffer, rea
 import { forEachConcurrent } from './pool';
 import { startProgress } from './progress';
 import { makeDirs } from '../make_dirs';
+import { sha256Of } from '../hash';
 
 /**
  * Bump whenever decode.ts would produce different pixels for the same file. 3: a 16-bit PNG holding 12- or 14-bit
@@ -33,10 +34,19 @@ export interface Pack {
   pixels: Uint8Array;
 }
 
+/**
+ * Failures that say what a file was at one moment (a read that failed), not what its content decodes to. buildPack
+ * no longer writes them; a pack an earlier cxr wrote with one is rebuilt, and no donor's is taken over, or that
+ * content would be skipped on every run. Not TOO_LARGE: a deflated DICOM past the inflation cap is its content's,
+ * and a pack that holds one would be rebuilt on every run.
+ */
+const MOMENTARY = new Set<string>(['READ_FAILED']);
+
 /** The pack at `base` (.u8 and .json), or undefined when it is missing, foreign or incomplete. */
 export async function readPack(base: string, size: number): Promise<Pack | undefined> {
   const index = await readIndex(`${base}.json`);
   if (!index || index.size !== size) return undefined;
+  if (index.failures.some((f) => MOMENTARY.has(f.code))) return undefined;
   try {
     const pixels = await fs.readFile(`${base}.u8`);
     // A short file means an interrupted or foreign write; rebuilding is always safe.
@@ -114,12 +124,25 @@ export async function buildPack(
 
   const todo = unique.filter((sha) => !results.has(sha));
   let decoded = 0;
+  // The caller hashed each file a moment ago; a read that fails now, or gives other bytes, says what the file
+  // is at this moment (an I/O error, a file being replaced), not what the content `sha` decodes to. Such a
+  // failure is this run's alone: recorded in the pack it would skip the content for good (and, through donors,
+  // in every later pack), and other bytes' pixels would be kept under `sha`. The pack is then not written.
+  let transient = false;
   const bar = startProgress(`caching ${ctx.name} at ${ctx.size}px`, todo.length, ctx.progress);
   try {
     await forEachConcurrent(todo, ctx.concurrency, async (sha) => {
       const file = pathOf.get(sha)!;
       try {
-        const img = await decodeBuffer(await readImageFile(file, ctx.limits), ctx.size, {
+        let buf: Buffer;
+        try {
+          buf = await readImageFile(file, ctx.limits);
+          if (sha256Of(buf) !== sha) throw new DecodeError('READ_FAILED', file, 'changed while being cached');
+        } catch (err) {
+          if (err instanceof DecodeError) transient = true;
+          throw err;
+        }
+        const img = await decodeBuffer(buf, ctx.size, {
           name: file,
           limits: ctx.limits,
         });
@@ -155,6 +178,7 @@ export async function buildPack(
   });
   const packed = pixels.subarray(0, index.slots.length * n);
 
+  if (transient) return { pack: { index, pixels: packed }, decoded, copied };
   try {
     makeDirs(ctx.dir);
     // Pixels first, index last: a pack is only ever found complete.
@@ -192,7 +216,8 @@ async function findDonors(
       if (wanted.has(s.sha256)) entries.set(s.sha256, { slot, width: s.width, height: s.height });
     });
     for (const f of index.failures) {
-      if (wanted.has(f.sha256)) entries.set(f.sha256, { code: f.code as DecodeErrorCode, detail: f.detail });
+      if (wanted.has(f.sha256) && !MOMENTARY.has(f.code))
+        entries.set(f.sha256, { code: f.code as DecodeErrorCode, detail: f.detail });
     }
     if (entries.size > 0) donors.push({ file: `${base}.u8`, entries });
   }

@@ -29,6 +29,8 @@ export function seriesOf(id: string): [string, number] {
 }
 
 export const DEFAULT_VAL_FRACTION = 0.15;
+/** Block mode's series key for ids without a number; no numbered id's series name can be it. */
+const UNNUMBERED = '\u0000unnumbered';
 export const DEFAULT_SPLIT_SEED = 42;
 
 export interface PatientSplit<T> {
@@ -90,10 +92,17 @@ export function splitByPatient<T extends { patient: string; label: Label }>(
     const series = new Map<string, { p: Patient; n: number }[]>();
     for (const p of strata[label]) {
       const [name, n] = seriesOf(p.id);
-      if (!series.has(name)) series.set(name, []);
-      series.get(name)!.push({ p, n });
+      // Ids without a number ('file:scan.png', names no pattern knows) form one series of their own, in id
+      // order: keyed by the whole id, each was a series of one patient, whose share rounds to 0, so none of
+      // them ever reached validation (a folder of such names got an empty validation set).
+      const key = Number.isFinite(n) ? name : UNNUMBERED;
+      if (!series.has(key)) series.set(key, []);
+      series.get(key)!.push({ p, n });
     }
-    for (const list of series.values()) take(list.sort((a, b) => a.n - b.n).map((e) => e.p));
+    // Infinity − Infinity is NaN: unnumbered ids are ordered by id instead.
+    const order = (a: { p: Patient; n: number }, b: { p: Patient; n: number }) =>
+      a.n !== b.n ? a.n - b.n : a.p.id < b.p.id ? -1 : a.p.id > b.p.id ? 1 : 0;
+    for (const list of series.values()) take(list.sort(order).map((e) => e.p));
   }
 
   const trainIndices: number[] = [];
