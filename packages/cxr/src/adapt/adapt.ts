@@ -101,7 +101,10 @@ export function trainingPrior(meta: ModelMeta): { prior: number; from: string } 
 
 function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): void {
   const used = films.files.length;
-  const readable = used + films.rejected.length;
+  // Copies of a used film are readable chest images too (docs/site-adaptation.md: "more than half of the readable
+  // images"): flagged files are not deduplicated, so leaving the copies out made a folder exported twice look
+  // mostly flagged and refused it.
+  const readable = used + films.duplicates.length + films.rejected.length;
   if (readable === 0) {
     throw new AdaptRefused(
       `${imagesDir}: no readable JPEG, PNG or DICOM images (${films.unreadable.length} other files)`,

@@ -42,7 +42,9 @@ export function gradCam(members: readonly CamMap[], x: tf.Tensor4D, index = 0): 
       const a = pick(all);
       const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, C]
       let m = tf.relu(tf.sum(tf.mul(a, weights), -1, true)) as tf.Tensor4D; // [1, h, w, 1]
-      if (m.shape[1] !== height || m.shape[2] !== width) m = tf.image.resizeBilinear(m, [height, width]);
+      // Pixel centres aligned (halfPixelCenters), as resizeMap draws the overlay: TF.js's default samples from the
+      // top-left corners, which shifted a coarser member's map by a fraction of a cell against the others'.
+      if (m.shape[1] !== height || m.shape[2] !== width) m = tf.image.resizeBilinear(m, [height, width], false, true);
       return tf.reshape(m, [-1]);
     });
     const values = cam.dataSync() as Float32Array;
