@@ -8,13 +8,31 @@ import { z } from 'zod';
 import { LATE, orLate } from '../deadline';
 import { NETWORK_ERROR_CODES } from '../network_errors';
 
+/** Whether decodeURIComponent takes `s` (every % followed by two hex digits, making UTF-8). */
+function decodes(s: string): boolean {
+  try {
+    decodeURIComponent(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const UrlSchema = z
   .string()
   .trim()
   .refine((s) => URL.canParse(s) && /^rediss?:$/.test(new URL(s).protocol), {
     message: 'must be a redis:// or rediss:// URL (redis://:PASSWORD@HOST:PORT/DB)',
+    // zod runs the checks after a failed one too, and the next ones' `new URL(s)` threw TypeError "Invalid URL" for a
+    // value that is no URL at all (`redis//host`), instead of this message.
+    abort: true,
   })
-  .refine((s) => /^\/?\d*$/.test(new URL(s).pathname), { message: 'the path must be a database number, e.g. /0' });
+  .refine((s) => /^\/?\d*$/.test(new URL(s).pathname), { message: 'the path must be a database number, e.g. /0' })
+  // redisConnection decodes the login: a bare % in it (a password `pa%ss`) threw "URI malformed" there, from every
+  // command, naming neither the URL nor the password. Said here, as the audit log's and Orthanc's URLs say it.
+  .refine((s) => decodes(new URL(s).username) && decodes(new URL(s).password), {
+    message: 'the user name or password is not valid percent-encoding (write a % in it as %25)',
+  });
 
 const FileSchema = z.object({ url: UrlSchema }).strict();
 

@@ -263,10 +263,17 @@ export function jobIdFor(
   kind: JobSource['kind'] = 'file',
 ): string {
   const film = resultKey.replace(/^sha256:/, 'sha256-');
-  return [kind === 'orthanc' ? ORTHANC_JOB_PREFIX + film : film, modelSha256, encodeURIComponent(operatingPoint)].join(
-    '~',
-  );
+  return [kind === 'orthanc' ? ORTHANC_JOB_PREFIX + film : film, modelSha256, opIdPart(operatingPoint)].join('~');
 }
+
+/**
+ * The operating point as its job id carries it: URL-encoded, and `!'()*~` too, which encodeURIComponent leaves as
+ * they are: a `~` split the id into more than three parts, and any of them made an id that canonicalJobId (GET
+ * /api/v1/jobs/:id) refused as "not a job id", for a job the server had just queued (an operating point named
+ * `sens(0.95)` in a model's cxr.json). Names without them keep the ids they had.
+ */
+const opIdPart = (operatingPoint: string) =>
+  encodeURIComponent(operatingPoint).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
 const AGE_SUFFIX = AGE_SUFFIXES.map((s) => s.replace('+', '\\+')).join('|');
 /**
