@@ -6,7 +6,7 @@ import { csvLine } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as os from 'node:os';
 import { readImageFile } from '../data/decode';
-import { type BatchJob, expandPaths, missingError } from './batch_inputs';
+import { type BatchJob, collectInputs, missingError } from './batch_inputs';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { describe } from './image_bytes';
@@ -54,7 +54,10 @@ export interface BatchOptions {
   /** Files in flight at once; default: the number of cores (decodes overlap with inference). */
   concurrency?: number;
   progress?: boolean;
-  /** The files to predict, already collected (collectInputs); default: expandPaths(paths, recursive). */
+  /**
+   * The files to predict, already collected (collectInputs); default: collectInputs(paths, recursive) as `cxr
+   * predict` collects them (imageLike), so that a folder's empty `x.jpg` or HEIC gets its error row here too.
+   */
   jobs?: BatchJob[];
   /** Called with each prediction as it is made (the CLI writes it to the audit log); a throw stops the batch. */
   onPrediction?: (
@@ -184,7 +187,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
   const out = o.out ?? process.stdout;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const format = o.format ?? 'csv';
-  const jobs = o.jobs ?? expandPaths(o.paths, !!o.recursive);
+  // imageLike, as `cxr predict`: without it a folder's empty x.jpg or HEIC got no row and no count, lost unseen.
+  const jobs = o.jobs ?? collectInputs(o.paths, !!o.recursive, { imageLike: true }).jobs;
   const halted = () => o.halt?.aborted === true;
   const rows: (BatchRow | undefined)[] = new Array(jobs.length);
   // The output is opened (its header) once the model is ready, and closed once: at the end, or when `halt`
@@ -286,22 +290,35 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
     const bar = startProgress('predict', jobs.length, o.progress ?? process.stderr.isTTY === true);
     const concurrency = o.concurrency ?? Math.max(1, os.availableParallelism());
     let next = 0;
+    // A throw (onPrediction's, the engine's) stops the batch: no new file starts, and runBatch rejects only once
+    // the files in flight are done. Promise.all rejected at the first throw while the other workers went on: their
+    // files reached onPrediction (the CLI's audit log, closed by then) and the output after the rejection.
+    let faulted = false;
     const worker = async (p: Predictor) => {
-      while (next < jobs.length && !o.signal?.aborted && !halted()) {
+      while (next < jobs.length && !o.signal?.aborted && !halted() && !faulted) {
         const i = next++;
         const job = jobs[i];
         // The row names the file already: its error says what is wrong, as every other error row does.
         // READ_FAILED: what readImageFile says of the same path named (no such file, not a regular file).
-        rows[i] = job.missing ? errorRow(job.file, missingError(job), 'READ_FAILED') : await predictOne(p, job.file, i);
+        try {
+          rows[i] = job.missing
+            ? errorRow(job.file, missingError(job), 'READ_FAILED')
+            : await predictOne(p, job.file, i);
+        } catch (e) {
+          faulted = true;
+          throw e;
+        }
         bar.tick();
         flush();
       }
     };
-    try {
-      await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, () => worker(predictor!)));
-    } finally {
-      bar.stop();
-    }
+    // allSettled never rejects: the bar stops in any case.
+    const settled = await Promise.allSettled(
+      Array.from({ length: Math.min(concurrency, jobs.length) }, () => worker(predictor!)),
+    );
+    bar.stop();
+    const fault = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (fault) throw fault.reason;
     close();
     return result();
   } finally {

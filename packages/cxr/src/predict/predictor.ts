@@ -91,7 +91,10 @@ export class Predictor {
     this.loaded = loaded;
     this.model = { name: meta.name, version: meta.version, sha256: loaded.sha256, dir: path.resolve(loaded.dir), meta };
     this.oodPolicy = opts.oodPolicy ?? 'warn';
-    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    // A limit given as undefined ({ maxPixels: undefined }, which the options' check lets pass) keeps its default:
+    // spread as given, it replaced the default with none at all (a 64-megapixel image was decoded and answered).
+    const given = Object.entries(opts.limits ?? {}).filter(([, v]) => v !== undefined);
+    this.limits = { ...DEFAULT_LIMITS, ...Object.fromEntries(given) };
     this.decoder = opts.decoder ?? null;
     this.notes = [];
     // A run stopped while it finished answers without its gate and has no report: said by every reader
