@@ -310,5 +310,9 @@ export function writePart10(ds: Dataset): Buffer {
   const instanceUid = ds.SOPInstanceUID as string;
   const dict = new DicomDict(fileMeta(TRANSFER_SYNTAX_EXPLICIT_LE, { classUid, instanceUid }));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(ds);
-  return Buffer.from(dict.write());
+  // The patient and study values are the film's, copied as they are so that the result files with it: dcmjs
+  // refuses some that are longer than their VR allows (a PN group over 64 characters, as modalities write several
+  // given names and titles; a DA or TM), though it copies over-long LO and SH whole. Refused, the film never got
+  // results, taken for a fault of the install (sync.ts ProcessingError). cxr's own values keep to their lengths.
+  return Buffer.from(dict.write({ allowInvalidVRLength: true }));
 }

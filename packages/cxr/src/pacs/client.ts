@@ -239,11 +239,11 @@ export class OrthancClient {
     init?: { body?: Buffer | string; headers?: Record<string, string> },
   ): Promise<T> {
     const res = await this.request(method, route, init);
+    const text = await this.body(res, method, route, (r) => r.text());
     let body: unknown;
     try {
-      body = await res.json();
+      body = JSON.parse(text);
     } catch {
-      this.signal?.throwIfAborted();
       throw new OrthancError(`${method} ${route}: the answer is not JSON (is ${this.config.url} an Orthanc?)`);
     }
     const r = schema.safeParse(body);
@@ -252,6 +252,30 @@ export class OrthancClient {
         `${method} ${route}: unexpected answer (${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message})`,
       );
     return r.data;
+  }
+
+  /**
+   * The body of an answer whose headers came. A read cut off (the connection lost, the 60 s bound passed) is Orthanc
+   * away, as a request that got no answer is. Before, JSON cut off was taken for an answer that is not Orthanc's (no
+   * outage: a worker's job had only its few tries), and a film's bytes cut off threw fetch's own error (a
+   * TimeoutError stopped a polling sync for good, naming neither Orthanc nor the request).
+   */
+  private async body<T>(res: Response, method: string, route: string, read: (r: Response) => Promise<T>): Promise<T> {
+    try {
+      return await read(res);
+    } catch (e) {
+      // Stopped by the caller: not the PACS's failure.
+      this.signal?.throwIfAborted();
+      const cause = (e as { cause?: { message?: string } }).cause?.message;
+      throw new OrthancError(
+        this.safe(
+          `${method} ${route}: Orthanc at ${this.config.url} stopped answering halfway ` +
+            `(${cause ?? (e as Error).message})`,
+        ),
+        undefined,
+        { unreachable: true, cause: e },
+      );
+    }
   }
 
   /**
@@ -287,8 +311,9 @@ export class OrthancClient {
   }
 
   async instanceFile(id: string): Promise<Buffer> {
-    const res = await this.request('GET', `/instances/${encodeURIComponent(id)}/file`);
-    return Buffer.from(await res.arrayBuffer());
+    const route = `/instances/${encodeURIComponent(id)}/file`;
+    const res = await this.request('GET', route);
+    return Buffer.from(await this.body(res, 'GET', route, (r) => r.arrayBuffer()));
   }
 
   /** Orthanc ids of the instances with this SOP Instance UID (none, or one). */

@@ -190,6 +190,17 @@ export function resultText(p: {
 }
 
 /**
+ * Whether two Orthanc URLs name the same server. splitCredentials gives a URL that carried a login as new URL()
+ * writes it (host in lower case, a default port dropped) and one without as it was written: the same Orthanc,
+ * its login moved out of CXR_ORTHANC_URL, was refused its own state file (a restart read nothing until the operator
+ * chose between --since-start, every film again, and a new state file, which starts at the feed's end).
+ */
+function sameOrthanc(a: string, b: string): boolean {
+  const norm = (u: string) => (URL.canParse(u) ? new URL(u).href.replace(/\/+$/, '') : u);
+  return a === b || norm(a) === norm(b);
+}
+
+/**
  * The cursor to start from: saved, or the feed's end for a first run (new films only), or 0. It is in the state
  * file before the first batch whatever the start: a run killed in its first batch leaves a cursor to resume from,
  * not a missing file that would make the restart a first run, which starts at the feed's end and would never read
@@ -205,7 +216,7 @@ async function startCursor(o: SyncOptions): Promise<number> {
     } catch {
       // A damaged file is replaced, as before; this run starts at 0 all the same.
     }
-    if (before && before.url === url && before.last > 0) {
+    if (before && sameOrthanc(before.url, url) && before.last > 0) {
       o.log?.(
         `--since-start: ${o.stateFile} had reached change ${before.last}; it is set back to 0 and every film is ` +
           'read again. Restart without --since-start to resume instead (do not leave it in a service unit)',
@@ -219,7 +230,7 @@ async function startCursor(o: SyncOptions): Promise<number> {
     return 0;
   }
   const saved = readState(o.stateFile);
-  if (saved && saved.url !== url) {
+  if (saved && !sameOrthanc(saved.url, url)) {
     throw new Error(
       `state file ${o.stateFile} belongs to ${redactOrthanc(saved.url)}, not ${url}: ` +
         'use another --state file (or --since-start)',
