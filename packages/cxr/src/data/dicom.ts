@@ -175,6 +175,17 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   const pf: PixelFormat = { rows, columns, samples, bitsAllocated, bitsStored, highBit, signed, photometric, planar };
   checkPixelFormat(pf, fail);
 
+  // Native pixel data has a defined length; pixel data of open length that parses as items (dicom-parser reads
+  // it so) is compressed fragments under a native TransferSyntaxUID. Read as pixels, its item tags and codestream
+  // were answered as a film of noise whenever their length reached one frame's.
+  if (NATIVE.has(transferSyntax) && (pixelElement.encapsulatedPixelData || pixelElement.hadUndefinedLength)) {
+    throw fail(
+      'TRANSFER_SYNTAX_MISMATCH',
+      `the header names transfer syntax ${transferSyntax} (${TS_NAMES[transferSyntax]}), which keeps pixels ` +
+        'uncompressed, but the pixel data (7FE0,0010) is compressed fragments (encapsulated, of open length). ' +
+        RELABEL,
+    );
+  }
   const frame = NATIVE.has(transferSyntax)
     ? nativeFrame(ds, pixelElement, pf, frames, transferSyntax === TS.explicitBE, fail)
     : await encapsulatedFrame(ds, pixelElement, pf, transferSyntax, frames, limits, fail);
@@ -185,7 +196,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     gray = frame.gray;
     voi = 'full-range';
   } else {
-    ({ gray, voi } = toDisplay(frame.values, ds, pf));
+    ({ gray, voi } = toDisplay(frame.values, ds, pf, fail));
     if (photometric === 'MONOCHROME1') for (let i = 0; i < gray.length; i++) gray[i] = 255 - gray[i];
   }
   const text = (tag: string) => {

@@ -81,9 +81,13 @@ export async function encapsulatedFrame(
   if (out.components === 3) {
     const gray = new Uint8Array(n);
     const s = out.samples;
-    // Codecs hand back RGB (they undo the YCbCr/ICT/RCT colour transform themselves).
-    for (let i = 0; i < n; i++)
-      gray[i] = Math.round(LUMA[0] * s[3 * i] + LUMA[1] * s[3 * i + 1] + LUMA[2] * s[3 * i + 2]);
+    // The JPEG and JPEG 2000 codecs hand back RGB (they undo the YCbCr/ICT/RCT colour transform themselves). RLE,
+    // JPEG-LS and lossless JPEG transform no colour: their YBR_FULL samples are Y, Cb, Cr as stored, and Y is the
+    // luma (weighing them as R, G, B turned a gray film's 10..40 into 93..102).
+    if (KEEP_STORED_COLOUR.has(ts) && pf.photometric === 'YBR_FULL') for (let i = 0; i < n; i++) gray[i] = s[3 * i];
+    else
+      for (let i = 0; i < n; i++)
+        gray[i] = Math.round(LUMA[0] * s[3 * i] + LUMA[1] * s[3 * i + 1] + LUMA[2] * s[3 * i + 2]);
     // A monochrome header over a three-component JPEG: the luma is the stored value.
     return MONO.has(pf.photometric) ? { kind: 'mono', values: Float32Array.from(gray) } : { kind: 'colour', gray };
   }
@@ -126,6 +130,15 @@ function checkFrameCount(
   }
   if (starts > frames) throw mismatch(`holds ${starts} codestreams (fragments that each start a compressed frame)`);
 }
+
+/** Syntaxes whose codecs hand back the samples in the colour space they were stored in (no YCbCr to RGB). */
+const KEEP_STORED_COLOUR = new Set<string>([
+  TS.rle,
+  TS.jpegLSLossless,
+  TS.jpegLSNear,
+  TS.jpegLossless,
+  TS.jpegLosslessSV1,
+]);
 
 /** The JPEG-family and JPEG 2000 syntaxes: each frame's codestream ends with FF D9 (EOI, or J2K's EOC). */
 const ENDS_WITH_FFD9 = new Set<string>([
@@ -215,13 +228,14 @@ async function decodeCompressed(
           decoder.getEncodedBuffer(bytes.length).set(bytes);
           decoder.decode();
           const info = decoder.getFrameInfo();
-          return wasmOutput(
+          const out = wasmOutput(
             decoder.getDecodedBuffer(),
             info.width,
             info.height,
             info.componentCount,
             info.bitsPerSample,
           );
+          return { ...out, samples: pixelInterleaved(out, decoder.getInterleaveMode?.() ?? 2) };
         } finally {
           decoder.delete();
         }
@@ -292,6 +306,24 @@ function wasmOutput(buf: Uint8Array, width: number, height: number, components: 
 }
 
 /**
+ * CharLS hands back a colour frame laid out as its stream interleaves it (T.87 ILV): 0 none (plane after plane),
+ * 1 line (each row's planes in turn), 2 sample (R G B R G B). The luma above reads sample-interleaved pixels, so the
+ * other two are reordered: read as they lie, a planar frame's pixels took their colours from other pixels.
+ */
+function pixelInterleaved(out: CodecOutput, mode: number): CodecOutput['samples'] {
+  const { samples: s, width: w, height: h, components: c } = out;
+  if (c === 1 || (mode !== 0 && mode !== 1) || s.length < w * h * c) return s;
+  const dst = new (s.constructor as new (length: number) => typeof s)(w * h * c);
+  for (let y = 0; y < h; y++)
+    for (let k = 0; k < c; k++)
+      for (let x = 0; x < w; x++) {
+        const from = mode === 0 ? (k * h + y) * w + x : (y * c + k) * w + x;
+        dst[(y * w + x) * c + k] = s[from];
+      }
+  return dst;
+}
+
+/**
  * Image size from a JPEG 2000 codestream's SIZ segment (SOC FF4F, then SIZ FF51); searched for
  * within the first bytes because some writers wrap the codestream in JP2 boxes.
  */
@@ -311,6 +343,8 @@ interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   getDecodedBuffer(): Uint8Array;
   decode(): void;
+  /** CharLS's: how the decoded frame's components are laid out (0 planar, 1 by line, 2 by sample). */
+  getInterleaveMode?(): number;
   getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned?: boolean };
   delete(): void;
 }

@@ -1,7 +1,7 @@
 // Stored values to what a viewer shows: modality rescale, then the VOI LUT, else the window
 // (LINEAR, LINEAR_EXACT, SIGMOID), else the full range or the values' min-max, as 0..255.
 import type * as dicomParser from 'dicom-parser';
-import type { PixelFormat } from './dicom_parse';
+import { type Fail, type PixelFormat, REEXPORT } from './dicom_parse';
 
 /** How stored values became display values. */
 export type VoiMethod = 'voi-lut' | 'window' | 'full-range' | 'min-max';
@@ -11,14 +11,24 @@ export function toDisplay(
   values: Float32Array,
   ds: dicomParser.DataSet,
   pf: PixelFormat,
+  fail: Fail,
 ): { gray: Uint8Array; voi: VoiMethod } {
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
+  // A slope that is no number (parseFloat of "abc" is NaN) or 0 maps every pixel to one value: the film came out
+  // all black, answered as blank rather than as the damaged header it is.
+  if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(intercept)) {
+    throw fail(
+      'CORRUPT',
+      `RescaleSlope (0028,1053) or RescaleIntercept (0028,1052) is not a usable number (a slope must be a ` +
+        `number other than 0); ${REEXPORT}`,
+    );
+  }
   const rescaled = slope !== 1 || intercept !== 0;
   if (rescaled) for (let i = 0; i < values.length; i++) values[i] = values[i] * slope + intercept;
   const gray = new Uint8Array(values.length);
 
-  const lut = voiLut(ds, pf);
+  const lut = voiLut(ds, pf.signed, intercept < 0 || slope < 0);
   if (lut) {
     const last = lut.data.length - 1;
     const scale = 255 / (2 ** lut.bits - 1);
@@ -74,15 +84,25 @@ function windowValue(x: number, c: number, w: number, fn: string): number {
   return Math.round(Math.min(1, Math.max(0, y)) * 255);
 }
 
+/**
+ * The first VOI LUT, over the values after the modality rescale. PS3.3 C.11.2.1.1: the descriptor's first mapped
+ * value is SS when those values can be negative, US otherwise. Read signed for signed pixels (as always), and for
+ * unsigned ones where the descriptor's VR is SS or, with no VR (implicit), where the rescale can make them negative
+ * (`rescaledNegative`): an SS first value of −1024 over unsigned pixels rescaled by −1024 was read as 64512, and
+ * every pixel fell below the LUT (a black film).
+ */
 function voiLut(
   ds: dicomParser.DataSet,
-  pf: PixelFormat,
+  signedPixels: boolean,
+  rescaledNegative: boolean,
 ): { first: number; bits: number; data: ArrayLike<number> } | null {
   const item = ds.elements.x00283010?.items?.[0]?.dataSet;
   const dataEl = item?.elements.x00283006;
-  if (!item || !dataEl || !item.elements.x00283002) return null;
+  const descriptor = item?.elements.x00283002;
+  if (!item || !dataEl || !descriptor) return null;
   const entries = item.uint16('x00283002', 0) || 65536;
-  const first = pf.signed ? (item.int16('x00283002', 1) ?? 0) : (item.uint16('x00283002', 1) ?? 0);
+  const signed = signedPixels || descriptor.vr === 'SS' || (descriptor.vr === undefined && rescaledNegative);
+  const first = signed ? (item.int16('x00283002', 1) ?? 0) : (item.uint16('x00283002', 1) ?? 0);
   const bits = item.uint16('x00283002', 2) ?? 16;
   if (!(bits >= 1 && bits <= 16)) return null;
   const available = Math.min(dataEl.length, item.byteArray.length - dataEl.dataOffset);

@@ -26,7 +26,14 @@ export function nativeFrame(
       `pixel data holds ${Math.max(0, available)} bytes, one ${pf.columns}×${pf.rows} frame needs ${frameBytes}`,
     );
   }
-  const bytes = ds.byteArray.subarray(el.dataOffset, el.dataOffset + frameBytes);
+  let bytes = ds.byteArray.subarray(el.dataOffset, el.dataOffset + frameBytes);
+  // 8-bit samples written as OW in Explicit VR Big Endian are 16-bit words (PS3.5 8.1.1: the first sample in the
+  // low-order byte), so each pair of bytes comes swapped; read as they lie, every two pixels traded places.
+  // An odd-sized frame's last sample is in the low-order byte of a word whose other byte lies past the frame.
+  if (bigEndian && bytesPer === 1 && el.vr === 'OW') {
+    const words = ds.byteArray.subarray(el.dataOffset, el.dataOffset + Math.min(available, frameBytes + 1));
+    bytes = swapPairs(words).subarray(0, frameBytes);
+  }
   if (pf.samples === 3) return { kind: 'colour', gray: colourToGray(bytes, pf) };
   const raw = new Uint32Array(n);
   if (bytesPer === 1) {
@@ -63,6 +70,16 @@ function checkNativeLength(length: number, frameBytes: number, frames: number, p
           ? `: enough for ${held} frame(s)`
           : ''),
   );
+}
+
+/** A copy with each pair of bytes swapped (an odd last byte, a word's other half missing, kept as it is). */
+function swapPairs(bytes: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  for (let i = 0; i + 1 < out.length; i += 2) {
+    out[i] = bytes[i + 1];
+    out[i + 1] = bytes[i];
+  }
+  return out;
 }
 
 export function storedValues(raw: ArrayLike<number>, pf: PixelFormat): Float32Array {
