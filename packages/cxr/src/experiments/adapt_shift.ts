@@ -16,6 +16,7 @@ import { shiftThreshold, sitePrior } from '../adapt/prior';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { type ImageSet, subset } from '../data/images';
 import { perturbImages } from '../data/perturb_catalog';
+import { normalizeImages } from '../data/preprocess';
 import { confusionAt, expectedCalibrationError, rocAuc } from '../eval/metrics';
 import { loadBnReference } from '../models/bn_reference';
 import { calibrated, predictAllLogits } from '../models/infer';
@@ -188,7 +189,14 @@ export async function adaptShiftTable(
   const dirs = memberDirs(modelDir, source.meta);
   const reference = loadBnReference(modelDir, dirs);
   if (!reference.members) throw new Error(`${reference.problem}: run 'cxr adapt-reference' first`);
-  const { val: all } = await loadRecordedSplit(dataRoot, source.meta, { cacheDir: opts.cacheDir, warn: log });
+  // Raw films: a change acts on the film as it arrives and the model's own normalisation comes after it, as in the
+  // robustness benchmark and the Predictor (changed after an 'equalize' or 'fov' normalisation, the films were
+  // ones no pipeline gives the model, and screened normalised twice).
+  const { val: all } = await loadRecordedSplit(dataRoot, source.meta, {
+    cacheDir: opts.cacheDir,
+    warn: log,
+    raw: true,
+  });
   const own = all.labels.reduce((a, b) => a + b, 0) / all.labels.length;
   const sites = [
     opts.films === undefined ? all : resampleToShare(all, own, opts.films),
@@ -206,9 +214,10 @@ export async function adaptShiftTable(
   try {
     for (const { val, name, strength } of sites.flatMap((val) => changes.map((c) => ({ val, ...c })))) {
       const n = val.labels.length;
-      const pixels =
+      const changed =
         name === 'none' ? val.pixels : await perturbImages(name, val.pixels, val.files, val.size, strength, 1);
-      const flagged = await flaggedFilms(predictor, pixels, n, val.size);
+      const flagged = await flaggedFilms(predictor, changed, n, val.size);
+      const pixels = normalizeImages(changed.slice(), n, val.size, source.meta.preprocessing.normalize);
       // relative-prior scores the default adaptation's own model at moved thresholds: one adaptation for both rows.
       const kinds = methods.filter((m) => m !== 'relative-prior' || !methods.includes('relative'));
       for (const adaptation of kinds) {

@@ -120,13 +120,15 @@ export async function writeComparison(
   makeOutputDir(outDir, 'comparison folder');
   const files: string[] = [];
 
-  // Unique file names even when two experiment names slug alike.
-  const seen = new Map<string, number>();
+  // Unique file names even when two experiment names slug alike. A numbered name is checked against every name
+  // taken too: 'x', 'x-2' and 'X' gave 'X' the file of 'x-2', whose matrix the Markdown then showed as X's.
+  const taken = new Set<string>();
   const bases = list.map((e) => {
     const s = slug(e.name);
-    const n = (seen.get(s) ?? 0) + 1;
-    seen.set(s, n);
-    return `confusion-${n > 1 ? `${s}-${n}` : s}`;
+    let name = s;
+    for (let n = 2; taken.has(name); n++) name = `${s}-${n}`;
+    taken.add(name);
+    return `confusion-${name}`;
   });
   const svgs: string[] = [];
   for (const [i, e] of list.entries()) {
@@ -187,15 +189,18 @@ export async function writeComparison(
     'The best value per column is in bold.';
   const generated = new Date().toISOString().slice(0, 16).replace('T', ' ');
 
-  const head = [
+  // The reference's name in the ΔAUC header is text, escaped for each format: a '|' split the Markdown table, and
+  // a '<' or '&' went into the page as markup (table() writes its header cells as they are).
+  const headWith = (esc: (s: string) => string) => [
     'Experiment',
     ...COLUMNS.map((c) => c.label),
-    ...deltaLabel,
+    ...deltaLabel.map(esc),
     ...robustLabel,
     'Threshold',
     'Training time',
     'Run',
   ];
+  const head = headWith(mdEscape);
   const md: string[] = [
     `# ${title}`,
     '',
@@ -309,7 +314,7 @@ export async function writeComparison(
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
 ${recipeSection}<section class="card">
 ${recipes ? '<h2>Per run</h2>\n' : ''}<p>${escapeHtml(intro)}</p>
-<div class="wide">${table(head, rows, 'comparison')}</div>
+<div class="wide">${table(headWith(escapeHtml), rows, 'comparison')}</div>
 </section>
 <h2>Confusion matrices</h2>
 <div class="side">

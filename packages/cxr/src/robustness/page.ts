@@ -11,6 +11,7 @@ import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
 import { ECE_BINS, type RobustnessResult, type RobustnessRow } from './metrics';
 import type { Example } from './run';
 import { makeDirs } from '../make_dirs';
+import { writeFileAtomic } from '../atomic_write';
 
 const PLOTS: { metric: RowMetric; caption: string }[] = [
   {
@@ -178,8 +179,6 @@ export async function writeRobustnessReport(
   makeDirs(outDir);
   const files: string[] = [];
   const json = path.join(outDir, 'robustness.json');
-  await writeFile(json, JSON.stringify(result, null, 2) + '\n');
-  files.push(json);
 
   const figures: string[] = [];
   for (const p of PLOTS) {
@@ -255,6 +254,10 @@ ${await exampleSheet(examples)}
 <p class="disclaimer">${DISCLAIMER}</p>`;
   const index = path.join(outDir, 'index.html');
   await writeFile(index, htmlPage(title, body));
-  files.push(index);
+  // robustness.json is what marks the benchmark done (an experiment run with --resume keeps it): written last and
+  // whole, so that a run stopped or failing while it wrote the page, or while it wrote the file itself, is
+  // benchmarked again rather than kept without its page, or refused as 'not JSON'.
+  writeFileAtomic(json, JSON.stringify(result, null, 2) + '\n');
+  files.push(json, index);
   return files;
 }
