@@ -75,8 +75,18 @@ class SqliteDriver implements SqlDriver {
    */
   async close(): Promise<boolean> {
     if (!this.db.open) return true;
-    if (!this.db.readonly && !this.readsOnly) this.db.pragma('wal_checkpoint(TRUNCATE)');
-    this.db.close();
+    let failed: unknown = null;
+    try {
+      if (!this.db.readonly && !this.readsOnly) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (e) {
+      failed = e;
+    } finally {
+      // Closed whatever the checkpoint did: thrown past, it left the connection open and a server's shutdown failed.
+      this.db.close();
+    }
+    // A checkpoint the disk cannot take (full, read-only, an I/O error) loses nothing: the committed rows stay in
+    // the -wal file, which the next open reads. Anything else is a bug, said.
+    if (failed !== null && this.unavailable(failed) === null) throw failed;
     return true;
   }
 }
