@@ -148,6 +148,8 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
     `${ageNote(age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
   const p = await send(settings.operatingPoint, true, undefined, signal);
+  // The view cleared as the answer was read (a token forgotten): as analyzeLocally, not shown nor said to the next.
+  signal.throwIfAborted();
   const dicom = p.input.kind === 'dicom';
   card.dataset.source = 'server';
   card.dataset.inputKind = p.input.kind; // card.ts: a DICOM's header may give the age
@@ -250,11 +252,11 @@ async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal
 
 /**
  * Failures worth another try as they are: the network, the server busy or away, a token missing, refused or
- * without the scope (the try asks for another); not the file itself.
+ * without the scope (the try asks for another), a proxy's sign-in page in place of the answer; not the file itself.
  */
 function retryable(e: unknown): boolean {
   if (e instanceof api.ApiError)
-    return e.status === 0 || api.needsToken(e) || e.status === 408 || e.status === 429 || e.status >= 500;
+    return [0, 408, 429].includes(e.status) || e.status >= 500 || api.needsToken(e) || e.code === api.NOT_JSON;
   return api.isNetworkFailure(e);
 }
 

@@ -224,10 +224,39 @@ async function json<T>(res: Response): Promise<T> {
   // A 401 in words for people, with what to do on the page; the code stays the server's.
   if (res.status === 401) throw new ApiError(401, body?.code ?? 'UNAUTHORIZED', TOKEN_WORDS[tokenWant()]);
   if (!res.ok) {
-    const detail = body?.detail ?? `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, body?.code ?? 'HTTP', detail, byteLimit(body?.maxUploadBytes));
+    if (typeof body?.detail !== 'string') throw notProblem(res);
+    throw new ApiError(res.status, body?.code ?? 'HTTP', body.detail, byteLimit(body?.maxUploadBytes));
   }
+  // A 200 that is no JSON (a proxy's sign-in page, its session over): the card said "Cannot read properties of null
+  // (reading 'input')". Said in words; worth another try once signed in again (analyze.ts retryable).
+  if (body === null || typeof body !== 'object') throw new ApiError(res.status, NOT_JSON, NOT_JSON_WORDS);
   return body as T;
+}
+
+/** The code of an answer that is not the API's JSON (json). */
+export const NOT_JSON = 'NOT_JSON';
+
+const NOT_JSON_WORDS =
+  "The server's answer could not be read: it was not an answer of the cxr API (a sign-in page of a proxy in front " +
+  'of it, or the wrong address?). Reload the page or sign in again, then try again.';
+
+/**
+ * An error answer that is no problem document of this server: a proxy's (api.md: a TLS proxy in front of it beyond
+ * one machine), as an HTML page. It was said as "413 Request Entity Too Large" (nginx's own body limit, 1 MB by
+ * default: no "export a smaller copy", as the server's TOO_LARGE gets) or "502 Bad Gateway" (cxr restarting behind
+ * it), and over HTTP/2, which has no reason phrase, as a bare "502 ". Said in words, a 413 as too large.
+ */
+function notProblem(res: Response): ApiError {
+  const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+  if (res.status === 413) return new ApiError(413, 'TOO_LARGE', `The file was refused as too large (${status}).`);
+  const words =
+    res.status === 502 || res.status === 503 || res.status === 504
+      ? `The cxr server did not answer (${status}, from a proxy in front of it): it may be stopped or restarting. ` +
+        'Try again in a moment.'
+      : res.status === 429
+        ? `Too many requests for now (${status}): wait a moment, then try again.`
+        : `The server refused the request (${status}) without saying why.`;
+  return new ApiError(res.status, 'HTTP', words);
 }
 
 /** How long serverAnswers waits for /health before taking the server for away. */

@@ -177,11 +177,18 @@ export async function loadHistory(): Promise<void> {
   try {
     const res = await api.history(q);
     if (mine !== loads) return; // a later page asked for, or the token forgotten meanwhile
+    const pages = Math.max(1, Math.ceil(res.total / res.limit));
+    // Past the last page (fewer rows than when the page was turned, filters changed without "Apply", another
+    // token's records after "Forget token"): its last page. It read "No predictions match." and "Page 3 of 1 ·
+    // 12 predictions" over predictions that do, and "Older" was off.
+    if (res.items.length === 0 && res.total > 0 && page > pages) {
+      page = pages;
+      return loadHistory();
+    }
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
     body.replaceChildren(...res.items.map(row));
     if (!res.items.length)
       body.append(el('tr', {}, el('td', { colSpan: columns(), textContent: 'No predictions match.' })));
-    const pages = Math.max(1, Math.ceil(res.total / res.limit));
     status.textContent = `Page ${res.page} of ${pages} · ${res.total} prediction${res.total === 1 ? '' : 's'}`;
     ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
     ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
@@ -206,6 +213,8 @@ export async function loadHistory(): Promise<void> {
  */
 export function clearHistory(): void {
   loads += 1;
+  // The next token's records start at their first page, not at the page the previous clinician had turned to.
+  page = 1;
   for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
   const cell = el('td', { colSpan: columns(), textContent: 'Cleared with the token. Use "Apply" to load it again.' });
   $('#history-table tbody').replaceChildren(el('tr', {}, cell));

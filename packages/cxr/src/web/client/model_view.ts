@@ -29,8 +29,10 @@ const NAMES: Record<string, string> = {
 
 function fmt(key: string, v: unknown, ci?: unknown): string {
   if (typeof v === 'number') {
-    if (Number.isInteger(v)) return String(v);
     const asPercent = PROPORTIONS.has(key) && v >= 0 && v <= 1;
+    // A proportion of exactly 1 or 0 (every pneumonia found on a small validation set) is a percentage too: it
+    // read "sensitivity 1" beside "specificity 97.0 %".
+    if (Number.isInteger(v) && !asPercent) return String(v);
     const one = (x: number) => (asPercent ? percent(x) : x.toFixed(4));
     const interval =
       Array.isArray(ci) && ci.length === 2 && ci.every((x) => typeof x === 'number')
