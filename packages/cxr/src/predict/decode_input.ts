@@ -10,6 +10,8 @@ import { type ImageFacts, saturatedFraction } from '../explain/ood';
 import { InputError } from './errors';
 
 const HEATMAP_SIDE = 512;
+/** The side of the copy the colour check reads (the page's local mode reads the same). */
+const COLOUR_CHECK_SIDE = 64;
 
 export interface Display {
   gray: Uint8Array;
@@ -51,21 +53,26 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     // Colour is lost in the model input; look at a small colour copy when the file has colour.
     const channels = (await sharp(bytes).metadata()).channels ?? 1;
     if (wantDisplay || channels >= 3) {
-      const side = wantDisplay ? HEATMAP_SIDE : 64;
       // A 16-bit PNG of 12-bit values is shown as the model read it (decode.ts), not near-black.
       const unscaled = await unscaledPngSamples(bytes);
-      const source = unscaled
-        ? sharp(unscaled.data, {
-            raw: { width: unscaled.info.width, height: unscaled.info.height, channels: unscaled.info.channels },
-          })
-        : sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true }).autoOrient();
-      const { data, info } = await source
-        .flatten({ background: { r: 0, g: 0, b: 0 } })
-        .resize(side, side, { fit: 'inside', withoutEnlargement: true })
-        .raw({ depth: 'uchar' })
-        .toBuffer({ resolveWithObject: true });
-      facts.colourFraction = saturatedFraction(data, info.channels);
-      if (wantDisplay) display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
+      const source = (
+        unscaled
+          ? sharp(unscaled.data, {
+              raw: { width: unscaled.info.width, height: unscaled.info.height, channels: unscaled.info.channels },
+            })
+          : sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning', ignoreIcc: true }).autoOrient()
+      ).flatten({ background: { r: 0, g: 0, b: 0 } });
+      // The colour check always reads the 64-pixel copy, as the page's local mode does: read from the display
+      // copy when one was wanted, a thin coloured grid (1 px every 32) was 13 % coloured there and none at 64 px,
+      // and the same film was "cannot assess" with a heat map and assessed without one.
+      if (channels >= 3) {
+        const small = await rawCopy(source.clone(), COLOUR_CHECK_SIDE);
+        facts.colourFraction = saturatedFraction(small.data, small.info.channels);
+      }
+      if (wantDisplay) {
+        const { data, info } = await rawCopy(source, HEATMAP_SIDE);
+        display = { gray: toGray(data, info.channels), width: info.width, height: info.height };
+      }
     }
     return { kind: format, width: d.width, height: d.height, pixels: d.pixels, facts, display, notes: [] };
   }
@@ -96,6 +103,14 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
     return { kind: 'dicom', width: dcm.width, height: dcm.height, pixels: d.pixels, facts, display, notes };
   }
   throw new InputError('UNSUPPORTED_FORMAT', unsupportedFormat(format, true));
+}
+
+/** `source` fitted inside side × side (never enlarged), as 8-bit raw samples. */
+function rawCopy(source: sharp.Sharp, side: number) {
+  return source
+    .resize(side, side, { fit: 'inside', withoutEnlargement: true })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
 }
 
 /** Rec. 601 luma, as decode.ts computes the model input. */
