@@ -21,6 +21,7 @@ import { buildDiscriminator, buildGenerator } from './models';
 import { gaussian, oneHot, toGanInput, toPixels } from './noise';
 import { ganStep, makeNets, Nets } from './step';
 import { makeDirs } from '../make_dirs';
+import { recoverReplaced } from '../models/io';
 
 export interface GanTrainOptions {
   data: string;
@@ -63,6 +64,10 @@ export function sampleGrid(nets: Pick<Nets, 'g'>, c: GanConfig): Uint8Array[][] 
 export async function trainGan(o: GanTrainOptions): Promise<GanTrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const progress = o.progress ?? process.stderr.isTTY === true;
+  // A kill between the two renames that swap in a checkpoint leaves checkpoints/last.old-HOST-PID and no
+  // checkpoints/last: put it back first (as cxr train's recoverCheckpoints does), or --resume would find no
+  // checkpoint and train again from epoch 0, and the next checkpoint would replace the recovered one.
+  recoverReplaced(checkpointPath(o.out));
   // Checked before anything is written: a refused command leaves --out as it was.
   checkGanOut(o.out, o.resume === true);
   const resumed = o.resume === true ? resumedGanConfig(o.out, o.config) : null;
