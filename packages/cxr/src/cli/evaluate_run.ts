@@ -132,7 +132,8 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const model: EvaluatedModel = { name: meta.name, version: meta.version, sha256: loaded.sha256 };
   if (o.out) checkOutFolder(o.out, model, o.modelDir);
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
-  const op = meta.operatingPoints[opName];
+  // Its own points only: 'toString' or '__proto__' found Object's and scored at a threshold of undefined (0.5).
+  const op = Object.hasOwn(meta.operatingPoints, opName) ? meta.operatingPoints[opName] : undefined;
   if (!op)
     throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
   // `--split validation` on a training root: the patient-level split the model was calibrated on.

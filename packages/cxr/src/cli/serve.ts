@@ -14,16 +14,31 @@ import type { ServePredictor } from '../serve/predictor_port';
 import { loadChildPredictor } from '../serve/predictor_process';
 import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
 
+/**
+ * A number option: a number (a default) or the text of one in decimal, as the other commands' options read them
+ * (cli/args.ts). z.coerce alone read '' and '  ' as 0: `--port "$PORT"` with PORT unset listened on any free
+ * port, `--db-wait ""` did not wait at all; and '0x1f90' as 8080.
+ */
+const decimal = z
+  .union([
+    z.number(),
+    z
+      .string()
+      .trim()
+      .regex(/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i, 'a number in decimal digits'),
+  ])
+  .pipe(z.coerce.number());
+
 const Options = z.object({
   host: z.string().min(1),
-  port: z.coerce.number().int().min(0).max(65535),
+  port: decimal.pipe(z.number().int().min(0).max(65535)),
   model: z.string().min(1).optional(),
   db: z.string().min(1).optional(),
   oodPolicy: z.enum(['warn', 'refuse']),
   storeImages: z.boolean(),
-  maxUploadMb: z.coerce.number().positive().max(1024),
-  concurrency: z.coerce.number().int().min(1).max(64),
-  threads: z.coerce.number().int().min(1).optional(),
+  maxUploadMb: decimal.pipe(z.number().positive().max(1024)),
+  concurrency: decimal.pipe(z.number().int().min(1).max(64)),
+  threads: decimal.pipe(z.number().int().min(1)).optional(),
   quiet: z.boolean().optional(),
   logLevel: z.string().optional(),
   metricsPublic: z.boolean().optional(),
@@ -31,15 +46,19 @@ const Options = z.object({
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
   redisConfig: z.string().min(1).optional(),
-  dbWait: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(7 * 24 * 3600),
-  jobUploadsMb: z.coerce
-    .number()
-    .positive()
-    .max(1024 * 1024),
+  dbWait: decimal.pipe(
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600),
+  ),
+  jobUploadsMb: decimal.pipe(
+    z
+      .number()
+      .positive()
+      .max(1024 * 1024),
+  ),
   retainImages: z.string().transform((v, ctx) => {
     try {
       return parseRetention(v);

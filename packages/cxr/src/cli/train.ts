@@ -15,6 +15,16 @@ import { type RunOptions, runTraining } from '../train/run';
 import { trainSeedEnsemble, unfinishedMember } from '../train/seed_ensemble';
 import { RECIPES } from '../train/presets';
 
+/**
+ * A recipe's name, one of the presets' own: RECIPES['toString'] is Object's, which resolveRecipe took for a recipe
+ * with nothing in it, and `--recipe toString` trained the defaults without a word.
+ */
+function recipeName(v: string): string {
+  if (!Object.hasOwn(RECIPES, v))
+    throw new InvalidArgumentError(`unknown recipe (known: ${Object.keys(RECIPES).join(', ')})`);
+  return v;
+}
+
 // mixup's Beta(alpha, alpha): the recipe takes 0 < alpha <= 10.
 const alphaArg = numberInRange(0, 10, 'low');
 
@@ -24,7 +34,7 @@ export function register(program: Command): void {
     .description('train a model on a Kaggle-layout data folder (validation carved out of train by patient)')
     .requiredOption('--data <root>', 'data folder with train/{NORMAL,PNEUMONIA}')
     .requiredOption('--out <dir>', 'run folder: model, checkpoints, log.jsonl, report')
-    .option('--recipe <name>', `named recipe (${Object.keys(RECIPES).join(', ')})`)
+    .option('--recipe <name>', `named recipe (${Object.keys(RECIPES).join(', ')})`, recipeName)
     .addOption(new Option('--model <arch>', 'architecture trained from scratch').choices(ARCH_NAMES))
     .addOption(
       new Option('--balance <mode>', 'class balancing').choices(['none', 'class-weights', 'oversample', 'undersample']),

@@ -141,19 +141,46 @@ export function readCheckedJson<T>(file: string, schema: z.ZodType<T>, what: str
   return r.data;
 }
 
-/** sha256 of a member's model.json and weights.bin: what a gate or reference statistics were measured for. */
+/**
+ * The weight files model.json (its bytes `json`) names: weights.bin in every folder cxr writes, but a folder
+ * loads whatever its manifest names (a converted model's group1-shard1of1), and a digest of weights.bin alone
+ * gave two such models with other weights one identity. Null when the manifest cannot be read.
+ */
+function namedWeightFiles(json: Buffer, file: string): string[] | null {
+  try {
+    return weightFilesOf(parseWeightsManifest(JSON.parse(json.toString('utf8')), file, COPY_AGAIN));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * sha256 of a member's model.json and the weight files it names (weights.bin): what a gate or reference
+ * statistics were measured for.
+ */
 export function weightsDigest(memberDir: string): string {
   const h = crypto.createHash('sha256');
-  for (const f of [MODEL_JSON, WEIGHTS_BIN]) h.update(readModelFile(memberDir, f));
+  const json = readModelFile(memberDir, MODEL_JSON);
+  h.update(json);
+  const files = namedWeightFiles(json, path.join(memberDir, MODEL_JSON)) ?? [WEIGHTS_BIN];
+  for (const f of files) h.update(readModelFile(memberDir, f));
   return h.digest('hex');
 }
 
-/** sha256 over model.json and weights of a folder: the model's identity in audit logs. */
+/** sha256 over model.json, the weights it names and cxr.json of a folder: the model's identity in audit logs. */
 export function modelDigest(dir: string): string {
   const h = crypto.createHash('sha256');
-  for (const f of [MODEL_JSON, WEIGHTS_BIN, 'cxr.json']) {
+  const read = (f: string) => {
     const p = path.join(dir, f);
-    if (fs.existsSync(p)) h.update(fs.readFileSync(p));
+    return fs.existsSync(p) ? fs.readFileSync(p) : null;
+  };
+  const json = read(MODEL_JSON);
+  if (json) h.update(json);
+  // The same bytes as before for a folder whose model.json names weights.bin: its identity is unchanged.
+  const files = (json && namedWeightFiles(json, path.join(dir, MODEL_JSON))) ?? [WEIGHTS_BIN];
+  for (const f of [...files, 'cxr.json']) {
+    const b = read(f);
+    if (b) h.update(b);
   }
   return h.digest('hex');
 }
@@ -369,12 +396,29 @@ export function modelIdentity(dir: string): { meta: ModelMeta; sha256: string } 
   return { meta, sha256: h.digest('hex') };
 }
 
+/**
+ * TF.js's own refusal of a member's model.json (a damaged topology, a weight it has no variable for, a shape that
+ * differs) names neither the file nor what to do ("cxr: Shape mismatch: [3,3,1,24] vs. [216]"): it gets both.
+ * fileLoader's errors, which start with the member's folder, and the system's (an errno code) pass unchanged.
+ */
+function namedByTfjs(memberDir: string, e: unknown): unknown {
+  if (!(e instanceof Error) || (e as NodeJS.ErrnoException).code !== undefined) return e;
+  // fileLoader names the folder as given or, joined to a file's name, normalised ('./m' as 'm/model.json').
+  if ([memberDir, path.normalize(memberDir)].some((d) => e.message.startsWith(d))) return e;
+  const file = path.join(memberDir, MODEL_JSON);
+  // Its first line: some go on with a list of reasons meant for a TF.js developer, and a command fails in one line.
+  const said = e.message.split('\n')[0].trim();
+  return new Error(`${file}: not a model TF.js can load (${said}): ${COPY_AGAIN}`, { cause: e });
+}
+
 /** A model folder's members, loaded; a folder that cannot be loaded is a ModelLoadError (models/load_error.ts). */
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const members: tfl.LayersModel[] = [];
   try {
     const { meta, sha256 } = modelIdentity(dir);
-    for (const d of memberDirs(dir, meta)) members.push(await tfl.loadLayersModel(fileLoader(d)));
+    for (const d of memberDirs(dir, meta)) {
+      members.push(await tfl.loadLayersModel(fileLoader(d)).catch((e: unknown) => Promise.reject(namedByTfjs(d, e))));
+    }
     return { dir, meta, members, sha256 };
   } catch (e) {
     for (const m of members) m.dispose(); // the members loaded before the one that failed

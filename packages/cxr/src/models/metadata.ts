@@ -1,6 +1,7 @@
 // cxr.json: everything needed to use a saved model besides its weights. Read with zod because a
 // model folder can come from anywhere.
 import { shiftAugmentSchema } from '../data/shift_augment';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { augmentPresetSchema } from '../data/augment';
 import { NORMALIZE_MODES } from '../data/preprocess';
@@ -177,6 +178,18 @@ export const ValidationRecord = z.looseObject({
 });
 export type ValidationRecord = z.infer<typeof ValidationRecord>;
 
+/**
+ * A member's sub-folder: relative and inside the model folder, as a weight file's name is (weights_manifest.ts).
+ * A member '../other' loaded, hashed and served some other folder's model as this one's; '' was the folder itself.
+ */
+const MemberDir = z
+  .string()
+  .min(1)
+  .refine(
+    (m) => !path.isAbsolute(m) && !m.split(/[\\/]/).includes('..'),
+    'a member is a sub-folder of the model folder',
+  );
+
 export const ModelMeta = z.looseObject({
   format: z.literal(MODEL_FORMAT),
   name: z.string(),
@@ -199,7 +212,11 @@ export const ModelMeta = z.looseObject({
   /** Test-time augmentation used by predict (averaged in logit space). */
   tta: z.array(TtaViewName).default([]),
   /** Sub-folders holding ensemble members (each a TF.js Layers model); [] = the folder itself. */
-  members: z.array(z.string()).default([]),
+  members: z
+    .array(MemberDir)
+    // Named twice, a member counted twice in the mean logit (an ensemble is built of distinct members).
+    .refine((ms) => new Set(ms.map((m) => path.join(m, '.'))).size === ms.length, 'a member is named twice')
+    .default([]),
   recipe: RecipeRecord.default({}),
   data: DataRecord.default({}),
   validation: ValidationRecord.optional(),
@@ -223,5 +240,14 @@ export type ModelMeta = z.infer<typeof ModelMeta>;
 export function parseMeta(json: unknown, where: string): ModelMeta {
   const r = ModelMeta.safeParse(json);
   if (!r.success) throw new Error(`${where}: not a valid cxr.json: ${z.prettifyError(r.error)}`);
+  // A default that is none of its points loaded, and then every prediction that named no point was refused as
+  // the caller's mistake (UNKNOWN_OPERATING_POINT, a 400 from a server whose health said ready).
+  const { defaultOperatingPoint: name, operatingPoints } = r.data;
+  if (!Object.hasOwn(operatingPoints, name)) {
+    throw new Error(
+      `${where}: not a valid cxr.json: defaultOperatingPoint '${name}' is none of its operatingPoints ` +
+        `(${Object.keys(operatingPoints).join(', ') || 'none'})`,
+    );
+  }
   return r.data;
 }

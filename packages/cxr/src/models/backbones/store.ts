@@ -78,16 +78,19 @@ export function verifyWeights(
     const want = known[f] ?? recorded?.[f];
     if (want && want !== sha)
       throw new Error(`${spec.name}: ${p} has sha256 ${sha}, expected ${want} (corrupt or not the canonical file)`);
-    if (f === spec.weights.file && spec.weights.format === 'keras-h5') {
-      if (spec.weights.bytes && fs.statSync(p).size !== spec.weights.bytes) {
-        throw new Error(`${spec.name}: ${p} is ${fs.statSync(p).size} bytes, expected ${spec.weights.bytes}`);
-      }
-      if (spec.weights.md5 && digest(p, 'md5') !== spec.weights.md5)
-        throw new Error(`${spec.name}: ${p} fails Keras' md5 check (${spec.weights.md5})`);
-    }
+    if (f === spec.weights.file && spec.weights.format === 'keras-h5') checkKerasFile(spec, p);
     out[f] = sha;
   }
   return out;
+}
+
+/** Keras' own checks of its .h5 file (size and md5, where keras.applications has them). */
+function checkKerasFile(spec: BackboneSpec, p: string): void {
+  if (spec.weights.bytes && fs.statSync(p).size !== spec.weights.bytes) {
+    throw new Error(`${spec.name}: ${p} is ${fs.statSync(p).size} bytes, expected ${spec.weights.bytes}`);
+  }
+  if (spec.weights.md5 && digest(p, 'md5') !== spec.weights.md5)
+    throw new Error(`${spec.name}: ${p} fails Keras' md5 check (${spec.weights.md5})`);
 }
 
 function located(
@@ -123,7 +126,9 @@ export function locateWeights(spec: BackboneSpec, explicit?: string): LocatedWei
       spec.weights.format === 'keras-h5' ? `.h5 weights (${spec.weights.file})` : 'TF.js model (model.json)';
     if (!dir) throw new Error(`${explicit}: no ${wanted} for ${spec.name}`);
     if (spec.weights.format === 'keras-h5' && !fs.statSync(abs).isDirectory()) {
-      // A renamed .h5 is fine when given explicitly; the canonical name only matters for lookups.
+      // A renamed .h5 is fine when given explicitly; the canonical name only matters for lookups. Its content is
+      // checked as the canonical file's would be (a truncated or other download was taken unchecked).
+      checkKerasFile(spec, abs);
       const sha = digest(abs, 'sha256');
       return { path: abs, source: 'local', sha256: { [path.basename(abs)]: sha } };
     }
