@@ -12,7 +12,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { scanDataset } from '../src/data/dataset';
 import { inspectDataset } from '../src/data/inspect';
 import { initEngine } from '../src/engine';
-import { loadModel, readMeta, writeDirAtomic } from '../src/models/io';
+import { writeDirAtomic } from '../src/models/dir_swap';
+import { loadModel, readMeta } from '../src/models/io';
 import { type LoopState, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint';
 import { createSlots, makeOptimizer } from '../src/train/optim';
 

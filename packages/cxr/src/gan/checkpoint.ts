@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { fileLoader, readCheckedJson, saveLayersModel, writeDirAtomic } from '../models/io';
+import { fileLoader, readCheckedJson, saveLayersModel } from '../models/io';
+import { writeDirAtomic } from '../models/dir_swap';
 import { readWeightSlots } from '../models/weight_slots';
 import type { Nets } from './step';
 

@@ -21,7 +21,7 @@ import { buildDiscriminator, buildGenerator } from './models';
 import { gaussian, oneHot, toGanInput, toPixels } from './noise';
 import { ganStep, makeNets, Nets } from './step';
 import { makeDirs } from '../make_dirs';
-import { recoverReplaced } from '../models/io';
+import { recoverReplaced } from '../models/dir_swap';
 
 export interface GanTrainOptions {
   data: string;
