@@ -9,6 +9,7 @@
 // the child writes under a file-size limit of 0 (`ulimit -f 0`), as train-recipe-atomic.test.ts does.
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { resolveRecipe } from '../src/train/run';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -127,4 +128,11 @@ test('a cxr calibrate whose write of cxr.json fails keeps the old cxr.json whole
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("resolveRecipe refuses a name that is only Object's ('toString', '__proto__'), as any unknown one", () => {
+  for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+    assert.throws(() => resolveRecipe(name), /unknown recipe/, name);
+  }
+  assert.equal(resolveRecipe('seed1-baseline').arch, 'deadskull7');
 });

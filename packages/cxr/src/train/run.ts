@@ -58,7 +58,9 @@ export const isFinished = (runDir: string) =>
   !stoppedWhileFinishing(runDir);
 
 export function resolveRecipe(name: string | undefined, overrides: Partial<RecipeInput> = {}): Recipe {
-  const base = RECIPES[name ?? DEFAULT_RECIPE];
+  // Own names only: 'toString' found Object's method, no recipe, and then the default recipe's figures.
+  const key = name ?? DEFAULT_RECIPE;
+  const base = Object.hasOwn(RECIPES, key) ? RECIPES[key] : undefined;
   if (!base) throw new Error(`unknown recipe '${name}' (known: ${Object.keys(RECIPES).join(', ')})`);
   // A different architecture without an explicit size takes that architecture's own size.
   const merged: RecipeInput = { ...base.recipe, ...overrides };
