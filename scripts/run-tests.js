@@ -83,14 +83,16 @@ for (const s of suites) {
   // The tail above may not reach back to a failure: repeat each failing test's report in full.
   const failures = failureReports(out);
   if (failures.length) console.log(`\n--- ${s.name}: the failing tests\n${failures.join('\n')}`);
+  // null when the output has no such line: a count of 0 must not fall back to the other format's pattern, which
+  // would then read a test's own printed output (a CLI's "2 predicted, 3 failed", echoed as a TAP comment).
   const num = (re) => {
     const m = out.match(re);
-    return m ? Number(m[m.length - 1].match(/\d+/)[0]) : 0;
+    return m ? Number(m[m.length - 1].match(/\d+/)[0]) : null;
   };
   // node --test prints "# pass N" / "# fail N" / "# skipped N"; the conformance runner prints "N passed, M failed".
-  const p = num(/^# pass \d+$/gm) || num(/^\d+ passed/gm);
-  const f = num(/^# fail \d+$/gm) || num(/\d+ failed/gm);
-  const k = num(/^# skipped \d+$/gm);
+  const p = num(/^# pass \d+$/gm) ?? num(/^\d+ passed/gm) ?? 0;
+  const f = num(/^# fail \d+$/gm) ?? num(/\d+ failed/gm) ?? 0;
+  const k = num(/^# skipped \d+$/gm) ?? 0;
   passed += p;
   skipped += k;
   failed += f || (r.status !== 0 ? 1 : 0);

@@ -41,11 +41,18 @@ pid_running() {
   [ "$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
-# Stops the process in pid file $1: signal $3 (TERM: up to 30 s for a clean shutdown), then KILL.
+# Stops the process in pid file $1: signal $3 (TERM: up to 30 s for a clean shutdown), then KILL. $4: the
+# service's program name (/proc/PID/comm): a pid file from before a reboot may name another process now, which
+# `up` or `down` must not kill (as root, any process).
 stop_pid() {
-  local pidfile=$1 name=$2 signal=${3:-TERM} pid i
+  local pidfile=$1 name=$2 signal=${3:-TERM} comm=${4:-} pid i
   if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
   pid=$(cat "$pidfile")
+  if [ -n "$comm" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$comm" ]; then
+    log "$name: pid $pid in $pidfile is not $comm now (a stale pid file): left alone"
+    rm -f "$pidfile"
+    return 0
+  fi
   kill "-$signal" "$pid"
   for i in $(seq 1 300); do
     pid_running "$pid" || break

@@ -56,7 +56,7 @@ orthanc_up() {
     log "orthanc already running at $(orthanc_url)"
     return 0
   fi
-  stop_pid "$ORTHANC_DIR/pid" orthanc
+  stop_pid "$ORTHANC_DIR/pid" orthanc TERM Orthanc
   orthanc_install
   if [ ! -s "$ORTHANC_DIR/password" ]; then
     (umask 077; random_secret > "$ORTHANC_DIR/password")
@@ -76,12 +76,12 @@ orthanc_up() {
     sleep 0.1
   done
   tail -n 20 "$ORTHANC_DIR/orthanc.log" >&2 || true
-  stop_pid "$ORTHANC_DIR/pid" orthanc
+  stop_pid "$ORTHANC_DIR/pid" orthanc TERM Orthanc
   die "orthanc did not answer /system within 30 s (log: $ORTHANC_DIR/orthanc.log)"
 }
 
-orthanc_down() { stop_pid "$ORTHANC_DIR/pid" orthanc; }
-orthanc_kill() { stop_pid "$ORTHANC_DIR/pid" orthanc KILL; }
+orthanc_down() { stop_pid "$ORTHANC_DIR/pid" orthanc TERM Orthanc; }
+orthanc_kill() { stop_pid "$ORTHANC_DIR/pid" orthanc KILL Orthanc; }
 
 orthanc_status() {
   if pid_alive "$ORTHANC_DIR/pid" && orthanc_answers; then

@@ -32,7 +32,7 @@ redis_up() {
     log "redis already running at 127.0.0.1:$(redis_port)"
     return 0
   fi
-  stop_pid "$REDIS_DIR/pid" redis
+  stop_pid "$REDIS_DIR/pid" redis TERM redis-server
   redis_install
   if [ ! -s "$REDIS_DIR/password" ]; then
     (umask 077; random_secret > "$REDIS_DIR/password")
@@ -51,12 +51,12 @@ redis_up() {
     sleep 0.1
   done
   tail -n 20 "$REDIS_DIR/redis.log" >&2 || true
-  stop_pid "$REDIS_DIR/pid" redis
+  stop_pid "$REDIS_DIR/pid" redis TERM redis-server
   die "redis did not answer PING within 30 s (log: $REDIS_DIR/redis.log)"
 }
 
-redis_down() { stop_pid "$REDIS_DIR/pid" redis; }
-redis_kill() { stop_pid "$REDIS_DIR/pid" redis KILL; }
+redis_down() { stop_pid "$REDIS_DIR/pid" redis TERM redis-server; }
+redis_kill() { stop_pid "$REDIS_DIR/pid" redis KILL redis-server; }
 
 redis_status() {
   if pid_alive "$REDIS_DIR/pid" && redis_answers; then
