@@ -101,6 +101,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   givePool(predictor, opts.decodeWorkers ?? opts.concurrency ?? 2, log, metrics);
   let audit: AuditStore | null = null;
   let jobs: (JobsPort & { close(): Promise<void> }) | undefined;
+  // Out here so that a start that fails after it was set (the port in use) stops it: it went on pruning the closed
+  // log every hour, logging the failure, in a program that goes on after the failed start.
+  let pruner: NodeJS.Timeout | undefined;
   try {
     const t0 = Date.now();
     await predictor.warmUp(await warmUpImage());
@@ -119,7 +122,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const pruneOrSay = () =>
       prune().catch((e: unknown) => log.error({ err: e }, `pruning images failed: ${(e as Error).message}`));
     await pruneOrSay();
-    const pruner = setInterval(pruneOrSay, 3_600_000);
+    pruner = setInterval(pruneOrSay, 3_600_000);
     pruner.unref();
     const opening = opts.openJobs?.(predictor);
     jobs = opening && boundedJobs(opening);
@@ -177,6 +180,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     );
     return server;
   } catch (e) {
+    clearInterval(pruner);
     await audit?.close().catch(() => {});
     await jobs?.close().catch(() => {});
     predictor.dispose();

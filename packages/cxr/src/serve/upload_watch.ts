@@ -18,6 +18,7 @@
 // before the body's end, the rest is read (and thrown away) for LINGER_MS at most. Where nobody reads the
 // body, or the answer cannot be written, the connection is dropped and `dropped` logs and counts it.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { HttpError } from './http_error';
 
@@ -100,6 +101,31 @@ function overShare(shares: ClientShares, client: string): HttpError {
  */
 const LINGER_MS = 2000;
 
+const lingering = new WeakSet<IncomingMessage>();
+
+/**
+ * Answered before its body's end: what is left is read for LINGER_MS at most, then the connection is closed (Node
+ * would read it all, for as long as the client sends). app.ts sets it on every request, as a request refused
+ * before the body watch starts (401, 403 CROSS_ORIGIN, 404) had its body read to the end: 40 MiB in 8 s, and on,
+ * after a 401. Once per request.
+ */
+export function lingerAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (lingering.has(req)) return;
+  lingering.add(req);
+  res.once('finish', () => {
+    if (req.complete) return;
+    // Read and thrown away: a route that stopped reading mid-body (a 503 BUSY, a 400 for a second file) left the
+    // stream paused, piped to its dead parser, and Node dumps only a body nobody began to read. The client could
+    // then send no more, and its connection was reset at the end of the linger though its body had come in time.
+    req.unpipe();
+    req.resume();
+    setTimeout(() => {
+      // Destroying a request whose body has not ended closes its connection.
+      if (!req.complete) req.destroy();
+    }, LINGER_MS).unref();
+  });
+}
+
 /** The body bytes received so far of each watched request: a request dropped unanswered is logged with them. */
 const bodyReceived = new WeakMap<FastifyRequest, () => number>();
 
@@ -124,7 +150,6 @@ export function watchBody(
   const client = req.ip;
   let counted = 0; // toward the client's share
   let done = false;
-  let ended = false; // the body's end has arrived
   let timer: NodeJS.Timeout | undefined;
   const stop = () => {
     if (done) return;
@@ -132,15 +157,8 @@ export function watchBody(
     clearInterval(timer);
     shares?.remove(client, counted);
   };
-  // Answered before the body's end: what is left is read for LINGER_MS at most (Node would read it all).
-  reply.raw.once('finish', () => {
-    stop();
-    if (ended || raw.complete) return;
-    setTimeout(() => {
-      // Destroying a request whose body has not ended closes its connection.
-      if (!ended && !raw.complete) raw.destroy();
-    }, LINGER_MS).unref();
-  });
+  reply.raw.once('finish', stop);
+  lingerAfterAnswer(raw, reply.raw);
   const declared = Number(req.headers['content-length']);
   // What arrived before this hook: buffered, not read yet.
   let received = raw.readableLength;
@@ -181,7 +199,6 @@ export function watchBody(
   raw.push = (chunk: Buffer | null, encoding?: BufferEncoding): boolean => {
     const ok = push.call(raw, chunk, encoding);
     if (chunk === null) {
-      ended = true;
       stop();
     } else if (!done) {
       const err = count(chunk.length);
