@@ -49,6 +49,23 @@ export function intInRange(min: number, max: number): (v: string) => number {
   };
 }
 
+/**
+ * The longest delay a timer can wait (2^31 - 1 ms, about 24.8 days): Node fires a longer setTimeout after 1 ms,
+ * so a poll period or a close timeout past it would poll without pause or give up at once.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A delay in milliseconds a timer waits: 1 to MAX_TIMER_MS. */
+export const timerMs = intInRange(1, MAX_TIMER_MS);
+
+/** A delay in seconds a timer waits: > 0, at most MAX_TIMER_MS / 1000. */
+export const timerSeconds = numberInRange(
+  0,
+  Math.floor(MAX_TIMER_MS / 1000),
+  'low',
+  `a positive number of seconds, at most ${Math.floor(MAX_TIMER_MS / 1000)} (about 24 days)`,
+);
+
 /** Any number > 0 (a rate, a delay in seconds). */
 export function positiveNumber(v: string): number {
   const n = numberOf(v);

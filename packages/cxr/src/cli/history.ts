@@ -192,10 +192,18 @@ export function register(program: Command): void {
         const page = await audit.list({ ...filter, limit: o.limit });
         // Page through: list() caps one page, --limit may ask for more.
         const items = [...page.items];
+        const seen = new Set(items.map((r) => r.id));
         for (let p = 2; items.length < Math.min(o.limit, page.total); p++) {
           const next = (await audit.list({ ...filter, limit: page.limit, page: p })).items;
           if (!next.length) break;
-          items.push(...next.slice(0, o.limit - items.length));
+          // Pages count from the newest row: a server writing meanwhile pushes rows down into the next page, and
+          // those seen already are left out (rows are never deleted, so none is missed), not listed twice.
+          for (const r of next) {
+            if (items.length >= o.limit) break;
+            if (seen.has(r.id)) continue;
+            seen.add(r.id);
+            items.push(r);
+          }
         }
         if (o.csv) {
           process.stdout.write(CSV_COLUMNS.join(',') + '\n');

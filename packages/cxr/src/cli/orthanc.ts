@@ -7,7 +7,7 @@
 // exits before it. A login Orthanc refuses at start, or an audit log that cannot be used (a malformed URL,
 // a refused login, a file that is no log), is a configuration fault: said at once, exit 1.
 import { Command, Option } from 'commander';
-import { positiveInt, positiveNumber } from './args';
+import { positiveInt, timerMs, timerSeconds } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { modelIdentity } from '../models/io';
@@ -86,7 +86,8 @@ export function register(program: Command): void {
         .choices(['warn', 'refuse'])
         .default('warn'),
     )
-    .option('--interval <seconds>', 'seconds between polls', positiveNumber, 5)
+    // A timer's longest wait at most: a longer one fired at once, and the sync polled without pause.
+    .option('--interval <seconds>', 'seconds between polls', timerSeconds, 5)
     .option('--batch <n>', 'changes read per request', positiveInt, 100)
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .option('--json', "print the run's counts as JSON on stdout")
@@ -110,7 +111,7 @@ export function register(program: Command): void {
     .option(
       '--close-timeout <ms>',
       'after SIGINT/SIGTERM or --once, how long to wait for the audit log to close before exiting anyway (exit 1)',
-      positiveInt,
+      timerMs, // not past a timer's longest wait: a longer one gave up on the close at once
       10_000,
     )
     .action(async (o) => {

@@ -8,8 +8,8 @@
 // With Orthanc configured, its login is checked at start, as Redis and the audit log are: a wrong
 // password stops the worker (exit 1) instead of failing every Orthanc job it takes.
 // --metrics-port opens GET /metrics (queue/metrics.ts): jobs by outcome, their durations, the queue's depth.
-import { Command, Option } from 'commander';
-import { intAtLeast, intInRange, positiveInt } from './args';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { intAtLeast, intInRange, MAX_TIMER_MS, positiveInt, timerMs } from './args';
 import * as path from 'node:path';
 import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
@@ -77,6 +77,17 @@ const LOCK_REFUSAL =
   'one, then runs it again)';
 
 /**
+ * --lock-duration: at least MIN_LOCK_DURATION_MS, at most a timer's longest wait. BullMQ renews the lock every
+ * quarter of it and (by default here) looks for stalled jobs every half, each with setTimeout, which fires a longer
+ * delay after 1 ms: a lock of 100 days was renewed without pause.
+ */
+function lockDurationArg(v: string): number {
+  const ms = intAtLeast(MIN_LOCK_DURATION_MS, LOCK_REFUSAL)(v);
+  if (ms > MAX_TIMER_MS) throw new InvalidArgumentError(`at most ${MAX_TIMER_MS} ms (about 24 days)`);
+  return ms;
+}
+
+/**
  * The worker's close, in order: the jobs in progress (scrapes still answer while they finish), then the metrics
  * port, then the queue's Redis. The port before Redis: a scrape in between would read
  * cxr_worker_queue_available 0 and fire the queue's alert on every graceful restart. The port is let go so that
@@ -128,19 +139,19 @@ export function register(program: Command): void {
       '--lock-duration <ms>',
       `how long a job stays locked to a worker that stopped answering; at least ${MIN_LOCK_DURATION_MS}: the lock ` +
         'is renewed between predictions, and a shorter one runs out under a job still running, which then runs twice',
-      intAtLeast(MIN_LOCK_DURATION_MS, LOCK_REFUSAL),
+      lockDurationArg,
       30_000,
     )
     .option(
       '--stalled-interval <ms>',
       'how often stalled jobs are looked for (default: half the lock duration)',
-      positiveInt,
+      timerMs, // BullMQ waits it with setTimeout: a longer one looked for them without pause
     )
     .option(
       '--close-timeout <ms>',
       'after SIGINT/SIGTERM, how long to wait for the jobs in progress, Redis and the audit log before exiting ' +
         'anyway (exit 1)',
-      positiveInt,
+      timerMs, // not past a timer's longest wait: a longer one gave up on the close at once
       30_000,
     )
     .option(

@@ -39,8 +39,14 @@ export function ensureWritableDir(dir: string, what: string, opts: { keep?: bool
  * its folder writable. Otherwise minutes of work end in a raw EISDIR or ENOENT and the result is lost.
  */
 export function ensureWritableFile(file: string, what: string): void {
-  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory())
-    throw new Error(`${what} ${file}: is a folder; give a file name`);
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(file, { throwIfNoEntry: false });
+  } catch {
+    // A file where its folder should be (ENOTDIR): the folder's check below says so and names the option,
+    // where a raw 'ENOTDIR: not a directory, stat ...' named neither.
+  }
+  if (stat?.isDirectory()) throw new Error(`${what} ${file}: is a folder; give a file name`);
   // The folder is made now and kept: the command writes its file there without making it again.
   ensureWritableDir(path.dirname(path.resolve(file)), what, { keep: true });
 }
