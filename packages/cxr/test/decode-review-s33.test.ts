@@ -3,30 +3,9 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DicomError, decodeDicom } from '../src/data/dicom';
-import { type Element, imageElements, rleFrame, TS, writeDicom } from './dicom-writer';
+import { type Element, imageElements, rleFrame, rlePlanes, TS, writeDicom } from './dicom-writer';
 
 const luma = (rgb: number[][]) => rgb.map(([r, g, b]) => Math.round(0.299 * r + 0.587 * g + 0.114 * b));
-
-/** An RLE frame of 8-bit planes (PackBits literal runs), one segment a plane. */
-function rlePlanes(planes: Uint8Array[]): Uint8Array {
-  const segments = planes.map((p) => {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < p.length; i += 128) {
-      const run = p.subarray(i, i + 128);
-      parts.push(Buffer.from([run.length - 1]), Buffer.from(run));
-    }
-    const out = Buffer.concat(parts);
-    return out.length % 2 ? Buffer.concat([out, Buffer.from([128])]) : out;
-  });
-  const header = Buffer.alloc(64);
-  header.writeUInt32LE(segments.length, 0);
-  let offset = 64;
-  segments.forEach((s, i) => {
-    header.writeUInt32LE(offset, 4 + 4 * i);
-    offset += s.length;
-  });
-  return Buffer.concat([header, ...segments]);
-}
 
 test('an RLE YBR_FULL film reads its Y as the gray, not its Y, Cb, Cr weighed as R, G, B', async () => {
   const y = Uint8Array.from([10, 20, 30, 40]);

@@ -211,6 +211,11 @@ export function rleFrame(pixels: Uint8Array | Uint16Array): Uint8Array {
     pixels instanceof Uint16Array
       ? [Uint8Array.from(pixels, (v) => v >> 8), Uint8Array.from(pixels, (v) => v & 0xff)]
       : [pixels];
+  return rlePlanes(planes);
+}
+
+/** A DICOM RLE Lossless frame of the given 8-bit planes, one segment each (a colour film: R, G, B or Y, Cb, Cr). */
+export function rlePlanes(planes: Uint8Array[]): Uint8Array {
   const segments = planes.map(packBits);
   const header = Buffer.alloc(64);
   header.writeUInt32LE(segments.length, 0);

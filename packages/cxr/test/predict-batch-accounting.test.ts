@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { type BatchOptions, collectInputs, runBatch } from '../src/predict/batch';
 import { InputError } from '../src/predict/errors';
 import { makeSeededModel, tempDir } from './ood-fixtures';
+import { sink } from './text-sink';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -26,18 +26,6 @@ function cxr(...args: string[]) {
   // The timeout ends a run that opened the FIFO (it would wait for a writer forever).
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: process.env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Text written to a stream, as it stands at any moment. */
-function sink() {
-  const chunks: string[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(String(c));
-      cb();
-    },
-  });
-  return { out, text: () => chunks.join('') };
 }
 
 before(async () => {

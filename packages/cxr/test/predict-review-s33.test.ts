@@ -5,28 +5,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { runBatch } from '../src/predict/batch';
 import { InputError } from '../src/predict/errors';
 import { Predictor } from '../src/predict/predictor';
 import { makeTinyModel, tempDir } from './serve-fixtures';
+import { sink } from './text-sink';
 
 let root = '';
 let modelDir = '';
 let jpeg: Buffer;
-
-/** Text written to a stream, as it stands at any moment. */
-function sink() {
-  const chunks: string[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(String(c));
-      cb();
-    },
-  });
-  return { out, text: () => chunks.join('') };
-}
 
 /** An ISO media file's first bytes with `brand` as its major brand (a phone's HEIC). */
 const isoMedia = (brand: string) =>
