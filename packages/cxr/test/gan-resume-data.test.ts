@@ -10,7 +10,7 @@ import { initEngine } from '../src/engine';
 import { GanConfig, QUICK } from '../src/gan/config';
 import { type GanTrainOptions, trainGan } from '../src/gan/train';
 import { readRunLog } from './child-cli';
-import { CHEST_XRAY, needsData } from './shared-data';
+import { CHEST_XRAY, linkedTrainFilms, needsData } from './shared-data';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = needsData();
@@ -34,27 +34,12 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-resume-data-'));
 });
 
-/** A data folder of links to the first n training films of each class: other films than --quick's pick. */
-function otherData(n: number): string {
-  const root = path.join(tmp, 'other');
-  for (const cls of ['NORMAL', 'PNEUMONIA']) {
-    const dir = path.join(root, 'train', cls);
-    fs.mkdirSync(dir, { recursive: true });
-    const films = fs
-      .readdirSync(path.join(CHEST_XRAY, 'train', cls))
-      .sort()
-      .slice(0, n);
-    for (const f of films) fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, f), path.join(dir, f));
-  }
-  return root;
-}
-
 test('gan train --resume refuses other films than the GAN started on, and changes nothing', { skip }, async () => {
   const out = path.join(tmp, 'gan');
   const lines: string[] = [];
   await ganTrain(out, {}, lines);
   assert.match(lines.join('\n'), /; 1 epoch, batch/, 'one epoch is not "1 epochs"');
-  const other = otherData(30);
+  const other = linkedTrainFilms(path.join(tmp, 'other'), 30);
   const before = ['gan.json', 'config.json', 'log.jsonl'].map((f) => fs.readFileSync(path.join(out, f), 'utf8'));
   await assert.rejects(ganTrain(out, { data: other, resume: true, config: { epochs: 2 } }), (e: Error) => {
     assert.match(e.message, /the data in .*other is not the data this GAN started on \(split fingerprint differs\)/);

@@ -10,28 +10,13 @@ import * as path from 'node:path';
 import { initEngine } from '../src/engine';
 import { type GanTrainOptions, trainGan } from '../src/gan/train';
 import { readRunLog } from './child-cli';
-import { CHEST_XRAY, needsData } from './shared-data';
+import { linkedTrainFilms, needsData } from './shared-data';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = needsData();
 
 let tmp = '';
 let data = '';
-
-/** A data folder of links to the first 8 training films of each class: a GAN epoch of a few tiny steps. */
-function tinyData(): string {
-  const root = path.join(tmp, 'data');
-  for (const cls of ['NORMAL', 'PNEUMONIA']) {
-    const dir = path.join(root, 'train', cls);
-    fs.mkdirSync(dir, { recursive: true });
-    const films = fs
-      .readdirSync(path.join(CHEST_XRAY, 'train', cls))
-      .sort()
-      .slice(0, 8);
-    for (const f of films) fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, f), path.join(dir, f));
-  }
-  return root;
-}
 
 /** A GAN at 32 px with 4-channel networks: about a second for two epochs. */
 const ganTrain = (out: string, epochs: number, o: Partial<GanTrainOptions> = {}, lines: string[] = []) =>
@@ -49,7 +34,7 @@ before(async () => {
   if (skip) return;
   await initEngine(1);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-gan-review-s33-'));
-  data = tinyData();
+  data = linkedTrainFilms(path.join(tmp, 'data'), 8);
 });
 after(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

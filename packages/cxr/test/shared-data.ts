@@ -39,3 +39,20 @@ export function needsData(...paths: string[]): string | false {
   }
   return false;
 }
+
+/**
+ * A Kaggle-layout folder `root` whose train/NORMAL and train/PNEUMONIA hold links to the first `n` training films
+ * of each class (by name): a tiny data set of real films, nothing copied.
+ */
+export function linkedTrainFilms(root: string, n: number): string {
+  for (const cls of ['NORMAL', 'PNEUMONIA']) {
+    const dir = path.join(root, 'train', cls);
+    fs.mkdirSync(dir, { recursive: true });
+    const films = fs
+      .readdirSync(path.join(CHEST_XRAY, 'train', cls))
+      .sort()
+      .slice(0, n);
+    for (const f of films) fs.symlinkSync(path.join(CHEST_XRAY, 'train', cls, f), path.join(dir, f));
+  }
+  return root;
+}
