@@ -26,6 +26,25 @@ function model(): Promise<api.ModelInfo> {
   return modelInfo;
 }
 
+/** How many times the token dialog has been opened. */
+let tokenAsks = 0;
+
+/**
+ * model() for a film: a refusal for want of a token is asked again where nobody was asked for one while this
+ * film waited (the dialog neither open when it came nor opened since). A film chosen just after the dialog at
+ * load was dismissed got that load's refusal, still settling, and its card said "none was entered", unasked.
+ */
+async function modelForFilm(): Promise<api.ModelInfo> {
+  const asking = ($('#token-dialog') as HTMLDialogElement).open;
+  const asks = tokenAsks;
+  try {
+    return await model();
+  } catch (e) {
+    if (!api.needsToken(e) || asking || tokenAsks !== asks) throw e;
+    return model();
+  }
+}
+
 let loadedSha: string | null = null;
 /** Builds the operating point choice for `info`, once per model. */
 function modelLoaded(info: api.ModelInfo): void {
@@ -65,6 +84,7 @@ function askToken(why: api.TokenWant, detail = ''): Promise<string> {
     };
     dialog.addEventListener('close', done);
     if (!dialog.open) {
+      tokenAsks++;
       dialog.returnValue = '';
       dialog.showModal();
     }
@@ -183,7 +203,7 @@ function showToken(analyze: AnalyzeView): void {
 
 function start(): void {
   api.setTokenPrompt(askToken);
-  showToken(setUpAnalyze({ model }));
+  showToken(setUpAnalyze({ model: modelForFilm }));
   setUpHistory();
   window.addEventListener('hashchange', () => {
     route();
