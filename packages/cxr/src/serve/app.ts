@@ -36,7 +36,7 @@ import { tokenRoute } from './routes/token';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
 import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
-import { BODY_DEFAULTS, type BodyRules, ClientShares, watchBody } from './upload_watch';
+import { BODY_DEFAULTS, type BodyRules, ClientShares, lingerAfterAnswer, watchBody } from './upload_watch';
 
 export interface AppOptions {
   predictor: ServePredictor;
@@ -206,6 +206,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Node answers an Expect other than 100-continue with a bare 417 unless this event has a listener: the
   // request goes on to fastify, whose hook below answers it as a problem.
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
+  // First of all hooks: a request answered before its body's end by any of them (a 401, a 403 CROSS_ORIGIN) has the
+  // rest read for 2 s at most, as an upload refused by its body watch (upload_watch.ts), not for as long as it comes.
+  app.addHook('onRequest', async (req, reply) => lingerAfterAnswer(req.raw, reply.raw));
 
   // Before any route is added: it records them all, and the page's files (webDir) as GET and HEAD.
   const allowedMethods = methodTable(app, webDir);
