@@ -238,3 +238,18 @@ export function setUpHistory(): void {
     void loadHistory();
   });
 }
+
+/**
+ * The operating point filter's choices: the model's own points. The server takes no other name (a 400), and the
+ * page's fixed "screening" and "balanced" could not filter a model's other points nor leave out one it lacks. A
+ * choice made stays where the model has it.
+ */
+export function setOperatingPointChoices(names: string[]): void {
+  const select = $('#history-filters select[name="operatingPoint"]') as HTMLSelectElement;
+  const chosen = select.value;
+  select.replaceChildren(
+    el('option', { value: '', textContent: 'any' }),
+    ...names.map((name) => el('option', { value: name, textContent: name })),
+  );
+  select.value = names.includes(chosen) ? chosen : '';
+}

@@ -4,7 +4,7 @@ import * as api from './api';
 import { type AnalyzeView, setUpAnalyze } from './analyze';
 import { $, distinctOperatingPoints, el } from './dom';
 import { forgetEverything } from './forget';
-import { loadHistory, setUpHistory } from './history_view';
+import { loadHistory, setOperatingPointChoices, setUpHistory } from './history_view';
 import { renderModel } from './model_view';
 import { operatingPointHint } from './op_hints';
 import { showStatus } from './status_line';
@@ -51,6 +51,7 @@ function modelLoaded(info: api.ModelInfo): void {
   if (loadedSha !== info.sha256) {
     loadedSha = info.sha256;
     renderGlobalOperatingPoints(info);
+    setOperatingPointChoices(Object.keys(info.operatingPoints));
   }
   // The start's "could not be loaded" is no longer true, nor the Model view's.
   if ($('#status').textContent?.startsWith(NOT_LOADED)) showStatus('', false);
