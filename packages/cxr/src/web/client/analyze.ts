@@ -289,6 +289,8 @@ async function analyze(
       const said = e.maxUploadBytes;
       if (said !== null) uploadLimit = Promise.resolve(said);
       limit = said ?? (await serverUploadLimit(true));
+      // Cleared meanwhile (a token forgotten): the film's name and refusal were said to the next clinician.
+      if (signal.aborted) return 'cancelled';
     }
     const message =
       limit !== undefined
@@ -359,15 +361,20 @@ export function setUpAnalyze(ctx: AnalyzeContext): AnalyzeView {
 
   const toggle = $('#local-mode') as HTMLInputElement;
   const mode = showMode(toggle);
+  // A load ending after the switch changed says nothing: "never leave it" stood under a switch since turned off.
+  let switched = 0;
   const loadLocal = () => {
+    const mine = switched;
+    const current = () => mine === switched && toggle.checked;
     showStatus('Loading the model into this browser…');
     ctx
       .model()
       .then(preloadLocalModel)
       .then(
-        () => showStatus('Model loaded: images are analyzed on this computer and never leave it.'),
+        () => current() && showStatus('Model loaded: images are analyzed on this computer and never leave it.'),
         // The line names the button where the server wants a token (api.ts TOKEN_WORDS): it is beside the line.
         (e: unknown) =>
+          current() &&
           showStatus(`Could not load the model in the browser: ${api.humanError(e)}`, true, {
             label: api.needsToken(e) ? 'Enter token' : 'Try again',
             run: () => {
@@ -377,6 +384,7 @@ export function setUpAnalyze(ctx: AnalyzeContext): AnalyzeView {
       );
   };
   toggle.addEventListener('change', () => {
+    switched += 1;
     mode();
     if (!toggle.checked) {
       showStatus('Images are sent to the server, analyzed and logged.');

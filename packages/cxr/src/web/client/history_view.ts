@@ -55,6 +55,12 @@ function datesError(text: string | null): void {
 }
 
 /**
+ * The latest heat map asked for (or the forgetting of the token): an earlier click's answer coming later replaced
+ * the one the reader chose last, and one coming after "Forget token" opened the previous clinician's heat map.
+ */
+let heatmapAsks = 0;
+
+/**
  * A link to the row's heat map. The image needs the API token, which a plain link cannot send,
  * so a click fetches it and shows it in a dialog; the href still works where no token is needed.
  */
@@ -65,16 +71,20 @@ function heatmapLink(url: string, id: string): HTMLAnchorElement {
   a.setAttribute('aria-label', `Heat map of prediction ${id.slice(0, 8)}`);
   a.addEventListener('click', (e) => {
     e.preventDefault();
+    const mine = ++heatmapAsks;
     // The page's one large view (large_view.ts, shared with the Analyze cards); the blob: URL is its own.
     api.imageUrl(url).then(
-      (u) =>
+      (u) => {
+        if (mine !== heatmapAsks) return URL.revokeObjectURL(u);
         showLargeView({
           title: `Heat map · ${id.slice(0, 8)}`,
           image: { src: u, alt: `Heat map of prediction ${id}` },
           legend: true,
           owned: true,
-        }),
+        });
+      },
       (err: unknown) => {
+        if (mine !== heatmapAsks) return;
         $('#history-page').textContent = `Could not load the heat map: ${api.humanError(err)}`;
       },
     );
@@ -213,6 +223,7 @@ export async function loadHistory(): Promise<void> {
  */
 export function clearHistory(): void {
   loads += 1;
+  heatmapAsks += 1;
   // The next token's records start at their first page, not at the page the previous clinician had turned to.
   page = 1;
   for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);

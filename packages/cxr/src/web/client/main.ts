@@ -65,6 +65,14 @@ const NOT_LOADED = "The model's information could not be loaded.";
 let refusedWords: string | null = null;
 
 /**
+ * Those waiting for the open dialog's answer. Every request refused while it is open gets the one answer: each
+ * had a close listener of its own, the first emptied the input, and the next read '' (opened at History, the
+ * model info took the token typed for both as "none": "did not accept the API token entered", the page never ready).
+ */
+const tokenWaiters: ((token: string) => void)[] = [];
+let tokenCloseHeard = false;
+
+/**
  * Asks for the API token; `why` says whether the one sent was refused, or lacks a scope (`detail`: the server's
  * words naming it). Resolves '' when the dialog is cancelled.
  */
@@ -76,14 +84,17 @@ function askToken(why: api.TokenWant, detail = ''): Promise<string> {
   refusedWords ??= error.textContent ?? '';
   error.textContent = why === 'scope' ? `That token cannot do this: ${detail}` : refusedWords;
   error.hidden = why === 'missing';
-  return new Promise((resolve) => {
-    const done = () => {
-      dialog.removeEventListener('close', done);
+  if (!tokenCloseHeard) {
+    tokenCloseHeard = true;
+    dialog.addEventListener('close', () => {
       // Only "Use token" gives the token: Escape and Cancel close the dialog without one, whatever was typed.
-      resolve(dialog.returnValue === 'ok' ? input.value.trim() : '');
+      const token = dialog.returnValue === 'ok' ? input.value.trim() : '';
       input.value = '';
-    };
-    dialog.addEventListener('close', done);
+      for (const resolve of tokenWaiters.splice(0)) resolve(token);
+    });
+  }
+  return new Promise((resolve) => {
+    tokenWaiters.push(resolve);
     if (!dialog.open) {
       tokenAsks++;
       dialog.returnValue = '';
