@@ -168,12 +168,20 @@ export async function validationRecords(
  * At most `limit` images per class, drawn by `seed` (a shuffle of each class, then the first
  * `limit`), kept in their original order.
  */
-export function chooseRecords<T extends { label: number }>(records: readonly T[], limit: number, seed: Seed): T[] {
-  if (!(limit > 0)) return [...records];
+export function chooseRecords<T extends { label: number }>(
+  records: readonly T[],
+  limit: number,
+  seed: Seed,
+  passOver: ReadonlySet<T> = new Set(),
+): T[] {
+  if (!(limit > 0)) return records.filter((r) => !passOver.has(r));
   const keep = new Set<number>();
   for (const label of [0, 1]) {
     const idx = records.flatMap((r, i) => (r.label === label ? [i] : []));
+    // `passOver` (films that did not decode) is dropped after the shuffle, so that the next film of the same
+    // shuffle takes each one's place and the other films drawn stay the ones drawn without it.
     shuffleInPlace(idx, createRng(seed, 'robustness-limit', label))
+      .filter((i) => !passOver.has(records[i]))
       .slice(0, limit)
       .forEach((i) => keep.add(i));
   }
@@ -199,21 +207,46 @@ export async function loadBenchmarkImages(
     kind = 'folder';
   }
   const { readable: records, leftOut } = await readableRecords(all);
-  let source = kind === 'folder' ? `folder ${data} (${records.length} images)` : splitSource;
   if (leftOut.length) {
-    source += `, ${leftOutWords(leftOut)}`;
     const shown = leftOut.slice(0, 5).map((l) => `${path.relative(data, l.file)} (${l.reason})`);
     opts.warn?.(`warning: ${data}: ${leftOutWords(leftOut)}: ${shown.join(', ')}${leftOut.length > 5 ? ', ...' : ''}`);
   }
   if (records.length === 0) throw new Error(`${data}: no JPEG or PNG films (${leftOutWords(leftOut)})`);
-  const chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1);
-  if (chosen.length < records.length)
+  // A JPEG or PNG by its leading bytes may still not decode (cut short, corrupt). docs/robustness.md promises a
+  // draw from films it can read and every file left out named: such a file joins `leftOut` with the decoder's
+  // reason, and under --limit the next film of its class in the draw's order takes its place (decoded films come
+  // from the image cache, so a second pass reads only the new ones).
+  const undecodable = new Set<ImageRecord>();
+  const reasons = new Map<string, string>();
+  const warn = (line: string) => {
+    const m = /^warning: skipping (.*)$/s.exec(line);
+    const file = m && all.find((r) => m[1].startsWith(`${r.path}: `))?.path;
+    if (file) reasons.set(file, m[1].slice(file.length + 2));
+    opts.warn?.(line);
+  };
+  let chosen: ImageRecord[];
+  let set: ImageSet;
+  for (;;) {
+    chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1, undecodable);
+    set = await loadImageSet(chosen, kind === 'folder' ? records[0].split : 'validation', {
+      size: meta.inputSize,
+      warn,
+      progress: opts.progress,
+    });
+    const decoded = new Set(set.files);
+    const failed = chosen.filter((r) => !decoded.has(r.path));
+    for (const r of failed) {
+      undecodable.add(r);
+      leftOut.push({ file: r.path, reason: reasons.get(r.path) ?? 'does not decode' });
+    }
+    // Without a limit every film was read already; with one, draw again only when a film failed.
+    if (failed.length === 0 || !(opts.limit && opts.limit > 0)) break;
+  }
+  const films = records.length - undecodable.size;
+  let source = kind === 'folder' ? `folder ${data} (${films} images)` : splitSource;
+  if (leftOut.length) source += `, ${leftOutWords(leftOut)}`;
+  if (chosen.length < films)
     source += `, ${chosen.length} chosen (at most ${opts.limit} per class, seed ${opts.seed ?? 1})`;
-  const set = await loadImageSet(chosen, kind === 'folder' ? records[0].split : 'validation', {
-    size: meta.inputSize,
-    warn: opts.warn,
-    progress: opts.progress,
-  });
   if (set.labels.length === 0) throw new Error(`${data}: no readable images`);
   return { set, source, kind, leftOut };
 }
