@@ -9,7 +9,13 @@ import { writeFileAtomic } from '../atomic_write';
 import { makeOutputDir } from '../make_dirs';
 import { modelIdentity } from '../models/io';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
-import { type EvaluationResult, evaluationFileName, runEvaluation, type ScoredFilms } from './evaluate_run';
+import {
+  type EvaluationResult,
+  evaluationFileName,
+  runEvaluation,
+  type ScoredFilms,
+  VALIDATION_SPLIT,
+} from './evaluate_run';
 
 export interface CompareRunOptions {
   models: [string, string];
@@ -67,6 +73,21 @@ export function pairFilms(a: ScoredSide, b: ScoredSide): number[] {
   };
   const onlyA = a.files.filter((f) => !rowB.has(f));
   const onlyB = b.files.filter((f) => !setA.has(f));
+  // `--split validation` scores each model on its own recorded patient split: films only one side scored are
+  // then no unreadable films but two different splits (another --split-seed, --val-fraction or --limit-per-class),
+  // and "make each film readable" would send the user looking for a fault that is not there.
+  if ((onlyA.length || onlyB.length) && a.split === VALIDATION_SPLIT) {
+    const shown = [...onlyA.map((f) => `  ${f}: in A's validation split only`)]
+      .concat(onlyB.map((f) => `  ${f}: in B's validation split only`))
+      .slice(0, 10);
+    const more = onlyA.length + onlyB.length - shown.length;
+    throw new Error(
+      `the two models record different validation splits (A ${a.files.length} films, B ${b.files.length}, ` +
+        `${a.files.length - onlyA.length} in both), so --split ${VALIDATION_SPLIT} cannot pair them film by film:\n` +
+        `${shown.join('\n')}${more > 0 ? `\n  ... and ${more} more` : ''}\nCompare them on films neither ` +
+        'trained on (a NORMAL/ and PNEUMONIA/ folder, or --split val), or train them with the same --split-seed',
+    );
+  }
   if (onlyA.length || onlyB.length) {
     const lines = [
       ...onlyA.map((f) => `  ${f}: scored by A only; B could not read it${why(b, f)}`),

@@ -31,7 +31,8 @@ export function register(program: Command): void {
     )
     .option(
       '--overwrite',
-      'replace an evaluation of other films that --out holds under the same name (without it that is refused)',
+      'replace an evaluation of other films, or of the same films by another model, that --out holds under the ' +
+        'same name (without it that is refused)',
     )
     .option(
       '--groups <regex>',

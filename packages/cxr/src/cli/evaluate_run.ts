@@ -15,6 +15,7 @@ import { parsePatient } from '../data/patients';
 import {
   describeModel,
   type EvaluatedModel,
+  evaluatedModel,
   type Metrics,
   type SetAsideFiles,
   storedOrigin,
@@ -151,7 +152,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
   const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
   // The films as the --out metrics file records them: the real path, the same whichever way --data named it.
   const storedSource = `${fs.realpathSync(o.data)} (${split})`;
-  if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource);
+  if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource, model);
   o.beforeScoring?.(split, storedSource);
   // The model's own split holds what training read (JPEG and PNG, train/data_check.ts checkData); any other
   // folder's DICOM films are scored too, read as a prediction reads them.
@@ -322,9 +323,9 @@ function checkOutFolder(out: string, model: EvaluatedModel, modelDir: string): v
  * Refuses to write over an evaluation of other films that --out holds under the same name (two local samples,
  * each `all`, would otherwise leave only the second): the metrics file records its films (`source`). The same
  * films again (a rerun, another operating point) are replaced, as are files of earlier versions, which record
- * no films to tell; --overwrite replaces other films' too, saying so.
+ * no films to tell; by another model only in the model's own folder; --overwrite replaces the others, saying so.
  */
-function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: string): void {
+function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: string, model: EvaluatedModel): void {
   const file = path.join(o.out as string, 'metrics', `${name}.json`);
   let json: unknown;
   try {
@@ -333,6 +334,22 @@ function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: str
     return; // None there, or none that can be read: nothing it records to keep.
   }
   const earlier = storedOrigin(json);
+  // A folder without a cxr.json holds evaluations of several models (its report lists each one's splits): model
+  // B's evaluation of the same films replaced model A's unasked, a lost result. A model's own folder is left as
+  // it was: an older identity there is the same model before `cxr calibrate`, which restates its files.
+  const before = evaluatedModel(json);
+  const ownFolder = fs.existsSync(path.join(o.out as string, 'cxr.json'));
+  if (before && before.sha256 !== model.sha256 && !ownFolder && earlier.source === source) {
+    if (o.overwrite) {
+      o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation by ${describeModel(before)}`);
+      return;
+    }
+    throw new Error(
+      `--out ${o.out} already holds an evaluation of these films by another model under the name '${name}': ` +
+        `${file} is of ${describeModel(before)}, and this one, of ${describeModel(model)}, would replace it ` +
+        `(predictions/${name}.json too). Give another --out folder for this model, or --overwrite to replace it`,
+    );
+  }
   if (earlier.source === undefined || earlier.source === source) return;
   const at = earlier.operatingPoint ? ` at operating point ${earlier.operatingPoint}` : '';
   if (o.overwrite) {

@@ -157,6 +157,16 @@ export function register(program: Command): void {
     )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
+      // A from-scratch --model and a backbone (--backbone, or the recipe's own) exclude each other: training made
+      // the model a transfer one and dropped --model without a word, so another network trained than was asked.
+      const backbone = o.backbone ?? (o.recipe ? RECIPES[o.recipe].recipe.backbone : undefined);
+      if (o.model !== undefined && backbone !== undefined) {
+        const from = o.backbone ? '--backbone' : `--recipe ${o.recipe}`;
+        throw new Error(
+          `--model ${o.model} is an architecture trained from scratch, and ${from} transfers from the ImageNet ` +
+            `backbone ${backbone}: give one of them`,
+        );
+      }
       // Checked, not kept: a refused run leaves no folder behind.
       ensureWritableDir(o.out, '--out', { keep: false });
       if (o.seeds)
