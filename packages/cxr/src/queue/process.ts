@@ -298,6 +298,27 @@ function loginRefused(e: unknown): UnrecoverableError | null {
   );
 }
 
+/**
+ * An instance deleted from Orthanc since it was queued (a study sent by mistake and removed, a backfill job that
+ * waited hours) answers 404: the film's absence, as a file job's ENOENT, which no retry mends. Without this the
+ * job was tried 3 times and failed with Orthanc's raw 404 body and no errorCode. Only when the instance itself is
+ * confirmed gone: a 404 from elsewhere (a STOW to an Orthanc without its DICOMweb plugin) stays a retried error.
+ */
+async function instanceGone(client: OrthancClient, instanceId: string, e: unknown): Promise<UnrecoverableError | null> {
+  if (!(e instanceof OrthancError) || e.status !== 404) return null;
+  try {
+    await client.instanceTags(instanceId);
+    return null;
+  } catch (again) {
+    if (!(again instanceof OrthancError) || again.status !== 404) return null;
+  }
+  return filmRefused(
+    'READ_FAILED',
+    `instance ${instanceId} is no longer in Orthanc (deleted since it was queued): not retried; ` +
+      'queue the film again if it is sent again',
+  );
+}
+
 async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): Promise<JobResult> {
   if (!ctx.orthanc) {
     throw new UnrecoverableError(
@@ -328,7 +349,7 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
       },
     });
   } catch (e) {
-    throw loginRefused(e) ?? e;
+    throw loginRefused(e) ?? (await instanceGone(ctx.orthanc, instanceId, e)) ?? e;
   }
   if (outcome === 'failed') {
     throw filmRefused(
