@@ -142,7 +142,8 @@ export function reliabilityChart(
         encoding: {
           x: { field: 'lo', ...unitAxis('Predicted probability of pneumonia') },
           x2: { field: 'hi' },
-          y: { field: 'count', type: 'quantitative', title: 'Images', axis: { tickCount: 3 } },
+          // tickMinStep: counts are whole images; with few films (a bin of 2) vega would tick 0.5, 1.5.
+          y: { field: 'count', type: 'quantitative', title: 'Images', axis: { tickCount: 3, tickMinStep: 1 } },
           y2: { datum: 0 },
         },
       },
@@ -165,6 +166,9 @@ export function trainingChart(log: readonly EpochLog[], opts: { title: string; s
   const withAuc = log.filter((e) => typeof e.val_auc === 'number');
   const best =
     withAuc.length > 0 ? withAuc.reduce((a, b) => ((b.val_auc as number) > (a.val_auc as number) ? b : a)) : null;
+  // The label goes left of the best epoch's rule, but at the first epoch that is left of the plot, over the y
+  // axis's tick labels (a short run, or one whose first epoch was its best): there it goes right of the rule.
+  const bestFirst = best !== null && log.every((e) => e.epoch >= best.epoch);
   const xAxis = { field: 'epoch', type: 'quantitative', title: 'Epoch', axis: { tickMinStep: 1, format: 'd' } };
   const panel = (values: object[], title: string, yTitle: string, colours: string[], yScale: object) => ({
     width: 340,
@@ -198,9 +202,9 @@ export function trainingChart(log: readonly EpochLog[], opts: { title: string; s
                 {
                   mark: {
                     type: 'text',
-                    align: 'right',
+                    align: bestFirst ? 'left' : 'right',
                     baseline: 'top',
-                    dx: -4,
+                    dx: bestFirst ? 4 : -4,
                     dy: 4,
                     fontSize: 11,
                     color: '#7b8794',

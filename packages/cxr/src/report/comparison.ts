@@ -299,22 +299,18 @@ export async function writeComparison(
     ? `<section class="card">
 <h2>Per recipe, over its seeds</h2>
 <p>${escapeHtml(RECIPE_NOTE)}</p>
-<div class="wide">${table(
-        recipes.head,
-        recipes.rows.map((r) => [
-          `<b>${escapeHtml(r.group)}</b>`,
-          String(r.runs),
-          ...r.cells.map((c) => htmlCell(c, false)),
-        ]),
-        'comparison recipes',
-      )}</div>
+${table(
+  recipes.head,
+  recipes.rows.map((r) => [`<b>${escapeHtml(r.group)}</b>`, String(r.runs), ...r.cells.map((c) => htmlCell(c, false))]),
+  'comparison recipes',
+)}
 </section>
 `
     : '';
   const body = `<header><h1>${escapeHtml(title)}</h1><p>Generated ${escapeHtml(generated)} UTC</p></header>
 ${recipeSection}<section class="card">
 ${recipes ? '<h2>Per run</h2>\n' : ''}<p>${escapeHtml(intro)}</p>
-<div class="wide">${table(headWith(escapeHtml), rows, 'comparison')}</div>
+${table(headWith(escapeHtml), rows, 'comparison')}
 </section>
 <h2>Confusion matrices</h2>
 <div class="side">

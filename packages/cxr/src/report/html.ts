@@ -18,11 +18,16 @@ export function inlineSvg(svg: string, idPrefix: string, label: string): string 
     .replace(/^<svg\b/, `<svg role="img" aria-label="${escapeHtml(label)}"`);
 }
 
+/**
+ * A table in its own horizontal scroll box: on a phone a wide table (the metrics' four columns, a sha256) scrolls
+ * inside its card instead of widening the whole page. The box takes keyboard focus (tabindex) so that its hidden
+ * columns can be scrolled to without a mouse (WCAG 2.1.1; axe's scrollable-region-focusable).
+ */
 export function table(head: readonly string[], rows: readonly (readonly string[])[], className = ''): string {
   const th = head.map((h) => `<th>${h}</th>`).join('');
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('\n');
   const open = className ? `<table class="${className}">` : '<table>';
-  return `${open}<thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="wide" tabindex="0">${open}<thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 // One rule a line; a rule too long for the source is split with `+`: the page gets it whole.
@@ -53,8 +58,10 @@ const CSS = [
   'table.metrics th:nth-child(2), table.metrics th:nth-child(3),',
   'table.metrics td:nth-child(2), table.metrics td:nth-child(3) { text-align: right; ' +
     'font-variant-numeric: tabular-nums; white-space: nowrap; }',
-  'table.metrics td:nth-child(4) { color: var(--muted); }',
-  '.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(430px, 1fr)); gap: 16px; }',
+  // min-width: on a phone the table scrolls rather than squeezing the explanation to a word a line.
+  'table.metrics td:nth-child(4) { color: var(--muted); min-width: 12em; }',
+  // min(): a column is never wider than the page, or a 390 px phone scrolls the whole page sideways.
+  '.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(430px, 100%), 1fr)); gap: 16px; }',
   'figure { margin: 0; display: flex; flex-direction: column; justify-content: space-between; ' +
     'background: white; border: 1px solid var(--line); border-radius: 10px; padding: 12px; }',
   'figure svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }',
@@ -75,7 +82,8 @@ const CSS = [
     '{ text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }',
   '.side { display: flex; flex-wrap: wrap; gap: 16px; }',
   '.side figure { flex: 0 1 300px; }',
-  '@media print { body { background: white; } figure, .card { break-inside: avoid; } }',
+  // On paper nothing scrolls: a table's scroll box would cut off its last columns.
+  '@media print { body { background: white; } figure, .card { break-inside: avoid; } .wide { overflow: visible; } }',
   '',
 ].join('\n');
 

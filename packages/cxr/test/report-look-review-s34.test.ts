@@ -1,0 +1,137 @@
+// Review of how the report pages look (session 34): on a 390 px phone a run's report is no wider than the
+// screen (its figures' grid and its tables used to widen the whole page), every table that scrolls sideways
+// takes keyboard focus (axe's scrollable-region-focusable, which the comparison pages failed), and the
+// reliability diagram's histogram of image counts ticks whole images, not 0.5 and 1.5.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { evaluate, operatingPoints, reliabilityBins, seededRandom } from '../src/eval';
+import { reliabilityChart, trainingChart, writeComparison, writeReport } from '../src/report';
+import { renderSvg } from '../src/report/render';
+import { axeProblems, launchChromium, noChromium } from './browser-fixture';
+
+const made: string[] = [];
+let browser: Browser | undefined;
+before(async () => {
+  if (!noChromium) browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tmpDir(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-s34-look-${name}-`));
+  made.push(dir);
+  return dir;
+}
+
+function synthetic(n: number, nPos: number, seed: number) {
+  const rand = seededRandom(seed);
+  const labels: number[] = [];
+  const probs: number[] = [];
+  const files: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const y = i < nPos ? 1 : 0;
+    const z = (y ? 1.2 : -1.2) + 2 * (rand() + rand() - 1);
+    labels.push(y);
+    probs.push(1 / (1 + Math.exp(-z)));
+    files.push(`${y ? 'PNEUMONIA' : 'NORMAL'}/img${i}.jpeg`);
+  }
+  return { files, labels, probs };
+}
+
+const writeJson = (file: string, value: unknown) => {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(value));
+};
+
+/** How wide the page at `file` is in a `width` px window, and what axe finds there. */
+async function look(file: string, width: number): Promise<{ pageWidth: number; axe: string[] }> {
+  const context = await browser!.newContext({ viewport: { width, height: 800 } });
+  try {
+    const page = await context.newPage();
+    await page.goto(`file://${file}`);
+    const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    return { pageWidth, axe: await axeProblems(page) };
+  } finally {
+    await context.close();
+  }
+}
+
+test("a run's report on a 390 px phone: no wider than the screen, tables scroll by keyboard", {
+  skip: noChromium,
+}, async () => {
+  const dir = tmpDir('run');
+  const val = synthetic(60, 35, 1);
+  const ops = operatingPoints(val.labels, val.probs);
+  writeJson(path.join(dir, 'cxr.json'), {
+    name: 'tiny',
+    version: '0.0.1',
+    arch: 'cxrnet',
+    inputSize: 32,
+    thresholds: { screening: ops.screening.threshold, balanced: ops.balanced.threshold },
+  });
+  writeJson(path.join(dir, 'predictions', 'val.json'), val);
+  writeJson(
+    path.join(dir, 'metrics', 'val.json'),
+    evaluate(val.labels, val.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 50, seed: 1 } }),
+  );
+  await writeReport(dir);
+  const { pageWidth, axe } = await look(path.join(dir, 'report', 'index.html'), 390);
+  assert.ok(pageWidth <= 390, `the page is ${pageWidth} px wide in a 390 px window`);
+  assert.deepEqual(axe, []);
+});
+
+test('the experiments comparison page: its wide tables scroll by keyboard', { skip: noChromium }, async () => {
+  const dir = tmpDir('cmp');
+  const experiments = [1, 2].map((seed) => {
+    const s = synthetic(60, 35, seed);
+    return {
+      name: `recipe-s${seed}`,
+      description: 'a recipe',
+      // Runs of one recipe over seeds: the page opens with their per-recipe table, which has no link to focus.
+      group: 'recipe',
+      metrics: evaluate(s.labels, s.probs, { bootstrap: { n: 50, seed: 1 } }),
+      trainingSeconds: 60,
+      runDir: path.join(dir, 'runs', `r${seed}`),
+    };
+  });
+  await writeComparison(experiments, dir);
+  const { pageWidth, axe } = await look(path.join(dir, 'comparison.html'), 390);
+  assert.ok(pageWidth <= 390, `the page is ${pageWidth} px wide in a 390 px window`);
+  assert.deepEqual(axe, []);
+});
+
+test('the reliability histogram of a few films ticks whole images', async () => {
+  // 6 films: no bin holds more than 2, where vega ticks 0, 0.5, 1, 1.5, 2 unless told counts are whole.
+  const labels = [0, 0, 0, 1, 1, 1];
+  const probs = [0.32, 0.45, 0.52, 0.55, 0.66, 0.74];
+  const svg = await renderSvg(reliabilityChart(reliabilityBins(labels, probs), { title: 'Reliability' }));
+  const ticks = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+  assert.ok(ticks.includes('Images'), 'the histogram is drawn');
+  for (const half of ['0.5', '1.5']) assert.ok(!ticks.includes(half), `a tick at ${half} images: ${ticks.join(' ')}`);
+});
+
+test("the training chart's 'best val AUC' label stays inside the plot when the first epoch is the best", async () => {
+  const bestAt = async (best: number) => {
+    const log = [1, 2, 3].map((epoch) => ({
+      epoch,
+      loss: 0.7 / epoch,
+      val_loss: 0.6 / epoch,
+      val_auc: epoch === best ? 0.9 : 0.8,
+      val_accuracy: 0.75,
+    }));
+    const svg = await renderSvg(trainingChart(log, { title: 'Training progress' }));
+    const labels = [...svg.matchAll(/<text([^>]*)>best val AUC<\/text>/g)].map((m) => m[1]);
+    assert.equal(labels.length, 2, 'one label on each panel');
+    return labels;
+  };
+  // At epoch 1 the rule is the plot's left edge: a label ending there (text-anchor end) lies over the y axis.
+  for (const attrs of await bestAt(1)) assert.doesNotMatch(attrs, /text-anchor="end"/);
+  // Later, left of the rule as before.
+  for (const attrs of await bestAt(3)) assert.match(attrs, /text-anchor="end"/);
+});
