@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runRobustness } from '../src/robustness/run';
 import { makeTinyModel, tempDir } from './serve-fixtures';
-import { SAMPLES_FULLRES, needsData } from './shared-data';
+import { needsData, SAMPLES_FULLRES, sampleFilmCopies } from './shared-data';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = needsData(SAMPLES_FULLRES);
@@ -24,12 +24,7 @@ before(async () => {
   if (skip) return;
   dir = tempDir('docs-review-s34');
   model = await makeTinyModel(path.join(dir, 'model'), { inputSize: 32, tta: ['identity'] });
-  data = path.join(dir, 'data');
-  for (const cls of ['NORMAL', 'PNEUMONIA']) {
-    fs.mkdirSync(path.join(data, cls), { recursive: true });
-    for (const f of fs.readdirSync(path.join(SAMPLES_FULLRES, cls)).slice(0, 3))
-      fs.copyFileSync(path.join(SAMPLES_FULLRES, cls, f), path.join(data, cls, f));
-  }
+  data = sampleFilmCopies(path.join(dir, 'data'), 3);
   // A JPEG by its leading bytes that stops in its first kilobytes: it does not decode.
   const first = fs.readdirSync(path.join(data, 'NORMAL'))[0];
   const bytes = fs.readFileSync(path.join(data, 'NORMAL', first));

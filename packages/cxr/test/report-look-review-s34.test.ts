@@ -8,10 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { evaluate, operatingPoints, reliabilityBins, seededRandom } from '../src/eval';
+import { evaluate, operatingPoints, reliabilityBins } from '../src/eval';
 import { reliabilityChart, trainingChart, writeComparison, writeReport } from '../src/report';
 import { renderSvg } from '../src/report/render';
 import { axeProblems, launchChromium, noChromium } from './browser-fixture';
+import { syntheticScores } from './synthetic-scores';
 
 const made: string[] = [];
 let browser: Browser | undefined;
@@ -29,20 +30,7 @@ function tmpDir(name: string): string {
   return dir;
 }
 
-function synthetic(n: number, nPos: number, seed: number) {
-  const rand = seededRandom(seed);
-  const labels: number[] = [];
-  const probs: number[] = [];
-  const files: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const y = i < nPos ? 1 : 0;
-    const z = (y ? 1.2 : -1.2) + 2 * (rand() + rand() - 1);
-    labels.push(y);
-    probs.push(1 / (1 + Math.exp(-z)));
-    files.push(`${y ? 'PNEUMONIA' : 'NORMAL'}/img${i}.jpeg`);
-  }
-  return { files, labels, probs };
-}
+const synthetic = (n: number, nPos: number, seed: number) => syntheticScores(n, nPos, seed, 1.2);
 
 const writeJson = (file: string, value: unknown) => {
   fs.mkdirSync(path.dirname(file), { recursive: true });

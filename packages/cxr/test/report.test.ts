@@ -4,10 +4,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { evaluate, operatingPoints, seededRandom } from '../src/eval';
+import { evaluate, operatingPoints } from '../src/eval';
 import { confusionChart, readRunDir, wrapText, writeComparison, writeReport } from '../src/report';
 import { inlineSvg } from '../src/report/html';
 import { measureText } from '../src/report/text_metrics';
+import { syntheticScores } from './synthetic-scores';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -20,20 +21,7 @@ function tmpDir(name: string): string {
   return dir;
 }
 
-function synthetic(n: number, nPos: number, seed: number) {
-  const rand = seededRandom(seed);
-  const labels: number[] = [];
-  const probs: number[] = [];
-  const files: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const y = i < nPos ? 1 : 0;
-    const z = (y ? 1.5 : -1.5) + 2 * (rand() + rand() - 1);
-    labels.push(y);
-    probs.push(1 / (1 + Math.exp(-z)));
-    files.push(`${y ? 'PNEUMONIA' : 'NORMAL'}/img${i}.jpeg`);
-  }
-  return { files, labels, probs };
-}
+const synthetic = (n: number, nPos: number, seed: number) => syntheticScores(n, nPos, seed);
 
 function writeJson(file: string, value: unknown) {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runRobustness } from '../src/robustness/run';
 import { makeTinyModel, tempDir } from './serve-fixtures';
-import { DICOM_SAMPLES, SAMPLES_FULLRES, needsData } from './shared-data';
+import { DICOM_SAMPLES, needsData, SAMPLES_FULLRES, sampleFilmCopies } from './shared-data';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = needsData(SAMPLES_FULLRES, DICOM_SAMPLES);
@@ -21,12 +21,7 @@ before(async () => {
   if (skip) return;
   dir = tempDir('fix-d-robustness');
   model = await makeTinyModel(path.join(dir, 'model'), { inputSize: 32, tta: ['identity'] });
-  data = path.join(dir, 'data');
-  for (const cls of ['NORMAL', 'PNEUMONIA']) {
-    fs.mkdirSync(path.join(data, cls), { recursive: true });
-    for (const f of fs.readdirSync(path.join(SAMPLES_FULLRES, cls)).slice(0, 3))
-      fs.copyFileSync(path.join(SAMPLES_FULLRES, cls, f), path.join(data, cls, f));
-  }
+  data = sampleFilmCopies(path.join(dir, 'data'), 3);
   // Three files per class that are not JPEG or PNG: a bare DICOM data set (no preamble), text, nothing.
   for (const cls of ['NORMAL', 'PNEUMONIA']) {
     fs.copyFileSync(path.join(DICOM_SAMPLES, 'CR-MONO1-10-chest_nometa.dcm'), path.join(data, cls, 'a-film'));

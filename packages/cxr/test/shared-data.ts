@@ -56,3 +56,16 @@ export function linkedTrainFilms(root: string, n: number): string {
   }
   return root;
 }
+
+/**
+ * A folder `root` whose NORMAL and PNEUMONIA hold copies of the first `n` samples-fullres films of each class (in
+ * the order the folder lists them): copies, so that a test may add its own broken files beside them.
+ */
+export function sampleFilmCopies(root: string, n: number): string {
+  for (const cls of ['NORMAL', 'PNEUMONIA']) {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    for (const f of fs.readdirSync(path.join(SAMPLES_FULLRES, cls)).slice(0, n))
+      fs.copyFileSync(path.join(SAMPLES_FULLRES, cls, f), path.join(root, cls, f));
+  }
+  return root;
+}
