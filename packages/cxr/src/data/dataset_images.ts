@@ -1,6 +1,6 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
-import { cacheImages } from './cache';
+import { cacheImages, type SkippedFile } from './cache';
 import { DecodeError, readImageFile } from './decode';
 import { forEachConcurrent } from './pool';
 import { ImageRecord, type ScanOptions, scanDataset } from './dataset';
@@ -15,6 +15,8 @@ export interface LoadOptions {
   warn?: (line: string) => void;
   /** The model's per-image normalisation, applied to every loaded image (cxr.json preprocessing.normalize). */
   normalize?: NormalizeMode;
+  /** Told the files that could not be read or decoded (each also a `warn` line), with why. */
+  skipped?: (files: readonly SkippedFile[]) => void;
 }
 
 export async function loadImageSet(
@@ -29,6 +31,7 @@ export async function loadImageSet(
     progress: opts.progress,
     warn: opts.warn,
   });
+  opts.skipped?.(set.skipped);
   // The pack stores images by slot (shared across subsets), so gather them in record order.
   const per = set.size * set.size;
   const pixels = new Uint8Array(set.length * per);

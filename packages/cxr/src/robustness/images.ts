@@ -218,20 +218,19 @@ export async function loadBenchmarkImages(
   // from the image cache, so a second pass reads only the new ones).
   const undecodable = new Set<ImageRecord>();
   const reasons = new Map<string, string>();
-  const warn = (line: string) => {
-    const m = /^warning: skipping (.*)$/s.exec(line);
-    const file = m && all.find((r) => m[1].startsWith(`${r.path}: `))?.path;
-    if (file) reasons.set(file, m[1].slice(file.length + 2));
-    opts.warn?.(line);
-  };
   let chosen: ImageRecord[];
   let set: ImageSet;
   for (;;) {
     chosen = chooseRecords(records, opts.limit ?? 0, opts.seed ?? 1, undecodable);
     set = await loadImageSet(chosen, kind === 'folder' ? records[0].split : 'validation', {
       size: meta.inputSize,
-      warn,
+      warn: opts.warn,
       progress: opts.progress,
+      // The cache's own list of what it could not decode, with why (its message leads with the file's path).
+      skipped: (files) => {
+        for (const f of files)
+          if (f.message.startsWith(`${f.path}: `)) reasons.set(f.path, f.message.slice(f.path.length + 2));
+      },
     });
     const decoded = new Set(set.files);
     const failed = chosen.filter((r) => !decoded.has(r.path));
