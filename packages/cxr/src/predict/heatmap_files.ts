@@ -34,7 +34,9 @@ export function heatmapNames(jobs: readonly { file: string; missing: boolean; na
 
 /**
  * Writes one run's maps into a folder. A name an earlier run left there is not overwritten (its CSV
- * names it): this run's map for that film goes under the name with the film path's hash instead.
+ * names it): this run's map for that film goes under the name with the film path's hash instead, and
+ * where a third run finds that taken too, under the hashed name with -2, -3... (each run's CSV keeps
+ * pointing at its own map).
  */
 export class HeatmapWriter {
   /** Names written by this run, and the film each is for. */
@@ -45,20 +47,24 @@ export class HeatmapWriter {
   /** Writes `png` for `file` under `name` (or its hashed form); returns the path written. */
   write(name: string, file: string, png: Buffer): string {
     const absolute = path.resolve(file);
-    let target = name;
-    const owner = this.mine.get(name);
-    if (owner === undefined) {
-      try {
-        fs.writeFileSync(path.join(this.dir, name), png, { flag: 'wx' });
-        this.mine.set(name, absolute);
-        return path.join(this.dir, name);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        target = withPathHash(name, absolute);
+    const hashed = withPathHash(name, absolute);
+    for (let k = 0; ; k++) {
+      const target = k === 0 ? name : k === 1 ? hashed : hashed.replace(/\.heatmap\.png$/, `-${k}.heatmap.png`);
+      const owner = this.mine.get(target);
+      // The same film named twice in this run shares its map; another film's map of this run is kept.
+      if (owner === absolute) {
+        fs.writeFileSync(path.join(this.dir, target), png);
+        return path.join(this.dir, target);
       }
-    } else if (owner !== absolute) target = withPathHash(name, absolute);
-    fs.writeFileSync(path.join(this.dir, target), png);
-    this.mine.set(target, absolute);
-    return path.join(this.dir, target);
+      if (owner !== undefined) continue;
+      try {
+        fs.writeFileSync(path.join(this.dir, target), png, { flag: 'wx' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw e;
+      }
+      this.mine.set(target, absolute);
+      return path.join(this.dir, target);
+    }
   }
 }
