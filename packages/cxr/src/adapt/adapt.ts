@@ -183,6 +183,17 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       { reference, classMix: o.classMix ?? 'auto', meta, batchSize: o.batchSize, log },
     );
     log(`${loaded.members.length} member(s): ${bnLayers} batch-norm layers re-estimated on ${n} films`);
+    // A share given (or 'first') that the batch-norm step had no class-split reference to weigh was dropped
+    // without a word; a given share is still the site's share for --prior (docs/site-adaptation.md, step 3).
+    const given = typeof o.classMix === 'number' ? o.classMix : undefined;
+    if (o.classMix !== undefined && o.classMix !== 'auto' && o.classMix !== 'reference' && classMix === null) {
+      const why = reference?.members ? 'the reference statistics do not keep the classes apart' : 'plain AdaBN';
+      log(
+        `note: --class-mix ${o.classMix} does not change the batch-norm adaptation (${why}; it weighs the ` +
+          `reference statistics only)` +
+          (given !== undefined && train ? `; it is the site's share for --prior` : ''),
+      );
+    }
     // A half-precision source stays half precision (as its cxr.json and card say), rounded before anything
     // below (prior, gate) is computed on it.
     if (storage === 'float16') for (const m of loaded.members) roundWeightsToFloat16(m);
@@ -205,9 +216,9 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     };
     let operatingPoints = meta.operatingPoints;
     if (train) {
-      // The share the adaptation itself settled on (or was given) when it mixed the reference at one; else
-      // estimated from the adapted model's scores.
-      const mixed = siteShareOf(classMix);
+      // The share the adaptation itself settled on (or was given) when it mixed the reference at one, or the
+      // share given where it had no class-split reference to mix; else estimated from the adapted model's scores.
+      const mixed = siteShareOf(classMix) ?? given;
       const probs =
         mixed === undefined
           ? calibrated(
