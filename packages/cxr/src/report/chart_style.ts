@@ -31,6 +31,42 @@ const GRID = '#e4e7eb';
 /** Colour-blind-safe (Okabe–Ito) colours for operating points, in a fixed order. */
 const MARK_COLOURS = ['#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9'];
 
+/**
+ * Line colours for plots of many series on white, each with a contrast of at least 3:1 against white (WCAG 2's
+ * figure for graphics; test/reports-leftovers-s35): category20's second half is pale, and tableau10's yellow,
+ * pink and grey reach 1.6-2.1:1. Okabe–Ito's colour-blind-safe colours that reach 3:1, then Paul Tol's muted
+ * wine, olive and indigo. Past them the colours repeat with a dash pattern (seriesStyle).
+ */
+export const SERIES_COLOURS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#000000', '#882255', '#999933', '#332288'];
+/** Solid, then dashed, dotted, dash-dot... : one pattern per round of SERIES_COLOURS. */
+export const SERIES_DASHES: readonly number[][] = [
+  [1, 0],
+  [7, 3],
+  [2, 2],
+  [9, 3, 2, 3],
+  [14, 4],
+  [2, 5],
+];
+
+/**
+ * Colour and dash of each of `domain`'s series, as the scales of a line layer's `color` and `strokeDash`
+ * channels: `strokeDash` is null while the colours alone tell the series apart. Both channels encode the same
+ * field with the same domain, so Vega-Lite draws one legend whose symbols show colour and dash.
+ */
+export function seriesStyle(domain: readonly string[]): {
+  color: { domain: string[]; range: string[] };
+  strokeDash: { domain: string[]; range: number[][] } | null;
+} {
+  const n = SERIES_COLOURS.length;
+  return {
+    color: { domain: [...domain], range: domain.map((_, i) => SERIES_COLOURS[i % n]) },
+    strokeDash:
+      domain.length > n
+        ? { domain: [...domain], range: domain.map((_, i) => SERIES_DASHES[Math.floor(i / n) % SERIES_DASHES.length]) }
+        : null,
+  };
+}
+
 export const config = {
   font: FONT,
   background: 'white',

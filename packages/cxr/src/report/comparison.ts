@@ -108,6 +108,19 @@ function bestPerColumn(list: readonly { metrics: Metrics }[]): Set<number>[] {
 const duration = (s: number | null) => (s === null ? '—' : formatDuration(s));
 const relLink = (from: string, to: string) => path.relative(from, to).split(path.sep).join('/') || '.';
 
+/**
+ * The page's link to a run: its report where the folder has one when the page is drawn, else its model card. The
+ * committed run folders (docs/experiments/seed-recipes, shift) hold no report, and a link to one was dead.
+ */
+function runLink(outDir: string, runDir: string): string {
+  const target = [
+    ['report', path.join(runDir, 'report', 'index.html')],
+    ['model card', path.join(runDir, 'MODEL_CARD.md')],
+  ].find(([, file]) => existsSync(file));
+  if (!target) return escapeHtml(path.basename(runDir));
+  return `<a href="${escapeHtml(relLink(outDir, target[1]))}">${target[0]}</a>`;
+}
+
 export async function writeComparison(
   experiments: readonly ExperimentSummary[],
   outDir: string,
@@ -282,7 +295,7 @@ export async function writeComparison(
     ...robustCells(e).map((c) => htmlCell(c, false)),
     e.metrics.threshold.toFixed(3),
     escapeHtml(duration(e.trainingSeconds)),
-    `<a href="${escapeHtml(relLink(outDir, path.join(e.runDir, 'report', 'index.html')))}">report</a>`,
+    runLink(outDir, e.runDir),
   ]);
   const confusionFigures = list.map((e, i) => {
     const svg = inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`);

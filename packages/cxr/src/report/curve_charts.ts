@@ -1,7 +1,7 @@
 // The curve plots: ROC (one model, or several overlaid for the comparison page) and precision-recall.
 import type { PrPoint, RocPoint } from '../eval/metrics';
 import { pct } from '../eval/format';
-import { CURVE, config, diagonal, type MarkedPoint, markLayer, unitAxis } from './chart_style';
+import { CURVE, config, diagonal, type MarkedPoint, markLayer, seriesStyle, unitAxis } from './chart_style';
 import type { ChartSpec } from './render';
 
 export function rocChart(
@@ -43,6 +43,9 @@ export function rocOverlayChart(
   const label = (c: { name: string; auc: number | null }) =>
     `${c.name} (AUC ${c.auc === null ? 'n/a' : c.auc.toFixed(3)})`;
   const values = curves.flatMap((c) => c.points.map((p, i) => ({ model: label(c), i, fpr: p.fpr, tpr: p.tpr })));
+  const style = seriesStyle(curves.map(label));
+  // Symbols 30 px long (symbolSize is an area), where the default 10 px showed a dash as a solid line.
+  const legend = { orient: 'bottom', direction: 'vertical', offset: 14, symbolSize: 900, symbolStrokeWidth: 2.2 };
   const panel = (
     title: string,
     x: [number, number],
@@ -71,13 +74,10 @@ export function rocOverlayChart(
             axis: { format, tickCount: 5 },
           },
           order: { field: 'i', type: 'quantitative' },
-          color: {
-            field: 'model',
-            type: 'nominal',
-            title: null,
-            scale: { domain: curves.map(label), scheme: curves.length > 10 ? 'category20' : 'tableau10' },
-            legend: { orient: 'bottom', direction: 'vertical', offset: 14 },
-          },
+          color: { field: 'model', type: 'nominal', title: null, scale: style.color, legend },
+          ...(style.strokeDash
+            ? { strokeDash: { field: 'model', type: 'nominal', title: null, scale: style.strokeDash, legend } }
+            : {}),
         },
       },
     ],

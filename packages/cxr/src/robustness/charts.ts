@@ -1,6 +1,6 @@
 // Vega-Lite specs of the robustness page: one metric against strength, one line per change,
 // every line starting from the clean row at strength 0.
-import { config as reportConfig } from '../report/chart_style';
+import { config as reportConfig, seriesStyle } from '../report/chart_style';
 import type { ChartSpec } from '../report/render';
 import { ECE_BINS, type RobustnessRow } from './metrics';
 
@@ -39,6 +39,10 @@ export function strengthChart(
 ): ChartSpec {
   const values = strengthSeries(rows, metric);
   const changes = [...new Set(values.map((v) => v.change))];
+  // Every line dark enough to see on white (category20's pale half was not), past 8 changes with a dash too.
+  const style = seriesStyle(changes);
+  // Line symbols long enough to show a dash (symbolSize is an area; the default drew a 10 px circle).
+  const legend = { orient: 'right', symbolType: 'stroke', symbolSize: 900, symbolStrokeWidth: 2 };
   const unit = metric === 'specificity' || metric === 'sensitivity' || metric === 'auc';
   const shift = metric === 'normalScoreShift' || metric === 'pneumoniaScoreShift';
   return {
@@ -79,9 +83,20 @@ export function strengthChart(
             field: 'change',
             type: 'nominal',
             title: 'Change',
-            scale: { domain: changes, scheme: 'category20' },
-            legend: { orient: 'right' },
+            scale: style.color,
+            legend,
           },
+          ...(style.strokeDash
+            ? {
+                strokeDash: {
+                  field: 'change',
+                  type: 'nominal',
+                  title: 'Change',
+                  scale: style.strokeDash,
+                  legend,
+                },
+              }
+            : {}),
           order: { field: 'strength', type: 'quantitative' },
         },
       },

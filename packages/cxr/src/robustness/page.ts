@@ -54,15 +54,27 @@ const DISCLAIMER =
 
 const signed = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
 
+/**
+ * The KPI's words for clean − robust specificity: a negative drop is a rise (the shifts made the model call
+ * fewer NORMAL films PNEUMONIA), so "drop -12.5 points" is never printed. Rounded first, so that a change too
+ * small to show reads "no change" rather than "drop 0.0 points".
+ */
+export function specificityChange(drop: number | null): string {
+  if (drop === null) return 'change n/a';
+  const points = Math.round(1000 * drop) / 10;
+  if (points === 0) return 'no change';
+  return `${points > 0 ? 'drop' : 'rise'} ${Math.abs(points).toFixed(1)} points`;
+}
+
 function kpis(r: RobustnessResult): string {
   const s = r.summary;
   const kpi = (label: string, value: string, note: string) =>
     kpiBox(escapeHtml(value), escapeHtml(label), escapeHtml(note) || '&nbsp;');
-  const drop = s.meanSpecificityDrop === null ? 'n/a' : `${(100 * s.meanSpecificityDrop).toFixed(1)} points`;
   const worst = s.worstSpecificity;
+  const change = specificityChange(s.meanSpecificityDrop);
   return `<div class="kpis">
 ${kpi('Clean specificity', pct(s.cleanSpecificity), `AUC ${dec(s.cleanAuc)}`)}
-${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; drop ${drop}`)}
+${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; ${change}`)}
 ${kpi('Worst specificity', pct(worst?.value ?? null), worst ? `${worst.change} at ${worst.strength.toFixed(2)}` : '')}
 ${kpi('Mean ECE', dec(s.meanEce), 'over the perturbed rows')}
 ${kpi('Mean NORMAL-score shift', signed(s.meanNormalScoreShift), `PNEUMONIA ${signed(s.meanPneumoniaScoreShift)}`)}
