@@ -140,7 +140,9 @@ export function register(program: Command): void {
         priority: o.priority,
         ...(o.patientAge !== undefined ? { patientAge: o.patientAge } : {}),
       };
-      const counts = { ...emptyCounts(), skipped: 0, missing: 0, notFilms: 0 };
+      // ownResults: of the skipped, cxr's own SR and Secondary Captures met by --orthanc-all (the archive holds two
+      // per film done); said on their own, so that they do not read as films left out.
+      const counts = { ...emptyCounts(), skipped: 0, ownResults: 0, missing: 0, notFilms: 0 };
       // Files first, before Redis: every refusal is said together, before anything is queued.
       const files: string[] = [];
       if (!o.orthancAll) {
@@ -181,9 +183,12 @@ export function register(program: Command): void {
         if (o.orthancAll) {
           const client = new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }));
           for await (const id of allInstances(client)) {
-            const r = (await enqueueInstance(queue, client, spec, id)).outcome;
-            if (r === 'skipped') counts.skipped++;
-            else countOutcome(counts, r);
+            const r = await enqueueInstance(queue, client, spec, id);
+            if (r.outcome !== 'skipped') countOutcome(counts, r.outcome);
+            else {
+              counts.skipped++;
+              if (r.ownResult) counts.ownResults++;
+            }
           }
         } else {
           for (const file of files) {
@@ -200,10 +205,13 @@ export function register(program: Command): void {
         const depth = await queueDepth(queue);
         if (o.json) process.stdout.write(`${JSON.stringify({ ...counts, queue: queue.name, depth })}\n`);
         else {
+          const own = counts.ownResults;
+          const others = counts.skipped - own;
           process.stdout.write(
             `${counts.queued} queued, ${counts.alreadyQueued} already queued, ${counts.alreadyDone} already done` +
               `${counts.requeued ? `, ${counts.requeued} failed before and queued again` : ''}` +
-              `${counts.skipped ? `, ${counts.skipped} skipped (not chest films or not images)` : ''}` +
+              `${others ? `, ${others} skipped (not chest films or not images)` : ''}` +
+              `${own ? `, ${own} cxr result${own === 1 ? '' : 's'} (SR/SC) skipped` : ''}` +
               `${counts.missing ? `, ${counts.missing} missing or unreadable` : ''}` +
               `${counts.notFilms ? `, ${counts.notFilms} refused (named above)` : ''}` +
               ` (queue ${queue.name}: ${depth.waiting} waiting, ${depth.active} running)\n`,

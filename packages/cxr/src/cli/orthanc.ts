@@ -39,7 +39,7 @@ import {
 } from '../queue';
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { AuditCloseError } from '../serve/audit_store';
-import { emptyStats, queueFilms, summary } from './orthanc_lines';
+import { emptyStats, OutageLines, queueFilms, summary } from './orthanc_lines';
 import { AuditOpenError, openAuditStoreForWriting } from './writable';
 
 /** The cursor a pass saved, or null when the file cannot be read (said by the next pass, not here). */
@@ -118,12 +118,14 @@ export function register(program: Command): void {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
       const client = new OrthancClient(config);
+      // An Orthanc outage is said when it starts, once a minute while it lasts, and when it ends; not every poll.
+      const outage = new OutageLines(log, o.interval);
       try {
         await client.checkConnection();
       } catch (e) {
         // Orthanc away is waited for (polling); a refused login or no Orthanc at the URL is not.
         if (o.once || !(e instanceof OrthancError && e.outage)) throw e;
-        log(`${e.message}; the first poll tries again`);
+        outage.failed(e.message, 'the first poll tries again');
       }
       const modelDir = path.resolve(modelDirOrDefault(o.model));
       let predictor: Predictor | undefined;
@@ -290,12 +292,15 @@ export function register(program: Command): void {
               shouldStop: () => stopping,
               log,
             });
+            outage.answered();
             internal.reset();
             total.cursor = s.cursor;
             if (o.once || s.instances > 0) log(summary(s, !!queue, own.pass, queue ? skipReasons.pass : undefined));
           } catch (e) {
             // The pass saved its cursor at the last film it finished.
             total.cursor = savedCursor(path.resolve(o.state)) ?? total.cursor;
+            // Any other failure of a pass came after Orthanc answered (the audit log opens before the pass).
+            if (!(e instanceof AuditOpenError || (e instanceof OrthancError && e.outage))) outage.answered();
             if (e instanceof ProcessingError && !o.once) {
               // Perhaps passing (memory, a file being replaced): tried again. A lasting fault with one film
               // passes over it; with a second film before any other worked, the install is at fault: stop.
@@ -323,7 +328,8 @@ export function register(program: Command): void {
             } else {
               // The PACS or the audit log may be restarting; anything else is not for waiting out.
               if (o.once || !(e instanceof OrthancError || isOutage(e))) throw e;
-              log(`${(e as Error).message}; retrying in ${o.interval} s`);
+              if (e instanceof OrthancError && e.outage) outage.failed(e.message);
+              else log(`${(e as Error).message}; retrying in ${o.interval} s`);
             }
           }
           if (o.once || stopping) break;

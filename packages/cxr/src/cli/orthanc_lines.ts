@@ -54,3 +54,64 @@ export function queueFilms(
     } else say?.(`${r.outcome} ${id}${r.id ? ` (job ${r.id})` : ''}`);
   });
 }
+
+/** How often a lasting Orthanc outage is said again while the sync keeps polling. */
+export const OUTAGE_REMINDER_MS = 60_000;
+
+/**
+ * What a polling sync says of an Orthanc outage. It said "unreachable; retrying in N s" on every poll (every 2 s,
+ * hundreds of lines in an hour) and never when Orthanc answered again: now the outage is said once with its error,
+ * then once a minute with when it began and how many polls failed, and its end in one line. Polling keeps its
+ * rate, so the end is seen within one interval. `now` is the clock (a test's own).
+ */
+export class OutageLines {
+  private since: number | null = null;
+  private lastSaid = 0;
+  private tries = 0;
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly intervalS: number,
+    private readonly now: () => number = Date.now,
+    private readonly reminderMs = OUTAGE_REMINDER_MS,
+  ) {}
+
+  /** A poll (or the start's check: `next` says when it tries again) that found Orthanc away, with the error. */
+  failed(message: string, next?: string): void {
+    const t = this.now();
+    this.tries++;
+    if (this.since === null) {
+      this.since = t;
+      this.lastSaid = t;
+      this.log(
+        `${message}; ${next ?? `retrying in ${this.intervalS} s`}, and every ${this.intervalS} s until Orthanc ` +
+          `answers (said again every ${Math.round(this.reminderMs / 1000)} s while it does not)`,
+      );
+    } else if (t - this.lastSaid >= this.reminderMs) {
+      this.lastSaid = t;
+      this.log(
+        `Orthanc still unreachable since ${clockTime(this.since)} (${this.tries} tries, ` +
+          `${seconds(t - this.since)}); last error: ${message}`,
+      );
+    }
+  }
+
+  /** Orthanc answered: the end of an outage said once (nothing when there was none). */
+  answered(): void {
+    if (this.since === null) return;
+    this.log(
+      `Orthanc answers again after ${seconds(this.now() - this.since)} ` +
+        `(unreachable since ${clockTime(this.since)}, ${this.tries} tries)`,
+    );
+    this.since = null;
+    this.tries = 0;
+  }
+}
+
+/** HH:MM:SS in the machine's time zone, as a reader compares it with the clock or the journal. */
+function clockTime(ms: number): string {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+}
+
+const seconds = (ms: number): string => `${Math.round(ms / 1000)} s`;

@@ -361,11 +361,12 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
   const m = made as { record: AuditRecord; verdict: Prediction['verdict'] } | null;
   if (m) return { outcome: 'predicted', resultKey: data.resultKey, prediction: apiView(m.record, m.verdict) };
   // Done before (its SR and SC in the PACS): the row of its UID answers only if made from this instance's bytes,
-  // which are fetched to tell (only when there is such a row).
+  // which are fetched to tell (only when there is such a row). An instance deleted since its tags were read fails
+  // here as at the read (READ_FAILED, at once); it was tried 3 times with Orthanc's raw 404.
   const orthanc = ctx.orthanc;
   const instanceSha256 = () =>
-    orthanc.instanceFile(instanceId).then(sha256Of, (e: unknown) => {
-      throw loginRefused(e) ?? e;
+    orthanc.instanceFile(instanceId).then(sha256Of, async (e: unknown) => {
+      throw loginRefused(e) ?? (await instanceGone(orthanc, instanceId, e)) ?? e;
     });
   const known = await findRow(ctx, data, instanceSha256);
   return { outcome: 'already-done', resultKey: data.resultKey, prediction: known ? apiView(known) : null };

@@ -76,9 +76,12 @@ export function enqueueUpload(
 export const ORTHANC_AGE =
   "a stated patient age is not taken for films in the PACS: their DICOM header's PatientAge is read";
 
-/** What the PACS says of one instance: not a chest film, or a chest film and whether its results are stored. */
+/**
+ * What the PACS says of one instance: not a chest film (ownResult: one of cxr's own results, which `cxr enqueue`
+ * counts apart from the films it skips), or a chest film and whether its results are stored.
+ */
 export type InstanceCheck =
-  | { accept: false; reason: string }
+  | { accept: false; reason: string; ownResult?: true }
   | { accept: true; sopInstanceUid: string; resultsStored: boolean };
 
 /**
@@ -90,7 +93,8 @@ export async function checkInstance(client: OrthancClient, spec: JobSpec, id: st
   if (spec.patientAge !== undefined) throw new Error(ORTHANC_AGE);
   const tags = await client.instanceTags(id);
   const verdict = classifyInstance(tags);
-  if (!verdict.accept) return { accept: false, reason: verdict.reason };
+  if (!verdict.accept)
+    return { accept: false, reason: verdict.reason, ...(verdict.ownResult ? { ownResult: true } : {}) };
   const ref = {
     studyInstanceUid: String(tags.StudyInstanceUID).trim(),
     sopInstanceUid: String(tags.SOPInstanceUID).trim(),
@@ -113,10 +117,10 @@ export async function queueInstance(
   id: string,
   check: InstanceCheck,
   opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
-): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
+): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string; ownResult?: true }> {
   if (!check.accept) {
     opts.log?.(`skip ${id}: ${check.reason}`);
-    return { outcome: 'skipped', id: null, reason: check.reason };
+    return { outcome: 'skipped', id: null, reason: check.reason, ...(check.ownResult ? { ownResult: true } : {}) };
   }
   if (check.resultsStored && (opts.checkPacs ?? true)) return { outcome: 'already-done', id: null };
   const data = dataFor(spec, { kind: 'orthanc', instanceId: id }, check.sopInstanceUid);
@@ -130,7 +134,7 @@ export async function enqueueInstance(
   spec: JobSpec,
   id: string,
   opts: { checkPacs?: boolean; log?: (line: string) => void } = {},
-): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string }> {
+): Promise<{ outcome: OrthancOutcome; id: string | null; reason?: string; ownResult?: true }> {
   return queueInstance(queue, spec, id, await checkInstance(client, spec, id), opts);
 }
 
