@@ -317,7 +317,7 @@ function describeBackend(b: AuditBackend): void {
       const text = cli('history', '--db', target, '--limit', '3');
       assert.match(text, /^6 prediction\(s\) in .*newest 3/);
       assert.equal(text.trim().split('\n').length, 4);
-      assert.match(text, / by alice/, 'the token name that asked');
+      assert.match(text, / by token "alice"/, 'the token name that asked');
       // record(3) predates verdicts and has warnings: read as the page reads it (not assessed, no number).
       assert.match(text, new RegExp(`${record(3).id}  cannot assess +screening`));
       const jsonIds = (...args: string[]) =>

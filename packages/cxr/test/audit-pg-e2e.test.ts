@@ -70,9 +70,13 @@ test('URLs: postgres:// and postgresql:// name PostgreSQL, anything else a file;
     );
   }
   assert.equal(redactUrl('postgres://u:p@ss@h/db'), 'postgres://u:*****@h/db', 'an unencoded @ in the password');
-  // A mistyped scheme is no URL, but its login is still hidden.
-  for (const typo of ['http//cxr:S3cret@h:1', '//cxr:S3cret@h:1', 'cxr:S3cret@h:1'])
-    assert.equal(redactUrl(typo), '*****@h:1', typo);
+  // A mistyped scheme is no URL, but its password is still hidden (and only it: cli-leftovers-s35 has more forms).
+  for (const [typo, shown] of [
+    ['http//cxr:S3cret@h:1', 'http//cxr:*****@h:1'],
+    ['//cxr:S3cret@h:1', '//cxr:*****@h:1'],
+    ['cxr:S3cret@h:1', 'cxr:*****@h:1'],
+  ])
+    assert.equal(redactUrl(typo), shown, typo);
   assert.equal(redactUrl('/var/lib/cxr/audit.db'), '/var/lib/cxr/audit.db');
   // Such a --db is refused rather than taken as a file named after the login (rows going to a local file).
   const typos = [

@@ -7,6 +7,7 @@ import type { Interval } from '../eval/stats';
 import type { PairedRate } from '../eval/paired';
 import { type ComparisonResult, type CompareSide, runComparison } from './compare_run';
 import { overlapLines, withLabelsFileHint } from './evaluate';
+import { checkNotUnfinishedRun } from './model_folder';
 import { ensureWritableDir } from './writable';
 
 export function register(program: Command): void {
@@ -35,6 +36,7 @@ export function register(program: Command): void {
         throw new Error(`--models takes two model folders, A and B; got ${models.length}: ${models.join(' ')}`);
       if (o.overwrite && !o.out) throw new Error('--overwrite replaces an earlier comparison in --out: give --out DIR');
       if (o.out) ensureWritableDir(o.out, '--out');
+      for (const dir of models) checkNotUnfinishedRun(modelDirOrDefault(dir), '--models');
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const r = await runComparison({

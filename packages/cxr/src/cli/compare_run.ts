@@ -7,7 +7,9 @@ import { type PairedComparison, comparePaired } from '../eval/paired';
 import type { EvaluatedModel, Metrics } from '../eval/metrics_schema';
 import { writeFileAtomic } from '../atomic_write';
 import { makeOutputDir } from '../make_dirs';
-import { modelIdentity } from '../models/io';
+import { sameFilms } from './films_source';
+import { modelIdentity, readMeta } from '../models/io';
+import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import {
   type EvaluationResult,
@@ -76,17 +78,9 @@ export function pairFilms(a: ScoredSide, b: ScoredSide): number[] {
   // `--split validation` scores each model on its own recorded patient split: films only one side scored are
   // then no unreadable films but two different splits (another --split-seed, --val-fraction or --limit-per-class),
   // and "make each film readable" would send the user looking for a fault that is not there.
-  if ((onlyA.length || onlyB.length) && a.split === VALIDATION_SPLIT) {
-    const shown = [...onlyA.map((f) => `  ${f}: in A's validation split only`)]
-      .concat(onlyB.map((f) => `  ${f}: in B's validation split only`))
-      .slice(0, 10);
-    const more = onlyA.length + onlyB.length - shown.length;
-    throw new Error(
-      `the two models record different validation splits (A ${a.files.length} films, B ${b.files.length}, ` +
-        `${a.files.length - onlyA.length} in both), so --split ${VALIDATION_SPLIT} cannot pair them film by film:\n` +
-        `${shown.join('\n')}${more > 0 ? `\n  ... and ${more} more` : ''}\nCompare them on films neither ` +
-        'trained on (a NORMAL/ and PNEUMONIA/ folder, or --split val), or train them with the same --split-seed',
-    );
+  if (a.split === VALIDATION_SPLIT) {
+    const different = differentSplits(a.files, b.files);
+    if (different) throw different;
   }
   if (onlyA.length || onlyB.length) {
     const lines = [
@@ -104,6 +98,38 @@ export function pairFilms(a: ScoredSide, b: ScoredSide): number[] {
     if (b.labels[j] !== a.labels[i]) throw new Error(`${f}: labelled ${a.labels[i]} for A, ${b.labels[j]} for B`);
     return b.probs[j];
   });
+}
+
+/** The error for two models' own validation splits (their films, A's and B's) that are not the same films. */
+export function differentSplits(aFiles: readonly string[], bFiles: readonly string[]): Error | null {
+  const inA = new Set(aFiles);
+  const inB = new Set(bFiles);
+  const onlyA = aFiles.filter((f) => !inB.has(f));
+  const onlyB = bFiles.filter((f) => !inA.has(f));
+  if (!onlyA.length && !onlyB.length) return null;
+  const shown = [...onlyA.map((f) => `  ${f}: in A's validation split only`)]
+    .concat(onlyB.map((f) => `  ${f}: in B's validation split only`))
+    .slice(0, 10);
+  const more = onlyA.length + onlyB.length - shown.length;
+  return new Error(
+    `the two models record different validation splits (A ${aFiles.length} films, B ${bFiles.length}, ` +
+      `${aFiles.length - onlyA.length} in both), so --split ${VALIDATION_SPLIT} cannot pair them film by film:\n` +
+      `${shown.join('\n')}${more > 0 ? `\n  ... and ${more} more` : ''}\nCompare them on films neither ` +
+      'trained on (a NORMAL/ and PNEUMONIA/ folder, or --split val), or train them with the same --split-seed',
+  );
+}
+
+/**
+ * `--split validation` on a training root: each model's own split, as its cxr.json records it, is read before
+ * either model is scored (minutes each), so that two different splits are refused at once, not after both runs.
+ */
+async function checkSameValidationSplits(o: CompareRunOptions): Promise<void> {
+  if (o.split !== VALIDATION_SPLIT || !isTrainingRoot(o.data)) return;
+  const [a, b] = await Promise.all(
+    o.models.map(async (dir) => (await validationRecords(o.data, readMeta(dir))).records.map((r) => r.path)),
+  );
+  const different = differentSplits(a, b);
+  if (different) throw different;
 }
 
 const sideOf = (dir: string, m: EvaluationResult): CompareSide => ({
@@ -129,6 +155,7 @@ export async function runComparison(o: CompareRunOptions): Promise<ComparisonRes
   // The two models as the --out file records them, known before scoring: a folder holding another comparison
   // of this split is refused before both models are scored (minutes), once the first run knows the split.
   const models = o.models.map((dir) => modelIdentity(dir).sha256);
+  await checkSameValidationSplits(o);
   const checkOut = (split: string, source: string) => {
     if (o.out) outFile(o, split, source, models);
   };
@@ -203,7 +230,10 @@ function outFile(o: CompareRunOptions, split: string, source: string, models: st
   } catch {
     earlier = undefined; // None there, or none that can be read: nothing it records to keep.
   }
-  const same = earlier?.source === source && JSON.stringify(earlier?.models) === JSON.stringify(models);
+  const same =
+    typeof earlier?.source === 'string' &&
+    sameFilms(earlier.source, source) &&
+    JSON.stringify(earlier?.models) === JSON.stringify(models);
   if (earlier && !same && !o.overwrite)
     throw new Error(
       `--out ${o.out} already holds a comparison of other films or other models: ${file}. Give another --out ` +

@@ -21,6 +21,7 @@ import {
   storedOrigin,
 } from '../eval/metrics_schema';
 import { makeOutputDir } from '../make_dirs';
+import { sameFilms } from './films_source';
 import { repoRoot } from '../paths';
 import { type OverlapRecord, overlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import type { ImageRecord } from '../data/dataset';
@@ -339,7 +340,8 @@ function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: str
   // it was: an older identity there is the same model before `cxr calibrate`, which restates its files.
   const before = evaluatedModel(json);
   const ownFolder = fs.existsSync(path.join(o.out as string, 'cxr.json'));
-  if (before && before.sha256 !== model.sha256 && !ownFolder && earlier.source === source) {
+  const same = earlier.source !== undefined && sameFilms(earlier.source, source);
+  if (before && before.sha256 !== model.sha256 && !ownFolder && same) {
     if (o.overwrite) {
       o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation by ${describeModel(before)}`);
       return;
@@ -350,7 +352,7 @@ function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: str
         `(predictions/${name}.json too). Give another --out folder for this model, or --overwrite to replace it`,
     );
   }
-  if (earlier.source === undefined || earlier.source === source) return;
+  if (earlier.source === undefined || same) return;
   const at = earlier.operatingPoint ? ` at operating point ${earlier.operatingPoint}` : '';
   if (o.overwrite) {
     o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation of ${earlier.source}${at}`);

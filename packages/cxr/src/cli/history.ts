@@ -95,7 +95,9 @@ function line(r: AuditRecord): string {
   return printable(
     `${when}  ${r.id}  ${finding}  ${r.operatingPoint.padEnd(9)} ` +
       `${r.input.kind.padEnd(5)} ${`${r.input.width}x${r.input.height}`.padEnd(9)} ${r.model.name}@${r.model.version}` +
-      `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by ${r.requestedBy}` : ''}${outside}${warn}`,
+      // The token's name quoted and called one: the single CXR_API_TOKEN is named `default`, and "by default"
+      // read as if no token had asked.
+      `  ${Math.round(r.latencyMs)} ms${r.requestedBy ? `  by token "${r.requestedBy}"` : ''}${outside}${warn}`,
   );
 }
 

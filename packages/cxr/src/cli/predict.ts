@@ -23,6 +23,7 @@ import { collectInputs, runBatch } from '../predict/batch';
 import { EMPTY_FILE_RULE, emptySkippedLine, noFilmsIn } from '../predict/batch_inputs';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
+import { checkNotUnfinishedRun } from './model_folder';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
@@ -91,6 +92,8 @@ export function register(program: Command): void {
         );
       }
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
+      const modelDir = path.resolve(modelDirOrDefault(o.model));
+      checkNotUnfinishedRun(modelDir, o.model ? '--model' : 'the model folder');
       const audit: AuditStore | null =
         o.audit === false ? null : await openAuditStoreForWriting(o.db ?? defaultDbPath());
       // Stopping cleanly: the rows done are written and the output closed, rather than cut mid-row.
@@ -120,7 +123,6 @@ export function register(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         await initEngine(o.threads);
-        const modelDir = path.resolve(modelDirOrDefault(o.model));
         batchStarted = true;
         const result = await runBatch({
           paths,

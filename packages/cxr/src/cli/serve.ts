@@ -1,5 +1,7 @@
 // `cxr serve`: the HTTP API and the web page (see docs/api.md).
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { intInRange, numberInRange, positiveInt } from './args';
+import { checkNotUnfinishedRun } from './model_folder';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
@@ -30,7 +32,7 @@ const decimal = z
   .pipe(z.coerce.number());
 
 const Options = z.object({
-  host: z.string().min(1),
+  host: z.string().min(1, 'an address to listen on (a host name or IP address), not empty'),
   port: decimal.pipe(z.number().int().min(0).max(65535)),
   model: z.string().min(1).optional(),
   db: z.string().min(1).optional(),
@@ -69,6 +71,47 @@ const Options = z.object({
   }),
 });
 
+/**
+ * The number options, read as every other command reads its numbers (cli/args.ts): a refusal names the option,
+ * the value and what it takes (`option '--port <port>' argument '99999' is invalid. an integer from 0 to 65535`),
+ * where zod's own text ("Too big: expected number to be <=65535 → at port") named neither. `Options` (above) checks
+ * them again, and CXR_DB_WAIT, which comes from the environment, is read by dbWaitFromEnv.
+ */
+const PORT = intInRange(0, 65535);
+const MAX_DB_WAIT_S = 7 * 24 * 3600;
+const DB_WAIT = (v: string): number => {
+  try {
+    return intInRange(0, MAX_DB_WAIT_S)(v);
+  } catch {
+    throw new InvalidArgumentError(`a whole number of seconds from 0 to ${MAX_DB_WAIT_S} (7 days)`);
+  }
+};
+const MAX_UPLOAD_MB = numberInRange(0, 1024, 'low', 'a number of MiB > 0, at most 1024');
+const CONCURRENCY = intInRange(1, 64);
+const JOB_UPLOADS_MB = numberInRange(0, 1024 * 1024, 'low', `a number of MiB > 0, at most ${1024 * 1024}`);
+
+/** CXR_DB_WAIT, --db-wait's default, read as --db-wait is; a bad one is refused naming the variable. */
+function dbWaitFromEnv(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return DB_WAIT(v);
+  } catch (e) {
+    throw new Error(`serve: --db-wait, from CXR_DB_WAIT, must be ${(e as Error).message} (got ${JSON.stringify(v)})`);
+  }
+}
+
+/** Options' problems that commander lets through (`--host ""`, a bad --retain-images), one per option as typed. */
+function optionProblems(error: z.ZodError, raw: Record<string, unknown>): string {
+  return error.issues
+    .map((i) => {
+      const key = String(i.path[0] ?? '');
+      const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      // A refusal in our own words (parseRetention's) names the option already.
+      return i.message.startsWith(flag) ? i.message : `${flag} ${JSON.stringify(raw[key])}: ${i.message}`;
+    })
+    .join('; ');
+}
+
 async function loadPredictor(
   dir: string,
   o: { oodPolicy: 'warn' | 'refuse'; decodeWorkers: number; threads?: number },
@@ -86,24 +129,29 @@ export function register(program: Command): void {
     .command('serve')
     .description('serve the JSON API (/api/v1) and the web page; every prediction goes to an audit log')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port (0 = any free port)', '8080')
+    .option('--port <port>', 'port (0 = any free port)', PORT, 8080)
     .option('--model <dir>', 'model folder (default: CXR_MODEL or the shipped model)')
     .option('--db <file|url>', `audit log: SQLite file or postgres:// URL (default: ${DEFAULT_DB_WORDS})`)
     .option(
       '--db-wait <seconds>',
       'at start, how long to wait for an audit log that does not answer before exiting 1 (default: CXR_DB_WAIT ' +
         `or ${DEFAULT_DB_WAIT_S})`,
+      DB_WAIT,
     )
-    .option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)', 'warn')
+    .addOption(
+      new Option('--ood-policy <policy>', 'out-of-distribution inputs: warn (answer with a warning) or refuse (422)')
+        .choices(['warn', 'refuse'])
+        .default('warn'),
+    )
     .option('--no-store-images', 'do not keep thumbnails and heat maps in the audit log')
     .option(
       '--retain-images <duration>',
       'keep stored heat maps and thumbnails this long (e.g. 30d, 12h; 0 = keep none)',
       '30d',
     )
-    .option('--max-upload-mb <n>', 'largest accepted upload in MiB', '32')
-    .option('--concurrency <n>', 'predictions computed at once', '2')
-    .option('--threads <n>', 'engine threads')
+    .option('--max-upload-mb <n>', 'largest accepted upload in MiB', MAX_UPLOAD_MB, 32)
+    .option('--concurrency <n>', 'predictions computed at once', CONCURRENCY, 2)
+    .option('--threads <n>', 'engine threads', positiveInt)
     .option('--quiet', 'no line per request (start-up, warnings and errors are still logged)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: CXR_LOG_LEVEL or info)')
     .option('--metrics-public', 'answer /metrics without the API token (for a Prometheus scraper inside the network)')
@@ -112,7 +160,12 @@ export function register(program: Command): void {
       '--redis-config <file>',
       'job queue: JSON file {"url": "redis://..."} (default: $CXR_REDIS_URL; none: no /jobs)',
     )
-    .option('--job-uploads-mb <n>', 'MiB of uploaded films held in Redis for workers, all together', '1024')
+    .option(
+      '--job-uploads-mb <n>',
+      'MiB of uploaded films held in Redis for workers, all together',
+      JOB_UPLOADS_MB,
+      1024,
+    )
     .option('--allow-no-token', 'listen on a non-loopback --host without any API token (refused otherwise)')
     .option(
       '--allowed-host <name>',
@@ -129,11 +182,8 @@ export function register(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       // An empty CXR_DB_WAIT (`${CXR_DB_WAIT:-}` in a compose file) is unset, not 0 (no wait at all).
       const envWait = process.env.CXR_DB_WAIT || undefined;
-      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? envWait ?? DEFAULT_DB_WAIT_S });
-      if (!parsed.success) {
-        const fromEnv = raw.dbWait === undefined && envWait !== undefined ? ' (dbWait: from CXR_DB_WAIT)' : '';
-        throw new Error(`serve: ${z.prettifyError(parsed.error)}${fromEnv}`);
-      }
+      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? dbWaitFromEnv(envWait) ?? DEFAULT_DB_WAIT_S });
+      if (!parsed.success) throw new Error(`serve: ${optionProblems(parsed.error, raw)}`);
       const o = parsed.data;
       const log = createLogger({ level: resolveLogLevel(o.logLevel) });
       // From here on every line, a refusal or a start-up failure included, is one JSON log line.
@@ -152,6 +202,7 @@ export function register(program: Command): void {
 }
 
 async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
+  checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
   const tokens = loadTokens(process.env, o.tokensFile, (line) => log.warn(line));
   // Decided before the model loads: an exposed server without a token is refused, not warned about.
   if (!isLoopbackHost(o.host) && tokens.length === 0) {
