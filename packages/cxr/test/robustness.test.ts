@@ -249,6 +249,9 @@ test('bad arguments are refused with a message', async () => {
   };
   assert.match(await refused('--changes', 'sunburn'), /unknown change\(s\) sunburn/);
   assert.match(await refused('--strengths', '0,2'), /strengths in \(0, 1\]/);
+  // Forms Number() reads that nobody means as a strength: refused, as every number option refuses them.
+  for (const odd of ['0x1', '0.5,0b1', '0.5, 1 ,', ' '])
+    assert.match(await refused('--strengths', odd), /strengths in \(0, 1\], got '/, odd);
   assert.match(await refused('--limit', '-3'), /whole number/);
 });
 

@@ -1,6 +1,6 @@
 // `cxr robustness --model DIR --data DIR [--json] [--out DIR] [--limit N] [--seed S]`: the shift benchmark.
 import { Command, InvalidArgumentError } from 'commander';
-import { positiveInt, wholeNumber } from './args';
+import { numberInRange, positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
 import { modelDirOrDefault } from '../paths';
@@ -9,12 +9,17 @@ import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import { ensureWritableDir } from './writable';
 
-const strengthList = (v: string) => {
-  const xs = v.split(',').map((s) => (s.trim() === '' ? Number.NaN : Number(s.trim())));
-  if (xs.some((x) => !(x > 0 && x <= 1)))
-    throw new InvalidArgumentError('expected comma-separated strengths in (0, 1]');
-  return xs;
-};
+const strength = numberInRange(0, 1, 'low');
+
+/** Each strength read as every number option is (cli/args.ts): '0x1' or '1e0x' is refused, not read as 1. */
+const strengthList = (v: string) =>
+  v.split(',').map((s) => {
+    try {
+      return strength(s.trim());
+    } catch {
+      throw new InvalidArgumentError(`expected comma-separated strengths in (0, 1], got '${s.trim()}'`);
+    }
+  });
 
 const changeList = (v: string) => {
   const xs = v
