@@ -34,6 +34,7 @@ export interface Change {
 
 const px = (fraction: number, size: number) => fraction * size;
 const f2 = (x: number) => x.toFixed(2);
+const sharpenSigma = (size: number) => Math.max(0.5, px(1 / 160, size));
 
 export const CHANGES: readonly Change[] = [
   {
@@ -87,8 +88,9 @@ export const CHANGES: readonly Change[] = [
   {
     name: 'sharpen',
     description: 'unsharp mask (vendor edge enhancement)',
-    parameter: (s, n) => `amount ${f2(2 * s)}, σ ${f2(px(1 / 160, n))} px`,
-    apply: (img, s) => unsharpMask(img, 2 * s, Math.max(0.5, px(1 / 160, img.size))),
+    // The σ applied, floored at 0.5 px (under 80 px the scaled one is less): the page said 'σ 0.40 px' at 64 px.
+    parameter: (s, n) => `amount ${f2(2 * s)}, σ ${f2(sharpenSigma(n))} px`,
+    apply: (img, s) => unsharpMask(img, 2 * s, sharpenSigma(img.size)),
   },
   {
     name: 'noise',

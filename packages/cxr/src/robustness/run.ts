@@ -74,12 +74,14 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
   const t0 = performance.now();
   const log = o.log ?? (() => {});
   const seed = o.seed ?? 1;
-  const strengths = [...(o.strengths ?? DEFAULT_STRENGTHS)];
+  // Each strength and change once: a repeated one (`--strengths 1,1`, `--changes blur,blur`) was scored twice and
+  // weighed twice in the summary's means (robust specificity, mean AUC, mean ECE).
+  const strengths = [...new Set(o.strengths ?? DEFAULT_STRENGTHS)];
   if (strengths.length === 0 || strengths.some((s) => !(s > 0 && s <= 1)))
     throw new RangeError(`strengths must lie in (0, 1], got ${strengths.join(', ')}`);
   // An empty list is a mistake (e.g. `--changes ,`), not a request for every change.
   if (o.changes && o.changes.length === 0) throw new RangeError('changes: the list is empty; name at least one change');
-  const changes = o.changes ? o.changes.map(changeByName) : [...CHANGES];
+  const changes = o.changes ? [...new Set(o.changes)].map(changeByName) : [...CHANGES];
   const bs = o.batchSize ?? 32;
   // The outside folder is checked before the model is loaded and the changes are scored: a wrong one
   // would otherwise fail only at the end of the run.
@@ -139,10 +141,11 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
         });
         if (s === Math.max(...strengths)) examples.push(sheet(change.name, s, change.parameter(s, set.size), pixels));
       }
-      const last = rows[rows.length - 1];
+      // The row at the strongest strength, whatever the order given (the line said "at strength 1" of the last).
+      const top = rows.find((r) => r.change === change.name && r.strength === Math.max(...strengths))!;
       log(
-        `${change.name.padEnd(14)} spec ${fmt(last.specificity)} sens ${fmt(last.sensitivity)} ` +
-          `at strength 1 (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+        `${change.name.padEnd(14)} spec ${fmt(top.specificity)} sens ${fmt(top.sensitivity)} ` +
+          `at strength ${+top.strength.toFixed(2)} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
       );
     }
 
