@@ -101,7 +101,7 @@ test('cxr history: a stored line break, escape or bidi override is printed escap
   });
   assert.deepEqual(unprintable, []);
   const row = lines.find((l) => l.includes('000000000001'))!;
-  assert.match(row, /by ward\\t7/);
+  assert.match(row, /by token "ward\\t7"/);
   assert.match(
     row,
     /! note\\n2026-01-01 00:09:00 {2}0b6f3c7e-.*balanced\\r\\u001b\[2Jcleared\\u0085\\u2028x\\u202eevil$/,
