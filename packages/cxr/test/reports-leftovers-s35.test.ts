@@ -213,3 +213,17 @@ test('a Secondary Capture whose heat map has no colour says so in its burned-in 
   assert.equal(empty.columns, coloured.columns);
   assert.ok(empty.rows > coloured.rows, `${empty.rows} rows against ${coloured.rows}`);
 });
+
+test('48 overlaid ROC curves (the shift page): every curve named in the legend, none in "…N entries"', async () => {
+  const curves = Array.from({ length: 48 }, (_, i) => {
+    const s = syntheticScores(40, 20, i + 1);
+    return { name: `run-${i + 1}`, auc: 0.9, points: rocCurve(s.labels, s.probs) };
+  });
+  const svg = await renderSvg(rocOverlayChart(curves, { title: 'ROC' }));
+  // assert.ok, not assert.match: a failing match prints the whole SVG, which kept the test runner busy for minutes.
+  const folded = /…\d+ entries/.exec(svg)?.[0];
+  assert.ok(folded === undefined, `the legend folds curves into "${folded}"`);
+  const unnamed = curves.filter((c) => !svg.includes(`>${c.name} (AUC 0.900)<`)).map((c) => c.name);
+  assert.deepEqual(unnamed, []);
+  assert.equal(strokes(svg, 'role-legend-symbol').length, curves.length);
+});

@@ -45,7 +45,17 @@ export function rocOverlayChart(
   const values = curves.flatMap((c) => c.points.map((p, i) => ({ model: label(c), i, fpr: p.fpr, tpr: p.tpr })));
   const style = seriesStyle(curves.map(label));
   // Symbols 30 px long (symbolSize is an area), where the default 10 px showed a dash as a solid line.
-  const legend = { orient: 'bottom', direction: 'vertical', offset: 14, symbolSize: 900, symbolStrokeWidth: 2.2 };
+  // Every curve named (vega's default stops at 30 entries, "…19 entries" on the 48-run shift page), in two
+  // columns past 24.
+  const legend = {
+    orient: 'bottom',
+    direction: 'vertical',
+    offset: 14,
+    symbolSize: 900,
+    symbolStrokeWidth: 2.2,
+    symbolLimit: 0,
+    ...(curves.length > 24 ? { columns: 2, columnPadding: 24 } : {}),
+  };
   const panel = (
     title: string,
     x: [number, number],
