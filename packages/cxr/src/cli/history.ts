@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { intInRange } from './args';
 import { z } from 'zod';
-import { csvLine } from '../report/csv';
+import { csvLine, printable } from '../report/csv';
 import { type AuditRecord, DEFAULT_DB_WORDS, defaultDbPath, openAuditStore } from '../serve/audit';
 import { DEFAULT_RETENTION_MS, retentionCutoff } from '../serve/retention';
 import { auditTime } from '../serve/audit_sql';
@@ -54,33 +54,6 @@ const Options = z.object({
   verdict: oneOf(VERDICT_STATUSES).optional(),
   since: isoTime.optional(),
 });
-
-/**
- * Control characters (C0, DEL, C1), line and paragraph separators and bidirectional overrides written as
- * escapes. The log's text comes from elsewhere (a warning may quote a file's header, a token name a file):
- * a line break in one must not start a line that reads as another prediction, nor a terminal escape or a
- * reordering of the text change what the terminal shows.
- */
-const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-/** C0, DEL, C1, U+2028/2029 and the bidirectional embeddings, overrides and isolates. */
-function unprintable(code: number): boolean {
-  return (
-    code < 0x20 ||
-    (code >= 0x7f && code <= 0x9f) ||
-    (code >= 0x2028 && code <= 0x202e) ||
-    (code >= 0x2066 && code <= 0x2069)
-  );
-}
-
-function printable(text: string): string {
-  let out = '';
-  for (const c of text) {
-    const code = c.codePointAt(0)!;
-    out += unprintable(code) ? (ESCAPES[c] ?? `\\u${code.toString(16).padStart(4, '0')}`) : c;
-  }
-  return out;
-}
 
 /** One row as the text output shows it: the whole line through printable(). */
 function line(r: AuditRecord): string {

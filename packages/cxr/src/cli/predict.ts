@@ -24,6 +24,7 @@ import { EMPTY_FILE_RULE, emptySkippedLine, noFilmsIn } from '../predict/batch_i
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { checkNotUnfinishedRun } from './model_folder';
+import { printable } from '../report/csv';
 import { ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
@@ -83,8 +84,8 @@ export function register(program: Command): void {
       for (const dir of inputs.foldersWithImagesBelow)
         log(`hint: ${dir} has sub-folders with images; add -r to include them`);
       for (const note of inputs.notes) log(note);
-      for (const file of inputs.emptySkipped) log(emptySkippedLine(file));
-      for (const dir of inputs.emptyFolders) log(noFilmsIn(dir, !!o.recursive));
+      for (const file of inputs.emptySkipped) log(emptySkippedLine(printable(file)));
+      for (const dir of inputs.emptyFolders) log(noFilmsIn(printable(dir), !!o.recursive));
       if (inputs.jobs.length === 0) {
         throw new Error(
           `predict: nothing to predict in ${paths.join(', ')}` +
@@ -145,8 +146,10 @@ export function register(program: Command): void {
         });
         // Each failure named, together above the summary (not among the progress bar's lines), for the
         // person who has to find those files in the archive; the output's rows say the same.
+        // The file's name as whoever named it chose it: its escape sequences must not move the terminal's cursor.
         for (const r of result.rows)
-          if (r.error !== null) log(`failed: ${r.file}: ${r.error}${r.errorCode ? ` (${r.errorCode})` : ''}`);
+          if (r.error !== null)
+            log(printable(`failed: ${r.file}: ${r.error}${r.errorCode ? ` (${r.errorCode})` : ''}`));
         const skipped = inputs.skipped.length ? `, ${inputs.skipped.length} skipped (not images)` : '';
         if (result.failed || skipped) log(`${result.processed} predicted, ${result.failed} failed${skipped}`);
         if (audit && result.processed)

@@ -2,11 +2,11 @@
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
 import { verdictHeadline } from './verdict';
-import { csvLine } from '../report/csv';
+import { csvLine, printable } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as os from 'node:os';
 import { readImageFile } from '../data/decode';
-import { type BatchJob, collectInputs, missingError } from './batch_inputs';
+import { type BatchJob, checkPaths, collectInputs, missingError } from './batch_inputs';
 import { startProgress } from '../data/progress';
 import { InputError } from './errors';
 import { describe } from './image_bytes';
@@ -171,6 +171,7 @@ export async function predictFile(predictor: Predictor, file: string, opts: Pred
  * per file. The patient's age gets the error Predictor.predict gives it (an InputError, BAD_PATIENT_AGE).
  */
 function checkOptions(o: BatchOptions): void {
+  if (o.jobs === undefined) checkPaths(o.paths, 'runBatch');
   if (o.format !== undefined && o.format !== 'csv' && o.format !== 'json')
     throw new TypeError(`runBatch: format must be 'csv' or 'json', got ${describe(o.format)}`);
   const n = o.concurrency;
@@ -187,6 +188,10 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
   const out = o.out ?? process.stdout;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const format = o.format ?? 'csv';
+  // CSV rows read on a terminal: a film's name is the file's, chosen by whoever wrote it, and its escape sequences
+  // would move the cursor (over another film's row) there. Into a file or pipe it stays as it is (a script opens the
+  // film by it); JSON escapes control characters itself.
+  const toTerminal = (out as { isTTY?: boolean }).isTTY === true;
   // imageLike, as `cxr predict`: without it a folder's empty x.jpg or HEIC got no row and no count, lost unseen.
   const jobs = o.jobs ?? collectInputs(o.paths, !!o.recursive, { imageLike: true }).jobs;
   const halted = () => o.halt?.aborted === true;
@@ -210,7 +215,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
   const flush = () => {
     while (!closed && written < rows.length && rows[written]) {
       const r = rows[written]!;
-      if (format === 'csv') out.write(csvRow(r) + '\n');
+      if (format === 'csv') out.write((toTerminal ? printable(csvRow(r)) : csvRow(r)) + '\n');
       else out.write(`${written === 0 ? '' : ',\n'}  ${JSON.stringify(r)}`);
       written++;
     }

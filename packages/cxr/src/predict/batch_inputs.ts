@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sniffFormat } from '../data/decode';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
+import { describe } from './image_bytes';
 
 /**
  * A file to predict, or a path with nothing to read (reported as an error row, in place): a named path or
@@ -251,7 +252,26 @@ export function collectInputs(
   return found;
 }
 
-/** The files named by `paths` (see collectInputs). */
+/**
+ * The files named by `paths` (see collectInputs), as runBatch and `cxr predict` collect them (imageLike): a
+ * folder's empty x.jpg or HEIC is a job whose row says why it fails. Without imageLike, a program that passed
+ * these as runBatch's `jobs` lost such files unseen (no row, no count), the list runBatch's default had dropped.
+ */
 export function expandPaths(paths: readonly string[], recursive: boolean): BatchJob[] {
-  return collectInputs(paths, recursive).jobs;
+  checkPaths(paths, 'expandPaths');
+  return collectInputs(paths, recursive, { imageLike: true }).jobs;
+}
+
+/**
+ * Refuses `paths` that are not an array of strings, as a JavaScript caller may pass them: one path given as a
+ * string was read character by character, and its '.' (of 'film.jpeg') predicted every film in the working folder.
+ */
+export function checkPaths(paths: unknown, who: string): void {
+  if (!Array.isArray(paths)) {
+    const hint = typeof paths === 'string' ? ': give an array, e.g. [path]' : '';
+    throw new TypeError(`${who}: paths must be an array of files and folders, got ${describe(paths)}${hint}`);
+  }
+  const i = paths.findIndex((p) => typeof p !== 'string');
+  if (i >= 0)
+    throw new TypeError(`${who}: paths must hold strings (files and folders), got ${describe(paths[i])} at [${i}]`);
 }

@@ -305,8 +305,11 @@ export async function writeComparison(
   const curveFigures = list.map((e, i) => {
     const c = curves[i];
     if (!c) return '';
-    const svg = inlineSvg(c.svg, `training-${bases[i]}`, `Training curves of ${e.name}`);
-    return `<figure>${svg}<figcaption>${escapeHtml(e.name)}</figcaption></figure>`;
+    // The run folder's own file, which may come from anywhere (a colleague's archive): an SVG is a document that can
+    // hold a script, which inlined would run in this page. As an image it is only drawn; the page stays self-contained.
+    const src = `data:image/svg+xml;base64,${Buffer.from(c.svg).toString('base64')}`;
+    const img = `<img class="chart" src="${src}" alt="${escapeHtml(`Training curves of ${e.name}`)}">`;
+    return `<figure>${img}<figcaption>${escapeHtml(e.name)}</figcaption></figure>`;
   });
   const recipeSection = recipes
     ? `<section class="card">

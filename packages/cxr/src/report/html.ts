@@ -64,7 +64,7 @@ const CSS = [
   '.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(430px, 100%), 1fr)); gap: 16px; }',
   'figure { margin: 0; display: flex; flex-direction: column; justify-content: space-between; ' +
     'background: white; border: 1px solid var(--line); border-radius: 10px; padding: 12px; }',
-  'figure svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }',
+  'figure svg, figure img.chart { display: block; max-width: 100%; height: auto; margin: 0 auto; }',
   'figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }',
   'figcaption a { color: var(--accent); }',
   '.note { background: #fffbea; border-left: 4px solid #f0b429; padding: 8px 12px; margin: 8px 0; font-size: 14px; }',

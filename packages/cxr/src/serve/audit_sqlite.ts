@@ -286,6 +286,16 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
     }
   }
   if (file !== ':memory:' && !opts.readonly) refuseUnwritable(file);
+  // A new log is made readable by its owner only, not as the umask says (0644): it holds every film's thumbnail and
+  // heat map and who asked, and the default folder and systemd's StateDirectory are open to every local user.
+  // SQLite makes the -wal and -shm files with the log's mode. A log there already keeps the mode it has.
+  if (file !== ':memory:' && !opts.readonly && !opts.mustExist) {
+    try {
+      fs.closeSync(fs.openSync(file, 'wx', 0o600));
+    } catch {
+      // There already, or it cannot be made: SQLite's open below says why.
+    }
+  }
   const readsOnly = opts.readonly === true && readsWithoutTrace(file);
   let db: Database.Database;
   try {
