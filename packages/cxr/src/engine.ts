@@ -11,7 +11,9 @@ let ready: Promise<void> | null = null;
  * (a 20-film run took 1.3 s on one thread, 10 s on 64, and made no progress in a minute on 1000 of 2 cores):
  * said on stderr, not refused, as a machine's share of cores may be set elsewhere.
  */
-export function initEngine(threads?: number): Promise<void> {
+export async function initEngine(threads?: number): Promise<void> {
+  // async: a thread count the engine refuses (-1, 'x') rejects the promise; thrown as the call ran, it passed a
+  // program's `.catch` and ended the process.
   if (threads) {
     const cores = os.availableParallelism();
     if (threads > cores) {

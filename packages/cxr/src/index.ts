@@ -25,7 +25,9 @@ export {
   type HistoryFilter,
   type HistoryPage,
 } from './serve/audit';
-export { AuditCloseError, AuditStoreOpenError } from './serve/audit_store';
+// AuditUnavailableError: what an open store's calls reject with while the log is away (PostgreSQL down, a disk
+// full, a read-only file); `code` AUDIT_UNAVAILABLE, worth a retry later.
+export { AuditCloseError, AuditStoreOpenError, AuditUnavailableError } from './serve/audit_store';
 export { auditRecordOf, type AuditRecordContext } from './predict/audit_record';
 // The HTTP API and page of `cxr serve` (docs/api.md), with its options (apiToken, tokens...).
 export { startServer, type RunningServer, type ServerOptions } from './serve/server';

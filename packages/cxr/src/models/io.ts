@@ -219,6 +219,15 @@ export async function saveModel(
 }
 
 export function readMeta(dir: string): ModelMeta {
+  try {
+    return readMetaFile(dir);
+  } catch (e) {
+    // A ModelLoadError with its code, as loadModel's (the package exports both): a plain Error had none to branch on.
+    throw modelLoadError(dir, e);
+  }
+}
+
+function readMetaFile(dir: string): ModelMeta {
   const p = path.join(dir, 'cxr.json');
   try {
     fs.accessSync(p, fs.constants.R_OK);

@@ -26,7 +26,7 @@ import {
 } from './options';
 import { loadPredictorModel, warmUpImage } from './predictor_load';
 import { disposeViews, modelViews } from './model_views';
-import { imageBytes } from './image_bytes';
+import { describe, imageBytes } from './image_bytes';
 import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../models/infer';
 import type { InputKind, PredictionResult } from './prediction_schema';
 import { answerAge, deriveVerdict, oodReason, shapeReasons, shownLabel, showsHeatmap, type Verdict } from './verdict';
@@ -122,6 +122,9 @@ export class Predictor {
    * why: NOT_FOUND, NOT_A_MODEL, UNREADABLE, BAD_CONFIG, BAD_WEIGHTS, SYSTEM).
    */
   static async load(modelDir: string, opts: PredictorOptions = {}): Promise<Predictor> {
+    // A JavaScript caller's undefined (an unset CXR_MODEL) got Node's own TypeError about a "path" argument.
+    if (typeof modelDir !== 'string')
+      throw new TypeError(`Predictor.load: the model folder must be a path (a string), got ${describe(modelDir)}`);
     checkPredictorOptions(opts);
     await initEngine();
     const loaded = await loadPredictorModel(modelDir);
@@ -170,7 +173,9 @@ export class Predictor {
    * under `refuse` the gate would reject that image before the heat map ran.
    */
   warmUp(bytes: Buffer): Promise<Prediction> {
-    return this.track(() => this.run(bytes, { heatmap: true, thumbnail: true }, 'warn'));
+    // Under the default decode limits, not the caller's: limits below the synthetic image (a 320×320 PNG of
+    // 3 KB) made Predictor.load reject with an InputError TOO_LARGE about a file the program never gave.
+    return this.track(() => this.run(bytes, { heatmap: true, thumbnail: true }, 'warn', DEFAULT_LIMITS));
   }
 
   /**
@@ -254,7 +259,12 @@ export class Predictor {
     }
   }
 
-  private async run(input: Buffer | Uint8Array, opts: PredictOptions, policy: OodPolicy): Promise<Prediction> {
+  private async run(
+    input: Buffer | Uint8Array,
+    opts: PredictOptions,
+    policy: OodPolicy,
+    limits: DecodeLimits = this.limits,
+  ): Promise<Prediction> {
     checkPredictOptions(opts);
     const t0 = performance.now();
     const { meta } = this.model;
@@ -265,7 +275,7 @@ export class Predictor {
 
     let img: DecodedInput;
     try {
-      img = await this.decode(bytes, wantDisplay);
+      img = await this.decode(bytes, wantDisplay, limits);
     } catch (e) {
       throw InputError.from(e);
     }
@@ -369,8 +379,8 @@ export class Predictor {
   }
 
   /** Content-sniffed decode: in-process by default, or the caller's decoder (the server's worker pool). */
-  private decode(bytes: Buffer, wantDisplay: boolean): Promise<DecodedInput> {
-    const req = { size: this.model.meta.inputSize, limits: this.limits, wantDisplay };
+  private decode(bytes: Buffer, wantDisplay: boolean, limits = this.limits): Promise<DecodedInput> {
+    const req = { size: this.model.meta.inputSize, limits, wantDisplay };
     return this.decoder ? this.decoder(bytes, req) : decodeInput(bytes, req);
   }
 }

@@ -87,6 +87,11 @@ export class DecodePool {
     this.log = opts.log;
     this.onChange = opts.onChange;
     this.workerFile = opts.workerFile ?? WORKER_FILE;
+    // 0, a negative, a string or past setTimeout's 2^31-1 ms (Infinity) fired the deadline at once: every decode
+    // failed DECODE_TIMEOUT, a program's option unquestioned.
+    const t = this.timeoutMs;
+    if (typeof t !== 'number' || !(t >= 1 && t <= 2 ** 31 - 1))
+      throw new TypeError(`DecodePool: timeoutMs must be a number of milliseconds from 1 to 2^31-1, not ${t}`);
     const size = opts.size ?? 2;
     // NaN would start no worker and leave every decode waiting for ever.
     if (!Number.isInteger(size) || size < 1)
