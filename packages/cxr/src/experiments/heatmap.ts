@@ -239,8 +239,15 @@ async function candidateLogits(
   return predictAllLogits(members, gathered, n, films.size);
 }
 
-function upsample(map: Float32Array, [h, w]: [number, number], S: number): Float32Array {
-  return tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(map, [1, h, w, 1]), [S, S]).dataSync() as Float32Array);
+/**
+ * The map at the film's S×S, pixel centres aligned (halfPixelCenters) as the overlay draws it (explain/gradcam.ts):
+ * TF.js's default sampled from the corners, which moved every map up and left by half a cell (16 px of a 5×5 map
+ * at 160 px), so the pixels deleted were not the ones the map marks.
+ */
+export function upsample(map: Float32Array, [h, w]: [number, number], S: number): Float32Array {
+  return tf.tidy(
+    () => tf.image.resizeBilinear(tf.tensor4d(map, [1, h, w, 1]), [S, S], false, true).dataSync() as Float32Array,
+  );
 }
 
 /** The ensemble's logit with the top fraction of pixels (by `map`) replaced by `blurred`, per fraction. */
