@@ -1,7 +1,7 @@
 // `cxr evaluate`: a saved model on a labelled folder, at an operating point chosen on validation.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel, modelIdentity } from '../models/io';
+import { type LoadedModel, loadModel, modelIdentity } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
@@ -130,6 +130,21 @@ export type EvaluationResult = Metrics &
 
 export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationResult> {
   const loaded = await loadModel(o.modelDir);
+  // Freed once scored, and on every refusal before that (an unknown operating point, an --out it must not write,
+  // no films): a program calling runEvaluation kept the whole model's tensors for each call that rejected.
+  let freed = false;
+  const free = () => {
+    if (!freed) loaded.members.forEach((m) => m.dispose());
+    freed = true;
+  };
+  try {
+    return await evaluateLoaded(o, loaded, free);
+  } finally {
+    free();
+  }
+}
+
+async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: () => void): Promise<EvaluationResult> {
   const { meta } = loaded;
   const model: EvaluatedModel = { name: meta.name, version: meta.version, sha256: loaded.sha256 };
   if (o.out) checkOutFolder(o.out, model, o.modelDir);
@@ -172,7 +187,7 @@ export async function runEvaluation(o: EvaluateRunOptions): Promise<EvaluationRe
     const logits = await predictAllLogits(loaded.members, set.pixels, set.labels.length, set.size, { tta: meta.tta });
     calibrated(logits, meta.temperature, meta.logitBias).forEach((p, i) => probOf.set(set.files[i], p));
   }
-  loaded.members.forEach((m) => m.dispose());
+  free();
 
   // Every film goes through the pipeline, those the cache could not read too (but on the model's own split,
   // which holds only what training read): the pipeline reads DICOM, and says why it cannot read a file.
