@@ -35,12 +35,17 @@ export interface Archive {
   jpeg: Buffer;
 }
 
+/** A 120×100 grey gradient, the films of these tests: real pixels, nothing a gate or a check refuses outright. */
+const GRADIENT = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
+const RAW = { raw: { width: 120, height: 100, channels: 1 as const } };
+
+/** The gradient as a JPEG file's bytes. */
+export const gradientJpeg = (): Promise<Buffer> => sharp(GRADIENT, RAW).jpeg().toBuffer();
+
 /** The folders under `root`. */
 export async function makeArchive(root: string): Promise<Archive> {
-  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
-  const raw = { raw: { width: 120, height: 100, channels: 1 as const } };
-  const jpeg = await sharp(pixels, raw).jpeg().toBuffer();
-  const png = await sharp(pixels, raw).png().toBuffer();
+  const jpeg = await gradientJpeg();
+  const png = await sharp(GRADIENT, RAW).png().toBuffer();
   const folder = (name: string, files: Record<string, Buffer | string>) => {
     const dir = path.join(root, name);
     fs.mkdirSync(dir, { recursive: true });

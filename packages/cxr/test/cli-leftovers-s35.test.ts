@@ -9,9 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runComparison } from '../src/cli/compare_run';
 import { runEvaluation } from '../src/cli/evaluate_run';
-import { type AuditRecord, openAuditStore } from '../src/serve/audit';
+import { openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactUrl } from '../src/serve/audit_target';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { auditRecord } from './serve-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -160,25 +161,7 @@ test('audit log URLs: the password hidden, and only the password, in any form of
 test('cxr history names a token as one: the single CXR_API_TOKEN is token "default", not "by default"', async () => {
   const db = path.join(newDir('leftovers-history'), 'audit.db');
   const store = await openAuditStore(db);
-  const record = (i: number, requestedBy: string | null): AuditRecord => ({
-    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
-    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
-    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.2,
-    logit: -1,
-    threshold: 0.5,
-    operatingPoint: 'balanced',
-    label: 'NORMAL',
-    warnings: [],
-    ood: null,
-    hasHeatmap: false,
-    hasThumbnail: false,
-    timings: { decodeMs: 1, inferMs: 2, heatmapMs: 0, totalMs: 3 },
-    latencyMs: 3,
-    requestedBy,
-    resultKey: null,
-  });
+  const record = (i: number, requestedBy: string | null) => auditRecord(i, { requestedBy });
   await store.insert(record(1, 'default'), null);
   await store.insert(record(2, null), null);
   await store.close();

@@ -10,8 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 import sharp from 'sharp';
+import { isoMedia } from './image-bytes';
 import { makeTinyModel, tempDir } from './serve-fixtures';
 import { sink } from './text-sink';
+import { gradientJpeg } from './archive-fixtures';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
 /** What a program gets from `require('@cxr/app')`, resolved by name as one in this workspace would. */
@@ -22,17 +24,10 @@ let root = '';
 let modelDir = '';
 let jpeg: Buffer;
 
-/** An ISO media file's first bytes with `brand` as its major brand (a phone's HEIC). */
-const isoMedia = (brand: string) =>
-  Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from(`ftyp${brand}`), Buffer.alloc(12)]);
-
 before(async () => {
   root = tempDir('library-review-s35');
   modelDir = await makeTinyModel(path.join(root, 'model'));
-  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
-  jpeg = await sharp(pixels, { raw: { width: 120, height: 100, channels: 1 } })
-    .jpeg()
-    .toBuffer();
+  jpeg = await gradientJpeg();
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 

@@ -12,6 +12,7 @@ import { type BatchOptions, collectInputs, runBatch } from '../src/predict/batch
 import { InputError } from '../src/predict/errors';
 import { makeSeededModel, tempDir } from './ood-fixtures';
 import { sink } from './text-sink';
+import { gradientJpeg } from './archive-fixtures';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -31,10 +32,7 @@ function cxr(...args: string[]) {
 before(async () => {
   root = tempDir('predict-accounting');
   modelDir = await makeSeededModel(path.join(root, 'model'), { inputSize: 32, widths: [4, 8, 8, 8] });
-  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
-  const jpeg = await sharp(pixels, { raw: { width: 120, height: 100, channels: 1 } })
-    .jpeg()
-    .toBuffer();
+  const jpeg = await gradientJpeg();
   mixed = path.join(root, 'mixed');
   fs.mkdirSync(mixed);
   film = path.join(mixed, 'a.jpeg');

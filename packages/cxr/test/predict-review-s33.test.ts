@@ -11,6 +11,7 @@ import { InputError } from '../src/predict/errors';
 import { Predictor } from '../src/predict/predictor';
 import { makeTinyModel, tempDir } from './serve-fixtures';
 import { sink } from './text-sink';
+import { gradientJpeg } from './archive-fixtures';
 
 let root = '';
 let modelDir = '';
@@ -23,10 +24,7 @@ const isoMedia = (brand: string) =>
 before(async () => {
   root = tempDir('predict-review-s33');
   modelDir = await makeTinyModel(path.join(root, 'model'));
-  const pixels = Uint8Array.from({ length: 120 * 100 }, (_, i) => ((i % 120) * 3 + Math.floor(i / 120)) % 256);
-  jpeg = await sharp(pixels, { raw: { width: 120, height: 100, channels: 1 } })
-    .jpeg()
-    .toBuffer();
+  jpeg = await gradientJpeg();
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
