@@ -2,7 +2,7 @@
 import * as api from './api';
 import { shownLabel, showsHeatmap, statusOf } from '../../predict/verdict';
 import { $, el, percentPair } from './dom';
-import { findingView, type Label } from './finding';
+import { cardHeadline, findingView, type Label } from './finding';
 import { showLargeView } from './large_view';
 
 const PAGE_SIZE = 25;
@@ -101,7 +101,10 @@ function finding(p: api.Prediction): [HTMLElement, string] {
   // The label through shownLabel: none for an unassessable answer (an older server sent the model's label).
   const view = findingView(statusOf(p), shownLabel(p) as Label | null);
   const tag = el('span', { className: `tag ${view.tone}`, textContent: view.short });
-  if (view.headline !== view.short) tag.title = view.headline;
+  // In full as the card's headline says it ("Below the pneumonia threshold (p < 15.7 %)"): the verdict's "No signs
+  // of pneumonia detected" is what the card stopped saying (a contradiction beside 18 %), and read differently.
+  const headline = cardHeadline(view, p);
+  if (headline !== view.short) tag.title = headline;
   if (!view.showsProbability) return [tag, '—'];
   // As on the card: decimals enough for the probability and the threshold to read differently.
   const shown = percentPair(p.probability, p.threshold).probability;
@@ -171,6 +174,22 @@ function row(p: api.Prediction): HTMLTableRowElement {
   );
 }
 
+/**
+ * Switches the pager's buttons on or off. The one a keyboard user pressed to reach the last (or first) page is
+ * switched off under the focus, which fell to the page's start ("Skip to content" next): it goes to the other.
+ */
+function pagerOff(prevOff: boolean, nextOff: boolean): boolean {
+  const prev = $('#history-prev') as HTMLButtonElement;
+  const next = $('#history-next') as HTMLButtonElement;
+  const had = document.activeElement;
+  prev.disabled = prevOff;
+  next.disabled = nextOff;
+  if (had === prev && prevOff && !nextOff) next.focus();
+  if (had === next && nextOff && !prevOff) prev.focus();
+  // Whether focus was on a button now off, with nowhere in the pager to go: the caller gives it a place.
+  return (had === prev || had === next) && prevOff && nextOff;
+}
+
 /** The latest load (or clear): an answer to an earlier one is not drawn over it. */
 let loads = 0;
 
@@ -196,12 +215,15 @@ export async function loadHistory(): Promise<void> {
       return loadHistory();
     }
     for (const u of thumbUrls.splice(0)) URL.revokeObjectURL(u);
+    // The error row's "Try again" (or "Enter token") is replaced by the rows: focus goes to the table they are in.
+    const inTable = body.contains(document.activeElement);
     body.replaceChildren(...res.items.map(row));
+    if (inTable) $('#history-table').focus();
     if (!res.items.length)
       body.append(el('tr', {}, el('td', { colSpan: columns(), textContent: 'No predictions match.' })));
     status.textContent = `Page ${res.page} of ${pages} · ${res.total} prediction${res.total === 1 ? '' : 's'}`;
-    ($('#history-prev') as HTMLButtonElement).disabled = res.page <= 1;
-    ($('#history-next') as HTMLButtonElement).disabled = res.page >= pages;
+    // Both off (one page left after a refresh): focus on what the page now says.
+    if (pagerOff(res.page <= 1, res.page >= pages)) $('#main').focus();
   } catch (e) {
     if (mine !== loads) return;
     // The button the message names ('Use "Enter token"', api.ts TOKEN_WORDS), or a way to try again; no paging
@@ -210,10 +232,12 @@ export async function loadHistory(): Promise<void> {
     again.addEventListener('click', () => void loadHistory());
     const cell = el('td', { colSpan: columns(), className: 'load-error-cell' });
     cell.append(el('p', { textContent: `Could not load the history: ${api.humanError(e)}` }), again);
+    // Focus on the last "Try again", replaced by this one, stays in the table.
+    const inTable = body.contains(document.activeElement);
     body.replaceChildren(el('tr', {}, cell));
     status.textContent = '';
-    ($('#history-prev') as HTMLButtonElement).disabled = true;
-    ($('#history-next') as HTMLButtonElement).disabled = true;
+    // A page turned that could not be loaded: focus goes on to the way to try again.
+    if (pagerOff(true, true) || inTable) again.focus();
   }
 }
 

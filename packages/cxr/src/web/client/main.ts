@@ -109,8 +109,11 @@ function showModel(): void {
   const box = $('#model-error');
   model().then(
     (info) => {
+      // Its button ("Try again", "Enter token") hidden under the focus: focus goes to the view, as on arriving.
+      const had = box.contains(document.activeElement);
       box.hidden = true;
       renderModel(info);
+      if (had) $('#main').focus();
     },
     (e: unknown) => {
       $('p', box).textContent = `${NOT_LOADED} ${api.humanError(e)}`;

@@ -63,11 +63,16 @@ export interface StatusAction {
  * one: a line that says 'Use "Enter token"' without the button sent people looking for it. Any other line hides it.
  */
 export function showStatus(text: string, say = true, action: StatusAction | null = null): void {
-  $('#status').textContent = text;
+  const line = $('#status');
+  line.textContent = text;
   const button = $('#status-action') as HTMLButtonElement;
+  const had = document.activeElement === button;
   button.hidden = action === null;
   button.textContent = action?.label ?? '';
   button.onclick = action ? () => action.run() : null;
+  // The button pressed ("Enter token", "Try all again") hidden under the focus: focus fell to the page's start.
+  // It goes to the line that says what came of it, or, the line emptied (the model loaded), to the file picker.
+  if (had && button.hidden) (text ? line : $('#file-input')).focus();
   if (say) announce(text);
 }
 
