@@ -214,14 +214,19 @@ const RETRY_AFTER = { 'Retry-After': { type: 'integer', description: 'seconds to
  * method with a body (the uploads), which the body watch times (upload_watch.ts) and a page of another origin may
  * not send (exposure.ts).
  */
-function sharedProblems(body: boolean, scope: string | null): Responses {
+function sharedProblems(body: boolean, scope: string | null, queryIgnored: boolean): Responses {
   const exposure =
     "Host not allowed (HOST_NOT_ALLOWED): the Host header names none of the server's names (--allowed-host adds one)" +
     (body ? "; or a cross-origin request (CROSS_ORIGIN): an Origin other than the server's own page" : '');
   return {
+    // GET /health ignores its query (schemas_query.ts unknownQueryIgnored): its 400 must not say it refuses one.
     400: problemResponse(
-      'A malformed request (INVALID_REQUEST): a query parameter this operation does not list (the detail names ' +
-        'it; every operation refuses them), or an HTTP/1.1 request without a Host header',
+      queryIgnored
+        ? 'A malformed request (INVALID_REQUEST): a URL the router cannot take (a bad percent-escape), or an ' +
+            'HTTP/1.1 request without a Host header. Its query is ignored: a parameter it does not list (a ' +
+            "monitor's cache-buster) is not refused"
+        : 'A malformed request (INVALID_REQUEST): a query parameter this operation does not list (the detail ' +
+            'names it; every operation refuses them), or an HTTP/1.1 request without a Host header',
     ),
     403:
       scope === null
@@ -299,7 +304,8 @@ export function documentRoute({ schema, url, route }: { schema: FastifySchema; u
   const response: Responses = { ...own };
   // An operation that needs a token says so with its 401 (routes/common.ts API_ERRORS); a limited token may get 403.
   const scope = '401' in own ? scopeRefusal(method, url) : null;
-  for (const [status, shared] of Object.entries(sharedProblems(method === 'POST', scope))) {
+  const queryIgnored = (route.config as { unknownQueryIgnored?: boolean } | undefined)?.unknownQueryIgnored === true;
+  for (const [status, shared] of Object.entries(sharedProblems(method === 'POST', scope, queryIgnored))) {
     response[status] = !own[status] ? shared : status === '503' ? withShutdown(own[status]) : own[status];
   }
   let docUrl = url;

@@ -11,6 +11,7 @@ import { HttpError } from './http_error';
 import { type ClientInputError, isClientInputError } from './predictor_port';
 import { API_PREFIX } from './routes/common';
 import type { Problem } from './schemas';
+import { ORTHANC_IDS_MAX } from './routes/jobs';
 import { TooLargeError, tooLarge } from './upload';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -45,9 +46,28 @@ export function problem(status: number, code: string, detail: string): Problem {
   };
 }
 
+/**
+ * Vary: Accept on a problem answered for an /api/v1 path (docs/api.md: every /api/v1 answer says it). The API's
+ * scope adds it to its own answers (accept.ts); these come from outside it: a URL the router cannot take (a bad
+ * percent-escape), and a path the page's file handler refuses first (routes/web.ts: `//`, `..`, a name too long).
+ * Written here, not with accept.ts's addVary, which imports this file.
+ */
+function varyAcceptOnApi(reply: FastifyReply): void {
+  const url = reply.request?.url ?? '';
+  if (url !== API_PREFIX && !url.startsWith(`${API_PREFIX}/`) && !url.startsWith(`${API_PREFIX}?`)) return;
+  const had = reply.getHeader('Vary');
+  const fields = (Array.isArray(had) ? had.join(',') : had === undefined ? '' : String(had))
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  if (fields.some((f) => f === '*' || f.toLowerCase() === 'accept')) return;
+  reply.header('Vary', [...fields, 'Accept'].join(', '));
+}
+
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   // 1 s unless the cause set its own (an audit log outage lasts longer than a full queue).
   if (p.status === 503 && !reply.hasHeader('Retry-After')) reply.header('Retry-After', '1');
+  varyAcceptOnApi(reply);
   return reply.code(p.status).type(`${PROBLEM_TYPE}; charset=utf-8`).send(p);
 }
 
@@ -116,7 +136,7 @@ export function clientErrorResponse(err: { code?: string }): string {
  * without an answer of its own: a bug, answered 500 INTERNAL. The one classification of errors: toProblem answers
  * with it and problemOf gives its status and code to whatever counts failures, so the two never disagree.
  */
-function answerOf(err: FastifyError, maxUploadBytes: number): Problem | undefined {
+function answerOf(err: FastifyError, maxUploadBytes: number, bodyLimit?: number): Problem | undefined {
   if (err === null || typeof err !== 'object') return undefined; // a thrown string or number: a bug
   if (isClientInputError(err)) return inputProblem(err);
   if (err instanceof TooLargeError) return tooLargeProblem(err);
@@ -125,8 +145,18 @@ function answerOf(err: FastifyError, maxUploadBytes: number): Problem | undefine
     return problem(400, 'INVALID_REQUEST', validationDetail(err.validation as AjvError[], err.validationContext));
   switch (err.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return tooLargeProblem(tooLarge(maxUploadBytes));
+    // The body parser's limit (a JSON body: POST /jobs' Orthanc ids; app.ts bodyLimit), not an upload's: said as
+    // the upload limit, with its maxUploadBytes, it told a client that a 2 MB body was over a 32 MB limit.
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': {
+      const limit = bodyLimit === undefined ? 'size' : `${bodyLimit.toLocaleString('en-US')} bytes`;
+      return problem(
+        413,
+        'TOO_LARGE',
+        `the request body is over the ${limit} this server reads for a body that is not a multipart upload ` +
+          `(POST /api/v1/jobs takes at most ${ORTHANC_IDS_MAX} Orthanc instance ids; films go as multipart/form-data)`,
+      );
+    }
     // The one-film upload's limits (app.ts); POST /jobs, which takes several films, answers its own (routes/jobs.ts).
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
@@ -172,7 +202,7 @@ export function problemOf(err: unknown): { status: number; code: string } {
 
 /** The problem for any error a route threw (or fastify raised); 500s are logged, never detailed. */
 export function toProblem(err: FastifyError, req: FastifyRequest, maxUploadBytes: number): Problem {
-  const answer = answerOf(err, maxUploadBytes);
+  const answer = answerOf(err, maxUploadBytes, req.routeOptions?.bodyLimit);
   if (answer) return answer;
   req.log.error({ err }, 'request failed');
   return INTERNAL();

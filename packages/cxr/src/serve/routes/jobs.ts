@@ -122,12 +122,20 @@ export function overJobUploadCap(name: string, bytes: number, capBytes: number):
   );
 }
 
+/**
+ * Retry-After of NO_QUEUE: a server started without a queue has none until it is restarted with one, a configuration
+ * to fix, as a refused PACS login or a Redis database that does not exist (queue/api.ts PACS_LOGIN_RETRY_AFTER_S,
+ * not imported: it imports this file). The usual 1 s had a client that honours Retry-After ask every second.
+ */
+const NO_QUEUE_RETRY_AFTER_S = 300;
+
 function noQueue(): HttpError {
   return new HttpError(
     503,
     'NO_QUEUE',
     'this server has no job queue: start cxr serve with CXR_REDIS_URL set (docs/deployment.md, "Many workers"), ' +
       'or use POST /api/v1/predictions',
+    NO_QUEUE_RETRY_AFTER_S,
   );
 }
 
@@ -244,7 +252,9 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         } finally {
           ticket.release();
         }
-      } else if ((req.headers['content-type'] ?? '').startsWith('application/json')) {
+      } else if ((req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
+        // Lower-cased: a media type is case-insensitive (RFC 9110, 8.3.1), and fastify parsed `Application/JSON` as
+        // JSON, which a case-sensitive test here then refused with 415.
         const body = OrthancBody.safeParse(req.body);
         if (!body.success) {
           throw new HttpError(
@@ -289,7 +299,10 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
             'No such job (finished jobs are kept 7 days), a job of a model this server does not serve, or, for a ' +
               'token without the audit scope, a job it neither queued nor offered the film of (answered alike)',
           ),
-          503: problemResponse('No job queue configured'),
+          503: problemResponse(
+            'No job queue configured (NO_QUEUE), or the job queue (Redis) does not answer (QUEUE_UNAVAILABLE); ' +
+              'Retry-After',
+          ),
         },
       },
     },

@@ -13,7 +13,7 @@ import type { WorkQueue } from '../queue';
 import type { RecentImages } from '../recent_images';
 import { compactImages } from '../retention';
 import { predictQuery, problemResponse } from '../schemas';
-import { clientGone, notMultipart, readUpload, UploadBudget, UploadTicket, withMediaTypeDetail } from '../upload';
+import { clientGone, notMultipart, readUpload, UploadBudget, UploadTicket } from '../upload';
 import { API_ERRORS, noStore, toApi } from './common';
 
 export interface PredictionRouteOptions {
@@ -35,6 +35,18 @@ interface PredictQuery {
 }
 
 const SERVER_CODES = new Set<string>(PREDICTION_ERROR_CODES);
+
+/**
+ * What the body parser (JSON, text) refuses before the route runs: this route takes multipart/form-data only, so a
+ * body of another type is its 415 NOT_MULTIPART (docs/api.md), not a 400 "the JSON body cannot be read" or a 413
+ * of the parser's limit, which sent the client to fix a JSON body the route never reads.
+ */
+const OTHER_BODY_ERRORS = new Set([
+  'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+  'FST_ERR_CTP_INVALID_JSON_BODY',
+  'FST_ERR_CTP_EMPTY_JSON_BODY',
+  'FST_ERR_CTP_BODY_TOO_LARGE',
+]);
 
 /**
  * The code a failure is answered with when it is the server's (5xx, as problem.ts answers it: problemOf), for
@@ -139,7 +151,9 @@ export function predictionRoutes(api: FastifyInstance, opts: PredictionRouteOpti
           ),
         },
       },
-      errorHandler: withMediaTypeDetail(notMultipart),
+      errorHandler: (err, req) => {
+        throw OTHER_BODY_ERRORS.has(err.code) && !req.isMultipart() ? notMultipart(req) : err;
+      },
     },
     async (req, reply) => {
       try {
