@@ -12,6 +12,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { queueApi } from '../src/queue/api';
 import { buildApp } from '../src/serve/app';
 import { HttpError } from '../src/serve/http_error';
 import { idleJobs, serverParts } from './serve-fixtures';
@@ -153,4 +154,17 @@ test('POST /predictions: a body not multipart is 415 NOT_MULTIPART whatever its 
     assert.equal(res.json().code, 'NOT_MULTIPART');
     assert.match(res.json().detail, new RegExp(`got ${type}`));
   }
+});
+
+test('503 NO_PACS says Retry-After: 300 as well (a server without Orthanc has none until restarted)', async () => {
+  // The queue is never reached: the refusal comes before any lookup or Redis call.
+  const api = queueApi({
+    queue: {} as never,
+    model: { sha256: 'ab'.repeat(32), defaultOperatingPoint: 'balanced' },
+    orthanc: null,
+  });
+  const e = await api.submitOrthancAll(['0123abcd'], { heatmap: false, requestedBy: null }).catch((x: unknown) => x);
+  assert.ok(e instanceof HttpError, String(e));
+  assert.equal(e.code, 'NO_PACS');
+  assert.equal(e.retryAfterS, 300);
 });

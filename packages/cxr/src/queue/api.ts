@@ -211,7 +211,13 @@ export function queueApi(o: QueueApiOptions): QueueApi {
     signal?: AbortSignal,
   ): Promise<Submitted[]> {
     if (!o.orthanc) {
-      throw new HttpError(503, 'NO_PACS', 'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films');
+      // Retry-After as for a refused login: none until the server is restarted with one (1 s had clients ask on).
+      throw new HttpError(
+        503,
+        'NO_PACS',
+        'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films',
+        PACS_LOGIN_RETRY_AFTER_S,
+      );
     }
     const s = spec(opts);
     // The signal cuts off the lookups under way (a slow PACS past the request's bound) rather than letting
