@@ -95,12 +95,14 @@ test('cxr orthanc sync: an Orthanc outage is said once, not every poll, and its 
     json(res, 404, { Message: 'Unknown resource' });
   });
   const modelDir = await makeTinyModel(path.join(dir, 'model'));
+  const started = Date.now();
   const sync = spawn(
     process.execPath,
     [CLI, 'orthanc', 'sync', '--interval', '0.2', '--no-audit', '--threads', '1', '--state', path.join(dir, 's.json')],
     { env: { ...process.env, CXR_ORTHANC_URL: pacs.url, CXR_MODEL: modelDir } },
   );
   let err = '';
+  let outageMs = 0;
   sync.stderr.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => sync.on('close', r));
   const until = async (ok: () => boolean, why: string) => {
@@ -116,6 +118,7 @@ test('cxr orthanc sync: an Orthanc outage is said once, not every poll, and its 
     await until(() => polls >= startPolls + 8, 'the sync did not keep polling');
     down = false;
     await until(() => /Orthanc answers again/.test(err), 'the end of the outage was not said');
+    outageMs = Date.now() - started;
     sync.kill('SIGTERM');
     assert.equal(await exited, 0, err);
   } finally {
@@ -126,7 +129,8 @@ test('cxr orthanc sync: an Orthanc outage is said once, not every poll, and its 
   const unreachable = err.split('\n').filter((l) => /is unreachable/.test(l));
   assert.equal(unreachable.length, 1, `the outage said once, not per poll (${polls} polls):\n${err}`);
   assert.match(unreachable[0], /the first poll tries again, and every 0\.2 s until Orthanc answers/);
-  assert.doesNotMatch(err, /still unreachable/, 'no reminder within the first minute');
+  // A machine slow enough (a loaded CI) to keep Orthanc away a minute has the sync say the reminder, rightly.
+  if (outageMs < 55_000) assert.doesNotMatch(err, /still unreachable/, 'no reminder within the first minute');
   assert.match(err, /Orthanc answers again after \d+ s \(unreachable since \d\d:\d\d:\d\d, \d+ tries\)/);
   assert.equal(err.match(/answers again/g)?.length, 1, err);
 });
