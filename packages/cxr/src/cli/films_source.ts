@@ -4,7 +4,7 @@
 // named two ways, were "other films" and refused. Both spellings are taken to the folder that holds the films.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SPLIT_NAMES } from '../data/dataset';
+import { findChild, SPLIT_NAMES } from '../data/dataset';
 
 /**
  * `FOLDER (SPLIT)` with FOLDER the one holding the split's NORMAL/ and PNEUMONIA/: a Kaggle root's split folder
@@ -14,17 +14,15 @@ export function filmsFolderSource(source: string): string {
   const m = /^(.*) \(([^()]+)\)$/s.exec(source);
   if (!m || !(SPLIT_NAMES as readonly string[]).includes(m[2])) return source;
   const [, folder, split] = m;
-  let child: fs.Dirent | undefined;
+  let child: string | undefined;
   try {
-    child = fs
-      .readdirSync(folder, { withFileTypes: true })
-      .find((e) => (e.isDirectory() || e.isSymbolicLink()) && e.name.toLowerCase() === split);
+    child = findChild(fs.readdirSync(folder, { withFileTypes: true }), split);
   } catch {
     return source; // The folder is gone or unreadable: only the same text names the same films.
   }
   if (!child) return source;
   try {
-    return `${fs.realpathSync(path.join(folder, child.name))} (${split})`;
+    return `${fs.realpathSync(path.join(folder, child))} (${split})`;
   } catch {
     return source;
   }

@@ -5,7 +5,8 @@
 import { epochEndsWritten } from '../train/loop';
 
 /** A word of the command line as a shell reads it back. */
-const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
+/** `a` as a shell reads it back: quoted where it holds anything but a plain path's characters. */
+export const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
 
 export interface HowToContinue {
   /** Where the command stopped ("interrupted after epoch 3"), read once the epoch's end is written. */

@@ -5,11 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isGanFolder } from '../gan/run_folder';
 import { readRunData, readState } from '../train/checkpoint';
-
-/** `s` as a shell reads it back: quoted where it holds anything but the characters of a plain path. */
-function shellWord(s: string): string {
-  return /^[\w/.,:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+import { shellWord } from './interrupt';
 
 /** What a damaged record says is no reason to hide the advice: the command then names what it could not read. */
 function tryRead<T>(read: () => T): T | null {

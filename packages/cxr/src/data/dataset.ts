@@ -148,7 +148,7 @@ export function dataFolderProblem(root: string): string | null {
 }
 
 /** Directory names are matched case-insensitively: copies of the data set differ in case. */
-function findChild(entries: import('node:fs').Dirent[], name: string): string | undefined {
+export function findChild(entries: import('node:fs').Dirent[], name: string): string | undefined {
   return entries.find((e) => isDirLike(e) && e.name.toLowerCase() === name.toLowerCase())?.name;
 }
 

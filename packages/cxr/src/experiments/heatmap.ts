@@ -12,6 +12,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadRecordedSplit } from '../data/dataset_images';
 import { createRng } from '../data/random';
 import { gradCam } from '../explain/gradcam';
+import { resizeMap } from '../explain/resize';
 import {
   type CamMap,
   camParts,
@@ -240,14 +241,12 @@ async function candidateLogits(
 }
 
 /**
- * The map at the film's S×S, pixel centres aligned (halfPixelCenters) as the overlay draws it (explain/gradcam.ts):
- * TF.js's default sampled from the corners, which moved every map up and left by half a cell (16 px of a 5×5 map
+ * The map at the film's S×S, scaled as the overlay draws it (explain/resize.ts, pixel centres aligned): TF.js's
+ * default resize sampled from the corners, which moved every map up and left by half a cell (16 px of a 5×5 map
  * at 160 px), so the pixels deleted were not the ones the map marks.
  */
 export function upsample(map: Float32Array, [h, w]: [number, number], S: number): Float32Array {
-  return tf.tidy(
-    () => tf.image.resizeBilinear(tf.tensor4d(map, [1, h, w, 1]), [S, S], false, true).dataSync() as Float32Array,
-  );
+  return resizeMap(map, h, w, S, S);
 }
 
 /** The ensemble's logit with the top fraction of pixels (by `map`) replaced by `blurred`, per fraction. */

@@ -7,9 +7,10 @@
 // thumbnail, a model file's two types. A missing Accept, `*/*` and a browser's usual header (text/html, ...,
 // */*;q=0.8) accept them all. As the answer depends on Accept, each says so (Vary: Accept), so that a shared
 // cache never hands one client's answer to another whose Accept differs.
-import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { HttpError } from './http_error';
 import { PROBLEM_TYPE } from './problem';
+import { addVary } from './vary';
 
 interface MediaRange {
   type: string;
@@ -75,20 +76,6 @@ export function answeredTypes(schema: FastifySchema | undefined): string[] {
     for (const t of content) types.add(t);
   }
   return types.size ? [...types] : ['application/json'];
-}
-
-/**
- * Adds `field` to the reply's Vary, keeping what another part set there (CORS' Origin, compression's
- * Accept-Encoding); a Vary of `*` already says it all (RFC 9110 §12.5.5).
- */
-export function addVary(reply: FastifyReply, field: string): void {
-  const had = reply.getHeader('Vary');
-  const fields = (Array.isArray(had) ? had.join(',') : had === undefined ? '' : String(had))
-    .split(',')
-    .map((f) => f.trim())
-    .filter(Boolean);
-  if (fields.some((f) => f === '*' || f.toLowerCase() === field.toLowerCase())) return;
-  reply.header('Vary', [...fields, field].join(', '));
 }
 
 /**

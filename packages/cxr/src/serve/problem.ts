@@ -13,6 +13,7 @@ import { API_PREFIX } from './routes/common';
 import type { Problem } from './schemas';
 import { ORTHANC_IDS_MAX } from './routes/jobs';
 import { TooLargeError, tooLarge } from './upload';
+import { addVary } from './vary';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -50,18 +51,11 @@ export function problem(status: number, code: string, detail: string): Problem {
  * Vary: Accept on a problem answered for an /api/v1 path (docs/api.md: every /api/v1 answer says it). The API's
  * scope adds it to its own answers (accept.ts); these come from outside it: a URL the router cannot take (a bad
  * percent-escape), and a path the page's file handler refuses first (routes/web.ts: `//`, `..`, a name too long).
- * Written here, not with accept.ts's addVary, which imports this file.
  */
 function varyAcceptOnApi(reply: FastifyReply): void {
   const url = reply.request?.url ?? '';
-  if (url !== API_PREFIX && !url.startsWith(`${API_PREFIX}/`) && !url.startsWith(`${API_PREFIX}?`)) return;
-  const had = reply.getHeader('Vary');
-  const fields = (Array.isArray(had) ? had.join(',') : had === undefined ? '' : String(had))
-    .split(',')
-    .map((f) => f.trim())
-    .filter(Boolean);
-  if (fields.some((f) => f === '*' || f.toLowerCase() === 'accept')) return;
-  reply.header('Vary', [...fields, 'Accept'].join(', '));
+  if (url === API_PREFIX || url.startsWith(`${API_PREFIX}/`) || url.startsWith(`${API_PREFIX}?`))
+    addVary(reply, 'Accept');
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
