@@ -110,6 +110,29 @@ export interface DicomImage {
   bitsStored: number;
   /** How stored values became display values: 'voi-lut', 'window', 'full-range' or 'min-max'. */
   voi: VoiMethod;
+  /**
+   * A DX image FOR PROCESSING (PresentationIntentType (0008,0068), or its SOP class): the detector's raw data,
+   * before the processing that makes it a film for reading; present (true) only then.
+   */
+  forProcessing?: true;
+}
+
+/** The SOP classes of DX, mammography and intra-oral images FOR PROCESSING (PS3.4 B.5). */
+const FOR_PROCESSING_CLASSES = new Set([
+  '1.2.840.10008.5.1.4.1.1.1.1.1',
+  '1.2.840.10008.5.1.4.1.1.1.2.1',
+  '1.2.840.10008.5.1.4.1.1.1.3.1',
+]);
+
+/**
+ * Whether the image is FOR PROCESSING: raw detector values, not meant to be shown (PS3.3 C.8.11.1.1.1). Viewers
+ * show it, but flat and unsharpened, unlike any film the model learnt from; its own header says so, where a
+ * CR or a DX FOR PRESENTATION has none of this.
+ */
+function isForProcessing(ds: ReturnType<typeof parseDataSet>): boolean {
+  const text = (tag: string) => ds.string(tag)?.replace(/\0/g, '').trim().toUpperCase();
+  const sopClass = text('x00080016') ?? text('x00020002');
+  return text('x00080068') === 'FOR PROCESSING' || (sopClass !== undefined && FOR_PROCESSING_CLASSES.has(sopClass));
 }
 
 export interface DicomOptions {
@@ -218,5 +241,6 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     frames,
     bitsStored,
     voi,
+    ...(isForProcessing(ds) ? { forProcessing: true as const } : {}),
   };
 }

@@ -92,7 +92,11 @@ export async function encapsulatedFrame(
     return MONO.has(pf.photometric) ? { kind: 'mono', values: Float32Array.from(gray) } : { kind: 'colour', gray };
   }
   if (out.samples.length < n) throw fail('CORRUPT', `codec returned ${out.samples.length} samples for ${n} pixels`);
-  const fmt = { ...pf, signed: out.signed ?? pf.signed };
+  // Signed where PixelRepresentation (0028,0103) says so, or where the JPEG 2000 codestream's own sign does (its
+  // decoder hands back negative numbers then). Signed pixels compressed as an unsigned codestream (written so by
+  // some encoders) are the same two's complement bits: read unsigned, every negative value came out the
+  // brightest, where viewers (Horos, pydicom's J2K correction) sign them as PixelRepresentation says.
+  const fmt = { ...pf, signed: pf.signed || out.signed === true };
   return { kind: 'mono', values: storedValues(out.samples.subarray(0, n), fmt) };
 }
 

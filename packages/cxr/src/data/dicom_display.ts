@@ -1,4 +1,4 @@
-// Stored values to what a viewer shows: modality rescale, then the VOI LUT, else the window
+// Stored values to what a viewer shows: modality rescale (or Modality LUT), then the VOI LUT, else the window
 // (LINEAR, LINEAR_EXACT, SIGMOID), else the full range or the values' min-max, as 0..255.
 import type * as dicomParser from 'dicom-parser';
 import { type Fail, type PixelFormat, REEXPORT } from './dicom_parse';
@@ -6,13 +6,24 @@ import { type Fail, type PixelFormat, REEXPORT } from './dicom_parse';
 /** How stored values became display values. */
 export type VoiMethod = 'voi-lut' | 'window' | 'full-range' | 'min-max';
 
-/** Modality rescale, then the VOI transform, to 0..255 display values. */
+/** Modality rescale (or Modality LUT), then the VOI transform, to 0..255 display values. */
 export function toDisplay(
   values: Float32Array,
   ds: dicomParser.DataSet,
   pf: PixelFormat,
   fail: Fail,
 ): { gray: Uint8Array; voi: VoiMethod } {
+  // PS3.3 C.11.1: a Modality LUT Sequence takes the place of the rescale (the two are not to be given together;
+  // where they are, the LUT is taken, as pydicom's apply_modality_lut does). While it was ignored, a window given
+  // in the LUT's output units was laid over the stored values: a film a viewer shows in full came out black or white.
+  const modalityItem = ds.elements.x00283000?.items?.[0]?.dataSet;
+  // Its first mapped value is SS over signed pixels (PS3.3 C.11.1.1).
+  const modality = lutOf(modalityItem, pf.signed || modalityItem?.elements.x00283002?.vr === 'SS');
+  if (modality) {
+    applyLut(values, modality);
+    // The LUT's output is 0..2^bits − 1: a VOI LUT over it starts at an unsigned value.
+    return voiToDisplay(values, ds, pf, { rescaled: true, signed: false, negative: false });
+  }
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
   // A slope that is no number (parseFloat of "abc" is NaN) or 0 maps every pixel to one value: the film came out
@@ -26,16 +37,26 @@ export function toDisplay(
   }
   const rescaled = slope !== 1 || intercept !== 0;
   if (rescaled) for (let i = 0; i < values.length; i++) values[i] = values[i] * slope + intercept;
-  const gray = new Uint8Array(values.length);
+  return voiToDisplay(values, ds, pf, { rescaled, signed: pf.signed, negative: intercept < 0 || slope < 0 });
+}
 
-  const lut = voiLut(ds, pf.signed, intercept < 0 || slope < 0);
+/**
+ * The VOI transform of values after the modality transform: `rescaled` when that changed them, `signed` when they
+ * are signed as stored, `negative` when the rescale can make them negative (for the VOI LUT's first value).
+ */
+function voiToDisplay(
+  values: Float32Array,
+  ds: dicomParser.DataSet,
+  pf: PixelFormat,
+  modality: { rescaled: boolean; signed: boolean; negative: boolean },
+): { gray: Uint8Array; voi: VoiMethod } {
+  const { rescaled } = modality;
+  const gray = new Uint8Array(values.length);
+  const lut = voiLut(ds, modality.signed, modality.negative);
   if (lut) {
-    const last = lut.data.length - 1;
     const scale = 255 / (2 ** lut.bits - 1);
-    for (let i = 0; i < values.length; i++) {
-      const k = Math.min(last, Math.max(0, Math.round(values[i]) - lut.first));
-      gray[i] = Math.min(255, Math.round(lut.data[k] * scale));
-    }
+    applyLut(values, lut);
+    for (let i = 0; i < values.length; i++) gray[i] = Math.min(255, Math.round(values[i] * scale));
     return { gray, voi: 'voi-lut' };
   }
 
@@ -91,18 +112,37 @@ function windowValue(x: number, c: number, w: number, fn: string): number {
  * (`rescaledNegative`): an SS first value of −1024 over unsigned pixels rescaled by −1024 was read as 64512, and
  * every pixel fell below the LUT (a black film).
  */
-function voiLut(
-  ds: dicomParser.DataSet,
-  signedPixels: boolean,
-  rescaledNegative: boolean,
-): { first: number; bits: number; data: ArrayLike<number> } | null {
+function voiLut(ds: dicomParser.DataSet, signedPixels: boolean, rescaledNegative: boolean): Lut | null {
   const item = ds.elements.x00283010?.items?.[0]?.dataSet;
+  const descriptor = item?.elements.x00283002;
+  if (!descriptor) return null;
+  return lutOf(item, signedPixels || descriptor.vr === 'SS' || (descriptor.vr === undefined && rescaledNegative));
+}
+
+/** A LUT: the input value of its first entry, its output bits, and its entries. */
+interface Lut {
+  first: number;
+  bits: number;
+  data: ArrayLike<number>;
+}
+
+/** Each value through the LUT; below its first input the first entry, past its last the last (PS3.3 C.11.1.1). */
+function applyLut(values: Float32Array, lut: Lut): void {
+  const last = lut.data.length - 1;
+  for (let i = 0; i < values.length; i++)
+    values[i] = lut.data[Math.min(last, Math.max(0, Math.round(values[i]) - lut.first))];
+}
+
+/**
+ * The LUT of a Modality or VOI LUT Sequence item (its LUT Descriptor (0028,3002) and LUT Data (0028,3006)), with
+ * the descriptor's first mapped value read signed when `signedFirst`; null when the item has none, or none usable.
+ */
+function lutOf(item: dicomParser.DataSet | undefined, signedFirst: boolean): Lut | null {
   const dataEl = item?.elements.x00283006;
   const descriptor = item?.elements.x00283002;
   if (!item || !dataEl || !descriptor) return null;
   const entries = item.uint16('x00283002', 0) || 65536;
-  const signed = signedPixels || descriptor.vr === 'SS' || (descriptor.vr === undefined && rescaledNegative);
-  const first = signed ? (item.int16('x00283002', 1) ?? 0) : (item.uint16('x00283002', 1) ?? 0);
+  const first = signedFirst ? (item.int16('x00283002', 1) ?? 0) : (item.uint16('x00283002', 1) ?? 0);
   const bits = item.uint16('x00283002', 2) ?? 16;
   if (!(bits >= 1 && bits <= 16)) return null;
   const available = Math.min(dataEl.length, item.byteArray.length - dataEl.dataOffset);

@@ -14,6 +14,8 @@ export interface ImageFacts {
   modality?: string;
   viewPosition?: string;
   bodyPart?: string;
+  /** A DICOM image FOR PROCESSING (data/dicom.ts): raw detector data, not a film processed for reading. */
+  forProcessing?: boolean;
   /** (0010,1010) PatientAge as written, e.g. '004Y' or '62'; read by predict/verdict.ts, not here. */
   patientAge?: string;
   /** The age from PatientBirthDate and the study's date (data/dicom_age.ts); read by predict/verdict.ts, not here. */
@@ -31,6 +33,7 @@ export const IMAGE_CHECK_CODES = [
   'LATERAL',
   'BODY_PART',
   'MODALITY',
+  'FOR_PROCESSING',
 ] as const;
 
 export interface ImageCheck {
@@ -233,6 +236,14 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
   if (f.modality && !XRAY_MODALITIES.has(f.modality)) {
     const what = headerValue('modality (0008,0060)', f.modality, MODALITY_TERMS);
     out.push({ code: 'MODALITY', message: `DICOM ${what}: not a radiograph` });
+  }
+  if (f.forProcessing) {
+    out.push({
+      code: 'FOR_PROCESSING',
+      message:
+        'raw detector data, not a film processed for reading: the model reads films as they are shown to a ' +
+        'reader. Send the image FOR PRESENTATION instead (DICOM presentation intent FOR PROCESSING)',
+    });
   }
   if (layout) out.push(layout);
   return out;

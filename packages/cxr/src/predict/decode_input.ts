@@ -90,6 +90,7 @@ export async function decodeInput(bytes: Buffer, req: DecodeRequest): Promise<De
       bodyPart: dcm.bodyPart,
       patientAge: dcm.patientAge,
       ageFromDates: dcm.ageFromDates,
+      ...(dcm.forProcessing ? { forProcessing: true } : {}),
     };
     let display: Display | undefined;
     if (wantDisplay) {

@@ -2,8 +2,9 @@
 // the DICOM header into the answer a clinician sees. A probability is only a finding when the
 // image is a frontal chest X-ray of the population the model was trained on (children aged 1–5):
 //   - 'cannot-assess': the image is not something the model can read (blank, tiny, stretched or
-//     squashed out of any film's shape, inverted, colour, noise, lateral, not a radiograph, or unlike
-//     any chest X-ray to the OOD gate). The answer has no label (shownLabel): its model label is no finding.
+//     squashed out of any film's shape, inverted, colour, noise, lateral, not a radiograph, a DICOM FOR
+//     PROCESSING image (raw detector data, not yet a film to read), or unlike any chest X-ray to the OOD gate).
+//     The answer has no label (shownLabel): its model label is no finding.
 //   - 'outside-population': a chest radiograph, but of a patient the model was not made for
 //     (DICOM PatientAge, the age from its PatientBirthDate and StudyDate, or the age the user gave
 //     with the image, under 1 or over 10 years; or a chest radiograph by its header that the gate
