@@ -5,7 +5,7 @@ import type { DicomObject, ResultInput } from './result';
 import { buildSecondaryCapture } from './secondary_capture';
 import { buildSr } from './sr';
 
-export { CAVEAT, MANUFACTURER, SOP_CLASS } from './identity';
+export { CAVEAT, isOwnResult, MANUFACTURER, SOP_CLASS } from './identity';
 export { readSource, type SourceImage } from './source';
 export { buildSr, CODES } from './sr';
 export { buildSecondaryCapture, burnedInLines } from './secondary_capture';

@@ -23,11 +23,14 @@ function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** Greedy word wrap to about `chars` characters a line (DejaVu Sans averages ~0.55 em a glyph). */
+/**
+ * Greedy word wrap to about `chars` characters a line (DejaVu Sans averages ~0.55 em a glyph). A no-break space
+ * does not break: the result line keeps "p ≥ 15.7 %" and "18.0 %" whole, as the page does (result_words.ts).
+ */
 export function wrap(line: string, chars: number): string[] {
   const out: string[] = [];
   let cur = '';
-  for (const word of line.split(/\s+/).filter(Boolean)) {
+  for (const word of line.split(/[^\S\u00a0]+/).filter(Boolean)) {
     if (cur && cur.length + 1 + word.length > chars) {
       out.push(cur);
       cur = word;

@@ -1,7 +1,7 @@
 // The Grad-CAM heat map as a DICOM Secondary Capture image (RGB, 8 bits, uncompressed) in the
 // source's study, with the caveat and the result burned into the pixels.
 import { HEATMAP_FLOOR } from '../explain/colormap';
-import { verdictHeadline } from '../predict/verdict';
+import { percent, resultLine } from '../predict/result_words';
 import { annotateHeatmap } from './overlay';
 import { CAVEAT, SOP_CLASS } from './identity';
 import { type Dataset, writePart10 } from './part10';
@@ -11,23 +11,21 @@ import { commonAttributes, type DicomObject, type ResultInput, scUids } from './
  * Said under a heat map with no colour at all. The overlay's colours are scaled by P(pneumonia) and none is drawn
  * at or under HEATMAP_FLOOR (explain/gradcam.ts renderOverlay), so a confident NORMAL film's map is the bare film:
  * without a word, a radiologist could take it for an overlay that failed. The web page says the same
- * (web/client/heatmap_weak.ts).
+ * (web/client/heatmap_weak.ts), in percent as the result line above it is.
  */
 export const EMPTY_HEATMAP_LINE =
-  `No colour on this heat map: no region raised the pneumonia score enough to draw (none is drawn at ` +
-  `P(pneumonia) ${HEATMAP_FLOOR.toFixed(2)} or under).`;
+  `No colour on this heat map: no region raised the pneumonia score enough to draw (none is drawn at a ` +
+  `probability of pneumonia of ${percent(HEATMAP_FLOOR, 0)} or under).`;
 
 /**
- * The text lines burned in below the heat map: the result in the page's words, never a bare label; then, when
- * the map has no colour, a line saying so.
+ * The text lines burned in below the heat map: the model, then the result in the words and numbers of the page's
+ * card (predict/result_words.ts), never a bare label; then, when the map has no colour, a line saying so.
  */
 export function burnedInLines(input: ResultInput): string[] {
   const p = input.prediction;
-  const reference = p.verdict.status === 'outside-population' ? ' (for reference only)' : '';
   return [
     CAVEAT,
-    `${input.model.name} ${input.model.version}: P(pneumonia) ${p.probability.toFixed(2)}${reference}, ` +
-      `${p.operatingPoint} threshold ${p.threshold.toFixed(2)}: ${verdictHeadline(p.verdict.status, p.label)}`,
+    `${input.model.name} ${input.model.version}: ${resultLine({ ...p, status: p.verdict.status })}`,
     ...(p.probability <= HEATMAP_FLOOR ? [EMPTY_HEATMAP_LINE] : []),
   ];
 }

@@ -3,6 +3,7 @@
 //
 //   CONTAINER (LN 18748-4 "Diagnostic imaging report")
 //     CODE  (99CXR ASSESSMENT "Assessment status") = (99CXR ASSESSED | CANNOT-ASSESS | OUTSIDE-POP)
+//     TEXT  (99CXR RESULT "Result") = the result in the page card's words (predict/result_words.ts resultLine)
 //     CODE  (SCT 233604007 "Pneumonia") = (SCT 373066001 "Yes") | (SCT 373067005 "No")   only when assessed
 //     NUM   (99CXR P-PNEUMONIA "Calibrated probability of pneumonia"), UCUM "1"   not when cannot-assess
 //     NUM   (99CXR THRESHOLD "Decision threshold"), UCUM "1"
@@ -16,7 +17,10 @@
 // 99CXR is a private coding scheme (PS3.16 8.2: designators starting with 99 are local).
 // The finding and the number follow the verdict as the page shows them (predict/verdict.ts): a film the
 // model cannot assess gets neither, one outside the intended population the number for reference only,
-// so that no viewer shows "Pneumonia: Yes" on a blank image or an adult's film.
+// so that no viewer shows "Pneumonia: Yes" on a blank image or an adult's film. The Result text says the finding
+// as the card does, the number against the threshold: a viewer that shows "Pneumonia: Yes" beside a probability
+// of 0.18 shows the reason next to it, "Above the pneumonia threshold (p ≥ 15.7 %): 18.0 % probability ...".
+import { resultLine } from '../predict/result_words';
 import type { VerdictStatus } from '../predict/verdict';
 import { CAVEAT, SOP_CLASS } from './identity';
 import { type Dataset, writePart10 } from './part10';
@@ -41,6 +45,7 @@ const code = (value: string, scheme: string, meaning: string): Code => {
 export const CODES = {
   report: code('18748-4', 'LN', 'Diagnostic imaging report'),
   assessment: code('ASSESSMENT', '99CXR', 'Assessment status'),
+  result: code('RESULT', '99CXR', 'Result'),
   assessed: code('ASSESSED', '99CXR', 'Assessed'),
   cannotAssess: code('CANNOT-ASSESS', '99CXR', 'Cannot be assessed'),
   outsidePopulation: code('OUTSIDE-POP', '99CXR', 'Outside the intended population'),
@@ -116,6 +121,7 @@ export function buildSr(input: ResultInput, heatmap?: HeatmapRef): DicomObject {
   const status = p.verdict.status;
   const content: Dataset[] = [
     item('CODE', CODES.assessment, { ConceptCodeSequence: [STATUS_CODE[status]] }),
+    text(CODES.result, resultLine({ ...p, status })),
     ...(status === 'assessed'
       ? [item('CODE', CODES.pneumonia, { ConceptCodeSequence: [positive ? CODES.yes : CODES.no] })]
       : []),

@@ -1,10 +1,9 @@
 // Which instances in the PACS the model should read: chest radiographs (CR/DX/DR, body part
 // CHEST or not given), never cxr's own results (which would otherwise be fed back to it).
-import { MANUFACTURER, SOP_CLASS } from '../dicom_out';
+import { isOwnResult } from '../dicom_out';
 import { BODY_PART_TERMS, headerValue, MODALITY_TERMS } from '../explain/image_checks';
 
 const MODALITIES = new Set(['CR', 'DX', 'DR']);
-const OWN_CLASSES = new Set<string>([SOP_CLASS.comprehensiveSr]);
 
 /** ownResult: one of cxr's own results (a sync restart meets one per result it wrote: not worth a line each). */
 export type Verdict = { accept: true } | { accept: false; reason: string; ownResult?: true };
@@ -14,13 +13,9 @@ const tag = (tags: Record<string, unknown>, k: string): string =>
 
 /** Decides from Orthanc's simplified tags (keyword → string). */
 export function classifyInstance(tags: Record<string, unknown>): Verdict {
-  const manufacturer = tag(tags, 'Manufacturer');
-  const sopClass = tag(tags, 'SOPClassUID');
-  if (
-    manufacturer === MANUFACTURER ||
-    OWN_CLASSES.has(sopClass) ||
-    tag(tags, 'SeriesDescription').startsWith(`${MANUFACTURER} AI `)
-  ) {
+  // cxr's own by what it writes (dicom_out/identity.ts), not by the SOP class: another vendor's SR or Secondary
+  // Capture is skipped below as what it is (modality SR or OT is no chest film), not counted as a cxr result.
+  if (isOwnResult({ manufacturer: tag(tags, 'Manufacturer'), seriesDescription: tag(tags, 'SeriesDescription') })) {
     return { accept: false, reason: 'a cxr result', ownResult: true };
   }
   const modality = tag(tags, 'Modality').toUpperCase();

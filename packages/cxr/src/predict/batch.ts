@@ -1,7 +1,7 @@
 // Batch prediction behind `cxr predict PATH…`: files and folders to one output row per file, in the
 // order the files were named (folders sorted by name). A file that cannot be read or is not a usable
 // image gets a row with its error, and the batch goes on. CSV or JSON rows are written as they finish.
-import { verdictHeadline } from './verdict';
+import { NBSP, resultHeadline } from './result_words';
 import { csvLine, printable } from '../report/csv';
 import { HeatmapWriter, heatmapNames } from './heatmap_files';
 import * as os from 'node:os';
@@ -280,7 +280,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchResult> {
         logit: r.logit,
         label: r.label,
         verdict: r.verdict.status,
-        result: verdictHeadline(r.verdict.status, r.label),
+        // The card's headline (result_words.ts), with plain spaces: a CSV or JSON reader splits on no NBSP.
+        result: resultHeadline({ ...r, status: r.verdict.status }).replaceAll(NBSP, ' '),
         operatingPoint: r.operatingPoint,
         threshold: r.threshold,
         warnings: r.warnings,

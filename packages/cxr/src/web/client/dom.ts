@@ -19,40 +19,8 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return e;
 }
 
-/**
- * Between a number and its "%": a no-break space, so that a narrow screen never breaks "98.8" from its "%" (nor
- * "<" from its number).
- */
-export const NBSP = '\u00a0';
-
-/**
- * `digits` decimals (one unless said); never rounds to a certainty the model did not state (0.9996 is
- * "> 99.9 %", not "100.0 %").
- */
-export function percent(p: number, digits = 1): string {
-  const step = 10 ** -digits;
-  if (p > 1 - step / 100 && p < 1) return `>${NBSP}${(100 - step).toFixed(digits)}${NBSP}%`;
-  if (p < step / 100 && p > 0) return `<${NBSP}${step.toFixed(digits)}${NBSP}%`;
-  return `${(p * 100).toFixed(digits)}${NBSP}%`;
-}
-
-/** The most decimals a probability and its threshold are shown with: 0.0001 % apart is no difference to read. */
-const MAX_DIGITS = 4;
-
-/**
- * A probability and the threshold it was compared with, with as many decimals as it takes for them to read
- * differently (one where one does): "15.7 %, below the 15.7 % threshold" says nothing, "15.730 %, below the
- * 15.735 % threshold" does. Rounding keeps order, so two numbers that read differently read in the right
- * direction. Equal ones (the probability on the threshold, which counts as above it) keep one decimal; two within
- * 0.0001 % of each other may still read alike (the card then says on which side the probability is).
- */
-export function percentPair(probability: number, threshold: number): { probability: string; threshold: string } {
-  const at = (d: number) => ({ probability: percent(probability, d), threshold: percent(threshold, d) });
-  let pair = at(1);
-  for (let d = 2; d <= MAX_DIGITS && pair.probability === pair.threshold && probability !== threshold; d++)
-    pair = at(d);
-  return pair;
-}
+// How numbers are shown is shared with the results cxr writes into the PACS (dicom_out): one wording.
+export { NBSP, percent, percentPair } from '../../predict/result_words';
 
 /** A byte count as people read file sizes: MB of 1024 × 1024 bytes, as `cxr serve --max-upload-mb` counts them. */
 export function megabytes(bytes: number): string {

@@ -2,8 +2,9 @@
 // screen reader is told: a finding (green/red) only for an assessed image; an image outside the
 // intended population gets the warning style and its number "for reference only", never a red
 // PNEUMONIA; one that cannot be assessed gets no finding and no number.
+import { thresholdHeadline } from '../../predict/result_words';
 import { INTENDED_POPULATION, type VerdictStatus, verdictHeadline } from '../../predict/verdict';
-import { NBSP, percent, percentPair } from './dom';
+import { percent, percentPair } from './dom';
 import { warningText } from './warning_text';
 
 export type Label = 'NORMAL' | 'PNEUMONIA';
@@ -104,10 +105,8 @@ export function nearRange(threshold: number): { from: string; to: string } {
  */
 export function cardHeadline(view: FindingView, a: { probability: number; threshold: number }): string {
   if (view.tone !== 'NORMAL' && view.tone !== 'PNEUMONIA') return view.headline;
-  const t = percentPair(a.probability, a.threshold).threshold;
-  return view.tone === 'PNEUMONIA'
-    ? `Above the pneumonia threshold (p${NBSP}≥${NBSP}${t})`
-    : `Below the pneumonia threshold (p${NBSP}<${NBSP}${t})`;
+  // The wording is shared with the report and heat map written into the PACS (predict/result_words.ts).
+  return thresholdHeadline(view.tone, a.probability, a.threshold);
 }
 
 /**
