@@ -34,7 +34,13 @@ export const modelInfoSchema = {
     temperature: { type: 'number' },
     logitBias: { type: 'number', description: 'calibrated probability = sigmoid(logit / temperature + logitBias)' },
     tta: { type: 'array', items: { type: 'string', enum: TTA_VIEWS } },
-    meta: { type: 'object', additionalProperties: true, description: "the model folder's cxr.json" },
+    meta: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        "the model folder's cxr.json, where it was made left out: data.root, ensemble.members[].from and any " +
+        'absolute path or URL in it are reduced to their last component (/mnt/films/chest_xray: chest_xray)',
+    },
     validation: {
       type: ['object', 'null'],
       additionalProperties: true,

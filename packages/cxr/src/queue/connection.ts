@@ -7,6 +7,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { LATE, orLate } from '../deadline';
 import { NETWORK_ERROR_CODES } from '../network_errors';
+import { redactUrl } from '../redact_url';
 
 /** Whether decodeURIComponent takes `s` (every % followed by two hex digits, making UTF-8). */
 function decodes(s: string): boolean {
@@ -128,11 +129,12 @@ export function redisConnection(url: string, role: RedisRole = 'worker'): Connec
   };
 }
 
-/** The URL without its password (shown as *****, as every credential cxr prints), for log lines. */
+/**
+ * The URL without its password (shown as *****, as every credential cxr prints), for log lines: redact_url.ts's,
+ * as the audit log's and Orthanc's URLs are shown (a ?password= parameter hidden too; never a throw).
+ */
 export function redactRedisUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '*****';
-  return u.toString();
+  return redactUrl(url);
 }
 
 /** The code of a job queue call that failed because Redis is away (and of the API's 503 for it). */

@@ -10,6 +10,7 @@ import type { AuditStore } from './audit';
 import { honourAccept } from './accept';
 import { AuditGuard } from './audit_guard';
 import { NamedToken, serverTokens, TokenSet } from './auth';
+import { AuthThrottle, type AuthThrottleOptions } from './auth_throttle';
 import { closeKeepAliveOnShutdown } from './closing';
 import { type CountDropped, watchDroppedRequests } from './dropped';
 import { exposureCheck } from './exposure';
@@ -90,6 +91,8 @@ export interface AppOptions {
   headersTimeoutMs?: number;
   /** How long a whole request may take to arrive before 408 and the connection closed (default 120 s). */
   requestTimeoutMs?: number;
+  /** Wrong tokens one client address may send before 429 (auth_throttle.ts; default 10 different ones a minute). */
+  authThrottle?: AuthThrottleOptions;
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
@@ -230,7 +233,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     limits: { fileSize: maxUploadBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024, headerPairs: 100 },
   });
   await registerOpenApi(app, { authRequired: tokenName !== null, maxUploadBytes });
-  addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic });
+  const throttle = tokenName ? new AuthThrottle(opts.authThrottle) : undefined;
+  addRequestGuards(app, { checkExposure, tokenName, metricsPublic: opts.metricsPublic, throttle });
   // A request that ends without its answer delivered: logged and counted once (dropped.ts).
   const countDropped = watchDroppedRequests(app, { metrics, routeLabel, requestTimeout, timedOut });
   watchUploadBodies(app, opts, { maxUploadBytes, requestTimeout }, uploads, countDropped);

@@ -2,6 +2,11 @@
 // shared PostgreSQL database, anything else is an SQLite file. The URL may carry a password, so
 // it is checked here (before any connection) and only ever printed redacted.
 
+import { REDACTED, redactUrl } from '../redact_url';
+
+// Where the callers of this module have always found it (pacs/config.ts, the audit log's tests).
+export { redactUrl };
+
 export type AuditTarget =
   | { kind: 'sqlite'; file: string }
   /** `display` is the URL with its password replaced, safe for logs and errors. */
@@ -31,41 +36,8 @@ const PG_PARAMS: Record<string, RegExp> = {
 /** The sslmodes the driver reads as libpq does only when told (uselibpqcompat). */
 const LIBPQ_SSLMODES = new Set(['prefer', 'require', 'verify-ca']);
 
-const REDACTED = '*****';
-
 export function isPostgresUrl(target: string): boolean {
   return /^postgres(ql)?:\/\//i.test(target.trim());
-}
-
-/** Schemes taken as such even without a '/' after their ':' (`postgres:u:p@h/db`); any other needs one. */
-const KNOWN_SCHEMES = /^(postgres|postgresql|https?|rediss?):/i;
-
-/** Query parameters whose value is a password, whatever the driver makes of them: hidden as a login's is. */
-const PASSWORD_PARAMS = /([?&](?:password|passwd|pwd|pass)=)[^&#\s]*/gi;
-
-/**
- * `text` (a URL, or what was meant as one) with its password replaced by *****, and nothing else: the scheme,
- * the user, the host and the rest stay as written, whatever the slashes after the scheme (`postgres:/u:p@h/db`,
- * `http//u:p@h`, `//u:p@h`, `u:p@h` are typos a message quotes). Where the URL parses, its login ends at the
- * last '@' before the host's end, as the driver reads it (`postgres://u:p@h/db?application_name=a@b` hides `p`);
- * where it does not, at the last '@' of all, so that a password holding an unencoded '/', '?' or '#' is hidden
- * whole (at worst more is hidden than needed, never less).
- */
-export function redactUrl(text: string): string {
-  const scheme = /^[a-z][a-z0-9+.-]*:(?=\/)/i.exec(text) ?? KNOWN_SCHEMES.exec(text);
-  const restStart = (scheme?.[0].length ?? 0) + (/^\/*/.exec(text.slice(scheme?.[0].length ?? 0))?.[0].length ?? 0);
-  const rest = text.slice(restStart);
-  let at = text.lastIndexOf('@');
-  if (scheme && URL.canParse(`postgres://${rest}`)) {
-    const authorityEnd = rest.search(/[/?#]/);
-    at = text.lastIndexOf('@', restStart + (authorityEnd < 0 ? rest.length : authorityEnd) - 1);
-  }
-  let out = text;
-  if (at >= restStart) {
-    const colon = text.indexOf(':', restStart);
-    if (colon >= 0 && colon + 1 < at) out = `${text.slice(0, colon + 1)}${REDACTED}${text.slice(at)}`;
-  }
-  return out.replace(PASSWORD_PARAMS, `$1${REDACTED}`);
 }
 
 /** `message` with every appearance of the password (plain or URL-encoded) replaced. */

@@ -109,7 +109,9 @@ const GENERIC_CODES: Record<number, string> = { 403: 'FORBIDDEN', 404: 'NOT_FOUN
 
 /**
  * The raw HTTP answer to a request Node could not parse or wait for (headers too large, too slow,
- * malformed): the socket never reached a route, so it is written by hand, still as a problem.
+ * malformed): the socket never reached a route, so it is written by hand, still as a problem. With `Vary:
+ * Accept`, as every other /api/v1 refusal (varyAcceptOnApi): the path may not have arrived to tell an API
+ * request from another, and on a page file's refusal the header costs nothing.
  */
 export function clientErrorResponse(err: { code?: string }): string {
   const [status, code, detail]: [number, string, string] =
@@ -121,7 +123,7 @@ export function clientErrorResponse(err: { code?: string }): string {
   const body = JSON.stringify(problem(status, code, detail));
   return (
     `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: ${PROBLEM_TYPE}; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    `Content-Length: ${Buffer.byteLength(body)}\r\nVary: Accept\r\nConnection: close\r\n\r\n${body}`
   );
 }
 

@@ -1,10 +1,12 @@
 // Security headers and the checks every request passes before its handler: Host/Origin exposure,
 // then the bearer token on the matched route (health and the OpenAPI document stay public; /metrics
-// needs the token too unless the server was started with --metrics-public), then the token's scopes
+// needs the token too unless the server was started with --metrics-public), an address that sent too many wrong
+// ones refused for a while (auth_throttle.ts), then the token's scopes
 // (auth.ts): what each route needs is decided here, in one table, not route by route.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import { type Scope, SCOPES, type TokenMatch } from './auth';
+import type { AuthThrottle } from './auth_throttle';
 import { HttpError } from './http_error';
 import { API_PREFIX } from './routes/common';
 import { METRICS_ROUTE } from './routes/metrics';
@@ -95,11 +97,13 @@ export interface RequestGuards {
   tokenName: ((authorization: string | undefined) => TokenMatch | null) | null;
   /** /metrics answers without a token (--metrics-public). */
   metricsPublic?: boolean;
+  /** Counts wrong tokens per client address and refuses one that sent too many (auth_throttle.ts). */
+  throttle?: AuthThrottle;
 }
 
 export function addRequestGuards(
   app: FastifyInstance,
-  { checkExposure, tokenName, metricsPublic }: RequestGuards,
+  { checkExposure, tokenName, metricsPublic, throttle }: RequestGuards,
 ): void {
   app.decorateRequest('tokenName', null);
   app.decorateRequest('ownRecordsOnly', null);
@@ -116,9 +120,20 @@ export function addRequestGuards(
       ? !PUBLIC_API_ROUTES.has(route)
       : route === METRICS_ROUTE && !metricsPublic;
     if (!guarded) return;
+    // Before the token is compared: a right token answered otherwise than a wrong one would tell the guesses apart.
+    const wait = throttle?.retryAfterS(req.ip) ?? 0;
+    if (wait > 0) throw tooManyBadTokens(throttle as AuthThrottle, wait);
     const token = tokenName(req.headers.authorization);
     if (token === null) {
       const sent = req.headers.authorization !== undefined;
+      if (sent && throttle?.fail(req.ip, req.headers.authorization as string)) {
+        const { maxFailures, windowMs } = throttle;
+        req.log.warn(
+          { client: req.ip, wrongTokens: maxFailures, windowS: windowMs / 1000 },
+          `${maxFailures} wrong API tokens from ${req.ip} within ${windowMs / 1000} s: its requests that need a ` +
+            'token are refused (429) until the window ends',
+        );
+      }
       // RFC 6750 3.1: a token sent and refused is "invalid_token"; a request without one gets no error code.
       reply.header('WWW-Authenticate', sent ? 'Bearer realm="cxr", error="invalid_token"' : 'Bearer realm="cxr"');
       throw new HttpError(401, 'UNAUTHORIZED', unauthorized(req.headers.authorization));
@@ -139,6 +154,18 @@ export function addRequestGuards(
     req.tokenScopes = token.scopes;
     req.ownRecordsOnly = allowed === 'own' ? token.name : null;
   });
+}
+
+/** The 429 of an address that sent too many wrong tokens: when it may try again, in Retry-After too. */
+function tooManyBadTokens(throttle: AuthThrottle, waitS: number): HttpError {
+  return new HttpError(
+    429,
+    'TOO_MANY_BAD_TOKENS',
+    `too many wrong API tokens from this address (${throttle.maxFailures} within ${throttle.windowMs / 1000} s): ` +
+      `requests that need a token are refused for ${waitS} s more, a right token's too; check the token, or ask ` +
+      'whoever runs the server for a valid one',
+    waitS,
+  );
 }
 
 /**

@@ -27,6 +27,14 @@ export const API_ERRORS = {
       },
     },
   },
+  // serve/auth_throttle.ts: only wrong tokens count; a right one from another address is never refused.
+  429: {
+    ...problemResponse(
+      'Too many wrong API tokens from this client address (TOO_MANY_BAD_TOKENS): 10 different ones within a ' +
+        "minute refuse the address's requests that need a token, a right token's too, until that minute ends",
+    ),
+    headers: { 'Retry-After': { type: 'integer', description: 'seconds until the address may send a token again' } },
+  },
 };
 
 /**

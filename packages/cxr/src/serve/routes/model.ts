@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { HttpError } from '../http_error';
 import { listModelFiles } from '../model_files';
 import type { ServePredictor } from '../predictor_port';
+import { publicMeta } from '../public_meta';
 import { modelInfoSchema } from '../schemas';
 import { API_ERRORS, API_PREFIX, notFound } from './common';
 
@@ -12,6 +13,8 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
   const meta = predictor.model.meta;
   // Read once at start-up: the model folder does not change while it is served.
   const modelFiles = listModelFiles(predictor.model.dir, meta);
+  // Without the folders it was trained from (public_meta.ts): a client needs the model's facts, not its paths.
+  const shownMeta = publicMeta(meta);
   const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
   const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
 
@@ -19,7 +22,7 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
     '/model',
     {
       schema: {
-        summary: 'The served model: cxr.json, validation metrics, model card',
+        summary: 'The served model: cxr.json (without local paths), validation metrics, model card',
         operationId: 'getModel',
         tags: ['model'],
         response: { 200: { description: "The model's facts, metrics and card", ...modelInfoSchema }, ...API_ERRORS },
@@ -36,8 +39,8 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
       temperature: meta.temperature,
       logitBias: meta.logitBias,
       tta: meta.tta,
-      meta,
-      validation: meta.validation ?? null,
+      meta: shownMeta,
+      validation: shownMeta.validation ?? null,
       modelCard,
       files: {
         members: modelFiles.members.map((m) => `${API_PREFIX}/model/files/${m}`),
