@@ -45,6 +45,8 @@ export {
   type ScoredFilms,
   type UnreadableFile,
 } from './cli/evaluate_run';
+// What runEvaluation refuses with besides ModelLoadError and DatasetLayoutError: `code` says which refusal.
+export { EvaluationRefused, type EvaluationRefusedCode } from './cli/evaluation_refused';
 export type { SetAsideFiles } from './eval/metrics_schema';
 export { runTraining, resolveRecipe, type RunOptions } from './train/run';
 export type { TrainResult } from './train/trainer';

@@ -152,7 +152,8 @@ function unreadableLines(m: EvaluationResult): string {
  */
 export function withLabelsFileHint(e: unknown, data: string): unknown {
   // Only where --data itself has no layout: a class folder that cannot be read is not a labels-file mistake.
-  if (!(e instanceof DatasetLayoutError) || e.root !== path.resolve(data)) return e;
+  // Its films in no class folder, not an empty split (NO_IMAGES) nor one to name (SPLIT_NEEDED), both laid out.
+  if (!(e instanceof DatasetLayoutError) || e.code !== 'NO_LAYOUT' || e.root !== path.resolve(data)) return e;
   let csv: string[];
   try {
     csv = fs.readdirSync(data).filter((f) => /\.(csv|tsv)$/i.test(f));

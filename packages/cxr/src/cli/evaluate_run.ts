@@ -1,29 +1,19 @@
 // `cxr evaluate`: a saved model on a labelled folder, at an operating point chosen on validation.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type LoadedModel, loadModel, modelIdentity } from '../models/io';
+import { type LoadedModel, loadModel } from '../models/io';
 import type { ModelMeta } from '../models/metadata';
 import { calibrated, predictAllLogits } from '../models/infer';
 import { loadImageSet, splitRecords } from '../data/dataset_images';
-import { filesRelativeTo } from '../data/images';
 import { DecodeError, decodeFile } from '../data/decode';
 import { type GroupRow, metricsByGroup } from '../eval/groups';
 import { evaluate } from '../eval/metrics';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { periodGrouper } from '../data/period_balance';
 import { parsePatient } from '../data/patients';
-import {
-  describeModel,
-  type EvaluatedModel,
-  evaluatedModel,
-  type Metrics,
-  type SetAsideFiles,
-  storedOrigin,
-} from '../eval/metrics_schema';
-import { makeOutputDir } from '../make_dirs';
-import { sameFilms } from './films_source';
+import type { EvaluatedModel, Metrics, SetAsideFiles } from '../eval/metrics_schema';
 import { repoRoot } from '../paths';
-import { type OverlapRecord, overlapRecord, overlapRelativeTo } from '../eval/training_overlap';
+import { type OverlapRecord, overlapRecord } from '../eval/training_overlap';
 import type { ImageRecord } from '../data/dataset';
 import {
   dicomPaths,
@@ -34,20 +24,14 @@ import {
   readFailure,
   summarise,
 } from './evaluate_pipeline';
+import { checkEarlierEvaluation, checkOutFolder, evaluationFileName, writeEvaluationFiles } from './evaluation_out';
+import { EvaluationRefused } from './evaluation_refused';
 
-/**
- * Names a run folder keeps for its own split: training writes metrics/val.json (the patient-level
- * validation split every threshold was chosen on). An evaluation never writes over them.
- */
-const RUN_OWN_SPLITS = new Set(['val', 'train', 'validation']);
+// Also here for `cxr compare` (compare_run.ts), which names its --out files as an evaluation's.
+export { evaluationFileName };
 
 /** The split name that, on a training root, means the model's own recorded validation split. */
 export const VALIDATION_SPLIT = 'validation';
-
-/** The file name (without .json) an evaluation of `split` is written under in predictions/ and metrics/. */
-export function evaluationFileName(split: string): string {
-  return RUN_OWN_SPLITS.has(split) ? `eval-${split}` : split;
-}
 
 export interface EvaluateRunOptions {
   modelDir: string;
@@ -151,8 +135,10 @@ async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: 
   const opName = o.operatingPoint ?? meta.defaultOperatingPoint;
   // Its own points only: 'toString' or '__proto__' found Object's and scored at a threshold of undefined (0.5).
   const op = Object.hasOwn(meta.operatingPoints, opName) ? meta.operatingPoints[opName] : undefined;
-  if (!op)
-    throw new Error(`model has no operating point '${opName}' (has: ${Object.keys(meta.operatingPoints).join(', ')})`);
+  if (!op) {
+    const has = Object.keys(meta.operatingPoints).join(', ');
+    throw new EvaluationRefused('UNKNOWN_OPERATING_POINT', `model has no operating point '${opName}' (has: ${has})`);
+  }
   // `--split validation` on a training root: the patient-level split the model was calibrated on.
   const ownValidation = o.split === VALIDATION_SPLIT && isTrainingRoot(o.data);
   // No folder is named `validation` (data/dataset.ts SPLIT_NAMES): elsewhere it could only fail as "no images".
@@ -168,7 +154,7 @@ async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: 
   const split = ownValidation ? VALIDATION_SPLIT : records[0].split;
   // The films as the --out metrics file records them: the real path, the same whichever way --data named it.
   const storedSource = `${fs.realpathSync(o.data)} (${split})`;
-  if (o.out) checkEarlierEvaluation(o, evaluationFileName(split), storedSource, model);
+  if (o.out) checkEarlierEvaluation({ ...o, out: o.out }, evaluationFileName(split), storedSource, model);
   o.beforeScoring?.(split, storedSource);
   // The model's own split holds what training read (JPEG and PNG, train/data_check.ts checkData); any other
   // folder's DICOM films are scored too, read as a prediction reads them.
@@ -226,7 +212,7 @@ async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: 
   }
   if (films.length === 0) {
     const why = unreadable.length ? ` (${unreadable.length} could not be read, e.g. ${unreadable[0].error})` : '';
-    throw new Error(`${o.data}: no readable images${why}`);
+    throw new EvaluationRefused('NO_READABLE_IMAGES', `${o.data}: no readable images${why}`);
   }
   const files = films.map((f) => f.record.path);
   const labels = films.map((f) => f.record.label as number);
@@ -242,46 +228,11 @@ async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: 
     status === 'assessed' ? [] : [{ file: record.path, status, reasons }],
   );
   if (o.out) {
-    const name = evaluationFileName(split);
-    makeOutputDir(path.join(o.out, 'predictions'), '--out');
-    makeOutputDir(path.join(o.out, 'metrics'), '--out');
-    const predictionsFile = path.join(o.out, 'predictions', `${name}.json`);
-    const metricsFile = path.join(o.out, 'metrics', `${name}.json`);
-    // Each file says which model made it: a folder's report, and calibrate's restating, check it is their own.
-    const predictions = { files: filesRelativeTo(o.data, files), labels, probs, verdicts: statuses, model };
-    fs.writeFileSync(predictionsFile, JSON.stringify(predictions));
-    // The films no reader could read are in no count: recorded, so that the folder's report says what it left out.
-    const skipped = unreadable.map((u) => ({ ...u, file: filesRelativeTo(o.data, [u.file])[0] }));
-    // So are the films the pipeline would not assess, with why: the folder's report says which they are.
-    const aside = setAside.map((f) => ({ ...f, file: filesRelativeTo(o.data, [f.file])[0] }));
-    // Which films and which point: a later evaluation of other films is not written over it unasked.
     const origin = { source: storedSource, operatingPoint: opName };
-    const stored = {
-      ...metrics,
-      ...origin,
-      unreadable: { count: skipped.length, files: skipped },
-      setAside: { count: aside.length, files: aside },
-      trainingOverlap: overlapRelativeTo(overlap, o.data),
-      model,
-    };
-    fs.writeFileSync(metricsFile, JSON.stringify(stored, null, 2) + '\n');
-    o.wrote?.(predictionsFile);
-    o.wrote?.(metricsFile);
-    // A split of its own for `cxr report`: the films the pipeline assesses (none: an earlier run's file goes).
-    const assessedFile = path.join(o.out, 'metrics', `${name}-assessed.json`);
-    if (pipeline.assessedOnly) {
-      // The same films' overlap: the assessed figures are as optimistic, and cxr report notes it on their section too.
-      const assessed = {
-        ...pipeline.assessedOnly,
-        ...origin,
-        trainingOverlap: overlapRelativeTo(overlap, o.data),
-        model,
-      };
-      fs.writeFileSync(assessedFile, JSON.stringify(assessed, null, 2) + '\n');
-      o.wrote?.(assessedFile);
-    } else {
-      fs.rmSync(assessedFile, { force: true });
-    }
+    const { assessedOnly } = pipeline;
+    const scoredFilms = { split, files, labels, probs, verdicts: statuses };
+    const evaluation = { ...scoredFilms, model, origin, metrics, assessedOnly, unreadable, setAside, overlap };
+    writeEvaluationFiles({ out: o.out, data: o.data, ...evaluation }, o.wrote);
   }
   return {
     ...metrics,
@@ -310,78 +261,8 @@ async function evaluateLoaded(o: EvaluateRunOptions, loaded: LoadedModel, free: 
   }
 }
 
-/**
- * Refuses an --out folder that holds another model (a cxr.json of another identity): the evaluation's files
- * would sit beside that model's own, and its report would show them under its name. The evaluated model's own
- * folder, a copy of it, or a folder without a model are fine.
- */
-function checkOutFolder(out: string, model: EvaluatedModel, modelDir: string): void {
-  if (!fs.existsSync(path.join(out, 'cxr.json'))) return;
-  let there: ReturnType<typeof modelIdentity>;
-  try {
-    there = modelIdentity(out);
-  } catch (e) {
-    throw new Error(
-      `--out ${out} holds a cxr.json that cannot be read (${(e as Error).message}), so whose folder it is cannot ` +
-        `be told: give the evaluated model's own folder (--out ${modelDir}) or a folder without a cxr.json`,
-    );
-  }
-  if (there.sha256 === model.sha256) return;
-  const other = { name: there.meta.name, version: there.meta.version, sha256: there.sha256 };
-  throw new Error(
-    `--out ${out} holds another model, ${describeModel(other)}, not the one evaluated, ${describeModel(model)}: ` +
-      "its report would show this evaluation as that model's. Write it to the evaluated model's own folder " +
-      `(--out ${modelDir}) or to a folder without a cxr.json`,
-  );
-}
-
-/**
- * Refuses to write over an evaluation of other films that --out holds under the same name (two local samples,
- * each `all`, would otherwise leave only the second): the metrics file records its films (`source`). The same
- * films again (a rerun, another operating point) are replaced, as are files of earlier versions, which record
- * no films to tell; by another model only in the model's own folder; --overwrite replaces the others, saying so.
- */
-function checkEarlierEvaluation(o: EvaluateRunOptions, name: string, source: string, model: EvaluatedModel): void {
-  const file = path.join(o.out as string, 'metrics', `${name}.json`);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    return; // None there, or none that can be read: nothing it records to keep.
-  }
-  const earlier = storedOrigin(json);
-  // A folder without a cxr.json holds evaluations of several models (its report lists each one's splits): model
-  // B's evaluation of the same films replaced model A's unasked, a lost result. A model's own folder is left as
-  // it was: an older identity there is the same model before `cxr calibrate`, which restates its files.
-  const before = evaluatedModel(json);
-  const ownFolder = fs.existsSync(path.join(o.out as string, 'cxr.json'));
-  const same = earlier.source !== undefined && sameFilms(earlier.source, source);
-  if (before && before.sha256 !== model.sha256 && !ownFolder && same) {
-    if (o.overwrite) {
-      o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation by ${describeModel(before)}`);
-      return;
-    }
-    throw new Error(
-      `--out ${o.out} already holds an evaluation of these films by another model under the name '${name}': ` +
-        `${file} is of ${describeModel(before)}, and this one, of ${describeModel(model)}, would replace it ` +
-        `(predictions/${name}.json too). Give another --out folder for this model, or --overwrite to replace it`,
-    );
-  }
-  if (earlier.source === undefined || same) return;
-  const at = earlier.operatingPoint ? ` at operating point ${earlier.operatingPoint}` : '';
-  if (o.overwrite) {
-    o.warn?.(`warning: --overwrite: replacing ${file}, the evaluation of ${earlier.source}${at}`);
-    return;
-  }
-  throw new Error(
-    `--out ${o.out} already holds an evaluation of other films under the name '${name}': ${file} is of ` +
-      `${earlier.source}${at}, and this one, of ${source}, would replace it (predictions/${name}.json too). ` +
-      'Give another --out folder for these films, or --overwrite to replace the earlier evaluation',
-  );
-}
-
 /** `--split validation` on a folder without train/: what it needs, and the folder to give. */
-function notTrainingRoot(data: string, meta: ModelMeta): Error {
+function notTrainingRoot(data: string, meta: ModelMeta): EvaluationRefused {
   const abs = path.resolve(data);
   const recorded = typeof meta.data.root === 'string' ? meta.data.root : undefined;
   const hint =
@@ -390,7 +271,8 @@ function notTrainingRoot(data: string, meta: ModelMeta): Error {
       : recorded
         ? ` (this model was trained on ${recorded})`
         : '';
-  return new Error(
+  return new EvaluationRefused(
+    'NOT_A_TRAINING_ROOT',
     `--split ${VALIDATION_SPLIT} is the model's own patient-level validation split, carved out of its training ` +
       `root's train/ folder, and ${data} has no train/ with NORMAL/ and PNEUMONIA/ in it: give the training root, ` +
       `the folder with train/ inside${hint}; or leave out --split to evaluate the films of ${data}`,

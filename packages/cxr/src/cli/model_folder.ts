@@ -16,26 +16,52 @@ function tryRead<T>(read: () => T): T | null {
   }
 }
 
+/** A classifier's training run stopped before it wrote its model: how far it got, and the command that finishes it. */
+export interface UnfinishedRun {
+  /** 'after epoch N', or 'before its first epoch ended'. */
+  stopped: string;
+  /** `cxr train --data ROOT --out RUN --resume`, ROOT as the checkpoint records it (else the word DATA). */
+  resume: string;
+}
+
+/** Whether `dir` holds a run stopped before it wrote cxr.json (checkpoints or a recipe, no model yet). */
+function isUnfinishedRun(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, 'cxr.json'))) return false;
+  return fs.existsSync(path.join(dir, 'checkpoints', 'last')) || fs.existsSync(path.join(dir, 'recipe.json'));
+}
+
+/** The classifier's run `dir` holds, unfinished; null for a model (cxr.json), a GAN's run or no run at all. */
+export function unfinishedRun(dir: string): UnfinishedRun | null {
+  if (!isUnfinishedRun(dir) || isGanFolder(dir)) return null;
+  const epoch = tryRead(() => readState(path.join(dir, 'checkpoints', 'last')))?.epoch;
+  // The data it started on, as the checkpoint records it (train/run.ts writeRunData): --resume refuses other data.
+  const data = tryRead(() => readRunData(dir))?.root;
+  return {
+    stopped: epoch === undefined ? 'before its first epoch ended' : `after epoch ${epoch}`,
+    resume: `cxr train --data ${data ? shellWord(data) : 'DATA'} --out ${shellWord(path.resolve(dir))} --resume`,
+  };
+}
+
+/** `subject` (the folder, named as the command was given it) said to hold `run`, with the command finishing it. */
+export function unfinishedRunWords(subject: string, run: UnfinishedRun): string {
+  return (
+    `${subject} holds a training run that was stopped ${run.stopped}, before it wrote its model ` +
+    `(cxr.json is written when training ends): finish it with\n  ${run.resume}`
+  );
+}
+
 /**
  * The error for a model folder that is a run not finished yet (a classifier's or a GAN's), or null where `dir`
  * holds a model (cxr.json) or no run at all (the model loader then says what it is).
  */
 export function unfinishedRunError(dir: string, option = '--model'): Error | null {
-  if (fs.existsSync(path.join(dir, 'cxr.json'))) return null;
-  const last = path.join(dir, 'checkpoints', 'last');
-  if (!fs.existsSync(last) && !fs.existsSync(path.join(dir, 'recipe.json'))) return null;
-  if (isGanFolder(dir))
+  const run = unfinishedRun(dir);
+  if (run) {
+    return new Error(`${unfinishedRunWords(`${option} ${dir}`, run)}\nor give ${option} a finished model folder`);
+  }
+  if (isUnfinishedRun(dir) && isGanFolder(dir))
     return new Error(`${option} ${dir} is a GAN's run folder (cxr gan train), not a classifier model`);
-  const epoch = tryRead(() => readState(last))?.epoch;
-  const stopped = epoch === undefined ? 'before its first epoch ended' : `after epoch ${epoch}`;
-  // The data it started on, as the checkpoint records it (train/run.ts writeRunData): --resume refuses other data.
-  const data = tryRead(() => readRunData(dir))?.root;
-  return new Error(
-    `${option} ${dir} holds a training run that was stopped ${stopped}, before it wrote its model ` +
-      `(cxr.json is written when training ends): finish it with\n` +
-      `  cxr train --data ${data ? shellWord(data) : 'DATA'} --out ${shellWord(path.resolve(dir))} --resume\n` +
-      `or give ${option} a finished model folder`,
-  );
+  return null;
 }
 
 /** Throws unfinishedRunError's error where there is one: called before the engine or the model loads. */

@@ -28,9 +28,17 @@ export interface ImageRecord {
 
 /**
  * Why a data folder cannot be scanned: NOT_FOUND (no such path), NOT_A_FOLDER (a file), NO_LAYOUT (neither
- * train/, val/, test/ nor NORMAL/ and PNEUMONIA/ inside), UNREADABLE (a folder this user may not list).
+ * train/, val/, test/ nor NORMAL/ and PNEUMONIA/ inside), UNREADABLE (a folder this user may not list); or why it
+ * gives no films to use (dataset_images.ts splitRecords): NO_IMAGES (none in its class folders, or in the split
+ * asked for), SPLIT_NEEDED (several splits and no test/: one must be named).
  */
-export type DatasetLayoutErrorCode = 'NOT_FOUND' | 'NOT_A_FOLDER' | 'NO_LAYOUT' | 'UNREADABLE';
+export type DatasetLayoutErrorCode =
+  | 'NOT_FOUND'
+  | 'NOT_A_FOLDER'
+  | 'NO_LAYOUT'
+  | 'UNREADABLE'
+  | 'NO_IMAGES'
+  | 'SPLIT_NEEDED';
 
 /** A data folder that cannot be scanned; `root` is the folder at fault, `code` says why for a program. */
 export class DatasetLayoutError extends Error {

@@ -1,9 +1,10 @@
 // From a data folder to in-memory ImageSets through the preprocessed cache.
 import * as crypto from 'node:crypto';
+import * as path from 'node:path';
 import { cacheImages, type SkippedFile } from './cache';
 import { DecodeError, readImageFile } from './decode';
 import { forEachConcurrent } from './pool';
-import { ImageRecord, type ScanOptions, scanDataset } from './dataset';
+import { DatasetLayoutError, type DatasetLayoutErrorCode, ImageRecord, type ScanOptions, scanDataset } from './dataset';
 import { normalizeImages, type NormalizeMode } from './preprocess';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, type PatientSplit, splitByPatient, type SplitMode } from './split';
 import { ImageSet } from './images';
@@ -51,14 +52,20 @@ export async function loadImageSet(
 export async function splitRecords(root: string, split?: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
   const all = await scanDataset(root, opts);
   const splits = [...new Set(all.map((r) => r.split))];
+  // A DatasetLayoutError as the scan's own refusals: a program (runEvaluation's caller) branches on its code.
+  const refuse = (code: DatasetLayoutErrorCode, message: string) =>
+    new DatasetLayoutError(path.resolve(root), message, code);
   if (all.length === 0) {
-    throw new Error(`${root}: no images in NORMAL/ and PNEUMONIA/ (nor in train/, val/ or test/ holding them)`);
+    throw refuse(
+      'NO_IMAGES',
+      `${root}: no images in NORMAL/ and PNEUMONIA/ (nor in train/, val/ or test/ holding them)`,
+    );
   }
   const want = split ?? (splits.length === 1 ? splits[0] : splits.includes('test') ? 'test' : undefined);
-  if (!want) throw new Error(`${root} has splits ${splits.join(', ')}: choose one with --split`);
+  if (!want) throw refuse('SPLIT_NEEDED', `${root} has splits ${splits.join(', ')}: choose one with --split`);
   const records = all.filter((r) => r.split === want);
   if (records.length === 0)
-    throw new Error(`${root}: split '${want}' has no images (found: ${splits.join(', ') || 'none'})`);
+    throw refuse('NO_IMAGES', `${root}: split '${want}' has no images (found: ${splits.join(', ') || 'none'})`);
   return records;
 }
 
