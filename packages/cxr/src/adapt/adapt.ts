@@ -128,6 +128,48 @@ function checkFilms(films: SiteFilms, minImages: number, imagesDir: string): voi
   }
 }
 
+/**
+ * A model folder that is itself an adaptation. Relative AdaBN moves each layer's statistics from the source
+ * model's by how the site differs from the validation films (bn-reference.json, measured on the source's
+ * weights): the adapted folder has neither the source's statistics nor a reference for its own, so adapting it
+ * again would silently fall back to plain AdaBN (which moves the scores even on a site like the validation
+ * films), or, with a reference re-measured on it, adapt the new site to the first one. An adaptation replaces
+ * the earlier one rather than adding to it, so the source model is the one to adapt. After plain AdaBN the
+ * statistics are the site's own and re-estimating them is what adapting the source with --plain would give.
+ */
+function checkReadaptation(modelDir: string, earlier: Adaptation, plain: boolean): void {
+  if (plain || !earlier.method.includes('adabn-relative')) return;
+  const src = earlier.source;
+  const where = typeof earlier.sourceDir === 'string' ? ` (${earlier.sourceDir})` : '';
+  throw new AdaptRefused(
+    `${modelDir} is already adapted to a site (relative AdaBN on ${earlier.films.used} films, ` +
+      `${earlier.date.slice(0, 10)}) from ${src.name} ${src.version}${where}: an adaptation replaces the earlier ` +
+      'one, it does not add to it, so adapt that source model to the new films (cxr adapt --model <source> ...); ' +
+      'adapting this folder again would compare the films with statistics that are no longer its own ' +
+      '(--plain adapts it anyway, with plain AdaBN)',
+  );
+}
+
+/**
+ * The operating points an adaptation starts from: the source's as calibrated on validation. A folder adapted
+ * with --prior has its thresholds moved to that earlier site's prior; they are put back (as `thresholdsBefore`
+ * recorded them) so that a new prior shift is not added to the old one, and the old shift does not stay behind.
+ */
+function calibratedOperatingPoints(meta: ModelMeta, log: (line: string) => void): ModelMeta['operatingPoints'] {
+  const before = meta.adaptation?.prior?.thresholdsBefore;
+  if (!before) return meta.operatingPoints;
+  log(
+    'note: the thresholds start from the source calibration, before the earlier adaptation moved them to that ' +
+      `site's prior (${(100 * (meta.adaptation?.prior?.site ?? 0)).toFixed(1)}% pneumonia)`,
+  );
+  return Object.fromEntries(
+    Object.entries(meta.operatingPoints).map(([k, op]) => [
+      k,
+      k in before ? { threshold: before[k], sensitivity: null, specificity: null } : op,
+    ]),
+  );
+}
+
 export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   // Every warning the adaptation logs is also kept, for --json and adaptation-report.json.
   const warnings: string[] = [];
@@ -139,6 +181,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   if (!Number.isInteger(minImages) || minImages < 2)
     throw new AdaptRefused(`--min-images must be an integer ≥ 2, got ${minImages}`);
   checkOut(o.modelDir, o.outDir);
+  const earlier = readMeta(o.modelDir).adaptation;
+  if (earlier) checkReadaptation(o.modelDir, earlier, !!o.plain);
   // Before any work: a --prior that cannot be honoured is refused up front.
   const train = o.prior ? trainingPrior(readMeta(o.modelDir)) : null;
 
@@ -170,7 +214,13 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     const storage = meta.ensemble?.weights === 'float16' ? 'float16' : 'float32';
     const reference = o.plain ? null : loadBnReference(o.modelDir, memberDirs(o.modelDir, meta));
     const relative = reference?.members != null;
-    if (reference && !reference.members) {
+    if (reference && !reference.members && meta.adaptation) {
+      // Only a plain adaptation gets here (checkReadaptation): the statistics are re-estimated from scratch.
+      log(
+        `note: ${o.modelDir} is already adapted (plain AdaBN, ${meta.adaptation.date.slice(0, 10)}): this ` +
+          'adaptation replaces that one, plain AdaBN on these films, as adapting the source model with --plain would',
+      );
+    } else if (reference && !reference.members) {
       log(
         `note: no usable reference statistics (${reference.problem}): plain AdaBN, which moves the scores of a ` +
           "model trained on augmented films even on a site like its own; 'cxr adapt-reference' writes them",
@@ -211,10 +261,15 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       fingerprint: filmsFingerprint(films.sha256),
       date: new Date().toISOString(),
       source: { name: source.name, version: source.version, sha256: source.sha256 },
+      // Where the source folder was: a later adaptation starts from it (checkReadaptation names it).
+      sourceDir: path.resolve(o.modelDir),
+      // The adaptation this one replaces, when the source folder was adapted itself.
+      ...(meta.adaptation ? { previous: meta.adaptation } : {}),
       bnLayers,
       ...(classMix ? { classMix } : {}),
     };
-    let operatingPoints = meta.operatingPoints;
+    const calibratedOps = calibratedOperatingPoints(meta, log);
+    let operatingPoints = calibratedOps;
     if (train) {
       // The share the adaptation itself settled on (or was given) when it mixed the reference at one, or the
       // share given where it had no class-split reference to mix; else estimated from the adapted model's scores.
@@ -235,7 +290,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       const { shift } = est;
       // Sensitivity/specificity were measured at the old thresholds on validation: unknown at the new ones.
       operatingPoints = Object.fromEntries(
-        Object.entries(meta.operatingPoints).map(([k, op]) => [
+        Object.entries(calibratedOps).map(([k, op]) => [
           k,
           { threshold: shiftThreshold(op.threshold, shift), sensitivity: null, specificity: null },
         ]),
@@ -248,7 +303,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         from: est.from,
         logitShift: shift,
         ...(est.iterations === undefined ? {} : { iterations: est.iterations }),
-        thresholdsBefore: Object.fromEntries(Object.entries(meta.operatingPoints).map(([k, op]) => [k, op.threshold])),
+        thresholdsBefore: Object.fromEntries(Object.entries(calibratedOps).map(([k, op]) => [k, op.threshold])),
       };
       log(
         `class prior: ${(100 * train.prior).toFixed(1)}% pneumonia at calibration, ` +

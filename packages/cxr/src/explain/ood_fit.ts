@@ -65,8 +65,15 @@ export interface FitFromSetsOptions {
   member?: number;
   /** Folder of the member's model.json + weights.bin (for the weights digest). */
   memberDir: string;
-  /** The model's normalisation, re-applied after each mild change (idempotent on normalised squares). */
+  /** The model's normalisation, applied after each mild change. */
   normalize?: NormalizeMode;
+  /**
+   * The sets' squares before that normalisation (same films, same order). A film arrives changed and the
+   * Predictor normalises it after, so with `equalize` or `fov` the mild changes act on these, as the robustness
+   * benchmark's do. Without them the changes act on the normalised squares, normalised again: films the model
+   * never sees (a framing change applied after `fov` has cropped to the body, noise on an equalised film).
+   */
+  raw?: { train: Uint8Array; val: Uint8Array };
   /** Catalogue changes and strength of the mild copies (default: every change but the negative, at 1/3). */
   changes?: readonly string[];
   strength?: number;
@@ -104,13 +111,17 @@ export async function fitOodFromSets(
   const seed = opts.seed ?? 1;
   const norm = (px: Uint8Array, n: number) => normalizeImages(px, n, size, opts.normalize);
   const nt = train.labels.length;
+  const trainRaw = opts.raw?.train ?? train.pixels;
+  const valRaw = opts.raw?.val ?? val.pixels;
+  if (trainRaw.length !== train.pixels.length || valRaw.length !== val.pixels.length)
+    throw new RangeError('fitOodFromSets: raw squares do not match the sets');
   const trainFeatures = await setFeatures(parts, train);
   // One mild change per training film, drawn per file so the draw does not depend on the set's order.
   const per = size * size;
   const mild = new Uint8Array(train.pixels.length);
   for (let i = 0; i < nt; i++) {
     const change = changes[Math.floor(createRng(seed, 'ood-fit', train.files[i] ?? i)() * changes.length)];
-    const img = { pixels: train.pixels.subarray(i * per, (i + 1) * per), size };
+    const img = { pixels: trainRaw.subarray(i * per, (i + 1) * per), size };
     mild.set((await perturbAt(change, img, strength, seed, train.files[i] ?? i)).pixels, i * per);
   }
   const mildFeatures = await squareFeatures(parts, norm(mild, nt), nt, size);
@@ -151,7 +162,7 @@ export async function fitOodFromSets(
     pooled.scores.push(...valScores);
     for (const change of changes) {
       log(`OOD threshold: validation films under ${change} at strength ${strength.toFixed(2)}`);
-      const px = await perturbImages(change, val.pixels, val.files, size, strength, seed);
+      const px = await perturbImages(change, valRaw, val.files, size, strength, seed);
       pooled.labels.push(...val.labels);
       pooled.scores.push(...scoresOf(await squareFeatures(parts, norm(px, nv), nv, size), nv));
     }
@@ -214,12 +225,13 @@ export async function fitOodFromData(
     const valFraction = split.valFraction ?? DEFAULT_VAL_FRACTION;
     const seed = split.seed ?? DEFAULT_SPLIT_SEED;
     const { limitPerClass } = split;
+    // Loaded unnormalised: the mild changes act on the films as they arrive (fitOodFromSets `raw`).
+    const normalize = meta.preprocessing.normalize ?? 'none';
     const { train, val, info } = await loadTrainVal(dataRoot, {
       ...split,
       valFraction,
       seed,
       size: meta.inputSize,
-      normalize: meta.preprocessing.normalize,
       cacheDir: opts.cacheDir,
       progress: opts.progress,
       warn: log,
@@ -235,10 +247,17 @@ export async function fitOodFromData(
         `threshold from ${val.labels.length} validation images`,
     );
     const memberDir = meta.members.length ? path.join(modelDir, meta.members[0]) : modelDir;
-    const ood = await fitOodFromSets(loaded.members[0], train, val, {
+    // Without a normalisation the squares as loaded are the model's input: no copy.
+    const normalised = (set: ImageSet): ImageSet =>
+      normalize === 'none'
+        ? set
+        : { ...set, pixels: normalizeImages(set.pixels.slice(), set.labels.length, set.size, normalize) };
+    const raw = normalize === 'none' ? undefined : { train: train.pixels, val: val.pixels };
+    const ood = await fitOodFromSets(loaded.members[0], normalised(train), normalised(val), {
       percentile: opts.percentile,
       memberDir,
-      normalize: meta.preprocessing.normalize,
+      normalize,
+      raw,
       log,
       fitted: {
         data: path.resolve(dataRoot),

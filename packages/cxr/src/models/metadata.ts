@@ -43,6 +43,10 @@ export const Adaptation = z.looseObject({
   fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
   date: z.string(),
   source: z.object({ name: z.string(), version: z.string(), sha256: z.string() }),
+  /** The source folder's path when it was adapted (adapt/adapt.ts names it when refusing to adapt this again). */
+  sourceDir: z.string().optional(),
+  /** The adaptation this one replaced, when its source folder was itself adapted (plain AdaBN), as it was. */
+  previous: z.looseObject({}).optional(),
   /** Batch-norm layers re-estimated (all members together). */
   bnLayers: z.number().int().nonnegative(),
   /**

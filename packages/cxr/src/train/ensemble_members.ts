@@ -103,6 +103,46 @@ export function inputDifferences(a: ModelMeta, b: ModelMeta): string[] {
   return out;
 }
 
+/** An adapted member in words: how many films, when. */
+const siteOf = (a: NonNullable<ModelMeta['adaptation']>) =>
+  `${a.films.used} films, ${a.date.slice(0, 10)}, fingerprint ${short(a.fingerprint)}`;
+
+/**
+ * Members adapted to a site (`cxr adapt`) are refused. Adapted to different sites, or adapted beside unadapted
+ * ones, the ensemble would average models tuned to different hospitals; adapted to one site, the ensemble's
+ * temperature and thresholds are chosen again on the source's validation films, dropping a prior shift, and the
+ * combined folder no longer says it is adapted. Ensembling the source models and adapting the ensemble gives the
+ * same members (adaptation re-estimates each member's statistics on the films) with a folder that says so.
+ */
+function checkAdapted(dirs: string[], metas: ModelMeta[]): void {
+  const i = metas.findIndex((m) => m.adaptation);
+  if (i < 0) return;
+  const a = metas[i].adaptation as NonNullable<ModelMeta['adaptation']>;
+  const recipe =
+    "combine the source models (each adapted folder's cxr.json names its source under adaptation.source), then " +
+    'adapt the ensemble to the site: cxr adapt --model <ensemble> --images <site films> (it adapts every member)';
+  const plain = metas.findIndex((m) => !m.adaptation);
+  if (plain >= 0) {
+    throw new EnsembleRefused(
+      `${dirs[i]} is adapted to a site (${siteOf(a)}) and ${dirs[plain]} is not: an ensemble would average a ` +
+        `model tuned to that site with one that is not; ${recipe}`,
+    );
+  }
+  const other = metas.findIndex((m) => m.adaptation?.fingerprint !== a.fingerprint);
+  if (other >= 0) {
+    const b = metas[other].adaptation as NonNullable<ModelMeta['adaptation']>;
+    throw new EnsembleRefused(
+      `${dirs[i]} and ${dirs[other]} were adapted to different sites' films (${siteOf(a)}; ${siteOf(b)}): an ` +
+        `ensemble would average models tuned to different hospitals; ${recipe}`,
+    );
+  }
+  throw new EnsembleRefused(
+    `the members are adapted to a site (${siteOf(a)}): the ensemble's temperature and thresholds would be chosen ` +
+      "again on the source's validation films and the ensemble would not record the adaptation; " +
+      recipe,
+  );
+}
+
 /** Refuses members that cannot be averaged or calibrated together; returns their metadata. */
 export function checkMembers(dirs: string[]): ModelMeta[] {
   if (dirs.length < 2) throw new EnsembleRefused(`an ensemble needs at least 2 members, got ${dirs.length}`);
@@ -129,6 +169,7 @@ export function checkMembers(dirs: string[]): ModelMeta[] {
     if (m.members.length) throw new EnsembleRefused(`${d} is itself an ensemble: name its members instead`);
     return m;
   });
+  checkAdapted(dirs, metas);
   const [first] = metas;
   metas.forEach((m, i) => {
     const differ = inputDifferences(first, m);
