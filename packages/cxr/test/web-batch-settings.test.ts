@@ -80,7 +80,8 @@ test("on the server: a batch keeps the age and operating point it was taken with
       assert.equal(c.verdict, 'outside-population', `${c.name}: an adult's film is not assessed`);
       assert.equal(c.age, '30');
       assert.equal(c.op, 'balanced');
-      assert.match(c.meta, /age typed 30 years/);
+      // The age the answer took: the batch's, as typed.
+      assert.match(c.meta, /age used 30 years, as typed on this page/);
     }
 
     // The reverse: no age and "screening"; the next patient's age typed while the batch runs.
@@ -97,7 +98,7 @@ test("on the server: a batch keeps the age and operating point it was taken with
       assert.equal(c.verdict, 'assessed', JSON.stringify(c));
       assert.equal(c.age, '');
       assert.equal(c.op, 'screening');
-      assert.match(c.meta, /no age typed/);
+      assert.match(c.meta, /age unknown \(none typed\)/);
     }
     assert.deepEqual(errors, []);
   } finally {
@@ -156,12 +157,13 @@ test('the age field takes a decimal comma, and refuses plainly what it cannot re
     assert.equal(ageOf(gate.requests[0]), '0.5');
     let [c] = await batch(page, 1);
     assert.equal(c.verdict, 'outside-population', JSON.stringify(c));
-    assert.match(c.meta, /age typed 0\.5 years/);
+    assert.match(c.meta, /age used 6 months, as typed on this page/);
     await typed('1');
     await page.setInputFiles('#file-input', films(1, 'one'));
     await finished(page, 2);
     [c] = await batch(page, 1);
-    assert.match(c.meta, /age typed 1 year ·/, 'one year, not "1 years"');
+    assert.equal(ageOf(gate.requests[1]), '1');
+    assert.match(c.meta, /age used 1 year, as typed on this page ·/, 'one year, not "1 years" nor "12 months"');
 
     // What the page cannot read as an age is said at the field and on the card, and nothing is sent.
     for (const [text, why] of [
@@ -224,7 +226,7 @@ test('in the browser: a batch keeps its age, operating point and "Process on thi
       assert.equal(c.verdict, 'outside-population', `${c.name}: an adult's film is not assessed`);
       assert.equal(c.age, '30');
       assert.equal(c.op, 'balanced');
-      assert.match(c.meta, /age typed 30 years/);
+      assert.match(c.meta, /age used 30 years, as typed on this page/);
     }
     assert.deepEqual(errors, []);
   } finally {

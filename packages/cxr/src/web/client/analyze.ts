@@ -8,7 +8,8 @@
 // PNEUMONIA when probability >= threshold, as the server; none for an image that cannot be assessed).
 import { shownLabel, showsHeatmap, statusOf, type Verdict, type VerdictStatus } from '../../predict/verdict';
 import * as api from './api';
-import { ageNote, type BatchSettings, batchAge, readSettings, watchAgeField } from './batch_settings';
+import { ageMeta } from './age_text';
+import { type BatchSettings, batchAge, readSettings, watchAgeField } from './batch_settings';
 import {
   type CardAnswer,
   fileName,
@@ -28,6 +29,7 @@ import { $, acceptFileDrops, DICOM_HEAD_BYTES, distinctOperatingPoints, isDicom,
 import { announcement, findingView, type Label } from './finding';
 import { predictLocally } from './local_model';
 import { setUpModeSwitch } from './mode_switch';
+import { askedWait, patiently, whenAgain } from './server_busy';
 import { reveal } from './reveal';
 import { FilmQueue } from './film_queue';
 import { eraSignal } from './forget';
@@ -147,7 +149,7 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
     });
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${ageNote(age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
+    `${ageMeta(p.age, age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
   const p = await send(settings.operatingPoint, true, undefined, signal);
   // The view cleared as the answer was read (a token forgotten): as analyzeLocally, not shown nor said to the next.
   signal.throwIfAborted();
@@ -192,9 +194,12 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
     } catch (e) {
       if (!isMine()) return;
       renderAnswer(card, info, shown);
-      const why =
-        `Could not re-check at ${choice}: ${api.humanError(e)} ` +
-        `The answer shown is still the one at ${shown.operatingPoint}.`;
+      // A refusal for now says when the choice may be made again (server_busy.ts): the server asked for a wait.
+      const wait = askedWait(e);
+      const said =
+        wait === null ? api.humanError(e) : whenAgain(e as api.ApiError, wait, 0, `choose ${choice} again`).message;
+      const kept = `The answer shown is still the one at ${shown.operatingPoint}.`;
+      const why = `Could not re-check at ${choice}: ${said} ${kept}`;
       showNote(card, why);
       announce(`${fileName(card)}: ${why}`);
     }
@@ -237,7 +242,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal
     warnings: r.warnings,
     age: r.age,
     meta:
-      `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageNote(age, false)} · ` +
+      `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageMeta(r.age, age, false)} · ` +
       `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`,
   });
   // Nothing here is logged, so the card re-thresholds what it has.
@@ -277,7 +282,9 @@ async function analyze(
       if (isDicom(head, file.name))
         throw new Error('DICOM is processed on the server only: turn off "Process on this computer" to analyze it.');
     }
-    const a = settings.local ? await analyzeLocally(job, info, signal) : await analyzeOnServer(job, info, signal);
+    const a = settings.local
+      ? await analyzeLocally(job, info, signal)
+      : await patiently(card, signal, () => analyzeOnServer(job, info, signal));
     // Counted as the card shows it: a film that cannot be assessed got no finding.
     const tone = findingView(a.status, a.label).tone;
     return tone === 'cannot-assess' || tone === 'outside-population' ? tone : 'assessed';

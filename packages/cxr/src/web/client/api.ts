@@ -17,6 +17,8 @@ export class ApiError extends Error {
     message: string,
     /** A refusal as too large: the server's largest accepted upload, in bytes, where its answer says it. */
     readonly maxUploadBytes: number | null = null,
+    /** A refusal for now (503, 429): the seconds its Retry-After asks to wait before sending again, where it says. */
+    readonly retryAfterS: number | null = null,
   ) {
     super(message);
   }
@@ -225,7 +227,8 @@ async function json<T>(res: Response): Promise<T> {
   if (res.status === 401) throw new ApiError(401, body?.code ?? 'UNAUTHORIZED', TOKEN_WORDS[tokenWant()]);
   if (!res.ok) {
     if (typeof body?.detail !== 'string') throw notProblem(res);
-    throw new ApiError(res.status, body?.code ?? 'HTTP', body.detail, byteLimit(body?.maxUploadBytes));
+    const wait = retryAfter(res);
+    throw new ApiError(res.status, body?.code ?? 'HTTP', body.detail, byteLimit(body?.maxUploadBytes), wait);
   }
   // A 200 that is no JSON (a proxy's sign-in page, its session over): the card said "Cannot read properties of null
   // (reading 'input')". Said in words; worth another try once signed in again (analyze.ts retryable).
@@ -256,7 +259,16 @@ function notProblem(res: Response): ApiError {
       : res.status === 429
         ? `Too many requests for now (${status}): wait a moment, then try again.`
         : `The server refused the request (${status}) without saying why.`;
-  return new ApiError(res.status, 'HTTP', words);
+  return new ApiError(res.status, 'HTTP', words, null, retryAfter(res));
+}
+
+/** The seconds an answer's Retry-After asks to wait (a number of seconds, or an HTTP date), or null. */
+function retryAfter(res: Response): number | null {
+  const v = res.headers.get('Retry-After')?.trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 /** How long serverAnswers waits for /health before taking the server for away. */
@@ -308,8 +320,11 @@ function xhrPost(url: string, body: FormData, onProgress?: UploadProgress, signa
     if (onProgress) xhr.upload.onload = (e) => onProgress(e.total || e.loaded, e.total || e.loaded);
     xhr.onload = () => {
       const headers = new Headers();
-      const type = xhr.getResponseHeader('Content-Type');
-      if (type) headers.set('Content-Type', type);
+      // The headers json() reads: the body's type, and how long a refusal for now asks to wait.
+      for (const name of ['Content-Type', 'Retry-After']) {
+        const value = xhr.getResponseHeader(name);
+        if (value) headers.set(name, value);
+      }
       // A Response, so that one reader (json) serves both paths. A status without a body takes none.
       const body = [204, 205, 304].includes(xhr.status) ? null : (xhr.response as Blob);
       resolve(new Response(body, { status: xhr.status, statusText: xhr.statusText, headers }));

@@ -6,7 +6,7 @@
 // none of the old model's figures).
 import type { AnswerAge, VerdictStatus } from '../../predict/verdict';
 import type * as api from './api';
-import { ageUsed } from './batch_settings';
+import { ageUsed } from './age_text';
 import { $, distinctOperatingPoints, el, megabytes, NBSP, percent, percentPair } from './dom';
 import { cardHeadline, findingView, type Label, nearThresholdNote } from './finding';
 import { heatmapWeakness } from './heatmap_weak';
@@ -222,8 +222,8 @@ export function renderAnswer(card: HTMLElement, info: api.ModelInfo, a: CardAnsw
   for (const input of card.querySelectorAll<HTMLInputElement>('.segmented input'))
     input.checked = same.includes(input.value);
   // The age the answer was judged at, beside its finding (and beside an outside-population answer, whose reason
-  // it is); a caution when it is not known (batch_settings.ts). analyze.ts keeps the typed age and the input's
-  // kind on the card, for an older server's answer that does not say its age.
+  // it is); a caution when it is not known or outside the population (age_text.ts). analyze.ts keeps the typed age
+  // and the input's kind on the card, for an older server's answer that does not say its age.
   const typed = card.dataset.patientAge ? Number(card.dataset.patientAge) : undefined;
   const saysAge = view.tone === 'NORMAL' || view.tone === 'PNEUMONIA' || (outside && a.age != null);
   const age = saysAge ? ageUsed(a.age, typed, card.dataset.inputKind === 'dicom') : null;

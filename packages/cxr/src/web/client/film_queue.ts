@@ -57,7 +57,8 @@ export class FilmQueue<F extends QueuedFilm> {
         const outcome = await this.analyze(film, abort.signal, this.retry);
         this.unfinished.delete(abort);
         if (era !== this.era) return;
-        if (outcome === 'cancelled') this.cancelled(film, 'while it was being sent');
+        if (outcome === 'cancelled')
+          this.cancelled(film, film.card.dataset.state === 'waiting' ? 'while it waited' : 'while it was being sent');
         if (outcome === 'unreachable') this.wait.add(film.card, film);
         this.progress.done(outcome);
       });
@@ -90,17 +91,21 @@ export class FilmQueue<F extends QueuedFilm> {
   }
 
   /**
-   * `film`'s card cancelled (`when`: while waiting, or while being sent): said on it and to screen readers;
+   * `film`'s card cancelled (`when`: before it was sent, while it waited for a server that refused it for now, or
+   * while being sent): said on it and to screen readers;
    * nothing is said of a card the view no longer holds (cleared with a forgotten token: its name is the last
    * reader's).
    */
-  private cancelled(film: F, when: 'before it was sent' | 'while it was being sent'): void {
+  private cancelled(film: F, when: 'before it was sent' | 'while it waited' | 'while it was being sent'): void {
     if (!film.card.isConnected) return;
     // A Cancel just after the server had the whole body cannot stop its analysis (api.ts xhrPost): not promised.
+    // One that waited for the server (server_busy.ts) was refused by it: no answer was given.
     const why =
       when === 'before it was sent'
         ? `Cancelled ${when}: not analyzed, and nothing was recorded.`
-        : `Cancelled ${when}: if the server had already received it, it may still appear in History.`;
+        : when === 'while it waited'
+          ? 'Cancelled while it waited for the server, which had refused it for now: not analyzed.'
+          : `Cancelled ${when}: if the server had already received it, it may still appear in History.`;
     showCancelled(film.card, why, () => this.retry(film));
     announce(`${fileName(film.card)}: cancelled.`);
   }
