@@ -23,7 +23,7 @@ import { DEFAULT_LIMITS } from '../data/decode';
 import { type FilmRefusal, fileReader, filmRefusalOf, HEAD_BYTES } from '../data/image_refusal';
 import { forEachConcurrent } from '../data/pool';
 import { modelIdentity } from '../models/io';
-import { loadOrthancConfig, OrthancClient } from '../pacs';
+import { FOR_PROCESSING_REASON, loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
 import { collectInputs } from '../predict/batch';
 import { type BatchJob, EMPTY_FILE_RULE, emptySkippedLine, missingError, noFilmsIn } from '../predict/batch_inputs';
@@ -141,8 +141,10 @@ export function register(program: Command): void {
         ...(o.patientAge !== undefined ? { patientAge: o.patientAge } : {}),
       };
       // ownResults: of the skipped, cxr's own SR and Secondary Captures met by --orthanc-all (the archive holds two
-      // per film done); said on their own, so that they do not read as films left out.
-      const counts = { ...emptyCounts(), skipped: 0, ownResults: 0, missing: 0, notFilms: 0 };
+      // per film done); said on their own, so that they do not read as films left out. forProcessing: of the
+      // skipped, chest images FOR PROCESSING (raw detector data; a modality may send one beside every film): said on
+      // their own too, as "not chest films" would puzzle an admin who knows them for chest images.
+      const counts = { ...emptyCounts(), skipped: 0, ownResults: 0, forProcessing: 0, missing: 0, notFilms: 0 };
       // Files first, before Redis: every refusal is said together, before anything is queued.
       const files: string[] = [];
       if (!o.orthancAll) {
@@ -188,6 +190,7 @@ export function register(program: Command): void {
             else {
               counts.skipped++;
               if (r.ownResult) counts.ownResults++;
+              else if (r.reason === FOR_PROCESSING_REASON) counts.forProcessing++;
             }
           }
         } else {
@@ -206,12 +209,14 @@ export function register(program: Command): void {
         if (o.json) process.stdout.write(`${JSON.stringify({ ...counts, queue: queue.name, depth })}\n`);
         else {
           const own = counts.ownResults;
-          const others = counts.skipped - own;
+          const raw = counts.forProcessing;
+          const others = counts.skipped - own - raw;
           process.stdout.write(
             `${counts.queued} queued, ${counts.alreadyQueued} already queued, ${counts.alreadyDone} already done` +
               `${counts.requeued ? `, ${counts.requeued} failed before and queued again` : ''}` +
               `${others ? `, ${others} skipped (not chest films or not images)` : ''}` +
               `${own ? `, ${own} cxr result${own === 1 ? '' : 's'} (SR/SC) skipped` : ''}` +
+              `${raw ? `, ${raw} image${raw === 1 ? '' : 's'} FOR PROCESSING (raw detector data) skipped` : ''}` +
               `${counts.missing ? `, ${counts.missing} missing or unreadable` : ''}` +
               `${counts.notFilms ? `, ${counts.notFilms} refused (named above)` : ''}` +
               ` (queue ${queue.name}: ${depth.waiting} waiting, ${depth.active} running)\n`,

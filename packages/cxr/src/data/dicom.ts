@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat, unsupportedFormat } from './decode';
 import { encapsulatedFrame } from './dicom_codecs';
 import { type AgeFromDates, ageFromDates } from './dicom_age';
+import { isForProcessingImage } from './for_processing';
 import { toDisplay, type VoiMethod } from './dicom_display';
 import {
   checkPixelFormat,
@@ -117,22 +118,15 @@ export interface DicomImage {
   forProcessing?: true;
 }
 
-/** The SOP classes of DX, mammography and intra-oral images FOR PROCESSING (PS3.4 B.5). */
-const FOR_PROCESSING_CLASSES = new Set([
-  '1.2.840.10008.5.1.4.1.1.1.1.1',
-  '1.2.840.10008.5.1.4.1.1.1.2.1',
-  '1.2.840.10008.5.1.4.1.1.1.3.1',
-]);
-
 /**
- * Whether the image is FOR PROCESSING: raw detector values, not meant to be shown (PS3.3 C.8.11.1.1.1). Viewers
- * show it, but flat and unsharpened, unlike any film the model learnt from; its own header says so, where a
- * CR or a DX FOR PRESENTATION has none of this.
+ * Whether the image is FOR PROCESSING (for_processing.ts). Viewers show it, but flat and unsharpened, unlike any
+ * film the model learnt from; its own header says so, where a CR or a DX FOR PRESENTATION has none of this.
  */
 function isForProcessing(ds: ReturnType<typeof parseDataSet>): boolean {
-  const text = (tag: string) => ds.string(tag)?.replace(/\0/g, '').trim().toUpperCase();
-  const sopClass = text('x00080016') ?? text('x00020002');
-  return text('x00080068') === 'FOR PROCESSING' || (sopClass !== undefined && FOR_PROCESSING_CLASSES.has(sopClass));
+  return isForProcessingImage({
+    presentationIntent: ds.string('x00080068'),
+    sopClassUid: ds.string('x00080016') ?? ds.string('x00020002'),
+  });
 }
 
 export interface DicomOptions {

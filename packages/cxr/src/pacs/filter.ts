@@ -1,5 +1,6 @@
 // Which instances in the PACS the model should read: chest radiographs (CR/DX/DR, body part
-// CHEST or not given), never cxr's own results (which would otherwise be fed back to it).
+// CHEST or not given) FOR PRESENTATION, never cxr's own results (which would otherwise be fed back to it).
+import { isForProcessingImage } from '../data/for_processing';
 import { isOwnResult } from '../dicom_out';
 import { BODY_PART_TERMS, headerValue, MODALITY_TERMS } from '../explain/image_checks';
 
@@ -7,6 +8,12 @@ const MODALITIES = new Set(['CR', 'DX', 'DR']);
 
 /** ownResult: one of cxr's own results (a sync restart meets one per result it wrote: not worth a line each). */
 export type Verdict = { accept: true } | { accept: false; reason: string; ownResult?: true };
+
+/**
+ * The reason an image FOR PROCESSING is skipped: `cxr enqueue --orthanc-all` counts these apart by it, since a
+ * modality that sends both copies of every film puts one of these beside each film it reads.
+ */
+export const FOR_PROCESSING_REASON = 'image FOR PROCESSING (raw detector data), not a film for reading';
 
 const tag = (tags: Record<string, unknown>, k: string): string =>
   typeof tags[k] === 'string' ? (tags[k] as string).trim() : '';
@@ -28,6 +35,13 @@ export function classifyInstance(tags: Record<string, unknown>): Verdict {
   // The reason is logged (and answered as a job's skip): a value that is not a code is not shown (image_checks.ts).
   if (body && body !== 'CHEST')
     return { accept: false, reason: `${headerValue('body part', body, BODY_PART_TERMS)} is not CHEST` };
+  // Raw detector data is answered "cannot assess" (FOR_PROCESSING, data/dicom.ts): a job and a prediction to say
+  // so, and a second result beside the FOR PRESENTATION copy's in the study. Orthanc names both tags by keyword.
+  const forProcessing = {
+    presentationIntent: tag(tags, 'PresentationIntentType'),
+    sopClassUid: tag(tags, 'SOPClassUID'),
+  };
+  if (isForProcessingImage(forProcessing)) return { accept: false, reason: FOR_PROCESSING_REASON };
   if (!tag(tags, 'SOPInstanceUID') || !tag(tags, 'StudyInstanceUID'))
     return { accept: false, reason: 'no SOP instance or study UID' };
   return { accept: true };
