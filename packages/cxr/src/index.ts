@@ -34,6 +34,8 @@ export { startServer, type RunningServer, type ServerOptions } from './serve/ser
 export type { Logger } from './log';
 export { buildApp, defaultWebDir, type AppOptions } from './serve/app';
 export { ApiTokenError, type ApiTokenErrorCode, type NamedToken } from './serve/auth';
+// A bad trustProxy list (startServer, buildApp): `code` is 'BAD_TRUST_PROXY'.
+export { TrustProxyError } from './serve/trust_proxy';
 export type { ServePredictor } from './serve/predictor_port';
 export { loadModel, readMeta, type LoadedModel } from './models/io';
 export { ModelMeta, parseMeta } from './models/metadata';

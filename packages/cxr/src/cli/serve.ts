@@ -12,6 +12,7 @@ import { AuditStoreOpenError } from '../serve/audit_store';
 import { ApiTokenError, loadTokens, TokenSet } from '../serve/auth';
 import { isLoopbackHost } from '../serve/exposure';
 import { parseRetention } from '../serve/retention';
+import { trustedProxies } from '../serve/trust_proxy';
 import type { ServePredictor } from '../serve/predictor_port';
 import { loadChildPredictor } from '../serve/predictor_process';
 import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
@@ -47,6 +48,7 @@ const Options = z.object({
   allowNoToken: z.boolean().optional(),
   allowedHost: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or IP address')).optional(),
   tokensFile: z.string().min(1).optional(),
+  trustProxy: z.array(z.string()).optional(),
   redisConfig: z.string().min(1).optional(),
   dbWait: decimal.pipe(
     z
@@ -97,6 +99,30 @@ function dbWaitFromEnv(v: string | undefined): number | undefined {
     return DB_WAIT(v);
   } catch (e) {
     throw new Error(`serve: --db-wait, from CXR_DB_WAIT, must be ${(e as Error).message} (got ${JSON.stringify(v)})`);
+  }
+}
+
+/**
+ * --trust-proxy, repeatable, each value a comma-separated list: every entry checked as it is read, so that a bad
+ * one is refused in commander's words, naming the option and the value, before anything starts.
+ */
+function trustProxyArg(v: string, prev: string[] = []): string[] {
+  try {
+    return [...prev, ...trustedProxies([v], 'entry')];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** CXR_TRUST_PROXY, --trust-proxy's default (empty: unset); a bad one is refused naming the variable. */
+function trustProxyFromEnv(v: string | undefined): string[] | undefined {
+  if (!v) return undefined;
+  try {
+    return trustedProxies([v], 'entry');
+  } catch (e) {
+    throw new Error(
+      `serve: --trust-proxy, from CXR_TRUST_PROXY, must list proxies' addresses: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -172,6 +198,12 @@ export function register(program: Command): void {
       'also answer to this Host name (repeatable; localhost and IP addresses always work)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
+    .option(
+      '--trust-proxy <list>',
+      "believe X-Forwarded-For from these proxies' addresses or CIDR ranges (comma-separated or repeated; default: " +
+        'CXR_TRUST_PROXY or none): the client address it names is the one throttled and logged',
+      trustProxyArg,
+    )
     .addHelpText(
       'after',
       '\nSet CXR_API_TOKEN (one token) or CXR_API_TOKENS ("name:token,name:token") to require\n' +
@@ -182,7 +214,11 @@ export function register(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       // An empty CXR_DB_WAIT (`${CXR_DB_WAIT:-}` in a compose file) is unset, not 0 (no wait at all).
       const envWait = process.env.CXR_DB_WAIT || undefined;
-      const parsed = Options.safeParse({ ...raw, dbWait: raw.dbWait ?? dbWaitFromEnv(envWait) ?? DEFAULT_DB_WAIT_S });
+      const parsed = Options.safeParse({
+        ...raw,
+        dbWait: raw.dbWait ?? dbWaitFromEnv(envWait) ?? DEFAULT_DB_WAIT_S,
+        trustProxy: raw.trustProxy ?? trustProxyFromEnv(process.env.CXR_TRUST_PROXY),
+      });
       if (!parsed.success) throw new Error(`serve: ${optionProblems(parsed.error, raw)}`);
       const o = parsed.data;
       const log = createLogger({ level: resolveLogLevel(o.logLevel) });
@@ -250,6 +286,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
       ),
     tokens: tokenSet,
     allowedHosts: o.allowedHost,
+    trustProxy: o.trustProxy,
     storeImages: o.storeImages && o.retainImages > 0,
     retainImagesMs: o.retainImages,
     maxUploadBytes: Math.round(o.maxUploadMb * 1024 * 1024),

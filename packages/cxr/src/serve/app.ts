@@ -34,6 +34,7 @@ import { JOB_FILES_MAX, jobRoutes, type JobsPort } from './routes/jobs';
 import { modelRoutes } from './routes/model';
 import { predictionRoutes } from './routes/predictions';
 import { tokenRoute } from './routes/token';
+import { trustedProxies } from './trust_proxy';
 import { webRoutes } from './routes/web';
 import { addRequestGuards, CSP_DIRECTIVES, registerSecurityHeaders } from './security';
 import { MULTIPART_OVERHEAD, tooLarge, UploadBudget } from './upload';
@@ -93,6 +94,12 @@ export interface AppOptions {
   requestTimeoutMs?: number;
   /** Wrong tokens one client address may send before 429 (auth_throttle.ts; default 10 different ones a minute). */
   authThrottle?: AuthThrottleOptions;
+  /**
+   * The IP addresses or CIDR ranges of the proxies whose X-Forwarded-For is believed (--trust-proxy; default none):
+   * a request from one of them counts as from the client it names, for the throttle, the upload share and the log.
+   * A bad entry throws TrustProxyError (trust_proxy.ts).
+   */
+  trustProxy?: string[];
 }
 
 export { API_PREFIX, CSP_DIRECTIVES, HttpError };
@@ -136,6 +143,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const tokenSet = opts.tokens instanceof TokenSet ? opts.tokens : new TokenSet(serverTokens(opts));
   // Read at each request: a set replaced while the server runs (SIGHUP) is used from the next request on.
   const tokenName = tokenSet.size ? (authorization: string | undefined) => tokenSet.match(authorization) : null;
+  const proxies = trustedProxies(opts.trustProxy ?? []);
   const checkExposure = exposureCheck({ boundHost: opts.boundHost ?? '127.0.0.1', allowedHosts: opts.allowedHosts });
   const metrics = opts.metrics ?? new ServeMetrics();
   metrics.addGauge('cxr_predictions_running', 'Predictions being computed now', () => queue.running);
@@ -171,6 +179,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     onConstructorPoisoning: 'error',
     // Job ids (a UID or sha256, the model's sha256, the operating point) are longer than the default 100.
     routerOptions: { maxParamLength: 300 },
+    // Only the listed proxies, never `true`: a client believed could give itself any address (trust_proxy.ts).
+    // It makes request.ip the client a listed proxy names; request.host and .protocol then read X-Forwarded-Host
+    // and -Proto, which nothing here uses: the Host/Origin check reads the headers themselves (exposure.ts).
+    trustProxy: proxies.length ? proxies : false,
     requestTimeout,
     // Pinned as the two above: Fastify 5's default (72 s), kept explicit for the reason KEEP_ALIVE_TIMEOUT_MS gives.
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,

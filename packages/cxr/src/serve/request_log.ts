@@ -34,34 +34,41 @@ export function loggedUrl(url: string): string {
 }
 
 /**
- * The request as its log line shows it, the URL as loggedUrl writes it: shaped like the request Fastify's
- * `req` serializer reads (method, url, host, ip, socket), so the line keeps Fastify's fields.
+ * The request as its log line shows it. `req`, the URL as loggedUrl writes it, is shaped like the request Fastify's
+ * `req` serializer reads (method, url, host, ip, socket), so the line keeps Fastify's fields: `remoteAddress` is
+ * the client the throttle and the upload share count (behind a --trust-proxy proxy, the one it names), `host` the
+ * Host header the server checked (exposure.ts), not a proxy's X-Forwarded-Host. `proxy`, beside it: the proxy's
+ * own address, when the client came through one.
  */
 function loggedRequest(request: FastifyRequest) {
+  const headers = request.headers;
+  const peer = request.socket?.remoteAddress;
   return {
-    method: request.method,
-    url: loggedUrl(request.url),
-    host: request.host,
-    ip: request.ip,
-    socket: { remotePort: request.socket?.remotePort },
+    req: {
+      method: request.method,
+      url: loggedUrl(request.url),
+      host: headers.host ?? headers[':authority'] ?? '',
+      ip: request.ip,
+      socket: { remotePort: request.socket?.remotePort },
+    },
+    ...(peer !== undefined && peer !== request.ip ? { proxy: peer } : {}),
   };
 }
 
 class Requests extends LogController {
   override incomingRequest(request: FastifyRequest): void {
     if (this.isLogDisabled(request)) return;
-    request.log.info({ req: loggedRequest(request) }, 'incoming request');
+    request.log.info(loggedRequest(request), 'incoming request');
   }
 
   override writeHeadError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    reply.log.warn({ req: loggedRequest(request), res: reply, err: error }, error?.message);
+    reply.log.warn({ ...loggedRequest(request), res: reply, err: error }, error?.message);
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    if (reply.statusCode >= 500)
-      reply.log.error({ req: loggedRequest(request), res: reply, err: error }, error?.message);
+    if (reply.statusCode >= 500) reply.log.error({ ...loggedRequest(request), res: reply, err: error }, error?.message);
     else reply.log.info({ res: reply, err: error }, error?.message);
   }
 }

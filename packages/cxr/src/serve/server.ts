@@ -16,6 +16,7 @@ import { boundedJobs, QUEUE_TIMEOUT_MS } from './jobs_bound';
 import { ServeMetrics } from './metrics';
 import type { JobsPort } from './routes/jobs';
 import { retentionCutoff } from './retention';
+import { trustedProxies } from './trust_proxy';
 import type { ServePredictor } from './predictor_port';
 import { Predictor } from '../predict/predictor';
 import { DecodePool } from './decode_pool';
@@ -93,6 +94,7 @@ const SQLITE_LOCK_WAIT_MS = 250;
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // Checked before the model loads: a bad token is said at once (buildApp checks it again for its own callers).
   const tokenCount = serverTokens(opts).length;
+  const proxies = trustedProxies(opts.trustProxy ?? []); // likewise a bad proxy address
   const log = opts.log ?? createLogger();
   const metrics = opts.metrics ?? new ServeMetrics();
   const pool = opts.decodeWorkers; // Checked before the model loads: givePool's throw would leave it loaded.
@@ -175,6 +177,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         jobQueue: jobs !== undefined,
         tokensConfigured: tokenCount,
         metricsPublic: opts.metricsPublic ?? false,
+        // Whose X-Forwarded-For gives the client address (--trust-proxy); none: the connection's own address.
+        trustProxy: proxies,
       },
       `listening on ${address}`,
     );
