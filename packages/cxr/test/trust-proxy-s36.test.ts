@@ -193,6 +193,36 @@ test("behind a trusted proxy, each client has its own share of the upload budget
   }
 });
 
+test('the upload share counts clients as the throttle does: two addresses of one IPv6 /64 are one client', {
+  timeout: 60_000,
+}, async () => {
+  const KiB = 1024;
+  const MiB = 1024 * KiB;
+  const s = await serve({
+    maxUploadBytes: MiB,
+    uploadBudgetBytes: 2 * MiB,
+    uploadIdleMs: 30_000,
+    trustProxy: ['127.0.0.1'],
+  });
+  const held = async () => metricValue(parseMetrics((await s.app.inject('/metrics')).body), 'cxr_upload_bytes_held');
+  const first = heldUpload(s.port, '2001:db8:1:2::10', 1000 * KiB);
+  const second = heldUpload(s.port, '2001:db8:1:2::20', 1000 * KiB);
+  try {
+    for (const until = Date.now() + 20_000; !first.answer() && !second.answer() && (await held()) < 2000 * KiB; ) {
+      assert.ok(Date.now() < until, 'the uploads were not read');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const answers = [first.answer(), second.answer()];
+    assert.ok(
+      answers.some((a) => a.startsWith('HTTP/1.1 503')),
+      `one /64: ${answers}`,
+    );
+  } finally {
+    first.close();
+    second.close();
+  }
+});
+
 test('a trusted proxy does not widen the Host/Origin check: X-Forwarded-Host is never read', async () => {
   const s = await serve({ trustProxy: ['127.0.0.1'] });
   const host = `127.0.0.1:${s.port}`;

@@ -11,13 +11,8 @@ import { sameFilms } from './films_source';
 import { modelIdentity, readMeta } from '../models/io';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
-import {
-  type EvaluationResult,
-  evaluationFileName,
-  runEvaluation,
-  type ScoredFilms,
-  VALIDATION_SPLIT,
-} from './evaluate_run';
+import { evaluationFileName } from './evaluation_out';
+import { type EvaluationResult, runEvaluation, type ScoredFilms, VALIDATION_SPLIT } from './evaluate_run';
 
 export interface CompareRunOptions {
   models: [string, string];

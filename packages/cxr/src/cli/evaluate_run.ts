@@ -27,9 +27,6 @@ import {
 import { checkEarlierEvaluation, checkOutFolder, evaluationFileName, writeEvaluationFiles } from './evaluation_out';
 import { EvaluationRefused } from './evaluation_refused';
 
-// Also here for `cxr compare` (compare_run.ts), which names its --out files as an evaluation's.
-export { evaluationFileName };
-
 /** The split name that, on a training root, means the model's own recorded validation split. */
 export const VALIDATION_SPLIT = 'validation';
 

@@ -17,6 +17,7 @@
 // problem, logged and counted as any answer. A 408 closes the connection; after any other answer given
 // before the body's end, the rest is read (and thrown away) for LINGER_MS at most. Where nobody reads the
 // body, or the answer cannot be written, the connection is dropped and `dropped` logs and counts it.
+import { clientKey } from './auth_throttle';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -147,7 +148,8 @@ export function watchBody(
 ): void {
   const raw = req.raw;
   if (raw.complete && raw.readableLength <= rules.maxBytes) return;
-  const client = req.ip;
+  // Counted as the wrong-token throttle counts clients (an IPv6 subscriber's /64, an IPv4 address mapped or not).
+  const client = clientKey(req.ip);
   let counted = 0; // toward the client's share
   let done = false;
   let timer: NodeJS.Timeout | undefined;
