@@ -13,6 +13,7 @@ import { openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactUrl } from '../src/serve/audit_target';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
 import { auditRecord } from './serve-fixtures';
+import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -32,20 +33,6 @@ function cxr(args: string[], env: NodeJS.ProcessEnv = {}) {
   for (const k of ['CXR_API_TOKEN', 'CXR_API_TOKENS', 'CXR_REDIS_URL', 'CXR_ORTHANC_URL']) delete clean[k];
   if (!('CXR_DB_WAIT' in env)) delete clean.CXR_DB_WAIT;
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: clean });
-}
-
-/** A run folder as `cxr train` leaves it when stopped after `epoch` epochs: recipe, checkpoint, the data record. */
-function interruptedRun(dir: string, dataRoot: string, epoch: number): string {
-  const last = path.join(dir, 'checkpoints', 'last');
-  fs.mkdirSync(last, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'recipe.json'), JSON.stringify({ arch: 'reference', inputSize: 32, epochs: 3 }));
-  fs.writeFileSync(path.join(dir, 'log.jsonl'), '{"epoch":1}\n');
-  const state = { epoch, step: 8 * epoch, bestAuc: 0.7, bestEpoch: epoch, schedule: {}, elapsedSeconds: 12 };
-  fs.writeFileSync(path.join(last, 'state.json'), JSON.stringify(state));
-  fs.writeFileSync(path.join(last, 'model.json'), '{}');
-  const data = { root: dataRoot, fingerprint: 'ab12', train: 30, validation: 10 };
-  fs.writeFileSync(path.join(dir, 'checkpoints', 'data.json'), JSON.stringify(data));
-  return dir;
 }
 
 test('predict and evaluate on an interrupted run folder say to finish it with cxr train --resume', () => {

@@ -11,6 +11,7 @@ import { redactUrl } from '../src/serve/audit_target';
 import { gradientJpeg } from './archive-fixtures';
 import { tempDir } from './ood-fixtures';
 import { makeTinyModel } from './serve-fixtures';
+import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -26,25 +27,6 @@ const newDir = (prefix: string) => {
 
 /** `cxr ARGS` to its end (at most 60 s: each refusal here comes before the engine starts). */
 const cxr = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-
-/**
- * A run folder as `cxr train` leaves it when stopped: its recipe and, after `epoch` epochs (null: before the
- * first), the checkpoint, the log and the record of the data it started on.
- */
-function interruptedRun(dir: string, dataRoot: string, epoch: number | null): string {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'recipe.json'), JSON.stringify({ arch: 'reference', inputSize: 32, epochs: 3 }));
-  if (epoch === null) return dir;
-  const last = path.join(dir, 'checkpoints', 'last');
-  fs.mkdirSync(last, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'log.jsonl'), '{"epoch":1,"loss":0.6,"val_auc":0.7}\n');
-  const state = { epoch, step: 8 * epoch, bestAuc: 0.7, bestEpoch: epoch, schedule: {}, elapsedSeconds: 12 };
-  fs.writeFileSync(path.join(last, 'state.json'), JSON.stringify(state));
-  fs.writeFileSync(path.join(last, 'model.json'), '{}');
-  const data = { root: dataRoot, fingerprint: 'ab12', train: 30, validation: 10 };
-  fs.writeFileSync(path.join(dir, 'checkpoints', 'data.json'), JSON.stringify(data));
-  return dir;
-}
 
 test('calibrate, ood, adapt and adapt-reference on an interrupted run say to finish it with cxr train --resume', () => {
   const dir = newDir('cli-s36-run');

@@ -3,7 +3,6 @@
 // prediction, and a modality that sends both copies of every film got two results per film in the study.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeDicom } from '../src/data/dicom';
@@ -12,7 +11,7 @@ import { classifyInstance, FOR_PROCESSING_REASON, type OrthancClient } from '../
 import { processInstance } from '../src/pacs/sync';
 import type { Predictor } from '../src/predict/predictor';
 import { type Element, imageElements, writeDicom } from './dicom-writer';
-import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
+import { makeTinyModel, runCli, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const DX_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.1';
@@ -140,16 +139,9 @@ after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cxr(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir },
-    cwd: dir,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+/** `cxr ARGS` against the stack, with the tiny model, in the test's folder. */
+function cxr(args: string[]) {
+  return runCli(args, { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir }, cwd: dir });
 }
 
 test('Orthanc: images FOR PROCESSING are not queued, and enqueue and sync say them apart', {

@@ -21,7 +21,7 @@ import type { Predictor } from '../src/predict/predictor';
 import { type JobContext, type JobData, processJob, refusedCodeOf } from '../src/queue';
 import { imageElements, writeDicom } from './dicom-writer';
 import { findInstances } from './pacs-results';
-import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
+import { CLI, makeTinyModel, runCli, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 /** Serves `answer` on a free local port; the URL, and close. */
@@ -238,16 +238,9 @@ function dicomFilm(n: number, modality: string): Buffer {
   return writeDicom(imageElements({ rows: 256, columns: 256, bitsAllocated: 8, pixels, extra }));
 }
 
-function cxr(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir },
-    cwd: dir,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+/** `cxr ARGS` against the stack, with the tiny model, in the test's folder. */
+function cxr(args: string[]) {
+  return runCli(args, { env: { ...process.env, ...stack!.env, CXR_MODEL: modelDir }, cwd: dir });
 }
 
 test("cxr enqueue --orthanc-all says cxr's own results apart from the films it skips", {

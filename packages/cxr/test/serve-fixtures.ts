@@ -174,6 +174,19 @@ export function multipartBody(
 
 export const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 
+/** `cxr ARGS` as a child process, to its end: its exit code and all it wrote (a test that need not block). */
+export function runCli(
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd?: string },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], opts);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => (stdout += d));
+  child.stderr?.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
 export interface ChildServer {
   url: string;
   proc: ChildProcess;
