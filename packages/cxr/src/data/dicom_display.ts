@@ -19,6 +19,12 @@ export function toDisplay(
   const modalityItem = ds.elements.x00283000?.items?.[0]?.dataSet;
   // Its first mapped value is SS over signed pixels (PS3.3 C.11.1.1).
   const modality = lutOf(modalityItem, pf.signed || modalityItem?.elements.x00283002?.vr === 'SS');
+  // A Modality LUT given but unreadable is refused, not passed over: the rescale it replaces is absent, and the
+  // stored values shown as they are made a film of the wrong contrast (inverted, where the LUT inverts) that was
+  // assessed all the same. (An unreadable VOI LUT leaves the window, a display choice, and is passed over.)
+  if (typeof modality === 'string') {
+    throw fail('CORRUPT', `the Modality LUT Sequence (0028,3000) cannot be applied: ${modality}; ${REEXPORT}`);
+  }
   if (modality) {
     applyLut(values, modality);
     // The LUT's output is 0..2^bits − 1: a VOI LUT over it starts at an unsigned value.
@@ -116,7 +122,8 @@ function voiLut(ds: dicomParser.DataSet, signedPixels: boolean, rescaledNegative
   const item = ds.elements.x00283010?.items?.[0]?.dataSet;
   const descriptor = item?.elements.x00283002;
   if (!descriptor) return null;
-  return lutOf(item, signedPixels || descriptor.vr === 'SS' || (descriptor.vr === undefined && rescaledNegative));
+  const lut = lutOf(item, signedPixels || descriptor.vr === 'SS' || (descriptor.vr === undefined && rescaledNegative));
+  return typeof lut === 'string' ? null : lut;
 }
 
 /** A LUT: the input value of its first entry, its output bits, and its entries. */
@@ -135,17 +142,22 @@ function applyLut(values: Float32Array, lut: Lut): void {
 
 /**
  * The LUT of a Modality or VOI LUT Sequence item (its LUT Descriptor (0028,3002) and LUT Data (0028,3006)), with
- * the descriptor's first mapped value read signed when `signedFirst`; null when the item has none, or none usable.
+ * the descriptor's first mapped value read signed when `signedFirst`; null when the item has neither (or there is
+ * no item), and why it cannot be read when it has one or both but no usable LUT. Bounded: at most 65,536 entries.
  */
-function lutOf(item: dicomParser.DataSet | undefined, signedFirst: boolean): Lut | null {
+function lutOf(item: dicomParser.DataSet | undefined, signedFirst: boolean): Lut | string | null {
   const dataEl = item?.elements.x00283006;
   const descriptor = item?.elements.x00283002;
-  if (!item || !dataEl || !descriptor) return null;
+  if (!item || (!dataEl && !descriptor)) return null;
+  if (!descriptor) return 'it has LUT Data (0028,3006) but no LUT Descriptor (0028,3002)';
+  if (!dataEl) return 'it has a LUT Descriptor (0028,3002) but no LUT Data (0028,3006)';
+  // Three 16-bit values; a shorter one was read on into the bytes of the elements after it.
+  if (descriptor.length < 6) return `its LUT Descriptor (0028,3002) is ${descriptor.length} bytes, not three values`;
   const entries = item.uint16('x00283002', 0) || 65536;
   const first = signedFirst ? (item.int16('x00283002', 1) ?? 0) : (item.uint16('x00283002', 1) ?? 0);
   const bits = item.uint16('x00283002', 2) ?? 16;
-  if (!(bits >= 1 && bits <= 16)) return null;
-  const available = Math.min(dataEl.length, item.byteArray.length - dataEl.dataOffset);
+  if (!(bits >= 1 && bits <= 16)) return `its LUT Descriptor (0028,3002) gives ${bits} bits an entry (1 to 16 can be)`;
+  const available = Math.max(0, Math.min(dataEl.length, item.byteArray.length - dataEl.dataOffset));
   if (available >= entries * 2) {
     const data = new Uint16Array(entries);
     for (let i = 0; i < entries; i++)
@@ -155,5 +167,5 @@ function lutOf(item: dicomParser.DataSet | undefined, signedFirst: boolean): Lut
   // Some writers pack an 8-bit LUT one entry per byte.
   if (bits <= 8 && available >= entries)
     return { first, bits, data: item.byteArray.subarray(dataEl.dataOffset, dataEl.dataOffset + entries) };
-  return null;
+  return `its LUT Descriptor (0028,3002) gives ${entries} entries, its LUT Data (0028,3006) holds ${available} bytes`;
 }

@@ -11,12 +11,13 @@ export const FOR_PROCESSING_SOP_CLASSES: ReadonlySet<string> = new Set([
 
 /**
  * Whether an image is FOR PROCESSING: raw detector values, not meant to be shown (PS3.3 C.8.11.1.1.1), by its
- * PresentationIntentType (0008,0068) or its SOP class (0008,0016). Values as read: padding (spaces, NULs) and the
- * case of the code string do not count.
+ * PresentationIntentType (0008,0068) or its SOP class (0008,0016). Values as read: padding (spaces, NULs), runs of
+ * spaces and the case of the code string do not count. Either attribute holds one value; where a writer put several
+ * (backslash-separated), any one FOR PROCESSING counts: "FOR PROCESSING\FOR PRESENTATION" was read as neither,
+ * and a raw detector image was assessed.
  */
 export function isForProcessingImage(h: { presentationIntent?: string; sopClassUid?: string }): boolean {
-  const clean = (v: string | undefined) => v?.replace(/\0/g, '').trim();
-  if (clean(h.presentationIntent)?.toUpperCase() === 'FOR PROCESSING') return true;
-  const sopClass = clean(h.sopClassUid);
-  return sopClass !== undefined && FOR_PROCESSING_SOP_CLASSES.has(sopClass);
+  const values = (v: string | undefined) => (v ?? '').split('\\').map((x) => x.replace(/\0/g, '').trim());
+  if (values(h.presentationIntent).some((v) => v.replace(/\s+/g, ' ').toUpperCase() === 'FOR PROCESSING')) return true;
+  return values(h.sopClassUid).some((v) => FOR_PROCESSING_SOP_CLASSES.has(v));
 }

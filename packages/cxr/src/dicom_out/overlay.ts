@@ -19,8 +19,24 @@ const PAD = 8;
 /** Below this the text lines would wrap into too many rows. */
 const MIN_WIDTH = 420;
 
+/**
+ * Characters XML 1.0 does not allow at all (C0 controls but tab, CR and LF; lone surrogates; U+FFFE, U+FFFF): not
+ * even escaped. One in a model's name or version (cxr.json is any writer's) made librsvg refuse the whole SVG, and
+ * the heat map was not stored at all.
+ */
+function xmlAllowed(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0) ?? 0;
+    const control = c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d;
+    const surrogate = c >= 0xd800 && c <= 0xdfff; // alone: a pair is one code point here
+    out += control || surrogate || c === 0xfffe || c === 0xffff ? '\ufffd' : ch;
+  }
+  return out;
+}
+
 function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return xmlAllowed(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 /**
@@ -30,14 +46,32 @@ function escapeXml(s: string): string {
 export function wrap(line: string, chars: number): string[] {
   const out: string[] = [];
   let cur = '';
-  for (const word of line.split(/[^\S\u00a0]+/).filter(Boolean)) {
-    if (cur && cur.length + 1 + word.length > chars) {
+  // Words of no-break spaces alone are no words. A word longer than a line is cut into lines: whole, a 10,000-
+  // character name took librsvg seconds to lay out on one line, all but its start drawn past the image's edge.
+  const words = line.split(/[^\S\u00a0]+/).filter((w) => /\S/.test(w));
+  const width = Math.max(1, Math.floor(chars));
+  for (const word of words.flatMap((w) => cutLong(w, width))) {
+    if (cur && cur.length + 1 + word.length > width) {
       out.push(cur);
       cur = word;
     } else cur = cur ? `${cur} ${word}` : word;
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/** `word` in pieces of at most `chars` UTF-16 units, a surrogate pair never split. */
+function cutLong(word: string, chars: number): string[] {
+  if (word.length <= chars) return [word];
+  const pieces: string[] = [];
+  for (let at = 0; at < word.length; ) {
+    let end = Math.min(word.length, at + chars);
+    const code = word.charCodeAt(end - 1);
+    if (end < word.length && end - at > 1 && code >= 0xd800 && code <= 0xdbff) end--;
+    pieces.push(word.slice(at, end));
+    at = end;
+  }
+  return pieces;
 }
 
 /** White text with its baseline at (x, y); `content` is already XML. */

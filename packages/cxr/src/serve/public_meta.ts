@@ -40,12 +40,19 @@ function reduceText(s: string): string {
   return s.replace(PATH_IN_TEXT, (_all, before: string, found: string) => before + lastComponent(found));
 }
 
-function reduceAll(v: unknown): unknown {
+/**
+ * Levels of nesting walked. cxr.json is a few levels deep; one any writer nested 10,000 levels (JSON.parse reads
+ * that) overflowed the stack here, and the server did not start. What lies deeper is left out, said so in its place.
+ */
+export const MAX_META_DEPTH = 64;
+export const TOO_DEEP = `(nested deeper than ${MAX_META_DEPTH} levels: left out)`;
+
+function reduceAll(v: unknown, depth = 0): unknown {
   if (typeof v === 'string') return reduceText(v);
-  if (Array.isArray(v)) return v.map(reduceAll);
-  if (v !== null && typeof v === 'object')
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reduceAll(x)]));
-  return v;
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= MAX_META_DEPTH) return TOO_DEEP;
+  if (Array.isArray(v)) return v.map((x) => reduceAll(x, depth + 1));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reduceAll(x, depth + 1)]));
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -64,4 +71,20 @@ export function publicMeta<T extends object>(meta: T): T {
   if (Array.isArray(members))
     for (const m of members) if (isRecord(m) && typeof m.from === 'string') m.from = lastComponent(m.from);
   return out as T;
+}
+
+/**
+ * An absolute path in running text (Markdown): after the start of a line, a space, a quote, `=`, `(` or a
+ * backquote. Only absolute ones: a model card's relative paths and links (`../shared/data/chest_xray`,
+ * `../../docs/cli.md`) name the repository's layout, and its URLs (a paper's) are for reading.
+ */
+const ABSOLUTE_IN_TEXT = /(^|[\s"'=(`])((?:\/|~[\\/]|[A-Za-z]:[\\/]|\\\\|file:)[^\s"'`)]+)/gm;
+
+/**
+ * MODEL_CARD.md as a client may read it: the training command it records (`cxr train --data /mnt/films/...`) and
+ * a soup's member folders name where the model was made, as cxr.json's paths do; each absolute path is reduced to
+ * its last component, as publicMeta reduces them.
+ */
+export function publicCard(markdown: string): string {
+  return markdown.replace(ABSOLUTE_IN_TEXT, (_all, before: string, found: string) => before + lastComponent(found));
 }
