@@ -64,6 +64,12 @@ before(async () => {
     preprocessingNote: 'x*2-1 (= pixel/127.5 - 1), ratio 3294/4434',
   });
   fs.writeFileSync(file, JSON.stringify(meta));
+  // The card records the command that made the model, with its paths (models/card.ts).
+  fs.writeFileSync(
+    path.join(model, 'MODEL_CARD.md'),
+    '# tiny\n\nCommand:\n\n```sh\ncxr train --data /mnt/hospital-fs/films --out /srv/radiology/runs/x\n```\n\n' +
+      'As [the CLI guide](../../docs/cli.md) says, with `--data ../shared/data/chest_xray`: 0.4% / 0.8%.\n',
+  );
   predictor = await loadPredictor(model);
   audit = await openAuditStore(path.join(dir, 'audit.db'));
 });
@@ -101,6 +107,11 @@ test('GET /model: cxr.json without the folders and hosts it was made from, the f
   assert.equal(meta.createdAt, predictor.model.meta.createdAt);
   assert.deepEqual(res.json().validation, { auc: 0.5, note: 'random weights (test fixture)' });
   assert.equal(meta.data.valFraction, 0.15);
+  // The card's absolute paths reduced; its relative paths and links (the repository's layout) kept.
+  const card: string = res.json().modelCard;
+  assert.ok(card.includes('cxr train --data films --out x\n'), card);
+  assert.ok(card.includes('(../../docs/cli.md)') && card.includes('../shared/data/chest_xray'), card);
+  assert.ok(card.includes('0.4% / 0.8%'), card);
   // The served model's own metadata is untouched.
   assert.equal((predictor.model.meta.data as { root?: string }).root, SITE.dataRoot);
 });

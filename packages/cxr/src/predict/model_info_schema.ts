@@ -46,7 +46,11 @@ export const modelInfoSchema = {
       additionalProperties: true,
       description: 'validation metrics from training',
     },
-    modelCard: { type: ['string', 'null'], description: 'MODEL_CARD.md (markdown) when the folder has one' },
+    modelCard: {
+      type: ['string', 'null'],
+      description:
+        'MODEL_CARD.md (markdown) when the folder has one, its absolute paths reduced to their last component',
+    },
     files: {
       type: 'object',
       description: 'for loading the model in a browser (tf.loadLayersModel): one model.json per ensemble member',

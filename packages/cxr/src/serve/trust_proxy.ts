@@ -1,6 +1,7 @@
 // Which proxies' X-Forwarded-For the server believes (`cxr serve --trust-proxy`). Behind a TLS proxy every client
 // reaches the server from the proxy's address, so the protections kept per client address (the wrong-token
-// throttle, the upload share) would apply to all clinicians together: one mistyped script would lock them all out.
+// throttle, the upload share) would apply to all clinicians together: one client's wrong tokens would lock them
+// all out.
 // The proxies listed here are believed; no one else is: a client believed could give itself any address and dodge
 // the throttle. So the list holds IP addresses and CIDR ranges only, never "everyone" (true, *, a /0), and a bad
 // entry is refused before the server starts, not found at the first request.

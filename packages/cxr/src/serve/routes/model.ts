@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { HttpError } from '../http_error';
 import { listModelFiles } from '../model_files';
 import type { ServePredictor } from '../predictor_port';
-import { publicMeta } from '../public_meta';
+import { publicCard, publicMeta } from '../public_meta';
 import { modelInfoSchema } from '../schemas';
 import { API_ERRORS, API_PREFIX, notFound } from './common';
 
@@ -16,7 +16,8 @@ export function modelRoutes(api: FastifyInstance, predictor: ServePredictor): vo
   // Without the folders it was trained from (public_meta.ts): a client needs the model's facts, not its paths.
   const shownMeta = publicMeta(meta);
   const cardPath = path.join(predictor.model.dir, 'MODEL_CARD.md');
-  const modelCard = fs.existsSync(cardPath) ? fs.readFileSync(cardPath, 'utf8') : null;
+  // Its recorded commands' absolute paths reduced as cxr.json's are (public_meta.ts).
+  const modelCard = fs.existsSync(cardPath) ? publicCard(fs.readFileSync(cardPath, 'utf8')) : null;
 
   api.get(
     '/model',
