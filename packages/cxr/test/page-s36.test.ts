@@ -167,7 +167,8 @@ test('a 503 with Retry-After is waited out as asked, the card saying when the fi
   // A re-check at another point refused for now says when that point may be chosen again.
   await page.unroute('**/api/v1/predictions?*');
   await refusing(page, 1, refusal('ENGINE_RESTARTING', 'restarting', '5'));
-  await page.check(`${card} input[value="screening"]`);
+  // A click, not check(): the refusal may come back, and the choice go back to balanced, before check() looks.
+  await page.click(`${card} input[value="screening"]`);
   await page.waitForFunction((c) => document.querySelector<HTMLElement>(`${c} .card-note`)?.hidden === false, card);
   const note = await text(page, '.card-note');
   const asks = /The server asks to wait: choose screening again from \d\d:\d\d:\d\d\./;
