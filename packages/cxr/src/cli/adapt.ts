@@ -11,7 +11,7 @@ import { initEngine } from '../engine';
 import { BN_REFERENCE_FILE, writeBnReferenceFromData } from '../models/bn_reference';
 import { modelAndDataRoot } from '../models/io';
 import { modelDirOrDefault } from '../paths';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { ensureWritableDir } from './writable';
 
 const shareArg = numberInRange(
@@ -65,7 +65,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       // Before anything is made or loaded: a mistyped folder is said at once, by the option that named it.
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       const problem = filmFolderProblem(o.images);
       if (problem) throw new Error(`--images ${o.images}: ${problem}`);
       ensureWritableDir(o.out, '--out', { keep: false });
@@ -117,7 +117,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');

@@ -10,7 +10,7 @@ import { TTA_VIEWS } from '../models/tta_views';
 import { writeReport } from '../report/write_report';
 import { recalibrate, SCALINGS } from '../train/calibrate';
 import { positiveInt } from './args';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 
 export function register(program: Command): void {
   program
@@ -56,7 +56,7 @@ export function register(program: Command): void {
     )
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       await initEngine(o.threads);
       const model = path.resolve(modelDirOrDefault(o.model));
       const log = (l: string) => process.stderr.write(l + '\n');

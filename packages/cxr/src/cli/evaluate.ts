@@ -9,7 +9,7 @@ import { formatMetricsTable } from '../eval/format';
 import { formatGroupTable, groupPattern } from '../eval/groups';
 import { type EvaluationResult, runEvaluation } from './evaluate_run';
 import { modelDirOrDefault } from '../paths';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { ensureWritableDir } from './writable';
 import { setAsideShown, STATUS_WORDS } from '../report/evaluation_notes';
 
@@ -52,7 +52,7 @@ export function register(program: Command): void {
       if (o.out) ensureWritableDir(o.out, '--out');
       if (o.groups !== undefined && o.periodGroups) throw new Error('--groups and --period-groups: choose one');
       const groups = o.groups === undefined ? undefined : groupPattern(o.groups);
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const m = await runEvaluation({

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { isGanFolder } from '../gan/run_folder';
 import { readRunData, readState } from '../train/checkpoint';
 import { shellWord } from './interrupt';
+import { modelDirOrDefault } from '../paths';
 
 /** What a damaged record says is no reason to hide the advice: the command then names what it could not read. */
 function tryRead<T>(read: () => T): T | null {
@@ -68,4 +69,14 @@ export function unfinishedRunError(dir: string, option = '--model'): Error | nul
 export function checkNotUnfinishedRun(dir: string, option = '--model'): void {
   const e = unfinishedRunError(dir, option);
   if (e) throw e;
+}
+
+/**
+ * The model folder a command's `--model` names (the shipped one when not given), checked as checkNotUnfinishedRun
+ * checks it, the option named as the user gave it: every command that loads a model says the same of a run folder.
+ */
+export function checkModelOption(model: string | undefined): string {
+  const dir = modelDirOrDefault(model);
+  checkNotUnfinishedRun(dir, model ? '--model' : 'the model folder');
+  return dir;
 }

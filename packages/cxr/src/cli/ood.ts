@@ -16,7 +16,7 @@ import { DecodeError, readErrorCode, readImageFile } from '../data/decode';
 import { InputError } from '../predict/errors';
 import { Predictor } from '../predict/predictor';
 import { readFailure } from './evaluate_pipeline';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { ensureWritableFile } from './writable';
 
 const percentileArg = numberInRange(0, 100, 'both');
@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .option('--cache <dir>', 'preprocessed-image cache folder')
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
@@ -103,7 +103,7 @@ export function register(program: Command): void {
       'exit code 1 when a bar is not met (false alarms in-sample or on the held-out estimate, refusals per kind)',
     )
     .action(async (o) => {
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       const { dir, root } = modelAndDataRoot(modelDirOrDefault(o.model), o.data);
       await initEngine(o.threads);
       const report = await evaluateGate(dir, {
@@ -122,7 +122,7 @@ export function register(program: Command): void {
     .argument('<files...>', 'JPEG, PNG or DICOM files')
     .option('--model <dir>', 'model folder (default: the shipped model)')
     .action(async (files: string[], o) => {
-      checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+      checkModelOption(o.model);
       const p = await Predictor.load(path.resolve(modelDirOrDefault(o.model)));
       try {
         for (const n of p.notes) process.stderr.write(`note: ${n}\n`);

@@ -1,7 +1,7 @@
 // `cxr serve`: the HTTP API and the web page (see docs/api.md).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { intInRange, numberInRange, positiveInt } from './args';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
@@ -238,7 +238,7 @@ export function register(program: Command): void {
 }
 
 async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
-  checkNotUnfinishedRun(modelDirOrDefault(o.model), o.model ? '--model' : 'the model folder');
+  checkModelOption(o.model);
   const tokens = loadTokens(process.env, o.tokensFile, (line) => log.warn(line));
   // Decided before the model loads: an exposed server without a token is refused, not warned about.
   if (!isLoopbackHost(o.host) && tokens.length === 0) {
