@@ -5,7 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { Predictor } from '../src/predict/predictor';
-import { CHEST_XRAY } from './ood-fixtures';
+import { readSiteFilms } from '../src/adapt/films';
+import { writeBnReference } from '../src/models/bn_reference';
+import { loadModel } from '../src/models/io';
+import { CHEST_XRAY, makeSeededModel } from './ood-fixtures';
 
 export interface Sites {
   a: string;
@@ -65,4 +68,24 @@ export async function siteLogits(modelDir: string, dir: string, sites: Sites, pr
   } finally {
     p.dispose();
   }
+}
+
+/**
+ * A seeded 64 px model in `dir` with reference statistics measured on site A's films, as training measures them
+ * on the validation films: the source of relative adaptation.
+ */
+export async function seededWithReference(dir: string, sites: Sites, seed = 1): Promise<string> {
+  await makeSeededModel(dir, { inputSize: 64, seed });
+  const p = await Predictor.load(dir, { warmUp: false });
+  const films = await readSiteFilms(p, sites.a);
+  p.dispose();
+  const loaded = await loadModel(dir);
+  await writeBnReference(dir, loaded.members, [dir], {
+    pixels: films.pixels,
+    n: films.files.length,
+    size: films.size,
+    source: 'site A',
+  });
+  loaded.members[0].dispose();
+  return dir;
 }

@@ -11,11 +11,9 @@ import { adaptModel } from '../src/adapt/adapt';
 import { trainingPrior } from '../src/adapt/adapt';
 import { adaptShiftMarkdown, adaptShiftTable, resampleToShare } from '../src/experiments/adapt_shift';
 import type { ImageSet } from '../src/data/images';
-import { readSiteFilms } from '../src/adapt/films';
-import { BN_REFERENCE_FILE, loadBnReference, writeBnReference } from '../src/models/bn_reference';
-import { loadModel, readMeta } from '../src/models/io';
-import { Predictor } from '../src/predict/predictor';
-import { makeSites, type Sites, siteLogits } from './adapt-fixtures';
+import { BN_REFERENCE_FILE, loadBnReference } from '../src/models/bn_reference';
+import { readMeta } from '../src/models/io';
+import { makeSites, type Sites, seededWithReference, siteLogits } from './adapt-fixtures';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -28,18 +26,7 @@ before(async () => {
   if (!haveData) return;
   work = tempDir('adapt-relative');
   sites = await makeSites(path.join(work, 'sites'), 30);
-  source = await makeSeededModel(path.join(work, 'source'), { inputSize: 64 });
-  const p = await Predictor.load(source, { warmUp: false });
-  const films = await readSiteFilms(p, sites.a);
-  p.dispose();
-  const loaded = await loadModel(source);
-  await writeBnReference(source, loaded.members, [source], {
-    pixels: films.pixels,
-    n: films.files.length,
-    size: films.size,
-    source: 'site A',
-  });
-  loaded.members[0].dispose();
+  source = await seededWithReference(path.join(work, 'source'), sites);
 });
 
 after(() => {

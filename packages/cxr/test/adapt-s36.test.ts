@@ -5,11 +5,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adaptModel, AdaptRefused } from '../src/adapt/adapt';
-import { readSiteFilms } from '../src/adapt/films';
 import { shiftThreshold } from '../src/adapt/prior';
-import { writeBnReference } from '../src/models/bn_reference';
 import { loadModel, readMeta } from '../src/models/io';
-import { Predictor } from '../src/predict/predictor';
 import { checkMembers, EnsembleRefused } from '../src/train/ensemble_members';
 import { loadRecordedSplit } from '../src/data/dataset_images';
 import { perturbImages } from '../src/data/perturb_catalog';
@@ -17,7 +14,7 @@ import { normalizeImages } from '../src/data/preprocess';
 import { splitModel } from '../src/explain/model_parts';
 import { oodScore, scoreSummary } from '../src/explain/ood';
 import { fitOodFromData, squareFeatures } from '../src/explain/ood_fit';
-import { makeSites, type Sites } from './adapt-fixtures';
+import { makeSites, type Sites, seededWithReference } from './adapt-fixtures';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
 
 const skip = !haveData && 'no shared/data';
@@ -30,23 +27,6 @@ let seeded: string;
 function recordData(dir: string, extra: Record<string, unknown>): void {
   const meta = readMeta(dir);
   fs.writeFileSync(path.join(dir, 'cxr.json'), JSON.stringify({ ...meta, data: { ...meta.data, ...extra } }));
-}
-
-/** The seeded model with reference statistics measured on site A's films (relative adaptation). */
-async function withReference(dir: string, seed: number): Promise<string> {
-  await makeSeededModel(dir, { inputSize: 64, seed });
-  const p = await Predictor.load(dir, { warmUp: false });
-  const films = await readSiteFilms(p, sites.a);
-  p.dispose();
-  const loaded = await loadModel(dir);
-  await writeBnReference(dir, loaded.members, [dir], {
-    pixels: films.pixels,
-    n: films.files.length,
-    size: films.size,
-    source: 'site A',
-  });
-  loaded.members[0].dispose();
-  return dir;
 }
 
 before(async () => {
@@ -64,7 +44,7 @@ after(() => {
 test('a relatively adapted folder is not adapted again: the refusal names the source to adapt instead', {
   skip,
 }, async () => {
-  const source = await withReference(path.join(work, 'rel-source'), 1);
+  const source = await seededWithReference(path.join(work, 'rel-source'), sites, 1);
   const first = path.join(work, 'rel-first');
   const r = await adaptModel({ modelDir: source, imagesDir: sites.b, outDir: first, minImages: 20 });
   assert.deepEqual(r.adaptation.method, ['adabn-relative']);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { type AuditRecord, openAuditStore } from '../src/serve/audit';
 import { AuditCloseError } from '../src/serve/audit_store';
+import { auditRecord, NORMAL_ANSWER } from './serve-fixtures';
 import { postgresUnavailable, type Stack, startStack, stopStack } from './stack-fixture';
 
 let stack: Stack | undefined;
@@ -25,27 +26,8 @@ if (!skip) {
 }
 after(() => stopStack(stack));
 
-function makeRecord(): AuditRecord {
-  return {
-    id: randomUUID(),
-    createdAt: new Date().toISOString(),
-    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
-    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.2,
-    logit: -1.4,
-    threshold: 0.5,
-    operatingPoint: 'balanced',
-    label: 'NORMAL',
-    warnings: [],
-    ood: null,
-    hasHeatmap: false,
-    hasThumbnail: false,
-    timings: { decodeMs: 1, inferMs: 2, heatmapMs: 0, totalMs: 3 },
-    latencyMs: 3,
-    requestedBy: null,
-    resultKey: null,
-  };
-}
+const makeRecord = (): AuditRecord =>
+  auditRecord(0, { ...NORMAL_ANSWER, id: randomUUID(), createdAt: new Date().toISOString() });
 
 /** The postmaster and its backends, as the QA froze them. */
 function postgresPids(): number[] {

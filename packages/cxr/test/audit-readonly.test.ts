@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type AuditRecord, openAuditStore } from '../src/serve/audit';
-import { CLI, tempDir } from './serve-fixtures';
+import { auditRecord, CLI, NORMAL_ANSWER, tempDir } from './serve-fixtures';
 
 const root = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -25,27 +25,7 @@ const asNobody = (): string | false => {
 let dir = '';
 const films = '/work/shared/data/chest_xray/val/NORMAL';
 
-function record(i: number): AuditRecord {
-  return {
-    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
-    input: { sha256: 'ab'.repeat(32), kind: 'jpeg', bytes: 1000, width: 800, height: 600 },
-    model: { name: 'm', version: '1', sha256: 'cd'.repeat(32) },
-    probability: 0.2,
-    logit: -1.4,
-    threshold: 0.5,
-    operatingPoint: 'balanced',
-    label: 'NORMAL',
-    warnings: [],
-    ood: null,
-    hasHeatmap: false,
-    hasThumbnail: false,
-    timings: { decodeMs: 1, inferMs: 2, heatmapMs: 0, totalMs: 3 },
-    latencyMs: 3,
-    requestedBy: null,
-    resultKey: null,
-  };
-}
+const record = (i: number): AuditRecord => auditRecord(i, NORMAL_ANSWER, '00000000-0000-4000-8000-');
 
 /** A log of two rows, closed as a server leaves it (no -wal, no -shm), in a folder of root's (mode 755). */
 async function makeLog(folder: string): Promise<string> {

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { register } from '../src/cli/calibrate';
 import { readMeta } from '../src/models/io';
 import { writeReport } from '../src/report/write_report';
 import { runEvaluation } from '../src/cli/evaluate_run';
-import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { runInProcess } from './in-process-cli';
+import { CHEST_XRAY, haveData, makeSeededModel, TINY_SEEDED, tempDir } from './ood-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const dirs: string[] = [];
@@ -19,32 +19,9 @@ after(() => {
 });
 
 /** `cxr calibrate ARGS`, its stdout and stderr. */
-async function calibrate(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const program = new Command('cxr').exitOverride();
-  register(program);
-  let stdout = '';
-  let stderr = '';
-  const [out, err] = [process.stdout.write, process.stderr.write];
-  // Only the command's text: the test runner's own (binary) reports pass through.
-  const capture = (into: (s: string) => void, write: typeof out, stream: NodeJS.WriteStream) =>
-    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      if (typeof chunk !== 'string') return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-      into(chunk);
-      return true;
-    }) as typeof out;
-  process.stdout.write = capture((s) => (stdout += s), out, process.stdout);
-  process.stderr.write = capture((s) => (stderr += s), err, process.stderr);
-  try {
-    await program.parseAsync(['calibrate', ...args], { from: 'user' });
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-  return { stdout, stderr };
-}
+const calibrate = (...args: string[]) => runInProcess([register], ['calibrate', ...args]);
 
-const split = { valFraction: 0.3, splitSeed: 3, limitPerClass: 12 };
-const tiny = { inputSize: 32, widths: [4, 8, 8, 8], split };
+const tiny = TINY_SEEDED;
 const temperatureRow = (html: string) => /Calibration temperature<\/td><td>([0-9.]+)</.exec(html)?.[1];
 
 test('cxr calibrate rewrites the report of a folder that has one, and says so', {

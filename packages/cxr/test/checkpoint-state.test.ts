@@ -12,15 +12,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { readGanState, restoreGanCheckpoint, saveGanCheckpoint } from '../src/gan/checkpoint';
 import { type Nets, trainables } from '../src/gan/step';
-import {
-  type LoopState,
-  readRunData,
-  readState,
-  restoreCheckpoint,
-  runDataPath,
-  saveCheckpoint,
-} from '../src/train/checkpoint';
-import { createSlots, makeOptimizer } from '../src/train/optim';
+import { readRunData, readState, restoreCheckpoint, runDataPath, saveCheckpoint } from '../src/train/checkpoint';
+import { makeOptimizer } from '../src/train/optim';
+import { ADAM_STATE, adamModel } from './adam-checkpoint';
 
 const GOOD = {
   epoch: 3,
@@ -91,20 +85,13 @@ test('restoring a checkpoint with a bad state.json fails on the state, before an
 
 test("a checkpoint's optimiser slots that are missing, edited or cut short are refused, naming the file", async () => {
   await initEngine();
-  const built = async () => {
-    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
-    const optimizer = makeOptimizer('adam', 0.01);
-    model.compile({ optimizer, loss: 'meanSquaredError' });
-    await createSlots(model, optimizer, tf.zeros([1, 2]), tf.zeros([1, 1]));
-    return { model, optimizer };
-  };
-  const state: LoopState = { epoch: 1, step: 4, bestAuc: 0.5, bestEpoch: 0, schedule: {}, elapsedSeconds: 1 };
-  const saved = await built();
+  const state = ADAM_STATE;
+  const saved = await adamModel();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-ckpt-optimizer-'));
   const good = path.join(root, 'good');
   await saveCheckpoint(good, saved.model, saved.optimizer, state);
   const slots = fs.readFileSync(path.join(good, 'optimizer.bin'));
-  const r = await built();
+  const r = await adamModel();
   assert.deepEqual(await restoreCheckpoint(good, r.model, r.optimizer), state, 'a good checkpoint restores');
   const cases: [string, (dir: string) => void, RegExp][] = [
     ['missing', (d) => fs.rmSync(path.join(d, 'optimizer.json')), /\/case-0 has no optimizer\.json \(the optimiser /],
@@ -128,7 +115,7 @@ test("a checkpoint's optimiser slots that are missing, edited or cut short are r
     const dir = path.join(root, `case-${i}`);
     fs.cpSync(good, dir, { recursive: true });
     damage(dir);
-    const m = await built();
+    const m = await adamModel();
     await assert.rejects(restoreCheckpoint(dir, m.model, m.optimizer), (e: Error) => {
       assert.match(e.message, why, what);
       assert.match(e.message, new RegExp(`delete the folder ${dir} to start the run again`), what);

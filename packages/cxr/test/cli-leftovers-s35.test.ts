@@ -1,7 +1,7 @@
 // CLI leftovers of earlier reviews (session 35): an unfinished run given as --model, serve's number options,
 // compare --split validation of two different recorded splits, the audit log URL's redaction, the token named
 // `default` in `cxr history`, and one folder of films named two ways to `evaluate --out`.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -11,21 +11,13 @@ import { runComparison } from '../src/cli/compare_run';
 import { runEvaluation } from '../src/cli/evaluate_run';
 import { openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactUrl } from '../src/serve/audit_target';
-import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
-import { auditRecord } from './serve-fixtures';
+import { CHEST_XRAY, haveData, makeSeededModel } from './ood-fixtures';
+import { auditRecord, CLI } from './serve-fixtures';
+import { tempDirsRemovedAfter } from './temp-dirs';
 import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-const newDir = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const newDir = tempDirsRemovedAfter();
 
 /** `cxr ARGS` to its end (at most 30 s: a refusal comes at once; a server started by mistake is cut). */
 function cxr(args: string[], env: NodeJS.ProcessEnv = {}) {

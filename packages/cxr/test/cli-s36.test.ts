@@ -1,6 +1,6 @@
 // CLI consistency (session 36): every command given an unfinished training run as its model says so with the
 // `cxr train --resume` that finishes it; runEvaluation's refusals carry codes; one URL redaction for every URL.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,21 +9,12 @@ import * as path from 'node:path';
 import { loadRedisUrl, redactRedisUrl } from '../src/queue/connection';
 import { redactUrl } from '../src/serve/audit_target';
 import { gradientJpeg } from './archive-fixtures';
-import { tempDir } from './ood-fixtures';
-import { makeTinyModel } from './serve-fixtures';
+import { CLI, makeTinyModel } from './serve-fixtures';
+import { tempDirsRemovedAfter } from './temp-dirs';
 import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-const newDir = (prefix: string) => {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-};
+const newDir = tempDirsRemovedAfter();
 
 /** `cxr ARGS` to its end (at most 60 s: each refusal here comes before the engine starts). */
 const cxr = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { register as registerCompare } from '../src/cli/compare';
 import { register as registerEvaluate } from '../src/cli/evaluate';
 import { runEvaluation } from '../src/cli/evaluate_run';
@@ -16,7 +15,8 @@ import { evaluate } from '../src/eval';
 import { comparePaired, mcnemarExact } from '../src/eval/paired';
 import { rocAuc } from '../src/eval/metrics';
 import { loadRecordedSplit } from '../src/data/dataset_images';
-import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { runInProcess } from './in-process-cli';
+import { CHEST_XRAY, haveData, makeSeededModel, TINY_SEEDED, tempDir } from './ood-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const dirs: string[] = [];
@@ -24,32 +24,10 @@ after(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 const skip = !haveData && 'no shared/data';
-const tiny = { inputSize: 32, widths: [4, 8, 8, 8], split: { valFraction: 0.3, splitSeed: 3, limitPerClass: 12 } };
+const tiny = TINY_SEEDED;
 
 /** `cxr ARGS` in this process (evaluate and compare registered): its stdout and stderr. */
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const program = new Command('cxr').exitOverride();
-  registerEvaluate(program);
-  registerCompare(program);
-  let stdout = '';
-  let stderr = '';
-  const [out, err] = [process.stdout.write, process.stderr.write];
-  const capture = (into: (s: string) => void, write: typeof out, stream: NodeJS.WriteStream) =>
-    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      if (typeof chunk !== 'string') return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-      into(chunk);
-      return true;
-    }) as typeof out;
-  process.stdout.write = capture((s) => (stdout += s), out, process.stdout);
-  process.stderr.write = capture((s) => (stderr += s), err, process.stderr);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-  return { stdout, stderr };
-}
+const cli = (...args: string[]) => runInProcess([registerEvaluate, registerCompare], args);
 
 test('exact McNemar: binomial tail values, symmetric, 1 without discordant films, finite for thousands', () => {
   assert.equal(mcnemarExact(0, 0), 1);

@@ -3,10 +3,9 @@
 // as cxr results, not any vendor's Structured Report.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import { buildResults, buildSr, readSource, type ResultInput, SOP_CLASS } from '../src/dicom_out';
+import { buildResults, buildSr, type ResultInput, SOP_CLASS } from '../src/dicom_out';
 import { wrap } from '../src/dicom_out/overlay';
 import { burnedInLines } from '../src/dicom_out/secondary_capture';
 import { classifyInstance } from '../src/pacs/filter';
@@ -14,22 +13,9 @@ import type { Prediction } from '../src/predict/predictor';
 import { percentPair } from '../src/predict/result_words';
 import type { VerdictStatus } from '../src/predict/verdict';
 import { cardHeadline, findingView } from '../src/web/client/finding';
-import { DICOM_FILE } from './serve-fixtures';
+import { type ResultPrediction, samplePrediction, sampleResult } from './result-input';
 
-const source = readSource(fs.readFileSync(DICOM_FILE));
-const model = { name: 'tiny-test', version: '0.0.1', sha256: 'a'.repeat(64) };
-
-type P = ResultInput['prediction'];
-const prediction = (over: Partial<P> = {}): P => ({
-  probability: 0.18,
-  label: 'PNEUMONIA',
-  operatingPoint: 'balanced',
-  threshold: 0.157,
-  warnings: [],
-  verdict: { status: 'assessed', reasons: [] },
-  ...over,
-});
-const input = (p: P): ResultInput => ({ source, prediction: p, model, now: new Date('2024-05-01T12:34:56Z') });
+type P = ResultPrediction;
 
 const parse = (b: Buffer) => dicomParser.parseDicom(new Uint8Array(b));
 const str = (ds: dicomParser.DataSet, tag: string) => ds.string(tag)?.replace(/\0/g, '').trim() ?? '';
@@ -38,7 +24,7 @@ const meaning = (ds: dicomParser.DataSet) => str(items(ds, 'x0040a043')[0], 'x00
 
 /** The SR's TEXT items, as [concept meaning, text]; the text read as UTF-8 (the SR's character set). */
 function srTexts(p: P): [string, string][] {
-  const ds = parse(buildSr(input(p)).bytes);
+  const ds = parse(buildSr(sampleResult(p)).bytes);
   return items(ds, 'x0040a730')
     .filter((c) => str(c, 'x0040a040') === 'TEXT')
     .map((c) => {
@@ -56,10 +42,10 @@ const card = (p: P) =>
   });
 
 test('the heat map and the report say an assessed result as the card does, not "Signs of pneumonia detected"', () => {
-  for (const p of [prediction(), prediction({ probability: 0.149, label: 'NORMAL' })]) {
+  for (const p of [samplePrediction(), samplePrediction({ probability: 0.149, label: 'NORMAL' })]) {
     const headline = card(p);
     assert.match(headline, /^(Above|Below) the pneumonia threshold \(p\u00a0[≥<]\u00a015\.7\u00a0%\)$/, headline);
-    const line = burnedInLines(input(p))[1];
+    const line = burnedInLines(sampleResult(p))[1];
     assert.ok(line.includes(headline), `burned-in line says the card's headline: ${line}`);
     assert.ok(line.includes(`${percentPair(p.probability, p.threshold).probability} probability`), line);
     assert.doesNotMatch(line, /signs of pneumonia/i, line);
@@ -77,29 +63,29 @@ test('outside the population and cannot-assess keep their words; no number for a
     ['cannot-assess', /^Cannot assess this image$/, false],
   ];
   for (const [status, words, number] of cases) {
-    const p = prediction({ verdict: { status, reasons } });
+    const p = samplePrediction({ verdict: { status, reasons } });
     const [[, result]] = srTexts(p).filter(([m]) => m === 'Result');
     assert.match(result, words, result);
     assert.equal(result.includes('for reference only'), number, result);
     assert.equal(/%/.test(result), number, `${status}: a number only when there is one to show: ${result}`);
     // No threshold side for an answer that has no finding.
     assert.doesNotMatch(result, /(Above|Below) the pneumonia threshold/, result);
-    const line = burnedInLines(input(p))[1];
+    const line = burnedInLines(sampleResult(p))[1];
     assert.ok(line.endsWith(result), `the heat map says what the report says: ${line}`);
   }
 });
 
 test('numbers are rounded as the page rounds them: a probability and threshold that differ never read alike', () => {
   // 0.1565 against 0.157: two decimals (and one decimal of a percent) read both as the same number.
-  const p = prediction({ probability: 0.1565, label: 'NORMAL' });
+  const p = samplePrediction({ probability: 0.1565, label: 'NORMAL' });
   const shown = percentPair(p.probability, p.threshold);
   assert.notEqual(shown.probability, shown.threshold);
-  const line = burnedInLines(input(p))[1];
+  const line = burnedInLines(sampleResult(p))[1];
   assert.ok(line.includes(`(p\u00a0<\u00a0${shown.threshold})`), line);
   assert.ok(line.includes(`: ${shown.probability} probability of pneumonia`), line);
   assert.doesNotMatch(line, /\b0\.16\b/, `no fraction beside the card's percentages: ${line}`);
   // A map with no colour says why in percent too, as the page's card does: not "0.20" under "15.65 %".
-  const empty = burnedInLines(input(prediction({ probability: 0.05, label: 'NORMAL' })));
+  const empty = burnedInLines(sampleResult(samplePrediction({ probability: 0.05, label: 'NORMAL' })));
   assert.equal(empty.length, 3, 'the caveat, the result and the no-colour line');
   assert.ok(empty[2].includes('20\u00a0% or under'), empty[2]);
   assert.ok(!/\b0\.\d\d\b/.test(empty.join(' ')), `no fraction on the heat map: ${empty.join(' | ')}`);
@@ -138,8 +124,8 @@ test("the PACS filter counts cxr's own report and heat map as its results, a ven
     .png()
     .toBuffer();
   const { sr, sc } = await buildResults({
-    ...input(prediction()),
-    prediction: { ...prediction(), heatmapPng },
+    ...sampleResult(samplePrediction()),
+    prediction: { ...samplePrediction(), heatmapPng },
   } as ResultInput & { prediction: Prediction });
   assert.ok(sc);
   for (const own of [sr, sc]) {

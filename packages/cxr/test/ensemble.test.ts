@@ -18,6 +18,7 @@ import { Predictor } from '../src/predict/predictor';
 import { EnsembleRefused } from '../src/train/ensemble';
 import { runTraining } from '../src/train/run';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { PLAIN_RECIPE } from './tiny-films';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const skip = !haveData && 'no shared/data';
@@ -43,21 +44,7 @@ before(async () => {
       report: false,
       progress: false,
       log: () => {},
-      overrides: {
-        arch,
-        inputSize: 32,
-        epochs: 2,
-        limitPerClass: 40,
-        valFraction: 0.3,
-        batchSize: 16,
-        augment: 'none',
-        lr: 1e-3,
-        schedule: 'constant',
-        warmupEpochs: 0,
-        labelSmoothing: 0,
-        balance: 'none',
-        tta: [],
-      },
+      overrides: { ...PLAIN_RECIPE, arch, inputSize: 32, epochs: 2, limitPerClass: 40 },
     });
     members.push(out);
   }

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { register } from '../src/cli/evaluate';
 import { runEvaluation } from '../src/cli/evaluate_run';
 import { evaluate } from '../src/eval';
 import { modelIdentity } from '../src/models/io';
 import { writeReport } from '../src/report/write_report';
 import { type CalibrationState, restateEvaluations } from '../src/train/restate_evaluations';
-import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { runInProcess } from './in-process-cli';
+import { CHEST_XRAY, haveData, makeSeededModel, TINY_SEEDED, tempDir } from './ood-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const dirs: string[] = [];
@@ -24,32 +24,11 @@ after(() => {
 });
 const skip = !haveData && 'no shared/data';
 const VAL = path.join(CHEST_XRAY, 'val');
-const tiny = { inputSize: 32, widths: [4, 8, 8, 8], split: { valFraction: 0.3, splitSeed: 3, limitPerClass: 12 } };
+const tiny = TINY_SEEDED;
 const read = (dir: string, file: string) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
 
 /** `cxr evaluate ARGS` in this process: its stdout and stderr (the test runner's own reports pass through). */
-async function evaluateCli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const program = new Command('cxr').exitOverride();
-  register(program);
-  let stdout = '';
-  let stderr = '';
-  const [out, err] = [process.stdout.write, process.stderr.write];
-  const capture = (into: (s: string) => void, write: typeof out, stream: NodeJS.WriteStream) =>
-    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      if (typeof chunk !== 'string') return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-      into(chunk);
-      return true;
-    }) as typeof out;
-  process.stdout.write = capture((s) => (stdout += s), out, process.stdout);
-  process.stderr.write = capture((s) => (stderr += s), err, process.stderr);
-  try {
-    await program.parseAsync(['evaluate', ...args], { from: 'user' });
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-  return { stdout, stderr };
-}
+const evaluateCli = (...args: string[]) => runInProcess([register], ['evaluate', ...args]);
 
 test('evaluate --out records the model; refuses a folder holding another model; the report skips one', {
   skip,

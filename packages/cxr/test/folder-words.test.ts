@@ -7,15 +7,13 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { scanDataset } from '../src/data/dataset';
 import { inspectDataset } from '../src/data/inspect';
 import { initEngine } from '../src/engine';
 import { writeDirAtomic } from '../src/models/dir_swap';
 import { loadModel, readMeta } from '../src/models/io';
-import { type LoopState, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint';
-import { createSlots, makeOptimizer } from '../src/train/optim';
+import { restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint';
+import { ADAM_STATE, adamModel } from './adam-checkpoint';
 
 const tmpDir = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${name}-`));
 const modeOf = (p: string) => fs.statSync(p).mode & 0o777;
@@ -89,22 +87,14 @@ test('a missing --model folder is "no such folder", a folder without cxr.json is
 
 test("a checkpoint's cut-short model.json says to delete the checkpoint, as its optimizer.json does", async () => {
   await initEngine();
-  const built = async () => {
-    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
-    const optimizer = makeOptimizer('adam', 0.01);
-    model.compile({ optimizer, loss: 'meanSquaredError' });
-    await createSlots(model, optimizer, tf.zeros([1, 2]), tf.zeros([1, 1]));
-    return { model, optimizer };
-  };
-  const state: LoopState = { epoch: 1, step: 4, bestAuc: 0.5, bestEpoch: 0, schedule: {}, elapsedSeconds: 1 };
   const root = tmpDir('ckpt-model-json');
   try {
-    const saved = await built();
+    const saved = await adamModel();
     const dir = path.join(root, 'checkpoints', 'last');
-    await saveCheckpoint(dir, saved.model, saved.optimizer, state);
+    await saveCheckpoint(dir, saved.model, saved.optimizer, ADAM_STATE);
     const text = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');
     fs.writeFileSync(path.join(dir, 'model.json'), text.slice(0, text.length / 2));
-    const m = await built();
+    const m = await adamModel();
     await assert.rejects(restoreCheckpoint(dir, m.model, m.optimizer), (e: Error) => {
       assert.match(e.message, /model\.json: not valid JSON \(/);
       assert.match(e.message, new RegExp(`delete the folder ${dir} to start the run again .*--resume`));

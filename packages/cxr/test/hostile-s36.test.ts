@@ -2,12 +2,11 @@
 // LUT Sequences that do not add up, FOR PROCESSING said oddly, a model name that breaks the heat map's SVG or its
 // wrap, a cxr.json nested 10,000 levels, and odd client addresses for the wrong-token throttle and --trust-proxy.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { after, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { DicomError, decodeDicom } from '../src/data/dicom';
 import { isForProcessingImage } from '../src/data/for_processing';
-import { buildSr, readSource, type ResultInput } from '../src/dicom_out';
+import { buildSr } from '../src/dicom_out';
 import { annotateHeatmap, wrap } from '../src/dicom_out/overlay';
 import { buildSecondaryCapture } from '../src/dicom_out/secondary_capture';
 import { buildApp } from '../src/serve/app';
@@ -15,7 +14,8 @@ import { AuthThrottle, clientKey } from '../src/serve/auth_throttle';
 import { MAX_META_DEPTH, publicMeta, TOO_DEEP } from '../src/serve/public_meta';
 import { TrustProxyError, trustedProxies } from '../src/serve/trust_proxy';
 import { type Element, imageElements, TS, writeDicom } from './dicom-writer';
-import { DICOM_FILE, serverParts } from './serve-fixtures';
+import { samplePrediction, sampleResult } from './result-input';
+import { serverParts } from './serve-fixtures';
 
 const W = 64;
 const H = 48;
@@ -160,20 +160,7 @@ test('the heat map is drawn whatever the model name: control characters, U+FFFE,
   }
 });
 
-const source = readSource(fs.readFileSync(DICOM_FILE));
-const resultInput = (name: string, version: string): ResultInput => ({
-  source,
-  model: { name, version, sha256: 'a'.repeat(64) },
-  prediction: {
-    probability: 0.18,
-    label: 'PNEUMONIA',
-    operatingPoint: 'balanced',
-    threshold: 0.157,
-    warnings: [],
-    verdict: { status: 'assessed', reasons: [] },
-  },
-  now: new Date('2024-05-01T12:34:56Z'),
-});
+const resultInput = (name: string, version: string) => sampleResult(samplePrediction(), { name, version });
 
 test('the SC and SR are written for a hostile model name and version (10,000 characters, controls)', async () => {
   const png = await sharp64();

@@ -10,21 +10,14 @@ import { DEFAULT_LIMITS } from '../src/data/decode';
 import { bufferReader, filmRefusalOf } from '../src/data/image_refusal';
 import { buildApp } from '../src/serve/app';
 import { pngChunk } from './image-bytes';
-import { idleJobs, multipartBody, serverParts } from './serve-fixtures';
+import { multipartBody, multipartFilms, recordingJobs, serverParts } from './serve-fixtures';
 
 let app: Awaited<ReturnType<typeof buildApp>>;
 let jpeg: Buffer;
 let png: Buffer;
-const submitted: string[] = [];
 
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs = idleJobs({
-  submitUpload: async (_bytes, name) => {
-    submitted.push(name);
-    return { id: `job-${submitted.length}`, status: 'queued' };
-  },
-  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-});
+const { jobs, submitted } = recordingJobs();
 
 serverParts('jobs-refuse-cut', {
   ready: async ({ predictor, audit }) => {
@@ -46,25 +39,6 @@ function withSize(src: Buffer, width: number, height: number): Buffer {
   return Buffer.concat([src.subarray(0, 8), pngChunk('IHDR', data), src.subarray(8 + 12 + data.length)]);
 }
 
-/** A multipart body of films, each in a field named "image". */
-function films(...files: [string, Buffer][]): { payload: Buffer; headers: Record<string, string> } {
-  const boundary = `----cxrcut${Math.random().toString(16).slice(2)}`;
-  const parts = files.map(([name, bytes]) =>
-    Buffer.concat([
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${name}"\r\n` +
-          'Content-Type: application/octet-stream\r\n\r\n',
-      ),
-      bytes,
-      Buffer.from('\r\n'),
-    ]),
-  );
-  return {
-    payload: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-  };
-}
-
 test('POST /jobs refuses a cut JPEG and an over-pixel PNG as POST /predictions does; nothing is queued', async () => {
   const side = Math.ceil(Math.sqrt(DEFAULT_LIMITS.maxPixels)) + 1;
   const refused: [string, Buffer, number, string][] = [
@@ -82,7 +56,7 @@ test('POST /jobs refuses a cut JPEG and an over-pixel PNG as POST /predictions d
     const res = await app.inject({
       method: 'POST',
       url: '/api/v1/jobs?heatmap=false',
-      ...films(['first.jpg', jpeg], [name, bytes]),
+      ...multipartFilms(['first.jpg', jpeg], [name, bytes]),
     });
     assert.equal(res.statusCode, status, `${name}: ${res.body}`);
     assert.equal(res.json().code, code, name);
@@ -96,7 +70,7 @@ test('POST /jobs takes whole films: a JPEG and a PNG, with bytes after their end
   const res = await app.inject({
     method: 'POST',
     url: '/api/v1/jobs?heatmap=false',
-    ...films(
+    ...multipartFilms(
       ['a.jpg', jpeg],
       ['b.png', png],
       ['c.jpg', Buffer.concat([jpeg, Buffer.from('trailer')])],

@@ -8,10 +8,9 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { initEngine } from '../src/engine';
 import { cxrnet } from '../src/models/cxrnet';
 import { saveModel } from '../src/models/io';
-import { MODEL_FORMAT, type ModelMeta } from '../src/models/metadata';
-
 import { CHEST_XRAY, DATA as SHARED, needsData } from './shared-data';
 import type { TtaView } from '../src/models/tta_views';
+import { testModelMeta } from './test-model-meta';
 
 export { CHEST_XRAY, SHARED };
 export const haveData = !needsData(path.join(CHEST_XRAY, 'train'));
@@ -63,6 +62,16 @@ export interface TinyModelOptions {
   split?: { valFraction: number; splitSeed: number; limitPerClass: number };
 }
 
+/**
+ * A seeded model small enough to fit and evaluate in seconds: 32 px, narrow, its recorded split 12 films a class
+ * (the compare, evaluate and calibrate tests).
+ */
+export const TINY_SEEDED: TinyModelOptions = {
+  inputSize: 32,
+  widths: [4, 8, 8, 8],
+  split: { valFraction: 0.3, splitSeed: 3, limitPerClass: 12 },
+};
+
 /** A cxr model folder (cxrnet, seeded weights) in `dir`. */
 export async function makeSeededModel(dir: string, opts: TinyModelOptions = {}): Promise<string> {
   await initEngine();
@@ -70,27 +79,13 @@ export async function makeSeededModel(dir: string, opts: TinyModelOptions = {}):
   const model = cxrnet({ inputSize, widths: opts.widths ?? [8, 16, 32, 32], dropout: 0 });
   seedWeights(model, opts.seed ?? 1);
   const split = opts.split ?? { valFraction: 0.25, splitSeed: 3, limitPerClass: 60 };
-  const meta: ModelMeta = {
-    format: MODEL_FORMAT,
+  const meta = testModelMeta({
     name: 'seeded-test',
-    version: '0.0.1',
-    arch: 'cxrnet',
     inputSize,
-    preprocessing: { resize: 'fill', scale: 1 / 255 },
-    classNames: ['NORMAL', 'PNEUMONIA'],
-    temperature: 1.5,
-    logitBias: 0,
-    operatingPoints: {
-      screening: { threshold: 0.3, sensitivity: 0.95, specificity: 0.5 },
-      balanced: { threshold: 0.5, sensitivity: 0.85, specificity: 0.85 },
-    },
-    defaultOperatingPoint: 'balanced',
-    tta: opts.tta ?? [],
-    members: [],
+    tta: opts.tta,
     recipe: { limitPerClass: split.limitPerClass },
     data: { valFraction: split.valFraction, splitSeed: split.splitSeed },
-    createdAt: new Date().toISOString(),
-  };
+  });
   await saveModel(model, dir, meta);
   model.dispose();
   return dir;

@@ -1,6 +1,7 @@
 // A small HTTP proxy in front of the stack's Orthanc, as hospitals put one: slow (each request held for a
 // while, a PACS under load), or serving Orthanc under a path prefix (/pacs/) and answering 404 elsewhere, as
-// nginx does. It notes every request that reaches it, so a test can tell when the client stopped asking.
+// nginx does. It notes every request that reaches it, so a test can tell when the client stopped asking. A test
+// may also take some requests itself (an outage's 503, a download that never answers) before they are passed on.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -11,7 +12,15 @@ export interface ProxyOptions {
   prefix?: string;
   /** What a path outside the prefix gets: nginx's 404 (default), or a web page with 200 (a portal's catch-all). */
   elsewhere?: 'not-found' | 'html-page';
+  /**
+   * Sees each request first (its body read): true when it took the request itself (answered it, or left it
+   * without an answer on purpose), false to pass it on to Orthanc.
+   */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
+
+/** Whether `url` is a film's download (GET /instances/ID/file), where the sync tests make their faults. */
+export const isFilmDownload = (url: string | undefined) => /^\/instances\/[^/]+\/file$/.test(url ?? '');
 
 export interface OrthancProxy {
   /** The proxy's root URL, without a trailing slash. */
@@ -28,6 +37,7 @@ export async function startOrthancProxy(target: string, o: ProxyOptions = {}): P
     seen.push({ at: Date.now(), path: url });
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (o.intercept?.(req, res)) return;
     if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
     let route = url;
     if (o.prefix) {

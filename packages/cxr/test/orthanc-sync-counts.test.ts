@@ -5,11 +5,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { openAuditStore } from '../src/serve/audit';
-import { imageElements, writeDicom } from './dicom-writer';
+import { numberedFilm } from './numbered-film';
+import { isFilmDownload, type OrthancProxy, startOrthancProxy } from './orthanc-proxy';
 import { findInstances } from './pacs-results';
 import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
@@ -32,59 +31,23 @@ after(() => {
 });
 
 /** A small chest film of its own (its UIDs from `n`). */
-function film(n: number): Buffer {
-  const pixels = new Uint8Array(256 * 256);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = (i % 256) ^ (n * 37);
-  const uid = (tag: number) => ({ tag, vr: 'UI', value: `2.25.${880000 + n * 10 + (tag & 0xf)}` });
-  return writeDicom(
-    imageElements({
-      rows: 256,
-      columns: 256,
-      bitsAllocated: 8,
-      pixels,
-      extra: [
-        { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
-        uid(0x00080018),
-        uid(0x0020000d),
-        uid(0x0020000e),
-      ],
-    }),
-  );
-}
+const film = (n: number) => numberedFilm(n, { uidRoot: 880000, pixel: (i, n) => (i % 256) ^ (n * 37) });
 
 /**
  * A proxy before Orthanc that goes away (503, as a load balancer answers for a PACS that is down) for `outageMs`
  * from the `nth` film download on: the pass in progress stops there, after the films before it were done.
  */
-async function flakyProxy(target: string, nth: number, outageMs: number) {
+function flakyProxy(target: string, nth: number, outageMs: number): Promise<OrthancProxy> {
   let downloads = 0;
   let downUntil = 0;
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    if (/^\/instances\/[^/]+\/file$/.test(req.url ?? '') && ++downloads === nth) downUntil = Date.now() + outageMs;
-    if (Date.now() < downUntil) {
+  return startOrthancProxy(target, {
+    intercept: (req, res) => {
+      if (isFilmDownload(req.url) && ++downloads === nth) downUntil = Date.now() + outageMs;
+      if (Date.now() >= downUntil) return false;
       res.writeHead(503).end('down for maintenance');
-      return;
-    }
-    const headers: Record<string, string> = {};
-    for (const h of ['authorization', 'content-type', 'accept']) {
-      const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
-    const body = chunks.length ? new Uint8Array(Buffer.concat(chunks)) : undefined;
-    const r = await fetch(target + req.url, { method: req.method, headers, body });
-    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' });
-    res.end(Buffer.from(await r.arrayBuffer()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+      return true;
     },
-  };
+  });
 }
 
 test('films done in a pass an Orthanc outage interrupts are counted', {

@@ -7,11 +7,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { readState } from '../src/pacs';
-import { imageElements, writeDicom } from './dicom-writer';
+import { numberedFilm } from './numbered-film';
+import { isFilmDownload, startOrthancProxy } from './orthanc-proxy';
 import { findInstances } from './pacs-results';
 import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
 import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
@@ -34,26 +33,8 @@ after(() => {
 });
 
 /** A small chest film of its own (its UIDs from `n`). */
-function film(n: number): Buffer {
-  const pixels = new Uint8Array(256 * 256);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + n * 53) % 256;
-  const uid = (tag: number) => ({ tag, vr: 'UI', value: `2.25.${770000 + n * 10 + (tag & 0xf)}` });
-  return writeDicom(
-    imageElements({
-      rows: 256,
-      columns: 256,
-      bitsAllocated: 8,
-      pixels,
-      extra: [
-        { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
-        { tag: 0x00080060, vr: 'CS', value: 'CR' },
-        uid(0x00080018),
-        uid(0x0020000d),
-        uid(0x0020000e),
-      ],
-    }),
-  );
-}
+const film = (n: number) =>
+  numberedFilm(n, { uidRoot: 770000, pixel: (i, n) => (i * 7 + n * 53) % 256, modality: 'CR' });
 
 /**
  * A proxy before Orthanc that never answers the `nth` film download while `hold` is on, so that the sync is
@@ -62,32 +43,14 @@ function film(n: number): Buffer {
 async function holdingProxy(target: string, nth: number) {
   let downloads = 0;
   const state = { hold: true, held: false };
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    if (/^\/instances\/[^/]+\/file$/.test(req.url ?? '') && ++downloads === nth && state.hold) {
+  const proxy = await startOrthancProxy(target, {
+    intercept: (req) => {
+      if (!(isFilmDownload(req.url) && ++downloads === nth && state.hold)) return false;
       state.held = true;
-      return; // no answer: the sync waits here until it is killed
-    }
-    const headers: Record<string, string> = {};
-    for (const h of ['authorization', 'content-type', 'accept']) {
-      const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
-    const body = chunks.length ? new Uint8Array(Buffer.concat(chunks)) : undefined;
-    const r = await fetch(target + req.url, { method: req.method, headers, body });
-    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' });
-    res.end(Buffer.from(await r.arrayBuffer()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    state,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+      return true; // no answer: the sync waits here until it is killed
     },
-  };
+  });
+  return { url: proxy.url, state, close: proxy.close };
 }
 
 test('a --since-start sync killed in its first batch is resumed by a plain restart; nothing is skipped', {

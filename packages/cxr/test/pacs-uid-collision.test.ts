@@ -9,23 +9,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OrthancClient } from '../src/pacs';
+import type { OrthancClient } from '../src/pacs';
 import type { Predictor } from '../src/predict/predictor';
-import {
-  type JobContext,
-  type JobData,
-  jobIdOf,
-  type JobQueue,
-  openQueue,
-  processJob,
-  resultKeyOf,
-  UploadStore,
-} from '../src/queue';
+import { type JobContext, type JobData, jobIdOf, type JobQueue, processJob, resultKeyOf } from '../src/queue';
 import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import { CLI, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
+import { CLI } from './serve-fixtures';
 import { DICOM_SAMPLES, needsData } from './shared-data';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
+import { jobContext, orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
 
 const FILM_A = path.join(DICOM_SAMPLES, 'siim_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm');
 const FILM_F = path.join(DICOM_SAMPLES, 'siim_Fake_MONOHR1.dcm');
@@ -39,32 +31,12 @@ let client: OrthancClient;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('pacs-uid-collision');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  predictor = (await loadPredictor(modelDir)) as Predictor;
-  stack = startStack('pacs-uid-collision', ['orthanc', 'redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
-  client = new OrthancClient({
-    url: stack.env.CXR_ORTHANC_URL,
-    user: stack.env.CXR_ORTHANC_USER,
-    password: stack.env.CXR_ORTHANC_PASSWORD,
-  });
+  ({ dir, modelDir, predictor, stack, queue } = await startQueueStack('pacs-uid-collision', ['orthanc', 'redis']));
+  client = orthancClient(stack);
 });
-after(async () => {
-  await queue?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => stopQueueStack({ queue, predictor, stack, dir }));
 
-const ctx = (store: AuditStore): JobContext => ({
-  predictor,
-  store,
-  uploads: new UploadStore(queue, 1024 ** 3),
-  orthanc: client,
-  storeImages: false,
-  log: () => {},
-});
+const ctx = (store: AuditStore): JobContext => jobContext({ predictor, queue }, store, { orthanc: client });
 
 const job = (source: JobData['source'], resultKey: string, requestedBy: string): JobData => ({
   source,

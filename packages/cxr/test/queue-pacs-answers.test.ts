@@ -9,22 +9,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { OrthancClient } from '../src/pacs';
+import type { OrthancClient } from '../src/pacs';
 import type { Predictor } from '../src/predict/predictor';
-import {
-  type JobContext,
-  type JobData,
-  jobIdOf,
-  type JobQueue,
-  openQueue,
-  processJob,
-  resultKeyOf,
-  UploadStore,
-} from '../src/queue';
+import { type JobContext, type JobData, jobIdOf, type JobQueue, processJob, resultKeyOf } from '../src/queue';
 import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import { DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { DICOM_DIR, DICOM_FILE } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
+import { jobContext, orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -36,34 +28,17 @@ let client: OrthancClient;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-pacs-answers');
-  predictor = (await loadPredictor(await makeTinyModel(path.join(dir, 'model')))) as Predictor;
+  ({ dir, predictor, stack, queue } = await startQueueStack('queue-pacs-answers', ['orthanc', 'redis']));
   store = await openAuditStore(path.join(dir, 'audit.db'));
-  stack = startStack('queue-pacs-answers', ['orthanc', 'redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
-  client = new OrthancClient({
-    url: stack.env.CXR_ORTHANC_URL,
-    user: stack.env.CXR_ORTHANC_USER,
-    password: stack.env.CXR_ORTHANC_PASSWORD,
-  });
+  client = orthancClient(stack);
 });
 after(async () => {
-  await queue?.close();
   await store?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
-const ctx = (over: Partial<JobContext> = {}): JobContext => ({
-  predictor,
-  store,
-  uploads: new UploadStore(queue, 1024 ** 3),
-  orthanc: client,
-  storeImages: true,
-  log: () => {},
-  ...over,
-});
+const ctx = (over: Partial<JobContext> = {}): JobContext =>
+  jobContext({ predictor, queue }, store, { orthanc: client, storeImages: true, ...over });
 
 /** Stores the film in Orthanc; its Orthanc id. */
 async function toPacs(bytes: Buffer): Promise<string> {

@@ -7,7 +7,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   checkRedis,
@@ -24,8 +23,9 @@ import {
 } from '../src/queue';
 import type { Predictor } from '../src/predict/predictor';
 import { HttpError } from '../src/serve/http_error';
-import { CLI, gradientFilm, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { CLI, gradientFilm, XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackCmd, stackUnavailable } from './stack-fixture';
+import { startQueueStack, stopQueueStack } from './queue-stack';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -37,18 +37,11 @@ let running: RunningWorker | undefined;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-redis-config');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  predictor = (await loadPredictor(modelDir)) as Predictor;
-  stack = startStack('queue-redis-config', ['redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
+  ({ dir, modelDir, predictor, stack, queue } = await startQueueStack('queue-redis-config', ['redis']));
 });
 after(async () => {
   await running?.close();
-  await queue?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 const cxr = (args: string[], env: Record<string, string> = {}) =>

@@ -19,6 +19,7 @@ import {
   retryDelayMs,
 } from '../src/queue';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { until } from './wait-until';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -36,14 +37,6 @@ const film = (name: string, model: string): JobData => ({
   heatmap: false,
   requestedBy: null,
 });
-
-async function until(ok: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Runs a worker over `queue` until `n` jobs are done, `work` deciding each; the films' names in the order run. */
 async function runJobs(queue: JobQueue, n: number, work: () => void, policy?: RetryPolicy): Promise<string[]> {

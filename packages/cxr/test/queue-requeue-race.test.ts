@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { enqueue, type JobData, type JobQueue, openQueue, queueDepth, redisConnection } from '../src/queue';
 import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { until } from './wait-until';
 
 const skip = stackUnavailable();
 const MODEL = 'c'.repeat(64);
@@ -34,14 +35,6 @@ const film = (n: number): JobData => ({
   heatmap: false,
   requestedBy: null,
 });
-
-async function until(ok: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Queues `films` and lets a worker fail every one of them for good, as a film it cannot read is failed. */
 async function failAll(films: JobData[], queue: JobQueue = producers[0]): Promise<void> {

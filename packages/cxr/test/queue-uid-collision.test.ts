@@ -18,17 +18,17 @@ import {
   type JobResult,
   openQueue,
   processJob,
-  type QueueApi,
   queueApi,
+  type QueueApi,
   resultKeyOf,
   startWorker,
   UploadStore,
 } from '../src/queue';
 import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import { loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
 import { DICOM_SAMPLES, needsData } from './shared-data';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { type Stack, stackUnavailable } from './stack-fixture';
+import { jobContext, startQueueStack, stopQueueStack } from './queue-stack';
 
 const FILM_A = path.join(DICOM_SAMPLES, 'siim_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm');
 const FILM_F = path.join(DICOM_SAMPLES, 'siim_Fake_MONOHR1.dcm');
@@ -40,17 +40,9 @@ let queue: JobQueue;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-uid-collision');
-  predictor = (await loadPredictor(await makeTinyModel(path.join(dir, 'model')))) as Predictor;
-  stack = startStack('queue-uid-collision', ['redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
+  ({ dir, predictor, stack, queue } = await startQueueStack('queue-uid-collision', ['redis']));
 });
-after(async () => {
-  await queue?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => stopQueueStack({ queue, predictor, stack, dir }));
 
 /** The two films: different bytes, one SOP Instance UID. */
 function films() {
@@ -61,15 +53,8 @@ function films() {
   return { a, f, uid: resultKeyOf(a) };
 }
 
-const ctx = (store: AuditStore, over: Partial<JobContext> = {}): JobContext => ({
-  predictor,
-  store,
-  uploads: new UploadStore(queue, 1024 ** 3),
-  orthanc: null,
-  storeImages: false,
-  log: () => {},
-  ...over,
-});
+const ctx = (store: AuditStore, over: Partial<JobContext> = {}): JobContext =>
+  jobContext({ predictor, queue }, store, over);
 
 /** The job's result once a worker finished it. */
 async function finished(id: string): Promise<JobResult> {

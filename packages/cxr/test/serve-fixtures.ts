@@ -6,7 +6,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cxrnet } from '../src/models/cxrnet';
 import { saveModel, type WeightStorage } from '../src/models/io';
-import { MODEL_FORMAT, ModelMeta } from '../src/models/metadata';
 import { initEngine } from '../src/engine';
 import { Predictor } from '../src/predict/predictor';
 import { after, before } from 'node:test';
@@ -15,6 +14,7 @@ import type { ServePredictor } from '../src/serve/predictor_port';
 import type { JobsPort } from '../src/serve/routes/jobs';
 import type { TtaView } from '../src/models/tta_views';
 import sharp from 'sharp';
+import { testModelMeta } from './test-model-meta';
 
 export const DATA = '/work/shared/data';
 const SHARED = fs.existsSync(DATA) ? DATA : path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data');
@@ -59,28 +59,14 @@ export async function makeTinyModel(
   await initEngine();
   const inputSize = opts.inputSize ?? 32;
   const model = cxrnet({ inputSize, widths: [4, 8, 8, 8], dropout: 0 });
-  const meta: ModelMeta = {
-    format: MODEL_FORMAT,
+  const meta = testModelMeta({
     name: 'tiny-test',
-    version: '0.0.1',
-    arch: 'cxrnet',
     inputSize,
-    preprocessing: { resize: 'fill', scale: 1 / 255 },
-    classNames: ['NORMAL', 'PNEUMONIA'],
-    temperature: 1.5,
-    logitBias: 0,
-    operatingPoints: {
-      screening: { threshold: 0.3, sensitivity: 0.95, specificity: 0.5 },
-      balanced: { threshold: 0.5, sensitivity: 0.85, specificity: 0.85 },
-    },
-    defaultOperatingPoint: 'balanced',
-    tta: opts.tta ?? [],
-    members: [],
+    tta: opts.tta,
     recipe: {},
     data: {},
     validation: { auc: 0.5, note: 'random weights (test fixture)' },
-    createdAt: new Date().toISOString(),
-  };
+  });
   await saveModel(model, dir, meta, opts.storage);
   model.dispose();
   return dir;
@@ -170,6 +156,41 @@ export function multipartBody(
     body: Buffer.concat([head, content, tail]),
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
   };
+}
+
+/** A multipart body of films, each in a field named "image" (POST /jobs takes several). */
+export function multipartFilms(...files: [string, Buffer][]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----cxrfilms${Math.random().toString(16).slice(2)}`;
+  const parts = files.map(([name, bytes]) =>
+    Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${name}"\r\n` +
+          'Content-Type: application/octet-stream\r\n\r\n',
+      ),
+      bytes,
+      Buffer.from('\r\n'),
+    ]),
+  );
+  return {
+    payload: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
+}
+
+/**
+ * A queue that takes every film offered and notes its name in `submitted` (Orthanc ids it skips): for the tests of
+ * what a route refuses before it offers any film.
+ */
+export function recordingJobs(): { jobs: JobsPort; submitted: string[] } {
+  const submitted: string[] = [];
+  const jobs = idleJobs({
+    submitUpload: async (_bytes, name) => {
+      submitted.push(name);
+      return { id: `job-${submitted.length}`, status: 'queued' };
+    },
+    submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
+  });
+  return { jobs, submitted };
 }
 
 export const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -335,3 +356,12 @@ export function auditRecord(
     ...over,
   };
 }
+
+/** auditRecord's fields for a NORMAL answer at 0.2, with no heat-map time: what the audit-log tests fill logs with. */
+export const NORMAL_ANSWER: Partial<AuditRecord> = {
+  probability: 0.2,
+  logit: -1.4,
+  label: 'NORMAL',
+  timings: { decodeMs: 1, inferMs: 2, heatmapMs: 0, totalMs: 3 },
+  latencyMs: 3,
+};

@@ -5,7 +5,6 @@
 // cxr_prediction_errors_total are classified as the answer to them is (problem.ts problemOf).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as zlib from 'node:zlib';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import sharp from 'sharp';
 import { buildApp } from '../src/serve/app';
@@ -13,19 +12,13 @@ import { HttpError } from '../src/serve/http_error';
 import { PREDICTION_ERROR_CODES } from '../src/serve/metrics';
 import { problemOf, toProblem } from '../src/serve/problem';
 import { serverFailureCode } from '../src/serve/routes/predictions';
-import { gradientFilm, idleJobs, multipartBody, serverParts } from './serve-fixtures';
+import { animatedPng, patchSof } from './image-bytes';
+import { gradientFilm, multipartBody, multipartFilms, recordingJobs, serverParts } from './serve-fixtures';
 
 let app: Awaited<ReturnType<typeof buildApp>>;
-const submitted: string[] = [];
 
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs = idleJobs({
-  submitUpload: async (_bytes, name) => {
-    submitted.push(name);
-    return { id: `job-${submitted.length}`, status: 'queued' };
-  },
-  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-});
+const { jobs, submitted } = recordingJobs();
 
 serverParts('serve-refusals', {
   ready: async ({ predictor, audit }) => {
@@ -34,20 +27,7 @@ serverParts('serve-refusals', {
   closing: () => app?.close(),
 });
 
-// ---- films the decoder cannot read, made here from a gray JPEG and PNG (as test/decode-variants.test.ts) ----
-
-/** The JPEG with its first start-of-frame segment's marker set to `marker` and its precision to `bits`. */
-function patchSof(src: Buffer, marker: number, bits: number): Buffer {
-  const b = Buffer.from(src);
-  for (let i = 2; i + 4 < b.length && b[i] === 0xff; i += 2 + b.readUInt16BE(i + 2)) {
-    if (b[i + 1] === 0xc0 || b[i + 1] === 0xc2) {
-      b[i + 1] = marker;
-      b[i + 4] = bits;
-      return b;
-    }
-  }
-  throw new Error('no SOF0/SOF2 segment');
-}
+// ---- films the decoder cannot read, made from a gray JPEG and PNG (image-bytes.ts, as decode-variants does) ----
 
 /** The JPEG with a DHP segment (a hierarchical JPEG's) before its frame. */
 function hierarchical(src: Buffer): Buffer {
@@ -55,42 +35,6 @@ function hierarchical(src: Buffer): Buffer {
   const at = sof.indexOf(Buffer.from([0xff, 0xde]));
   const dhp = sof.subarray(at, at + 2 + sof.readUInt16BE(at + 2));
   return Buffer.concat([src.subarray(0, 2), dhp, src.subarray(2)]);
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length);
-  body.copy(out, 4);
-  out.writeUInt32BE(zlib.crc32(body), 8 + data.length);
-  return out;
-}
-
-/** The PNG with an acTL chunk announcing two frames after its IHDR: an animated PNG. */
-function animated(png: Buffer): Buffer {
-  const afterIhdr = 8 + 12 + png.readUInt32BE(8);
-  const acTL = Buffer.alloc(8);
-  acTL.writeUInt32BE(2);
-  return Buffer.concat([png.subarray(0, afterIhdr), pngChunk('acTL', acTL), png.subarray(afterIhdr)]);
-}
-
-/** A multipart body of films, each in a field named "image". */
-function films(...files: [string, Buffer][]): { payload: Buffer; headers: Record<string, string> } {
-  const boundary = `----cxrrefusals${Math.random().toString(16).slice(2)}`;
-  const parts = files.map(([name, bytes]) =>
-    Buffer.concat([
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${name}"\r\n` +
-          'Content-Type: application/octet-stream\r\n\r\n',
-      ),
-      bytes,
-      Buffer.from('\r\n'),
-    ]),
-  );
-  return {
-    payload: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-  };
 }
 
 test('POST /jobs refuses what POST /predictions refuses as unsupported, in its words, and queues nothing', async () => {
@@ -110,7 +54,7 @@ test('POST /jobs refuses what POST /predictions refuses as unsupported, in its w
     ['lossless.jpg', patchSof(jpeg, 0xc3, 8), /^lossless JPEG is not supported/],
     ['hierarchical.jpg', hierarchical(jpeg), /^hierarchical JPEG is not supported/],
     ['film.jls', patchSof(jpeg, 0xf7, 12), /^JPEG-LS is not supported/],
-    ['animated.png', animated(png), /^animated PNG \(2 frames\) is not supported/],
+    ['animated.png', animatedPng(png, 2), /^animated PNG \(2 frames\) is not supported/],
     ['photo.heic', heic, /^HEIC is not supported/],
     ['photo.avif', avif, /^AVIF is not supported/],
   ];
@@ -124,7 +68,7 @@ test('POST /jobs refuses what POST /predictions refuses as unsupported, in its w
     const res = await app.inject({
       method: 'POST',
       url: '/api/v1/jobs?heatmap=false',
-      ...films(['first.jpg', jpeg], [name, bytes]),
+      ...multipartFilms(['first.jpg', jpeg], [name, bytes]),
     });
     assert.equal(res.statusCode, 415, `${name}: ${res.body}`);
     assert.equal(res.json().code, 'UNSUPPORTED_FORMAT');
@@ -136,7 +80,7 @@ test('POST /jobs refuses what POST /predictions refuses as unsupported, in its w
   const res = await app.inject({
     method: 'POST',
     url: '/api/v1/jobs?heatmap=false',
-    ...films(['film.jpg', jpeg], ['film.png', png]),
+    ...multipartFilms(['film.jpg', jpeg], ['film.png', png]),
   });
   assert.equal(res.statusCode, 202, res.body);
   assert.deepEqual(submitted, ['film.jpg', 'film.png']);

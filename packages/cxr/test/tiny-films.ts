@@ -14,6 +14,22 @@ export const TINY_RECIPE: Partial<RecipeInput> = {
   tta: [],
 };
 
+/**
+ * Training without its extras (no augmentation, no balancing, no TTA; a constant learning rate, no warm-up, no
+ * label smoothing) on 30% validation: runs whose learning a test can hold to a number. Add arch, size, epochs.
+ */
+export const PLAIN_RECIPE: Partial<RecipeInput> = {
+  valFraction: 0.3,
+  batchSize: 16,
+  augment: 'none',
+  lr: 1e-3,
+  schedule: 'constant',
+  warmupEpochs: 0,
+  labelSmoothing: 0,
+  balance: 'none',
+  tta: [],
+};
+
 /** The first n film names of the shared train split's class folder, in a stable order. */
 export const sharedFilms = (cls: 'NORMAL' | 'PNEUMONIA', n: number) =>
   fs

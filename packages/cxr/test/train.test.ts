@@ -11,6 +11,7 @@ import { runTraining } from '../src/train/run';
 
 import { readRunLog, spawnCli } from './child-cli';
 import { CHEST_XRAY, needsData } from './shared-data';
+import { PLAIN_RECIPE } from './tiny-films';
 const data = CHEST_XRAY;
 const skip = needsData();
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
@@ -26,21 +27,7 @@ test('validation AUC rises clearly above 0.5 within a few epochs on a small real
     report: false,
     progress: false,
     log: (l) => lines.push(l),
-    overrides: {
-      arch: 'cxrnet',
-      inputSize: 64,
-      epochs: 4,
-      limitPerClass: 150,
-      valFraction: 0.3,
-      batchSize: 16,
-      augment: 'none',
-      lr: 1e-3,
-      schedule: 'constant',
-      warmupEpochs: 0,
-      labelSmoothing: 0,
-      balance: 'none',
-      tta: [],
-    },
+    overrides: { ...PLAIN_RECIPE, arch: 'cxrnet', inputSize: 64, epochs: 4, limitPerClass: 150 },
   });
   const log = readRunLog(out);
   assert.equal(log.length, 4);

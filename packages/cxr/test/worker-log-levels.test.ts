@@ -6,17 +6,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { CLI, XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackCmd, stackUnavailable } from './stack-fixture';
+import { startQueueStack, stopQueueStack } from './queue-stack';
 import type { Predictor } from '../src/predict/predictor';
 import {
   enqueueFile,
   isOutage,
   type JobQueue,
   type JobSpec,
-  openQueue,
   queueDepth,
   QueueUnavailableError,
   type ResultStore,
@@ -39,19 +38,12 @@ const said = (level: string, pattern: RegExp) => lines.some((l) => l.level === l
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('worker-log-levels');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  predictor = (await loadPredictor(modelDir)) as Predictor;
-  stack = startStack('worker-log-levels', ['redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
+  ({ dir, modelDir, predictor, stack, queue } = await startQueueStack('worker-log-levels', ['redis']));
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await running?.close();
-  await queue?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 async function until(ok: () => boolean | Promise<boolean>, ms: number, what?: () => string): Promise<void> {
