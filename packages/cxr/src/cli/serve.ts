@@ -50,6 +50,7 @@ const Options = z.object({
   tokensFile: z.string().min(1).optional(),
   trustProxy: z.array(z.string()).optional(),
   redisConfig: z.string().min(1).optional(),
+  orthancConfig: z.string().min(1).optional(),
   dbWait: decimal.pipe(
     z
       .number()
@@ -187,6 +188,10 @@ export function register(program: Command): void {
       'job queue: JSON file {"url": "redis://..."} (default: $CXR_REDIS_URL; none: no /jobs)',
     )
     .option(
+      '--orthanc-config <file>',
+      'Orthanc for jobs naming its instances: JSON {"url", "user", "password"} (mode 600; default: $CXR_ORTHANC_*)',
+    )
+    .option(
       '--job-uploads-mb <n>',
       'MiB of uploaded films held in Redis for workers, all together',
       JOB_UPLOADS_MB,
@@ -258,7 +263,9 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
   const warn = (line: string) => log.warn(line);
   const redisUrl =
     o.redisConfig || process.env.CXR_REDIS_URL ? loadRedisUrl({ configFile: o.redisConfig, warn }) : null;
-  const orthanc = process.env.CXR_ORTHANC_URL ? new OrthancClient(loadOrthancConfig({ warn })) : null;
+  // As cxr worker and cxr enqueue read it: the config file (its values first), else the environment.
+  const orthancWanted = o.orthancConfig !== undefined || !!process.env.CXR_ORTHANC_URL;
+  const orthanc = orthancWanted ? new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn })) : null;
   let server: RunningServer | undefined;
   closeOnSignals(() => server, log);
   const tokenSet = new TokenSet(tokens);
@@ -316,7 +323,7 @@ async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
         log.warn(
           isOrthancAuthError(e)
             ? `Orthanc refused the server's login (${e.message}): Orthanc jobs answer 503 PACS_UNAVAILABLE until ` +
-                'CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD are fixed and the server started again'
+                'CXR_ORTHANC_USER and CXR_ORTHANC_PASSWORD are fixed (or --orthanc-config) and the server restarted'
             : `Orthanc does not answer (${(e as Error).message}): Orthanc jobs answer 503 PACS_UNAVAILABLE ` +
                 'until it does',
         ),

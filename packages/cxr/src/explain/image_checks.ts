@@ -87,6 +87,9 @@ export const BODY_PART_TERMS: ReadonlySet<string> = new Set(
   ).split(' '),
 );
 
+/** A BodyPartExamined the model reads as a chest: also the films `cxr orthanc sync` takes from the PACS. */
+export const CHEST_BODY_PART = /CHEST|THORAX|LUNG/;
+
 /**
  * How a warning names a DICOM header value: the value when every one of its values (a CS may hold several,
  * split by backslashes) is a defined term, else only the tag: a value that is not a code is not shown.
@@ -229,7 +232,7 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
       message: `DICOM view position ${f.viewPosition}: the model reads frontal (PA/AP) views only`,
     });
   }
-  if (f.bodyPart && !/CHEST|THORAX|LUNG/.test(f.bodyPart)) {
+  if (f.bodyPart && !CHEST_BODY_PART.test(f.bodyPart)) {
     const what = headerValue('body part (0018,0015)', f.bodyPart, BODY_PART_TERMS);
     out.push({ code: 'BODY_PART', message: `DICOM ${what}: not a chest image` });
   }

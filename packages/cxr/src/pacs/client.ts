@@ -81,6 +81,8 @@ const StowResponseSchema = z
   .passthrough();
 
 const TIMEOUT_MS = 60_000;
+/** Where cxr stores its results: the DICOMweb plugin's STOW-RS at its default root. */
+const STOW_ROUTE = '/dicom-web/studies';
 
 export interface OrthancClientOptions {
   /**
@@ -161,7 +163,8 @@ export class OrthancClient {
       );
     }
     if (!res.ok) {
-      const text = (await res.text().catch(() => '')).slice(0, 300);
+      // One line: Orthanc describes its errors as indented JSON, and a message is one line of the log or of `cxr: ...`.
+      const text = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 300);
       const hint = res.status === 401 || res.status === 403 ? `: ${this.loginHint(res.status)}` : '';
       throw new OrthancError(
         this.safe(`${method} ${route}: HTTP ${res.status}${hint}${text ? `: ${text}` : ''}`),
@@ -169,6 +172,20 @@ export class OrthancClient {
       );
     }
     return res;
+  }
+
+  /** STOW-RS answered 404 by an Orthanc: what is missing, and how to add it. */
+  private noDicomWeb(e: OrthancError): OrthancError {
+    return new OrthancError(
+      this.safe(
+        `POST ${STOW_ROUTE}: HTTP 404 from Orthanc at ${this.config.url}: its DICOMweb plugin, which cxr stores ` +
+          'results with (STOW-RS), is not loaded or not at /dicom-web/: install it (Debian: orthanc-dicomweb), ' +
+          'list it in the "Plugins" of Orthanc\'s configuration with "DicomWeb": {"Enable": true, "Root": ' +
+          '"/dicom-web/"}, and restart Orthanc',
+      ),
+      404,
+      { cause: e },
+    );
   }
 
   /** What a 401/403 means for this configuration, and what to do. */
@@ -325,9 +342,13 @@ export class OrthancClient {
   /** Stores Part-10 instances with STOW-RS; throws unless every one was accepted. */
   async stow(instances: Buffer[]): Promise<void> {
     const { body, contentType } = stowBody(instances);
-    const r = await this.json(StowResponseSchema, 'POST', '/dicom-web/studies', {
+    const r = await this.json(StowResponseSchema, 'POST', STOW_ROUTE, {
       body,
       headers: { 'content-type': contentType, accept: 'application/dicom+json' },
+    }).catch(async (e: unknown) => {
+      if (!(e instanceof OrthancError) || e.status !== 404) throw e;
+      // An Orthanc (GET /system answers) without the route: its DICOMweb plugin is not loaded, or not at this root.
+      throw (await this.wrongPathError()) ?? this.noDicomWeb(e);
     });
     const failed = r['00081198']?.Value?.length ?? 0;
     const stored = r['00081199']?.Value?.length ?? 0;

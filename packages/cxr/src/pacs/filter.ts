@@ -1,8 +1,9 @@
 // Which instances in the PACS the model should read: chest radiographs (CR/DX/DR, body part
-// CHEST or not given) FOR PRESENTATION, never cxr's own results (which would otherwise be fed back to it).
+// CHEST, THORAX or LUNG, or not given) FOR PRESENTATION, never cxr's own results (which would otherwise
+// be fed back to it).
 import { isForProcessingImage } from '../data/for_processing';
 import { isOwnResult } from '../dicom_out';
-import { BODY_PART_TERMS, headerValue, MODALITY_TERMS } from '../explain/image_checks';
+import { BODY_PART_TERMS, CHEST_BODY_PART, headerValue, MODALITY_TERMS } from '../explain/image_checks';
 
 const MODALITIES = new Set(['CR', 'DX', 'DR']);
 
@@ -32,8 +33,10 @@ export function classifyInstance(tags: Record<string, unknown>): Verdict {
       reason: `${modality ? headerValue('modality', modality, MODALITY_TERMS) : 'modality (none)'} is not CR, DX or DR`,
     };
   const body = tag(tags, 'BodyPartExamined').toUpperCase();
-  // The reason is logged (and answered as a job's skip): a value that is not a code is not shown (image_checks.ts).
-  if (body && body !== 'CHEST')
+  // The body parts every prediction's image check reads as a chest (THORAX and LUNG too, which modalities write for
+  // chest films): one rule, so that a film `cxr predict` reads is never skipped here. The reason is logged (and
+  // answered as a job's skip): a value that is not a code is not shown (image_checks.ts).
+  if (body && !CHEST_BODY_PART.test(body))
     return { accept: false, reason: `${headerValue('body part', body, BODY_PART_TERMS)} is not CHEST` };
   // Raw detector data is answered "cannot assess" (FOR_PROCESSING, data/dicom.ts): a job and a prediction to say
   // so, and a second result beside the FOR PRESENTATION copy's in the study. Orthanc names both tags by keyword.

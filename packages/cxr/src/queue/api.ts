@@ -215,7 +215,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       throw new HttpError(
         503,
         'NO_PACS',
-        'this server has no Orthanc configured (CXR_ORTHANC_URL): send the films',
+        'this server has no Orthanc configured (CXR_ORTHANC_URL or --orthanc-config): send the films',
         PACS_LOGIN_RETRY_AFTER_S,
       );
     }

@@ -2,7 +2,7 @@
 // once. A commit is durable when it returns (PostgreSQL's default synchronous_commit). The schema
 // version is the highest row of audit_schema_migrations; openers migrate under an advisory lock,
 // so two processes starting together apply each migration once.
-import { type Client, Pool, type PoolClient } from 'pg';
+import { Client, type ClientConfig, Pool, type PoolClient } from 'pg';
 import { settlesWithin } from '../deadline';
 import {
   checkUnmigratedVersion,
@@ -15,6 +15,7 @@ import {
 import { bindNamed, paramNames, type SqlDriver, type SqlParams, type SqlStatement, SqlAuditStore } from './audit_sql';
 import { type AuditOpenOptions, AuditStoreOpenError } from './audit_store';
 import { type AuditTarget, redactSecret } from './audit_target';
+import { pgPasswordLookup } from './audit_pg_password';
 import { NETWORK_ERROR_CODES } from '../network_errors';
 
 const VERSION_TABLE = 'audit_schema_migrations';
@@ -238,6 +239,19 @@ async function migrate(c: PoolClient, display: string, opts: AuditOpenOptions): 
   }
 }
 
+/**
+ * A connection whose URL has no password and PGPASSWORD none either: the password is looked up when the server asks
+ * for one, by cxr rather than the driver (a password in the URL parses after the `password` option and would
+ * replace it, hence a property set on the client).
+ */
+class PassFileClient extends Client {
+  constructor(config?: ClientConfig) {
+    super(config);
+    const self = this as unknown as { password: unknown };
+    if (!self.password) self.password = pgPasswordLookup();
+  }
+}
+
 /** Connects (credentials from the URL, else PGPASSWORD / PGPASSFILE), migrates, and returns the store. */
 export async function openPostgresStore(
   target: Extract<AuditTarget, { kind: 'postgres' }>,
@@ -247,6 +261,8 @@ export async function openPostgresStore(
     (opts.warn ?? ((l) => process.stderr.write(`warning: ${l}\n`)))(`audit log ${target.display}: ${target.caution}`);
   const pool = new Pool({
     connectionString: target.url,
+    // A URL without a password: cxr reads the pass file itself (audit_pg_password.ts says why).
+    ...(target.password === null ? { Client: PassFileClient as unknown as new () => Client } : {}),
     max: target.poolSize,
     // Bounds both a new connection and the wait for a free one in the pool: a database that is away
     // fails a query within this (a server's requests are bounded shorter, in audit_guard.ts).
