@@ -16,6 +16,7 @@ import * as fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { jpegUnsupported, pngUnsupported } from './image_header';
 import { pngSignificantBits } from './png16';
+import { DEFAULT_MAX_PIXELS, overPixelLimit } from './pixel_limit';
 import { unscaledPng } from './png16_decode';
 import { preprocessPixels, resizeSquare } from './preprocess';
 
@@ -56,11 +57,9 @@ export interface DecodeLimits {
   maxPixels: number;
 }
 
-// Originals in this data set are at most ~3000×3000 and DICOM radiographs ~4300×4300; 50 MP
-// leaves room for those while capping a single decode at tens of megabytes of memory.
 export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
   maxInputBytes: 64 * 1024 * 1024,
-  maxPixels: 50_000_000,
+  maxPixels: DEFAULT_MAX_PIXELS,
 });
 
 export interface DecodedImage {
@@ -297,6 +296,8 @@ function checkSize(size: number): void {
  */
 export const MAX_SIDE = 65_535;
 
+export { overPixelLimit };
+
 /**
  * Why an image of this size is refused, or undefined: over the pixel limit, or a side over MAX_SIDE, in words that
  * say how large it is and what the limit is. The one rule for the decoder and for the doors that refuse a film
@@ -316,20 +317,6 @@ export function pixelRefusal(width: number, height: number, maxPixels: number): 
 function checkPixels(name: string, width: number, height: number, maxPixels: number): void {
   const reason = pixelRefusal(width, height, maxPixels);
   if (reason !== undefined) throw new DecodeError('TOO_MANY_PIXELS', name, reason);
-}
-
-/** "image is W×H (N megapixels), over the M-megapixel limit": every reader's words (DICOM's too). */
-export function overPixelLimit(width: number, height: number, maxPixels: number, what = 'image'): string {
-  const [size, limit] = megapixels(width * height, maxPixels);
-  return `${what} is ${width}×${height} (${size} megapixels), over the ${limit}-megapixel limit`;
-}
-
-/** Both counts in megapixels, with as many digits as it takes to tell the size from the limit. */
-function megapixels(pixels: number, limit: number): [string, string] {
-  const mp = (n: number, digits: number) => String(Number((n / 1e6).toPrecision(digits)));
-  let digits = 3;
-  while (digits < 12 && mp(pixels, digits) === mp(limit, digits)) digits++;
-  return [mp(pixels, digits), mp(limit, digits)];
 }
 
 /**

@@ -25,7 +25,17 @@ import {
   showNote,
   showProgress,
 } from './card';
-import { $, acceptFileDrops, DICOM_HEAD_BYTES, distinctOperatingPoints, isDicom, megabytes, sizeAndLimit } from './dom';
+import {
+  $,
+  acceptFileDrops,
+  DICOM_HEAD_BYTES,
+  distinctOperatingPoints,
+  isDicom,
+  megabytes,
+  NBSP,
+  SMALLER_COPY,
+  sizeAndLimit,
+} from './dom';
 import { announcement, findingView, type Label } from './finding';
 import { predictLocally } from './local_model';
 import { setUpModeSwitch } from './mode_switch';
@@ -76,7 +86,7 @@ function serverUploadLimit(fresh = false): Promise<number | null> {
 
 /** `sent`: the server refused it, else the page did not send it. */
 function tooLarge(file: File, limit: number | null, sent: boolean): Error {
-  const fix = 'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
+  const fix = SMALLER_COPY;
   if (limit === null) {
     const what = sent ? 'the server refused it' : 'it was not sent';
     return new Error(`${file.name} is ${megabytes(file.size)}, over this server's upload limit: ${what}. ${fix}`);
@@ -147,9 +157,10 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
         if (current()) showProgress(card, { sent, total });
       },
     });
+  // A time bound to its unit (NBSP, as percent's): on a phone "ms" began a line of its own.
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${ageMeta(p.age, age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)} ms · id ${p.id}${extra}`;
+    `${ageMeta(p.age, age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)}${NBSP}ms · id ${p.id}${extra}`;
   const p = await send(settings.operatingPoint, true, undefined, signal);
   // The view cleared as the answer was read (a token forgotten): as analyzeLocally, not shown nor said to the next.
   signal.throwIfAborted();
@@ -243,7 +254,7 @@ async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal
     age: r.age,
     meta:
       `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageMeta(r.age, age, false)} · ` +
-      `${Math.round(r.ms)} ms in the browser · heat maps are made on the server only`,
+      `${Math.round(r.ms)}${NBSP}ms in the browser · heat maps are made on the server only`,
   });
   // Nothing here is logged, so the card re-thresholds what it has.
   offerOperatingPoints(card, info, (choice) => {
@@ -305,7 +316,10 @@ async function analyze(
         ? tooLarge(file, limit, true).message
         : e instanceof api.ApiError && e.code === 'UNSUPPORTED_FORMAT'
           ? unsupported(e)
-          : api.humanError(e);
+          : e instanceof api.ApiError && e.code === 'TOO_MANY_PIXELS'
+            ? // The server's words say how large and the limit, not what to do.
+              `${api.humanError(e).replace(/\.$/, '')}. ${SMALLER_COPY}`
+            : api.humanError(e);
     showError(card, message, retryable(e) ? () => retry(job) : null, api.needsToken(e) ? 'Enter token' : 'Try again');
     announce(`${fileName(card)}: not analyzed: ${message}`);
     return e instanceof api.ApiError && e.code === 'UNREACHABLE' ? 'unreachable' : 'failed';

@@ -59,6 +59,9 @@ export function isDicom(head: Uint8Array, name: string): boolean {
 /** Bytes of a file's start that isDicom reads: a bare data set's first elements fit in them. */
 export const DICOM_HEAD_BYTES = 4096;
 
+/** What to do with a film too large to analyze, in bytes or in pixels, on the server or on this computer. */
+export const SMALLER_COPY = 'Export a smaller copy of the image (e.g. a JPEG of the film) and analyze that.';
+
 /**
  * Files dropped anywhere on the page: given to `take` while `accepting()` (as on `zone`, which lights up while files
  * are dragged over the page), else refused. Never left to the browser, which opened a file dropped beside the zone

@@ -27,7 +27,16 @@ export function showLargeView(v: LargeView): void {
   $('#heatmap-title').textContent = v.title;
   if (owned && owned !== v.image.src) URL.revokeObjectURL(owned);
   owned = v.owned ? v.image.src : null;
+  // The film's shape, for style.css to size it to the window whatever its pixels: by its own size, a 224 px film
+  // (the training set's) and a DICOM's thumbnail were shown smaller than on their card.
+  const shape = () => {
+    if (img.naturalWidth && img.naturalHeight)
+      dialog.style.setProperty('--film-aspect', String(img.naturalWidth / img.naturalHeight));
+  };
+  img.onload = shape;
   img.src = v.image.src;
+  // The same src again (a card enlarged twice) may not load anew.
+  if (img.complete) shape();
   img.alt = v.image.alt;
   over.hidden = !v.overlay;
   if (v.overlay) {

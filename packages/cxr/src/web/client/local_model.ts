@@ -14,9 +14,8 @@ import { type FeatureTap, predictWithFeatures, sigmoid, toInput } from '../../mo
 import { type AnswerAge, answerAge, deriveVerdict, type Verdict } from '../../predict/verdict';
 import { verdictNotes } from '../../predict/verdict_notes';
 import { apiFetch, authHeaders, ModelInfo } from './api';
-
-/** Same bound as the server's decoder: refuse before allocating a huge canvas. */
-const MAX_PIXELS = 50_000_000;
+import { DEFAULT_MAX_PIXELS, overPixelLimit } from '../../data/pixel_limit';
+import { SMALLER_COPY } from './dom';
 
 /** The server reads colour from a copy this size (long side); so does the page. */
 const COLOUR_SIDE = 64;
@@ -123,7 +122,9 @@ async function decode(
   }
   try {
     const { width, height } = bmp;
-    if (width * height > MAX_PIXELS) throw new Error(`${width}×${height} exceeds the ${MAX_PIXELS}-pixel limit`);
+    // The server's bound and words, before a huge canvas is allocated, and what to do.
+    if (width * height > DEFAULT_MAX_PIXELS)
+      throw new Error(`${overPixelLimit(width, height, DEFAULT_MAX_PIXELS)}. ${SMALLER_COPY}`);
     const canvas = new OffscreenCanvas(width, height);
     const ctx = canvas.getContext('2d', { willReadFrequently: true, colorSpace: 'srgb' });
     if (!ctx) throw new Error('no 2D canvas');
