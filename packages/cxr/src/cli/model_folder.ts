@@ -62,7 +62,26 @@ export function unfinishedRunError(dir: string, option = '--model'): Error | nul
   }
   if (isUnfinishedRun(dir) && isGanFolder(dir))
     return new Error(`${option} ${dir} is a GAN's run folder (cxr gan train), not a classifier model`);
+  const models = modelSubfolders(dir);
+  if (models.length)
+    return new Error(
+      `${option} ${dir} holds model folders, not a model (an experiments folder?): give one of them, ` +
+        `e.g. ${option} ${path.join(dir, models[0])}`,
+    );
   return null;
+}
+
+/**
+ * The sub-folders of `dir` that hold a model, where `dir` holds none itself: `cxr experiments --out` folders,
+ * whose runs are their sub-folders, were given as `--model` and answered only "no cxr.json".
+ */
+function modelSubfolders(dir: string): string[] {
+  if (fs.existsSync(path.join(dir, 'cxr.json'))) return [];
+  const entries = tryRead(() => fs.readdirSync(dir, { withFileTypes: true })) ?? [];
+  return entries
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'cxr.json')))
+    .map((e) => e.name)
+    .sort();
 }
 
 /** Throws unfinishedRunError's error where there is one: called before the engine or the model loads. */

@@ -1,10 +1,13 @@
 // `cxr robustness --model DIR --data DIR [--json] [--out DIR] [--limit N] [--seed S]`: the shift benchmark.
+import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { numberInRange, positiveInt, wholeNumber } from './args';
 import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
-import { modelDirOrDefault } from '../paths';
-import { benchmarkFolderProblem } from '../robustness/images';
+import { overlapRecord } from '../eval/training_overlap';
+import { readMeta } from '../models/io';
+import { modelDirOrDefault, repoRoot } from '../paths';
+import { benchmarkFolderProblem, isTrainingRoot } from '../robustness/images';
 import { writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import { ensureWritableDir } from './writable';
@@ -67,8 +70,9 @@ export function register(program: Command): void {
       }
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
+      const modelDir = modelDirOrDefault(o.model);
       const { result, examples } = await runRobustness({
-        modelDir: modelDirOrDefault(o.model),
+        modelDir,
         data: o.data,
         limit: o.limit,
         seed: o.seed,
@@ -78,6 +82,13 @@ export function register(program: Command): void {
         log,
         progress: !o.json && process.stderr.isTTY,
       });
+      // A folder of films, not the training root's validation split: it may hold films the model learned (its
+      // own train/ folder, say), whose figures hold up under every change. Warned as `cxr evaluate` warns.
+      if (!isTrainingRoot(o.data)) {
+        const films = result.data.files.map((f) => path.resolve(o.data, f));
+        const overlap = await overlapRecord(readMeta(modelDir), films, o.data, repoRoot());
+        if (overlap) log(overlap.warning);
+      }
       if (o.out) {
         const files = await writeRobustnessReport(result, examples, o.out);
         log(`wrote ${files.length} files; open ${files[files.length - 1]}`);

@@ -60,7 +60,9 @@ function outsideCount(runs: readonly Run[]): Cell {
 export const RECIPE_NOTE =
   'Recipes are chosen on the validation split and the robustness benchmark only; ' +
   "Kaggle's val folder is an outside check, used for no choice. " +
-  "Each cell is the mean over the recipe's runs (one per seed), with the lowest and highest in brackets.";
+  "Each cell is the mean over the recipe's runs (one per seed), with the lowest and highest in brackets; " +
+  'the last column counts the NORMAL films of the val folder called PNEUMONIA over all the runs together ' +
+  '(every run scores the same films, so 6/16 over two runs is 3 of the 8 NORMAL films per run on average).';
 
 /** One row per group in the order groups first appear; null when no run belongs to a group. */
 export function recipeTable(
@@ -69,7 +71,13 @@ export function recipeTable(
   const groups = new Map<string, Run[]>();
   for (const e of list) if (e.group !== undefined) groups.set(e.group, [...(groups.get(e.group) ?? []), e]);
   if (groups.size === 0) return null;
-  const head = ['Recipe', 'Runs', ...RECIPE_FIGURES.map((f) => f.label), 'Kaggle val NORMAL called PNEUMONIA'];
+  // Summed, not averaged like the other cells: the header says so (a reader took 6/16 for 6 of the 16 films).
+  const head = [
+    'Recipe',
+    'Runs',
+    ...RECIPE_FIGURES.map((f) => f.label),
+    'Kaggle val NORMAL called PNEUMONIA, all runs',
+  ];
   const rows = [...groups].map(([group, runs]) => ({
     group,
     runs: runs.length,

@@ -172,6 +172,7 @@ export async function readRunDir(dir: string): Promise<RunData> {
   names.sort((a, b) => splitRank(a) - splitRank(b) || a.localeCompare(b));
   const splits: SplitData[] = [];
   const own = rawMeta === undefined ? null : folderModel(dir);
+  const verdicts = new Map<string, unknown>();
   for (const name of names) {
     const predFile = path.join(predDir, `${name}.json`);
     const metricsFile = path.join(metricsDir, `${name}.json`);
@@ -204,6 +205,8 @@ export async function readRunDir(dir: string): Promise<RunData> {
     const setAside = storedSetAside(metricsRaw);
     const origin = storedOrigin(metricsRaw);
     const overlap = storedOverlap(metricsRaw);
+    if (predictions && typeof predRaw === 'object' && predRaw !== null && 'verdicts' in predRaw)
+      verdicts.set(name, predRaw.verdicts);
     if (predictions || metrics)
       splits.push({
         name,
@@ -216,7 +219,28 @@ export async function readRunDir(dir: string): Promise<RunData> {
         ...(overlap ? { trainingOverlap: overlap } : {}),
       });
   }
+  withAssessedPredictions(splits, verdicts);
   return { dir, meta, hasMeta: rawMeta !== undefined, log: epochs, splits, warnings };
+}
+
+/**
+ * `cxr evaluate --out` writes one predictions file, each film with its verdict, and metrics for all films and for
+ * the assessed ones (`<split>-assessed`): the assessed split's curves are drawn from the films of its split whose
+ * verdict is `assessed`, where the page said "no predictions file for this split" as if something were missing.
+ */
+function withAssessedPredictions(splits: SplitData[], verdicts: ReadonlyMap<string, unknown>): void {
+  for (const split of splits) {
+    if (split.predictions || !split.name.endsWith('-assessed')) continue;
+    const whole = splits.find((s) => s.name === split.name.slice(0, -'-assessed'.length))?.predictions;
+    const v = verdicts.get(split.name.slice(0, -'-assessed'.length));
+    if (!whole || !Array.isArray(v) || v.length !== whole.labels.length) continue;
+    const keep = (_: unknown, i: number) => v[i] === 'assessed';
+    const labels = whole.labels.filter(keep);
+    // Films the metrics do not count (another evaluation's file under the name): no curves rather than wrong ones.
+    if (labels.length === 0 || (split.metrics && split.metrics.n !== labels.length)) continue;
+    const files = whole.files.length === whole.labels.length ? whole.files.filter(keep) : [];
+    split.predictions = { files, labels, probs: whole.probs.filter(keep) };
+  }
 }
 
 /** What a run folder records (cxr train --out, cxr evaluate --out): any one is enough for a page. */
@@ -241,6 +265,13 @@ export function checkRunDir(runDir: string): void {
     throw new Error(
       `${runDir}: a robustness run, not a training or evaluation run: its page is ${path.join(runDir, 'index.html')}` +
         ' (cxr robustness --out wrote it)',
+    );
+  // `cxr compare --out` writes comparisons/ alone; told "no run record", its user took the comparison for lost.
+  if (has('comparisons'))
+    throw new Error(
+      `${runDir}: a comparison (cxr compare --out wrote comparisons/ here), which has no page: its figures are ` +
+        `in ${path.join(runDir, 'comparisons')}/*.json; for plots, evaluate each model with --out DIR and report ` +
+        'that folder (cxr evaluate --model A --data FILMS --out DIR, then cxr report DIR)',
     );
   const entries = fs.readdirSync(runDir, { withFileTypes: true });
   const runs = entries

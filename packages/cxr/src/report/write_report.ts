@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
 import { dec, formatDuration, formatInterval, metricRows, pct } from '../eval/format';
+import { DEFAULT_BALANCED_RULE, PLATEAU_TOLERANCE, SCREENING_SENSITIVITY } from '../eval/operating_points';
 import { recordedNotes } from './evaluation_notes';
 import {
   confusionChart,
@@ -251,52 +252,81 @@ async function trainingSection(log: EpochLog[], outDir: string, files: string[])
 /** One entry of the glossary: the term and its explanation, both HTML. */
 const term = (dt: string, dd: string) => `<dt>${dt}</dt><dd>${dd}</dd>`;
 
-const GLOSSARY = [
-  '<h2 id="glossary">How to read this report</h2>',
-  '<section class="card">',
-  '<dl class="glossary">',
-  term(
-    'Sensitivity (recall)',
-    'Of the children who have pneumonia, the share the model flags. ' +
-      'A screening tool needs this high: a missed case is the costly error.',
-  ),
-  term(
-    'Specificity',
-    'Of the children without pneumonia, the share the model correctly leaves unflagged. ' +
-      'Low specificity means many false alarms.',
-  ),
-  term(
-    'Precision (positive predictive value)',
-    'Of the flagged images, the share that truly show pneumonia. ' +
-      'It depends on how common pneumonia is in the set.',
-  ),
-  term(
-    'ROC AUC',
-    'The chance that a random pneumonia image gets a higher score than a random normal one: ' +
-      '0.5 is guessing, 1.0 is perfect. It does not depend on the threshold.',
-  ),
-  term(
-    'Threshold and operating points',
-    'The model outputs a probability; an image is flagged when it reaches the threshold. ' +
-      'Lower thresholds catch more pneumonia but raise more false alarms. ' +
-      '“Screening” is the highest threshold that still catches at least 95% of pneumonia on the validation set; ' +
-      '“balanced” maximises sensitivity + specificity.',
-  ),
-  term(
-    '95% confidence interval (CI)',
-    'The range of values compatible with this sample: a small test set gives wide intervals. ' +
-      'Wilson intervals for proportions; a bootstrap (resampling) interval for AUC.',
-  ),
-  term(
-    'Calibration (reliability, ECE, Brier)',
-    'Whether a stated probability can be taken at face value. ' +
-      'The expected calibration error is the average gap between predicted and observed rates (0 is perfect).',
-  ),
-  '</dl>',
-  '</section>',
-  '<p class="disclaimer">This report describes a research model evaluated on a fixed data set. ' +
-    'It is not a medical device, and its output is no substitute for review of the image by a qualified clinician.</p>',
-].join('\n');
+/** The rule `operatingPoints` recorded for point `name` in cxr.json (absent in models made before rules were). */
+function recordedRule(meta: RunMeta, name: string): string | undefined {
+  const point = meta.operatingPoints?.[name];
+  const rule = typeof point === 'object' ? (point as { rule?: unknown }).rule : undefined;
+  return typeof rule === 'string' ? rule : undefined;
+}
+
+/**
+ * How the model's screening and balanced points were chosen, from the rules its cxr.json records, so the
+ * glossary cannot promise a target the model was not held to (it said 95% while models are made at 99%). A
+ * folder without cxr.json (an evaluation) gets the rules a model trained now is given.
+ */
+function operatingPointRules(meta: RunMeta): string {
+  const target = recordedRule(meta, 'screening')?.match(/^sensitivity>=([0-9.]+)$/);
+  const share = target ? Number(target[1]) : SCREENING_SENSITIVITY;
+  const balanced = recordedRule(meta, 'balanced') ?? (meta.operatingPoints ? 'youden' : DEFAULT_BALANCED_RULE);
+  const balancedWords =
+    balanced === 'youden-plateau-middle'
+      ? '“balanced” is the middle of the thresholds whose sensitivity + specificity is within ' +
+        `${PLATEAU_TOLERANCE} of its maximum`
+      : '“balanced” maximises sensitivity + specificity';
+  const targetShare = `${+(100 * share).toFixed(2)}%`;
+  return (
+    `“Screening” is the highest threshold that still catches at least ${targetShare} of pneumonia on the ` +
+    `validation set (never above “balanced”); ${balancedWords}`
+  );
+}
+
+const glossary = (meta: RunMeta) =>
+  [
+    '<h2 id="glossary">How to read this report</h2>',
+    '<section class="card">',
+    '<dl class="glossary">',
+    term(
+      'Sensitivity (recall)',
+      'Of the children who have pneumonia, the share the model flags. ' +
+        'A screening tool needs this high: a missed case is the costly error.',
+    ),
+    term(
+      'Specificity',
+      'Of the children without pneumonia, the share the model correctly leaves unflagged. ' +
+        'Low specificity means many false alarms.',
+    ),
+    term(
+      'Precision (positive predictive value)',
+      'Of the flagged images, the share that truly show pneumonia. ' +
+        'It depends on how common pneumonia is in the set.',
+    ),
+    term(
+      'ROC AUC',
+      'The chance that a random pneumonia image gets a higher score than a random normal one: ' +
+        '0.5 is guessing, 1.0 is perfect. It does not depend on the threshold.',
+    ),
+    term(
+      'Threshold and operating points',
+      'The model outputs a probability; an image is flagged when it reaches the threshold. ' +
+        'Lower thresholds catch more pneumonia but raise more false alarms. ' +
+        `${operatingPointRules(meta)}.`,
+    ),
+    term(
+      '95% confidence interval (CI)',
+      'The range of values compatible with this sample: a small test set gives wide intervals. ' +
+        'Wilson intervals for proportions; a bootstrap (resampling) interval for AUC.',
+    ),
+    term(
+      'Calibration (reliability, ECE, Brier)',
+      'Whether a stated probability can be taken at face value. ' +
+        'The expected calibration error is the average gap between predicted and observed rates (0 is perfect).',
+    ),
+    '</dl>',
+    '</section>',
+    '<p class="disclaimer">This report describes a research model evaluated on a fixed data set. ' +
+      'It is not a medical device, and its output is no substitute for review of the image ' +
+      'by a qualified clinician.</p>',
+  ].join('\n');
 
 /** Reads RUN_DIR (whatever of a run is present) and writes RUN_DIR/report/; refuses a folder with no run record. */
 export async function writeReport(runDir: string): Promise<ReportResult> {
@@ -332,7 +362,7 @@ export async function writeReport(runDir: string): Promise<ReportResult> {
 </header>
 ${warnings.map((w) => `<p class="note">${escapeHtml(w)}</p>`).join('\n')}
 ${sections.join('\n')}
-${GLOSSARY}`;
+${glossary(m)}`;
   const index = path.join(outDir, 'index.html');
   await writeFile(index, htmlPage(title, body));
   files.push(index);
