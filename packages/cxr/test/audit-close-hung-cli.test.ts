@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, makeTinyModel, multipartBody, spawnServer, tempDir, XRAY_JPEG_NORMAL } from './serve-fixtures';
-import { postgresUnavailable, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI, multipartBody, spawnServer, XRAY_JPEG_NORMAL } from './serve-fixtures';
+import { postgresUnavailable, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = postgresUnavailable() ?? stackUnavailable() ?? false;
 if (skip) console.log(`# audit-close-hung-cli skipped: ${skip}`);
@@ -18,13 +19,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('close-hung-cli');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('close-hung-cli', ['postgresql', 'orthanc', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('close-hung-cli', ['postgresql', 'orthanc', 'redis']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** Freezes the postmaster and its backends; the returned function wakes them. */

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { OrthancClient } from '../src/pacs';
-import { type JobQueue, openQueue, queueApi, type RunningWorker, startWorker, UploadStore } from '../src/queue';
+import { type JobQueue, queueApi, type RunningWorker, startWorker, UploadStore } from '../src/queue';
 import { buildApp } from '../src/serve/app';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { parseTokenList } from '../src/serve/auth';
 import type { Predictor } from '../src/predict/predictor';
-import { DICOM_FILE, gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
+import { DICOM_FILE, gradientFilm, multipartBody } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -38,23 +38,16 @@ const TOKENS = {
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('auth-scopes-jobs');
   // A Predictor (Predictor.load's), which the worker takes and the server too.
-  predictor = (await loadPredictor(await makeTinyModel(path.join(dir, 'model')))) as Predictor;
+  ({ dir, predictor, stack, queue } = await startQueueStack('auth-scopes-jobs', ['orthanc', 'redis']));
   audit = await openAuditStore(path.join(dir, 'audit.db'));
-  stack = startStack('auth-scopes-jobs', ['orthanc', 'redis']);
   const stored = await orthanc(stack, '/instances', {
     method: 'POST',
     body: new Uint8Array(fs.readFileSync(DICOM_FILE)),
   });
   assert.equal(stored.status, 200);
   instance = ((await stored.json()) as { ID: string }).ID;
-  const client = new OrthancClient({
-    url: stack.env.CXR_ORTHANC_URL,
-    user: stack.env.CXR_ORTHANC_USER,
-    password: stack.env.CXR_ORTHANC_PASSWORD,
-  });
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
+  const client = orthancClient(stack);
   film = await gradientFilm();
   const tokens = parseTokenList(
     `admin:${TOKENS.admin}\npacs[jobs]:${TOKENS.pacs}\nbridge[jobs,predict]:${TOKENS.bridge}\n` +
@@ -66,11 +59,8 @@ before(async () => {
 });
 after(async () => {
   await app?.close();
-  await queue?.close();
   await audit?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 type Who = keyof typeof TOKENS;

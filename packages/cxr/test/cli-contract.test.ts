@@ -122,11 +122,9 @@ test('cxr evaluate --out a run folder never writes over its validation metrics',
   assert.match(unwritable.stderr, /--out .*: cannot write there/);
 });
 
-test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', {
-  skip: needsData(),
-}, () => {
-  const out = path.join(root, 'tiny-run');
-  const t = cxr(
+/** `cxr train` of the small reference network (32 px, one epoch, 20 films a class) into `out`, then `more`. */
+const trainTiny = (out: string, ...more: string[]) =>
+  cxr(
     'train',
     '--data',
     CHEST_XRAY,
@@ -143,8 +141,14 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
     '--batch-size',
     '16',
     '--no-report',
-    '--json',
+    ...more,
   );
+
+test('cxr train --json ends with one JSON summary line; calibrate and ensemble --json print one object', {
+  skip: needsData(),
+}, () => {
+  const out = path.join(root, 'tiny-run');
+  const t = trainTiny(out, '--json');
   assert.equal(t.code, 0, t.stderr);
   const lines = t.stdout.trim().split('\n');
   const summary = JSON.parse(lines[lines.length - 1]) as {
@@ -224,28 +228,7 @@ test('cxr train --json ends with one JSON summary line; calibrate and ensemble -
 
   // A second member on the same validation split (same split seed), then the ensemble of both.
   const second = path.join(root, 'tiny-run-2');
-  const t2 = cxr(
-    'train',
-    '--data',
-    CHEST_XRAY,
-    '--out',
-    second,
-    '--model',
-    'reference',
-    '--input-size',
-    '32',
-    '--epochs',
-    '1',
-    '--limit-per-class',
-    '20',
-    '--batch-size',
-    '16',
-    '--no-report',
-    '--seed',
-    '2',
-    '--split-seed',
-    '42',
-  );
+  const t2 = trainTiny(second, '--seed', '2', '--split-seed', '42');
   assert.equal(t2.code, 0, t2.stderr);
   const ensOut = path.join(root, 'tiny-ensemble');
   const e = cxr('ensemble', '--members', out, second, '--out', ensOut, '--json');

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import {
   DecodeError,
@@ -14,6 +13,7 @@ import {
   sniffFormat,
 } from '../src/data/decode';
 
+import { pngClaiming } from './image-bytes';
 import { DATA, needsData } from './shared-data';
 let tmp = '';
 
@@ -33,29 +33,6 @@ function rejectsWith(code: DecodeErrorCode, file: string) {
     assert.ok(e.message.includes(file), `message names the file: ${e.message}`);
     return true;
   };
-}
-
-/** A valid PNG header claiming width×height, with almost no pixel data: a decompression bomb's shape. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grayscale
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 test('8-bit grayscale JPEG', async () => {
@@ -173,7 +150,7 @@ test('rejects a text file named .jpg, and names other formats', async () => {
 
 test('rejects a PNG over the pixel limit before decoding it', async () => {
   const file = path.join(tmp, 'bomb.png');
-  await fs.writeFile(file, pngHeaderOnly(30000, 30000)); // 900 MP claimed in about 1 KB
+  await fs.writeFile(file, pngClaiming(30000, 30000, 1024)); // 900 MP claimed in about 1 KB
   await assert.rejects(decodeFile(file, 8), rejectsWith('TOO_MANY_PIXELS', file));
   const small = path.join(tmp, 'small.png');
   await sharp(Buffer.alloc(100 * 100), { raw: { width: 100, height: 100, channels: 1 } })

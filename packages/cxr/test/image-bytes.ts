@@ -1,6 +1,7 @@
 // Image files written or patched by hand, for the variants encoders cannot make (a PNG whose chunks lie, a
 // 12-bit or JPEG-LS frame header, an animated PNG, a phone's HEIC): the bytes the header checks and sniffing
 // read. Shared by the decode, bad-input, predict and enqueue tests.
+import { deflateSync } from 'node:zlib';
 
 /** The CRC-32 of a PNG chunk (ISO 3309, as the PNG specification gives it). */
 export function crc32(buf: Buffer): number {
@@ -20,6 +21,24 @@ export function pngChunk(type: string, data: Buffer): Buffer {
   body.copy(out, 4);
   out.writeUInt32BE(crc32(body), 8 + data.length);
   return out;
+}
+
+/**
+ * A gray 8-bit PNG whose header claims width×height over only `dataBytes` zero bytes of (deflated) pixel data: a
+ * decompression bomb's shape, which must be refused from its header.
+ */
+export function pngClaiming(width: number, height: number, dataBytes: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(dataBytes))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** The PNG with an acTL chunk of `frames` frames right after IHDR (8-byte signature + 25-byte chunk). */

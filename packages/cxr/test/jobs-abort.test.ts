@@ -10,15 +10,15 @@ import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../src/log';
-import { OrthancClient } from '../src/pacs';
-import { type JobQueue, openQueue, queueApi, queueDepth } from '../src/queue';
+import { type JobQueue, queueApi, queueDepth } from '../src/queue';
 import { buildApp } from '../src/serve/app';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { boundedJobs } from '../src/serve/jobs_bound';
-import type { ServePredictor } from '../src/serve/predictor_port';
+import type { Predictor } from '../src/predict/predictor';
 import { type OrthancProxy, startOrthancProxy } from './orthanc-proxy';
-import { DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
+import { DICOM_DIR, DICOM_FILE } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 /** Each PACS request is held this long: a film's lookup (tags, then its SR and SC) takes two of them or more. */
@@ -28,7 +28,7 @@ const BOUND_MS = 600;
 let stack: Stack | undefined;
 let proxy: OrthancProxy | undefined;
 let dir = '';
-let predictor: ServePredictor;
+let predictor: Predictor;
 let audit: AuditStore;
 let queue: JobQueue;
 const ids: string[] = [];
@@ -36,11 +36,8 @@ const apps: FastifyInstance[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('jobs-abort');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
+  ({ dir, predictor, stack, queue } = await startQueueStack('jobs-abort', ['orthanc', 'redis']));
   audit = await openAuditStore(path.join(dir, 'audit.db'));
-  stack = startStack('jobs-abort', ['orthanc', 'redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
   for (const f of [DICOM_FILE, path.join(DICOM_DIR, 'gdcm-CR-MONO1-10-chest.dcm')]) {
     const res = await orthanc(stack, '/instances', { method: 'POST', body: new Uint8Array(fs.readFileSync(f)) });
     assert.equal(res.status, 200);
@@ -51,20 +48,13 @@ before(async () => {
 after(async () => {
   for (const app of apps) await app.close();
   await proxy?.close();
-  await queue?.close();
   await audit?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 /** The app with its job queue looking films up through the slow proxy, and POST /jobs bound at `boundMs`. */
 async function app(boundMs: number, logger?: Logger): Promise<FastifyInstance> {
-  const client = new OrthancClient({
-    url: proxy!.url,
-    user: stack!.env.CXR_ORTHANC_USER,
-    password: stack!.env.CXR_ORTHANC_PASSWORD,
-  });
+  const client = orthancClient(stack!, proxy!.url);
   const model = { sha256: predictor.model.sha256, defaultOperatingPoint: 'balanced' };
   const jobs = boundedJobs(queueApi({ queue, model, orthanc: client }), boundMs, boundMs);
   const a = await buildApp({ predictor, audit, jobs, ...(logger ? { logger } : {}) });
@@ -181,11 +171,7 @@ test('submitOrthancAll with a signal aborted already asks the PACS nothing and q
   skip: skip ?? false,
   timeout: 60_000,
 }, async () => {
-  const client = new OrthancClient({
-    url: proxy!.url,
-    user: stack!.env.CXR_ORTHANC_USER,
-    password: stack!.env.CXR_ORTHANC_PASSWORD,
-  });
+  const client = orthancClient(stack!, proxy!.url);
   const api = queueApi({
     queue,
     model: { sha256: predictor.model.sha256, defaultOperatingPoint: 'balanced' },

@@ -5,20 +5,20 @@
 // status URL of a job queued for another model (before an upgrade) answered "no job ... (kept for 7 days)".
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type JobQueue, jobIdFor, openQueue, queueApi, queueDepth } from '../src/queue';
+import { type JobQueue, jobIdFor, queueApi, queueDepth } from '../src/queue';
 import { buildApp } from '../src/serve/app';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import type { ServePredictor } from '../src/serve/predictor_port';
-import { gradientFilm, loadPredictor, makeTinyModel, tempDir } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import type { Predictor } from '../src/predict/predictor';
+import { startQueueStack, stopQueueStack } from './queue-stack';
+import { gradientFilm } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
 let dir = '';
-let predictor: ServePredictor;
+let predictor: Predictor;
 let audit: AuditStore;
 let queue: JobQueue;
 let film: Buffer;
@@ -26,20 +26,14 @@ const apps: FastifyInstance[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('jobs-upload-limits');
-  predictor = await loadPredictor(await makeTinyModel(path.join(dir, 'model')));
+  ({ dir, predictor, stack, queue } = await startQueueStack('jobs-upload-limits', ['redis']));
   audit = await openAuditStore(path.join(dir, 'audit.db'));
-  stack = startStack('jobs-upload-limits', ['redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
   film = await gradientFilm();
 });
 after(async () => {
   for (const a of apps) await a.close();
-  await queue?.close();
   await audit?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 /** A listening app whose /jobs routes use the real queue (queue/api.ts) with `uploadCapBytes`. */

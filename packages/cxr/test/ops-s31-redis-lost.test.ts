@@ -6,11 +6,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Redis } from 'ioredis';
-import { CLI, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI, XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -20,14 +20,11 @@ let worker: ChildProcess | undefined;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('ops-s31-redis-lost');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('ops-s31-redis-lost', ['redis']);
+  ({ dir, modelDir, stack } = await startModelStack('ops-s31-redis-lost', ['redis']));
 });
-after(() => {
+after(async () => {
   if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopModelStack({ stack, dir });
 });
 
 async function until(what: () => boolean, ms: number, log: () => string): Promise<void> {

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI, DICOM_FILE } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -17,13 +18,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('ops-s31-sync');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('ops-s31-sync', ['orthanc', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('ops-s31-sync', ['orthanc', 'redis']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 function sync(state: string, ...extra: string[]) {

@@ -4,14 +4,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openAuditStore } from '../src/serve/audit';
 import { numberedFilm } from './numbered-film';
 import { isFilmDownload, type OrthancProxy, startOrthancProxy } from './orthanc-proxy';
 import { findInstances } from './pacs-results';
-import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 if (skip) console.log(`# orthanc-sync-counts skipped: ${skip}`);
@@ -21,13 +21,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('orthanc-sync-counts');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('orthanc-sync-counts', ['orthanc']);
+  ({ dir, modelDir, stack } = await startModelStack('orthanc-sync-counts', ['orthanc']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** A small chest film of its own (its UIDs from `n`). */

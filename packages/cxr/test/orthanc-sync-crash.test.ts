@@ -12,8 +12,9 @@ import { readState } from '../src/pacs';
 import { numberedFilm } from './numbered-film';
 import { isFilmDownload, startOrthancProxy } from './orthanc-proxy';
 import { findInstances } from './pacs-results';
-import { CLI, makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 if (skip) console.log(`# orthanc-sync-crash skipped: ${skip}`);
@@ -23,13 +24,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('orthanc-sync-crash');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('orthanc-sync-crash', ['orthanc']);
+  ({ dir, modelDir, stack } = await startModelStack('orthanc-sync-crash', ['orthanc']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** A small chest film of its own (its UIDs from `n`). */

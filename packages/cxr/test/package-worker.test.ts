@@ -7,8 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopQueueStack } from './queue-stack';
+import { XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 import { enqueueUpload, type JobQueue, type JobResult, openQueue, resultKeyOf, UploadStore } from '../src/queue';
 import { modelIdentity } from '../src/models/io';
 import { sha256Of } from '../src/hash';
@@ -25,14 +26,10 @@ let queue: JobQueue | undefined;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('package-worker');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('package-worker', ['redis']);
+  ({ dir, modelDir, stack } = await startModelStack('package-worker', ['redis']));
 });
 after(async () => {
-  await queue?.close();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, stack, dir });
 });
 
 test('startWorker from the package entry, with no upload store given, runs an uploaded film to its result', {

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openAuditStore } from '../src/serve/audit';
-import { makeTinyModel, tempDir } from './serve-fixtures';
 import { assertOneResultEach, uploadSamples, findInstances as findInstancesIn } from './pacs-results';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const skip = stackUnavailable();
@@ -21,13 +21,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('pacs-e2e');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('pacs-e2e', ['orthanc']);
+  ({ dir, modelDir, stack } = await startModelStack('pacs-e2e', ['orthanc']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 interface Run {

@@ -3,7 +3,6 @@
 // prediction, and a modality that sends both copies of every film got two results per film in the study.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeDicom } from '../src/data/dicom';
 import { FOR_PROCESSING_SOP_CLASSES } from '../src/data/for_processing';
@@ -11,8 +10,9 @@ import { classifyInstance, FOR_PROCESSING_REASON, type OrthancClient } from '../
 import { processInstance } from '../src/pacs/sync';
 import type { Predictor } from '../src/predict/predictor';
 import { type Element, imageElements, writeDicom } from './dicom-writer';
-import { makeTinyModel, runCli, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { runCli } from './serve-fixtures';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const DX_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.1';
 const DX_FOR_PROCESSING = '1.2.840.10008.5.1.4.1.1.1.1.1';
@@ -130,13 +130,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('pacs-filter-s36');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('pacs-filter-s36', ['orthanc', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('pacs-filter-s36', ['orthanc', 'redis']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** `cxr ARGS` against the stack, with the tiny model, in the test's folder. */

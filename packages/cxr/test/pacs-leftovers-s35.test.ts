@@ -21,8 +21,9 @@ import type { Predictor } from '../src/predict/predictor';
 import { type JobContext, type JobData, processJob, refusedCodeOf } from '../src/queue';
 import { imageElements, writeDicom } from './dicom-writer';
 import { findInstances } from './pacs-results';
+import { startModelStack, stopModelStack } from './queue-stack';
 import { CLI, makeTinyModel, runCli, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 /** Serves `answer` on a free local port; the URL, and close. */
 async function fakeOrthanc(answer: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
@@ -214,13 +215,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('pacs-leftovers-s35');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('pacs-leftovers-s35', ['orthanc', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('pacs-leftovers-s35', ['orthanc', 'redis']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** A small film of its own (UIDs from `n`), of this modality. */

@@ -16,18 +16,11 @@ import { AuditOpenError, openAuditStoreForWriting } from '../src/cli/writable';
 import { openAuditStore } from '../src/serve/audit';
 import { pgAwayAtOpen, pgOutage } from '../src/serve/audit_pg';
 import { AuditStoreOpenError } from '../src/serve/audit_store';
-import { startOrthancProxy } from './orthanc-proxy';
+import { isFilmDownload, startOrthancProxy } from './orthanc-proxy';
 import { assertOneResultEach, findInstances, results } from './pacs-results';
-import { CLI, DICOM_DIR, DICOM_FILE, makeTinyModel, tempDir } from './serve-fixtures';
-import {
-  orthanc,
-  postgresUnavailable,
-  type Stack,
-  stackCmd,
-  stackUnavailable,
-  startStack,
-  stopStack,
-} from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI, DICOM_DIR, DICOM_FILE, tempDir } from './serve-fixtures';
+import { orthanc, postgresUnavailable, type Stack, stackCmd, stackUnavailable } from './stack-fixture';
 
 test('a log line gives the verdict, not the label, for a film the model cannot assess', () => {
   const warnings = ['image is blank or nearly uniform (contrast 0.0 of 255)'];
@@ -157,13 +150,10 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('pacs-sync-outage');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('pacs-sync-outage', ['postgresql', 'orthanc']);
+  ({ dir, modelDir, stack } = await startModelStack('pacs-sync-outage', ['postgresql', 'orthanc']));
 });
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 async function until(ok: () => boolean | Promise<boolean>, ms: number, why: () => string): Promise<void> {
@@ -190,7 +180,7 @@ test('polling sync survives an audit-log outage and stores the film once the dat
   const state = path.join(dir, 'state.json');
   // Through a proxy that notes each request: whether the film was downloaded (to be predicted) during the outage.
   const proxy = await startOrthancProxy(stack!.env.CXR_ORTHANC_URL);
-  const downloads = () => proxy.seen.filter((r) => /^\/instances\/[^/]+\/file$/.test(r.path)).length;
+  const downloads = () => proxy.seen.filter((r) => isFilmDownload(r.path)).length;
   const poll = spawn(
     process.execPath,
     [CLI, 'orthanc', 'sync', '--interval', '0.5', '--since-start', '--state', state, '--json'],

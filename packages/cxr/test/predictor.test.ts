@@ -2,7 +2,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { decodeBuffer } from '../src/data/decode';
@@ -12,6 +11,7 @@ import { InputError } from '../src/predict/errors';
 import { calibrated, predictAllLogits, predictLogits, sigmoid, toInput } from '../src/models/infer';
 import { Predictor } from '../src/predict/predictor';
 import { imageElements, TS, writeDicom } from './dicom-writer';
+import { pngClaiming } from './image-bytes';
 import { makeSeededModel, seedWeights, SHARED, tempDir } from './ood-fixtures';
 import { needsData, SAMPLES_FULLRES } from './shared-data';
 
@@ -260,29 +260,6 @@ test('the sample DICOM files predict', {
   }
 });
 
-/** A PNG header claiming width×height with almost no data: a decompression bomb's shape. */
-function pngBomb(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 0;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
 test('bad input is always an InputError with a status, and no tensor is left behind', async () => {
   const good = await jpeg(200, 200);
   const gif = Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1');
@@ -292,7 +269,7 @@ test('bad input is always an InputError with a status, and no tensor is left beh
     ['gif', gif, 415, 'UNSUPPORTED_FORMAT'],
     ['truncated jpeg', good.subarray(0, Math.floor(good.length / 2)), 422, 'TRUNCATED'],
     ['truncated png', (await png(200, 200)).subarray(0, 300), 422, 'TRUNCATED'],
-    ['png bomb', pngBomb(60000, 60000), 413, 'TOO_MANY_PIXELS'],
+    ['png bomb', pngClaiming(60000, 60000, 10), 413, 'TOO_MANY_PIXELS'],
     [
       'dicom mpeg2',
       writeDicom(imageElements({ rows: 4, columns: 4 }), { transferSyntax: TS.mpeg2, frames: [new Uint8Array(8)] }),

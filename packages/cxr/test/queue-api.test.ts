@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLI, DICOM_FILE, makeTinyModel, spawnServer, tempDir, XRAY_JPEG, type ChildServer } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { CLI, DICOM_FILE, spawnServer, XRAY_JPEG, type ChildServer } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -19,15 +20,12 @@ const servers: ChildServer[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-api');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('queue-api');
+  ({ dir, modelDir, stack } = await startModelStack('queue-api', []));
 });
 after(async () => {
   for (const s of servers) await s.stop('SIGKILL');
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopModelStack({ stack, dir });
 });
 
 const env = () => ({ ...stack!.env, CXR_MODEL: modelDir, CXR_API_TOKEN: 'tok-1234' });

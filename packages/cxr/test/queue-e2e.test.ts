@@ -7,15 +7,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSource } from '../src/dicom_out';
 import { modelIdentity } from '../src/models/io';
 import { type JobQueue, openQueue, queueDepth } from '../src/queue';
 import { openAuditStore } from '../src/serve/audit';
 import { assertOneResultEach, uploadSamples, findInstances } from './pacs-results';
-import { makeTinyModel, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopQueueStack } from './queue-stack';
+import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const skip = stackUnavailable();
@@ -29,16 +28,12 @@ const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-e2e');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('queue-e2e');
+  ({ dir, modelDir, stack } = await startModelStack('queue-e2e', []));
   queue = openQueue(stack.env.CXR_REDIS_URL, modelIdentity(modelDir).sha256);
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await queue?.close();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, stack, dir });
 });
 
 /** The audit log: the stack's PostgreSQL when it has one, else an SQLite file. */

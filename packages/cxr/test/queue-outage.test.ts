@@ -27,8 +27,9 @@ import {
   retryDelayMs,
 } from '../src/queue';
 import { openAuditStore } from '../src/serve/audit';
-import { CLI, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { postgresUnavailable, type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopQueueStack } from './queue-stack';
+import { CLI, XRAY_JPEG } from './serve-fixtures';
+import { postgresUnavailable, type Stack, stackCmd, stackUnavailable } from './stack-fixture';
 
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:39005'), { code: 'ECONNREFUSED' });
 
@@ -148,16 +149,12 @@ const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-outage');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('queue-outage', ['postgresql', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('queue-outage', ['postgresql', 'redis']));
   queue = openQueue(stack.env.CXR_REDIS_URL, modelIdentity(modelDir).sha256);
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await queue?.close();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, stack, dir });
 });
 
 const env = () => ({ ...process.env, ...stack!.env, CXR_MODEL: modelDir });

@@ -26,7 +26,6 @@ import {
   type JobData,
   type JobQueue,
   type JobSpec,
-  openQueue,
   processJob,
   queueApi,
   queueDepth,
@@ -39,8 +38,9 @@ import { readSource } from '../src/dicom_out';
 import { sha256Of } from '../src/hash';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
 import { HttpError } from '../src/serve/http_error';
-import { CLI, DICOM_DIR, DICOM_FILE, loadPredictor, makeTinyModel, spawnServer, tempDir } from './serve-fixtures';
-import { orthanc, type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { jobContext, orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
+import { CLI, DICOM_DIR, DICOM_FILE, spawnServer } from './serve-fixtures';
+import { orthanc, type Stack, stackCmd, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 const FILM2 = path.join(DICOM_DIR, 'gdcm-CR-MONO1-10-chest.dcm');
@@ -56,17 +56,9 @@ const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('queue-pacs-redo');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  predictor = (await loadPredictor(modelDir)) as Predictor;
+  ({ dir, modelDir, predictor, stack, queue } = await startQueueStack('queue-pacs-redo', ['orthanc', 'redis']));
   store = await openAuditStore(path.join(dir, 'audit.db'));
-  stack = startStack('queue-pacs-redo', ['orthanc', 'redis']);
-  queue = openQueue(stack.env.CXR_REDIS_URL, predictor.model.sha256);
-  client = new OrthancClient({
-    url: stack.env.CXR_ORTHANC_URL,
-    user: stack.env.CXR_ORTHANC_USER,
-    password: stack.env.CXR_ORTHANC_PASSWORD,
-  });
+  client = orthancClient(stack);
   spec = {
     modelSha256: predictor.model.sha256,
     operatingPoint: 'balanced',
@@ -77,11 +69,8 @@ before(async () => {
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await queue?.close();
   await store?.close();
-  predictor?.dispose();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, predictor, stack, dir });
 });
 
 async function until(ok: () => boolean | Promise<boolean>, ms: number, what: () => string): Promise<void> {
@@ -270,14 +259,8 @@ test("an Orthanc job: a bug is retried as 'other', an unreadable film and a refu
     heatmap: true,
     requestedBy: null,
   };
-  const ctx = (p: Predictor, c = client) => ({
-    predictor: p,
-    store,
-    uploads: new UploadStore(queue, 0),
-    orthanc: c,
-    storeImages: false,
-    log: () => {},
-  });
+  const ctx = (p: Predictor, c = client) =>
+    jobContext({ predictor: p, queue }, store, { uploads: new UploadStore(queue, 0), orthanc: c });
   const throwing = (e: Error) => Object.create(predictor, { predict: { value: () => Promise.reject(e) } }) as Predictor;
 
   // A broken install (what QA saw during a rebuild): not the film's fault.

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type ChildServer, CLI, makeTinyModel, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { type ChildServer, CLI, spawnServer, XRAY_JPEG } from './serve-fixtures';
 import { type Stack, stackCmd, stackUnavailable, startStack, stopStack } from './stack-fixture';
 
 const skip = stackUnavailable();
@@ -21,14 +22,11 @@ const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('worker-stop');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('worker-stop', ['redis']);
+  ({ dir, modelDir, stack } = await startModelStack('worker-stop', ['redis']));
 });
-after(() => {
+after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopModelStack({ stack, dir });
 });
 
 async function startWorker(): Promise<{ log: () => string; exited: Promise<number | null>; child: ChildProcess }> {

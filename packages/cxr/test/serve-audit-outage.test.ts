@@ -17,6 +17,7 @@ import type { ServePredictor } from '../src/serve/predictor_port';
 import { type RunningServer, startServer } from '../src/serve/server';
 import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, spawnServer, tempDir } from './serve-fixtures';
 import { postgresUnavailable, type Stack, stackCmd, startStack, stopStack } from './stack-fixture';
+import { fillDisk, mountTmpfs } from './small-disk';
 
 // PostgreSQL from scripts/stack.sh, started before the tests are declared so that they know whether to skip.
 let stack: Stack | undefined;
@@ -245,14 +246,6 @@ test('a SQL error is a bug, not an outage: 500 INTERNAL, and the log still count
   }
 });
 
-/** A small tmpfs at `mnt` (root with mount rights only), or why not. */
-function mountTmpfs(mnt: string): string | null {
-  if (process.getuid?.() !== 0) return 'needs root to mount a small file system';
-  fs.mkdirSync(mnt, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt], { encoding: 'utf8' });
-  return r.status === 0 ? null : `cannot mount a tmpfs here: ${r.stderr.trim()}`;
-}
-
 test('an SQLite audit log on a full disk: 503 AUDIT_UNAVAILABLE, and predictions again once there is room', {
   timeout: 120_000,
 }, async (t) => {
@@ -267,15 +260,7 @@ test('an SQLite audit log on a full disk: 503 AUDIT_UNAVAILABLE, and predictions
   try {
     assert.equal((await post(server.url)).status, 200);
     // Fill what is left of the disk.
-    const fd = fs.openSync(filler, 'w');
-    try {
-      const block = Buffer.alloc(64 * 1024);
-      for (;;) fs.writeSync(fd, block);
-    } catch (e) {
-      assert.equal((e as { code?: string }).code, 'ENOSPC');
-    } finally {
-      fs.closeSync(fd);
-    }
+    fillDisk(filler, 64 * 1024);
     const detail = await unavailable(await post(server.url), NOT_ANSWERED);
     assert.match(detail, /^the audit log cannot be used \(/);
     assert.match(logged(), /the audit log \(.*audit\.db\) cannot be used: .*full \(SQLITE_FULL\)/);

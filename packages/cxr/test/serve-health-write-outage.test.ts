@@ -12,6 +12,7 @@ import { createLogger } from '../src/log';
 import { WRITE_PROBE_MS } from '../src/serve/audit_guard';
 import { type RunningServer, startServer } from '../src/serve/server';
 import { gradientFilm, loadPredictor, makeTinyModel, multipartBody, tempDir } from './serve-fixtures';
+import { fillDisk, mountTmpfs } from './small-disk';
 
 let dir = '';
 let film: Buffer;
@@ -25,14 +26,6 @@ before(async () => {
 after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** A small tmpfs at `mnt` (root with mount rights only), or why not. */
-function mountTmpfs(mnt: string): string | null {
-  if (process.getuid?.() !== 0) return 'needs root to mount a small file system';
-  fs.mkdirSync(mnt, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt], { encoding: 'utf8' });
-  return r.status === 0 ? null : `cannot mount a tmpfs here: ${r.stderr.trim()}`;
-}
 
 function post(base: string): Promise<Response> {
   const { body, headers } = multipartBody('image', 'film.png', film);
@@ -75,15 +68,7 @@ test('an SQLite audit log on a full disk: /health says 503 degraded while writes
   try {
     assert.equal((await post(server.url)).status, 200);
     assert.equal((await health(server.url)).status, 200);
-    const fd = fs.openSync(filler, 'w');
-    try {
-      const block = Buffer.alloc(64 * 1024);
-      for (;;) fs.writeSync(fd, block);
-    } catch (e) {
-      assert.equal((e as { code?: string }).code, 'ENOSPC');
-    } finally {
-      fs.closeSync(fd);
-    }
+    fillDisk(filler, 64 * 1024);
     // The row cannot be written: the prediction is refused, and the outage is a write outage.
     const refused = await post(server.url);
     assert.equal(refused.status, 503, await refused.clone().text());

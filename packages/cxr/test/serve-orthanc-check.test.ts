@@ -3,10 +3,10 @@
 // nothing of it. The check never stops the server: predictions need no PACS.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel, spawnServer, tempDir } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopModelStack } from './queue-stack';
+import { spawnServer } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 
 const skip = stackUnavailable();
 let stack: Stack | undefined;
@@ -15,14 +15,11 @@ let modelDir = '';
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('serve-orthanc-check');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('serve-orthanc-check', ['orthanc', 'redis']);
+  ({ dir, modelDir, stack } = await startModelStack('serve-orthanc-check', ['orthanc', 'redis']));
 });
 
-after(() => {
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await stopModelStack({ stack, dir });
 });
 
 /** Starts a server with `env`, waits for its Orthanc line (at most `waitMs`), and stops it; its log. */

@@ -7,27 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openAuditStore } from '../src/serve/audit';
 import { auditRecord, tempDir } from './serve-fixtures';
-
-/** A small tmpfs at `mnt` (root with mount rights only), or why not. */
-function mountTmpfs(mnt: string): string | null {
-  if (process.getuid?.() !== 0) return 'needs root to mount a small file system';
-  fs.mkdirSync(mnt, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt], { encoding: 'utf8' });
-  return r.status === 0 ? null : `cannot mount a tmpfs here: ${r.stderr.trim()}`;
-}
-
-/** Writes `file` until the disk is full. */
-function fillDisk(file: string): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    const block = Buffer.alloc(4096);
-    for (;;) fs.writeSync(fd, block);
-  } catch (e) {
-    assert.equal((e as { code?: string }).code, 'ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+import { fillDisk, mountTmpfs } from './small-disk';
 
 test('an SQLite audit log closes on a full disk: its checkpoint fails, its rows stay in the -wal, nothing thrown', {
   timeout: 60_000,
@@ -44,7 +24,7 @@ test('an SQLite audit log closes on a full disk: its checkpoint fails, its rows 
     const store = await openAuditStore(file);
     // Committed rows in the write-ahead log, which a checkpoint would copy into the file (and grow it).
     for (let n = 0; n < 20; n++) await store.insert(auditRecord(n), { heatmapPng: Buffer.alloc(20_000, n) });
-    fillDisk(path.join(mnt, 'filler'));
+    fillDisk(path.join(mnt, 'filler'), 4096);
     // Was: the checkpoint's SQLITE_FULL thrown, the connection left open (a server's shutdown failed, exit 1).
     await store.close();
     fs.rmSync(path.join(mnt, 'filler'));

@@ -23,7 +23,7 @@ import { Recipe } from '../src/train/recipe';
 import { train } from '../src/train/trainer';
 import { recalibrate } from '../src/train/calibrate';
 import { parseMeta } from '../src/models/metadata';
-import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { CHEST_XRAY, haveData, makeSeededModel, TINY_SEEDED, tempDir } from './ood-fixtures';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 
@@ -97,8 +97,7 @@ test('a cxr calibrate whose write of cxr.json fails keeps the old cxr.json whole
 }, async () => {
   const dir = tempDir('review-s33-calibrate');
   try {
-    const split = { valFraction: 0.3, splitSeed: 3, limitPerClass: 12 };
-    const model = await makeSeededModel(path.join(dir, 'model'), { inputSize: 32, widths: [4, 8, 8, 8], split });
+    const model = await makeSeededModel(path.join(dir, 'model'), TINY_SEEDED);
     // Once here: the split's films are then in the cache, so the child's first write is the calibration's own.
     await recalibrate(model, CHEST_XRAY, () => {});
     const file = path.join(model, 'cxr.json');

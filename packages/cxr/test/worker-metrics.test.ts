@@ -10,8 +10,9 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { CLI, loadPredictor, makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { startModelStack, stopQueueStack } from './queue-stack';
+import { CLI, loadPredictor, XRAY_JPEG } from './serve-fixtures';
+import { type Stack, stackUnavailable } from './stack-fixture';
 import { metricValue, parseMetrics, samplesOf } from './prometheus-text';
 import type { Predictor } from '../src/predict/predictor';
 import {
@@ -42,16 +43,32 @@ const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  dir = tempDir('worker-metrics');
-  modelDir = await makeTinyModel(path.join(dir, 'model'));
-  stack = startStack('worker-metrics', ['redis']);
+  ({ dir, modelDir, stack } = await startModelStack('worker-metrics', ['redis']));
 });
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await queue?.close();
-  stopStack(stack);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await stopQueueStack({ queue, stack, dir });
 });
+
+/** The job of a film for the model `sha256`: balanced, no heat map, asked for by no one. */
+const filmSpec = (sha256: string): JobSpec => ({
+  modelSha256: sha256,
+  operatingPoint: 'balanced',
+  heatmap: false,
+  requestedBy: null,
+  priority: 'normal',
+});
+
+/** Retries from 0.1 s apart (0.2 s at most), given up after 0.25 s: a job's attempts all end within the test. */
+const FAST_RETRY = { firstDelayMs: 100, maxDelayMs: 200, retryForMs: 250 };
+
+/** The tiny model's predictor and a queue of its own, emptied: the first test's jobs (the same film, done) cleared. */
+async function emptiedQueue(): Promise<{ predictor: Predictor; own: JobQueue }> {
+  const predictor = (await loadPredictor(modelDir)) as Predictor;
+  const own = openQueue(stack!.env.CXR_REDIS_URL, predictor.model.sha256);
+  await own.obliterate({ force: true });
+  return { predictor, own };
+}
 
 async function until<T>(get: () => Promise<T | null>, ms: number, what: () => string): Promise<T> {
   const end = Date.now() + ms;
@@ -102,13 +119,7 @@ test('cxr worker --metrics-port: jobs by outcome, their durations and the queue 
   fs.writeFileSync(bad, fs.readFileSync(XRAY_JPEG).subarray(0, 600));
   const meta = modelIdentity(modelDir);
   queue = openQueue(stack!.env.CXR_REDIS_URL, meta.sha256);
-  const spec: JobSpec = {
-    modelSha256: meta.sha256,
-    operatingPoint: 'balanced',
-    heatmap: false,
-    requestedBy: null,
-    priority: 'normal',
-  };
+  const spec = filmSpec(meta.sha256);
   assert.equal(await enqueueFile(queue, spec, XRAY_JPEG), 'queued');
   assert.equal(await enqueueFile(queue, spec, bad), 'queued');
 
@@ -190,10 +201,7 @@ test('an outage is counted as retried attempts, then as failed for good with OUT
   skip,
   timeout: 60_000,
 }, async () => {
-  const predictor = (await loadPredictor(modelDir)) as Predictor;
-  // The first test's jobs (the same film, done) cleared: this one's job runs.
-  const own = openQueue(stack!.env.CXR_REDIS_URL, predictor.model.sha256);
-  await own.obliterate({ force: true });
+  const { predictor, own } = await emptiedQueue();
   const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const away: ResultStore = {
     location: 'postgres://cxr:*****@db:5432/cxr',
@@ -208,18 +216,12 @@ test('an outage is counted as retried attempts, then as failed for good with OUT
     {
       redisUrl: stack!.env.CXR_REDIS_URL,
       concurrency: 1,
-      retry: { firstDelayMs: 100, maxDelayMs: 200, retryForMs: 250 },
+      retry: FAST_RETRY,
       observer: { ended: (end, seconds) => ends.push({ end, seconds }), running: (d) => (running += d) },
     },
   );
   try {
-    const spec: JobSpec = {
-      modelSha256: predictor.model.sha256,
-      operatingPoint: 'balanced',
-      heatmap: false,
-      requestedBy: null,
-      priority: 'normal',
-    };
+    const spec = filmSpec(predictor.model.sha256);
     assert.equal(await enqueueFile(own, spec, XRAY_JPEG), 'queued');
     await until(
       async () => (ends.some((e) => e.end.outcome === 'failed') ? true : null),
@@ -247,9 +249,7 @@ test('an observer that throws fails no job: a finished job completes at its firs
   skip,
   timeout: 60_000,
 }, async () => {
-  const predictor = (await loadPredictor(modelDir)) as Predictor;
-  const own = openQueue(stack!.env.CXR_REDIS_URL, predictor.model.sha256);
-  await own.obliterate({ force: true });
+  const { predictor, own } = await emptiedQueue();
   const audit = await openAuditStore(path.join(dir, 'observer.db'));
   const warnings: string[] = [];
   // A metrics bug: the count of a job that has just finished throws.
@@ -272,18 +272,12 @@ test('an observer that throws fails no job: a finished job completes at its firs
     {
       redisUrl: stack!.env.CXR_REDIS_URL,
       concurrency: 1,
-      retry: { firstDelayMs: 100, maxDelayMs: 200, retryForMs: 250 },
+      retry: FAST_RETRY,
       observer: broken,
     },
   );
   try {
-    const spec: JobSpec = {
-      modelSha256: predictor.model.sha256,
-      operatingPoint: 'balanced',
-      heatmap: false,
-      requestedBy: null,
-      priority: 'normal',
-    };
+    const spec = filmSpec(predictor.model.sha256);
     assert.equal(await enqueueFile(own, spec, XRAY_JPEG), 'queued');
     // Done, or failed for good after its attempts (what a throwing count made of it before).
     const job = await until(
