@@ -8,7 +8,7 @@ import { overlapRecord } from '../eval/training_overlap';
 import { readMeta } from '../models/io';
 import { modelDirOrDefault, repoRoot } from '../paths';
 import { benchmarkFolderProblem, isTrainingRoot } from '../robustness/images';
-import { writeRobustnessReport } from '../robustness/page';
+import { signedShift, writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
 import { ensureWritableDir } from './writable';
 
@@ -103,7 +103,7 @@ export function register(program: Command): void {
         (r) =>
           `${r.change.padEnd(14)} ${r.strength.toFixed(2)}  auc ${r.auc?.toFixed(3) ?? 'n/a'}  ` +
           `sens ${p(r.sensitivity).padStart(6)}  spec ${p(r.specificity).padStart(6)}  ` +
-          `ΔN ${r.normalScoreShift?.toFixed(3) ?? 'n/a'}  ΔP ${r.pneumoniaScoreShift?.toFixed(3) ?? 'n/a'}  ` +
+          `ΔN ${signedShift(r.normalScoreShift)}  ΔP ${signedShift(r.pneumoniaScoreShift)}  ` +
           `ece ${r.ece.toFixed(3)}`,
       );
       lines.push(
@@ -111,7 +111,7 @@ export function register(program: Command): void {
         `robust specificity ${p(s.robustSpecificity)} (clean ${p(s.cleanSpecificity)}), ` +
           `worst ${p(s.worstSpecificity?.value ?? null)}` +
           (s.worstSpecificity ? ` (${s.worstSpecificity.change} at ${s.worstSpecificity.strength.toFixed(2)})` : '') +
-          `, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${s.meanNormalScoreShift?.toFixed(3) ?? 'n/a'}`,
+          `, mean ECE ${s.meanEce.toFixed(3)}, mean NORMAL-score shift ${signedShift(s.meanNormalScoreShift)}`,
       );
       if (result.outside)
         lines.push(

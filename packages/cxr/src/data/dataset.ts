@@ -79,6 +79,17 @@ export interface DatasetScan {
   brokenLinks: BrokenLink[];
 }
 
+/**
+ * A class folder given where its parent was meant (`--data .../val/NORMAL`): the label comes from the class folder's
+ * name, so its parent is what to give, as `cxr train` says of a train/ folder (train/data_check.ts).
+ */
+function classFolderHint(abs: string, option: string): string {
+  const base = path.basename(abs).toUpperCase();
+  if (!(CLASS_NAMES as readonly string[]).includes(base)) return '';
+  const give = `${option ? `${option} ` : ''}${path.dirname(abs)}`;
+  return `; it is a ${base}/ class folder itself: give the folder above it, ${give}`;
+}
+
 /** Lists every image of ROOT in a stable order (split, label, file name); warns once about broken links. */
 export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<ImageRecord[]> {
   const warn = opts.warn ?? ((line: string) => console.warn(line));
@@ -115,7 +126,8 @@ export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Pr
     throw new DatasetLayoutError(
       abs,
       `${abs}: no chest_xray layout found: ` +
-        'expected train/, val/ or test/ folders, or NORMAL/ and PNEUMONIA/ folders directly inside',
+        'expected train/, val/ or test/ folders, or NORMAL/ and PNEUMONIA/ folders directly inside' +
+        classFolderHint(abs, option),
       'NO_LAYOUT',
     );
   }

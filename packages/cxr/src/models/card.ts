@@ -11,6 +11,7 @@ const ci = (x: unknown, asPct: boolean) => {
   if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'number') return '';
   return asPct ? ` (95% CI ${pct(x[0])}–${pct(x[1])})` : ` (95% CI ${x[0].toFixed(3)}–${x[1].toFixed(3)})`;
 };
+const plural = (n: unknown, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const fixed4 = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : 'n/a');
 
 const INTENDED_USE = [
@@ -97,17 +98,60 @@ function trainingDataSection(meta: ModelMeta): string[] {
     d.valSplit === 'block'
       ? 'validation = the lowest patient numbers of each file-name series (block split)'
       : `split seed ${d.splitSeed ?? '?'}`;
+  const generated = syntheticRecord(d.synthetic);
   return [
     '## Training data',
     `- ${d.root ? `\`${path.basename(String(d.root))}\` ` : ''}` +
       'Kaggle "Chest X-Ray Images (Pneumonia)" `train` split, carved by patient into',
     `  ${d.train?.n ?? '?'} training images (${d.train?.normal ?? '?'} normal, ` +
-      `${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients) and`,
+      `${d.train?.pneumonia ?? '?'} pneumonia; ${d.trainPatients ?? '?'} patients` +
+      `${generated ? `, of the ${realCount(d.train?.n, generated)} real films` : ''}) and`,
     `  ${d.validation?.n ?? '?'} validation images (${d.validation?.normal ?? '?'} normal, ` +
       `${d.validation?.pneumonia ?? '?'} pneumonia; ${d.valPatients ?? '?'} patients),`,
     `  validation fraction ${d.valFraction ?? '?'}, ${split}. ` +
       `Data fingerprint \`${String(d.fingerprint ?? '').slice(0, 16)}\`.`,
+    ...(generated ? syntheticLines(generated, meta.inputSize) : []),
     ...TEST_SPLIT,
+  ];
+}
+
+/** What `withGanImages` (gan/mix.ts) records in cxr.json's data.synthetic. */
+interface SyntheticRecord {
+  normal: number;
+  pneumonia: number;
+  generator?: string;
+  generatorSha256?: string;
+  ganSize?: number;
+}
+
+function syntheticRecord(x: unknown): SyntheticRecord | null {
+  if (typeof x !== 'object' || x === null) return null;
+  const s = x as Record<string, unknown>;
+  const whole = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0);
+  const r: SyntheticRecord = { normal: whole(s.normal), pneumonia: whole(s.pneumonia) };
+  if (r.normal + r.pneumonia === 0) return null;
+  if (typeof s.generator === 'string') r.generator = s.generator;
+  if (typeof s.generatorSha256 === 'string') r.generatorSha256 = s.generatorSha256;
+  if (typeof s.ganSize === 'number') r.ganSize = s.ganSize;
+  return r;
+}
+
+const realCount = (n: unknown, g: SyntheticRecord) =>
+  typeof n === 'number' ? String(n - g.normal - g.pneumonia) : '?';
+
+// Generated images count among the training images (data.train), but they are no patient's films: without this
+// line a GAN-mixed run's card read as if every training image were a real film.
+function syntheticLines(g: SyntheticRecord, inputSize: number): string[] {
+  const sha = g.generatorSha256 ? `weights sha256 \`${g.generatorSha256.slice(0, 16)}\`` : '';
+  const size = g.ganSize ? `made at ${g.ganSize}px, resized to ${inputSize}px` : '';
+  const about = [sha, size].filter(Boolean).join('; ');
+  return [
+    `- ${g.normal + g.pneumonia} of the training images (${g.normal} normal, ${g.pneumonia} pneumonia) are ` +
+      '**generated**, not films: drawn from the',
+    `  class-conditional GAN \`${g.generator ?? '?'}\`${about ? ` (${about})` : ''}.`,
+    '  They were added to the training images only, after the patient split: validation, checkpoint choice, ' +
+      'calibration and thresholds',
+    '  used real films alone, and the patient counts and data fingerprint above are of the real films.',
   ];
 }
 
@@ -117,7 +161,7 @@ function recipeSection(meta: ModelMeta): string {
   const took = typeof v.trainingSeconds === 'number' ? `${(v.trainingSeconds / 60).toFixed(1)} min` : 'n/a';
   return [
     '## Recipe',
-    `${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${r.epochs} epochs ` +
+    `${r.arch} at ${r.inputSize}px; ${r.optimizer} lr ${r.lr}, ${r.schedule} schedule, ${plural(r.epochs, 'epoch')} ` +
       `(best epoch ${v.bestEpoch ?? '?'} of ${v.epochsRun ?? '?'} by validation AUC),`,
     `batch ${r.batchSize}; balance \`${r.balance}\`; augmentation \`${r.augment}\`; ` +
       `label smoothing ${r.labelSmoothing ?? 0};`,
@@ -266,7 +310,7 @@ function shiftLine(r: ModelMeta['recipe']): string {
   const a = r.shiftAugment;
   const lines = [
     r.headFirst
-      ? `the head alone trained first on the frozen ImageNet features (${r.headFirst.epochs} epoch(s) at lr ` +
+      ? `the head alone trained first on the frozen ImageNet features (${plural(r.headFirst.epochs, 'epoch')} at lr ` +
         `${r.headFirst.lr}), then the whole model for the epochs above;\n`
       : '',
     a

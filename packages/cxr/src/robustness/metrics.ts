@@ -24,6 +24,12 @@ export const RobustnessRow = z.object({
   /** Mean of (perturbed − clean) probability over the NORMAL images; positive = towards pneumonia. */
   normalScoreShift: z.number().nullable(),
   pneumoniaScoreShift: z.number().nullable(),
+  /**
+   * Mean predicted probability over the NORMAL (PNEUMONIA) images, as the outside check reports it, so the clean
+   * row stands beside that check; absent in results written before 2026-12-07.
+   */
+  meanNormalScore: z.number().nullable().optional(),
+  meanPneumoniaScore: z.number().nullable().optional(),
   ece: z.number(),
   n: z.number().int().positive(),
 });
@@ -73,6 +79,8 @@ export function rowMetrics(
     specificity: c.tn + c.fp > 0 ? c.tn / (c.tn + c.fp) : null,
     normalScoreShift: shift(labels, probs, clean, 0),
     pneumoniaScoreShift: shift(labels, probs, clean, 1),
+    meanNormalScore: meanOf(labels.flatMap((y, i) => (y === 0 ? [probs[i]] : []))),
+    meanPneumoniaScore: meanOf(labels.flatMap((y, i) => (y === 1 ? [probs[i]] : []))),
     ece: expectedCalibrationError(labels, probs),
     n: labels.length,
   };
@@ -138,6 +146,8 @@ export const RobustnessResult = z.object({
     files: z.array(z.string()),
     /** Files not drawn from (robustness reads JPEG and PNG only), relative as `files`; absent in older results. */
     leftOut: z.array(z.object({ file: z.string(), reason: z.string() })).optional(),
+    /** `--limit`: images per class at most, 0 = all; absent in results written before 2026-12-07. */
+    limit: z.number().int().nonnegative().optional(),
   }),
   operatingPoint: z.object({ name: z.string(), threshold: z.number() }),
   tta: z.array(z.string()),

@@ -9,7 +9,7 @@ import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, table } from '.
 import { writeChart } from '../report/render';
 import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
 import { ECE_BINS, type RobustnessResult, type RobustnessRow } from './metrics';
-import type { Example } from './run';
+import { DEFAULT_STRENGTHS, type Example } from './run';
 import { makeDirs } from '../make_dirs';
 import { writeFileAtomic } from '../atomic_write';
 
@@ -46,13 +46,52 @@ const ROWS_NOTE =
   'Δ scores: mean of (perturbed − clean) predicted probability per class.';
 const CHANGES_NOTE =
   'Applied to the decoded model-size image (src/data/perturb.ts), seeded per image; ' +
-  'strengths scale sizes with the image side. ' +
-  'Run it again: <code>cxr robustness --model DIR --data DIR --out DIR</code>.';
+  'strengths scale sizes with the image side.';
 const DISCLAIMER =
   "Synthetic changes measure sensitivity to nuisances, not accuracy on another hospital's films; " +
   'a model can pass them all and still fail on a real shift.';
 
-const signed = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
+/**
+ * A score shift with its sign, to 3 decimals; one that rounds to zero has none, so a tiny negative mean no
+ * longer reads "−0.000" (the CLI's rows use it too).
+ */
+export function signedShift(x: number | null | undefined): string {
+  if (x === null || x === undefined) return 'n/a';
+  const shown = Math.abs(x).toFixed(3);
+  if (Number(shown) === 0) return shown;
+  return `${x > 0 ? '+' : '−'}${shown}`;
+}
+const signed = signedShift;
+
+const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
+
+/**
+ * The command that repeats this run, from what robustness.json records: the same films (--limit, --seed), changes
+ * and strengths; the defaults left out. A result written before the limit was recorded shows none.
+ */
+export function rerunCommand(result: RobustnessResult, outDir: string): string {
+  const perturbed = result.rows.filter((r) => r.strength > 0);
+  const changes = [...new Set(perturbed.map((r) => r.change))];
+  const strengths = [...new Set(perturbed.map((r) => r.strength))];
+  const sameList = (a: readonly unknown[], b: readonly unknown[]) =>
+    a.length === b.length && a.every((x, i) => x === b[i]);
+  const args = [
+    ['--model', path.resolve(result.model.dir)],
+    ['--data', path.resolve(result.data.path)],
+    ['--out', path.resolve(outDir)],
+    ['--seed', String(result.seed)],
+    ...(result.data.limit ? [['--limit', String(result.data.limit)]] : []),
+    ...(sameList(
+      changes,
+      CHANGES.map((c) => c.name),
+    )
+      ? []
+      : [['--changes', changes.join(',')]]),
+    ...(sameList(strengths, DEFAULT_STRENGTHS) ? [] : [['--strengths', strengths.map(String).join(',')]]),
+    ...(result.outside ? [['--outside', path.resolve(result.outside.data)]] : []),
+  ];
+  return ['cxr robustness', ...args.map(([k, v]) => `${k} ${shellWord(v)}`)].join(' ');
+}
 
 /**
  * The KPI's words for clean − robust specificity: a negative drop is a rise (the shifts made the model call
@@ -140,8 +179,8 @@ ${table(
       pct(clean?.sensitivity ?? null),
       pct(clean?.specificity ?? null),
       clean ? clean.ece.toFixed(3) : 'n/a',
-      '',
-      '',
+      dec(clean?.meanNormalScore ?? null),
+      dec(clean?.meanPneumoniaScore ?? null),
       String(clean?.n ?? ''),
     ],
     [
@@ -262,7 +301,7 @@ ${await exampleSheet(examples)}
       escapeHtml(c.parameter(1, examples[0]?.size ?? 160)),
     ]),
   )}
-<p class="desc">${CHANGES_NOTE}</p></section>
+<p class="desc">${CHANGES_NOTE} Run it again: <code>${escapeHtml(rerunCommand(result, outDir))}</code>.</p></section>
 <p class="disclaimer">${DISCLAIMER}</p>`;
   const index = path.join(outDir, 'index.html');
   await writeFile(index, htmlPage(title, body));

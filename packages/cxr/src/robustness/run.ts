@@ -187,6 +187,8 @@ export async function runRobustness(o: RobustnessOptions): Promise<{ result: Rob
           o.data,
           leftOut.map((l) => l.file),
         ).map((file, i) => ({ file, reason: leftOut[i].reason })),
+        // Recorded so that the page's "run it again" repeats the same choice of films.
+        limit: o.limit ?? 0,
       },
       operatingPoint: { name: opName, threshold: op.threshold },
       tta: [...meta.tta],

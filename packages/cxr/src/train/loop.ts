@@ -20,6 +20,9 @@ import { withSeededMathRandom } from './seeded_math_random';
 import type { Schedule } from './schedule';
 import type { WeightAverage } from './weight_average';
 
+/** "1 epoch", "2 epochs": a run of one epoch is common in smoke runs, and "1 epochs" read as a typo. */
+export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 export interface ValidationSummary {
   auc: number;
   /** Accuracy at probability 0.5. */
@@ -238,7 +241,7 @@ async function endEpoch<S extends LoopState>(
     p.onBest?.(state);
     await writeDirAtomic(p.bestDir, (tmp) => saveLayersModel(p.model, tmp));
   } else if (p.patience > 0 && epoch + 1 - (p.patienceFrom?.(state) ?? state.bestEpoch) >= p.patience) {
-    p.log(`${w.stopping}: no better validation AUC for ${p.patience} epochs`);
+    p.log(`${w.stopping}: no better validation AUC for ${plural(p.patience, 'epoch')}`);
     stop = true;
   }
   putBack?.();

@@ -17,7 +17,7 @@ import type { ModelMeta } from '../models/metadata';
 import { runLogPath, startRunLog } from '../report/run_log';
 import { loadCheckpointWeights, LoopState, readState, restoreCheckpoint } from './checkpoint';
 import { type DataInfo, finishRun, noGateLine } from './finish';
-import { runEpochs } from './loop';
+import { plural, runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
 import { Recipe } from './recipe';
@@ -75,8 +75,6 @@ function trainHeadOnly(model: tfl.LayersModel): () => void {
   for (const l of model.layers) l.trainable = l.name === HEAD_LAYER;
   return () => model.layers.forEach((l, i) => (l.trainable = was[i]));
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export interface TrainResult {
   meta: ModelMeta;

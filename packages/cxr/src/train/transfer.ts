@@ -24,7 +24,7 @@ import { checkLoadedSplit, LoopState, readState, restoreCheckpoint } from './che
 import { finishRun, noGateLine } from './finish';
 import { fitOodFromSets } from '../explain/ood_fit';
 import { saveOod } from '../explain/ood';
-import { runEpochs } from './loop';
+import { plural, runEpochs } from './loop';
 import { weightedBce } from './loss';
 import { createSlots, makeOptimizer } from './optim';
 import { backboneRecord } from './model_source';
@@ -67,6 +67,24 @@ function batchInput(set: ImageSet, idx: readonly number[], aug: AugmentConfig | 
   const xa = augmentBatch(x, aug, seed);
   x.dispose();
   return xa;
+}
+
+/** The line a transfer run opens with: its images and the plan of its phases. */
+export function transferPlanLine(
+  recipe: Recipe,
+  o: { size: number; train: { n: number; normal: number; pneumonia: number }; validating: number; augmented: boolean },
+): string {
+  const ft = recipe.fineTune;
+  const c = o.train;
+  return (
+    `transfer learning at ${o.size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
+    `validating on ${o.validating}; ` +
+    `head ${plural(recipe.epochs, 'epoch')} (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ` +
+    `${o.augmented ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
+    (ft
+      ? `, then fine-tuning the top ${plural(ft.blocks, 'block')} for ${plural(ft.epochs, 'epoch')} at lr ${ft.lr}`
+      : '')
+  );
 }
 
 export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult> {
@@ -133,13 +151,7 @@ export async function trainTransfer(o: TransferRunOptions): Promise<TrainResult>
   const started = Date.now() - state.elapsedSeconds * 1000;
   const c = count(train);
   const ft = recipe.fineTune;
-  log(
-    `transfer learning at ${size}px on ${c.n} images (${c.normal} normal, ${c.pneumonia} pneumonia), ` +
-      `validating on ${labels.length}; ` +
-      `head ${recipe.epochs} epochs (${recipe.optimizer} lr ${recipe.lr}, batch ${recipe.batchSize}, ` +
-      `${aug ? `augment ${recipe.augment}, features per batch` : 'cached features'})` +
-      (ft ? `, then fine-tuning the top ${ft.blocks} blocks for ${ft.epochs} epochs at lr ${ft.lr}` : ''),
-  );
+  log(transferPlanLine(recipe, { size, train: c, validating: labels.length, augmented: aug !== null }));
 
   // Phase 1: the head.
   const valFeatures = await extractFeatures(extract, dim, val, { identity, progress, label: 'validation features' });
