@@ -62,7 +62,14 @@ export interface DecoderPool {
   close(): Promise<void>;
 }
 
-const THUMBNAIL_SIDE = 256;
+/**
+ * A DICOM's thumbnail's longer side: the film the page shows for a DICOM (a browser cannot show one), on its card
+ * (up to 420 px wide) under the heat map and enlarged. As large as the heat map (decode_input.ts' display copy):
+ * at 160 px it was stretched to the card's 420 px, soft, and blurry when enlarged.
+ */
+export const DICOM_THUMBNAIL_SIDE = 512;
+/** Any other film's: the page shows the file itself, and the thumbnail only in History's 48 px column. */
+const THUMBNAIL_SIDE = 160;
 
 export class Predictor {
   readonly model: { name: string; version: string; sha256: string; dir: string; meta: ModelMeta };
@@ -368,8 +375,9 @@ export class Predictor {
     }
     if (opts.thumbnail && img.display) {
       const { gray, width, height } = img.display;
+      const side = img.kind === 'dicom' ? DICOM_THUMBNAIL_SIDE : THUMBNAIL_SIDE;
       out.thumbnailPng = await sharp(gray, { raw: { width, height, channels: 1 } })
-        .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .resize(side, side, { fit: 'inside', withoutEnlargement: true })
         .toColourspace('b-w') // one channel: libvips would otherwise write RGB
         .png()
         .toBuffer();

@@ -37,8 +37,9 @@ export function ageWords(age: AnswerAge): string {
   }
   if (source === 'stated' && (Number.isInteger(years) || years >= 2))
     return plural(Math.round(years * 100) / 100, 'year');
-  // A hair over: 3 years' worth of days divided out is 2.9999… years.
-  const whole = (n: number) => Math.floor(n + 1e-6);
+  // A hair over: 3 years' worth of days divided out is 2.9999… years, and 13 months sent to the server as
+  // 1.083333 years (api.ts: six decimals) comes back as 12.999996 months.
+  const whole = (n: number) => Math.floor(n + 1e-3);
   if (years >= 2) return plural(whole(years), 'year');
   if (years >= 1 / 12) return plural(whole(years * 12), 'month');
   if (years >= 7 / 365.25) return plural(whole((years * 365.25) / 7), 'week');
@@ -140,8 +141,19 @@ function olderServerAge(years: number | undefined, dicom: boolean, only: string)
 /**
  * The age in the card's grey line: the one the answer took and where from; for an older server's answer, which
  * does not say it, the age the batch sent (`years`) and, with a DICOM, that the header's own ages are checked too.
+ * An age typed in months (`months`) and used is said in those words and in the years the model was given
+ * ("18 months (1.5 years)"), so that the reader sees both the age typed and how it was read.
  */
-export function ageMeta(answered: AnswerAge | null | undefined, years: number | undefined, dicom: boolean): string {
+export function ageMeta(
+  answered: AnswerAge | null | undefined,
+  years: number | undefined,
+  dicom: boolean,
+  months?: number,
+): string {
+  if (answered?.source === 'stated' && months !== undefined) {
+    const years = plural(Math.round(answered.years * 100) / 100, 'year');
+    return `age used ${plural(months, 'month')} (${years}), ${AGE_SOURCE.stated}`;
+  }
   if (answered) return `age used ${ageWords(answered)}, ${AGE_SOURCE[answered.source]}`;
   if (answered === null)
     return dicom ? 'age unknown (none typed, none in the DICOM header)' : 'age unknown (none typed)';

@@ -9,7 +9,7 @@
 import { shownLabel, showsHeatmap, statusOf, type Verdict, type VerdictStatus } from '../../predict/verdict';
 import * as api from './api';
 import { ageMeta } from './age_text';
-import { type BatchSettings, batchAge, readSettings, watchAgeField } from './batch_settings';
+import { type BatchSettings, batchAge, batchAgeMonths, readSettings, watchAgeField } from './batch_settings';
 import {
   type CardAnswer,
   fileName,
@@ -136,6 +136,7 @@ function serverAnswer(p: api.Prediction, meta: string): CardAnswer {
 async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSignal): Promise<CardAnswer> {
   const { file, card, settings } = job;
   const age = batchAge(settings);
+  const months = batchAgeMonths(settings);
   // Checked here, not after seconds of sending: the server would refuse it once it has it all. A refusal is
   // asked of the server as it is now (it may have been restarted with a larger limit).
   const over = (limit: number | null) => limit !== null && file.size > limit;
@@ -160,7 +161,8 @@ async function analyzeOnServer(job: Job, info: api.ModelInfo, signal: AbortSigna
   // A time bound to its unit (NBSP, as percent's): on a phone "ms" began a line of its own.
   const metaOf = (p: api.Prediction, extra = '') =>
     `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height} · model ${p.model.name} ${p.model.version} · ` +
-    `${ageMeta(p.age, age, p.input.kind === 'dicom')} · ${Math.round(p.timings.totalMs)}${NBSP}ms · id ${p.id}${extra}`;
+    `${ageMeta(p.age, age, p.input.kind === 'dicom', months)} · ` +
+    `${Math.round(p.timings.totalMs)}${NBSP}ms · id ${p.id}${extra}`;
   const p = await send(settings.operatingPoint, true, undefined, signal);
   // The view cleared as the answer was read (a token forgotten): as analyzeLocally, not shown nor said to the next.
   signal.throwIfAborted();
@@ -253,7 +255,8 @@ async function analyzeLocally(job: Job, info: api.ModelInfo, signal: AbortSignal
     warnings: r.warnings,
     age: r.age,
     meta:
-      `${r.width}×${r.height} · model ${info.name} ${info.version} · ${ageMeta(r.age, age, false)} · ` +
+      `${r.width}×${r.height} · model ${info.name} ${info.version} · ` +
+      `${ageMeta(r.age, age, false, batchAgeMonths(settings))} · ` +
       `${Math.round(r.ms)}${NBSP}ms in the browser · heat maps are made on the server only`,
   });
   // Nothing here is logged, so the card re-thresholds what it has.

@@ -8,9 +8,18 @@ import { announce } from './status_line';
 
 export interface BatchSettings {
   operatingPoint: string;
-  /** The typed age in years (undefined: none), or why the field cannot be read, said on every card. */
-  age: { years: number | undefined } | { error: string };
+  /**
+   * The typed age in years (undefined: none) and, typed in months, the months as typed (the grey line says both);
+   * or why the field cannot be read, said on every card.
+   */
+  age: StatedAge | { years: undefined } | { error: string };
   local: boolean;
+}
+
+/** An age read from the field: years, as the API takes it; `months` where it was typed in months. */
+export interface StatedAge {
+  years: number;
+  months?: number;
 }
 
 function globalOperatingPoint(): string {
@@ -21,35 +30,48 @@ function globalOperatingPoint(): string {
 const AGE_MIN = STATED_AGE_RANGE.min;
 const AGE_MAX = STATED_AGE_RANGE.max;
 
+/** The units the field takes after a number (any case): years, or months as paediatric ages are often said. */
+const YEAR_UNITS = ['y', 'yr', 'yrs', 'year', 'years'];
+const MONTH_UNITS = ['mo', 'mos', 'month', 'months'];
+
 /**
- * The years in `text` as typed: decimal digits with a dot or a comma as the decimal separator ("0,5" is
- * half a year in much of the world; a number field in an English browser made it "05", five years). Anything
- * else is an error that says why, never a guess: an infant's film read as a 5-year-old's would be assessed.
+ * The age in `text` as typed: decimal digits with a dot or a comma as the decimal separator ("0,5" is half a
+ * year in much of the world; a number field in an English browser made it "05", five years), in years, or in
+ * months with the unit ("18 months", "18 mo"; a child's age is often said so, and was refused). A bare number is
+ * years. Anything else is an error that says why, never a guess: "18 m" may be months or a typo, and an infant's
+ * film read as an 18-year-old's would be assessed.
  */
-export function parseAge(text: string): number | undefined {
+export function parseAge(text: string): StatedAge | undefined {
   const t = text.trim();
   if (t === '') return undefined;
-  const rule = `Patient age must be a number of years from ${AGE_MIN} to ${AGE_MAX}, such as 3 or 0.5 (or left empty)`;
-  const m = /^(\d+)(?:[.,](\d+))?$/.exec(t);
-  if (!m) throw new Error(`${rule}; "${t}" is not one.`);
-  if (/^0\d/.test(m[1]))
-    throw new Error(
-      `${rule}; "${t}" starts with a zero: type ${Number(m[1])} for ${Number(m[1])} years, or 0.5 for half a year.`,
-    );
-  const years = Number(`${m[1]}.${m[2] ?? '0'}`);
-  if (years < AGE_MIN || years > AGE_MAX) throw new Error(`${rule}; ${t} is out of that range.`);
-  return years;
+  const rule =
+    `Patient age must be a number of years from ${AGE_MIN} to ${AGE_MAX}, such as 3, 0.5 or 2 years, or of months ` +
+    'with the unit, such as 18 months (or left empty)';
+  const m = /^(\d+)(?:[.,](\d+))?\s*([a-z]*)$/i.exec(t);
+  const unit = m?.[3].toLowerCase() ?? '';
+  const inMonths = MONTH_UNITS.includes(unit);
+  if (!m || !(unit === '' || inMonths || YEAR_UNITS.includes(unit))) throw new Error(`${rule}; "${t}" is not one.`);
+  if (/^0\d/.test(m[1])) {
+    const n = Number(m[1]);
+    const say = inMonths ? `${n} months` : `${n} for ${n} years, or 0.5 for half a year`;
+    throw new Error(`${rule}; "${t}" starts with a zero: type ${say}.`);
+  }
+  const value = Number(`${m[1]}.${m[2] ?? '0'}`);
+  const years = inMonths ? value / 12 : value;
+  if (years < AGE_MIN || years > AGE_MAX)
+    throw new Error(`${rule}; ${t}${inMonths ? ` (${Math.round(years * 10) / 10} years)` : ''} is out of that range.`);
+  return inMonths ? { years, months: value } : { years };
 }
 
-/** The age typed on the page, in years (undefined: none); the field says inline what is wrong with it. */
-function statedAge(): number | undefined {
+/** The age typed on the page (undefined: none); the field says inline what is wrong with it. */
+function statedAge(): StatedAge | undefined {
   const field = $('#patient-age') as HTMLInputElement;
   const error = $('#patient-age-error');
   try {
-    const years = parseAge(field.value);
+    const age = parseAge(field.value);
     field.removeAttribute('aria-invalid');
     error.hidden = true;
-    return years;
+    return age;
   } catch (e) {
     field.setAttribute('aria-invalid', 'true');
     error.textContent = api.humanError(e);
@@ -87,15 +109,20 @@ export function localMode(): boolean {
 export function readSettings(): BatchSettings {
   let age: BatchSettings['age'];
   try {
-    age = { years: statedAge() };
+    age = statedAge() ?? { years: undefined };
   } catch (e) {
     age = { error: api.humanError(e) };
   }
   return { operatingPoint: globalOperatingPoint(), age, local: localMode() };
 }
 
-/** The batch's age; an age that was invalid when the files were taken fails each of its films. */
+/** The batch's age in years; an age that was invalid when the files were taken fails each of its films. */
 export function batchAge(settings: BatchSettings): number | undefined {
   if ('error' in settings.age) throw new Error(settings.age.error);
   return settings.age.years;
+}
+
+/** The batch's age in months as typed, where it was typed in months (the grey line says it in those words). */
+export function batchAgeMonths(settings: BatchSettings): number | undefined {
+  return 'months' in settings.age ? settings.age.months : undefined;
 }

@@ -161,8 +161,15 @@ function row(p: api.Prediction): HTMLTableRowElement {
     el('td', {}, p.thumbnailUrl ? img : '—'),
     el('td', { className: 'finding' }, tag),
     el('td', { className: 'num', textContent: probability }),
-    el('td', { textContent: `${p.operatingPoint} (${percentPair(p.probability, p.threshold).threshold})` }),
-    el('td', { textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}` }),
+    // These two may wrap at their space (style.css): on one line each they pushed History past a 1280 px window.
+    el('td', {
+      className: 'two-part',
+      textContent: `${p.operatingPoint} (${percentPair(p.probability, p.threshold).threshold})`,
+    }),
+    el('td', {
+      className: 'two-part',
+      textContent: `${p.input.kind.toUpperCase()} ${p.input.width}×${p.input.height}`,
+    }),
     el('td', { className: 'warnings-cell' }, p.warnings.length ? warnings(p.warnings) : '—'),
     el('td', {}, p.heatmapUrl && showsHeatmap(statusOf(p)) ? heatmapLink(p.heatmapUrl, p.id) : '—'),
     // The name only (a long one cut short): the version, and the full name, in the title.
