@@ -105,7 +105,12 @@ test('cxr enqueue DIR: each refused image named with why and its code, the rest 
     assert.ok(line.endsWith(` (${code})`), line);
     assert.match(line.slice(prefix.length, -` (${code})`.length), reason, line);
   }
-  for (const name of [...QUEUED, ...OTHERS]) assert.ok(!r.stderr.includes(name), `${name} named:\n${r.stderr}`);
+  for (const name of OTHERS) assert.ok(!r.stderr.includes(name), `${name} named:\n${r.stderr}`);
+  // A queued film is named only with its job (to follow with GET /jobs/ID), never as refused.
+  for (const name of QUEUED) {
+    const said = r.stderr.split('\n').filter((l) => l.includes(path.join(archive, name)));
+    assert.ok(said.length === 1 && said[0].startsWith('cxr enqueue: queued: '), `${name} named:\n${r.stderr}`);
+  }
   // An empty extensionless file is no film refused: skipped, and named as such.
   for (const name of EMPTY_SKIPPED) {
     assert.ok(r.stderr.includes(`cxr enqueue: skipped: ${path.join(archive, name)}: empty file (0 bytes)`), r.stderr);

@@ -23,7 +23,7 @@ import { DEFAULT_LIMITS } from '../data/decode';
 import { type FilmRefusal, fileReader, filmRefusalOf, HEAD_BYTES } from '../data/image_refusal';
 import { forEachConcurrent } from '../data/pool';
 import { modelIdentity } from '../models/io';
-import { FOR_PROCESSING_REASON, loadOrthancConfig, OrthancClient } from '../pacs';
+import { FOR_PROCESSING_REASON, LATERAL_REASON, loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
 import { collectInputs } from '../predict/batch';
 import { type BatchJob, EMPTY_FILE_RULE, emptySkippedLine, missingError, noFilmsIn } from '../predict/batch_inputs';
@@ -32,7 +32,7 @@ import {
   allInstances,
   countOutcome,
   emptyCounts,
-  enqueueFile,
+  enqueueFileJob,
   enqueueInstance,
   type JobSpec,
   loadRedisUrl,
@@ -143,8 +143,24 @@ export function register(program: Command): void {
       // ownResults: of the skipped, cxr's own SR and Secondary Captures met by --orthanc-all (the archive holds two
       // per film done); said on their own, so that they do not read as films left out. forProcessing: of the
       // skipped, chest images FOR PROCESSING (raw detector data; a modality may send one beside every film): said on
-      // their own too, as "not chest films" would puzzle an admin who knows them for chest images.
-      const counts = { ...emptyCounts(), skipped: 0, ownResults: 0, forProcessing: 0, missing: 0, notFilms: 0 };
+      // their own too, as "not chest films" would puzzle an admin who knows them for chest images. laterals: of the
+      // skipped, lateral views (the model reads frontal views only; a PA + lateral exam holds one beside each film).
+      const counts = {
+        ...emptyCounts(),
+        skipped: 0,
+        ownResults: 0,
+        forProcessing: 0,
+        laterals: 0,
+        missing: 0,
+        notFilms: 0,
+      };
+      // Each film's job, to be followed with GET /api/v1/jobs/ID: a line each on stderr, and in --json.
+      const jobs: ({ id: string; status: string } & ({ file: string } | { orthancInstance: string }))[] = [];
+      const said = (job: (typeof jobs)[number]) => {
+        jobs.push(job);
+        const what = 'file' in job ? job.file : `Orthanc instance ${job.orthancInstance}`;
+        log(`${job.status}: ${what}: job ${job.id}`);
+      };
       // Files first, before Redis: every refusal is said together, before anything is queued.
       const files: string[] = [];
       if (!o.orthancAll) {
@@ -186,17 +202,23 @@ export function register(program: Command): void {
           const client = new OrthancClient(loadOrthancConfig({ configFile: o.orthancConfig, warn: log }));
           for await (const id of allInstances(client)) {
             const r = await enqueueInstance(queue, client, spec, id);
-            if (r.outcome !== 'skipped') countOutcome(counts, r.outcome);
-            else {
+            if (r.outcome !== 'skipped') {
+              countOutcome(counts, r.outcome);
+              // A film whose results are in the PACS already has no job (id null): counted as done, no line.
+              if (r.id !== null) said({ id: r.id, status: r.outcome, orthancInstance: id });
+            } else {
               counts.skipped++;
               if (r.ownResult) counts.ownResults++;
               else if (r.reason === FOR_PROCESSING_REASON) counts.forProcessing++;
+              else if (r.reason === LATERAL_REASON) counts.laterals++;
             }
           }
         } else {
           for (const file of files) {
             try {
-              countOutcome(counts, await enqueueFile(queue, spec, file));
+              const r = await enqueueFileJob(queue, spec, file);
+              countOutcome(counts, r.outcome);
+              said({ id: r.id, status: r.outcome, file: path.resolve(file) });
             } catch (e) {
               // Changed since it was checked: still said, and counted with the refused.
               if (!(e instanceof NotAFilmError)) throw e;
@@ -206,17 +228,19 @@ export function register(program: Command): void {
           }
         }
         const depth = await queueDepth(queue);
-        if (o.json) process.stdout.write(`${JSON.stringify({ ...counts, queue: queue.name, depth })}\n`);
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...counts, queue: queue.name, depth, jobs })}\n`);
         else {
           const own = counts.ownResults;
           const raw = counts.forProcessing;
-          const others = counts.skipped - own - raw;
+          const lateral = counts.laterals;
+          const others = counts.skipped - own - raw - lateral;
           process.stdout.write(
             `${counts.queued} queued, ${counts.alreadyQueued} already queued, ${counts.alreadyDone} already done` +
               `${counts.requeued ? `, ${counts.requeued} failed before and queued again` : ''}` +
               `${others ? `, ${others} skipped (not chest films or not images)` : ''}` +
               `${own ? `, ${own} cxr result${own === 1 ? '' : 's'} (SR/SC) skipped` : ''}` +
               `${raw ? `, ${raw} image${raw === 1 ? '' : 's'} FOR PROCESSING (raw detector data) skipped` : ''}` +
+              `${lateral ? `, ${lateral} lateral view${lateral === 1 ? '' : 's'} skipped` : ''}` +
               `${counts.missing ? `, ${counts.missing} missing or unreadable` : ''}` +
               `${counts.notFilms ? `, ${counts.notFilms} refused (named above)` : ''}` +
               ` (queue ${queue.name}: ${depth.waiting} waiting, ${depth.active} running)\n`,

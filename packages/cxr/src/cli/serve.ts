@@ -4,7 +4,7 @@ import { intInRange, numberInRange, positiveInt } from './args';
 import { checkModelOption } from './model_folder';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
-import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
+import { ConfigFileError, isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
 import { modelDirOrDefault } from '../paths';
 import { checkRedis, loadRedisUrl, openQueue, queueApi, redactRedisUrl } from '../queue';
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
@@ -234,7 +234,8 @@ export function register(program: Command): void {
         // An audit log that cannot be opened (a login refused, a log newer than this cxr) is said in its own
         // words, which name it with the password hidden: a configuration fault, not a bug, so no stack trace.
         // A token refused (CXR_API_TOKEN too short, a bad --tokens-file line) likewise: its message says what to do.
-        if (e instanceof AuditStoreOpenError || e instanceof ApiTokenError)
+        // A Redis or Orthanc config file that cannot be read or is not JSON too: its message names the file.
+        if (e instanceof AuditStoreOpenError || e instanceof ApiTokenError || e instanceof ConfigFileError)
           log.fatal({ code: e.code }, `${e.message}: not starting`);
         else log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
         process.exit(1);

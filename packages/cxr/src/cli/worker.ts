@@ -5,8 +5,9 @@
 // locked to it is retried by another worker once its lock runs out.
 // A job that fails because the audit log, Orthanc or the network is away is retried with backoff
 // (--retry-delay doubling up to --retry-max-delay) for a day; a film that cannot be read fails at once.
-// With Orthanc configured, its login is checked at start, as Redis and the audit log are: a wrong
-// password stops the worker (exit 1) instead of failing every Orthanc job it takes.
+// With Orthanc configured, its login and its DICOMweb plugin are checked at start, as Redis and the audit log are:
+// a wrong password, or no plugin to store results with, stops the worker (exit 1) instead of failing every Orthanc
+// job it takes.
 // --metrics-port opens GET /metrics (queue/metrics.ts): jobs by outcome, their durations, the queue's depth.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { intAtLeast, intInRange, MAX_TIMER_MS, positiveInt, timerMs } from './args';
@@ -35,13 +36,16 @@ import { DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { openAuditStoreForWriting } from './writable';
 
 /**
- * Checks Orthanc once (GET /system): a login it refuses, or a URL that is no Orthanc, stops the worker before it
- * takes a job; Orthanc away only warns (its jobs wait for it, retry.ts), as a worker may start before it.
+ * Checks Orthanc once (GET /system, then the DICOMweb route results are stored by): a login it refuses, a URL that
+ * is no Orthanc, or an Orthanc without its DICOMweb plugin stops the worker before it takes a job; Orthanc away
+ * only warns (its jobs wait for it, retry.ts), as a worker may start before it.
  */
 async function checkOrthanc(client: OrthancClient, log: (l: string) => void, warn: (l: string) => void) {
   try {
     const about = await client.checkConnection();
     log(`Orthanc at ${client.config.url} answers (${about.name} ${about.version})`);
+    // Without its DICOMweb plugin every Orthanc job would fail at its STOW-RS, after all its tries: said now.
+    await client.checkDicomWeb();
   } catch (e) {
     if (isOrthancAuthError(e)) {
       throw new Error(

@@ -58,7 +58,8 @@ const LEVEL_SPAN_BELOW = 70;
 const COLOUR_FRACTION_ABOVE = 0.05;
 /** A share as the page writes one: "90 %", a no-break space before the sign (web/client/dom.ts percent). */
 const percent = (fraction: number) => `${Math.round(fraction * 100)}\u00a0%`;
-const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
+/** ViewPosition values read as no frontal view (the LATERAL warning; the PACS skips such films, pacs/filter.ts). */
+export const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
 const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
 // A header's free text is quoted in a warning only when it is one of these DICOM defined terms: warnings
 // are stored in the audit log, which keeps no patient data, and a file may hold anything in these tags (a

@@ -174,11 +174,11 @@ export class OrthancClient {
     return res;
   }
 
-  /** STOW-RS answered 404 by an Orthanc: what is missing, and how to add it. */
-  private noDicomWeb(e: OrthancError): OrthancError {
+  /** STOW-RS (or `asked`, the same route) answered 404 by an Orthanc: what is missing, and how to add it. */
+  private noDicomWeb(e: OrthancError, asked = `POST ${STOW_ROUTE}`): OrthancError {
     return new OrthancError(
       this.safe(
-        `POST ${STOW_ROUTE}: HTTP 404 from Orthanc at ${this.config.url}: its DICOMweb plugin, which cxr stores ` +
+        `${asked}: HTTP 404 from Orthanc at ${this.config.url}: its DICOMweb plugin, which cxr stores ` +
           'results with (STOW-RS), is not loaded or not at /dicom-web/: install it (Debian: orthanc-dicomweb), ' +
           'list it in the "Plugins" of Orthanc\'s configuration with "DicomWeb": {"Enable": true, "Root": ' +
           '"/dicom-web/"}, and restart Orthanc',
@@ -213,6 +213,22 @@ export class OrthancClient {
       return { name: system.Name, version: system.Version };
     } catch (e) {
       throw this.wrongPath(e) ?? e;
+    }
+  }
+
+  /**
+   * Whether the DICOMweb route cxr stores results with answers (GET of the STOW route with limit=1: a QIDO-RS search
+   * for one study, cheap on any archive): for a worker's start-up, after checkConnection, so that an Orthanc without
+   * its DICOMweb plugin is said at once rather than by every Orthanc job after its tries. Throws the OrthancError of
+   * a STOW-RS answered 404 (what to install, and how) when the route is not there; what the request throws
+   * otherwise (Orthanc away, the login refused).
+   */
+  async checkDicomWeb(): Promise<void> {
+    try {
+      await this.request('GET', `${STOW_ROUTE}?limit=1`);
+    } catch (e) {
+      if (!(e instanceof OrthancError) || e.status !== 404) throw e;
+      throw (await this.wrongPathError()) ?? this.noDicomWeb(e, `GET ${STOW_ROUTE}`);
     }
   }
 

@@ -32,6 +32,27 @@ const FileSchema = z
   })
   .strict();
 
+/**
+ * A config file (Orthanc's, Redis's) that cannot be read, is not JSON or does not fit: a configuration fault whose
+ * message names the file and what is wrong, so `cxr serve` logs it as one line without a stack trace.
+ */
+export class ConfigFileError extends Error {
+  readonly code = 'BAD_CONFIG_FILE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigFileError';
+  }
+}
+
+/**
+ * JSON.parse's complaint without the text it quotes: V8 quotes the start of the file ('Unexpected token 'u',
+ * "url: redis://:secret@..." is not valid JSON'), which in a file holding a password would print it.
+ */
+export function jsonProblem(e: unknown): string {
+  const message = (e as Error).message;
+  return message.replace(/, ".*" is not valid JSON$/s, '').replace(/ in JSON at position/, ' at position');
+}
+
 export interface ConfigSources {
   /** A JSON file {url, user, password}; its values win over the environment's. */
   configFile?: string;
@@ -49,18 +70,18 @@ export function loadOrthancConfig(src: ConfigSources): OrthancConfig {
     try {
       text = fs.readFileSync(src.configFile, 'utf8');
     } catch (e) {
-      throw new Error(`cannot read config file ${src.configFile}: ${(e as Error).message}`);
+      throw new ConfigFileError(`cannot read config file ${src.configFile} (for Orthanc): ${(e as Error).message}`);
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new Error(`config file ${src.configFile} is not JSON: ${(e as Error).message}`);
+      throw new ConfigFileError(`Orthanc config file ${src.configFile} is not JSON: ${jsonProblem(e)}`);
     }
     const r = FileSchema.safeParse(json);
     if (!r.success) {
-      throw new Error(
-        `config file ${src.configFile}: ` +
+      throw new ConfigFileError(
+        `Orthanc config file ${src.configFile}: ` +
           r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
       );
     }

@@ -1,9 +1,9 @@
 // Which instances in the PACS the model should read: chest radiographs (CR/DX/DR, body part
-// CHEST, THORAX or LUNG, or not given) FOR PRESENTATION, never cxr's own results (which would otherwise
-// be fed back to it).
+// CHEST, THORAX or LUNG, or not given) FOR PRESENTATION, frontal views (a film a request names is read even when
+// lateral), never cxr's own results (which would otherwise be fed back to it).
 import { isForProcessingImage } from '../data/for_processing';
 import { isOwnResult } from '../dicom_out';
-import { BODY_PART_TERMS, CHEST_BODY_PART, headerValue, MODALITY_TERMS } from '../explain/image_checks';
+import { BODY_PART_TERMS, CHEST_BODY_PART, headerValue, LATERAL_VIEWS, MODALITY_TERMS } from '../explain/image_checks';
 
 const MODALITIES = new Set(['CR', 'DX', 'DR']);
 
@@ -16,11 +16,21 @@ export type Verdict = { accept: true } | { accept: false; reason: string; ownRes
  */
 export const FOR_PROCESSING_REASON = 'image FOR PROCESSING (raw detector data), not a film for reading';
 
+/**
+ * The reason a lateral view is skipped by the sync and `cxr enqueue --orthanc-all` (which counts these apart by it):
+ * the model reads frontal views only, and answered each lateral film of a PA + lateral exam "cannot assess".
+ */
+export const LATERAL_REASON = 'lateral view (ViewPosition): the model reads frontal (PA/AP) views only';
+
 const tag = (tags: Record<string, unknown>, k: string): string =>
   typeof tags[k] === 'string' ? (tags[k] as string).trim() : '';
 
-/** Decides from Orthanc's simplified tags (keyword → string). */
-export function classifyInstance(tags: Record<string, unknown>): Verdict {
+/**
+ * Decides from Orthanc's simplified tags (keyword → string). `lateral: 'read'` for a film a request names (POST
+ * /jobs with orthancInstances): it is answered, its report saying why it cannot be assessed; what the PACS offers
+ * by itself (the sync, a backfill) skips lateral views.
+ */
+export function classifyInstance(tags: Record<string, unknown>, opts: { lateral?: 'skip' | 'read' } = {}): Verdict {
   // cxr's own by what it writes (dicom_out/identity.ts), not by the SOP class: another vendor's SR or Secondary
   // Capture is skipped below as what it is (modality SR or OT is no chest film), not counted as a cxr result.
   if (isOwnResult({ manufacturer: tag(tags, 'Manufacturer'), seriesDescription: tag(tags, 'SeriesDescription') })) {
@@ -45,6 +55,9 @@ export function classifyInstance(tags: Record<string, unknown>): Verdict {
     sopClassUid: tag(tags, 'SOPClassUID'),
   };
   if (isForProcessingImage(forProcessing)) return { accept: false, reason: FOR_PROCESSING_REASON };
+  // The views every prediction's image check warns about as lateral (image_checks.ts): one rule with it.
+  if ((opts.lateral ?? 'skip') === 'skip' && LATERAL_VIEWS.has(tag(tags, 'ViewPosition').toUpperCase()))
+    return { accept: false, reason: LATERAL_REASON };
   if (!tag(tags, 'SOPInstanceUID') || !tag(tags, 'StudyInstanceUID'))
     return { accept: false, reason: 'no SOP instance or study UID' };
   return { accept: true };

@@ -1,7 +1,7 @@
 // The PACS side: Orthanc's change feed in, DICOM results back (see docs/deployment.md).
-export { loadOrthancConfig, type OrthancConfig, redactOrthanc } from './config';
+export { ConfigFileError, loadOrthancConfig, type OrthancConfig, redactOrthanc } from './config';
 export { isOrthancAuthError, OrthancClient, OrthancError, type OrthancErrorCode } from './client';
-export { classifyInstance, FOR_PROCESSING_REASON } from './filter';
+export { classifyInstance, FOR_PROCESSING_REASON, LATERAL_REASON } from './filter';
 export { readState, writeState, type SyncState } from './state';
 export { type StoredResults, storedResults } from './stored_results';
 export {

@@ -147,7 +147,8 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       for (let i = next++; i < ids.length; i = next++) {
         try {
           try {
-            checks[i] = await checkInstance(client, s, ids[i]);
+            // Named by the request: a lateral view is answered too (its report says why it cannot be assessed).
+            checks[i] = await checkInstance(client, s, ids[i], { lateral: 'read' });
           } catch (e) {
             if (!(e instanceof OrthancError && e.status === 404)) throw e;
             const bad = await (wrongPath ??= client.wrongPathError());
@@ -267,6 +268,12 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       status === 'completed' ? storedResult(id, job.returnvalue) : { result: null, unreadable: null };
     const prediction = result?.prediction ?? null;
     const failed = status === 'failed' ? refusedReasonParts(job.failedReason || 'failed') : null;
+    // A job waiting out an outage (retry.ts) keeps its last attempt's failure: said, so that a job waiting for
+    // Orthanc or the audit log does not read as one merely queued. A job queued again after it failed has none.
+    const lastTry = status === 'waiting' && job.attemptsMade > 0 && job.failedReason ? job.failedReason : null;
+    const waitingWhy = lastTry
+      ? `waiting to be tried again: attempt ${job.attemptsMade} failed (${refusedReasonParts(lastTry).message})`
+      : null;
     return {
       id,
       status,
@@ -276,7 +283,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
       // A result stored before the label rule (kept 7 days), or by a worker not yet upgraded, kept the model
       // label of a cannot-assess answer: read through the same rule as every other answer (verdict.ts).
       prediction: prediction && { ...prediction, label: shownLabel(prediction) },
-      error: failed ? failed.message : unreadable,
+      error: failed ? failed.message : (unreadable ?? waitingWhy),
       errorCode: failed?.code ?? null,
     };
   }

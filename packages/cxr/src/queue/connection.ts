@@ -7,6 +7,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { LATE, orLate } from '../deadline';
 import { NETWORK_ERROR_CODES } from '../network_errors';
+import { ConfigFileError, jsonProblem } from '../pacs/config';
 import { redactUrl } from '../redact_url';
 
 /** Whether decodeURIComponent takes `s` (every % followed by two hex digits, making UTF-8). */
@@ -60,15 +61,21 @@ export function loadRedisUrl(src: RedisSources): string {
     return r.data;
   }
   if (src.configFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(src.configFile, 'utf8');
+    } catch (e) {
+      throw new ConfigFileError(`cannot read Redis config file ${src.configFile}: ${(e as Error).message}`);
+    }
     let json: unknown;
     try {
-      json = JSON.parse(fs.readFileSync(src.configFile, 'utf8'));
+      json = JSON.parse(text);
     } catch (e) {
-      throw new Error(`cannot read Redis config file ${src.configFile}: ${(e as Error).message}`);
+      throw new ConfigFileError(`Redis config file ${src.configFile} is not JSON: ${jsonProblem(e)}`);
     }
     const r = FileSchema.safeParse(json);
     if (!r.success) {
-      throw new Error(
+      throw new ConfigFileError(
         `Redis config file ${src.configFile}: ` +
           r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
       );

@@ -71,6 +71,7 @@ export {
   allInstances,
   checkInstance,
   enqueueFile,
+  enqueueFileJob,
   enqueueInstance,
   enqueueUpload,
   type InstanceCheck,

@@ -48,12 +48,21 @@ export class NotAFilmError extends Error {
  * NotAFilmError for a file the decoder would not read, rather than leaving it to fail on a worker.
  */
 export async function enqueueFile(queue: JobQueue, spec: JobSpec, file: string): Promise<EnqueueOutcome> {
+  return (await enqueueFileJob(queue, spec, file)).outcome;
+}
+
+/** enqueueFile, with the job's id (for GET /api/v1/jobs/ID: `cxr enqueue` prints it). */
+export async function enqueueFileJob(
+  queue: JobQueue,
+  spec: JobSpec,
+  file: string,
+): Promise<{ id: string; outcome: EnqueueOutcome }> {
   const abs = path.resolve(file);
   const bytes = await fs.promises.readFile(abs);
   if (!filmFormat(bytes)) throw new NotAFilmError(file);
   const key = resultKeyOf(bytes, spec.patientAge);
   const data = dataFor(spec, { kind: 'file', path: abs }, key);
-  return (await enqueue(queue, data, spec.priority, { filmSha256: sha256Of(bytes) })).outcome;
+  return enqueue(queue, data, spec.priority, { filmSha256: sha256Of(bytes) });
 }
 
 /**
@@ -85,14 +94,20 @@ export type InstanceCheck =
   | { accept: true; sopInstanceUid: string; resultsStored: boolean };
 
 /**
- * Reads an instance's tags and looks for its SR and SC in the PACS. Throws OrthancError (HTTP 404 for an id the
+ * Reads an instance's tags and looks for its SR and SC in the PACS; a lateral view is skipped unless `lateral` is
+ * 'read' (a film a request names, classifyInstance). Throws OrthancError (HTTP 404 for an id the
  * PACS does not have, `outage` for the PACS away).
  */
-export async function checkInstance(client: OrthancClient, spec: JobSpec, id: string): Promise<InstanceCheck> {
+export async function checkInstance(
+  client: OrthancClient,
+  spec: JobSpec,
+  id: string,
+  opts: { lateral?: 'skip' | 'read' } = {},
+): Promise<InstanceCheck> {
   // Its SR and SC are named by film, model and operating point alone: one result per instance.
   if (spec.patientAge !== undefined) throw new Error(ORTHANC_AGE);
   const tags = await client.instanceTags(id);
-  const verdict = classifyInstance(tags);
+  const verdict = classifyInstance(tags, opts);
   if (!verdict.accept)
     return { accept: false, reason: verdict.reason, ...(verdict.ownResult ? { ownResult: true } : {}) };
   const ref = {

@@ -235,7 +235,8 @@ export const jobStateSchema = {
       type: ['string', 'null'],
       description:
         'why the job failed; on a completed job, why its stored result cannot be read (written by another ' +
-        'version of cxr: its prediction is in the audit log)',
+        'version of cxr: its prediction is in the audit log); on a waiting job that an attempt failed before ' +
+        '(the audit log, Orthanc or the network away: it is retried), why its last attempt failed',
     },
     errorCode: {
       type: ['string', 'null'],

@@ -150,6 +150,33 @@ const AGE_NOT_FOR_PACS =
   "query parameter 'patientAge' is for uploaded films: films in the PACS are read with their DICOM header's " +
   'PatientAge';
 
+/** What a JSON body of POST /jobs is, for the words of a 400. */
+const ORTHANC_BODY_SHAPE = 'the JSON body is {"orthancInstances": [Orthanc instance ids]}';
+
+/**
+ * A JSON body that does not fit OrthancBody, in words a client can act on (what is expected), as the other 400s of
+ * the API say it (problem.ts validationDetail), rather than zod's ("Invalid input: expected array, received
+ * undefined"). An id that is not one keeps its place and the pattern (orthancInstances.2: an Orthanc instance id).
+ */
+function orthancBodyDetail(body: unknown, issues: readonly z.core.$ZodIssue[]): string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return `expected a JSON object: ${ORTHANC_BODY_SHAPE}`;
+  const said = issues.map((i) => {
+    if (i.code === 'unrecognized_keys') {
+      const names = i.keys.map((k) => `'${k}'`).join(', ');
+      return `unknown field${i.keys.length === 1 ? '' : 's'} ${names}: ${ORTHANC_BODY_SHAPE}`;
+    }
+    if (i.path.length > 1)
+      return `${i.path.join('.')}: an Orthanc instance id (a string of five groups of 8 hex digits)`;
+    if (i.code === 'too_small') return "field 'orthancInstances' is empty: name at least one Orthanc instance id";
+    if (i.code === 'too_big')
+      return `field 'orthancInstances' names more than ${ORTHANC_IDS_MAX} ids: send fewer per request`;
+    const wrong = Object.hasOwn(body, 'orthancInstances') ? 'must be a list of Orthanc instance ids' : 'is missing';
+    return `field 'orthancInstances' ${wrong}: ${ORTHANC_BODY_SHAPE}`;
+  });
+  return [...new Set(said)].join('; ');
+}
+
 function unsupportedBody(req: FastifyRequest): HttpError {
   return new HttpError(
     415,
@@ -257,11 +284,7 @@ export function jobRoutes(api: FastifyInstance, o: JobRouteOptions): void {
         // JSON, which a case-sensitive test here then refused with 415.
         const body = OrthancBody.safeParse(req.body);
         if (!body.success) {
-          throw new HttpError(
-            400,
-            'INVALID_REQUEST',
-            body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-          );
+          throw new HttpError(400, 'INVALID_REQUEST', orthancBodyDetail(req.body, body.error.issues));
         }
         if (opts.patientAge !== undefined) throw new HttpError(400, 'INVALID_REQUEST', AGE_NOT_FOR_PACS);
         // All checked before any is queued: a refused id leaves nothing half-queued behind a 4xx/5xx.
