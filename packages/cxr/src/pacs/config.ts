@@ -7,7 +7,7 @@
 // URL is only ever printed with its password as *****. Where the login is also given on its own
 // (CXR_ORTHANC_USER/_PASSWORD, the config file's user/password), the two must agree: picking one
 // silently would log in as someone the operator did not mean.
-import * as fs from 'node:fs';
+import { readConfigFile, warnIfOpen } from '../config_file';
 import { z } from 'zod';
 import { redactSecret, redactUrl } from '../serve/audit_target';
 
@@ -32,27 +32,6 @@ const FileSchema = z
   })
   .strict();
 
-/**
- * A config file (Orthanc's, Redis's) that cannot be read, is not JSON or does not fit: a configuration fault whose
- * message names the file and what is wrong, so `cxr serve` logs it as one line without a stack trace.
- */
-export class ConfigFileError extends Error {
-  readonly code = 'BAD_CONFIG_FILE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigFileError';
-  }
-}
-
-/**
- * JSON.parse's complaint without the text it quotes: V8 quotes the start of the file ('Unexpected token 'u',
- * "url: redis://:secret@..." is not valid JSON'), which in a file holding a password would print it.
- */
-export function jsonProblem(e: unknown): string {
-  const message = (e as Error).message;
-  return message.replace(/, ".*" is not valid JSON$/s, '').replace(/ in JSON at position/, ' at position');
-}
-
 export interface ConfigSources {
   /** A JSON file {url, user, password}; its values win over the environment's. */
   configFile?: string;
@@ -66,30 +45,9 @@ export function loadOrthancConfig(src: ConfigSources): OrthancConfig {
   const env = src.env ?? process.env;
   let file: z.infer<typeof FileSchema> = {};
   if (src.configFile) {
-    let text: string;
-    try {
-      text = fs.readFileSync(src.configFile, 'utf8');
-    } catch (e) {
-      throw new ConfigFileError(`cannot read config file ${src.configFile} (for Orthanc): ${(e as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new ConfigFileError(`Orthanc config file ${src.configFile} is not JSON: ${jsonProblem(e)}`);
-    }
-    const r = FileSchema.safeParse(json);
-    if (!r.success) {
-      throw new ConfigFileError(
-        `Orthanc config file ${src.configFile}: ` +
-          r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
-      );
-    }
-    file = r.data;
+    file = readConfigFile(src.configFile, 'Orthanc', FileSchema);
     const holdsPassword = !!file.password || (!!file.url && URL.canParse(file.url) && !!new URL(file.url).password);
-    if (holdsPassword && (fs.statSync(src.configFile).mode & 0o077) !== 0) {
-      src.warn?.(`warning: ${src.configFile} holds a password and is readable by others (chmod 600 it)`);
-    }
+    warnIfOpen(src.configFile, holdsPassword, src.warn);
   }
   const rawUrl = src.url ?? file.url ?? env.CXR_ORTHANC_URL;
   if (!rawUrl)

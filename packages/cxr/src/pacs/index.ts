@@ -1,5 +1,6 @@
 // The PACS side: Orthanc's change feed in, DICOM results back (see docs/deployment.md).
-export { ConfigFileError, loadOrthancConfig, type OrthancConfig, redactOrthanc } from './config';
+export { ConfigFileError } from '../config_file';
+export { loadOrthancConfig, type OrthancConfig, redactOrthanc } from './config';
 export { isOrthancAuthError, OrthancClient, OrthancError, type OrthancErrorCode } from './client';
 export { classifyInstance, FOR_PROCESSING_REASON, LATERAL_REASON } from './filter';
 export { readState, writeState, type SyncState } from './state';

@@ -1,13 +1,12 @@
 // Where the job queue's Redis is: CXR_REDIS_URL (scripts/stack.sh writes it), a JSON config file
 // {"url": ...} (mode 600), or --redis. A password belongs in the first two: a command line is
 // readable by every user in the process list, so a --redis URL holding one earns a warning.
-import * as fs from 'node:fs';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { LATE, orLate } from '../deadline';
 import { NETWORK_ERROR_CODES } from '../network_errors';
-import { ConfigFileError, jsonProblem } from '../pacs/config';
+import { readConfigFile, warnIfOpen } from '../config_file';
 import { redactUrl } from '../redact_url';
 
 /** Whether decodeURIComponent takes `s` (every % followed by two hex digits, making UTF-8). */
@@ -61,29 +60,9 @@ export function loadRedisUrl(src: RedisSources): string {
     return r.data;
   }
   if (src.configFile) {
-    let text: string;
-    try {
-      text = fs.readFileSync(src.configFile, 'utf8');
-    } catch (e) {
-      throw new ConfigFileError(`cannot read Redis config file ${src.configFile}: ${(e as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new ConfigFileError(`Redis config file ${src.configFile} is not JSON: ${jsonProblem(e)}`);
-    }
-    const r = FileSchema.safeParse(json);
-    if (!r.success) {
-      throw new ConfigFileError(
-        `Redis config file ${src.configFile}: ` +
-          r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; '),
-      );
-    }
-    if (new URL(r.data.url).password && (fs.statSync(src.configFile).mode & 0o077) !== 0) {
-      src.warn?.(`warning: ${src.configFile} holds a password and is readable by others (chmod 600 it)`);
-    }
-    return r.data.url;
+    const { url } = readConfigFile(src.configFile, 'Redis', FileSchema);
+    warnIfOpen(src.configFile, !!new URL(url).password, src.warn);
+    return url;
   }
   const fromEnv = env.CXR_REDIS_URL;
   if (!fromEnv) {
