@@ -12,20 +12,12 @@ import { DEFAULT_LIMITS, MAX_SIDE } from '../src/data/decode';
 import { bufferReader, fileReader, filmRefusalOf } from '../src/data/image_refusal';
 import { buildApp } from '../src/serve/app';
 import { pngChunk } from './image-bytes';
-import { idleJobs, multipartBody, serverParts } from './serve-fixtures';
+import { multipartBody, recordingJobs, serverParts } from './serve-fixtures';
 
 let app: Awaited<ReturnType<typeof buildApp>>;
 let strip: Buffer;
-const submitted: string[] = [];
-
 /** A queue that takes every film offered: what the route refuses before offering one is what is tested. */
-const jobs = idleJobs({
-  submitUpload: async (_bytes, name) => {
-    submitted.push(name);
-    return { id: `job-${submitted.length}`, status: 'queued' };
-  },
-  submitOrthancAll: async (ids) => ids.map(() => ({ id: null, status: 'skipped' as const })),
-});
+const { jobs, submitted } = recordingJobs();
 
 /** A PNG whose IHDR says `width`×`height` (CRC made right): a reader of its header sees that size. */
 function withSize(src: Buffer, width: number, height: number): Buffer {

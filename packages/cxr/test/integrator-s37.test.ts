@@ -126,18 +126,23 @@ test('the PACS takes a chest film by the body parts the model reads as a chest (
   }
 });
 
+/** The DICOM sample stored in the stack's Orthanc: its Orthanc instance id. */
+async function storeSample(stack: Stack): Promise<string> {
+  const stored = await orthanc(stack, '/instances', {
+    method: 'POST',
+    body: new Uint8Array(fs.readFileSync(DICOM_FILE)),
+  });
+  const text = await stored.text();
+  assert.equal(stored.status, 200, text);
+  return (JSON.parse(text) as { ID: string }).ID;
+}
+
 test('cxr serve --orthanc-config: Orthanc jobs from the config file the worker and enqueue read', {
   skip: skipStack ?? false,
   timeout: 300_000,
 }, async () => {
   const stack = stackUp!;
-  const stored = await orthanc(stack, '/instances', {
-    method: 'POST',
-    body: new Uint8Array(fs.readFileSync(DICOM_FILE)),
-  });
-  const storedText = await stored.text();
-  assert.equal(stored.status, 200, storedText);
-  const instance = (JSON.parse(storedText) as { ID: string }).ID;
+  const instance = await storeSample(stack);
   const config = path.join(dir, 'orthanc.json');
   const { CXR_ORTHANC_URL: url, CXR_ORTHANC_USER: user, CXR_ORTHANC_PASSWORD: password } = stack.env;
   fs.writeFileSync(config, JSON.stringify({ url, user, password }), { mode: 0o600 });
@@ -168,11 +173,7 @@ test('an Orthanc without the DICOMweb plugin: the sync says so in one line, nami
   timeout: 300_000,
 }, async () => {
   const stack = stackUp!;
-  const stored = await orthanc(stack, '/instances', {
-    method: 'POST',
-    body: new Uint8Array(fs.readFileSync(DICOM_FILE)),
-  });
-  assert.equal(stored.status, 200);
+  await storeSample(stack);
   // Orthanc's own answer to a route no plugin serves, word for word (HttpDescribeErrors, as the stack sets it).
   const unknown = [
     '{',
