@@ -296,8 +296,6 @@ function checkSize(size: number): void {
  */
 export const MAX_SIDE = 65_535;
 
-export { overPixelLimit };
-
 /**
  * Why an image of this size is refused, or undefined: over the pixel limit, or a side over MAX_SIDE, in words that
  * say how large it is and what the limit is. The one rule for the decoder and for the doors that refuse a film

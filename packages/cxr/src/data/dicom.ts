@@ -7,7 +7,8 @@
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
 import * as fs from 'node:fs';
-import { DEFAULT_LIMITS, type DecodeLimits, overPixelLimit, sniffFormat, unsupportedFormat } from './decode';
+import { DEFAULT_LIMITS, type DecodeLimits, sniffFormat, unsupportedFormat } from './decode';
+import { overPixelLimit } from './pixel_limit';
 import { encapsulatedFrame } from './dicom_codecs';
 import { type AgeFromDates, ageFromDates } from './dicom_age';
 import { isForProcessingImage } from './for_processing';

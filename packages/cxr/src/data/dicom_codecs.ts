@@ -3,7 +3,8 @@
 // checked against the limits before a codec allocates anything.
 import * as dicomParser from 'dicom-parser';
 import sharp from 'sharp';
-import { type DecodeLimits, decoderLines, hasEndMarker, overPixelLimit } from './decode';
+import { type DecodeLimits, decoderLines, hasEndMarker } from './decode';
+import { overPixelLimit } from './pixel_limit';
 import {
   type CodecOutput,
   DicomError,

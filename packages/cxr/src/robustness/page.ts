@@ -61,7 +61,6 @@ export function signedShift(x: number | null | undefined): string {
   if (Number(shown) === 0) return shown;
   return `${x > 0 ? '+' : '−'}${shown}`;
 }
-const signed = signedShift;
 
 const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
 
@@ -111,12 +110,13 @@ function kpis(r: RobustnessResult): string {
     kpiBox(escapeHtml(value), escapeHtml(label), escapeHtml(note) || '&nbsp;');
   const worst = s.worstSpecificity;
   const change = specificityChange(s.meanSpecificityDrop);
+  const pneumoniaShift = signedShift(s.meanPneumoniaScoreShift);
   return `<div class="kpis">
 ${kpi('Clean specificity', pct(s.cleanSpecificity), `AUC ${dec(s.cleanAuc)}`)}
 ${kpi('Robust specificity', pct(s.robustSpecificity), `mean over ${s.perturbedRows} perturbed rows; ${change}`)}
 ${kpi('Worst specificity', pct(worst?.value ?? null), worst ? `${worst.change} at ${worst.strength.toFixed(2)}` : '')}
 ${kpi('Mean ECE', dec(s.meanEce), 'over the perturbed rows')}
-${kpi('Mean NORMAL-score shift', signed(s.meanNormalScoreShift), `PNEUMONIA ${signed(s.meanPneumoniaScoreShift)}`)}
+${kpi('Mean NORMAL-score shift', signedShift(s.meanNormalScoreShift), `PNEUMONIA ${pneumoniaShift}`)}
 </div>`;
 }
 
@@ -146,8 +146,8 @@ function rowsTable(rows: readonly RobustnessRow[], cleanSpec: number | null): st
         num(r.auc, (v) => v.toFixed(3)),
         num(r.sensitivity, (v) => pct(v)),
         bad ? `<b>${spec}</b>` : spec,
-        signed(r.normalScoreShift),
-        signed(r.pneumoniaScoreShift),
+        signedShift(r.normalScoreShift),
+        signedShift(r.pneumoniaScoreShift),
         r.ece.toFixed(3),
         String(r.n),
       ];
