@@ -139,8 +139,8 @@ test("the PACS filter counts cxr's own report and heat map as its results, a ven
   const vendor = { Manufacturer: 'ACME Reporting', SOPInstanceUID: '1.2.3', StudyInstanceUID: '1.2' };
   const radiologistSr = { ...vendor, Modality: 'SR', SOPClassUID: SOP_CLASS.comprehensiveSr, SeriesDescription: 'Rad' };
   const vendorSc = { ...vendor, Modality: 'OT', SOPClassUID: SOP_CLASS.secondaryCapture, SeriesDescription: 'CAD' };
-  assert.deepEqual(classifyInstance(radiologistSr), { accept: false, reason: 'modality SR is not CR, DX or DR' });
-  assert.deepEqual(classifyInstance(vendorSc), { accept: false, reason: 'modality OT is not CR, DX or DR' });
+  assert.deepEqual(classifyInstance(radiologistSr), { accept: false, reason: 'modality SR is not CR, DX, DR or RG' });
+  assert.deepEqual(classifyInstance(vendorSc), { accept: false, reason: 'modality OT is not CR, DX, DR or RG' });
   // Another tool's series that merely starts with "cxr" is not ours either.
   const lookalike = { ...radiologistSr, SeriesDescription: 'cxr AI review by Dr X' };
   assert.equal((classifyInstance(lookalike) as { ownResult?: true }).ownResult, undefined);

@@ -64,11 +64,11 @@ test('sync --queue: summary lines per batch and per poll, skips counted by reaso
   assert.equal(soFar.length, 2, quiet.stderr);
   const poll = lines.filter((l) => /^cxr orthanc: 4 new instances: /.test(l));
   assert.equal(poll.length, 1, quiet.stderr);
-  assert.match(poll[0], /1 queued, 0 already queued or done, 3 skipped \(3: [^;)]*MR[^;)]* is not CR, DX or DR\)/);
+  assert.match(poll[0], /1 queued, 0 already queued or done, 3 skipped \(3: [^;)]*MR[^;)]* is not CR, DX, DR or RG\)/);
   assert.match(poll[0], /0 failed \(cursor at change \d+\)$/);
 
   const verbose = sync(path.join(dir, 'verbose.json'), '--verbose');
   assert.equal(verbose.status, 0, verbose.stderr);
-  assert.equal((verbose.stderr.match(/^cxr orthanc: skip \S+: .*is not CR, DX or DR$/gm) ?? []).length, 3);
+  assert.equal((verbose.stderr.match(/^cxr orthanc: skip \S+: .*is not CR, DX, DR or RG$/gm) ?? []).length, 3);
   assert.equal((verbose.stderr.match(/^cxr orthanc: already-queued \S+/gm) ?? []).length, 1, verbose.stderr);
 });

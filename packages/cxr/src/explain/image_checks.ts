@@ -60,7 +60,19 @@ const COLOUR_FRACTION_ABOVE = 0.05;
 const percent = (fraction: number) => `${Math.round(fraction * 100)}\u00a0%`;
 /** ViewPosition values read as no frontal view (the LATERAL warning; the PACS skips such films, pacs/filter.ts). */
 export const LATERAL_VIEWS = new Set(['LL', 'RL', 'LAT', 'LATERAL', 'RLD', 'LLD', 'XTABLE']);
-const XRAY_MODALITIES = new Set(['CR', 'DX', 'DR', 'RG', 'RF', 'PX']);
+/**
+ * The modalities of a plain film, the kind the model was trained on: computed and digital radiography (DR, which
+ * vendors still write) and RG, a film digitised from a radiographic plate. Also the films `cxr orthanc sync` and
+ * `cxr enqueue --orthanc-all` take from the PACS (pacs/filter.ts): one rule, so that a film `cxr predict` reads
+ * without a warning is never skipped there, and one the PACS skips is warned about here.
+ */
+export const FILM_MODALITIES: readonly string[] = ['CR', 'DX', 'DR', 'RG'];
+const FILM_MODALITY = new Set(FILM_MODALITIES);
+/**
+ * X-ray modalities that are no plain film (fluoroscopy, dental panoramic and intra-oral, angiography,
+ * mammography): warned about in other words than "not a radiograph", which they are.
+ */
+const OTHER_XRAY_MODALITIES = new Set(['RF', 'PX', 'IO', 'XA', 'MG']);
 // A header's free text is quoted in a warning only when it is one of these DICOM defined terms: warnings
 // are stored in the audit log, which keeps no patient data, and a file may hold anything in these tags (a
 // name, a birth year, a line break that would forge a line of `cxr history`). A code-string shape alone
@@ -87,6 +99,11 @@ export const BODY_PART_TERMS: ReadonlySet<string> = new Set(
     'ULNA URETER URETHRA UTERUS VAGINA VULVA WHOLEBODY WRIST ZYGOMA'
   ).split(' '),
 );
+
+/** The plain-film modalities as a sentence names them: "CR, DX, DR or RG". */
+export function modalityList(): string {
+  return `${FILM_MODALITIES.slice(0, -1).join(', ')} or ${FILM_MODALITIES[FILM_MODALITIES.length - 1]}`;
+}
 
 /** A BodyPartExamined the model reads as a chest: also the films `cxr orthanc sync` takes from the PACS. */
 export const CHEST_BODY_PART = /CHEST|THORAX|LUNG/;
@@ -237,9 +254,12 @@ export function imageChecks(f: ImageFacts): ImageCheck[] {
     const what = headerValue('body part (0018,0015)', f.bodyPart, BODY_PART_TERMS);
     out.push({ code: 'BODY_PART', message: `DICOM ${what}: not a chest image` });
   }
-  if (f.modality && !XRAY_MODALITIES.has(f.modality)) {
+  if (f.modality && !FILM_MODALITY.has(f.modality)) {
     const what = headerValue('modality (0008,0060)', f.modality, MODALITY_TERMS);
-    out.push({ code: 'MODALITY', message: `DICOM ${what}: not a radiograph` });
+    const not = OTHER_XRAY_MODALITIES.has(f.modality)
+      ? `not a plain film (modality ${modalityList()})`
+      : 'not a radiograph';
+    out.push({ code: 'MODALITY', message: `DICOM ${what}: ${not}` });
   }
   if (f.forProcessing) {
     out.push({

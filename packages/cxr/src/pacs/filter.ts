@@ -1,11 +1,21 @@
-// Which instances in the PACS the model should read: chest radiographs (CR/DX/DR, body part
+// Which instances in the PACS the model should read: chest radiographs (CR/DX/DR/RG, body part
 // CHEST, THORAX or LUNG, or not given) FOR PRESENTATION, frontal views (a film a request names is read even when
 // lateral), never cxr's own results (which would otherwise be fed back to it).
 import { isForProcessingImage } from '../data/for_processing';
 import { isOwnResult } from '../dicom_out';
-import { BODY_PART_TERMS, CHEST_BODY_PART, headerValue, LATERAL_VIEWS, MODALITY_TERMS } from '../explain/image_checks';
+import {
+  BODY_PART_TERMS,
+  CHEST_BODY_PART,
+  FILM_MODALITIES,
+  headerValue,
+  LATERAL_VIEWS,
+  MODALITY_TERMS,
+  modalityList,
+} from '../explain/image_checks';
 
-const MODALITIES = new Set(['CR', 'DX', 'DR']);
+// The modalities every prediction's image check reads as a plain film (RG, a digitised film, too): one rule, so
+// that a film `cxr predict` reads without a warning is never skipped here (RG was, before 2026-12-08).
+const MODALITIES = new Set(FILM_MODALITIES);
 
 /** ownResult: one of cxr's own results (a sync restart meets one per result it wrote: not worth a line each). */
 export type Verdict = { accept: true } | { accept: false; reason: string; ownResult?: true };
@@ -37,11 +47,10 @@ export function classifyInstance(tags: Record<string, unknown>, opts: { lateral?
     return { accept: false, reason: 'a cxr result', ownResult: true };
   }
   const modality = tag(tags, 'Modality').toUpperCase();
-  if (!MODALITIES.has(modality))
-    return {
-      accept: false,
-      reason: `${modality ? headerValue('modality', modality, MODALITY_TERMS) : 'modality (none)'} is not CR, DX or DR`,
-    };
+  if (!MODALITIES.has(modality)) {
+    const what = modality ? headerValue('modality', modality, MODALITY_TERMS) : 'modality (none)';
+    return { accept: false, reason: `${what} is not ${modalityList()}` };
+  }
   const body = tag(tags, 'BodyPartExamined').toUpperCase();
   // The body parts every prediction's image check reads as a chest (THORAX and LUNG too, which modalities write for
   // chest films): one rule, so that a film `cxr predict` reads is never skipped here. The reason is logged (and

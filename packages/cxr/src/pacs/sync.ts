@@ -173,6 +173,11 @@ export interface ProcessOptions {
   onOwnResult?: (id: string) => void;
   /** Told why a film is the film's own fault (the outcome 'failed'): a job's error says it to its client. */
   onFailed?: (reason: string) => void;
+  /**
+   * 'read' for a film a request named (a worker's Orthanc job: the sync and backfills skip lateral views before
+   * queueing): it is predicted, its report saying why it cannot be assessed (classifyInstance).
+   */
+  lateral?: 'skip' | 'read';
 }
 
 /**
@@ -258,7 +263,7 @@ export async function processInstance(
 ): Promise<InstanceOutcome> {
   const log = opts.log ?? (() => {});
   const tags = await client.instanceTags(id);
-  const verdict = classifyInstance(tags);
+  const verdict = classifyInstance(tags, { lateral: opts.lateral });
   if (!verdict.accept) {
     if (verdict.ownResult && opts.onOwnResult) opts.onOwnResult(id);
     else log(`skip ${id}: ${verdict.reason}`);

@@ -12,7 +12,14 @@ import { offersOf, recordOffer } from './job_offers';
 import { refusedReasonParts } from './retry';
 import { shownLabel } from '../predict/verdict';
 import { enqueue, type JobQueue, jobIdOf, queueDepth, redisSelected } from './queue';
-import { checkInstance, dataFor, type InstanceCheck, type JobSpec, queueInstance } from './sources';
+import {
+  checkInstance,
+  dataFor,
+  type InstanceCheck,
+  type JobSpec,
+  type OrthancOutcome,
+  queueInstance,
+} from './sources';
 import { UploadStore } from './uploads';
 import { sha256Of } from '../hash';
 
@@ -68,6 +75,23 @@ function queueAnswer(e: unknown, log?: (line: string) => void): unknown {
   }
   if (e instanceof HttpError || !isRedisDown(e)) return e;
   return new HttpError(503, QUEUE_UNAVAILABLE, 'the job queue (Redis) does not answer; retry later');
+}
+
+/**
+ * Why a film named by a request is answered `already-done` though a job was queued for it now: the sync (or a
+ * backfill's job, since removed) stored its results, which `cxr enqueue --orthanc-all` counts as done. It still gets
+ * a job, so that its prediction can be followed; the worker finds the results and predicts nothing again.
+ */
+export const RESULTS_IN_PACS_REASON =
+  'its report and heat map are in the PACS already: nothing is predicted again; its job reads the prediction ' +
+  'back from the audit log';
+
+/** One instance's answer: a film whose results are in the PACS is done, whatever its job's state. */
+function answered(check: InstanceCheck, r: { id: string | null; outcome: OrthancOutcome; reason?: string }): Submitted {
+  const fresh = r.outcome === 'queued' || r.outcome === 'requeued';
+  if (check.accept && check.resultsStored && fresh)
+    return { id: r.id, status: 'already-done', reason: RESULTS_IN_PACS_REASON };
+  return { id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) };
 }
 
 export function queueApi(o: QueueApiOptions): QueueApi {
@@ -232,7 +256,7 @@ export function queueApi(o: QueueApiOptions): QueueApi {
         if (q.id !== null && opts.requestedBy !== null) await recordOffer(o.queue, q.id, opts.requestedBy);
         return q;
       });
-      out.push({ id: r.id, status: r.outcome, ...(r.reason ? { reason: r.reason } : {}) });
+      out.push(answered(checks[i], r));
     }
     return out;
   }

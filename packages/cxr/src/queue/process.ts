@@ -336,6 +336,8 @@ async function orthancJob(ctx: JobContext, data: JobData, instanceId: string): P
     outcome = await processInstance(ctx.orthanc, ctx.predictor, instanceId, {
       operatingPoint: data.operatingPoint,
       log: ctx.log,
+      // Queued only when a request named it (the sync and backfills skip lateral views): it is answered.
+      lateral: 'read',
       onFailed: (reason) => {
         why = reason;
       },

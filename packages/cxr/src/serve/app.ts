@@ -291,6 +291,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         audit: guard.store,
         recent,
         operatingPoints: Object.keys(predictor.model.meta.operatingPoints),
+        jobs: opts.jobs !== undefined,
       });
       modelRoutes(api, predictor);
       tokenRoute(api);

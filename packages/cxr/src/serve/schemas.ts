@@ -210,11 +210,23 @@ export const jobSubmittedSchema = {
         'the job id: the film (and whether a stated age is over 10 or under 1), model and operating point ' +
         '(null if skipped)',
     },
-    status: { type: 'string', enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'] },
+    status: {
+      type: 'string',
+      enum: ['queued', 'already-queued', 'already-done', 'requeued', 'skipped'],
+      description:
+        'queued: a new job; already-queued, already-done, requeued: a job for the same film existed (waiting or ' +
+        'running; finished; failed, and tried again); an Orthanc instance whose report and heat map are in the ' +
+        'PACS is already-done too (its reason says so: nothing is predicted again, its job reads the prediction ' +
+        'back from the audit log); skipped: not queued (its reason says why)',
+    },
     statusUrl: { type: ['string', 'null'] },
     file: { type: 'string', description: 'the uploaded file name, for uploads' },
     orthancInstance: { type: 'string' },
-    reason: { type: 'string' },
+    reason: {
+      type: 'string',
+      description:
+        'why a film was skipped (not a chest film, ...), or why an Orthanc instance with a new job is already-done',
+    },
   },
   required: ['id', 'status', 'statusUrl'],
   additionalProperties: false,

@@ -18,9 +18,24 @@ export interface HistoryRouteOptions {
   /** Heat maps kept in memory when the audit log keeps no images: they still count as available. */
   recent: RecentImages;
   operatingPoints: string[];
+  /** Whether this server has a job queue: a prediction a job names may then be in a worker's audit log only. */
+  jobs?: boolean;
 }
 
-export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPoints }: HistoryRouteOptions): void {
+/**
+ * What the 404 of an unknown prediction adds on a server with a job queue: a job's result names the prediction its
+ * worker wrote to its own audit log, and a worker on another audit log than the server's makes every such id
+ * unknown here, which a bare "no prediction" left the integrator to guess.
+ */
+export const WORKER_AUDIT_HINT =
+  "a prediction named by a job's result (GET /api/v1/jobs/ID) was written by the cxr worker that ran the job, to " +
+  'its audit log: if this server does not know it, that worker writes to another audit log than this server ' +
+  'reads (a server and its workers must share one, the same --db or CXR_DB: docs/deployment.md, the job queue)';
+
+export function historyRoutes(api: FastifyInstance, o: HistoryRouteOptions): void {
+  const { audit, recent, operatingPoints } = o;
+  const unknown = (id: string) =>
+    `no prediction with id ${id}${o.jobs ? ` in this server's audit log; ${WORKER_AUDIT_HINT}` : ''}`;
   api.get<{
     Querystring: {
       label?: string;
@@ -87,7 +102,7 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       noStore(reply);
       const id = predictionId(req.params.id);
       const r = await audit.get(id);
-      if (!r || !mayRead(req, r)) throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
+      if (!r || !mayRead(req, r)) throw new HttpError(404, 'NOT_FOUND', unknown(id));
       return toApi(r, r.hasHeatmap || recent.get(r.id) !== null, r.hasThumbnail);
     },
   );
@@ -119,9 +134,9 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
       async (req, reply) => {
         const id = predictionId(req.params.id);
         if (req.ownRecordsOnly !== null && !mayRead(req, await audit.get(id)))
-          throw new HttpError(404, 'NOT_FOUND', `no prediction with id ${id}`);
+          throw new HttpError(404, 'NOT_FOUND', unknown(id));
         const png = (await audit.image(id, which)) ?? (which === 'heatmap' ? recent.get(id) : null);
-        if (!png) throw new HttpError(404, 'NOT_FOUND', await whyNoImage(audit, id, which));
+        if (!png) throw new HttpError(404, 'NOT_FOUND', await whyNoImage(audit, id, which, unknown));
         // A prediction's images never change; only the token holder may cache them.
         // Made from a patient's film: kept by no cache, not even the browser's (a shared ward computer).
         return reply.type('image/png').header('Cache-Control', 'no-store').send(png);
@@ -131,9 +146,14 @@ export function historyRoutes(api: FastifyInstance, { audit, recent, operatingPo
 }
 
 /** Why a prediction's image is not there, for the 404: no such prediction, none made, or none kept. */
-async function whyNoImage(audit: AuditStore, id: string, which: 'heatmap' | 'thumbnail'): Promise<string> {
+async function whyNoImage(
+  audit: AuditStore,
+  id: string,
+  which: 'heatmap' | 'thumbnail',
+  unknown: (id: string) => string,
+): Promise<string> {
   const r = await audit.get(id);
-  if (!r) return `no prediction with id ${id}`;
+  if (!r) return unknown(id);
   if (which === 'heatmap' && statusOf(r) === 'cannot-assess')
     return `prediction ${id} has no heat map: the image could not be assessed, so none was made`;
   if (which === 'thumbnail')

@@ -24,7 +24,7 @@ export type SubmitStatus = 'queued' | 'already-queued' | 'already-done' | 'reque
 export interface Submitted {
   id: string | null;
   status: SubmitStatus;
-  /** Why a film was not queued (skipped: not a chest film). */
+  /** Why a film was not queued (skipped: not a chest film), or is done though queued now (results in the PACS). */
   reason?: string;
 }
 
