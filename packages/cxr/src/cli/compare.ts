@@ -1,6 +1,7 @@
 // `cxr compare --models A B --data DIR [--split NAME] --json`: two models on the same labelled films, paired.
 import { Command } from 'commander';
 import { positiveInt } from './args';
+import { signed } from '../eval/format';
 import { initEngine } from '../engine';
 import { modelDirOrDefault } from '../paths';
 import type { Interval } from '../eval/stats';
@@ -26,7 +27,7 @@ export function register(program: Command): void {
         "each model's own patient-level validation split (the same films only where both record the same split)",
     )
     .option('--operating-point <name>', "screening or balanced, on both (default: each model's own)")
-    .option('--out <dir>', 'also write comparisons/<split>.json here')
+    .option('--out <dir>', 'also write comparisons/<split>.json and its page, comparisons/<split>.html, here')
     .option('--overwrite', 'replace a comparison of other films or models that --out holds under the same name')
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'engine threads', positiveInt)
@@ -58,8 +59,7 @@ export function register(program: Command): void {
 
 const rate = (x: number | null) => (x === null ? 'n/a' : x.toFixed(4));
 const ci = (c: Interval | null | undefined) => (c ? ` [${c[0].toFixed(3)}, ${c[1].toFixed(3)}]` : '');
-const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
-const signedCi = (c: Interval | null) => (c ? ` [${signed(c[0])}, ${signed(c[1])}]` : '');
+const signedCi = (c: Interval | null) => (c ? ` [${signed(c[0], 4)}, ${signed(c[1], 4)}]` : '');
 
 /** The table a person reads: each model's figures, then the paired differences and their tests. */
 export function formatComparison(r: ComparisonResult): string {
@@ -74,7 +74,7 @@ export function formatComparison(r: ComparisonResult): string {
   const test = (p: PairedRate) =>
     p.a === null || p.b === null
       ? 'n/a'
-      : `${signed(p.b - p.a)}  McNemar exact p = ${p.p === null ? 'n/a' : p.p.toPrecision(3)} ` +
+      : `${signed(p.b - p.a, 4)}  McNemar exact p = ${p.p === null ? 'n/a' : p.p.toPrecision(3)} ` +
         `(right by A alone ${p.onlyA}, by B alone ${p.onlyB}, of ${p.n})`;
   const pneumonia = r.sensitivity.n;
   return (
@@ -86,9 +86,9 @@ export function formatComparison(r: ComparisonResult): string {
       'AUC',
       m(r.a, 'auc'),
       m(r.b, 'auc'),
-      d ? `${signed(d.difference)}${signedCi(d.ci95)} (paired bootstrap)` : 'n/a',
+      d ? `${signed(d.difference, 4)}${signedCi(d.ci95)} (paired bootstrap)` : 'n/a',
     ) +
-    row('accuracy', m(r.a, 'accuracy'), m(r.b, 'accuracy'), signed(r.b.metrics.accuracy - r.a.metrics.accuracy)) +
+    row('accuracy', m(r.a, 'accuracy'), m(r.b, 'accuracy'), signed(r.b.metrics.accuracy - r.a.metrics.accuracy, 4)) +
     row('sensitivity', m(r.a, 'sensitivity'), m(r.b, 'sensitivity'), test(r.sensitivity)) +
     row('specificity', m(r.a, 'specificity'), m(r.b, 'specificity'), test(r.specificity)) +
     '\neach model at its own threshold; intervals 95 %; a McNemar test counts only the films the two call ' +

@@ -12,6 +12,7 @@ import { modelIdentity, readMeta } from '../models/io';
 import { isTrainingRoot, validationRecords } from '../robustness/images';
 import { type OverlapRecord, overlapRelativeTo } from '../eval/training_overlap';
 import { evaluationFileName } from './evaluation_out';
+import { type ComparedFilms, writeComparePage } from '../report/compare_page';
 import { type EvaluationResult, runEvaluation, type ScoredFilms, VALIDATION_SPLIT } from './evaluate_run';
 
 export interface CompareRunOptions {
@@ -193,15 +194,29 @@ export async function runComparison(o: CompareRunOptions): Promise<ComparisonRes
     b: sideOf(o.models[1], b.result),
     warnings,
   };
-  if (o.out) writeComparison(o, result, `${fs.realpathSync(o.data)} (${split})`);
+  if (o.out) {
+    const stored = writeComparison(o, result, `${fs.realpathSync(o.data)} (${split})`);
+    await writeComparisonPage(o, stored, { labels: a.scored.labels, probsA: a.scored.probs, probsB });
+  }
   return result;
+}
+
+/**
+ * --out DIR: comparisons/<split>.html beside the JSON, as `cxr report` and `cxr experiments` write a page: each side
+ * named by what its cxr.json records (name, version, training seed), since two seeds of one recipe share a name.
+ */
+async function writeComparisonPage(o: CompareRunOptions, stored: ComparisonResult, films: ComparedFilms) {
+  const seeded = (s: CompareSide) => ({ ...s, seed: readMeta(s.dir).recipe.seed });
+  const base = path.join(o.out as string, 'comparisons', evaluationFileName(stored.split));
+  const { files } = await writeComparePage({ ...stored, a: seeded(stored.a), b: seeded(stored.b) }, films, base);
+  o.wrote?.(files[files.length - 1]);
 }
 
 /**
  * --out DIR: comparisons/<split>.json (as `cxr evaluate --out` names its files). One of other films or other
  * models there is not written over unasked (--overwrite); the same comparison again replaces it.
  */
-function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: string): void {
+function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: string): ComparisonResult {
   const models = [r.a.model.sha256, r.b.model.sha256];
   const file = outFile(o, r.split, source, models);
   makeOutputDir(path.dirname(file), '--out');
@@ -214,6 +229,7 @@ function writeComparison(o: CompareRunOptions, r: ComparisonResult, source: stri
   };
   writeFileAtomic(file, JSON.stringify(stored, null, 2) + '\n');
   o.wrote?.(file);
+  return stored;
 }
 
 /** The --out file of `split`'s comparison, refused (without --overwrite) where it holds another comparison. */

@@ -5,6 +5,9 @@ import type { Interval } from './stats';
 
 export const pct = (x: number | null, digits = 1): string => (x === null ? 'n/a' : `${(100 * x).toFixed(digits)}%`);
 export const dec = (x: number | null, digits = 3): string => (x === null ? 'n/a' : x.toFixed(digits));
+/** A difference with its sign always written, a true minus for a fall: '+0.094', '−0.250'. */
+export const signed = (x: number | null, digits = 3): string =>
+  x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
 
 /** Human-readable duration: "42 s", "19 min", "2 h 5 min". */
 export function formatDuration(seconds: number): string {

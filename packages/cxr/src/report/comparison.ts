@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { dec, formatDuration, formatInterval, pct } from '../eval/format';
+import { dec, formatDuration, formatInterval, pct, signed } from '../eval/format';
 import { Metrics } from '../eval/metrics_schema';
 import { pairedAucDifference, rocCurve } from '../eval/metrics';
 import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames } from './charts';
@@ -67,8 +67,6 @@ function aucVersusReference(
     e.probs,
   );
 }
-
-const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
 
 interface Column {
   label: string;
@@ -187,7 +185,7 @@ export async function writeComparison(
     const d = deltas[i];
     if (list[i] === ref) return ['reference', ''];
     if (!d) return ['—', ''];
-    return [signed(d.difference), d.ci95 ? `${signed(d.ci95[0])} to ${signed(d.ci95[1])}` : ''];
+    return [signed(d.difference, 4), d.ci95 ? `${signed(d.ci95[0], 4)} to ${signed(d.ci95[1], 4)}` : ''];
   };
   const deltaLabel = ref ? [`ΔAUC vs ${ref.name.split(':')[0]}`] : [];
   const robust = robustColumns(list);

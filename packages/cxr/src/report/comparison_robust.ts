@@ -2,7 +2,7 @@
 // shift set of `cxr experiments shift` (sensitivity, AUC and NORMAL score shift under the changes,
 // the outside check) only when some row carries it, so that tables without it keep their columns.
 import { z } from 'zod';
-import { dec, pct } from '../eval/format';
+import { dec, pct, signed } from '../eval/format';
 import type { Cell } from './comparison_cells';
 
 /** Clean figures on Kaggle's val folder (the `outside` block of a robustness result). */
@@ -38,7 +38,6 @@ export function normalCalledPneumonia(o: OutsideSummary): number | null {
   return o.normal === null || o.specificity === null ? null : o.normal - Math.round(o.specificity * o.normal);
 }
 
-const signed3 = (x: number | null) => (x === null ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`);
 const dash: Cell = ['—', ''];
 
 export interface RobustColumnSet {
@@ -76,7 +75,7 @@ export function robustColumns(rows: readonly { robustness?: RobustnessColumns }[
       ...base,
       [pct(s.robustSensitivity), ''],
       [dec(s.meanAuc), ''],
-      [signed3(s.meanNormalScoreShift), ''],
+      [signed(s.meanNormalScoreShift), ''],
       o ? [pct(o.specificity), k === null ? '' : `NORMAL called PNEUMONIA ${k}/${o.normal}`] : dash,
       o ? [dec(o.auc), ''] : dash,
     ];

@@ -1,5 +1,6 @@
 // Shared pieces of the self-contained HTML pages: escaping, inline SVG, the page shell and its CSS.
 // No scripts and no external resources, so a page can be mailed or opened from a USB stick.
+import * as path from 'node:path';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
@@ -90,6 +91,22 @@ const CSS = [
 /** A figure's links to its PNG and SVG files, written next to the page as BASE.png and BASE.svg. */
 export function downloadLinks(base: string): string {
   return `<a href="${base}.png">PNG</a> · <a href="${base}.svg">SVG</a>`;
+}
+
+/** A chart written as `base`.svg and `base`.png, with its caption (also its accessible name). */
+export interface Figure {
+  base: string;
+  svg: string;
+  caption: string;
+}
+
+/** A chart inlined with its caption and links to its files, which lie next to the page. */
+export function figureHtml(f: Figure): string {
+  const name = path.basename(f.base);
+  return (
+    `<figure>${inlineSvg(f.svg, name, f.caption)}\n` +
+    `<figcaption>${escapeHtml(f.caption)} · ${downloadLinks(name)}</figcaption></figure>`
+  );
 }
 
 /** One headline figure: its value, what it is, and a note below (each already HTML). */

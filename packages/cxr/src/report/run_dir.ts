@@ -267,12 +267,17 @@ export function checkRunDir(runDir: string): void {
         ' (cxr robustness --out wrote it)',
     );
   // `cxr compare --out` writes comparisons/ alone; told "no run record", its user took the comparison for lost.
-  if (has('comparisons'))
+  if (has('comparisons')) {
+    const dir = path.join(runDir, 'comparisons');
+    const pages = fs.readdirSync(dir).filter((f) => f.endsWith('.html'));
     throw new Error(
-      `${runDir}: a comparison (cxr compare --out wrote comparisons/ here), which has no page: its figures are ` +
-        `in ${path.join(runDir, 'comparisons')}/*.json; for plots, evaluate each model with --out DIR and report ` +
-        'that folder (cxr evaluate --model A --data FILMS --out DIR, then cxr report DIR)',
+      `${runDir}: a comparison (cxr compare --out wrote comparisons/ here), not a run: ` +
+        (pages.length
+          ? `its page is ${pages.map((f) => path.join(dir, f)).join(', ')}`
+          : `its figures are in ${dir}/*.json (one written before comparisons had a page): compare the two models ` +
+            `again with --out ${runDir} to draw it`),
     );
+  }
   const entries = fs.readdirSync(runDir, { withFileTypes: true });
   const runs = entries
     .filter((e) => e.isDirectory() && RUN_RECORDS.some((r) => has(path.join(e.name, r))))
