@@ -1,6 +1,9 @@
 // Selects the ATen backend for everything cxr runs. Imported by every command that touches tensors.
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-layers';
+// tfjs-layers registers its layer classes, which useFusedBatchNormTraining patches. Required, not imported: tsc
+// copies a bare `import '...'` into engine.d.ts, which brought tfjs-layers' declarations (15 errors under `strict`
+// without skipLibCheck) into every program using @cxr/app/predict.
+require('@tensorflow/tfjs-layers');
 import * as os from 'node:os';
 import * as aten from '@cxr/backend-aten';
 

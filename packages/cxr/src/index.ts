@@ -31,7 +31,8 @@ export { AuditCloseError, AuditStoreOpenError, AuditUnavailableError } from './s
 export { auditRecordOf, type AuditRecordContext } from './predict/audit_record';
 // The HTTP API and page of `cxr serve` (docs/api.md), with its options (apiToken, tokens...).
 export { startServer, type RunningServer, type ServerOptions } from './serve/server';
-export type { Logger } from './log';
+// The logger startServer's `log` takes: its level, and `destination` ({ write(line) }) for a program's own log.
+export { createLogger, type CreateLoggerOptions, type Logger, type LogLevel } from './log';
 export { buildApp, defaultWebDir, type AppOptions } from './serve/app';
 export { ApiTokenError, type ApiTokenErrorCode, type NamedToken } from './serve/auth';
 // A bad trustProxy list (startServer, buildApp): `code` is 'BAD_TRUST_PROXY'.

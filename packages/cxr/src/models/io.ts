@@ -237,7 +237,8 @@ function readMetaFile(dir: string): ModelMeta {
     if (code === 'EACCES' || code === 'EPERM') throw new Error(`${dir}: cannot read cxr.json (no permission)`);
     // A mistyped --model is no folder at all: "no cxr.json" would send the user looking inside it.
     const st = fs.statSync(dir, { throwIfNoEntry: false });
-    if (!st) throw new Error(`${dir}: no such folder`);
+    // A relative path is read from the current directory, which a program's reader may not know: say which.
+    if (!st) throw new Error(`${dir}: no such folder${path.isAbsolute(dir) ? '' : ` (${path.resolve(dir)})`}`);
     if (!st.isDirectory()) throw new Error(`${dir}: is a file, not a folder (give the model folder holding cxr.json)`);
     throw new Error(`${dir}: no cxr.json (not a cxr model folder)`);
   }

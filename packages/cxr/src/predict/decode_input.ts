@@ -6,7 +6,9 @@ import sharp from 'sharp';
 import { decodeBuffer, decodeRawGray, type DecodeLimits, sniffFormat, unsupportedFormat } from '../data/decode';
 import { decodeDicom, isDicom } from '../data/dicom';
 import { unscaledPngSamples } from '../data/png16_decode';
-import { type ImageFacts, saturatedFraction } from '../explain/ood';
+// From image_checks itself, not explain/ood, which imports models/io: through it every decode worker thread loaded
+// TensorFlow.js (about 19 MB of heap each), and the light entry's declarations reached tfjs-layers'.
+import { type ImageFacts, saturatedFraction } from '../explain/image_checks';
 import { InputError } from './errors';
 
 const HEATMAP_SIDE = 512;

@@ -111,6 +111,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await predictor.warmUp(await warmUpImage());
     const { name, version } = predictor.model;
     log.info({ model: { name, version }, warmUpMs: Date.now() - t0 }, `model ${name} ${version} loaded and warmed up`);
+    // What limits a program's own Predictor (no gate, no heat maps, an unfinished run), as `cxr serve` says it of
+    // its engine process's (cli/serve.ts): unsaid, a model without its gate answered every upload without it.
+    if (predictor instanceof Predictor) {
+      for (const note of predictor.notes) log.warn({ model: predictor.model.dir }, `model: ${note}`);
+    }
     const open = () => openAuditStore(opts.dbPath, { busyTimeoutMs: SQLITE_LOCK_WAIT_MS, warn: (l) => log.warn(l) });
     audit = await (opts.openAudit ? opts.openAudit(open) : open());
     const opened = audit;
