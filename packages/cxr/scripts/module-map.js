@@ -3,6 +3,7 @@
 // the comment that opens it. docs/architecture.md is the map a newcomer reads first (floors, the paths
 // through the house); this is the index beside it, made from the code so that it cannot fall behind:
 // `--check` fails when the file differs from what the code says (test/module-map.test.ts runs it).
+// Both ways it also fails when architecture.md's floor table, written by hand, disagrees with floors.js and src/.
 //
 //   node packages/cxr/scripts/module-map.js          rewrite docs/modules.md
 //   node packages/cxr/scripts/module-map.js --check  exit 1 when docs/modules.md is out of date
@@ -113,6 +114,37 @@ function render() {
   return out.join('\n');
 }
 
+/**
+ * Where docs/architecture.md's floor table disagrees with floors.js and src/: each folder of FLOORS must be named
+ * (`name/`) in its own floor's row, and each file directly in src/ (but the entries) in floor 0's row, which names
+ * no file src/ lacks. The table says what a floor is for, which modules.md cannot; a ground-floor file once went
+ * unlisted there (config_file.ts).
+ */
+function floorTableProblems() {
+  const rows = new Map();
+  for (const line of fs.readFileSync(path.join(path.dirname(OUT), 'architecture.md'), 'utf8').split('\n')) {
+    // | floor | folders | holds |: the names in backticks of the folders column.
+    const m = /^\| (\d+) \| ([^|]+) \|/.exec(line);
+    const names = m ? [...m[2].matchAll(/`([^`]+)`/g)].map((x) => x[1]) : [];
+    if (m) rows.set(Number(m[1]), names);
+  }
+  const ground = new Set(walk(SRC).map((f) => path.relative(SRC, f).split(path.sep).join('/')));
+  for (const f of ground) if (folderOf(f) !== '' || ENTRIES.has(f)) ground.delete(f);
+  const problems = [];
+  for (const [n, names] of rows)
+    for (const name of names) {
+      const dir = name.endsWith('/') ? name.slice(0, -1) : null;
+      const floor = dir !== null && Object.hasOwn(FLOORS, dir) ? `on floor ${FLOORS[dir]}` : 'nowhere';
+      if (dir !== null && FLOORS[dir] !== n) problems.push(`floor ${n} names ${name}, which floors.js puts ${floor}`);
+      if (dir === null && (n !== 0 || !ground.has(name)))
+        problems.push(`floor ${n} names ${name}, which is not a file directly in src/`);
+    }
+  for (const [dir, n] of Object.entries(FLOORS))
+    if (dir && !(rows.get(n) ?? []).includes(`${dir}/`)) problems.push(`src/${dir}/ is missing from floor ${n}'s row`);
+  for (const f of ground) if (!(rows.get(0) ?? []).includes(f)) problems.push(`src/${f} is missing from floor 0's row`);
+  return problems;
+}
+
 const USAGE = 'usage: node packages/cxr/scripts/module-map.js [--check]';
 const args = process.argv.slice(2);
 // Anything else (--help, a typo of --check) must not rewrite the file.
@@ -125,14 +157,16 @@ if (args.some((a) => a !== '--check')) {
   process.exit(2);
 }
 const text = render();
+const tableProblems = floorTableProblems();
+for (const p of tableProblems) console.error(`docs/architecture.md, floor table: ${p}`);
 if (args.includes('--check')) {
   const current = fs.existsSync(OUT) ? fs.readFileSync(OUT, 'utf8') : '';
-  if (current !== text) {
+  if (current !== text)
     console.error(`${path.relative(process.cwd(), OUT)} is out of date: run node packages/cxr/scripts/module-map.js`);
-    process.exit(1);
-  }
+  if (current !== text || tableProblems.length) process.exit(1);
   console.log(`${path.relative(process.cwd(), OUT)} is current`);
 } else {
   fs.writeFileSync(OUT, text);
   console.log(`wrote ${path.relative(process.cwd(), OUT)}`);
+  if (tableProblems.length) process.exit(1);
 }
