@@ -2,6 +2,8 @@
 // Runs the test suites one after another and prints one combined `N passed, M failed` line.
 'use strict';
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { leftovers, pids } = require('./leftover-processes');
 
@@ -9,7 +11,16 @@ const root = path.join(__dirname, '..');
 // --test-force-exit: a file's process ends once its tests and after-hooks have, not when a test's
 // Promise.race timer or an idle keep-alive socket lets go (up to 25 s a file). What must stop, a test stops
 // itself: after the suites, a process they left running fails the run (leftover-processes.js).
-const nodeTest = ['node', '--test', '--test-concurrency=1', '--test-force-exit'];
+// Beside TAP on stdout, test-times-reporter.mjs writes each test file's wall time to a file, read after the suite;
+// CXR_TEST_TIMES_DIR=DIR keeps every suite's whole list there (DIR/<suite>.txt).
+const nodeTest = ['node', '--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=tap'];
+nodeTest.push(
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(__dirname, 'test-times-reporter.mjs')}`,
+  '--test-reporter-destination=stderr',
+);
+/** How many of a suite's slowest test files are named after it: where to look when CI nears its 30 minutes. */
+const SLOWEST_SHOWN = 12;
 const suites = [
   {
     name: 'backend-aten unit',
@@ -72,9 +83,11 @@ for (const s of suites) {
   if (only && !s.name.includes(only)) continue;
   ranSuites = true;
   console.log(`\n=== ${s.name} ===`);
+  const times = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-test-times-')), 'times.txt');
+  const t0 = Date.now();
   const r = spawnSync(s.cmd[0], s.cmd.slice(1), {
     cwd: path.join(root, s.cwd),
-    env,
+    env: { ...env, CXR_TEST_TIMES_FILE: times },
     encoding: 'utf8',
     maxBuffer: 1 << 28,
   });
@@ -96,7 +109,13 @@ for (const s of suites) {
   passed += p;
   skipped += k;
   failed += f || (r.status !== 0 ? 1 : 0);
-  console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status})`);
+  console.log(`--- ${s.name}: ${p} passed, ${f} failed (exit ${r.status}), ${minutes(Date.now() - t0)}`);
+  const slowest = fs.existsSync(times) ? fs.readFileSync(times, 'utf8').trim().split('\n').filter(Boolean) : [];
+  if (slowest.length) console.log(`    slowest files (s): ${slowest.slice(0, SLOWEST_SHOWN).join(', ')}`);
+  const keep = process.env.CXR_TEST_TIMES_DIR;
+  if (keep && fs.existsSync(times))
+    fs.copyFileSync(times, path.join(keep, `${s.name.replace(/[^a-z0-9]+/gi, '-')}.txt`));
+  fs.rmSync(path.dirname(times), { recursive: true, force: true });
 }
 if (ranSuites) {
   // What stops on its own (a service's clean shutdown) gets a few seconds; what is left then is a leak.
@@ -117,6 +136,12 @@ if (ranSuites) {
   else passed++;
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+
+/** "12 min 5 s". */
+function minutes(ms) {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
 
 /** Each `not ok` block of node:test's TAP output: the line and its indented YAML report (error, stack). */
 function failureReports(out) {
