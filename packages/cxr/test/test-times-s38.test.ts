@@ -21,7 +21,7 @@ function waitingTest(dir: string, name: string, ms: number, importMs = 0): strin
   return file;
 }
 
-test('the times reporter names each file with its wall time (imports included), slowest first, under force-exit', () => {
+test('the times reporter names each file with its wall time, imports included, slowest first, under force-exit', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-test-times-'));
   try {
     waitingTest(dir, 'quick.test.js', 50);
