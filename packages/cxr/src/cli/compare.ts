@@ -1,4 +1,6 @@
 // `cxr compare --models A B --data DIR [--split NAME] --json`: two models on the same labelled films, paired.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command } from 'commander';
 import { positiveInt } from './args';
 import { signed } from '../eval/format';
@@ -37,7 +39,12 @@ export function register(program: Command): void {
         throw new Error(`--models takes two model folders, A and B; got ${models.length}: ${models.join(' ')}`);
       if (o.overwrite && !o.out) throw new Error('--overwrite replaces an earlier comparison in --out: give --out DIR');
       if (o.out) ensureWritableDir(o.out, '--out');
-      for (const dir of models) checkNotUnfinishedRun(modelDirOrDefault(dir), '--models');
+      for (const dir of models) {
+        // The loader's "runs/x: no such folder" named no option, where the command has two folders and a --data.
+        if (!fs.existsSync(dir))
+          throw new Error(`--models ${dir}: no such folder${path.isAbsolute(dir) ? '' : ` (${path.resolve(dir)})`}`);
+        checkNotUnfinishedRun(modelDirOrDefault(dir), '--models');
+      }
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const r = await runComparison({

@@ -3,6 +3,7 @@
 // change there; a case is called positive when prob >= threshold.
 import type { z } from 'zod';
 import type { OperatingPoint as OperatingPointSchema } from '../models/metadata';
+import { SCREENING_SENSITIVITY } from '../models/operating_point_rules';
 import { sigmoid } from './calibration';
 import { confusionAt, thresholdSweep } from './metrics';
 
@@ -128,12 +129,6 @@ export function plateauMiddlePoint(
     rule: 'youden-plateau-middle',
   };
 }
-
-/**
- * Screening's target sensitivity on validation. It must be distinctly more sensitive than the
- * balanced point: at 0.95 it met Youden's point on the shipped model, and the two coincided.
- */
-export const SCREENING_SENSITIVITY = 0.99;
 
 /**
  * Both named points. Screening is never less sensitive than balanced: when Youden's point

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelMeta, PRIOR_SOURCES, ValidationRecord } from './metadata';
+import { readOperatingPointRules, sharePercent } from './operating_point_rules';
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
 const ci = (x: unknown, asPct: boolean) => {
@@ -38,6 +39,8 @@ export function modelCard(meta: ModelMeta, command?: string): string {
     ([name, op]) =>
       `| ${name} | ${op.threshold.toFixed(3)} | ${pct(op.sensitivity)} | ${pct(op.specificity)} | ${op.rule ?? '-'} |`,
   );
+  // The rules cxr.json records, not today's: a card rewritten for an older model (by adapt or calibrate) said 99%.
+  const rules = readOperatingPointRules(meta.operatingPoints);
   const commandBlock = command ? `\nCommand:\n\n\`\`\`sh\n${command}\n\`\`\`\n` : '';
   return [
     `# Model card: ${meta.name}`,
@@ -75,8 +78,9 @@ export function modelCard(meta: ModelMeta, command?: string): string {
     '| --- | --- | --- | --- | --- |',
     ...ops,
     '',
-    '`screening`: the highest threshold with validation sensitivity ≥ 99%, but never above `balanced` (so switching to',
-    `screening can only add alarms). \`balanced\`: ${balancedRule(meta.operatingPoints.balanced?.rule)}. ` +
+    `\`screening\`: the highest threshold with validation sensitivity ≥ ${sharePercent(rules.screeningSensitivity)}, ` +
+      'but never above `balanced` (so switching to',
+    `screening can only add alarms). \`balanced\`: ${balancedRuleWords(rules.balancedRule)}. ` +
       `Default: \`${meta.defaultOperatingPoint}\`.`,
     '',
   ].join('\n');
@@ -333,7 +337,7 @@ function normalizeLine(meta: ModelMeta): string {
 }
 
 /** What the balanced point's rule means, in the card's words (models made before rules were recorded: J's maximum). */
-function balancedRule(rule: string | undefined): string {
+function balancedRuleWords(rule: string): string {
   if (rule === 'youden-plateau-middle') {
     return "the middle (in logit space) of the thresholds whose Youden's J is within 0.01 of its maximum";
   }

@@ -107,16 +107,19 @@ const duration = (s: number | null) => (s === null ? '—' : formatDuration(s));
 const relLink = (from: string, to: string) => path.relative(from, to).split(path.sep).join('/') || '.';
 
 /**
- * The page's link to a run: its report where the folder has one when the page is drawn, else its model card. The
- * committed run folders (docs/experiments/seed-recipes, shift) hold no report, and a link to one was dead.
+ * The page's Run cell: the run's folder, as the Markdown table names it (the word "report" alone told a reader
+ * nothing of which run it was), and a link to its report where the folder has one when the page is drawn, else to
+ * its model card. The committed run folders (docs/experiments/seed-recipes, shift) hold no report, and a link to one
+ * was dead.
  */
 function runLink(outDir: string, runDir: string): string {
+  const folder = escapeHtml(relLink(outDir, runDir));
   const target = [
     ['report', path.join(runDir, 'report', 'index.html')],
     ['model card', path.join(runDir, 'MODEL_CARD.md')],
   ].find(([, file]) => existsSync(file));
-  if (!target) return escapeHtml(path.basename(runDir));
-  return `<a href="${escapeHtml(relLink(outDir, target[1]))}">${target[0]}</a>`;
+  if (!target) return folder;
+  return `${folder} (<a href="${escapeHtml(relLink(outDir, target[1]))}">${target[0]}</a>)`;
 }
 
 export async function writeComparison(
@@ -155,15 +158,24 @@ export async function writeComparison(
   }
 
   const withRoc = list.filter((e) => e.predictions && e.predictions.labels.length > 0);
+  // Each curve named as its row and confusion matrix are (the legend named runs by folder, the table by title, and a
+  // reader could not tell which curve was which row); a name two runs share gets its folder too, or their curves
+  // would be drawn as one series.
+  const legendNames = new Map(
+    withRoc.map((e) => {
+      const shared = withRoc.filter((o) => o.name === e.name).length > 1;
+      return [e, shared ? `${e.name} (${relLink(outDir, e.runDir)})` : e.name] as const;
+    }),
+  );
   let rocSvg: string | null = null;
   if (withRoc.length > 0) {
     const spec = rocOverlayChart(
       withRoc.map((e) => ({
-        name: path.basename(e.runDir),
+        name: legendNames.get(e)!,
         auc: e.metrics.auc,
         points: rocCurve(e.predictions!.labels, e.predictions!.probs),
       })),
-      { title: 'ROC curves (runs named by folder)', subtitle: split },
+      { title: 'ROC curves', subtitle: split },
     );
     const r = await writeChart(spec, path.join(outDir, 'roc-comparison'));
     files.push(...r.files);

@@ -54,6 +54,9 @@ export function rocOverlayChart(
     symbolSize: 900,
     symbolStrokeWidth: 2.2,
     symbolLimit: 0,
+    // Whole names: `cxr experiments` names curves as its table names rows, up to ~120 characters, which the
+    // config's 360 px cut off before the AUC.
+    labelLimit: 900,
     ...(curves.length > 24 ? { columns: 2, columnPadding: 24 } : {}),
   };
   const panel = (

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { confusionAt, evaluate, prCurve, reliabilityBins, rocCurve } from '../eval/metrics';
 import type { Metrics } from '../eval/metrics_schema';
 import { dec, formatDuration, formatInterval, metricRows, pct } from '../eval/format';
-import { DEFAULT_BALANCED_RULE, PLATEAU_TOLERANCE, SCREENING_SENSITIVITY } from '../eval/operating_points';
+import { DEFAULT_BALANCED_RULE, PLATEAU_TOLERANCE } from '../eval/operating_points';
+import { readOperatingPointRules, SCREENING_SENSITIVITY, sharePercent } from '../models/operating_point_rules';
 import { recordedNotes } from './evaluation_notes';
 import {
   confusionChart,
@@ -232,39 +233,23 @@ async function trainingSection(log: EpochLog[], outDir: string, files: string[])
 /** One entry of the glossary: the term and its explanation, both HTML. */
 const term = (dt: string, dd: string) => `<dt>${dt}</dt><dd>${dd}</dd>`;
 
-/** The rule `operatingPoints` recorded for point `name` in cxr.json (absent in models made before rules were). */
-function recordedRule(meta: RunMeta, name: string): string | undefined {
-  const point = meta.operatingPoints?.[name];
-  const rule = typeof point === 'object' ? (point as { rule?: unknown }).rule : undefined;
-  return typeof rule === 'string' ? rule : undefined;
-}
-
-/**
- * Screening's target sensitivity until 2026-12-02, that of points whose cxr.json records no rule (rules were
- * recorded from three hours after the target became 99%; no committed cxr.json holds points of those hours).
- */
-const SCREENING_SENSITIVITY_BEFORE_RULES = 0.95;
-
 /**
  * How the model's screening and balanced points were chosen, from the rules its cxr.json records, so the
  * glossary cannot promise a target the model was not held to (it said 95% while models are made at 99%, and then
  * 99% of models made at 95%). A folder without cxr.json (an evaluation) gets the rules a model trained now is given.
  */
 function operatingPointRules(meta: RunMeta): string {
-  const target = recordedRule(meta, 'screening')?.match(/^sensitivity>=([0-9.]+)$/);
-  // Points without a rule were chosen before rules were recorded, as balanced's 'youden' below.
-  const earlier = meta.operatingPoints ? SCREENING_SENSITIVITY_BEFORE_RULES : SCREENING_SENSITIVITY;
-  const share = target ? Number(target[1]) : earlier;
-  const balanced = recordedRule(meta, 'balanced') ?? (meta.operatingPoints ? 'youden' : DEFAULT_BALANCED_RULE);
+  const rules = meta.operatingPoints
+    ? readOperatingPointRules(meta.operatingPoints)
+    : { screeningSensitivity: SCREENING_SENSITIVITY, balancedRule: DEFAULT_BALANCED_RULE };
   const balancedWords =
-    balanced === 'youden-plateau-middle'
+    rules.balancedRule === 'youden-plateau-middle'
       ? '“balanced” is the middle of the thresholds whose sensitivity + specificity is within ' +
         `${PLATEAU_TOLERANCE} of its maximum`
       : '“balanced” maximises sensitivity + specificity';
-  const targetShare = `${+(100 * share).toFixed(2)}%`;
   return (
-    `“Screening” is the highest threshold that still catches at least ${targetShare} of pneumonia on the ` +
-    `validation set (never above “balanced”); ${balancedWords}`
+    `“Screening” is the highest threshold that still catches at least ${sharePercent(rules.screeningSensitivity)} ` +
+    `of pneumonia on the validation set (never above “balanced”); ${balancedWords}`
   );
 }
 
