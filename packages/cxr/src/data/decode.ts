@@ -16,6 +16,7 @@ import * as fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { jpegUnsupported, pngUnsupported } from './image_header';
 import { pngSignificantBits } from './png16';
+import { pngDataShortfall } from './png_chunks';
 import { DEFAULT_MAX_PIXELS, overPixelLimit } from './pixel_limit';
 import { unscaledPng } from './png16_decode';
 import { preprocessPixels, resizeSquare } from './preprocess';
@@ -340,6 +341,8 @@ function sharpError(name: string, kind: ImageKind, buf: Uint8Array, err: unknown
   if (kind === 'jpeg' && !hasEndMarker(buf, [0xff, 0xd9])) return new DecodeError('TRUNCATED', name, CUT_SHORT.jpeg);
   if (kind === 'png' && !hasEndMarker(buf, [...Buffer.from('IEND', 'latin1')]))
     return new DecodeError('TRUNCATED', name, CUT_SHORT.png);
+  const shortfall = kind === 'png' ? pngDataShortfall(buf) : undefined;
+  if (shortfall) return new DecodeError('CORRUPT', name, `corrupt PNG: ${shortfall}`);
   return new DecodeError('CORRUPT', name, `corrupt ${kind.toUpperCase()}: ${decoderLines(text)}`);
 }
 

@@ -7,6 +7,7 @@
 // code, declared sizes are checked before any pixel is decoded, and the result carries only
 // what inference needs: no patient, study or institution field leaves this module.
 import * as fs from 'node:fs';
+import type { DataSet } from 'dicom-parser';
 import { DEFAULT_LIMITS, type DecodeLimits, sniffFormat, unsupportedFormat } from './decode';
 import { overPixelLimit } from './pixel_limit';
 import { encapsulatedFrame } from './dicom_codecs';
@@ -87,6 +88,74 @@ function numberOfFrames(text: string | undefined, fail: Fail): number {
   return frames;
 }
 
+/**
+ * SOP classes of radiographs (PS3.4 B.5), each object of which holds pixel data: a UID and the classes under it
+ * (`exact`: the UID alone). DX's for-presentation and for-processing classes share its UID's start.
+ */
+const RADIOGRAPH_CLASSES: { uid: string; name: string; exact?: true }[] = [
+  { uid: '1.2.840.10008.5.1.4.1.1.1.1', name: 'Digital X-Ray Image Storage' },
+  { uid: '1.2.840.10008.5.1.4.1.1.1', name: 'CR Image Storage', exact: true },
+  { uid: '1.2.840.10008.5.1.4.1.1.7', name: 'Secondary Capture Image Storage' },
+];
+
+/** The name of a radiograph's SOP class (CR, DX, Secondary Capture), or undefined for any other UID. */
+function radiographClass(uid: string | undefined): string | undefined {
+  const value = (uid ?? '').replace(/\0/g, '').trim();
+  return RADIOGRAPH_CLASSES.find((c) => value === c.uid || (!c.exact && value.startsWith(`${c.uid}.`)))?.name;
+}
+
+/** A string element's value when all of it is in the bytes (an implicit VR read cut short keeps one that is not). */
+function wholeString(ds: DataSet, tag: string): string | undefined {
+  const el = ds.elements[tag];
+  return el && el.dataOffset + el.length <= ds.byteArray.length ? ds.string(tag) : undefined;
+}
+
+/** The data set of a DICOM file as the decoder reads it (Part 10, or bare), with the bytes it was read from. */
+function readDataSet(buf: Uint8Array, limits: DecodeLimits, fail: Fail) {
+  const partTen = hasPart10Preamble(buf);
+  const bareSyntax = partTen ? null : bareDataSetSyntax(buf);
+  if (!partTen && !bareSyntax) throw fail('NOT_DICOM', 'not a DICOM file');
+  // A file meta group without the preamble and "DICM" before it (some old writers): read as one data set
+  // it would be taken as explicit VR throughout, but its TransferSyntaxUID says how the rest is encoded
+  // (often implicit VR). Given back a preamble, it is read as the Part-10 file it meant to be.
+  const metaFirst = bareSyntax !== null && buf[0] === 0x02 && buf[1] === 0x00;
+  const bytes = metaFirst ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), buf]) : buf;
+  return { ds: parseDataSet(bytes, metaFirst ? null : bareSyntax, limits, fail), bytes, bareSyntax };
+}
+
+/**
+ * Why the decoder cannot read this DICOM's data set, in its words and code (a file cut short is TRUNCATED, saying
+ * where it ends), or undefined when it reads it: for a reader of the header alone (dicom_out's readSource, through
+ * dcmjs, whose words name its buffers) to say a damaged file as the decoder says it. Pixels are not decoded.
+ */
+export function dataSetRefusal(buf: Uint8Array, name = 'DICOM'): DicomError | undefined {
+  const fail: Fail = (code, detail) => new DicomError(code, name, detail);
+  try {
+    const { ds } = readDataSet(buf, DEFAULT_LIMITS, fail);
+    return ds.elements.x7fe00010 ? undefined : endsBeforePixels(ds, buf.length, fail);
+  } catch (e) {
+    if (e instanceof DicomError) return e;
+    throw e;
+  }
+}
+
+/**
+ * A radiograph's data set that ends before its image's size and pixel data: TRUNCATED, as every other DICOM cut
+ * short is. Rows (0028,0010) and the pixel data are required (type 1) in these objects, so one that ends quietly
+ * without either was cut between two elements of its header. Undefined for other objects (a structured report has
+ * no pixels) and for a header whole up to its image's size (NO_PIXEL_DATA: nothing tells a cut there).
+ */
+function endsBeforePixels(ds: DataSet, size: number, fail: Fail): DicomError | undefined {
+  const imageClass = radiographClass(wholeString(ds, 'x00080016') ?? wholeString(ds, 'x00020002'));
+  return imageClass && !ds.elements.x00280010
+    ? fail(
+        'TRUNCATED',
+        `the file ends at byte ${size} without its image's size (Rows (0028,0010)) and pixel data (7FE0,0010), ` +
+          `which every ${imageClass} object has (the file is truncated)`,
+      )
+    : undefined;
+}
+
 export interface DicomImage {
   /** width × height display values, row-major, 0 = black (MONOCHROME1 already inverted). */
   gray: Uint8Array;
@@ -143,16 +212,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
   if (buf.length > limits.maxInputBytes) {
     throw fail('TOO_LARGE', `${buf.length} bytes exceeds the ${limits.maxInputBytes}-byte input limit`);
   }
-  const partTen = hasPart10Preamble(buf);
-  const bareSyntax = partTen ? null : bareDataSetSyntax(buf);
-  if (!partTen && !bareSyntax) throw fail('NOT_DICOM', 'not a DICOM file');
-  // A file meta group without the preamble and "DICM" before it (some old writers): read as one data set
-  // it would be taken as explicit VR throughout, but its TransferSyntaxUID says how the rest is encoded
-  // (often implicit VR). Given back a preamble, it is read as the Part-10 file it meant to be.
-  const metaFirst = bareSyntax !== null && buf[0] === 0x02 && buf[1] === 0x00;
-  const bytes = metaFirst ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), buf]) : buf;
-
-  const ds = parseDataSet(bytes, metaFirst ? null : bareSyntax, limits, fail);
+  const { ds, bytes, bareSyntax } = readDataSet(buf, limits, fail);
   const transferSyntax = (ds.string('x00020010') ?? bareSyntax ?? TS.implicitLE).replace(/\0/g, '').trim();
   if (!SUPPORTED.has(transferSyntax)) {
     throw fail(
@@ -169,6 +229,8 @@ export async function decodeDicom(buf: Uint8Array, opts: DicomOptions = {}): Pro
     const mismatch = meta?.transferSyntax ? syntaxMismatch(bytes.subarray(meta.end), meta.transferSyntax) : null;
     if (mismatch)
       throw fail('TRANSFER_SYNTAX_MISMATCH', `${mismatch} (read as its header says, it has no pixel data). ${RELABEL}`);
+    const cut = pixelElement ? undefined : endsBeforePixels(ds, buf.length, fail);
+    if (cut) throw cut;
     throw fail('NO_PIXEL_DATA', 'no pixel data (7FE0,0010): not an image object');
   }
 

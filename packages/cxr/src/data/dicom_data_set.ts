@@ -5,7 +5,7 @@ import * as zlib from 'node:zlib';
 import * as dicomParser from 'dicom-parser';
 import type { DecodeLimits } from './decode';
 import { DicomError, errorText, type Fail, NATIVE, shownValue, TS, TS_NAMES, transferSyntaxName } from './dicom_parse';
-import { metaGroup, VRS } from './dicom_syntax';
+import { LONG_VRS, metaGroup, VRS } from './dicom_syntax';
 
 /**
  * The most bytes a deflated data set may inflate to: what the largest accepted frame can need (16-bit samples at
@@ -242,8 +242,9 @@ const MAX_HEADER = 12;
 
 /**
  * Where a file cut short ends, for people ("element (7FE0,0010): its value needs ..."), when everything
- * read up to there was well formed (tags ascending, known VRs) and only the last element, or the header
- * of the one after it, runs past the end. Null when what was read looks like garbage.
+ * read up to there was well formed (tags ascending, known VRs) and only the last element, or the one after
+ * it (its header cut, or a value of open length that dicom-parser was reading when the bytes ran out), runs
+ * past the end. Null when what was read looks like garbage.
  */
 function cutAt(e: unknown, start: number): string | null {
   // dicom-parser hands over the data set read so far (the file meta group not merged in yet).
@@ -259,17 +260,55 @@ function cutAt(e: unknown, start: number): string | null {
   );
   if (!wellFormed) return null;
   const last = elements.at(-1);
-  const name = (tag: string) => `(${tag.slice(1, 5)},${tag.slice(5)})`.toUpperCase();
-  if (last && last.dataOffset + last.length > size) {
-    const held = Math.max(0, size - last.dataOffset);
-    // Encapsulated pixel data and sequences of undefined length end with a delimiter, not at a count.
-    return last.hadUndefinedLength || last.length === 0xffffffff
-      ? `element ${name(last.tag)}: its value, of open length (FFFFFFFF: it ends at a delimiter), ` +
-          `has no end in the ${held} bytes there`
-      : `element ${name(last.tag)}: its value needs ${last.length} bytes, ${held} are there`;
-  }
-  const end = last ? last.dataOffset + last.length : start;
+  if (last && last.dataOffset + last.length > size) return valueCut(last, size);
+  let end = last ? last.dataOffset + last.length : start;
+  // The length dicom-parser gives an element of open length leaves out the delimiter that ends it.
+  if (last?.hadUndefinedLength && end + 8 <= size && isDelimiter(ds, end)) end += 8;
+  // A sequence or encapsulated pixel data of open length is kept only once read to its delimiter: the file
+  // ending inside it leaves its header alone after the last element kept (a film cut in its first fragment).
+  const next = elementHeaderAt(ds, end, last?.tag);
+  if (next && (next.hadUndefinedLength || next.dataOffset + next.length > size)) return valueCut(next, size);
   if (size - end >= MAX_HEADER) return null;
-  const which = last ? `after ${name(last.tag)}` : 'the first of the data set';
+  const which = last ? `after ${tagName(last.tag)}` : 'the first of the data set';
   return `the header of an element (${which}), at byte ${size}`;
+}
+
+/** Whether a sequence delimitation item (FFFE,E0DD) starts at `at`. */
+const isDelimiter = (ds: dicomParser.DataSet, at: number) =>
+  ds.byteArrayParser.readUint16(ds.byteArray, at) === 0xfffe &&
+  ds.byteArrayParser.readUint16(ds.byteArray, at + 2) === 0xe0dd;
+
+const tagName = (tag: string) => `(${tag.slice(1, 5)},${tag.slice(5)})`.toUpperCase();
+
+/** How an element's value runs past the end of the `size` bytes there are. */
+function valueCut(el: Pick<dicomParser.Element, 'tag' | 'dataOffset' | 'length' | 'hadUndefinedLength'>, size: number) {
+  const held = Math.max(0, size - el.dataOffset);
+  // Encapsulated pixel data and sequences of undefined length end with a delimiter, not at a count.
+  return el.hadUndefinedLength || el.length === 0xffffffff
+    ? `element ${tagName(el.tag)}: its value, of open length (FFFFFFFF: it ends at a delimiter), ` +
+        `has no end in the ${held} bytes there`
+    : `element ${tagName(el.tag)}: its value needs ${el.length} bytes, ${held} are there`;
+}
+
+/**
+ * The element whose header starts at `at`, read as the data set's own are (explicit VR when a known VR follows the
+ * tag, else implicit), when its whole header is there and its tag follows `after`; else undefined.
+ */
+function elementHeaderAt(ds: dicomParser.DataSet, at: number, after: string | undefined) {
+  const bytes = ds.byteArray;
+  const read = ds.byteArrayParser;
+  if (at + 8 > bytes.length) return undefined;
+  const hex = (n: number) => n.toString(16).padStart(4, '0');
+  const tag = `x${hex(read.readUint16(bytes, at))}${hex(read.readUint16(bytes, at + 2))}`;
+  if (after !== undefined && tag <= after) return undefined;
+  const vr = String.fromCharCode(bytes[at + 4], bytes[at + 5]);
+  const long = !VRS.has(vr) || LONG_VRS.has(vr);
+  const dataOffset = at + (VRS.has(vr) && long ? 12 : 8);
+  if (dataOffset > bytes.length) return undefined;
+  const length = !VRS.has(vr)
+    ? read.readUint32(bytes, at + 4)
+    : long
+      ? read.readUint32(bytes, at + 8)
+      : read.readUint16(bytes, at + 6);
+  return { tag, dataOffset, length, hadUndefinedLength: length === 0xffffffff };
 }

@@ -38,3 +38,30 @@ export function* pngChunks(buf: Uint8Array, from = PNG_SIGNATURE_BYTES): Generat
 export function pngChunkData(buf: Uint8Array, c: PngChunk): Uint8Array {
   return buf.subarray(c.at + 8, Math.min(c.at + 8 + c.length, buf.length));
 }
+
+/** Deflate's highest ratio (about 1032 to 1, a long run of one byte): no compressed data inflates to more. */
+const MAX_INFLATE_RATIO = 1032;
+/** Samples per pixel of each PNG colour type (gray, RGB, palette, gray + alpha, RGBA). */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Why a PNG's image data cannot hold the image its header declares, told from chunk lengths alone (no inflate), or
+ * undefined: a side of 0, or IDAT chunks too short, even inflated at deflate's highest ratio, for the filtered rows
+ * of width × height (libpng says only "read error" for either). For the decoder's words on a PNG it refused.
+ */
+export function pngDataShortfall(buf: Uint8Array): string | undefined {
+  const ihdr = pngChunkAt(buf, PNG_SIGNATURE_BYTES);
+  if (ihdr?.type !== 'IHDR' || buf.length < ihdr.at + 18) return undefined;
+  const width = uint32At(buf, ihdr.at + 8);
+  const height = uint32At(buf, ihdr.at + 12);
+  if (width === 0 || height === 0) return `its header (IHDR) declares a ${width}×${height} image, which has no pixel`;
+  const bits = buf[ihdr.at + 16] * (CHANNELS[buf[ihdr.at + 17]] ?? 1);
+  const needed = height * (1 + Math.ceil((width * bits) / 8)); // each row starts with its filter byte
+  let held = 0;
+  for (const c of pngChunks(buf)) if (c.type === 'IDAT') held += pngChunkData(buf, c).length;
+  if (held * MAX_INFLATE_RATIO + 1024 >= needed) return undefined;
+  return (
+    `its image data (IDAT, ${held} bytes) cannot hold the ${width}×${height} image its header (IHDR) declares ` +
+    `(${needed} bytes once inflated): the file was written wrongly or damaged`
+  );
+}

@@ -2,6 +2,7 @@
 // are, so the result files into the same patient and study) and the identity of the image the
 // result refers to. Files come from the PACS, i.e. from outside: the identifiers are validated.
 import { z } from 'zod';
+import { DicomError, dataSetRefusal } from '../data/dicom';
 import { bareDataSetSyntax, hasPart10Preamble, metaGroup } from '../data/dicom_syntax';
 import { type Dataset, readHeader } from './part10';
 import { isUid } from './uids';
@@ -104,9 +105,10 @@ function lossyCompressionOf(ds: Dataset, bytes: Uint8Array): Pick<SourceImage, '
 
 /**
  * Why readSource refused a film: NOT_DICOM (neither a Part-10 file nor a bare data set: a JPEG or PNG, say),
- * CORRUPT (a DICOM header that cannot be read), BAD_IDENTITY (a UID the results need is missing or invalid).
+ * TRUNCATED (a DICOM cut short before its header ends, said as the decoder says it), CORRUPT (a DICOM header that
+ * cannot be read otherwise), BAD_IDENTITY (a UID the results need is missing or invalid).
  */
-export type SourceErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'BAD_IDENTITY';
+export type SourceErrorCode = 'NOT_DICOM' | 'TRUNCATED' | 'CORRUPT' | 'BAD_IDENTITY';
 
 /**
  * A film readSource refused, with a code a program branches on. Its name stays 'Error': the messages, as logs
@@ -121,6 +123,12 @@ export class SourceError extends Error {
   }
 }
 
+/** How part10.ts ends the refusal of a header over its limits (elements, steps, nesting). */
+const OVER_LIMIT = /the file is damaged or crafted$/;
+
+/** dcmjs's words for a read past the end of the bytes. */
+const DCMJS_OVERRUN = /allocated buffer|past end of input|out of range of 0\.\.\./;
+
 /** Reads and checks the source header; throws a SourceError naming what is missing or malformed. */
 export function readSource(bytes: Uint8Array): SourceImage {
   if (!hasPart10Preamble(bytes) && !bareDataSetSyntax(bytes)) {
@@ -130,10 +138,23 @@ export function readSource(bytes: Uint8Array): SourceImage {
   try {
     ds = readHeader(bytes);
   } catch (e) {
-    throw new SourceError('CORRUPT', `source DICOM file cannot be read: ${(e as Error).message}`);
+    // dcmjs says a file cut short in its own terms ("Request more than currently allocated buffer", "Start 818 out of
+    // range", or none): the decoder's reader says where it ends, as POST /predictions and cxr predict answer the
+    // film. A header over part10.ts's limits (a crafted file, whatever else it lacks) is said as that.
+    const cut = e instanceof DicomError || OVER_LIMIT.test((e as Error).message) ? undefined : dataSetRefusal(bytes);
+    if (cut?.code === 'TRUNCATED')
+      throw new SourceError('TRUNCATED', `source DICOM file cannot be read: ${cut.detail}`);
+    // Else dcmjs's words for bytes that ran out name its buffers: said as a header that runs past the file's end.
+    const why = DCMJS_OVERRUN.test((e as Error).message)
+      ? `its header runs past the end of the file, at byte ${bytes.length} (the file is truncated or damaged)`
+      : (e as Error).message;
+    throw new SourceError('CORRUPT', `source DICOM file cannot be read: ${why}`);
   }
   const parsed = IdentitySchema.safeParse(ds);
   if (!parsed.success) {
+    const cut = dataSetRefusal(bytes); // UIDs missing from a header cut short: said as the cut
+    if (cut?.code === 'TRUNCATED')
+      throw new SourceError('TRUNCATED', `source DICOM file cannot be read: ${cut.detail}`);
     const issues = parsed.error.issues.map((i) => i.message).join('; ');
     throw new SourceError('BAD_IDENTITY', `source DICOM file: ${issues}`);
   }

@@ -246,6 +246,15 @@ function openReader(file: string): Database.Database {
 /** The largest log read from memory when it cannot be read in place (openReader). */
 const MAX_COPY_BYTES = 2 * 2 ** 30;
 
+/**
+ * An error with a code, for openSqliteStore to hand on (AuditStoreOpenError.code): the file system's for what it
+ * checks itself (EISDIR, ENOENT, ...), SQLite's for what it rewords, so that a program branches on a code for every
+ * failure rather than on the words.
+ */
+function coded(message: string, code: string | undefined): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 function isFolder(file: string): boolean {
   try {
     return fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -275,14 +284,15 @@ export function openSqliteStore(file: string, opts: AuditOpenOptions = {}): SqlA
 
 function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
   if ((opts.readonly || opts.mustExist) && !fs.existsSync(file))
-    throw new Error(`${file}: no audit log there ('cxr serve' or 'cxr predict' writes one)`);
+    throw coded(`${file}: no audit log there ('cxr serve' or 'cxr predict' writes one)`, 'ENOENT');
   // SQLite opens a folder read-only and fails later with a bare "disk I/O error".
-  if (file !== ':memory:' && isFolder(file)) throw new Error(`audit log ${file}: cannot open it (it is a folder)`);
+  if (file !== ':memory:' && isFolder(file))
+    throw coded(`audit log ${file}: cannot open it (it is a folder)`, 'EISDIR');
   if (file !== ':memory:' && !opts.readonly) {
     try {
       makeDirs(path.dirname(path.resolve(file)));
     } catch (e) {
-      throw new Error(`audit log ${file}: cannot write it (${writeFailure(e)})`);
+      throw coded(`audit log ${file}: cannot write it (${writeFailure(e)})`, (e as NodeJS.ErrnoException).code);
     }
   }
   if (file !== ':memory:' && !opts.readonly) refuseUnwritable(file);
@@ -303,7 +313,7 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
   } catch (e) {
     // SQLite says "unable to open database file" without the file or the reason: name both.
     if ((e as { code?: string }).code !== 'SQLITE_CANTOPEN') throw e;
-    throw new Error(`audit log ${file}: cannot open it (${cantOpenReason(file)})`);
+    throw coded(`audit log ${file}: cannot open it (${cantOpenReason(file)})`, 'SQLITE_CANTOPEN');
   }
   try {
     db.pragma('busy_timeout = 5000');
@@ -327,7 +337,7 @@ function openSqlite(file: string, opts: AuditOpenOptions): SqlAuditStore {
   } catch (e) {
     db.close();
     if ((e as { code?: string }).code === 'SQLITE_NOTADB')
-      throw new Error(`${file}: not an SQLite database (--db names the audit log, or a postgres:// URL)`);
+      throw coded(`${file}: not an SQLite database (--db names the audit log, or a postgres:// URL)`, 'SQLITE_NOTADB');
     throw e;
   }
 }
