@@ -4,7 +4,6 @@
 // validation films. Site B is site A under an acquisition-like shift (adapt-fixtures.ts).
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adaptModel } from '../src/adapt/adapt';
@@ -15,8 +14,11 @@ import { BN_REFERENCE_FILE, loadBnReference } from '../src/models/bn_reference';
 import { readMeta } from '../src/models/io';
 import { makeSites, type Sites, seededWithReference, siteLogits } from './adapt-fixtures';
 import { CHEST_XRAY, haveData, makeSeededModel, tempDir } from './ood-fixtures';
+import { register as registerAdapt } from '../src/cli/adapt';
+import { runLikeMain } from './in-process-cli';
 
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+/** `cxr ARGS` in this process (its words and files are the subject; a child each would cost an engine start). */
+const cxr = (...args: string[]) => runLikeMain([registerAdapt], args);
 const skip = !haveData && 'no shared/data';
 let work: string;
 let sites: Sites;
@@ -109,9 +111,7 @@ test('a reference measured for other weights is not used: plain AdaBN, with a no
 
 test("cxr adapt-reference writes the reference from the model's own validation split", { skip }, async () => {
   const dir = await makeSeededModel(path.join(work, 'cli-model'), { inputSize: 64 });
-  const run = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir, '--data', CHEST_XRAY], {
-    encoding: 'utf8',
-  });
+  const run = await cxr('adapt-reference', '--model', dir, '--data', CHEST_XRAY);
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /13 batch-norm layers in 1 member\(s\), from \d+ films of the validation split/);
   const loaded = loadBnReference(dir, [dir]);
@@ -120,14 +120,14 @@ test("cxr adapt-reference writes the reference from the model's own validation s
   assert.equal(loaded.ref.films.count, 30);
   assert.equal(loaded.members[0].size, 13);
   assert.equal(readMeta(dir).name, 'seeded-test');
-  const bad = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
+  const bad = await cxr('adapt-reference', '--model', dir);
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /records no data folder: pass --data/);
   // A folder trained on another machine records that machine's path: the error names it.
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'cxr.json'), 'utf8'));
   meta.data.root = path.join(work, 'gone', 'chest_xray');
   fs.writeFileSync(path.join(dir, 'cxr.json'), JSON.stringify(meta));
-  const moved = spawnSync(process.execPath, [CLI, 'adapt-reference', '--model', dir], { encoding: 'utf8' });
+  const moved = await cxr('adapt-reference', '--model', dir);
   assert.notEqual(moved.status, 0);
   assert.match(moved.stderr, /the data folder cxr\.json records \(.*gone.chest_xray\) is not here: pass --data/);
 });

@@ -3,7 +3,7 @@
 // that nothing patient-identifying has a column to go into. SQLite-only facts (WAL) at the end.
 import { after, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,9 @@ import { statusOf } from '../src/predict/verdict';
 import { MIGRATIONS, POSTGRES, SQLITE } from '../src/serve/audit_migrations';
 import { parseRetention, retentionCutoff } from '../src/serve/retention';
 import { type AuditBackend, postgresBackend, sqliteBackend } from './audit-backends';
-import { CLI, tempDir } from './serve-fixtures';
+import { register as registerHistory } from '../src/cli/history';
+import { runInProcess } from './in-process-cli';
+import { tempDir } from './serve-fixtures';
 
 const run = promisify(execFile);
 
@@ -49,8 +51,8 @@ after(() => {
 for (const b of backends) describeBackend(b);
 
 function describeBackend(b: AuditBackend): void {
-  const cli = (...args: string[]) =>
-    execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: 'pipe' });
+  // `cxr history` in this process (its words and files are the subject, not a process of its own).
+  const cli = async (...args: string[]) => (await runInProcess([registerHistory], args)).stdout;
 
   describe(`audit store on ${b.name}`, { skip: b.skip }, () => {
     test('migrates a new log to the current schema, and reopens without migrating again', async () => {
@@ -298,14 +300,14 @@ function describeBackend(b: AuditBackend): void {
       assert.deepEqual(await a.image(record(3).id, 'thumbnail'), Buffer.from([3]));
       assert.equal(await a.pruneImages('2026-01-01T00:03:00Z'), 0, 'idempotent');
       await a.close();
-      const out = cli('history', 'prune', '--db', target, '--before', '2026-01-01T00:05:00Z');
+      const out = await cli('history', 'prune', '--db', target, '--before', '2026-01-01T00:05:00Z');
       assert.match(out, /removed the images of 2 prediction\(s\)/);
       const again = await openAuditStore(target);
       assert.equal(await again.count(), 6);
       assert.equal(await again.image(record(4).id, 'thumbnail'), null);
       assert.deepEqual(await again.image(record(5).id, 'thumbnail'), Buffer.from([5]));
       await again.close();
-      assert.throws(() => cli('history', 'prune', '--db', target, '--before', 'last week'), /before/);
+      await assert.rejects(cli('history', 'prune', '--db', target, '--before', 'last week'), /before/);
     });
 
     test('cxr history reads the log (text, --json, --csv), a missing log is an error', async () => {
@@ -314,33 +316,33 @@ function describeBackend(b: AuditBackend): void {
       for (let i = 0; i < 5; i++) await a.insert(record(i), null);
       await a.insert(record(5, { warnings: ['=HYPERLINK("http://evil.example","x")'] }), null);
       await a.close();
-      const text = cli('history', '--db', target, '--limit', '3');
+      const text = await cli('history', '--db', target, '--limit', '3');
       assert.match(text, /^6 prediction\(s\) in .*newest 3/);
       assert.equal(text.trim().split('\n').length, 4);
       assert.match(text, / by token "alice"/, 'the token name that asked');
       // record(3) predates verdicts and has warnings: read as the page reads it (not assessed, no number).
       assert.match(text, new RegExp(`${record(3).id}  cannot assess +screening`));
-      const jsonIds = (...args: string[]) =>
-        cli('history', '--db', target, '--json', ...args)
+      const jsonIds = async (...args: string[]) =>
+        (await cli('history', '--db', target, '--json', ...args))
           .trim()
           .split('\n')
           .map((l) => (JSON.parse(l) as AuditRecord).id);
       // Rows 3 and 0 carry warnings and no verdict: 'cannot assess', so not NORMAL findings.
       assert.deepEqual(
-        jsonIds('--label', 'NORMAL'),
+        await jsonIds('--label', 'NORMAL'),
         [4, 2, 1].map((i) => record(i).id),
       );
       assert.deepEqual(
-        jsonIds('--verdict', 'cannot-assess'),
+        await jsonIds('--verdict', 'cannot-assess'),
         [5, 3, 0].map((i) => record(i).id),
       );
-      assert.throws(() => cli('history', '--db', target, '--verdict', 'maybe'), /verdict/);
-      const csv = cli('history', '--db', target, '--csv').trim().split('\n');
+      await assert.rejects(cli('history', '--db', target, '--verdict', 'maybe'), /verdict/);
+      const csv = (await cli('history', '--db', target, '--csv')).trim().split('\n');
       assert.equal(csv.length, 7);
       assert.match(csv[1], /,"'=HYPERLINK\(""http:\/\/evil\.example"",""x""\)",cannot-assess$/);
       const empty = await b.fresh(); // nothing there yet: no log to read
-      assert.throws(() => cli('history', '--db', empty), /no audit log/);
-      assert.throws(() => cli('history', 'prune', '--db', empty), /no audit log/);
+      await assert.rejects(cli('history', '--db', empty), /no audit log/);
+      await assert.rejects(cli('history', 'prune', '--db', empty), /no audit log/);
       // A film that could not be assessed reads as the page showed it: no finding, no number. (A new
       // log: on PostgreSQL, fresh() empties the one above.)
       const vTarget = await b.fresh();
@@ -348,11 +350,11 @@ function describeBackend(b: AuditBackend): void {
       await verdicts.insert(record(7, { verdict: { status: 'cannot-assess', reasons: [] } }), null);
       await verdicts.insert(record(8, { verdict: { status: 'outside-population', reasons: [] } }), null);
       await verdicts.close();
-      const [outside, cannot] = cli('history', '--db', vTarget, '--limit', '2').trim().split('\n').slice(1);
+      const [outside, cannot] = (await cli('history', '--db', vTarget, '--limit', '2')).trim().split('\n').slice(1);
       assert.match(cannot, new RegExp(`${record(7).id}  cannot assess +screening`));
       assert.doesNotMatch(cannot, /PNEUMONIA|%/);
       assert.match(outside, /PNEUMONIA +80\.0% .*\(outside the intended population\)/);
-      const [header, ...rows] = cli('history', '--db', vTarget, '--csv').trim().split('\n');
+      const [header, ...rows] = (await cli('history', '--db', vTarget, '--csv')).trim().split('\n');
       assert.match(header, /,warnings,verdict$/);
       assert.match(rows[0], /,outside-population$/);
     });
@@ -367,16 +369,14 @@ test('SQLite: WAL mode, and `cxr history` of a missing file creates nothing', as
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
   raw.close();
   const none = path.join(dir, 'none.db');
-  assert.throws(() => execFileSync(process.execPath, [CLI, 'history', 'prune', '--db', none], { stdio: 'pipe' }));
+  const history = (...args: string[]) => runInProcess([registerHistory], ['history', ...args]);
+  await assert.rejects(history('prune', '--db', none), /no audit log/);
   assert.ok(!fs.existsSync(none));
   // A file that is not a database (a film given as --db by mistake): said so, naming the file, and left as it was.
   const film = path.join(dir, 'film.jpeg');
   fs.writeFileSync(film, Buffer.alloc(4096, 0xab));
   await assert.rejects(openAuditStore(film), /film\.jpeg: not an SQLite database/);
-  assert.throws(
-    () => execFileSync(process.execPath, [CLI, 'history', '--db', film], { stdio: 'pipe', encoding: 'utf8' }),
-    (e: { stderr: string }) => /film\.jpeg: not an SQLite database/.test(e.stderr),
-  );
+  await assert.rejects(history('--db', film), /film\.jpeg: not an SQLite database/);
   assert.deepEqual(fs.readFileSync(film), Buffer.alloc(4096, 0xab));
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -4,25 +4,24 @@
 // and the text says how many were left out. They are not `verdicts.refused` (films it read and scored).
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CHEST_XRAY, needsData, REPO } from './shared-data';
+import * as evaluateCommand from '../src/cli/evaluate';
+import * as reportCommand from '../src/cli/report';
+import { runLikeMain } from './in-process-cli';
 
-const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const COMMANDS = [evaluateCommand, reportCommand].map((c) => c.register);
 const MODEL = path.join(REPO, 'models', 'default');
 const skip = needsData(CHEST_XRAY, path.join(MODEL, 'cxr.json'));
 let root = '';
 let data = '';
 
-function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8',
-    timeout: 300_000,
-    env: { ...process.env, CXR_CACHE: path.join(root, 'cache') },
-  });
+/** `cxr ARGS` in this process (its words and files are the subject; a child each would cost an engine start). */
+async function cxr(...args: string[]) {
+  const r = await runLikeMain(COMMANDS, args, { CXR_CACHE: path.join(root, 'cache') });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -63,8 +62,8 @@ const EXPECTED: Record<string, RegExp> = {
   'PNEUMONIA/notes.jpg': /^not a JPEG, PNG or DICOM image$/,
 };
 
-test('evaluate --json lists the files it could not read, and why; the text says how many', { skip }, () => {
-  const r = cxr('evaluate', '--model', MODEL, '--data', data, '--json');
+test('evaluate --json lists the files it could not read, and why; the text says how many', { skip }, async () => {
+  const r = await cxr('evaluate', '--model', MODEL, '--data', data, '--json');
   assert.equal(r.code, 0, r.stderr);
   const m = JSON.parse(r.stdout);
   assert.equal(m.n, 6);
@@ -77,16 +76,16 @@ test('evaluate --json lists the files it could not read, and why; the text says 
   assert.match(r.stderr, /notes\.jpg: not a JPEG, PNG or DICOM image/);
   assert.doesNotMatch(r.stderr, /failOn|not a JPEG or PNG image/);
 
-  const text = cxr('evaluate', '--model', MODEL, '--data', data);
+  const text = await cxr('evaluate', '--model', MODEL, '--data', data);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /would assess 6 of 6 films/);
   assert.match(text.stdout, /^4 files could not be read \(left out of every number above\):$/m);
   assert.match(text.stdout, /^ {2}.*truncated\.jpeg: truncated JPEG: premature end of JPEG image/m);
 });
 
-test('evaluate --out records them in the metrics file, and the folder report lists them', { skip }, () => {
+test('evaluate --out records them in the metrics file, and the folder report lists them', { skip }, async () => {
   const out = path.join(root, 'study');
-  const r = cxr('evaluate', '--model', MODEL, '--data', data, '--out', out);
+  const r = await cxr('evaluate', '--model', MODEL, '--data', data, '--out', out);
   assert.equal(r.code, 0, r.stderr);
   // The files' paths as the predictions file gives them: relative to --data.
   const stored = JSON.parse(fs.readFileSync(path.join(out, 'metrics', 'all.json'), 'utf8'));
@@ -95,7 +94,7 @@ test('evaluate --out records them in the metrics file, and the folder report lis
     (stored.unreadable.files as Array<{ file: string }>).map((f) => f.file).sort(),
     Object.keys(EXPECTED),
   );
-  const report = cxr('report', out);
+  const report = await cxr('report', out);
   assert.equal(report.code, 0, report.stderr);
   const html = fs.readFileSync(path.join(out, 'report', 'index.html'), 'utf8');
   assert.match(html, /truncated\.jpeg/);

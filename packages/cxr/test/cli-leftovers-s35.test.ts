@@ -3,7 +3,6 @@
 // `default` in `cxr history`, and one folder of films named two ways to `evaluate --out`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,22 +11,33 @@ import { runEvaluation } from '../src/cli/evaluate_run';
 import { openAuditStore } from '../src/serve/audit';
 import { parseAuditTarget, redactUrl } from '../src/serve/audit_target';
 import { CHEST_XRAY, haveData, makeSeededModel } from './ood-fixtures';
-import { auditRecord, CLI } from './serve-fixtures';
+import { auditRecord } from './serve-fixtures';
+import * as evaluate from '../src/cli/evaluate';
+import * as history from '../src/cli/history';
+import * as predict from '../src/cli/predict';
+import * as serve from '../src/cli/serve';
+import { runLikeMain } from './in-process-cli';
 import { tempDirsRemovedAfter } from './temp-dirs';
 import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const newDir = tempDirsRemovedAfter();
 
-/** `cxr ARGS` to its end (at most 30 s: a refusal comes at once; a server started by mistake is cut). */
+const COMMANDS = [evaluate, history, predict, serve].map((c) => c.register);
+
+/**
+ * `cxr ARGS` to its end, in this process (the words are the subject; a child each would cost an engine start),
+ * with `env` over this environment less the tokens, queue, Orthanc and CXR_DB_WAIT a caller may have set.
+ */
 function cxr(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const clean = { ...process.env, ...env };
-  for (const k of ['CXR_API_TOKEN', 'CXR_API_TOKENS', 'CXR_REDIS_URL', 'CXR_ORTHANC_URL']) delete clean[k];
-  if (!('CXR_DB_WAIT' in env)) delete clean.CXR_DB_WAIT;
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: clean });
+  const unset = { CXR_API_TOKEN: undefined, CXR_API_TOKENS: undefined, CXR_REDIS_URL: undefined };
+  return runLikeMain(COMMANDS, args, { ...unset, CXR_ORTHANC_URL: undefined, CXR_DB_WAIT: undefined, ...env });
 }
 
-test('predict and evaluate on an interrupted run folder say to finish it with cxr train --resume', () => {
+// A command started by mistake instead of refused (a server) is cut here, as the child's 30 s limit did.
+test('predict and evaluate on an interrupted run folder say to finish it with cxr train --resume', {
+  timeout: 60_000,
+}, async () => {
   const dir = newDir('leftovers-run');
   const run = interruptedRun(path.join(dir, 'run'), '/data/chest xray', 2);
   const film = path.join(dir, 'film.png');
@@ -37,7 +47,7 @@ test('predict and evaluate on an interrupted run folder say to finish it with cx
     ['predict', '--model', run, '--no-audit', film],
     ['evaluate', '--model', run, '--data', dir],
   ]) {
-    const r = cxr(args);
+    const r = await cxr(args);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /holds a training run that was stopped after epoch 2, before it wrote its model/, args[0]);
     assert.ok(r.stderr.includes(resume), `${args[0]}: ${r.stderr}`);
@@ -46,7 +56,9 @@ test('predict and evaluate on an interrupted run folder say to finish it with cx
   }
 });
 
-test('serve: each number option refused as every command refuses one, naming the option, value and range', () => {
+test('serve: each number option refused as every command refuses one, naming the option, value and range', {
+  timeout: 60_000,
+}, async () => {
   const dir = newDir('leftovers-serve');
   const base = ['serve', '--model', path.join(dir, 'no-model'), '--db', path.join(dir, 'a.db')];
   const cases: [string, string, string][] = [
@@ -59,13 +71,13 @@ test('serve: each number option refused as every command refuses one, naming the
     ['--job-uploads-mb', 'lots', 'a number of MiB > 0, at most 1048576'],
   ];
   for (const [option, value, what] of cases) {
-    const r = cxr([...base, option, value]);
+    const r = await cxr([...base, option, value]);
     assert.equal(r.status, 1, `${option} ${value}: ${r.stderr}`);
     assert.ok(r.stderr.includes(`argument '${value}' is invalid. ${what}`), `${option} ${value}: ${r.stderr}`);
     assert.ok(r.stderr.includes(`'${option} <`), r.stderr);
     assert.doesNotMatch(r.stderr, /✖|Too big|Too small|→ at/, 'not zod raw text');
   }
-  const env = cxr([...base, '--port', '0'], { CXR_DB_WAIT: 'soon' });
+  const env = await cxr([...base, '--port', '0'], { CXR_DB_WAIT: 'soon' });
   assert.equal(env.status, 1, env.stderr);
   assert.match(
     env.stderr,
@@ -144,7 +156,7 @@ test('cxr history names a token as one: the single CXR_API_TOKEN is token "defau
   await store.insert(record(1, 'default'), null);
   await store.insert(record(2, null), null);
   await store.close();
-  const r = cxr(['history', '--db', db]);
+  const r = await cxr(['history', '--db', db]);
   assert.equal(r.status, 0, r.stderr);
   const [, newest, older] = r.stdout.trim().split('\n');
   assert.doesNotMatch(r.stdout, /by default/);

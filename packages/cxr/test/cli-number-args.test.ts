@@ -3,12 +3,16 @@
 // name and what it takes, instead of parseInt/parseFloat quietly reading a prefix (or NaN reaching zod).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { colonFields, intInRange, numberInRange, positiveInt, positiveNumber, wholeNumber } from '../src/cli/args';
+import * as evaluate from '../src/cli/evaluate';
+import * as gan from '../src/cli/gan';
+import * as ood from '../src/cli/ood';
+import * as robustness from '../src/cli/robustness';
+import * as train from '../src/cli/train';
+import { runLikeMain } from './in-process-cli';
 
-const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const COMMANDS = [evaluate, gan, ood, robustness, train].map((c) => c.register);
 
 function refusal(parse: () => unknown): string {
   try {
@@ -74,7 +78,7 @@ test('colon-separated options name the field that is wrong', () => {
   assert.deepEqual(colonFields('25', 'window:max:power', three, 2), [25, undefined, undefined]);
 });
 
-test('commands refuse a malformed number before they start, naming the option', () => {
+test('commands refuse a malformed number before they start, naming the option', async () => {
   const cases: [string[], RegExp][] = [
     [['train', '--data', 'x', '--out', 'y', '--lr', '1e-3x'], /'--lr <x>' argument '1e-3x' is invalid\. a positive/],
     [['train', '--data', 'x', '--out', 'y', '--input-size', '7'], /'--input-size <px>' .* an integer from 32 to 512/],
@@ -89,7 +93,8 @@ test('commands refuse a malformed number before they start, naming the option', 
     [['ood', 'evaluate', '--data', 'x', '--per-kind', '1001'], /an integer from 1 to 1000/],
   ];
   for (const [args, message] of cases) {
-    const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+    // In this process: the words are the subject (a child each would cost an engine start).
+    const r = await runLikeMain(COMMANDS, args);
     assert.notEqual(r.status, 0, `cxr ${args.join(' ')}`);
     assert.match(r.stderr, message, `cxr ${args.join(' ')}`);
   }

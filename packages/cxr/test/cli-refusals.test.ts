@@ -10,17 +10,35 @@ import * as path from 'node:path';
 import { makeDirs } from '../src/make_dirs';
 import { ensureWritableFile } from '../src/cli/writable';
 import { openSqliteStore } from '../src/serve/audit_sqlite';
+import * as adapt from '../src/cli/adapt';
+import * as ensemble from '../src/cli/ensemble';
+import * as evaluate from '../src/cli/evaluate';
+import * as experiments from '../src/cli/experiments';
+import * as gan from '../src/cli/gan';
+import * as ood from '../src/cli/ood';
+import * as report from '../src/cli/report';
+import * as robustness from '../src/cli/robustness';
+import * as train from '../src/cli/train';
+import { runLikeMain } from './in-process-cli';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const noProc = fs.existsSync('/proc/self') ? false : 'needs a /proc file system';
+const COMMANDS = [adapt, ensemble, evaluate, experiments, gan, ood, report, robustness, train].map((c) => c.register);
 
-function cxr(...args: string[]) {
+/** `cxr ARGS` as a process of its own: its exit status, and what main.js's error handler writes. */
+function cxrProcess(...args: string[]) {
   // A command that hangs is killed after the timeout: its status is then null, not 1.
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('every command that writes an output folder fails at once where none can be made', { skip: noProc }, () => {
+/** `cxr ARGS` in this process (a child each costs an engine start); cxrProcess checks main.js's part once. */
+async function cxr(...args: string[]) {
+  const r = await runLikeMain(COMMANDS, args);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('every command that writes an output folder fails at once where none can be made', { skip: noProc }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
   const bad = '/proc/cxr-no-such-folder/out';
   const commands = [
@@ -37,9 +55,16 @@ test('every command that writes an output folder fails at once where none can be
     ['experiments', 'heatmap', '--data', tmp, '--out', `${bad}/table.md`],
     ['ood', 'fit-layout', '--data', tmp, '--out', `${bad}/layout.ts`],
   ];
+  // The first through main.js itself: the refusal is its exit status 1 and its message on stderr.
+  const viaMain = cxrProcess(...commands[0]);
+  assert.equal(viaMain.code, 1, viaMain.stderr);
+  assert.match(
+    viaMain.stderr,
+    /^cxr: --out \/proc\/cxr-no-such-folder\/out: cannot write there \(no folder can be made/,
+  );
   for (const args of commands) {
     const started = Date.now();
-    const r = cxr(...args);
+    const r = await cxr(...args);
     assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /--out \/proc\/cxr-no-such-folder\/out: cannot write there \(no folder can be made/);
     assert.ok(Date.now() - started < 30_000, `cxr ${args.join(' ')} took ${Date.now() - started} ms`);
@@ -47,14 +72,14 @@ test('every command that writes an output folder fails at once where none can be
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('a one-file --out that is a folder is refused before the run', () => {
+test('a one-file --out that is a folder is refused before the run', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
   for (const args of [
     ['experiments', 'adapt', '--data', tmp, '--out', tmp],
     ['experiments', 'heatmap', '--data', tmp, '--out', tmp],
     ['ood', 'fit-layout', '--data', tmp, '--out', tmp],
   ]) {
-    const r = cxr(...args);
+    const r = await cxr(...args);
     assert.equal(r.code, 1, `cxr ${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /--out .*: is a folder; give a file name/, `cxr ${args.join(' ')}`);
   }
@@ -91,24 +116,24 @@ test('an SQLite audit log SQLite cannot open is named, with why', () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('a train refused for its --out leaves no folder behind', () => {
+test('a train refused for its --out leaves no folder behind', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-refusals-'));
   fs.writeFileSync(path.join(tmp, 'file'), '');
-  const r = cxr('train', '--data', tmp, '--out', path.join(tmp, 'file', 'run'));
+  const r = await cxr('train', '--data', tmp, '--out', path.join(tmp, 'file', 'run'));
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--out .*file\/run: cannot write there \(a file is in the way\)/);
   // The write check of a command that must leave nothing behind removes the folders it made to probe.
-  const fine = cxr('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'new', 'run'));
+  const fine = await cxr('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'new', 'run'));
   assert.equal(fine.code, 1);
   assert.match(fine.stderr, /--data .*nope: no such folder/);
   assert.deepEqual(fs.readdirSync(tmp), ['file']);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('cxr report refuses a folder that holds no run, and names the runs of an experiments folder', () => {
+test('cxr report refuses a folder that holds no run, and names the runs of an experiments folder', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-report-refusal-'));
   fs.writeFileSync(path.join(tmp, 'notes.txt'), 'not a run\n');
-  const r = cxr('report', tmp);
+  const r = await cxr('report', tmp);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no run record here \(cxr\.json, log\.jsonl, predictions\/\*\.json or metrics\/\*\.json\)/);
   assert.match(r.stderr, /cxr report reads the folder of a run \(cxr train --out DIR\)/);
@@ -116,13 +141,13 @@ test('cxr report refuses a folder that holds no run, and names the runs of an ex
   const rob = path.join(tmp, 'rob');
   fs.mkdirSync(rob);
   fs.writeFileSync(path.join(rob, 'robustness.json'), '{}');
-  const robust = cxr('report', rob);
+  const robust = await cxr('report', rob);
   assert.equal(robust.code, 1);
   assert.match(
     robust.stderr,
     /rob: a robustness run, not a training or evaluation run: its page is .*rob\/index\.html/,
   );
-  const missing = cxr('report', path.join(tmp, 'nope'));
+  const missing = await cxr('report', path.join(tmp, 'nope'));
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope: no such folder/);
   assert.doesNotMatch(missing.stderr, /ENOENT/);
@@ -130,7 +155,7 @@ test('cxr report refuses a folder that holds no run, and names the runs of an ex
   fs.mkdirSync(path.join(tmp, 'baseline', 'metrics'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'baseline', 'metrics', 'test.json'), '{}');
   fs.writeFileSync(path.join(tmp, 'comparison.html'), '<html></html>');
-  const experiments = cxr('report', tmp);
+  const experiments = await cxr('report', tmp);
   assert.equal(experiments.code, 1);
   assert.match(experiments.stderr, /it holds runs in sub-folders \(its comparison\.html is their table\)/);
   assert.match(experiments.stderr, /e\.g\. cxr report .*baseline/);

@@ -2,24 +2,31 @@
 // `cxr train --resume` that finishes it; runEvaluation's refusals carry codes; one URL redaction for every URL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadRedisUrl, redactRedisUrl } from '../src/queue/connection';
 import { redactUrl } from '../src/serve/audit_target';
 import { gradientJpeg } from './archive-fixtures';
-import { CLI, makeTinyModel } from './serve-fixtures';
+import { makeTinyModel } from './serve-fixtures';
+import * as adapt from '../src/cli/adapt';
+import * as calibrate from '../src/cli/calibrate';
+import * as ood from '../src/cli/ood';
+import * as report from '../src/cli/report';
+import { runLikeMain } from './in-process-cli';
 import { tempDirsRemovedAfter } from './temp-dirs';
 import { interruptedRun } from './interrupted-run';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const newDir = tempDirsRemovedAfter();
 
-/** `cxr ARGS` to its end (at most 60 s: each refusal here comes before the engine starts). */
-const cxr = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+const COMMANDS = [adapt, calibrate, ood, report].map((c) => c.register);
+/** `cxr ARGS` to its end, in this process (the words are the subject; a child each would cost an engine start). */
+const cxr = (args: string[]) => runLikeMain(COMMANDS, args);
 
-test('calibrate, ood, adapt and adapt-reference on an interrupted run say to finish it with cxr train --resume', () => {
+const interruptedTitle =
+  'calibrate, ood, adapt and adapt-reference on an interrupted run say to finish it with cxr train --resume';
+test(interruptedTitle, async () => {
   const dir = newDir('cli-s36-run');
   const run = interruptedRun(path.join(dir, 'run'), '/data/chest xray', 2);
   const films = path.join(dir, 'films');
@@ -34,7 +41,7 @@ test('calibrate, ood, adapt and adapt-reference on an interrupted run say to fin
     ['adapt-reference', '--model', run],
   ]) {
     const what = args.slice(0, 2).join(' ');
-    const r = cxr(args);
+    const r = await cxr(args);
     assert.equal(r.status, 1, `${what}: ${r.stderr}`);
     assert.ok(r.stderr.includes('holds a training run that was stopped after epoch 2, before it wrote'), what);
     assert.ok(r.stderr.includes(resume), `${what}: ${r.stderr}`);
@@ -44,10 +51,10 @@ test('calibrate, ood, adapt and adapt-reference on an interrupted run say to fin
   assert.ok(!fs.existsSync(path.join(dir, 'adapted')), 'adapt made no --out folder');
 });
 
-test('report on an interrupted run says it is unfinished and how to finish it, and still draws its log', () => {
+test('report on an interrupted run says it is unfinished and how to finish it, and still draws its log', async () => {
   const dir = newDir('cli-s36-report');
   const run = interruptedRun(path.join(dir, 'run'), '/data/xray', 2);
-  const r = cxr(['report', run, '--json']);
+  const r = await cxr(['report', run, '--json']);
   assert.equal(r.status, 0, r.stderr);
   const { files, warnings } = JSON.parse(r.stdout) as { files: string[]; warnings: string[] };
   assert.ok(
@@ -58,7 +65,7 @@ test('report on an interrupted run says it is unfinished and how to finish it, a
   assert.ok(warnings[0].includes(`cxr train --data /data/xray --out ${run} --resume`), warnings[0]);
   // Stopped before its first epoch: no log to draw, and the folder is a run, not "no run record".
   const early = interruptedRun(path.join(dir, 'early'), '/data/xray', null);
-  const e = cxr(['report', early]);
+  const e = await cxr(['report', early]);
   assert.equal(e.status, 1, e.stderr);
   assert.ok(e.stderr.includes('stopped before its first epoch ended'), e.stderr);
   assert.ok(e.stderr.includes(`cxr train --data DATA --out ${early} --resume`), e.stderr);

@@ -5,7 +5,6 @@
 // refused rather than written over the first (--overwrite replaces it); `cxr calibrate`'s restating keeps it all.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,8 +12,11 @@ import sharp from 'sharp';
 import { evaluate } from '../src/eval';
 import { type CalibrationState, restateEvaluations } from '../src/train/restate_evaluations';
 import { CHEST_XRAY, DICOM_SAMPLES, needsData, REPO } from './shared-data';
+import * as evaluateCommand from '../src/cli/evaluate';
+import * as reportCommand from '../src/cli/report';
+import { runLikeMain } from './in-process-cli';
 
-const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const COMMANDS = [evaluateCommand, reportCommand].map((c) => c.register);
 const MODEL = path.join(REPO, 'models', 'default');
 const ADULT_DICOM = path.join(DICOM_SAMPLES, 'siim_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm');
 const skip = needsData(CHEST_XRAY, ADULT_DICOM, path.join(MODEL, 'cxr.json'));
@@ -24,12 +26,9 @@ let siteA = '';
 let siteB = '';
 const BLANK = 6;
 
-function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8',
-    timeout: 300_000,
-    env: { ...process.env, CXR_CACHE: path.join(root, 'cache') },
-  });
+/** `cxr ARGS` in this process (its words and files are the subject; a child each would cost an engine start). */
+async function cxr(...args: string[]) {
+  const r = await runLikeMain(COMMANDS, args, { CXR_CACHE: path.join(root, 'cache') });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -69,8 +68,10 @@ after(() => {
 
 type SetAside = { file: string; status: string; reasons: string[] };
 
-test('evaluate lists the films it would not assess with their reasons: --json all, the text a few', { skip }, () => {
-  const r = cxr('evaluate', '--model', MODEL, '--data', siteA, '--json');
+test('evaluate lists the films it would not assess with their reasons: --json all, the text a few', {
+  skip,
+}, async () => {
+  const r = await cxr('evaluate', '--model', MODEL, '--data', siteA, '--json');
   assert.equal(r.code, 0, r.stderr);
   const m = JSON.parse(r.stdout);
   const v = m.verdicts;
@@ -87,7 +88,7 @@ test('evaluate lists the films it would not assess with their reasons: --json al
   assert.equal(adult?.status, 'outside-population', JSON.stringify(files));
   assert.match(adult.reasons.join(' '), /age/i);
 
-  const text = cxr('evaluate', '--model', MODEL, '--data', siteA);
+  const text = await cxr('evaluate', '--model', MODEL, '--data', siteA);
   assert.equal(text.code, 0, text.stderr);
   const count = m.setAside.count as number;
   assert.match(text.stdout, new RegExp(`^the ${count} films it would not assess, and why:$`, 'm'));
@@ -100,9 +101,11 @@ test('evaluate lists the films it would not assess with their reasons: --json al
   assert.match(text.stdout, new RegExp(`^ {2}\\.\\.\\. and ${count - 5} more \\(--json lists them all`, 'm'));
 });
 
-test('evaluate --out records source, operating point and set-aside films; other films are refused', { skip }, () => {
+test('evaluate --out records source, operating point and set-aside films; other films are refused', {
+  skip,
+}, async () => {
   const out = path.join(root, 'study');
-  const a = cxr('evaluate', '--model', MODEL, '--data', siteA, '--out', out, '--operating-point', 'screening');
+  const a = await cxr('evaluate', '--model', MODEL, '--data', siteA, '--out', out, '--operating-point', 'screening');
   assert.equal(a.code, 0, a.stderr);
   const metricsFile = path.join(out, 'metrics', 'all.json');
   const first = JSON.parse(fs.readFileSync(metricsFile, 'utf8'));
@@ -114,7 +117,7 @@ test('evaluate --out records source, operating point and set-aside films; other 
   const assessed = JSON.parse(fs.readFileSync(path.join(out, 'metrics', 'all-assessed.json'), 'utf8'));
   assert.equal(assessed.source, first.source);
 
-  const report = cxr('report', out);
+  const report = await cxr('report', out);
   assert.equal(report.code, 0, report.stderr);
   const html = fs.readFileSync(path.join(out, 'report', 'index.html'), 'utf8');
   assert.ok(html.includes(fs.realpathSync(siteA)), 'the report names the films');
@@ -122,7 +125,7 @@ test('evaluate --out records source, operating point and set-aside films; other 
   assert.match(html, /PNEUMONIA\/adult\.dcm \[outside the intended population\]: [^;]*age/i);
 
   // The second hospital's sample into the same folder: refused, naming the first, and nothing is replaced.
-  const b = cxr('evaluate', '--model', MODEL, '--data', siteB, '--out', out);
+  const b = await cxr('evaluate', '--model', MODEL, '--data', siteB, '--out', out);
   assert.notEqual(b.code, 0, 'a second sample must not silently replace the first');
   assert.match(b.stderr, /already holds an evaluation of other films/);
   assert.ok(b.stderr.includes(`${fs.realpathSync(siteA)} (all) at operating point screening`), b.stderr);
@@ -130,12 +133,12 @@ test('evaluate --out records source, operating point and set-aside films; other 
   assert.equal(JSON.parse(fs.readFileSync(metricsFile, 'utf8')).source, first.source);
 
   // --overwrite replaces it, saying so; the same films again are a rerun and need no option.
-  const c = cxr('evaluate', '--model', MODEL, '--data', siteB, '--out', out, '--overwrite');
+  const c = await cxr('evaluate', '--model', MODEL, '--data', siteB, '--out', out, '--overwrite');
   assert.equal(c.code, 0, c.stderr);
   assert.match(c.stderr, /--overwrite: replacing .*site-a \(all\)/);
   const second = JSON.parse(fs.readFileSync(metricsFile, 'utf8'));
   assert.equal(second.source, `${fs.realpathSync(siteB)} (all)`);
-  const again = cxr('evaluate', '--model', MODEL, '--data', path.relative(process.cwd(), siteB), '--out', out);
+  const again = await cxr('evaluate', '--model', MODEL, '--data', path.relative(process.cwd(), siteB), '--out', out);
   assert.equal(again.code, 0, again.stderr);
 });
 

@@ -3,7 +3,6 @@
 // run again without it is refused unless --overwrite says to train again.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +11,8 @@ import { describe } from '../src/experiments/run_experiment';
 import { runShiftExperiments, SHIFT_EXPERIMENTS, shiftRunName } from '../src/experiments/shift';
 import { RobustnessResult } from '../src/robustness/metrics';
 import { RECIPES } from '../src/train/presets';
-import { CLI } from './serve-fixtures';
+import { register as registerExperiments } from '../src/cli/experiments';
+import { runLikeMain } from './in-process-cli';
 import { CHEST_XRAY, needsData } from './shared-data';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
@@ -20,8 +20,12 @@ process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const RECIPE_NAMES = ['cxr-shift', 'cxr-shift-ema'];
 const SEEDS = [1, 2];
 
-function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
+/** `cxr ARGS` in this process (a child each costs an engine start): its status, stdout and stderr. */
+const cxrRun = (...args: string[]) => runLikeMain([registerExperiments], args);
+
+/** `cxr ARGS`, which must succeed: its stdout. */
+async function cxr(...args: string[]) {
+  const r = await cxrRun(...args);
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
@@ -41,7 +45,7 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-shift-exp-'));
   try {
     const args = ['experiments', 'shift', '--data', CHEST_XRAY, '--out', out, '--quick'];
-    const printed = cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String));
+    const printed = await cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String));
     assert.deepEqual(printed.trim().split('\n'), [path.join(out, 'comparison.md'), path.join(out, 'comparison.html')]);
 
     const runs = RECIPE_NAMES.flatMap((recipe) => SEEDS.map((seed) => ({ recipe, seed })));
@@ -104,7 +108,7 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     // --resume: nothing trains or is benchmarked again, and the table is the same.
     const files = dirs.flatMap((d) => [path.join(d, 'cxr.json'), path.join(d, 'robustness', 'robustness.json')]);
     const before = files.map((f) => [read(f), fs.statSync(f).mtimeMs]);
-    cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String), '--resume');
+    await cxr(...args, '--recipes', ...RECIPE_NAMES, '--seeds', ...SEEDS.map(String), '--resume');
     assert.deepEqual(
       files.map((f) => [read(f), fs.statSync(f).mtimeMs]),
       before,
@@ -112,7 +116,15 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     assert.equal(withoutTime(read(path.join(out, 'comparison.md'))), withoutTime(md));
 
     // --table-only: a recipe with no run folder is left out of the table, not trained.
-    cxr(...args, '--recipes', ...RECIPE_NAMES, 'cxr-shift-mixup', '--seeds', ...SEEDS.map(String), '--table-only');
+    await cxr(
+      ...args,
+      '--recipes',
+      ...RECIPE_NAMES,
+      'cxr-shift-mixup',
+      '--seeds',
+      ...SEEDS.map(String),
+      '--table-only',
+    );
     assert.equal(fs.existsSync(path.join(out, 'cxr-shift-mixup-s1')), false);
     assert.deepEqual(
       files.map((f) => [read(f), fs.statSync(f).mtimeMs]),
@@ -125,9 +137,7 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     const mdBefore = [read(comparisonMd), fs.statSync(comparisonMd).mtimeMs];
     for (const flag of ['--resume', '--table-only']) {
       const full = ['experiments', 'shift', '--data', CHEST_XRAY, '--out', out, '--recipes', ...RECIPE_NAMES];
-      const r = spawnSync(process.execPath, [CLI, ...full, '--seeds', ...SEEDS.map(String), flag], {
-        encoding: 'utf8',
-      });
+      const r = await cxrRun(...full, '--seeds', ...SEEDS.map(String), flag);
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`experiments shift ${flag}: 4 finished runs were trained otherwise`));
       assert.match(r.stderr, /they are --quick runs: add --quick to keep them/);
@@ -136,7 +146,7 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
 
     // Without --resume or --overwrite: refused at once, naming the folder, the finished rows and both ways on.
     const again = [...args, '--recipes', RECIPE_NAMES[0], '--seeds', String(SEEDS[0])];
-    const refused = spawnSync(process.execPath, [CLI, ...again], { encoding: 'utf8' });
+    const refused = await cxrRun(...again);
     assert.equal(refused.status, 1, refused.stderr);
     assert.ok(
       refused.stderr.includes(`experiments shift: ${out} already holds 1 finished row (${path.basename(dirs[0])}) `),
@@ -150,7 +160,7 @@ test('experiments shift --quick trains, benchmarks and compares every recipe × 
     // --overwrite: the run trains again, and its old benchmark, now stale, is redone.
     const benchmark = path.join(dirs[0], 'robustness', 'robustness.json');
     const createdAt = RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt;
-    cxr(...again, '--overwrite');
+    await cxr(...again, '--overwrite');
     assert.notEqual(fs.statSync(path.join(dirs[0], 'cxr.json')).mtimeMs, before[0][1]);
     assert.notEqual(RobustnessResult.parse(JSON.parse(read(benchmark))).createdAt, createdAt);
   } finally {
@@ -164,9 +174,7 @@ test('experiments shift refuses unknown or GAN recipes and repeated seeds, namin
   await assert.rejects(runShiftExperiments({ ...o, recipes: ['gan-mix'] }), /GAN recipes need/);
   await assert.rejects(runShiftExperiments({ ...o, seeds: [1, 1] }), /a seed is named twice/);
   await assert.rejects(runShiftExperiments({ ...o, seeds: [] }), /seeds/);
-  const r = spawnSync(process.execPath, [CLI, 'experiments', 'shift', '--data', 'x', '--seeds', 'one'], {
-    encoding: 'utf8',
-  });
+  const r = await cxrRun('experiments', 'shift', '--data', 'x', '--seeds', 'one');
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /argument 'one' is invalid\. a whole number >= 0/);
   // The defaults are the generalisation recipes, the shipped model's among them, each a known recipe, none twice.

@@ -3,21 +3,21 @@
 // (bullmq, ioredis) included, about 0.7 s on an idle machine and seconds on a busy one, for a program that never
 // uses them. Each program runs in a child process of its own, with a fresh require.cache, and finds the package by
 // name, as an installed one would.
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { spawnAsync } from './spawn-async';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
 /** Packages only the server, the audit log, the queue or the command line need. */
 const HEAVY = ['pg', 'better-sqlite3', 'fastify', '@fastify/multipart', 'bullmq', 'ioredis', 'prom-client', 'pino'];
 
 /** Runs `program` (CommonJS, or an ES module) in a fresh Node; returns what it printed last, as JSON. */
-function run(program: string, esm = false): unknown {
+async function run(program: string, esm = false): Promise<unknown> {
   const args = esm ? ['--input-type=module', '-e', program] : ['-e', program];
-  const r = spawnSync(process.execPath, args, { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+  const r = await spawnAsync(process.execPath, args, { cwd: repo, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
 }
@@ -48,7 +48,7 @@ after(() => {
 
 test('a program that predicts through @cxr/app/predict loads neither the server, the audit log nor the queue', {
   skip,
-}, () => {
+}, async () => {
   const program = (entry: string) => `
 const fs = require('node:fs');
 const { InputError, ModelLoadError, Predictor } = require(${JSON.stringify(entry)});
@@ -60,7 +60,11 @@ const { InputError, ModelLoadError, Predictor } = require(${JSON.stringify(entry
   if (typeof p.probability !== 'number' || typeof ModelLoadError !== 'function') throw new Error('no prediction');
   ${PRINT_PACKAGES}
 })().catch((e) => { console.error(e); process.exit(1); });`;
-  const light = run(program('@cxr/app/predict')) as string[];
+  // The two programs side by side: each is a fresh Node of its own.
+  const [light, full] = (await Promise.all([run(program('@cxr/app/predict')), run(program('@cxr/app'))])) as [
+    string[],
+    string[],
+  ];
   assert.ok(light.includes('@tensorflow/tfjs-core'), `the engine predicts: ${light.join(' ')}`);
   assert.deepEqual(
     HEAVY.filter((p) => light.includes(p)),
@@ -68,23 +72,21 @@ const { InputError, ModelLoadError, Predictor } = require(${JSON.stringify(entry
     'a predictor-only program loaded these',
   );
   // What the light entry spares: the full one loads them (else this test would prove nothing).
-  const full = run(program('@cxr/app')) as string[];
   assert.deepEqual(
     HEAVY.filter((p) => full.includes(p)),
     HEAVY,
   );
 });
 
-test('every value of @cxr/app/predict is the same object from @cxr/app, by require() and by import', () => {
+test('every value of @cxr/app/predict is the same object from @cxr/app, by require() and by import', async () => {
   const check = (load: string) => `${load}
 const names = Object.keys(light).filter((n) => n !== 'default' && n !== '__esModule').sort();
 const differ = names.filter((n) => light[n] === undefined || light[n] !== full[n]);
 console.log(JSON.stringify({ names, differ }));`;
-  const cjs = run(check(`const light = require('@cxr/app/predict'); const full = require('@cxr/app');`)) as {
-    names: string[];
-    differ: string[];
-  };
-  const esm = run(check(`import * as light from '@cxr/app/predict'; import * as full from '@cxr/app';`), true);
+  const [cjs, esm] = (await Promise.all([
+    run(check(`const light = require('@cxr/app/predict'); const full = require('@cxr/app');`)),
+    run(check(`import * as light from '@cxr/app/predict'; import * as full from '@cxr/app';`), true),
+  ])) as [{ names: string[]; differ: string[] }, unknown];
   assert.ok(['Predictor', 'InputError', 'createDecodePool', 'runBatch'].every((n) => cjs.names.includes(n)));
   assert.deepEqual(cjs.differ, []);
   assert.deepEqual(esm, cjs, 'import gives the same names as require()');
@@ -120,26 +122,29 @@ export async function main(dir: string, bytes: Uint8Array): Promise<number> {
 }
 `;
 
-// node16 (and bundler) read the package's `exports`; node10, still many a CommonJS program's setting, reads only
-// `types` and `typesVersions`, which must map the subpath without losing the full entry's types.
-for (const resolution of [
-  ['--module', 'node16'],
-  ['--module', 'commonjs', '--moduleResolution', 'node10'],
-]) {
-  test(`a strict TypeScript program (${resolution.join(' ')}) names the Predictor and its types`, () => {
-    const tmp = tempDir('package-predict-entry-types');
-    try {
-      fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
-      fs.writeFileSync(path.join(tmp, 'program.ts'), TYPED_PROGRAM);
-      const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-      const r = spawnSync(
-        process.execPath,
-        [tsc, '--noEmit', '--strict', '--skipLibCheck', ...resolution, '--target', 'es2022', 'program.ts'],
-        { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
-      );
-      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  });
-}
+// The two tsc runs, each a process of its own, side by side.
+describe("the entry's types", { concurrency: true }, () => {
+  // node16 (and bundler) read the package's `exports`; node10, still many a CommonJS program's setting, reads only
+  // `types` and `typesVersions`, which must map the subpath without losing the full entry's types.
+  for (const resolution of [
+    ['--module', 'node16'],
+    ['--module', 'commonjs', '--moduleResolution', 'node10'],
+  ]) {
+    test(`a strict TypeScript program (${resolution.join(' ')}) names the Predictor and its types`, async () => {
+      const tmp = tempDir('package-predict-entry-types');
+      try {
+        fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
+        fs.writeFileSync(path.join(tmp, 'program.ts'), TYPED_PROGRAM);
+        const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+        const r = await spawnAsync(
+          process.execPath,
+          [tsc, '--noEmit', '--strict', '--skipLibCheck', ...resolution, '--target', 'es2022', 'program.ts'],
+          { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
+        );
+        assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
+});

@@ -1,12 +1,15 @@
 // End to end with a real Orthanc (scripts/stack.sh): films uploaded over REST, `cxr orthanc sync
-// --once` as a child process of the built CLI, then the PACS must hold exactly one report (SR)
-// and one heat map (SC) per chest film, in the film's own study, and still so after reruns.
+// --once` (in this process: a child each would cost an engine start), then the PACS must hold exactly one
+// report (SR) and one heat map (SC) per chest film, in the film's own study, and still so after reruns. The
+// polling sync stopped by SIGTERM is a child process of the built CLI: the signal and exit status are its test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as orthancCommand from '../src/cli/orthanc';
 import { openAuditStore } from '../src/serve/audit';
+import { runLikeMain } from './in-process-cli';
 import { assertOneResultEach, uploadSamples, findInstances as findInstancesIn } from './pacs-results';
 import { startModelStack, stopModelStack } from './queue-stack';
 import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
@@ -33,23 +36,27 @@ interface Run {
   stderr: string;
 }
 
-function sync(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // Credentials only through the environment, as in production.
-    const env = { ...process.env, ...stack!.env, CXR_MODEL: modelDir, CXR_DB: auditDb() };
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'orthanc', 'sync', '--state', path.join(dir, 'state.json'), '--json', ...args],
-      { env, cwd: dir },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/**
+ * `cxr orthanc sync ARGS` in this process, as main.js runs it. Credentials only through the environment, as in
+ * production. The sync sets process.exitCode (2: a film failed): cleared before (not to read an earlier run's)
+ * and after (not to be the test process's own).
+ */
+async function syncRun(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  process.exitCode = undefined;
+  try {
+    const r = await runLikeMain([orthancCommand.register], ['orthanc', 'sync', ...args], {
+      ...stack!.env,
+      CXR_MODEL: modelDir,
+      CXR_DB: auditDb(),
+      ...env,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    process.exitCode = undefined;
+  }
 }
+
+const sync = (...args: string[]) => syncRun(['--state', path.join(dir, 'state.json'), '--json', ...args]);
 
 const findInstances = (query: Record<string, string>) => findInstancesIn(stack!, query);
 /** The sync's own audit log (SQLite here; the queue's e2e test covers PostgreSQL). */
@@ -156,23 +163,7 @@ test('Orthanc → cxr orthanc sync → one SR and one SC per chest film in its s
 
   // Wrong password: a clear error, non-zero exit, the cursor file untouched.
   const state = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
-  const bad = await new Promise<Run>((resolve) => {
-    const env = {
-      ...process.env,
-      ...stack!.env,
-      CXR_ORTHANC_PASSWORD: 'wrong',
-      CXR_MODEL: modelDir,
-      CXR_DB: auditDb(),
-    };
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'orthanc', 'sync', '--once', '--state', path.join(dir, 'state.json')],
-      { env },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout: '', stderr }));
-  });
+  const bad = await syncRun(['--once', '--state', path.join(dir, 'state.json')], { CXR_ORTHANC_PASSWORD: 'wrong' });
   assert.equal(bad.code, 1);
   assert.match(
     bad.stderr,

@@ -1,9 +1,9 @@
 // `cxr predict` on real batches: heat map names that depend on the input alone, folder walks with link
 // loops, a reader that closes the pipe early, and a batch stopped by SIGINT or SIGTERM. A tiny seeded
 // model and generated images: no ../shared data needed.
-import { test, before, after } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -11,6 +11,9 @@ import { heatmapNames } from '../src/predict/batch';
 import { makeSeededModel, SHARED, tempDir } from './ood-fixtures';
 import { needsData } from './shared-data';
 import { XRAY_JPEG } from './serve-fixtures';
+import * as history from '../src/cli/history';
+import * as predict from '../src/cli/predict';
+import { runLikeMain } from './in-process-cli';
 
 /** A real DICOM file written without the 128-byte preamble and the DICM prefix. */
 const NOMETA = path.join(SHARED, 'dicom-samples', 'CR-MONO1-10-chest_nometa.dcm');
@@ -24,9 +27,23 @@ const MANY = 300;
 
 const env = () => ({ ...process.env, CXR_MODEL: modelDir, CXR_DB: path.join(root, 'audit.db') });
 
-function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 120_000, env: env() });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/**
+ * `cxr ARGS` in this process (a child each costs an engine start); the tests of a pipe closed early and of
+ * signals run cxrUntil, a process of its own, as the process is what they test. `cxr predict` sets
+ * process.exitCode: it is cleared before each run (not to be read as the next one's) and after (not to be the
+ * test process's own).
+ */
+async function cxr(...args: string[]) {
+  process.exitCode = undefined;
+  try {
+    const r = await runLikeMain([predict.register, history.register], args, {
+      CXR_MODEL: modelDir,
+      CXR_DB: path.join(root, 'audit.db'),
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    process.exitCode = undefined;
+  }
 }
 
 interface Ended {
@@ -123,7 +140,7 @@ test('heatmapNames: from the path inside the folder named; a name taken by anoth
 
 test('heat maps of films with one base name: named after their paths, the same whatever order they finish in', {
   skip: noFilm,
-}, () => {
+}, async () => {
   const coll = path.join(root, 'coll');
   const expected = {
     'x/film.jpeg': 'x__film.jpeg.heatmap.png',
@@ -132,7 +149,17 @@ test('heat maps of films with one base name: named after their paths, the same w
   };
   for (const concurrency of ['3', '1']) {
     const heat = path.join(root, `heat-${concurrency}`);
-    const r = cxr('predict', coll, '-r', '--no-audit', '--json', '--heatmaps', heat, '--concurrency', concurrency);
+    const r = await cxr(
+      'predict',
+      coll,
+      '-r',
+      '--no-audit',
+      '--json',
+      '--heatmaps',
+      heat,
+      '--concurrency',
+      concurrency,
+    );
     assert.equal(r.code, 0, r.stderr);
     const rows = JSON.parse(r.stdout) as Array<{ file: string; heatmap: string }>;
     assert.deepEqual(
@@ -143,7 +170,7 @@ test('heat maps of films with one base name: named after their paths, the same w
   }
   // Each map is its own film's: the same bytes as the map of that film predicted on its own.
   const solo = path.join(root, 'heat-solo');
-  const one = cxr('predict', path.join(coll, 'y', 'film.jpeg'), '--no-audit', '--heatmaps', solo);
+  const one = await cxr('predict', path.join(coll, 'y', 'film.jpeg'), '--no-audit', '--heatmaps', solo);
   assert.equal(one.code, 0, one.stderr);
   assert.ok(
     fs
@@ -152,16 +179,18 @@ test('heat maps of films with one base name: named after their paths, the same w
   );
 });
 
-test("a second run into the same --heatmaps folder never writes over the first run's maps", { skip: noFilm }, () => {
+test("a second run into the same --heatmaps folder never writes over the first run's maps", {
+  skip: noFilm,
+}, async () => {
   // Two exports that both hold IM-0001 (here: y/film.jpeg and x/film.jpeg, named alone, both 'film.jpeg').
   const coll = path.join(root, 'coll');
   const heat = path.join(root, 'heat-twice');
-  const first = cxr('predict', path.join(coll, 'x', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
+  const first = await cxr('predict', path.join(coll, 'x', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
   assert.equal(first.code, 0, first.stderr);
   const [a] = JSON.parse(first.stdout) as Array<{ heatmap: string }>;
   assert.equal(path.basename(a.heatmap), 'film.jpeg.heatmap.png');
   const kept = fs.readFileSync(a.heatmap);
-  const second = cxr('predict', path.join(coll, 'y', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
+  const second = await cxr('predict', path.join(coll, 'y', 'film.jpeg'), '--no-audit', '--json', '--heatmaps', heat);
   assert.equal(second.code, 0, second.stderr);
   const [b] = JSON.parse(second.stdout) as Array<{ heatmap: string }>;
   assert.match(path.basename(b.heatmap), /^film\.jpeg-[0-9a-f]{8}\.heatmap\.png$/);
@@ -169,13 +198,13 @@ test("a second run into the same --heatmaps folder never writes over the first r
   assert.ok(!fs.readFileSync(b.heatmap).equals(kept), "the second map is the other film's");
 });
 
-test('-r reads each real folder once: a folder link loop is passed over with a note, the batch goes on', () => {
+test('-r reads each real folder once: a folder link loop is passed over with a note, the batch goes on', async () => {
   const loop = path.join(root, 'loop');
   fs.mkdirSync(path.join(loop, 'sub'), { recursive: true });
   fs.copyFileSync(path.join(root, 'coll', 'x', 'film.jpeg'), path.join(loop, 'sub', 'a.jpeg'));
   fs.symlinkSync('..', path.join(loop, 'sub', 'up'));
   fs.symlinkSync('self', path.join(loop, 'self')); // a link to itself: ELOOP on stat
-  const r = cxr('predict', loop, '-r', '--no-audit', '--json');
+  const r = await cxr('predict', loop, '-r', '--no-audit', '--json');
   assert.equal(r.code, 2, r.stderr); // one file failed (the link to itself)
   const rows = JSON.parse(r.stdout) as Array<{ file: string; error: string | null }>;
   // A link loop that is no folder is an entry that cannot be read: its row says so (as named, it would).
@@ -193,53 +222,61 @@ test('-r reads each real folder once: a folder link loop is passed over with a n
   fs.mkdirSync(path.join(bare, 'sub'), { recursive: true });
   fs.symlinkSync('..', path.join(bare, 'sub', 'up'));
   fs.copyFileSync(path.join(root, 'coll', 'x', 'film.jpeg'), path.join(bare, 'a.jpeg'));
-  const b = cxr('predict', bare, '--no-audit');
+  const b = await cxr('predict', bare, '--no-audit');
   assert.equal(b.code, 0, b.stderr);
   assert.doesNotMatch(b.stderr, /ELOOP|hint:/);
 });
 
-test('a reader that stops early (| head) ends the command quietly: no stack trace, the status of SIGPIPE', async () => {
-  const r = await cxrUntil(['predict', many, '--no-audit', '--concurrency', '1'], /\n/, (child) =>
-    child.stdout?.destroy(),
-  );
-  assert.equal(r.code, 141, r.stderr);
-  assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|\n\s+at /);
-});
+// Each of these is a process of its own, most of whose time is its start (the engine, the model): run side by
+// side, they take about the time of one. They share only the folder they read.
+describe('a batch process stopped early', { concurrency: true }, () => {
+  test('a reader that stops early (| head) ends the command quietly: no stack trace, the status of SIGPIPE', {
+    timeout: 240_000,
+  }, async () => {
+    const r = await cxrUntil(['predict', many, '--no-audit', '--concurrency', '1'], /\n/, (child) =>
+      child.stdout?.destroy(),
+    );
+    assert.equal(r.code, 141, r.stderr);
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|\n\s+at /);
+  });
 
-test('SIGINT during predict --json: files in flight finish, the array is closed, stderr counts, exit 130', async () => {
-  const db = path.join(root, 'interrupted.db');
-  const args = ['predict', many, '--json', '--concurrency', '1', '--db', db];
-  const r = await cxrUntil(args, /\{"file"/, (child) => child.kill('SIGINT'));
-  assert.equal(r.code, 130, r.stderr);
-  const rows = JSON.parse(r.stdout) as Array<{ error: string | null }>;
-  assert.ok(rows.length >= 1 && rows.length < MANY, `${rows.length} rows`);
-  assert.ok(rows.every((x) => x.error === null));
-  assert.match(r.stderr, new RegExp(`stopped by SIGINT: ${rows.length} of ${MANY} file\\(s\\) done`));
-  // Every row given is in the audit log, and nothing more.
-  const h = cxr('history', '--db', db, '--json', '--limit', String(MANY));
-  assert.equal(h.code, 0, h.stderr);
-  assert.equal(h.stdout.trim().split('\n').length, rows.length);
-});
+  test('SIGINT during predict --json: files in flight finish, the array is closed, stderr counts, exit 130', {
+    timeout: 240_000,
+  }, async () => {
+    const db = path.join(root, 'interrupted.db');
+    const args = ['predict', many, '--json', '--concurrency', '1', '--db', db];
+    const r = await cxrUntil(args, /\{"file"/, (child) => child.kill('SIGINT'));
+    assert.equal(r.code, 130, r.stderr);
+    const rows = JSON.parse(r.stdout) as Array<{ error: string | null }>;
+    assert.ok(rows.length >= 1 && rows.length < MANY, `${rows.length} rows`);
+    assert.ok(rows.every((x) => x.error === null));
+    assert.match(r.stderr, new RegExp(`stopped by SIGINT: ${rows.length} of ${MANY} file\\(s\\) done`));
+    // Every row given is in the audit log, and nothing more.
+    const h = await cxr('history', '--db', db, '--json', '--limit', String(MANY));
+    assert.equal(h.code, 0, h.stderr);
+    assert.equal(h.stdout.trim().split('\n').length, rows.length);
+  });
 
-test('SIGTERM during a CSV batch: whole rows only, exit 143', async () => {
-  const args = ['predict', many, '--no-audit', '--concurrency', '1'];
-  const r = await cxrUntil(args, /\n.*\n/, (child) => child.kill('SIGTERM'));
-  assert.equal(r.code, 143, r.stderr);
-  const lines = r.stdout.split('\n');
-  assert.equal(lines.pop(), '', 'the output ends with a whole line');
-  assert.ok(lines.length >= 2 && lines.length < MANY + 1, `${lines.length} lines`);
-  assert.ok(lines.slice(1).every((l) => l.startsWith(many)));
-  assert.match(r.stderr, new RegExp(`stopped by SIGTERM: ${lines.length - 1} of ${MANY} file\\(s\\) done`));
+  test('SIGTERM during a CSV batch: whole rows only, exit 143', async () => {
+    const args = ['predict', many, '--no-audit', '--concurrency', '1'];
+    const r = await cxrUntil(args, /\n.*\n/, (child) => child.kill('SIGTERM'));
+    assert.equal(r.code, 143, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines.pop(), '', 'the output ends with a whole line');
+    assert.ok(lines.length >= 2 && lines.length < MANY + 1, `${lines.length} lines`);
+    assert.ok(lines.slice(1).every((l) => l.startsWith(many)));
+    assert.match(r.stderr, new RegExp(`stopped by SIGTERM: ${lines.length - 1} of ${MANY} file\\(s\\) done`));
+  });
 });
 
 test('a folder scan takes a DICOM file without its preamble by its .dcm name, and reads it', {
   skip: needsData(NOMETA),
-}, () => {
+}, async () => {
   const dir = path.join(root, 'nometa');
   fs.mkdirSync(dir, { recursive: true });
   fs.copyFileSync(NOMETA, path.join(dir, 'IM-0001.dcm'));
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a film');
-  const r = cxr('predict', dir, '--format', 'csv', '--no-audit');
+  const r = await cxr('predict', dir, '--format', 'csv', '--no-audit');
   assert.equal(r.code, 0, r.stderr);
   const rows = r.stdout.trim().split('\n').slice(1);
   assert.equal(rows.length, 1, r.stdout);

@@ -7,6 +7,9 @@ import sharp from 'sharp';
 import { imageElements, writeDicom } from './dicom-writer';
 import { makeSeededModel, tempDir } from './ood-fixtures';
 import { XRAY_JPEG } from './serve-fixtures';
+import * as history from '../src/cli/history';
+import * as predict from '../src/cli/predict';
+import { runLikeMain } from './in-process-cli';
 
 const MAIN = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 let root = '';
@@ -16,13 +19,32 @@ let images = '';
 // The default audit log of these runs: inside the test folder, never the user's.
 const auditDb = () => path.join(root, 'audit.db');
 
-function cxr(...args: string[]) {
+/** `cxr ARGS` as a process of its own: for what main.js's error handler makes of a refusal (status 1, message). */
+function cxrProcess(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
     env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * `cxr ARGS` in this process (a child each costs an engine start): its status as main.js would end with it.
+ * `cxr predict` sets process.exitCode (2: some files failed); it is cleared before each run, so one run's code
+ * is not read as the next one's, and after, so it is not the test process's own.
+ */
+async function cxr(...args: string[]) {
+  process.exitCode = undefined;
+  try {
+    const r = await runLikeMain([predict.register, history.register], args, {
+      CXR_MODEL: modelDir,
+      CXR_DB: auditDb(),
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    process.exitCode = undefined;
+  }
 }
 
 function parseCsv(text: string): Record<string, string>[] {
@@ -83,8 +105,8 @@ before(async () => {
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-test('a folder: CSV rows in name order, non-images skipped and counted, exit 0', () => {
-  const r = cxr('predict', images);
+test('a folder: CSV rows in name order, non-images skipped and counted, exit 0', async () => {
+  const r = await cxr('predict', images);
   assert.equal(r.code, 0, r.stderr);
   const rows = parseCsv(r.stdout);
   assert.deepEqual(
@@ -104,10 +126,10 @@ test('a folder: CSV rows in name order, non-images skipped and counted, exit 0',
   assert.match(r.stderr, /hint: .*images has sub-folders with images; add -r/);
 });
 
-test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', () => {
+test('--recursive, --format json, --heatmaps, --operating-point; a missing path is a row in place', async () => {
   const heat = path.join(root, 'heat');
   const missing = path.join(root, 'nope.jpeg');
-  const r = cxr(
+  const r = await cxr(
     'predict',
     path.join(images, 'a.jpeg'),
     missing,
@@ -154,51 +176,50 @@ test('--recursive, --format json, --heatmaps, --operating-point; a missing path 
   assert.equal(fs.readdirSync(heat).length, 4);
 });
 
-test('exit 1 when nothing could be predicted, or for an unknown operating point', () => {
+test('exit 1 when nothing could be predicted, or for an unknown operating point', async () => {
   // A non-image named on its own is a row with its error (it was asked for), not a skip.
-  const none = cxr('predict', path.join(images, 'd.txt'), path.join(root, 'missing'));
+  const none = await cxr('predict', path.join(images, 'd.txt'), path.join(root, 'missing'));
   assert.equal(none.code, 1);
   const rows = parseCsv(none.stdout);
   assert.equal(rows.length, 2);
   assert.match(rows[0].error, /not a JPEG, PNG or DICOM/);
-  const badOp = cxr('predict', images, '--operating-point', 'nonsense');
+  // Through main.js itself: a refusal thrown by the command is its error handler's exit 1 and message.
+  const badOp = cxrProcess('predict', images, '--operating-point', 'nonsense');
   assert.equal(badOp.code, 1);
   assert.match(badOp.stderr, /unknown operating point 'nonsense'/);
 });
 
 test("--patient-age: an adult's age puts a film outside the population; a bad age is refused before any work", {
   skip: !fs.existsSync(XRAY_JPEG) && 'no shared samples',
-}, () => {
-  const rows = (...args: string[]) => {
-    const r = cxr('predict', XRAY_JPEG, '--json', '--no-audit', ...args);
+}, async () => {
+  const rows = async (...args: string[]) => {
+    const r = await cxr('predict', XRAY_JPEG, '--json', '--no-audit', ...args);
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as Array<{ verdict: string; warnings: string[] }>;
   };
-  const [plain] = rows();
+  const [plain] = await rows();
   assert.notEqual(plain.verdict, 'outside-population', JSON.stringify(plain));
-  const [adult] = rows('--patient-age', '40');
+  const [adult] = await rows('--patient-age', '40');
   assert.equal(adult.verdict, 'outside-population', JSON.stringify(adult));
   assert.ok(adult.warnings.some((w) => /age given with the image is a patient age over 10/.test(w)));
-  assert.equal(rows('--patient-age', '4')[0].verdict, plain.verdict);
+  assert.equal((await rows('--patient-age', '4'))[0].verdict, plain.verdict);
   for (const bad of ['-2', '200', 'old', '0x10', '1e1', 'Infinity', ' 5']) {
-    const r = cxr('predict', XRAY_JPEG, '--patient-age', bad);
+    const r = await cxr('predict', XRAY_JPEG, '--patient-age', bad);
     assert.equal(r.code, 1, bad);
     assert.match(r.stderr, /--patient-age.*a number of years from 0 to 130/);
   }
 });
 
-test('CSV: file names that look like spreadsheet formulas are written as text', () => {
+test('CSV: file names that look like spreadsheet formulas are written as text', async () => {
   const dir = path.join(root, 'formulas');
   fs.mkdirSync(dir, { recursive: true });
   const names = ['=HYPERLINK("http:evil.example").jpeg', '@SUM(1+1).jpeg', '-2+3.jpeg'];
   for (const n of names) fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(dir, n));
-  const r = spawnSync(process.execPath, [MAIN, 'predict', '--', ...names], {
-    cwd: dir,
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, CXR_MODEL: modelDir, CXR_DB: auditDb() },
-  });
-  assert.equal(r.status, 0, r.stderr);
+  // Named as they are, relative to the folder they are in (a name that starts with '-' after '--').
+  const cwd = process.cwd();
+  process.chdir(dir);
+  const r = await cxr('predict', '--', ...names).finally(() => process.chdir(cwd));
+  assert.equal(r.code, 0, r.stderr);
   const rows = parseCsv(r.stdout);
   assert.deepEqual(
     rows.map((x) => x.file),
@@ -210,12 +231,12 @@ test('CSV: file names that look like spreadsheet formulas are written as text', 
   );
 });
 
-test('every prediction goes to the audit log that cxr history reads; --no-audit writes none', () => {
+test('every prediction goes to the audit log that cxr history reads; --no-audit writes none', async () => {
   const db = path.join(root, 'own-audit.db');
-  const r = cxr('predict', images, '--db', db, '--json');
+  const r = await cxr('predict', images, '--db', db, '--json');
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<{ file: string; probability: number; label: string }>;
-  const h = cxr('history', '--db', db, '--json', '--limit', '100');
+  const h = await cxr('history', '--db', db, '--json', '--limit', '100');
   assert.equal(h.code, 0, h.stderr);
   const logged = h.stdout
     .trim()
@@ -228,23 +249,25 @@ test('every prediction goes to the audit log that cxr history reads; --no-audit 
   assert.deepEqual(logged.map((x) => x.input.kind).sort(), ['dicom', 'jpeg', 'png']);
 
   // The default log is CXR_DB (as for cxr serve).
-  const before = fs.existsSync(auditDb()) ? JSON.parse(cxr('history', '--json', '--limit', '1').stdout || '{}') : null;
-  const one = cxr('predict', path.join(images, 'a.jpeg'));
+  const before = fs.existsSync(auditDb())
+    ? JSON.parse((await cxr('history', '--json', '--limit', '1')).stdout || '{}')
+    : null;
+  const one = await cxr('predict', path.join(images, 'a.jpeg'));
   assert.equal(one.code, 0, one.stderr);
-  const latest = JSON.parse(cxr('history', '--json', '--limit', '1').stdout) as { id: string };
+  const latest = JSON.parse((await cxr('history', '--json', '--limit', '1')).stdout) as { id: string };
   assert.notEqual(latest.id, before?.id);
 
   const quiet = path.join(root, 'never.db');
-  const n = cxr('predict', path.join(images, 'a.jpeg'), '--db', quiet, '--no-audit');
+  const n = await cxr('predict', path.join(images, 'a.jpeg'), '--db', quiet, '--no-audit');
   assert.equal(n.code, 0, n.stderr);
   assert.equal(fs.existsSync(quiet), false);
 });
 
-test('an empty folder, or one with images only below it, is a clear exit 1', () => {
+test('an empty folder, or one with images only below it, is a clear exit 1', async () => {
   const empty = path.join(root, 'empty');
   fs.mkdirSync(path.join(empty, 'notes'), { recursive: true });
   fs.writeFileSync(path.join(empty, 'readme.txt'), 'no films here');
-  const r = cxr('predict', empty);
+  const r = await cxr('predict', empty);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /no JPEG, PNG or DICOM files/);
@@ -254,19 +277,19 @@ test('an empty folder, or one with images only below it, is a clear exit 1', () 
   const nested = path.join(root, 'nested');
   fs.mkdirSync(path.join(nested, 'day1'), { recursive: true });
   fs.copyFileSync(path.join(images, 'a.jpeg'), path.join(nested, 'day1', 'a.jpeg'));
-  const h = cxr('predict', nested);
+  const h = await cxr('predict', nested);
   assert.equal(h.code, 1);
   assert.match(h.stderr, /hint: .*nested has sub-folders with images; add -r/);
-  assert.equal(cxr('predict', nested, '-r').code, 0);
+  assert.equal((await cxr('predict', nested, '-r')).code, 0);
 });
 
-test('an unwritable --heatmaps or --db fails at once with a message naming it', () => {
+test('an unwritable --heatmaps or --db fails at once with a message naming it', async () => {
   const file = path.join(images, 'a.jpeg'); // a file where a folder would have to be
-  const heat = cxr('predict', images, '--heatmaps', path.join(file, 'maps'));
+  const heat = await cxr('predict', images, '--heatmaps', path.join(file, 'maps'));
   assert.equal(heat.code, 1);
   assert.equal(heat.stdout, '');
   assert.match(heat.stderr, /--heatmaps .*maps: cannot write there/);
-  const db = cxr('predict', images, '--db', path.join(file, 'audit.db'));
+  const db = await cxr('predict', images, '--db', path.join(file, 'audit.db'));
   assert.equal(db.code, 1);
   assert.equal(db.stdout, '');
   assert.match(db.stderr, /audit log .*audit\.db: cannot write it .*--no-audit/);
@@ -293,7 +316,7 @@ test('--heatmaps: no map for a film the model cannot assess; a bare DICOM withou
   });
   fs.writeFileSync(path.join(dir, 'film0001'), bare);
   const heat = path.join(root, 'mixed-heat');
-  const r = cxr('predict', dir, '--format', 'json', '--heatmaps', heat, '--no-audit');
+  const r = await cxr('predict', dir, '--format', 'json', '--heatmaps', heat, '--no-audit');
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<{ file: string; verdict: string; heatmap: string | null }>;
   const byName = Object.fromEntries(rows.map((x) => [path.basename(x.file), x]));

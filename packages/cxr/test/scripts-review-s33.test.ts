@@ -12,7 +12,7 @@ test('a passing suite whose output says "N failed" (a CLI summary a test printed
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 's33-run-tests-'));
   try {
     fs.mkdirSync(path.join(root, 'scripts'));
-    for (const f of ['run-tests.js', 'leftover-processes.js']) {
+    for (const f of ['run-tests.js', 'leftover-processes.js', 'test-times-reporter.mjs']) {
       fs.copyFileSync(path.join(REPO, 'scripts', f), path.join(root, 'scripts', f));
     }
     fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
@@ -33,7 +33,7 @@ test('a passing suite whose output says "N failed" (a CLI summary a test printed
       encoding: 'utf8',
       timeout: 60_000,
     });
-    assert.match(r.stdout, /^--- cxr: 1 passed, 0 failed \(exit 0\)$/m, r.stdout + r.stderr);
+    assert.match(r.stdout, /^--- cxr: 1 passed, 0 failed \(exit 0\), \d+ min \d+ s$/m, r.stdout + r.stderr);
     assert.match(r.stdout, /\n2 passed, 0 failed\n$/, 'the test and the leftover check');
     assert.equal(r.status, 0);
   } finally {
