@@ -34,9 +34,9 @@ import { RESULTS_IN_PACS_REASON } from '../src/queue/api';
 import type { Predictor } from '../src/predict/predictor';
 import { buildApp } from '../src/serve/app';
 import { type AuditStore, openAuditStore } from '../src/serve/audit';
-import { type Element, imageElements, writeDicom } from './dicom-writer';
+import { numberedFilm } from './numbered-film';
 import { orthancClient, startQueueStack, stopQueueStack } from './queue-stack';
-import { orthanc, type Stack, stackUnavailable } from './stack-fixture';
+import { type Stack, stackUnavailable, storeInstance } from './stack-fixture';
 
 test('one modality rule: what the PACS takes is what every prediction reads without a MODALITY warning', () => {
   const film = (modality: string) => ({
@@ -95,29 +95,11 @@ after(async () => {
   await stopQueueStack({ queue, predictor, stack, dir });
 });
 
-/** A small 8-bit chest film of its own (UIDs from `n`), of this modality and ViewPosition. */
-function film(n: number, modality: string, view: string): Buffer {
-  const pixels = new Uint8Array(128 * 128);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = (i % 128) ^ (n * 41);
-  const uid = (tag: number): Element => ({ tag, vr: 'UI', value: `2.25.${738000 + n * 10 + (tag & 0xf)}` });
-  const extra: Element[] = [
-    { tag: 0x00080060, vr: 'CS', value: modality },
-    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' }, // CR Image Storage
-    { tag: 0x00185101, vr: 'CS', value: view },
-    uid(0x00080018),
-    uid(0x0020000d),
-    uid(0x0020000e),
-  ];
-  return writeDicom(imageElements({ rows: 128, columns: 128, bitsAllocated: 8, pixels, extra }));
-}
+/** A small chest film of its own (UIDs from `n`), of this modality and ViewPosition. */
+const film = (n: number, modality: string, view: string) =>
+  numberedFilm(n, { uidRoot: 738000, pixel: (i, k) => (i % 256) ^ (k * 41), modality, view });
 
-/** Stores `bytes` in the stack's Orthanc; its instance id. */
-async function store(bytes: Buffer): Promise<string> {
-  const up = await orthanc(stack!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
-  const text = await up.text();
-  assert.equal(up.status, 200, text);
-  return (JSON.parse(text) as { ID: string }).ID;
-}
+const store = (bytes: Buffer) => storeInstance(stack!, bytes);
 
 /** Runs a worker on the workers' audit log until no job waits or runs; its log. */
 async function drain(): Promise<string> {

@@ -29,7 +29,7 @@ import { buildApp } from '../src/serve/app';
 import { type Element, imageElements, writeDicom } from './dicom-writer';
 import { startOrthancProxy } from './orthanc-proxy';
 import { CLI, idleJobs, makeTinyModel, runCli, serverParts, spawnServer, tempDir, XRAY_JPEG } from './serve-fixtures';
-import { orthanc, type Stack, stackUnavailable, startStack, stopStack } from './stack-fixture';
+import { type Stack, stackUnavailable, startStack, stopStack, storeInstance } from './stack-fixture';
 
 const skipStack = stackUnavailable();
 let stackUp: Stack | undefined;
@@ -61,13 +61,7 @@ function dxFilm(n: number, view: string): Buffer {
   return writeDicom(imageElements({ rows: 128, columns: 128, bitsAllocated: 8, pixels, extra }));
 }
 
-/** Stores `bytes` in the stack's Orthanc; its instance id. */
-async function store(bytes: Buffer): Promise<string> {
-  const up = await orthanc(stackUp!, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
-  const text = await up.text();
-  assert.equal(up.status, 200, text);
-  return (JSON.parse(text) as { ID: string }).ID;
-}
+const store = (bytes: Buffer) => storeInstance(stackUp!, bytes);
 
 test('lateral views: skipped by what the PACS offers, read when a request names them', () => {
   const film = (view: string) => ({

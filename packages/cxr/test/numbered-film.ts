@@ -9,6 +9,8 @@ export interface NumberedFilmOptions {
   pixel: (i: number, n: number) => number;
   /** A Modality element ('CR'), where a test's filters read it; none by default. */
   modality?: string;
+  /** A ViewPosition element ('PA', 'LL'), where a test's filters read it; none by default. */
+  view?: string;
 }
 
 export function numberedFilm(n: number, o: NumberedFilmOptions): Buffer {
@@ -24,6 +26,7 @@ export function numberedFilm(n: number, o: NumberedFilmOptions): Buffer {
       extra: [
         { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
         ...(o.modality ? [{ tag: 0x00080060, vr: 'CS', value: o.modality }] : []),
+        ...(o.view ? [{ tag: 0x00185101, vr: 'CS', value: o.view }] : []),
         uid(0x00080018),
         uid(0x0020000d),
         uid(0x0020000e),

@@ -1,9 +1,8 @@
 // A researcher reading the experiment pages and model cards (session 38): a curve a reader could not match to its
 // row, a card that stated 99% of a model chosen at 95%, and a refusal that named no option.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { register as registerCompare } from '../src/cli/compare';
 import { evaluate, operatingPoints } from '../src/eval';
@@ -13,17 +12,10 @@ import { writeReport } from '../src/report';
 import { writeComparison } from '../src/report/comparison';
 import { runInProcess } from './in-process-cli';
 import { syntheticScores } from './synthetic-scores';
+import { tempDirsRemovedAfter } from './temp-dirs';
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-s38-research-${name}-`));
-  made.push(dir);
-  return dir;
-}
+const tempDir = tempDirsRemovedAfter();
+const tmpDir = (name: string) => tempDir(`s38-research-${name}`);
 
 const writeJson = (file: string, value: unknown) => {
   fs.mkdirSync(path.dirname(file), { recursive: true });

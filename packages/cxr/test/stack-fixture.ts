@@ -100,6 +100,14 @@ export function stopStack(stack: Stack | undefined): void {
 }
 
 /** GET/POST on Orthanc's REST API with the stack's credentials. */
+/** Stores a DICOM file's bytes in the stack's Orthanc; its instance id. */
+export async function storeInstance(stack: Stack, bytes: Buffer): Promise<string> {
+  const up = await orthanc(stack, '/instances', { method: 'POST', body: new Uint8Array(bytes) });
+  const text = await up.text();
+  if (up.status !== 200) throw new Error(`Orthanc refused the film: ${up.status} ${text}`);
+  return (JSON.parse(text) as { ID: string }).ID;
+}
+
 export async function orthanc(stack: Stack, route: string, init: RequestInit = {}): Promise<Response> {
   const auth = Buffer.from(`${stack.env.CXR_ORTHANC_USER}:${stack.env.CXR_ORTHANC_PASSWORD}`).toString('base64');
   return fetch(stack.env.CXR_ORTHANC_URL + route, {
