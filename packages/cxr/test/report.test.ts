@@ -230,7 +230,7 @@ test("writeComparison draws every ROC curve on one plot and shows each run's tra
   assert.ok(files.some((f) => path.basename(f) === 'roc-comparison.png'));
   const svg = fs.readFileSync(path.join(dir, 'roc-comparison.svg'), 'utf8');
   const aucA = experiments[0].metrics.auc!.toFixed(3);
-  assert.ok(svg.includes(`a (AUC ${aucA})`), 'the legend names each run folder with its AUC');
+  assert.ok(svg.includes(`A (AUC ${aucA})`), 'the legend names each run as its row, with its AUC');
   const md = fs.readFileSync(path.join(dir, 'comparison.md'), 'utf8');
   assert.match(md, /## ROC curves\n\n!\[[^\]]*\]\(roc-comparison\.png\)/);
   assert.match(md, /### A\n\n!\[training curves\]\(runs\/a\/report\/training\.png\)/);

@@ -127,7 +127,7 @@ export class SourceError extends Error {
 const OVER_LIMIT = /the file is damaged or crafted$/;
 
 /** dcmjs's words for a read past the end of the bytes. */
-const DCMJS_OVERRUN = /allocated buffer|past end of input|out of range of 0\.\.\./;
+const DCMJS_OVERRUN = /allocated buffer|past end of input|out of range of 0\.\.\.|^undefined$/;
 
 /** Reads and checks the source header; throws a SourceError naming what is missing or malformed. */
 export function readSource(bytes: Uint8Array): SourceImage {
@@ -141,13 +141,17 @@ export function readSource(bytes: Uint8Array): SourceImage {
     // dcmjs says a file cut short in its own terms ("Request more than currently allocated buffer", "Start 818 out of
     // range", or none): the decoder's reader says where it ends, as POST /predictions and cxr predict answer the
     // film. A header over part10.ts's limits (a crafted file, whatever else it lacks) is said as that.
-    const cut = e instanceof DicomError || OVER_LIMIT.test((e as Error).message) ? undefined : dataSetRefusal(bytes);
+    // Only where dcmjs ran out of bytes: a header refused for what it holds (a character set, an escape) is said as
+    // that, not as the cut the decoder's rules would also see in a header without pixels.
+    const message = String((e as Error).message);
+    const ranOut = !(e instanceof DicomError) && !OVER_LIMIT.test(message) && DCMJS_OVERRUN.test(message);
+    const cut = ranOut ? dataSetRefusal(bytes) : undefined;
     if (cut?.code === 'TRUNCATED')
       throw new SourceError('TRUNCATED', `source DICOM file cannot be read: ${cut.detail}`);
     // Else dcmjs's words for bytes that ran out name its buffers: said as a header that runs past the file's end.
-    const why = DCMJS_OVERRUN.test((e as Error).message)
+    const why = ranOut
       ? `its header runs past the end of the file, at byte ${bytes.length} (the file is truncated or damaged)`
-      : (e as Error).message;
+      : message;
     throw new SourceError('CORRUPT', `source DICOM file cannot be read: ${why}`);
   }
   const parsed = IdentitySchema.safeParse(ds);
