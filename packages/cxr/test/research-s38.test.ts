@@ -8,19 +8,14 @@ import { register as registerCompare } from '../src/cli/compare';
 import { evaluate, operatingPoints } from '../src/eval';
 import { modelCard } from '../src/models/card';
 import { parseMeta, type ModelMeta } from '../src/models/metadata';
-import { writeReport } from '../src/report';
 import { writeComparison } from '../src/report/comparison';
 import { runInProcess } from './in-process-cli';
+import { reportOfPoints } from './reported-run';
 import { syntheticScores } from './synthetic-scores';
 import { tempDirsRemovedAfter } from './temp-dirs';
 
 const tempDir = tempDirsRemovedAfter();
 const tmpDir = (name: string) => tempDir(`s38-research-${name}`);
-
-const writeJson = (file: string, value: unknown) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value));
-};
 
 /** The words of an SVG's <text> elements (the chart's titles, axes and legend). */
 const svgTexts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
@@ -96,22 +91,9 @@ test("the model card states the screening target and balanced rule the model's c
   assert.ok(before.includes('sensitivity ≥ 95%'), `a model from before rules were recorded: ${before}`);
 });
 
-/** A run folder as `cxr train` leaves it (cxr.json with its operating points, validation scores), reported. */
+/** The glossary's words on the operating points of a tiny run whose cxr.json records `points`. */
 async function glossaryOf(points: Record<string, unknown>): Promise<string> {
-  const dir = tmpDir('run');
-  const val = syntheticScores(60, 35, 1, 1.2);
-  writeJson(path.join(dir, 'cxr.json'), {
-    name: 'tiny',
-    version: '0.0.1',
-    arch: 'cxrnet',
-    inputSize: 32,
-    operatingPoints: points,
-    defaultOperatingPoint: 'balanced',
-  });
-  writeJson(path.join(dir, 'predictions', 'val.json'), val);
-  writeJson(path.join(dir, 'metrics', 'val.json'), evaluate(val.labels, val.probs, { threshold: 0.5 }));
-  await writeReport(dir);
-  const html = fs.readFileSync(path.join(dir, 'report', 'index.html'), 'utf8');
+  const html = await reportOfPoints(tmpDir('run'), points);
   const at = html.indexOf('<dt>Threshold and operating points</dt>');
   assert.ok(at >= 0, 'the glossary explains operating points');
   return html.slice(at, html.indexOf('</dd>', at)).replace(/<[^>]+>/g, ' ');

@@ -11,6 +11,7 @@ import { writeReport } from '../src/report';
 import { RECIPE_NOTE, recipeTable } from '../src/report/comparison_recipes';
 import { readRunDir } from '../src/report/run_dir';
 import { linkedTrainFilms, needsData } from './shared-data';
+import { reportOfPoints, writeJsonFile } from './reported-run';
 import { syntheticScores } from './synthetic-scores';
 
 const made: string[] = [];
@@ -24,28 +25,9 @@ function tmpDir(name: string): string {
   return dir;
 }
 
-const writeJson = (file: string, value: unknown) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value));
-};
+const writeJson = writeJsonFile;
 
-/** A run folder as `cxr train` leaves it (cxr.json with its operating points, validation scores), reported. */
-async function reportOf(points: Record<string, unknown>): Promise<string> {
-  const dir = tmpDir('run');
-  const val = syntheticScores(60, 35, 1, 1.2);
-  writeJson(path.join(dir, 'cxr.json'), {
-    name: 'tiny',
-    version: '0.0.1',
-    arch: 'cxrnet',
-    inputSize: 32,
-    operatingPoints: points,
-    defaultOperatingPoint: 'balanced',
-  });
-  writeJson(path.join(dir, 'predictions', 'val.json'), val);
-  writeJson(path.join(dir, 'metrics', 'val.json'), evaluate(val.labels, val.probs, { threshold: 0.5 }));
-  await writeReport(dir);
-  return fs.readFileSync(path.join(dir, 'report', 'index.html'), 'utf8');
-}
+const reportOf = (points: Record<string, unknown>) => reportOfPoints(tmpDir('run'), points);
 
 /** The glossary's entry on operating points, tags dropped. */
 function operatingPointWords(html: string): string {
