@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { makeTinyModel, tempDir } from './serve-fixtures';
+import { compileConsumer } from './package-consumer';
 import { spawnAsync } from './spawn-async';
 
 const pkgDir = path.resolve(__dirname, '..', '..');
@@ -149,21 +150,17 @@ describe('@cxr/app as an installed package', { concurrency: true }, () => {
   test('a TypeScript program compiles against the exported types (docs/api.md and src/index.ts name them)', {
     timeout: 240_000,
   }, async () => {
-    const dir = tempDir('package-consumer');
-    try {
-      // The program sits outside the package and finds it as an installed one would: node_modules/@cxr/app.
-      fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-      fs.writeFileSync(path.join(dir, 'consumer.ts'), CONSUMER);
-      const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-      const r = await spawnAsync(
-        process.execPath,
-        [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--target', 'es2022', 'consumer.ts'],
-        { cwd: dir, encoding: 'utf8', timeout: 120_000 },
-      );
-      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    // The program sits outside the package and finds it as an installed one would: node_modules/@cxr/app.
+    const r = await compileConsumer('package-consumer', 'consumer.ts', CONSUMER, [
+      '--noEmit',
+      '--strict',
+      '--skipLibCheck',
+      '--module',
+      'node16',
+      '--target',
+      'es2022',
+    ]);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   });
 
   test('the emitted declarations are self-contained: a strict program compiles against them without skipLibCheck', {

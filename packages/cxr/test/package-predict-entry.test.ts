@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel, tempDir, XRAY_JPEG } from './serve-fixtures';
+import { compileConsumer } from './package-consumer';
 import { spawnAsync } from './spawn-async';
 
 const repo = path.resolve(__dirname, '..', '..', '..', '..');
@@ -131,20 +132,15 @@ describe("the entry's types", { concurrency: true }, () => {
     ['--module', 'commonjs', '--moduleResolution', 'node10'],
   ]) {
     test(`a strict TypeScript program (${resolution.join(' ')}) names the Predictor and its types`, async () => {
-      const tmp = tempDir('package-predict-entry-types');
-      try {
-        fs.symlinkSync(path.join(repo, 'node_modules'), path.join(tmp, 'node_modules'), 'dir');
-        fs.writeFileSync(path.join(tmp, 'program.ts'), TYPED_PROGRAM);
-        const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-        const r = await spawnAsync(
-          process.execPath,
-          [tsc, '--noEmit', '--strict', '--skipLibCheck', ...resolution, '--target', 'es2022', 'program.ts'],
-          { cwd: tmp, encoding: 'utf8', timeout: 120_000 },
-        );
-        assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-      } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
-      }
+      const r = await compileConsumer('package-predict-entry-types', 'program.ts', TYPED_PROGRAM, [
+        '--noEmit',
+        '--strict',
+        '--skipLibCheck',
+        ...resolution,
+        '--target',
+        'es2022',
+      ]);
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     });
   }
 });

@@ -5,12 +5,7 @@
 // compile, strict.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { tempDir } from './serve-fixtures';
-
-const repo = path.resolve(__dirname, '..', '..', '..', '..');
+import { compileConsumer } from './package-consumer';
 
 const PROGRAM = `
 import {
@@ -70,19 +65,15 @@ export async function main(dir: string, redisUrl: string): Promise<void> {
 }
 `;
 
-test('a program names every type of the library API from the package entry, strict', () => {
-  const dir = tempDir('package-types');
-  try {
-    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-    fs.writeFileSync(path.join(dir, 'program.ts'), PROGRAM);
-    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(
-      process.execPath,
-      [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--target', 'es2022', 'program.ts'],
-      { cwd: dir, encoding: 'utf8', timeout: 120_000 },
-    );
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+test('a program names every type of the library API from the package entry, strict', async () => {
+  const r = await compileConsumer('package-types', 'program.ts', PROGRAM, [
+    '--noEmit',
+    '--strict',
+    '--skipLibCheck',
+    '--module',
+    'node16',
+    '--target',
+    'es2022',
+  ]);
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
 });
