@@ -101,12 +101,14 @@ test('a process that closes its log while the database is hung exits within the 
   skip,
   timeout: 30_000,
 }, async () => {
-  // As `cxr orthanc sync` ends: no process.exit, so a socket still open would keep it running.
+  // As `cxr orthanc sync` ends: no process.exit, so a socket still open would keep it running. Its poll's timer
+  // (here an interval) holds the process until the signal: the pool's idle connections do not (allowExitOnIdle).
   const audit = JSON.stringify(path.join(__dirname, '..', 'src', 'serve', 'audit.js'));
   const script =
     `const { openAuditStore } = require(${audit});` +
     '(async () => { const s = await openAuditStore(process.env.CXR_DB); await s.count();' +
-    ' process.stdout.write("open\\n"); await new Promise((r) => process.once("SIGTERM", r));' +
+    ' const poll = setInterval(() => {}, 60_000);' +
+    ' process.stdout.write("open\\n"); await new Promise((r) => process.once("SIGTERM", r)); clearInterval(poll);' +
     ' try { await s.close(1000); console.log("closed"); }' +
     ' catch (e) { console.log(e.message); process.exitCode = 1; } })();';
   const child = spawn(process.execPath, ['-e', script], {

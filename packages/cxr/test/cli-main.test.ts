@@ -15,6 +15,7 @@ test('cxr registers all its commands, in help order', () => {
     'data',
     'train',
     'calibrate',
+    'card',
     'evaluate',
     'compare',
     'predict',

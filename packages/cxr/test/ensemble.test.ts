@@ -226,7 +226,7 @@ test('cxr ensemble refuses members with other inputs or other validation splits'
   );
   await assert.rejects(
     cli(['ensemble', '--members', members[0], path.join(work, 'nowhere'), '--out', path.join(work, 'bad6')]),
-    /nowhere: not a cxr model folder \(no cxr\.json there\)/,
+    /--members .*nowhere: no such folder/,
   );
   assert.ok(!['bad4', 'bad5', 'bad6'].some((d) => fs.existsSync(path.join(work, d))));
 

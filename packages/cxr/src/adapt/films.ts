@@ -11,14 +11,15 @@ import * as path from 'node:path';
 import { InputError } from '../predict/errors';
 import type { Predictor } from '../predict/predictor';
 import { sha256Of } from '../hash';
+import { missingPathWords, statIfThere } from '../paths';
 
 /**
  * Why `dir` cannot be a folder of films (null when it can): missing and not a folder told apart, as
  * `cxr robustness --outside` tells them (robustness/images.ts).
  */
 export function filmFolderProblem(dir: string): string | null {
-  const st = fs.statSync(dir, { throwIfNoEntry: false });
-  if (!st) return 'no such folder';
+  const st = statIfThere(dir);
+  if (!st) return missingPathWords(dir);
   if (!st.isDirectory()) return 'is a file, not a folder: give the folder of the films (searched recursively)';
   return null;
 }

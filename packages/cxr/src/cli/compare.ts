@@ -1,6 +1,4 @@
 // `cxr compare --models A B --data DIR [--split NAME] --json`: two models on the same labelled films, paired.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Command } from 'commander';
 import { positiveInt } from './args';
 import { signed } from '../eval/format';
@@ -10,7 +8,7 @@ import type { Interval } from '../eval/stats';
 import type { PairedRate } from '../eval/paired';
 import { type ComparisonResult, type CompareSide, runComparison } from './compare_run';
 import { overlapLines, withLabelsFileHint } from './evaluate';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { ensureWritableDir } from './writable';
 
 export function register(program: Command): void {
@@ -39,12 +37,7 @@ export function register(program: Command): void {
         throw new Error(`--models takes two model folders, A and B; got ${models.length}: ${models.join(' ')}`);
       if (o.overwrite && !o.out) throw new Error('--overwrite replaces an earlier comparison in --out: give --out DIR');
       if (o.out) ensureWritableDir(o.out, '--out');
-      for (const dir of models) {
-        // The loader's "runs/x: no such folder" named no option, where the command has two folders and a --data.
-        if (!fs.existsSync(dir))
-          throw new Error(`--models ${dir}: no such folder${path.isAbsolute(dir) ? '' : ` (${path.resolve(dir)})`}`);
-        checkNotUnfinishedRun(modelDirOrDefault(dir), '--models');
-      }
+      for (const dir of models) checkModelOption(dir, '--models');
       await initEngine(o.threads);
       const warn = (l: string) => process.stderr.write(l + '\n');
       const r = await runComparison({

@@ -24,10 +24,10 @@ import { type FilmRefusal, fileReader, filmRefusalOf, HEAD_BYTES } from '../data
 import { forEachConcurrent } from '../data/pool';
 import { modelIdentity } from '../models/io';
 import { FOR_PROCESSING_REASON, LATERAL_REASON, loadOrthancConfig, OrthancClient } from '../pacs';
-import { modelDirOrDefault } from '../paths';
 import { collectInputs } from '../predict/batch';
 import { type BatchJob, EMPTY_FILE_RULE, emptySkippedLine, missingError, noFilmsIn } from '../predict/batch_inputs';
 import { patientAge } from './predict';
+import { checkModelOption } from './model_folder';
 import {
   allInstances,
   countOutcome,
@@ -124,7 +124,7 @@ export function register(program: Command): void {
       if (o.orthancAll && paths.length > 0) throw new Error('enqueue: give files or --orthanc-all, not both');
       if (o.orthancAll && o.patientAge !== undefined) throw new Error(`enqueue: ${ORTHANC_AGE}`);
       const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn: log });
-      const model = modelIdentity(path.resolve(modelDirOrDefault(o.model)));
+      const model = modelIdentity(path.resolve(checkModelOption(o.model)));
       const operatingPoint: string = o.operatingPoint ?? model.meta.defaultOperatingPoint;
       if (!Object.hasOwn(model.meta.operatingPoints, operatingPoint)) {
         throw new Error(

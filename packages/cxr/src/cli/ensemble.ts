@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
+import { checkModelOption } from './model_folder';
 import { ensureWritableDir } from './writable';
 import { buildEnsemble } from '../train/ensemble';
 import { buildSoup } from '../train/soup';
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'engine threads (default: all cores)', positiveInt)
     .action(async (o) => {
       ensureWritableDir(o.out, '--out', { keep: false });
+      for (const member of o.members as string[]) checkModelOption(member, '--members');
       await initEngine(o.threads);
       const command = ['cxr', ...process.argv.slice(2)].join(' ');
       const meta = await (o.soup ? buildSoup : buildEnsemble)({

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { initEngine } from '../engine';
 import { ensureWritableDir, ensureWritableFile } from './writable';
 import { sayHowToContinue } from './interrupt';
+import { checkModelOption } from './model_folder';
 import {
   ADAPT_METHODS,
   type AdaptMethod,
@@ -16,7 +17,6 @@ import {
   DEFAULT_ADAPT_CHANGES,
 } from '../experiments/adapt_shift';
 import { DEFAULT_HEATMAP_FILMS, heatmapMarkdown, heatmapTable } from '../experiments/heatmap';
-import { modelDirOrDefault } from '../paths';
 import { DEFAULT_ROBUSTNESS_LIMIT, GAN_EXPERIMENTS, SEED_EXPERIMENTS, runSeedExperiments } from '../experiments/seed';
 import {
   QUICK_ROBUSTNESS_LIMIT,
@@ -168,8 +168,8 @@ export function register(program: Command): void {
     .action(async (o) => {
       // The table's folder is checked before the long run, not after it.
       if (o.out) ensureWritableFile(o.out, '--out');
+      const model = path.resolve(checkModelOption(o.model));
       await initEngine(o.threads);
-      const model = path.resolve(modelDirOrDefault(o.model));
       const rows = await adaptShiftTable(model, o.data, {
         changes: o.changes,
         shares: o.shares,
@@ -205,8 +205,8 @@ export function register(program: Command): void {
     .action(async (o) => {
       if (!o.data === !o.images) throw new InvalidArgumentError('pass one of --data and --images');
       if (o.out) ensureWritableFile(o.out, '--out');
+      const model = path.resolve(checkModelOption(o.model));
       await initEngine(o.threads);
-      const model = path.resolve(modelDirOrDefault(o.model));
       const films = o.images ? { images: o.images } : { data: o.data, cacheDir: o.cache };
       const result = await heatmapTable(model, films, {
         layers: o.layers,

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as dataCommand from './data';
 import * as trainCommand from './train';
 import * as calibrateCommand from './calibrate';
+import * as cardCommand from './card';
 import * as evaluateCommand from './evaluate';
 import * as compareCommand from './compare';
 import * as predictCommand from './predict';
@@ -29,6 +30,7 @@ const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [
   dataCommand,
   trainCommand,
   calibrateCommand,
+  cardCommand,
   evaluateCommand,
   compareCommand,
   predictCommand,

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { isGanFolder } from '../gan/run_folder';
 import { readRunData, readState } from '../train/checkpoint';
 import { shellWord } from './interrupt';
-import { modelDirOrDefault } from '../paths';
+import { missingPathWords, modelDirOrDefault, statIfThere } from '../paths';
 
 /** What a damaged record says is no reason to hide the advice: the command then names what it could not read. */
 function tryRead<T>(read: () => T): T | null {
@@ -91,11 +91,33 @@ export function checkNotUnfinishedRun(dir: string, option = '--model'): void {
 }
 
 /**
- * The model folder a command's `--model` names (the shipped one when not given), checked as checkNotUnfinishedRun
- * checks it, the option named as the user gave it: every command that loads a model says the same of a run folder.
+ * The error for a model folder the user named that is no folder: missing (said with the folder it was looked for
+ * in, for a relative path), a file, or a path through a file; null where it is a folder. Every command that takes
+ * a model folder says it by the option that named it: the loader's own "runs/x: no such folder" named none, where
+ * a command also has --data, --out or a second model.
  */
-export function checkModelOption(model: string | undefined): string {
+export function modelFolderError(dir: string, option: string): Error | null {
+  const st = statIfThere(dir);
+  if (st?.isDirectory()) return null;
+  if (st) return new Error(`${option} ${dir}: is a file, not a folder (give the model folder holding cxr.json)`);
+  const where = path.isAbsolute(dir) ? '' : ` (${path.resolve(dir)})`;
+  const why = missingPathWords(dir, `no such folder${where}`);
+  return new Error(
+    `${option} ${dir}: ${why}: check the path; give the folder holding cxr.json (cxr train --out writes one)`,
+  );
+}
+
+/**
+ * The model folder a command's `--model` names (the shipped one when not given), checked before the engine
+ * starts or the model loads: a folder there (modelFolderError), and no run left unfinished (checkNotUnfinishedRun).
+ * `option` is how the command names it (`--models` of `cxr compare`, `--members` of `cxr ensemble`).
+ */
+export function checkModelOption(model: string | undefined, option = '--model'): string {
   const dir = modelDirOrDefault(model);
-  checkNotUnfinishedRun(dir, model ? '--model' : 'the model folder');
+  // Not given: the shipped folder, or CXR_MODEL's, which the user set and may have mistyped.
+  const named = model !== undefined ? option : process.env.CXR_MODEL !== undefined ? 'CXR_MODEL' : 'the model folder';
+  const missing = modelFolderError(dir, named);
+  if (missing) throw missing;
+  checkNotUnfinishedRun(dir, model !== undefined ? option : 'the model folder');
   return dir;
 }

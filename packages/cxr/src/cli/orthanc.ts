@@ -25,7 +25,6 @@ import {
   syncOnce,
   type SyncStats,
 } from '../pacs';
-import { modelDirOrDefault } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { Predictor } from '../predict/predictor';
 import {
@@ -40,7 +39,8 @@ import {
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
 import { AuditCloseError } from '../serve/audit_store';
 import { emptyStats, OutageLines, queueFilms, summary } from './orthanc_lines';
-import { AuditOpenError, openAuditStoreForWriting } from './writable';
+import { checkModelOption } from './model_folder';
+import { AuditOpenError, checkDbFolder, openAuditStoreForWriting } from './writable';
 
 /** The cursor a pass saved, or null when the file cannot be read (said by the next pass, not here). */
 function savedCursor(file: string): number | null {
@@ -116,6 +116,9 @@ export function register(program: Command): void {
     )
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`cxr orthanc: ${line}\n`);
+      // The folders the user named, before Orthanc is asked anything.
+      const modelDir = path.resolve(checkModelOption(o.model));
+      if (!o.queue && o.audit !== false) checkDbFolder(o.db);
       const config = loadOrthancConfig({ configFile: o.config, url: o.url, warn: log });
       const client = new OrthancClient(config);
       // An Orthanc outage is said when it starts, once a minute while it lasts, and when it ends; not every poll.
@@ -127,7 +130,6 @@ export function register(program: Command): void {
         if (o.once || !(e instanceof OrthancError && e.outage)) throw e;
         outage.failed(e.message, 'the first poll tries again');
       }
-      const modelDir = path.resolve(modelDirOrDefault(o.model));
       let predictor: Predictor | undefined;
       let queue: JobQueue | undefined;
       let handleInstance: SyncOptions['handleInstance'];

@@ -17,15 +17,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from './args';
 import * as path from 'node:path';
 import { initEngine } from '../engine';
-import { modelDirOrDefault } from '../paths';
 import { auditRecordOf } from '../predict/audit_record';
 import { collectInputs, runBatch } from '../predict/batch';
 import { EMPTY_FILE_RULE, emptySkippedLine, noFilmsIn } from '../predict/batch_inputs';
 import { isStatedAge, STATED_AGE_RANGE } from '../predict/verdict';
 import { type AuditStore, DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
-import { checkNotUnfinishedRun } from './model_folder';
+import { checkModelOption } from './model_folder';
 import { printable } from '../report/csv';
-import { ensureWritableDir, openAuditStoreForWriting } from './writable';
+import { checkDbFolder, ensureWritableDir, openAuditStoreForWriting } from './writable';
 
 /** Years, as `--patient-age` takes them (the range Predictor accepts); `cxr enqueue` takes them too. */
 export function patientAge(v: string): number {
@@ -80,6 +79,7 @@ export function register(program: Command): void {
       if (o.json && o.format !== 'json' && cmd.getOptionValueSource('format') !== 'default')
         cmd.error(`error: option '--json' cannot be used with option '--format ${o.format}' (choose one format)`);
       // Everything that can fail without the model is checked first: no engine start for nothing.
+      if (o.audit !== false) checkDbFolder(o.db);
       const inputs = collectInputs(paths, !!o.recursive, { imageLike: true });
       for (const dir of inputs.foldersWithImagesBelow)
         log(`hint: ${dir} has sub-folders with images; add -r to include them`);
@@ -93,8 +93,7 @@ export function register(program: Command): void {
         );
       }
       if (o.heatmaps) ensureWritableDir(o.heatmaps, '--heatmaps');
-      const modelDir = path.resolve(modelDirOrDefault(o.model));
-      checkNotUnfinishedRun(modelDir, o.model ? '--model' : 'the model folder');
+      const modelDir = path.resolve(checkModelOption(o.model));
       const audit: AuditStore | null =
         o.audit === false ? null : await openAuditStoreForWriting(o.db ?? defaultDbPath());
       // Stopping cleanly: the rows done are written and the output closed, rather than cut mid-row.

@@ -6,10 +6,11 @@ import { CHANGE_NAMES } from '../data/perturb_catalog';
 import { initEngine } from '../engine';
 import { overlapRecord } from '../eval/training_overlap';
 import { readMeta } from '../models/io';
-import { modelDirOrDefault, repoRoot } from '../paths';
+import { repoRoot } from '../paths';
 import { benchmarkFolderProblem, isTrainingRoot } from '../robustness/images';
 import { signedShift, writeRobustnessReport } from '../robustness/page';
 import { runRobustness } from '../robustness/run';
+import { checkModelOption } from './model_folder';
 import { ensureWritableDir } from './writable';
 
 const strength = numberInRange(0, 1, 'low');
@@ -62,6 +63,7 @@ export function register(program: Command): void {
       // --out first, as every command that writes a folder does; then the folders read, a missing one and a
       // file told apart by the option that named them.
       if (o.out) ensureWritableDir(o.out, '--out', { keep: false });
+      const modelDir = checkModelOption(o.model);
       const dataProblem = benchmarkFolderProblem(o.data);
       if (dataProblem) throw new Error(`--data ${o.data}: ${dataProblem}`);
       if (typeof o.outside === 'string') {
@@ -70,7 +72,6 @@ export function register(program: Command): void {
       }
       await initEngine(o.threads);
       const log = (l: string) => process.stderr.write(l + '\n');
-      const modelDir = modelDirOrDefault(o.model);
       const { result, examples } = await runRobustness({
         modelDir,
         data: o.data,

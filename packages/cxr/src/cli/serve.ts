@@ -17,6 +17,7 @@ import type { ServePredictor } from '../serve/predictor_port';
 import { loadChildPredictor } from '../serve/predictor_process';
 import { closeOnSignals, defaultWebDir, type RunningServer, startServer } from '../serve/server';
 import { DEFAULT_DB_WAIT_S, openWaiting } from './serve_audit_wait';
+import { checkDbFolder } from './writable';
 
 // Read by the tests of --db-wait from here, where the option is.
 export { DEFAULT_DB_WAIT_S };
@@ -249,6 +250,7 @@ export function register(program: Command): void {
 
 async function serve(o: z.infer<typeof Options>, log: Logger): Promise<void> {
   checkModelOption(o.model);
+  checkDbFolder(o.db);
   const tokens = loadTokens(process.env, o.tokensFile, (line) => log.warn(line));
   // Decided before the model loads: an exposed server without a token is refused, not warned about.
   if (!isLoopbackHost(o.host) && tokens.length === 0) {

@@ -16,7 +16,6 @@ import { settlesWithin } from '../deadline';
 import { initEngine } from '../engine';
 import { createLogger, resolveLogLevel } from '../log';
 import { isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
-import { modelDirOrDefault } from '../paths';
 import { Predictor } from '../predict/predictor';
 import {
   connectQueue,
@@ -33,7 +32,8 @@ import {
   WorkerMetrics,
 } from '../queue';
 import { DEFAULT_DB_WORDS, defaultDbPath } from '../serve/audit';
-import { openAuditStoreForWriting } from './writable';
+import { checkModelOption } from './model_folder';
+import { checkDbFolder, openAuditStoreForWriting } from './writable';
 
 /**
  * Checks Orthanc once (GET /system, then the DICOMweb route results are stored by): a login it refuses, a URL that
@@ -187,6 +187,9 @@ export function register(program: Command): void {
         cmd.error('error: option --metrics-host needs --metrics-port (the worker serves no metrics without a port)');
       // The server's logger: one JSON line per event on stderr, credentials redacted (src/log.ts).
       const logger = createLogger({ level: resolveLogLevel(o.logLevel) }).child({ component: 'worker' });
+      // The folders named (the model's, --db's), before the queue, Orthanc or the audit log is reached.
+      const modelDir = path.resolve(checkModelOption(o.model));
+      checkDbFolder(o.db);
       const log = (line: string) => logger.info(line);
       const warn = (line: string) => logger.warn(line);
       const redisUrl = loadRedisUrl({ url: o.redis, configFile: o.redisConfig, warn });
@@ -197,7 +200,7 @@ export function register(program: Command): void {
       if (orthanc) await checkOrthanc(orthanc, log, warn);
       const store = await openAuditStoreForWriting(o.db ?? defaultDbPath(), NO_AUDIT_LOG_HINT);
       await initEngine(o.threads);
-      const predictor = await Predictor.load(path.resolve(modelDirOrDefault(o.model)), { oodPolicy: o.oodPolicy });
+      const predictor = await Predictor.load(modelDir, { oodPolicy: o.oodPolicy });
       // The upload store shares the queue's connection.
       const queue = await connectQueue(redisUrl, predictor.model.sha256);
       // Opened before the first job, so that a port in use stops the worker at start (exit 1), not unseen later.

@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { makeDirs, writeFailure } from '../make_dirs';
 import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 import { AuditStoreOpenError } from '../serve/audit_store';
+import { isPostgresUrl } from '../serve/audit_target';
+import { fileInPath } from '../paths';
 
 /**
  * Makes `dir` if needed and proves it writable by writing and removing a probe file. With `keep`
@@ -49,6 +51,24 @@ export function ensureWritableFile(file: string, what: string): void {
   if (stat?.isDirectory()) throw new Error(`${what} ${file}: is a folder; give a file name`);
   // The folder is made now and kept: the command writes its file there without making it again.
   ensureWritableDir(path.dirname(path.resolve(file)), what, { keep: true });
+}
+
+/**
+ * A `--db` file the user typed whose folder is not there is refused, naming the folder: opening the log makes
+ * missing folders (right for the default place and for programs), so a mistyped path became a new, empty audit
+ * log and the history seemed lost. Not given (the default, CXR_DB), a postgres:// URL or ':memory:': nothing to do.
+ */
+export function checkDbFolder(db: string | undefined): void {
+  const file = db?.trim();
+  if (!file || file === ':memory:' || isPostgresUrl(file)) return;
+  const folder = path.dirname(path.resolve(file));
+  // A file in the way (notes.txt/audit.db) is no folder made by mistake: the opener says it ("a file is in the way").
+  if (!fs.existsSync(folder) && !fileInPath(file)) {
+    throw new Error(
+      `--db ${db}: the folder ${folder} does not exist: check the path (is the audit log elsewhere?), or create ` +
+        'the folder first to start a new audit log there',
+    );
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parsePatient } from './patients';
+import { missingPathWords, statIfThere } from '../paths';
 
 export const CLASS_NAMES = ['NORMAL', 'PNEUMONIA'] as const;
 /** 0 = NORMAL, 1 = PNEUMONIA (the positive class). */
@@ -160,8 +161,8 @@ export async function scanDatasetFiles(root: string, opts: ScanOptions = {}): Pr
  * "cannot read folder (ENOENT)"; the scan words it once for every command that reads a data root.
  */
 export function dataFolderProblem(root: string): string | null {
-  const st = fsSync.statSync(root, { throwIfNoEntry: false });
-  if (!st) return 'no such folder';
+  const st = statIfThere(root);
+  if (!st) return missingPathWords(root);
   if (!st.isDirectory())
     return 'is a file, not a folder (give the folder holding train/, val/, test/, or NORMAL/ and PNEUMONIA/)';
   return null;

@@ -1,6 +1,8 @@
 // A progress bar on stderr for long data jobs, shown only on a terminal so that logs and CI
 // output stay free of redraw sequences.
-import { SingleBar, Presets } from 'cli-progress';
+// cli-progress is loaded only when a bar is shown: batch prediction (runBatch) imports this module and is part of
+// the library entry `@cxr/app/predict`, whose programs should not load a command line's packages they never use.
+import type * as CliProgress from 'cli-progress';
 
 export interface Progress {
   tick(n?: number): void;
@@ -9,6 +11,7 @@ export interface Progress {
 
 export function startProgress(label: string, total: number, enabled = process.stderr.isTTY === true): Progress {
   if (!enabled || total === 0) return { tick() {}, stop() {} };
+  const { SingleBar, Presets } = require('cli-progress') as typeof CliProgress;
   const bar = new SingleBar(
     {
       format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`,

@@ -302,11 +302,19 @@ export function cardCommand(dir: string): string | undefined {
 /** Everything below this line of a card is written by hand and survives regeneration (`cxr calibrate`). */
 export const HAND_WRITTEN_MARKER = '<!-- hand-written below: kept when the card is regenerated -->';
 
+/**
+ * The card as it is written over `old` (the folder's card, or '' when it has none): its hand-written section
+ * kept. One text for every writer and for `cxr card --check`, so a check passes exactly on a card a writer made.
+ */
+export function cardOver(old: string, meta: ModelMeta, command?: string): string {
+  const at = old.indexOf(HAND_WRITTEN_MARKER);
+  return modelCard(meta, command) + (at >= 0 ? `\n${old.slice(at)}` : '');
+}
+
 export function writeModelCard(dir: string, meta: ModelMeta, command?: string): void {
   const file = path.join(dir, 'MODEL_CARD.md');
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  const at = old.indexOf(HAND_WRITTEN_MARKER);
-  fs.writeFileSync(file, modelCard(meta, command) + (at >= 0 ? `\n${old.slice(at)}` : ''));
+  fs.writeFileSync(file, cardOver(old, meta, command));
 }
 
 /** The recipe's site-shift augmentation in words, or nothing. */

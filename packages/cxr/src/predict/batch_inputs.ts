@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { sniffFormat } from '../data/decode';
 import { FILM_HEADER_BYTES, filmFormat } from '../data/dicom';
 import { describe } from './image_bytes';
+import { fileInPath, statIfThere, throughFileWords } from '../paths';
 
 /**
  * A file to predict, or a path with nothing to read (reported as an error row, in place): a named path or
@@ -234,14 +235,17 @@ export function collectInputs(
   for (const p of paths) {
     let st: fs.Stats | undefined;
     try {
-      st = fs.statSync(p, { throwIfNoEntry: false });
+      st = statIfThere(p);
     } catch {
       // There but unusable (a loop of links): tried as a file, so its row says what is wrong.
       found.jobs.push({ file: p, missing: false, name: path.basename(p) });
       continue;
     }
-    if (!st) found.jobs.push({ file: p, missing: true });
-    else if (st.isDirectory()) {
+    if (!st) {
+      // A path through a file (film.dcm/x): which part is a file, where reading it said only ENOTDIR.
+      const file = fileInPath(p);
+      found.jobs.push(file ? { file: p, missing: true, error: throughFileWords(file) } : { file: p, missing: true });
+    } else if (st.isDirectory()) {
       const before = found.jobs.length;
       // One walk per folder named: a folder named twice is read twice, as a file named twice is.
       walkFolder(p, '', folderWalk(found.notes));

@@ -19,6 +19,7 @@ import {
   splitRecords,
 } from '../data/dataset_images';
 import type { ImageSet } from '../data/images';
+import { missingPathWords, statIfThere } from '../paths';
 
 export interface BenchmarkImages {
   set: ImageSet;
@@ -86,8 +87,8 @@ const hasClasses = (dir: string) => ['NORMAL', 'PNEUMONIA'].every((c) => fs.exis
  * mistyped folder is refused at once rather than after every change has been scored.
  */
 export function benchmarkFolderProblem(dir: string): string | null {
-  const st = fs.statSync(dir, { throwIfNoEntry: false });
-  if (!st) return 'no such folder';
+  const st = statIfThere(dir);
+  if (!st) return missingPathWords(dir);
   if (!st.isDirectory()) return 'is a file, not a folder: give a folder with NORMAL/ and PNEUMONIA/ subfolders';
   if (!hasClasses(dir) && !isTrainingRoot(dir))
     return 'expected NORMAL/ and PNEUMONIA/ subfolders, or a data root with train/';

@@ -268,6 +268,10 @@ export async function openPostgresStore(
     // fails a query within this (a server's requests are bounded shorter, in audit_guard.ts).
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // An idle connection does not hold the process: a program done with the log that forgot close() exits at once,
+    // not 30 s later when the idle ones time out. A query in flight still does (its client is checked out); a
+    // server or a worker is held by its listener or its queue.
+    allowExitOnIdle: true,
     // A connection whose peer vanished (a network cut, a host gone) is found dead rather than kept:
     // probed after 10 s idle (the OS default is 2 h), and a query without an answer in 2 min fails and
     // frees its connection, so a pool cannot stay full of clients waiting on a database that is gone.
