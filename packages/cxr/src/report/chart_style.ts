@@ -121,13 +121,22 @@ export function markLayer(marks: readonly MarkedPoint[], x: 'fpr' | 'recall', y:
   };
 }
 
-/** Lines of at most `max` characters, broken at spaces (a longer word keeps its own line). */
-export function wrapText(text: string, max: number): string[] {
+/**
+ * Lines of at most `max` characters, broken at spaces (a longer word keeps its own line). With `atHyphens`, a word
+ * longer than a line is also broken after its hyphens: a model's name ("cxr-shift-ema-period-mobilenet-…") is one
+ * such word, and kept whole it widens the chart, which the page then shrinks below its neighbours.
+ */
+export function wrapText(text: string, max: number, opts: { atHyphens?: boolean } = {}): string[] {
   const lines: string[] = [];
+  const fits = (s: string) => lines.length > 0 && lines[lines.length - 1].length + s.length <= max;
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    const last = lines.length - 1;
-    if (last >= 0 && lines[last].length + 1 + word.length <= max) lines[last] += ` ${word}`;
-    else lines.push(word);
+    const parts = opts.atHyphens && word.length > max ? word.split(/(?<=-)/) : [word];
+    parts.forEach((part, i) => {
+      // The word's first part follows a space; the rest continue the word where its hyphen broke it.
+      const joined = i === 0 ? ` ${part}` : part;
+      if (fits(joined)) lines[lines.length - 1] += joined;
+      else lines.push(part);
+    });
   }
   return lines.length ? lines : [''];
 }

@@ -60,7 +60,7 @@ export function confusionChart(
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     // Wrapped to the plot's width, so that a long experiment name does not widen (and so shrink) the matrix.
     title: {
-      text: wrapText(opts.title, Math.max(24, Math.round((cell * 2 + 60) / 8))),
+      text: wrapText(opts.title, Math.max(24, Math.round((cell * 2 + 60) / 8)), { atHyphens: true }),
       ...(opts.subtitle ? { subtitle: opts.subtitle } : {}),
     },
     config: { ...config, axis: { ...config.axis, grid: false, ticks: false, domain: false, labelPadding: 6 } },

@@ -11,7 +11,7 @@ import { confusionChart, DEFAULT_CLASS_NAMES, rocOverlayChart, type ClassNames }
 import { type Cell, htmlCell, mdCell, mdEscape } from './comparison_cells';
 import { RECIPE_NOTE, recipeTable } from './comparison_recipes';
 import { RobustnessColumns, robustColumns } from './comparison_robust';
-import { downloadLinks, escapeHtml, htmlPage, inlineSvg, slug, table } from './html';
+import { chartBox, downloadLinks, escapeHtml, htmlPage, slug, table } from './html';
 import { writeChart } from './render';
 import { makeOutputDir } from '../make_dirs';
 
@@ -308,7 +308,7 @@ export async function writeComparison(
     runLink(outDir, e.runDir),
   ]);
   const confusionFigures = list.map((e, i) => {
-    const svg = inlineSvg(svgs[i], bases[i], `Confusion matrix of ${e.name}`);
+    const svg = chartBox(svgs[i], bases[i], `Confusion matrix of ${e.name}`);
     return `<figure>${svg}<figcaption>${downloadLinks(bases[i])}</figcaption></figure>`;
   });
   // One entry per experiment, empty where a run has no training curves (as the page always had).
@@ -317,8 +317,7 @@ export async function writeComparison(
     if (!c) return '';
     // The run folder's own file, which may come from anywhere (a colleague's archive): an SVG is a document that can
     // hold a script, which inlined would run in this page. As an image it is only drawn; the page stays self-contained.
-    const src = `data:image/svg+xml;base64,${Buffer.from(c.svg).toString('base64')}`;
-    const img = `<img class="chart" src="${src}" alt="${escapeHtml(`Training curves of ${e.name}`)}">`;
+    const img = chartBox(c.svg, '', `Training curves of ${e.name}`, true);
     return `<figure>${img}<figcaption>${escapeHtml(e.name)}</figcaption></figure>`;
   });
   const recipeSection = recipes
@@ -345,13 +344,13 @@ ${confusionFigures.join('\n')}
     rocSvg
       ? `
 <h2>ROC curves</h2>
-<figure>${inlineSvg(rocSvg, 'roc-comparison', 'ROC curves of every experiment')}</figure>`
+<figure>${chartBox(rocSvg, 'roc-comparison', 'ROC curves of every experiment')}</figure>`
       : ''
   }${
     curves.some(Boolean)
       ? `
 <h2>Training curves</h2>
-<div class="side">
+<div class="figs one-col">
 ${curveFigures.join('\n')}
 </div>`
       : ''

@@ -20,6 +20,32 @@ export function inlineSvg(svg: string, idPrefix: string, label: string): string 
 }
 
 /**
+ * The smallest share of its own size a chart is drawn at. Its text is 11–12 px, so at 0.7 it stays about 8 px; below
+ * that a narrow column (a phone, the comparison page's side-by-side boxes) shrank a two-panel chart's ticks and
+ * legend to 4 px, unreadable. Where the column is narrower, the chart scrolls sideways in its box instead.
+ */
+export const MIN_CHART_SCALE = 0.7;
+
+/** ` style="min-width: …"` for a chart drawn from `svg` (its width attribute), or '' where it has none. */
+function minWidthStyle(svg: string): string {
+  const width = Number(/<svg\b[^>]*?\swidth="([\d.]+)"/.exec(svg)?.[1]);
+  return width > 0 ? ` style="min-width: ${Math.round(width * MIN_CHART_SCALE)}px"` : '';
+}
+
+/**
+ * A chart in its own horizontal scroll box (as `table`'s, and focusable for the same reason), drawn no smaller than
+ * MIN_CHART_SCALE of its size: inlined (inlineSvg's arguments), or with `asImage` (its alt text) as an image, for an
+ * SVG from elsewhere that must not run in the page.
+ */
+export function chartBox(svg: string, idPrefix: string, label: string, asImage = false): string {
+  const chart = asImage
+    ? `<img class="chart" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}" ` +
+      `alt="${escapeHtml(label)}"${minWidthStyle(svg)}>`
+    : inlineSvg(svg, idPrefix, label).replace(/^<svg role="img" aria-label="[^"]*"/, (tag) => tag + minWidthStyle(svg));
+  return `<div class="chart-box" tabindex="0">${chart}</div>`;
+}
+
+/**
  * A table in its own horizontal scroll box: on a phone a wide table (the metrics' four columns, a sha256) scrolls
  * inside its card instead of widening the whole page. The box takes keyboard focus (tabindex) so that its hidden
  * columns can be scrolled to without a mouse (WCAG 2.1.1; axe's scrollable-region-focusable).
@@ -63,9 +89,13 @@ const CSS = [
   'table.metrics td:nth-child(4) { color: var(--muted); min-width: 12em; }',
   // min(): a column is never wider than the page, or a 390 px phone scrolls the whole page sideways.
   '.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(430px, 100%), 1fr)); gap: 16px; }',
-  'figure { margin: 0; display: flex; flex-direction: column; justify-content: space-between; ' +
+  // A two-panel chart (training curves) a row each: two to a row would draw it below MIN_CHART_SCALE.
+  '.figs.one-col { grid-template-columns: 1fr; }',
+  // min-width 0: a grid or flex item otherwise grows to its chart's min-width and widens the page on a phone.
+  'figure { margin: 0; min-width: 0; display: flex; flex-direction: column; justify-content: space-between; ' +
     'background: white; border: 1px solid var(--line); border-radius: 10px; padding: 12px; }',
   'figure svg, figure img.chart { display: block; max-width: 100%; height: auto; margin: 0 auto; }',
+  '.chart-box { overflow-x: auto; }',
   'figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }',
   'figcaption a { color: var(--accent); }',
   '.note { background: #fffbea; border-left: 4px solid #f0b429; padding: 8px 12px; margin: 8px 0; font-size: 14px; }',
@@ -75,16 +105,27 @@ const CSS = [
   'pre { background: #f8fafc; border: 1px solid var(--line); border-radius: 6px; padding: 10px; ' +
     'overflow-x: auto; font-size: 12.5px; }',
   '.wide { overflow-x: auto; }',
+  // A command or path in the text (the robustness page's "Run it again") is one long word: it breaks anywhere
+  // rather than widening a phone's page.
+  'code { overflow-wrap: anywhere; }',
   '.desc { color: var(--muted); font-size: 13px; }',
   'span.ci { color: var(--muted); font-size: 12px; }',
   'table.comparison td:first-child { min-width: 220px; }',
+  // Figures stay on one line; headings ("Training time", "ΔAUC vs cxr") wrap: kept on one line they made the seed
+  // comparison 35 px wider than a 1280 px screen's card, which cut off its Run column.
   'table.comparison td:not(:first-child):not(:last-child), ' +
     'table.comparison th:not(:first-child):not(:last-child) ' +
-    '{ text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }',
+    '{ text-align: right; font-variant-numeric: tabular-nums; }',
+  'table.comparison td:not(:first-child):not(:last-child) { white-space: nowrap; }',
+  // Nine columns or more: a narrower gutter leaves the widest of them room on a 1280 px screen.
+  'table.comparison th, table.comparison td { padding: 7px 8px; }',
   '.side { display: flex; flex-wrap: wrap; gap: 16px; }',
   '.side figure { flex: 0 1 300px; }',
-  // On paper nothing scrolls: a table's scroll box would cut off its last columns.
-  '@media print { body { background: white; } figure, .card { break-inside: avoid; } .wide { overflow: visible; } }',
+  // A phone's width goes to the content: the side margins of a desktop page would cost a chart a fifth of its size.
+  '@media (max-width: 480px) { main { padding: 20px 12px 48px; } section.card, div.card { padding: 14px 12px; } }',
+  // On paper nothing scrolls: a table's or chart's scroll box would cut off its last columns.
+  '@media print { body { background: white; } figure, .card { break-inside: avoid; } ' +
+    '.wide, .chart-box { overflow: visible; } }',
   '',
 ].join('\n');
 
@@ -104,7 +145,7 @@ export interface Figure {
 export function figureHtml(f: Figure): string {
   const name = path.basename(f.base);
   return (
-    `<figure>${inlineSvg(f.svg, name, f.caption)}\n` +
+    `<figure>${chartBox(f.svg, name, f.caption)}\n` +
     `<figcaption>${escapeHtml(f.caption)} · ${downloadLinks(name)}</figcaption></figure>`
   );
 }

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { CHANGES } from '../data/perturb_catalog';
 import { dec, pct } from '../eval/format';
-import { downloadLinks, escapeHtml, htmlPage, inlineSvg, kpiBox, table } from '../report/html';
+import { chartBox, downloadLinks, escapeHtml, htmlPage, kpiBox, table } from '../report/html';
 import { writeChart } from '../report/render';
 import { METRIC_LABELS, type RowMetric, strengthChart } from './charts';
 import { ECE_BINS, type RobustnessResult, type RobustnessRow } from './metrics';
@@ -242,7 +242,7 @@ export async function writeRobustnessReport(
     files.push(...r.files);
     const name = path.basename(base);
     const caption = `${escapeHtml(p.caption)} · ${downloadLinks(name)}`;
-    figures.push(`<figure>${inlineSvg(r.svg, name, p.caption)}<figcaption>${caption}</figcaption></figure>`);
+    figures.push(`<figure>${chartBox(r.svg, name, p.caption)}<figcaption>${caption}</figcaption></figure>`);
   }
 
   const m = result.model;
