@@ -3,6 +3,16 @@
 // parses its numbers here, so one option's rules read the same everywhere.
 import { InvalidArgumentError } from 'commander';
 
+/**
+ * A folder or file the user named on the command line that cannot be used (a model folder not there, a run not
+ * finished, a --db folder missing): a configuration fault said in its own words, which name the option and what to
+ * do. So a command that logs its failures (`cxr serve`, one JSON line) logs it without a stack trace, as a bug has.
+ */
+export class OptionError extends Error {
+  readonly code = 'BAD_OPTION';
+  override name = 'OptionError';
+}
+
 /** A number written in decimal, with an exponent if need be (1e-4 is a learning rate people write). */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 

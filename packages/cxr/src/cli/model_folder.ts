@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isGanFolder } from '../gan/run_folder';
 import { readRunData, readState } from '../train/checkpoint';
+import { OptionError } from './args';
 import { shellWord } from './interrupt';
 import { missingPathWords, modelDirOrDefault, statIfThere } from '../paths';
 
@@ -58,13 +59,13 @@ export function unfinishedRunWords(subject: string, run: UnfinishedRun): string 
 export function unfinishedRunError(dir: string, option = '--model'): Error | null {
   const run = unfinishedRun(dir);
   if (run) {
-    return new Error(`${unfinishedRunWords(`${option} ${dir}`, run)}\nor give ${option} a finished model folder`);
+    return new OptionError(`${unfinishedRunWords(`${option} ${dir}`, run)}\nor give ${option} a finished model folder`);
   }
   if (isUnfinishedRun(dir) && isGanFolder(dir))
-    return new Error(`${option} ${dir} is a GAN's run folder (cxr gan train), not a classifier model`);
+    return new OptionError(`${option} ${dir} is a GAN's run folder (cxr gan train), not a classifier model`);
   const models = modelSubfolders(dir);
   if (models.length)
-    return new Error(
+    return new OptionError(
       `${option} ${dir} holds model folders, not a model (an experiments folder?): give one of them, ` +
         `e.g. ${option} ${path.join(dir, models[0])}`,
     );
@@ -99,10 +100,10 @@ export function checkNotUnfinishedRun(dir: string, option = '--model'): void {
 export function modelFolderError(dir: string, option: string): Error | null {
   const st = statIfThere(dir);
   if (st?.isDirectory()) return null;
-  if (st) return new Error(`${option} ${dir}: is a file, not a folder (give the model folder holding cxr.json)`);
+  if (st) return new OptionError(`${option} ${dir}: is a file, not a folder (give the model folder holding cxr.json)`);
   const where = path.isAbsolute(dir) ? '' : ` (${path.resolve(dir)})`;
   const why = missingPathWords(dir, `no such folder${where}`);
-  return new Error(
+  return new OptionError(
     `${option} ${dir}: ${why}: check the path; give the folder holding cxr.json (cxr train --out writes one)`,
   );
 }

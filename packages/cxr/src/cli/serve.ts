@@ -1,7 +1,8 @@
 // `cxr serve`: the HTTP API and the web page (see docs/api.md).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { intInRange, numberInRange, positiveInt } from './args';
+import { intInRange, numberInRange, OptionError, positiveInt } from './args';
 import { checkModelOption } from './model_folder';
+import { ModelLoadError } from '../models/load_error';
 import { z } from 'zod';
 import { createLogger, type Logger, resolveLogLevel } from '../log';
 import { ConfigFileError, isOrthancAuthError, loadOrthancConfig, OrthancClient } from '../pacs';
@@ -240,7 +241,15 @@ export function register(program: Command): void {
         // words, which name it with the password hidden: a configuration fault, not a bug, so no stack trace.
         // A token refused (CXR_API_TOKEN too short, a bad --tokens-file line) likewise: its message says what to do.
         // A Redis or Orthanc config file that cannot be read or is not JSON too: its message names the file.
-        if (e instanceof AuditStoreOpenError || e instanceof ApiTokenError || e instanceof ConfigFileError)
+        // A folder named by an option that is not there or not usable (OptionError) and a model folder that does not
+        // load (ModelLoadError) likewise: their messages name the folder and what to do.
+        if (
+          e instanceof AuditStoreOpenError ||
+          e instanceof ApiTokenError ||
+          e instanceof ConfigFileError ||
+          e instanceof OptionError ||
+          e instanceof ModelLoadError
+        )
           log.fatal({ code: e.code }, `${e.message}: not starting`);
         else log.fatal({ err: e }, e instanceof Error ? e.message : String(e));
         process.exit(1);

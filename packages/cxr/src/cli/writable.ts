@@ -7,6 +7,7 @@ import { type AuditStore, openAuditStore, redactUrl } from '../serve/audit';
 import { AuditStoreOpenError } from '../serve/audit_store';
 import { isPostgresUrl } from '../serve/audit_target';
 import { fileInPath } from '../paths';
+import { OptionError } from './args';
 
 /**
  * Makes `dir` if needed and proves it writable by writing and removing a probe file. With `keep`
@@ -64,7 +65,7 @@ export function checkDbFolder(db: string | undefined): void {
   const folder = path.dirname(path.resolve(file));
   // A file in the way (notes.txt/audit.db) is no folder made by mistake: the opener says it ("a file is in the way").
   if (!fs.existsSync(folder) && !fileInPath(file)) {
-    throw new Error(
+    throw new OptionError(
       `--db ${db}: the folder ${folder} does not exist: check the path (is the audit log elsewhere?), or create ` +
         'the folder first to start a new audit log there',
     );
