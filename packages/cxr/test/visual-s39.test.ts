@@ -17,6 +17,7 @@ import { confusionAt, evaluate, operatingPoints } from '../src/eval';
 import { confusionChart, writeComparison, writeReport } from '../src/report';
 import { htmlPage, MIN_CHART_SCALE } from '../src/report/html';
 import { renderSvg } from '../src/report/render';
+import { markLayer } from '../src/report/chart_style';
 import { launchChromium, noChromium } from './browser-fixture';
 import { syntheticScores } from './synthetic-scores';
 
@@ -188,4 +189,22 @@ test('a long command in the text breaks on a 390 px phone instead of widening th
   );
   const seen = await look(file, 390);
   assert.ok(seen.pageWidth <= 390, `the page is ${seen.pageWidth} px wide in a 390 px window`);
+});
+
+test('operating points at one threshold are one point named by both, not two dots on one spot', () => {
+  const at = { threshold: 0.265, sensitivity: 0.99, specificity: 0.9, precision: 0.95 };
+  const layer = markLayer(
+    [
+      { name: 'screening', ...at },
+      { name: 'balanced', ...at },
+      { name: 'strict', threshold: 0.6, sensitivity: 0.9, specificity: 0.97, precision: 0.98 },
+    ],
+    'fpr',
+    'tpr',
+  );
+  const labels = layer.data.values.map((v) => v.label);
+  assert.equal(labels.length, 2, `one point per threshold: ${labels.join(' | ')}`);
+  assert.ok(labels[0].startsWith('screening = balanced (t = 0.265)'), labels[0]);
+  assert.ok(labels[1].startsWith('strict (t = 0.600)'), labels[1]);
+  assert.equal(layer.encoding.color.scale.domain.length, 2, 'the legend lists the two points');
 });

@@ -95,8 +95,21 @@ export const config = {
 const markLabel = (m: MarkedPoint) =>
   `${m.name} (t = ${m.threshold.toFixed(3)}): sens ${pct(m.sensitivity)}, spec ${pct(m.specificity)}`;
 
+/**
+ * Operating points at one threshold as one point named by each ("screening = balanced"): a model whose screening
+ * point is its balanced one drew two dots on one spot, only the top one seen, while the legend listed two colours.
+ */
+export function mergeCoinciding(marks: readonly MarkedPoint[]): MarkedPoint[] {
+  const byThreshold = new Map<number, MarkedPoint>();
+  for (const m of marks) {
+    const same = byThreshold.get(m.threshold);
+    byThreshold.set(m.threshold, same ? { ...same, name: `${same.name} = ${m.name}` } : m);
+  }
+  return [...byThreshold.values()];
+}
+
 export function markLayer(marks: readonly MarkedPoint[], x: 'fpr' | 'recall', y: 'tpr' | 'precision') {
-  const values = marks.map((m) => ({
+  const values = mergeCoinciding(marks).map((m) => ({
     label: markLabel(m),
     fpr: m.specificity === null ? null : 1 - m.specificity,
     tpr: m.sensitivity,
