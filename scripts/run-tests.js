@@ -13,7 +13,12 @@ const root = path.join(__dirname, '..');
 // itself: after the suites, a process they left running fails the run (leftover-processes.js).
 // Beside TAP on stdout, test-times-reporter.mjs writes each test file's wall time to a file, read after the suite;
 // CXR_TEST_TIMES_DIR=DIR keeps every suite's whole list there (DIR/<suite>.txt).
-const nodeTest = ['node', '--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=tap'];
+// Two test files at a time: most of the cxr suite's time is waiting (a server starting, a service stopped, a
+// timer), not computing, so a 2-core machine runs two files in about the time of one. Every file uses its own
+// temporary folders, ports (the kernel's pick) and services (scripts/stack.sh in its own folder), so files do not
+// meet. CXR_TEST_CONCURRENCY=1 runs them one at a time (to tell a flaky file from load, say).
+const concurrency = process.env.CXR_TEST_CONCURRENCY || '2';
+const nodeTest = ['node', '--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-reporter=tap'];
 nodeTest.push(
   '--test-reporter-destination=stdout',
   `--test-reporter=${path.join(__dirname, 'test-times-reporter.mjs')}`,

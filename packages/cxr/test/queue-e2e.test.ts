@@ -141,10 +141,11 @@ test('sync --queue, two workers: one SR, SC and audit row per film; again, and a
   // one job at a time and holds it 2 s after its audit row: a job waits 2 s or more for a worker that is busy,
   // so both take jobs unless one is stalled for the 6 s the other takes over the four, however they are scheduled.
   const holding = { CXR_WORKER_PAUSE_AFTER_AUDIT_MS: '2000' };
-  const workers = [
-    await startWorker(holding, ['--concurrency', '1']),
-    await startWorker(holding, ['--concurrency', '1']),
-  ];
+  // Started side by side (each loads the engine and the model): the file waits for the slower, not for both.
+  const workers = await Promise.all([
+    startWorker(holding, ['--concurrency', '1']),
+    startWorker(holding, ['--concurrency', '1']),
+  ]);
   const state = path.join(dir, 'state.json');
   const sync = await cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']);
   assert.equal(sync.code, 0, sync.stderr);
@@ -159,11 +160,14 @@ test('sync --queue, two workers: one SR, SC and audit row per film; again, and a
   await assertOneResultEach(stack!, films);
   await assertOneAuditRowEach(films);
 
-  // Again, through the sync and a full backfill: every film is found done, nothing is queued.
-  const again = await cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']);
+  // Again, through the sync and a full backfill: every film is found done, nothing is queued. Neither queues
+  // anything when right, so they run side by side; the counts below would show a film queued twice.
+  const [again, backfill] = await Promise.all([
+    cxr(['orthanc', 'sync', '--once', '--since-start', '--queue', '--state', state, '--json']),
+    cxr(['enqueue', '--orthanc-all', '--json']),
+  ]);
   assert.equal(again.code, 0, again.stderr);
   assert.equal((JSON.parse(again.stdout) as { processed: number }).processed, 0, again.stderr);
-  const backfill = await cxr(['enqueue', '--orthanc-all', '--json']);
   assert.equal(backfill.code, 0, backfill.stderr);
   const b = JSON.parse(backfill.stdout) as Record<string, number>;
   assert.deepEqual(
@@ -188,13 +192,15 @@ test('sync --queue, two workers: one SR, SC and audit row per film; again, and a
     films.set(newUid, readSource(bytes).studyInstanceUid);
   }
   assert.equal(films.size, 8);
-  const batch = await cxr(['enqueue', '--orthanc-all', '--priority', 'normal', '--json']);
+  // This worker pauses after writing a job's audit row and before storing its SR and SC: it is
+  // killed there, the worst moment (a retry must neither add a second row nor lose the results). It is the only
+  // worker, so it starts while the batch is queued: whichever is first, it takes the batch's first job.
+  const [batch, doomed] = await Promise.all([
+    cxr(['enqueue', '--orthanc-all', '--priority', 'normal', '--json']),
+    startWorker({ CXR_WORKER_PAUSE_AFTER_AUDIT_MS: '60000' }, ['--concurrency', '1']),
+  ]);
   assert.equal(batch.code, 0, batch.stderr);
   assert.equal((JSON.parse(batch.stdout) as Record<string, number>).queued, 4, batch.stderr);
-
-  // This worker pauses after writing a job's audit row and before storing its SR and SC: it is
-  // killed there, the worst moment (a retry must neither add a second row nor lose the results).
-  const doomed = await startWorker({ CXR_WORKER_PAUSE_AFTER_AUDIT_MS: '60000' }, ['--concurrency', '1']);
   await waitFor(async () => (await auditRows()).total === 5, 60_000, 'the first audit row of the second batch');
   doomed.child.kill('SIGKILL');
   assert.equal(await doomed.exited, null, 'killed, not exited');

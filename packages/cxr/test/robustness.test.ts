@@ -1,6 +1,5 @@
-import { test, before, after } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +17,7 @@ import { splitByPatient } from '../src/data/split';
 import { RobustnessResult, readRobustnessResult, readRobustnessSummary } from '../src/robustness/metrics';
 import { runRobustness } from '../src/robustness/run';
 import { CLI, DATA, makeTinyModel, tempDir } from './serve-fixtures';
+import { spawnAsync } from './spawn-async';
 
 process.env.CXR_CACHE ??= path.join(os.tmpdir(), 'cxr-test-cache');
 const ROOT = path.join(DATA, 'chest_xray');
@@ -25,138 +25,39 @@ const TRAIN = path.join(ROOT, 'train');
 let dir = '';
 let model = '';
 let out = '';
-let run: { code: number | null; stdout: string; stderr: string };
+// The tests that rewrite the model's cxr.json use a copy of their own: the `cxr robustness` child reads the model
+// while they run.
+let ownModel = '';
+type Ran = { code: number | null; stdout: string; stderr: string };
+// The benchmark's child process, started in `before` and awaited by the tests that read its output: the
+// in-process tests run meanwhile.
+let running: Promise<Ran>;
+let run: Ran;
 
-function cxr(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+async function cxr(...args: string[]): Promise<Ran> {
+  const r = await spawnAsync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 before(async () => {
   dir = tempDir('robustness');
   model = await makeTinyModel(path.join(dir, 'model'), { inputSize: 32, tta: ['identity', 'zoom-in'] });
+  ownModel = path.join(dir, 'own-model');
+  fs.cpSync(model, ownModel, { recursive: true });
   out = path.join(dir, 'out');
-  run = cxr('robustness', '--model', model, '--data', TRAIN, '--limit', '4', '--seed', '3', '--json', '--out', out);
+  running = cxr('robustness', '--model', model, '--data', TRAIN, '--limit', '4', '--seed', '3', '--json', '--out', out);
 });
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(async () => {
+  await running;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 const result = () => RobustnessResult.parse(JSON.parse(run.stdout));
-
-test('--json prints exactly one JSON object of the documented shape', () => {
-  assert.equal(run.code, 0, run.stderr);
-  assert.equal(run.stdout.trim().split('\n').length, 1);
-  const r = result();
-  assert.equal(r.data.n, 8);
-  assert.deepEqual([r.data.normal, r.data.pneumonia], [4, 4]);
-  // Named relative to the folder benchmarked (portable), each a film in it.
-  assert.ok(
-    r.data.files.every((f) => /^(NORMAL|PNEUMONIA)\/[^/]+$/.test(f) && fs.existsSync(path.join(TRAIN, f))),
-    r.data.files.join(', '),
-  );
-  assert.deepEqual(r.tta, ['identity', 'zoom-in']);
-  assert.equal(r.operatingPoint.threshold, 0.5);
-  for (const row of r.rows) {
-    for (const k of [
-      'change',
-      'strength',
-      'auc',
-      'sensitivity',
-      'specificity',
-      'normalScoreShift',
-      'pneumoniaScoreShift',
-      'ece',
-      'n',
-    ]) {
-      assert.ok(k in row, `row has ${k}`);
-    }
-    assert.equal(row.n, 8);
-  }
-  assert.ok(r.summary.perturbedRows === r.rows.length - 1);
-});
-
-test('the clean row is strength 0 and equals `cxr evaluate` on the same images', async () => {
-  const r = result();
-  const clean = r.rows.filter((x) => x.strength === 0);
-  assert.equal(clean.length, 1);
-  assert.equal(clean[0].change, 'clean');
-  assert.equal(clean[0].normalScoreShift, 0);
-  // The same eight films copied into a folder of their own, scored by the evaluation command.
-  const copy = path.join(dir, 'copy');
-  for (const f of r.data.files) {
-    const cls = path.basename(path.dirname(f));
-    fs.mkdirSync(path.join(copy, cls), { recursive: true });
-    fs.copyFileSync(path.join(TRAIN, f), path.join(copy, cls, path.basename(f)));
-  }
-  await initEngine();
-  const m = await runEvaluation({ modelDir: model, data: copy, warn: () => {} });
-  assert.ok(Math.abs(m.auc! - clean[0].auc!) < 1e-12);
-  assert.equal(m.sensitivity, clean[0].sensitivity);
-  assert.equal(m.specificity, clean[0].specificity);
-  assert.equal(r.summary.cleanSpecificity, clean[0].specificity);
-});
-
-test('every change appears at three or more strengths, and the summary is computed over them', () => {
-  const r = result();
-  for (const name of CHANGE_NAMES) {
-    const strengths = r.rows.filter((x) => x.change === name).map((x) => x.strength);
-    assert.ok(new Set(strengths).size >= 3 && strengths.every((s) => s > 0), `${name}: ${strengths}`);
-  }
-  const perturbed = r.rows.filter((x) => x.strength > 0);
-  const specs = perturbed.map((x) => x.specificity!);
-  assert.ok(Math.abs(r.summary.robustSpecificity! - specs.reduce((a, b) => a + b, 0) / specs.length) < 1e-12);
-  assert.equal(r.summary.worstSpecificity!.value, Math.min(...specs));
-  assert.ok(Math.abs(r.summary.meanEce - perturbed.reduce((a, x) => a + x.ece, 0) / perturbed.length) < 1e-12);
-  const sens = perturbed.map((x) => x.sensitivity!);
-  assert.ok(Math.abs(r.summary.robustSensitivity! - sens.reduce((a, b) => a + b, 0) / sens.length) < 1e-12);
-});
-
-test('a robustness.json written before robust sensitivity and the outside NORMAL count still reads', () => {
-  const old = JSON.parse(run.stdout);
-  delete old.summary.robustSensitivity;
-  delete old.outside.normal;
-  const runDir = path.join(dir, 'old-result');
-  fs.mkdirSync(path.join(runDir, 'robustness'), { recursive: true });
-  fs.writeFileSync(path.join(runDir, 'robustness', 'robustness.json'), JSON.stringify(old));
-  const summary = readRobustnessSummary(runDir)!;
-  // Robust sensitivity is recomputed from the rows the old file holds.
-  assert.equal(summary.robustSensitivity, result().summary.robustSensitivity);
-  assert.equal(summary.robustSpecificity, result().summary.robustSpecificity);
-  assert.equal(readRobustnessResult(runDir)!.outside!.normal, undefined);
-});
-
-test('an inverted film changes the scores', () => {
-  const inv = result().rows.find((x) => x.change === 'invert' && x.strength === 1)!;
-  assert.ok(Math.abs(inv.normalScoreShift!) > 1e-4 || Math.abs(inv.pneumoniaScoreShift!) > 1e-4, JSON.stringify(inv));
-});
-
-test("the outside check scores Kaggle's val folder beside the data", () => {
-  const o = result().outside!;
-  assert.equal(path.resolve(o.data), path.join(ROOT, 'val'));
-  assert.equal(o.n, 16);
-  assert.equal(o.normal, 8);
-});
-
-test('--out writes robustness.json, the plots and index.html', () => {
-  for (const m of ['specificity', 'sensitivity', 'auc', 'normalScoreShift', 'ece']) {
-    for (const ext of ['svg', 'png'])
-      assert.ok(fs.statSync(path.join(out, `robustness-${m}.${ext}`)).size > 1000, `${m}.${ext}`);
-  }
-  const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
-  assert.match(html, /<h1>Robustness to nuisance changes — tiny-test/);
-  assert.ok((html.match(/<svg role="img"/g) ?? []).length === 5);
-  assert.ok(
-    (html.match(/data:image\/png;base64,/g) ?? []).length === CHANGE_NAMES.length + 1,
-    'one example per change and the clean film',
-  );
-  const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(out, 'robustness.json'), 'utf8')));
-  assert.deepEqual(saved.rows, result().rows);
-  assert.deepEqual(readRobustnessSummary(out), result().summary);
-});
 
 test("a training root means the model's recorded validation split; without a record it is a clear error", async () => {
   await initEngine();
   const opts = {
-    modelDir: model,
+    modelDir: ownModel,
     data: ROOT,
     limit: 2,
     changes: ['invert', 'blur'],
@@ -165,14 +66,14 @@ test("a training root means the model's recorded validation split; without a rec
   };
   await assert.rejects(runRobustness(opts), /does not record its validation split/);
 
-  const meta = JSON.parse(fs.readFileSync(path.join(model, 'cxr.json'), 'utf8'));
+  const meta = JSON.parse(fs.readFileSync(path.join(ownModel, 'cxr.json'), 'utf8'));
   fs.writeFileSync(
-    path.join(model, 'cxr.json'),
+    path.join(ownModel, 'cxr.json'),
     JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
   );
   const r = await runRobustness(opts)
     .then((x) => x.result)
-    .finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+    .finally(() => fs.writeFileSync(path.join(ownModel, 'cxr.json'), JSON.stringify(meta)));
   assert.match(r.data.source, /validation split/);
   assert.equal(r.outside, null);
   assert.deepEqual(
@@ -190,17 +91,17 @@ test("a training root means the model's recorded validation split; without a rec
 
 test("cxr evaluate --split validation: the model's own validation split, metrics per file-name group", async () => {
   await initEngine();
-  const meta = JSON.parse(fs.readFileSync(path.join(model, 'cxr.json'), 'utf8'));
+  const meta = JSON.parse(fs.readFileSync(path.join(ownModel, 'cxr.json'), 'utf8'));
   fs.writeFileSync(
-    path.join(model, 'cxr.json'),
+    path.join(ownModel, 'cxr.json'),
     JSON.stringify({ ...meta, data: { valFraction: 0.15, splitSeed: 42 } }),
   );
   const run = (o: Partial<Parameters<typeof runEvaluation>[0]>) =>
-    runEvaluation({ modelDir: model, data: ROOT, split: 'validation', warn: () => {}, ...o });
+    runEvaluation({ modelDir: ownModel, data: ROOT, split: 'validation', warn: () => {}, ...o });
   const [m, byPeriod] = await Promise.all([
     run({ groups: groupPattern('^(NORMAL2|IM|person)') }),
     run({ periodGroups: true }),
-  ]).finally(() => fs.writeFileSync(path.join(model, 'cxr.json'), JSON.stringify(meta)));
+  ]).finally(() => fs.writeFileSync(path.join(ownModel, 'cxr.json'), JSON.stringify(meta)));
   const records = (await scanDataset(ROOT)).filter((x) => x.split === 'train');
   const val = splitByPatient(records, { valFraction: 0.15, seed: 42 }).val;
   assert.equal(m.n, val.length);
@@ -315,4 +216,122 @@ test('experiments --robustness adds robust and worst specificity and the mean EC
     .split('\n')
     .filter((l) => l.startsWith('| **'));
   assert.match(rows[1], /\| — \| — \| — \|/);
+});
+
+// After the in-process tests above, which ran while the child benchmarked.
+describe('cxr robustness --json --out', () => {
+  before(async () => {
+    run = await running;
+  });
+
+  test('--json prints exactly one JSON object of the documented shape', () => {
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim().split('\n').length, 1);
+    const r = result();
+    assert.equal(r.data.n, 8);
+    assert.deepEqual([r.data.normal, r.data.pneumonia], [4, 4]);
+    // Named relative to the folder benchmarked (portable), each a film in it.
+    assert.ok(
+      r.data.files.every((f) => /^(NORMAL|PNEUMONIA)\/[^/]+$/.test(f) && fs.existsSync(path.join(TRAIN, f))),
+      r.data.files.join(', '),
+    );
+    assert.deepEqual(r.tta, ['identity', 'zoom-in']);
+    assert.equal(r.operatingPoint.threshold, 0.5);
+    for (const row of r.rows) {
+      for (const k of [
+        'change',
+        'strength',
+        'auc',
+        'sensitivity',
+        'specificity',
+        'normalScoreShift',
+        'pneumoniaScoreShift',
+        'ece',
+        'n',
+      ]) {
+        assert.ok(k in row, `row has ${k}`);
+      }
+      assert.equal(row.n, 8);
+    }
+    assert.ok(r.summary.perturbedRows === r.rows.length - 1);
+  });
+
+  test('the clean row is strength 0 and equals `cxr evaluate` on the same images', async () => {
+    const r = result();
+    const clean = r.rows.filter((x) => x.strength === 0);
+    assert.equal(clean.length, 1);
+    assert.equal(clean[0].change, 'clean');
+    assert.equal(clean[0].normalScoreShift, 0);
+    // The same eight films copied into a folder of their own, scored by the evaluation command.
+    const copy = path.join(dir, 'copy');
+    for (const f of r.data.files) {
+      const cls = path.basename(path.dirname(f));
+      fs.mkdirSync(path.join(copy, cls), { recursive: true });
+      fs.copyFileSync(path.join(TRAIN, f), path.join(copy, cls, path.basename(f)));
+    }
+    await initEngine();
+    const m = await runEvaluation({ modelDir: model, data: copy, warn: () => {} });
+    assert.ok(Math.abs(m.auc! - clean[0].auc!) < 1e-12);
+    assert.equal(m.sensitivity, clean[0].sensitivity);
+    assert.equal(m.specificity, clean[0].specificity);
+    assert.equal(r.summary.cleanSpecificity, clean[0].specificity);
+  });
+
+  test('every change appears at three or more strengths, and the summary is computed over them', () => {
+    const r = result();
+    for (const name of CHANGE_NAMES) {
+      const strengths = r.rows.filter((x) => x.change === name).map((x) => x.strength);
+      assert.ok(new Set(strengths).size >= 3 && strengths.every((s) => s > 0), `${name}: ${strengths}`);
+    }
+    const perturbed = r.rows.filter((x) => x.strength > 0);
+    const specs = perturbed.map((x) => x.specificity!);
+    assert.ok(Math.abs(r.summary.robustSpecificity! - specs.reduce((a, b) => a + b, 0) / specs.length) < 1e-12);
+    assert.equal(r.summary.worstSpecificity!.value, Math.min(...specs));
+    assert.ok(Math.abs(r.summary.meanEce - perturbed.reduce((a, x) => a + x.ece, 0) / perturbed.length) < 1e-12);
+    const sens = perturbed.map((x) => x.sensitivity!);
+    assert.ok(Math.abs(r.summary.robustSensitivity! - sens.reduce((a, b) => a + b, 0) / sens.length) < 1e-12);
+  });
+
+  test('a robustness.json written before robust sensitivity and the outside NORMAL count still reads', () => {
+    const old = JSON.parse(run.stdout);
+    delete old.summary.robustSensitivity;
+    delete old.outside.normal;
+    const runDir = path.join(dir, 'old-result');
+    fs.mkdirSync(path.join(runDir, 'robustness'), { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'robustness', 'robustness.json'), JSON.stringify(old));
+    const summary = readRobustnessSummary(runDir)!;
+    // Robust sensitivity is recomputed from the rows the old file holds.
+    assert.equal(summary.robustSensitivity, result().summary.robustSensitivity);
+    assert.equal(summary.robustSpecificity, result().summary.robustSpecificity);
+    assert.equal(readRobustnessResult(runDir)!.outside!.normal, undefined);
+  });
+
+  test('an inverted film changes the scores', () => {
+    const inv = result().rows.find((x) => x.change === 'invert' && x.strength === 1)!;
+    assert.ok(Math.abs(inv.normalScoreShift!) > 1e-4 || Math.abs(inv.pneumoniaScoreShift!) > 1e-4, JSON.stringify(inv));
+  });
+
+  test("the outside check scores Kaggle's val folder beside the data", () => {
+    const o = result().outside!;
+    assert.equal(path.resolve(o.data), path.join(ROOT, 'val'));
+    assert.equal(o.n, 16);
+    assert.equal(o.normal, 8);
+  });
+
+  test('--out writes robustness.json, the plots and index.html', () => {
+    for (const m of ['specificity', 'sensitivity', 'auc', 'normalScoreShift', 'ece']) {
+      for (const ext of ['svg', 'png'])
+        assert.ok(fs.statSync(path.join(out, `robustness-${m}.${ext}`)).size > 1000, `${m}.${ext}`);
+    }
+    const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
+    assert.match(html, /<h1>Robustness to nuisance changes — tiny-test/);
+    assert.ok((html.match(/<svg role="img"/g) ?? []).length === 5);
+    assert.ok(
+      (html.match(/data:image\/png;base64,/g) ?? []).length === CHANGE_NAMES.length + 1,
+      'one example per change and the clean film',
+    );
+    const saved = RobustnessResult.parse(JSON.parse(fs.readFileSync(path.join(out, 'robustness.json'), 'utf8')));
+    assert.deepEqual(saved.rows, result().rows);
+    assert.deepEqual(readRobustnessSummary(out), result().summary);
+  });
 });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnAsync } from './spawn-async';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 export const STACK_SH = path.join(REPO, 'scripts', 'stack.sh');
@@ -22,6 +23,19 @@ export function stackCmd(
 ): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(STACK_SH, [cmd, ...services], {
     encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, CXR_STACK_DIR: dir },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** stackCmd without blocking this process: for tests that run side by side and time their own answers. */
+export async function stackCmdAsync(
+  dir: string,
+  cmd: string,
+  services: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await spawnAsync(STACK_SH, [cmd, ...services], {
     timeout: 300_000,
     env: { ...process.env, CXR_STACK_DIR: dir },
   });
@@ -90,6 +104,24 @@ export function startStack(prefix: string, services: string[] = []): Stack {
     throw new Error(`stack.sh up failed (${up.code}):\n${up.stdout}\n${up.stderr}`);
   }
   return { dir, env: parseEnv(fs.readFileSync(path.join(dir, 'env'), 'utf8')), up };
+}
+
+/** startStack without blocking this process (stackCmdAsync). */
+export async function startStackAsync(prefix: string, services: string[] = []): Promise<Stack> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-${prefix}-`));
+  const up = await stackCmdAsync(dir, 'up', services);
+  if (up.code !== 0) {
+    await stackCmdAsync(dir, 'kill');
+    throw new Error(`stack.sh up failed (${up.code}):\n${up.stdout}\n${up.stderr}`);
+  }
+  return { dir, env: parseEnv(fs.readFileSync(path.join(dir, 'env'), 'utf8')), up };
+}
+
+/** stopStack without blocking this process. */
+export async function stopStackAsync(stack: Stack | undefined): Promise<void> {
+  if (!stack) return;
+  await stackCmdAsync(stack.dir, 'kill');
+  fs.rmSync(stack.dir, { recursive: true, force: true });
 }
 
 /** Stops the stack at once (`stack.sh kill`: its data folder is thrown away, so no clean shutdown). */
