@@ -32,6 +32,24 @@ export function launchChromium(): Promise<Browser> {
 }
 
 /**
+ * One Chromium for a file's tests (the report pages' look, say): launched before them where there is one, closed
+ * after them. `browser()` gives it; a test that runs without one should have been skipped (noChromium).
+ */
+export function browserForFile(): () => Browser {
+  let browser: Browser | undefined;
+  before(async () => {
+    if (!noChromium) browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => {
+    if (!browser) throw new Error(`no browser for this test: ${noChromium || 'it was not launched'}`);
+    return browser;
+  };
+}
+
+/**
  * `cxr serve` in this process on a free port with the page and `modelDir`, its audit log in `dir`. `rebuild`
  * builds the page first even when a build is there (a test of the page as the sources stand); `options`
  * are more of the server's options (e.g. `maxUploadBytes`, or `port` to start it again where it was).

@@ -1,5 +1,5 @@
-// cxr used as a library (docs/library.md): a program's process ends when its work is done, and the light entry
-// `@cxr/app/predict` loads no module only the command line needs. Each program runs in a child process of its own,
+// cxr used as a library (docs/library.md): a program's process ends when its work is done (the light entry's
+// packages are package-predict-entry's subject). Each program runs in a child process of its own,
 // with a fresh require.cache, and finds the package by name, as an installed one would.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,45 +62,4 @@ test('a program done with a PostgreSQL audit log that forgot close() exits at on
   // The documented close: it returns (what follows it runs), and the process ends at once.
   assert.ok(/^closed$/m.test(closed.stdout), closed.stdout);
   assert.ok(closed.tailMs < 10_000, `after close() the process ran ${closed.tailMs} ms more`);
-});
-
-/** Packages only the command line uses: progress bars, argument parsing, the log's pretty printer, the page build. */
-const CLI_ONLY = ['cli-progress', 'commander', 'pino-pretty', 'esbuild'];
-
-test('@cxr/app/predict loads no package of the command line; a progress bar still shows on a terminal', async () => {
-  const program = `
-const loaded = () => {
-  const pkgs = new Set();
-  for (const f of Object.keys(require.cache)) {
-    const i = f.lastIndexOf('/node_modules/');
-    if (i < 0) continue;
-    const [a, b] = f.slice(i + 14).split('/');
-    pkgs.add(a.startsWith('@') ? a + '/' + b : a);
-  }
-  return [...pkgs];
-};
-const entry = require('@cxr/app/predict');
-if (typeof entry.runBatch !== 'function') throw new Error('no runBatch');
-const atLoad = loaded();
-const cliModules = Object.keys(require.cache).filter((f) => f.includes('/dist/src/cli/'));
-// What runBatch shows on a terminal: the bar loads its package then, and works.
-const { startProgress } = require('./packages/cxr/dist/src/data/progress.js');
-const bar = startProgress('predict', 2, true);
-bar.tick();
-bar.stop();
-console.log(JSON.stringify({ atLoad, cliModules, afterBar: loaded() }));`;
-  const { stdout } = await runProgram(program);
-  const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as {
-    atLoad: string[];
-    cliModules: string[];
-    afterBar: string[];
-  };
-  assert.ok(r.atLoad.includes('@tensorflow/tfjs-core'), `the engine is loaded: ${r.atLoad.join(' ')}`);
-  assert.deepEqual(
-    CLI_ONLY.filter((p) => r.atLoad.includes(p)),
-    [],
-    'the library entry loaded these command-line packages',
-  );
-  assert.deepEqual(r.cliModules, [], 'the library entry loaded modules of src/cli');
-  assert.ok(r.afterBar.includes('cli-progress'), 'a progress bar shown loads cli-progress');
 });

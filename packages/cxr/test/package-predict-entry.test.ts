@@ -23,16 +23,21 @@ async function run(program: string, esm = false): Promise<unknown> {
   return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
 }
 
+/** A child program's function listing the packages in its require.cache, sorted. */
+const LOADED_PACKAGES = `
+const loadedPackages = () => {
+  const pkgs = new Set();
+  for (const f of Object.keys(require.cache)) {
+    const i = f.lastIndexOf('/node_modules/');
+    if (i < 0) continue;
+    const [a, b] = f.slice(i + 14).split('/');
+    pkgs.add(a.startsWith('@') ? a + '/' + b : a);
+  }
+  return [...pkgs].sort();
+};`;
 /** The packages in require.cache, printed as the child's last line. */
-const PRINT_PACKAGES = `
-const pkgs = new Set();
-for (const f of Object.keys(require.cache)) {
-  const i = f.lastIndexOf('/node_modules/');
-  if (i < 0) continue;
-  const [a, b] = f.slice(i + 14).split('/');
-  pkgs.add(a.startsWith('@') ? a + '/' + b : a);
-}
-console.log(JSON.stringify([...pkgs].sort()));`;
+const PRINT_PACKAGES = `${LOADED_PACKAGES}
+console.log(JSON.stringify(loadedPackages()));`;
 
 let dir = '';
 let modelDir = '';
@@ -143,4 +148,33 @@ describe("the entry's types", { concurrency: true }, () => {
       assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     });
   }
+});
+
+/** Packages only the command line uses: progress bars, argument parsing, the log's pretty printer, the page build. */
+const CLI_ONLY = ['cli-progress', 'commander', 'pino-pretty', 'esbuild'];
+
+test('@cxr/app/predict loads no package of the command line; a progress bar still shows on a terminal', async () => {
+  const r = (await run(`${LOADED_PACKAGES}
+const entry = require('@cxr/app/predict');
+if (typeof entry.runBatch !== 'function') throw new Error('no runBatch');
+const atLoad = loadedPackages();
+const cliModules = Object.keys(require.cache).filter((f) => f.includes('/dist/src/cli/'));
+// What runBatch shows on a terminal: the bar loads its package then, and works.
+const { startProgress } = require('./packages/cxr/dist/src/data/progress.js');
+const bar = startProgress('predict', 2, true);
+bar.tick();
+bar.stop();
+console.log(JSON.stringify({ atLoad, cliModules, afterBar: loadedPackages() }));`)) as {
+    atLoad: string[];
+    cliModules: string[];
+    afterBar: string[];
+  };
+  assert.ok(r.atLoad.includes('@tensorflow/tfjs-core'), `the engine is loaded: ${r.atLoad.join(' ')}`);
+  assert.deepEqual(
+    CLI_ONLY.filter((p) => r.atLoad.includes(p)),
+    [],
+    'the library entry loaded these command-line packages',
+  );
+  assert.deepEqual(r.cliModules, [], 'the library entry loaded modules of src/cli');
+  assert.ok(r.afterBar.includes('cli-progress'), 'a progress bar shown loads cli-progress');
 });

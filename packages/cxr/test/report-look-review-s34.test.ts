@@ -2,33 +2,20 @@
 // screen (its figures' grid and its tables used to widen the whole page), every table that scrolls sideways
 // takes keyboard focus (axe's scrollable-region-focusable, which the comparison pages failed), and the
 // reliability diagram's histogram of image counts ticks whole images, not 0.5 and 1.5.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { evaluate, operatingPoints, reliabilityBins } from '../src/eval';
 import { reliabilityChart, trainingChart, writeComparison, writeReport } from '../src/report';
 import { renderSvg } from '../src/report/render';
-import { axeProblems, launchChromium, noChromium } from './browser-fixture';
+import { axeProblems, browserForFile, noChromium } from './browser-fixture';
+import { tempDirsRemovedAfter } from './temp-dirs';
 import { syntheticScores } from './synthetic-scores';
 
-const made: string[] = [];
-let browser: Browser | undefined;
-before(async () => {
-  if (!noChromium) browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-s34-look-${name}-`));
-  made.push(dir);
-  return dir;
-}
+const browser = browserForFile();
+const newDir = tempDirsRemovedAfter();
+const tmpDir = (name: string) => newDir(`s34-look-${name}`);
 
 const synthetic = (n: number, nPos: number, seed: number) => syntheticScores(n, nPos, seed, 1.2);
 
@@ -39,7 +26,7 @@ const writeJson = (file: string, value: unknown) => {
 
 /** How wide the page at `file` is in a `width` px window, and what axe finds there. */
 async function look(file: string, width: number): Promise<{ pageWidth: number; axe: string[] }> {
-  const context = await browser!.newContext({ viewport: { width, height: 800 } });
+  const context = await browser().newContext({ viewport: { width, height: 800 } });
   try {
     const page = await context.newPage();
     await page.goto(`file://${file}`);

@@ -7,35 +7,22 @@
 // - a long command or path in <code> (the robustness page's "Run it again" with a --changes list) breaks rather than
 //   widening a phone's page;
 // - the comparison table's column headings wrap, so on a 1280 px screen its last column (Run) is not cut off.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { confusionAt, evaluate, operatingPoints } from '../src/eval';
 import { confusionChart, writeComparison, writeReport } from '../src/report';
 import { htmlPage, MIN_CHART_SCALE } from '../src/report/html';
 import { renderSvg } from '../src/report/render';
 import { markLayer } from '../src/report/chart_style';
-import { launchChromium, noChromium } from './browser-fixture';
+import { browserForFile, noChromium } from './browser-fixture';
+import { tempDirsRemovedAfter } from './temp-dirs';
 import { syntheticScores } from './synthetic-scores';
 
-const made: string[] = [];
-let browser: Browser | undefined;
-before(async () => {
-  if (!noChromium) browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(name: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cxr-s39-visual-${name}-`));
-  made.push(dir);
-  return dir;
-}
+const browser = browserForFile();
+const newDir = tempDirsRemovedAfter();
+const tmpDir = (name: string) => newDir(`s39-visual-${name}`);
 
 const writeJson = (file: string, value: unknown) => {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -81,7 +68,7 @@ interface Look {
 
 /** The page at `file` in a `width` px window: its width, how large its charts are drawn, whether tables fit. */
 async function look(file: string, width: number): Promise<Look> {
-  const context = await browser!.newContext({ viewport: { width, height: 800 } });
+  const context = await browser().newContext({ viewport: { width, height: 800 } });
   try {
     const page = await context.newPage();
     await page.goto(`file://${file}`);
