@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cardStatus } from '../src/cli/card';
+import { cardStatus } from '../src/models/card_status';
 import { initEngine } from '../src/engine';
 import { runTraining } from '../src/train/run';
 import { CHEST_XRAY, haveData, tempDir } from './ood-fixtures';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { makeTinyModel, tempDir } from './serve-fixtures';
-import { compileConsumer } from './package-consumer';
+import { compileConsumer, STRICT_NODE16 } from './package-consumer';
 import { spawnAsync } from './spawn-async';
 
 const pkgDir = path.resolve(__dirname, '..', '..');
@@ -151,15 +151,7 @@ describe('@cxr/app as an installed package', { concurrency: true }, () => {
     timeout: 240_000,
   }, async () => {
     // The program sits outside the package and finds it as an installed one would: node_modules/@cxr/app.
-    const r = await compileConsumer('package-consumer', 'consumer.ts', CONSUMER, [
-      '--noEmit',
-      '--strict',
-      '--skipLibCheck',
-      '--module',
-      'node16',
-      '--target',
-      'es2022',
-    ]);
+    const r = await compileConsumer('package-consumer', 'consumer.ts', CONSUMER, STRICT_NODE16);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   });
 

@@ -8,6 +8,9 @@ import { type Ended, spawnAsync } from './spawn-async';
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const TSC = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 
+/** How a strict program of a user's is checked against the package (its own dependencies' types not checked). */
+export const STRICT_NODE16 = ['--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--target', 'es2022'];
+
 /** tsc ARGS on `file` (holding `source`) in a temp folder of its own, removed after; tsc's answer. */
 export async function compileConsumer(
   prefix: string,

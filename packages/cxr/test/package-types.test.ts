@@ -5,7 +5,7 @@
 // compile, strict.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { compileConsumer } from './package-consumer';
+import { compileConsumer, STRICT_NODE16 } from './package-consumer';
 
 const PROGRAM = `
 import {
@@ -66,14 +66,6 @@ export async function main(dir: string, redisUrl: string): Promise<void> {
 `;
 
 test('a program names every type of the library API from the package entry, strict', async () => {
-  const r = await compileConsumer('package-types', 'program.ts', PROGRAM, [
-    '--noEmit',
-    '--strict',
-    '--skipLibCheck',
-    '--module',
-    'node16',
-    '--target',
-    'es2022',
-  ]);
+  const r = await compileConsumer('package-types', 'program.ts', PROGRAM, STRICT_NODE16);
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
 });

@@ -4,13 +4,13 @@
 // reliability diagram's histogram of image counts ticks whole images, not 0.5 and 1.5.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { evaluate, operatingPoints, reliabilityBins } from '../src/eval';
-import { reliabilityChart, trainingChart, writeComparison, writeReport } from '../src/report';
+import { evaluate, reliabilityBins } from '../src/eval';
+import { reliabilityChart, trainingChart, writeComparison } from '../src/report';
 import { renderSvg } from '../src/report/render';
 import { axeProblems, browserForFile, noChromium } from './browser-fixture';
 import { tempDirsRemovedAfter } from './temp-dirs';
+import { reportedRun } from './reported-run';
 import { syntheticScores } from './synthetic-scores';
 
 const browser = browserForFile();
@@ -18,11 +18,6 @@ const newDir = tempDirsRemovedAfter();
 const tmpDir = (name: string) => newDir(`s34-look-${name}`);
 
 const synthetic = (n: number, nPos: number, seed: number) => syntheticScores(n, nPos, seed, 1.2);
-
-const writeJson = (file: string, value: unknown) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value));
-};
 
 /** How wide the page at `file` is in a `width` px window, and what axe finds there. */
 async function look(file: string, width: number): Promise<{ pageWidth: number; axe: string[] }> {
@@ -41,21 +36,7 @@ test("a run's report on a 390 px phone: no wider than the screen, tables scroll 
   skip: noChromium,
 }, async () => {
   const dir = tmpDir('run');
-  const val = synthetic(60, 35, 1);
-  const ops = operatingPoints(val.labels, val.probs);
-  writeJson(path.join(dir, 'cxr.json'), {
-    name: 'tiny',
-    version: '0.0.1',
-    arch: 'cxrnet',
-    inputSize: 32,
-    thresholds: { screening: ops.screening.threshold, balanced: ops.balanced.threshold },
-  });
-  writeJson(path.join(dir, 'predictions', 'val.json'), val);
-  writeJson(
-    path.join(dir, 'metrics', 'val.json'),
-    evaluate(val.labels, val.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 50, seed: 1 } }),
-  );
-  await writeReport(dir);
+  await reportedRun(dir, synthetic(60, 35, 1), 'tiny');
   const { pageWidth, axe } = await look(path.join(dir, 'report', 'index.html'), 390);
   assert.ok(pageWidth <= 390, `the page is ${pageWidth} px wide in a 390 px window`);
   assert.deepEqual(axe, []);

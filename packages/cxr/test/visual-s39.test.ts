@@ -11,42 +11,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { confusionAt, evaluate, operatingPoints } from '../src/eval';
-import { confusionChart, writeComparison, writeReport } from '../src/report';
+import { confusionAt, evaluate } from '../src/eval';
+import { confusionChart, writeComparison } from '../src/report';
 import { htmlPage, MIN_CHART_SCALE } from '../src/report/html';
 import { renderSvg } from '../src/report/render';
 import { markLayer } from '../src/report/chart_style';
 import { browserForFile, noChromium } from './browser-fixture';
 import { tempDirsRemovedAfter } from './temp-dirs';
+import { reportedRun } from './reported-run';
 import { syntheticScores } from './synthetic-scores';
 
 const browser = browserForFile();
 const newDir = tempDirsRemovedAfter();
 const tmpDir = (name: string) => newDir(`s39-visual-${name}`);
 
-const writeJson = (file: string, value: unknown) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value));
-};
-
 const svgWidth = (svg: string) => Number(/<svg\b[^>]*?\swidth="([\d.]+)"/.exec(svg)?.[1]);
 
 /** A run folder with a model card, validation scores and a ten-epoch training log (so its report has every chart). */
 async function runWithReport(dir: string, seed: number): Promise<void> {
-  const val = syntheticScores(80, 50, seed, 1.2);
-  const ops = operatingPoints(val.labels, val.probs);
-  writeJson(path.join(dir, 'cxr.json'), {
-    name: `run-${seed}`,
-    version: '0.0.1',
-    arch: 'cxrnet',
-    inputSize: 32,
-    thresholds: { screening: ops.screening.threshold, balanced: ops.balanced.threshold },
-  });
-  writeJson(path.join(dir, 'predictions', 'val.json'), val);
-  writeJson(
-    path.join(dir, 'metrics', 'val.json'),
-    evaluate(val.labels, val.probs, { threshold: ops.balanced.threshold, bootstrap: { n: 50, seed: 1 } }),
-  );
   const log = Array.from({ length: 10 }, (_, i) => ({
     epoch: i + 1,
     loss: 0.6 - i * 0.04,
@@ -54,8 +36,7 @@ async function runWithReport(dir: string, seed: number): Promise<void> {
     val_auc: 0.9 + i * 0.008,
     val_accuracy: 0.85 + i * 0.01 - (i % 2) * 0.02,
   }));
-  fs.writeFileSync(path.join(dir, 'log.jsonl'), log.map((l) => JSON.stringify(l)).join('\n'));
-  await writeReport(dir);
+  await reportedRun(dir, syntheticScores(80, 50, seed, 1.2), `run-${seed}`, log);
 }
 
 interface Look {
